@@ -1,0 +1,51 @@
+"""graphopt: graph-level compiler passes for ONNX detection models.
+
+Public API: `optimize`, `quantize`, `GraphoptError` (and subclasses in `graphopt.errors`),
+`graphopt.analysis.post_dominator_tree`, `graphopt.analysis.fuse_ops`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from graphopt.api import optimize, optimize_with_report
+from graphopt.errors import (
+    BackendError,
+    GraphoptError,
+    LoadError,
+    PassError,
+    PipelineError,
+    QuantizeError,
+    SaveError,
+    VerifyError,
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Heavier entry points load on first use so `import graphopt` stays fast.
+    if name == "quantize":
+        from graphopt.quant.api import quantize
+
+        return quantize
+    if name in ("merge", "split"):
+        from graphopt import multitask
+
+        return getattr(multitask, name)
+    raise AttributeError(f"module 'graphopt' has no attribute {name!r}")
+
+
+__all__ = [
+    "BackendError",
+    "GraphoptError",
+    "LoadError",
+    "PassError",
+    "PipelineError",
+    "QuantizeError",
+    "SaveError",
+    "VerifyError",
+    "__version__",
+    "optimize",
+    "optimize_with_report",
+]

@@ -1,0 +1,3 @@
+from graphopt.cli import run_cli
+
+run_cli()

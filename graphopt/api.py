@@ -1,0 +1,93 @@
+"""The public Python API: `optimize` (and `optimize_with_report` for tools that show what it did).
+
+`quantize`, `merge` and the other entry points live in their own modules and are re-exported by
+`graphopt/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from graphopt.ir import Graph, load_model
+from graphopt.ir.model_io import ModelLike
+from graphopt.passes.base import PassContext
+from graphopt.pipeline import (
+    DumpInstrument,
+    PassManager,
+    Pipeline,
+    RunReport,
+    StatsInstrument,
+    VerifyInstrument,
+    load_pipeline,
+)
+
+
+def optimize(
+    model: ModelLike, pipeline: str | Path | Pipeline | None = None, **options: Any
+) -> onnx.ModelProto:
+    """Optimize an ONNX model with a pipeline of passes and return the new model.
+
+    `model`: a path, bytes, `onnx.ModelProto` (never mutated) or onnx-graphsurgeon `Graph`.
+    `pipeline`: None (the built-in `default`), a built-in name (`default`, `ort-cpu`,
+    `tensorrt`, ...) or a path to a pipeline YAML file.
+
+    Options: `opt_level` (int, default 2), `disable` (pass names to skip), `verify_each`
+    (run the ONNX checker after every pass), `dump_dir` (write the model after each pass),
+    `explain` (record why pattern rules applied or refused), and pass-specific options that
+    passes read from the context (e.g. `rule_files`).
+
+    The result is numerically equivalent to the input, keeps every graph input and output name,
+    dtype and shape, and passes `onnx.checker.check_model(full_check=True)`.
+    """
+    return optimize_with_report(model, pipeline, **options)[0]
+
+
+def optimize_with_report(
+    model: ModelLike, pipeline: str | Path | Pipeline | None = None, **options: Any
+) -> tuple[onnx.ModelProto, RunReport]:
+    """`optimize`, also returning per-pass timing, node counts and stats."""
+    start = time.perf_counter()
+    proto = load_model(model)
+    pipe = load_pipeline(pipeline)
+    ctx = make_context(pipe, **options)
+    report = RunReport(pipe.name)
+    ctx.instruments.insert(0, StatsInstrument(report))
+    graph = Graph(proto)
+    PassManager(pipe).run(graph, ctx)
+    result = graph.commit()
+    report.seconds = time.perf_counter() - start
+    report.explain = list(ctx.explain)
+    return result, report
+
+
+def make_context(
+    pipeline: Pipeline,
+    *,
+    opt_level: int | None = None,
+    disable: Iterable[str] = (),
+    verify_each: bool = False,
+    dump_dir: str | Path | None = None,
+    explain: bool = False,
+    **pass_options: Any,
+) -> PassContext:
+    """A `PassContext` for running `pipeline` with the user's options."""
+    ctx = PassContext(
+        disabled=set(disable), options=dict(pass_options), record_explanations=explain
+    )
+    if opt_level is not None:
+        ctx.opt_level = opt_level
+        ctx.options["opt_level"] = opt_level
+    elif pipeline.opt_level is not None:
+        ctx.opt_level = pipeline.opt_level
+    if pipeline.rule_files:
+        ctx.options.setdefault("rule_files", []).extend(pipeline.rule_files)
+    if verify_each:
+        ctx.instruments.append(VerifyInstrument())
+    if dump_dir is not None:
+        ctx.instruments.append(DumpInstrument(dump_dir))
+    return ctx

@@ -1,0 +1,1 @@
+"""Runtime backends (onnxruntime, TensorRT). Leaves of the dependency graph, imported lazily."""

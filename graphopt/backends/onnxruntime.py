@@ -1,0 +1,171 @@
+"""onnxruntime as a verification and benchmarking backend.
+
+`session` builds an InferenceSession from a ModelProto, `example_feeds` makes inputs from the
+model's declared input types and shapes (or loads them from a `.npz`), and `compare` runs two
+models on the same feeds and reports the largest differences per output.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.errors import BackendError, VerifyError
+
+log = logging.getLogger("graphopt.backends.onnxruntime")
+
+LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def session(
+    model: onnx.ModelProto | str | Path,
+    *,
+    threads: int = 0,
+    level: str = "all",
+    optimized_path: str | None = None,
+) -> Any:
+    """An onnxruntime CPU InferenceSession for `model` at graph optimization `level`."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:  # pragma: no cover - onnxruntime is a hard dependency
+        raise BackendError("onnxruntime is not installed: pip install onnxruntime") from e
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    if optimized_path:
+        opts.optimized_model_filepath = optimized_path
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    try:
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BackendError(f"onnxruntime cannot load the model: {first}") from e
+
+
+_NP_TYPES: dict[int, type] = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+def input_specs(model: onnx.ModelProto) -> list[tuple[str, int, list[int | str]]]:
+    """(name, elem_type, dims) of the model's real inputs (initializer-backed inputs excluded)."""
+    inits = {t.name for t in model.graph.initializer}
+    specs = []
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        dims: list[int | str] = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim
+        ]
+        specs.append((vi.name, tt.elem_type, dims))
+    return specs
+
+
+def example_feeds(
+    model: onnx.ModelProto,
+    *,
+    seed: int = 0,
+    dims: dict[str, int] | None = None,
+    default_dim: int = 1,
+    npz: str | Path | None = None,
+) -> dict[str, np.ndarray]:
+    """Inputs for a numerical comparison: from `npz` if given, else seeded values of the declared
+    types and shapes (symbolic dims from `dims`, else `default_dim`; a symbolic spatial dim
+    of a 4-D image input gets 224 so convolutions have room)."""
+    if npz is not None:
+        try:
+            with np.load(npz) as data:
+                feeds = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as e:
+            raise VerifyError(f"{npz}: cannot read input feeds: {e}") from e
+        missing = [name for name, _, _ in input_specs(model) if name not in feeds]
+        if missing:
+            raise VerifyError(f"{npz}: no array for model input(s) {', '.join(missing)}")
+        return feeds
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, elem, shape in input_specs(model):
+        concrete = []
+        for axis, d in enumerate(shape):
+            if isinstance(d, int) and d > 0:
+                concrete.append(d)
+            elif dims and isinstance(d, str) and d in dims:
+                concrete.append(dims[d])
+            elif len(shape) == 4 and axis >= 2:
+                concrete.append(224)
+            else:
+                concrete.append(default_dim)
+        dtype = _NP_TYPES.get(elem)
+        if dtype is None:
+            raise VerifyError(
+                f"input {name!r} has element type {onnx.TensorProto.DataType.Name(elem)}, which example_feeds cannot make"
+            )
+        if np.issubdtype(dtype, np.floating):
+            feeds[name] = rng.standard_normal(concrete).astype(dtype)
+        elif dtype is np.bool_:
+            feeds[name] = rng.integers(0, 2, concrete).astype(bool)
+        else:
+            feeds[name] = rng.integers(0, 4, concrete).astype(dtype)
+    return feeds
+
+
+@dataclass
+class Difference:
+    output: str
+    max_abs: float
+    max_rel: float  # max |a-b| / max(|a|) over the output: robust to near-zero elements
+
+
+def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    sess = model_or_session if hasattr(model_or_session, "run") else session(model_or_session)
+    names = [o.name for o in sess.get_outputs()]
+    try:
+        values = sess.run(names, feeds)
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BackendError(f"onnxruntime failed to run the model: {first}") from e
+    return dict(zip(names, values, strict=True))
+
+
+def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> list[Difference]:
+    """Run both models on `feeds`; per output of the reference, the largest differences."""
+    ref = run(reference, feeds)
+    got = run(candidate, feeds)
+    diffs = []
+    for name, a in ref.items():
+        if name not in got:
+            raise VerifyError(f"output {name!r} is missing from the optimized model")
+        b = got[name]
+        if a.shape != b.shape:
+            raise VerifyError(f"output {name!r} changed shape: {a.shape} -> {b.shape}")
+        if a.size == 0:
+            diffs.append(Difference(name, 0.0, 0.0))
+            continue
+        if not np.issubdtype(a.dtype, np.number):
+            diffs.append(Difference(name, float(np.any(a != b)), float(np.any(a != b))))
+            continue
+        delta = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        scale = float(np.max(np.abs(a.astype(np.float64)))) or 1.0
+        diffs.append(Difference(name, float(delta.max()), float(delta.max()) / scale))
+    return diffs

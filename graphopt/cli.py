@@ -1,0 +1,81 @@
+"""The `graphopt` command line (also `python -m graphopt`).
+
+Each sub-command lives in `graphopt/commands/<name>.py` with `add_parser(subparsers)` and
+`run(args) -> int`. Every `GraphoptError` becomes one line on stderr and exit code 2; nothing is
+written unless it is complete (outputs are saved atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from graphopt import __version__
+from graphopt.errors import GraphoptError
+
+# Modules that define sub-commands, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "graphopt.commands.optimize",
+    "graphopt.commands.inspect",
+    "graphopt.commands.quantize",
+    "graphopt.commands.build",
+    "graphopt.commands.bench",
+    "graphopt.commands.check",
+    "graphopt.commands.merge",
+    "graphopt.commands.distill",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 already; keep it to one line plus the usage hint.
+        self.exit(2, f"graphopt: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="graphopt",
+        description="Graph-level compiler passes for ONNX models: fuse, simplify, quantize to "
+        "INT8 with entropy calibration, and hand off to TensorRT or onnxruntime.",
+    )
+    parser.add_argument("--version", action="version", version=f"graphopt {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log progress (-vv: debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # command not built yet
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="graphopt: %(message)s",
+    )
+    try:
+        return int(args.run(args) or 0)
+    except GraphoptError as e:
+        print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"graphopt {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+def run_cli() -> None:
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""`graphopt optimize IN -o OUT [--pipeline P] [--verify] [--stats] [--explain]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from graphopt.errors import VerifyError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "optimize",
+        help="run a pass pipeline over a model and write the result",
+        description="Optimize an ONNX model with a pass pipeline (built-in name or YAML file). "
+        "The output is written atomically, only when complete.",
+    )
+    p.add_argument("input", help="input .onnx file")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument(
+        "-p",
+        "--pipeline",
+        default=None,
+        help="built-in pipeline name (default, ort-cpu, tensorrt, ...) or a YAML file",
+    )
+    p.add_argument("--opt-level", type=int, default=None, help="skip passes above this level")
+    p.add_argument(
+        "--disable", action="append", default=[], metavar="PASS", help="skip a pass (repeatable)"
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run original and optimized in onnxruntime and report max differences",
+    )
+    p.add_argument(
+        "--inputs",
+        default=None,
+        metavar="NPZ",
+        help="feeds for --verify (default: seeded values of the declared shapes)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="--verify fails above this relative difference (default 1e-4)",
+    )
+    p.add_argument(
+        "--verify-each", action="store_true", help="run the ONNX checker after every pass"
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="run onnx.checker (full check) on the result before writing",
+    )
+    p.add_argument("--stats", action="store_true", help="print per-pass timing and statistics")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="list where each rewrite rule matched and why it refused elsewhere",
+    )
+    p.add_argument(
+        "--dump-dir",
+        default=None,
+        help="write the model after every changing pass into this folder",
+    )
+    p.add_argument(
+        "--external-data",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="store weights in a .data file (auto: as the input did, or when > 2 GiB)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import onnx
+
+    from graphopt.api import optimize_with_report
+    from graphopt.ir import load, save_model
+
+    loaded = load(args.input)
+    nodes_before = len(loaded.model.graph.node)
+    start = time.perf_counter()
+    optimized, report = optimize_with_report(
+        loaded.model,
+        args.pipeline,
+        opt_level=args.opt_level,
+        disable=args.disable,
+        verify_each=args.verify_each,
+        dump_dir=args.dump_dir,
+        explain=args.explain,
+    )
+    elapsed = time.perf_counter() - start
+    if args.check:
+        try:
+            onnx.checker.check_model(optimized, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            raise VerifyError(
+                f"the optimized model fails onnx.checker: {str(e).strip().splitlines()[0]}"
+            ) from e
+    worst = None
+    if args.verify:
+        from graphopt.backends.onnxruntime import compare, example_feeds
+
+        feeds = example_feeds(loaded.model, npz=args.inputs)
+        diffs = compare(loaded.model, optimized, feeds)
+        worst = max((d.max_rel for d in diffs), default=0.0)
+        for d in diffs:
+            print(f"verify: {d.output}: max abs diff {d.max_abs:.3g}, max rel diff {d.max_rel:.3g}")
+        if worst > args.tolerance:
+            raise VerifyError(
+                f"outputs differ by {worst:.3g} relative (> tolerance {args.tolerance:g}); nothing was written"
+            )
+    external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
+    save_model(optimized, args.output, external_data=external)
+    nodes_after = len(optimized.graph.node)
+    print(
+        f"{args.input}: {nodes_before} -> {nodes_after} nodes with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {args.output}"
+    )
+    if args.stats:
+        print_stats(report)
+    if args.explain:
+        print_explain(report)
+    return 0
+
+
+def print_stats(report) -> None:  # type: ignore[no-untyped-def]
+    seconds = report.seconds_by_pass()
+    print(f"{'pass':32} {'runs':>4} {'ms':>8} {'removed':>8}  stats")
+    for name, totals in report.totals().items():
+        extra = ", ".join(
+            f"{k}={v}" for k, v in totals.items() if k not in ("runs", "nodes_removed") and v
+        )
+        print(
+            f"{name:32} {totals['runs']:>4} {seconds[name] * 1000:>8.1f} {totals['nodes_removed']:>8}  {extra}"
+        )
+
+
+def print_explain(report) -> None:  # type: ignore[no-untyped-def]
+    by_rule: dict[str, list[tuple[str, str, str]]] = {}
+    for rule, node, outcome, reason in report.explain:
+        by_rule.setdefault(rule, []).append((node, outcome, reason))
+    if not by_rule:
+        print("explain: no rule was tried")
+    for rule, events in by_rule.items():
+        applied = [n for n, o, _ in events if o == "applied"]
+        refused = [(n, r) for n, o, r in events if o != "applied"]
+        print(f"rule {rule}: applied {len(applied)}, refused {len(refused)}")
+        for n in applied:
+            print(f"  applied at {n}")
+        for n, r in refused:
+            print(f"  refused at {n}: {r}")
+    sys.stdout.flush()

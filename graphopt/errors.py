@@ -1,0 +1,55 @@
+"""The one error hierarchy of graphopt.
+
+Every error the library raises on purpose is a `GraphoptError`; the CLI prints its message as one
+line and exits with code 2. Messages say what was wrong, where (file, node, op, tensor) and what
+to do about it.
+"""
+
+from __future__ import annotations
+
+
+class GraphoptError(Exception):
+    """Base class of every error graphopt raises on purpose."""
+
+
+class LoadError(GraphoptError):
+    """The input is not a readable, well-formed ONNX model."""
+
+
+class SaveError(GraphoptError):
+    """The output could not be written (nothing partial is left behind)."""
+
+
+class PassError(GraphoptError):
+    """A pass failed; the message names the pass, the node and its op."""
+
+    def __init__(self, message: str, *, pass_name: str = "", node: str = "", op: str = ""):
+        where = ", ".join(
+            part
+            for part in (
+                f"pass {pass_name}" if pass_name else "",
+                f"node {node!r}" if node else "",
+                f"op {op}" if op else "",
+            )
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.pass_name = pass_name
+        self.node = node
+        self.op = op
+
+
+class PipelineError(GraphoptError):
+    """A pipeline (YAML or name) is unknown or invalid; the message names file, line and choices."""
+
+
+class VerifyError(GraphoptError):
+    """A model failed verification (checker, or outputs differ from the original)."""
+
+
+class QuantizeError(GraphoptError):
+    """Calibration or Q/DQ insertion failed (bad calibration data, unsupported model, ...)."""
+
+
+class BackendError(GraphoptError):
+    """A runtime backend (onnxruntime, TensorRT) is missing or failed."""

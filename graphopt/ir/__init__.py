@@ -1,0 +1,15 @@
+"""graphopt's model representation: a thin mutable index over the ONNX protobuf, and I/O."""
+
+from graphopt.ir.graph import Graph, constant_node_value, outer_references, subgraphs
+from graphopt.ir.model_io import LoadedModel, load, load_model, save_model
+
+__all__ = [
+    "Graph",
+    "LoadedModel",
+    "constant_node_value",
+    "load",
+    "load_model",
+    "outer_references",
+    "save_model",
+    "subgraphs",
+]

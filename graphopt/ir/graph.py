@@ -1,0 +1,498 @@
+"""A thin, mutable index over an `onnx.GraphProto`.
+
+The graph keeps the protobuf as the source of truth and indexes it: nodes by (unique) name,
+producer and consumers of every tensor, initializers by name. Passes edit the model only through
+the mutation API here (`add_node`, `remove_node`, `set_input`, `replace_all_uses`,
+`add_initializer`, ...) so the use-lists stay right. `commit()` writes the node list back in a
+stable topological order; nothing is converted into a general object graph and back.
+
+What it does not do: shape inference (see `graphopt.analysis.shapes`), or recurse passes into
+subgraphs. Nodes with `If`/`Loop`/`Scan` bodies are indexed as consumers of every outer-scope
+tensor their bodies reference, and `replace_all_uses` renames inside those bodies too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphopt.errors import LoadError
+
+NodeProto = onnx.NodeProto
+
+
+def subgraphs(node: NodeProto) -> Iterator[onnx.GraphProto]:
+    """The graph-valued attributes of `node` (If branches, Loop/Scan bodies)."""
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def outer_references(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph reads that it does not define itself: its outer-scope inputs."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.name for t in graph.sparse_initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(n for n in node.input if n)
+        for sub in subgraphs(node):
+            used |= outer_references(sub)
+        defined.update(node.output)
+    used.update(o.name for o in graph.output)
+    return used - defined
+
+
+def _rename_in_subgraph(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for sub in subgraphs(node):
+            _rename_in_subgraph(sub, old, new)
+    for out in graph.output:
+        if out.name == old:
+            out.name = new
+
+
+class Graph:
+    """Mutable index over one ONNX graph (the main graph of a model, by default).
+
+    Tensors are identified by name, nodes by their unique name. `producer`, `consumers` and
+    `initializers` are kept right by every mutation method.
+    """
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.proto = model.graph
+        self.opset: dict[str, int] = {o.domain or "": o.version for o in model.opset_import}
+        if "ai.onnx" in self.opset and "" not in self.opset:
+            self.opset[""] = self.opset["ai.onnx"]
+        self._names = _NameSource()
+        self.nodes: dict[str, NodeProto] = {}
+        self.producer: dict[str, str] = {}
+        self.consumers: dict[str, dict[str, None]] = {}
+        self._implicit: dict[str, set[str]] = {}
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self._structure_changed = False
+        self._initializers_changed = False
+        self._index()
+
+    # ------------------------------------------------------------------ indexing
+    def _index(self) -> None:
+        g = self.proto
+        taken = {n.name for n in g.node if n.name}
+        self._names.reserve(taken)
+        for t in itertools.chain(g.input, g.output, g.value_info, g.initializer):
+            self._names.reserve((t.name,))
+        seen: set[str] = set()
+        for position, node in enumerate(g.node):
+            if not node.name or node.name in seen:
+                node.name = self._names.fresh(f"{node.op_type}_{position}")
+            seen.add(node.name)
+            self._names.reserve(node.output)
+            self._register(node)
+        for init in g.initializer:
+            self.initializers[init.name] = init
+        self.graph_inputs = [i.name for i in g.input]
+        self.graph_outputs = [o.name for o in g.output]
+
+    def _register(self, node: NodeProto) -> None:
+        self.nodes[node.name] = node
+        for out in node.output:
+            if out:
+                if out in self.producer and self.producer[out] != node.name:
+                    raise LoadError(
+                        f"tensor {out!r} is produced by both {self.producer[out]!r} "
+                        f"and {node.name!r}; ONNX graphs must be in SSA form"
+                    )
+                self.producer[out] = node.name
+        for name in self.node_inputs(node, include_implicit=False):
+            self.consumers.setdefault(name, {})[node.name] = None
+        implicit = set()
+        for sub in subgraphs(node):
+            implicit |= outer_references(sub)
+        if implicit:
+            self._implicit[node.name] = implicit
+            for name in implicit:
+                self.consumers.setdefault(name, {})[node.name] = None
+
+    def _unregister(self, node: NodeProto) -> None:
+        del self.nodes[node.name]
+        for out in node.output:
+            if self.producer.get(out) == node.name:
+                del self.producer[out]
+        for name in self.node_inputs(node):
+            users = self.consumers.get(name)
+            if users is not None:
+                users.pop(node.name, None)
+                if not users:
+                    del self.consumers[name]
+        self._implicit.pop(node.name, None)
+
+    # ------------------------------------------------------------------ queries
+    def node_inputs(self, node: NodeProto, include_implicit: bool = True) -> list[str]:
+        """Distinct non-empty tensor names `node` reads (subgraph outer references included)."""
+        names = list(dict.fromkeys(n for n in node.input if n))
+        if include_implicit:
+            names.extend(sorted(self._implicit.get(node.name, set()) - set(names)))
+        return names
+
+    def consumer_nodes(self, tensor: str) -> list[NodeProto]:
+        return [self.nodes[n] for n in self.consumers.get(tensor, {})]
+
+    def producer_node(self, tensor: str) -> NodeProto | None:
+        name = self.producer.get(tensor)
+        return self.nodes[name] if name is not None else None
+
+    def is_graph_output(self, tensor: str) -> bool:
+        return tensor in self._output_set()
+
+    def _output_set(self) -> set[str]:
+        return set(self.graph_outputs)
+
+    def is_graph_input(self, tensor: str) -> bool:
+        return tensor in self.graph_inputs
+
+    def use_count(self, tensor: str) -> int:
+        """Number of consuming nodes plus one if the tensor is a graph output."""
+        return len(self.consumers.get(tensor, ())) + (1 if self.is_graph_output(tensor) else 0)
+
+    def has_subgraphs(self, node: NodeProto) -> bool:
+        return node.name in self._implicit or any(True for _ in subgraphs(node))
+
+    def constant(self, tensor: str) -> np.ndarray | None:
+        """The value of `tensor` when it is a constant (initializer that is not a graph input,
+        or output of a `Constant` node with a `value` attribute); None otherwise."""
+        init = self.initializers.get(tensor)
+        if init is not None:
+            if tensor in self.graph_inputs:
+                return None  # an overridable default, not a constant
+            return numpy_helper.to_array(init)
+        node = self.producer_node(tensor)
+        if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            return constant_node_value(node)
+        return None
+
+    def is_constant(self, tensor: str) -> bool:
+        if tensor in self.initializers:
+            return tensor not in self.graph_inputs
+        node = self.producer_node(tensor)
+        return node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+
+    def attr(self, node: NodeProto, name: str, default: Any = None) -> Any:
+        for a in node.attribute:
+            if a.name == name:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    def opset_version(self, domain: str = "") -> int:
+        return self.opset.get(domain, 0)
+
+    def __iter__(self) -> Iterator[NodeProto]:
+        return iter(list(self.nodes.values()))
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    # ------------------------------------------------------------------ mutation
+    def unique_name(self, hint: str) -> str:
+        return self._names.fresh(hint)
+
+    def add_node(self, node: NodeProto) -> NodeProto:
+        """Add `node` (given a fresh unique name if it has none or a taken one)."""
+        if not node.name or node.name in self.nodes:
+            node.name = self._names.fresh(node.name or node.op_type)
+        else:
+            self._names.reserve((node.name,))
+        self._names.reserve(node.output)
+        self._register(node)
+        self._structure_changed = True
+        return node
+
+    def make_node(
+        self,
+        op_type: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str] | int = 1,
+        *,
+        name: str | None = None,
+        domain: str = "",
+        **attrs: Any,
+    ) -> NodeProto:
+        """Create and add a node; `outputs` is a list of names or a count of fresh names."""
+        base = name or op_type
+        if isinstance(outputs, int):
+            outputs = [
+                self._names.fresh(f"{base}_out{i}" if i else f"{base}_out") for i in range(outputs)
+            ]
+        node = onnx.helper.make_node(
+            op_type, list(inputs), list(outputs), name=base, domain=domain or None, **attrs
+        )
+        if not domain:
+            node.ClearField("domain")
+        return self.add_node(node)
+
+    def remove_node(self, node: NodeProto | str) -> None:
+        n = self.nodes[node] if isinstance(node, str) else node
+        self._unregister(n)
+        self._structure_changed = True
+
+    def set_input(self, node: NodeProto, index: int, tensor: str) -> None:
+        """Make input `index` of `node` read `tensor` (keeps use-lists right)."""
+        old = node.input[index]
+        if old == tensor:
+            return
+        node.input[index] = tensor
+        if old and old not in node.input:
+            users = self.consumers.get(old)
+            if users is not None and node.name not in self._implicit_readers(old):
+                users.pop(node.name, None)
+                if not users:
+                    del self.consumers[old]
+        if tensor:
+            self.consumers.setdefault(tensor, {})[node.name] = None
+
+    def _implicit_readers(self, tensor: str) -> set[str]:
+        return {n for n, names in self._implicit.items() if tensor in names}
+
+    def replace_all_uses(self, old: str, new: str) -> None:
+        """Every reader of `old` (nodes, subgraph bodies, graph outputs) reads `new` instead.
+
+        Graph outputs keep their names: when `old` is a graph output, the producer of `new` is
+        renamed to produce `old` if that is safe, otherwise an `Identity(new) -> old` is added.
+        """
+        if old == new:
+            return
+        for user in list(self.consumers.get(old, {})):
+            node = self.nodes[user]
+            for i, name in enumerate(node.input):
+                if name == old:
+                    node.input[i] = new
+            if user in self._implicit:
+                for sub in subgraphs(node):
+                    _rename_in_subgraph(sub, old, new)
+                self._implicit[user] = (self._implicit[user] - {old}) | {new}
+            self.consumers.setdefault(new, {})[user] = None
+        self.consumers.pop(old, None)
+        if self.is_graph_output(old):
+            self._keep_output_name(old, new)
+
+    def _keep_output_name(self, output: str, new: str) -> None:
+        producer = self.producer_node(new)
+        old_producer = self.producer_node(output)
+        if old_producer is not None:
+            # `output` is still produced by a node the caller is about to remove; detach it.
+            for i, name in enumerate(old_producer.output):
+                if name == output:
+                    old_producer.output[i] = self._names.fresh(f"{output}_detached")
+                    self.producer[old_producer.output[i]] = old_producer.name
+            del self.producer[output]
+        renamable = (
+            producer is not None
+            and not self.is_graph_output(new)
+            and not self.is_graph_input(new)
+            and new not in self.initializers
+            and producer.op_type != "Constant"
+        )
+        if renamable and producer is not None:
+            for i, name in enumerate(producer.output):
+                if name == new:
+                    producer.output[i] = output
+            del self.producer[new]
+            self.producer[output] = producer.name
+            readers = self.consumers.pop(new, {})
+            for user in readers:
+                node = self.nodes[user]
+                for i, name in enumerate(node.input):
+                    if name == new:
+                        node.input[i] = output
+                if user in self._implicit:
+                    for sub in subgraphs(node):
+                        _rename_in_subgraph(sub, new, output)
+                    self._implicit[user] = (self._implicit[user] - {new}) | {output}
+            if readers:
+                self.consumers[output] = readers
+            self._move_value_info(new, output)
+        else:
+            self.make_node("Identity", [new], [output], name=f"{output}_identity")
+        self._structure_changed = True
+
+    def _move_value_info(self, src: str, dst: str) -> None:
+        for vi in self.proto.value_info:
+            if vi.name == src:
+                vi.name = dst
+
+    def rename_output(self, node: NodeProto, index: int, new: str) -> None:
+        """Rename output `index` of `node` (and every reader of it) to `new`."""
+        old = node.output[index]
+        node.output[index] = new
+        self._names.reserve((new,))
+        if self.producer.get(old) == node.name:
+            del self.producer[old]
+        self.producer[new] = node.name
+        for user in list(self.consumers.get(old, {})):
+            n = self.nodes[user]
+            for i, name in enumerate(n.input):
+                if name == old:
+                    n.input[i] = new
+            self.consumers.setdefault(new, {})[user] = None
+        self.consumers.pop(old, None)
+
+    def add_initializer(self, hint: str, value: np.ndarray, exact_name: bool = False) -> str:
+        """Add a constant tensor and return its (fresh, unique) name."""
+        name = hint if exact_name else self._names.fresh(hint)
+        self._names.reserve((name,))
+        tensor = numpy_helper.from_array(np.asarray(value), name)
+        self.proto.initializer.append(tensor)
+        self.initializers[name] = self.proto.initializer[-1]
+        return name
+
+    def remove_initializer(self, name: str) -> None:
+        if self.initializers.pop(name, None) is not None:
+            self._initializers_changed = True
+
+    def remove_graph_input(self, name: str) -> None:
+        """Drop the graph-input entry `name` (only for initializers listed as inputs, IR < 4)."""
+        if name not in self.graph_inputs:
+            return
+        self.graph_inputs.remove(name)
+        keep = []
+        for vi in self.proto.input:
+            if vi.name != name:
+                c = onnx.ValueInfoProto()
+                c.CopyFrom(vi)
+                keep.append(c)
+        self.proto.ClearField("input")
+        self.proto.input.extend(keep)
+
+    # ------------------------------------------------------------------ order and write-back
+    def toposort(self) -> list[NodeProto]:
+        """Nodes in a topological order that keeps the current order wherever it can."""
+        order: list[NodeProto] = []
+        state: dict[str, int] = {}  # 1 = on stack, 2 = done
+        for root in self.nodes:
+            if state.get(root):
+                continue
+            stack: list[tuple[str, Iterator[str]]] = [(root, iter(self._producers_of(root)))]
+            state[root] = 1
+            while stack:
+                name, pending = stack[-1]
+                advanced = False
+                for dep in pending:
+                    s = state.get(dep)
+                    if s == 2:
+                        continue
+                    if s == 1:
+                        raise LoadError(f"the graph has a cycle through node {dep!r}")
+                    state[dep] = 1
+                    stack.append((dep, iter(self._producers_of(dep))))
+                    advanced = True
+                    break
+                if not advanced:
+                    stack.pop()
+                    state[name] = 2
+                    order.append(self.nodes[name])
+        return order
+
+    def _producers_of(self, node_name: str) -> list[str]:
+        node = self.nodes[node_name]
+        deps = []
+        for name in self.node_inputs(node):
+            p = self.producer.get(name)
+            if p is not None and p != node_name:
+                deps.append(p)
+        return deps
+
+    def commit(self) -> onnx.ModelProto:
+        """Write nodes (topologically ordered) and initializers back into the model; return it."""
+        order = self.toposort()
+        current = [n.name for n in self.proto.node]
+        if self._structure_changed or current != [n.name for n in order]:
+            kept = [onnx.NodeProto() for _ in order]
+            for fresh, node in zip(kept, order, strict=True):
+                fresh.CopyFrom(node)
+            self.proto.ClearField("node")
+            self.proto.node.extend(kept)
+        if self._initializers_changed:
+            keep = [t for t in self.proto.initializer if self.initializers.get(t.name) is not None]
+            names = {t.name for t in keep}
+            if len(keep) != len(self.proto.initializer):
+                copies = []
+                for t in keep:
+                    c = onnx.TensorProto()
+                    c.CopyFrom(t)
+                    copies.append(c)
+                self.proto.ClearField("initializer")
+                self.proto.initializer.extend(copies)
+            assert names == set(self.initializers)
+        self._prune_value_info()
+        # Re-index: the protobuf now owns fresh copies of the nodes.
+        self.nodes.clear()
+        self.producer.clear()
+        self.consumers.clear()
+        self._implicit.clear()
+        self.initializers.clear()
+        self._structure_changed = False
+        self._initializers_changed = False
+        self._index()
+        return self.model
+
+    def _prune_value_info(self) -> None:
+        live = set(self.producer) | set(self.graph_inputs) | set(self.initializers)
+        stale = [vi for vi in self.proto.value_info if vi.name not in live]
+        if stale:
+            keep = [vi for vi in self.proto.value_info if vi.name in live]
+            copies = []
+            for vi in keep:
+                c = onnx.ValueInfoProto()
+                c.CopyFrom(vi)
+                copies.append(c)
+            self.proto.ClearField("value_info")
+            self.proto.value_info.extend(copies)
+
+
+def constant_node_value(node: NodeProto) -> np.ndarray | None:
+    """The value of a `Constant` node, whatever attribute form it uses."""
+    for a in node.attribute:
+        if a.name == "value":
+            return numpy_helper.to_array(a.t)
+        if a.name == "value_float":
+            return np.array(a.f, dtype=np.float32)
+        if a.name == "value_floats":
+            return np.array(list(a.floats), dtype=np.float32)
+        if a.name == "value_int":
+            return np.array(a.i, dtype=np.int64)
+        if a.name == "value_ints":
+            return np.array(list(a.ints), dtype=np.int64)
+    return None  # sparse_value / string forms are left alone
+
+
+class _NameSource:
+    """Hands out names not used anywhere in the graph, deterministically."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._counters: dict[str, int] = {}
+
+    def reserve(self, names: Iterable[str]) -> None:
+        self._taken.update(names)
+
+    def fresh(self, hint: str) -> str:
+        hint = hint or "t"
+        if hint not in self._taken:
+            self._taken.add(hint)
+            return hint
+        k = self._counters.get(hint, 1)
+        while f"{hint}_{k}" in self._taken:
+            k += 1
+        self._counters[hint] = k + 1
+        name = f"{hint}_{k}"
+        self._taken.add(name)
+        return name

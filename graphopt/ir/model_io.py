@@ -1,0 +1,188 @@
+"""Loading and saving ONNX models, losslessly and atomically.
+
+`load_model` accepts a path, bytes, an `onnx.ModelProto` (copied, never mutated) or an
+onnx-graphsurgeon `Graph`, loads external data, and turns every way a file can be broken into a
+one-line `LoadError`. `save_model` writes to a temporary file in the target folder and renames it
+into place, so a failed save leaves no partial output; models over 2 GiB, or whose source used
+external data, are written with external data beside them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from graphopt.errors import LoadError, SaveError
+
+TWO_GIB = 2**31
+SUPPORTED_OPSETS = range(7, 26)  # default-domain opsets graphopt's passes know about
+
+ModelLike = Any  # str | os.PathLike | bytes | onnx.ModelProto | onnx_graphsurgeon.Graph
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model and what graphopt must remember about its source to save it back."""
+
+    model: onnx.ModelProto
+    external_data: bool = False
+    source: Path | None = None
+
+
+def load_model(model: ModelLike, *, copy: bool = True) -> onnx.ModelProto:
+    """Return a ModelProto for `model`; the caller's object is never mutated (it is copied)."""
+    return load(model, copy=copy).model
+
+
+def load(model: ModelLike, *, copy: bool = True) -> LoadedModel:
+    """Like `load_model`, and also say whether the source kept its weights as external data."""
+    if isinstance(model, str | os.PathLike):
+        return _load_path(Path(model))
+    return LoadedModel(_load_object(model, copy))
+
+
+def _load_object(model: ModelLike, copy: bool) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        if not copy:
+            return model
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        _check_model_basics(out, "the given ModelProto")
+        return out
+    if isinstance(model, bytes | bytearray | memoryview):
+        proto = _parse(bytes(model), "the given bytes")
+        _check_model_basics(proto, "the given bytes")
+        return proto
+    if type(model).__name__ == "Graph" and type(model).__module__.startswith("onnx_graphsurgeon"):
+        import onnx_graphsurgeon as gs
+
+        proto = gs.export_onnx(model)
+        _check_model_basics(proto, "the given onnx_graphsurgeon.Graph")
+        return proto
+    raise LoadError(
+        f"cannot load a model from {type(model).__name__}: pass a path, bytes, "
+        "onnx.ModelProto or onnx_graphsurgeon.Graph"
+    )
+
+
+def _load_path(path: Path) -> LoadedModel:
+    if not path.exists():
+        raise LoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise LoadError(f"{path}: is a directory, not an ONNX file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise LoadError(f"{path}: cannot read: {e.strerror}") from e
+    if not data:
+        raise LoadError(f"{path}: empty file, not an ONNX model")
+    proto = _parse(data, str(path))
+    external = _uses_external_data(proto)
+    if external:
+        try:
+            onnx.load_external_data_for_model(proto, str(path.parent))
+        except (OSError, ValueError) as e:
+            raise LoadError(f"{path}: external data could not be loaded: {e}") from e
+    _check_model_basics(proto, str(path))
+    return LoadedModel(proto, external, path)
+
+
+def _parse(data: bytes, where: str) -> onnx.ModelProto:
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except DecodeError as e:
+        raise LoadError(
+            f"{where}: not an ONNX model (protobuf decode failed: truncated or another format)"
+        ) from e
+    if not proto.HasField("graph") or (proto.ir_version == 0 and not proto.opset_import):
+        raise LoadError(f"{where}: not an ONNX model (no graph or IR version)")
+    return proto
+
+
+def _uses_external_data(proto: onnx.ModelProto) -> bool:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return any(uses_external_data(t) for t in _get_all_tensors(proto))
+
+
+def _check_model_basics(proto: onnx.ModelProto, where: str) -> None:
+    """Fail early, in one line, on what would otherwise crash a pass later."""
+    opsets = {o.domain or "": o.version for o in proto.opset_import}
+    default = opsets.get("", opsets.get("ai.onnx"))
+    if default is None:
+        if any(n.domain in ("", "ai.onnx") for n in proto.graph.node):
+            raise LoadError(
+                f"{where}: the model uses default-domain ops but imports no default opset"
+            )
+    elif default not in SUPPORTED_OPSETS:
+        raise LoadError(
+            f"{where}: unsupported opset {default} (graphopt supports opsets "
+            f"{SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}); convert it with "
+            "onnx.version_converter first"
+        )
+    defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
+    defined |= {t.name for t in proto.graph.sparse_initializer}
+    for node in proto.graph.node:
+        for name in node.input:
+            if name and name not in defined:
+                raise LoadError(
+                    f"{where}: node {node.name or node.op_type!r} ({node.op_type}) reads tensor "
+                    f"{name!r}, which no node, input or initializer defines (or nodes are not in "
+                    "topological order)"
+                )
+        defined.update(node.output)
+    for out in proto.graph.output:
+        if out.name not in defined:
+            raise LoadError(
+                f"{where}: graph output {out.name!r} is not produced by any node, input or initializer"
+            )
+
+
+def save_model(
+    model: onnx.ModelProto,
+    path: str | os.PathLike[str],
+    *,
+    external_data: bool | None = None,
+    location: str | None = None,
+) -> Path:
+    """Write `model` to `path` atomically.
+
+    `external_data=None` writes external data only when the model is over 2 GiB (pass the
+    source's `LoadedModel.external_data` to keep its choice); the data file is `location`
+    (default `<file name>.data`) beside the model.
+    """
+    path = Path(path)
+    try:
+        if external_data is None:
+            external_data = model.ByteSize() >= TWO_GIB
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise SaveError(f"{path}: folder {parent} does not exist")
+        with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
+            tmp_model = Path(tmp) / path.name
+            if external_data:
+                location = location or f"{path.name}.data"
+                work = onnx.ModelProto()
+                work.CopyFrom(model)
+                onnx.external_data_helper.convert_model_to_external_data(
+                    work, all_tensors_to_one_file=True, location=location, size_threshold=1024
+                )
+                onnx.save_model(work, str(tmp_model))
+                data_tmp = Path(tmp) / location
+                if data_tmp.exists():
+                    os.replace(data_tmp, parent / location)
+            else:
+                tmp_model.write_bytes(model.SerializeToString())
+            os.replace(tmp_model, path)
+    except OSError as e:
+        raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
+    except ValueError as e:  # protobuf refuses > 2 GiB messages
+        raise SaveError(f"{path}: cannot serialize: {e}") from e
+    return path

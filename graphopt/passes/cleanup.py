@@ -1,0 +1,57 @@
+"""Dead-code elimination: nodes whose outputs nobody reads, and unused initializers.
+
+Does not touch graph inputs or outputs, nor nodes with side effects on state outside the
+dataflow (none exist in standard ONNX inference graphs; ops from custom domains are kept only
+when an output is read, like any other node).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+
+@register_pass
+@dataclass
+class EliminateDeadCode(Pass):
+    """Remove nodes none of whose outputs reach a graph output, then unused initializers.
+
+    live(n) ⇔ ∃ output o of n: o ∈ graph outputs ∨ ∃ live consumer of o.
+    Initializers that no live node (or subgraph) reads and that are not graph outputs are dropped,
+    together with the graph-input entry old exporters add for them (IR < 4).
+    """
+
+    name = "eliminate-dead-code"
+    opt_level = 0
+    keep_unused_initializers: bool = False
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        outputs = set(graph.graph_outputs)
+        live: set[str] = set()
+        work = [graph.producer[o] for o in outputs if o in graph.producer]
+        while work:
+            name = work.pop()
+            if name in live:
+                continue
+            live.add(name)
+            for tensor in graph.node_inputs(graph.nodes[name]):
+                p = graph.producer.get(tensor)
+                if p is not None and p not in live:
+                    work.append(p)
+        dead = [n for n in graph.nodes if n not in live]
+        for name in dead:
+            graph.remove_node(name)
+        removed_inits = 0
+        if not self.keep_unused_initializers:
+            for name in list(graph.initializers):
+                if name in graph.consumers or name in outputs:
+                    continue
+                graph.remove_initializer(name)
+                if name in graph.graph_inputs:
+                    graph.remove_graph_input(name)
+                removed_inits += 1
+        return PassResult(
+            bool(dead or removed_inits), {"nodes": len(dead), "initializers": removed_inits}
+        )

