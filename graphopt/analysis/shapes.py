@@ -1,0 +1,229 @@
+"""Shape and dtype facts for every tensor of a graph, from one run of ONNX shape inference.
+
+`shape_facts(graph)` runs `onnx.shape_inference.infer_shapes` once (strict mode off, data
+propagation on) over a lightweight copy of the model: nodes in topological order, with every
+large constant (initializer or `Constant` node) replaced by a graph input of the same dtype and
+shape, so no weight bytes are copied or serialized. Small constants (≤ 64 elements, or integer
+tensors ≤ 4096 elements) are kept so that Reshape targets and shape arithmetic still infer.
+Declared graph inputs, outputs and value_info feed the inference too. When a `PassContext` is
+given the result is cached in `ctx.facts["shapes"]` (the pass manager clears it whenever a pass
+changes the graph).
+
+What it does not do: it never mutates the graph, infers nothing inside subgraphs beyond what
+ONNX does, and never fails: where inference gives up, the facts say "unknown" (None).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from math import prod
+
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.passes.base import PassContext
+
+log = logging.getLogger("graphopt.analysis.shapes")
+
+Dim = int | str | None
+Shape = tuple[Dim, ...]
+
+SMALL_ELEMENTS = 64
+SMALL_INT_ELEMENTS = 4096
+_INT_TYPES = {
+    onnx.TensorProto.INT64,
+    onnx.TensorProto.INT32,
+    onnx.TensorProto.INT16,
+    onnx.TensorProto.INT8,
+    onnx.TensorProto.UINT8,
+    onnx.TensorProto.BOOL,
+}
+_FACTS_KEY = "shapes"
+
+
+@dataclass
+class ShapeFacts:
+    """Per tensor name: element type (TensorProto enum) and shape.
+
+    A shape is a tuple whose entries are ints (known), strs (symbolic, e.g. "batch") or None
+    (unknown); the whole shape is None when even the rank is unknown.
+    """
+
+    dtypes: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, Shape | None] = field(default_factory=dict)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.dtypes or name in self.shapes
+
+    def shape(self, name: str) -> Shape | None:
+        return self.shapes.get(name)
+
+    def dtype(self, name: str) -> int | None:
+        return self.dtypes.get(name)
+
+    def rank(self, name: str) -> int | None:
+        s = self.shapes.get(name)
+        return None if s is None else len(s)
+
+    def is_static(self, name: str) -> bool:
+        """True when every dimension of `name` is a known integer."""
+        s = self.shapes.get(name)
+        return s is not None and all(isinstance(d, int) for d in s)
+
+    def size(self, name: str) -> int | None:
+        """Number of elements when the shape is static, else None."""
+        s = self.shapes.get(name)
+        if s is None or not all(isinstance(d, int) for d in s):
+            return None
+        return prod(d for d in s if isinstance(d, int))
+
+    def record(self, vi: onnx.ValueInfoProto) -> None:
+        """Take what `vi` says about a tensor (known facts are never replaced by unknowns)."""
+        if not vi.type.HasField("tensor_type"):
+            return
+        tt = vi.type.tensor_type
+        if tt.elem_type:
+            self.dtypes[vi.name] = tt.elem_type
+        if tt.HasField("shape"):
+            new = tuple(
+                d.dim_value
+                if d.HasField("dim_value")
+                else (d.dim_param if d.HasField("dim_param") else None)
+                for d in tt.shape.dim
+            )
+            old = self.shapes.get(vi.name)
+            if old is None or _known_count(new) >= _known_count(old):
+                self.shapes[vi.name] = new
+        else:
+            self.shapes.setdefault(vi.name, None)
+
+    def record_tensor(self, name: str, t: onnx.TensorProto) -> None:
+        """Facts of a constant: its dtype and dims."""
+        self.dtypes[name] = t.data_type
+        self.shapes[name] = tuple(t.dims)
+
+
+def _known_count(shape: Shape) -> int:
+    return len(shape) - sum(not isinstance(d, int) for d in shape)
+
+
+def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) -> ShapeFacts:
+    """Shapes and dtypes of every tensor of `graph` (cached in `ctx.facts` when given)."""
+    if ctx is not None:
+        cached = ctx.facts.get(_FACTS_KEY)
+        if isinstance(cached, ShapeFacts):
+            return cached
+    if isinstance(graph, onnx.ModelProto):
+        graph = Graph(_skeleton_copy(graph))
+    facts = _infer(graph)
+    if ctx is not None:
+        ctx.facts[_FACTS_KEY] = facts
+    return facts
+
+
+def _skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` that `Graph` may index (and name) without touching the caller's."""
+    out = onnx.ModelProto()
+    out.ir_version = model.ir_version
+    out.opset_import.extend(model.opset_import)
+    g = out.graph
+    src = model.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.input.extend(src.input)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    for t in src.initializer:
+        g.initializer.append(_tensor_header(t))
+    out.functions.extend(model.functions)
+    return out
+
+
+def _tensor_header(t: onnx.TensorProto) -> onnx.TensorProto:
+    """The name, dtype and dims of `t` without its data."""
+    h = onnx.TensorProto()
+    h.name = t.name
+    h.data_type = t.data_type
+    h.dims.extend(t.dims)
+    return h
+
+
+def _is_small(t: onnx.TensorProto) -> bool:
+    n = prod(t.dims) if t.dims else 1
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return False
+    return n <= SMALL_ELEMENTS or (t.data_type in _INT_TYPES and n <= SMALL_INT_ELEMENTS)
+
+
+def _placeholder(name: str, t: onnx.TensorProto) -> onnx.ValueInfoProto:
+    return onnx.helper.make_tensor_value_info(name, t.data_type, list(t.dims))
+
+
+def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
+    """The model to infer over; records the facts of the constants it replaces by inputs."""
+    model = graph.model
+    light = onnx.ModelProto()
+    light.ir_version = max(model.ir_version, 4)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    g = light.graph
+    g.name = graph.proto.name or "graph"
+    declared_inputs = set(graph.graph_inputs)
+    g.input.extend(graph.proto.input)
+    for name, init in graph.initializers.items():
+        facts.record_tensor(name, init)
+        if _is_small(init):
+            g.initializer.append(init)
+        elif name not in declared_inputs:
+            g.input.append(_placeholder(name, init))
+    as_inputs = set(declared_inputs)
+    for node in _topological(graph):
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+            value = _constant_tensor(node)
+            if value is not None:
+                facts.record_tensor(node.output[0], value)
+                if not _is_small(value):
+                    g.input.append(_placeholder(node.output[0], value))
+                    as_inputs.add(node.output[0])
+                    continue
+        g.node.append(node)
+    g.output.extend(graph.proto.output)
+    g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
+    return light
+
+
+def _topological(graph: Graph) -> Iterable[onnx.NodeProto]:
+    """The graph's nodes in their current order when it is topological, else toposorted."""
+    defined = set(graph.graph_inputs) | set(graph.initializers)
+    nodes = list(graph.nodes.values())
+    for node in nodes:
+        if any(name not in defined for name in graph.node_inputs(node)):
+            return graph.toposort()
+        defined.update(node.output)
+    return nodes
+
+
+def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    for a in node.attribute:
+        if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
+            return a.t
+    return None
+
+
+def _infer(graph: Graph) -> ShapeFacts:
+    facts = ShapeFacts()
+    light = _light_model(graph, facts)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            light, check_type=False, strict_mode=False, data_prop=True
+        )
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
+        log.info("shape inference gave up (%s); using declared shapes only", e)
+        inferred = light
+    g = inferred.graph
+    for group in (g.input, g.value_info, g.output):
+        for vi in group:
+            facts.record(vi)
+    return facts

@@ -1,0 +1,125 @@
+"""graphopt.analysis.shapes: one shape-inference run over a lightweight copy of the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.analysis import ShapeFacts, shape_facts
+from graphopt.ir import Graph, load_model
+from graphopt.passes.base import PassContext
+
+
+def _model() -> onnx.ModelProto:
+    """x[N,3,8,8] → Conv(W 16x3x3x3, large) → Reshape(shape from Constant) → Cast(int32)."""
+    w = numpy_helper.from_array(np.ones((16, 3, 3, 3), np.float32), "W")
+    shape = helper.make_tensor("target", TensorProto.INT64, [2], [0, -1])
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Constant", [], ["shape"], name="shape_const", value=shape),
+        helper.make_node("Reshape", ["c", "shape"], ["r"], name="reshape"),
+        helper.make_node("Cast", ["r"], ["y"], name="cast", to=TensorProto.INT32),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [w],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_shapes_dtypes_symbolic_dims_and_constants():
+    facts = shape_facts(Graph(_model()))
+    assert facts.shape("x") == ("N", 3, 8, 8)
+    assert facts.shape("c") == ("N", 16, 8, 8)
+    assert facts.shape("W") == (16, 3, 3, 3)
+    assert facts.dtype("W") == TensorProto.FLOAT
+    assert facts.shape("shape") == (2,)
+    assert facts.dtype("y") == TensorProto.INT32
+    # Reshape(c, [0, -1]) infers through the kept small constant: 16*8*8 = 1024.
+    assert facts.shape("r") == ("N", 1024)
+    assert facts.rank("r") == 2
+    assert not facts.is_static("r")
+    assert facts.is_static("W")
+    assert facts.size("W") == 16 * 27
+    assert facts.size("r") is None
+    assert facts.shape("nope") is None and facts.dtype("nope") is None
+    assert facts.rank("nope") is None
+    assert "c" in facts and "nope" not in facts
+
+
+def test_large_constant_node_is_replaced_but_still_described():
+    big = numpy_helper.from_array(np.arange(200, dtype=np.float32).reshape(2, 100), "v")
+    nodes = [
+        helper.make_node("Constant", [], ["k"], name="k", value=big),
+        helper.make_node("Add", ["x", "k"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 100])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    facts = shape_facts(Graph(helper.make_model(graph)))
+    assert facts.shape("k") == (2, 100)
+    assert facts.shape("y") == (2, 100)
+
+
+def test_out_of_order_nodes_are_toposorted_and_model_is_not_mutated():
+    model = _model()
+    nodes = list(model.graph.node)
+    model.graph.ClearField("node")
+    model.graph.node.extend(reversed(nodes))
+    before = model.SerializeToString()
+    g = Graph(onnx.ModelProto.FromString(before))
+    facts = shape_facts(g)
+    assert facts.shape("r") == ("N", 1024)
+    facts_from_proto = shape_facts(model)
+    assert facts_from_proto.shape("r") == ("N", 1024)
+    assert model.SerializeToString() == before
+
+
+def test_cached_in_context_until_invalidated():
+    g = Graph(_model())
+    ctx = PassContext()
+    first = shape_facts(g, ctx)
+    assert isinstance(ctx.facts["shapes"], ShapeFacts)
+    assert shape_facts(g, ctx) is first
+    ctx.invalidate()
+    assert shape_facts(g, ctx) is not first
+
+
+def test_inference_failure_leaves_unknowns_not_errors():
+    # A custom-domain op: ONNX cannot infer its output; the facts say unknown.
+    nodes = [
+        helper.make_node("Mystery", ["x"], ["m"], name="m", domain="custom"),
+        helper.make_node("Relu", ["m"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("custom", 1)]
+    )
+    facts = shape_facts(Graph(model))
+    assert facts.shape("x") == (4,)
+    assert facts.shape("m") is None
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("name", ["layout_cdla", "common_det"])
+def test_real_models_every_node_output_is_static(real_model, name):
+    g = Graph(load_model(real_model(name)))
+    facts = shape_facts(g)
+    outputs = [o for n in g.nodes.values() for o in n.output if o]
+    assert all(facts.is_static(o) for o in outputs)
+    assert all(facts.dtype(o) is not None for o in outputs)
+    inp = g.graph_inputs[0]
+    assert facts.shape(inp)[:2] == (1, 3)
