@@ -22,6 +22,7 @@ from math import prod
 
 import onnx
 
+from graphopt.analysis.usedef import skeleton_copy
 from graphopt.ir import Graph
 from graphopt.passes.base import PassContext
 
@@ -116,38 +117,11 @@ def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) 
         if isinstance(cached, ShapeFacts):
             return cached
     if isinstance(graph, onnx.ModelProto):
-        graph = Graph(_skeleton_copy(graph))
+        graph = Graph(skeleton_copy(graph))
     facts = _infer(graph)
     if ctx is not None:
         ctx.facts[_FACTS_KEY] = facts
     return facts
-
-
-def _skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` that `Graph` may index (and name) without touching the caller's."""
-    out = onnx.ModelProto()
-    out.ir_version = model.ir_version
-    out.opset_import.extend(model.opset_import)
-    g = out.graph
-    src = model.graph
-    g.name = src.name
-    g.node.extend(src.node)
-    g.input.extend(src.input)
-    g.output.extend(src.output)
-    g.value_info.extend(src.value_info)
-    for t in src.initializer:
-        g.initializer.append(_tensor_header(t))
-    out.functions.extend(model.functions)
-    return out
-
-
-def _tensor_header(t: onnx.TensorProto) -> onnx.TensorProto:
-    """The name, dtype and dims of `t` without its data."""
-    h = onnx.TensorProto()
-    h.name = t.name
-    h.data_type = t.data_type
-    h.dims.extend(t.dims)
-    return h
 
 
 def _is_small(t: onnx.TensorProto) -> bool:

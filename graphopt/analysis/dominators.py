@@ -1,0 +1,176 @@
+"""Use-def helpers, topological order, dominator and post-dominator trees of an ONNX graph.
+
+The graph's nodes are the vertices; u → v when v reads a tensor u writes (subgraph bodies'
+outer-scope reads included). A virtual *exit* follows every node that writes a graph output and
+every node whose outputs nobody reads; a virtual *entry* precedes every node that reads no other
+node's output. Then
+
+- v post-dominates u ⇔ every path u → exit passes through v;
+- ipdom(u) = the strict post-dominator of u that every other strict post-dominator of u
+  post-dominates (the closest one); `post_dominator_tree` maps u ↦ ipdom(u), or None when only
+  the exit post-dominates u (u writes a graph output, or its paths reach the exit separately).
+
+Two independent implementations compute the tree and must agree:
+
+- `method="networkx"`: immediate dominators of the reversed graph from the exit
+  (`networkx.immediate_dominators`, Cooper–Harvey–Kennedy);
+- `method="lca"`: TVM's `DominatorTree::PostDom` (src/relay/analysis/graph_partitioner.cc): in
+  reverse topological order, ipdom(u) = least common ancestor, in the tree built so far, of u's
+  consumers; a node writing a graph output hangs directly under the exit. Exact on DAGs.
+
+What it does not do: mutate anything, or look inside subgraph bodies (an If/Loop node is one
+vertex). `dominator_tree` is the forward analogue (idom from a virtual entry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import networkx as nx
+
+from graphopt.analysis.usedef import (
+    ModelOrGraph,
+    as_graph,
+    exit_edges,
+    predecessors,
+    successors,
+    topological_order,
+    writes_graph_output,
+)
+from graphopt.ir import Graph
+
+__all__ = [
+    "ModelOrGraph",
+    "as_graph",
+    "dominator_tree",
+    "exit_edges",
+    "ipdom_lca",
+    "ipdom_networkx",
+    "post_dominator_tree",
+    "predecessors",
+    "successors",
+    "topological_order",
+    "tree_depths",
+    "writes_graph_output",
+]
+
+_EXIT = "\0exit"
+_ENTRY = "\0entry"
+
+
+# ---------------------------------------------------------------------------- post-dominators
+
+
+def post_dominator_tree(
+    model: ModelOrGraph, method: Literal["networkx", "lca"] = "networkx"
+) -> dict[str, str | None]:
+    """Node name → name of its immediate post-dominator; None where only the exit post-dominates.
+
+    `model`: a `Graph`, an `onnx.ModelProto` (never mutated) or a path.
+    """
+    graph = as_graph(model)
+    succ, to_exit = exit_edges(graph)
+    if method == "networkx":
+        return ipdom_networkx(succ, to_exit)
+    if method == "lca":
+        order = [n.name for n in graph.toposort()]
+        return ipdom_lca(order, succ, to_exit)
+    raise ValueError(f"unknown post-dominator method {method!r}; use 'networkx' or 'lca'")
+
+
+def ipdom_networkx(
+    succ: Mapping[str, Sequence[str]], to_exit: Iterable[str]
+) -> dict[str, str | None]:
+    """Immediate post-dominators as immediate dominators of the reversed graph from the exit."""
+    rev = nx.DiGraph()
+    rev.add_node(_EXIT)
+    rev.add_nodes_from(succ)
+    for u, vs in succ.items():
+        rev.add_edges_from((v, u) for v in vs)
+    rev.add_edges_from((_EXIT, u) for u in to_exit)
+    idom = nx.immediate_dominators(rev, _EXIT)
+    return {u: (None if idom.get(u, _EXIT) == _EXIT else idom[u]) for u in succ}
+
+
+def ipdom_lca(
+    order: Sequence[str], succ: Mapping[str, Sequence[str]], to_exit: Iterable[str]
+) -> dict[str, str | None]:
+    """TVM's single-pass post-dominator tree for DAGs: LCA of the consumers, in reverse order.
+
+    `order` must be topological. The tree's root is the exit (depth 0); a node flowing into the
+    exit hangs directly under it.
+    """
+    exits = set(to_exit)
+    parent: dict[str, str | None] = {}
+    depth: dict[str | None, int] = {None: 0}
+    for u in reversed(order):
+        if u in exits:
+            p: str | None = None
+        else:
+            users = succ[u]
+            p = users[0]
+            for v in users[1:]:
+                p = _lca(p, v, parent, depth)
+                if p is None:
+                    break
+        parent[u] = p
+        depth[u] = depth[p] + 1
+    return {u: parent[u] for u in succ}
+
+
+def _lca(
+    a: str | None, b: str | None, parent: Mapping[str, str | None], depth: Mapping[str | None, int]
+) -> str | None:
+    while a != b:
+        if a is None or b is None:
+            return None
+        da, db = depth[a], depth[b]
+        if da < db:
+            b = parent[b]
+        elif db < da:
+            a = parent[a]
+        else:
+            a, b = parent[a], parent[b]
+    return a
+
+
+# ---------------------------------------------------------------------------- dominators
+
+
+def dominator_tree(model: ModelOrGraph) -> dict[str, str | None]:
+    """Node name → name of its immediate dominator; None where only the virtual entry (the
+    graph's inputs and constants) dominates it."""
+    graph = as_graph(model)
+    fwd = nx.DiGraph()
+    fwd.add_node(_ENTRY)
+    fwd.add_nodes_from(graph.nodes)
+    for name in graph.nodes:
+        preds = predecessors(graph, name)
+        fwd.add_edges_from((p, name) for p in preds)
+        if not preds or _reads_non_node_tensor(graph, name):
+            fwd.add_edge(_ENTRY, name)
+    idom = nx.immediate_dominators(fwd, _ENTRY)
+    return {u: (None if idom.get(u, _ENTRY) == _ENTRY else idom[u]) for u in graph.nodes}
+
+
+def _reads_non_node_tensor(graph: Graph, node: str) -> bool:
+    """True when `node` reads a graph input (a runtime value not produced by any node)."""
+    inputs = set(graph.graph_inputs)
+    return any(t in inputs for t in graph.node_inputs(graph.nodes[node]))
+
+
+def tree_depths(tree: Mapping[str, str | None]) -> dict[str, int]:
+    """Depth of every node in a (post-)dominator tree; children of the virtual root have 1."""
+    depth: dict[str, int] = {}
+    for start in tree:
+        chain = []
+        u: str | None = start
+        while u is not None and u not in depth:
+            chain.append(u)
+            u = tree[u]
+        d = 0 if u is None else depth[u]
+        for v in reversed(chain):
+            d += 1
+            depth[v] = d
+    return depth

@@ -1,0 +1,94 @@
+"""Use-def helpers over a `Graph`: node successors and predecessors, topological order, and a
+non-mutating way to analyse a ModelProto or a path.
+
+What it does not do: build any new graph structure, or mutate anything.
+"""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+
+from graphopt.errors import LoadError
+from graphopt.ir import Graph, load_model
+
+ModelOrGraph = Graph | onnx.ModelProto | str | os.PathLike[str]
+
+
+def as_graph(model: ModelOrGraph) -> Graph:
+    """A `Graph` to analyse, without mutating the caller's object.
+
+    A `Graph` is used as is. A path is loaded. A `ModelProto` is indexed through a skeleton copy
+    (nodes and value infos, initializers without their data), so the caller's proto is never
+    renamed and no weight bytes are copied; unnamed nodes get the same names `Graph` would give
+    them on the full model.
+    """
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, onnx.ModelProto):
+        return Graph(skeleton_copy(model))
+    if isinstance(model, str | os.PathLike):
+        return Graph(load_model(model))
+    raise LoadError(
+        f"cannot analyse a {type(model).__name__}: pass a Graph, an onnx.ModelProto or a path"
+    )
+
+
+def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` for analysis: everything but the initializers' data."""
+    out = onnx.ModelProto()
+    out.ir_version = model.ir_version
+    out.opset_import.extend(model.opset_import)
+    out.functions.extend(model.functions)
+    src, g = model.graph, out.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.input.extend(src.input)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    for t in src.initializer:
+        h = g.initializer.add()
+        h.name = t.name
+        h.data_type = t.data_type
+        h.dims.extend(t.dims)
+    return out
+
+
+def successors(graph: Graph, node: str) -> list[str]:
+    """Distinct nodes that read any output of `node`, in first-use order."""
+    out: dict[str, None] = {}
+    for tensor in graph.nodes[node].output:
+        if tensor:
+            for user in graph.consumers.get(tensor, ()):
+                if user != node:
+                    out[user] = None
+    return list(out)
+
+
+def predecessors(graph: Graph, node: str) -> list[str]:
+    """Distinct nodes whose outputs `node` reads, in input order."""
+    out: dict[str, None] = {}
+    for tensor in graph.node_inputs(graph.nodes[node]):
+        p = graph.producer.get(tensor)
+        if p is not None and p != node:
+            out[p] = None
+    return list(out)
+
+
+def writes_graph_output(graph: Graph, node: str) -> bool:
+    outputs = set(graph.graph_outputs)
+    return any(t in outputs for t in graph.nodes[node].output)
+
+
+def topological_order(graph: ModelOrGraph) -> list[str]:
+    """Node names in a topological order (the graph's own order wherever it already is one)."""
+    g = as_graph(graph)
+    return [n.name for n in g.toposort()]
+
+
+def exit_edges(graph: Graph) -> tuple[dict[str, list[str]], set[str]]:
+    """Successor lists of every node, and the nodes that flow directly into the virtual exit."""
+    succ = {name: successors(graph, name) for name in graph.nodes}
+    to_exit = {name for name, s in succ.items() if not s or writes_graph_output(graph, name)}
+    return succ, to_exit
