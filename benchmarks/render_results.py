@@ -1,0 +1,276 @@
+"""Render the benchmark JSON files into a markdown table and a bar chart PNG.
+
+Reads `benchmarks/results/peers.json` (from `compare_peers.py`) and, when present,
+`benchmarks/results/optimize_time.json` (from `bench_optimize.py --out`), writes
+`benchmarks/results/results.md` and `benchmarks/results/peers.png`, and prints the markdown
+(which the README's results section is pasted from).
+
+    python benchmarks/render_results.py [--peers FILE] [--optimize FILE] [--out-dir DIR]
+
+Only renders: it measures nothing and never edits README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LEVEL_NAMES = {"all": "ORT_ENABLE_ALL", "disable": "ORT_DISABLE_ALL"}
+
+Cell = Callable[[dict[str, Any]], str]
+
+
+def _tools(peers: dict[str, Any]) -> list[str]:
+    """Tools in the order they were run, across all models."""
+    seen: list[str] = []
+    for model in peers["models"].values():
+        for tool in model["tools"]:
+            if tool not in seen:
+                seen.append(tool)
+    return seen
+
+
+def _table(peers: dict[str, Any], cell: Cell, corner: str = "tool") -> list[str]:
+    models = list(peers["models"])
+    lines = [
+        f"| {corner} | " + " | ".join(models) + " |",
+        "|---|" + "---:|" * len(models),
+    ]
+    for tool in _tools(peers):
+        cells = []
+        for m in models:
+            row = peers["models"][m]["tools"].get(tool)
+            cells.append("—" if row is None else cell(row))
+        lines.append(f"| {tool} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _nodes(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return row["error"]
+    return str(row["nodes"]["non_constant"])
+
+
+def _optimize(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return row["error"]
+    s = row.get("optimize")
+    if not s:
+        return "—"
+    return (
+        f"{s['tool_median_s'] * 1e3:.0f} ms = {s['ratio']:.2f}× "
+        f"({s['ratio_min']:.1f}–{s['ratio_max']:.1f})"
+    )
+
+
+def _latency(level: str) -> Cell:
+    def cell(row: dict[str, Any]) -> str:
+        if "error" in row:
+            return row["error"]
+        lat = row.get("latency", {}).get(level)
+        if lat is None:
+            return "—"
+        if "error" in lat:
+            return lat["error"]
+        return f"{lat['ratio']:.3f} ({lat['ratio_p25']:.2f}–{lat['ratio_p75']:.2f})"
+
+    return cell
+
+
+def _latency_ms(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return "—"
+    parts = []
+    for level in ("all", "disable"):
+        lat = row.get("latency", {}).get(level, {})
+        parts.append(f"{lat['median_ms']:.0f}" if "median_ms" in lat else "—")
+    return " / ".join(parts)
+
+
+def _diff(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return "—"
+    d = row.get("max_diff", {})
+    return " / ".join(f"{d[k]:.1e}" if k in d else "—" for k in ("disable", "all"))
+
+
+def optimize_time_table(bench: dict[str, Any]) -> list[str]:
+    lines = [
+        "| model | pipeline | floor (ms) | optimize + save (ms) | ratio to floor | paired min–max | non-Constant nodes before → after |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in bench["rows"]:
+        s = r["summary"]
+        lines.append(
+            f"| {r['model']} | {r['pipeline']} | {s['floor_median_s'] * 1e3:.1f} | "
+            f"{s['tool_median_s'] * 1e3:.1f} | **{s['ratio']:.2f}×** | "
+            f"{s['ratio_min']:.2f}–{s['ratio_max']:.2f} | {r['nodes_before']} → {r['nodes_after']} |"
+        )
+    return lines
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    v = machine.get("versions", {})
+    load = machine.get("loadavg_1m_start")
+    load_text = f"load average {load:.1f} → {machine['loadavg_1m']:.1f}" if load is not None else ""
+    return (
+        f"Measured {machine['date_utc']} on a **shared 2-core machine** ({machine['cpu']}, "
+        f"{machine['cpu_count']} CPUs{', ' + load_text if load_text else ''}; other jobs were "
+        f"running), graphopt {v.get('graphopt')} @ {machine.get('git_commit') or '?'}, "
+        f"onnxruntime {v.get('onnxruntime')}, onnx {v.get('onnx')}, onnxsim {v.get('onnxsim')}, "
+        f"onnxslim {v.get('onnxslim')}, onnxoptimizer {v.get('onnxoptimizer')}."
+    )
+
+
+def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) -> str:
+    out: list[str] = []
+    if bench is not None:
+        out += [
+            "### Optimize time vs the load + serialize + write floor",
+            "",
+            machine_line(bench["machine"]),
+            "Median of interleaved rounds (floor and optimize alternate); the goal is ≤ 3×.",
+            "",
+            *optimize_time_table(bench),
+            "",
+        ]
+    if peers is not None:
+        st = peers["settings"]
+        out += [
+            "### graphopt vs onnxsim, onnxslim, onnxoptimizer and onnxruntime's offline optimizer",
+            "",
+            machine_line(peers["machine"]),
+            f"Latency: onnxruntime CPU, {st['intra_op_threads']} intra-op threads, "
+            f"{st['latency_runs']} rounds in which every output model runs once at each level, "
+            "interleaved in a rotating order on the same real image; a ratio is the median of "
+            "the per-round ratios to the original model at ORT_ENABLE_ALL (p25–p75 in "
+            "brackets; below 1 is faster). Expect a few percent of noise between runs.",
+            "",
+            "**Non-Constant nodes**",
+            "",
+            *_table(peers, _nodes),
+            "",
+            "**Latency at ORT_ENABLE_ALL, ratio to the original at ORT_ENABLE_ALL**",
+            "",
+            *_table(peers, _latency("all")),
+            "",
+            "**Latency at ORT_DISABLE_ALL, ratio to the original at ORT_ENABLE_ALL** "
+            "(what a runtime without its own graph optimizer gets)",
+            "",
+            *_table(peers, _latency("disable")),
+            "",
+            "**Median latency in ms, ORT_ENABLE_ALL / ORT_DISABLE_ALL**",
+            "",
+            *_table(peers, _latency_ms),
+            "",
+            f"**Optimize time** (path → file, median of {st['optimize_runs']} rounds "
+            "interleaved with the load + serialize + write floor; × floor, paired min–max)",
+            "",
+            *_table(peers, _optimize),
+            "",
+            "**Max output difference** vs the original at ORT_DISABLE_ALL, max |a−b| / max |a| "
+            f"over all outputs and {st['images']} real images; the tool's output at "
+            "ORT_DISABLE_ALL / ORT_ENABLE_ALL",
+            "",
+            *_table(peers, _diff),
+            "",
+        ]
+    return "\n".join(out)
+
+
+def render_chart(peers: dict[str, Any], path: Path) -> Path:
+    """Grouped bars per model: latency ratios at both levels, and non-Constant node counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(peers["models"])
+    tools = _tools(peers)
+    fig, axes = plt.subplots(3, 1, figsize=(11, 12), constrained_layout=True)
+    width = 0.8 / max(1, len(tools))
+    cmap = plt.get_cmap("tab10")
+
+    def values(tool: str, get: Callable[[dict[str, Any]], float | None]) -> list[float]:
+        vals = []
+        for m in models:
+            row = peers["models"][m]["tools"].get(tool)
+            v = None if row is None or "error" in row else get(row)
+            vals.append(math.nan if v is None else v)
+        return vals
+
+    def lat(level: str, key: str) -> Callable[[dict[str, Any]], float | None]:
+        def get(row: dict[str, Any]) -> float | None:
+            entry = row.get("latency", {}).get(level, {})
+            return entry.get(key)
+
+        return get
+
+    for ax, level in zip(axes[:2], ("all", "disable"), strict=True):
+        for i, tool in enumerate(tools):
+            xs = [j + (i - (len(tools) - 1) / 2) * width for j in range(len(models))]
+            mid = values(tool, lat(level, "ratio"))
+            lo = values(tool, lat(level, "ratio_p25"))
+            hi = values(tool, lat(level, "ratio_p75"))
+            err = [
+                [max(0.0, m - a) for m, a in zip(mid, lo, strict=True)],
+                [max(0.0, b - m) for m, b in zip(mid, hi, strict=True)],
+            ]
+            ax.bar(xs, mid, width, yerr=err, capsize=2, label=tool, color=cmap(i % 10))
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_xticks(range(len(models)), models)
+        ax.set_ylabel("latency / original @ ENABLE_ALL")
+        ax.set_title(f"onnxruntime CPU latency at {LEVEL_NAMES[level]} (median, p25–p75)")
+        ax.set_ylim(bottom=0.5)
+    ax = axes[2]
+    for i, tool in enumerate(tools):
+        xs = [j + (i - (len(tools) - 1) / 2) * width for j in range(len(models))]
+        ax.bar(
+            xs,
+            values(tool, lambda row: row["nodes"]["non_constant"]),
+            width,
+            label=tool,
+            color=cmap(i % 10),
+        )
+    ax.set_xticks(range(len(models)), models)
+    ax.set_ylabel("non-Constant nodes")
+    ax.set_title("Graph size after each tool")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(5, len(tools)), fontsize=9)
+    fig.suptitle("graphopt vs peers (shared 2-core machine; see results.md)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--peers", default=str(RESULTS / "peers.json"))
+    p.add_argument("--optimize", default=str(RESULTS / "optimize_time.json"))
+    p.add_argument("--out-dir", default=str(RESULTS))
+    args = p.parse_args(argv)
+    peers, bench = _read(Path(args.peers)), _read(Path(args.optimize))
+    if peers is None and bench is None:
+        p.error(f"neither {args.peers} nor {args.optimize} exists: run the benchmarks first")
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = render_markdown(peers, bench)
+    (out_dir / "results.md").write_text(text + "\n")
+    if peers is not None:
+        render_chart(peers, out_dir / "peers.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
