@@ -1,0 +1,645 @@
+"""Build TensorRT engines from graphopt's ONNX output, on TensorRT 10 and TensorRT 11.
+
+`build_engine(model, "model.plan", ...)` parses an optimized (or Q/DQ-quantized) ONNX model with
+TensorRT's ONNX parser, builds a serialized engine and writes it atomically (temporary file +
+rename) with a JSON sidecar `model.plan.json` (TensorRT version, precision, shapes, source
+model sha256, graphopt version). TensorRT is imported only when a build starts
+(`pip install 'graphopt[tensorrt]'`); `import graphopt` never touches it.
+
+The two TensorRT generations differ, and `plan_build` decides what to do, without TensorRT:
+
+- TensorRT 11 removed weak typing: no `BuilderFlag.FP16/INT8`, no `IInt8EntropyCalibrator2`.
+  Every network is strongly typed (`NetworkDefinitionCreationFlag.STRONGLY_TYPED`); INT8 comes
+  only from Q/DQ nodes in the model (`graphopt quantize`), FP16 from the model's own types, so
+  `fp16=True` rewrites the ONNX model to float16 (I/O kept float32) before parsing.
+- TensorRT 10: the same Q/DQ path (weakly typed with `BuilderFlag.INT8`, plus `FP16` when asked,
+  or strongly typed on request), and the legacy implicit-INT8 path for a model without Q/DQ: an
+  `IInt8EntropyCalibrator2` fed with graphopt's calibration batches, reading and writing
+  graphopt's calibration cache (deprecated by NVIDIA since 10.1; kept for users who need it).
+
+Every TensorRT attribute this module and `trt_runtime` use is listed in `TRT_SYMBOLS`, so a test
+can check them against an installed TensorRT. What it does not do: pick tactics, manage plugins,
+or run engines (`graphopt.backends.trt_runtime`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.errors import BackendError
+
+log = logging.getLogger("graphopt.backends.tensorrt")
+
+INSTALL_HINT = "pip install 'graphopt[tensorrt]' (TensorRT needs an NVIDIA GPU and driver)"
+
+# Every TensorRT attribute used by this backend: "Class.member" or a module-level name.
+TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
+    # both generations
+    "common": (
+        "__version__",
+        "Logger",
+        "Logger.Severity",
+        "Builder",
+        "Builder.create_network",
+        "Builder.create_builder_config",
+        "Builder.create_optimization_profile",
+        "Builder.build_serialized_network",
+        "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
+        "INetworkDefinition.num_inputs",
+        "INetworkDefinition.get_input",
+        "ITensor.name",
+        "ITensor.shape",
+        "OnnxParser",
+        "OnnxParser.parse",
+        "OnnxParser.num_errors",
+        "OnnxParser.get_error",
+        "ParserError.desc",
+        "ParserError.node_name",
+        "ParserError.node_operator",
+        "IBuilderConfig.set_memory_pool_limit",
+        "MemoryPoolType.WORKSPACE",
+        "IBuilderConfig.create_timing_cache",
+        "IBuilderConfig.set_timing_cache",
+        "IBuilderConfig.get_timing_cache",
+        "ITimingCache.serialize",
+        "IBuilderConfig.add_optimization_profile",
+        "IOptimizationProfile.set_shape",
+        # trt_runtime
+        "Runtime",
+        "Runtime.deserialize_cuda_engine",
+        "ICudaEngine.num_io_tensors",
+        "ICudaEngine.get_tensor_name",
+        "ICudaEngine.get_tensor_mode",
+        "ICudaEngine.get_tensor_dtype",
+        "ICudaEngine.create_execution_context",
+        "IExecutionContext.set_input_shape",
+        "IExecutionContext.get_tensor_shape",
+        "IExecutionContext.set_tensor_address",
+        "IExecutionContext.execute_async_v3",
+        "TensorIOMode.INPUT",
+        "nptype",
+    ),
+    # TensorRT 10 only: weak typing and the legacy calibrator
+    "tensorrt10": (
+        "BuilderFlag.FP16",
+        "BuilderFlag.INT8",
+        "IBuilderConfig.set_flag",
+        "IBuilderConfig.int8_calibrator",
+        "IBuilderConfig.set_calibration_profile",
+        "IInt8EntropyCalibrator2",
+        "IInt8EntropyCalibrator2.get_batch",
+        "IInt8EntropyCalibrator2.get_batch_size",
+        "IInt8EntropyCalibrator2.read_calibration_cache",
+        "IInt8EntropyCalibrator2.write_calibration_cache",
+    ),
+    # TensorRT 11 has removed these: the backend must never reach them there
+    "removed_in_11": (
+        "BuilderFlag.FP16",
+        "BuilderFlag.INT8",
+        "IBuilderConfig.int8_calibrator",
+        "IInt8EntropyCalibrator2",
+    ),
+}
+
+# ---------------------------------------------------------------------------------------------
+# importing TensorRT
+
+
+def import_tensorrt() -> Any:
+    """The `tensorrt` module, or `BackendError` (one line, with how to install it)."""
+    try:
+        trt = importlib.import_module("tensorrt")
+    except ImportError as e:
+        raise BackendError(f"TensorRT is not installed ({e}): {INSTALL_HINT}") from e
+    except OSError as e:  # the bindings are there but libnvinfer is not
+        raise BackendError(f"TensorRT cannot load its libraries ({e}): {INSTALL_HINT}") from e
+    trt_major(trt)  # reject unsupported versions early
+    return trt
+
+
+def trt_version(trt: Any) -> str:
+    return str(getattr(trt, "__version__", "0"))
+
+
+def trt_major(trt: Any) -> int:
+    """Major version of a `tensorrt` module; `BackendError` unless it is 10 or newer."""
+    m = re.match(r"(\d+)", trt_version(trt))
+    major = int(m.group(1)) if m else 0
+    if major < 10:
+        raise BackendError(
+            f"TensorRT {trt_version(trt)} is too old: graphopt builds with TensorRT 10 or 11 "
+            f"({INSTALL_HINT})"
+        )
+    return major
+
+
+def calibration_cache_tag(trt: Any) -> str:
+    """TensorRT's calibration-cache header: `TRT-<NV_TENSORRT_VERSION>-EntropyCalibration2`,
+    with the version as TensorRT encodes it (major·10000 + minor·100 + patch, e.g. 101601)."""
+    parts = [int(p) for p in re.findall(r"\d+", trt_version(trt))[:3]] + [0, 0, 0]
+    code = parts[0] * 10000 + parts[1] * 100 + parts[2]
+    return f"TRT-{code}-EntropyCalibration2"
+
+
+def trt_logger(trt: Any, verbose: int | None = None) -> Any:
+    """A `trt.Logger` whose severity follows graphopt's logging level (-v info, -vv verbose)."""
+    if verbose is None:
+        level = logging.getLogger("graphopt").getEffectiveLevel()
+        verbose = 2 if level <= logging.DEBUG else (1 if level <= logging.INFO else 0)
+    severity = trt.Logger.Severity
+    return trt.Logger([severity.WARNING, severity.INFO, severity.VERBOSE][min(verbose, 2)])
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    """One optimization-profile entry: min / opt / max dims of one input."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
+def parse_shapes(specs: Iterable[str] | str | None) -> dict[str, ShapeRange]:
+    """`["input:1x3x640x640", "x:1x3x320x320,1x3x640x640,1x3x1280x1280"]` → {name: ShapeRange}.
+
+    One dims string is min = opt = max; three comma-separated ones are min, opt, max. Several
+    inputs may be given in one string separated by spaces. The name is everything before the
+    last ':' (tensor names may contain ':')."""
+    if specs is None:
+        return {}
+    if isinstance(specs, str):
+        specs = [specs]
+    shapes: dict[str, ShapeRange] = {}
+    for spec in (s for item in specs for s in item.split()):
+        name, sep, dims_text = spec.rpartition(":")
+        if not sep or not name:
+            raise BackendError(
+                f"bad --shapes {spec!r}: expected NAME:1x3x640x640 or NAME:MIN,OPT,MAX"
+            )
+        groups = dims_text.split(",")
+        if len(groups) not in (1, 3):
+            raise BackendError(
+                f"bad --shapes {spec!r}: give one shape or three (min,opt,max), not {len(groups)}"
+            )
+        try:
+            dims = [tuple(int(d) for d in g.lower().split("x")) for g in groups]
+        except ValueError:
+            raise BackendError(
+                f"bad --shapes {spec!r}: dimensions must be integers joined by 'x'"
+            ) from None
+        if len(groups) == 1:
+            dims = dims * 3
+        lo, opt, hi = dims
+        if not len(lo) == len(opt) == len(hi):
+            raise BackendError(f"bad --shapes {spec!r}: min, opt and max have different ranks")
+        if any(d <= 0 for d in lo) or not all(
+            a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True)
+        ):
+            raise BackendError(
+                f"bad --shapes {spec!r}: need 0 < min <= opt <= max in every dimension"
+            )
+        shapes[name] = ShapeRange(lo, opt, hi)
+    return shapes
+
+
+def fill_profile(name: str, declared: Sequence[int], given: ShapeRange | None) -> ShapeRange | None:
+    """The profile for a network input with `declared` dims (-1 = dynamic): `given` checked
+    against the static dims; None when the input is fully static and nothing was given."""
+    declared = tuple(int(d) for d in declared)
+    if given is None:
+        if any(d < 0 for d in declared):
+            shown = "x".join("?" if d < 0 else str(d) for d in declared)
+            raise BackendError(
+                f"input {name!r} has dynamic dimensions ({shown}): give a profile with "
+                f"--shapes {name}:MIN,OPT,MAX (e.g. {name}:"
+                + "x".join("1" if d < 0 else str(d) for d in declared)
+                + ")"
+            )
+        return None
+    if len(given.opt) != len(declared):
+        raise BackendError(
+            f"--shapes {name}: rank {len(given.opt)} does not match the model's rank {len(declared)}"
+        )
+    for axis, d in enumerate(declared):
+        if d >= 0 and not given.min[axis] == given.opt[axis] == given.max[axis] == d:
+            raise BackendError(
+                f"--shapes {name}: axis {axis} is fixed to {d} in the model, not {given.opt[axis]}"
+            )
+    return given
+
+
+# ---------------------------------------------------------------------------------------------
+# what to build
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build does on one TensorRT generation; made by `plan_build`, no TensorRT needed."""
+
+    major: int
+    precision: str  # "fp32", "fp16", "int8", "int8+fp16"
+    strongly_typed: bool
+    flags: tuple[str, ...] = ()  # BuilderFlag member names (TensorRT 10 weak typing only)
+    calibrator: bool = False  # TensorRT 10 implicit INT8 via IInt8EntropyCalibrator2
+    convert_fp16: bool = False  # rewrite the ONNX model to float16 before parsing
+    notes: tuple[str, ...] = ()
+
+
+def plan_build(
+    major: int,
+    *,
+    has_qdq: bool,
+    fp16: bool = False,
+    int8: bool = False,
+    calibration: bool = False,
+    strongly_typed: bool | None = None,
+) -> BuildPlan:
+    """Decide flags, typing and calibration for TensorRT `major`.
+
+    `has_qdq`: the model holds QuantizeLinear/DequantizeLinear (explicit quantization).
+    `int8`: the user asked for INT8; `calibration`: calibration batches or a cache are given.
+    `strongly_typed`: None = the version's default (10: weak typing, 11: strong).
+    """
+    quantized = has_qdq or int8
+    precision = ("int8" if quantized else "fp16" if fp16 else "fp32") + (
+        "+fp16" if quantized and fp16 else ""
+    )
+    notes: list[str] = []
+    if has_qdq and calibration:
+        notes.append(
+            "the model already has Q/DQ nodes: their scales are used, calibration is ignored"
+        )
+    if major >= 11:
+        if strongly_typed is False:
+            raise BackendError(
+                "TensorRT 11 builds strongly typed networks only (weak typing was removed)"
+            )
+        if int8 and not has_qdq:
+            raise BackendError(
+                "TensorRT 11 has no implicit INT8 (BuilderFlag.INT8 and IInt8EntropyCalibrator2 "
+                "were removed): quantize first with 'graphopt quantize IN -o OUT --calib DIR "
+                "--target tensorrt' and build the Q/DQ model"
+            )
+        return BuildPlan(major, precision, True, convert_fp16=fp16, notes=tuple(notes))
+    if int8 and not has_qdq and not calibration:
+        raise BackendError(
+            "--int8 on a model without Q/DQ nodes needs calibration data (--calib DIR) or a "
+            "calibration cache (--cache FILE); or quantize first with 'graphopt quantize'"
+        )
+    if strongly_typed:
+        if int8 and not has_qdq:
+            raise BackendError(
+                "a strongly typed network cannot use the INT8 calibrator: quantize the model "
+                "with 'graphopt quantize' or drop --strongly-typed"
+            )
+        return BuildPlan(major, precision, True, convert_fp16=fp16, notes=tuple(notes))
+    flags = tuple(f for f, on in (("FP16", fp16), ("INT8", quantized)) if on)
+    calibrator = int8 and not has_qdq
+    if calibrator:
+        notes.append(
+            "implicit INT8 with IInt8EntropyCalibrator2 is deprecated since TensorRT 10.1 and "
+            "removed in 11; prefer a Q/DQ model from 'graphopt quantize'"
+        )
+    return BuildPlan(major, precision, False, flags, calibrator, notes=tuple(notes))
+
+
+def has_qdq(model: onnx.ModelProto) -> bool:
+    return any(
+        n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.domain in ("", "ai.onnx")
+        for n in model.graph.node
+    )
+
+
+def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with float32 weights and activations in float16, graph inputs and outputs kept
+    float32 (Casts at the boundary), for TensorRT's strongly typed networks. Q/DQ nodes and the
+    ops onnxruntime's converter blocks stay float32 behind Casts."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    blocked = [*DEFAULT_OP_BLOCK_LIST, "QuantizeLinear", "DequantizeLinear"]
+    try:
+        return convert_float_to_float16(copy, keep_io_types=True, op_block_list=blocked)
+    except Exception as e:  # the converter raises assorted errors on odd graphs
+        raise BackendError(f"cannot convert the model to float16: {e}") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration (TensorRT 10 legacy implicit INT8)
+
+
+def retag_calibration_cache(data: bytes, tag: str) -> bytes:
+    """graphopt's cache with its first line replaced by this TensorRT's header `tag`.
+
+    graphopt and TensorRT write the same text format (`TRT-<version>-EntropyCalibration2`, then
+    `tensor: <8 hex digits of the big-endian float32 scale>`); only the version differs."""
+    lines = data.decode("ascii", errors="strict").splitlines()
+    if not lines or not re.fullmatch(r"TRT-\d+-\w+", lines[0].strip()):
+        raise BackendError(
+            "the calibration cache does not start with a 'TRT-<version>-EntropyCalibration2' line"
+        )
+    if not lines[0].strip().endswith("-EntropyCalibration2"):
+        raise BackendError(
+            f"the calibration cache is for {lines[0].strip()}, not EntropyCalibration2"
+        )
+    return ("\n".join([tag, *lines[1:]]) + "\n").encode("ascii")
+
+
+def make_entropy_calibrator(
+    trt: Any,
+    batches: Iterable[Mapping[str, np.ndarray]] | None,
+    cache_path: str | Path | None,
+    device: Any = None,
+) -> Any:
+    """An `IInt8EntropyCalibrator2` that feeds `batches` (graphopt calibration feeds) to
+    TensorRT and reads/writes `cache_path` (graphopt's cache format). With no batches TensorRT
+    must find every scale in the cache. `device` holds device memory (`CudaDevice` by default)."""
+    base = getattr(trt, "IInt8EntropyCalibrator2", None)
+    if base is None:
+        raise BackendError(
+            f"TensorRT {trt_version(trt)} has no IInt8EntropyCalibrator2 (removed in 11): "
+            "build a Q/DQ model from 'graphopt quantize' instead"
+        )
+    tag = calibration_cache_tag(trt)
+
+    class EntropyCalibrator(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)  # type: ignore[misc]
+            self.batches: Iterator[Mapping[str, np.ndarray]] = iter(batches or ())
+            self.cache_path = Path(cache_path) if cache_path else None
+            self.device = device
+            self.pointers: dict[str, tuple[int, int]] = {}
+            self.first = next(self.batches, None)
+            self.count = 0
+
+        def get_batch_size(self) -> int:
+            if self.first is None:
+                return 1
+            arr = next(iter(self.first.values()))
+            return int(arr.shape[0]) if arr.ndim else 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            feed = self.first if self.count == 0 else next(self.batches, None)
+            if feed is None:
+                return None
+            if self.device is None:
+                from graphopt.backends.trt_runtime import CudaDevice
+
+                self.device = CudaDevice()
+            pointers = []
+            for name in names:
+                if name not in feed:
+                    raise BackendError(f"calibration batch {self.count} has no input {name!r}")
+                arr = np.ascontiguousarray(feed[name])
+                ptr, size = self.pointers.get(name, (0, 0))
+                if arr.nbytes > size:
+                    ptr, size = self.device.malloc(arr.nbytes), arr.nbytes
+                    self.pointers[name] = (ptr, size)
+                self.device.to_device(ptr, arr)
+                pointers.append(ptr)
+            self.count += 1
+            return pointers
+
+        def read_calibration_cache(self) -> bytes | None:
+            if self.cache_path is None or not self.cache_path.is_file():
+                return None
+            log.info("reading calibration cache %s", self.cache_path)
+            return retag_calibration_cache(self.cache_path.read_bytes(), tag)
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            if self.cache_path is None:
+                return
+            write_atomic(self.cache_path, bytes(cache))
+            log.info("wrote calibration cache %s", self.cache_path)
+
+    return EntropyCalibrator()
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+
+@dataclass
+class EngineInfo:
+    """What was built: written next to the engine as `<engine>.json`."""
+
+    engine: str
+    tensorrt_version: str
+    precision: str
+    strongly_typed: bool
+    builder_flags: list[str]
+    shapes: dict[str, dict[str, list[int]]]
+    workspace_mib: int | None
+    source_model: str
+    source_sha256: str
+    graphopt_version: str
+    calibration: str | None = None  # "qdq", "calibrator", or None
+    calibration_cache: str | None = None
+    timing_cache: str | None = None
+    engine_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _source(model: Any) -> tuple[onnx.ModelProto, bytes, str]:
+    """(ModelProto, serialized bytes for the parser, a name for the sidecar)."""
+    from graphopt.ir import load_model
+
+    if isinstance(model, str | os.PathLike):
+        proto = load_model(model)
+        return proto, proto.SerializeToString(), str(model)
+    proto = load_model(model)
+    return proto, proto.SerializeToString(), "<in-memory model>"
+
+
+def build_engine(
+    model: Any,
+    output: str | Path,
+    *,
+    fp16: bool = False,
+    int8: bool = False,
+    calibration: Iterable[Mapping[str, np.ndarray]] | None = None,
+    cache: str | Path | None = None,
+    shapes: Mapping[str, ShapeRange] | Iterable[str] | str | None = None,
+    workspace_mib: int | None = None,
+    timing_cache: str | Path | None = None,
+    strongly_typed: bool | None = None,
+    check_device: bool = True,
+) -> EngineInfo:
+    """Build a TensorRT engine from `model` (path or ModelProto) and write it to `output`.
+
+    `int8` with a Q/DQ model uses its scales (explicit quantization, both generations); on a
+    model without Q/DQ (TensorRT 10 only) it calibrates with `calibration` (feed dicts) and/or
+    the calibration `cache`. `shapes`: optimization profiles (`parse_shapes` syntax or its
+    result), required for every dynamic input. `workspace_mib` caps TensorRT's workspace pool;
+    `timing_cache` is read if it exists and written back after the build. Nothing is written
+    unless the build succeeds; the engine and its `.json` sidecar are written atomically.
+    """
+    import graphopt
+
+    trt = import_tensorrt()
+    major = trt_major(trt)
+    if check_device:
+        from graphopt.backends.trt_runtime import require_cuda_device
+
+        require_cuda_device()
+    profiles = shapes if isinstance(shapes, Mapping) else parse_shapes(shapes)
+    proto, data, source_name = _source(model)
+    digest = hashlib.sha256(
+        Path(source_name).read_bytes() if source_name != "<in-memory model>" else data
+    ).hexdigest()
+    quantized_model = has_qdq(proto)
+    plan = plan_build(
+        major,
+        has_qdq=quantized_model,
+        fp16=fp16,
+        int8=int8,
+        calibration=calibration is not None or cache is not None,
+        strongly_typed=strongly_typed,
+    )
+    for note in plan.notes:
+        log.warning("%s", note)
+    if plan.convert_fp16:
+        data = fp16_model(proto).SerializeToString()
+
+    logger = trt_logger(trt)
+    builder = trt.Builder(logger)
+    if builder is None:
+        raise BackendError("TensorRT cannot create a builder (is the GPU usable?)")
+    net_flags = 0
+    if plan.strongly_typed:
+        net_flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(net_flags)
+    parser = trt.OnnxParser(network, logger)
+    # graphopt's loader has already pulled external weights into the proto: parse bytes only.
+    if not parser.parse(data):
+        raise BackendError(_parser_failure(parser))
+
+    config = builder.create_builder_config()
+    if workspace_mib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+
+    used_profiles: dict[str, ShapeRange] = {}
+    profile = builder.create_optimization_profile()
+    network_inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    known = {t.name for t in network_inputs}
+    unknown = sorted(set(profiles) - known)
+    if unknown:
+        raise BackendError(
+            f"--shapes names {', '.join(unknown)}, which the network does not have "
+            f"(inputs: {', '.join(sorted(known))})"
+        )
+    for tensor in network_inputs:
+        chosen = fill_profile(tensor.name, tuple(tensor.shape), profiles.get(tensor.name))
+        if chosen is not None:
+            profile.set_shape(tensor.name, chosen.min, chosen.opt, chosen.max)
+            used_profiles[tensor.name] = chosen
+    if used_profiles:
+        config.add_optimization_profile(profile)
+
+    if plan.calibrator:
+        calibrator = make_entropy_calibrator(trt, calibration, cache)
+        config.int8_calibrator = calibrator
+        if used_profiles:
+            config.set_calibration_profile(profile)
+
+    timing = None
+    if timing_cache is not None:
+        tc_path = Path(timing_cache)
+        blob = tc_path.read_bytes() if tc_path.is_file() else b""
+        timing = config.create_timing_cache(blob)
+        config.set_timing_cache(timing, False)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendError(
+            "TensorRT failed to build the engine; run with -vv to see TensorRT's log"
+        )
+    engine_bytes = bytes(serialized)
+    if timing_cache is not None:
+        write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+
+    info = EngineInfo(
+        engine=str(output),
+        tensorrt_version=trt_version(trt),
+        precision=plan.precision,
+        strongly_typed=plan.strongly_typed,
+        builder_flags=list(plan.flags),
+        shapes={
+            name: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max)}
+            for name, r in used_profiles.items()
+        },
+        workspace_mib=workspace_mib,
+        source_model=source_name,
+        source_sha256=digest,
+        graphopt_version=graphopt.__version__,
+        calibration="qdq" if quantized_model else ("calibrator" if plan.calibrator else None),
+        calibration_cache=str(cache) if cache is not None else None,
+        timing_cache=str(timing_cache) if timing_cache is not None else None,
+        engine_bytes=len(engine_bytes),
+        notes=list(plan.notes),
+    )
+    write_atomic(output, engine_bytes)
+    write_atomic(sidecar_path(output), (json.dumps(asdict(info), indent=2) + "\n").encode())
+    return info
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    return Path(f"{engine}.json")
+
+
+def _parser_failure(parser: Any) -> str:
+    count = int(parser.num_errors)
+    if count == 0:
+        return "TensorRT's ONNX parser rejected the model without saying why"
+    err = parser.get_error(0)
+    where = ""
+    name = getattr(err, "node_name", None)
+    op = getattr(err, "node_operator", None)
+    if callable(name):
+        name = name()
+    if callable(op):
+        op = op()
+    if name or op:
+        where = f" at node {name!r} ({op})"
+    desc = err.desc() if callable(getattr(err, "desc", None)) else str(err)
+    more = (
+        f" (and {count - 1} more; check with 'graphopt check --target tensorrt')"
+        if count > 1
+        else ""
+    )
+    return f"TensorRT's ONNX parser failed{where}: {desc}{more}"

@@ -1,0 +1,589 @@
+"""Static TensorRT compatibility check: will TensorRT's ONNX parser take this model?
+
+`check_tensorrt(model, version=10)` reads the model, never runs or imports TensorRT, and returns
+`Finding`s — `error` where the parser (or the builder) of that TensorRT version would refuse
+the model or change its meaning, `warning` where it would accept it with a caveat (a dynamic
+input without an optimization profile, DOUBLE cast down, a Q/DQ pair that only costs
+precision). Rules, with the table they read in `graphopt.backends.trt_support`:
+
+- opset: the default-domain opset is inside the parser's range for that version;
+- domains: ops outside the standard domain (e.g. onnxruntime's `com.microsoft` FusedConv) need a
+  TensorRT plugin; model-local functions are inlined by the parser and are fine;
+- ops: every op is in the parser's support matrix; attribute restrictions (Resize modes,
+  Pad, pooling dilations, TopK, ScatterND reduction, constant `axes` inputs, ...);
+- dtypes: no STRING / 16-bit integer / complex tensors; UINT8 only at the network boundary;
+- Q/DQ (explicit quantization): quantized type INT8 (FP8/INT4/FP4 where that version has them),
+  zero point 0, constant scales that are positive and finite, per-channel scales only on
+  constant weights and on axis 0, activations per-tensor, every Q followed by a DQ and every DQ
+  fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8;
+- dynamic input dimensions need an optimization profile (`shapes`).
+
+What it does not do: run shape inference beyond ONNX's own, look inside subgraphs, or promise
+that a build succeeds (tactics, memory and plugins are decided on the GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.backends import trt_support as table
+from graphopt.backends.trt_support import TrtVersion, parse_version
+from graphopt.ir import Graph, load_model
+from graphopt.ir.model_io import ModelLike
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason TensorRT would refuse (`error`) or caveat (`warning`) the model."""
+
+    severity: str  # "error" | "warning"
+    rule: str  # short kebab-case rule id, e.g. "unsupported-op", "qdq-zero-point"
+    message: str
+    node: str = ""
+    op: str = ""
+
+    def __str__(self) -> str:
+        where = f"node {self.node!r} ({self.op}): " if self.node else ""
+        return f"{self.severity}: [{self.rule}] {where}{self.message}"
+
+
+def check_tensorrt(
+    model: ModelLike,
+    version: int | str | TrtVersion = 10,
+    *,
+    shapes: Mapping[str, object] | None = None,
+) -> list[Finding]:
+    """Findings for building `model` with TensorRT `version` (10, 11, "10.8", ...).
+
+    `shapes`: names of inputs that will get an optimization profile (e.g. the keys of
+    `graphopt.backends.tensorrt.parse_shapes(...)`); their dynamic dimensions are not reported.
+    """
+    ver = parse_version(version)
+    proto = load_model(model, copy=False)
+    return _Checker(proto, ver, set(shapes or ())).run()
+
+
+def errors(findings: Sequence[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error"]
+
+
+class _Checker:
+    def __init__(self, model: onnx.ModelProto, version: TrtVersion, profiled: set[str]):
+        self.model = model
+        self.version = version
+        self.profiled = profiled
+        self.graph = Graph(model)
+        self.facts: ShapeFacts = shape_facts(model)
+        self.functions = {(f.domain, f.name) for f in model.functions}
+        self.findings: list[Finding] = []
+
+    def add(self, severity: str, rule: str, message: str, node: Any = None) -> None:
+        name = node.name if node is not None else ""
+        op = f"{node.domain}::{node.op_type}" if node is not None and node.domain else ""
+        if node is not None and not op:
+            op = node.op_type
+        self.findings.append(Finding(severity, rule, message, name, op))
+
+    def run(self) -> list[Finding]:
+        self.check_opset()
+        self.check_io()
+        for node in self.graph.toposort():
+            self.check_node(node)
+        self.check_qdq()
+        return self.findings
+
+    # -- model level -------------------------------------------------------------------------
+
+    def check_opset(self) -> None:
+        opset = self.graph.opset_version("") or self.graph.opset_version("ai.onnx")
+        low, high = table.opset_range(self.version)
+        if opset and not low <= opset <= high:
+            self.add(
+                "error",
+                "opset",
+                f"default-domain opset {opset} is outside TensorRT {self.version}'s parser range "
+                f"{low}..{high}; convert it with onnx.version_converter",
+            )
+
+    def check_io(self) -> None:
+        inits = set(self.graph.initializers)
+        for vi in self.model.graph.input:
+            if vi.name in inits:
+                continue
+            dims = vi.type.tensor_type.shape.dim
+            dynamic = [
+                i for i, d in enumerate(dims) if not (d.HasField("dim_value") and d.dim_value > 0)
+            ]
+            if not vi.type.tensor_type.HasField("shape"):
+                dynamic = [-1]
+            if dynamic and vi.name not in self.profiled:
+                shown = "x".join(
+                    str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+                    for d in dims
+                )
+                self.add(
+                    "warning",
+                    "dynamic-shape",
+                    f"input {vi.name!r} has dynamic dimensions ({shown or 'unknown rank'}); the "
+                    f"engine needs an optimization profile, e.g. --shapes {vi.name}:MIN,OPT,MAX",
+                )
+            self._check_boundary_dtype(vi, "input")
+        for vi in self.model.graph.output:
+            self._check_boundary_dtype(vi, "output")
+
+    def _check_boundary_dtype(self, vi: onnx.ValueInfoProto, kind: str) -> None:
+        name = _dtype_name(vi.type.tensor_type.elem_type)
+        if name in table.UNSUPPORTED_DTYPES:
+            self.add(
+                "error",
+                "dtype",
+                f"graph {kind} {vi.name!r} is {name}, which TensorRT has no type for",
+            )
+        elif name == "DOUBLE":
+            self.add(
+                "warning", "dtype", f"graph {kind} {vi.name!r}: {table.DTYPE_CAVEATS['DOUBLE']}"
+            )
+
+    # -- node level --------------------------------------------------------------------------
+
+    def check_node(self, node: onnx.NodeProto) -> None:
+        if node.domain not in table.STANDARD_DOMAINS:
+            if (node.domain, node.op_type) in self.functions:
+                return  # model-local function: the parser inlines its body
+            hint = (
+                "register the TensorRT plugin"
+                if node.domain in table.PLUGIN_DOMAINS
+                else "optimize with a TensorRT pipeline (e.g. --pipeline tensorrt) instead"
+            )
+            severity = "warning" if node.domain in table.PLUGIN_DOMAINS else "error"
+            self.add(
+                severity,
+                "custom-domain",
+                f"op {node.domain}::{node.op_type} is not standard ONNX; TensorRT's parser needs "
+                f"a plugin for it: {hint}",
+                node,
+            )
+            return
+        support = table.op_support(node.op_type, self.version)
+        if support == "no":
+            self.add(
+                "error",
+                "unsupported-op",
+                f"TensorRT {self.version}'s ONNX parser does not support {node.op_type}",
+                node,
+            )
+            return
+        if support == "unknown":
+            self.add(
+                "warning",
+                "unlisted-op",
+                f"{node.op_type} is not in TensorRT's ONNX support matrix; the parser may reject it",
+                node,
+            )
+        self._check_dtypes(node)
+        rule = _ATTRIBUTE_RULES.get(node.op_type)
+        if rule is not None:
+            for message in rule(self, node):
+                self.add("error", "unsupported-attribute", message, node)
+
+    def _check_dtypes(self, node: onnx.NodeProto) -> None:
+        boundary = {vi.name for vi in self.model.graph.input} | {
+            vi.name for vi in self.model.graph.output
+        }
+        for out in node.output:
+            if not out:
+                continue
+            name = _dtype_name(self.facts.dtype(out))
+            if name in table.UNSUPPORTED_DTYPES:
+                self.add(
+                    "error",
+                    "dtype",
+                    f"output {out!r} is {name}, which TensorRT has no type for",
+                    node,
+                )
+            elif name == "UINT8" and out not in boundary and node.op_type != "QuantizeLinear":
+                self.add("error", "dtype", f"output {out!r}: {table.DTYPE_CAVEATS['UINT8']}", node)
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.graph.constant(name) if name else None
+
+    def input(self, node: onnx.NodeProto, index: int) -> str:
+        return node.input[index] if len(node.input) > index else ""
+
+    # -- Q/DQ --------------------------------------------------------------------------------
+
+    def check_qdq(self) -> None:
+        for node in self.graph.toposort():
+            if node.domain not in table.STANDARD_DOMAINS or node.op_type not in QDQ_OPS:
+                continue
+            self._check_quant_type(node)
+            self._check_zero_point(node)
+            self._check_scale(node)
+            self._check_pairing(node)
+
+    def _quant_type(self, node: onnx.NodeProto) -> str:
+        zp = self.input(node, 2)
+        if zp:
+            if zp in self.graph.initializers:
+                return _dtype_name(self.graph.initializers[zp].data_type)
+            if self.facts.dtype(zp):
+                return _dtype_name(self.facts.dtype(zp))
+        if node.op_type == "QuantizeLinear":
+            out_dtype = self.graph.attr(node, "output_dtype", 0)
+            return _dtype_name(out_dtype) if out_dtype else "UINT8"  # ONNX default without zp
+        x = self.input(node, 0)
+        if x in self.graph.initializers:
+            return _dtype_name(self.graph.initializers[x].data_type)
+        return _dtype_name(self.facts.dtype(x)) if self.facts.dtype(x) else "UINT8"
+
+    def _check_quant_type(self, node: onnx.NodeProto) -> None:
+        qtype = self._quant_type(node)
+        since = table.QUANT_TYPES.get(qtype)
+        if since is None:
+            extra = (
+                " (TensorRT would quantize as INT8 instead, changing the values)"
+                if qtype == "UINT8"
+                else ""
+            )
+            allowed = ", ".join(t for t, v in table.QUANT_TYPES.items() if v <= self.version)
+            self.add(
+                "error",
+                "qdq-type",
+                f"quantized type {qtype} is not supported by TensorRT {self.version}{extra}; use "
+                f"{allowed} (graphopt quantize --target tensorrt emits INT8)",
+                node,
+            )
+        elif since > self.version:
+            self.add(
+                "error",
+                "qdq-type",
+                f"quantized type {qtype} needs TensorRT {since} or newer",
+                node,
+            )
+        elif qtype == "INT4" and self.graph.attr(node, "block_size", 0) == 0:
+            self.add(
+                "warning",
+                "qdq-type",
+                "TensorRT supports INT4 only as blocked weight quantization",
+                node,
+            )
+        elif qtype == "INT8" and self.graph.attr(node, "block_size", 0):
+            self.add(
+                "error",
+                "qdq-block",
+                "TensorRT supports blocked quantization only for INT4/FP4",
+                node,
+            )
+
+    def _check_zero_point(self, node: onnx.NodeProto) -> None:
+        zp = self.input(node, 2)
+        if not zp:
+            return
+        value = self.const(zp)
+        if value is None:
+            self.add(
+                "error",
+                "qdq-zero-point",
+                f"zero point {zp!r} is not a constant; TensorRT needs a constant zero point of 0",
+                node,
+            )
+        elif np.any(value.astype(np.float64) != 0):
+            self.add(
+                "error",
+                "qdq-zero-point",
+                f"zero point {zp!r} is not all 0 (TensorRT only supports symmetric quantization)",
+                node,
+            )
+
+    def _check_scale(self, node: onnx.NodeProto) -> None:
+        scale_name = self.input(node, 1)
+        scale = self.const(scale_name)
+        if scale is None:
+            self.add(
+                "error",
+                "qdq-scale",
+                f"scale {scale_name!r} is not a constant; TensorRT needs build-time scales",
+                node,
+            )
+            return
+        values = scale.astype(np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            bad = values[~(np.isfinite(values) & (values > 0))].ravel()[:3]
+            self.add(
+                "error",
+                "qdq-scale",
+                f"scale {scale_name!r} must be positive and finite; found {', '.join(map(str, bad))}",
+                node,
+            )
+        if scale.size <= 1 or self.graph.attr(node, "block_size", 0):
+            return
+        x = self.input(node, 0)
+        is_weight = node.op_type == "DequantizeLinear" and self.graph.is_constant(x)
+        if not is_weight:
+            self.add(
+                "error",
+                "qdq-per-channel",
+                "per-channel scales on an activation: TensorRT quantizes activations per tensor only",
+                node,
+            )
+            return
+        axis = int(self.graph.attr(node, "axis", 1))
+        rank = self.facts.rank(x)
+        if rank is not None and axis < 0:
+            axis += rank
+        consumers = {c.op_type for c in self.graph.consumer_nodes(node.output[0])}
+        if axis != 0 and not (axis == 1 and consumers <= {"ConvTranspose"}):
+            self.add(
+                "error",
+                "qdq-per-channel",
+                f"per-channel weight scales on axis {axis}; TensorRT expects axis 0 (the output "
+                "channels of Conv/Gemm weights)",
+                node,
+            )
+
+    def _check_pairing(self, node: onnx.NodeProto) -> None:
+        out = node.output[0]
+        consumers = self.graph.consumer_nodes(out)
+        if node.op_type == "QuantizeLinear":
+            strays = [c for c in consumers if c.op_type != "DequantizeLinear"]
+            if strays or self.graph.is_graph_output(out):
+                self.add(
+                    "error",
+                    "qdq-pair",
+                    "a QuantizeLinear must feed only DequantizeLinear nodes (TensorRT runs "
+                    "quantized tensors only between a Q and its DQ)"
+                    + (f"; it feeds {strays[0].op_type} {strays[0].name!r}" if strays else ""),
+                    node,
+                )
+            return
+        x = self.input(node, 0)
+        producer = self.graph.producer_node(x)
+        from_q = producer is not None and producer.op_type == "QuantizeLinear"
+        if not from_q and not self.graph.is_constant(x):
+            self.add(
+                "error",
+                "qdq-pair",
+                f"DequantizeLinear input {x!r} comes from neither a QuantizeLinear nor a constant",
+                node,
+            )
+            return
+        if not from_q:
+            return  # a weight DQ: TensorRT folds it into the consumer
+        for c in consumers:
+            if c.op_type not in table.INT8_COMPUTE_OPS:
+                self.add(
+                    "warning",
+                    "qdq-placement",
+                    f"Q/DQ pair in front of {c.op_type} {c.name!r}, which TensorRT runs in "
+                    "floating point: the pair only costs precision",
+                    node,
+                )
+        if producer is not None:
+            source = self.graph.producer_node(self.input(producer, 0))
+            if source is not None and source.op_type in ("Conv", "ConvTranspose"):
+                epilogue = [c for c in consumers if c.op_type in table.CONV_EPILOGUE_OPS]
+                if epilogue:
+                    self.add(
+                        "warning",
+                        "qdq-placement",
+                        f"Q/DQ between {source.op_type} {source.name!r} and "
+                        f"{epilogue[0].op_type}: TensorRT cannot fuse the pair into the convolution",
+                        node,
+                    )
+
+
+# -- attribute rules: each yields messages for one op type ---------------------------------
+
+
+def _resize(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
+    mode = _s(c.graph.attr(node, "mode", b"nearest"))
+    if mode not in table.RESIZE_MODES:
+        out.append(f"Resize mode {mode!r} is not supported")
+    if c.graph.opset_version("") >= 11:
+        ctm = _s(c.graph.attr(node, "coordinate_transformation_mode", b"half_pixel"))
+        if ctm not in table.RESIZE_COORDINATE_MODES:
+            out.append(
+                f"Resize coordinate_transformation_mode {ctm!r} is not supported (TensorRT takes "
+                f"{', '.join(sorted(table.RESIZE_COORDINATE_MODES))})"
+            )
+        nearest = _s(c.graph.attr(node, "nearest_mode", b"round_prefer_floor"))
+        if mode == "nearest" and nearest not in table.RESIZE_NEAREST_MODES:
+            out.append(f"Resize nearest_mode {nearest!r} is not supported")
+    if c.graph.attr(node, "antialias", 0):
+        out.append("Resize antialias is not supported")
+    policy = _s(c.graph.attr(node, "keep_aspect_ratio_policy", b"stretch"))
+    if policy != "stretch":
+        out.append(f"Resize keep_aspect_ratio_policy {policy!r} is not supported (only 'stretch')")
+    return out
+
+
+def _pad(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
+    mode = _s(c.graph.attr(node, "mode", b"constant"))
+    if mode not in table.PAD_MODES:
+        out.append(f"Pad mode {mode!r} is not supported")
+    axes = c.input(node, 3)
+    if axes and c.const(axes) is None:
+        out.append("Pad axes must be a constant (TensorRT does not support dynamic axes for Pad)")
+    pads_name = c.input(node, 1)
+    pads = c.const(pads_name) if pads_name else c.graph.attr(node, "pads")
+    x = c.input(node, 0)
+    shape = c.facts.shape(x)
+    if mode == "reflect" and pads is not None and shape is not None:
+        values = [int(v) for v in np.asarray(pads).ravel()]
+        half = len(values) // 2
+        if axes:
+            axis_list = [int(a) for a in np.asarray(c.const(axes)).ravel()]
+        else:
+            axis_list = list(range(half))
+        for i, axis in enumerate(axis_list[:half]):
+            dim = shape[axis] if -len(shape) <= axis < len(shape) else None
+            if isinstance(dim, int) and max(values[i], values[i + half]) >= dim:
+                out.append(
+                    f"reflect padding of {max(values[i], values[i + half])} on axis {axis} is not "
+                    f"smaller than the dimension ({dim})"
+                )
+    return out
+
+
+def _pool(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
+    rank = c.facts.rank(c.input(node, 0))
+    if rank is not None and rank not in (4, 5):
+        out.append(f"{node.op_type} on a rank-{rank} input: TensorRT pools 2-D or 3-D only")
+    dilations = c.graph.attr(node, "dilations")
+    if dilations and any(d != 1 for d in dilations):
+        out.append(f"{node.op_type} dilations {list(dilations)}: TensorRT needs them all 1")
+    indices = node.output[1] if node.op_type == "MaxPool" and len(node.output) > 1 else ""
+    if indices and c.graph.use_count(indices):
+        out.append("MaxPool's Indices output is not supported")
+    return out
+
+
+def _topk(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
+    if c.graph.attr(node, "sorted", 1) != 1:
+        out.append("TopK sorted must be 1")
+    k_name = c.input(node, 1)
+    if k_name:
+        k = c.const(k_name)
+        if k is None:
+            out.append("TopK K must be a build-time constant")
+        elif int(np.asarray(k).ravel()[0]) >= table.TOPK_MAX_K:
+            out.append(f"TopK K={int(np.asarray(k).ravel()[0])} must be below {table.TOPK_MAX_K}")
+    return out
+
+
+def _constant_axes(index: int, attr: str = "axes"):  # type: ignore[no-untyped-def]
+    def rule(c: _Checker, node: onnx.NodeProto) -> list[str]:
+        name = c.input(node, index)
+        if name and c.const(name) is None:
+            return [f"{node.op_type} {attr} must be a build-time constant"]
+        if (
+            node.op_type == "Squeeze"
+            and not name
+            and c.graph.attr(node, "axes") is None
+            and c.version < table.SQUEEZE_WITHOUT_AXES_SINCE
+        ):
+            return [f"Squeeze without axes needs TensorRT {table.SQUEEZE_WITHOUT_AXES_SINCE}+"]
+        return []
+
+    return rule
+
+
+def _scatter_nd(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    reduction = _s(c.graph.attr(node, "reduction", b"none"))
+    return [] if reduction == "none" else [f"ScatterND reduction {reduction!r} is not supported"]
+
+
+def _dropout(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    flag = c.input(node, 2)
+    if flag:
+        value = c.const(flag)
+        if value is None or bool(np.asarray(value).ravel()[0]):
+            return ["Dropout is_training must be a constant False"]
+    return []
+
+
+def _lstm(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
+    if c.graph.attr(node, "input_forget", 0):
+        out.append("LSTM input_forget must be 0")
+    if c.graph.attr(node, "layout", 0):
+        out.append("LSTM layout must be 0")
+    return out
+
+
+def _layer_norm(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    extra = [o for o in node.output[1:] if o and c.graph.use_count(o)]
+    return ["LayerNormalization: only the first output Y is supported"] if extra else []
+
+
+def _constant(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    bad = [
+        a.name
+        for a in node.attribute
+        if a.name in ("sparse_value", "value_string", "value_strings")
+    ]
+    return [f"Constant {bad[0]} is not supported"] if bad else []
+
+
+def _grid_sample(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    rank = c.facts.rank(c.input(node, 0))
+    if rank is not None and rank != 4 and not (rank == 5 and c.version >= TrtVersion(11, 2)):
+        return [f"GridSample on a rank-{rank} input is not supported"]
+    return []
+
+
+_REDUCE_OPS = [op for op in table.SUPPORTED_OPS_10 if op.startswith("Reduce")]
+
+_ATTRIBUTE_RULES: dict[str, Any] = {
+    "Resize": _resize,
+    "Pad": _pad,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "LpPool": _pool,
+    "TopK": _topk,
+    "Squeeze": _constant_axes(1),
+    "Unsqueeze": _constant_axes(1),
+    "CumSum": _constant_axes(1, "axis"),
+    "OneHot": _constant_axes(1, "depth"),
+    "ScatterND": _scatter_nd,
+    "Dropout": _dropout,
+    "LSTM": _lstm,
+    "LayerNormalization": _layer_norm,
+    "Constant": _constant,
+    "GridSample": _grid_sample,
+    **{op: _constant_axes(1) for op in _REDUCE_OPS},
+}
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _dtype_name(elem_type: int | None) -> str:
+    if not elem_type:
+        return ""
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return str(elem_type)
+
+
+def summary(findings: Sequence[Finding]) -> str:
+    n_err = sum(f.severity == "error" for f in findings)
+    n_warn = len(findings) - n_err
+    return f"{n_err} error{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}"
+
+
+__all__ = ["Finding", "check_tensorrt", "errors", "summary"]

@@ -1,0 +1,210 @@
+"""The CUDA side of the TensorRT backend: find a GPU, hold device memory, run an engine.
+
+Device memory goes through the CUDA driver API (`libcuda.so.1`, which every NVIDIA driver
+installs) with `ctypes`, so neither cuda-python nor PyTorch is needed. The driver's primary
+context is made current, which is the context TensorRT's runtime API calls use too.
+
+`cuda_device_count()` never raises and works on any machine (0 where there is no driver);
+`CudaDevice` and `EngineRunner` need a GPU and raise `BackendError` without one. This module
+imports TensorRT only when an `EngineRunner` is made, and only through
+`graphopt.backends.tensorrt.import_tensorrt`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphopt.errors import BackendError
+
+log = logging.getLogger("graphopt.backends.trt_runtime")
+
+DRIVER_HINT = "TensorRT needs an NVIDIA GPU with its driver installed (nvidia-smi must work)"
+
+
+def _load_driver() -> Any:
+    name = "nvcuda.dll" if sys.platform.startswith("win") else "libcuda.so.1"
+    return ctypes.CDLL(name)
+
+
+def cuda_device_count() -> tuple[int, str]:
+    """(number of CUDA devices, why 0 when it is 0). Never raises."""
+    try:
+        lib = _load_driver()
+    except OSError:
+        return 0, "no NVIDIA driver found (libcuda.so.1 cannot be loaded)"
+    rc = lib.cuInit(0)
+    if rc != 0:
+        return 0, f"the NVIDIA driver found no usable GPU (cuInit returned {rc})"
+    count = ctypes.c_int(0)
+    rc = lib.cuDeviceGetCount(ctypes.byref(count))
+    if rc != 0 or count.value == 0:
+        return 0, "the NVIDIA driver reports no CUDA device"
+    return count.value, ""
+
+
+def require_cuda_device() -> None:
+    """Raise `BackendError` (one line, with what to do) unless a CUDA device is present."""
+    count, why = cuda_device_count()
+    if count == 0:
+        raise BackendError(f"no NVIDIA GPU: {why}; {DRIVER_HINT}")
+
+
+class CudaDevice:
+    """Device memory and one stream on GPU `index`, through the CUDA driver API."""
+
+    def __init__(self, index: int = 0):
+        require_cuda_device()
+        self.lib = _load_driver()
+        dev = ctypes.c_int(0)
+        self._check(self.lib.cuDeviceGet(ctypes.byref(dev), index), "cuDeviceGet")
+        self.context = ctypes.c_void_p(0)
+        self._check(
+            self.lib.cuDevicePrimaryCtxRetain(ctypes.byref(self.context), dev),
+            "cuDevicePrimaryCtxRetain",
+        )
+        self._check(self.lib.cuCtxSetCurrent(self.context), "cuCtxSetCurrent")
+        self.stream = ctypes.c_void_p(0)
+        self._check(self.lib.cuStreamCreate(ctypes.byref(self.stream), 0), "cuStreamCreate")
+        self._allocations: list[int] = []
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc != 0:
+            text = ctypes.c_char_p()
+            self.lib.cuGetErrorString(rc, ctypes.byref(text))
+            detail = text.value.decode() if text.value else f"error {rc}"
+            raise BackendError(f"CUDA {what} failed: {detail}")
+
+    def malloc(self, nbytes: int) -> int:
+        ptr = ctypes.c_uint64(0)
+        self._check(self.lib.cuMemAlloc_v2(ctypes.byref(ptr), max(int(nbytes), 1)), "cuMemAlloc")
+        self._allocations.append(ptr.value)
+        return ptr.value
+
+    def to_device(self, ptr: int, array: np.ndarray) -> None:
+        host = np.ascontiguousarray(array)
+        self._check(
+            self.lib.cuMemcpyHtoD_v2(
+                ctypes.c_uint64(ptr), host.ctypes.data_as(ctypes.c_void_p), host.nbytes
+            ),
+            "cuMemcpyHtoD",
+        )
+
+    def to_host(self, array: np.ndarray, ptr: int) -> None:
+        self._check(
+            self.lib.cuMemcpyDtoH_v2(
+                array.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint64(ptr), array.nbytes
+            ),
+            "cuMemcpyDtoH",
+        )
+
+    def synchronize(self) -> None:
+        self._check(self.lib.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
+
+    def free_all(self) -> None:
+        while self._allocations:
+            self.lib.cuMemFree_v2(ctypes.c_uint64(self._allocations.pop()))
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at shutdown the driver may be gone already
+            self.free_all()
+
+
+@dataclass
+class _Binding:
+    name: str
+    is_input: bool
+    dtype: Any
+    ptr: int = 0
+    nbytes: int = 0
+    shape: tuple[int, ...] = field(default_factory=tuple)
+
+
+class EngineRunner:
+    """Deserialize a serialized engine and run it on numpy feeds (one stream, one context)."""
+
+    def __init__(self, plan: bytes, *, device: CudaDevice | None = None):
+        from graphopt.backends.tensorrt import import_tensorrt, trt_logger
+
+        self.trt = trt = import_tensorrt()
+        self.device = device or CudaDevice()
+        self.runtime = trt.Runtime(trt_logger(trt))
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
+        if self.engine is None:
+            raise BackendError(
+                "TensorRT cannot deserialize the engine (built by another TensorRT version or "
+                "for another GPU?); rebuild it with graphopt build"
+            )
+        self.context = self.engine.create_execution_context()
+        self.bindings = [
+            _Binding(
+                name,
+                self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))),
+            )
+            for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
+        ]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [b.name for b in self.bindings if b.is_input]
+
+    def _prepare(self, feeds: dict[str, np.ndarray]) -> None:
+        for b in self.bindings:
+            if not b.is_input:
+                continue
+            if b.name not in feeds:
+                raise BackendError(f"no feed for engine input {b.name!r}")
+            arr = np.ascontiguousarray(feeds[b.name], dtype=b.dtype)
+            self.context.set_input_shape(b.name, arr.shape)
+            self._ensure(b, arr.shape)
+            self.device.to_device(b.ptr, arr)
+        for b in self.bindings:
+            if not b.is_input:
+                self._ensure(b, tuple(self.context.get_tensor_shape(b.name)))
+
+    def _ensure(self, b: _Binding, shape: tuple[int, ...]) -> None:
+        if any(d < 0 for d in shape):
+            raise BackendError(f"engine tensor {b.name!r} has an unresolved shape {shape}")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * b.dtype.itemsize
+        if nbytes > b.nbytes:
+            b.ptr = self.device.malloc(nbytes)
+            b.nbytes = nbytes
+        b.shape = tuple(int(d) for d in shape)
+        self.context.set_tensor_address(b.name, b.ptr)
+
+    def execute(self) -> None:
+        if not self.context.execute_async_v3(self.device.stream.value or 0):
+            raise BackendError("TensorRT execute_async_v3 failed; run with -vv for its log")
+        self.device.synchronize()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Copy `feeds` in, execute, copy every output back."""
+        self._prepare(feeds)
+        self.execute()
+        outputs = {}
+        for b in self.bindings:
+            if not b.is_input:
+                out = np.empty(b.shape, dtype=b.dtype)
+                self.device.to_host(out, b.ptr)
+                outputs[b.name] = out
+        return outputs
+
+    def time_runs(self, feeds: dict[str, np.ndarray], runs: int, warmup: int) -> list[float]:
+        """Seconds per `execute` (inputs already on the device, outputs not copied back)."""
+        self._prepare(feeds)
+        for _ in range(warmup):
+            self.execute()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.execute()
+            times.append(time.perf_counter() - start)
+        return times

@@ -1,0 +1,216 @@
+"""What TensorRT's ONNX parser accepts, per TensorRT version: a data table with its sources.
+
+The operator lists transcribe the support matrix of the ONNX-TensorRT parser,
+`docs/operators.md` in github.com/onnx/onnx-tensorrt:
+
+- TensorRT 10.x: the matrix headed "TensorRT 10.15 supports operators in the inclusive range of
+  opset 9 to opset 24" (the newest 10.x text found), cross-checked against the 10.1 GA text,
+  commit 96e781103cfc4adf4a6bb557e94bac8e693f6f4c ("ONNX-TensorRT 10.1 GA release").
+- TensorRT 11.x: the same matrix plus the parser changes that the TensorRT 11 release notes
+  list (11.2: DFT through the FFT plugin, 5-D GridSample; 11.5: opset 25, Squeeze without an
+  `axes` input). No 11.x `operators.md` text was available to transcribe, so an op the 11.x
+  notes do not mention is assumed unchanged from 10.15.
+- Attribute restrictions come from the matrix's "Restrictions" column and, where the column is
+  silent, from the importer (`onnxOpImporters.cpp` at the 10.1 GA commit above), e.g. the Resize
+  coordinate-transformation modes and "TensorRT only supports symmetric quantization".
+
+This module is data plus lookups; the rules that read a model live in
+`graphopt.backends.trt_check`. It never imports TensorRT.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from graphopt.errors import BackendError
+
+SOURCE = (
+    "onnx/onnx-tensorrt docs/operators.md (TensorRT 10.15 matrix; 10.1 GA at commit "
+    "96e781103cfc4adf4a6bb557e94bac8e693f6f4c) and TensorRT 11.x release notes"
+)
+
+# The newest minor release each major's table describes.
+LATEST_MINOR = {10: 15, 11: 5}
+
+
+@dataclass(frozen=True, order=True)
+class TrtVersion:
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+def parse_version(version: int | str | TrtVersion | None) -> TrtVersion:
+    """`10`, `"11"`, `"10.8"`, `"11.4.0.106"` → TrtVersion; a bare major means its newest minor."""
+    if isinstance(version, TrtVersion):
+        return version
+    if version is None:
+        version = 10
+    text = str(version).strip()
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.post\d+)?", text)
+    if not m or int(m.group(1)) not in LATEST_MINOR:
+        raise BackendError(
+            f"unknown TensorRT version {text!r}: graphopt knows {', '.join(map(str, LATEST_MINOR))} "
+            "(e.g. --target tensorrt=10 or tensorrt=11)"
+        )
+    major = int(m.group(1))
+    minor = int(m.group(2)) if m.group(2) is not None else LATEST_MINOR[major]
+    return TrtVersion(major, minor)
+
+
+# Default-domain opset range the parser accepts.
+OPSET_RANGE = {10: (9, 24), 11: (9, 24)}
+OPSET_25_SINCE = TrtVersion(11, 5)
+
+
+def opset_range(version: TrtVersion) -> tuple[int, int]:
+    low, high = OPSET_RANGE[version.major]
+    if version >= OPSET_25_SINCE:
+        high = 25
+    return low, high
+
+
+# Ops marked "Y" in the 10.15 matrix.
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+SUPPORTED_OPS_10: frozenset[str] = _words(
+    """
+    Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool
+    BatchNormalization BlackmanWindow Cast CastLike Ceil Celu Clip Concat Constant ConstantOfShape
+    Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout Einsum
+    Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gelu Gemm
+    GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample
+    GroupNormalization GRU HammingWindow HannWindow HardSigmoid HardSwish Hardmax Identity If
+    ImageScaler InstanceNormalization IsInf IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log
+    LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean
+    MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or Pad
+    ParametricSoftplus Pow PRelu QuantizeLinear RandomNormal RandomNormalLike RandomUniform
+    RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
+    ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence
+    RMSNormalization RNN RoiAlign RotaryEmbedding Round STFT ScaledTanh Scan Scatter
+    ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus
+    Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh TensorScatter ThresholdedRelu Tile
+    TopK Transpose Trilu Unsqueeze Upsample Where Xor
+    """
+)
+
+# Ops marked "N" in the 10.15 matrix (the parser rejects them without a plugin).
+UNSUPPORTED_OPS_10: frozenset[str] = _words(
+    """
+    AffineGrid Bernoulli BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor Col2Im CenterCropPad
+    Compress ConcatFromSequence ConvInteger DFT Det DynamicQuantizeLinear ImageDecoder
+    MatMulInteger MaxRoiPool MaxUnpool MelWeightMatrix Multinomial NegativeLogLikelihoodLoss
+    Optional OptionalGetElement OptionalHasElement QLinearConv QLinearMatMul RegexFullMatch
+    SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength
+    SequenceMap SoftmaxCrossEntropyLoss SplitToSequence StringConcat StringNormalizer StringSplit
+    TfIdfVectorizer Unique
+    """
+)
+
+# Ops whose support starts at a given TensorRT release (from the 11.x release notes).
+ADDED_IN: dict[str, TrtVersion] = {"DFT": TrtVersion(11, 2)}
+
+
+def op_support(op_type: str, version: TrtVersion) -> str:
+    """`"yes"`, `"no"` (the matrix says N) or `"unknown"` (the matrix does not list the op)."""
+    since = ADDED_IN.get(op_type)
+    if since is not None:
+        return "yes" if version >= since else "no"
+    if op_type in SUPPORTED_OPS_10:
+        return "yes"
+    if op_type in UNSUPPORTED_OPS_10:
+        return "no"
+    return "unknown"
+
+
+# Domains the parser reads as standard ONNX. Anything else needs a plugin (or a model-local
+# function, which the parser inlines).
+STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
+PLUGIN_DOMAINS = frozenset({"trt", "trt.plugins"})
+
+# Quantized element types of Q/DQ, by TensorRT major version (onnx TensorProto names).
+# INT8 everywhere; FP8 (E4M3FN) and INT4 (weights, blocked) since 10.0; FP4 (E2M1) since 10.8.
+QUANT_TYPES: dict[str, TrtVersion] = {
+    "INT8": TrtVersion(10, 0),
+    "FLOAT8E4M3FN": TrtVersion(10, 0),
+    "INT4": TrtVersion(10, 0),
+    "FLOAT4E2M1": TrtVersion(10, 8),
+}
+
+# Tensor element types TensorRT cannot hold at all (onnx TensorProto names).
+UNSUPPORTED_DTYPES = frozenset(
+    {"STRING", "COMPLEX64", "COMPLEX128", "INT16", "UINT16", "UINT32", "UINT64", "UINT4"}
+)
+# Element types TensorRT accepts only with a caveat.
+DTYPE_CAVEATS = {
+    "DOUBLE": "TensorRT casts DOUBLE down to FLOAT, clamping to ±FLT_MAX",
+    "UINT8": "TensorRT accepts UINT8 only as a network input or output",
+}
+
+# Resize attribute values the importer accepts.
+RESIZE_MODES = frozenset({"nearest", "linear", "cubic"})
+RESIZE_COORDINATE_MODES = frozenset(
+    {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+)
+RESIZE_NEAREST_MODES = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
+PAD_MODES = frozenset({"constant", "reflect", "edge", "wrap"})
+TOPK_MAX_K = 3840
+SQUEEZE_WITHOUT_AXES_SINCE = TrtVersion(11, 5)
+
+# Ops TensorRT runs in INT8 when their inputs come from DequantizeLinear (explicit
+# quantization); after any other op a Q/DQ pair only costs precision.
+INT8_COMPUTE_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Sub",
+        "Mul",
+        "Concat",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Clip",
+        "Reshape",
+        "Transpose",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Slice",
+        "Split",
+        "Resize",
+        "Identity",
+        "Gather",
+        "Pad",
+        "ReduceMean",
+        "ReduceMax",
+        "Softmax",
+        "Attention",
+    }
+)
+# Ops TensorRT fuses into a preceding Conv; a Q/DQ pair between them breaks the fusion.
+CONV_EPILOGUE_OPS = frozenset(
+    {
+        "BatchNormalization",
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Clip",
+        "Mish",
+    }
+)
