@@ -84,6 +84,7 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
         "ICudaEngine.get_tensor_name",
         "ICudaEngine.get_tensor_mode",
         "ICudaEngine.get_tensor_dtype",
+        "ICudaEngine.get_tensor_shape",
         "ICudaEngine.create_execution_context",
         "IExecutionContext.set_input_shape",
         "IExecutionContext.get_tensor_shape",
@@ -347,20 +348,21 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def retag_calibration_cache(data: bytes, tag: str) -> bytes:
-    """graphopt's cache with its first line replaced by this TensorRT's header `tag`.
+    """graphopt's calibration cache, re-headed with this TensorRT's `tag`.
 
-    graphopt and TensorRT write the same text format (`TRT-<version>-EntropyCalibration2`, then
-    `tensor: <8 hex digits of the big-endian float32 scale>`); only the version differs."""
-    lines = data.decode("ascii", errors="strict").splitlines()
-    if not lines or not re.fullmatch(r"TRT-\d+-\w+", lines[0].strip()):
-        raise BackendError(
-            "the calibration cache does not start with a 'TRT-<version>-EntropyCalibration2' line"
-        )
-    if not lines[0].strip().endswith("-EntropyCalibration2"):
-        raise BackendError(
-            f"the calibration cache is for {lines[0].strip()}, not EntropyCalibration2"
-        )
-    return ("\n".join([tag, *lines[1:]]) + "\n").encode("ascii")
+    graphopt (`graphopt.quant.cache`) and TensorRT write the same text format
+    (`TRT-<version>-EntropyCalibration2`, then `tensor: <8 hex digits of the big-endian float32
+    scale>`); only the version in the header differs, and TensorRT checks it."""
+    from graphopt.errors import QuantizeError
+    from graphopt.quant import cache as calib_cache
+
+    try:
+        header, scales = calib_cache.loads(data.decode("ascii"), "calibration cache")
+    except (QuantizeError, UnicodeDecodeError) as e:
+        raise BackendError(f"cannot use the calibration cache: {e}") from e
+    if not header.endswith("-EntropyCalibration2"):
+        raise BackendError(f"the calibration cache is for {header}, not EntropyCalibration2")
+    return calib_cache.dumps(scales, header=tag).encode("ascii")
 
 
 def make_entropy_calibrator(

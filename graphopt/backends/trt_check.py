@@ -125,14 +125,14 @@ class _Checker:
             if not vi.type.tensor_type.HasField("shape"):
                 dynamic = [-1]
             if dynamic and vi.name not in self.profiled:
-                shown = "x".join(
+                shown = ", ".join(
                     str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
                     for d in dims
                 )
                 self.add(
                     "warning",
                     "dynamic-shape",
-                    f"input {vi.name!r} has dynamic dimensions ({shown or 'unknown rank'}); the "
+                    f"input {vi.name!r} has dynamic dimensions [{shown or 'unknown rank'}]; the "
                     f"engine needs an optimization profile, e.g. --shapes {vi.name}:MIN,OPT,MAX",
                 )
             self._check_boundary_dtype(vi, "input")

@@ -1,0 +1,194 @@
+"""`graphopt bench IN --backend onnxruntime|tensorrt [--threads N] [--runs N] [--warmup N]`.
+
+Times inference: latency percentiles (p50/p90/p99, mean) and throughput. `onnxruntime` runs an
+.onnx model on the CPU provider; `tensorrt` runs a serialized engine (`graphopt build`) on the
+GPU, timing `execute_async_v3` + stream sync with the inputs already on the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class BenchResult:
+    backend: str
+    model: str
+    runs: int
+    batch: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    throughput: float  # samples per second at the mean latency
+
+    def line(self) -> str:
+        return (
+            f"{self.backend}: {self.model}: {self.runs} runs, p50 {self.p50_ms:.2f} ms, "
+            f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
+            f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"
+        )
+
+
+def summarize(backend: str, model: str, seconds: Sequence[float], batch: int) -> BenchResult:
+    """Percentiles (linear interpolation, as numpy) and throughput from per-run seconds."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    mean = float(ms.mean())
+    p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
+    return BenchResult(
+        backend,
+        model,
+        len(ms),
+        batch,
+        mean,
+        p50,
+        p90,
+        p99,
+        float(ms.min()),
+        batch * 1000.0 / mean if mean > 0 else 0.0,
+    )
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time inference with onnxruntime (CPU) or a TensorRT engine (GPU)",
+        description="Latency percentiles and throughput of a model: an .onnx file with "
+        "onnxruntime, or an engine from 'graphopt build' with TensorRT.",
+    )
+    p.add_argument("input", help=".onnx model (onnxruntime) or engine file (tensorrt)")
+    p.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument(
+        "--shapes",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME:DIMS",
+        help="input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range)",
+    )
+    p.add_argument("--inputs", default=None, metavar="NPZ", help="feeds to time with (.npz)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.errors import BackendError
+
+    if args.runs < 1 or args.warmup < 0:
+        raise BackendError("--runs must be at least 1 and --warmup at least 0")
+    shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
+    if args.backend == "onnxruntime":
+        result = bench_onnxruntime(
+            args.input, args.runs, args.warmup, args.threads, shapes, args.inputs
+        )
+    else:
+        result = bench_tensorrt(args.input, args.runs, args.warmup, shapes, args.inputs)
+    print(json.dumps(asdict(result)) if args.json else result.line())
+    return 0
+
+
+def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    from graphopt.backends.onnxruntime import example_feeds, input_specs
+    from graphopt.errors import BackendError
+
+    if npz is not None:
+        return example_feeds(model, npz=npz)
+    feeds = example_feeds(model)
+    for name, _, _ in input_specs(model):
+        if name in shapes:
+            feeds[name] = (
+                np.random.default_rng(0).standard_normal(shapes[name]).astype(feeds[name].dtype)
+            )
+    unknown = sorted(set(shapes) - set(feeds))
+    if unknown:
+        raise BackendError(f"--shapes names {', '.join(unknown)}, which are not model inputs")
+    return feeds
+
+
+def bench_onnxruntime(
+    path: str,
+    runs: int,
+    warmup: int,
+    threads: int = 0,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    npz: str | None = None,
+) -> BenchResult:
+    from graphopt.backends.onnxruntime import session
+    from graphopt.ir import load_model
+
+    model = load_model(path)
+    feeds = _feeds(model, shapes or {}, npz)
+    sess = session(model, threads=threads)
+    names = [o.name for o in sess.get_outputs()]
+    for _ in range(warmup):
+        sess.run(names, feeds)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        sess.run(names, feeds)
+        times.append(time.perf_counter() - start)
+    batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
+    return summarize("onnxruntime", path, times, batch)
+
+
+def bench_tensorrt(
+    path: str,
+    runs: int,
+    warmup: int,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    npz: str | None = None,
+) -> BenchResult:
+    from pathlib import Path
+
+    from graphopt.backends.tensorrt import import_tensorrt
+    from graphopt.backends.trt_runtime import EngineRunner, require_cuda_device
+    from graphopt.errors import BackendError
+
+    if path.endswith(".onnx"):
+        raise BackendError(
+            f"{path} is an ONNX model: build an engine first with 'graphopt build {path} -o MODEL.plan'"
+        )
+    import_tensorrt()
+    require_cuda_device()
+    try:
+        plan = Path(path).read_bytes()
+    except OSError as e:
+        raise BackendError(f"{path}: cannot read the engine: {e.strerror}") from e
+    runner = EngineRunner(plan)
+    feeds = _engine_feeds(runner, shapes or {}, npz)
+    times = runner.time_runs(feeds, runs, warmup)
+    batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
+    return summarize("tensorrt", path, times, batch)
+
+
+def _engine_feeds(
+    runner, shapes: dict[str, tuple[int, ...]], npz: str | None
+) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    from graphopt.errors import BackendError
+
+    if npz is not None:
+        with np.load(npz) as data:
+            return {k: data[k] for k in data.files}
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for b in runner.bindings:
+        if not b.is_input:
+            continue
+        dims = shapes.get(b.name) or tuple(runner.engine.get_tensor_shape(b.name))
+        if any(d < 0 for d in dims):
+            raise BackendError(
+                f"engine input {b.name!r} is dynamic: give --shapes {b.name}:1x3x640x640"
+            )
+        feeds[b.name] = rng.standard_normal(dims).astype(b.dtype)
+    return feeds

@@ -1,0 +1,65 @@
+"""`graphopt check --target tensorrt[=10|11] MODEL [--shapes ...]`: static compatibility check.
+
+Reads the model and reports what TensorRT's ONNX parser of that version would refuse (errors)
+or accept with a caveat (warnings), without TensorRT or a GPU. Exit 0: clean; 1: findings
+(printed, one per line); 2: bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check a model against a runtime's ONNX support without running it",
+        description="Static compatibility check. --target tensorrt (= tensorrt=10), tensorrt=10, "
+        "tensorrt=11 or tensorrt=10.8: the ops, attributes, Q/DQ layout and dynamic shapes that "
+        "version of TensorRT's ONNX parser accepts. Exit 0 when clean, 1 when there are findings.",
+    )
+    p.add_argument("input", help="input .onnx file")
+    p.add_argument(
+        "--target",
+        default="tensorrt",
+        metavar="tensorrt[=VERSION]",
+        help="runtime to check against (default: tensorrt, i.e. TensorRT 10)",
+    )
+    p.add_argument(
+        "--shapes",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME:DIMS",
+        help="inputs that will get an optimization profile (their dynamic dims are fine)",
+    )
+    p.add_argument(
+        "--errors-only", action="store_true", help="report errors only (warnings do not count)"
+    )
+    p.set_defaults(run=run)
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    from graphopt.errors import BackendError
+
+    name, _, version = target.partition("=")
+    if name.strip().lower() != "tensorrt":
+        raise BackendError(f"unknown --target {target!r}: use tensorrt, tensorrt=10 or tensorrt=11")
+    return "tensorrt", version.strip() or "10"
+
+
+def run(args: argparse.Namespace) -> int:
+    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.backends.trt_check import check_tensorrt, summary
+    from graphopt.backends.trt_support import parse_version
+
+    _, version_text = parse_target(args.target)
+    version = parse_version(version_text)
+    shapes = parse_shapes(args.shapes)
+    findings = check_tensorrt(args.input, version, shapes=shapes)
+    if args.errors_only:
+        findings = [f for f in findings if f.severity == "error"]
+    for f in findings:
+        print(f)
+    print(f"{args.input}: TensorRT {version}: {summary(findings)}")
+    return 1 if findings else 0
