@@ -1,0 +1,403 @@
+"""TVM's FuseOps partition of an ONNX graph into fusion groups.
+
+This follows `src/relay/transforms/fuse_ops.cc` and `src/relay/analysis/graph_partitioner.cc`,
+kept in one file: build the indexed forward graph, build the post-dominator tree (with the
+combined edge pattern from each node to its immediate post-dominator), run three phases over the
+nodes in topological order, then read the groups off a union-find.
+
+Indexed graph. A vertex per ONNX node, with its `OpKind`; an edge u → v per tensor of u that v
+reads, whose pattern is kind(v), refined to ELEMWISE when v is BROADCAST and the tensor has the
+same (known) shape as v's output (so Conv → Add(bias) is an elementwise edge but x[1,C,1,1] →
+Mul(y[1,C,H,W]) is not). Nodes writing a graph output are `extern_ref`: they hang under the
+exit. ONNX has no tuple values; Relay's `concatenate(Tuple(a, b))` is mirrored by a virtual
+TUPLE vertex in front of every Concat, so the three phases run as in TVM:
+
+- phase 1: an OUT_EWISE_FUSABLE node (Conv, Gemm, MatMul, pooling) fuses with its immediate
+  post-dominator d when the combined pattern to d is ELEMWISE and every node on every path
+  between them is ≤ BROADCAST; ELEMWISE/BROADCAST nodes fuse into d when every path is
+  ≤ INJECTIVE (the sink may be anything fusable);
+- phase 2: INJECTIVE nodes (and the virtual tuples) fuse into d when every path is ≤ INJECTIVE;
+- phase 3: ≤ INJECTIVE nodes whose post-dominator is a virtual tuple fuse into the Concat's
+  group when that group is not anchored by a complex op (injective into a multi-input
+  injective consumer).
+
+A fusion commits every node on every path from the node to d (CommitFuse), merging their groups
+(union-find); a group remembers its anchor (the one OUT_EWISE_FUSABLE op it may hold) and the
+combined pattern. A fusion that would make a group larger than `max_group_size` real nodes is
+refused; unlike TVM, which estimates the size from per-node counts, the size here is exact.
+
+Decisions for ONNX:
+- `Constant` nodes (and every op `op_kind` calls OPAQUE: control flow, NMS, custom domains) are
+  opaque singleton groups; nothing fuses into or through them, so every node still lies in
+  exactly one group.
+- TVM's limit on a fused function's argument count (a CUDA launch limit) is not applied.
+
+What it does not do: rewrite the graph (see `graphopt.passes.fusion_functions`), or look into
+subgraph bodies.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from graphopt.analysis.dominators import ModelOrGraph, as_graph
+from graphopt.analysis.op_kinds import OpKind, op_kind
+from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.errors import GraphoptError
+from graphopt.ir import Graph
+from graphopt.passes.base import PassContext
+
+MAX_GROUP_SIZE = 256  # TVM's kMaxFusedOps
+TUPLE_CONSUMERS = frozenset({"Concat"})  # ops Relay feeds through a Tuple
+
+
+# ---------------------------------------------------------------------------- indexed graph
+
+
+@dataclass
+class _Vertex:
+    index: int
+    name: str  # ONNX node name; "" for a virtual tuple
+    kind: OpKind
+    extern_ref: bool = False
+    outputs: list[tuple[int, OpKind]] = field(default_factory=list)  # (consumer, edge pattern)
+
+
+def _combine(a: OpKind, b: OpKind) -> OpKind:
+    return a if a > b else b
+
+
+def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
+    """Vertices in topological order (post-DFS order in TVM's words)."""
+    vertices: list[_Vertex] = []
+    index: dict[str, int] = {}
+    outputs = set(graph.graph_outputs)
+    for node in graph.toposort():
+        kind = op_kind(node.op_type, node.domain)
+        if graph.has_subgraphs(node):
+            kind = OpKind.OPAQUE
+        reads = graph.node_inputs(node)
+        producers = [(t, index[graph.producer[t]]) for t in reads if t in graph.producer]
+        target = len(vertices)
+        if node.op_type in TUPLE_CONSUMERS and kind == OpKind.INJECTIVE and producers:
+            tup = _Vertex(len(vertices), "", OpKind.TUPLE)
+            vertices.append(tup)
+            for _, p in producers:
+                vertices[p].outputs.append((tup.index, OpKind.INJECTIVE))
+            producers = []
+            target = tup.index + 1
+            tup.outputs.append((target, kind))
+        v = _Vertex(target, node.name, kind, any(o in outputs for o in node.output))
+        for tensor, p in producers:
+            vertices[p].outputs.append((target, _edge_pattern(kind, tensor, node.output, facts)))
+        vertices.append(v)
+        index[node.name] = target
+    return vertices
+
+
+def _edge_pattern(kind: OpKind, tensor: str, outs: list[str], facts: ShapeFacts) -> OpKind:
+    """A BROADCAST consumer is ELEMWISE along an input of exactly its output's shape."""
+    if kind != OpKind.BROADCAST or not outs:
+        return kind
+    a, b = facts.shape(tensor), facts.shape(outs[0])
+    if a is not None and a == b and all(d is not None for d in a):
+        return OpKind.ELEMWISE
+    return kind
+
+
+# ---------------------------------------------------------------------------- post-dominators
+
+
+@dataclass
+class _DomNode:
+    parent: int | None  # vertex index of the immediate post-dominator; None = exit
+    depth: int
+    pattern: OpKind  # combined edge pattern on the paths to the parent
+
+
+def _post_dominators(vertices: list[_Vertex]) -> list[_DomNode]:
+    """TVM's `DominatorTree::PostDom`: LCA of the consumers, in reverse topological order."""
+    tree: list[_DomNode | None] = [None] * len(vertices)
+
+    def lca(a: int | None, b: int | None, pattern: list[OpKind]) -> int | None:
+        while a != b:
+            if a is None or b is None:
+                return None
+            na, nb = tree[a], tree[b]
+            assert na is not None and nb is not None
+            if na.depth < nb.depth:
+                pattern[0] = _combine(pattern[0], nb.pattern)
+                b = nb.parent
+            elif nb.depth < na.depth:
+                pattern[0] = _combine(pattern[0], na.pattern)
+                a = na.parent
+            else:
+                pattern[0] = _combine(_combine(pattern[0], na.pattern), nb.pattern)
+                a, b = na.parent, nb.parent
+        return a
+
+    for v in reversed(vertices):
+        if v.extern_ref:
+            tree[v.index] = _DomNode(None, 1, OpKind.OPAQUE)
+            continue
+        pattern = [OpKind.ELEMWISE]
+        parent: int | None = None
+        for k, (consumer, edge) in enumerate(v.outputs):
+            parent = consumer if k == 0 else lca(parent, consumer, pattern)
+            pattern[0] = _combine(pattern[0], edge)
+        if parent is None:
+            depth = 1
+        else:
+            pnode = tree[parent]
+            assert pnode is not None
+            depth = pnode.depth + 1
+        tree[v.index] = _DomNode(parent, depth, pattern[0])
+    return [t for t in tree if t is not None]
+
+
+# ---------------------------------------------------------------------------- partition
+
+
+@dataclass(eq=False)
+class _Group:
+    pattern: OpKind
+    anchor: int | None = None
+    num_nodes: int = 1
+    parent: _Group | None = None
+
+    def root(self) -> _Group:
+        r = self
+        while r.parent is not None:
+            r = r.parent
+        p = self
+        while p is not r:  # path compression
+            assert p.parent is not None
+            p.parent, p = r, p.parent
+        return r
+
+
+Cond = Callable[[OpKind, bool], bool]
+
+
+class _Partitioner:
+    """TVM's `GraphPartitioner`: union-find groups, CheckPath, CommitFuse, three phases."""
+
+    def __init__(self, vertices: list[_Vertex], max_group_size: int):
+        self.vertices = vertices
+        self.max_group_size = max_group_size
+        self.groups = [
+            _Group(
+                v.kind,
+                v.index if v.kind == OpKind.OUT_EWISE_FUSABLE else None,
+                0 if v.kind == OpKind.TUPLE else 1,
+            )
+            for v in vertices
+        ]
+
+    def _paths(self, src: int, sink: int) -> list[int]:
+        """Vertices on paths from src's consumers up to (excluding) sink, each once."""
+        seen: set[int] = set()
+        stack = [c for c, _ in self.vertices[src].outputs]
+        order = []
+        while stack:
+            v = stack.pop()
+            if v in seen or v == sink:
+                continue
+            seen.add(v)
+            order.append(v)
+            stack.extend(c for c, _ in self.vertices[v].outputs)
+        return order
+
+    def check_path(self, src: int, sink: int, cond: Cond) -> bool:
+        if not cond(self.groups[sink].root().pattern, True):
+            return False
+        return all(cond(self.groups[v].root().pattern, False) for v in self._paths(src, sink))
+
+    def commit_fuse(self, src: int, sink: int) -> None:
+        target = self.groups[sink]
+        for v in [src, *self._paths(src, sink)]:
+            self._merge(self.groups[v], target)
+
+    def _merge(self, child: _Group, parent: _Group) -> None:
+        child, parent = child.root(), parent.root()
+        if child is parent:
+            return
+        parent.num_nodes += child.num_nodes
+        child.parent = parent
+        if child.anchor is not None:
+            if parent.anchor is not None or (
+                child.pattern > OpKind.BROADCAST and parent.pattern > OpKind.BROADCAST
+            ):
+                raise GraphoptError(
+                    "internal error in fuse_ops: two complex groups were merged "
+                    f"(anchors {self.vertices[child.anchor].name!r} and "
+                    f"{self.vertices[parent.anchor].name if parent.anchor is not None else '-'})"
+                )
+            parent.anchor = child.anchor
+            parent.pattern = _combine(child.pattern, parent.pattern)
+
+    def fused_size(self, child: int, sink: int) -> int:
+        roots = {id(r): r for r in (self.groups[v].root() for v in [child, sink])}
+        for v in self._paths(child, sink):
+            r = self.groups[v].root()
+            roots[id(r)] = r
+        return sum(r.num_nodes for r in roots.values())
+
+    def run(self, tree: list[_DomNode], phase: int) -> None:
+        for v, dom in zip(self.vertices, tree, strict=True):
+            group = self.groups[v.index]
+            if group.pattern == OpKind.OPAQUE or dom.parent is None:
+                continue
+            d = dom.parent
+            if phase == 2:
+                self._phase_tuples(v.index, d, group)
+                continue
+            if group.root() is self.groups[d].root():
+                continue  # already fused with its post-dominator
+            if self.groups[d].pattern == OpKind.TUPLE:
+                continue  # fields join a tuple only in phase 3
+            if self._may_fuse(v.index, d, group.pattern, dom.pattern, phase):
+                self._fuse_within_cap(v.index, d)
+
+    def _fuse_within_cap(self, v: int, d: int) -> None:
+        """CommitFuse, unless the merged group would exceed the size cap (TVM checks the cap
+        first; the check has no side effects, so checking it last is equivalent and cheaper)."""
+        if self.fused_size(v, d) <= self.max_group_size:
+            self.commit_fuse(v, d)
+
+    def _may_fuse(self, v: int, d: int, kind: OpKind, to_d: OpKind, phase: int) -> bool:
+        """Phases 1 and 2 (`phase` 0 and 1): may node `v`, whose own group has pattern `kind`,
+        fuse into its post-dominator `d` (combined pattern `to_d` on the way)?"""
+        if kind == OpKind.OUT_EWISE_FUSABLE:
+            # Conv-like: only into an elementwise epilogue, every path ≤ BROADCAST.
+            return (
+                phase == 0
+                and to_d == OpKind.ELEMWISE
+                and self.check_path(v, d, lambda k, sink: k <= OpKind.BROADCAST)
+            )
+        if kind <= OpKind.BROADCAST:
+            return (to_d <= OpKind.INJECTIVE or to_d == OpKind.COMM_REDUCE) and self.check_path(
+                v, d, _elemwise_cond
+            )
+        if kind in (OpKind.INJECTIVE, OpKind.TUPLE):
+            # Deferred to the second phase so that every Conv finishes fusing first.
+            return phase == 1 and self.check_path(v, d, lambda k, sink: k <= OpKind.INJECTIVE)
+        return False  # COMM_REDUCE: nothing fuses into a reduction's output in TVM either.
+
+    def _phase_tuples(self, v: int, d: int, group: _Group) -> None:
+        if group.pattern > OpKind.INJECTIVE:
+            return
+        parent_group = self.groups[d]
+        root = parent_group.root()
+        if root.pattern == OpKind.TUPLE:
+            return
+        if (
+            parent_group.pattern == OpKind.TUPLE
+            and root.pattern <= OpKind.INJECTIVE
+            and self.check_path(v, d, lambda k, sink: k <= OpKind.INJECTIVE)
+        ):
+            self._fuse_within_cap(v, d)
+
+
+def _elemwise_cond(kind: OpKind, is_sink: bool) -> bool:
+    if not is_sink:
+        return kind <= OpKind.INJECTIVE
+    return kind <= OpKind.INJECTIVE or kind in (OpKind.COMM_REDUCE, OpKind.OUT_EWISE_FUSABLE)
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+@dataclass
+class FusionGroup:
+    """One fusion group: node names in topological order, the group's combined pattern and its
+    anchor (the OUT_EWISE_FUSABLE node it is built around, if any)."""
+
+    nodes: list[str]
+    pattern: OpKind
+    anchor: str | None
+
+
+def fusion_groups(
+    model: ModelOrGraph, max_group_size: int = MAX_GROUP_SIZE, ctx: PassContext | None = None
+) -> list[FusionGroup]:
+    """The FuseOps partition with each group's pattern and anchor (see `fuse_ops`)."""
+    if max_group_size < 1:
+        raise ValueError(f"max_group_size must be at least 1, got {max_group_size}")
+    graph = as_graph(model)
+    vertices = _indexed_graph(graph, shape_facts(graph, ctx))
+    tree = _post_dominators(vertices)
+    part = _Partitioner(vertices, max_group_size)
+    for phase in range(3):
+        part.run(tree, phase)
+    members: dict[int, list[int]] = {}
+    root_of: dict[int, int] = {}
+    roots: dict[int, _Group] = {}
+    for v in vertices:
+        if not v.name:
+            continue  # virtual tuple
+        r = part.groups[v.index].root()
+        members.setdefault(id(r), []).append(v.index)
+        root_of[v.index] = id(r)
+        roots[id(r)] = r
+    ordered = _group_order(vertices, members, root_of)
+    out = []
+    for key in ordered:
+        r = roots[key]
+        anchor = vertices[r.anchor].name if r.anchor is not None else None
+        pattern = r.pattern if r.pattern != OpKind.TUPLE else OpKind.INJECTIVE
+        out.append(FusionGroup([vertices[i].name for i in members[key]], pattern, anchor))
+    return out
+
+
+def fuse_ops(
+    model: ModelOrGraph, max_group_size: int = MAX_GROUP_SIZE, ctx: PassContext | None = None
+) -> list[list[str]]:
+    """Partition the graph's nodes into TVM FuseOps fusion groups.
+
+    Returns node names per group; every node is in exactly one group, each group lists its
+    nodes in topological order, and the groups come in a topological order of the group graph
+    (ties broken by the position of each group's last node). `model`: a `Graph`, a ModelProto
+    (never mutated) or a path. `ctx` lends its cached shape facts.
+    """
+    return [g.nodes for g in fusion_groups(model, max_group_size, ctx)]
+
+
+def _group_order(
+    vertices: list[_Vertex], members: dict[int, list[int]], root_of: dict[int, int]
+) -> list[int]:
+    """Groups in a topological order of the group graph, earliest last-node first."""
+    deps: dict[int, set[int]] = {k: set() for k in members}
+    users: dict[int, set[int]] = {k: set() for k in members}
+
+    def real_consumers(v: int) -> list[int]:
+        out = []
+        for c, _ in vertices[v].outputs:
+            out.extend(real_consumers(c) if not vertices[c].name else [c])
+        return out
+
+    for v in vertices:
+        if not v.name:
+            continue
+        g = root_of[v.index]
+        for c in real_consumers(v.index):
+            h = root_of[c]
+            if h != g:
+                deps[h].add(g)
+                users[g].add(h)
+    last = {k: max(idx) for k, idx in members.items()}
+    ready = [(last[k], k) for k, d in deps.items() if not d]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, k = heapq.heappop(ready)
+        order.append(k)
+        for h in users[k]:
+            deps[h].discard(k)
+            if not deps[h]:
+                heapq.heappush(ready, (last[h], h))
+    if len(order) != len(members):
+        raise GraphoptError("internal error in fuse_ops: the fusion groups form a cycle")
+    return order
