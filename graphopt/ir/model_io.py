@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
 
 from graphopt.errors import LoadError, SaveError
 
@@ -161,7 +161,7 @@ def save_model(
     path = Path(path)
     try:
         if external_data is None:
-            external_data = model.ByteSize() >= TWO_GIB
+            external_data = _over_two_gib(model)
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
             raise SaveError(f"{path}: folder {parent} does not exist")
@@ -186,3 +186,10 @@ def save_model(
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
+
+
+def _over_two_gib(model: onnx.ModelProto) -> bool:
+    try:
+        return model.ByteSize() >= TWO_GIB
+    except EncodeError:  # protobuf cannot even size messages over 2 GiB
+        return True

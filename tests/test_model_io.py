@@ -1,0 +1,240 @@
+"""Lossless load → save round trips, atomic writes and one-line load errors."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import onnx.parser
+import pytest
+from onnx import numpy_helper
+
+import graphopt
+from graphopt.errors import LoadError, SaveError
+from graphopt.ir import Graph, load, load_model, save_model
+
+RICH = """
+<ir_version: 8, opset_import: ["" : 15, "custom.domain" : 1, "local" : 1], producer_name: "test", producer_version: "1.0", doc_string: "model doc", domain: "ai.example", model_version: 7>
+main (float[N,4] x, bool cond) => (float[N,4] y, float[N,4] z) <float[4] w = {1.0, 2.0, 3.0, 4.0}> {
+    a = Add(x, w)
+    b = custom.domain.MyOp <alpha = 0.5> (a)
+    c = local.Twice(b)
+    y = If(cond) <
+        then_branch = then_g () => (float[N,4] t) { t = Neg(c) },
+        else_branch = else_g () => (float[N,4] e) { e = Abs(c) }
+    >
+    trip = Constant <value = int64 {3}> ()
+    init = Identity(a)
+    z = Loop(trip, cond, init) <
+        body = loop_g (int64 i, bool cin, float[N,4] acc) => (bool cout, float[N,4] acc_out) {
+            cout = Identity(cin)
+            acc_out = Add(acc, w)
+        }
+    >
+}
+<domain: "local", opset_import: ["" : 15]>
+Twice (u) => (v) {
+    v = Add(u, u)
+}
+"""
+
+
+def _rich_model() -> onnx.ModelProto:
+    model = onnx.parser.parse_model(RICH)
+    onnx.helper.set_model_props(model, {"author": "graphopt-tests", "license": "apache"})
+    model.graph.doc_string = "graph doc"
+    model.graph.node[0].doc_string = "node doc"
+    model.graph.value_info.append(oh.make_tensor_value_info("a", onnx.TensorProto.FLOAT, ["N", 4]))
+    for i, node in enumerate(model.graph.node):
+        node.name = f"n{i}"
+    return model
+
+
+def test_rich_model_round_trip_is_byte_identical(tmp_path):
+    model = _rich_model()
+    path = tmp_path / "rich.onnx"
+    onnx.save_model(model, str(path))
+    loaded = load_model(path)
+    out = Graph(loaded).commit()
+    target = tmp_path / "out.onnx"
+    save_model(out, target)
+    assert target.read_bytes() == path.read_bytes()
+
+
+def test_rich_model_survives_optimize_without_losing_anything(tmp_path):
+    model = _rich_model()
+    before = model.SerializeToString()
+    out = graphopt.optimize(model, pipeline=_dce_only(tmp_path))
+    assert model.SerializeToString() == before, "the caller's model was mutated"
+    assert {(o.domain, o.version) for o in out.opset_import} == {
+        (o.domain, o.version) for o in model.opset_import
+    }
+    assert [(p.key, p.value) for p in out.metadata_props] == [
+        (p.key, p.value) for p in model.metadata_props
+    ]
+    assert out.doc_string == "model doc" and out.graph.doc_string == "graph doc"
+    assert [f.name for f in out.functions] == ["Twice"]
+    assert out.model_version == 7 and out.producer_name == "test"
+    assert any(vi.name == "a" for vi in out.graph.value_info)
+    ops = [n.op_type for n in out.graph.node]
+    assert "MyOp" in ops and "If" in ops and "Loop" in ops and "Twice" in ops
+
+
+def _dce_only(tmp_path):
+    p = tmp_path / "dce.yaml"
+    p.write_text("passes:\n  - eliminate-dead-code\n")
+    return p
+
+
+def test_model_with_external_data_round_trips_as_external(tmp_path):
+    weight = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    graph = oh.make_graph(
+        [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    src = tmp_path / "src" / "m.onnx"
+    src.parent.mkdir()
+    onnx.save_model(
+        model, str(src), save_as_external_data=True, location="m.weights", size_threshold=0
+    )
+    loaded = load(src)
+    assert loaded.external_data
+    np.testing.assert_array_equal(numpy_helper.to_array(loaded.model.graph.initializer[0]), weight)
+    out = tmp_path / "out.onnx"
+    save_model(Graph(loaded.model).commit(), out, external_data=loaded.external_data)
+    assert (tmp_path / "out.onnx.data").stat().st_size >= weight.nbytes
+    assert out.stat().st_size < weight.nbytes  # weights are not inline
+    back = onnx.load(str(out))
+    np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]), weight)
+
+
+@pytest.mark.slow
+def test_model_over_two_gib_is_saved_with_external_data(tmp_path):
+    rows = (2**31) // (4 * 4096) + 16  # float32 rows of 4096 → a little over 2 GiB
+    data = tmp_path / "big.data"
+    with open(data, "wb") as f:
+        chunk = np.ones((1024, 4096), np.float32).tobytes()
+        for _ in range(rows // 1024):
+            f.write(chunk)
+        f.write(np.ones((rows % 1024, 4096), np.float32).tobytes())
+    weight = onnx.TensorProto(name="w", data_type=onnx.TensorProto.FLOAT, dims=[rows, 4096])
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "big.data"), ("offset", "0"), ("length", str(rows * 4096 * 4))):
+        weight.external_data.add(key=key, value=value)
+    graph = oh.make_graph(
+        [oh.make_node("Gather", ["w", "i"], ["y"], name="g")],
+        "g",
+        [oh.make_tensor_value_info("i", onnx.TensorProto.INT64, [1])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4096])],
+        [weight],
+    )
+    src = tmp_path / "big.onnx"
+    src.write_bytes(
+        oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]).SerializeToString()
+    )
+    loaded = load(src)
+    assert len(loaded.model.graph.initializer[0].raw_data) > 2**31
+    out = tmp_path / "big_out.onnx"
+    save_model(Graph(loaded.model).commit(), out)  # auto: over 2 GiB → external
+    del loaded
+    assert (tmp_path / "big_out.onnx.data").stat().st_size >= rows * 4096 * 4
+    from graphopt.backends.onnxruntime import run
+
+    y = run(str(out), {"i": np.array([3], np.int64)})["y"]
+    np.testing.assert_array_equal(y, np.ones((1, 4096), np.float32))
+
+
+def test_save_is_atomic_and_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    model = _rich_model()
+    target = tmp_path / "out.onnx"
+    target.write_bytes(b"previous content")
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(SaveError, match="No space left"):
+        save_model(model, target)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"previous content"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.onnx"]
+
+
+def test_save_into_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(SaveError, match="does not exist"):
+        save_model(_rich_model(), tmp_path / "nope" / "m.onnx")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "empty file"),
+        (b"\x00\x01garbage that is not protobuf\xff\xff\xff", "not an ONNX model"),
+    ],
+)
+def test_bad_files_are_one_line_load_errors(tmp_path, content, match):
+    p = tmp_path / "bad.onnx"
+    p.write_bytes(content)
+    with pytest.raises(LoadError, match=match) as info:
+        load_model(p)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_model_is_a_load_error(tmp_path):
+    data = _rich_model().SerializeToString()
+    p = tmp_path / "trunc.onnx"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LoadError):
+        load_model(p)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(LoadError, match="no such file"):
+        load_model(tmp_path / "missing.onnx")
+    with pytest.raises(LoadError, match="is a directory"):
+        load_model(tmp_path)
+
+
+def test_undefined_tensor_is_named():
+    graph = oh.make_graph(
+        [oh.make_node("Relu", ["ghost"], ["y"], name="r")],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    with pytest.raises(LoadError, match="'ghost'"):
+        load_model(model)
+
+
+def test_unsupported_opset_is_named():
+    graph = oh.make_graph(
+        [oh.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 99)])
+    with pytest.raises(LoadError, match="unsupported opset 99"):
+        load_model(model)
+
+
+def test_load_from_bytes_and_graphsurgeon():
+    import onnx_graphsurgeon as gs
+
+    model = _rich_model()
+    assert load_model(model.SerializeToString()).graph.node[0].op_type == "Add"
+    simple = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[2] x) => (float[2] y) { y = Relu(x) }
+        """
+    )
+    proto = load_model(gs.import_onnx(simple))
+    assert [n.op_type for n in proto.graph.node] == ["Relu"]
