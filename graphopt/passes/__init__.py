@@ -14,7 +14,10 @@ from graphopt.passes.base import (
 )
 
 # Modules whose import registers built-in passes. Add a module here when you add one.
-BUILTIN_PASS_MODULES: tuple[str, ...] = ("graphopt.passes.cleanup",)
+BUILTIN_PASS_MODULES: tuple[str, ...] = (
+    "graphopt.passes.cleanup",
+    "graphopt.passes.fusion_functions",
+)
 
 
 def _load_builtin_passes() -> None:

@@ -1,0 +1,129 @@
+"""Materialize the FuseOps groups as ONNX model-local functions (opt-in; in no built-in pipeline).
+
+Each fusion group of at least `min_size` nodes (see `graphopt.analysis.fuse_ops`) becomes one
+`FunctionProto` in domain `graphopt.fused` whose body is the group's nodes, plus one call node
+in the graph. The model then shows the partition structurally (Netron draws one box per group)
+and runtimes that inline local functions (onnxruntime) compute exactly what they did before.
+
+What it does not do: change any computation, fuse kernels itself, or touch groups of opaque
+nodes (control flow and custom-domain ops always form singleton groups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from graphopt.analysis.fuse_ops import MAX_GROUP_SIZE, FusionGroup, fusion_groups
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+FUSED_DOMAIN = "graphopt.fused"
+MIN_IR_VERSION_FOR_FUNCTIONS = 8
+
+
+@register_pass
+@dataclass
+class MaterializeFusionGroups(Pass):
+    """Replace every fusion group G with |G| ≥ min_size by a call of a local function.
+
+    G = {n₁ … n_k} (topological), ins(G) = tensors its nodes read that no node of G writes,
+    outs(G) = tensors G writes that a node outside G reads or that are graph outputs:
+        n₁ … n_k  ⇒  outs(G) = graphopt.fused.fused_<i>(ins(G)),
+        fused_<i>(ins(G)) := { n₁ … n_k } returning outs(G).
+    Tensor names outside the group are unchanged; the IR version is raised to 8 when lower
+    (model-local functions need it).
+    """
+
+    name = "materialize-fusion-groups"
+    opt_level = 1  # opt-in by being in no built-in pipeline, not by its level
+    min_size: int = 2
+    max_group_size: int = MAX_GROUP_SIZE
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        groups = [
+            g
+            for g in fusion_groups(graph, self.max_group_size, ctx)
+            if len(g.nodes) >= max(self.min_size, 2)
+        ]
+        if not groups:
+            return PassResult(False, {"functions": 0, "nodes": 0})
+        model = graph.model
+        taken = {(f.domain, f.name) for f in model.functions}
+        folded = 0
+        for group in groups:
+            fname = _fresh_function_name(group, graph, taken)
+            function, call = _build(graph, group, fname)
+            for n in group.nodes:
+                graph.remove_node(n)
+            graph.add_node(call)
+            model.functions.append(function)
+            taken.add((FUSED_DOMAIN, fname))
+            folded += len(group.nodes)
+            ctx.note(self.name, call.name, "applied", f"{len(group.nodes)} nodes")
+        _import_domain(graph)
+        return PassResult(True, {"functions": len(groups), "nodes": folded})
+
+
+def _fresh_function_name(group: FusionGroup, graph: Graph, taken: set[tuple[str, str]]) -> str:
+    head = graph.nodes[group.anchor or group.nodes[0]].op_type
+    k = len(taken)
+    while (FUSED_DOMAIN, f"fused_{head}_{k}") in taken:
+        k += 1
+    return f"fused_{head}_{k}"
+
+
+def _boundary(graph: Graph, group: FusionGroup) -> tuple[list[str], list[str]]:
+    """The group's input tensors (first-use order) and output tensors (production order)."""
+    members = set(group.nodes)
+    produced: set[str] = set()
+    inputs: dict[str, None] = {}
+    outputs: list[str] = []
+    graph_outputs = set(graph.graph_outputs)
+    for name in group.nodes:
+        node = graph.nodes[name]
+        for t in graph.node_inputs(node):
+            if t not in produced:
+                inputs[t] = None
+        for t in node.output:
+            if not t:
+                continue
+            produced.add(t)
+            readers = graph.consumers.get(t, {})
+            if t in graph_outputs or any(r not in members for r in readers):
+                outputs.append(t)
+    return list(inputs), outputs
+
+
+def _build(
+    graph: Graph, group: FusionGroup, fname: str
+) -> tuple[onnx.FunctionProto, onnx.NodeProto]:
+    inputs, outputs = _boundary(graph, group)
+    body = []
+    for name in group.nodes:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(graph.nodes[name])
+        body.append(copy)
+    function = onnx.helper.make_function(
+        FUSED_DOMAIN,
+        fname,
+        inputs,
+        outputs,
+        body,
+        opset_imports=list(graph.model.opset_import),
+        doc_string=f"fusion group of {len(body)} nodes, pattern {group.pattern.name}",
+    )
+    call = onnx.helper.make_node(
+        fname, inputs, outputs, name=graph.unique_name(fname), domain=FUSED_DOMAIN
+    )
+    return function, call
+
+
+def _import_domain(graph: Graph) -> None:
+    model = graph.model
+    if not any(o.domain == FUSED_DOMAIN for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(FUSED_DOMAIN, 1))
+    graph.opset[FUSED_DOMAIN] = 1
+    if model.ir_version < MIN_IR_VERSION_FOR_FUNCTIONS:
+        model.ir_version = MIN_IR_VERSION_FOR_FUNCTIONS
