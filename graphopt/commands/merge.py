@@ -1,0 +1,140 @@
+"""`graphopt merge A.onnx B.onnx [...] -o multi.onnx` and `graphopt split multi.onnx -o task.onnx`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge models that share a backbone into one multi-task model",
+        description="Merge ONNX models into one graph that computes their common part once "
+        "(identical ops, attributes and weights on the same inputs) and attaches every model's "
+        "own head. Outputs are prefixed per model. Written atomically, only when complete.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="MODEL", help="input .onnx files")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="comma-separated output prefixes, one per model (default: file stem + '_')",
+    )
+    p.add_argument(
+        "--input-map",
+        action="append",
+        default=[],
+        metavar="I:NAME=MERGED",
+        help="model I's input NAME reads merged input MERGED (repeatable), e.g. 1:x=image",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="share float weights that differ by at most this relative amount (default 0: "
+        "bitwise equal only)",
+    )
+    p.add_argument(
+        "--no-share", action="store_true", help="place the models side by side, share nothing"
+    )
+    p.add_argument("--report", default=None, metavar="JSON", help="write the sharing report here")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run every model and the merged one in onnxruntime on seeded feeds and compare",
+    )
+    p.set_defaults(run=run_merge)
+
+    s = sub.add_parser(
+        "split",
+        help="extract the subgraph some outputs of a (merged) model need",
+        description="Extract the nodes, inputs and weights that the chosen outputs need.",
+    )
+    s.add_argument("input", help="input .onnx file")
+    s.add_argument("-o", "--output", required=True, help="output .onnx file")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--outputs", default=None, help="comma-separated tensor names to keep")
+    what.add_argument(
+        "--task",
+        default=None,
+        help="a task (output prefix) of a model written by 'graphopt merge': its outputs, with "
+        "the names they had in the task's own model",
+    )
+    s.add_argument(
+        "--strip-prefix", default=None, metavar="P", help="remove P from the kept output names"
+    )
+    s.set_defaults(run=run_split)
+
+
+def _input_map(specs: list[str]) -> dict[int | str, dict[str, str]]:
+    from graphopt.multitask import MergeError
+
+    out: dict[int | str, dict[str, str]] = {}
+    for spec in specs:
+        model, sep, rest = spec.partition(":")
+        name, eq, merged = rest.partition("=")
+        if not (sep and eq and model and name and merged):
+            raise MergeError(f"--input-map {spec!r}: expected I:NAME=MERGED, e.g. 1:x=image")
+        key: int | str = int(model) if model.isdigit() else model
+        out.setdefault(key, {})[name] = merged
+    return out
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from graphopt.ir import save_model
+    from graphopt.multitask import merge_with_report
+
+    prefixes = args.prefix.split(",") if args.prefix is not None else None
+    merged, report = merge_with_report(
+        args.inputs,
+        prefixes=prefixes,
+        input_map=_input_map(args.input_map) or None,
+        tolerance=args.tolerance,
+        share=not args.no_share,
+    )
+    if args.verify:
+        _verify(args.inputs, merged, report)
+    save_model(merged, args.output)
+    print(report.summary())
+    if args.report:
+        Path(args.report).write_text(report.to_json() + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from graphopt.backends.onnxruntime import example_feeds, run
+    from graphopt.errors import VerifyError
+    from graphopt.ir import load_model
+
+    feeds: dict = {}
+    for path, task in zip(paths, report.tasks, strict=True):
+        for name, value in example_feeds(load_model(path), seed=len(feeds)).items():
+            feeds.setdefault(task.inputs[name], value)
+    outputs = run(merged, feeds)
+    for path, task in zip(paths, report.tasks, strict=True):
+        own = {name: feeds[merged_name] for name, merged_name in task.inputs.items()}
+        expected = run(load_model(path), own)
+        for name, value in expected.items():
+            got = outputs[task.outputs[name]]
+            worst = float(np.max(np.abs(got.astype(np.float64) - value))) if value.size else 0.0
+            print(f"verify: {task.outputs[name]}: max abs diff {worst:.3g}")
+            if value.shape != got.shape or worst > 1e-4 * max(1.0, float(np.max(np.abs(value)))):
+                raise VerifyError(f"merged output {task.outputs[name]!r} differs from {path}")
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from graphopt.ir import save_model
+    from graphopt.multitask import split
+
+    outputs = [o for o in args.outputs.split(",") if o] if args.outputs else None
+    result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
+    save_model(result, args.output)
+    print(
+        f"{args.input}: kept {len(result.graph.node)} nodes for outputs "
+        f"{', '.join(o.name for o in result.graph.output)}; wrote {args.output}"
+    )
+    return 0

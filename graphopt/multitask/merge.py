@@ -1,0 +1,620 @@
+"""Merge several models into one graph that computes their common part once.
+
+    merged = CSE(model₀ ∪ model₁ ∪ …)   with inputs unified, outputs renamed prefixᵢ + name
+
+Models are brought onto common opsets (`opsets.reconcile`), their inputs unified by name and
+type (or an explicit `input_map`), and their nodes added in topological order to one graph. A
+node whose structural key (op, domain, attributes, identities of its inputs; see `hashing`)
+matches an already added node is not added again: its outputs become the twin's. Constants are
+identified by value, so an initializer in one model and a `Constant` node in another holding the
+same bits are one tensor. The result is the largest common computation the models share, kept
+once, with each model's remaining head attached to it.
+
+Each task's outputs are bitwise those of its own model when the shared weights are bitwise
+equal (the same ops run on the same values); with `tolerance > 0` a task reads its twin's
+weights, which differ by at most the tolerance.
+
+What it does not do: share nodes with subgraph attributes, random ops or ops of domains without
+an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
+that are also graph inputs (IR < 4 defaults) overridable: they become constants.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphopt.ir import constant_node_value, load_model, subgraphs
+from graphopt.ir.model_io import ModelLike
+from graphopt.multitask.errors import MergeError
+from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
+from graphopt.multitask.opsets import opset_map, reconcile
+from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
+
+log = logging.getLogger("graphopt.multitask")
+
+METADATA_KEY = "graphopt.multitask"
+
+InputMap = Sequence[Mapping[str, str] | None] | Mapping[int | str, Mapping[str, str]]
+
+
+def merge(
+    models: Sequence[ModelLike],
+    *,
+    prefixes: Sequence[str] | None = None,
+    input_map: InputMap | None = None,
+    tolerance: float = 0.0,
+    share: bool = True,
+    check: bool = True,
+) -> onnx.ModelProto:
+    """Merge `models` into one model that computes their common part once.
+
+    `models`: paths, bytes or ModelProtos (never mutated). `prefixes`: one per model, prepended
+    to its output names (default: the file stem plus "_" for paths, else "m0_", "m1_", ...).
+    `input_map`: per model (a list, or a dict keyed by model index or prefix), the model's
+    input name → the merged input it reads; unmapped inputs are unified by name when their
+    dtype and shape agree, and kept apart (renamed with the prefix) when they do not.
+    `tolerance`: identify float weights within this relative distance (0: bitwise only).
+    `share=False` only places the models side by side. `check` runs the ONNX full check.
+    """
+    return merge_with_report(
+        models,
+        prefixes=prefixes,
+        input_map=input_map,
+        tolerance=tolerance,
+        share=share,
+        check=check,
+    )[0]
+
+
+def merge_with_report(
+    models: Sequence[ModelLike],
+    *,
+    prefixes: Sequence[str] | None = None,
+    input_map: InputMap | None = None,
+    tolerance: float = 0.0,
+    share: bool = True,
+    check: bool = True,
+) -> tuple[onnx.ModelProto, MergeReport]:
+    """`merge`, also returning what was shared (`MergeReport`)."""
+    if not models:
+        raise MergeError("merge needs at least one model")
+    if tolerance < 0:
+        raise MergeError(f"tolerance must be >= 0, got {tolerance}")
+    sources = [_source_name(m, i) for i, m in enumerate(models)]
+    prefixes = _prefixes(models, prefixes)
+    protos = [load_model(m) for m in models]
+    before = [opset_map(p).get("", 0) for p in protos]
+    protos, imports, ir_version = reconcile(protos, sources)
+    report = MergeReport()
+    report.converted = [
+        s for s, p, b in zip(sources, protos, before, strict=True) if opset_map(p).get("", 0) != b
+    ]
+    maps = _input_maps(input_map, prefixes)
+    builder = _Builder(tolerance, share, imports)
+    merged_inputs, model_inputs = builder.unify_inputs(protos, prefixes, maps, report)
+    for i, proto in enumerate(protos):
+        builder.add_model(i, proto, prefixes[i], model_inputs[i])
+    model = builder.finish(protos, prefixes, sources, merged_inputs, imports, ir_version)
+    if check:
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise MergeError(f"the merged model fails onnx.checker: {first}") from e
+    _fill_report(report, builder, model, protos, prefixes, sources, model_inputs)
+    return model, report
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _source_name(model: ModelLike, index: int) -> str:
+    if isinstance(model, str | os.PathLike):
+        return str(model)
+    return f"model {index}"
+
+
+def _prefixes(models: Sequence[ModelLike], given: Sequence[str] | None) -> list[str]:
+    if given is not None:
+        out = list(given)
+        if len(out) != len(models):
+            raise MergeError(f"{len(out)} prefixes given for {len(models)} models")
+    else:
+        stems = [
+            Path(m).stem + "_" if isinstance(m, str | os.PathLike) else f"m{i}_"
+            for i, m in enumerate(models)
+        ]
+        out = stems if len(set(stems)) == len(stems) else [f"m{i}_" for i in range(len(models))]
+    if len(set(out)) != len(out):
+        raise MergeError(f"output prefixes must differ between models, got {out}")
+    return out
+
+
+def _input_maps(given: InputMap | None, prefixes: Sequence[str]) -> list[dict[str, str]]:
+    maps: list[dict[str, str]] = [{} for _ in prefixes]
+    if given is None:
+        return maps
+    if isinstance(given, Mapping):
+        for key, mapping in given.items():
+            index = _model_index(key, prefixes)
+            maps[index] = dict(mapping)
+        return maps
+    if len(given) > len(prefixes):
+        raise MergeError(f"input_map has {len(given)} entries for {len(prefixes)} models")
+    for i, entry in enumerate(given):
+        maps[i] = dict(entry or {})
+    return maps
+
+
+def _model_index(key: int | str, prefixes: Sequence[str]) -> int:
+    if isinstance(key, int) and 0 <= key < len(prefixes):
+        return key
+    if isinstance(key, str):
+        if key.isdigit() and int(key) < len(prefixes):
+            return int(key)
+        for i, p in enumerate(prefixes):
+            if key in (p, p.rstrip("_")):
+                return i
+    raise MergeError(f"input_map key {key!r} is neither a model index nor a prefix")
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class _Built:
+    """Bookkeeping per merged node or constant: which tasks use it."""
+
+    users: dict[str, set[int]] = field(default_factory=dict)  # compute node name -> tasks
+    const_users: dict[str, set[int]] = field(default_factory=dict)  # const tensor -> tasks
+    const_size: dict[str, int] = field(default_factory=dict)
+    output_identities: set[str] = field(default_factory=set)
+
+
+class _Builder:
+    def __init__(self, tolerance: float, share: bool, opsets: Mapping[str, int]):
+        self.consts = ConstantTable(tolerance)
+        self.share = share
+        self.opsets = dict(opsets)
+        self.const_tensor: dict[str, str] = {}  # constant identity -> merged tensor
+        self.cse: dict[NodeKey, onnx.NodeProto] = {}
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.value_info: dict[str, onnx.ValueInfoProto] = {}
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self.tensor_names: set[str] = set()
+        self.node_names: set[str] = set()
+        self.reserved_outputs: set[str] = set()
+        self.built = _Built()
+        self.mappings: list[dict[str, str]] = []
+
+    # names ------------------------------------------------------------------
+    def fresh(self, name: str, prefix: str) -> str:
+        for candidate in (name, prefix + name):
+            if candidate and candidate not in self.tensor_names:
+                self.tensor_names.add(candidate)
+                return candidate
+        k = 1
+        while f"{prefix}{name}_{k}" in self.tensor_names:
+            k += 1
+        self.tensor_names.add(f"{prefix}{name}_{k}")
+        return f"{prefix}{name}_{k}"
+
+    def fresh_node_name(self, name: str, prefix: str) -> str:
+        for candidate in (name, prefix + name):
+            if candidate and candidate not in self.node_names:
+                self.node_names.add(candidate)
+                return candidate
+        k = 1
+        while f"{prefix}{name}_{k}" in self.node_names:
+            k += 1
+        self.node_names.add(f"{prefix}{name}_{k}")
+        return f"{prefix}{name}_{k}"
+
+    # inputs -----------------------------------------------------------------
+    def unify_inputs(
+        self,
+        protos: Sequence[onnx.ModelProto],
+        prefixes: Sequence[str],
+        maps: Sequence[dict[str, str]],
+        report: MergeReport,
+    ) -> tuple[dict[str, onnx.ValueInfoProto], list[dict[str, str]]]:
+        merged: dict[str, onnx.ValueInfoProto] = {}
+        per_model: list[dict[str, str]] = []
+        for i, proto in enumerate(protos):
+            inits = {t.name for t in proto.graph.initializer}
+            explicit = maps[i]
+            unknown = set(explicit) - {vi.name for vi in proto.graph.input}
+            if unknown:
+                raise MergeError(
+                    f"input_map for {prefixes[i]!r} names {sorted(unknown)}, which are not "
+                    f"inputs of that model"
+                )
+            mine: dict[str, str] = {}
+            for vi in proto.graph.input:
+                if vi.name in inits:
+                    continue  # IR < 4 initializer default: treated as a constant
+                target = explicit.get(vi.name, vi.name)
+                if target in merged:
+                    met = _meet(merged[target], vi)
+                    if met is not None:
+                        merged[target] = met
+                    elif vi.name in explicit:
+                        raise MergeError(
+                            f"input {vi.name!r} of {prefixes[i]!r} is mapped to {target!r} but "
+                            f"their types differ ({_type_text(vi)} vs {_type_text(merged[target])})"
+                        )
+                    else:
+                        target = self.fresh(vi.name, prefixes[i])
+                        report.renamed_inputs.append(f"{vi.name} -> {target}")
+                        merged[target] = _renamed(vi, target)
+                else:
+                    self.tensor_names.add(target)
+                    merged[target] = _renamed(vi, target)
+                mine[vi.name] = target
+            per_model.append(mine)
+        for i, proto in enumerate(protos):
+            for out in proto.graph.output:
+                name = prefixes[i] + out.name
+                if name in self.tensor_names:
+                    raise MergeError(
+                        f"output name {name!r} (prefix {prefixes[i]!r}) collides with an input "
+                        "or another output; choose other prefixes"
+                    )
+                self.tensor_names.add(name)
+                self.reserved_outputs.add(name)
+        return merged, per_model
+
+    # nodes ------------------------------------------------------------------
+    def add_model(
+        self, index: int, proto: onnx.ModelProto, prefix: str, inputs: dict[str, str]
+    ) -> None:
+        graph = proto.graph
+        mapping: dict[str, str] = dict(inputs)
+        self.mappings.append(mapping)
+        inits = {t.name: t for t in graph.initializer}
+        wanted = {o.name: prefix + o.name for o in graph.output}
+
+        def resolve(name: str) -> str:
+            if not name:
+                return ""
+            got = mapping.get(name)
+            if got is not None:
+                return got
+            init = inits.get(name)
+            if init is None:
+                raise MergeError(f"{prefix!r}: tensor {name!r} is read before it is defined")
+            value = numpy_helper.to_array(init)
+            target = self._constant(index, value, name, prefix, lambda t: _renamed_tensor(init, t))
+            mapping[name] = target
+            return target
+
+        for node in graph.node:
+            value = _constant_value(node)
+            if value is not None:
+                out = node.output[0]
+                mapping[out] = self._constant(
+                    index, value, out, prefix, None, node=node, wanted=wanted.get(out)
+                )
+                continue
+            ins = [resolve(n) for n in node.input]
+            key = node_key(node, ins, self.opsets) if self.share else None
+            if key is not None:
+                key = (*key[:3], (*key[3], "|", *("1" if o else "0" for o in node.output)))
+                twin = self.cse.get(key)
+                if twin is not None:
+                    for k, o in enumerate(node.output):
+                        if o:
+                            mapping[o] = twin.output[k]
+                    self.built.users[twin.name].add(index)
+                    continue
+            new = onnx.NodeProto()
+            new.CopyFrom(node)
+            new.name = self.fresh_node_name(node.name or node.op_type, prefix)
+            del new.input[:]
+            new.input.extend(ins)
+            for k, o in enumerate(node.output):
+                if o:
+                    new.output[k] = self._output_name(o, prefix, wanted)
+                    mapping[o] = new.output[k]
+            for sub in subgraphs(new):
+                self._rebind_body(sub, resolve, prefix)
+            self.nodes.append(new)
+            self.built.users[new.name] = {index}
+            if key is not None:
+                self.cse[key] = new
+        for vi in graph.value_info:
+            target = mapping.get(vi.name)
+            if target is not None and target not in self.value_info:
+                self.value_info[target] = _renamed(vi, target)
+        for out in graph.output:
+            source = resolve(out.name)
+            name = wanted[out.name]
+            if source != name:
+                ident = onnx.helper.make_node(
+                    "Identity", [source], [name], name=self.fresh_node_name(name, "")
+                )
+                self.nodes.append(ident)
+                self.built.users[ident.name] = {index}
+                self.built.output_identities.add(ident.name)
+            self.outputs.append(_renamed(out, name))
+
+    def _output_name(self, original: str, prefix: str, wanted: Mapping[str, str]) -> str:
+        name = wanted.get(original)
+        if name is not None and name in self.reserved_outputs:
+            self.reserved_outputs.discard(name)  # claimed: later twins get an Identity
+            return name
+        return self.fresh(original, prefix)
+
+    def _constant(
+        self,
+        index: int,
+        value: np.ndarray,
+        original: str,
+        prefix: str,
+        make_init: Callable[[str], onnx.TensorProto] | None,
+        *,
+        node: onnx.NodeProto | None = None,
+        wanted: str | None = None,
+    ) -> str:
+        ident = self.consts.key(value)
+        if not self.share:
+            ident = f"{ident}@{index}"
+        target = self.const_tensor.get(ident)
+        if target is None:
+            target = self._output_name(original, prefix, {original: wanted} if wanted else {})
+            if node is not None:
+                new = onnx.NodeProto()
+                new.CopyFrom(node)
+                new.name = self.fresh_node_name(node.name or "Constant", prefix)
+                new.output[0] = target
+                self.nodes.append(new)
+            else:
+                assert make_init is not None
+                self.initializers.append(make_init(target))
+            self.const_tensor[ident] = target
+            self.built.const_size[target] = int(value.size)
+        self.built.const_users.setdefault(target, set()).add(index)
+        return target
+
+    def _rebind_body(self, body: onnx.GraphProto, outer: Callable[[str], str], prefix: str) -> None:
+        """Rename a subgraph body into the merged namespace: its outer references through
+        `outer`, the names it defines to fresh merged names (no shadowing possible)."""
+        local: dict[str, str] = {}
+
+        def lookup(name: str) -> str:
+            if not name:
+                return ""
+            return local[name] if name in local else outer(name)
+
+        for vi in body.input:
+            local[vi.name] = vi.name = self.fresh(vi.name, prefix)
+        for t in body.initializer:
+            local[t.name] = t.name = self.fresh(t.name, prefix)
+        for node in body.node:
+            for j, name in enumerate(node.input):
+                node.input[j] = lookup(name)
+            for sub in subgraphs(node):
+                self._rebind_body(sub, lookup, prefix)
+            for j, name in enumerate(node.output):
+                if name:
+                    local[name] = node.output[j] = self.fresh(name, prefix)
+        for vi in body.output:
+            vi.name = lookup(vi.name)
+        for vi in body.value_info:
+            if vi.name in local:
+                vi.name = local[vi.name]
+
+    # result -----------------------------------------------------------------
+    def finish(
+        self,
+        protos: Sequence[onnx.ModelProto],
+        prefixes: Sequence[str],
+        sources: Sequence[str],
+        inputs: Mapping[str, onnx.ValueInfoProto],
+        imports: Mapping[str, int],
+        ir_version: int,
+    ) -> onnx.ModelProto:
+        produced = {o for n in self.nodes for o in n.output}
+        outputs = {o.name for o in self.outputs}
+        value_info = [
+            vi for name, vi in self.value_info.items() if name in produced and name not in outputs
+        ]
+        graph = onnx.helper.make_graph(
+            self.nodes,
+            "+".join(p.rstrip("_") for p in prefixes),
+            list(inputs.values()),
+            self.outputs,
+            initializer=self.initializers,
+            value_info=value_info,
+        )
+        model = onnx.helper.make_model(
+            graph,
+            opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in imports.items()],
+            ir_version=ir_version,
+            producer_name="graphopt",
+            doc_string="merged by graphopt from: " + ", ".join(sources),
+        )
+        from graphopt import __version__
+
+        model.producer_version = __version__
+        _merge_functions(model, protos, sources)
+        _merge_metadata(model, protos, prefixes, sources, self.mappings)
+        return model
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+        return None
+    return constant_node_value(node)
+
+
+def _renamed(vi: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
+    out = onnx.ValueInfoProto()
+    out.CopyFrom(vi)
+    out.name = name
+    return out
+
+
+def _renamed_tensor(t: onnx.TensorProto, name: str) -> onnx.TensorProto:
+    out = onnx.TensorProto()
+    out.CopyFrom(t)
+    out.name = name
+    return out
+
+
+def _type_text(vi: onnx.ValueInfoProto) -> str:
+    tt = vi.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+    return f"{onnx.TensorProto.DataType.Name(tt.elem_type)}{dims}"
+
+
+def _meet(a: onnx.ValueInfoProto, b: onnx.ValueInfoProto) -> onnx.ValueInfoProto | None:
+    """One input type both models accept (static dims win over symbolic), or None."""
+    if not (a.type.HasField("tensor_type") and b.type.HasField("tensor_type")):
+        return a if a.type == b.type else None
+    ta, tb = a.type.tensor_type, b.type.tensor_type
+    if ta.elem_type != tb.elem_type:
+        return None
+    out = onnx.ValueInfoProto()
+    out.CopyFrom(a)
+    if not tb.HasField("shape"):
+        return out
+    if not ta.HasField("shape"):
+        out.type.tensor_type.shape.CopyFrom(tb.shape)
+        return out
+    if len(ta.shape.dim) != len(tb.shape.dim):
+        return None
+    for da, db, dout in zip(
+        ta.shape.dim, tb.shape.dim, out.type.tensor_type.shape.dim, strict=True
+    ):
+        if da.HasField("dim_value") and db.HasField("dim_value"):
+            if da.dim_value != db.dim_value:
+                return None
+        elif db.HasField("dim_value"):
+            dout.dim_value = db.dim_value
+    return out
+
+
+def _merge_functions(
+    model: onnx.ModelProto, protos: Sequence[onnx.ModelProto], sources: Sequence[str]
+) -> None:
+    seen: dict[tuple[str, str, str], bytes] = {}
+    for proto, source in zip(protos, sources, strict=True):
+        for f in proto.functions:
+            key = (f.domain, f.name, f.overload)
+            data = f.SerializeToString(deterministic=True)
+            if key in seen:
+                if seen[key] != data:
+                    raise MergeError(
+                        f"{source}: local function {f.domain}:{f.name} differs from another "
+                        "model's function of the same name"
+                    )
+                continue
+            seen[key] = data
+            model.functions.append(f)
+
+
+def _merge_metadata(
+    model: onnx.ModelProto,
+    protos: Sequence[onnx.ModelProto],
+    prefixes: Sequence[str],
+    sources: Sequence[str],
+    mappings: Sequence[Mapping[str, str]],
+) -> None:
+    props: dict[str, str] = {}
+    for proto, prefix in zip(protos, prefixes, strict=True):
+        for p in proto.metadata_props:
+            if p.key not in props:
+                props[p.key] = p.value
+            elif props[p.key] != p.value:
+                props[prefix + p.key] = p.value
+    tasks = {
+        prefix: {
+            "source": source,
+            "inputs": {vi.name: mapping[vi.name] for vi in proto.graph.input if vi.name in mapping},
+            "outputs": {o.name: prefix + o.name for o in proto.graph.output},
+        }
+        for proto, prefix, source, mapping in zip(protos, prefixes, sources, mappings, strict=True)
+    }
+    props[METADATA_KEY] = json.dumps(tasks, sort_keys=True)
+    onnx.helper.set_model_props(model, props)
+
+
+def task_table(model: onnx.ModelProto) -> dict[str, dict[str, dict[str, str]]]:
+    """The tasks a merged model records: prefix → {"outputs": {...}, "inputs": {...}}."""
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            return dict(json.loads(p.value))
+    return {}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fill_report(
+    report: MergeReport,
+    builder: _Builder,
+    model: onnx.ModelProto,
+    protos: Sequence[onnx.ModelProto],
+    prefixes: Sequence[str],
+    sources: Sequence[str],
+    model_inputs: Sequence[Mapping[str, str]],
+) -> None:
+    built = builder.built
+    try:
+        shapes = shapes_of(model)
+    except Exception as e:  # shape inference is best effort here: counts stay, MACs go
+        log.warning("shape inference failed (%s); MACs are not estimated", e)
+        shapes = None
+    macs: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.name not in built.users:
+            continue
+        m = node_macs(node, shapes) if shapes is not None else None
+        if m is None:
+            report.macs_unknown += node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")
+            m = 0
+        macs[node.name] = m
+    compute = {n: u for n, u in built.users.items() if n not in built.output_identities}
+    for i, (proto, prefix, source) in enumerate(zip(protos, prefixes, sources, strict=True)):
+        t = TaskSummary(
+            prefix=prefix,
+            source=source,
+            inputs=dict(model_inputs[i]),
+            outputs={o.name: prefix + o.name for o in proto.graph.output},
+        )
+        for name, users in compute.items():
+            if i in users:
+                t.nodes += 1
+                t.macs += macs.get(name, 0)
+                if len(users) > 1:
+                    t.shared_nodes += 1
+                    t.shared_macs += macs.get(name, 0)
+        for name, users in built.const_users.items():
+            if i in users:
+                t.params += built.const_size[name]
+                if len(users) > 1:
+                    t.shared_params += built.const_size[name]
+        report.tasks.append(t)
+        report.nodes_separate += sum(1 for n in proto.graph.node if _constant_value(n) is None)
+        report.params_separate += t.params
+        report.macs_separate += t.macs
+    report.nodes_merged = len(compute)
+    report.identities = len(built.output_identities)
+    report.shared_nodes = sum(1 for u in compute.values() if len(u) > 1)
+    report.params_merged = sum(built.const_size.values())
+    report.shared_params = sum(
+        built.const_size[n] for n, u in built.const_users.items() if len(u) > 1
+    )
+    report.macs_merged = sum(macs.get(n, 0) for n in compute)
+    report.shared_macs = sum(macs.get(n, 0) for n, u in compute.items() if len(u) > 1)

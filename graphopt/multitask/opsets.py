@@ -1,0 +1,108 @@
+"""Reconcile opset imports and IR versions of models about to be merged into one graph.
+
+The merged model imports, per domain, the highest version any model imports. A model on a lower
+default-domain opset is kept as is when none of its ops changed meaning between the two versions
+(same schema `since_version`); otherwise it is converted with `onnx.version_converter`, and a
+failed conversion is a `MergeError` naming the model and the versions. Other domains are only
+raised to the highest version when every op of the domain keeps its schema; custom domains
+without schemas are taken at the highest version as declared.
+
+What it does not do: lower any model's opset, or convert local functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+
+import onnx
+
+from graphopt.ir import subgraphs
+from graphopt.multitask.errors import MergeError
+
+log = logging.getLogger("graphopt.multitask")
+
+
+def _domain(name: str) -> str:
+    return "" if name in ("", "ai.onnx") else name
+
+
+def opset_map(model: onnx.ModelProto) -> dict[str, int]:
+    return {_domain(o.domain): o.version for o in model.opset_import}
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for sub in subgraphs(node):
+            yield from _all_nodes(sub)
+
+
+def _since(op: str, version: int, domain: str) -> int | None:
+    try:
+        return int(onnx.defs.get_schema(op, version, domain).since_version)
+    except onnx.defs.SchemaError:
+        return None
+
+
+def unchanged_between(model: onnx.ModelProto, domain: str, old: int, new: int) -> bool:
+    """True when every op of `domain` in `model` has the same schema at `old` and `new`."""
+    for node in _all_nodes(model.graph):
+        if _domain(node.domain) != domain:
+            continue
+        before, after = _since(node.op_type, old, domain), _since(node.op_type, new, domain)
+        if before is None or before != after:
+            return False
+    return True
+
+
+def reconcile(
+    models: Sequence[onnx.ModelProto], names: Sequence[str]
+) -> tuple[list[onnx.ModelProto], dict[str, int], int]:
+    """Bring `models` onto common opsets; return them, the opset imports and the IR version."""
+    target: dict[str, int] = {}
+    for model in models:
+        for domain, version in opset_map(model).items():
+            target[domain] = max(target.get(domain, 0), version)
+    out = []
+    for model, name in zip(models, names, strict=True):
+        own = opset_map(model)
+        old = own.get("", target.get("", 0))
+        if "" in target and old < target[""] and not unchanged_between(model, "", old, target[""]):
+            model = _convert(model, name, old, target[""])
+        for domain, version in own.items():
+            if domain == "" or version == target[domain]:
+                continue
+            known = any(
+                _since(n.op_type, version, domain)
+                for n in _all_nodes(model.graph)
+                if _domain(n.domain) == domain
+            )
+            if known and not unchanged_between(model, domain, version, target[domain]):
+                raise MergeError(
+                    f"{name}: uses domain {domain!r} at version {version}, other models at "
+                    f"{target[domain]}, and its ops changed between them; convert it first"
+                )
+        out.append(model)
+    imports = dict(sorted(target.items()))
+    opset_ids = [onnx.helper.make_opsetid(d, v) for d, v in imports.items()]
+    ir = max(m.ir_version for m in models)
+    with contextlib.suppress(TypeError, ValueError):  # unknown domain: keep the highest
+        ir = max(ir, onnx.helper.find_min_ir_version_for(opset_ids, ignore_unknown=True))
+    return out, imports, ir
+
+
+def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.ModelProto:
+    from onnx import version_converter
+
+    log.info("%s: converting from opset %d to %d", name, old, new)
+    try:
+        converted = version_converter.convert_version(model, new)
+    except Exception as e:  # the converter raises untyped C++ errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MergeError(
+            f"{name}: needs default opset {new} to merge (it uses {old}) and "
+            f"onnx.version_converter failed: {first}; convert it yourself or merge it separately"
+        ) from e
+    return converted

@@ -1,0 +1,171 @@
+"""What a merge shared: node, parameter and multiply-accumulate counts per task and in total.
+
+MACs are estimated for Conv, ConvTranspose, Gemm and MatMul from inferred shapes
+(`graphopt.analysis.shapes.shape_facts` when available, else `onnx.shape_inference`); every other
+op counts 0. A node whose shapes are not static counts as unknown and is reported as such, so a
+MAC figure is a lower bound when `macs_unknown > 0`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from math import prod
+from typing import Any, Protocol
+
+import onnx
+
+log = logging.getLogger("graphopt.multitask")
+
+MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+
+class _Shapes(Protocol):
+    def shape(self, name: str) -> tuple[Any, ...] | None: ...
+
+
+@dataclass
+class TaskSummary:
+    """One input model's part of the merged model."""
+
+    prefix: str
+    source: str
+    inputs: dict[str, str]  # the model's input name -> merged input name
+    outputs: dict[str, str]  # the model's output name -> merged output name
+    nodes: int = 0  # compute nodes (Constant nodes excluded) the task runs
+    shared_nodes: int = 0  # of those, nodes another task runs too
+    params: int = 0  # constant elements the task reads
+    shared_params: int = 0
+    macs: int = 0
+    shared_macs: int = 0
+
+
+@dataclass
+class MergeReport:
+    """Totals over all tasks. `*_separate` sums the tasks as if run one after another."""
+
+    tasks: list[TaskSummary] = field(default_factory=list)
+    nodes_separate: int = 0
+    nodes_merged: int = 0
+    shared_nodes: int = 0
+    params_separate: int = 0
+    params_merged: int = 0
+    shared_params: int = 0
+    macs_separate: int = 0
+    macs_merged: int = 0
+    shared_macs: int = 0
+    macs_unknown: int = 0  # MAC-op nodes whose shapes were not static (not counted)
+    identities: int = 0  # Identity nodes added to name outputs computed by shared nodes
+    renamed_inputs: list[str] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)  # models whose opset was converted
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def summary(self) -> str:
+        """A short human-readable table."""
+
+        def pct(part: int, whole: int) -> str:
+            return f"{100.0 * part / whole:5.1f}%" if whole else "   - "
+
+        w = max([16, *(len(t.prefix) for t in self.tasks)])
+        lines = [
+            f"{'task':{w}} {'nodes':>7} {'shared':>7} {'params':>11} {'shared':>7} "
+            f"{'GMACs':>7} {'shared':>7}"
+        ]
+        for t in self.tasks:
+            lines.append(
+                f"{t.prefix:{w}} {t.nodes:>7} {pct(t.shared_nodes, t.nodes):>7} "
+                f"{t.params:>11,} {pct(t.shared_params, t.params):>7} "
+                f"{t.macs / 1e9:>7.2f} {pct(t.shared_macs, t.macs):>7}"
+            )
+        lines.append(
+            f"separate: {self.nodes_separate} nodes, {self.params_separate:,} params, "
+            f"{self.macs_separate / 1e9:.2f} GMACs; merged: {self.nodes_merged} nodes, "
+            f"{self.params_merged:,} params, {self.macs_merged / 1e9:.2f} GMACs "
+            f"({self.shared_nodes} nodes, {self.shared_params:,} params, "
+            f"{self.shared_macs / 1e9:.2f} GMACs shared)"
+        )
+        if self.macs_unknown:
+            lines.append(
+                f"note: {self.macs_unknown} Conv/Gemm/MatMul nodes have dynamic shapes; "
+                "their MACs are not counted"
+            )
+        if self.renamed_inputs:
+            lines.append(
+                "inputs kept apart (same name, different type): " + ", ".join(self.renamed_inputs)
+            )
+        if self.converted:
+            lines.append("converted to the common opset: " + ", ".join(self.converted))
+        return "\n".join(lines)
+
+
+class _InferredShapes:
+    """Fallback when graphopt.analysis.shapes is not available: plain ONNX shape inference."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self._shapes: dict[str, tuple[Any, ...]] = {}
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        g = inferred.graph
+        for vi in [*g.input, *g.value_info, *g.output]:
+            tt = vi.type.tensor_type
+            if tt.HasField("shape"):
+                self._shapes[vi.name] = tuple(
+                    d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim
+                )
+        for t in g.initializer:
+            self._shapes[t.name] = tuple(t.dims)
+        for n in g.node:
+            if n.op_type == "Constant":
+                for a in n.attribute:
+                    if a.name == "value":
+                        self._shapes[n.output[0]] = tuple(a.t.dims)
+
+    def shape(self, name: str) -> tuple[Any, ...] | None:
+        return self._shapes.get(name)
+
+
+def shapes_of(model: onnx.ModelProto) -> _Shapes:
+    """Shape facts of `model` from graphopt's analysis if present, else ONNX inference."""
+    try:
+        from graphopt.analysis.shapes import shape_facts
+    except ImportError:
+        return _InferredShapes(model)
+    return shape_facts(model)
+
+
+def _static(shape: tuple[Any, ...] | None) -> tuple[int, ...] | None:
+    if shape is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return None
+    return tuple(int(d) for d in shape)
+
+
+def node_macs(node: onnx.NodeProto, shapes: _Shapes) -> int | None:
+    """Multiply-accumulates of a Conv/ConvTranspose/Gemm/MatMul node (0 for other ops), or None
+    when its shapes are not static."""
+    if node.op_type not in MAC_OPS or node.domain not in ("", "ai.onnx"):
+        return 0
+    x = _static(shapes.shape(node.input[0]))
+    w = _static(shapes.shape(node.input[1])) if len(node.input) > 1 else None
+    y = _static(shapes.shape(node.output[0]))
+    if node.op_type == "Conv":
+        if w is None or y is None or len(w) < 2:
+            return None
+        return prod(y) * prod(w[1:])
+    if node.op_type == "ConvTranspose":
+        if x is None or w is None or len(w) < 2:
+            return None
+        return prod(x) * prod(w[1:])
+    if node.op_type == "Gemm":
+        if x is None or y is None or len(x) != 2:
+            return None
+        trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+        return prod(y) * (x[0] if trans_a else x[1])
+    # MatMul
+    if x is None or y is None or not x:
+        return None
+    return prod(y) * x[-1]

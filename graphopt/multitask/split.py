@@ -1,0 +1,239 @@
+"""Extract the subgraph that computes some outputs of a model (the inverse of `merge`).
+
+    split(M, O) = the nodes of M that some o ∈ O depends on, with only the inputs,
+                  initializers, opset imports, functions and value_info they use
+
+`outputs` may name graph outputs or any intermediate tensor. With `task=PREFIX` on a model
+written by `merge`, the outputs (and the original input and output names) come from the task
+table `merge` stores in the metadata, so `split(merge([a, b]), task="m0_")` gives back a model
+with a's interface. An output that is an `Identity` of a tensor nothing else in the kept graph
+reads is collapsed (the producer writes the output directly), which undoes the Identity `merge`
+adds for outputs computed by shared nodes.
+
+What it does not do: prune unused outputs of a kept multi-output node, or rename tensors other
+than the chosen outputs and (with `task`) the inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import onnx
+
+from graphopt.ir import Graph, load_model, outer_references, subgraphs
+from graphopt.ir.model_io import ModelLike
+from graphopt.multitask.errors import MergeError
+from graphopt.multitask.merge import METADATA_KEY, task_table
+
+
+def split(
+    model: ModelLike,
+    outputs: Sequence[str] | None = None,
+    *,
+    task: str | None = None,
+    strip_prefix: str | None = None,
+    check: bool = True,
+) -> onnx.ModelProto:
+    """The part of `model` that computes `outputs` (or the outputs of merge task `task`).
+
+    `strip_prefix`: remove this prefix from the chosen output names. With `task`, inputs and
+    outputs get back the names they had in the task's own model unless `strip_prefix=""`.
+    """
+    proto = load_model(model)
+    renames: dict[str, str] = {}
+    input_renames: dict[str, str] = {}
+    if task is not None:
+        entry = _task_entry(proto, task)
+        chosen = list(entry["outputs"].values())
+        if outputs:
+            raise MergeError("give either outputs or task to split, not both")
+        if strip_prefix is None:
+            renames = {merged: orig for orig, merged in entry["outputs"].items()}
+            input_renames = {merged: orig for orig, merged in entry["inputs"].items()}
+    elif outputs:
+        chosen = list(dict.fromkeys(outputs))
+    else:
+        raise MergeError("split needs the outputs to keep (or a task of a merged model)")
+    if strip_prefix:
+        renames = {o: o[len(strip_prefix) :] for o in chosen if o.startswith(strip_prefix)}
+    result = _extract(proto, chosen)
+    _rename_interface(result, renames, input_renames)
+    if check:
+        try:
+            onnx.checker.check_model(result, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise MergeError(f"the split model fails onnx.checker: {first}") from e
+    return result
+
+
+def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Mapping[str, str]]:
+    table = task_table(model)
+    if not table:
+        raise MergeError("the model has no task table: it was not written by graphopt merge")
+    for prefix, entry in table.items():
+        if task in (prefix, prefix.rstrip("_")):
+            return entry
+    raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(table)}")
+
+
+def _extract(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
+    graph = Graph(model)
+    known = set(graph.producer) | set(graph.graph_inputs) | set(graph.initializers)
+    missing = [o for o in outputs if o not in known]
+    if missing:
+        available = ", ".join(graph.graph_outputs[:12])
+        raise MergeError(
+            f"no tensor named {', '.join(map(repr, missing))} in the model; graph outputs: {available}"
+        )
+    keep: set[str] = set()
+    read: set[str] = set(outputs)
+    work = [graph.producer[o] for o in outputs if o in graph.producer]
+    while work:
+        name = work.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        for tensor in graph.node_inputs(graph.nodes[name]):
+            read.add(tensor)
+            p = graph.producer.get(tensor)
+            if p is not None and p not in keep:
+                work.append(p)
+    nodes = [n for n in model.graph.node if n.name in keep]
+    out_types = _output_types(model, outputs)
+    new_graph = onnx.helper.make_graph(
+        nodes,
+        model.graph.name,
+        [vi for vi in model.graph.input if vi.name in read],
+        [out_types[o] for o in outputs],
+        initializer=[t for t in model.graph.initializer if t.name in read],
+        value_info=[
+            vi for vi in model.graph.value_info if vi.name in read and vi.name not in set(outputs)
+        ],
+    )
+    new_graph.doc_string = model.graph.doc_string
+    used_domains = {""} | {_domain(n.domain) for n in _walk(nodes)}
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    result.graph.CopyFrom(new_graph)
+    del result.opset_import[:]
+    result.opset_import.extend(o for o in model.opset_import if _domain(o.domain) in used_domains)
+    called = {(n.domain, n.op_type) for n in _walk(nodes)}
+    del result.functions[:]
+    result.functions.extend(f for f in model.functions if (f.domain, f.name) in called)
+    props = {p.key: p.value for p in model.metadata_props if p.key != METADATA_KEY}
+    del result.metadata_props[:]
+    onnx.helper.set_model_props(result, props)
+    return result
+
+
+def _domain(name: str) -> str:
+    return "" if name in ("", "ai.onnx") else name
+
+
+def _walk(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    out = []
+    for n in nodes:
+        out.append(n)
+        for sub in subgraphs(n):
+            out.extend(_walk(list(sub.node)))
+    return out
+
+
+def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, onnx.ValueInfoProto]:
+    g = model.graph
+    found: dict[str, onnx.ValueInfoProto] = {}
+    for vi in [*g.output, *g.value_info, *g.input]:
+        if vi.name in outputs and vi.name not in found and vi.type.HasField("tensor_type"):
+            found[vi.name] = vi
+    for t in g.initializer:
+        if t.name in outputs and t.name not in found:
+            found[t.name] = onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+    missing = [o for o in outputs if o not in found]
+    if missing:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+        for vi in [*inferred.value_info, *inferred.output]:
+            if vi.name in missing and vi.name not in found:
+                found[vi.name] = vi
+    still = [o for o in outputs if o not in found]
+    if still:
+        raise MergeError(
+            f"cannot tell the type of tensor(s) {', '.join(still)}; run shape inference"
+        )
+    return found
+
+
+def _rename_interface(
+    model: onnx.ModelProto, outputs: Mapping[str, str], inputs: Mapping[str, str]
+) -> None:
+    g = model.graph
+    taken = {o for n in g.node for o in n.output} | {i.name for i in g.input}
+    taken |= {t.name for t in g.initializer}
+    renames = {
+        **{k: v for k, v in inputs.items() if k != v},
+        **{k: v for k, v in outputs.items() if k != v},
+    }
+    clash = [v for k, v in renames.items() if v in taken and v not in renames]
+    if clash:
+        raise MergeError(f"cannot rename back to {clash}: the names are taken in the split model")
+    for node in g.node:
+        for j, name in enumerate(node.input):
+            if name in renames:
+                node.input[j] = renames[name]
+        for j, name in enumerate(node.output):
+            if name in renames:
+                node.output[j] = renames[name]
+        for sub in subgraphs(node):
+            _rename_outer(sub, renames)
+    for vi in [*g.input, *g.output, *g.value_info]:
+        if vi.name in renames:
+            vi.name = renames[vi.name]
+    _collapse_output_identities(model)
+
+
+def _rename_outer(body: onnx.GraphProto, renames: Mapping[str, str]) -> None:
+    for node in body.node:
+        for j, name in enumerate(node.input):
+            if name in renames:
+                node.input[j] = renames[name]
+        for sub in subgraphs(node):
+            _rename_outer(sub, renames)
+
+
+def _collapse_output_identities(model: onnx.ModelProto) -> None:
+    """Identity(t) → output, with t produced by a node and read by nothing else: the producer
+    writes the output directly."""
+    g = model.graph
+    outputs = {o.name for o in g.output}
+    inputs = {i.name for i in g.input} | {t.name for t in g.initializer}
+    readers: dict[str, int] = {}
+    for node in g.node:
+        names = set(node.input)
+        for sub in subgraphs(node):
+            names |= outer_references(sub)
+        for name in names:
+            readers[name] = readers.get(name, 0) + 1
+    producer = {o: n for n in g.node for o in n.output}
+    drop = []
+    for node in g.node:
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx"):
+            continue
+        src, dst = node.input[0], node.output[0]
+        if dst not in outputs or src in outputs or src in inputs or readers.get(src, 0) != 1:
+            continue
+        prod_node = producer.get(src)
+        if (
+            prod_node is None
+            or prod_node.op_type == "Constant"
+            or any(True for _ in subgraphs(prod_node))
+        ):
+            continue
+        for j, name in enumerate(prod_node.output):
+            if name == src:
+                prod_node.output[j] = dst
+        drop.append(node)
+        for vi in list(g.value_info):
+            if vi.name == src:
+                g.value_info.remove(vi)
+    for node in drop:
+        g.node.remove(node)
