@@ -16,6 +16,7 @@ from graphopt.passes.base import (
 # Modules whose import registers built-in passes. Add a module here when you add one.
 BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.cleanup",
+    "graphopt.passes.expose_tensors",
     "graphopt.passes.fusion_functions",
 )
 

@@ -1,0 +1,130 @@
+"""The `graphopt` command line: happy paths and the one-line, exit-code-2 error contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import onnx
+import onnx.helper as oh
+import onnx.parser
+import pytest
+
+from graphopt.cli import main
+
+MODEL = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[1,3,8,8] x) => (float[1,3,8,8] y) {
+    dead = Neg(x)
+    a = Identity(x)
+    y = Relu(a)
+}
+"""
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    p = tmp_path / "in.onnx"
+    onnx.save_model(onnx.parser.parse_model(MODEL), str(p))
+    return p
+
+
+def test_optimize_writes_output_and_reports(model_path, tmp_path, capsys):
+    out = tmp_path / "out.onnx"
+    assert (
+        main(["optimize", str(model_path), "-o", str(out), "--verify", "--stats", "--check"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "verify: y: max abs diff 0" in text
+    assert "eliminate-dead-code" in text
+    m = onnx.load(str(out))
+    assert "Neg" not in [n.op_type for n in m.graph.node]
+
+
+def _bad_inputs(tmp_path):
+    undefined = oh.make_model(
+        oh.make_graph(
+            [oh.make_node("Relu", ["ghost"], ["y"], name="r")],
+            "g",
+            [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        ),
+        opset_imports=[oh.make_opsetid("", 13)],
+    )
+    old = onnx.parser.parse_model(MODEL)
+    old.opset_import[0].version = 3
+    good = onnx.parser.parse_model(MODEL).SerializeToString()
+    files = {
+        "missing": None,
+        "text.onnx": b"this is plainly not a model\n",
+        "truncated.onnx": good[: len(good) // 3],
+        "undefined.onnx": undefined.SerializeToString(),
+        "old_opset.onnx": old.SerializeToString(),
+    }
+    paths = {}
+    for name, data in files.items():
+        p = tmp_path / name
+        if data is not None:
+            p.write_bytes(data)
+        paths[name] = p
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "no such file"),
+        ("text.onnx", "not an ONNX model"),
+        ("truncated.onnx", "not an ONNX model"),
+        ("undefined.onnx", "'ghost'"),
+        ("old_opset.onnx", "unsupported opset 3"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, case, message):
+    path = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "result.onnx"
+    assert main(["optimize", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_unknown_pipeline_exit_2(model_path, tmp_path, capsys):
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", str(model_path), "-o", str(out), "--pipeline", "nope"]) == 2
+    assert "unknown pipeline 'nope'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_pipeline_yaml_names_file_and_line(model_path, tmp_path, capsys):
+    yaml_path = tmp_path / "p.yaml"
+    yaml_path.write_text("passes:\n  - eliminate-dead-code\n  - fold-everything\n")
+    assert (
+        main(["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "-p", str(yaml_path)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"{yaml_path}:3: unknown pass 'fold-everything'" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["optimize"])
+    assert info.value.code == 2
+    assert main([]) == 2
+
+
+def test_python_dash_m_and_help_list_commands():
+    done = subprocess.run(
+        [sys.executable, "-m", "graphopt", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "optimize" in done.stdout and "inspect" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "graphopt", "optimize", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "--pipeline" in done.stdout and "--verify" in done.stdout

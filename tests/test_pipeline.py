@@ -1,0 +1,189 @@
+"""Pipeline YAML validation, the pass manager, instruments and the context options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+import onnx.parser
+import pytest
+
+import graphopt
+from graphopt.errors import PassError, PipelineError, VerifyError
+from graphopt.ir import Graph
+from graphopt.passes.base import PASS_REGISTRY, Pass, PassContext, PassResult
+from graphopt.pipeline import (
+    PassManager,
+    builtin_pipelines,
+    load_pipeline,
+    make_pipeline,
+    parse_pipeline,
+)
+
+MODEL = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[2,3] x) => (float[2,3] y) {
+    dead = Neg(x)
+    y = Relu(x)
+}
+"""
+
+
+def _model() -> onnx.ModelProto:
+    return onnx.parser.parse_model(MODEL)
+
+
+def test_builtin_pipelines_parse_and_name_registered_passes():
+    names = builtin_pipelines()
+    assert "default" in names
+    for name in names:
+        pipe = load_pipeline(name)
+        assert pipe.pass_names(), name
+        assert set(pipe.pass_names()) <= set(PASS_REGISTRY), name
+
+
+def test_user_yaml_file_runs_like_a_builtin(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: mine\npasses:\n  - eliminate-dead-code\n")
+    out = graphopt.optimize(_model(), pipeline=p)
+    assert [n.op_type for n in out.graph.node] == ["Relu"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "match"),
+    [
+        (
+            "passes:\n  - no-such-pass\n",
+            2,
+            "unknown pass 'no-such-pass'; valid passes: .*eliminate-dead-code",
+        ),
+        (
+            "passes:\n  - eliminate-dead-code: {bogus: 1}\n",
+            2,
+            "has no option 'bogus'; valid options: keep_unused_initializers",
+        ),
+        ("passes:\n  - eliminate-dead-code: {keep_unused_initializers: 3}\n", 2, "must be bool"),
+        ("passes: [eliminate-dead-code\n", 2, "invalid YAML"),
+        ("name: x\n", 1, "missing `passes:`"),
+        (
+            "passes:\n  - repeat:\n      passes: [eliminate-dead-code]\n      max_iterations: 0\n",
+            2,
+            "at least 1",
+        ),
+        (
+            "passes:\n  - repeat:\n      passes: [eliminate-dead-code]\n      forever: true\n",
+            4,
+            "unknown key 'forever'",
+        ),
+        ("passez: []\n", 1, "unknown key 'passez'"),
+        ("rules: [nowhere.yaml]\npasses: []\n", 1, "rule file 'nowhere.yaml' not found"),
+    ],
+)
+def test_bad_pipelines_name_file_line_and_choices(tmp_path, text, line, match):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(PipelineError, match=match) as info:
+        load_pipeline(p)
+    assert str(info.value).startswith(f"{p}:{line}:")
+
+
+def test_unknown_pipeline_name_lists_builtins():
+    with pytest.raises(PipelineError, match=r"use one of .*default"):
+        load_pipeline("not-a-pipeline")
+
+
+def test_missing_yaml_file():
+    with pytest.raises(PipelineError, match="not found"):
+        load_pipeline("/nonexistent/pipe.yaml")
+
+
+@dataclass
+class _CountingPass(Pass):
+    """Test pass: changes the graph `budget` times, then reports no change."""
+
+    name = "test-counting"
+    opt_level = 1
+    budget: int = 3
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        ctx.options["calls"] = ctx.options.get("calls", 0) + 1
+        if self.budget > 0:
+            self.budget -= 1
+            return PassResult(True, {"steps": 1})
+        return PassResult(False)
+
+
+def test_repeat_runs_until_fixed_point_and_respects_max_iterations():
+    ctx = PassContext()
+    pipe = parse_pipeline("passes: []\n")
+    pipe.steps = parse_pipeline(
+        "passes:\n  - repeat:\n      max_iterations: 10\n      passes: [eliminate-dead-code]\n"
+    ).steps
+    pipe.steps[0].steps[0].pass_ = _CountingPass(budget=3)  # type: ignore[union-attr]
+    PassManager(pipe).run(Graph(_model()), ctx)
+    assert ctx.options["calls"] == 4  # three changing runs, one that finds nothing
+
+    ctx = PassContext()
+    pipe.steps[0].max_iterations = 2  # type: ignore[union-attr]
+    pipe.steps[0].steps[0].pass_ = _CountingPass(budget=100)  # type: ignore[union-attr]
+    PassManager(pipe).run(Graph(_model()), ctx)
+    assert ctx.options["calls"] == 2
+
+
+def test_disabled_passes_and_opt_level_are_skipped():
+    out = graphopt.optimize(
+        _model(),
+        pipeline=make_pipeline("p", ["eliminate-dead-code"]),
+        disable=["eliminate-dead-code"],
+    )
+    assert len(out.graph.node) == 2
+    ctx = PassContext(opt_level=0)
+    pipe = make_pipeline("p", [_CountingPass()])
+    PassManager(pipe).run(Graph(_model()), ctx)
+    assert "calls" not in ctx.options  # opt_level 1 pass skipped at level 0
+
+
+def test_report_records_timing_node_counts_and_stats():
+    _, report = graphopt.optimize_with_report(
+        _model(), pipeline=make_pipeline("p", ["eliminate-dead-code"])
+    )
+    (rec,) = report.records
+    assert rec.name == "eliminate-dead-code" and rec.nodes_before == 2 and rec.nodes_after == 1
+    assert rec.stats["nodes"] == 1 and rec.seconds >= 0
+    assert report.totals()["eliminate-dead-code"]["nodes_removed"] == 1
+
+
+@dataclass
+class _BrokenPass(Pass):
+    """Test pass that crashes, or breaks the model."""
+
+    name = "test-broken"
+    mode: str = "crash"
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        if self.mode == "crash":
+            raise KeyError("boom")
+        relu = next(n for n in graph if n.op_type == "Relu")
+        relu.op_type = "NotAnOnnxOp"
+        return PassResult(True)
+
+
+def test_a_crashing_pass_is_named_in_the_error():
+    with pytest.raises(PassError, match="pass test-broken: KeyError"):
+        graphopt.optimize(_model(), pipeline=make_pipeline("p", [_BrokenPass()]))
+
+
+def test_verify_each_catches_the_pass_that_broke_the_model():
+    with pytest.raises(VerifyError, match="after pass test-broken"):
+        graphopt.optimize(
+            _model(), pipeline=make_pipeline("p", [_BrokenPass(mode="break")]), verify_each=True
+        )
+
+
+def test_dump_dir_gets_one_model_per_changing_pass(tmp_path):
+    graphopt.optimize(
+        _model(), pipeline=make_pipeline("p", ["eliminate-dead-code"]), dump_dir=tmp_path / "dump"
+    )
+    dumped = sorted(p.name for p in (tmp_path / "dump").iterdir())
+    assert dumped == ["01-eliminate-dead-code.onnx"]
+    assert len(onnx.load(str(tmp_path / "dump" / dumped[0])).graph.node) == 1
