@@ -1,0 +1,266 @@
+"""A stand-in `tensorrt` module for tests on machines without TensorRT or a GPU.
+
+`fake_tensorrt("10.16.1.11")` or `fake_tensorrt("11.4.0.106")` returns a module object with the
+slice of TensorRT's Python API that graphopt's builder touches, shaped like that generation:
+the 11.x fake has no `BuilderFlag.FP16/INT8`, no `IInt8EntropyCalibrator2` and no
+`IBuilderConfig.int8_calibrator` (as in the real 11.4 bindings). Every call is appended to
+`module.calls` as a tuple, so tests can assert on what the builder asked TensorRT to do. The
+parser really parses the ONNX bytes (with onnx) and refuses non-standard domains the way
+TensorRT's does ("No importer registered for op"). The builder drives an INT8 calibrator the way
+TensorRT does: cache first, else batches until `get_batch` returns None, then writes the cache.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import types
+from typing import Any
+
+import onnx
+
+
+def fake_tensorrt(version: str = "10.16.1.11", *, fail_build: bool = False) -> types.ModuleType:
+    major = int(version.split(".")[0])
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version  # type: ignore[attr-defined]
+    calls: list[tuple] = []
+    trt.calls = calls  # type: ignore[attr-defined]
+    trt.parsed_models = []  # type: ignore[attr-defined]
+
+    class Logger:
+        class Severity(enum.IntEnum):
+            INTERNAL_ERROR = 0
+            ERROR = 1
+            WARNING = 2
+            INFO = 3
+            VERBOSE = 4
+
+        def __init__(self, severity: Any = None):
+            self.min_severity = severity
+
+    class NetworkDefinitionCreationFlag(enum.IntEnum):
+        STRONGLY_TYPED = 1
+        if major < 11:
+            EXPLICIT_BATCH = 0
+
+    flag_names = ["TF32", "DEBUG", "REFIT"] + (["FP16", "INT8", "BF16"] if major < 11 else [])
+    BuilderFlag = enum.IntEnum("BuilderFlag", flag_names)  # type: ignore[misc]
+
+    class MemoryPoolType(enum.IntEnum):
+        WORKSPACE = 0
+
+    class DataType(enum.IntEnum):
+        FLOAT = 0
+        HALF = 1
+        INT8 = 2
+
+    class TensorIOMode(enum.IntEnum):
+        NONE = 0
+        INPUT = 1
+        OUTPUT = 2
+
+    class ITensor:
+        def __init__(self, name: str, shape: tuple[int, ...]):
+            self.name = name
+            self.shape = shape
+
+    class INetworkDefinition:
+        def __init__(self, flags: int):
+            self.flags = flags
+            self.inputs: list[ITensor] = []
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self.inputs)
+
+        def get_input(self, i: int) -> ITensor:
+            return self.inputs[i]
+
+    class ParserError:
+        def __init__(self, desc: str, node_name: str, node_operator: str):
+            self._d, self._n, self._o = desc, node_name, node_operator
+
+        def desc(self) -> str:
+            return self._d
+
+        def node_name(self) -> str:
+            return self._n
+
+        def node_operator(self) -> str:
+            return self._o
+
+    class OnnxParser:
+        def __init__(self, network: INetworkDefinition, logger: Logger):
+            self.network = network
+            self.errors: list[ParserError] = []
+
+        @property
+        def num_errors(self) -> int:
+            return len(self.errors)
+
+        def get_error(self, i: int) -> ParserError:
+            return self.errors[i]
+
+        def parse(self, data: bytes, path: str | None = None) -> bool:
+            calls.append(("parse", len(data)))
+            model = onnx.load_from_string(bytes(data))
+            trt.parsed_models.append(model)  # type: ignore[attr-defined]
+            for node in model.graph.node:
+                if node.domain not in ("", "ai.onnx"):
+                    self.errors.append(
+                        ParserError(
+                            f"No importer registered for op: {node.op_type}",
+                            node.name,
+                            node.op_type,
+                        )
+                    )
+            if self.errors:
+                return False
+            inits = {t.name for t in model.graph.initializer}
+            for vi in model.graph.input:
+                if vi.name in inits:
+                    continue
+                dims = tuple(
+                    d.dim_value if d.HasField("dim_value") else -1
+                    for d in vi.type.tensor_type.shape.dim
+                )
+                self.network.inputs.append(ITensor(vi.name, dims))
+            return True
+
+    class IOptimizationProfile:
+        def set_shape(self, name: str, lo: Any, opt: Any, hi: Any) -> None:
+            calls.append(("set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
+
+    class ITimingCache:
+        def __init__(self, blob: bytes):
+            self.blob = bytes(blob)
+
+        def serialize(self) -> bytes:
+            return self.blob + b"+timing"
+
+    config_slots = ["_timing", "calibrator"] if major < 11 else ["_timing"]
+
+    class IBuilderConfig:
+        __slots__ = tuple(config_slots)
+
+        def __init__(self) -> None:
+            self._timing = None
+            if major < 11:
+                self.calibrator = None
+
+        def set_memory_pool_limit(self, pool: Any, size: int) -> None:
+            calls.append(("set_memory_pool_limit", pool, size))
+
+        def set_flag(self, flag: Any) -> None:
+            calls.append(("set_flag", flag.name))
+
+        def add_optimization_profile(self, profile: Any) -> int:
+            calls.append(("add_optimization_profile",))
+            return 0
+
+        def create_timing_cache(self, blob: bytes) -> ITimingCache:
+            calls.append(("create_timing_cache", bytes(blob)))
+            return ITimingCache(blob)
+
+        def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
+            self._timing = cache
+            return True
+
+        def get_timing_cache(self) -> Any:
+            return self._timing
+
+        if major < 11:
+
+            @property
+            def int8_calibrator(self) -> Any:
+                return self.calibrator
+
+            @int8_calibrator.setter
+            def int8_calibrator(self, value: Any) -> None:
+                calls.append(("int8_calibrator",))
+                self.calibrator = value
+
+            def set_calibration_profile(self, profile: Any) -> bool:
+                calls.append(("set_calibration_profile",))
+                return True
+
+    class Builder:
+        def __init__(self, logger: Logger):
+            self.logger = logger
+
+        def create_network(self, flags: int = 0) -> INetworkDefinition:
+            calls.append(("create_network", flags))
+            return INetworkDefinition(flags)
+
+        def create_builder_config(self) -> IBuilderConfig:
+            return IBuilderConfig()
+
+        def create_optimization_profile(self) -> IOptimizationProfile:
+            return IOptimizationProfile()
+
+        def build_serialized_network(self, network: Any, config: Any) -> bytes | None:
+            calls.append(("build_serialized_network",))
+            calibrator = getattr(config, "calibrator", None)
+            if calibrator is not None:
+                _calibrate(calibrator, [t.name for t in network.inputs])
+            if fail_build:
+                return None
+            return b"FAKE-ENGINE:" + version.encode()
+
+    def _calibrate(calibrator: Any, names: list[str]) -> None:
+        cached = calibrator.read_calibration_cache()
+        calls.append(("read_calibration_cache", cached))
+        if cached:
+            return
+        batches = 0
+        calls.append(("get_batch_size", calibrator.get_batch_size()))
+        while calibrator.get_batch(names) is not None:
+            batches += 1
+        calls.append(("batches", batches))
+        scale = struct.pack(">f", 0.5).hex()
+        header = f"TRT-{major * 10000}-EntropyCalibration2"
+        body = "\n".join(f"{n}: {scale}" for n in names)
+        calibrator.write_calibration_cache(f"{header}\n{body}\n".encode())
+
+    for name, obj in {
+        "Logger": Logger,
+        "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag,
+        "BuilderFlag": BuilderFlag,
+        "MemoryPoolType": MemoryPoolType,
+        "DataType": DataType,
+        "TensorIOMode": TensorIOMode,
+        "ITensor": ITensor,
+        "INetworkDefinition": INetworkDefinition,
+        "ParserError": ParserError,
+        "OnnxParser": OnnxParser,
+        "IOptimizationProfile": IOptimizationProfile,
+        "ITimingCache": ITimingCache,
+        "IBuilderConfig": IBuilderConfig,
+        "Builder": Builder,
+    }.items():
+        setattr(trt, name, obj)
+
+    if major < 11:
+
+        class IInt8EntropyCalibrator2:
+            def __init__(self) -> None:
+                calls.append(("calibrator_init",))
+
+        trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2  # type: ignore[attr-defined]
+    return trt
+
+
+class FakeDevice:
+    """Records what a calibrator copies to the device, instead of a GPU."""
+
+    def __init__(self) -> None:
+        self.copied: list[Any] = []
+        self.next_ptr = 4096
+
+    def malloc(self, nbytes: int) -> int:
+        self.next_ptr += nbytes + 256
+        return self.next_ptr
+
+    def to_device(self, ptr: int, array: Any) -> None:
+        self.copied.append(array.copy())
