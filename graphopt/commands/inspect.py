@@ -1,0 +1,227 @@
+"""`graphopt inspect IN [--groups] [--json]`: what a model holds and how FuseOps partitions it.
+
+Prints the opset imports, inputs and outputs with dtypes and shapes, node and initializer counts
+and parameter bytes, an op histogram, a post-dominator summary and the fusion groups (count,
+size histogram, the largest groups with their op sequences; every group with `--groups`).
+`--json` prints the same facts as one JSON object. Nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from math import prod
+from typing import Any
+
+import onnx
+
+from graphopt.errors import LoadError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="summarize a model: ops, inputs/outputs, parameters, post-dominators, fusion groups",
+        description="Summarize an ONNX model: opsets, inputs and outputs with dtypes and shapes, "
+        "op histogram, parameter bytes, post-dominator tree and TVM FuseOps fusion groups.",
+    )
+    p.add_argument("input", help="input .onnx file")
+    p.add_argument("--groups", action="store_true", help="list every fusion group")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--top", type=int, default=5, metavar="K", help="show the K largest groups (default 5)"
+    )
+    p.add_argument(
+        "--max-group-size",
+        type=int,
+        default=256,
+        metavar="N",
+        help="cap on nodes per fusion group (default 256, as TVM)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_group_size < 1:
+        raise LoadError(f"--max-group-size must be at least 1, got {args.max_group_size}")
+    report = inspect_model(args.input, max_group_size=args.max_group_size, top=max(args.top, 0))
+    if not args.groups:
+        report["fusion"].pop("groups")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+# ---------------------------------------------------------------------------- facts
+
+
+def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict[str, Any]:
+    """Every fact `inspect` reports, as plain data (JSON-ready)."""
+    from graphopt.analysis import fusion_groups, post_dominator_tree, shape_facts
+    from graphopt.analysis.dominators import tree_depths
+    from graphopt.ir import Graph, load
+
+    loaded = load(path)
+    model = loaded.model
+    graph = Graph(model)
+    facts = shape_facts(graph)
+    ops = Counter(
+        n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+        for n in graph.nodes.values()
+    )
+    tree = post_dominator_tree(graph)
+    depths = tree_depths(tree)
+    compute = [n for n in depths if graph.nodes[n].op_type != "Constant"]
+    deepest = max(compute, key=lambda n: depths[n], default=None)
+    chain = []
+    node: str | None = deepest
+    while node is not None:
+        chain.append(node)
+        node = tree[node]
+    groups = fusion_groups(graph, max_group_size)
+    constants = [
+        g for g in groups if len(g.nodes) == 1 and graph.nodes[g.nodes[0]].op_type == "Constant"
+    ]
+    listed = [_group_entry(graph, g) for g in groups]
+    largest = sorted(
+        (e for e in listed if e["size"] > 1), key=lambda e: (-e["size"], e["nodes"][0])
+    )[:top]
+    constant_ids = {id(g) for g in constants}
+    sizes = Counter(len(g.nodes) for g in groups if id(g) not in constant_ids)
+    params, param_bytes = _parameters(graph)
+    return {
+        "model": str(path),
+        "ir_version": model.ir_version,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "inputs": [_tensor(t, facts) for t in graph.graph_inputs if t not in graph.initializers],
+        "outputs": [_tensor(t, facts) for t in graph.graph_outputs],
+        "nodes": len(graph),
+        "initializers": len(graph.initializers),
+        "parameters": params,
+        "parameter_bytes": param_bytes,
+        "external_data": loaded.external_data,
+        "functions": len(model.functions),
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "post_dominators": {
+            "under_exit": sum(1 for v in tree.values() if v is None),
+            "deepest_chain": len(chain),
+            "deepest_chain_nodes": chain,
+        },
+        "fusion": {
+            "max_group_size": max_group_size,
+            "count": len(groups) - len(constants),
+            "constant_singletons": len(constants),
+            "multi_node_groups": sum(1 for g in groups if len(g.nodes) > 1),
+            "nodes_in_multi_node_groups": sum(len(g.nodes) for g in groups if len(g.nodes) > 1),
+            "sizes": {str(k): sizes[k] for k in sorted(sizes)},
+            "largest": largest,
+            "groups": listed,
+        },
+    }
+
+
+def _group_entry(graph: Any, group: Any) -> dict[str, Any]:
+    return {
+        "size": len(group.nodes),
+        "pattern": group.pattern.name,
+        "anchor": group.anchor,
+        "ops": [graph.nodes[n].op_type for n in group.nodes],
+        "nodes": list(group.nodes),
+    }
+
+
+def _tensor(name: str, facts: Any) -> dict[str, Any]:
+    dtype = facts.dtype(name)
+    shape = facts.shape(name)
+    return {
+        "name": name,
+        "dtype": onnx.TensorProto.DataType.Name(dtype).lower() if dtype else None,
+        "shape": list(shape) if shape is not None else None,
+    }
+
+
+def _parameters(graph: Any) -> tuple[int, int]:
+    """Element and byte counts of the initializers and Constant-node tensors (weights)."""
+    tensors = list(graph.initializers.values())
+    for node in graph.nodes.values():
+        if node.op_type == "Constant":
+            tensors.extend(a.t for a in node.attribute if a.name == "value" and a.HasField("t"))
+    elements = nbytes = 0
+    for t in tensors:
+        n = prod(t.dims) if t.dims else 1
+        elements += n
+        try:
+            nbytes += n * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        except (KeyError, ValueError, TypeError):  # strings, undefined types
+            nbytes += len(t.raw_data)
+    return elements, nbytes
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def _shape_text(shape: list[Any] | None) -> str:
+    if shape is None:
+        return "?"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _bytes_text(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [
+        f"model: {r['model']}  (IR {r['ir_version']}"
+        + (f", producer {r['producer']}" if r["producer"] else "")
+        + ")",
+        "opsets: " + ", ".join(f"{d} {v}" for d, v in r["opsets"].items()),
+        f"nodes: {r['nodes']}  initializers: {r['initializers']}  "
+        f"parameters: {r['parameters']:,} ({_bytes_text(r['parameter_bytes'])})"
+        + ("  [external data]" if r["external_data"] else "")
+        + (f"  local functions: {r['functions']}" if r["functions"] else ""),
+        "inputs:",
+        *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["inputs"]),
+        "outputs:",
+        *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["outputs"]),
+        "ops: " + ", ".join(f"{op} {n}" for op, n in r["ops"].items()),
+    ]
+    pd = r["post_dominators"]
+    lines.append(
+        f"post-dominators: {pd['under_exit']} nodes have only the exit as post-dominator; "
+        f"deepest chain {pd['deepest_chain']} nodes"
+        + (f" (from {pd['deepest_chain_nodes'][0]})" if pd["deepest_chain_nodes"] else "")
+    )
+    f = r["fusion"]
+    lines.append(
+        f"fusion groups (TVM FuseOps, cap {f['max_group_size']}): {f['count']} groups"
+        + (f" + {f['constant_singletons']} Constant nodes" if f["constant_singletons"] else "")
+        + f"; {f['multi_node_groups']} groups fuse {f['nodes_in_multi_node_groups']} nodes"
+    )
+    lines.append("  sizes: " + ", ".join(f"{k}×{v}" for k, v in f["sizes"].items()))
+    if f["largest"]:
+        lines.append("  largest:")
+        lines.extend(_group_line(g, "    ") for g in f["largest"])
+    if "groups" in f:
+        lines.append("groups:")
+        lines.extend(_group_line(g, "  ", i) for i, g in enumerate(f["groups"]))
+    return "\n".join(lines)
+
+
+def _group_line(g: dict[str, Any], indent: str, index: int | None = None) -> str:
+    head = f"#{index} " if index is not None else ""
+    anchor = f" anchor {g['anchor']}" if g["anchor"] else ""
+    return (
+        f"{indent}{head}{g['size']} nodes {g['pattern']}{anchor}: "
+        + " → ".join(g["ops"])
+        + (f"  [{g['nodes'][0]} … {g['nodes'][-1]}]" if g["size"] > 1 else f"  [{g['nodes'][0]}]")
+    )
