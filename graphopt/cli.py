@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "graphopt.commands.check",
     "graphopt.commands.merge",
     "graphopt.commands.distill",
+    "graphopt.commands.demo",
 )
 
 
