@@ -1,0 +1,118 @@
+"""Expose intermediate tensors as extra graph outputs (for distillation hints and debugging).
+
+Chosen tensors are appended to the graph outputs, after the existing ones, which keep their
+names, order, dtypes and shapes. Each new output gets the dtype and shape that shape inference
+(`graphopt.analysis.shapes`) knows for it.
+
+What it does not do: expose graph inputs or constants (nothing to learn from them; they are
+skipped and noted), or tensors inside subgraphs. Making a tensor an output can keep a runtime
+from fusing through it; that is the point of asking for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import onnx
+
+from graphopt.errors import PassError
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+
+@register_pass
+@dataclass
+class ExposeTensors(Pass):
+    """Append chosen intermediate tensors to the graph outputs.
+
+    outputs' = outputs ++ [t ∈ chosen | t ∉ outputs], in order of first mention, with
+    chosen = names ∪ {outputs of nodes n | op(n) ∈ op_types} (topological order)
+              ∪ {t produced in a fusion group G and read outside G}, for each group G of
+                `graphopt.analysis.fuse_ops` (when `fusion_group_outputs`).
+    """
+
+    name = "expose-tensors"
+    opt_level = 0
+    names: list[str] = field(default_factory=list)
+    op_types: list[str] = field(default_factory=list)
+    fusion_group_outputs: bool = False
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        missing = [n for n in self.names if n not in graph.producer and not _known(graph, n)]
+        if missing:
+            raise PassError(
+                f"no tensor named {', '.join(map(repr, missing))} in the graph",
+                pass_name=self.name,
+            )
+        chosen = list(self.names)
+        if self.op_types:
+            wanted = set(self.op_types)
+            for node in graph.toposort():
+                if node.op_type in wanted:
+                    chosen.extend(o for o in node.output if o)
+        if self.fusion_group_outputs:
+            chosen.extend(_fusion_group_outputs(graph, ctx))
+        added = self._append(graph, ctx, chosen)
+        return PassResult(bool(added), {"exposed": added})
+
+    def _append(self, graph: Graph, ctx: PassContext, chosen: Iterable[str]) -> int:
+        present = set(graph.graph_outputs)
+        fresh = []
+        for name in dict.fromkeys(chosen):
+            if name in present:
+                continue
+            if name not in graph.producer or graph.is_constant(name):
+                ctx.note(self.name, name, "refused", "a graph input or constant, not computed")
+                continue
+            fresh.append(name)
+        if not fresh:
+            return 0
+        from graphopt.analysis.shapes import shape_facts
+
+        facts = shape_facts(graph, ctx)
+        for name in fresh:
+            dtype = facts.dtype(name)
+            if not dtype:
+                raise PassError(
+                    f"cannot tell the dtype of tensor {name!r}, so it cannot become an output",
+                    pass_name=self.name,
+                    node=graph.producer[name],
+                )
+            shape = facts.shape(name)
+            vi = onnx.helper.make_tensor_value_info(
+                name, dtype, None if shape is None else [d if d is not None else "" for d in shape]
+            )
+            if shape is not None:
+                for dim, d in zip(vi.type.tensor_type.shape.dim, shape, strict=True):
+                    if d is None:
+                        dim.ClearField("dim_param")
+            graph.proto.output.append(vi)
+            graph.graph_outputs.append(name)
+            ctx.note(self.name, name, "applied")
+        return len(fresh)
+
+
+def _known(graph: Graph, name: str) -> bool:
+    return name in graph.initializers or graph.is_graph_input(name)
+
+
+def _fusion_group_outputs(graph: Graph, ctx: PassContext) -> list[str]:
+    """Tensors that leave each fusion group (read outside it), in group order."""
+    from graphopt.analysis.fuse_ops import fuse_ops
+
+    groups = fuse_ops(graph, ctx=ctx)
+    out: list[str] = []
+    for group in groups:
+        members = set(group)
+        for node_name in group:
+            node = graph.nodes.get(node_name)
+            if node is None:
+                continue
+            for tensor in node.output:
+                if not tensor:
+                    continue
+                readers = graph.consumers.get(tensor, {})
+                if any(r not in members for r in readers):
+                    out.append(tensor)
+    return out
