@@ -17,6 +17,12 @@ from graphopt.passes.base import (
 BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.cleanup",
     "graphopt.passes.expose_tensors",
+    "graphopt.passes.constants",
+    "graphopt.passes.constant_folding",
+    "graphopt.passes.shape_simplify",
+    "graphopt.passes.noop",
+    "graphopt.passes.layout",
+    "graphopt.passes.cse",
     "graphopt.passes.fusion_functions",
 )
 

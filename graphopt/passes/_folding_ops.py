@@ -1,0 +1,668 @@
+"""Evaluating one ONNX node on constant inputs: numpy kernels, with onnxruntime as fallback.
+
+The numpy kernels cover the shape-arithmetic ops exporters emit around Reshape/Resize/Slice
+(Shape, Gather, Unsqueeze, Concat, Cast, Add/Sub/Mul/Div, Slice, Range, ConstantOfShape, ...)
+so that constant folding never builds an inference session for them. Every kernel follows the
+ONNX operator's definition for the given opset (attribute vs. input forms) and returns arrays of
+the dtype ONNX specifies; where a case is subtle (integer division by zero, casts of NaN to
+integers, unusual element types) the kernel raises `Unsupported` and the node is evaluated by
+onnxruntime instead (a one-node model, no graph optimizations).
+
+What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
+evaluate ops that are random, have subgraphs or come from custom domains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphopt.errors import BackendError
+
+Value = np.ndarray | None
+Attrs = dict[str, Any]
+Kernel = Callable[[list[Value], Attrs, int], list[np.ndarray]]
+
+NONDETERMINISTIC = frozenset(
+    {
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
+"""Default-domain ops whose output is random: never folded or merged."""
+
+
+N_OUTPUTS = "__n_outputs__"
+"""Key under which `evaluate` tells kernels (Split) how many outputs the node has."""
+
+
+class Unsupported(Exception):
+    """The numpy kernel does not handle this case; use the onnxruntime fallback."""
+
+
+def node_attributes(node: onnx.NodeProto) -> Attrs:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def evaluate(
+    node: onnx.NodeProto,
+    inputs: Sequence[Value],
+    opset: int,
+    *,
+    ir_version: int = 8,
+) -> list[np.ndarray]:
+    """The outputs of default-domain `node` on `inputs` (None for an omitted optional input).
+
+    Raises `BackendError` when neither a numpy kernel nor onnxruntime can evaluate it.
+    """
+    kernel = KERNELS.get(node.op_type)
+    if kernel is not None:
+        try:
+            with np.errstate(all="ignore"):
+                attrs = node_attributes(node)
+                attrs[N_OUTPUTS] = len(node.output)
+                outs = kernel(list(inputs), attrs, opset)
+            return [np.asarray(o) for o in outs]
+        except Unsupported:
+            pass
+    return evaluate_with_onnxruntime(node, inputs, opset, ir_version=ir_version)
+
+
+def evaluate_with_onnxruntime(
+    node: onnx.NodeProto, inputs: Sequence[Value], opset: int, *, ir_version: int = 8
+) -> list[np.ndarray]:
+    """Run `node` alone in onnxruntime (graph optimizations off) and return its outputs."""
+    from graphopt.backends.onnxruntime import run, session
+
+    one = onnx.NodeProto()
+    one.CopyFrom(node)
+    feeds: dict[str, np.ndarray] = {}
+    graph_inputs = []
+    for i, (name, value) in enumerate(zip(node.input, inputs, strict=True)):
+        if not name or value is None:
+            continue
+        feed = f"in{i}"
+        one.input[i] = feed
+        if feed not in feeds:
+            feeds[feed] = value
+            graph_inputs.append(
+                onnx.helper.make_tensor_value_info(
+                    feed, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape
+                )
+            )
+    outputs = []
+    for i, name in enumerate(one.output):
+        if name:
+            one.output[i] = f"out{i}"
+            outputs.append(onnx.ValueInfoProto(name=f"out{i}"))
+    graph = onnx.helper.make_graph([one], "fold", graph_inputs, outputs)
+    model = onnx.helper.make_model(
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", opset)],
+        ir_version=max(ir_version, 4),
+    )
+    try:
+        values = run(session(model, level="disable", threads=1), feeds)
+    except BackendError as e:
+        raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {e}") from e
+    by_name = iter(values.values())
+    return [next(by_name) for name in node.output if name]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _axes(
+    inputs: list[Value], attrs: Attrs, opset: int, input_from: int, index: int = 1
+) -> list[int] | None:
+    """`axes` as an attribute (opset < input_from) or as input `index` (opset ≥ input_from)."""
+    if opset < input_from:
+        axes = attrs.get("axes")
+        return None if axes is None else [int(a) for a in axes]
+    value = inputs[index] if len(inputs) > index else None
+    return None if value is None else [int(a) for a in value.reshape(-1)]
+
+
+def _normalize(axes: Sequence[int], rank: int) -> list[int]:
+    out = []
+    for a in axes:
+        if not -rank <= a < rank:
+            raise Unsupported
+        out.append(a + rank if a < 0 else a)
+    return out
+
+
+def _need(value: Value) -> np.ndarray:
+    if value is None:
+        raise Unsupported
+    return value
+
+
+def _same_dtype(*values: Value) -> None:
+    dtypes = {_need(v).dtype for v in values}
+    if len(dtypes) != 1:
+        raise Unsupported
+
+
+_SIMPLE_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.float16,
+        np.float32,
+        np.float64,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.bool_,
+    )
+)
+
+
+def _simple(*values: Value) -> None:
+    for v in values:
+        if _need(v).dtype not in _SIMPLE_DTYPES:
+            raise Unsupported
+
+
+# ---------------------------------------------------------------------------- kernels
+
+
+def _identity(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [_need(inputs[0])]
+
+
+def _shape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    dims = _need(inputs[0]).shape
+    start, end = attrs.get("start", 0), attrs.get("end")
+    return [np.array(dims[start:end], dtype=np.int64)]
+
+
+def _size(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.array(_need(inputs[0]).size, dtype=np.int64)]
+
+
+def _gather(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data, indices = _need(inputs[0]), _need(inputs[1])
+    if data.ndim == 0:
+        raise Unsupported
+    axis = _normalize([attrs.get("axis", 0)], data.ndim)[0]
+    dim = data.shape[axis]
+    idx = indices.astype(np.int64)
+    if np.any((idx < -dim) | (idx >= dim)):
+        raise Unsupported
+    return [np.take(data, np.where(idx < 0, idx + dim, idx), axis=axis)]
+
+
+def _unsqueeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    axes = _axes(inputs, attrs, opset, 13)
+    if axes is None:
+        raise Unsupported
+    out_rank = data.ndim + len(axes)
+    axes = sorted(_normalize(axes, out_rank))
+    if len(set(axes)) != len(axes):
+        raise Unsupported
+    out = data
+    for a in axes:
+        out = np.expand_dims(out, a)
+    return [out]
+
+
+def _squeeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    axes = _axes(inputs, attrs, opset, 13)
+    if axes is None:
+        return [np.squeeze(data)]
+    axes = _normalize(axes, data.ndim)
+    if any(data.shape[a] != 1 for a in axes):
+        raise Unsupported
+    return [np.squeeze(data, axis=tuple(axes))]
+
+
+def _concat(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    parts = [_need(v) for v in inputs]
+    _same_dtype(*parts)
+    axis = _normalize([attrs["axis"]], parts[0].ndim)[0] if parts[0].ndim else 0
+    return [np.concatenate(parts, axis=axis)]
+
+
+def reshape_target(
+    in_shape: Sequence[int | str | None], shape: Sequence[int], allowzero: int = 0
+) -> list[int | str | None] | None:
+    """ONNX Reshape's output shape (0 copies an input dim unless `allowzero`, -1 is inferred);
+    None when it cannot be determined (the -1 needs an unknown dim)."""
+    out: list[int | str | None] = []
+    infer = -1
+    for i, s in enumerate(shape):
+        s = int(s)
+        if s == 0 and not allowzero:
+            if i >= len(in_shape):
+                return None
+            out.append(in_shape[i])
+        elif s == -1:
+            if infer >= 0:
+                return None
+            infer = i
+            out.append(-1)
+        elif s < 0:
+            return None
+        else:
+            out.append(s)
+    if infer >= 0:
+        if not all(isinstance(d, int) for d in in_shape):
+            return None
+        known = [d for j, d in enumerate(out) if j != infer]
+        if not all(isinstance(d, int) for d in known):
+            return None
+        total = math.prod(d for d in in_shape if isinstance(d, int))
+        rest = math.prod(d for d in known if isinstance(d, int))
+        if rest == 0 or total % rest:
+            return None
+        out[infer] = total // rest
+    return out
+
+
+def _reshape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    if opset < 5:
+        raise Unsupported
+    target = reshape_target(data.shape, _need(inputs[1]).tolist(), attrs.get("allowzero", 0))
+    if target is None or math.prod(int(d) for d in target if d is not None) != data.size:
+        raise Unsupported
+    return [data.reshape([int(d) for d in target if d is not None])]
+
+
+_CAST_TARGETS = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.UINT16: np.uint16,
+    onnx.TensorProto.UINT32: np.uint32,
+    onnx.TensorProto.UINT64: np.uint64,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)  # type: ignore[type-var]
+    return int(info.min), int(info.max)
+
+
+def _cast(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    _simple(data)
+    target = _CAST_TARGETS.get(attrs.get("to", 0))
+    if target is None:
+        raise Unsupported
+    to = np.dtype(target)
+    if data.dtype.kind == "f" and to.kind in "iu":
+        if not np.all(np.isfinite(data)):
+            raise Unsupported
+        low, high = _int_range(to)
+        if data.size and (data.min() < low or data.max() > high):
+            raise Unsupported
+    elif data.dtype.kind in "iu" and to.kind in "iu":
+        low, high = _int_range(to)
+        if data.size and (int(data.min()) < low or int(data.max()) > high):
+            raise Unsupported
+    return [data.astype(to)]
+
+
+def _binary(op: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+        a, b = _need(inputs[0]), _need(inputs[1])
+        _same_dtype(a, b)
+        _simple(a)
+        if a.dtype == np.bool_:
+            raise Unsupported
+        if opset < 7 and attrs.get("broadcast", 0) == 0 and a.shape != b.shape:
+            raise Unsupported
+        if opset < 7 and "axis" in attrs:
+            raise Unsupported
+        return [np.asarray(op(a, b)).astype(a.dtype, copy=False)]
+
+    return kernel
+
+
+def _div(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    a, b = _need(inputs[0]), _need(inputs[1])
+    _same_dtype(a, b)
+    _simple(a)
+    if a.dtype.kind == "f":
+        return _binary(np.divide)(inputs, attrs, opset)
+    if a.dtype.kind not in "iu" or np.any(b == 0):
+        raise Unsupported
+    # ONNX (like C) truncates integer division toward zero; numpy's // floors.
+    q = np.floor_divide(a, b)
+    fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
+    return [np.asarray(q + fix.astype(q.dtype)).astype(a.dtype, copy=False)]
+
+
+def _mod(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    a, b = _need(inputs[0]), _need(inputs[1])
+    _same_dtype(a, b)
+    _simple(a)
+    if a.dtype.kind in "iu" and np.any(b == 0):
+        raise Unsupported
+    if attrs.get("fmod", 0):
+        return [np.asarray(np.fmod(a, b)).astype(a.dtype, copy=False)]
+    if a.dtype.kind == "f":
+        raise Unsupported  # fmod=0 is only defined for integers
+    return [np.asarray(np.mod(a, b)).astype(a.dtype, copy=False)]
+
+
+def _unary(op: Callable[[np.ndarray], Any], kinds: str = "fiu") -> Kernel:
+    def kernel(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+        x = _need(inputs[0])
+        _simple(x)
+        if x.dtype.kind not in kinds:
+            raise Unsupported
+        return [np.asarray(op(x)).astype(x.dtype, copy=False)]
+
+    return kernel
+
+
+def _compare(op: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+        a, b = _need(inputs[0]), _need(inputs[1])
+        _same_dtype(a, b)
+        _simple(a)
+        return [np.asarray(op(a, b), dtype=np.bool_)]
+
+    return kernel
+
+
+def _logical(op: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+        a, b = _need(inputs[0]), _need(inputs[1])
+        if a.dtype != np.bool_ or b.dtype != np.bool_:
+            raise Unsupported
+        return [np.asarray(op(a, b), dtype=np.bool_)]
+
+    return kernel
+
+
+def _not(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = _need(inputs[0])
+    if x.dtype != np.bool_:
+        raise Unsupported
+    return [np.logical_not(x)]
+
+
+def _where(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    c, a, b = _need(inputs[0]), _need(inputs[1]), _need(inputs[2])
+    _same_dtype(a, b)
+    if c.dtype != np.bool_:
+        raise Unsupported
+    return [np.where(c, a, b)]
+
+
+def _min_max(op: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+        values = [_need(v) for v in inputs]
+        _same_dtype(*values)
+        _simple(*values)
+        if values[0].dtype.kind not in "iu":
+            raise Unsupported  # float NaN propagation is left to onnxruntime
+        out = values[0]
+        for v in values[1:]:
+            out = op(out, v)
+        return [np.asarray(out)]
+
+    return kernel
+
+
+def slice_parameters(
+    inputs: list[Value], attrs: Attrs, opset: int
+) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """(starts, ends, axes, steps) of an ONNX Slice (axes not yet normalized); None when a
+    parameter is not known."""
+    if opset < 10:
+        starts, ends = attrs.get("starts"), attrs.get("ends")
+        axes, steps = attrs.get("axes"), None
+        if starts is None or ends is None:
+            return None
+    else:
+        if len(inputs) < 3 or inputs[1] is None or inputs[2] is None:
+            return None
+        starts, ends = inputs[1].reshape(-1).tolist(), inputs[2].reshape(-1).tolist()
+        axes = inputs[3].reshape(-1).tolist() if len(inputs) > 3 and inputs[3] is not None else None
+        steps = (
+            inputs[4].reshape(-1).tolist() if len(inputs) > 4 and inputs[4] is not None else None
+        )
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    steps = [1] * len(starts) if steps is None else list(steps)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        return None
+    return (
+        [int(v) for v in starts],
+        [int(v) for v in ends],
+        [int(v) for v in axes],
+        [int(v) for v in steps],
+    )
+
+
+def onnx_slice(dim: int, start: int, end: int, step: int) -> slice:
+    """The Python slice selecting what ONNX Slice selects along an axis of length `dim`.
+
+    ONNX adds `dim` to negative starts/ends, then clamps to [0, dim] (step > 0) or to
+    [0, dim-1] / [-1, dim-1] (step < 0); Python's own clamping differs for a negative-step end
+    of -1, which means "before index 0" here and is spelled None.
+    """
+    if step == 0:
+        raise Unsupported
+    if start < 0:
+        start += dim
+    if end < 0:
+        end += dim
+    if step > 0:
+        return slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+    if dim == 0:
+        return slice(0, 0, 1)
+    start = min(max(start, 0), dim - 1)
+    end = min(max(end, -1), dim - 1)
+    return slice(start, end if end >= 0 else None, step)
+
+
+def _slice(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    params = slice_parameters(inputs, attrs, opset)
+    if data.ndim == 0 or params is None:
+        raise Unsupported
+    starts, ends, axes, steps = params
+    axes = _normalize(axes, data.ndim)
+    if len(set(axes)) != len(axes):
+        raise Unsupported
+    index = [slice(None)] * data.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[axis] = onnx_slice(data.shape[axis], start, end, step)
+    return [np.ascontiguousarray(data[tuple(index)])]
+
+
+def _range(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    start, limit, delta = (_need(v) for v in inputs[:3])
+    _same_dtype(start, limit, delta)
+    _simple(start)
+    if delta.item() == 0:
+        raise Unsupported
+    dtype = start.dtype
+    if dtype.kind in "iu":
+        n = max(-(-(int(limit) - int(start)) // int(delta)), 0)
+        return [(int(start) + np.arange(n, dtype=np.int64) * int(delta)).astype(dtype)]
+    n = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+    return [(start.astype(np.float64) + np.arange(n) * float(delta)).astype(dtype)]
+
+
+def _constant_of_shape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    shape = [int(d) for d in _need(inputs[0]).reshape(-1)]
+    if any(d < 0 for d in shape):
+        raise Unsupported
+    value = attrs.get("value")
+    fill = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
+    if fill.dtype not in _SIMPLE_DTYPES:
+        raise Unsupported
+    return [np.full(shape, fill.reshape(-1)[0], dtype=fill.dtype)]
+
+
+def _transpose(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    perm = attrs.get("perm")
+    return [np.ascontiguousarray(np.transpose(data, perm))]
+
+
+def _expand(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data, shape = _need(inputs[0]), _need(inputs[1])
+    try:
+        out_shape = np.broadcast_shapes(data.shape, tuple(int(d) for d in shape.reshape(-1)))
+    except ValueError as e:
+        raise Unsupported from e
+    return [np.ascontiguousarray(np.broadcast_to(data, out_shape))]
+
+
+def _tile(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data, repeats = _need(inputs[0]), _need(inputs[1])
+    reps = [int(r) for r in repeats.reshape(-1)]
+    if len(reps) != data.ndim or any(r < 0 for r in reps):
+        raise Unsupported
+    return [np.tile(data, reps)]
+
+
+def split_sizes(
+    dim: int, inputs: list[Value], attrs: Attrs, opset: int, n_outputs: int
+) -> list[int] | None:
+    """Chunk sizes of an ONNX Split along an axis of length `dim`; None when invalid."""
+    if opset < 13:
+        split = attrs.get("split")
+    else:
+        value = inputs[1] if len(inputs) > 1 else None
+        split = None if value is None else value.reshape(-1).tolist()
+    if split is not None:
+        sizes = [int(s) for s in split]
+        return sizes if sum(sizes) == dim and len(sizes) == n_outputs else None
+    n = attrs.get("num_outputs", n_outputs) if opset >= 18 else n_outputs
+    if n != n_outputs or n <= 0:
+        return None
+    if opset >= 18 and "num_outputs" in attrs:
+        chunk = -(-dim // n)
+        sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
+        return sizes if sizes[-1] >= 0 else None
+    return [dim // n] * n if dim % n == 0 else None
+
+
+def _split(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+    data = _need(inputs[0])
+    if data.ndim == 0:
+        raise Unsupported
+    axis = _normalize([attrs.get("axis", 0)], data.ndim)[0]
+    n_outputs = attrs[N_OUTPUTS]
+    sizes = split_sizes(data.shape[axis], inputs, attrs, opset, n_outputs)
+    if sizes is None:
+        raise Unsupported
+    bounds = np.cumsum(sizes)[:-1]
+    return [np.ascontiguousarray(p) for p in np.split(data, bounds, axis=axis)]
+
+
+def _reduce(op: Callable[..., Any], axes_input_from: int) -> Kernel:
+    def kernel(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
+        data = _need(inputs[0])
+        _simple(data)
+        if data.dtype.kind not in "iu":
+            raise Unsupported  # float reductions are left to onnxruntime (summation order)
+        axes = _axes(inputs, attrs, opset, axes_input_from)
+        keepdims = bool(attrs.get("keepdims", 1))
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                return [data]
+            axis: tuple[int, ...] | None = None
+        else:
+            axis = tuple(_normalize(axes, data.ndim))
+        return [np.asarray(op(data, axis=axis, keepdims=keepdims)).astype(data.dtype)]
+
+    return kernel
+
+
+KERNELS: dict[str, Kernel] = {
+    "Identity": _identity,
+    "Shape": _shape,
+    "Size": _size,
+    "Gather": _gather,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": _concat,
+    "Reshape": _reshape,
+    "Cast": _cast,
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _div,
+    "Mod": _mod,
+    "Neg": _unary(np.negative, "fi"),
+    "Abs": _unary(np.abs, "fiu"),
+    "Floor": _unary(np.floor, "f"),
+    "Ceil": _unary(np.ceil, "f"),
+    "Equal": _compare(np.equal),
+    "Less": _compare(np.less),
+    "LessOrEqual": _compare(np.less_equal),
+    "Greater": _compare(np.greater),
+    "GreaterOrEqual": _compare(np.greater_equal),
+    "And": _logical(np.logical_and),
+    "Or": _logical(np.logical_or),
+    "Xor": _logical(np.logical_xor),
+    "Not": _not,
+    "Where": _where,
+    "Min": _min_max(np.minimum),
+    "Max": _min_max(np.maximum),
+    "Slice": _slice,
+    "Range": _range,
+    "ConstantOfShape": _constant_of_shape,
+    "Transpose": _transpose,
+    "Expand": _expand,
+    "Tile": _tile,
+    "Split": _split,
+    "ReduceProd": _reduce(np.prod, 18),
+    "ReduceSum": _reduce(np.sum, 13),
+    "ReduceMin": _reduce(np.min, 18),
+    "ReduceMax": _reduce(np.max, 18),
+}
+"""Op type → numpy kernel. Kernels raise `Unsupported` for cases they leave to onnxruntime."""
+
+
+def output_elements_bound(node: onnx.NodeProto, inputs: Sequence[Value]) -> int | None:
+    """An upper bound on the output size of ops that can blow up (None: unknown before running).
+
+    Lets the folder refuse `ConstantOfShape([1e6, 1e6])` without allocating it.
+    """
+    op = node.op_type
+    try:
+        if op == "ConstantOfShape" and inputs[0] is not None:
+            return math.prod(max(int(d), 0) for d in inputs[0].reshape(-1))
+        if op == "Expand" and inputs[0] is not None and inputs[1] is not None:
+            shape = tuple(int(d) for d in inputs[1].reshape(-1))
+            return math.prod(np.broadcast_shapes(inputs[0].shape, shape))
+        if op == "Tile" and inputs[0] is not None and inputs[1] is not None:
+            return inputs[0].size * math.prod(max(int(r), 0) for r in inputs[1].reshape(-1))
+        if op == "Range" and all(v is not None for v in inputs[:3]):
+            start, limit, delta = (float(v) for v in inputs[:3] if v is not None)
+            return max(math.ceil((limit - start) / delta), 0) if delta else None
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None

@@ -1,0 +1,184 @@
+"""Constant folding: nodes whose inputs are all constants become initializers.
+
+Evaluation uses the numpy kernels of `_folding_ops` for shape arithmetic and onnxruntime (one
+node, no optimizations) for anything else. `Shape`/`Size` of a tensor whose dims are statically
+known (from `graphopt.analysis.shapes`) fold too, which is what collapses exporter-generated
+`Shape → Gather → Unsqueeze → Concat → Reshape` chains on static-shape models.
+
+What it does not fold: random ops, ops with subgraphs, custom domains, Q/DQ nodes (they carry
+quantization for the runtime), `Dropout` (see `eliminate-noops`), nodes producing a graph
+output, and results larger than `size_limit` elements that are also larger than their inputs
+(so folding never inflates the model, e.g. `ConstantOfShape` or `Expand` of a big shape).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from graphopt.errors import BackendError
+from graphopt.ir import Graph
+from graphopt.passes._folding_ops import NONDETERMINISTIC, evaluate, output_elements_bound
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+DEFAULT_SIZE_LIMIT = 1 << 20
+
+NEVER_FOLD = NONDETERMINISTIC | {
+    "Constant",  # already a constant (see constants-to-initializers)
+    "Dropout",  # random in training mode; removed by eliminate-noops in inference
+    "QuantizeLinear",  # Q/DQ around constant weights is the quantization itself
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+}
+
+
+def is_default_domain(node: onnx.NodeProto) -> bool:
+    return node.domain in ("", "ai.onnx")
+
+
+def shape_value(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndarray | None:
+    """The value of `Shape(x)` / `Size(x)` when the dims it reads are all static, else None."""
+    from graphopt.analysis.shapes import shape_facts
+
+    if not node.input or not node.input[0]:
+        return None
+    dims = shape_facts(graph, ctx).shape(node.input[0])
+    if dims is None:
+        return None
+    if node.op_type == "Size":
+        if not all(isinstance(d, int) for d in dims):
+            return None
+        return np.array(math.prod(d for d in dims if isinstance(d, int)), dtype=np.int64)
+    start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
+    picked = dims[start:end]
+    if not all(isinstance(d, int) for d in picked):
+        return None
+    return np.array(picked, dtype=np.int64)
+
+
+@dataclass
+class ConstantFolder:
+    """Folds nodes on a worklist; reusable by passes that create new constants."""
+
+    graph: Graph
+    ctx: PassContext
+    rule: str
+    size_limit: int = DEFAULT_SIZE_LIMIT
+    fold_shapes: bool = True
+    folded: int = 0
+    refused: int = 0
+    _values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def value(self, tensor: str) -> np.ndarray | None:
+        v = self._values.get(tensor)
+        if v is None:
+            v = self.graph.constant(tensor)
+            if v is not None:
+                self._values[tensor] = v
+        return v
+
+    def candidate(self, node: onnx.NodeProto) -> bool:
+        """Cheap test: may `node` be folded (before evaluating anything)?"""
+        if not is_default_domain(node) or node.op_type in NEVER_FOLD:
+            return False
+        inputs = [i for i in node.input if i]
+        if not inputs or self.graph.has_subgraphs(node):
+            return False
+        if all(self.graph.is_constant(i) for i in inputs):
+            return True
+        return self.fold_shapes and node.op_type in ("Shape", "Size")
+
+    def run(self, seeds: Iterable[onnx.NodeProto]) -> None:
+        queue = deque(n.name for n in seeds)
+        queued = set(queue)
+        while queue:
+            name = queue.popleft()
+            queued.discard(name)
+            node = self.graph.nodes.get(name)
+            if node is None or not self.candidate(node):
+                continue
+            outputs = self._fold(node)
+            if outputs is None:
+                continue
+            for out in outputs:
+                for user in self.graph.consumers.get(out, ()):
+                    if user not in queued:
+                        queued.add(user)
+                        queue.append(user)
+
+    def _fold(self, node: onnx.NodeProto) -> list[str] | None:
+        graph = self.graph
+        live_outputs = [o for o in node.output if o]
+        if any(graph.is_graph_output(o) for o in live_outputs):
+            return self._refuse(node, "produces a graph output")
+        inputs = [self.value(i) if i else None for i in node.input]
+        if node.op_type in ("Shape", "Size") and inputs and inputs[0] is None:
+            value = shape_value(graph, self.ctx, node)
+            if value is None:
+                return None  # dynamic dims: nothing to fold, nothing to explain
+            results = [value]
+        else:
+            if any(v is None for i, v in zip(node.input, inputs, strict=True) if i):
+                return None
+            consumed = sum(v.size for v in inputs if v is not None)
+            bound = output_elements_bound(node, inputs)
+            if bound is not None and bound > self.size_limit and bound > consumed:
+                return self._refuse(
+                    node, f"output of {bound} elements exceeds size_limit={self.size_limit}"
+                )
+            try:
+                results = evaluate(
+                    node, inputs, graph.opset_version(""), ir_version=graph.model.ir_version
+                )
+            except BackendError as e:
+                return self._refuse(node, str(e))
+            total = sum(r.size for r in results)
+            if total > self.size_limit and total > consumed:
+                return self._refuse(
+                    node, f"output of {total} elements exceeds size_limit={self.size_limit}"
+                )
+        if len(results) != len(live_outputs) or not all(isinstance(r, np.ndarray) for r in results):
+            return self._refuse(node, "evaluation did not give one tensor per output")
+        graph.remove_node(node)
+        for out, value in zip(live_outputs, results, strict=True):
+            graph.add_initializer(out, value, exact_name=True)
+            self._values[out] = value
+        self.folded += 1
+        self.ctx.note(self.rule, node.name, "applied")
+        return live_outputs
+
+    def _refuse(self, node: onnx.NodeProto, reason: str) -> list[str] | None:
+        self.refused += 1
+        self.ctx.note(self.rule, node.name, "refused", reason)
+        return None
+
+
+@register_pass
+@dataclass
+class ConstantFolding(Pass):
+    """Evaluate every deterministic default-domain node whose inputs are all constants.
+
+    y = f(c₁, …, cₙ), cᵢ constant  ⇒  initializer y := f(c₁, …, cₙ)
+    y = Shape(x), shape(x) static   ⇒  initializer y := shape(x)      (also Size)
+
+    Refused when |y| > size_limit and |y| > Σ|cᵢ| (elements), and for random, Q/DQ, Dropout,
+    subgraph-carrying and custom-domain nodes.
+    """
+
+    name = "constant-folding"
+    opt_level = 1
+    size_limit: int = DEFAULT_SIZE_LIMIT
+    fold_shapes: bool = True
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        if graph.model.ir_version and graph.model.ir_version < 4:
+            ctx.note(self.name, "*", "refused", "IR < 4 requires initializers to be graph inputs")
+            return PassResult(False)
+        folder = ConstantFolder(graph, ctx, self.name, self.size_limit, self.fold_shapes)
+        folder.run([n for n in graph.nodes.values() if folder.candidate(n)])
+        return PassResult(folder.folded > 0, {"folded": folder.folded, "refused": folder.refused})

@@ -1,0 +1,86 @@
+"""`Constant` nodes become initializers of the same name.
+
+Exporters such as paddle2onnx emit every weight and scalar as a `Constant` node (PP-PicoDet's
+layout model has 878 of them); as initializers they are visible to every constant-aware pass,
+deduplicated by CSE, and cost nothing at load time. The tensor bytes are copied, never decoded.
+
+What it does not do: convert sparse (`sparse_value`) or string (`value_string(s)`) constants,
+or a Constant whose output is a graph output (it stays a node, so the output keeps a producer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+
+def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The value of a `Constant` node as a TensorProto (dense numeric forms only)."""
+    for a in node.attribute:
+        if a.name == "value":
+            return a.t if a.t.data_type != onnx.TensorProto.STRING else None
+        if a.name == "value_float":
+            return numpy_helper.from_array(np.array(a.f, dtype=np.float32))
+        if a.name == "value_floats":
+            return numpy_helper.from_array(np.array(list(a.floats), dtype=np.float32))
+        if a.name == "value_int":
+            return numpy_helper.from_array(np.array(a.i, dtype=np.int64))
+        if a.name == "value_ints":
+            return numpy_helper.from_array(np.array(list(a.ints), dtype=np.int64))
+    return None
+
+
+def adopt_tensor(graph: Graph, name: str, tensor: onnx.TensorProto) -> None:
+    """Add a copy of `tensor` as initializer `name` (the name must be free or just released).
+
+    Like `Graph.add_initializer` with `exact_name=True`, minus the numpy round trip: the bytes
+    are copied as they are, whatever the element type.
+    """
+    init = graph.proto.initializer.add()
+    init.CopyFrom(tensor)
+    init.name = name
+    graph.initializers[name] = init
+
+
+@register_pass
+@dataclass
+class ConstantsToInitializers(Pass):
+    """Replace each `Constant` node by an initializer holding its value, under its output name.
+
+    y = Constant(value=v)  ⇒  initializer y := v        (value, value_float(s), value_int(s))
+    """
+
+    name = "constants-to-initializers"
+    opt_level = 0
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        if graph.model.ir_version and graph.model.ir_version < 4:
+            ctx.note(self.name, "*", "refused", "IR < 4 requires initializers to be graph inputs")
+            return PassResult(False)
+        converted = skipped = 0
+        outputs = set(graph.graph_outputs)
+        for node in list(graph.nodes.values()):
+            if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+                continue
+            out = node.output[0] if node.output else ""
+            if not out:
+                continue
+            if out in outputs:
+                ctx.note(self.name, node.name, "refused", f"{out!r} is a graph output")
+                skipped += 1
+                continue
+            tensor = constant_tensor(node)
+            if tensor is None:
+                ctx.note(self.name, node.name, "refused", "sparse or string constant")
+                skipped += 1
+                continue
+            graph.remove_node(node)
+            adopt_tensor(graph, out, tensor)
+            converted += 1
+        return PassResult(converted > 0, {"converted": converted, "skipped": skipped})

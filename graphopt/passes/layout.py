@@ -1,0 +1,239 @@
+"""Layout clean-ups around detection heads: Transpose/Reshape chains and nested Concats.
+
+Detector heads flatten feature maps with `Reshape → Transpose` and join levels with `Concat`;
+exporters leave chains that cost a copy each. These passes merge them:
+`merge-transposes` composes consecutive Transposes, `merge-reshapes` keeps only the last of a
+chain of reshape-like ops, `transpose-to-reshape` turns a Transpose that only moves size-1 dims
+into a (copy-free) Reshape, and `merge-concats` flattens a Concat of a Concat on the same axis.
+
+What it does not do: move Transposes across other ops (e.g. through elementwise ops or into a
+Conv's layout), or fold Split/Slice of constants (constant folding does that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+from graphopt.passes.constant_folding import is_default_domain
+from graphopt.passes.noop import LazyShapes, bypass, can_bypass
+
+RESHAPE_LIKE = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+"""Ops that only change a tensor's shape, never the order of its elements."""
+
+
+def composed_perm(first: Sequence[int], second: Sequence[int]) -> list[int]:
+    """perm of Transpose(Transpose(x, first), second) as one Transpose: p[i] = first[second[i]]."""
+    return [first[i] for i in second]
+
+
+def set_ints_attribute(node: onnx.NodeProto, name: str, values: Sequence[int]) -> None:
+    """Set (or add) the INTS attribute `name` of `node` (attributes are not in the use-lists)."""
+    for a in node.attribute:
+        if a.name == name:
+            del a.ints[:]
+            a.ints.extend(int(v) for v in values)
+            return
+    node.attribute.append(onnx.helper.make_attribute(name, [int(v) for v in values]))
+
+
+def _perm(graph: Graph, node: onnx.NodeProto, shapes: LazyShapes) -> list[int] | None:
+    perm = graph.attr(node, "perm")
+    if perm is not None:
+        return list(perm)
+    rank = shapes.rank(node.input[0])
+    return None if rank is None else list(reversed(range(rank)))
+
+
+def _single_reader(graph: Graph, tensor: str, reader: onnx.NodeProto) -> bool:
+    return (
+        not graph.is_graph_output(tensor)
+        and list(graph.consumers.get(tensor, ())) == [reader.name]
+        and list(reader.input).count(tensor) == 1
+    )
+
+
+@register_pass
+@dataclass
+class MergeTransposes(Pass):
+    """Compose consecutive Transposes.
+
+    Transpose(Transpose(x, p), q)  ⇒  Transpose(x, r), r[i] = p[q[i]];  ⇒ x when r = identity
+    """
+
+    name = "merge-transposes"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        shapes = LazyShapes(graph, ctx)
+        merged = removed = 0
+        for node in list(graph.nodes.values()):
+            if node.op_type != "Transpose" or not is_default_domain(node):
+                continue
+            if node.name not in graph.nodes:
+                continue
+            inner = graph.producer_node(node.input[0])
+            if inner is None or inner.op_type != "Transpose" or not is_default_domain(inner):
+                continue
+            p, q = _perm(graph, inner, shapes), _perm(graph, node, shapes)
+            if p is None or q is None or len(p) != len(q):
+                ctx.note(self.name, node.name, "refused", "a perm is implicit and the rank unknown")
+                continue
+            r = composed_perm(p, q)
+            x = inner.input[0]
+            if r == list(range(len(r))):
+                if not can_bypass(graph, x, node.output[0]):
+                    ctx.note(self.name, node.name, "refused", "graph output must keep its name")
+                    continue
+                bypass(graph, node, x, node.output[0])
+                removed += 1
+            else:
+                set_ints_attribute(node, "perm", r)
+                graph.set_input(node, 0, x)
+                merged += 1
+            ctx.note(self.name, node.name, "applied")
+        return PassResult(merged + removed > 0, {"merged": merged, "removed": removed})
+
+
+@register_pass
+@dataclass
+class MergeReshapes(Pass):
+    """Keep only the last of a chain of reshape-like ops (row-major order never changes).
+
+    Reshape(R(x), s)  ⇒  Reshape(x, s)      R ∈ {Reshape, Flatten, Squeeze, Unsqueeze}
+    when s has no 0 entries (0 copies a dim of R(x)); otherwise when R(x)'s shape is static,
+    with those 0 entries replaced by its dims.
+    """
+
+    name = "merge-reshapes"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        shapes = LazyShapes(graph, ctx)
+        merged = 0
+        for node in list(graph.nodes.values()):
+            if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) < 2:
+                continue
+            inner = graph.producer_node(node.input[0])
+            if inner is None or inner.op_type not in RESHAPE_LIKE or not is_default_domain(inner):
+                continue
+            target = graph.constant(node.input[1])
+            if target is None:
+                continue
+            values = [int(v) for v in target.reshape(-1)]
+            if 0 in values and not graph.attr(node, "allowzero", 0):
+                middle = shapes.static(node.input[0])
+                if middle is None or len(middle) < len(values):
+                    ctx.note(self.name, node.name, "refused", "0 in the shape copies a dynamic dim")
+                    continue
+                values = [middle[i] if v == 0 else v for i, v in enumerate(values)]
+                if 0 in values:
+                    continue  # a genuine zero-size dim: leave the chain as it is
+                name = graph.add_initializer(f"{node.output[0]}_shape", np.array(values, np.int64))
+                graph.set_input(node, 1, name)
+            graph.set_input(node, 0, inner.input[0])
+            ctx.note(self.name, node.name, "applied")
+            merged += 1
+        return PassResult(merged > 0, {"merged": merged})
+
+
+@register_pass
+@dataclass
+class TransposeToReshape(Pass):
+    """A Transpose that only moves size-1 dims is a Reshape (which copies nothing).
+
+    Transpose(x, p)  ⇒  Reshape(x, shape(y))   when the dims of x that are not 1 keep their
+    relative order under p; at most one dim of y may be dynamic (it becomes -1).
+    """
+
+    name = "transpose-to-reshape"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        shapes = LazyShapes(graph, ctx)
+        rewritten = 0
+        for node in list(graph.nodes.values()):
+            if node.op_type != "Transpose" or not is_default_domain(node) or not node.output[0]:
+                continue
+            x, y = node.input[0], node.output[0]
+            perm = _perm(graph, node, shapes)
+            dims = shapes.shape(x)
+            if perm is None or dims is None or len(perm) != len(dims):
+                continue
+            moved = [p for p in perm if dims[p] != 1]
+            if moved != sorted(moved) or perm == list(range(len(perm))):
+                continue
+            out = [dims[p] for p in perm]
+            dynamic = [i for i, d in enumerate(out) if not isinstance(d, int)]
+            if len(dynamic) > 1:
+                ctx.note(self.name, node.name, "refused", "more than one dynamic dim")
+                continue
+            target = np.array([d if isinstance(d, int) else -1 for d in out], dtype=np.int64)
+            shape_name = graph.add_initializer(f"{y}_shape", target)
+            graph.remove_node(node)
+            graph.make_node("Reshape", [x, shape_name], [y], name=f"{node.name}_as_reshape")
+            ctx.note(self.name, node.name, "applied")
+            rewritten += 1
+        return PassResult(rewritten > 0, {"rewritten": rewritten})
+
+
+@register_pass
+@dataclass
+class MergeConcats(Pass):
+    """Flatten a Concat that feeds only a Concat on the same axis.
+
+    Concat(a, Concat(b, c; k), d; k)  ⇒  Concat(a, b, c, d; k)
+    """
+
+    name = "merge-concats"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        shapes = LazyShapes(graph, ctx)
+        merged = 0
+        for node in list(graph.nodes.values()):
+            if node.op_type != "Concat" or not is_default_domain(node):
+                continue
+            if node.name not in graph.nodes:
+                continue
+            axis = graph.attr(node, "axis")
+            inputs: list[str] = []
+            changed = False
+            for name in node.input:
+                inner = graph.producer_node(name) if name else None
+                if (
+                    inner is not None
+                    and inner.op_type == "Concat"
+                    and is_default_domain(inner)
+                    and _single_reader(graph, name, node)
+                    and _same_axis(axis, graph.attr(inner, "axis"), shapes, name)
+                ):
+                    inputs.extend(inner.input)
+                    graph.remove_node(inner)
+                    changed = True
+                else:
+                    inputs.append(name)
+            if not changed:
+                continue
+            out = node.output[0]
+            graph.remove_node(node)
+            graph.make_node("Concat", inputs, [out], name=node.name, axis=axis)
+            ctx.note(self.name, node.name, "applied")
+            merged += 1
+        return PassResult(merged > 0, {"merged": merged})
+
+
+def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) -> bool:
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    if (a < 0) == (b < 0):
+        return False
+    rank = shapes.rank(tensor)
+    return rank is not None and a % rank == b % rank

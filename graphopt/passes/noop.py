@@ -1,0 +1,366 @@
+"""Removal of nodes that return their input unchanged.
+
+Each rule proves `y = x` (same values, dtype and shape) before the node is bypassed: readers of
+`y` read `x`, and a graph output keeps its name (its producer is renamed, see
+`Graph.replace_all_uses`). Shape-dependent rules use static shapes from
+`graphopt.analysis.shapes` and leave a node alone whenever a dim they need is unknown.
+
+What it does not do: merge chains of Reshape/Transpose or rewrite one op into another (see
+`layout.py`), or touch nodes from custom domains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from graphopt.analysis.shapes import ShapeFacts
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+from graphopt.passes.constant_folding import is_default_domain
+
+Dims = tuple[int | str | None, ...]
+UNBOUNDED = 2**31 - 1  # Slice ends at or beyond this mean "to the end" for any real tensor
+
+
+class LazyShapes:
+    """Shape facts computed on first use (shape inference is the costly part of these passes)."""
+
+    def __init__(self, graph: Graph, ctx: PassContext):
+        self.graph = graph
+        self.ctx = ctx
+        self._facts: ShapeFacts | None = None
+
+    @property
+    def facts(self) -> ShapeFacts:
+        if self._facts is None:
+            from graphopt.analysis.shapes import shape_facts
+
+            self._facts = shape_facts(self.graph, self.ctx)
+        return self._facts
+
+    def shape(self, tensor: str) -> Dims | None:
+        init = self.graph.initializers.get(tensor)
+        if init is not None:
+            return tuple(init.dims)
+        return self.facts.shape(tensor)
+
+    def static(self, tensor: str) -> tuple[int, ...] | None:
+        dims = self.shape(tensor)
+        if dims is None or not all(isinstance(d, int) for d in dims):
+            return None
+        return tuple(int(d) for d in dims if isinstance(d, int))
+
+    def rank(self, tensor: str) -> int | None:
+        dims = self.shape(tensor)
+        return None if dims is None else len(dims)
+
+    def dtype(self, tensor: str) -> int | None:
+        init = self.graph.initializers.get(tensor)
+        if init is not None:
+            return init.data_type
+        return self.facts.dtype(tensor)
+
+
+def can_bypass(graph: Graph, src: str, out: str) -> bool:
+    """Whether readers of `out` can read `src` instead without adding an Identity: always,
+    unless `out` is a graph output and `src` cannot take its name."""
+    if not graph.is_graph_output(out):
+        return True
+    producer = graph.producer_node(src)
+    return (
+        producer is not None
+        and producer.op_type != "Constant"
+        and not graph.is_graph_output(src)
+        and not graph.is_graph_input(src)
+        and src not in graph.initializers
+    )
+
+
+def bypass(graph: Graph, node: onnx.NodeProto, src: str, out: str) -> None:
+    """Readers of `out` (an output of `node`) read `src`; `node` is removed."""
+    graph.replace_all_uses(out, src)
+    graph.remove_node(node)
+
+
+def _ints(value: np.ndarray | None) -> list[int] | None:
+    return None if value is None else [int(v) for v in value.reshape(-1)]
+
+
+MAX_IDENTITY_CONSTANT = 4096
+
+
+def _elements(graph: Graph, tensor: str) -> int:
+    init = graph.initializers.get(tensor)
+    return 0 if init is None else math.prod(init.dims)
+
+
+def _all_equal(value: np.ndarray, element: float) -> bool:
+    return value.size > 0 and bool(np.all(value == element))
+
+
+def _broadcast_keeps_shape(const: np.ndarray, shapes: LazyShapes, x: str) -> bool:
+    """True when broadcasting `const` against `x` leaves x's shape as it is."""
+    if const.ndim == 0:
+        return True
+    dims = shapes.shape(x)
+    if dims is None or len(dims) < const.ndim:
+        return False
+    tail = dims[len(dims) - const.ndim :]
+    return all(
+        c == 1 or (isinstance(d, int) and c == d) for c, d in zip(const.shape, tail, strict=True)
+    )
+
+
+IDENTITY_ELEMENT = {
+    "Add": (0.0, (0, 1)),
+    "Mul": (1.0, (0, 1)),
+    "Sub": (0.0, (1,)),
+    "Div": (1.0, (1,)),
+}
+"""op → (identity element, input positions the constant may occupy)."""
+
+
+@dataclass
+class _Rules:
+    graph: Graph
+    ctx: PassContext
+    shapes: LazyShapes
+    rule: str
+
+    def refuse(self, node: onnx.NodeProto, reason: str) -> str | None:
+        self.ctx.note(self.rule, node.name, "refused", reason)
+        return None
+
+    def source(self, node: onnx.NodeProto) -> str | None:
+        """The input that `node`'s (first) output equals, or None when not a no-op."""
+        method = getattr(self, f"_{node.op_type.lower()}", None)
+        return None if method is None else method(node)
+
+    # -- rules: each returns the tensor the node's output equals, or None
+    def _identity(self, node: onnx.NodeProto) -> str | None:
+        return node.input[0]
+
+    def _dropout(self, node: onnx.NodeProto) -> str | None:
+        g = self.graph
+        if len(node.output) > 1 and node.output[1] and g.use_count(node.output[1]):
+            return self.refuse(node, "its mask output is used")
+        opset = g.opset_version("")
+        if opset < 7 and not g.attr(node, "is_test", 0):
+            return self.refuse(node, "is_test=0 (training mode)")
+        if opset >= 12 and len(node.input) > 2 and node.input[2]:
+            mode = g.constant(node.input[2])
+            if mode is None or bool(mode.reshape(-1)[0]):
+                return self.refuse(node, "training_mode is true or not a constant")
+        return node.input[0]
+
+    def _cast(self, node: onnx.NodeProto) -> str | None:
+        if self.shapes.dtype(node.input[0]) == self.graph.attr(node, "to"):
+            return node.input[0]
+        return None
+
+    def _transpose(self, node: onnx.NodeProto) -> str | None:
+        perm = self.graph.attr(node, "perm")
+        if perm is None:
+            rank = self.shapes.rank(node.input[0])
+            return node.input[0] if rank is not None and rank <= 1 else None
+        return node.input[0] if list(perm) == list(range(len(perm))) else None
+
+    def _pad(self, node: onnx.NodeProto) -> str | None:
+        g = self.graph
+        if g.opset_version("") < 11:
+            pads = g.attr(node, "pads")
+        else:
+            pads = _ints(g.constant(node.input[1])) if len(node.input) > 1 else None
+        return node.input[0] if pads is not None and not any(pads) else None
+
+    def _concat(self, node: onnx.NodeProto) -> str | None:
+        return node.input[0] if len(node.input) == 1 else None
+
+    def _split(self, node: onnx.NodeProto) -> str | None:
+        if len(node.output) != 1:
+            return None
+        split = self.graph.attr(node, "split")
+        if split is None and len(node.input) > 1 and node.input[1]:
+            split = _ints(self.graph.constant(node.input[1]))
+        if split is not None and len(split) != 1:
+            return None
+        return node.input[0]
+
+    def _tile(self, node: onnx.NodeProto) -> str | None:
+        repeats = _ints(self.graph.constant(node.input[1]))
+        return node.input[0] if repeats is not None and all(r == 1 for r in repeats) else None
+
+    def _expand(self, node: onnx.NodeProto) -> str | None:
+        shape = _ints(self.graph.constant(node.input[1]))
+        if shape is None:
+            return None
+        dims = self.shapes.shape(node.input[0])
+        if dims is None or len(shape) > len(dims):
+            return None
+        tail = dims[len(dims) - len(shape) :]
+        if all(s == 1 or (isinstance(d, int) and d == s) for s, d in zip(shape, tail, strict=True)):
+            return node.input[0]
+        return None
+
+    def _reshape(self, node: onnx.NodeProto) -> str | None:
+        target = _ints(self.graph.constant(node.input[1]))
+        if target is None:
+            return None
+        dims = self.shapes.shape(node.input[0])
+        if dims is None or len(dims) != len(target):
+            return None
+        allowzero = self.graph.attr(node, "allowzero", 0)
+        inferred = 0
+        for s, d in zip(target, dims, strict=True):
+            if s == 0 and not allowzero:
+                continue  # copies the input dim
+            if s == -1:
+                inferred += 1  # equals d when every other dim matches
+            elif not (isinstance(d, int) and d == s):
+                return None
+        return node.input[0] if inferred <= 1 else None
+
+    def _flatten(self, node: onnx.NodeProto) -> str | None:
+        rank = self.shapes.rank(node.input[0])
+        axis = self.graph.attr(node, "axis", 1)
+        return node.input[0] if rank == 2 and axis in (1, -1) else None
+
+    def _squeeze(self, node: onnx.NodeProto) -> str | None:
+        g = self.graph
+        if g.opset_version("") < 13:
+            axes = g.attr(node, "axes")
+        elif len(node.input) > 1 and node.input[1]:
+            axes = _ints(g.constant(node.input[1]))
+            if axes is None:
+                return None
+        else:
+            axes = None
+        if axes is not None:
+            return node.input[0] if len(axes) == 0 else None
+        static = self.shapes.static(node.input[0])
+        return node.input[0] if static is not None and 1 not in static else None
+
+    def _unsqueeze(self, node: onnx.NodeProto) -> str | None:
+        g = self.graph
+        if g.opset_version("") < 13:
+            axes = g.attr(node, "axes")
+        else:
+            axes = _ints(g.constant(node.input[1])) if len(node.input) > 1 else None
+        return node.input[0] if axes is not None and len(axes) == 0 else None
+
+    def _slice(self, node: onnx.NodeProto) -> str | None:
+        from graphopt.passes._folding_ops import slice_parameters
+
+        g = self.graph
+        values = [g.constant(i) if i else None for i in node.input]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        params = slice_parameters(values, attrs, g.opset_version(""))
+        if params is None:
+            return None
+        starts, ends, axes, steps = params
+        if any(s != 1 for s in steps):
+            return None
+        dims = None
+        for start, end, axis in zip(starts, ends, axes, strict=True):
+            needs_dims = axis < 0 or start < 0 or end < UNBOUNDED
+            if needs_dims and dims is None:
+                dims = self.shapes.shape(node.input[0])
+                if dims is None:
+                    return None
+            if dims is not None:
+                if not -len(dims) <= axis < len(dims):
+                    return None
+                d = dims[axis]
+            else:
+                d = None
+            if start != 0 and not (start < 0 and isinstance(d, int) and start <= -d):
+                return None
+            if end < UNBOUNDED and not (isinstance(d, int) and end >= d):
+                return None
+        return node.input[0]
+
+    def _arithmetic(self, node: onnx.NodeProto) -> str | None:
+        element, positions = IDENTITY_ELEMENT[node.op_type]
+        g = self.graph
+        if g.opset_version("") < 7 or len(node.input) != 2:
+            return None
+        for pos in positions:
+            if _elements(g, node.input[pos]) > MAX_IDENTITY_CONSTANT:
+                continue  # an all-ones/zeros weight this big is not worth decoding to find out
+            const = g.constant(node.input[pos])
+            if const is None or const.dtype == np.bool_ or not _all_equal(const, element):
+                continue
+            x = node.input[1 - pos]
+            if g.is_constant(x):
+                return None  # left to constant folding
+            if not _broadcast_keeps_shape(const, self.shapes, x):
+                return self.refuse(node, "broadcasting the constant would change the shape")
+            return x
+        return None
+
+    _add = _mul = _sub = _div = _arithmetic
+
+
+NOOP_OPS: frozenset[str] = frozenset(
+    {
+        "Identity",
+        "Dropout",
+        "Cast",
+        "Transpose",
+        "Pad",
+        "Concat",
+        "Split",
+        "Tile",
+        "Expand",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Slice",
+        "Add",
+        "Mul",
+        "Sub",
+        "Div",
+    }
+)
+
+
+@register_pass
+@dataclass
+class EliminateNoops(Pass):
+    """Bypass nodes proven to return their input unchanged.
+
+    Identity(x), Dropout(x) (inference, mask unused), Cast(x: T, to=T), Transpose(x, perm=id),
+    Pad(x, pads=0), Concat(x), Split(x) into one part, Tile(x, 1…1), Expand/Reshape/Flatten/
+    Squeeze/Unsqueeze/Slice whose output shape equals the input's (static shapes),
+    x+0, 0+x, x−0, x·1, 1·x, x/1 (when the constant's broadcast keeps x's shape)  ⇒  x
+    """
+
+    name = "eliminate-noops"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        rules = _Rules(graph, ctx, LazyShapes(graph, ctx), self.name)
+        removed: dict[str, int] = {}
+        for node in list(graph.nodes.values()):
+            if node.op_type not in NOOP_OPS or not is_default_domain(node):
+                continue
+            if node.name not in graph.nodes or not node.input or not node.input[0]:
+                continue
+            src = rules.source(node)
+            if src is None:
+                continue
+            out = node.output[0]
+            if not can_bypass(graph, src, out):
+                ctx.note(
+                    self.name, node.name, "refused", f"graph output {out!r} must keep its name"
+                )
+                continue
+            bypass(graph, node, src, out)
+            ctx.note(self.name, node.name, "applied")
+            removed[node.op_type] = removed.get(node.op_type, 0) + 1
+        return PassResult(bool(removed), {"removed": sum(removed.values()), **removed})

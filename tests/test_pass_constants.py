@@ -1,0 +1,137 @@
+"""constants-to-initializers: Constant nodes become initializers under their own names."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import graphopt
+from graphopt.api import optimize_with_report
+from graphopt.pipeline import make_pipeline
+from tests.conftest import assert_same_outputs
+
+
+def run(model: onnx.ModelProto, *passes: str, **options) -> onnx.ModelProto:
+    out = graphopt.optimize(model, make_pipeline("test", list(passes)), **options)
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+def _model(constants: list[onnx.NodeProto], uses: list[str], opset: int = 13) -> onnx.ModelProto:
+    nodes = list(constants)
+    last = "x"
+    for i, name in enumerate(uses):
+        nodes.append(helper.make_node("Add", [last, name], [f"a{i}"], name=f"add{i}"))
+        last = f"a{i}"
+    nodes.append(helper.make_node("Identity", [last], ["y"], name="out"))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_every_dense_form_becomes_an_initializer_with_the_same_name():
+    value = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "ignored")
+    constants = [
+        helper.make_node("Constant", [], ["c_value"], value=value),
+        helper.make_node("Constant", [], ["c_float"], value_float=2.5),
+        helper.make_node("Constant", [], ["c_floats"], value_floats=[1.0, 2.0, 3.0]),
+    ]
+    ints = [
+        helper.make_node("Constant", [], ["c_int"], value_int=7),
+        helper.make_node("Constant", [], ["c_ints"], value_ints=[1, 2]),
+    ]
+    model = _model(constants, ["c_value", "c_float", "c_floats"])
+    # the int forms are unused here: only their conversion (int64 dtype, values) is checked
+    model.graph.node.extend(ints)
+    out = run(model, "constants-to-initializers")
+    assert "Constant" not in ops(out)
+    inits = {t.name: numpy_helper.to_array(t) for t in out.graph.initializer}
+    assert set(inits) == {"c_value", "c_float", "c_floats", "c_int", "c_ints"}
+    np.testing.assert_array_equal(inits["c_value"], np.arange(6).reshape(2, 3))
+    assert inits["c_float"].dtype == np.float32 and inits["c_float"].shape == ()
+    assert inits["c_float"] == np.float32(2.5)
+    np.testing.assert_array_equal(inits["c_floats"], [1.0, 2.0, 3.0])
+    assert inits["c_int"].dtype == np.int64 and inits["c_int"] == 7
+    assert inits["c_ints"].dtype == np.int64 and list(inits["c_ints"]) == [1, 2]
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)}
+    assert_same_outputs(model, out, feeds)
+
+
+def test_float16_bytes_are_kept_exactly():
+    raw = np.array([0.1, -3.0, 65504.0], dtype=np.float16)
+    value = numpy_helper.from_array(raw, "v")
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=value),
+        helper.make_node("Cast", ["c"], ["cf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "cf"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    out = run(model, "constants-to-initializers")
+    (init,) = out.graph.initializer
+    assert init.name == "c" and init.data_type == TensorProto.FLOAT16
+    np.testing.assert_array_equal(numpy_helper.to_array(init), raw)
+    assert_same_outputs(model, out, {"x": np.ones(3, np.float32)})
+
+
+def test_constant_that_is_a_graph_output_stays_a_node():
+    nodes = [
+        helper.make_node("Constant", [], ["k"], name="k_node", value_float=1.0),
+        helper.make_node("Identity", ["x"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("k", TensorProto.FLOAT, []),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    out, report = optimize_with_report(
+        model, make_pipeline("t", ["constants-to-initializers"]), explain=True
+    )
+    assert ops(out).count("Constant") == 1
+    assert [o.name for o in out.graph.output] == ["y", "k"]
+    assert ("constants-to-initializers", "k_node", "refused", "'k' is a graph output") in (
+        report.explain
+    )
+    assert_same_outputs(model, out, {"x": np.ones(1, np.float32)})
+
+
+def test_sparse_and_string_constants_are_left_alone():
+    sparse = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.array([5.0], np.float32), "vals"),
+        numpy_helper.from_array(np.array([1], np.int64), "idx"),
+        [3],
+    )
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=numpy_helper.from_array(np.array(["a"]))),
+        helper.make_node("Constant", [], ["sp"], sparse_value=sparse),
+        helper.make_node("Add", ["x", "sp"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    out = graphopt.optimize(model, make_pipeline("t", ["constants-to-initializers"]))
+    assert ops(out).count("Constant") == 2
+    assert len(out.graph.initializer) == 0
