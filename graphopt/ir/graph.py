@@ -363,14 +363,9 @@ class Graph:
         if name not in self.graph_inputs:
             return
         self.graph_inputs.remove(name)
-        keep = []
-        for vi in self.proto.input:
-            if vi.name != name:
-                c = onnx.ValueInfoProto()
-                c.CopyFrom(vi)
-                keep.append(c)
-        self.proto.ClearField("input")
-        self.proto.input.extend(keep)
+        for i in reversed(range(len(self.proto.input))):
+            if self.proto.input[i].name == name:
+                del self.proto.input[i]
 
     # ------------------------------------------------------------------ order and write-back
     def toposort(self) -> list[NodeProto]:
@@ -421,17 +416,10 @@ class Graph:
             self.proto.ClearField("node")
             self.proto.node.extend(kept)
         if self._initializers_changed:
-            keep = [t for t in self.proto.initializer if self.initializers.get(t.name) is not None]
-            names = {t.name for t in keep}
-            if len(keep) != len(self.proto.initializer):
-                copies = []
-                for t in keep:
-                    c = onnx.TensorProto()
-                    c.CopyFrom(t)
-                    copies.append(c)
-                self.proto.ClearField("initializer")
-                self.proto.initializer.extend(copies)
-            assert names == set(self.initializers)
+            # Deleting by index moves pointers only: no tensor bytes are copied.
+            for i in reversed(range(len(self.proto.initializer))):
+                if self.proto.initializer[i].name not in self.initializers:
+                    del self.proto.initializer[i]
         self._prune_value_info()
         # Re-index: the protobuf now owns fresh copies of the nodes.
         self.nodes.clear()
@@ -446,16 +434,9 @@ class Graph:
 
     def _prune_value_info(self) -> None:
         live = set(self.producer) | set(self.graph_inputs) | set(self.initializers)
-        stale = [vi for vi in self.proto.value_info if vi.name not in live]
-        if stale:
-            keep = [vi for vi in self.proto.value_info if vi.name in live]
-            copies = []
-            for vi in keep:
-                c = onnx.ValueInfoProto()
-                c.CopyFrom(vi)
-                copies.append(c)
-            self.proto.ClearField("value_info")
-            self.proto.value_info.extend(copies)
+        for i in reversed(range(len(self.proto.value_info))):
+            if self.proto.value_info[i].name not in live:
+                del self.proto.value_info[i]
 
 
 def constant_node_value(node: NodeProto) -> np.ndarray | None:
