@@ -82,23 +82,21 @@ class ShapeFacts:
 
     def record(self, vi: onnx.ValueInfoProto) -> None:
         """Take what `vi` says about a tensor (known facts are never replaced by unknowns)."""
-        if not vi.type.HasField("tensor_type"):
+        if vi.type.WhichOneof("value") != "tensor_type":
             return
         tt = vi.type.tensor_type
+        name = vi.name
         if tt.elem_type:
-            self.dtypes[vi.name] = tt.elem_type
-        if tt.HasField("shape"):
-            new = tuple(
-                d.dim_value
-                if d.HasField("dim_value")
-                else (d.dim_param if d.HasField("dim_param") else None)
-                for d in tt.shape.dim
-            )
-            old = self.shapes.get(vi.name)
-            if old is None or _known_count(new) >= _known_count(old):
-                self.shapes[vi.name] = new
-        else:
-            self.shapes.setdefault(vi.name, None)
+            self.dtypes[name] = tt.elem_type
+        if not tt.HasField("shape"):
+            self.shapes.setdefault(name, None)
+            return
+        new = tuple(
+            getattr(d, which) if (which := d.WhichOneof("value")) else None for d in tt.shape.dim
+        )
+        old = self.shapes.get(name)
+        if old is None or _known_count(new) >= _known_count(old):
+            self.shapes[name] = new
 
     def record_tensor(self, name: str, t: onnx.TensorProto) -> None:
         """Facts of a constant: its dtype and dims."""
@@ -153,6 +151,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
         elif name not in declared_inputs:
             g.input.append(_placeholder(name, init))
     as_inputs = set(declared_inputs)
+    kept = []
     for node in _topological(graph):
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
             value = _constant_tensor(node)
@@ -162,7 +161,8 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
                     g.input.append(_placeholder(node.output[0], value))
                     as_inputs.add(node.output[0])
                     continue
-        g.node.append(node)
+        kept.append(node)
+    g.node.extend(kept)
     g.output.extend(graph.proto.output)
     g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
     return light
@@ -173,7 +173,8 @@ def _topological(graph: Graph) -> Iterable[onnx.NodeProto]:
     defined = set(graph.graph_inputs) | set(graph.initializers)
     nodes = list(graph.nodes.values())
     for node in nodes:
-        if any(name not in defined for name in graph.node_inputs(node)):
+        reads = graph.node_inputs(node) if graph.has_subgraphs(node) else node.input
+        if any(name and name not in defined for name in reads):
             return graph.toposort()
         defined.update(node.output)
     return nodes
