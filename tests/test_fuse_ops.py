@@ -90,6 +90,20 @@ def test_broadcast_edge_of_unknown_or_different_shape_blocks_phase_one():
     assert sorted(map(sorted, groups)) == [["conv"], ["mul", "relu"]]
 
 
+def test_injective_path_to_the_post_dominator_keeps_the_conv_alone():
+    # Conv → (Relu, Transpose → Transpose) → Add: ipdom(conv) = add, but one path is
+    # INJECTIVE, so phase 1 refuses; the elementwise and injective branches join the Add.
+    conv, w = _conv("conv", "x", "c", c_in=3, c_out=8)
+    nodes = [
+        conv,
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Transpose", ["c"], ["t1"], name="t1", perm=[0, 1, 3, 2]),
+        helper.make_node("Transpose", ["t1"], ["t2"], name="t2", perm=[0, 1, 3, 2]),
+        helper.make_node("Add", ["r", "t2"], ["y"], name="add"),
+    ]
+    assert fo.fuse_ops(_model(nodes, [w])) == [["conv"], ["relu", "t1", "t2", "add"]]
+
+
 def test_concat_of_two_branches():
     # Branch A: Conv → Relu (anchored, stays on its own). Branch B: Sigmoid → Transpose
     # (injective) joins the Concat through the virtual tuple in phase 3.
