@@ -1,0 +1,140 @@
+"""`graphopt distill-targets TEACHER.onnx --data DIR -o targets/ [--temperature T] [--hints ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "distill-targets",
+        help="run a teacher model over a data set and store distillation targets",
+        description="Run TEACHER over DIR (.npy/.npz feeds or images) and store soft targets "
+        "softmax(z/T) for the --logits outputs, raw tensors for the other outputs and for "
+        "--hints intermediate tensors, as memory-mappable .npy files with a manifest. "
+        "Interrupted runs resume where they stopped.",
+    )
+    p.add_argument("teacher", help="teacher .onnx file")
+    p.add_argument("--data", required=True, help="folder (or file) of .npy, .npz or image samples")
+    p.add_argument("-o", "--output", required=True, help="targets folder (created if missing)")
+    p.add_argument("--temperature", "-T", type=float, default=1.0, help="softmax temperature")
+    p.add_argument(
+        "--logits",
+        default="",
+        help="comma-separated outputs that are classification logits (stored as softmax(z/T))",
+    )
+    p.add_argument("--axis", type=int, default=-1, help="class axis of the logits (default -1)")
+    p.add_argument(
+        "--hints", default="", help="comma-separated intermediate tensors to store as hints"
+    )
+    p.add_argument(
+        "--outputs", default=None, help="comma-separated teacher outputs to store (default all)"
+    )
+    p.add_argument("--batch-size", type=int, default=1, help="samples per teacher run")
+    p.add_argument(
+        "--checkpoint", type=int, default=64, help="flush and record progress every N samples"
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="image preprocessing of a known model (graphopt.realmodels.PREPROCESS), e.g. layout_cdla",
+    )
+    p.add_argument("--size", default=None, metavar="H,W", help="resize images to H,W")
+    p.add_argument("--scale", type=float, default=None, help="pixel scale (default 1/255)")
+    p.add_argument("--mean", default=None, metavar="R,G,B", help="per-channel mean")
+    p.add_argument("--std", default=None, metavar="R,G,B", help="per-channel std")
+    p.add_argument("--bgr", action="store_true", help="feed images as BGR")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=run)
+
+
+def _floats(text: str | None, count: int, what: str) -> tuple[float, ...] | None:
+    from graphopt.distill import DistillError
+
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError as e:
+        raise DistillError(f"{what} {text!r}: expected {count} comma-separated numbers") from e
+    if len(values) != count:
+        raise DistillError(f"{what} {text!r}: expected {count} comma-separated numbers")
+    return values
+
+
+def _preprocess(args: argparse.Namespace) -> dict:
+    from graphopt.distill import DistillError
+
+    options: dict = {}
+    if args.preset:
+        from graphopt.realmodels import PREPROCESS
+
+        if args.preset not in PREPROCESS:
+            raise DistillError(f"unknown preset {args.preset!r}; choose {', '.join(PREPROCESS)}")
+        options.update(PREPROCESS[args.preset])
+    size = _floats(args.size, 2, "--size")
+    if size is not None:
+        options["size"] = (int(size[0]), int(size[1]))
+    if args.scale is not None:
+        options["scale"] = args.scale
+    for key in ("mean", "std"):
+        value = _floats(getattr(args, key), 3, f"--{key}")
+        if value is not None:
+            options[key] = value
+    if args.bgr:
+        options["bgr"] = True
+    return options
+
+
+class _Bar:
+    """A one-line progress bar on stderr: done/total, rate and time left."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: int | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.first is None:
+            self.first = done
+        elapsed = time.perf_counter() - self.start
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else 0.0
+        filled = int(30 * done / total) if total else 30
+        sys.stderr.write(
+            f"\rdistill-targets [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
+            f"{rate:.1f}/s, {left:.0f}s left "
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _names(text: str | None) -> list[str]:
+    return [n for n in (text or "").split(",") if n]
+
+
+def run(args: argparse.Namespace) -> int:
+    from graphopt.distill import write_targets
+
+    manifest = write_targets(
+        args.teacher,
+        args.data,
+        args.output,
+        temperature=args.temperature,
+        logits=_names(args.logits),
+        hints=_names(args.hints),
+        outputs=_names(args.outputs) if args.outputs is not None else None,
+        axis=args.axis,
+        batch_size=args.batch_size,
+        checkpoint=args.checkpoint,
+        preprocess=_preprocess(args),
+        threads=args.threads,
+        progress=None if args.no_progress else _Bar(),
+    )
+    for name, entry in manifest["tensors"].items():
+        print(f"{entry['kind']:5} {name}: {entry['dtype']} {entry['shape']} -> {entry['file']}")
+    print(f"{manifest['done']}/{manifest['count']} samples; wrote {args.output}")
+    return 0

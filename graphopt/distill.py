@@ -1,0 +1,549 @@
+"""Knowledge-distillation targets from any ONNX teacher, and a NumPy reference of the losses.
+
+`write_targets(teacher, data, out_dir)` runs the teacher over a data set (a folder of `.npy`,
+`.npz` or image files, or a sequence of feed dicts) and stores, per sample:
+
+* soft targets  p = softmax(z / T) along `axis` for the outputs named as logits,
+* raw tensors for every other output (detection heads), and
+* hint features: intermediate tensors (exposed with the `expose-tensors` pass).
+
+Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` and filled
+batch by batch, so memory stays bounded by one batch whatever the data set size. Every
+`checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, T, tensor
+names, shapes, dtypes, sample count, source files, progress) is rewritten atomically; a rerun
+with the same teacher, options and data resumes after the last checkpoint. `load_targets(dir)`
+returns the arrays memory-mapped.
+
+Loss reference (for users who train the student in their own framework):
+
+    KD(s, p_t) = T² · mean_over_positions Σ_c p_t,c (log p_t,c − log softmax(s / T)_c)
+    hint(s, t) = mean((s − t)²)
+
+(Hinton et al., "Distilling the Knowledge in a Neural Network", 2015: the T² factor keeps the
+soft-target gradients on the scale of the hard-label ones.) `KD` equals PyTorch's
+`F.kl_div(F.log_softmax(s / T, 1), p_t, reduction="batchmean") * T**2` for 2-D logits.
+
+What it does not do: train anything, or decode detections. The image/`.npz` loader here is a
+small one of its own (the quantization loader was not available when this was written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.errors import GraphoptError
+
+log = logging.getLogger("graphopt.distill")
+
+FORMAT = "graphopt-distill-targets/1"
+MANIFEST = "manifest.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DATA_SUFFIXES = (".npy", ".npz", *IMAGE_SUFFIXES)
+
+Feed = dict[str, np.ndarray]
+Progress = Callable[[int, int], None]
+
+
+class DistillError(GraphoptError):
+    """Distillation targets cannot be written or read (bad data, teacher or target folder)."""
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def softmax(z: np.ndarray, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
+    """softmax(z / T) along `axis`, computed in float64 (numerically stable)."""
+    x = np.asarray(z, dtype=np.float64) / float(temperature)
+    x = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(z: np.ndarray, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
+    """log softmax(z / T) along `axis`, in float64."""
+    x = np.asarray(z, dtype=np.float64) / float(temperature)
+    x = x - np.max(x, axis=axis, keepdims=True)
+    return x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
+
+
+def kd_kl_loss(
+    student_logits: np.ndarray,
+    teacher_probs: np.ndarray,
+    temperature: float = 1.0,
+    axis: int = -1,
+) -> float:
+    """T² · KL(p_t ‖ softmax(s / T)), summed over `axis`, averaged over every other position.
+
+    `teacher_probs` are soft targets as `write_targets` stores them (softmax(z_t / T)); terms
+    with p_t = 0 contribute 0.
+    """
+    p = np.asarray(teacher_probs, dtype=np.float64)
+    log_q = log_softmax(student_logits, temperature, axis)
+    if p.shape != log_q.shape:
+        raise DistillError(f"student logits {log_q.shape} and teacher targets {p.shape} differ")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - log_q), 0.0)
+    per_position = np.sum(terms, axis=axis)
+    return float(temperature**2 * np.mean(per_position))
+
+
+def hint_loss(student_features: np.ndarray, teacher_features: np.ndarray) -> float:
+    """mean((s − t)²) over every element (FitNets hint L2 / MSE)."""
+    s = np.asarray(student_features, dtype=np.float64)
+    t = np.asarray(teacher_features, dtype=np.float64)
+    if s.shape != t.shape:
+        raise DistillError(f"student features {s.shape} and teacher features {t.shape} differ")
+    return float(np.mean((s - t) ** 2))
+
+
+def distillation_loss(
+    student_logits: np.ndarray,
+    teacher_probs: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    axis: int = -1,
+) -> float:
+    """α · KD(s, p_t) + (1 − α) · CE(softmax(s), labels); without labels, KD alone."""
+    kd = kd_kl_loss(student_logits, teacher_probs, temperature, axis)
+    if labels is None:
+        return kd
+    log_q = np.moveaxis(log_softmax(student_logits, 1.0, axis), axis, -1)
+    idx = np.asarray(labels, dtype=np.int64)
+    ce = -float(np.mean(np.take_along_axis(log_q, idx[..., None], axis=-1)))
+    return alpha * kd + (1.0 - alpha) * ce
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Source:
+    """One sample file (or in-memory feed) and how to turn it into a feed."""
+
+    name: str
+    path: Path | None = None
+    feed: Feed | None = None
+
+
+def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
+    """The samples of `data`: supported files of a folder (sorted, recursive), or feeds."""
+    if isinstance(data, str | os.PathLike):
+        root = Path(data)
+        if root.is_file():
+            files = [root]
+        elif root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in DATA_SUFFIXES)
+        else:
+            raise DistillError(f"{root}: no such file or folder")
+        if not files:
+            raise DistillError(f"{root}: no data files ({', '.join(DATA_SUFFIXES)}) found")
+        base = root if root.is_dir() else root.parent
+        return [Source(str(p.relative_to(base)), path=p) for p in files]
+    return [Source(f"feed {i}", feed=dict(f)) for i, f in enumerate(data)]
+
+
+def load_feed(
+    source: Source,
+    inputs: Sequence[tuple[str, int, list[Any]]],
+    preprocess: Mapping[str, Any] | None = None,
+) -> Feed:
+    """The feed dict of one sample. `inputs`: (name, elem_type, dims) of the model's inputs;
+    images are resized to the input's H×W and normalized with `preprocess` (the keyword
+    arguments of `graphopt.realmodels.preprocess`; default scale 1/255)."""
+    if source.feed is not None:
+        return source.feed
+    assert source.path is not None
+    path = source.path
+    suffix = path.suffix.lower()
+    names = [name for name, _, _ in inputs]
+    try:
+        if suffix == ".npz":
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+            if set(names) <= set(arrays):
+                return {n: arrays[n] for n in names}
+            if len(names) == 1 and len(arrays) == 1:
+                return {names[0]: next(iter(arrays.values()))}
+            raise DistillError(f"{path}: holds {sorted(arrays)}, the model reads {names}")
+        if suffix == ".npy":
+            if len(names) != 1:
+                raise DistillError(f"{path}: a .npy sample fits only one-input models ({names})")
+            return {names[0]: np.load(path)}
+    except (OSError, ValueError) as e:
+        raise DistillError(f"{path}: cannot read: {e}") from e
+    return {names[0]: _image_feed(path, inputs, preprocess)}
+
+
+def _image_feed(
+    path: Path, inputs: Sequence[tuple[str, int, list[Any]]], preprocess: Mapping[str, Any] | None
+) -> np.ndarray:
+    from graphopt.realmodels import load_image
+    from graphopt.realmodels import preprocess as prep
+
+    if len(inputs) != 1:
+        raise DistillError(f"{path}: images fit only one-input models")
+    _, _, dims = inputs[0]
+    options = dict(preprocess or {})
+    if "size" not in options:
+        if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
+            raise DistillError(
+                f"{path}: the model input has no static H×W ({dims}); give a size to resize to"
+            )
+        options["size"] = (dims[2], dims[3])
+    options.setdefault("scale", 1 / 255.0)
+    try:
+        return prep(load_image(path), **options)
+    except GraphoptError as e:
+        raise DistillError(str(e)) from e
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass
+class TargetSpec:
+    """One stored tensor: `name` in the targets, `source` tensor of the teacher, its kind."""
+
+    name: str
+    source: str
+    kind: str  # "soft" (softmax(z/T)), "raw" (output as is) or "hint" (intermediate, as is)
+    file: str = ""
+
+
+def sha256_of(model: str | os.PathLike[str] | onnx.ModelProto | bytes) -> str:
+    """sha256 of the teacher's file (or of its serialization)."""
+    h = hashlib.sha256()
+    if isinstance(model, onnx.ModelProto):
+        h.update(model.SerializeToString(deterministic=True))
+    elif isinstance(model, bytes):
+        h.update(model)
+    else:
+        with open(model, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def write_targets(
+    teacher: str | os.PathLike[str] | onnx.ModelProto,
+    data: str | os.PathLike[str] | Sequence[Feed],
+    out_dir: str | os.PathLike[str],
+    *,
+    temperature: float = 1.0,
+    logits: Sequence[str] = (),
+    hints: Sequence[str] = (),
+    outputs: Sequence[str] | None = None,
+    axis: int = -1,
+    batch_size: int = 1,
+    checkpoint: int = 64,
+    preprocess: Mapping[str, Any] | None = None,
+    threads: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run `teacher` over `data` and store its targets in `out_dir`; return the manifest.
+
+    `logits`: outputs to store as softmax(z / T) along `axis`; other `outputs` (default: all)
+    are stored raw, `hints` (intermediate tensor names) raw too. `batch_size` samples are
+    concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic).
+    A rerun with the same teacher, options and data resumes where the last one stopped.
+    """
+    if temperature <= 0:
+        raise DistillError(f"temperature must be > 0, got {temperature}")
+    if batch_size < 1 or checkpoint < 1:
+        raise DistillError("batch_size and checkpoint must be >= 1")
+    from graphopt.backends.onnxruntime import input_specs, session
+    from graphopt.ir import load_model
+
+    model = load_model(teacher)
+    digest = sha256_of(teacher if not isinstance(teacher, onnx.ModelProto) else model)
+    names = [o.name for o in model.graph.output]
+    chosen = list(outputs) if outputs is not None else names
+    unknown = [n for n in [*chosen, *logits] if n not in names and n not in hints]
+    if unknown:
+        raise DistillError(
+            f"teacher has no output {', '.join(map(repr, unknown))}; outputs: {', '.join(names)}"
+        )
+    if hints:
+        model = _expose(model, hints)
+    specs = [TargetSpec(n, n, "soft" if n in logits else "raw") for n in chosen]
+    specs += [TargetSpec(h, h, "soft" if h in logits else "hint") for h in hints if h not in chosen]
+    for i, spec in enumerate(specs):
+        spec.file = f"{i:03d}_{_safe(spec.name)}.npy"
+    sources = data_sources(data)
+    inputs = input_specs(model)
+    _check_batch(inputs, batch_size)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "format": FORMAT,
+        "teacher": {
+            "path": str(teacher) if not isinstance(teacher, onnx.ModelProto) else "",
+            "sha256": digest,
+        },
+        "temperature": float(temperature),
+        "axis": axis,
+        "batch_size": batch_size,
+        "count": len(sources),
+        "sources": [s.name for s in sources],
+        "preprocess": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in (preprocess or {}).items()
+        },
+    }
+    manifest = _resume(out, config, specs)
+    done = int(manifest.get("done", 0)) if manifest else 0
+    if manifest and manifest.get("complete"):
+        return manifest
+    sess = session(model, threads=threads)
+    arrays: dict[str, np.memmap] = {}
+    total = len(sources)
+    if progress is not None:
+        progress(done, total)
+    since = 0
+    for start in range(done, total, batch_size):
+        batch = sources[start : start + batch_size]
+        feed = _batch_feed([load_feed(s, inputs, preprocess) for s in batch])
+        values = sess.run([s.source for s in specs], feed)
+        if manifest is None:
+            manifest = _create(out, config, specs, values, len(batch))
+        current: dict[str, Any] = manifest
+        if not arrays:
+            arrays = _open(out, current, specs)
+        rows = _rows(values, specs, temperature, axis, len(batch), current)
+        per = current["samples_per_file"]
+        for spec, value in zip(specs, rows, strict=True):
+            arrays[spec.name][start * per : start * per + value.shape[0]] = value
+        done = start + len(batch)
+        since += len(batch)
+        if since >= checkpoint or done == total:
+            _checkpoint(out, current, arrays, done, total)
+            since = 0
+        if progress is not None:
+            progress(done, total)
+    assert manifest is not None
+    return manifest
+
+
+def _expose(model: onnx.ModelProto, hints: Sequence[str]) -> onnx.ModelProto:
+    from graphopt.api import optimize
+    from graphopt.passes.expose_tensors import ExposeTensors
+    from graphopt.pipeline import PassStep, Pipeline
+
+    pipe = Pipeline("expose-hints", [PassStep(ExposeTensors(names=list(hints)))])
+    return optimize(model, pipe)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "tensor"
+
+
+def _check_batch(inputs: Sequence[tuple[str, int, list[Any]]], batch_size: int) -> None:
+    if batch_size == 1:
+        return
+    for name, _, dims in inputs:
+        if dims and isinstance(dims[0], int) and dims[0] > 0:
+            raise DistillError(
+                f"input {name!r} has a fixed batch of {dims[0]}; use batch size 1 with this teacher"
+            )
+
+
+def _batch_feed(feeds: Sequence[Feed]) -> Feed:
+    if len(feeds) == 1:
+        return feeds[0]
+    try:
+        return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
+    except ValueError as e:
+        raise DistillError(f"samples of one batch do not stack: {e}") from e
+
+
+def _rows(
+    values: Sequence[np.ndarray],
+    specs: Sequence[TargetSpec],
+    temperature: float,
+    axis: int,
+    batch: int,
+    manifest: Mapping[str, Any],
+) -> list[np.ndarray]:
+    rows = []
+    per = manifest["samples_per_file"]
+    for spec, value in zip(specs, values, strict=True):
+        arr = np.asarray(value)
+        if spec.kind == "soft":
+            arr = softmax(arr, temperature, axis).astype(arr.dtype)
+        entry = manifest["tensors"][spec.name]
+        expected = tuple(entry["shape"][1:])
+        if arr.ndim == 0 or arr.shape[0] != batch * per or tuple(arr.shape[1:]) != expected:
+            raise DistillError(
+                f"teacher output {spec.source!r} has shape {arr.shape} on this batch, expected "
+                f"({batch * per}, {', '.join(map(str, expected))}): every sample must give the "
+                "same shape"
+            )
+        rows.append(arr.astype(entry["dtype"], copy=False))
+    return rows
+
+
+def _create(
+    out: Path,
+    config: Mapping[str, Any],
+    specs: Sequence[TargetSpec],
+    values: Sequence[np.ndarray],
+    batch: int,
+) -> dict[str, Any]:
+    first = np.asarray(values[0])
+    if first.ndim == 0 or first.shape[0] % batch:
+        raise DistillError(f"teacher output {specs[0].source!r} has no batch axis ({first.shape})")
+    per = first.shape[0] // batch
+    count = int(config["count"]) * per
+    tensors = {}
+    for spec, value in zip(specs, values, strict=True):
+        arr = np.asarray(value)
+        if arr.ndim == 0 or arr.shape[0] != batch * per:
+            raise DistillError(
+                f"teacher output {spec.source!r} has shape {arr.shape}: no batch axis of "
+                f"{batch * per} to stack samples on"
+            )
+        dtype = np.dtype(np.float32) if spec.kind == "soft" and arr.dtype.kind != "f" else arr.dtype
+        shape = [count, *arr.shape[1:]]
+        np.lib.format.open_memmap(out / spec.file, mode="w+", dtype=dtype, shape=tuple(shape))
+        tensors[spec.name] = {
+            "file": spec.file,
+            "source": spec.source,
+            "kind": spec.kind,
+            "shape": shape,
+            "dtype": dtype.str,
+        }
+    manifest = {**config, "samples_per_file": per, "tensors": tensors, "done": 0, "complete": False}
+    _write_manifest(out, manifest)
+    return manifest
+
+
+def _open(
+    out: Path, manifest: Mapping[str, Any], specs: Sequence[TargetSpec]
+) -> dict[str, np.memmap]:
+    arrays = {}
+    for spec in specs:
+        entry = manifest["tensors"][spec.name]
+        try:
+            arr = np.load(out / entry["file"], mmap_mode="r+")
+        except (OSError, ValueError) as e:
+            raise DistillError(f"{out / entry['file']}: cannot open: {e}") from e
+        if list(arr.shape) != entry["shape"]:
+            raise DistillError(
+                f"{out / entry['file']}: shape {arr.shape} != manifest {entry['shape']}"
+            )
+        arrays[spec.name] = arr
+    return arrays
+
+
+def _checkpoint(
+    out: Path, manifest: dict[str, Any], arrays: Mapping[str, np.memmap], done: int, total: int
+) -> None:
+    for arr in arrays.values():
+        arr.flush()
+    manifest["done"] = done
+    manifest["complete"] = done == total
+    _write_manifest(out, manifest)
+    log.info("distill-targets: %d/%d samples written", done, total)
+
+
+def _write_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False) as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, out / MANIFEST)
+
+
+def _resume(
+    out: Path, config: Mapping[str, Any], specs: Sequence[TargetSpec]
+) -> dict[str, Any] | None:
+    path = out / MANIFEST
+    if not path.exists():
+        stale = [p.name for p in out.iterdir() if p.suffix == ".npy"]
+        if stale:
+            raise DistillError(f"{out}: holds .npy files but no {MANIFEST}; use an empty folder")
+        return None
+    manifest = read_manifest(out)
+    for key in ("format", "teacher", "temperature", "axis", "batch_size", "sources", "preprocess"):
+        mine, theirs = config[key], manifest.get(key)
+        if key == "teacher":  # the same bytes may have moved
+            mine, theirs = mine["sha256"], (theirs or {}).get("sha256")
+        if theirs != mine:
+            raise DistillError(
+                f"{out}: holds targets made with another {key} than this run's; use another "
+                "folder (or delete it) to start over"
+            )
+    wanted = {s.name: (s.source, s.kind) for s in specs}
+    have = {k: (v["source"], v["kind"]) for k, v in manifest["tensors"].items()}
+    if wanted != have:
+        raise DistillError(
+            f"{out}: holds targets for tensors {sorted(have)}, this run asks for {sorted(wanted)}"
+        )
+    for spec in specs:
+        spec.file = manifest["tensors"][spec.name]["file"]
+    log.info("resuming %s at %d/%d", out, manifest["done"], manifest["count"])
+    return manifest
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a targets folder."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as e:
+        raise DistillError(f"{path}: cannot read: {e.strerror}") from e
+    except json.JSONDecodeError as e:
+        raise DistillError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from e
+    if manifest.get("format") != FORMAT:
+        raise DistillError(f"{path}: not a graphopt distillation manifest ({FORMAT})")
+    return dict(manifest)
+
+
+def load_targets(
+    directory: str | os.PathLike[str], *, allow_partial: bool = False
+) -> dict[str, np.ndarray]:
+    """The stored targets, by tensor name, as read-only memory-mapped arrays (samples on axis 0).
+
+    An unfinished folder is an error unless `allow_partial` (then only the written samples).
+    """
+    manifest = read_manifest(directory)
+    done = int(manifest["done"]) * int(manifest.get("samples_per_file", 1))
+    if not manifest.get("complete") and not allow_partial:
+        raise DistillError(
+            f"{directory}: targets are incomplete ({manifest['done']}/{manifest['count']} "
+            "samples); rerun distill-targets to resume"
+        )
+    out = {}
+    for name, entry in manifest["tensors"].items():
+        try:
+            arr = np.load(Path(directory) / entry["file"], mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise DistillError(f"{Path(directory) / entry['file']}: cannot read: {e}") from e
+        out[name] = arr[:done]
+    return out
+
+
+def iter_batches(
+    directory: str | os.PathLike[str], batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Consecutive slices of `batch_size` samples of every stored tensor (memory-mapped)."""
+    targets = load_targets(directory)
+    count = min((len(v) for v in targets.values()), default=0)
+    for start in range(0, count, batch_size):
+        yield {k: v[start : start + batch_size] for k, v in targets.items()}
