@@ -119,8 +119,8 @@ class MergeReshapes(Pass):
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) < 2:
                 continue
-            inner = graph.producer_node(node.input[0])
-            if inner is None or inner.op_type not in RESHAPE_LIKE or not is_default_domain(inner):
+            inner = _reshape_like_producer(graph, node.input[0])
+            if inner is None:
                 continue
             target = graph.constant(node.input[1])
             if target is None:
@@ -136,10 +136,20 @@ class MergeReshapes(Pass):
                     continue  # a genuine zero-size dim: leave the chain as it is
                 name = graph.add_initializer(f"{node.output[0]}_shape", np.array(values, np.int64))
                 graph.set_input(node, 1, name)
-            graph.set_input(node, 0, inner.input[0])
+            source = inner.input[0]
+            while (further := _reshape_like_producer(graph, source)) is not None:
+                source = further.input[0]
+            graph.set_input(node, 0, source)
             ctx.note(self.name, node.name, "applied")
             merged += 1
         return PassResult(merged > 0, {"merged": merged})
+
+
+def _reshape_like_producer(graph: Graph, tensor: str) -> onnx.NodeProto | None:
+    node = graph.producer_node(tensor)
+    if node is None or node.op_type not in RESHAPE_LIKE or not is_default_domain(node):
+        return None
+    return node if node.input and node.input[0] else None
 
 
 @register_pass

@@ -1,0 +1,229 @@
+"""layout passes: Transpose/Reshape chains and nested Concats around detection heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+import pytest
+
+import graphopt
+from graphopt.api import optimize_with_report
+from graphopt.passes.layout import composed_perm
+from graphopt.pipeline import make_pipeline
+from tests.conftest import assert_same_outputs
+
+F32 = np.float32
+HEADER = '<ir_version: 8, opset_import: ["" : 13]>\n'
+
+
+def parse(text: str) -> onnx.ModelProto:
+    model = onnx.parser.parse_model(HEADER + text)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
+    out = graphopt.optimize(
+        model, make_pipeline("test", ["constants-to-initializers", *passes, "eliminate-dead-code"])
+    )
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+def attr(node: onnx.NodeProto, name: str):
+    return next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name)
+
+
+def rand(*shape: int) -> np.ndarray:
+    return np.random.default_rng(sum(shape)).standard_normal(shape).astype(F32)
+
+
+def test_composed_perm_matches_numpy():
+    x = rand(2, 3, 4, 5)
+    p, q = [0, 2, 3, 1], [3, 1, 0, 2]
+    np.testing.assert_array_equal(
+        np.transpose(np.transpose(x, p), q), np.transpose(x, composed_perm(p, q))
+    )
+
+
+def test_consecutive_transposes_merge_into_one():
+    model = parse(
+        """
+        g (float[2, 3, 4, 5] x) => (float[3, 2, 5, 4] y) {
+          a = Transpose <perm = [0, 2, 3, 1]> (x)
+          y = Transpose <perm = [3, 0, 2, 1]> (a)
+        }
+        """
+    )
+    out = run(model, "merge-transposes")
+    assert ops(out) == ["Transpose"]
+    assert list(attr(out.graph.node[0], "perm")) == [1, 0, 3, 2]
+    assert out.graph.node[0].output[0] == "y"
+    assert_same_outputs(model, out, {"x": rand(2, 3, 4, 5)})
+
+
+def test_transposes_that_cancel_are_removed():
+    model = parse(
+        """
+        g (float[2, 3, 4] x) => (float[2, 3, 4] y) {
+          a = Transpose <perm = [0, 2, 1]> (x)
+          b = Transpose <perm = [0, 2, 1]> (a)
+          y = Relu (b)
+        }
+        """
+    )
+    out = run(model, "merge-transposes")
+    assert ops(out) == ["Relu"]
+    assert_same_outputs(model, out, {"x": rand(2, 3, 4)})
+
+
+def test_transpose_with_other_readers_stays_for_them():
+    model = parse(
+        """
+        g (float[2, 3, 4] x) => (float[2, 4, 3] y, float[4, 2, 3] z) {
+          y = Transpose <perm = [0, 2, 1]> (x)
+          z = Transpose <perm = [1, 0, 2]> (y)
+        }
+        """
+    )
+    out = run(model, "merge-transposes")
+    assert ops(out) == ["Transpose", "Transpose"]
+    assert out.graph.node[1].input[0] == "x"  # both now read x directly
+    assert_same_outputs(model, out, {"x": rand(2, 3, 4)})
+
+
+def test_reshape_chain_keeps_only_the_last():
+    model = parse(
+        """
+        g (float[2, 3, 4] x) => (float[4, 6] y) {
+          s1 = Constant <value = int64[2] {6, 4}> ()
+          a = Reshape (x, s1)
+          ax = Constant <value = int64[1] {0}> ()
+          b = Unsqueeze (a, ax)
+          s2 = Constant <value = int64[2] {4, -1}> ()
+          y = Reshape (b, s2)
+        }
+        """
+    )
+    out = run(model, "merge-reshapes")
+    assert ops(out) == ["Reshape"]
+    assert out.graph.node[0].input[0] == "x"
+    assert_same_outputs(model, out, {"x": rand(2, 3, 4)})
+
+
+def test_reshape_with_zero_entries_resolved_from_static_intermediate():
+    model = parse(
+        """
+        g (float[2, 3, 4] x) => (float[6, 2, 2] y) {
+          s1 = Constant <value = int64[3] {6, 2, 2}> ()
+          a = Reshape (x, s1)
+          s2 = Constant <value = int64[3] {0, 2, -1}> ()
+          y = Reshape (a, s2)
+        }
+        """
+    )
+    out = run(model, "merge-reshapes")
+    assert ops(out) == ["Reshape"]
+    target = next(
+        onnx.numpy_helper.to_array(t)
+        for t in out.graph.initializer
+        if t.name == out.graph.node[0].input[1]
+    )
+    np.testing.assert_array_equal(target, [6, 2, -1])
+    assert_same_outputs(model, out, {"x": rand(2, 3, 4)})
+
+
+def test_reshape_with_zero_copying_a_dynamic_dim_is_refused():
+    model = parse(
+        """
+        g (float[N, 12] x) => (float[N, 3, 4] y) {
+          s1 = Constant <value = int64[3] {0, 3, 4}> ()
+          a = Reshape (x, s1)
+          s2 = Constant <value = int64[3] {0, 3, -1}> ()
+          y = Reshape (a, s2)
+        }
+        """
+    )
+    out, report = optimize_with_report(
+        model,
+        make_pipeline("t", ["constants-to-initializers", "merge-reshapes", "eliminate-dead-code"]),
+        explain=True,
+    )
+    assert ops(out) == ["Reshape", "Reshape"]
+    assert any("dynamic" in r[3] for r in report.explain if r[0] == "merge-reshapes")
+    assert_same_outputs(model, out, {"x": rand(3, 12)})
+
+
+def test_transpose_moving_only_unit_dims_becomes_a_reshape():
+    model = parse(
+        """
+        g (float[N, 1, 8, 1] x) => (float[N, 8, 1, 1] y) {
+          y = Transpose <perm = [0, 2, 1, 3]> (x)
+        }
+        """
+    )
+    out = run(model, "transpose-to-reshape")
+    assert ops(out) == ["Reshape"]
+    assert out.graph.node[0].output[0] == "y"
+    target = onnx.numpy_helper.to_array(out.graph.initializer[0])
+    np.testing.assert_array_equal(target, [-1, 8, 1, 1])
+    for n in (1, 3):
+        assert_same_outputs(model, out, {"x": rand(n, 1, 8, 1)})
+
+
+@pytest.mark.parametrize(
+    "shape,perm,out",
+    [("2, 3, 1", "[1, 0, 2]", "3, 2, 1"), ("N, 1, M", "[2, 1, 0]", "M, 1, N")],
+    ids=["swaps-real-dims", "two-dynamic-dims"],
+)
+def test_real_transposes_stay(shape, perm, out):
+    model = parse(
+        f"""
+        g (float[{shape}] x) => (float[{out}] y) {{
+          y = Transpose <perm = {perm}> (x)
+        }}
+        """
+    )
+    out = run(model, "transpose-to-reshape")
+    assert ops(out) == ["Transpose"]
+
+
+def test_nested_concats_on_the_same_axis_flatten():
+    model = parse(
+        """
+        g (float[1, 2] a, float[1, 3] b, float[1, 4] c) => (float[1, 15] y) {
+          inner = Concat <axis = 1> (b, c)
+          deeper = Concat <axis = -1> (a, inner)
+          y = Concat <axis = 1> (a, deeper, c)
+        }
+        """
+    )
+    out = run(model, "merge-concats")
+    assert ops(out) == ["Concat"]
+    assert list(out.graph.node[0].input) == ["a", "a", "b", "c", "c"]
+    assert out.graph.node[0].output[0] == "y"
+    feeds = {"a": rand(1, 2), "b": rand(1, 3), "c": rand(1, 4)}
+    assert_same_outputs(model, out, feeds)
+
+
+def test_concat_on_another_axis_or_with_other_readers_stays():
+    model = parse(
+        """
+        g (float[2, 2] a, float[2, 2] b) => (float[2, 8] y, float[2, 4] z) {
+          s = Constant <value = int64[2] {2, 4}> ()
+          rows = Concat <axis = 0> (a, b)
+          z = Concat <axis = 1> (a, b)
+          r = Reshape (rows, s)
+          y = Concat <axis = 1> (r, z)
+        }
+        """
+    )
+    out = run(model, "merge-concats")
+    assert ops(out).count("Concat") == 3  # z is a graph output; rows is on axis 0
+    feeds = {"a": rand(2, 2), "b": rand(2, 2)}
+    assert_same_outputs(model, out, feeds)

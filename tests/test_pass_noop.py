@@ -1,0 +1,234 @@
+"""eliminate-noops: each rule removes what it proves to be a no-op, and refuses the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+import pytest
+
+import graphopt
+from graphopt.api import optimize_with_report
+from graphopt.pipeline import make_pipeline
+from tests.conftest import assert_same_outputs
+
+F32 = np.float32
+
+
+def parse(text: str) -> onnx.ModelProto:
+    model = onnx.parser.parse_model(text)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
+    out = graphopt.optimize(model, make_pipeline("test", list(passes)))
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+def feeds_for(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
+    from graphopt.backends.onnxruntime import example_feeds
+
+    return example_feeds(model, seed=seed, default_dim=2)
+
+
+def check(text: str, expected_ops: list[str], opset: int = 13) -> onnx.ModelProto:
+    """Parse `text` (graph body, x float[2,3,4] → y), run eliminate-noops, compare outputs."""
+    model = parse(text.replace("OPSET", str(opset)))
+    out = run(model, "constants-to-initializers", "eliminate-noops", "eliminate-dead-code")
+    assert ops(out) == expected_ops
+    assert [o.name for o in out.graph.output] == [o.name for o in model.graph.output]
+    assert_same_outputs(model, out, feeds_for(model))
+    return out
+
+
+HEADER = '<ir_version: 8, opset_import: ["" : OPSET]>\n'
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("i = Identity (x)\n y = Relu (i)", ["Relu"]),
+        ("c = Cast <to = 1> (x)\n y = Relu (c)", ["Relu"]),
+        ("t = Transpose <perm = [0, 1, 2]> (x)\n y = Relu (t)", ["Relu"]),
+        (
+            "p = Constant <value = int64[6] {0,0,0,0,0,0}> ()\n q = Pad (x, p)\n y = Relu (q)",
+            ["Relu"],
+        ),
+        ("c = Concat <axis = 1> (x)\n y = Relu (c)", ["Relu"]),
+        ("s = Split <axis = 1> (x)\n y = Relu (s)", ["Relu"]),
+        ("r = Constant <value = int64[3] {1, 1, 1}> ()\n t = Tile (x, r)\n y = Relu (t)", ["Relu"]),
+        ("s = Constant <value = int64[2] {3, 1}> ()\n e = Expand (x, s)\n y = Relu (e)", ["Relu"]),
+        (
+            "s = Constant <value = int64[3] {2, 3, 4}> ()\n r = Reshape (x, s)\n y = Relu (r)",
+            ["Relu"],
+        ),
+        (
+            "s = Constant <value = int64[3] {0, -1, 4}> ()\n r = Reshape (x, s)\n y = Relu (r)",
+            ["Relu"],
+        ),
+        ("a = Constant <value = int64[0] {}> ()\n u = Unsqueeze (x, a)\n y = Relu (u)", ["Relu"]),
+        ("q = Squeeze (x)\n y = Relu (q)", ["Relu"]),
+        (
+            "b = Constant <value = int64[2] {0, -100}> ()\n"
+            " e = Constant <value = int64[2] {9223372036854775807, 4}> ()\n"
+            " a = Constant <value = int64[2] {0, 2}> ()\n"
+            " s = Slice (x, b, e, a)\n y = Relu (s)",
+            ["Relu"],
+        ),
+        ("o = Constant <value = float {1.0}> ()\n m = Mul (o, x)\n y = Relu (m)", ["Relu"]),
+        (
+            "z = Constant <value = float[4] {0.0, 0.0, 0.0, 0.0}> ()\n a = Add (x, z)\n y = Relu (a)",
+            ["Relu"],
+        ),
+        ("z = Constant <value = float[1, 1] {0.0}> ()\n a = Sub (x, z)\n y = Relu (a)", ["Relu"]),
+        (
+            "o = Constant <value = float[3, 1] {1.0, 1.0, 1.0}> ()\n a = Div (x, o)\n y = Relu (a)",
+            ["Relu"],
+        ),
+    ],
+    ids=lambda v: v.split("=")[1].split("(")[0].strip().split(" ")[0] if isinstance(v, str) else "",
+)
+def test_noop_is_removed(body, expected):
+    text = HEADER + "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n" + body + "\n}"
+    check(text, expected)
+
+
+def test_dropout_in_inference_is_removed_in_every_opset():
+    for opset, attrs in ((10, ""), (13, "")):
+        text = HEADER + (
+            "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n"
+            f" d = Dropout {attrs}(x)\n y = Relu (d)\n}}"
+        )
+        check(text, ["Relu"], opset=opset)
+    text = HEADER + (
+        "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n"
+        " r = Constant <value = float {0.5}> ()\n"
+        " t = Constant <value = bool {0}> ()\n"
+        " d = Dropout (x, r, t)\n y = Relu (d)\n}"
+    )
+    check(text, ["Relu"])
+
+
+def test_dropout_in_training_mode_or_with_used_mask_is_kept():
+    training = HEADER + (
+        "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n"
+        " r = Constant <value = float {0.0}> ()\n"
+        " t = Constant <value = bool {1}> ()\n"
+        " d = Dropout (x, r, t)\n y = Relu (d)\n}"
+    )
+    model = parse(training.replace("OPSET", "13"))
+    out, report = optimize_with_report(
+        model,
+        make_pipeline("t", ["constants-to-initializers", "eliminate-noops"]),
+        explain=True,
+    )
+    assert ops(out) == ["Dropout", "Relu"]
+    assert any(r[0] == "eliminate-noops" and "training_mode" in r[3] for r in report.explain)
+
+    mask_used = HEADER + (
+        "g (float[2, 3, 4] x) => (float[2, 3, 4] y, bool[2, 3, 4] m) {\n"
+        " d, m = Dropout (x)\n y = Relu (d)\n}"
+    )
+    out = run(parse(mask_used.replace("OPSET", "13")), "eliminate-noops")
+    assert ops(out) == ["Dropout", "Relu"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "c = Cast <to = 11> (x)\n y = Cast <to = 1> (c)",  # float → double is not a no-op
+        "t = Transpose <perm = [0, 2, 1]> (x)\n y = Transpose <perm = [0, 2, 1]> (t)",
+        "o = Constant <value = float {2.0}> ()\n y = Mul (x, o)",
+        "o = Constant <value = float {1.0}> ()\n y = Sub (o, x)",  # 1 − x is not x
+        "z = Constant <value = float {0.0}> ()\n y = Div (z, x)",
+    ],
+)
+def test_look_alikes_are_kept(body):
+    text = HEADER + "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n" + body + "\n}"
+    model = parse(text.replace("OPSET", "13"))
+    out = run(model, "constants-to-initializers", "eliminate-noops")
+    assert len(out.graph.node) == len(model.graph.node) - sum(
+        n.op_type == "Constant" for n in model.graph.node
+    )
+
+
+def test_broadcasting_identity_constant_is_kept():
+    # x[3] * ones[2, 3] has shape [2, 3]: removing the Mul would change the output shape
+    text = HEADER + (
+        "g (float[3] x) => (float[2, 3] y) {\n"
+        " o = Constant <value = float[2, 3] {1.0, 1.0, 1.0, 1.0, 1.0, 1.0}> ()\n"
+        " y = Mul (x, o)\n}"
+    )
+    model = parse(text.replace("OPSET", "13"))
+    out, report = optimize_with_report(
+        model, make_pipeline("t", ["constants-to-initializers", "eliminate-noops"]), explain=True
+    )
+    assert ops(out) == ["Mul"]
+    assert any("broadcasting" in r[3] for r in report.explain if r[2] == "refused")
+    assert_same_outputs(model, out, feeds_for(model))
+
+
+def test_dynamic_reshape_and_squeeze_are_kept():
+    text = HEADER + (
+        "g (float[N, 3, M] x) => (float[N, 3, M] y, float[K] z) {\n"
+        " s = Constant <value = int64[3] {-1, 3, 4}> ()\n"
+        " r = Reshape (x, s)\n y = Relu (r)\n"
+        " q = Squeeze (x)\n"
+        " f = Constant <value = int64[1] {-1}> ()\n"
+        " z = Reshape (q, f)\n}"
+    )
+    model = parse(text.replace("OPSET", "13"))
+    out = run(model, "constants-to-initializers", "eliminate-noops")
+    # Reshape(x, [-1, 3, 4]) equals x only when M == 4; Squeeze may drop a dynamic dim of 1
+    assert ops(out) == ["Reshape", "Relu", "Squeeze", "Reshape"]
+
+
+def test_symbolic_dims_copied_by_zero_are_a_noop():
+    text = HEADER + (
+        "g (float[N, 3, M] x) => (float[N, 3, M] y) {\n"
+        " s = Constant <value = int64[3] {0, 3, 0}> ()\n"
+        " r = Reshape (x, s)\n y = Relu (r)\n}"
+    )
+    model = parse(text.replace("OPSET", "13"))
+    out = run(model, "constants-to-initializers", "eliminate-noops", "eliminate-dead-code")
+    assert ops(out) == ["Relu"]
+    assert_same_outputs(model, out, {"x": np.ones((2, 3, 5), F32)})
+
+
+def test_graph_output_keeps_its_name():
+    text = HEADER + (
+        "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n r = Relu (x)\n y = Identity (r)\n}"
+    )
+    model = parse(text.replace("OPSET", "13"))
+    out = run(model, "eliminate-noops")
+    assert ops(out) == ["Relu"]
+    assert out.graph.node[0].output[0] == "y"
+    assert [o.name for o in out.graph.output] == ["y"]
+    assert_same_outputs(model, out, feeds_for(model))
+
+
+def test_identity_from_graph_input_to_output_is_kept_and_stable():
+    text = HEADER + "g (float[2] x) => (float[2] y) {\n y = Identity (x)\n}"
+    model = parse(text.replace("OPSET", "13"))
+    pipeline = make_pipeline("t", ["eliminate-noops"])
+    out, report = optimize_with_report(model, pipeline, explain=True)
+    assert ops(out) == ["Identity"]
+    assert not report.records[0].changed  # no Identity re-created: a repeat group settles
+    assert any("must keep its name" in r[3] for r in report.explain)
+
+
+def test_noops_chain_removed_in_one_run():
+    text = HEADER + (
+        "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n"
+        " a = Identity (x)\n b = Identity (a)\n c = Cast <to = 1> (b)\n y = Identity (c)\n}"
+    )
+    model = parse(text.replace("OPSET", "13"))
+    out = run(model, "eliminate-noops")
+    assert ops(out) == ["Identity"]  # x → y needs one node to keep both names
+    assert_same_outputs(model, out, feeds_for(model))

@@ -1,0 +1,140 @@
+"""simplify-shape-subgraphs: exporter shape subgraphs collapse on static dims, and only there."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+
+import graphopt
+from graphopt.pipeline import make_pipeline
+from tests.conftest import assert_same_outputs
+
+F32 = np.float32
+
+# The pattern exporters emit for `x.view(x.size(0), x.size(1), -1)`:
+# Shape → Gather → Unsqueeze → Concat → Reshape
+FLATTEN = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[BATCH, 4, 3, 5] x) => (float[BATCH, 4, 15] y) {
+  r = Relu (x)
+  s = Shape (r)
+  i0 = Constant <value = int64 {0}> ()
+  i1 = Constant <value = int64 {1}> ()
+  d0 = Gather <axis = 0> (s, i0)
+  d1 = Gather <axis = 0> (s, i1)
+  ax = Constant <value = int64[1] {0}> ()
+  u0 = Unsqueeze (d0, ax)
+  u1 = Unsqueeze (d1, ax)
+  m1 = Constant <value = int64[1] {-1}> ()
+  target = Concat <axis = 0> (u0, u1, m1)
+  y = Reshape (r, target)
+}
+"""
+
+
+def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
+    out = graphopt.optimize(model, make_pipeline("test", list(passes)))
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+def initializer(model: onnx.ModelProto, name: str) -> np.ndarray:
+    for t in model.graph.initializer:
+        if t.name == name:
+            return onnx.numpy_helper.to_array(t)
+    raise AssertionError(f"no initializer {name!r}")
+
+
+PIPELINE = [
+    "constants-to-initializers",
+    "simplify-shape-subgraphs",
+    "eliminate-dead-code",
+]
+
+
+def test_static_shape_subgraph_becomes_a_constant_reshape_target():
+    model = onnx.parser.parse_model(FLATTEN.replace("BATCH", "2"))
+    out = run(model, *PIPELINE)
+    assert ops(out) == ["Relu", "Reshape"]
+    reshape = out.graph.node[1]
+    np.testing.assert_array_equal(initializer(out, reshape.input[1]), [2, 4, -1])
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 5)).astype(F32)
+    assert_same_outputs(model, out, {"x": x})
+
+
+def test_dynamic_batch_keeps_its_read_and_static_dims_fold():
+    model = onnx.parser.parse_model(FLATTEN.replace("BATCH", "N"))
+    out = run(model, *PIPELINE)
+    # Gather(Shape, 0) reads the dynamic batch: it stays; Gather(Shape, 1) = 4 folds
+    assert ops(out) == ["Relu", "Shape", "Gather", "Unsqueeze", "Concat", "Reshape"]
+    concat = next(n for n in out.graph.node if n.op_type == "Concat")
+    np.testing.assert_array_equal(initializer(out, concat.input[1]), [4])
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 4, 3, 5)).astype(F32)
+        assert_same_outputs(model, out, {"x": x})
+
+
+def test_slice_of_shape_picking_static_dims_folds():
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 4, 6] x) => (float[N, 24] y) {
+          s = Shape (x)
+          b = Constant <value = int64[1] {1}> ()
+          e = Constant <value = int64[1] {3}> ()
+          hw = Slice (s, b, e)
+          p = ReduceProd <keepdims = 1> (hw)
+          z = Constant <value = int64[1] {-1}> ()
+          t = Concat <axis = 0> (z, p)
+          y = Reshape (x, t)
+        }
+        """
+    )
+    out = run(model, *PIPELINE)
+    assert ops(out) == ["Reshape"]
+    np.testing.assert_array_equal(initializer(out, out.graph.node[0].input[1]), [-1, 24])
+    x = np.arange(2 * 24, dtype=F32).reshape(2, 4, 6)
+    assert_same_outputs(model, out, {"x": x})
+
+
+def test_shape_with_start_end_and_size_fold_when_static():
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 15]>
+        g (float[N, 4, 6] x) => (float[N, 4, 6] y) {
+          s = Shape <start = 1> (x)
+          n = Size (s)
+          c = Cast <to = 1> (n)
+          f = Cast <to = 1> (s)
+          r = ReduceSum <keepdims = 0> (f)
+          k = Add (c, r)
+          y = Add (x, k)
+        }
+        """
+    )
+    out = run(model, *PIPELINE)
+    assert ops(out) == ["Add"]
+    np.testing.assert_array_equal(initializer(out, "k"), np.float32(12.0))
+    x = np.zeros((1, 4, 6), F32)
+    assert_same_outputs(model, out, {"x": x})
+
+
+def test_without_shape_nodes_the_pass_changes_nothing():
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[2] x) => (float[2] y) {
+          y = Relu (x)
+        }
+        """
+    )
+    from graphopt.api import optimize_with_report
+
+    out, report = optimize_with_report(model, make_pipeline("t", ["simplify-shape-subgraphs"]))
+    assert not report.records[0].changed
+    assert ops(out) == ["Relu"]
