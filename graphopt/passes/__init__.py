@@ -24,6 +24,7 @@ BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.layout",
     "graphopt.passes.cse",
     "graphopt.passes.fusion_functions",
+    "graphopt.passes.fuse_patterns",
 )
 
 

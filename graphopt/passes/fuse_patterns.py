@@ -1,0 +1,146 @@
+"""Passes that run declarative rewrite rules (`patterns/*.yaml` plus the user's rule files).
+
+`fuse-patterns` runs the rules of the groups it is given; the other passes here are the same
+pass with the groups of one idea preselected, so pipelines read as what they do:
+
+| pass                    | groups          | what                                              |
+|-------------------------|-----------------|---------------------------------------------------|
+| `fold-batchnorm`        | batchnorm,      | BN into Conv/ConvTranspose/Gemm/MatMul, per-channel|
+|                         | affine          | Mul/Add/Sub/Div into Conv, constant Mul/Add chains |
+| `fuse-activations`      | activations     | decomposed HardSwish, HardSigmoid, SiLU, GELU,     |
+|                         |                 | Mish, Softplus, LayerNormalization → one op        |
+| `fuse-ort-contrib`      | ort-contrib     | Conv+act → com.microsoft FusedConv, SiLU → QuickGelu|
+| `fuse-patterns`         | user (default)  | rules from the pipeline's `rules:` files           |
+
+A rule whose replacement needs a newer default-domain opset than the model's is refused, unless
+`upgrade_opset` is set (pass option, or `optimize(..., upgrade_opset=True)`): then the model is
+converted once with `onnx.version_converter` to the lowest opset the refused rules need and the
+rules run again. If the conversion fails the model is left as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+from graphopt.patterns import RuleRunner, rule_set, select
+
+log = logging.getLogger("graphopt.passes.fuse_patterns")
+
+
+@register_pass
+@dataclass
+class FusePatterns(Pass):
+    """Run the rewrite rules of `groups` (and the rules named in `rules`) to a fixed point.
+
+    For each rule R = (target T, replacement S, checks C, computation f) and each node n of T's
+    anchor op:  T matches at n ∧ preconditions ∧ C(match) = ∅  ⇒  T(n) := S(f(match)).
+    Refusals are recorded with their reason for `--explain`.
+    """
+
+    name: ClassVar[str] = "fuse-patterns"
+    opt_level: ClassVar[int] = 1
+    default_groups: ClassVar[tuple[str, ...]] = ("user",)
+
+    groups: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    upgrade_opset: bool = False
+    max_sweeps: int = 8
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        extra = ctx.options.get("rule_files") or []
+        loaded = rule_set(extra)
+        groups = self.groups or list(self.default_groups)
+        chosen = [r for r in select(loaded, groups, self.rules) if r.name not in self.exclude]
+        if not chosen:
+            return PassResult(False)
+        upgrade = self.upgrade_opset or bool(ctx.options.get("upgrade_opset", False))
+        runner = RuleRunner(graph, ctx, self.max_sweeps, try_unavailable=upgrade)
+        stats = runner.run(chosen)
+        upgraded = 0
+        if (
+            upgrade
+            and stats.opset_needed > graph.opset_version("")
+            and upgrade_opset(graph, stats.opset_needed)
+        ):
+            upgraded = 1
+            runner = RuleRunner(graph, ctx, self.max_sweeps)
+            again = runner.run(chosen)
+            for k, v in again.applied.items():
+                stats.applied[k] = stats.applied.get(k, 0) + v
+        applied = sum(stats.applied.values())
+        counters = {"applied": applied, "refused": sum(stats.refused.values())}
+        counters.update({f"rule:{k}": v for k, v in stats.applied.items()})
+        if upgraded:
+            counters["opset_upgraded_to"] = graph.opset_version("")
+        return PassResult(bool(applied or upgraded), counters)
+
+
+def upgrade_opset(graph: Graph, version: int) -> bool:
+    """Convert the model to default-domain opset `version` in place; False if onnx cannot."""
+    from onnx import version_converter
+
+    before = graph.opset_version("")
+    model = graph.commit()
+    try:
+        converted = version_converter.convert_version(model, version)
+    except Exception as e:  # the converter raises bare RuntimeErrors from C++
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.warning("cannot upgrade opset %d -> %d: %s", before, version, first)
+        return False
+    needed_ir = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
+    converted.ir_version = max(converted.ir_version, needed_ir)
+    model.CopyFrom(converted)
+    # Re-index the converted protobuf: the Graph is only an index over `model`.
+    Graph.__init__(graph, model)
+    log.info("upgraded the model from opset %d to %d", before, version)
+    return True
+
+
+@register_pass
+@dataclass
+class FoldBatchNorm(FusePatterns):
+    """Fold BatchNormalization and per-channel affine constants into the producing linear op.
+
+    Conv(x, W, b) → BN(γ, β, μ, σ², ε)  ⇒  Conv(x, W·s, (b−μ)·s+β),  s = γ/√(σ²+ε)
+    (ConvTranspose per output channel across groups, Gemm honouring transB, MatMul with a
+    constant 2-D weight); Conv(x, W, b)·c ⇒ Conv(x, W·c, b·c); Conv(x, W, b)+c ⇒ Conv(x, W, b+c)
+    for per-output-channel c; (x·a)·b ⇒ x·(ab), (x+a)+b ⇒ x+(a+b).
+    """
+
+    name: ClassVar[str] = "fold-batchnorm"
+    default_groups: ClassVar[tuple[str, ...]] = ("batchnorm", "affine")
+
+
+@register_pass
+@dataclass
+class FuseActivations(FusePatterns):
+    """Recognise decomposed activations and replace each with one standard op.
+
+    x·relu6(x+3)/6 ⇒ HardSwish(x) (opset 14; older: x·HardSigmoid(x; 1/6, ½)),
+    relu6(x+3)/6 ⇒ HardSigmoid(x; 1/6, ½), x·σ(x) ⇒ Swish(x) (opset 24),
+    ½x(1+erf(x/√2)) ⇒ Gelu(x) (opset 20), x·tanh(softplus(x)) ⇒ Mish(x) (opset 18),
+    log(eˣ+1) ⇒ Softplus(x), (x−E[x])/√(Var[x]+ε)·γ+β ⇒ LayerNormalization (opset 17).
+    """
+
+    name: ClassVar[str] = "fuse-activations"
+    default_groups: ClassVar[tuple[str, ...]] = ("activations",)
+
+
+@register_pass
+@dataclass
+class FuseOrtContrib(FusePatterns):
+    """onnxruntime-only fusions (com.microsoft domain), for the `ort-cpu` pipeline.
+
+    act(Conv(x, W, b)) ⇒ FusedConv(x, W, b; activation=act) for Relu, Sigmoid, Tanh, LeakyRelu,
+    Clip, HardSigmoid; x·σ(x) ⇒ QuickGelu(x; α=1).
+    """
+
+    name: ClassVar[str] = "fuse-ort-contrib"
+    default_groups: ClassVar[tuple[str, ...]] = ("ort-contrib",)

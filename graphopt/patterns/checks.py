@@ -1,0 +1,201 @@
+"""Named checks a rule lists under `checks:`; each returns None, or the reason it refuses.
+
+A check receives the `Match` and its arguments as written in the rule file (tensor variables
+as `Var`, literals as Python values). Checks only read the graph. The preconditions every rule
+shares (single use of intermediates, no rank-raising constants, opset of the replacement) live
+in `graphopt.patterns.rewrite`, not here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from graphopt.patterns.engine import Match
+from graphopt.patterns.rules import Var
+
+Check = Callable[..., str | None]
+CHECKS: dict[str, Check] = {}
+
+
+def check(name: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+def _name(v: Any) -> str:
+    return v.name if isinstance(v, Var) else str(v)
+
+
+@check("constant")
+def constant(m: Match, *vars: Var) -> str | None:
+    """Every named tensor that is present is a constant (initializer or Constant node)."""
+    for v in vars:
+        t = m.tensor(v.name)
+        if t is not None and m.value(v.name) is None:
+            return f"{t} ({v.name}) is not a constant"
+    return None
+
+
+@check("float_constant")
+def float_constant(m: Match, *vars: Var) -> str | None:
+    """Every named tensor that is present is a floating-point constant, all of one dtype."""
+    dtypes = set()
+    for v in vars:
+        t = m.tensor(v.name)
+        if t is None:
+            continue
+        value = m.value(v.name)
+        if value is None:
+            return f"{t} ({v.name}) is not a constant"
+        if not np.issubdtype(value.dtype, np.floating):
+            return f"{t} ({v.name}) is {value.dtype}, not floating point"
+        dtypes.add(value.dtype)
+    if len(dtypes) > 1:
+        return f"constants have different dtypes: {', '.join(sorted(map(str, dtypes)))}"
+    return None
+
+
+@check("dtype")
+def dtype(m: Match, var: Var, name: str) -> str | None:
+    """The constant bound to `var` has numpy dtype `name` (e.g. "float32")."""
+    value = m.value(var.name)
+    if value is None:
+        return f"{var.name} is not a constant, its dtype is unknown"
+    if value.dtype != np.dtype(name):
+        return f"{var.name} is {value.dtype}, the rule needs {name}"
+    return None
+
+
+@check("scalar")
+def scalar(m: Match, *vars: Var) -> str | None:
+    """Every named tensor is a constant with exactly one element."""
+    for v in vars:
+        value = m.value(v.name)
+        if value is None or value.size != 1:
+            return f"{v.name} is not a one-element constant"
+    return None
+
+
+@check("batchnorm_inference")
+def batchnorm_inference(m: Match, out: Var) -> str | None:
+    """The BatchNormalization producing `out` runs in inference mode: training_mode absent or
+    0, spatial (opset < 9) 1, and only its first output is used (checked by the engine)."""
+    node = m.node_of(out.name)
+    if node is None:
+        return f"no matched node produces {out.name}"
+    for a in node.attribute:
+        if a.name == "training_mode" and a.i != 0:
+            return f"{node.name} is in training mode"
+        if a.name == "spatial" and a.i != 1:
+            return f"{node.name} has spatial=0 (per-element statistics)"
+    return None
+
+
+@check("rank")
+def rank(m: Match, var: Var, expected: int) -> str | None:
+    """The tensor bound to `var` has rank `expected`, provably."""
+    t = m.tensor(var.name)
+    if t is None:
+        return f"{var.name} is absent"
+    r = m.facts.rank(t)
+    if r is None:
+        return f"cannot prove the rank of {t}"
+    if r != expected:
+        return f"{t} has rank {r}, the rule needs {expected}"
+    return None
+
+
+@check("opset_at_least")
+def opset_at_least(m: Match, version: int) -> str | None:
+    """The model's default-domain opset is at least `version`."""
+    have = m.graph.opset_version("")
+    return None if have >= version else f"the model's opset {have} < {version}"
+
+
+@check("trailing_axes")
+def trailing_axes(m: Match, axes: Any, x: Var) -> str | None:
+    """`axes` (a list attribute, or a constant tensor variable) reduces exactly the trailing
+    axes of `x`: [-1], [-2, -1], ... or [r-k, ..., r-1] when the rank r is known."""
+    values = m.arg(axes) if isinstance(axes, Var) else axes
+    if values is None:
+        return "the reduced axes are unknown"
+    values = [int(a) for a in np.asarray(values).ravel()]
+    if not values:
+        return "ReduceMean over all axes"
+    if all(a < 0 for a in values):
+        k = len(values)
+        return None if sorted(values) == list(range(-k, 0)) else f"axes {values} are not trailing"
+    t = m.tensor(x.name)
+    r = m.facts.rank(t) if t is not None else None
+    if r is None:
+        return f"cannot prove axes {values} are the trailing axes of {x.name}"
+    norm = sorted(a % r for a in values)
+    return None if norm == list(range(r - len(norm), r)) else f"axes {values} are not trailing"
+
+
+@check("same_value")
+def same_value(m: Match, a: Any, b: Any) -> str | None:
+    """Two attributes or constants are equal (e.g. the axes of two ReduceMean nodes)."""
+    va, vb = m.arg(a), m.arg(b)
+    if va is None or vb is None:
+        return f"{_name(a)} or {_name(b)} is unknown"
+    if np.asarray(va).tolist() != np.asarray(vb).tolist():
+        return f"{_name(a)}={np.asarray(va).tolist()} differs from {_name(b)}={np.asarray(vb).tolist()}"
+    return None
+
+
+@check("opset_below")
+def opset_below(m: Match, version: int) -> str | None:
+    """The model's default-domain opset is below `version`."""
+    have = m.graph.opset_version("")
+    return None if have < version else f"the model's opset {have} ≥ {version}"
+
+
+@check("ort_supports")
+def ort_supports(m: Match, what: str) -> str | None:
+    """The installed onnxruntime runs contrib op `what` ("QuickGelu", or "FusedConv:<act>" for
+    a FusedConv activation) on the CPU; probed once per process with a tiny model."""
+    return None if _ort_probe(what) else f"the installed onnxruntime lacks {what}"
+
+
+@functools.cache
+def _ort_probe(what: str) -> bool:
+    from onnx import TensorProto, helper
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    op, _, act = what.partition(":")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = []
+    if op == "FusedConv":
+        w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 1, 1], [1.0])
+        inits.append(w)
+        node = helper.make_node(op, ["x", "w"], ["y"], domain="com.microsoft", activation=act)
+    else:
+        node = helper.make_node(op, ["x"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph([node], "probe", [x], [y], inits)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    )
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4
+    try:
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        sess.run(None, {"x": np.ones((1, 1, 2, 2), np.float32)})
+    except Exception:  # onnxruntime raises its own untyped errors
+        return False
+    return True

@@ -1,0 +1,302 @@
+"""Named computations a rule lists under `compute:`: new constants for its replacement.
+
+Each function receives the `Match` and its arguments resolved (constant tensors as numpy arrays,
+absent optional inputs as None, attributes as Python values) and returns the new values: numpy
+arrays become initializers, Python numbers and lists become attribute values. A computation that
+finds the constants unsuitable raises `Refuse(reason)`; nothing has been mutated at that point.
+
+All folding is done in float64 and cast once to the weight's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from graphopt.patterns.engine import Match, Refuse
+
+Computation = Callable[..., Any]
+COMPUTATIONS: dict[str, Computation] = {}
+
+
+def computation(name: str) -> Callable[[Computation], Computation]:
+    def register(fn: Computation) -> Computation:
+        COMPUTATIONS[name] = fn
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _float(name: str, value: Any, like: np.ndarray | None = None) -> np.ndarray:
+    if value is None:
+        raise Refuse(f"{name} is not a constant")
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise Refuse(f"{name} is {arr.dtype}, not floating point")
+    if like is not None and arr.dtype != like.dtype:
+        raise Refuse(f"{name} is {arr.dtype} but the weight is {like.dtype}")
+    return arr
+
+
+def batchnorm_scale_shift(
+    gamma: Any, beta: Any, mean: Any, var: Any, eps: float, like: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """s = γ/√(σ²+ε), t = β − μ·s, in float64 (each must be a 1-D per-channel constant)."""
+    arrays = []
+    for name, value in (("scale", gamma), ("bias", beta), ("mean", mean), ("var", var)):
+        arr = _float(name, value, like)
+        if arr.ndim != 1:
+            raise Refuse(f"BatchNormalization {name} has shape {list(arr.shape)}, not [C]")
+        arrays.append(arr.astype(np.float64))
+    g, b, mu, v = arrays
+    if not (len(g) == len(b) == len(mu) == len(v)):
+        raise Refuse("BatchNormalization parameters have different lengths")
+    s = g / np.sqrt(v + float(eps))
+    return s, b - mu * s
+
+
+def per_channel(name: str, value: Any, channels: int, rank: int, like: np.ndarray) -> np.ndarray:
+    """A constant that multiplies/adds per output channel of a rank-`rank` NC... tensor, as a
+    float64 vector of length `channels`; Refuse unless its broadcast shape is [1, C|1, 1, ...]."""
+    arr = _float(name, value, like)
+    if arr.ndim > rank:
+        raise Refuse(f"{name} of shape {list(arr.shape)} would raise the output rank {rank}")
+    padded = (1,) * (rank - arr.ndim) + tuple(arr.shape)
+    if any(d != 1 for i, d in enumerate(padded) if i != 1) or (
+        rank > 1 and padded[1] not in (1, channels)
+    ):
+        raise Refuse(f"{name} of shape {list(arr.shape)} is not per output channel")
+    flat = arr.astype(np.float64).reshape(-1)
+    return np.broadcast_to(flat, (channels,)).copy() if flat.size == 1 else flat
+
+
+def _bias(b: Any, channels: int, like: np.ndarray) -> np.ndarray:
+    if b is None:
+        return np.zeros(channels, np.float64)
+    arr = _float("bias", b, like)
+    if arr.shape != (channels,):
+        raise Refuse(f"bias has shape {list(arr.shape)}, not [{channels}]")
+    return arr.astype(np.float64)
+
+
+def _weight(w: Any) -> np.ndarray:
+    arr = _float("weight", w)
+    if arr.ndim < 2:
+        raise Refuse(f"weight has rank {arr.ndim}")
+    return arr
+
+
+def _scale_out_channels(w: np.ndarray, s: np.ndarray, transpose: bool, group: int) -> np.ndarray:
+    """W·s per output channel: Conv W is [C_out, C_in/g, k...] (axis 0); ConvTranspose W is
+    [C_in, C_out/g, k...], output channel o = g·(C_out/g) + j lives at [g·C_in/g + i, j]."""
+    w64 = w.astype(np.float64)
+    if not transpose:
+        if s.shape[0] != w.shape[0]:
+            raise Refuse(f"{s.shape[0]} channels but the weight has {w.shape[0]} outputs")
+        return w64 * s.reshape((-1,) + (1,) * (w.ndim - 1))
+    c_in, c_out_g = w.shape[0], w.shape[1]
+    if group < 1 or c_in % group or s.shape[0] != c_out_g * group:
+        raise Refuse(
+            f"{s.shape[0]} channels do not fit ConvTranspose weight {list(w.shape)}, group {group}"
+        )
+    blocks = w64.reshape((group, c_in // group, c_out_g, *w.shape[2:]))
+    scaled = blocks * s.reshape((group, 1, c_out_g) + (1,) * (w.ndim - 2))
+    return scaled.reshape(w.shape)
+
+
+def _out_channels(w: np.ndarray, transpose: bool, group: int) -> int:
+    return int(w.shape[1] * group) if transpose else int(w.shape[0])
+
+
+def _cast(like: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays cast once to the weight's dtype."""
+    return (
+        np.ascontiguousarray(a.astype(like.dtype)),
+        np.ascontiguousarray(b.astype(like.dtype)),
+    )
+
+
+# ---------------------------------------------------------------------------- batchnorm
+
+
+@computation("fold_batchnorm_conv")
+def fold_batchnorm_conv(
+    m: Match, w: Any, b: Any, gamma: Any, beta: Any, mean: Any, var: Any, eps: float,
+    group: int = 1, transpose: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Conv(x, W, b) → BN  ⇒  Conv(x, W·s, (b − μ)·s + β),  s = γ/√(σ²+ε), per output channel."""
+    w = _weight(w)
+    s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
+    c_out = _out_channels(w, bool(transpose), int(group))
+    if s.shape[0] != c_out:
+        raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the conv {c_out}")
+    w2 = _scale_out_channels(w, s, bool(transpose), int(group))
+    b2 = _bias(b, c_out, w) * s + t
+    return _cast(w, w2, b2)
+
+
+@computation("fold_batchnorm_convtranspose")
+def fold_batchnorm_convtranspose(
+    m: Match, w: Any, b: Any, gamma: Any, beta: Any, mean: Any, var: Any, eps: float, group: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """ConvTranspose(x, W, b) → BN  ⇒  ConvTranspose(x, W', (b − μ)·s + β), W' scaled per
+    output channel across groups (W is [C_in, C_out/group, k...])."""
+    return fold_batchnorm_conv(m, w, b, gamma, beta, mean, var, eps, group, True)
+
+
+@computation("fold_batchnorm_gemm")
+def fold_batchnorm_gemm(
+    m: Match, bw: Any, c: Any, gamma: Any, beta: Any, mean: Any, var: Any, eps: float,
+    trans_b: int, beta_gemm: float,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Gemm(A, B, C; α, β_g) → BN  ⇒  Gemm(A, B·s, s·β_g·C + β − μ·s; α, β=1), with s scaling
+    the columns of op(B) (rows of B when transB=1)."""
+    w = _float("B", bw)
+    if w.ndim != 2:
+        raise Refuse(f"Gemm B has rank {w.ndim}")
+    s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
+    n = w.shape[0] if trans_b else w.shape[1]
+    if s.shape[0] != n:
+        raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the Gemm {n}")
+    w2 = w.astype(np.float64) * (s[:, None] if trans_b else s[None, :])
+    c64 = np.zeros(1) if c is None else _float("C", c, w).astype(np.float64)
+    if c64.ndim > 2:
+        raise Refuse(f"Gemm C has rank {c64.ndim}")
+    c2 = s * float(beta_gemm) * c64 + t
+    return _cast(w, w2, c2)
+
+
+@computation("fold_batchnorm_matmul")
+def fold_batchnorm_matmul(
+    m: Match, w: Any, gamma: Any, beta: Any, mean: Any, var: Any, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """MatMul(A, W) → BN (A of rank 2, so BN's channel axis is W's column)  ⇒
+    Gemm(A, W·s, β − μ·s)."""
+    w = _float("W", w)
+    if w.ndim != 2:
+        raise Refuse(f"MatMul weight has rank {w.ndim}, not 2")
+    s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
+    if s.shape[0] != w.shape[1]:
+        raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the MatMul {w.shape[1]}")
+    return _cast(w, w.astype(np.float64) * s[None, :], t)
+
+
+@computation("batchnorm_to_affine")
+def batchnorm_to_affine(
+    m: Match, gamma: Any, beta: Any, mean: Any, var: Any, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """BN(x)  ⇒  x·s + t with s, t of shape [C, 1, ..., 1] (rank of x minus one)."""
+    like = _float("scale", gamma)
+    s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, like)
+    r = m.facts.rank(m.anchor.input[0])
+    if r is None or r < 2:
+        raise Refuse(f"cannot prove the rank of {m.anchor.input[0]}")
+    shape = (-1,) + (1,) * (r - 2)
+    return _cast(like, s.reshape(shape), t.reshape(shape))
+
+
+# ---------------------------------------------------------------------------- conv affine
+
+
+def _conv_affine(
+    m: Match, w: Any, b: Any, c: Any, op: str, group: int, transpose: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    w = _weight(w)
+    c_out = _out_channels(w, transpose, int(group))
+    vec = per_channel("constant", c, c_out, w.ndim, w)
+    bias = _bias(b, c_out, w)
+    if op == "mul":
+        return _cast(w, _scale_out_channels(w, vec, transpose, int(group)), bias * vec)
+    if op == "div":
+        if np.any(vec == 0):
+            raise Refuse("division by a zero constant")
+        inv = 1.0 / vec
+        return _cast(w, _scale_out_channels(w, inv, transpose, int(group)), bias * inv)
+    if op == "add":
+        return _cast(w, w.astype(np.float64), bias + vec)
+    if op == "sub":
+        return _cast(w, w.astype(np.float64), bias - vec)
+    raise Refuse(f"unknown affine op {op}")
+
+
+@computation("fold_affine_conv")
+def fold_affine_conv(
+    m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conv(x, W, b) ∘ c  ⇒  Conv(x, W', b') for a per-output-channel constant c:
+    ·c: W' = W·c, b' = b·c;  /c: W' = W/c, b' = b/c;  +c: b' = b + c;  −c: b' = b − c."""
+    return _conv_affine(m, w, b, c, op, group, False)
+
+
+@computation("fold_affine_convtranspose")
+def fold_affine_convtranspose(
+    m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """As `fold_affine_conv`, with ConvTranspose's weight layout [C_in, C_out/group, k...]."""
+    return _conv_affine(m, w, b, c, op, group, True)
+
+
+# ---------------------------------------------------------------------------- constants
+
+
+@computation("combine")
+def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
+    """Merge two constants of one float dtype in float64: "mul" a·b, "div" a/b, "rdiv" b/a,
+    "add" a+b, "sub" a−b, "rsub" b−a, "recip_mul" 1/(a·b)."""
+    x = _float("first constant", a)
+    y = _float("second constant", b, x)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    if (how in ("div", "recip_mul") and np.any(y64 == 0)) or (how == "rdiv" and np.any(x64 == 0)):
+        raise Refuse("division by a zero constant")
+    ops = {
+        "mul": lambda: x64 * y64,
+        "div": lambda: x64 / y64,
+        "rdiv": lambda: y64 / x64,
+        "add": lambda: x64 + y64,
+        "sub": lambda: x64 - y64,
+        "rsub": lambda: y64 - x64,
+    }
+    if how not in ops:
+        raise Refuse(f"unknown combination {how}")
+    return np.ascontiguousarray(ops[how]().astype(x.dtype))
+
+
+@computation("clip_params")
+def clip_params(m: Match, lo: Any, hi: Any) -> list[float]:
+    """FusedConv's activation_params for Clip: [min, max] (absent bounds → ∓float32 max)."""
+    big = float(np.finfo(np.float32).max)
+    low = -big if lo is None else float(np.asarray(lo).reshape(()))
+    high = big if hi is None else float(np.asarray(hi).reshape(()))
+    return [low, high]
+
+
+@computation("params")
+def params(m: Match, *values: Any) -> list[float]:
+    """A list of floats from scalar attributes or constants (e.g. [alpha, beta])."""
+    out = []
+    for v in values:
+        if v is None:
+            raise Refuse("a parameter is not a constant")
+        out.append(float(np.asarray(v).reshape(())))
+    return out
+
+
+@computation("layernorm_params")
+def layernorm_params(
+    m: Match, gamma: Any, beta: Any, axes: Any
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """LayerNormalization's axis (−k for k normalized trailing axes) and its Scale/B: γ and β
+    must have exactly the normalized rank k, one shape, and more than one element."""
+    g = _float("scale", gamma)
+    b = _float("bias", beta, g)
+    k = len(np.asarray(axes).ravel())
+    if g.ndim != k or b.shape != g.shape or g.size < 2:
+        raise Refuse(
+            f"scale {list(g.shape)} / bias {list(b.shape)} do not cover the {k} normalized axes"
+        )
+    return -k, g, b

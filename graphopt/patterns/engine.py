@@ -1,0 +1,465 @@
+"""The pattern matcher and rewriter: finds a rule's target in a `Graph` and replaces it.
+
+Matching starts at candidate anchor nodes (the target's last node, looked up in an index by
+op type) and walks producers backwards with backtracking: commutative operands are tried in
+both orders, constants match by value within a tolerance, optional inputs may be absent, and a
+variable used twice must be the same tensor. A structural match then passes the preconditions
+every rule shares (intermediates have no consumer outside the match and are not graph outputs,
+size-one constants cannot broadcast a result to a higher rank, every replacement op exists at the
+model's opset) and the rule's own named checks; only then is anything computed or mutated.
+
+What it does not do: choose which rules run (see `graphopt.passes.fuse_patterns`), or know any
+op's meaning beyond commutativity and rank (checks and computations carry that).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.patterns.rules import Absent, AttrRef, Literal, Pattern, PatternNode, Rule, Var
+
+log = logging.getLogger("graphopt.patterns")
+
+COMMUTATIVE = frozenset(
+    {"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal", "BitwiseAnd",
+     "BitwiseOr", "BitwiseXor"}
+)  # fmt: skip
+
+# Ops whose output has the rank of their first input (used to prove constants don't broadcast).
+RANK_OF_FIRST_INPUT = frozenset(
+    {"Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Clip",
+     "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf", "Softplus", "Mish", "Gelu", "Swish", "Identity",
+     "BatchNormalization", "InstanceNormalization", "LayerNormalization", "Softmax", "Cast",
+     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "Dropout", "Resize",
+     "Upsample", "PRelu", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Tan", "Sin", "Cos",
+     "ThresholdedRelu", "Softsign", "Celu", "QuickGelu", "FusedConv"}
+)  # fmt: skip
+RANK_OF_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where"})
+
+
+class Refuse(Exception):
+    """Raised by a check or computation that refuses a match; the message is the reason."""
+
+
+# ---------------------------------------------------------------------------- facts
+
+
+class Facts:
+    """Per-run caches over a graph: constant values, ranks, schema defaults."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self._values: dict[str, np.ndarray | None] = {}
+        self._ranks: dict[str, int | None] = {}
+        self._declared: dict[str, int] | None = None
+
+    def value(self, tensor: str) -> np.ndarray | None:
+        if tensor not in self._values:
+            self._values[tensor] = self.graph.constant(tensor)
+        return self._values[tensor]
+
+    def forget(self, tensor: str) -> None:
+        self._values.pop(tensor, None)
+        self._ranks.pop(tensor, None)
+
+    def declared_rank(self, tensor: str) -> int | None:
+        if self._declared is None:
+            g = self.graph.proto
+            self._declared = {}
+            for vi in itertools.chain(g.input, g.output, g.value_info):
+                tt = vi.type.tensor_type
+                if vi.type.HasField("tensor_type") and tt.HasField("shape"):
+                    self._declared[vi.name] = len(tt.shape.dim)
+        return self._declared.get(tensor)
+
+    def rank(self, tensor: str, depth: int = 0) -> int | None:
+        """The rank of `tensor` when it can be proven cheaply; None otherwise."""
+        if tensor in self._ranks:
+            return self._ranks[tensor]
+        r = self._rank(tensor, depth)
+        self._ranks[tensor] = r
+        return r
+
+    def _rank(self, tensor: str, depth: int) -> int | None:
+        declared = self.declared_rank(tensor)
+        if declared is not None:
+            return declared
+        v = self.value(tensor)
+        if v is not None:
+            return v.ndim
+        node = self.graph.producer_node(tensor)
+        if node is None or depth > 200 or node.domain not in ("", "ai.onnx", "com.microsoft"):
+            return None
+        if node.output[0] != tensor:
+            return None
+        op = node.op_type
+        if op in ("Conv", "ConvTranspose", "FusedConv") and len(node.input) > 1:
+            w = self.value(node.input[1])
+            if w is not None:
+                return w.ndim
+            return self.rank(node.input[0], depth + 1)
+        if op in RANK_OF_FIRST_INPUT:
+            return self.rank(node.input[0], depth + 1)
+        if op in RANK_OF_BROADCAST:
+            ranks = [self.rank(i, depth + 1) for i in node.input if i]
+            if any(r is None for r in ranks):
+                return None
+            return max(r for r in ranks if r is not None)
+        if op == "Gemm":
+            return 2
+        if op == "Concat":
+            return self.rank(node.input[0], depth + 1)
+        return None
+
+
+_SCHEMA_DEFAULTS: dict[tuple[str, str, int, str], Any] = {}
+
+
+def schema_default(op: str, domain: str, version: int, attr: str) -> Any:
+    """The default value of an attribute in the op's schema at `version` (None if none)."""
+    key = (op, domain, version, attr)
+    if key not in _SCHEMA_DEFAULTS:
+        value = None
+        try:
+            schema = onnx.defs.get_schema(op, version, domain)
+            a = schema.attributes.get(attr)
+            if a is not None and a.default_value.name:
+                value = _plain(onnx.helper.get_attribute_value(a.default_value))
+        except onnx.defs.SchemaError:
+            value = None
+        _SCHEMA_DEFAULTS[key] = value
+    return _SCHEMA_DEFAULTS[key]
+
+
+_AVAILABLE: dict[tuple[str, int], bool] = {}
+
+# First default-domain opset of ops rules commonly emit, so that a run need not load ONNX's
+# schema registry (~15 ms the first time in a process). Other ops ask `onnx.defs`.
+FIRST_OPSET: dict[str, int] = {
+    "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Conv": 1, "ConvTranspose": 1, "Gemm": 1,
+    "MatMul": 1, "Relu": 1, "Sigmoid": 1, "Tanh": 1, "Softplus": 1, "HardSigmoid": 1,
+    "LeakyRelu": 1, "Clip": 1, "HardSwish": 14, "LayerNormalization": 17, "Mish": 18,
+    "Gelu": 20, "Swish": 24,
+}  # fmt: skip
+
+
+def op_available(op: str, domain: str, version: int) -> bool:
+    """Whether `op` exists at opset `version` of `domain` (non-ONNX domains: assumed yes)."""
+    if domain not in ("", "ai.onnx"):
+        return True
+    if op in FIRST_OPSET:
+        return version >= FIRST_OPSET[op]
+    key = (op, version)
+    if key not in _AVAILABLE:
+        _AVAILABLE[key] = bool(onnx.defs.has(op, max_inclusive_version=version, domain=""))
+    return _AVAILABLE[key]
+
+
+def first_opset(op: str) -> int | None:
+    """The first default-domain opset that has `op`."""
+    if op in FIRST_OPSET:
+        return FIRST_OPSET[op]
+    try:
+        schema = onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "")
+    except onnx.defs.SchemaError:
+        return None
+    v = schema.since_version
+    while v > 1 and onnx.defs.has(op, max_inclusive_version=v - 1, domain=""):
+        v = onnx.defs.get_schema(op, v - 1, "").since_version
+    return v
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------- matches
+
+
+@dataclass
+class Match:
+    """One structural match of a rule's target: variable bindings and matched nodes."""
+
+    rule: Rule
+    pattern: Pattern
+    graph: Graph
+    facts: Facts
+    tensors: dict[str, str | None] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[int, onnx.NodeProto] = field(default_factory=dict)
+    literal_sites: list[tuple[int, int]] = field(default_factory=list)  # (pattern node, input)
+    computed: dict[str, Any] = field(default_factory=dict)
+    replacement_attrs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> onnx.NodeProto:
+        return self.nodes[len(self.pattern.nodes) - 1]
+
+    def tensor(self, var: str) -> str | None:
+        return self.tensors.get(var)
+
+    def value(self, var: str) -> np.ndarray | None:
+        """The constant value bound to `var` (None if absent or not constant)."""
+        t = self.tensors.get(var)
+        return None if t is None else self.facts.value(t)
+
+    def node_of(self, var: str) -> onnx.NodeProto | None:
+        """The matched node that produced `var`."""
+        for i, pnode in enumerate(self.pattern.nodes):
+            if var in pnode.outputs:
+                return self.nodes.get(i)
+        return None
+
+    def arg(self, a: Any) -> Any:
+        """A call argument: a tensor variable's constant value (or None), an attribute, a literal."""
+        if isinstance(a, Var):
+            if a.name in self.attrs:
+                return self.attrs[a.name]
+            return self.value(a.name)
+        return a
+
+    def copy(self) -> Match:
+        return Match(
+            self.rule,
+            self.pattern,
+            self.graph,
+            self.facts,
+            dict(self.tensors),
+            dict(self.attrs),
+            dict(self.nodes),
+            list(self.literal_sites),
+        )
+
+
+class Matcher:
+    """Finds the structural matches of one target pattern rooted at a given node."""
+
+    def __init__(self, graph: Graph, facts: Facts):
+        self.graph = graph
+        self.facts = facts
+        self.opset = graph.opset_version("")
+        self.best_depth = 0
+        self.best_reason = ""
+        self._constant_vars: frozenset[str] = frozenset()
+
+    def matches(self, rule: Rule, pattern: Pattern, anchor: onnx.NodeProto) -> Iterator[Match]:
+        self.best_depth = 0
+        self.best_reason = ""
+        self._constant_vars = rule.constant_vars
+        if not self.plausible(pattern, len(pattern.nodes) - 1, anchor, 3):
+            self.best_depth = 1
+            self.best_reason = f"{anchor.name}'s inputs do not have the pattern's producers"
+            return
+        start = Match(rule, pattern, self.graph, self.facts)
+        yield from self._node(pattern, len(pattern.nodes) - 1, anchor, start)
+
+    def plausible(self, pattern: Pattern, index: int, node: onnx.NodeProto, depth: int) -> bool:
+        """A cheap necessary condition for a match at `node`: op types along the producers,
+        `depth` levels deep, ignoring which variable is which (no backtracking)."""
+        pnode = pattern.nodes[index]
+        if node.op_type != pnode.op:
+            return False
+        if depth == 0:
+            return True
+        producers = pattern.producers()
+        graph = self.graph
+        inputs = node.input
+        commutative = pnode.op in COMMUTATIVE
+        for k, operand in enumerate(pnode.inputs):
+            if isinstance(operand, Literal) or (
+                isinstance(operand, Var)
+                and not operand.optional
+                and operand.name in self._constant_vars
+                and operand.name not in producers
+            ):
+                if commutative:
+                    if not any(t and self._is_const(t) for t in inputs):
+                        return False
+                elif k >= len(inputs) or not inputs[k] or not self._is_const(inputs[k]):
+                    return False
+                continue
+            if not isinstance(operand, Var):
+                continue
+            child = producers.get(operand.name)
+            if child is None or child == index:
+                continue
+            candidates = inputs if commutative else inputs[k : k + 1]
+            ok = False
+            for t in candidates:
+                prod = graph.producer_node(t) if t else None
+                if prod is not None and self.plausible(pattern, child, prod, depth - 1):
+                    ok = True
+                    break
+            if not ok:
+                return False
+        return True
+
+    def _is_const(self, tensor: str) -> bool:
+        return self.graph.is_constant(tensor)
+
+    def _fail(self, m: Match, reason: str) -> None:
+        if len(m.nodes) >= self.best_depth:
+            self.best_depth = len(m.nodes)
+            self.best_reason = reason
+
+    def _node(
+        self, pattern: Pattern, index: int, node: onnx.NodeProto, m: Match
+    ) -> Iterator[Match]:
+        pnode = pattern.nodes[index]
+        if node.op_type != pnode.op or (node.domain or "") not in _domains(pnode.domain):
+            self._fail(m, f"{node.name} is {node.op_type}, not {pnode.op}")
+            return
+        if any(existing is node for existing in m.nodes.values()):
+            self._fail(m, f"{node.name} would match twice")
+            return
+        m = m.copy()
+        m.nodes[index] = node
+        for j, out in enumerate(pnode.outputs):
+            if j >= len(node.output) or not node.output[j]:
+                self._fail(m, f"{node.name} lacks output {j}")
+                return
+            bound = m.tensors.get(out)
+            if bound is not None and bound != node.output[j]:
+                return
+            m.tensors[out] = node.output[j]
+        reason = self._attrs(pnode, node, m)
+        if reason:
+            self._fail(m, reason)
+            return
+        present = [i for i, name in enumerate(node.input) if name]
+        if present and present[-1] >= len(pnode.inputs):
+            self._fail(m, f"{node.name} has more inputs than the pattern's {pnode.op}")
+            return
+        orders: list[tuple[int, ...]] = [tuple(range(len(pnode.inputs)))]
+        if pnode.op in COMMUTATIVE and pnode.domain == "" and 2 <= len(pnode.inputs) <= 3:
+            orders = list(itertools.permutations(range(len(pnode.inputs))))
+        for order in orders:
+            yield from self._inputs(
+                pattern,
+                index,
+                node,
+                [node.input[k] if k < len(node.input) else "" for k in order],
+                0,
+                m,
+            )
+
+    def _inputs(
+        self,
+        pattern: Pattern,
+        index: int,
+        node: onnx.NodeProto,
+        names: list[str],
+        k: int,
+        m: Match,
+    ) -> Iterator[Match]:
+        pnode = pattern.nodes[index]
+        if k == len(pnode.inputs):
+            yield m
+            return
+        operand = pnode.inputs[k]
+        name = names[k]
+        if isinstance(operand, Absent):
+            if name:
+                self._fail(m, f"{node.name} input {k} must be absent")
+                return
+            yield from self._inputs(pattern, index, node, names, k + 1, m)
+            return
+        if isinstance(operand, Literal):
+            if not name:
+                return
+            value = self.facts.value(name)
+            if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.number):
+                self._fail(
+                    m, f"{node.name} input {k} ({name}) is not the constant {operand.value:g}"
+                )
+                return
+            v = float(value.reshape(()).astype(np.float64))
+            if abs(v - operand.value) > 1e-7 + operand.rtol * abs(operand.value):
+                self._fail(m, f"{node.name} input {k} is {v:g}, not {operand.value:g}")
+                return
+            m2 = m.copy()
+            m2.literal_sites.append((index, k))
+            yield from self._inputs(pattern, index, node, names, k + 1, m2)
+            return
+        var = operand.name
+        if not name:
+            if not operand.optional:
+                self._fail(m, f"{node.name} input {k} is missing")
+                return
+            if m.tensors.get(var, None) is not None:
+                return
+            m2 = m.copy()
+            m2.tensors[var] = None
+            yield from self._inputs(pattern, index, node, names, k + 1, m2)
+            return
+        producers = pattern.producers()
+        if var in producers and producers[var] != index:
+            pidx = producers[var]
+            if pidx in m.nodes:
+                if m.tensors.get(var) != name:
+                    return
+                yield from self._inputs(pattern, index, node, names, k + 1, m)
+                return
+            prod = self.graph.producer_node(name)
+            if prod is None:
+                self._fail(m, f"{name} has no producer (expected {pattern.nodes[pidx].op})")
+                return
+            out_index = pattern.nodes[pidx].outputs.index(var)
+            if out_index >= len(prod.output) or prod.output[out_index] != name:
+                return
+            for m2 in self._node(pattern, pidx, prod, m):
+                yield from self._inputs(pattern, index, node, names, k + 1, m2)
+            return
+        bound = m.tensors.get(var, "")
+        if var in m.tensors and bound != name:
+            self._fail(m, f"{var} must be the same tensor in every place")
+            return
+        m2 = m.copy()
+        m2.tensors[var] = name
+        yield from self._inputs(pattern, index, node, names, k + 1, m2)
+
+    def _attrs(self, pnode: PatternNode, node: onnx.NodeProto, m: Match) -> str:
+        if not pnode.attrs:
+            return ""
+        have = {a.name: a for a in node.attribute}
+        for key, want in pnode.attrs.items():
+            if key in have:
+                value = _plain(onnx.helper.get_attribute_value(have[key]))
+            else:
+                value = schema_default(node.op_type, node.domain or "", self._version(node), key)
+            if isinstance(want, AttrRef):
+                if want.name in m.attrs and not _same(m.attrs[want.name], value):
+                    return f"{node.name} attribute {key} differs from an earlier capture"
+                m.attrs[want.name] = value
+            elif not _same(value, want):
+                return f"{node.name} has {key}={value!r}, the rule needs {want!r}"
+        return ""
+
+    def _version(self, node: onnx.NodeProto) -> int:
+        return self.graph.opset_version(node.domain or "")
+
+
+def _domains(domain: str) -> tuple[str, ...]:
+    return ("", "ai.onnx") if domain == "" else (domain,)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) or isinstance(b, list):
+        if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
+            return False
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) <= 1e-7 + 1e-5 * abs(float(b))
+    return bool(a == b)

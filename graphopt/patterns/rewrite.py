@@ -1,0 +1,413 @@
+"""Applying rules: the shared preconditions, checks, computations and the graph edit.
+
+`RuleRunner.run(rules)` sweeps the graph: for every rule, every candidate anchor node of the
+rule's anchor op (from an index built once per sweep), the first match that passes every
+precondition is rewritten; sweeps repeat while something changed. Refusals and applications are
+reported through `PassContext.note` for `graphopt optimize --explain`.
+
+Preconditions shared by every rule (checked before any mutation):
+  * every matched node that is removed has no consumer outside the match, and no output of it is
+    a graph output (nodes the rule lists in `multi_use` may stay when used elsewhere);
+  * a size-one constant matched by value does not raise the rank of the result it feeds;
+  * every op of the replacement exists at the model's opset (never emit an op the model lacks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.patterns.checks import CHECKS
+from graphopt.patterns.compute import COMPUTATIONS
+from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
+from graphopt.patterns.rules import AttrRef, Rule, Var
+
+if TYPE_CHECKING:
+    from graphopt.passes.base import PassContext
+
+log = logging.getLogger("graphopt.patterns")
+
+
+@dataclass
+class RunStats:
+    applied: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    opset_needed: int = 0  # highest default-domain opset a refused replacement needed
+
+
+class RuleRunner:
+    """Runs a list of rules over one graph until none applies (at most `max_sweeps` sweeps).
+
+    The first sweep tries every node of each rule's anchor op; later sweeps only the nodes a
+    rewrite could have made matchable: within `K` consumer hops (K = the largest target) of a
+    node a rewrite added or of the producers feeding it. A rule whose replacement needs a newer
+    opset is not tried at all unless explanations are recorded or an upgrade may follow
+    (`try_unavailable`).
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        ctx: PassContext | None = None,
+        max_sweeps: int = 8,
+        try_unavailable: bool = False,
+    ):
+        self.graph = graph
+        self.ctx = ctx
+        self.max_sweeps = max_sweeps
+        self.try_unavailable = try_unavailable or bool(ctx is not None and ctx.record_explanations)
+        self.facts = Facts(graph)
+        self.matcher = Matcher(graph, self.facts)
+        self.stats = RunStats()
+        self._noted: set[tuple[str, str]] = set()
+        self._added: list[str] = []
+        self._opset_reasons: dict[tuple[str, int], str] = {}
+
+    def run(self, rules: Sequence[Rule]) -> RunStats:
+        usable = []
+        for rule in rules:
+            if self._opset_of(rule) and not self.try_unavailable:
+                continue
+            usable.append(rule)
+        if not usable:
+            return self.stats
+        reach = max(len(t.nodes) for r in usable for t in r.targets)
+        restrict: set[str] | None = None
+        active = usable
+        for _ in range(self.max_sweeps):
+            self._added = []
+            if not active or not self._sweep(active, restrict):
+                break
+            restrict = self._neighbourhood(self._added, reach)
+            # A new match contains a new node, or the producer of one of its inputs (whose
+            # consumers changed): only rules with such an op in their target can newly match.
+            ops = {self.graph.nodes[n].op_type for n in restrict if n in self.graph.nodes}
+            active = [r for r in usable if _target_ops(r) & ops]
+        return self.stats
+
+    def _neighbourhood(self, added: list[str], reach: int) -> set[str]:
+        graph = self.graph
+        frontier = [n for n in added if n in graph.nodes]
+        for name in list(frontier):
+            for t in graph.nodes[name].input:
+                p = graph.producer.get(t) if t else None
+                if p is not None:
+                    frontier.append(p)
+        seen = set(frontier)
+        for _ in range(reach):
+            nxt = []
+            for name in frontier:
+                for out in graph.nodes[name].output:
+                    for c in graph.consumers.get(out, ()):
+                        if c not in seen:
+                            seen.add(c)
+                            nxt.append(c)
+            frontier = nxt
+        return seen
+
+    def _sweep(self, rules: Sequence[Rule], restrict: set[str] | None) -> bool:
+        index: dict[str, list[onnx.NodeProto]] = {}
+        if restrict is None:
+            for node in self.graph.nodes.values():
+                index.setdefault(node.op_type, []).append(node)
+        else:
+            for name in restrict:
+                found = self.graph.nodes.get(name)
+                if found is not None:
+                    index.setdefault(found.op_type, []).append(found)
+        changed = False
+        for rule in rules:
+            candidates: list[onnx.NodeProto] = []
+            for op in sorted({op for _, op in rule.anchor_ops}):
+                candidates.extend(index.get(op, ()))
+            for node in candidates:
+                if self.graph.nodes.get(node.name) is not node:
+                    continue  # removed by an earlier rewrite in this sweep
+                if self.try_rule(rule, node):
+                    changed = True
+        return changed
+
+    def _opset_of(self, rule: Rule) -> str:
+        """Why the rule's replacement cannot be emitted at the model's opset ("" if it can)."""
+        version = self.graph.opset_version("")
+        key = (rule.name, version)
+        if key not in self._opset_reasons:
+            self._opset_reasons[key] = self._opset_reason(rule, version)
+        return self._opset_reasons[key]
+
+    def _opset_reason(self, rule: Rule, version: int) -> str:
+        for pnode in rule.replacement.nodes:
+            if pnode.domain in ("", "ai.onnx") and not op_available(pnode.op, "", version):
+                need = first_opset(pnode.op) or 0
+                return f"{pnode.op} needs opset {need}, the model has {version}"
+        return ""
+
+    # ------------------------------------------------------------------ one anchor
+    def try_rule(self, rule: Rule, anchor: onnx.NodeProto) -> bool:
+        """Match `rule` at `anchor`; rewrite and return True if some match passes every check."""
+        refusal = ""
+        matched_any = False
+        for pattern in rule.targets:
+            if pattern.root.op != anchor.op_type:
+                continue
+            for m in self.matcher.matches(rule, pattern, anchor):
+                matched_any = True
+                reason = self._preconditions(m)
+                if not reason:
+                    try:
+                        self._compute(m)
+                    except Refuse as e:
+                        reason = str(e)
+                if reason:
+                    refusal = refusal or reason
+                    continue
+                self._apply(m)
+                self.stats.applied[rule.name] = self.stats.applied.get(rule.name, 0) + 1
+                self._note(rule, anchor, "applied", "")
+                return True
+            if not matched_any and self.matcher.best_depth >= 2 and not refusal:
+                refusal = f"no match: {self.matcher.best_reason}"
+        if refusal:
+            self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1
+            self._note(rule, anchor, "refused", refusal)
+        return False
+
+    def _note(self, rule: Rule, anchor: onnx.NodeProto, outcome: str, reason: str) -> None:
+        if self.ctx is None or not self.ctx.record_explanations:
+            return
+        key = (rule.name, anchor.name)
+        if outcome != "applied" and key in self._noted:
+            return
+        self._noted.add(key)
+        self.ctx.note(rule.name, anchor.name, outcome, reason)
+
+    # ------------------------------------------------------------------ preconditions
+    def _preconditions(self, m: Match) -> str:
+        reason = self._removable(m)
+        if reason:
+            return reason
+        reason = self._literal_ranks(m)
+        if reason:
+            return reason
+        reason = self._opset(m)
+        if reason:
+            return reason
+        for call in m.rule.checks:
+            try:
+                reason = CHECKS[call.name](m, *call.args) or ""
+            except Refuse as e:
+                reason = str(e)
+            if reason:
+                return f"{call.name}: {reason}"
+        return ""
+
+    def removal_set(self, m: Match) -> tuple[list[onnx.NodeProto], str]:
+        """Matched nodes to remove, or a reason why an intermediate is needed elsewhere."""
+        remove = {n.name: n for n in m.nodes.values()}
+        root = m.anchor
+        outputs = set(self.graph.graph_outputs)
+        while True:
+            keep = []
+            for name, node in remove.items():
+                if node is root:
+                    continue
+                for out in node.output:
+                    if not out:
+                        continue
+                    outside = [c for c in self.graph.consumers.get(out, {}) if c not in remove]
+                    if outside or out in outputs:
+                        keep.append((name, out, outside))
+                        break
+            if not keep:
+                break
+            for name, out, outside in keep:
+                var = _var_of(m, out)
+                if var is None or var not in m.rule.multi_use:
+                    where = f"{outside[0]}" if outside else "the graph outputs"
+                    return [], f"intermediate {out} is also used by {where}"
+                del remove[name]
+        for out in root.output[1:]:
+            if out and (self.graph.consumers.get(out) or out in outputs):
+                return [], f"{root.name} output {out} is used"
+        return list(remove.values()), ""
+
+    def _removable(self, m: Match) -> str:
+        return self.removal_set(m)[1]
+
+    def _literal_ranks(self, m: Match) -> str:
+        for index, k in m.literal_sites:
+            node = m.nodes[index]
+            value = self.facts.value(node.input[k])
+            if value is None or value.ndim == 0:
+                continue
+            others = [self.facts.rank(t) for i, t in enumerate(node.input) if t and i != k]
+            known = [r for r in others if r is not None]
+            if len(known) != len(others) or not known or max(known) < value.ndim:
+                return (
+                    f"cannot prove that constant {node.input[k]} of shape {list(value.shape)} "
+                    f"does not broadcast the result of {node.name}"
+                )
+        return ""
+
+    def _opset(self, m: Match) -> str:
+        reason = self._opset_of(m.rule)
+        if reason:
+            version = self.graph.opset_version("")
+            for pnode in m.rule.replacement.nodes:
+                if pnode.domain in ("", "ai.onnx") and not op_available(pnode.op, "", version):
+                    need = first_opset(pnode.op) or 0
+                    self.stats.opset_needed = max(self.stats.opset_needed, need)
+        return reason
+
+    def _compute(self, m: Match) -> None:
+        call = m.rule.compute
+        if call is None:
+            self._plan_attrs(m)
+            return
+        result = COMPUTATIONS[call.name](m, *[m.arg(a) for a in call.args])
+        if not isinstance(result, tuple):
+            result = (result,)
+        if len(result) != len(call.outputs):
+            raise Refuse(f"{call.name} returned {len(result)} values for {len(call.outputs)} names")
+        m.computed = dict(zip(call.outputs, result, strict=True))
+        self._plan_attrs(m)
+
+    def _plan_attrs(self, m: Match) -> None:
+        m.replacement_attrs = [
+            {key: self._attr_value(m, spec) for key, spec in pnode.attrs.items()}
+            for pnode in m.rule.replacement.nodes
+        ]
+
+    # ------------------------------------------------------------------ the edit
+    def _apply(self, m: Match) -> None:
+        graph = self.graph
+        remove, _ = self.removal_set(m)
+        root = m.anchor
+        hint = root.name
+        names: dict[str, str] = {}
+        for var, value in m.computed.items():
+            if isinstance(value, np.ndarray):
+                names[var] = graph.add_initializer(f"{hint}_{var}", value)
+        old_inputs = {t for n in remove for t in n.input if t}
+        for node in remove:
+            graph.remove_node(node)
+        out_var = m.rule.replacement.output
+        for pnode, attrs in zip(m.rule.replacement.nodes, m.replacement_attrs, strict=True):
+            inputs = []
+            for op in pnode.inputs:
+                assert isinstance(op, Var)
+                if op.name in names:
+                    inputs.append(names[op.name])
+                else:
+                    inputs.append(m.tensors.get(op.name) or "")
+            while inputs and not inputs[-1]:
+                inputs.pop()
+            outputs = []
+            for out in pnode.outputs:
+                if out == out_var:
+                    outputs.append(m.tensors[out_var] or "")
+                else:
+                    names[out] = graph.unique_name(f"{hint}_{out}")
+                    outputs.append(names[out])
+            node = onnx.helper.make_node(pnode.op, inputs, outputs, name=hint)
+            if pnode.domain:
+                node.domain = pnode.domain
+                self._import_domain(pnode.domain)
+            if pnode.copy_attrs_from:
+                source = m.node_of(pnode.copy_attrs_from)
+                if source is not None:
+                    node.attribute.extend(source.attribute)
+            for key, value in attrs.items():
+                _set_attr(
+                    node, key, value, pnode.op, pnode.domain, graph.opset_version(pnode.domain)
+                )
+            graph.add_node(node)
+            self._added.append(node.name)
+        self._drop_dead_constants(old_inputs)
+
+    def _attr_value(self, m: Match, spec: Any) -> Any:
+        if not isinstance(spec, AttrRef):
+            return spec
+        if spec.name in m.computed:
+            return _python(m.computed[spec.name])
+        if spec.name in m.attrs:
+            return m.attrs[spec.name]
+        value = m.value(spec.name)
+        if value is None:
+            raise Refuse(f"attribute source {spec.name} is not a constant")
+        return _python(value)
+
+    def _import_domain(self, domain: str) -> None:
+        if domain in self.graph.opset:
+            return
+        self.graph.model.opset_import.append(onnx.helper.make_opsetid(domain, 1))
+        self.graph.opset[domain] = 1
+
+    def _drop_dead_constants(self, tensors: Iterable[str]) -> None:
+        graph = self.graph
+        for t in tensors:
+            if graph.consumers.get(t) or graph.is_graph_output(t) or graph.is_graph_input(t):
+                continue
+            if t in graph.initializers:
+                graph.remove_initializer(t)
+                self.facts.forget(t)
+                continue
+            node = graph.producer_node(t)
+            if node is not None and node.op_type == "Constant" and len(node.output) == 1:
+                graph.remove_node(node)
+                self.facts.forget(t)
+
+
+def _target_ops(rule: Rule) -> set[str]:
+    return {n.op for t in rule.targets for n in t.nodes}
+
+
+def _var_of(m: Match, tensor: str) -> str | None:
+    for var, t in m.tensors.items():
+        if t == tensor:
+            return var
+    return None
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.size == 1:
+            return value.reshape(()).item()
+        return value.ravel().tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _set_attr(
+    node: onnx.NodeProto, key: str, value: Any, op: str, domain: str, version: int
+) -> None:
+    """Set attribute `key`, coerced to the type the op's schema declares when it has one."""
+    for i, a in enumerate(node.attribute):
+        if a.name == key:
+            del node.attribute[i]
+            break
+    kind = None
+    if domain in ("", "ai.onnx"):
+        try:
+            schema = onnx.defs.get_schema(op, version, "")
+            if key in schema.attributes:
+                kind = schema.attributes[key].type
+        except onnx.defs.SchemaError:
+            kind = None
+    A = onnx.AttributeProto
+    if kind == A.FLOAT:
+        value = float(value)
+    elif kind == A.INT:
+        value = int(value)
+    elif kind == A.FLOATS:
+        value = [float(v) for v in value]
+    elif kind == A.INTS:
+        value = [int(v) for v in value]
+    node.attribute.append(onnx.helper.make_attribute(key, value))

@@ -1,0 +1,692 @@
+"""Rule files: the declarative rule format, its parser and validator.
+
+A rule file is YAML with a `rules:` list (and optional `macros:`). Each rule has a `name`, a
+`group` (pipelines select rules by group), a `doc` (the rewrite as math), a `target`, a
+`replacement`, optional `checks` and an optional `compute`:
+
+    macros:
+      Relu6(a): ["Clip(a, 0, 6)", "Min(Relu(a), 6)"]
+    rules:
+      - name: hardswish
+        group: activations
+        doc: x·relu6(x+3)/6 ⇒ HardSwish(x)
+        target: y = Div(Mul(x, Relu6(Add(x, 3))), 6)
+        replacement: y = HardSwish(x)
+
+Target and replacement are small programs in a Python-shaped op syntax, one statement a line:
+`out = Op(inputs, attr=value)`, nested calls allowed (`Div(Mul(x, c), 6)`), `domain.Op` for
+other domains, `a, b = Op(...)` for several outputs.
+
+Inputs of a target: a name (a variable; the same name twice must be the same tensor), a number
+or `approx(v, rtol)` (a constant of one element equal to v), `optional(B)` (present or absent),
+`None` (must be absent). Attributes of a target: `k=literal` constrains the attribute (floats with
+tolerance; an absent attribute takes the schema default), `k=name` captures its value.
+
+Inputs of a replacement: target variables, names produced by `compute`, and new intermediates.
+Attributes: literals, captured names (or a scalar constant bound to a tensor variable), and
+`**attrs_of(v)` to copy every attribute of the target node that produced `v`.
+
+`checks` is a list of calls of named checks (`graphopt.patterns.checks`), `compute` a call of a
+named computation (`graphopt.patterns.compute`): `W2, B2 = fold_batchnorm_conv(W, B, ...)`.
+
+A `target` may be a list: alternatives sharing replacement and checks. Every error is a
+`PipelineError` naming the file and line. This module does not match or rewrite anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphopt.errors import PipelineError
+
+try:  # libyaml is ~10x faster than the pure-Python composer
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+DEFAULT_RTOL = 1e-5
+
+
+# ---------------------------------------------------------------------------- the rule IR
+
+
+@dataclass(frozen=True)
+class Var:
+    """A named tensor: bound on first use in a target, compared on later uses."""
+
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A constant tensor of one element whose value is `value` (within `rtol`)."""
+
+    value: float
+    rtol: float = DEFAULT_RTOL
+
+
+@dataclass(frozen=True)
+class Absent:
+    """An input that must be missing (empty name or past the node's last input)."""
+
+
+Operand = Var | Literal | Absent
+
+
+@dataclass(frozen=True)
+class AttrRef:
+    """An attribute given by a name: captured in a target, referenced in a replacement."""
+
+    name: str
+
+
+@dataclass
+class PatternNode:
+    op: str
+    domain: str
+    inputs: list[Operand]
+    outputs: list[str]
+    attrs: dict[str, Any]  # name -> literal value or AttrRef
+    copy_attrs_from: str | None = None  # replacement only: variable whose producer's attrs
+    line: int = 0
+
+
+@dataclass
+class Pattern:
+    """A DAG of pattern nodes in topological order; the last node's first output is the root."""
+
+    nodes: list[PatternNode]
+    line: int = 0
+
+    @property
+    def root(self) -> PatternNode:
+        return self.nodes[-1]
+
+    @property
+    def output(self) -> str:
+        return self.root.outputs[0]
+
+    def producers(self) -> dict[str, int]:
+        """Variable name → index of the pattern node producing it (cached)."""
+        cached = self.__dict__.get("_producers")
+        if cached is None:
+            cached = {out: i for i, n in enumerate(self.nodes) for out in n.outputs}
+            self.__dict__["_producers"] = cached
+        return cached
+
+
+@dataclass
+class Call:
+    """`outputs = name(args)`: a check or computation call, arguments are variable names or
+    literals."""
+
+    name: str
+    args: list[Any]
+    outputs: list[str] = field(default_factory=list)
+    line: int = 0
+
+
+@dataclass
+class Rule:
+    name: str
+    group: str
+    doc: str
+    targets: list[Pattern]
+    replacement: Pattern
+    checks: list[Call] = field(default_factory=list)
+    compute: Call | None = None
+    multi_use: set[str] = field(default_factory=set)
+    source: str = "<string>"
+    line: int = 0
+
+    @property
+    def constant_vars(self) -> frozenset[str]:
+        """Variables the rule's checks require to be constants (a prefilter for the matcher)."""
+        cached = self.__dict__.get("_constant_vars")
+        if cached is None:
+            names = {
+                a.name
+                for c in self.checks
+                if c.name in ("constant", "float_constant", "scalar")
+                for a in c.args
+                if isinstance(a, Var)
+            }
+            cached = frozenset(names)
+            self.__dict__["_constant_vars"] = cached
+        return cached
+
+    @property
+    def anchor_ops(self) -> set[tuple[str, str]]:
+        return {(t.root.domain, t.root.op) for t in self.targets}
+
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load_rule_file(path: str | Path) -> list[Rule]:
+    """Parse and validate a rule file (cached by path and modification time)."""
+    p = Path(path)
+    try:
+        stamp = p.stat().st_mtime_ns
+    except OSError as e:
+        raise PipelineError(f"{p}: cannot read rule file: {e}") from e
+    return list(_load_cached(str(p), stamp))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: str, stamp: int) -> tuple[Rule, ...]:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{path}: cannot read rule file: {e}") from e
+    return tuple(parse_rules(text, path))
+
+
+def parse_rules(text: str, source: str = "<string>") -> list[Rule]:
+    """Parse a rule file's text; errors name `source` and the line."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise PipelineError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+    if root is None or not isinstance(root, yaml.MappingNode):
+        raise PipelineError(f"{source}:1: a rule file is a mapping with a `rules:` list")
+    top = {k.value: (k, v) for k, v in root.value}
+    for key, (knode, _) in top.items():
+        if key not in ("rules", "macros"):
+            raise PipelineError(
+                f"{source}:{_line(knode)}: unknown key {key!r}; valid keys: macros, rules"
+            )
+    macros = _macros(top["macros"][1], source) if "macros" in top else {}
+    if "rules" not in top or not isinstance(top["rules"][1], yaml.SequenceNode):
+        raise PipelineError(f"{source}:{_line(root)}: missing `rules:` list")
+    rules = [_rule(item, source, macros) for item in top["rules"][1].value]
+    seen: dict[str, int] = {}
+    for r in rules:
+        if r.name in seen:
+            raise PipelineError(
+                f"{source}:{r.line}: duplicate rule name {r.name!r} (first at line {seen[r.name]})"
+            )
+        seen[r.name] = r.line
+    return rules
+
+
+RULE_KEYS = {"name", "group", "doc", "target", "replacement", "checks", "compute", "multi_use"}
+
+
+def _rule(node: yaml.Node, source: str, macros: dict[str, Macro]) -> Rule:
+    line = _line(node)
+    if not isinstance(node, yaml.MappingNode):
+        raise PipelineError(f"{source}:{line}: each rule is a mapping (name, target, ...)")
+    fields = {k.value: (k, v) for k, v in node.value}
+    for key, (knode, _) in fields.items():
+        if key not in RULE_KEYS:
+            raise PipelineError(
+                f"{source}:{_line(knode)}: unknown rule key {key!r}; valid keys: {', '.join(sorted(RULE_KEYS))}"
+            )
+    for key in ("name", "target", "replacement"):
+        if key not in fields:
+            raise PipelineError(f"{source}:{line}: rule needs a `{key}:`")
+    name = _text(fields["name"][1], source)
+    group = _text(fields["group"][1], source) if "group" in fields else "user"
+    doc = _text(fields["doc"][1], source) if "doc" in fields else ""
+    tnode = fields["target"][1]
+    tnodes = tnode.value if isinstance(tnode, yaml.SequenceNode) else [tnode]
+    targets: list[Pattern] = []
+    for t in tnodes:
+        for expanded in _expand_macros(_text(t, source), macros, source, _body_line(t)):
+            targets.append(_pattern(expanded, source, _body_line(t), target=True))
+    rnode = fields["replacement"][1]
+    replacement = _pattern(_text(rnode, source), source, _body_line(rnode), target=False)
+    checks = [_call(_text(c, source), source, _line(c)) for c in _seq(fields, "checks", source)]
+    compute = None
+    if "compute" in fields:
+        cnode = fields["compute"][1]
+        compute = _call(_text(cnode, source), source, _body_line(cnode), allow_outputs=True)
+    multi_use = {_text(m, source) for m in _seq(fields, "multi_use", source)}
+    rule = Rule(name, group, doc, targets, replacement, checks, compute, multi_use, source, line)
+    _validate(rule)
+    return rule
+
+
+def _seq(fields: dict[str, tuple[yaml.Node, yaml.Node]], key: str, source: str) -> list[yaml.Node]:
+    if key not in fields:
+        return []
+    node = fields[key][1]
+    if not isinstance(node, yaml.SequenceNode):
+        raise PipelineError(f"{source}:{_line(node)}: `{key}:` must be a list")
+    return list(node.value)
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _body_line(node: yaml.Node) -> int:
+    """Line of the first statement of a scalar: block scalars (`|`) start on the next line."""
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        return _line(node) + 1
+    return _line(node)
+
+
+def _text(node: yaml.Node, source: str) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise PipelineError(f"{source}:{_line(node)}: expected text here")
+    return str(node.value)
+
+
+# ---------------------------------------------------------------------------- macros
+
+
+@dataclass
+class Macro:
+    params: list[str]
+    bodies: list[ast.expr]
+
+
+def _macros(node: yaml.Node, source: str) -> dict[str, Macro]:
+    if not isinstance(node, yaml.MappingNode):
+        raise PipelineError(f"{source}:{_line(node)}: `macros:` maps `Name(params)` to a list")
+    out: dict[str, Macro] = {}
+    for k, v in node.value:
+        head = _parse_expr(k.value, source, _line(k))
+        if not isinstance(head, ast.Call) or not isinstance(head.func, ast.Name):
+            raise PipelineError(f"{source}:{_line(k)}: a macro is declared as `Name(a, b)`")
+        params = []
+        for a in head.args:
+            if not isinstance(a, ast.Name):
+                raise PipelineError(f"{source}:{_line(k)}: macro parameters are plain names")
+            params.append(a.id)
+        items = v.value if isinstance(v, yaml.SequenceNode) else [v]
+        bodies = [_parse_expr(_text(i, source), source, _line(i)) for i in items]
+        out[head.func.id] = Macro(params, bodies)
+    return out
+
+
+def _parse_expr(text: str, source: str, line: int) -> ast.expr:
+    try:
+        return ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as e:
+        raise PipelineError(f"{source}:{line}: cannot parse {text.strip()!r}: {e.msg}") from e
+
+
+def _expand_macros(text: str, macros: dict[str, Macro], source: str, line: int) -> Iterator[str]:
+    """Every alternative of `text` with each macro call replaced by one of its bodies."""
+    if not macros or not any(m in text for m in macros):
+        yield text
+        return
+    try:
+        probe = ast.parse(_dedent(text))
+    except SyntaxError as e:
+        raise PipelineError(f"{source}:{line + (e.lineno or 1) - 1}: {e.msg}") from e
+    site = _first_macro_call(probe, macros)
+    if site is None:
+        yield text
+        return
+    assert isinstance(site.func, ast.Name)
+    macro = macros[site.func.id]
+    if len(site.args) != len(macro.params):
+        raise PipelineError(
+            f"{source}:{line + site.lineno - 1}: macro {site.func.id} takes {len(macro.params)} arguments"
+        )
+    for body in macro.bodies:
+        tree = ast.parse(_dedent(text))
+        here = _first_macro_call(tree, macros)
+        assert here is not None
+        bound = dict(zip(macro.params, here.args, strict=True))
+        replaced = _Substitute(bound).visit(_copy(body))
+        expanded = _ReplaceNode(here, replaced).visit(tree)
+        yield from _expand_macros(ast.unparse(expanded), macros, source, line)
+
+
+def _first_macro_call(tree: ast.AST, macros: dict[str, Macro]) -> ast.Call | None:
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in macros:
+            return n
+    return None
+
+
+def _copy(node: ast.expr) -> ast.expr:
+    return ast.parse(ast.unparse(node), mode="eval").body
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, bound: dict[str, ast.expr]):
+        self.bound = bound
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return _copy(self.bound[node.id]) if node.id in self.bound else node
+
+
+class _ReplaceNode(ast.NodeTransformer):
+    def __init__(self, target: ast.AST, replacement: ast.expr):
+        self.target = target
+        self.replacement = replacement
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        if node is self.target:
+            return self.replacement
+        return super().visit(node)
+
+
+# ---------------------------------------------------------------------------- statements
+
+
+def _dedent(text: str) -> str:
+    lines = [ln.split("#", 1)[0].rstrip() if "#" in ln else ln.rstrip() for ln in text.splitlines()]
+    return "\n".join(ln.strip() for ln in lines)
+
+
+_NAMED_CONSTANTS = {"pi": math.pi, "e": math.e, "sqrt": math.sqrt, "inf": math.inf}
+
+
+def literal_value(node: ast.expr) -> Any:
+    """Evaluate a literal (numbers, strings, lists, `1/6`, `sqrt(2)`, `pi`); ValueError if not."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str):
+        return node.value
+    if isinstance(node, ast.List | ast.Tuple):
+        return [literal_value(e) for e in node.elts]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        v = literal_value(node.operand)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp):
+        a, b = literal_value(node.left), literal_value(node.right)
+        ops = {ast.Add: a + b, ast.Sub: a - b, ast.Mult: a * b}
+        if isinstance(node.op, ast.Div):
+            return a / b
+        if isinstance(node.op, ast.Pow):
+            return a**b
+        for k, v in ops.items():
+            if isinstance(node.op, k):
+                return v
+    if isinstance(node, ast.Name) and node.id in ("pi", "e", "inf"):
+        return _NAMED_CONSTANTS[node.id]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "sqrt"
+        and len(node.args) == 1
+    ):
+        return math.sqrt(literal_value(node.args[0]))
+    raise ValueError(ast.unparse(node))
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        literal_value(node)
+    except (ValueError, TypeError, ZeroDivisionError):
+        return False
+    return True
+
+
+class _PatternBuilder:
+    def __init__(self, source: str, first_line: int, target: bool):
+        self.source = source
+        self.first_line = first_line
+        self.target = target
+        self.nodes: list[PatternNode] = []
+        self.counter = itertools.count()
+
+    def error(self, lineno: int, message: str) -> PipelineError:
+        return PipelineError(f"{self.source}:{self.first_line + lineno - 1}: {message}")
+
+    def statement(self, stmt: ast.stmt) -> None:
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            raise self.error(stmt.lineno, "each line is `out = Op(inputs, attr=value)`")
+        lhs = stmt.targets[0]
+        names = lhs.elts if isinstance(lhs, ast.Tuple) else [lhs]
+        outs = []
+        for n in names:
+            if not isinstance(n, ast.Name):
+                raise self.error(stmt.lineno, "outputs are plain names")
+            outs.append(n.id)
+        if not isinstance(stmt.value, ast.Call):
+            raise self.error(stmt.lineno, "the right-hand side must be an op call")
+        self.call(stmt.value, outs, stmt.lineno)
+
+    def call(self, node: ast.Call, outputs: list[str] | None, lineno: int) -> str:
+        op, domain = _op_name(node.func)
+        if op is None:
+            raise self.error(lineno, f"{ast.unparse(node.func)!r} is not an op name")
+        inputs: list[Operand] = [self.operand(a, lineno) for a in node.args]
+        attrs: dict[str, Any] = {}
+        copy_from = None
+        for kw in node.keywords:
+            if kw.arg is None:
+                v = kw.value
+                if (
+                    not self.target
+                    and isinstance(v, ast.Call)
+                    and isinstance(v.func, ast.Name)
+                    and v.func.id == "attrs_of"
+                    and len(v.args) == 1
+                    and isinstance(v.args[0], ast.Name)
+                ):
+                    copy_from = v.args[0].id
+                    continue
+                raise self.error(lineno, "only `**attrs_of(var)` is allowed, in a replacement")
+            if isinstance(kw.value, ast.Name) and kw.value.id not in ("pi", "e", "inf"):
+                attrs[kw.arg] = AttrRef(kw.value.id)
+            else:
+                try:
+                    attrs[kw.arg] = literal_value(kw.value)
+                except (ValueError, TypeError, ZeroDivisionError) as e:
+                    raise self.error(
+                        lineno, f"attribute {kw.arg}= must be a literal or a name"
+                    ) from e
+        if outputs is None:
+            outputs = [f"_t{next(self.counter)}"]
+        self.nodes.append(PatternNode(op, domain, inputs, outputs, attrs, copy_from, lineno))
+        return outputs[0]
+
+    def operand(self, a: ast.expr, lineno: int) -> Operand:
+        if isinstance(a, ast.Constant) and a.value is None:
+            return Absent()
+        if isinstance(a, ast.Name) and a.id not in ("pi", "e", "inf"):
+            return Var(a.id)
+        if isinstance(a, ast.Call) and isinstance(a.func, ast.Name):
+            fname = a.func.id
+            if fname == "optional":
+                if not self.target or len(a.args) != 1 or not isinstance(a.args[0], ast.Name):
+                    raise self.error(lineno, "`optional(name)` takes one name, in a target")
+                return Var(a.args[0].id, optional=True)
+            if fname == "approx":
+                if not self.target or len(a.args) != 2:
+                    raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
+                return Literal(float(literal_value(a.args[0])), float(literal_value(a.args[1])))
+        if _is_literal(a):
+            if not self.target:
+                raise self.error(
+                    lineno, "a replacement cannot create constants from literals; use `compute:`"
+                )
+            value = literal_value(a)
+            if not isinstance(value, int | float):
+                raise self.error(lineno, f"a constant input must be a number, got {value!r}")
+            return Literal(float(value))
+        if isinstance(a, ast.Call):
+            return Var(self.call(a, None, lineno))
+        raise self.error(lineno, f"cannot use {ast.unparse(a)!r} as an input")
+
+
+def _op_name(func: ast.expr) -> tuple[str | None, str]:
+    if isinstance(func, ast.Name):
+        return func.id, ""
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return None, ""
+    parts.append(func.id)
+    parts.reverse()
+    domain = ".".join(parts[:-1])
+    return parts[-1], "" if domain in ("ai.onnx", "onnx") else domain
+
+
+def _pattern(text: str, source: str, first_line: int, *, target: bool) -> Pattern:
+    body = _dedent(text)
+    try:
+        tree = ast.parse(body)
+    except SyntaxError as e:
+        raise PipelineError(f"{source}:{first_line + (e.lineno or 1) - 1}: {e.msg}") from e
+    if not tree.body:
+        raise PipelineError(f"{source}:{first_line}: empty pattern")
+    builder = _PatternBuilder(source, first_line, target)
+    for stmt in tree.body:
+        builder.statement(stmt)
+    return Pattern(builder.nodes, first_line)
+
+
+def _call(text: str, source: str, line: int, allow_outputs: bool = False) -> Call:
+    text = text.strip()
+    outputs: list[str] = []
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as e:
+        raise PipelineError(f"{source}:{line}: cannot parse {text!r}: {e.msg}") from e
+    stmt = tree.body[0] if len(tree.body) == 1 else None
+    if isinstance(stmt, ast.Assign) and allow_outputs:
+        lhs = stmt.targets[0]
+        for n in lhs.elts if isinstance(lhs, ast.Tuple) else [lhs]:
+            if not isinstance(n, ast.Name):
+                raise PipelineError(f"{source}:{line}: outputs of a computation are names")
+            outputs.append(n.id)
+        expr: ast.expr | None = stmt.value
+    elif isinstance(stmt, ast.Expr):
+        expr = stmt.value
+    else:
+        expr = None
+    if not isinstance(expr, ast.Call) or not isinstance(expr.func, ast.Name) or expr.keywords:
+        what = "`a, b = name(args)`" if allow_outputs else "`name(args)`"
+        raise PipelineError(f"{source}:{line}: expected {what}, got {text!r}")
+    args: list[Any] = []
+    for a in expr.args:
+        if isinstance(a, ast.Name) and a.id not in ("pi", "e", "inf"):
+            args.append(Var(a.id))
+        else:
+            try:
+                args.append(literal_value(a))
+            except (ValueError, TypeError, ZeroDivisionError) as e:
+                raise PipelineError(
+                    f"{source}:{line}: argument {ast.unparse(a)!r} is neither a name nor a literal"
+                ) from e
+    return Call(expr.func.id, args, outputs, line)
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _validate(rule: Rule) -> None:
+    from graphopt.patterns.checks import CHECKS
+    from graphopt.patterns.compute import COMPUTATIONS
+
+    src = rule.source
+    for pat in rule.targets:
+        defined = set()
+        for node in pat.nodes:
+            defined.update(node.outputs)
+            if node.copy_attrs_from:
+                raise PipelineError(f"{src}:{pat.line}: attrs_of() belongs in a replacement")
+        tensor_vars = {
+            op.name for n in pat.nodes for op in n.inputs if isinstance(op, Var)
+        } | defined
+        attr_vars = {v.name for n in pat.nodes for v in n.attrs.values() if isinstance(v, AttrRef)}
+        clash = tensor_vars & attr_vars
+        if clash:
+            raise PipelineError(
+                f"{src}:{pat.line}: {sorted(clash)[0]!r} names both a tensor and an attribute"
+            )
+    first = rule.targets[0]
+    known_tensors = {op.name for n in first.nodes for op in n.inputs if isinstance(op, Var)}
+    known_tensors |= {o for n in first.nodes for o in n.outputs}
+    known_attrs = {v.name for n in first.nodes for v in n.attrs.values() if isinstance(v, AttrRef)}
+    for pat in rule.targets[1:]:
+        mine = {op.name for n in pat.nodes for op in n.inputs if isinstance(op, Var)}
+        mine |= {o for n in pat.nodes for o in n.outputs}
+        mine_attrs = {v.name for n in pat.nodes for v in n.attrs.values() if isinstance(v, AttrRef)}
+        missing = (
+            _used_names(rule) - (mine | mine_attrs) - _computed(rule) - _replacement_defs(rule)
+        )
+        if missing:
+            raise PipelineError(
+                f"{src}:{pat.line}: this alternative does not bind {', '.join(sorted(missing))}"
+            )
+        if pat.output != first.output:
+            raise PipelineError(f"{src}:{pat.line}: alternatives must have the same output name")
+    for c in rule.checks:
+        if c.name not in CHECKS:
+            raise PipelineError(
+                f"{src}:{c.line}: unknown check {c.name!r}; valid checks: {', '.join(sorted(CHECKS))}"
+            )
+    if rule.compute is not None and rule.compute.name not in COMPUTATIONS:
+        raise PipelineError(
+            f"{src}:{rule.compute.line}: unknown computation {rule.compute.name!r}; valid: {', '.join(sorted(COMPUTATIONS))}"
+        )
+    available = known_tensors | _computed(rule)
+    for node in rule.replacement.nodes:
+        for op in node.inputs:
+            if isinstance(op, Var) and op.name not in available:
+                raise PipelineError(
+                    f"{src}:{rule.replacement.line + node.line - 1}: replacement reads {op.name!r}, which the target does not bind"
+                )
+        for k, v in node.attrs.items():
+            if isinstance(v, AttrRef) and v.name not in known_attrs | known_tensors | _computed(
+                rule
+            ):
+                raise PipelineError(
+                    f"{src}:{rule.replacement.line + node.line - 1}: attribute {k}={v.name} is not captured by the target"
+                )
+        if node.copy_attrs_from and node.copy_attrs_from not in {
+            o for n in first.nodes for o in n.outputs
+        }:
+            raise PipelineError(
+                f"{src}:{rule.replacement.line + node.line - 1}: attrs_of({node.copy_attrs_from}) names no target node output"
+            )
+        available |= set(node.outputs)
+    if rule.replacement.output != first.output:
+        raise PipelineError(
+            f"{src}:{rule.replacement.line}: the replacement's last node must produce {first.output!r} (the target's output)"
+        )
+    for call in [*rule.checks, *([rule.compute] if rule.compute else [])]:
+        for a in call.args:
+            if isinstance(a, Var) and a.name not in known_tensors | known_attrs:
+                raise PipelineError(
+                    f"{src}:{call.line}: {call.name}() reads unknown name {a.name!r}"
+                )
+
+
+def _used_names(rule: Rule) -> set[str]:
+    used: set[str] = set()
+    for node in rule.replacement.nodes:
+        used |= {op.name for op in node.inputs if isinstance(op, Var)}
+        used |= {v.name for v in node.attrs.values() if isinstance(v, AttrRef)}
+    for call in [*rule.checks, *([rule.compute] if rule.compute else [])]:
+        used |= {a.name for a in call.args if isinstance(a, Var)}
+    return used
+
+
+def _computed(rule: Rule) -> set[str]:
+    return set(rule.compute.outputs) if rule.compute else set()
+
+
+def _replacement_defs(rule: Rule) -> set[str]:
+    return {o for n in rule.replacement.nodes for o in n.outputs}
+
+
+def target_variables(pattern: Pattern) -> Sequence[str]:
+    names = [op.name for n in pattern.nodes for op in n.inputs if isinstance(op, Var)]
+    return list(dict.fromkeys(names))
