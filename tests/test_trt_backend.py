@@ -465,6 +465,98 @@ def _gpu_or_skip():
         pytest.skip(f"no CUDA device: {why}")
 
 
+_FAKE_LIBCUDA = r"""
+#include <stdlib.h>
+#include <string.h>
+typedef unsigned long long CUdeviceptr;
+static int calls = 0;
+int cuInit(unsigned int flags) { return flags; }
+int cuDeviceGetCount(int *n) { *n = 1; return 0; }
+int cuDeviceGet(int *d, int i) { *d = i; return 0; }
+int cuDevicePrimaryCtxRetain(void **ctx, int d) { *ctx = (void *)0x1; return 0; }
+int cuCtxSetCurrent(void *ctx) { return ctx == (void *)0x1 ? 0 : 201; }
+int cuStreamCreate(void **s, unsigned int f) { *s = (void *)0x2; return 0; }
+int cuStreamSynchronize(void *s) { return s == (void *)0x2 ? 0 : 400; }
+int cuMemAlloc_v2(CUdeviceptr *p, size_t n) { *p = (CUdeviceptr)malloc(n); return *p ? 0 : 2; }
+int cuMemFree_v2(CUdeviceptr p) { free((void *)p); return 0; }
+int cuMemcpyHtoD_v2(CUdeviceptr d, const void *h, size_t n) { memcpy((void *)d, h, n); return 0; }
+int cuMemcpyDtoH_v2(void *h, CUdeviceptr d, size_t n) { memcpy(h, (void *)d, n); return 0; }
+int cuGetErrorString(int e, const char **s) { *s = "CUDA_ERROR_FAKE"; return 0; }
+"""
+
+
+@pytest.fixture
+def stand_in_libcuda(tmp_path, monkeypatch):
+    """Point trt_runtime at a C stand-in for libcuda.so.1 whose 'device' memory is host memory."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the stand-in libcuda")
+    src = tmp_path / "cuda.c"
+    src.write_text(_FAKE_LIBCUDA)
+    lib = tmp_path / "libcuda_fake.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    monkeypatch.setattr(trt_runtime, "_load_driver", lambda: ctypes.CDLL(str(lib)))
+
+
+def test_cuda_driver_calls_through_a_stand_in_libcuda(stand_in_libcuda):
+    """CudaDevice's ctypes calls (argument types, 64-bit pointers, size_t sizes)."""
+    import ctypes
+
+    assert trt_runtime.cuda_device_count() == (1, "")
+    device = trt_runtime.CudaDevice()
+    data = (np.arange(3 * 1000, dtype=np.float32) / 3).reshape(3, 1000)
+    ptr = device.malloc(data.nbytes)
+    assert ptr > 0
+    device.to_device(ptr, data)
+    device.synchronize()
+    back = np.zeros_like(data)
+    device.to_host(back, ptr)
+    np.testing.assert_array_equal(back, data)
+    device.free_all()
+    with pytest.raises(BackendError, match="CUDA cuStreamSynchronize failed: CUDA_ERROR_FAKE"):
+        device.stream = ctypes.c_void_p(0x3)
+        device.synchronize()
+
+
+def test_engine_runner_binds_and_runs_with_fake_tensorrt(stand_in_libcuda, monkeypatch):
+    """EngineRunner: I/O discovery, dynamic input shapes, buffer growth, copies in and out."""
+    fake = fake_tensorrt(V10)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    runner = trt_runtime.EngineRunner(b"FAKE-ENGINE:" + V10.encode())
+    assert runner.input_names == ["x"]
+    for rows in (2, 5, 3):  # grows the buffers once, then reuses them
+        x = np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32)
+        np.testing.assert_allclose(runner.run({"x": x})["y"], 2 * x + 1, rtol=1e-6)
+    times = runner.time_runs({"x": np.ones((2, 4), np.float32)}, runs=3, warmup=2)
+    assert len(times) == 3 and all(t >= 0 for t in times)
+    assert len(calls_named(fake, "execute_async_v3")) == 3 + 5
+    with pytest.raises(BackendError, match="no feed for engine input 'x'"):
+        runner.run({"z": np.ones((1, 4), np.float32)})
+    with pytest.raises(BackendError, match="cannot deserialize"):
+        trt_runtime.EngineRunner(b"not an engine")
+
+
+@pytest.mark.tensorrt
+def test_cuda_device_memory_round_trip():
+    """The driver-API memory path of trt_runtime; needs a GPU but not TensorRT."""
+    count, why = trt_runtime.cuda_device_count()
+    if count == 0:
+        pytest.skip(f"no CUDA device: {why}")
+    device = trt_runtime.CudaDevice()
+    data = np.arange(4096, dtype=np.float32).reshape(4, 1024) / 7
+    ptr = device.malloc(data.nbytes)
+    device.to_device(ptr, data)
+    device.synchronize()
+    back = np.empty_like(data)
+    device.to_host(back, ptr)
+    np.testing.assert_array_equal(back, data)
+    device.free_all()
+
+
 @pytest.mark.tensorrt
 def test_real_build_and_run_matches_onnxruntime(tmp_path):
     _gpu_or_skip()

@@ -223,7 +223,81 @@ def fake_tensorrt(version: str = "10.16.1.11", *, fail_build: bool = False) -> t
         body = "\n".join(f"{n}: {scale}" for n in names)
         calibrator.write_calibration_cache(f"{header}\n{body}\n".encode())
 
+    class ICudaEngine:
+        """An engine computing y = 2·x + 1 on a float32 input x of shape (N, 4)."""
+
+        tensors = (("x", TensorIOMode.INPUT, (-1, 4)), ("y", TensorIOMode.OUTPUT, (-1, 4)))
+
+        @property
+        def num_io_tensors(self) -> int:
+            return len(self.tensors)
+
+        def get_tensor_name(self, i: int) -> str:
+            return self.tensors[i][0]
+
+        def get_tensor_mode(self, name: str) -> Any:
+            return dict((n, m) for n, m, _ in self.tensors)[name]
+
+        def get_tensor_dtype(self, name: str) -> Any:
+            return DataType.FLOAT
+
+        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+            return dict((n, s) for n, _, s in self.tensors)[name]
+
+        def create_execution_context(self) -> IExecutionContext:
+            return IExecutionContext()
+
+    class IExecutionContext:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple[int, ...]] = {}
+            self.addresses: dict[str, int] = {}
+
+        def set_input_shape(self, name: str, shape: Any) -> bool:
+            self.shapes[name] = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+            return self.shapes["x"]
+
+        def set_tensor_address(self, name: str, ptr: int) -> bool:
+            self.addresses[name] = ptr
+            return True
+
+        def execute_async_v3(self, stream: int) -> bool:
+            import ctypes
+
+            import numpy as np
+
+            count = int(np.prod(self.shapes["x"]))
+            x = np.ctypeslib.as_array(
+                ctypes.cast(self.addresses["x"], ctypes.POINTER(ctypes.c_float)), (count,)
+            )
+            y = np.ctypeslib.as_array(
+                ctypes.cast(self.addresses["y"], ctypes.POINTER(ctypes.c_float)), (count,)
+            )
+            y[:] = 2 * x + 1
+            calls.append(("execute_async_v3", stream))
+            return True
+
+    class Runtime:
+        def __init__(self, logger: Logger):
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, plan: bytes) -> ICudaEngine | None:
+            return ICudaEngine() if bytes(plan).startswith(b"FAKE-ENGINE") else None
+
+    def nptype(dtype: Any) -> Any:
+        import numpy as np
+
+        return {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8}[
+            dtype
+        ]
+
     for name, obj in {
+        "Runtime": Runtime,
+        "ICudaEngine": ICudaEngine,
+        "IExecutionContext": IExecutionContext,
+        "nptype": nptype,
         "Logger": Logger,
         "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag,
         "BuilderFlag": BuilderFlag,

@@ -84,7 +84,8 @@ class CudaDevice:
 
     def malloc(self, nbytes: int) -> int:
         ptr = ctypes.c_uint64(0)
-        self._check(self.lib.cuMemAlloc_v2(ctypes.byref(ptr), max(int(nbytes), 1)), "cuMemAlloc")
+        size = ctypes.c_size_t(max(int(nbytes), 1))
+        self._check(self.lib.cuMemAlloc_v2(ctypes.byref(ptr), size), "cuMemAlloc")
         self._allocations.append(ptr.value)
         return ptr.value
 
@@ -92,7 +93,9 @@ class CudaDevice:
         host = np.ascontiguousarray(array)
         self._check(
             self.lib.cuMemcpyHtoD_v2(
-                ctypes.c_uint64(ptr), host.ctypes.data_as(ctypes.c_void_p), host.nbytes
+                ctypes.c_uint64(ptr),
+                host.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_size_t(host.nbytes),
             ),
             "cuMemcpyHtoD",
         )
@@ -100,7 +103,9 @@ class CudaDevice:
     def to_host(self, array: np.ndarray, ptr: int) -> None:
         self._check(
             self.lib.cuMemcpyDtoH_v2(
-                array.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint64(ptr), array.nbytes
+                array.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_uint64(ptr),
+                ctypes.c_size_t(array.nbytes),
             ),
             "cuMemcpyDtoH",
         )
