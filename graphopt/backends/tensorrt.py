@@ -479,11 +479,14 @@ def _source(model: Any) -> tuple[onnx.ModelProto, bytes, str]:
     """(ModelProto, serialized bytes for the parser, a name for the sidecar)."""
     from graphopt.ir import load_model
 
-    if isinstance(model, str | os.PathLike):
-        proto = load_model(model)
-        return proto, proto.SerializeToString(), str(model)
     proto = load_model(model)
-    return proto, proto.SerializeToString(), "<in-memory model>"
+    if proto.ByteSize() >= 2**31:
+        raise BackendError(
+            "the model is over 2 GiB, which graphopt's TensorRT builder cannot hand to the "
+            "parser as one protobuf; build it with trtexec --onnx=FILE instead"
+        )
+    name = str(model) if isinstance(model, str | os.PathLike) else "<in-memory model>"
+    return proto, proto.SerializeToString(), name
 
 
 def build_engine(
