@@ -394,6 +394,8 @@ def test_quantized_types_by_version():
 def test_graphopt_quantize_output_is_clean_for_tensorrt():
     import graphopt
 
+    pytest.importorskip("graphopt.quant.api")
+
     qdq_free = image_model(
         helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
         [const("w", np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32))],
@@ -436,6 +438,8 @@ def test_real_detectors_after_tensorrt_pipelines_have_no_errors(real_model, name
 @pytest.mark.realmodel
 def test_real_detector_quantized_for_tensorrt_has_no_errors(real_model, real_feeds):
     import graphopt
+
+    pytest.importorskip("graphopt.quant.api")
 
     q = graphopt.quantize(
         str(real_model("layout_cdla")), real_feeds("layout_cdla", 2), target="tensorrt"
