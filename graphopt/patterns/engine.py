@@ -246,7 +246,8 @@ class Match:
 class Matcher:
     """Finds the structural matches of one target pattern rooted at a given node."""
 
-    def __init__(self, graph: Graph, facts: Facts):
+    def __init__(self, graph: Graph, facts: Facts, thorough: bool = False):
+        self.thorough = thorough  # skip the prefilter, so every refusal gets its reason
         self.graph = graph
         self.facts = facts
         self.opset = graph.opset_version("")
@@ -258,7 +259,7 @@ class Matcher:
         self.best_depth = 0
         self.best_reason = ""
         self._constant_vars = rule.constant_vars
-        if not self.plausible(pattern, len(pattern.nodes) - 1, anchor, 3):
+        if not self.thorough and not self.plausible(pattern, len(pattern.nodes) - 1, anchor, 3):
             self.best_depth = 1
             self.best_reason = f"{anchor.name}'s inputs do not have the pattern's producers"
             return

@@ -63,7 +63,8 @@ class RuleRunner:
         self.max_sweeps = max_sweeps
         self.try_unavailable = try_unavailable or bool(ctx is not None and ctx.record_explanations)
         self.facts = Facts(graph)
-        self.matcher = Matcher(graph, self.facts)
+        explaining = bool(ctx is not None and ctx.record_explanations)
+        self.matcher = Matcher(graph, self.facts, thorough=explaining)
         self.stats = RunStats()
         self._noted: set[tuple[str, str]] = set()
         self._added: list[str] = []

@@ -1,0 +1,270 @@
+"""BatchNormalization and per-channel affine folding rules (patterns/batchnorm.yaml), each
+compared with onnxruntime on the original model, and their refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphopt.passes.fuse_patterns import FusePatterns
+from tests.conftest import assert_same_outputs
+from tests.fusion_models import build, explained, feeds, ops, rand, run_passes
+
+
+def bn_params(c: int) -> dict[str, np.ndarray]:
+    return {"s": rand(c), "b": rand(c), "m": rand(c), "v": rand(c, low=0.1, high=2.0)}
+
+
+@pytest.mark.parametrize("group", [1, 2, 4])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_batchnorm(group, bias):
+    b = ", B" if bias else ""
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,4,6,6] x) => (float[2,8,6,6] z) {{
+          y = Conv<group = {group}, pads = [1, 1, 1, 1]>(x, W{b})
+          z = BatchNormalization<epsilon = 0.001>(y, s, b, m, v)
+        }}""",
+        {"W": rand(8, 4 // group, 3, 3), "B": rand(8), **bn_params(8)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv"]
+    assert explained(report, "fold-batchnorm-conv", "applied") == [""]
+    attrs = {a.name for a in out.graph.node[0].attribute}
+    assert {"group", "pads"} <= attrs
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_convtranspose_batchnorm_per_output_channel_across_groups(group):
+    # W is [C_in, C_out/group, kH, kW]: 4 inputs, 6 outputs.
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,5,5] x) => (float[1,6,10,10] z) {{
+          y = ConvTranspose<group = {group}, strides = [2, 2], kernel_shape = [2, 2]>(x, W, B)
+          z = BatchNormalization(y, s, b, m, v)
+        }}""",
+        {"W": rand(4, 6 // group, 2, 2), "B": rand(6), **bn_params(6)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["ConvTranspose"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_convtranspose_add_then_batchnorm_folds_completely():
+    # PP-OCR's DB head: ConvTranspose → Add(bias [1,C,1,1]) → BN.
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 12]>
+        g (float[1,4,5,5] x) => (float[1,3,10,10] z) {
+          y = ConvTranspose<strides = [2, 2], kernel_shape = [2, 2]>(x, W)
+          a = Add(y, c)
+          z = BatchNormalization(a, s, b, m, v)
+        }""",
+        {"W": rand(4, 3, 2, 2), "c": rand(1, 3, 1, 1), **bn_params(3)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["ConvTranspose"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("with_c", [True, False])
+def test_gemm_batchnorm(trans_b, with_c):
+    shape_b = (6, 5) if trans_b else (5, 6)
+    c = ", C" if with_c else ""
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[3,5] a) => (float[3,6] z) {{
+          y = Gemm<transB = {trans_b}, alpha = 0.5, beta = 2.0>(a, Bw{c})
+          z = BatchNormalization(y, s, b, m, v)
+        }}""",
+        {"Bw": rand(*shape_b), "C": rand(6), **bn_params(6)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Gemm"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_matmul_constant_weight_batchnorm():
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[3,5] a) => (float[3,6] z) {
+          y = MatMul(a, W)
+          z = BatchNormalization(y, s, b, m, v)
+        }""",
+        {"W": rand(5, 6), **bn_params(6)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Gemm"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_matmul_of_rank_3_is_refused():
+    # BN's channel axis is 1 (the sequence axis here), not W's column: no fold.
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,6,5] a) => (float[2,6,6] z) {
+          y = MatMul(a, W)
+          z = BatchNormalization(y, s, b, m, v)
+        }""",
+        {"W": rand(5, 6), **bn_params(6)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["MatMul", "BatchNormalization"]
+    assert explained(report, "fold-batchnorm-matmul", "refused") == [
+        "rank: a has rank 3, the rule needs 2"
+    ]
+
+
+def test_standalone_batchnorm_to_mul_add():
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3,4,4] x) => (float[2,3,4,4] z) {
+          r = Relu(x)
+          z = BatchNormalization(r, s, b, m, v)
+        }""",
+        bn_params(3),
+    )
+    out, _ = run_passes(model, [FusePatterns(groups=["batchnorm-standalone"])])
+    assert ops(out) == ["Relu", "Mul", "Add"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_batchnorm_refusals():
+    params = {"W": rand(3, 2, 1, 1), **bn_params(3)}
+    # 1. The conv output feeds a second consumer: folding would change it.
+    two_users = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,2,4,4] x) => (float[1,3,4,4] z, float[1,3,4,4] r) {
+          y = Conv(x, W)
+          z = BatchNormalization(y, s, b, m, v)
+          r = Relu(y)
+        }""",
+        params,
+    )
+    out, report = run_passes(two_users, ["fold-batchnorm"])
+    assert "BatchNormalization" in ops(out)
+    assert explained(report, "fold-batchnorm-conv", "refused") == [
+        "intermediate y is also used by Relu_2"
+    ]
+    # 2. A scale that is a graph input is not a constant.
+    non_constant = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,2,4,4] x, float[3] s) => (float[1,3,4,4] z) {
+          y = Conv(x, W)
+          z = BatchNormalization(y, s, b, m, v)
+        }""",
+        {k: v for k, v in params.items() if k != "s"},
+    )
+    out, report = run_passes(non_constant, ["fold-batchnorm"])
+    assert "BatchNormalization" in ops(out)
+    assert explained(report, "fold-batchnorm-conv", "refused") == [
+        "float_constant: s (gamma) is not a constant"
+    ]
+    # 3. Mixed dtypes (float64 statistics on a float32 conv) are refused, not silently cast.
+    mixed = build(
+        """<ir_version: 8, opset_import: ["" : 15]>
+        g (float[1,2,4,4] x) => (float[1,3,4,4] z) {
+          y = Conv(x, W)
+          z = BatchNormalization(y, s, b, m, v)
+        }""",
+        {**params, "m": rand(3).astype(np.float64), "v": rand(3, low=0.5).astype(np.float64)},
+    )
+    out, report = run_passes(mixed, ["fold-batchnorm"])
+    assert "BatchNormalization" in ops(out)
+    assert "different dtypes" in explained(report, "fold-batchnorm-conv", "refused")[0]
+
+
+def test_batchnorm_training_mode_is_refused():
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 15]>
+        g (float[2,2,4,4] x) => (float[2,3,4,4] z) {
+          y = Conv(x, W)
+          z, rm, rv = BatchNormalization<training_mode = 1>(y, s, b, m, v)
+        }""",
+        {"W": rand(3, 2, 1, 1), **bn_params(3)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv", "BatchNormalization"]
+    assert "training mode" in explained(report, "fold-batchnorm-conv", "refused")[0]
+
+
+@pytest.mark.parametrize(
+    ("op", "shape"),
+    [("Mul", (1, 4, 1, 1)), ("Mul", (4, 1, 1)), ("Mul", ()), ("Add", (4, 1, 1)),
+     ("Sub", (1, 4, 1, 1)), ("Div", (4, 1, 1)), ("Add", (1,))],
+)  # fmt: skip
+def test_conv_per_channel_constant_folds(op, shape):
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,5,5] x) => (float[1,4,5,5] z) {{
+          y = Conv<pads = [1, 1, 1, 1]>(x, W, B)
+          z = {op}(y, c)
+        }}""",
+        {"W": rand(4, 3, 3, 3), "B": rand(4), "c": rand(*shape, low=0.5, high=1.5)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("shape", [(4,), (1, 1, 1, 4), (2, 4, 1, 1), (1, 1, 4, 1, 1)])
+def test_conv_constant_that_is_not_per_channel_is_refused(shape):
+    # [4] broadcasts along the last (width) axis; [2,4,1,1] along the batch; rank 5 grows rank.
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3,4,4] x) => (float[{",".join(map(str, np.broadcast_shapes((2, 4, 4, 4), shape)))}] z) {{
+          y = Conv<pads = [1, 1, 1, 1]>(x, W)
+          z = Mul(y, c)
+        }}""",
+        {"W": rand(4, 3, 3, 3), "c": rand(*shape)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv", "Mul"]
+    reason = explained(report, "fold-mul-into-conv", "refused")[0]
+    assert "per output channel" in reason or "raise the output rank" in reason
+
+
+def test_consecutive_constant_mul_add_merge():
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x) => (float[2,3] y, float[2,3] w) {
+          p = Mul(x, a)
+          y = Div(p, b)
+          q = Add(x, c)
+          r = Sub(q, d)
+          w = Add(r, e)
+        }""",
+        {"a": rand(3), "b": rand(1, low=1.0, high=2.0), "c": rand(3), "d": np.float32(0.5),
+         "e": rand(2, 1)},
+    )  # fmt: skip
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert sorted(ops(out)) == ["Add", "Mul"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_fold_is_computed_in_float64():
+    # A tiny variance with a large scale: float32 folding loses bits that float64 keeps.
+    w = rand(2, 1, 1, 1)
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,1,3,3] x) => (float[1,2,3,3] z) {
+          y = Conv(x, W)
+          z = BatchNormalization<epsilon = 1e-12>(y, s, b, m, v)
+        }""",
+        {"W": w, "s": np.float32([1e3, 3.3]), "b": rand(2), "m": rand(2),
+         "v": np.float32([1.1e-7, 0.7])},
+    )  # fmt: skip
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    folded = {t.name: t for t in out.graph.initializer}
+    from onnx import numpy_helper
+
+    w2 = numpy_helper.to_array(
+        next(t for n, t in folded.items() if n != "x" and t.dims == [2, 1, 1, 1])
+    )
+    expected = (
+        w.astype(np.float64).reshape(2)
+        * np.float64([1e3, 3.3])
+        / np.sqrt(np.float64([1.1e-7, 0.7]) + 1e-12)
+    )
+    np.testing.assert_array_equal(w2.reshape(2), expected.astype(np.float32))
