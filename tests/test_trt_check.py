@@ -100,6 +100,8 @@ def test_dft_arrives_in_tensorrt_11_2():
     assert op_support("DFT", parse_version("10")) == "no"
     assert op_support("DFT", parse_version("11.1")) == "no"
     assert op_support("DFT", parse_version("11.2")) == "yes"
+    assert op_support("Swish", parse_version("10")) == "no"
+    assert op_support("Swish", parse_version("11.0")) == "yes"
 
 
 # -- attribute rules ---------------------------------------------------------------------------

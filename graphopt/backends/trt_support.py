@@ -7,8 +7,8 @@ The operator lists transcribe the support matrix of the ONNX-TensorRT parser,
   opset 9 to opset 24" (the newest 10.x text found), cross-checked against the 10.1 GA text,
   commit 96e781103cfc4adf4a6bb557e94bac8e693f6f4c ("ONNX-TensorRT 10.1 GA release").
 - TensorRT 11.x: the same matrix plus the parser changes that the TensorRT 11 release notes
-  list (11.2: DFT through the FFT plugin, 5-D GridSample; 11.5: opset 25, Squeeze without an
-  `axes` input). No 11.x `operators.md` text was available to transcribe, so an op the 11.x
+  list (11.0: Swish; 11.2: DFT through the FFT plugin, 5-D GridSample; 11.5: opset 25, Squeeze
+  without an `axes` input). No 11.x `operators.md` text was available to transcribe, so an op the 11.x
   notes do not mention is assumed unchanged from 10.15.
 - Attribute restrictions come from the matrix's "Restrictions" column and, where the column is
   silent, from the importer (`onnxOpImporters.cpp` at the 10.1 GA commit above), e.g. the Resize
@@ -113,7 +113,7 @@ UNSUPPORTED_OPS_10: frozenset[str] = _words(
 )
 
 # Ops whose support starts at a given TensorRT release (from the 11.x release notes).
-ADDED_IN: dict[str, TrtVersion] = {"DFT": TrtVersion(11, 2)}
+ADDED_IN: dict[str, TrtVersion] = {"Swish": TrtVersion(11, 0), "DFT": TrtVersion(11, 2)}
 
 
 def op_support(op_type: str, version: TrtVersion) -> str:
