@@ -277,6 +277,13 @@ def test_v10_fp16_uses_the_builder_flag_and_keeps_the_model(use_fake, tmp_path):
     assert all(t.data_type == TensorProto.FLOAT for t in parsed.graph.initializer)
 
 
+def test_v10_strongly_typed_on_request_sets_bit_1(use_fake, tmp_path):
+    fake = use_fake(V10)
+    info = build_engine(conv_model(qdq=True), tmp_path / "m.plan", strongly_typed=True)
+    assert calls_named(fake, "create_network") == [("create_network", 1 << 1)]
+    assert calls_named(fake, "set_flag") == [] and info.strongly_typed
+
+
 def test_v10_qdq_model_builds_int8_without_calibrator(use_fake, tmp_path):
     fake = use_fake(V10)
     info = build_engine(conv_model(qdq=True), tmp_path / "m.plan", int8=True)
@@ -360,7 +367,8 @@ def test_no_gpu_stops_the_build_before_tensorrt_is_used(monkeypatch, tmp_path):
 def test_v11_is_always_strongly_typed_and_never_sets_precision_flags(use_fake, tmp_path):
     fake = use_fake(V11)
     info = build_engine(conv_model(), tmp_path / "m.plan")
-    assert calls_named(fake, "create_network") == [("create_network", 1 << 1)]
+    # STRONGLY_TYPED is bit 0 in TensorRT 11 (bit 1 in 10)
+    assert calls_named(fake, "create_network") == [("create_network", 1 << 0)]
     assert calls_named(fake, "set_flag") == []
     assert info.strongly_typed and info.precision == "fp32"
 

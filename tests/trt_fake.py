@@ -39,10 +39,16 @@ def fake_tensorrt(version: str = "10.16.1.11", *, fail_build: bool = False) -> t
         def __init__(self, severity: Any = None):
             self.min_severity = severity
 
-    class NetworkDefinitionCreationFlag(enum.IntEnum):
-        STRONGLY_TYPED = 1
-        if major < 11:
-            EXPLICIT_BATCH = 0
+    # The real enum values: 10.x has EXPLICIT_BATCH = 0, STRONGLY_TYPED = 1; 11.x dropped
+    # EXPLICIT_BATCH and STRONGLY_TYPED = 0.
+    if major < 11:
+        NetworkDefinitionCreationFlag = enum.IntEnum(  # type: ignore[misc]
+            "NetworkDefinitionCreationFlag", {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
+        )
+    else:
+        NetworkDefinitionCreationFlag = enum.IntEnum(  # type: ignore[misc]
+            "NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 0}
+        )
 
     flag_names = ["TF32", "DEBUG", "REFIT"] + (["FP16", "INT8", "BF16"] if major < 11 else [])
     BuilderFlag = enum.IntEnum("BuilderFlag", flag_names)  # type: ignore[misc]
