@@ -198,3 +198,25 @@ def test_duplicate_feeding_a_graph_output_is_merged_by_renaming():
     assert out.graph.node[0].output[0] == "y"
     assert out.graph.node[1].input[0] == "y"
     assert_same_outputs(model, out, FEEDS)
+
+
+def test_node_with_an_omitted_optional_output_does_not_absorb_one_that_has_it():
+    pool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["a", ""], name="first", **pool),
+        helper.make_node("MaxPool", ["x"], ["b", "i"], name="second", **pool),
+        helper.make_node("Cast", ["i"], ["c"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("Add", ["s", "c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    out = run(model, "eliminate-common-subexpressions")
+    assert ops(out) == ["MaxPool", "MaxPool", "Cast", "Add", "Add"]
+    x = np.arange(16, dtype=F32).reshape(1, 1, 4, 4)
+    assert_same_outputs(model, out, {"x": x})

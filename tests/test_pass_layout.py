@@ -178,8 +178,12 @@ def test_transpose_moving_only_unit_dims_becomes_a_reshape():
 
 @pytest.mark.parametrize(
     "shape,perm,out",
-    [("2, 3, 1", "[1, 0, 2]", "3, 2, 1"), ("N, 1, M", "[2, 1, 0]", "M, 1, N")],
-    ids=["swaps-real-dims", "two-dynamic-dims"],
+    [
+        ("2, 3, 1", "[1, 0, 2]", "3, 2, 1"),
+        ("N, 1, M", "[2, 1, 0]", "M, 1, N"),
+        ("0, 1, 5", "[1, 0, 2]", "1, 0, 5"),  # a Reshape target would read 0 as "copy"
+    ],
+    ids=["swaps-real-dims", "two-dynamic-dims", "zero-size-dim"],
 )
 def test_real_transposes_stay(shape, perm, out):
     model = parse(

@@ -139,6 +139,8 @@ class EliminateCommonSubexpressions(Pass):
                 bucket.append((node, attrs))
                 continue
             pairs = [(o, f) for o, f in zip(node.output, first.output, strict=True) if o]
+            if not all(f for _, f in pairs):
+                continue  # `first` omits an optional output that `node` produces
             if not all(can_bypass(graph, f, o) for o, f in pairs):
                 ctx.note(self.name, node.name, "refused", "graph output must keep its name")
                 continue

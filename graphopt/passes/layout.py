@@ -179,6 +179,8 @@ class TransposeToReshape(Pass):
             if moved != sorted(moved) or perm == list(range(len(perm))):
                 continue
             out = [dims[p] for p in perm]
+            if 0 in out:
+                continue  # a Reshape target reads 0 as "copy this dim"
             dynamic = [i for i, d in enumerate(out) if not isinstance(d, int)]
             if len(dynamic) > 1:
                 ctx.note(self.name, node.name, "refused", "more than one dynamic dim")
