@@ -8,7 +8,8 @@
 # tensorrt.so links only nine C entry points of libnvinfer / libnvonnxparser / libnvinfer_plugin
 # (createInferBuilder_INTERNAL, ...). This script compiles stand-ins for those nine (each returns
 # NULL), so `import tensorrt` works and its classes, enums and members can be inspected; nothing
-# can be built or run. Then it runs the symbol test of tests/test_trt_backend.py against it.
+# can be built or run. Then it runs, against it, the symbol test of tests/test_trt_backend.py and
+# the test that graphopt's calibrator subclasses the real IInt8EntropyCalibrator2 (10.x).
 #
 # Usage: bash benchmarks/trt_symbols_offline.sh [VERSION ...]   (needs pip, unzip or python, gcc)
 set -euo pipefail
@@ -42,6 +43,7 @@ for v in "${versions[@]}"; do
   echo "== TensorRT bindings $v"
   LD_LIBRARY_PATH="$dir/lib" PYTHONPATH="$dir/py:$PWD" \
     python -m pytest -q -p no:cacheprovider tests/test_trt_backend.py \
-    -k test_every_tensorrt_symbol_the_backend_uses_exists || status=1
+    -k "test_every_tensorrt_symbol_the_backend_uses_exists or test_calibrator_subclasses_the_real_base" \
+    -rs || status=1
 done
 exit $status

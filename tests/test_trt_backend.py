@@ -466,6 +466,28 @@ def test_every_tensorrt_symbol_the_backend_uses_exists():
         assert present == [], f"TensorRT {trt.__version__} still has {present}"
 
 
+def test_calibrator_subclasses_the_real_base(tmp_path):
+    """Where the installed TensorRT still has IInt8EntropyCalibrator2 (10.x): graphopt's
+    calibrator is a real subclass and answers TensorRT's calls (no GPU needed: fake device)."""
+    trt = _real_tensorrt()
+    if not hasattr(trt, "IInt8EntropyCalibrator2"):
+        pytest.skip(f"TensorRT {trt.__version__} has no IInt8EntropyCalibrator2")
+    feeds = [{"x": np.full((2, 3, 4, 4), i, np.float32)} for i in range(2)]
+    device = FakeDevice()
+    cache = tmp_path / "c.cache"
+    calib = trt_backend.make_entropy_calibrator(trt, feeds, cache, device=device)
+    assert isinstance(calib, trt.IInt8EntropyCalibrator2)
+    assert calib.get_batch_size() == 2
+    assert calib.get_algorithm() == trt.CalibrationAlgoType.ENTROPY_CALIBRATION_2
+    first, second = calib.get_batch(["x"]), calib.get_batch(["x"])
+    assert len(first) == 1 and first == second  # the buffer is reused
+    assert calib.get_batch(["x"]) is None
+    np.testing.assert_array_equal(device.copied[1], feeds[1]["x"])
+    assert calib.read_calibration_cache() is None
+    calib.write_calibration_cache(b"TRT-100000-EntropyCalibration2\nx: 3c000000\n")
+    assert calib.read_calibration_cache().startswith(calibration_cache_tag(trt).encode())
+
+
 def _gpu_or_skip():
     _real_tensorrt()
     count, why = trt_runtime.cuda_device_count()
