@@ -138,3 +138,12 @@ def test_without_shape_nodes_the_pass_changes_nothing():
     out, report = optimize_with_report(model, make_pipeline("t", ["simplify-shape-subgraphs"]))
     assert not report.records[0].changed
     assert ops(out) == ["Relu"]
+
+
+def test_default_pipeline_collapses_the_static_subgraph_too():
+    model = onnx.parser.parse_model(FLATTEN.replace("BATCH", "2"))
+    out = graphopt.optimize(model)
+    onnx.checker.check_model(out, full_check=True)
+    assert ops(out) == ["Relu", "Reshape"]
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 5)).astype(F32)
+    assert_same_outputs(model, out, {"x": x})
