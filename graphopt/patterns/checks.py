@@ -140,6 +140,24 @@ def trailing_axes(m: Match, axes: Any, x: Var) -> str | None:
     return None if norm == list(range(r - len(norm), r)) else f"axes {values} are not trailing"
 
 
+@check("same_axes")
+def same_axes(m: Match, a: Any, b: Any, x: Var) -> str | None:
+    """Two axes lists (attributes or constants) name the same axes of `x` (negative axes are
+    normalized with x's rank when they need to be)."""
+    va, vb = m.arg(a), m.arg(b)
+    if va is None or vb is None:
+        return f"{_name(a)} or {_name(b)} is unknown"
+    la = [int(v) for v in np.asarray(va).ravel()]
+    lb = [int(v) for v in np.asarray(vb).ravel()]
+    if sorted(la) == sorted(lb):
+        return None
+    t = m.tensor(x.name)
+    r = m.facts.rank(t) if t is not None else None
+    if r is None or sorted(v % r for v in la) != sorted(v % r for v in lb):
+        return f"axes {la} and {lb} differ"
+    return None
+
+
 @check("same_value")
 def same_value(m: Match, a: Any, b: Any) -> str | None:
     """Two attributes or constants are equal (e.g. the axes of two ReduceMean nodes)."""

@@ -152,7 +152,8 @@ class RuleRunner:
     # ------------------------------------------------------------------ one anchor
     def try_rule(self, rule: Rule, anchor: onnx.NodeProto) -> bool:
         """Match `rule` at `anchor`; rewrite and return True if some match passes every check."""
-        refusal = ""
+        refusal = ""  # why a structural match was refused (preferred over `nomatch`)
+        nomatch = ""  # why the deepest partial match failed
         matched_any = False
         for pattern in rule.targets:
             if pattern.root.op != anchor.op_type:
@@ -172,8 +173,9 @@ class RuleRunner:
                 self.stats.applied[rule.name] = self.stats.applied.get(rule.name, 0) + 1
                 self._note(rule, anchor, "applied", "")
                 return True
-            if not matched_any and self.matcher.best_depth >= 2 and not refusal:
-                refusal = f"no match: {self.matcher.best_reason}"
+            if not matched_any and self.matcher.best_depth >= 2 and not nomatch:
+                nomatch = f"no match: {self.matcher.best_reason}"
+        refusal = refusal or nomatch
         if refusal:
             self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1
             self._note(rule, anchor, "refused", refusal)
