@@ -339,6 +339,12 @@ def test_parser_failure_names_the_node(use_fake, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_builder_that_cannot_start_is_one_line(use_fake, tmp_path):
+    use_fake(V10, no_builder=True)
+    with pytest.raises(BackendError, match=r"cannot create a builder .*nullptr.*nvidia-smi"):
+        build_engine(conv_model(), tmp_path / "m.plan")
+
+
 def test_failed_build_writes_nothing(use_fake, tmp_path):
     use_fake(V10, fail_build=True)
     with pytest.raises(BackendError, match="failed to build the engine"):

@@ -20,7 +20,9 @@ from typing import Any
 import onnx
 
 
-def fake_tensorrt(version: str = "10.16.1.11", *, fail_build: bool = False) -> types.ModuleType:
+def fake_tensorrt(
+    version: str = "10.16.1.11", *, fail_build: bool = False, no_builder: bool = False
+) -> types.ModuleType:
     major = int(version.split(".")[0])
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version  # type: ignore[attr-defined]
@@ -193,6 +195,8 @@ def fake_tensorrt(version: str = "10.16.1.11", *, fail_build: bool = False) -> t
 
     class Builder:
         def __init__(self, logger: Logger):
+            if no_builder:  # what the real bindings do when createInferBuilder fails
+                raise TypeError("pybind11::init(): factory function returned nullptr")
             self.logger = logger
 
         def create_network(self, flags: int = 0) -> INetworkDefinition:

@@ -540,9 +540,13 @@ def build_engine(
         data = fp16_model(proto).SerializeToString()
 
     logger = trt_logger(trt)
-    builder = trt.Builder(logger)
-    if builder is None:
-        raise BackendError("TensorRT cannot create a builder (is the GPU usable?)")
+    try:
+        builder = trt.Builder(logger)
+    except TypeError as e:  # pybind11: "factory function returned nullptr"
+        raise BackendError(
+            f"TensorRT cannot create a builder ({e}): is the GPU usable and the driver new "
+            "enough for this TensorRT? Check nvidia-smi; run with -vv for TensorRT's log"
+        ) from e
     net_flags = 0
     if plan.strongly_typed:
         net_flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)

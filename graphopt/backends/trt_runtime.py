@@ -140,7 +140,13 @@ class EngineRunner:
 
         self.trt = trt = import_tensorrt()
         self.device = device or CudaDevice()
-        self.runtime = trt.Runtime(trt_logger(trt))
+        try:
+            self.runtime = trt.Runtime(trt_logger(trt))
+        except TypeError as e:  # pybind11: "factory function returned nullptr"
+            raise BackendError(
+                f"TensorRT cannot create a runtime ({e}): is the GPU usable and the driver new "
+                "enough for this TensorRT?"
+            ) from e
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise BackendError(
