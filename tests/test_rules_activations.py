@@ -174,7 +174,7 @@ def test_mish(softplus):
 
 def test_softplus_and_mish_below_opset_18():
     m = model("e = Exp(x)\n  f = Add(e, one)\n  sp = Log(f)\n  t = Tanh(sp)\n  y = Mul(x, t)", 13)
-    out, report = run_passes(m, ["fuse-activations"])
+    out, _report = run_passes(m, ["fuse-activations"])
     assert ops(out) == ["Softplus", "Tanh", "Mul"]
     assert_same_outputs(m, out, feeds(m))
 

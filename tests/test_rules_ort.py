@@ -42,7 +42,7 @@ def test_fusedconv_activations(act, bias):
         CONV.format(opset=13, bias=", B" if bias else "", act=ACTIVATIONS[act]),
         {"W": rand(4, 3, 3, 3), "B": rand(4)},
     )
-    out, report = run_passes(model, ["fuse-ort-contrib"])
+    out, _report = run_passes(model, ["fuse-ort-contrib"])
     assert ops(out) == ["com.microsoft.FusedConv"]
     node = out.graph.node[-1]
     attrs = {a.name for a in node.attribute}
