@@ -262,6 +262,10 @@ def test_fold_is_computed_in_float64():
     w2 = numpy_helper.to_array(
         next(t for n, t in folded.items() if n != "x" and t.dims == [2, 1, 1, 1])
     )
-    scale = np.float64([1e3, 3.3]) / np.sqrt(np.float64([1.1e-7, 0.7]) + 1e-12)
+    gamma, var = (
+        np.float32([1e3, 3.3]).astype(np.float64),
+        np.float32([1.1e-7, 0.7]).astype(np.float64),
+    )
+    scale = gamma / np.sqrt(var + float(np.float32(1e-12)))
     expected = (w.astype(np.float64).reshape(2) * scale).astype(np.float32)
     np.testing.assert_array_equal(w2.reshape(2), expected)
