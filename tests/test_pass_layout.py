@@ -231,3 +231,21 @@ def test_concat_on_another_axis_or_with_other_readers_stays():
     assert ops(out).count("Concat") == 3  # z is a graph output; rows is on axis 0
     feeds = {"a": rand(2, 2), "b": rand(2, 2)}
     assert_same_outputs(model, out, feeds)
+
+
+def test_ir3_models_get_no_new_initializers():
+    # IR < 4: every initializer must also be a graph input, so no pass may add one
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 3, opset_import: ["" : 8]>
+        g (float[2, 1, 8] x) => (float[2, 8, 1] y) {
+          y = Transpose <perm = [0, 2, 1]> (x)
+        }
+        """
+    )
+    out, report = optimize_with_report(
+        model, make_pipeline("t", ["transpose-to-reshape"]), explain=True
+    )
+    onnx.checker.check_model(out, full_check=True)
+    assert ops(out) == ["Transpose"]
+    assert any("IR < 4" in r[3] for r in report.explain)

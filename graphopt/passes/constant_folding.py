@@ -41,6 +41,18 @@ def is_default_domain(node: onnx.NodeProto) -> bool:
     return node.domain in ("", "ai.onnx")
 
 
+IR_NEEDS_INPUTS_FOR_INITIALIZERS = 4
+
+
+def initializers_allowed(graph: Graph, ctx: PassContext, rule: str) -> bool:
+    """False (with a note) for IR < 4 models, where every initializer must also be a graph input
+    (and would then be an overridable input rather than a constant)."""
+    if graph.model.ir_version and graph.model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:
+        ctx.note(rule, "*", "refused", "IR < 4 requires initializers to be graph inputs")
+        return False
+    return True
+
+
 def shape_value(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndarray | None:
     """The value of `Shape(x)` / `Size(x)` when the dims it reads are all static, else None."""
     from graphopt.analysis.shapes import shape_facts
@@ -176,8 +188,7 @@ class ConstantFolding(Pass):
     fold_shapes: bool = True
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        if graph.model.ir_version and graph.model.ir_version < 4:
-            ctx.note(self.name, "*", "refused", "IR < 4 requires initializers to be graph inputs")
+        if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False)
         folder = ConstantFolder(graph, ctx, self.name, self.size_limit, self.fold_shapes)
         folder.run([n for n in graph.nodes.values() if folder.candidate(n)])

@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+from graphopt.passes.constant_folding import initializers_allowed
 
 
 def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
@@ -60,8 +61,7 @@ class ConstantsToInitializers(Pass):
     opt_level = 0
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        if graph.model.ir_version and graph.model.ir_version < 4:
-            ctx.note(self.name, "*", "refused", "IR < 4 requires initializers to be graph inputs")
+        if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False)
         converted = skipped = 0
         outputs = set(graph.graph_outputs)

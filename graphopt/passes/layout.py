@@ -20,7 +20,7 @@ import onnx
 
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
-from graphopt.passes.constant_folding import is_default_domain
+from graphopt.passes.constant_folding import initializers_allowed, is_default_domain
 from graphopt.passes.noop import LazyShapes, bypass, can_bypass
 
 RESHAPE_LIKE = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
@@ -127,6 +127,8 @@ class MergeReshapes(Pass):
                 continue
             values = [int(v) for v in target.reshape(-1)]
             if 0 in values and not graph.attr(node, "allowzero", 0):
+                if not initializers_allowed(graph, ctx, self.name):
+                    continue
                 middle = shapes.static(node.input[0])
                 if middle is None or len(middle) < len(values):
                     ctx.note(self.name, node.name, "refused", "0 in the shape copies a dynamic dim")
@@ -165,6 +167,8 @@ class TransposeToReshape(Pass):
     opt_level = 1
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        if not initializers_allowed(graph, ctx, self.name):
+            return PassResult(False, {"rewritten": 0})
         shapes = LazyShapes(graph, ctx)
         rewritten = 0
         for node in list(graph.nodes.values()):

@@ -22,6 +22,7 @@ from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import (
     DEFAULT_SIZE_LIMIT,
     ConstantFolder,
+    initializers_allowed,
     is_default_domain,
     shape_value,
 )
@@ -106,6 +107,8 @@ class SimplifyShapeSubgraphs(Pass):
             if n.op_type in ("Shape", "Size", "Gather", "Slice") and is_default_domain(n)
         ]
         if not any(n.op_type in ("Shape", "Size") for n in readers):
+            return PassResult(False, {"replaced": 0, "folded": 0})
+        if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False, {"replaced": 0, "folded": 0})
         replaced = 0
         seeds: list[onnx.NodeProto] = []
