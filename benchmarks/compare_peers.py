@@ -8,11 +8,12 @@ For every tool and model it records:
 - node count: non-`Constant` nodes of the main graph (and the op histogram);
 - onnxruntime CPU latency of the output at ORT_ENABLE_ALL and at ORT_DISABLE_ALL, 2 intra-op
   threads, `--runs` rounds; PAIRED and INTERLEAVED: every round runs every (tool, level)
-  session once on the same real image, in a rotating order, so machine noise hits all
-  equally; ratios are per-round ratios to the original model at ORT_ENABLE_ALL, reported as
-  median and p25–p75;
+  session once on the same real image, in a rotating order, each time back to back with the
+  original model at ORT_ENABLE_ALL, so machine noise hits both; a ratio is the median (and
+  p25–p75) of those pairs' ratios;
 - max output difference vs the original (both run at ORT_DISABLE_ALL, and the tool's output
-  at ORT_ENABLE_ALL too), max |a − b| / max |a| over all outputs and real images.
+  at ORT_ENABLE_ALL too): per output, max |a − b| / max |a| over all real images, then the
+  max over outputs.
 
 Each tool runs in its own subprocess (`--worker`), so an exception, a crash or a hang of one
 peer becomes "failed: <one line>" in the results instead of ending the comparison.
@@ -146,7 +147,9 @@ def time_tool(fn: ToolFn, src: Path, dst: Path, runs: int) -> dict[str, Any]:
     """Run `fn` interleaved with the floor; the summary of `bench_optimize.measure_pair`."""
     floor_dst = dst.with_name(dst.stem + ".floor.onnx")
     try:
-        return measure_pair(lambda: floor_once(src, floor_dst), lambda: fn(src, dst), runs)
+        return measure_pair(
+            lambda: floor_once(src, floor_dst), lambda: fn(src, dst), runs, warmup=2
+        )
     finally:
         floor_dst.unlink(missing_ok=True)
 
@@ -222,17 +225,25 @@ def _session(path: Path, level: str) -> Any:
 
 
 def max_rel_diff(reference: list[list[np.ndarray]], got: list[list[np.ndarray]]) -> float:
-    """max over feeds and outputs of max |a − b| / max |a|."""
+    """max over outputs of  max over feeds |a − b|  /  max over feeds |a|.
+
+    The scale is an output's range over all images, not per image: a text detector's
+    probability map on a photograph without text is ~1e-7 everywhere, and dividing by that
+    would turn float noise into a "difference" of order 1.
+    """
     worst = 0.0
-    for ref_outs, got_outs in zip(reference, got, strict=True):
-        for a, b in zip(ref_outs, got_outs, strict=True):
+    for index in range(len(reference[0]) if reference else 0):
+        delta, scale = 0.0, 0.0
+        for ref_outs, got_outs in zip(reference, got, strict=True):
+            a, b = ref_outs[index], got_outs[index]
             if a.shape != b.shape:
                 return float("inf")
             if a.size == 0:
                 continue
-            a64, b64 = a.astype(np.float64), b.astype(np.float64)
-            scale = float(np.max(np.abs(a64))) or 1.0
-            worst = max(worst, float(np.max(np.abs(a64 - b64))) / scale)
+            a64 = a.astype(np.float64)
+            delta = max(delta, float(np.max(np.abs(a64 - b.astype(np.float64)))))
+            scale = max(scale, float(np.max(np.abs(a64))))
+        worst = max(worst, delta / (scale or 1.0))
     return worst
 
 
@@ -240,9 +251,8 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def latency_stats(times: Sequence[float], reference: Sequence[float]) -> dict[str, Any]:
-    """Median / p25 / p75 latency and the paired per-round ratio to `reference`."""
-    ratios = [t / r for t, r in zip(times, reference, strict=True)]
+def latency_stats(times: Sequence[float], ratios: Sequence[float]) -> dict[str, Any]:
+    """Median / p25 / p75 of the latencies and of the paired ratios to the reference."""
     return {
         "median_ms": statistics.median(times) * 1e3,
         "p25_ms": _percentile(times, 25) * 1e3,
@@ -254,30 +264,50 @@ def latency_stats(times: Sequence[float], reference: Sequence[float]) -> dict[st
     }
 
 
+def _timed_run(sess: Any, feed: dict[str, np.ndarray]) -> float:
+    start = time.perf_counter()
+    sess.run(None, feed)
+    return time.perf_counter() - start
+
+
 def paired_latency(
     sessions: dict[tuple[str, str], Any],
+    reference: tuple[str, str],
     feeds: Sequence[dict[str, np.ndarray]],
     runs: int,
     warmup: int = 2,
-) -> dict[tuple[str, str], list[float]]:
-    """Per session, `runs` timings; round r runs every session once on feeds[r % len(feeds)],
-    in an order rotated by r (and reversed on odd rounds) so no session always goes first."""
-    keys = list(sessions)
+) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[float]]]:
+    """Latencies and per-pair ratios to the `reference` session, interleaved and paired.
+
+    Round r uses feeds[r % len(feeds)] and visits every other session once, in an order
+    rotated by r (reversed on odd rounds); each visit times the reference and the session
+    back to back (which one first alternates), so the pair sees the same machine load and
+    their ratio is one sample. Returns (times, ratios) per session; the reference's times
+    are all its runs and its ratios are 1.
+    """
+    others = [k for k in sessions if k != reference]
     for r in range(warmup):
-        for k in keys:
+        for k in sessions:
             sessions[k].run(None, feeds[r % len(feeds)])
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in sessions}
+    ratios: dict[tuple[str, str], list[float]] = {k: [] for k in sessions}
+    ref = sessions[reference]
     for r in range(runs):
         feed = feeds[r % len(feeds)]
-        shift = r % len(keys)
-        order = keys[shift:] + keys[:shift]
+        shift = r % max(1, len(others))
+        order = others[shift:] + others[:shift]
         if r % 2:
             order.reverse()
-        for k in order:
-            start = time.perf_counter()
-            sessions[k].run(None, feed)
-            times[k].append(time.perf_counter() - start)
-    return times
+        for i, k in enumerate(order):
+            if (r + i) % 2:
+                t_ref, t = _timed_run(ref, feed), _timed_run(sessions[k], feed)
+            else:
+                t, t_ref = _timed_run(sessions[k], feed), _timed_run(ref, feed)
+            times[k].append(t)
+            ratios[k].append(t / t_ref)
+            times[reference].append(t_ref)
+        ratios[reference].append(1.0)
+    return times, ratios
 
 
 # ---------------------------------------------------------------------- one model
@@ -338,9 +368,10 @@ def compare_model(
         rows[tool].setdefault("max_diff", {})[level] = max_rel_diff(reference, got)
     log(f"{name}: timing {len(sessions)} sessions x {settings.runs} rounds")
 
-    times = paired_latency(sessions, feeds, settings.runs)
+    times, ratios = paired_latency(sessions, REFERENCE, feeds, settings.runs)
     for (tool, level), ts in times.items():
-        rows[tool].setdefault("latency", {})[level] = latency_stats(ts, times[REFERENCE])
+        stats = latency_stats(ts, ratios[(tool, level)])
+        rows[tool].setdefault("latency", {})[level] = stats
     shapes = {k: list(v.shape) for k, v in feeds[0].items()}
     return {"source": src.name, "input_shapes": shapes, "tools": rows}
 
@@ -368,8 +399,10 @@ def compare(
             "optimize_runs": settings.opt_runs,
             "images": settings.images,
             "intra_op_threads": THREADS,
-            "latency_reference": "original model at ORT_ENABLE_ALL, paired per round",
-            "max_diff_reference": "original model at ORT_DISABLE_ALL; max|a-b|/max|a|",
+            "latency_reference": "original model at ORT_ENABLE_ALL, run back to back with "
+            "each measured run (order alternating); ratio = median of the pairs' ratios",
+            "max_diff_reference": "original model at ORT_DISABLE_ALL; per output "
+            "max|a-b| / max|a| over all images, max over outputs",
             "nodes": "non-Constant nodes of the main graph",
             "onnxoptimizer_passes": "get_fuse_and_elimination_passes()",
         },

@@ -146,10 +146,11 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
             "",
             machine_line(peers["machine"]),
             f"Latency: onnxruntime CPU, {st['intra_op_threads']} intra-op threads, "
-            f"{st['latency_runs']} rounds in which every output model runs once at each level, "
-            "interleaved in a rotating order on the same real image; a ratio is the median of "
-            "the per-round ratios to the original model at ORT_ENABLE_ALL (p25–p75 in "
-            "brackets; below 1 is faster). Expect a few percent of noise between runs.",
+            f"{st['latency_runs']} rounds; in each round every output model runs once at each "
+            "level, in a rotating order, on the same real image, each run back to back with "
+            "the original model at ORT_ENABLE_ALL; a ratio is the median of those pairs' "
+            "ratios (p25–p75 in brackets; below 1 is faster). Expect a few percent of noise "
+            "between runs.",
             "",
             "**Non-Constant nodes**",
             "",
