@@ -94,7 +94,8 @@ def measure(name: str, rounds: int = 20, warmup: int = 3) -> dict[str, Any]:
     from graphopt.multitask import merge_with_report
 
     models, prefixes, feed = build_set(name)
-    merged, report = merge_with_report(models, prefixes=prefixes)
+    shapes = {k: list(v.shape) for k, v in feed.items()}  # for the MAC estimate of dynamic inputs
+    merged, report = merge_with_report(models, prefixes=prefixes, macs_input_shapes=shapes)
     task_sessions = [session(m, threads=THREADS) for m in models]
     merged_session = session(merged, threads=THREADS)
     task_feeds = [_feed_for(s, feed) for s in task_sessions]

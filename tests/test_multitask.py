@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -233,6 +235,19 @@ def test_symbolic_dims_meet_static_ones():
     assert d[0].dim_value == 1
 
 
+def test_macs_of_dynamic_inputs_with_assumed_shapes():
+    a = task_model(W2A)
+    a.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "h"
+    a.graph.input[0].type.tensor_type.shape.dim[3].dim_param = "w"
+    _, report = merge_with_report([a])
+    assert report.macs_merged == 0 and report.macs_unknown == 2
+    _, report = merge_with_report([a], macs_input_shapes={"x": [1, 3, 16, 16]})
+    assert report.macs_unknown == 0
+    assert report.macs_merged == 16 * 16 * 8 * 27 + 16 * 16 * 4 * 8
+    with pytest.raises(MergeError, match="not merged inputs"):
+        merge_with_report([a], macs_input_shapes={"nope": [1]})
+
+
 def test_opsets_are_reconciled():
     a = task_model(W2A, opset=14)
     b = task_model(W2B, opset=17)
@@ -364,6 +379,20 @@ def test_caller_models_are_not_mutated():
     before = a.SerializeToString(), b.SerializeToString()
     graphopt.merge([a, b])
     assert (a.SerializeToString(), b.SerializeToString()) == before
+
+
+def test_cli_macs_shape_option(tmp_path, capsys):
+    from graphopt.cli import main
+
+    m = task_model(W2A)
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "h"
+    onnx.save(m, tmp_path / "det.onnx")
+    out, rep = str(tmp_path / "m.onnx"), tmp_path / "r.json"
+    args = ["merge", str(tmp_path / "det.onnx"), "-o", out, "--report", str(rep)]
+    assert main([*args, "--macs-shape", "x=1,3,16,16"]) == 0
+    assert json.loads(rep.read_text())["macs_merged"] == 16 * 16 * 8 * 27 + 16 * 16 * 4 * 8
+    assert main([*args, "--macs-shape", "x=a"]) == 2
+    assert "expected INPUT=D0,D1" in capsys.readouterr().err
 
 
 def test_cli_merge_and_split(tmp_path, capsys):

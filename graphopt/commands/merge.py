@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-share", action="store_true", help="place the models side by side, share nothing"
     )
+    p.add_argument(
+        "--macs-shape",
+        action="append",
+        default=[],
+        metavar="INPUT=D0,D1,...",
+        help="dims to assume for a dynamic merged input when estimating MACs, e.g. x=1,3,640,640",
+    )
     p.add_argument("--report", default=None, metavar="JSON", help="write the sharing report here")
     p.add_argument(
         "--verify",
@@ -81,6 +88,21 @@ def _input_map(specs: list[str]) -> dict[int | str, dict[str, str]]:
     return out
 
 
+def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
+    from graphopt.multitask import MergeError
+
+    out: dict[str, list[int]] = {}
+    for spec in specs:
+        name, eq, dims = spec.partition("=")
+        try:
+            out[name] = [int(d) for d in dims.split(",")]
+        except ValueError:
+            eq = ""
+        if not (eq and name):
+            raise MergeError(f"--macs-shape {spec!r}: expected INPUT=D0,D1,..., e.g. x=1,3,640,640")
+    return out
+
+
 def run_merge(args: argparse.Namespace) -> int:
     from graphopt.ir import save_model
     from graphopt.multitask import merge_with_report
@@ -92,6 +114,7 @@ def run_merge(args: argparse.Namespace) -> int:
         input_map=_input_map(args.input_map) or None,
         tolerance=args.tolerance,
         share=not args.no_share,
+        macs_input_shapes=_macs_shapes(args.macs_shape) or None,
     )
     if args.verify:
         _verify(args.inputs, merged, report)

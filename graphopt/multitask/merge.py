@@ -83,8 +83,12 @@ def merge_with_report(
     tolerance: float = 0.0,
     share: bool = True,
     check: bool = True,
+    macs_input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[onnx.ModelProto, MergeReport]:
-    """`merge`, also returning what was shared (`MergeReport`)."""
+    """`merge`, also returning what was shared (`MergeReport`).
+
+    `macs_input_shapes`: merged input name → dims to assume for dynamic inputs when estimating
+    MACs (the merged model keeps its dynamic inputs)."""
     if not models:
         raise MergeError("merge needs at least one model")
     if tolerance < 0:
@@ -110,7 +114,7 @@ def merge_with_report(
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
             first = str(e).strip().splitlines()[0]
             raise MergeError(f"the merged model fails onnx.checker: {first}") from e
-    _fill_report(report, builder, model, protos, prefixes, sources, model_inputs)
+    _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
     return model, report
 
 
@@ -569,10 +573,14 @@ def _fill_report(
     prefixes: Sequence[str],
     sources: Sequence[str],
     model_inputs: Sequence[Mapping[str, str]],
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> None:
     built = builder.built
+    unknown = set(input_shapes or {}) - {i.name for i in model.graph.input}
+    if unknown:
+        raise MergeError(f"macs_input_shapes names {sorted(unknown)}, not merged inputs")
     try:
-        shapes = shapes_of(model)
+        shapes = shapes_of(model, input_shapes)
     except Exception as e:  # shape inference is best effort here: counts stay, MACs go
         log.warning("shape inference failed (%s); MACs are not estimated", e)
         shapes = None

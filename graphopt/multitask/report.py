@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from math import prod
 from typing import Any, Protocol
@@ -129,8 +130,26 @@ class _InferredShapes:
         return self._shapes.get(name)
 
 
-def shapes_of(model: onnx.ModelProto) -> _Shapes:
-    """Shape facts of `model` from graphopt's analysis if present, else ONNX inference."""
+def shapes_of(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> _Shapes:
+    """Shape facts of `model` from graphopt's analysis if present, else ONNX inference.
+    `input_shapes` fixes the dims of dynamic inputs for the estimate (the model is not changed)."""
+    if input_shapes:
+        fixed = onnx.ModelProto()
+        fixed.CopyFrom(model)
+        for vi in fixed.graph.input:
+            if vi.name in input_shapes:
+                dims = list(input_shapes[vi.name])
+                shape = vi.type.tensor_type.shape
+                if len(shape.dim) != len(dims):
+                    raise ValueError(
+                        f"input {vi.name!r} has rank {len(shape.dim)}, not {len(dims)}"
+                    )
+                for d, value in zip(shape.dim, dims, strict=True):
+                    d.Clear()
+                    d.dim_value = int(value)
+        model = fixed
     try:
         from graphopt.analysis.shapes import shape_facts
     except ImportError:
