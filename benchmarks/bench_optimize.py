@@ -139,6 +139,31 @@ def measure_model(
     return OptimizeTimeRow(name, pipeline or "default", before, after, summary)
 
 
+def pass_breakdown(src: Path, pipeline: str | None = None, runs: int = 3) -> dict[str, float]:
+    """Median seconds per pass over `runs` optimize calls (after one warm-up), plus
+    `(total)` and `(outside passes)`: load, index and commit, which no pass accounts for."""
+    from graphopt.api import optimize_with_report
+
+    optimize_with_report(str(src), pipeline)
+    samples: dict[str, list[float]] = {}
+    for _ in range(runs):
+        gc.collect()
+        _, report = optimize_with_report(str(src), pipeline)
+        per_pass = report.seconds_by_pass()
+        per_pass["(outside passes)"] = report.seconds - sum(per_pass.values())
+        per_pass["(total)"] = report.seconds
+        for name, seconds in per_pass.items():
+            samples.setdefault(name, []).append(seconds)
+    medians = {name: statistics.median(v) for name, v in samples.items()}
+    return dict(sorted(medians.items(), key=lambda kv: -kv[1]))
+
+
+def format_breakdown(model: str, pipeline: str, breakdown: dict[str, float], top: int = 8) -> str:
+    lines = [f"| {model} / {pipeline}: pass | median ms |", "|---|---:|"]
+    lines += [f"| {name} | {sec * 1e3:.1f} |" for name, sec in list(breakdown.items())[:top]]
+    return "\n".join(lines)
+
+
 def format_table(rows: Sequence[OptimizeTimeRow]) -> str:
     """Markdown table of the optimize-time rows."""
     lines = [
@@ -212,19 +237,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pipelines", nargs="+", default=["default"])
     p.add_argument("--runs", type=int, default=7, help="interleaved rounds (≥ 5)")
     p.add_argument("--out", default=None, help="write the raw numbers to this JSON file")
+    p.add_argument(
+        "--per-pass", action="store_true", help="also print where optimize spends its time"
+    )
     args = p.parse_args(argv)
     rows = []
+    breakdowns: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="graphopt-bench-") as tmp:
         for name in args.models:
             src = fetch_model(name)
             for pipeline in args.pipelines:
                 rows.append(measure_model(name, src, Path(tmp), pipeline, args.runs))
+                if args.per_pass:
+                    breakdowns[f"{name}/{pipeline}"] = pass_breakdown(src, pipeline)
                 print(f"measured {name} / {pipeline}", file=sys.stderr)
     print(format_table(rows))
+    for key, breakdown in breakdowns.items():
+        print()
+        print(format_breakdown(*key.split("/", 1), breakdown))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"machine": machine_info(), "rows": [asdict(r) for r in rows]}
+        payload = {
+            "machine": machine_info(),
+            "rows": [asdict(r) for r in rows],
+            "per_pass_seconds": breakdowns,
+        }
         out.write_text(json.dumps(payload, indent=1) + "\n")
         print(f"wrote {out}", file=sys.stderr)
     return 0

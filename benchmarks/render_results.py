@@ -139,6 +139,11 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
             *optimize_time_table(bench),
             "",
         ]
+        for key, breakdown in bench.get("per_pass_seconds", {}).items():
+            out += ["Where the time goes, " + key + " (median ms):", ""]
+            out += ["| pass | ms |", "|---|---:|"]
+            out += [f"| {name} | {sec * 1e3:.1f} |" for name, sec in list(breakdown.items())[:8]]
+            out.append("")
     if peers is not None:
         st = peers["settings"]
         out += [

@@ -164,3 +164,13 @@ def test_max_rel_diff_scales_by_the_output_range_over_all_images() -> None:
     assert compare_peers.max_rel_diff(ref, got) == pytest.approx(2e-7, rel=1e-3)
     bigger = [[np.array([1.0, 0.5], np.float32)], [np.array([0.0, 0.0, 0.0], np.float32)]]
     assert compare_peers.max_rel_diff(ref, bigger) == math.inf
+
+
+def test_pass_breakdown_accounts_for_the_total(
+    tiny: tuple[Path, list[dict[str, np.ndarray]]],
+) -> None:
+    path, _ = tiny
+    breakdown = bench_optimize.pass_breakdown(path, runs=1)
+    assert next(iter(breakdown)) == "(total)"  # sorted, largest first
+    parts = sum(v for k, v in breakdown.items() if k != "(total)")
+    assert parts == pytest.approx(breakdown["(total)"], rel=1e-6)
