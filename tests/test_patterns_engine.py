@@ -4,6 +4,7 @@ use), multi-node replacements, refusals with reasons, user rule files from a pip
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from graphopt.errors import PipelineError
@@ -197,8 +198,6 @@ def test_user_rule_file_from_pipeline_yaml(tmp_path):
 
 
 def test_explain_cli_lists_applied_and_refused(tmp_path, capsys):
-    import onnx
-
     from graphopt.cli import main
 
     model = build(
@@ -282,4 +281,31 @@ def test_rules_apply_to_a_fixed_point():
     )
     out, _ = run_passes(model, ["fold-batchnorm"])
     assert ops(out) == ["Mul"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+# ---------------------------------------------------------------------------- golden examples
+
+
+def _golden() -> list[dict]:
+    import yaml
+
+    from graphopt._resources import builtin_dir
+
+    examples = []
+    for path in sorted((builtin_dir("patterns") / "examples").glob("*.yaml")):
+        examples.extend(yaml.safe_load(path.read_text())["examples"])
+    return examples
+
+
+@pytest.mark.parametrize("example", _golden(), ids=lambda e: e["name"])
+def test_golden_examples(example):
+    import onnx.parser
+
+    model = onnx.parser.parse_model(example["before"])
+    onnx.checker.check_model(model, full_check=True)
+    out, report = run_passes(model, example["passes"])
+    assert ops(out) == example["after"]
+    applied = {rule for rule, _node, outcome, _ in report.explain if outcome == "applied"}
+    assert set(example["rules"]) <= applied
     assert_same_outputs(model, out, feeds(model))
