@@ -1,0 +1,260 @@
+"""`graphopt.quantize`: INT8 post-training quantization to an explicit Q/DQ model.
+
+Steps: upgrade to opset 13 when older (per-channel `axis` needs it) → `graphopt.optimize`
+(BN folding etc.) → plan Q/DQ placement for the target → calibrate the planned tensors over
+the calibration feeds (streaming histograms, one batch alive) or take scales from a TensorRT
+calibration cache → insert Q/DQ → optionally keep the most sensitive groups in float →
+`onnx.checker` (full check) → optionally write the calibration cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.errors import GraphoptError, PipelineError, QuantizeError
+from graphopt.ir import Graph, load_model
+from graphopt.ir.model_io import ModelLike
+from graphopt.quant import cache as cache_io
+from graphopt.quant.collect import Feed, collect
+from graphopt.quant.histogram import METHODS, HistogramCalibrator
+from graphopt.quant.placement import TARGETS, Plan, plan
+from graphopt.quant.qdq import ActivationQuant, insert_qdq
+
+log = logging.getLogger("graphopt.quant")
+
+CACHE_HEADERS = {
+    "entropy": "TRT-8601-EntropyCalibration2",
+    "minmax": "TRT-8601-MinMaxCalibration",
+    "percentile": "TRT-8601-LegacyCalibration",
+}
+
+
+@dataclass
+class QuantizeReport:
+    """What `quantize` did: timings, scales, sensitivity ranking, groups kept in float."""
+
+    target: str
+    method: str
+    feeds: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    scales: dict[str, np.float32] = field(default_factory=dict)  # tensor → amax/127
+    quantized_nodes: list[str] = field(default_factory=list)
+    sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, error) worst first
+    kept_float: list[str] = field(default_factory=list)
+    error: float | None = None  # relative RMS output error vs FP32 on the sample feeds
+
+    def lines(self) -> list[str]:
+        out = [
+            f"target {self.target}, method {self.method}, {self.feeds} calibration feeds, "
+            f"{len(self.quantized_nodes)} quantized nodes, {len(self.scales)} calibrated tensors",
+            "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()),
+        ]
+        if self.error is not None:
+            out.append(f"relative output error vs FP32: {self.error:.4g}")
+        if self.sensitivity:
+            out.append("most sensitive groups (relative output error when only it is quantized):")
+            out.extend(f"  {n}: {e:.4g}" for n, e in self.sensitivity[:10])
+        if self.kept_float:
+            out.append("kept in float: " + ", ".join(self.kept_float))
+        return out
+
+
+def quantize(
+    model: ModelLike,
+    calibration_data: Iterable[Feed] | None = None,
+    method: str = "entropy",
+    cache: str | Path | None = None,
+    target: str = "tensorrt",
+    **options: Any,
+) -> onnx.ModelProto:
+    """Quantize `model` to INT8 with explicit QuantizeLinear/DequantizeLinear nodes.
+
+    `calibration_data`: iterable of feed dicts `{input_name: array}` (not needed with
+    `from_cache`). `method`: `entropy` (TensorRT EntropyCalibration2), `minmax`, `percentile`.
+    `cache`: write a TensorRT calibration cache there. `target`: `tensorrt` (int8 symmetric
+    activations, zero point 0) or `onnxruntime` (uint8 asymmetric activations, int32 bias).
+
+    Options: `from_cache` (read scales from a TensorRT calibration cache instead of
+    calibrating), `percentile` (default 99.99), `keep_float` (N most sensitive groups stay
+    float), `accuracy_target` (largest relative RMS output error vs FP32; the most sensitive
+    groups are kept float until it holds), `keep_nodes` (names kept float), `sample_feeds`
+    (feeds kept for sensitivity, default 4), `pipeline` (optimize pipeline; False skips it),
+    `threads`, `on_batch` (callback(count) per feed).
+    """
+    return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
+
+
+def quantize_with_report(
+    model: ModelLike,
+    calibration_data: Iterable[Feed] | None = None,
+    method: str = "entropy",
+    cache: str | Path | None = None,
+    target: str = "tensorrt",
+    *,
+    from_cache: str | Path | None = None,
+    percentile: float = 99.99,
+    keep_float: int = 0,
+    accuracy_target: float | None = None,
+    keep_nodes: Iterable[str] = (),
+    sample_feeds: int = 4,
+    pipeline: str | bool | None = None,
+    threads: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[onnx.ModelProto, QuantizeReport]:
+    """`quantize`, also returning a `QuantizeReport`."""
+    if method not in METHODS:
+        raise QuantizeError(
+            f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
+        )
+    if target not in TARGETS:
+        raise QuantizeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if calibration_data is None and from_cache is None:
+        raise QuantizeError("give calibration data or a calibration cache (from_cache)")
+    report = QuantizeReport(target, method)
+    clock = time.perf_counter()
+    proto = prepare(model, target, pipeline)
+    report.seconds["optimize"] = time.perf_counter() - clock
+
+    graph = Graph(proto)
+    placement = plan(proto, target, graph)
+    fixed_float = set(keep_nodes)
+    tensors = placement.calibrated(graph)
+    samples: list[Feed] = []
+    clock = time.perf_counter()
+    if from_cache is not None:
+        _, scales = cache_io.read(from_cache)
+        missing = [t for t in placement.tensors(graph) if t not in scales]
+        if missing:
+            raise QuantizeError(
+                f"{from_cache}: no scale for {len(missing)} tensor(s) the model quantizes, "
+                f"e.g. {missing[0]!r}"
+            )
+        params = {
+            t: (
+                ActivationQuant.symmetric(s)
+                if target == "tensorrt"
+                else ActivationQuant(s, 128, np.uint8)
+            )
+            for t, s in scales.items()
+        }
+        report.scales = {t: scales[t] for t in tensors if t in scales}
+        if calibration_data is not None and (keep_float or accuracy_target is not None):
+            samples = [f for f, _ in zip(calibration_data, range(sample_feeds), strict=False)]
+    else:
+        assert calibration_data is not None
+
+        def feeds() -> Iterable[Feed]:
+            for feed in calibration_data:
+                if len(samples) < sample_feeds:
+                    samples.append(feed)
+                yield feed
+
+        calibrators, report.feeds = collect(
+            proto, tensors, feeds(), threads=threads, on_batch=on_batch
+        )
+        params, report.scales = parameters(calibrators, placement, target, method, percentile)
+    report.seconds["calibrate"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    if keep_float or accuracy_target is not None:
+        if not samples:
+            raise QuantizeError("keep_float / accuracy_target need calibration feeds to measure on")
+        from graphopt.quant.sensitivity import choose_float_groups
+
+        chosen, ranking, error = choose_float_groups(
+            proto, placement, params, samples, fixed_float, keep_float, accuracy_target, threads
+        )
+        report.sensitivity, report.error = ranking, error
+        fixed_float |= set(chosen)
+        report.kept_float = sorted(chosen)
+    quantized = insert_qdq(proto, placement, params, fixed_float)
+    report.quantized_nodes = [n for n in placement.nodes if n not in fixed_float]
+    report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
+    check(quantized)
+    if cache is not None:
+        cache_io.write(cache, report.scales, CACHE_HEADERS[method])
+    return quantized, report
+
+
+def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -> onnx.ModelProto:
+    """The model quantization starts from: opset ≥ 13, optimized."""
+    proto = load_model(model)
+    version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if version < 13:
+        proto = upgrade_opset(proto, 13)
+    if pipeline is False:
+        return proto
+    from graphopt.api import optimize
+
+    if isinstance(pipeline, str):
+        return optimize(proto, pipeline)
+    for name in ("tensorrt", "default") if target == "tensorrt" else ("default",):
+        try:
+            return optimize(proto, name)
+        except PipelineError as e:
+            log.warning("pipeline %r unavailable (%s); trying the next", name, e)
+    log.warning("no optimize pipeline could run; quantizing the model as it is")
+    return proto
+
+
+def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
+    """`onnx.version_converter` to `version`, checked; QuantizeError when it cannot."""
+    from onnx import version_converter
+
+    try:
+        upgraded = version_converter.convert_version(model, version)
+        onnx.checker.check_model(upgraded)
+    except Exception as e:  # the converter raises assorted errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QuantizeError(f"cannot upgrade the model to opset {version}: {first}") from e
+    return upgraded
+
+
+def parameters(
+    calibrators: dict[str, HistogramCalibrator],
+    placement: Plan,
+    target: str,
+    method: str,
+    percentile: float = 99.99,
+) -> tuple[dict[str, ActivationQuant], dict[str, np.float32]]:
+    """Activation parameters per tensor and the cache scales (amax/127), groups shared."""
+    amax = {t: c.compute_amax(method, percentile) for t, c in calibrators.items()}
+    group_amax: dict[str, float] = {}
+    group_lo: dict[str, float] = {}
+    group_hi: dict[str, float] = {}
+    for t, c in calibrators.items():
+        g = placement.share.get(t, t)
+        group_amax[g] = max(group_amax.get(g, 0.0), amax[t])
+        group_lo[g] = min(group_lo.get(g, 0.0), c.minimum if c.maximum >= c.minimum else 0.0)
+        group_hi[g] = max(group_hi.get(g, 0.0), c.maximum if c.maximum >= c.minimum else 0.0)
+    params: dict[str, ActivationQuant] = {}
+    scales: dict[str, np.float32] = {}
+    for t in calibrators:
+        g = placement.share.get(t, t)
+        a = group_amax[g]
+        scale = np.float32(max(a / 127.0, 1e-12))  # a zero scale cannot be cached
+        scales[t] = scale
+        if target == "tensorrt":
+            params[t] = ActivationQuant.symmetric(scale)
+        else:
+            params[t] = ActivationQuant.asymmetric(max(group_lo[g], -a), min(group_hi[g], a))
+    return params, scales
+
+
+def check(model: onnx.ModelProto) -> None:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise QuantizeError(
+            f"the quantized model fails onnx.checker: {str(e).strip().splitlines()[0]}"
+        ) from e
+    except GraphoptError:
+        raise

@@ -1,0 +1,84 @@
+"""TensorRT calibration caches: write ours, read TensorRT's (or ours), exactly.
+
+Format (what TensorRT's `IInt8Calibrator::writeCalibrationCache` produces and polygraphy and
+pytorch-quantization read): a first line `TRT-<version>-<Calibrator>` (e.g.
+`TRT-8601-EntropyCalibration2`), then one line per tensor `name: <hex>` where `<hex>` is the
+8 hex digits of the big-endian IEEE float32 scale (`amax / 127`). TensorRT also writes
+`-1`-style or 0 scales for tensors it could not calibrate; those are read as missing.
+Lines are sorted by tensor name, so equal scales give equal bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from graphopt.errors import QuantizeError
+
+DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
+
+
+def format_scale(scale: float | np.floating) -> str:
+    return struct.pack(">f", float(np.float32(scale))).hex()
+
+
+def parse_scale(text: str) -> np.float32:
+    return np.float32(struct.unpack(">f", bytes.fromhex(text))[0])
+
+
+def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
+    """The cache text for `scales` (tensor → float32 scale)."""
+    lines = [header]
+    for name in sorted(scales):
+        if not name or "\n" in name or name != name.strip():
+            raise QuantizeError(f"tensor name {name!r} cannot be written to a calibration cache")
+        lines.append(f"{name}: {format_scale(scales[name])}")
+    return "\n".join(lines) + "\n"
+
+
+def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:
+    """Write the cache atomically."""
+    target = Path(path)
+    text = dumps(scales, header)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
+
+
+def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, np.float32]]:
+    """(header, tensor → scale) from cache text."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or not lines[0].startswith("TRT-"):
+        raise QuantizeError(f"{where}: not a TensorRT calibration cache (no 'TRT-' header line)")
+    scales: dict[str, np.float32] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        name, sep, value = line.rpartition(":")
+        value = value.strip()
+        if not sep or not name or len(value) != 8:
+            raise QuantizeError(f"{where}: line {number}: expected 'tensor: <8 hex digits>'")
+        try:
+            scale = parse_scale(value)
+        except ValueError as e:
+            raise QuantizeError(f"{where}: line {number}: {value!r} is not 8 hex digits") from e
+        if np.isfinite(scale) and scale > 0:
+            scales[name] = scale
+    return lines[0].strip(), scales
+
+
+def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise QuantizeError(f"{path}: cannot read calibration cache: {e}") from e
+    return loads(text, str(path))

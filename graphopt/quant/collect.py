@@ -1,0 +1,128 @@
+"""Run the FP32 model in onnxruntime and stream the wanted activations into histograms.
+
+The tensors to calibrate become extra graph outputs of a copy of the model; each calibration
+batch is run once, every requested activation is folded into its `HistogramCalibrator`, and the
+batch's arrays are dropped before the next one runs: at most one batch of activations is alive.
+Feeds are validated against the model's inputs (names, dtype, rank, fixed dims) first.
+
+This module does not decide which tensors to calibrate (`placement`) or how to rewrite.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.backends.onnxruntime import input_specs, session
+from graphopt.errors import BackendError, QuantizeError
+from graphopt.quant.histogram import HistogramCalibrator
+
+log = logging.getLogger("graphopt.quant")
+
+Feed = dict[str, np.ndarray]
+
+_NP: dict[int, type] = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+def with_outputs(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
+    """A copy of `model` whose outputs are `tensors` (typed float, shape left to the runtime)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    out.graph.ClearField("output")
+    out.graph.output.extend(
+        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors
+    )
+    return out
+
+
+def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
+    """`feed` as a dict of arrays of the model's inputs; QuantizeError naming what is wrong."""
+    if not isinstance(feed, dict):
+        raise QuantizeError(f"{where}: calibration data must be dicts of input name → array")
+    checked: Feed = {}
+    for name, elem, dims in input_specs(model):
+        if name not in feed:
+            raise QuantizeError(f"{where}: feed has no array for model input {name!r}")
+        value = np.asarray(feed[name])
+        want = _NP.get(elem)
+        if want is not None and value.dtype != want:
+            if np.issubdtype(value.dtype, np.floating) and np.issubdtype(want, np.floating):
+                value = value.astype(want)
+            else:
+                raise QuantizeError(
+                    f"{where}: input {name!r} has dtype {value.dtype}, the model wants {np.dtype(want)}"
+                )
+        if dims and value.ndim != len(dims):
+            raise QuantizeError(
+                f"{where}: input {name!r} has shape {list(value.shape)}, the model wants {dims}"
+            )
+        for axis, d in enumerate(dims):
+            if isinstance(d, int) and d > 0 and value.shape[axis] != d:
+                raise QuantizeError(
+                    f"{where}: input {name!r} has shape {list(value.shape)}, the model wants {dims}"
+                )
+        checked[name] = value
+    return checked
+
+
+def collect(
+    model: onnx.ModelProto,
+    tensors: Sequence[str],
+    data: Iterable[Any],
+    *,
+    threads: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[dict[str, HistogramCalibrator], int]:
+    """Histograms of `tensors` over every feed of `data`; also the number of feeds seen."""
+    calibrators = {t: HistogramCalibrator() for t in tensors}
+    if not tensors:
+        count = 0
+        for i, feed in enumerate(data):
+            check_feed(model, feed, f"calibration feed {i}")
+            count += 1
+        if count == 0:
+            raise QuantizeError("the calibration data is empty")
+        return calibrators, count
+    sess = session(with_outputs(model, tensors), threads=threads, level="basic")
+    names = list(tensors)
+    count = 0
+    for i, feed in enumerate(data):
+        checked = check_feed(model, feed, f"calibration feed {i}")
+        try:
+            values = sess.run(names, checked)
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise QuantizeError(f"calibration feed {i}: onnxruntime failed: {first}") from e
+        for name, value in zip(names, values, strict=True):
+            calibrators[name].collect(value)
+        del values, checked
+        count += 1
+        if on_batch is not None:
+            on_batch(count)
+    if count == 0:
+        raise QuantizeError("the calibration data is empty")
+    log.info("calibrated %d tensors over %d feeds", len(names), count)
+    return calibrators, count
+
+
+def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0) -> list[Feed]:
+    """The model's outputs for every feed (for accuracy checks)."""
+    try:
+        sess = session(model, threads=threads)
+    except BackendError as e:
+        raise QuantizeError(str(e)) from e
+    names = [o.name for o in sess.get_outputs()]
+    return [dict(zip(names, sess.run(names, f), strict=True)) for f in feeds]

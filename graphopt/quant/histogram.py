@@ -1,0 +1,265 @@
+"""Streaming, mergeable histograms of |x| and the calibrators that read an amax from them.
+
+`HistogramCalibrator` collects one tensor's values batch by batch (`collect(x)`), can be merged
+with another collector of the same tensor (`merge`), and answers `compute_amax(method)` for the
+three calibration methods: `entropy` (TensorRT EntropyCalibration2), `minmax` and `percentile`.
+
+Order independence: bins have width 2^k (k an integer) and there are always `NUM_BINS` of them,
+covering [0, NUM_BINS · 2^k). When a batch exceeds the range, k grows and the old counts are
+re-binned by summing 2^Δk neighbours, which is exact: bin j at width 2^(k+1) is precisely bins
+2j and 2j+1 at width 2^k. k is always the least integer with max|x| < NUM_BINS · 2^k, a function
+of the global maximum only, so the same values in any batch order give identical integer counts,
+identical amax and identical cache bytes. The price is resolution: the data fill between half and
+all of the bins (TensorRT's own histogram spans exactly [0, max|x|]).
+
+This module does no I/O and knows nothing about models; see `graphopt.quant.collect`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphopt.errors import QuantizeError
+
+NUM_BINS = 2048  # TensorRT EntropyCalibration2 uses 2048 bins
+NUM_LEVELS = 128  # int8: 128 non-negative quantization levels
+START_BIN = 128  # first candidate threshold bin
+EMPTY_LEVEL_MASS = 1e-4  # counts Q gets where P has only outliers (smoothing, see below)
+
+METHODS = ("entropy", "minmax", "percentile")
+
+
+@dataclass
+class HistogramCalibrator:
+    """Histogram of |x| with power-of-two bin width, plus the exact min, max and max|x|.
+
+    `collect(x)` folds one batch in (nothing of `x` is kept); `merge(other)` adds another
+    collector's counts; `compute_amax(method)` returns the clipping threshold.
+    """
+
+    num_bins: int = NUM_BINS  # a power of two
+    exponent: int | None = None  # bin width = 2**exponent; None until a non-zero value is seen
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.int64))
+    minimum: float = math.inf  # exact min(x) over everything collected
+    maximum: float = -math.inf  # exact max(x)
+
+    @property
+    def bin_width(self) -> float:
+        return 0.0 if self.exponent is None else math.ldexp(1.0, self.exponent)
+
+    @property
+    def amax_seen(self) -> float:
+        """max|x| over everything collected (0 when nothing was)."""
+        if self.maximum < self.minimum:
+            return 0.0
+        return max(abs(self.minimum), abs(self.maximum))
+
+    def collect(self, x: np.ndarray) -> None:
+        """Fold the values of `x` into the histogram (x itself is not modified or kept)."""
+        values = np.asarray(x)
+        if values.size == 0:
+            return
+        if values.dtype != np.float32:
+            values = values.astype(np.float32)
+        lo, hi = float(values.min()), float(values.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise QuantizeError("calibration values contain NaN or infinity")
+        self.minimum, self.maximum = min(self.minimum, lo), max(self.maximum, hi)
+        top = max(abs(lo), abs(hi))
+        if top == 0.0:
+            self.counts[0] += values.size
+            return
+        self._grow_to(top)
+        assert self.exponent is not None
+        # |x| · 2^-k is exact in binary floating point; truncation of a non-negative value is floor.
+        scaled = np.abs(values, dtype=np.float32)
+        scaled *= np.float32(math.ldexp(1.0, -self.exponent))
+        index = scaled.astype(np.intp).ravel()  # bincount works in intp: no second conversion
+        del scaled
+        self.counts += np.bincount(index, minlength=self.num_bins)[: self.num_bins]
+
+    def merge(self, other: HistogramCalibrator) -> None:
+        """Add `other`'s values (same tensor, e.g. collected in another process)."""
+        if other.num_bins != self.num_bins:
+            raise QuantizeError("cannot merge histograms with different bin counts")
+        if other.maximum < other.minimum:
+            return
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
+        if other.exponent is None:
+            self.counts[0] += other.counts.sum()
+            return
+        theirs = other.counts.copy()
+        if self.exponent is None or other.exponent > self.exponent:
+            self._rebin_to(other.exponent)
+        elif other.exponent < self.exponent:
+            theirs = _rebin(theirs, self.exponent - other.exponent)
+        self.counts += theirs
+
+    def _grow_to(self, top: float) -> None:
+        # least k with top < num_bins · 2^k: top/num_bins = m·2^e with 0.5 <= m < 1 (exact, as
+        # num_bins is a power of two), so 2^(e-1) <= top/num_bins < 2^e and k = e.
+        needed = math.frexp(top / self.num_bins)[1]
+        if self.exponent is None:
+            zeros = int(self.counts.sum())
+            self.exponent = needed
+            self.counts[:] = 0
+            self.counts[0] = zeros
+        elif needed > self.exponent:
+            self._rebin_to(needed)
+
+    def _rebin_to(self, exponent: int) -> None:
+        if self.exponent is None:
+            zeros = int(self.counts.sum())
+            self.counts = np.zeros(self.num_bins, dtype=np.int64)
+            self.counts[0] = zeros
+        else:
+            self.counts = _rebin(self.counts, exponent - self.exponent)
+        self.exponent = exponent
+
+    def compute_amax(self, method: str = "entropy", percentile: float = 99.99) -> float:
+        """The clipping threshold for `method` (`entropy`, `minmax` or `percentile`)."""
+        if method not in METHODS:
+            raise QuantizeError(
+                f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
+            )
+        if method == "minmax":
+            return self.amax_seen
+        if self.exponent is None:
+            return 0.0
+        if method == "percentile":
+            return percentile_amax(self.counts, self.bin_width, percentile)
+        return entropy_amax(self.counts, self.bin_width)
+
+
+def _rebin(counts: np.ndarray, steps: int) -> np.ndarray:
+    """Counts at bin width 2^(k+steps) from counts at width 2^k (exact pairwise sums)."""
+    if steps <= 0:
+        return counts.copy()
+    n = counts.size
+    if steps >= int(math.log2(n)) + 1:
+        out = np.zeros(n, dtype=np.int64)
+        out[0] = counts.sum()
+        return out
+    factor = 1 << steps
+    merged = counts.reshape(n // factor, factor).sum(axis=1)
+    out = np.zeros(n, dtype=np.int64)
+    out[: merged.size] = merged
+    return out
+
+
+def percentile_amax(counts: np.ndarray, bin_width: float, percentile: float) -> float:
+    """Upper edge of the first bin where the cumulative share of |x| reaches `percentile`%."""
+    if not 0.0 < percentile <= 100.0:
+        raise QuantizeError(f"percentile must be in (0, 100], got {percentile}")
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+    if total == 0:
+        return 0.0
+    # smallest b with cumulative[b] >= total · p / 100, compared in integers where possible
+    need = total * percentile / 100.0
+    b = int(np.searchsorted(cumulative, need, side="left"))
+    return (min(b, counts.size - 1) + 1) * bin_width
+
+
+def entropy_divergences(
+    counts: np.ndarray,
+    *,
+    num_levels: int = NUM_LEVELS,
+    start_bin: int = START_BIN,
+    empty_level_mass: float = EMPTY_LEVEL_MASS,
+) -> np.ndarray:
+    """KL(P‖Q) for every candidate threshold bin i = start_bin .. len(counts), all at once.
+
+    For a candidate i (h = counts, N = Σh, O_i = Σ_{k≥i} h_k the outliers):
+
+        P_k = h_k for k < i-1,   P_{i-1} = h_{i-1} + O_i                    (Σ P = N)
+        levels j = 0..L-1 of m = ⌊i/L⌋ bins each, the last one running to i
+        H_j = Σ_{k∈j} h_k  (the clipped bins only: outliers are not in Q),
+        n_j = #{k ∈ j : P_k > 0},   Q_k = H_j / n_j where P_k > 0, else 0
+        KL = Σ_k P̂_k log(P̂_k / Q̂_k),  P̂ = P/N,  Q̂ = Q/ΣQ
+
+    Expanding the logarithm, with S_i = Σ_{k<i} h_k log h_k and C_i = Σ_{k<i} h_k:
+
+        KL = (S_{i-1} + f(h_{i-1}+O_i))/N − log N + log ΣQ − (1/N) Σ_j P_j (log H_j − log n_j)
+
+    where P_j = Σ_{k∈j} P_k and f(x) = x log x, so every term is a difference of cumulative sums
+    gathered at the level boundaries. Levels 0..L-2 depend on i only through m (16 distinct
+    values for 2048 bins), so they are summed once per m; only the last level is per candidate.
+    No loop over candidates: O(#m · L + #candidates) work.
+    Q is built from the clipped bins *without* the outliers, as TensorRT's GTC 2017 description
+    does: that is what penalises clipping (merging P itself would give KL = 0 at i = 128, where
+    every level is one bin, and always clip to 128 bins). When the outliers land on a last level
+    whose clipped bins are all empty, Q there gets `empty_level_mass` counts per non-zero P bin
+    instead of 0 (the smoothing MXNet/TVM apply), so the candidate is scored, not infinite.
+    """
+    h = counts.astype(np.float64)
+    n_bins = h.size
+    total = h.sum()
+    last_level = num_levels - 1
+    candidates = np.arange(start_bin, n_bins + 1)
+    cum = np.concatenate(([0.0], np.cumsum(h)))  # cum[i] = Σ_{k<i} h_k
+    nonzero = np.concatenate(([0], np.cumsum(counts > 0)))
+    s = np.concatenate(([0.0], np.cumsum(_xlogx(h))))
+
+    outliers = total - cum[candidates]
+    sum_plogp = s[candidates - 1] + _xlogx(h[candidates - 1] + outliers)
+
+    # Levels 0..L-2 depend on i only through m = ⌊i/L⌋: one row per distinct m.
+    width = candidates // num_levels
+    widths, row = np.unique(width, return_inverse=True)
+    edges = widths[:, None] * np.arange(num_levels)[None, :]  # starts of levels 0..L-1
+    level_h = cum[edges[:, 1:]] - cum[edges[:, :-1]]  # H_j, j = 0..L-2 (P_j = H_j there)
+    level_n = nonzero[edges[:, 1:]] - nonzero[edges[:, :-1]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.where(
+            level_h > 0,
+            level_h
+            * (np.log(np.where(level_h > 0, level_h, 1.0)) - np.log(np.maximum(level_n, 1))),
+            0.0,
+        ).sum(axis=1)[row]
+    # the last level runs from (L-1)·m to i and takes the outliers into P
+    start = width * last_level
+    last_h = cum[candidates] - cum[start]
+    last_p = last_h + outliers
+    last_n = (nonzero[candidates] - nonzero[start]).astype(np.float64)
+    last_n += (h[candidates - 1] == 0) & (outliers > 0)  # P_{i-1} > 0 only by the outliers
+    last_h = np.where((last_p > 0) & (last_h <= 0), empty_level_mass * last_n, last_h)
+    sum_q = cum[start] + last_h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        last_term = np.where(
+            last_p > 0,
+            last_p * (np.log(np.where(last_h > 0, last_h, 1.0)) - np.log(np.maximum(last_n, 1))),
+            0.0,
+        )
+        kl = sum_plogp / total - np.log(total) + np.log(sum_q) - (inner + last_term) / total
+    return kl
+
+
+def _xlogx(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, x * np.log(np.where(x > 0, x, 1.0)), 0.0)
+
+
+def entropy_amax(
+    counts: np.ndarray,
+    bin_width: float,
+    *,
+    num_levels: int = NUM_LEVELS,
+    start_bin: int = START_BIN,
+) -> float:
+    """TensorRT EntropyCalibration2: amax = (i* + 0.5) · bin_width, where i* (the number of bins
+    kept) is the candidate with the least KL divergence (`entropy_divergences`), the first one
+    on ties; TensorRT's description writes it `threshold = (m + 0.5) · width`."""
+    if counts.sum() == 0:
+        return 0.0
+    top = int(np.flatnonzero(counts)[-1])
+    if top < start_bin:
+        # everything fits in fewer bins than the first candidate: no clipping is useful
+        return (top + 1) * bin_width
+    kl = entropy_divergences(counts, num_levels=num_levels, start_bin=start_bin)
+    best = int(np.argmin(kl)) + start_bin
+    return (best + 0.5) * bin_width

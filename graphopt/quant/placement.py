@@ -1,0 +1,290 @@
+"""Where Q/DQ goes: which node inputs (and outputs) are quantized, per deployment target.
+
+`plan(model, target)` reads an (already optimized, opset ≥ 13) model and returns a `Plan`: for
+every quantizable node, the activation inputs to quantize, the weight inputs (with the
+per-channel axis), the bias input, and (target `onnxruntime`) the outputs to quantize; plus the
+scale-sharing groups (tensors joined through Concat / MaxPool / Resize share one scale).
+
+Rules (DESIGN.md, "TensorRT reality"):
+- `tensorrt`: quantize the activation inputs of Conv/ConvTranspose/Gemm/MatMul and both inputs of
+  a residual Add (two non-constant inputs), except an Add input that comes straight from a
+  Conv/Gemm (or from its fused activation) which TensorRT fuses into that Conv's epilogue; never
+  the outputs, so no Q/DQ lands between a Conv and the BN/activation it fuses with.
+- `onnxruntime`: the layout onnxruntime's CPU QDQ fusions turn into QLinear* kernels, as its own
+  quantizer emits it: inputs and outputs of every op it has a quantized kernel for (Conv,
+  MatMul, Add, Mul, Sigmoid, Concat, pools, Resize and data movement), one Q per tensor and a
+  DQ that all its readers share (onnxruntime gives each reader its own DQ copy at load time);
+  the output head after the last Conv (box decode, score Concat) stays float, which keeps
+  sigmoid scores from sharing a scale with box offsets.
+Where `graphopt.analysis.fuse_ops` exists, Add inputs inside a Conv's fusion group are the
+"fused" ones; otherwise op-type rules decide.
+
+This module only decides; `graphopt.quant.qdq` rewrites the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import onnx
+
+from graphopt.ir import Graph
+
+log = logging.getLogger("graphopt.quant")
+
+TARGETS = ("tensorrt", "onnxruntime")
+COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+SCALE_SHARING_OPS = ("Concat", "MaxPool", "Resize")
+# activations that TensorRT fuses into the producing Conv (with x*sigmoid(x) recognised below)
+FUSED_ACTIVATIONS = ("Relu", "Sigmoid", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Tanh")
+
+# onnxruntime: op → indices of the data inputs its QDQ fusions quantize (None: all inputs)
+ORT_OPS: dict[str, tuple[int, ...] | None] = {
+    "Conv": (0,),
+    "ConvTranspose": (0,),
+    "Gemm": (0,),
+    "MatMul": (0, 1),
+    "Add": (0, 1),
+    "Mul": (0, 1),
+    "Sigmoid": (0,),
+    "Concat": None,
+    "MaxPool": (0,),
+    "AveragePool": (0,),
+    "GlobalAveragePool": (0,),
+    "Resize": (0,),
+    "LeakyRelu": (0,),
+    "Relu": (0,),
+    "Clip": (0,),
+    "Transpose": (0,),
+    "Reshape": (0,),
+    "Squeeze": (0,),
+    "Unsqueeze": (0,),
+    "Flatten": (0,),
+    "Slice": (0,),
+    "Split": (0,),
+    "Pad": (0,),
+    "Softmax": (0,),
+}
+
+FLOAT_TYPES = (onnx.TensorProto.FLOAT,)
+
+
+@dataclass
+class NodePlan:
+    """What to quantize around one node."""
+
+    node: str
+    op_type: str
+    activations: list[int] = field(default_factory=list)  # input indices
+    weights: dict[int, int | None] = field(default_factory=dict)  # input index → channel axis
+    bias: int | None = None  # input index of a constant bias
+    outputs: list[int] = field(default_factory=list)  # output indices (onnxruntime target)
+    constants: list[int] = field(default_factory=list)  # constant operands quantized per tensor
+
+
+@dataclass
+class Plan:
+    target: str
+    nodes: dict[str, NodePlan]
+    # tensor → representative of its scale-sharing group
+    share: dict[str, str] = field(default_factory=dict)
+
+    def tensors(self, graph: Graph, keep_float: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+        """Activation tensors that get a Q/DQ (in node order), given nodes kept in float."""
+        seen: dict[str, None] = {}
+        for name, np_ in self.nodes.items():
+            if name in keep_float:
+                continue
+            node = graph.nodes[name]
+            for i in np_.activations:
+                seen[node.input[i]] = None
+            for i in np_.outputs:
+                seen[node.output[i]] = None
+        return list(seen)
+
+    def calibrated(self, graph: Graph, keep_float: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+        """Tensors whose statistics are needed: the quantized ones and their scale groups."""
+        wanted = self.tensors(graph, keep_float)
+        groups = {self.share.get(t, t) for t in wanted}
+        extra = [t for t, rep in self.share.items() if rep in groups and t not in wanted]
+        return wanted + sorted(extra)
+
+
+def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference can type."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    types: dict[str, int] = {}
+    g = inferred.graph
+    for vi in [*g.input, *g.output, *g.value_info]:
+        if vi.type.HasField("tensor_type"):
+            types[vi.name] = vi.type.tensor_type.elem_type
+    for t in g.initializer:
+        types[t.name] = t.data_type
+    return types
+
+
+def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Plan:
+    """Decide Q/DQ placement for `model` (opset ≥ 13) and `target`."""
+    graph = graph or Graph(model)
+    types = tensor_types(model)
+    fused = _fused_into_compute(graph)
+
+    def is_float_activation(t: str) -> bool:
+        return bool(t) and not graph.is_constant(t) and types.get(t, 0) in FLOAT_TYPES
+
+    feeds_compute = _reaches_compute(graph)
+    nodes: dict[str, NodePlan] = {}
+    for node in graph.toposort():
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        op = node.op_type
+        p = NodePlan(node.name, op)
+        if target == "onnxruntime" and op not in COMPUTE_OPS and node.name not in feeds_compute:
+            continue  # the output head after the last Conv stays float (scores keep precision)
+        if op in COMPUTE_OPS:
+            _plan_compute(graph, node, p, is_float_activation)
+        if target == "tensorrt":
+            if op == "Add" and len(node.input) == 2:
+                ins = list(node.input)
+                if all(is_float_activation(t) for t in ins) and ins[0] != ins[1]:
+                    from_compute = [t in fused for t in ins]
+                    if all(from_compute):
+                        from_compute[0] = False  # one of them keeps the Conv epilogue fusion
+                    p.activations = [i for i in (0, 1) if not from_compute[i]]
+        elif op in ORT_OPS:
+            if op not in COMPUTE_OPS:
+                indices = ORT_OPS[op]
+                idx = range(len(node.input)) if indices is None else indices
+                for i in idx:
+                    if i >= len(node.input) or not node.input[i]:
+                        continue
+                    t = node.input[i]
+                    if is_float_activation(t):
+                        p.activations.append(i)
+                    elif (
+                        op in ("Add", "Mul")
+                        and graph.is_constant(t)
+                        and types.get(t) in FLOAT_TYPES
+                    ):
+                        p.constants.append(i)
+                if op in ("Add", "Mul") and not p.activations:
+                    p.constants = []  # an all-constant op is folded elsewhere, not quantized
+            p.outputs = [
+                i
+                for i, t in enumerate(node.output)
+                if t and types.get(t, 0) in FLOAT_TYPES and not graph.is_graph_output(t)
+            ]
+        if p.activations or p.weights:
+            nodes[node.name] = p
+    return Plan(target, nodes, _scale_groups(graph))
+
+
+def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> None:  # type: ignore[no-untyped-def]
+    op = node.op_type
+    ins = list(node.input)
+    if not ins or not is_act(ins[0]):
+        return
+    p.activations.append(0)
+    if len(ins) < 2 or not ins[1]:
+        return
+    w = ins[1]
+    if graph.is_constant(w):
+        value = graph.constant(w)
+        if value is None or value.dtype != "float32":
+            return
+        if op == "Conv":
+            axis: int | None = 0
+        elif op == "ConvTranspose":
+            axis = 1 if graph.attr(node, "group", 1) == 1 else None
+        elif op == "Gemm":
+            axis = 0 if graph.attr(node, "transB", 0) else 1
+        else:  # MatMul
+            axis = value.ndim - 1 if value.ndim == 2 else None
+        p.weights[1] = axis
+        if op in ("Conv", "ConvTranspose", "Gemm") and len(ins) > 2 and graph.is_constant(ins[2]):
+            p.bias = 2
+    elif op == "MatMul" and is_act(w):
+        p.activations.append(1)
+
+
+def _reaches_compute(graph: Graph) -> set[str]:
+    """Names of nodes from which some Conv/ConvTranspose/Gemm/MatMul is reachable downstream."""
+    reach: set[str] = set()
+    for node in reversed(graph.toposort()):
+        for t in node.output:
+            for c in graph.consumer_nodes(t):
+                if c.op_type in COMPUTE_OPS or c.name in reach:
+                    reach.add(node.name)
+                    break
+            if node.name in reach:
+                break
+    return reach
+
+
+def _fused_into_compute(graph: Graph) -> set[str]:
+    """Tensors computed by a Conv/Gemm, or by an activation fused into it (TensorRT epilogue)."""
+    groups = _fusion_groups(graph)
+    out: set[str] = set()
+    if groups is not None:
+        for group in groups:
+            members = [graph.nodes[n] for n in group if n in graph.nodes]
+            if any(n.op_type in COMPUTE_OPS for n in members):
+                for n in members:
+                    out.update(t for t in n.output if t)
+        return out
+    for node in graph.toposort():
+        op = node.op_type
+        ins = [t for t in node.input if t]
+        if op in ("Conv", "ConvTranspose", "Gemm") or (
+            op in FUSED_ACTIVATIONS and ins and ins[0] in out and graph.use_count(ins[0]) <= 2
+        ):
+            out.update(node.output)
+        elif op == "Mul" and len(ins) == 2:
+            a, b = ins
+            pa, pb = graph.producer_node(a), graph.producer_node(b)
+            # x * sigmoid(x) with x from a Conv (SiLU / Swish)
+            for x, s in ((a, pb), (b, pa)):
+                if (
+                    x in out
+                    and s is not None
+                    and s.op_type in FUSED_ACTIVATIONS
+                    and s.input[0] == x
+                ):
+                    out.update(node.output)
+    return out
+
+
+def _fusion_groups(graph: Graph) -> list[list[str]] | None:
+    try:
+        from graphopt.analysis import fuse_ops  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        return [list(g) for g in fuse_ops(graph.model)]
+    except Exception as e:  # the partitioner is optional guidance: fall back to op rules
+        log.info("fuse_ops failed (%s); Q/DQ placement falls back to op-type rules", e)
+        return None
+
+
+def _scale_groups(graph: Graph) -> dict[str, str]:
+    """Union-find over tensors joined by Concat/MaxPool/Resize (data input ↔ output)."""
+    parent: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        parent.setdefault(t, t)
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for node in graph.toposort():
+        if node.op_type not in SCALE_SHARING_OPS or not node.output:
+            continue
+        data = list(node.input) if node.op_type == "Concat" else list(node.input[:1])
+        for t in data:
+            if t and not graph.is_constant(t):
+                a, b = find(t), find(node.output[0])
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {t: find(t) for t in parent}
