@@ -47,3 +47,24 @@ def test_default_pipeline_on_real_detector(name, real_model, real_feeds):
     # the pipeline settles: a second run finds nothing left to do
     _, again = optimize_with_report(optimized)
     assert not any(r.changed for r in again.records), [r.name for r in again.records if r.changed]
+
+
+@pytest.mark.realmodel
+def test_dynamic_input_model_stays_dynamic(real_model):
+    """PP-OCR det takes any H×W: nothing the pipeline folds may depend on the 640×640 feeds."""
+    from graphopt.realmodels import PREPROCESS, images, preprocess
+
+    path = real_model("ppocr_det")
+    original = onnx.load(str(path))
+    optimized = optimize_with_report(path)[0]
+    reference, candidate = session(original), session(optimized)
+    image = images(1, names=("page.png",))[0]  # a page of text: the detector fires
+    for size in ((320, 480), (224, 352)):
+        options = {**PREPROCESS["ppocr_det"], "size": size}
+        feeds = {"x": preprocess(image, **options)}
+        a, b = run(reference, feeds), run(candidate, feeds)
+        for out in a:
+            assert a[out].shape == b[out].shape
+            scale = float(np.max(np.abs(a[out])))
+            assert scale > 0.5  # text was found: the comparison is meaningful
+            assert float(np.max(np.abs(a[out] - b[out]))) / scale <= 1e-4

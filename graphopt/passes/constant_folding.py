@@ -99,11 +99,13 @@ class ConstantFolder:
         if not is_default_domain(node) or node.op_type in NEVER_FOLD:
             return False
         inputs = [i for i in node.input if i]
-        if not inputs or self.graph.has_subgraphs(node):
+        if not inputs:
             return False
-        if all(self.graph.is_constant(i) for i in inputs):
-            return True
-        return self.fold_shapes and node.op_type in ("Shape", "Size")
+        if all(self.graph.is_constant(i) for i in inputs) or (
+            self.fold_shapes and node.op_type in ("Shape", "Size")
+        ):
+            return not self.graph.has_subgraphs(node)
+        return False
 
     def run(self, seeds: Iterable[onnx.NodeProto]) -> None:
         queue = deque(n.name for n in seeds)
