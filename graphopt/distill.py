@@ -315,8 +315,12 @@ def write_targets(
     since = 0
     for start in range(done, total, batch_size):
         batch = sources[start : start + batch_size]
-        feed = _batch_feed([load_feed(s, inputs, preprocess) for s in batch])
-        values = sess.run([s.source for s in specs], feed)
+        feed = _conform(_batch_feed([load_feed(s, inputs, preprocess) for s in batch]), inputs)
+        try:
+            values = sess.run([s.source for s in specs], feed)
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DistillError(f"the teacher failed on {batch[0].name}: {first}") from e
         if manifest is None:
             manifest = _create(out, config, specs, values, len(batch))
         current: dict[str, Any] = manifest
@@ -358,6 +362,19 @@ def _check_batch(inputs: Sequence[tuple[str, int, list[Any]]], batch_size: int) 
             raise DistillError(
                 f"input {name!r} has a fixed batch of {dims[0]}; use batch size 1 with this teacher"
             )
+
+
+def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]]) -> Feed:
+    """Cast float samples to the float type the teacher declares (e.g. float64 .npy files)."""
+    out = dict(feed)
+    for name, elem, _ in inputs:
+        value = out.get(name)
+        if value is None:
+            raise DistillError(f"no value for teacher input {name!r} in the sample")
+        want = onnx.helper.tensor_dtype_to_np_dtype(elem)
+        if value.dtype != want and value.dtype.kind == "f" and want.kind == "f":
+            out[name] = value.astype(want)
+    return out
 
 
 def _batch_feed(feeds: Sequence[Feed]) -> Feed:

@@ -246,6 +246,12 @@ def test_in_memory_feeds_and_errors(tmp_path):
     assert peaks.shape == (3,)
     for i, f in enumerate(feeds):
         np.testing.assert_array_equal(peaks[i], expected_outputs([f["x"]])[0]["peak"][0])
+    doubles = [{"x": np.ones((1, 4), np.float64)}]  # float64 samples are cast to float32
+    write_targets(classifier(), doubles, tmp_path / "t6")
+    with pytest.raises(DistillError, match="the teacher failed on feed 0"):
+        write_targets(classifier(), [{"x": np.ones((1, 5), np.float32)}], tmp_path / "t7")
+    with pytest.raises(DistillError, match="no value for teacher input 'x'"):
+        write_targets(classifier(), [{"y": np.ones((1, 4), np.float32)}], tmp_path / "t8")
     with pytest.raises(DistillError, match="no output 'nope'"):
         write_targets(classifier(), feeds, tmp_path / "t3", logits=["nope"])
     with pytest.raises(DistillError, match="temperature"):
