@@ -427,18 +427,53 @@ def test_fp16_model_keeps_io_and_stays_close():
     assert model.graph.initializer[0].data_type == TensorProto.FLOAT  # input not mutated
 
 
-@pytest.mark.realmodel
-def test_fp16_model_on_a_real_detector(real_model, real_feeds):
+def test_fp16_model_keeps_out_of_range_constants_in_float32():
+    """An unfolded BatchNorm whose variance is beyond ±65504 (as in PP-OCRv4 det) would become
+    inf in float16: its node stays float32 and the result stays close."""
     from graphopt.backends.onnxruntime import run
 
-    model = onnx.load(str(real_model("common_det")))
+    var = np.array([9.8e7, 4.0, 1.0], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["var"], value=numpy_helper.from_array(var, "v")),
+            helper.make_node("BatchNormalization", ["x", "g", "b", "m", "var"], ["y"], name="bn"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [
+            numpy_helper.from_array(np.array([2.0, 1.0, 0.5], np.float32), "g"),
+            numpy_helper.from_array(np.array([0.1, 0.2, 0.3], np.float32), "b"),
+            numpy_helper.from_array(np.array([100.0, 1.0, 0.0], np.float32), "m"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     half = fp16_model(model)
-    feed = real_feeds("common_det", 1)[0]
+    onnx.checker.check_model(half, full_check=True)
+    kept = {t.name: t.data_type for t in half.graph.initializer}
+    assert kept["var"] == TensorProto.FLOAT
+    x = np.random.default_rng(4).standard_normal((1, 3, 4, 4)).astype(np.float32) * 3000
+    np.testing.assert_allclose(
+        run(half, {"x": x})["y"], run(model, {"x": x})["y"], rtol=2e-3, atol=2e-3
+    )
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("name", ["common_det", "layout_cdla", "ppocr_det"])
+def test_fp16_model_on_real_detectors(real_model, real_feeds, name):
+    from graphopt.backends.onnxruntime import run
+    from graphopt.backends.trt_check import check_tensorrt, errors
+
+    model = onnx.load(str(real_model(name)))
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)  # also: nodes in topological order
+    assert errors(check_tensorrt(half, 11, shapes={"x": None})) == []
+    feed = real_feeds(name, 1)[0]
     a = run(model, feed)
     b = run(half, feed)
-    for name in a:
-        scale = float(np.abs(a[name]).max())
-        assert float(np.abs(a[name] - b[name]).max()) < 0.02 * scale, name
+    for out in a:
+        scale = float(np.abs(a[out]).max())
+        assert float(np.abs(a[out] - b[out]).max()) < 0.03 * scale, out
 
 
 # -- the installed TensorRT (only where it imports) ---------------------------------------------

@@ -328,19 +328,63 @@ def has_qdq(model: onnx.ModelProto) -> bool:
     )
 
 
+FP16_MAX = 65504.0
+
+
 def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with float32 weights and activations in float16, graph inputs and outputs kept
-    float32 (Casts at the boundary), for TensorRT's strongly typed networks. Q/DQ nodes and the
-    ops onnxruntime's converter blocks stay float32 behind Casts."""
+    float32 (Casts at the boundary), for TensorRT's strongly typed networks.
+
+    Kept float32 behind Casts: Q/DQ nodes, the ops onnxruntime's converter blocks, and every
+    node that reads a float constant outside float16's range (e.g. an unfolded BatchNorm
+    variance of 1e8, which would become inf). Optimize with the `tensorrt` pipeline first so
+    that such constants are folded away and more of the model runs in float16."""
+    from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    from graphopt.ir import Graph
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    graph = Graph(copy)
+    blocked_nodes: set[str] = set()
+    out_of_range: list[tuple[str, np.ndarray]] = []
+    for name in list(graph.initializers) + [
+        o for n in copy.graph.node if n.op_type == "Constant" for o in n.output
+    ]:
+        value = graph.constant(name)
+        if value is None or value.dtype != np.float32 or value.size == 0:
+            continue
+        finite = np.abs(value[np.isfinite(value)])
+        if finite.size and float(finite.max()) > FP16_MAX:
+            blocked_nodes.update(n.name for n in graph.consumer_nodes(name))
+            out_of_range.append((name, value))
+    # The converter turns every Constant node to float16 whatever blocks its consumers, but
+    # leaves an initializer that only blocked nodes read in float32: move such Constants there.
+    moved = {name for name, _ in out_of_range if name not in graph.initializers}
+    if moved:
+        keep = [
+            n for n in copy.graph.node if not (n.op_type == "Constant" and n.output[0] in moved)
+        ]
+        del copy.graph.node[:]
+        copy.graph.node.extend(keep)
+        copy.graph.initializer.extend(
+            numpy_helper.from_array(value, name) for name, value in out_of_range if name in moved
+        )
+    if blocked_nodes:
+        log.info("fp16: %d nodes read constants beyond ±65504 and stay float32", len(blocked_nodes))
     blocked = [*DEFAULT_OP_BLOCK_LIST, "QuantizeLinear", "DequantizeLinear"]
     try:
-        return convert_float_to_float16(copy, keep_io_types=True, op_block_list=blocked)
+        converted = convert_float_to_float16(
+            copy,
+            keep_io_types=True,
+            op_block_list=blocked,
+            node_block_list=sorted(blocked_nodes),
+        )
     except Exception as e:  # the converter raises assorted errors on odd graphs
         raise BackendError(f"cannot convert the model to float16: {e}") from e
+    # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
+    return Graph(converted).commit()
 
 
 # ---------------------------------------------------------------------------------------------
