@@ -61,6 +61,8 @@ HEADER = '<ir_version: 8, opset_import: ["" : OPSET]>\n'
             ["Relu"],
         ),
         ("c = Concat <axis = 1> (x)\n y = Relu (c)", ["Relu"]),
+        ("c = Sum (x)\n y = Relu (c)", ["Relu"]),
+        ("c = Max (x)\n y = Relu (c)", ["Relu"]),
         ("s = Split <axis = 1> (x)\n y = Relu (s)", ["Relu"]),
         ("r = Constant <value = int64[3] {1, 1, 1}> ()\n t = Tile (x, r)\n y = Relu (t)", ["Relu"]),
         ("s = Constant <value = int64[2] {3, 1}> ()\n e = Expand (x, s)\n y = Relu (e)", ["Relu"]),

@@ -180,6 +180,8 @@ class _Rules:
     def _concat(self, node: onnx.NodeProto) -> str | None:
         return node.input[0] if len(node.input) == 1 else None
 
+    _sum = _mean = _max = _min = _concat  # variadic ops of one input return it
+
     def _split(self, node: onnx.NodeProto) -> str | None:
         if len(node.output) != 1:
             return None
@@ -313,6 +315,10 @@ NOOP_OPS: frozenset[str] = frozenset(
         "Transpose",
         "Pad",
         "Concat",
+        "Sum",
+        "Mean",
+        "Max",
+        "Min",
         "Split",
         "Tile",
         "Expand",
@@ -335,7 +341,7 @@ class EliminateNoops(Pass):
     """Bypass nodes proven to return their input unchanged.
 
     Identity(x), Dropout(x) (inference, mask unused), Cast(x: T, to=T), Transpose(x, perm=id),
-    Pad(x, pads=0), Concat(x), Split(x) into one part, Tile(x, 1…1), Expand/Reshape/Flatten/
+    Pad(x, pads=0), Concat(x), Sum/Mean/Max/Min(x), Split(x) into one part, Tile(x, 1…1), Expand/Reshape/Flatten/
     Squeeze/Unsqueeze/Slice whose output shape equals the input's (static shapes),
     x+0, 0+x, x−0, x·1, 1·x, x/1 (when the constant's broadcast keeps x's shape)  ⇒  x
     """
