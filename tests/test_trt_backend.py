@@ -427,6 +427,30 @@ def test_fp16_model_keeps_io_and_stays_close():
     assert model.graph.initializer[0].data_type == TensorProto.FLOAT  # input not mutated
 
 
+def test_fp16_qdq_model_gets_float16_scales_and_no_casts_inside():
+    from graphopt.backends.onnxruntime import run
+    from graphopt.backends.trt_check import check_tensorrt
+
+    model = conv_model(qdq=True)
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    assert half.opset_import[0].version >= 19
+    nodes = {n.name: n for n in half.graph.node}
+    conv = nodes["conv"]
+    producers = {o: n for n in half.graph.node for o in n.output}
+    assert [producers[i].op_type for i in conv.input[:2]] == [
+        "DequantizeLinear",
+        "DequantizeLinear",
+    ]
+    scales = {t.name: t.data_type for t in half.graph.initializer}
+    assert scales["xs"] == scales["ws"] == TensorProto.FLOAT16
+    assert check_tensorrt(half, 11) == []
+    x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_allclose(
+        run(half, {"x": x})["y"], run(model, {"x": x})["y"], rtol=1e-2, atol=2e-2
+    )
+
+
 def test_fp16_model_keeps_out_of_range_constants_in_float32():
     """An unfolded BatchNorm whose variance is beyond ±65504 (as in PP-OCRv4 det) would become
     inf in float16: its node stays float32 and the result stays close."""

@@ -335,10 +335,11 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` with float32 weights and activations in float16, graph inputs and outputs kept
     float32 (Casts at the boundary), for TensorRT's strongly typed networks.
 
-    Kept float32 behind Casts: Q/DQ nodes, the ops onnxruntime's converter blocks, and every
-    node that reads a float constant outside float16's range (e.g. an unfolded BatchNorm
-    variance of 1e8, which would become inf). Optimize with the `tensorrt` pipeline first so
-    that such constants are folded away and more of the model runs in float16."""
+    Q/DQ models move to opset 19 so that their scales, too, become float16. Kept float32
+    behind Casts: the ops onnxruntime's converter blocks, and every node that reads a float
+    constant outside float16's range (e.g. an unfolded BatchNorm variance of 1e8, which would
+    become inf). Optimize with the `tensorrt` pipeline first so that such constants are folded
+    away and more of the model runs in float16."""
     from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -373,7 +374,9 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         )
     if blocked_nodes:
         log.info("fp16: %d nodes read constants beyond ±65504 and stay float32", len(blocked_nodes))
-    blocked = [*DEFAULT_OP_BLOCK_LIST, "QuantizeLinear", "DequantizeLinear"]
+    blocked = list(DEFAULT_OP_BLOCK_LIST)
+    if has_qdq(copy):
+        copy = _qdq_opset_for_fp16(copy, blocked)
     try:
         converted = convert_float_to_float16(
             copy,
@@ -385,6 +388,23 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         raise BackendError(f"cannot convert the model to float16: {e}") from e
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.ModelProto:
+    """Q/DQ with float16 scales (so DequantizeLinear yields float16 straight into the Conv,
+    with no Cast between them for TensorRT to fuse across) needs opset 19; below it, upgrade.
+    Where the upgrade fails, Q/DQ stay float32 behind Casts (`blocked` gains them)."""
+    from onnx import version_converter
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= 19:
+        return model
+    try:
+        return version_converter.convert_version(model, 19)
+    except Exception as e:  # the converter raises assorted errors on odd graphs
+        log.warning("fp16: cannot move the Q/DQ model to opset 19 (%s); Q/DQ stay float32", e)
+        blocked += ["QuantizeLinear", "DequantizeLinear"]
+        return model
 
 
 # ---------------------------------------------------------------------------------------------
