@@ -116,10 +116,27 @@ def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) 
             return cached
     if isinstance(graph, onnx.ModelProto):
         graph = Graph(skeleton_copy(graph))
-    facts = _infer(graph)
+    earlier = ctx.lasting_facts.get(_FACTS_KEY) if ctx is not None else None
+    if isinstance(earlier, ShapeFacts) and _covers(earlier, graph):
+        # Rewrites keep the value (so the shape) of every tensor that keeps its name: facts
+        # from before the last change still hold when they cover every tensor there is now.
+        facts = earlier
+    else:
+        facts = _infer(graph)
     if ctx is not None:
         ctx.facts[_FACTS_KEY] = facts
+        ctx.lasting_facts[_FACTS_KEY] = facts
     return facts
+
+
+def _covers(facts: ShapeFacts, graph: Graph) -> bool:
+    """True when `facts` knows every tensor the graph defines now (inputs, constants, outputs)."""
+    known = facts.shapes
+    return (
+        all(name in known for name in graph.producer)
+        and all(name in known for name in graph.initializers)
+        and all(name in known for name in graph.graph_inputs)
+    )
 
 
 def _is_small(t: onnx.TensorProto) -> bool:

@@ -102,6 +102,8 @@ class Graph:
             self.initializers[init.name] = init
         self.graph_inputs = [i.name for i in g.input]
         self.graph_outputs = [o.name for o in g.output]
+        self._output_names = set(self.graph_outputs)
+        self._output_count = len(self.graph_outputs)
 
     def _register(self, node: NodeProto) -> None:
         self.nodes[node.name] = node
@@ -152,10 +154,10 @@ class Graph:
         return self.nodes[name] if name is not None else None
 
     def is_graph_output(self, tensor: str) -> bool:
-        return tensor in self._output_set()
-
-    def _output_set(self) -> set[str]:
-        return set(self.graph_outputs)
+        if len(self.graph_outputs) != self._output_count:  # outputs were appended
+            self._output_names = set(self.graph_outputs)
+            self._output_count = len(self.graph_outputs)
+        return tensor in self._output_names
 
     def is_graph_input(self, tensor: str) -> bool:
         return tensor in self.graph_inputs

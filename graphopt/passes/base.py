@@ -42,8 +42,10 @@ class PassContext:
     """Options and instruments shared by every pass of one pipeline run.
 
     `explain` collects, per rule or pass, where it applied and why it refused elsewhere.
-    `facts` is a cache passes may share (e.g. shape inference results), cleared by
-    `invalidate()` whenever a pass changes the graph.
+    `facts` is a cache passes may share, cleared by `invalidate()` whenever a pass changes the
+    graph. `lasting_facts` survives changes: it holds facts about tensors *by name* that stay
+    true because a rewrite never changes the value of a tensor that keeps its name (shapes and
+    dtypes); users must still check that the facts cover every tensor they ask about.
     """
 
     opt_level: int = 2
@@ -53,6 +55,7 @@ class PassContext:
     explain: list[tuple[str, str, str, str]] = field(default_factory=list)
     record_explanations: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
+    lasting_facts: dict[str, Any] = field(default_factory=dict)
 
     def note(self, rule: str, node: str, outcome: str, reason: str = "") -> None:
         """Record that `rule` applied at `node` (outcome "applied") or refused with a reason."""
