@@ -217,11 +217,19 @@ def _conv_affine(
             raise Refuse("division by a zero constant")
         inv = 1.0 / vec
         return _cast(w, _scale_out_channels(w, inv, transpose, int(group)), bias * inv)
-    if op == "add":
-        return _cast(w, w.astype(np.float64), bias + vec)
-    if op == "sub":
-        return _cast(w, w.astype(np.float64), bias - vec)
     raise Refuse(f"unknown affine op {op}")
+
+
+def _conv_bias(
+    m: Match, w: Any, b: Any, c: Any, op: str, group: int, transpose: bool
+) -> np.ndarray:
+    w = _weight(w)
+    c_out = _out_channels(w, transpose, int(group))
+    vec = per_channel("constant", c, c_out, w.ndim, w)
+    bias = _bias(b, c_out, w)
+    if op not in ("add", "sub"):
+        raise Refuse(f"unknown bias op {op}")
+    return np.ascontiguousarray((bias + vec if op == "add" else bias - vec).astype(w.dtype))
 
 
 @computation("fold_affine_conv")
@@ -231,6 +239,20 @@ def fold_affine_conv(
     """Conv(x, W, b) ∘ c  ⇒  Conv(x, W', b') for a per-output-channel constant c:
     ·c: W' = W·c, b' = b·c;  /c: W' = W/c, b' = b/c;  +c: b' = b + c;  −c: b' = b − c."""
     return _conv_affine(m, w, b, c, op, group, False)
+
+
+@computation("fold_bias_conv")
+def fold_bias_conv(m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1) -> np.ndarray:
+    """Conv(x, W, b) ± c  ⇒  Conv(x, W, b ± c) for a per-output-channel constant c."""
+    return _conv_bias(m, w, b, c, op, group, False)
+
+
+@computation("fold_bias_convtranspose")
+def fold_bias_convtranspose(
+    m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1
+) -> np.ndarray:
+    """ConvTranspose(x, W, b) ± c  ⇒  ConvTranspose(x, W, b ± c)."""
+    return _conv_bias(m, w, b, c, op, group, True)
 
 
 @computation("fold_affine_convtranspose")

@@ -45,6 +45,9 @@ RANK_OF_FIRST_INPUT = frozenset(
 RANK_OF_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where"})
 
 
+_MISSING = object()
+
+
 class Refuse(Exception):
     """Raised by a check or computation that refuses a match; the message is the reason."""
 
@@ -202,6 +205,7 @@ class Match:
     literal_sites: list[tuple[int, int]] = field(default_factory=list)  # (pattern node, input)
     computed: dict[str, Any] = field(default_factory=dict)
     replacement_attrs: list[dict[str, Any]] = field(default_factory=list)
+    removal: list[onnx.NodeProto] = field(default_factory=list)  # matched nodes to remove
 
     @property
     def anchor(self) -> onnx.NodeProto:
@@ -254,15 +258,22 @@ class Matcher:
         self.best_depth = 0
         self.best_reason = ""
         self._constant_vars: frozenset[str] = frozenset()
+        self._trail: list[tuple[dict[Any, Any], Any, Any]] = []
 
     def matches(self, rule: Rule, pattern: Pattern, anchor: onnx.NodeProto) -> Iterator[Match]:
         self.best_depth = 0
         self.best_reason = ""
         self._constant_vars = rule.constant_vars
-        if not self.thorough and not self.plausible(pattern, len(pattern.nodes) - 1, anchor, 3):
+        # Two-node targets are fully screened by the runner's input-kind filter already.
+        if (
+            not self.thorough
+            and len(pattern.nodes) > 2
+            and not self.plausible(pattern, len(pattern.nodes) - 1, anchor, 3)
+        ):
             self.best_depth = 1
             self.best_reason = f"{anchor.name}'s inputs do not have the pattern's producers"
             return
+        self._trail = []
         start = Match(rule, pattern, self.graph, self.facts)
         yield from self._node(pattern, len(pattern.nodes) - 1, anchor, start)
 
@@ -315,6 +326,21 @@ class Matcher:
             self.best_depth = len(m.nodes)
             self.best_reason = reason
 
+    # The matcher keeps one mutable `Match` and a trail of bindings to undo on backtracking
+    # (copying the state at every step cost more than the matching itself).
+    def _bind(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        self._trail.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def _undo(self, mark: int) -> None:
+        trail = self._trail
+        while len(trail) > mark:
+            table, key, old = trail.pop()
+            if old is _MISSING:
+                del table[key]
+            else:
+                table[key] = old
+
     def _node(
         self, pattern: Pattern, index: int, node: onnx.NodeProto, m: Match
     ) -> Iterator[Match]:
@@ -325,36 +351,41 @@ class Matcher:
         if any(existing is node for existing in m.nodes.values()):
             self._fail(m, f"{node.name} would match twice")
             return
-        m = m.copy()
-        m.nodes[index] = node
+        mark = len(self._trail)
+        self._bind(m.nodes, index, node)
         for j, out in enumerate(pnode.outputs):
             if j >= len(node.output) or not node.output[j]:
                 self._fail(m, f"{node.name} lacks output {j}")
+                self._undo(mark)
                 return
             bound = m.tensors.get(out)
             if bound is not None and bound != node.output[j]:
+                self._undo(mark)
                 return
-            m.tensors[out] = node.output[j]
+            self._bind(m.tensors, out, node.output[j])
         reason = self._attrs(pnode, node, m)
         if reason:
             self._fail(m, reason)
+            self._undo(mark)
             return
         present = [i for i, name in enumerate(node.input) if name]
         if present and present[-1] >= len(pnode.inputs):
             self._fail(m, f"{node.name} has more inputs than the pattern's {pnode.op}")
+            self._undo(mark)
             return
-        orders: list[tuple[int, ...]] = [tuple(range(len(pnode.inputs)))]
-        if pnode.op in COMMUTATIVE and pnode.domain == "" and 2 <= len(pnode.inputs) <= 3:
-            orders = list(itertools.permutations(range(len(pnode.inputs))))
-        for order in orders:
-            yield from self._inputs(
-                pattern,
-                index,
-                node,
-                [node.input[k] if k < len(node.input) else "" for k in order],
-                0,
-                m,
-            )
+        n = len(pnode.inputs)
+        names = [node.input[k] if k < len(node.input) else "" for k in range(n)]
+        if pnode.op in COMMUTATIVE and pnode.domain == "" and 2 <= n <= 3:
+            seen = set()
+            for order in itertools.permutations(range(n)):
+                permuted = tuple(names[k] for k in order)
+                if permuted in seen:
+                    continue  # Mul(x, x): both orders are the same
+                seen.add(permuted)
+                yield from self._inputs(pattern, index, node, list(permuted), 0, m)
+        else:
+            yield from self._inputs(pattern, index, node, names, 0, m)
+        self._undo(mark)
 
     def _inputs(
         self,
@@ -390,20 +421,21 @@ class Matcher:
             if abs(v - operand.value) > 1e-7 + operand.rtol * abs(operand.value):
                 self._fail(m, f"{node.name} input {k} is {v:g}, not {operand.value:g}")
                 return
-            m2 = m.copy()
-            m2.literal_sites.append((index, k))
-            yield from self._inputs(pattern, index, node, names, k + 1, m2)
+            m.literal_sites.append((index, k))
+            yield from self._inputs(pattern, index, node, names, k + 1, m)
+            m.literal_sites.pop()
             return
         var = operand.name
+        mark = len(self._trail)
         if not name:
             if not operand.optional:
                 self._fail(m, f"{node.name} input {k} is missing")
                 return
             if m.tensors.get(var, None) is not None:
                 return
-            m2 = m.copy()
-            m2.tensors[var] = None
-            yield from self._inputs(pattern, index, node, names, k + 1, m2)
+            self._bind(m.tensors, var, None)
+            yield from self._inputs(pattern, index, node, names, k + 1, m)
+            self._undo(mark)
             return
         producers = pattern.producers()
         if var in producers and producers[var] != index:
@@ -420,16 +452,18 @@ class Matcher:
             out_index = pattern.nodes[pidx].outputs.index(var)
             if out_index >= len(prod.output) or prod.output[out_index] != name:
                 return
-            for m2 in self._node(pattern, pidx, prod, m):
-                yield from self._inputs(pattern, index, node, names, k + 1, m2)
+            for _ in self._node(pattern, pidx, prod, m):
+                yield from self._inputs(pattern, index, node, names, k + 1, m)
             return
-        bound = m.tensors.get(var, "")
-        if var in m.tensors and bound != name:
-            self._fail(m, f"{var} must be the same tensor in every place")
+        if var in m.tensors:
+            if m.tensors[var] != name:
+                self._fail(m, f"{var} must be the same tensor in every place")
+                return
+            yield from self._inputs(pattern, index, node, names, k + 1, m)
             return
-        m2 = m.copy()
-        m2.tensors[var] = name
-        yield from self._inputs(pattern, index, node, names, k + 1, m2)
+        self._bind(m.tensors, var, name)
+        yield from self._inputs(pattern, index, node, names, k + 1, m)
+        self._undo(mark)
 
     def _attrs(self, pnode: PatternNode, node: onnx.NodeProto, m: Match) -> str:
         if not pnode.attrs:
@@ -443,7 +477,7 @@ class Matcher:
             if isinstance(want, AttrRef):
                 if want.name in m.attrs and not _same(m.attrs[want.name], value):
                     return f"{node.name} attribute {key} differs from an earlier capture"
-                m.attrs[want.name] = value
+                self._bind(m.attrs, want.name, value)
             elif not _same(value, want):
                 return f"{node.name} has {key}={value!r}, the rule needs {want!r}"
         return ""

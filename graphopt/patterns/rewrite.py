@@ -26,7 +26,7 @@ from graphopt.ir import Graph
 from graphopt.patterns.checks import CHECKS
 from graphopt.patterns.compute import COMPUTATIONS
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
-from graphopt.patterns.rules import AttrRef, Rule, Var
+from graphopt.patterns.rules import AttrRef, Literal, Pattern, Rule, Var
 
 if TYPE_CHECKING:
     from graphopt.passes.base import PassContext
@@ -123,15 +123,24 @@ class RuleRunner:
                 if found is not None:
                     index.setdefault(found.op_type, []).append(found)
         changed = False
+        nodes = self.graph.nodes
+        kinds_of: dict[str, frozenset[str]] = {}  # per sweep; a rewrite drops what it touched
+        filtering = not self.matcher.thorough
         for rule in rules:
-            candidates: list[onnx.NodeProto] = []
-            for op in sorted({op for _, op in rule.anchor_ops}):
-                candidates.extend(index.get(op, ()))
-            for node in candidates:
-                if self.graph.nodes.get(node.name) is not node:
-                    continue  # removed by an earlier rewrite in this sweep
-                if self.try_rule(rule, node):
-                    changed = True
+            needs = _needs_by_op(rule)
+            for op in sorted(needs):
+                for node in index.get(op, ()):
+                    if nodes.get(node.name) is not node:
+                        continue  # removed by an earlier rewrite in this sweep
+                    if filtering:
+                        kinds = kinds_of.get(node.name)
+                        if kinds is None:
+                            kinds = kinds_of[node.name] = self._input_kinds(node)
+                        if not any(need <= kinds for need in needs[op]):
+                            continue
+                    if self.try_rule(rule, node):
+                        changed = True
+                        kinds_of.clear()
         return changed
 
     def _opset_of(self, rule: Rule) -> str:
@@ -155,9 +164,15 @@ class RuleRunner:
         refusal = ""  # why a structural match was refused (preferred over `nomatch`)
         nomatch = ""  # why the deepest partial match failed
         matched_any = False
+        kinds = None
         for pattern in rule.targets:
             if pattern.root.op != anchor.op_type:
                 continue
+            if not self.matcher.thorough:
+                if kinds is None:
+                    kinds = self._input_kinds(anchor)
+                if not root_kinds(rule, pattern) <= kinds:
+                    continue
             for m in self.matcher.matches(rule, pattern, anchor):
                 matched_any = True
                 reason = self._preconditions(m)
@@ -180,6 +195,21 @@ class RuleRunner:
             self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1
             self._note(rule, anchor, "refused", refusal)
         return False
+
+    def _input_kinds(self, node: onnx.NodeProto) -> frozenset[str]:
+        """What feeds `node`: "#const" for constants, else the producers' op types."""
+        graph = self.graph
+        kinds = set()
+        for t in node.input:
+            if not t:
+                continue
+            if graph.is_constant(t):
+                kinds.add("#const")
+            else:
+                p = graph.producer_node(t)
+                if p is not None:
+                    kinds.add(p.op_type)
+        return frozenset(kinds)
 
     def _note(self, rule: Rule, anchor: onnx.NodeProto, outcome: str, reason: str) -> None:
         if self.ctx is None or not self.ctx.record_explanations:
@@ -241,7 +271,9 @@ class RuleRunner:
         return list(remove.values()), ""
 
     def _removable(self, m: Match) -> str:
-        return self.removal_set(m)[1]
+        remove, reason = self.removal_set(m)
+        m.removal = remove
+        return reason
 
     def _literal_ranks(self, m: Match) -> str:
         for index, k in m.literal_sites:
@@ -290,7 +322,7 @@ class RuleRunner:
     # ------------------------------------------------------------------ the edit
     def _apply(self, m: Match) -> None:
         graph = self.graph
-        remove, _ = self.removal_set(m)
+        remove = m.removal or self.removal_set(m)[0]
         root = m.anchor
         hint = root.name
         names: dict[str, str] = {}
@@ -327,9 +359,7 @@ class RuleRunner:
                 if source is not None:
                     node.attribute.extend(source.attribute)
             for key, value in attrs.items():
-                _set_attr(
-                    node, key, value, pnode.op, pnode.domain, graph.opset_version(pnode.domain)
-                )
+                _set_attr(node, key, value)
             graph.add_node(node)
             self._added.append(node.name)
         self._drop_dead_constants(old_inputs)
@@ -367,6 +397,40 @@ class RuleRunner:
                 self.facts.forget(t)
 
 
+def root_kinds(rule: Rule, pattern: Pattern) -> frozenset[str]:
+    """What a match needs to feed the pattern's root: "#const" for constant operands, the op
+    of each operand another pattern node produces (a cheap necessary condition, cached)."""
+    cached = pattern.__dict__.get("_root_kinds")
+    if cached is None:
+        producers = pattern.producers()
+        need = set()
+        for op in pattern.root.inputs:
+            if isinstance(op, Literal):
+                need.add("#const")
+            elif isinstance(op, Var):
+                if op.name in producers:
+                    need.add(pattern.nodes[producers[op.name]].op)
+                elif op.name in rule.constant_vars and not op.optional:
+                    need.add("#const")
+        cached = frozenset(need)
+        pattern.__dict__["_root_kinds"] = cached
+    return cached
+
+
+def _needs_by_op(rule: Rule) -> dict[str, list[frozenset[str]]]:
+    """Anchor op → the `root_kinds` of each target rooted at it (cached on the rule)."""
+    cached = rule.__dict__.get("_needs_by_op")
+    if cached is None:
+        cached = {}
+        for pattern in rule.targets:
+            needs = cached.setdefault(pattern.root.op, [])
+            kinds = root_kinds(rule, pattern)
+            if kinds not in needs:
+                needs.append(kinds)
+        rule.__dict__["_needs_by_op"] = cached
+    return cached
+
+
 def _target_ops(rule: Rule) -> set[str]:
     return {n.op for t in rule.targets for n in t.nodes}
 
@@ -388,29 +452,17 @@ def _python(value: Any) -> Any:
     return value
 
 
-def _set_attr(
-    node: onnx.NodeProto, key: str, value: Any, op: str, domain: str, version: int
-) -> None:
-    """Set attribute `key`, coerced to the type the op's schema declares when it has one."""
+# Attributes that are floats in every ONNX and com.microsoft op that has them: a rule may write
+# `alpha=1` and still mean 1.0. (No schema lookup: loading ONNX's registry costs ~15 ms.)
+FLOAT_ATTRIBUTES = frozenset({"alpha", "beta", "epsilon", "gamma", "lambd", "bias", "min", "max"})
+
+
+def _set_attr(node: onnx.NodeProto, key: str, value: Any) -> None:
+    """Set attribute `key` (replacing a copied one of that name)."""
     for i, a in enumerate(node.attribute):
         if a.name == key:
             del node.attribute[i]
             break
-    kind = None
-    if domain in ("", "ai.onnx"):
-        try:
-            schema = onnx.defs.get_schema(op, version, "")
-            if key in schema.attributes:
-                kind = schema.attributes[key].type
-        except onnx.defs.SchemaError:
-            kind = None
-    A = onnx.AttributeProto
-    if kind == A.FLOAT:
+    if key in FLOAT_ATTRIBUTES and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    elif kind == A.INT:
-        value = int(value)
-    elif kind == A.FLOATS:
-        value = [float(v) for v in value]
-    elif kind == A.INTS:
-        value = [int(v) for v in value]
     node.attribute.append(onnx.helper.make_attribute(key, value))
