@@ -234,21 +234,13 @@ class Match:
             return self.value(a.name)
         return a
 
-    def copy(self) -> Match:
-        return Match(
-            self.rule,
-            self.pattern,
-            self.graph,
-            self.facts,
-            dict(self.tensors),
-            dict(self.attrs),
-            dict(self.nodes),
-            list(self.literal_sites),
-        )
-
 
 class Matcher:
-    """Finds the structural matches of one target pattern rooted at a given node."""
+    """Finds the structural matches of one target pattern rooted at a given node.
+
+    `matches` yields one live `Match` that the matcher keeps changing as it backtracks: use
+    (or copy) it before asking for the next one.
+    """
 
     def __init__(self, graph: Graph, facts: Facts, thorough: bool = False):
         self.thorough = thorough  # skip the prefilter, so every refusal gets its reason
