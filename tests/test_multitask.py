@@ -151,6 +151,9 @@ def test_random_and_subgraph_nodes_are_never_shared():
     assert node_key(iff, ["c"], {"": 17}) is None
     custom = helper.make_node("Foo", ["x"], ["o"], domain="my.domain")
     assert node_key(custom, ["x"], {"": 17, "my.domain": 1}) is None
+    one = helper.make_node("MaxPool", ["x"], ["o"], kernel_shape=[2, 2])
+    two = helper.make_node("MaxPool", ["x"], ["o", "idx"], kernel_shape=[2, 2])
+    assert node_key(one, ["x"], {"": 17}) != node_key(two, ["x"], {"": 17})
     relu = helper.make_node("Relu", ["x"], ["o"])
     assert node_key(relu, ["x"], {"": 17}) == node_key(relu, ["x"], {"": 17})
 

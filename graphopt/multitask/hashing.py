@@ -4,7 +4,8 @@ Every tensor of the merged graph has one identity: its merged name. A constant's
 from its value, never its name: `ConstantTable.key(array)` is a digest of dtype, shape and bytes,
 so an initializer and a `Constant` node holding the same bits get the same key. A node's key is
 
-    key(n) = (domain, op_type, canonical attributes, (identity of each input, in order))
+    key(n) = (domain, op_type, canonical attributes, (identity of each input, in order),
+              (which optional outputs are requested))
 
 and output k of a node is the k-th output of the first node with that key. Processing nodes in
 topological order makes this the bottom-up structural hash: two tensors are identified iff they
@@ -40,7 +41,7 @@ NONDETERMINISTIC = frozenset(
     }
 )
 
-NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...]]
+NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...], tuple[bool, ...]]
 
 
 def value_digest(value: np.ndarray) -> str:
@@ -137,4 +138,4 @@ def node_key(
     if attrs is None:
         return None
     domain = node.domain if node.domain != "ai.onnx" else ""
-    return (domain, node.op_type, attrs, tuple(inputs))
+    return (domain, node.op_type, attrs, tuple(inputs), tuple(bool(o) for o in node.output))

@@ -313,7 +313,6 @@ class _Builder:
             ins = [resolve(n) for n in node.input]
             key = node_key(node, ins, self.opsets) if self.share else None
             if key is not None:
-                key = (*key[:3], (*key[3], "|", *("1" if o else "0" for o in node.output)))
                 twin = self.cse.get(key)
                 if twin is not None:
                     for k, o in enumerate(node.output):
