@@ -246,3 +246,21 @@ def test_softplus():
     out, _ = run_passes(m, ["fuse-activations"])
     assert ops(out) == ["Softplus"]
     assert_same_outputs(m, out, feeds(m))
+
+
+def test_hardsigmoid_affine_refuses_a_rank_raising_constant():
+    m = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[4,5] x) => (float[1,1,4,5] y) {
+          alpha = Constant<value = float[1,1,1,1] {0.2}>()
+          half = Constant<value = float {0.5}>()
+          zero = Constant<value = float {0.0}>()
+          one = Constant<value = float {1.0}>()
+          p = Mul(x, alpha)
+          q = Add(p, half)
+          y = Clip(q, zero, one)
+        }"""
+    )
+    out, report = run_passes(m, ["fuse-activations"])
+    assert ops(out) == ["Mul", "Add", "Clip"]
+    assert "broadcasts the result" in explained(report, "hardsigmoid-affine", "refused")[0]

@@ -217,3 +217,25 @@ def _ort_probe(what: str) -> bool:
     except Exception:  # onnxruntime raises its own untyped errors
         return False
     return True
+
+
+@check("no_broadcast")
+def no_broadcast(m: Match, *vars: Var) -> str | None:
+    """Each named constant has no more dimensions than the other inputs of the matched node
+    that reads it (provably), so folding it into an attribute cannot change a shape."""
+    for v in vars:
+        t = m.tensor(v.name)
+        value = m.value(v.name)
+        if t is None or value is None:
+            return f"{v.name} is not a constant"
+        if value.ndim == 0:
+            continue
+        for node in m.nodes.values():
+            if t not in node.input:
+                continue
+            others = [m.facts.rank(i) for i in node.input if i and i != t]
+            if not others or any(r is None for r in others):
+                return f"cannot prove that {t} of shape {list(value.shape)} does not broadcast {node.name}"
+            if max(r for r in others if r is not None) < value.ndim:
+                return f"{t} of shape {list(value.shape)} broadcasts the result of {node.name}"
+    return None
