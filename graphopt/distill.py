@@ -23,8 +23,10 @@ Loss reference (for users who train the student in their own framework):
 soft-target gradients on the scale of the hard-label ones.) `KD` equals PyTorch's
 `F.kl_div(F.log_softmax(s / T, 1), p_t, reduction="batchmean") * T**2` for 2-D logits.
 
-What it does not do: train anything, or decode detections. The image/`.npz` loader here is a
-small one of its own (the quantization loader was not available when this was written).
+What it does not do: train anything, or decode detections. The small `.npy`/`.npz`/image
+loader here (`data_sources`, `load_feed`) duplicates part of `graphopt.quant.data`, which was
+written in parallel; a sized sequence from `graphopt.quant.data.folder_feeds` can be passed as
+`data` directly (the manifest then names samples "feed i" instead of files).
 """
 
 from __future__ import annotations

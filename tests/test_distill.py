@@ -328,3 +328,15 @@ def test_real_detector_targets_from_photographs(real_model, tmp_path):
             # exposing the hint changes onnxruntime's fusions around it: fp32 tolerance
             np.testing.assert_allclose(targets[name][i], value[0], rtol=1e-4, atol=1e-4)
     assert float(np.abs(targets[hint]).max()) > 0
+
+
+def test_quantization_folder_feeds_can_be_the_data(teacher, data, tmp_path):
+    """The quantization loader's sized feed sequence plugs straight into write_targets."""
+    quant_data = pytest.importorskip("graphopt.quant.data")
+    folder, _ = data
+    feeds = quant_data.folder_feeds(folder, onnx.load(teacher))
+    write_targets(teacher, feeds, tmp_path / "a", logits=["logits"])
+    write_targets(teacher, folder, tmp_path / "b", logits=["logits"])
+    a, b = load_targets(tmp_path / "a"), load_targets(tmp_path / "b")
+    for name in b:
+        np.testing.assert_array_equal(a[name], b[name])
