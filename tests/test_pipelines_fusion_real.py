@@ -44,6 +44,7 @@ def test_outputs_match_on_real_images(name, pipeline, real_model, real_feeds):
     original = _load(str(real_model(name)))
     out = _optimized(str(real_model(name)), pipeline)
     assert [o.name for o in out.graph.output] == [o.name for o in original.graph.output]
+    onnx.checker.check_model(out, full_check=True)
     for feeds in real_feeds(name, 2):
         for d in compare(original, out, feeds):
             assert d.max_rel <= 1e-4, (name, pipeline, d)
