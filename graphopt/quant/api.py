@@ -239,13 +239,17 @@ def parameters(
     scales: dict[str, np.float32] = {}
     for t in calibrators:
         g = placement.share.get(t, t)
-        a = group_amax[g]
+        lo, hi = max(group_lo[g], -group_amax[g]), min(group_hi[g], group_amax[g])
+        if g == t and t in placement.bounds:  # readers saturate outside these bounds
+            b_lo, b_hi = placement.bounds[t]
+            lo, hi = max(lo, b_lo), min(hi, b_hi)
+        a = max(-lo, hi, 0.0)
         scale = np.float32(max(a / 127.0, 1e-12))  # a zero scale cannot be cached
         scales[t] = scale
         if target == "tensorrt":
             params[t] = ActivationQuant.symmetric(scale)
         else:
-            params[t] = ActivationQuant.asymmetric(max(group_lo[g], -a), min(group_hi[g], a))
+            params[t] = ActivationQuant.asymmetric(lo, hi)
     return params, scales
 
 

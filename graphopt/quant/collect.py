@@ -99,6 +99,8 @@ def collect(
     sess = session(with_outputs(model, tensors), threads=threads, level="basic")
     names = list(tensors)
     count = 0
+    if on_batch is not None:
+        on_batch(0)  # the model is loaded: calibration starts now
     for i, feed in enumerate(data):
         checked = check_feed(model, feed, f"calibration feed {i}")
         try:

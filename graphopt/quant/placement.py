@@ -89,6 +89,8 @@ class Plan:
     nodes: dict[str, NodePlan]
     # tensor → representative of its scale-sharing group
     share: dict[str, str] = field(default_factory=dict)
+    # tensor → (lo, hi): values outside change no reader's result noticeably (activation-aware)
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def tensors(self, graph: Graph, keep_float: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
         """Activation tensors that get a Q/DQ (in node order), given nodes kept in float."""
@@ -148,7 +150,8 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
             if op == "Add" and len(node.input) == 2:
                 ins = list(node.input)
                 if all(is_float_activation(t) for t in ins) and ins[0] != ins[1]:
-                    from_compute = [t in fused for t in ins]
+                    # only a single-use input can become the producing Conv's epilogue
+                    from_compute = [t in fused and graph.use_count(t) == 1 for t in ins]
                     if all(from_compute):
                         from_compute[0] = False  # one of them keeps the Conv epilogue fusion
                     p.activations = [i for i in (0, 1) if not from_compute[i]]
@@ -177,7 +180,7 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
             ]
         if p.activations or p.weights:
             nodes[node.name] = p
-    return Plan(target, nodes, _scale_groups(graph))
+    return Plan(target, nodes, _scale_groups(graph), _reader_bounds(graph))
 
 
 def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> None:  # type: ignore[no-untyped-def]
@@ -265,6 +268,66 @@ def _fusion_groups(graph: Graph) -> list[list[str]] | None:
     except Exception as e:  # the partitioner is optional guidance: fall back to op rules
         log.info("fuse_ops failed (%s); Q/DQ placement falls back to op-type rules", e)
         return None
+
+
+# Where a reader saturates: SiLU(x) = x·σ(x) is within 0.003 of 0 below -8; σ(x) is within
+# 1e-4 of 0 or 1 beyond ±9.2; ReLU ignores the sign of negatives.
+_SILU_FLOOR = -8.0
+_SIGMOID_RANGE = (-9.25, 9.25)
+
+
+def _reader_bounds(graph: Graph) -> dict[str, tuple[float, float]]:
+    """Range outside which every reader of a tensor saturates, so clipping there is harmless.
+
+    x read only by σ(x) and x·σ(x) (SiLU): [-8, +inf); only by σ(x): [-9.25, 9.25];
+    only by Relu: [0, +inf); only by Clip(lo, hi) with constant bounds: [lo, hi].
+    """
+    bounds: dict[str, tuple[float, float]] = {}
+    for t in list(graph.consumers):
+        readers = graph.consumer_nodes(t)
+        if not readers or graph.is_graph_output(t):
+            continue
+        lo, hi = -float("inf"), float("inf")
+        ok = True
+        kinds: set[object] = set()
+        for r in readers:
+            if r.op_type == "Sigmoid":
+                kinds.add("sigmoid")
+            elif r.op_type == "Mul" and len(r.input) == 2 and t in r.input:
+                other = r.input[1] if r.input[0] == t else r.input[0]
+                sig = graph.producer_node(other)
+                if sig is not None and sig.op_type == "Sigmoid" and sig.input[0] == t:
+                    kinds.add("silu")
+                else:
+                    ok = False
+            elif r.op_type == "Relu":
+                kinds.add("relu")
+            elif r.op_type == "Clip" and len(r.input) >= 3 and r.input[0] == t:
+                cmin, cmax = graph.constant(r.input[1]), graph.constant(r.input[2])
+                if cmin is None or cmax is None or cmin.size != 1 or cmax.size != 1:
+                    ok = False
+                else:
+                    kinds.add(("clip", float(cmin), float(cmax)))
+            else:
+                ok = False
+        if not ok or not kinds:
+            continue
+        if kinds == {"relu"}:
+            lo = 0.0
+        elif kinds == {"sigmoid"}:
+            lo, hi = _SIGMOID_RANGE
+        elif kinds <= {"sigmoid", "silu"}:
+            lo = _SILU_FLOOR
+        elif len(kinds) == 1:
+            kind = next(iter(kinds))
+            if isinstance(kind, tuple):
+                lo, hi = kind[1], kind[2]
+            else:
+                continue
+        else:
+            continue
+        bounds[t] = (lo, hi)
+    return bounds
 
 
 def _scale_groups(graph: Graph) -> dict[str, str]:

@@ -1,0 +1,131 @@
+"""`graphopt quantize IN -o OUT --calib DIR [--method M] [--target T] [--cache F]`.
+
+Calibration data: a folder of `.npy`/`.npz` feeds or of images (with `--size`, `--letterbox`,
+`--mean`, `--std`, `--scale`, `--bgr`, or `--preprocess spec.yaml`); or `--cache-in F` to take
+scales from a TensorRT calibration cache instead of calibrating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "quantize",
+        help="INT8 post-training quantization to an explicit Q/DQ model",
+        description="Calibrate activations over a folder of feeds or images (TensorRT entropy "
+        "calibration, minmax or percentile), insert QuantizeLinear/DequantizeLinear for the "
+        "deployment target, and write the model (and optionally a TensorRT calibration cache).",
+    )
+    p.add_argument("input", help="input .onnx file")
+    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument("--calib", metavar="DIR", help="folder of .npy/.npz feeds or images")
+    p.add_argument(
+        "--cache-in", metavar="F", help="take scales from this TensorRT calibration cache"
+    )
+    p.add_argument(
+        "--method",
+        default="entropy",
+        choices=("entropy", "minmax", "percentile", "mse"),
+        help="calibration method (default entropy = TensorRT EntropyCalibration2)",
+    )
+    p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
+    p.add_argument(
+        "--target",
+        default="tensorrt",
+        choices=("tensorrt", "onnxruntime"),
+        help="Q/DQ layout: tensorrt (int8 symmetric) or onnxruntime (uint8, QLinear fusions)",
+    )
+    p.add_argument("--cache", metavar="F", help="write a TensorRT calibration cache here")
+    p.add_argument("--size", help="image input size HxW (default: the model's fixed size)")
+    p.add_argument("--letterbox", action="store_true", help="keep aspect ratio, pad to size")
+    p.add_argument("--mean", help="per-channel mean (1 or 3 numbers, after --scale)")
+    p.add_argument("--std", help="per-channel std (1 or 3 numbers)")
+    p.add_argument("--scale", type=float, help="pixel multiplier before mean/std (e.g. 0.00392)")
+    p.add_argument("--bgr", action="store_true", help="feed channels as BGR")
+    p.add_argument("--preprocess", metavar="YAML", help="preprocessing spec file (same keys)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per calibration batch")
+    p.add_argument(
+        "--keep-float",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the N most sensitive groups float",
+    )
+    p.add_argument(
+        "--accuracy-target",
+        type=float,
+        default=None,
+        metavar="ERR",
+        help="keep sensitive groups float until the relative output error vs FP32 is <= ERR",
+    )
+    p.add_argument(
+        "--pipeline", default=None, help="optimize pipeline run first (default: per target)"
+    )
+    p.add_argument("--report", action="store_true", help="print timings and the sensitivity report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from graphopt.errors import QuantizeError
+    from graphopt.ir import load, save_model
+    from graphopt.quant.api import quantize_with_report
+    from graphopt.quant.data import PreprocessSpec, folder_feeds, parse_triple
+    from graphopt.quant.progress import Progress
+
+    if not args.calib and not args.cache_in:
+        raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
+    loaded = load(args.input)
+    data = None
+    progress = None
+    if args.calib:
+        spec = PreprocessSpec.from_yaml(args.preprocess) if args.preprocess else PreprocessSpec()
+        if args.size:
+            spec.size = PreprocessSpec.from_mapping({"size": args.size}).size
+        if args.letterbox:
+            spec.letterbox = True
+        if args.bgr:
+            spec.bgr = True
+        if args.mean:
+            spec.mean = parse_triple(args.mean, "--mean")
+        if args.std:
+            spec.std = parse_triple(args.std, "--std")
+        if args.scale is not None:
+            spec.scale = args.scale
+        data = folder_feeds(args.calib, loaded.model, spec, args.batch_size)
+        if not args.no_progress:
+            progress = Progress(len(data))
+    try:
+        quantized, report = quantize_with_report(
+            loaded.model,
+            data,
+            args.method,
+            args.cache,
+            args.target,
+            from_cache=args.cache_in,
+            percentile=args.percentile,
+            keep_float=args.keep_float,
+            accuracy_target=args.accuracy_target,
+            pipeline=args.pipeline,
+            on_batch=progress.update if progress else None,
+        )
+    finally:
+        if progress:
+            progress.close()
+    save_model(quantized, args.output, external_data=loaded.external_data or None)
+    source = (
+        f"cache {args.cache_in}" if args.cache_in else f"{report.feeds} feeds from {args.calib}"
+    )
+    print(
+        f"{args.input}: quantized {len(report.quantized_nodes)} nodes for {args.target} "
+        f"({args.method}, {source}); wrote {args.output}"
+        + (f" and {args.cache}" if args.cache else "")
+    )
+    if args.report or args.keep_float or args.accuracy_target is not None:
+        for line in report.lines():
+            print(line)
+    sys.stdout.flush()
+    return 0

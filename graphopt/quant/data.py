@@ -1,0 +1,223 @@
+"""Calibration data from a folder: `.npy` / `.npz` feeds, or images with a preprocessing spec.
+
+`folder_feeds(directory, model, spec, batch_size)` returns a re-iterable, sized sequence of feed
+dicts, decoded lazily one batch at a time (files in sorted name order, so runs are repeatable):
+
+- `name.npz`: one array per model input, keyed by input name;
+- `name.npy`: the array of the model's single input;
+- `name.jpg|jpeg|png|bmp`: decoded to RGB, then `graphopt.realmodels.preprocess` with the spec
+  (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR, NCHW float32).
+
+`PreprocessSpec` comes from CLI flags or a YAML file with the same keys (`size: [H, W]`,
+`letterbox`, `mean`, `std`, `scale`, `bgr`, `pad_value`). Errors (empty folder, undecodable
+image, unknown key) are `QuantizeError`s naming the file. This module does not run models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.backends.onnxruntime import input_specs
+from graphopt.errors import GraphoptError, QuantizeError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+@dataclass
+class PreprocessSpec:
+    """How images become a model input (see `graphopt.realmodels.preprocess`)."""
+
+    size: tuple[int, int] | None = None  # (H, W); None: the model input's fixed H and W
+    letterbox: bool = False
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    scale: float = 1.0
+    bgr: bool = False
+    pad_value: float = 114.0
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PreprocessSpec:
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise QuantizeError(f"{path}: cannot read preprocessing spec: {e}") from e
+        if not isinstance(data, dict):
+            raise QuantizeError(f"{path}: preprocessing spec must be a mapping")
+        return cls.from_mapping(data, str(path))
+
+    @classmethod
+    def from_mapping(
+        cls, data: dict[str, Any], where: str = "preprocessing spec"
+    ) -> PreprocessSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise QuantizeError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+            )
+        spec = cls()
+        try:
+            if data.get("size") is not None:
+                size = data["size"]
+                spec.size = (
+                    parse_size(size) if isinstance(size, str) else (int(size[0]), int(size[1]))
+                )
+            for key in ("mean", "std"):
+                if key in data:
+                    setattr(spec, key, parse_triple(data[key], key))
+            for key in ("scale", "pad_value"):
+                if key in data:
+                    setattr(spec, key, float(data[key]))
+            for key in ("letterbox", "bgr"):
+                if key in data:
+                    setattr(spec, key, bool(data[key]))
+        except (TypeError, ValueError, IndexError) as e:
+            raise QuantizeError(f"{where}: {e}") from e
+        return spec
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' (H×W) or '640' (square)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError as e:
+        raise QuantizeError(f"size {text!r} is not HxW (e.g. 640x640)") from e
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) <= 0:
+        raise QuantizeError(f"size {text!r} is not HxW with positive numbers")
+    return values[0], values[1]
+
+
+def parse_triple(value: Any, name: str) -> tuple[float, float, float]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", ",").split(",") if v]
+    items = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    if len(items) == 1:
+        items = items * 3
+    if len(items) != 3:
+        raise QuantizeError(f"{name} needs 1 or 3 numbers, got {len(items)}")
+    return items[0], items[1], items[2]
+
+
+class FolderFeeds(Sequence[dict[str, np.ndarray]]):
+    """Feeds decoded on demand from the files of a folder (batched along axis 0)."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        model: onnx.ModelProto,
+        spec: PreprocessSpec | None,
+        batch_size: int = 1,
+    ):
+        self.files = files
+        self.inputs = input_specs(model)
+        self.spec = spec
+        self.batch_size = batch_size
+        if batch_size < 1:
+            raise QuantizeError(f"batch size must be at least 1, got {batch_size}")
+        if batch_size > 1:
+            for name, _, dims in self.inputs:
+                if dims and isinstance(dims[0], int) and dims[0] > 0:
+                    raise QuantizeError(
+                        f"input {name!r} has a fixed batch dimension {dims[0]}; use --batch-size 1"
+                    )
+
+    def __len__(self) -> int:
+        return (len(self.files) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        chunk = self.files[index * self.batch_size : (index + 1) * self.batch_size]
+        feeds = [self.decode(f) for f in chunk]
+        if len(feeds) == 1:
+            return feeds[0]
+        return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def decode(self, path: Path) -> dict[str, np.ndarray]:
+        suffix = path.suffix.lower()
+        names = [n for n, _, _ in self.inputs]
+        if suffix == ".npz":
+            try:
+                with np.load(path) as data:
+                    return {k: data[k] for k in data.files}
+            except (OSError, ValueError) as e:
+                raise QuantizeError(f"{path}: cannot read .npz feed: {e}") from e
+        if suffix == ".npy":
+            if len(names) != 1:
+                raise QuantizeError(
+                    f"{path}: a .npy feed fits only a single-input model; this one has inputs "
+                    f"{', '.join(names)} (use .npz keyed by input name)"
+                )
+            try:
+                return {names[0]: np.load(path, allow_pickle=False)}
+            except (OSError, ValueError) as e:
+                raise QuantizeError(f"{path}: cannot read .npy feed: {e}") from e
+        return {names[0]: self.image(path)}
+
+    def image(self, path: Path) -> np.ndarray:
+        from graphopt.realmodels import load_image, preprocess
+
+        if len(self.inputs) != 1:
+            raise QuantizeError(f"{path}: images fit only a single-input model")
+        name, _, dims = self.inputs[0]
+        spec = self.spec or PreprocessSpec()
+        size = spec.size
+        if size is None:
+            if len(dims) == 4 and all(isinstance(d, int) and d > 0 for d in dims[2:]):
+                size = (int(dims[2]), int(dims[3]))
+            else:
+                raise QuantizeError(
+                    f"input {name!r} has no fixed height and width ({dims}); give --size HxW"
+                )
+        try:
+            image = load_image(path)
+        except GraphoptError as e:
+            raise QuantizeError(str(e)) from e
+        return preprocess(
+            image,
+            size,
+            mean=spec.mean,
+            std=spec.std,
+            scale=spec.scale,
+            bgr=spec.bgr,
+            letterbox=spec.letterbox,
+            pad_value=spec.pad_value,
+        )
+
+
+def folder_feeds(
+    directory: str | Path,
+    model: onnx.ModelProto,
+    spec: PreprocessSpec | None = None,
+    batch_size: int = 1,
+) -> FolderFeeds:
+    """Calibration feeds from the `.npy`/`.npz`/image files of `directory` (sorted by name)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise QuantizeError(f"{directory}: calibration folder does not exist")
+    files = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES
+    )
+    if not files:
+        raise QuantizeError(
+            f"{directory}: no calibration files (.npy, .npz, .jpg, .jpeg, .png, .bmp)"
+        )
+    return FolderFeeds(files, model, spec, batch_size)

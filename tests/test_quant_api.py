@@ -1,0 +1,264 @@
+"""graphopt.quantize on small models built in code: placement, formats, checker, accuracy,
+opset upgrade, determinism, cache round trip and error cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+import graphopt
+from graphopt.backends.onnxruntime import run as ort_run
+from graphopt.errors import QuantizeError
+from graphopt.quant import cache as cache_io
+from graphopt.quant.api import quantize_with_report
+
+
+def conv_model(opset: int = 13) -> onnx.ModelProto:
+    """x → Conv → Relu → Conv → (+ residual from first Relu) → MaxPool ∥ Concat → Conv → y."""
+    rng = np.random.default_rng(0)
+
+    def init(name: str, *shape: int, scale: float = 0.3) -> onnx.TensorProto:
+        return numpy_helper.from_array(
+            (rng.standard_normal(shape) * scale).astype(np.float32), name
+        )
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["c2"], ["s2"], name="sig2"),
+        helper.make_node("Mul", ["c2", "s2"], ["m2"], name="silu2"),
+        helper.make_node("Add", ["m2", "r1"], ["a"], name="residual"),
+        helper.make_node(
+            "MaxPool", ["a"], ["p"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Concat", ["a", "p"], ["cat"], name="cat", axis=1),
+        helper.make_node("Conv", ["cat", "w3"], ["y"], name="conv3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 16, 16])],
+        [
+            init("w1", 8, 3, 3, 3),
+            init("b1", 8),
+            init("w2", 8, 8, 3, 3),
+            init("b2", 8),
+            init("w3", 4, 16, 1, 1),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def feeds(count: int = 6, seed: int = 1) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)} for _ in range(count)]
+
+
+def q_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+
+
+def inits(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def producer_of_input(model: onnx.ModelProto, op_name: str, index: int) -> onnx.NodeProto | None:
+    node = next(n for n in model.graph.node if n.name == op_name)
+    return next((n for n in model.graph.node if node.input[index] in n.output), None)
+
+
+def quantized_source(model: onnx.ModelProto, op_name: str, index: int) -> str | None:
+    """The float tensor that reaches input `index` of `op_name` through a Q→DQ pair, else None."""
+    dq = producer_of_input(model, op_name, index)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = next((n for n in model.graph.node if dq.input[0] in n.output), None)
+    return q.input[0] if q is not None and q.op_type == "QuantizeLinear" else None
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_quantized_model_checks_runs_and_stays_close(target: str) -> None:
+    model = conv_model()
+    calib = feeds()
+    q = graphopt.quantize(model, calib, method="minmax", target=target)
+    onnx.checker.check_model(q, full_check=True)
+    assert [o.name for o in q.graph.output] == ["y"]
+    for f in feeds(2, seed=7):
+        ref = ort_run(model, f)["y"]
+        got = ort_run(q, f)["y"]
+        assert got.shape == ref.shape
+        err = np.sqrt(np.sum((got - ref) ** 2) / np.sum(ref**2))
+        assert err < 0.05, err
+
+
+def test_tensorrt_placement() -> None:
+    model = conv_model()
+    q = graphopt.quantize(model, feeds(), target="tensorrt")
+    values = inits(q)
+    # activations: inputs of the three convs and the residual input of the Add; nothing else
+    assert quantized_source(q, "conv1", 0) == "x"
+    assert quantized_source(q, "conv2", 0) == "r1"
+    assert quantized_source(q, "conv3", 0) == "cat"
+    assert quantized_source(q, "residual", 1) == "r1"  # the skip connection
+    assert quantized_source(q, "residual", 0) is None  # SiLU output fuses into conv2's epilogue
+    assert sorted(n.input[0] for n in q_nodes(q)) == ["cat", "r1", "x"]
+    # no Q/DQ between a conv and its activation
+    for act in ("relu1", "sig2"):
+        assert producer_of_input(q, act, 0).op_type == "Conv"
+    # int8 symmetric activations
+    for n in q_nodes(q):
+        zp = values[n.input[2]]
+        assert zp.dtype == np.int8 and zp == 0
+    # weights int8 per channel on axis 0, biases float
+    for conv, w, channels in (("conv1", "w1", 8), ("conv2", "w2", 8), ("conv3", "w3", 4)):
+        dq = producer_of_input(q, conv, 1)
+        assert dq.op_type == "DequantizeLinear"
+        assert helper.get_attribute_value(dq.attribute[0]) == 0
+        assert values[dq.input[0]].dtype == np.int8
+        assert values[dq.input[1]].shape == (channels,)
+        original = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == w))
+        expected = np.abs(original).reshape(channels, -1).max(axis=1) / 127
+        np.testing.assert_allclose(values[dq.input[1]], expected, rtol=1e-6)
+    assert producer_of_input(q, "conv1", 2) is None  # float bias
+
+
+def test_concat_and_pool_inputs_share_one_scale() -> None:
+    _, report = quantize_with_report(conv_model(), feeds(), "minmax", None, "tensorrt")
+    assert report.scales["a"] == report.scales["p"] == report.scales["cat"]
+
+
+def test_onnxruntime_layout() -> None:
+    q = graphopt.quantize(conv_model(), feeds(), method="minmax", target="onnxruntime")
+    values = inits(q)
+    for n in q_nodes(q):
+        assert values[n.input[2]].dtype == np.uint8
+    # conv outputs are quantized too (QLinearConv), biases are int32
+    assert quantized_source(q, "relu1", 0) == "c1"
+    dq = producer_of_input(q, "conv1", 2)
+    assert dq.op_type == "DequantizeLinear" and values[dq.input[0]].dtype == np.int32
+    # every reader of the SiLU input reads the dequantized tensor (one Q per tensor)
+    assert quantized_source(q, "sig2", 0) == "c2" and quantized_source(q, "silu2", 0) == "c2"
+    assert sum(1 for n in q_nodes(q) if n.input[0] == "c2") == 1
+
+
+def test_silu_input_range_is_clipped_where_it_saturates() -> None:
+    _, report = quantize_with_report(conv_model(), feeds(), "minmax", None, "onnxruntime")
+    from graphopt.quant.placement import plan
+
+    p = plan(graphopt.optimize(conv_model()), "onnxruntime")
+    assert p.bounds["c2"] == (-8.0, float("inf"))
+    assert p.bounds["c1"] == (0.0, float("inf"))
+
+
+def test_opset11_model_is_upgraded() -> None:
+    model = conv_model(opset=11)
+    q = graphopt.quantize(model, feeds(), method="minmax", target="tensorrt")
+    assert next(o.version for o in q.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    onnx.checker.check_model(q, full_check=True)
+    ref = ort_run(model, feeds(1, 3)[0])["y"]
+    got = ort_run(q, feeds(1, 3)[0])["y"]
+    assert np.sqrt(np.sum((got - ref) ** 2) / np.sum(ref**2)) < 0.05
+
+
+def test_caller_model_is_not_mutated() -> None:
+    model = conv_model()
+    before = model.SerializeToString()
+    graphopt.quantize(model, feeds(), target="onnxruntime")
+    assert model.SerializeToString() == before
+
+
+def test_cache_is_independent_of_batch_order(tmp_path) -> None:
+    calib = feeds(8)
+    graphopt.quantize(conv_model(), calib, cache=tmp_path / "a.cache")
+    graphopt.quantize(conv_model(), calib[::-1], cache=tmp_path / "b.cache")
+    graphopt.quantize(conv_model(), calib[3:] + calib[:3], cache=tmp_path / "c.cache")
+    a = (tmp_path / "a.cache").read_bytes()
+    assert a == (tmp_path / "b.cache").read_bytes() == (tmp_path / "c.cache").read_bytes()
+    assert a.startswith(b"TRT-8601-EntropyCalibration2\n")
+
+
+def test_cache_round_trip(tmp_path) -> None:
+    path = tmp_path / "calib.cache"
+    q1, report = quantize_with_report(conv_model(), feeds(), "entropy", path, "tensorrt")
+    header, scales = cache_io.read(path)
+    assert header == "TRT-8601-EntropyCalibration2"
+    assert scales == report.scales
+    for name, scale in scales.items():
+        assert scale.dtype == np.float32 and scale == report.scales[name]
+    q2 = graphopt.quantize(conv_model(), None, from_cache=path)
+    assert q1.SerializeToString() == q2.SerializeToString()
+    # the written text re-parses and re-writes byte for byte
+    assert cache_io.dumps(scales, header) == path.read_text()
+
+
+def test_cache_format_matches_tensorrt() -> None:
+    text = "TRT-8601-EntropyCalibration2\ninput: 3c010204\nconv_out: 3d4ccccd\n"
+    header, scales = cache_io.loads(text)
+    assert scales["input"] == np.float32(0.007874016)  # 1/127, big-endian 0x3c010204
+    assert scales["conv_out"] == np.float32(0.05)
+    assert cache_io.dumps(scales, header) == (
+        "TRT-8601-EntropyCalibration2\nconv_out: 3d4ccccd\ninput: 3c010204\n"
+    )
+
+
+def test_cache_missing_tensor_is_an_error(tmp_path) -> None:
+    path = tmp_path / "partial.cache"
+    path.write_text("TRT-8601-EntropyCalibration2\nx: 3c010204\n")
+    with pytest.raises(QuantizeError, match="no scale for"):
+        graphopt.quantize(conv_model(), None, from_cache=path)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ([], "empty"),
+        ([{"other": np.zeros((1, 3, 16, 16), np.float32)}], "no array for model input 'x'"),
+        ([{"x": np.zeros((1, 3, 8, 8), np.float32)}], "has shape"),
+        ([{"x": np.zeros((1, 3, 16, 16), np.int64)}], "dtype"),
+        ([np.zeros(3)], "dicts"),
+    ],
+)
+def test_bad_calibration_data(data, match: str) -> None:
+    with pytest.raises(QuantizeError, match=match):
+        graphopt.quantize(conv_model(), data)
+
+
+def test_bad_options() -> None:
+    with pytest.raises(QuantizeError, match="method"):
+        graphopt.quantize(conv_model(), feeds(), method="kl")
+    with pytest.raises(QuantizeError, match="target"):
+        graphopt.quantize(conv_model(), feeds(), target="tflite")
+    with pytest.raises(QuantizeError, match="calibration data or"):
+        graphopt.quantize(conv_model(), None)
+
+
+def test_keep_float_keeps_the_most_sensitive_group() -> None:
+    q, report = quantize_with_report(
+        conv_model(), feeds(), "entropy", None, "tensorrt", keep_float=1, sample_feeds=2
+    )
+    assert len(report.kept_float) == 1
+    worst = report.sensitivity[0][0]
+    assert report.kept_float == [worst]
+    assert worst not in report.quantized_nodes
+    errors = [e for _, e in report.sensitivity]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0
+    assert any("kept in float" in line for line in report.lines())
+
+
+def test_accuracy_target_lowers_error() -> None:
+    _, loose = quantize_with_report(
+        conv_model(), feeds(), "entropy", None, "tensorrt", keep_float=0, accuracy_target=1.0
+    )
+    _, tight = quantize_with_report(
+        conv_model(), feeds(), "entropy", None, "tensorrt", accuracy_target=1e-9
+    )
+    assert loose.kept_float == []
+    assert tight.kept_float and tight.error is not None and loose.error is not None
+    assert tight.error < loose.error
