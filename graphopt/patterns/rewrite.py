@@ -326,10 +326,11 @@ class RuleRunner:
         root = m.anchor
         hint = root.name
         names: dict[str, str] = {}
+        old_inputs = {t for n in remove for t in n.input if t}
+        spare = self._spare_constants(old_inputs, {n.name for n in remove})
         for var, value in m.computed.items():
             if isinstance(value, np.ndarray):
-                names[var] = graph.add_initializer(f"{hint}_{var}", value)
-        old_inputs = {t for n in remove for t in n.input if t}
+                names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
             graph.remove_node(node)
         out_var = m.rule.replacement.output
@@ -363,6 +364,51 @@ class RuleRunner:
             graph.add_node(node)
             self._added.append(node.name)
         self._drop_dead_constants(old_inputs)
+
+    def _spare_constants(
+        self, tensors: Iterable[str], removed: set[str]
+    ) -> dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]]:
+        """Constant tensors only the removed nodes read, by (data type, dims): their storage
+        can hold a computed constant of the same type and shape (saves two copies of a weight)."""
+        graph = self.graph
+        spare: dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]] = {}
+        for t in sorted(tensors):
+            if graph.is_graph_input(t) or graph.is_graph_output(t):
+                continue
+            if any(c not in removed for c in graph.consumers.get(t, ())):
+                continue
+            proto = graph.initializers.get(t)
+            if proto is None:
+                node = graph.producer_node(t)
+                if node is None or node.op_type != "Constant" or len(node.output) != 1:
+                    continue
+                proto = next((a.t for a in node.attribute if a.name == "value"), None)
+                if proto is None:
+                    continue
+            if proto.data_location == onnx.TensorProto.EXTERNAL or proto.name not in ("", t):
+                continue
+            spare.setdefault((proto.data_type, tuple(proto.dims)), []).append((t, proto))
+        return spare
+
+    def _store(
+        self,
+        hint: str,
+        value: np.ndarray,
+        spare: dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]],
+    ) -> str:
+        """Name of a constant holding `value`: a spare tensor overwritten in place, or a new
+        initializer."""
+        dtype = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+        slots = spare.get((dtype, tuple(value.shape)))
+        if slots and value.dtype.kind == "f":
+            name, proto = slots.pop()
+            for field in ("float_data", "double_data", "int32_data", "int64_data"):
+                proto.ClearField(field)
+            little = value.astype(value.dtype.newbyteorder("<"), copy=False)
+            proto.raw_data = np.ascontiguousarray(little).tobytes()
+            self.facts.forget(name)
+            return name
+        return self.graph.add_initializer(hint, value)
 
     def _attr_value(self, m: Match, spec: Any) -> Any:
         if not isinstance(spec, AttrRef):
