@@ -107,3 +107,13 @@ def test_common_det_silu(real_model):
     assert default["Mul"] == before["Mul"] and sum(default.values()) <= sum(before.values())
     ort = _counts(_optimized(path, "ort-cpu"))
     assert ort["QuickGelu"] == 74 and ort["Sigmoid"] == 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tensorrt_pipeline_passes_the_static_tensorrt_check(name, real_model):
+    from graphopt.backends.trt_check import check_tensorrt, errors
+
+    out = _optimized(str(real_model(name)), "tensorrt")
+    assert errors(check_tensorrt(out, 10)) == []
+    contrib = _optimized(str(real_model(name)), "ort-cpu")
+    assert any(f.rule == "custom-domain" for f in errors(check_tensorrt(contrib, 10)))
