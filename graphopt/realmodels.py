@@ -198,7 +198,9 @@ def preprocess(
         arr = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
     if bgr:
         arr = arr[..., ::-1]
-    normalized = (arr * np.float32(scale) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    normalized = (arr * np.float32(scale) - np.asarray(mean, np.float32)) / np.asarray(
+        std, np.float32
+    )
     return np.ascontiguousarray(normalized.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
