@@ -309,3 +309,20 @@ def test_golden_examples(example):
     applied = {rule for rule, _node, outcome, _ in report.explain if outcome == "applied"}
     assert set(example["rules"]) <= applied
     assert_same_outputs(model, out, feeds(model))
+
+
+def test_number_matches_only_floating_point_constants():
+    # An integer Add(x, 3) → Clip → Div is integer arithmetic, not a HardSigmoid.
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (int32[4] x) => (int32[4] y) {
+          t = Constant<value = int32 {3}>()
+          a = Add(x, t)
+          z = Constant<value = int32 {0}>()
+          s = Constant<value = int32 {6}>()
+          c = Clip(a, z, s)
+          y = Div(c, s)
+        }"""
+    )
+    out, _ = run_passes(model, ["fuse-activations"])
+    assert ops(out) == ["Add", "Clip", "Div"]

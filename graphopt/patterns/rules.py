@@ -18,7 +18,7 @@ Target and replacement are small programs in a Python-shaped op syntax, one stat
 other domains, `a, b = Op(...)` for several outputs.
 
 Inputs of a target: a name (a variable; the same name twice must be the same tensor), a number
-or `approx(v, rtol)` (a constant of one element equal to v), `optional(B)` (present or absent),
+or `approx(v, rtol)` (a floating-point constant of one element equal to v), `optional(B)` (present or absent),
 `None` (must be absent). Attributes of a target: `k=literal` constrains the attribute (floats with
 tolerance; an absent attribute takes the schema default), `k=name` captures its value.
 
