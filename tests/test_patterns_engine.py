@@ -326,3 +326,27 @@ def test_number_matches_only_floating_point_constants():
     )
     out, _ = run_passes(model, ["fuse-activations"])
     assert ops(out) == ["Add", "Clip", "Div"]
+
+
+def test_multi_use_lets_a_shared_intermediate_stay(tmp_path):
+    text = QUICKGELU_RULE.replace(
+        "    replacement:", "    multi_use: [s]\n    replacement:"
+    ).replace(
+        "target: y = Mul(x, Sigmoid(x))", "target: |\n      s = Sigmoid(x)\n      y = Mul(x, s)"
+    )
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,8] x) => (float[2,8] y, float[2,8] s) {
+          s = Sigmoid(x)
+          y = Mul(x, s)
+        }"""
+    )
+    # Without multi_use the Sigmoid (a graph output) blocks the rewrite ...
+    out, report = run_passes(model, [FusePatterns()], rule_files=[_user_rules(tmp_path)])
+    assert ops(out) == ["Sigmoid", "Mul"]
+    # ... with it, the Sigmoid stays for its other reader and the Mul is replaced.
+    other = tmp_path / "other"
+    other.mkdir()
+    out, _ = run_passes(model, [FusePatterns()], rule_files=[_user_rules(other, text)])
+    assert sorted(ops(out)) == ["Sigmoid", "com.microsoft.QuickGelu"]
+    assert_same_outputs(model, out, feeds(model))
