@@ -344,6 +344,9 @@ def test_multi_use_lets_a_shared_intermediate_stay(tmp_path):
     # Without multi_use the Sigmoid (a graph output) blocks the rewrite ...
     out, report = run_passes(model, [FusePatterns()], rule_files=[_user_rules(tmp_path)])
     assert ops(out) == ["Sigmoid", "Mul"]
+    assert explained(report, "my-silu", "refused") == [
+        "intermediate s is also used by the graph outputs"
+    ]
     # ... with it, the Sigmoid stays for its other reader and the Mul is replaced.
     other = tmp_path / "other"
     other.mkdir()
