@@ -94,19 +94,20 @@ def _weight(w: Any) -> np.ndarray:
 def _scale_out_channels(w: np.ndarray, s: np.ndarray, transpose: bool, group: int) -> np.ndarray:
     """W·s per output channel: Conv W is [C_out, C_in/g, k...] (axis 0); ConvTranspose W is
     [C_in, C_out/g, k...], output channel o = g·(C_out/g) + j lives at [g·C_in/g + i, j]."""
-    w64 = w.astype(np.float64)
+    s = s.astype(np.float64, copy=False)
     if not transpose:
         if s.shape[0] != w.shape[0]:
             raise Refuse(f"{s.shape[0]} channels but the weight has {w.shape[0]} outputs")
-        return w64 * s.reshape((-1,) + (1,) * (w.ndim - 1))
+        # One pass: numpy promotes each float32 element to float64 as it multiplies.
+        return np.multiply(w, s.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=np.float64)
     c_in, c_out_g = w.shape[0], w.shape[1]
     if group < 1 or c_in % group or s.shape[0] != c_out_g * group:
         raise Refuse(
             f"{s.shape[0]} channels do not fit ConvTranspose weight {list(w.shape)}, group {group}"
         )
-    blocks = w64.reshape((group, c_in // group, c_out_g, *w.shape[2:]))
-    scaled = blocks * s.reshape((group, 1, c_out_g) + (1,) * (w.ndim - 2))
-    return scaled.reshape(w.shape)
+    blocks = w.reshape((group, c_in // group, c_out_g, *w.shape[2:]))
+    factor = s.reshape((group, 1, c_out_g) + (1,) * (w.ndim - 2))
+    return np.multiply(blocks, factor, dtype=np.float64).reshape(w.shape)
 
 
 def _out_channels(w: np.ndarray, transpose: bool, group: int) -> int:
