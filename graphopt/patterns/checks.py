@@ -38,7 +38,7 @@ def constant(m: Match, *vars: Var) -> str | None:
     """Every named tensor that is present is a constant (initializer or Constant node)."""
     for v in vars:
         t = m.tensor(v.name)
-        if t is not None and m.value(v.name) is None:
+        if t is not None and not m.graph.is_constant(t):
             return f"{t} ({v.name}) is not a constant"
     return None
 
@@ -51,12 +51,12 @@ def float_constant(m: Match, *vars: Var) -> str | None:
         t = m.tensor(v.name)
         if t is None:
             continue
-        value = m.value(v.name)
-        if value is None:
+        kind = m.facts.dtype(t)
+        if kind is None:
             return f"{t} ({v.name}) is not a constant"
-        if not np.issubdtype(value.dtype, np.floating):
-            return f"{t} ({v.name}) is {value.dtype}, not floating point"
-        dtypes.add(value.dtype)
+        if not np.issubdtype(kind, np.floating):
+            return f"{t} ({v.name}) is {kind}, not floating point"
+        dtypes.add(kind)
     if len(dtypes) > 1:
         return f"constants have different dtypes: {', '.join(sorted(map(str, dtypes)))}"
     return None
@@ -65,11 +65,12 @@ def float_constant(m: Match, *vars: Var) -> str | None:
 @check("dtype")
 def dtype(m: Match, var: Var, name: str) -> str | None:
     """The constant bound to `var` has numpy dtype `name` (e.g. "float32")."""
-    value = m.value(var.name)
-    if value is None:
+    t = m.tensor(var.name)
+    kind = m.facts.dtype(t) if t is not None else None
+    if kind is None:
         return f"{var.name} is not a constant, its dtype is unknown"
-    if value.dtype != np.dtype(name):
-        return f"{var.name} is {value.dtype}, the rule needs {name}"
+    if kind != np.dtype(name):
+        return f"{var.name} is {kind}, the rule needs {name}"
     return None
 
 

@@ -69,6 +69,42 @@ class Facts:
             self._values[tensor] = self.graph.constant(tensor)
         return self._values[tensor]
 
+    def dtype(self, tensor: str) -> np.dtype | None:
+        """The numpy dtype of a constant tensor, read from its proto (no conversion)."""
+        graph = self.graph
+        init = graph.initializers.get(tensor)
+        if init is not None:
+            return None if graph.is_graph_input(tensor) else _np_dtype(init.data_type)
+        node = graph.producer_node(tensor)
+        if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+            return None
+        for a in node.attribute:
+            if a.name == "value":
+                return _np_dtype(a.t.data_type)
+            if a.name in ("value_float", "value_floats"):
+                return np.dtype(np.float32)
+            if a.name in ("value_int", "value_ints"):
+                return np.dtype(np.int64)
+        return None
+
+    def constant_rank(self, tensor: str) -> int | None:
+        """The rank of a constant tensor, read from its proto (no conversion)."""
+        graph = self.graph
+        init = graph.initializers.get(tensor)
+        if init is not None:
+            return None if graph.is_graph_input(tensor) else len(init.dims)
+        node = graph.producer_node(tensor)
+        if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+            return None
+        for a in node.attribute:
+            if a.name == "value":
+                return len(a.t.dims)
+            if a.name in ("value_float", "value_int"):
+                return 0
+            if a.name in ("value_floats", "value_ints"):
+                return 1
+        return None
+
     def forget(self, tensor: str) -> None:
         self._values.pop(tensor, None)
         self._ranks.pop(tensor, None)
@@ -95,9 +131,9 @@ class Facts:
         declared = self.declared_rank(tensor)
         if declared is not None:
             return declared
-        v = self.value(tensor)
-        if v is not None:
-            return v.ndim
+        ndim = self.constant_rank(tensor)
+        if ndim is not None:
+            return ndim
         node = self.graph.producer_node(tensor)
         if node is None or depth > 200 or node.domain not in ("", "ai.onnx", "com.microsoft"):
             return None
@@ -105,9 +141,9 @@ class Facts:
             return None
         op = node.op_type
         if op in ("Conv", "ConvTranspose", "FusedConv") and len(node.input) > 1:
-            w = self.value(node.input[1])
+            w = self.constant_rank(node.input[1])
             if w is not None:
-                return w.ndim
+                return w
             return self.rank(node.input[0], depth + 1)
         if op in RANK_OF_FIRST_INPUT:
             return self.rank(node.input[0], depth + 1)
@@ -120,6 +156,13 @@ class Facts:
             return 2
         if op == "Concat":
             return self.rank(node.input[0], depth + 1)
+        return None
+
+
+def _np_dtype(data_type: int) -> np.dtype | None:
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type))
+    except (KeyError, TypeError, ValueError):
         return None
 
 
