@@ -327,7 +327,8 @@ class RuleRunner:
         hint = root.name
         names: dict[str, str] = {}
         old_inputs = {t for n in remove for t in n.input if t}
-        spare = self._spare_constants(old_inputs, {n.name for n in remove})
+        arrays = any(isinstance(v, np.ndarray) for v in m.computed.values())
+        spare = self._spare_constants(old_inputs, {n.name for n in remove}) if arrays else {}
         for var, value in m.computed.items():
             if isinstance(value, np.ndarray):
                 names[var] = self._store(f"{hint}_{var}", value, spare)
