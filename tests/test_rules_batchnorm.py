@@ -269,3 +269,23 @@ def test_fold_is_computed_in_float64():
     scale = gamma / np.sqrt(var + float(np.float32(1e-12)))
     expected = (w.astype(np.float64).reshape(2) * scale).astype(np.float32)
     np.testing.assert_array_equal(w2.reshape(2), expected)
+
+
+def test_float32_mul_fold_is_bit_identical_to_the_float64_route():
+    w, c = rand(4, 3, 3, 3), rand(1, 4, 1, 1, low=0.3, high=3.0)
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,5,5] x) => (float[1,4,3,3] z) {
+          y = Conv(x, W)
+          z = Mul(y, c)
+        }""",
+        {"W": w, "c": c},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    from onnx import numpy_helper
+
+    w2 = numpy_helper.to_array(
+        next(t for t in out.graph.initializer if list(t.dims) == [4, 3, 3, 3])
+    )
+    expected = (w.astype(np.float64) * c.reshape(4, 1, 1, 1).astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(w2, expected)

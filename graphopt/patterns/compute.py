@@ -91,15 +91,17 @@ def _weight(w: Any) -> np.ndarray:
     return arr
 
 
-def _scale_out_channels(w: np.ndarray, s: np.ndarray, transpose: bool, group: int) -> np.ndarray:
+def _scale_out_channels(
+    w: np.ndarray, s: np.ndarray, transpose: bool, group: int, dtype: type = np.float64
+) -> np.ndarray:
     """W·s per output channel: Conv W is [C_out, C_in/g, k...] (axis 0); ConvTranspose W is
     [C_in, C_out/g, k...], output channel o = g·(C_out/g) + j lives at [g·C_in/g + i, j]."""
-    s = s.astype(np.float64, copy=False)
+    s = s.astype(dtype, copy=False)
     if not transpose:
         if s.shape[0] != w.shape[0]:
             raise Refuse(f"{s.shape[0]} channels but the weight has {w.shape[0]} outputs")
         # One pass: numpy promotes each float32 element to float64 as it multiplies.
-        return np.multiply(w, s.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=np.float64)
+        return np.multiply(w, s.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=dtype)
     c_in, c_out_g = w.shape[0], w.shape[1]
     if group < 1 or c_in % group or s.shape[0] != c_out_g * group:
         raise Refuse(
@@ -107,7 +109,7 @@ def _scale_out_channels(w: np.ndarray, s: np.ndarray, transpose: bool, group: in
         )
     blocks = w.reshape((group, c_in // group, c_out_g, *w.shape[2:]))
     factor = s.reshape((group, 1, c_out_g) + (1,) * (w.ndim - 2))
-    return np.multiply(blocks, factor, dtype=np.float64).reshape(w.shape)
+    return np.multiply(blocks, factor, dtype=dtype).reshape(w.shape)
 
 
 def _out_channels(w: np.ndarray, transpose: bool, group: int) -> int:
@@ -117,8 +119,8 @@ def _out_channels(w: np.ndarray, transpose: bool, group: int) -> int:
 def _cast(like: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays cast once to the weight's dtype."""
     return (
-        np.ascontiguousarray(a.astype(like.dtype)),
-        np.ascontiguousarray(b.astype(like.dtype)),
+        np.ascontiguousarray(a.astype(like.dtype, copy=False)),
+        np.ascontiguousarray(b.astype(like.dtype, copy=False)),
     )
 
 
@@ -212,6 +214,12 @@ def _conv_affine(
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
     if op == "mul":
+        if w.dtype == np.float32:
+            # A float32 product is the exact product rounded once, which is exactly what the
+            # float64 route gives after its one cast (24 + 24 bits fit in 53): same bits,
+            # without the float64 copy of the weight.
+            w2 = _scale_out_channels(w, vec.astype(np.float32), transpose, int(group), np.float32)
+            return w2, np.ascontiguousarray((bias * vec).astype(w.dtype))
         return _cast(w, _scale_out_channels(w, vec, transpose, int(group)), bias * vec)
     if op == "div":
         if np.any(vec == 0):
