@@ -8,6 +8,7 @@ rules by group (see `graphopt.passes.fuse_patterns`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,7 +21,13 @@ from graphopt.patterns.rules import Rule, load_rule_file, parse_rules
 
 def builtin_rule_files() -> list[Path]:
     """The built-in rule files, in load order (file name order)."""
-    return sorted(builtin_dir("patterns").glob("*.yaml"))
+    return list(_builtin_rule_files())
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_rule_files() -> tuple[Path, ...]:
+    # Package data does not change while the process runs; globbing it per pass costs ~1 ms.
+    return tuple(sorted(builtin_dir("patterns").glob("*.yaml")))
 
 
 def rule_set(extra_files: Iterable[str | Path] = ()) -> list[Rule]:
