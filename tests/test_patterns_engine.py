@@ -353,3 +353,13 @@ def test_multi_use_lets_a_shared_intermediate_stay(tmp_path):
     out, _ = run_passes(model, [FusePatterns()], rule_files=[_user_rules(other, text)])
     assert sorted(ops(out)) == ["Sigmoid", "com.microsoft.QuickGelu"]
     assert_same_outputs(model, out, feeds(model))
+
+
+def test_first_opset_table_agrees_with_onnx_schemas():
+    from graphopt.patterns.engine import FIRST_OPSET
+
+    for op, version in FIRST_OPSET.items():
+        assert onnx.defs.has(op, max_inclusive_version=version, domain=""), op
+        assert version == 1 or not onnx.defs.has(
+            op, max_inclusive_version=version - 1, domain=""
+        ), op
