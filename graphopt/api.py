@@ -59,7 +59,7 @@ def optimize_with_report(
     ctx.instruments.insert(0, StatsInstrument(report))
     graph = Graph(proto)
     PassManager(pipe).run(graph, ctx)
-    result = graph.commit()
+    result = graph.commit(reindex=False)  # the graph is not used again
     report.seconds = time.perf_counter() - start
     report.explain = list(ctx.explain)
     return result, report

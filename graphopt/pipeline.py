@@ -19,7 +19,9 @@ the line, and the valid choices.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import logging
 import time
 import types
@@ -96,7 +98,7 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
     builtins = builtin_pipelines()
     text_spec = str(spec)
     if text_spec in builtins:
-        return parse_pipeline(
+        return _parse_cached(
             builtins[text_spec].read_text(), str(builtins[text_spec]), builtins[text_spec].parent
         )
     path = Path(spec)
@@ -107,10 +109,21 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise PipelineError(f"{path}: cannot read pipeline file: {e}") from e
-        return parse_pipeline(text, str(path), path.parent)
+        return _parse_cached(text, str(path), path.parent)
     raise PipelineError(
         f"unknown pipeline {text_spec!r}: use one of {', '.join(builtins)} or a path to a YAML file"
     )
+
+
+def _parse_cached(text: str, source: str, base_dir: Path) -> Pipeline:
+    """`parse_pipeline`, remembering the parse of each (text, file) seen: YAML parsing costs
+    more than small models take to optimize. Every call gets its own copy of the passes."""
+    return copy.deepcopy(_parse_once(text, source, base_dir))
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_once(text: str, source: str, base_dir: Path) -> Pipeline:
+    return parse_pipeline(text, source, base_dir)
 
 
 def parse_pipeline(text: str, source: str = "<string>", base_dir: Path | None = None) -> Pipeline:

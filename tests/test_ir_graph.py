@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx.parser
+import onnx.reference
 import pytest
 
 from graphopt.errors import LoadError
@@ -221,3 +222,44 @@ def test_commit_twice_is_stable():
     first = g.commit().SerializeToString()
     second = g.commit().SerializeToString()
     assert first == second
+
+
+def test_commit_removes_adds_and_reorders_without_losing_kept_nodes():
+    model = _model(CHAIN)
+    g = Graph(model)
+    neg = g.producer_node("b")
+    abs_ = g.producer_node("y")
+    assert neg is not None and abs_ is not None
+    # Replace Neg by a new Sigmoid inserted before Relu's reader, and drop Neg.
+    sig = g.make_node("Sigmoid", ["a"], ["s"])
+    add = g.producer_node("c")
+    assert add is not None
+    g.set_input(add, 1, "s")
+    g.remove_node(neg)
+    out = g.commit()
+    assert [n.op_type for n in out.graph.node] == ["Relu", "Sigmoid", "Add", "Abs"]
+    # Kept nodes are the protobuf's own messages (not copies), the added one was copied in.
+    assert any(n is abs_ for n in out.graph.node)
+    assert not any(n is sig for n in out.graph.node)
+    assert g.producer_node("s") is out.graph.node[1]
+    assert set(g.consumers["s"]) == {out.graph.node[2].name}
+    assert "b" not in g.producer
+    onnx.checker.check_model(out, full_check=True)
+    feeds = {"x": np.arange(6, dtype=np.float32).reshape(2, 3) - 2}
+    y = onnx.reference.ReferenceEvaluator(out).run(None, feeds)[0]
+    a = np.maximum(feeds["x"], 0)
+    np.testing.assert_allclose(y, np.abs(a + 1 / (1 + np.exp(-a))), rtol=1e-6)
+
+
+def test_commit_without_reindex_writes_the_same_model():
+    def edited() -> Graph:
+        g = Graph(_model(CHAIN))
+        relu = g.producer_node("a")
+        assert relu is not None
+        sig = g.make_node("Sigmoid", ["x"])
+        g.set_input(relu, 0, sig.output[0])
+        return g
+
+    assert (
+        edited().commit(reindex=False).SerializeToString() == edited().commit().SerializeToString()
+    )

@@ -238,3 +238,26 @@ def test_load_from_bytes_and_graphsurgeon():
     )
     proto = load_model(gs.import_onnx(simple))
     assert [n.op_type for n in proto.graph.node] == ["Relu"]
+
+
+def test_save_leaves_only_the_target_with_umask_permissions(tmp_path):
+    target = tmp_path / "out.onnx"
+    target.write_bytes(b"previous content")
+    save_model(_rich_model(), target)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.onnx"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert onnx.load(str(target)).SerializeToString() == _rich_model().SerializeToString()
+
+
+def test_save_refuses_an_oversized_model_when_external_data_is_off(tmp_path):
+    from google.protobuf.message import EncodeError
+
+    class Oversized:  # what protobuf does with a message over 2 GiB
+        def SerializeToString(self) -> bytes:
+            raise EncodeError("Failed to serialize proto")
+
+    with pytest.raises(SaveError, match="cannot serialize"):
+        save_model(Oversized(), tmp_path / "out.onnx", external_data=False)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

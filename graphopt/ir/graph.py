@@ -97,33 +97,48 @@ class Graph:
                 node.name = self._names.fresh(f"{node.op_type}_{position}")
             seen.add(node.name)
             self._names.reserve(node.output)
-            self._register(node)
-        for init in g.initializer:
-            self.initializers[init.name] = init
+        self._index_nodes()
         self.graph_inputs = [i.name for i in g.input]
         self.graph_outputs = [o.name for o in g.output]
         self._output_names = set(self.graph_outputs)
         self._output_count = len(self.graph_outputs)
 
+    def _index_nodes(self) -> None:
+        """Fill nodes, producer, consumers and initializers from the protobuf (names are set)."""
+        for node in self.proto.node:
+            self._register(node)
+        self.initializers = {init.name: init for init in self.proto.initializer}
+
     def _register(self, node: NodeProto) -> None:
-        self.nodes[node.name] = node
+        name = node.name
+        self.nodes[name] = node
+        producer = self.producer
         for out in node.output:
             if out:
-                if out in self.producer and self.producer[out] != node.name:
+                known = producer.get(out)
+                if known is not None and known != name:
                     raise LoadError(
-                        f"tensor {out!r} is produced by both {self.producer[out]!r} "
-                        f"and {node.name!r}; ONNX graphs must be in SSA form"
+                        f"tensor {out!r} is produced by both {known!r} "
+                        f"and {name!r}; ONNX graphs must be in SSA form"
                     )
-                self.producer[out] = node.name
-        for name in self.node_inputs(node, include_implicit=False):
-            self.consumers.setdefault(name, {})[node.name] = None
+                producer[out] = name
+        consumers = self.consumers
+        for tensor in node.input:
+            if tensor:
+                users = consumers.get(tensor)
+                if users is None:
+                    consumers[tensor] = {name: None}
+                else:
+                    users[name] = None
+        if not node.attribute:
+            return
         implicit = set()
         for sub in subgraphs(node):
             implicit |= outer_references(sub)
         if implicit:
-            self._implicit[node.name] = implicit
-            for name in implicit:
-                self.consumers.setdefault(name, {})[node.name] = None
+            self._implicit[name] = implicit
+            for tensor in implicit:
+                consumers.setdefault(tensor, {})[name] = None
 
     def _unregister(self, node: NodeProto) -> None:
         del self.nodes[node.name]
@@ -141,9 +156,11 @@ class Graph:
     # ------------------------------------------------------------------ queries
     def node_inputs(self, node: NodeProto, include_implicit: bool = True) -> list[str]:
         """Distinct non-empty tensor names `node` reads (subgraph outer references included)."""
-        names = list(dict.fromkeys(n for n in node.input if n))
-        if include_implicit:
-            names.extend(sorted(self._implicit.get(node.name, set()) - set(names)))
+        names = [n for n in dict.fromkeys(node.input) if n]
+        if include_implicit and self._implicit:
+            implicit = self._implicit.get(node.name)
+            if implicit:
+                names.extend(sorted(implicit - set(names)))
         return names
 
     def consumer_nodes(self, tensor: str) -> list[NodeProto]:
@@ -407,32 +424,55 @@ class Graph:
                 deps.append(p)
         return deps
 
-    def commit(self) -> onnx.ModelProto:
-        """Write nodes (topologically ordered) and initializers back into the model; return it."""
+    def commit(self, *, reindex: bool = True) -> onnx.ModelProto:
+        """Write nodes (topologically ordered) and initializers back into the model; return it.
+
+        `reindex=False` skips rebuilding the index afterwards: for a last commit, after which
+        the Graph is not used again (its nodes may no longer be the protobuf's)."""
         order = self.toposort()
-        current = [n.name for n in self.proto.node]
-        if self._structure_changed or current != [n.name for n in order]:
-            kept = [onnx.NodeProto() for _ in order]
-            for fresh, node in zip(kept, order, strict=True):
-                fresh.CopyFrom(node)
-            self.proto.ClearField("node")
-            self.proto.node.extend(kept)
+        nodes = self.proto.node
+        if self._structure_changed or len(nodes) != len(order):
+            self._write_nodes(order)
+        elif any(a is not b for a, b in zip(nodes, order, strict=True)):
+            position = {id(node): i for i, node in enumerate(order)}
+            nodes.sort(key=lambda node: position[id(node)])  # moves pointers, copies nothing
         if self._initializers_changed:
             # Deleting by index moves pointers only: no tensor bytes are copied.
             for i in reversed(range(len(self.proto.initializer))):
                 if self.proto.initializer[i].name not in self.initializers:
                     del self.proto.initializer[i]
         self._prune_value_info()
-        # Re-index: the protobuf now owns fresh copies of the nodes.
-        self.nodes.clear()
-        self.producer.clear()
-        self.consumers.clear()
-        self._implicit.clear()
-        self.initializers.clear()
         self._structure_changed = False
         self._initializers_changed = False
-        self._index()
+        if reindex:
+            # Re-index in the new order: the protobuf now owns copies of the added nodes.
+            self.nodes.clear()
+            self.producer.clear()
+            self.consumers.clear()
+            self._implicit.clear()
+            self._index_nodes()
         return self.model
+
+    def _write_nodes(self, order: list[NodeProto]) -> None:
+        """Make the protobuf's node list exactly `order`: nodes it holds stay in place (removed
+        ones are deleted, the rest reordered by moving pointers); only added nodes are copied."""
+        nodes = self.proto.node
+        live = {id(node) for node in order}
+        held: set[int] = set()
+        for i in reversed(range(len(nodes))):
+            node = nodes[i]
+            if id(node) in live:
+                held.add(id(node))
+            else:
+                del nodes[i]
+        position = {id(node): i for i, node in enumerate(order)}
+        added = [node for node in order if id(node) not in held]
+        start = len(nodes)
+        nodes.extend(added)
+        copies = list(nodes[start:])
+        for copy, node in zip(copies, added, strict=True):
+            position[id(copy)] = position[id(node)]
+        nodes.sort(key=lambda node: position[id(node)])
 
     def _prune_value_info(self) -> None:
         live = set(self.producer) | set(self.graph_inputs) | set(self.initializers)

@@ -10,6 +10,7 @@ external data, are written with external data beside them.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,9 +108,33 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
 
 
 def _uses_external_data(proto: onnx.ModelProto) -> bool:
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+    """Whether any initializer or attribute tensor (subgraphs and functions included) keeps its
+    data in an external file. One walk reading only tags: no tensor bytes are touched."""
+    external = onnx.TensorProto.EXTERNAL
+    tensor, tensors = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
+    graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
 
-    return any(uses_external_data(t) for t in _get_all_tensors(proto))
+    def in_nodes(nodes: Any) -> bool:
+        for node in nodes:
+            for a in node.attribute:
+                kind = a.type
+                if kind == tensor:
+                    if a.t.data_location == external:
+                        return True
+                elif kind == tensors:
+                    if any(t.data_location == external for t in a.tensors):
+                        return True
+                elif kind == graph:
+                    if in_graph(a.g):
+                        return True
+                elif kind == graphs and any(in_graph(g) for g in a.graphs):
+                    return True
+        return False
+
+    def in_graph(g: onnx.GraphProto) -> bool:
+        return any(t.data_location == external for t in g.initializer) or in_nodes(g.node)
+
+    return in_graph(proto.graph) or any(in_nodes(f.node) for f in proto.functions)
 
 
 def _check_model_basics(proto: onnx.ModelProto, where: str) -> None:
@@ -159,33 +184,60 @@ def save_model(
     (default `<file name>.data`) beside the model.
     """
     path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise SaveError(f"{path}: folder {parent} does not exist")
+    data: bytes | None = None
+    if not external_data:
+        try:
+            # Serializing is the size check: protobuf refuses messages over 2 GiB, and sizing
+            # the model first (ByteSize) would cost almost as much as serializing it.
+            data = model.SerializeToString()
+        except (EncodeError, ValueError) as e:
+            if external_data is not None or not _over_two_gib(model):
+                raise SaveError(f"{path}: cannot serialize: {e}") from e
     try:
-        if external_data is None:
-            external_data = _over_two_gib(model)
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise SaveError(f"{path}: folder {parent} does not exist")
+        if data is not None:
+            _write_atomically(path, parent, data)
+            return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             tmp_model = Path(tmp) / path.name
-            if external_data:
-                location = location or f"{path.name}.data"
-                work = onnx.ModelProto()
-                work.CopyFrom(model)
-                onnx.external_data_helper.convert_model_to_external_data(
-                    work, all_tensors_to_one_file=True, location=location, size_threshold=1024
-                )
-                onnx.save_model(work, str(tmp_model))
-                data_tmp = Path(tmp) / location
-                if data_tmp.exists():
-                    os.replace(data_tmp, parent / location)
-            else:
-                tmp_model.write_bytes(model.SerializeToString())
+            location = location or f"{path.name}.data"
+            work = onnx.ModelProto()
+            work.CopyFrom(model)
+            onnx.external_data_helper.convert_model_to_external_data(
+                work, all_tensors_to_one_file=True, location=location, size_threshold=1024
+            )
+            onnx.save_model(work, str(tmp_model))
+            data_tmp = Path(tmp) / location
+            if data_tmp.exists():
+                os.replace(data_tmp, parent / location)
             os.replace(tmp_model, path)
     except OSError as e:
         raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
+
+
+def _write_atomically(path: Path, parent: Path, data: bytes) -> None:
+    """Write `data` to a fresh file beside `path` (mode per umask), then rename it into place."""
+    for _ in range(100):
+        tmp = parent / f".graphopt-{secrets.token_hex(6)}-{path.name}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise OSError(f"no free temporary file name in {parent}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _over_two_gib(model: onnx.ModelProto) -> bool:
