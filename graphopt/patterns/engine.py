@@ -289,7 +289,6 @@ class Matcher:
         self.thorough = thorough  # skip the prefilter, so every refusal gets its reason
         self.graph = graph
         self.facts = facts
-        self.opset = graph.opset_version("")
         self.best_depth = 0
         self.best_reason = ""
         self._constant_vars: frozenset[str] = frozenset()

@@ -39,7 +39,7 @@ import ast
 import functools
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -685,8 +685,3 @@ def _computed(rule: Rule) -> set[str]:
 
 def _replacement_defs(rule: Rule) -> set[str]:
     return {o for n in rule.replacement.nodes for o in n.outputs}
-
-
-def target_variables(pattern: Pattern) -> Sequence[str]:
-    names = [op.name for n in pattern.nodes for op in n.inputs if isinstance(op, Var)]
-    return list(dict.fromkeys(names))
