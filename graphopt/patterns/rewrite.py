@@ -10,6 +10,14 @@ Preconditions shared by every rule (checked before any mutation):
     a graph output (nodes the rule lists in `multi_use` may stay when used elsewhere);
   * a size-one constant matched by value does not raise the rank of the result it feeds;
   * every op of the replacement exists at the model's opset (never emit an op the model lacks).
+
+Cost: the first sweep visits each anchor node once per rule, screened by what feeds it; later
+sweeps only the neighbourhood of the last sweep's rewrites. A computed constant reuses the
+storage of a same-shaped constant that only the removed nodes read (a folded weight is written
+over the old one instead of being added next to it).
+
+What it does not do: recurse into If/Loop/Scan bodies, or choose between overlapping rules
+other than by order (first rule, first target, first match wins).
 """
 
 from __future__ import annotations
