@@ -289,3 +289,31 @@ def test_float32_mul_fold_is_bit_identical_to_the_float64_route():
     )
     expected = (w.astype(np.float64) * c.reshape(4, 1, 1, 1).astype(np.float64)).astype(np.float32)
     np.testing.assert_array_equal(w2, expected)
+
+
+def test_fold_with_constant_node_parameters_overwrites_them_in_place():
+    # Exporters (paddle2onnx: layout_cdla) give weights and BN statistics as Constant nodes.
+    w, s, b, m, v = rand(3, 2, 1, 1), rand(3), rand(3), rand(3), rand(3, low=0.5, high=2.0)
+
+    def const(name, value):
+        vals = ", ".join(f"{x:.8e}" for x in value.ravel())
+        dims = ",".join(map(str, value.shape))
+        return f"{name} = Constant<value = float[{dims}] {{{vals}}}>()"
+
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,2,4,4] x) => (float[1,3,4,4] z) {{
+          {const("W", w)}
+          {const("s", s)}
+          {const("b", b)}
+          {const("m", m)}
+          {const("v", v)}
+          y = Conv(x, W)
+          z = BatchNormalization(y, s, b, m, v)
+        }}"""
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv"]
+    # The folded weight reuses W's Constant node; the statistics' nodes are gone.
+    assert [n.op_type for n in out.graph.node].count("Constant") + len(out.graph.initializer) == 2
+    assert_same_outputs(model, out, feeds(model))
