@@ -36,7 +36,7 @@ def _float(name: str, value: Any, like: np.ndarray | None = None) -> np.ndarray:
     if value is None:
         raise Refuse(f"{name} is not a constant")
     arr = np.asarray(value)
-    if not np.issubdtype(arr.dtype, np.floating):
+    if arr.dtype.kind != "f":
         raise Refuse(f"{name} is {arr.dtype}, not floating point")
     if like is not None and arr.dtype != like.dtype:
         raise Refuse(f"{name} is {arr.dtype} but the weight is {like.dtype}")

@@ -446,7 +446,7 @@ class Matcher:
             if not name:
                 return
             value = self.facts.value(name)
-            if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.floating):
+            if value is None or value.size != 1 or value.dtype.kind != "f":
                 self._fail(
                     m, f"{node.name} input {k} ({name}) is not the constant {operand.value:g}"
                 )
