@@ -181,6 +181,30 @@ def format_table(rows: Sequence[OptimizeTimeRow]) -> str:
     return "\n".join(lines)
 
 
+def dump_json(payload: Any, path: Path) -> None:
+    """Write `payload` as indented JSON, floats to 6 significant digits, each list of numbers
+    on one line (small files, readable diffs)."""
+    import re
+
+    def rounded(value: Any) -> Any:
+        if isinstance(value, float):
+            return float(f"{value:.6g}")
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [rounded(v) for v in value]
+        return value
+
+    text = json.dumps(rounded(payload), indent=1)
+    text = re.sub(
+        r"\[\s*([-+0-9.eE]+(?:,\s*[-+0-9.eE]+)*)\s*\]",
+        lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
+        text,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, core count, load, library versions, date and git commit, for the results file."""
     import datetime
@@ -257,13 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_breakdown(*key.split("/", 1), breakdown))
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "machine": machine_info(),
             "rows": [asdict(r) for r in rows],
             "per_pass_seconds": breakdowns,
         }
-        out.write_text(json.dumps(payload, indent=1) + "\n")
+        dump_json(payload, out)
         print(f"wrote {out}", file=sys.stderr)
     return 0
 

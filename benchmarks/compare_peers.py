@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # benchmarks/ is not a package: import the sibling module from this folder
 from bench_optimize import (
     MODEL_NAMES,
+    dump_json,
     floor_once,
     graphopt_once,
     machine_info,
@@ -260,7 +261,7 @@ def latency_stats(times: Sequence[float], ratios: Sequence[float]) -> dict[str, 
         "ratio": statistics.median(ratios),
         "ratio_p25": _percentile(ratios, 25),
         "ratio_p75": _percentile(ratios, 75),
-        "times_ms": [t * 1e3 for t in times],
+        "times_ms": [round(t * 1e3, 3) for t in times],
     }
 
 
@@ -435,8 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     payload = compare(args.models, chosen, settings, log)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=1) + "\n")
+    dump_json(payload, out)
     log(f"wrote {out}")
     return 0
 

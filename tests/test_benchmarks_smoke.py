@@ -7,6 +7,7 @@ numerical accuracy (the real-image comparisons live in the benchmark itself).
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -174,3 +175,11 @@ def test_pass_breakdown_accounts_for_the_total(
     assert next(iter(breakdown)) == "(total)"  # sorted, largest first
     parts = sum(v for k, v in breakdown.items() if k != "(total)")
     assert parts == pytest.approx(breakdown["(total)"], rel=1e-6)
+
+
+def test_dump_json_rounds_and_keeps_number_lists_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    bench_optimize.dump_json({"a": {"t": [1.0 / 3, 2.5e-7, 3]}, "name": "x"}, path)
+    text = path.read_text()
+    assert '"t": [0.333333, 2.5e-07, 3]' in text
+    assert json.loads(text) == {"a": {"t": [0.333333, 2.5e-07, 3]}, "name": "x"}
