@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import prod
+from typing import Any
 
 import onnx
 
@@ -54,28 +55,38 @@ class ShapeFacts:
 
     dtypes: dict[str, int] = field(default_factory=dict)
     shapes: dict[str, Shape | None] = field(default_factory=dict)
+    # Value infos not read yet, per tensor (in the order `record` would have taken them):
+    # decoding every one costs more than inference itself, and passes ask about few tensors.
+    _pending: dict[str, list[onnx.ValueInfoProto]] = field(default_factory=dict, repr=False)
 
     def __contains__(self, name: str) -> bool:
+        self._settle(name)
         return name in self.dtypes or name in self.shapes
 
+    def knows(self, name: str) -> bool:
+        """True when a shape entry (perhaps "unknown") exists for `name`."""
+        return name in self.shapes or name in self._pending
+
     def shape(self, name: str) -> Shape | None:
+        self._settle(name)
         return self.shapes.get(name)
 
     def dtype(self, name: str) -> int | None:
+        self._settle(name)
         return self.dtypes.get(name)
 
     def rank(self, name: str) -> int | None:
-        s = self.shapes.get(name)
+        s = self.shape(name)
         return None if s is None else len(s)
 
     def is_static(self, name: str) -> bool:
         """True when every dimension of `name` is a known integer."""
-        s = self.shapes.get(name)
+        s = self.shape(name)
         return s is not None and all(isinstance(d, int) for d in s)
 
     def size(self, name: str) -> int | None:
         """Number of elements when the shape is static, else None."""
-        s = self.shapes.get(name)
+        s = self.shape(name)
         if s is None or not all(isinstance(d, int) for d in s):
             return None
         return prod(d for d in s if isinstance(d, int))
@@ -97,6 +108,18 @@ class ShapeFacts:
         old = self.shapes.get(name)
         if old is None or _known_count(new) >= _known_count(old):
             self.shapes[name] = new
+
+    def defer(self, vi: onnx.ValueInfoProto) -> None:
+        """`record(vi)` when `vi`'s tensor is first asked about."""
+        if vi.type.HasField("tensor_type"):
+            self._pending.setdefault(vi.name, []).append(vi)
+
+    def _settle(self, name: str) -> None:
+        if self._pending:
+            waiting = self._pending.pop(name, None)
+            if waiting is not None:
+                for vi in waiting:
+                    self.record(vi)
 
     def record_tensor(self, name: str, t: onnx.TensorProto) -> None:
         """Facts of a constant: its dtype and dims."""
@@ -131,11 +154,11 @@ def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) 
 
 def _covers(facts: ShapeFacts, graph: Graph) -> bool:
     """True when `facts` knows every tensor the graph defines now (inputs, constants, outputs)."""
-    known = facts.shapes
+    knows = facts.knows
     return (
-        all(name in known for name in graph.producer)
-        and all(name in known for name in graph.initializers)
-        and all(name in known for name in graph.graph_inputs)
+        all(knows(name) for name in graph.producer)
+        and all(knows(name) for name in graph.initializers)
+        and all(knows(name) for name in graph.graph_inputs)
     )
 
 
@@ -146,8 +169,16 @@ def _is_small(t: onnx.TensorProto) -> bool:
     return n <= SMALL_ELEMENTS or (t.data_type in _INT_TYPES and n <= SMALL_INT_ELEMENTS)
 
 
-def _placeholder(name: str, t: onnx.TensorProto) -> onnx.ValueInfoProto:
-    return onnx.helper.make_tensor_value_info(name, t.data_type, list(t.dims))
+def _add_placeholder(inputs: Any, name: str, t: onnx.TensorProto) -> None:
+    """Append to `inputs` what `make_tensor_value_info(name, t.data_type, t.dims)` makes."""
+    vi = inputs.add()
+    vi.name = name
+    tt = vi.type.tensor_type
+    tt.elem_type = t.data_type
+    dims = tt.shape.dim
+    dims.extend([])
+    for d in t.dims:
+        dims.add().dim_value = d
 
 
 def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
@@ -166,7 +197,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
         if _is_small(init):
             g.initializer.append(init)
         elif name not in declared_inputs:
-            g.input.append(_placeholder(name, init))
+            _add_placeholder(g.input, name, init)
     as_inputs = set(declared_inputs)
     kept = []
     for node in _topological(graph):
@@ -175,7 +206,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
             if value is not None:
                 facts.record_tensor(node.output[0], value)
                 if not _is_small(value):
-                    g.input.append(_placeholder(node.output[0], value))
+                    _add_placeholder(g.input, node.output[0], value)
                     as_inputs.add(node.output[0])
                     continue
         kept.append(node)
@@ -187,14 +218,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
 
 def _topological(graph: Graph) -> Iterable[onnx.NodeProto]:
     """The graph's nodes in their current order when it is topological, else toposorted."""
-    defined = set(graph.graph_inputs) | set(graph.initializers)
-    nodes = list(graph.nodes.values())
-    for node in nodes:
-        reads = graph.node_inputs(node) if graph.has_subgraphs(node) else node.input
-        if any(name and name not in defined for name in reads):
-            return graph.toposort()
-        defined.update(node.output)
-    return nodes
+    return graph.toposort()  # the current order when it is topological
 
 
 def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
@@ -217,5 +241,5 @@ def _infer(graph: Graph) -> ShapeFacts:
     g = inferred.graph
     for group in (g.input, g.value_info, g.output):
         for vi in group:
-            facts.record(vi)
+            facts.defer(vi)
     return facts

@@ -389,6 +389,9 @@ class Graph:
     # ------------------------------------------------------------------ order and write-back
     def toposort(self) -> list[NodeProto]:
         """Nodes in a topological order that keeps the current order wherever it can."""
+        current = list(self.nodes.values())
+        if self._in_order(current):
+            return current
         order: list[NodeProto] = []
         state: dict[str, int] = {}  # 1 = on stack, 2 = done
         for root in self.nodes:
@@ -414,6 +417,25 @@ class Graph:
                     state[name] = 2
                     order.append(self.nodes[name])
         return order
+
+    def _in_order(self, nodes: list[NodeProto]) -> bool:
+        """True when every node comes after the producers of what it reads."""
+        producer = self.producer
+        implicit = self._implicit
+        done: set[str] = set()
+        for node in nodes:
+            name = node.name
+            for tensor in node.input:
+                p = producer.get(tensor) if tensor else None
+                if p is not None and p not in done and p != name:
+                    return False
+            if implicit and name in implicit:
+                for tensor in implicit[name]:
+                    p = producer.get(tensor)
+                    if p is not None and p not in done and p != name:
+                        return False
+            done.add(name)
+        return True
 
     def _producers_of(self, node_name: str) -> list[str]:
         node = self.nodes[node_name]
