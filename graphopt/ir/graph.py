@@ -24,6 +24,8 @@ from onnx import numpy_helper
 from graphopt.errors import LoadError
 
 NodeProto = onnx.NodeProto
+_GRAPH = onnx.AttributeProto.GRAPH
+_GRAPHS = onnx.AttributeProto.GRAPHS
 
 
 def subgraphs(node: NodeProto) -> Iterator[onnx.GraphProto]:
@@ -141,17 +143,21 @@ class Graph:
                 consumers.setdefault(tensor, {})[name] = None
 
     def _unregister(self, node: NodeProto) -> None:
-        del self.nodes[node.name]
+        name = node.name
+        del self.nodes[name]
+        producer = self.producer
         for out in node.output:
-            if self.producer.get(out) == node.name:
-                del self.producer[out]
-        for name in self.node_inputs(node):
-            users = self.consumers.get(name)
+            if producer.get(out) == name:
+                del producer[out]
+        implicit = self._implicit.pop(name, None) if self._implicit else None
+        reads = itertools.chain(node.input, implicit) if implicit else node.input
+        consumers = self.consumers
+        for tensor in reads:
+            users = consumers.get(tensor) if tensor else None
             if users is not None:
-                users.pop(node.name, None)
+                users.pop(name, None)
                 if not users:
-                    del self.consumers[name]
-        self._implicit.pop(node.name, None)
+                    del consumers[tensor]
 
     # ------------------------------------------------------------------ queries
     def node_inputs(self, node: NodeProto, include_implicit: bool = True) -> list[str]:
@@ -184,7 +190,13 @@ class Graph:
         return len(self.consumers.get(tensor, ())) + (1 if self.is_graph_output(tensor) else 0)
 
     def has_subgraphs(self, node: NodeProto) -> bool:
-        return node.name in self._implicit or any(True for _ in subgraphs(node))
+        if node.name in self._implicit:
+            return True
+        for a in node.attribute:
+            kind = a.type
+            if kind == _GRAPH or (kind == _GRAPHS and len(a.graphs)):
+                return True
+        return False
 
     def constant(self, tensor: str) -> np.ndarray | None:
         """The value of `tensor` when it is a constant (initializer that is not a graph input,

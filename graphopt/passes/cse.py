@@ -32,12 +32,14 @@ def _tensor_bytes(t: onnx.TensorProto) -> bytes:
     return numpy_helper.to_array(t).tobytes()
 
 
-def _fingerprint(t: onnx.TensorProto) -> tuple:
-    """A cheap key that differs for most distinct tensors of the same dtype and dims."""
+def _fingerprint(t: onnx.TensorProto) -> tuple[tuple, bytes]:
+    """A cheap key that differs for most distinct tensors of the same dtype and dims, and the
+    tensor's bytes (read once: every read of `raw_data` copies them)."""
     if t.HasField("raw_data"):
         data = t.raw_data
-        return (len(data), data[:FINGERPRINT_BYTES], data[-FINGERPRINT_BYTES:])
-    return (-1, _tensor_bytes(t))
+        return (len(data), data[:FINGERPRINT_BYTES], data[-FINGERPRINT_BYTES:]), data
+    data = _tensor_bytes(t)
+    return (-1, data), data
 
 
 def _external(t: onnx.TensorProto) -> bool:
@@ -92,18 +94,19 @@ class EliminateCommonSubexpressions(Pass):
                 continue
             keep: dict[tuple, list[tuple[bytes, str]]] = {}
             for t in group:
-                fp = _fingerprint(t)
+                fp, data = _fingerprint(t)
                 candidates = keep.setdefault(fp, [])
-                data = _tensor_bytes(t) if candidates else b""
                 twin = None
-                for kept_bytes, kept_name in candidates:
+                for i, (kept_bytes, kept_name) in enumerate(candidates):
                     if not kept_bytes:
                         kept_bytes = _tensor_bytes(graph.initializers[kept_name])
+                        candidates[i] = (kept_bytes, kept_name)
                     if kept_bytes == data:
                         twin = kept_name
                         break
                 if twin is None:
-                    candidates.append((data, t.name))
+                    # Bytes are kept only once a fingerprint is shared (memory stays flat).
+                    candidates.append((data if candidates else b"", t.name))
                     continue
                 if graph.is_graph_output(t.name):
                     continue  # an output keeps its own name (and a twin initializer is cheap)
