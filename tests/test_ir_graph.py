@@ -263,3 +263,30 @@ def test_commit_without_reindex_writes_the_same_model():
     assert (
         edited().commit(reindex=False).SerializeToString() == edited().commit().SerializeToString()
     )
+
+
+def test_custom_domain_node_with_a_graph_attribute_reads_outer_tensors():
+    body = onnx.helper.make_graph(
+        [onnx.helper.make_node("Neg", ["t"], ["o"], name="neg")],
+        "body",
+        [],
+        [onnx.helper.make_tensor_value_info("o", onnx.TensorProto.FLOAT, [2])],
+    )
+    nodes = [
+        onnx.helper.make_node("Relu", ["x"], ["t"], name="relu"),
+        onnx.helper.make_node("Wrap", ["x"], ["y"], name="wrap", domain="custom", body=body),
+    ]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+    )
+    model = onnx.helper.make_model(
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", 13), onnx.helper.make_opsetid("custom", 1)],
+    )
+    g = Graph(model)
+    assert set(g.consumers["t"]) == {"wrap"}
+    assert g.has_subgraphs(g.nodes["wrap"]) and not g.has_subgraphs(g.nodes["relu"])
+    assert [n.name for n in g.toposort()] == ["relu", "wrap"]

@@ -26,6 +26,8 @@ from graphopt.errors import LoadError
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
 _GRAPHS = onnx.AttributeProto.GRAPHS
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})  # ops with graph attributes
+_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def subgraphs(node: NodeProto) -> Iterator[onnx.GraphProto]:
@@ -89,16 +91,18 @@ class Graph:
     # ------------------------------------------------------------------ indexing
     def _index(self) -> None:
         g = self.proto
-        taken = {n.name for n in g.node if n.name}
-        self._names.reserve(taken)
+        nodes = list(g.node)
+        given = [n.name for n in nodes]
+        taken = self._names.taken
+        taken.update(name for name in given if name)
         for t in itertools.chain(g.input, g.output, g.value_info, g.initializer):
-            self._names.reserve((t.name,))
+            taken.add(t.name)
         seen: set[str] = set()
-        for position, node in enumerate(g.node):
-            if not node.name or node.name in seen:
-                node.name = self._names.fresh(f"{node.op_type}_{position}")
-            seen.add(node.name)
-            self._names.reserve(node.output)
+        for position, (node, name) in enumerate(zip(nodes, given, strict=True)):
+            if not name or name in seen:
+                node.name = name = self._names.fresh(f"{node.op_type}_{position}")
+            seen.add(name)
+            taken.update(node.output)
         self._index_nodes()
         self.graph_inputs = [i.name for i in g.input]
         self.graph_outputs = [o.name for o in g.output]
@@ -132,8 +136,8 @@ class Graph:
                     consumers[tensor] = {name: None}
                 else:
                     users[name] = None
-        if not node.attribute:
-            return
+        if node.op_type not in _CONTROL_FLOW and node.domain in _DEFAULT_DOMAINS:
+            return  # no other standard op carries a graph attribute
         implicit = set()
         for sub in subgraphs(node):
             implicit |= outer_references(sub)
@@ -192,6 +196,8 @@ class Graph:
     def has_subgraphs(self, node: NodeProto) -> bool:
         if node.name in self._implicit:
             return True
+        if node.op_type not in _CONTROL_FLOW and node.domain in _DEFAULT_DOMAINS:
+            return False  # no other standard op carries a graph attribute
         for a in node.attribute:
             kind = a.type
             if kind == _GRAPH or (kind == _GRAPHS and len(a.graphs)):
@@ -535,21 +541,21 @@ class _NameSource:
     """Hands out names not used anywhere in the graph, deterministically."""
 
     def __init__(self) -> None:
-        self._taken: set[str] = set()
+        self.taken: set[str] = set()
         self._counters: dict[str, int] = {}
 
     def reserve(self, names: Iterable[str]) -> None:
-        self._taken.update(names)
+        self.taken.update(names)
 
     def fresh(self, hint: str) -> str:
         hint = hint or "t"
-        if hint not in self._taken:
-            self._taken.add(hint)
+        if hint not in self.taken:
+            self.taken.add(hint)
             return hint
         k = self._counters.get(hint, 1)
-        while f"{hint}_{k}" in self._taken:
+        while f"{hint}_{k}" in self.taken:
             k += 1
         self._counters[hint] = k + 1
         name = f"{hint}_{k}"
-        self._taken.add(name)
+        self.taken.add(name)
         return name
