@@ -12,8 +12,10 @@ Two ways to run it:
     python benchmarks/bench_optimize.py [--models ...] [--runs 7] [--out FILE.json]
     python -m pytest benchmarks/bench_optimize.py --benchmark-enable
 
-The script prints a markdown table; the pytest-benchmark suite records the same interleaved
-measurement (ratio in `extra_info`) plus the floor and ours as separate benchmarks per model.
+The script prints a markdown table (`--per-pass`: where the time goes). The pytest-benchmark
+suite records the same interleaved measurement (ratio in `extra_info`); the floor, ours and
+every peer of `compare_peers.py` side by side in one group per model; and the whole peer
+comparison of each model in one run (`-k compare_peers_one_run`, figures in `extra_info`).
 No test here asserts on time.
 """
 
@@ -343,6 +345,69 @@ def test_optimize_default(benchmark: Any, name: str, workdir: Path) -> None:
     benchmark.pedantic(graphopt_once, args=(src, out), rounds=7)
     original = onnx.load(str(src), load_external_data=False)
     assert non_constant_nodes(onnx.load(str(out))) <= non_constant_nodes(original)
+
+
+PEERS = (
+    "graphopt:ort-cpu",
+    "graphopt:tensorrt",
+    "onnxsim",
+    "onnxslim",
+    "onnxoptimizer",
+    "ort:basic",
+    "ort:extended",
+)
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("tool", PEERS)
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_peer_optimize(benchmark: Any, name: str, tool: str, workdir: Path) -> None:
+    """The other pipelines and the peers, in the same group as the floor and ours."""
+    import compare_peers  # a sibling script; imported lazily because it imports this module
+
+    from graphopt.realmodels import fetch_model
+
+    tools = compare_peers.all_tools()
+    if tool not in tools:
+        pytest.skip(f"{tool} is not available in this checkout")
+    src = fetch_model(name)
+    out = workdir / f"{name}.{tool.replace(':', '_')}.onnx"
+    benchmark.group = f"optimize {name}"
+    benchmark.pedantic(tools[tool], args=(src, out), rounds=5, warmup_rounds=1)
+    assert non_constant_nodes(onnx.load(str(out), load_external_data=False)) > 0
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_compare_peers_one_run(benchmark: Any, name: str, workdir: Path) -> None:
+    """The whole side-by-side comparison of one model in one run (latency paired and
+    interleaved, 20 rounds); every figure lands in `extra_info` (--benchmark-json)."""
+    import compare_peers
+
+    from graphopt.realmodels import fetch_model, model_inputs
+
+    settings = compare_peers.Settings(runs=20, opt_runs=5, images=4, isolate=True)
+    feeds = model_inputs(name, settings.images)
+    tools = compare_peers.all_tools()
+    benchmark.group = "compare-peers (one run per model)"
+    result = benchmark.pedantic(
+        compare_peers.compare_model,
+        args=(name, fetch_model(name), feeds, workdir, tools, settings),
+        rounds=1,
+        iterations=1,
+    )
+    for tool, row in result["tools"].items():
+        benchmark.extra_info[tool] = {
+            "error": row.get("error"),
+            "non_constant_nodes": row.get("nodes", {}).get("non_constant"),
+            "optimize_ratio": (row.get("optimize") or {}).get("ratio"),
+            "latency_ratio_all": row.get("latency", {}).get("all", {}).get("ratio"),
+            "latency_ratio_disable": row.get("latency", {}).get("disable", {}).get("ratio"),
+            "max_diff": row.get("max_diff"),
+        }
+    for tool, row in result["tools"].items():
+        if tool.startswith("graphopt:") and "error" not in row:
+            assert row["max_diff"]["disable"] < 1e-4, (tool, row["max_diff"])
 
 
 if __name__ == "__main__":
