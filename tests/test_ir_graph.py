@@ -290,3 +290,28 @@ def test_custom_domain_node_with_a_graph_attribute_reads_outer_tensors():
     assert set(g.consumers["t"]) == {"wrap"}
     assert g.has_subgraphs(g.nodes["wrap"]) and not g.has_subgraphs(g.nodes["relu"])
     assert [n.name for n in g.toposort()] == ["relu", "wrap"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.array(3.5, np.float32),
+        np.arange(6, dtype=np.int64).reshape(2, 3),
+        np.array([True, False]),
+        np.zeros((0, 3), np.float16),
+        np.array([1, 2], np.uint16),
+        np.array([1.5, -2.0], np.float64),
+    ],
+)
+def test_tensor_value_reads_raw_data_like_to_array(value):
+    from onnx import numpy_helper
+
+    from graphopt.ir.graph import tensor_value
+
+    raw = numpy_helper.from_array(value, "t")
+    typed = onnx.helper.make_tensor("t", raw.data_type, value.shape, value.reshape(-1).tolist())
+    for t in (raw, typed):
+        want, got = numpy_helper.to_array(t), tensor_value(t)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.writeable == want.flags.writeable

@@ -14,6 +14,7 @@ tensor their bodies reference, and `replace_all_uses` renames inside those bodie
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -211,7 +212,7 @@ class Graph:
         if init is not None:
             if tensor in self.graph_inputs:
                 return None  # an overridable default, not a constant
-            return numpy_helper.to_array(init)
+            return tensor_value(init)
         node = self.producer_node(tensor)
         if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             return constant_node_value(node)
@@ -521,11 +522,42 @@ class Graph:
                 del self.proto.value_info[i]
 
 
+_RAW_DTYPES = {
+    onnx.TensorProto.FLOAT: np.dtype("<f4"),
+    onnx.TensorProto.DOUBLE: np.dtype("<f8"),
+    onnx.TensorProto.FLOAT16: np.dtype("<f2"),
+    onnx.TensorProto.INT8: np.dtype("i1"),
+    onnx.TensorProto.INT16: np.dtype("<i2"),
+    onnx.TensorProto.INT32: np.dtype("<i4"),
+    onnx.TensorProto.INT64: np.dtype("<i8"),
+    onnx.TensorProto.UINT8: np.dtype("u1"),
+    onnx.TensorProto.UINT16: np.dtype("<u2"),
+    onnx.TensorProto.UINT32: np.dtype("<u4"),
+    onnx.TensorProto.UINT64: np.dtype("<u8"),
+    onnx.TensorProto.BOOL: np.dtype("bool"),
+}
+
+
+def tensor_value(t: onnx.TensorProto) -> np.ndarray:
+    """`numpy_helper.to_array(t)`, reading common little-endian raw data directly (read-only
+    view of the bytes, as `to_array` gives) instead of through its generic type dispatch."""
+    dtype = _RAW_DTYPES.get(t.data_type)
+    if (
+        dtype is not None
+        and sys.byteorder == "little"
+        and t.HasField("raw_data")
+        and t.data_location != onnx.TensorProto.EXTERNAL
+        and not t.HasField("segment")
+    ):
+        return np.frombuffer(t.raw_data, dtype=dtype.newbyteorder("=")).reshape(t.dims)
+    return numpy_helper.to_array(t)
+
+
 def constant_node_value(node: NodeProto) -> np.ndarray | None:
     """The value of a `Constant` node, whatever attribute form it uses."""
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return tensor_value(a.t)
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
