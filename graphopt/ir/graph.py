@@ -522,7 +522,7 @@ class Graph:
                 del self.proto.value_info[i]
 
 
-_RAW_DTYPES = {
+_RAW_DTYPES: dict[int, np.dtype[Any]] = {
     onnx.TensorProto.FLOAT: np.dtype("<f4"),
     onnx.TensorProto.DOUBLE: np.dtype("<f8"),
     onnx.TensorProto.FLOAT16: np.dtype("<f2"),
