@@ -49,7 +49,7 @@ class QuantizeReport:
     quantized_nodes: list[str] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, error) worst first
     kept_float: list[str] = field(default_factory=list)
-    error: float | None = None  # relative RMS output error vs FP32 on the sample feeds
+    error: float | None = None  # RMS output error vs FP32 over the output's range (samples)
 
     def lines(self) -> list[str]:
         out = [
@@ -58,9 +58,9 @@ class QuantizeReport:
             "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()),
         ]
         if self.error is not None:
-            out.append(f"relative output error vs FP32: {self.error:.4g}")
+            out.append(f"output error vs FP32 (RMS / range): {self.error:.4g}")
         if self.sensitivity:
-            out.append("most sensitive groups (relative output error when only it is quantized):")
+            out.append("most sensitive groups (output error when only that group is quantized):")
             out.extend(f"  {n}: {e:.4g}" for n, e in self.sensitivity[:10])
         if self.kept_float:
             out.append("kept in float: " + ", ".join(self.kept_float))
@@ -84,9 +84,10 @@ def quantize(
 
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
     calibrating), `percentile` (default 99.99), `keep_float` (N most sensitive groups stay
-    float), `accuracy_target` (largest relative RMS output error vs FP32; the most sensitive
+    float), `accuracy_target` (largest output error vs FP32, RMS over the FP32 output's range; the most sensitive
     groups are kept float until it holds), `keep_nodes` (names kept float), `sample_feeds`
     (feeds kept for sensitivity, default 4), `pipeline` (optimize pipeline; False skips it),
+    `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
     `threads`, `on_batch` (callback(count) per feed).
     """
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
@@ -105,6 +106,7 @@ def quantize_with_report(
     accuracy_target: float | None = None,
     keep_nodes: Iterable[str] = (),
     sample_feeds: int = 4,
+    sensitivity_data: list[Feed] | None = None,
     pipeline: str | bool | None = None,
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
@@ -158,23 +160,30 @@ def quantize_with_report(
                 yield feed
 
         calibrators, report.feeds = collect(
-            proto, tensors, feeds(), threads=threads, on_batch=on_batch
+            proto,
+            tensors,
+            feeds(),
+            threads=threads,
+            on_batch=on_batch,
+            histograms=method != "minmax",
         )
         params, report.scales = parameters(calibrators, placement, target, method, percentile)
     report.seconds["calibrate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     if keep_float or accuracy_target is not None:
+        if sensitivity_data is not None:
+            samples = list(sensitivity_data)
         if not samples:
             raise QuantizeError("keep_float / accuracy_target need calibration feeds to measure on")
         from graphopt.quant.sensitivity import choose_float_groups
 
-        chosen, ranking, error = choose_float_groups(
+        chosen, chosen_nodes, ranking, error = choose_float_groups(
             proto, placement, params, samples, fixed_float, keep_float, accuracy_target, threads
         )
         report.sensitivity, report.error = ranking, error
-        fixed_float |= set(chosen)
-        report.kept_float = sorted(chosen)
+        fixed_float |= set(chosen_nodes)
+        report.kept_float = chosen
     quantized = insert_qdq(proto, placement, params, fixed_float)
     report.quantized_nodes = [n for n in placement.nodes if n not in fixed_float]
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock

@@ -85,9 +85,11 @@ def collect(
     *,
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    histograms: bool = True,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
-    """Histograms of `tensors` over every feed of `data`; also the number of feeds seen."""
-    calibrators = {t: HistogramCalibrator() for t in tensors}
+    """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
+    `histograms=False` keeps only min and max (enough for `minmax`, and much cheaper)."""
+    calibrators = {t: HistogramCalibrator(track_histogram=histograms) for t in tensors}
     if not tensors:
         count = 0
         for i, feed in enumerate(data):

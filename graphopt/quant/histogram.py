@@ -45,6 +45,7 @@ class HistogramCalibrator:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(NUM_BINS, dtype=np.int64))
     minimum: float = math.inf  # exact min(x) over everything collected
     maximum: float = -math.inf  # exact max(x)
+    track_histogram: bool = True  # False: only min and max (all that `minmax` needs)
 
     @property
     def bin_width(self) -> float:
@@ -69,6 +70,8 @@ class HistogramCalibrator:
             raise QuantizeError("calibration values contain NaN or infinity")
         self.minimum, self.maximum = min(self.minimum, lo), max(self.maximum, hi)
         top = max(abs(lo), abs(hi))
+        if not self.track_histogram:
+            return
         if top == 0.0:
             self.counts[0] += values.size
             return
@@ -83,7 +86,7 @@ class HistogramCalibrator:
 
     def merge(self, other: HistogramCalibrator) -> None:
         """Add `other`'s values (same tensor, e.g. collected in another process)."""
-        if other.num_bins != self.num_bins:
+        if other.num_bins != self.num_bins or other.track_histogram != self.track_histogram:
             raise QuantizeError("cannot merge histograms with different bin counts")
         if other.maximum < other.minimum:
             return
@@ -128,6 +131,8 @@ class HistogramCalibrator:
             )
         if method == "minmax":
             return self.amax_seen
+        if not self.track_histogram:
+            raise QuantizeError(f"method {method!r} needs a histogram; this collector kept none")
         if self.exponent is None:
             return 0.0
         if method == "percentile":

@@ -35,7 +35,12 @@ log = logging.getLogger("graphopt.quant")
 
 TARGETS = ("tensorrt", "onnxruntime")
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-SCALE_SHARING_OPS = ("Concat", "MaxPool", "Resize")
+# ops whose data inputs and output share one scale; onnxruntime requantizes Concat inputs itself
+# (QLinearConcat), and a shared scale there costs the narrower branch its resolution
+SCALE_SHARING_OPS = {
+    "tensorrt": ("Concat", "MaxPool", "Resize"),
+    "onnxruntime": ("MaxPool", "Resize"),
+}
 # activations that TensorRT fuses into the producing Conv (with x*sigmoid(x) recognised below)
 FUSED_ACTIVATIONS = ("Relu", "Sigmoid", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Tanh")
 
@@ -180,7 +185,9 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
             ]
         if p.activations or p.weights:
             nodes[node.name] = p
-    return Plan(target, nodes, _scale_groups(graph), _reader_bounds(graph))
+    return Plan(
+        target, nodes, _scale_groups(graph, SCALE_SHARING_OPS[target]), _reader_bounds(graph)
+    )
 
 
 def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> None:  # type: ignore[no-untyped-def]
@@ -270,17 +277,17 @@ def _fusion_groups(graph: Graph) -> list[list[str]] | None:
         return None
 
 
-# Where a reader saturates: SiLU(x) = x·σ(x) is within 0.003 of 0 below -8; σ(x) is within
-# 1e-4 of 0 or 1 beyond ±9.2; ReLU ignores the sign of negatives.
-_SILU_FLOOR = -8.0
+# Where a reader saturates: σ(x) is within 1e-4 of 0 or 1 beyond ±9.2; ReLU ignores negatives.
+# (SiLU x·σ(x) also nearly vanishes below -8, but clipping its input there measurably hurt
+# common_det's boxes on onnxruntime, so SiLU inputs keep their calibrated range.)
 _SIGMOID_RANGE = (-9.25, 9.25)
 
 
 def _reader_bounds(graph: Graph) -> dict[str, tuple[float, float]]:
     """Range outside which every reader of a tensor saturates, so clipping there is harmless.
 
-    x read only by σ(x) and x·σ(x) (SiLU): [-8, +inf); only by σ(x): [-9.25, 9.25];
-    only by Relu: [0, +inf); only by Clip(lo, hi) with constant bounds: [lo, hi].
+    x read only by σ(x): [-9.25, 9.25]; only by Relu: [0, +inf); only by Clip(lo, hi) with
+    constant bounds: [lo, hi].
     """
     bounds: dict[str, tuple[float, float]] = {}
     for t in list(graph.consumers):
@@ -316,8 +323,6 @@ def _reader_bounds(graph: Graph) -> dict[str, tuple[float, float]]:
             lo = 0.0
         elif kinds == {"sigmoid"}:
             lo, hi = _SIGMOID_RANGE
-        elif kinds <= {"sigmoid", "silu"}:
-            lo = _SILU_FLOOR
         elif len(kinds) == 1:
             kind = next(iter(kinds))
             if isinstance(kind, tuple):
@@ -330,8 +335,8 @@ def _reader_bounds(graph: Graph) -> dict[str, tuple[float, float]]:
     return bounds
 
 
-def _scale_groups(graph: Graph) -> dict[str, str]:
-    """Union-find over tensors joined by Concat/MaxPool/Resize (data input ↔ output)."""
+def _scale_groups(graph: Graph, ops: tuple[str, ...]) -> dict[str, str]:
+    """Union-find over tensors joined by `ops` (e.g. Concat/MaxPool/Resize: data input ↔ output)."""
     parent: dict[str, str] = {}
 
     def find(t: str) -> str:
@@ -342,7 +347,7 @@ def _scale_groups(graph: Graph) -> dict[str, str]:
         return t
 
     for node in graph.toposort():
-        if node.op_type not in SCALE_SHARING_OPS or not node.output:
+        if node.op_type not in ops or not node.output:
             continue
         data = list(node.input) if node.op_type == "Concat" else list(node.input[:1])
         for t in data:

@@ -1,10 +1,11 @@
 """Per-group sensitivity: which quantized groups hurt the outputs most, and which to keep float.
 
-A group is one planned node (a Conv/Gemm/MatMul with its activation inputs and weights, or an
-Add/Mul/... for the onnxruntime layout). Its sensitivity is the relative RMS error of the model's
+A group is a fusion group of planned nodes: a Conv/Gemm/MatMul with the activation that reads
+it (Relu, Clip, σ, x·σ(x), hard-swish's HardSigmoid·Mul), as `graphopt.analysis.fuse_ops` would
+fuse them, or a single Add/Concat/... node. Its sensitivity is the relative RMS error of the model's
 outputs against FP32 when only that group is quantized,
 
-    err(Y, Y₀) = sqrt(Σ (Y − Y₀)² / Σ Y₀²)    (all outputs, all sample feeds together),
+    err(Y, Y₀) = RMS(Y − Y₀) / (max Y₀ − min Y₀)   (worst output, sample feeds pooled),
 
 measured on a few calibration feeds. `choose_float_groups` keeps the `keep_float` worst groups in
 float, then, with an `accuracy_target`, keeps adding the next worst until the fully quantized
@@ -18,21 +19,61 @@ import logging
 import numpy as np
 import onnx
 
+from graphopt.ir import Graph
 from graphopt.quant.collect import Feed, run_outputs
-from graphopt.quant.placement import Plan
+from graphopt.quant.placement import COMPUTE_OPS, Plan
 from graphopt.quant.qdq import ActivationQuant, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
 
 
 def relative_error(ref: list[Feed], got: list[Feed]) -> float:
-    num = den = 0.0
-    for a, b in zip(ref, got, strict=True):
-        for name, x in a.items():
-            x64 = x.astype(np.float64)
-            num += float(np.sum((b[name].astype(np.float64) - x64) ** 2))
-            den += float(np.sum(x64**2))
-    return float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(num))
+    """RMS of (INT8 − FP32) over the value range of the FP32 output, worst output.
+
+    Normalising by the range rather than by ‖Y₀‖ keeps outputs that are nearly all zero on
+    some images (a text map on a photo without text) from blowing the ratio up."""
+    worst = 0.0
+    for name in ref[0] if ref else {}:
+        sq = 0.0
+        count = 0
+        lo, hi = np.inf, -np.inf
+        for a, b in zip(ref, got, strict=True):
+            x = a[name].astype(np.float64)
+            sq += float(np.sum((b[name].astype(np.float64) - x) ** 2))
+            count += x.size
+            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        worst = max(worst, float(np.sqrt(sq / max(count, 1))) / span)
+    return worst
+
+
+ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "HardSwish", "Tanh")
+
+
+def groups(graph: Graph, placement: Plan) -> dict[str, list[str]]:
+    """Planned nodes by group, keyed by the group's compute node (or the node itself)."""
+    out: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for name in placement.nodes:
+        node = graph.nodes[name]
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        members = [name]
+        x = node.output[0]
+        for reader in graph.consumer_nodes(x):
+            if reader.op_type in ACTIVATIONS:
+                members.append(reader.name)
+                for second in graph.consumer_nodes(reader.output[0]):
+                    if second.op_type == "Mul" and x in second.input:  # x·act(x)
+                        members.append(second.name)
+        members = [m for m in dict.fromkeys(members) if m in placement.nodes or m == name]
+        for m in members:
+            owner.setdefault(m, name)
+        out[name] = [m for m in members if owner[m] == name]
+    for name in placement.nodes:
+        if name not in owner:
+            out[name] = [name]
+    return out
 
 
 def rank_groups(
@@ -43,16 +84,20 @@ def rank_groups(
     reference: list[Feed],
     keep: set[str],
     threads: int = 0,
-) -> list[tuple[str, float]]:
-    """(node, error when only it is quantized), worst first."""
-    names = [n for n in placement.nodes if n not in keep]
+) -> tuple[list[tuple[str, float]], dict[str, list[str]]]:
+    """((group, error when only it is quantized) worst first, group → its nodes)."""
+    by_group = {
+        g: members
+        for g, members in groups(Graph(model), placement).items()
+        if not set(members) & keep
+    }
+    everything = set(placement.nodes)
     ranking = []
-    for name in names:
-        others = set(placement.nodes) - {name}
-        one = insert_qdq(model, placement, params, others)
+    for name, members in by_group.items():
+        one = insert_qdq(model, placement, params, everything - set(members))
         ranking.append((name, relative_error(reference, run_outputs(one, samples, threads))))
     ranking.sort(key=lambda item: -item[1])
-    return ranking
+    return ranking, by_group
 
 
 def choose_float_groups(
@@ -64,14 +109,15 @@ def choose_float_groups(
     keep_float: int,
     accuracy_target: float | None,
     threads: int = 0,
-) -> tuple[list[str], list[tuple[str, float]], float]:
-    """(groups to keep float, sensitivity ranking, final relative error)."""
+) -> tuple[list[str], list[str], list[tuple[str, float]], float]:
+    """(groups kept float, their nodes, sensitivity ranking worst first, final error)."""
     reference = run_outputs(model, samples, threads)
-    ranking = rank_groups(model, placement, params, samples, reference, keep, threads)
+    ranking, members = rank_groups(model, placement, params, samples, reference, keep, threads)
     chosen = [n for n, _ in ranking[:keep_float]]
 
     def error_with(floating: list[str]) -> float:
-        full = insert_qdq(model, placement, params, keep | set(floating))
+        nodes = {m for g in floating for m in members[g]}
+        full = insert_qdq(model, placement, params, keep | nodes)
         return relative_error(reference, run_outputs(full, samples, threads))
 
     error = error_with(chosen)
@@ -85,4 +131,4 @@ def choose_float_groups(
         log.info(
             "accuracy target %g: %d groups float, error %.4g", accuracy_target, len(chosen), error
         )
-    return chosen, ranking, error
+    return chosen, [m for g in chosen for m in members[g]], ranking, error
