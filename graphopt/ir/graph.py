@@ -105,16 +105,18 @@ class Graph:
             seen.add(name)
             taken.update(node.output)
         self._index_nodes()
+
+    def _index_nodes(self) -> None:
+        """Fill nodes, producer, consumers, initializers and the graph's inputs and outputs from
+        the protobuf (node names are set)."""
+        g = self.proto
+        for node in g.node:
+            self._register(node)
+        self.initializers = {init.name: init for init in g.initializer}
         self.graph_inputs = [i.name for i in g.input]
         self.graph_outputs = [o.name for o in g.output]
         self._output_names = set(self.graph_outputs)
         self._output_count = len(self.graph_outputs)
-
-    def _index_nodes(self) -> None:
-        """Fill nodes, producer, consumers and initializers from the protobuf (names are set)."""
-        for node in self.proto.node:
-            self._register(node)
-        self.initializers = {init.name: init for init in self.proto.initializer}
 
     def _register(self, node: NodeProto) -> None:
         name = node.name
@@ -472,11 +474,12 @@ class Graph:
         the Graph is not used again (its nodes may no longer be the protobuf's)."""
         order = self.toposort()
         nodes = self.proto.node
-        if self._structure_changed or len(nodes) != len(order):
+        if (
+            self._structure_changed
+            or len(nodes) != len(order)
+            or any(a is not b for a, b in zip(nodes, order, strict=True))
+        ):
             self._write_nodes(order)
-        elif any(a is not b for a, b in zip(nodes, order, strict=True)):
-            position = {id(node): i for i, node in enumerate(order)}
-            nodes.sort(key=lambda node: position[id(node)])  # moves pointers, copies nothing
         if self._initializers_changed:
             # Deleting by index moves pointers only: no tensor bytes are copied.
             for i in reversed(range(len(self.proto.initializer))):
@@ -491,7 +494,7 @@ class Graph:
             self.producer.clear()
             self.consumers.clear()
             self._implicit.clear()
-            self._index_nodes()
+            self._index()
         return self.model
 
     def _write_nodes(self, order: list[NodeProto]) -> None:
