@@ -498,25 +498,21 @@ class Graph:
         return self.model
 
     def _write_nodes(self, order: list[NodeProto]) -> None:
-        """Make the protobuf's node list exactly `order`: nodes it holds stay in place (removed
-        ones are deleted, the rest reordered by moving pointers); only added nodes are copied."""
+        """Make the protobuf's node list exactly `order`: nodes it holds stay its own (one sort
+        moves pointers, removed ones are cut off the end); only added nodes are copied in."""
         nodes = self.proto.node
-        live = {id(node) for node in order}
-        held: set[int] = set()
-        for i in reversed(range(len(nodes))):
-            node = nodes[i]
-            if id(node) in live:
-                held.add(id(node))
-            else:
-                del nodes[i]
         position = {id(node): i for i, node in enumerate(order)}
+        held = {id(node) for node in nodes if id(node) in position}
         added = [node for node in order if id(node) not in held]
-        start = len(nodes)
-        nodes.extend(added)
-        copies = list(nodes[start:])
-        for copy, node in zip(copies, added, strict=True):
-            position[id(copy)] = position[id(node)]
-        nodes.sort(key=lambda node: position[id(node)])
+        if added:
+            start = len(nodes)
+            nodes.extend(added)
+            copies = list(nodes[start:])  # alive while sorting, so their ids stay theirs
+            for copy, node in zip(copies, added, strict=True):
+                position[id(copy)] = position[id(node)]
+        removed = len(order)
+        nodes.sort(key=lambda node: position.get(id(node), removed))
+        del nodes[len(order) :]
 
     def _prune_value_info(self) -> None:
         live = set(self.producer) | set(self.graph_inputs) | set(self.initializers)
