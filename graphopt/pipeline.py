@@ -12,6 +12,8 @@ Pipeline YAML (the built-ins live in `passes/*.yaml`):
       - repeat:                                  # run until nothing changes
           max_iterations: 8
           passes: [fold-batchnorm, eliminate-identity]
+      - include: simplify                        # the steps of another pipeline (built-in
+                                                 # name, or a path relative to this file)
 
 Every error (unknown pass or option, wrong type, bad YAML) is a `PipelineError` naming the file,
 the line, and the valid choices.
@@ -126,7 +128,23 @@ def _parse_once(text: str, source: str, base_dir: Path) -> Pipeline:
     return parse_pipeline(text, source, base_dir)
 
 
-def parse_pipeline(text: str, source: str = "<string>", base_dir: Path | None = None) -> Pipeline:
+@dataclass
+class _Parse:
+    """What parsing one pipeline file needs to know (for `include:` and error messages)."""
+
+    source: str
+    base_dir: Path | None
+    registry: dict[str, type[Pass]]
+    including: tuple[str, ...] = ()  # files being parsed further up, to refuse include cycles
+    rule_files: list[Path] = field(default_factory=list)
+
+
+def parse_pipeline(
+    text: str,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    _including: tuple[str, ...] = (),
+) -> Pipeline:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as e:
@@ -149,12 +167,12 @@ def parse_pipeline(text: str, source: str = "<string>", base_dir: Path | None = 
             )
     if "passes" not in top:
         raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
-    registry = all_passes()
-    steps = _steps(top["passes"][1], source, registry)
+    pc = _Parse(source, base_dir, all_passes(), (*_including, source))
+    steps = _steps(top["passes"][1], pc)
     name = _scalar(top["name"][1], source, str) if "name" in top else Path(source).stem
     description = _scalar(top["description"][1], source, str) if "description" in top else ""
     opt_level = _scalar(top["opt_level"][1], source, int) if "opt_level" in top else None
-    rule_files: list[Path] = []
+    rule_files: list[Path] = pc.rule_files
     if "rules" in top:
         rnode = top["rules"][1]
         if not isinstance(rnode, yaml.SequenceNode):
@@ -195,7 +213,8 @@ def _scalar(node: yaml.Node, source: str, kind: type) -> Any:
     return value
 
 
-def _steps(node: yaml.Node, source: str, registry: dict[str, type[Pass]]) -> list[Step]:
+def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
+    source, registry = pc.source, pc.registry
     if not isinstance(node, yaml.SequenceNode):
         raise PipelineError(f"{source}:{_line(node)}: `passes:` must be a list")
     steps: list[Step] = []
@@ -206,12 +225,15 @@ def _steps(node: yaml.Node, source: str, registry: dict[str, type[Pass]]) -> lis
             continue
         if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
             raise PipelineError(
-                f"{source}:{line}: each step is a pass name, `name: {{options}}`, or `repeat:`"
+                f"{source}:{line}: each step is a pass name, `name: {{options}}`, `repeat:` or `include:`"
             )
         ((knode, vnode),) = item.value
         key = _scalar(knode, source, str)
         if key == "repeat":
-            steps.append(_repeat(vnode, source, registry, line))
+            steps.append(_repeat(vnode, pc, line))
+            continue
+        if key == "include":
+            steps.extend(_include(_scalar(vnode, source, str), pc, line))
             continue
         options: dict[str, tuple[int, Any]] = {}
         if isinstance(vnode, yaml.MappingNode):
@@ -223,9 +245,30 @@ def _steps(node: yaml.Node, source: str, registry: dict[str, type[Pass]]) -> lis
     return steps
 
 
-def _repeat(node: yaml.Node, source: str, registry: dict[str, type[Pass]], line: int) -> RepeatStep:
+def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
+    """The steps of another pipeline (a built-in name, or a path relative to this file)."""
+    builtins = builtin_pipelines()
+    if spec in builtins:
+        path = builtins[spec]
+    else:
+        rel = Path(spec)
+        path = rel if rel.is_absolute() or pc.base_dir is None else pc.base_dir / rel
+        if not path.is_file():
+            raise PipelineError(
+                f"{pc.source}:{line}: cannot include {spec!r}: no such built-in pipeline "
+                f"({', '.join(builtins)}) or file"
+            )
+    if str(path) in pc.including:
+        raise PipelineError(f"{pc.source}:{line}: include cycle through {path}")
+    included = parse_pipeline(path.read_text(), str(path), path.parent, pc.including)
+    pc.rule_files.extend(included.rule_files)
+    return included.steps
+
+
+def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
+    source = pc.source
     if isinstance(node, yaml.SequenceNode):
-        return RepeatStep(_steps(node, source, registry), line=line)
+        return RepeatStep(_steps(node, pc), line=line)
     if not isinstance(node, yaml.MappingNode):
         raise PipelineError(
             f"{source}:{line}: `repeat:` takes a list of passes or {{passes:, max_iterations:}}"
@@ -243,7 +286,7 @@ def _repeat(node: yaml.Node, source: str, registry: dict[str, type[Pass]], line:
     )
     if iterations < 1:
         raise PipelineError(f"{source}:{line}: max_iterations must be at least 1")
-    return RepeatStep(_steps(fields["passes"][1], source, registry), iterations, line)
+    return RepeatStep(_steps(fields["passes"][1], pc), iterations, line)
 
 
 def _make_pass(

@@ -187,3 +187,29 @@ def test_dump_dir_gets_one_model_per_changing_pass(tmp_path):
     dumped = sorted(p.name for p in (tmp_path / "dump").iterdir())
     assert dumped == ["01-eliminate-dead-code.onnx"]
     assert len(onnx.load(str(tmp_path / "dump" / dumped[0])).graph.node) == 1
+
+
+def test_include_inlines_a_builtin_and_a_relative_file(tmp_path):
+    (tmp_path / "part.yaml").write_text(
+        "passes:\n  - eliminate-dead-code: {keep_unused_initializers: true}\n"
+    )
+    p = tmp_path / "main.yaml"
+    p.write_text("passes:\n  - include: simplify\n  - include: part.yaml\n")
+    pipe = load_pipeline(p)
+    simplify = load_pipeline("simplify")
+    assert pipe.pass_names() == [*simplify.pass_names(), "eliminate-dead-code"]
+    assert pipe.steps[-1].pass_.keep_unused_initializers is True  # type: ignore[union-attr]
+    default = load_pipeline("default")
+    assert default.pass_names()[-len(simplify.pass_names()) :] == simplify.pass_names()
+
+
+def test_include_errors_name_the_line(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("passes:\n  - include: b.yaml\n")
+    b.write_text("passes:\n  - eliminate-dead-code\n  - include: a.yaml\n")
+    with pytest.raises(PipelineError, match=r"b.yaml:3: include cycle"):
+        load_pipeline(a)
+    c = tmp_path / "c.yaml"
+    c.write_text("passes:\n  - include: nowhere\n")
+    with pytest.raises(PipelineError, match=r"c.yaml:2: cannot include 'nowhere'"):
+        load_pipeline(c)
