@@ -1,6 +1,9 @@
-"""The error merge and split raise (a `GraphoptError`, so the CLI prints one line, exit 2)."""
+"""The error merge and split raise (a `GraphoptError`, so the CLI prints one line, exit 2), and
+the checker call both make before returning a model."""
 
 from __future__ import annotations
+
+import onnx
 
 from graphopt.errors import GraphoptError
 
@@ -8,3 +11,13 @@ from graphopt.errors import GraphoptError
 class MergeError(GraphoptError):
     """Models cannot be merged (irreconcilable opsets or inputs), or a split asks for what the
     model does not have."""
+
+
+def check_model(model: onnx.ModelProto, what: str) -> None:
+    """onnx.checker (full check) on `model`; a failure is a `MergeError` with the checker's first
+    line, e.g. "the merged model fails onnx.checker: ..." for `what="merged"`."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise MergeError(f"the {what} model fails onnx.checker: {first}") from e

@@ -34,7 +34,7 @@ from onnx import numpy_helper
 
 from graphopt.ir import constant_node_value, load_model, subgraphs
 from graphopt.ir.model_io import ModelLike
-from graphopt.multitask.errors import MergeError
+from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
 from graphopt.multitask.opsets import opset_map, reconcile
 from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
@@ -109,11 +109,7 @@ def merge_with_report(
         builder.add_model(i, proto, prefixes[i], model_inputs[i])
     model = builder.finish(protos, prefixes, sources, merged_inputs, imports, ir_version)
     if check:
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            first = str(e).strip().splitlines()[0]
-            raise MergeError(f"the merged model fails onnx.checker: {first}") from e
+        check_model(model, "merged")
     _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
     return model, report
 
@@ -203,26 +199,10 @@ class _Builder:
 
     # names ------------------------------------------------------------------
     def fresh(self, name: str, prefix: str) -> str:
-        for candidate in (name, prefix + name):
-            if candidate and candidate not in self.tensor_names:
-                self.tensor_names.add(candidate)
-                return candidate
-        k = 1
-        while f"{prefix}{name}_{k}" in self.tensor_names:
-            k += 1
-        self.tensor_names.add(f"{prefix}{name}_{k}")
-        return f"{prefix}{name}_{k}"
+        return _claim_fresh(name, prefix, self.tensor_names)
 
     def fresh_node_name(self, name: str, prefix: str) -> str:
-        for candidate in (name, prefix + name):
-            if candidate and candidate not in self.node_names:
-                self.node_names.add(candidate)
-                return candidate
-        k = 1
-        while f"{prefix}{name}_{k}" in self.node_names:
-            k += 1
-        self.node_names.add(f"{prefix}{name}_{k}")
-        return f"{prefix}{name}_{k}"
+        return _claim_fresh(name, prefix, self.node_names)
 
     # inputs -----------------------------------------------------------------
     def unify_inputs(
@@ -453,6 +433,20 @@ class _Builder:
         _merge_functions(model, protos, sources)
         _merge_metadata(model, protos, prefixes, sources, self.mappings)
         return model
+
+
+def _claim_fresh(name: str, prefix: str, taken: set[str]) -> str:
+    """The first of `name`, `prefix+name`, `prefix+name_1`, `prefix+name_2`, ... not in `taken`
+    (empty names skipped); it is added to `taken`."""
+    for candidate in (name, prefix + name):
+        if candidate and candidate not in taken:
+            taken.add(candidate)
+            return candidate
+    k = 1
+    while f"{prefix}{name}_{k}" in taken:
+        k += 1
+    taken.add(f"{prefix}{name}_{k}")
+    return f"{prefix}{name}_{k}"
 
 
 def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:

@@ -22,7 +22,7 @@ import onnx
 
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.model_io import ModelLike
-from graphopt.multitask.errors import MergeError
+from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.merge import METADATA_KEY, task_table
 
 
@@ -59,11 +59,7 @@ def split(
     result = _extract(proto, chosen)
     _rename_interface(result, renames, input_renames)
     if check:
-        try:
-            onnx.checker.check_model(result, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            first = str(e).strip().splitlines()[0]
-            raise MergeError(f"the split model fails onnx.checker: {first}") from e
+        check_model(result, "split")
     return result
 
 
