@@ -109,6 +109,18 @@ OP_KINDS: dict[str, OpKind] = {
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
+RANDOM_OPS = frozenset(
+    {
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
+"""Default-domain ops whose output is random, not a function of inputs and attributes."""
+
 
 def op_kind(op_type: str, domain: str = "") -> OpKind:
     """The pattern kind of an ONNX op; OPAQUE for unknown ops and non-default domains."""

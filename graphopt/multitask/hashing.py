@@ -28,18 +28,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnx
 
-# Ops whose outputs are not a function of their inputs and attributes alone.
-NONDETERMINISTIC = frozenset(
-    {
-        "RandomNormal",
-        "RandomNormalLike",
-        "RandomUniform",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-        "Dropout",  # deterministic in inference, but training_mode can be an input: be safe
-    }
-)
+from graphopt.analysis.op_kinds import RANDOM_OPS
+
+# Ops whose outputs are not a function of their inputs and attributes alone: the random ops,
+# and Dropout (deterministic in inference, but training_mode can be an input: be safe).
+NONDETERMINISTIC = RANDOM_OPS | {"Dropout"}
 
 NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...], tuple[bool, ...]]
 

@@ -22,22 +22,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphopt.analysis.op_kinds import RANDOM_OPS
 from graphopt.errors import BackendError
 
 Value = np.ndarray | None
 Attrs = dict[str, Any]
 Kernel = Callable[[list[Value], Attrs, int], list[np.ndarray]]
 
-NONDETERMINISTIC = frozenset(
-    {
-        "RandomNormal",
-        "RandomNormalLike",
-        "RandomUniform",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-    }
-)
+NONDETERMINISTIC = RANDOM_OPS
 """Default-domain ops whose output is random: never folded or merged."""
 
 
