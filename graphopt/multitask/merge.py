@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from graphopt.ir import constant_node_value, load_model, subgraphs
+from graphopt.ir.graph import tensor_value
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
@@ -277,7 +277,7 @@ class _Builder:
             init = inits.get(name)
             if init is None:
                 raise MergeError(f"{prefix!r}: tensor {name!r} is read before it is defined")
-            value = numpy_helper.to_array(init)
+            value = tensor_value(init)
             target = self._constant(index, value, name, prefix, lambda t: _renamed_tensor(init, t))
             mapping[name] = target
             return target
