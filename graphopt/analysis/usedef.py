@@ -1,5 +1,5 @@
-"""Use-def helpers over a `Graph`: node successors and predecessors, topological order, and a
-non-mutating way to analyse a ModelProto or a path.
+"""Use-def helpers over a `Graph`: node successors and predecessors, the nodes some tensors
+depend on, topological order, and a non-mutating way to analyse a ModelProto or a path.
 
 What it does not do: build any new graph structure, or mutate anything.
 """
@@ -7,6 +7,7 @@ What it does not do: build any new graph structure, or mutate anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import onnx
 
@@ -74,6 +75,25 @@ def predecessors(graph: Graph, node: str) -> list[str]:
         if p is not None and p != node:
             out[p] = None
     return list(out)
+
+
+def live_nodes(graph: Graph, outputs: Iterable[str]) -> set[str]:
+    """The nodes that tensors `outputs` depend on (inputs read by subgraphs included):
+
+    live(n) ⇔ n produces some o ∈ outputs ∨ some live node reads an output of n.
+    """
+    live: set[str] = set()
+    work = [graph.producer[o] for o in outputs if o in graph.producer]
+    while work:
+        name = work.pop()
+        if name in live:
+            continue
+        live.add(name)
+        for tensor in graph.node_inputs(graph.nodes[name]):
+            p = graph.producer.get(tensor)
+            if p is not None and p not in live:
+                work.append(p)
+    return live
 
 
 def writes_graph_output(graph: Graph, node: str) -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
+from graphopt.analysis.usedef import live_nodes
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
@@ -82,19 +83,8 @@ def _extract(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
         raise MergeError(
             f"no tensor named {', '.join(map(repr, missing))} in the model; graph outputs: {available}"
         )
-    keep: set[str] = set()
-    read: set[str] = set(outputs)
-    work = [graph.producer[o] for o in outputs if o in graph.producer]
-    while work:
-        name = work.pop()
-        if name in keep:
-            continue
-        keep.add(name)
-        for tensor in graph.node_inputs(graph.nodes[name]):
-            read.add(tensor)
-            p = graph.producer.get(tensor)
-            if p is not None and p not in keep:
-                work.append(p)
+    keep = live_nodes(graph, outputs)
+    read = set(outputs).union(*(graph.node_inputs(graph.nodes[name]) for name in keep))
     nodes = [n for n in model.graph.node if n.name in keep]
     out_types = _output_types(model, outputs)
     new_graph = onnx.helper.make_graph(

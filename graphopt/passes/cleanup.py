@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graphopt.analysis.usedef import live_nodes
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
@@ -29,17 +30,7 @@ class EliminateDeadCode(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         outputs = set(graph.graph_outputs)
-        live: set[str] = set()
-        work = [graph.producer[o] for o in outputs if o in graph.producer]
-        while work:
-            name = work.pop()
-            if name in live:
-                continue
-            live.add(name)
-            for tensor in graph.node_inputs(graph.nodes[name]):
-                p = graph.producer.get(tensor)
-                if p is not None and p not in live:
-                    work.append(p)
+        live = live_nodes(graph, outputs)
         dead = [n for n in graph.nodes if n not in live]
         for name in dead:
             graph.remove_node(name)
