@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from graphopt.commands._common import add_shapes_argument, read_npz
+
 
 @dataclass
 class BenchResult:
@@ -68,13 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    p.add_argument(
-        "--shapes",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="NAME:DIMS",
-        help="input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range)",
+    add_shapes_argument(
+        p, "input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range)"
     )
     p.add_argument("--inputs", default=None, metavar="NPZ", help="feeds to time with (.npz)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -178,8 +175,7 @@ def _engine_feeds(
     from graphopt.errors import BackendError
 
     if npz is not None:
-        with np.load(npz) as data:
-            return {k: data[k] for k in data.files}
+        return read_npz(npz)
     rng = np.random.default_rng(0)
     feeds = {}
     for b in runner.bindings:

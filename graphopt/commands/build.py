@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from graphopt.commands._common import add_shapes_argument, read_npz
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -39,13 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="TensorRT calibration cache: read if it exists, written after calibrating",
     )
     p.add_argument("--calib-count", type=int, default=32, help="calibration batches to use")
-    p.add_argument(
-        "--shapes",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="NAME:DIMS",
-        help="optimization profile: NAME:1x3x640x640 or NAME:MIN,OPT,MAX (needed for dynamic inputs)",
+    add_shapes_argument(
+        p, "optimization profile: NAME:1x3x640x640 or NAME:MIN,OPT,MAX (needed for dynamic inputs)"
     )
     p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="workspace limit")
     p.add_argument(
@@ -115,8 +112,7 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
         if path.suffix == ".npy":
             feeds.append({name: np.load(path)})
         elif path.suffix == ".npz":
-            with np.load(path) as data:
-                feeds.append({k: data[k] for k in data.files})
+            feeds.append(read_npz(path))
         else:
             if name in shapes:
                 h, w = shapes[name].opt[2], shapes[name].opt[3]

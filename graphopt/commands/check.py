@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from graphopt.commands._common import add_shapes_argument
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,13 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="tensorrt[=VERSION]",
         help="runtime to check against (default: tensorrt, i.e. TensorRT 10)",
     )
-    p.add_argument(
-        "--shapes",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="NAME:DIMS",
-        help="inputs that will get an optimization profile (their dynamic dims are fine)",
+    add_shapes_argument(
+        p, "inputs that will get an optimization profile (their dynamic dims are fine)"
     )
     p.add_argument(
         "--errors-only", action="store_true", help="report errors only (warnings do not count)"

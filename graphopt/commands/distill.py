@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from graphopt.commands._common import comma_list
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -112,10 +114,6 @@ class _Bar:
         sys.stderr.flush()
 
 
-def _names(text: str | None) -> list[str]:
-    return [n for n in (text or "").split(",") if n]
-
-
 def run(args: argparse.Namespace) -> int:
     from graphopt.distill import write_targets
 
@@ -124,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         args.output,
         temperature=args.temperature,
-        logits=_names(args.logits),
-        hints=_names(args.hints),
-        outputs=_names(args.outputs) if args.outputs is not None else None,
+        logits=comma_list(args.logits),
+        hints=comma_list(args.hints),
+        outputs=comma_list(args.outputs) if args.outputs is not None else None,
         axis=args.axis,
         batch_size=args.batch_size,
         checkpoint=args.checkpoint,

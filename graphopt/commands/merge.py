@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from graphopt.commands._common import comma_list
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -153,7 +155,7 @@ def run_split(args: argparse.Namespace) -> int:
     from graphopt.ir import save_model
     from graphopt.multitask import split
 
-    outputs = [o for o in args.outputs.split(",") if o] if args.outputs else None
+    outputs = comma_list(args.outputs) if args.outputs else None
     result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
     save_model(result, args.output)
     print(
