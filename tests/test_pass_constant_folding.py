@@ -8,39 +8,16 @@ import onnx.parser
 import pytest
 from onnx import helper
 
-import graphopt
 from graphopt.api import optimize_with_report
 from graphopt.passes._folding_ops import KERNELS, evaluate, evaluate_with_onnxruntime
 from graphopt.passes.constant_folding import ConstantFolding
 from graphopt.passes.constants import ConstantsToInitializers
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
+from tests.models_util import initializer, ops, parse, run
 
 I64 = np.int64
 F32 = np.float32
-
-
-def run(model: onnx.ModelProto, *passes: str, **options) -> onnx.ModelProto:
-    out = graphopt.optimize(model, make_pipeline("test", list(passes)), **options)
-    onnx.checker.check_model(out, full_check=True)
-    return out
-
-
-def ops(model: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in model.graph.node]
-
-
-def parse(text: str) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def initializer(model: onnx.ModelProto, name: str) -> np.ndarray:
-    for t in model.graph.initializer:
-        if t.name == name:
-            return onnx.numpy_helper.to_array(t)
-    raise AssertionError(f"no initializer {name!r}")
 
 
 # ---------------------------------------------------------------- kernels vs onnxruntime

@@ -10,16 +10,7 @@ import graphopt
 from graphopt.api import optimize_with_report
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
-
-
-def run(model: onnx.ModelProto, *passes: str, **options) -> onnx.ModelProto:
-    out = graphopt.optimize(model, make_pipeline("test", list(passes)), **options)
-    onnx.checker.check_model(out, full_check=True)
-    return out
-
-
-def ops(model: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in model.graph.node]
+from tests.models_util import ops, run
 
 
 def _model(constants: list[onnx.NodeProto], uses: list[str], opset: int = 13) -> onnx.ModelProto:

@@ -7,28 +7,16 @@ import onnx
 import onnx.parser
 from onnx import TensorProto, helper, numpy_helper
 
-import graphopt
-from graphopt.pipeline import make_pipeline
+from tests import models_util
 from tests.conftest import assert_same_outputs
+from tests.models_util import ops, run
 
 F32 = np.float32
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>\n'
 
 
 def parse(text: str) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(HEADER + text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
-    out = graphopt.optimize(model, make_pipeline("test", list(passes)))
-    onnx.checker.check_model(out, full_check=True)
-    return out
-
-
-def ops(model: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in model.graph.node]
+    return models_util.parse(HEADER + text)
 
 
 FEEDS = {"x": np.arange(6, dtype=F32).reshape(2, 3) - 2.5}

@@ -7,32 +7,23 @@ import onnx
 import onnx.parser
 import pytest
 
-import graphopt
 from graphopt.api import optimize_with_report
 from graphopt.passes.layout import composed_perm
 from graphopt.pipeline import make_pipeline
+from tests import models_util
 from tests.conftest import assert_same_outputs
+from tests.models_util import ops
 
 F32 = np.float32
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>\n'
 
 
 def parse(text: str) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(HEADER + text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return models_util.parse(HEADER + text)
 
 
 def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
-    out = graphopt.optimize(
-        model, make_pipeline("test", ["constants-to-initializers", *passes, "eliminate-dead-code"])
-    )
-    onnx.checker.check_model(out, full_check=True)
-    return out
-
-
-def ops(model: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in model.graph.node]
+    return models_util.run(model, "constants-to-initializers", *passes, "eliminate-dead-code")
 
 
 def attr(node: onnx.NodeProto, name: str):

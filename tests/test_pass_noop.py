@@ -7,28 +7,12 @@ import onnx
 import onnx.parser
 import pytest
 
-import graphopt
 from graphopt.api import optimize_with_report
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
+from tests.models_util import ops, parse, run
 
 F32 = np.float32
-
-
-def parse(text: str) -> onnx.ModelProto:
-    model = onnx.parser.parse_model(text)
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
-    out = graphopt.optimize(model, make_pipeline("test", list(passes)))
-    onnx.checker.check_model(out, full_check=True)
-    return out
-
-
-def ops(model: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in model.graph.node]
 
 
 def feeds_for(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ import onnx.parser
 import graphopt
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
+from tests.models_util import initializer, ops, run
 
 F32 = np.float32
 
@@ -31,23 +32,6 @@ g (float[BATCH, 4, 3, 5] x) => (float[BATCH, 4, 15] y) {
   y = Reshape (r, target)
 }
 """
-
-
-def run(model: onnx.ModelProto, *passes: str) -> onnx.ModelProto:
-    out = graphopt.optimize(model, make_pipeline("test", list(passes)))
-    onnx.checker.check_model(out, full_check=True)
-    return out
-
-
-def ops(model: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in model.graph.node]
-
-
-def initializer(model: onnx.ModelProto, name: str) -> np.ndarray:
-    for t in model.graph.initializer:
-        if t.name == name:
-            return onnx.numpy_helper.to_array(t)
-    raise AssertionError(f"no initializer {name!r}")
 
 
 PIPELINE = [

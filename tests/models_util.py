@@ -1,0 +1,38 @@
+"""Helpers the pass tests share: a checked model from ONNX text, passes run by name with the
+result checked, the op sequence of a model, and an initializer's value."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+
+import graphopt
+from graphopt.pipeline import make_pipeline
+
+
+def parse(text: str) -> onnx.ModelProto:
+    """Parse ONNX textual syntax; the model must pass onnx.checker (full check)."""
+    model = onnx.parser.parse_model(text)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run(model: onnx.ModelProto, *passes: str, **options) -> onnx.ModelProto:
+    """`graphopt.optimize` with exactly `passes`; the result must pass onnx.checker."""
+    out = graphopt.optimize(model, make_pipeline("test", list(passes)), **options)
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def ops(model: onnx.ModelProto) -> list[str]:
+    """Op types in graph order, Constant nodes included."""
+    return [n.op_type for n in model.graph.node]
+
+
+def initializer(model: onnx.ModelProto, name: str) -> np.ndarray:
+    """The value of initializer `name`; fails the test when there is none."""
+    for t in model.graph.initializer:
+        if t.name == name:
+            return onnx.numpy_helper.to_array(t)
+    raise AssertionError(f"no initializer {name!r}")
