@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 
 from graphopt.analysis.op_kinds import RANDOM_OPS
+from graphopt.multitask.opsets import canonical_domain
 
 # Ops whose outputs are not a function of their inputs and attributes alone: the random ops,
 # and Dropout (deterministic in inference, but training_mode can be an input: be safe).
@@ -108,7 +109,7 @@ def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...] | None:
 
 def is_shareable(node: onnx.NodeProto, opsets: Mapping[str, int]) -> bool:
     """Whether `node` is a deterministic pure function that may be identified with a twin."""
-    domain = node.domain if node.domain != "ai.onnx" else ""
+    domain = canonical_domain(node.domain)
     if node.op_type in NONDETERMINISTIC and domain == "":
         return False
     opset = opsets.get(domain)
@@ -130,5 +131,5 @@ def node_key(
     attrs = attribute_bytes(node)
     if attrs is None:
         return None
-    domain = node.domain if node.domain != "ai.onnx" else ""
+    domain = canonical_domain(node.domain)
     return (domain, node.op_type, attrs, tuple(inputs), tuple(bool(o) for o in node.output))

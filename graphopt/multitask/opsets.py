@@ -24,12 +24,13 @@ from graphopt.multitask.errors import MergeError
 log = logging.getLogger("graphopt.multitask")
 
 
-def _domain(name: str) -> str:
+def canonical_domain(name: str) -> str:
+    """The default domain as "" (it may be spelled "ai.onnx"); other domains as they are."""
     return "" if name in ("", "ai.onnx") else name
 
 
 def opset_map(model: onnx.ModelProto) -> dict[str, int]:
-    return {_domain(o.domain): o.version for o in model.opset_import}
+    return {canonical_domain(o.domain): o.version for o in model.opset_import}
 
 
 def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
@@ -49,7 +50,7 @@ def _since(op: str, version: int, domain: str) -> int | None:
 def unchanged_between(model: onnx.ModelProto, domain: str, old: int, new: int) -> bool:
     """True when every op of `domain` in `model` has the same schema at `old` and `new`."""
     for node in _all_nodes(model.graph):
-        if _domain(node.domain) != domain:
+        if canonical_domain(node.domain) != domain:
             continue
         before, after = _since(node.op_type, old, domain), _since(node.op_type, new, domain)
         if before is None or before != after:
@@ -77,7 +78,7 @@ def reconcile(
             known = any(
                 _since(n.op_type, version, domain)
                 for n in _all_nodes(model.graph)
-                if _domain(n.domain) == domain
+                if canonical_domain(n.domain) == domain
             )
             if known and not unchanged_between(model, domain, version, target[domain]):
                 raise MergeError(

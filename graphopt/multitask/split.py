@@ -25,6 +25,7 @@ from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.merge import METADATA_KEY, task_table
+from graphopt.multitask.opsets import canonical_domain
 
 
 def split(
@@ -98,12 +99,14 @@ def _extract(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
         ],
     )
     new_graph.doc_string = model.graph.doc_string
-    used_domains = {""} | {_domain(n.domain) for n in _walk(nodes)}
+    used_domains = {""} | {canonical_domain(n.domain) for n in _walk(nodes)}
     result = onnx.ModelProto()
     result.CopyFrom(model)
     result.graph.CopyFrom(new_graph)
     del result.opset_import[:]
-    result.opset_import.extend(o for o in model.opset_import if _domain(o.domain) in used_domains)
+    result.opset_import.extend(
+        o for o in model.opset_import if canonical_domain(o.domain) in used_domains
+    )
     called = {(n.domain, n.op_type) for n in _walk(nodes)}
     del result.functions[:]
     result.functions.extend(f for f in model.functions if (f.domain, f.name) in called)
@@ -111,10 +114,6 @@ def _extract(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
     del result.metadata_props[:]
     onnx.helper.set_model_props(result, props)
     return result
-
-
-def _domain(name: str) -> str:
-    return "" if name in ("", "ai.onnx") else name
 
 
 def _walk(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
