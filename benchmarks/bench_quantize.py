@@ -38,6 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 ORT_ENTROPY_FEEDS = {"common_det": 4, "ppocr_det": 2}
+# calibration feeds the sensitivity analysis runs on: page.png and text.png (the text-rich
+# photographs), astronaut.png and motorcycle_left.png
+SENSITIVITY_FEEDS = (14, 15, 0, 3)
+# groups kept float in the "keep-float" configuration
+KEEP_FLOAT = {"common_det": 10, "ppocr_det": 5}
 
 
 # ----------------------------------------------------------------------------- data
@@ -90,6 +95,7 @@ def worker(args: argparse.Namespace) -> None:
         from graphopt.quant.api import quantize_with_report
 
         feeds = ({input_name: np.load(f)} for f in files)
+        sensitivity = [{input_name: np.load(files[i])} for i in SENSITIVITY_FEEDS]
         quantized, report = quantize_with_report(
             model,
             feeds,
@@ -97,7 +103,7 @@ def worker(args: argparse.Namespace) -> None:
             None,
             args.target,
             keep_float=args.keep_float,
-            sample_feeds=2,
+            sensitivity_data=sensitivity if args.keep_float else None,
         )
         onnx.save(quantized, args.out)
         extra = {"kept_float": len(report.kept_float), "stages": report.seconds}
@@ -204,7 +210,7 @@ def reference_size(name: str, fp32_outputs: list) -> str:
     return f"{sum(int((o > 0.3).sum()) for o in fp32_outputs)} FP32 text pixels"
 
 
-def configurations(name: str, keep_float: int) -> list[dict]:
+def configurations(name: str, keep_float: int | None) -> list[dict]:
     confs = [
         {"label": "ORT MinMax", "tool": "ort", "method": "minmax"},
         {"label": "ORT Percentile", "tool": "ort", "method": "percentile"},
@@ -245,6 +251,7 @@ def configurations(name: str, keep_float: int) -> list[dict]:
             "target": "tensorrt",
         },
     ]
+    keep_float = KEEP_FLOAT[name] if keep_float is None else keep_float
     if keep_float:
         confs.append(
             {
@@ -258,7 +265,7 @@ def configurations(name: str, keep_float: int) -> list[dict]:
     return confs
 
 
-def bench(name: str, runs: int, keep_float: int, only: list[str] | None) -> list[str]:
+def bench(name: str, runs: int, keep_float: int | None, only: list[str] | None) -> list[str]:
     from graphopt.backends.onnxruntime import session
     from graphopt.realmodels import fetch_model
 
@@ -324,7 +331,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["common_det", "ppocr_det"])
     parser.add_argument("--runs", type=int, default=20, help="latency runs per model (median)")
     parser.add_argument(
-        "--keep-float", type=int, default=0, help="also run graphopt with N groups kept float"
+        "--keep-float",
+        type=int,
+        default=None,
+        help="groups kept float in the keep-float configuration (default: 10 common_det, "
+        "5 ppocr_det; 0 skips it)",
     )
     parser.add_argument("--only", nargs="*", help="run only configurations whose label has this")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -207,6 +207,15 @@ def test_cache_format_matches_tensorrt() -> None:
     )
 
 
+def test_cache_header_names_the_tensorrt_version(tmp_path) -> None:
+    from graphopt.quant.cache import tensorrt_version_number
+
+    assert tensorrt_version_number("8.6.1") == 8601
+    assert tensorrt_version_number("10.3.0") == 100300  # TensorRT 10 widened the minor field
+    graphopt.quantize(conv_model(), feeds(), "minmax", tmp_path / "m.cache", trt_version="10.3.0")
+    assert (tmp_path / "m.cache").read_text().splitlines()[0] == "TRT-100300-MinMaxCalibration"
+
+
 def test_cache_missing_tensor_is_an_error(tmp_path) -> None:
     path = tmp_path / "partial.cache"
     path.write_text("TRT-8601-EntropyCalibration2\nx: 3c010204\n")

@@ -39,6 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Q/DQ layout: tensorrt (int8 symmetric) or onnxruntime (uint8, QLinear fusions)",
     )
     p.add_argument("--cache", metavar="F", help="write a TensorRT calibration cache here")
+    p.add_argument(
+        "--trt-version",
+        help="TensorRT version named in the cache header (default: installed, else 8.6.1)",
+    )
     p.add_argument("--size", help="image input size HxW (default: the model's fixed size)")
     p.add_argument("--letterbox", action="store_true", help="keep aspect ratio, pad to size")
     p.add_argument("--mean", help="per-channel mean (1 or 3 numbers, after --scale)")
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             keep_float=args.keep_float,
             accuracy_target=args.accuracy_target,
             pipeline=args.pipeline,
+            trt_version=args.trt_version,
             on_batch=progress.update if progress else None,
         )
     finally:

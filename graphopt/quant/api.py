@@ -30,12 +30,6 @@ from graphopt.quant.qdq import ActivationQuant, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
 
-CACHE_HEADERS = {
-    "entropy": "TRT-8601-EntropyCalibration2",
-    "minmax": "TRT-8601-MinMaxCalibration",
-    "percentile": "TRT-8601-LegacyCalibration",
-}
-
 
 @dataclass
 class QuantizeReport:
@@ -88,7 +82,8 @@ def quantize(
     groups are kept float until it holds), `keep_nodes` (names kept float), `sample_feeds`
     (feeds kept for sensitivity, default 4), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
-    `threads`, `on_batch` (callback(count) per feed).
+    `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: the installed
+    one, else 8.6.1), `threads`, `on_batch` (callback(count) per feed).
     """
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
 
@@ -107,6 +102,7 @@ def quantize_with_report(
     keep_nodes: Iterable[str] = (),
     sample_feeds: int = 4,
     sensitivity_data: list[Feed] | None = None,
+    trt_version: str | None = None,
     pipeline: str | bool | None = None,
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
@@ -189,7 +185,7 @@ def quantize_with_report(
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
     check(quantized)
     if cache is not None:
-        cache_io.write(cache, report.scales, CACHE_HEADERS[method])
+        cache_io.write(cache, report.scales, cache_io.header(method, trt_version))
     return quantized, report
 
 

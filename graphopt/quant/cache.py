@@ -20,6 +20,35 @@ import numpy as np
 from graphopt.errors import QuantizeError
 
 DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
+DEFAULT_VERSION = 8601  # written when TensorRT is not installed
+ALGORITHMS = {
+    "entropy": "EntropyCalibration2",
+    "minmax": "MinMaxCalibration",
+    "percentile": "LegacyCalibration",
+    "mse": "LegacyCalibration",
+}
+
+
+def tensorrt_version_number(version: str | None = None) -> int:
+    """NV_TENSORRT_VERSION of a version string ('8.6.1' → 8601, '10.3.0' → 100300), of the
+    installed `tensorrt` when None, or DEFAULT_VERSION when it is not installed.
+
+    trtexec refuses a cache whose header names another TensorRT version."""
+    if version is None:
+        try:
+            import tensorrt  # type: ignore[import-not-found]
+
+            version = str(tensorrt.__version__)
+        except ImportError:
+            return DEFAULT_VERSION
+    parts = [int(p) for p in version.split(".")[:3] if p.isdigit()] + [0, 0, 0]
+    major, minor, patch = parts[:3]
+    return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+
+
+def header(method: str, version: str | None = None) -> str:
+    """`TRT-<version>-<algorithm>`, the cache's first line."""
+    return f"TRT-{tensorrt_version_number(version)}-{ALGORITHMS.get(method, ALGORITHMS['entropy'])}"
 
 
 def format_scale(scale: float | np.floating) -> str:

@@ -1,0 +1,53 @@
+"""graphopt.quantize on the real detectors with real photographs (few images, marked)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import graphopt
+from graphopt.backends.onnxruntime import session
+from graphopt.quant.evaluate import box_match, mask_iou
+
+pytestmark = pytest.mark.realmodel
+
+
+def outputs(model, feeds):  # type: ignore[no-untyped-def]
+    sess = session(model)
+    return [sess.run(None, f)[0] for f in feeds]
+
+
+def test_common_det_onnxruntime_keeps_boxes(real_model, real_feeds) -> None:
+    path = str(real_model("common_det"))
+    feeds = real_feeds("common_det", 16)
+    q = graphopt.quantize(path, feeds[:4], method="minmax", target="onnxruntime")
+    onnx.checker.check_model(q, full_check=True)
+    # page.png (index 14) carries most boxes; text.png too
+    share, count = box_match(outputs(path, feeds[14:16]), outputs(q, feeds[14:16]))
+    assert count > 20
+    assert share >= 0.85, share
+
+
+def test_common_det_tensorrt_cache_is_order_independent(real_model, real_feeds, tmp_path) -> None:
+    path = str(real_model("common_det"))
+    feeds = real_feeds("common_det", 3)
+    a = graphopt.quantize(path, feeds, cache=tmp_path / "a.cache", target="tensorrt")
+    graphopt.quantize(path, feeds[::-1], cache=tmp_path / "b.cache", target="tensorrt")
+    assert (tmp_path / "a.cache").read_bytes() == (tmp_path / "b.cache").read_bytes()
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in a.graph.initializer}
+    qs = [n for n in a.graph.node if n.op_type == "QuantizeLinear"]
+    assert qs and all(inits[n.input[2]].dtype == np.int8 and inits[n.input[2]] == 0 for n in qs)
+    b = graphopt.quantize(path, None, from_cache=tmp_path / "a.cache", target="tensorrt")
+    assert a.SerializeToString() == b.SerializeToString()
+
+
+def test_ppocr_det_mask_agrees(real_model, real_feeds) -> None:
+    path = str(real_model("ppocr_det"))
+    feeds = real_feeds("ppocr_det", 16)
+    q = graphopt.quantize(path, feeds[12:15], method="minmax", target="onnxruntime")
+    onnx.checker.check_model(q, full_check=True)
+    iou = mask_iou(outputs(path, feeds[15:16]), outputs(q, feeds[15:16]))
+    assert iou >= 0.6, iou
