@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -379,7 +379,7 @@ class Matcher:
         self, pattern: Pattern, index: int, node: onnx.NodeProto, m: Match
     ) -> Iterator[Match]:
         pnode = pattern.nodes[index]
-        if node.op_type != pnode.op or (node.domain or "") not in _domains(pnode.domain):
+        if node.op_type != pnode.op or (node.domain or "") not in domains_of(pnode.domain):
             self._fail(m, f"{node.name} is {node.op_type}, not {pnode.op}")
             return
         if any(existing is node for existing in m.nodes.values()):
@@ -502,25 +502,43 @@ class Matcher:
     def _attrs(self, pnode: PatternNode, node: onnx.NodeProto, m: Match) -> str:
         if not pnode.attrs:
             return ""
-        have = {a.name: a for a in node.attribute}
-        for key, want in pnode.attrs.items():
-            if key in have:
-                value = _plain(onnx.helper.get_attribute_value(have[key]))
-            else:
-                value = schema_default(node.op_type, node.domain or "", self._version(node), key)
-            if isinstance(want, AttrRef):
-                if want.name in m.attrs and not _same(m.attrs[want.name], value):
-                    return f"{node.name} attribute {key} differs from an earlier capture"
-                self._bind(m.attrs, want.name, value)
-            elif not _same(value, want):
-                return f"{node.name} has {key}={value!r}, the rule needs {want!r}"
-        return ""
+        return attr_mismatch(
+            pnode, node, m.attrs, self._version(node), lambda k, v: self._bind(m.attrs, k, v)
+        )
 
     def _version(self, node: onnx.NodeProto) -> int:
         return self.graph.opset_version(node.domain or "")
 
 
-def _domains(domain: str) -> tuple[str, ...]:
+def attr_mismatch(
+    pnode: PatternNode,
+    node: onnx.NodeProto,
+    attrs: dict[str, Any],
+    version: int,
+    bind: Callable[[str, Any], None] | None = None,
+) -> str:
+    """Why `node`'s attributes do not fit `pnode`'s ("" if they do); captures go into `attrs`
+    (through `bind` when given). An absent attribute takes the schema default at `version`."""
+    have = {a.name: a for a in node.attribute}
+    for key, want in pnode.attrs.items():
+        if key in have:
+            value = _plain(onnx.helper.get_attribute_value(have[key]))
+        else:
+            value = schema_default(node.op_type, node.domain or "", version, key)
+        if isinstance(want, AttrRef):
+            if want.name in attrs and not _same(attrs[want.name], value):
+                return f"{node.name} attribute {key} differs from an earlier capture"
+            if bind is None:
+                attrs[want.name] = value
+            else:
+                bind(want.name, value)
+        elif not _same(value, want):
+            return f"{node.name} has {key}={value!r}, the rule needs {want!r}"
+    return ""
+
+
+def domains_of(domain: str) -> tuple[str, ...]:
+    """The node domains that match a pattern node's domain ("" also matches "ai.onnx")."""
     return ("", "ai.onnx") if domain == "" else (domain,)
 
 

@@ -32,6 +32,7 @@ import onnx
 
 from graphopt.ir import Graph
 from graphopt.patterns.checks import CHECKS
+from graphopt.patterns.compiled import compiled
 from graphopt.patterns.compute import COMPUTATIONS
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
 from graphopt.patterns.rules import AttrRef, Literal, Pattern, Rule, Var
@@ -173,31 +174,44 @@ class RuleRunner:
         nomatch = ""  # why the deepest partial match failed
         matched_any = False
         kinds = None
+        matcher = self.matcher
+
+        def accept(m: Match) -> bool:
+            nonlocal refusal, matched_any
+            matched_any = True
+            reason = self._preconditions(m)
+            if not reason:
+                try:
+                    self._compute(m)
+                except Refuse as e:
+                    reason = str(e)
+            if reason:
+                refusal = refusal or reason
+                return False
+            self._apply(m)
+            return True
+
         for pattern in rule.targets:
             if pattern.root.op != anchor.op_type:
                 continue
-            if not self.matcher.thorough:
+            if matcher.thorough:
+                applied = any(accept(m) for m in matcher.matches(rule, pattern, anchor))
+                deep = matcher.best_depth >= 2
+            else:
                 if kinds is None:
                     kinds = self._input_kinds(anchor)
                 if not root_kinds(rule, pattern) <= kinds:
                     continue
-            for m in self.matcher.matches(rule, pattern, anchor):
-                matched_any = True
-                reason = self._preconditions(m)
-                if not reason:
-                    try:
-                        self._compute(m)
-                    except Refuse as e:
-                        reason = str(e)
-                if reason:
-                    refusal = refusal or reason
+                target = compiled(rule, pattern)
+                if not target.plausible(self.graph, anchor):
                     continue
-                self._apply(m)
+                applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
+            if applied:
                 self.stats.applied[rule.name] = self.stats.applied.get(rule.name, 0) + 1
                 self._note(rule, anchor, "applied", "")
                 return True
-            if not matched_any and self.matcher.best_depth >= 2 and not nomatch:
-                nomatch = f"no match: {self.matcher.best_reason}"
+            if not matched_any and deep and not nomatch:
+                nomatch = f"no match: {matcher.best_reason}" if matcher.thorough else "no match"
         refusal = refusal or nomatch
         if refusal:
             self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1

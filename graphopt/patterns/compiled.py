@@ -1,0 +1,360 @@
+"""Target patterns compiled into matcher closures: the fast path of `engine.Matcher`.
+
+`compile_target(pattern)` turns a target into a chain of closures, one per pattern node and per
+operand, built once per pattern (cached on it). Searching at an anchor walks the producers in
+the same order as the generic matcher, tries the same operand orders of commutative ops, and
+hands every complete match, in the same order, to a callback that returns True to stop: the
+first match the rewriter accepts is the one the generic matcher would have given it.
+
+The difference is bookkeeping: bindings live in a slot list undone by a trail, and a `Match` is
+built only for a complete match; a failure records only whether it happened with two or more
+nodes bound (the generic matcher's `best_depth >= 2`), not why. `--explain` therefore keeps the
+generic matcher, which says why.
+
+What it does not do: check anything the generic matcher does not (constness, rank and the
+rule's checks come after, in `rewrite`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.patterns.engine import COMMUTATIVE, Facts, Match, attr_mismatch, domains_of
+from graphopt.patterns.rules import Absent, Literal, Pattern, Rule, Var
+
+_UNBOUND: Any = object()
+
+Cont = Callable[["Search"], bool]
+NodeStep = Callable[["Search", onnx.NodeProto, Cont], bool]
+InputStep = Callable[["Search", onnx.NodeProto, "list[str] | tuple[str, ...]", Cont], bool]
+
+
+class Search:
+    """The state of one search at one anchor: slot bindings and the trails that undo them."""
+
+    __slots__ = (
+        "attrs",
+        "deep",
+        "env",
+        "facts",
+        "graph",
+        "literal_sites",
+        "node_trail",
+        "var_trail",
+    )  # fmt: skip
+
+    def __init__(self, graph: Graph, facts: Facts, slots: int):
+        self.graph = graph
+        self.facts = facts
+        self.env: list[Any] = [_UNBOUND] * slots
+        self.var_trail: list[tuple[int, Any]] = []  # (slot, previous value)
+        self.node_trail: list[tuple[int, onnx.NodeProto]] = []  # (pattern node, node)
+        self.attrs: dict[str, Any] = {}
+        self.literal_sites: list[tuple[int, int]] = []
+        self.deep = False  # a failure with two or more pattern nodes bound
+
+    def fail(self) -> None:
+        if len(self.node_trail) >= 2:
+            self.deep = True
+
+    def bind(self, slot: int, value: Any) -> None:
+        self.var_trail.append((slot, self.env[slot]))
+        self.env[slot] = value
+
+    def undo(self, mark: int) -> None:
+        trail, env = self.var_trail, self.env
+        while len(trail) > mark:
+            slot, old = trail.pop()
+            env[slot] = old
+
+
+class CompiledTarget:
+    """One target pattern as closures; `search` calls `accept` with each match in order."""
+
+    def __init__(self, pattern: Pattern, constant_vars: frozenset[str] = frozenset()):
+        self.pattern = pattern
+        self.constant_vars = constant_vars
+        names: list[str] = []
+        for pnode in pattern.nodes:
+            for operand in pnode.inputs:
+                if isinstance(operand, Var) and operand.name not in names:
+                    names.append(operand.name)
+            for out in pnode.outputs:
+                if out not in names:
+                    names.append(out)
+        self.names = names
+        self.slot = {name: i for i, name in enumerate(names)}
+        self._nodes: dict[int, NodeStep] = {}
+        self.root = self._node(len(pattern.nodes) - 1)
+        self._skeletons: dict[int, Callable[[Graph, onnx.NodeProto], bool]] = {}
+        self.plausible = self._skeleton(len(pattern.nodes) - 1)
+
+    def search(
+        self,
+        rule: Rule,
+        graph: Graph,
+        facts: Facts,
+        anchor: onnx.NodeProto,
+        accept: Callable[[Match], bool],
+    ) -> tuple[bool, bool]:
+        """(stopped, deep): whether `accept` returned True for some match, and whether a failed
+        branch got two or more nodes deep."""
+        state = Search(graph, facts, len(self.names))
+        names, pattern = self.names, self.pattern
+
+        def done(s: Search) -> bool:
+            m = Match(rule, pattern, graph, facts)
+            env = s.env
+            m.tensors = {names[slot]: env[slot] for slot, old in s.var_trail if old is _UNBOUND}
+            m.attrs = dict(s.attrs)
+            m.nodes = dict(s.node_trail)
+            m.literal_sites = list(s.literal_sites)
+            return accept(m)
+
+        stopped = self.root(state, anchor, done)
+        return stopped, state.deep
+
+    # ------------------------------------------------------------------ compilation
+    def _skeleton(self, index: int) -> Callable[[Graph, onnx.NodeProto], bool]:
+        """A necessary condition for a match at a node, without binding anything: op types
+        along every producer path, and constant operands where the pattern needs them
+        (commutative operands in any order)."""
+        cached = self._skeletons.get(index)
+        if cached is not None:
+            return cached
+        pnode = self.pattern.nodes[index]
+        op, domains = pnode.op, domains_of(pnode.domain)
+        producers = self.pattern.producers()
+        commutative = op in COMMUTATIVE
+        needs: list[tuple[int, Callable[[Graph, onnx.NodeProto], bool] | None]] = []
+        for k, operand in enumerate(pnode.inputs):
+            if isinstance(operand, Literal) or (
+                isinstance(operand, Var)
+                and not operand.optional
+                and operand.name in self.constant_vars
+                and operand.name not in producers
+            ):
+                needs.append((k, None))  # a constant
+            elif (
+                isinstance(operand, Var)
+                and not operand.optional
+                and producers.get(operand.name, index) != index
+            ):
+                needs.append((k, self._skeleton(producers[operand.name])))
+
+        def constant(graph: Graph, name: str) -> bool:
+            return bool(name) and graph.is_constant(name)
+
+        def fed_by(graph: Graph, name: str, child: Callable[[Graph, onnx.NodeProto], bool]) -> bool:
+            prod = graph.producer_node(name) if name else None
+            return prod is not None and child(graph, prod)
+
+        def check(graph: Graph, node: onnx.NodeProto) -> bool:
+            if node.op_type != op or (node.domain or "") not in domains:
+                return False
+            inputs = node.input
+            for k, child in needs:
+                candidates = inputs if commutative else inputs[k : k + 1]
+                if child is None:
+                    if not any(constant(graph, t) for t in candidates):
+                        return False
+                elif not any(fed_by(graph, t, child) for t in candidates):
+                    return False
+            return True
+
+        self._skeletons[index] = check
+        return check
+
+    def _node(self, index: int) -> NodeStep:
+        cached = self._nodes.get(index)
+        if cached is not None:
+            return cached
+        pnode = self.pattern.nodes[index]
+        op, domains, attrs = pnode.op, domains_of(pnode.domain), pnode.attrs
+        outs = [(j, self.slot[out]) for j, out in enumerate(pnode.outputs)]
+        n = len(pnode.inputs)
+        orders = (
+            list(itertools.permutations(range(n)))
+            if op in COMMUTATIVE and pnode.domain == "" and 2 <= n <= 3
+            else None
+        )
+        first = self._inputs(index, 0)
+
+        def step(s: Search, node: onnx.NodeProto, cont: Cont) -> bool:
+            if node.op_type != op or (node.domain or "") not in domains:
+                s.fail()
+                return False
+            trail = s.node_trail
+            for _, seen in trail:
+                if seen is node:
+                    s.fail()
+                    return False
+            trail.append((index, node))
+            mark = len(s.var_trail)
+            env = s.env
+            produced = node.output
+            ok = True
+            for j, slot in outs:
+                if j >= len(produced) or not produced[j]:
+                    s.fail()
+                    ok = False
+                    break
+                bound = env[slot]
+                if bound is not _UNBOUND and bound is not None:
+                    if bound != produced[j]:
+                        ok = False
+                        break
+                    continue
+                s.bind(slot, produced[j])
+            attr_mark = None
+            if ok and attrs:
+                attr_mark = list(s.attrs.items())
+                if attr_mismatch(pnode, node, s.attrs, s.graph.opset_version(node.domain or "")):
+                    s.fail()
+                    ok = False
+            if ok:
+                inputs = node.input
+                last = len(inputs) - 1
+                while last >= 0 and not inputs[last]:
+                    last -= 1
+                if last >= n:
+                    s.fail()
+                    ok = False
+            if ok:
+                names = [inputs[k] if k < len(inputs) else "" for k in range(n)]
+                if orders is None:
+                    if first(s, node, names, cont):
+                        return True
+                else:
+                    tried = set()
+                    for order in orders:
+                        permuted = tuple(names[k] for k in order)
+                        if permuted in tried:
+                            continue  # Mul(x, x): both orders are the same
+                        tried.add(permuted)
+                        if first(s, node, permuted, cont):
+                            return True
+            if attr_mark is not None:
+                s.attrs.clear()
+                s.attrs.update(attr_mark)
+            s.undo(mark)
+            trail.pop()
+            return False
+
+        self._nodes[index] = step
+        return step
+
+    def _inputs(self, index: int, k: int) -> InputStep:
+        pnode = self.pattern.nodes[index]
+        if k == len(pnode.inputs):
+
+            def end(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
+                return cont(s)
+
+            return end
+        rest = self._inputs(index, k + 1)
+        operand = pnode.inputs[k]
+        if isinstance(operand, Absent):
+
+            def absent(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
+                if names[k]:
+                    s.fail()
+                    return False
+                return rest(s, node, names, cont)
+
+            return absent
+        if isinstance(operand, Literal):
+            want, tolerance = operand.value, 1e-7 + operand.rtol * abs(operand.value)
+
+            def literal(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
+                name = names[k]
+                if not name:
+                    return False
+                value = s.facts.value(name)
+                if value is None or value.size != 1 or value.dtype.kind != "f":
+                    s.fail()
+                    return False
+                if abs(float(value.reshape(()).astype(np.float64)) - want) > tolerance:
+                    s.fail()
+                    return False
+                sites = s.literal_sites
+                sites.append((index, k))
+                if rest(s, node, names, cont):
+                    return True
+                sites.pop()
+                return False
+
+            return literal
+        assert isinstance(operand, Var)
+        slot, optional = self.slot[operand.name], operand.optional
+        pidx = self.pattern.producers().get(operand.name)
+        if pidx is not None and pidx != index:
+            child = self._node(pidx)
+            out_index = self.pattern.nodes[pidx].outputs.index(operand.name)
+
+            def produced(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
+                name = names[k]
+                if not name:
+                    return missing(s, node, names, cont)
+                for i, _ in s.node_trail:
+                    if i == pidx:
+                        if s.env[slot] != name:
+                            return False
+                        return rest(s, node, names, cont)
+                prod = s.graph.producer_node(name)
+                if prod is None:
+                    s.fail()
+                    return False
+                if out_index >= len(prod.output) or prod.output[out_index] != name:
+                    return False
+                return child(s, prod, lambda s2: rest(s2, node, names, cont))
+
+        def missing(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
+            if not optional:
+                s.fail()
+                return False
+            bound = s.env[slot]
+            if bound is not _UNBOUND and bound is not None:
+                return False
+            mark = len(s.var_trail)
+            s.bind(slot, None)
+            if rest(s, node, names, cont):
+                return True
+            s.undo(mark)
+            return False
+
+        if pidx is not None and pidx != index:
+            return produced
+
+        def variable(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
+            name = names[k]
+            if not name:
+                return missing(s, node, names, cont)
+            bound = s.env[slot]
+            if bound is not _UNBOUND:
+                if bound != name:
+                    s.fail()
+                    return False
+                return rest(s, node, names, cont)
+            mark = len(s.var_trail)
+            s.bind(slot, name)
+            if rest(s, node, names, cont):
+                return True
+            s.undo(mark)
+            return False
+
+        return variable
+
+
+def compiled(rule: Rule, pattern: Pattern) -> CompiledTarget:
+    """The compiled matcher of one of `rule`'s targets (built on first use, cached)."""
+    cached = pattern.__dict__.get("_compiled")
+    if cached is None:
+        cached = pattern.__dict__["_compiled"] = CompiledTarget(pattern, rule.constant_vars)
+    return cached
