@@ -92,16 +92,23 @@ def _weight(w: Any) -> np.ndarray:
 
 
 def _scale_out_channels(
-    w: np.ndarray, s: np.ndarray, transpose: bool, group: int, dtype: type = np.float64
+    w: np.ndarray,
+    s: np.ndarray,
+    transpose: bool,
+    group: int,
+    dtype: type = np.float64,
+    out_dtype: np.dtype | None = None,
 ) -> np.ndarray:
     """W·s per output channel: Conv W is [C_out, C_in/g, k...] (axis 0); ConvTranspose W is
-    [C_in, C_out/g, k...], output channel o = g·(C_out/g) + j lives at [g·C_in/g + i, j]."""
+    [C_in, C_out/g, k...], output channel o = g·(C_out/g) + j lives at [g·C_in/g + i, j].
+    Computed in `dtype`; with `out_dtype` each product is cast once into an array of that
+    dtype as it is computed (the same rounding as casting the whole `dtype` result after)."""
     s = s.astype(dtype, copy=False)
     if not transpose:
         if s.shape[0] != w.shape[0]:
             raise Refuse(f"{s.shape[0]} channels but the weight has {w.shape[0]} outputs")
         # One pass: numpy promotes each float32 element to float64 as it multiplies.
-        return np.multiply(w, s.reshape((-1,) + (1,) * (w.ndim - 1)), dtype=dtype)
+        return _multiply(w, s.reshape((-1,) + (1,) * (w.ndim - 1)), dtype, out_dtype)
     c_in, c_out_g = w.shape[0], w.shape[1]
     if group < 1 or c_in % group or s.shape[0] != c_out_g * group:
         raise Refuse(
@@ -109,7 +116,15 @@ def _scale_out_channels(
         )
     blocks = w.reshape((group, c_in // group, c_out_g, *w.shape[2:]))
     factor = s.reshape((group, 1, c_out_g) + (1,) * (w.ndim - 2))
-    return np.multiply(blocks, factor, dtype=dtype).reshape(w.shape)
+    return _multiply(blocks, factor, dtype, out_dtype).reshape(w.shape)
+
+
+def _multiply(a: np.ndarray, b: np.ndarray, dtype: type, out_dtype: np.dtype | None) -> np.ndarray:
+    if out_dtype is None:
+        return np.multiply(a, b, dtype=dtype)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape), out_dtype)
+    np.multiply(a, b, out=out, dtype=dtype, casting="unsafe")
+    return out
 
 
 def _out_channels(w: np.ndarray, transpose: bool, group: int) -> int:
@@ -138,7 +153,7 @@ def fold_batchnorm_conv(
     c_out = _out_channels(w, bool(transpose), int(group))
     if s.shape[0] != c_out:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the conv {c_out}")
-    w2 = _scale_out_channels(w, s, bool(transpose), int(group))
+    w2 = _scale_out_channels(w, s, bool(transpose), int(group), out_dtype=w.dtype)
     b2 = _bias(b, c_out, w) * s + t
     return _cast(w, w2, b2)
 
@@ -220,12 +235,14 @@ def _conv_affine(
             # without the float64 copy of the weight.
             w2 = _scale_out_channels(w, vec.astype(np.float32), transpose, int(group), np.float32)
             return w2, np.ascontiguousarray((bias * vec).astype(w.dtype))
-        return _cast(w, _scale_out_channels(w, vec, transpose, int(group)), bias * vec)
+        w2 = _scale_out_channels(w, vec, transpose, int(group), out_dtype=w.dtype)
+        return _cast(w, w2, bias * vec)
     if op == "div":
         if np.any(vec == 0):
             raise Refuse("division by a zero constant")
         inv = 1.0 / vec
-        return _cast(w, _scale_out_channels(w, inv, transpose, int(group)), bias * inv)
+        w2 = _scale_out_channels(w, inv, transpose, int(group), out_dtype=w.dtype)
+        return _cast(w, w2, bias * inv)
     raise Refuse(f"unknown affine op {op}")
 
 

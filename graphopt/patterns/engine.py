@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,9 +66,27 @@ class Facts:
         self._declared: dict[str, int] | None = None
 
     def value(self, tensor: str) -> np.ndarray | None:
-        if tensor not in self._values:
-            self._values[tensor] = self.graph.constant(tensor)
-        return self._values[tensor]
+        """`Graph.constant(tensor)`, read once per run (raw float/int initializers directly)."""
+        values = self._values
+        if tensor in values:
+            return values[tensor]
+        graph = self.graph
+        init = graph.initializers.get(tensor)
+        dtype = _NATIVE_RAW.get(init.data_type) if init is not None else None
+        value: np.ndarray | None
+        if (
+            dtype is not None
+            and init is not None
+            and init.HasField("raw_data")
+            and init.data_location != onnx.TensorProto.EXTERNAL
+            and not init.HasField("segment")
+            and tensor not in graph.graph_inputs
+        ):
+            value = np.frombuffer(init.raw_data, dtype).reshape(tuple(init.dims))
+        else:
+            value = graph.constant(tensor)
+        values[tensor] = value
+        return value
 
     def dtype(self, tensor: str) -> np.dtype | None:
         """The numpy dtype of a constant tensor, read from its proto (no conversion)."""
@@ -159,11 +178,30 @@ class Facts:
         return None
 
 
+# Raw little-endian data types read with one frombuffer on a little-endian machine (what
+# `Graph.constant` returns for them, without its dispatch); other cases go through it.
+_NATIVE_RAW: dict[int, np.dtype] = (
+    {
+        onnx.TensorProto.FLOAT: np.dtype(np.float32),
+        onnx.TensorProto.DOUBLE: np.dtype(np.float64),
+        onnx.TensorProto.FLOAT16: np.dtype(np.float16),
+        onnx.TensorProto.INT64: np.dtype(np.int64),
+        onnx.TensorProto.INT32: np.dtype(np.int32),
+    }
+    if sys.byteorder == "little"
+    else {}
+)
+
+_NP_DTYPES: dict[int, np.dtype | None] = {}
+
+
 def _np_dtype(data_type: int) -> np.dtype | None:
-    try:
-        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type))
-    except (KeyError, TypeError, ValueError):
-        return None
+    if data_type not in _NP_DTYPES:
+        try:
+            _NP_DTYPES[data_type] = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type))
+        except (KeyError, TypeError, ValueError):
+            _NP_DTYPES[data_type] = None
+    return _NP_DTYPES[data_type]
 
 
 _SCHEMA_DEFAULTS: dict[tuple[str, str, int, str], Any] = {}

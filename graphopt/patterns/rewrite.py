@@ -266,7 +266,8 @@ class RuleRunner:
         """Matched nodes to remove, or a reason why an intermediate is needed elsewhere."""
         remove = {n.name: n for n in m.nodes.values()}
         root = m.anchor
-        outputs = set(self.graph.graph_outputs)
+        graph = self.graph
+        consumers = graph.consumers
         while True:
             keep = []
             for name, node in remove.items():
@@ -275,10 +276,11 @@ class RuleRunner:
                 for out in node.output:
                     if not out:
                         continue
-                    outside = [c for c in self.graph.consumers.get(out, {}) if c not in remove]
-                    if outside or out in outputs:
-                        keep.append((name, out, outside))
-                        break
+                    users = consumers.get(out, ())
+                    if all(c in remove for c in users) and not graph.is_graph_output(out):
+                        continue
+                    keep.append((name, out, [c for c in users if c not in remove]))
+                    break
             if not keep:
                 break
             for name, out, outside in keep:
@@ -288,7 +290,7 @@ class RuleRunner:
                     return [], f"intermediate {out} is also used by {where}"
                 del remove[name]
         for out in root.output[1:]:
-            if out and (self.graph.consumers.get(out) or out in outputs):
+            if out and (consumers.get(out) or graph.is_graph_output(out)):
                 return [], f"{root.name} output {out} is used"
         return list(remove.values()), ""
 
@@ -349,10 +351,11 @@ class RuleRunner:
         hint = root.name
         names: dict[str, str] = {}
         old_inputs = {t for n in remove for t in n.input if t}
-        arrays = any(isinstance(v, np.ndarray) for v in m.computed.values())
-        spare = self._spare_constants(old_inputs, {n.name for n in remove}) if arrays else {}
-        for var, value in m.computed.items():
-            if isinstance(value, np.ndarray):
+        arrays = [(var, v) for var, v in m.computed.items() if isinstance(v, np.ndarray)]
+        if arrays:
+            wanted = {(_TENSOR_TYPES.get(v.dtype, -1), v.shape) for _, v in arrays}
+            spare = self._spare_constants(old_inputs, {n.name for n in remove}, wanted)
+            for var, value in arrays:
                 names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
             graph.remove_node(node)
@@ -393,17 +396,18 @@ class RuleRunner:
         self._drop_dead_constants(old_inputs)
 
     def _spare_constants(
-        self, tensors: Iterable[str], removed: set[str]
+        self,
+        tensors: Iterable[str],
+        removed: set[str],
+        wanted: set[tuple[int, tuple[int, ...]]] | None = None,
     ) -> dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]]:
         """Constant tensors only the removed nodes read, by (data type, dims): their storage
-        can hold a computed constant of the same type and shape (saves two copies of a weight)."""
+        can hold a computed constant of the same type and shape (saves two copies of a weight).
+        With `wanted`, only those (data type, dims) keys are collected."""
         graph = self.graph
         spare: dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]] = {}
+        consumers = graph.consumers
         for t in sorted(tensors):
-            if graph.is_graph_input(t) or graph.is_graph_output(t):
-                continue
-            if any(c not in removed for c in graph.consumers.get(t, ())):
-                continue
             proto = graph.initializers.get(t)
             if proto is None:
                 node = graph.producer_node(t)
@@ -412,9 +416,16 @@ class RuleRunner:
                 proto = next((a.t for a in node.attribute if a.name == "value"), None)
                 if proto is None:
                     continue
+            key = (proto.data_type, tuple(proto.dims))
+            if wanted is not None and key not in wanted:
+                continue
+            if graph.is_graph_input(t) or graph.is_graph_output(t):
+                continue
+            if any(c not in removed for c in consumers.get(t, ())):
+                continue
             if proto.data_location == onnx.TensorProto.EXTERNAL or proto.name not in ("", t):
                 continue
-            spare.setdefault((proto.data_type, tuple(proto.dims)), []).append((t, proto))
+            spare.setdefault(key, []).append((t, proto))
         return spare
 
     def _store(
@@ -425,12 +436,12 @@ class RuleRunner:
     ) -> str:
         """Name of a constant holding `value`: a spare tensor overwritten in place, or a new
         initializer."""
-        dtype = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
-        slots = spare.get((dtype, tuple(value.shape)))
+        slots = spare.get((_TENSOR_TYPES.get(value.dtype, -1), value.shape))
         if slots and value.dtype.kind == "f":
             name, proto = slots.pop()
-            for field in ("float_data", "double_data", "int32_data", "int64_data"):
-                proto.ClearField(field)
+            for field in _TYPED_DATA_FIELDS:
+                if len(getattr(proto, field)):
+                    proto.ClearField(field)
             little = value.astype(value.dtype.newbyteorder("<"), copy=False)
             proto.raw_data = np.ascontiguousarray(little).tobytes()
             self.facts.forget(name)
@@ -468,6 +479,15 @@ class RuleRunner:
             if node is not None and node.op_type == "Constant" and len(node.output) == 1:
                 graph.remove_node(node)
                 self.facts.forget(t)
+
+
+# numpy dtype → ONNX data type of the computed constants `_store` may write over a spare one.
+_TENSOR_TYPES: dict[np.dtype, int] = {
+    np.dtype(np.float32): onnx.TensorProto.FLOAT,
+    np.dtype(np.float64): onnx.TensorProto.DOUBLE,
+    np.dtype(np.float16): onnx.TensorProto.FLOAT16,
+}
+_TYPED_DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data")
 
 
 def root_kinds(rule: Rule, pattern: Pattern) -> frozenset[str]:
