@@ -25,6 +25,7 @@ BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.cse",
     "graphopt.passes.fusion_functions",
     "graphopt.passes.fuse_patterns",
+    "graphopt.passes.ort_nchwc",
 )
 
 

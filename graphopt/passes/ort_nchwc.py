@@ -1,0 +1,501 @@
+"""onnxruntime's NCHWc (blocked channel) layout, applied ahead of time: `ort-nchwc-layout`.
+
+onnxruntime's CPU provider runs 2-D float convolutions and pools fastest on tensors whose
+channels are split into blocks of b (b = `MlasNchwcGetBlockSize()`: 8 with AVX2, 16 with
+AVX-512): [N, C, H, W] is stored as [N, ⌈C/b⌉, H, W, b] and zero padded to a multiple of b. Its
+`NchwcTransformer` (ORT_ENABLE_ALL only) rewrites Conv/FusedConv/pools into the
+`com.microsoft.nchwc` kernels, reorders the filters into the blocked layouts those kernels read,
+keeps chains of convolutions, pools, Add/Sum/Mul, channel Concat, activations and nearest
+Resize in blocked form, and reorders back at the boundaries. This module makes the same rewrite
+so that a session at ORT_DISABLE_ALL (or a saved model) gets that speed.
+
+b is measured, never guessed: a one-Conv model is optimized by the installed onnxruntime at
+ORT_ENABLE_ALL and b read from the nchwc filter it saves. When onnxruntime emits no nchwc op (a
+CPU without the kernels, e.g. non-x86) the pass changes nothing and says why. The output is
+therefore specific to this machine's vector width, like onnxruntime's own saved ENABLE_ALL
+models: it runs only on onnxruntime, on a CPU with the same block size.
+
+What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
+NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
+Add/Mul whose operand shapes are not statically known to be equal, non-nearest Resize.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+log = logging.getLogger("graphopt.passes.ort_nchwc")
+
+NCHWC_DOMAIN = "com.microsoft.nchwc"
+_MS_DOMAIN = "com.microsoft"
+_DEFAULT = ("", "ai.onnx")
+_FLOAT = onnx.TensorProto.FLOAT
+_RULE = "ort-nchwc-layout"
+
+# Default-domain opsets whose semantics onnxruntime's transformer accepts (the op's
+# since-version must be below these): Conv-22, MaxPool-22, AveragePool-19, Resize-18 changed.
+_OPSET_LIMIT = {"Conv": 22, "MaxPool": 22, "AveragePool": 19, "Resize": 18, "Upsample": 99}
+_FUSABLE_ACTIVATIONS = ("Relu", "Sigmoid", "Tanh")  # fused into the nchwc Conv like onnxruntime
+_UNARY = {("", "Relu"), ("", "Sigmoid"), ("", "Tanh"), (_MS_DOMAIN, "QuickGelu")}
+
+
+# ---------------------------------------------------------------------------- block size
+@functools.cache
+def measured_block_size() -> tuple[int, str]:
+    """(b, "") with onnxruntime's NCHWc block size on this CPU, or (0, why) when it has none.
+
+    Optimizes Conv(x[1,3,4,4], W[1,3,1,1]) at ORT_ENABLE_ALL and reads b from the first dimension
+    of the nchwc filter onnxruntime saves (one output channel is padded up to one block).
+    """
+    from onnx import helper, numpy_helper
+
+    from graphopt.backends.onnxruntime import session
+    from graphopt.errors import BackendError
+
+    weight = numpy_helper.from_array(np.ones((1, 3, 1, 1), np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "W"], ["y"])],
+        "nchwc_probe",
+        [helper.make_tensor_value_info("x", _FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", _FLOAT, [1, 1, 4, 4])],
+        [weight],
+    )
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "probe.onnx"
+        try:
+            session(probe, threads=1, level="all", optimized_path=str(saved))
+        except BackendError as e:
+            return 0, f"onnxruntime could not optimize the probe model: {e}"
+        optimized = onnx.load(str(saved))
+    inits = {t.name: t for t in optimized.graph.initializer}
+    for node in optimized.graph.node:
+        if node.domain == NCHWC_DOMAIN and node.op_type == "Conv" and node.input[1] in inits:
+            return int(inits[node.input[1]].dims[0]), ""
+    return 0, "onnxruntime emits no com.microsoft.nchwc ops on this CPU (no NCHWc kernels)"
+
+
+# ---------------------------------------------------------------------------- filter layouts
+def reorder_filter_oihw_bibo(weight: np.ndarray, block: int) -> np.ndarray:
+    """MlasReorderFilterOIHWBiBo: W[O, I, H, W] → [Õ/b, I/b, H, W, b_i, b_o] (Õ = O padded to b).
+
+    Stored with dims [Õ, I, H, W]; needs I % b = 0 (pad I with zero filters first). Padded
+    output channels are zero.
+    """
+    o, i, kh, kw = weight.shape
+    padded = np.zeros((_align(o, block), i, kh, kw), np.float32)
+    padded[:o] = weight
+    blocked = padded.reshape(-1, block, i // block, block, kh, kw).transpose(0, 2, 4, 5, 3, 1)
+    return np.ascontiguousarray(blocked).reshape(padded.shape)
+
+
+def reorder_filter_oihw_bo(weight: np.ndarray, block: int) -> np.ndarray:
+    """MlasReorderFilterOIHWBo: W[O, I, H, W] → [Õ/b, I, H, W, b_o], stored with dims [Õ, I, H, W].
+
+    For a first layer reading plain NCHW (I < b) and for depthwise filters (I = 1).
+    """
+    o, i, kh, kw = weight.shape
+    padded = np.zeros((_align(o, block), i, kh, kw), np.float32)
+    padded[:o] = weight
+    blocked = padded.reshape(-1, block, i, kh, kw).transpose(0, 2, 3, 4, 1)
+    return np.ascontiguousarray(blocked).reshape(padded.shape)
+
+
+def _align(channels: int, block: int) -> int:
+    return (channels + block - 1) // block * block
+
+
+# ---------------------------------------------------------------------------- the pass
+@dataclass
+class _Blocked:
+    """An original NCHW tensor's blocked twin: its name, logical channels and producer."""
+
+    tensor: str
+    channels: int
+    producer: str  # node writing `tensor` (an nchwc Conv can take a Sum or an activation)
+    uses: int  # readers of the original tensor when it was converted (graph output counts)
+
+
+@register_pass
+@dataclass
+class OrtNchwcLayout(Pass):
+    """Rewrite float 2-D convolutions and pools into onnxruntime's NCHWc kernels.
+
+    With b the measured block size and ⟦x⟧ = x in blocked layout [N, ⌈C/b⌉, H, W, b]:
+        Conv(x, W, B), I ≥ b     ⇒  ⟦y⟧ = nchwc.Conv(⟦x⟧, R(W̃), B̃)      (W̃: I padded to b⌈I/b⌉)
+        Conv(x, W, B), I < b     ⇒  ⟦y⟧ = nchwc.Conv(x, R_o(W), B̃)       (reads NCHW directly)
+        depthwise Conv, group=O  ⇒  ⟦y⟧ = nchwc.Conv(⟦x⟧, R_o(W), B̃, group=Õ)
+        grouped Conv             ⇒  as I ≥ b, when I and O/group are multiples of b
+        MaxPool/AveragePool(x)   ⇒  ⟦y⟧ = nchwc.Pool(⟦x⟧)                 (C % b = 0)
+        Add(⟦a⟧, ⟦c⟧)             ⇒  nchwc.Conv(…, Sum=⟦c⟧) when a is a single-use Conv
+                                     without activation, else Add on blocked tensors
+        act(⟦y⟧)                 ⇒  nchwc.Conv(…, activation=act) for a single-use Conv
+        Concat₁(⟦a⟧, …), Mul, Sum, QuickGelu, GlobalPool, nearest Resize ×k stay blocked
+        ⟦x⟧ = ReorderInput(x),   x = ReorderOutput(⟦x⟧, channels=C)  at the boundaries.
+    R = MlasReorderFilterOIHWBiBo, R_o = MlasReorderFilterOIHWBo (depthwise too), B̃ = B zero
+    padded to Õ = b⌈O/b⌉. Padded channels of ⟦y⟧ hold zeros (or act(0)); ReorderOutput drops
+    them and every blocked consumer ignores them.
+    """
+
+    name = "ort-nchwc-layout"
+    opt_level = 2
+    block_size: int = 0  # 0: measure it with the installed onnxruntime (anything else must match)
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
+        if block <= 0:
+            ctx.note(_RULE, "(graph)", "refused", why)
+            log.info("ort-nchwc-layout: %s", why)
+            return PassResult(False, {"block_size": 0})
+        rewrite = _Rewrite(graph, ctx, block, shape_facts(graph, ctx))
+        for node in graph.toposort():
+            if node.name in graph.nodes:
+                rewrite.visit(node)
+        rewrite.finish()
+        stats = dict(rewrite.stats)
+        stats["block_size"] = block
+        return PassResult(rewrite.changed, stats)
+
+
+@dataclass
+class _Rewrite:
+    graph: Graph
+    ctx: PassContext
+    block: int
+    facts: ShapeFacts
+    blocked: dict[str, _Blocked] = field(default_factory=dict)
+    reordered_inputs: dict[str, str] = field(default_factory=dict)
+    filters: dict[tuple[str, bool], str] = field(default_factory=dict)
+    biases: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+    changed: bool = False
+
+    # ------------------------------------------------------------------ dispatch
+    def visit(self, node: onnx.NodeProto) -> None:
+        op, domain = node.op_type, node.domain or ""
+        if (op == "Conv" and domain in _DEFAULT) or (op == "FusedConv" and domain == _MS_DOMAIN):
+            self._refusable(node, self._conv(node))
+        elif op in ("MaxPool", "AveragePool") and domain in _DEFAULT:
+            self._refusable(node, self._pool(node, needs_blocked_input=False))
+        elif not any(t in self.blocked for t in node.input):
+            return
+        elif op in ("Add", "Sum", "Mul") and domain in _DEFAULT:
+            self._refusable(node, self._binary(node))
+        elif op == "Concat" and domain in _DEFAULT:
+            self._refusable(node, self._concat(node))
+        elif (domain or "", op) in _UNARY or (op in _UNARY_DEFAULT and domain in _DEFAULT):
+            self._refusable(node, self._activation(node))
+        elif op in ("GlobalAveragePool", "GlobalMaxPool") and domain in _DEFAULT:
+            self._refusable(node, self._pool(node, needs_blocked_input=True))
+        elif op in ("Resize", "Upsample") and domain in _DEFAULT:
+            self._refusable(node, self._resize(node))
+
+    def _refusable(self, node: onnx.NodeProto, reason: str) -> None:
+        if reason:
+            self.ctx.note(_RULE, node.name, "refused", reason)
+        else:
+            self.ctx.note(_RULE, node.name, "applied")
+            self.changed = True
+
+    def _count(self, key: str) -> None:
+        self.stats[key] = self.stats.get(key, 0) + 1
+
+    # ------------------------------------------------------------------ Conv / FusedConv
+    def _conv(self, node: onnx.NodeProto) -> str:
+        g, block = self.graph, self.block
+        if node.domain in _DEFAULT and g.opset_version("") >= _OPSET_LIMIT["Conv"]:
+            return f"Conv at opset {g.opset_version('')} is newer than onnxruntime's transformer"
+        if len(node.input) > 3 and node.input[3]:
+            return "FusedConv with a Z (sum) input"
+        weight = g.constant(node.input[1]) if len(node.input) > 1 else None
+        if weight is None or weight.dtype != np.float32 or weight.ndim != 4:
+            return "filter is not a constant float32 4-D tensor"
+        out_ch, in_ch = int(weight.shape[0]), int(weight.shape[1])
+        groups = int(g.attr(node, "group", 1))
+        read_nchw = depthwise = False
+        if groups > 1:
+            depthwise = in_ch == 1 and out_ch == groups
+            per_group = out_ch // groups
+            if not depthwise and (in_ch % block or out_ch % groups or per_group % block):
+                return f"grouped conv whose channels per group are not multiples of {block}"
+        elif in_ch < block:
+            read_nchw = True  # the kernel reads the plain NCHW input
+        bo_layout = read_nchw or depthwise
+        bias_name = node.input[2] if len(node.input) > 2 else ""
+        bias = g.constant(bias_name) if bias_name else None
+        if bias_name and (bias is None or bias.dtype != np.float32 or bias.shape != (out_ch,)):
+            return f"bias {bias_name} is not a constant float32 vector of {out_ch}"
+        if self.facts.dtype(node.input[0]) not in (None, _FLOAT):
+            return "input is not float32"
+
+        filt = self._filter(node.input[1], weight, bo_layout)
+        inputs = [node.input[0], filt]
+        if bias is not None:
+            inputs.append(self._bias(bias_name, bias))
+        if not read_nchw:
+            inputs[0] = self._blocked_input(node.input[0])
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if depthwise:
+            attrs["group"] = _align(out_ch, block)  # padded channels get zero filters
+        self._replace(node, "Conv", inputs, attrs, out_ch)
+        self._count("conv")
+        return ""
+
+    def _filter(self, name: str, weight: np.ndarray, bo_layout: bool) -> str:
+        key = (name, bo_layout)
+        if key not in self.filters:
+            if bo_layout:
+                blocked = reorder_filter_oihw_bo(weight, self.block)
+            else:  # input channels zero padded like the blocked input they read
+                o, i, kh, kw = weight.shape
+                padded = np.zeros((o, _align(i, self.block), kh, kw), np.float32)
+                padded[:, :i] = weight
+                blocked = reorder_filter_oihw_bibo(padded, self.block)
+            self.filters[key] = self.graph.add_initializer(f"{name}_nchwc", blocked)
+        return self.filters[key]
+
+    def _bias(self, name: str, bias: np.ndarray) -> str:
+        if bias.shape[0] % self.block == 0:
+            return name
+        if name not in self.biases:
+            padded = np.zeros(_align(bias.shape[0], self.block), np.float32)
+            padded[: bias.shape[0]] = bias
+            self.biases[name] = self.graph.add_initializer(f"{name}_nchwc", padded)
+        return self.biases[name]
+
+    # ------------------------------------------------------------------ pools
+    def _pool(self, node: onnx.NodeProto, needs_blocked_input: bool) -> str:
+        g = self.graph
+        limit = _OPSET_LIMIT.get(node.op_type)
+        if limit and g.opset_version("") >= limit:
+            return f"{node.op_type} at opset {g.opset_version('')} is newer than the transformer"
+        if len(node.output) > 1 and node.output[1]:
+            return "MaxPool with an Indices output"
+        if any(d != 1 for d in g.attr(node, "dilations", [1, 1])):
+            return "dilated pooling"
+        x = node.input[0]
+        arg = self.blocked.get(x)
+        if arg is not None:  # blocked tensors are float32 and 4-D by construction
+            channels: object = arg.channels
+        elif needs_blocked_input:
+            return "input is not in blocked layout"
+        else:
+            shape = self.facts.shape(x)
+            if self.facts.dtype(x) != _FLOAT or shape is None or len(shape) != 4:
+                return "input is not a known float32 4-D tensor"
+            channels = shape[1]
+        if not isinstance(channels, int) or channels % self.block:
+            return f"channels {channels} are not a known multiple of {self.block}"
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        self._replace(node, node.op_type, [self._blocked_input(x)], attrs, channels)
+        self._count("pool")
+        return ""
+
+    # ------------------------------------------------------------------ elementwise
+    def _binary(self, node: onnx.NodeProto) -> str:
+        args = [self.blocked.get(t) for t in node.input]
+        if not node.input or any(a is None for a in args):
+            return "not every operand is in blocked layout"
+        blocked = [a for a in args if a is not None]
+        if len({a.channels for a in blocked}) != 1:
+            return "operands have different channel counts"
+        shapes = [self.facts.shape(t) for t in node.input]
+        first = shapes[0]
+        if first is None or any(d is None for d in first) or any(s != first for s in shapes):
+            return "operand shapes are not statically known to be equal (no broadcasting)"
+        if node.op_type in ("Add", "Sum") and len(blocked) == 2 and node.input[0] != node.input[1]:
+            for k in (0, 1):
+                if self._fuse_sum(node, blocked[k], blocked[1 - k]):
+                    self._count("sum_fused")
+                    return ""
+        self._keep_blocked(node, [a.tensor for a in blocked], blocked[0].channels)
+        self._count("elementwise")
+        return ""
+
+    def _fuse_sum(self, node: onnx.NodeProto, conv: _Blocked, other: _Blocked) -> bool:
+        """Add(⟦conv⟧, ⟦other⟧) ⇒ nchwc.Conv(…, Sum=⟦other⟧) for a single-use Conv without
+        activation or Sum (the kernel accumulates into the Sum buffer)."""
+        producer = self.graph.nodes.get(conv.producer)
+        if producer is None or not _is_nchwc_conv(producer) or conv.uses != 1:
+            return False
+        if self.graph.attr(producer, "activation") is not None or len(producer.input) > 3:
+            return False
+        inputs = list(producer.input) + [""] * (3 - len(producer.input)) + [other.tensor]
+        fused = onnx.helper.make_node(
+            "Conv", inputs, list(producer.output), name=producer.name, domain=NCHWC_DOMAIN
+        )
+        fused.attribute.extend(producer.attribute)
+        self.graph.remove_node(producer)
+        self.graph.add_node(fused)
+        self._alias(node, conv)
+        return True
+
+    def _concat(self, node: onnx.NodeProto) -> str:
+        if self.graph.attr(node, "axis") != 1:
+            return "Concat is not along the channel axis 1"
+        args = [self.blocked.get(t) for t in node.input]
+        blocked = [a for a in args if a is not None]
+        if len(blocked) != len(args):
+            return "not every input is in blocked layout"
+        if any(a.channels % self.block for a in blocked):
+            return f"an input's channels are not a multiple of {self.block}"
+        self._keep_blocked(node, [a.tensor for a in blocked], sum(a.channels for a in blocked))
+        self._count("concat")
+        return ""
+
+    def _activation(self, node: onnx.NodeProto) -> str:
+        arg = self.blocked.get(node.input[0])
+        if arg is None or len(node.input) != 1:
+            return "input is not in blocked layout"
+        producer = self.graph.nodes.get(arg.producer)
+        if (
+            node.op_type in _FUSABLE_ACTIVATIONS
+            and (node.domain or "") in _DEFAULT
+            and producer is not None
+            and _is_nchwc_conv(producer)
+            and arg.uses == 1
+            and self.graph.attr(producer, "activation") is None
+        ):
+            producer.attribute.append(onnx.helper.make_attribute("activation", node.op_type))
+            self._alias(node, arg)
+            self._count("activation_fused")
+            return ""
+        self._keep_blocked(node, [arg.tensor], arg.channels)
+        self._count("elementwise")
+        return ""
+
+    def _resize(self, node: onnx.NodeProto) -> str:
+        g = self.graph
+        arg = self.blocked.get(node.input[0])
+        if arg is None:
+            return "input is not in blocked layout"
+        opset = g.opset_version("")
+        if node.op_type == "Resize" and opset >= _OPSET_LIMIT["Resize"]:
+            return f"Resize at opset {opset} is newer than onnxruntime's transformer"
+        if _text(g.attr(node, "mode", b"nearest")) != "nearest":
+            return "only nearest interpolation"
+        if node.op_type == "Resize" and opset >= 11:
+            if len(node.input) != 3:
+                return "Resize by sizes (needs constant scales)"
+            if _text(g.attr(node, "coordinate_transformation_mode", b"half_pixel")) != "asymmetric":
+                return "coordinate_transformation_mode is not asymmetric"
+            if _text(g.attr(node, "nearest_mode", b"round_prefer_floor")) != "floor":
+                return "nearest_mode is not floor"
+            scales_name = node.input[2]
+        else:
+            if len(node.input) < 2:
+                return "scales given as an attribute (Upsample-7)"
+            scales_name = node.input[1]
+        scales = g.constant(scales_name)
+        if scales is None or scales.dtype != np.float32 or scales.shape != (4,):
+            return "scales are not a constant float32 vector of 4"
+        ints = [int(s) for s in scales]
+        if any(k <= 0 or float(k) != float(s) for k, s in zip(ints, scales, strict=True)):
+            return f"scales {scales.tolist()} are not positive integers"
+        if ints[:2] != [1, 1]:
+            return "scales the batch or channel dimension"
+        attrs = {"scales": ints, "mode": "nearest", "coordinate_transformation_mode": "asymmetric"}
+        self._replace(node, "Upsample", [arg.tensor], attrs, arg.channels)
+        self._count("upsample")
+        return ""
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _blocked_input(self, tensor: str) -> str:
+        """The blocked twin of `tensor`: its converted producer's, or a shared ReorderInput."""
+        arg = self.blocked.get(tensor)
+        if arg is not None:
+            return arg.tensor
+        if tensor not in self.reordered_inputs:
+            node = self.graph.make_node(
+                "ReorderInput",
+                [tensor],
+                [self.graph.unique_name(f"{tensor}_nchwc")],
+                name=f"ReorderInput_{tensor}",
+                domain=NCHWC_DOMAIN,
+            )
+            self.reordered_inputs[tensor] = node.output[0]
+            self._count("reorder_input")
+        return self.reordered_inputs[tensor]
+
+    def _replace(
+        self, node: onnx.NodeProto, op: str, inputs: list[str], attrs: dict, channels: int
+    ) -> None:
+        """Remove `node`; an nchwc `op` writes the blocked twin of its first output."""
+        out = node.output[0]
+        self.graph.remove_node(node)
+        new = self.graph.make_node(
+            op,
+            inputs,
+            [self.graph.unique_name(f"{out}_nchwc")],
+            name=f"{out}_nchwc",
+            domain=NCHWC_DOMAIN,
+            **attrs,
+        )
+        self.blocked[out] = _Blocked(new.output[0], channels, new.name, self.graph.use_count(out))
+
+    def _keep_blocked(self, node: onnx.NodeProto, inputs: list[str], channels: int) -> None:
+        """Re-create `node` reading blocked `inputs` and writing the blocked twin of its output."""
+        out = node.output[0]
+        new = onnx.helper.make_node(
+            node.op_type,
+            inputs,
+            [self.graph.unique_name(f"{out}_nchwc")],
+            name=self.graph.unique_name(f"{node.name}_nchwc"),
+            domain=node.domain or None,
+        )
+        new.attribute.extend(node.attribute)
+        if not node.domain:
+            new.ClearField("domain")
+        self.graph.remove_node(node)
+        self.graph.add_node(new)
+        self.blocked[out] = _Blocked(new.output[0], channels, new.name, self.graph.use_count(out))
+
+    def _alias(self, node: onnx.NodeProto, source: _Blocked) -> None:
+        """`node` was folded into `source`'s producer: its output's twin is that tensor."""
+        out = node.output[0]
+        self.graph.remove_node(node)
+        uses = self.graph.use_count(out)
+        self.blocked[out] = _Blocked(source.tensor, source.channels, source.producer, uses)
+
+    def finish(self) -> None:
+        """ReorderOutput for every converted tensor something still reads in NCHW."""
+        g = self.graph
+        for original, arg in self.blocked.items():
+            if g.use_count(original) and g.producer_node(original) is None:
+                g.make_node(
+                    "ReorderOutput",
+                    [arg.tensor],
+                    [original],
+                    name=f"ReorderOutput_{original}",
+                    domain=NCHWC_DOMAIN,
+                    channels=arg.channels,
+                )
+                self._count("reorder_output")
+        if self.changed and NCHWC_DOMAIN not in g.opset:
+            g.model.opset_import.append(onnx.helper.make_opsetid(NCHWC_DOMAIN, 1))
+            g.opset[NCHWC_DOMAIN] = 1
+        for name in {name for name, _ in self.filters} | set(self.biases):
+            if name in g.initializers and not g.use_count(name) and not g.is_graph_input(name):
+                g.remove_initializer(name)
+
+
+_UNARY_DEFAULT = {op for domain, op in _UNARY if domain == ""}
+
+
+def _is_nchwc_conv(node: onnx.NodeProto) -> bool:
+    return node.op_type == "Conv" and node.domain == NCHWC_DOMAIN
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
