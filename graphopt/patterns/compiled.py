@@ -21,7 +21,6 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import onnx
 
 from graphopt.ir import Graph
@@ -94,6 +93,8 @@ class CompiledTarget:
         self.root = self._node(len(pattern.nodes) - 1)
         self._skeletons: dict[int, Callable[[Graph, onnx.NodeProto], bool]] = {}
         self.plausible = self._skeleton(len(pattern.nodes) - 1)
+        # Two-node targets are screened by the runner's input-kind filter and fail fast.
+        self.screen = self.plausible if len(pattern.nodes) > 2 else None
 
     def search(
         self,
@@ -148,23 +149,28 @@ class CompiledTarget:
             ):
                 needs.append((k, self._skeleton(producers[operand.name])))
 
-        def constant(graph: Graph, name: str) -> bool:
-            return bool(name) and graph.is_constant(name)
-
-        def fed_by(graph: Graph, name: str, child: Callable[[Graph, onnx.NodeProto], bool]) -> bool:
-            prod = graph.producer_node(name) if name else None
-            return prod is not None and child(graph, prod)
-
         def check(graph: Graph, node: onnx.NodeProto) -> bool:
             if node.op_type != op or (node.domain or "") not in domains:
                 return False
-            inputs = node.input
+            inputs = list(node.input)
             for k, child in needs:
-                candidates = inputs if commutative else inputs[k : k + 1]
-                if child is None:
-                    if not any(constant(graph, t) for t in candidates):
-                        return False
-                elif not any(fed_by(graph, t, child) for t in candidates):
+                if commutative:
+                    candidates = inputs
+                elif k < len(inputs):
+                    candidates = inputs[k : k + 1]
+                else:
+                    return False
+                for t in candidates:
+                    if not t:
+                        continue
+                    if child is None:
+                        if graph.is_constant(t):
+                            break
+                    else:
+                        prod = graph.producer_node(t)
+                        if prod is not None and child(graph, prod):
+                            break
+                else:
                     return False
             return True
 
@@ -187,18 +193,19 @@ class CompiledTarget:
         first = self._inputs(index, 0)
 
         def step(s: Search, node: onnx.NodeProto, cont: Cont) -> bool:
-            if node.op_type != op or (node.domain or "") not in domains:
+            if node.op_type != op or node.domain not in domains:
                 s.fail()
                 return False
             trail = s.node_trail
-            for _, seen in trail:
-                if seen is node:
+            for entry in trail:
+                if entry[1] is node:
                     s.fail()
                     return False
             trail.append((index, node))
-            mark = len(s.var_trail)
+            var_trail = s.var_trail
+            mark = len(var_trail)
             env = s.env
-            produced = node.output
+            produced = list(node.output)
             ok = True
             for j, slot in outs:
                 if j >= len(produced) or not produced[j]:
@@ -206,35 +213,35 @@ class CompiledTarget:
                     ok = False
                     break
                 bound = env[slot]
-                if bound is not _UNBOUND and bound is not None:
-                    if bound != produced[j]:
-                        ok = False
-                        break
-                    continue
-                s.bind(slot, produced[j])
+                if bound is _UNBOUND or bound is None:
+                    var_trail.append((slot, bound))
+                    env[slot] = produced[j]
+                elif bound != produced[j]:
+                    ok = False
+                    break
             attr_mark = None
             if ok and attrs:
                 attr_mark = list(s.attrs.items())
-                if attr_mismatch(pnode, node, s.attrs, s.graph.opset_version(node.domain or "")):
+                if attr_mismatch(pnode, node, s.attrs, s.graph.opset_version(node.domain)):
                     s.fail()
                     ok = False
             if ok:
-                inputs = node.input
-                last = len(inputs) - 1
-                while last >= 0 and not inputs[last]:
-                    last -= 1
-                if last >= n:
-                    s.fail()
-                    ok = False
+                names = list(node.input)
+                if len(names) > n:
+                    if any(names[n:]):
+                        s.fail()  # more inputs than the pattern's node
+                        ok = False
+                    del names[n:]
+                elif len(names) < n:
+                    names.extend([""] * (n - len(names)))
             if ok:
-                names = [inputs[k] if k < len(inputs) else "" for k in range(n)]
                 if orders is None:
                     if first(s, node, names, cont):
                         return True
                 else:
                     tried = set()
                     for order in orders:
-                        permuted = tuple(names[k] for k in order)
+                        permuted = tuple([names[k] for k in order])
                         if permuted in tried:
                             continue  # Mul(x, x): both orders are the same
                         tried.add(permuted)
@@ -276,11 +283,8 @@ class CompiledTarget:
                 name = names[k]
                 if not name:
                     return False
-                value = s.facts.value(name)
-                if value is None or value.size != 1 or value.dtype.kind != "f":
-                    s.fail()
-                    return False
-                if abs(float(value.reshape(()).astype(np.float64)) - want) > tolerance:
+                value = s.facts.scalar(name)
+                if value is None or abs(value - want) > tolerance:
                     s.fail()
                     return False
                 sites = s.literal_sites
@@ -332,6 +336,10 @@ class CompiledTarget:
         if pidx is not None and pidx != index:
             return produced
 
+        # A variable the rule's checks need constant: refused here rather than after the match.
+        # (Every check that makes a variable constant refuses a present non-constant one.)
+        constant = operand.name in self.constant_vars
+
         def variable(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
             name = names[k]
             if not name:
@@ -342,11 +350,15 @@ class CompiledTarget:
                     s.fail()
                     return False
                 return rest(s, node, names, cont)
-            mark = len(s.var_trail)
-            s.bind(slot, name)
+            if constant and not s.graph.is_constant(name):
+                s.fail()
+                return False
+            s.var_trail.append((slot, _UNBOUND))
+            s.env[slot] = name
             if rest(s, node, names, cont):
                 return True
-            s.undo(mark)
+            s.var_trail.pop()  # every step undoes its own bindings before it fails
+            s.env[slot] = _UNBOUND
             return False
 
         return variable

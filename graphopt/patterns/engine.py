@@ -62,6 +62,7 @@ class Facts:
     def __init__(self, graph: Graph):
         self.graph = graph
         self._values: dict[str, np.ndarray | None] = {}
+        self._scalars: dict[str, float | None] = {}
         self._ranks: dict[str, int | None] = {}
         self._declared: dict[str, int] | None = None
 
@@ -87,6 +88,18 @@ class Facts:
             value = graph.constant(tensor)
         values[tensor] = value
         return value
+
+    def scalar(self, tensor: str) -> float | None:
+        """The value of a one-element floating-point constant as a float (None otherwise)."""
+        scalars = self._scalars
+        if tensor in scalars:
+            return scalars[tensor]
+        value = self.value(tensor)
+        result = None
+        if value is not None and value.size == 1 and value.dtype.kind == "f":
+            result = float(value.reshape(()).astype(np.float64))
+        scalars[tensor] = result
+        return result
 
     def dtype(self, tensor: str) -> np.dtype | None:
         """The numpy dtype of a constant tensor, read from its proto (no conversion)."""
@@ -126,6 +139,7 @@ class Facts:
 
     def forget(self, tensor: str) -> None:
         self._values.pop(tensor, None)
+        self._scalars.pop(tensor, None)
         self._ranks.pop(tensor, None)
 
     def declared_rank(self, tensor: str) -> int | None:
@@ -560,7 +574,7 @@ def attr_mismatch(
     have = {a.name: a for a in node.attribute}
     for key, want in pnode.attrs.items():
         if key in have:
-            value = _plain(onnx.helper.get_attribute_value(have[key]))
+            value = attribute_value(have[key])
         else:
             value = schema_default(node.op_type, node.domain or "", version, key)
         if isinstance(want, AttrRef):
@@ -573,6 +587,25 @@ def attr_mismatch(
         elif not _same(value, want):
             return f"{node.name} has {key}={value!r}, the rule needs {want!r}"
     return ""
+
+
+_A = onnx.AttributeProto
+
+
+def attribute_value(a: onnx.AttributeProto) -> Any:
+    """`onnx.helper.get_attribute_value(a)` with strings decoded (plain types read directly)."""
+    kind = a.type
+    if kind == _A.FLOAT:
+        return a.f
+    if kind == _A.INT:
+        return a.i
+    if kind == _A.STRING:
+        return a.s.decode()
+    if kind == _A.INTS:
+        return list(a.ints)
+    if kind == _A.FLOATS:
+        return list(a.floats)
+    return _plain(onnx.helper.get_attribute_value(a))
 
 
 def domains_of(domain: str) -> tuple[str, ...]:

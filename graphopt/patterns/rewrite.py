@@ -203,7 +203,7 @@ class RuleRunner:
                 if not root_kinds(rule, pattern) <= kinds:
                     continue
                 target = compiled(rule, pattern)
-                if not target.plausible(self.graph, anchor):
+                if target.screen is not None and not target.screen(self.graph, anchor):
                     continue
                 applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
             if applied:
