@@ -1,0 +1,81 @@
+"""Issue 4: graphopt's onnxruntime output at ORT_DISABLE_ALL vs the original at ORT_ENABLE_ALL.
+
+Per real detector, three CPU sessions on the same real-photograph input, 2 intra-op threads:
+the original model at ORT_ENABLE_ALL (onnxruntime's own optimizer, NchwcTransformer included),
+the `ort-cpu` output and the `ort-cpu-native` output (ort-cpu + `ort-nchwc-layout`) at
+ORT_DISABLE_ALL. Runs are interleaved round by round (the order rotates every round) because the
+machine is shared and noisy; we report medians and the ratio to the original at ENABLE_ALL.
+Issue 4's goal: ratio ≤ 1.10.
+
+    python benchmarks/bench_ort_native.py [--models ...] [--runs 25] [--threads 2]
+
+No test here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import onnx
+
+MODEL_NAMES = ("common_det", "layout_cdla", "ppocr_det")
+GOAL_RATIO = 1.10
+
+
+def sessions(name: str, threads: int) -> dict[str, Any]:
+    import graphopt
+    from graphopt.backends.onnxruntime import session
+    from graphopt.realmodels import fetch_model
+
+    original = onnx.load(str(fetch_model(name)))
+    return {
+        "original @ENABLE_ALL": session(original, threads=threads, level="all"),
+        "ort-cpu @DISABLE_ALL": session(
+            graphopt.optimize(original, "ort-cpu"), threads=threads, level="disable"
+        ),
+        "ort-cpu-native @DISABLE_ALL": session(
+            graphopt.optimize(original, "ort-cpu-native"), threads=threads, level="disable"
+        ),
+    }
+
+
+def measure(name: str, runs: int, threads: int, warmup: int = 3) -> dict[str, float]:
+    """Median milliseconds per session, interleaved round by round."""
+    from graphopt.realmodels import model_inputs
+
+    feeds = model_inputs(name, 1)[0]
+    sess = sessions(name, threads)
+    labels = list(sess)
+    for label in labels:
+        for _ in range(warmup):
+            sess[label].run(None, feeds)
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for r in range(runs):
+        for k in range(len(labels)):
+            label = labels[(r + k) % len(labels)]
+            start = time.perf_counter()
+            sess[label].run(None, feeds)
+            times[label].append((time.perf_counter() - start) * 1e3)
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=list(MODEL_NAMES))
+    parser.add_argument("--runs", type=int, default=25)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    print(f"| model | session | median ms | ratio to original @ENABLE_ALL (goal ≤ {GOAL_RATIO}) |")
+    print("|---|---|---|---|")
+    for name in args.models:
+        medians = measure(name, args.runs, args.threads)
+        base = medians["original @ENABLE_ALL"]
+        for label, ms in medians.items():
+            print(f"| {name} | {label} | {ms:.1f} | {ms / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
