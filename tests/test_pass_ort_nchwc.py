@@ -305,3 +305,31 @@ def test_real_detectors_ort_cpu_native(name, real_model, real_feeds):
     # the same filters onnxruntime itself makes from the ort-cpu model
     theirs = ort_saved(graphopt.optimize(original, "ort-cpu"))
     assert nchwc_filters(rewritten) == nchwc_filters(theirs)
+
+
+@needs_nchwc
+def test_add_after_fused_convs_stays_blocked_and_broadcast_mul_does_not():
+    """FusedConv outputs have no ONNX-inferred shape: the pass infers them as Conv's. An Add of
+    equal shapes stays blocked; a broadcasting Mul (squeeze-excite) reorders back."""
+
+    def fused(x, w, y):
+        return helper.make_node(
+            "FusedConv", [x, w], [y], domain="com.microsoft", activation="Relu", pads=[1] * 4
+        )
+
+    inits = {"W0": weight(32, 16, 3, 3), "W1": weight(32, 32, 3, 3)}
+    nodes = [
+        fused("x", "W0", "a"),
+        fused("a", "W1", "b"),
+        helper.make_node("Add", ["a", "b"], ["s"]),
+        helper.make_node("GlobalAveragePool", ["s"], ["g"]),
+        helper.make_node("Mul", ["s", "g"], ["y"]),
+    ]
+    original = model(nodes, [1, 16, 8, 8], inits)
+    rewritten = layout(original)
+    adds = [n for n in rewritten.graph.node if n.op_type == "Add"]
+    assert len(adds) == 1 and adds[0].output[0] != "s"  # the Add reads and writes blocked
+    (mul,) = [n for n in rewritten.graph.node if n.op_type == "Mul"]
+    assert list(mul.input) == ["s", "g"]  # broadcasting: NCHW operands
+    assert nchwc_ops(rewritten)["GlobalAveragePool"] == 1
+    assert_same(original, rewritten)

@@ -116,6 +116,48 @@ def _align(channels: int, block: int) -> int:
     return (channels + block - 1) // block * block
 
 
+# ---------------------------------------------------------------------------- shapes
+_STANDARD_TWINS = {(_MS_DOMAIN, "FusedConv"): "Conv", (_MS_DOMAIN, "QuickGelu"): "Sigmoid"}
+_SMALL_CONSTANT = 4096  # elements of an initializer the twin keeps (Reshape targets, scales)
+
+
+def _shape_facts(graph: Graph, ctx: PassContext) -> ShapeFacts:
+    """Shape facts, inferred over a twin where FusedConv is Conv and QuickGelu is Sigmoid.
+
+    ONNX shape inference knows no com.microsoft op and stops at the first FusedConv; these two
+    have exactly the shapes of their standard twins. Without such ops: `shape_facts` as is.
+    """
+    if not any((n.domain, n.op_type) in _STANDARD_TWINS for n in graph):
+        return shape_facts(graph, ctx)
+    twin = onnx.ModelProto(ir_version=max(graph.model.ir_version, 4))
+    twin.opset_import.extend(graph.model.opset_import)
+    g = twin.graph
+    g.input.extend(graph.proto.input)
+    g.output.extend(graph.proto.output)
+    g.value_info.extend(graph.proto.value_info)
+    declared = set(graph.graph_inputs)
+    for name, init in graph.initializers.items():
+        external = init.data_location == onnx.TensorProto.EXTERNAL
+        if not external and int(np.prod(init.dims)) <= _SMALL_CONSTANT:
+            g.initializer.append(init)
+        elif name not in declared:  # only its dtype and shape matter
+            g.input.append(onnx.helper.make_tensor_value_info(name, init.data_type, init.dims))
+    for node in graph.toposort():
+        op = _STANDARD_TWINS.get((node.domain, node.op_type))
+        if op is None:
+            g.node.append(node)
+            continue
+        inputs = node.input[:1] if op == "Sigmoid" else node.input[:3]
+        standard = onnx.helper.make_node(op, inputs, node.output, name=node.name)
+        if op == "Conv":
+            standard.attribute.extend(a for a in node.attribute if a.name not in _FUSED_ATTRS)
+        g.node.append(standard)
+    return shape_facts(Graph(twin))
+
+
+_FUSED_ATTRS = ("activation", "activation_params")
+
+
 # ---------------------------------------------------------------------------- the pass
 @dataclass
 class _Blocked:
@@ -158,7 +200,7 @@ class OrtNchwcLayout(Pass):
             ctx.note(_RULE, "(graph)", "refused", why)
             log.info("ort-nchwc-layout: %s", why)
             return PassResult(False, {"block_size": 0})
-        rewrite = _Rewrite(graph, ctx, block, shape_facts(graph, ctx))
+        rewrite = _Rewrite(graph, ctx, block, _shape_facts(graph, ctx))
         for node in graph.toposort():
             if node.name in graph.nodes:
                 rewrite.visit(node)
@@ -312,8 +354,10 @@ class _Rewrite:
             return "operands have different channel counts"
         shapes = [self.facts.shape(t) for t in node.input]
         first = shapes[0]
-        if first is None or any(d is None for d in first) or any(s != first for s in shapes):
-            return "operand shapes are not statically known to be equal (no broadcasting)"
+        if any(s is None or None in s for s in shapes):
+            return "operand shapes are not statically known (broadcasting cannot be ruled out)"
+        if any(s != first for s in shapes):
+            return f"operands broadcast (shapes {', '.join(str(list(s or ())) for s in shapes)})"
         if node.op_type in ("Add", "Sum") and len(blocked) == 2 and node.input[0] != node.input[1]:
             for k in (0, 1):
                 if self._fuse_sum(node, blocked[k], blocked[1 - k]):
