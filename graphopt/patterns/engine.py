@@ -164,27 +164,40 @@ class Facts:
         declared = self.declared_rank(tensor)
         if declared is not None:
             return declared
-        ndim = self.constant_rank(tensor)
-        if ndim is not None:
-            return ndim
-        node = self.graph.producer_node(tensor)
-        if node is None or depth > 200 or node.domain not in ("", "ai.onnx", "com.microsoft"):
+        graph = self.graph
+        init = graph.initializers.get(tensor)
+        if init is not None:
+            return None if graph.is_graph_input(tensor) else len(init.dims)
+        node = graph.producer_node(tensor)
+        if node is None:
+            return None
+        op = node.op_type
+        if op == "Constant":
+            return self.constant_rank(tensor)
+        if depth > 200 or node.domain not in ("", "ai.onnx", "com.microsoft"):
             return None
         if node.output[0] != tensor:
             return None
-        op = node.op_type
+        ranks = self._ranks
         if op in ("Conv", "ConvTranspose", "FusedConv") and len(node.input) > 1:
             w = self.constant_rank(node.input[1])
             if w is not None:
                 return w
             return self.rank(node.input[0], depth + 1)
         if op in RANK_OF_FIRST_INPUT:
-            return self.rank(node.input[0], depth + 1)
+            first = node.input[0]
+            return ranks[first] if first in ranks else self.rank(first, depth + 1)
         if op in RANK_OF_BROADCAST:
-            ranks = [self.rank(i, depth + 1) for i in node.input if i]
-            if any(r is None for r in ranks):
-                return None
-            return max(r for r in ranks if r is not None)
+            best: int | None = -1
+            for i in node.input:
+                if not i:
+                    continue
+                r = ranks[i] if i in ranks else self.rank(i, depth + 1)
+                if r is None:
+                    best = None  # every input is still ranked (and cached), as before
+                elif best is not None:
+                    best = max(best, r)
+            return best if best != -1 else None
         if op == "Gemm":
             return 2
         if op == "Concat":

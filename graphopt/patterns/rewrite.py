@@ -77,6 +77,7 @@ class RuleRunner:
         self.stats = RunStats()
         self._noted: set[tuple[str, str]] = set()
         self._added: list[str] = []
+        self._touched: list[str] = []  # tensors whose producer a rewrite changed
         self._opset_reasons: dict[tuple[str, int], str] = {}
 
     def run(self, rules: Sequence[Rule]) -> RunStats:
@@ -133,23 +134,35 @@ class RuleRunner:
                     index.setdefault(found.op_type, []).append(found)
         changed = False
         nodes = self.graph.nodes
+        consumers = self.graph.consumers
         kinds_of: dict[str, frozenset[str]] = {}  # per sweep; a rewrite drops what it touched
         filtering = not self.matcher.thorough
+        touched = self._touched
         for rule in rules:
             needs = _needs_by_op(rule)
             for op in sorted(needs):
+                wanted = needs[op]
                 for node in index.get(op, ()):
-                    if nodes.get(node.name) is not node:
+                    name = node.name
+                    if nodes.get(name) is not node:
                         continue  # removed by an earlier rewrite in this sweep
+                    kinds = None
                     if filtering:
-                        kinds = kinds_of.get(node.name)
+                        kinds = kinds_of.get(name)
                         if kinds is None:
-                            kinds = kinds_of[node.name] = self._input_kinds(node)
-                        if not any(need <= kinds for need in needs[op]):
+                            kinds = kinds_of[name] = self._input_kinds(node)
+                        for need in wanted:
+                            if need <= kinds:
+                                break
+                        else:
                             continue
-                    if self.try_rule(rule, node):
+                    if self.try_rule(rule, node, kinds):
                         changed = True
-                        kinds_of.clear()
+                        # What feeds a node changes only where a tensor's producer changed.
+                        for t in touched:
+                            for c in consumers.get(t, ()):
+                                kinds_of.pop(c, None)
+                    touched.clear()
         return changed
 
     def _opset_of(self, rule: Rule) -> str:
@@ -168,12 +181,14 @@ class RuleRunner:
         return ""
 
     # ------------------------------------------------------------------ one anchor
-    def try_rule(self, rule: Rule, anchor: onnx.NodeProto) -> bool:
-        """Match `rule` at `anchor`; rewrite and return True if some match passes every check."""
+    def try_rule(
+        self, rule: Rule, anchor: onnx.NodeProto, kinds: frozenset[str] | None = None
+    ) -> bool:
+        """Match `rule` at `anchor`; rewrite and return True if some match passes every check.
+        `kinds`: what feeds `anchor` (`_input_kinds`), when the caller has it."""
         refusal = ""  # why a structural match was refused (preferred over `nomatch`)
         nomatch = ""  # why the deepest partial match failed
         matched_any = False
-        kinds = None
         matcher = self.matcher
 
         def accept(m: Match) -> bool:
@@ -359,6 +374,7 @@ class RuleRunner:
                 names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
             graph.remove_node(node)
+            self._touched.extend(node.output)
         out_var = m.rule.replacement.output
         for pnode, attrs in zip(m.rule.replacement.nodes, m.replacement_attrs, strict=True):
             inputs = []
@@ -393,6 +409,7 @@ class RuleRunner:
                 _set_attr(node, key, value)
             graph.add_node(node)
             self._added.append(node.name)
+            self._touched.extend(outputs)
         self._drop_dead_constants(old_inputs)
 
     def _spare_constants(
