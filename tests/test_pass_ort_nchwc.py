@@ -333,3 +333,29 @@ def test_add_after_fused_convs_stays_blocked_and_broadcast_mul_does_not():
     assert list(mul.input) == ["s", "g"]  # broadcasting: NCHW operands
     assert nchwc_ops(rewritten)["GlobalAveragePool"] == 1
     assert_same(original, rewritten)
+
+
+RESIZES = [  # (mode, coordinate_transformation_mode, nearest_mode, onnxruntime converts it)
+    ("nearest", "asymmetric", "floor", True),
+    ("nearest", "asymmetric", "round_prefer_floor", False),
+    ("nearest", "half_pixel", "floor", False),
+    ("linear", "asymmetric", None, True),
+    ("linear", "align_corners", None, True),
+    ("linear", "half_pixel", None, True),
+    ("linear", "pytorch_half_pixel", None, False),
+]
+
+
+@needs_nchwc
+@pytest.mark.parametrize("mode, transform, nearest, converted", RESIZES)
+def test_resize_modes_like_onnxruntime(mode, transform, nearest, converted):
+    attrs = dict(mode=mode, coordinate_transformation_mode=transform)
+    if nearest:
+        attrs["nearest_mode"] = nearest
+    inits = {"W": weight(32, 32, 1, 1), "scales": np.array([1, 1, 2, 3], np.float32)}
+    nodes = [conv("x", "W", "c"), helper.make_node("Resize", ["c", "", "scales"], ["y"], **attrs)]
+    original = model(nodes, [1, 32, 5, 7], inits, opset=13)
+    rewritten = layout(original)
+    assert nchwc_ops(rewritten)["Upsample"] == int(converted)
+    assert nchwc_ops(ort_saved(original))["Upsample"] == int(converted)
+    assert_same(original, rewritten)

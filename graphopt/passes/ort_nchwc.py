@@ -17,7 +17,8 @@ models: it runs only on onnxruntime, on a CPU with the same block size.
 
 What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
-Add/Mul whose operand shapes are not statically known to be equal, non-nearest Resize.
+Add/Mul whose operand shapes are not statically known to be equal, Resize other than nearest
+(asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by integer scales.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ _RULE = "ort-nchwc-layout"
 # since-version must be below these): Conv-22, MaxPool-22, AveragePool-19, Resize-18 changed.
 _OPSET_LIMIT = {"Conv": 22, "MaxPool": 22, "AveragePool": 19, "Resize": 18, "Upsample": 99}
 _FUSABLE_ACTIVATIONS = ("Relu", "Sigmoid", "Tanh")  # fused into the nchwc Conv like onnxruntime
+# Resize-11+ linear sampling modes onnxruntime's nchwc Upsample implements (measured).
+_LINEAR_TRANSFORMS = ("asymmetric", "align_corners", "half_pixel")
 _UNARY = {("", "Relu"), ("", "Sigmoid"), ("", "Tanh"), (_MS_DOMAIN, "QuickGelu")}
 
 
@@ -183,7 +186,7 @@ class OrtNchwcLayout(Pass):
         Add(⟦a⟧, ⟦c⟧)             ⇒  nchwc.Conv(…, Sum=⟦c⟧) when a is a single-use Conv
                                      without activation, else Add on blocked tensors
         act(⟦y⟧)                 ⇒  nchwc.Conv(…, activation=act) for a single-use Conv
-        Concat₁(⟦a⟧, …), Mul, Sum, QuickGelu, GlobalPool, nearest Resize ×k stay blocked
+        Concat₁(⟦a⟧, …), Mul, Sum, QuickGelu, GlobalPool, Resize ×k (integer k) stay blocked
         ⟦x⟧ = ReorderInput(x),   x = ReorderOutput(⟦x⟧, channels=C)  at the boundaries.
     R = MlasReorderFilterOIHWBiBo, R_o = MlasReorderFilterOIHWBo (depthwise too), B̃ = B zero
     padded to Õ = b⌈O/b⌉. Padded channels of ⟦y⟧ hold zeros (or act(0)); ReorderOutput drops
@@ -427,20 +430,27 @@ class _Rewrite:
         opset = g.opset_version("")
         if node.op_type == "Resize" and opset >= _OPSET_LIMIT["Resize"]:
             return f"Resize at opset {opset} is newer than onnxruntime's transformer"
-        if _text(g.attr(node, "mode", b"nearest")) != "nearest":
-            return "only nearest interpolation"
+        mode = _text(g.attr(node, "mode", b"nearest"))
+        transform = "asymmetric"  # Upsample and Resize-10 sample like this
         if node.op_type == "Resize" and opset >= 11:
             if len(node.input) != 3:
                 return "Resize by sizes (needs constant scales)"
-            if _text(g.attr(node, "coordinate_transformation_mode", b"half_pixel")) != "asymmetric":
-                return "coordinate_transformation_mode is not asymmetric"
-            if _text(g.attr(node, "nearest_mode", b"round_prefer_floor")) != "floor":
-                return "nearest_mode is not floor"
+            transform = _text(g.attr(node, "coordinate_transformation_mode", b"half_pixel"))
+            if mode == "nearest" and transform != "asymmetric":
+                return "nearest Resize whose coordinate_transformation_mode is not asymmetric"
+            if mode == "nearest" and _text(g.attr(node, "nearest_mode", b"")) != "floor":
+                return "nearest Resize whose nearest_mode is not floor"
+            if mode == "linear" and transform not in _LINEAR_TRANSFORMS:
+                return f"linear Resize with coordinate_transformation_mode {transform}"
             scales_name = node.input[2]
         else:
             if len(node.input) < 2:
                 return "scales given as an attribute (Upsample-7)"
             scales_name = node.input[1]
+        if mode not in ("nearest", "linear") or (mode == "linear" and node.op_type != "Resize"):
+            return f"{mode} interpolation of {node.op_type}-{opset}"
+        if mode == "linear" and opset < 11:
+            return "linear Resize-10"
         scales = g.constant(scales_name)
         if scales is None or scales.dtype != np.float32 or scales.shape != (4,):
             return "scales are not a constant float32 vector of 4"
@@ -449,7 +459,7 @@ class _Rewrite:
             return f"scales {scales.tolist()} are not positive integers"
         if ints[:2] != [1, 1]:
             return "scales the batch or channel dimension"
-        attrs = {"scales": ints, "mode": "nearest", "coordinate_transformation_mode": "asymmetric"}
+        attrs = {"scales": ints, "mode": mode, "coordinate_transformation_mode": transform}
         self._replace(node, "Upsample", [arg.tensor], attrs, arg.channels)
         self._count("upsample")
         return ""
