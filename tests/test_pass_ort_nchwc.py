@@ -110,6 +110,8 @@ CONVS = {
     "grouped": ([1, 64, 8, 8], (32, 32, 3, 3), dict(group=2, pads=[1] * 4), True),
     "depthwise": ([1, 32, 9, 9], (32, 1, 3, 3), dict(group=32, pads=[1] * 4), True),
     "depthwise_unaligned": ([1, 24, 9, 9], (24, 1, 5, 5), dict(group=24, pads=[2] * 4), True),
+    "auto_pad_same_batch_2": ([2, 16, 7, 9], (32, 16, 3, 3), dict(auto_pad="SAME_UPPER"), True),
+    "kernel_shape_attr": ([1, 16, 6, 6], (16, 16, 1, 3), dict(kernel_shape=[1, 3]), False),
 }
 
 
@@ -358,4 +360,24 @@ def test_resize_modes_like_onnxruntime(mode, transform, nearest, converted):
     rewritten = layout(original)
     assert nchwc_ops(rewritten)["Upsample"] == int(converted)
     assert nchwc_ops(ort_saved(original))["Upsample"] == int(converted)
+    assert_same(original, rewritten)
+
+
+@needs_nchwc
+@pytest.mark.parametrize(
+    "op, attrs",
+    [
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+        ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+        ("AveragePool", dict(kernel_shape=[3, 3], pads=[1] * 4, count_include_pad=1)),
+        ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+        ("GlobalMaxPool", {}),
+    ],
+)
+def test_pools_after_a_conv(op, attrs):
+    nodes = [conv("x", "W", "c", pads=[1] * 4), helper.make_node(op, ["c"], ["y"], **attrs)]
+    original = model(nodes, [1, 16, 9, 10], {"W": weight(32, 16, 3, 3)})
+    rewritten = layout(original)
+    assert nchwc_ops(rewritten) == {"Conv": 1, op: 1, "ReorderInput": 1, "ReorderOutput": 1}
+    assert nchwc_ops(ort_saved(original))[op] == 1
     assert_same(original, rewritten)
