@@ -381,3 +381,26 @@ def test_pools_after_a_conv(op, attrs):
     assert nchwc_ops(rewritten) == {"Conv": 1, op: 1, "ReorderInput": 1, "ReorderOutput": 1}
     assert nchwc_ops(ort_saved(original))[op] == 1
     assert_same(original, rewritten)
+
+
+@needs_nchwc
+def test_scalar_constant_ops_stay_blocked_and_division_of_a_constant_does_not():
+    """(⟦a⟧ · k) + ⟦a⟧ and ⟦a⟧ − k, ⟦a⟧ / k stay blocked; k / ⟦a⟧ would turn zero padding into
+    inf, so it reads NCHW."""
+    inits = {"W": weight(32, 16, 3, 3), "k": np.array([0.5], np.float32)}
+    inits["two"] = np.array(2.0, np.float32)
+    nodes = [
+        conv("x", "W", "a", pads=[1] * 4),
+        helper.make_node("Mul", ["k", "a"], ["m"]),
+        helper.make_node("Add", ["m", "a"], ["s"]),
+        helper.make_node("Sub", ["s", "two"], ["d"]),
+        helper.make_node("Div", ["d", "two"], ["y"]),
+        helper.make_node("Div", ["two", "a"], ["z"]),
+    ]
+    original = model(nodes, [1, 16, 6, 6], inits, outputs=("y", "z"))
+    rewritten = layout(original)
+    writes = {n.output[0]: n for n in rewritten.graph.node}
+    assert writes["y"].op_type == "ReorderOutput"  # the chain ends blocked
+    assert writes["z"].op_type == "Div" and list(writes["z"].input) == ["two", "a"]
+    assert writes["a"].op_type == "ReorderOutput"
+    assert_same(original, rewritten)

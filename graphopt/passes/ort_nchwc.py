@@ -48,6 +48,7 @@ _RULE = "ort-nchwc-layout"
 # since-version must be below these): Conv-22, MaxPool-22, AveragePool-19, Resize-18 changed.
 _OPSET_LIMIT = {"Conv": 22, "MaxPool": 22, "AveragePool": 19, "Resize": 18, "Upsample": 99}
 _FUSABLE_ACTIVATIONS = ("Relu", "Sigmoid", "Tanh")  # fused into the nchwc Conv like onnxruntime
+_SCALAR_OPS = ("Add", "Sub", "Mul", "Div")  # x ∘ k, k a one-element constant, stays blocked
 # Resize-11+ linear sampling modes onnxruntime's nchwc Upsample implements (measured).
 _LINEAR_TRANSFORMS = ("asymmetric", "align_corners", "half_pixel")
 _UNARY = {("", "Relu"), ("", "Sigmoid"), ("", "Tanh"), (_MS_DOMAIN, "QuickGelu")}
@@ -186,7 +187,8 @@ class OrtNchwcLayout(Pass):
         Add(⟦a⟧, ⟦c⟧)             ⇒  nchwc.Conv(…, Sum=⟦c⟧) when a is a single-use Conv
                                      without activation, else Add on blocked tensors
         act(⟦y⟧)                 ⇒  nchwc.Conv(…, activation=act) for a single-use Conv
-        Concat₁(⟦a⟧, …), Mul, Sum, QuickGelu, GlobalPool, Resize ×k (integer k) stay blocked
+        Concat₁(⟦a⟧, …), Mul, Sum, QuickGelu, GlobalPool, Resize ×k (integer k) stay blocked,
+        and so do ⟦x⟧ ∘ k for ∘ ∈ {+, −, ×, ÷} and a finite one-element constant k
         ⟦x⟧ = ReorderInput(x),   x = ReorderOutput(⟦x⟧, channels=C)  at the boundaries.
     R = MlasReorderFilterOIHWBiBo, R_o = MlasReorderFilterOIHWBo (depthwise too), B̃ = B zero
     padded to Õ = b⌈O/b⌉. Padded channels of ⟦y⟧ hold zeros (or act(0)); ReorderOutput drops
@@ -235,6 +237,8 @@ class _Rewrite:
             self._refusable(node, self._pool(node, needs_blocked_input=False))
         elif not any(t in self.blocked for t in node.input):
             return
+        elif op in _SCALAR_OPS and domain in _DEFAULT and self._scalar_operand(node) is not None:
+            self._refusable(node, self._with_scalar(node))
         elif op in ("Add", "Sum", "Mul") and domain in _DEFAULT:
             self._refusable(node, self._binary(node))
         elif op == "Concat" and domain in _DEFAULT:
@@ -348,6 +352,32 @@ class _Rewrite:
         return ""
 
     # ------------------------------------------------------------------ elementwise
+    def _scalar_operand(self, node: onnx.NodeProto) -> np.ndarray | None:
+        """The one-element constant of a binary op whose other operand is blocked."""
+        if len(node.input) != 2 or (node.input[0] in self.blocked) == (
+            node.input[1] in self.blocked
+        ):
+            return None
+        k = 1 if node.input[0] in self.blocked else 0
+        value = self.graph.constant(node.input[k])
+        return value if value is not None and value.size == 1 else None
+
+    def _with_scalar(self, node: onnx.NodeProto) -> str:
+        """x ∘ k with a one-element constant k is the same on any layout. Beyond onnxruntime's
+        transformer; the padded channels become 0 ∘ k, which must be finite (no k / x)."""
+        value = self._scalar_operand(node)
+        assert value is not None
+        blocked_first = node.input[0] in self.blocked
+        if value.dtype != np.float32 or value.ndim > 4 or not np.isfinite(value).all():
+            return "the constant operand is not a finite float32 scalar of rank ≤ 4"
+        if node.op_type == "Div" and (not blocked_first or value.item() == 0):
+            return "division by a blocked tensor or by zero"
+        arg = self.blocked[node.input[0] if blocked_first else node.input[1]]
+        inputs = [arg.tensor, node.input[1]] if blocked_first else [node.input[0], arg.tensor]
+        self._keep_blocked(node, inputs, arg.channels)
+        self._count("elementwise")
+        return ""
+
     def _binary(self, node: onnx.NodeProto) -> str:
         args = [self.blocked.get(t) for t in node.input]
         if not node.input or any(a is None for a in args):
