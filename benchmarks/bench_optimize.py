@@ -349,6 +349,7 @@ def test_optimize_default(benchmark: Any, name: str, workdir: Path) -> None:
 
 PEERS = (
     "graphopt:ort-cpu",
+    "graphopt:ort-cpu-native",
     "graphopt:tensorrt",
     "onnxsim",
     "onnxslim",

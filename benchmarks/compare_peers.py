@@ -117,7 +117,7 @@ def graphopt_pipelines() -> list[str]:
     from graphopt.pipeline import builtin_pipelines
 
     present = builtin_pipelines()
-    return [p for p in ("default", "ort-cpu", "tensorrt") if p in present]
+    return [p for p in ("default", "ort-cpu", "ort-cpu-native", "tensorrt") if p in present]
 
 
 def all_tools() -> dict[str, ToolFn]:

@@ -155,7 +155,9 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
             "level, in a rotating order, on the same real image, each run back to back with "
             "the original model at ORT_ENABLE_ALL; a ratio is the median of those pairs' "
             "ratios (p25–p75 in brackets; below 1 is faster). Expect a few percent of noise "
-            "between runs.",
+            "between runs. `graphopt:ort-cpu`, `graphopt:ort-cpu-native` and `ort:extended` "
+            "outputs contain onnxruntime-only `com.microsoft` ops (ort-cpu-native's NCHWc "
+            "layout is also specific to this CPU's vector width); the others are standard ONNX.",
             "",
             "**Non-Constant nodes**",
             "",
