@@ -30,12 +30,19 @@ def _builtin_rule_files() -> tuple[Path, ...]:
     return tuple(sorted(builtin_dir("patterns").glob("*.yaml")))
 
 
+@functools.lru_cache(maxsize=1)
+def _builtin_rules() -> tuple[tuple[Rule, ...], ...]:
+    # Package data: read (and stat) once per process, not once per pass.
+    return tuple(tuple(load_rule_file(path)) for path in _builtin_rule_files())
+
+
 def rule_set(extra_files: Iterable[str | Path] = ()) -> list[Rule]:
     """Built-in rules followed by the rules of `extra_files`; rule names must be unique."""
     rules: list[Rule] = []
     seen: dict[str, Rule] = {}
-    for path in [*builtin_rule_files(), *extra_files]:
-        for rule in load_rule_file(path):
+    files = [*_builtin_rules(), *(load_rule_file(path) for path in extra_files)]
+    for loaded in files:
+        for rule in loaded:
             if rule.name in seen:
                 first = seen[rule.name]
                 raise PipelineError(

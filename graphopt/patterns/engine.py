@@ -143,6 +143,9 @@ class Facts:
         self._ranks.pop(tensor, None)
 
     def declared_rank(self, tensor: str) -> int | None:
+        return self._declared_ranks().get(tensor)
+
+    def _declared_ranks(self) -> dict[str, int]:
         if self._declared is None:
             g = self.graph.proto
             self._declared = {}
@@ -150,7 +153,7 @@ class Facts:
                 tt = vi.type.tensor_type
                 if vi.type.HasField("tensor_type") and tt.HasField("shape"):
                     self._declared[vi.name] = len(tt.shape.dim)
-        return self._declared.get(tensor)
+        return self._declared
 
     def rank(self, tensor: str, depth: int = 0) -> int | None:
         """The rank of `tensor` when it can be proven cheaply; None otherwise."""
@@ -161,16 +164,19 @@ class Facts:
         return r
 
     def _rank(self, tensor: str, depth: int) -> int | None:
-        declared = self.declared_rank(tensor)
+        declared = (self._declared if self._declared is not None else self._declared_ranks()).get(
+            tensor
+        )
         if declared is not None:
             return declared
         graph = self.graph
         init = graph.initializers.get(tensor)
         if init is not None:
             return None if graph.is_graph_input(tensor) else len(init.dims)
-        node = graph.producer_node(tensor)
-        if node is None:
+        producer = graph.producer.get(tensor)
+        if producer is None:
             return None
+        node = graph.nodes[producer]
         op = node.op_type
         if op == "Constant":
             return self.constant_rank(tensor)

@@ -32,7 +32,7 @@ import onnx
 
 from graphopt.ir import Graph
 from graphopt.patterns.checks import CHECKS
-from graphopt.patterns.compiled import compiled
+from graphopt.patterns.compiled import CompiledTarget, compiled
 from graphopt.patterns.compute import COMPUTATIONS
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
 from graphopt.patterns.rules import AttrRef, Literal, Pattern, Rule, Var
@@ -206,8 +206,9 @@ class RuleRunner:
             self._apply(m)
             return True
 
-        for pattern in rule.targets:
-            if pattern.root.op != anchor.op_type:
+        op = anchor.op_type
+        for pattern, root_op, needs, target in _targets(rule):
+            if root_op != op:
                 continue
             if matcher.thorough:
                 applied = any(accept(m) for m in matcher.matches(rule, pattern, anchor))
@@ -215,9 +216,8 @@ class RuleRunner:
             else:
                 if kinds is None:
                     kinds = self._input_kinds(anchor)
-                if not root_kinds(rule, pattern) <= kinds:
+                if not needs <= kinds:
                     continue
-                target = compiled(rule, pattern)
                 if target.screen is not None and not target.screen(self.graph, anchor):
                     continue
                 applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
@@ -315,12 +315,14 @@ class RuleRunner:
         return reason
 
     def _literal_ranks(self, m: Match) -> str:
+        facts = self.facts
         for index, k in m.literal_sites:
             node = m.nodes[index]
-            value = self.facts.value(node.input[k])
+            inputs = list(node.input)
+            value = facts.value(inputs[k])
             if value is None or value.ndim == 0:
                 continue
-            others = [self.facts.rank(t) for i, t in enumerate(node.input) if t and i != k]
+            others = [facts.rank(t) for i, t in enumerate(inputs) if t and i != k]
             known = [r for r in others if r is not None]
             if len(known) != len(others) or not known or max(known) < value.ndim:
                 return (
@@ -375,38 +377,36 @@ class RuleRunner:
         for node in remove:
             graph.remove_node(node)
             self._touched.extend(node.output)
-        out_var = m.rule.replacement.output
-        for pnode, attrs in zip(m.rule.replacement.nodes, m.replacement_attrs, strict=True):
-            inputs = []
-            for op in pnode.inputs:
-                assert isinstance(op, Var)
-                if op.name in names:
-                    inputs.append(names[op.name])
-                else:
-                    inputs.append(m.tensors.get(op.name) or "")
+        tensors = m.tensors
+        for (op, domain, in_vars, out_vars, copy_from), attrs in zip(
+            _replacement_plan(m.rule), m.replacement_attrs, strict=True
+        ):
+            inputs = [names.get(v) or tensors.get(v) or "" for v in in_vars]
             while inputs and not inputs[-1]:
                 inputs.pop()
             outputs = []
-            for out in pnode.outputs:
-                if out == out_var:
-                    outputs.append(m.tensors[out_var] or "")
+            for out, is_root in out_vars:
+                if is_root:
+                    outputs.append(tensors[out] or "")
                 else:
                     names[out] = graph.unique_name(f"{hint}_{out}")
                     outputs.append(names[out])
             node = onnx.NodeProto()  # built directly: onnx.helper.make_node costs ~10x more
-            node.op_type = pnode.op
+            node.op_type = op
             node.name = hint
             node.input.extend(inputs)
             node.output.extend(outputs)
-            if pnode.domain:
-                node.domain = pnode.domain
-                self._import_domain(pnode.domain)
-            if pnode.copy_attrs_from:
-                source = m.node_of(pnode.copy_attrs_from)
+            if domain:
+                node.domain = domain
+                self._import_domain(domain)
+            copied = False
+            if copy_from:
+                source = m.node_of(copy_from)
                 if source is not None:
                     node.attribute.extend(source.attribute)
+                    copied = True
             for key, value in attrs.items():
-                _set_attr(node, key, value)
+                _set_attr(node, key, value, copied)
             graph.add_node(node)
             self._added.append(node.name)
             self._touched.extend(outputs)
@@ -541,6 +541,35 @@ def _needs_by_op(rule: Rule) -> dict[str, list[frozenset[str]]]:
     return cached
 
 
+def _targets(rule: Rule) -> list[tuple[Pattern, str, frozenset[str], CompiledTarget]]:
+    """Each target of `rule` with its root op, `root_kinds` and compiled matcher (cached)."""
+    cached = rule.__dict__.get("_targets")
+    if cached is None:
+        cached = [(p, p.root.op, root_kinds(rule, p), compiled(rule, p)) for p in rule.targets]
+        rule.__dict__["_targets"] = cached
+    return cached
+
+
+def _replacement_plan(
+    rule: Rule,
+) -> list[tuple[str, str, list[str], list[tuple[str, bool]], str | None]]:
+    """Per replacement node: op, domain, input variables, (output, is the target's output),
+    the variable whose producer's attributes it copies (cached on the rule)."""
+    cached = rule.__dict__.get("_replacement_plan")
+    if cached is None:
+        out_var = rule.replacement.output
+        cached = []
+        for pnode in rule.replacement.nodes:
+            in_vars = []
+            for op in pnode.inputs:
+                assert isinstance(op, Var)
+                in_vars.append(op.name)
+            outs = [(out, out == out_var) for out in pnode.outputs]
+            cached.append((pnode.op, pnode.domain, in_vars, outs, pnode.copy_attrs_from))
+        rule.__dict__["_replacement_plan"] = cached
+    return cached
+
+
 def _target_ops(rule: Rule) -> set[str]:
     return {n.op for t in rule.targets for n in t.nodes}
 
@@ -567,12 +596,13 @@ def _python(value: Any) -> Any:
 FLOAT_ATTRIBUTES = frozenset({"alpha", "beta", "epsilon", "gamma", "lambd", "bias", "min", "max"})
 
 
-def _set_attr(node: onnx.NodeProto, key: str, value: Any) -> None:
-    """Set attribute `key` (replacing a copied one of that name)."""
-    for i, a in enumerate(node.attribute):
-        if a.name == key:
-            del node.attribute[i]
-            break
+def _set_attr(node: onnx.NodeProto, key: str, value: Any, replace: bool = True) -> None:
+    """Set attribute `key` (replacing a copied one of that name when `replace`)."""
+    if replace:
+        for i, a in enumerate(node.attribute):
+            if a.name == key:
+                del node.attribute[i]
+                break
     if key in FLOAT_ATTRIBUTES and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     A = onnx.AttributeProto
