@@ -38,11 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 ORT_ENTROPY_FEEDS = {"common_det": 4, "ppocr_det": 2}
-# calibration feeds the sensitivity analysis runs on: page.png and text.png (the text-rich
-# photographs), astronaut.png and motorcycle_left.png
-SENSITIVITY_FEEDS = (14, 15, 0, 3)
-# groups kept float in the "keep-float" configuration
-KEEP_FLOAT = {"common_det": 10, "ppocr_det": 5}
+# calibration feeds the sensitivity analysis runs on: page.png and text.png, the text-rich
+# photographs
+SENSITIVITY_FEEDS = (14, 15)
+# groups kept float in the "keep-float" configuration (0: no such row); common_det meets its
+# goal without, and keeping its most sensitive groups float did not raise its box match
+KEEP_FLOAT = {"common_det": 0, "ppocr_det": 8}
 
 
 # ----------------------------------------------------------------------------- data
@@ -166,9 +167,11 @@ def spawn(**kw: object) -> dict:
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode < 0:
+        return {"error": f"killed by signal {-done.returncode} (out of memory?)"}
     if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": tail}
+        lines = [ln for ln in done.stderr.strip().splitlines() if "WARNING" not in ln]
+        return {"error": (lines or ["exit code " + str(done.returncode)])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -334,8 +337,8 @@ def main() -> None:
         "--keep-float",
         type=int,
         default=None,
-        help="groups kept float in the keep-float configuration (default: 10 common_det, "
-        "5 ppocr_det; 0 skips it)",
+        help="groups kept float in the keep-float configuration (default: none on common_det, "
+        "8 on ppocr_det; 0 skips it)",
     )
     parser.add_argument("--only", nargs="*", help="run only configurations whose label has this")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

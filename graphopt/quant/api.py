@@ -80,8 +80,10 @@ def quantize(
     calibrating), `percentile` (default 99.99), `keep_float` (N most sensitive groups stay
     float), `accuracy_target` (largest output error vs FP32, RMS over the FP32 output's range; the most sensitive
     groups are kept float until it holds), `keep_nodes` (names kept float), `sample_feeds`
-    (feeds kept for sensitivity, default 4), `pipeline` (optimize pipeline; False skips it),
+    (feeds kept for sensitivity, default 2), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
+    `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
+    sample feed; default: RMS error over the FP32 output's range),
     `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: the installed
     one, else 8.6.1), `threads`, `on_batch` (callback(count) per feed).
     """
@@ -100,9 +102,10 @@ def quantize_with_report(
     keep_float: int = 0,
     accuracy_target: float | None = None,
     keep_nodes: Iterable[str] = (),
-    sample_feeds: int = 4,
+    sample_feeds: int = 2,
     sensitivity_data: list[Feed] | None = None,
     trt_version: str | None = None,
+    error_metric: Callable[[list[Feed], list[Feed]], float] | None = None,
     pipeline: str | bool | None = None,
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
@@ -175,7 +178,15 @@ def quantize_with_report(
         from graphopt.quant.sensitivity import choose_float_groups
 
         chosen, chosen_nodes, ranking, error = choose_float_groups(
-            proto, placement, params, samples, fixed_float, keep_float, accuracy_target, threads
+            proto,
+            placement,
+            params,
+            samples,
+            fixed_float,
+            keep_float,
+            accuracy_target,
+            threads,
+            error_metric,
         )
         report.sensitivity, report.error = ranking, error
         fixed_float |= set(chosen_nodes)

@@ -117,3 +117,19 @@ def mask_iou(
         inter += int(np.logical_and(a, b).sum())
         union += int(np.logical_or(a, b).sum())
     return inter / union if union else 1.0
+
+
+def box_miss_rate(
+    reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]]
+) -> float:
+    """1 − box match over the first output of each feed: an `error_metric` for sensitivity."""
+    first = next(iter(reference[0])) if reference else ""
+    return 1.0 - box_match([r[first] for r in reference], [c[first] for c in candidate])[0]
+
+
+def mask_miss_rate(
+    reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]]
+) -> float:
+    """1 − DBNet mask IoU over the first output of each feed: an `error_metric` for sensitivity."""
+    first = next(iter(reference[0])) if reference else ""
+    return 1.0 - mask_iou([r[first] for r in reference], [c[first] for c in candidate])

@@ -1,27 +1,30 @@
 """Per-group sensitivity: which quantized groups hurt the outputs most, and which to keep float.
 
-A group is a fusion group of planned nodes: a Conv/Gemm/MatMul with the activation that reads
-it (Relu, Clip, σ, x·σ(x), hard-swish's HardSigmoid·Mul), as `graphopt.analysis.fuse_ops` would
-fuse them, or a single Add/Concat/... node. Its sensitivity is the relative RMS error of the model's
-outputs against FP32 when only that group is quantized,
+A group is a fusion group of planned nodes (`graphopt.analysis.fuse_ops`: a Conv/Gemm/MatMul
+with its elementwise epilogue, e.g. σ, x·σ(x), hard-swish; without the partitioner, a compute node
+with the activation reading it) or a single Add/Concat/... node. Its sensitivity is the error of
+the model's outputs against FP32 when only that group is quantized, by default
 
     err(Y, Y₀) = RMS(Y − Y₀) / (max Y₀ − min Y₀)   (worst output, sample feeds pooled),
 
+or the caller's `metric` (e.g. 1 − box match, 1 − mask IoU: `graphopt.quant.evaluate`),
 measured on a few calibration feeds. `choose_float_groups` keeps the `keep_float` worst groups in
-float, then, with an `accuracy_target`, keeps adding the next worst until the fully quantized
-model's error is at most the target (or a quarter of the groups are float).
+float, then, with an `accuracy_target`, tries the next worst in order, keeping each one float
+only if that lowers the fully quantized model's error, until the error is at most the target
+(or a quarter of the groups are float).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import onnx
 
 from graphopt.ir import Graph
 from graphopt.quant.collect import Feed, run_outputs
-from graphopt.quant.placement import COMPUTE_OPS, Plan
+from graphopt.quant.placement import COMPUTE_OPS, Plan, _fusion_groups
 from graphopt.quant.qdq import ActivationQuant, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
@@ -47,11 +50,28 @@ def relative_error(ref: list[Feed], got: list[Feed]) -> float:
     return worst
 
 
+# error(FP32 outputs, INT8 outputs) over the sample feeds; larger is worse
+ErrorMetric = Callable[[list[Feed], list[Feed]], float]
+
 ACTIVATIONS = ("Relu", "Clip", "Sigmoid", "HardSigmoid", "LeakyRelu", "HardSwish", "Tanh")
 
 
 def groups(graph: Graph, placement: Plan) -> dict[str, list[str]]:
-    """Planned nodes by group, keyed by the group's compute node (or the node itself)."""
+    """Planned nodes by fusion group, keyed by the group's compute node (or its first node).
+
+    The groups of `graphopt.analysis.fuse_ops` when it is available (a Conv with its whole
+    elementwise epilogue, e.g. hard-swish and a learnable affine), else a compute node with the
+    activation reading it."""
+    fused = _fusion_groups(graph)
+    if fused is not None:
+        keyed: dict[str, list[str]] = {}
+        for group in fused:
+            members = [n for n in group if n in placement.nodes]
+            if not members:
+                continue
+            anchor = next((n for n in members if graph.nodes[n].op_type in COMPUTE_OPS), members[0])
+            keyed[anchor] = members
+        return keyed
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
     for name in placement.nodes:
@@ -84,8 +104,10 @@ def rank_groups(
     reference: list[Feed],
     keep: set[str],
     threads: int = 0,
+    metric: ErrorMetric | None = None,
 ) -> tuple[list[tuple[str, float]], dict[str, list[str]]]:
     """((group, error when only it is quantized) worst first, group → its nodes)."""
+    metric = metric or relative_error
     by_group = {
         g: members
         for g, members in groups(Graph(model), placement).items()
@@ -95,7 +117,7 @@ def rank_groups(
     ranking = []
     for name, members in by_group.items():
         one = insert_qdq(model, placement, params, everything - set(members))
-        ranking.append((name, relative_error(reference, run_outputs(one, samples, threads))))
+        ranking.append((name, metric(reference, run_outputs(one, samples, threads))))
     ranking.sort(key=lambda item: -item[1])
     return ranking, by_group
 
@@ -109,25 +131,34 @@ def choose_float_groups(
     keep_float: int,
     accuracy_target: float | None,
     threads: int = 0,
+    metric: ErrorMetric | None = None,
 ) -> tuple[list[str], list[str], list[tuple[str, float]], float]:
     """(groups kept float, their nodes, sensitivity ranking worst first, final error)."""
+    metric = metric or relative_error
     reference = run_outputs(model, samples, threads)
-    ranking, members = rank_groups(model, placement, params, samples, reference, keep, threads)
+    ranking, members = rank_groups(
+        model, placement, params, samples, reference, keep, threads, metric
+    )
     chosen = [n for n, _ in ranking[:keep_float]]
 
     def error_with(floating: list[str]) -> float:
         nodes = {m for g in floating for m in members[g]}
         full = insert_qdq(model, placement, params, keep | nodes)
-        return relative_error(reference, run_outputs(full, samples, threads))
+        return metric(reference, run_outputs(full, samples, threads))
 
     error = error_with(chosen)
     if accuracy_target is not None:
-        limit = max(len((keep_float and chosen) or []), len(ranking) // 4)
+        # forward selection in sensitivity order: a group stays float only when keeping it
+        # float lowers the error (errors of groups partly cancel, so more float is not always
+        # better)
+        limit = max(len(chosen), (len(ranking) + 3) // 4)
         for name, _ in ranking[len(chosen) :]:
             if error <= accuracy_target or len(chosen) >= limit:
                 break
-            chosen.append(name)
-            error = error_with(chosen)
+            trial = error_with([*chosen, name])
+            if trial < error:
+                chosen.append(name)
+                error = trial
         log.info(
             "accuracy target %g: %d groups float, error %.4g", accuracy_target, len(chosen), error
         )
