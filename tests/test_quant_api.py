@@ -270,3 +270,16 @@ def test_accuracy_target_lowers_error() -> None:
     assert loose.kept_float == []
     assert tight.kept_float and tight.error is not None and loose.error is not None
     assert tight.error < loose.error
+
+
+def test_in_graph_min_max_equals_numpy() -> None:
+    from graphopt.quant.collect import collect
+
+    model = conv_model()
+    tensors = ["x", "c1", "r1", "c2", "a", "cat"]
+    full, _ = collect(model, tensors, feeds(), histograms=True)
+    reduced, count = collect(model, tensors, feeds(), histograms=False)
+    assert count == 6
+    for t in tensors:
+        assert reduced[t].minimum == full[t].minimum and reduced[t].maximum == full[t].maximum, t
+        assert reduced[t].compute_amax("minmax") == full[t].compute_amax("minmax")

@@ -84,6 +84,14 @@ class HistogramCalibrator:
         del scaled
         self.counts += np.bincount(index, minlength=self.num_bins)[: self.num_bins]
 
+    def collect_range(self, lo: float, hi: float) -> None:
+        """Fold in a batch known only by its min and max (a collector without histogram)."""
+        if self.track_histogram:
+            raise QuantizeError("collect_range needs a collector with track_histogram=False")
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise QuantizeError("calibration values contain NaN or infinity")
+        self.minimum, self.maximum = min(self.minimum, lo), max(self.maximum, hi)
+
     def merge(self, other: HistogramCalibrator) -> None:
         """Add `other`'s values (same tensor, e.g. collected in another process)."""
         if other.num_bins != self.num_bins or other.track_histogram != self.track_histogram:
