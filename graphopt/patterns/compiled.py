@@ -238,6 +238,11 @@ class CompiledTarget:
                 if orders is None:
                     if first(s, node, names, cont):
                         return True
+                elif n == 2:  # the two orders, once when both operands are the same tensor
+                    if first(s, node, names, cont):
+                        return True
+                    if names[0] != names[1] and first(s, node, [names[1], names[0]], cont):
+                        return True
                 else:
                     tried = set()
                     for order in orders:

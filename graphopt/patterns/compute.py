@@ -120,9 +120,10 @@ def _scale_out_channels(
 
 
 def _multiply(a: np.ndarray, b: np.ndarray, dtype: type, out_dtype: np.dtype | None) -> np.ndarray:
+    """a·b computed in `dtype` (b broadcasts to a's shape), cast once to `out_dtype` if given."""
     if out_dtype is None:
         return np.multiply(a, b, dtype=dtype)
-    out = np.empty(np.broadcast_shapes(a.shape, b.shape), out_dtype)
+    out = np.empty(a.shape, out_dtype)
     np.multiply(a, b, out=out, dtype=dtype, casting="unsafe")
     return out
 
