@@ -42,8 +42,8 @@ def sessions(name: str, threads: int) -> dict[str, Any]:
     }
 
 
-def measure(name: str, runs: int, threads: int, warmup: int = 3) -> dict[str, float]:
-    """Median milliseconds per session, interleaved round by round."""
+def measure(name: str, runs: int, threads: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Milliseconds per session and round, interleaved round by round."""
     from graphopt.realmodels import model_inputs
 
     feeds = model_inputs(name, 1)[0]
@@ -59,7 +59,14 @@ def measure(name: str, runs: int, threads: int, warmup: int = 3) -> dict[str, fl
             start = time.perf_counter()
             sess[label].run(None, feeds)
             times[label].append((time.perf_counter() - start) * 1e3)
-    return {label: statistics.median(t) for label, t in times.items()}
+    return times
+
+
+def spread(ours: list[float], base: list[float]) -> str:
+    """Quartiles of the per-round (paired) ratios ours / base."""
+    ratios = sorted(o / b for o, b in zip(ours, base, strict=True))
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"{q1:.2f}–{q3:.2f}"
 
 
 def main() -> None:
@@ -68,13 +75,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    print(f"| model | session | median ms | ratio to original @ENABLE_ALL (goal ≤ {GOAL_RATIO}) |")
-    print("|---|---|---|---|")
+    print(
+        f"| model | session | median ms | ratio of medians to original @ENABLE_ALL "
+        f"(goal ≤ {GOAL_RATIO}) | paired ratio, quartiles |"
+    )
+    print("|---|---|---|---|---|")
     for name in args.models:
-        medians = measure(name, args.runs, args.threads)
-        base = medians["original @ENABLE_ALL"]
-        for label, ms in medians.items():
-            print(f"| {name} | {label} | {ms:.1f} | {ms / base:.2f} |")
+        times = measure(name, args.runs, args.threads)
+        base = times["original @ENABLE_ALL"]
+        for label, ms in times.items():
+            ratio = statistics.median(ms) / statistics.median(base)
+            print(
+                f"| {name} | {label} | {statistics.median(ms):.1f} | {ratio:.2f} "
+                f"| {spread(ms, base)} |"
+            )
 
 
 if __name__ == "__main__":

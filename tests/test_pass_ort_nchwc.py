@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.backends.onnxruntime import session
 from graphopt.passes import ort_nchwc
-from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, measured_block_size
+from graphopt.passes.ort_nchwc import BLOCK_SIZE_KEY, NCHWC_DOMAIN, measured_block_size
 from tests.models_util import run
 
 BLOCK, WHY = measured_block_size()
@@ -127,6 +127,7 @@ def test_conv_matches_original_and_onnxruntime_filters(case):
     assert nchwc_ops(rewritten)["Conv"] == 1
     assert not [n for n in rewritten.graph.node if n.op_type == "Conv" and n.domain == ""]
     assert_same(original, rewritten)
+    assert {p.key: p.value for p in rewritten.metadata_props} == {BLOCK_SIZE_KEY: str(BLOCK)}
     ours, theirs = nchwc_filters(rewritten), nchwc_filters(ort_saved(original))
     assert ours == theirs, "reordered filter differs from onnxruntime's"
 
@@ -284,7 +285,7 @@ def test_changes_nothing_without_nchwc_kernels(monkeypatch):
     out, report = graphopt.optimize_with_report(
         original, make_pipeline("t", ["ort-nchwc-layout"]), explain=True
     )
-    assert not nchwc_ops(out)
+    assert not nchwc_ops(out) and not out.metadata_props
     assert ("ort-nchwc-layout", "(graph)", "refused", "no NCHWc kernels") in report.explain
 
 

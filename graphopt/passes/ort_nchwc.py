@@ -13,7 +13,8 @@ b is measured, never guessed: a one-Conv model is optimized by the installed onn
 ORT_ENABLE_ALL and b read from the nchwc filter it saves. When onnxruntime emits no nchwc op (a
 CPU without the kernels, e.g. non-x86) the pass changes nothing and says why. The output is
 therefore specific to this machine's vector width, like onnxruntime's own saved ENABLE_ALL
-models: it runs only on onnxruntime, on a CPU with the same block size.
+models: it runs only on onnxruntime, on a CPU with the same block size (recorded in the model's
+metadata_props as `graphopt.nchwc_block_size`; onnxruntime itself does not check it).
 
 What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
@@ -39,6 +40,7 @@ from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 log = logging.getLogger("graphopt.passes.ort_nchwc")
 
 NCHWC_DOMAIN = "com.microsoft.nchwc"
+BLOCK_SIZE_KEY = "graphopt.nchwc_block_size"  # metadata_props entry: the b the model is for
 _MS_DOMAIN = "com.microsoft"
 _DEFAULT = ("", "ai.onnx")
 _FLOAT = onnx.TensorProto.FLOAT
@@ -569,6 +571,10 @@ class _Rewrite:
         if self.changed and NCHWC_DOMAIN not in g.opset:
             g.model.opset_import.append(onnx.helper.make_opsetid(NCHWC_DOMAIN, 1))
             g.opset[NCHWC_DOMAIN] = 1
+        if self.changed:  # say which CPUs the model is for (onnxruntime does not check)
+            props = {p.key: p for p in g.model.metadata_props}
+            entry = props.get(BLOCK_SIZE_KEY) or g.model.metadata_props.add()
+            entry.key, entry.value = BLOCK_SIZE_KEY, str(self.block)
         for name in {name for name, _ in self.filters} | set(self.biases):
             if name in g.initializers and not g.use_count(name) and not g.is_graph_input(name):
                 g.remove_initializer(name)
