@@ -157,10 +157,10 @@ class Facts:
 
     def rank(self, tensor: str, depth: int = 0) -> int | None:
         """The rank of `tensor` when it can be proven cheaply; None otherwise."""
-        if tensor in self._ranks:
-            return self._ranks[tensor]
-        r = self._rank(tensor, depth)
-        self._ranks[tensor] = r
+        ranks = self._ranks
+        if tensor in ranks:
+            return ranks[tensor]
+        r = ranks[tensor] = self._rank(tensor, depth)
         return r
 
     def _rank(self, tensor: str, depth: int) -> int | None:

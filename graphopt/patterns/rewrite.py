@@ -485,10 +485,13 @@ class RuleRunner:
 
     def _drop_dead_constants(self, tensors: Iterable[str]) -> None:
         graph = self.graph
+        consumers, initializers, producer = graph.consumers, graph.initializers, graph.producer
         for t in tensors:
-            if graph.consumers.get(t) or graph.is_graph_output(t) or graph.is_graph_input(t):
+            if consumers.get(t) or (t not in initializers and t not in producer):
+                continue  # still read, or produced by nothing (a removed node's output)
+            if graph.is_graph_output(t) or graph.is_graph_input(t):
                 continue
-            if t in graph.initializers:
+            if t in initializers:
                 graph.remove_initializer(t)
                 self.facts.forget(t)
                 continue
