@@ -5,9 +5,11 @@ channels are split into blocks of b (b = `MlasNchwcGetBlockSize()`: 8 with AVX2,
 AVX-512): [N, C, H, W] is stored as [N, ⌈C/b⌉, H, W, b] and zero padded to a multiple of b. Its
 `NchwcTransformer` (ORT_ENABLE_ALL only) rewrites Conv/FusedConv/pools into the
 `com.microsoft.nchwc` kernels, reorders the filters into the blocked layouts those kernels read,
-keeps chains of convolutions, pools, Add/Sum/Mul, channel Concat, activations and nearest
+keeps chains of convolutions, pools, Add/Sum/Mul, channel Concat, activations and integer
 Resize in blocked form, and reorders back at the boundaries. This module makes the same rewrite
-so that a session at ORT_DISABLE_ALL (or a saved model) gets that speed.
+(filters bitwise equal to onnxruntime 1.32's) so that a session at ORT_DISABLE_ALL (or a saved
+model) gets that speed; it also keeps x ∘ k by a scalar constant blocked, which onnxruntime's
+transformer does not.
 
 b is measured, never guessed: a one-Conv model is optimized by the installed onnxruntime at
 ORT_ENABLE_ALL and b read from the nchwc filter it saves. When onnxruntime emits no nchwc op (a
@@ -199,7 +201,9 @@ class OrtNchwcLayout(Pass):
 
     name = "ort-nchwc-layout"
     opt_level = 2
-    block_size: int = 0  # 0: measure it with the installed onnxruntime (anything else must match)
+    # 0: measure b with the installed onnxruntime. Another value targets another machine's b
+    # (8: AVX2, 16: AVX-512); the output then computes the right values only on such a CPU.
+    block_size: int = 0
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
