@@ -11,10 +11,15 @@ Preconditions shared by every rule (checked before any mutation):
   * a size-one constant matched by value does not raise the rank of the result it feeds;
   * every op of the replacement exists at the model's opset (never emit an op the model lacks).
 
-Cost: the first sweep visits each anchor node once per rule, screened by what feeds it; later
-sweeps only the neighbourhood of the last sweep's rewrites. A computed constant reuses the
-storage of a same-shaped constant that only the removed nodes read (a folded weight is written
-over the old one instead of being added next to it).
+Cost: the first sweep visits each anchor node once per rule, screened by what feeds it (kept
+per node for the sweep, forgotten where a rewrite re-produced an input); later sweeps only the
+neighbourhood of the last sweep's rewrites. Matching uses each target's compiled matcher
+(`graphopt.patterns.compiled`), behind an op/constness screen for targets of more than two
+nodes; `--explain` uses the generic `Matcher`, which says why a partial match failed. Outside
+`--explain`, the `refused` count includes anchors where a match failed two or more nodes deep
+(a constant operand that is not constant among them), not anchors the screen rejected. A
+computed constant reuses the storage of a same-shaped constant that only the removed nodes read
+(a folded weight is written over the old one instead of being added next to it).
 
 What it does not do: recurse into If/Loop/Scan bodies, or choose between overlapping rules
 other than by order (first rule, first target, first match wins).
@@ -98,28 +103,33 @@ class RuleRunner:
             restrict = self._neighbourhood(self._added, reach)
             # A new match contains a new node, or the producer of one of its inputs (whose
             # consumers changed): only rules with such an op in their target can newly match.
-            ops = {self.graph.nodes[n].op_type for n in restrict if n in self.graph.nodes}
+            nodes = self.graph.nodes
+            ops = {nodes[n].op_type for n in restrict if n in nodes}
             active = [r for r in usable if _target_ops(r) & ops]
         return self.stats
 
     def _neighbourhood(self, added: list[str], reach: int) -> set[str]:
-        graph = self.graph
-        frontier = [n for n in added if n in graph.nodes]
+        nodes, producer, consumers = self.graph.nodes, self.graph.producer, self.graph.consumers
+        frontier = [n for n in added if n in nodes]
         for name in list(frontier):
-            for t in graph.nodes[name].input:
-                p = graph.producer.get(t) if t else None
+            for t in nodes[name].input:
+                p = producer.get(t) if t else None
                 if p is not None:
                     frontier.append(p)
         seen = set(frontier)
         for _ in range(reach):
             nxt = []
             for name in frontier:
-                for out in graph.nodes[name].output:
-                    for c in graph.consumers.get(out, ()):
-                        if c not in seen:
-                            seen.add(c)
-                            nxt.append(c)
+                for out in nodes[name].output:
+                    users = consumers.get(out)
+                    if users:
+                        for c in users:
+                            if c not in seen:
+                                seen.add(c)
+                                nxt.append(c)
             frontier = nxt
+            if not frontier:
+                break
         return seen
 
     def _sweep(self, rules: Sequence[Rule], restrict: set[str] | None) -> bool:
