@@ -8,6 +8,10 @@ every rule shares (intermediates have no consumer outside the match and are not 
 size-one constants cannot broadcast a result to a higher rank, every replacement op exists at the
 model's opset) and the rule's own named checks; only then is anything computed or mutated.
 
+`Matcher` is the generic matcher, used by `--explain` because it says why a partial match
+failed; outside it, the runner uses each target's compiled matcher (`graphopt.patterns.compiled`),
+which finds the same matches in the same order.
+
 What it does not do: choose which rules run (see `graphopt.passes.fuse_patterns`), or know any
 op's meaning beyond commutativity and rank (checks and computations carry that).
 """
