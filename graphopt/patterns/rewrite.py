@@ -138,10 +138,11 @@ class RuleRunner:
             for node in self.graph.nodes.values():
                 index.setdefault(node.op_type, []).append(node)
         else:
-            for name in restrict:
-                found = self.graph.nodes.get(name)
-                if found is not None:
-                    index.setdefault(found.op_type, []).append(found)
+            # In graph order, like the first sweep: iterating the set would make the order of
+            # overlapping rewrites depend on the string hash seed.
+            for node in self.graph.nodes.values():
+                if node.name in restrict:
+                    index.setdefault(node.op_type, []).append(node)
         changed = False
         nodes = self.graph.nodes
         consumers = self.graph.consumers
