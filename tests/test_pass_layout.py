@@ -240,3 +240,54 @@ def test_ir3_models_get_no_new_initializers():
     onnx.checker.check_model(out, full_check=True)
     assert ops(out) == ["Transpose"]
     assert any("IR < 4" in r[3] for r in report.explain)
+
+
+FOCUS = """
+g (float[1, 3, 8, 8] x) => (float[1, 3, 4, 4] y, float[1, 3, 4, 4] z) {
+  s0 = Constant <value = int64[1] {0}> ()
+  s1 = Constant <value = int64[1] {1}> ()
+  e = Constant <value = int64[1] {9223372036854775807}> ()
+  a2 = Constant <value = int64[1] {2}> ()
+  a3 = Constant <value = int64[1] {-1}> ()
+  k = Constant <value = int64[1] {2}> ()
+  rows = Slice(x, s0, e, a2, k)
+  y = Slice(rows, s0, e, a3, k)
+  z = Slice(rows, s1, e, a3, k)
+}
+"""
+
+
+def test_slices_of_a_slice_on_other_axes_merge_like_yolox_focus():
+    model = parse(FOCUS)
+    out = run(model, "merge-slices")
+    assert ops(out) == ["Slice", "Slice"]  # the row slice is merged into both readers
+    for node in out.graph.node:
+        assert node.input[0] == "x"
+        axes = models_util.initializer(out, node.input[3])
+        assert sorted(axes.tolist()) == [2, 3]  # -1 normalised with the known rank
+    assert_same_outputs(model, out, {"x": rand(1, 3, 8, 8)})
+
+
+def test_slices_on_the_same_axis_or_with_other_readers_are_kept():
+    same_axis = parse(
+        FOCUS.replace(
+            "a3 = Constant <value = int64[1] {-1}>", "a3 = Constant <value = int64[1] {2}>"
+        ).replace(
+            "(float[1, 3, 4, 4] y, float[1, 3, 4, 4] z)",
+            "(float[1, 3, 2, 8] y, float[1, 3, 2, 8] z)",
+        )
+    )
+    out, report = optimize_with_report(
+        same_axis, make_pipeline("t", ["merge-slices"]), explain=True
+    )
+    assert ops(out).count("Slice") == 3
+    assert any("same axis" in reason for *_, reason in report.explain)
+    other_reader = parse(
+        FOCUS.replace(
+            "(float[1, 3, 4, 4] y, float[1, 3, 4, 4] z)",
+            "(float[1, 3, 4, 4] y, float[1, 3, 4, 8] z)",
+        ).replace("z = Slice(rows, s1, e, a3, k)", "z = Relu(rows)")
+    )
+    out = run(other_reader, "merge-slices")
+    assert ops(out).count("Slice") == 2
+    assert_same_outputs(other_reader, out, {"x": rand(1, 3, 8, 8)})

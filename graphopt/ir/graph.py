@@ -285,7 +285,10 @@ class Graph:
         self._structure_changed = True
 
     def set_input(self, node: NodeProto, index: int, tensor: str) -> None:
-        """Make input `index` of `node` read `tensor` (keeps use-lists right)."""
+        """Make input `index` of `node` read `tensor` (keeps use-lists right). Indices past the
+        last input append it, with absent ("") inputs in between."""
+        while len(node.input) <= index:
+            node.input.append("")
         old = node.input[index]
         if old == tensor:
             return

@@ -4,7 +4,8 @@ Detector heads flatten feature maps with `Reshape → Transpose` and join levels
 exporters leave chains that cost a copy each. These passes merge them:
 `merge-transposes` composes consecutive Transposes, `merge-reshapes` keeps only the last of a
 chain of reshape-like ops, `transpose-to-reshape` turns a Transpose that only moves size-1 dims
-into a (copy-free) Reshape, and `merge-concats` flattens a Concat of a Concat on the same axis.
+into a (copy-free) Reshape, `merge-concats` flattens a Concat of a Concat on the same axis, and
+`merge-slices` turns a Slice of a Slice along other axes into one Slice.
 
 What it does not do: move Transposes across other ops (e.g. through elementwise ops or into a
 Conv's layout), or fold Split/Slice of constants (constant folding does that).
@@ -253,3 +254,93 @@ def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) ->
         return False
     rank = shapes.rank(tensor)
     return rank is not None and a % rank == b % rank
+
+
+def _slice_params(graph: Graph, node: onnx.NodeProto, rank: int | None) -> list[np.ndarray] | None:
+    """Constant (starts, ends, axes, steps) of an opset ≥ 10 Slice with axes made non-negative;
+    None when any is not a constant, or an axis is negative and the rank unknown."""
+    ins = list(node.input) + [""] * (5 - len(node.input))
+    starts, ends = graph.constant(ins[1]), graph.constant(ins[2])
+    if starts is None or ends is None:
+        return None
+    axes = graph.constant(ins[3]) if ins[3] else np.arange(len(starts), dtype=np.int64)
+    steps = graph.constant(ins[4]) if ins[4] else np.ones(len(starts), dtype=np.int64)
+    if axes is None or steps is None:
+        return None
+    axes = axes.astype(np.int64)
+    if (axes < 0).any():
+        if rank is None:
+            return None
+        axes = np.where(axes < 0, axes + rank, axes)
+    return [starts.astype(np.int64), ends.astype(np.int64), axes, steps.astype(np.int64)]
+
+
+@register_pass
+@dataclass
+class MergeSlices(Pass):
+    """Merge a Slice of a Slice on disjoint axes into one Slice (YOLOX's Focus layer slices rows,
+    then columns).
+
+    Slice(Slice(x, s₁, e₁, a₁, k₁), s₂, e₂, a₂, k₂)  ⇒  Slice(x, s₁‖s₂, e₁‖e₂, a₁‖a₂, k₁‖k₂)
+    when a₁ ∩ a₂ = ∅ (slices along different axes commute), every parameter is constant, and the
+    inner Slice's output is read only by Slices (each merged in turn, so it disappears) and is
+    not a graph output. Opset ≥ 10 (Slice with inputs).
+    """
+
+    name = "merge-slices"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        if graph.opset_version("") < 10:
+            return PassResult(False)
+        shapes = LazyShapes(graph, ctx)
+        merged = 0
+        for node in list(graph.nodes.values()):
+            if (
+                node.op_type != "Slice"
+                or not is_default_domain(node)
+                or node.name not in graph.nodes
+            ):
+                continue
+            inner = graph.producer_node(node.input[0])
+            if inner is None or inner.op_type != "Slice" or not is_default_domain(inner):
+                continue
+            readers = graph.consumer_nodes(inner.output[0])
+            if graph.is_graph_output(inner.output[0]) or any(r.op_type != "Slice" for r in readers):
+                # Only when every reader is a Slice (so each is merged in turn and the inner
+                # one disappears): otherwise merging would add work, not remove it.
+                ctx.note(
+                    self.name,
+                    node.name,
+                    "refused",
+                    f"{inner.output[0]} has readers other than Slices",
+                )
+                continue
+            x = inner.input[0]
+            rank = shapes.rank(x)
+            outer_p, inner_p = _slice_params(graph, node, rank), _slice_params(graph, inner, rank)
+            if outer_p is None or inner_p is None:
+                ctx.note(
+                    self.name,
+                    node.name,
+                    "refused",
+                    "slice parameters are not constant (or negative axes with unknown rank)",
+                )
+                continue
+            if set(outer_p[2].tolist()) & set(inner_p[2].tolist()):
+                ctx.note(self.name, node.name, "refused", "both slices cut the same axis")
+                continue
+            names = [
+                graph.add_initializer(f"{node.name}_{part}", np.concatenate([a, b]))
+                for part, a, b in zip(
+                    ("starts", "ends", "axes", "steps"), inner_p, outer_p, strict=True
+                )
+            ]
+            graph.set_input(node, 0, x)
+            for i, name in enumerate(names, start=1):
+                graph.set_input(node, i, name)
+            if not graph.consumers.get(inner.output[0]):
+                graph.remove_node(inner)
+            merged += 1
+            ctx.note(self.name, node.name, "applied")
+        return PassResult(merged > 0, {"merged": merged})
