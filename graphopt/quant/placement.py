@@ -25,6 +25,7 @@ This module only decides; `graphopt.quant.qdq` rewrites the graph.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import onnx
@@ -97,7 +98,7 @@ class Plan:
     # tensor → (lo, hi): values outside change no reader's result noticeably (activation-aware)
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def tensors(self, graph: Graph, keep_float: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    def tensors(self, graph: Graph, keep_float: Collection[str] = ()) -> list[str]:
         """Activation tensors that get a Q/DQ (in node order), given nodes kept in float."""
         seen: dict[str, None] = {}
         for name, np_ in self.nodes.items():
@@ -110,7 +111,7 @@ class Plan:
                 seen[node.output[i]] = None
         return list(seen)
 
-    def calibrated(self, graph: Graph, keep_float: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    def calibrated(self, graph: Graph, keep_float: Collection[str] = ()) -> list[str]:
         """Tensors whose statistics are needed: the quantized ones and their scale groups."""
         wanted = self.tensors(graph, keep_float)
         groups = {self.share.get(t, t) for t in wanted}
