@@ -8,7 +8,10 @@ the model's outputs against FP32 when only that group is quantized, by default
     err(Y, Y₀) = RMS(Y − Y₀) / (max Y₀ − min Y₀)   (worst output, sample feeds pooled),
 
 or the caller's `metric` (e.g. 1 − box match, 1 − mask IoU: `graphopt.quant.evaluate`),
-measured on a few calibration feeds. `choose_float_groups` keeps the `keep_float` worst groups in
+measured on a few calibration feeds. Those feeds must make the outputs vary (images with text
+for a text detector): on a photograph without text the FP32 map is flat, its range tiny, and the
+ratio meaningless. Keeping more groups float does not always lower the error (quantization errors
+of different groups partly cancel). `choose_float_groups` keeps the `keep_float` worst groups in
 float, then, with an `accuracy_target`, tries the next worst in order, keeping each one float
 only if that lowers the fully quantized model's error, until the error is at most the target
 (or a quarter of the groups are float).
