@@ -124,3 +124,26 @@ def test_bad_values_raise() -> None:
         calib.collect(np.array([1.0, np.nan], np.float32))
     with pytest.raises(QuantizeError):
         calib.compute_amax("kl")
+
+
+def test_subsampled_histograms_stay_order_independent() -> None:
+    from graphopt.quant.histogram import sample_stride
+
+    assert sample_stride(1000, 100) == 11  # least prime >= 10
+    assert sample_stride(640 * 640, 1 << 16) == 7
+    rng = np.random.default_rng(3)
+    batches = [rng.laplace(0, s, (1, 8, 64, 64)).astype(np.float32) for s in (0.5, 2.0, 1.0)]
+    a, b = HistogramCalibrator(sample_cap=1000), HistogramCalibrator(sample_cap=1000)
+    for x in batches:
+        a.collect(x)
+    for x in batches[::-1]:
+        b.collect(x)
+    assert np.array_equal(a.counts, b.counts)
+    assert a.counts.sum() < sum(x.size for x in batches)  # sampled
+    assert a.maximum == max(float(x.max()) for x in batches)  # exact, not sampled
+    full = HistogramCalibrator()
+    for x in batches:
+        full.collect(x)
+    assert abs(
+        a.compute_amax("percentile", 99.0) - full.compute_amax("percentile", 99.0)
+    ) < 0.1 * full.compute_amax("percentile", 99.0)

@@ -33,6 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
     p.add_argument(
+        "--histogram-sample",
+        type=int,
+        default=1 << 16,
+        metavar="N",
+        help="histogram about N values of each tensor per feed (fixed stride; 0: all values)",
+    )
+    p.add_argument(
         "--target",
         default="tensorrt",
         choices=("tensorrt", "onnxruntime"),
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             args.target,
             from_cache=args.cache_in,
             percentile=args.percentile,
+            histogram_sample=args.histogram_sample,
             keep_float=args.keep_float,
             accuracy_target=args.accuracy_target,
             pipeline=args.pipeline,

@@ -30,6 +30,12 @@ from graphopt.quant.qdq import ActivationQuant, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
 
+# Values of each activation histogrammed per feed. Histogramming every value costs more than
+# the FP32 inference itself (ppocr_det at 640×640: 106 M activation values per image, ~3.5 ns
+# each in numpy); 65536 sampled values per tensor and feed moved the text detector's mask IoU
+# by less than 0.02 under entropy and percentile calibration and cut calibration time 2.6×.
+DEFAULT_HISTOGRAM_SAMPLE = 1 << 16
+
 
 @dataclass
 class QuantizeReport:
@@ -84,6 +90,8 @@ def quantize(
     `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
     sample feed; default: RMS error over the FP32 output's range),
+    `histogram_sample` (histogram at most about this many values of each tensor per feed, by a
+    fixed prime stride, default 65536; 0: every value; min and max are always exact),
     `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: the installed
     one, else 8.6.1), `threads`, `on_batch` (callback(count) per feed).
     """
@@ -106,6 +114,7 @@ def quantize_with_report(
     sensitivity_data: list[Feed] | None = None,
     trt_version: str | None = None,
     error_metric: Callable[[list[Feed], list[Feed]], float] | None = None,
+    histogram_sample: int = DEFAULT_HISTOGRAM_SAMPLE,
     pipeline: str | bool | None = None,
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
@@ -165,6 +174,7 @@ def quantize_with_report(
             threads=threads,
             on_batch=on_batch,
             histograms=method != "minmax",
+            sample_cap=histogram_sample,
         )
         params, report.scales = parameters(calibrators, placement, target, method, percentile)
     report.seconds["calibrate"] = time.perf_counter() - clock

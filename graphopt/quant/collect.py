@@ -112,11 +112,14 @@ def collect(
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
     histograms: bool = True,
+    sample_cap: int = 0,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
     """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
     by onnxruntime: the run then costs about one FP32 inference."""
-    calibrators = {t: HistogramCalibrator(track_histogram=histograms) for t in tensors}
+    calibrators = {
+        t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
+    }
     if not tensors:
         count = 0
         for i, feed in enumerate(data):

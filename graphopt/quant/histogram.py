@@ -4,6 +4,9 @@
 with another collector of the same tensor (`merge`), and answers `compute_amax(method)` for the
 three calibration methods: `entropy` (TensorRT EntropyCalibration2), `minmax` and `percentile`.
 
+Large batches can be subsampled (`sample_cap`): a fixed prime stride through the tensor, so the
+sample depends on the tensor alone and order independence holds; min and max stay exact.
+
 Order independence: bins have width 2^k (k an integer) and there are always `NUM_BINS` of them,
 covering [0, NUM_BINS · 2^k). When a batch exceeds the range, k grows and the old counts are
 re-binned by summing 2^Δk neighbours, which is exact: bin j at width 2^(k+1) is precisely bins
@@ -46,6 +49,9 @@ class HistogramCalibrator:
     minimum: float = math.inf  # exact min(x) over everything collected
     maximum: float = -math.inf  # exact max(x)
     track_histogram: bool = True  # False: only min and max (all that `minmax` needs)
+    # histogram at most about this many values of a batch (a fixed stride through it; 0: all);
+    # min and max stay exact
+    sample_cap: int = 0
 
     @property
     def bin_width(self) -> float:
@@ -77,6 +83,8 @@ class HistogramCalibrator:
             return
         self._grow_to(top)
         assert self.exponent is not None
+        if self.sample_cap and values.size > self.sample_cap:
+            values = values.reshape(-1)[:: sample_stride(values.size, self.sample_cap)]
         # |x| · 2^-k is exact in binary floating point; truncation of a non-negative value is floor.
         scaled = np.abs(values, dtype=np.float32)
         scaled *= np.float32(math.ldexp(1.0, -self.exponent))
@@ -148,6 +156,15 @@ class HistogramCalibrator:
         if method == "mse":
             return mse_amax(self.counts, self.bin_width)
         return entropy_amax(self.counts, self.bin_width)
+
+
+def sample_stride(size: int, cap: int) -> int:
+    """The least prime ≥ size / cap: a stride through a flattened NCHW tensor that does not keep
+    landing on the same pixel or channel (which a stride sharing a factor with W·H would)."""
+    step = max(2, -(-size // cap))
+    while any(step % d == 0 for d in range(2, math.isqrt(step) + 1)):
+        step += 1
+    return step
 
 
 def _rebin(counts: np.ndarray, steps: int) -> np.ndarray:
