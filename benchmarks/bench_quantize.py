@@ -2,7 +2,7 @@
 and real photographs.
 
     python benchmarks/bench_quantize.py [--models common_det ppocr_det] [--runs 20]
-        [--keep-float N] [--only LABEL ...] [--out benchmarks/results/quantize.md]
+        [--keep-float N] [--only LABEL ...] [--markdown benchmarks/results/quantize.md]
 
 For every configuration, calibration runs in a fresh subprocess (so peak RSS is that tool's own:
 `ru_maxrss` of the child) reading the calibration feeds from `.npy` files one at a time. The
@@ -351,7 +351,7 @@ def main() -> None:
         "8 on ppocr_det; 0 skips it)",
     )
     parser.add_argument("--only", nargs="*", help="run only configurations whose label has this")
-    parser.add_argument("--out", help="also write the tables (markdown) to this file")
+    parser.add_argument("--markdown", help="also write the tables (markdown) to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for flag in ("tool", "model", "calib", "out", "method", "target"):
         parser.add_argument(f"--{flag}", help=argparse.SUPPRESS)
@@ -365,8 +365,8 @@ def main() -> None:
     for name in args.models:
         lines += bench(name, args.runs, args.keep_float, args.only)
     print("\n".join(lines))
-    if args.out:
-        Path(args.out).write_text("\n".join(lines).lstrip() + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(lines).lstrip() + "\n")
 
 
 if __name__ == "__main__":
