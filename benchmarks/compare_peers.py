@@ -9,8 +9,9 @@ For every tool and model it records:
 - onnxruntime CPU latency of the output at ORT_ENABLE_ALL and at ORT_DISABLE_ALL, 2 intra-op
   threads, `--runs` rounds; PAIRED and INTERLEAVED: every round runs every (tool, level)
   session once on the same real image, in a rotating order, each time back to back with the
-  original model at ORT_ENABLE_ALL, so machine noise hits both; a ratio is the median (and
-  p25–p75) of those pairs' ratios;
+  original model at ORT_ENABLE_ALL, so machine noise hits both; every timed run follows an
+  untimed run of the same session (hot caches and threads for all, not only for the
+  reference); a ratio is the median (and p25–p75) of those pairs' ratios;
 - max output difference vs the original (both run at ORT_DISABLE_ALL, and the tool's output
   at ORT_ENABLE_ALL too): per output, max |a − b| / max |a| over all real images, then the
   max over outputs.
@@ -265,7 +266,15 @@ def latency_stats(times: Sequence[float], ratios: Sequence[float]) -> dict[str, 
     }
 
 
-def _timed_run(sess: Any, feed: dict[str, np.ndarray]) -> float:
+def _hot_run(sess: Any, feed: dict[str, np.ndarray]) -> float:
+    """Seconds of one run of `sess`, timed right after an untimed run of the same session.
+
+    Without the untimed run the reference, which runs every other time, would be the only
+    session with its weights in cache and its own (spinning) worker threads awake, while every
+    other session would start cold behind another session's spinning threads: on this 2-core
+    machine that biased the ratios by up to 2x. A hot run is what a serving loop sees.
+    """
+    sess.run(None, feed)
     start = time.perf_counter()
     sess.run(None, feed)
     return time.perf_counter() - start
@@ -281,9 +290,9 @@ def paired_latency(
     """Latencies and per-pair ratios to the `reference` session, interleaved and paired.
 
     Round r uses feeds[r % len(feeds)] and visits every other session once, in an order
-    rotated by r (reversed on odd rounds); each visit times the reference and the session
-    back to back (which one first alternates), so the pair sees the same machine load and
-    their ratio is one sample. Returns (times, ratios) per session; the reference's times
+    rotated by r (reversed on odd rounds); each visit times a hot run (`_hot_run`) of the
+    reference and of the session back to back (which one first alternates), so the pair sees
+    the same machine load and their ratio is one sample. Returns (times, ratios) per session; the reference's times
     are all its runs and its ratios are 1.
     """
     others = [k for k in sessions if k != reference]
@@ -301,9 +310,9 @@ def paired_latency(
             order.reverse()
         for i, k in enumerate(order):
             if (r + i) % 2:
-                t_ref, t = _timed_run(ref, feed), _timed_run(sessions[k], feed)
+                t_ref, t = _hot_run(ref, feed), _hot_run(sessions[k], feed)
             else:
-                t, t_ref = _timed_run(sessions[k], feed), _timed_run(ref, feed)
+                t, t_ref = _hot_run(sessions[k], feed), _hot_run(ref, feed)
             times[k].append(t)
             ratios[k].append(t / t_ref)
             times[reference].append(t_ref)
@@ -402,6 +411,7 @@ def compare(
             "intra_op_threads": THREADS,
             "latency_reference": "original model at ORT_ENABLE_ALL, run back to back with "
             "each measured run (order alternating); ratio = median of the pairs' ratios",
+            "latency_runs_are_hot": "each timed run follows an untimed run of the same session",
             "max_diff_reference": "original model at ORT_DISABLE_ALL; per output "
             "max|a-b| / max|a| over all images, max over outputs",
             "nodes": "non-Constant nodes of the main graph",

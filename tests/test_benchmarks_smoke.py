@@ -183,3 +183,33 @@ def test_dump_json_rounds_and_keeps_number_lists_on_one_line(tmp_path: Path) -> 
     text = path.read_text()
     assert '"t": [0.333333, 2.5e-07, 3]' in text
     assert json.loads(text) == {"a": {"t": [0.333333, 2.5e-07, 3]}, "name": "x"}
+
+
+class _RecordingSession:
+    """Stands in for an InferenceSession: records which session ran, in order."""
+
+    def __init__(self, name: str, log: list[str]):
+        self.name, self.log = name, log
+
+    def run(self, outputs: object, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.log.append(self.name)
+        return []
+
+
+def test_paired_latency_times_hot_runs_back_to_back_with_the_reference() -> None:
+    log: list[str] = []
+    names = ["ref", "a", "b", "c"]
+    sessions = {(n, "all"): _RecordingSession(n, log) for n in names}
+    feeds = [{"x": np.zeros(1, np.float32)}]
+    times, ratios = compare_peers.paired_latency(sessions, ("ref", "all"), feeds, 4, warmup=0)
+    # every timed run directly follows an untimed run of the same session
+    pairs = [log[i : i + 2] for i in range(0, len(log), 2)]
+    assert all(p[0] == p[1] for p in pairs)
+    visited = [p[0] for p in pairs]
+    # each visit of another session is paired with a reference run, adjacent to it
+    for i in range(0, len(visited), 2):
+        assert visited[i : i + 2].count("ref") == 1
+    assert visited.count("ref") == 4 * 3
+    assert all(len(times[(n, "all")]) == 4 for n in ("a", "b", "c"))
+    assert len(times[("ref", "all")]) == 12 and ratios[("ref", "all")] == [1.0] * 4
+    assert all(r > 0 for n in ("a", "b", "c") for r in ratios[(n, "all")])
