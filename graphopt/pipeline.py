@@ -492,13 +492,33 @@ class PassManager:
             result = pass_.run(graph, ctx)
         except GraphoptError:
             raise
-        except Exception as e:  # a bug in a pass must still name the pass
-            raise PassError(f"{type(e).__name__}: {e}", pass_name=pass_.name) from e
+        except Exception as e:  # a bug in a pass must still name the pass, and the node
+            node = _node_being_rewritten(e)
+            raise PassError(
+                f"{type(e).__name__}: {e}",
+                pass_name=pass_.name,
+                node=node.name if node is not None else "",
+                op=node.op_type if node is not None else "",
+            ) from e
         if result.changed:
             ctx.invalidate()
         for inst in ctx.instruments:
             inst.after_pass(pass_, graph, ctx, result)
         return result.changed
+
+
+def _node_being_rewritten(error: BaseException) -> onnx.NodeProto | None:
+    """The NodeProto a failing pass was working on: the innermost frame of the traceback that
+    holds one in a local named `node` (the name every pass's loop uses). Best effort: None when
+    no frame has one."""
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("node")
+        if isinstance(candidate, onnx.NodeProto):
+            found = candidate
+        tb = tb.tb_next
+    return found
 
 
 def make_pipeline(name: str, passes: Sequence[str | Pass]) -> Pipeline:

@@ -163,6 +163,10 @@ class _BrokenPass(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         if self.mode == "crash":
             raise KeyError("boom")
+        if self.mode == "crash-at-node":
+            for node in graph:
+                if node.op_type == "Relu":
+                    raise ValueError("cannot handle this node")
         relu = next(n for n in graph if n.op_type == "Relu")
         relu.op_type = "NotAnOnnxOp"
         return PassResult(True)
@@ -171,6 +175,17 @@ class _BrokenPass(Pass):
 def test_a_crashing_pass_is_named_in_the_error():
     with pytest.raises(PassError, match="pass test-broken: KeyError"):
         graphopt.optimize(_model(), pipeline=make_pipeline("p", [_BrokenPass()]))
+
+
+def test_a_pass_crashing_on_a_node_names_pass_node_and_op():
+    model = _model()
+    relu = next(n.name for n in Graph(model).nodes.values() if n.op_type == "Relu")
+    with pytest.raises(PassError) as info:
+        graphopt.optimize(model, pipeline=make_pipeline("p", [_BrokenPass(mode="crash-at-node")]))
+    assert (
+        str(info.value)
+        == f"pass test-broken, node {relu!r}, op Relu: ValueError: cannot handle this node"
+    )
 
 
 def test_verify_each_catches_the_pass_that_broke_the_model():
