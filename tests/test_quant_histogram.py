@@ -81,6 +81,31 @@ def test_entropy_clips_heavy_tail_and_keeps_gauss() -> None:
     assert spike.compute_amax("entropy") < 8.0  # the two outliers are clipped
 
 
+def test_entropy_floor_bounds_the_clipped_share() -> None:
+    """KL alone clips a sparse histogram (a squeeze-excite vector: few values per image) hard;
+    the floor keeps at most 0.01% of the values above amax, and entropy_floor=None is the bare
+    KL threshold."""
+    rng = np.random.default_rng(3)
+    # 3072 values: 74% zeros, the rest a ReLU'd tail up to ~12 (ppocr_det's relu_1.tmp_0 shape)
+    values = np.concatenate([np.zeros(2281), rng.exponential(2.5, 791)]).astype(np.float32)
+    calib = HistogramCalibrator()
+    calib.collect(values)
+    bare = calib.compute_amax("entropy", entropy_floor=None)
+    assert bare == entropy_amax(calib.counts, calib.bin_width)
+    assert np.mean(np.abs(values) > bare) > 0.01  # KL alone clips over 1% of the values
+    guarded = calib.compute_amax("entropy")
+    floor = calib.compute_amax("percentile", 99.99)
+    assert guarded == max(bare, floor) > bare
+    assert np.mean(np.abs(values) > guarded) <= 1e-4
+    # where KL already keeps more than the floor, the floor changes nothing
+    d = distributions()["gauss"]
+    gauss = HistogramCalibrator()
+    gauss.collect(d)
+    kl = gauss.compute_amax("entropy", entropy_floor=None)
+    assert kl > gauss.compute_amax("percentile", 99.99)
+    assert gauss.compute_amax("entropy") == kl
+
+
 def test_order_independence_and_merge() -> None:
     rng = np.random.default_rng(1)
     batches = [rng.normal(0, s, 5000).astype(np.float32) for s in (0.1, 3.0, 0.5, 40.0, 1.0)]

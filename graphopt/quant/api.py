@@ -24,7 +24,7 @@ from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import ModelLike
 from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, collect
-from graphopt.quant.histogram import METHODS, HistogramCalibrator
+from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import TARGETS, Plan, plan
 from graphopt.quant.qdq import ActivationQuant, insert_qdq
 
@@ -83,7 +83,9 @@ def quantize(
     activations, zero point 0) or `onnxruntime` (uint8 asymmetric activations, int32 bias).
 
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
-    calibrating), `percentile` (default 99.99), `keep_float` (N most sensitive groups stay
+    calibrating), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
+    than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
+    `HistogramCalibrator.compute_amax` for why detectors need it), `keep_float` (N most sensitive groups stay
     float), `accuracy_target` (largest output error vs FP32, RMS over the FP32 output's range; the most sensitive
     groups are kept float until it holds), `keep_nodes` (names kept float), `sample_feeds`
     (feeds kept for sensitivity, default 2), `pipeline` (optimize pipeline; False skips it),
@@ -107,6 +109,7 @@ def quantize_with_report(
     *,
     from_cache: str | Path | None = None,
     percentile: float = 99.99,
+    entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
     keep_float: int = 0,
     accuracy_target: float | None = None,
     keep_nodes: Iterable[str] = (),
@@ -176,7 +179,9 @@ def quantize_with_report(
             histograms=method != "minmax",
             sample_cap=histogram_sample,
         )
-        params, report.scales = parameters(calibrators, placement, target, method, percentile)
+        params, report.scales = parameters(
+            calibrators, placement, target, method, percentile, entropy_floor
+        )
     report.seconds["calibrate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -250,9 +255,10 @@ def parameters(
     target: str,
     method: str,
     percentile: float = 99.99,
+    entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
 ) -> tuple[dict[str, ActivationQuant], dict[str, np.float32]]:
     """Activation parameters per tensor and the cache scales (amax/127), groups shared."""
-    amax = {t: c.compute_amax(method, percentile) for t, c in calibrators.items()}
+    amax = {t: c.compute_amax(method, percentile, entropy_floor) for t, c in calibrators.items()}
     group_amax: dict[str, float] = {}
     group_lo: dict[str, float] = {}
     group_hi: dict[str, float] = {}

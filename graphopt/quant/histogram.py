@@ -30,6 +30,9 @@ from graphopt.errors import QuantizeError
 NUM_BINS = 2048  # TensorRT EntropyCalibration2 uses 2048 bins
 NUM_LEVELS = 128  # int8: 128 non-negative quantization levels
 START_BIN = 128  # first candidate threshold bin
+# `entropy` never clips more than 0.01% of the values: amax ≥ the 99.99th percentile of |x|
+# (see `HistogramCalibrator.compute_amax`; None in `entropy_floor` gives TensorRT's bare choice)
+ENTROPY_FLOOR_PERCENTILE = 99.99
 EMPTY_LEVEL_MASS = 1e-4  # counts Q gets where P has only outliers (smoothing, see below)
 
 METHODS = ("entropy", "minmax", "percentile", "mse")
@@ -139,8 +142,29 @@ class HistogramCalibrator:
             self.counts = _rebin(self.counts, exponent - self.exponent)
         self.exponent = exponent
 
-    def compute_amax(self, method: str = "entropy", percentile: float = 99.99) -> float:
-        """The clipping threshold for `method` (`entropy`, `minmax` or `percentile`)."""
+    def compute_amax(
+        self,
+        method: str = "entropy",
+        percentile: float = 99.99,
+        entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
+    ) -> float:
+        """The clipping threshold for `method` (`entropy`, `minmax`, `percentile` or `mse`).
+
+        `entropy` is TensorRT's EntropyCalibration2 threshold, raised to the `entropy_floor`
+        percentile of |x| when it would clip more values than that (None: no floor):
+
+            amax = max(amax_KL, P_floor(|x|))
+
+        Why: the KL search scores a threshold by how well 128 levels reproduce the *shape* of
+        the histogram; the mass beyond it counts only as one merged bin. On detectors the rare
+        large activations are the signal (a character edge, an object's peak response), not
+        noise, and the histogram of a small tensor is too sparse for the search to mean
+        anything. Measured on common_det (YOLOX, SiLU): KL alone cuts the early SiLU outputs to
+        13–22% of their max (clipping ~0.1% of values each); quantizing any ONE of them alone
+        with that amax drops the FP32 boxes kept from 0.971 to 0.65–0.90. On ppocr_det
+        (DBNet, MobileNetV3) the squeeze-excite vectors have 6–96 values per image and KL clips
+        10–13% of them. The 99.99% floor took box match 0.26 → 0.85 and mask IoU 0.53 → 0.85.
+        """
         if method not in METHODS:
             raise QuantizeError(
                 f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
@@ -155,7 +179,10 @@ class HistogramCalibrator:
             return percentile_amax(self.counts, self.bin_width, percentile)
         if method == "mse":
             return mse_amax(self.counts, self.bin_width)
-        return entropy_amax(self.counts, self.bin_width)
+        amax = entropy_amax(self.counts, self.bin_width)
+        if entropy_floor is None:
+            return amax
+        return max(amax, percentile_amax(self.counts, self.bin_width, entropy_floor))
 
 
 def sample_stride(size: int, cap: int) -> int:
