@@ -266,15 +266,16 @@ def configurations(name: str, keep_float: int | None) -> list[dict]:
     ]
     keep_float = KEEP_FLOAT[name] if keep_float is None else keep_float
     if keep_float:
-        confs.append(
-            {
-                "label": f"graphopt minmax (ort) keep-float {keep_float}",
-                "tool": "ours",
-                "method": "minmax",
-                "target": "onnxruntime",
-                "keep_float": keep_float,
-            }
-        )
+        for method in ("minmax", "entropy"):
+            confs.append(
+                {
+                    "label": f"graphopt {method} (ort) keep-float {keep_float}",
+                    "tool": "ours",
+                    "method": method,
+                    "target": "onnxruntime",
+                    "keep_float": keep_float,
+                }
+            )
     return confs
 
 
