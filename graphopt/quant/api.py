@@ -78,7 +78,9 @@ def quantize(
     """Quantize `model` to INT8 with explicit QuantizeLinear/DequantizeLinear nodes.
 
     `calibration_data`: iterable of feed dicts `{input_name: array}` (not needed with
-    `from_cache`). `method`: `entropy` (TensorRT EntropyCalibration2), `minmax`, `percentile`.
+    `from_cache`). `method`: `entropy` (TensorRT EntropyCalibration2, floored at the
+    `entropy_floor` percentile; the cache header still names EntropyCalibration2, the
+    algorithm TensorRT checks it against), `minmax`, `percentile`, `mse`.
     `cache`: write a TensorRT calibration cache there. `target`: `tensorrt` (int8 symmetric
     activations, zero point 0) or `onnxruntime` (uint8 asymmetric activations, int32 bias).
 

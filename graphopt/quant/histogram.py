@@ -2,7 +2,8 @@
 
 `HistogramCalibrator` collects one tensor's values batch by batch (`collect(x)`), can be merged
 with another collector of the same tensor (`merge`), and answers `compute_amax(method)` for the
-three calibration methods: `entropy` (TensorRT EntropyCalibration2), `minmax` and `percentile`.
+calibration methods: `entropy` (TensorRT EntropyCalibration2's KL threshold, never clipping more
+than 0.01% of the values: see `compute_amax`), `minmax`, `percentile` and `mse`.
 
 Large batches can be subsampled (`sample_cap`): a fixed prime stride through the tensor, so the
 sample depends on the tensor alone and order independence holds; min and max stay exact.
