@@ -208,3 +208,24 @@ def test_progress_line() -> None:
     bar.update(4)
     bar.close()
     assert "4/4" in stream.getvalue() and "100%" in stream.getvalue()
+
+
+def test_cli_entropy_floor_reaches_the_calibrator(tmp_path, model_path, capsys) -> None:
+    """`--entropy-floor 0` is TensorRT's plain threshold: never above the floored default."""
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):  # heavy tails: plain entropy clips the rare large values
+        x = rng.laplace(0, 0.05, (1, 3, 16, 16)).astype(np.float32)
+        x[0, :, i, i] = 8.0
+        np.save(feeds / f"feed{i}.npy", x)
+    scales = {}
+    for floor in ("99.99", "0"):
+        cache = tmp_path / f"c{floor}.cache"
+        args = ["quantize", str(model_path), "-o", str(tmp_path / f"q{floor}.onnx")]
+        args += ["--calib", str(tmp_path / "feeds"), "--cache", str(cache), "--no-progress"]
+        assert main([*args, "--entropy-floor", floor]) == 0, capsys.readouterr().err
+        scales[floor] = cache_io.read(cache)[1]
+    assert scales["0"].keys() == scales["99.99"].keys()
+    assert all(scales["0"][k] <= scales["99.99"][k] for k in scales["0"])
+    assert any(scales["0"][k] < scales["99.99"][k] for k in scales["0"])

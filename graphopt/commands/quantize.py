@@ -33,6 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
     p.add_argument(
+        "--entropy-floor",
+        type=float,
+        default=99.99,
+        metavar="PCT",
+        help="--method entropy never clips below this percentile of |x| (default 99.99; "
+        "0: TensorRT's plain threshold)",
+    )
+    p.add_argument(
         "--histogram-sample",
         type=int,
         default=1 << 16,
@@ -118,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             args.target,
             from_cache=args.cache_in,
             percentile=args.percentile,
+            entropy_floor=args.entropy_floor or None,
             histogram_sample=args.histogram_sample,
             keep_float=args.keep_float,
             accuracy_target=args.accuracy_target,
