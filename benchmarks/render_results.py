@@ -140,7 +140,11 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
             "",
         ]
         for key, breakdown in bench.get("per_pass_seconds", {}).items():
-            out += ["Where the time goes, " + key + " (median ms):", ""]
+            out += [
+                f"Where the time goes, {key}: `optimize_with_report` (load, passes, commit; "
+                "saving not included), median ms:",
+                "",
+            ]
             out += ["| pass | ms |", "|---|---:|"]
             out += [f"| {name} | {sec * 1e3:.1f} |" for name, sec in list(breakdown.items())[:8]]
             out.append("")
