@@ -225,6 +225,7 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
         return get
 
     for ax, level in zip(axes[:2], ("all", "disable"), strict=True):
+        lowest = 1.0
         for i, tool in enumerate(tools):
             xs = [j + (i - (len(tools) - 1) / 2) * width for j in range(len(models))]
             mid = values(tool, lat(level, "ratio"))
@@ -235,11 +236,12 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
                 [max(0.0, b - m) for m, b in zip(mid, hi, strict=True)],
             ]
             ax.bar(xs, mid, width, yerr=err, capsize=2, label=tool, color=cmap(i % 10))
+            lowest = min([lowest, *(v for v in lo if not math.isnan(v))])
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_xticks(range(len(models)), models)
         ax.set_ylabel("latency / original @ ENABLE_ALL")
         ax.set_title(f"onnxruntime CPU latency at {LEVEL_NAMES[level]} (median, p25–p75)")
-        ax.set_ylim(bottom=0.5)
+        ax.set_ylim(bottom=min(0.5, 0.1 * math.floor(9 * lowest)))  # every bar's top visible
     ax = axes[2]
     for i, tool in enumerate(tools):
         xs = [j + (i - (len(tools) - 1) / 2) * width for j in range(len(models))]
