@@ -107,38 +107,31 @@ class Facts:
 
     def dtype(self, tensor: str) -> np.dtype | None:
         """The numpy dtype of a constant tensor, read from its proto (no conversion)."""
-        graph = self.graph
-        init = graph.initializers.get(tensor)
-        if init is not None:
-            return None if graph.is_graph_input(tensor) else _np_dtype(init.data_type)
-        node = graph.producer_node(tensor)
-        if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
-            return None
-        for a in node.attribute:
-            if a.name == "value":
-                return _np_dtype(a.t.data_type)
-            if a.name in ("value_float", "value_floats"):
-                return np.dtype(np.float32)
-            if a.name in ("value_int", "value_ints"):
-                return np.dtype(np.int64)
-        return None
+        meta = self._constant_meta(tensor)
+        return None if meta is None else meta[0]
 
     def constant_rank(self, tensor: str) -> int | None:
         """The rank of a constant tensor, read from its proto (no conversion)."""
+        meta = self._constant_meta(tensor)
+        return None if meta is None else meta[1]
+
+    def _constant_meta(self, tensor: str) -> tuple[np.dtype | None, int] | None:
+        """(dtype, rank) of a constant tensor from its initializer or Constant node; None if
+        `tensor` is not a constant (or is a Constant whose payload is not a plain tensor)."""
         graph = self.graph
         init = graph.initializers.get(tensor)
         if init is not None:
-            return None if graph.is_graph_input(tensor) else len(init.dims)
+            if graph.is_graph_input(tensor):
+                return None
+            return _np_dtype(init.data_type), len(init.dims)
         node = graph.producer_node(tensor)
         if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
             return None
         for a in node.attribute:
             if a.name == "value":
-                return len(a.t.dims)
-            if a.name in ("value_float", "value_int"):
-                return 0
-            if a.name in ("value_floats", "value_ints"):
-                return 1
+                return _np_dtype(a.t.data_type), len(a.t.dims)
+            if a.name in _CONSTANT_SCALAR_ATTRS:
+                return _CONSTANT_SCALAR_ATTRS[a.name]
         return None
 
     def forget(self, tensor: str) -> None:
@@ -230,6 +223,14 @@ _NATIVE_RAW: dict[int, np.dtype] = (
 )
 
 _NP_DTYPES: dict[int, np.dtype | None] = {}
+
+# Constant's list/scalar attributes: (dtype, rank) of the tensor they make.
+_CONSTANT_SCALAR_ATTRS: dict[str, tuple[np.dtype, int]] = {
+    "value_float": (np.dtype(np.float32), 0),
+    "value_floats": (np.dtype(np.float32), 1),
+    "value_int": (np.dtype(np.int64), 0),
+    "value_ints": (np.dtype(np.int64), 1),
+}
 
 
 def _np_dtype(data_type: int) -> np.dtype | None:
