@@ -134,11 +134,13 @@ def distillation_loss(
 
 @dataclass
 class Source:
-    """One sample file (or in-memory feed) and how to turn it into a feed."""
+    """One sample: a file, or item `index` of a feed sequence (read only when its batch runs,
+    so a lazy sequence such as `graphopt.quant.data.folder_feeds` is never loaded whole)."""
 
     name: str
     path: Path | None = None
-    feed: Feed | None = None
+    feeds: Sequence[Feed] | None = None
+    index: int = 0
 
 
 def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
@@ -155,7 +157,9 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
             raise DistillError(f"{root}: no data files ({', '.join(DATA_SUFFIXES)}) found")
         base = root if root.is_dir() else root.parent
         return [Source(str(p.relative_to(base)), path=p) for p in files]
-    return [Source(f"feed {i}", feed=dict(f)) for i, f in enumerate(data)]
+    # a sized, indexable collection is read lazily; an iterator is read once, here
+    items: Sequence[Feed] = data if hasattr(data, "__getitem__") else list(data)
+    return [Source(f"feed {i}", feeds=items, index=i) for i in range(len(items))]
 
 
 def load_feed(
@@ -166,8 +170,8 @@ def load_feed(
     """The feed dict of one sample. `inputs`: (name, elem_type, dims) of the model's inputs;
     images are resized to the input's H×W and normalized with `preprocess` (the keyword
     arguments of `graphopt.realmodels.preprocess`; default scale 1/255)."""
-    if source.feed is not None:
-        return source.feed
+    if source.feeds is not None:
+        return dict(source.feeds[source.index])
     assert source.path is not None
     path = source.path
     suffix = path.suffix.lower()

@@ -340,3 +340,32 @@ def test_quantization_folder_feeds_can_be_the_data(teacher, data, tmp_path):
     a, b = load_targets(tmp_path / "a"), load_targets(tmp_path / "b")
     for name in b:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_sized_feed_sequence_is_read_one_batch_at_a_time(tmp_path):
+    """A lazy sequence (like quant.data.folder_feeds) is indexed per batch, not loaded whole."""
+
+    class LazyFeeds:
+        def __init__(self, n):
+            self.n, self.reads = n, []
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            if not 0 <= i < self.n:
+                raise IndexError(i)
+            self.reads.append(i)
+            return {"x": np.full((1, 4), float(i), np.float32)}
+
+    feeds = LazyFeeds(5)
+    seen = []
+
+    def progress(done, total):
+        seen.append(list(feeds.reads))
+
+    write_targets(classifier(), feeds, tmp_path / "t", outputs=["peak"], progress=progress)
+    assert seen[:2] == [[], [0]]  # nothing read before the first batch, then one sample
+    assert seen[-1] == [0, 1, 2, 3, 4]
+    expected = [expected_outputs([feeds[i]["x"]])[0]["peak"][0] for i in range(5)]
+    np.testing.assert_array_equal(load_targets(tmp_path / "t")["peak"], expected)
