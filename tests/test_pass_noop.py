@@ -7,7 +7,7 @@ import onnx
 import onnx.parser
 import pytest
 
-from graphopt.api import optimize_with_report
+from graphopt.api import optimize, optimize_with_report
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
 from tests.models_util import ops, parse, run
@@ -218,3 +218,21 @@ def test_noops_chain_removed_in_one_run():
     out = run(model, "eliminate-noops")
     assert ops(out) == ["Identity"]  # x → y needs one node to keep both names
     assert_same_outputs(model, out, feeds_for(model))
+
+
+def test_squeeze_with_empty_axes_drops_ones_and_is_kept():
+    # onnxruntime reads empty axes as "not given" (y is [2, 4]), onnx shape inference as "none"
+    # (y is [2, 1, 4]): the node is a no-op under one reading only, so it stays
+    for opset, squeeze in (
+        (11, " q = Squeeze (x)\n"),
+        (13, " a = Constant <value = int64[0] {}> ()\n q = Squeeze (x, a)\n"),
+    ):
+        text = HEADER + "g (float[2, 1, 4] x) => (float[2, 4] y) {\n" + squeeze + " y = Relu (q)\n}"
+        model = onnx.parser.parse_model(text.replace("OPSET", str(opset)))
+        if opset < 13:  # the parser cannot write an empty attribute list
+            empty = onnx.helper.make_attribute("axes", [], attr_type=onnx.AttributeProto.INTS)
+            model.graph.node[0].attribute.append(empty)
+        # the two readings disagree on y's rank, so onnx.checker (in `run`) rejects either one
+        out = optimize(model, make_pipeline("t", ["constants-to-initializers", "eliminate-noops"]))
+        assert ops(out) == ["Squeeze", "Relu"]
+        assert_same_outputs(model, out, feeds_for(model))

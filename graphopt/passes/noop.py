@@ -241,8 +241,8 @@ class _Rules:
                 return None
         else:
             axes = None
-        if axes is not None:
-            return node.input[0] if len(axes) == 0 else None
+        if axes:  # empty axes: onnxruntime squeezes every dim of 1, as when none are given
+            return None
         static = self.shapes.static(node.input[0])
         return node.input[0] if static is not None and 1 not in static else None
 
