@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,20 +182,20 @@ def spawn(**kw: object) -> dict:
 
 # ----------------------------------------------------------------------------- measuring
 def latency_ratio(fp32: str, int8: str, feed: dict, runs: int) -> tuple[float, float]:
-    """(median INT8 / median FP32, FP32 median ms): 2 threads, ORT_ENABLE_ALL, interleaved."""
+    """(median INT8 / median FP32, FP32 median ms): 2 threads, ORT_ENABLE_ALL, interleaved
+    with the order alternating (ABBA), so neither model always runs right behind the other."""
     from graphopt.backends.onnxruntime import session
 
     a, b = session(fp32, threads=2), session(int8, threads=2)
     for s in (a, b):
         s.run(None, feed)
-    ta, tb = [], []
-    for _ in range(runs):
-        t = time.perf_counter()
-        a.run(None, feed)
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        b.run(None, feed)
-        tb.append(time.perf_counter() - t)
+    times: dict[Any, list[float]] = {a: [], b: []}
+    for r in range(runs):
+        for s in (a, b) if r % 2 == 0 else (b, a):
+            t = time.perf_counter()
+            s.run(None, feed)
+            times[s].append(time.perf_counter() - t)
+    ta, tb = times[a], times[b]
     return float(np.median(tb) / np.median(ta)), float(np.median(ta) * 1000)
 
 

@@ -213,3 +213,18 @@ def test_paired_latency_times_hot_runs_back_to_back_with_the_reference() -> None
     assert all(len(times[(n, "all")]) == 4 for n in ("a", "b", "c"))
     assert len(times[("ref", "all")]) == 12 and ratios[("ref", "all")] == [1.0] * 4
     assert all(r > 0 for n in ("a", "b", "c") for r in ratios[(n, "all")])
+
+
+def test_quantize_latency_ratio_alternates_which_model_runs_first(monkeypatch) -> None:
+    """A fixed FP32-then-INT8 order would time INT8 always right behind FP32 (order bias)."""
+    import bench_quantize
+
+    import graphopt.backends.onnxruntime as ort_backend
+
+    log: list[str] = []
+    monkeypatch.setattr(ort_backend, "session", lambda path, threads: _RecordingSession(path, log))
+    ratio, base_ms = bench_quantize.latency_ratio("fp32", "int8", {}, 4)
+    timed = log[2:]  # after one untimed run of each
+    assert sorted(log[:2]) == ["fp32", "int8"]
+    assert timed == ["fp32", "int8", "int8", "fp32", "fp32", "int8", "int8", "fp32"]
+    assert ratio > 0 and base_ms > 0
