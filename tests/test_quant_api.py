@@ -247,6 +247,14 @@ def test_bad_options() -> None:
         graphopt.quantize(conv_model(), None)
 
 
+@pytest.mark.parametrize("option", ["histogram_sample", "keep_float"])
+def test_negative_counts_are_refused(option: str) -> None:
+    # a negative histogram_sample used to sample every second value, a negative keep_float
+    # to run the sensitivity search: both silently
+    with pytest.raises(QuantizeError, match=f"{option} must be 0 or more, got -5"):
+        graphopt.quantize(conv_model(), feeds(), **{option: -5})
+
+
 def test_keep_float_keeps_the_most_sensitive_group() -> None:
     _, report = quantize_with_report(
         conv_model(), feeds(), "entropy", None, "tensorrt", keep_float=1, sample_feeds=2

@@ -133,6 +133,9 @@ def quantize_with_report(
         raise QuantizeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if calibration_data is None and from_cache is None:
         raise QuantizeError("give calibration data or a calibration cache (from_cache)")
+    for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
+        if value < 0:
+            raise QuantizeError(f"{name} must be 0 or more, got {value}")
     report = QuantizeReport(target, method)
     clock = time.perf_counter()
     proto = prepare(model, target, pipeline)
