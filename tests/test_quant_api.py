@@ -247,6 +247,15 @@ def test_bad_options() -> None:
         graphopt.quantize(conv_model(), None)
 
 
+def test_asymmetric_scale_of_a_tiny_range_is_positive() -> None:
+    # (hi - lo) / 255 underflows float32 to 0 for a range of 1e-44: division by zero before
+    from graphopt.quant.qdq import ActivationQuant
+
+    q = ActivationQuant.asymmetric(-1e-44, 1e-44)
+    assert q.scale > 0 and np.isfinite(q.scale) and 0 <= q.zero_point <= 255
+    assert q.dtype is np.uint8
+
+
 @pytest.mark.parametrize("option", ["histogram_sample", "keep_float"])
 def test_negative_counts_are_refused(option: str) -> None:
     # a negative histogram_sample used to sample every second value, a negative keep_float

@@ -48,7 +48,8 @@ class ActivationQuant:
         lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
         if hi - lo <= 0:
             return cls(np.float32(1.0), 0, np.uint8)
-        scale = np.float32((hi - lo) / 255.0)
+        # floored like the symmetric scale: a range under ~1e-43 would round it to 0
+        scale = max(np.float32((hi - lo) / 255.0), _MIN_SCALE)
         zero = int(np.clip(np.round(-lo / float(scale)), 0, 255))
         return cls(scale, zero, np.uint8)
 
