@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import onnx
 import onnx.helper as oh
 import onnx.parser
@@ -128,3 +129,20 @@ def test_python_dash_m_and_help_list_commands():
         check=False,
     )
     assert "--pipeline" in done.stdout and "--verify" in done.stdout
+
+
+def test_verify_counts_a_nan_the_original_does_not_have_as_a_difference():
+    from graphopt.backends.onnxruntime import compare
+
+    text = '<ir_version: 8, opset_import: ["" : 13]>\ng (float[3] x) => (float[3] y) {{ {} }}'
+    ref = onnx.parser.parse_model(text.format("y = Identity(x)"))
+    nan = onnx.parser.parse_model(text.format("z = Sub(x, x)\n y = Div(z, z)"))  # 0/0
+    same = onnx.parser.parse_model(text.format("y = Relu(x)"))
+    feeds = {"x": np.array([1.0, 2.0, np.nan], np.float32)}
+    (d,) = compare(ref, nan, feeds)
+    assert d.max_rel > 1e-4 and d.max_abs > 0  # NaN where 1 and 2 were is a difference
+    (d,) = compare(ref, ref, feeds)
+    assert (d.max_abs, d.max_rel) == (0.0, 0.0)  # NaN in both, in the same place, is not
+    feeds = {"x": np.array([1.0, 2.0, 3.0], np.float32)}
+    (d,) = compare(ref, same, feeds)
+    assert (d.max_abs, d.max_rel) == (0.0, 0.0)

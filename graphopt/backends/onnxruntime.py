@@ -165,7 +165,12 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
         if not np.issubdtype(a.dtype, np.number):
             diffs.append(Difference(name, float(np.any(a != b)), float(np.any(a != b))))
             continue
-        delta = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        scale = float(np.max(np.abs(a.astype(np.float64)))) or 1.0
-        diffs.append(Difference(name, float(delta.max()), float(delta.max()) / scale))
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        # Equal values (NaN in both too) differ by 0; a NaN on one side only differs by inf.
+        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+        delta = np.nan_to_num(np.where(same, 0.0, np.abs(a64 - b64)), nan=np.inf, posinf=np.inf)
+        finite = np.abs(a64[np.isfinite(a64)])
+        scale = float(finite.max()) if finite.size else 0.0
+        worst = float(delta.max())
+        diffs.append(Difference(name, worst, worst / (scale or 1.0)))
     return diffs
