@@ -139,6 +139,20 @@ def test_build_int8_calibrates_from_an_image_folder(fake_trt, monkeypatch, model
     assert cache.read_text().startswith("TRT-")
 
 
+def test_build_calib_read_failures_exit_2_with_one_line(fake_trt, capsys, model_path, tmp_path):
+    fake_trt()
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.zeros((1, 3, 16, 16), np.float32))
+    plan = str(tmp_path / "m.plan")
+    missing = str(tmp_path / "missing.onnx")
+    assert main(["build", missing, "-o", plan, "--int8", "--calib", str(calib)]) == 2
+    one_error_line(capsys, "missing.onnx")
+    (calib / "b.npz").write_text("not an npz")
+    assert main(["build", str(model_path), "-o", plan, "--int8", "--calib", str(calib)]) == 2
+    one_error_line(capsys, "b.npz")
+
+
 def test_build_bad_shapes_exit_2(fake_trt, capsys, model_path, tmp_path):
     fake_trt()
     assert (
@@ -217,6 +231,16 @@ def test_bench_dynamic_model_with_shapes(capsys, tmp_path):
 def test_bench_tensorrt_needs_an_engine(capsys, model_path):
     assert main(["bench", str(model_path), "--backend", "tensorrt"]) == 2
     one_error_line(capsys, "build an engine first")
+
+
+def test_bench_tensorrt_unreadable_inputs_are_one_backend_error(tmp_path):
+    from graphopt.commands.bench import _engine_feeds
+    from graphopt.errors import BackendError
+
+    (tmp_path / "bad.npz").write_text("not an npz")
+    for path in (tmp_path / "bad.npz", tmp_path / "missing.npz"):
+        with pytest.raises(BackendError, match="cannot read input feeds"):
+            _engine_feeds(None, {}, str(path))
 
 
 def test_bench_tensorrt_without_tensorrt(monkeypatch, capsys, tmp_path):

@@ -175,7 +175,10 @@ def _engine_feeds(
     from graphopt.errors import BackendError
 
     if npz is not None:
-        return read_npz(npz)
+        try:
+            return read_npz(npz)
+        except (OSError, ValueError) as e:
+            raise BackendError(f"{npz}: cannot read input feeds: {e}") from e
     rng = np.random.default_rng(0)
     feeds = {}
     for b in runner.bindings:

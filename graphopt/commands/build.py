@@ -92,12 +92,16 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
 
     import numpy as np
     import onnx
+    from google.protobuf.message import DecodeError
 
     from graphopt.backends.onnxruntime import input_specs
     from graphopt.errors import BackendError
     from graphopt.realmodels import load_image, preprocess
 
-    model = onnx.load(model_path, load_external_data=False)
+    try:
+        model = onnx.load(model_path, load_external_data=False)
+    except (OSError, DecodeError) as e:
+        raise BackendError(f"{model_path}: cannot read the model: {e}") from e
     specs = input_specs(model)
     if len(specs) != 1:
         raise BackendError("--calib DIR feeds single-input models; give .npz feeds per input")
@@ -109,10 +113,11 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
         raise BackendError(f"--calib {folder}: no files in that folder")
     feeds = []
     for path in files[:count]:
-        if path.suffix == ".npy":
-            feeds.append({name: np.load(path)})
-        elif path.suffix == ".npz":
-            feeds.append(read_npz(path))
+        if path.suffix in (".npy", ".npz"):
+            try:
+                feeds.append({name: np.load(path)} if path.suffix == ".npy" else read_npz(path))
+            except (OSError, ValueError) as e:
+                raise BackendError(f"--calib {path}: cannot read: {e}") from e
         else:
             if name in shapes:
                 h, w = shapes[name].opt[2], shapes[name].opt[3]
