@@ -128,6 +128,7 @@ def insert_qdq(
                     if inp == t:
                         graph.set_input(c, k, dq)
     # weights, biases and constant operands
+    source_of = {dq: src for src, dq in dq_of.items()}  # DQ output → the float tensor
     for name, p in active.items():
         node = graph.nodes[name]
         w_scales = None
@@ -151,7 +152,7 @@ def insert_qdq(
             )
             graph.set_input(node, i, dn.output[0])
         if plan.target == "onnxruntime" and p.bias is not None and w_scales is not None:
-            x_param = params.get(_source(graph, node.input[0], dq_of))
+            x_param = params.get(source_of.get(node.input[0], node.input[0]))
             bias = graph.constant(node.input[p.bias])
             if x_param is not None and bias is not None and bias.ndim == 1:
                 bscale = (np.float64(x_param.scale) * w_scales.astype(np.float64)).astype(
@@ -187,14 +188,6 @@ def insert_qdq(
             graph.set_input(node, i, dn.output[0])
     _drop_unused_initializers(graph)
     return graph.commit()
-
-
-def _source(graph: Graph, tensor: str, dq_of: dict[str, str]) -> str:
-    """The float tensor a DQ output dequantizes (or `tensor` itself)."""
-    for src, dq in dq_of.items():
-        if dq == tensor:
-            return src
-    return tensor
 
 
 def _drop_unused_initializers(graph: Graph) -> None:
