@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import GraphoptError, PipelineError, QuantizeError
+from graphopt.errors import PipelineError, QuantizeError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import ModelLike
 from graphopt.quant import cache as cache_io
@@ -297,5 +297,3 @@ def check(model: onnx.ModelProto) -> None:
         raise QuantizeError(
             f"the quantized model fails onnx.checker: {str(e).strip().splitlines()[0]}"
         ) from e
-    except GraphoptError:
-        raise
