@@ -219,6 +219,8 @@ def _squeeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     axes = _axes(inputs, attrs, opset, 13)
     if axes is None:
         return [np.squeeze(data)]
+    if not axes:
+        raise Unsupported  # empty axes: onnxruntime squeezes every dim of 1; onnx reads "none"
     axes = _normalize(axes, data.ndim)
     if any(data.shape[a] != 1 for a in axes):
         raise Unsupported
