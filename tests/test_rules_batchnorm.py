@@ -243,6 +243,24 @@ def test_consecutive_constant_mul_add_merge():
     assert_same_outputs(model, out, feeds(model))
 
 
+def test_merge_keeps_a_constant_the_replacement_still_reads():
+    # (x·a)·b ⇒ x·c with x itself a constant of c's shape: x's storage used to be taken for c,
+    # so the result read Mul(x, x) = (a·b)²
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[4] i) => (float[4] y) {
+          t = Mul(x, a)
+          u = Mul(t, b)
+          y = Add(u, i)
+        }""",
+        {"x": np.array([1, 2, 3, 4], np.float32), "a": np.full(4, 2, np.float32),
+         "b": np.full(4, 3, np.float32)},
+    )  # fmt: skip
+    out, _ = run_passes(model, [FusePatterns(groups=["affine"])])
+    assert sorted(ops(out)) == ["Add", "Mul"]
+    assert_same_outputs(model, out, feeds(model))
+
+
 def test_fold_is_computed_in_float64():
     # A tiny variance with a large scale: float32 folding loses bits that float64 keeps.
     w = rand(2, 1, 1, 1)

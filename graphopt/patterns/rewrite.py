@@ -380,9 +380,12 @@ class RuleRunner:
         names: dict[str, str] = {}
         old_inputs = {t for n in remove for t in n.input if t}
         arrays = [(var, v) for var, v in m.computed.items() if isinstance(v, np.ndarray)]
+        plan = _replacement_plan(m.rule)
         if arrays:
             wanted = {(_TENSOR_TYPES.get(v.dtype, -1), v.shape) for _, v in arrays}
-            spare = self._spare_constants(old_inputs, {n.name for n in remove}, wanted)
+            # a constant the replacement still reads (x in (x·a)·b ⇒ x·c) is not spare
+            still_read = {m.tensors.get(v) for _, _, in_vars, _, _ in plan for v in in_vars}
+            spare = self._spare_constants(old_inputs - still_read, {n.name for n in remove}, wanted)
             for var, value in arrays:
                 names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
@@ -390,7 +393,7 @@ class RuleRunner:
             self._touched.extend(node.output)
         tensors = m.tensors
         for (op, domain, in_vars, out_vars, copy_from), attrs in zip(
-            _replacement_plan(m.rule), m.replacement_attrs, strict=True
+            plan, m.replacement_attrs, strict=True
         ):
             inputs = [names.get(v) or tensors.get(v) or "" for v in in_vars]
             while inputs and not inputs[-1]:
