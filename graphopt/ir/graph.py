@@ -372,22 +372,6 @@ class Graph:
             if vi.name == src:
                 vi.name = dst
 
-    def rename_output(self, node: NodeProto, index: int, new: str) -> None:
-        """Rename output `index` of `node` (and every reader of it) to `new`."""
-        old = node.output[index]
-        node.output[index] = new
-        self._names.reserve((new,))
-        if self.producer.get(old) == node.name:
-            del self.producer[old]
-        self.producer[new] = node.name
-        for user in list(self.consumers.get(old, {})):
-            n = self.nodes[user]
-            for i, name in enumerate(n.input):
-                if name == old:
-                    n.input[i] = new
-            self.consumers.setdefault(new, {})[user] = None
-        self.consumers.pop(old, None)
-
     def add_initializer(self, hint: str, value: np.ndarray, exact_name: bool = False) -> str:
         """Add a constant tensor and return its (fresh, unique) name."""
         name = hint if exact_name else self._names.fresh(hint)
