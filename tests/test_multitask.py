@@ -398,6 +398,23 @@ def test_cli_macs_shape_option(tmp_path, capsys):
     assert "expected INPUT=D0,D1" in capsys.readouterr().err
 
 
+def test_cli_verify_feeds_fit_a_symbolic_input_met_by_a_static_one(tmp_path, capsys):
+    """The merged input takes the static dims; --verify must feed every model those."""
+    from graphopt.cli import main
+
+    a = task_model(W2A)
+    for d in a.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.dim_param = "hw"
+    for d in a.graph.output[0].type.tensor_type.shape.dim[2:]:
+        d.dim_param = "hw"
+    onnx.save(a, tmp_path / "dyn.onnx")
+    onnx.save(task_model(W2B), tmp_path / "fix.onnx")
+    args = [str(tmp_path / "dyn.onnx"), str(tmp_path / "fix.onnx"), "--verify"]
+    assert main(["merge", *args, "-o", str(tmp_path / "m.onnx")]) == 0
+    text = capsys.readouterr().out
+    assert "verify: dyn_y: max abs diff 0" in text and "verify: fix_y: max abs diff 0" in text
+
+
 def test_cli_merge_and_split(tmp_path, capsys):
     from graphopt.cli import main
 

@@ -135,10 +135,8 @@ def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untype
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
 
-    feeds: dict = {}
-    for path, task in zip(paths, report.tasks, strict=True):
-        for name, value in example_feeds(load_model(path), seed=len(feeds)).items():
-            feeds.setdefault(task.inputs[name], value)
+    # from the merged inputs: their types are the ones every model accepts (static dims win)
+    feeds = example_feeds(merged)
     outputs = run(merged, feeds)
     for path, task in zip(paths, report.tasks, strict=True):
         own = {name: feeds[merged_name] for name, merged_name in task.inputs.items()}
