@@ -207,6 +207,14 @@ def test_cache_format_matches_tensorrt() -> None:
     )
 
 
+def test_cache_in_a_folder_that_cannot_be_made_is_a_quantize_error(tmp_path) -> None:
+    # the folder was made outside the try: a FileExistsError traceback before
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(QuantizeError, match="cannot write calibration cache"):
+        cache_io.write(blocker / "calib.cache", {"x": np.float32(0.5)})
+
+
 def test_cache_header_names_the_tensorrt_version(tmp_path) -> None:
     from graphopt.quant.cache import tensorrt_version_number
 

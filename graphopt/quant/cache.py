@@ -73,14 +73,15 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
     """Write the cache atomically."""
     target = Path(path)
     text = dumps(scales, header)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         with os.fdopen(fd, "w", newline="\n") as f:
             f.write(text)
         os.replace(tmp, target)
     except OSError as e:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
 
