@@ -146,3 +146,19 @@ def test_verify_counts_a_nan_the_original_does_not_have_as_a_difference():
     feeds = {"x": np.array([1.0, 2.0, 3.0], np.float32)}
     (d,) = compare(ref, same, feeds)
     assert (d.max_abs, d.max_rel) == (0.0, 0.0)
+
+
+def test_demo_reports_a_model_failing_the_checker_in_one_line(monkeypatch, tmp_path, capsys):
+    import graphopt.api
+    import graphopt.realmodels
+
+    path = tmp_path / "in.onnx"
+    onnx.save_model(onnx.parser.parse_model(MODEL), str(path))
+    broken = onnx.parser.parse_model(MODEL)
+    broken.graph.node[1].op_type = "NoSuchOp"  # fails onnx.checker
+    report = graphopt.api.optimize_with_report(onnx.parser.parse_model(MODEL))[1]
+    monkeypatch.setattr(graphopt.realmodels, "fetch_model", lambda name: path)
+    monkeypatch.setattr(graphopt.api, "optimize_with_report", lambda m, p: (broken, report))
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "onnx.checker" in err and "NoSuchOp" in err

@@ -1,5 +1,5 @@
-"""Pieces several sub-commands share: the `--shapes` flag, comma-separated name lists, and
-reading a `.npz` file of feeds.
+"""Pieces several sub-commands share: the `--shapes` flag, comma-separated name lists,
+reading a `.npz` file of feeds, and the full onnx.checker run as a one-line error.
 
 What it does not do: parse shapes (`graphopt.backends.tensorrt.parse_shapes` does), or turn a
 read failure into a graphopt error (each command decides what a bad file means).
@@ -11,6 +11,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import onnx
+
+from graphopt.errors import VerifyError
 
 
 def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -34,3 +37,11 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a `.npz` file, by key (loaded into memory, the file closed)."""
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> None:
+    """`onnx.checker.check_model(full_check=True)`; a failure is a one-line `VerifyError`."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise VerifyError(f"{what} fails onnx.checker: {str(e).strip().splitlines()[0]}") from e

@@ -35,10 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import onnx
-
     from graphopt.api import optimize_with_report
     from graphopt.backends.onnxruntime import compare
+    from graphopt.commands._common import check_model
     from graphopt.commands.optimize import print_stats
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model, save_model
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         f"pipeline {report.pipeline!r}: {len(original.graph.node)} -> {len(optimized.graph.node)} nodes in {elapsed * 1000:.0f} ms"
     )
     print_stats(report)
-    onnx.checker.check_model(optimized, full_check=True)
+    check_model(optimized)
     print("onnx.checker (full_check): ok")
     worst = 0.0
     for i, feeds in enumerate(model_inputs(args.model, args.images)):

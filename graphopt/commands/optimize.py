@@ -74,9 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import onnx
-
     from graphopt.api import optimize_with_report
+    from graphopt.commands._common import check_model
     from graphopt.ir import load, save_model
 
     loaded = load(args.input)
@@ -93,12 +92,7 @@ def run(args: argparse.Namespace) -> int:
     )
     elapsed = time.perf_counter() - start
     if args.check:
-        try:
-            onnx.checker.check_model(optimized, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            raise VerifyError(
-                f"the optimized model fails onnx.checker: {str(e).strip().splitlines()[0]}"
-            ) from e
+        check_model(optimized)
     worst = None
     if args.verify:
         from graphopt.backends.onnxruntime import compare, example_feeds
