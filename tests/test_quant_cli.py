@@ -201,6 +201,16 @@ def test_npz_and_batches(tmp_path) -> None:
         folder_feeds(folder, model, batch_size=2)
 
 
+def test_feeds_that_do_not_stack_into_a_batch(tmp_path) -> None:
+    # np.concatenate's ValueError escaped as a traceback before
+    model = conv_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    for i, side in enumerate((16, 8)):
+        np.save(tmp_path / f"f{i}.npy", np.zeros((1, 3, side, side), np.float32))
+    with pytest.raises(QuantizeError, match=r"f0.npy..f1.npy do not stack into one batch"):
+        folder_feeds(tmp_path, model, batch_size=2)[0]
+
+
 def test_progress_line() -> None:
     stream = io.StringIO()
     bar = Progress(4, stream=stream)

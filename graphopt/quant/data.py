@@ -143,7 +143,13 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         feeds = [self.decode(f) for f in chunk]
         if len(feeds) == 1:
             return feeds[0]
-        return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
+        try:
+            return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
+        except (KeyError, ValueError) as e:
+            raise QuantizeError(
+                f"{chunk[0].parent}: feeds {chunk[0].name}..{chunk[-1].name} do not stack into "
+                f"one batch ({e}); use --batch-size 1"
+            ) from e
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
