@@ -415,6 +415,30 @@ def test_cli_verify_feeds_fit_a_symbolic_input_met_by_a_static_one(tmp_path, cap
     assert "verify: dyn_y: max abs diff 0" in text and "verify: fix_y: max abs diff 0" in text
 
 
+def test_cli_merge_report_replaces_the_old_one_only_by_a_rename(tmp_path, monkeypatch, capsys):
+    import os
+
+    from graphopt.cli import main
+
+    onnx.save(task_model(W2A), tmp_path / "det.onnx")
+    report = tmp_path / "r.json"
+    report.write_text("old report\n")
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.fspath(dst) == str(report):
+            raise OSError("rename refused")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    args = ["merge", str(tmp_path / "det.onnx"), "-o", str(tmp_path / "m.onnx")]
+    assert main([*args, "--report", str(report)]) == 2
+    assert "cannot write the report: rename refused" in capsys.readouterr().err
+    assert report.read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det.onnx", "m.onnx", "r.json"]
+
+
 def test_cli_merge_and_split(tmp_path, capsys):
     from graphopt.cli import main
 

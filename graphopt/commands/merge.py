@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from graphopt.commands._common import comma_list
 
@@ -106,8 +105,9 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from graphopt.backends.tensorrt import write_atomic  # a plain temp-file-and-rename writer
     from graphopt.ir import save_model
-    from graphopt.multitask import merge_with_report
+    from graphopt.multitask import MergeError, merge_with_report
 
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     merged, report = merge_with_report(
@@ -123,7 +123,10 @@ def run_merge(args: argparse.Namespace) -> int:
     save_model(merged, args.output)
     print(report.summary())
     if args.report:
-        Path(args.report).write_text(report.to_json() + "\n")
+        try:
+            write_atomic(args.report, (report.to_json() + "\n").encode())
+        except OSError as e:
+            raise MergeError(f"{args.report}: cannot write the report: {e}") from e
     print(f"wrote {args.output}")
     return 0
 
