@@ -24,7 +24,14 @@ from typing import Any
 import onnx
 
 from graphopt.ir import Graph
-from graphopt.patterns.engine import COMMUTATIVE, Facts, Match, attr_mismatch, domains_of
+from graphopt.patterns.engine import (
+    COMMUTATIVE,
+    Facts,
+    Match,
+    attr_mismatch,
+    domains_of,
+    needs_constant,
+)
 from graphopt.patterns.rules import Absent, Literal, Pattern, Rule, Var
 
 _UNBOUND: Any = object()
@@ -135,12 +142,7 @@ class CompiledTarget:
         commutative = op in COMMUTATIVE
         needs: list[tuple[int, Callable[[Graph, onnx.NodeProto], bool] | None]] = []
         for k, operand in enumerate(pnode.inputs):
-            if isinstance(operand, Literal) or (
-                isinstance(operand, Var)
-                and not operand.optional
-                and operand.name in self.constant_vars
-                and operand.name not in producers
-            ):
+            if needs_constant(operand, self.constant_vars, producers):
                 needs.append((k, None))  # a constant
             elif (
                 isinstance(operand, Var)

@@ -400,12 +400,7 @@ class Matcher:
         inputs = node.input
         commutative = pnode.op in COMMUTATIVE
         for k, operand in enumerate(pnode.inputs):
-            if isinstance(operand, Literal) or (
-                isinstance(operand, Var)
-                and not operand.optional
-                and operand.name in self._constant_vars
-                and operand.name not in producers
-            ):
+            if needs_constant(operand, self._constant_vars, producers):
                 if commutative:
                     if not any(t and self._is_const(t) for t in inputs):
                         return False
@@ -630,6 +625,17 @@ def attribute_value(a: onnx.AttributeProto) -> Any:
     if kind == _A.FLOATS:
         return list(a.floats)
     return _plain(onnx.helper.get_attribute_value(a))
+
+
+def needs_constant(operand: Any, constant_vars: frozenset[str], producers: dict[str, int]) -> bool:
+    """Whether a pattern operand can only match a constant tensor: a literal, or a required
+    variable the rule's checks name as constant that no pattern node produces."""
+    return isinstance(operand, Literal) or (
+        isinstance(operand, Var)
+        and not operand.optional
+        and operand.name in constant_vars
+        and operand.name not in producers
+    )
 
 
 def domains_of(domain: str) -> tuple[str, ...]:
