@@ -98,6 +98,36 @@ def test_quantized_model_checks_runs_and_stays_close(target: str) -> None:
         assert err < 0.05, err
 
 
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_a_shared_weight_is_quantized_once(target: str) -> None:
+    # two Convs reading one W used to get two int8 copies of it and two DequantizeLinear nodes
+    w = numpy_helper.from_array(
+        (np.random.default_rng(1).standard_normal((3, 3, 3, 3)) * 0.3).astype(np.float32), "W"
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "W"], ["c"], name="c1", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"], name="r1"),
+            helper.make_node("Conv", ["r", "W"], ["y"], name="c2", pads=[1, 1, 1, 1]),
+        ],
+        "shared",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 16, 16])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    q = graphopt.quantize(model, feeds(), method="minmax", target=target, pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    assert sorted(n for n in inits(q) if n.startswith("W")) == [
+        "W_quantized", "W_scale", "W_zero_point"
+    ]  # fmt: skip
+    assert producer_of_input(q, "c1", 1) is producer_of_input(q, "c2", 1) is not None
+    f = feeds(1, seed=7)[0]
+    ref, got = ort_run(model, f)["y"], ort_run(q, f)["y"]
+    assert np.sqrt(np.sum((got - ref) ** 2) / np.sum(ref**2)) < 0.05
+
+
 def test_tensorrt_placement() -> None:
     model = conv_model()
     q = graphopt.quantize(model, feeds(), target="tensorrt")

@@ -129,16 +129,21 @@ def insert_qdq(
                         graph.set_input(c, k, dq)
     # weights, biases and constant operands
     source_of = {dq: src for src, dq in dq_of.items()}  # DQ output → the float tensor
+    weight_dq: dict[tuple[str, int | None], tuple[str, np.ndarray]] = {}  # shared weights
     for name, p in active.items():
         node = graph.nodes[name]
         w_scales = None
         for i, axis in p.weights.items():
-            value = graph.constant(node.input[i])
+            base = node.input[i]
+            if (base, axis) in weight_dq:
+                dq_out, w_scales = weight_dq[(base, axis)]
+                graph.set_input(node, i, dq_out)
+                continue
+            value = graph.constant(base)
             if value is None:
                 continue
             q, scales = quantize_weight(value, axis)
             w_scales = scales
-            base = node.input[i]
             qw = graph.add_initializer(f"{base}_quantized", q)
             sw = graph.add_initializer(
                 f"{base}_scale", scales if axis is not None else scales.reshape(())
@@ -151,6 +156,7 @@ def insert_qdq(
                 "DequantizeLinear", [qw, sw, zw], 1, name=f"{base}_DequantizeLinear", **attrs
             )
             graph.set_input(node, i, dn.output[0])
+            weight_dq[(base, axis)] = (dn.output[0], scales)
         if plan.target == "onnxruntime" and p.bias is not None and w_scales is not None:
             x_param = params.get(source_of.get(node.input[0], node.input[0]))
             bias = graph.constant(node.input[p.bias])
