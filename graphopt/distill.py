@@ -293,7 +293,10 @@ def write_targets(
     inputs = input_specs(model)
     _check_batch(inputs, batch_size)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DistillError(f"{out}: cannot create the targets folder: {e.strerror}") from e
     config = {
         "format": FORMAT,
         "teacher": {
@@ -430,6 +433,13 @@ def _create(
         raise DistillError(f"teacher output {specs[0].source!r} has no batch axis ({first.shape})")
     per = first.shape[0] // batch
     count = int(config["count"]) * per
+    axis = int(config["axis"])
+    for spec, value in zip(specs, values, strict=True):  # check before any file is made
+        ndim = np.asarray(value).ndim
+        if spec.kind == "soft" and not -ndim <= axis < ndim:
+            raise DistillError(
+                f"logits {spec.source!r} have {ndim} axes; there is no class axis {axis}"
+            )
     tensors = {}
     for spec, value in zip(specs, values, strict=True):
         arr = np.asarray(value)

@@ -369,3 +369,13 @@ def test_a_sized_feed_sequence_is_read_one_batch_at_a_time(tmp_path):
     assert seen[-1] == [0, 1, 2, 3, 4]
     expected = [expected_outputs([feeds[i]["x"]])[0]["peak"][0] for i in range(5)]
     np.testing.assert_array_equal(load_targets(tmp_path / "t")["peak"], expected)
+
+
+def test_a_bad_class_axis_or_output_folder_is_a_distill_error(teacher, data, tmp_path):
+    folder, _ = data
+    with pytest.raises(DistillError, match="logits 'logits' have 2 axes; there is no class axis 5"):
+        write_targets(teacher, folder, tmp_path / "t", logits=["logits"], axis=5)
+    assert list((tmp_path / "t").iterdir()) == []  # nothing half-made to trip a rerun
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DistillError, match="cannot create the targets folder"):
+        write_targets(teacher, folder, tmp_path / "file")
