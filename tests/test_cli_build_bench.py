@@ -228,6 +228,12 @@ def test_bench_dynamic_model_with_shapes(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["batch"] == 2
 
 
+def test_bench_onnxruntime_feed_of_the_wrong_shape_exits_2(capsys, model_path, tmp_path):
+    np.savez(tmp_path / "bad.npz", x=np.zeros((2, 2), np.float32))
+    assert main(["bench", str(model_path), "--inputs", str(tmp_path / "bad.npz")]) == 2
+    one_error_line(capsys, "onnxruntime failed to run")
+
+
 def test_bench_tensorrt_needs_an_engine(capsys, model_path):
     assert main(["bench", str(model_path), "--backend", "tensorrt"]) == 2
     one_error_line(capsys, "build an engine first")

@@ -122,19 +122,24 @@ def bench_onnxruntime(
     npz: str | None = None,
 ) -> BenchResult:
     from graphopt.backends.onnxruntime import session
+    from graphopt.errors import BackendError
     from graphopt.ir import load_model
 
     model = load_model(path)
     feeds = _feeds(model, shapes or {}, npz)
     sess = session(model, threads=threads)
     names = [o.name for o in sess.get_outputs()]
-    for _ in range(warmup):
-        sess.run(names, feeds)
     times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        sess.run(names, feeds)
-        times.append(time.perf_counter() - start)
+    try:
+        for _ in range(warmup):
+            sess.run(names, feeds)
+        for _ in range(runs):
+            start = time.perf_counter()
+            sess.run(names, feeds)
+            times.append(time.perf_counter() - start)
+    except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BackendError(f"onnxruntime failed to run {path}: {first}") from e
     batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
     return summarize("onnxruntime", path, times, batch)
 
