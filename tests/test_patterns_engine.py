@@ -245,6 +245,7 @@ def test_builtin_rules_load_and_groups_exist():
         ("rules:\n  - name: a\n    tagret: y = Relu(x)\n", 3, "unknown rule key 'tagret'"),
         ("rules:\n  - name: a\n    target: y = Relu(x)\n    replacement: y = Relu(x)\n  - name: a\n    target: y = Relu(x)\n    replacement: y = Relu(x)\n", 5, "duplicate rule name"),
         ("rules:\n  - name: a\n    target: |\n      t = Sigmoid(x)\n      y = Mul(x, t, 1 +)\n    replacement: y = Relu(x)\n", 5, "invalid syntax"),
+        ("macros:\n  M(a):\n    - M(a)\nrules:\n  - name: a\n    target: y = M(x)\n    replacement: y = Relu(x)\n", 6, "does a macro call itself?"),  # RecursionError before
     ],
 )  # fmt: skip
 def test_bad_rule_file_names_file_and_line(text, line, message):

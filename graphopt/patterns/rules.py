@@ -324,11 +324,22 @@ def _parse_expr(text: str, source: str, line: int) -> ast.expr:
         raise PipelineError(f"{source}:{line}: cannot parse {text.strip()!r}: {e.msg}") from e
 
 
-def _expand_macros(text: str, macros: dict[str, Macro], source: str, line: int) -> Iterator[str]:
+# Macro calls expanded one inside another at most this deep (a macro that calls itself never ends).
+_MAX_MACRO_DEPTH = 64
+
+
+def _expand_macros(
+    text: str, macros: dict[str, Macro], source: str, line: int, depth: int = 0
+) -> Iterator[str]:
     """Every alternative of `text` with each macro call replaced by one of its bodies."""
     if not macros or not any(m in text for m in macros):
         yield text
         return
+    if depth > _MAX_MACRO_DEPTH:
+        raise PipelineError(
+            f"{source}:{line}: macro expansion goes deeper than {_MAX_MACRO_DEPTH} levels "
+            "(does a macro call itself?)"
+        )
     try:
         probe = ast.parse(_dedent(text))
     except SyntaxError as e:
@@ -350,7 +361,7 @@ def _expand_macros(text: str, macros: dict[str, Macro], source: str, line: int) 
         bound = dict(zip(macro.params, here.args, strict=True))
         replaced = _Substitute(bound).visit(_copy(body))
         expanded = _ReplaceNode(here, replaced).visit(tree)
-        yield from _expand_macros(ast.unparse(expanded), macros, source, line)
+        yield from _expand_macros(ast.unparse(expanded), macros, source, line, depth + 1)
 
 
 def _first_macro_call(tree: ast.AST, macros: dict[str, Macro]) -> ast.Call | None:
