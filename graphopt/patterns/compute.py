@@ -296,11 +296,11 @@ def fold_affine_convtranspose(
 @computation("combine")
 def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
     """Merge two constants of one float dtype in float64: "mul" a·b, "div" a/b, "rdiv" b/a,
-    "add" a+b, "sub" a−b, "rsub" b−a, "recip_mul" 1/(a·b)."""
+    "add" a+b, "sub" a−b, "rsub" b−a."""
     x = _float("first constant", a)
     y = _float("second constant", b, x)
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    if (how in ("div", "recip_mul") and np.any(y64 == 0)) or (how == "rdiv" and np.any(x64 == 0)):
+    if (how == "div" and np.any(y64 == 0)) or (how == "rdiv" and np.any(x64 == 0)):
         raise Refuse("division by a zero constant")
     ops = {
         "mul": lambda: x64 * y64,
