@@ -631,6 +631,8 @@ def test_engine_runner_binds_and_runs_with_fake_tensorrt(stand_in_libcuda, monke
     assert len(calls_named(fake, "execute_async_v3")) == 3 + 5
     with pytest.raises(BackendError, match="no feed for engine input 'x'"):
         runner.run({"z": np.ones((1, 4), np.float32)})
+    with pytest.raises(BackendError, match=r"engine input 'x' cannot take shape \(2, 5\)"):
+        runner.run({"x": np.ones((2, 5), np.float32)})
     with pytest.raises(BackendError, match="cannot deserialize"):
         trt_runtime.EngineRunner(b"not an engine")
 

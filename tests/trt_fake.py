@@ -263,6 +263,11 @@ def fake_tensorrt(
             self.addresses: dict[str, int] = {}
 
         def set_input_shape(self, name: str, shape: Any) -> bool:
+            declared = dict((n, s) for n, _, s in ICudaEngine.tensors)[name]
+            if len(shape) != len(declared) or any(
+                d >= 0 and d != got for d, got in zip(declared, shape, strict=True)
+            ):
+                return False  # as TensorRT: the shape is refused, the old one stays
             self.shapes[name] = tuple(shape)
             return True
 

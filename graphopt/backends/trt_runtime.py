@@ -174,7 +174,11 @@ class EngineRunner:
             if b.name not in feeds:
                 raise BackendError(f"no feed for engine input {b.name!r}")
             arr = np.ascontiguousarray(feeds[b.name], dtype=b.dtype)
-            self.context.set_input_shape(b.name, arr.shape)
+            if not self.context.set_input_shape(b.name, arr.shape):
+                raise BackendError(
+                    f"engine input {b.name!r} cannot take shape {arr.shape} (outside the engine's "
+                    f"optimization profile {tuple(self.engine.get_tensor_shape(b.name))})"
+                )
             self._ensure(b, arr.shape)
             self.device.to_device(b.ptr, arr)
         for b in self.bindings:
