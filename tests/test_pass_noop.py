@@ -236,3 +236,21 @@ def test_squeeze_with_empty_axes_drops_ones_and_is_kept():
         out = optimize(model, make_pipeline("t", ["constants-to-initializers", "eliminate-noops"]))
         assert ops(out) == ["Squeeze", "Relu"]
         assert_same_outputs(model, out, feeds_for(model))
+
+
+def test_slice_with_runtime_axes_or_steps_is_kept():
+    # [0, 2) is all of axis 0 but not of axis 2; a step of 2 is not a no-op either
+    for extra, feeds in (
+        ("s = Slice (x, b, e, a)", {"a": np.array([2], np.int64)}),
+        ("s = Slice (x, b, e, z, a)", {"a": np.array([2], np.int64)}),
+    ):
+        text = HEADER + (
+            "g (float[2, 3, 4] x, int64[1] a) => (float[A, B, C] y) {\n"
+            " b = Constant <value = int64[1] {0}> ()\n"
+            " e = Constant <value = int64[1] {2}> ()\n"
+            " z = Constant <value = int64[1] {0}> ()\n " + extra + "\n y = Relu (s)\n}"
+        )
+        model = parse(text.replace("OPSET", "13"))
+        out = run(model, "constants-to-initializers", "eliminate-noops")
+        assert ops(out) == ["Slice", "Relu"]
+        assert_same_outputs(model, out, {"x": np.ones((2, 3, 4), F32), **feeds})

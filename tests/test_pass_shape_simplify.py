@@ -131,3 +131,25 @@ def test_default_pipeline_collapses_the_static_subgraph_too():
     assert ops(out) == ["Relu", "Reshape"]
     x = np.random.default_rng(0).standard_normal((2, 4, 3, 5)).astype(F32)
     assert_same_outputs(model, out, {"x": x})
+
+
+def test_slice_of_shape_with_a_runtime_step_is_kept():
+    # steps is a graph input: reading it as "absent" (all 1) would fold dims 1:3 to [3, 4],
+    # while a step of 2 picks [3]
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 3, 4] x, int64[1] k) => (int64[M] y) {
+          s = Shape (x)
+          b = Constant <value = int64[1] {1}> ()
+          e = Constant <value = int64[1] {3}> ()
+          a = Constant <value = int64[1] {0}> ()
+          t = Slice (s, b, e, a, k)
+          y = Identity (t)
+        }
+        """
+    )
+    out = run(model, *PIPELINE)
+    assert "Slice" in ops(out)
+    x = np.zeros((2, 3, 4), F32)
+    assert_same_outputs(model, out, {"x": x, "k": np.array([2], np.int64)})

@@ -455,6 +455,18 @@ def slice_parameters(
     )
 
 
+def node_slice_parameters(
+    node: onnx.NodeProto, constant: Callable[[str], Value], opset: int
+) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """`slice_parameters` of Slice `node`, its inputs read with `constant`; None also when an
+    input that is given (starts, ends, axes or steps) is not a constant: it must not be read
+    as absent."""
+    values = [constant(name) if name else None for name in node.input]
+    if any(v is None for name, v in zip(node.input[1:], values[1:], strict=True) if name):
+        return None
+    return slice_parameters(values, node_attributes(node), opset)
+
+
 def onnx_slice(dim: int, start: int, end: int, step: int) -> slice:
     """The Python slice selecting what ONNX Slice selects along an axis of length `dim`.
 

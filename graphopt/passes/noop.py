@@ -255,12 +255,10 @@ class _Rules:
         return node.input[0] if axes is not None and len(axes) == 0 else None
 
     def _slice(self, node: onnx.NodeProto) -> str | None:
-        from graphopt.passes._folding_ops import slice_parameters
+        from graphopt.passes._folding_ops import node_slice_parameters
 
         g = self.graph
-        values = [g.constant(i) if i else None for i in node.input]
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        params = slice_parameters(values, attrs, g.opset_version(""))
+        params = node_slice_parameters(node, g.constant, g.opset_version(""))
         if params is None:
             return None
         starts, ends, axes, steps = params

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph
-from graphopt.passes._folding_ops import onnx_slice, slice_parameters
+from graphopt.passes._folding_ops import node_slice_parameters, onnx_slice
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import (
     DEFAULT_SIZE_LIMIT,
@@ -65,8 +65,7 @@ def _picked_dims(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.nda
             return None
         return np.array(picked, dtype=np.int64).reshape(idx.shape)
     if node.op_type == "Slice":
-        values = [graph.constant(i) if i else None for i in node.input]
-        params = slice_parameters(values, _attrs(node), graph.opset_version(""))
+        params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
         if params is None:
             return None
         starts, ends, axes, steps = params
@@ -80,10 +79,6 @@ def _picked_dims(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.nda
             return None
         return np.array(picked_dims, dtype=np.int64)
     return None
-
-
-def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 @register_pass
