@@ -285,6 +285,19 @@ def test_bad_options() -> None:
         graphopt.quantize(conv_model(), None)
 
 
+@pytest.mark.parametrize(
+    ("method", "option"), [("percentile", "percentile"), ("entropy", "entropy_floor")]
+)
+def test_bad_percentile_is_refused_before_calibrating(method: str, option: str) -> None:
+    # it was refused only after every feed had been run and histogrammed
+    def data():
+        raise AssertionError("calibration started")
+        yield {}
+
+    with pytest.raises(QuantizeError, match=f"{option} must be in \\(0, 100\\], got 150"):
+        graphopt.quantize(conv_model(), data(), method=method, **{option: 150.0})
+
+
 def test_asymmetric_scale_of_a_tiny_range_is_positive() -> None:
     # (hi - lo) / 255 underflows float32 to 0 for a range of 1e-44: division by zero before
     from graphopt.quant.qdq import ActivationQuant
