@@ -289,10 +289,15 @@ def write_targets(
     specs += [TargetSpec(h, h, "soft" if h in logits else "hint") for h in hints if h not in chosen]
     for i, spec in enumerate(specs):
         spec.file = f"{i:03d}_{_safe(spec.name)}.npy"
-    sources = data_sources(data)
+    out = Path(out_dir)
+    # the targets folder may sit inside the data folder: its own .npy files are not samples
+    sources = [
+        s
+        for s in data_sources(data)
+        if s.path is None or out.resolve() not in s.path.resolve().parents
+    ]
     inputs = input_specs(model)
     _check_batch(inputs, batch_size)
-    out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -379,3 +379,11 @@ def test_a_bad_class_axis_or_output_folder_is_a_distill_error(teacher, data, tmp
     (tmp_path / "file").write_text("")
     with pytest.raises(DistillError, match="cannot create the targets folder"):
         write_targets(teacher, folder, tmp_path / "file")
+
+
+def test_targets_inside_the_data_folder_resume(teacher, data, tmp_path):
+    folder, samples = data
+    first = write_targets(teacher, folder, folder / "targets", logits=["logits"])
+    assert first["count"] == len(samples)
+    again = write_targets(teacher, folder, folder / "targets", logits=["logits"])
+    assert again["sources"] == first["sources"] and again["complete"]
