@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph
+from graphopt.passes._folding_ops import node_slice_parameters
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed, is_default_domain
 from graphopt.passes.noop import LazyShapes, bypass, can_bypass
@@ -259,20 +260,15 @@ def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) ->
 def _slice_params(graph: Graph, node: onnx.NodeProto, rank: int | None) -> list[np.ndarray] | None:
     """Constant (starts, ends, axes, steps) of an opset ≥ 10 Slice with axes made non-negative;
     None when any is not a constant, or an axis is negative and the rank unknown."""
-    ins = list(node.input) + [""] * (5 - len(node.input))
-    starts, ends = graph.constant(ins[1]), graph.constant(ins[2])
-    if starts is None or ends is None:
+    params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
+    if params is None:
         return None
-    axes = graph.constant(ins[3]) if ins[3] else np.arange(len(starts), dtype=np.int64)
-    steps = graph.constant(ins[4]) if ins[4] else np.ones(len(starts), dtype=np.int64)
-    if axes is None or steps is None:
-        return None
-    axes = axes.astype(np.int64)
+    starts, ends, axes, steps = (np.array(p, dtype=np.int64) for p in params)
     if (axes < 0).any():
         if rank is None:
             return None
         axes = np.where(axes < 0, axes + rank, axes)
-    return [starts.astype(np.int64), ends.astype(np.int64), axes, steps.astype(np.int64)]
+    return [starts, ends, axes, steps]
 
 
 @register_pass
