@@ -136,12 +136,12 @@ def quantize_with_report(
     for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
         if value < 0:
             raise QuantizeError(f"{name} must be 0 or more, got {value}")
-    for name, value, used in (
+    for name, pct, used in (
         ("percentile", percentile, method == "percentile"),
         ("entropy_floor", entropy_floor, method == "entropy"),
     ):
-        if used and value is not None and not 0.0 < value <= 100.0:  # before calibrating
-            raise QuantizeError(f"{name} must be in (0, 100], got {value}")
+        if used and pct is not None and not 0.0 < pct <= 100.0:  # before calibrating
+            raise QuantizeError(f"{name} must be in (0, 100], got {pct}")
     report = QuantizeReport(target, method)
     clock = time.perf_counter()
     proto = prepare(model, target, pipeline)
