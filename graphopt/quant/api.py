@@ -152,6 +152,9 @@ def quantize_with_report(
     fixed_float = set(keep_nodes)
     tensors = placement.calibrated(graph)
     samples: list[Feed] = []
+    sensitivity = bool(keep_float) or accuracy_target is not None
+    # calibration feeds kept for the sensitivity search (none when it does not run)
+    keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
     clock = time.perf_counter()
     if from_cache is not None:
         _, scales = cache_io.read(from_cache)
@@ -170,14 +173,15 @@ def quantize_with_report(
             for t, s in scales.items()
         }
         report.scales = {t: scales[t] for t in tensors if t in scales}
-        if calibration_data is not None and (keep_float or accuracy_target is not None):
-            samples = [f for f, _ in zip(calibration_data, range(sample_feeds), strict=False)]
+        if calibration_data is not None and keep_samples:
+            # range first: zip then stops without drawing one feed too many from the data
+            samples = [f for _, f in zip(range(keep_samples), calibration_data, strict=False)]
     else:
         assert calibration_data is not None
 
         def feeds() -> Iterable[Feed]:
             for feed in calibration_data:
-                if len(samples) < sample_feeds:
+                if len(samples) < keep_samples:
                     samples.append(feed)
                 yield feed
 
@@ -196,7 +200,7 @@ def quantize_with_report(
     report.seconds["calibrate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if keep_float or accuracy_target is not None:
+    if sensitivity:
         if sensitivity_data is not None:
             samples = list(sensitivity_data)
         if not samples:
