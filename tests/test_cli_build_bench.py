@@ -90,6 +90,20 @@ def test_build_with_tensorrt_10_writes_engine_and_sidecar(fake_trt, capsys, mode
     assert ("set_memory_pool_limit", fake.MemoryPoolType.WORKSPACE, 64 << 20) in fake.calls
 
 
+def test_built_engine_and_sidecar_are_readable_per_umask(fake_trt, model_path, tmp_path):
+    """Not 0600 (a temporary file's mode): a server running as another user must read them."""
+    import os
+
+    fake_trt()
+    old = os.umask(0o022)
+    try:
+        assert main(["build", str(model_path), "-o", str(tmp_path / "m.plan")]) == 0
+    finally:
+        os.umask(old)
+    for name in ("m.plan", "m.plan.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+
+
 def test_build_int8_on_tensorrt_11_needs_a_qdq_model(fake_trt, capsys, model_path, tmp_path):
     fake_trt("11.4.0.106")
     rc = main(
