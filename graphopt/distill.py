@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -498,11 +497,9 @@ def _checkpoint(
 
 
 def _write_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=out, suffix=".tmp", delete=False) as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, out / MANIFEST)
+    from graphopt.ir.model_io import _write_atomically
+
+    _write_atomically(out / MANIFEST, out, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def _resume(
