@@ -211,6 +211,8 @@ def test_undefined_tensor_is_named():
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
     with pytest.raises(LoadError, match="'ghost'"):
         load_model(model)
+    with pytest.raises(LoadError, match="'ghost'"):  # not copying checks just the same
+        load_model(model, copy=False)
 
 
 def test_unsupported_opset_is_named():

@@ -50,11 +50,11 @@ def load(model: ModelLike, *, copy: bool = True) -> LoadedModel:
 
 def _load_object(model: ModelLike, copy: bool) -> onnx.ModelProto:
     if isinstance(model, onnx.ModelProto):
+        _check_model_basics(model, "the given ModelProto")
         if not copy:
             return model
         out = onnx.ModelProto()
         out.CopyFrom(model)
-        _check_model_basics(out, "the given ModelProto")
         return out
     if isinstance(model, bytes | bytearray | memoryview):
         proto = _parse(bytes(model), "the given bytes")
