@@ -83,7 +83,8 @@ class RuleRunner:
         self._noted: set[tuple[str, str]] = set()
         self._added: list[str] = []
         self._touched: list[str] = []  # tensors whose producer a rewrite changed
-        self._opset_reasons: dict[tuple[str, int], str] = {}
+        # (rule, opset) → (why its replacement cannot be emitted, the opset that would do)
+        self._opset_reasons: dict[tuple[str, int], tuple[str, int]] = {}
 
     def run(self, rules: Sequence[Rule]) -> RunStats:
         usable = []
@@ -182,14 +183,17 @@ class RuleRunner:
         key = (rule.name, version)
         if key not in self._opset_reasons:
             self._opset_reasons[key] = self._opset_reason(rule, version)
-        return self._opset_reasons[key]
+        return self._opset_reasons[key][0]
 
-    def _opset_reason(self, rule: Rule, version: int) -> str:
+    def _opset_reason(self, rule: Rule, version: int) -> tuple[str, int]:
+        """(why, naming the first missing op; the highest opset any missing op needs)."""
+        reason, highest = "", 0
         for pnode in rule.replacement.nodes:
             if pnode.domain in ("", "ai.onnx") and not op_available(pnode.op, "", version):
                 need = first_opset(pnode.op) or 0
-                return f"{pnode.op} needs opset {need}, the model has {version}"
-        return ""
+                reason = reason or f"{pnode.op} needs opset {need}, the model has {version}"
+                highest = max(highest, need)
+        return reason, highest
 
     # ------------------------------------------------------------------ one anchor
     def try_rule(
@@ -345,11 +349,8 @@ class RuleRunner:
     def _opset(self, m: Match) -> str:
         reason = self._opset_of(m.rule)
         if reason:
-            version = self.graph.opset_version("")
-            for pnode in m.rule.replacement.nodes:
-                if pnode.domain in ("", "ai.onnx") and not op_available(pnode.op, "", version):
-                    need = first_opset(pnode.op) or 0
-                    self.stats.opset_needed = max(self.stats.opset_needed, need)
+            need = self._opset_reasons[(m.rule.name, self.graph.opset_version(""))][1]
+            self.stats.opset_needed = max(self.stats.opset_needed, need)
         return reason
 
     def _compute(self, m: Match) -> None:
