@@ -37,7 +37,7 @@ import onnx
 import yaml
 
 from graphopt._resources import builtin_dir
-from graphopt.errors import GraphoptError, PassError, PipelineError, VerifyError
+from graphopt.errors import GraphoptError, PassError, PipelineError, SaveError, VerifyError
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, all_passes, pass_options
 
@@ -439,7 +439,10 @@ class DumpInstrument:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SaveError(f"{directory}: cannot make the dump folder: {e.strerror or e}") from e
         self.count = 0
 
     def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:

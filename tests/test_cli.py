@@ -162,3 +162,13 @@ def test_demo_reports_a_model_failing_the_checker_in_one_line(monkeypatch, tmp_p
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "onnx.checker" in err and "NoSuchOp" in err
+
+
+def test_dump_dir_that_cannot_be_made_is_one_line(model_path, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(model_path), "-o", str(out), "--dump-dir", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocker) in err
+    assert not out.exists()
