@@ -148,6 +148,18 @@ def test_pad_reflect_limit_and_constant_axes():
     assert "dynamic axes" in errors(check_tensorrt(dyn_axes, 10))[0].message
 
 
+def test_reflect_pad_with_dynamic_axes_is_reported_not_a_crash():
+    dyn_axes = model(
+        [helper.make_node("Pad", ["x", "p", "", "axes"], ["y"], mode="reflect")],
+        [vi("x", [1, 3, 8, 8]), vi("axes", [2], TensorProto.INT64)],
+        [vi("y", None)],
+        [const("p", [1, 1, 1, 1], np.int64)],
+        opset=18,
+    )
+    messages = [f.message for f in errors(check_tensorrt(dyn_axes, 10))]
+    assert len(messages) == 1 and "dynamic axes" in messages[0]
+
+
 def test_pooling_rules():
     dil = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])
     assert "dilations" in errors(check_tensorrt(image_model(dil), 10))[0].message

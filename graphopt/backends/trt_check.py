@@ -434,6 +434,7 @@ def _pad(c: _Checker, node: onnx.NodeProto) -> list[str]:
     axes = c.input(node, 3)
     if axes and c.const(axes) is None:
         out.append("Pad axes must be a constant (TensorRT does not support dynamic axes for Pad)")
+        return out  # nor can the reflect limit below be checked without them
     pads_name = c.input(node, 1)
     pads = c.const(pads_name) if pads_name else c.graph.attr(node, "pads")
     x = c.input(node, 0)
