@@ -260,7 +260,11 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
             )
     if str(path) in pc.including:
         raise PipelineError(f"{pc.source}:{line}: include cycle through {path}")
-    included = parse_pipeline(path.read_text(), str(path), path.parent, pc.including)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{pc.source}:{line}: cannot read {path}: {e}") from e
+    included = parse_pipeline(text, str(path), path.parent, pc.including)
     pc.rule_files.extend(included.rule_files)
     return included.steps
 

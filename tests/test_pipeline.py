@@ -228,3 +228,8 @@ def test_include_errors_name_the_line(tmp_path):
     c.write_text("passes:\n  - include: nowhere\n")
     with pytest.raises(PipelineError, match=r"c.yaml:2: cannot include 'nowhere'"):
         load_pipeline(c)
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00passes")
+    d = tmp_path / "d.yaml"
+    d.write_text("passes:\n  - include: binary.yaml\n")
+    with pytest.raises(PipelineError, match=r"d.yaml:2: cannot read .*binary.yaml"):
+        load_pipeline(d)
