@@ -172,3 +172,14 @@ def test_dump_dir_that_cannot_be_made_is_one_line(model_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(blocker) in err
     assert not out.exists()
+
+
+def test_verify_inputs_that_are_not_an_npz_archive_is_one_line(model_path, tmp_path, capsys):
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.zeros((1, 3, 8, 8), np.float32))
+    out = tmp_path / "out.onnx"
+    argv = ["optimize", str(model_path), "-o", str(out), "--verify", "--inputs", str(npy)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.npy" in err
+    assert not out.exists()

@@ -95,10 +95,13 @@ def example_feeds(
     of a 4-D image input gets 224 so convolutions have room)."""
     if npz is not None:
         try:
-            with np.load(npz) as data:
-                feeds = {k: data[k] for k in data.files}
+            data = np.load(npz)
         except (OSError, ValueError) as e:
             raise VerifyError(f"{npz}: cannot read input feeds: {e}") from e
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise VerifyError(f"{npz}: not an .npz archive of named arrays (np.savez writes one)")
+        with data:
+            feeds = {k: data[k] for k in data.files}
         missing = [name for name, _, _ in input_specs(model) if name not in feeds]
         if missing:
             raise VerifyError(f"{npz}: no array for model input(s) {', '.join(missing)}")
