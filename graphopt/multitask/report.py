@@ -1,8 +1,7 @@
 """What a merge shared: node, parameter and multiply-accumulate counts per task and in total.
 
 MACs are estimated for Conv, ConvTranspose, Gemm and MatMul from inferred shapes
-(`graphopt.analysis.shapes.shape_facts` when available, else `onnx.shape_inference`); every other
-op counts 0. A node whose shapes are not static counts as unknown and is reported as such, so a
+(`graphopt.analysis.shapes.shape_facts`); every other op counts 0. A node whose shapes are not static counts as unknown and is reported as such, so a
 MAC figure is a lower bound when `macs_unknown > 0`.
 """
 
@@ -105,35 +104,10 @@ class MergeReport:
         return "\n".join(lines)
 
 
-class _InferredShapes:
-    """Fallback when graphopt.analysis.shapes is not available: plain ONNX shape inference."""
-
-    def __init__(self, model: onnx.ModelProto):
-        self._shapes: dict[str, tuple[Any, ...]] = {}
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-        g = inferred.graph
-        for vi in [*g.input, *g.value_info, *g.output]:
-            tt = vi.type.tensor_type
-            if tt.HasField("shape"):
-                self._shapes[vi.name] = tuple(
-                    d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim
-                )
-        for t in g.initializer:
-            self._shapes[t.name] = tuple(t.dims)
-        for n in g.node:
-            if n.op_type == "Constant":
-                for a in n.attribute:
-                    if a.name == "value":
-                        self._shapes[n.output[0]] = tuple(a.t.dims)
-
-    def shape(self, name: str) -> tuple[Any, ...] | None:
-        return self._shapes.get(name)
-
-
 def shapes_of(
     model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
 ) -> _Shapes:
-    """Shape facts of `model` from graphopt's analysis if present, else ONNX inference.
+    """Shape facts of `model` from graphopt's analysis (`shape_facts`).
     `input_shapes` fixes the dims of dynamic inputs for the estimate (the model is not changed)."""
     if input_shapes:
         fixed = onnx.ModelProto()
@@ -150,10 +124,8 @@ def shapes_of(
                     d.Clear()
                     d.dim_value = int(value)
         model = fixed
-    try:
-        from graphopt.analysis.shapes import shape_facts
-    except ImportError:
-        return _InferredShapes(model)
+    from graphopt.analysis.shapes import shape_facts
+
     return shape_facts(model)
 
 
