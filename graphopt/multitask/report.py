@@ -1,8 +1,9 @@
 """What a merge shared: node, parameter and multiply-accumulate counts per task and in total.
 
 MACs are estimated for Conv, ConvTranspose, Gemm and MatMul from inferred shapes
-(`graphopt.analysis.shapes.shape_facts`); every other op counts 0. A node whose shapes are not static counts as unknown and is reported as such, so a
-MAC figure is a lower bound when `macs_unknown > 0`.
+(`graphopt.analysis.shapes.shape_facts`); every other op counts 0. A node whose shapes are not
+static counts as unknown and is reported as such, so a MAC figure is a lower bound when
+`macs_unknown > 0`.
 """
 
 from __future__ import annotations
