@@ -412,7 +412,7 @@ def _rows(
     for spec, value in zip(specs, values, strict=True):
         arr = np.asarray(value)
         if spec.kind == "soft":
-            arr = softmax(arr, temperature, axis).astype(arr.dtype)
+            arr = softmax(arr, temperature, axis)  # stored as the manifest's (float) dtype
         entry = manifest["tensors"][spec.name]
         expected = tuple(entry["shape"][1:])
         if arr.ndim == 0 or arr.shape[0] != batch * per or tuple(arr.shape[1:]) != expected:

@@ -387,3 +387,18 @@ def test_targets_inside_the_data_folder_resume(teacher, data, tmp_path):
     assert first["count"] == len(samples)
     again = write_targets(teacher, folder, folder / "targets", logits=["logits"])
     assert again["sources"] == first["sources"] and again["complete"]
+
+
+def test_integer_logits_give_float_soft_targets(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["z"], to=TensorProto.INT32)],
+        "int_logits",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("z", TensorProto.INT32, [1, 3])],
+    )
+    teacher = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = [{"x": np.array([[0.0, 1.0, 2.0]], np.float32)}]
+    write_targets(teacher, feeds, tmp_path / "t", logits=["z"])
+    soft = load_targets(tmp_path / "t")["z"]
+    assert soft.dtype == np.float32
+    np.testing.assert_allclose(soft[0], softmax(np.array([0.0, 1.0, 2.0])), rtol=1e-6)
