@@ -245,6 +245,19 @@ def test_cache_in_a_folder_that_cannot_be_made_is_a_quantize_error(tmp_path) -> 
         cache_io.write(blocker / "calib.cache", {"x": np.float32(0.5)})
 
 
+def test_cache_is_readable_per_umask(tmp_path) -> None:
+    # mkstemp left it 0600: unreadable to a TensorRT server running as another user
+    import os
+
+    old = os.umask(0o022)
+    try:
+        cache_io.write(tmp_path / "calib.cache", {"x": np.float32(0.5)})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "calib.cache").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["calib.cache"]
+
+
 def test_cache_header_names_the_tensorrt_version(tmp_path) -> None:
     from graphopt.quant.cache import tensorrt_version_number
 

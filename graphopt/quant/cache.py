@@ -10,9 +10,7 @@ Lines are sorted by tensor name, so equal scales give equal bytes.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,19 +68,15 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
 
 
 def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:
-    """Write the cache atomically."""
+    """Write the cache atomically (temporary file and rename; the mode follows the umask)."""
+    from graphopt.ir.model_io import _write_atomically
+
     target = Path(path)
-    text = dumps(scales, header)
-    tmp = None
+    data = dumps(scales, header).encode()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, target)
+        _write_atomically(target, target.parent, data)
     except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
 
 
