@@ -153,3 +153,29 @@ def test_slice_of_shape_with_a_runtime_step_is_kept():
     assert "Slice" in ops(out)
     x = np.zeros((2, 3, 4), F32)
     assert_same_outputs(model, out, {"x": x, "k": np.array([2], np.int64)})
+
+
+def test_shape_of_an_overridable_initializer_is_not_folded():
+    # w is a graph input with a default value of 3 elements; callers may feed 5
+    w = onnx.numpy_helper.from_array(np.ones(3, F32), "w")
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Shape", ["w"], ["s"]),
+            onnx.helper.make_node("Cast", ["s"], ["c"], to=onnx.TensorProto.FLOAT),
+            onnx.helper.make_node("Add", ["x", "c"], ["y"]),
+        ],
+        "g",
+        [
+            onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1]),
+            onnx.helper.make_tensor_value_info("w", onnx.TensorProto.FLOAT, ["N"]),
+        ],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+        [w],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    out = graphopt.optimize(model)
+    assert [i.name for i in out.graph.input] == ["x", "w"]
+    x = np.zeros(1, F32)
+    assert_same_outputs(model, out, {"x": x, "w": np.ones(5, F32)})
+    assert_same_outputs(model, out, {"x": x})

@@ -193,10 +193,12 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     declared_inputs = set(graph.graph_inputs)
     g.input.extend(graph.proto.input)
     for name, init in graph.initializers.items():
+        if name in declared_inputs:
+            continue  # an overridable default: its declared input type is what callers may feed
         facts.record_tensor(name, init)
         if _is_small(init):
             g.initializer.append(init)
-        elif name not in declared_inputs:
+        else:
             _add_placeholder(g.input, name, init)
     as_inputs = set(declared_inputs)
     kept = []

@@ -44,7 +44,7 @@ class LazyShapes:
 
     def shape(self, tensor: str) -> Dims | None:
         init = self.graph.initializers.get(tensor)
-        if init is not None:
+        if init is not None and not self.graph.is_graph_input(tensor):
             return tuple(init.dims)
         return self.facts.shape(tensor)
 
@@ -61,7 +61,7 @@ class LazyShapes:
     def dtype(self, tensor: str) -> int | None:
         init = self.graph.initializers.get(tensor)
         if init is not None:
-            return init.data_type
+            return init.data_type  # an overridable default's dtype is its input's too
         return self.facts.dtype(tensor)
 
 
