@@ -183,3 +183,16 @@ def test_verify_inputs_that_are_not_an_npz_archive_is_one_line(model_path, tmp_p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "x.npy" in err
     assert not out.exists()
+
+
+def test_read_npz_refuses_a_npy_with_a_value_error(tmp_path):
+    # commands turn OSError/ValueError from read_npz into one-line errors; a TypeError escaped
+    from graphopt.commands._common import read_npz
+
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="npz"):
+        read_npz(npy)
+    npz = tmp_path / "x.npz"
+    np.savez(npz, x=np.arange(3))
+    assert list(read_npz(npz)) == ["x"]

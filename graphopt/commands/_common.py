@@ -34,8 +34,12 @@ def comma_list(text: str | None) -> list[str]:
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of a `.npz` file, by key (loaded into memory, the file closed)."""
-    with np.load(path) as data:
+    """Every array of a `.npz` file, by key (loaded into memory, the file closed); ValueError
+    when the file is not an `.npz` archive (e.g. a single `.npy` array)."""
+    data = np.load(path)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not an .npz archive of named arrays (np.savez writes one)")
+    with data:
         return {k: data[k] for k in data.files}
 
 
