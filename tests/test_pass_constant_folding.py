@@ -122,6 +122,8 @@ KERNEL_CASES = [
     ("Identity", {}, [A], 13),
     # empty axes: onnxruntime squeezes every dim of 1, as when no axes are given
     ("Squeeze", {}, [np.ones((2, 1, 3), F32), np.array([], I64)], 13),
+    # an empty reduction: numpy refuses it (no identity for max), onnxruntime gives int64 min
+    ("ReduceMax", {"keepdims": 0}, [np.zeros((0, 3), I64)], 13),
 ]
 
 

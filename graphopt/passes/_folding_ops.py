@@ -593,6 +593,8 @@ def _reduce(op: Callable[..., Any], axes_input_from: int) -> Kernel:
         _simple(data)
         if data.dtype.kind not in "iu":
             raise Unsupported  # float reductions are left to onnxruntime (summation order)
+        if data.size == 0:
+            raise Unsupported  # numpy has no identity for an empty min/max; onnxruntime has
         axes = _axes(inputs, attrs, opset, axes_input_from)
         keepdims = bool(attrs.get("keepdims", 1))
         if not axes:
