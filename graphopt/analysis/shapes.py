@@ -16,7 +16,6 @@ ONNX does, and never fails: where inference gives up, the facts say "unknown" (N
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
@@ -202,7 +201,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
             _add_placeholder(g.input, name, init)
     as_inputs = set(declared_inputs)
     kept = []
-    for node in _topological(graph):
+    for node in graph.toposort():  # the current order when it is topological
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
             value = _constant_tensor(node)
             if value is not None:
@@ -216,11 +215,6 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     g.output.extend(graph.proto.output)
     g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
     return light
-
-
-def _topological(graph: Graph) -> Iterable[onnx.NodeProto]:
-    """The graph's nodes in their current order when it is topological, else toposorted."""
-    return graph.toposort()  # the current order when it is topological
 
 
 def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
