@@ -21,7 +21,9 @@ class EliminateDeadCode(Pass):
 
     live(n) ⇔ ∃ output o of n: o ∈ graph outputs ∨ ∃ live consumer of o.
     Initializers that no live node (or subgraph) reads and that are not graph outputs are dropped,
-    together with the graph-input entry old exporters add for them (IR < 4).
+    together with the graph-input entry old exporters add for them (IR < 4). From IR 4 on, an
+    initializer that is also a graph input is an overridable default, part of the model's
+    interface: it is kept.
     """
 
     name = "eliminate-dead-code"
@@ -36,12 +38,15 @@ class EliminateDeadCode(Pass):
             graph.remove_node(name)
         removed_inits = 0
         if not self.keep_unused_initializers:
+            inputs_are_interface = graph.model.ir_version >= 4
             for name in list(graph.initializers):
                 if name in graph.consumers or name in outputs:
                     continue
-                graph.remove_initializer(name)
                 if name in graph.graph_inputs:
+                    if inputs_are_interface:
+                        continue
                     graph.remove_graph_input(name)
+                graph.remove_initializer(name)
                 removed_inits += 1
         return PassResult(
             bool(dead or removed_inits), {"nodes": len(dead), "initializers": removed_inits}
