@@ -497,9 +497,9 @@ def _checkpoint(
 
 
 def _write_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
-    from graphopt.ir.model_io import _write_atomically
+    from graphopt.ir.model_io import write_atomically
 
-    _write_atomically(out / MANIFEST, out, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomically(out / MANIFEST, out, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def _resume(

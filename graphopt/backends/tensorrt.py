@@ -526,11 +526,11 @@ class EngineInfo:
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename (the
     file's mode follows the umask, as for graphopt's model files)."""
-    from graphopt.ir.model_io import _write_atomically
+    from graphopt.ir.model_io import write_atomically
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, path.parent, data)
+    write_atomically(path, path.parent, data)
 
 
 def _source(model: Any) -> tuple[onnx.ModelProto, bytes, str]:

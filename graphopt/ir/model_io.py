@@ -198,7 +198,7 @@ def save_model(
                 raise SaveError(f"{path}: cannot serialize: {e}") from e
     try:
         if data is not None:
-            _write_atomically(path, parent, data)
+            write_atomically(path, parent, data)
             return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             tmp_model = Path(tmp) / path.name
@@ -220,7 +220,7 @@ def save_model(
     return path
 
 
-def _write_atomically(path: Path, parent: Path, data: bytes) -> None:
+def write_atomically(path: Path, parent: Path, data: bytes) -> None:
     """Write `data` to a fresh file beside `path` (mode per umask), then rename it into place."""
     for _ in range(100):
         tmp = parent / f".graphopt-{secrets.token_hex(6)}-{path.name}"

@@ -69,13 +69,13 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
 
 def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:
     """Write the cache atomically (temporary file and rename; the mode follows the umask)."""
-    from graphopt.ir.model_io import _write_atomically
+    from graphopt.ir.model_io import write_atomically
 
     target = Path(path)
     data = dumps(scales, header).encode()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, target.parent, data)
+        write_atomically(target, target.parent, data)
     except OSError as e:
         raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
 
