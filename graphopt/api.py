@@ -79,11 +79,9 @@ def make_context(
     ctx = PassContext(
         disabled=set(disable), options=dict(pass_options), record_explanations=explain
     )
-    if opt_level is not None:
+    if opt_level is not None:  # the user's level wins over the pipeline's (PassManager.run)
         ctx.opt_level = opt_level
         ctx.options["opt_level"] = opt_level
-    elif pipeline.opt_level is not None:
-        ctx.opt_level = pipeline.opt_level
     if pipeline.rule_files:
         ctx.options.setdefault("rule_files", []).extend(pipeline.rule_files)
     if verify_each:

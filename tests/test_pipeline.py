@@ -233,3 +233,12 @@ def test_include_errors_name_the_line(tmp_path):
     d.write_text("passes:\n  - include: binary.yaml\n")
     with pytest.raises(PipelineError, match=r"d.yaml:2: cannot read .*binary.yaml"):
         load_pipeline(d)
+
+
+def test_pipeline_opt_level_applies_unless_the_user_gives_one(tmp_path):
+    p = tmp_path / "lvl.yaml"
+    p.write_text("opt_level: 0\npasses:\n  - eliminate-dead-code\n  - eliminate-noops\n")
+    _, report = graphopt.optimize_with_report(_model(), pipeline=p)
+    assert [r.name for r in report.records] == ["eliminate-dead-code"]  # noops is level 1
+    _, report = graphopt.optimize_with_report(_model(), pipeline=p, opt_level=2)
+    assert [r.name for r in report.records] == ["eliminate-dead-code", "eliminate-noops"]
