@@ -10,12 +10,14 @@ All folding is done in float64 and cast once to the weight's dtype.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from graphopt.patterns.engine import Match, Refuse
+from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.patterns.engine import Facts, Match, Refuse
 
 Computation = Callable[..., Any]
 COMPUTATIONS: dict[str, Computation] = {}
@@ -340,7 +342,12 @@ def layernorm_params(
     m: Match, gamma: Any, beta: Any, axes: Any
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """LayerNormalization's axis (−k for k normalized trailing axes) and its Scale/B: γ and β
-    must have exactly the normalized rank k, one shape, and more than one element."""
+    must have exactly the normalized rank k, one shape, and more than one element.
+
+    The original `n·γ + β` broadcasts: it has x's shape only when every dimension of γ and β is
+    x's own dimension or 1, while LayerNormalization's Y always has x's shape. So x's k trailing
+    dimensions must be known integers d, and each γ/β dimension d or 1; a 1 is expanded to d
+    (the same values), so Scale and B have exactly the normalized shape."""
     g = _float("scale", gamma)
     b = _float("bias", beta, g)
     k = len(np.asarray(axes).ravel())
@@ -348,4 +355,33 @@ def layernorm_params(
         raise Refuse(
             f"scale {list(g.shape)} / bias {list(b.shape)} do not cover the {k} normalized axes"
         )
+    normalized = _trailing_dims(m, k)
+    if any(dg not in (1, d) for dg, d in zip(g.shape, normalized, strict=True)):
+        raise Refuse(
+            f"scale/bias {list(g.shape)} would broadcast the normalized dimensions "
+            f"{list(normalized)} to another shape"
+        )
+    if g.shape != normalized:
+        g = np.ascontiguousarray(np.broadcast_to(g, normalized))
+        b = np.ascontiguousarray(np.broadcast_to(b, normalized))
     return -k, g, b
+
+
+# Shape facts per pattern run (keyed by the run's `Facts`, dropped with it): inferring shapes
+# costs one ONNX shape inference, which only the few layernorm matches need.
+_RUN_SHAPES: weakref.WeakKeyDictionary[Facts, ShapeFacts] = weakref.WeakKeyDictionary()
+
+
+def _trailing_dims(m: Match, k: int) -> tuple[int, ...]:
+    """The k trailing dimensions of the matched `x`, all known integers, or Refuse."""
+    x = m.tensor("x")
+    if x is None:
+        raise Refuse("the rule binds no tensor x to normalize")
+    shapes = _RUN_SHAPES.get(m.facts)
+    if shapes is None or not shapes.knows(x):  # a tensor made by a rewrite since
+        shapes = _RUN_SHAPES[m.facts] = shape_facts(m.graph)
+    shape = shapes.shape(x)
+    trailing = None if shape is None or len(shape) < k else shape[len(shape) - k :]
+    if trailing is None or not all(isinstance(d, int) for d in trailing):
+        raise Refuse(f"cannot prove the normalized dimensions of {x} ({shape})")
+    return tuple(d for d in trailing if isinstance(d, int))
