@@ -89,6 +89,12 @@ class CudaDevice:
         self._allocations.append(ptr.value)
         return ptr.value
 
+    def free(self, ptr: int) -> None:
+        """Free one buffer from `malloc` now (a pointer it did not hand out is ignored)."""
+        if ptr in self._allocations:
+            self._allocations.remove(ptr)
+            self._check(self.lib.cuMemFree_v2(ctypes.c_uint64(ptr)), "cuMemFree")
+
     def to_device(self, ptr: int, array: np.ndarray) -> None:
         host = np.ascontiguousarray(array)
         self._check(
@@ -190,6 +196,9 @@ class EngineRunner:
             raise BackendError(f"engine tensor {b.name!r} has an unresolved shape {shape}")
         nbytes = int(np.prod(shape, dtype=np.int64)) * b.dtype.itemsize
         if nbytes > b.nbytes:
+            if b.ptr:  # grown: the old buffer goes now, not at free_all (nothing runs on it)
+                old, b.ptr, b.nbytes = b.ptr, 0, 0
+                self.device.free(old)
             b.ptr = self.device.malloc(nbytes)
             b.nbytes = nbytes
         b.shape = tuple(int(d) for d in shape)
