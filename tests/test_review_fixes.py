@@ -141,3 +141,69 @@ def test_cuda_device_free_releases_one_allocation():
     assert freed == [22] and device._allocations == [11, 33]
     device.free_all()
     assert sorted(freed) == [11, 22, 33] and device._allocations == []
+
+
+# ---------------------------------------------------------------------------- 3. trt_check
+
+
+def _one_node_model(node, inputs, outputs, inits, opset: int = 13):
+    from onnx import helper
+
+    graph = helper.make_graph([node], "g", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("k", [np.zeros(0, np.int64), np.array([3, 4], np.int64)])
+def test_trt_check_topk_with_a_k_that_is_not_one_value(k):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphopt.backends.trt_check import check_tensorrt
+
+    model = _one_node_model(
+        helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk"),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("i", TensorProto.INT64, None),
+        ],
+        [numpy_helper.from_array(k, "k")],
+    )
+    found = [f for f in check_tensorrt(model) if f.node == "topk"]
+    assert [(f.severity, f.rule) for f in found] == [("error", "unsupported-attribute")]
+    assert f"TopK K must be one value; the constant 'k' has {k.size}" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (np.zeros(0, np.bool_), "Dropout training_mode must be one value; 't' has 0"),
+        (np.array(True), "Dropout training_mode must be a constant False"),
+    ],
+)
+def test_trt_check_dropout_training_mode_empty_or_true(flag, message):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphopt.backends.trt_check import check_tensorrt
+
+    model = _one_node_model(
+        helper.make_node("Dropout", ["x", "", "t"], ["y"], name="drop"),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(flag, "t")],
+    )
+    found = [f for f in check_tensorrt(model) if f.node == "drop"]
+    assert [f.message for f in found] == [message]
+
+
+def test_trt_check_dropout_false_is_fine():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphopt.backends.trt_check import check_tensorrt
+
+    model = _one_node_model(
+        helper.make_node("Dropout", ["x", "", "t"], ["y"], name="drop"),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array(False), "t")],
+    )
+    assert [f for f in check_tensorrt(model) if f.node == "drop"] == []

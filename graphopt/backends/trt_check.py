@@ -477,10 +477,13 @@ def _topk(c: _Checker, node: onnx.NodeProto) -> list[str]:
     k_name = c.input(node, 1)
     if k_name:
         k = c.const(k_name)
-        if k is None:
+        values = None if k is None else np.asarray(k).ravel()
+        if values is None:
             out.append("TopK K must be a build-time constant")
-        elif int(np.asarray(k).ravel()[0]) >= table.TOPK_MAX_K:
-            out.append(f"TopK K={int(np.asarray(k).ravel()[0])} must be below {table.TOPK_MAX_K}")
+        elif values.size != 1:
+            out.append(f"TopK K must be one value; the constant {k_name!r} has {values.size}")
+        elif int(values[0]) >= table.TOPK_MAX_K:
+            out.append(f"TopK K={int(values[0])} must be below {table.TOPK_MAX_K}")
     return out
 
 
@@ -510,8 +513,11 @@ def _dropout(c: _Checker, node: onnx.NodeProto) -> list[str]:
     flag = c.input(node, 2)
     if flag:
         value = c.const(flag)
-        if value is None or bool(np.asarray(value).ravel()[0]):
-            return ["Dropout is_training must be a constant False"]
+        values = None if value is None else np.asarray(value).ravel()
+        if values is not None and values.size != 1:
+            return [f"Dropout training_mode must be one value; {flag!r} has {values.size}"]
+        if values is None or bool(values[0]):
+            return ["Dropout training_mode must be a constant False"]
     return []
 
 
