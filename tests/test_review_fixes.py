@@ -207,3 +207,25 @@ def test_trt_check_dropout_false_is_fine():
         [numpy_helper.from_array(np.array(False), "t")],
     )
     assert [f for f in check_tensorrt(model) if f.node == "drop"] == []
+
+
+# ---------------------------------------------------------------------------- 6. inspect
+
+
+@pytest.mark.parametrize("cap", ["0", "-3"])
+def test_inspect_bad_group_cap_is_a_usage_error(cap, tmp_path, capsys):
+    import argparse
+
+    from graphopt.cli import main
+    from graphopt.commands import inspect
+
+    missing = str(tmp_path / "missing.onnx")  # the flag is judged before the model is read
+    assert main(["inspect", missing, "--max-group-size", cap]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"graphopt inspect: usage error: --max-group-size must be at least 1, got {cap} "
+        "(see 'graphopt inspect --help')"
+    ]
+    args = argparse.Namespace(input=missing, max_group_size=int(cap), top=5, groups=False)
+    assert inspect.run(args) == 2  # not a LoadError: nothing was loaded

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from math import prod
 from typing import Any
 
 import onnx
-
-from graphopt.errors import LoadError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_group_size < 1:
-        raise LoadError(f"--max-group-size must be at least 1, got {args.max_group_size}")
+    if args.max_group_size < 1:  # a usage error (as argparse's), not a model that fails to load
+        print(
+            f"graphopt inspect: usage error: --max-group-size must be at least 1, got "
+            f"{args.max_group_size} (see 'graphopt inspect --help')",
+            file=sys.stderr,
+        )
+        return 2
     report = inspect_model(args.input, max_group_size=args.max_group_size, top=max(args.top, 0))
     if not args.groups:
         report["fusion"].pop("groups")
