@@ -254,3 +254,60 @@ def test_slice_with_runtime_axes_or_steps_is_kept():
         out = run(model, "constants-to-initializers", "eliminate-noops")
         assert ops(out) == ["Slice", "Relu"]
         assert_same_outputs(model, out, {"x": np.ones((2, 3, 4), F32), **feeds})
+
+
+def _lazy_shapes(model: onnx.ModelProto):
+    from graphopt.ir import Graph
+    from graphopt.passes.base import PassContext
+    from graphopt.passes.noop import LazyShapes
+
+    graph = Graph(model)
+    return graph, LazyShapes(graph, PassContext())
+
+
+def test_local_rank_follows_the_spec_without_inference():
+    text = HEADER + (
+        "g (float[1, 3, 8, 8] x, float[N, 5] v) => (float[1, 4, 64] y, float[N, 5] z) {\n"
+        " w = Constant <value = float[4, 3, 1, 1] {1,1,1,1,1,1,1,1,1,1,1,1}> ()\n"
+        " c = Conv (x, w)\n s = Sigmoid (c)\n a, b = Split <axis = 1> (s)\n"
+        " t = Constant <value = int64[3] {1, 4, -1}> ()\n"
+        " m = Concat <axis = 1> (a, b)\n y = Reshape (m, t)\n"
+        " k = Constant <value = float[5] {1, 2, 3, 4, 5}> ()\n z = Add (v, k)\n}"
+    )
+    model = run(parse(text.replace("OPSET", "13")), "constants-to-initializers")
+    _graph, shapes = _lazy_shapes(model)
+    expected = {"c": 4, "s": 4, "a": 4, "b": 4, "m": 4, "y": 3, "z": 2, "w": 4, "x": 4, "v": 2}
+    assert {t: shapes.local_rank(t) for t in expected} == expected
+    assert shapes._facts is None  # no shape inference was run
+
+
+def test_reshape_refuted_by_rank_runs_no_inference(monkeypatch):
+    import graphopt.analysis.shapes as shapes_module
+
+    def no_inference(graph):
+        raise AssertionError("shape inference ran")
+
+    monkeypatch.setattr(shapes_module, "_infer", no_inference)
+    text = HEADER + (
+        "g (float[1, 3, 8, 8] x) => (float[1, 3, 64] y) {\n"
+        " s = Sigmoid (x)\n t = Constant <value = int64[3] {1, 3, -1}> ()\n"
+        " y = Reshape (s, t)\n}"
+    )
+    model = parse(text.replace("OPSET", "13"))
+    assert ops(run(model, "constants-to-initializers", "eliminate-noops")) == ["Sigmoid", "Reshape"]
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("name", ["common_det", "layout_cdla", "ppocr_det"])
+def test_local_rank_agrees_with_shape_inference_on_real_models(name, real_model):
+    from graphopt.analysis.shapes import shape_facts
+
+    graph, shapes = _lazy_shapes(onnx.load(str(real_model(name))))
+    facts = shape_facts(graph)
+    compared = 0
+    for tensor in [*graph.producer, *graph.initializers]:
+        local = shapes.local_rank(tensor)
+        if local is not None and facts.rank(tensor) is not None:
+            assert local == facts.rank(tensor), tensor
+            compared += 1
+    assert compared > 0.9 * (len(graph.producer) + len(graph.initializers))

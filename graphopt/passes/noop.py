@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from graphopt.analysis.op_kinds import OP_KINDS, OpKind
 from graphopt.analysis.shapes import ShapeFacts
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
@@ -26,13 +27,33 @@ Dims = tuple[int | str | None, ...]
 UNBOUNDED = 2**31 - 1  # Slice ends at or beyond this mean "to the end" for any real tensor
 
 
+# Ops whose (first) output has the rank of their first input, by the ONNX spec.
+_SAME_RANK = frozenset(
+    {name for name, kind in OP_KINDS.items() if kind == OpKind.ELEMWISE} - {"BitCast"}
+) | {
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
+    "GlobalMaxPool", "GlobalLpPool", "Resize", "Upsample", "Pad", "Split", "Concat", "Slice",
+    "Tile", "Softmax", "LogSoftmax", "Hardmax", "LRN", "InstanceNormalization",
+    "LayerNormalization", "DepthToSpace", "SpaceToDepth", "Transpose",
+}  # fmt: skip
+# Elementwise after broadcasting: the output rank is the largest input rank.
+_BROADCAST_RANK = frozenset(name for name, kind in OP_KINDS.items() if kind == OpKind.BROADCAST)
+
+
 class LazyShapes:
-    """Shape facts computed on first use (shape inference is the costly part of these passes)."""
+    """Shape facts computed on first use (shape inference is the costly part of these passes).
+
+    Ranks come first from a local walk over producers (`local_rank`: constants, declared inputs,
+    and ops whose output rank the spec fixes), so a rule that only needs a rank, or that a rank
+    already refutes, costs no inference. Passes using this keep the value (so the rank) of every
+    tensor that keeps its name, so what the walk learnt stays true while the pass runs.
+    """
 
     def __init__(self, graph: Graph, ctx: PassContext):
         self.graph = graph
         self.ctx = ctx
         self._facts: ShapeFacts | None = None
+        self._local_ranks: dict[str, int | None] = {}
 
     @property
     def facts(self) -> ShapeFacts:
@@ -55,8 +76,88 @@ class LazyShapes:
         return tuple(int(d) for d in dims if isinstance(d, int))
 
     def rank(self, tensor: str) -> int | None:
+        local = self.local_rank(tensor)
+        if local is not None:
+            return local
         dims = self.shape(tensor)
         return None if dims is None else len(dims)
+
+    def local_rank(self, tensor: str) -> int | None:
+        """The rank of `tensor` from its producers alone (no inference), or None."""
+        ranks = self._local_ranks
+        if tensor in ranks:
+            return ranks[tensor]
+        stack, expanded = [tensor], set()
+        while stack:
+            t = stack[-1]
+            if t in ranks:
+                stack.pop()
+                continue
+            node = self._rank_source(t)
+            if node is not None and t not in expanded:
+                expanded.add(t)
+                deps = node.input[:1] if node.op_type in _SAME_RANK else node.input
+                missing = [d for d in deps if d and d not in ranks]
+                if missing:
+                    stack.extend(missing)
+                    continue
+            ranks[t] = self._rank_of(t, node)
+            stack.pop()
+        return ranks[tensor]
+
+    def _rank_source(self, tensor: str) -> onnx.NodeProto | None:
+        """The producer whose input ranks decide `tensor`'s rank (None: decided without)."""
+        graph = self.graph
+        if tensor in graph.initializers:
+            return None
+        node = graph.producer_node(tensor)
+        if node is None or not is_default_domain(node):
+            return None
+        if node.output[0] != tensor and node.op_type != "Split":  # Split: every output
+            return None
+        if node.op_type in _SAME_RANK or node.op_type in _BROADCAST_RANK:
+            return node
+        return None
+
+    def _rank_of(self, tensor: str, node: onnx.NodeProto | None) -> int | None:
+        graph, ranks = self.graph, self._local_ranks
+        init = graph.initializers.get(tensor)
+        if init is not None and not graph.is_graph_input(tensor):
+            return len(init.dims)
+        if node is not None:
+            if node.op_type in _SAME_RANK:
+                rank = ranks.get(node.input[0]) if node.input else None
+                if rank is None and node.op_type in ("Conv", "ConvTranspose"):
+                    weight = graph.initializers.get(node.input[1]) if len(node.input) > 1 else None
+                    rank = len(weight.dims) if weight is not None else None  # rank(W) = rank(X)
+                return rank
+            known = [ranks.get(t) for t in node.input if t]
+            if not known or any(r is None for r in known):
+                return None
+            return max(r for r in known if r is not None)
+        producer = graph.producer_node(tensor)
+        if producer is None:
+            return self._declared_rank(tensor)
+        if not is_default_domain(producer) or producer.output[0] != tensor:
+            return None
+        if producer.op_type == "Constant":
+            value = next((a.t for a in producer.attribute if a.name == "value"), None)
+            return None if value is None else len(value.dims)
+        if producer.op_type == "Flatten":
+            return 2
+        if producer.op_type == "Reshape" and len(producer.input) > 1:
+            target = graph.initializers.get(producer.input[1])
+            if target is not None and len(target.dims) == 1:
+                return int(target.dims[0])
+        return None
+
+    def _declared_rank(self, tensor: str) -> int | None:
+        for vi in self.graph.proto.input:
+            if vi.name == tensor:
+                tt = vi.type.tensor_type
+                has_shape = vi.type.HasField("tensor_type") and tt.HasField("shape")
+                return len(tt.shape.dim) if has_shape else None
+        return None
 
     def dtype(self, tensor: str) -> int | None:
         init = self.graph.initializers.get(tensor)
@@ -212,6 +313,9 @@ class _Rules:
         target = _ints(self.graph.constant(node.input[1]))
         if target is None:
             return None
+        rank = self.shapes.local_rank(node.input[0])
+        if rank is not None and rank != len(target):
+            return None  # refuted without shape inference
         dims = self.shapes.shape(node.input[0])
         if dims is None or len(dims) != len(target):
             return None
