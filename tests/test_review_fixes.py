@@ -229,3 +229,54 @@ def test_inspect_bad_group_cap_is_a_usage_error(cap, tmp_path, capsys):
     ]
     args = argparse.Namespace(input=missing, max_group_size=int(cap), top=5, groups=False)
     assert inspect.run(args) == 2  # not a LoadError: nothing was loaded
+
+
+# ---------------------------------------------------------------------------- 8. Range folding
+
+RANGE_CASES = [
+    (0.0, 1.0, 0.1),
+    (0.1, 10.0, 0.1),
+    (-3.3, 5.1, 0.013),
+    (1e7, 1e7 + 50.0, 0.7),
+    (10.0, -4.0, -0.3),
+    (0.0, 2000.0, 0.1),  # 20000 elements: float64 start + i·delta drifts from the float32 sum
+    # onnxruntime counts in float64 (40 elements); float32's (limit − start) would give 39
+    (-3.4053657, 23.894634, 0.7),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("start", "limit", "delta"), RANGE_CASES)
+def test_range_kernel_is_bitwise_onnxruntime(start, limit, delta, dtype):
+    from onnx import helper
+
+    from graphopt.passes._folding_ops import evaluate, evaluate_with_onnxruntime
+
+    node = helper.make_node("Range", ["s", "l", "d"], ["y"])
+    inputs = [np.array(v, dtype) for v in (start, limit, delta)]
+    (ours,) = evaluate(node, inputs, 13)
+    (theirs,) = evaluate_with_onnxruntime(node, inputs, 13)
+    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_constant_folding_of_a_float_range_matches_onnxruntime():
+    from graphopt.passes._folding_ops import output_elements_bound
+
+    m = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1] x) => (float[N] y) {
+          s = Constant<value = float {-3.4053657}>()
+          l = Constant<value = float {23.894634}>()
+          d = Constant<value = float {0.7}>()
+          r = Range(s, l, d)
+          y = Add(r, x)
+        }"""
+    )
+    out, _ = run_passes(m, ["constant-folding"])
+    assert ops(out) == ["Add"]
+    x = {"x": np.zeros(1, np.float32)}
+    np.testing.assert_array_equal(run_at(out, x, "disable")["y"], run_at(m, x, "disable")["y"])
+    range_node = m.graph.node[3]
+    bound_inputs = [np.array(v, np.float32) for v in (-3.4053657, 23.894634, 0.7)]
+    assert output_elements_bound(range_node, bound_inputs) == 40

@@ -504,6 +504,14 @@ def _slice(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(data[tuple(index)])]
 
 
+def _range_count(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> int:
+    """Range's output length, max(⌈(limit − start) / delta⌉, 0), as onnxruntime computes it:
+    integers exactly, floats in float64 (not in their own type: that can be one element off)."""
+    if start.dtype.kind in "iu":
+        return max(-(-(int(limit) - int(start)) // int(delta)), 0)
+    return max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+
+
 def _range(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     start, limit, delta = (_need(v) for v in inputs[:3])
     _same_dtype(start, limit, delta)
@@ -511,11 +519,15 @@ def _range(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     if delta.item() == 0:
         raise Unsupported
     dtype = start.dtype
+    n = _range_count(start, limit, delta)
     if dtype.kind in "iu":
-        n = max(-(-(int(limit) - int(start)) // int(delta)), 0)
         return [(int(start) + np.arange(n, dtype=np.int64) * int(delta)).astype(dtype)]
-    n = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
-    return [(start.astype(np.float64) + np.arange(n) * float(delta)).astype(dtype)]
+    # Floats as onnxruntime (and ONNX's reference loop): value = start; value += delta,
+    # accumulated in the tensor's type. start + i·delta in float64 differs in the last bits.
+    steps = np.full(n, delta.reshape(()), dtype=dtype)
+    if n:
+        steps[0] = start.reshape(())
+    return [np.add.accumulate(steps, dtype=dtype)]
 
 
 def _constant_of_shape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
@@ -669,8 +681,12 @@ def output_elements_bound(node: onnx.NodeProto, inputs: Sequence[Value]) -> int 
         if op == "Tile" and inputs[0] is not None and inputs[1] is not None:
             return inputs[0].size * math.prod(max(int(r), 0) for r in inputs[1].reshape(-1))
         if op == "Range" and all(v is not None for v in inputs[:3]):
-            start, limit, delta = (float(v) for v in inputs[:3] if v is not None)
-            return max(math.ceil((limit - start) / delta), 0) if delta else None
+            start, limit, delta = (np.asarray(v).reshape(()) for v in inputs[:3])
+            if delta == 0:
+                return None
+            if start.dtype.kind in "iuf" and start.dtype == limit.dtype == delta.dtype:
+                return _range_count(start, limit, delta)
+            return max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
     except (ValueError, TypeError, OverflowError):
         return None
     return None
