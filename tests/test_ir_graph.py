@@ -161,6 +161,17 @@ def test_initializer_that_is_a_graph_input_is_not_a_constant():
     assert g.constant("x") is None and not g.is_constant("x")
 
 
+def test_graph_input_membership_follows_edits_of_the_input_list():
+    model = _model(CHAIN)
+    g = Graph(model)
+    g.add_initializer("w", np.zeros((2, 3), np.float32), exact_name=True)
+    assert g.is_graph_input("x") and not g.is_graph_input("w") and g.is_constant("w")
+    g.graph_inputs.append("w")  # an IR < 4 style default, listed directly
+    assert g.is_graph_input("w") and not g.is_constant("w") and g.constant("w") is None
+    g.remove_graph_input("x")
+    assert not g.is_graph_input("x") and g.is_graph_input("w")
+
+
 def test_constant_node_forms():
     model = _model(
         """

@@ -114,6 +114,8 @@ class Graph:
             self._register(node)
         self.initializers = {init.name: init for init in g.initializer}
         self.graph_inputs = [i.name for i in g.input]
+        self._input_names = set(self.graph_inputs)
+        self._input_count = len(self.graph_inputs)
         self.graph_outputs = [o.name for o in g.output]
         self._output_names = set(self.graph_outputs)
         self._output_count = len(self.graph_outputs)
@@ -190,7 +192,10 @@ class Graph:
         return tensor in self._output_names
 
     def is_graph_input(self, tensor: str) -> bool:
-        return tensor in self.graph_inputs
+        if len(self.graph_inputs) != self._input_count:  # the list was edited directly
+            self._input_names = set(self.graph_inputs)
+            self._input_count = len(self.graph_inputs)
+        return tensor in self._input_names
 
     def use_count(self, tensor: str) -> int:
         """Number of consuming nodes plus one if the tensor is a graph output."""
@@ -212,7 +217,7 @@ class Graph:
         or output of a `Constant` node with a `value` attribute); None otherwise."""
         init = self.initializers.get(tensor)
         if init is not None:
-            if tensor in self.graph_inputs:
+            if self.is_graph_input(tensor):
                 return None  # an overridable default, not a constant
             return tensor_value(init)
         node = self.producer_node(tensor)
@@ -222,7 +227,7 @@ class Graph:
 
     def is_constant(self, tensor: str) -> bool:
         if tensor in self.initializers:
-            return tensor not in self.graph_inputs
+            return not self.is_graph_input(tensor)
         node = self.producer_node(tensor)
         return node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx")
 
@@ -390,6 +395,8 @@ class Graph:
         if name not in self.graph_inputs:
             return
         self.graph_inputs.remove(name)
+        self._input_names = set(self.graph_inputs)
+        self._input_count = len(self.graph_inputs)
         for i in reversed(range(len(self.proto.input))):
             if self.proto.input[i].name == name:
                 del self.proto.input[i]

@@ -42,7 +42,7 @@ class EliminateDeadCode(Pass):
             for name in list(graph.initializers):
                 if name in graph.consumers or name in outputs:
                     continue
-                if name in graph.graph_inputs:
+                if graph.is_graph_input(name):
                     if inputs_are_interface:
                         continue
                     graph.remove_graph_input(name)

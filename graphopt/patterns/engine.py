@@ -85,7 +85,7 @@ class Facts:
             and init.HasField("raw_data")
             and init.data_location != onnx.TensorProto.EXTERNAL
             and not init.HasField("segment")
-            and tensor not in graph.graph_inputs
+            and not graph.is_graph_input(tensor)
         ):
             value = np.frombuffer(init.raw_data, dtype).reshape(tuple(init.dims))
         else:
