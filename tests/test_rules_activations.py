@@ -65,6 +65,27 @@ def test_hardswish_upgrades_opset_when_asked():
     assert_same_outputs(m13, out, feeds(m13))
 
 
+def test_upgrade_refused_when_the_converted_model_fails_the_checker(monkeypatch):
+    import onnx
+    from onnx import version_converter
+
+    def broken(proto, version):
+        out = onnx.ModelProto()
+        out.CopyFrom(proto)
+        out.opset_import[0].version = version
+        out.graph.node[0].input[0] = "undefined_tensor"  # what a buggy adapter could emit
+        return out
+
+    monkeypatch.setattr(version_converter, "convert_version", broken)
+    body = "a = Add(x, three)\n  c = Clip(a, zero, six)\n  m = Mul(x, c)\n  y = Div(m, six)"
+    m13 = model(body, 13)
+    out, report = run_passes(m13, ["fuse-activations"], upgrade_opset=True)
+    assert {o.domain: o.version for o in out.opset_import}[""] == 13
+    assert sorted(ops(out)) == ["HardSigmoid", "Mul"]
+    assert "opset_upgraded_to" not in report.totals()["fuse-activations"]
+    assert_same_outputs(m13, out, feeds(m13))
+
+
 def test_hardswish_clip_with_attributes_at_opset_10():
     body = (
         "a = Add(x, three)\n  c = Clip<min = 0.0, max = 6.0>(a)\n  m = Mul(x, c)\n  y = Div(m, six)"

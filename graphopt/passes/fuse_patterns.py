@@ -96,11 +96,29 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
         return False
     needed_ir = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
     converted.ir_version = max(converted.ir_version, needed_ir)
+    problem = _conversion_problem(converted, version)
+    if problem:
+        log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
+        return False
     model.CopyFrom(converted)
     # Re-index the converted protobuf: the Graph is only an index over `model`.
     Graph.__init__(graph, model)
     log.info("upgraded the model from opset %d to %d", before, version)
     return True
+
+
+def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
+    """Why the version converter's output cannot be used ("" when it passes onnx's checker
+    at the requested opset): the converter has shipped invalid models for some ops."""
+    got = next((o.version for o in converted.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if got != version:
+        return f"the converter produced opset {got}"
+    try:
+        onnx.checker.check_model(converted)
+    except (onnx.checker.ValidationError, ValueError) as e:
+        lines = str(e).strip().splitlines()
+        return f"the converted model fails onnx.checker: {lines[0] if lines else type(e).__name__}"
+    return ""
 
 
 @register_pass
