@@ -21,9 +21,9 @@ the line, and the valid choices.
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
-import functools
 import logging
 import time
 import types
@@ -117,15 +117,37 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
     )
 
 
+_PARSE_CACHE_SIZE = 32
+# (text, file, folder) → the parse and the text of every file it included (read at parse time).
+_parsed: collections.OrderedDict[
+    tuple[str, str, Path], tuple[Pipeline, tuple[tuple[Path, str], ...]]
+] = collections.OrderedDict()
+
+
 def _parse_cached(text: str, source: str, base_dir: Path) -> Pipeline:
     """`parse_pipeline`, remembering the parse of each (text, file) seen: YAML parsing costs
-    more than small models take to optimize. Every call gets its own copy of the passes."""
-    return copy.deepcopy(_parse_once(text, source, base_dir))
+    more than small models take to optimize. A remembered parse is used only while every file
+    it included (transitively) still has the text it had then. Every call gets its own copy of
+    the passes."""
+    key = (text, source, base_dir)
+    hit = _parsed.get(key)
+    if hit is not None and all(_read_or_none(path) == seen for path, seen in hit[1]):
+        _parsed.move_to_end(key)
+        return copy.deepcopy(hit[0])
+    included: list[tuple[Path, str]] = []
+    pipeline = _parse_pipeline(text, source, base_dir, (), included)
+    _parsed[key] = (pipeline, tuple(included))
+    _parsed.move_to_end(key)
+    while len(_parsed) > _PARSE_CACHE_SIZE:
+        _parsed.popitem(last=False)
+    return copy.deepcopy(pipeline)
 
 
-@functools.lru_cache(maxsize=32)
-def _parse_once(text: str, source: str, base_dir: Path) -> Pipeline:
-    return parse_pipeline(text, source, base_dir)
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 @dataclass
@@ -137,6 +159,7 @@ class _Parse:
     registry: dict[str, type[Pass]]
     including: tuple[str, ...] = ()  # files being parsed further up, to refuse include cycles
     rule_files: list[Path] = field(default_factory=list)
+    included: list[tuple[Path, str]] = field(default_factory=list)  # (file, text) read so far
 
 
 def parse_pipeline(
@@ -145,6 +168,17 @@ def parse_pipeline(
     base_dir: Path | None = None,
     _including: tuple[str, ...] = (),
 ) -> Pipeline:
+    return _parse_pipeline(text, source, base_dir, _including, [])
+
+
+def _parse_pipeline(
+    text: str,
+    source: str,
+    base_dir: Path | None,
+    including: tuple[str, ...],
+    included: list[tuple[Path, str]],
+) -> Pipeline:
+    """`parse_pipeline`, appending (file, text) of every file an `include:` reads to `included`."""
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as e:
@@ -167,7 +201,7 @@ def parse_pipeline(
             )
     if "passes" not in top:
         raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
-    pc = _Parse(source, base_dir, all_passes(), (*_including, source))
+    pc = _Parse(source, base_dir, all_passes(), (*including, source), included=included)
     steps = _steps(top["passes"][1], pc)
     name = _scalar(top["name"][1], source, str) if "name" in top else Path(source).stem
     description = _scalar(top["description"][1], source, str) if "description" in top else ""
@@ -264,9 +298,10 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise PipelineError(f"{pc.source}:{line}: cannot read {path}: {e}") from e
-    included = parse_pipeline(text, str(path), path.parent, pc.including)
-    pc.rule_files.extend(included.rule_files)
-    return included.steps
+    pc.included.append((path, text))
+    sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included)
+    pc.rule_files.extend(sub.rule_files)
+    return sub.steps
 
 
 def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:

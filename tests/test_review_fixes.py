@@ -280,3 +280,56 @@ def test_constant_folding_of_a_float_range_matches_onnxruntime():
     range_node = m.graph.node[3]
     bound_inputs = [np.array(v, np.float32) for v in (-3.4053657, 23.894634, 0.7)]
     assert output_elements_bound(range_node, bound_inputs) == 40
+
+
+# ---------------------------------------------------------------------------- 7. pipeline cache
+
+
+def test_pipeline_cache_rereads_an_edited_include(tmp_path, monkeypatch):
+    from graphopt import pipeline
+
+    top = tmp_path / "top.yaml"
+    top.write_text("passes:\n  - eliminate-dead-code\n  - include: sub/middle.yaml\n")
+    (tmp_path / "sub").mkdir()
+    middle = tmp_path / "sub" / "middle.yaml"
+    middle.write_text("passes:\n  - merge-reshapes\n  - include: leaf.yaml\n")
+    leaf = tmp_path / "sub" / "leaf.yaml"
+    leaf.write_text("passes: [merge-slices]\n")
+    parses = []  # the files parsed (the top one once per cache miss, then its includes)
+    real = getattr(pipeline, "_parse_pipeline", None)
+    monkeypatch.setattr(
+        pipeline, "_parse_pipeline", lambda *a: parses.append(a[1]) or real(*a), raising=False
+    )
+
+    first = pipeline.load_pipeline(top).pass_names()
+    assert first == ["eliminate-dead-code", "merge-reshapes", "merge-slices"]
+    assert pipeline.load_pipeline(top).pass_names() == first  # unchanged: from the cache
+    hits_before_edits = parses.count(str(top))
+
+    leaf.write_text("passes: [merge-transposes, merge-concats]\n")  # the same size or not
+    assert pipeline.load_pipeline(top).pass_names() == [
+        "eliminate-dead-code",
+        "merge-reshapes",
+        "merge-transposes",
+        "merge-concats",
+    ]
+    middle.write_text("passes: [fold-batchnorm]\n")  # the leaf is no longer included
+    assert pipeline.load_pipeline(top).pass_names() == ["eliminate-dead-code", "fold-batchnorm"]
+    leaf.unlink()
+    assert pipeline.load_pipeline(top).pass_names() == ["eliminate-dead-code", "fold-batchnorm"]
+    assert hits_before_edits == 1
+    assert parses.count(str(top)) == 3  # one parse per edit; none for the dropped leaf
+
+
+def test_pipeline_cache_reports_an_include_deleted_since(tmp_path):
+    from graphopt.errors import PipelineError
+    from graphopt.pipeline import load_pipeline
+
+    top = tmp_path / "top.yaml"
+    top.write_text("passes:\n  - include: inc.yaml\n")
+    inc = tmp_path / "inc.yaml"
+    inc.write_text("passes: [eliminate-dead-code]\n")
+    assert load_pipeline(top).pass_names() == ["eliminate-dead-code"]
+    inc.unlink()
+    with pytest.raises(PipelineError, match=r"cannot include 'inc\.yaml'"):
+        load_pipeline(top)
