@@ -72,8 +72,10 @@ def test_upgrade_refused_when_the_converted_model_fails_the_checker(monkeypatch)
     def broken(proto, version):
         out = onnx.ModelProto()
         out.CopyFrom(proto)
-        out.opset_import[0].version = version
-        out.graph.node[0].input[0] = "undefined_tensor"  # what a buggy adapter could emit
+        for entry in out.opset_import:
+            if entry.domain in ("", "ai.onnx"):
+                entry.version = version
+        out.graph.node[-1].input[0] = "undefined_tensor"  # what a buggy adapter could emit
         return out
 
     monkeypatch.setattr(version_converter, "convert_version", broken)
