@@ -3,12 +3,18 @@
 Calibration data: a folder of `.npy`/`.npz` feeds or of images (with `--size`, `--letterbox`,
 `--mean`, `--std`, `--scale`, `--bgr`, or `--preprocess spec.yaml`); or `--cache-in F` to take
 scales from a TensorRT calibration cache instead of calibrating.
+
+The output's folder (and the cache's) is checked before anything is loaded or calibrated, so a
+typo in `-o` costs a second, not a calibration run; the model is written atomically at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -97,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
+    check_writable(args.output, "output", make_parents=False)
+    if args.cache:
+        check_writable(args.cache, "--cache", make_parents=True)
     loaded = load(args.input)
     data = None
     progress = None
@@ -114,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             spec.std = parse_triple(args.std, "--std")
         if args.scale is not None:
             spec.scale = args.scale
+        spec.check("--std" if args.std else "preprocessing spec")
         data = folder_feeds(args.calib, loaded.model, spec, args.batch_size)
         if not args.no_progress:
             progress = Progress(len(data))
@@ -151,3 +161,28 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def check_writable(path: str, what: str, *, make_parents: bool) -> None:
+    """QuantizeError unless a file can be created at `path`: it is not a folder, and its folder
+    exists (or, with `make_parents`, its nearest existing ancestor is a folder) and takes a new
+    file (probed by creating and removing one; permission bits alone say nothing for root or a
+    read-only mount)."""
+    from graphopt.errors import QuantizeError
+
+    target = Path(path)
+    if target.is_dir():
+        raise QuantizeError(f"{what} {path} is a folder; give a file name")
+    folder = target.parent if str(target.parent) else Path(".")
+    if make_parents:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise QuantizeError(f"{what} {path}: {folder} {problem}")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".graphopt-probe-"):
+            pass
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise QuantizeError(f"{what} {path}: cannot write in folder {folder} ({reason})") from e

@@ -5,11 +5,14 @@ pytorch-quantization read): a first line `TRT-<version>-<Calibrator>` (e.g.
 `TRT-8601-EntropyCalibration2`), then one line per tensor `name: <hex>` where `<hex>` is the
 8 hex digits of the big-endian IEEE float32 scale (`amax / 127`). TensorRT also writes
 `-1`-style or 0 scales for tensors it could not calibrate; those are read as missing.
-Lines are sorted by tensor name, so equal scales give equal bytes.
+Lines are sorted by tensor name, so equal scales give equal bytes. A tensor name that would
+not read back as one line (line breaks, surrounding spaces) is refused when writing; a line that
+is not `name: <8 hex digits>` is a `QuantizeError` naming its number when reading.
 """
 
 from __future__ import annotations
 
+import string
 import struct
 from pathlib import Path
 
@@ -54,6 +57,10 @@ def format_scale(scale: float | np.floating) -> str:
 
 
 def parse_scale(text: str) -> np.float32:
+    """The float32 of 8 hex digits; ValueError for anything else (bytes.fromhex alone would
+    take '12 34 56', three bytes, which struct then refused with struct.error)."""
+    if len(text) != 8 or any(c not in string.hexdigits for c in text):
+        raise ValueError(f"{text!r} is not 8 hex digits")
     return np.float32(struct.unpack(">f", bytes.fromhex(text))[0])
 
 
@@ -61,7 +68,8 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
     """The cache text for `scales` (tensor → float32 scale)."""
     lines = [header]
     for name in sorted(scales):
-        if not name or "\n" in name or name != name.strip():
+        # splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029
+        if not name or name.splitlines() != [name] or name != name.strip():
             raise QuantizeError(f"tensor name {name!r} cannot be written to a calibration cache")
         lines.append(f"{name}: {format_scale(scales[name])}")
     return "\n".join(lines) + "\n"

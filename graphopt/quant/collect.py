@@ -4,6 +4,9 @@ The tensors to calibrate become extra graph outputs of a copy of the model; each
 batch is run once, every requested activation is folded into its `HistogramCalibrator`, and the
 batch's arrays are dropped before the next one runs: at most one batch of activations is alive.
 Feeds are validated against the model's inputs (names, dtype, rank, fixed dims) first.
+Probed outputs are declared without an element type, so onnxruntime gives each its real one
+(float16 activations of a float16 model come out as float16; the histograms bin them in
+float32). A tensor that is empty in some feed adds nothing to its statistics.
 
 This module does not decide which tensors to calibrate (`placement`) or how to rewrite.
 """
@@ -37,14 +40,18 @@ _NP: dict[int, type] = {
 }
 
 
+def _untyped_output(name: str) -> onnx.ValueInfoProto:
+    # No element type: onnxruntime takes the producer's (a FLOAT declaration made every
+    # float16 model fail to load: "Type (tensor(float)) of output arg ... does not match").
+    return onnx.ValueInfoProto(name=name)
+
+
 def with_outputs(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelProto:
-    """A copy of `model` whose outputs are `tensors` (typed float, shape left to the runtime)."""
+    """A copy of `model` whose outputs are `tensors` (type and shape left to the runtime)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     out.graph.ClearField("output")
-    out.graph.output.extend(
-        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors
-    )
+    out.graph.output.extend(_untyped_output(t) for t in tensors)
     return out
 
 
@@ -68,9 +75,7 @@ def with_range_outputs(
             names.append(name)
     out.graph.node.extend(nodes)
     out.graph.ClearField("output")
-    out.graph.output.extend(
-        onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, []) for n in names
-    )
+    out.graph.output.extend(_untyped_output(n) for n in names)
     return out, names
 
 
@@ -148,7 +153,10 @@ def collect(
                 calibrators[name].collect(value)
         else:
             for k, name in enumerate(tensors):
-                calibrators[name].collect_range(float(values[2 * k]), float(values[2 * k + 1]))
+                lo, hi = float(values[2 * k]), float(values[2 * k + 1])
+                if lo > hi:  # an empty tensor reduces to (+inf, -inf): nothing to add
+                    continue
+                calibrators[name].collect_range(lo, hi)
         del values, checked
         count += 1
         if on_batch is not None:

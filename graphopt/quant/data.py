@@ -3,18 +3,21 @@
 `folder_feeds(directory, model, spec, batch_size)` returns a re-iterable, sized sequence of feed
 dicts, decoded lazily one batch at a time (files in sorted name order, so runs are repeatable):
 
-- `name.npz`: one array per model input, keyed by input name;
+- `name.npz`: one array per model input, keyed by input name (other arrays, e.g. labels, are
+  ignored; a lone array of any name feeds a single-input model);
 - `name.npy`: the array of the model's single input;
 - `name.jpg|jpeg|png|bmp`: decoded to RGB, then `graphopt.realmodels.preprocess` with the spec
   (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR, NCHW float32).
 
 `PreprocessSpec` comes from CLI flags or a YAML file with the same keys (`size: [H, W]`,
 `letterbox`, `mean`, `std`, `scale`, `bgr`, `pad_value`). Errors (empty folder, undecodable
-image, unknown key) are `QuantizeError`s naming the file. This module does not run models.
+image or array file, unknown key, bad value) are `QuantizeError`s naming the file. This module
+does not run models.
 """
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -48,7 +51,7 @@ class PreprocessSpec:
 
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise QuantizeError(f"{path}: cannot read preprocessing spec: {e}") from e
         if not isinstance(data, dict):
             raise QuantizeError(f"{path}: preprocessing spec must be a mapping")
@@ -68,9 +71,16 @@ class PreprocessSpec:
         try:
             if data.get("size") is not None:
                 size = data["size"]
-                spec.size = (
-                    parse_size(size) if isinstance(size, str) else (int(size[0]), int(size[1]))
-                )
+                if isinstance(size, str):
+                    spec.size = parse_size(size)
+                elif isinstance(size, int):
+                    spec.size = (size, size)
+                else:
+                    if len(size) != 2:
+                        raise ValueError(f"size needs [H, W], got {size!r}")
+                    spec.size = (int(size[0]), int(size[1]))
+                if min(spec.size) <= 0:
+                    raise ValueError(f"size needs positive H and W, got {size!r}")
             for key in ("mean", "std"):
                 if key in data:
                     setattr(spec, key, parse_triple(data[key], key))
@@ -79,10 +89,18 @@ class PreprocessSpec:
                     setattr(spec, key, float(data[key]))
             for key in ("letterbox", "bgr"):
                 if key in data:
-                    setattr(spec, key, bool(data[key]))
-        except (TypeError, ValueError, IndexError) as e:
+                    setattr(spec, key, parse_flag(data[key], key))
+        except (QuantizeError, TypeError, ValueError, IndexError) as e:
             raise QuantizeError(f"{where}: {e}") from e
+        spec.check(where)
         return spec
+
+    def check(self, where: str = "preprocessing spec") -> None:
+        """QuantizeError when a value cannot preprocess an image (a zero std divides by 0)."""
+        if 0.0 in self.std:
+            raise QuantizeError(
+                f"{where}: std {list(self.std)} has a zero (pixels are divided by it)"
+            )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -99,10 +117,28 @@ def parse_size(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
+_FLAGS = {"true": True, "yes": True, "on": True, "1": True}
+_FLAGS.update({"false": False, "no": False, "off": False, "0": False})
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    """A YAML boolean, 0/1, or one of true/false/yes/no/on/off (a quoted "false" is False)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAGS:
+        return _FLAGS[value.strip().lower()]
+    raise QuantizeError(f"{name} must be true or false, got {value!r}")
+
+
 def parse_triple(value: Any, name: str) -> tuple[float, float, float]:
     if isinstance(value, str):
         value = [v for v in value.replace(" ", ",").split(",") if v]
-    items = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    try:
+        items = [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+    except (TypeError, ValueError) as e:
+        raise QuantizeError(f"{name} needs 1 or 3 numbers, got {value!r}") from e
     if len(items) == 1:
         items = items * 3
     if len(items) != 3:
@@ -159,11 +195,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         suffix = path.suffix.lower()
         names = [n for n, _, _ in self.inputs]
         if suffix == ".npz":
-            try:
-                with np.load(path) as data:
-                    return {k: data[k] for k in data.files}
-            except (OSError, ValueError) as e:
-                raise QuantizeError(f"{path}: cannot read .npz feed: {e}") from e
+            return self.npz(path, names)
         if suffix == ".npy":
             if len(names) != 1:
                 raise QuantizeError(
@@ -171,10 +203,39 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                     f"{', '.join(names)} (use .npz keyed by input name)"
                 )
             try:
-                return {names[0]: np.load(path, allow_pickle=False)}
-            except (OSError, ValueError) as e:
+                value = np.load(path, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
                 raise QuantizeError(f"{path}: cannot read .npy feed: {e}") from e
-        return {names[0]: self.image(path)}
+            if not isinstance(value, np.ndarray):  # an .npz archive under a .npy name
+                value.close()
+                raise QuantizeError(f"{path}: is an .npz archive, not a .npy array")
+            return {names[0]: value}
+        image = self.image(path)
+        return {names[0]: image}
+
+    def npz(self, path: Path, names: list[str]) -> dict[str, np.ndarray]:
+        """The arrays of `path` named after the model's inputs (others ignored); a lone array
+        of any name for a single-input model."""
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: empty file
+            raise QuantizeError(f"{path}: cannot read .npz feed: {e}") from e
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise QuantizeError(f"{path}: is a .npy array, not an .npz archive")
+        with data:
+            keys = list(data.files)
+            try:
+                if all(n in keys for n in names):
+                    return {n: data[n] for n in names}
+                if len(names) == 1 and len(keys) == 1:
+                    return {names[0]: data[keys[0]]}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                raise QuantizeError(f"{path}: cannot read .npz feed: {e}") from e
+        missing = [n for n in names if n not in keys]
+        raise QuantizeError(
+            f"{path}: no array for model input(s) {', '.join(missing)}; the archive has "
+            f"{', '.join(keys) or 'no arrays'} (key each array by its input name)"
+        )
 
     def image(self, path: Path) -> np.ndarray:
         from graphopt.realmodels import load_image, preprocess

@@ -5,7 +5,22 @@ tensor; the readers named by the plan (all readers, for the onnxruntime target, 
 kept in float) read the DQ output. Weights: int8, symmetric, per output channel,
 `s_c = max|W_c| / 127`, `q = clip(round(W / s_c), -127, 127)`, stored as an int8 initializer read
 through a DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 with
-`s = s_x · s_c` and zero point 0 (what QLinearConv wants).
+`s = s_x · s_c` and zero point 0 (what QLinearConv wants), except:
+- `|b / (s_x · s_c)| > 2³¹ − 1`: clipping would change the result, and a float bias does not
+  help (onnxruntime converts it to the same int32 when it fuses QLinearConv), so the whole
+  node stays float (logged);
+- a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
+  is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
+  leaves the Gemm unfused and exact);
+- a float16 layer keeps its float bias.
+A node whose weight is empty, not float or not finite stays float; such a constant operand of
+Add/Mul is read as it is.
+
+Float16 tensors (placement decides whether to quantize them): QuantizeLinear takes float16
+input, and DequantizeLinear returns float16, only from opset 19 on, where the scale has the
+input's type. There their scales are float16, rounded up (never down, so amax still maps to
+at most 127) and floored at 2⁻²⁴; under opset 19 no valid Q/DQ exists for them and
+`insert_qdq` refuses with a `QuantizeError` naming the tensor.
 
 Activation parameters (`ActivationQuant`):
 - int8 symmetric: `s = amax / 127`, z = 0 (TensorRT, and the calibration cache).
@@ -17,6 +32,7 @@ Graph outputs keep their names, dtypes and shapes. Requires opset ≥ 13 (per-ch
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +41,15 @@ import onnx
 
 from graphopt.errors import QuantizeError
 from graphopt.ir import Graph
-from graphopt.quant.placement import Plan
+from graphopt.quant.placement import NodePlan, Plan
+
+log = logging.getLogger("graphopt.quant")
 
 # smallest scale written; a tensor that was always zero quantizes exactly with any scale
 _MIN_SCALE = np.float32(1e-12)
+_MIN_SCALE_FP16 = np.float16(2.0**-24)  # the smallest positive float16 (subnormal)
+_INT32_MAX = 2**31 - 1
+FLOAT16_QDQ_OPSET = 19  # QuantizeLinear-19 / DequantizeLinear-19 accept float16
 
 
 @dataclass(frozen=True)
@@ -54,15 +75,29 @@ class ActivationQuant:
         return cls(scale, zero, np.uint8)
 
 
-def quantize_weight(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 weights (per channel on `axis`, or per tensor): (q, scales)."""
+def scale_as(scale: Any, dtype: type) -> np.ndarray:
+    """`scale` (float32 values) stored as `dtype`: float32 as is; float16 rounded up to the next
+    representable value (rounding down would map amax past 127) and floored at 2⁻²⁴."""
+    s32 = np.asarray(scale, np.float32)
+    if dtype is np.float32:
+        return s32
+    s16 = s32.astype(np.float16)
+    s16 = np.where(s16.astype(np.float32) < s32, np.nextafter(s16, np.float16(np.inf)), s16)
+    return np.maximum(s16, _MIN_SCALE_FP16).astype(np.float16)
+
+
+def quantize_weight(
+    w: np.ndarray, axis: int | None, scale_dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights (per channel on `axis`, or per tensor): (q, scales), scales in
+    `scale_dtype` (float32, or float16 for a float16 weight) and q computed from them."""
     w64 = w.astype(np.float64)
     if axis is None:
-        amax = np.array(np.abs(w64).max() if w64.size else 0.0)
+        amax = np.array(np.abs(w64).max(initial=0.0))
     else:
         reduce = tuple(i for i in range(w.ndim) if i != axis)
-        amax = np.abs(w64).max(axis=reduce) if reduce else np.abs(w64)
-    scales = np.maximum(amax / 127.0, float(_MIN_SCALE)).astype(np.float32)
+        amax = np.abs(w64).max(axis=reduce, initial=0.0) if reduce else np.abs(w64)
+    scales = scale_as(np.maximum(amax / 127.0, float(_MIN_SCALE)).astype(np.float32), scale_dtype)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
@@ -76,13 +111,29 @@ def insert_qdq(
     params: dict[str, ActivationQuant],
     keep_float: set[str] | frozenset[str] = frozenset(),
 ) -> onnx.ModelProto:
-    """A copy of `model` with Q/DQ inserted as `plan` says, activation parameters from `params`."""
+    """A copy of `model` with Q/DQ inserted as `plan` says, activation parameters from `params`.
+
+    Nodes in `keep_float` stay float; so does a node whose weight int8 cannot represent (empty,
+    NaN or infinity) or whose int32 bias would overflow (onnxruntime fuses a float bias into
+    QLinearConv as int32 itself, so only an unquantized node keeps that bias exact)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = Graph(out)
-    if graph.opset_version("") < 13:
+    opset = graph.opset_version("")
+    if opset < 13:
         raise QuantizeError("Q/DQ insertion needs opset 13 or later; upgrade the model first")
-    active = {n: p for n, p in plan.nodes.items() if n not in keep_float and n in graph.nodes}
+    skip = set(keep_float)
+    planned = {n: p for n, p in plan.nodes.items() if n not in skip and n in graph.nodes}
+    types = _types_if_float16(model)
+    # constants first: a node whose weights or bias cannot be quantized stays float entirely
+    weights: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = {}  # → (q, scales)
+    biases: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # node → (int32 bias, its scale)
+    for name, p in planned.items():
+        reason = _quantize_constants(graph, name, p, params, plan.target, opset, weights, biases)
+        if reason is not None:
+            log.warning("%s: node %r stays float", reason, name)
+            skip.add(name)
+    active = {n: p for n, p in planned.items() if n not in skip}
     dq_of: dict[str, str] = {}
 
     def dequantized(tensor: str) -> str:
@@ -91,7 +142,9 @@ def insert_qdq(
         q = params.get(tensor)
         if q is None:
             raise QuantizeError(f"no calibration range for tensor {tensor!r}")
-        s = graph.add_initializer(f"{tensor}_scale", np.array(q.scale, np.float32))
+        elem = types.get(tensor, onnx.TensorProto.FLOAT)
+        scale = scale_as(q.scale, _scale_dtype(elem, opset, f"activation {tensor!r}"))
+        s = graph.add_initializer(f"{tensor}_scale", scale)
         z = graph.add_initializer(f"{tensor}_zero_point", np.array(q.zero_point, q.dtype))
         qn = graph.make_node("QuantizeLinear", [tensor, s, z], 1, name=f"{tensor}_QuantizeLinear")
         dn = graph.make_node(
@@ -110,7 +163,7 @@ def insert_qdq(
             node = graph.nodes[name]
             for i in p.outputs:
                 t = node.output[i]
-                readers = [c for c in graph.consumer_nodes(t) if c.name not in keep_float]
+                readers = [c for c in graph.consumer_nodes(t) if c.name not in skip]
                 readers = [c for c in readers if not c.op_type.endswith("QuantizeLinear")]
                 if not readers:
                     continue
@@ -122,64 +175,51 @@ def insert_qdq(
         # consumers of a quantized tensor read the shared DQ (so its producer ends in one Q)
         for t, dq in list(dq_of.items()):
             for c in graph.consumer_nodes(t):
-                if c.name in keep_float or c.op_type == "QuantizeLinear":
+                if c.name in skip or c.op_type == "QuantizeLinear":
                     continue
                 for k, inp in enumerate(c.input):
                     if inp == t:
                         graph.set_input(c, k, dq)
     # weights, biases and constant operands
-    source_of = {dq: src for src, dq in dq_of.items()}  # DQ output → the float tensor
-    weight_dq: dict[tuple[str, int | None], tuple[str, np.ndarray]] = {}  # shared weights
+    weight_dq: dict[tuple[str, int | None], str] = {}  # a shared weight gets one DQ
     for name, p in active.items():
         node = graph.nodes[name]
-        w_scales = None
         for i, axis in p.weights.items():
             base = node.input[i]
-            if (base, axis) in weight_dq:
-                dq_out, w_scales = weight_dq[(base, axis)]
-                graph.set_input(node, i, dq_out)
-                continue
-            value = graph.constant(base)
-            if value is None:
-                continue
-            q, scales = quantize_weight(value, axis)
-            w_scales = scales
-            qw = graph.add_initializer(f"{base}_quantized", q)
-            sw = graph.add_initializer(
-                f"{base}_scale", scales if axis is not None else scales.reshape(())
-            )
-            zw = graph.add_initializer(
-                f"{base}_zero_point", np.zeros(scales.shape if axis is not None else (), np.int8)
-            )
-            attrs: dict[str, Any] = {"axis": axis} if axis is not None else {}
-            dn = graph.make_node(
-                "DequantizeLinear", [qw, sw, zw], 1, name=f"{base}_DequantizeLinear", **attrs
-            )
-            graph.set_input(node, i, dn.output[0])
-            weight_dq[(base, axis)] = (dn.output[0], scales)
-        if plan.target == "onnxruntime" and p.bias is not None and w_scales is not None:
-            x_param = params.get(source_of.get(node.input[0], node.input[0]))
-            bias = graph.constant(node.input[p.bias])
-            if x_param is not None and bias is not None and bias.ndim == 1:
-                bscale = (np.float64(x_param.scale) * w_scales.astype(np.float64)).astype(
-                    np.float32
+            if (base, axis) not in weights:
+                continue  # not a constant (an overridable default): read as it is
+            if (base, axis) not in weight_dq:
+                q, scales = weights[(base, axis)]
+                qw = graph.add_initializer(f"{base}_quantized", q)
+                sw = graph.add_initializer(
+                    f"{base}_scale", scales if axis is not None else scales.reshape(())
                 )
-                if bscale.size == 1:
-                    bscale = np.full(bias.shape, bscale.reshape(()), np.float32)
-                if bscale.shape == bias.shape and np.all(bscale > 0):
-                    qb = np.clip(np.round(bias.astype(np.float64) / bscale), -(2**31), 2**31 - 1)
-                    base = node.input[p.bias]
-                    bq = graph.add_initializer(f"{base}_quantized", qb.astype(np.int32))
-                    bs = graph.add_initializer(f"{base}_scale", bscale)
-                    bz = graph.add_initializer(f"{base}_zero_point", np.zeros(bias.shape, np.int32))
-                    dn = graph.make_node(
-                        "DequantizeLinear", [bq, bs, bz], 1, name=f"{base}_DequantizeLinear", axis=0
-                    )
-                    graph.set_input(node, p.bias, dn.output[0])
+                zw = graph.add_initializer(
+                    f"{base}_zero_point",
+                    np.zeros(scales.shape if axis is not None else (), np.int8),
+                )
+                attrs: dict[str, Any] = {"axis": axis} if axis is not None else {}
+                dn = graph.make_node(
+                    "DequantizeLinear", [qw, sw, zw], 1, name=f"{base}_DequantizeLinear", **attrs
+                )
+                weight_dq[(base, axis)] = dn.output[0]
+            graph.set_input(node, i, weight_dq[(base, axis)])
+        if name in biases and p.bias is not None:
+            qb, bscale = biases[name]
+            base = node.input[p.bias]
+            bq = graph.add_initializer(f"{base}_quantized", qb)
+            bs = graph.add_initializer(f"{base}_scale", bscale)
+            bz = graph.add_initializer(f"{base}_zero_point", np.zeros(qb.shape, np.int32))
+            dn = graph.make_node(
+                "DequantizeLinear", [bq, bs, bz], 1, name=f"{base}_DequantizeLinear", axis=0
+            )
+            graph.set_input(node, p.bias, dn.output[0])
         for i in p.constants:
             value = graph.constant(node.input[i])
             if value is None or value.dtype != np.float32:
                 continue
+            if _unquantizable(value) is not None:
+                continue  # an empty or non-finite operand is read as it is
             param = ActivationQuant.asymmetric(float(value.min()), float(value.max()))
             if param.scale == 1.0 and param.zero_point == 0:
                 continue
@@ -194,6 +234,132 @@ def insert_qdq(
             graph.set_input(node, i, dn.output[0])
     _drop_unused_initializers(graph)
     return graph.commit()
+
+
+def _quantize_constants(
+    graph: Graph,
+    name: str,
+    p: NodePlan,
+    params: dict[str, ActivationQuant],
+    target: str,
+    opset: int,
+    weights: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]],
+    biases: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> str | None:
+    """Quantize node `name`'s weights into `weights` (shared by (tensor, axis)) and, for
+    onnxruntime, its int32 bias into `biases`; the reason when the node must stay float."""
+    node = graph.nodes[name]
+    w_scales = None
+    for i, axis in p.weights.items():
+        base = node.input[i]
+        value = graph.constant(base)
+        if value is None:
+            continue
+        what = f"weight {base!r} of {name!r}"
+        problem = _unquantizable(value)
+        if problem is not None:
+            return f"{what} {problem}"
+        if (base, axis) not in weights:
+            elem = onnx.TensorProto.FLOAT16 if value.dtype == np.float16 else onnx.TensorProto.FLOAT
+            weights[(base, axis)] = quantize_weight(value, axis, _scale_dtype(elem, opset, what))
+        w_scales = weights[(base, axis)][1]
+    if target != "onnxruntime" or p.bias is None or w_scales is None:
+        return None
+    x_param = params.get(node.input[0])
+    if x_param is None or w_scales.dtype != np.float32:
+        return None  # a float16 layer keeps its bias float
+    bias = _int32_bias(graph, node, node.input[p.bias], x_param.scale, w_scales)
+    if isinstance(bias, str):
+        return bias
+    if bias is not None:
+        biases[name] = bias
+    return None
+
+
+def _int32_bias(
+    graph: Graph, node: onnx.NodeProto, base: str, x_scale: np.float32, w_scales: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | str | None:
+    """(int32 bias, its scale s_x·s_w) for the float32 1-D bias `base` of `node`; None where
+    it stays float (not such a bias, or a Gemm with alpha or beta ≠ 1); the reason where the
+    node must stay float (the int32 bias would overflow)."""
+    bias = graph.constant(base)
+    if bias is None or bias.ndim != 1 or bias.size == 0 or bias.dtype != np.float32:
+        return None
+    if node.op_type == "Gemm":
+        alpha, beta = graph.attr(node, "alpha", 1.0), graph.attr(node, "beta", 1.0)
+        if alpha != 1.0 or beta != 1.0:
+            log.info(
+                "bias %r of Gemm %r kept float: alpha=%g, beta=%g (int32 bias needs 1, 1)",
+                base,
+                node.name,
+                alpha,
+                beta,
+            )
+            return None
+    bscale = (np.float64(x_scale) * w_scales.astype(np.float64)).astype(np.float32)
+    if bscale.size == 1:
+        bscale = np.full(bias.shape, bscale.reshape(()), np.float32)
+    if bscale.shape != bias.shape or not np.all(bscale > 0):
+        return None
+    qb = np.round(bias.astype(np.float64) / bscale)
+    if not np.all(np.abs(qb) <= _INT32_MAX):  # also false for NaN
+        worst = float(np.nanmax(np.abs(qb))) if not np.all(np.isnan(qb)) else float("nan")
+        return f"bias {base!r} / (s_x·s_w) reaches {worst:.4g}, beyond int32"
+    return qb.astype(np.int32), bscale
+
+
+def _unquantizable(value: np.ndarray) -> str | None:
+    """Why int8 cannot represent a constant (empty, not float, NaN or infinity), or None."""
+    if value.size == 0:
+        return "is empty"
+    if value.dtype not in (np.float32, np.float16):
+        return f"is {value.dtype}"
+    if not np.all(np.isfinite(value)):
+        return "holds NaN or infinity"
+    return None
+
+
+def _scale_dtype(elem_type: int, opset: int, what: str) -> type:
+    """The scale dtype a Q/DQ of a tensor of `elem_type` must have at `opset`; QuantizeError
+    where no valid Q/DQ exists."""
+    if elem_type == onnx.TensorProto.FLOAT:
+        return np.float32
+    if elem_type == onnx.TensorProto.FLOAT16:
+        if opset >= FLOAT16_QDQ_OPSET:
+            return np.float16
+        raise QuantizeError(
+            f"{what} is float16: QuantizeLinear/DequantizeLinear take float16 only from opset "
+            f"{FLOAT16_QDQ_OPSET} (the model has opset {opset}); convert it to opset "
+            f"{FLOAT16_QDQ_OPSET} first"
+        )
+    kind = onnx.TensorProto.DataType.Name(elem_type)
+    raise QuantizeError(f"{what} is {kind}: Q/DQ is written only for FLOAT and FLOAT16 tensors")
+
+
+_DTYPE_ATTRIBUTES = ("to", "dtype", "output_dtype")
+
+
+def _types_if_float16(model: onnx.ModelProto) -> dict[str, int]:
+    """Element types of the model's tensors when float16 appears anywhere in it, else {} (every
+    activation is then float32, and shape inference is not worth running per call)."""
+    fp16 = onnx.TensorProto.FLOAT16
+    g = model.graph
+    declared = [vi.type.tensor_type.elem_type for vi in [*g.input, *g.output, *g.value_info]]
+    found = fp16 in declared or any(t.data_type == fp16 for t in g.initializer)
+    for node in g.node:
+        if found:
+            break
+        for a in node.attribute:
+            if (
+                a.type == onnx.AttributeProto.INT and a.name in _DTYPE_ATTRIBUTES and a.i == fp16
+            ) or (a.type == onnx.AttributeProto.TENSOR and a.t.data_type == fp16):
+                found = True
+                break
+    if not found:
+        return {}
+    from graphopt.quant.placement import tensor_types
+
+    return tensor_types(model)
 
 
 def _drop_unused_initializers(graph: Graph) -> None:

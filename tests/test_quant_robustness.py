@@ -1,0 +1,503 @@
+"""Robustness of INT8 quantization: float16 models, int32 bias limits, Gemm alpha/beta, empty
+constants, output checks before calibrating, malformed calibration files and caches."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.backends.onnxruntime import session
+from graphopt.cli import main
+from graphopt.errors import QuantizeError
+from graphopt.quant import cache as cache_io
+from graphopt.quant.api import parameters, quantize_with_report
+from graphopt.quant.collect import collect
+from graphopt.quant.data import PreprocessSpec, folder_feeds
+from graphopt.quant.histogram import HistogramCalibrator
+from graphopt.quant.placement import plan
+from graphopt.quant.qdq import insert_qdq, quantize_weight
+from tests.test_quant_api import conv_model
+
+RNG_SEED = 7
+
+
+def run(model: onnx.ModelProto, feed: dict[str, np.ndarray], level: str = "all") -> np.ndarray:
+    return session(model, level=level).run(None, feed)[0]
+
+
+# ---------------------------------------------------------------------------- float16 models
+
+
+def conv_relu_conv(dtype: type, opset: int) -> onnx.ModelProto:
+    """x → Conv(W1, B1) → Relu → Conv(W2, B2) → y, every tensor in `dtype` (same weights for
+    float32 and float16, drawn from one seed)."""
+    rng = np.random.default_rng(RNG_SEED)
+    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        value = (rng.standard_normal(shape) * 0.3).astype(np.float16).astype(dtype)
+        return numpy_helper.from_array(value, name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["y"], name="conv2", pads=[1, 1, 1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fp",
+        [helper.make_tensor_value_info("x", elem, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", elem, [1, 4, 8, 8])],
+        [init("w1", 6, 3, 3, 3), init("b1", 6), init("w2", 4, 6, 3, 3), init("b2", 4)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def fp_feeds(dtype: type, count: int = 4) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(1)
+    return [
+        {"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float16).astype(dtype)}
+        for _ in range(count)
+    ]
+
+
+def test_float16_activations_calibrate_in_float32() -> None:
+    model = conv_relu_conv(np.float16, 17)
+    data = fp_feeds(np.float16)
+    tensors = ["x", "c1", "r1"]
+    calibrators, count = collect(model, tensors, data)
+    ranges, _ = collect(model, tensors, data, histograms=False)
+    # reference: the same activations read out as float16 outputs, binned by a fresh calibrator
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.ClearField("output")
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(t, TensorProto.FLOAT16, None) for t in tensors
+    )
+    sess = session(probe)
+    want = {t: HistogramCalibrator() for t in tensors}
+    for feed in data:
+        for t, value in zip(tensors, sess.run(tensors, feed), strict=True):
+            assert value.dtype == np.float16
+            want[t].collect(value)
+    assert count == len(data)
+    for t in tensors:
+        assert calibrators[t].exponent == want[t].exponent
+        np.testing.assert_array_equal(calibrators[t].counts, want[t].counts)
+        assert (calibrators[t].minimum, calibrators[t].maximum) == (
+            want[t].minimum,
+            want[t].maximum,
+        )
+        assert (ranges[t].minimum, ranges[t].maximum) == (want[t].minimum, want[t].maximum)
+    assert calibrators["r1"].minimum == 0.0 and calibrators["c1"].minimum < 0.0
+
+
+def quantize_float16_like_float32(target: str, opset: int) -> tuple[onnx.ModelProto, ...]:
+    """The float16 model quantized with the plan of its float32 twin (same node names) and the
+    float16 activations' own calibration; also the float32 twin quantized the same way."""
+    m32, m16 = conv_relu_conv(np.float32, opset), conv_relu_conv(np.float16, opset)
+    placement = plan(m32, target)
+    assert placement.nodes, "the float32 twin plans nothing"
+    from graphopt.ir import Graph
+
+    tensors = placement.calibrated(Graph(m32))
+    calibrators, _ = collect(m16, tensors, fp_feeds(np.float16))
+    params, _ = parameters(calibrators, placement, target, "minmax")
+    return m32, m16, insert_qdq(m32, placement, params), insert_qdq(m16, placement, params)
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_float16_qdq_at_opset_19_is_valid_and_runs(target: str) -> None:
+    _, m16, q32, q16 = quantize_float16_like_float32(target, 19)
+    onnx.checker.check_model(q16, full_check=True)
+    qdq = [n for n in q16.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert any(n.op_type == "QuantizeLinear" for n in qdq)
+    values = {t.name: numpy_helper.to_array(t) for t in q16.graph.initializer}
+    scales = [values[n.input[1]] for n in qdq]
+    # float16 scales for float16 tensors (Q/DQ-19), except an int32 bias: it stays float16 too,
+    # as a float16 layer keeps its bias float
+    assert scales and all(s.dtype == np.float16 and np.all(s > 0) for s in scales)
+    assert [o.name for o in q16.graph.output] == ["y"]
+    assert q16.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+    feed16, feed32 = fp_feeds(np.float16, 1)[0], fp_feeds(np.float32, 1)[0]
+    ref = run(m16, feed16).astype(np.float32)
+    got = run(q16, feed16)
+    assert got.dtype == np.float16 and got.shape == ref.shape
+    spread = float(ref.max() - ref.min())
+    assert np.abs(got.astype(np.float32) - ref).max() < 0.05 * spread
+    # the float16 Q/DQ model computes what the float32 one does, up to float16 rounding
+    np.testing.assert_allclose(
+        got.astype(np.float32), run(q32, feed32), atol=0.01 * spread, rtol=0.0
+    )
+
+
+def test_float16_qdq_under_opset_19_is_refused() -> None:
+    with pytest.raises(QuantizeError, match=r"float16.*opset 19.*opset 17") as info:
+        quantize_float16_like_float32("tensorrt", 17)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_float16_weight_scales_round_up() -> None:
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((16, 8)) * 0.05).astype(np.float16)
+    q, scales = quantize_weight(w, 0, np.float16)
+    assert scales.dtype == np.float16
+    amax = np.abs(w.astype(np.float64)).max(axis=1)
+    assert np.all(scales.astype(np.float64) * 127 >= amax)  # rounding down would clip amax
+    assert np.abs(q.astype(np.int32)).max() == 127  # ... and up by less than one level
+    err = np.abs(q * scales.astype(np.float64)[:, None] - w.astype(np.float64))
+    assert np.all(err <= scales.astype(np.float64)[:, None] / 2 + 1e-9)
+
+
+# ---------------------------------------------------------------------------- int32 bias
+
+
+def conv_with_bias(bias: float) -> onnx.ModelProto:
+    rng = np.random.default_rng(RNG_SEED)
+    w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
+    b = np.full(4, bias, np.float32) * np.array([1, -1, 0.5, 2], np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "w2"], ["y"], name="conv2"),
+    ]
+    w2 = np.ones((2, 4, 1, 1), np.float32)
+    graph = helper.make_graph(
+        nodes,
+        "bias",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (w2, "w2"))],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def bias_dq_input(model: onnx.ModelProto, node_name: str, index: int) -> np.ndarray | None:
+    """The int32 tensor an input reads through DequantizeLinear, or None when it reads float."""
+    node = next(n for n in model.graph.node if n.name == node_name)
+    dq = next((n for n in model.graph.node if node.input[index] in n.output), None)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return values[dq.input[0]]
+
+
+def test_int32_bias_overflow_keeps_the_bias_float() -> None:
+    # x in ±1e-4: s_x ≈ 8e-7, s_w ≈ 6e-3, so bias 10 / (s_x·s_w) ≈ 2e9·… beyond int32
+    model = conv_with_bias(10.0)
+    rng = np.random.default_rng(2)
+    data = [{"x": rng.uniform(-1e-4, 1e-4, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
+    q, _ = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    assert bias_dq_input(q, "conv", 2) is None  # clipping it would have changed the result
+    ref, got = run(model, data[0]), run(q, data[0])
+    np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
+
+
+def test_int32_bias_in_range_is_still_quantized() -> None:
+    model = conv_with_bias(0.5)
+    rng = np.random.default_rng(2)
+    data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
+    q, _ = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
+    bias = bias_dq_input(q, "conv", 2)
+    assert bias is not None and bias.dtype == np.int32
+    ref, got = run(model, data[0]), run(q, data[0])
+    np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.05 * float(np.abs(ref).max()))
+
+
+def gemm_model(alpha: float, beta: float) -> onnx.ModelProto:
+    rng = np.random.default_rng(RNG_SEED)
+    w = rng.standard_normal((8, 16)).astype(np.float32)
+    c = (rng.standard_normal(8) * 3).astype(np.float32)
+    w2 = np.ones((8, 2), np.float32)
+    nodes = [
+        helper.make_node(
+            "Gemm", ["x", "w", "c"], ["g"], name="gemm", alpha=alpha, beta=beta, transB=1
+        ),
+        helper.make_node("Relu", ["g"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w2"], ["y"], name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2])],
+        [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (c, "c"), (w2, "w2"))],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 1.0), (0.5, 1.0), (1.0, 2.0), (0.25, 3.0)])
+def test_gemm_alpha_beta_and_its_bias(alpha: float, beta: float) -> None:
+    model = gemm_model(alpha, beta)
+    rng = np.random.default_rng(4)
+    data = [{"x": rng.standard_normal((4, 16)).astype(np.float32)} for _ in range(6)]
+    q, _ = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    bias = bias_dq_input(q, "gemm", 2)
+    if alpha == 1.0 and beta == 1.0:
+        assert bias is not None and bias.dtype == np.int32
+    else:
+        assert bias is None  # Y = α·A·B + β·C: an int32 bias at s_a·s_b is right only for 1, 1
+    ref = run(model, data[0])
+    spread = float(ref.max() - ref.min())
+    for level in ("all", "disable"):  # fused (QGemm where onnxruntime fuses) and as written
+        np.testing.assert_allclose(run(q, data[0], level), ref, rtol=0.0, atol=0.03 * spread)
+
+
+# ---------------------------------------------------------------------------- empty constants
+
+
+def empty_operand_model() -> onnx.ModelProto:
+    """x[2, 0] → Mul(·, c0[0]) → MatMul(W[0, 3]) → Add(c) → MatMul(W2) → y: the K = 0 MatMul
+    gives zeros; every constant before the Add is empty."""
+    nodes = [
+        helper.make_node("Mul", ["x", "c0"], ["m0"], name="scale"),
+        helper.make_node("MatMul", ["m0", "w"], ["m"], name="mm"),
+        helper.make_node("Add", ["m", "c"], ["a"], name="add"),
+        helper.make_node("MatMul", ["a", "w2"], ["y"], name="mm2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "empty",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+        [
+            numpy_helper.from_array(np.zeros((0,), np.float32), "c0"),
+            numpy_helper.from_array(np.zeros((0, 3), np.float32), "w"),
+            numpy_helper.from_array(np.array([1.0, -2.0, 0.5], np.float32), "c"),
+            numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(3, 2), "w2"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_empty_weights_and_constants_stay_float(target: str) -> None:
+    model = empty_operand_model()
+    data = [{"x": np.zeros((2, 0), np.float32)}]
+    q, report = quantize_with_report(model, data, "minmax", target=target, pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    assert "mm2" in report.quantized_nodes
+    names = {t.name for t in q.graph.initializer}
+    assert "w" in names  # the empty weight is read as it was
+    ref = run(model, data[0])
+    np.testing.assert_allclose(run(q, data[0]), ref, rtol=0.0, atol=0.05 * np.abs(ref).max())
+
+
+def test_minmax_skips_a_feed_where_the_tensor_is_empty() -> None:
+    model = conv_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    rng = np.random.default_rng(5)
+    full = rng.uniform(-1, 2, (1, 3, 16, 16)).astype(np.float32)
+    data = [{"x": np.zeros((0, 3, 16, 16), np.float32)}, {"x": full}]
+    ranges, count = collect(model, ["x", "r1"], data, histograms=False)
+    hists, _ = collect(model, ["x", "r1"], data)
+    assert count == 2
+    assert (ranges["x"].minimum, ranges["x"].maximum) == (float(full.min()), float(full.max()))
+    for t in ("x", "r1"):
+        assert (ranges[t].minimum, ranges[t].maximum) == (hists[t].minimum, hists[t].maximum)
+
+
+# ---------------------------------------------------------------------------- CLI output checks
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "model.onnx"
+    onnx.save(conv_model(), path)
+    return path
+
+
+def npy_folder(folder, count: int = 2):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        np.save(folder / f"f{i}.npy", rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32))
+    return folder
+
+
+def quantize_cli(model_file, out, calib, *extra: str) -> int:
+    args = ["quantize", str(model_file), "-o", str(out), "--calib", str(calib), "--no-progress"]
+    return main([*args, *extra])
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("missing", "does not exist"),
+        ("file_parent", "is not a folder"),
+        ("is_folder", "is a folder"),
+        ("unwritable", "cannot write in folder"),
+    ],
+)
+def test_cli_output_is_checked_before_calibrating(
+    tmp_path, model_file, capsys, where: str, message: str
+) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()  # empty: calibrating first would fail with "no calibration files"
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    out = {
+        "missing": tmp_path / "no" / "such" / "q.onnx",
+        "file_parent": tmp_path / "a_file" / "q.onnx",
+        "is_folder": tmp_path / "folder",
+        "unwritable": "/proc/graphopt-q.onnx",  # /proc takes no new file, even for root
+    }[where]
+    assert quantize_cli(model_file, out, calib) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "no calibration files" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "calib", "folder", "model.onnx"]
+
+
+def test_cli_cache_folder_is_checked_before_calibrating(tmp_path, model_file, capsys) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "q.onnx"
+    code = quantize_cli(model_file, out, calib, "--cache", str(tmp_path / "a_file" / "c.cache"))
+    err = capsys.readouterr().err
+    assert code == 2 and "--cache" in err and "is not a folder" in err
+    assert not out.exists()
+
+
+def test_cli_cache_in_a_new_folder_still_works(tmp_path, model_file) -> None:
+    calib = npy_folder(tmp_path / "calib")
+    out, cache = tmp_path / "q.onnx", tmp_path / "new" / "sub" / "c.cache"
+    assert quantize_cli(model_file, out, calib, "--cache", str(cache)) == 0
+    assert out.exists() and cache_io.read(cache)[1]
+    assert not list(tmp_path.glob(".graphopt-*")) and not list(tmp_path.glob("**/.graphopt-*"))
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--mean", "abc"), ("--std", "0,1,1")])
+def test_cli_bad_mean_or_std_is_one_line(tmp_path, model_file, capsys, flag, value) -> None:
+    calib = npy_folder(tmp_path / "calib")
+    out = tmp_path / "q.onnx"
+    assert quantize_cli(model_file, out, calib, flag, value) == 2
+    err = capsys.readouterr().err
+    assert flag.lstrip("-") in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- calibration files
+
+
+def dynamic_model() -> onnx.ModelProto:
+    model = conv_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    return model
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("a.npy", b"", "cannot read .npy feed"),
+        ("a.npz", b"", "cannot read .npz feed"),
+        ("a.npz", b"PK\x03\x04 truncated", "cannot read .npz feed"),
+    ],
+)
+def test_unreadable_array_files_are_quantize_errors(tmp_path, name, content, message) -> None:
+    (tmp_path / name).write_bytes(content)
+    data = folder_feeds(tmp_path, dynamic_model())
+    with pytest.raises(QuantizeError, match=message) as info:
+        data[0]
+    assert name in str(info.value)
+
+
+def test_npz_and_npy_under_each_others_suffix(tmp_path) -> None:
+    x = np.zeros((1, 3, 16, 16), np.float32)
+    np.save(tmp_path / "a.npy", x)
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", x=x)
+    (tmp_path / "b.npz").rename(tmp_path / "b.npy")
+    data = folder_feeds(tmp_path, dynamic_model())
+    with pytest.raises(QuantizeError, match=r"a\.npz: is a \.npy array"):
+        data[0]
+    with pytest.raises(QuantizeError, match=r"b\.npy: is an \.npz archive"):
+        data[1]
+
+
+def test_npz_extra_arrays_are_ignored_and_batches_stack(tmp_path) -> None:
+    rng = np.random.default_rng(6)
+    xs = [rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32) for _ in range(2)]
+    np.savez(tmp_path / "f0.npz", x=xs[0], boxes=np.zeros((1, 3, 4)))
+    np.savez(tmp_path / "f1.npz", x=xs[1], boxes=np.zeros((1, 7, 4)))  # does not stack
+    data = folder_feeds(tmp_path, dynamic_model(), batch_size=2)
+    batch = data[0]
+    assert list(batch) == ["x"]
+    np.testing.assert_array_equal(batch["x"], np.concatenate(xs))
+    _, count = collect(dynamic_model(), ["x"], data)
+    assert count == 1
+
+
+def test_npz_lone_array_feeds_a_single_input_model(tmp_path) -> None:
+    x = np.full((1, 3, 16, 16), 0.5, np.float32)
+    np.savez(tmp_path / "f.npz", x)  # saved positionally: key arr_0
+    data = folder_feeds(tmp_path, conv_model())
+    np.testing.assert_array_equal(data[0]["x"], x)
+
+
+def test_npz_without_the_model_input_names_its_keys(tmp_path) -> None:
+    np.savez(tmp_path / "f.npz", image=np.zeros((1, 3, 16, 16)), label=np.zeros(2))
+    with pytest.raises(QuantizeError, match=r"f.npz: no array for model input\(s\) x.*image"):
+        folder_feeds(tmp_path, conv_model())[0]
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"size": [0, 640]}, "positive"),
+        ({"size": [640]}, r"\[H, W\]"),
+        ({"std": [0, 1, 1]}, "has a zero"),
+        ({"letterbox": "maybe"}, "true or false"),
+        ({"mean": "a,b,c"}, "mean needs 1 or 3 numbers"),
+    ],
+)
+def test_bad_spec_values_are_quantize_errors(mapping, message) -> None:
+    with pytest.raises(QuantizeError, match=message):
+        PreprocessSpec.from_mapping(mapping)
+
+
+def test_quoted_false_in_a_spec_is_false(tmp_path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text('letterbox: "false"\nbgr: "yes"\nsize: 32\n')
+    spec = PreprocessSpec.from_yaml(path)
+    assert spec.letterbox is False and spec.bgr is True and spec.size == (32, 32)
+
+
+def test_non_utf8_spec_is_a_quantize_error(tmp_path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(b"\xff\xfe size: 3")
+    with pytest.raises(QuantizeError, match="cannot read preprocessing spec"):
+        PreprocessSpec.from_yaml(path)
+
+
+# ---------------------------------------------------------------------------- calibration cache
+
+
+@pytest.mark.parametrize("value", ["12 34 56", "1234567g", "+1234567"])
+def test_cache_line_with_bad_hex_names_the_line(value: str) -> None:
+    text = f"TRT-8601-EntropyCalibration2\nx: 3c010a14\ny: {value}\n"
+    with pytest.raises(QuantizeError, match="line 3"):
+        cache_io.loads(text)
+
+
+@pytest.mark.parametrize("name", ["a\rb", "a\x0bb", "a\u2028b"])
+def test_cache_refuses_names_that_would_not_read_back(name: str) -> None:
+    with pytest.raises(QuantizeError, match="cannot be written"):
+        cache_io.dumps({name: np.float32(0.1)})
+
+
+def test_cache_names_with_colons_round_trip() -> None:
+    scales = {"a:b": np.float32(0.25), "/m/conv:0": np.float32(1e-3)}
+    assert cache_io.loads(cache_io.dumps(scales))[1] == scales
