@@ -440,3 +440,176 @@ def test_layout_cdla_package_converts_to_bgr_without_swapping_back():
     assert "cv2.COLOR_RGB2BGR" in load
     assert "[0.485, 0.456, 0.406]" in pre and "[0.229, 0.224, 0.225]" in pre
     assert "cvtColor" not in pre and "::-1" not in pre  # the BGR array goes in as it is
+
+
+# ---------------------------------------------------------------------------- 4. build / bench
+
+
+def _conv_model(dims=(1, 3, 16, 16)):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _save_png(path, seed: int = 0) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(path, format="PNG")
+
+
+def test_build_calib_skips_files_that_are_not_calibration_data(tmp_path, caplog):
+    import logging
+
+    import onnx
+
+    from graphopt.commands.build import calibration_feeds
+
+    model = tmp_path / "m.onnx"
+    onnx.save(_conv_model(), model)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    _save_png(calib / "0.png")
+    _save_png(calib / "1.PNG", 1)
+    np.save(calib / "2.npy", np.full((1, 3, 16, 16), 0.5, np.float32))
+    (calib / "notes.txt").write_text("taken on 2024-05-01")
+    (calib / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    with caplog.at_level(logging.INFO, logger="graphopt.commands.build"):
+        feeds = calibration_feeds(str(model), str(calib), 32, {})
+    assert [f["x"].shape for f in feeds] == [(1, 3, 16, 16)] * 3
+    assert float(feeds[2]["x"].mean()) == 0.5
+    skipped = sorted(r.getMessage() for r in caplog.records if "skipping" in r.getMessage())
+    assert len(skipped) == 2 and ".DS_Store" in skipped[0] and "notes.txt" in skipped[1]
+
+
+def test_build_calib_folder_without_calibration_files(tmp_path):
+    import onnx
+
+    from graphopt.commands.build import calibration_feeds
+    from graphopt.errors import BackendError
+
+    model = tmp_path / "m.onnx"
+    onnx.save(_conv_model(), model)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "notes.txt").write_text("nothing here")
+    with pytest.raises(BackendError, match=r"no calibration files \(\.npy, \.npz, \.jpg"):
+        calibration_feeds(str(model), str(calib), 32, {})
+    with pytest.raises(BackendError, match="no such folder"):
+        calibration_feeds(str(model), str(tmp_path / "absent"), 32, {})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("x:1x16x16", r"--shapes x:1x16x16: calibration images make 1x3xHxW tensors"),
+        ("x:16x16", r"--shapes x:16x16: calibration images make 1x3xHxW tensors"),
+        ("x:1x1x16x16", r"--shapes x:1x1x16x16: calibration images make 1x3xHxW"),
+        ("x:2x3x16x16", r"batch range 2\.\.2 excludes the batch of 1"),
+    ],
+)
+def test_build_calib_shapes_that_images_cannot_fill(tmp_path, spec, message):
+    import onnx
+
+    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.commands.build import calibration_feeds
+    from graphopt.errors import BackendError
+
+    model = tmp_path / "m.onnx"
+    onnx.save(_conv_model(("N", 3, "H", "W")), model)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    _save_png(calib / "0.png")
+    with pytest.raises(BackendError, match=message):
+        calibration_feeds(str(model), str(calib), 32, parse_shapes([spec]))
+
+
+def test_build_calibration_image_size():
+    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.commands.build import calibration_image_size
+    from graphopt.errors import BackendError
+
+    ranged = parse_shapes(["x:1x3x8x8,1x3x16x24,4x3x32x32"])
+    assert calibration_image_size("x", ["N", 3, "H", "W"], ranged) == (16, 24)
+    assert calibration_image_size("x", [1, 3, 20, 30], {}) == (20, 30)
+    with pytest.raises(BackendError, match="has a dynamic size: give --shapes x:1x3xHxW"):
+        calibration_image_size("x", ["N", 3, "H", "W"], {})
+    with pytest.raises(BackendError, match="has a dynamic size"):
+        calibration_image_size("x", [], {})  # rank unknown
+    with pytest.raises(BackendError, match=r"has shape \[1, 16\]"):
+        calibration_image_size("x", [1, 16], {})
+    with pytest.raises(BackendError, match=r"has shape \[1, 1, 16, 16\]"):
+        calibration_image_size("x", [1, 1, 16, 16], {})
+
+
+def test_bench_shapes_give_integer_inputs_small_non_negative_values():
+    from onnx import TensorProto, helper
+
+    from graphopt.commands.bench import _feeds
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["ids"], ["a"], to=TensorProto.FLOAT),
+            helper.make_node("Cast", ["pix"], ["b"], to=TensorProto.FLOAT),
+            helper.make_node("Cast", ["mask"], ["c"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["a", "b"], ["ab"]),
+            helper.make_node("Add", ["ab", "c"], ["abc"]),
+            helper.make_node("Add", ["abc", "f"], ["y"]),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 64]),
+            helper.make_tensor_value_info("pix", TensorProto.UINT8, ["N", 64]),
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, ["N", 64]),
+            helper.make_tensor_value_info("f", TensorProto.FLOAT, ["N", 64]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    shape = (8, 64)
+    feeds = _feeds(model, {"ids": shape, "pix": shape, "mask": shape, "f": shape}, None)
+    assert {k: (v.dtype, v.shape) for k, v in feeds.items()} == {
+        "ids": (np.dtype(np.int64), shape),
+        "pix": (np.dtype(np.uint8), shape),
+        "mask": (np.dtype(np.bool_), shape),
+        "f": (np.dtype(np.float32), shape),
+    }
+    for name in ("ids", "pix"):
+        values = set(np.unique(feeds[name]).tolist())
+        assert values <= {0, 1, 2, 3} and len(values) > 1, (name, values)
+    assert feeds["mask"].any() and not feeds["mask"].all()
+    assert feeds["f"].std() > 0.5  # floats stay standard normal
+
+
+def test_bench_engine_feeds_for_integer_bindings():
+    import types
+
+    from graphopt.commands.bench import _engine_feeds
+
+    bindings = [
+        types.SimpleNamespace(name="ids", is_input=True, dtype=np.dtype(np.int32)),
+        types.SimpleNamespace(name="img", is_input=True, dtype=np.dtype(np.float16)),
+        types.SimpleNamespace(name="out", is_input=False, dtype=np.dtype(np.float32)),
+    ]
+    engine = types.SimpleNamespace(get_tensor_shape=lambda name: (-1, 32))
+    runner = types.SimpleNamespace(bindings=bindings, engine=engine)
+    feeds = _engine_feeds(runner, {"ids": (4, 32), "img": (4, 32)}, None)
+    assert sorted(feeds) == ["ids", "img"]
+    assert feeds["ids"].dtype == np.int32 and set(np.unique(feeds["ids"]).tolist()) <= {0, 1, 2, 3}
+    assert feeds["img"].dtype == np.float16 and feeds["img"].shape == (4, 32)
+
+
+def test_bench_synthetic_feed_refuses_types_it_cannot_make():
+    from graphopt.commands.bench import synthetic_feed
+    from graphopt.errors import BackendError
+
+    with pytest.raises(BackendError, match="give --inputs NPZ"):
+        synthetic_feed((2,), np.dtype(np.complex64), np.random.default_rng(0))

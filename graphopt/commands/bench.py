@@ -2,7 +2,9 @@
 
 Times inference: latency percentiles (p50/p90/p99, mean) and throughput. `onnxruntime` runs an
 .onnx model on the CPU provider; `tensorrt` runs a serialized engine (`graphopt build`) on the
-GPU, timing `execute_async_v3` + stream sync with the inputs already on the device.
+GPU, timing `execute_async_v3` + stream sync with the inputs already on the device. Inputs
+come from `--inputs NPZ`, else they are synthetic (`synthetic_feed`): floats standard normal,
+integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     add_shapes_argument(
-        p, "input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range)"
+        p,
+        "input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range); the "
+        "values are synthetic: floats standard normal, integers 0..3, booleans 0/1",
     )
     p.add_argument("--inputs", default=None, metavar="NPZ", help="feeds to time with (.npz)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -102,11 +106,10 @@ def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[s
     if npz is not None:
         return example_feeds(model, npz=npz)
     feeds = example_feeds(model)
+    rng = np.random.default_rng(0)
     for name, _, _ in input_specs(model):
         if name in shapes:
-            feeds[name] = (
-                np.random.default_rng(0).standard_normal(shapes[name]).astype(feeds[name].dtype)
-            )
+            feeds[name] = synthetic_feed(shapes[name], feeds[name].dtype, rng)
     unknown = sorted(set(shapes) - set(feeds))
     if unknown:
         raise BackendError(f"--shapes names {', '.join(unknown)}, which are not model inputs")
@@ -185,7 +188,7 @@ def _engine_feeds(
         except (OSError, ValueError) as e:
             raise BackendError(f"{npz}: cannot read input feeds: {e}") from e
     rng = np.random.default_rng(0)
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for b in runner.bindings:
         if not b.is_input:
             continue
@@ -194,5 +197,24 @@ def _engine_feeds(
             raise BackendError(
                 f"engine input {b.name!r} is dynamic: give --shapes {b.name}:1x3x640x640"
             )
-        feeds[b.name] = rng.standard_normal(dims).astype(b.dtype)
+        feeds[b.name] = synthetic_feed(tuple(dims), b.dtype, rng)
     return feeds
+
+
+def synthetic_feed(
+    shape: tuple[int, ...], dtype: np.dtype | type, rng: np.random.Generator
+) -> np.ndarray:
+    """A stand-in input of `shape` for timing, drawn from `rng`: floats standard normal;
+    integers small non-negative values 0..3 (valid as indices, counts and sizes of a dimension
+    of 4 or more, as `example_feeds` makes them); booleans False/True. Never cast noise, which
+    would make -1 (or 255 in uint8) from a negative draw."""
+    kind = np.dtype(dtype)
+    if kind.kind == "f":
+        return rng.standard_normal(shape).astype(kind)
+    if kind.kind == "b":
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    if kind.kind in "iu":
+        return rng.integers(0, 4, shape).astype(kind)
+    from graphopt.errors import BackendError
+
+    raise BackendError(f"cannot make a synthetic {kind} input for timing: give --inputs NPZ")

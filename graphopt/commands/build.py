@@ -7,8 +7,13 @@ without an NVIDIA GPU, it exits 2 with one line saying which is missing and how 
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from graphopt.commands._common import add_shapes_argument, read_npz
+
+log = logging.getLogger("graphopt.commands.build")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -87,9 +92,8 @@ def run(args: argparse.Namespace) -> int:
 
 def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) -> list:  # type: ignore[type-arg]
     """Feeds for the TensorRT 10 calibrator from a folder: .npy/.npz arrays as they are, or
-    images resized to the model's (or the profile's opt) input size, scaled to 0..1."""
-    from pathlib import Path
-
+    images resized to the model's (or the profile's opt) input size, scaled to 0..1. Other
+    files are skipped (logged), as `graphopt quantize --calib` skips them."""
     import numpy as np
     import onnx
     from google.protobuf.message import DecodeError
@@ -106,26 +110,70 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     if len(specs) != 1:
         raise BackendError("--calib DIR feeds single-input models; give .npz feeds per input")
     name, _, dims = specs[0]
-    files = (
-        sorted(p for p in Path(folder).iterdir() if p.is_file()) if Path(folder).is_dir() else []
-    )
-    if not files:
-        raise BackendError(f"--calib {folder}: no files in that folder")
     feeds = []
-    for path in files[:count]:
-        if path.suffix in (".npy", ".npz"):
+    for path in calibration_files(folder)[:count]:
+        suffix = path.suffix.lower()
+        if suffix in (".npy", ".npz"):
             try:
-                feeds.append({name: np.load(path)} if path.suffix == ".npy" else read_npz(path))
+                feeds.append({name: np.load(path)} if suffix == ".npy" else read_npz(path))
             except (OSError, ValueError) as e:
                 raise BackendError(f"--calib {path}: cannot read: {e}") from e
         else:
-            if name in shapes:
-                h, w = shapes[name].opt[2], shapes[name].opt[3]
-            elif len(dims) == 4 and all(isinstance(d, int) and d > 0 for d in dims[2:]):
-                h, w = int(dims[2]), int(dims[3])
-            else:
-                raise BackendError(
-                    f"input {name!r} has a dynamic size: give --shapes {name}:1x3xHxW for calibration"
-                )
-            feeds.append({name: preprocess(load_image(path), (h, w), scale=1 / 255.0)})
+            size = calibration_image_size(name, dims, shapes)
+            feeds.append({name: preprocess(load_image(path), size, scale=1 / 255.0)})
     return feeds
+
+
+def calibration_files(folder: str | Path) -> list[Path]:
+    """The calibration files of `folder` in name order: images and .npy/.npz feeds (the
+    suffixes `graphopt quantize --calib` reads); any other file is skipped with a log line."""
+    from graphopt.errors import BackendError
+    from graphopt.quant.data import ARRAY_SUFFIXES, IMAGE_SUFFIXES
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise BackendError(f"--calib {folder}: no such folder")
+    files = []
+    for path in sorted(p for p in root.iterdir() if p.is_file()):
+        if path.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
+            files.append(path)
+        else:
+            log.info("--calib: skipping %s (not an image, .npy or .npz)", path)
+    if not files:
+        raise BackendError(
+            f"--calib {folder}: no calibration files ({', '.join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)})"
+        )
+    return files
+
+
+def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> tuple[int, int]:  # type: ignore[type-arg]
+    """(H, W) that calibration images of input `name` are resized to: the profile's opt shape
+    when `--shapes` names the input, else the model's fixed H and W. Images make one
+    1x3xHxW tensor each, so the input must be 4-D with 3 channels (a BackendError otherwise)."""
+    from graphopt.errors import BackendError
+
+    if name in shapes:
+        r = shapes[name]
+        given = "x".join(str(d) for d in r.opt)
+        if len(r.opt) != 4 or r.opt[1] != 3:
+            raise BackendError(
+                f"--shapes {name}:{given}: calibration images make 1x3xHxW tensors; give a "
+                "4-D NCHW shape with 3 channels, or .npy/.npz feeds"
+            )
+        if not r.min[0] <= 1 <= r.max[0]:
+            raise BackendError(
+                f"--shapes {name}: the profile's batch range {r.min[0]}..{r.max[0]} excludes the "
+                "batch of 1 that calibration images make; give .npy/.npz feeds"
+            )
+        return int(r.opt[2]), int(r.opt[3])
+    if dims and (len(dims) != 4 or (isinstance(dims[1], int) and dims[1] != 3)):
+        raise BackendError(
+            f"input {name!r} has shape [{', '.join(str(d) for d in dims)}]: calibration images "
+            "make 1x3xHxW tensors; give .npy/.npz feeds"
+        )
+    h, w = dims[2:] if dims else (None, None)
+    if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+        return h, w
+    raise BackendError(
+        f"input {name!r} has a dynamic size: give --shapes {name}:1x3xHxW for calibration"
+    )
