@@ -501,3 +501,27 @@ def test_cache_refuses_names_that_would_not_read_back(name: str) -> None:
 def test_cache_names_with_colons_round_trip() -> None:
     scales = {"a:b": np.float32(0.25), "/m/conv:0": np.float32(1e-3)}
     assert cache_io.loads(cache_io.dumps(scales))[1] == scales
+
+
+@pytest.mark.parametrize(
+    ("version", "number"),
+    [
+        ("8.6.1", 8601),
+        ("8.6.1.6", 8601),
+        ("10.3.0", 100300),
+        ("10.0.0b6", 100000),
+        ("10.x.1", 100000),
+    ],
+)
+def test_tensorrt_version_numbers(version: str, number: int) -> None:
+    assert cache_io.tensorrt_version_number(version) == number
+
+
+def test_cli_bad_trt_version_fails_before_calibrating(tmp_path, model_file, capsys) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()  # empty: calibrating first would fail with "no calibration files"
+    out, cache = tmp_path / "q.onnx", tmp_path / "q.cache"
+    code = quantize_cli(model_file, out, calib, "--cache", str(cache), "--trt-version", "ten")
+    err = capsys.readouterr().err
+    assert code == 2 and "TensorRT version 'ten'" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not cache.exists()

@@ -97,6 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from graphopt.errors import QuantizeError
     from graphopt.ir import load, save_model
+    from graphopt.quant import cache as cache_io
     from graphopt.quant.api import quantize_with_report
     from graphopt.quant.data import PreprocessSpec, folder_feeds, parse_triple
     from graphopt.quant.progress import Progress
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.output, "output", make_parents=False)
     if args.cache:
         check_writable(args.cache, "--cache", make_parents=True)
+        cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     data = None
     progress = None

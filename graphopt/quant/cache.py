@@ -12,6 +12,7 @@ is not `name: <8 hex digits>` is a `QuantizeError` naming its number when readin
 
 from __future__ import annotations
 
+import re
 import string
 import struct
 from pathlib import Path
@@ -42,8 +43,11 @@ def tensorrt_version_number(version: str | None = None) -> int:
             version = str(tensorrt.__version__)
         except ImportError:
             return DEFAULT_VERSION
-    parts = [int(p) for p in version.split(".")[:3] if p.isdigit()] + [0, 0, 0]
-    major, minor, patch = parts[:3]
+    match = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", version.strip())
+    if match is None:
+        raise QuantizeError(f"TensorRT version {version!r} is not a version like 10.3.0")
+    # a component that does not start with a digit ends the number ('10.x.1' was read as 10.1)
+    major, minor, patch = (int(g) if g else 0 for g in match.groups())
     return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
