@@ -525,3 +525,27 @@ def test_cli_bad_trt_version_fails_before_calibrating(tmp_path, model_file, caps
     err = capsys.readouterr().err
     assert code == 2 and "TensorRT version 'ten'" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not cache.exists()
+
+
+def fixed_batch_model(batch: int) -> onnx.ModelProto:
+    model = conv_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = batch
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = batch
+    return model
+
+
+def test_fixed_batch_model_calibrates_from_single_sample_files(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    xs = [rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32) for _ in range(5)]
+    for i, x in enumerate(xs):
+        np.save(tmp_path / f"f{i}.npy", x)
+    model = fixed_batch_model(2)
+    data = folder_feeds(tmp_path, model, batch_size=2)
+    assert len(data) == 2  # the fifth file would make a short batch the model refuses
+    calibrators, count = collect(model, ["x"], data)
+    assert count == 2
+    assert calibrators["x"].maximum == float(np.concatenate(xs[:4]).max())
+    with pytest.raises(QuantizeError, match=r"fixed batch dimension 2; use --batch-size 1 \(2"):
+        folder_feeds(tmp_path, model, batch_size=3)
+    with pytest.raises(QuantizeError, match="fewer than one batch of 8"):
+        folder_feeds(tmp_path, fixed_batch_model(8), batch_size=8)

@@ -71,7 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, help="pixel multiplier before mean/std (e.g. 0.00392)")
     p.add_argument("--bgr", action="store_true", help="feed channels as BGR")
     p.add_argument("--preprocess", metavar="YAML", help="preprocessing spec file (same keys)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per calibration batch")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="files stacked per calibration batch (a model with a fixed batch B: B)",
+    )
     p.add_argument(
         "--keep-float",
         type=int,

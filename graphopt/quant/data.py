@@ -1,7 +1,9 @@
 """Calibration data from a folder: `.npy` / `.npz` feeds, or images with a preprocessing spec.
 
 `folder_feeds(directory, model, spec, batch_size)` returns a re-iterable, sized sequence of feed
-dicts, decoded lazily one batch at a time (files in sorted name order, so runs are repeatable):
+dicts, decoded lazily one batch at a time (files in sorted name order, so runs are repeatable;
+`batch_size` files are stacked along axis 0 — for a model whose batch is fixed at B > 1,
+`batch_size` B gives whole batches only and leaves a short remainder out):
 
 - `name.npz`: one array per model input, keyed by input name (other arrays, e.g. labels, are
   ignored; a lone array of any name feeds a single-input model);
@@ -17,6 +19,7 @@ does not run models.
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -28,6 +31,8 @@ import onnx
 
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
+
+log = logging.getLogger("graphopt.quant")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -160,16 +165,35 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         self.inputs = input_specs(model)
         self.spec = spec
         self.batch_size = batch_size
+        # a model with a fixed batch B > 1 gets full batches of B files; the rest is dropped
+        self.whole_batches_only = False
         if batch_size < 1:
             raise QuantizeError(f"batch size must be at least 1, got {batch_size}")
         if batch_size > 1:
             for name, _, dims in self.inputs:
-                if dims and isinstance(dims[0], int) and dims[0] > 0:
+                if dims and isinstance(dims[0], int) and 0 < dims[0] != batch_size:
+                    hint = "" if dims[0] == 1 else f" ({dims[0]} when each file is one sample)"
                     raise QuantizeError(
-                        f"input {name!r} has a fixed batch dimension {dims[0]}; use --batch-size 1"
+                        f"input {name!r} has a fixed batch dimension {dims[0]}; "
+                        f"use --batch-size 1{hint}"
                     )
+                if dims and dims[0] == batch_size:
+                    self.whole_batches_only = True
+        if self.whole_batches_only:
+            if len(files) < batch_size:
+                raise QuantizeError(
+                    f"{files[0].parent}: {len(files)} file(s), fewer than one batch of {batch_size}"
+                )
+            if len(files) % batch_size:
+                log.warning(
+                    "the model's batch is fixed at %d: the last %d calibration file(s) are unused",
+                    batch_size,
+                    len(files) % batch_size,
+                )
 
     def __len__(self) -> int:
+        if self.whole_batches_only:
+            return len(self.files) // self.batch_size
         return (len(self.files) + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
