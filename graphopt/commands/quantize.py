@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
     check_writable(args.output, "output", make_parents=False)
     if args.cache:
+        if Path(args.cache).resolve() == Path(args.output).resolve():
+            raise QuantizeError(f"--cache {args.cache} is the output model's path; give another")
         check_writable(args.cache, "--cache", make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
