@@ -561,3 +561,12 @@ def test_cli_cache_on_the_output_path_is_refused(tmp_path, model_file, capsys) -
     assert quantize_cli(model_file, out, calib, "--cache", str(out)) == 2
     assert "output model's path" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_sensitivity_search_casts_feeds_like_calibration() -> None:
+    rng = np.random.default_rng(9)
+    data = [{"x": rng.uniform(-1, 1, (1, 3, 16, 16))} for _ in range(4)]  # float64
+    assert data[0]["x"].dtype == np.float64
+    q, report = quantize_with_report(conv_model(), data, "minmax", keep_float=1)
+    assert len(report.kept_float) == 1 and report.error is not None
+    onnx.checker.check_model(q, full_check=True)

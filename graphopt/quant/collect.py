@@ -168,10 +168,20 @@ def collect(
 
 
 def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0) -> list[Feed]:
-    """The model's outputs for every feed (for accuracy checks)."""
+    """The model's outputs for every feed (for accuracy checks); feeds are checked and cast
+    like calibration feeds (a float64 feed of a float32 model failed here, after calibrating)."""
     try:
         sess = session(model, threads=threads)
     except BackendError as e:
         raise QuantizeError(str(e)) from e
     names = [o.name for o in sess.get_outputs()]
-    return [dict(zip(names, sess.run(names, f), strict=True)) for f in feeds]
+    results = []
+    for i, feed in enumerate(feeds):
+        checked = check_feed(model, feed, f"sample feed {i}")
+        try:
+            values = sess.run(names, checked)
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise QuantizeError(f"sample feed {i}: onnxruntime failed: {first}") from e
+        results.append(dict(zip(names, values, strict=True)))
+    return results
