@@ -462,6 +462,7 @@ def test_npz_without_the_model_input_names_its_keys(tmp_path) -> None:
     [
         ({"size": [0, 640]}, "positive"),
         ({"size": [640]}, r"\[H, W\]"),
+        ({"size": True}, r"\[H, W\]"),
         ({"std": [0, 1, 1]}, "has a zero"),
         ({"letterbox": "maybe"}, "true or false"),
         ({"mean": "a,b,c"}, "mean needs 1 or 3 numbers"),

@@ -78,10 +78,10 @@ class PreprocessSpec:
                 size = data["size"]
                 if isinstance(size, str):
                     spec.size = parse_size(size)
-                elif isinstance(size, int):
+                elif isinstance(size, int) and not isinstance(size, bool):
                     spec.size = (size, size)
                 else:
-                    if len(size) != 2:
+                    if not isinstance(size, list | tuple) or len(size) != 2:
                         raise ValueError(f"size needs [H, W], got {size!r}")
                     spec.size = (int(size[0]), int(size[1]))
                 if min(spec.size) <= 0:
