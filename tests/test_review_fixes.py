@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import assert_same_outputs
 from tests.fusion_models import build, feeds, ops, rand, run_at, run_passes
+from tests.test_cli_build_bench import conv_model
 
 # ---------------------------------------------------------------------------- 1. layernorm_params
 
@@ -445,20 +446,6 @@ def test_layout_cdla_package_converts_to_bgr_without_swapping_back():
 # ---------------------------------------------------------------------------- 4. build / bench
 
 
-def _conv_model(dims=(1, 3, 16, 16)):
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(w, "w")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-
-
 def _save_png(path, seed: int = 0) -> None:
     from PIL import Image
 
@@ -474,7 +461,7 @@ def test_build_calib_skips_files_that_are_not_calibration_data(tmp_path, caplog)
     from graphopt.commands.build import calibration_feeds
 
     model = tmp_path / "m.onnx"
-    onnx.save(_conv_model(), model)
+    onnx.save(conv_model(), model)
     calib = tmp_path / "calib"
     calib.mkdir()
     _save_png(calib / "0.png")
@@ -497,7 +484,7 @@ def test_build_calib_folder_without_calibration_files(tmp_path):
     from graphopt.errors import BackendError
 
     model = tmp_path / "m.onnx"
-    onnx.save(_conv_model(), model)
+    onnx.save(conv_model(), model)
     calib = tmp_path / "calib"
     calib.mkdir()
     (calib / "notes.txt").write_text("nothing here")
@@ -524,7 +511,7 @@ def test_build_calib_shapes_that_images_cannot_fill(tmp_path, spec, message):
     from graphopt.errors import BackendError
 
     model = tmp_path / "m.onnx"
-    onnx.save(_conv_model(("N", 3, "H", "W")), model)
+    onnx.save(conv_model(("N", 3, "H", "W")), model)
     calib = tmp_path / "calib"
     calib.mkdir()
     _save_png(calib / "0.png")

@@ -143,11 +143,7 @@ def collect(
         on_batch(0)  # the model is loaded: calibration starts now
     for i, feed in enumerate(data):
         checked = check_feed(model, feed, f"calibration feed {i}")
-        try:
-            values = sess.run(names, checked)
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise QuantizeError(f"calibration feed {i}: onnxruntime failed: {first}") from e
+        values = _run(sess, names, checked, f"calibration feed {i}")
         if histograms:
             for name, value in zip(names, values, strict=True):
                 calibrators[name].collect(value)
@@ -178,10 +174,15 @@ def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0)
     results = []
     for i, feed in enumerate(feeds):
         checked = check_feed(model, feed, f"sample feed {i}")
-        try:
-            values = sess.run(names, checked)
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise QuantizeError(f"sample feed {i}: onnxruntime failed: {first}") from e
+        values = _run(sess, names, checked, f"sample feed {i}")
         results.append(dict(zip(names, values, strict=True)))
     return results
+
+
+def _run(sess: Any, names: list[str], feed: Feed, where: str) -> list[Any]:
+    """`sess.run(names, feed)`, its failure one line naming `where`."""
+    try:
+        return list(sess.run(names, feed))
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QuantizeError(f"{where}: onnxruntime failed: {first}") from e
