@@ -102,14 +102,13 @@ def worker(args: argparse.Namespace) -> None:
 
         feeds = ({input_name: np.load(f)} for f in files)
         sensitivity = [{input_name: np.load(files[i])} for i in SENSITIVITY_FEEDS]
+        options: dict[str, Any] = {}
+        if args.method != "default":  # the bare calibrator (or the full keep-float search)
+            options = {"method": args.method, "accuracy_target": None, "ranking": "full"}
+        if args.keep_float or args.samples:
+            options["sensitivity_data"] = sensitivity
         quantized, report = quantize_with_report(
-            model,
-            feeds,
-            args.method,
-            None,
-            args.target,
-            keep_float=args.keep_float,
-            sensitivity_data=sensitivity if args.keep_float else None,
+            model, feeds, cache=None, target=args.target, keep_float=args.keep_float, **options
         )
         onnx.save(quantized, args.out)
         extra = {"kept_float": len(report.kept_float), "stages": report.seconds}
@@ -235,6 +234,25 @@ def configurations(name: str, keep_float: int | None) -> list[dict]:
             "limit": ORT_ENTROPY_FEEDS[name],
         },
         {
+            "label": "graphopt default (ort)",
+            "tool": "ours",
+            "method": "default",
+            "target": "onnxruntime",
+        },
+        {
+            "label": "graphopt default (ort), samples page+text",
+            "tool": "ours",
+            "method": "default",
+            "target": "onnxruntime",
+            "samples": 1,
+        },
+        {
+            "label": "graphopt default (trt)",
+            "tool": "ours",
+            "method": "default",
+            "target": "tensorrt",
+        },
+        {
             "label": "graphopt minmax (ort)",
             "tool": "ours",
             "method": "minmax",
@@ -320,6 +338,7 @@ def bench(name: str, runs: int, keep_float: int | None, only: list[str] | None) 
                 "target": conf.get("target", "onnxruntime"),
                 "limit": conf.get("limit", 0),
                 "keep_float": conf.get("keep_float", 0),
+                "samples": conf.get("samples", 0),
             }
             res = spawn(**kw)
             if "error" in res:
@@ -332,8 +351,11 @@ def bench(name: str, runs: int, keep_float: int | None, only: list[str] | None) 
             else:
                 ratio, base_ms = latency_ratio(model, str(out), evaluation[0], runs)
                 lat = f"{ratio:.2f}× (FP32 {base_ms:.0f} ms)"
+            label = conf["label"]
+            if conf["tool"] == "ours" and res.get("kept_float"):
+                label += f" [{res['kept_float']} groups float]"
             lines.append(
-                f"| {conf['label']} | {res['seconds']:.2f} | {res['seconds'] / budget:.2f} | "
+                f"| {label} | {res['seconds']:.2f} | {res['seconds'] / budget:.2f} | "
                 f"{res['rss_mb']:.0f} | {lat} | {acc:.3f} |"
             )
             rows.append(conf)
@@ -358,6 +380,7 @@ def main() -> None:
     for flag in ("tool", "model", "calib", "out", "method", "target"):
         parser.add_argument(f"--{flag}", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--samples", type=int, default=0, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.worker:
         args.keep_float = int(args.keep_float or 0)

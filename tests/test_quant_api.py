@@ -203,14 +203,21 @@ def test_caller_model_is_not_mutated() -> None:
     assert model.SerializeToString() == before
 
 
-def test_cache_is_independent_of_batch_order(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("options", "header"),
+    [
+        ({}, b"TRT-8601-MinMaxCalibration\n"),
+        ({"method": "entropy"}, b"TRT-8601-EntropyCalibration2\n"),
+    ],
+)
+def test_cache_is_independent_of_batch_order(tmp_path, options, header) -> None:  # type: ignore[no-untyped-def]
     calib = feeds(8)
-    graphopt.quantize(conv_model(), calib, cache=tmp_path / "a.cache")
-    graphopt.quantize(conv_model(), calib[::-1], cache=tmp_path / "b.cache")
-    graphopt.quantize(conv_model(), calib[3:] + calib[:3], cache=tmp_path / "c.cache")
+    graphopt.quantize(conv_model(), calib, cache=tmp_path / "a.cache", **options)
+    graphopt.quantize(conv_model(), calib[::-1], cache=tmp_path / "b.cache", **options)
+    graphopt.quantize(conv_model(), calib[3:] + calib[:3], cache=tmp_path / "c.cache", **options)
     a = (tmp_path / "a.cache").read_bytes()
     assert a == (tmp_path / "b.cache").read_bytes() == (tmp_path / "c.cache").read_bytes()
-    assert a.startswith(b"TRT-8601-EntropyCalibration2\n")
+    assert a.startswith(header)
 
 
 def test_cache_round_trip(tmp_path) -> None:

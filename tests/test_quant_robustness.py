@@ -285,7 +285,10 @@ def empty_operand_model() -> onnx.ModelProto:
 def test_empty_weights_and_constants_stay_float(target: str) -> None:
     model = empty_operand_model()
     data = [{"x": np.zeros((2, 0), np.float32)}]
-    q, report = quantize_with_report(model, data, "minmax", target=target, pipeline=False)
+    # no accuracy search: this test is about placement (the zero feed's error is meaningless)
+    q, report = quantize_with_report(
+        model, data, "minmax", target=target, pipeline=False, accuracy_target=None
+    )
     onnx.checker.check_model(q, full_check=True)
     assert "mm2" in report.quantized_nodes
     names = {t.name for t in q.graph.initializer}

@@ -11,10 +11,17 @@ or the caller's `metric` (e.g. 1 − box match, 1 − mask IoU: `graphopt.quant.
 measured on a few calibration feeds. Those feeds must make the outputs vary (images with text
 for a text detector): on a photograph without text the FP32 map is flat, its range tiny, and the
 ratio meaningless. Keeping more groups float does not always lower the error (quantization errors
-of different groups partly cancel). `choose_float_groups` keeps the `keep_float` worst groups in
-float, then, with an `accuracy_target`, tries the next worst in order, keeping each one float
-only if that lowers the fully quantized model's error, until the error is at most the target
-(or a quarter of the groups are float).
+of different groups partly cancel).
+
+Two rankings: `full` measures the output error per group as above (one session and inference
+per group and feed: 2.6× the whole calibration budget on the text detector); `local` (the
+default) ranks by each group's local noise-to-signal ratio, all groups in one run per feed
+(`graphopt.quant.local_error`), blind to how much a group's noise grows on its way out.
+`choose_float_groups` keeps the `keep_float` worst groups in float; then, with an
+`accuracy_target`, `full` tries the next worst in order, keeping each one float only if that
+lowers the fully quantized model's error, until the error is at most the target (or a quarter of
+the groups are float); `local` measures the fully quantized model first and, only when it misses
+the target, keeps float the worst groups in a few measured steps (`_grow_float`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
+from graphopt.errors import QuantizeError
 from graphopt.ir import Graph
 from graphopt.quant.collect import Feed, run_outputs
 from graphopt.quant.placement import COMPUTE_OPS, Plan, _fusion_groups
@@ -125,6 +133,9 @@ def rank_groups(
     return ranking, by_group
 
 
+RANKINGS = ("local", "full")
+
+
 def choose_float_groups(
     model: onnx.ModelProto,
     placement: Plan,
@@ -135,34 +146,91 @@ def choose_float_groups(
     accuracy_target: float | None,
     threads: int = 0,
     metric: ErrorMetric | None = None,
+    ranking: str = "local",
 ) -> tuple[list[str], list[str], list[tuple[str, float]], float]:
-    """(groups kept float, their nodes, sensitivity ranking worst first, final error)."""
+    """(groups kept float, their nodes, sensitivity ranking worst first, final error).
+
+    `ranking`: `local` ranks the groups by their local noise-to-signal ratio, all measured in one
+    run per sample feed (`graphopt.quant.local_error`); `full` by the output error with only that
+    group quantized (one session and run per group). With an `accuracy_target`, `full` adds
+    groups one at a time (forward selection); `local` first measures the fully quantized model
+    and, only when it misses the target, keeps float the k worst groups, k the least for which
+    the remaining local ratios shrink by (target / error)² (the ratios add up at the outputs,
+    roughly), measures again and grows k by half until the target holds or a third of the
+    groups are float; the measured configuration with the least error wins.
+    """
+    if ranking not in RANKINGS:
+        raise QuantizeError(
+            f"unknown sensitivity ranking {ranking!r}; choose one of {', '.join(RANKINGS)}"
+        )
     metric = metric or relative_error
     reference = run_outputs(model, samples, threads)
-    ranking, members = rank_groups(
-        model, placement, params, samples, reference, keep, threads, metric
-    )
-    chosen = [n for n, _ in ranking[:keep_float]]
 
     def error_with(floating: list[str]) -> float:
         nodes = {m for g in floating for m in members[g]}
         full = insert_qdq(model, placement, params, keep | nodes)
         return metric(reference, run_outputs(full, samples, threads))
 
-    error = error_with(chosen)
-    if accuracy_target is not None:
+    members: dict[str, list[str]] = {}
+    measured_first = ranking == "local" and not keep_float and accuracy_target is not None
+    if measured_first and accuracy_target is not None:
+        error = error_with([])  # within the target: no ranking needed
+        if error <= accuracy_target:
+            log.info("accuracy target %g: met fully quantized, error %.4g", accuracy_target, error)
+            return [], [], [], error
+    if ranking == "full":
+        order, members = rank_groups(
+            model, placement, params, samples, reference, keep, threads, metric
+        )
+    else:
+        from graphopt.quant.local_error import local_ranking
+
+        members = {g: m for g, m in groups(Graph(model), placement).items() if not set(m) & keep}
+        order = local_ranking(model, placement, params, members, samples, keep, threads)
+    chosen = [n for n, _ in order[:keep_float]]
+    if not measured_first:
+        error = error_with(chosen)
+    if accuracy_target is not None and ranking == "full":
         # forward selection in sensitivity order: a group stays float only when keeping it
         # float lowers the error (errors of groups partly cancel, so more float is not always
         # better)
-        limit = max(len(chosen), (len(ranking) + 3) // 4)
-        for name, _ in ranking[len(chosen) :]:
+        limit = max(len(chosen), (len(order) + 3) // 4)
+        for name, _ in order[len(chosen) :]:
             if error <= accuracy_target or len(chosen) >= limit:
                 break
             trial = error_with([*chosen, name])
             if trial < error:
                 chosen.append(name)
                 error = trial
+    elif accuracy_target is not None:
+        chosen, error = _grow_float(order, chosen, error, accuracy_target, error_with)
+    if accuracy_target is not None:
         log.info(
             "accuracy target %g: %d groups float, error %.4g", accuracy_target, len(chosen), error
         )
-    return chosen, [m for g in chosen for m in members[g]], ranking, error
+    return chosen, [m for g in chosen for m in members[g]], order, error
+
+
+def _grow_float(
+    order: list[tuple[str, float]],
+    chosen: list[str],
+    error: float,
+    target: float,
+    error_with: Callable[[list[str]], float],
+) -> tuple[list[str], float]:
+    """The `local` search of `choose_float_groups`: (groups float, measured error)."""
+    limit = max(len(chosen), (len(order) + 2) // 3)
+    # remaining[k] = Σ of the local ratios of the groups after the k worst
+    remaining = np.concatenate((np.cumsum([r for _, r in order][::-1])[::-1], [0.0]))
+    best = (error, len(chosen))
+    k = len(chosen)
+    while error > target and k < limit:
+        want = remaining[k] * (target / error) ** 2
+        predicted = int(np.argmax(remaining <= want))  # least k' with remaining[k'] <= want
+        k = min(limit, max(predicted, k + 1, k + k // 2))
+        error = error_with([n for n, _ in order[:k]])
+        log.info("%d groups float: error %.4g (target %g)", k, error, target)
+        if error < best[0]:
+            best = (error, k)
+    error, k = best
+    return [n for n, _ in order[:k]], error

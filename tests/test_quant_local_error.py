@@ -1,0 +1,151 @@
+"""The one-run local error ranking (graphopt.quant.local_error), the default accuracy target's
+float-group search, and scale groups with reader bounds (graphopt.quant.api.parameters)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import graphopt
+from graphopt.ir import Graph
+from graphopt.quant.api import DEFAULT_ACCURACY_TARGET, parameters, quantize_with_report
+from graphopt.quant.histogram import HistogramCalibrator
+from graphopt.quant.local_error import local_ranking, measuring_model
+from graphopt.quant.placement import Plan, plan
+from graphopt.quant.qdq import ActivationQuant
+from graphopt.quant.sensitivity import choose_float_groups, groups
+from tests.test_quant_api import conv_model, feeds
+
+
+def planned(target: str = "tensorrt") -> tuple[onnx.ModelProto, Plan, dict[str, ActivationQuant]]:
+    """conv_model with minmax parameters over `feeds()`."""
+    from graphopt.quant.collect import collect
+
+    model = conv_model()
+    placement = plan(model, target)
+    calibrators, _ = collect(model, placement.calibrated(Graph(model)), feeds())
+    params, _ = parameters(calibrators, placement, target, "minmax")
+    return model, placement, params
+
+
+def test_local_ranking_puts_a_coarse_group_first() -> None:
+    model, placement, params = planned()
+    members = groups(Graph(model), placement)
+    fine = local_ranking(model, placement, params, members, feeds(2))
+    assert all(r > 0 for _, r in fine)  # int8 rounding is never exact on random data
+    # conv2's input quantized 40× coarser than its range needs: conv2's group must be the worst
+    coarse = dict(params)
+    coarse["r1"] = ActivationQuant.symmetric(params["r1"].scale * 40)
+    ranked = local_ranking(model, placement, coarse, members, feeds(2))
+    assert ranked[0][0] == "conv2"
+    worse = dict(ranked)["conv2"]
+    assert worse > 100 * dict(fine)["conv2"]
+    # local: conv3's input is not changed, so its ratio is not either (exact FP32 inputs)
+    assert dict(ranked)["conv3"] == pytest.approx(dict(fine)["conv3"], rel=1e-3)
+
+
+def test_measuring_model_keeps_the_fp32_graph() -> None:
+    model, placement, params = planned("onnxruntime")
+    members = groups(Graph(model), placement)
+    probe, measured = measuring_model(model, placement, params, members)
+    onnx.checker.check_model(probe)
+    assert measured and {g for g, _, _ in measured} <= set(members)
+    fp32 = {n.name for n in model.graph.node}
+    assert fp32 <= {n.name for n in probe.graph.node}  # the FP32 nodes are all there, unchanged
+    # every activation QuantizeLinear reads an FP32 tensor, never a quantized neighbour's
+    quantize = [n for n in probe.graph.node if n.op_type == "QuantizeLinear"]
+    produced = {o for n in model.graph.node for o in n.output} | {"x"}
+    assert quantize and all(n.input[0] in produced for n in quantize)
+
+
+def test_default_target_keeps_float_only_when_the_error_misses_it() -> None:
+    # random weights and inputs: the fully quantized small model errs ~1% of the output range
+    _, loose = quantize_with_report(conv_model(), feeds())
+    assert loose.method == "minmax" and loose.error is not None
+    assert loose.error <= DEFAULT_ACCURACY_TARGET and loose.kept_float == []
+    _, tight = quantize_with_report(conv_model(), feeds(), accuracy_target=loose.error / 3)
+    assert tight.kept_float and tight.error is not None and tight.error < loose.error
+    assert tight.sensitivity[0][0] in tight.kept_float  # the worst-ranked group is float
+
+
+def test_accuracy_target_none_runs_no_search() -> None:
+    _, report = quantize_with_report(conv_model(), feeds(), accuracy_target=None)
+    assert report.error is None and report.sensitivity == [] and report.kept_float == []
+
+
+def test_default_target_is_skipped_without_feeds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cache = tmp_path / "c.cache"
+    a = graphopt.quantize(conv_model(), feeds(), cache=cache)
+    b = graphopt.quantize(conv_model(), None, from_cache=cache)  # nothing to measure on
+    assert a.SerializeToString() == b.SerializeToString()
+
+
+def test_unknown_ranking_is_refused() -> None:
+    model, placement, params = planned()
+    with pytest.raises(graphopt.errors.QuantizeError, match="unknown sensitivity ranking"):
+        choose_float_groups(model, placement, params, feeds(2), set(), 1, None, ranking="best")
+
+
+def calibrator(lo: float, hi: float) -> HistogramCalibrator:
+    c = HistogramCalibrator(track_histogram=False)
+    c.collect_range(lo, hi)
+    return c
+
+
+def test_reader_bounds_never_split_a_scale_group() -> None:
+    # a (read only by Relu: bounds [0, inf)) and b (no bounds) share one scale through a Concat
+    # root "a"; before, the root's bounds changed only its own scale
+    placement = Plan("onnxruntime", {}, share={"a": "a", "b": "a", "cat": "a"})
+    placement.bounds = {"a": (0.0, float("inf"))}
+    cals = {"a": calibrator(-4.0, 2.0), "b": calibrator(-1.0, 1.0), "cat": calibrator(-4.0, 2.0)}
+    for target in ("onnxruntime", "tensorrt"):
+        params, scales = parameters(cals, placement, target, "minmax")
+        assert len({scales[t] for t in cals}) == 1
+        assert len({params[t] for t in cals}) == 1
+    # every member bounded: the widest bounds apply to the whole group
+    placement.bounds = {"a": (0.0, float("inf")), "b": (-1.0, float("inf")), "cat": (0.0, 9.0)}
+    params, scales = parameters(cals, placement, "onnxruntime", "minmax")
+    assert len({params[t] for t in cals}) == 1
+    assert params["a"].scale == pytest.approx(3.0 / 255)  # range [-1, 2]
+
+
+@pytest.mark.realmodel
+def test_common_det_default_keeps_every_group_quantized(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
+    """The default (max calibration, accuracy target 0.05) on 4 photographs: the error is within
+    the target, so nothing is float; on page.png and text.png most FP32 boxes are kept."""
+    from graphopt.backends.onnxruntime import session
+    from graphopt.quant.evaluate import box_match
+
+    path = str(real_model("common_det"))
+    data = real_feeds("common_det", 16)
+    q, report = quantize_with_report(path, data[:4], target="onnxruntime")
+    assert report.kept_float == [] and report.error is not None
+    assert report.error <= DEFAULT_ACCURACY_TARGET
+    ref, got = session(path), session(q)
+    share, count = box_match(
+        [ref.run(None, f)[0] for f in data[14:16]], [got.run(None, f)[0] for f in data[14:16]]
+    )
+    assert count > 20 and share >= 0.9, share
+
+
+@pytest.mark.realmodel
+def test_ppocr_det_default_keeps_sensitive_groups_float(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
+    """Max calibration misses the target on the text detector; the one-run ranking's float groups
+    bring the error under it and the text mask of a held-out image closer to FP32's."""
+    from graphopt.backends.onnxruntime import session
+    from graphopt.quant.evaluate import mask_iou
+
+    path = str(real_model("ppocr_det"))
+    data = real_feeds("ppocr_det", 16)
+    text = data[14:16]  # page.png, text.png
+    bare = graphopt.quantize(path, data, target="onnxruntime", accuracy_target=None)
+    q, report = quantize_with_report(path, data, target="onnxruntime", sensitivity_data=text)
+    assert report.kept_float and report.error is not None
+    assert report.error <= DEFAULT_ACCURACY_TARGET
+    # held out: the mirror images
+    feeds_ = [{k: np.ascontiguousarray(v[..., ::-1]) for k, v in f.items()} for f in text]
+    ref = [session(path).run(None, f)[0] for f in feeds_]
+    iou_bare = mask_iou(ref, [session(bare).run(None, f)[0] for f in feeds_])
+    iou = mask_iou(ref, [session(q).run(None, f)[0] for f in feeds_])
+    assert iou > iou_bare and iou >= 0.85, (iou_bare, iou)
