@@ -253,6 +253,13 @@ def configurations(name: str, keep_float: int | None) -> list[dict]:
             "target": "tensorrt",
         },
         {
+            "label": "graphopt default (trt), samples page+text",
+            "tool": "ours",
+            "method": "default",
+            "target": "tensorrt",
+            "samples": 1,
+        },
+        {
             "label": "graphopt minmax (ort)",
             "tool": "ours",
             "method": "minmax",

@@ -43,30 +43,11 @@ def measuring_model(
     """FP32 graph + quantized copy fed by FP32 tensors; outputs per group output tensor the
     squared error and squared norm (scalars). Returns the model and (group, error output, norm
     output) triples."""
-    quantized = insert_qdq(model, placement, params, set(keep_float))
-    fp32 = {o for n in model.graph.node for o in n.output if o}
-    fp32 |= {i.name for i in model.graph.input}
-    produced = {o for n in quantized.graph.node for o in n.output if o}
-
-    def renamed(t: str) -> str:
-        return PREFIX + t if t in produced else t
-
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    have = {t.name for t in out.graph.initializer}
-    out.graph.initializer.extend(t for t in quantized.graph.initializer if t.name not in have)
-    for n in quantized.graph.node:
-        copy = onnx.NodeProto()
-        copy.CopyFrom(n)
-        copy.name = PREFIX + n.name
-        inputs = [renamed(t) for t in n.input]
-        if n.op_type == "QuantizeLinear" and n.input[0] in fp32:
-            inputs[0] = n.input[0]  # exact input: only this group's rounding shows after it
-        del copy.input[:]
-        del copy.output[:]
-        copy.input.extend(inputs)
-        copy.output.extend(renamed(t) for t in n.output)
-        out.graph.node.append(copy)
+    produced = _append_copy(
+        out, insert_qdq(model, placement, params, set(keep_float)), PREFIX, True
+    )
 
     graph = Graph(model)
     graph_outputs = {o.name for o in model.graph.output}
@@ -75,7 +56,7 @@ def measuring_model(
         inside = set(members)
         for name in members:
             for o in graph.nodes[name].output:
-                if not o or o not in produced:
+                if not o or PREFIX + o not in produced:
                     continue  # not computed by the quantized copy
                 readers = {r.name for r in graph.consumer_nodes(o)}
                 if o not in graph_outputs and not readers - inside:
@@ -123,3 +104,100 @@ def local_ranking(
     nsr = {k: (err[k] / norm[k] if norm[k] > 0 else 0.0) for k in group_members}
     order = {k: i for i, k in enumerate(group_members)}
     return sorted(nsr.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+def _append_copy(
+    out: onnx.ModelProto, copy_of: onnx.ModelProto, prefix: str, exact_inputs: bool
+) -> set[str]:
+    """Append `copy_of`'s nodes (a rewrite of `out`'s original graph) to `out`, its tensors and
+    new initializers renamed `prefix` + name; graph inputs and the original initializers are
+    shared, and so is every node the rewrite left as it was with inputs computed as in FP32
+    (the part upstream of the first Q/DQ runs once). `exact_inputs`: activation
+    QuantizeLinears read the original FP32 tensors. Returns the renamed names of the tensors
+    the copy computes."""
+    fp32 = {o for n in out.graph.node for o in n.output if o}
+    fp32 |= {i.name for i in out.graph.input}
+    original = {t.name for t in out.graph.initializer}
+    produced = {o for n in copy_of.graph.node for o in n.output if o}
+    added = {t.name for t in copy_of.graph.initializer if t.name not in original}
+    unchanged = {n.name: n for n in out.graph.node}
+    shared: set[str] = set()  # tensors the copy computes exactly as the FP32 graph does
+
+    def renamed(t: str) -> str:
+        return prefix + t if (t in produced and t not in shared) or t in added else t
+
+    for t in copy_of.graph.initializer:
+        if t.name in added:
+            init = onnx.TensorProto()
+            init.CopyFrom(t)
+            init.name = prefix + t.name
+            out.graph.initializer.append(init)
+    for n in copy_of.graph.node:
+        same = unchanged.get(n.name)
+        if (
+            same is not None
+            and same.op_type == n.op_type
+            and list(same.input) == list(n.input)
+            and list(same.output) == list(n.output)
+            and all(renamed(t) == t for t in n.input)
+        ):
+            shared.update(t for t in n.output if t)  # upstream of any Q/DQ: reuse the FP32 node
+            continue
+        node = onnx.NodeProto()
+        node.CopyFrom(n)
+        node.name = prefix + n.name
+        inputs = [renamed(t) for t in n.input]
+        if exact_inputs and n.op_type == "QuantizeLinear" and n.input[0] in fp32:
+            inputs[0] = n.input[0]  # exact input: only this group's rounding shows after it
+        del node.input[:]
+        del node.output[:]
+        node.input.extend(inputs)
+        node.output.extend(renamed(t) for t in n.output)
+        out.graph.node.append(node)
+    return {prefix + t for t in produced if t not in shared}
+
+
+def local_measurements(
+    model: onnx.ModelProto,
+    placement: Plan,
+    params: dict[str, ActivationQuant],
+    group_members: dict[str, list[str]],
+    slices: list[list[str]],
+    feed: Feed,
+    keep_float: Collection[str] = (),
+    threads: int = 0,
+) -> tuple[dict[str, float], Feed, list[Feed]]:
+    """One run on `feed` of one model holding the FP32 graph, the local-error copy
+    (`measuring_model`) and, per slice (a list of groups), a copy quantized in that slice only.
+    Returns (group → local nsr, the FP32 outputs, the outputs of each slice's copy)."""
+    probe, measured = measuring_model(model, placement, params, group_members, keep_float)
+    outputs = [o.name for o in model.graph.output]
+    slice_outputs = []
+    for s, part in enumerate(slices):
+        inside = set(part)
+        floating = {m for g, ms in group_members.items() if g not in inside for m in ms}
+        copy = insert_qdq(model, placement, params, set(keep_float) | floating)
+        prefix = f"graphopt_slice{s}/"
+        _append_copy(probe, copy, prefix, False)
+        slice_outputs.append([prefix + o for o in outputs])
+    typed = {o.name: o for o in model.graph.output}
+    for name in outputs:
+        probe.graph.output.append(typed[name])
+    for names in slice_outputs:
+        for name, original in zip(names, outputs, strict=True):
+            vi = onnx.ValueInfoProto()
+            vi.CopyFrom(typed[original])
+            vi.name = name
+            probe.graph.output.append(vi)
+    (values,) = run_outputs(probe, [feed], threads)
+    err: dict[str, float] = dict.fromkeys(group_members, 0.0)
+    norm: dict[str, float] = dict.fromkeys(group_members, 0.0)
+    for key, e, n in measured:
+        err[key] += float(values[e])
+        norm[key] += float(values[n])
+    nsr = {k: (err[k] / norm[k] if norm[k] > 0 else 0.0) for k in group_members}
+    reference = {o: values[o] for o in outputs}
+    per_slice = [
+        {o: values[n] for o, n in zip(outputs, names, strict=True)} for names in slice_outputs
+    ]
+    return nsr, reference, per_slice
