@@ -12,6 +12,12 @@ with FP32 on held-out images: common_det boxes matched at IoU ≥ 0.5 (ddddocr's
 DBNet text-mask IoU. The cost budget is 3 × (FP32 inference over the calibration set + one
 `graphopt.optimize`).
 
+"graphopt default" rows call `quantize_with_report(model, feeds, target=...)` with nothing else
+(max calibration, accuracy target 0.04, local ranking); "samples page+text" rows also pass
+page.png and text.png as `sensitivity_data`. Rows naming a method run that calibrator bare
+(`accuracy_target=None`); keep-float rows rank with `ranking="full"`, as before the default
+changed.
+
 Split (fixed): calibration = the first 16 scikit-image photographs (ppocr_det: plus their mirror
 images, 32 feeds at 640×640); evaluation = the other 6 photographs, their mirror images, and the
 quadrants of the photographs at 2× zoom (common_det: all 22; ppocr_det: every other one), views

@@ -153,3 +153,17 @@ def test_ppocr_det_default_keeps_sensitive_groups_float(real_model, real_feeds) 
     iou = mask_iou(ref, [session(q).run(None, f)[0] for f in feeds_])
     print(f"mask IoU {iou_bare:.3f} → {iou:.3f}, {len(report.kept_float)} groups float")
     assert iou > iou_bare + 0.03 and iou >= 0.85, (iou_bare, iou)
+
+
+def test_most_varied_skips_a_flat_output() -> None:
+    from graphopt.quant.sensitivity import most_varied
+
+    rng = np.random.default_rng(0)
+    flat = {"map": np.full((1, 1, 8, 8), 0.01, np.float32), "aux": np.zeros(3, np.float32)}
+    busy = {
+        "map": rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32),
+        "aux": np.zeros(3, np.float32),
+    }
+    assert most_varied([flat, busy]) == 1
+    assert most_varied([busy, flat]) == 0
+    assert most_varied([flat, flat]) == 0  # ties: the first
