@@ -75,7 +75,8 @@ class QuantizeReport:
             out.append(f"output error vs FP32 (RMS / range): {self.error:.4g}")
         if self.sensitivity:
             out.append(
-                "most sensitive groups (local noise-to-signal ratio, or output error with only that group quantized):"
+                "most sensitive groups (ranking local: estimated share of the squared output "
+                "error; full: output error with only that group quantized):"
             )
             out.extend(f"  {n}: {e:.4g}" for n, e in self.sensitivity[:10])
         if self.kept_float:
