@@ -167,3 +167,24 @@ def test_most_varied_skips_a_flat_output() -> None:
     assert most_varied([flat, busy]) == 1
     assert most_varied([busy, flat]) == 0
     assert most_varied([flat, flat]) == 0  # ties: the first
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_slice_copies_match_models_quantized_in_that_slice_only(target: str) -> None:
+    from graphopt.backends.onnxruntime import run as ort_run
+    from graphopt.quant.local_error import local_measurements
+    from graphopt.quant.qdq import insert_qdq
+
+    model, placement, params = planned(target)
+    members = groups(Graph(model), placement)
+    keys = list(members)  # topological order
+    slices = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+    feed = feeds(1)[0]
+    nsr, reference, per_slice = local_measurements(model, placement, params, members, slices, feed)
+    assert set(nsr) == set(members) and all(v >= 0 for v in nsr.values())
+    np.testing.assert_allclose(reference["y"], ort_run(model, feed)["y"], rtol=1e-4, atol=1e-5)
+    for part, outputs in zip(slices, per_slice, strict=True):
+        others = {m for k in keys if k not in part for m in members[k]}
+        alone = ort_run(insert_qdq(model, placement, params, others), feed)["y"]
+        np.testing.assert_allclose(outputs["y"], alone, rtol=1e-4, atol=1e-4)
+        assert not np.allclose(outputs["y"], reference["y"], rtol=1e-4, atol=1e-5)

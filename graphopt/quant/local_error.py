@@ -9,13 +9,15 @@ outside g, or graph outputs), over the feeds:
 
     nsr(g) = Σ_feeds Σ_{o∈O_g} ‖o_q − o‖² / Σ_feeds Σ_{o∈O_g} ‖o‖²
 
-(the group's noise-to-signal ratio). Under the usual assumption that the groups' noise-to-signal
-ratios add up at the outputs, the groups with the largest nsr are the ones to keep in float.
-It costs about three FP32 inferences per feed and one session, where the per-group sensitivity
-(`sensitivity.rank_groups`) costs one session and one inference per group and feed.
+(the group's noise-to-signal ratio). `local_measurements` adds to the same model, per depth
+slice, a copy quantized in that slice only (sharing the FP32 nodes upstream of its first Q/DQ),
+so one run on one feed gives every group's nsr and every slice's output error: the inputs of
+`sensitivity.local_scores`, which scales nsr by the slice's measured gain (nsr alone is blind to
+how much a group's noise grows on its way out). On ppocr_det at 640×640 the run costs about nine
+FP32 inferences, where the per-group sensitivity (`sensitivity.rank_groups`) costs one session
+and inference per group and feed (81 groups).
 
-Not measured here: how much a group's noise is amplified on its way to the outputs (that is what
-the full per-group search sees), nor clipping harm on inputs unlike the feeds.
+Not measured here: clipping harm on inputs unlike the feeds.
 """
 
 from __future__ import annotations
