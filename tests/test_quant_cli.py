@@ -52,6 +52,8 @@ def test_cli_npy_folder_writes_model_and_cache(tmp_path, model_path, capsys) -> 
             str(tmp_path / "feeds"),
             "--cache",
             str(cache),
+            "--method",
+            "entropy",
             "--no-progress",
         ]
     )
@@ -62,6 +64,33 @@ def test_cli_npy_folder_writes_model_and_cache(tmp_path, model_path, capsys) -> 
     header, scales = cache_io.read(cache)
     assert header.endswith("EntropyCalibration2") and "x" in scales
     assert "4 feeds" in capsys.readouterr().out
+
+
+def test_cli_defaults_are_the_api_defaults() -> None:
+    import argparse
+    import inspect
+
+    from graphopt.commands import quantize as command
+    from graphopt.quant.api import quantize_with_report
+
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["quantize", "in.onnx", "-o", "out.onnx"])
+    api = inspect.signature(quantize_with_report).parameters
+    assert args.method == api["method"].default
+    assert args.accuracy_target == api["accuracy_target"].default
+    assert args.target == api["target"].default
+    assert args.percentile == api["percentile"].default
+    assert args.entropy_floor == api["entropy_floor"].default
+    assert args.histogram_sample == api["histogram_sample"].default
+
+
+def test_cli_default_writes_a_minmax_cache(tmp_path, model_path) -> None:
+    write_npy(tmp_path / "feeds")
+    out, cache = tmp_path / "q.onnx", tmp_path / "q.cache"
+    argv = ["quantize", str(model_path), "-o", str(out), "--calib", str(tmp_path / "feeds")]
+    assert main([*argv, "--cache", str(cache), "--no-progress"]) == 0
+    assert cache_io.read(cache)[0].endswith("-MinMaxCalibration")
 
 
 def test_cli_cache_in_reproduces_the_model(tmp_path, model_path) -> None:
@@ -233,7 +262,15 @@ def test_cli_entropy_floor_reaches_the_calibrator(tmp_path, model_path, capsys) 
     for floor in ("99.99", "0"):
         cache = tmp_path / f"c{floor}.cache"
         args = ["quantize", str(model_path), "-o", str(tmp_path / f"q{floor}.onnx")]
-        args += ["--calib", str(tmp_path / "feeds"), "--cache", str(cache), "--no-progress"]
+        args += [
+            "--calib",
+            str(tmp_path / "feeds"),
+            "--cache",
+            str(cache),
+            "--no-progress",
+            "--method",
+            "entropy",
+        ]
         assert main([*args, "--entropy-floor", floor]) == 0, capsys.readouterr().err
         scales[floor] = cache_io.read(cache)[1]
     assert scales["0"].keys() == scales["99.99"].keys()

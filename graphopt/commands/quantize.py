@@ -33,9 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--method",
-        default="entropy",
+        default="minmax",
         choices=("entropy", "minmax", "percentile", "mse"),
-        help="calibration method (default entropy = TensorRT EntropyCalibration2)",
+        help="calibration method: minmax (default: the calibration max|x|, with "
+        "--accuracy-target), entropy (TensorRT EntropyCalibration2; use it for a --cache that "
+        "an IInt8EntropyCalibrator2 deployment reads), percentile, mse",
     )
     p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
     p.add_argument(
@@ -87,9 +89,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--accuracy-target",
         type=float,
-        default=None,
+        default=0.04,
         metavar="ERR",
-        help="keep sensitive groups float until the relative output error vs FP32 is <= ERR",
+        help="keep the most sensitive groups float until the output error vs FP32 (RMS over the "
+        "output's range, on the first calibration feeds) is <= ERR (default 0.04; 0: off)",
     )
     p.add_argument(
         "--pipeline", default=None, help="optimize pipeline run first (default: per target)"
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             entropy_floor=args.entropy_floor or None,
             histogram_sample=args.histogram_sample,
             keep_float=args.keep_float,
-            accuracy_target=args.accuracy_target,
+            accuracy_target=args.accuracy_target or None,
             pipeline=args.pipeline,
             trt_version=args.trt_version,
             on_batch=progress.update if progress else None,
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         f"({args.method}, {source}); wrote {args.output}"
         + (f" and {args.cache}" if args.cache else "")
     )
-    if args.report or args.keep_float or args.accuracy_target is not None:
+    if args.report or args.keep_float or report.kept_float:
         for line in report.lines():
             print(line)
     sys.stdout.flush()
