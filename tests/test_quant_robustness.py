@@ -574,3 +574,23 @@ def test_sensitivity_search_casts_feeds_like_calibration() -> None:
     q, report = quantize_with_report(conv_model(), data, "minmax", keep_float=1)
     assert len(report.kept_float) == 1 and report.error is not None
     onnx.checker.check_model(q, full_check=True)
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_float16_model_quantizes_end_to_end(target: str) -> None:
+    """`graphopt.quantize` on an opset-17 float16 model: upgraded to opset 19, Q/DQ on its
+    float16 tensors, valid, runs, close to the float16 model."""
+    from graphopt.backends.onnxruntime import session
+    from graphopt.quant.api import quantize_with_report
+
+    model = conv_relu_conv(np.float16, 17)
+    q, report = quantize_with_report(model, fp_feeds(np.float16), target=target, pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    assert {o.domain: o.version for o in q.opset_import}[""] == 19
+    assert report.quantized_nodes and any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+    feed = fp_feeds(np.float16)[0]
+    ref = session(model).run(None, feed)[0].astype(np.float32)
+    got = session(q).run(None, feed)[0]
+    assert got.dtype == np.float16
+    span = float(ref.max() - ref.min())
+    assert np.abs(got.astype(np.float32) - ref).max() < 0.02 * span

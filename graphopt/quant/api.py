@@ -26,7 +26,7 @@ from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import TARGETS, Plan, plan
-from graphopt.quant.qdq import ActivationQuant, insert_qdq
+from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
 
@@ -256,11 +256,15 @@ def quantize_with_report(
 
 
 def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -> onnx.ModelProto:
-    """The model quantization starts from: opset ≥ 13, optimized."""
+    """The model quantization starts from: opset ≥ 13 (per-channel Q/DQ), ≥ 19 when it has
+    float16 weights (Q/DQ take float16 only from opset 19), optimized."""
     proto = load_model(model)
     version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if version < 13:
-        proto = upgrade_opset(proto, 13)
+    needed = 13
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer):
+        needed = FLOAT16_QDQ_OPSET
+    if version < needed:
+        proto = upgrade_opset(proto, needed)
     if pipeline is False:
         return proto
     from graphopt.api import optimize

@@ -73,7 +73,7 @@ ORT_OPS: dict[str, tuple[int, ...] | None] = {
     "Softmax": (0,),
 }
 
-FLOAT_TYPES = (onnx.TensorProto.FLOAT,)
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)  # float16: Q/DQ-19
 
 
 @dataclass
@@ -202,7 +202,7 @@ def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> No
     w = ins[1]
     if graph.is_constant(w):
         value = graph.constant(w)
-        if value is None or value.dtype != "float32":
+        if value is None or value.dtype not in ("float32", "float16"):
             return
         if op == "Conv":
             axis: int | None = 0
