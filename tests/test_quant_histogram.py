@@ -151,6 +151,29 @@ def test_bad_values_raise() -> None:
         calib.compute_amax("kl")
 
 
+def test_an_all_zero_batch_weighs_what_a_sampled_batch_weighs() -> None:
+    """A zero batch adds as many zeros as a sampled batch of its size adds values (it added all
+    of its values, pulling percentiles toward 0), in any order."""
+    from graphopt.quant.histogram import sample_stride
+
+    rng = np.random.default_rng(4)
+    live = rng.laplace(0, 1.0, (1, 16, 64, 64)).astype(np.float32)
+    zero = np.zeros_like(live)
+    stride = sample_stride(live.size, 1000)
+    with_zero, order = HistogramCalibrator(sample_cap=1000), HistogramCalibrator(sample_cap=1000)
+    for x in (live, zero):
+        with_zero.collect(x)
+    for x in (zero, live):
+        order.collect(x)
+    assert np.array_equal(with_zero.counts, order.counts)
+    sampled = -(-live.size // stride)
+    assert with_zero.counts.sum() == 2 * sampled
+    twice = HistogramCalibrator(sample_cap=1000)
+    for x in (live, live * 0.0 + 1e-30):  # a nearly-zero batch goes through sampling
+        twice.collect(x)
+    assert twice.counts.sum() == with_zero.counts.sum()
+
+
 def test_subsampled_histograms_stay_order_independent() -> None:
     from graphopt.quant.histogram import sample_stride
 

@@ -82,8 +82,11 @@ class HistogramCalibrator:
         top = max(abs(lo), abs(hi))
         if not self.track_histogram:
             return
+        size = values.size
+        if self.sample_cap and size > self.sample_cap:  # as many values as a sampled batch adds
+            size = -(-size // sample_stride(size, self.sample_cap))
         if top == 0.0:
-            self.counts[0] += values.size
+            self.counts[0] += size
             return
         self._grow_to(top)
         assert self.exponent is not None
