@@ -201,6 +201,19 @@ def test_int32_bias_overflow_keeps_the_bias_float() -> None:
     np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
 
 
+def test_a_node_kept_float_is_reported_once_and_not_as_quantized(caplog) -> None:
+    model = conv_with_bias(10.0)
+    rng = np.random.default_rng(2)
+    data = [{"x": rng.uniform(-1e-4, 1e-4, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
+    with caplog.at_level("WARNING", logger="graphopt.quant"):
+        _, report = quantize_with_report(
+            model, data, "minmax", target="onnxruntime", pipeline=False, accuracy_target=0.5
+        )
+    warnings = [r for r in caplog.records if "stays float" in r.getMessage()]
+    assert len(warnings) == 1 and "'conv'" in warnings[0].getMessage()
+    assert "conv" not in report.quantized_nodes
+
+
 def test_int32_bias_in_range_is_still_quantized() -> None:
     model = conv_with_bias(0.5)
     rng = np.random.default_rng(2)

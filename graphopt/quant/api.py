@@ -246,8 +246,13 @@ def quantize_with_report(
         report.sensitivity, report.error = order, error
         fixed_float |= set(chosen_nodes)
         report.kept_float = chosen
-    quantized = insert_qdq(proto, placement, params, fixed_float)
-    report.quantized_nodes = [n for n in placement.nodes if n not in fixed_float]
+    stayed_float: dict[str, str] = {}
+    quantized = insert_qdq(proto, placement, params, fixed_float, stayed_float)
+    for name, reason in stayed_float.items():
+        log.warning("%s: node %r stays float", reason, name)
+    report.quantized_nodes = [
+        n for n in placement.nodes if n not in fixed_float and n not in stayed_float
+    ]
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
     check(quantized)
     if cache is not None:

@@ -110,12 +110,15 @@ def insert_qdq(
     plan: Plan,
     params: dict[str, ActivationQuant],
     keep_float: set[str] | frozenset[str] = frozenset(),
+    stayed_float: dict[str, str] | None = None,
 ) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ inserted as `plan` says, activation parameters from `params`.
 
     Nodes in `keep_float` stay float; so does a node whose weight int8 cannot represent (empty,
     NaN or infinity) or whose int32 bias would overflow (onnxruntime fuses a float bias into
-    QLinearConv as int32 itself, so only an unquantized node keeps that bias exact)."""
+    QLinearConv as int32 itself, so only an unquantized node keeps that bias exact): those go
+    into `stayed_float` (node → why) when it is given, and are logged at debug level (a search
+    calls this many times; the caller reports them once)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = Graph(out)
@@ -131,7 +134,9 @@ def insert_qdq(
     for name, p in planned.items():
         reason = _quantize_constants(graph, name, p, params, plan.target, opset, weights, biases)
         if reason is not None:
-            log.warning("%s: node %r stays float", reason, name)
+            log.debug("%s: node %r stays float", reason, name)
+            if stayed_float is not None:
+                stayed_float[name] = reason
             skip.add(name)
     active = {n: p for n, p in planned.items() if n not in skip}
     dq_of: dict[str, str] = {}
