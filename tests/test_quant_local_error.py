@@ -188,3 +188,25 @@ def test_slice_copies_match_models_quantized_in_that_slice_only(target: str) -> 
         alone = ort_run(insert_qdq(model, placement, params, others), feed)["y"]
         np.testing.assert_allclose(outputs["y"], alone, rtol=1e-4, atol=1e-4)
         assert not np.allclose(outputs["y"], reference["y"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_slice_that_leaves_an_output_as_in_fp32_reads_it_from_the_fp32_graph() -> None:
+    """A second graph output upstream of the last slice's groups is computed exactly as in
+    FP32 there: that slice's copy has no tensor of its own for it (onnxruntime refused the
+    measuring model, 'graph output does not exist', on layout_cdla's TensorRT layout)."""
+    from graphopt.quant.local_error import local_measurements
+
+    model, placement, params = planned("tensorrt")
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info("r1", onnx.TensorProto.FLOAT, None)
+    )
+    members = groups(Graph(model), placement)
+    keys = list(members)
+    slices = [keys[:1], keys[1:]]
+    _nsr, reference, per_slice = local_measurements(
+        model, placement, params, members, slices, feeds(1)[0]
+    )
+    assert set(reference) == {"y", "r1"}
+    np.testing.assert_array_equal(per_slice[1]["r1"], reference["r1"])  # upstream: as in FP32
+    assert not np.allclose(per_slice[1]["y"], reference["y"], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(per_slice[0]["r1"], reference["r1"], rtol=1e-4, atol=1e-5)

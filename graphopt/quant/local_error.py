@@ -180,13 +180,16 @@ def local_measurements(
         floating = {m for g, ms in group_members.items() if g not in inside for m in ms}
         copy = insert_qdq(model, placement, params, set(keep_float) | floating)
         prefix = f"graphopt_slice{s}/"
-        _append_copy(probe, copy, prefix, False)
-        slice_outputs.append([prefix + o for o in outputs])
+        computed = _append_copy(probe, copy, prefix, False)
+        # an output the slice leaves exactly as in FP32 is read from the FP32 graph
+        slice_outputs.append([prefix + o if prefix + o in computed else o for o in outputs])
     typed = {o.name: o for o in model.graph.output}
     for name in outputs:
         probe.graph.output.append(typed[name])
     for names in slice_outputs:
         for name, original in zip(names, outputs, strict=True):
+            if name == original:
+                continue  # already an output
             vi = onnx.ValueInfoProto()
             vi.CopyFrom(typed[original])
             vi.name = name
