@@ -69,6 +69,13 @@ def test_default_target_keeps_float_only_when_the_error_misses_it() -> None:
     assert tight.sensitivity[0][0] in tight.kept_float  # the worst-ranked group is float
 
 
+def test_an_unreachable_target_is_a_warning(caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("WARNING", logger="graphopt.quant"):
+        _, report = quantize_with_report(conv_model(), feeds(), accuracy_target=1e-9)
+    assert report.error is not None and report.error > 1e-9
+    assert any("not reached" in r.getMessage() for r in caplog.records)
+
+
 def test_accuracy_target_none_runs_no_search() -> None:
     _, report = quantize_with_report(conv_model(), feeds(), accuracy_target=None)
     assert report.error is None and report.sensitivity == [] and report.kept_float == []

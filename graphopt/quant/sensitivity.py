@@ -211,7 +211,17 @@ def choose_float_groups(
             error = error_with(chosen)
         if accuracy_target is not None:
             chosen, error = _grow_float(order, chosen, error, accuracy_target, error_with)
-    if accuracy_target is not None:
+    if accuracy_target is not None and error > accuracy_target:
+        log.warning(
+            "accuracy target %g not reached: output error %.4g with %d of %d groups float "
+            "(keeping more float stopped helping or reached the limit); measure the model on "
+            "your data, or pass keep_float / --keep-float",
+            accuracy_target,
+            error,
+            len(chosen),
+            len(order),
+        )
+    elif accuracy_target is not None:
         log.info(
             "accuracy target %g: %d groups float, error %.4g", accuracy_target, len(chosen), error
         )
