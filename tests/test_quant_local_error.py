@@ -217,3 +217,29 @@ def test_a_slice_that_leaves_an_output_as_in_fp32_reads_it_from_the_fp32_graph()
     np.testing.assert_array_equal(per_slice[1]["r1"], reference["r1"])  # upstream: as in FP32
     assert not np.allclose(per_slice[1]["y"], reference["y"], rtol=1e-4, atol=1e-5)
     assert not np.allclose(per_slice[0]["r1"], reference["r1"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("histograms", [False, True])
+def test_calibration_run_gives_the_fp32_reference(histograms: bool) -> None:
+    """The accuracy search's FP32 outputs come from the calibration run (no second session):
+    the same values a plain session gives, for the first feeds only."""
+    from graphopt.quant.collect import collect, run_outputs
+
+    model = conv_model()
+    tensors = plan(model, "tensorrt").calibrated(Graph(model))
+    reference: list = []
+    collect(model, tensors, feeds(), histograms=histograms, reference=reference, reference_feeds=2)
+    plain = run_outputs(model, feeds()[:2])
+    assert len(reference) == 2 and [sorted(r) for r in reference] == [["y"], ["y"]]
+    for got, want in zip(reference, plain, strict=True):
+        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_search_from_the_calibration_reference_matches_a_separate_one() -> None:
+    data = feeds()
+    _, shared = quantize_with_report(conv_model(), data, accuracy_target=1e-3)
+    _, separate = quantize_with_report(
+        conv_model(), data, accuracy_target=1e-3, sensitivity_data=data[:2]
+    )
+    assert shared.kept_float == separate.kept_float
+    assert shared.error == pytest.approx(separate.error, rel=1e-4)

@@ -174,6 +174,7 @@ def quantize_with_report(
     fixed_float = set(keep_nodes)
     tensors = placement.calibrated(graph)
     samples: list[Feed] = []
+    reference: list[Feed] = []  # FP32 outputs of the samples, from the calibration run
     sensitivity = bool(keep_float) or accuracy_target is not None
     if sensitivity and calibration_data is None and sensitivity_data is None and not keep_float:
         sensitivity = False  # nothing to measure on: the (default) accuracy target is skipped
@@ -217,6 +218,8 @@ def quantize_with_report(
             on_batch=on_batch,
             histograms=method != "minmax",
             sample_cap=histogram_sample,
+            reference=reference,
+            reference_feeds=keep_samples,
         )
         params, report.scales = parameters(
             calibrators, placement, target, method, percentile, entropy_floor
@@ -242,6 +245,7 @@ def quantize_with_report(
             threads,
             error_metric,
             ranking,
+            reference if len(reference) == len(samples) else None,
         )
         report.sensitivity, report.error = order, error
         fixed_float |= set(chosen_nodes)

@@ -118,10 +118,14 @@ def collect(
     on_batch: Callable[[int], None] | None = None,
     histograms: bool = True,
     sample_cap: int = 0,
+    reference: list[Feed] | None = None,
+    reference_feeds: int = 0,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
     """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
-    by onnxruntime: the run then costs about one FP32 inference."""
+    by onnxruntime: the run then costs about one FP32 inference. With `reference`, the model's
+    own outputs for the first `reference_feeds` feeds are appended to it (the FP32 outputs the
+    accuracy search compares with, computed by the same run instead of a second session)."""
     calibrators = {
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
@@ -137,15 +141,22 @@ def collect(
         probe, names = with_outputs(model, tensors), list(tensors)
     else:
         probe, names = with_range_outputs(model, tensors)
+    outputs = [o.name for o in model.graph.output] if reference is not None else []
+    extra = [o for o in outputs if o not in names]
+    probe.graph.output.extend(_untyped_output(o) for o in extra)
+    fetch = names + extra
     sess = session(probe, threads=threads)
     count = 0
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
     for i, feed in enumerate(data):
         checked = check_feed(model, feed, f"calibration feed {i}")
-        values = _run(sess, names, checked, f"calibration feed {i}")
+        values = _run(sess, fetch, checked, f"calibration feed {i}")
+        if reference is not None and i < reference_feeds:
+            got = dict(zip(fetch, values, strict=True))
+            reference.append({o: got[o] for o in outputs})
         if histograms:
-            for name, value in zip(names, values, strict=True):
+            for name, value in zip(names, values[: len(names)], strict=True):
                 calibrators[name].collect(value)
         else:
             for k, name in enumerate(tensors):

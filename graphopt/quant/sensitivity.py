@@ -152,8 +152,11 @@ def choose_float_groups(
     threads: int = 0,
     metric: ErrorMetric | None = None,
     ranking: str = "local",
+    reference: list[Feed] | None = None,
 ) -> tuple[list[str], list[str], list[tuple[str, float]], float]:
     """(groups kept float, their nodes, sensitivity ranking worst first, final error).
+
+    `reference`: the FP32 outputs for `samples` when the caller has them (else computed here).
 
     `ranking`: `full` ranks by the output error with only that group quantized (one session and
     run per group and feed) and, with an `accuracy_target`, adds groups one at a time (forward
@@ -166,7 +169,8 @@ def choose_float_groups(
             f"unknown sensitivity ranking {ranking!r}; choose one of {', '.join(RANKINGS)}"
         )
     metric = metric or relative_error
-    reference = run_outputs(model, samples, threads)
+    if reference is None or len(reference) != len(samples):
+        reference = run_outputs(model, samples, threads)
     members: dict[str, list[str]] = {}
 
     def error_with(floating: list[str]) -> float:
