@@ -154,7 +154,9 @@ def collect(
         values = _run(sess, fetch, checked, f"calibration feed {i}")
         if reference is not None and i < reference_feeds:
             got = dict(zip(fetch, values, strict=True))
-            reference.append({o: got[o] for o in outputs})
+            # copies: onnxruntime's arrays can keep the session's memory arena alive (+0.56 GiB
+            # peak on ppocr_det through the accuracy search)
+            reference.append({o: np.array(got[o], copy=True) for o in outputs})
         if histograms:
             for name, value in zip(names, values[: len(names)], strict=True):
                 calibrators[name].collect(value)
