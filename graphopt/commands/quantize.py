@@ -21,9 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantize",
         help="INT8 post-training quantization to an explicit Q/DQ model",
-        description="Calibrate activations over a folder of feeds or images (TensorRT entropy "
-        "calibration, minmax or percentile), insert QuantizeLinear/DequantizeLinear for the "
-        "deployment target, and write the model (and optionally a TensorRT calibration cache).",
+        description="Calibrate activations over a folder of feeds or images (max by default, "
+        "TensorRT entropy calibration, percentile or MSE), keep the most sensitive fusion "
+        "groups float until an accuracy target holds, insert QuantizeLinear/DequantizeLinear "
+        "for the deployment target, and write the model (and optionally a TensorRT "
+        "calibration cache).",
     )
     p.add_argument("input", help="input .onnx file")
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
