@@ -371,3 +371,30 @@ def test_in_graph_min_max_equals_numpy() -> None:
     for t in tensors:
         assert reduced[t].minimum == full[t].minimum and reduced[t].maximum == full[t].maximum, t
         assert reduced[t].compute_amax("minmax") == full[t].compute_amax("minmax")
+
+
+def test_range_probe_skips_the_min_of_never_negative_outputs() -> None:
+    """Relu/Sigmoid outputs get no ReduceMin (a pass over the activation saved) and the same
+    ranges, as far as Q/DQ parameters go, as exact min/max tracking gives."""
+    from graphopt.ir import Graph
+    from graphopt.quant.collect import collect, with_range_outputs
+    from graphopt.quant.placement import plan
+    from graphopt.quant.qdq import ActivationQuant
+
+    model = conv_model()
+    tensors = plan(model, "onnxruntime").calibrated(Graph(model))
+    assert {"r1", "s2"} <= set(tensors)
+    probe, slots = with_range_outputs(model, tensors)
+    by_tensor = dict(zip(tensors, slots, strict=True))
+    assert by_tensor["r1"][0] is None and by_tensor["s2"][0] is None
+    assert by_tensor["c1"][0] is not None  # a conv output can be negative: measured
+    reads = {n.input[0] for n in probe.graph.node if n.op_type == "ReduceMin"}
+    assert "r1" not in reads and "s2" not in reads
+    ranged, _ = collect(model, tensors, feeds(), histograms=False)
+    exact, _ = collect(model, tensors, feeds(), histograms=True)
+    for t in tensors:
+        a, b = ranged[t], exact[t]
+        assert a.compute_amax("minmax") == b.compute_amax("minmax"), t
+        assert ActivationQuant.asymmetric(a.minimum, a.maximum) == ActivationQuant.asymmetric(
+            b.minimum, b.maximum
+        ), t

@@ -14,6 +14,7 @@ This module does not decide which tensors to calibrate (`placement`) or how to r
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,28 +56,47 @@ def with_outputs(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelPr
     return out
 
 
+# Ops whose output is never negative: its minimum is not measured (the Q/DQ ranges include 0,
+# so min(x) ≥ 0 gives the same parameters as the measured minimum) and its ReduceMin, a pass
+# over a large activation, is saved.
+NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Softplus", "Abs", "Exp"})
+
+
 def with_range_outputs(
     model: onnx.ModelProto, tensors: Sequence[str]
-) -> tuple[onnx.ModelProto, list[str]]:
+) -> tuple[onnx.ModelProto, list[tuple[str | None, str]]]:
     """A copy of `model` whose outputs are min(t) and max(t) of every tensor t (scalars computed
-    by onnxruntime, so no activation is copied out), and the output names in that order."""
+    by onnxruntime, so no activation is copied out), and per tensor the names of its min output
+    (None for the output of a `NONNEGATIVE_OPS` node: its min is taken as 0) and max output."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     taken = {o for n in out.graph.node for o in n.output} | {i.name for i in out.graph.input}
-    names: list[str] = []
+    nonnegative = {
+        n.output[0]
+        for n in out.graph.node
+        if n.op_type in NONNEGATIVE_OPS and n.domain in ("", "ai.onnx") and n.output
+    }
+    slots: list[tuple[str | None, str]] = []
     nodes = []
     for k, t in enumerate(tensors):
+        pair: list[str | None] = []
         for op in ("ReduceMin", "ReduceMax"):
+            if op == "ReduceMin" and t in nonnegative:
+                pair.append(None)
+                continue
             name = f"graphopt_calib_{op[6:].lower()}_{k}"
             while name in taken:
                 name += "_"
             taken.add(name)
             nodes.append(onnx.helper.make_node(op, [t], [name], name=name, keepdims=0))
-            names.append(name)
+            pair.append(name)
+        lo, hi = pair
+        assert hi is not None
+        slots.append((lo, hi))
     out.graph.node.extend(nodes)
     out.graph.ClearField("output")
-    out.graph.output.extend(_untyped_output(n) for n in names)
-    return out, names
+    out.graph.output.extend(_untyped_output(n) for pair in slots for n in pair if n)
+    return out, slots
 
 
 def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
@@ -139,10 +159,12 @@ def collect(
         if count == 0:
             raise QuantizeError("the calibration data is empty")
         return calibrators, count
+    slots: list[tuple[str | None, str]] = []
     if histograms:
         probe, names = with_outputs(model, tensors), list(tensors)
     else:
-        probe, names = with_range_outputs(model, tensors)
+        probe, slots = with_range_outputs(model, tensors)
+        names = [n for pair in slots for n in pair if n]
     outputs = [o.name for o in model.graph.output] if reference is not None else []
     extra = [o for o in outputs if o not in names]
     probe.graph.output.extend(_untyped_output(o) for o in extra)
@@ -163,8 +185,12 @@ def collect(
             for name, value in zip(names, values[: len(names)], strict=True):
                 calibrators[name].collect(value)
         else:
-            for k, name in enumerate(tensors):
-                lo, hi = float(values[2 * k]), float(values[2 * k + 1])
+            scalars = dict(zip(names, values[: len(names)], strict=True))
+            for name, (lo_name, hi_name) in zip(tensors, slots, strict=True):
+                hi = float(scalars[hi_name])
+                # never negative without a min output (an empty tensor's max is -inf)
+                unmeasured = 0.0 if hi != -math.inf else math.inf
+                lo = float(scalars[lo_name]) if lo_name else unmeasured
                 if lo > hi:  # an empty tensor reduces to (+inf, -inf): nothing to add
                     continue
                 calibrators[name].collect_range(lo, hi)
