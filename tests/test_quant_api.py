@@ -398,3 +398,11 @@ def test_range_probe_skips_the_min_of_never_negative_outputs() -> None:
         assert ActivationQuant.asymmetric(a.minimum, a.maximum) == ActivationQuant.asymmetric(
             b.minimum, b.maximum
         ), t
+
+
+def test_an_input_that_fails_the_checker_is_named_as_the_cause() -> None:
+    model = conv_model()
+    del model.graph.output[0].type.tensor_type.shape.dim[:]
+    model.graph.output[0].type.tensor_type.ClearField("shape")  # onnx.checker requires a shape
+    with pytest.raises(QuantizeError, match=r"the input model fails onnx\.checker"):
+        quantize_with_report(model, feeds(), pipeline=False)

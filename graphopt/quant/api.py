@@ -258,7 +258,7 @@ def quantize_with_report(
         n for n in placement.nodes if n not in fixed_float and n not in stayed_float
     ]
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
-    check(quantized)
+    check(quantized, proto)
     if cache is not None:
         cache_io.write(cache, report.scales, cache_io.header(method, trt_version))
     return quantized, report
@@ -352,10 +352,19 @@ def parameters(
     return params, scales
 
 
-def check(model: onnx.ModelProto) -> None:
+def check(model: onnx.ModelProto, source: onnx.ModelProto | None = None) -> None:
+    """QuantizeError unless `model` passes `onnx.checker` (full check); when `source` (the model
+    it was quantized from) fails too, the error says the input is the cause."""
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise QuantizeError(
-            f"the quantized model fails onnx.checker: {str(e).strip().splitlines()[0]}"
-        ) from e
+        first = str(e).strip().splitlines()[0]
+        if source is not None:
+            try:
+                onnx.checker.check_model(source, full_check=True)
+            except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as s:
+                raise QuantizeError(
+                    f"the input model fails onnx.checker ({str(s).strip().splitlines()[0]}), "
+                    "so its quantized model would too; fix the model first"
+                ) from e
+        raise QuantizeError(f"the quantized model fails onnx.checker: {first}") from e
