@@ -607,3 +607,170 @@ def test_float16_model_quantizes_end_to_end(target: str) -> None:
     assert got.dtype == np.float16
     span = float(ref.max() - ref.min())
     assert np.abs(got.astype(np.float32) - ref).max() < 0.02 * span
+
+
+# ---------------------------------------------------------------------------- review, 2nd session
+@pytest.mark.parametrize("options", [{"keep_float": 1}, {"accuracy_target": 1e-6}])
+def test_float16_model_through_the_local_ranking(options: dict) -> None:
+    """The measuring model sums squares in float32 (it declared float scalars over float16
+    tensors, which onnxruntime refused; float16 sums also overflow on real activations)."""
+    model = conv_relu_conv(np.float16, 17)
+    q, report = quantize_with_report(model, fp_feeds(np.float16), pipeline=False, **options)
+    onnx.checker.check_model(q, full_check=True)
+    assert report.kept_float and report.sensitivity
+    assert all(np.isfinite(score) for _, score in report.sensitivity)
+
+
+def test_the_measuring_model_casts_float16_tensors_to_float32() -> None:
+    from graphopt.ir import Graph
+    from graphopt.quant.api import parameters, prepare
+    from graphopt.quant.collect import collect
+    from graphopt.quant.local_error import measuring_model
+    from graphopt.quant.placement import plan
+    from graphopt.quant.sensitivity import groups
+
+    model = prepare(conv_relu_conv(np.float16, 17), "tensorrt", pipeline=False)
+    placement = plan(model, "tensorrt")
+    calibrators, _ = collect(model, placement.calibrated(Graph(model)), fp_feeds(np.float16))
+    params, _ = parameters(calibrators, placement, "tensorrt", "minmax")
+    probe, measured = measuring_model(model, placement, params, groups(Graph(model), placement))
+    casts = [n for n in probe.graph.node if n.op_type == "Cast"]
+    assert measured and len(casts) == 2 * len(measured)
+
+
+def test_float16_constant_node_weights_upgrade_the_opset() -> None:
+    model = conv_relu_conv(np.float16, 17)
+    consts = [
+        helper.make_node("Constant", [], [t.name], name=f"const_{t.name}", value=t)
+        for t in model.graph.initializer
+    ]
+    nodes = consts + list(model.graph.node)
+    model.graph.ClearField("initializer")
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes)
+    q, report = quantize_with_report(
+        model, fp_feeds(np.float16), pipeline=False, accuracy_target=None
+    )
+    assert {o.domain: o.version for o in q.opset_import}[""] == 19 and report.quantized_nodes
+
+
+def _nonzero_model() -> onnx.ModelProto:
+    """Conv → Relu → Conv → y, and NonZero(y > 100) → idx: empty on every feed."""
+    rng = np.random.default_rng(0)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["y"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Greater", ["y", "thr"], ["mask"], name="gt"),
+        helper.make_node("NonZero", ["mask"], ["idx"], name="nz"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nonzero",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8]),
+            helper.make_tensor_value_info("idx", TensorProto.INT64, [4, "K"]),
+        ],
+        [
+            init("w1", 4, 3, 3, 3),
+            init("b1", 4),
+            init("w2", 4, 4, 3, 3),
+            init("b2", 4),
+            numpy_helper.from_array(np.array(100.0, np.float32), "thr"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_an_empty_data_dependent_output_does_not_break_the_accuracy_search() -> None:
+    from graphopt.quant.sensitivity import most_varied, relative_error
+
+    data = fp_feeds(np.float32, 3)
+    _, report = quantize_with_report(_nonzero_model(), data, pipeline=False)
+    assert report.error is not None and np.isfinite(report.error)
+    empty = np.zeros((4, 0), np.int64)
+    y = np.ones((1, 4), np.float32)
+    assert relative_error([{"y": y, "i": empty}], [{"y": y * 1.5, "i": empty}]) == 0.5
+    # a data-dependent output of another shape cannot be compared element by element
+    other = np.zeros((4, 2), np.int64)
+    assert relative_error([{"y": y, "i": empty}], [{"y": y, "i": other}]) == 0.0
+    assert most_varied([{"y": y, "i": empty}, {"y": y * [[0, 1, 2, 3]], "i": empty}]) == 1
+
+
+def test_calibration_keeps_one_batch_of_activations_alive(monkeypatch) -> None:
+    import weakref
+
+    from graphopt.quant import histogram
+    from graphopt.quant.collect import collect
+
+    refs: list = []
+    original = histogram.HistogramCalibrator.collect
+
+    def tracked(self, x):  # type: ignore[no-untyped-def]
+        refs.append(weakref.ref(x))
+        return original(self, x)
+
+    monkeypatch.setattr(histogram.HistogramCalibrator, "collect", tracked)
+    model = conv_relu_conv(np.float32, 13)
+    alive: list[int] = []
+    for reference_feeds in (0, 1):
+        refs.clear()
+        collect(
+            model,
+            _probed(model),
+            iter(fp_feeds(np.float32)),
+            histograms=True,
+            reference=[],
+            reference_feeds=reference_feeds,
+            on_batch=lambda count: alive.append(sum(r() is not None for r in refs)),
+        )
+    assert refs and alive and max(alive) == 0
+
+
+def _probed(model: onnx.ModelProto) -> list[str]:
+    return [n.output[0] for n in model.graph.node if n.op_type in ("Conv", "Relu")]
+
+
+def test_model_outputs_are_fetched_only_for_the_reference_feeds(monkeypatch) -> None:
+    from graphopt.quant import collect as collect_module
+
+    fetched: list[list[str]] = []
+    original = collect_module._run
+
+    def spy(sess, names, feed, where):  # type: ignore[no-untyped-def]
+        fetched.append(list(names))
+        return original(sess, names, feed, where)
+
+    monkeypatch.setattr(collect_module, "_run", spy)
+    model = conv_relu_conv(np.float32, 13)
+    output = model.graph.output[0].name
+    for reference_feeds in (0, 2):
+        fetched.clear()
+        reference: list = []
+        collect_module.collect(
+            model,
+            _probed(model),
+            iter(fp_feeds(np.float32)),
+            histograms=False,
+            reference=reference,
+            reference_feeds=reference_feeds,
+        )
+        with_output = [output in names for names in fetched]
+        assert with_output == [i < reference_feeds for i in range(len(fetched))]
+        assert len(reference) == reference_feeds
+
+
+def test_unknown_ranking_is_refused_before_calibrating() -> None:
+    def data():  # type: ignore[no-untyped-def]
+        raise AssertionError("calibration data was read")
+        yield  # pragma: no cover
+
+    with pytest.raises(QuantizeError, match="unknown sensitivity ranking"):
+        quantize_with_report(
+            conv_relu_conv(np.float32, 13), data(), accuracy_target=None, ranking="x"
+        )

@@ -26,7 +26,7 @@ from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import TARGETS, Plan, plan
-from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, insert_qdq
+from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, has_float16, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
 
@@ -109,8 +109,8 @@ def quantize(
     float), `accuracy_target` (largest output error vs FP32 on the sample feeds, RMS over the FP32
     output's range; the most sensitive groups are kept float until it holds; default
     `DEFAULT_ACCURACY_TARGET` = 0.04, None: off), `ranking` (how groups are ranked: `local`, the
-    default, one run per sample feed, `graphopt.quant.local_error`; `full`, one run per group and
-    feed), `keep_nodes` (names kept float), `sample_feeds`
+    default, one measuring run on the sample feed whose outputs vary most,
+    `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names kept float), `sample_feeds`
     (feeds kept for sensitivity, default 2: the first calibration feeds), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
@@ -153,6 +153,12 @@ def quantize_with_report(
         )
     if target not in TARGETS:
         raise QuantizeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    from graphopt.quant.sensitivity import RANKINGS
+
+    if ranking not in RANKINGS:  # before calibrating, and even when no search runs
+        raise QuantizeError(
+            f"unknown sensitivity ranking {ranking!r}; choose one of {', '.join(RANKINGS)}"
+        )
     if calibration_data is None and from_cache is None:
         raise QuantizeError("give calibration data or a calibration cache (from_cache)")
     for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
@@ -265,13 +271,11 @@ def quantize_with_report(
 
 
 def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -> onnx.ModelProto:
-    """The model quantization starts from: opset ≥ 13 (per-channel Q/DQ), ≥ 19 when it has
-    float16 weights (Q/DQ take float16 only from opset 19), optimized."""
+    """The model quantization starts from: opset ≥ 13 (per-channel Q/DQ), ≥ 19 when float16
+    appears in it (weights, Constants, casts: Q/DQ take float16 only from opset 19), optimized."""
     proto = load_model(model)
     version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    needed = 13
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer):
-        needed = FLOAT16_QDQ_OPSET
+    needed = FLOAT16_QDQ_OPSET if has_float16(proto) else 13
     if version < needed:
         proto = upgrade_opset(proto, needed)
     if pipeline is False:

@@ -30,7 +30,7 @@ from onnx import TensorProto, helper
 from graphopt.ir import Graph
 from graphopt.quant.collect import Feed, run_outputs
 from graphopt.quant.placement import Plan
-from graphopt.quant.qdq import ActivationQuant, insert_qdq
+from graphopt.quant.qdq import ActivationQuant, insert_qdq, types_if_float16
 
 PREFIX = "graphopt_local/"
 
@@ -53,6 +53,7 @@ def measuring_model(
 
     graph = Graph(model)
     graph_outputs = {o.name for o in model.graph.output}
+    types = types_if_float16(model)
     measured: list[tuple[str, str, str]] = []
     for key, members in group_members.items():
         inside = set(members)
@@ -64,13 +65,21 @@ def measuring_model(
                 if o not in graph_outputs and not readers - inside:
                     continue  # internal to the group
                 base = f"graphopt_local_{len(measured)}"
+                exact, quantized = o, PREFIX + o
+                if types.get(o, TensorProto.FLOAT) != TensorProto.FLOAT:
+                    # sums of squares in float32: float16 ones overflow (65504) on activations
+                    exact, quantized = base + "_exact", base + "_quantized"
+                    out.graph.node.extend(
+                        helper.make_node("Cast", [src], [dst], to=TensorProto.FLOAT)
+                        for src, dst in ((o, exact), (PREFIX + o, quantized))
+                    )
                 out.graph.node.extend(
                     [
-                        helper.make_node("Sub", [PREFIX + o, o], [base + "_diff"]),
+                        helper.make_node("Sub", [quantized, exact], [base + "_diff"]),
                         helper.make_node(
                             "ReduceSumSquare", [base + "_diff"], [base + "_err"], keepdims=0
                         ),
-                        helper.make_node("ReduceSumSquare", [o], [base + "_norm"], keepdims=0),
+                        helper.make_node("ReduceSumSquare", [exact], [base + "_norm"], keepdims=0),
                     ]
                 )
                 measured.append((key, base + "_err", base + "_norm"))

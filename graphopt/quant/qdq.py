@@ -127,7 +127,7 @@ def insert_qdq(
         raise QuantizeError("Q/DQ insertion needs opset 13 or later; upgrade the model first")
     skip = set(keep_float)
     planned = {n: p for n, p in plan.nodes.items() if n not in skip and n in graph.nodes}
-    types = _types_if_float16(model)
+    types = types_if_float16(model)
     # constants first: a node whose weights or bias cannot be quantized stays float entirely
     weights: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = {}  # → (q, scales)
     biases: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # node → (int32 bias, its scale)
@@ -344,23 +344,26 @@ def _scale_dtype(elem_type: int, opset: int, what: str) -> type:
 _DTYPE_ATTRIBUTES = ("to", "dtype", "output_dtype")
 
 
-def _types_if_float16(model: onnx.ModelProto) -> dict[str, int]:
-    """Element types of the model's tensors when float16 appears anywhere in it, else {} (every
-    activation is then float32, and shape inference is not worth running per call)."""
+def has_float16(model: onnx.ModelProto) -> bool:
+    """Whether float16 appears anywhere in the main graph: declared inputs, outputs or
+    value_info, initializers, Constant tensors, or a Cast/CastLike-style dtype attribute."""
     fp16 = onnx.TensorProto.FLOAT16
     g = model.graph
     declared = [vi.type.tensor_type.elem_type for vi in [*g.input, *g.output, *g.value_info]]
-    found = fp16 in declared or any(t.data_type == fp16 for t in g.initializer)
-    for node in g.node:
-        if found:
-            break
-        for a in node.attribute:
-            if (
-                a.type == onnx.AttributeProto.INT and a.name in _DTYPE_ATTRIBUTES and a.i == fp16
-            ) or (a.type == onnx.AttributeProto.TENSOR and a.t.data_type == fp16):
-                found = True
-                break
-    if not found:
+    if fp16 in declared or any(t.data_type == fp16 for t in g.initializer):
+        return True
+    return any(
+        (a.type == onnx.AttributeProto.INT and a.name in _DTYPE_ATTRIBUTES and a.i == fp16)
+        or (a.type == onnx.AttributeProto.TENSOR and a.t.data_type == fp16)
+        for node in g.node
+        for a in node.attribute
+    )
+
+
+def types_if_float16(model: onnx.ModelProto) -> dict[str, int]:
+    """Element types of the model's tensors when float16 appears anywhere in it, else {} (every
+    activation is then float32, and shape inference is not worth running per call)."""
+    if not has_float16(model):
         return {}
     from graphopt.quant.placement import tensor_types
 

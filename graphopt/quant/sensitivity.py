@@ -46,19 +46,27 @@ def relative_error(ref: list[Feed], got: list[Feed]) -> float:
     """RMS of (INT8 − FP32) over the value range of the FP32 output, worst output.
 
     Normalising by the range rather than by ‖Y₀‖ keeps outputs that are nearly all zero on
-    some images (a text map on a photo without text) from blowing the ratio up."""
+    some images (a text map on a photo without text) from blowing the ratio up. An output whose
+    shape differs between the two on some sample (data-dependent: NonZero, NMS) cannot be
+    compared element by element and is left out; an empty one adds nothing."""
     worst = 0.0
     for name in ref[0] if ref else {}:
+        if any(a[name].shape != b[name].shape for a, b in zip(ref, got, strict=True)):
+            continue
         sq = 0.0
         count = 0
         lo, hi = np.inf, -np.inf
         for a, b in zip(ref, got, strict=True):
+            if not a[name].size:
+                continue
             x = a[name].astype(np.float64)
             sq += float(np.sum((b[name].astype(np.float64) - x) ** 2))
             count += x.size
             lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        if not count:
+            continue
         span = hi - lo if hi > lo else max(abs(hi), 1.0)
-        worst = max(worst, float(np.sqrt(sq / max(count, 1))) / span)
+        worst = max(worst, float(np.sqrt(sq / count)) / span)
     return worst
 
 
@@ -240,10 +248,13 @@ def most_varied(outputs: list[Feed]) -> int:
     mask IoU with 14 float groups, ranked on chelsea.png (std 0.18) 0.956."""
     spans = {}
     for name in outputs[0] if outputs else {}:
-        lo = min(float(np.min(o[name])) for o in outputs)
-        hi = max(float(np.max(o[name])) for o in outputs)
+        present = [o[name] for o in outputs if o[name].size]  # empty on some feeds: NonZero, NMS
+        if not present:
+            continue
+        lo = min(float(np.min(v)) for v in present)
+        hi = max(float(np.max(v)) for v in present)
         spans[name] = hi - lo if hi > lo else 1.0
-    spread = [sum(float(np.std(o[n])) / spans[n] for n in spans) for o in outputs]
+    spread = [sum(float(np.std(o[n])) / spans[n] for n in spans if o[n].size) for o in outputs]
     return max(range(len(outputs)), key=lambda i: (spread[i], -i)) if outputs else 0
 
 
