@@ -774,3 +774,25 @@ def test_unknown_ranking_is_refused_before_calibrating() -> None:
         quantize_with_report(
             conv_relu_conv(np.float32, 13), data(), accuracy_target=None, ranking="x"
         )
+
+
+def test_a_constant_node_weight_leaves_no_dead_constant() -> None:
+    model = conv_relu_conv(np.float32, 13)
+    consts = [
+        helper.make_node("Constant", [], [t.name], name=f"const_{t.name}", value=t)
+        for t in model.graph.initializer
+    ]
+    nodes = consts + list(model.graph.node)
+    model.graph.ClearField("initializer")
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes)
+    q, _ = quantize_with_report(model, fp_feeds(np.float32), pipeline=False, accuracy_target=None)
+    read = {t for n in q.graph.node for t in n.input}
+    dead = [n.name for n in q.graph.node if n.op_type == "Constant" and n.output[0] not in read]
+    assert dead == []
+    assert any(n.op_type == "DequantizeLinear" for n in q.graph.node)
+
+
+def test_no_sample_feeds_names_the_options() -> None:
+    with pytest.raises(QuantizeError, match="sample_feeds >= 1"):
+        quantize_with_report(conv_relu_conv(np.float32, 13), fp_feeds(np.float32), sample_feeds=0)

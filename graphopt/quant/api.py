@@ -237,7 +237,10 @@ def quantize_with_report(
         if sensitivity_data is not None:
             samples = list(sensitivity_data)
         if not samples:
-            raise QuantizeError("keep_float / accuracy_target need calibration feeds to measure on")
+            raise QuantizeError(
+                "keep_float / accuracy_target need sample feeds to measure on: give "
+                "sample_feeds >= 1 (calibration feeds kept) or sensitivity_data"
+            )
         from graphopt.quant.sensitivity import choose_float_groups
 
         chosen, chosen_nodes, order, error = choose_float_groups(

@@ -237,7 +237,7 @@ def insert_qdq(
                 "DequantizeLinear", [cq, cs, cz], 1, name=f"{base}_DequantizeLinear"
             )
             graph.set_input(node, i, dn.output[0])
-    _drop_unused_initializers(graph)
+    _drop_unused_constants(graph)
     return graph.commit()
 
 
@@ -370,8 +370,14 @@ def types_if_float16(model: onnx.ModelProto) -> dict[str, int]:
     return tensor_types(model)
 
 
-def _drop_unused_initializers(graph: Graph) -> None:
+def _drop_unused_constants(graph: Graph) -> None:
+    """Initializers and Constant nodes that nothing reads any more (the float weights the
+    quantized ones replaced)."""
     used = {t for n in graph for t in graph.node_inputs(n)} | set(graph.graph_outputs)
     for name in list(graph.initializers):
-        if name not in used and name not in graph.graph_inputs:
+        if name not in used and not graph.is_graph_input(name):
             graph.remove_initializer(name)
+    for node in list(graph):
+        constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+        if constant and not any(o in used for o in node.output):
+            graph.remove_node(node)
