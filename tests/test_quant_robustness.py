@@ -638,8 +638,8 @@ def test_the_measuring_model_casts_float16_tensors_to_float32() -> None:
     assert measured and len(casts) == 2 * len(measured)
 
 
-def test_float16_constant_node_weights_upgrade_the_opset() -> None:
-    model = conv_relu_conv(np.float16, 17)
+def weights_as_constant_nodes(model: onnx.ModelProto) -> None:
+    """Move every initializer of `model` into a Constant node (as some exporters emit them)."""
     consts = [
         helper.make_node("Constant", [], [t.name], name=f"const_{t.name}", value=t)
         for t in model.graph.initializer
@@ -648,6 +648,11 @@ def test_float16_constant_node_weights_upgrade_the_opset() -> None:
     model.graph.ClearField("initializer")
     model.graph.ClearField("node")
     model.graph.node.extend(nodes)
+
+
+def test_float16_constant_node_weights_upgrade_the_opset() -> None:
+    model = conv_relu_conv(np.float16, 17)
+    weights_as_constant_nodes(model)
     q, report = quantize_with_report(
         model, fp_feeds(np.float16), pipeline=False, accuracy_target=None
     )
@@ -778,14 +783,7 @@ def test_unknown_ranking_is_refused_before_calibrating() -> None:
 
 def test_a_constant_node_weight_leaves_no_dead_constant() -> None:
     model = conv_relu_conv(np.float32, 13)
-    consts = [
-        helper.make_node("Constant", [], [t.name], name=f"const_{t.name}", value=t)
-        for t in model.graph.initializer
-    ]
-    nodes = consts + list(model.graph.node)
-    model.graph.ClearField("initializer")
-    model.graph.ClearField("node")
-    model.graph.node.extend(nodes)
+    weights_as_constant_nodes(model)
     q, _ = quantize_with_report(model, fp_feeds(np.float32), pipeline=False, accuracy_target=None)
     read = {t for n in q.graph.node for t in n.input}
     dead = [n.name for n in q.graph.node if n.op_type == "Constant" and n.output[0] not in read]
