@@ -76,23 +76,20 @@ def with_range_outputs(
         for n in out.graph.node
         if n.op_type in NONNEGATIVE_OPS and n.domain in ("", "ai.onnx") and n.output
     }
-    slots: list[tuple[str | None, str]] = []
     nodes = []
-    for k, t in enumerate(tensors):
-        pair: list[str | None] = []
-        for op in ("ReduceMin", "ReduceMax"):
-            if op == "ReduceMin" and t in nonnegative:
-                pair.append(None)
-                continue
-            name = f"graphopt_calib_{op[6:].lower()}_{k}"
-            while name in taken:
-                name += "_"
-            taken.add(name)
-            nodes.append(onnx.helper.make_node(op, [t], [name], name=name, keepdims=0))
-            pair.append(name)
-        lo, hi = pair
-        assert hi is not None
-        slots.append((lo, hi))
+
+    def reduce(op: str, k: int, t: str) -> str:
+        name = f"graphopt_calib_{op[6:].lower()}_{k}"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        nodes.append(onnx.helper.make_node(op, [t], [name], name=name, keepdims=0))
+        return name
+
+    slots = [
+        (None if t in nonnegative else reduce("ReduceMin", k, t), reduce("ReduceMax", k, t))
+        for k, t in enumerate(tensors)
+    ]
     out.graph.node.extend(nodes)
     out.graph.ClearField("output")
     out.graph.output.extend(_untyped_output(n) for pair in slots for n in pair if n)
