@@ -153,12 +153,9 @@ def quantize_with_report(
         )
     if target not in TARGETS:
         raise QuantizeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    from graphopt.quant.sensitivity import RANKINGS
+    from graphopt.quant.sensitivity import check_ranking
 
-    if ranking not in RANKINGS:  # before calibrating, and even when no search runs
-        raise QuantizeError(
-            f"unknown sensitivity ranking {ranking!r}; choose one of {', '.join(RANKINGS)}"
-        )
+    check_ranking(ranking)  # before calibrating, and even when no search runs
     if calibration_data is None and from_cache is None:
         raise QuantizeError("give calibration data or a calibration cache (from_cache)")
     for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):

@@ -106,13 +106,7 @@ def local_ranking(
     probe, measured = measuring_model(model, placement, params, group_members, keep_float)
     if not measured:
         return [(key, 0.0) for key in group_members]
-    err: dict[str, float] = dict.fromkeys(group_members, 0.0)
-    norm: dict[str, float] = dict.fromkeys(group_members, 0.0)
-    for values in run_outputs(probe, samples, threads):
-        for key, e, n in measured:
-            err[key] += float(values[e])
-            norm[key] += float(values[n])
-    nsr = {k: (err[k] / norm[k] if norm[k] > 0 else 0.0) for k in group_members}
+    nsr = _nsr(measured, run_outputs(probe, samples, threads), group_members)
     order = {k: i for i, k in enumerate(group_members)}
     return sorted(nsr.items(), key=lambda kv: (-kv[1], order[kv[0]]))
 
@@ -204,14 +198,22 @@ def local_measurements(
             vi.name = name
             probe.graph.output.append(vi)
     (values,) = run_outputs(probe, [feed], threads)
-    err: dict[str, float] = dict.fromkeys(group_members, 0.0)
-    norm: dict[str, float] = dict.fromkeys(group_members, 0.0)
-    for key, e, n in measured:
-        err[key] += float(values[e])
-        norm[key] += float(values[n])
-    nsr = {k: (err[k] / norm[k] if norm[k] > 0 else 0.0) for k in group_members}
+    nsr = _nsr(measured, [values], group_members)
     reference = {o: values[o] for o in outputs}
     per_slice = [
         {o: values[n] for o, n in zip(outputs, names, strict=True)} for names in slice_outputs
     ]
     return nsr, reference, per_slice
+
+
+def _nsr(
+    measured: list[tuple[str, str, str]], runs: list[Feed], group_members: dict[str, list[str]]
+) -> dict[str, float]:
+    """Per group: Σ squared error / Σ squared norm over its measured outputs and the runs."""
+    err: dict[str, float] = dict.fromkeys(group_members, 0.0)
+    norm: dict[str, float] = dict.fromkeys(group_members, 0.0)
+    for values in runs:
+        for key, e, n in measured:
+            err[key] += float(values[e])
+            norm[key] += float(values[n])
+    return {k: (err[k] / norm[k] if norm[k] > 0 else 0.0) for k in group_members}

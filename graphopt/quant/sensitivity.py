@@ -143,6 +143,16 @@ def rank_groups(
 
 
 RANKINGS = ("local", "full")
+
+
+def check_ranking(ranking: str) -> None:
+    """QuantizeError unless `ranking` is one of `RANKINGS`."""
+    if ranking not in RANKINGS:
+        raise QuantizeError(
+            f"unknown sensitivity ranking {ranking!r}; choose one of {', '.join(RANKINGS)}"
+        )
+
+
 # depth slices whose gain (output error² per unit of local noise) `local` measures
 DEPTH_SLICES = 4
 PREDICTION_MARGIN = 0.6  # `_grow_float` aims its predicted error at this share of the target
@@ -172,10 +182,7 @@ def choose_float_groups(
     there when it meets the target; otherwise it ranks the groups by their estimated share of
     the output error and keeps float the k worst (`_grow_float`).
     """
-    if ranking not in RANKINGS:
-        raise QuantizeError(
-            f"unknown sensitivity ranking {ranking!r}; choose one of {', '.join(RANKINGS)}"
-        )
+    check_ranking(ranking)
     metric = metric or relative_error
     if reference is None or len(reference) != len(samples):
         reference = run_outputs(model, samples, threads)
