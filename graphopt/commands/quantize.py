@@ -97,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "output's range, on the first calibration feeds) is <= ERR (default 0.04; 0: off)",
     )
     p.add_argument(
+        "--keep-stem",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the convolutions before the first downsampling float (default: on for "
+        "--target tensorrt, whose symmetric int8 costs the image-reading stem the most)",
+    )
+    p.add_argument(
         "--pipeline", default=None, help="optimize pipeline run first (default: per target)"
     )
     p.add_argument("--report", action="store_true", help="print timings and the sensitivity report")
@@ -154,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             histogram_sample=args.histogram_sample,
             keep_float=args.keep_float,
             accuracy_target=args.accuracy_target or None,
+            keep_stem=args.keep_stem,
             pipeline=args.pipeline,
             trt_version=args.trt_version,
             on_batch=progress.update if progress else None,
@@ -170,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         f"({args.method}, {source}); wrote {args.output}"
         + (f" and {args.cache}" if args.cache else "")
     )
-    if args.report or args.keep_float or report.kept_float:
+    if args.report or args.keep_float or report.kept_float or report.stem:
         for line in report.lines():
             print(line)
     sys.stdout.flush()

@@ -63,6 +63,7 @@ class QuantizeReport:
     quantized_nodes: list[str] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, error) worst first
     kept_float: list[str] = field(default_factory=list)
+    stem: list[str] = field(default_factory=list)  # stem convolutions kept float (keep_stem)
     error: float | None = None  # RMS output error vs FP32 over the output's range (samples)
 
     def lines(self) -> list[str]:
@@ -79,6 +80,8 @@ class QuantizeReport:
                 "error; full: output error with only that group quantized):"
             )
             out.extend(f"  {n}: {e:.4g}" for n, e in self.sensitivity[:10])
+        if self.stem:
+            out.append("stem kept in float: " + ", ".join(self.stem))
         if self.kept_float:
             out.append("kept in float: " + ", ".join(self.kept_float))
         return out
@@ -110,7 +113,9 @@ def quantize(
     output's range; the most sensitive groups are kept float until it holds; default
     `DEFAULT_ACCURACY_TARGET` = 0.04, None: off), `ranking` (how groups are ranked: `local`, the
     default, one measuring run on the sample feed whose outputs vary most,
-    `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names kept float), `sample_feeds`
+    `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names kept float), `keep_stem` (the convolutions
+    before the first downsampling stay float, `graphopt.quant.stem`; default: True for target
+    `tensorrt`, whose symmetric int8 activations cost the stem the most), `sample_feeds`
     (feeds kept for sensitivity, default 2: the first calibration feeds), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
@@ -137,6 +142,7 @@ def quantize_with_report(
     accuracy_target: float | None = DEFAULT_ACCURACY_TARGET,
     ranking: str = "local",
     keep_nodes: Iterable[str] = (),
+    keep_stem: bool | None = None,
     sample_feeds: int = 2,
     sensitivity_data: list[Feed] | None = None,
     trt_version: str | None = None,
@@ -175,6 +181,11 @@ def quantize_with_report(
     graph = Graph(proto)
     placement = plan(proto, target, graph)
     fixed_float = set(keep_nodes)
+    if keep_stem if keep_stem is not None else target == "tensorrt":
+        from graphopt.quant.stem import stem_nodes
+
+        report.stem = [n for n in stem_nodes(graph) if n in placement.nodes]
+        fixed_float |= set(report.stem)
     tensors = placement.calibrated(graph)
     samples: list[Feed] = []
     reference: list[Feed] = []  # FP32 outputs of the samples, from the calibration run
