@@ -234,6 +234,7 @@ def quantize_with_report(
             sample_cap=histogram_sample,
             reference=reference,
             reference_feeds=keep_samples,
+            same_scale=placement.share,
         )
         params, report.scales = parameters(
             calibrators, placement, target, method, percentile, entropy_floor

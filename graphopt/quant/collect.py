@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import onnx
 from graphopt.backends.onnxruntime import input_specs, session
 from graphopt.errors import BackendError, QuantizeError
 from graphopt.quant.histogram import HistogramCalibrator
+from graphopt.quant.range_probe import RangeSlot, with_range_outputs
 
 log = logging.getLogger("graphopt.quant")
 
@@ -54,46 +55,6 @@ def with_outputs(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelPr
     out.graph.ClearField("output")
     out.graph.output.extend(_untyped_output(t) for t in tensors)
     return out
-
-
-# Ops whose output is never negative: its minimum is not measured (the Q/DQ ranges include 0,
-# so min(x) ≥ 0 gives the same parameters as the measured minimum) and its ReduceMin, a pass
-# over a large activation, is saved.
-NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Softplus", "Abs", "Exp"})
-
-
-def with_range_outputs(
-    model: onnx.ModelProto, tensors: Sequence[str]
-) -> tuple[onnx.ModelProto, list[tuple[str | None, str]]]:
-    """A copy of `model` whose outputs are min(t) and max(t) of every tensor t (scalars computed
-    by onnxruntime, so no activation is copied out), and per tensor the names of its min output
-    (None for the output of a `NONNEGATIVE_OPS` node: its min is taken as 0) and max output."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    taken = {o for n in out.graph.node for o in n.output} | {i.name for i in out.graph.input}
-    nonnegative = {
-        n.output[0]
-        for n in out.graph.node
-        if n.op_type in NONNEGATIVE_OPS and n.domain in ("", "ai.onnx") and n.output
-    }
-    nodes = []
-
-    def reduce(op: str, k: int, t: str) -> str:
-        name = f"graphopt_calib_{op[6:].lower()}_{k}"
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        nodes.append(onnx.helper.make_node(op, [t], [name], name=name, keepdims=0))
-        return name
-
-    slots = [
-        (None if t in nonnegative else reduce("ReduceMin", k, t), reduce("ReduceMax", k, t))
-        for k, t in enumerate(tensors)
-    ]
-    out.graph.node.extend(nodes)
-    out.graph.ClearField("output")
-    out.graph.output.extend(_untyped_output(n) for pair in slots for n in pair if n)
-    return out, slots
 
 
 def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
@@ -137,10 +98,12 @@ def collect(
     sample_cap: int = 0,
     reference: list[Feed] | None = None,
     reference_feeds: int = 0,
+    same_scale: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
     """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
-    by onnxruntime: the run then costs about one FP32 inference. With `reference`, the model's
+    by onnxruntime, some derived from others (`range_probe`; `same_scale`: the plan's scale
+    groups, tensor → representative). With `reference`, the model's
     own outputs for the first `reference_feeds` feeds are appended to it (the FP32 outputs the
     accuracy search compares with, computed by the same run instead of a second session: 0.15 s
     less on ppocr_det, whose cost sits at the budget; the run's peak RSS grows by 0.14 GiB on
@@ -156,12 +119,12 @@ def collect(
         if count == 0:
             raise QuantizeError("the calibration data is empty")
         return calibrators, count
-    slots: list[tuple[str | None, str]] = []
+    slots: list[RangeSlot] = []
     if histograms:
         probe, names = with_outputs(model, tensors), list(tensors)
     else:
-        probe, slots = with_range_outputs(model, tensors)
-        names = [n for pair in slots for n in pair if n]
+        probe, slots = with_range_outputs(model, tensors, same_scale)
+        names = [o.name for o in probe.graph.output]
     wanted = reference is not None and reference_feeds > 0
     outputs = [o.name for o in model.graph.output] if wanted else []
     extra = [o for o in outputs if o not in names]
@@ -185,13 +148,13 @@ def collect(
             del value  # only one batch of activations alive at a time
         else:
             scalars = dict(zip(names, values[: len(names)], strict=True))
-            for name, (lo_name, hi_name) in zip(tensors, slots, strict=True):
-                hi = float(scalars[hi_name])
-                # never negative without a min output (an empty tensor's max is -inf)
-                unmeasured = 0.0 if hi != -math.inf else math.inf
-                lo = float(scalars[lo_name]) if lo_name else unmeasured
-                if lo > hi:  # an empty tensor reduces to (+inf, -inf): nothing to add
-                    continue
+            for name, slot in zip(tensors, slots, strict=True):
+                if float(scalars[slot.present]) == -math.inf:
+                    continue  # an empty tensor (its max reduces to -inf): nothing to add
+                hi = float(scalars[slot.hi])
+                lo = float(scalars[slot.lo]) if slot.lo else 0.0  # never negative: taken as 0
+                if slot.with_zero:
+                    lo, hi = min(lo, 0.0), max(hi, 0.0)
                 calibrators[name].collect_range(lo, hi)
         del values, checked
         count += 1

@@ -1,0 +1,199 @@
+"""The calibration range probe: a copy of the model whose outputs are the min and max of the
+calibrated tensors, scalars computed by onnxruntime (no activation is copied out).
+
+A tensor's range is measured (ReduceMax, and ReduceMin unless its producer never outputs a
+negative value) or, where it follows from the range of a tensor the probe already has, derived
+with scalar nodes instead of another pass over the activation (each pass over a 640×640
+activation costs about what the op producing it does):
+
+- same values (Identity, Reshape, Flatten, Squeeze, Unsqueeze, Transpose): the source's range;
+- Concat: the union of its inputs' ranges (Min / Max over their scalars);
+- a subset of the source's values that shares the source's scale (MaxPool; Resize in `nearest`
+  mode): the source's range, so the scale group's range, all the Q/DQ sees, is the same;
+- y = f(x), f nondecreasing and never negative (Relu, Sigmoid, HardSigmoid with α ≥ 0):
+  max y = f(max x), f applied by onnxruntime to the scalar: the element at argmax x, computed by
+  the same kernel (elementwise kernels do not depend on an element's position: tested);
+- z = x·f(x) with such an f (SiLU, hard-swish): over x ≥ 0 both factors are nonnegative and
+  nondecreasing, so max z = (max x)·f(max x) when max x ≥ 0, and max z ≤ 0 otherwise; the min
+  (the dip near x = −1.28 / −1.5) is measured.
+
+Q/DQ ranges always include 0, so a range is only needed up to ∪ {0}: `RangeSlot.with_zero` marks
+the ones known that way (z above when max x < 0), which give the same Q/DQ parameters, scales
+and cache as the exact ones. Nothing else is approximated: no derivation clips or widens a
+range that the Q/DQ would see. Histogram methods (`entropy`, `percentile`, `mse`) need the values
+themselves and do not use this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import onnx
+from onnx import helper
+
+# Ops whose output is never negative: its minimum is not measured (the Q/DQ ranges include 0,
+# so min(x) ≥ 0 gives the same parameters as the measured minimum).
+NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Softplus", "Abs", "Exp"})
+# Ops whose (first) output holds exactly the values of their first input.
+SAME_VALUE_OPS = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
+# Ops whose output values are some of their first input's values (every output element is an
+# input element: MaxPool's windows always hold one, nearest Resize copies).
+SUBSET_OPS = frozenset({"MaxPool", "Resize"})
+# f nondecreasing with f ≥ 0 (HardSigmoid only for α ≥ 0: `_monotone`)
+MONOTONE_NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid"})
+
+
+@dataclass(frozen=True)
+class RangeSlot:
+    """Where a tensor's range is among the probe's outputs."""
+
+    lo: str | None  # min(t); None: t is never negative, its min is taken as 0
+    hi: str  # max(t)
+    present: str  # -inf exactly when t is empty (the max of the measured tensor t comes from)
+    with_zero: bool = False  # [lo, hi] is known up to ∪ {0}: widen it to include 0
+
+    def names(self) -> list[str]:
+        return [n for n in (self.lo, self.hi, self.present) if n]
+
+
+def _default_domain(node: onnx.NodeProto) -> bool:
+    return node.domain in ("", "ai.onnx")
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _monotone(node: onnx.NodeProto) -> bool:
+    """f nondecreasing and never negative, elementwise, one input."""
+    if not _default_domain(node) or node.op_type not in MONOTONE_NONNEGATIVE_OPS:
+        return False
+    if node.op_type == "HardSigmoid":
+        alpha = _attribute(node, "alpha", 0.2)
+        return isinstance(alpha, float) and alpha >= 0.0
+    return True
+
+
+def _subset(node: onnx.NodeProto) -> bool:
+    if node.op_type == "MaxPool":
+        return len([o for o in node.output if o]) == 1  # not the Indices output
+    mode = _attribute(node, "mode", b"nearest")
+    return mode in (b"nearest", "nearest")
+
+
+def with_range_outputs(
+    model: onnx.ModelProto, tensors: Sequence[str], same_scale: Mapping[str, str] | None = None
+) -> tuple[onnx.ModelProto, list[RangeSlot]]:
+    """A copy of `model` whose outputs are the scalars of every tensor's `RangeSlot` (in the
+    order of `tensors`). `same_scale`: tensor → representative of its scale group (`Plan.share`):
+    a MaxPool / Resize output in its input's group takes the input's range."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    share = same_scale or {}
+    producer: dict[str, tuple[int, onnx.NodeProto]] = {}
+    for i, n in enumerate(out.graph.node):
+        for o in n.output:
+            if o:
+                producer[o] = (i, n)
+    taken = set(producer) | {i.name for i in out.graph.input}
+    taken |= {t.name for t in out.graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    applied: dict[tuple[str, str], str] = {}  # (node, scalar) → f(scalar)
+
+    def fresh(stem: str) -> str:
+        name = f"graphopt_calib_{stem}_{len(nodes)}"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
+    def add(op: str, inputs: list[str]) -> str:
+        name = fresh(op.lower())
+        node = helper.make_node(op, inputs, [name], name=name)
+        if op.startswith("Reduce"):
+            node.attribute.append(helper.make_attribute("keepdims", 0))
+        nodes.append(node)
+        return name
+
+    def combine(op: str, names: list[str]) -> str:
+        unique = list(dict.fromkeys(names))
+        return unique[0] if len(unique) == 1 else add(op, unique)
+
+    def apply(f: onnx.NodeProto, scalar: str) -> str:
+        """f (a copy of the graph's node, same attributes) applied to a scalar."""
+        key = (f.name or f.output[0], scalar)
+        if key not in applied:
+            name = fresh(f.op_type.lower())
+            node = onnx.NodeProto()
+            node.CopyFrom(f)
+            node.name = name
+            del node.input[:]
+            del node.output[:]
+            node.input.append(scalar)
+            node.output.append(name)
+            nodes.append(node)
+            applied[key] = name
+        return applied[key]
+
+    slots: dict[str, RangeSlot] = {}
+
+    def derive(t: str) -> RangeSlot | None:
+        if t not in producer:
+            return None
+        _, node = producer[t]
+        if not _default_domain(node) or not node.input or node.output[0] != t:
+            return None
+        op, source = node.op_type, slots.get(node.input[0])
+        if op in SAME_VALUE_OPS and source is not None:
+            return source
+        same_group = t in share and share[t] == share.get(node.input[0], node.input[0])
+        if op in SUBSET_OPS and source is not None and same_group and _subset(node):
+            return source
+        if op == "Concat":
+            parts = [slots.get(i) for i in node.input if i]
+            if parts and all(p is not None for p in parts):
+                known = [p for p in parts if p is not None]
+                lows = [p.lo for p in known if p.lo is not None]
+                return RangeSlot(
+                    combine("Min", lows) if lows else None,
+                    combine("Max", [p.hi for p in known]),
+                    combine("Max", [p.present for p in known]),
+                    any(p.with_zero or p.lo is None for p in known) and bool(lows),
+                )
+        if _monotone(node) and source is not None and not source.with_zero:
+            return RangeSlot(None, apply(node, source.hi), source.present)
+        if op == "Mul" and len(node.input) == 2:
+            for x, gate in (node.input, node.input[::-1]):
+                f = producer.get(gate, (0, None))[1]
+                sx = slots.get(x)
+                if f is None or sx is None or sx.with_zero or not _monotone(f) or f.input[0] != x:
+                    continue
+                hi = add("Mul", [sx.hi, apply(f, sx.hi)])
+                low = add("ReduceMin", [t])
+                return RangeSlot(low, hi, sx.present, with_zero=True)
+        return None
+
+    def measure(t: str) -> RangeSlot:
+        node = producer.get(t, (0, None))[1]
+        nonnegative = (
+            node is not None
+            and node.op_type in NONNEGATIVE_OPS
+            and _default_domain(node)
+            and node.output[0] == t
+        )
+        hi = add("ReduceMax", [t])
+        return RangeSlot(None if nonnegative else add("ReduceMin", [t]), hi, hi)
+
+    # sources before the tensors derived from them: the graph's (topological) node order
+    for t in sorted(dict.fromkeys(tensors), key=lambda t: producer.get(t, (-1, None))[0]):
+        slots[t] = derive(t) or measure(t)
+    out.graph.node.extend(nodes)
+    out.graph.ClearField("output")
+    names = dict.fromkeys(n for t in tensors for n in slots[t].names())
+    # no element type: onnxruntime takes the producer's (float16 models reduce in float16)
+    out.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    return out, [slots[t] for t in tensors]

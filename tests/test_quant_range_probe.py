@@ -1,0 +1,116 @@
+"""The calibration range probe (graphopt.quant.range_probe): ranges derived from other tensors'
+scalars give the Q/DQ parameters and cache scales that exact min/max tracking gives, with fewer
+passes over the activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from graphopt.ir import Graph
+from graphopt.quant.api import parameters
+from graphopt.quant.collect import collect
+from graphopt.quant.placement import plan
+from graphopt.quant.range_probe import with_range_outputs
+from tests.test_quant_api import conv_model, feeds
+
+
+def reduced_inputs(model: onnx.ModelProto, op: str) -> set[str]:
+    return {n.input[0] for n in model.graph.node if n.op_type == op}
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
+def test_derived_ranges_give_the_exact_parameters(target: str) -> None:
+    model = conv_model()
+    placement = plan(model, target)
+    tensors = placement.calibrated(Graph(model))
+    ranged, _ = collect(model, tensors, feeds(), histograms=False, same_scale=placement.share)
+    exact, _ = collect(model, tensors, feeds(), histograms=True)
+    got, got_scales = parameters(ranged, placement, target, "minmax")
+    want, want_scales = parameters(exact, placement, target, "minmax")
+    assert got == want
+    assert {t: s.tobytes() for t, s in got_scales.items()} == {
+        t: s.tobytes() for t, s in want_scales.items()
+    }
+
+
+def test_derived_tensors_cost_no_pass_over_the_activation() -> None:
+    """conv_model: r1 = Relu(c1), s2 = σ(c2), m2 = c2·σ(c2), p = MaxPool(a) sharing a's scale,
+    cat = Concat(a, p)."""
+    model = conv_model()
+    tensors = ["x", "c1", "r1", "c2", "s2", "m2", "a", "p", "cat"]
+    probe, slots = with_range_outputs(model, tensors, {"a": "a", "p": "a"})
+    maxes, mins = reduced_inputs(probe, "ReduceMax"), reduced_inputs(probe, "ReduceMin")
+    assert maxes == {"x", "c1", "c2", "a"}
+    assert mins == {"x", "c1", "c2", "m2", "a"}  # SiLU's dip below 0 is measured
+    by_tensor = dict(zip(tensors, slots, strict=True))
+    assert by_tensor["p"] == by_tensor["a"]  # one scale: the group's range is a's
+    assert by_tensor["m2"].with_zero and not by_tensor["c2"].with_zero
+    # exact, value for value, against min/max tracked over the activations themselves
+    ranged, _ = collect(model, tensors, feeds(), histograms=False, same_scale={"p": "a", "a": "a"})
+    exact, _ = collect(model, tensors, feeds(), histograms=True)
+    for t in ("x", "c1", "r1", "c2", "s2", "m2", "a", "cat"):
+        assert ranged[t].maximum == exact[t].maximum, t
+        if t not in ("r1", "s2"):  # never negative: min taken as 0
+            assert ranged[t].minimum == exact[t].minimum, t
+
+
+def test_max_pool_without_a_shared_scale_is_measured() -> None:
+    model = conv_model()
+    probe, _ = with_range_outputs(model, ["a", "p"])
+    assert "p" in reduced_inputs(probe, "ReduceMax")
+
+
+def gated_model(alpha: float) -> onnx.ModelProto:
+    """x → HardSigmoid(α) → h; m = x·h; y = Relu(m)."""
+    nodes = [
+        helper.make_node("HardSigmoid", ["x"], ["h"], alpha=alpha, beta=0.5),
+        helper.make_node("Mul", ["x", "h"], ["m"]),
+        helper.make_node("Relu", ["m"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gated",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("high", [5.0, -0.5])
+def test_hard_swish_max_derived_up_to_zero(high: float) -> None:
+    """max(x·hsig(x)) = (max x)·hsig(max x) when max x ≥ 0; below, every value is ≤ 0 and the
+    range (which Q/DQ widens to include 0) has the same parameters as the exact one."""
+    model = gated_model(1 / 6)
+    rng = np.random.default_rng(3)
+    data = [{"x": rng.uniform(-4.0, high, (1, 64)).astype(np.float32)} for _ in range(3)]
+    tensors = ["x", "h", "m"]
+    probe, _ = with_range_outputs(model, tensors)
+    assert reduced_inputs(probe, "ReduceMax") == {"x"}
+    ranged, _ = collect(model, tensors, data, histograms=False)
+    exact, _ = collect(model, tensors, data, histograms=True)
+    for t in tensors:
+        assert ranged[t].compute_amax("minmax") == exact[t].compute_amax("minmax"), t
+        assert max(ranged[t].maximum, 0.0) == max(exact[t].maximum, 0.0), t
+        assert min(ranged[t].minimum, 0.0) == min(exact[t].minimum, 0.0), t
+
+
+def test_decreasing_hard_sigmoid_is_measured() -> None:
+    probe, _ = with_range_outputs(gated_model(-0.2), ["x", "h", "m"])
+    assert reduced_inputs(probe, "ReduceMax") == {"x", "h", "m"}
+
+
+def test_derived_ranges_skip_a_feed_where_the_tensor_is_empty() -> None:
+    model = conv_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    full = np.random.default_rng(5).uniform(-1, 2, (1, 3, 16, 16)).astype(np.float32)
+    data = [{"x": np.zeros((0, 3, 16, 16), np.float32)}, {"x": full}]
+    tensors = ["c1", "r1", "c2", "s2", "m2", "a", "cat"]
+    ranged, _ = collect(model, tensors, data, histograms=False)
+    exact, _ = collect(model, tensors, data, histograms=True)
+    for t in tensors:
+        assert ranged[t].maximum == exact[t].maximum, t
+        assert ranged[t].minimum <= 0.0 or ranged[t].minimum == exact[t].minimum, t
