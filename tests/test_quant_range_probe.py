@@ -114,3 +114,46 @@ def test_derived_ranges_skip_a_feed_where_the_tensor_is_empty() -> None:
     for t in tensors:
         assert ranged[t].maximum == exact[t].maximum, t
         assert ranged[t].minimum <= 0.0 or ranged[t].minimum == exact[t].minimum, t
+
+
+def affine_model() -> onnx.ModelProto:
+    """hard-swish m = x·hsig(x), then a learnable affine v = a·m + b (PP-LCNet), and u = x·(−2)."""
+    consts = [
+        helper.make_tensor("a", TensorProto.FLOAT, [1], [1.7]),
+        helper.make_tensor("b", TensorProto.FLOAT, [1], [-0.3]),
+        helper.make_tensor("neg", TensorProto.FLOAT, [], [-2.0]),
+    ]
+    nodes = [
+        helper.make_node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["x", "h"], ["m"]),
+        helper.make_node("Mul", ["a", "m"], ["w"]),
+        helper.make_node("Add", ["w", "b"], ["v"]),
+        helper.make_node("Mul", ["x", "neg"], ["u"]),
+        helper.make_node("Add", ["v", "u"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "affine",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        consts,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_constant_scale_and_shift_map_the_range() -> None:
+    model = affine_model()
+    rng = np.random.default_rng(4)
+    data = [{"x": rng.uniform(-4.0, 3.0, (1, 64)).astype(np.float32)} for _ in range(3)]
+    tensors = ["x", "h", "m", "w", "v", "u", "y"]
+    probe, slots = with_range_outputs(model, tensors)
+    # m is measured in full (w and v derive from its exact range), w, v and u not at all
+    assert reduced_inputs(probe, "ReduceMax") == {"x", "m", "y"}
+    assert reduced_inputs(probe, "ReduceMin") == {"x", "m", "y"}
+    assert not any(s.with_zero for s in slots)
+    ranged, _ = collect(model, tensors, data, histograms=False)
+    exact, _ = collect(model, tensors, data, histograms=True)
+    for t in tensors:
+        assert ranged[t].maximum == exact[t].maximum, t
+        if t != "h":  # never negative: min taken as 0
+            assert ranged[t].minimum == exact[t].minimum, t

@@ -147,12 +147,13 @@ def collect(
                 calibrators[name].collect(value)
             del value  # only one batch of activations alive at a time
         else:
-            scalars = dict(zip(names, values[: len(names)], strict=True))
+            # one-element arrays (0-d, or [1] where a derived range met a [1]-shaped constant)
+            scalars = {n: float(v.item()) for n, v in zip(names, values[: len(names)], strict=True)}
             for name, slot in zip(tensors, slots, strict=True):
-                if float(scalars[slot.present]) == -math.inf:
+                if scalars[slot.present] == -math.inf:
                     continue  # an empty tensor (its max reduces to -inf): nothing to add
-                hi = float(scalars[slot.hi])
-                lo = float(scalars[slot.lo]) if slot.lo else 0.0  # never negative: taken as 0
+                hi = scalars[slot.hi]
+                lo = scalars[slot.lo] if slot.lo else 0.0  # never negative: taken as 0
                 if slot.with_zero:
                     lo, hi = min(lo, 0.0), max(hi, 0.0)
                 calibrators[name].collect_range(lo, hi)

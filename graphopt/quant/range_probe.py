@@ -15,7 +15,11 @@ activation costs about what the op producing it does):
   the same kernel (elementwise kernels do not depend on an element's position: tested);
 - z = x·f(x) with such an f (SiLU, hard-swish): over x ≥ 0 both factors are nonnegative and
   nondecreasing, so max z = (max x)·f(max x) when max x ≥ 0, and max z ≤ 0 otherwise; the min
-  (the dip near x = −1.28 / −1.5) is measured.
+  (the dip near x = −1.28 / −1.5) is measured. Where z feeds a calibrated x·a / x + b, z is
+  measured in full instead, so that those derive exactly;
+- y = x·a, y = x + b with a one-element constant (PP-LCNet's learnable affine after each
+  hard-swish): [lo·a, hi·a] (swapped for a < 0), [lo + b, hi + b]; rounding is monotone, so
+  these are the extremes onnxruntime computes.
 
 Q/DQ ranges always include 0, so a range is only needed up to ∪ {0}: `RangeSlot.with_zero` marks
 the ones known that way (z above when max x < 0), which give the same Q/DQ parameters, scales
@@ -26,6 +30,7 @@ themselves and do not use this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +47,9 @@ SAME_VALUE_OPS = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsque
 SUBSET_OPS = frozenset({"MaxPool", "Resize"})
 # f nondecreasing with f ≥ 0 (HardSigmoid only for α ≥ 0: `_monotone`)
 MONOTONE_NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid"})
+# y = x·a or x + b with a one-element constant: monotone (rounding is), so the range maps
+AFFINE_OPS = frozenset({"Mul", "Add"})
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,31 @@ def _monotone(node: onnx.NodeProto) -> bool:
         alpha = _attribute(node, "alpha", 0.2)
         return isinstance(alpha, float) and alpha >= 0.0
     return True
+
+
+def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
+    """Name → value of every one-element float constant (initializer that is no graph input, or
+    Constant node output), finite only."""
+    from onnx import numpy_helper
+
+    overridable = {i.name for i in model.graph.input}
+    tensors = [t for t in model.graph.initializer if t.name not in overridable]
+    for n in model.graph.node:
+        if n.op_type == "Constant" and _default_domain(n) and len(n.attribute) == 1:
+            a = n.attribute[0]
+            if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
+                t = onnx.TensorProto()
+                t.CopyFrom(a.t)
+                t.name = n.output[0]
+                tensors.append(t)
+    out: dict[str, float] = {}
+    for t in tensors:
+        if t.data_type not in FLOAT_TYPES or math.prod(t.dims) != 1:
+            continue
+        value = float(numpy_helper.to_array(t).reshape(()))
+        if math.isfinite(value):
+            out[t.name] = value
+    return out
 
 
 def _subset(node: onnx.NodeProto) -> bool:
@@ -140,6 +173,27 @@ def with_range_outputs(
         return applied[key]
 
     slots: dict[str, RangeSlot] = {}
+    constants = _scalar_constants(out)
+    wanted = set(tensors)
+
+    def affine(node: onnx.NodeProto) -> tuple[str, str] | None:
+        """(data input, constant input) of x·a / x + b with a one-element constant."""
+        if node.op_type not in AFFINE_OPS or not _default_domain(node) or len(node.input) != 2:
+            return None
+        a, b = node.input
+        if b in constants and a not in constants:
+            return a, b
+        if a in constants and b not in constants:
+            return b, a
+        return None
+
+    # tensors whose exact range derives the range of a calibrated x·a / x + b: measured in full
+    # rather than up to ∪ {0} (two passes saved downstream for the one spent here)
+    affine_sources = set()
+    for n in out.graph.node:
+        operands = affine(n)
+        if operands is not None and n.output[0] in wanted:
+            affine_sources.add(operands[0])
 
     def derive(t: str) -> RangeSlot | None:
         if t not in producer:
@@ -166,7 +220,21 @@ def with_range_outputs(
                 )
         if _monotone(node) and source is not None and not source.with_zero:
             return RangeSlot(None, apply(node, source.hi), source.present)
-        if op == "Mul" and len(node.input) == 2:
+        operands = affine(node)
+        if operands is not None and operands[0] in slots and not slots[operands[0]].with_zero:
+            x, c = operands
+            source = slots[x]
+            if op == "Add":  # [lo + b, hi + b]
+                low = add("Add", [source.lo, c]) if source.lo else add("ReduceMin", [t])
+                return RangeSlot(low, add("Add", [source.hi, c]), source.present)
+            if constants[c] >= 0.0:  # [lo·a, hi·a]; never negative stays never negative
+                low_or_none = add("Mul", [source.lo, c]) if source.lo else None
+                return RangeSlot(low_or_none, add("Mul", [source.hi, c]), source.present)
+            if source.lo:  # a < 0: [hi·a, lo·a]
+                return RangeSlot(
+                    add("Mul", [source.hi, c]), add("Mul", [source.lo, c]), source.present
+                )
+        if op == "Mul" and len(node.input) == 2 and t not in affine_sources:
             for x, gate in (node.input, node.input[::-1]):
                 f = producer.get(gate, (0, None))[1]
                 sx = slots.get(x)
