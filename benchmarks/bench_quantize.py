@@ -385,6 +385,13 @@ def bench(name: str, runs: int, keep_float: int | None, only: list[str] | None) 
             )
             rows.append(conf)
             print(lines[-1], flush=True)
+            if res.get("stages"):  # in-process stages of graphopt rows (stdout only)
+                stages = ", ".join(f"{k} {v:.2f} s" for k, v in res["stages"].items())
+                print(
+                    f"  stages: {stages}; the rest (imports, checker, save) "
+                    f"{res['seconds'] - sum(res['stages'].values()):.2f} s",
+                    flush=True,
+                )
     return lines
 
 
