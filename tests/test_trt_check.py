@@ -469,9 +469,9 @@ def test_real_detector_quantized_for_tensorrt_has_no_errors(real_model, real_fee
 
 @pytest.mark.realmodel
 def test_ort_cpu_pipeline_output_is_flagged(real_model):
-    optimized = _optimized(real_model("common_det"), "ort-cpu")
+    optimized = _optimized(real_model("common_det"), "ort-fusions")
     if not any(n.domain == "com.microsoft" for n in optimized.graph.node):
-        pytest.skip("the ort-cpu pipeline emitted no com.microsoft op on common_det")
+        pytest.skip("the ort-fusions pipeline emitted no com.microsoft op on common_det")
     found = errors(check_tensorrt(optimized, 10))
     assert found and {f.rule for f in found} == {"custom-domain"}
     assert any("FusedConv" in f.op for f in found)

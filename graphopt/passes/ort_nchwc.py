@@ -204,13 +204,21 @@ class OrtNchwcLayout(Pass):
     # 0: measure b with the installed onnxruntime. Another value targets another machine's b
     # (8: AVX2, 16: AVX-512); the output then computes the right values only on such a CPU.
     block_size: int = 0
+    # Keep the graph as it was too, behind If(this CPU's block size = b): correct on every CPU,
+    # blocked where b matches (graphopt.passes.nchwc_fallback; the model carries both filters).
+    fallback: bool = False
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        from graphopt.passes import nchwc_fallback
+
         block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
-        if block <= 0:
+        if block > 0 and self.fallback:
+            why = nchwc_fallback.unguardable(graph)
+        if why:
             ctx.note(_RULE, "(graph)", "refused", why)
             log.info("ort-nchwc-layout: %s", why)
-            return PassResult(False, {"block_size": 0})
+            return PassResult(False, {"block_size": max(block, 0)})
+        portable = nchwc_fallback.snapshot(graph) if self.fallback else None
         rewrite = _Rewrite(graph, ctx, block, _shape_facts(graph, ctx))
         for node in graph.toposort():
             if node.name in graph.nodes:
@@ -218,6 +226,9 @@ class OrtNchwcLayout(Pass):
         rewrite.finish()
         stats = dict(rewrite.stats)
         stats["block_size"] = block
+        if portable is not None and rewrite.changed:
+            nchwc_fallback.guard(graph, portable, block)
+            stats["guarded"] = 1
         return PassResult(rewrite.changed, stats)
 
 

@@ -1,0 +1,134 @@
+"""An NCHWc model that stays correct on every CPU: the blocked graph, guarded by the block size.
+
+`ort-nchwc-layout` reorders filters for one block size b (8 with AVX2, 16 with AVX-512), and
+onnxruntime does not check it: on a CPU with another b the blocked kernels compute wrong values
+silently. With `fallback: true` the pass keeps both graphs and lets the model pick at run time:
+
+    b' = Shape(nchwc.ReorderInput(0[1, 4, 1, 1]))[1]      (4 channels padded to this CPU's block)
+    y  = If(b' = b, then: the NCHWc graph, else: the graph as it was before the pass)
+
+so a session at ORT_DISABLE_ALL runs the blocked kernels where they are right and the portable
+graph elsewhere (a CPU without NCHWc kernels pads nothing: b' = 4 ≠ b). Both branches read the
+same graph inputs and initializers from the outer scope; their own tensors are renamed so the
+model stays in SSA form. The price is size: the model carries both sets of filters.
+
+What it does not do: guard a model whose graph outputs are not all produced by nodes (an
+output that is a graph input or an initializer cannot become an If output), or one that
+already declares a tensor name the guard needs; the pass then leaves the graph unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from graphopt.ir import Graph
+from graphopt.passes.constants import adopt_tensor
+from graphopt.passes.ort_nchwc import NCHWC_DOMAIN
+
+PROBE_CHANNELS = 4  # ReorderInput pads channels up to a multiple of b; 4 < every NCHWc b
+
+
+def unguardable(graph: Graph) -> str:
+    """Why the graph cannot be guarded, or "" when it can."""
+    for out in graph.graph_outputs:
+        if graph.producer_node(out) is None:
+            return f"graph output {out!r} is not produced by a node"
+    for node in graph.nodes.values():
+        if graph.has_subgraphs(node):
+            return f"node {node.name!r} carries a subgraph"
+    return ""
+
+
+def snapshot(graph: Graph) -> onnx.ModelProto:
+    """A copy of the graph as it is now (nodes written back in order)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(graph.commit())
+    return copy
+
+
+def guard(graph: Graph, portable: onnx.ModelProto, block: int) -> None:
+    """Replace `graph` (the NCHWc rewrite of `portable`) by If(block size = `block`, graph,
+    portable), adding the initializers only `portable` reads."""
+    blocked = snapshot(graph)
+    outputs = list(graph.graph_outputs)
+    # an initializer only the portable graph reads joins the outer scope; one whose name the
+    # blocked graph reuses for other contents (never seen) is renamed in the portable branch
+    clashes: dict[str, str] = {}
+    for init in portable.graph.initializer:
+        mine = graph.initializers.get(init.name)
+        if mine is not None and _same_tensor(mine, init):
+            continue
+        name = init.name if mine is None else graph.unique_name(f"{init.name}_nchw")
+        if mine is not None:
+            clashes[init.name] = name
+        adopt_tensor(graph, name, init)
+    then_branch = _branch(graph, blocked.graph, outputs, "nchwc")
+    else_branch = _branch(graph, portable.graph, outputs, "nchw", clashes)
+    for node in list(graph.nodes.values()):
+        graph.remove_node(node)
+    keep_info = set(graph.graph_inputs) | set(graph.initializers)
+    for i in reversed(range(len(graph.proto.value_info))):
+        if graph.proto.value_info[i].name not in keep_info:
+            del graph.proto.value_info[i]  # now described inside the branches
+
+    probe = graph.add_initializer("nchwc_probe", np.zeros((1, PROBE_CHANNELS, 1, 1), np.float32))
+    channel_axis = graph.add_initializer("nchwc_probe_axis", np.array(1, np.int64))
+    expected = graph.add_initializer("nchwc_block_size", np.array(block, np.int64))
+    padded = graph.make_node(
+        "ReorderInput", [probe], 1, name="nchwc_probe_reorder", domain=NCHWC_DOMAIN
+    ).output[0]
+    shape = graph.make_node("Shape", [padded], 1, name="nchwc_probe_shape").output[0]
+    size = graph.make_node("Gather", [shape, channel_axis], 1, name="nchwc_probe_block").output[0]
+    same = graph.make_node("Equal", [size, expected], 1, name="nchwc_block_matches").output[0]
+    node = helper.make_node(
+        "If",
+        [same],
+        outputs,
+        name=graph.unique_name("nchwc_or_nchw"),
+        then_branch=then_branch,
+        else_branch=else_branch,
+    )
+    graph.add_node(node)
+
+
+def _same_tensor(a: onnx.TensorProto, b: onnx.TensorProto) -> bool:
+    return a.SerializeToString() == b.SerializeToString()
+
+
+def _branch(
+    graph: Graph,
+    source: onnx.GraphProto,
+    outputs: list[str],
+    tag: str,
+    renamed_initializers: dict[str, str] | None = None,
+) -> onnx.GraphProto:
+    """`source`'s nodes as an If branch: every tensor they produce renamed (fresh in `graph`),
+    graph inputs and initializers read from the outer scope, `outputs` as its outputs."""
+    renamed: dict[str, str] = dict(renamed_initializers or {})
+    for node in source.node:
+        for out in node.output:
+            if out:
+                renamed[out] = graph.unique_name(f"{out}_{tag}")
+    branch = onnx.GraphProto()
+    branch.name = f"{source.name or 'graph'}_{tag}"
+    for node in source.node:
+        copy = branch.node.add()
+        copy.CopyFrom(node)
+        copy.name = graph.unique_name(f"{node.name}_{tag}")
+        for i, name in enumerate(copy.input):
+            copy.input[i] = renamed.get(name, name)
+        for i, name in enumerate(copy.output):
+            copy.output[i] = renamed.get(name, name)
+    declared = {o.name: o for o in source.output}
+    for out in outputs:
+        info = branch.output.add()
+        info.CopyFrom(declared[out])
+        info.name = renamed[out]
+    for info in source.value_info:
+        if info.name in renamed:
+            copy_info = branch.value_info.add()
+            copy_info.CopyFrom(info)
+            copy_info.name = renamed[info.name]
+    return branch

@@ -1,0 +1,136 @@
+"""ort-nchwc-layout with `fallback: true`: the NCHWc graph behind a block-size guard, the NCHW
+graph in the other branch; right on every CPU (a wrong block size takes the fallback)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+import graphopt
+from graphopt.backends.onnxruntime import session
+from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, OrtNchwcLayout
+from graphopt.pipeline import make_pipeline
+from tests.test_pass_ort_nchwc import BLOCK, conv, model, needs_nchwc
+
+RNG = np.random.default_rng(11)  # its own: drawing from the other module's would change its data
+
+
+def rand(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def weight(*shape: int) -> np.ndarray:
+    return rand(*shape) / np.float32(np.sqrt(np.prod(shape[1:])))
+
+
+def guarded(m: onnx.ModelProto, **options) -> tuple[onnx.ModelProto, dict]:  # type: ignore[no-untyped-def]
+    pipe = make_pipeline("t", [OrtNchwcLayout(fallback=True, **options)])
+    out, report = graphopt.optimize_with_report(m, pipe, explain=True)
+    return out, report.records[0].stats | {"explain": report.explain}
+
+
+def with_block_size(m: onnx.ModelProto, block: int) -> onnx.ModelProto:
+    """The model with the guard's expected block size replaced (what another CPU would see)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(m)
+    for t in copy.graph.initializer:
+        if t.name == "nchwc_block_size":
+            t.CopyFrom(numpy_helper.from_array(np.array(block, np.int64), t.name))
+    return copy
+
+
+def chain() -> onnx.ModelProto:
+    nodes = [
+        conv("x", "W0", "a", "B0", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        conv("r", "W1", "c", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Add", ["c", "c"], ["y"]),
+    ]
+    inits = {"W0": weight(32, 16, 3, 3), "B0": rand(32), "W1": weight(32, 32, 3, 3)}
+    return model(nodes, [1, 16, 12, 12], inits)
+
+
+def branches(m: onnx.ModelProto) -> dict[str, onnx.GraphProto]:
+    (node,) = [n for n in m.graph.node if n.op_type == "If"]
+    return {a.name: a.g for a in node.attribute}
+
+
+@needs_nchwc
+def test_guarded_model_checks_and_matches_on_both_branches() -> None:
+    original = chain()
+    out, stats = guarded(original)
+    assert stats["guarded"] == 1 and stats["block_size"] == BLOCK
+    onnx.checker.check_model(out, full_check=True)
+    assert [n.op_type for n in out.graph.node] == ["ReorderInput", "Shape", "Gather", "Equal", "If"]
+    assert [o.name for o in out.graph.output] == ["y"]
+    parts = branches(out)
+    assert any(n.domain == NCHWC_DOMAIN and n.op_type == "Conv" for n in parts["then_branch"].node)
+    assert not any(n.domain == NCHWC_DOMAIN for n in parts["else_branch"].node)
+    # the original filters stay for the NCHW branch, the reordered ones join them
+    names = {t.name for t in out.graph.initializer}
+    assert {"W0", "B0", "W1"} <= names and len(names) > 3 + 3
+    feeds = {"x": rand(1, 16, 12, 12)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    for block in (BLOCK, BLOCK + 1):  # the matching CPU, then any other one
+        got = session(with_block_size(out, block), threads=1, level="disable").run(None, feeds)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_a_wrong_block_size_without_the_guard_is_silently_wrong() -> None:
+    """Why the guard exists: filters reordered for another block size compute garbage and
+    onnxruntime does not notice."""
+    other = 8 if BLOCK == 16 else 16
+    original = chain()
+    pipe = make_pipeline("t", [OrtNchwcLayout(block_size=other)])
+    unguarded = graphopt.optimize(original, pipe)
+    feeds = {"x": rand(1, 16, 12, 12)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)[0]
+    try:
+        got = session(unguarded, threads=1, level="disable").run(None, feeds)[0]
+    except Exception:  # onnxruntime may also refuse the shapes: not wrong values, but no run
+        return
+    assert not np.allclose(got, expected, rtol=1e-3, atol=1e-3)
+    safe, _ = guarded(original, block_size=other)
+    got = session(safe, threads=1, level="disable").run(None, feeds)[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_an_output_that_is_an_input_is_not_guarded() -> None:
+    nodes = [conv("x", "W0", "y", pads=[1, 1, 1, 1])]
+    original = model(nodes, [1, 16, 8, 8], {"W0": weight(32, 16, 3, 3)}, outputs=("y", "x"))
+    out, stats = guarded(original)
+    assert "guarded" not in stats
+    assert not any(n.domain == NCHWC_DOMAIN or n.op_type == "If" for n in out.graph.node)
+    assert (
+        "ort-nchwc-layout",
+        "(graph)",
+        "refused",
+        "graph output 'x' is not produced by a node",
+    ) in stats["explain"]
+
+
+def test_nothing_changes_without_nchwc_kernels(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.passes import ort_nchwc
+
+    monkeypatch.setattr(ort_nchwc, "measured_block_size", lambda: (0, "no NCHWc kernels"))
+    out, stats = guarded(chain())
+    assert [n.op_type for n in out.graph.node] == ["Conv", "Relu", "Conv", "Add"]
+    assert "guarded" not in stats
+
+
+@needs_nchwc
+@pytest.mark.realmodel
+def test_ort_cpu_on_common_det_runs_both_branches(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
+    original = onnx.load(str(real_model("common_det")))
+    out = graphopt.optimize(original, "ort-cpu")
+    assert out.graph.node[-1].op_type == "If"
+    feeds = real_feeds("common_det", 1)[0]
+    reference = session(original, threads=2, level="all").run(None, feeds)[0]
+    scale = float(np.max(np.abs(reference)))
+    for block in (BLOCK, 4):
+        got = session(with_block_size(out, block), threads=2, level="disable").run(None, feeds)[0]
+        assert float(np.max(np.abs(got - reference))) <= 1e-4 * scale
