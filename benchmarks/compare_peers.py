@@ -53,6 +53,7 @@ from bench_optimize import (
     graphopt_once,
     machine_info,
     measure_pair,
+    nodes_that_run,
     non_constant_nodes,
 )
 
@@ -118,7 +119,11 @@ def graphopt_pipelines() -> list[str]:
     from graphopt.pipeline import builtin_pipelines
 
     present = builtin_pipelines()
-    return [p for p in ("default", "ort-cpu", "ort-cpu-native", "tensorrt") if p in present]
+    return [
+        p
+        for p in ("default", "ort-fusions", "ort-cpu", "ort-cpu-native", "tensorrt")
+        if p in present
+    ]
 
 
 def all_tools() -> dict[str, ToolFn]:
@@ -204,13 +209,14 @@ def worker(tool: str, src: str, dst: str, runs: str, result: str) -> int:
 
 def node_facts(path: Path) -> dict[str, Any]:
     model = onnx.load(str(path), load_external_data=False)
+    nodes = nodes_that_run(model)
     ops = Counter(
         (f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type)
-        for n in model.graph.node
+        for n in nodes
     )
     return {
         "non_constant": non_constant_nodes(model),
-        "total": len(model.graph.node),
+        "total": len(nodes),
         "constant": ops.get("Constant", 0),
         "ops": dict(sorted(ops.items())),
         "file_bytes": path.stat().st_size,
