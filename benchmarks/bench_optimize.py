@@ -124,14 +124,11 @@ def nodes_that_run(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The main graph's nodes; for a model behind graphopt's NCHWc guard (`ort-cpu`: a probe,
     then If(block size matches, NCHWc graph, NCHW graph)) the probe's nodes and the NCHWc
     branch, the graph a CPU with that block size runs."""
-    from graphopt.passes.ort_nchwc import BLOCK_SIZE_KEY
+    from graphopt.passes.nchwc_fallback import branches
 
     nodes = list(model.graph.node)
-    guarded = any(p.key == BLOCK_SIZE_KEY for p in model.metadata_props)
-    if not (guarded and nodes and nodes[-1].op_type == "If"):
-        return nodes
-    then = next(a.g for a in nodes[-1].attribute if a.name == "then_branch")
-    return nodes[:-1] + list(then.node)
+    guarded = branches(model)
+    return nodes if guarded is None else nodes[:-1] + list(guarded[0].node)
 
 
 def non_constant_nodes(model: onnx.ModelProto) -> int:

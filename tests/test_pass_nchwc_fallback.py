@@ -134,3 +134,20 @@ def test_ort_cpu_on_common_det_runs_both_branches(real_model, real_feeds) -> Non
     for block in (BLOCK, 4):
         got = session(with_block_size(out, block), threads=2, level="disable").run(None, feeds)[0]
         assert float(np.max(np.abs(got - reference))) <= 1e-4 * scale
+
+
+@needs_nchwc
+def test_cli_counts_the_nchwc_graph_and_its_fallback(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.cli import main
+    from graphopt.passes.nchwc_fallback import branches
+
+    src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    onnx.save(chain(), src)
+    assert main(["optimize", str(src), "-o", str(out), "--pipeline", "ort-cpu"]) == 0
+    then, fallback = branches(onnx.load(out))
+    printed = capsys.readouterr().out
+    assert (
+        f"4 -> {len(then.node)} nodes (NCHWc graph; {len(fallback.node)} in its NCHW fallback)"
+        in printed
+    )
+    assert branches(chain()) is None

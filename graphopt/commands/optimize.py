@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.api import optimize_with_report
     from graphopt.commands._common import check_model
     from graphopt.ir import load, save_model
+    from graphopt.passes import nchwc_fallback
 
     loaded = load(args.input)
     nodes_before = len(loaded.model.graph.node)
@@ -108,9 +109,15 @@ def run(args: argparse.Namespace) -> int:
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     save_model(optimized, args.output, external_data=external)
-    nodes_after = len(optimized.graph.node)
+    nodes_after = f"{len(optimized.graph.node)} nodes"
+    guarded = nchwc_fallback.branches(optimized)
+    if guarded is not None:  # count what runs: the NCHWc graph (the NCHW one is the fallback)
+        nodes_after = (
+            f"{len(guarded[0].node)} nodes (NCHWc graph; {len(guarded[1].node)} in its NCHW "
+            "fallback)"
+        )
     print(
-        f"{args.input}: {nodes_before} -> {nodes_after} nodes with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {args.output}"
+        f"{args.input}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {args.output}"
     )
     if args.stats:
         print_stats(report)

@@ -25,9 +25,25 @@ from onnx import helper
 
 from graphopt.ir import Graph
 from graphopt.passes.constants import adopt_tensor
-from graphopt.passes.ort_nchwc import NCHWC_DOMAIN
+from graphopt.passes.ort_nchwc import BLOCK_SIZE_KEY, NCHWC_DOMAIN
 
 PROBE_CHANNELS = 4  # ReorderInput pads channels up to a multiple of b; 4 < every NCHWc b
+GUARD_NODES = 5  # ReorderInput, Shape, Gather, Equal, If
+
+
+def branches(model: onnx.ModelProto) -> tuple[onnx.GraphProto, onnx.GraphProto] | None:
+    """(the NCHWc graph, the NCHW graph) of a model `guard` made; None for any other model."""
+    nodes = model.graph.node
+    if not (
+        len(nodes) == GUARD_NODES
+        and nodes[0].op_type == "ReorderInput"
+        and nodes[0].domain == NCHWC_DOMAIN
+        and nodes[-1].op_type == "If"
+        and any(p.key == BLOCK_SIZE_KEY for p in model.metadata_props)
+    ):
+        return None
+    bodies = {a.name: a.g for a in nodes[-1].attribute}
+    return bodies["then_branch"], bodies["else_branch"]
 
 
 def unguardable(graph: Graph) -> str:
