@@ -16,7 +16,10 @@ ORT_ENABLE_ALL and b read from the nchwc filter it saves. When onnxruntime emits
 CPU without the kernels, e.g. non-x86) the pass changes nothing and says why. The output is
 therefore specific to this machine's vector width, like onnxruntime's own saved ENABLE_ALL
 models: it runs only on onnxruntime, on a CPU with the same block size (recorded in the model's
-metadata_props as `graphopt.nchwc_block_size`; onnxruntime itself does not check it).
+metadata_props as `graphopt.nchwc_block_size`; onnxruntime itself does not check it). With the
+option `fallback: true` (the `ort-cpu` pipeline) the model checks it: the NCHWc graph runs behind
+If(this CPU's block size = b), the graph as it was before the pass in the other branch
+(`graphopt.passes.nchwc_fallback`).
 
 What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
@@ -197,6 +200,7 @@ class OrtNchwcLayout(Pass):
     R = MlasReorderFilterOIHWBiBo, R_o = MlasReorderFilterOIHWBo (depthwise too), B̃ = B zero
     padded to Õ = b⌈O/b⌉. Padded channels of ⟦y⟧ hold zeros (or act(0)); ReorderOutput drops
     them and every blocked consumer ignores them.
+    With `fallback`: y = If(Shape(ReorderInput(0[1,4,1,1]))[1] = b, NCHWc graph, original graph).
     """
 
     name = "ort-nchwc-layout"
