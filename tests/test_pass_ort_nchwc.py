@@ -361,6 +361,10 @@ def test_resize_modes_like_onnxruntime(mode, transform, nearest, converted):
     rewritten = layout(original)
     assert nchwc_ops(rewritten)["Upsample"] == int(converted)
     assert nchwc_ops(ort_saved(original))["Upsample"] == int(converted)
+    # a converted Resize's scales go with it (onnxruntime warned about the unused initializer)
+    read = {t for n in rewritten.graph.node for t in n.input}
+    assert ("scales" in read) == (not converted)
+    assert {t.name for t in rewritten.graph.initializer} <= read
     assert_same(original, rewritten)
 
 

@@ -248,6 +248,11 @@ class _Rewrite:
     biases: dict[str, str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     changed: bool = False
+    released: set[str] = field(default_factory=set)  # what removed nodes read
+
+    def _remove(self, node: onnx.NodeProto) -> None:
+        self.released.update(t for t in node.input if t)
+        self.graph.remove_node(node)
 
     # ------------------------------------------------------------------ dispatch
     def visit(self, node: onnx.NodeProto) -> None:
@@ -434,7 +439,7 @@ class _Rewrite:
             "Conv", inputs, list(producer.output), name=producer.name, domain=NCHWC_DOMAIN
         )
         fused.attribute.extend(producer.attribute)
-        self.graph.remove_node(producer)
+        self._remove(producer)
         self.graph.add_node(fused)
         self._alias(node, conv)
         return True
@@ -538,7 +543,7 @@ class _Rewrite:
     ) -> None:
         """Remove `node`; an nchwc `op` writes the blocked twin of its first output."""
         out = node.output[0]
-        self.graph.remove_node(node)
+        self._remove(node)
         new = self.graph.make_node(
             op,
             inputs,
@@ -562,14 +567,14 @@ class _Rewrite:
         new.attribute.extend(node.attribute)
         if not node.domain:
             new.ClearField("domain")
-        self.graph.remove_node(node)
+        self._remove(node)
         self.graph.add_node(new)
         self.blocked[out] = _Blocked(new.output[0], channels, new.name, self.graph.use_count(out))
 
     def _alias(self, node: onnx.NodeProto, source: _Blocked) -> None:
         """`node` was folded into `source`'s producer: its output's twin is that tensor."""
         out = node.output[0]
-        self.graph.remove_node(node)
+        self._remove(node)
         uses = self.graph.use_count(out)
         self.blocked[out] = _Blocked(source.tensor, source.channels, source.producer, uses)
 
@@ -594,7 +599,9 @@ class _Rewrite:
             props = {p.key: p for p in g.model.metadata_props}
             entry = props.get(BLOCK_SIZE_KEY) or g.model.metadata_props.add()
             entry.key, entry.value = BLOCK_SIZE_KEY, str(self.block)
-        for name in {name for name, _ in self.filters} | set(self.biases):
+        # the original filters and biases, and what else only replaced nodes read (Resize's
+        # roi and scales)
+        for name in {name for name, _ in self.filters} | set(self.biases) | self.released:
             if name in g.initializers and not g.use_count(name) and not g.is_graph_input(name):
                 g.remove_initializer(name)
 
