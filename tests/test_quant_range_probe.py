@@ -157,3 +157,28 @@ def test_constant_scale_and_shift_map_the_range() -> None:
         assert ranged[t].maximum == exact[t].maximum, t
         if t != "h":  # never negative: min taken as 0
             assert ranged[t].minimum == exact[t].minimum, t
+
+
+def test_float16_derived_ranges() -> None:
+    """Scalar nodes of a float16 model (σ and the product on float16 scalars) give the exact
+    ranges, up to ∪ {0} where the slot says so."""
+    nodes = [
+        helper.make_node("Sigmoid", ["x"], ["s"]),
+        helper.make_node("Mul", ["x", "s"], ["m"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "silu16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 64])],
+        [helper.make_tensor_value_info("m", TensorProto.FLOAT16, [1, 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    rng = np.random.default_rng(6)
+    for high in (3.0, -0.5):
+        data = [{"x": rng.uniform(-4.0, high, (1, 64)).astype(np.float16)} for _ in range(2)]
+        ranged, _ = collect(model, ["x", "s", "m"], data, histograms=False)
+        exact, _ = collect(model, ["x", "s", "m"], data, histograms=True)
+        for t in ("x", "s", "m"):
+            assert max(ranged[t].maximum, 0.0) == max(exact[t].maximum, 0.0), (high, t)
+            assert ranged[t].compute_amax("minmax") == exact[t].compute_amax("minmax"), (high, t)
+        assert ranged["s"].maximum == exact["s"].maximum
