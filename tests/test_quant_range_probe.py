@@ -63,6 +63,21 @@ def test_max_pool_without_a_shared_scale_is_measured() -> None:
     assert "p" in reduced_inputs(probe, "ReduceMax")
 
 
+@pytest.mark.parametrize("attribute", ["ceil_mode", "wide_pads"])
+def test_max_pool_whose_window_may_miss_the_input_is_measured(attribute: str) -> None:
+    """Only a MaxPool whose every window holds an input element yields a subset of its input's
+    values (a window wholly in padding would output the padding)."""
+    model = conv_model()
+    pool = next(n for n in model.graph.node if n.op_type == "MaxPool")
+    if attribute == "ceil_mode":
+        pool.attribute.append(helper.make_attribute("ceil_mode", 1))
+    else:
+        pads = next(a for a in pool.attribute if a.name == "pads")
+        pads.ints[:] = [3, 3, 3, 3]  # the kernel is 3 wide
+    probe, _ = with_range_outputs(model, ["a", "p"], {"a": "a", "p": "a"})
+    assert "p" in reduced_inputs(probe, "ReduceMax")
+
+
 def gated_model(alpha: float) -> onnx.ModelProto:
     """x → HardSigmoid(α) → h; m = x·h; y = Relu(m)."""
     nodes = [

@@ -76,6 +76,11 @@ def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
     return default
 
 
+def _ints(node: onnx.NodeProto, name: str) -> list[int]:
+    value = _attribute(node, name, [])
+    return [int(v) for v in value] if isinstance(value, list) else []
+
+
 def _monotone(node: onnx.NodeProto) -> bool:
     """f nondecreasing and never negative, elementwise, one input."""
     if not _default_domain(node) or node.op_type not in MONOTONE_NONNEGATIVE_OPS:
@@ -112,10 +117,28 @@ def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
 
 
 def _subset(node: onnx.NodeProto) -> bool:
+    """Every output element is one of the input's: MaxPool without the Indices output whose
+    windows all hold an input element (no ceil_mode, each pad under its kernel extent); Resize
+    in `nearest` mode outside `tf_crop_and_resize` (which fills with an extrapolation value)."""
     if node.op_type == "MaxPool":
-        return len([o for o in node.output if o]) == 1  # not the Indices output
+        kernel = _ints(node, "kernel_shape")
+        dilations = _ints(node, "dilations") or [1] * len(kernel)
+        if not kernel or len(dilations) != len(kernel):
+            return False
+        extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+        pads = _ints(node, "pads")
+        return (
+            len([o for o in node.output if o]) == 1
+            and _attribute(node, "ceil_mode", 0) == 0
+            and _attribute(node, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
+            and all(p < extent[i % len(extent)] for i, p in enumerate(pads))
+        )
     mode = _attribute(node, "mode", b"nearest")
-    return mode in (b"nearest", "nearest")
+    crop = _attribute(node, "coordinate_transformation_mode", b"half_pixel")
+    return mode in (b"nearest", "nearest") and crop not in (
+        b"tf_crop_and_resize",
+        "tf_crop_and_resize",
+    )
 
 
 def with_range_outputs(
