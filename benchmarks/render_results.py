@@ -160,9 +160,11 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
             "the original model at ORT_ENABLE_ALL and each timed run right after an untimed "
             "run of the same session (hot); a ratio is the median of those pairs' "
             "ratios (p25–p75 in brackets; below 1 is faster). Expect a few percent of noise "
-            "between runs. `graphopt:ort-cpu`, `graphopt:ort-cpu-native` and `ort:extended` "
-            "outputs contain onnxruntime-only `com.microsoft` ops (ort-cpu-native's NCHWc "
-            "layout is also specific to this CPU's vector width); the others are standard ONNX.",
+            "between runs. The `graphopt:ort-*` and `ort:extended` outputs contain "
+            "onnxruntime-only `com.microsoft` ops; ort-cpu-native's NCHWc layout is also "
+            "specific to this CPU's vector width, ort-cpu holds it behind a block-size guard "
+            "with an NCHW fallback (nodes: the guard and the NCHWc graph that runs); the others "
+            "are standard ONNX.",
             "",
             "**Non-Constant nodes**",
             "",
