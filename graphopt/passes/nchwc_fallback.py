@@ -68,7 +68,7 @@ def guard(graph: Graph, portable: onnx.ModelProto, block: int) -> None:
     """Replace `graph` (the NCHWc rewrite of `portable`) by If(block size = `block`, graph,
     portable), adding the initializers only `portable` reads."""
     blocked = snapshot(graph)
-    outputs = list(graph.graph_outputs)
+    outputs = list(dict.fromkeys(graph.graph_outputs))  # an If writes each output once (SSA)
     # an initializer only the portable graph reads joins the outer scope; one whose name the
     # blocked graph holds with another type or shape (never seen) is renamed in its branch
     clashes: dict[str, str] = {}

@@ -1,0 +1,82 @@
+"""Review of the NCHWc guard (`ort-nchwc-layout` with `fallback: true`, the `ort-cpu` pipeline):
+models the first tests did not cover. Each guarded model must keep its inputs and outputs, pass
+the ONNX checker (full check) and match the original in onnxruntime on both branches."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import graphopt
+from graphopt.backends.onnxruntime import session
+from graphopt.passes.ort_nchwc import OrtNchwcLayout
+from graphopt.pipeline import make_pipeline
+from tests.test_pass_nchwc_fallback import with_block_size
+from tests.test_pass_ort_nchwc import BLOCK, needs_nchwc
+
+RNG = np.random.default_rng(23)
+F = TensorProto.FLOAT
+
+
+def rand(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def weight(*shape: int) -> np.ndarray:
+    return rand(*shape) / np.float32(np.sqrt(np.prod(shape[1:])))
+
+
+def two_input_model(outputs: list[str], opset: int = 17, ir_version: int | None = None):  # type: ignore[no-untyped-def]
+    """x, z → Conv+Relu, Conv → Add → y → Sigmoid → s; `outputs` picks the graph outputs."""
+    nodes = [
+        helper.make_node("Conv", ["x", "W0", "B0"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Conv", ["z", "W1"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["r", "c"], ["y"]),
+        helper.make_node("Sigmoid", ["y"], ["s"]),
+    ]
+    inits = {"W0": weight(32, 16, 3, 3), "B0": rand(32), "W1": weight(32, 16, 3, 3)}
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, F, [1, 16, 8, 8]) for n in ("x", "z")],
+        [helper.make_tensor_value_info(o, F, [1, 32, 8, 8]) for o in outputs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    if ir_version is not None:
+        m.ir_version = ir_version
+    return m
+
+
+def guarded(m: onnx.ModelProto) -> onnx.ModelProto:
+    return graphopt.optimize(m, make_pipeline("t", [OrtNchwcLayout(fallback=True)]))
+
+
+def assert_guard_is_right(original: onnx.ModelProto, out: onnx.ModelProto) -> None:
+    assert [(o.name, o.type) for o in out.graph.output] == [
+        (o.name, o.type) for o in original.graph.output
+    ]
+    assert [(i.name, i.type) for i in out.graph.input] == [
+        (i.name, i.type) for i in original.graph.input
+    ]
+    onnx.checker.check_model(out, full_check=True)
+    feeds = {"x": rand(1, 16, 8, 8), "z": rand(1, 16, 8, 8)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    for block in (BLOCK, BLOCK + 1):  # the NCHWc branch, then the NCHW fallback
+        for level in ("disable", "all"):
+            m = with_block_size(out, block)
+            got = session(m, threads=1, level=level).run(None, feeds)
+            for e, g in zip(expected, got, strict=True):
+                np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_a_graph_output_listed_twice_is_guarded_into_a_valid_model() -> None:
+    """An If output must be written once (SSA): the If writes y once, the graph lists it twice
+    as before (was: If(...) -> [y, s, y], which onnxruntime refused to load)."""
+    original = two_input_model(["y", "s", "y"])
+    out = guarded(original)
+    assert out.graph.node[-1].op_type == "If"
+    assert_guard_is_right(original, out)
