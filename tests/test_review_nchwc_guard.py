@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
 from graphopt.backends.onnxruntime import session
-from graphopt.passes.ort_nchwc import OrtNchwcLayout
+from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, OrtNchwcLayout
 from graphopt.pipeline import make_pipeline
 from tests.test_pass_nchwc_fallback import with_block_size
 from tests.test_pass_ort_nchwc import BLOCK, needs_nchwc
@@ -80,3 +80,31 @@ def test_a_graph_output_listed_twice_is_guarded_into_a_valid_model() -> None:
     out = guarded(original)
     assert out.graph.node[-1].op_type == "If"
     assert_guard_is_right(original, out)
+
+
+@needs_nchwc
+def test_ir3_model_with_constant_node_weights_is_left_alone() -> None:
+    """IR < 4 needs every initializer listed as a graph input (then an overridable input, not a
+    constant): the layout pass cannot add its reordered filters there (was: W0_nchwc in
+    initializer but not in graph input; onnxruntime refused to load)."""
+    source = two_input_model(["y", "s"], opset=8, ir_version=3)
+    weights = list(source.graph.initializer)
+    del source.graph.initializer[:]
+    nodes = [helper.make_node("Constant", [], [t.name], value=t) for t in weights]
+    nodes += list(source.graph.node)
+    del source.graph.node[:]
+    source.graph.node.extend(nodes)
+    onnx.checker.check_model(source, full_check=True)
+    for fallback in (True, False):
+        pipe = make_pipeline("t", [OrtNchwcLayout(fallback=fallback)])
+        out, report = graphopt.optimize_with_report(source, pipe, explain=True)
+        onnx.checker.check_model(out, full_check=True)
+        assert not any(n.domain == NCHWC_DOMAIN for n in out.graph.node)
+        assert ("ort-nchwc-layout", "*", "refused") in {e[:3] for e in report.explain}
+    out = graphopt.optimize(source, "ort-cpu")
+    onnx.checker.check_model(out, full_check=True)
+    feeds = {"x": rand(1, 16, 8, 8), "z": rand(1, 16, 8, 8)}
+    expected = session(source, threads=1, level="disable").run(None, feeds)
+    got = session(out, threads=1, level="disable").run(None, feeds)
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)

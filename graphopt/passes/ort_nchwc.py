@@ -24,7 +24,8 @@ If(this CPU's block size = b), the graph as it was before the pass in the other 
 What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
 Add/Mul whose operand shapes are not statically known to be equal, Resize other than nearest
-(asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by integer scales.
+(asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by integer scales, IR < 4
+models (every initializer must be a graph input there, so no reordered filter can be added).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import onnx
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+from graphopt.passes.constant_folding import initializers_allowed
 
 log = logging.getLogger("graphopt.passes.ort_nchwc")
 
@@ -215,6 +217,8 @@ class OrtNchwcLayout(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         from graphopt.passes import nchwc_fallback
 
+        if not initializers_allowed(graph, ctx, _RULE):  # the reordered filters are initializers
+            return PassResult(False)
         block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
         if block > 0 and self.fallback:
             why = nchwc_fallback.unguardable(graph)
