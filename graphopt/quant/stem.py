@@ -7,9 +7,10 @@ out. Practice agrees (keep the first layers in FP16/FP32 "until the range is nor
 does measurement: `common_det` (YOLOX) in the TensorRT layout matches 0.875 of its FP32 boxes
 fully quantized, 0.952 with its two stem convolutions float (benchmarks/results/quantize.md).
 
-`stem_nodes(graph)` walks forward from the graph inputs: every Conv/ConvTranspose reached is in
-the stem; a path stops after a node that downsamples (a `strides` attribute above 1: strided
-Conv, MaxPool, AveragePool). At most `limit` nodes: a model that never downsamples has no stem.
+`stem_nodes(graph)` walks forward from the graph's data inputs (not initializers listed as
+inputs): every Conv/ConvTranspose reached is in the stem; a path stops after a node that
+downsamples (a `strides` attribute above 1: strided Conv, MaxPool, AveragePool). At most `limit`
+nodes: a model that never downsamples has no stem.
 
 What it does not do: look at shapes or data (a model whose input is already normalised has the
 same stem), or decide anything for the `onnxruntime` target, whose uint8 activations hold
@@ -31,7 +32,9 @@ def stem_nodes(graph: Graph, limit: int = STEM_LIMIT) -> list[str]:
     `limit` or nothing downsamples)."""
     reached: set[str] = set()
     stops: set[str] = set()
-    frontier = list(graph.graph_inputs)
+    # the data inputs only: an initializer listed as a graph input (IR < 4, or an exporter's
+    # keep_initializers_as_inputs) is a filter every convolution of the network reads
+    frontier = [t for t in graph.graph_inputs if t not in graph.initializers]
     seen_tensors = set(frontier)
     while frontier:
         tensor = frontier.pop()
