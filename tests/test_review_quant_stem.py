@@ -75,3 +75,31 @@ def test_filters_listed_as_graph_inputs_do_not_start_the_stem() -> None:
     )
     assert report.stem == ["c0", "c1"]
     assert sorted(report.quantized_nodes) == ["c2", "c3"]
+
+
+def test_the_input_shape_feeding_a_late_resize_does_not_join_the_stem() -> None:
+    """Shape(image) carries dims, not pixels: the head convolutions after a Resize to the
+    input's size are not the stem (was: h0 and h1 in the stem with c0)."""
+    inits = [filt("w0", 4, 3), filt("w1", 4, 4), filt("w2", 4, 4), filt("w3", 4, 4)]
+    inits += [
+        numpy_helper.from_array(np.array([2], np.int64), "two"),
+        numpy_helper.from_array(np.array([4], np.int64), "four"),
+        numpy_helper.from_array(np.array([1, 4], np.int64), "batch_channels"),
+    ]
+    nodes = [
+        conv("image", "w0", "c0", stride=2),
+        conv("c0", "w1", "c1", stride=2),
+        helper.make_node("Shape", ["image"], ["dims"]),
+        helper.make_node("Slice", ["dims", "two", "four"], ["hw"]),
+        helper.make_node("Concat", ["batch_channels", "hw"], ["sizes"], axis=0),
+        helper.make_node("Resize", ["c1", "", "", "sizes"], ["up"], mode="nearest"),
+        conv("up", "w2", "h0"),
+        conv("h0", "w3", "h1"),
+    ]
+    model = make(
+        nodes,
+        [helper.make_tensor_value_info("image", F, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("h1", F, [1, 4, 16, 16])],
+        inits,
+    )
+    assert stem_nodes(Graph(model)) == ["c0"]

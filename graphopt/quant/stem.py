@@ -9,8 +9,8 @@ fully quantized, 0.952 with its two stem convolutions float (benchmarks/results/
 
 `stem_nodes(graph)` walks forward from the graph's data inputs (not initializers listed as
 inputs): every Conv/ConvTranspose reached is in the stem; a path stops after a node that
-downsamples (a `strides` attribute above 1: strided Conv, MaxPool, AveragePool). At most `limit`
-nodes: a model that never downsamples has no stem.
+downsamples (a `strides` attribute above 1: strided Conv, MaxPool, AveragePool) and at a Shape
+or Size (dims, not pixels). At most `limit` nodes: a model that never downsamples has no stem.
 
 What it does not do: look at shapes or data (a model whose input is already normalised has the
 same stem), or decide anything for the `onnxruntime` target, whose uint8 activations hold
@@ -25,6 +25,7 @@ from graphopt.ir import Graph
 
 STEM_OPS = ("Conv", "ConvTranspose")
 STEM_LIMIT = 4  # convolutions; more than this before any downsampling is not a stem
+DIMS_ONLY = ("Shape", "Size")  # not followed: what reads their output is not the stem
 
 
 def stem_nodes(graph: Graph, limit: int = STEM_LIMIT) -> list[str]:
@@ -45,6 +46,8 @@ def stem_nodes(graph: Graph, limit: int = STEM_LIMIT) -> list[str]:
             if _downsamples(node):
                 stops.add(node.name)
                 continue
+            if node.op_type in DIMS_ONLY:
+                continue  # its output says how large the image is, it holds no pixel
             for out in node.output:
                 if out and out not in seen_tensors:
                     seen_tensors.add(out)
