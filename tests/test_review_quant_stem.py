@@ -103,3 +103,22 @@ def test_the_input_shape_feeding_a_late_resize_does_not_join_the_stem() -> None:
         inits,
     )
     assert stem_nodes(Graph(model)) == ["c0"]
+
+
+def test_a_strided_conv_transpose_upsamples_and_does_not_end_the_stem() -> None:
+    """ConvTranspose's strides enlarge the image (was: the stem stopped after it, ['ct'])."""
+    up = numpy_helper.from_array((RNG.standard_normal((3, 4, 2, 2)) * 0.3).astype(np.float32), "wt")
+    inits = [up, filt("w1", 4, 4), filt("w2", 4, 4), filt("w3", 4, 4)]
+    nodes = [
+        helper.make_node("ConvTranspose", ["image", "wt"], ["ct"], name="ct", strides=[2, 2]),
+        conv("ct", "w1", "c1"),
+        conv("c1", "w2", "c2", stride=2),
+        conv("c2", "w3", "c3"),
+    ]
+    model = make(
+        nodes,
+        [helper.make_tensor_value_info("image", F, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("c3", F, [1, 4, 8, 8])],
+        inits,
+    )
+    assert stem_nodes(Graph(model)) == ["ct", "c1", "c2"]

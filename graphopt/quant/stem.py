@@ -9,8 +9,9 @@ fully quantized, 0.952 with its two stem convolutions float (benchmarks/results/
 
 `stem_nodes(graph)` walks forward from the graph's data inputs (not initializers listed as
 inputs): every Conv/ConvTranspose reached is in the stem; a path stops after a node that
-downsamples (a `strides` attribute above 1: strided Conv, MaxPool, AveragePool) and at a Shape
-or Size (dims, not pixels). At most `limit` nodes: a model that never downsamples has no stem.
+downsamples (a `strides` attribute above 1: strided Conv, MaxPool, AveragePool; a strided
+ConvTranspose upsamples) and at a Shape or Size (dims, not pixels). At most `limit` nodes: a
+model that never downsamples has no stem.
 
 What it does not do: look at shapes or data (a model whose input is already normalised has the
 same stem), or decide anything for the `onnxruntime` target, whose uint8 activations hold
@@ -59,4 +60,6 @@ def stem_nodes(graph: Graph, limit: int = STEM_LIMIT) -> list[str]:
 
 
 def _downsamples(node: onnx.NodeProto) -> bool:
+    if node.op_type == "ConvTranspose":
+        return False  # its strides enlarge the image
     return any(a.name == "strides" and any(s > 1 for s in a.ints) for a in node.attribute)
