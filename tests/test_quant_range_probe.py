@@ -197,3 +197,59 @@ def test_float16_derived_ranges() -> None:
             assert max(ranged[t].maximum, 0.0) == max(exact[t].maximum, 0.0), (high, t)
             assert ranged[t].compute_amax("minmax") == exact[t].compute_amax("minmax"), (high, t)
         assert ranged["s"].maximum == exact["s"].maximum
+
+
+def test_runs_in_flight_give_the_sequential_ranges_and_reference() -> None:
+    """Two feeds in flight (two cores: one thread each) fold into the same ranges, the FP32
+    reference of the first feeds in feed order, and count batches in order."""
+    from graphopt.quant.collect import runs_in_flight
+
+    assert runs_in_flight(1) == 1 and runs_in_flight(2) == 2 and runs_in_flight(16) == 2
+    model = conv_model()
+    tensors = plan(model, "onnxruntime").calibrated(Graph(model))
+    results = []
+    for threads in (1, 2):
+        reference: list[dict[str, np.ndarray]] = []
+        counts: list[int] = []
+        ranged, count = collect(
+            model,
+            tensors,
+            feeds(7),
+            threads=threads,
+            histograms=False,
+            reference=reference,
+            reference_feeds=3,
+            on_batch=counts.append,
+        )
+        assert count == 7 and counts == list(range(8))
+        results.append(({t: (c.minimum, c.maximum) for t, c in ranged.items()}, reference))
+    (seq, seq_ref), (par, par_ref) = results
+    assert seq == par
+    assert len(seq_ref) == len(par_ref) == 3
+    for a, b in zip(seq_ref, par_ref, strict=True):
+        np.testing.assert_array_equal(a["y"], b["y"])
+    first = [{"x": f["x"]} for f in feeds(3)]
+    np.testing.assert_allclose(par_ref[2]["y"], ort_outputs(model, first[2]), rtol=1e-5)
+
+
+def ort_outputs(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
+    from graphopt.backends.onnxruntime import session
+
+    return session(model).run(["y"], feed)[0]
+
+
+def test_a_failing_run_in_flight_names_its_feed(monkeypatch) -> None:
+    """onnxruntime's failure in a run on the pool's thread comes out of `collect`, named."""
+    from graphopt.errors import QuantizeError
+    from graphopt.quant import collect as collect_module
+
+    original = collect_module._run
+
+    def failing(sess, names, feed, where):  # type: ignore[no-untyped-def]
+        if where == "calibration feed 3":
+            raise QuantizeError(f"{where}: onnxruntime failed: test")
+        return original(sess, names, feed, where)
+
+    monkeypatch.setattr(collect_module, "_run", failing)
+    with pytest.raises(QuantizeError, match="calibration feed 3"):
+        collect(conv_model(), ["c1", "a"], feeds(6), threads=2, histograms=False)

@@ -3,6 +3,11 @@
 The tensors to calibrate become extra graph outputs of a copy of the model; each calibration
 batch is run once, every requested activation is folded into its `HistogramCalibrator`, and the
 batch's arrays are dropped before the next one runs: at most one batch of activations is alive.
+With `histograms=False` (min and max only, `range_probe`) nothing is copied out, and two feeds
+run at a time on the same session, one intra-op thread each where two cores would otherwise
+share one run (`runs_in_flight`): the probe's reductions are single-threaded in onnxruntime, so
+one run at a time left a core idle through them (ppocr_det calibration 3.4 s → 2.7 s, peak
+RSS +0.15 GiB for the second run's activations).
 Feeds are validated against the model's inputs (names, dtype, rank, fixed dims) first.
 Probed outputs are declared without an element type, so onnxruntime gives each its real one
 (float16 activations of a float16 model come out as float16; the histograms bin them in
@@ -15,7 +20,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -103,7 +111,8 @@ def collect(
     """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
     by onnxruntime, some derived from others (`range_probe`; `same_scale`: the plan's scale
-    groups, tensor → representative). With `reference`, the model's
+    groups, tensor → representative), `runs_in_flight(threads)` feeds at a time sharing the
+    `threads` (0: the cores). With `reference`, the model's
     own outputs for the first `reference_feeds` feeds are appended to it (the FP32 outputs the
     accuracy search compares with, computed by the same run instead of a second session: 0.15 s
     less on ppocr_det, whose cost sits at the budget; the run's peak RSS grows by 0.14 GiB on
@@ -130,15 +139,18 @@ def collect(
     extra = [o for o in outputs if o not in names]
     probe.graph.output.extend(_untyped_output(o) for o in extra)
     position = {n: k for k, n in enumerate(names + extra)}
-    sess = session(probe, threads=threads)
+    # ranges only: feeds in flight on one session, each run on its share of the threads (the
+    # probe's reductions run on one thread each, so one run at a time leaves a core idle)
+    in_flight = 1 if histograms else runs_in_flight(threads)
+    per_run = threads if in_flight == 1 else max(1, (threads or _cores()) // in_flight)
+    sess = session(probe, threads=per_run)
     count = 0
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
-    for i, feed in enumerate(data):
-        checked = check_feed(model, feed, f"calibration feed {i}")
-        first = reference is not None and i < reference_feeds
-        values = _run(sess, names + extra if first else names, checked, f"calibration feed {i}")
-        if first and reference is not None:
+
+    def fold(i: int, values: list[Any]) -> None:
+        """Batch i's probe outputs into the calibrators (batches come in order)."""
+        if reference is not None and i < reference_feeds:
             # copies: onnxruntime's arrays can keep the session's memory arena alive (+0.56 GiB
             # peak on ppocr_det through the accuracy search)
             reference.append({o: np.array(values[position[o]], copy=True) for o in outputs})
@@ -157,14 +169,59 @@ def collect(
                 if slot.with_zero:
                     lo, hi = min(lo, 0.0), max(hi, 0.0)
                 calibrators[name].collect_range(lo, hi)
-        del values, checked
+
+    def done_one() -> None:  # after the batch's arrays are dropped
+        nonlocal count
         count += 1
         if on_batch is not None:
             on_batch(count)
+
+    def fetch(i: int) -> list[str]:
+        return names + extra if reference is not None and i < reference_feeds else names
+
+    if in_flight == 1:
+        for i, feed in enumerate(data):
+            checked = check_feed(model, feed, f"calibration feed {i}")
+            values = _run(sess, fetch(i), checked, f"calibration feed {i}")
+            del checked
+            fold(i, values)
+            del values  # only one batch of activations alive at a time
+            done_one()
+    else:
+        pending: deque[tuple[int, Future[list[Any]]]] = deque()
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            for i, feed in enumerate(data):
+                checked = check_feed(model, feed, f"calibration feed {i}")
+                if len(pending) == in_flight:  # the oldest run finishes first in the fold
+                    j, run = pending.popleft()
+                    fold(j, run.result())
+                    del run
+                    done_one()
+                where = f"calibration feed {i}"
+                pending.append((i, pool.submit(_run, sess, fetch(i), checked, where)))
+                del checked
+            while pending:
+                j, run = pending.popleft()
+                fold(j, run.result())
+                del run
+                done_one()
     if count == 0:
         raise QuantizeError("the calibration data is empty")
     log.info("calibrated %d tensors over %d feeds", len(tensors), count)
     return calibrators, count
+
+
+# feeds the range probe runs at a time (with two cores: two runs of one thread each)
+RUNS_IN_FLIGHT = 2
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def runs_in_flight(threads: int = 0) -> int:
+    """Range-probe runs at a time for a budget of `threads` intra-op threads (0: the cores)."""
+    return max(1, min(RUNS_IN_FLIGHT, threads or _cores()))
 
 
 def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0) -> list[Feed]:
