@@ -108,3 +108,29 @@ def test_ir3_model_with_constant_node_weights_is_left_alone() -> None:
     got = session(out, threads=1, level="disable").run(None, feeds)
     for e, g in zip(expected, got, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_a_model_using_the_guards_tensor_names_is_guarded_with_fresh_ones() -> None:
+    """The guard's tensors take fresh names (the docstring said such a model was refused)."""
+    original = two_input_model(["y", "s"])
+    for node in original.graph.node:  # a → nchwc_probe, r → nchwc_block_size
+        rename = {"a": "nchwc_probe", "r": "nchwc_block_size"}
+        node.input[:] = [rename.get(t, t) for t in node.input]
+        node.output[:] = [rename.get(t, t) for t in node.output]
+    out = guarded(original)
+    assert out.graph.node[-1].op_type == "If"
+    equal = out.graph.node[-2]
+    assert equal.op_type == "Equal" and equal.input[1] != "nchwc_block_size"
+    onnx.checker.check_model(out, full_check=True)
+    feeds = {"x": rand(1, 16, 8, 8), "z": rand(1, 16, 8, 8)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    for block in (BLOCK, BLOCK + 1):
+        flipped = onnx.ModelProto()
+        flipped.CopyFrom(out)
+        for t in flipped.graph.initializer:
+            if t.name == equal.input[1]:
+                t.CopyFrom(numpy_helper.from_array(np.array(block, np.int64), t.name))
+        got = session(flipped, threads=1, level="disable").run(None, feeds)
+        for e, g in zip(expected, got, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)

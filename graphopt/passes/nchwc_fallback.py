@@ -1,4 +1,5 @@
-"""An NCHWc model that stays correct on every CPU: the blocked graph, guarded by the block size.
+"""An NCHWc model that stays correct on every CPU with onnxruntime's NCHWc kernels: the blocked
+graph, guarded by the block size.
 
 `ort-nchwc-layout` reorders filters for one block size b (8 with AVX2, 16 with AVX-512), and
 onnxruntime does not check it: on a CPU with another b the blocked kernels compute wrong values
@@ -8,13 +9,17 @@ silently. With `fallback: true` the pass keeps both graphs and lets the model pi
     y  = If(b' = b, then: the NCHWc graph, else: the graph as it was before the pass)
 
 so a session at ORT_DISABLE_ALL runs the blocked kernels where they are right and the portable
-graph elsewhere (a CPU without NCHWc kernels pads nothing: b' = 4 ≠ b). Both branches read the
+graph on a CPU with another b (8 with SSE/AVX2, 16 with AVX-512). Both branches read the
 same graph inputs and initializers from the outer scope; their own tensors are renamed so the
-model stays in SSA form. The price is size: the model carries both sets of filters.
+model stays in SSA form; the guard's own tensors take fresh names. The price is size: the model
+carries both sets of filters.
 
-What it does not do: guard a model whose graph outputs are not all produced by nodes (an
-output that is a graph input or an initializer cannot become an If output), or one that
-already declares a tensor name the guard needs; the pass then leaves the graph unchanged.
+What it does not do: make the model load where onnxruntime has no NCHWc kernels (it registers
+them, ReorderInput included, only where MlasNchwcGetBlockSize() > 1, e.g. x86-64; elsewhere the
+probe and the NCHWc branch have no kernel and the session fails to load: use `ort-fusions`
+there), or guard a model whose graph outputs are not all produced by nodes (an output that is a
+graph input or an initializer cannot become an If output); the pass then leaves the graph
+unchanged.
 """
 
 from __future__ import annotations

@@ -210,8 +210,9 @@ class OrtNchwcLayout(Pass):
     # 0: measure b with the installed onnxruntime. Another value targets another machine's b
     # (8: AVX2, 16: AVX-512); the output then computes the right values only on such a CPU.
     block_size: int = 0
-    # Keep the graph as it was too, behind If(this CPU's block size = b): correct on every CPU,
-    # blocked where b matches (graphopt.passes.nchwc_fallback; the model carries both filters).
+    # Keep the graph as it was too, behind If(this CPU's block size = b): correct on every CPU
+    # with NCHWc kernels (e.g. x86-64), blocked where b matches (graphopt.passes.nchwc_fallback;
+    # the model carries both filters; onnxruntime without NCHWc kernels cannot load it).
     fallback: bool = False
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
