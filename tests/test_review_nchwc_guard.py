@@ -134,3 +134,20 @@ def test_a_model_using_the_guards_tensor_names_is_guarded_with_fresh_ones() -> N
         got = session(flipped, threads=1, level="disable").run(None, feeds)
         for e, g in zip(expected, got, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_cli_counts_a_guarded_input_like_a_guarded_output(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Optimizing an ort-cpu model again changes nothing and says so (was: "5 -> 8 nodes", the
+    five guard nodes against the NCHWc graph)."""
+    from graphopt.cli import main
+    from graphopt.passes.nchwc_fallback import branches
+
+    src, once, twice = tmp_path / "m.onnx", tmp_path / "o1.onnx", tmp_path / "o2.onnx"
+    onnx.save(two_input_model(["y", "s"]), src)
+    assert main(["optimize", str(src), "-o", str(once), "--pipeline", "ort-cpu"]) == 0
+    then, fallback = branches(onnx.load(once))
+    capsys.readouterr()
+    assert main(["optimize", str(once), "-o", str(twice), "--pipeline", "ort-cpu"]) == 0
+    n, m = len(then.node), len(fallback.node)
+    assert f": {n} -> {n} nodes (NCHWc graph; {m} in its NCHW fallback)" in capsys.readouterr().out

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.passes import nchwc_fallback
 
     loaded = load(args.input)
-    nodes_before = len(loaded.model.graph.node)
+    guarded_input = nchwc_fallback.branches(loaded.model)  # count an ort-cpu input like its output
+    nodes_before = len((guarded_input[0] if guarded_input else loaded.model.graph).node)
     start = time.perf_counter()
     optimized, report = optimize_with_report(
         loaded.model,
