@@ -18,8 +18,9 @@ What it does not do: make the model load where onnxruntime has no NCHWc kernels 
 them, ReorderInput included, only where MlasNchwcGetBlockSize() > 1, e.g. x86-64; elsewhere the
 probe and the NCHWc branch have no kernel and the session fails to load: use `ort-fusions`
 there), or guard a model whose graph outputs are not all produced by nodes (an output that is a
-graph input or an initializer cannot become an If output); the pass then leaves the graph
-unchanged.
+graph input or an initializer cannot become an If output) or that has a node with a subgraph
+(If/Loop/Scan: references inside its body would not follow the renaming); the pass then leaves
+the graph unchanged (`ort-cpu` = `ort-fusions` for it).
 """
 
 from __future__ import annotations
