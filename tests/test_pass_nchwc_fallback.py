@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 import graphopt
 from graphopt.backends.onnxruntime import session
+from graphopt.passes.nchwc_fallback import with_block_size
 from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, OrtNchwcLayout
 from graphopt.pipeline import make_pipeline
 from tests.test_pass_ort_nchwc import BLOCK, conv, model, needs_nchwc
@@ -29,16 +30,6 @@ def guarded(m: onnx.ModelProto, **options) -> tuple[onnx.ModelProto, dict]:  # t
     pipe = make_pipeline("t", [OrtNchwcLayout(fallback=True, **options)])
     out, report = graphopt.optimize_with_report(m, pipe, explain=True)
     return out, report.records[0].stats | {"explain": report.explain}
-
-
-def with_block_size(m: onnx.ModelProto, block: int) -> onnx.ModelProto:
-    """The model with the guard's expected block size replaced (what another CPU would see)."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(m)
-    for t in copy.graph.initializer:
-        if t.name == "nchwc_block_size":
-            t.CopyFrom(numpy_helper.from_array(np.array(block, np.int64), t.name))
-    return copy
 
 
 def chain() -> onnx.ModelProto:
@@ -151,3 +142,33 @@ def test_cli_counts_the_nchwc_graph_and_its_fallback(tmp_path, capsys) -> None: 
         in printed
     )
     assert branches(chain()) is None
+
+
+@needs_nchwc
+def test_verify_checks_both_branches(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.cli import main
+
+    src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    onnx.save(chain(), src)
+    assert main(["optimize", str(src), "-o", str(out), "--pipeline", "ort-cpu", "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "verify: y: max abs diff" in printed
+    assert "verify (NCHW fallback): y: max abs diff" in printed
+    with pytest.raises(ValueError, match="not a guarded"):
+        with_block_size(chain(), 8)
+
+
+@needs_nchwc
+def test_inspect_names_the_guard(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.commands.inspect import format_report, inspect_model
+
+    out = tmp_path / "o.onnx"
+    onnx.save(guarded(chain())[0], out)
+    report = inspect_model(str(out))
+    guard = report["nchwc_guard"]
+    assert guard["block_size"] == BLOCK and guard["nchw_nodes"] == 4
+    assert guard["nchwc_ops"]["com.microsoft.nchwc.Conv"] == 2
+    assert f"NCHWc guard: If(this CPU's block size = {BLOCK})" in format_report(report)
+    src = tmp_path / "m.onnx"
+    onnx.save(chain(), src)
+    assert inspect_model(str(src))["nchwc_guard"] is None

@@ -10,9 +10,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
 from graphopt.backends.onnxruntime import session
+from graphopt.passes.nchwc_fallback import with_block_size
 from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, OrtNchwcLayout
 from graphopt.pipeline import make_pipeline
-from tests.test_pass_nchwc_fallback import with_block_size
 from tests.test_pass_ort_nchwc import BLOCK, needs_nchwc
 
 RNG = np.random.default_rng(23)

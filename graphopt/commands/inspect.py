@@ -110,6 +110,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
         "external_data": loaded.external_data,
         "functions": len(model.functions),
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "nchwc_guard": _guard_entry(model),
         "post_dominators": {
             "under_exit": sum(1 for v in tree.values() if v is None),
             "deepest_chain": len(chain),
@@ -183,6 +184,23 @@ def _bytes_text(n: int) -> str:
     return f"{n} B"
 
 
+def _guard_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
+    """The two graphs of an `ort-cpu` model (graphopt.passes.nchwc_fallback), None otherwise."""
+    from graphopt.passes.nchwc_fallback import branches
+    from graphopt.passes.ort_nchwc import BLOCK_SIZE_KEY
+
+    found = branches(model)
+    if found is None:
+        return None
+    block = next(p.value for p in model.metadata_props if p.key == BLOCK_SIZE_KEY)
+    return {
+        "block_size": int(block),
+        "nchwc_nodes": len(found[0].node),
+        "nchw_nodes": len(found[1].node),
+        "nchwc_ops": dict(Counter(f"{n.domain}.{n.op_type}".lstrip(".") for n in found[0].node)),
+    }
+
+
 def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"model: {r['model']}  (IR {r['ir_version']}"
@@ -199,6 +217,13 @@ def format_report(r: dict[str, Any]) -> str:
         *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["outputs"]),
         "ops: " + ", ".join(f"{op} {n}" for op, n in r["ops"].items()),
     ]
+    guard = r.get("nchwc_guard")
+    if guard:
+        lines.append(
+            f"NCHWc guard: If(this CPU's block size = {guard['block_size']}) runs the NCHWc graph "
+            f"({guard['nchwc_nodes']} nodes), else the NCHW graph ({guard['nchw_nodes']} nodes); "
+            "the summary below is of the outer graph"
+        )
     pd = r["post_dominators"]
     lines.append(
         f"post-dominators: {pd['under_exit']} nodes have only the exit as post-dominator; "

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from graphopt.ir import Graph
 from graphopt.passes.constants import adopt_tensor
@@ -50,6 +50,19 @@ def branches(model: onnx.ModelProto) -> tuple[onnx.GraphProto, onnx.GraphProto] 
         return None
     bodies = {a.name: a.g for a in nodes[-1].attribute}
     return bodies["then_branch"], bodies["else_branch"]
+
+
+def with_block_size(model: onnx.ModelProto, block: int) -> onnx.ModelProto:
+    """A copy of a guarded model that expects block size `block`: what a CPU with another block
+    size sees (`block` ≠ the model's: the NCHW fallback runs), for verifying both branches."""
+    if branches(model) is None:
+        raise ValueError("not a guarded NCHWc model")
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for t in copy.graph.initializer:
+        if t.name == copy.graph.node[3].input[1]:  # Equal(probe's block size, expected)
+            t.CopyFrom(numpy_helper.from_array(np.array(block, np.int64), t.name))
+    return copy
 
 
 def unguardable(graph: Graph) -> str:
