@@ -123,7 +123,9 @@ def quantize(
     `histogram_sample` (histogram at most about this many values of each tensor per feed, by a
     fixed prime stride, default 65536; 0: every value; min and max are always exact),
     `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: the installed
-    one, else 8.6.1), `threads`, `on_batch` (callback(count) per feed).
+    one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores; the
+    min/max calibration runs two feeds at a time, sharing them), `on_batch` (callback(count)
+    per feed).
     """
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
 
