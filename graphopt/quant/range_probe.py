@@ -21,11 +21,12 @@ activation costs about what the op producing it does):
   hard-swish): [lo·a, hi·a] (swapped for a < 0), [lo + b, hi + b]; rounding is monotone, so
   these are the extremes onnxruntime computes.
 
-Q/DQ ranges always include 0, so a range is only needed up to ∪ {0}: `RangeSlot.with_zero` marks
-the ones known that way (z above when max x < 0), which give the same Q/DQ parameters, scales
-and cache as the exact ones. Nothing else is approximated: no derivation clips or widens a
-range that the Q/DQ would see. Histogram methods (`entropy`, `percentile`, `mse`) need the values
-themselves and do not use this module.
+Q/DQ ranges always include 0, so a range is only needed up to ∪ {0}: `RangeSlot.with_zero`
+marks the ones known that way (z above when max x < 0; a Concat with a never-negative input,
+whose min is taken as 0), which give the same Q/DQ parameters, scales and cache as the exact
+ones. Nothing else is approximated: no derivation clips or widens a range that the Q/DQ would
+see. Histogram methods (`entropy`, `percentile`, `mse`) need the values themselves and do not
+use this module.
 """
 
 from __future__ import annotations
