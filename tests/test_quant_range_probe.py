@@ -205,6 +205,7 @@ def test_runs_in_flight_give_the_sequential_ranges_and_reference() -> None:
     from graphopt.quant.collect import runs_in_flight
 
     assert runs_in_flight(1) == 1 and runs_in_flight(2) == 2 and runs_in_flight(16) == 2
+    assert runs_in_flight(16, 1) == 1 and runs_in_flight(16, 4) == 4
     model = conv_model()
     tensors = plan(model, "onnxruntime").calibrated(Graph(model))
     results = []
@@ -220,6 +221,7 @@ def test_runs_in_flight_give_the_sequential_ranges_and_reference() -> None:
             reference=reference,
             reference_feeds=3,
             on_batch=counts.append,
+            in_flight=2,
         )
         assert count == 7 and counts == list(range(8))
         results.append(({t: (c.minimum, c.maximum) for t, c in ranged.items()}, reference))
@@ -252,4 +254,28 @@ def test_a_failing_run_in_flight_names_its_feed(monkeypatch) -> None:
 
     monkeypatch.setattr(collect_module, "_run", failing)
     with pytest.raises(QuantizeError, match="calibration feed 3"):
-        collect(conv_model(), ["c1", "a"], feeds(6), threads=2, histograms=False)
+        collect(conv_model(), ["c1", "a"], feeds(6), threads=2, histograms=False, in_flight=2)
+
+
+def test_parallel_feeds_give_the_same_model_and_default_to_one(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One batch of activations alive at a time unless asked: `parallel_feeds=2` runs two, and
+    the quantized model is byte-identical either way."""
+    import graphopt
+    from graphopt.errors import QuantizeError
+    from graphopt.quant import collect as collect_module
+
+    seen: list[int] = []
+    original = collect_module.runs_in_flight
+
+    def spy(threads: int = 0, wanted: int = 2) -> int:
+        seen.append(wanted)
+        return original(threads, wanted)
+
+    monkeypatch.setattr(collect_module, "runs_in_flight", spy)
+    model = conv_model()
+    one = graphopt.quantize(model, feeds(5), target="onnxruntime", threads=2)
+    two = graphopt.quantize(model, feeds(5), target="onnxruntime", threads=2, parallel_feeds=2)
+    assert seen == [1, 2]
+    assert one.SerializeToString() == two.SerializeToString()
+    with pytest.raises(QuantizeError, match="parallel_feeds must be 1 or more"):
+        graphopt.quantize(model, feeds(2), parallel_feeds=0)

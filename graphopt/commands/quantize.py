@@ -97,6 +97,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "output's range, on the first calibration feeds) is <= ERR (default 0.04; 0: off)",
     )
     p.add_argument(
+        "--parallel-feeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="minmax calibration: run N feeds at once (2 keeps two cores busy through "
+        "onnxruntime's single-threaded reductions, with N feeds' activations alive; default 1)",
+    )
+    p.add_argument(
         "--keep-stem",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -162,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             keep_float=args.keep_float,
             accuracy_target=args.accuracy_target or None,
             keep_stem=args.keep_stem,
+            parallel_feeds=args.parallel_feeds,
             pipeline=args.pipeline,
             trt_version=args.trt_version,
             on_batch=progress.update if progress else None,

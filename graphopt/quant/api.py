@@ -123,8 +123,11 @@ def quantize(
     `histogram_sample` (histogram at most about this many values of each tensor per feed, by a
     fixed prime stride, default 65536; 0: every value; min and max are always exact),
     `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: the installed
-    one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores; the
-    min/max calibration runs two feeds at a time, sharing them), `on_batch` (callback(count)
+    one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores),
+    `parallel_feeds` (`minmax` calibration: feeds run at once on the probe session, sharing
+    the threads; 2 keeps two cores busy through onnxruntime's single-threaded reductions,
+    ppocr_det calibration 3.3 → 2.5 s, with a second feed's activations alive; default 1: one
+    batch of activations alive at a time), `on_batch` (callback(count)
     per feed).
     """
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
@@ -152,6 +155,7 @@ def quantize_with_report(
     histogram_sample: int = DEFAULT_HISTOGRAM_SAMPLE,
     pipeline: str | bool | None = None,
     threads: int = 0,
+    parallel_feeds: int = 1,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[onnx.ModelProto, QuantizeReport]:
     """`quantize`, also returning a `QuantizeReport`."""
@@ -169,6 +173,8 @@ def quantize_with_report(
     for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
         if value < 0:
             raise QuantizeError(f"{name} must be 0 or more, got {value}")
+    if parallel_feeds < 1:
+        raise QuantizeError(f"parallel_feeds must be 1 or more, got {parallel_feeds}")
     for name, pct, used in (
         ("percentile", percentile, method == "percentile"),
         ("entropy_floor", entropy_floor, method == "entropy"),
@@ -237,6 +243,7 @@ def quantize_with_report(
             reference=reference,
             reference_feeds=keep_samples,
             same_scale=placement.share,
+            in_flight=parallel_feeds,
         )
         params, report.scales = parameters(
             calibrators, placement, target, method, percentile, entropy_floor

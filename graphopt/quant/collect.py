@@ -3,11 +3,12 @@
 The tensors to calibrate become extra graph outputs of a copy of the model; each calibration
 batch is run once, every requested activation is folded into its `HistogramCalibrator`, and the
 batch's arrays are dropped before the next one runs: at most one batch of activations is alive.
-With `histograms=False` (min and max only, `range_probe`) nothing is copied out, and two feeds
-run at a time on the same session, one intra-op thread each where two cores would otherwise
-share one run (`runs_in_flight`): the probe's reductions are single-threaded in onnxruntime, so
-one run at a time left a core idle through them (ppocr_det calibration 3.4 s → 2.7 s, peak
-RSS +0.15 GiB for the second run's activations).
+With `histograms=False` (min and max only, `range_probe`) nothing is copied out, and with
+`in_flight=2` two feeds run at a time on the same session, one intra-op thread each where two
+cores would otherwise share one run (`runs_in_flight`): the probe's reductions are
+single-threaded in onnxruntime, so one run at a time leaves a core idle through them (ppocr_det
+calibration 3.3 s → 2.5 s, peak RSS +0.15 GiB for the second run's activations). The default
+is one: one batch of activations alive at a time, as issue 5 asks.
 Feeds are validated against the model's inputs (names, dtype, rank, fixed dims) first.
 Probed outputs are declared without an element type, so onnxruntime gives each its real one
 (float16 activations of a float16 model come out as float16; the histograms bin them in
@@ -107,12 +108,13 @@ def collect(
     reference: list[Feed] | None = None,
     reference_feeds: int = 0,
     same_scale: Mapping[str, str] | None = None,
+    in_flight: int = 1,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
     """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
     by onnxruntime, some derived from others (`range_probe`; `same_scale`: the plan's scale
-    groups, tensor → representative), `runs_in_flight(threads)` feeds at a time sharing the
-    `threads` (0: the cores). With `reference`, the model's
+    groups, tensor → representative), `runs_in_flight(threads, in_flight)` feeds at a time
+    sharing the `threads` (0: the cores). With `reference`, the model's
     own outputs for the first `reference_feeds` feeds are appended to it (the FP32 outputs the
     accuracy search compares with, computed by the same run instead of a second session: 0.15 s
     less on ppocr_det, whose cost sits at the budget; the run's peak RSS grows by 0.14 GiB on
@@ -141,7 +143,7 @@ def collect(
     position = {n: k for k, n in enumerate(names + extra)}
     # ranges only: feeds in flight on one session, each run on its share of the threads (the
     # probe's reductions run on one thread each, so one run at a time leaves a core idle)
-    in_flight = 1 if histograms else runs_in_flight(threads)
+    in_flight = 1 if histograms else runs_in_flight(threads, in_flight)
     per_run = threads if in_flight == 1 else max(1, (threads or _cores()) // in_flight)
     sess = session(probe, threads=per_run)
     count = 0
@@ -211,17 +213,14 @@ def collect(
     return calibrators, count
 
 
-# feeds the range probe runs at a time (with two cores: two runs of one thread each)
-RUNS_IN_FLIGHT = 2
-
-
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def runs_in_flight(threads: int = 0) -> int:
-    """Range-probe runs at a time for a budget of `threads` intra-op threads (0: the cores)."""
-    return max(1, min(RUNS_IN_FLIGHT, threads or _cores()))
+def runs_in_flight(threads: int = 0, wanted: int = 2) -> int:
+    """Range-probe runs at a time: `wanted`, at most one per intra-op thread of the budget
+    (`threads`; 0: the cores)."""
+    return max(1, min(wanted, threads or _cores()))
 
 
 def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0) -> list[Feed]:
