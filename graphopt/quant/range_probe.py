@@ -10,12 +10,15 @@ activation costs about what the op producing it does):
 - Concat: the union of its inputs' ranges (Min / Max over their scalars);
 - a subset of the source's values that shares the source's scale (MaxPool; Resize in `nearest`
   mode): the source's range, so the scale group's range, all the Q/DQ sees, is the same;
-- y = f(x), f nondecreasing and never negative (Relu, Sigmoid, HardSigmoid with α ≥ 0):
-  max y = f(max x), f applied by onnxruntime to the scalar: the element at argmax x, computed by
-  the same kernel (elementwise kernels do not depend on an element's position: tested);
-- z = x·f(x) with such an f (SiLU, hard-swish): over x ≥ 0 both factors are nonnegative and
-  nondecreasing, so max z = (max x)·f(max x) when max x ≥ 0, and max z ≤ 0 otherwise; the min
-  (the dip near x = −1.28 / −1.5) is measured. Where z feeds a calibrated x·a / x + b, z is
+- y = f(x), f nondecreasing and never negative as onnxruntime computes it (Relu, HardSigmoid
+  with α ≥ 0): max y = f(max x), f applied by onnxruntime to the scalar: the element at
+  argmax x, computed by the same kernel (elementwise kernels do not depend on an element's
+  position: tested). Not Sigmoid: onnxruntime's (MLAS) sigmoid is monotone only up to a few
+  last-bit steps (σ(2.000003) > σ(2.0000033); σ(17.482065) = 1.0000001 > σ(40) = 1), so its
+  output and x·σ(x) (SiLU) are measured;
+- z = x·f(x) with such an f (hard-swish, x·Relu(x)): over x ≥ 0 both factors are nonnegative
+  and nondecreasing, so max z = (max x)·f(max x) when max x ≥ 0, and max z ≤ 0 otherwise; the
+  min (the dip near x = −1.5) is measured. Where z feeds a calibrated x·a / x + b, z is
   measured in full instead, so that those derive exactly;
 - y = x·a, y = x + b with a one-element constant (PP-LCNet's learnable affine after each
   hard-swish): [lo·a, hi·a] (swapped for a < 0), [lo + b, hi + b]; rounding is monotone, so
@@ -46,8 +49,9 @@ SAME_VALUE_OPS = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsque
 # Ops whose output values are some of their first input's values (every output element is an
 # input element: MaxPool's windows always hold one, nearest Resize copies).
 SUBSET_OPS = frozenset({"MaxPool", "Resize"})
-# f nondecreasing with f ≥ 0 (HardSigmoid only for α ≥ 0: `_monotone`)
-MONOTONE_NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid"})
+# f nondecreasing with f ≥ 0 as onnxruntime computes it, bit for bit (HardSigmoid only for
+# α ≥ 0: `_monotone`); not Sigmoid, whose MLAS kernel is not monotone in the last bits
+MONOTONE_NONNEGATIVE_OPS = frozenset({"Relu", "HardSigmoid"})
 # y = x·a or x + b with a one-element constant: monotone (rounding is), so the range maps
 AFFINE_OPS = frozenset({"Mul", "Add"})
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
