@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 import graphopt
 from graphopt.quant import api as quant_api
 from graphopt.quant.collect import collect
+from graphopt.quant.range_probe import with_range_outputs
 
 
 def make_model(
@@ -96,3 +97,90 @@ def test_sigmoid_and_silu_maxima_are_measured(pair: list[float]) -> None:
     assert_ranges_exact(silu_model(), ["c", "s", "m"], data)
     ranged, exact = quantized_both_ways(silu_model(), data, "onnxruntime")
     assert ranged == exact
+
+
+def pool_model(op: str) -> onnx.ModelProto:
+    """c = Conv(x); p = MaxPool 2×2 / 2 (or a nearest Resize by 1/2) of c, in c's scale group;
+    t = Transpose(p) (its own group on the onnxruntime target); y = Conv(t)."""
+    rng = np.random.default_rng(3)
+    w1 = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.5).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array((rng.standard_normal((4, 8, 1, 1)) * 0.5).astype(np.float32), "w2")
+    scales = numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales")
+    roi = numpy_helper.from_array(np.zeros(0, np.float32), "roi")
+    if op == "MaxPool":
+        pool = helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2])
+    else:
+        pool = helper.make_node("Resize", ["c", "roi", "scales"], ["p"], mode="nearest")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
+        pool,
+        helper.make_node("Transpose", ["p"], ["t"], perm=[0, 1, 3, 2]),
+        helper.make_node("Conv", ["t", "w2"], ["y"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    return make_model(nodes, [x], [y], [w1, w2, scales, roi])
+
+
+def pool_feeds() -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(4)
+    return [{"x": rng.uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32)} for _ in range(4)]
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "Resize"])
+def test_a_pooled_range_is_not_passed_on_outside_its_scale_group(op: str) -> None:
+    """p = MaxPool(c) takes c's range (exact for the group {c, p}, not for p: the pool drops c's
+    minimum); t = Transpose(p) is in no group, so it must not inherit c's range."""
+    model = pool_model(op)
+    share = {"c": "c", "p": "c"}
+    assert_ranges_exact(model, ["c", "p", "t"], pool_feeds(), share, skip=("p",))
+    ranged, exact = quantized_both_ways(model, pool_feeds(), "onnxruntime")
+    assert ranged == exact
+
+
+def test_derivations_from_a_pooled_range() -> None:
+    """From p = MaxPool(c) (c's range, in c's group): a Reshape / Concat in the same group
+    derives (the group's union is unchanged), a Concat with c itself anywhere derives (c covers
+    p), a Relu, x·a, Reshape, Concat outside the group are measured; all give the exact ranges
+    (those in the group: the group's)."""
+    a = numpy_helper.from_array(np.array([-2.0], np.float32), "a")
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "shape")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"]),
+        helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[1, 1], strides=[2, 2]),
+        helper.make_node("Reshape", ["x", "shape"], ["xf"]),
+        helper.make_node("Reshape", ["c", "shape"], ["cf"]),
+        helper.make_node("Reshape", ["p", "shape"], ["r_in"]),
+        helper.make_node("Reshape", ["p", "shape"], ["r_out"]),
+        helper.make_node("Concat", ["r_in", "xf"], ["cat_in"], axis=1),
+        helper.make_node("Concat", ["r_in", "xf"], ["cat_out"], axis=1),
+        helper.make_node("Concat", ["cf", "r_in"], ["cat_cover"], axis=1),
+        helper.make_node("Relu", ["p"], ["relu"]),
+        helper.make_node("Mul", ["p", "a"], ["scaled"]),
+    ]
+    outputs = ["r_out", "cat_in", "cat_out", "cat_cover", "relu", "scaled"]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    model = make_model(
+        nodes,
+        [x],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [ones_conv("w1"), a, shape],
+    )
+    group = {"c": "c", "p": "c", "r_in": "c", "cat_in": "c"}
+    tensors = ["x", "c", "p", "xf", "cf", "r_in", *outputs]
+    probe, _ = with_range_outputs(model, tensors, group)
+    maxes = {n.input[0] for n in probe.graph.node if n.op_type == "ReduceMax"}
+    assert maxes == {"x", "c", "r_out", "cat_out", "relu", "scaled"}
+    # c's top-left pixel holds its maximum, which MaxPool(stride 2) keeps; c's minimum is at
+    # (1, 1), which p never sees
+    x_values = np.linspace(0.5, 1.0, 16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x_values[0, 0, 0, 0], x_values[0, 0, 1, 1] = 2.0, -3.0
+    data = [{"x": x_values}]
+    in_group = ("p", "r_in", "cat_in")  # exact only as members of c's group
+    assert_ranges_exact(model, tensors, data, group, skip=in_group)
+    ranged, _ = collect(model, tensors, data, histograms=False, same_scale=group)
+    exact, _ = collect(model, tensors, data, histograms=True)
+    members = ("c", *in_group)
+    union = (min(exact[t].minimum for t in members), max(exact[t].maximum for t in members))
+    for t in in_group:
+        assert (ranged[t].minimum, ranged[t].maximum) == union, t

@@ -9,7 +9,9 @@ activation costs about what the op producing it does):
 - same values (Identity, Reshape, Flatten, Squeeze, Unsqueeze, Transpose): the source's range;
 - Concat: the union of its inputs' ranges (Min / Max over their scalars);
 - a subset of the source's values that shares the source's scale (MaxPool; Resize in `nearest`
-  mode): the source's range, so the scale group's range, all the Q/DQ sees, is the same;
+  mode): the source's range, so the scale group's range, all the Q/DQ sees, is the same. That
+  range is the group's, not the tensor's own (a pool drops the source's minimum), so only a
+  same-value op or Concat in the same group derives from it; outside it is measured;
 - y = f(x), f nondecreasing and never negative as onnxruntime computes it (Relu, HardSigmoid
   with α ≥ 0): max y = f(max x), f applied by onnxruntime to the scalar: the element at
   argmax x, computed by the same kernel (elementwise kernels do not depend on an element's
@@ -223,22 +225,49 @@ def with_range_outputs(
         if operands is not None and n.output[0] in wanted:
             affine_sources.add(operands[0])
 
+    # tensor → its scale group, where its slot is not its own range but one inside the group's
+    # (a MaxPool / nearest Resize output takes its input's range): its values lie in the slot,
+    # and the slot in the hull of the group's calibrated members, so the group's union (all the
+    # Q/DQ sees) is exact; the tensor's own range is not, and derives nothing outside the group
+    within: dict[str, str] = {}
+
+    def exact(x: str) -> RangeSlot | None:
+        """x's slot where it is x's own range (up to ∪ {0} where it says so)."""
+        return None if x in within else slots.get(x)
+
     def derive(t: str) -> RangeSlot | None:
         if t not in producer:
             return None
         _, node = producer[t]
         if not _default_domain(node) or not node.input or node.output[0] != t:
             return None
-        op, source = node.op_type, slots.get(node.input[0])
-        if op in SAME_VALUE_OPS and source is not None:
-            return source
-        same_group = t in share and share[t] == share.get(node.input[0], node.input[0])
-        if op in SUBSET_OPS and source is not None and same_group and _subset(node):
-            return source
+        op, x = node.op_type, node.input[0]
+        source, group = slots.get(x), share.get(t)
+        if source is not None and (op in SAME_VALUE_OPS or op in SUBSET_OPS):
+            same_values = op in SAME_VALUE_OPS
+            if x in within:  # known in x's group only: so is t, in that group only
+                if group == within[x] and (same_values or _subset(node)):
+                    within[t] = group
+                    return source
+                return None
+            if same_values:
+                return source
+            if group is not None and group == share.get(x, x) and _subset(node):
+                within[t] = group
+                return source
         if op == "Concat":
-            parts = [slots.get(i) for i in node.input if i]
+            inputs = [i for i in node.input if i]
+            parts = [slots.get(i) for i in inputs]
             if parts and all(p is not None for p in parts):
                 known = [p for p in parts if p is not None]
+                # a part known in its group only adds nothing when its slot is an exact part's
+                # (Concat(c, MaxPool(c))); otherwise the union is the group's, in that group only
+                covered = {slots[i] for i in inputs if i not in within}
+                loose = {within[i] for i in inputs if i in within and slots[i] not in covered}
+                if loose and loose != {group}:
+                    return None
+                if loose and group is not None:
+                    within[t] = group
                 lows = [p.lo for p in known if p.lo is not None]
                 return RangeSlot(
                     combine("Min", lows) if lows else None,
@@ -246,12 +275,14 @@ def with_range_outputs(
                     combine("Max", [p.present for p in known]),
                     any(p.with_zero or p.lo is None for p in known) and bool(lows),
                 )
+        source = exact(x)
         if _monotone(node) and source is not None and not source.with_zero:
             return RangeSlot(None, apply(node, source.hi), source.present)
         operands = affine(node)
-        if operands is not None and operands[0] in slots and not slots[operands[0]].with_zero:
+        affine_source = exact(operands[0]) if operands is not None else None
+        if operands is not None and affine_source is not None and not affine_source.with_zero:
             x, c = operands
-            source = slots[x]
+            source = affine_source
             if op == "Add":  # [lo + b, hi + b]
                 low = add("Add", [source.lo, c]) if source.lo else add("ReduceMin", [t])
                 return RangeSlot(low, add("Add", [source.hi, c]), source.present)
@@ -265,7 +296,7 @@ def with_range_outputs(
         if op == "Mul" and len(node.input) == 2 and t not in affine_sources:
             for x, gate in (node.input, node.input[::-1]):
                 f = producer.get(gate, (0, None))[1]
-                sx = slots.get(x)
+                sx = exact(x)
                 if f is None or sx is None or sx.with_zero or not _monotone(f) or f.input[0] != x:
                     continue
                 hi = add("Mul", [sx.hi, apply(f, sx.hi)])
