@@ -184,3 +184,26 @@ def test_derivations_from_a_pooled_range() -> None:
     union = (min(exact[t].minimum for t in members), max(exact[t].maximum for t in members))
     for t in in_group:
         assert (ranged[t].minimum, ranged[t].maximum) == union, t
+
+
+def test_dilated_max_pool_whose_window_misses_the_input_is_measured() -> None:
+    """kernel 2, dilation 3, pad 1 over 2 pixels: the one window's taps are at −1 and 2, both
+    padding, so onnxruntime outputs the float's lowest value, no input element: p is not a
+    subset of c and its own range (the group's minimum) is measured."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"]),
+        helper.make_node(
+            "MaxPool", ["c"], ["p"], kernel_shape=[2, 2], dilations=[3, 3], pads=[1, 1, 1, 1]
+        ),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])
+    p = helper.make_tensor_value_info("p", TensorProto.FLOAT, None)
+    model = make_model(nodes, [x], [p], [ones_conv("w1")])
+    data = [{"x": np.array([[[[0.5, -1.0], [2.0, 0.25]]]], np.float32)}]
+    group = {"c": "c", "p": "c"}
+    probe, _ = with_range_outputs(model, ["c", "p"], group)
+    assert "p" in {n.input[0] for n in probe.graph.node if n.op_type == "ReduceMin"}
+    ranged, _ = collect(model, ["c", "p"], data, histograms=False, same_scale=group)
+    exact, _ = collect(model, ["c", "p"], data, histograms=True)
+    assert exact["p"].minimum == float(np.finfo(np.float32).min)  # the all-padding window
+    assert min(c.minimum for c in ranged.values()) == min(c.minimum for c in exact.values())

@@ -125,8 +125,11 @@ def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
 
 def _subset(node: onnx.NodeProto) -> bool:
     """Every output element is one of the input's: MaxPool without the Indices output whose
-    windows all hold an input element (no ceil_mode, each pad under its kernel extent); Resize
-    in `nearest` mode outside `tf_crop_and_resize` (which fills with an extrapolation value)."""
+    windows all hold an input element (no ceil_mode, each pad under its kernel extent, and no
+    pad at all with a dilation: taps d apart can straddle an input smaller than d, e.g. kernel
+    2, dilation 3, pad 1 over 2 pixels taps −1 and 2, and onnxruntime outputs the float's lowest
+    value); Resize in `nearest` mode outside `tf_crop_and_resize` (which fills with an
+    extrapolation value)."""
     if node.op_type == "MaxPool":
         kernel = _ints(node, "kernel_shape")
         dilations = _ints(node, "dilations") or [1] * len(kernel)
@@ -139,6 +142,7 @@ def _subset(node: onnx.NodeProto) -> bool:
             and _attribute(node, "ceil_mode", 0) == 0
             and _attribute(node, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
             and all(p < extent[i % len(extent)] for i, p in enumerate(pads))
+            and (all(d == 1 for d in dilations) or not any(pads))
         )
     mode = _attribute(node, "mode", b"nearest")
     crop = _attribute(node, "coordinate_transformation_mode", b"half_pixel")
