@@ -207,3 +207,22 @@ def test_dilated_max_pool_whose_window_misses_the_input_is_measured() -> None:
     exact, _ = collect(model, ["c", "p"], data, histograms=True)
     assert exact["p"].minimum == float(np.finfo(np.float32).min)  # the all-padding window
     assert min(c.minimum for c in ranged.values()) == min(c.minimum for c in exact.values())
+
+
+def test_an_all_minus_infinity_activation_is_not_taken_for_an_empty_one() -> None:
+    """l = Log(x) of an all-zero feed is −inf everywhere: its max is −inf like an empty
+    tensor's, but its min is −inf too (an empty one's is +inf). Exact tracking refuses the
+    infinity; so must the range probe (it skipped the feed as empty)."""
+    from graphopt.errors import QuantizeError
+
+    nodes = [helper.make_node("Log", ["x"], ["l"]), helper.make_node("Relu", ["l"], ["r"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    r = helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", 4])
+    model = make_model(nodes, [x], [r])
+    data = [{"x": np.full((1, 4), 2.0, np.float32)}, {"x": np.zeros((2, 4), np.float32)}]
+    for histograms in (True, False):
+        with pytest.raises(QuantizeError, match="NaN or infinity"):
+            collect(model, ["l", "r"], data, histograms=histograms)
+    # an empty batch is still skipped, and a finite one still counts
+    data = [{"x": np.zeros((0, 4), np.float32)}, {"x": np.full((1, 4), 2.0, np.float32)}]
+    assert_ranges_exact(model, ["l", "r"], data)

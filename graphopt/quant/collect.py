@@ -164,10 +164,12 @@ def collect(
             # one-element arrays (0-d, or [1] where a derived range met a [1]-shaped constant)
             scalars = {n: float(v.item()) for n, v in zip(names, values[: len(names)], strict=True)}
             for name, slot in zip(tensors, slots, strict=True):
-                if scalars[slot.present] == -math.inf:
-                    continue  # an empty tensor (its max reduces to -inf): nothing to add
-                hi = scalars[slot.hi]
                 lo = scalars[slot.lo] if slot.lo else 0.0  # never negative: taken as 0
+                if scalars[slot.present] == -math.inf and lo != -math.inf:
+                    # an empty tensor (its max reduces to -inf, its min to +inf): nothing to
+                    # add; one that is -inf throughout (min -inf too) is refused below
+                    continue
+                hi = scalars[slot.hi]
                 if slot.with_zero:
                     lo, hi = min(lo, 0.0), max(hi, 0.0)
                 calibrators[name].collect_range(lo, hi)

@@ -65,7 +65,9 @@ class RangeSlot:
 
     lo: str | None  # min(t); None: t is never negative, its min is taken as 0
     hi: str  # max(t)
-    present: str  # -inf exactly when t is empty (the max of the measured tensor t comes from)
+    # the max of the measured tensor t comes from: -inf when t is empty (then lo, if any,
+    # is +inf) or -inf throughout (then lo is -inf: `collect` refuses it as exact tracking does)
+    present: str
     with_zero: bool = False  # [lo, hi] is known up to ∪ {0}: widen it to include 0
 
     def names(self) -> list[str]:
