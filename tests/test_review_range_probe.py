@@ -226,3 +226,36 @@ def test_an_all_minus_infinity_activation_is_not_taken_for_an_empty_one() -> Non
     # an empty batch is still skipped, and a finite one still counts
     data = [{"x": np.zeros((0, 4), np.float32)}, {"x": np.full((1, 4), 2.0, np.float32)}]
     assert_ranges_exact(model, ["l", "r"], data)
+
+
+@pytest.mark.parametrize("factor", [2.0, 3.0, 1.5])
+def test_an_integer_nearest_upsample_keeps_its_own_range(factor: float) -> None:
+    """u = nearest Resize of c by a constant integer factor copies every pixel of c, so its own
+    range is c's and a Concat with it outside c's group derives (the FPN of both real models);
+    by 1.5 the probe does not prove that every pixel is copied, and the Concat is measured.
+    Both exact."""
+    scales = numpy_helper.from_array(np.array([1, 1, factor, factor], np.float32), "scales")
+    roi = numpy_helper.from_array(np.zeros(0, np.float32), "roi")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"]),
+        helper.make_node("Resize", ["c", "roi", "scales"], ["u"], mode="nearest"),
+        helper.make_node("Concat", ["u", "u2"], ["cat"], axis=1),
+    ]
+    size = int(4 * factor)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    u2 = helper.make_tensor_value_info("u2", TensorProto.FLOAT, [1, 1, size, size])
+    cat = helper.make_tensor_value_info("cat", TensorProto.FLOAT, None)
+    model = make_model(nodes, [x, u2], [cat], [ones_conv("w1"), scales, roi])
+    tensors, group = ["c", "u", "u2", "cat"], {"c": "c", "u": "c"}
+    probe, _ = with_range_outputs(model, tensors, group)
+    measured = {n.input[0] for n in probe.graph.node if n.op_type == "ReduceMax"}
+    assert measured == ({"c", "u2"} if factor != 1.5 else {"c", "u2", "cat"})
+    rng = np.random.default_rng(8)
+    data = [
+        {
+            "x": rng.uniform(-2, 2, (1, 1, 4, 4)).astype(np.float32),
+            "u2": rng.uniform(-1, 1, (1, 1, size, size)).astype(np.float32),
+        }
+        for _ in range(3)
+    ]
+    assert_ranges_exact(model, tensors, data, group)

@@ -11,7 +11,9 @@ activation costs about what the op producing it does):
 - a subset of the source's values that shares the source's scale (MaxPool; Resize in `nearest`
   mode): the source's range, so the scale group's range, all the Q/DQ sees, is the same. That
   range is the group's, not the tensor's own (a pool drops the source's minimum), so only a
-  same-value op or Concat in the same group derives from it; outside it is measured;
+  same-value op or Concat in the same group derives from it; outside it is measured. A nearest
+  Resize by constant integer factors (an FPN's upsample) copies every source element, so its
+  range is its own, like a same-value op's;
 - y = f(x), f nondecreasing and never negative as onnxruntime computes it (Relu, HardSigmoid
   with α ≥ 0): max y = f(max x), f applied by onnxruntime to the scalar: the element at
   argmax x, computed by the same kernel (elementwise kernels do not depend on an element's
@@ -41,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 # Ops whose output is never negative: its minimum is not measured (the Q/DQ ranges include 0,
 # so min(x) ≥ 0 gives the same parameters as the measured minimum).
@@ -100,11 +102,8 @@ def _monotone(node: onnx.NodeProto) -> bool:
     return True
 
 
-def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
-    """Name → value of every one-element float constant (initializer that is no graph input, or
-    Constant node output), finite only."""
-    from onnx import numpy_helper
-
+def _constant_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every constant: an initializer that is no graph input, or a Constant node's `value`."""
     overridable = {i.name for i in model.graph.input}
     tensors = [t for t in model.graph.initializer if t.name not in overridable]
     for n in model.graph.node:
@@ -115,6 +114,11 @@ def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
                 t.CopyFrom(a.t)
                 t.name = n.output[0]
                 tensors.append(t)
+    return tensors
+
+
+def _scalar_constants(tensors: Sequence[onnx.TensorProto]) -> dict[str, float]:
+    """Name → value of every one-element float constant among `tensors`, finite only."""
     out: dict[str, float] = {}
     for t in tensors:
         if t.data_type not in FLOAT_TYPES or math.prod(t.dims) != 1:
@@ -151,6 +155,32 @@ def _subset(node: onnx.NodeProto) -> bool:
     return mode in (b"nearest", "nearest") and crop not in (
         b"tf_crop_and_resize",
         "tf_crop_and_resize",
+    )
+
+
+# Resize coordinate modes under which a nearest upsample by an integer factor copies every
+# input element (tested against onnxruntime for every nearest_mode, factors 1-8, sizes 1-9)
+COVERING_RESIZE_MODES = (
+    b"half_pixel",
+    b"half_pixel_symmetric",
+    b"pytorch_half_pixel",
+    b"align_corners",
+    b"asymmetric",
+)
+
+
+def _covers(node: onnx.NodeProto, integer_factors: set[str]) -> bool:
+    """Every input element is among the output's (and, `_subset`, every output element among
+    the input's): a nearest Resize (opset ≥ 11 inputs) whose constant `scales` are integers ≥ 1
+    (`integer_factors`: the names of such constants)."""
+    return (
+        node.op_type == "Resize"
+        and _subset(node)
+        and _attribute(node, "coordinate_transformation_mode", b"half_pixel")
+        in COVERING_RESIZE_MODES
+        and len(node.input) >= 3
+        and node.input[2] in integer_factors
+        and (len(node.input) < 4 or not node.input[3])
     )
 
 
@@ -209,7 +239,15 @@ def with_range_outputs(
         return applied[key]
 
     slots: dict[str, RangeSlot] = {}
-    constants = _scalar_constants(out)
+    constant_tensors = _constant_tensors(out)
+    constants = _scalar_constants(constant_tensors)
+    integer_factors = {
+        t.name
+        for t in constant_tensors
+        if t.data_type in FLOAT_TYPES
+        and 0 < math.prod(t.dims) <= 8
+        and all(v >= 1.0 and float(v).is_integer() for v in numpy_helper.to_array(t).flat)
+    }
     wanted = set(tensors)
 
     def affine(node: onnx.NodeProto) -> tuple[str, str] | None:
@@ -250,7 +288,7 @@ def with_range_outputs(
         op, x = node.op_type, node.input[0]
         source, group = slots.get(x), share.get(t)
         if source is not None and (op in SAME_VALUE_OPS or op in SUBSET_OPS):
-            same_values = op in SAME_VALUE_OPS
+            same_values = op in SAME_VALUE_OPS or _covers(node, integer_factors)
             if x in within:  # known in x's group only: so is t, in that group only
                 if group == within[x] and (same_values or _subset(node)):
                     within[t] = group
