@@ -13,6 +13,10 @@ Feeds are validated against the model's inputs (names, dtype, rank, fixed dims) 
 Probed outputs are declared without an element type, so onnxruntime gives each its real one
 (float16 activations of a float16 model come out as float16; the histograms bin them in
 float32). A tensor that is empty in some feed adds nothing to its statistics.
+Not detected with `histograms=False`: a NaN inside an activation. onnxruntime's ReduceMin /
+ReduceMax skip NaN unless it is the tensor's first element ([1, nan, 3] → 1, 3; [nan, 1, 3] →
+nan, nan: onnxruntime 1.32), so the ranges are those of the other values where `histograms=True`
+refuses the feed ("NaN or infinity"); infinities are refused either way.
 
 This module does not decide which tensors to calibrate (`placement`) or how to rewrite.
 """
