@@ -259,3 +259,38 @@ def test_an_integer_nearest_upsample_keeps_its_own_range(factor: float) -> None:
         for _ in range(3)
     ]
     assert_ranges_exact(model, tensors, data, group)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("scale", [-2.5, 0.0, 3.0])
+def test_derived_chains_are_exact(dtype: type, scale: float) -> None:
+    """Chains of derivations, float32 and float16 (scalar nodes in the model's type): hard-swish
+    z = x·hsig(x) (all-negative, mixed and positive x), x·a (a < 0 swaps the ends, a = 0),
+    a·z + b from a z measured in full, Relu of an affine, its Reshape, a Concat with the affine
+    on the batch axis, with an empty feed among them: all as measured, up to ∪ {0}."""
+    elem = TensorProto.FLOAT16 if dtype is np.float16 else TensorProto.FLOAT
+    a = numpy_helper.from_array(np.array([scale], dtype), "a")
+    b = numpy_helper.from_array(np.array(0.75, dtype), "b")
+    shape = numpy_helper.from_array(np.array([-1, 16], np.int64), "shape")
+    nodes = [
+        helper.make_node("HardSigmoid", ["x"], ["h"], alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["h", "x"], ["z"]),
+        helper.make_node("Mul", ["a", "z"], ["za"]),
+        helper.make_node("Add", ["za", "b"], ["zb"]),
+        helper.make_node("Mul", ["x", "a"], ["u"]),
+        helper.make_node("Add", ["b", "u"], ["v"]),
+        helper.make_node("Relu", ["v"], ["rv"]),
+        helper.make_node("Reshape", ["rv", "shape"], ["flat"]),
+        helper.make_node("Concat", ["rv", "v", "z"], ["cat"], axis=0),
+    ]
+    names = ["h", "z", "za", "zb", "u", "v", "rv", "flat", "cat"]
+    x = helper.make_tensor_value_info("x", elem, ["N", 16])
+    outputs = [helper.make_tensor_value_info(o, elem, None) for o in ("zb", "flat", "cat")]
+    model = make_model(nodes, [x], outputs, [a, b, shape])
+    model.opset_import[0].version = 19
+    probe, _ = with_range_outputs(model, ["x", *names])
+    assert {n.input[0] for n in probe.graph.node if n.op_type == "ReduceMax"} == {"x", "z"}
+    rng = np.random.default_rng(9)
+    for low, high in [(-6.0, -0.5), (-2.9, -0.1), (-4.0, 3.0), (0.2, 5.0)]:
+        data = [{"x": rng.uniform(low, high, (n, 16)).astype(dtype)} for n in (2, 0, 3)]
+        assert_ranges_exact(model, ["x", *names], data)
