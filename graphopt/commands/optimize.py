@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         explain=args.explain,
     )
     elapsed = time.perf_counter() - start
+    guarded = nchwc_fallback.branches(optimized)  # ort-cpu: the NCHWc graph and its fallback
     if args.check:
         check_model(optimized)
     worst = None
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
         feeds = example_feeds(loaded.model, npz=args.inputs)
         variants = [("verify", optimized)]
-        if nchwc_fallback.branches(optimized) is not None:  # this CPU runs one branch: both
+        if guarded is not None:  # this CPU runs one branch: verify both
             variants.append(
                 ("verify (NCHW fallback)", nchwc_fallback.with_block_size(optimized, 0))
             )
@@ -121,7 +122,6 @@ def run(args: argparse.Namespace) -> int:
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     save_model(optimized, args.output, external_data=external)
     nodes_after = f"{len(optimized.graph.node)} nodes"
-    guarded = nchwc_fallback.branches(optimized)
     if guarded is not None:  # count what runs: the NCHWc graph (the NCHW one is the fallback)
         nodes_after = (
             f"{len(guarded[0].node)} nodes (NCHWc graph; {len(guarded[1].node)} in its NCHW "
