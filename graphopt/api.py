@@ -13,7 +13,7 @@ from typing import Any
 
 import onnx
 
-from graphopt.ir import Graph, load_model
+from graphopt.ir import Graph, load
 from graphopt.ir.model_io import ModelLike
 from graphopt.passes.base import PassContext
 from graphopt.pipeline import (
@@ -52,12 +52,12 @@ def optimize_with_report(
 ) -> tuple[onnx.ModelProto, RunReport]:
     """`optimize`, also returning per-pass timing, node counts and stats."""
     start = time.perf_counter()
-    proto = load_model(model)
+    loaded = load(model, check_nodes=False)
+    graph = Graph(loaded.model, check_as=loaded.where)  # checks the nodes while indexing them
     pipe = load_pipeline(pipeline)
     ctx = make_context(pipe, **options)
     report = RunReport(pipe.name)
     ctx.instruments.insert(0, StatsInstrument(report))
-    graph = Graph(proto)
     PassManager(pipe).run(graph, ctx)
     result = graph.commit(reindex=False)  # the graph is not used again
     report.seconds = time.perf_counter() - start

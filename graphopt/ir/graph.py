@@ -23,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphopt.errors import LoadError
+from graphopt.ir.model_io import undefined_input_error, undefined_output_error
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -73,7 +74,13 @@ class Graph:
     `initializers` are kept right by every mutation method.
     """
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, *, check_as: str | None = None):
+        """Index `model`'s main graph (nameless and duplicate node names are made unique).
+
+        `check_as`: also check, in the same walk, what `load` checks of the nodes when called
+        with `check_nodes=False` (every tensor read is defined before it is read, every graph
+        output is defined), raising its one-line `LoadError` that names `check_as`.
+        """
         self.model = model
         self.proto = model.graph
         self.opset: dict[str, int] = {o.domain or "": o.version for o in model.opset_import}
@@ -87,31 +94,14 @@ class Graph:
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._structure_changed = False
         self._initializers_changed = False
-        self._index()
+        self._index(check_as)
 
     # ------------------------------------------------------------------ indexing
-    def _index(self) -> None:
+    def _index(self, check_as: str | None = None) -> None:
+        """Name every node uniquely and index nodes, tensors and initializers in one walk over
+        the nodes (one walk instead of three with load's check: 7.0 -> 4.0 ms on layout_cdla's
+        1493 nodes, where every read of `node.input` / `node.output` builds a new wrapper)."""
         g = self.proto
-        nodes = list(g.node)
-        given = [n.name for n in nodes]
-        taken = self._names.taken
-        taken.update(name for name in given if name)
-        for t in itertools.chain(g.input, g.output, g.value_info, g.initializer):
-            taken.add(t.name)
-        seen: set[str] = set()
-        for position, (node, name) in enumerate(zip(nodes, given, strict=True)):
-            if not name or name in seen:
-                node.name = name = self._names.fresh(f"{node.op_type}_{position}")
-            seen.add(name)
-            taken.update(node.output)
-        self._index_nodes()
-
-    def _index_nodes(self) -> None:
-        """Fill nodes, producer, consumers, initializers and the graph's inputs and outputs from
-        the protobuf (node names are set)."""
-        g = self.proto
-        for node in g.node:
-            self._register(node)
         self.initializers = {init.name: init for init in g.initializer}
         self.graph_inputs = [i.name for i in g.input]
         self._input_names = set(self.graph_inputs)
@@ -119,12 +109,51 @@ class Graph:
         self.graph_outputs = [o.name for o in g.output]
         self._output_names = set(self.graph_outputs)
         self._output_count = len(self.graph_outputs)
+        nodes = list(g.node)
+        given = [n.name for n in nodes]
+        taken = self._names.taken
+        taken.update(name for name in given if name)
+        for t in itertools.chain(g.input, g.output, g.value_info, g.initializer):
+            taken.add(t.name)
+        defined: set[str] | None = None
+        if check_as is not None:
+            defined = self._input_names | self.initializers.keys()
+            defined.update(t.name for t in g.sparse_initializer)
+        not_ssa: LoadError | None = None  # raised after load's own errors, as load runs first
+        seen: set[str] = set()
+        register = self._register
+        for position, (node, name) in enumerate(zip(nodes, given, strict=True)):
+            inputs, outputs = tuple(node.input), tuple(node.output)
+            if defined is not None:
+                for tensor in inputs:
+                    if tensor and tensor not in defined:
+                        raise undefined_input_error(check_as or "", node, tensor)
+                defined.update(outputs)
+            if not name or name in seen:
+                node.name = name = self._names.fresh(f"{node.op_type}_{position}")
+            seen.add(name)
+            taken.update(outputs)
+            try:
+                register(node, name, inputs, outputs)
+            except LoadError as e:
+                if defined is None:
+                    raise
+                not_ssa = not_ssa or e
+        if defined is not None:
+            for out in self.graph_outputs:
+                if out not in defined:
+                    raise undefined_output_error(check_as or "", out)
+        if not_ssa is not None:
+            raise not_ssa
 
-    def _register(self, node: NodeProto) -> None:
-        name = node.name
+    def _register(
+        self, node: NodeProto, name: str, inputs: Sequence[str], outputs: Sequence[str]
+    ) -> None:
+        """Index `node` (named `name`), which reads `inputs` and writes `outputs` (its own
+        fields, passed in because reading them again costs a wrapper each)."""
         self.nodes[name] = node
         producer = self.producer
-        for out in node.output:
+        for out in outputs:
             if out:
                 known = producer.get(out)
                 if known is not None and known != name:
@@ -134,7 +163,7 @@ class Graph:
                     )
                 producer[out] = name
         consumers = self.consumers
-        for tensor in node.input:
+        for tensor in inputs:
             if tensor:
                 users = consumers.get(tensor)
                 if users is None:
@@ -257,7 +286,7 @@ class Graph:
         else:
             self._names.reserve((node.name,))
         self._names.reserve(node.output)
-        self._register(node)
+        self._register(node, node.name, node.input, node.output)
         self._structure_changed = True
         return node
 

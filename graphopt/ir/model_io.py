@@ -34,6 +34,7 @@ class LoadedModel:
     model: onnx.ModelProto
     external_data: bool = False
     source: Path | None = None
+    where: str = ""  # how load's errors name the model: its path, or "the given bytes", ...
 
 
 def load_model(model: ModelLike, *, copy: bool = True) -> onnx.ModelProto:
@@ -41,38 +42,46 @@ def load_model(model: ModelLike, *, copy: bool = True) -> onnx.ModelProto:
     return load(model, copy=copy).model
 
 
-def load(model: ModelLike, *, copy: bool = True) -> LoadedModel:
-    """Like `load_model`, and also say whether the source kept its weights as external data."""
+def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> LoadedModel:
+    """Like `load_model`, and also say whether the source kept its weights as external data.
+
+    `check_nodes=False` skips the walk over the nodes that checks every tensor read is defined
+    first and every graph output is defined; the caller must then index the model with
+    `Graph(loaded.model, check_as=loaded.where)`, which checks the same in its own walk.
+    """
     if isinstance(model, str | os.PathLike):
-        return _load_path(Path(model))
-    return LoadedModel(_load_object(model, copy))
+        return _load_path(Path(model), check_nodes)
+    return _load_object(model, copy, check_nodes)
 
 
-def _load_object(model: ModelLike, copy: bool) -> onnx.ModelProto:
+def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel:
     if isinstance(model, onnx.ModelProto):
-        _check_model_basics(model, "the given ModelProto")
-        if not copy:
-            return model
-        out = onnx.ModelProto()
-        out.CopyFrom(model)
-        return out
+        where = "the given ModelProto"
+        _check_model_basics(model, where, check_nodes)
+        if copy:
+            out = onnx.ModelProto()
+            out.CopyFrom(model)
+            model = out
+        return LoadedModel(model, where=where)
     if isinstance(model, bytes | bytearray | memoryview):
-        proto = _parse(bytes(model), "the given bytes")
-        _check_model_basics(proto, "the given bytes")
-        return proto
+        where = "the given bytes"
+        proto = _parse(bytes(model), where)
+        _check_model_basics(proto, where, check_nodes)
+        return LoadedModel(proto, where=where)
     if type(model).__name__ == "Graph" and type(model).__module__.startswith("onnx_graphsurgeon"):
         import onnx_graphsurgeon as gs
 
+        where = "the given onnx_graphsurgeon.Graph"
         proto = gs.export_onnx(model)
-        _check_model_basics(proto, "the given onnx_graphsurgeon.Graph")
-        return proto
+        _check_model_basics(proto, where, check_nodes)
+        return LoadedModel(proto, where=where)
     raise LoadError(
         f"cannot load a model from {type(model).__name__}: pass a path, bytes, "
         "onnx.ModelProto or onnx_graphsurgeon.Graph"
     )
 
 
-def _load_path(path: Path) -> LoadedModel:
+def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     if not path.exists():
         raise LoadError(f"{path}: no such file")
     if path.is_dir():
@@ -90,8 +99,8 @@ def _load_path(path: Path) -> LoadedModel:
             onnx.load_external_data_for_model(proto, str(path.parent))
         except (OSError, ValueError) as e:
             raise LoadError(f"{path}: external data could not be loaded: {e}") from e
-    _check_model_basics(proto, str(path))
-    return LoadedModel(proto, external, path)
+    _check_model_basics(proto, str(path), check_nodes)
+    return LoadedModel(proto, external, path, str(path))
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -137,8 +146,9 @@ def _uses_external_data(proto: onnx.ModelProto) -> bool:
     return in_graph(proto.graph) or any(in_nodes(f.node) for f in proto.functions)
 
 
-def _check_model_basics(proto: onnx.ModelProto, where: str) -> None:
-    """Fail early, in one line, on what would otherwise crash a pass later."""
+def _check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = True) -> None:
+    """Fail early, in one line, on what would otherwise crash a pass later (`check_nodes=False`:
+    the opsets only; `Graph(..., check_as=where)` checks the nodes)."""
     opsets = {o.domain or "": o.version for o in proto.opset_import}
     default = opsets.get("", opsets.get("ai.onnx"))
     if default is None:
@@ -152,22 +162,34 @@ def _check_model_basics(proto: onnx.ModelProto, where: str) -> None:
             f"{SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}); convert it with "
             "onnx.version_converter first"
         )
+    if not check_nodes:
+        return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
     defined |= {t.name for t in proto.graph.sparse_initializer}
     for node in proto.graph.node:
         for name in node.input:
             if name and name not in defined:
-                raise LoadError(
-                    f"{where}: node {node.name or node.op_type!r} ({node.op_type}) reads tensor "
-                    f"{name!r}, which no node, input or initializer defines (or nodes are not in "
-                    "topological order)"
-                )
+                raise undefined_input_error(where, node, name)
         defined.update(node.output)
     for out in proto.graph.output:
         if out.name not in defined:
-            raise LoadError(
-                f"{where}: graph output {out.name!r} is not produced by any node, input or initializer"
-            )
+            raise undefined_output_error(where, out.name)
+
+
+def undefined_input_error(where: str, node: onnx.NodeProto, tensor: str) -> LoadError:
+    """The error for `node` reading `tensor` before anything defines it."""
+    return LoadError(
+        f"{where}: node {node.name or node.op_type!r} ({node.op_type}) reads tensor "
+        f"{tensor!r}, which no node, input or initializer defines (or nodes are not in "
+        "topological order)"
+    )
+
+
+def undefined_output_error(where: str, output: str) -> LoadError:
+    """The error for a graph output that nothing defines."""
+    return LoadError(
+        f"{where}: graph output {output!r} is not produced by any node, input or initializer"
+    )
 
 
 def save_model(

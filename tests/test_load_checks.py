@@ -1,0 +1,129 @@
+"""`optimize` checks a model's nodes while indexing them (`load(check_nodes=False)` +
+`Graph(check_as=...)`): the errors must be exactly those of `load_model`."""
+
+from __future__ import annotations
+
+import onnx
+import onnx.helper as oh
+import pytest
+
+import graphopt
+from graphopt.errors import LoadError
+from graphopt.ir import Graph, load, load_model
+
+FLOAT = onnx.TensorProto.FLOAT
+
+
+def _model(nodes, outputs=("y",), initializers=()):
+    graph = oh.make_graph(
+        nodes,
+        "g",
+        [oh.make_tensor_value_info("x", FLOAT, [1])],
+        [oh.make_tensor_value_info(o, FLOAT, [1]) for o in outputs],
+        initializer=list(initializers),
+    )
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+def _error(fn) -> str:
+    with pytest.raises(LoadError) as info:
+        fn()
+    return str(info.value)
+
+
+BROKEN = {
+    "undefined input": _model([oh.make_node("Relu", ["ghost"], ["y"], name="r")]),
+    "nameless reader": _model([oh.make_node("Relu", ["ghost"], ["y"])]),
+    "out of order": _model(
+        [oh.make_node("Relu", ["t"], ["y"], name="b"), oh.make_node("Relu", ["x"], ["t"])]
+    ),
+    "undefined output": _model([oh.make_node("Relu", ["x"], ["y"])], outputs=("y", "z")),
+    # produced twice AND an undefined output: load's check runs first, so its error wins
+    "not SSA, undefined output": _model(
+        [oh.make_node("Relu", ["x"], ["y"], name="a"), oh.make_node("Neg", ["x"], ["y"])],
+        outputs=("y", "z"),
+    ),
+    # produced twice, and a later node reads an undefined tensor
+    "not SSA, undefined input later": _model(
+        [
+            oh.make_node("Relu", ["x"], ["y"], name="a"),
+            oh.make_node("Neg", ["x"], ["y"], name="b"),
+            oh.make_node("Abs", ["ghost"], ["w"], name="c"),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_optimize_raises_load_models_error(case, tmp_path):
+    model = BROKEN[case]
+    expected = _error(lambda: load_model(model))
+    assert _error(lambda: graphopt.optimize(model)) == expected
+    assert _error(lambda: graphopt.optimize(model.SerializeToString())) == expected.replace(
+        "the given ModelProto", "the given bytes"
+    )
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert _error(lambda: graphopt.optimize(str(path))) == _error(lambda: load_model(path))
+    assert str(path) in _error(lambda: graphopt.optimize(path))
+    assert "\n" not in expected
+
+
+def test_errors_name_what_is_wrong():
+    assert "node 'r' (Relu) reads tensor 'ghost'" in _error(
+        lambda: load_model(BROKEN["undefined input"])
+    )
+    assert "node 'Relu' (Relu) reads tensor 'ghost'" in _error(
+        lambda: load_model(BROKEN["nameless reader"])
+    )
+    assert "node 'b' (Relu) reads tensor 't'" in _error(lambda: load_model(BROKEN["out of order"]))
+    assert "graph output 'z'" in _error(lambda: load_model(BROKEN["undefined output"]))
+    assert "graph output 'z'" in _error(
+        lambda: graphopt.optimize(BROKEN["not SSA, undefined output"])
+    )
+    assert "'ghost'" in _error(lambda: graphopt.optimize(BROKEN["not SSA, undefined input later"]))
+
+
+def test_ssa_error_without_load_check():
+    model = BROKEN["not SSA, undefined output"]
+    assert "SSA" in _error(lambda: Graph(model))
+    model = _model(
+        [oh.make_node("Relu", ["x"], ["y"], name="a"), oh.make_node("Neg", ["x"], ["y"])]
+    )
+    message = _error(lambda: graphopt.optimize(model))
+    assert "tensor 'y' is produced by both 'a' and 'Neg_1'" in message
+
+
+def test_load_without_node_check_still_checks_opsets():
+    model = _model([oh.make_node("Relu", ["ghost"], ["y"])])
+    loaded = load(model, check_nodes=False)  # the nodes are left to Graph(check_as=...)
+    assert loaded.where == "the given ModelProto"
+    assert "'ghost'" in _error(lambda: Graph(loaded.model, check_as=loaded.where))
+    model.opset_import[0].version = 99
+    assert "unsupported opset 99" in _error(lambda: load(model, check_nodes=False))
+
+
+def test_checked_graph_indexes_like_an_unchecked_one():
+    model = _model(
+        [
+            oh.make_node("Relu", ["x"], ["t"]),
+            oh.make_node("Relu", ["t"], ["u"]),  # nameless twins get unique names
+            oh.make_node("Add", ["u", "w"], ["y"], name="Relu_1"),
+        ],
+        initializers=[oh.make_tensor("w", FLOAT, [1], [1.0])],
+    )
+    checked = Graph(load_model(model), check_as="m")
+    plain = Graph(load_model(model))
+    assert list(checked.nodes) == list(plain.nodes) == ["Relu_0", "Relu_1_1", "Relu_1"]
+    assert checked.producer == plain.producer
+    assert (
+        checked.consumers
+        == plain.consumers
+        == {
+            "x": {"Relu_0": None},
+            "t": {"Relu_1_1": None},
+            "u": {"Relu_1": None},
+            "w": {"Relu_1": None},
+        }
+    )
+    assert list(checked.initializers) == ["w"]
