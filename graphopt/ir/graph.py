@@ -347,17 +347,20 @@ class Graph:
         """
         if old == new:
             return
-        for user in list(self.consumers.get(old, {})):
-            node = self.nodes[user]
-            for i, name in enumerate(node.input):
-                if name == old:
-                    node.input[i] = new
-            if user in self._implicit:
-                for sub in subgraphs(node):
-                    _rename_in_subgraph(sub, old, new)
-                self._implicit[user] = (self._implicit[user] - {old}) | {new}
-            self.consumers.setdefault(new, {})[user] = None
-        self.consumers.pop(old, None)
+        readers = self.consumers.pop(old, None)
+        if readers:
+            readers_of_new = self.consumers.setdefault(new, {})
+            for user in readers:
+                node = self.nodes[user]
+                inputs = node.input  # fetched once: each `node.input` builds a new wrapper
+                for i, name in enumerate(inputs):
+                    if name == old:
+                        inputs[i] = new
+                if user in self._implicit:
+                    for sub in subgraphs(node):
+                        _rename_in_subgraph(sub, old, new)
+                    self._implicit[user] = (self._implicit[user] - {old}) | {new}
+                readers_of_new[user] = None
         if self.is_graph_output(old):
             self._keep_output_name(old, new)
 

@@ -32,35 +32,44 @@ def _tensor_bytes(t: onnx.TensorProto) -> bytes:
     return numpy_helper.to_array(t).tobytes()
 
 
-def _fingerprint(t: onnx.TensorProto) -> tuple[tuple, bytes]:
+def _fingerprint(t: onnx.TensorProto) -> tuple[object, bytes | None]:
     """A cheap key that differs for most distinct tensors of the same dtype and dims, and the
-    tensor's bytes (read once: every read of `raw_data` copies them)."""
+    tensor's bytes (read once: every read of `raw_data` copies them), or None when the key
+    holds all of them: small tensors (most biases, scales and scalars) are their own key, so
+    equal keys are equal tensors and no bytes are compared or kept."""
     if t.HasField("raw_data"):
         data = t.raw_data
+        if len(data) <= 2 * FINGERPRINT_BYTES:
+            return data, None
         return (len(data), data[:FINGERPRINT_BYTES], data[-FINGERPRINT_BYTES:]), data
-    data = _tensor_bytes(t)
-    return (-1, data), data
+    return (-1, _tensor_bytes(t)), None
 
 
-def _external(t: onnx.TensorProto) -> bool:
-    return t.data_location == onnx.TensorProto.EXTERNAL
+def _same_bytes(graph: Graph, candidates: list[tuple[bytes, str]], data: bytes) -> str | None:
+    """The first candidate (bytes, or b"" when not read yet, and name) holding `data`."""
+    for i, (kept_bytes, kept_name) in enumerate(candidates):
+        if not kept_bytes:
+            kept_bytes = _tensor_bytes(graph.initializers[kept_name])
+            candidates[i] = (kept_bytes, kept_name)
+        if kept_bytes == data:
+            return kept_name
+    return None
 
 
-def _node_key(node: onnx.NodeProto) -> tuple:
-    """Domain, op, inputs and output count; attributes are compared only on a collision."""
-    return (node.domain, node.op_type, tuple(node.input), len(node.output))
+def _node_key(graph: Graph, node: onnx.NodeProto) -> tuple | None:
+    """Domain, op, inputs and output count (attributes are compared only on a collision), or
+    None for a node that must not be merged: random ops, unknown domains, subgraphs (each field
+    is read once: every read builds a wrapper)."""
+    domain, op = node.domain, node.op_type
+    if domain not in MERGEABLE_DOMAINS or op in NONDETERMINISTIC or op == "Dropout":
+        return None  # Dropout: random in training mode
+    if graph.has_subgraphs(node):
+        return None
+    return (domain, op, tuple(node.input), len(node.output))
 
 
 def _attributes_key(node: onnx.NodeProto) -> tuple:
     return tuple(sorted((a.name, a.SerializeToString()) for a in node.attribute))
-
-
-def _mergeable(graph: Graph, node: onnx.NodeProto) -> bool:
-    if node.domain not in MERGEABLE_DOMAINS or node.op_type in NONDETERMINISTIC:
-        return False
-    if node.op_type == "Dropout":
-        return False  # random in training mode
-    return not graph.has_subgraphs(node)
 
 
 @register_pass
@@ -83,36 +92,36 @@ class EliminateCommonSubexpressions(Pass):
 
     def _merge_initializers(self, graph: Graph, ctx: PassContext) -> int:
         inputs = set(graph.graph_inputs)
-        by_header: dict[tuple, list[onnx.TensorProto]] = {}
+        external = onnx.TensorProto.EXTERNAL
+        by_header: dict[tuple, list[tuple[str, onnx.TensorProto]]] = {}
         for name, t in graph.initializers.items():
-            if name in inputs or _external(t):
+            if name in inputs or t.data_location == external:
                 continue
-            by_header.setdefault((t.data_type, tuple(t.dims)), []).append(t)
+            by_header.setdefault((t.data_type, tuple(t.dims)), []).append((name, t))
         merged = 0
         for group in by_header.values():
             if len(group) < 2:
                 continue
-            keep: dict[tuple, list[tuple[bytes, str]]] = {}
-            for t in group:
+            keep: dict[object, list[tuple[bytes, str]]] = {}
+            for name, t in group:
                 fp, data = _fingerprint(t)
-                candidates = keep.setdefault(fp, [])
-                twin = None
-                for i, (kept_bytes, kept_name) in enumerate(candidates):
-                    if not kept_bytes:
-                        kept_bytes = _tensor_bytes(graph.initializers[kept_name])
-                        candidates[i] = (kept_bytes, kept_name)
-                    if kept_bytes == data:
-                        twin = kept_name
-                        break
-                if twin is None:
+                candidates = keep.get(fp)
+                if candidates is None:
                     # Bytes are kept only once a fingerprint is shared (memory stays flat).
-                    candidates.append((data if candidates else b"", t.name))
+                    keep[fp] = [(b"", name)]
                     continue
-                if graph.is_graph_output(t.name):
+                if data is None:  # the fingerprint is the value: the first tensor is its twin
+                    twin: str | None = candidates[0][1]
+                else:
+                    twin = _same_bytes(graph, candidates, data)
+                if twin is None:
+                    candidates.append((data or b"", name))
+                    continue
+                if graph.is_graph_output(name):
                     continue  # an output keeps its own name (and a twin initializer is cheap)
-                graph.replace_all_uses(t.name, twin)
-                graph.remove_initializer(t.name)
-                ctx.note(self.name, t.name, "applied", f"same value as {twin!r}")
+                graph.replace_all_uses(name, twin)
+                graph.remove_initializer(name)
+                ctx.note(self.name, name, "applied", f"same value as {twin!r}")
                 merged += 1
         return merged
 
@@ -121,10 +130,13 @@ class EliminateCommonSubexpressions(Pass):
         # where it is not (nodes added since), a later run of the pass finds the rest.
         seen: dict[tuple, list[tuple[onnx.NodeProto, tuple]]] = {}
         merged = 0
-        for node in list(graph.nodes.values()):
-            if node.name not in graph.nodes or not _mergeable(graph, node):
+        live = graph.nodes
+        for name, node in list(live.items()):
+            if name not in live:
+                continue  # merged away in this run
+            key = _node_key(graph, node)
+            if key is None:
                 continue
-            key = _node_key(node)
             bucket = seen.get(key)
             if bucket is None:
                 seen[key] = [(node, ())]
