@@ -68,6 +68,7 @@ class Facts:
         self._values: dict[str, np.ndarray | None] = {}
         self._scalars: dict[str, float | None] = {}
         self._ranks: dict[str, int | None] = {}
+        self._metas: dict[str, tuple[np.dtype | None, int] | None] = {}
         self._declared: dict[str, int] | None = None
 
     def value(self, tensor: str) -> np.ndarray | None:
@@ -117,7 +118,16 @@ class Facts:
 
     def _constant_meta(self, tensor: str) -> tuple[np.dtype | None, int] | None:
         """(dtype, rank) of a constant tensor from its initializer or Constant node; None if
-        `tensor` is not a constant (or is a Constant whose payload is not a plain tensor)."""
+        `tensor` is not a constant (or is a Constant whose payload is not a plain tensor).
+        Cached: checks and ranks ask for the same weights again (float_constant, then the
+        rank of a Conv output)."""
+        metas = self._metas
+        if tensor in metas:
+            return metas[tensor]
+        meta = metas[tensor] = self._read_constant_meta(tensor)
+        return meta
+
+    def _read_constant_meta(self, tensor: str) -> tuple[np.dtype | None, int] | None:
         graph = self.graph
         init = graph.initializers.get(tensor)
         if init is not None:
@@ -138,6 +148,7 @@ class Facts:
         self._values.pop(tensor, None)
         self._scalars.pop(tensor, None)
         self._ranks.pop(tensor, None)
+        self._metas.pop(tensor, None)
 
     def declared_rank(self, tensor: str) -> int | None:
         return self._declared_ranks().get(tensor)
@@ -340,10 +351,15 @@ class Match:
 
     def node_of(self, var: str) -> onnx.NodeProto | None:
         """The matched node that produced `var`."""
-        for i, pnode in enumerate(self.pattern.nodes):
-            if var in pnode.outputs:
-                return self.nodes.get(i)
-        return None
+        first = self.pattern.__dict__.get("_first_producer")
+        if first is None:  # var → the first pattern node that outputs it (cached)
+            first = {}
+            for i, pnode in enumerate(self.pattern.nodes):
+                for out in pnode.outputs:
+                    first.setdefault(out, i)
+            self.pattern.__dict__["_first_producer"] = first
+        index = first.get(var)
+        return None if index is None else self.nodes.get(index)
 
     def arg(self, a: Any) -> Any:
         """A call argument: a tensor variable's constant value (or None), an attribute, a literal."""

@@ -134,16 +134,17 @@ class RuleRunner:
         return seen
 
     def _sweep(self, rules: Sequence[Rule], restrict: set[str] | None) -> bool:
-        index: dict[str, list[onnx.NodeProto]] = {}
+        # (name, node) pairs: the names come from the graph's dict, not from the protobuf
+        index: dict[str, list[tuple[str, onnx.NodeProto]]] = {}
         if restrict is None:
-            for node in self.graph.nodes.values():
-                index.setdefault(node.op_type, []).append(node)
+            for entry in self.graph.nodes.items():
+                index.setdefault(entry[1].op_type, []).append(entry)
         else:
             # In graph order, like the first sweep: iterating the set would make the order of
             # overlapping rewrites depend on the string hash seed.
-            for node in self.graph.nodes.values():
-                if node.name in restrict:
-                    index.setdefault(node.op_type, []).append(node)
+            for entry in self.graph.nodes.items():
+                if entry[0] in restrict:
+                    index.setdefault(entry[1].op_type, []).append(entry)
         changed = False
         nodes = self.graph.nodes
         consumers = self.graph.consumers
@@ -154,8 +155,7 @@ class RuleRunner:
             needs = _needs_by_op(rule)
             for op in sorted(needs):
                 wanted = needs[op]
-                for node in index.get(op, ()):
-                    name = node.name
+                for name, node in index.get(op, ()):
                     if nodes.get(name) is not node:
                         continue  # removed by an earlier rewrite in this sweep
                     kinds = None
@@ -251,16 +251,21 @@ class RuleRunner:
     def _input_kinds(self, node: onnx.NodeProto) -> frozenset[str]:
         """What feeds `node`: "#const" for constants, else the producers' op types."""
         graph = self.graph
+        # `Graph.is_constant` and `producer_node` spelled out with the dicts: called for every
+        # anchor of the first sweep (ppocr_det: 410 nodes, 2.1 → 1.2 µs a node).
+        initializers, producer, nodes = graph.initializers, graph.producer, graph.nodes
         kinds = set()
         for t in node.input:
             if not t:
                 continue
-            if graph.is_constant(t):
+            if t in initializers and not graph.is_graph_input(t):
                 kinds.add("#const")
-            else:
-                p = graph.producer_node(t)
-                if p is not None:
-                    kinds.add(p.op_type)
+                continue
+            p = producer.get(t)
+            if p is not None:
+                pnode = nodes[p]
+                op = pnode.op_type
+                kinds.add("#const" if op == "Constant" and pnode.domain in _ONNX else op)
         return frozenset(kinds)
 
     def _note(self, rule: Rule, anchor: onnx.NodeProto, outcome: str, reason: str) -> None:
@@ -306,10 +311,13 @@ class RuleRunner:
                 for out in node.output:
                     if not out:
                         continue
-                    users = consumers.get(out, ())
-                    if all(c in remove for c in users) and not graph.is_graph_output(out):
+                    users = consumers.get(out)
+                    # a keys-view comparison: every reader is matched (no Python-level loop)
+                    if (users is None or users.keys() <= remove.keys()) and not (
+                        graph.is_graph_output(out)
+                    ):
                         continue
-                    keep.append((name, out, [c for c in users if c not in remove]))
+                    keep.append((name, out, [c for c in users or () if c not in remove]))
                     break
             if not keep:
                 break
@@ -379,7 +387,10 @@ class RuleRunner:
         root = m.anchor
         hint = root.name
         names: dict[str, str] = {}
-        old_inputs = {t for n in remove for t in n.input if t}
+        old_inputs: set[str] = set()
+        for n in remove:
+            old_inputs.update(n.input)
+        old_inputs.discard("")
         arrays = [(var, v) for var, v in m.computed.items() if isinstance(v, np.ndarray)]
         plan = _replacement_plan(m.rule)
         if arrays:
@@ -438,9 +449,10 @@ class RuleRunner:
         With `wanted`, only those (data type, dims) keys are collected."""
         graph = self.graph
         spare: dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]] = {}
-        consumers = graph.consumers
+        consumers, initializers = graph.consumers, graph.initializers
+        types = None if wanted is None else {data_type for data_type, _ in wanted}
         for t in sorted(tensors):
-            proto = graph.initializers.get(t)
+            proto = initializers.get(t)
             if proto is None:
                 node = graph.producer_node(t)
                 if node is None or node.op_type != "Constant" or len(node.output) != 1:
@@ -448,12 +460,16 @@ class RuleRunner:
                 proto = next((a.t for a in node.attribute if a.name == "value"), None)
                 if proto is None:
                     continue
+            # The cheapest tests first (every test must pass): the type, then the readers.
+            if types is not None and proto.data_type not in types:
+                continue
+            users = consumers.get(t)
+            if users and not removed.issuperset(users):
+                continue
             key = (proto.data_type, tuple(proto.dims))
             if wanted is not None and key not in wanted:
                 continue
             if graph.is_graph_input(t) or graph.is_graph_output(t):
-                continue
-            if any(c not in removed for c in consumers.get(t, ())):
                 continue
             if proto.data_location == onnx.TensorProto.EXTERNAL or proto.name not in ("", t):
                 continue
@@ -472,8 +488,7 @@ class RuleRunner:
         if slots and value.dtype.kind == "f":
             name, proto = slots.pop()
             for field in _TYPED_DATA_FIELDS:
-                if len(getattr(proto, field)):
-                    proto.ClearField(field)
+                proto.ClearField(field)  # a no-op on an empty field, cheaper than testing it
             little = value.astype(value.dtype.newbyteorder("<"), copy=False)
             proto.raw_data = np.ascontiguousarray(little).tobytes()
             self.facts.forget(name)
@@ -523,6 +538,7 @@ _TENSOR_TYPES: dict[np.dtype, int] = {
     np.dtype(np.float16): onnx.TensorProto.FLOAT16,
 }
 _TYPED_DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data")
+_ONNX = ("", "ai.onnx")
 
 
 def root_kinds(rule: Rule, pattern: Pattern) -> frozenset[str]:
@@ -588,8 +604,14 @@ def _replacement_plan(
     return cached
 
 
-def _target_ops(rule: Rule) -> set[str]:
-    return {n.op for t in rule.targets for n in t.nodes}
+def _target_ops(rule: Rule) -> frozenset[str]:
+    """Every op of every target of `rule` (cached on the rule)."""
+    cached = rule.__dict__.get("_target_ops")
+    if cached is None:
+        cached = rule.__dict__["_target_ops"] = frozenset(
+            n.op for t in rule.targets for n in t.nodes
+        )
+    return cached
 
 
 def _var_of(m: Match, tensor: str) -> str | None:
