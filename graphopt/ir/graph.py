@@ -91,6 +91,9 @@ class Graph:
         self.producer: dict[str, str] = {}
         self.consumers: dict[str, dict[str, None]] = {}
         self._implicit: dict[str, set[str]] = {}
+        # What each node reads and writes as indexed, kept by every mutation method: removing
+        # and ordering nodes then reads no protobuf fields (each read builds a wrapper).
+        self._wiring: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._structure_changed = False
         self._initializers_changed = False
@@ -147,11 +150,12 @@ class Graph:
             raise not_ssa
 
     def _register(
-        self, node: NodeProto, name: str, inputs: Sequence[str], outputs: Sequence[str]
+        self, node: NodeProto, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...]
     ) -> None:
         """Index `node` (named `name`), which reads `inputs` and writes `outputs` (its own
         fields, passed in because reading them again costs a wrapper each)."""
         self.nodes[name] = node
+        self._wiring[name] = (inputs, outputs)
         producer = self.producer
         for out in outputs:
             if out:
@@ -183,12 +187,13 @@ class Graph:
     def _unregister(self, node: NodeProto) -> None:
         name = node.name
         del self.nodes[name]
+        inputs, outputs = self._wiring.pop(name)
         producer = self.producer
-        for out in node.output:
+        for out in outputs:
             if producer.get(out) == name:
                 del producer[out]
         implicit = self._implicit.pop(name, None) if self._implicit else None
-        reads = itertools.chain(node.input, implicit) if implicit else node.input
+        reads = itertools.chain(inputs, implicit) if implicit else inputs
         consumers = self.consumers
         for tensor in reads:
             users = consumers.get(tensor) if tensor else None
@@ -200,9 +205,14 @@ class Graph:
     # ------------------------------------------------------------------ queries
     def node_inputs(self, node: NodeProto, include_implicit: bool = True) -> list[str]:
         """Distinct non-empty tensor names `node` reads (subgraph outer references included)."""
-        names = [n for n in dict.fromkeys(node.input) if n]
+        return self._distinct_reads(node.name, node.input, include_implicit)
+
+    def _distinct_reads(
+        self, name: str, inputs: Sequence[str], include_implicit: bool = True
+    ) -> list[str]:
+        names = [n for n in dict.fromkeys(inputs) if n]
         if include_implicit and self._implicit:
-            implicit = self._implicit.get(node.name)
+            implicit = self._implicit.get(name)
             if implicit:
                 names.extend(sorted(implicit - set(names)))
         return names
@@ -286,7 +296,7 @@ class Graph:
         else:
             self._names.reserve((node.name,))
         self._names.reserve(node.output)
-        self._register(node, node.name, node.input, node.output)
+        self._register(node, node.name, tuple(node.input), tuple(node.output))
         self._structure_changed = True
         return node
 
@@ -327,6 +337,8 @@ class Graph:
         if old == tensor:
             return
         node.input[index] = tensor
+        if self.nodes.get(node.name) is node:  # indexed (not a node about to be added)
+            self._wiring[node.name] = (tuple(node.input), self._wiring[node.name][1])
         if old and old not in node.input:
             users = self.consumers.get(old)
             if users is not None and node.name not in self._implicit_readers(old):
@@ -352,10 +364,7 @@ class Graph:
             readers_of_new = self.consumers.setdefault(new, {})
             for user in readers:
                 node = self.nodes[user]
-                inputs = node.input  # fetched once: each `node.input` builds a new wrapper
-                for i, name in enumerate(inputs):
-                    if name == old:
-                        inputs[i] = new
+                self._rename_input(node, old, new)
                 if user in self._implicit:
                     for sub in subgraphs(node):
                         _rename_in_subgraph(sub, old, new)
@@ -373,6 +382,7 @@ class Graph:
                 if name == output:
                     old_producer.output[i] = self._names.fresh(f"{output}_detached")
                     self.producer[old_producer.output[i]] = old_producer.name
+            self._rewire_outputs(old_producer)
             del self.producer[output]
         renamable = (
             producer is not None
@@ -385,14 +395,13 @@ class Graph:
             for i, name in enumerate(producer.output):
                 if name == new:
                     producer.output[i] = output
+            self._rewire_outputs(producer)
             del self.producer[new]
             self.producer[output] = producer.name
             readers = self.consumers.pop(new, {})
             for user in readers:
                 node = self.nodes[user]
-                for i, name in enumerate(node.input):
-                    if name == new:
-                        node.input[i] = output
+                self._rename_input(node, new, output)
                 if user in self._implicit:
                     for sub in subgraphs(node):
                         _rename_in_subgraph(sub, new, output)
@@ -403,6 +412,20 @@ class Graph:
         else:
             self.make_node("Identity", [new], [output], name=f"{output}_identity")
         self._structure_changed = True
+
+    def _rename_input(self, node: NodeProto, old: str, new: str) -> None:
+        """`node` (indexed) reads `new` wherever it read `old`; its wiring follows."""
+        inputs = node.input  # fetched once: each `node.input` builds a new wrapper
+        reads = []
+        for i, name in enumerate(inputs):
+            if name == old:
+                inputs[i] = name = new
+            reads.append(name)
+        self._wiring[node.name] = (tuple(reads), self._wiring[node.name][1])
+
+    def _rewire_outputs(self, node: NodeProto) -> None:
+        """The wiring of `node` (indexed) follows its renamed outputs."""
+        self._wiring[node.name] = (self._wiring[node.name][0], tuple(node.output))
 
     def _move_value_info(self, src: str, dst: str) -> None:
         for vi in self.proto.value_info:
@@ -469,10 +492,11 @@ class Graph:
         """True when every node comes after the producers of what it reads."""
         producer = self.producer
         implicit = self._implicit
+        wiring = self._wiring
         done: set[str] = set()
         for node in nodes:
             name = node.name
-            for tensor in node.input:
+            for tensor in wiring[name][0]:
                 p = producer.get(tensor) if tensor else None
                 if p is not None and p not in done and p != name:
                     return False
@@ -485,9 +509,8 @@ class Graph:
         return True
 
     def _producers_of(self, node_name: str) -> list[str]:
-        node = self.nodes[node_name]
         deps = []
-        for name in self.node_inputs(node):
+        for name in self._distinct_reads(node_name, self._wiring[node_name][0]):
             p = self.producer.get(name)
             if p is not None and p != node_name:
                 deps.append(p)
@@ -520,6 +543,7 @@ class Graph:
             self.producer.clear()
             self.consumers.clear()
             self._implicit.clear()
+            self._wiring.clear()
             self._index()
         return self.model
 
