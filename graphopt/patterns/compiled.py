@@ -39,6 +39,8 @@ _UNBOUND: Any = object()
 Cont = Callable[["Search"], bool]
 NodeStep = Callable[["Search", onnx.NodeProto, Cont], bool]
 InputStep = Callable[["Search", onnx.NodeProto, "list[str] | tuple[str, ...]", Cont], bool]
+# A necessary condition for a match at a node (`facts`, when given, caches the node reads).
+Screen = Callable[[Graph, onnx.NodeProto, "Facts | None"], bool]
 
 
 class Search:
@@ -98,7 +100,7 @@ class CompiledTarget:
         self.slot = {name: i for i, name in enumerate(names)}
         self._nodes: dict[int, NodeStep] = {}
         self.root = self._node(len(pattern.nodes) - 1)
-        self._skeletons: dict[int, Callable[[Graph, onnx.NodeProto], bool]] = {}
+        self._skeletons: dict[int, Screen] = {}
         self.plausible = self._skeleton(len(pattern.nodes) - 1)
         # Two-node targets are screened by the runner's input-kind filter and fail fast.
         self.screen = self.plausible if len(pattern.nodes) > 2 else None
@@ -129,7 +131,7 @@ class CompiledTarget:
         return stopped, state.deep
 
     # ------------------------------------------------------------------ compilation
-    def _skeleton(self, index: int) -> Callable[[Graph, onnx.NodeProto], bool]:
+    def _skeleton(self, index: int) -> Screen:
         """A necessary condition for a match at a node, without binding anything: op types
         along every producer path, and constant operands where the pattern needs them
         (commutative operands in any order)."""
@@ -140,7 +142,7 @@ class CompiledTarget:
         op, domains = pnode.op, domains_of(pnode.domain)
         producers = self.pattern.producers()
         commutative = op in COMMUTATIVE
-        needs: list[tuple[int, Callable[[Graph, onnx.NodeProto], bool] | None]] = []
+        needs: list[tuple[int, Screen | None]] = []
         for k, operand in enumerate(pnode.inputs):
             if needs_constant(operand, self.constant_vars, producers):
                 needs.append((k, None))  # a constant
@@ -151,12 +153,15 @@ class CompiledTarget:
             ):
                 needs.append((k, self._skeleton(producers[operand.name])))
 
-        def check(graph: Graph, node: onnx.NodeProto) -> bool:
-            if node.op_type != op or node.domain not in domains:
+        def check(graph: Graph, node: onnx.NodeProto, facts: Facts | None = None) -> bool:
+            if facts is None:
+                node_op, node_domain, inputs = node.op_type, node.domain, tuple(node.input)
+            else:
+                _, node_op, node_domain, inputs, _ = facts.io(node)
+            if node_op != op or node_domain not in domains:
                 return False
             if not needs:
                 return True
-            inputs = node.input[:]  # a list: indexing the protobuf's repeated field costs more
             count = len(inputs)
             producer, nodes = graph.producer, graph.nodes
             for k, child in needs:
@@ -176,7 +181,7 @@ class CompiledTarget:
                         # `graph.producer_node(t)` with the dicts (screens run ~600 times a
                         # pass on ppocr_det)
                         p = producer.get(t)
-                        if p is not None and child(graph, nodes[p]):
+                        if p is not None and child(graph, nodes[p], facts):
                             break
                 else:
                     return False
@@ -201,7 +206,8 @@ class CompiledTarget:
         first = self._inputs(index, 0)
 
         def step(s: Search, node: onnx.NodeProto, cont: Cont) -> bool:
-            if node.op_type != op or node.domain not in domains:
+            _, node_op, node_domain, inputs, produced = s.facts.io(node)
+            if node_op != op or node_domain not in domains:
                 s.fail()
                 return False
             trail = s.node_trail
@@ -213,7 +219,6 @@ class CompiledTarget:
             var_trail = s.var_trail
             mark = len(var_trail)
             env = s.env
-            produced = list(node.output)
             ok = True
             for j, slot in outs:
                 if j >= len(produced) or not produced[j]:
@@ -230,11 +235,11 @@ class CompiledTarget:
             attr_mark = None
             if ok and attrs:
                 attr_mark = list(s.attrs.items())
-                if attr_mismatch(pnode, node, s.attrs, s.graph.opset_version(node.domain)):
+                if attr_mismatch(pnode, node, s.attrs, s.graph.opset_version(node_domain)):
                     s.fail()
                     ok = False
             if ok:
-                names = list(node.input)
+                names = list(inputs)
                 if len(names) > n:
                     if any(names[n:]):
                         s.fail()  # more inputs than the pattern's node
@@ -328,7 +333,8 @@ class CompiledTarget:
                 if prod is None:
                     s.fail()
                     return False
-                if out_index >= len(prod.output) or prod.output[out_index] != name:
+                outputs = s.facts.io(prod)[4]
+                if out_index >= len(outputs) or outputs[out_index] != name:
                     return False
                 return child(s, prod, lambda s2: rest(s2, node, names, cont))
 

@@ -83,6 +83,9 @@ class RuleRunner:
         self._noted: set[tuple[str, str]] = set()
         self._added: list[str] = []
         self._touched: list[str] = []  # tensors whose producer a rewrite changed
+        # What feeds each node (`_input_kinds`), kept across sweeps: a rewrite drops the
+        # entries of the nodes it added and of the readers of the tensors it touched.
+        self._kinds_of: dict[str, frozenset[str]] = {}
         # (rule, opset) → (why its replacement cannot be emitted, the opset that would do)
         self._opset_reasons: dict[tuple[str, int], tuple[str, int]] = {}
 
@@ -95,25 +98,39 @@ class RuleRunner:
         if not usable:
             return self.stats
         reach = max(len(t.nodes) for r in usable for t in r.targets)
-        restrict: set[str] | None = None
+        index = self._index(None)
         active = usable
         for _ in range(self.max_sweeps):
             self._added = []
-            if not active or not self._sweep(active, restrict):
+            if not active or not self._sweep(active, index):
                 break
-            restrict = self._neighbourhood(self._added, reach)
+            index = self._index(self._neighbourhood(self._added, reach))
             # A new match contains a new node, or the producer of one of its inputs (whose
             # consumers changed): only rules with such an op in their target can newly match.
-            nodes = self.graph.nodes
-            ops = {nodes[n].op_type for n in restrict if n in nodes}
-            active = [r for r in usable if _target_ops(r) & ops]
+            active = [r for r in usable if not _target_ops(r).isdisjoint(index)]
         return self.stats
+
+    def _index(self, restrict: set[str] | None) -> dict[str, list[tuple[str, onnx.NodeProto]]]:
+        """Op type → the (name, node) pairs of a sweep, in graph order (all nodes, or those in
+        `restrict`). The names come from the graph's dict, not from the protobuf."""
+        index: dict[str, list[tuple[str, onnx.NodeProto]]] = {}
+        if restrict is None:
+            for entry in self.graph.nodes.items():
+                index.setdefault(entry[1].op_type, []).append(entry)
+        else:
+            # In graph order, like the first sweep: iterating the set would make the order of
+            # overlapping rewrites depend on the string hash seed.
+            for entry in self.graph.nodes.items():
+                if entry[0] in restrict:
+                    index.setdefault(entry[1].op_type, []).append(entry)
+        return index
 
     def _neighbourhood(self, added: list[str], reach: int) -> set[str]:
         nodes, producer, consumers = self.graph.nodes, self.graph.producer, self.graph.consumers
+        io = self.facts.io
         frontier = [n for n in added if n in nodes]
         for name in list(frontier):
-            for t in nodes[name].input:
+            for t in io(nodes[name])[3]:
                 p = producer.get(t) if t else None
                 if p is not None:
                     frontier.append(p)
@@ -121,7 +138,7 @@ class RuleRunner:
         for _ in range(reach):
             nxt = []
             for name in frontier:
-                for out in nodes[name].output:
+                for out in io(nodes[name])[4]:
                     users = consumers.get(out)
                     if users:
                         for c in users:
@@ -133,24 +150,15 @@ class RuleRunner:
                 break
         return seen
 
-    def _sweep(self, rules: Sequence[Rule], restrict: set[str] | None) -> bool:
-        # (name, node) pairs: the names come from the graph's dict, not from the protobuf
-        index: dict[str, list[tuple[str, onnx.NodeProto]]] = {}
-        if restrict is None:
-            for entry in self.graph.nodes.items():
-                index.setdefault(entry[1].op_type, []).append(entry)
-        else:
-            # In graph order, like the first sweep: iterating the set would make the order of
-            # overlapping rewrites depend on the string hash seed.
-            for entry in self.graph.nodes.items():
-                if entry[0] in restrict:
-                    index.setdefault(entry[1].op_type, []).append(entry)
+    def _sweep(
+        self, rules: Sequence[Rule], index: dict[str, list[tuple[str, onnx.NodeProto]]]
+    ) -> bool:
         changed = False
         nodes = self.graph.nodes
         consumers = self.graph.consumers
-        kinds_of: dict[str, frozenset[str]] = {}  # per sweep; a rewrite drops what it touched
+        kinds_of = self._kinds_of
         filtering = not self.matcher.thorough
-        touched = self._touched
+        touched, added = self._touched, self._added
         for rule in rules:
             needs = _needs_by_op(rule)
             for op in sorted(needs):
@@ -168,12 +176,16 @@ class RuleRunner:
                                 break
                         else:
                             continue
+                    first_added = len(added)
                     if self.try_rule(rule, node, kinds):
                         changed = True
-                        # What feeds a node changes only where a tensor's producer changed.
+                        # What feeds a node changes only where a tensor's producer changed;
+                        # an added node may reuse a removed node's name.
                         for t in touched:
                             for c in consumers.get(t, ()):
                                 kinds_of.pop(c, None)
+                        for n in added[first_added:]:
+                            kinds_of.pop(n, None)
                     touched.clear()
         return changed
 
@@ -233,7 +245,7 @@ class RuleRunner:
                     kinds = self._input_kinds(anchor)
                 if not needs <= kinds:
                     continue
-                if target.screen is not None and not target.screen(self.graph, anchor):
+                if target.screen is not None and not target.screen(self.graph, anchor, self.facts):
                     continue
                 applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
             if applied:
@@ -254,8 +266,9 @@ class RuleRunner:
         # `Graph.is_constant` and `producer_node` spelled out with the dicts: called for every
         # anchor of the first sweep (ppocr_det: 410 nodes, 2.1 → 1.2 µs a node).
         initializers, producer, nodes = graph.initializers, graph.producer, graph.nodes
+        io = self.facts.io
         kinds = set()
-        for t in node.input:
+        for t in io(node)[3]:
             if not t:
                 continue
             if t in initializers and not graph.is_graph_input(t):
@@ -263,9 +276,8 @@ class RuleRunner:
                 continue
             p = producer.get(t)
             if p is not None:
-                pnode = nodes[p]
-                op = pnode.op_type
-                kinds.add("#const" if op == "Constant" and pnode.domain in _ONNX else op)
+                _, op, domain, _, _ = io(nodes[p])
+                kinds.add("#const" if op == "Constant" and domain in _ONNX else op)
         return frozenset(kinds)
 
     def _note(self, rule: Rule, anchor: onnx.NodeProto, outcome: str, reason: str) -> None:
@@ -303,12 +315,13 @@ class RuleRunner:
         root = m.anchor
         graph = self.graph
         consumers = graph.consumers
+        io = self.facts.io
         while True:
             keep = []
             for name, node in remove.items():
                 if node is root:
                     continue
-                for out in node.output:
+                for out in io(node)[4]:
                     if not out:
                         continue
                     users = consumers.get(out)
@@ -327,7 +340,7 @@ class RuleRunner:
                     where = f"{outside[0]}" if outside else "the graph outputs"
                     return [], f"intermediate {out} is also used by {where}"
                 del remove[name]
-        for out in root.output[1:]:
+        for out in io(root)[4][1:]:
             if out and (consumers.get(out) or graph.is_graph_output(out)):
                 return [], f"{root.name} output {out} is used"
         return list(remove.values()), ""
@@ -341,7 +354,7 @@ class RuleRunner:
         facts = self.facts
         for index, k in m.literal_sites:
             node = m.nodes[index]
-            inputs = list(node.input)
+            inputs = facts.io(node)[3]
             value = facts.value(inputs[k])
             if value is None or value.ndim == 0:
                 continue
@@ -349,7 +362,7 @@ class RuleRunner:
             known = [r for r in others if r is not None]
             if len(known) != len(others) or not known or max(known) < value.ndim:
                 return (
-                    f"cannot prove that constant {node.input[k]} of shape {list(value.shape)} "
+                    f"cannot prove that constant {inputs[k]} of shape {list(value.shape)} "
                     f"does not broadcast the result of {node.name}"
                 )
         return ""
@@ -387,9 +400,10 @@ class RuleRunner:
         root = m.anchor
         hint = root.name
         names: dict[str, str] = {}
+        io = self.facts.io
         old_inputs: set[str] = set()
         for n in remove:
-            old_inputs.update(n.input)
+            old_inputs.update(io(n)[3])
         old_inputs.discard("")
         arrays = [(var, v) for var, v in m.computed.items() if isinstance(v, np.ndarray)]
         plan = _replacement_plan(m.rule)
@@ -402,7 +416,7 @@ class RuleRunner:
                 names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
             graph.remove_node(node)
-            self._touched.extend(node.output)
+            self._touched.extend(io(node)[4])
         tensors = m.tensors
         for (op, domain, in_vars, out_vars, copy_from), attrs in zip(
             plan, m.replacement_attrs, strict=True
