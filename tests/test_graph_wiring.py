@@ -108,3 +108,26 @@ def test_index_matches_nodes_after_every_pass_on_a_real_model(real_model, name, 
     graph = Graph(load_model(real_model(name)))
     PassManager(pipe).run(graph, ctx)
     assert check.passes > 5
+
+
+def test_toposort_is_remembered_until_the_wiring_changes():
+    g = Graph(_chain_model())
+    names = ["r1", "r2", "add", "neg"]
+    first = g.toposort()
+    assert [n.name for n in first] == names
+    first.reverse()  # the caller's copy
+    assert [n.name for n in g.toposort()] == names
+    late = g.make_node("Relu", ["x"], name="late")
+    assert [n.name for n in g.toposort()] == [*names, "late"]
+    g.set_input(g.nodes["r2"], 0, late.output[0])
+    assert [n.name for n in g.toposort()] == ["r1", "late", "r2", "add", "neg"]
+    later = g.make_node("Neg", ["x"], name="later")
+    assert [n.name for n in g.toposort()][-1] == "later"
+    g.replace_all_uses("a", later.output[0])  # add reads Neg's output now ("a" stays an output)
+    order = [n.name for n in g.toposort()]
+    assert order.index("later") < order.index("add")
+    g.remove_node("neg")
+    assert "neg" not in [n.name for n in g.toposort()]
+    g.commit()
+    assert [n.name for n in g.toposort()] == [n.name for n in g.model.graph.node]
+    assert_index_matches_nodes(g)

@@ -94,6 +94,7 @@ class Graph:
         # What each node reads and writes as indexed, kept by every mutation method: removing
         # and ordering nodes then reads no protobuf fields (each read builds a wrapper).
         self._wiring: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._order: list[NodeProto] | None = None  # toposort's answer until the wiring changes
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._structure_changed = False
         self._initializers_changed = False
@@ -156,6 +157,7 @@ class Graph:
         fields, passed in because reading them again costs a wrapper each)."""
         self.nodes[name] = node
         self._wiring[name] = (inputs, outputs)
+        self._order = None
         producer = self.producer
         for out in outputs:
             if out:
@@ -188,6 +190,7 @@ class Graph:
         name = node.name
         del self.nodes[name]
         inputs, outputs = self._wiring.pop(name)
+        self._order = None
         producer = self.producer
         for out in outputs:
             if producer.get(out) == name:
@@ -339,6 +342,7 @@ class Graph:
         node.input[index] = tensor
         if self.nodes.get(node.name) is node:  # indexed (not a node about to be added)
             self._wiring[node.name] = (tuple(node.input), self._wiring[node.name][1])
+            self._order = None
         if old and old not in node.input:
             users = self.consumers.get(old)
             if users is not None and node.name not in self._implicit_readers(old):
@@ -422,10 +426,12 @@ class Graph:
                 inputs[i] = name = new
             reads.append(name)
         self._wiring[node.name] = (tuple(reads), self._wiring[node.name][1])
+        self._order = None
 
     def _rewire_outputs(self, node: NodeProto) -> None:
         """The wiring of `node` (indexed) follows its renamed outputs."""
         self._wiring[node.name] = (self._wiring[node.name][0], tuple(node.output))
+        self._order = None
 
     def _move_value_info(self, src: str, dst: str) -> None:
         for vi in self.proto.value_info:
@@ -458,7 +464,13 @@ class Graph:
 
     # ------------------------------------------------------------------ order and write-back
     def toposort(self) -> list[NodeProto]:
-        """Nodes in a topological order that keeps the current order wherever it can."""
+        """Nodes in a topological order that keeps the current order wherever it can (computed
+        once until a node is added or removed or its wiring changes)."""
+        if self._order is None:
+            self._order = self._toposort()
+        return list(self._order)
+
+    def _toposort(self) -> list[NodeProto]:
         current = list(self.nodes.values())
         if self._in_order(current):
             return current
@@ -545,6 +557,7 @@ class Graph:
             self._implicit.clear()
             self._wiring.clear()
             self._index()
+            self._order = list(self.nodes.values())  # as just written: topological
         return self.model
 
     def _write_nodes(self, order: list[NodeProto]) -> None:
