@@ -21,11 +21,21 @@ from graphopt.patterns.engine import Facts, Match, Refuse
 
 Computation = Callable[..., Any]
 COMPUTATIONS: dict[str, Computation] = {}
+# Computation → positions of the arguments it reads only for their dtype and shape: those get
+# a placeholder of that dtype and shape (`Facts.layout`) instead of the decoded constant.
+LAYOUT_ONLY: dict[str, frozenset[int]] = {}
 
 
-def computation(name: str) -> Callable[[Computation], Computation]:
+def computation(
+    name: str, layout_only: tuple[int, ...] = ()
+) -> Callable[[Computation], Computation]:
+    """Register `fn` as computation `name`; `layout_only`: positions of arguments (0 = the
+    first after the Match) whose values it never reads, only their dtype and shape."""
+
     def register(fn: Computation) -> Computation:
         COMPUTATIONS[name] = fn
+        if layout_only:
+            LAYOUT_ONLY[name] = frozenset(layout_only)
         return fn
 
     return register
@@ -73,8 +83,8 @@ def per_channel(name: str, value: Any, channels: int, rank: int, like: np.ndarra
     if others.count(1) != len(others) or (rank > 1 and padded[1] not in (1, channels)):
         raise Refuse(f"{name} of shape {list(arr.shape)} is not per output channel")
     flat = arr.astype(np.float64).reshape(-1)
-    # np.full, not broadcast_to(...).copy(): the same vector, 2.6 → 0.9 µs
-    return np.full(channels, flat[0], np.float64) if flat.size == 1 else flat
+    # repeat, not broadcast_to(...).copy(): the same vector, 2.6 → 0.4 µs
+    return flat.repeat(channels) if flat.size == 1 else flat
 
 
 def _bias(b: Any, channels: int, like: np.ndarray) -> np.ndarray:
@@ -252,6 +262,7 @@ def _conv_affine(
 def _conv_bias(
     m: Match, w: Any, b: Any, c: Any, op: str, group: int, transpose: bool
 ) -> np.ndarray:
+    # Reads only W's dtype, rank and shape (the computations using it say `layout_only=(0,)`).
     w = _weight(w)
     c_out = _out_channels(w, transpose, int(group))
     vec = per_channel("constant", c, c_out, w.ndim, w)
@@ -270,13 +281,13 @@ def fold_affine_conv(
     return _conv_affine(m, w, b, c, op, group, False)
 
 
-@computation("fold_bias_conv")
+@computation("fold_bias_conv", layout_only=(0,))
 def fold_bias_conv(m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1) -> np.ndarray:
     """Conv(x, W, b) ± c  ⇒  Conv(x, W, b ± c) for a per-output-channel constant c."""
     return _conv_bias(m, w, b, c, op, group, False)
 
 
-@computation("fold_bias_convtranspose")
+@computation("fold_bias_convtranspose", layout_only=(0,))
 def fold_bias_convtranspose(
     m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1
 ) -> np.ndarray:

@@ -99,6 +99,26 @@ class Facts:
         values[tensor] = value
         return value
 
+    def layout(self, tensor: str) -> np.ndarray | None:
+        """An array with the dtype and shape of constant `tensor` whose values are not its
+        values (zeros, read-only): for computations that read only those. Where reading the
+        dtype and shape would not be cheaper, the value itself."""
+        if tensor in self._values:
+            return self._values[tensor]
+        graph = self.graph
+        init = graph.initializers.get(tensor)
+        dtype = _NATIVE_RAW.get(init.data_type) if init is not None else None
+        if (
+            dtype is not None
+            and init is not None
+            and init.HasField("raw_data")
+            and init.data_location != onnx.TensorProto.EXTERNAL
+            and not init.HasField("segment")
+            and not graph.is_graph_input(tensor)
+        ):  # the cases `value` reads with one frombuffer, without copying the bytes here
+            return np.broadcast_to(np.zeros((), dtype), tuple(init.dims))
+        return self.value(tensor)
+
     def scalar(self, tensor: str) -> float | None:
         """The value of a one-element floating-point constant as a float (None otherwise)."""
         scalars = self._scalars
@@ -383,6 +403,14 @@ class Match:
                 return self.attrs[a.name]
             return self.value(a.name)
         return a
+
+    def layout(self, var: str) -> Any:
+        """Like `arg(Var(var))`, for a computation that reads only the dtype and shape of the
+        constant (`Facts.layout`)."""
+        if var in self.attrs:
+            return self.attrs[var]
+        t = self.tensors.get(var)
+        return None if t is None else self.facts.layout(t)
 
 
 class Matcher:

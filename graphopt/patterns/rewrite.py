@@ -38,7 +38,7 @@ import onnx
 from graphopt.ir import Graph
 from graphopt.patterns.checks import CHECKS
 from graphopt.patterns.compiled import CompiledTarget, compiled
-from graphopt.patterns.compute import COMPUTATIONS
+from graphopt.patterns.compute import COMPUTATIONS, LAYOUT_ONLY
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
 from graphopt.patterns.rules import AttrRef, Literal, Pattern, Rule, Var
 
@@ -379,7 +379,12 @@ class RuleRunner:
         if call is None:
             self._plan_attrs(m)
             return
-        result = COMPUTATIONS[call.name](m, *[m.arg(a) for a in call.args])
+        layout_only = LAYOUT_ONLY.get(call.name, ())
+        args = [
+            m.layout(a.name) if i in layout_only and isinstance(a, Var) else m.arg(a)
+            for i, a in enumerate(call.args)
+        ]
+        result = COMPUTATIONS[call.name](m, *args)
         if not isinstance(result, tuple):
             result = (result,)
         if len(result) != len(call.outputs):
