@@ -104,6 +104,13 @@ class CompiledTarget:
         self.plausible = self._skeleton(len(pattern.nodes) - 1)
         # Two-node targets are screened by the runner's input-kind filter and fail fast.
         self.screen = self.plausible if len(pattern.nodes) > 2 else None
+        # Ops of the pattern nodes two producer steps above the root along required operands:
+        # `plausible` passes only where some producer of a producer of the anchor's inputs has
+        # one of these ops (empty: no such node, no such condition).
+        root = len(pattern.nodes) - 1
+        self.grandchild_ops = frozenset(
+            pattern.nodes[g].op for c in self._required(root) for g in self._required(c)
+        )
 
     def search(
         self,
@@ -131,6 +138,18 @@ class CompiledTarget:
         return stopped, state.deep
 
     # ------------------------------------------------------------------ compilation
+    def _required(self, index: int) -> list[int]:
+        """The pattern nodes producing a required (non-optional) operand of node `index`: the
+        children `_skeleton` checks."""
+        producers = self.pattern.producers()
+        return [
+            producers[operand.name]
+            for operand in self.pattern.nodes[index].inputs
+            if isinstance(operand, Var)
+            and not operand.optional
+            and producers.get(operand.name, index) != index
+        ]
+
     def _skeleton(self, index: int) -> Screen:
         """A necessary condition for a match at a node, without binding anything: op types
         along every producer path, and constant operands where the pattern needs them

@@ -234,6 +234,8 @@ class RuleRunner:
             return True
 
         op = anchor.op_type
+        screened = 0
+        two_up: set[str] | None = None  # ops two producers up from the anchor, once needed
         for pattern, root_op, needs, target in _targets(rule):
             if root_op != op:
                 continue
@@ -245,8 +247,18 @@ class RuleRunner:
                     kinds = self._input_kinds(anchor)
                 if not needs <= kinds:
                     continue
-                if target.screen is not None and not target.screen(self.graph, anchor, self.facts):
-                    continue
+                if target.screen is not None:
+                    # After one screen has rejected this anchor, a target whose screen needs a
+                    # producer's producer of an op the anchor lacks is skipped unscreened (the
+                    # ten macro variants of a hardswish target rejected by one set test).
+                    screened += 1
+                    if screened > 1 and target.grandchild_ops:
+                        if two_up is None:
+                            two_up = self._two_up_ops(anchor)
+                        if two_up.isdisjoint(target.grandchild_ops):
+                            continue
+                    if not target.screen(self.graph, anchor, self.facts):
+                        continue
                 applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
             if applied:
                 self.stats.applied[rule.name] = self.stats.applied.get(rule.name, 0) + 1
@@ -259,6 +271,20 @@ class RuleRunner:
             self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1
             self._note(rule, anchor, "refused", refusal)
         return False
+
+    def _two_up_ops(self, anchor: onnx.NodeProto) -> set[str]:
+        """The op types of the producers of the inputs of the producers of `anchor`'s inputs."""
+        producer, nodes, io = self.graph.producer, self.graph.nodes, self.facts.io
+        ops = set()
+        for t in io(anchor)[3]:
+            p = producer.get(t) if t else None
+            if p is None:
+                continue
+            for t2 in io(nodes[p])[3]:
+                p2 = producer.get(t2) if t2 else None
+                if p2 is not None:
+                    ops.add(io(nodes[p2])[1])
+        return ops
 
     def _input_kinds(self, node: onnx.NodeProto) -> frozenset[str]:
         """What feeds `node`: "#const" for constants, else the producers' op types."""
