@@ -131,3 +131,14 @@ def test_toposort_is_remembered_until_the_wiring_changes():
     g.commit()
     assert [n.name for n in g.toposort()] == [n.name for n in g.model.graph.node]
     assert_index_matches_nodes(g)
+
+
+def test_inputs_of_and_outputs_of_read_the_index():
+    g = Graph(_chain_model())
+    assert g.inputs_of("add") == ("a", "b") and g.outputs_of("add") == ("s",)
+    g.set_input(g.nodes["add"], 1, "x")
+    assert g.inputs_of("add") == ("a", "x") == tuple(g.nodes["add"].input)
+    g.replace_all_uses("s", "x")
+    assert g.inputs_of("neg") == ("x",)
+    with pytest.raises(KeyError):
+        g.inputs_of("no such node")

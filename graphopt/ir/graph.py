@@ -220,6 +220,14 @@ class Graph:
                 names.extend(sorted(implicit - set(names)))
         return names
 
+    def inputs_of(self, name: str) -> tuple[str, ...]:
+        """The `input` field of node `name`, from the index: no protobuf wrapper is built."""
+        return self._wiring[name][0]
+
+    def outputs_of(self, name: str) -> tuple[str, ...]:
+        """The `output` field of node `name`, from the index: no protobuf wrapper is built."""
+        return self._wiring[name][1]
+
     def consumer_nodes(self, tensor: str) -> list[NodeProto]:
         return [self.nodes[n] for n in self.consumers.get(tensor, {})]
 

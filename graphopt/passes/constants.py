@@ -65,10 +65,11 @@ class ConstantsToInitializers(Pass):
             return PassResult(False)
         converted = skipped = 0
         outputs = set(graph.graph_outputs)
-        for node in list(graph.nodes.values()):
+        for name, node in list(graph.nodes.items()):
             if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
                 continue
-            out = node.output[0] if node.output else ""
+            produced = graph.outputs_of(name)
+            out = produced[0] if produced else ""
             if not out:
                 continue
             if out in outputs:

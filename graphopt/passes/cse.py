@@ -56,7 +56,7 @@ def _same_bytes(graph: Graph, candidates: list[tuple[bytes, str]], data: bytes) 
     return None
 
 
-def _node_key(graph: Graph, node: onnx.NodeProto) -> tuple | None:
+def _node_key(graph: Graph, name: str, node: onnx.NodeProto) -> tuple | None:
     """Domain, op, inputs and output count (attributes are compared only on a collision), or
     None for a node that must not be merged: random ops, unknown domains, subgraphs (each field
     is read once: every read builds a wrapper)."""
@@ -65,7 +65,7 @@ def _node_key(graph: Graph, node: onnx.NodeProto) -> tuple | None:
         return None  # Dropout: random in training mode
     if graph.has_subgraphs(node):
         return None
-    return (domain, op, tuple(node.input), len(node.output))
+    return (domain, op, graph.inputs_of(name), len(graph.outputs_of(name)))
 
 
 def _attributes_key(node: onnx.NodeProto) -> tuple:
@@ -134,7 +134,7 @@ class EliminateCommonSubexpressions(Pass):
         for name, node in list(live.items()):
             if name not in live:
                 continue  # merged away in this run
-            key = _node_key(graph, node)
+            key = _node_key(graph, name, node)
             if key is None:
                 continue
             bucket = seen.get(key)
