@@ -174,13 +174,14 @@ class CompiledTarget:
 
         def check(graph: Graph, node: onnx.NodeProto, facts: Facts | None = None) -> bool:
             if facts is None:
-                node_op, node_domain, inputs = node.op_type, node.domain, tuple(node.input)
+                node_op, node_domain = node.op_type, node.domain
             else:
-                _, node_op, node_domain, inputs, _ = facts.io(node)
+                node_op, node_domain = facts.op_of(node)
             if node_op != op or node_domain not in domains:
                 return False
             if not needs:
                 return True
+            inputs = tuple(node.input) if facts is None else facts.io(node)[3]
             count = len(inputs)
             producer, nodes = graph.producer, graph.nodes
             for k, child in needs:

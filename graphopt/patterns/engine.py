@@ -180,6 +180,14 @@ class Facts:
             self._io[id(node)] = entry
         return entry
 
+    def op_of(self, node: onnx.NodeProto) -> tuple[str, str]:
+        """(op_type, domain) of `node`, without reading (or caching) its inputs and outputs:
+        for the many nodes that are only looked at to be rejected by op."""
+        entry = self._io.get(id(node))
+        if entry is not None and entry[0] is node:
+            return entry[1], entry[2]
+        return node.op_type, node.domain
+
     def forget(self, tensor: str) -> None:
         self._values.pop(tensor, None)
         self._scalars.pop(tensor, None)

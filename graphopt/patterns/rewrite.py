@@ -283,7 +283,7 @@ class RuleRunner:
             for t2 in io(nodes[p])[3]:
                 p2 = producer.get(t2) if t2 else None
                 if p2 is not None:
-                    ops.add(io(nodes[p2])[1])
+                    ops.add(self.facts.op_of(nodes[p2])[0])
         return ops
 
     def _input_kinds(self, node: onnx.NodeProto) -> frozenset[str]:
@@ -292,7 +292,7 @@ class RuleRunner:
         # `Graph.is_constant` and `producer_node` spelled out with the dicts: called for every
         # anchor of the first sweep (ppocr_det: 410 nodes, 2.1 → 1.2 µs a node).
         initializers, producer, nodes = graph.initializers, graph.producer, graph.nodes
-        io = self.facts.io
+        io, op_of = self.facts.io, self.facts.op_of
         kinds = set()
         for t in io(node)[3]:
             if not t:
@@ -302,7 +302,7 @@ class RuleRunner:
                 continue
             p = producer.get(t)
             if p is not None:
-                _, op, domain, _, _ = io(nodes[p])
+                op, domain = op_of(nodes[p])
                 kinds.add("#const" if op == "Constant" and domain in _ONNX else op)
         return frozenset(kinds)
 
@@ -439,10 +439,9 @@ class RuleRunner:
         arrays = [(var, v) for var, v in m.computed.items() if isinstance(v, np.ndarray)]
         plan = _replacement_plan(m.rule)
         if arrays:
-            wanted = {(_TENSOR_TYPES.get(v.dtype, -1), v.shape) for _, v in arrays}
             # a constant the replacement still reads (x in (x·a)·b ⇒ x·c) is not spare
             still_read = {m.tensors.get(v) for _, _, in_vars, _, _ in plan for v in in_vars}
-            spare = self._spare_constants(old_inputs - still_read, {n.name for n in remove}, wanted)
+            spare = self._spare_constants(old_inputs - still_read, {n.name for n in remove})
             for var, value in arrays:
                 names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
@@ -483,19 +482,13 @@ class RuleRunner:
             self._touched.extend(outputs)
         self._drop_dead_constants(old_inputs)
 
-    def _spare_constants(
-        self,
-        tensors: Iterable[str],
-        removed: set[str],
-        wanted: set[tuple[int, tuple[int, ...]]] | None = None,
-    ) -> dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]]:
-        """Constant tensors only the removed nodes read, by (data type, dims): their storage
-        can hold a computed constant of the same type and shape (saves two copies of a weight).
-        With `wanted`, only those (data type, dims) keys are collected."""
+    def _spare_constants(self, tensors: Iterable[str], removed: set[str]) -> _SpareConstants:
+        """Constant tensors only the removed nodes read: their storage can hold a computed
+        constant of the same type and shape (saves two copies of a weight). Checked when one
+        is taken (`_SpareConstants.take`): a fold needs one or two of the five or so."""
         graph = self.graph
-        spare: dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]] = {}
-        consumers, initializers = graph.consumers, graph.initializers
-        types = None if wanted is None else {data_type for data_type, _ in wanted}
+        candidates: list[tuple[str, onnx.TensorProto]] = []
+        initializers = graph.initializers
         for t in sorted(tensors):
             proto = initializers.get(t)
             if proto is None:
@@ -505,33 +498,16 @@ class RuleRunner:
                 proto = next((a.t for a in node.attribute if a.name == "value"), None)
                 if proto is None:
                     continue
-            # The cheapest tests first (every test must pass): the type, then the readers.
-            if types is not None and proto.data_type not in types:
-                continue
-            users = consumers.get(t)
-            if users and not removed.issuperset(users):
-                continue
-            key = (proto.data_type, tuple(proto.dims))
-            if wanted is not None and key not in wanted:
-                continue
-            if graph.is_graph_input(t) or graph.is_graph_output(t):
-                continue
-            if proto.data_location == onnx.TensorProto.EXTERNAL or proto.name not in ("", t):
-                continue
-            spare.setdefault(key, []).append((t, proto))
-        return spare
+            candidates.append((t, proto))
+        return _SpareConstants(graph, candidates, removed)
 
-    def _store(
-        self,
-        hint: str,
-        value: np.ndarray,
-        spare: dict[tuple[int, tuple[int, ...]], list[tuple[str, onnx.TensorProto]]],
-    ) -> str:
+    def _store(self, hint: str, value: np.ndarray, spare: _SpareConstants) -> str:
         """Name of a constant holding `value`: a spare tensor overwritten in place, or a new
         initializer."""
-        slots = spare.get((_TENSOR_TYPES.get(value.dtype, -1), value.shape))
-        if slots and value.dtype.kind == "f":
-            name, proto = slots.pop()
+        data_type = _TENSOR_TYPES.get(value.dtype, -1)
+        taken = spare.take(data_type, value.shape) if value.dtype.kind == "f" else None
+        if taken is not None:
+            name, proto = taken
             for field in _TYPED_DATA_FIELDS:
                 proto.ClearField(field)  # a no-op on an empty field, cheaper than testing it
             little = value.astype(value.dtype.newbyteorder("<"), copy=False)
@@ -574,6 +550,44 @@ class RuleRunner:
             if node is not None and node.op_type == "Constant" and len(node.output) == 1:
                 graph.remove_node(node)
                 self.facts.forget(t)
+
+
+class _SpareConstants:
+    """Candidate constants (name order) whose storage a computed constant may take over.
+
+    `take(data_type, shape)` returns the last candidate in name order that has that type and
+    shape, is read only by the removed nodes, is no graph input or output, and holds its data
+    inline under its own name (or None); it is not offered again. Only the candidates looked
+    at are checked: a Conv+BN fold takes W and one of the five [C] tensors.
+    """
+
+    def __init__(
+        self, graph: Graph, candidates: list[tuple[str, onnx.TensorProto]], removed: set[str]
+    ):
+        self.graph = graph
+        self.candidates = candidates
+        self.removed = removed
+
+    def take(self, data_type: int, shape: tuple[int, ...]) -> tuple[str, onnx.TensorProto] | None:
+        candidates = self.candidates
+        for i in range(len(candidates) - 1, -1, -1):
+            t, proto = candidates[i]
+            if proto.data_type != data_type or tuple(proto.dims) != shape:
+                continue  # may suit another computed constant
+            if self._usable(t, proto):
+                del candidates[i]
+                return t, proto
+            del candidates[i]  # unusable for any constant
+        return None
+
+    def _usable(self, t: str, proto: onnx.TensorProto) -> bool:
+        graph = self.graph
+        users = graph.consumers.get(t)
+        if users and not self.removed.issuperset(users):
+            return False
+        if graph.is_graph_input(t) or graph.is_graph_output(t):
+            return False
+        return proto.data_location != onnx.TensorProto.EXTERNAL and proto.name in ("", t)
 
 
 # numpy dtype → ONNX data type of the computed constants `_store` may write over a spare one.
