@@ -142,3 +142,14 @@ def test_inputs_of_and_outputs_of_read_the_index():
     assert g.inputs_of("neg") == ("x",)
     with pytest.raises(KeyError):
         g.inputs_of("no such node")
+
+
+@pytest.mark.parametrize("first_name", ["r1", ""])  # names as given, or one to make up
+def test_fresh_names_avoid_every_tensor_name(first_name):
+    model = _chain_model()
+    model.graph.node[0].name = first_name
+    model.graph.node[1].output[0] = "Relu_out"  # a tensor named like a fresh output would be
+    model.graph.node[2].input[1] = "Relu_out"
+    g = Graph(model)
+    assert g.make_node("Relu", ["x"]).output[0] == "Relu_out_1"
+    assert g.make_node("Relu", ["x"]).output[0] == "Relu_out_2"
