@@ -28,6 +28,7 @@ other than by order (first rule, first target, first match wins).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -113,21 +114,21 @@ class RuleRunner:
     def _index(self, restrict: set[str] | None) -> dict[str, list[tuple[str, onnx.NodeProto]]]:
         """Op type → the (name, node) pairs of a sweep, in graph order (all nodes, or those in
         `restrict`). The names come from the graph's dict, not from the protobuf."""
-        index: dict[str, list[tuple[str, onnx.NodeProto]]] = {}
+        index: defaultdict[str, list[tuple[str, onnx.NodeProto]]] = defaultdict(list)
         if restrict is None:
             for entry in self.graph.nodes.items():
-                index.setdefault(entry[1].op_type, []).append(entry)
+                index[entry[1].op_type].append(entry)
         else:
             # In graph order, like the first sweep: iterating the set would make the order of
             # overlapping rewrites depend on the string hash seed.
             for entry in self.graph.nodes.items():
                 if entry[0] in restrict:
-                    index.setdefault(entry[1].op_type, []).append(entry)
-        return index
+                    index[entry[1].op_type].append(entry)
+        return dict(index)
 
     def _neighbourhood(self, added: list[str], reach: int) -> set[str]:
         nodes, producer, consumers = self.graph.nodes, self.graph.producer, self.graph.consumers
-        io = self.facts.io
+        io, outputs_of = self.facts.io, self.facts.outputs_of
         frontier = [n for n in added if n in nodes]
         for name in list(frontier):
             for t in io(nodes[name])[3]:
@@ -138,7 +139,7 @@ class RuleRunner:
         for _ in range(reach):
             nxt = []
             for name in frontier:
-                for out in io(nodes[name])[4]:
+                for out in outputs_of(nodes[name]):
                     users = consumers.get(out)
                     if users:
                         for c in users:
