@@ -434,11 +434,10 @@ class Graph:
     def _rename_input(self, node: NodeProto, old: str, new: str) -> None:
         """`node` (indexed) reads `new` wherever it read `old`; its wiring follows."""
         inputs = node.input  # fetched once: each `node.input` builds a new wrapper
-        reads = []
-        for i, name in enumerate(inputs):
+        reads = inputs[:]
+        for i, name in enumerate(reads):
             if name == old:
-                inputs[i] = name = new
-            reads.append(name)
+                inputs[i] = reads[i] = new
         self._wiring[node.name] = (tuple(reads), self._wiring[node.name][1])
         self._order = None
 
