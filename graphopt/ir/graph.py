@@ -312,8 +312,9 @@ class Graph:
             node.name = self._names.fresh(node.name or node.op_type)
         else:
             self._names.reserve((node.name,))
-        self._names.reserve(node.output)
-        self._register(node, node.name, tuple(node.input[:]), tuple(node.output[:]))
+        outputs = tuple(node.output[:])
+        self._names.reserve(outputs)
+        self._register(node, node.name, tuple(node.input[:]), outputs)
         self._structure_changed = True
         return node
 
