@@ -176,7 +176,12 @@ class Facts:
         the protobuf's ~1 µs.)"""
         entry = self._io.get(id(node))
         if entry is None or entry[0] is not node:  # the entry holds the node: ids stay unique
-            entry = (node, node.op_type, node.domain, tuple(node.input), tuple(node.output))
+            graph, name = self.graph, node.name
+            if graph.nodes.get(name) is node:  # the graph's index has its wiring
+                inputs, outputs = graph.inputs_of(name), graph.outputs_of(name)
+            else:
+                inputs, outputs = tuple(node.input[:]), tuple(node.output[:])
+            entry = (node, node.op_type, node.domain, inputs, outputs)
             self._io[id(node)] = entry
         return entry
 
