@@ -124,9 +124,6 @@ class Graph:
             defined = self._input_names | self.initializers.keys()
             defined.update(t.name for t in g.sparse_initializer)
         not_ssa: LoadError | None = None  # raised after load's own errors, as load runs first
-        # Names are unique as given (the usual case): no renaming, and `taken` gets every
-        # output in one update after the walk instead of one per node (-0.35 ms, layout_cdla).
-        renaming = len(set(given)) != len(given) or "" in given
         register = self._register
         for position, (node, name) in enumerate(zip(nodes, given, strict=True)):
             # `field[:]` builds the list in C: tuple(node.input[:]) costs ~40% less than
@@ -137,18 +134,15 @@ class Graph:
                     if tensor and tensor not in defined:
                         raise undefined_input_error(check_as or "", node, tensor)
                 defined.update(outputs)
-            if renaming:
-                if not name or name in self.nodes:
-                    node.name = name = self._names.fresh(f"{node.op_type}_{position}")
-                taken.update(outputs)
+            if not name or name in self.nodes:  # nameless, or a name given twice
+                node.name = name = self._names.fresh(f"{node.op_type}_{position}")
+            taken.update(outputs)
             try:
                 register(node, name, inputs, outputs)
             except LoadError as e:
                 if defined is None:
                     raise
                 not_ssa = not_ssa or e
-        if not renaming:
-            taken.update(self.producer)
         if defined is not None:
             for out in self.graph_outputs:
                 if out not in defined:
