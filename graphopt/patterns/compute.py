@@ -64,11 +64,15 @@ def batchnorm_scale_shift(
         arr = _float(name, value, like)
         if arr.ndim != 1:
             raise Refuse(f"BatchNormalization {name} has shape {list(arr.shape)}, not [C]")
-        arrays.append(arr.astype(np.float64))
-    g, b, mu, v = arrays
-    if not (len(g) == len(b) == len(mu) == len(v)):
+        arrays.append(arr)
+    if len({len(arr) for arr in arrays}) != 1:
         raise Refuse("BatchNormalization parameters have different lengths")
-    s = g / np.sqrt(v + float(eps))
+    # One conversion of the four rows (exact, as four astype calls would be), one buffer
+    # for the root: the in-place ops compute what `g / np.sqrt(v + eps)` does.
+    g, b, mu, v = np.array(arrays, dtype=np.float64)
+    root = np.add(v, float(eps))
+    np.sqrt(root, out=root)
+    s = np.divide(g, root, out=root)
     return s, b - mu * s
 
 
