@@ -573,7 +573,7 @@ class _SpareConstants:
         candidates = self.candidates
         for i in range(len(candidates) - 1, -1, -1):
             t, proto = candidates[i]
-            if proto.data_type != data_type or tuple(proto.dims) != shape:
+            if proto.data_type != data_type or tuple(proto.dims[:]) != shape:
                 continue  # may suit another computed constant
             if self._usable(t, proto):
                 del candidates[i]
