@@ -127,3 +127,56 @@ def test_checked_graph_indexes_like_an_unchecked_one():
         }
     )
     assert list(checked.initializers) == ["w"]
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_cli_names_the_file_and_writes_nothing(case, tmp_path, capsys):
+    # The CLI loads once and hands the LoadedModel to optimize: the node check happens in the
+    # indexing walk, and must still name the file, exit 2 and leave no output behind.
+    from graphopt.cli import main
+
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(BROKEN[case].SerializeToString())
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]  # one line, no traceback
+    assert _error(lambda: load_model(path)) in err
+    assert not out.exists()
+
+
+def test_load_hands_a_loaded_model_over():
+    loaded = load(BROKEN["undefined input"], check_nodes=False)
+    assert load(loaded) is loaded  # not copied, not checked again
+
+
+def test_cli_verify_compares_with_the_original(tmp_path, capsys, monkeypatch):
+    # optimize edits the handed-over model in place; --verify must still run the original.
+    from graphopt.backends import onnxruntime as ort_backend
+    from graphopt.cli import main
+
+    compared = []
+    real_compare = ort_backend.compare
+
+    def spy(reference, candidate, feeds):
+        compared.append([n.op_type for n in reference.graph.node])
+        return real_compare(reference, candidate, feeds)
+
+    monkeypatch.setattr(ort_backend, "compare", spy)
+
+    model = _model(
+        [
+            oh.make_node("Add", ["x", "zero"], ["t"], name="add0"),  # x + 0: removed
+            oh.make_node("Relu", ["t"], ["y"], name="r"),
+        ],
+        initializers=[oh.make_tensor("zero", FLOAT, [1], [0.0])],
+    )
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", str(path), "-o", str(out), "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "verify: y: max abs diff 0" in printed
+    assert compared == [["Add", "Relu"]]  # the original, not the optimized model
+    assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["Relu"]
+    assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Add", "Relu"]

@@ -74,17 +74,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import onnx
+
     from graphopt.api import optimize_with_report
     from graphopt.commands._common import check_model
     from graphopt.ir import load, save_model
     from graphopt.passes import nchwc_fallback
 
-    loaded = load(args.input)
+    loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
+    # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
+    # check); --verify compares with a copy of the original
+    original = onnx.ModelProto()
+    if args.verify:
+        original.CopyFrom(loaded.model)
     guarded_input = nchwc_fallback.branches(loaded.model)  # count an ort-cpu input like its output
     nodes_before = len((guarded_input[0] if guarded_input else loaded.model.graph).node)
     start = time.perf_counter()
     optimized, report = optimize_with_report(
-        loaded.model,
+        loaded,
         args.pipeline,
         opt_level=args.opt_level,
         disable=args.disable,
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verify:
         from graphopt.backends.onnxruntime import compare, example_feeds
 
-        feeds = example_feeds(loaded.model, npz=args.inputs)
+        feeds = example_feeds(original, npz=args.inputs)
         variants = [("verify", optimized)]
         if guarded is not None:  # this CPU runs one branch: verify both
             variants.append(
@@ -108,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             )
         worst = 0.0
         for label, candidate in variants:
-            diffs = compare(loaded.model, candidate, feeds)
+            diffs = compare(original, candidate, feeds)
             worst = max([worst, *(d.max_rel for d in diffs)])
             for d in diffs:
                 print(

@@ -24,7 +24,9 @@ from graphopt.errors import LoadError, SaveError
 TWO_GIB = 2**31
 SUPPORTED_OPSETS = range(7, 26)  # default-domain opsets graphopt's passes know about
 
-ModelLike = Any  # str | os.PathLike | bytes | onnx.ModelProto | onnx_graphsurgeon.Graph
+ModelLike = (
+    Any  # str | os.PathLike | bytes | onnx.ModelProto | onnx_graphsurgeon.Graph | LoadedModel
+)
 
 
 @dataclass
@@ -48,7 +50,12 @@ def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> Lo
     `check_nodes=False` skips the walk over the nodes that checks every tensor read is defined
     first and every graph output is defined; the caller must then index the model with
     `Graph(loaded.model, check_as=loaded.where)`, which checks the same in its own walk.
+
+    A `LoadedModel` is handed over as it is: not copied, not checked again (what its own load
+    checked is what holds). The CLI uses this to load once and optimize what it loaded.
     """
+    if isinstance(model, LoadedModel):
+        return model
     if isinstance(model, str | os.PathLike):
         return _load_path(Path(model), check_nodes)
     return _load_object(model, copy, check_nodes)
