@@ -93,7 +93,7 @@ class Facts:
             and not init.HasField("segment")
             and not graph.is_graph_input(tensor)
         ):
-            value = np.frombuffer(init.raw_data, dtype).reshape(tuple(init.dims))
+            value = np.frombuffer(init.raw_data, dtype).reshape(init.dims[:])
         else:
             value = graph.constant(tensor)
         values[tensor] = value

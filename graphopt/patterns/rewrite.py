@@ -12,14 +12,17 @@ Preconditions shared by every rule (checked before any mutation):
   * every op of the replacement exists at the model's opset (never emit an op the model lacks).
 
 Cost: the first sweep visits each anchor node once per rule, screened by what feeds it (kept
-per node for the sweep, forgotten where a rewrite re-produced an input); later sweeps only the
+per node across sweeps, forgotten where a rewrite re-produced an input); later sweeps only the
 neighbourhood of the last sweep's rewrites. Matching uses each target's compiled matcher
 (`graphopt.patterns.compiled`), behind an op/constness screen for targets of more than two
 nodes; `--explain` uses the generic `Matcher`, which says why a partial match failed. Outside
 `--explain`, the `refused` count includes anchors where a match failed two or more nodes deep
 (a constant operand that is not constant among them), not anchors the screen rejected. A
 computed constant reuses the storage of a same-shaped constant that only the removed nodes read
-(a folded weight is written over the old one instead of being added next to it).
+(a folded weight is written over the old one instead of being added next to it). Each node's
+op, inputs and outputs are read once per run (`Facts.io`); after one screen rejects an anchor,
+targets needing an op two producers up that the anchor lacks are skipped; a computation that
+reads a weight only for its shape gets a placeholder (`compute.LAYOUT_ONLY`), not its bytes.
 
 What it does not do: recurse into If/Loop/Scan bodies, or choose between overlapping rules
 other than by order (first rule, first target, first match wins).
