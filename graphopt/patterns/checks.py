@@ -91,7 +91,7 @@ def batchnorm_inference(m: Match, out: Var) -> str | None:
     node = m.node_of(out.name)
     if node is None:
         return f"no matched node produces {out.name}"
-    for a in node.attribute:
+    for a in node.attribute[:]:
         if a.name == "training_mode" and a.i != 0:
             return f"{node.name} is in training mode"
         if a.name == "spatial" and a.i != 1:
