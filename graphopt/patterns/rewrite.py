@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ import onnx
 
 from graphopt.ir import Graph
 from graphopt.patterns.checks import CHECKS
-from graphopt.patterns.compiled import CompiledTarget, compiled
+from graphopt.patterns.compiled import CompiledTarget, Screen, compiled
 from graphopt.patterns.compute import COMPUTATIONS, LAYOUT_ONLY
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
 from graphopt.patterns.rules import AttrRef, Literal, Pattern, Rule, Var
@@ -90,6 +90,8 @@ class RuleRunner:
         # What feeds each node (`_input_kinds`), kept across sweeps: a rewrite drops the
         # entries of the nodes it added and of the readers of the tensors it touched.
         self._kinds_of: dict[str, frozenset[str]] = {}
+        # CompiledTarget → [screens passed, screens rejected] in this run (`_screened_search`)
+        self._screen_record: dict[CompiledTarget, list[int]] = {}
         # (rule, opset) → (why its replacement cannot be emitted, the opset that would do)
         self._opset_reasons: dict[tuple[str, int], tuple[str, int]] = {}
 
@@ -252,18 +254,22 @@ class RuleRunner:
                 if not needs <= kinds:
                     continue
                 if target.screen is not None:
-                    # After one screen has rejected this anchor, a target whose screen needs a
-                    # producer's producer of an op the anchor lacks is skipped unscreened (the
-                    # ten macro variants of a hardswish target rejected by one set test).
+                    # From the second screened target on (the first did not apply here), a
+                    # target whose screen needs a producer's producer of an op the anchor lacks
+                    # is skipped unscreened: the ten macro variants of a hardswish target are
+                    # rejected by one set test.
                     screened += 1
                     if screened > 1 and target.grandchild_ops:
                         if two_up is None:
                             two_up = self._two_up_ops(anchor)
                         if two_up.isdisjoint(target.grandchild_ops):
                             continue
-                    if not target.screen(self.graph, anchor, self.facts):
-                        continue
-                applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
+                    found = self._screened_search(rule, target, target.screen, anchor, accept)
+                    if found is None:
+                        continue  # the screen rejects the anchor: no match, nothing refused
+                    applied, deep = found
+                else:
+                    applied, deep = target.search(rule, self.graph, self.facts, anchor, accept)
             if applied:
                 self.stats.applied[rule.name] = self.stats.applied.get(rule.name, 0) + 1
                 self._note(rule, anchor, "applied", "")
@@ -275,6 +281,41 @@ class RuleRunner:
             self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1
             self._note(rule, anchor, "refused", refusal)
         return False
+
+    def _screened_search(
+        self,
+        rule: Rule,
+        target: CompiledTarget,
+        screen: Screen,
+        anchor: onnx.NodeProto,
+        accept: Callable[[Match], bool],
+    ) -> tuple[bool, bool] | None:
+        """`target.search` behind `screen`: None where the screen rejects the anchor, else the
+        search's (stopped, deep).
+
+        The screen is a necessary condition of a match, so searching first and screening only
+        a failed search gives the same answer: a search the screen would have prevented finds
+        no match, so it accepted nothing, and its failure is dropped. Which goes first is only
+        a matter of cost, chosen per target from its screens so far in this run: a target whose
+        screens mostly passed is searched first (layout_cdla's 94 HardSwish anchors: one walk
+        of the pattern each instead of two)."""
+        graph, facts = self.graph, self.facts
+        record = self._screen_record.setdefault(target, [0, 0])  # [passed, rejected]
+        if record[0] > record[1]:
+            stopped, deep = target.search(rule, graph, facts, anchor, accept)
+            if stopped:
+                record[0] += 1  # a match: the screen passes
+                return stopped, deep
+            if not screen(graph, anchor, facts):
+                record[1] += 1
+                return None
+            record[0] += 1
+            return stopped, deep
+        if not screen(graph, anchor, facts):
+            record[1] += 1
+            return None
+        record[0] += 1
+        return target.search(rule, graph, facts, anchor, accept)
 
     def _two_up_ops(self, anchor: onnx.NodeProto) -> set[str]:
         """The op types of the producers of the inputs of the producers of `anchor`'s inputs."""
