@@ -124,3 +124,45 @@ def test_hardswish_found_after_screens_skipped_by_the_ops_two_producers_up():
     stats = RuleRunner(graph).run(select(rule_set(), ["activations"]))
     assert stats.applied == {"hardswish": 1}
     assert ops(graph.commit()) == ["HardSwish"]
+
+
+def hardswish_chain(decoy_first: bool) -> onnx.ModelProto:
+    """Two x·relu6(x+3)/6 and one decoy Div(Mul(a, Relu(a)), 6) whose match fails two nodes
+    deep (Relu is no Clip) where the screen rejects it outright."""
+    hs = """
+          a{i} = Add({x}, three)
+          c{i} = Clip(a{i}, zero, six)
+          m{i} = Mul({x}, c{i})
+          h{i} = Div(m{i}, six)"""
+    decoy = """
+          r = Relu({x})
+          dm = Mul({x}, r)
+          d = Div(dm, six)"""
+    if decoy_first:
+        body, out = decoy.format(x="x") + hs.format(i=1, x="d") + hs.format(i=2, x="h1"), "h2"
+    else:
+        body, out = hs.format(i=1, x="x") + hs.format(i=2, x="h1") + decoy.format(x="h2"), "d"
+    return build(
+        f"""<ir_version: 8, opset_import: ["" : 14]>
+        g (float[2,3,4,5] x) => (float[2,3,4,5] {out}) {{
+          three = Constant<value = float {{3.0}}>()
+          zero = Constant<value = float {{0.0}}>()
+          six = Constant<value = float {{6.0}}>()
+          {body}
+        }}"""
+    )
+
+
+def test_searching_before_screening_refuses_nothing_the_screen_would_have_skipped():
+    # After two anchors whose screens passed, the decoy is searched first: its failure two
+    # nodes deep must be dropped because the screen rejects it, as when it comes first.
+    for decoy_first in (True, False):
+        model = hardswish_chain(decoy_first)
+        original = onnx.ModelProto.FromString(model.SerializeToString())
+        graph = Graph(model)
+        stats = RuleRunner(graph).run(select(rule_set(), [], ["hardswish"]))
+        assert stats.applied == {"hardswish": 2}
+        assert stats.refused == {}, decoy_first
+        rewritten = graph.commit()
+        assert ops(rewritten).count("HardSwish") == 2
+        assert_same_outputs(original, rewritten, feeds(original))
