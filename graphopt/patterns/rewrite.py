@@ -20,9 +20,11 @@ nodes; `--explain` uses the generic `Matcher`, which says why a partial match fa
 (a constant operand that is not constant among them), not anchors the screen rejected. A
 computed constant reuses the storage of a same-shaped constant that only the removed nodes read
 (a folded weight is written over the old one instead of being added next to it). Each node's
-op, inputs and outputs are read once per run (`Facts.io`); after one screen rejects an anchor,
-targets needing an op two producers up that the anchor lacks are skipped; a computation that
-reads a weight only for its shape gets a placeholder (`compute.LAYOUT_ONLY`), not its bytes.
+op, inputs and outputs are read once per run (`Facts.io`); a target whose screens mostly pass
+is searched first and screened only when the search fails; from an anchor's second screened
+target on, targets needing an op two producers up that the anchor lacks are skipped; a
+computation that reads a weight only for its shape gets a placeholder
+(`compute.LAYOUT_ONLY`), not its bytes. None of these changes which rewrites apply or refuse.
 
 What it does not do: recurse into If/Loop/Scan bodies, or choose between overlapping rules
 other than by order (first rule, first target, first match wins).
