@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,13 +195,6 @@ class Facts:
         if entry is not None and entry[0] is node:
             return entry[1], entry[2]
         return node.op_type, node.domain
-
-    def outputs_of(self, node: onnx.NodeProto) -> Sequence[str]:
-        """The outputs of `node`, without reading (or caching) the rest of it."""
-        entry = self._io.get(id(node))
-        if entry is not None and entry[0] is node:
-            return entry[4]
-        return node.output
 
     def forget(self, tensor: str) -> None:
         self._values.pop(tensor, None)

@@ -134,11 +134,13 @@ class RuleRunner:
         return dict(index)
 
     def _neighbourhood(self, added: list[str], reach: int) -> set[str]:
-        nodes, producer, consumers = self.graph.nodes, self.graph.producer, self.graph.consumers
-        io, outputs_of = self.facts.io, self.facts.outputs_of
+        graph = self.graph
+        nodes, producer, consumers = graph.nodes, graph.producer, graph.consumers
+        # every name here is a node of the graph: its wiring comes from the graph's index
+        inputs_of, outputs_of = graph.inputs_of, graph.outputs_of
         frontier = [n for n in added if n in nodes]
         for name in list(frontier):
-            for t in io(nodes[name])[3]:
+            for t in inputs_of(name):
                 p = producer.get(t) if t else None
                 if p is not None:
                     frontier.append(p)
@@ -146,7 +148,7 @@ class RuleRunner:
         for _ in range(reach):
             nxt = []
             for name in frontier:
-                for out in outputs_of(nodes[name]):
+                for out in outputs_of(name):
                     users = consumers.get(out)
                     if users:
                         for c in users:
