@@ -24,6 +24,7 @@ import onnx
 
 from graphopt.analysis.usedef import skeleton_copy
 from graphopt.ir import Graph
+from graphopt.ir.nodes import constant_tensor
 from graphopt.passes.base import PassContext
 
 log = logging.getLogger("graphopt.analysis.shapes")
@@ -203,7 +204,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     kept = []
     for node in graph.toposort():  # the current order when it is topological
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
-            value = _constant_tensor(node)
+            value = constant_tensor(node)
             if value is not None:
                 facts.record_tensor(node.output[0], value)
                 if not _is_small(value):
@@ -215,13 +216,6 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     g.output.extend(graph.proto.output)
     g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
     return light
-
-
-def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    for a in node.attribute:
-        if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
-            return a.t
-    return None
 
 
 def _infer(graph: Graph) -> ShapeFacts:

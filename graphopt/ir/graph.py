@@ -24,6 +24,7 @@ from onnx import numpy_helper
 
 from graphopt.errors import LoadError
 from graphopt.ir.model_io import undefined_input_error, undefined_output_error
+from graphopt.ir.nodes import attribute_value
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -282,10 +283,7 @@ class Graph:
         return node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx")
 
     def attr(self, node: NodeProto, name: str, default: Any = None) -> Any:
-        for a in node.attribute:
-            if a.name == name:
-                return onnx.helper.get_attribute_value(a)
-        return default
+        return attribute_value(node, name, default)
 
     def opset_version(self, domain: str = "") -> int:
         return self.opset.get(domain, 0)

@@ -23,6 +23,7 @@ import onnx
 
 from graphopt.errors import BackendError
 from graphopt.ir import Graph
+from graphopt.ir.nodes import is_default_domain
 from graphopt.passes._folding_ops import NONDETERMINISTIC, evaluate, output_elements_bound
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
@@ -35,10 +36,6 @@ NEVER_FOLD = NONDETERMINISTIC | {
     "DequantizeLinear",
     "DynamicQuantizeLinear",
 }
-
-
-def is_default_domain(node: onnx.NodeProto) -> bool:
-    return node.domain in ("", "ai.onnx")
 
 
 IR_NEEDS_INPUTS_FOR_INITIALIZERS = 4

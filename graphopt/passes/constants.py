@@ -12,29 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from graphopt.ir import Graph
+from graphopt.ir.nodes import constant_tensor
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed
-
-
-def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """The value of a `Constant` node as a TensorProto (dense numeric forms only)."""
-    for a in node.attribute:
-        if a.name == "value":
-            return a.t if a.t.data_type != onnx.TensorProto.STRING else None
-        if a.name == "value_float":
-            return numpy_helper.from_array(np.array(a.f, dtype=np.float32))
-        if a.name == "value_floats":
-            return numpy_helper.from_array(np.array(list(a.floats), dtype=np.float32))
-        if a.name == "value_int":
-            return numpy_helper.from_array(np.array(a.i, dtype=np.int64))
-        if a.name == "value_ints":
-            return numpy_helper.from_array(np.array(list(a.ints), dtype=np.int64))
-    return None
 
 
 def adopt_tensor(graph: Graph, name: str, tensor: onnx.TensorProto) -> None:

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, numpy_helper
 
+from graphopt.ir.nodes import attribute_value, is_default_domain
+
 # Ops whose output is never negative: its minimum is not measured (the Q/DQ ranges include 0,
 # so min(x) ≥ 0 gives the same parameters as the measured minimum).
 NONNEGATIVE_OPS = frozenset({"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Softplus", "Abs", "Exp"})
@@ -76,28 +78,17 @@ class RangeSlot:
         return [n for n in (self.lo, self.hi, self.present) if n]
 
 
-def _default_domain(node: onnx.NodeProto) -> bool:
-    return node.domain in ("", "ai.onnx")
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
 def _ints(node: onnx.NodeProto, name: str) -> list[int]:
-    value = _attribute(node, name, [])
+    value = attribute_value(node, name, [])
     return [int(v) for v in value] if isinstance(value, list) else []
 
 
 def _monotone(node: onnx.NodeProto) -> bool:
     """f nondecreasing and never negative, elementwise, one input."""
-    if not _default_domain(node) or node.op_type not in MONOTONE_NONNEGATIVE_OPS:
+    if not is_default_domain(node) or node.op_type not in MONOTONE_NONNEGATIVE_OPS:
         return False
     if node.op_type == "HardSigmoid":
-        alpha = _attribute(node, "alpha", 0.2)
+        alpha = attribute_value(node, "alpha", 0.2)
         return isinstance(alpha, float) and alpha >= 0.0
     return True
 
@@ -107,7 +98,7 @@ def _constant_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     overridable = {i.name for i in model.graph.input}
     tensors = [t for t in model.graph.initializer if t.name not in overridable]
     for n in model.graph.node:
-        if n.op_type == "Constant" and _default_domain(n) and len(n.attribute) == 1:
+        if n.op_type == "Constant" and is_default_domain(n) and len(n.attribute) == 1:
             a = n.attribute[0]
             if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
                 t = onnx.TensorProto()
@@ -145,13 +136,13 @@ def _subset(node: onnx.NodeProto) -> bool:
         pads = _ints(node, "pads")
         return (
             len([o for o in node.output if o]) == 1
-            and _attribute(node, "ceil_mode", 0) == 0
-            and _attribute(node, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
+            and attribute_value(node, "ceil_mode", 0) == 0
+            and attribute_value(node, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID")
             and all(p < extent[i % len(extent)] for i, p in enumerate(pads))
             and (all(d == 1 for d in dilations) or not any(pads))
         )
-    mode = _attribute(node, "mode", b"nearest")
-    crop = _attribute(node, "coordinate_transformation_mode", b"half_pixel")
+    mode = attribute_value(node, "mode", b"nearest")
+    crop = attribute_value(node, "coordinate_transformation_mode", b"half_pixel")
     return mode in (b"nearest", "nearest") and crop not in (
         b"tf_crop_and_resize",
         "tf_crop_and_resize",
@@ -176,7 +167,7 @@ def _covers(node: onnx.NodeProto, integer_factors: set[str]) -> bool:
     return (
         node.op_type == "Resize"
         and _subset(node)
-        and _attribute(node, "coordinate_transformation_mode", b"half_pixel")
+        and attribute_value(node, "coordinate_transformation_mode", b"half_pixel")
         in COVERING_RESIZE_MODES
         and len(node.input) >= 3
         and node.input[2] in integer_factors
@@ -252,7 +243,7 @@ def with_range_outputs(
 
     def affine(node: onnx.NodeProto) -> tuple[str, str] | None:
         """(data input, constant input) of x·a / x + b with a one-element constant."""
-        if node.op_type not in AFFINE_OPS or not _default_domain(node) or len(node.input) != 2:
+        if node.op_type not in AFFINE_OPS or not is_default_domain(node) or len(node.input) != 2:
             return None
         a, b = node.input
         if b in constants and a not in constants:
@@ -283,7 +274,7 @@ def with_range_outputs(
         if t not in producer:
             return None
         _, node = producer[t]
-        if not _default_domain(node) or not node.input or node.output[0] != t:
+        if not is_default_domain(node) or not node.input or node.output[0] != t:
             return None
         op, x = node.op_type, node.input[0]
         source, group = slots.get(x), share.get(t)
@@ -353,7 +344,7 @@ def with_range_outputs(
         nonnegative = (
             node is not None
             and node.op_type in NONNEGATIVE_OPS
-            and _default_domain(node)
+            and is_default_domain(node)
             and node.output[0] == t
         )
         hi = add("ReduceMax", [t])

@@ -1,0 +1,47 @@
+"""Small readers of one `onnx.NodeProto`, shared by passes, analyses and quantization.
+
+They need no `Graph`, so modules that work on a bare `ModelProto` (shape inference,
+`graphopt.quant`) use the same definitions as the passes.
+
+What it does not do: look at other nodes or the graph (see `graphopt.ir.graph`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def is_default_domain(node: onnx.NodeProto) -> bool:
+    """Whether `node` is a standard ONNX op (domain "" or "ai.onnx")."""
+    return node.domain in DEFAULT_DOMAINS
+
+
+def attribute_value(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    """The Python value of attribute `name` of `node` (`default` when it has none)."""
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The value of a `Constant` node as a TensorProto (dense numeric forms only: None for
+    sparse and string constants). A `value` tensor is returned as it is (not copied)."""
+    for a in node.attribute:
+        if a.name == "value":
+            return a.t if a.t.data_type != onnx.TensorProto.STRING else None
+        if a.name == "value_float":
+            return numpy_helper.from_array(np.array(a.f, dtype=np.float32))
+        if a.name == "value_floats":
+            return numpy_helper.from_array(np.array(list(a.floats), dtype=np.float32))
+        if a.name == "value_int":
+            return numpy_helper.from_array(np.array(a.i, dtype=np.int64))
+        if a.name == "value_ints":
+            return numpy_helper.from_array(np.array(list(a.ints), dtype=np.int64))
+    return None
