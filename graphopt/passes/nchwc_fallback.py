@@ -25,6 +25,7 @@ the graph unchanged (`ort-cpu` = `ort-fusions` for it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,15 @@ def unguardable(graph: Graph) -> str:
     return ""
 
 
+_Wiring = tuple[str, tuple[str, ...], tuple[str, ...]]  # a node's name, inputs and outputs
+
+
 @dataclass
 class Portable:
     """The graph as it was before the layout pass: what the NCHW branch runs."""
 
     nodes: onnx.GraphProto  # copies of its nodes, in order: the branch to be (nothing else set)
+    wiring: list[_Wiring]  # theirs, from the graph's index
     initializers: list[onnx.TensorProto]  # its initializers: the model's own, not copies
 
 
@@ -97,7 +102,7 @@ def snapshot(graph: Graph) -> Portable:
     proto = graph.commit().graph
     nodes = onnx.GraphProto()
     nodes.node.extend(proto.node)
-    return Portable(nodes, list(proto.initializer))
+    return Portable(nodes, _wiring(graph, graph.nodes), list(proto.initializer))
 
 
 def guard(graph: Graph, portable: Portable, block: int) -> None:
@@ -126,9 +131,9 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
     _move_to_end(graph.proto.initializer, rejoined)
     then_branch = onnx.GraphProto()
     then_branch.node.extend(order)
-    _as_branch(graph, then_branch, outputs, "nchwc")
+    _as_branch(graph, then_branch, _wiring(graph, [n.name for n in order]), outputs, "nchwc")
     else_branch = portable.nodes
-    _as_branch(graph, else_branch, outputs, "nchw", clashes)
+    _as_branch(graph, else_branch, portable.wiring, outputs, "nchw", clashes)
     for node in order:
         graph.remove_node(node)
     keep_info = set(graph.graph_inputs) | set(graph.initializers)
@@ -170,27 +175,32 @@ def _same_tensor(a: onnx.TensorProto, b: onnx.TensorProto) -> bool:
     return a.data_type == b.data_type and list(a.dims) == list(b.dims)
 
 
+def _wiring(graph: Graph, names: Iterable[str]) -> list[_Wiring]:
+    """The nodes' names and wiring from the graph's index (no protobuf field is read)."""
+    return [(name, graph.inputs_of(name), graph.outputs_of(name)) for name in names]
+
+
 def _as_branch(
     graph: Graph,
     branch: onnx.GraphProto,
+    wiring: list[_Wiring],
     outputs: list[str],
     tag: str,
     renamed_initializers: dict[str, str] | None = None,
 ) -> None:
-    """Make `branch`, holding copies of a graph's nodes in order, an If branch: every tensor
-    they produce renamed (fresh in `graph`), graph inputs and initializers read from the outer
-    scope, `outputs` as its outputs. Fresh names are taken in the order of the nodes' outputs,
-    then of their names."""
+    """Make `branch`, holding copies of a graph's nodes in order (`wiring`: theirs), an If
+    branch: every tensor they produce renamed (fresh in `graph`), graph inputs and initializers
+    read from the outer scope, `outputs` as its outputs. Fresh names are taken in the order of
+    the nodes' outputs, then of their names."""
     renamed: dict[str, str] = dict(renamed_initializers or {})
-    wiring = [(node.input[:], node.output[:]) for node in branch.node]
-    for _, produced in wiring:
+    for _, _, produced in wiring:
         for out in produced:
             if out:
                 renamed[out] = graph.unique_name(f"{out}_{tag}")
-    for node, (inputs, produced) in zip(branch.node, wiring, strict=True):
-        node.name = graph.unique_name(f"{node.name}_{tag}")
-        node.input[:] = [renamed.get(name, name) for name in inputs]
-        node.output[:] = [renamed.get(name, name) for name in produced]
+    for node, (name, inputs, produced) in zip(branch.node, wiring, strict=True):
+        node.name = graph.unique_name(f"{name}_{tag}")
+        node.input[:] = [renamed.get(tensor, tensor) for tensor in inputs]
+        node.output[:] = [renamed.get(tensor, tensor) for tensor in produced]
     branch.name = f"{graph.proto.name or 'graph'}_{tag}"
     declared = {o.name: o for o in graph.proto.output}
     for out in outputs:

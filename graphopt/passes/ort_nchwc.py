@@ -291,8 +291,12 @@ class _Rewrite:
             self._refusable(node, self._pool(node, needs_blocked_input=False))
         elif not any(t in self.blocked for t in node.input):
             return
-        elif op in _SCALAR_OPS and domain in _DEFAULT and self._scalar_operand(node) is not None:
-            self._refusable(node, self._with_scalar(node))
+        elif (
+            op in _SCALAR_OPS
+            and domain in _DEFAULT
+            and (scalar := self._scalar_operand(node)) is not None
+        ):
+            self._refusable(node, self._with_scalar(node, scalar))
         elif op in ("Add", "Sum", "Mul") and domain in _DEFAULT:
             self._refusable(node, self._binary(node))
         elif op == "Concat" and domain in _DEFAULT:
@@ -414,11 +418,10 @@ class _Rewrite:
         value = self.graph.constant(node.input[k])
         return value if value is not None and value.size == 1 else None
 
-    def _with_scalar(self, node: onnx.NodeProto) -> str:
-        """x ∘ k with a one-element constant k is the same on any layout. Beyond onnxruntime's
-        transformer; the padded channels become 0 ∘ k, which must be finite (no k / x)."""
-        value = self._scalar_operand(node)
-        assert value is not None
+    def _with_scalar(self, node: onnx.NodeProto, value: np.ndarray) -> str:
+        """x ∘ k with a one-element constant k (`value`) is the same on any layout. Beyond
+        onnxruntime's transformer; the padded channels become 0 ∘ k, which must be finite (no
+        k / x)."""
         blocked_first = node.input[0] in self.blocked
         if value.dtype != np.float32 or value.ndim > 4 or not np.isfinite(value).all():
             return "the constant operand is not a finite float32 scalar of rank ≤ 4"
