@@ -277,6 +277,7 @@ class _Rewrite:
     stats: dict[str, int] = field(default_factory=dict)
     changed: bool = False
     released: set[str] = field(default_factory=set)  # what removed nodes read
+    rebuilt: dict[bytes, onnx.AttributeProto | None] = field(default_factory=dict)  # _attributes
 
     def _remove(self, node: onnx.NodeProto) -> None:
         self.released.update(t for t in node.input if t)
@@ -353,7 +354,8 @@ class _Rewrite:
         if not read_nchw:
             inputs[0] = self._blocked_input(node.input[0])
         overrides = {"group": _align(out_ch, block)} if depthwise else {}  # padded: zero filters
-        self._replace(node, "Conv", inputs, _attributes(node, **overrides), out_ch)
+        attributes = _attributes(node, self.rebuilt, **overrides)
+        self._replace(node, "Conv", inputs, attributes, out_ch)
         self._count("conv")
         return ""
 
@@ -403,7 +405,8 @@ class _Rewrite:
             channels = shape[1]
         if not isinstance(channels, int) or channels % self.block:
             return f"channels {channels} are not a known multiple of {self.block}"
-        self._replace(node, node.op_type, [self._blocked_input(x)], _attributes(node), channels)
+        attributes = _attributes(node, self.rebuilt)
+        self._replace(node, node.op_type, [self._blocked_input(x)], attributes, channels)
         self._count("pool")
         return ""
 
@@ -664,19 +667,26 @@ def _node(
     return node
 
 
-def _attributes(node: onnx.NodeProto, **overrides: object) -> list[onnx.AttributeProto]:
+def _attributes(
+    node: onnx.NodeProto, rebuilt: dict[bytes, onnx.AttributeProto | None], /, **overrides: object
+) -> list[onnx.AttributeProto]:
     """What `onnx.helper.make_node(..., **values)` attaches, `values` being `node`'s attribute
-    values updated by `overrides`: each rebuilt from its value alone, in name order."""
+    values updated by `overrides`: each rebuilt from its value alone, in name order.
+
+    `rebuilt` remembers rebuilt attributes by their serialized bytes (convolutions repeat the
+    same few: ppocr_det's 62 convs took 0.64 ms rebuilding each, 0.25 ms so).
+    """
     by_name: dict[str, object] = {a.name: a for a in node.attribute}
     by_name.update(overrides)
     built = []
     for key in sorted(by_name):
         value = by_name[key]
-        attribute = (
-            _rebuilt(value)
-            if isinstance(value, onnx.AttributeProto)
-            else onnx.helper.make_attribute(key, value)
-        )
+        if isinstance(value, onnx.AttributeProto):
+            seen = value.SerializeToString()
+            attribute = rebuilt[seen] if seen in rebuilt else _rebuilt(value)
+            rebuilt[seen] = attribute
+        else:
+            attribute = onnx.helper.make_attribute(key, value)
         if attribute is not None:
             built.append(attribute)
     return built
