@@ -111,14 +111,20 @@ def snapshot(graph: Graph) -> Portable:
 def guard(graph: Graph, portable: Portable, block: int) -> None:
     """Replace `graph` (the NCHWc rewrite of `portable`) by If(block size = `block`, graph,
     portable), taking back the initializers only `portable` reads."""
+    held = {id(t): t.name for t in graph.proto.initializer}  # `portable`'s ids are theirs (alive)
+    if len(set(held.values())) < len(held):  # a name given twice (invalid, yet loadable): drop
+        graph.commit()  # every copy of a dropped one first, as a commit here always did
+        held = {id(t): t.name for t in graph.proto.initializer}
     order = graph.toposort()  # what a commit would write, without writing it
+    # the value infos a commit would have kept (of tensors that are produced, inputs or
+    # initializers now, before the portable graph's initializers join again)
+    described = set(graph.producer) | set(graph.graph_inputs) | set(graph.initializers)
     outputs = list(dict.fromkeys(graph.graph_outputs))  # an If writes each output once (SSA)
     # an initializer only the portable graph reads joins the outer scope again, after the
     # blocked graph's; one whose name the blocked graph holds with another type or shape
     # (never seen) is copied under a new name, renamed in its branch
     clashes: dict[str, str] = {}
     rejoined: list[onnx.TensorProto] = []
-    held = {id(t) for t in graph.proto.initializer}  # the ids of `portable`'s are theirs (alive)
     for init in portable.initializers:
         mine = graph.initializers.get(init.name)
         if mine is not None and _same_tensor(mine, init):
@@ -140,7 +146,7 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
     _as_branch(graph, else_branch, portable.wiring, outputs, "nchw", clashes)
     for blocked in order:
         graph.remove_node(blocked)
-    keep_info = set(graph.graph_inputs) | set(graph.initializers)
+    keep_info = (set(graph.graph_inputs) | set(graph.initializers)) & described
     for i in reversed(range(len(graph.proto.value_info))):
         if graph.proto.value_info[i].name not in keep_info:
             del graph.proto.value_info[i]  # now described inside the branches
