@@ -63,3 +63,12 @@ def test_value_info_of_a_weight_taken_back_is_dropped():
         numpy_helper.to_array(out.graph.initializer[2]).tobytes()
         == numpy_helper.to_array(w).tobytes()
     )
+
+
+def test_a_weight_named_twice_keeps_the_fallback_value_infos():
+    w, b = tensors()
+    out = guarded(conv_relu([w, b, w], ["h"]))
+    assert [t.name for t in out.graph.initializer] == EXPECTED
+    (guard,) = [n for n in out.graph.node if n.op_type == "If"]
+    infos = {a.name: [v.name for v in a.g.value_info] for a in guard.attribute}
+    assert infos == {"else_branch": ["h_nchw"], "then_branch": []}  # h is fused away there

@@ -111,6 +111,7 @@ def snapshot(graph: Graph) -> Portable:
 def guard(graph: Graph, portable: Portable, block: int) -> None:
     """Replace `graph` (the NCHWc rewrite of `portable`) by If(block size = `block`, graph,
     portable), taking back the initializers only `portable` reads."""
+    infos = list(graph.proto.value_info)  # as at the snapshot (a commit would prune them)
     held = {id(t): t.name for t in graph.proto.initializer}  # `portable`'s ids are theirs (alive)
     if len(set(held.values())) < len(held):  # a name given twice (invalid, yet loadable): drop
         graph.commit()  # every copy of a dropped one first, as a commit here always did
@@ -142,8 +143,9 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
     else_branch = node.attribute[0].g
     then_branch = _graph_attribute(node, "then_branch")
     then_branch.node.extend(order)
-    _as_branch(graph, then_branch, _wiring(graph, [n.name for n in order]), outputs, "nchwc")
-    _as_branch(graph, else_branch, portable.wiring, outputs, "nchw", clashes)
+    then_wiring = _wiring(graph, [n.name for n in order])
+    _as_branch(graph, then_branch, then_wiring, infos, outputs, "nchwc")
+    _as_branch(graph, else_branch, portable.wiring, infos, outputs, "nchw", clashes)
     for blocked in order:
         graph.remove_node(blocked)
     keep_info = (set(graph.graph_inputs) | set(graph.initializers)) & described
@@ -199,14 +201,15 @@ def _as_branch(
     graph: Graph,
     branch: onnx.GraphProto,
     wiring: list[_Wiring],
+    infos: list[onnx.ValueInfoProto],
     outputs: list[str],
     tag: str,
     renamed_initializers: dict[str, str] | None = None,
 ) -> None:
     """Make `branch`, holding copies of a graph's nodes in order (`wiring`: theirs), an If
-    branch: every tensor they produce renamed (fresh in `graph`), graph inputs and initializers
-    read from the outer scope, `outputs` as its outputs. Fresh names are taken in the order of
-    the nodes' outputs, then of their names."""
+    branch: every tensor they produce renamed (fresh in `graph`; its value info in `infos`
+    copied), graph inputs and initializers read from the outer scope, `outputs` as its
+    outputs. Fresh names are taken in the order of the nodes' outputs, then of their names."""
     renamed: dict[str, str] = dict(renamed_initializers or {})
     for _, _, produced in wiring:
         for out in produced:
@@ -222,7 +225,7 @@ def _as_branch(
         info = branch.output.add()
         info.CopyFrom(declared[out])
         info.name = renamed[out]
-    for info in graph.proto.value_info:
+    for info in infos:
         if info.name in renamed:
             copy_info = branch.value_info.add()
             copy_info.CopyFrom(info)
