@@ -27,8 +27,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-import networkx as nx
-
 from graphopt.analysis.usedef import (
     ModelOrGraph,
     as_graph,
@@ -83,6 +81,9 @@ def ipdom_networkx(
     succ: Mapping[str, Sequence[str]], to_exit: Iterable[str]
 ) -> dict[str, str | None]:
     """Immediate post-dominators as immediate dominators of the reversed graph from the exit."""
+    import networkx as nx  # here, not at the top: importing networkx costs ~170 ms, and
+    # `optimize` with the built-in pipelines never needs it
+
     rev = nx.DiGraph()
     rev.add_node(_EXIT)
     rev.add_nodes_from(succ)
@@ -141,6 +142,8 @@ def _lca(
 def dominator_tree(model: ModelOrGraph) -> dict[str, str | None]:
     """Node name → name of its immediate dominator; None where only the virtual entry (the
     graph's inputs and constants) dominates it."""
+    import networkx as nx  # imported on first use (see ipdom_networkx)
+
     graph = as_graph(model)
     fwd = nx.DiGraph()
     fwd.add_node(_ENTRY)
