@@ -32,7 +32,9 @@ def optimize(
 ) -> onnx.ModelProto:
     """Optimize an ONNX model with a pipeline of passes and return the new model.
 
-    `model`: a path, bytes, `onnx.ModelProto` (never mutated) or onnx-graphsurgeon `Graph`.
+    `model`: a path, bytes, `onnx.ModelProto` (never mutated) or onnx-graphsurgeon `Graph`;
+    or a `graphopt.ir.LoadedModel` from `graphopt.ir.load`, which is taken over and edited in
+    place (no copy: what the CLI does).
     `pipeline`: None (the built-in `default`), a built-in name (`default`, `ort-cpu`,
     `tensorrt`, ...) or a path to a pipeline YAML file.
 
@@ -53,7 +55,8 @@ def optimize_with_report(
     """`optimize`, also returning per-pass timing, node counts and stats."""
     start = time.perf_counter()
     loaded = load(model, check_nodes=False)
-    graph = Graph(loaded.model, check_as=loaded.where)  # checks the nodes while indexing them
+    # checks the nodes while indexing them
+    graph = Graph(loaded.model, check_as=loaded.where or "the given LoadedModel")
     pipe = load_pipeline(pipeline)
     ctx = make_context(pipe, **options)
     report = RunReport(pipe.name)

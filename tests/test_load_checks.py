@@ -180,3 +180,10 @@ def test_cli_verify_compares_with_the_original(tmp_path, capsys, monkeypatch):
     assert compared == [["Add", "Relu"]]  # the original, not the optimized model
     assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["Relu"]
     assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["Add", "Relu"]
+
+
+def test_a_hand_built_loaded_model_is_named_in_errors():
+    from graphopt.ir import LoadedModel
+
+    message = _error(lambda: graphopt.optimize(LoadedModel(BROKEN["undefined input"])))
+    assert message.startswith("the given LoadedModel: node 'r' (Relu) reads tensor 'ghost'")
