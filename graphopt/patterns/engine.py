@@ -81,23 +81,33 @@ class Facts:
         values = self._values
         if tensor in values:
             return values[tensor]
-        graph = self.graph
-        init = graph.initializers.get(tensor)
-        dtype = _NATIVE_RAW.get(init.data_type) if init is not None else None
+        raw = self._raw(tensor)
         value: np.ndarray | None
-        if (
-            dtype is not None
-            and init is not None
-            and init.HasField("raw_data")
-            and init.data_location != onnx.TensorProto.EXTERNAL
-            and not init.HasField("segment")
-            and not graph.is_graph_input(tensor)
-        ):
+        if raw is not None:
+            init, dtype = raw
             value = np.frombuffer(init.raw_data, dtype).reshape(init.dims[:])
         else:
-            value = graph.constant(tensor)
+            value = self.graph.constant(tensor)
         values[tensor] = value
         return value
+
+    def _raw(self, tensor: str) -> tuple[onnx.TensorProto, np.dtype] | None:
+        """(initializer, native dtype) when constant `tensor` is an initializer whose value is
+        its own little-endian `raw_data` (no external data, no segment, no graph input)."""
+        graph = self.graph
+        init = graph.initializers.get(tensor)
+        if init is None:
+            return None
+        dtype = _NATIVE_RAW.get(init.data_type)
+        if (
+            dtype is None
+            or not init.HasField("raw_data")
+            or init.data_location == onnx.TensorProto.EXTERNAL
+            or init.HasField("segment")
+            or graph.is_graph_input(tensor)
+        ):
+            return None
+        return init, dtype
 
     def layout(self, tensor: str) -> np.ndarray | None:
         """An array with the dtype and shape of constant `tensor` whose values are not its
@@ -105,17 +115,9 @@ class Facts:
         dtype and shape would not be cheaper, the value itself."""
         if tensor in self._values:
             return self._values[tensor]
-        graph = self.graph
-        init = graph.initializers.get(tensor)
-        dtype = _NATIVE_RAW.get(init.data_type) if init is not None else None
-        if (
-            dtype is not None
-            and init is not None
-            and init.HasField("raw_data")
-            and init.data_location != onnx.TensorProto.EXTERNAL
-            and not init.HasField("segment")
-            and not graph.is_graph_input(tensor)
-        ):  # the cases `value` reads with one frombuffer, without copying the bytes here
+        raw = self._raw(tensor)
+        if raw is not None:  # the cases `value` reads with one frombuffer; no bytes copied here
+            init, dtype = raw
             shape = tuple(init.dims[:])
             # every element is the one zero of `_ZEROS` (read-only bytes: a read-only array);
             # ~1 µs where np.broadcast_to costs ~5
