@@ -374,15 +374,20 @@ class Graph:
         if readers:
             readers_of_new = self.consumers.setdefault(new, {})
             for user in readers:
-                node = self.nodes[user]
-                self._rename_input(node, old, new)
-                if user in self._implicit:
-                    for sub in subgraphs(node):
-                        _rename_in_subgraph(sub, old, new)
-                    self._implicit[user] = (self._implicit[user] - {old}) | {new}
+                self._rename_reader(user, old, new)
                 readers_of_new[user] = None
         if self.is_graph_output(old):
             self._keep_output_name(old, new)
+
+    def _rename_reader(self, user: str, old: str, new: str) -> None:
+        """Node `user` reads `new` where it read `old` (in its subgraph bodies too); the caller
+        keeps the consumer lists."""
+        node = self.nodes[user]
+        self._rename_input(node, old, new)
+        if user in self._implicit:
+            for sub in subgraphs(node):
+                _rename_in_subgraph(sub, old, new)
+            self._implicit[user] = (self._implicit[user] - {old}) | {new}
 
     def _keep_output_name(self, output: str, new: str) -> None:
         producer = self.producer_node(new)
@@ -411,12 +416,7 @@ class Graph:
             self.producer[output] = producer.name
             readers = self.consumers.pop(new, {})
             for user in readers:
-                node = self.nodes[user]
-                self._rename_input(node, new, output)
-                if user in self._implicit:
-                    for sub in subgraphs(node):
-                        _rename_in_subgraph(sub, new, output)
-                    self._implicit[user] = (self._implicit[user] - {new}) | {output}
+                self._rename_reader(user, new, output)
             if readers:
                 self.consumers[output] = readers
             self._move_value_info(new, output)
