@@ -291,3 +291,45 @@ def test_slices_on_the_same_axis_or_with_other_readers_are_kept():
     out = run(other_reader, "merge-slices")
     assert ops(out).count("Slice") == 2
     assert_same_outputs(other_reader, out, {"x": rand(1, 3, 8, 8)})
+
+
+def _transpose_after_relu(x: str, declared: str) -> onnx.ModelProto:
+    """x → Relu → t → Transpose(perm [0, 2, 1]) → y, with t's value_info declaring `declared`."""
+    a, b, c = x.split(",")
+    model = parse(
+        f"""
+        g (float[{a}, {b}, {c}] x) => (float[{a}, {c}, {b}] y) {{
+          t = Relu (x)
+          y = Transpose <perm = [0, 2, 1]> (t)
+        }}
+        """
+    )
+    dims = [int(d) if d.isdigit() else d for d in declared.split(",")]
+    model.graph.value_info.append(
+        onnx.helper.make_tensor_value_info("t", onnx.TensorProto.FLOAT, dims)
+    )
+    return model
+
+
+def test_declared_value_info_refutes_without_shape_inference(monkeypatch):
+    # value_info says t is [1, 4, 5]: perm [0, 2, 1] swaps two dims > 1, no Reshape can do it;
+    # the pass skips it without running shape inference (which costs ~7 ms on common_det).
+    from graphopt.analysis import shapes
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("shape inference ran")
+
+    monkeypatch.setattr(shapes, "_infer", no_inference)
+    model = _transpose_after_relu("1,4,5", "1,4,5")
+    assert ops(run(model, "transpose-to-reshape")) == ["Relu", "Transpose"]
+
+
+def test_declared_value_info_that_allows_a_reshape_is_confirmed_by_inference():
+    # Declared [1, 4, 1] (true): only one dim > 1 moves, so inference decides, and rewrites.
+    model = _transpose_after_relu("1,4,1", "1,4,1")
+    assert ops(run(model, "transpose-to-reshape")) == ["Relu", "Reshape"]
+    # Declared with an unknown dim: nothing is refuted, inference decides the same way.
+    model = _transpose_after_relu("1,4,1", "1,4,N")
+    out = run(model, "transpose-to-reshape")
+    assert ops(out) == ["Relu", "Reshape"]
+    assert_same_outputs(model, out, {"x": rand(1, 4, 1)})

@@ -13,6 +13,7 @@ Conv's layout), or fold Split/Slice of constants (constant folding does that).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,32 @@ def _perm(graph: Graph, node: onnx.NodeProto, shapes: LazyShapes) -> list[int] |
         return list(perm)
     rank = shapes.rank(node.input[0])
     return None if rank is None else list(reversed(range(rank)))
+
+
+def declared_dims(graph: Graph, names: set[str]) -> dict[str, tuple[int | None, ...]]:
+    """The dims the model's value_info, inputs and outputs declare for the tensors `names` (an
+    int where a dim_value is given, None elsewhere)."""
+    out: dict[str, tuple[int | None, ...]] = {}
+    g = graph.proto
+    for vi in itertools.chain(g.value_info, g.input, g.output):
+        if vi.name not in names:
+            continue
+        tt = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and tt.HasField("shape"):
+            out[vi.name] = tuple(
+                d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim
+            )
+    return out
+
+
+def _swaps_two_large_dims(perm: Sequence[int], dims: tuple[int | None, ...] | None) -> bool:
+    """Whether `perm` changes the order of two dims known to be larger than 1: then no Reshape
+    does its work, whatever the unknown dims are. Only ever used to skip a rewrite, so a wrong
+    value_info can cost an optimization, never a result."""
+    if dims is None or len(dims) != len(perm):
+        return False
+    large = [p for p in perm if (dims[p] or 0) > 1]
+    return large != sorted(large)
 
 
 def _single_reader(graph: Graph, tensor: str, reader: onnx.NodeProto) -> bool:
@@ -172,14 +199,22 @@ class TransposeToReshape(Pass):
         if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False, {"rewritten": 0})
         shapes = LazyShapes(graph, ctx)
+        transposes = [
+            node
+            for node in graph.nodes.values()
+            if node.op_type == "Transpose" and is_default_domain(node) and node.output[0]
+        ]
+        declared = declared_dims(graph, {node.input[0] for node in transposes})
         rewritten = 0
-        for node in list(graph.nodes.values()):
-            if node.op_type != "Transpose" or not is_default_domain(node) or not node.output[0]:
-                continue
+        for node in transposes:
             x, y = node.input[0], node.output[0]
             perm = _perm(graph, node, shapes)
+            if perm is None:
+                continue
+            if _swaps_two_large_dims(perm, declared.get(x)):
+                continue  # refuted by the model's own value_info: no shape inference needed
             dims = shapes.shape(x)
-            if perm is None or dims is None or len(perm) != len(dims):
+            if dims is None or len(perm) != len(dims):
                 continue
             moved = [p for p in perm if dims[p] != 1]
             if moved != sorted(moved) or perm == list(range(len(perm))):
