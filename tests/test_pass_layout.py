@@ -333,3 +333,17 @@ def test_declared_value_info_that_allows_a_reshape_is_confirmed_by_inference():
     out = run(model, "transpose-to-reshape")
     assert ops(out) == ["Relu", "Reshape"]
     assert_same_outputs(model, out, {"x": rand(1, 4, 1)})
+
+
+def test_declared_graph_output_refutes_without_shape_inference(monkeypatch):
+    # No value_info for t, but y is a graph output declared [1, 5, 4]: t is [1, 4, 5] (the
+    # inverse permutation), two dims > 1 swap; layout_cdla's eight head Transposes are this case.
+    from graphopt.analysis import shapes
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("shape inference ran")
+
+    monkeypatch.setattr(shapes, "_infer", no_inference)
+    model = _transpose_after_relu("1,4,5", "1,4,5")
+    del model.graph.value_info[:]
+    assert ops(run(model, "transpose-to-reshape")) == ["Relu", "Transpose"]

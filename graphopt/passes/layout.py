@@ -69,6 +69,18 @@ def declared_dims(graph: Graph, names: set[str]) -> dict[str, tuple[int | None, 
     return out
 
 
+def _unpermuted(
+    perm: Sequence[int], out_dims: tuple[int | None, ...] | None
+) -> tuple[int | None, ...] | None:
+    """The dims of a Transpose's input from its output's: input dim perm[i] is output dim i."""
+    if out_dims is None or sorted(perm) != list(range(len(out_dims))):
+        return None
+    dims: list[int | None] = [None] * len(perm)
+    for i, p in enumerate(perm):
+        dims[p] = out_dims[i]
+    return tuple(dims)
+
+
 def _swaps_two_large_dims(perm: Sequence[int], dims: tuple[int | None, ...] | None) -> bool:
     """Whether `perm` changes the order of two dims known to be larger than 1: then no Reshape
     does its work, whatever the unknown dims are. Only ever used to skip a rewrite, so a wrong
@@ -204,14 +216,16 @@ class TransposeToReshape(Pass):
             for node in graph.nodes.values()
             if node.op_type == "Transpose" and is_default_domain(node) and node.output[0]
         ]
-        declared = declared_dims(graph, {node.input[0] for node in transposes})
+        declared = declared_dims(graph, {t for n in transposes for t in (n.input[0], n.output[0])})
         rewritten = 0
         for node in transposes:
             x, y = node.input[0], node.output[0]
             perm = _perm(graph, node, shapes)
             if perm is None:
                 continue
-            if _swaps_two_large_dims(perm, declared.get(x)):
+            if _swaps_two_large_dims(perm, declared.get(x)) or _swaps_two_large_dims(
+                perm, _unpermuted(perm, declared.get(y))
+            ):
                 continue  # refuted by the model's own value_info: no shape inference needed
             dims = shapes.shape(x)
             if dims is None or len(perm) != len(dims):
