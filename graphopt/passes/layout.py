@@ -202,6 +202,10 @@ class TransposeToReshape(Pass):
 
     Transpose(x, p)  ⇒  Reshape(x, shape(y))   when the dims of x that are not 1 keep their
     relative order under p; at most one dim of y may be dynamic (it becomes -1).
+
+    Shapes come from shape inference, run only for a Transpose that the shapes the model
+    declares for x or y (value_info, graph inputs and outputs) do not already show swapping two
+    dims larger than 1.
     """
 
     name = "transpose-to-reshape"
