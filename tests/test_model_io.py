@@ -253,13 +253,106 @@ def test_save_leaves_only_the_target_with_umask_permissions(tmp_path):
     assert onnx.load(str(target)).SerializeToString() == _rich_model().SerializeToString()
 
 
-def test_save_refuses_an_oversized_model_when_external_data_is_off(tmp_path):
-    from google.protobuf.message import EncodeError
+def test_save_refuses_an_oversized_model_when_external_data_is_off(tmp_path, monkeypatch):
+    from graphopt.ir import model_io
 
-    class Oversized:  # what protobuf does with a message over 2 GiB
-        def SerializeToString(self) -> bytes:
-            raise EncodeError("Failed to serialize proto")
-
-    with pytest.raises(SaveError, match="cannot serialize"):
-        save_model(Oversized(), tmp_path / "out.onnx", external_data=False)  # type: ignore[arg-type]
+    monkeypatch.setattr(model_io, "TWO_GIB", 64)  # the rich model is a few hundred bytes
+    with pytest.raises(SaveError, match="cannot serialize: the model is over 2 GiB"):
+        save_model(_rich_model(), tmp_path / "out.onnx", external_data=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_switches_to_external_data_when_the_pieces_are_over_the_limit(tmp_path, monkeypatch):
+    from graphopt.ir import model_io
+
+    model = _model_with_initializers(3, 256)
+    monkeypatch.setattr(model_io, "TWO_GIB", 2048)  # the model is ~3 KB, each tensor ~1 KB
+    save_model(model, tmp_path / "out.onnx")
+    assert (tmp_path / "out.onnx.data").stat().st_size >= 3 * 256 * 4
+    back = onnx.load(str(tmp_path / "out.onnx"))
+    for a, b in zip(back.graph.initializer, model.graph.initializer, strict=True):
+        np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
+
+
+def _model_with_initializers(count: int, size: int) -> onnx.ModelProto:
+    """x + w0 + w1 + ... with `count` float initializers of `size` elements, an external-data
+    tensor's metadata, value_info and fields after the initializers (doc, sparse, metadata)."""
+    nodes, prev = [], "x"
+    inits = []
+    for i in range(count):
+        inits.append(numpy_helper.from_array(np.full(size, i, np.float32), f"w{i}"))
+        nodes.append(oh.make_node("Add", [prev, f"w{i}"], [f"s{i}"], name=f"add{i}"))
+        prev = f"s{i}"
+    nodes.append(oh.make_node("Identity", [prev], ["y"], name="out"))
+    graph = oh.make_graph(
+        nodes,
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [size])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [size])],
+        inits,
+        doc_string="graph doc",
+        value_info=[oh.make_tensor_value_info("s0", onnx.TensorProto.FLOAT, [size])],
+    )
+    sparse = oh.make_sparse_tensor(
+        numpy_helper.from_array(np.array([1.0], np.float32), "sp"),
+        numpy_helper.from_array(np.array([0], np.int64), "sp_i"),
+        [4],
+    )
+    graph.sparse_initializer.append(sparse)
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], doc_string="m")
+    onnx.helper.set_model_props(model, {"k": "v"})
+    return model
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(_rich_model(), id="rich"),
+        pytest.param(_model_with_initializers(5, 1000), id="initializers"),
+        pytest.param(oh.make_model(oh.make_graph([], "empty", [], [])), id="empty-graph"),
+        pytest.param(onnx.ModelProto(ir_version=8), id="no-graph"),
+    ],
+)
+def test_serialized_pieces_are_the_serialized_model(model):
+    from graphopt.ir.model_io import serialized_pieces
+
+    assert b"".join(serialized_pieces(model)) == model.SerializeToString()
+
+
+def test_serialized_pieces_keep_unknown_fields():
+    from graphopt.ir.model_io import serialized_pieces
+
+    unknown = b"\x98\x06\x01"  # field 99, varint 1: in no onnx.proto message
+    for where in ("model", "graph"):
+        model = _model_with_initializers(2, 8)
+        if where == "model":
+            model.MergeFromString(unknown)
+        else:
+            model.graph.MergeFromString(unknown)
+        data = model.SerializeToString()
+        assert unknown in data
+        assert b"".join(serialized_pieces(model)) == data, where
+
+
+def test_save_writes_every_piece_in_order(tmp_path, monkeypatch):
+    from graphopt.ir import model_io
+
+    model = _model_with_initializers(700, 3)  # 1 400+ pieces: two writev batches
+    assert len(model_io.serialized_pieces(model)) > model_io._IOV_MAX
+    save_model(model, tmp_path / "a.onnx")
+    assert (tmp_path / "a.onnx").read_bytes() == model.SerializeToString()
+
+    writev = os.writev
+    short = []
+
+    def short_writev(fd, buffers):  # a short write: half of the second buffer goes out
+        first, second = bytes(buffers[0]), bytes(buffers[1])
+        n = os.write(fd, first + second[: len(second) // 2])
+        short.append(n)
+        return n
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    save_model(model, tmp_path / "b.onnx")
+    monkeypatch.setattr(os, "writev", writev)
+    assert len(short) == 2  # one per batch
+    assert (tmp_path / "b.onnx").read_bytes() == model.SerializeToString()

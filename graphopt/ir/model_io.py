@@ -12,16 +12,25 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import onnx
-from google.protobuf.message import DecodeError, EncodeError
+from google.protobuf.message import DecodeError, EncodeError, Message
+
+try:
+    from google.protobuf.unknown_fields import UnknownFieldSet
+except ImportError:  # protobuf < 4.22: save serializes in one call
+    UnknownFieldSet = None  # type: ignore[assignment,misc]
 
 from graphopt.errors import LoadError, SaveError
 
 TWO_GIB = 2**31
+_MODEL_GRAPH = 7  # field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer
+_GRAPH_INITIALIZER = 5
+_IOV_MAX = 1024  # buffers per writev call (Linux's IOV_MAX)
 SUPPORTED_OPSETS = range(7, 26)  # default-domain opsets graphopt's passes know about
 
 ModelLike = (
@@ -216,12 +225,12 @@ def save_model(
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SaveError(f"{path}: folder {parent} does not exist")
-    data: bytes | None = None
+    data: list[bytes] | None = None
     if not external_data:
         try:
             # Serializing is the size check: protobuf refuses messages over 2 GiB, and sizing
             # the model first (ByteSize) would cost almost as much as serializing it.
-            data = model.SerializeToString()
+            data = serialized_pieces(model)
         except (EncodeError, ValueError) as e:
             if external_data is not None or not _over_two_gib(model):
                 raise SaveError(f"{path}: cannot serialize: {e}") from e
@@ -249,8 +258,9 @@ def save_model(
     return path
 
 
-def write_atomically(path: Path, parent: Path, data: bytes) -> None:
-    """Write `data` to a fresh file beside `path` (mode per umask), then rename it into place."""
+def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:
+    """Write `data` (bytes, or pieces written one after another) to a fresh file beside `path`
+    (mode per umask), then rename it into place."""
     for _ in range(100):
         tmp = parent / f".graphopt-{secrets.token_hex(6)}-{path.name}"
         try:
@@ -262,11 +272,114 @@ def write_atomically(path: Path, parent: Path, data: bytes) -> None:
         raise OSError(f"no free temporary file name in {parent}")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                _write_pieces(f, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _write_pieces(f: BinaryIO, pieces: Sequence[bytes]) -> None:
+    """Write `pieces` in order: `os.writev` in batches where there is one (no copy through the
+    file's buffer; ~1.5 ms less than `writelines` for layout_cdla's 420 pieces)."""
+    writev = getattr(os, "writev", None)
+    if writev is None:
+        f.writelines(pieces)
+        return
+    f.flush()
+    fd = f.fileno()
+    for start in range(0, len(pieces), _IOV_MAX):
+        chunk = pieces[start : start + _IOV_MAX]
+        written = writev(fd, chunk)
+        for piece in chunk:
+            if written >= len(piece):
+                written -= len(piece)
+                continue
+            # a short write (allowed, though not seen on regular files): the rest one by one
+            _write_all(fd, memoryview(piece)[written:])
+            written = 0
+
+
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def serialized_pieces(model: onnx.ModelProto) -> list[bytes]:
+    """`model.SerializeToString()` as pieces whose concatenation is those same bytes: the
+    model and graph fields around the initializers, then each initializer serialized on its
+    own, with its field key and length in front (the protobuf wire format of a repeated field).
+
+    Why: serializing the model in one call builds its bytes in a buffer that protobuf doubles
+    as it fills, first-touching ~1.6× the model's size in fresh pages; a tensor at a time reuses
+    the same few pages (layout_cdla, 7 MB: save 18.7 → 11.2 ms, ~2 900 → ~10 page faults).
+
+    A model or graph with fields this protobuf does not know (a newer onnx.proto) is
+    serialized in one call: its unknown fields could not be placed here. Raises ValueError
+    when the model would be over 2 GiB, as protobuf does.
+    """
+    graph = model.graph
+    if not model.HasField("graph") or _unknown_fields(model) or _unknown_fields(graph):
+        return [model.SerializeToString()]
+    head, tail = _split_fields(model, _MODEL_GRAPH)
+    before, after = _split_fields(graph, _GRAPH_INITIALIZER)
+    body = [before.SerializeToString()]
+    key = _field_key(_GRAPH_INITIALIZER)
+    for tensor in graph.initializer:
+        data = tensor.SerializeToString()
+        body.append(key + _varint(len(data)))
+        body.append(data)
+    body.append(after.SerializeToString())
+    size = sum(map(len, body))
+    pieces = [head.SerializeToString(), _field_key(_MODEL_GRAPH) + _varint(size)]
+    pieces += body
+    pieces.append(tail.SerializeToString())
+    if size >= TWO_GIB or sum(map(len, pieces)) >= TWO_GIB:
+        raise ValueError("the model is over 2 GiB, protobuf's limit for one message")
+    return pieces
+
+
+def _split_fields(message: Message, number: int) -> tuple[Any, Any]:
+    """Two new messages of `message`'s type: copies of its set fields numbered below `number`
+    and above it (field `number` itself in neither)."""
+    below, above = type(message)(), type(message)()
+    for fd, value in message.ListFields():
+        if fd.number == number:
+            continue
+        target = below if fd.number < number else above
+        field = getattr(target, fd.name)
+        if hasattr(field, "extend"):  # repeated
+            field.extend(value)
+        elif hasattr(field, "CopyFrom"):  # a message
+            field.CopyFrom(value)
+        else:
+            setattr(target, fd.name, value)
+    return below, above
+
+
+def _unknown_fields(message: Message) -> bool:
+    """Whether `message` itself holds fields its schema does not know (True if this protobuf
+    cannot tell)."""
+    if UnknownFieldSet is None:
+        return True
+    return len(UnknownFieldSet(message)) > 0
+
+
+def _field_key(number: int) -> bytes:
+    """The key of a length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _over_two_gib(model: onnx.ModelProto) -> bool:
