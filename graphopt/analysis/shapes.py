@@ -25,6 +25,7 @@ import onnx
 from graphopt.analysis.usedef import skeleton_copy
 from graphopt.ir import Graph
 from graphopt.ir.nodes import constant_tensor
+from graphopt.ir.values import declared_dims
 from graphopt.passes.base import PassContext
 
 log = logging.getLogger("graphopt.analysis.shapes")
@@ -99,12 +100,10 @@ class ShapeFacts:
         name = vi.name
         if tt.elem_type:
             self.dtypes[name] = tt.elem_type
-        if not tt.HasField("shape"):
+        new = declared_dims(vi)
+        if new is None:
             self.shapes.setdefault(name, None)
             return
-        new = tuple(
-            getattr(d, which) if (which := d.WhichOneof("value")) else None for d in tt.shape.dim
-        )
         old = self.shapes.get(name)
         if old is None or _known_count(new) >= _known_count(old):
             self.shapes[name] = new

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from graphopt.errors import BackendError, VerifyError
+from graphopt.ir.values import declared_dims
 
 log = logging.getLogger("graphopt.backends.onnxruntime")
 
@@ -74,11 +75,8 @@ def input_specs(model: onnx.ModelProto) -> list[tuple[str, int, list[int | str]]
     for vi in model.graph.input:
         if vi.name in inits:
             continue
-        tt = vi.type.tensor_type
-        dims: list[int | str] = [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim
-        ]
-        specs.append((vi.name, tt.elem_type, dims))
+        dims: list[int | str] = list(declared_dims(vi, unknown="?") or ())
+        specs.append((vi.name, vi.type.tensor_type.elem_type, dims))
     return specs
 
 

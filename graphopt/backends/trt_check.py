@@ -36,6 +36,7 @@ from graphopt.backends import trt_support as table
 from graphopt.backends.trt_support import TrtVersion, parse_version
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import ModelLike
+from graphopt.ir.values import declared_dims
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
@@ -125,10 +126,7 @@ class _Checker:
             if not vi.type.tensor_type.HasField("shape"):
                 dynamic = [-1]
             if dynamic and vi.name not in self.profiled:
-                shown = ", ".join(
-                    str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
-                    for d in dims
-                )
+                shown = ", ".join(str(d) for d in declared_dims(vi, unknown="?") or ())
                 self.add(
                     "warning",
                     "dynamic-shape",

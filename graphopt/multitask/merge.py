@@ -34,6 +34,7 @@ import onnx
 from graphopt.ir import constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.model_io import ModelLike
+from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
 from graphopt.multitask.opsets import opset_map, reconcile
@@ -470,9 +471,8 @@ def _renamed_tensor(t: onnx.TensorProto, name: str) -> onnx.TensorProto:
 
 
 def _type_text(vi: onnx.ValueInfoProto) -> str:
-    tt = vi.type.tensor_type
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
-    return f"{onnx.TensorProto.DataType.Name(tt.elem_type)}{dims}"
+    dims = list(declared_dims(vi, unknown="?") or ())
+    return f"{onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type)}{dims}"
 
 
 def _meet(a: onnx.ValueInfoProto, b: onnx.ValueInfoProto) -> onnx.ValueInfoProto | None:

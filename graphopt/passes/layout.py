@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from graphopt.ir import Graph
+from graphopt.ir import Graph, values
 from graphopt.passes._folding_ops import node_slice_parameters
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed, is_default_domain
@@ -61,11 +61,9 @@ def declared_dims(graph: Graph, names: set[str]) -> dict[str, tuple[int | None, 
     for vi in itertools.chain(g.value_info, g.input, g.output):
         if vi.name not in names:
             continue
-        tt = vi.type.tensor_type
-        if vi.type.HasField("tensor_type") and tt.HasField("shape"):
-            out[vi.name] = tuple(
-                d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim
-            )
+        dims = values.declared_dims(vi, symbolic=False)
+        if dims is not None:
+            out[vi.name] = dims
     return out
 
 
