@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -494,22 +496,6 @@ def _heads(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
     return outs[:4], outs[4:]
 
 
-def _perturb_first_head_conv(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
-    """A copy whose conv feeding the first output has its weights scaled ("fine-tuned")."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    producer = {o: n for n in out.graph.node for o in n.output}
-    t = out.graph.output[0].name
-    while producer[t].op_type != "Conv":
-        t = producer[t].input[0]
-    weight = producer[t].input[1]
-    source = producer[weight]
-    assert source.op_type == "Constant"
-    w = numpy_helper.to_array(source.attribute[0].t)
-    source.attribute[0].t.CopyFrom(numpy_helper.from_array((w * factor).astype(w.dtype), weight))
-    return out
-
-
 @pytest.mark.realmodel
 def test_real_layout_heads_cut_and_reattached(real_model, real_feeds):
     full = onnx.load(str(real_model("layout_cdla")))
@@ -533,7 +519,10 @@ def test_real_layout_heads_cut_and_reattached(real_model, real_feeds):
 @pytest.mark.realmodel
 def test_real_layout_with_fine_tuned_head(real_model, real_feeds):
     base = onnx.load(str(real_model("layout_cdla")))
-    tuned = _perturb_first_head_conv(base, 1.01)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from bench_multitask import perturb_first_head  # the benchmark's "fine-tuned" copy
+
+    tuned = perturb_first_head(base, 1.01)
     merged, report = merge_with_report([base, tuned], prefixes=["base_", "tuned_"])
     assert 0.9 < report.shared_params / report.params_merged < 1.0
     assert report.tasks[1].shared_nodes < report.tasks[1].nodes
