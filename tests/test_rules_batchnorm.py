@@ -225,6 +225,68 @@ def test_conv_constant_that_is_not_per_channel_is_refused(shape):
     assert "per output channel" in reason or "raise the output rank" in reason
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize(
+    ("group", "c_shape", "d_shape"), [(1, (1, 4, 1, 1), (4, 1, 1)), (2, (), (1,))]
+)
+def test_conv_mul_add_folds_in_one_rewrite(bias, group, c_shape, d_shape):
+    # A BatchNormalization exported as Mul and Add (PP-OCR's det model): one Conv, one rule.
+    b = ", B" if bias else ""
+    w, bv = rand(4, 4 // group, 3, 3), rand(4)
+    c, d = rand(*c_shape, low=0.5, high=1.5), rand(*d_shape)
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,5,5] x) => (float[1,4,5,5] z) {{
+          y = Conv<pads = [1, 1, 1, 1], group = {group}>(x, W{b})
+          p = Mul(c, y)
+          z = Add(p, d)
+        }}""",
+        {"W": w, "B": bv, "c": c, "d": d},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv"]
+    assert explained(report, "fold-scale-shift-into-conv", "applied") == [""]
+    assert not explained(report, "fold-mul-into-conv", "applied")
+    assert_same_outputs(model, out, feeds(model))
+    # the bias is b·c + d in float64, rounded once
+    from onnx import numpy_helper
+
+    conv = out.graph.node[0]
+    b2 = numpy_helper.to_array(next(t for t in out.graph.initializer if t.name == conv.input[2]))
+    c64 = np.broadcast_to(c.astype(np.float64).reshape(-1), (4,))
+    d64 = np.broadcast_to(d.astype(np.float64).reshape(-1), (4,))
+    b64 = bv.astype(np.float64) if bias else np.zeros(4)
+    np.testing.assert_array_equal(b2, (b64 * c64 + d64).astype(np.float32))
+
+
+@pytest.mark.parametrize("case", ["scaled-output-used", "shift-not-per-channel"])
+def test_conv_mul_add_falls_back_to_two_rules_or_one(case):
+    # The scaled tensor read elsewhere, or a shift that is not per channel: the one-rewrite rule
+    # is refused and the Mul is still folded on its own.
+    outputs = "float[1,4,5,5] z, float[1,4,5,5] p" if case == "scaled-output-used" else (
+        "float[1,4,5,5] z")  # fmt: skip
+    d = rand(4, 1, 1) if case == "scaled-output-used" else rand(5)
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,5,5] x) => ({outputs}) {{
+          y = Conv<pads = [1, 1, 1, 1]>(x, W, B)
+          p = Mul(y, c)
+          z = Add(p, d)
+        }}""",
+        {"W": rand(4, 4, 3, 3), "B": rand(4), "c": rand(1, 4, 1, 1), "d": d},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv", "Add"]
+    reason = explained(report, "fold-scale-shift-into-conv", "refused")[0]
+    assert (
+        ("also used" in reason)
+        if case == "scaled-output-used"
+        else ("per output channel" in reason)
+    )
+    assert explained(report, "fold-mul-into-conv", "applied") == [""]
+    assert_same_outputs(model, out, feeds(model))
+
+
 def test_consecutive_constant_mul_add_merge():
     model = build(
         """<ir_version: 8, opset_import: ["" : 13]>

@@ -246,14 +246,7 @@ def _conv_affine(
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
     if op == "mul":
-        if w.dtype == np.float32:
-            # A float32 product is the exact product rounded once, which is exactly what the
-            # float64 route gives after its one cast (24 + 24 bits fit in 53): same bits,
-            # without the float64 copy of the weight.
-            w2 = _scale_out_channels(w, vec.astype(np.float32), transpose, int(group), np.float32)
-            return w2, np.ascontiguousarray((bias * vec).astype(w.dtype))
-        w2 = _scale_out_channels(w, vec, transpose, int(group), out_dtype=w.dtype)
-        return _cast(w, w2, bias * vec)
+        return _scaled_weight(w, vec, transpose, int(group)), _cast_like(w, bias * vec)
     if op == "div":
         if np.any(vec == 0):
             raise Refuse("division by a zero constant")
@@ -261,6 +254,20 @@ def _conv_affine(
         w2 = _scale_out_channels(w, inv, transpose, int(group), out_dtype=w.dtype)
         return _cast(w, w2, bias * inv)
     raise Refuse(f"unknown affine op {op}")
+
+
+def _scaled_weight(w: np.ndarray, vec: np.ndarray, transpose: bool, group: int) -> np.ndarray:
+    """W·vec per output channel, rounded once to W's dtype."""
+    if w.dtype == np.float32:
+        # A float32 product is the exact product rounded once, which is exactly what the
+        # float64 route gives after its one cast (24 + 24 bits fit in 53): same bits,
+        # without the float64 copy of the weight.
+        return _scale_out_channels(w, vec.astype(np.float32), transpose, group, np.float32)
+    return _scale_out_channels(w, vec, transpose, group, out_dtype=w.dtype)
+
+
+def _cast_like(like: np.ndarray, a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a.astype(like.dtype, copy=False))
 
 
 def _conv_bias(
@@ -283,6 +290,21 @@ def fold_affine_conv(
     """Conv(x, W, b) ∘ c  ⇒  Conv(x, W', b') for a per-output-channel constant c:
     ·c: W' = W·c, b' = b·c;  /c: W' = W/c, b' = b/c;  +c: b' = b + c;  −c: b' = b − c."""
     return _conv_affine(m, w, b, c, op, group, False)
+
+
+@computation("fold_scale_shift_conv")
+def fold_scale_shift_conv(
+    m: Match, w: Any, b: Any, c: Any, d: Any, group: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conv(x, W, b)·c + d  ⇒  Conv(x, W·c, b·c + d) for per-output-channel constants c and d
+    (a BatchNormalization exported as Mul and Add): the weight as `fold_affine_conv` scales it,
+    the bias computed in float64 and cast once."""
+    w = _weight(w)
+    c_out = _out_channels(w, False, int(group))
+    scale = per_channel("scale", c, c_out, w.ndim, w)
+    shift = per_channel("shift", d, c_out, w.ndim, w)
+    bias = _bias(b, c_out, w)
+    return _scaled_weight(w, scale, False, int(group)), _cast_like(w, bias * scale + shift)
 
 
 @computation("fold_bias_conv", layout_only=(0,))
