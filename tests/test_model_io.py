@@ -334,6 +334,24 @@ def test_serialized_pieces_keep_unknown_fields():
         assert b"".join(serialized_pieces(model)) == data, where
 
 
+@pytest.mark.parametrize("field", ["producer_name", "doc_string", "graph.name", "graph.doc_string"])
+def test_save_keeps_a_string_field_that_is_not_utf8(tmp_path, field):
+    # Latin-1 text in a model or graph string field: protobuf parses it (onnx.proto is proto2)
+    # and serializes it, but reads it back as bytes it will not set on a copy.
+    model = _model_with_initializers(2, 8)
+    del model.graph.sparse_initializer[:]  # (load cannot check those: it reads their .name)
+    owner = model.graph if field.startswith("graph.") else model
+    setattr(owner, field.removeprefix("graph."), "caf\u00e9")
+    data = model.SerializeToString().replace(b"caf\xc3\xa9", b"caf\xe9 ")  # same length
+    assert b"caf\xe9 " in data
+    try:
+        loaded = load(data)
+    except LoadError:
+        pytest.skip("this protobuf implementation refuses strings that are not UTF-8")
+    save_model(loaded.model, tmp_path / "out.onnx")
+    assert (tmp_path / "out.onnx").read_bytes() == data
+
+
 def test_save_writes_every_piece_in_order(tmp_path, monkeypatch):
     from graphopt.ir import model_io
 

@@ -324,8 +324,13 @@ def serialized_pieces(model: onnx.ModelProto) -> list[bytes]:
     graph = model.graph
     if not model.HasField("graph") or _unknown_fields(model) or _unknown_fields(graph):
         return [model.SerializeToString()]
-    head, tail = _split_fields(model, _MODEL_GRAPH)
-    before, after = _split_fields(graph, _GRAPH_INITIALIZER)
+    try:
+        head, tail = _split_fields(model, _MODEL_GRAPH)
+        before, after = _split_fields(graph, _GRAPH_INITIALIZER)
+    except UnicodeError:
+        # A string field that is not UTF-8 (e.g. a Latin-1 doc_string): protobuf parses and
+        # serializes it, but reads it back as bytes that it refuses to set on the copy.
+        return [model.SerializeToString()]
     body = [before.SerializeToString()]
     key = _field_key(_GRAPH_INITIALIZER)
     for tensor in graph.initializer:
