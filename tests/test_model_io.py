@@ -374,3 +374,33 @@ def test_save_writes_every_piece_in_order(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "writev", writev)
     assert len(short) == 2  # one per batch
     assert (tmp_path / "b.onnx").read_bytes() == model.SerializeToString()
+
+
+def test_model_with_a_sparse_initializer_loads_and_optimizes(tmp_path):
+    # A sparse initializer is named by its values tensor; reading `.name` of the
+    # SparseTensorProto itself raised a bare AttributeError in load and in optimize.
+    from graphopt.backends.onnxruntime import run
+
+    sparse = oh.make_sparse_tensor(
+        numpy_helper.from_array(np.array([1.5, -2.0], np.float32), "w"),
+        numpy_helper.from_array(np.array([1, 3], np.int64), "w_idx"),
+        [4],
+    )
+    graph = oh.make_graph(
+        [
+            oh.make_node("Add", ["x", "w"], ["a"], name="add"),
+            oh.make_node("Identity", ["a"], ["y"], name="id"),
+        ],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4])],
+    )
+    graph.sparse_initializer.append(sparse)
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    path = tmp_path / "sparse.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert len(load(path).model.graph.sparse_initializer) == 1
+    out = graphopt.optimize(path)
+    assert [n.op_type for n in out.graph.node] == ["Add"]
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(run(out, {"x": x})["y"], x + np.array([0, 1.5, 0, -2.0]))

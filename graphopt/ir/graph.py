@@ -45,7 +45,7 @@ def subgraphs(node: NodeProto) -> Iterator[onnx.GraphProto]:
 def outer_references(graph: onnx.GraphProto) -> set[str]:
     """Names a (sub)graph reads that it does not define itself: its outer-scope inputs."""
     defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    defined |= {t.name for t in graph.sparse_initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
     used: set[str] = set()
     for node in graph.node:
         used.update(n for n in node.input if n)
@@ -123,7 +123,7 @@ class Graph:
         defined: set[str] | None = None
         if check_as is not None:
             defined = self._input_names | self.initializers.keys()
-            defined.update(t.name for t in g.sparse_initializer)
+            defined.update(t.values.name for t in g.sparse_initializer)
         not_ssa: LoadError | None = None  # raised after load's own errors, as load runs first
         register = self._register
         for position, (node, name) in enumerate(zip(nodes, given, strict=True)):

@@ -181,7 +181,7 @@ def _check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = 
     if not check_nodes:
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
-    defined |= {t.name for t in proto.graph.sparse_initializer}
+    defined |= {t.values.name for t in proto.graph.sparse_initializer}
     for node in proto.graph.node:
         for name in node.input:
             if name and name not in defined:
