@@ -273,7 +273,7 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
         raise OSError(f"no free temporary file name in {parent}")
     try:
         with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes):
+            if isinstance(data, bytes | bytearray | memoryview):
                 f.write(data)
             else:
                 _write_pieces(f, data)
