@@ -97,6 +97,10 @@ class Graph:
         self._wiring: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._order: list[NodeProto] | None = None  # toposort's answer until the wiring changes
         self.initializers: dict[str, onnx.TensorProto] = {}
+        # What passes remember of an initializer's data (e.g. CSE's fingerprints), by name:
+        # (the proto it was read from, the value). Valid while `initializers[name]` is that same
+        # proto; `initializer_written` drops it when the data is overwritten in place.
+        self.tensor_memo: dict[str, tuple[onnx.TensorProto, Any]] = {}
         self._structure_changed = False
         self._initializers_changed = False
         self._index(check_as)
@@ -456,6 +460,19 @@ class Graph:
     def remove_initializer(self, name: str) -> None:
         if self.initializers.pop(name, None) is not None:
             self._initializers_changed = True
+            self.tensor_memo.pop(name, None)
+
+    def initializer_written(self, name: str) -> None:
+        """Initializer `name`'s data was overwritten in place (not replaced through
+        `add_initializer`): what passes remember of it (`tensor_memo`) is dropped. Every pass
+        that writes a tensor's fields in place must call this."""
+        self.tensor_memo.pop(name, None)
+
+    def remembered(self, name: str, tensor: onnx.TensorProto) -> Any:
+        """What `tensor_memo` holds for initializer `name` when it was read from `tensor`, the
+        proto the graph holds now (None otherwise)."""
+        entry = self.tensor_memo.get(name)
+        return entry[1] if entry is not None and entry[0] is tensor else None
 
     def remove_graph_input(self, name: str) -> None:
         """Drop the graph-input entry `name` (only for initializers listed as inputs, IR < 4)."""
