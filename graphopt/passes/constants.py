@@ -10,6 +10,7 @@ or a Constant whose output is a graph output (it stays a node, so the output kee
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import onnx
@@ -26,10 +27,19 @@ def adopt_tensor(graph: Graph, name: str, tensor: onnx.TensorProto) -> None:
     Like `Graph.add_initializer` with `exact_name=True`, minus the numpy round trip: the bytes
     are copied as they are, whatever the element type.
     """
-    init = graph.proto.initializer.add()
-    init.CopyFrom(tensor)
-    init.name = name
-    graph.initializers[name] = init
+    adopt_tensors(graph, ((name, tensor),))
+
+
+def adopt_tensors(graph: Graph, named: Iterable[tuple[str, onnx.TensorProto]]) -> None:
+    """`adopt_tensor` for each (name, tensor) in order (the initializer list is fetched once:
+    each `graph.proto.initializer` builds a wrapper)."""
+    add = graph.proto.initializer.add
+    initializers = graph.initializers
+    for name, tensor in named:
+        init = add()
+        init.CopyFrom(tensor)
+        init.name = name
+        initializers[name] = init
 
 
 @register_pass
@@ -46,7 +56,8 @@ class ConstantsToInitializers(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False)
-        converted = skipped = 0
+        skipped = 0
+        adopted: list[tuple[str, onnx.TensorProto]] = []
         outputs = set(graph.graph_outputs)
         for name, node in list(graph.nodes.items()):
             if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
@@ -59,12 +70,23 @@ class ConstantsToInitializers(Pass):
                 ctx.note(self.name, node.name, "refused", f"{out!r} is a graph output")
                 skipped += 1
                 continue
-            tensor = constant_tensor(node)
+            tensor = _value_tensor(node)
             if tensor is None:
                 ctx.note(self.name, node.name, "refused", "sparse or string constant")
                 skipped += 1
                 continue
             graph.remove_node(node)
-            adopt_tensor(graph, out, tensor)
-            converted += 1
+            adopted.append((out, tensor))  # the removed node stays alive until the commit
+        adopt_tensors(graph, adopted)
+        converted = len(adopted)
         return PassResult(converted > 0, {"converted": converted, "skipped": skipped})
+
+
+def _value_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """`constant_tensor(node)`, with the usual form (one `value` attribute) read directly: the
+    attribute list is built once, in C, and the tensor wrapper once (878 nodes on layout_cdla)."""
+    attrs = node.attribute[:]
+    if len(attrs) == 1 and attrs[0].name == "value":
+        tensor = attrs[0].t
+        return tensor if tensor.data_type != onnx.TensorProto.STRING else None
+    return constant_tensor(node)
