@@ -87,51 +87,61 @@ class LazyShapes:
         ranks = self._local_ranks
         if tensor in ranks:
             return ranks[tensor]
-        stack, expanded = [tensor], set()
+        stack = [tensor]
+        expanded: dict[str, tuple[str, tuple[str, ...]]] = {}  # tensor -> its rank source
         while stack:
             t = stack[-1]
             if t in ranks:
                 stack.pop()
                 continue
-            node = self._rank_source(t)
-            if node is not None and t not in expanded:
-                expanded.add(t)
-                deps = node.input[:1] if node.op_type in _SAME_RANK else node.input
-                missing = [d for d in deps if d and d not in ranks]
-                if missing:
-                    stack.extend(missing)
-                    continue
-            ranks[t] = self._rank_of(t, node)
+            source = expanded.get(t)
+            if source is None:
+                source = self._rank_source(t)
+                if source is not None:
+                    expanded[t] = source
+                    op, inputs = source
+                    deps = inputs[:1] if op in _SAME_RANK else inputs
+                    missing = [d for d in deps if d and d not in ranks]
+                    if missing:
+                        stack.extend(missing)
+                        continue
+            ranks[t] = self._rank_of(t, source)
             stack.pop()
         return ranks[tensor]
 
-    def _rank_source(self, tensor: str) -> onnx.NodeProto | None:
-        """The producer whose input ranks decide `tensor`'s rank (None: decided without)."""
+    def _rank_source(self, tensor: str) -> tuple[str, tuple[str, ...]] | None:
+        """The op and inputs of the producer whose input ranks decide `tensor`'s rank (None:
+        decided without). Wiring is read from the graph's index (no protobuf wrappers)."""
         graph = self.graph
         if tensor in graph.initializers:
             return None
-        node = graph.producer_node(tensor)
-        if node is None or not is_default_domain(node):
+        name = graph.producer.get(tensor)
+        if name is None:
             return None
-        if node.output[0] != tensor and node.op_type != "Split":  # Split: every output
+        node = graph.nodes[name]
+        op = node.op_type
+        if op not in _SAME_RANK and op not in _BROADCAST_RANK:
             return None
-        if node.op_type in _SAME_RANK or node.op_type in _BROADCAST_RANK:
-            return node
-        return None
+        if not is_default_domain(node):
+            return None
+        if graph.outputs_of(name)[0] != tensor and op != "Split":  # Split: every output
+            return None
+        return op, graph.inputs_of(name)
 
-    def _rank_of(self, tensor: str, node: onnx.NodeProto | None) -> int | None:
+    def _rank_of(self, tensor: str, source: tuple[str, tuple[str, ...]] | None) -> int | None:
         graph, ranks = self.graph, self._local_ranks
         init = graph.initializers.get(tensor)
         if init is not None and not graph.is_graph_input(tensor):
             return len(init.dims)
-        if node is not None:
-            if node.op_type in _SAME_RANK:
-                rank = ranks.get(node.input[0]) if node.input else None
-                if rank is None and node.op_type in ("Conv", "ConvTranspose"):
-                    weight = graph.initializers.get(node.input[1]) if len(node.input) > 1 else None
+        if source is not None:
+            op, inputs = source
+            if op in _SAME_RANK:
+                rank = ranks.get(inputs[0]) if inputs else None
+                if rank is None and op in ("Conv", "ConvTranspose"):
+                    weight = graph.initializers.get(inputs[1]) if len(inputs) > 1 else None
                     rank = len(weight.dims) if weight is not None else None  # rank(W) = rank(X)
                 return rank
-            known = [ranks.get(t) for t in node.input if t]
+            known = [ranks.get(t) for t in inputs if t]
             if not known or any(r is None for r in known):
                 return None
             return max(r for r in known if r is not None)
