@@ -349,11 +349,13 @@ class CompiledTarget:
                         if s.env[slot] != name:
                             return False
                         return rest(s, node, names, cont)
-                prod = s.graph.producer_node(name)
-                if prod is None:
+                graph = s.graph
+                p = graph.producer.get(name)
+                if p is None:
                     s.fail()
                     return False
-                outputs = s.facts.io(prod)[4]
+                prod = graph.nodes[p]
+                outputs = s.facts.io(prod, p)[4]  # `child` reads the cached entry
                 if out_index >= len(outputs) or outputs[out_index] != name:
                     return False
                 return child(s, prod, lambda s2: rest(s2, node, names, cont))

@@ -174,15 +174,21 @@ class Facts:
                 return _CONSTANT_SCALAR_ATTRS[a.name]
         return None
 
-    def io(self, node: onnx.NodeProto) -> NodeIO:
+    def io(self, node: onnx.NodeProto, name: str | None = None) -> NodeIO:
         """(node, op_type, domain, inputs, outputs) of `node`, read from the protobuf once per
         run: a run only adds and removes nodes, it never edits one. (Matching, the
         preconditions, ranks and the edit read the same nodes: a cached read costs ~0.1 µs,
-        the protobuf's ~1 µs.)"""
+        the protobuf's ~1 µs.) `name`: given only by callers that took `node` from the graph
+        as `graph.nodes[name]` (its name is then not read from the protobuf)."""
         entry = self._io.get(id(node))
         if entry is None or entry[0] is not node:  # the entry holds the node: ids stay unique
-            graph, name = self.graph, node.name
-            if graph.nodes.get(name) is node:  # the graph's index has its wiring
+            graph = self.graph
+            if name is None:
+                name = node.name
+                in_graph = graph.nodes.get(name) is node
+            else:
+                in_graph = True
+            if in_graph:  # the graph's index has its wiring
                 inputs, outputs = graph.inputs_of(name), graph.outputs_of(name)
             else:
                 inputs, outputs = tuple(node.input[:]), tuple(node.output[:])
@@ -238,7 +244,7 @@ class Facts:
         producer = graph.producer.get(tensor)
         if producer is None:
             return None
-        _, op, domain, inputs, outputs = self.io(graph.nodes[producer])
+        _, op, domain, inputs, outputs = self.io(graph.nodes[producer], producer)
         if op == "Constant":
             return self.constant_rank(tensor)
         if depth > 200 or domain not in ("", "ai.onnx", "com.microsoft"):
