@@ -576,6 +576,7 @@ class RuleRunner:
             else:
                 little = value.astype(value.dtype.newbyteorder("<"), copy=False)
                 proto.raw_data = np.ascontiguousarray(little).tobytes()
+            self.graph.initializer_written(name)  # what passes remember of its data is stale
             self.facts.forget(name)
             return name
         return self.graph.add_initializer(hint, value)
