@@ -51,10 +51,12 @@ def outer_references(graph: onnx.GraphProto) -> set[str]:
     defined |= {t.values.name for t in graph.sparse_initializer}
     used: set[str] = set()
     for node in graph.node:
-        used.update(n for n in node.input if n)
-        for sub in subgraphs(node):
-            used |= outer_references(sub)
-        defined.update(node.output)
+        used.update(node.input[:])  # `field[:]` builds the list in C; "" is dropped below
+        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
+            for sub in subgraphs(node):  # (no other standard op carries a graph attribute)
+                used |= outer_references(sub)
+        defined.update(node.output[:])
+    used.discard("")
     used.update(o.name for o in graph.output)
     return used - defined
 
