@@ -13,6 +13,7 @@ them), or commutative variants (`a+b` vs `b+a`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import onnx
 from onnx import numpy_helper
@@ -32,16 +33,28 @@ def _tensor_bytes(t: onnx.TensorProto) -> bytes:
     return numpy_helper.to_array(t).tobytes()
 
 
-def _fingerprint(t: onnx.TensorProto) -> tuple[object, bytes | None]:
+def _fingerprint(
+    memo: dict[str, tuple[onnx.TensorProto, Any]], name: str, t: onnx.TensorProto
+) -> tuple[object, bytes | None]:
     """A cheap key that differs for most distinct tensors of the same dtype and dims, and the
-    tensor's bytes (read once: every read of `raw_data` copies them), or None when the key
-    holds all of them: small tensors (most biases, scales and scalars) are their own key, so
-    equal keys are equal tensors and no bytes are compared or kept."""
+    tensor's bytes (read once: every read of `raw_data` copies them; b"" when not read), or
+    None when the key holds all of them: small tensors (most biases, scales and scalars) are
+    their own key, so equal keys are equal tensors and no bytes are compared or kept.
+
+    A larger tensor's key is remembered in `memo` (the graph's `tensor_memo`: valid while the
+    graph holds the same proto and nothing wrote it in place), so a later run reads no bytes
+    for it unless its key is shared; a shared key is always confirmed on the bytes, so a key
+    remembered wrongly can only miss a merge, never make one."""
     if t.HasField("raw_data"):
+        entry = memo.get(name)
+        if entry is not None and entry[0] is t:
+            return entry[1], b""
         data = t.raw_data
         if len(data) <= 2 * FINGERPRINT_BYTES:
             return data, None
-        return (len(data), data[:FINGERPRINT_BYTES], data[-FINGERPRINT_BYTES:]), data
+        key = (len(data), data[:FINGERPRINT_BYTES], data[-FINGERPRINT_BYTES:])
+        memo[name] = (t, key)
+        return key, data
     return (-1, _tensor_bytes(t)), None
 
 
@@ -100,12 +113,13 @@ class EliminateCommonSubexpressions(Pass):
             # tuple(t.dims[:]): the slice is built in C, ~45% cheaper than tuple(t.dims)
             by_header.setdefault((t.data_type, tuple(t.dims[:])), []).append((name, t))
         merged = 0
+        memo = graph.tensor_memo
         for group in by_header.values():
             if len(group) < 2:
                 continue
             keep: dict[object, list[tuple[bytes, str]]] = {}
             for name, t in group:
-                fp, data = _fingerprint(t)
+                fp, data = _fingerprint(memo, name, t)
                 candidates = keep.get(fp)
                 if candidates is None:
                     # Bytes are kept only once a fingerprint is shared (memory stays flat).
@@ -114,6 +128,7 @@ class EliminateCommonSubexpressions(Pass):
                 if data is None:  # the fingerprint is the value: the first tensor is its twin
                     twin: str | None = candidates[0][1]
                 else:
+                    data = data or _tensor_bytes(t)  # b"": the key was remembered
                     twin = _same_bytes(graph, candidates, data)
                 if twin is None:
                     candidates.append((data or b"", name))
