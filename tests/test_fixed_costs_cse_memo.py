@@ -1,4 +1,4 @@
-"""CSE remembers large initializers' fingerprints between runs (`Graph.tensor_memo`): a tensor
+"""CSE remembers large initializers' fingerprints between runs (`Graph.content_keys`): a tensor
 replaced or written in place is fingerprinted again, and a remembered key never merges
 tensors whose bytes differ."""
 
@@ -46,13 +46,30 @@ B[30] = -1.0  # same first and last 64 bytes as A: the fingerprints collide, the
 def test_a_tensor_written_in_place_is_fingerprinted_again():
     graph = Graph(_two_weights(A, A + 1))
     assert _cse(graph) == 0
-    assert set(graph.tensor_memo) == {"A", "B"}
+    assert set(graph.content_keys) == {"A", "B"}
     graph.initializers["B"].raw_data = A.tobytes()  # now a twin of A
     graph.initializer_written("B")
-    assert "B" not in graph.tensor_memo
+    assert "B" not in graph.content_keys
     assert _cse(graph) == 1
     assert "B" not in graph.initializers
     assert graph.inputs_of(graph.producer["y2"]) == ("x", "A")
+
+
+def test_a_writer_that_gives_the_bytes_it_wrote_has_their_key_remembered():
+    graph = Graph(_two_weights(A, A + 1))
+    assert _cse(graph) == 0
+    graph.initializers["B"].raw_data = A.tobytes()
+    graph.initializer_written("B", A.tobytes())
+    assert graph.content_keys["B"][1] == graph.content_keys["A"][1]
+    assert _cse(graph) == 1
+    assert "B" not in graph.initializers
+
+
+def test_a_key_given_for_other_bytes_than_written_merges_nothing():
+    graph = Graph(_two_weights(A, A + 1))
+    graph.initializer_written("B", A.tobytes())  # says A's bytes; B still holds A + 1
+    assert _cse(graph) == 0
+    assert set(graph.initializers) == {"A", "B"}
 
 
 def test_a_replaced_initializer_is_not_read_from_the_memo():
@@ -68,7 +85,7 @@ def test_a_remembered_key_is_confirmed_on_the_bytes():
     assert _cse(graph) == 0  # colliding fingerprints, bytes compared
     # A stale memo (e.g. a write that did not call initializer_written) that says B's key is
     # A's: the bytes still differ, so nothing is merged.
-    graph.tensor_memo["B"] = (graph.initializers["B"], graph.tensor_memo["A"][1])
+    graph.content_keys["B"] = (graph.initializers["B"], graph.content_keys["A"][1])
     assert _cse(graph) == 0
     assert set(graph.initializers) == {"A", "B"}
 

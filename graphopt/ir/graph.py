@@ -31,6 +31,18 @@ _GRAPH = onnx.AttributeProto.GRAPH
 _GRAPHS = onnx.AttributeProto.GRAPHS
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})  # ops with graph attributes
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+CONTENT_KEY_BYTES = 64
+
+
+def content_key(raw_data: bytes) -> object:
+    """A cheap key of a tensor's raw bytes that differs for most distinct tensors of the same
+    dtype and dims (equal bytes, equal keys): its length, first and last 64 bytes; or, up to
+    128 bytes, the bytes themselves (then equal keys are equal bytes)."""
+    if len(raw_data) <= 2 * CONTENT_KEY_BYTES:
+        return raw_data
+    return (len(raw_data), raw_data[:CONTENT_KEY_BYTES], raw_data[-CONTENT_KEY_BYTES:])
+
+
 # A last commit copies every node back when the nodes the protobuf still holds total at most
 # this many bytes (see Graph._copying_all_is_cheaper).
 COPY_ALL_MAX_BYTES = 1 << 20
@@ -102,10 +114,10 @@ class Graph:
         self._wiring: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._order: list[NodeProto] | None = None  # toposort's answer until the wiring changes
         self.initializers: dict[str, onnx.TensorProto] = {}
-        # What passes remember of an initializer's data (e.g. CSE's fingerprints), by name:
-        # (the proto it was read from, the value). Valid while `initializers[name]` is that same
-        # proto; `initializer_written` drops it when the data is overwritten in place.
-        self.tensor_memo: dict[str, tuple[onnx.TensorProto, Any]] = {}
+        # The content key (see `content_key`) of large raw initializers, by name, as
+        # (the proto it was read from, the key): valid while `initializers[name]` is that same
+        # proto; `initializer_written` replaces or drops it when the data is written in place.
+        self.content_keys: dict[str, tuple[onnx.TensorProto, object]] = {}
         self._structure_changed = False
         self._initializers_changed = False
         self._index(check_as)
@@ -467,13 +479,18 @@ class Graph:
     def remove_initializer(self, name: str) -> None:
         if self.initializers.pop(name, None) is not None:
             self._initializers_changed = True
-            self.tensor_memo.pop(name, None)
+            self.content_keys.pop(name, None)
 
-    def initializer_written(self, name: str) -> None:
+    def initializer_written(self, name: str, raw_data: bytes | None = None) -> None:
         """Initializer `name`'s data was overwritten in place (not replaced through
-        `add_initializer`): what passes remember of it (`tensor_memo`) is dropped. Every pass
-        that writes a tensor's fields in place must call this."""
-        self.tensor_memo.pop(name, None)
+        `add_initializer`): its remembered content key is dropped, or, given the `raw_data` it
+        now holds (and nothing else: no typed data fields), remembered from those bytes without
+        reading them back. Every pass that writes a tensor's fields in place must call this."""
+        tensor = self.initializers.get(name)
+        if raw_data is not None and tensor is not None and len(raw_data) > 2 * CONTENT_KEY_BYTES:
+            self.content_keys[name] = (tensor, content_key(raw_data))
+        else:
+            self.content_keys.pop(name, None)
 
     def remove_graph_input(self, name: str) -> None:
         """Drop the graph-input entry `name` (only for initializers listed as inputs, IR < 4)."""

@@ -13,18 +13,17 @@ them), or commutative variants (`a+b` vs `b+a`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import onnx
 from onnx import numpy_helper
 
 from graphopt.ir import Graph
+from graphopt.ir.graph import content_key
 from graphopt.passes._folding_ops import NONDETERMINISTIC
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.noop import can_bypass
 
 MERGEABLE_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
-FINGERPRINT_BYTES = 64
 
 
 def _tensor_bytes(t: onnx.TensorProto) -> bytes:
@@ -34,26 +33,26 @@ def _tensor_bytes(t: onnx.TensorProto) -> bytes:
 
 
 def _fingerprint(
-    memo: dict[str, tuple[onnx.TensorProto, Any]], name: str, t: onnx.TensorProto
+    keys: dict[str, tuple[onnx.TensorProto, object]], name: str, t: onnx.TensorProto
 ) -> tuple[object, bytes | None]:
-    """A cheap key that differs for most distinct tensors of the same dtype and dims, and the
-    tensor's bytes (read once: every read of `raw_data` copies them; b"" when not read), or
-    None when the key holds all of them: small tensors (most biases, scales and scalars) are
-    their own key, so equal keys are equal tensors and no bytes are compared or kept.
+    """The tensor's content key (`graphopt.ir.graph.content_key`), and its bytes (read once:
+    every read of `raw_data` copies them; b"" when not read), or None when the key holds all
+    of them: small tensors (most biases, scales and scalars) are their own key, so equal keys
+    are equal tensors and no bytes are compared or kept.
 
-    A larger tensor's key is remembered in `memo` (the graph's `tensor_memo`: valid while the
-    graph holds the same proto and nothing wrote it in place), so a later run reads no bytes
-    for it unless its key is shared; a shared key is always confirmed on the bytes, so a key
-    remembered wrongly can only miss a merge, never make one."""
+    A larger tensor's key is remembered in `keys` (the graph's `content_keys`: valid while the
+    graph holds the same proto and nothing wrote it in place unannounced), so a later run reads
+    no bytes for it unless its key is shared; a shared key is always confirmed on the bytes, so
+    a key remembered wrongly can only miss a merge, never make one."""
     if t.HasField("raw_data"):
-        entry = memo.get(name)
+        entry = keys.get(name)
         if entry is not None and entry[0] is t:
             return entry[1], b""
         data = t.raw_data
-        if len(data) <= 2 * FINGERPRINT_BYTES:
+        key = content_key(data)
+        if key is data:
             return data, None
-        key = (len(data), data[:FINGERPRINT_BYTES], data[-FINGERPRINT_BYTES:])
-        memo[name] = (t, key)
+        keys[name] = (t, key)
         return key, data
     return (-1, _tensor_bytes(t)), None
 
@@ -113,13 +112,13 @@ class EliminateCommonSubexpressions(Pass):
             # tuple(t.dims[:]): the slice is built in C, ~45% cheaper than tuple(t.dims)
             by_header.setdefault((t.data_type, tuple(t.dims[:])), []).append((name, t))
         merged = 0
-        memo = graph.tensor_memo
+        keys = graph.content_keys
         for group in by_header.values():
             if len(group) < 2:
                 continue
             keep: dict[object, list[tuple[bytes, str]]] = {}
             for name, t in group:
-                fp, data = _fingerprint(memo, name, t)
+                fp, data = _fingerprint(keys, name, t)
                 candidates = keep.get(fp)
                 if candidates is None:
                     # Bytes are kept only once a fingerprint is shared (memory stays flat).
