@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph
+from graphopt.ir.graph import content_key
 from graphopt.patterns import RuleRunner, rule_set, select
 from graphopt.patterns.engine import Facts
 from graphopt.patterns.rewrite import _SpareConstants
@@ -76,11 +77,12 @@ def test_fold_add_still_reads_the_weight_only_for_its_shape():
 
 
 def spare_of(shape: tuple[int, ...]) -> tuple[RuleRunner, _SpareConstants, onnx.TensorProto]:
+    dims = ",".join(map(str, shape))
     model = build(
-        """<ir_version: 8, opset_import: ["" : 13]>
-        g (float[2,3] x) => (float[2,3] y) {
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[{dims}] x) => (float[{dims}] y) {{
           y = Add(x, k)
-        }""",
+        }}""",
         {"k": rand(*shape)},
     )
     graph = Graph(model)
@@ -113,3 +115,14 @@ def test_facts_io_with_the_indexed_name_reads_what_io_reads():
         plain = Facts(graph).io(node)
         assert by_name == plain
         assert by_name[3] == tuple(node.input) and by_name[4] == tuple(node.output)
+
+
+def test_store_hands_the_written_bytes_to_the_graph_for_cse():
+    # A spare weight overwritten in place: the graph remembers the content key of exactly the
+    # bytes now in raw_data (CSE reads them back only when a key is shared).
+    runner, spare, proto = spare_of((64, 3))
+    graph = runner.graph
+    value = rand(64, 3)
+    assert runner._store("h", value, spare) == "k"
+    assert proto.raw_data == value.tobytes()
+    assert graph.content_keys["k"] == (proto, content_key(proto.raw_data))

@@ -572,11 +572,14 @@ class RuleRunner:
             for field in _TYPED_DATA_FIELDS:
                 proto.ClearField(field)  # a no-op on an empty field, cheaper than testing it
             if value.flags.c_contiguous and value.dtype.byteorder in _LITTLE:
-                proto.raw_data = value.tobytes()  # what a computation returns: one copy
+                data = value.tobytes()  # what a computation returns: one copy
             else:
                 little = value.astype(value.dtype.newbyteorder("<"), copy=False)
-                proto.raw_data = np.ascontiguousarray(little).tobytes()
-            self.graph.initializer_written(name)  # what passes remember of its data is stale
+                data = np.ascontiguousarray(little).tobytes()
+            proto.raw_data = data
+            # what passes remember of its data is stale; given the bytes, CSE's content key is
+            # taken from them instead of from a copy read back later
+            self.graph.initializer_written(name, data)
             self.facts.forget(name)
             return name
         return self.graph.add_initializer(hint, value)
