@@ -22,6 +22,7 @@ BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.shape_simplify",
     "graphopt.passes.noop",
     "graphopt.passes.layout",
+    "graphopt.passes.focus",
     "graphopt.passes.cse",
     "graphopt.passes.fusion_functions",
     "graphopt.passes.fuse_patterns",

@@ -308,7 +308,9 @@ def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) ->
     return rank is not None and a % rank == b % rank
 
 
-def _slice_params(graph: Graph, node: onnx.NodeProto, rank: int | None) -> list[np.ndarray] | None:
+def constant_slice_params(
+    graph: Graph, node: onnx.NodeProto, rank: int | None
+) -> list[np.ndarray] | None:
     """Constant (starts, ends, axes, steps) of an opset ≥ 10 Slice with axes made non-negative;
     None when any is not a constant, or an axis is negative and the rank unknown."""
     params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
@@ -365,7 +367,10 @@ class MergeSlices(Pass):
                 continue
             x = inner.input[0]
             rank = shapes.rank(x)
-            outer_p, inner_p = _slice_params(graph, node, rank), _slice_params(graph, inner, rank)
+            outer_p, inner_p = (
+                constant_slice_params(graph, node, rank),
+                constant_slice_params(graph, inner, rank),
+            )
             if outer_p is None or inner_p is None:
                 ctx.note(
                     self.name,
