@@ -92,9 +92,9 @@ def _conv_reading(graph: Graph, tensor: str) -> onnx.NodeProto | None:
     if len(readers) != 1 or graph.is_graph_output(tensor):
         return None
     conv = readers[0]
-    if conv.op_type != "Conv" or not is_default_domain(conv) or list(conv.input).count(tensor) != 1:
+    if conv.op_type != "Conv" or not is_default_domain(conv) or len(conv.input) < 2:
         return None
-    if conv.input[0] != tensor or int(graph.attr(conv, "group", 1)) != 1 or len(conv.input) < 2:
+    if conv.input[0] != tensor or int(graph.attr(conv, "group", 1)) != 1:
         return None
     return conv if graph.is_constant(conv.input[1]) else None
 
@@ -165,7 +165,7 @@ class FocusToSpaceToDepth(Pass):
         for b in blocks:
             if len(graph.consumers.get(b.slices[0].output[0], ())) != 1:
                 return f"{b.slices[0].output[0]} is also read outside the Focus"
-        conv = None
+        conv, weight = None, None
         if order != [0, 1, 2, 3]:
             conv = _conv_reading(graph, out)
             if conv is None:
@@ -185,18 +185,16 @@ class FocusToSpaceToDepth(Pass):
             blocksize=2,
         )  # fmt: skip
         graph.add_node(node)
-        if conv is not None:
-            graph.set_input(conv, 1, self._permuted_weight(graph, conv, order))
+        if conv is not None and weight is not None:
+            graph.set_input(conv, 1, _permuted_weight(graph, conv.input[1], weight, order))
         return ""
 
-    @staticmethod
-    def _permuted_weight(graph: Graph, conv: onnx.NodeProto, order: list[int]) -> str:
-        """A copy of the Conv's weight whose input channels follow SpaceToDepth's block order:
-        W'[:, b_k·C + c] = W[:, k·C + c]."""
-        weight = graph.constant(conv.input[1])
-        assert weight is not None  # checked by the caller
-        c = weight.shape[1] // 4
-        source = np.empty(weight.shape[1], np.int64)  # new channel -> old channel
-        for k, b in enumerate(order):
-            source[b * c : (b + 1) * c] = np.arange(k * c, (k + 1) * c)
-        return graph.add_initializer(f"{conv.input[1]}_s2d", np.take(weight, source, axis=1))
+
+def _permuted_weight(graph: Graph, name: str, weight: np.ndarray, order: list[int]) -> str:
+    """A copy of Conv weight `name` (value `weight`) whose input channels follow SpaceToDepth's
+    block order: W'[:, b_k·C + c] = W[:, k·C + c]."""
+    c = weight.shape[1] // 4
+    source = np.empty(weight.shape[1], np.int64)  # new channel -> old channel
+    for k, b in enumerate(order):
+        source[b * c : (b + 1) * c] = np.arange(k * c, (k + 1) * c)
+    return graph.add_initializer(f"{name}_s2d", np.take(weight, source, axis=1))
