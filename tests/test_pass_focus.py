@@ -15,7 +15,7 @@ YOLOX_ORDER = [(0, 0), (1, 0), (0, 1), (1, 1)]
 BIG = 9223372036854775807
 
 
-def _slices(order, chained=False, axes=(2, 3), shared_rows=False, steps=(2, 2)):
+def _slices(order, chained=False, axes=(2, 3), shared_rows=False, steps=(2, 2), ends=(BIG, BIG)):
     """Slice lines making p0..p3 = x[:, :, dy::2, dx::2] for (dy, dx) in `order`."""
     lines, inits = [], {}
     a0, a1 = axes
@@ -31,7 +31,7 @@ def _slices(order, chained=False, axes=(2, 3), shared_rows=False, steps=(2, 2)):
             inits[f"s{k}"] = np.array([dy, dx], np.int64)
             lines.append(f"p{k} = Slice(x, s{k}, e2, a01, st2)")
     inits.update(
-        e1=np.array([BIG], np.int64), e2=np.array([BIG, BIG], np.int64),
+        e1=np.array([ends[0]], np.int64), e2=np.array(ends, np.int64),
         a0=np.array([a0], np.int64), a1=np.array([a1], np.int64),
         a01=np.array([a0, a1], np.int64), st1=np.array([steps[0]], np.int64),
         st2=np.array(steps, np.int64),
@@ -41,16 +41,16 @@ def _slices(order, chained=False, axes=(2, 3), shared_rows=False, steps=(2, 2)):
 
 def _focus(
     order, conv=True, chained=False, axes=(2, 3), shared_rows=False, extra="", steps=(2, 2),
-    more="", inputs="",
+    more="", inputs="", ends=(BIG, BIG), x_dims="1,3,6,8",
 ):  # fmt: skip
-    body, inits = _slices(order, chained, axes, shared_rows, steps)
+    body, inits = _slices(order, chained, axes, shared_rows, steps, ends)
     out = "float[n,c,h,w] y" if conv else "float[n,c,h,w] f"
     tail = "y = Conv<kernel_shape = [1, 1]>(f, W, B)" if conv else ""
     if conv:
         inits.update(W=rand(5, 12, 1, 1), B=rand(5))
     return build(
         f"""<ir_version: 8, opset_import: ["" : 13]>
-        g (float[1,3,6,8] x{inputs}) => ({out}{extra}) {{
+        g (float[{x_dims}] x{inputs}) => ({out}{extra}) {{
           {body}
           f = Concat<axis = 1>(p0, p1, p2, p3)
           {tail}
@@ -81,6 +81,19 @@ def test_yolox_order_permutes_the_conv_weight(chained, axes):
     out, report = run_passes(model, PASSES)
     assert ops(out) == ["SpaceToDepth", "Conv"]
     assert explained(report, "focus-to-space-to-depth", "applied") == [""]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_an_end_at_the_dim_is_whole_only_when_the_dim_is_known(static):
+    # ends 6 and 8 keep every row and column of a 6x8 input; with unknown dims that is unproven
+    model = _focus(YOLOX_ORDER, ends=(6, 8), x_dims="1,3,6,8" if static else "1,3,h,w")
+    out, report = run_passes(model, PASSES)
+    if static:
+        assert ops(out) == ["SpaceToDepth", "Conv"]
+    else:
+        assert "SpaceToDepth" not in ops(out)
+        assert "not 0::2 or 1::2" in explained(report, "focus-to-space-to-depth", "refused")[0]
     assert_same_outputs(model, out, feeds(model))
 
 
