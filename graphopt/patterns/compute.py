@@ -148,12 +148,14 @@ def _out_channels(w: np.ndarray, transpose: bool, group: int) -> int:
     return int(w.shape[1] * group) if transpose else int(w.shape[0])
 
 
+def _cast_like(like: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """`a` cast once to the weight's dtype, C-contiguous."""
+    return np.ascontiguousarray(a.astype(like.dtype, copy=False))
+
+
 def _cast(like: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays cast once to the weight's dtype."""
-    return (
-        np.ascontiguousarray(a.astype(like.dtype, copy=False)),
-        np.ascontiguousarray(b.astype(like.dtype, copy=False)),
-    )
+    return _cast_like(like, a), _cast_like(like, b)
 
 
 # ---------------------------------------------------------------------------- batchnorm
@@ -266,10 +268,6 @@ def _scaled_weight(w: np.ndarray, vec: np.ndarray, transpose: bool, group: int) 
     return _scale_out_channels(w, vec, transpose, group, out_dtype=w.dtype)
 
 
-def _cast_like(like: np.ndarray, a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a.astype(like.dtype, copy=False))
-
-
 def _conv_bias(
     m: Match, w: Any, b: Any, c: Any, op: str, group: int, transpose: bool
 ) -> np.ndarray:
@@ -280,7 +278,7 @@ def _conv_bias(
     bias = _bias(b, c_out, w)
     if op not in ("add", "sub"):
         raise Refuse(f"unknown bias op {op}")
-    return np.ascontiguousarray((bias + vec if op == "add" else bias - vec).astype(w.dtype))
+    return _cast_like(w, bias + vec if op == "add" else bias - vec)
 
 
 @computation("fold_affine_conv")
