@@ -45,8 +45,8 @@ def _block(graph: Graph, tensor: str, shapes: LazyShapes) -> _Block | str:
     cuts: dict[int, tuple[int, int, int]] = {}  # axis -> (start, end, step)
     current = tensor
     while len(slices) < 2:
-        node = graph.producer_node(current)
-        if node is None or node.op_type != "Slice" or not is_default_domain(node):
+        node = _slice_producer(graph, current)
+        if node is None:
             break
         source = node.input[0]
         if shapes.rank(source) != 4:
@@ -75,9 +75,12 @@ def _block(graph: Graph, tensor: str, shapes: LazyShapes) -> _Block | str:
     return _Block(current, phases[0], phases[1], slices)
 
 
-def _made_by_slice(graph: Graph, tensor: str) -> bool:
+def _slice_producer(graph: Graph, tensor: str) -> onnx.NodeProto | None:
+    """The standard Slice that writes `tensor`, if one does."""
     node = graph.producer_node(tensor)
-    return node is not None and node.op_type == "Slice" and is_default_domain(node)
+    if node is None or node.op_type != "Slice" or not is_default_domain(node):
+        return None
+    return node
 
 
 def _static_dim(shapes: LazyShapes, tensor: str, axis: int) -> float:
@@ -141,7 +144,7 @@ class FocusToSpaceToDepth(Pass):
         axis = int(graph.attr(concat, "axis", 0))
         if axis not in (1, -3):
             return "not a Concat on the channel axis"
-        if not all(_made_by_slice(graph, t) for t in concat.input):
+        if any(_slice_producer(graph, t) is None for t in concat.input):
             return "not every input is made by a Slice"  # before any rank: ranks may infer
         if any(graph.is_graph_output(t) for t in concat.input):
             return "a sliced tensor is a graph output"
