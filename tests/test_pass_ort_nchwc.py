@@ -259,11 +259,23 @@ def test_tensor_read_in_both_layouts_and_graph_output_keep_names():
 @needs_nchwc
 @pytest.mark.parametrize(
     "case",
-    ["channel_multiplier", "grouped_unaligned", "weight_is_input", "maxpool_unaligned"],
+    [
+        "channel_multiplier",
+        "grouped_unaligned",
+        "weight_is_input",
+        "maxpool_unaligned",
+        "input_channels_not_multiple_of_4",
+        "depthwise_channels_not_multiple_of_4",
+    ],
 )
 def test_refuses_what_onnxruntime_refuses(case):
     if case == "channel_multiplier":  # depthwise with 2 filters per channel
         original = model([conv("x", "W", "y", group=24)], [1, 24, 6, 6], {"W": weight(48, 1, 3, 3)})
+    elif case == "input_channels_not_multiple_of_4":  # onnxruntime's ReorderInput would fail
+        # (a squeeze-excitation conv of PP-OCR's MobileNetV3 classifier reads 22 channels)
+        original = model([conv("x", "W", "y")], [1, 22, 6, 6], {"W": weight(16, 22, 1, 1)})
+    elif case == "depthwise_channels_not_multiple_of_4":
+        original = model([conv("x", "W", "y", group=18)], [1, 18, 6, 6], {"W": weight(18, 1, 3, 3)})
     elif case == "grouped_unaligned":  # 24 output channels per group
         original = model([conv("x", "W", "y", group=2)], [1, 48, 6, 6], {"W": weight(48, 24, 1, 1)})
     elif case == "weight_is_input":
@@ -273,6 +285,20 @@ def test_refuses_what_onnxruntime_refuses(case):
         original = model([node], [1, 20, 6, 6], {})
     rewritten = layout(original)
     assert not nchwc_ops(rewritten)
+    assert_same(original, rewritten)
+    if case != "weight_is_input":
+        assert not nchwc_ops(ort_saved(original))  # onnxruntime's own transformer refuses too
+
+
+@needs_nchwc
+def test_unaligned_channels_read_blocked_need_no_reorder():
+    """22 channels between two convs: the second reads the first's blocked output (padded with
+    zeros) and is converted; only a ReorderInput of 22 channels is what onnxruntime cannot run."""
+    inits = {"W0": weight(22, 16, 3, 3), "W1": weight(16, 22, 1, 1)}
+    nodes = [conv("x", "W0", "a", pads=[1] * 4), conv("a", "W1", "y")]
+    original = model(nodes, [1, 16, 6, 6], inits)
+    rewritten = layout(original)
+    assert nchwc_ops(rewritten) == {"Conv": 2, "ReorderInput": 1, "ReorderOutput": 1}
     assert_same(original, rewritten)
 
 

@@ -57,6 +57,11 @@ _RULE = "ort-nchwc-layout"
 
 # Default-domain opsets whose semantics onnxruntime's transformer accepts (the op's
 # since-version must be below these): Conv-22, MaxPool-22, AveragePool-19, Resize-18 changed.
+# onnxruntime's ReorderInput kernel takes channel counts in multiples of this; its transformer
+# (nchwc_transformer.cc, `channel_alignment`) refuses other non-grouped convs with at least b
+# input channels, and grouped convs with other output counts. We refuse the first only where the
+# input must be reordered (an input already blocked is read as it is), the second always.
+_CHANNEL_ALIGNMENT = 4
 _OPSET_LIMIT = {"Conv": 22, "MaxPool": 22, "AveragePool": 19, "Resize": 18, "Upsample": 99}
 _FUSABLE_ACTIVATIONS = ("Relu", "Sigmoid", "Tanh")  # fused into the nchwc Conv like onnxruntime
 _SCALAR_OPS = ("Add", "Sub", "Mul", "Div")  # x ∘ k, k a one-element constant, stays blocked
@@ -211,9 +216,10 @@ class OrtNchwcLayout(Pass):
     """Rewrite float 2-D convolutions and pools into onnxruntime's NCHWc kernels.
 
     With b the measured block size and ⟦x⟧ = x in blocked layout [N, ⌈C/b⌉, H, W, b]:
-        Conv(x, W, B), I ≥ b     ⇒  ⟦y⟧ = nchwc.Conv(⟦x⟧, R(W̃), B̃)      (W̃: I padded to b⌈I/b⌉)
+        Conv(x, W, B), I ≥ b     ⇒  ⟦y⟧ = nchwc.Conv(⟦x⟧, R(W̃), B̃)      (W̃: I padded to b⌈I/b⌉;
+                                                                  I % 4 = 0 unless x is blocked)
         Conv(x, W, B), I < b     ⇒  ⟦y⟧ = nchwc.Conv(x, R_o(W), B̃)       (reads NCHW directly)
-        depthwise Conv, group=O  ⇒  ⟦y⟧ = nchwc.Conv(⟦x⟧, R_o(W), B̃, group=Õ)
+        depthwise Conv, group=O  ⇒  ⟦y⟧ = nchwc.Conv(⟦x⟧, R_o(W), B̃, group=Õ)   (O a multiple of 4)
         grouped Conv             ⇒  as I ≥ b, when I and O/group are multiples of b
         MaxPool/AveragePool(x)   ⇒  ⟦y⟧ = nchwc.Pool(⟦x⟧)                 (C % b = 0)
         Add(⟦a⟧, ⟦c⟧)             ⇒  nchwc.Conv(…, Sum=⟦c⟧) when a is a single-use Conv
@@ -333,12 +339,18 @@ class _Rewrite:
         groups = int(g.attr(node, "group", 1))
         read_nchw = depthwise = False
         if groups > 1:
+            if out_ch % _CHANNEL_ALIGNMENT:
+                return f"grouped conv with {out_ch} output channels, not a multiple of 4"
             depthwise = in_ch == 1 and out_ch == groups
             per_group = out_ch // groups
             if not depthwise and (in_ch % block or out_ch % groups or per_group % block):
                 return f"grouped conv whose channels per group are not multiples of {block}"
         elif in_ch < block:
             read_nchw = True  # the kernel reads the plain NCHW input
+        elif in_ch % _CHANNEL_ALIGNMENT and node.input[0] not in self.blocked:
+            # (a blocked input needs no ReorderInput: its padded channels are zeros, and the
+            # filter's padded input channels too)
+            return f"{in_ch} input channels to reorder, not a multiple of 4"
         bo_layout = read_nchw or depthwise
         bias_name = node.input[2] if len(node.input) > 2 else ""
         bias = g.constant(bias_name) if bias_name else None
