@@ -196,3 +196,42 @@ def test_read_npz_refuses_a_npy_with_a_value_error(tmp_path):
     npz = tmp_path / "x.npz"
     np.savez(npz, x=np.arange(3))
     assert list(read_npz(npz)) == ["x"]
+
+
+FIXED_SIZE = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[1,3,H,W] x) => (float[1,48] y) {
+    shape = Constant<value = int64[2] {1, 48}>()
+    d = Identity(x)
+    y = Reshape(d, shape)
+}
+"""
+
+
+def test_verify_names_the_original_when_it_rejects_the_seeded_inputs(tmp_path, capsys):
+    """A model that runs only at 4×4 (a text recognizer wants height 48): the seeded 224×224
+    feeds fail in the original, which the message says, with what to do; `--shapes` fixes it."""
+    src, out = tmp_path / "fixed.onnx", tmp_path / "out.onnx"
+    onnx.save_model(onnx.parser.parse_model(FIXED_SIZE), str(src))
+    assert main(["optimize", str(src), "-o", str(out), "--verify"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "the original model does not run on the comparison inputs (x: float32 1×3×224×224)" in err
+    assert "--shapes NAME:DIMS" in err and not out.exists()
+    assert main(["optimize", str(src), "-o", str(out), "--verify", "--shapes", "x:1x3x4x4"]) == 0
+    assert "verify: y: max abs diff 0" in capsys.readouterr().out and out.exists()
+    assert main(["optimize", str(src), "-o", str(out), "--verify", "--shapes", "z:1x3"]) == 2
+    assert "--shapes names z, which are not model inputs" in capsys.readouterr().err
+
+
+def test_verify_names_the_optimized_model_when_only_it_fails():
+    from graphopt.backends.onnxruntime import compare
+    from graphopt.errors import VerifyError
+
+    text = '<ir_version: 8, opset_import: ["" : 13]>\ng (float[4] x) => (float[4] y) {{ {} }}'
+    ref = onnx.parser.parse_model(text.format("y = Relu(x)"))
+    broken = onnx.parser.parse_model(
+        text.format("s = Constant<value = int64[2] {3, 3}>()\n y = Reshape(x, s)")
+    )
+    with pytest.raises(VerifyError, match=r"^the optimized model fails on inputs the original"):
+        compare(ref, broken, {"x": np.ones(4, np.float32)})

@@ -42,7 +42,7 @@ def session(
         raise BackendError("onnxruntime is not installed: pip install onnxruntime") from e
     opts = ort.SessionOptions()
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # fatal only: its errors reach the caller as one BackendError
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -87,10 +87,12 @@ def example_feeds(
     dims: dict[str, int] | None = None,
     default_dim: int = 1,
     npz: str | Path | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Inputs for a numerical comparison: from `npz` if given, else seeded values of the declared
-    types and shapes (symbolic dims from `dims`, else `default_dim`; a symbolic spatial dim
-    of a 4-D image input gets 224 so convolutions have room)."""
+    types and shapes (an input named in `shapes` has that shape; symbolic dims from `dims`, else
+    `default_dim`; a symbolic spatial dim of a 4-D image input gets 224 so convolutions have
+    room). A name in `shapes` that is no model input is a `VerifyError`."""
     if npz is not None:
         try:
             data = np.load(npz)
@@ -106,9 +108,13 @@ def example_feeds(
         return feeds
     rng = np.random.default_rng(seed)
     feeds = {}
-    for name, elem, shape in input_specs(model):
-        concrete = []
-        for axis, d in enumerate(shape):
+    specs = input_specs(model)
+    unknown = sorted(set(shapes or ()) - {name for name, _, _ in specs})
+    if unknown:
+        raise VerifyError(f"--shapes names {', '.join(unknown)}, which are not model inputs")
+    for name, elem, shape in specs:
+        concrete: list[int] = list((shapes or {}).get(name, ()))
+        for axis, d in enumerate(shape if not concrete else ()):
             if isinstance(d, int) and d > 0:
                 concrete.append(d)
             elif dims and isinstance(d, str) and d in dims:
@@ -131,6 +137,13 @@ def example_feeds(
     return feeds
 
 
+def describe_feeds(feeds: dict[str, np.ndarray]) -> str:
+    """'x: float32 1×3×224×224, ...' for messages."""
+    return ", ".join(
+        f"{k}: {v.dtype} {'×'.join(map(str, v.shape)) or 'scalar'}" for k, v in feeds.items()
+    )
+
+
 @dataclass
 class Difference:
     output: str
@@ -150,9 +163,21 @@ def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 
 
 def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> list[Difference]:
-    """Run both models on `feeds`; per output of the reference, the largest differences."""
-    ref = run(reference, feeds)
-    got = run(candidate, feeds)
+    """Run both models on `feeds`; per output of the reference, the largest differences.
+    A model that fails to run is a `VerifyError` that says which one, and on what inputs."""
+    try:
+        ref = run(reference, feeds)
+    except BackendError as e:
+        raise VerifyError(
+            f"the original model does not run on the comparison inputs ({describe_feeds(feeds)}):"
+            f" {e}; give inputs it accepts (command line: --shapes NAME:DIMS or --inputs NPZ)"
+        ) from e
+    try:
+        got = run(candidate, feeds)
+    except BackendError as e:
+        raise VerifyError(
+            f"the optimized model fails on inputs the original runs ({describe_feeds(feeds)}): {e}"
+        ) from e
     diffs = []
     for name, a in ref.items():
         if name not in got:

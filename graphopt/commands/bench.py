@@ -100,20 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    from graphopt.backends.onnxruntime import example_feeds, input_specs
-    from graphopt.errors import BackendError
+    from graphopt.backends.onnxruntime import example_feeds
 
-    if npz is not None:
-        return example_feeds(model, npz=npz)
-    feeds = example_feeds(model)
-    rng = np.random.default_rng(0)
-    for name, _, _ in input_specs(model):
-        if name in shapes:
-            feeds[name] = synthetic_feed(shapes[name], feeds[name].dtype, rng)
-    unknown = sorted(set(shapes) - set(feeds))
-    if unknown:
-        raise BackendError(f"--shapes names {', '.join(unknown)}, which are not model inputs")
-    return feeds
+    return example_feeds(model, npz=npz, shapes=shapes)
 
 
 def bench_onnxruntime(

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from graphopt.commands._common import add_shapes_argument
 from graphopt.errors import VerifyError
 
 
@@ -38,6 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="NPZ",
         help="feeds for --verify (default: seeded values of the declared shapes)",
+    )
+    add_shapes_argument(
+        p,
+        "input shapes for --verify's seeded feeds, e.g. x:1x3x48x320 (default: the declared "
+        "shapes, unknown image sizes 224)",
     )
     p.add_argument(
         "--tolerance",
@@ -106,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     worst = None
     if args.verify:
         from graphopt.backends.onnxruntime import compare, example_feeds
+        from graphopt.backends.tensorrt import parse_shapes
 
-        feeds = example_feeds(original, npz=args.inputs)
+        shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
+        feeds = example_feeds(original, npz=args.inputs, shapes=shapes)
         variants = [("verify", optimized)]
         if guarded is not None:  # this CPU runs one branch: verify both
             variants.append(
