@@ -216,7 +216,9 @@ def test_verify_names_the_original_when_it_rejects_the_seeded_inputs(tmp_path, c
     assert main(["optimize", str(src), "-o", str(out), "--verify"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "the original model does not run on the comparison inputs (x: float32 1×3×224×224)" in err
+    assert (
+        "the original model does not run on the comparison inputs (x: float32 1×3×224×224)" in err
+    )
     assert "--shapes NAME:DIMS" in err and not out.exists()
     assert main(["optimize", str(src), "-o", str(out), "--verify", "--shapes", "x:1x3x4x4"]) == 0
     assert "verify: y: max abs diff 0" in capsys.readouterr().out and out.exists()

@@ -324,6 +324,37 @@ def test_weight_per_channel_axis_must_be_0():
     assert [f.rule for f in found] == ["qdq-per-channel"] and "axis 1" in found[0].message
 
 
+@pytest.mark.parametrize(
+    "op, attrs, w_shape, axis, ok",
+    [
+        ("MatMul", {}, (3, 4), 1, True),  # B is [K, N]: N output channels
+        ("MatMul", {}, (3, 4), 0, False),  # per input channel cannot be factored out
+        ("Gemm", {"transB": 1}, (4, 3), 0, True),
+        ("Gemm", {"transB": 1}, (4, 3), 1, False),
+        ("Gemm", {}, (3, 4), 1, True),
+    ],
+)
+def test_weight_per_channel_axis_is_the_output_channels(op, attrs, w_shape, axis, ok):
+    rng = np.random.default_rng(0)
+    w = np.round(rng.standard_normal(w_shape) * 20).astype(np.int8)
+    n = w_shape[axis]
+    inits = [
+        const("wq", w),
+        const("ws", np.full(n, 0.01, np.float32)),
+        const("wz", np.zeros(n, np.int8)),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="dqw", axis=axis),
+        helper.make_node(op, ["x", "wd"], ["y"], name="mm", **attrs),
+    ]
+    found = errors(check_tensorrt(model(nodes, [vi("x", [2, 3])], [vi("y", None)], inits), 10))
+    if ok:
+        assert found == []
+    else:
+        assert [f.rule for f in found] == ["qdq-per-channel"]
+        assert f"axis {axis}" in found[0].message and f"{op} 'mm'" in found[0].message
+
+
 def test_activation_per_channel_is_refused():
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),
@@ -421,6 +452,26 @@ def test_graphopt_quantize_output_is_clean_for_tensorrt():
     ]
     q = graphopt.quantize(qdq_free, feeds, target="tensorrt")
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+    for version in (10, 11):
+        assert errors(check_tensorrt(q, version)) == []
+
+
+def test_graphopt_quantize_matmul_weights_are_clean_for_tensorrt():
+    """A MatMul with a constant [K, N] weight (PP-OCR's recognizer head has two) is quantized
+    per output channel, axis 1, which the checker accepts."""
+    import graphopt
+
+    rng = np.random.default_rng(0)
+    qdq_free = model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        [vi("x", [2, 8])],
+        [vi("y", [2, 6])],
+        [const("w", rng.standard_normal((8, 6)).astype(np.float32))],
+    )
+    feeds = [{"x": rng.standard_normal((2, 8)).astype(np.float32)} for _ in range(4)]
+    q = graphopt.quantize(qdq_free, feeds, target="tensorrt")
+    (dq,) = [n for n in q.graph.node if n.op_type == "DequantizeLinear" and "w" in n.input[0]]
+    assert [a.i for a in dq.attribute if a.name == "axis"] == [1]
     for version in (10, 11):
         assert errors(check_tensorrt(q, version)) == []
 

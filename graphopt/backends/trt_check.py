@@ -337,15 +337,23 @@ class _Checker:
         rank = self.facts.rank(x)
         if rank is not None and axis < 0:
             axis += rank
-        consumers = {c.op_type for c in self.graph.consumer_nodes(node.output[0])}
-        if axis != 0 and not (axis == 1 and consumers <= {"ConvTranspose"}):
-            self.add(
-                "error",
-                "qdq-per-channel",
-                f"per-channel weight scales on axis {axis}; TensorRT expects axis 0 (the output "
-                "channels of Conv/Gemm weights)",
-                node,
-            )
+        for consumer in self.graph.consumer_nodes(node.output[0]):
+            expected = _output_channel_axis(self.graph, consumer, node.output[0], rank)
+            if axis != (0 if expected is None else expected):
+                reads = f"{consumer.op_type} {consumer.name!r}" if expected is not None else ""
+                self.add(
+                    "error",
+                    "qdq-per-channel",
+                    f"per-channel weight scales on axis {axis}; TensorRT scales weights per "
+                    f"output channel: axis {0 if expected is None else expected}"
+                    + (
+                        f" for {reads}"
+                        if reads
+                        else " (the first axis, as exported before a Transpose)"
+                    ),
+                    node,
+                )
+                return
 
     def _check_pairing(self, node: onnx.NodeProto) -> None:
         out = node.output[0]
@@ -592,3 +600,23 @@ def summary(findings: Sequence[Finding]) -> str:
 
 
 __all__ = ["Finding", "check_tensorrt", "errors", "summary"]
+
+
+def _output_channel_axis(
+    graph: Graph, consumer: onnx.NodeProto, weight: str, rank: int | None
+) -> int | None:
+    """The axis of `weight` that holds `consumer`'s output channels where `consumer` reads it
+    as the weight (input 1) of a linear op, else None (e.g. a Transpose before one: checked
+    as axis 0)."""
+    op = consumer.op_type
+    if len(consumer.input) < 2 or consumer.input[1] != weight:
+        return None
+    if op == "Conv":
+        return 0
+    if op == "ConvTranspose":
+        return 1
+    if op == "Gemm":
+        return 0 if graph.attr(consumer, "transB", 0) else 1
+    if op == "MatMul" and rank is not None and rank >= 2:
+        return rank - 1  # B is [..., K, N]
+    return None
