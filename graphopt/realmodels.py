@@ -209,28 +209,33 @@ def preprocess(
     bgr: bool = False,
     letterbox: bool = False,
     pad_value: float = 114.0,
+    gray: bool = False,
 ) -> np.ndarray:
     """RGB uint8 HWC → float32 1x3xHxW: resize (or letterbox) to `size`=(h, w), then
-    `(pixel * scale - mean) / std` per channel, optionally as BGR."""
+    `(pixel * scale - mean) / std` per channel, optionally as BGR. `gray`: 1x1xHxW of the
+    luma (PIL's "L": 0.299 R + 0.587 G + 0.114 B, what OCR models such as ddddocr's are fed),
+    normalized with the first `mean` and `std`."""
     from PIL import Image
 
     h, w = size
     im = Image.fromarray(image)
+    if gray:
+        im = im.convert("L")
+    channels = 1 if gray else 3
     if letterbox:
         r = min(h / image.shape[0], w / image.shape[1])
         nh, nw = max(1, round(image.shape[0] * r)), max(1, round(image.shape[1] * r))
-        canvas = np.full((h, w, 3), pad_value, dtype=np.float32)
-        canvas[:nh, :nw] = np.asarray(
-            im.resize((nw, nh), Image.Resampling.BILINEAR), dtype=np.float32
-        )
+        canvas = np.full((h, w, channels), pad_value, dtype=np.float32)
+        resized = np.asarray(im.resize((nw, nh), Image.Resampling.BILINEAR), dtype=np.float32)
+        canvas[:nh, :nw] = resized.reshape(nh, nw, channels)
         arr = canvas
     else:
         arr = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
-    if bgr:
+        arr = arr.reshape(h, w, channels)
+    if bgr and not gray:
         arr = arr[..., ::-1]
-    normalized = (arr * np.float32(scale) - np.asarray(mean, np.float32)) / np.asarray(
-        std, np.float32
-    )
+    mean_, std_ = np.asarray(mean, np.float32)[:channels], np.asarray(std, np.float32)[:channels]
+    normalized = (arr * np.float32(scale) - mean_) / std_
     return np.ascontiguousarray(normalized.transpose(2, 0, 1)[None], dtype=np.float32)
 
 

@@ -794,3 +794,34 @@ def test_a_constant_node_weight_leaves_no_dead_constant() -> None:
 def test_no_sample_feeds_names_the_options() -> None:
     with pytest.raises(QuantizeError, match="sample_feeds >= 1"):
         quantize_with_report(conv_relu_conv(np.float32, 13), fp_feeds(np.float32), sample_feeds=0)
+
+
+def _image_input_model(channels: int) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, "H", "W"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_one_channel_input_gets_the_images_luma(tmp_path) -> None:
+    """ddddocr's OCR models take 1×1×64×W gray images: the folder's pictures are fed as their
+    luma (PIL's "L"), normalized with the one mean and std given."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    spec = PreprocessSpec(size=(5, 6), scale=1 / 255, mean=(0.5,) * 3, std=(0.5,) * 3)
+    (feed,) = folder_feeds(tmp_path, _image_input_model(1), spec)
+    luma = np.asarray(
+        Image.fromarray(pixels).convert("L").resize((6, 5), Image.Resampling.BILINEAR), np.float32
+    )
+    assert feed["x"].shape == (1, 1, 5, 6)
+    np.testing.assert_allclose(feed["x"][0, 0], (luma / 255 - 0.5) / 0.5, atol=1e-6)
+    (rgb,) = folder_feeds(tmp_path, _image_input_model(3), spec)
+    assert rgb["x"].shape == (1, 3, 5, 6)
+    with pytest.raises(QuantizeError, match="one --mean and one --std"):
+        folder_feeds(tmp_path, _image_input_model(1), PreprocessSpec(size=(5, 6), mean=(1, 2, 3)))[
+            0
+        ]
+    with pytest.raises(QuantizeError, match="has 4 channels"):
+        folder_feeds(tmp_path, _image_input_model(4), spec)[0]

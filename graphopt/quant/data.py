@@ -9,7 +9,8 @@ dicts, decoded lazily one batch at a time (files in sorted name order, so runs a
   ignored; a lone array of any name feeds a single-input model);
 - `name.npy`: the array of the model's single input;
 - `name.jpg|jpeg|png|bmp`: decoded to RGB, then `graphopt.realmodels.preprocess` with the spec
-  (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR, NCHW float32).
+  (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR, NCHW float32; the
+  luma as one channel when the model's input has a fixed channel count of 1).
 
 `PreprocessSpec` comes from CLI flags or a YAML file with the same keys (`size: [H, W]`,
 `letterbox`, `mean`, `std`, `scale`, `bgr`, `pad_value`). Errors (empty folder, undecodable
@@ -276,6 +277,16 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                 raise QuantizeError(
                     f"input {name!r} has no fixed height and width ({dims}); give --size HxW"
                 )
+        channels = dims[1] if len(dims) == 4 else None
+        gray = channels == 1
+        if isinstance(channels, int) and channels not in (1, 3):
+            raise QuantizeError(
+                f"input {name!r} has {channels} channels; images give 3 (RGB/BGR) or 1 (gray)"
+            )
+        if gray and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
+            raise QuantizeError(
+                f"input {name!r} takes one gray channel: give one --mean and one --std"
+            )
         try:
             image = load_image(path)
         except GraphoptError as e:
@@ -289,6 +300,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             bgr=spec.bgr,
             letterbox=spec.letterbox,
             pad_value=spec.pad_value,
+            gray=gray,
         )
 
 
