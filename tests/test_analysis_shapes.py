@@ -131,3 +131,32 @@ def test_real_models_every_node_output_is_static(real_model, name):
     assert all(facts.dtype(o) is not None for o in outputs)
     inp = g.graph_inputs[0]
     assert facts.shape(inp)[:2] == (1, 3)
+
+
+def test_a_negative_declared_dim_is_unknown():
+    """A batch declared as dim_value -1 (older paddle2onnx) is an unknown dim in the facts,
+    and nothing computed from it becomes a size (y's batch is N·N at run time)."""
+    import onnx.parser
+
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[1, 4, 3, 5] x) => (float[1, 60] y) {
+          s = Shape (x)
+          z = Constant <value = int64 {0}> ()
+          n = Gather <axis = 0> (s, z)
+          nn = Mul (n, n)
+          ax = Constant <value = int64[1] {0}> ()
+          u = Unsqueeze (nn, ax)
+          m1 = Constant <value = int64[1] {-1}> ()
+          target = Concat <axis = 0> (u, m1)
+          y = Reshape (x, target)
+        }
+        """
+    )
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_value = -1
+    facts = shape_facts(model)
+    assert facts.shape("x") == (None, 4, 3, 5)
+    y = facts.shape("y")
+    assert y is None or not isinstance(y[0], int)

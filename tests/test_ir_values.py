@@ -28,3 +28,11 @@ def test_no_shape_or_no_tensor_is_none():
     assert declared_dims(scalar) == ()
     seq = oh.make_tensor_sequence_value_info("q", onnx.TensorProto.FLOAT, [2])
     assert declared_dims(seq) is None
+
+
+def test_a_negative_dim_value_is_unknown():
+    """Older paddle2onnx writes a dynamic batch as dim_value -1 (PP-OCRv3's recognizer): no
+    size, so no pass may take it for one."""
+    vi = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [-1, 3, 0])
+    assert declared_dims(vi) == (None, 3, 0)
+    assert declared_dims(vi, unknown="?") == ("?", 3, 0)

@@ -179,3 +179,30 @@ def test_shape_of_an_overridable_initializer_is_not_folded():
     x = np.zeros(1, F32)
     assert_same_outputs(model, out, {"x": x, "w": np.ones(5, F32)})
     assert_same_outputs(model, out, {"x": x})
+
+
+def test_a_batch_declared_as_dim_value_minus_1_stays_dynamic():
+    """PP-OCRv3's recognizer declares its batch as dim_value -1 and reshapes with
+    Concat(Shape(x)[0:2], [-1]): the batch read must stay (folding it gave [-1, 4, -1], which
+    onnxruntime refuses to load), and the model must keep running at every batch."""
+    text = """
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4, 3, 5] x) => (float[1, 4, 15] y) {
+      r = Relu (x)
+      s = Shape (r)
+      st = Constant <value = int64[1] {0}> ()
+      en = Constant <value = int64[1] {2}> ()
+      nc = Slice (s, st, en, st)
+      m1 = Constant <value = int64[1] {-1}> ()
+      target = Concat <axis = 0> (nc, m1)
+      y = Reshape (r, target)
+    }
+    """
+    model = onnx.parser.parse_model(text)
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_value = -1
+    out = graphopt.optimize(model)
+    assert "Shape" in ops(out)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 4, 3, 5)).astype(F32)
+        assert_same_outputs(model, out, {"x": x})

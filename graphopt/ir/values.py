@@ -32,7 +32,9 @@ def declared_dims(
     unknown rank).
 
     Each dim is its `dim_value`; else its `dim_param` (when `symbolic`, and not empty); else
-    `unknown`. Printing uses `unknown="?"`; a proof about sizes `symbolic=False`.
+    `unknown`. Printing uses `unknown="?"`; a proof about sizes `symbolic=False`. A negative
+    `dim_value`, which older paddle2onnx writes for a dynamic dim (the spec has none), is
+    `unknown` too: it is no size.
     """
     if vi.type.WhichOneof("value") != "tensor_type":
         return None
@@ -42,7 +44,7 @@ def declared_dims(
     dims: list[Dim] = []
     for d in tt.shape.dim:
         which = d.WhichOneof("value")
-        if which == "dim_value":
+        if which == "dim_value" and d.dim_value >= 0:
             dims.append(d.dim_value)
         elif which == "dim_param" and symbolic and d.dim_param:
             dims.append(d.dim_param)
