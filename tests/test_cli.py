@@ -237,3 +237,37 @@ def test_verify_names_the_optimized_model_when_only_it_fails():
     )
     with pytest.raises(VerifyError, match=r"^the optimized model fails on inputs the original"):
         compare(ref, broken, {"x": np.ones(4, np.float32)})
+
+
+WRONG_RULE = """
+rules:
+  - name: wrong-on-purpose
+    doc: Relu(x) ⇒ Neg(x), which is not the same function
+    target: y = Relu(x)
+    replacement: y = Neg(x)
+"""
+
+
+def test_verify_refuses_a_rewrite_that_changes_the_outputs(model_path, tmp_path, capsys):
+    """A user rule that is wrong: --verify names the output and the bound, exits 2 and writes
+    nothing."""
+    (tmp_path / "rules.yaml").write_text(WRONG_RULE)
+    pipe = tmp_path / "pipe.yaml"
+    pipe.write_text("passes: [fuse-patterns]\nrules: [rules.yaml]\n")
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(model_path), "-o", str(out), "-p", str(pipe), "--verify"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "output 'y' differs by" in err
+    assert "nothing was written" in err and not out.exists()
+
+
+def test_verify_bound_has_an_absolute_floor_for_outputs_near_zero():
+    """PP-OCRv3's detector gives a probability map of ~1e-7 on seeded noise: a difference of
+    1.5e-7 there is 'relative 1' but no error; the bound is atol + rtol · max|a|."""
+    from graphopt.backends.onnxruntime import Difference
+
+    near_zero = Difference("p", max_abs=1.5e-7, max_rel=1.0, scale=1.5e-7)
+    assert not near_zero.exceeds(1e-4, 1e-5)
+    assert near_zero.exceeds(1e-4, 0.0)
+    large = Difference("y", max_abs=0.02, max_rel=0.002, scale=10.0)
+    assert large.exceeds(1e-4, 1e-5) and not large.exceeds(1e-2, 1e-5)

@@ -149,6 +149,12 @@ class Difference:
     output: str
     max_abs: float
     max_rel: float  # max |a-b| / max(|a|) over the output: robust to near-zero elements
+    scale: float = 0.0  # max |a| over the reference output's finite values
+
+    def exceeds(self, rtol: float, atol: float) -> bool:
+        """max |a-b| > atol + rtol · max |a|: an output that is ~0 everywhere (a probability
+        map of random noise) is judged by `atol`, not by a relative error of 1."""
+        return self.max_abs > atol + rtol * self.scale
 
 
 def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -198,5 +204,5 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
         finite = np.abs(a64[np.isfinite(a64)])
         scale = float(finite.max()) if finite.size else 0.0
         worst = float(delta.max())
-        diffs.append(Difference(name, worst, worst / (scale or 1.0)))
+        diffs.append(Difference(name, worst, worst / (scale or 1.0), scale))
     return diffs

@@ -49,7 +49,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--tolerance",
         type=float,
         default=1e-4,
-        help="--verify fails above this relative difference (default 1e-4)",
+        help="--verify fails where an output differs by more than --atol + this × its largest "
+        "magnitude (default 1e-4)",
+    )
+    p.add_argument(
+        "--atol",
+        type=float,
+        default=1e-5,
+        help="absolute part of --verify's bound (default 1e-5), for outputs that are ~0",
     )
     p.add_argument(
         "--verify-each", action="store_true", help="run the ONNX checker after every pass"
@@ -109,7 +116,6 @@ def run(args: argparse.Namespace) -> int:
     guarded = nchwc_fallback.branches(optimized)  # ort-cpu: the NCHWc graph and its fallback
     if args.check:
         check_model(optimized)
-    worst = None
     if args.verify:
         from graphopt.backends.onnxruntime import compare, example_feeds
         from graphopt.backends.tensorrt import parse_shapes
@@ -121,18 +127,21 @@ def run(args: argparse.Namespace) -> int:
             variants.append(
                 ("verify (NCHW fallback)", nchwc_fallback.with_block_size(optimized, 0))
             )
-        worst = 0.0
+        failed = []
         for label, candidate in variants:
             diffs = compare(original, candidate, feeds)
-            worst = max([worst, *(d.max_rel for d in diffs)])
+            failed += [d for d in diffs if d.exceeds(args.tolerance, args.atol)]
             for d in diffs:
                 print(
                     f"{label}: {d.output}: max abs diff {d.max_abs:.3g}, "
                     f"max rel diff {d.max_rel:.3g}"
                 )
-        if worst > args.tolerance:
+        if failed:
+            d = max(failed, key=lambda d: d.max_rel)
             raise VerifyError(
-                f"outputs differ by {worst:.3g} relative (> tolerance {args.tolerance:g}); nothing was written"
+                f"output {d.output!r} differs by {d.max_abs:.3g} (relative {d.max_rel:.3g}; "
+                f"bound --atol {args.atol:g} + --tolerance {args.tolerance:g} × {d.scale:.3g}); "
+                "nothing was written"
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     save_model(optimized, args.output, external_data=external)
