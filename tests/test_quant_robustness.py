@@ -825,3 +825,27 @@ def test_a_one_channel_input_gets_the_images_luma(tmp_path) -> None:
         ]
     with pytest.raises(QuantizeError, match="has 4 channels"):
         folder_feeds(tmp_path, _image_input_model(4), spec)[0]
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])
+def test_an_ir3_model_quantizes_into_a_valid_model(target: str) -> None:
+    """IR 3 lists every initializer as a graph input too (the ONNX model zoo's light models):
+    the quantized model is raised to the IR its opset needs, its weights are constants (and
+    quantized), and it passes the full check, where its new scales failed it before."""
+    model = conv_model(opset=9)
+    model.ir_version = 3
+    model.graph.input.extend(
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in model.graph.initializer
+    )
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(4)]
+    q, report = quantize_with_report(model, feeds, target=target)
+    onnx.checker.check_model(q, full_check=True)
+    assert q.ir_version >= 7 and [i.name for i in q.graph.input] == ["x"]
+    assert [o.name for o in q.graph.output] == ["y"]
+    weights_dq = [n for n in q.graph.node if n.op_type == "DequantizeLinear" and "w" in n.input[0]]
+    assert weights_dq and report.error is not None and report.error < 0.05
+    inputs = 1 + len(model.graph.initializer)
+    assert len(model.graph.input) == inputs and model.ir_version == 3  # the caller's, kept

@@ -22,6 +22,7 @@ import onnx
 from graphopt.errors import PipelineError, QuantizeError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import ModelLike
+from graphopt.passes.constant_folding import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
@@ -299,6 +300,8 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
     needed = FLOAT16_QDQ_OPSET if has_float16(proto) else 13
     if version < needed:
         proto = upgrade_opset(proto, needed)
+    if proto.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:
+        weights_as_constants(proto)
     if pipeline is False:
         return proto
     from graphopt.api import optimize
@@ -312,6 +315,26 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
             log.warning("pipeline %r unavailable (%s); trying the next", name, e)
     log.warning("no optimize pipeline could run; quantizing the model as it is")
     return proto
+
+
+def weights_as_constants(model: onnx.ModelProto) -> None:
+    """An IR < 4 model (its initializers must also be graph inputs) in place at the IR version
+    its opsets need (at least 4), its initializers no longer listed as inputs: quantization
+    scales its weights and adds initializers of its own, which IR < 4 would need as inputs too
+    (onnx.checker refuses them otherwise). The model's other inputs and outputs are kept."""
+    initializers = {t.name for t in model.graph.initializer}
+    kept = [vi for vi in model.graph.input if vi.name not in initializers]
+    dropped = len(model.graph.input) - len(kept)
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    needed = onnx.helper.find_min_ir_version_for(list(model.opset_import), True)
+    log.info(
+        "IR %d model: raised to IR %d, %d weights are constants, not inputs",
+        model.ir_version,
+        max(needed, IR_NEEDS_INPUTS_FOR_INITIALIZERS),
+        dropped,
+    )
+    model.ir_version = max(needed, IR_NEEDS_INPUTS_FOR_INITIALIZERS)
 
 
 def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
