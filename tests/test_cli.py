@@ -271,3 +271,44 @@ def test_verify_bound_has_an_absolute_floor_for_outputs_near_zero():
     assert near_zero.exceeds(1e-4, 0.0)
     large = Difference("y", max_abs=0.02, max_rel=0.002, scale=10.0)
     assert large.exceeds(1e-4, 1e-5) and not large.exceeds(1e-2, 1e-5)
+
+
+def test_verify_integer_outputs_must_be_equal():
+    """Indices (NMS boxes, class or token ids) off by 2 out of 25199 are wrong, whatever
+    atol + rtol · max|a| allows for floats."""
+    from graphopt.backends.onnxruntime import compare
+
+    text = '<ir_version: 8, opset_import: ["" : 13]>\ng (int64[4] x) => (int64[4] y) {{ {} }}'
+    ref = onnx.parser.parse_model(text.format("y = Identity(x)"))
+    off = onnx.parser.parse_model(
+        text.format("two = Constant<value = int64[1] {2}>()\n y = Add(x, two)")
+    )
+    feeds = {"x": np.array([0, 5, 100, 25199], np.int64)}
+    (d,) = compare(ref, off, feeds)
+    assert d.exact and d.max_abs == 2 and d.exceeds(1e-4, 1e-5)
+    (d,) = compare(ref, ref, feeds)
+    assert not d.exceeds(1e-4, 1e-5)
+
+
+def test_verify_names_an_original_that_onnxruntime_cannot_load(tmp_path):
+    from graphopt.backends.onnxruntime import compare
+    from graphopt.errors import VerifyError
+
+    text = '<ir_version: 8, opset_import: ["" : 13, "my.ops" : 1]>\ng (float[2] x) => (float[2] y) { y = my.ops.Thing(x) }'
+    model = onnx.parser.parse_model(text)
+    with pytest.raises(VerifyError, match=r"^the original model does not load in onnxruntime"):
+        compare(model, model, {"x": np.ones(2, np.float32)})
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--verify", "--tolerance", "-1"], "--tolerance and --atol must be 0 or more"),
+        (["--shapes", "x:1x3x8x8"], "use it with --verify"),
+    ],
+)
+def test_verify_option_misuse_is_one_line(model_path, tmp_path, capsys, extra, message):
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(model_path), "-o", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and not out.exists()

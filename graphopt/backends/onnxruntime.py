@@ -150,11 +150,16 @@ class Difference:
     max_abs: float
     max_rel: float  # max |a-b| / max(|a|) over the output: robust to near-zero elements
     scale: float = 0.0  # max |a| over the reference output's finite values
+    exact: bool = False  # integer, bool or string values: any difference is one
+
+    def excess(self, rtol: float, atol: float) -> float:
+        """How far max |a-b| is above atol + rtol · max |a| (> 0: too far). An output that is
+        ~0 everywhere (a probability map of random noise) is judged by `atol`, not by a
+        relative error of 1; integer outputs (indices, class ids) must be equal."""
+        return self.max_abs - (0.0 if self.exact else atol + rtol * self.scale)
 
     def exceeds(self, rtol: float, atol: float) -> bool:
-        """max |a-b| > atol + rtol · max |a|: an output that is ~0 everywhere (a probability
-        map of random noise) is judged by `atol`, not by a relative error of 1."""
-        return self.max_abs > atol + rtol * self.scale
+        return self.excess(rtol, atol) > 0
 
 
 def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -171,6 +176,10 @@ def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> list[Difference]:
     """Run both models on `feeds`; per output of the reference, the largest differences.
     A model that fails to run is a `VerifyError` that says which one, and on what inputs."""
+    try:
+        reference = reference if hasattr(reference, "run") else session(reference)
+    except BackendError as e:
+        raise VerifyError(f"the original model does not load in onnxruntime: {e}") from e
     try:
         ref = run(reference, feeds)
     except BackendError as e:
@@ -195,7 +204,8 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
             diffs.append(Difference(name, 0.0, 0.0))
             continue
         if not np.issubdtype(a.dtype, np.number):
-            diffs.append(Difference(name, float(np.any(a != b)), float(np.any(a != b))))
+            differs = float(np.any(a != b))
+            diffs.append(Difference(name, differs, differs, exact=True))
             continue
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
         # Equal values (NaN in both too) differ by 0; a NaN on one side only differs by inf.
@@ -204,5 +214,6 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
         finite = np.abs(a64[np.isfinite(a64)])
         scale = float(finite.max()) if finite.size else 0.0
         worst = float(delta.max())
-        diffs.append(Difference(name, worst, worst / (scale or 1.0), scale))
+        exact = not np.issubdtype(a.dtype, np.inexact)
+        diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, exact))
     return diffs

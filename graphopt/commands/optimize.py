@@ -94,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.ir import load, save_model
     from graphopt.passes import nchwc_fallback
 
+    if args.tolerance < 0 or args.atol < 0:
+        raise VerifyError("--tolerance and --atol must be 0 or more")
+    if args.shapes and (args.inputs or not args.verify):
+        raise VerifyError(
+            "--shapes sets --verify's seeded feeds: use it with --verify, not --inputs"
+        )
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
     # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
     # check); --verify compares with a copy of the original
@@ -137,11 +143,15 @@ def run(args: argparse.Namespace) -> int:
                     f"max rel diff {d.max_rel:.3g}"
                 )
         if failed:
-            d = max(failed, key=lambda d: d.max_rel)
+            d = max(failed, key=lambda d: d.excess(args.tolerance, args.atol))
+            bound = (
+                "integer values must be equal"
+                if d.exact
+                else f"bound --atol {args.atol:g} + --tolerance {args.tolerance:g} × {d.scale:.3g}"
+            )
             raise VerifyError(
                 f"output {d.output!r} differs by {d.max_abs:.3g} (relative {d.max_rel:.3g}; "
-                f"bound --atol {args.atol:g} + --tolerance {args.tolerance:g} × {d.scale:.3g}); "
-                "nothing was written"
+                f"{bound}); nothing was written"
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     save_model(optimized, args.output, external_data=external)
