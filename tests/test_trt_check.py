@@ -355,6 +355,34 @@ def test_weight_per_channel_axis_is_the_output_channels(op, attrs, w_shape, axis
         assert f"axis {axis}" in found[0].message and f"{op} 'mm'" in found[0].message
 
 
+def test_weight_axis_is_not_judged_through_a_reshape_or_transpose():
+    """DQ(axis 1) → Reshape → MatMul keeps MatMul's output channels on axis 1; pytorch-quantization
+    exports DQ(axis 0) → Transpose → MatMul: neither is refused."""
+    rng = np.random.default_rng(0)
+    w = np.round(rng.standard_normal((3, 4)) * 20).astype(np.int8)
+    for axis, between in ((1, "Reshape"), (0, "Transpose")):
+        n = w.shape[axis]
+        inits = [
+            const("wq", w),
+            const("ws", np.full(n, 0.01, np.float32)),
+            const("wz", np.zeros(n, np.int8)),
+            const("shape", np.array([3, 4], np.int64)),
+        ]
+        mid = (
+            helper.make_node("Reshape", ["wd", "shape"], ["wm"])
+            if between == "Reshape"
+            else helper.make_node("Transpose", ["wd"], ["wm"], perm=[1, 0])
+        )
+        nodes = [
+            helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], name="dqw", axis=axis),
+            mid,
+            helper.make_node("MatMul", ["x", "wm"], ["y"], name="mm"),
+        ]
+        x = vi("x", [2, 3] if between == "Reshape" else [2, 4])
+        found = errors(check_tensorrt(model(nodes, [x], [vi("y", None)], inits), 10))
+        assert found == [], (between, [str(f) for f in found])
+
+
 def test_activation_per_channel_is_refused():
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),

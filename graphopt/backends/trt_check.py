@@ -14,7 +14,8 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
 - dtypes: no STRING / 16-bit integer / complex tensors; UINT8 only at the network boundary;
 - Q/DQ (explicit quantization): quantized type INT8 (FP8/INT4/FP4 where that version has them),
   zero point 0, constant scales that are positive and finite, per-channel scales only on
-  constant weights and on axis 0, activations per-tensor, every Q followed by a DQ and every DQ
+  constant weights and on the output-channel axis of the Conv / ConvTranspose / Gemm / MatMul
+  reading them directly, activations per-tensor, every Q followed by a DQ and every DQ
   fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8;
 - dynamic input dimensions need an optimization profile (`shapes`).
 
@@ -339,18 +340,12 @@ class _Checker:
             axis += rank
         for consumer in self.graph.consumer_nodes(node.output[0]):
             expected = _output_channel_axis(self.graph, consumer, node.output[0], rank)
-            if axis != (0 if expected is None else expected):
-                reads = f"{consumer.op_type} {consumer.name!r}" if expected is not None else ""
+            if expected is not None and axis != expected:
                 self.add(
                     "error",
                     "qdq-per-channel",
                     f"per-channel weight scales on axis {axis}; TensorRT scales weights per "
-                    f"output channel: axis {0 if expected is None else expected}"
-                    + (
-                        f" for {reads}"
-                        if reads
-                        else " (the first axis, as exported before a Transpose)"
-                    ),
+                    f"output channel: axis {expected} for {consumer.op_type} {consumer.name!r}",
                     node,
                 )
                 return
@@ -606,8 +601,8 @@ def _output_channel_axis(
     graph: Graph, consumer: onnx.NodeProto, weight: str, rank: int | None
 ) -> int | None:
     """The axis of `weight` that holds `consumer`'s output channels where `consumer` reads it
-    as the weight (input 1) of a linear op, else None (e.g. a Transpose before one: checked
-    as axis 0)."""
+    as the weight (input 1) of a linear op, else None: through a Transpose, Reshape or Cast
+    the axis is not judged (pytorch-quantization exports DQ(axis 0) → Transpose → MatMul)."""
     op = consumer.op_type
     if len(consumer.input) < 2 or consumer.input[1] != weight:
         return None
