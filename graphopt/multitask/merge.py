@@ -494,11 +494,14 @@ def _meet(a: onnx.ValueInfoProto, b: onnx.ValueInfoProto) -> onnx.ValueInfoProto
     for da, db, dout in zip(
         ta.shape.dim, tb.shape.dim, out.type.tensor_type.shape.dim, strict=True
     ):
-        if da.HasField("dim_value") and db.HasField("dim_value"):
-            if da.dim_value != db.dim_value:
+        # a negative dim_value (older paddle2onnx's dynamic dim) is no size: as if unset
+        a_size = da.dim_value if da.HasField("dim_value") and da.dim_value >= 0 else None
+        b_size = db.dim_value if db.HasField("dim_value") and db.dim_value >= 0 else None
+        if a_size is not None and b_size is not None:
+            if a_size != b_size:
                 return None
-        elif db.HasField("dim_value"):
-            dout.dim_value = db.dim_value
+        elif b_size is not None:
+            dout.dim_value = b_size
     return out
 
 

@@ -348,8 +348,8 @@ class _Rewrite:
         elif in_ch < block:
             read_nchw = True  # the kernel reads the plain NCHW input
         elif in_ch % _CHANNEL_ALIGNMENT and node.input[0] not in self.blocked:
-            # (a blocked input needs no ReorderInput: its padded channels are zeros, and the
-            # filter's padded input channels too)
+            # (a blocked input needs no ReorderInput; whatever its padded channels hold, a
+            # finite act(0) or k, meets the filter's zero padded input channels)
             return f"{in_ch} input channels to reorder, not a multiple of 4"
         bo_layout = read_nchw or depthwise
         bias_name = node.input[2] if len(node.input) > 2 else ""

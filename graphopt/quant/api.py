@@ -300,7 +300,7 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
     needed = FLOAT16_QDQ_OPSET if has_float16(proto) else 13
     if version < needed:
         proto = upgrade_opset(proto, needed)
-    if proto.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:
+    if 0 < proto.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
         weights_as_constants(proto)
     if pipeline is False:
         return proto
@@ -321,20 +321,26 @@ def weights_as_constants(model: onnx.ModelProto) -> None:
     """An IR < 4 model (its initializers must also be graph inputs) in place at the IR version
     its opsets need (at least 4), its initializers no longer listed as inputs: quantization
     scales its weights and adds initializers of its own, which IR < 4 would need as inputs too
-    (onnx.checker refuses them otherwise). The model's other inputs and outputs are kept."""
+    (onnx.checker refuses them otherwise). The model's other inputs and outputs are kept; a
+    caller that fed an initializer as an input (IR < 4 allows it) gets a warning naming it."""
     initializers = {t.name for t in model.graph.initializer}
     kept = [vi for vi in model.graph.input if vi.name not in initializers]
-    dropped = len(model.graph.input) - len(kept)
+    dropped = [vi.name for vi in model.graph.input if vi.name in initializers]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    needed = onnx.helper.find_min_ir_version_for(list(model.opset_import), True)
-    log.info(
-        "IR %d model: raised to IR %d, %d weights are constants, not inputs",
-        model.ir_version,
-        max(needed, IR_NEEDS_INPUTS_FOR_INITIALIZERS),
-        dropped,
+    ir = max(
+        onnx.helper.find_min_ir_version_for(list(model.opset_import), True),
+        IR_NEEDS_INPUTS_FOR_INITIALIZERS,
     )
-    model.ir_version = max(needed, IR_NEEDS_INPUTS_FOR_INITIALIZERS)
+    log.warning(
+        "IR %d model raised to IR %d: its %d weights (%s%s) are constants now, no longer inputs",
+        model.ir_version,
+        ir,
+        len(dropped),
+        ", ".join(dropped[:3]),
+        ", ..." if len(dropped) > 3 else "",
+    )
+    model.ir_version = ir
 
 
 def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:

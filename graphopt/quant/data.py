@@ -280,8 +280,11 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         channels = dims[1] if len(dims) == 4 else None
         gray = channels == 1
         if isinstance(channels, int) and channels not in (1, 3):
+            last = dims[3] if len(dims) == 4 else None
+            layout = " (channels last? images are fed NCHW)" if last in (1, 3) else ""
             raise QuantizeError(
-                f"input {name!r} has {channels} channels; images give 3 (RGB/BGR) or 1 (gray)"
+                f"input {name!r} has {channels} channels{layout}; images give 3 (RGB/BGR) "
+                "or 1 (gray)"
             )
         if gray and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
             raise QuantizeError(
