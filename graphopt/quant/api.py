@@ -332,14 +332,15 @@ def weights_as_constants(model: onnx.ModelProto) -> None:
         onnx.helper.find_min_ir_version_for(list(model.opset_import), True),
         IR_NEEDS_INPUTS_FOR_INITIALIZERS,
     )
-    log.warning(
-        "IR %d model raised to IR %d: its %d weights (%s%s) are constants now, no longer inputs",
-        model.ir_version,
-        ir,
-        len(dropped),
-        ", ".join(dropped[:3]),
-        ", ..." if len(dropped) > 3 else "",
-    )
+    if dropped:
+        log.warning(
+            "IR %d model raised to IR %d: its %d weights (%s%s) are constants now, not inputs",
+            model.ir_version,
+            ir,
+            len(dropped),
+            ", ".join(dropped[:3]),
+            ", ..." if len(dropped) > 3 else "",
+        )
     model.ir_version = ir
 
 
