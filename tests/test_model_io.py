@@ -114,6 +114,34 @@ def test_model_with_external_data_round_trips_as_external(tmp_path):
     np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]), weight)
 
 
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_missing_or_truncated_external_data_is_a_one_line_load_error(tmp_path, damage):
+    weight = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    graph = oh.make_graph(
+        [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    src = tmp_path / "m.onnx"
+    onnx.save_model(
+        oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]),
+        str(src),
+        save_as_external_data=True,
+        location="m.weights",
+        size_threshold=0,
+    )
+    data = tmp_path / "m.weights"
+    if damage == "missing":
+        data.unlink()
+    else:
+        data.write_bytes(data.read_bytes()[:100])
+    with pytest.raises(LoadError, match=r"m\.onnx: external data could not be loaded") as info:
+        load(src)
+    assert len(str(info.value).splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_model_over_two_gib_is_saved_with_external_data(tmp_path):
     rows = (2**31) // (4 * 4096) + 16  # float32 rows of 4096 → a little over 2 GiB

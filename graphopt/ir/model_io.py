@@ -114,8 +114,11 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     if external:
         try:
             onnx.load_external_data_for_model(proto, str(path.parent))
-        except (OSError, ValueError) as e:
-            raise LoadError(f"{path}: external data could not be loaded: {e}") from e
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            # (onnx ≥ 1.17 checks the data file's path first: a missing file is a
+            # ValidationError "... should be stored in X, but it is not regular file")
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LoadError(f"{path}: external data could not be loaded: {first}") from e
     _check_model_basics(proto, str(path), check_nodes)
     return LoadedModel(proto, external, path, str(path))
 
