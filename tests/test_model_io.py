@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -114,8 +115,8 @@ def test_model_with_external_data_round_trips_as_external(tmp_path):
     np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]), weight)
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated"])
-def test_missing_or_truncated_external_data_is_a_one_line_load_error(tmp_path, damage):
+def _external_model(tmp_path) -> Path:
+    """A model whose 16 KiB weight is stored as external data, saved as tmp_path/m.onnx."""
     weight = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
     graph = oh.make_graph(
         [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
@@ -129,10 +130,43 @@ def test_missing_or_truncated_external_data_is_a_one_line_load_error(tmp_path, d
         oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]),
         str(src),
         save_as_external_data=True,
-        location="m.weights",
+        location="m.onnx.data",
         size_threshold=0,
     )
-    data = tmp_path / "m.weights"
+    return src
+
+
+def test_external_data_output_is_rewritten_in_place_and_again(tmp_path, monkeypatch):
+    """Saving over a model and its data file works, from any working directory (onnx's own
+    converter refused when `location` existed relative to the current directory), and again."""
+    src = _external_model(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        loaded = load(src)
+        save_model(loaded.model, src, external_data=True)
+    stored = onnx.load(str(src), load_external_data=False)
+    assert stored.graph.initializer[0].data_location == onnx.TensorProto.EXTERNAL
+    back = onnx.load(str(src))
+    np.testing.assert_array_equal(
+        numpy_helper.to_array(back.graph.initializer[0]),
+        np.arange(64 * 64, dtype=np.float32).reshape(64, 64),
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+
+
+def test_saving_onto_a_folder_writes_nothing(tmp_path):
+    loaded = load(_external_model(tmp_path))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SaveError, match="is a folder"):
+        save_model(loaded.model, tmp_path / "out", external_data=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "out"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_missing_or_truncated_external_data_is_a_one_line_load_error(tmp_path, damage):
+    src = _external_model(tmp_path)
+    data = tmp_path / "m.onnx.data"
     if damage == "missing":
         data.unlink()
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -229,6 +229,8 @@ def save_model(
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SaveError(f"{path}: folder {parent} does not exist")
+    if path.is_dir():  # before anything is written (an external-data file would be left)
+        raise SaveError(f"{path}: is a folder; give a file name for the model")
     data: list[bytes] | None = None
     if not external_data:
         try:
@@ -247,9 +249,7 @@ def save_model(
             location = location or f"{path.name}.data"
             work = onnx.ModelProto()
             work.CopyFrom(model)
-            onnx.external_data_helper.convert_model_to_external_data(
-                work, all_tensors_to_one_file=True, location=location, size_threshold=1024
-            )
+            _move_to_external_data(work, location)
             onnx.save_model(work, str(tmp_model))
             data_tmp = Path(tmp) / location
             if data_tmp.exists():
@@ -260,6 +260,29 @@ def save_model(
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
+
+
+def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
+    """Mark every initializer (subgraphs' too) of 1 KiB or more to be written to `location`,
+    as onnx's `convert_model_to_external_data(all_tensors_to_one_file=True, size_threshold=1024)`
+    does, minus its check that `location` does not exist relative to the current directory
+    (the file is written in a temporary folder; an older copy at the target is replaced)."""
+    from onnx.external_data_helper import set_external_data
+
+    for tensor in _initializers_everywhere(model.graph):
+        if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
+            set_external_data(tensor, location)
+
+
+def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _initializers_everywhere(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _initializers_everywhere(g)
 
 
 def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:
