@@ -13,9 +13,10 @@ from typing import Any
 
 import onnx
 
+from graphopt.errors import PipelineError
 from graphopt.ir import Graph, load
 from graphopt.ir.model_io import ModelLike
-from graphopt.passes.base import PassContext
+from graphopt.passes.base import CONTEXT_OPTIONS, PassContext, all_passes
 from graphopt.pipeline import (
     DumpInstrument,
     PassManager,
@@ -78,7 +79,22 @@ def make_context(
     explain: bool = False,
     **pass_options: Any,
 ) -> PassContext:
-    """A `PassContext` for running `pipeline` with the user's options."""
+    """A `PassContext` for running `pipeline` with the user's options; an option no pass
+    reads, or a pass to disable that does not exist, is a `PipelineError` (a typo would
+    otherwise change nothing, silently)."""
+    unknown = sorted(set(pass_options) - CONTEXT_OPTIONS)
+    if unknown:
+        raise PipelineError(
+            f"unknown option {unknown[0]!r}: use opt_level, disable, verify_each, dump_dir, "
+            f"explain or {', '.join(sorted(CONTEXT_OPTIONS))}"
+        )
+    disable = [disable] if isinstance(disable, str) else list(disable)
+    known = set(all_passes()) | set(pipeline.pass_names())
+    missing = sorted(set(disable) - known)
+    if missing:
+        raise PipelineError(
+            f"cannot disable unknown pass {missing[0]!r}; passes: {', '.join(sorted(known))}"
+        )
     ctx = PassContext(
         disabled=set(disable), options=dict(pass_options), record_explanations=explain
     )

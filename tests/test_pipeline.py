@@ -143,6 +143,28 @@ def test_disabled_passes_and_opt_level_are_skipped():
     assert "calls" not in ctx.options  # opt_level 1 pass skipped at level 0
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"upgrade_opsets": True}, "unknown option 'upgrade_opsets'"),  # a typo of upgrade_opset
+        ({"disable": ["eliminate-dead-cod"]}, "cannot disable unknown pass 'eliminate-dead-cod'"),
+    ],
+)
+def test_a_misspelt_option_or_disabled_pass_is_an_error_not_ignored(options, message):
+    with pytest.raises(PipelineError, match=message):
+        graphopt.optimize(_model(), **options)
+
+
+def test_cli_disable_of_an_unknown_pass_is_one_line(tmp_path, capsys):
+    from graphopt.cli import main
+
+    src, out = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnx.save_model(_model(), str(src))
+    assert main(["optimize", str(src), "-o", str(out), "--disable", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown pass 'nope'" in err and not out.exists()
+
+
 def test_report_records_timing_node_counts_and_stats():
     _, report = graphopt.optimize_with_report(
         _model(), pipeline=make_pipeline("p", ["eliminate-dead-code"])

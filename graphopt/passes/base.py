@@ -37,6 +37,11 @@ class Instrument(Protocol):
     ) -> None: ...
 
 
+# What passes read from `PassContext.options` (besides their own dataclass options): the rule
+# files of a pipeline and the user's opset upgrade (graphopt.passes.fuse_patterns).
+CONTEXT_OPTIONS = frozenset({"rule_files", "upgrade_opset"})
+
+
 @dataclass
 class PassContext:
     """Options and instruments shared by every pass of one pipeline run.
