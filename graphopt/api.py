@@ -88,6 +88,8 @@ def make_context(
             f"unknown option {unknown[0]!r}: use opt_level, disable, verify_each, dump_dir, "
             f"explain or {', '.join(sorted(CONTEXT_OPTIONS))}"
         )
+    if opt_level is not None and (isinstance(opt_level, bool) or not isinstance(opt_level, int)):
+        raise PipelineError(f"opt_level must be an integer, got {opt_level!r}")
     disable = [disable] if isinstance(disable, str) else list(disable)
     known = set(all_passes()) | set(pipeline.pass_names())
     missing = sorted(set(disable) - known)

@@ -148,6 +148,7 @@ def test_disabled_passes_and_opt_level_are_skipped():
     [
         ({"upgrade_opsets": True}, "unknown option 'upgrade_opsets'"),  # a typo of upgrade_opset
         ({"disable": ["eliminate-dead-cod"]}, "cannot disable unknown pass 'eliminate-dead-cod'"),
+        ({"opt_level": "2"}, "opt_level must be an integer, got '2'"),
     ],
 )
 def test_a_misspelt_option_or_disabled_pass_is_an_error_not_ignored(options, message):
