@@ -154,6 +154,43 @@ def test_external_data_output_is_rewritten_in_place_and_again(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
 
 
+def test_weights_kept_in_typed_fields_go_to_external_data_too(tmp_path):
+    """paddle2onnx writes weights as float_data / int64_data, which onnx's converter leaves
+    inline: they are written to the data file as the same values (a model over 2 GiB would
+    otherwise stay over 2 GiB)."""
+    w = np.arange(64 * 64, dtype=np.float32).reshape(64, 64) / 7
+    idx = np.arange(300, dtype=np.int64)
+    graph = oh.make_graph(
+        [
+            oh.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+            oh.make_node("Gather", ["v", "idx"], ["z"], name="g"),
+        ],
+        "g",
+        [
+            oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64]),
+            oh.make_tensor_value_info("v", onnx.TensorProto.FLOAT, [400]),
+        ],
+        [
+            oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64]),
+            oh.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [300]),
+        ],
+        [
+            oh.make_tensor("w", onnx.TensorProto.FLOAT, [64, 64], w.ravel().tolist()),
+            oh.make_tensor("idx", onnx.TensorProto.INT64, [300], idx.tolist()),
+        ],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    assert not model.graph.initializer[0].HasField("raw_data")
+    out = tmp_path / "out.onnx"
+    save_model(model, out, external_data=True)
+    stored = onnx.load(str(out), load_external_data=False)
+    assert [t.data_location for t in stored.graph.initializer] == [onnx.TensorProto.EXTERNAL] * 2
+    assert out.stat().st_size < 1024
+    back = onnx.load(str(out))
+    np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]), w)
+    np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[1]), idx)
+
+
 def test_saving_onto_a_folder_writes_nothing(tmp_path):
     loaded = load(_external_model(tmp_path))
     (tmp_path / "out").mkdir()

@@ -266,12 +266,29 @@ def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
     """Mark every initializer (subgraphs' too) of 1 KiB or more to be written to `location`,
     as onnx's `convert_model_to_external_data(all_tensors_to_one_file=True, size_threshold=1024)`
     does, minus its check that `location` does not exist relative to the current directory
-    (the file is written in a temporary folder; an older copy at the target is replaced)."""
+    (the file is written in a temporary folder; an older copy at the target is replaced), and
+    plus the tensors that keep their values in typed fields (`float_data`, ...: paddle2onnx
+    writes them so), which it leaves inline: they are rewritten as the same values in
+    `raw_data` first, else a model over 2 GiB could stay over 2 GiB."""
+    from onnx import numpy_helper
     from onnx.external_data_helper import set_external_data
 
     for tensor in _initializers_everywhere(model.graph):
+        if tensor.data_type == onnx.TensorProto.STRING:
+            continue  # strings cannot be external data
+        if not tensor.HasField("raw_data") and tensor.data_location != onnx.TensorProto.EXTERNAL:
+            values = numpy_helper.to_array(tensor)
+            raw = numpy_helper.from_array(values)  # little-endian bytes, whatever the dtype
+            if values.nbytes < 1024 or raw.data_type != tensor.data_type:
+                continue
+            for field in _TYPED_FIELDS:
+                tensor.ClearField(field)
+            tensor.raw_data = raw.raw_data
         if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
             set_external_data(tensor, location)
+
+
+_TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
 
 
 def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
