@@ -854,3 +854,15 @@ def test_an_ir3_model_quantizes_into_a_valid_model(target: str) -> None:
     assert weights_dq and report.error is not None and report.error < 0.05
     inputs = 1 + len(model.graph.initializer)
     assert len(model.graph.input) == inputs and model.ir_version == 3  # the caller's, kept
+
+
+def test_a_quantized_model_is_refused_not_quantized_again() -> None:
+    """graphopt quantize on its own output stacked a second Q/DQ layer (143 → 277 Quantize-
+    Linear on PP-OCR's classifier); an already quantized model is refused, in one line."""
+    rng = np.random.default_rng(3)
+    feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(4)]
+    once = quantize_with_report(conv_model(), feeds, target="onnxruntime")[0]
+    with pytest.raises(
+        QuantizeError, match=r"already quantized \(DequantizeLinear, QuantizeLinear\)"
+    ):
+        quantize_with_report(once, feeds, target="onnxruntime")

@@ -296,6 +296,12 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
     """The model quantization starts from: opset ≥ 13 (per-channel Q/DQ), ≥ 19 when float16
     appears in it (weights, Constants, casts: Q/DQ take float16 only from opset 19), optimized."""
     proto = load_model(model)
+    quantized = sorted({n.op_type for n in proto.graph.node if _is_quantized_op(n)})
+    if quantized:
+        raise QuantizeError(
+            f"the model is already quantized ({', '.join(quantized)}): quantize its float "
+            "original (Q/DQ would be stacked on quantized tensors)"
+        )
     version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     needed = FLOAT16_QDQ_OPSET if has_float16(proto) else 13
     if version < needed:
@@ -315,6 +321,28 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
             log.warning("pipeline %r unavailable (%s); trying the next", name, e)
     log.warning("no optimize pipeline could run; quantizing the model as it is")
     return proto
+
+
+_QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+    }
+)
+
+
+def _is_quantized_op(node: onnx.NodeProto) -> bool:
+    """A node of a model that is quantized already (static Q/DQ, QOperator or dynamic)."""
+    if node.domain in ("", "ai.onnx"):
+        return node.op_type in _QUANTIZED_OPS
+    return node.domain == "com.microsoft" and (
+        node.op_type.startswith(("QLinear", "DynamicQuantize", "Quantize", "Dequantize"))
+    )
 
 
 def weights_as_constants(model: onnx.ModelProto) -> None:
