@@ -402,3 +402,26 @@ def test_integer_logits_give_float_soft_targets(tmp_path):
     soft = load_targets(tmp_path / "t")["z"]
     assert soft.dtype == np.float32
     np.testing.assert_allclose(soft[0], softmax(np.array([0.0, 1.0, 2.0])), rtol=1e-6)
+
+
+def test_cli_image_flags_take_quantizes_syntax():
+    """--size HxW (and the older H,W), --mean / --std with 1 or 3 numbers, as in quantize."""
+    import argparse
+
+    from graphopt.commands.distill import _preprocess
+    from graphopt.distill import DistillError
+
+    def args(**kw):
+        base = dict(preset=None, size=None, scale=None, mean=None, std=None, bgr=False)
+        return argparse.Namespace(**(base | kw))
+
+    assert _preprocess(args(size="48x192", mean="0.5", std="0.5")) == {
+        "size": (48, 192),
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+    }
+    assert _preprocess(args(size="64,256", mean="1,2,3"))["size"] == (64, 256)
+    with pytest.raises(DistillError, match="is not HxW"):
+        _preprocess(args(size="48x"))
+    with pytest.raises(DistillError, match="--mean needs 1 or 3 numbers"):
+        _preprocess(args(mean="1,2"))

@@ -43,28 +43,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="image preprocessing of a known model (graphopt.realmodels.PREPROCESS), e.g. layout_cdla",
     )
-    p.add_argument("--size", default=None, metavar="H,W", help="resize images to H,W")
+    p.add_argument(
+        "--size", default=None, metavar="HxW", help="resize images to HxW (as quantize; H,W too)"
+    )
     p.add_argument("--scale", type=float, default=None, help="pixel scale (default 1/255)")
-    p.add_argument("--mean", default=None, metavar="R,G,B", help="per-channel mean")
-    p.add_argument("--std", default=None, metavar="R,G,B", help="per-channel std")
+    p.add_argument("--mean", default=None, metavar="M", help="per-channel mean (1 or 3 numbers)")
+    p.add_argument("--std", default=None, metavar="S", help="per-channel std (1 or 3 numbers)")
     p.add_argument("--bgr", action="store_true", help="feed images as BGR")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
-
-
-def _floats(text: str | None, count: int, what: str) -> tuple[float, ...] | None:
-    from graphopt.distill import DistillError
-
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError as e:
-        raise DistillError(f"{what} {text!r}: expected {count} comma-separated numbers") from e
-    if len(values) != count:
-        raise DistillError(f"{what} {text!r}: expected {count} comma-separated numbers")
-    return values
 
 
 def _preprocess(args: argparse.Namespace) -> dict:
@@ -77,15 +65,19 @@ def _preprocess(args: argparse.Namespace) -> dict:
         if args.preset not in PREPROCESS:
             raise DistillError(f"unknown preset {args.preset!r}; choose {', '.join(PREPROCESS)}")
         options.update(PREPROCESS[args.preset])
-    size = _floats(args.size, 2, "--size")
-    if size is not None:
-        options["size"] = (int(size[0]), int(size[1]))
+    from graphopt.errors import QuantizeError
+    from graphopt.quant.data import parse_size, parse_triple
+
+    try:  # the syntax of `graphopt quantize`'s flags (and H,W for --size)
+        if args.size is not None:
+            options["size"] = parse_size(args.size.replace(",", "x"))
+        for key in ("mean", "std"):
+            if getattr(args, key) is not None:
+                options[key] = parse_triple(getattr(args, key), f"--{key}")
+    except QuantizeError as e:  # the messages name the flag or the size
+        raise DistillError(str(e)) from e
     if args.scale is not None:
         options["scale"] = args.scale
-    for key in ("mean", "std"):
-        value = _floats(getattr(args, key), 3, f"--{key}")
-        if value is not None:
-            options[key] = value
     if args.bgr:
         options["bgr"] = True
     return options
