@@ -411,6 +411,9 @@ def test_cli_macs_shape_option(tmp_path, capsys):
     assert json.loads(rep.read_text())["macs_merged"] == 16 * 16 * 8 * 27 + 16 * 16 * 4 * 8
     assert main([*args, "--macs-shape", "x=a"]) == 2
     assert "expected INPUT=D0,D1" in capsys.readouterr().err
+    rep.unlink()
+    assert main([*args, "--macs-shape", "x:1x3x16x16"]) == 0  # the --shapes syntax too
+    assert json.loads(rep.read_text())["macs_merged"] == 16 * 16 * 8 * 27 + 16 * 16 * 4 * 8
 
 
 def test_cli_verify_feeds_fit_a_symbolic_input_met_by_a_static_one(tmp_path, capsys):

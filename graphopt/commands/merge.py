@@ -44,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="INPUT=D0,D1,...",
-        help="dims to assume for a dynamic merged input when estimating MACs, e.g. x=1,3,640,640",
+        help="dims to assume for a dynamic merged input when estimating MACs, e.g. "
+        "x=1,3,640,640 (or x:1x3x640x640, as --shapes elsewhere)",
     )
     p.add_argument("--report", default=None, metavar="JSON", help="write the sharing report here")
     p.add_argument(
@@ -94,13 +95,21 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
 
     out: dict[str, list[int]] = {}
     for spec in specs:
-        name, eq, dims = spec.partition("=")
+        if "=" not in spec and ":" in spec:  # the --shapes syntax of optimize, bench and build
+            name, _, dims = spec.rpartition(":")
+            spec_dims, sep = dims.lower().split("x"), ":"
+        else:
+            name, sep, dims = spec.partition("=")
+            spec_dims = dims.split(",")
         try:
-            out[name] = [int(d) for d in dims.split(",")]
+            out[name] = [int(d) for d in spec_dims]
         except ValueError:
-            eq = ""
-        if not (eq and name):
-            raise MergeError(f"--macs-shape {spec!r}: expected INPUT=D0,D1,..., e.g. x=1,3,640,640")
+            sep = ""
+        if not (sep and name):
+            raise MergeError(
+                f"--macs-shape {spec!r}: expected INPUT=D0,D1,... or INPUT:D0xD1x..., "
+                "e.g. x=1,3,640,640 or x:1x3x640x640"
+            )
     return out
 
 
