@@ -89,21 +89,33 @@ def _dce_only(tmp_path):
     return p
 
 
-def test_model_with_external_data_round_trips_as_external(tmp_path):
-    weight = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+WEIGHT = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+
+
+def _external_model(folder: Path, location: str = "m.onnx.data") -> Path:
+    """x @ WEIGHT, its 16 KiB weight stored as external data `location`, saved as folder/m.onnx."""
     graph = oh.make_graph(
         [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
         "g",
         [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
         [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-        [numpy_helper.from_array(weight, "w")],
+        [numpy_helper.from_array(WEIGHT, "w")],
     )
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
-    src = tmp_path / "src" / "m.onnx"
-    src.parent.mkdir()
+    src = folder / "m.onnx"
     onnx.save_model(
-        model, str(src), save_as_external_data=True, location="m.weights", size_threshold=0
+        oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]),
+        str(src),
+        save_as_external_data=True,
+        location=location,
+        size_threshold=0,
     )
+    return src
+
+
+def test_model_with_external_data_round_trips_as_external(tmp_path):
+    weight = WEIGHT
+    (tmp_path / "src").mkdir()
+    src = _external_model(tmp_path / "src", location="m.weights")
     loaded = load(src)
     assert loaded.external_data
     np.testing.assert_array_equal(numpy_helper.to_array(loaded.model.graph.initializer[0]), weight)
@@ -113,27 +125,6 @@ def test_model_with_external_data_round_trips_as_external(tmp_path):
     assert out.stat().st_size < weight.nbytes  # weights are not inline
     back = onnx.load(str(out))
     np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]), weight)
-
-
-def _external_model(tmp_path) -> Path:
-    """A model whose 16 KiB weight is stored as external data, saved as tmp_path/m.onnx."""
-    weight = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
-    graph = oh.make_graph(
-        [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
-        "g",
-        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-        [numpy_helper.from_array(weight, "w")],
-    )
-    src = tmp_path / "m.onnx"
-    onnx.save_model(
-        oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]),
-        str(src),
-        save_as_external_data=True,
-        location="m.onnx.data",
-        size_threshold=0,
-    )
-    return src
 
 
 def test_external_data_output_is_rewritten_in_place_and_again(tmp_path, monkeypatch):
@@ -147,10 +138,7 @@ def test_external_data_output_is_rewritten_in_place_and_again(tmp_path, monkeypa
     stored = onnx.load(str(src), load_external_data=False)
     assert stored.graph.initializer[0].data_location == onnx.TensorProto.EXTERNAL
     back = onnx.load(str(src))
-    np.testing.assert_array_equal(
-        numpy_helper.to_array(back.graph.initializer[0]),
-        np.arange(64 * 64, dtype=np.float32).reshape(64, 64),
-    )
+    np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]), WEIGHT)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
 
 
