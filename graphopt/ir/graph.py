@@ -24,7 +24,7 @@ from onnx import numpy_helper
 
 from graphopt.errors import LoadError
 from graphopt.ir.model_io import undefined_input_error, undefined_output_error
-from graphopt.ir.nodes import attribute_value
+from graphopt.ir.nodes import attribute_value, subgraphs
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -46,15 +46,6 @@ def content_key(raw_data: bytes) -> object:
 # A last commit copies every node back when the nodes the protobuf still holds total at most
 # this many bytes (see Graph._copying_all_is_cheaper).
 COPY_ALL_MAX_BYTES = 1 << 20
-
-
-def subgraphs(node: NodeProto) -> Iterator[onnx.GraphProto]:
-    """The graph-valued attributes of `node` (If branches, Loop/Scan bodies)."""
-    for attr in node.attribute:
-        if attr.type == onnx.AttributeProto.GRAPH:
-            yield attr.g
-        elif attr.type == onnx.AttributeProto.GRAPHS:
-            yield from attr.graphs
 
 
 def outer_references(graph: onnx.GraphProto) -> set[str]:

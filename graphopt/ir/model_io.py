@@ -26,6 +26,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
     UnknownFieldSet = None  # type: ignore[assignment,misc]
 
 from graphopt.errors import LoadError, SaveError
+from graphopt.ir.nodes import subgraphs
 
 TWO_GIB = 2**31
 _MODEL_GRAPH = 7  # field numbers in onnx.proto: ModelProto.graph, GraphProto.node/.initializer
@@ -294,12 +295,8 @@ _TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint6
 def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     yield from graph.initializer
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _initializers_everywhere(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _initializers_everywhere(g)
+        for sub in subgraphs(node):
+            yield from _initializers_everywhere(sub)
 
 
 def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:

@@ -8,6 +8,7 @@ What it does not do: look at other nodes or the graph (see `graphopt.ir.graph`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -45,3 +46,12 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
         if a.name == "value_ints":
             return numpy_helper.from_array(np.array(list(a.ints), dtype=np.int64))
     return None
+
+
+def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    """The graph-valued attributes of `node` (If branches, Loop/Scan bodies)."""
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
