@@ -91,21 +91,24 @@ def _input_map(specs: list[str]) -> dict[int | str, dict[str, str]]:
 
 
 def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
+    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.errors import BackendError
     from graphopt.multitask import MergeError
 
     out: dict[str, list[int]] = {}
     for spec in specs:
         if "=" not in spec and ":" in spec:  # the --shapes syntax of optimize, bench and build
-            name, _, dims = spec.rpartition(":")
-            spec_dims, sep = dims.lower().split("x"), ":"
-        else:
-            name, sep, dims = spec.partition("=")
-            spec_dims = dims.split(",")
+            try:
+                out.update({n: list(r.opt) for n, r in parse_shapes([spec]).items()})
+            except BackendError as e:
+                raise MergeError(f"--macs-shape: {e}") from e
+            continue
+        name, eq, dims = spec.partition("=")
         try:
-            out[name] = [int(d) for d in spec_dims]
+            out[name] = [int(d) for d in dims.split(",")]
         except ValueError:
-            sep = ""
-        if not (sep and name):
+            eq = ""
+        if not (eq and name):
             raise MergeError(
                 f"--macs-shape {spec!r}: expected INPUT=D0,D1,... or INPUT:D0xD1x..., "
                 "e.g. x=1,3,640,640 or x:1x3x640x640"
