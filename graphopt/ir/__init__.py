@@ -1,6 +1,12 @@
 """graphopt's model representation: a thin mutable index over the ONNX protobuf, and I/O."""
 
-from graphopt.ir.graph import Graph, constant_node_value, outer_references, subgraphs
+from graphopt.ir.graph import (
+    Graph,
+    constant_node_value,
+    node_count,
+    outer_references,
+    subgraphs,
+)
 from graphopt.ir.model_io import LoadedModel, load, load_model, save_model
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "constant_node_value",
     "load",
     "load_model",
+    "node_count",
     "outer_references",
     "save_model",
     "subgraphs",

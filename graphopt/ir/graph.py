@@ -7,8 +7,11 @@ the mutation API here (`add_node`, `remove_node`, `set_input`, `replace_all_uses
 stable topological order; nothing is converted into a general object graph and back.
 
 What it does not do: shape inference (see `graphopt.analysis.shapes`), or recurse passes into
-subgraphs. Nodes with `If`/`Loop`/`Scan` bodies are indexed as consumers of every outer-scope
-tensor their bodies reference, and `replace_all_uses` renames inside those bodies too.
+subgraphs (`graphopt.subgraphs` runs a pipeline over each body as a model of its own). Nodes
+with `If`/`Loop`/`Scan` bodies are indexed as consumers of every outer-scope tensor their
+bodies reference, `replace_all_uses` renames inside those bodies too, and every name a body
+defines is reserved: a new name never shadows one (ONNX wants one name per tensor across
+scopes).
 """
 
 from __future__ import annotations
@@ -64,6 +67,29 @@ def outer_references(graph: onnx.GraphProto) -> set[str]:
     return used - defined
 
 
+def scope_names(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name a (sub)graph defines, its nested bodies included: inputs, initializers,
+    node outputs and outputs."""
+    names = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    names.update(o.name for o in graph.output)
+    for node in graph.node:
+        names.update(node.output[:])
+        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
+            for sub in subgraphs(node):
+                names |= scope_names(sub)
+    names.discard("")
+    return names
+
+
+def node_count(graph: onnx.GraphProto) -> int:
+    """Nodes of a graph, those of its If/Loop/Scan bodies (recursively) included."""
+    count = len(graph.node)
+    for node in graph.node:
+        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
+            count += sum(node_count(sub) for sub in subgraphs(node))
+    return count
+
+
 def _rename_in_subgraph(graph: onnx.GraphProto, old: str, new: str) -> None:
     for node in graph.node:
         for i, name in enumerate(node.input):
@@ -100,6 +126,7 @@ class Graph:
         self.producer: dict[str, str] = {}
         self.consumers: dict[str, dict[str, None]] = {}
         self._implicit: dict[str, set[str]] = {}
+        self._owners: dict[str, None] = {}  # the nodes with If/Loop/Scan bodies, by name
         # What each node reads and writes as indexed, kept by every mutation method: removing
         # and ordering nodes then reads no protobuf fields (each read builds a wrapper).
         self._wiring: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -195,10 +222,34 @@ class Graph:
         implicit = set()
         for sub in subgraphs(node):
             implicit |= outer_references(sub)
+            self._names.reserve(scope_names(sub))
+            self._owners[name] = None
         if implicit:
             self._implicit[name] = implicit
             for tensor in implicit:
                 consumers.setdefault(tensor, {})[name] = None
+
+    def refresh_subgraph_reads(self, node: NodeProto) -> None:
+        """Re-index what the bodies of `node` read from outer scopes and the names they define,
+        after the bodies were edited in place (`graphopt.subgraphs`)."""
+        name = node.name
+        old = self._implicit.pop(name, set())
+        new: set[str] = set()
+        for sub in subgraphs(node):
+            new |= outer_references(sub)
+            self._names.reserve(scope_names(sub))
+        inputs = set(self._wiring[name][0])
+        for tensor in old - new - inputs:
+            users = self.consumers.get(tensor)
+            if users is not None:
+                users.pop(name, None)
+                if not users:
+                    del self.consumers[tensor]
+        for tensor in new - old:
+            self.consumers.setdefault(tensor, {})[name] = None
+        if new:
+            self._implicit[name] = new
+        self._order = None
 
     def _unregister(self, node: NodeProto) -> None:
         name = node.name
@@ -209,6 +260,8 @@ class Graph:
         for out in outputs:
             if producer.get(out) == name:
                 del producer[out]
+        if self._owners:
+            self._owners.pop(name, None)
         implicit = self._implicit.pop(name, None) if self._implicit else None
         reads = itertools.chain(inputs, implicit) if implicit else inputs
         consumers = self.consumers
@@ -265,6 +318,10 @@ class Graph:
         """Number of consuming nodes plus one if the tensor is a graph output."""
         return len(self.consumers.get(tensor, ())) + (1 if self.is_graph_output(tensor) else 0)
 
+    def nodes_with_bodies(self) -> list[NodeProto]:
+        """The nodes that carry If/Loop/Scan bodies (graph attributes), in the order indexed."""
+        return [self.nodes[name] for name in self._owners]
+
     def has_subgraphs(self, node: NodeProto) -> bool:
         if node.name in self._implicit:
             return True
@@ -310,6 +367,15 @@ class Graph:
     # ------------------------------------------------------------------ mutation
     def unique_name(self, hint: str) -> str:
         return self._names.fresh(hint)
+
+    def reserve_names(self, names: Iterable[str]) -> None:
+        """Names `unique_name` must never hand out (e.g. those of the scopes around a body)."""
+        self._names.reserve(names)
+
+    def names_in_use(self) -> set[str]:
+        """Every name taken in this graph: its tensors and nodes, the names its bodies define,
+        and those reserved."""
+        return set(self._names.taken)
 
     def add_node(self, node: NodeProto) -> NodeProto:
         """Add `node` (given a fresh unique name if it has none or a taken one)."""
@@ -591,6 +657,7 @@ class Graph:
             self.producer.clear()
             self.consumers.clear()
             self._implicit.clear()
+            self._owners.clear()
             self._wiring.clear()
             self._index()
             self._order = list(self.nodes.values())  # as just written: topological

@@ -39,7 +39,8 @@ class Instrument(Protocol):
 
 # What passes read from `PassContext.options` (besides their own dataclass options): the rule
 # files of a pipeline and the user's opset upgrade (graphopt.passes.fuse_patterns).
-CONTEXT_OPTIONS = frozenset({"rule_files", "upgrade_opset"})
+# `subgraphs=False` keeps If/Loop/Scan bodies as they are (graphopt.pipeline.PassManager).
+CONTEXT_OPTIONS = frozenset({"rule_files", "upgrade_opset", "subgraphs"})
 
 
 @dataclass
@@ -51,6 +52,7 @@ class PassContext:
     graph. `lasting_facts` survives changes: it holds facts about tensors *by name* that stay
     true because a rewrite never changes the value of a tensor that keeps its name (shapes and
     dtypes); users must still check that the facts cover every tensor they ask about.
+    `in_body`: the graph is an If/Loop/Scan body run as a model of its own (`graphopt.subgraphs`).
     """
 
     opt_level: int = 2
@@ -61,6 +63,7 @@ class PassContext:
     record_explanations: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
     lasting_facts: dict[str, Any] = field(default_factory=dict)
+    in_body: bool = False
 
     def note(self, rule: str, node: str, outcome: str, reason: str = "") -> None:
         """Record that `rule` applied at `node` (outcome "applied") or refused with a reason."""
@@ -77,6 +80,9 @@ class Pass:
     name: ClassVar[str] = ""
     opt_level: ClassVar[int] = 1
     requires: ClassVar[tuple[str, ...]] = ()
+    # Whether the pass may run inside an If/Loop/Scan body, whose inputs and outputs are fixed
+    # by the node that owns it: not for passes that add graph outputs, guards or functions.
+    in_bodies: ClassVar[bool] = True
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         raise NotImplementedError

@@ -33,6 +33,7 @@ class ExposeTensors(Pass):
     """
 
     name = "expose-tensors"
+    in_bodies = False  # adds graph outputs: a body's are its owner's
     opt_level = 0
     names: list[str] = field(default_factory=list)
     op_types: list[str] = field(default_factory=list)

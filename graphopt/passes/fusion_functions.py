@@ -37,6 +37,7 @@ class MaterializeFusionGroups(Pass):
     """
 
     name = "materialize-fusion-groups"
+    in_bodies = False  # adds model-local functions
     opt_level = 1  # opt-in by being in no built-in pipeline, not by its level
     min_size: int = 2
     max_group_size: int = MAX_GROUP_SIZE

@@ -235,6 +235,7 @@ class OrtNchwcLayout(Pass):
     """
 
     name = "ort-nchwc-layout"
+    in_bodies = False  # its fallback guard is an If around the whole graph
     opt_level = 2
     # 0: measure b with the installed onnxruntime. Another value targets another machine's b
     # (8: AVX2, 16: AVX-512); the output then computes the right values only on such a CPU.
