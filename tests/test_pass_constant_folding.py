@@ -385,3 +385,25 @@ def test_integer_division_by_zero_is_refused_not_crashing():
     # onnxruntime raises on integer division by zero: the node stays as it is
     out = run(model, "constants-to-initializers", "constant-folding")
     assert "Div" in ops(out)
+
+
+def test_a_sequence_of_constants_is_refused_not_crashing():
+    """SequenceConstruct of constants evaluates to a list (onnx's `test_if_opt` has one in an If
+    branch): only tensors become initializers; it was an AttributeError."""
+    model = parse(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (int64 i) => (float[3] y) {
+          a = Constant <value = float[3] {1, 2, 3}> ()
+          s = SequenceConstruct (a, a)
+          y = SequenceAt (s, i)
+        }
+        """
+    )
+    out, report = optimize_with_report(
+        model, make_pipeline("t", ["constants-to-initializers", "constant-folding"]), explain=True
+    )
+    assert ops(out) == ["SequenceConstruct", "SequenceAt"]
+    refused = [r for r in report.explain if r[1] == "SequenceConstruct_1" and r[2] == "refused"]
+    assert refused and "one tensor per output" in refused[0][3]
+    assert_same_outputs(model, out, {"i": np.array(1, I64)})

@@ -148,6 +148,8 @@ class ConstantFolder:
                 )
             except BackendError as e:
                 return self._refuse(node, str(e))
+            if not all(isinstance(r, np.ndarray) for r in results):  # a sequence, an optional
+                return self._refuse(node, "evaluation did not give one tensor per output")
             total = sum(r.size for r in results)
             if total > self.size_limit and total > consumed:
                 return self._refuse(
