@@ -866,3 +866,24 @@ def test_a_quantized_model_is_refused_not_quantized_again() -> None:
         QuantizeError, match=r"already quantized \(DequantizeLinear, QuantizeLinear\)"
     ):
         quantize_with_report(once, feeds, target="onnxruntime")
+
+
+def test_a_model_with_nothing_to_quantize_is_refused_naming_its_bodies() -> None:
+    """Silero VAD keeps all 12 of its Conv/MatMul in If branches: quantize reported error 0.0
+    and returned the model without one Q/DQ; now a one-line error says why (before calibrating)."""
+    from tests.test_subgraphs import if_model
+
+    feeds = [{"x": np.zeros((1, 4, 8, 8), np.float32), "cond": np.array(True)}]
+    with pytest.raises(QuantizeError, match=r"2 sit inside If/Loop/Scan bodies"):
+        quantize_with_report(if_model(), feeds)
+    relu = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    with pytest.raises(QuantizeError, match=r"^nothing to quantize: .* MatMul$"):
+        quantize_with_report(relu, [{"x": np.ones((1, 4), np.float32)}], target="onnxruntime")

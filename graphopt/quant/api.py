@@ -26,7 +26,7 @@ from graphopt.passes.constant_folding import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
-from graphopt.quant.placement import TARGETS, Plan, plan
+from graphopt.quant.placement import COMPUTE_OPS, TARGETS, Plan, plan
 from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, has_float16, insert_qdq
 
 log = logging.getLogger("graphopt.quant")
@@ -189,6 +189,8 @@ def quantize_with_report(
 
     graph = Graph(proto)
     placement = plan(proto, target, graph)
+    if not placement.nodes:
+        raise QuantizeError(_nothing_to_quantize(proto))
     fixed_float = set(keep_nodes)
     if keep_stem if keep_stem is not None else target == "tensorrt":
         from graphopt.quant.stem import stem_nodes
@@ -290,6 +292,26 @@ def quantize_with_report(
     if cache is not None:
         cache_io.write(cache, report.scales, cache_io.header(method, trt_version))
     return quantized, report
+
+
+def _nothing_to_quantize(model: onnx.ModelProto) -> str:
+    """Why quantizing `model` would change nothing, naming compute ops its bodies hold."""
+    from graphopt.ir import subgraphs
+
+    inside = 0
+    pending = [sub for node in model.graph.node for sub in subgraphs(node)]
+    while pending:
+        body = pending.pop()
+        for node in body.node:
+            inside += node.op_type in COMPUTE_OPS
+            pending.extend(subgraphs(node))
+    message = "nothing to quantize: the model has no Conv, ConvTranspose, Gemm or MatMul"
+    if inside:
+        message += (
+            f" in its main graph ({inside} sit inside If/Loop/Scan bodies, which quantize "
+            "does not reach)"
+        )
+    return message
 
 
 def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -> onnx.ModelProto:
