@@ -116,3 +116,22 @@ def test_real_layout_cdla(real_model, capsys):
     assert report["fusion"]["constant_singletons"] == report["ops"]["Constant"]
     largest = report["fusion"]["largest"][0]
     assert largest["ops"][:2] == ["Conv", "BatchNormalization"]
+
+
+def test_bodies_are_summarized(tmp_path, capsys):
+    """A model whose network sits in If branches (Silero VAD: 5 nodes outside, 684 inside)
+    showed only its 5 outer nodes and 8 bytes of parameters; the bodies now have a line."""
+    from tests.test_subgraphs import loop_model
+
+    path = tmp_path / "loop.onnx"
+    onnx.save(loop_model(), str(path))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    # the Loop body, and the two branches of the If inside it: 8 + 3 + 3 nodes, 2 Conv
+    # weights of 4·4·3·3 and 4 BN vectors of 4 each per branch, the body's int64 `two`
+    assert "If/Loop/Scan bodies: 3 graphs, 14 nodes, parameters 321 (1.3 KiB); ops: " in out
+    assert "ops: Identity 3, BatchNormalization 2, Cast 2, Conv 2, Add 1," in out
+    assert main(["inspect", "--json", str(path)]) == 0
+    bodies = json.loads(capsys.readouterr().out)["bodies"]
+    assert bodies["graphs"] == 3 and bodies["nodes"] == 14 and bodies["ops"]["If"] == 1
+    assert bodies["parameter_bytes"] == 2 * (144 + 16) * 4 + 8

@@ -1,8 +1,9 @@
 """`graphopt inspect IN [--groups] [--json]`: what a model holds and how FuseOps partitions it.
 
 Prints the opset imports, inputs and outputs with dtypes and shapes, node and initializer counts
-and parameter bytes, an op histogram, a post-dominator summary and the fusion groups (count,
-size histogram, the largest groups with their op sequences; every group with `--groups`).
+and parameter bytes, an op histogram, what If/Loop/Scan bodies hold (graphs, nodes, parameters,
+ops), a post-dominator summary and the fusion groups of the main graph (count, size histogram,
+the largest groups with their op sequences; every group with `--groups`).
 `--json` prints the same facts as one JSON object. Nothing is written.
 """
 
@@ -12,6 +13,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from math import prod
 from typing import Any
 
@@ -72,10 +74,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     model = loaded.model
     graph = Graph(model)
     facts = shape_facts(graph)
-    ops = Counter(
-        n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
-        for n in graph.nodes.values()
-    )
+    ops = Counter(_op_name(n) for n in graph.nodes.values())
     tree = post_dominator_tree(graph)
     depths = tree_depths(tree)
     compute = [n for n in depths if graph.nodes[n].op_type != "Constant"]
@@ -95,7 +94,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     )[:top]
     constant_ids = {id(g) for g in constants}
     sizes = Counter(len(g.nodes) for g in groups if id(g) not in constant_ids)
-    params, param_bytes = _parameters(graph)
+    params, param_bytes = _parameters(graph.initializers.values(), graph.nodes.values())
     return {
         "model": str(path),
         "ir_version": model.ir_version,
@@ -110,6 +109,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
         "external_data": loaded.external_data,
         "functions": len(model.functions),
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "bodies": _bodies_entry(model),
         "nchwc_guard": _guard_entry(model),
         "post_dominators": {
             "under_exit": sum(1 for v in tree.values() if v is None),
@@ -149,10 +149,42 @@ def _tensor(name: str, facts: Any) -> dict[str, Any]:
     }
 
 
-def _parameters(graph: Any) -> tuple[int, int]:
+def _bodies_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
+    """What the If/Loop/Scan bodies hold, nested ones included (None when there are none)."""
+    from graphopt.ir import subgraphs
+
+    pending = [sub for node in model.graph.node for sub in subgraphs(node)]
+    if not pending:
+        return None
+    graphs, initializers, nodes = 0, [], []
+    while pending:
+        body = pending.pop()
+        graphs += 1
+        initializers.extend(body.initializer)
+        for node in body.node:
+            nodes.append(node)
+            pending.extend(subgraphs(node))
+    params, param_bytes = _parameters(initializers, nodes)
+    ops = Counter(_op_name(n) for n in nodes)
+    return {
+        "graphs": graphs,
+        "nodes": len(nodes),
+        "parameters": params,
+        "parameter_bytes": param_bytes,
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
+
+
+def _op_name(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
+def _parameters(
+    initializers: Iterable[onnx.TensorProto], nodes: Iterable[onnx.NodeProto]
+) -> tuple[int, int]:
     """Element and byte counts of the initializers and Constant-node tensors (weights)."""
-    tensors = list(graph.initializers.values())
-    for node in graph.nodes.values():
+    tensors = list(initializers)
+    for node in nodes:
         if node.op_type == "Constant":
             tensors.extend(a.t for a in node.attribute if a.name == "value" and a.HasField("t"))
     elements = nbytes = 0
@@ -217,6 +249,13 @@ def format_report(r: dict[str, Any]) -> str:
         *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["outputs"]),
         "ops: " + ", ".join(f"{op} {n}" for op, n in r["ops"].items()),
     ]
+    bodies = r.get("bodies")
+    if bodies:
+        lines.append(
+            f"If/Loop/Scan bodies: {bodies['graphs']} graphs, {bodies['nodes']} nodes, "
+            f"parameters {bodies['parameters']:,} ({_bytes_text(bodies['parameter_bytes'])}); "
+            "ops: " + ", ".join(f"{op} {n}" for op, n in bodies["ops"].items())
+        )
     guard = r.get("nchwc_guard")
     if guard:
         lines.append(
