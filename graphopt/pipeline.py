@@ -496,6 +496,17 @@ class DumpInstrument:
             save_model(graph.commit(), self.directory / f"{self.count:02d}-{pass_.name}.onnx")
 
 
+class OptimizeBodies(Pass):
+    """Not a registered pass: the step of `PassManager.run` that runs the pipeline over the
+    If/Loop/Scan bodies (`graphopt.subgraphs`), as the verify and dump instruments name it."""
+
+    name = "optimize-bodies"
+
+
+_BODIES_STEP = OptimizeBodies()
+_MODEL_INSTRUMENTS = (DumpInstrument, VerifyInstrument)
+
+
 class PassManager:
     """Runs a pipeline's steps over a graph, calling the context's instruments around each pass."""
 
@@ -510,11 +521,16 @@ class PassManager:
             ctx.opt_level = self.pipeline.opt_level
         bodies = False
         if ctx.options.get("subgraphs", True):
-            # a dump of a body would read as a dump of the model
-            watching = [i for i in ctx.instruments if not isinstance(i, DumpInstrument)]
+            # A body run as a model of its own is no model to dump or check: its graph inputs
+            # and outputs are its owner's (onnx.checker wants shapes on a model's, not on a
+            # body's). Those instruments see the model once its bodies are back in place.
+            whole = [i for i in ctx.instruments if isinstance(i, _MODEL_INSTRUMENTS)]
+            watching = [i for i in ctx.instruments if not isinstance(i, _MODEL_INSTRUMENTS)]
             bodies = optimize_bodies(graph, ctx, self.run, watching)
             if bodies:
                 ctx.invalidate()
+                for inst in whole:
+                    inst.after_pass(_BODIES_STEP, graph, ctx, PassResult(True))
         return self._run_steps(self.pipeline.steps, graph, ctx) or bodies
 
     def _run_steps(self, steps: Sequence[Step], graph: Graph, ctx: PassContext) -> bool:

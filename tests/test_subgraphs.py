@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
 from graphopt.api import optimize_with_report
+from graphopt.errors import VerifyError
 from graphopt.ir import Graph, node_count
 from graphopt.passes.base import Pass, PassContext, PassResult
 from graphopt.pipeline import load_pipeline, make_pipeline
@@ -321,3 +322,39 @@ def test_cli_counts_the_nodes_of_the_bodies(tmp_path, capsys):
     assert main(["optimize", str(src), "-o", str(dst)]) == 0
     out = capsys.readouterr().out
     assert "1 nodes (7 with If/Loop/Scan bodies) -> 1 nodes (3 with If/Loop/Scan bodies)" in out
+
+
+def test_verify_each_and_dump_dir_see_the_model_with_its_optimized_bodies(tmp_path):
+    """A branch output without a shape (silero-vad's nested Ifs have some without a type) is
+    valid in a body but not as a model's own output: `verify_each` checks the model once its
+    bodies are back in place, not each body as a model; `dump_dir` writes that model too."""
+    model = if_model()
+    for attr in model.graph.node[0].attribute:
+        attr.g.output[0].type.tensor_type.ClearField("shape")
+    onnx.checker.check_model(model, full_check=True)
+    out = graphopt.optimize(model, verify_each=True, dump_dir=tmp_path)
+    assert [n.op_type for n in _body(out).node] == ["Conv"]
+    dumps = sorted(p.name for p in tmp_path.iterdir())
+    assert dumps[0] == "01-optimize-bodies.onnx"
+    dumped = onnx.load(str(tmp_path / dumps[0]))
+    assert [n.op_type for n in _body(dumped).node] == ["Conv"]
+
+
+def test_verify_each_names_the_bodies_step_when_an_optimized_body_is_invalid():
+    """A body rewrite onnx.checker refuses is reported as the bodies step's."""
+
+    @dataclass
+    class BreakBodies(Pass):
+        """Makes every node of a body an op no opset has (a broken pass)."""
+
+        name: ClassVar[str] = "test-break-bodies"
+
+        def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+            if not ctx.in_body:
+                return PassResult(False)
+            for node in graph.nodes.values():
+                node.op_type = "NoSuchOp"
+            return PassResult(True)
+
+    with pytest.raises(VerifyError, match="after pass optimize-bodies"):
+        graphopt.optimize(if_model(), make_pipeline("t", [BreakBodies()]), verify_each=True)
