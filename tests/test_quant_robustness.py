@@ -887,3 +887,26 @@ def test_a_model_with_nothing_to_quantize_is_refused_naming_its_bodies() -> None
     )
     with pytest.raises(QuantizeError, match=r"^nothing to quantize: .* MatMul$"):
         quantize_with_report(relu, [{"x": np.ones((1, 4), np.float32)}], target="onnxruntime")
+
+
+def test_a_conv_whose_input_type_is_unknown_is_not_called_missing() -> None:
+    """A Conv behind an op shape inference does not know has no float activation to plan: the
+    error says so instead of claiming the model has no Conv."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "W")
+    model = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Mystery", ["x"], ["x2"], domain="my.ops"),
+                helper.make_node("Conv", ["x2", "W"], ["y"], pads=[1, 1, 1, 1]),
+            ],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+            [weight],
+        ),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.ops", 1)],
+    )
+    feeds = [{"x": np.zeros((1, 3, 8, 8), np.float32)}]
+    with pytest.raises(QuantizeError, match=r"none of the 1 Conv/.* reads a float activation"):
+        quantize_with_report(model, feeds, pipeline=False)

@@ -305,6 +305,12 @@ def _nothing_to_quantize(model: onnx.ModelProto) -> str:
         for node in body.node:
             inside += node.op_type in COMPUTE_OPS
             pending.extend(subgraphs(node))
+    here = sum(node.op_type in COMPUTE_OPS for node in model.graph.node)
+    if here:  # e.g. behind an op shape inference does not know: its input type is unknown
+        return (
+            f"nothing to quantize: none of the {here} Conv/ConvTranspose/Gemm/MatMul of the "
+            "main graph reads a float activation of known type"
+        )
     message = "nothing to quantize: the model has no Conv, ConvTranspose, Gemm or MatMul"
     if inside:
         message += (
