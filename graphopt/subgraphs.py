@@ -76,7 +76,12 @@ def _optimize_body(
     for name in outer:
         dtype = facts.dtype(name)
         if dtype is None:
-            log.info("%s kept as it is: the type of outer tensor %r is unknown", where, name)
+            log.info(
+                "%s kept as it is: outer value %r has no known tensor type (a sequence, an "
+                "optional, or a type shape inference does not know)",
+                where,
+                name,
+            )
             return False
         shape = facts.shape(name)
         dims = None if shape is None else [d if isinstance(d, int | str) else None for d in shape]
