@@ -107,14 +107,17 @@ def _optimize_body(
         in_body=True,
     )
     changed = run(inner, inner_ctx)
-    ctx.explain.extend(inner_ctx.explain)
     if not changed:
+        ctx.explain.extend(inner_ctx.explain)  # the refusals
         return False
     result = inner.commit(reindex=False)
     problem = _interface_change(body, result, outer, graph.model)
     if problem:
+        # what the passes did there is undone: --explain says so instead
         log.warning("%s kept as it was: optimizing it %s", where, problem)
+        ctx.note("optimize-bodies", where, "refused", f"kept as it was: optimizing it {problem}")
         return False
+    ctx.explain.extend(inner_ctx.explain)
     del result.graph.input[len(body.input) :]
     body.CopyFrom(result.graph)
     have = {o.domain for o in graph.model.opset_import}

@@ -229,10 +229,13 @@ def test_a_pass_that_would_change_a_body_interface_leaves_the_body_as_it_was(cap
     model = if_model()
     pipeline = make_pipeline("t", [ExposeBn(), "fold-batchnorm"])
     with caplog.at_level(logging.WARNING, logger="graphopt.subgraphs"):
-        out = graphopt.optimize(model, pipeline)
+        out, report = optimize_with_report(model, pipeline, explain=True)
     assert _body(out).SerializeToString() == _body(model).SerializeToString()
     assert "kept as it was: optimizing it changed its outputs" in caplog.text
     onnx.checker.check_model(out, full_check=True)
+    # --explain tells what was undone, and no rewrite of the discarded body reads as applied
+    assert ("optimize-bodies", "If 'if' then_branch", "refused") in {r[:3] for r in report.explain}
+    assert not [r for r in report.explain if r[0] != "optimize-bodies" and r[2] == "applied"]
 
 
 def test_passes_that_may_not_run_in_bodies_do_not():
