@@ -59,6 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="absolute part of --verify's bound (default 1e-5), for outputs that are ~0",
     )
     p.add_argument(
+        "--no-subgraphs",
+        action="store_true",
+        help="keep If/Loop/Scan bodies as they are (by default each body is optimized too)",
+    )
+    p.add_argument(
         "--verify-each", action="store_true", help="run the ONNX checker after every pass"
     )
     p.add_argument(
@@ -117,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         verify_each=args.verify_each,
         dump_dir=args.dump_dir,
         explain=args.explain,
+        subgraphs=not args.no_subgraphs,
     )
     elapsed = time.perf_counter() - start
     guarded = nchwc_fallback.branches(optimized)  # ort-cpu: the NCHWc graph and its fallback
