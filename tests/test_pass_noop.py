@@ -311,3 +311,51 @@ def test_local_rank_agrees_with_shape_inference_on_real_models(name, real_model)
             assert local == facts.rank(tensor), tensor
             compared += 1
     assert compared > 0.9 * (len(graph.producer) + len(graph.initializers))
+
+
+def test_only_restricts_the_ops_and_names_a_typo(tmp_path):
+    from graphopt.errors import PipelineError
+    from graphopt.passes.noop import EliminateNoops
+    from graphopt.pipeline import load_pipeline
+
+    model = parse(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[2, 3] x) => (float[2, 3] y) {
+          a = Identity (x)
+          b = Dropout (a)
+          c = Cast <to = 1> (b)
+          y = Relu (c)
+        }
+        """
+    )
+    out = run(model, EliminateNoops(only=["Identity", "Dropout"]))
+    assert ops(out) == ["Cast", "Relu"]
+    assert_same_outputs(model, out, feeds_for(model))
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: p\npasses:\n  - eliminate-noops: {only: [Identiy]}\n")
+    with pytest.raises(PipelineError, match=r"p.yaml:3: .*'Identiy' is none of Add, Cast"):
+        load_pipeline(bad)
+
+
+def test_default_pipeline_sees_through_an_identity_chain_in_one_run():
+    """paddle2onnx puts Identity between ConvTranspose and its bias Add (PP-OCRv6 det): the
+    Add folded only in a second run, after the clean-up loop had removed the Identity."""
+    model = parse(
+        """
+        <ir_version: 8, opset_import: ["" : 11]>
+        g (float[1, 4, 5, 5] x) => (float[1, 3, 10, 10] z) {
+          w = Constant <value = float[4, 3, 2, 2] {
+            1, -1, 2, 0, 1, 1, 0, -2, 3, 1, 1, 1, 0, 1, -1, 2, 2, 0, 1, 1, -1, 1, 0, 2,
+            1, 2, 0, 1, -1, 0, 1, 1, 2, 1, 0, -1, 1, 1, 1, 0, 0, 2, -1, 1, 1, 0, 2, 1}> ()
+          c = Constant <value = float[1, 3, 1, 1] {0.5, -1, 2}> ()
+          y = ConvTranspose <strides = [2, 2], kernel_shape = [2, 2]> (x, w)
+          i = Identity (y)
+          z = Add (i, c)
+        }
+        """
+    )
+    once = optimize(model)
+    assert ops(once) == ["ConvTranspose"]
+    assert ops(optimize(once)) == ["ConvTranspose"]
+    assert_same_outputs(model, once, feeds_for(model))

@@ -12,7 +12,7 @@ What it does not do: merge chains of Reshape/Transpose or rewrite one op into an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -460,12 +460,22 @@ class EliminateNoops(Pass):
 
     name = "eliminate-noops"
     opt_level = 1
+    # Only these ops (empty: all of the above). `[Identity, Dropout]` before the fusions is a
+    # scan of op types where there are none, and lets a rule see through exporters' Identity
+    # chains (paddle2onnx: ConvTranspose → Identity → Add) in the same run.
+    only: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.only) - NOOP_OPS)
+        if unknown:
+            raise ValueError(f"only: {unknown[0]!r} is none of {', '.join(sorted(NOOP_OPS))}")
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         rules = _Rules(graph, ctx, LazyShapes(graph, ctx), self.name)
         removed: dict[str, int] = {}
+        ops = NOOP_OPS.intersection(self.only) if self.only else NOOP_OPS
         for node in list(graph.nodes.values()):
-            if node.op_type not in NOOP_OPS or not is_default_domain(node):
+            if node.op_type not in ops or not is_default_domain(node):
                 continue
             if node.name not in graph.nodes or not node.input or not node.input[0]:
                 continue
