@@ -397,3 +397,50 @@ def test_fold_with_constant_node_parameters_overwrites_them_in_place():
     # The folded weight reuses W's Constant node; the statistics' nodes are gone.
     assert [n.op_type for n in out.graph.node].count("Constant") + len(out.graph.initializer) == 2
     assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("op", ["Mul", "Div"])
+@pytest.mark.parametrize(("shape", "group"), [((), 1), ((1,), 2), ((1, 1, 1, 1), 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_element_scale_before_a_conv_folds_into_its_weight(op, shape, group, bias):
+    """GELU's trailing ·0.5 before a Conv where the opset has no Gelu (PP-OCRv6 det: 13 of
+    them, the nodes onnxsim removed and we did not): Conv(x·c, W) = Conv(x, W·c), zero padding
+    included; the scale may be on either side of the Mul."""
+    b = ", B" if bias else ""
+    scaled = "Mul(c, x)" if op == "Mul" else "Div(x, c)"
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,5,5] x) => (float[1,6,5,5] z) {{
+          y = {scaled}
+          z = Conv<pads = [1, 1, 1, 1], group = {group}>(y, W{b})
+        }}""",
+        {"W": rand(6, 4 // group, 3, 3), "B": rand(6), "c": rand(*shape, low=0.5, high=1.5)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv"]
+    assert explained(report, f"fold-input-{op.lower()}-into-conv", "applied") == [""]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize(
+    ("c", "x_shape", "why"),
+    [
+        (np.array([1.0, 2.0, 3.0, 4.0], np.float32).reshape(1, 4, 1, 1), "1,4,5,5", "one element"),
+        (np.zeros((), np.float32), "1,4,5,5", "zero or not finite"),
+        (np.ones((1, 1, 1, 1), np.float32), "4,5,5", "broadcasts"),
+    ],
+)
+def test_input_scales_that_do_not_fold(c, x_shape, why):
+    """Per-channel scales (the channel count of x is not proven), a zero scale (x's inf·0 is
+    NaN, W·0 is 0) and a scale that raises x's rank stay."""
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[{x_shape}] x) => (float[1,6,5,5] z) {{
+          y = Mul(x, c)
+          z = Conv<pads = [1, 1, 1, 1]>(y, W)
+        }}""",
+        {"W": rand(6, 4, 3, 3), "c": c},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Mul", "Conv"]
+    assert why in explained(report, "fold-input-mul-into-conv", "refused")[0]

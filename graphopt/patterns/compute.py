@@ -327,6 +327,27 @@ def fold_affine_convtranspose(
     return _conv_affine(m, w, b, c, op, group, True)
 
 
+@computation("fold_input_scale")
+def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
+    """Conv(x·c, W, b)  ⇒  Conv(x, W·c, b) and Conv(x/c, W, b)  ⇒  Conv(x, W/c, b), for a
+    one-element constant c (ConvTranspose alike): the convolution is linear in x, and zero
+    padding stays zero. A zero or non-finite c is refused (x's inf/NaN would vanish)."""
+    w = _weight(w)
+    arr = _float("constant", c, w)
+    if arr.size != 1:
+        raise Refuse(f"constant of shape {list(arr.shape)} is not one element")
+    k = float(arr.reshape(()))
+    if k == 0.0 or not np.isfinite(k):
+        raise Refuse(f"scale {k} is zero or not finite")
+    if op == "mul":
+        # a float32·float32 product rounded once is the float64 product cast once (48 bits
+        # fit in 53): the same bits without a float64 copy of the weight
+        return np.multiply(w, arr.reshape(()), dtype=w.dtype)
+    if op == "div":
+        return _cast_like(w, np.divide(w, k, dtype=np.float64))
+    raise Refuse(f"unknown input scale op {op}")
+
+
 # ---------------------------------------------------------------------------- constants
 
 
