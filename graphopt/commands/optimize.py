@@ -7,7 +7,7 @@ import sys
 import time
 
 from graphopt.commands._common import add_shapes_argument
-from graphopt.errors import VerifyError
+from graphopt.errors import PipelineError, VerifyError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--pipeline",
         default=None,
         help="built-in pipeline name (default, ort-cpu, tensorrt, ...) or a YAML file",
+    )
+    p.add_argument(
+        "--input-shape",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME:DIMS",
+        help="optimize for these input shapes only, e.g. images:1x3x640x640 (fixes dynamic "
+        "dims, as onnxsim's --overwrite-input-shape, so shape subgraphs fold; --verify "
+        "feeds them unless --shapes says otherwise)",
     )
     p.add_argument("--opt-level", type=int, default=None, help="skip passes above this level")
     p.add_argument(
@@ -95,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     import onnx
 
     from graphopt.api import optimize_with_report
+    from graphopt.backends.tensorrt import parse_shapes
     from graphopt.commands._common import check_model
     from graphopt.ir import load, save_model
     from graphopt.passes import nchwc_fallback
@@ -105,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError(
             "--shapes sets --verify's seeded feeds: use it with --verify, not --inputs"
         )
+    fixed = parse_shapes(args.input_shape, "--input-shape")
+    if any(r.min != r.max for r in fixed.values()):
+        raise PipelineError("--input-shape takes one shape per input, not min,opt,max")
+    input_shapes = {name: r.opt for name, r in fixed.items()}
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
     # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
     # check); --verify compares with a copy of the original
@@ -123,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         dump_dir=args.dump_dir,
         explain=args.explain,
         subgraphs=not args.no_subgraphs,
+        input_shapes=input_shapes,
     )
     elapsed = time.perf_counter() - start
     guarded = nchwc_fallback.branches(optimized)  # ort-cpu: the NCHWc graph and its fallback
@@ -130,9 +146,8 @@ def run(args: argparse.Namespace) -> int:
         check_model(optimized)
     if args.verify:
         from graphopt.backends.onnxruntime import compare, example_feeds
-        from graphopt.backends.tensorrt import parse_shapes
 
-        shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
+        shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()} or input_shapes
         feeds = example_feeds(original, npz=args.inputs, shapes=shapes)
         variants = [("verify", optimized)]
         if guarded is not None:  # this CPU runs one branch: verify both
