@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.passes.fuse_patterns import FusePatterns
 from tests.conftest import assert_same_outputs
 from tests.fusion_models import build, explained, feeds, ops, rand, run_passes
@@ -444,3 +445,53 @@ def test_input_scales_that_do_not_fold(c, x_shape, why):
     out, report = run_passes(model, ["fold-batchnorm"])
     assert ops(out) == ["Mul", "Conv"]
     assert why in explained(report, "fold-input-mul-into-conv", "refused")[0]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "w_scale", "c", "x_scale", "why"),
+    [
+        # W·c beyond float32's max: every output of the folded Conv would be inf/NaN
+        ("float", 1e20, 1e20, 1e-30, "overflows float32"),
+        ("float16", 1e3, 100.0, 1e-3, "overflows float16"),
+        # float16 W ≈ 1e-3 times 1e-3: every weight subnormal, the outputs off by ~10 %
+        ("float16", 1e-3, 1e-3, 1e4, "underflows float16"),
+    ],
+)
+@pytest.mark.parametrize("op", ["Mul", "Div"])
+def test_input_scales_whose_weight_product_leaves_the_dtype_stay(
+    dtype, w_scale, c, x_scale, why, op
+):
+    np_dtype = {"float": np.float32, "float16": np.float16}[dtype]
+    k = c if op == "Mul" else 1.0 / c
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g ({dtype}[1,4,5,5] x) => ({dtype}[1,6,5,5] z) {{
+          y = {op}(x, c)
+          z = Conv<pads = [1, 1, 1, 1]>(y, W)
+        }}""",
+        {"W": (rand(6, 4, 3, 3) * w_scale).astype(np_dtype), "c": np.array(k, np_dtype)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == [op, "Conv"]
+    assert why in explained(report, f"fold-input-{op.lower()}-into-conv", "refused")[0]
+    x = {"x": (rand(1, 4, 5, 5) * x_scale).astype(np_dtype)}
+    assert_same_outputs(model, out, x)
+    assert np.isfinite(ort_run(out, x)["z"]).all()
+
+
+def test_input_scale_folds_over_a_few_subnormal_weights():
+    """Real float32 weights hold subnormals (PP-OCRv6 det): W·0.5 rounds them, an error far
+    below one ulp of the channel's weights, so the fold still applies."""
+    w = rand(6, 4, 3, 3)
+    w[:, 0, 0, 0] = 3e-39  # subnormal; ·0.5 rounds
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,5,5] x) => (float[1,6,5,5] z) {
+          y = Mul(x, c)
+          z = Conv<pads = [1, 1, 1, 1]>(y, W)
+        }""",
+        {"W": w, "c": np.array(0.5, np.float32)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Conv"]
+    assert_same_outputs(model, out, feeds(model))

@@ -331,7 +331,10 @@ def fold_affine_convtranspose(
 def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
     """Conv(x·c, W, b)  ⇒  Conv(x, W·c, b) and Conv(x/c, W, b)  ⇒  Conv(x, W/c, b), for a
     one-element constant c (ConvTranspose alike): the convolution is linear in x, and zero
-    padding stays zero. A zero or non-finite c is refused (x's inf/NaN would vanish)."""
+    padding stays zero. A zero or non-finite c is refused (x's inf/NaN would vanish), and so
+    is a W·c that overflows W's dtype (every output would be inf/NaN) or whose rounding into
+    subnormals or 0 loses more than one ulp of an output channel's weight mass Σ|W·c| (float16
+    W ≈ 1e-3, c = 1e-3: all subnormal), where the original's x·c stays normal."""
     w = _weight(w)
     arr = _float("constant", c, w)
     if arr.size != 1:
@@ -339,13 +342,25 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
     k = float(arr.reshape(()))
     if k == 0.0 or not np.isfinite(k):
         raise Refuse(f"scale {k} is zero or not finite")
-    if op == "mul":
-        # a float32·float32 product rounded once is the float64 product cast once (48 bits
-        # fit in 53): the same bits without a float64 copy of the weight
-        return np.multiply(w, arr.reshape(()), dtype=w.dtype)
-    if op == "div":
-        return _cast_like(w, np.divide(w, k, dtype=np.float64))
-    raise Refuse(f"unknown input scale op {op}")
+    with np.errstate(over="ignore", under="ignore"):
+        if op == "mul":
+            # a float32·float32 product rounded once is the float64 product cast once (48
+            # bits fit in 53): the same bits without a float64 copy of the weight
+            w2 = np.multiply(w, arr.reshape(()), dtype=w.dtype)
+        elif op == "div":
+            w2 = _cast_like(w, np.divide(w, k, dtype=np.float64))
+        else:
+            raise Refuse(f"unknown input scale op {op}")
+    if not np.all(np.isfinite(w2)):
+        raise Refuse(f"W·c overflows {w.dtype} (scale {k:g})")
+    info = np.finfo(w.dtype)
+    if np.any(np.abs(w2) < info.tiny):  # subnormal or 0: what precision did the rounding lose?
+        exact = w.astype(np.float64) * k if op == "mul" else w.astype(np.float64) / k
+        err = np.abs(w2.astype(np.float64) - exact).reshape(len(w), -1).sum(axis=1)
+        mass = np.abs(exact).reshape(len(w), -1).sum(axis=1)
+        if np.any(err > info.eps * mass):
+            raise Refuse(f"W·c underflows {w.dtype} (scale {k:g}): weights lose their precision")
+    return w2
 
 
 # ---------------------------------------------------------------------------- constants
