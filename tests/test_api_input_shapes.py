@@ -69,3 +69,48 @@ def test_cli_input_shape_and_verify_feeds_it(tmp_path, capsys):
     bad = ["optimize", str(src), "-o", str(dst), "--input-shape", "x:1x3x4x5,2x3x4x5,4x3x4x5"]
     assert main(bad) == 2
     assert "one shape per input" in capsys.readouterr().err and not dst.exists()
+
+
+TWO_INPUTS = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 3, H, W] x, float[N, 1, H, W] m) => (float[N, 4, H, W] y) {
+  y = Concat <axis = 1> (x, m)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],  # m's N, H, W are x's: fed 2, 4, 5, not the defaults 1, 224, 224
+        ["--shapes", "m:2x1x4x5"],  # --shapes of another input adds to the fixed ones
+    ],
+)
+def test_cli_verify_feeds_the_fixed_dims_to_the_other_inputs(tmp_path, capsys, extra):
+    """`--input-shape x:2x3x4x5 --verify` fed m 1×1×224×224 (its N, H, W are x's, fixed at 2,
+    4, 5: the original's Concat failed), and `--shapes m:...` replaced the fixed shapes instead
+    of adding to them (x got 1×3×224×224, which the optimized model refuses): spurious verify
+    failures on a right result."""
+    src, dst = tmp_path / "m.onnx", tmp_path / "out.onnx"
+    onnx.save(parse(TWO_INPUTS), str(src))
+    argv = ["optimize", str(src), "-o", str(dst), "--input-shape", "x:2x3x4x5", "--verify"]
+    assert main(argv + extra) == 0, capsys.readouterr().err
+    assert "verify: y: max abs diff 0" in capsys.readouterr().out and dst.exists()
+
+
+def test_cli_verify_inputs_that_contradict_the_fixed_shape_are_named(tmp_path, capsys):
+    src, dst = tmp_path / "m.onnx", tmp_path / "out.onnx"
+    onnx.save(parse(TWO_INPUTS), str(src))
+    base = ["optimize", str(src), "-o", str(dst), "--input-shape", "x:2x3x4x5", "--verify"]
+    assert main([*base, "--shapes", "x:1x3x4x5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "graphopt optimize: error: --shapes x:1x3x4x5 differs from --input-shape x:2x3x4x5: "
+        "the optimized model takes only the latter"
+    ]
+    npz = tmp_path / "feeds.npz"
+    np.savez(npz, x=np.ones((1, 3, 5, 5), np.float32), m=np.ones((1, 1, 5, 5), np.float32))
+    assert main([*base, "--inputs", str(npz)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "x is 1x3x5x5, but --input-shape fixes it at 2x3x4x5" in err[0]
+    assert not dst.exists()

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from graphopt.commands._common import add_shapes_argument
 from graphopt.errors import PipelineError, VerifyError
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -120,6 +125,13 @@ def run(args: argparse.Namespace) -> int:
     if any(r.min != r.max for r in fixed.values()):
         raise PipelineError("--input-shape takes one shape per input, not min,opt,max")
     input_shapes = {name: r.opt for name, r in fixed.items()}
+    verify_shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
+    for name, dims in verify_shapes.items():
+        if name in input_shapes and dims != input_shapes[name]:
+            raise VerifyError(
+                f"--shapes {name}:{_dims(dims)} differs from --input-shape "
+                f"{name}:{_dims(input_shapes[name])}: the optimized model takes only the latter"
+            )
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
     # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
     # check); --verify compares with a copy of the original
@@ -147,8 +159,19 @@ def run(args: argparse.Namespace) -> int:
     if args.verify:
         from graphopt.backends.onnxruntime import compare, example_feeds
 
-        shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()} or input_shapes
-        feeds = example_feeds(original, npz=args.inputs, shapes=shapes)
+        # the fixed inputs' shapes, and their symbolic dims in the other inputs (a shared N)
+        feeds = example_feeds(
+            original,
+            npz=args.inputs,
+            shapes={**input_shapes, **verify_shapes},
+            dims=_fixed_symbols(original, input_shapes),
+        )
+        for name, dims in input_shapes.items():
+            if name in feeds and feeds[name].shape != tuple(dims):
+                raise VerifyError(
+                    f"--inputs {args.inputs}: {name} is {_dims(feeds[name].shape)}, but "
+                    f"--input-shape fixes it at {_dims(dims)}"
+                )
         variants = [("verify", optimized)]
         if guarded is not None:  # this CPU runs one branch: verify both
             variants.append(
@@ -190,6 +213,26 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explain(report)
     return 0
+
+
+def _dims(dims: Iterable[int]) -> str:
+    return "x".join(map(str, dims))
+
+
+def _fixed_symbols(
+    model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
+) -> dict[str, int]:
+    """{dim_param: size} that `input_shapes` gives the symbolic dims of the inputs it fixes."""
+    from graphopt.ir.values import declared_dims
+
+    symbols: dict[str, int] = {}
+    for vi in model.graph.input:
+        dims = input_shapes.get(vi.name)
+        declared = declared_dims(vi) if dims is not None else None
+        for have, want in zip(declared or (), dims or (), strict=False):
+            if isinstance(have, str):
+                symbols.setdefault(have, int(want))
+    return symbols
 
 
 def _nodes(graph, unit: str) -> str:  # type: ignore[no-untyped-def]
