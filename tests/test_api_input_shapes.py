@@ -114,3 +114,53 @@ def test_cli_verify_inputs_that_contradict_the_fixed_shape_are_named(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x is 1x3x5x5, but --input-shape fixes it at 2x3x4x5" in err[0]
     assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # the graph output is declared with batch 1
+        ("g (float[N, 3] x) => (float[1, 3] y) { y = Relu (x) }", "(op_type:Relu"),
+        # an Expand whose target holds only for a batch of 1 (or 5)
+        (
+            "g (float[N, 3] x) => (float[5, 3] y) {"
+            "  s = Constant <value = int64[2] {5, 3}> ()  y = Expand (x, s) }",
+            "(op_type:Expand",
+        ),
+    ],
+)
+def test_input_shapes_that_contradict_a_declared_shape_are_refused(text, where):
+    """x fixed at 2×3 where the model states a batch of 1 (or 5) further on: the result failed
+    onnx.checker's full check (Inferred shape and existing shape differ) though optimize says
+    it passes; now the contradiction is a PipelineError naming the node."""
+    model = parse(f'<ir_version: 8, opset_import: ["" : 17]>\n{text}')
+    with pytest.raises(PipelineError) as e:
+        graphopt.optimize(model, input_shapes={"x": (2, 3)})
+    assert str(e.value).startswith("input_shapes: the shapes of x contradict the model: ")
+    assert where in str(e.value) and "\n" not in str(e.value)
+    fits = graphopt.optimize(model, input_shapes={"x": (1, 3) if "Relu" in text else (5, 3)})
+    onnx.checker.check_model(fits, full_check=True)
+
+
+def test_input_shapes_keep_a_value_info_they_agree_with_and_pass_the_full_check():
+    model = parse(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 3] x) => (float[N, 3] y) { r = Relu (x)  y = Neg (r) }"""
+    )
+    model.graph.value_info.append(onnx.helper.make_tensor_value_info("r", 1, ["N", 3]))
+    out = graphopt.optimize(model, input_shapes={"x": (2, 3)})
+    onnx.checker.check_model(out, full_check=True)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) - 3
+    assert_same_outputs(model, out, {"x": x})
+    stale = onnx.helper.make_tensor_value_info("r", 1, [1, 3])
+    del model.graph.value_info[:]
+    model.graph.value_info.append(stale)
+    with pytest.raises(PipelineError, match="contradict the model"):
+        graphopt.optimize(model, input_shapes={"x": (2, 3)})
+
+
+@pytest.mark.parametrize("dims", [(2.5, 3), "23", (2.0, 3)])
+def test_input_shapes_dims_that_are_no_integers_are_refused(dims):
+    """int() truncated 2.5 to 2 and read "23" as dims 2, 3."""
+    with pytest.raises(PipelineError, match="x dims must be integers"):
+        graphopt.optimize(parse(DYNAMIC), input_shapes={"x": dims})
