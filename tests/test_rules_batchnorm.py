@@ -495,3 +495,35 @@ def test_input_scale_folds_over_a_few_subnormal_weights():
     out, _ = run_passes(model, ["fold-batchnorm"])
     assert ops(out) == ["Conv"]
     assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "w", "gamma"),
+    [(np.float32, 1e20, 1e20), (np.float16, 1e3, 100.0)],
+)
+def test_a_fold_whose_weight_would_overflow_is_refused(dtype, w, gamma):
+    """Conv → BN with W·s past the weight dtype's range: the folded Conv gave NaN everywhere
+    where the original's outputs are finite for small x (found by a review of the input-scale
+    fold, which had the same bug). Every fold is refused when its constant comes out inf or
+    NaN from finite ones."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,2,3,3] x) => (float[1,2,3,3] z) {
+          xc = Cast<to = DTYPE>(x)
+          y = Conv<pads = [1, 1, 1, 1]>(xc, W)
+          zc = BatchNormalization(y, s, b, m, v)
+          z = Cast<to = 1>(zc)
+        }""".replace("DTYPE", "10" if dtype == np.float16 else "1"),
+        {
+            "W": np.full((2, 2, 3, 3), w, dtype),
+            "s": np.full(2, gamma, dtype),
+            "b": np.zeros(2, dtype),
+            "m": np.zeros(2, dtype),
+            "v": np.ones(2, dtype),
+        },
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert "BatchNormalization" in ops(out)
+    assert "would not be finite" in explained(report, "fold-batchnorm-conv", "refused")[0]
+    tiny = {"x": np.full((1, 2, 3, 3), 1e-30 if dtype == np.float32 else 1e-4, np.float32)}
+    assert_same_outputs(model, out, tiny)

@@ -471,7 +471,14 @@ class RuleRunner:
                     args.append(None)
                 else:
                     args.append(facts.layout(t) if layout_only else facts.value(t))
-        result = COMPUTATIONS[call.name](m, *args)
+        try:
+            # A constant that comes out inf or NaN from finite ones (W·s past float32's range,
+            # 0·inf) is no fold of the original, which computes finite values from small x:
+            # numpy's floating-point flags refuse it without a pass over the result.
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                result = COMPUTATIONS[call.name](m, *args)
+        except FloatingPointError as e:
+            raise Refuse(f"{call.name}: {e} (the folded constant would not be finite)") from e
         if not isinstance(result, tuple):
             result = (result,)
         if len(result) != len(call.outputs):
