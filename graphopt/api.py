@@ -174,9 +174,9 @@ def refuse_contradicted_shapes(graph: Graph, declared: dict[str, onnx.ValueInfoP
     graph output or value_info declared [1, 3] where the batch is now 2, an Expand target):
     strict ONNX shape inference fails with them but not with the inputs as `declared` before.
     One inference over `graphopt.analysis.shapes`' weightless copy (YOLOv8n: 12 ms)."""
-    from graphopt.analysis.shapes import ShapeFacts, _light_model
+    from graphopt.analysis.shapes import ShapeFacts, light_model
 
-    light = _light_model(graph, ShapeFacts())
+    light = light_model(graph, ShapeFacts())
     error = _strict_inference_error(light)
     if error is None:
         return

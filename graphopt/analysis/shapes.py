@@ -180,8 +180,9 @@ def _add_placeholder(inputs: Any, name: str, t: onnx.TensorProto) -> None:
         dims.add().dim_value = d
 
 
-def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
-    """The model to infer over; records the facts of the constants it replaces by inputs."""
+def light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
+    """The model to infer over (nodes in topological order, large constants as typed inputs:
+    no weight bytes); records in `facts` the constants it replaces by inputs."""
     model = graph.model
     light = onnx.ModelProto()
     light.ir_version = max(model.ir_version, 4)
@@ -219,7 +220,7 @@ def _light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
 
 def _infer(graph: Graph) -> ShapeFacts:
     facts = ShapeFacts()
-    light = _light_model(graph, facts)
+    light = light_model(graph, facts)
     try:
         inferred = onnx.shape_inference.infer_shapes(
             light, check_type=False, strict_mode=False, data_prop=True
