@@ -189,22 +189,94 @@ def bias_dq_input(model: onnx.ModelProto, node_name: str, index: int) -> np.ndar
     return values[dq.input[0]]
 
 
-def test_int32_bias_overflow_keeps_the_bias_float() -> None:
-    # x in ±1e-4: s_x ≈ 8e-7, s_w ≈ 6e-3, so bias 10 / (s_x·s_w) ≈ 2e9·… beyond int32
+def test_int32_bias_overflow_raises_the_weight_scale() -> None:
+    # x in ±1e-4: s_x ≈ 8e-7, s_w ≈ 6e-3, so bias 10 / (s_x·s_w) ≈ 2e9·… beyond int32: the
+    # weight scale is raised until it fits (it stayed float before, see the dead channel below)
     model = conv_with_bias(10.0)
     rng = np.random.default_rng(2)
     data = [{"x": rng.uniform(-1e-4, 1e-4, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
     q, _ = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
     onnx.checker.check_model(q, full_check=True)
-    assert bias_dq_input(q, "conv", 2) is None  # clipping it would have changed the result
+    bias = bias_dq_input(q, "conv", 2)
+    assert bias is not None and np.abs(bias.astype(np.int64)).max() <= 2**30
     ref, got = run(model, data[0]), run(q, data[0])
     np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
 
 
-def test_a_node_kept_float_is_reported_once_and_not_as_quantized(caplog) -> None:
-    model = conv_with_bias(10.0)
+def shared_weight_convs() -> onnx.ModelProto:
+    """Two Convs reading one weight: `first` (bias 0.5, input x) quantizes it, then `conv`
+    (bias 10, input x·1e-4) needs a larger scale than the shared one has."""
+    rng = np.random.default_rng(RNG_SEED)
+    w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.full(4, 0.5, np.float32), "bs"),
+        numpy_helper.from_array(np.full(4, 10.0, np.float32), "b"),
+        numpy_helper.from_array(np.array(1e-4, np.float32), "k"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "bs"], ["c1"], name="first", pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["x", "k"], ["m"], name="small"),
+        helper.make_node("Conv", ["m", "w", "b"], ["c2"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c1", "c2"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_int32_bias_overflow_on_a_shared_weight_keeps_the_node_float() -> None:
+    model = shared_weight_convs()
     rng = np.random.default_rng(2)
-    data = [{"x": rng.uniform(-1e-4, 1e-4, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
+    data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
+    q, report = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    assert bias_dq_input(q, "first", 2) is not None
+    assert bias_dq_input(q, "conv", 2) is None  # clipping it would have changed the result
+    assert "conv" not in report.quantized_nodes
+    ref, got = run(model, data[0]), run(q, data[0])
+    np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
+
+
+def test_a_dead_weight_channel_does_not_keep_its_conv_float() -> None:
+    # a pruned output channel (weights ~0, as eeg_seizure's conv2 from brainmaze-eeg-models
+    # 0.1.0 has: amax 2e-26) with a bias: at the floor scale 1e-12 its int32 bias overflowed
+    # and the whole Conv stayed float; its weights quantize to 0 at any scale, so its scale is
+    # raised until the bias fits
+    model = conv_with_bias(0.5)
+    w = next(t for t in model.graph.initializer if t.name == "w")
+    dead = numpy_helper.to_array(w).copy()
+    dead[1] = 1e-26
+    dead[3] = 0.0
+    w.CopyFrom(numpy_helper.from_array(dead, "w"))
+    rng = np.random.default_rng(2)
+    data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
+    q, report = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
+    onnx.checker.check_model(q, full_check=True)
+    bias = bias_dq_input(q, "conv", 2)
+    assert bias is not None and bias.dtype == np.int32 and "conv" in report.quantized_nodes
+    ref, got = run(model, data[0]), run(q, data[0])
+    np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.05 * float(np.abs(ref).max()))
+
+
+def test_dead_channel_scale_floor_only_raises_all_zero_channels() -> None:
+    w = np.array([[1.0, -0.5], [1e-20, 0.0], [0.0, 0.0]], np.float32)
+    floor = np.array([1e-3, 1e-3, 1e-3], np.float32)
+    q, scales = quantize_weight(w, 0, bias_floor=floor)
+    assert scales[0] == np.float32(1.0 / 127)  # a live channel keeps amax / 127
+    assert np.all(scales[1:] == floor[1:]) and np.all(q[1:] == 0)
+    assert np.array_equal(quantize_weight(w, 0)[0], q)
+
+
+def test_a_node_kept_float_is_reported_once_and_not_as_quantized(caplog) -> None:
+    model = shared_weight_convs()
+    rng = np.random.default_rng(2)
+    data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
     with caplog.at_level("WARNING", logger="graphopt.quant"):
         _, report = quantize_with_report(
             model, data, "minmax", target="onnxruntime", pipeline=False, accuracy_target=0.5

@@ -5,10 +5,13 @@ tensor; the readers named by the plan (all readers, for the onnxruntime target, 
 kept in float) read the DQ output. Weights: int8, symmetric, per output channel,
 `s_c = max|W_c| / 127`, `q = clip(round(W / s_c), -127, 127)`, stored as an int8 initializer read
 through a DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 with
-`s = s_x · s_c` and zero point 0 (what QLinearConv wants), except:
-- `|b / (s_x · s_c)| > 2³¹ − 1`: clipping would change the result, and a float bias does not
-  help (onnxruntime converts it to the same int32 when it fuses QLinearConv), so the whole
-  node stays float (logged);
+`s = s_x · s_c` and zero point 0 (what QLinearConv wants), where `s_c` is first raised to at
+least `|b_c| / (s_x · 2³⁰)` so that the int32 bias fits (a channel whose weights are tiny next
+to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error), except:
+- `|b / (s_x · s_c)| > 2³¹ − 1` all the same (a weight shared with a node quantized before
+  it): clipping would change the result, and a float bias does not help (onnxruntime
+  converts it to the same int32 when it fuses QLinearConv), so the whole node stays float
+  (logged);
 - a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
   is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
   leaves the Gemm unfused and exact);
@@ -87,17 +90,33 @@ def scale_as(scale: Any, dtype: type) -> np.ndarray:
 
 
 def quantize_weight(
-    w: np.ndarray, axis: int | None, scale_dtype: type = np.float32
+    w: np.ndarray,
+    axis: int | None,
+    scale_dtype: type = np.float32,
+    bias_floor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 weights (per channel on `axis`, or per tensor): (q, scales), scales in
-    `scale_dtype` (float32, or float16 for a float16 weight) and q computed from them."""
+    `scale_dtype` (float32, or float16 for a float16 weight) and q computed from them.
+
+    `bias_floor` (one value per scale, or per tensor its largest): a scale below it is raised
+    to it, so that the int32 bias b / (s_x·s_w) fits (onnxruntime's quantizer does the same:
+    `_adjust_weight_scale_for_int32_bias`). With floor = |b| / (s_x·2³⁰) the raise adds at
+    most K·|x|·s_w/2 ≤ K·255/2³¹·|b| to the channel's output (K inputs per output, |x| ≤
+    255·s_x): under one int8 step of a range ≥ |b| for K < 65000. It applies only where the
+    bias is far larger than what the weights add (pruned or ~1e-26 channels, ~0 inputs)."""
     w64 = w.astype(np.float64)
     if axis is None:
         amax = np.array(np.abs(w64).max(initial=0.0))
     else:
         reduce = tuple(i for i in range(w.ndim) if i != axis)
         amax = np.abs(w64).max(axis=reduce, initial=0.0) if reduce else np.abs(w64)
-    scales = scale_as(np.maximum(amax / 127.0, float(_MIN_SCALE)).astype(np.float32), scale_dtype)
+    scale64 = np.maximum(amax / 127.0, float(_MIN_SCALE))
+    if bias_floor is not None:
+        floor = bias_floor.astype(np.float64)
+        if floor.shape != amax.shape:
+            floor = np.array(floor.max(initial=0.0))
+        scale64 = np.maximum(scale64, floor)
+    scales = scale_as(scale64.astype(np.float32), scale_dtype)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
@@ -266,7 +285,10 @@ def _quantize_constants(
             return f"{what} {problem}"
         if (base, axis) not in weights:
             elem = onnx.TensorProto.FLOAT16 if value.dtype == np.float16 else onnx.TensorProto.FLOAT
-            weights[(base, axis)] = quantize_weight(value, axis, _scale_dtype(elem, opset, what))
+            floor = _bias_floor(graph, node, p, params) if target == "onnxruntime" else None
+            weights[(base, axis)] = quantize_weight(
+                value, axis, _scale_dtype(elem, opset, what), floor
+            )
         w_scales = weights[(base, axis)][1]
     if target != "onnxruntime" or p.bias is None or w_scales is None:
         return None
@@ -279,6 +301,20 @@ def _quantize_constants(
     if bias is not None:
         biases[name] = bias
     return None
+
+
+def _bias_floor(
+    graph: Graph, node: onnx.NodeProto, p: NodePlan, params: dict[str, ActivationQuant]
+) -> np.ndarray | None:
+    """The weight scale at which `node`'s float32 1-D bias b fits int32 with a 2x margin,
+    |b| / (s_x·2³⁰), per output channel; None without such a bias or a known s_x."""
+    x_param = params.get(node.input[0])
+    if p.bias is None or x_param is None or len(node.input) <= p.bias:
+        return None
+    bias = graph.constant(node.input[p.bias])
+    if bias is None or bias.ndim != 1 or bias.dtype != np.float32:
+        return None
+    return np.abs(bias.astype(np.float64)) / (float(x_param.scale) * 2.0**30)
 
 
 def _int32_bias(
