@@ -104,6 +104,12 @@ ZOO: dict[str, WheelMember] = {
         "nudenet/320n.onnx",
         "YOLOv8n detector (Ultralytics export, opset 17, dynamic batch/height/width, SiLU)",
     ),
+    "captcha_crnn": WheelMember(
+        "captcha-whisperer==0.1.0",
+        "captcha_whisperer/models/captcha_crnn.onnx",
+        "CRNN captcha reader (torch 2.14 export, opset 17, 1x3x60x160 BGR 0..255): two "
+        "bidirectional LSTMs unrolled into 80 Gemm/Sigmoid/Tanh steps, 902 nodes",
+    ),
     "silero_vad": WheelMember(
         "silero-vad==6.2.3",
         "silero_vad/data/silero_vad.onnx",
@@ -334,6 +340,8 @@ PREPROCESS: dict[str, dict] = {
     "ppocrv6_det": _PPOCR_NORM | {"size": (640, 640)},
     "ppocrv6_rec": _PPOCR_NORM | {"size": (48, 320)},
     "yolov8_nudenet": {"size": (320, 320), "letterbox": True, "pad_value": 0.0, "scale": 1 / 255},
+    # captcha-whisperer 0.1.0 (preprocess.py): PIL resize to 160x60 (bilinear), BGR, 0..255
+    "captcha_crnn": {"size": (60, 160), "bgr": True},
 }
 
 

@@ -1,8 +1,9 @@
-"""Every built-in pipeline on eleven more real models (`graphopt.realmodels.ZOO`): other
+"""Every built-in pipeline on twelve more real models (`graphopt.realmodels.ZOO`): other
 exporters and layers than the three detectors — text recognizers with dynamic widths, an LSTM,
 squeeze-excitation blocks with channel counts that are no multiple of 4, a table model with an
 attention loop, a batch declared as dim_value -1, a voice detector whose network sits in If
-branches, paddle2onnx's Identity chains (PP-OCRv6), a YOLOv8 with every dim dynamic. Each output must pass the full ONNX check and give the original's outputs on real
+branches, paddle2onnx's Identity chains (PP-OCRv6), a YOLOv8 with every dim dynamic, a torch 2.14
+CRNN whose LSTMs are unrolled into Gemm steps. Each output must pass the full ONNX check and give the original's outputs on real
 photographs preprocessed as the model's package does (the voice detector: `vad_inputs`).
 
 Found by running them first: an ort-cpu output onnxruntime could not run (ppocr_cls), a
