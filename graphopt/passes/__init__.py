@@ -20,6 +20,7 @@ BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.constants",
     "graphopt.passes.constant_folding",
     "graphopt.passes.shape_simplify",
+    "graphopt.passes.rnn_state",
     "graphopt.passes.noop",
     "graphopt.passes.layout",
     "graphopt.passes.focus",

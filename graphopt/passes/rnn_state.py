@@ -1,0 +1,75 @@
+"""Zero initial states of RNN / GRU / LSTM become absent inputs (their default is zero).
+
+PyTorch exports `nn.LSTM` / `nn.GRU` called without `h0` as a state computed at run time:
+`ConstantOfShape(Concat(dirs, Unsqueeze(Gather(Shape(x), 1)), hidden))` and a `Slice` per
+layer, 5-7 nodes a model that shape simplification cannot fold while the batch is dynamic.
+ONNX defines an absent `initial_h` / `initial_c` as zeros, so such a state can simply be left
+out, and dead-code elimination removes the subgraph that made it.
+
+What it does not do: drop a state that is not provably zero (a graph input, a value computed
+by arithmetic), or look into com.microsoft's quantized LSTMs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from graphopt.ir import Graph
+from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+from graphopt.passes.constant_folding import is_default_domain
+
+# input index of initial_h (all three) and initial_c (LSTM)
+_STATE_INPUTS = {"RNN": (5,), "GRU": (5,), "LSTM": (5, 6)}
+# ops whose output is all zeros when their data input (input 0) is: they only move, copy,
+# select or convert its elements
+_KEEP_ZERO = frozenset(
+    {"Reshape", "Slice", "Expand", "Unsqueeze", "Squeeze", "Transpose", "Identity", "Cast"}
+    | {"Flatten", "Tile", "Gather"}
+)
+_MAX_DEPTH = 8
+
+
+def is_all_zero(graph: Graph, tensor: str, depth: int = 0) -> bool:
+    """True when `tensor` is provably all zeros: a constant without a nonzero (or NaN)
+    element, a `ConstantOfShape` of 0, or a shape/copy op (`_KEEP_ZERO`) of such a tensor."""
+    value = graph.constant(tensor)
+    if value is not None:
+        return value.dtype.kind in "fiub" and not np.any(value)
+    node = graph.producer_node(tensor)
+    if node is None or not is_default_domain(node) or depth >= _MAX_DEPTH:
+        return False
+    if node.op_type == "ConstantOfShape":
+        fill = graph.attr(node, "value")
+        return fill is None or not np.any(onnx.numpy_helper.to_array(fill))
+    if node.op_type in _KEEP_ZERO and node.input and node.input[0]:
+        return is_all_zero(graph, node.input[0], depth + 1)
+    return False
+
+
+@register_pass
+@dataclass
+class DropZeroRnnStates(Pass):
+    """Leave out an RNN / GRU / LSTM initial state that is all zeros.
+
+    LSTM(x, W, R, B, seq, h₀, c₀) with h₀ ≡ 0  ⇒  LSTM(x, W, R, B, seq, "", c₀)
+    (likewise c₀ ≡ 0, and h₀ of RNN and GRU): ONNX's default initial state is 0.
+    """
+
+    name = "drop-zero-rnn-states"
+    opt_level = 1
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        dropped = 0
+        for node in list(graph.nodes.values()):
+            indices = _STATE_INPUTS.get(node.op_type)
+            if indices is None or not is_default_domain(node):
+                continue
+            for i in indices:
+                if i < len(node.input) and node.input[i] and is_all_zero(graph, node.input[i]):
+                    ctx.note(self.name, node.name, "applied", f"input {i} {node.input[i]!r} is 0")
+                    graph.set_input(node, i, "")
+                    dropped += 1
+        return PassResult(dropped > 0, {"dropped": dropped})
