@@ -206,3 +206,57 @@ def test_a_batch_declared_as_dim_value_minus_1_stays_dynamic():
     for batch in (1, 3):
         x = np.random.default_rng(batch).standard_normal((batch, 4, 3, 5)).astype(F32)
         assert_same_outputs(model, out, {"x": x})
+
+
+# torch's `x.view(x.size(0), -1)`-style targets with one dim read at run time (ddddocr
+# 1.4.11's common_old.onnx: Concat(Unsqueeze(Mul(Gather(s, 0), Gather(s, 1))), [1024]);
+# captcha-whisperer's CRNN: Concat([20], Unsqueeze(Gather(s, 1)), [512]))
+ONE_UNKNOWN = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, M, 3, 5] x) => (float[Y, 15] y) {
+  r = Relu (x)
+  s = Shape (r)
+  i0 = Constant <value = int64 {0}> ()
+  i1 = Constant <value = int64 {1}> ()
+  d0 = Gather <axis = 0> (s, i0)
+  d1 = Gather <axis = 0> (s, i1)
+  rows = Mul (d0, d1)
+  ax = Constant <value = int64[1] {0}> ()
+  u = Unsqueeze (rows, ax)
+  cols = Constant <value = int64[1] {TAIL}> ()
+  target = Concat <axis = 0> (u, cols)
+  y = Reshape (r, target)
+}
+"""
+
+
+def test_a_target_with_one_runtime_dim_becomes_a_constant_with_minus_1():
+    model = onnx.parser.parse_model(ONE_UNKNOWN.replace("TAIL", "15"))
+    out = run(model, *PIPELINE)
+    assert ops(out) == ["Relu", "Reshape"]
+    np.testing.assert_array_equal(initializer(out, out.graph.node[1].input[1]), [-1, 15])
+    for n, m in ((1, 1), (2, 3)):
+        x = np.random.default_rng(n).standard_normal((n, m, 3, 5)).astype(F32)
+        assert_same_outputs(model, out, {"x": x})
+
+
+def test_a_target_with_a_zero_or_two_runtime_dims_keeps_its_subgraph():
+    # 0 copies a dim of x: left alone (as is -1 next to the runtime dim)
+    for size, tail in (("2", "0, 15"), ("1", "-1")):
+        text = ONE_UNKNOWN.replace("[1] {TAIL}", f"[{size}] {{{tail}}}").replace(", 15] y", "] y")
+        model = onnx.parser.parse_model(text)
+        out = run(model, *PIPELINE)
+        assert "Concat" in ops(out), tail
+    two = ONE_UNKNOWN.replace("TAIL", "15").replace("(u, cols)", "(u, u, cols)")
+    out = run(onnx.parser.parse_model(two), *PIPELINE)
+    assert "Concat" in ops(out)
+
+
+def test_a_wrongly_declared_output_shape_is_not_read():
+    # ddddocr 1.6.1's OCR declares its rank-3 output as [1, seqlen]: the target comes from the
+    # nodes, so the output keeps the shape the original computes
+    text = ONE_UNKNOWN.replace("TAIL", "15").replace("float[Y, 15] y", "float[1, Y] y")
+    model = onnx.parser.parse_model(text)
+    out = graphopt.optimize(model)
+    x = np.random.default_rng(0).standard_normal((2, 3, 3, 5)).astype(F32)
+    assert_same_outputs(model, out, {"x": x})

@@ -6,6 +6,10 @@ subgraph folds away (this pass runs the constant folder from what it creates). D
 dynamic are left alone: `Gather(Shape(x), 0)` with a symbolic batch stays, while
 `Gather(Shape(x), 1)` of a static channel count becomes a constant.
 
+A Reshape whose target is `Concat` of positive constants and one dim computed at run time
+(`Concat(Unsqueeze(Gather(Shape(x), 0)), [512])`, dynamic batch) gets the constant target
+with -1 there: the element count fixes that dim.
+
 What it does not do: symbolic arithmetic on dynamic dims (e.g. proving `N*C/C == N`).
 """
 
@@ -88,6 +92,7 @@ class SimplifyShapeSubgraphs(Pass):
 
     Shape(x)[start:end] with those dims static                 ⇒  constant
     Gather(Shape(x), c) / Slice(Shape(x), …) picking static dims  ⇒  constant
+    Reshape(x, Concat(c₁ … d … cₖ)), cᵢ > 0 constant, d one dim   ⇒  Reshape(x, [c₁ … -1 … cₖ])
     then constant folding from the new constants (Unsqueeze, Concat, Cast, arithmetic, ...).
     """
 
@@ -105,7 +110,7 @@ class SimplifyShapeSubgraphs(Pass):
             return PassResult(False, {"replaced": 0, "folded": 0})
         if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False, {"replaced": 0, "folded": 0})
-        replaced = 0
+        replaced = self._constant_reshape_targets(graph, ctx)
         seeds: list[onnx.NodeProto] = []
         for node in readers:
             if node.name not in graph.nodes or not node.output or not node.output[0]:
@@ -132,3 +137,85 @@ class SimplifyShapeSubgraphs(Pass):
         return PassResult(
             replaced + folder.folded > 0, {"replaced": replaced, "folded": folder.folded}
         )
+
+    def _constant_reshape_targets(self, graph: Graph, ctx: PassContext) -> int:
+        """Reshape(x, Concat(c₁, …, d, …, cₖ)) with every cᵢ constant and > 0 and d one
+        element computed at run time ⇒ Reshape(x, [c₁, …, -1, …, cₖ]): numel(x) fixes d.
+        (Exact whatever d is where the original runs: 0 copies x's dim, whose size the
+        element count gives too.) Read from the target's nodes, never from declared shapes,
+        which exporters get wrong (ddddocr's OCR declares a rank-3 output as rank 2)."""
+        replaced = 0
+        for node in list(graph.nodes.values()):
+            if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
+                continue
+            target = _one_unknown_target(graph, node.input[1])
+            if target is None:
+                continue
+            shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
+            graph.set_input(node, 1, shape_name)
+            ctx.note(self.name, node.name, "applied", f"target {target.tolist()}")
+            replaced += 1
+        return replaced
+
+
+def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
+    """[c₁, …, -1, …, cₖ] when `tensor` is Concat(axis 0) of 1-D constants > 0 and exactly
+    one one-element piece computed at run time (`_one_element`); None otherwise."""
+    concat = graph.producer_node(tensor)
+    if concat is None or concat.op_type != "Concat" or not is_default_domain(concat):
+        return None
+    if graph.attr(concat, "axis") not in (0, -1):
+        return None
+    parts: list[int] = []
+    unknown = 0
+    for piece in concat.input:
+        value = graph.constant(piece)
+        if value is None:
+            if not _one_element(graph, piece):
+                return None
+            unknown += 1
+            parts.append(-1)
+        elif value.ndim != 1 or value.dtype != np.int64 or np.any(value <= 0):
+            return None
+        else:
+            parts.extend(int(v) for v in value)
+    return np.array(parts, dtype=np.int64) if unknown == 1 else None
+
+
+def _one_element(graph: Graph, tensor: str) -> bool:
+    """`tensor` is Unsqueeze(s, [0]) of a scalar s (`_is_scalar`): one element, by its nodes."""
+    node = graph.producer_node(tensor)
+    if node is None or node.op_type != "Unsqueeze" or not is_default_domain(node):
+        return False
+    axes = graph.constant(node.input[1]) if len(node.input) > 1 else graph.attr(node, "axes")
+    return (
+        axes is not None
+        and np.asarray(axes).reshape(-1).tolist() in ([0], [-1])
+        and (_is_scalar(graph, node.input[0], 0))
+    )
+
+
+def _is_scalar(graph: Graph, tensor: str, depth: int) -> bool:
+    """A 0-d tensor, by its nodes: a 0-d constant, Gather(Shape(x), 0-d constant), or a
+    Cast/Neg or Add/Sub/Mul/Div of such (what exporters compute target dims with)."""
+    value = graph.constant(tensor)
+    if value is not None:
+        return value.ndim == 0
+    node = graph.producer_node(tensor)
+    if node is None or not is_default_domain(node) or depth > 8:
+        return False
+    if node.op_type == "Gather":
+        index = graph.constant(node.input[1])
+        source = graph.producer_node(node.input[0])
+        return (
+            index is not None
+            and index.ndim == 0
+            and source is not None
+            and source.op_type == "Shape"
+            and is_default_domain(source)
+        )
+    if node.op_type in ("Cast", "Neg"):
+        return _is_scalar(graph, node.input[0], depth + 1)
+    if node.op_type in ("Add", "Sub", "Mul", "Div"):
+        return all(_is_scalar(graph, i, depth + 1) for i in node.input)
+    return False
