@@ -260,3 +260,32 @@ def test_a_wrongly_declared_output_shape_is_not_read():
     out = graphopt.optimize(model)
     x = np.random.default_rng(0).standard_normal((2, 3, 3, 5)).astype(F32)
     assert_same_outputs(model, out, {"x": x})
+
+
+def test_default_pipeline_reaches_its_fixed_point_when_a_shape_dim_feeds_a_fold():
+    # LORE's table-structure transformer (lineless_table_rec 0.0.3) divides by n - 1, n read
+    # from a static dim through Shape: once that folds, Div(Mul(x, a), n - 1) is a constant
+    # scale (merge-mul-div); it used to take a second run of the pipeline to see it
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 6] x) => (float[N, 6] y) {
+          s = Shape (x)
+          last = Constant <value = int64[1] {-1}> ()
+          d = Gather <axis = 0> (s, last)
+          n = ReduceProd <keepdims = 0> (d)
+          nf = Cast <to = 1> (n)
+          one = Constant <value = float {1.0}> ()
+          m = Sub (nf, one)
+          a = Constant <value = float {3.0}> ()
+          t = Mul (x, a)
+          y = Div (t, m)
+        }
+        """
+    )
+    for pipeline in ("default", "tensorrt", "ort-fusions"):
+        out = graphopt.optimize(model, pipeline)
+        assert ops(out) == ["Mul"], pipeline
+        assert len(graphopt.optimize(out, pipeline).graph.node) == len(out.graph.node)
+    x = np.random.default_rng(0).standard_normal((2, 6)).astype(F32)
+    assert_same_outputs(model, out, {"x": x})
