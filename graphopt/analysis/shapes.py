@@ -56,6 +56,8 @@ class ShapeFacts:
 
     dtypes: dict[str, int] = field(default_factory=dict)
     shapes: dict[str, Shape | None] = field(default_factory=dict)
+    # tensors that were constants (initializers, Constant nodes) when these facts were inferred
+    constants: set[str] = field(default_factory=set)
     # Value infos not read yet, per tensor (in the order `record` would have taken them):
     # decoding every one costs more than inference itself, and passes ask about few tensors.
     _pending: dict[str, list[onnx.ValueInfoProto]] = field(default_factory=dict, repr=False)
@@ -124,6 +126,7 @@ class ShapeFacts:
         """Facts of a constant: its dtype and dims."""
         self.dtypes[name] = t.data_type
         self.shapes[name] = tuple(t.dims)
+        self.constants.add(name)
 
 
 def _known_count(shape: Shape) -> int:
@@ -152,13 +155,31 @@ def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) 
 
 
 def _covers(facts: ShapeFacts, graph: Graph) -> bool:
-    """True when `facts` knows every tensor the graph defines now (inputs, constants, outputs)."""
+    """True when `facts` knows every tensor the graph defines now (inputs, constants, outputs)
+    and no constant that is new since then feeds a node whose output shape they leave open: a
+    tensor folded into a constant of the same name keeps its value, but what it feeds (a
+    Reshape's output) may infer now, and reusing the facts would take another run of the
+    pipeline to see it."""
     knows = facts.knows
     return (
         all(knows(name) for name in graph.producer)
         and all(knows(name) for name in graph.initializers)
         and all(knows(name) for name in graph.graph_inputs)
+        and not any(_opens(facts, graph, name) for name in graph.initializers)
     )
+
+
+def _opens(facts: ShapeFacts, graph: Graph, name: str) -> bool:
+    """`name` became a constant after `facts` were inferred and they leave a reader's output
+    rank or a dim unknown (a symbolic dim stays symbolic: no reason to infer again)."""
+    if name in facts.constants or graph.is_graph_input(name):
+        return False
+    for node in graph.consumer_nodes(name):
+        for out in node.output:
+            dims = facts.shape(out) if out else ()
+            if dims is None or any(d is None for d in dims):
+                return True
+    return False
 
 
 def _is_small(t: onnx.TensorProto) -> bool:
