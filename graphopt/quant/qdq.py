@@ -8,10 +8,10 @@ through a DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntim
 `s = s_x · s_c` and zero point 0 (what QLinearConv wants), where `s_c` is first raised to at
 least `|b_c| / (s_x · 2³⁰)` so that the int32 bias fits (a channel whose weights are tiny next
 to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error), except:
-- `|b / (s_x · s_c)| > 2³¹ − 1` all the same (a weight shared with a node quantized before
-  it): clipping would change the result, and a float bias does not help (onnxruntime
-  converts it to the same int32 when it fuses QLinearConv), so the whole node stays float
-  (logged);
+- `|b / (s_x · s_c)| > 2³¹ − 1` all the same (a weight another node reads too is not
+  raised: the bound holds only for the node whose bias raises it): clipping would change
+  the result, and a float bias does not help (onnxruntime converts it to the same int32
+  when it fuses QLinearConv), so the whole node stays float (logged);
 - a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
   is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
   leaves the Gemm unfused and exact);
@@ -285,7 +285,14 @@ def _quantize_constants(
             return f"{what} {problem}"
         if (base, axis) not in weights:
             elem = onnx.TensorProto.FLOAT16 if value.dtype == np.float16 else onnx.TensorProto.FLOAT
-            floor = _bias_floor(graph, node, p, params) if target == "onnxruntime" else None
+            # the floor bounds the error of this node only: a weight another node reads too
+            # keeps amax / 127 (then a bias that overflows keeps its node float)
+            only_reader = all(n.name == name for n in graph.consumer_nodes(base))
+            floor = (
+                _bias_floor(graph, node, p, params)
+                if target == "onnxruntime" and only_reader
+                else None
+            )
             weights[(base, axis)] = quantize_weight(
                 value, axis, _scale_dtype(elem, opset, what), floor
             )
