@@ -527,3 +527,46 @@ def test_a_fold_whose_weight_would_overflow_is_refused(dtype, w, gamma):
     assert "would not be finite" in explained(report, "fold-batchnorm-conv", "refused")[0]
     tiny = {"x": np.full((1, 2, 3, 3), 1e-30 if dtype == np.float32 else 1e-4, np.float32)}
     assert_same_outputs(model, out, tiny)
+
+
+@pytest.mark.parametrize("c_shape", [(6,), (1, 6), (), (1, 1)])
+@pytest.mark.parametrize("bias_first", [False, True])
+def test_matmul_add_becomes_gemm(c_shape, bias_first):
+    """A classifier head exported as MatMul + Add (rapid_table_det's PP-LCNet: onnxsim 72 nodes,
+    we had 73): one Gemm, C broadcasting as the Add did."""
+    add = "Add(c, y)" if bias_first else "Add(y, c)"
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[3,5] a) => (float[3,6] z) {{
+          y = MatMul(a, W)
+          z = {add}
+        }}""",
+        {"W": rand(5, 6), "c": rand(*c_shape)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Gemm"]
+    assert explained(report, "fuse-matmul-add-into-gemm", "applied") == [""]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "c_shape", "why"),
+    [
+        ("2,3,5", (6,), "rank: a has rank 3, the rule needs 2"),
+        ("3,5", (3, 6), "gemm_bias: c of shape [3, 6] is not [6], [1, 6] or one element"),
+        ("3,5", (3, 1), "gemm_bias: c of shape [3, 1] is not [6], [1, 6] or one element"),
+    ],
+)
+def test_matmul_add_that_gemm_cannot_hold_stays(a_shape, c_shape, why):
+    out_shape = "2,3,6" if a_shape.count(",") == 2 else "3,6"
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[{a_shape}] a) => (float[{out_shape}] z) {{
+          y = MatMul(a, W)
+          z = Add(y, c)
+        }}""",
+        {"W": rand(5, 6), "c": rand(*c_shape)},
+    )
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["MatMul", "Add"]
+    assert explained(report, "fuse-matmul-add-into-gemm", "refused") == [why]

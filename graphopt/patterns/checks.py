@@ -220,6 +220,23 @@ def _ort_probe(what: str) -> bool:
     return True
 
 
+@check("gemm_bias")
+def gemm_bias(m: Match, w: Var, c: Var) -> str | None:
+    """Constant `w` is a [K, N] matrix and constant `c` is [N], [1, N] or one element: Gemm's C
+    then broadcasts to MatMul's [M, N] result as Add did, whatever M is."""
+    weight, bias = m.value(w.name), m.value(c.name)
+    if weight is None or bias is None:
+        return f"{w.name} and {c.name} must be constants"
+    if weight.ndim != 2:
+        return f"{w.name} has rank {weight.ndim}, not 2"
+    n = weight.shape[1]
+    if bias.size == 1 and bias.ndim <= 2:
+        return None
+    if bias.shape in ((n,), (1, n)):
+        return None
+    return f"{c.name} of shape {list(bias.shape)} is not [{n}], [1, {n}] or one element"
+
+
 @check("no_broadcast")
 def no_broadcast(m: Match, *vars: Var) -> str | None:
     """Each named constant has no more dimensions than the other inputs of the matched node
