@@ -16,7 +16,7 @@ import onnx
 
 from graphopt.errors import PipelineError
 from graphopt.ir import Graph, load
-from graphopt.ir.model_io import ModelLike
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.passes.base import CONTEXT_OPTIONS, PassContext, all_passes
 from graphopt.pipeline import (
     DumpInstrument,
@@ -49,7 +49,9 @@ def optimize(
 
     The result is numerically equivalent to the input, keeps every graph input and output name,
     dtype and shape (inputs: but for `input_shapes`), and passes
-    `onnx.checker.check_model(full_check=True)`.
+    `onnx.checker.check_model(full_check=True)`. An IR < 4 model, which lists every weight as a
+    graph input, comes back at IR 4 with its weights as weights, not inputs (as onnxruntime,
+    which refuses to feed them, and TensorRT take them).
     """
     return optimize_with_report(model, pipeline, **options)[0]
 
@@ -61,6 +63,8 @@ def optimize_with_report(
     start = time.perf_counter()
     input_shapes = options.pop("input_shapes", None)
     loaded = load(model, check_nodes=False)
+    if 0 < loaded.model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
+        weights_as_constants(loaded.model)  # else nothing with a weight could fold (IR 3 zoo)
     declared = fix_input_shapes(loaded.model, input_shapes) if input_shapes else {}
     # checks the nodes while indexing them
     graph = Graph(loaded.model, check_as=loaded.where or "the given LoadedModel")

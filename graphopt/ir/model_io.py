@@ -9,6 +9,7 @@ external data, are written with external data beside them.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
@@ -27,6 +28,11 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
 
 from graphopt.errors import LoadError, SaveError
 from graphopt.ir.nodes import subgraphs
+
+log = logging.getLogger("graphopt.ir")
+
+# From IR 4 on, an initializer need not be a graph input; below it every one must be.
+IR_NEEDS_INPUTS_FOR_INITIALIZERS = 4
 
 TWO_GIB = 2**31
 _MODEL_GRAPH = 7  # field numbers in onnx.proto: ModelProto.graph, GraphProto.node/.initializer
@@ -443,3 +449,32 @@ def _over_two_gib(model: onnx.ModelProto) -> bool:
         return model.ByteSize() >= TWO_GIB
     except EncodeError:  # protobuf cannot even size messages over 2 GiB
         return True
+
+
+def weights_as_constants(model: onnx.ModelProto) -> None:
+    """An IR < 4 model (its initializers must also be graph inputs) in place at the IR version
+    its opsets need (at least 4), its initializers no longer listed as inputs: weights, as
+    onnxruntime (which refuses to feed them at IR < 4) and TensorRT take them. Passes and
+    quantization can then fold and scale them and add initializers of their own, which IR < 4
+    would need as inputs too (onnx.checker refuses them otherwise). The model's other inputs
+    and outputs are kept; a warning names the inputs that went (IR < 4 lets a runtime feed
+    them)."""
+    initializers = {t.name for t in model.graph.initializer}
+    kept = [vi for vi in model.graph.input if vi.name not in initializers]
+    dropped = [vi.name for vi in model.graph.input if vi.name in initializers]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+    ir = max(
+        onnx.helper.find_min_ir_version_for(list(model.opset_import), True),
+        IR_NEEDS_INPUTS_FOR_INITIALIZERS,
+    )
+    if dropped:
+        log.warning(
+            "IR %d model raised to IR %d: its %d weights (%s%s) are constants now, not inputs",
+            model.ir_version,
+            ir,
+            len(dropped),
+            ", ".join(dropped[:3]),
+            ", ..." if len(dropped) > 3 else "",
+        )
+    model.ir_version = ir

@@ -23,6 +23,7 @@ import onnx
 
 from graphopt.errors import BackendError
 from graphopt.ir import Graph
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.nodes import is_default_domain
 from graphopt.passes._folding_ops import NONDETERMINISTIC, evaluate, output_elements_bound
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
@@ -36,9 +37,6 @@ NEVER_FOLD = NONDETERMINISTIC | {
     "DequantizeLinear",
     "DynamicQuantizeLinear",
 }
-
-
-IR_NEEDS_INPUTS_FOR_INITIALIZERS = 4
 
 
 def initializers_allowed(graph: Graph, ctx: PassContext, rule: str) -> bool:

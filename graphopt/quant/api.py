@@ -21,8 +21,7 @@ import onnx
 
 from graphopt.errors import PipelineError, QuantizeError
 from graphopt.ir import Graph, load_model
-from graphopt.ir.model_io import ModelLike
-from graphopt.passes.constant_folding import IR_NEEDS_INPUTS_FOR_INITIALIZERS
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
@@ -371,33 +370,6 @@ def _is_quantized_op(node: onnx.NodeProto) -> bool:
     return node.domain == "com.microsoft" and (
         node.op_type.startswith(("QLinear", "DynamicQuantize", "Quantize", "Dequantize"))
     )
-
-
-def weights_as_constants(model: onnx.ModelProto) -> None:
-    """An IR < 4 model (its initializers must also be graph inputs) in place at the IR version
-    its opsets need (at least 4), its initializers no longer listed as inputs: quantization
-    scales its weights and adds initializers of its own, which IR < 4 would need as inputs too
-    (onnx.checker refuses them otherwise). The model's other inputs and outputs are kept; a
-    caller that fed an initializer as an input (IR < 4 allows it) gets a warning naming it."""
-    initializers = {t.name for t in model.graph.initializer}
-    kept = [vi for vi in model.graph.input if vi.name not in initializers]
-    dropped = [vi.name for vi in model.graph.input if vi.name in initializers]
-    del model.graph.input[:]
-    model.graph.input.extend(kept)
-    ir = max(
-        onnx.helper.find_min_ir_version_for(list(model.opset_import), True),
-        IR_NEEDS_INPUTS_FOR_INITIALIZERS,
-    )
-    if dropped:
-        log.warning(
-            "IR %d model raised to IR %d: its %d weights (%s%s) are constants now, not inputs",
-            model.ir_version,
-            ir,
-            len(dropped),
-            ", ".join(dropped[:3]),
-            ", ..." if len(dropped) > 3 else "",
-        )
-    model.ir_version = ir
 
 
 def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
