@@ -203,28 +203,35 @@ def test_int32_bias_overflow_raises_the_weight_scale() -> None:
     np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
 
 
-def shared_weight_convs() -> onnx.ModelProto:
-    """Two Convs reading one weight: `first` (bias 0.5, input x) quantizes it, then `conv`
-    (bias 10, input x·1e-4) needs a larger scale than the shared one has."""
+def shared_weight_convs(k: float = 1e-4, large_bias_first: bool = False) -> onnx.ModelProto:
+    """Two Convs reading one weight `w`: `first` (bias 0.5, input x) and `conv` (bias 10, input
+    x·k), which needs a larger scale than `first` gives the weight; quantized in graph order,
+    `conv` first when `large_bias_first`. Outputs: y = c1 + c2, or c1 and c2 when
+    `large_bias_first` (so `first`'s output is seen alone)."""
     rng = np.random.default_rng(RNG_SEED)
     w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
     inits = [
         numpy_helper.from_array(w, "w"),
         numpy_helper.from_array(np.full(4, 0.5, np.float32), "bs"),
         numpy_helper.from_array(np.full(4, 10.0, np.float32), "b"),
-        numpy_helper.from_array(np.array(1e-4, np.float32), "k"),
+        numpy_helper.from_array(np.array(k, np.float32), "k"),
     ]
-    nodes = [
-        helper.make_node("Conv", ["x", "w", "bs"], ["c1"], name="first", pads=[1, 1, 1, 1]),
+    first = helper.make_node("Conv", ["x", "w", "bs"], ["c1"], name="first", pads=[1, 1, 1, 1])
+    small = [
         helper.make_node("Mul", ["x", "k"], ["m"], name="small"),
         helper.make_node("Conv", ["m", "w", "b"], ["c2"], name="conv", pads=[1, 1, 1, 1]),
-        helper.make_node("Add", ["c1", "c2"], ["y"], name="add"),
     ]
+    if large_bias_first:
+        nodes = [*small, first]
+        outputs = ["c1", "c2"]
+    else:
+        nodes = [first, *small, helper.make_node("Add", ["c1", "c2"], ["y"], name="add")]
+        outputs = ["y"]
     graph = helper.make_graph(
         nodes,
         "shared",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 8, 8]) for n in outputs],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -244,38 +251,19 @@ def test_int32_bias_overflow_on_a_shared_weight_keeps_the_node_float() -> None:
 
 
 def test_a_raised_scale_does_not_coarsen_a_weight_another_node_reads() -> None:
-    # `tiny` (input x·1e-6, bias 10) comes first: its bias floor 10 / (s_x·2³⁰) ≈ 1.2 would
-    # set the shared weight's scale (|w| ≲ 1) and `normal` (input x, bias 0.5) would read
+    # `conv` (input x·1e-6, bias 10) comes first: its bias floor 10 / (s_x·2³⁰) ≈ 1.2 would
+    # set the shared weight's scale (|w| ≲ 1) and `first` (input x, bias 0.5) would read
     # weights rounded to 0 / ±1.2: its output off by 2.2 on a range of 3.7 (the floor's error
     # bound holds for the node whose bias sets it, not for the other readers)
+    model = shared_weight_convs(k=1e-6, large_bias_first=True)
     rng = np.random.default_rng(RNG_SEED)
-    w = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
-    inits = [
-        numpy_helper.from_array(w, "w"),
-        numpy_helper.from_array(np.full(4, 10.0, np.float32), "b"),
-        numpy_helper.from_array(np.full(4, 0.5, np.float32), "bs"),
-        numpy_helper.from_array(np.array(1e-6, np.float32), "k"),
-    ]
-    nodes = [
-        helper.make_node("Mul", ["x", "k"], ["m"], name="small"),
-        helper.make_node("Conv", ["m", "w", "b"], ["c2"], name="tiny", pads=[1, 1, 1, 1]),
-        helper.make_node("Conv", ["x", "w", "bs"], ["c1"], name="normal", pads=[1, 1, 1, 1]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "shared",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 8, 8]) for n in ("c1", "c2")],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
     q, report = quantize_with_report(
         model, data, "minmax", target="onnxruntime", pipeline=False, accuracy_target=None
     )
     onnx.checker.check_model(q, full_check=True)
-    assert "normal" in report.quantized_nodes
-    ref, got = run(model, data[0]), run(q, data[0])  # c1: normal's output
+    assert "first" in report.quantized_nodes
+    ref, got = run(model, data[0]), run(q, data[0])  # c1: first's output
     np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
 
 
