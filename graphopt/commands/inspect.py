@@ -151,19 +151,14 @@ def _tensor(name: str, facts: Any) -> dict[str, Any]:
 
 def _bodies_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
     """What the If/Loop/Scan bodies hold, nested ones included (None when there are none)."""
-    from graphopt.ir import subgraphs
+    from graphopt.ir.nodes import nested_bodies
 
-    pending = [sub for node in model.graph.node for sub in subgraphs(node)]
-    if not pending:
+    bodies = list(nested_bodies(model.graph))
+    if not bodies:
         return None
-    graphs, initializers, nodes = 0, [], []
-    while pending:
-        body = pending.pop()
-        graphs += 1
-        initializers.extend(body.initializer)
-        for node in body.node:
-            nodes.append(node)
-            pending.extend(subgraphs(node))
+    graphs = len(bodies)
+    initializers = [t for body in bodies for t in body.initializer]
+    nodes = [node for body in bodies for node in body.node]
     params, param_bytes = _parameters(initializers, nodes)
     ops = Counter(_op_name(n) for n in nodes)
     return {

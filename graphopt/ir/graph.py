@@ -27,7 +27,7 @@ from onnx import numpy_helper
 
 from graphopt.errors import LoadError
 from graphopt.ir.model_io import undefined_input_error, undefined_output_error
-from graphopt.ir.nodes import attribute_value, subgraphs
+from graphopt.ir.nodes import attribute_value, nested_bodies, subgraphs
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -70,24 +70,20 @@ def outer_references(graph: onnx.GraphProto) -> set[str]:
 def scope_names(graph: onnx.GraphProto) -> set[str]:
     """Every tensor name a (sub)graph defines, its nested bodies included: inputs, initializers,
     node outputs and outputs."""
-    names = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    names.update(o.name for o in graph.output)
-    for node in graph.node:
-        names.update(node.output[:])
-        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
-            for sub in subgraphs(node):
-                names |= scope_names(sub)
+    names: set[str] = set()
+    for g in itertools.chain((graph,), nested_bodies(graph)):
+        names.update(i.name for i in g.input)
+        names.update(t.name for t in g.initializer)
+        names.update(o.name for o in g.output)
+        for node in g.node:
+            names.update(node.output[:])
     names.discard("")
     return names
 
 
 def node_count(graph: onnx.GraphProto) -> int:
     """Nodes of a graph, those of its If/Loop/Scan bodies (recursively) included."""
-    count = len(graph.node)
-    for node in graph.node:
-        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
-            count += sum(node_count(sub) for sub in subgraphs(node))
-    return count
+    return len(graph.node) + sum(len(body.node) for body in nested_bodies(graph))
 
 
 def _rename_in_subgraph(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -323,8 +319,8 @@ class Graph:
         return [self.nodes[name] for name in self._owners]
 
     def has_subgraphs(self, node: NodeProto) -> bool:
-        if node.name in self._implicit:
-            return True
+        if self.nodes.get(node.name) is node:  # indexed: `_register` looked already
+            return node.name in self._owners
         if node.op_type not in _CONTROL_FLOW and node.domain in _DEFAULT_DOMAINS:
             return False  # no other standard op carries a graph attribute
         for a in node.attribute:

@@ -27,7 +27,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
     UnknownFieldSet = None  # type: ignore[assignment,misc]
 
 from graphopt.errors import LoadError, SaveError
-from graphopt.ir.nodes import subgraphs
+from graphopt.ir.nodes import nested_bodies
 
 log = logging.getLogger("graphopt.ir")
 
@@ -300,9 +300,8 @@ _TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint6
 
 def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     yield from graph.initializer
-    for node in graph.node:
-        for sub in subgraphs(node):
-            yield from _initializers_everywhere(sub)
+    for body in nested_bodies(graph):
+        yield from body.initializer
 
 
 def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:

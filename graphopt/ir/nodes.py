@@ -55,3 +55,11 @@ def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
             yield attr.g
         elif attr.type == onnx.AttributeProto.GRAPHS:
             yield from attr.graphs
+
+
+def nested_bodies(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """Every If/Loop/Scan body inside `graph`, nested ones included (each before its own)."""
+    for node in graph.node:
+        for sub in subgraphs(node):
+            yield sub
+            yield from nested_bodies(sub)

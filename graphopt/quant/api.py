@@ -295,15 +295,11 @@ def quantize_with_report(
 
 def _nothing_to_quantize(model: onnx.ModelProto) -> str:
     """Why quantizing `model` would change nothing, naming compute ops its bodies hold."""
-    from graphopt.ir import subgraphs
+    from graphopt.ir.nodes import nested_bodies
 
-    inside = 0
-    pending = [sub for node in model.graph.node for sub in subgraphs(node)]
-    while pending:
-        body = pending.pop()
-        for node in body.node:
-            inside += node.op_type in COMPUTE_OPS
-            pending.extend(subgraphs(node))
+    inside = sum(
+        node.op_type in COMPUTE_OPS for body in nested_bodies(model.graph) for node in body.node
+    )
     here = sum(node.op_type in COMPUTE_OPS for node in model.graph.node)
     if here:  # e.g. behind an op shape inference does not know: its input type is unknown
         return (
