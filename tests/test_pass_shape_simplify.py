@@ -289,3 +289,46 @@ def test_default_pipeline_reaches_its_fixed_point_when_a_shape_dim_feeds_a_fold(
         assert len(graphopt.optimize(out, pipeline).graph.node) == len(out.graph.node)
     x = np.random.default_rng(0).standard_normal((2, 6)).astype(F32)
     assert_same_outputs(model, out, {"x": x})
+
+
+# torch dynamo's `x.view(S, 1, 3, 192)` (khmersm 1.4.2's transformer): the runtime dim is read
+# as a one-element piece of the shape, Shape(x) with start/end, Slice(Shape(x)) or a Gather
+# with a one-element 1-D index, with no Unsqueeze between it and the Concat
+SLICED_DIM = """
+<ir_version: 8, opset_import: ["" : 15]>
+g (float[2, S, 6] x) => (float[S, 2, 2, 3] y) {
+  r = Relu (x)
+  READ
+  tail = Constant <value = int64[3] {2, 2, 3}> ()
+  target = Concat <axis = 0> (d, tail)
+  y = Reshape (r, target)
+}
+"""
+SLICED_READS = {
+    "shape": "d = Shape <start = 1, end = 2> (r)",
+    "slice": "s = Shape (r)\n b = Constant <value = int64[1] {1}> ()\n"
+    " e = Constant <value = int64[1] {2}> ()\n d = Slice (s, b, e)",
+    "gather": "s = Shape (r)\n i = Constant <value = int64[1] {1}> ()\n d = Gather (s, i)",
+}
+
+
+def test_a_target_whose_runtime_dim_is_a_one_element_piece_of_a_shape_gets_minus_1():
+    for kind, read in SLICED_READS.items():
+        model = onnx.parser.parse_model(SLICED_DIM.replace("READ", read))
+        out = run(model, *PIPELINE)
+        assert ops(out) == ["Relu", "Reshape"], kind
+        np.testing.assert_array_equal(initializer(out, out.graph.node[1].input[1]), [-1, 2, 2, 3])
+        for s in (1, 5):
+            x = np.random.default_rng(s).standard_normal((2, s, 6)).astype(F32)
+            assert_same_outputs(model, out, {"x": x})
+
+
+def test_a_piece_of_a_shape_of_unknown_rank_or_more_than_one_dim_keeps_its_target():
+    # Shape(x)[1:2] of an x of unknown rank may hold no element at all; [1:3] holds two
+    model = onnx.parser.parse_model(SLICED_DIM.replace("READ", SLICED_READS["shape"]))
+    model.graph.input[0].type.tensor_type.ClearField("shape")  # x of unknown rank
+    out = graphopt.optimize(model, make_pipeline("test", PIPELINE))
+    assert "Concat" in ops(out)
+    two = SLICED_DIM.replace("READ", "d = Shape <start = 1, end = 3> (r)")
+    two = two.replace("float[S, 2, 2, 3] y", "float[2, S, 2, 2, 3] y")
+    assert "Concat" in ops(run(onnx.parser.parse_model(two), *PIPELINE))

@@ -148,7 +148,7 @@ class SimplifyShapeSubgraphs(Pass):
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
                 continue
-            target = _one_unknown_target(graph, node.input[1])
+            target = _one_unknown_target(graph, ctx, node.input[1])
             if target is None:
                 continue
             shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
@@ -158,7 +158,7 @@ class SimplifyShapeSubgraphs(Pass):
         return replaced
 
 
-def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
+def _one_unknown_target(graph: Graph, ctx: PassContext, tensor: str) -> np.ndarray | None:
     """[c₁, …, -1, …, cₖ] when `tensor` is Concat(axis 0) of 1-D constants > 0 and exactly
     one one-element piece computed at run time (`_one_element`); None otherwise."""
     concat = graph.producer_node(tensor)
@@ -171,7 +171,7 @@ def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
     for piece in concat.input:
         value = graph.constant(piece)
         if value is None:
-            if not _one_element(graph, piece):
+            if not _one_element(graph, ctx, piece):
                 return None
             unknown += 1
             parts.append(-1)
@@ -182,17 +182,45 @@ def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
     return np.array(parts, dtype=np.int64) if unknown == 1 else None
 
 
-def _one_element(graph: Graph, tensor: str) -> bool:
-    """`tensor` is Unsqueeze(s, [0]) of a scalar s (`_is_scalar`): one element, by its nodes."""
+def _one_element(graph: Graph, ctx: PassContext, tensor: str) -> bool:
+    """`tensor` is Unsqueeze(s, [0]) of a scalar s (`_is_scalar`) or one dim of a shape
+    (`_one_shape_dim`): one element, by its nodes."""
     node = graph.producer_node(tensor)
-    if node is None or node.op_type != "Unsqueeze" or not is_default_domain(node):
+    if node is None or not is_default_domain(node):
         return False
+    if node.op_type != "Unsqueeze":
+        return _one_shape_dim(graph, ctx, node)
     axes = graph.constant(node.input[1]) if len(node.input) > 1 else graph.attr(node, "axes")
     return (
         axes is not None
         and np.asarray(axes).reshape(-1).tolist() in ([0], [-1])
         and (_is_scalar(graph, node.input[0], 0))
     )
+
+
+def _one_shape_dim(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> bool:
+    """`node` picks exactly one dim of a shape: Shape(x) with start/end, Slice(Shape(x)) over
+    one dim of an x of known rank, or Gather(Shape(x), [i]) (out of range, the original
+    fails). Shape(x)[1:2] of an x of unknown rank may hold no dim at all: refused."""
+    if node.op_type == "Shape":
+        dims = _shape_dims(graph, ctx, node.output[0])
+        return dims is not None and len(dims) == 1
+    source = graph.producer_node(node.input[0]) if node.input else None
+    if source is None or source.op_type != "Shape" or not is_default_domain(source):
+        return False
+    if node.op_type == "Gather" and len(node.input) == 2:
+        index = graph.constant(node.input[1])
+        return index is not None and index.shape == (1,) and graph.attr(node, "axis", 0) == 0
+    if node.op_type == "Slice":
+        params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
+        dims = _shape_dims(graph, ctx, node.input[0])
+        if params is None or dims is None:
+            return False
+        starts, ends, axes, steps = params
+        if len(starts) != 1 or axes[0] not in (0, -1) or steps[0] == 0:
+            return False
+        return len(list(dims)[onnx_slice(len(dims), starts[0], ends[0], steps[0])]) == 1
+    return False
 
 
 def _is_scalar(graph: Graph, tensor: str, depth: int) -> bool:
