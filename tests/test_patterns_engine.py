@@ -364,3 +364,36 @@ def test_first_opset_table_agrees_with_onnx_schemas():
         assert version == 1 or not onnx.defs.has(
             op, max_inclusive_version=version - 1, domain=""
         ), op
+
+
+@pytest.mark.parametrize(
+    ("flatten", "proven"),
+    [
+        ("f = Reshape(x, shape)", True),  # the output's rank is the target's length
+        ("f = Flatten<axis = 1>(x)", True),  # always 2
+        ("f = Reshape(x, runtime)", False),  # a target of unknown length
+    ],
+)
+def test_rank_of_a_reshape_or_flatten_output_is_proven(flatten, proven):
+    # capspot 0.1.0's siamese head (tf2onnx, no value_info): |Reshape(a, [-1, 512]) -
+    # Reshape(b, [-1, 512])| · W + c stayed MatMul + Add with batch 1 fixed (onnxsim: Gemm)
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N,2,2,8] x, int64[2] runtime) => (float[N,4] z) {{
+          shape = Constant<value = int64[2] {{-1, 32}}>()
+          {flatten}
+          a = Abs(f)
+          y = MatMul(a, W)
+          z = Add(y, c)
+        }}""",
+        {"W": rand(32, 4), "c": rand(4)},
+    )
+    model.graph.ClearField("value_info")
+    out, report = run_passes(model, ["constants-to-initializers", "fold-batchnorm"])
+    assert ("Gemm" in ops(out)) == proven, ops(out)
+    if proven:
+        feed = {"x": rand(3, 2, 2, 8), "runtime": np.array([-1, 32], np.int64)}
+        assert_same_outputs(model, out, feed)
+    else:
+        refused = explained(report, "fuse-matmul-add-into-gemm", "refused")
+        assert refused == ["rank: cannot prove the rank of a"]

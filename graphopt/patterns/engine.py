@@ -271,8 +271,11 @@ class Facts:
                 elif best is not None:
                     best = max(best, r)
             return best if best != -1 else None
-        if op == "Gemm":
+        if op in ("Gemm", "Flatten"):
             return 2
+        if op == "Reshape" and len(inputs) > 1:  # the output has one dim per target element
+            target = self.value(inputs[1])
+            return target.size if target is not None and target.ndim == 1 else None
         if op == "Concat":
             return self.rank(inputs[0], depth + 1)
         return None
