@@ -355,3 +355,43 @@ def test_declared_graph_output_refutes_without_shape_inference(monkeypatch):
     model = _transpose_after_relu("1,4,5", "1,4,5")
     del model.graph.value_info[:]
     assert ops(run(model, "transpose-to-reshape")) == ["Relu", "Transpose"]
+
+
+# torch dynamo's `x.view(S, 1, 3, 192).unsqueeze(0)` (khmersm 1.4.2's attention, once the
+# target's runtime dim is -1): one Reshape with the 1s in place
+UNSQUEEZED_RESHAPE = """
+g (float[S, 12] x) => (float[1, S, 1, 3, 1, 4] y) {
+  s = Constant <value = int64[4] {TARGET}> ()
+  a = Reshape (x, s)
+  ax = Constant <value = int64[2] {AXES}> ()
+  y = Unsqueeze (a, ax)
+}
+"""
+
+
+@pytest.mark.parametrize("axes", ["0, 4", "-6, -2", "4, 0"])
+def test_unsqueeze_of_a_reshape_becomes_one_reshape(axes):
+    model = parse(UNSQUEEZED_RESHAPE.replace("TARGET", "-1, 1, 3, 4").replace("AXES", axes))
+    out = run(model, "merge-reshapes")
+    assert ops(out) == ["Reshape"]
+    target = next(
+        onnx.numpy_helper.to_array(t)
+        for t in out.graph.initializer
+        if t.name == out.graph.node[0].input[1]
+    )
+    np.testing.assert_array_equal(target, [1, -1, 1, 3, 1, 4])
+    for s in (1, 5):
+        assert_same_outputs(model, out, {"x": rand(s, 12)})
+
+
+def test_unsqueeze_of_a_reshape_copying_a_dim_or_read_elsewhere_stays():
+    # a 0 copies a dim of the Reshape's input, which the Unsqueeze's axes would shift
+    zero = parse(UNSQUEEZED_RESHAPE.replace("TARGET", "0, 1, 3, 4").replace("AXES", "0, 4"))
+    assert ops(run(zero, "merge-reshapes")) == ["Reshape", "Unsqueeze"]
+    # the inner Reshape's output is read by another node too: nothing to save
+    shared = UNSQUEEZED_RESHAPE.replace("TARGET", "-1, 1, 3, 4").replace("AXES", "0, 4")
+    shared = shared.replace(
+        "float[1, S, 1, 3, 1, 4] y)", "float[1, S, 1, 3, 1, 4] y, float[S, 1, 3, 4] z)"
+    )
+    shared = shared.replace("  y = Unsqueeze (a, ax)", "  y = Unsqueeze (a, ax)\n  z = Relu (a)")
+    assert ops(run(parse(shared), "merge-reshapes")) == ["Reshape", "Unsqueeze", "Relu"]

@@ -147,6 +147,9 @@ class MergeReshapes(Pass):
     Reshape(R(x), s)  ⇒  Reshape(x, s)      R ∈ {Reshape, Flatten, Squeeze, Unsqueeze}
     when s has no 0 entries (0 copies a dim of R(x)); otherwise when R(x)'s shape is static,
     with those 0 entries replaced by its dims.
+
+    Unsqueeze(Reshape(x, s), axes)  ⇒  Reshape(x, s with a 1 inserted at each axis)
+    when s is a constant without 0 entries and the Unsqueeze is the inner Reshape's one reader.
     """
 
     name = "merge-reshapes"
@@ -156,6 +159,13 @@ class MergeReshapes(Pass):
         shapes = LazyShapes(graph, ctx)
         merged = 0
         for node in list(graph.nodes.values()):
+            if graph.nodes.get(node.name) is not node:
+                continue  # an inner Reshape merged into its Unsqueeze
+            if node.op_type == "Unsqueeze" and is_default_domain(node):
+                if _unsqueeze_into_reshape(graph, ctx, node):
+                    ctx.note(self.name, node.name, "applied", "Unsqueeze of a Reshape")
+                    merged += 1
+                continue
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) < 2:
                 continue
             inner = _reshape_like_producer(graph, node.input[0])
@@ -184,6 +194,39 @@ class MergeReshapes(Pass):
             ctx.note(self.name, node.name, "applied")
             merged += 1
         return PassResult(merged > 0, {"merged": merged})
+
+
+def _unsqueeze_into_reshape(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> bool:
+    """Replace `node`, Unsqueeze(Reshape(x, s), axes), by Reshape(x, s with 1s at axes) when
+    s is constant with no 0 (which would copy a dim the axes shift) and the inner Reshape has
+    no other reader. True when it did."""
+    inner = graph.producer_node(node.input[0]) if node.input else None
+    if inner is None or inner.op_type != "Reshape" or not is_default_domain(inner):
+        return False
+    if len(inner.input) < 2 or len(graph.consumer_nodes(inner.output[0])) != 1:
+        return False
+    if graph.is_graph_output(inner.output[0]):
+        return False
+    target = graph.constant(inner.input[1])
+    axes = graph.constant(node.input[1]) if len(node.input) > 1 else graph.attr(node, "axes")
+    if target is None or target.ndim != 1 or axes is None:
+        return False
+    values = [int(v) for v in target]
+    wanted = [int(a) for a in np.asarray(axes).reshape(-1)]
+    rank = len(values) + len(wanted)
+    positions = sorted({a + rank if a < 0 else a for a in wanted})
+    if 0 in values or len(positions) != len(wanted) or not all(0 <= a < rank for a in positions):
+        return False
+    if not initializers_allowed(graph, ctx, "merge-reshapes"):
+        return False
+    for a in positions:
+        values.insert(a, 1)
+    shape = graph.add_initializer(f"{node.output[0]}_shape", np.array(values, np.int64))
+    source, output, name = inner.input[0], node.output[0], node.name
+    graph.remove_node(node)
+    graph.remove_node(inner)
+    graph.make_node("Reshape", [source, shape], [output], name=name)
+    return True
 
 
 def _reshape_like_producer(graph: Graph, tensor: str) -> onnx.NodeProto | None:
