@@ -34,6 +34,7 @@ class WheelMember:
     package: str  # pip requirement, pinned
     member: str  # path inside the wheel
     description: str = ""
+    data: str = ""  # the member's external-data file, extracted beside it
 
 
 MODELS: dict[str, WheelMember] = {
@@ -109,6 +110,14 @@ ZOO: dict[str, WheelMember] = {
         "captcha_whisperer/models/captcha_crnn.onnx",
         "CRNN captcha reader (torch 2.14 export, opset 17, 1x3x60x160 BGR 0..255): two "
         "bidirectional LSTMs unrolled into 80 Gemm/Sigmoid/Tanh steps, 902 nodes",
+    ),
+    "khmer_seg": WheelMember(
+        "khmersm==1.4.2",
+        "khmersm/model.onnx",
+        "Khmer word segmenter (torch dynamo export, opset 17, weights as external data): a "
+        "3-layer transformer over character ids with a bool padding mask, dynamic batch and "
+        "length; its attention reshapes read dims as Shape(x) slices",
+        data="khmersm/model.onnx.data",
     ),
     "silero_vad": WheelMember(
         "silero-vad==6.2.3",
@@ -242,6 +251,8 @@ def fetch_model(name: str) -> Path:
     spec = MODELS.get(name) or ZOO.get(name)
     if spec is None:
         raise LoadError(f"unknown real model {name!r}; choose one of {', '.join([*MODELS, *ZOO])}")
+    if spec.data:
+        _extract(spec.package, spec.data)
     return _extract(spec.package, spec.member)
 
 
@@ -352,11 +363,34 @@ def model_inputs(name: str, count: int = 4) -> list[dict[str, np.ndarray]]:
 
     if name == "silero_vad":
         return vad_inputs(count)
+    if name == "khmer_seg":
+        return khmer_inputs(count)
     path = fetch_model(name)
     model = onnx.load(str(path), load_external_data=False)
     input_name = model.graph.input[0].name
     spec = PREPROCESS[name]
     return [{input_name: preprocess(img, **spec)} for img in images(count)]
+
+
+# Khmer prose (the kingdom, its capital, a line about reading) for `khmer_inputs`
+KHMER_TEXT = "ព្រះរាជាណាចក្រកម្ពុជា ជាប្រទេសមួយនៅអាស៊ីអាគ្នេយ៍ ដែលមានរាជធានីភ្នំពេញ។ ខ្ញុំចូលចិត្តអានសៀវភៅ"
+
+
+def khmer_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
+    """Feeds for `khmer_seg`: windows of 20, 29, 38, ... characters of `KHMER_TEXT` encoded with
+    the wheel's own character table (unknown characters as <unk>), batch 1 and an all-true mask,
+    as khmersm 1.4.2's KhmerSegmenter feeds each segment."""
+    import json
+
+    spec = ZOO["khmer_seg"]
+    table = json.loads(_extract(spec.package, "khmersm/config.json").read_text("utf-8"))
+    char2id, unknown = table["char2id"], table["char2id"].get("<unk>", 1)
+    feeds = []
+    for k in range(count):
+        text = KHMER_TEXT[(7 * k) % 40 :][: 20 + 9 * k]
+        ids = np.array([[char2id.get(ch, unknown) for ch in text]], dtype=np.int64)
+        feeds.append({"x": ids, "mask": np.ones_like(ids, dtype=bool)})
+    return feeds
 
 
 def vad_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:

@@ -1,10 +1,12 @@
-"""Every built-in pipeline on twelve more real models (`graphopt.realmodels.ZOO`): other
+"""Every built-in pipeline on thirteen more real models (`graphopt.realmodels.ZOO`): other
 exporters and layers than the three detectors — text recognizers with dynamic widths, an LSTM,
 squeeze-excitation blocks with channel counts that are no multiple of 4, a table model with an
 attention loop, a batch declared as dim_value -1, a voice detector whose network sits in If
 branches, paddle2onnx's Identity chains (PP-OCRv6), a YOLOv8 with every dim dynamic, a torch 2.14
-CRNN whose LSTMs are unrolled into Gemm steps. Each output must pass the full ONNX check and give the original's outputs on real
-photographs preprocessed as the model's package does (the voice detector: `vad_inputs`).
+CRNN whose LSTMs are unrolled into Gemm steps, a torch dynamo transformer over Khmer character
+ids. Each output must pass the full ONNX check and give the original's outputs on real
+photographs preprocessed as the model's package does (the voice detector: `vad_inputs`, the
+Khmer segmenter: `khmer_inputs`).
 
 Found by running them first: an ort-cpu output onnxruntime could not run (ppocr_cls), a
 Reshape target folded to [-1, 120, -1] (ppocrv3_rec), a gray-input model quantization refused
@@ -97,3 +99,13 @@ def test_yolov8_with_fixed_input_shapes():
     for feed in feeds:
         for d in compare(original, out, feed):
             assert not d.exceeds(1e-4, 1e-5), d
+
+
+@pytest.mark.realmodel
+def test_khmer_attention_reshapes_collapse():
+    """khmersm 1.4.2 (torch dynamo) builds each attention reshape target from Shape(x) slices and
+    unsqueezes the result: with those targets as [-1, 1, 3, 192] and Reshape + Unsqueeze merged
+    into one Reshape, default goes 184 -> 165 nodes (onnxsim 167; 176 before)."""
+    original = onnx.load(str(fetch_model("khmer_seg")))
+    out = graphopt.optimize(original)
+    assert len(out.graph.node) <= 165
