@@ -164,3 +164,14 @@ def test_input_shapes_dims_that_are_no_integers_are_refused(dims):
     """int() truncated 2.5 to 2 and read "23" as dims 2, 3."""
     with pytest.raises(PipelineError, match="x dims must be integers"):
         graphopt.optimize(parse(DYNAMIC), input_shapes={"x": dims})
+
+
+def test_a_dim_declared_as_minus_one_is_no_contradiction():
+    """Older paddle2onnx declares a dynamic dim as dim_value -1 (PP-OCRv2 rec's output
+    [-1, 25, 6625]); fixing the batch at 1 was refused as '1 vs -1'."""
+    model = parse(DYNAMIC)
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = -1
+    fixed = graphopt.optimize(model, input_shapes={"x": (2, 3, 4, 5)})
+    assert ops(fixed) == ["Relu", "Reshape"]
+    x = np.arange(120, dtype=np.float32).reshape(2, 3, 4, 5) - 60
+    assert_same_outputs(model, fixed, {"x": x})
