@@ -20,6 +20,13 @@ F32 = np.float32
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>\n'
 
 
+def first_node_target(model: onnx.ModelProto) -> np.ndarray:
+    """The value of the initializer the model's first node reads as input 1 (a Reshape's
+    target)."""
+    name = model.graph.node[0].input[1]
+    return next(onnx.numpy_helper.to_array(t) for t in model.graph.initializer if t.name == name)
+
+
 def parse(text: str) -> onnx.ModelProto:
     return models_util.parse(HEADER + text)
 
@@ -122,11 +129,7 @@ def test_reshape_with_zero_entries_resolved_from_static_intermediate():
     )
     out = run(model, "merge-reshapes")
     assert ops(out) == ["Reshape"]
-    target = next(
-        onnx.numpy_helper.to_array(t)
-        for t in out.graph.initializer
-        if t.name == out.graph.node[0].input[1]
-    )
+    target = first_node_target(out)
     np.testing.assert_array_equal(target, [6, 2, -1])
     assert_same_outputs(model, out, {"x": rand(2, 3, 4)})
 
@@ -374,11 +377,7 @@ def test_unsqueeze_of_a_reshape_becomes_one_reshape(axes):
     model = parse(UNSQUEEZED_RESHAPE.replace("TARGET", "-1, 1, 3, 4").replace("AXES", axes))
     out = run(model, "merge-reshapes")
     assert ops(out) == ["Reshape"]
-    target = next(
-        onnx.numpy_helper.to_array(t)
-        for t in out.graph.initializer
-        if t.name == out.graph.node[0].input[1]
-    )
+    target = first_node_target(out)
     np.testing.assert_array_equal(target, [1, -1, 1, 3, 1, 4])
     for s in (1, 5):
         assert_same_outputs(model, out, {"x": rand(s, 12)})
