@@ -332,3 +332,24 @@ def test_a_piece_of_a_shape_of_unknown_rank_or_more_than_one_dim_keeps_its_targe
     two = SLICED_DIM.replace("READ", "d = Shape <start = 1, end = 3> (r)")
     two = two.replace("float[S, 2, 2, 3] y", "float[2, S, 2, 2, 3] y")
     assert "Concat" in ops(run(onnx.parser.parse_model(two), *PIPELINE))
+
+
+def test_a_piece_of_a_shape_whose_rank_only_a_declaration_gives_keeps_its_target():
+    # y's value_info says rank 1, but y = Reshape(x, Shape(x)) has rank 2 at run time (no
+    # runtime checks a value_info): Shape(y) is two dims, so the target is [N, M, 1], not
+    # [-1, 1] (output [8, 1] instead of [2, 4, 1]). onnx.checker's inference sees the clash;
+    # onnxruntime merges leniently and runs it
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 15]>
+g (float[N, M] x) => (float[N, M, 1] out) <float[K] y> {
+  sx = Shape (x)
+  y = Reshape (x, sx)
+  d = Shape <start = 0> (y)
+  one = Constant <value = int64[1] {1}> ()
+  target = Concat <axis = 0> (d, one)
+  out = Reshape (x, target)
+}
+""")
+    out = graphopt.optimize(model, make_pipeline("test", PIPELINE))
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(F32)
+    assert_same_outputs(model, out, {"x": x})

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph
+from graphopt.ir.values import declared_dims
 from graphopt.passes._folding_ops import node_slice_parameters, onnx_slice
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import (
@@ -30,6 +31,7 @@ from graphopt.passes.constant_folding import (
     is_default_domain,
     shape_value,
 )
+from graphopt.patterns.engine import RANK_OF_FIRST_INPUT
 
 Dims = tuple[int | str | None, ...]
 
@@ -148,7 +150,7 @@ class SimplifyShapeSubgraphs(Pass):
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
                 continue
-            target = _one_unknown_target(graph, ctx, node.input[1])
+            target = _one_unknown_target(graph, node.input[1])
             if target is None:
                 continue
             shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
@@ -158,7 +160,7 @@ class SimplifyShapeSubgraphs(Pass):
         return replaced
 
 
-def _one_unknown_target(graph: Graph, ctx: PassContext, tensor: str) -> np.ndarray | None:
+def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
     """[c₁, …, -1, …, cₖ] when `tensor` is Concat(axis 0) of 1-D constants > 0 and exactly
     one one-element piece computed at run time (`_one_element`); None otherwise."""
     concat = graph.producer_node(tensor)
@@ -171,7 +173,7 @@ def _one_unknown_target(graph: Graph, ctx: PassContext, tensor: str) -> np.ndarr
     for piece in concat.input:
         value = graph.constant(piece)
         if value is None:
-            if not _one_element(graph, ctx, piece):
+            if not _one_element(graph, piece):
                 return None
             unknown += 1
             parts.append(-1)
@@ -182,14 +184,14 @@ def _one_unknown_target(graph: Graph, ctx: PassContext, tensor: str) -> np.ndarr
     return np.array(parts, dtype=np.int64) if unknown == 1 else None
 
 
-def _one_element(graph: Graph, ctx: PassContext, tensor: str) -> bool:
+def _one_element(graph: Graph, tensor: str) -> bool:
     """`tensor` is Unsqueeze(s, [0]) of a scalar s (`_is_scalar`) or one dim of a shape
     (`_one_shape_dim`): one element, by its nodes."""
     node = graph.producer_node(tensor)
     if node is None or not is_default_domain(node):
         return False
     if node.op_type != "Unsqueeze":
-        return _one_shape_dim(graph, ctx, node)
+        return _one_shape_dim(graph, node)
     axes = graph.constant(node.input[1]) if len(node.input) > 1 else graph.attr(node, "axes")
     return (
         axes is not None
@@ -198,13 +200,13 @@ def _one_element(graph: Graph, ctx: PassContext, tensor: str) -> bool:
     )
 
 
-def _one_shape_dim(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> bool:
+def _one_shape_dim(graph: Graph, node: onnx.NodeProto) -> bool:
     """`node` picks exactly one dim of a shape: Shape(x) with start/end, Slice(Shape(x)) over
-    one dim of an x of known rank, or Gather(Shape(x), [i]) (out of range, the original
-    fails). Shape(x)[1:2] of an x of unknown rank may hold no dim at all: refused."""
+    one dim of an x of proven rank (`_proven_rank`), or Gather(Shape(x), [i]) (out of range,
+    the original fails). Shape(x)[1:2] of an x of unknown rank may hold no dim at all: refused."""
     if node.op_type == "Shape":
-        dims = _shape_dims(graph, ctx, node.output[0])
-        return dims is not None and len(dims) == 1
+        picked = _shape_of_rank(graph, node)
+        return picked is not None and len(picked) == 1
     source = graph.producer_node(node.input[0]) if node.input else None
     if source is None or source.op_type != "Shape" or not is_default_domain(source):
         return False
@@ -213,14 +215,49 @@ def _one_shape_dim(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> bool
         return index is not None and index.shape == (1,) and graph.attr(node, "axis", 0) == 0
     if node.op_type == "Slice":
         params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
-        dims = _shape_dims(graph, ctx, node.input[0])
+        dims = _shape_of_rank(graph, source)
         if params is None or dims is None:
             return False
         starts, ends, axes, steps = params
         if len(starts) != 1 or axes[0] not in (0, -1) or steps[0] == 0:
             return False
-        return len(list(dims)[onnx_slice(len(dims), starts[0], ends[0], steps[0])]) == 1
+        return len(dims[onnx_slice(len(dims), starts[0], ends[0], steps[0])]) == 1
     return False
+
+
+def _shape_of_rank(graph: Graph, shape: onnx.NodeProto) -> range | None:
+    """The axes of x that `shape`, Shape(x) with its start/end, reads, when x's rank is proven."""
+    if not is_default_domain(shape) or not shape.input:
+        return None
+    rank = _proven_rank(graph, shape.input[0], 0)
+    if rank is None:
+        return None
+    return range(rank)[graph.attr(shape, "start", 0) : graph.attr(shape, "end")]
+
+
+def _proven_rank(graph: Graph, tensor: str, depth: int) -> int | None:
+    """The rank of `tensor` by what holds at run time: a graph input's declared rank (runtimes
+    refuse a feed of another), a constant's, a Reshape's constant target length, Flatten's 2,
+    or its first input's through a rank-keeping op. Never a value_info's: nothing checks
+    those, and exporters get them wrong."""
+    if graph.is_graph_input(tensor):
+        vi = next((v for v in graph.proto.input if v.name == tensor), None)
+        dims = declared_dims(vi) if vi is not None else None
+        return None if dims is None else len(dims)
+    value = graph.constant(tensor)
+    if value is not None:
+        return value.ndim
+    node = graph.producer_node(tensor)
+    if node is None or not is_default_domain(node) or depth > 64 or node.output[0] != tensor:
+        return None
+    if node.op_type == "Flatten":
+        return 2
+    if node.op_type == "Reshape" and len(node.input) > 1:
+        target = graph.constant(node.input[1])
+        return target.size if target is not None and target.ndim == 1 else None
+    if node.op_type in RANK_OF_FIRST_INPUT:
+        return _proven_rank(graph, node.input[0], depth + 1)
+    return None
 
 
 def _is_scalar(graph: Graph, tensor: str, depth: int) -> bool:
