@@ -570,3 +570,34 @@ def test_matmul_add_that_gemm_cannot_hold_stays(a_shape, c_shape, why):
     out, report = run_passes(model, ["fold-batchnorm"])
     assert ops(out) == ["MatMul", "Add"]
     assert explained(report, "fuse-matmul-add-into-gemm", "refused") == [why]
+
+
+def test_a_rank_the_nodes_prove_wins_over_a_wrong_value_info():
+    """A value_info declaring `a` rank 2 where its nodes give rank 3 at run time (a reviewer's
+    repro; only onnx's full check sees the contradiction, onnxruntime runs the model): MatMul
+    + Add became a Gemm that onnxruntime cannot run on the rank-3 input. The rule engine now
+    takes what the nodes prove, a declaration only where they prove nothing."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from graphopt.api import optimize_with_report
+    from graphopt.pipeline import make_pipeline
+
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3,4] x) => (float[2,3,5] z) {
+          s = Shape(x)
+          a = Reshape(x, s)
+          y = MatMul(a, W)
+          z = Add(y, c)
+        }""",
+        {"W": rand(4, 5), "c": rand(5)},
+    )
+    model.graph.value_info.append(helper.make_tensor_value_info("a", TensorProto.FLOAT, [6, 4]))
+    out, report = optimize_with_report(model, make_pipeline("t", ["fold-batchnorm"]), explain=True)
+    onnx.checker.check_model(out)
+    assert "Gemm" not in ops(out)
+    assert explained(report, "fuse-matmul-add-into-gemm", "refused") == [
+        "rank: a has rank 3, the rule needs 2"
+    ]
+    assert_same_outputs(model, out, feeds(model))

@@ -232,11 +232,19 @@ class Facts:
         return r
 
     def _rank(self, tensor: str, depth: int) -> int | None:
+        """What the nodes prove first (a value_info may be wrong where a runtime never checks
+        it); a graph input's declared rank (runtimes refuse a feed of another), then other
+        declarations, only where the nodes prove nothing."""
+        graph = self.graph
         declared = (self._declared if self._declared is not None else self._declared_ranks()).get(
             tensor
         )
-        if declared is not None:
+        if declared is not None and graph.is_graph_input(tensor):
             return declared
+        proven = self._proven_rank(tensor, depth)
+        return proven if proven is not None else declared
+
+    def _proven_rank(self, tensor: str, depth: int) -> int | None:
         graph = self.graph
         init = graph.initializers.get(tensor)
         if init is not None:
@@ -275,7 +283,14 @@ class Facts:
             return 2
         if op == "Reshape" and len(inputs) > 1:  # the output has one dim per target element
             target = self.value(inputs[1])
-            return target.size if target is not None and target.ndim == 1 else None
+            if target is not None:
+                return target.size if target.ndim == 1 else None
+            source = graph.producer.get(inputs[1])  # Reshape(x, Shape(y)): y's rank
+            if source is not None:
+                shape = graph.nodes[source]
+                if shape.op_type == "Shape" and not shape.attribute and shape.input:
+                    return self.rank(shape.input[0], depth + 1)
+            return None
         if op == "Concat":
             return self.rank(inputs[0], depth + 1)
         return None
