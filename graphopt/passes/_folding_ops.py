@@ -124,7 +124,8 @@ def _axes(
     return None if value is None else [int(a) for a in value.reshape(-1)]
 
 
-def _normalize(axes: Sequence[int], rank: int) -> list[int]:
+def normalize_axes(axes: Sequence[int], rank: int) -> list[int]:
+    """`axes` of a rank-`rank` tensor as 0..rank-1; `Unsupported` for one out of range."""
     out = []
     for a in axes:
         if not -rank <= a < rank:
@@ -191,7 +192,7 @@ def _gather(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data, indices = _need(inputs[0]), _need(inputs[1])
     if data.ndim == 0:
         raise Unsupported
-    axis = _normalize([attrs.get("axis", 0)], data.ndim)[0]
+    axis = normalize_axes([attrs.get("axis", 0)], data.ndim)[0]
     dim = data.shape[axis]
     idx = indices.astype(np.int64)
     if np.any((idx < -dim) | (idx >= dim)):
@@ -205,7 +206,7 @@ def _unsqueeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray
     if axes is None:
         raise Unsupported
     out_rank = data.ndim + len(axes)
-    axes = sorted(_normalize(axes, out_rank))
+    axes = sorted(normalize_axes(axes, out_rank))
     if len(set(axes)) != len(axes):
         raise Unsupported
     out = data
@@ -221,7 +222,7 @@ def _squeeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
         return [np.squeeze(data)]
     if not axes:
         raise Unsupported  # empty axes: onnxruntime squeezes every dim of 1; onnx reads "none"
-    axes = _normalize(axes, data.ndim)
+    axes = normalize_axes(axes, data.ndim)
     if any(data.shape[a] != 1 for a in axes):
         raise Unsupported
     return [np.squeeze(data, axis=tuple(axes))]
@@ -230,7 +231,7 @@ def _squeeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
 def _concat(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     parts = [_need(v) for v in inputs]
     _same_dtype(*parts)
-    axis = _normalize([attrs["axis"]], parts[0].ndim)[0] if parts[0].ndim else 0
+    axis = normalize_axes([attrs["axis"]], parts[0].ndim)[0] if parts[0].ndim else 0
     return [np.concatenate(parts, axis=axis)]
 
 
@@ -495,7 +496,7 @@ def _slice(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     if data.ndim == 0 or params is None:
         raise Unsupported
     starts, ends, axes, steps = params
-    axes = _normalize(axes, data.ndim)
+    axes = normalize_axes(axes, data.ndim)
     if len(set(axes)) != len(axes):
         raise Unsupported
     index = [slice(None)] * data.ndim
@@ -590,7 +591,7 @@ def _split(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data = _need(inputs[0])
     if data.ndim == 0:
         raise Unsupported
-    axis = _normalize([attrs.get("axis", 0)], data.ndim)[0]
+    axis = normalize_axes([attrs.get("axis", 0)], data.ndim)[0]
     n_outputs = attrs[N_OUTPUTS]
     sizes = split_sizes(data.shape[axis], inputs, attrs, opset, n_outputs)
     if sizes is None:
@@ -614,7 +615,7 @@ def _reduce(op: Callable[..., Any], axes_input_from: int) -> Kernel:
                 return [data]
             axis: tuple[int, ...] | None = None
         else:
-            axis = tuple(_normalize(axes, data.ndim))
+            axis = tuple(normalize_axes(axes, data.ndim))
         return [np.asarray(op(data, axis=axis, keepdims=keepdims)).astype(data.dtype)]
 
     return kernel

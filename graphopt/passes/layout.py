@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph, values
-from graphopt.passes._folding_ops import node_slice_parameters
+from graphopt.passes._folding_ops import Unsupported, node_slice_parameters, normalize_axes
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed, is_default_domain
 from graphopt.passes.noop import LazyShapes, bypass, can_bypass
@@ -213,9 +213,11 @@ def _unsqueeze_into_reshape(graph: Graph, ctx: PassContext, node: onnx.NodeProto
         return False
     values = [int(v) for v in target]
     wanted = [int(a) for a in np.asarray(axes).reshape(-1)]
-    rank = len(values) + len(wanted)
-    positions = sorted({a + rank if a < 0 else a for a in wanted})
-    if 0 in values or len(positions) != len(wanted) or not all(0 <= a < rank for a in positions):
+    try:
+        positions = sorted(normalize_axes(wanted, len(values) + len(wanted)))
+    except Unsupported:  # an axis out of range: the original fails, nothing to merge
+        return False
+    if 0 in values or len(set(positions)) != len(positions):
         return False
     if not initializers_allowed(graph, ctx, "merge-reshapes"):
         return False
