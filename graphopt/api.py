@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import itertools
 import operator
 import time
 from collections.abc import Iterable, Sequence
@@ -181,11 +180,7 @@ def refuse_contradicted_shapes(graph: Graph, declared: dict[str, onnx.ValueInfoP
     One inference over `graphopt.analysis.shapes`' weightless copy (YOLOv8n: 12 ms)."""
     from graphopt.analysis.shapes import ShapeFacts, light_model
 
-    light = light_model(graph, ShapeFacts())
-    for vi in itertools.chain(light.graph.output, light.graph.value_info):
-        for d in vi.type.tensor_type.shape.dim:  # older paddle2onnx's -1: unknown, no size
-            if d.HasField("dim_value") and d.dim_value < 0:
-                d.ClearField("dim_value")
+    light = light_model(graph, ShapeFacts())  # a dim declared -1 is unknown there
     error = _strict_inference_error(light)
     if error is None:
         return

@@ -15,6 +15,7 @@ ONNX does, and never fails: where inference gives up, the facts say "unknown" (N
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from math import prod
@@ -203,7 +204,8 @@ def _add_placeholder(inputs: Any, name: str, t: onnx.TensorProto) -> None:
 
 def light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     """The model to infer over (nodes in topological order, large constants as typed inputs:
-    no weight bytes); records in `facts` the constants it replaces by inputs."""
+    no weight bytes, a dim declared as -1 unknown, as `declared_dims` reads it); records in
+    `facts` the constants it replaces by inputs."""
     model = graph.model
     light = onnx.ModelProto()
     light.ir_version = max(model.ir_version, 4)
@@ -236,6 +238,10 @@ def light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     g.node.extend(kept)
     g.output.extend(graph.proto.output)
     g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
+    for vi in itertools.chain(g.input, g.output, g.value_info):
+        for d in vi.type.tensor_type.shape.dim:  # older paddle2onnx's -1: unknown, no size
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.ClearField("dim_value")
     return light
 
 
