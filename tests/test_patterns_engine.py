@@ -7,10 +7,11 @@ import numpy as np
 import onnx
 import pytest
 
+from graphopt.api import optimize_with_report
 from graphopt.errors import PipelineError
 from graphopt.passes.fuse_patterns import FusePatterns
 from graphopt.patterns import parse_rules, rule_set, select
-from graphopt.pipeline import load_pipeline
+from graphopt.pipeline import load_pipeline, make_pipeline
 from tests.conftest import assert_same_outputs
 from tests.fusion_models import build, explained, feeds, ops, rand, run_passes
 
@@ -113,6 +114,32 @@ def test_constant_that_could_broadcast_is_refused_with_reason():
     assert "HardSigmoid" not in ops(out)
     reasons = explained(report, "hardsigmoid", "refused")
     assert reasons and "broadcast" in reasons[0]
+
+
+@pytest.mark.parametrize("explain", [False, True])  # the compiled matcher, the generic one
+@pytest.mark.parametrize("add", ["Add(x, t)", "Add(t, x)"])
+def test_constant_that_raises_the_rank_is_refused_in_either_operand_order(add, explain):
+    # A [1,1,1,1,1] 3 makes the 4-D x's result 5-D: HardSigmoid(x) would change the output's
+    # shape. With the constant first, the check once looked at x's position and let it apply.
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,2,3,4] x) => (float[1,1,2,3,4] y) {{
+          t = Constant<value = float[1,1,1,1,1] {{3.0}}>()
+          a = {add}
+          z = Constant<value = float {{0.0}}>()
+          s = Constant<value = float {{6.0}}>()
+          c = Clip(a, z, s)
+          y = Div(c, s)
+        }}"""
+    )
+    out, report = optimize_with_report(
+        model, make_pipeline("test", ["fuse-activations"]), explain=explain
+    )
+    assert "HardSigmoid" not in ops(out)
+    assert_same_outputs(model, out, feeds(model))
+    if explain:
+        reasons = explained(report, "hardsigmoid", "refused")
+        assert reasons and "cannot prove that constant t of shape [1, 1, 1, 1, 1]" in reasons[0]
 
 
 def test_single_use_refusal_records_the_reason():

@@ -64,7 +64,7 @@ class Search:
         self.var_trail: list[tuple[int, Any]] = []  # (slot, previous value)
         self.node_trail: list[tuple[int, onnx.NodeProto]] = []  # (pattern node, node)
         self.attrs: dict[str, Any] = {}
-        self.literal_sites: list[tuple[int, int]] = []
+        self.literal_sites: list[tuple[int, str]] = []
         self.deep = False  # a failure with two or more pattern nodes bound
 
     def fail(self) -> None:
@@ -326,7 +326,7 @@ class CompiledTarget:
                     s.fail()
                     return False
                 sites = s.literal_sites
-                sites.append((index, k))
+                sites.append((index, name))
                 if rest(s, node, names, cont):
                     return True
                 sites.pop()

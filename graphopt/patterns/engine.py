@@ -45,7 +45,9 @@ RANK_OF_FIRST_INPUT = frozenset(
      "BatchNormalization", "InstanceNormalization", "LayerNormalization", "Softmax", "Cast",
      "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "Dropout", "Resize",
      "Upsample", "PRelu", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Tan", "Sin", "Cos",
-     "ThresholdedRelu", "Softsign", "Celu", "QuickGelu", "FusedConv"}
+     "ThresholdedRelu", "Softsign", "Celu", "QuickGelu", "FusedConv", "LogSoftmax", "Hardmax",
+     # data movement that keeps the rank (else a wrong value_info's rank was taken for them)
+     "Transpose", "Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth"}
 )  # fmt: skip
 RANK_OF_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where"})
 
@@ -411,7 +413,9 @@ class Match:
     tensors: dict[str, str | None] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     nodes: dict[int, onnx.NodeProto] = field(default_factory=dict)
-    literal_sites: list[tuple[int, int]] = field(default_factory=list)  # (pattern node, input)
+    # (pattern node, the constant tensor a Literal matched): the tensor, not the pattern's operand
+    # position, which a commutative op's operands may have swapped
+    literal_sites: list[tuple[int, str]] = field(default_factory=list)
     computed: dict[str, Any] = field(default_factory=dict)
     replacement_attrs: list[dict[str, Any]] = field(default_factory=list)
     removal: list[onnx.NodeProto] = field(default_factory=list)  # matched nodes to remove
@@ -629,7 +633,7 @@ class Matcher:
             if abs(v - operand.value) > 1e-7 + operand.rtol * abs(operand.value):
                 self._fail(m, f"{node.name} input {k} is {v:g}, not {operand.value:g}")
                 return
-            m.literal_sites.append((index, k))
+            m.literal_sites.append((index, name))
             yield from self._inputs(pattern, index, node, names, k + 1, m)
             m.literal_sites.pop()
             return

@@ -429,17 +429,18 @@ class RuleRunner:
 
     def _literal_ranks(self, m: Match) -> str:
         facts = self.facts
-        for index, k in m.literal_sites:
+        for index, constant in m.literal_sites:
             node = m.nodes[index]
             inputs = facts.io(node)[3]
-            value = facts.value(inputs[k])
+            value = facts.value(constant)
             if value is None or value.ndim == 0:
                 continue
+            k = inputs.index(constant)  # where the node reads it (commutative operands swap)
             others = [facts.rank(t) for i, t in enumerate(inputs) if t and i != k]
             known = [r for r in others if r is not None]
             if len(known) != len(others) or not known or max(known) < value.ndim:
                 return (
-                    f"cannot prove that constant {inputs[k]} of shape {list(value.shape)} "
+                    f"cannot prove that constant {constant} of shape {list(value.shape)} "
                     f"does not broadcast the result of {node.name}"
                 )
         return ""
