@@ -601,3 +601,59 @@ def test_a_rank_the_nodes_prove_wins_over_a_wrong_value_info():
         "rank: a has rank 3, the rule needs 2"
     ]
     assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize(
+    ("text", "declared", "inits", "rule", "why"),
+    [
+        pytest.param(  # a = Transpose(x) keeps x's rank 3; a value_info says 2: Gemm could not run
+            """g (float[2,3,4] x) => (float[3,2,5] z) {
+              a = Transpose<perm = [1, 0, 2]>(x)
+              y = MatMul(a, W)
+              z = Add(y, c)
+            }""",
+            [6, 4],
+            {"W": rand(4, 5), "c": rand(5)},
+            "fuse-matmul-add-into-gemm",
+            "rank: a has rank 3, the rule needs 2",
+            id="transpose-matmul-add",
+        ),
+        pytest.param(  # a = Slice(x) keeps x's rank 3; a value_info says 4: the scale raised the rank
+            """g (float[4,5,5] x) => (float[1,6,5,5] z) {
+              a = Slice(x, st, en)
+              y = Mul(a, c)
+              z = Conv<pads = [1, 1, 1, 1]>(y, W)
+            }""",
+            [1, 4, 5, 5],
+            {
+                "W": rand(6, 4, 3, 3),
+                "c": np.full((1, 1, 1, 1), 0.5, np.float32),
+                "st": np.array([0], np.int64),
+                "en": np.array([4], np.int64),
+            },
+            "fold-input-mul-into-conv",
+            "broadcasts",
+            id="slice-mul-conv",
+        ),
+    ],
+)
+def test_a_rank_a_data_movement_op_keeps_wins_over_a_wrong_value_info(
+    text, declared, inits, rule, why
+):
+    """As above, for ops that keep their input's rank but were not among the ones the rule
+    engine proves (Transpose, Slice, Pad, Tile, ...): the engine took a value_info's wrong rank
+    and the rewrite gave a model onnxruntime cannot run (Gemm of a rank-3 A; a Conv of the
+    rank-3 x where the [1,1,1,1] scale had made it rank 4)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from graphopt.api import optimize_with_report
+    from graphopt.pipeline import make_pipeline
+
+    model = build(f'<ir_version: 8, opset_import: ["" : 13]>\n{text}', inits)
+    model.graph.value_info.append(helper.make_tensor_value_info("a", TensorProto.FLOAT, declared))
+    out, report = optimize_with_report(model, make_pipeline("t", ["fold-batchnorm"]), explain=True)
+    onnx.checker.check_model(out)
+    refused = explained(report, rule, "refused")
+    assert refused and why in refused[0]
+    assert_same_outputs(model, out, feeds(model))
