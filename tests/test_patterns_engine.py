@@ -77,6 +77,28 @@ def test_constants_match_by_value_with_tolerance(three, fused):
     assert_same_outputs(model, out, feeds(model))
 
 
+@pytest.mark.parametrize("explain", [False, True])  # the compiled matcher, the generic one
+def test_a_nan_constant_matches_no_literal(explain):
+    # |NaN - 3| > tolerance is False: a NaN once matched every literal, and x + NaN (NaN
+    # everywhere) became HardSigmoid(x).
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,3,3] x) => (float[1,4,3,3] y) {
+          t = Constant<value = float {nan}>()
+          a = Add(x, t)
+          z = Constant<value = float {0.0}>()
+          s = Constant<value = float {6.0}>()
+          c = Clip(a, z, s)
+          y = Div(c, s)
+        }"""
+    )
+    out, _ = optimize_with_report(
+        model, make_pipeline("test", ["fuse-activations"]), explain=explain
+    )
+    assert ops(out) == ["Add", "Clip", "Div"]
+    assert_same_outputs(model, out, feeds(model))
+
+
 def test_constant_that_could_broadcast_is_refused_with_reason():
     # x has no declared rank, so a [1,1,1,1] constant might raise the result's rank.
     model = build(

@@ -322,7 +322,7 @@ class CompiledTarget:
                 if not name:
                     return False
                 value = s.facts.scalar(name)
-                if value is None or abs(value - want) > tolerance:
+                if value is None or not abs(value - want) <= tolerance:  # NaN: no match
                     s.fail()
                     return False
                 sites = s.literal_sites

@@ -630,7 +630,7 @@ class Matcher:
                 )
                 return
             v = float(value.reshape(()).astype(np.float64))
-            if abs(v - operand.value) > 1e-7 + operand.rtol * abs(operand.value):
+            if not abs(v - operand.value) <= 1e-7 + operand.rtol * abs(operand.value):  # NaN
                 self._fail(m, f"{node.name} input {k} is {v:g}, not {operand.value:g}")
                 return
             m.literal_sites.append((index, name))
