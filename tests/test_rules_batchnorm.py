@@ -635,15 +635,55 @@ def test_a_rank_the_nodes_prove_wins_over_a_wrong_value_info():
             "broadcasts",
             id="slice-mul-conv",
         ),
+        pytest.param(  # a = MatMul(x, V): rank 3 as x's
+            """g (float[2,3,4] x) => (float[2,3,5] z) {
+              a = MatMul(x, V)
+              y = MatMul(a, W)
+              z = Add(y, c)
+            }""",
+            [6, 4],
+            {"V": rand(4, 4), "W": rand(4, 5), "c": rand(5)},
+            "fuse-matmul-add-into-gemm",
+            "rank: a has rank 3, the rule needs 2",
+            id="matmul-matmul-add",
+        ),
+        pytest.param(  # a = Gather(x, [1]): rank 1 + 3 - 1
+            """g (float[2,3,4] x) => (float[1,3,5] z) {
+              a = Gather(x, i)
+              y = MatMul(a, W)
+              z = Add(y, c)
+            }""",
+            [3, 4],
+            {"i": np.array([1], np.int64), "W": rand(4, 5), "c": rand(5)},
+            "fuse-matmul-add-into-gemm",
+            "rank: a has rank 3, the rule needs 2",
+            id="gather-matmul-add",
+        ),
+        pytest.param(  # a = Squeeze(x, [0]): rank 3
+            """g (float[1,4,5,5] x) => (float[1,6,5,5] z) {
+              a = Squeeze(x, ax)
+              y = Mul(a, c)
+              z = Conv<pads = [1, 1, 1, 1]>(y, W)
+            }""",
+            [1, 4, 5, 5],
+            {
+                "ax": np.array([0], np.int64),
+                "W": rand(6, 4, 3, 3),
+                "c": np.full((1, 1, 1, 1), 0.5, np.float32),
+            },
+            "fold-input-mul-into-conv",
+            "broadcasts",
+            id="squeeze-mul-conv",
+        ),
     ],
 )
-def test_a_rank_a_data_movement_op_keeps_wins_over_a_wrong_value_info(
+def test_a_rank_more_ops_prove_wins_over_a_wrong_value_info(
     text, declared, inits, rule, why
 ):
-    """As above, for ops that keep their input's rank but were not among the ones the rule
-    engine proves (Transpose, Slice, Pad, Tile, ...): the engine took a value_info's wrong rank
-    and the rewrite gave a model onnxruntime cannot run (Gemm of a rank-3 A; a Conv of the
-    rank-3 x where the [1,1,1,1] scale had made it rank 4)."""
+    """As above, for ops whose rank the rule engine did not prove (Transpose, Slice, Pad, Tile,
+    MatMul, Gather, Squeeze, Unsqueeze, ...): it took a value_info's wrong rank and the rewrite
+    gave a model onnxruntime cannot run (Gemm of a rank-3 A; a Conv of the rank-3 x where the
+    [1,1,1,1] scale had made it rank 4)."""
     import onnx
     from onnx import TensorProto, helper
 

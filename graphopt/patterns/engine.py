@@ -295,7 +295,33 @@ class Facts:
             return None
         if op == "Concat":
             return self.rank(inputs[0], depth + 1)
+        if domain in ("", "ai.onnx") and op in ("MatMul", "Gather", "Squeeze", "Unsqueeze"):
+            return self._indexing_rank(op, graph.nodes[producer], inputs, depth)
         return None
+
+    def _indexing_rank(
+        self, op: str, node: onnx.NodeProto, inputs: tuple[str, ...], depth: int
+    ) -> int | None:
+        """The output rank of MatMul (numpy's: a 1-D operand loses its axis), Gather (data's
+        rank + indices' − 1), and Squeeze / Unsqueeze with their axes given."""
+        first = self.rank(inputs[0], depth + 1) if inputs and inputs[0] else None
+        if first is None:
+            return None
+        if op in ("MatMul", "Gather"):
+            second = self.rank(inputs[1], depth + 1) if len(inputs) > 1 and inputs[1] else None
+            if second is None or first < 1 or (op == "MatMul" and second < 1):
+                return None
+            if op == "Gather":
+                return first + second - 1
+            return max(first, second) - (min(first, second) == 1)
+        if len(inputs) > 1 and inputs[1]:
+            axes = self.value(inputs[1])
+        else:
+            axes = self.graph.attr(node, "axes")
+        count = None if axes is None else np.asarray(axes).size
+        if not count:  # Squeeze without axes removes the dims of size 1, however many
+            return None
+        return first + count if op == "Unsqueeze" else first - count
 
 
 # Raw little-endian data types read with one frombuffer on a little-endian machine (what
