@@ -124,6 +124,23 @@ KERNEL_CASES = [
     ("Squeeze", {}, [np.ones((2, 1, 3), F32), np.array([], I64)], 13),
     # an empty reduction: numpy refuses it (no identity for max), onnxruntime gives int64 min
     ("ReduceMax", {"keepdims": 0}, [np.zeros((0, 3), I64)], 13),
+    # integer sums and products past the dtype's range: numpy wraps, onnxruntime saturates
+    (
+        "ReduceSum",
+        {"keepdims": 0},
+        [np.array([[2**31 - 1, 1, 0]], np.int32), np.array([1], I64)],
+        13,
+    ),
+    ("ReduceSum", {}, [np.array([[2**63 - 1, 1]], I64), np.array([1], I64)], 13),
+    ("ReduceProd", {"axes": [1], "keepdims": 0}, [np.array([[2**62, 2, 1], [3, -1, 2]], I64)], 13),
+    ("ReduceProd", {"axes": [0]}, [np.array([[2**31 - 1], [2]], np.int32)], 13),
+    # in range, but onnxruntime's double accumulator drops the 7 next to -2^63
+    (
+        "ReduceSum",
+        {"keepdims": 0},
+        [np.array([-(2**63), 7, 2**63 - 1], I64), np.array([], I64)],
+        13,
+    ),
 ]
 
 

@@ -616,7 +616,19 @@ def _reduce(op: Callable[..., Any], axes_input_from: int) -> Kernel:
             axis: tuple[int, ...] | None = None
         else:
             axis = tuple(normalize_axes(axes, data.ndim))
-        return [np.asarray(op(data, axis=axis, keepdims=keepdims)).astype(data.dtype)]
+        result = np.asarray(op(data, axis=axis, keepdims=keepdims))
+        if op is np.sum or op is np.prod:
+            # onnxruntime accumulates integer sums and products in double and saturates into
+            # the dtype; numpy is exact and wraps. They agree while every partial result stays
+            # below 2^53 and the dtype's maximum, which Σ|x| (Π max(|x|, 1)) bounds; past that,
+            # onnxruntime computes the reference answer.
+            magnitude = np.abs(data.astype(np.float64))
+            if op is np.prod:
+                magnitude = np.maximum(magnitude, 1.0)
+            bound = op(magnitude, axis=axis, keepdims=keepdims)
+            if np.any(bound >= min(2.0**53, _int_range(data.dtype)[1])):
+                raise Unsupported
+        return [result.astype(data.dtype)]
 
     return kernel
 
