@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,8 @@ def fix_input_shapes(
     a dim below 1."""
     from graphopt.ir.values import declared_dims
 
+    if not isinstance(shapes, Mapping):
+        raise PipelineError(f"input_shapes: must map input names to dims, got {shapes!r}")
     inputs = {vi.name: vi for vi in model.graph.input}
     before: dict[str, onnx.ValueInfoProto] = {}
     for init in model.graph.initializer:
@@ -144,7 +146,10 @@ def fix_input_shapes(
                 f"input_shapes: the model has no input {name!r}; inputs: {', '.join(inputs)}"
             )
         try:
-            wanted = [operator.index(d) for d in dims]  # 2.5 or "2" is no dim (int() took them)
+            # 2.5 or "2" is no dim (int() took them), nor True (operator.index reads it as 1)
+            wanted = [operator.index(d) for d in dims]
+            if any(isinstance(d, bool) for d in dims):
+                raise TypeError
         except TypeError:
             raise PipelineError(
                 f"input_shapes: {name} dims must be integers, got {dims!r}"

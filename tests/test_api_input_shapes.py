@@ -159,11 +159,18 @@ def test_input_shapes_keep_a_value_info_they_agree_with_and_pass_the_full_check(
         graphopt.optimize(model, input_shapes={"x": (2, 3)})
 
 
-@pytest.mark.parametrize("dims", [(2.5, 3), "23", (2.0, 3)])
+@pytest.mark.parametrize("dims", [(2.5, 3), "23", (2.0, 3), (True, 3)])
 def test_input_shapes_dims_that_are_no_integers_are_refused(dims):
-    """int() truncated 2.5 to 2 and read "23" as dims 2, 3."""
+    """int() truncated 2.5 to 2 and read "23" as dims 2, 3; operator.index took True as 1."""
     with pytest.raises(PipelineError, match="x dims must be integers"):
         graphopt.optimize(parse(DYNAMIC), input_shapes={"x": dims})
+
+
+def test_input_shapes_that_are_no_mapping_are_refused():
+    """A list of (name, dims) pairs raised AttributeError ('list' object has no attribute
+    'items') from inside fix_input_shapes."""
+    with pytest.raises(PipelineError, match="input_shapes: must map"):
+        graphopt.optimize(parse(DYNAMIC), input_shapes=[("x", (2, 3, 4, 5))])
 
 
 def test_a_dim_declared_as_minus_one_is_no_contradiction():
