@@ -675,11 +675,21 @@ def test_a_rank_the_nodes_prove_wins_over_a_wrong_value_info():
             "broadcasts",
             id="squeeze-mul-conv",
         ),
+        pytest.param(  # a = ReduceMean(x) with keepdims: rank 3 as x's
+            """g (float[2,3,4] x) => (float[2,3,5] z) {
+              a = ReduceMean<axes = [-1]>(x)
+              y = MatMul(a, W)
+              z = Add(y, c)
+            }""",
+            [6, 1],
+            {"W": rand(1, 5), "c": rand(5)},
+            "fuse-matmul-add-into-gemm",
+            "rank: a has rank 3, the rule needs 2",
+            id="reducemean-matmul-add",
+        ),
     ],
 )
-def test_a_rank_more_ops_prove_wins_over_a_wrong_value_info(
-    text, declared, inits, rule, why
-):
+def test_a_rank_more_ops_prove_wins_over_a_wrong_value_info(text, declared, inits, rule, why):
     """As above, for ops whose rank the rule engine did not prove (Transpose, Slice, Pad, Tile,
     MatMul, Gather, Squeeze, Unsqueeze, ...): it took a value_info's wrong rank and the rewrite
     gave a model onnxruntime cannot run (Gemm of a rank-3 A; a Conv of the rank-3 x where the

@@ -50,6 +50,10 @@ RANK_OF_FIRST_INPUT = frozenset(
      "Transpose", "Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth"}
 )  # fmt: skip
 RANK_OF_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where"})
+_REDUCTIONS = frozenset(
+    {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+     "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}
+)  # fmt: skip
 
 
 _MISSING = object()
@@ -297,6 +301,9 @@ class Facts:
             return self.rank(inputs[0], depth + 1)
         if domain in ("", "ai.onnx") and op in ("MatMul", "Gather", "Squeeze", "Unsqueeze"):
             return self._indexing_rank(op, graph.nodes[producer], inputs, depth)
+        kept = op in _REDUCTIONS and graph.attr(graph.nodes[producer], "keepdims", 1)
+        if kept and domain in ("", "ai.onnx"):  # keepdims (the default) keeps the rank
+            return self.rank(inputs[0], depth + 1)
         return None
 
     def _indexing_rank(
