@@ -40,7 +40,9 @@ class Instrument(Protocol):
 # What passes read from `PassContext.options` (besides their own dataclass options): the rule
 # files of a pipeline and the user's opset upgrade (graphopt.passes.fuse_patterns).
 # `subgraphs=False` keeps If/Loop/Scan bodies as they are (graphopt.pipeline.PassManager).
-CONTEXT_OPTIONS = frozenset({"rule_files", "upgrade_opset", "subgraphs"})
+# `rule_kernels=False`: every rule through the generic engine, none through the hand-written
+# matchers of `graphopt.patterns.kernels` (which must give the same model; for tests and bisecting)
+CONTEXT_OPTIONS = frozenset({"rule_files", "upgrade_opset", "subgraphs", "rule_kernels"})
 
 
 @dataclass

@@ -47,6 +47,7 @@ from graphopt.patterns.checks import CHECKS
 from graphopt.patterns.compiled import CompiledTarget, Screen, compiled
 from graphopt.patterns.compute import COMPUTATIONS, LAYOUT_ONLY
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
+from graphopt.patterns.kernels import Kernel, kernel_for
 from graphopt.patterns.rules import AttrRef, Call, Literal, Pattern, Rule, Var
 
 if TYPE_CHECKING:
@@ -87,6 +88,12 @@ class RuleRunner:
         explaining = bool(ctx is not None and ctx.record_explanations)
         self.matcher = Matcher(graph, self.facts, thorough=explaining)
         self.stats = RunStats()
+        # hand-written matchers for the hottest rules (`graphopt.patterns.kernels`); the generic
+        # engine alone with `--explain` (its refusals carry reasons) or the option
+        # `rule_kernels=False`
+        self.use_kernels = not explaining and bool(
+            ctx is None or ctx.options.get("rule_kernels", True)
+        )
         self._noted: set[tuple[str, str]] = set()
         self._added: list[str] = []
         self._touched: list[str] = []  # tensors whose producer a rewrite changed
@@ -172,11 +179,22 @@ class RuleRunner:
         touched, added = self._touched, self._added
         for rule in rules:
             needs = _needs_by_op(rule)
+            kernel = self._kernel(rule) if filtering else None
             for op in sorted(needs):
                 wanted = needs[op]
                 for name, node in index.get(op, ()):
                     if nodes.get(name) is not node:
                         continue  # removed by an earlier rewrite in this sweep
+                    first_added = len(added)
+                    if kernel is not None and self._try_kernel(kernel, rule, name, node):
+                        changed = True
+                        for t in touched:  # as after a generic rewrite (below)
+                            for c in consumers.get(t, ()):
+                                kinds_of.pop(c, None)
+                        for n in added[first_added:]:
+                            kinds_of.pop(n, None)
+                        touched.clear()
+                        continue
                     kinds = None
                     if filtering:
                         kinds = kinds_of.get(name)
@@ -199,6 +217,28 @@ class RuleRunner:
                             kinds_of.pop(n, None)
                     touched.clear()
         return changed
+
+    def _kernel(self, rule: Rule) -> Kernel | None:
+        """The rule's kernel (`graphopt.patterns.kernels`), where it has one, the runner uses
+        kernels and the rule's replacement exists at the model's opset."""
+        if not self.use_kernels or self._opset_of(rule):
+            return None
+        return kernel_for(rule)
+
+    def _try_kernel(self, kernel: Kernel, rule: Rule, name: str, anchor: onnx.NodeProto) -> bool:
+        """Rewrite at `anchor` with the match `kernel` proves; False (nothing changed) where it
+        defers to the generic engine or the rule's computation refuses."""
+        m = kernel(self, rule, name, anchor)
+        if m is None:
+            return False
+        try:
+            self._compute(m)
+        except Refuse:
+            return False  # the generic engine refuses it again, with the reason
+        self._apply(m)
+        self.stats.applied[rule.name] = self.stats.applied.get(rule.name, 0) + 1
+        self._note(rule, anchor, "applied", "")
+        return True
 
     def _opset_of(self, rule: Rule) -> str:
         """Why the rule's replacement cannot be emitted at the model's opset ("" if it can)."""

@@ -1,0 +1,217 @@
+"""Kernels: hand-written matchers for the hottest built-in rules, with the generic engine's answers.
+
+A detector has dozens of Conv+BatchNormalization pairs and, in the PP and MobileNetV3 families,
+dozens of decomposed HardSwish chains (layout_cdla: 94 of each). The generic engine spends most
+of a rewrite interpreting the rule (closures per pattern operand, a `Match` built and checked
+field by field); a kernel walks the same nodes in straight-line code.
+
+`kernel(runner, rule, anchor name, anchor)` returns the `Match` the generic engine's first
+accepted match at that anchor would be (same nodes, bindings, captured attributes; structure,
+single use of intermediates, constness and the rule's checks all proven), ready for the
+engine's own computation and edit, or None: "ask the generic engine", never "no match". So a
+kernel can make the engine faster, never different. Every case it does not recognize, and
+every refusal, goes to the generic engine, which then says why (`--explain` uses it only).
+
+A kernel runs only while its rule is the built-in one it was written for: each kernel names
+the digest of its rule (`rule_digest`: targets, checks, computation, replacement); an edited
+rule file changes the digest, and the rule then runs through the generic engine until the
+kernel is updated (a test compares the digests).
+
+What it does not do: handle variants that are rare in exported models (the generic engine does
+them), or any rule a user wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import onnx
+
+from graphopt.patterns.engine import Facts, Match, attr_mismatch
+from graphopt.patterns.rules import Literal, Rule
+
+if TYPE_CHECKING:
+    from graphopt.patterns.rewrite import RuleRunner
+
+Kernel = Callable[["RuleRunner", Rule, str, onnx.NodeProto], "Match | None"]
+
+_ONNX = ("", "ai.onnx")
+
+
+def rule_digest(rule: Rule) -> str:
+    """A short digest of what `rule` matches, checks, computes and emits (not its name, doc or
+    source position): a kernel is valid for a rule with this digest only."""
+    text = repr((rule.targets, rule.checks, rule.compute, rule.replacement, sorted(rule.multi_use)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- Conv + BN
+
+
+def fold_batchnorm_conv(
+    runner: RuleRunner, rule: Rule, name: str, bn: onnx.NodeProto
+) -> Match | None:
+    """`fold-batchnorm-conv` at BatchNormalization `bn`:
+    y = Conv(x, W, optional(B)); z = BatchNormalization(y, γ, β, μ, σ², epsilon=eps), every
+    parameter a floating-point constant of one dtype, y read by the BN only, BN in inference
+    mode with only its first output used."""
+    graph, facts = runner.graph, runner.facts
+    _, op, domain, inputs, outputs = facts.io(bn, name)
+    if op != "BatchNormalization" or domain not in _ONNX:
+        return None
+    if len(inputs) != 5 or not all(inputs) or not outputs or not outputs[0]:
+        return None
+    consumers = graph.consumers
+    for out in outputs[1:]:  # training-mode outputs must be unused
+        if out and (consumers.get(out) or graph.is_graph_output(out)):
+            return None
+    y = inputs[0]
+    producer = graph.producer.get(y)
+    if producer is None:
+        return None
+    conv = graph.nodes[producer]
+    _, conv_op, conv_domain, conv_inputs, conv_outputs = facts.io(conv, producer)
+    if conv_op != "Conv" or conv_domain not in _ONNX or conv_outputs[0] != y:
+        return None
+    if not 2 <= len(conv_inputs) <= 3 or not conv_inputs[0] or not conv_inputs[1]:
+        return None
+    users = consumers.get(y)
+    if users is None or users.keys() != {name} or graph.is_graph_output(y):
+        return None  # y is read elsewhere: the engine refuses (or keeps it, multi_use)
+    w = conv_inputs[1]
+    b = conv_inputs[2] if len(conv_inputs) == 3 and conv_inputs[2] else None
+    constants = (
+        [w, inputs[1], inputs[2], inputs[3], inputs[4]] if b is None else [w, b, *inputs[1:]]
+    )
+    kinds = set()
+    for t in constants:  # float_constant(W, B, gamma, beta, mean, var)
+        dtype = facts.dtype(t)
+        if dtype is None or dtype.kind != "f":
+            return None
+        kinds.add(dtype)
+    if len(kinds) != 1:
+        return None
+    for a in bn.attribute[:]:  # batchnorm_inference(z)
+        if (a.name == "training_mode" and a.i != 0) or (a.name == "spatial" and a.i != 1):
+            return None
+    pattern = rule.targets[0]
+    attrs: dict[str, object] = {}
+    if attr_mismatch(pattern.nodes[1], bn, attrs, graph.opset_version(domain)):
+        return None
+    # the bindings in the order the generic matcher makes them
+    tensors: dict[str, str | None] = {
+        "z": outputs[0],
+        "y": y,
+        "x": conv_inputs[0],
+        "W": w,
+        "B": b,
+        "gamma": inputs[1],
+        "beta": inputs[2],
+        "mean": inputs[3],
+        "var": inputs[4],
+    }
+    m = Match(rule, pattern, graph, facts, tensors, attrs, {1: bn, 0: conv})
+    m.removal = [bn, conv]
+    return m
+
+
+# ---------------------------------------------------------------------------- HardSwish
+
+
+def hardswish(runner: RuleRunner, rule: Rule, name: str, div: onnx.NodeProto) -> Match | None:
+    """`hardswish` / `hardswish-via-hardsigmoid`, their first target, at Div `div`:
+    y = Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6) (the form paddle2onnx and torch < opset 14
+    export), Mul and Add in either operand order, the literals one-element float constants,
+    and every precondition of the engine (`RuleRunner._preconditions`: intermediates used only
+    inside the match, constants that do not raise the rank)."""
+    graph, facts = runner.graph, runner.facts
+    io = facts.io
+    _, op, domain, inputs, outputs = io(div, name)
+    if op != "Div" or domain not in _ONNX or len(inputs) != 2 or not outputs or not outputs[0]:
+        return None
+    pattern = rule.targets[0]
+    add_p, clip_p, mul_p, div_p = pattern.nodes
+    if not _literal(facts, inputs[1], div_p.inputs[1]):
+        return None
+    mul = _producer_of(runner, inputs[0], "Mul")
+    if mul is None:
+        return None
+    mul_inputs = io(mul)[3]
+    if len(mul_inputs) != 2 or not all(mul_inputs):
+        return None
+    a, b = mul_inputs
+    for x, clipped in ((a, b), (b, a)) if a != b else ((a, b),):
+        clip = _producer_of(runner, clipped, "Clip")
+        if clip is None:
+            continue
+        clip_inputs = io(clip)[3]
+        if len(clip_inputs) != 3 or not all(clip_inputs):
+            continue
+        if not _literal(facts, clip_inputs[1], clip_p.inputs[1]):
+            continue
+        if not _literal(facts, clip_inputs[2], clip_p.inputs[2]):
+            continue
+        add = _producer_of(runner, clip_inputs[0], "Add")
+        if add is None:
+            continue
+        add_inputs = io(add)[3]
+        if len(add_inputs) != 2 or x not in add_inputs:
+            continue
+        three = add_inputs[1] if add_inputs[0] == x else add_inputs[0]
+        if not _literal(facts, three, add_p.inputs[1]):
+            continue
+        tensors: dict[str, str | None] = {  # in the generic matcher's binding order
+            div_p.outputs[0]: outputs[0],
+            mul_p.outputs[0]: inputs[0],
+            "x": x,
+            clip_p.outputs[0]: clipped,
+            add_p.outputs[0]: clip_inputs[0],
+        }
+        sites = [(0, three), (1, clip_inputs[1]), (1, clip_inputs[2]), (3, inputs[1])]
+        m = Match(
+            rule, pattern, graph, facts, tensors, {}, {3: div, 2: mul, 1: clip, 0: add}, sites
+        )
+        return None if runner._preconditions(m) else m
+    return None
+
+
+def _producer_of(runner: RuleRunner, tensor: str, op: str) -> onnx.NodeProto | None:
+    """The default-domain `op` node whose first output is `tensor`, else None."""
+    name = runner.graph.producer.get(tensor)
+    if name is None:
+        return None
+    node = runner.graph.nodes[name]
+    _, node_op, domain, _, outputs = runner.facts.io(node, name)
+    if node_op != op or domain not in _ONNX or outputs[0] != tensor:
+        return None
+    return node
+
+
+def _literal(facts: Facts, tensor: str, literal: object) -> bool:
+    """`tensor` matches the pattern's Literal as the generic matcher compares them: a
+    one-element float constant within 1e-7 + rtol·|value| (NaN matches nothing)."""
+    assert isinstance(literal, Literal)
+    value = facts.scalar(tensor)
+    want = literal.value
+    return value is not None and abs(value - want) <= 1e-7 + literal.rtol * abs(want)
+
+
+KERNELS: dict[str, tuple[str, Kernel]] = {
+    # rule name → (the digest of the built-in rule it was written for, kernel)
+    "fold-batchnorm-conv": ("2e9788c8c4d8ad95", fold_batchnorm_conv),
+    "hardswish": ("90928f467373858d", hardswish),
+    "hardswish-via-hardsigmoid": ("c45c42e75e2b8a7f", hardswish),
+}
+
+
+def kernel_for(rule: Rule) -> Kernel | None:
+    """The kernel of `rule` when it has one and the rule is the one it was written for."""
+    entry = KERNELS.get(rule.name)
+    if entry is None:
+        return None
+    cached = rule.__dict__.get("_kernel_digest")
+    if cached is None:
+        cached = rule.__dict__["_kernel_digest"] = rule_digest(rule)
+    return entry[1] if cached == entry[0] else None
