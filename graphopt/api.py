@@ -185,7 +185,7 @@ def refuse_contradicted_shapes(graph: Graph, declared: dict[str, onnx.ValueInfoP
     One inference over `graphopt.analysis.shapes`' weightless copy (YOLOv8n: 12 ms)."""
     from graphopt.analysis.shapes import ShapeFacts, light_model
 
-    light = light_model(graph, ShapeFacts())  # a dim declared -1 is unknown there
+    light = light_model(graph, ShapeFacts(), declarations=True)  # a -1 dim is unknown there
     error = _strict_inference_error(light)
     if error is None:
         return

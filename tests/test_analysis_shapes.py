@@ -186,3 +186,53 @@ def test_a_negative_declared_dim_is_unknown():
     assert facts.shape("x") == (None, 4, 3, 5)
     y = facts.shape("y")
     assert y is None or not isinstance(y[0], int)
+
+
+def _declared_wrong(vi_dims: list[int]) -> onnx.ModelProto:
+    """x[2,6] → Relu → y → Reshape(y, [3, 4]) → z, with y's value_info declaring `vi_dims`
+    (an exporter's stale declaration: y is [2, 6]); z also reads Shape(y)."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("Reshape", ["y", "t"], ["z"]),
+        helper.make_node("Shape", ["y"], ["s"]),
+        helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+        [
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [3, 4]),
+            helper.make_tensor_value_info("sf", TensorProto.FLOAT, [2]),
+        ],
+        [numpy_helper.from_array(np.array([3, 4], np.int64), "t")],
+        value_info=[helper.make_tensor_value_info("y", TensorProto.FLOAT, vi_dims)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_value_info_shape_is_not_taken_as_a_fact():
+    # No runtime checks a value_info: onnxruntime runs this model (y is [2, 6]); facts that took
+    # the declared [3, 4] made eliminate-noops drop the Reshape and Shape(y) fold to [3, 4].
+    model = _declared_wrong([3, 4])
+    facts = shape_facts(model)
+    assert facts.shape("y") == (2, 6)
+    assert facts.dtype("y") == TensorProto.FLOAT
+    import graphopt
+    from tests.conftest import assert_same_outputs
+
+    feeds = {"x": np.arange(12, dtype=np.float32).reshape(2, 6) - 5}
+    for pipeline in ("default", "tensorrt", "simplify"):
+        out = graphopt.optimize(model, pipeline)
+        assert_same_outputs(model, out, feeds)
+
+
+def test_facts_of_a_model_proto_infer_with_its_small_initializers():
+    # shape_facts(ModelProto) infers over a skeleton copy: it must keep the Reshape target's
+    # values (it once kept only dims, inference gave up, and only value_info said anything)
+    model = _declared_wrong([2, 6])
+    model.graph.ClearField("value_info")
+    model.graph.output[0].type.tensor_type.ClearField("shape")  # z: only the target says
+    facts = shape_facts(model)
+    assert facts.shape("z") == (3, 4)
+    assert facts.shape("s") == (2,)

@@ -5,7 +5,8 @@ propagation on) over a lightweight copy of the model: nodes in topological order
 large constant (initializer or `Constant` node) replaced by a graph input of the same dtype and
 shape, so no weight bytes are copied or serialized. Small constants (≤ 64 elements, or integer
 tensors ≤ 4096 elements) are kept so that Reshape targets and shape arithmetic still infer.
-Declared graph inputs, outputs and value_info feed the inference too. When a `PassContext` is
+Declared graph input shapes feed the inference too (outputs' and value_info's only their element
+types: `light_model`). When a `PassContext` is
 given the result is cached in `ctx.facts["shapes"]` (the pass manager clears it whenever a pass
 changes the graph).
 
@@ -202,10 +203,16 @@ def _add_placeholder(inputs: Any, name: str, t: onnx.TensorProto) -> None:
         dims.add().dim_value = d
 
 
-def light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
+def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> onnx.ModelProto:
     """The model to infer over (nodes in topological order, large constants as typed inputs:
     no weight bytes, a dim declared as -1 unknown, as `declared_dims` reads it); records in
-    `facts` the constants it replaces by inputs."""
+    `facts` the constants it replaces by inputs.
+
+    The graph inputs keep their declared shapes (runtimes refuse feeds of others). The shapes
+    the model states for graph outputs and value_info come along only with `declarations`
+    (their element types always): no runtime checks them, and an exporter's stale one (traced at
+    batch 1, or a rank-0 output) would make a pass fold `Shape(y)` or drop a Reshape that the
+    model needs."""
     model = graph.model
     light = onnx.ModelProto()
     light.ir_version = max(model.ir_version, 4)
@@ -238,6 +245,10 @@ def light_model(graph: Graph, facts: ShapeFacts) -> onnx.ModelProto:
     g.node.extend(kept)
     g.output.extend(graph.proto.output)
     g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
+    if not declarations:
+        for vi in itertools.chain(g.output, g.value_info):
+            if vi.type.HasField("tensor_type"):
+                vi.type.tensor_type.ClearField("shape")
     for vi in itertools.chain(g.input, g.output, g.value_info):
         for d in vi.type.tensor_type.shape.dim:  # older paddle2onnx's -1: unknown, no size
             if d.HasField("dim_value") and d.dim_value < 0:

@@ -6,6 +6,7 @@ What it does not do: build any new graph structure, or mutate anything.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 
@@ -37,7 +38,9 @@ def as_graph(model: ModelOrGraph) -> Graph:
 
 
 def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` for analysis: everything but the initializers' data."""
+    """A copy of `model` for analysis: everything but the data of initializers over 4096
+    elements (small ones, Reshape targets and Resize scales among them, keep it: shape
+    inference reads them)."""
     out = onnx.ModelProto()
     out.ir_version = model.ir_version
     out.opset_import.extend(model.opset_import)
@@ -50,6 +53,9 @@ def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     g.value_info.extend(src.value_info)
     for t in src.initializer:
         h = g.initializer.add()
+        if t.data_location != onnx.TensorProto.EXTERNAL and math.prod(t.dims) <= 4096:
+            h.CopyFrom(t)
+            continue
         h.name = t.name
         h.data_type = t.data_type
         h.dims.extend(t.dims)
