@@ -148,6 +148,26 @@ def test_verify_counts_a_nan_the_original_does_not_have_as_a_difference():
     assert (d.max_abs, d.max_rel) == (0.0, 0.0)
 
 
+def test_verify_compares_sequence_and_map_outputs(tmp_path, capsys):
+    # ZipMap's output is a list of dicts ({label: probability}); --verify once crashed with
+    # AttributeError: 'list' object has no attribute 'shape'
+    from pathlib import Path
+
+    import onnxruntime
+
+    from graphopt.backends.onnxruntime import _leaves_of
+    from graphopt.errors import VerifyError
+
+    iris = Path(onnxruntime.__file__).parent / "datasets" / "logreg_iris.onnx"
+    out = tmp_path / "iris.onnx"
+    assert main(["optimize", str(iris), "-o", str(out), "--verify"]) == 0
+    assert "verify: probabilities: max abs diff 0" in capsys.readouterr().out
+    a, b = _leaves_of("p", [{0: 0.25, 1: 0.75}], [{0: 0.5, 1: 0.75}])
+    assert a.tolist() == [0.25, 0.75] and b.tolist() == [0.5, 0.75]
+    with pytest.raises(VerifyError, match="changed structure"):
+        _leaves_of("p", [{0: 0.25, 1: 0.75}], [{0: 0.25, 2: 0.75}])
+
+
 def test_demo_reports_a_model_failing_the_checker_in_one_line(monkeypatch, tmp_path, capsys):
     import graphopt.api
     import graphopt.realmodels

@@ -198,6 +198,9 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
         if name not in got:
             raise VerifyError(f"output {name!r} is missing from the optimized model")
         b = got[name]
+        if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+            # a sequence or map output (ZipMap's list of dicts): compared leaf by leaf
+            a, b = _leaves_of(name, a, b)
         if a.shape != b.shape:
             raise VerifyError(f"output {name!r} changed shape: {a.shape} -> {b.shape}")
         if a.size == 0:
@@ -217,3 +220,29 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
         exact = not np.issubdtype(a.dtype, np.inexact)
         diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, exact))
     return diffs
+
+
+def _leaves_of(name: str, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The leaves of two outputs that are sequences or maps (nested lists, tuples, dicts of
+    numbers or arrays), flattened in the same order; a `VerifyError` when their structure
+    (lengths, keys, leaf shapes) differs."""
+
+    def flatten(x: Any, path: str, into: list[tuple[str, np.ndarray]]) -> None:
+        if isinstance(x, dict):
+            for key in sorted(x, key=repr):
+                flatten(x[key], f"{path}[{key!r}]", into)
+        elif isinstance(x, list | tuple):
+            for i, item in enumerate(x):
+                flatten(item, f"{path}[{i}]", into)
+        else:
+            into.append((f"{path}{list(np.shape(x))}", np.asarray(x).ravel()))
+
+    left: list[tuple[str, np.ndarray]] = []
+    right: list[tuple[str, np.ndarray]] = []
+    flatten(a, "", left)
+    flatten(b, "", right)
+    if [p for p, _ in left] != [p for p, _ in right]:
+        raise VerifyError(f"output {name!r} changed structure (a sequence or map output)")
+    if not left:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate([v for _, v in left]), np.concatenate([v for _, v in right])
