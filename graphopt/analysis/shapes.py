@@ -173,13 +173,17 @@ def _covers(facts: ShapeFacts, graph: Graph) -> bool:
 
 def _opens(facts: ShapeFacts, graph: Graph, name: str) -> bool:
     """`name` became a constant after `facts` were inferred and they leave a reader's output
-    rank or a dim unknown (a symbolic dim stays symbolic: no reason to infer again)."""
+    rank or a dim unknown, or symbolic where the constant's dims say more than the facts had
+    about it (a Gather by Range(0, N) that folded to [3, 5] where the facts said [N, 5]; a
+    symbolic dim that depends on nothing new stays symbolic: no reason to infer again)."""
     if name in facts.constants or graph.is_graph_input(name):
         return False
+    init = graph.initializers.get(name)
+    sharper = init is not None and facts.shape(name) != tuple(init.dims)
     for node in graph.consumer_nodes(name):
         for out in node.output:
             dims = facts.shape(out) if out else ()
-            if dims is None or any(d is None for d in dims):
+            if dims is None or any(d is None or (sharper and isinstance(d, str)) for d in dims):
                 return True
     return False
 
