@@ -142,6 +142,21 @@ def test_external_data_output_is_rewritten_in_place_and_again(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
 
 
+def test_external_data_file_gets_the_model_files_mode(tmp_path):
+    # onnx writes its data file 0600: a model another user (a server) can read, with weights
+    # it cannot, would load nowhere
+    src = _external_model(tmp_path)
+    out = tmp_path / "out.onnx"
+    old = os.umask(0o022)
+    try:
+        save_model(load(src).model, out, external_data=True)
+    finally:
+        os.umask(old)
+    data = tmp_path / "out.onnx.data"
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert data.stat().st_mode & 0o777 == 0o644
+
+
 def test_weights_kept_in_typed_fields_go_to_external_data_too(tmp_path):
     """paddle2onnx writes weights as float_data / int64_data, which onnx's converter leaves
     inline: they are written to the data file as the same values (a model over 2 GiB would

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -260,6 +261,8 @@ def save_model(
             onnx.save_model(work, str(tmp_model))
             data_tmp = Path(tmp) / location
             if data_tmp.exists():
+                # onnx creates the data file 0600; it gets the model file's mode (umask's)
+                os.chmod(data_tmp, stat.S_IMODE(os.stat(tmp_model).st_mode))
                 os.replace(data_tmp, parent / location)
             os.replace(tmp_model, path)
     except OSError as e:
