@@ -394,3 +394,74 @@ def test_unsqueeze_of_a_reshape_copying_a_dim_or_read_elsewhere_stays():
     )
     shared = shared.replace("  y = Unsqueeze (a, ax)", "  y = Unsqueeze (a, ax)\n  z = Relu (a)")
     assert ops(run(parse(shared), "merge-reshapes")) == ["Reshape", "Unsqueeze", "Relu"]
+
+
+# torch's mask[:, None, None, :] of a T5 encoder: two Unsqueezes (traceforge-title-model 0.2.0)
+TWO_UNSQUEEZES = """
+g (float[B, S] x) => (float[OUT] y) {
+  a1 = Constant <value = int64[AN1] {AXES1}> ()
+  u = Unsqueeze (x, a1)
+  a2 = Constant <value = int64[AN2] {AXES2}> ()
+  y = Unsqueeze (u, a2)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "out_shape", "merged"),
+    [
+        ("1", "2", "B, 1, 1, S", [1, 2]),
+        ("0", "0", "1, 1, B, S", [0, 1]),
+        ("2", "0", "1, B, S, 1", [0, 3]),
+        ("-1", "1", "B, 1, S, 1", [1, 3]),  # a negative axis: x's rank is read
+        ("0, 3", "1, -1", "1, 1, B, S, 1, 1", [0, 1, 4, 5]),
+    ],
+)
+def test_unsqueeze_of_an_unsqueeze_becomes_one(first, second, out_shape, merged):
+    text = (
+        TWO_UNSQUEEZES.replace("AXES1", first)
+        .replace("AXES2", second)
+        .replace("AN1", str(first.count(",") + 1))
+        .replace("AN2", str(second.count(",") + 1))
+        .replace("OUT", out_shape)
+    )
+    model = parse(text)
+    out = run(model, "merge-reshapes")
+    assert ops(out) == ["Unsqueeze"]
+    np.testing.assert_array_equal(first_node_target(out), merged)
+    for b, s in ((2, 3), (1, 1)):
+        assert_same_outputs(model, out, {"x": rand(b, s)})
+
+
+def test_unsqueeze_of_an_unsqueeze_read_elsewhere_stays():
+    text = TWO_UNSQUEEZES.replace("AXES1", "1").replace("AXES2", "2").replace("AN1", "1")
+    text = text.replace("AN2", "1").replace(
+        "float[OUT] y)", "float[B, 1, 1, S] y, float[B, 1, S] z)"
+    )
+    text = text.replace("  y = Unsqueeze (u, a2)", "  y = Unsqueeze (u, a2)\n  z = Relu (u)")
+    assert ops(run(parse(text), "merge-reshapes")) == ["Unsqueeze", "Unsqueeze", "Relu"]
+
+
+def test_constant_inputs_empty_along_the_axis_leave_a_concat():
+    # torch's Concat(Shape(m), []) of a T5 decoder: the empty constant adds nothing; an input
+    # empty along another axis than the Concat's does add (its other dims) and stays
+    model = parse(
+        """
+        g (int64[B, S] m, float[N] v, float[2, 0] p) => (float[B, S] y, float[4, 0] z) {
+          sh = Shape (m)
+          e = Constant <value = int64[0] {}> ()
+          c = Concat <axis = 0> (sh, e)
+          y = Reshape (v, c)
+          q = Constant <value = float[2, 0] {}> ()
+          z = Concat <axis = 0> (p, q)
+        }
+        """
+    )
+    out = run(model, "merge-concats", "eliminate-noops")
+    assert ops(out) == ["Shape", "Reshape", "Concat"]
+    feeds = {
+        "m": np.ones((2, 3), np.int64),
+        "v": rand(6),
+        "p": np.zeros((2, 0), F32),
+    }
+    assert_same_outputs(model, out, feeds)

@@ -150,6 +150,9 @@ class MergeReshapes(Pass):
 
     Unsqueeze(Reshape(x, s), axes)  ⇒  Reshape(x, s with a 1 inserted at each axis)
     when s is a constant without 0 entries and the Unsqueeze is the inner Reshape's one reader.
+
+    Unsqueeze(Unsqueeze(x, a₁), a₂)  ⇒  Unsqueeze(x, a₂ ∪ a₁ moved past a₂)
+    when the inner Unsqueeze has no other reader (negative axes need x's rank).
     """
 
     name = "merge-reshapes"
@@ -164,6 +167,9 @@ class MergeReshapes(Pass):
             if node.op_type == "Unsqueeze" and is_default_domain(node):
                 if _unsqueeze_into_reshape(graph, ctx, node):
                     ctx.note(self.name, node.name, "applied", "Unsqueeze of a Reshape")
+                    merged += 1
+                elif _merge_unsqueezes(graph, ctx, node, shapes):
+                    ctx.note(self.name, node.name, "applied", "Unsqueeze of an Unsqueeze")
                     merged += 1
                 continue
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) < 2:
@@ -229,6 +235,69 @@ def _unsqueeze_into_reshape(graph: Graph, ctx: PassContext, node: onnx.NodeProto
     graph.remove_node(inner)
     graph.make_node("Reshape", [source, shape], [output], name=name)
     return True
+
+
+def _merge_unsqueezes(
+    graph: Graph, ctx: PassContext, node: onnx.NodeProto, shapes: LazyShapes
+) -> bool:
+    """Replace `node`, Unsqueeze(Unsqueeze(x, a1), a2), by one Unsqueeze of x when the inner
+    one has no other reader and both axes lists are known. True when it did."""
+    inner = graph.producer_node(node.input[0]) if node.input else None
+    if inner is None or inner.op_type != "Unsqueeze" or not is_default_domain(inner):
+        return False
+    if not inner.input or not inner.input[0]:
+        return False
+    if len(graph.consumer_nodes(inner.output[0])) != 1 or graph.is_graph_output(inner.output[0]):
+        return False
+    first, second = _unsqueeze_axes(graph, inner), _unsqueeze_axes(graph, node)
+    if first is None or second is None or not first or not second:
+        return False
+    rank = None
+    if min(first + second) < 0:
+        rank = shapes.rank(inner.input[0])
+        if rank is None:
+            return False
+    try:
+        if rank is None:  # non-negative axes: positions from the front, whatever the rank
+            inner_axes, outer_axes = sorted(first), sorted(second)
+        else:
+            inner_axes = sorted(normalize_axes(first, rank + len(first)))
+            outer_axes = sorted(normalize_axes(second, rank + len(first) + len(second)))
+    except Unsupported:  # an axis out of range: the original fails, nothing to merge
+        return False
+    if len(set(inner_axes)) != len(first) or len(set(outer_axes)) != len(second):
+        return False  # a repeated axis: the original fails
+
+    def moved(position: int) -> int:  # where an axis of the middle tensor ends up
+        for a in outer_axes:
+            if a <= position:
+                position += 1
+        return position
+
+    axes = sorted(outer_axes + [moved(a) for a in inner_axes])
+    opset = graph.opset_version("")
+    if opset >= 13 and not initializers_allowed(graph, ctx, "merge-reshapes"):
+        return False
+    source, output, name = inner.input[0], node.output[0], node.name
+    graph.remove_node(node)
+    graph.remove_node(inner)
+    if opset >= 13:
+        axes_name = graph.add_initializer(f"{output}_axes", np.array(axes, np.int64))
+        graph.make_node("Unsqueeze", [source, axes_name], [output], name=name)
+    else:
+        graph.make_node("Unsqueeze", [source], [output], name=name, axes=axes)
+    return True
+
+
+def _unsqueeze_axes(graph: Graph, node: onnx.NodeProto) -> list[int] | None:
+    """The axes of an Unsqueeze (input from opset 13, attribute before), None if not constant."""
+    if graph.opset_version("") >= 13:
+        value = graph.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    else:
+        value = graph.attr(node, "axes")
+    if value is None:
+        return None
+    return [int(a) for a in np.asarray(value).reshape(-1)]
 
 
 def _reshape_like_producer(graph: Graph, tensor: str) -> onnx.NodeProto | None:
@@ -299,9 +368,11 @@ class TransposeToReshape(Pass):
 @register_pass
 @dataclass
 class MergeConcats(Pass):
-    """Flatten a Concat that feeds only a Concat on the same axis.
+    """Flatten a Concat that feeds only a Concat on the same axis; drop constant inputs with
+    no element along the axis (torch's Concat(Shape(x), [])).
 
     Concat(a, Concat(b, c; k), d; k)  ⇒  Concat(a, b, c, d; k)
+    Concat(a, e; k), e a constant with dim k = 0  ⇒  Concat(a; k)
     """
 
     name = "merge-concats"
@@ -332,6 +403,9 @@ class MergeConcats(Pass):
                     changed = True
                 else:
                     inputs.append(name)
+            kept = [t for t in inputs if not _empty_along(graph, t, axis)]
+            if kept and len(kept) < len(inputs):  # one input stays: it carries the dtype
+                inputs, changed = kept, True
             if not changed:
                 continue
             out = node.output[0]
@@ -340,6 +414,21 @@ class MergeConcats(Pass):
             ctx.note(self.name, node.name, "applied")
             merged += 1
         return PassResult(merged > 0, {"merged": merged})
+
+
+def _empty_along(graph: Graph, tensor: str, axis: int | None) -> bool:
+    """`tensor` is a constant whose dim `axis` is 0 (it adds nothing to a Concat on `axis`)."""
+    if not tensor or axis is None or not graph.is_constant(tensor):
+        return False
+    init = graph.initializers.get(tensor)
+    if init is not None:
+        dims = list(init.dims)
+    else:
+        value = graph.constant(tensor)
+        if value is None:
+            return False
+        dims = list(value.shape)
+    return -len(dims) <= axis < len(dims) and dims[axis] == 0
 
 
 def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) -> bool:
