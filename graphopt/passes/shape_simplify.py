@@ -36,30 +36,58 @@ from graphopt.patterns.engine import RANK_OF_FIRST_INPUT
 Dims = tuple[int | str | None, ...]
 
 
-def _shape_dims(graph: Graph, ctx: PassContext, tensor: str) -> Dims | None:
-    """The dims `tensor` holds when it is the output of a `Shape` node (symbolic ones too)."""
+def _shape_dims(graph: Graph, ctx: PassContext, tensor: str, depth: int = 0) -> Dims | None:
+    """The dims `tensor` holds when it is computed from shapes (symbolic ones too): Shape(x)
+    with its start/end, and an integer Cast, a Gather or Slice on axis 0 of such, or a Concat
+    of such and 1-D integer constants (jax2tf's Cast(Shape(x), int32), torch dynamo's
+    Gather(Shape(y), perm))."""
     from graphopt.analysis.shapes import shape_facts
 
     node = graph.producer_node(tensor)
-    if node is None or node.op_type != "Shape" or not is_default_domain(node):
+    if node is None or not is_default_domain(node) or depth > 16 or not node.input:
         return None
-    dims = shape_facts(graph, ctx).shape(node.input[0])
-    if dims is None:
-        return None
-    start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
-    return tuple(dims[start:end])
+    if node.op_type == "Shape":
+        dims = shape_facts(graph, ctx).shape(node.input[0])
+        if dims is None:
+            return None
+        start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
+        return tuple(dims[start:end])
+    if node.op_type == "Cast":
+        if graph.attr(node, "to") not in _INTEGER_TYPES:
+            return None
+        return _shape_dims(graph, ctx, node.input[0], depth + 1)
+    if node.op_type == "Concat":
+        if graph.attr(node, "axis") not in (0, -1):
+            return None
+        joined: list[int | str | None] = []
+        for piece in node.input:
+            value = graph.constant(piece)
+            if value is not None:
+                if value.ndim != 1 or value.dtype.kind not in "iu":
+                    return None
+                joined.extend(int(v) for v in value)
+                continue
+            dims = _shape_dims(graph, ctx, piece, depth + 1)
+            if dims is None:
+                return None
+            joined.extend(dims)
+        return tuple(joined)
+    if node.op_type in ("Gather", "Slice"):
+        picked = _pick(graph, ctx, node, depth)
+        return None if picked is None or picked[1] == () else tuple(picked[0])
+    return None
 
 
-def _picked_dims(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndarray | None:
-    """The value of `Gather(Shape(x), c)` / `Slice(Shape(x), ...)` when the dims it picks are
-    static (the others may be dynamic)."""
-    if not node.input or not is_default_domain(node):
-        return None
+def _pick(
+    graph: Graph, ctx: PassContext, node: onnx.NodeProto, depth: int
+) -> tuple[list[int | str | None], tuple[int, ...]] | None:
+    """(the dims, the output's shape) that `Gather(d, c)` / `Slice(d, ...)` on axis 0 picks
+    from a tensor `d` of dims (`_shape_dims`), or None."""
     if node.op_type == "Gather" and len(node.input) == 2:
         indices = graph.constant(node.input[1])
         if indices is None or graph.attr(node, "axis", 0) not in (0, -1):
             return None
-        dims = _shape_dims(graph, ctx, node.input[0])
+        dims = _shape_dims(graph, ctx, node.input[0], depth + 1)
         if dims is None:
             return None
         n = len(dims)
@@ -67,9 +95,7 @@ def _picked_dims(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.nda
         if np.any((idx < -n) | (idx >= n)):
             return None
         picked = [dims[int(i)] for i in np.where(idx < 0, idx + n, idx).reshape(-1)]
-        if not all(isinstance(d, int) for d in picked):
-            return None
-        return np.array(picked, dtype=np.int64).reshape(idx.shape)
+        return picked, tuple(idx.shape)
     if node.op_type == "Slice":
         params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
         if params is None:
@@ -77,14 +103,54 @@ def _picked_dims(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.nda
         starts, ends, axes, steps = params
         if len(starts) != 1 or axes[0] not in (0, -1) or steps[0] == 0:
             return None
-        dims = _shape_dims(graph, ctx, node.input[0])
+        dims = _shape_dims(graph, ctx, node.input[0], depth + 1)
         if dims is None:
             return None
-        picked_dims = list(dims)[onnx_slice(len(dims), starts[0], ends[0], steps[0])]
-        if not all(isinstance(d, int) for d in picked_dims):
-            return None
-        return np.array(picked_dims, dtype=np.int64)
+        picked = list(dims)[onnx_slice(len(dims), starts[0], ends[0], steps[0])]
+        return picked, (len(picked),)
     return None
+
+
+def _picked_dims(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndarray | None:
+    """The value of `Gather(d, c)` / `Slice(d, ...)` of a tensor of dims (`_shape_dims`) when
+    the dims it picks are static (the others may be dynamic)."""
+    if not node.input or not is_default_domain(node):
+        return None
+    picked = _pick(graph, ctx, node, 0)
+    if picked is None or not all(isinstance(d, int) for d in picked[0]):
+        return None
+    dims = [d for d in picked[0] if isinstance(d, int)]
+    dtype = _source_dtype(graph, node.input[0])
+    if dtype is None or any(d > np.iinfo(dtype).max for d in dims):
+        return None  # a dim an int32 Cast would have wrapped: left as it is
+    return np.array(dims, dtype=dtype).reshape(picked[1])
+
+
+def _source_dtype(graph: Graph, tensor: str) -> type | None:
+    """The integer dtype of a tensor of dims: int64 from Shape, the Cast's or the Concat's
+    otherwise (None when it cannot be told)."""
+    node = graph.producer_node(tensor)
+    if node is None:
+        return None
+    if node.op_type in ("Shape", "Gather", "Slice"):
+        return np.int64 if node.op_type == "Shape" else _source_dtype(graph, node.input[0])
+    if node.op_type == "Cast":
+        return _INTEGER_TYPES.get(graph.attr(node, "to"))
+    if node.op_type == "Concat":
+        for piece in node.input:
+            value = graph.constant(piece)
+            if value is not None:
+                return value.dtype.type
+            found = _source_dtype(graph, piece)
+            if found is not None:
+                return found
+    return None
+
+
+_INTEGER_TYPES: dict[int, type] = {
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+}
 
 
 @register_pass
@@ -162,8 +228,13 @@ class SimplifyShapeSubgraphs(Pass):
 
 def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
     """[c₁, …, -1, …, cₖ] when `tensor` is Concat(axis 0) of 1-D constants > 0 and exactly
-    one one-element piece computed at run time (`_one_element`); None otherwise."""
+    one one-element piece computed at run time (`_one_element`), or an int64 Cast of such a
+    Concat of integers (jax2tf computes targets in int32); None otherwise."""
     concat = graph.producer_node(tensor)
+    if concat is not None and concat.op_type == "Cast" and is_default_domain(concat):
+        if graph.attr(concat, "to") != onnx.TensorProto.INT64 or not concat.input:
+            return None
+        concat = graph.producer_node(concat.input[0])
     if concat is None or concat.op_type != "Concat" or not is_default_domain(concat):
         return None
     if graph.attr(concat, "axis") not in (0, -1):
@@ -177,7 +248,7 @@ def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
                 return None
             unknown += 1
             parts.append(-1)
-        elif value.ndim != 1 or value.dtype != np.int64 or np.any(value <= 0):
+        elif value.ndim != 1 or value.dtype not in (np.int64, np.int32) or np.any(value <= 0):
             return None
         else:
             parts.extend(int(v) for v in value)
@@ -190,6 +261,8 @@ def _one_element(graph: Graph, tensor: str) -> bool:
     node = graph.producer_node(tensor)
     if node is None or not is_default_domain(node):
         return False
+    if node.op_type == "Cast" and node.input:  # one element whatever its type
+        return _one_element(graph, node.input[0])
     if node.op_type != "Unsqueeze":
         return _one_shape_dim(graph, node)
     axes = graph.constant(node.input[1]) if len(node.input) > 1 else graph.attr(node, "axes")
@@ -201,28 +274,64 @@ def _one_element(graph: Graph, tensor: str) -> bool:
 
 
 def _one_shape_dim(graph: Graph, node: onnx.NodeProto) -> bool:
-    """`node` picks exactly one dim of a shape: Shape(x) with start/end, Slice(Shape(x)) over
-    one dim of an x of proven rank (`_proven_rank`), or Gather(Shape(x), [i]) (out of range,
-    the original fails). Shape(x)[1:2] of an x of unknown rank may hold no dim at all: refused."""
+    """`node` picks exactly one dim of a shape: Shape(x) with start/end, Slice(d) over one
+    element of a tensor of dims d of proven length (`_dims_length`), or Gather(d, [i]) (out of
+    range, the original fails). Shape(x)[1:2] of an x of unknown rank may hold no dim at all:
+    refused."""
     if node.op_type == "Shape":
         picked = _shape_of_rank(graph, node)
         return picked is not None and len(picked) == 1
-    source = graph.producer_node(node.input[0]) if node.input else None
-    if source is None or source.op_type != "Shape" or not is_default_domain(source):
+    if not node.input:
         return False
     if node.op_type == "Gather" and len(node.input) == 2:
         index = graph.constant(node.input[1])
-        return index is not None and index.shape == (1,) and graph.attr(node, "axis", 0) == 0
+        return (
+            index is not None
+            and index.shape == (1,)
+            and graph.attr(node, "axis", 0) == 0
+            and _dims_length(graph, node.input[0], 0) is not None  # a 1-D tensor of dims
+        )
     if node.op_type == "Slice":
         params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
-        dims = _shape_of_rank(graph, source)
-        if params is None or dims is None:
+        length = _dims_length(graph, node.input[0], 0)
+        if params is None or length is None:
             return False
         starts, ends, axes, steps = params
         if len(starts) != 1 or axes[0] not in (0, -1) or steps[0] == 0:
             return False
-        return len(dims[onnx_slice(len(dims), starts[0], ends[0], steps[0])]) == 1
+        return len(range(length)[onnx_slice(length, starts[0], ends[0], steps[0])]) == 1
     return False
+
+
+def _dims_length(graph: Graph, tensor: str, depth: int) -> int | None:
+    """The length of a 1-D tensor of dims, by its nodes: Shape(x) of an x of proven rank, an
+    integer Cast of such, Gather(d, c) with 1-D constant c of such (torch dynamo's
+    Gather(Shape(y), perm)), or a Concat of such and 1-D constants."""
+    node = graph.producer_node(tensor)
+    if node is None or not is_default_domain(node) or depth > 16 or not node.input:
+        return None
+    if node.op_type == "Shape":
+        axes = _shape_of_rank(graph, node)
+        return None if axes is None else len(axes)
+    if node.op_type == "Cast":
+        return _dims_length(graph, node.input[0], depth + 1)
+    if node.op_type == "Gather" and len(node.input) == 2:
+        index = graph.constant(node.input[1])
+        if index is None or index.ndim != 1 or graph.attr(node, "axis", 0) not in (0, -1):
+            return None
+        return index.size if _dims_length(graph, node.input[0], depth + 1) is not None else None
+    if node.op_type == "Concat" and graph.attr(node, "axis") in (0, -1):
+        total = 0
+        for piece in node.input:
+            value = graph.constant(piece)
+            length = value.size if value is not None and value.ndim == 1 else None
+            if length is None:
+                length = _dims_length(graph, piece, depth + 1)
+            if length is None:
+                return None
+            total += length
+        return total
+    return None
 
 
 def _shape_of_rank(graph: Graph, shape: onnx.NodeProto) -> range | None:
