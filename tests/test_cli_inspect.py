@@ -135,3 +135,26 @@ def test_bodies_are_summarized(tmp_path, capsys):
     bodies = json.loads(capsys.readouterr().out)["bodies"]
     assert bodies["graphs"] == 3 and bodies["nodes"] == 14 and bodies["ops"]["If"] == 1
     assert bodies["parameter_bytes"] == 2 * (144 + 16) * 4 + 8
+
+
+def test_inputs_and_outputs_show_their_declared_shapes(tmp_path, capsys):
+    # outputs as the model declares them (an open dim as "?", not inference's unk__N); an
+    # output declared without a shape as inferred, its unknown dims as "?" too
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Relu", ["x"], ["z"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+            [
+                helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3]),
+                helper.make_tensor_value_info("z", TensorProto.FLOAT, None),
+            ],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    assert main(["inspect", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [t["shape"] for t in report["outputs"]] == [["?", 3], ["N", 3]]
+    assert report["inputs"][0]["shape"] == ["N", 3]

@@ -100,8 +100,12 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
         "ir_version": model.ir_version,
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
-        "inputs": [_tensor(t, facts) for t in graph.graph_inputs if t not in graph.initializers],
-        "outputs": [_tensor(t, facts) for t in graph.graph_outputs],
+        "inputs": [
+            _tensor(vi.name, facts, vi)
+            for vi in model.graph.input
+            if vi.name not in graph.initializers
+        ],
+        "outputs": [_tensor(vi.name, facts, vi) for vi in model.graph.output],
         "nodes": len(graph),
         "initializers": len(graph.initializers),
         "parameters": params,
@@ -139,9 +143,17 @@ def _group_entry(graph: Any, group: Any) -> dict[str, Any]:
     }
 
 
-def _tensor(name: str, facts: Any) -> dict[str, Any]:
-    dtype = facts.dtype(name)
-    shape = facts.shape(name)
+def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, Any]:
+    """A graph input or output as the model declares it (dims it leaves open as "?"), or as
+    inferred where it declares no shape (dims inference names `unk__N` as "?" too)."""
+    from graphopt.ir.values import declared_dims
+
+    dtype = facts.dtype(name) or declared.type.tensor_type.elem_type
+    shape: Any = declared_dims(declared, unknown="?")
+    if shape is None:
+        shape = facts.shape(name)
+        if shape is not None:
+            shape = ["?" if d is None or str(d).startswith("unk__") else d for d in shape]
     return {
         "name": name,
         "dtype": onnx.TensorProto.DataType.Name(dtype).lower() if dtype else None,
