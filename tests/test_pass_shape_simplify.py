@@ -411,3 +411,32 @@ g (float[8, 1, B, 6] y) => (float[8, B, 6] out) {
     for b in (1, 3):
         y = np.random.default_rng(b).standard_normal((8, 1, b, 6)).astype(F32)
         assert_same_outputs(model, out, {"y": y})
+
+
+def test_a_piece_of_the_shape_of_a_conv_times_a_constant_gets_minus_1():
+    # paddle2onnx's flatten of a Conv output scaled by a constant (PP-OCR's direction
+    # classifier: 149 -> 143 nodes): the rank of Mul(Conv(x, W), c) is proven by the nodes
+    # (W's rank, broadcasting), so Shape(y)[0:1] is one element
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, 3, 4, 4] x) => (float[N, 48] out) {
+  w = Constant <value = float[3, 3, 1, 1] {1, 0, 0, 0, 1, 0, 0, 0, 1}> ()
+  c = Constant <value = float[1] {0.5}> ()
+  conv = Conv (x, w)
+  y = Mul (conv, c)
+  s = Shape (y)
+  z = Constant <value = int64[1] {0}> ()
+  o = Constant <value = int64[1] {1}> ()
+  b = Slice (s, z, o)
+  rest = Constant <value = int64[1] {48}> ()
+  t = Concat <axis = 0> (b, rest)
+  out = Reshape (y, t)
+}
+""")
+    out = run(model, *PIPELINE)
+    assert "Concat" not in ops(out)
+    reshape = next(n for n in out.graph.node if n.op_type == "Reshape")
+    np.testing.assert_array_equal(initializer(out, reshape.input[1]), [-1, 48])
+    for n in (1, 3):
+        x = np.random.default_rng(n).standard_normal((n, 3, 4, 4)).astype(F32)
+        assert_same_outputs(model, out, {"x": x})

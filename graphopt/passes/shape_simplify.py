@@ -31,7 +31,7 @@ from graphopt.passes.constant_folding import (
     is_default_domain,
     shape_value,
 )
-from graphopt.patterns.engine import RANK_OF_FIRST_INPUT
+from graphopt.patterns.engine import RANK_OF_BROADCAST, RANK_OF_FIRST_INPUT
 
 Dims = tuple[int | str | None, ...]
 
@@ -344,11 +344,27 @@ def _shape_of_rank(graph: Graph, shape: onnx.NodeProto) -> range | None:
     return range(rank)[graph.attr(shape, "start", 0) : graph.attr(shape, "end")]
 
 
-def _proven_rank(graph: Graph, tensor: str, depth: int) -> int | None:
+def _proven_rank(
+    graph: Graph, tensor: str, depth: int, memo: dict[str, int | None] | None = None
+) -> int | None:
     """The rank of `tensor` by what holds at run time: a graph input's declared rank (runtimes
     refuse a feed of another), a constant's, a Reshape's constant target length, Flatten's 2,
-    or its first input's through a rank-keeping op. Never a value_info's: nothing checks
-    those, and exporters get them wrong."""
+    a Conv's weight rank, its first input's through a rank-keeping op, the largest of its
+    inputs' through a broadcasting one. Never a value_info's: nothing checks those, and
+    exporters get them wrong."""
+    if memo is None:
+        memo = {}
+    elif tensor in memo:
+        return memo[tensor]
+    memo[tensor] = None  # a cycle (invalid) proves nothing
+    rank = _rank_by_nodes(graph, tensor, depth, memo)
+    memo[tensor] = rank
+    return rank
+
+
+def _rank_by_nodes(
+    graph: Graph, tensor: str, depth: int, memo: dict[str, int | None]
+) -> int | None:
     if graph.is_graph_input(tensor):
         vi = next((v for v in graph.proto.input if v.name == tensor), None)
         dims = declared_dims(vi) if vi is not None else None
@@ -364,8 +380,18 @@ def _proven_rank(graph: Graph, tensor: str, depth: int) -> int | None:
     if node.op_type == "Reshape" and len(node.input) > 1:
         target = graph.constant(node.input[1])
         return target.size if target is not None and target.ndim == 1 else None
-    if node.op_type in RANK_OF_FIRST_INPUT:
-        return _proven_rank(graph, node.input[0], depth + 1)
+    if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1:
+        weight = graph.constant(node.input[1])
+        if weight is not None:
+            return weight.ndim
+        return _proven_rank(graph, node.input[0], depth + 1, memo)
+    if node.op_type in RANK_OF_FIRST_INPUT or node.op_type == "Concat":
+        return _proven_rank(graph, node.input[0], depth + 1, memo)
+    if node.op_type in RANK_OF_BROADCAST:
+        ranks = [_proven_rank(graph, t, depth + 1, memo) for t in node.input if t]
+        if not ranks or any(r is None for r in ranks):
+            return None
+        return max(r for r in ranks if r is not None)
     return None
 
 
