@@ -87,10 +87,14 @@ def scalar(m: Match, *vars: Var) -> str | None:
 @check("batchnorm_inference")
 def batchnorm_inference(m: Match, out: Var) -> str | None:
     """The BatchNormalization producing `out` runs in inference mode: training_mode absent or
-    0, spatial (opset < 9) 1, and only its first output is used (checked by the engine)."""
+    0, spatial (opset < 9) 1, before opset 14 no output named but the first (the spec's
+    training-mode case: batch statistics, read or not), and only its first output is used
+    (checked by the engine)."""
     node = m.node_of(out.name)
     if node is None:
         return f"no matched node produces {out.name}"
+    if m.graph.opset_version("") < 14 and any(node.output[1:]):
+        return f"{node.name} names its statistics outputs: training mode before opset 14"
     for a in node.attribute[:]:
         if a.name == "training_mode" and a.i != 0:
             return f"{node.name} is in training mode"

@@ -63,6 +63,8 @@ def fold_batchnorm_conv(
         return None
     if len(inputs) != 5 or not all(inputs) or not outputs or not outputs[0]:
         return None
+    if any(outputs[1:]) and graph.opset_version("") < 14:
+        return None  # training mode (batchnorm_inference)
     consumers = graph.consumers
     for out in outputs[1:]:  # training-mode outputs must be unused
         if out and (consumers.get(out) or graph.is_graph_output(out)):
