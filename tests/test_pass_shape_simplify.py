@@ -440,3 +440,49 @@ g (float[N, 3, 4, 4] x) => (float[N, 48] out) {
     for n in (1, 3):
         x = np.random.default_rng(n).standard_normal((n, 3, 4, 4)).astype(F32)
         assert_same_outputs(model, out, {"x": x})
+
+
+def test_a_two_dimensional_gather_of_a_shape_keeps_its_rank_through_a_slice_or_gather():
+    # Gather(Shape(x), [[1], [0]]) is [[4], [N]], 2-D: its pieces were read as a flat list of
+    # dims, so Slice(., 0:1) folded to [4] (rank 1) where the model computes [[4]], and
+    # Gather(., [0]) of [[2, 4], [N, 4]]-style rows to one dim instead of a row
+    for index, pick in (
+        ("int64[2, 1] {1, 0}", "Slice (g, z, o)"),
+        ("int64[2, 2] {2, 1, 0, 1}", "Gather (g, z)"),
+    ):
+        model = onnx.parser.parse_model(f"""
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 4, 3] x) => (int64[1, ?] y) {{
+  s = Shape (x)
+  i = Constant <value = {index}> ()
+  g = Gather (s, i)
+  z = Constant <value = int64[1] {{0}}> ()
+  o = Constant <value = int64[1] {{1}}> ()
+  p = {pick}
+  one = Constant <value = int64 {{1}}> ()
+  y = Mul (p, one)
+}}
+""")
+        out = graphopt.optimize(model)
+        onnx.checker.check_model(out, full_check=True)
+        for n in (1, 2):
+            assert_same_outputs(model, out, {"x": np.ones((n, 4, 3), F32)})
+
+
+def test_a_dim_wrapped_by_an_int32_cast_and_cast_back_is_not_folded_unwrapped():
+    # Cast(Cast(Shape(x), int32), int64): 3e9 wraps to -1294967296 in int32 and stays wrapped
+    # in int64; the fold read through both Casts and gave 3000000000
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 3000000000] x) => (int64[1] y) {
+  s = Shape (x)
+  s32 = Cast <to = 6> (s)
+  s64 = Cast <to = 7> (s32)
+  i = Constant <value = int64[1] {1}> ()
+  d = Gather (s64, i)
+  one = Constant <value = int64 {1}> ()
+  y = Mul (d, one)
+}
+""")
+    out = graphopt.optimize(model)
+    assert_same_outputs(model, out, {"x": np.ones((0, 3000000000), F32)})

@@ -53,9 +53,16 @@ def _shape_dims(graph: Graph, ctx: PassContext, tensor: str, depth: int = 0) -> 
         start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
         return tuple(dims[start:end])
     if node.op_type == "Cast":
-        if graph.attr(node, "to") not in _INTEGER_TYPES:
+        dtype = _INTEGER_TYPES.get(graph.attr(node, "to"))
+        if dtype is None:
             return None
-        return _shape_dims(graph, ctx, node.input[0], depth + 1)
+        dims = _shape_dims(graph, ctx, node.input[0], depth + 1)
+        info = np.iinfo(dtype)
+        if dims is not None and any(
+            isinstance(d, int) and not info.min <= d <= info.max for d in dims
+        ):
+            return None  # wrapped by the Cast (and a later Cast back keeps it wrapped)
+        return dims
     if node.op_type == "Concat":
         if graph.attr(node, "axis") not in (0, -1):
             return None
@@ -73,8 +80,8 @@ def _shape_dims(graph: Graph, ctx: PassContext, tensor: str, depth: int = 0) -> 
             joined.extend(dims)
         return tuple(joined)
     if node.op_type in ("Gather", "Slice"):
-        picked = _pick(graph, ctx, node, depth)
-        return None if picked is None or picked[1] == () else tuple(picked[0])
+        picked = _pick(graph, ctx, node, depth)  # a tensor of dims is 1-D (not [[4], [N]])
+        return None if picked is None or len(picked[1]) != 1 else tuple(picked[0])
     return None
 
 
