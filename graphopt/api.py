@@ -66,12 +66,17 @@ def optimize_with_report(
     if 0 < loaded.model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
         weights_as_constants(loaded.model)  # else nothing with a weight could fold (IR 3 zoo)
     declared = fix_input_shapes(loaded.model, input_shapes) if input_shapes else {}
-    # checks the nodes while indexing them
-    graph = Graph(loaded.model, check_as=loaded.where or "the given LoadedModel")
-    if declared:
-        refuse_contradicted_shapes(graph, declared)
     pipe = load_pipeline(pipeline)
     ctx = make_context(pipe, **options)
+    # checks the nodes while indexing them, and converts Constant nodes there when the
+    # pipeline would first thing (not indexing them saves ~3 ms on layout_cdla's 878)
+    graph = Graph(
+        loaded.model,
+        check_as=loaded.where or "the given LoadedModel",
+        adopt_constants=_starts_with_constants_to_initializers(pipe, ctx, loaded.model),
+    )
+    if declared:
+        refuse_contradicted_shapes(graph, declared)
     report = RunReport(pipe.name)
     ctx.instruments.insert(0, StatsInstrument(report))
     PassManager(pipe).run(graph, ctx)
@@ -79,6 +84,24 @@ def optimize_with_report(
     report.seconds = time.perf_counter() - start
     report.explain = list(ctx.explain)
     return result, report
+
+
+def _starts_with_constants_to_initializers(
+    pipeline: Pipeline, ctx: PassContext, model: onnx.ModelProto
+) -> bool:
+    """Whether `constants-to-initializers` is the first thing the pipeline runs: its first
+    step, not disabled (it runs at every opt level), on a model that may have initializers
+    (IR ≥ 4, or unset: read as current)."""
+    from graphopt.passes.constants import ConstantsToInitializers
+    from graphopt.pipeline import PassStep
+
+    first = pipeline.steps[0] if pipeline.steps else None
+    return (
+        isinstance(first, PassStep)
+        and isinstance(first.pass_, ConstantsToInitializers)
+        and first.pass_.name not in ctx.disabled
+        and not 0 < model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS
+    )
 
 
 def make_context(

@@ -126,3 +126,54 @@ def test_sparse_and_string_constants_are_left_alone():
     out = graphopt.optimize(model, make_pipeline("t", ["constants-to-initializers"]))
     assert ops(out).count("Constant") == 2
     assert len(out.graph.initializer) == 0
+
+
+def test_converting_while_indexing_gives_what_the_pass_gives():
+    # optimize() converts the Constant nodes while indexing the graph when the pipeline starts
+    # with this pass (Graph(adopt_constants=True)): the same model and counts as the pass run
+    # later (any pass first: no conversion while indexing)
+    value = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "ignored")
+    nodes = [
+        helper.make_node("Constant", [], ["c_value"], value=value),  # nameless
+        helper.make_node("Constant", [], ["c_float"], name="dup", value_float=2.5),
+        helper.make_node("Constant", [], ["k"], name="dup", value_float=1.0),  # a graph output
+        helper.make_node("Constant", [], ["s"], value=numpy_helper.from_array(np.array(["a"]))),
+        helper.make_node("Add", ["x", "c_value"], ["a"]),
+        helper.make_node("Add", ["a", "c_float"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("k", TensorProto.FLOAT, []),
+        ],
+        value_info=[helper.make_tensor_value_info("c_value", TensorProto.FLOAT, [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    first, report = optimize_with_report(
+        model, make_pipeline("t", ["constants-to-initializers"]), explain=True
+    )
+    later, later_report = optimize_with_report(
+        model, make_pipeline("t", ["merge-slices", "constants-to-initializers"]), explain=True
+    )
+    assert first.SerializeToString() == later.SerializeToString()
+    assert (
+        report.records[0].stats
+        == later_report.records[1].stats
+        == {
+            "converted": 2,
+            "skipped": 2,
+        }
+    )
+    assert report.explain == later_report.explain
+    assert ops(first) == ["Constant", "Constant", "Add", "Add"]  # k and the string stay
+    assert [t.name for t in first.graph.initializer] == ["c_value", "c_float"]
+    # disabled, it converts nothing
+    kept = graphopt.optimize(
+        model,
+        make_pipeline("t", ["constants-to-initializers"]),
+        disable=["constants-to-initializers"],
+    )
+    assert ops(kept).count("Constant") == 4

@@ -27,7 +27,7 @@ from onnx import numpy_helper
 
 from graphopt.errors import LoadError
 from graphopt.ir.model_io import undefined_input_error, undefined_output_error
-from graphopt.ir.nodes import attribute_value, nested_bodies, subgraphs
+from graphopt.ir.nodes import attribute_value, constant_tensor, nested_bodies, subgraphs
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -105,12 +105,24 @@ class Graph:
     `initializers` are kept right by every mutation method.
     """
 
-    def __init__(self, model: onnx.ModelProto, *, check_as: str | None = None):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        *,
+        check_as: str | None = None,
+        adopt_constants: bool = False,
+    ):
         """Index `model`'s main graph (nameless and duplicate node names are made unique).
 
         `check_as`: also check, in the same walk, what `load` checks of the nodes when called
         with `check_nodes=False` (every tensor read is defined before it is read, every graph
         output is defined), raising its one-line `LoadError` that names `check_as`.
+
+        `adopt_constants`: make every `Constant` node an initializer of its output's name while
+        indexing, as `constants-to-initializers` would first thing (same tensors, same order;
+        not a graph output, not a sparse or string constant): the caller runs a pipeline that
+        starts with it. Those nodes are never indexed (nor removed again: 878 of layout_cdla's
+        1493 nodes); `adopted_constants` counts them for the pass to report.
         """
         self.model = model
         self.proto = model.graph
@@ -134,10 +146,11 @@ class Graph:
         self.content_keys: dict[str, tuple[onnx.TensorProto, object]] = {}
         self._structure_changed = False
         self._initializers_changed = False
-        self._index(check_as)
+        self.adopted_constants = 0
+        self._index(check_as, adopt_constants)
 
     # ------------------------------------------------------------------ indexing
-    def _index(self, check_as: str | None = None) -> None:
+    def _index(self, check_as: str | None = None, adopt_constants: bool = False) -> None:
         """Name every node uniquely and index nodes, tensors and initializers in one walk over
         the nodes (one walk instead of three with load's check: 7.0 -> 4.0 ms on layout_cdla's
         1493 nodes, where every read of `node.input` / `node.output` builds a new wrapper)."""
@@ -162,6 +175,8 @@ class Graph:
             defined.update(t.values.name for t in g.sparse_initializer)
         not_ssa: LoadError | None = None  # raised after load's own errors, as load runs first
         register = self._register
+        adopted: list[tuple[str, onnx.TensorProto]] = []
+        adopted_names: set[str] = set()  # their names stay taken, as while they were indexed
         for position, (node, name) in enumerate(zip(nodes, given, strict=True)):
             # `field[:]` builds the list in C: tuple(node.input[:]) costs ~40% less than
             # tuple(node.input), which iterates the field from Python (-0.5 ms, layout_cdla).
@@ -171,9 +186,16 @@ class Graph:
                     if tensor and tensor not in defined:
                         raise undefined_input_error(check_as or "", node, tensor)
                 defined.update(outputs)
-            if not name or name in self.nodes:  # nameless, or a name given twice
+            if not name or name in self.nodes or name in adopted_names:  # nameless, or given twice
                 node.name = name = self._names.fresh(f"{node.op_type}_{position}")
             taken.update(outputs)
+            if adopt_constants and node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
+                out = outputs[0] if outputs else ""
+                tensor = constant_tensor(node) if out and out not in self._output_names else None
+                if tensor is not None:
+                    adopted.append((out, tensor))
+                    adopted_names.add(name)
+                    continue
             try:
                 register(node, name, inputs, outputs)
             except LoadError as e:
@@ -186,6 +208,10 @@ class Graph:
                     raise undefined_output_error(check_as or "", out)
         if not_ssa is not None:
             raise not_ssa
+        if adopted:
+            self.adopt_tensors(adopted)
+            self.adopted_constants = len(adopted)
+            self._structure_changed = True  # the Constant nodes leave the node list at commit
 
     def _register(
         self, node: NodeProto, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...]
@@ -519,6 +545,18 @@ class Graph:
         for vi in self.proto.value_info:
             if vi.name == src:
                 vi.name = dst
+
+    def adopt_tensors(self, named: Iterable[tuple[str, onnx.TensorProto]]) -> None:
+        """Add a copy of each tensor as initializer `name`, in order (each name must be free or
+        just released): `add_initializer` with `exact_name=True`, minus the numpy round trip
+        (the bytes are copied as they are, whatever the element type)."""
+        add = self.proto.initializer.add  # fetched once: each read builds a wrapper
+        initializers = self.initializers
+        for name, tensor in named:
+            init = add()
+            init.CopyFrom(tensor)
+            init.name = name
+            initializers[name] = init
 
     def add_initializer(self, hint: str, value: np.ndarray, exact_name: bool = False) -> str:
         """Add a constant tensor and return its (fresh, unique) name."""

@@ -34,7 +34,11 @@ def attribute_value(node: onnx.NodeProto, name: str, default: Any = None) -> Any
 def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     """The value of a `Constant` node as a TensorProto (dense numeric forms only: None for
     sparse and string constants). A `value` tensor is returned as it is (not copied)."""
-    for a in node.attribute:
+    attrs = node.attribute[:]  # built in C, once (layout_cdla has 878 Constant nodes)
+    if len(attrs) == 1 and attrs[0].name == "value":
+        tensor = attrs[0].t
+        return tensor if tensor.data_type != onnx.TensorProto.STRING else None
+    for a in attrs:
         if a.name == "value":
             return a.t if a.t.data_type != onnx.TensorProto.STRING else None
         if a.name == "value_float":

@@ -4,13 +4,16 @@ Exporters such as paddle2onnx emit every weight and scalar as a `Constant` node 
 layout model has 878 of them); as initializers they are visible to every constant-aware pass,
 deduplicated by CSE, and cost nothing at load time. The tensor bytes are copied, never decoded.
 
+When a pipeline starts with this pass, `graphopt.optimize` has the graph converted while it
+is indexed (`Graph(..., adopt_constants=True)`: the same tensors in the same order, the nodes
+never indexed) and the pass reports those conversions.
+
 What it does not do: convert sparse (`sparse_value`) or string (`value_string(s)`) constants,
 or a Constant whose output is a graph output (it stays a node, so the output keeps a producer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import onnx
@@ -27,19 +30,7 @@ def adopt_tensor(graph: Graph, name: str, tensor: onnx.TensorProto) -> None:
     Like `Graph.add_initializer` with `exact_name=True`, minus the numpy round trip: the bytes
     are copied as they are, whatever the element type.
     """
-    adopt_tensors(graph, ((name, tensor),))
-
-
-def adopt_tensors(graph: Graph, named: Iterable[tuple[str, onnx.TensorProto]]) -> None:
-    """`adopt_tensor` for each (name, tensor) in order (the initializer list is fetched once:
-    each `graph.proto.initializer` builds a wrapper)."""
-    add = graph.proto.initializer.add
-    initializers = graph.initializers
-    for name, tensor in named:
-        init = add()
-        init.CopyFrom(tensor)
-        init.name = name
-        initializers[name] = init
+    graph.adopt_tensors(((name, tensor),))
 
 
 @register_pass
@@ -54,6 +45,9 @@ class ConstantsToInitializers(Pass):
     opt_level = 0
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        # what `Graph(..., adopt_constants=True)` converted while indexing, for this pass
+        # (the API's optimize does that when the pipeline starts with this pass)
+        indexed, graph.adopted_constants = graph.adopted_constants, 0
         if not initializers_allowed(graph, ctx, self.name):
             return PassResult(False)
         skipped = 0
@@ -70,23 +64,13 @@ class ConstantsToInitializers(Pass):
                 ctx.note(self.name, node.name, "refused", f"{out!r} is a graph output")
                 skipped += 1
                 continue
-            tensor = _value_tensor(node)
+            tensor = constant_tensor(node)
             if tensor is None:
                 ctx.note(self.name, node.name, "refused", "sparse or string constant")
                 skipped += 1
                 continue
             graph.remove_node(node)
             adopted.append((out, tensor))  # the removed node stays alive until the commit
-        adopt_tensors(graph, adopted)
-        converted = len(adopted)
+        graph.adopt_tensors(adopted)
+        converted = len(adopted) + indexed
         return PassResult(converted > 0, {"converted": converted, "skipped": skipped})
-
-
-def _value_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
-    """`constant_tensor(node)`, with the usual form (one `value` attribute) read directly: the
-    attribute list is built once, in C, and the tensor wrapper once (878 nodes on layout_cdla)."""
-    attrs = node.attribute[:]
-    if len(attrs) == 1 and attrs[0].name == "value":
-        tensor = attrs[0].t
-        return tensor if tensor.data_type != onnx.TensorProto.STRING else None
-    return constant_tensor(node)
