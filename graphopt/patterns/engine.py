@@ -238,17 +238,17 @@ class Facts:
         return r
 
     def _rank(self, tensor: str, depth: int) -> int | None:
-        """What the nodes prove first (a value_info may be wrong where a runtime never checks
-        it); a graph input's declared rank (runtimes refuse a feed of another), then other
-        declarations, only where the nodes prove nothing."""
+        """A graph input's declared rank (runtimes refuse a feed of another), else what the
+        nodes prove. Never a value_info's or a graph output's: no runtime checks those, and a
+        stale one (a = Sinh(x) of a rank-3 x declared rank 2) made MatMul(a, W) + c a Gemm
+        onnxruntime cannot run; an op the nodes say nothing of leaves the rank unknown."""
         graph = self.graph
         declared = (self._declared if self._declared is not None else self._declared_ranks()).get(
             tensor
         )
         if declared is not None and graph.is_graph_input(tensor):
             return declared
-        proven = self._proven_rank(tensor, depth)
-        return proven if proven is not None else declared
+        return self._proven_rank(tensor, depth)
 
     def _proven_rank(self, tensor: str, depth: int) -> int | None:
         graph = self.graph
@@ -288,15 +288,9 @@ class Facts:
         if op in ("Gemm", "Flatten"):
             return 2
         if op == "Reshape" and len(inputs) > 1:  # the output has one dim per target element
-            target = self.value(inputs[1])
-            if target is not None:
-                return target.size if target.ndim == 1 else None
-            source = graph.producer.get(inputs[1])  # Reshape(x, Shape(y)): y's rank
-            if source is not None:
-                shape = graph.nodes[source]
-                if shape.op_type == "Shape" and not shape.attribute and shape.input:
-                    return self.rank(shape.input[0], depth + 1)
-            return None
+            return self._length(inputs[1], depth + 1)  # Reshape(x, Shape(y)): y's rank
+        if op == "Shape" and domain in ("", "ai.onnx"):
+            return 1
         if op == "Concat":
             return self.rank(inputs[0], depth + 1)
         if domain in ("", "ai.onnx") and op in ("MatMul", "Gather", "Squeeze", "Unsqueeze"):
@@ -304,6 +298,60 @@ class Facts:
         kept = op in _REDUCTIONS and graph.attr(graph.nodes[producer], "keepdims", 1)
         if kept and domain in ("", "ai.onnx"):  # keepdims (the default) keeps the rank
             return self.rank(inputs[0], depth + 1)
+        return None
+
+    def _length(self, tensor: str, depth: int) -> int | None:
+        """The element count of a 1-D tensor of dims (a Reshape target), by its nodes: a
+        constant, Shape(x) of an x of proven rank, and an integer Cast, a Concat, a Gather by
+        constant indices, a Slice by constant bounds or an Unsqueeze of a 0-d tensor of such
+        (paddle2onnx's flatten: Concat(Slice(Shape(x), 0:1), [-1]))."""
+        value = self.value(tensor)
+        if value is not None:
+            return value.size if value.ndim == 1 else None
+        graph = self.graph
+        producer = graph.producer.get(tensor)
+        if producer is None or depth > 200:
+            return None
+        node = graph.nodes[producer]
+        _, op, domain, inputs, outputs = self.io(node, producer)
+        if domain not in ("", "ai.onnx") or not inputs or not inputs[0] or outputs[0] != tensor:
+            return None
+        if op == "Shape":
+            rank = self.rank(inputs[0], depth + 1)
+            if rank is None:
+                return None
+            return len(range(rank)[graph.attr(node, "start", 0) : graph.attr(node, "end")])
+        if op == "Cast":
+            return self._length(inputs[0], depth + 1)
+        if op == "Unsqueeze":  # of a 0-d tensor (Gather(Shape(x), 0)): one element
+            return 1 if self.rank(tensor, depth + 1) == 1 else None
+        if op == "Concat":
+            if graph.attr(node, "axis") not in (0, -1):
+                return None
+            total = 0
+            for t in inputs:
+                n = self._length(t, depth + 1) if t else None
+                if n is None:
+                    return None
+                total += n
+            return total
+        length = self._length(inputs[0], depth + 1)
+        if length is None:
+            return None
+        if op == "Gather" and len(inputs) == 2 and graph.attr(node, "axis", 0) in (0, -1):
+            indices = self.value(inputs[1])
+            return indices.size if indices is not None and indices.ndim == 1 else None
+        if op == "Slice":
+            from graphopt.passes._folding_ops import Unsupported, node_slice_parameters, onnx_slice
+
+            params = node_slice_parameters(node, self.value, graph.opset_version(""))
+            if params is None or len(params[0]) != 1 or params[2][0] not in (0, -1):
+                return None
+            starts, ends, _, steps = params
+            try:
+                return len(range(length)[onnx_slice(length, starts[0], ends[0], steps[0])])
+            except Unsupported:
+                return None
         return None
 
     def _indexing_rank(
