@@ -211,6 +211,25 @@ def test_nested_concats_on_the_same_axis_flatten():
     assert_same_outputs(model, out, feeds)
 
 
+def test_a_concat_read_again_through_a_flattened_one_is_not_removed():
+    # t feeds inner and y; y = Concat(inner, t): flattening inner left t read once more, by y,
+    # and t was then flattened too and its node removed: Concat(b, t, a, c) read a tensor
+    # nothing produced any more (the checker and onnxruntime refused the model)
+    model = parse(
+        """
+        g (float[1, 2] a, float[1, 3] b, float[1, 4] c) => (float[1, 15] y) {
+          t = Concat <axis = 1> (a, c)
+          inner = Concat <axis = 1> (b, t)
+          y = Concat <axis = 1> (inner, t)
+        }
+        """
+    )
+    out = run(model, "merge-concats")
+    onnx.checker.check_model(out, full_check=True)
+    feeds = {"a": rand(1, 2), "b": rand(1, 3), "c": rand(1, 4)}
+    assert_same_outputs(model, out, feeds)
+
+
 def test_concat_on_another_axis_or_with_other_readers_stays():
     model = parse(
         """

@@ -396,6 +396,7 @@ class MergeConcats(Pass):
                     and inner.op_type == "Concat"
                     and is_default_domain(inner)
                     and _single_reader(graph, name, node)
+                    and name not in inputs  # also read through an inner Concat flattened here
                     and _same_axis(axis, graph.attr(inner, "axis"), shapes, name)
                 ):
                     inputs.extend(inner.input)
