@@ -248,7 +248,14 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
         kept.append(node)
     g.node.extend(kept)
     g.output.extend(graph.proto.output)
-    g.value_info.extend(vi for vi in graph.proto.value_info if vi.name not in as_inputs)
+    # a constant's value_info says nothing its tensor does not: without it (and cleared of
+    # its shape, inference takes the value_info over the initializer's dims: torch dynamo
+    # declares its weights there)
+    g.value_info.extend(
+        vi
+        for vi in graph.proto.value_info
+        if vi.name not in as_inputs and vi.name not in graph.initializers
+    )
     if not declarations:
         for vi in itertools.chain(g.output, g.value_info):
             if vi.type.HasField("tensor_type"):
