@@ -62,6 +62,12 @@ def test_guarded_model_checks_and_matches_on_both_branches() -> None:
     # the original filters stay for the NCHW branch, the reordered ones join them
     names = {t.name for t in out.graph.initializer}
     assert {"W0", "B0", "W1"} <= names and len(names) > 3 + 3
+    # the branches declare their outputs' element types only: onnxruntime holds a branch to a
+    # declared shape, and an exporter's wrong one (PP-OCRv5 rec: rank 0) stopped the model
+    for part in parts.values():
+        assert [o.type.tensor_type.HasField("shape") for o in part.output] == [False]
+        assert part.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert out.graph.output[0].type.tensor_type.HasField("shape")  # the model's stays
     feeds = {"x": rand(1, 16, 12, 12)}
     expected = session(original, threads=1, level="disable").run(None, feeds)
     for block in (BLOCK, BLOCK + 1):  # the matching CPU, then any other one

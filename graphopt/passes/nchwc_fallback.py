@@ -225,6 +225,11 @@ def _as_branch(
         info = branch.output.add()
         info.CopyFrom(declared[out])
         info.name = renamed[out]
+        if info.type.HasField("tensor_type"):
+            # the element type only: onnxruntime holds a branch to its declared shape, and an
+            # exporter's wrong one (PP-OCRv5 rec declares a rank-0 output) stopped the model
+            # at ORT_DISABLE_ALL; the If's own output keeps the declaration
+            info.type.tensor_type.ClearField("shape")
     for info in infos:
         if info.name in renamed:
             copy_info = branch.value_info.add()
