@@ -171,19 +171,34 @@ def _covers(facts: ShapeFacts, graph: Graph) -> bool:
     )
 
 
+# (op, input) pairs whose values, not only shapes, set the op's output shape: a constant that
+# appears there can settle a symbolic output dim
+_SHAPE_OPERANDS = frozenset(
+    {("Pad", 1), ("Reshape", 1), ("Expand", 1), ("Tile", 1), ("Slice", 1), ("Slice", 2),
+     ("Slice", 3), ("Slice", 4), ("Resize", 2), ("Resize", 3), ("Upsample", 1),
+     ("ConstantOfShape", 0), ("Range", 0), ("Range", 1), ("Range", 2), ("Unsqueeze", 1),
+     ("Squeeze", 1), ("TopK", 1), ("OneHot", 1)}
+)  # fmt: skip
+
+
 def _opens(facts: ShapeFacts, graph: Graph, name: str) -> bool:
     """`name` became a constant after `facts` were inferred and they leave a reader's output
-    rank or a dim unknown, or symbolic where the constant's dims say more than the facts had
-    about it (a Gather by Range(0, N) that folded to [3, 5] where the facts said [N, 5]; a
-    symbolic dim that depends on nothing new stays symbolic: no reason to infer again)."""
+    rank or a dim unknown, or symbolic where the constant may settle it: its dims say more
+    than the facts had (a Gather by Range(0, N) that folded to [3, 5] where they said [N, 5]),
+    or the reader reads its values as a shape, pads or bounds (torch's F.pad computes the
+    pads at run time: folded, they fix the padded dims). A symbolic dim that depends on
+    nothing new stays symbolic: no reason to infer again."""
     if name in facts.constants or graph.is_graph_input(name):
         return False
     init = graph.initializers.get(name)
     sharper = init is not None and facts.shape(name) != tuple(init.dims)
     for node in graph.consumer_nodes(name):
+        settles = sharper or any(
+            (node.op_type, k) in _SHAPE_OPERANDS for k, t in enumerate(node.input) if t == name
+        )
         for out in node.output:
             dims = facts.shape(out) if out else ()
-            if dims is None or any(d is None or (sharper and isinstance(d, str)) for d in dims):
+            if dims is None or any(d is None or (settles and isinstance(d, str)) for d in dims):
                 return True
     return False
 
