@@ -759,3 +759,31 @@ def test_a_reshape_to_a_target_of_proven_length_has_that_rank():
     for n in (1, 3):
         x = np.random.default_rng(n).standard_normal((n, 4, 1, 1)).astype(np.float32)
         assert_same_outputs(model, out, {"x": x})
+
+
+def test_an_expand_has_the_larger_of_its_input_and_target_ranks():
+    """magika's LayerNorm BroadcastTo (an Expand to [1, 1]) before MatMul + Add: the Gemm came
+    only on a second optimize, once the clean-up loop had dropped the no-op Expand."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,8] x) => (float[1,4] z) {
+          e = Expand(x, shape)
+          y = MatMul(e, W)
+          z = Add(y, c)
+        }""",
+        {"shape": np.array([1, 1], np.int64), "W": rand(8, 4), "c": rand(4)},
+    )
+    out, _ = run_passes(model, ["fold-batchnorm"])
+    assert "Gemm" in ops(out)
+    assert_same_outputs(model, out, {"x": rand(1, 8)})
+    wider = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,8] x) => (float[2,1,4] z) {
+          e = Expand(x, shape)
+          y = MatMul(e, W)
+          z = Add(y, c)
+        }""",
+        {"shape": np.array([2, 1, 1], np.int64), "W": rand(8, 4), "c": rand(4)},
+    )
+    out, _ = run_passes(wider, ["fold-batchnorm"])
+    assert "Gemm" not in ops(out)  # rank 3: no Gemm

@@ -291,6 +291,10 @@ class Facts:
             return self._length(inputs[1], depth + 1)  # Reshape(x, Shape(y)): y's rank
         if op == "Shape" and domain in ("", "ai.onnx"):
             return 1
+        if op == "Expand" and domain in ("", "ai.onnx") and len(inputs) > 1:
+            # broadcast of the input to the target: the larger of the two ranks
+            target, source = self._length(inputs[1], depth + 1), self.rank(inputs[0], depth + 1)
+            return None if target is None or source is None else max(target, source)
         if op == "Concat":
             return self.rank(inputs[0], depth + 1)
         if domain in ("", "ai.onnx") and op in ("MatMul", "Gather", "Squeeze", "Unsqueeze"):
