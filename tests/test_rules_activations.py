@@ -3,6 +3,7 @@ the opset each target op needs (refused below it, rewritten after an opset upgra
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.conftest import assert_same_outputs
@@ -287,3 +288,48 @@ def test_hardsigmoid_affine_refuses_a_rank_raising_constant():
     out, report = run_passes(m, ["fuse-activations"])
     assert ops(out) == ["Mul", "Add", "Clip"]
     assert "broadcasts the result" in explained(report, "hardsigmoid-affine", "refused")[0]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "opset", "fused"),
+    [
+        ([("Add", "x c3", "a"), ("Clip", "a c0 c6", "c"), ("Mul", "x c", "m"), ("Div", "m c6", "y")],
+         14, "HardSwish"),
+        ([("Add", "x c3", "a"), ("Clip", "a c0 c6", "c"), ("Mul", "x c", "m"), ("Div", "m c6", "y")],
+         13, "HardSigmoid"),
+        ([("Exp", "x", "e"), ("Add", "e c1", "a"), ("Log", "a", "y")], 13, "Softplus"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_activations_stay_decomposed_where_onnxruntime_lacks_the_fused_kernel(
+    nodes, opset, fused, dtype
+):
+    """onnxruntime has no double HardSwish, HardSigmoid, Gelu or Softplus: a float64 model fused
+    into them would not load (a helper's find); float16 has them."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    constants = [
+        numpy_helper.from_array(np.array(v, dtype), name)
+        for name, v in (("c0", 0.0), ("c1", 1.0), ("c3", 3.0), ("c6", 6.0))
+    ]
+    graph = helper.make_graph(
+        [helper.make_node(op, ins.split(), [out]) for op, ins, out in nodes],
+        "g",
+        [helper.make_tensor_value_info("x", elem, [1, 6])],
+        [helper.make_tensor_value_info("y", elem, [1, 6])],
+        constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    out, report = run_passes(model, ["fuse-activations"])
+    if dtype is np.float64:
+        assert fused not in ops(out)
+        reasons = [r for _, _, outcome, r in report.explain if outcome == "refused"]
+        assert any(f"onnxruntime has no float64 {fused}" in r for r in reasons), reasons
+    else:
+        assert fused in ops(out)
+    x = np.linspace(-5, 5, 6).reshape(1, 6).astype(dtype)
+    assert_same_outputs(model, out, {"x": x})

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 
 from graphopt.patterns.engine import Match
 from graphopt.patterns.rules import Var
@@ -179,6 +180,57 @@ def opset_below(m: Match, version: int) -> str | None:
     """The model's default-domain opset is below `version`."""
     have = m.graph.opset_version("")
     return None if have < version else f"the model's opset {have} ≥ {version}"
+
+
+@check("onnxruntime_runs")
+def onnxruntime_runs(m: Match, op: str) -> str | None:
+    """onnxruntime's CPU build runs default-domain `op` (at the model's opset) on the element type
+    of the constants the target matched (by value, or as constant variables): x's type, which
+    the ops' inputs share. float32 and float16 are taken as run (every op a rule emits has those
+    kernels); another type is probed once per process. onnxruntime has no double HardSigmoid,
+    HardSwish, Gelu or Softplus: a fused float64 model would not load."""
+    facts = m.facts
+    names = [t for _, t in m.literal_sites]
+    names += [t for v in m.rule.constant_vars if (t := m.tensor(v)) is not None]
+    kinds = {facts.dtype(t) for t in names} - {None}
+    for kind in kinds:
+        if kind in _FLOAT_KERNELS:
+            continue
+        version = m.graph.opset_version("")
+        if not _ort_runs(op, version, onnx.helper.np_dtype_to_tensor_dtype(kind)):
+            return f"onnxruntime has no {kind} {op} (opset {version})"
+    return None
+
+
+_FLOAT_KERNELS = (np.dtype(np.float32), np.dtype(np.float16))
+
+
+@functools.cache
+def _ort_runs(op: str, version: int, elem_type: int) -> bool:
+    """Whether onnxruntime's CPU build loads and runs `op`(x) on a [1, 2] tensor of `elem_type`."""
+    from onnx import helper
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    x = helper.make_tensor_value_info("x", elem_type, [1, 2])
+    y = helper.make_tensor_value_info("y", elem_type, None)
+    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4
+    feed = np.ones((1, 2), helper.tensor_dtype_to_np_dtype(elem_type))
+    try:
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        sess.run(None, {"x": feed})
+    except Exception:  # onnxruntime raises its own untyped errors
+        return False
+    return True
 
 
 @check("ort_supports")

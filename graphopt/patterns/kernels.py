@@ -203,8 +203,8 @@ def _literal(facts: Facts, tensor: str, literal: object) -> bool:
 KERNELS: dict[str, tuple[str, Kernel]] = {
     # rule name → (the digest of the built-in rule it was written for, kernel)
     "fold-batchnorm-conv": ("2e9788c8c4d8ad95", fold_batchnorm_conv),
-    "hardswish": ("90928f467373858d", hardswish),
-    "hardswish-via-hardsigmoid": ("c45c42e75e2b8a7f", hardswish),
+    "hardswish": ("11532333806681c7", hardswish),
+    "hardswish-via-hardsigmoid": ("741fc0877aeaeb8e", hardswish),
 }
 
 
