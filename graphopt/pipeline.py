@@ -58,7 +58,15 @@ class RepeatStep:
     line: int = 0
 
 
-Step = PassStep | RepeatStep
+@dataclass
+class IfChangedStep:
+    """Steps that run only when the step before them changed the graph (`if_changed:`)."""
+
+    steps: list[Step]
+    line: int = 0
+
+
+Step = PassStep | RepeatStep | IfChangedStep
 
 
 @dataclass
@@ -260,12 +268,20 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
             continue
         if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
             raise PipelineError(
-                f"{source}:{line}: each step is a pass name, `name: {{options}}`, `repeat:` or `include:`"
+                f"{source}:{line}: each step is a pass name, `name: {{options}}`, `repeat:`, "
+                "`if_changed:` or `include:`"
             )
         ((knode, vnode),) = item.value
         key = _scalar(knode, source, str)
         if key == "repeat":
             steps.append(_repeat(vnode, pc, line))
+            continue
+        if key == "if_changed":
+            if not steps:
+                raise PipelineError(
+                    f"{source}:{line}: `if_changed:` follows the step whose change it waits for"
+                )
+            steps.append(IfChangedStep(_steps(vnode, pc), line))
             continue
         if key == "include":
             steps.extend(_include(_scalar(vnode, source, str), pc, line))
@@ -535,14 +551,20 @@ class PassManager:
 
     def _run_steps(self, steps: Sequence[Step], graph: Graph, ctx: PassContext) -> bool:
         changed = False
+        last = False  # whether the step before changed the graph
         for step in steps:
             if isinstance(step, PassStep):
-                changed |= self._run_pass(step.pass_, graph, ctx)
+                last = self._run_pass(step.pass_, graph, ctx)
+                changed |= last
+            elif isinstance(step, IfChangedStep):
+                last = last and self._run_steps(step.steps, graph, ctx)
+                changed |= last
             else:
+                last = False
                 for iteration in range(step.max_iterations):
                     if not self._run_steps(step.steps, graph, ctx):
                         break
-                    changed = True
+                    changed = last = True
                     if iteration == step.max_iterations - 1:
                         log.info(
                             "repeat group at %s:%d stopped after %d iterations",

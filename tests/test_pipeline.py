@@ -76,6 +76,8 @@ def test_user_yaml_file_runs_like_a_builtin(tmp_path):
             "unknown key 'forever'",
         ),
         ("passez: []\n", 1, "unknown key 'passez'"),
+        ("passes:\n  - if_changed: [eliminate-dead-code]\n", 2, "follows the step"),
+        ("passes:\n  - eliminate-dead-code\n  - if_changed: {x: 1}\n", 3, "must be a list"),
         ("rules: [nowhere.yaml]\npasses: []\n", 1, "rule file 'nowhere.yaml' not found"),
     ],
 )
@@ -128,6 +130,58 @@ def test_repeat_runs_until_fixed_point_and_respects_max_iterations():
     pipe.steps[0].steps[0].pass_ = _CountingPass(budget=100)  # type: ignore[union-attr]
     PassManager(pipe).run(Graph(_model()), ctx)
     assert ctx.options["calls"] == 2
+
+
+def test_if_changed_runs_only_after_a_step_that_changed_the_graph():
+    def run(budget: int) -> int:
+        pipe = parse_pipeline(
+            "passes:\n  - eliminate-dead-code\n  - if_changed:\n      - eliminate-noops\n"
+        )
+        pipe.steps[0].pass_ = _CountingPass(budget=budget)  # type: ignore[union-attr]
+        pipe.steps[1].steps[0].pass_ = _CountingPass(budget=0)  # type: ignore[union-attr]
+        ctx = PassContext()
+        PassManager(pipe).run(Graph(_model()), ctx)
+        return int(ctx.options["calls"])
+
+    assert run(budget=1) == 2  # the first step changed the graph: the second ran
+    assert run(budget=0) == 1  # it did not: nothing more ran
+
+
+def test_default_pipeline_fuses_what_the_clean_up_exposed_in_one_run():
+    """A no-op Transpose pair between a Conv and its per-channel Mul/Add: merge-transposes (in
+    the clean-up loop) removes it, then the `if_changed:` step folds the Mul/Add into the Conv
+    (a second optimize did that before)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from tests.conftest import assert_same_outputs
+
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"]),
+        helper.make_node("Transpose", ["c"], ["t1"], perm=[0, 2, 3, 1]),
+        helper.make_node("Transpose", ["t1"], ["t2"], perm=[0, 3, 1, 2]),
+        helper.make_node("Mul", ["t2", "s"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.standard_normal((1, 4, 1, 1)).astype(np.float32), "s"),
+        numpy_helper.from_array(rng.standard_normal((1, 4, 1, 1)).astype(np.float32), "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 6, 6])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for pipeline in ("default", "tensorrt", "ort-fusions"):
+        once = graphopt.optimize(model, pipeline)
+        assert [n.op_type for n in once.graph.node] == ["Conv"], pipeline
+        assert graphopt.optimize(once, pipeline).SerializeToString() == once.SerializeToString()
+    assert_same_outputs(model, once, {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)})
 
 
 def test_disabled_passes_and_opt_level_are_skipped():
