@@ -178,3 +178,39 @@ def test_inspect_names_the_guard(tmp_path) -> None:  # type: ignore[no-untyped-d
     src = tmp_path / "m.onnx"
     onnx.save(chain(), src)
     assert inspect_model(str(src))["nchwc_guard"] is None
+
+
+@needs_nchwc
+def test_the_guard_reads_the_models_own_int64_one() -> None:
+    """The probe's axis (an int64 1) was a new initializer added after the clean-up: a second
+    ort-cpu run merged it into the model's own 1, so the result was not byte-idempotent (Yahoo
+    open_nsfw; a sweep's find)."""
+    nodes = [
+        conv("x", "W", "c", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"]),
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "one"], ["ch"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"])],
+        [
+            helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("ch", onnx.TensorProto.INT64, []),
+        ],
+        [
+            onnx.numpy_helper.from_array(weight(16, 8, 3, 3), "W"),
+            onnx.numpy_helper.from_array(np.array(1, np.int64), "one"),
+        ],
+    )
+    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    once = graphopt.optimize(original, "ort-cpu")
+    assert graphopt.optimize(once, "ort-cpu").SerializeToString() == once.SerializeToString()
+    probe = next(n for n in once.graph.node if n.name == "nchwc_probe_block")
+    assert probe.input[1] == "one"
+    feeds = {"x": rand(1, 8, 6, 6)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    for block in (BLOCK, BLOCK + 1):
+        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)

@@ -154,7 +154,8 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
             del graph.proto.value_info[i]  # now described inside the branches
 
     probe = graph.add_initializer("nchwc_probe", np.zeros((1, PROBE_CHANNELS, 1, 1), np.float32))
-    channel_axis = graph.add_initializer("nchwc_probe_axis", np.array(1, np.int64))
+    channel_axis = _shared_constant(graph, "nchwc_probe_axis", np.array(1, np.int64))
+    # the block size stays its own: `with_block_size` rewrites it for verification copies
     expected = graph.add_initializer("nchwc_block_size", np.array(block, np.int64))
     padded = graph.make_node(
         "ReorderInput", [probe], 1, name="nchwc_probe_reorder", domain=NCHWC_DOMAIN
@@ -168,6 +169,23 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
     node.output.extend(outputs)
     node.name = graph.unique_name("nchwc_or_nchw")
     graph.add_node(node)
+
+
+def _shared_constant(graph: Graph, hint: str, value: np.ndarray) -> str:
+    """An initializer holding `value`: the model's own where it has an equal one (what CSE would
+    merge ours into on a second run: an int64 1 is common), else a new one."""
+    raw = value.tobytes()
+    data_type = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+    for name, init in graph.initializers.items():
+        if (
+            init.data_type == data_type
+            and tuple(init.dims) == value.shape
+            and init.HasField("raw_data")
+            and init.raw_data == raw
+            and not graph.is_graph_input(name)
+        ):
+            return name
+    return graph.add_initializer(hint, value)
 
 
 def _graph_attribute(node: onnx.NodeProto, name: str) -> onnx.GraphProto:
