@@ -470,6 +470,14 @@ class StatsInstrument:
             )
         )
 
+    def mark(self) -> int:
+        return len(self.report.records)
+
+    def retract(self, mark: int) -> None:
+        """Forget the records since `mark`: a body's rewrites that were undone (its time then
+        counts outside the passes)."""
+        del self.report.records[mark:]
+
 
 class VerifyInstrument:
     """Runs `onnx.checker` (full check) after every pass that changed the graph."""

@@ -28,7 +28,7 @@ import onnx
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.ir import Graph
 from graphopt.ir.graph import outer_references
-from graphopt.passes.base import Instrument, PassContext
+from graphopt.passes.base import Instrument, PassContext, Retractable
 
 log = logging.getLogger("graphopt.subgraphs")
 
@@ -106,6 +106,7 @@ def _optimize_body(
         record_explanations=ctx.record_explanations,
         in_body=True,
     )
+    marks = [(i, i.mark()) for i in instruments if isinstance(i, Retractable)]
     changed = run(inner, inner_ctx)
     if not changed:
         ctx.explain.extend(inner_ctx.explain)  # the refusals
@@ -113,7 +114,9 @@ def _optimize_body(
     result = inner.commit(reindex=False)
     problem = _interface_change(body, result, outer, graph.model)
     if problem:
-        # what the passes did there is undone: --explain says so instead
+        # what the passes did there is undone: --explain says so instead, --stats forgets it
+        for instrument, mark in marks:
+            instrument.retract(mark)
         log.warning("%s kept as it was: optimizing it %s", where, problem)
         ctx.note("optimize-bodies", where, "refused", f"kept as it was: optimizing it {problem}")
         return False

@@ -236,6 +236,8 @@ def test_a_pass_that_would_change_a_body_interface_leaves_the_body_as_it_was(cap
     # --explain tells what was undone, and no rewrite of the discarded body reads as applied
     assert ("optimize-bodies", "If 'if' then_branch", "refused") in {r[:3] for r in report.explain}
     assert not [r for r in report.explain if r[0] != "optimize-bodies" and r[2] == "applied"]
+    # nor does --stats count them: only the main graph's run is on record
+    assert report.totals()["fold-batchnorm"]["runs"] == 1
 
 
 def test_passes_that_may_not_run_in_bodies_do_not():

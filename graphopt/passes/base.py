@@ -12,7 +12,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from graphopt.ir import Graph
 
@@ -35,6 +35,16 @@ class Instrument(Protocol):
     def after_pass(
         self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult
     ) -> None: ...
+
+
+@runtime_checkable
+class Retractable(Protocol):
+    """An instrument that can forget what it recorded since a mark: the passes' work on an
+    If/Loop/Scan body that is then kept as it was (`graphopt.subgraphs`)."""
+
+    def mark(self) -> int: ...
+
+    def retract(self, mark: int) -> None: ...
 
 
 # What passes read from `PassContext.options` (besides their own dataclass options): the rule
