@@ -298,6 +298,9 @@ def test_hardsigmoid_affine_refuses_a_rank_raising_constant():
         ([("Add", "x c3", "a"), ("Clip", "a c0 c6", "c"), ("Mul", "x c", "m"), ("Div", "m c6", "y")],
          13, "HardSigmoid"),
         ([("Exp", "x", "e"), ("Add", "e c1", "a"), ("Log", "a", "y")], 13, "Softplus"),
+        # the softplus rule is refused on float64, which leaves mish's log(eˣ + 1) form
+        ([("Exp", "x", "e"), ("Add", "e c1", "a"), ("Log", "a", "s"), ("Tanh", "s", "t"),
+          ("Mul", "x t", "y")], 20, "Mish"),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])

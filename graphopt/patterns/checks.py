@@ -188,7 +188,7 @@ def onnxruntime_runs(m: Match, op: str) -> str | None:
     of the constants the target matched (by value, or as constant variables): x's type, which
     the ops' inputs share. float32 and float16 are taken as run (every op a rule emits has those
     kernels); another type is probed once per process. onnxruntime has no double HardSigmoid,
-    HardSwish, Gelu or Softplus: a fused float64 model would not load."""
+    HardSwish, Gelu, Softplus or Mish: a fused float64 model would not load."""
     facts = m.facts
     names = [t for _, t in m.literal_sites]
     names += [t for v in m.rule.constant_vars if (t := m.tensor(v)) is not None]
