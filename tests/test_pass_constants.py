@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
 from graphopt.api import optimize_with_report
+from graphopt.errors import LoadError
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
 from tests.models_util import ops, run
@@ -177,3 +179,27 @@ def test_converting_while_indexing_gives_what_the_pass_gives():
         disable=["constants-to-initializers"],
     )
     assert ops(kept).count("Constant") == 4
+
+
+@pytest.mark.parametrize("other", ["Constant", "Relu"])
+def test_converting_while_indexing_keeps_the_ssa_check(other):
+    # a Constant adopted while indexing was never registered, so a second writer of its output
+    # (another Constant, or any node) went unnoticed: default made two initializers 'c' (or an
+    # initializer and a Relu both writing 'c'), a model the checker refuses, where any pipeline
+    # not starting with this pass says the model is not in SSA form
+    extra = {"value_float": 2.0} if other == "Constant" else {}
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value_float=1.0),
+        helper.make_node(other, [] if other == "Constant" else ["x"], ["c"], **extra),
+        helper.make_node("Add", ["x", "c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    for pipeline in ("simplify", "default"):
+        with pytest.raises(LoadError, match=r"produced by both .* SSA form"):
+            graphopt.optimize(model, pipeline)

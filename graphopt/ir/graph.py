@@ -206,12 +206,37 @@ class Graph:
             for out in self.graph_outputs:
                 if out not in defined:
                     raise undefined_output_error(check_as or "", out)
+        if adopted and not_ssa is None:  # an adopted node's output is produced once too
+            not_ssa = self._adopted_not_ssa(adopted, adopted_names)
         if not_ssa is not None:
             raise not_ssa
         if adopted:
             self.adopt_tensors(adopted)
             self.adopted_constants = len(adopted)
             self._structure_changed = True  # the Constant nodes leave the node list at commit
+
+    def _adopted_not_ssa(
+        self, adopted: list[tuple[str, onnx.TensorProto]], names: set[str]
+    ) -> LoadError | None:
+        """The SSA error `_register` would have raised had the Constant nodes `adopt_constants`
+        took (`names`, writing `adopted`) been indexed: an output another node also writes."""
+        outs = [out for out, _ in adopted]
+        if len(set(outs)) == len(outs) and self.producer.keys().isdisjoint(outs):
+            return None  # the usual case, checked without a walk
+        writers: dict[str, list[str]] = {}
+        for node in self.proto.node:
+            if node.name in names or node.name in self.nodes:
+                for out in node.output:
+                    if out:
+                        writers.setdefault(out, []).append(node.name)
+        for out, _ in adopted:
+            if len(writers.get(out, ())) > 1:
+                first, second = writers[out][:2]
+                return LoadError(
+                    f"tensor {out!r} is produced by both {first!r} "
+                    f"and {second!r}; ONNX graphs must be in SSA form"
+                )
+        return None
 
     def _register(
         self, node: NodeProto, name: str, inputs: tuple[str, ...], outputs: tuple[str, ...]
