@@ -214,3 +214,43 @@ def test_the_guard_reads_the_models_own_int64_one() -> None:
     for block in (BLOCK, BLOCK + 1):
         got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_the_guard_reads_the_models_own_int64_block_size() -> None:
+    """The block size (an int64 b) was a new initializer added after the clean-up, like the
+    probe's axis: a second ort-cpu run merged it with the model's own int64 b (here z = c + b),
+    so the result was not idempotent, and `with_block_size` then rewrote the model's b for
+    every reader (z came out c + b + 1 on the fallback branch of the verification copy)."""
+    nodes = [
+        conv("x", "W", "c", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"]),
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"]),
+        helper.make_node("Add", ["n", "b"], ["z"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"])],
+        [
+            helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("z", onnx.TensorProto.INT64, []),
+        ],
+        [
+            onnx.numpy_helper.from_array(weight(16, 8, 3, 3), "W"),
+            onnx.numpy_helper.from_array(np.array(0, np.int64), "zero"),
+            onnx.numpy_helper.from_array(np.array(BLOCK, np.int64), "b"),
+        ],
+    )
+    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    once = graphopt.optimize(original, "ort-cpu")
+    twice = graphopt.optimize(once, "ort-cpu")
+    assert twice.SerializeToString() == once.SerializeToString()
+    feeds = {"x": rand(2, 8, 6, 6)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    assert expected[1] == 2 + BLOCK
+    for block in (BLOCK, BLOCK + 1):
+        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
+        assert got[1] == expected[1]

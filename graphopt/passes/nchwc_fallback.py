@@ -63,10 +63,32 @@ def with_block_size(model: onnx.ModelProto, block: int) -> onnx.ModelProto:
         raise ValueError("not a guarded NCHWc model")
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    for t in copy.graph.initializer:
-        if t.name == copy.graph.node[3].input[1]:  # Equal(probe's block size, expected)
-            t.CopyFrom(numpy_helper.from_array(np.array(block, np.int64), t.name))
+    # Equal(probe's block size, expected) reads a new initializer: `expected` may be the
+    # model's own int64 b, which other nodes read too (`guard`'s `_shared_constant`)
+    taken = _all_names(copy.graph)
+    name = next(
+        f"nchwc_block_size_{i}"
+        for i in range(len(taken) + 1)
+        if f"nchwc_block_size_{i}" not in taken
+    )
+    copy.graph.initializer.append(numpy_helper.from_array(np.array(block, np.int64), name))
+    copy.graph.node[3].input[1] = name
     return copy
+
+
+def _all_names(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name `graph` and the bodies of its nodes define or read."""
+    names = {t.name for t in graph.initializer} | {v.name for v in graph.input}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                names |= _all_names(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    names |= _all_names(g)
+    return names
 
 
 def unguardable(graph: Graph) -> str:
@@ -155,8 +177,9 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
 
     probe = graph.add_initializer("nchwc_probe", np.zeros((1, PROBE_CHANNELS, 1, 1), np.float32))
     channel_axis = _shared_constant(graph, "nchwc_probe_axis", np.array(1, np.int64))
-    # the block size stays its own: `with_block_size` rewrites it for verification copies
-    expected = graph.add_initializer("nchwc_block_size", np.array(block, np.int64))
+    # the model's own int64 b too where it has one (a second run's CSE would merge ours into
+    # it); `with_block_size` gives its copies a block size of their own
+    expected = _shared_constant(graph, "nchwc_block_size", np.array(block, np.int64))
     padded = graph.make_node(
         "ReorderInput", [probe], 1, name="nchwc_probe_reorder", domain=NCHWC_DOMAIN
     ).output[0]
