@@ -90,16 +90,22 @@ def _starts_with_constants_to_initializers(
     pipeline: Pipeline, ctx: PassContext, model: onnx.ModelProto
 ) -> bool:
     """Whether `constants-to-initializers` is the first thing the pipeline runs: its first
-    step, not disabled (it runs at every opt level), on a model that may have initializers
-    (IR ≥ 4, or unset: read as current)."""
+    step, not disabled, at an opt level that runs it (every level from 0), on a model that
+    may have initializers (IR ≥ 4, or unset: read as current)."""
     from graphopt.passes.constants import ConstantsToInitializers
     from graphopt.pipeline import PassStep
 
     first = pipeline.steps[0] if pipeline.steps else None
+    # the level PassManager.run runs at: the user's, else the pipeline's (opt_level: -1 runs
+    # nothing, this pass included)
+    level = ctx.opt_level
+    if pipeline.opt_level is not None and "opt_level" not in ctx.options:
+        level = pipeline.opt_level
     return (
         isinstance(first, PassStep)
         and isinstance(first.pass_, ConstantsToInitializers)
         and first.pass_.name not in ctx.disabled
+        and first.pass_.opt_level <= level
         and not 0 < model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS
     )
 

@@ -203,3 +203,17 @@ def test_converting_while_indexing_keeps_the_ssa_check(other):
     for pipeline in ("simplify", "default"):
         with pytest.raises(LoadError, match=r"produced by both .* SSA form"):
             graphopt.optimize(model, pipeline)
+
+
+def test_no_conversion_while_indexing_at_a_level_that_runs_nothing(tmp_path):
+    # opt_level -1 (the user's, or the pipeline's) runs no pass, this one included: the
+    # Constant nodes were still converted while indexing
+    model = _model([helper.make_node("Constant", [], ["c"], value_float=1.0)], ["c"])
+    out, report = optimize_with_report(model, "default", opt_level=-1)
+    assert report.records == []
+    assert ops(out).count("Constant") == 1
+    yaml_file = tmp_path / "none.yaml"
+    yaml_file.write_text("opt_level: -1\npasses:\n  - constants-to-initializers\n")
+    assert ops(graphopt.optimize(model, yaml_file)).count("Constant") == 1
+    # the user's level wins over the pipeline's
+    assert ops(graphopt.optimize(model, yaml_file, opt_level=0)).count("Constant") == 0
