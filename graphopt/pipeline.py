@@ -281,6 +281,8 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
                 raise PipelineError(
                     f"{source}:{line}: `if_changed:` follows the step whose change it waits for"
                 )
+            if not isinstance(vnode, yaml.SequenceNode):
+                raise PipelineError(f"{source}:{line}: `if_changed:` must be a list of steps")
             steps.append(IfChangedStep(_steps(vnode, pc), line))
             continue
         if key == "include":

@@ -78,6 +78,8 @@ def test_user_yaml_file_runs_like_a_builtin(tmp_path):
         ("passez: []\n", 1, "unknown key 'passez'"),
         ("passes:\n  - if_changed: [eliminate-dead-code]\n", 2, "follows the step"),
         ("passes:\n  - eliminate-dead-code\n  - if_changed: {x: 1}\n", 3, "must be a list"),
+        # a bare pass name (not a list) named `passes:`, which the step does not have
+        ("passes:\n  - eliminate-dead-code\n  - if_changed: eliminate-noops\n", 3, "`if_changed:`"),
         ("rules: [nowhere.yaml]\npasses: []\n", 1, "rule file 'nowhere.yaml' not found"),
     ],
 )
