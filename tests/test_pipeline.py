@@ -321,3 +321,64 @@ def test_pipeline_opt_level_applies_unless_the_user_gives_one(tmp_path):
     assert [r.name for r in report.records] == ["eliminate-dead-code"]  # noops is level 1
     _, report = graphopt.optimize_with_report(_model(), pipeline=p, opt_level=2)
     assert [r.name for r in report.records] == ["eliminate-dead-code", "eliminate-noops"]
+
+
+def test_default_pipeline_fuses_until_nothing_more_is_exposed():
+    """One second fusion round was not enough: there p1 = Conv(x, W)·s + b folds into a Conv
+    equal to p2 = Conv(x, W·s, b); the clean-up merges them, so Mul(p1, Sigmoid(p2)) becomes a
+    SiLU the second round fuses; the clean-up then merges that Swish with the model's Swish(p2),
+    which makes Mul(a1, Sigmoid(a2)) a SiLU only a second optimize fused (not idempotent)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from tests.conftest import assert_same_outputs
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 2, 1, 1)).astype(np.float32)
+    s = rng.standard_normal((1, 4, 1, 1)).astype(np.float32)
+    b = rng.standard_normal((1, 4, 1, 1)).astype(np.float32)
+    folded = graphopt.optimize(_conv_scale_shift(w, s, b, ["y"], [], []), "default")
+    conv = folded.graph.node[0]
+    values = {t.name: numpy_helper.to_array(t) for t in folded.graph.initializer}
+    nodes = [
+        helper.make_node("Conv", ["x", "W2", "B2"], ["p2"]),
+        helper.make_node("Sigmoid", ["p2"], ["sg"]),
+        helper.make_node("Mul", ["y", "sg"], ["a1"]),  # a SiLU once y and p2 are merged
+        helper.make_node("Swish", ["p2"], ["a2"]),
+        helper.make_node("Sigmoid", ["a2"], ["sg2"]),
+        helper.make_node("Mul", ["a1", "sg2"], ["z"]),  # a SiLU once a1 and a2 are merged
+    ]
+    extra = [
+        numpy_helper.from_array(values[conv.input[1]], "W2"),
+        numpy_helper.from_array(values[conv.input[2]], "B2"),
+    ]
+    model = _conv_scale_shift(w, s, b, ["z"], nodes, extra)
+    for pipeline in ("default", "ort-fusions"):
+        once = graphopt.optimize(model, pipeline)
+        assert [n.op_type for n in once.graph.node] == ["Conv", "Swish", "Swish"], pipeline
+        assert graphopt.optimize(once, pipeline).SerializeToString() == once.SerializeToString()
+    assert_same_outputs(model, once, {"x": rng.standard_normal((3, 2, 4, 4)).astype(np.float32)})
+
+
+def _conv_scale_shift(w, s, b, outputs, nodes, inits):  # type: ignore[no-untyped-def]
+    """y = Conv(x, W)·s + b (opset 24), then `nodes`; graph outputs `outputs`."""
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "W"], ["c"]),
+            helper.make_node("Mul", ["c", "s"], ["m"]),
+            helper.make_node("Add", ["m", "b"], ["y"]),
+            *nodes,
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 2, 4, 4])],
+        [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, ["N", 4, 4, 4]) for o in outputs],
+        [
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(s, "s"),
+            numpy_helper.from_array(b, "b"),
+            *inits,
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 24)])
