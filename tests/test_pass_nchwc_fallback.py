@@ -254,3 +254,39 @@ def test_the_guard_reads_the_models_own_int64_block_size() -> None:
         got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
         np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
         assert got[1] == expected[1]
+
+
+@needs_nchwc
+def test_the_guard_reads_the_models_own_probe_zeros() -> None:
+    """The probe (zeros [1, 4, 1, 1]) was a new initializer too: a second ort-cpu run merged it
+    with a model's own equal one (here z = Max(x4, 0[1, 4, 1, 1])): not idempotent."""
+    nodes = [
+        conv("x", "W", "c", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"]),
+        helper.make_node("Max", ["x4", "zeros"], ["z"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"]),
+            helper.make_tensor_value_info("x4", onnx.TensorProto.FLOAT, ["n", 4, "h", "w"]),
+        ],
+        [
+            helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 16, "h", "w"]),
+            helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["n", 4, "h", "w"]),
+        ],
+        [
+            onnx.numpy_helper.from_array(weight(16, 8, 3, 3), "W"),
+            onnx.numpy_helper.from_array(np.zeros((1, 4, 1, 1), np.float32), "zeros"),
+        ],
+    )
+    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    once = graphopt.optimize(original, "ort-cpu")
+    assert graphopt.optimize(once, "ort-cpu").SerializeToString() == once.SerializeToString()
+    feeds = {"x": rand(2, 8, 6, 6), "x4": rand(2, 4, 6, 6)}
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    for block in (BLOCK, BLOCK + 1):
+        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)

@@ -175,10 +175,11 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
         if graph.proto.value_info[i].name not in keep_info:
             del graph.proto.value_info[i]  # now described inside the branches
 
-    probe = graph.add_initializer("nchwc_probe", np.zeros((1, PROBE_CHANNELS, 1, 1), np.float32))
+    # each constant the model's own where it has an equal one (a second run's CSE would merge
+    # ours into it); `with_block_size` gives its copies a block size of their own
+    zeros = np.zeros((1, PROBE_CHANNELS, 1, 1), np.float32)
+    probe = _shared_constant(graph, "nchwc_probe", zeros)
     channel_axis = _shared_constant(graph, "nchwc_probe_axis", np.array(1, np.int64))
-    # the model's own int64 b too where it has one (a second run's CSE would merge ours into
-    # it); `with_block_size` gives its copies a block size of their own
     expected = _shared_constant(graph, "nchwc_block_size", np.array(block, np.int64))
     padded = graph.make_node(
         "ReorderInput", [probe], 1, name="nchwc_probe_reorder", domain=NCHWC_DOMAIN
