@@ -14,6 +14,8 @@ Pipeline YAML (the built-ins live in `passes/*.yaml`):
           passes: [fold-batchnorm, eliminate-identity]
       - include: simplify                        # the steps of another pipeline (built-in
                                                  # name, or a path relative to this file)
+      - if_changed: [fold-batchnorm]             # only when the step before changed the graph
+                                                 # (after an include: any step it made)
 
 Every error (unknown pass or option, wrong type, bad YAML) is a `PipelineError` naming the file,
 the line, and the valid choices.
@@ -60,10 +62,12 @@ class RepeatStep:
 
 @dataclass
 class IfChangedStep:
-    """Steps that run only when the step before them changed the graph (`if_changed:`)."""
+    """Steps that run only when the step before them changed the graph (`if_changed:`): the
+    last `watch` steps, which an `include:` before it made (all of the included pipeline's)."""
 
     steps: list[Step]
     line: int = 0
+    watch: int = 1
 
 
 Step = PassStep | RepeatStep | IfChangedStep
@@ -261,8 +265,10 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
     if not isinstance(node, yaml.SequenceNode):
         raise PipelineError(f"{source}:{_line(node)}: `passes:` must be a list")
     steps: list[Step] = []
+    made = 0  # how many steps the item before made (an include: all of its pipeline's)
     for item in node.value:
         line = _line(item)
+        made_before, made, before = made, 1, len(steps)
         if isinstance(item, yaml.ScalarNode):
             steps.append(PassStep(_make_pass(item.value, {}, source, line, registry), line))
             continue
@@ -277,16 +283,17 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
             steps.append(_repeat(vnode, pc, line))
             continue
         if key == "if_changed":
-            if not steps:
+            if not made_before:
                 raise PipelineError(
                     f"{source}:{line}: `if_changed:` follows the step whose change it waits for"
                 )
             if not isinstance(vnode, yaml.SequenceNode):
                 raise PipelineError(f"{source}:{line}: `if_changed:` must be a list of steps")
-            steps.append(IfChangedStep(_steps(vnode, pc), line))
+            steps.append(IfChangedStep(_steps(vnode, pc), line, made_before))
             continue
         if key == "include":
             steps.extend(_include(_scalar(vnode, source, str), pc, line))
+            made = len(steps) - before
             continue
         options: dict[str, tuple[int, Any]] = {}
         if isinstance(vnode, yaml.MappingNode):
@@ -560,21 +567,19 @@ class PassManager:
         return self._run_steps(self.pipeline.steps, graph, ctx) or bodies
 
     def _run_steps(self, steps: Sequence[Step], graph: Graph, ctx: PassContext) -> bool:
-        changed = False
-        last = False  # whether the step before changed the graph
+        changes: list[bool] = []  # whether each step so far changed the graph
         for step in steps:
             if isinstance(step, PassStep):
                 last = self._run_pass(step.pass_, graph, ctx)
-                changed |= last
             elif isinstance(step, IfChangedStep):
-                last = last and self._run_steps(step.steps, graph, ctx)
-                changed |= last
+                # the step before: an include:'s are all the steps it made
+                last = any(changes[-step.watch :]) and self._run_steps(step.steps, graph, ctx)
             else:
                 last = False
                 for iteration in range(step.max_iterations):
                     if not self._run_steps(step.steps, graph, ctx):
                         break
-                    changed = last = True
+                    last = True
                     if iteration == step.max_iterations - 1:
                         log.info(
                             "repeat group at %s:%d stopped after %d iterations",
@@ -582,7 +587,8 @@ class PassManager:
                             step.line,
                             step.max_iterations,
                         )
-        return changed
+            changes.append(last)
+        return any(changes)
 
     def _run_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> bool:
         if pass_.name in ctx.disabled or pass_.opt_level > ctx.opt_level:

@@ -149,6 +149,31 @@ def test_if_changed_runs_only_after_a_step_that_changed_the_graph():
     assert run(budget=0) == 1  # it did not: nothing more ran
 
 
+def test_if_changed_after_an_include_watches_every_included_step(tmp_path):
+    """`- include: x` is one step of the file: an if_changed: after it ran only when the
+    included pipeline's last step changed the graph, not when an earlier one did."""
+    (tmp_path / "two.yaml").write_text("passes:\n  - eliminate-noops\n  - eliminate-dead-code\n")
+    (tmp_path / "none.yaml").write_text("passes: []\n")
+    top = tmp_path / "top.yaml"
+    top.write_text("passes:\n  - include: two.yaml\n  - if_changed:\n      - eliminate-noops\n")
+
+    def run(first: int, second: int) -> int:
+        pipe = load_pipeline(top)
+        pipe.steps[0].pass_ = _CountingPass(budget=first)  # type: ignore[union-attr]
+        pipe.steps[1].pass_ = _CountingPass(budget=second)  # type: ignore[union-attr]
+        pipe.steps[2].steps[0].pass_ = _CountingPass(budget=0)  # type: ignore[union-attr]
+        ctx = PassContext()
+        PassManager(pipe).run(Graph(_model()), ctx)
+        return int(ctx.options["calls"])
+
+    assert run(first=1, second=0) == 3  # the include's first step changed the graph
+    assert run(first=0, second=1) == 3
+    assert run(first=0, second=0) == 2
+    top.write_text("passes:\n  - eliminate-dead-code\n  - include: none.yaml\n  - if_changed: []\n")
+    with pytest.raises(PipelineError, match="follows the step"):
+        load_pipeline(top)  # an include of nothing is no step to wait for
+
+
 def test_default_pipeline_fuses_what_the_clean_up_exposed_in_one_run():
     """A no-op Transpose pair between a Conv and its per-channel Mul/Add: merge-transposes (in
     the clean-up loop) removes it, then the `if_changed:` step folds the Mul/Add into the Conv
