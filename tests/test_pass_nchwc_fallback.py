@@ -180,40 +180,57 @@ def test_inspect_names_the_guard(tmp_path) -> None:  # type: ignore[no-untyped-d
     assert inspect_model(str(src))["nchwc_guard"] is None
 
 
+def _conv_relu_beside(
+    extra_nodes: list[onnx.NodeProto],
+    extra_inputs: list[onnx.ValueInfoProto],
+    extra_output: onnx.ValueInfoProto,
+    constants: dict[str, np.ndarray],
+) -> onnx.ModelProto:
+    """y = Relu(Conv(x, W)) (what the guard guards), and beside it a computation of the model's
+    own that reads `constants` (values the guard's probe needs too)."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 16, "h", "w"])
+    inits = {"W": weight(16, 8, 3, 3), **constants}
+    guarded_part = [conv("x", "W", "c", pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(
+        [*guarded_part, *extra_nodes],
+        "g",
+        [x, *extra_inputs],
+        [y, extra_output],
+        [onnx.numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _guarded_twice_and_checked(
+    original: onnx.ModelProto, feeds: dict[str, np.ndarray]
+) -> onnx.ModelProto:
+    """ort-cpu's output, which a second ort-cpu run leaves byte for byte, and which gives the
+    original's outputs on both branches (this CPU's block size, and another's)."""
+    once = graphopt.optimize(original, "ort-cpu")
+    assert graphopt.optimize(once, "ort-cpu").SerializeToString() == once.SerializeToString()
+    expected = session(original, threads=1, level="disable").run(None, feeds)
+    for block in (BLOCK, BLOCK + 1):
+        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    return once
+
+
 @needs_nchwc
 def test_the_guard_reads_the_models_own_int64_one() -> None:
     """The probe's axis (an int64 1) was a new initializer added after the clean-up: a second
     ort-cpu run merged it into the model's own 1, so the result was not byte-idempotent (Yahoo
     open_nsfw; a sweep's find)."""
-    nodes = [
-        conv("x", "W", "c", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["y"]),
-        helper.make_node("Shape", ["x"], ["s"]),
-        helper.make_node("Gather", ["s", "one"], ["ch"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"])],
-        [
-            helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None),
-            helper.make_tensor_value_info("ch", onnx.TensorProto.INT64, []),
-        ],
-        [
-            onnx.numpy_helper.from_array(weight(16, 8, 3, 3), "W"),
-            onnx.numpy_helper.from_array(np.array(1, np.int64), "one"),
-        ],
+    original = _conv_relu_beside(
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "one"], ["ch"])],
+        [],
+        helper.make_tensor_value_info("ch", onnx.TensorProto.INT64, []),
+        {"one": np.array(1, np.int64)},
     )
-    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    once = graphopt.optimize(original, "ort-cpu")
-    assert graphopt.optimize(once, "ort-cpu").SerializeToString() == once.SerializeToString()
+    once = _guarded_twice_and_checked(original, {"x": rand(1, 8, 6, 6)})
     probe = next(n for n in once.graph.node if n.name == "nchwc_probe_block")
     assert probe.input[1] == "one"
-    feeds = {"x": rand(1, 8, 6, 6)}
-    expected = session(original, threads=1, level="disable").run(None, feeds)
-    for block in (BLOCK, BLOCK + 1):
-        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
-        np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
 
 
 @needs_nchwc
@@ -222,71 +239,29 @@ def test_the_guard_reads_the_models_own_int64_block_size() -> None:
     probe's axis: a second ort-cpu run merged it with the model's own int64 b (here z = c + b),
     so the result was not idempotent, and `with_block_size` then rewrote the model's b for
     every reader (z came out c + b + 1 on the fallback branch of the verification copy)."""
-    nodes = [
-        conv("x", "W", "c", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["y"]),
-        helper.make_node("Shape", ["x"], ["s"]),
-        helper.make_node("Gather", ["s", "zero"], ["n"]),
-        helper.make_node("Add", ["n", "b"], ["z"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"])],
+    original = _conv_relu_beside(
         [
-            helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None),
-            helper.make_tensor_value_info("z", onnx.TensorProto.INT64, []),
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Gather", ["s", "zero"], ["n"]),
+            helper.make_node("Add", ["n", "b"], ["z"]),
         ],
-        [
-            onnx.numpy_helper.from_array(weight(16, 8, 3, 3), "W"),
-            onnx.numpy_helper.from_array(np.array(0, np.int64), "zero"),
-            onnx.numpy_helper.from_array(np.array(BLOCK, np.int64), "b"),
-        ],
+        [],
+        helper.make_tensor_value_info("z", onnx.TensorProto.INT64, []),
+        {"zero": np.array(0, np.int64), "b": np.array(BLOCK, np.int64)},
     )
-    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    once = graphopt.optimize(original, "ort-cpu")
-    twice = graphopt.optimize(once, "ort-cpu")
-    assert twice.SerializeToString() == once.SerializeToString()
     feeds = {"x": rand(2, 8, 6, 6)}
-    expected = session(original, threads=1, level="disable").run(None, feeds)
-    assert expected[1] == 2 + BLOCK
-    for block in (BLOCK, BLOCK + 1):
-        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
-        np.testing.assert_allclose(got[0], expected[0], rtol=1e-4, atol=1e-5)
-        assert got[1] == expected[1]
+    assert session(original, threads=1, level="disable").run(None, feeds)[1] == 2 + BLOCK
+    _guarded_twice_and_checked(original, feeds)
 
 
 @needs_nchwc
 def test_the_guard_reads_the_models_own_probe_zeros() -> None:
     """The probe (zeros [1, 4, 1, 1]) was a new initializer too: a second ort-cpu run merged it
     with a model's own equal one (here z = Max(x4, 0[1, 4, 1, 1])): not idempotent."""
-    nodes = [
-        conv("x", "W", "c", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["y"]),
-        helper.make_node("Max", ["x4", "zeros"], ["z"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [
-            helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "h", "w"]),
-            helper.make_tensor_value_info("x4", onnx.TensorProto.FLOAT, ["n", 4, "h", "w"]),
-        ],
-        [
-            helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 16, "h", "w"]),
-            helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["n", 4, "h", "w"]),
-        ],
-        [
-            onnx.numpy_helper.from_array(weight(16, 8, 3, 3), "W"),
-            onnx.numpy_helper.from_array(np.zeros((1, 4, 1, 1), np.float32), "zeros"),
-        ],
+    original = _conv_relu_beside(
+        [helper.make_node("Max", ["x4", "zeros"], ["z"])],
+        [helper.make_tensor_value_info("x4", onnx.TensorProto.FLOAT, ["n", 4, "h", "w"])],
+        helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["n", 4, "h", "w"]),
+        {"zeros": np.zeros((1, 4, 1, 1), np.float32)},
     )
-    original = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    once = graphopt.optimize(original, "ort-cpu")
-    assert graphopt.optimize(once, "ort-cpu").SerializeToString() == once.SerializeToString()
-    feeds = {"x": rand(2, 8, 6, 6), "x4": rand(2, 4, 6, 6)}
-    expected = session(original, threads=1, level="disable").run(None, feeds)
-    for block in (BLOCK, BLOCK + 1):
-        got = session(with_block_size(once, block), threads=1, level="disable").run(None, feeds)
-        for g, e in zip(got, expected, strict=True):
-            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    _guarded_twice_and_checked(original, {"x": rand(2, 8, 6, 6), "x4": rand(2, 4, 6, 6)})
