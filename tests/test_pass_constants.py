@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 import graphopt
 from graphopt.api import optimize_with_report
 from graphopt.errors import LoadError
+from graphopt.ir import Graph
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
 from tests.models_util import ops, run
@@ -217,3 +218,33 @@ def test_no_conversion_while_indexing_at_a_level_that_runs_nothing(tmp_path):
     assert ops(graphopt.optimize(model, yaml_file)).count("Constant") == 1
     # the user's level wins over the pipeline's
     assert ops(graphopt.optimize(model, yaml_file, opt_level=0)).count("Constant") == 0
+
+
+def test_converting_while_indexing_names_the_first_ssa_clash_as_the_other_path_does():
+    # two clashes, an adopted Constant pair's first: the adopting path reported the Relu pair's
+    # (found while indexing, the Constants' only after), a pipeline not starting with the pass
+    # the Constants' (the first in node order); both name the same clash now, with or without
+    # load's node check
+    nodes = [
+        helper.make_node("Constant", [], ["c"], name="k1", value_float=1.0),
+        helper.make_node("Constant", [], ["c"], name="k2", value_float=2.0),
+        helper.make_node("Relu", ["x"], ["a"], name="r1"),
+        helper.make_node("Relu", ["x"], ["a"], name="r2"),
+        helper.make_node("Add", ["a", "c"], ["y"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    first = r"tensor 'c' is produced by both 'k1' and 'k2'"
+    for pipeline in ("simplify", "default"):
+        with pytest.raises(LoadError, match=first):
+            graphopt.optimize(model, pipeline)
+    for adopt in (False, True):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        with pytest.raises(LoadError, match=first):
+            Graph(copy, adopt_constants=adopt)

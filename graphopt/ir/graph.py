@@ -199,15 +199,15 @@ class Graph:
             try:
                 register(node, name, inputs, outputs)
             except LoadError as e:
-                if defined is None:
+                if defined is None and not adopt_constants:  # adopting: a Constant may clash first
                     raise
                 not_ssa = not_ssa or e
         if defined is not None:
             for out in self.graph_outputs:
                 if out not in defined:
                     raise undefined_output_error(check_as or "", out)
-        if adopted and not_ssa is None:  # an adopted node's output is produced once too
-            not_ssa = self._adopted_not_ssa(adopted, adopted_names)
+        if adopted:  # an adopted node's output is produced once too (the first clash wins)
+            not_ssa = self._adopted_not_ssa(adopted, adopted_names) or not_ssa
         if not_ssa is not None:
             raise not_ssa
         if adopted:
@@ -218,24 +218,23 @@ class Graph:
     def _adopted_not_ssa(
         self, adopted: list[tuple[str, onnx.TensorProto]], names: set[str]
     ) -> LoadError | None:
-        """The SSA error `_register` would have raised had the Constant nodes `adopt_constants`
-        took (`names`, writing `adopted`) been indexed: an output another node also writes."""
+        """The SSA error `_register` would have raised first had the Constant nodes
+        `adopt_constants` took (`names`, writing `adopted`) been indexed, when one of their
+        outputs is one another node also writes: the first clash in node order (None when no
+        adopted output clashes: then `_register`'s own error, if any, is the first)."""
         outs = [out for out, _ in adopted]
         if len(set(outs)) == len(outs) and self.producer.keys().isdisjoint(outs):
             return None  # the usual case, checked without a walk
-        writers: dict[str, list[str]] = {}
+        writer: dict[str, str] = {}
         for node in self.proto.node:
             if node.name in names or node.name in self.nodes:
                 for out in node.output:
-                    if out:
-                        writers.setdefault(out, []).append(node.name)
-        for out, _ in adopted:
-            if len(writers.get(out, ())) > 1:
-                first, second = writers[out][:2]
-                return LoadError(
-                    f"tensor {out!r} is produced by both {first!r} "
-                    f"and {second!r}; ONNX graphs must be in SSA form"
-                )
+                    known = writer.setdefault(out, node.name) if out else node.name
+                    if known != node.name:
+                        return LoadError(
+                            f"tensor {out!r} is produced by both {known!r} "
+                            f"and {node.name!r}; ONNX graphs must be in SSA form"
+                        )
         return None
 
     def _register(
