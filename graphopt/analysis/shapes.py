@@ -24,7 +24,7 @@ from typing import Any
 
 import onnx
 
-from graphopt.analysis.usedef import skeleton_copy
+from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.nodes import constant_tensor
 from graphopt.ir.values import declared_dims
@@ -35,16 +35,6 @@ log = logging.getLogger("graphopt.analysis.shapes")
 Dim = int | str | None
 Shape = tuple[Dim, ...]
 
-SMALL_ELEMENTS = 64
-SMALL_INT_ELEMENTS = 4096
-_INT_TYPES = {
-    onnx.TensorProto.INT64,
-    onnx.TensorProto.INT32,
-    onnx.TensorProto.INT16,
-    onnx.TensorProto.INT8,
-    onnx.TensorProto.UINT8,
-    onnx.TensorProto.BOOL,
-}
 _FACTS_KEY = "shapes"
 
 
@@ -203,13 +193,6 @@ def _opens(facts: ShapeFacts, graph: Graph, name: str) -> bool:
     return False
 
 
-def _is_small(t: onnx.TensorProto) -> bool:
-    n = prod(t.dims) if t.dims else 1
-    if t.data_location == onnx.TensorProto.EXTERNAL:
-        return False
-    return n <= SMALL_ELEMENTS or (t.data_type in _INT_TYPES and n <= SMALL_INT_ELEMENTS)
-
-
 def _add_placeholder(inputs: Any, name: str, t: onnx.TensorProto) -> None:
     """Append to `inputs` what `make_tensor_value_info(name, t.data_type, t.dims)` makes."""
     vi = inputs.add()
@@ -245,7 +228,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
         if name in declared_inputs:
             continue  # an overridable default: its declared input type is what callers may feed
         facts.record_tensor(name, init)
-        if _is_small(init):
+        if small_constant(init):
             g.initializer.append(init)
         else:
             _add_placeholder(g.input, name, init)
@@ -256,7 +239,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
             value = constant_tensor(node)
             if value is not None:
                 facts.record_tensor(node.output[0], value)
-                if not _is_small(value):
+                if not small_constant(value):
                     _add_placeholder(g.input, node.output[0], value)
                     as_inputs.add(node.output[0])
                     continue

@@ -37,10 +37,32 @@ def as_graph(model: ModelOrGraph) -> Graph:
     )
 
 
+SMALL_ELEMENTS = 64
+SMALL_INT_ELEMENTS = 4096
+_INT_TYPES = frozenset(
+    {
+        onnx.TensorProto.INT64,
+        onnx.TensorProto.INT32,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.UINT8,
+        onnx.TensorProto.BOOL,
+    }
+)
+
+
+def small_constant(t: onnx.TensorProto) -> bool:
+    """A constant shape inference reads the values of (Reshape targets, Resize scales, shape
+    arithmetic): at most 64 elements, or 4096 of an integer type, and not external data."""
+    n = math.prod(t.dims) if t.dims else 1
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        return False
+    return n <= SMALL_ELEMENTS or (t.data_type in _INT_TYPES and n <= SMALL_INT_ELEMENTS)
+
+
 def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` for analysis: everything but the data of initializers over 4096
-    elements (small ones, Reshape targets and Resize scales among them, keep it: shape
-    inference reads them)."""
+    """A copy of `model` for analysis: everything but the data of initializers that are not
+    `small_constant` (shape inference reads those)."""
     out = onnx.ModelProto()
     out.ir_version = model.ir_version
     out.opset_import.extend(model.opset_import)
@@ -53,7 +75,7 @@ def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     g.value_info.extend(src.value_info)
     for t in src.initializer:
         h = g.initializer.add()
-        if t.data_location != onnx.TensorProto.EXTERNAL and math.prod(t.dims) <= 4096:
+        if small_constant(t):
             h.CopyFrom(t)
             continue
         h.name = t.name
