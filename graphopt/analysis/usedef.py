@@ -22,7 +22,8 @@ def as_graph(model: ModelOrGraph) -> Graph:
     """A `Graph` to analyse, without mutating the caller's object.
 
     A `Graph` is used as is. A path is loaded. A `ModelProto` is indexed through a skeleton copy
-    (nodes and value infos, initializers without their data), so the caller's proto is never
+    (nodes and value infos, initializers without their data but for `small_constant` ones), so
+    the caller's proto is never
     renamed and no weight bytes are copied; unnamed nodes get the same names `Graph` would give
     them on the full model.
     """
