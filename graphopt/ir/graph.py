@@ -86,6 +86,14 @@ def node_count(graph: onnx.GraphProto) -> int:
     return len(graph.node) + sum(len(body.node) for body in nested_bodies(graph))
 
 
+def _not_ssa_error(tensor: str, first: str, second: str) -> LoadError:
+    """The error for two nodes writing one tensor."""
+    return LoadError(
+        f"tensor {tensor!r} is produced by both {first!r} "
+        f"and {second!r}; ONNX graphs must be in SSA form"
+    )
+
+
 def _rename_in_subgraph(graph: onnx.GraphProto, old: str, new: str) -> None:
     for node in graph.node:
         for i, name in enumerate(node.input):
@@ -231,10 +239,7 @@ class Graph:
                 for out in node.output:
                     known = writer.setdefault(out, node.name) if out else node.name
                     if known != node.name:
-                        return LoadError(
-                            f"tensor {out!r} is produced by both {known!r} "
-                            f"and {node.name!r}; ONNX graphs must be in SSA form"
-                        )
+                        return _not_ssa_error(out, known, node.name)
         return None
 
     def _register(
@@ -250,10 +255,7 @@ class Graph:
             if out:
                 known = producer.get(out)
                 if known is not None and known != name:
-                    raise LoadError(
-                        f"tensor {out!r} is produced by both {known!r} "
-                        f"and {name!r}; ONNX graphs must be in SSA form"
-                    )
+                    raise _not_ssa_error(out, known, name)
                 producer[out] = name
         consumers = self.consumers
         for tensor in inputs:
