@@ -210,27 +210,11 @@ def _ort_runs(op: str, version: int, elem_type: int) -> bool:
     """Whether onnxruntime's CPU build loads and runs `op`(x) on a [1, 2] tensor of `elem_type`."""
     from onnx import helper
 
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return False
     x = helper.make_tensor_value_info("x", elem_type, [1, 2])
     y = helper.make_tensor_value_info("y", elem_type, None)
     graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "probe", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
-    model.ir_version = 8
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 4
-    feed = np.ones((1, 2), helper.tensor_dtype_to_np_dtype(elem_type))
-    try:
-        sess = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-        )
-        sess.run(None, {"x": feed})
-    except Exception:  # onnxruntime raises its own untyped errors
-        return False
-    return True
+    return _runs_in_onnxruntime(model, np.ones((1, 2), helper.tensor_dtype_to_np_dtype(elem_type)))
 
 
 @check("ort_supports")
@@ -244,10 +228,6 @@ def ort_supports(m: Match, what: str) -> str | None:
 def _ort_probe(what: str) -> bool:
     from onnx import TensorProto, helper
 
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return False
     op, _, act = what.partition(":")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
@@ -262,6 +242,15 @@ def _ort_probe(what: str) -> bool:
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
     )
+    return _runs_in_onnxruntime(model, np.ones((1, 1, 2, 2), np.float32))
+
+
+def _runs_in_onnxruntime(model: onnx.ModelProto, x: np.ndarray) -> bool:
+    """Whether onnxruntime's CPU build (optimizations off) loads `model` and runs it on x."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
     model.ir_version = 8
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -270,7 +259,7 @@ def _ort_probe(what: str) -> bool:
         sess = ort.InferenceSession(
             model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
         )
-        sess.run(None, {"x": np.ones((1, 1, 2, 2), np.float32)})
+        sess.run(None, {"x": x})
     except Exception:  # onnxruntime raises its own untyped errors
         return False
     return True
