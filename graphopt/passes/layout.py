@@ -214,11 +214,10 @@ def _unsqueeze_into_reshape(graph: Graph, ctx: PassContext, node: onnx.NodeProto
     if graph.is_graph_output(inner.output[0]):
         return False
     target = graph.constant(inner.input[1])
-    axes = graph.constant(node.input[1]) if len(node.input) > 1 else graph.attr(node, "axes")
-    if target is None or target.ndim != 1 or axes is None:
+    wanted = _unsqueeze_axes(graph, node)
+    if target is None or target.ndim != 1 or wanted is None:
         return False
     values = [int(v) for v in target]
-    wanted = [int(a) for a in np.asarray(axes).reshape(-1)]
     try:
         positions = sorted(normalize_axes(wanted, len(values) + len(wanted)))
     except Unsupported:  # an axis out of range: the original fails, nothing to merge
