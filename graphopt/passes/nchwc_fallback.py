@@ -34,6 +34,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphopt.ir import Graph
+from graphopt.ir.graph import scope_names
 from graphopt.passes.constants import adopt_tensor
 from graphopt.passes.ort_nchwc import BLOCK_SIZE_KEY, NCHWC_DOMAIN
 
@@ -65,7 +66,7 @@ def with_block_size(model: onnx.ModelProto, block: int) -> onnx.ModelProto:
     copy.CopyFrom(model)
     # Equal(probe's block size, expected) reads a new initializer: `expected` may be the
     # model's own int64 b, which other nodes read too (`guard`'s `_shared_constant`)
-    taken = _all_names(copy.graph)
+    taken = scope_names(copy.graph)
     name = next(
         f"nchwc_block_size_{i}"
         for i in range(len(taken) + 1)
@@ -74,21 +75,6 @@ def with_block_size(model: onnx.ModelProto, block: int) -> onnx.ModelProto:
     copy.graph.initializer.append(numpy_helper.from_array(np.array(block, np.int64), name))
     copy.graph.node[3].input[1] = name
     return copy
-
-
-def _all_names(graph: onnx.GraphProto) -> set[str]:
-    """Every tensor name `graph` and the bodies of its nodes define or read."""
-    names = {t.name for t in graph.initializer} | {v.name for v in graph.input}
-    for node in graph.node:
-        names.update(node.input)
-        names.update(node.output)
-        for a in node.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                names |= _all_names(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for g in a.graphs:
-                    names |= _all_names(g)
-    return names
 
 
 def unguardable(graph: Graph) -> str:
