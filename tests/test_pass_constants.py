@@ -32,6 +32,17 @@ def _model(constants: list[onnx.NodeProto], uses: list[str], opset: int = 13) ->
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
+def _x_to_y(nodes: list[onnx.NodeProto]) -> onnx.ModelProto:
+    """`nodes` as a model from x [2, 3] to y [2, 3] (opset 13)."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
 def test_every_dense_form_becomes_an_initializer_with_the_same_name():
     value = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3), "ignored")
     constants = [
@@ -194,13 +205,7 @@ def test_converting_while_indexing_keeps_the_ssa_check(other):
         helper.make_node(other, [] if other == "Constant" else ["x"], ["c"], **extra),
         helper.make_node("Add", ["x", "c"], ["y"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = _x_to_y(nodes)
     for pipeline in ("simplify", "default"):
         with pytest.raises(LoadError, match=r"produced by both .* SSA form"):
             graphopt.optimize(model, pipeline)
@@ -232,13 +237,7 @@ def test_converting_while_indexing_names_the_first_ssa_clash_as_the_other_path_d
         helper.make_node("Relu", ["x"], ["a"], name="r2"),
         helper.make_node("Add", ["a", "c"], ["y"], name="add"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = _x_to_y(nodes)
     first = r"tensor 'c' is produced by both 'k1' and 'k2'"
     for pipeline in ("simplify", "default"):
         with pytest.raises(LoadError, match=first):
