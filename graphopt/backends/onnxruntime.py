@@ -27,6 +27,12 @@ LEVELS = {
     "all": "ORT_ENABLE_ALL",
 }
 
+# The IR version of the tiny models graphopt builds to probe onnxruntime (kernels, layouts).
+# onnx.helper.make_model stamps onnx's newest IR version, which an older onnxruntime next to a
+# newer onnx refuses (onnx 1.23 writes IR 14; onnxruntime 1.30 reads up to 13), and the probe
+# would then report a capability missing. Every onnxruntime since 1.10 reads IR 8 (opset ≤ 17).
+PROBE_IR_VERSION = 8
+
 
 def session(
     model: onnx.ModelProto | str | Path,

@@ -80,7 +80,7 @@ def measured_block_size() -> tuple[int, str]:
     """
     from onnx import helper, numpy_helper
 
-    from graphopt.backends.onnxruntime import session
+    from graphopt.backends.onnxruntime import PROBE_IR_VERSION, session
     from graphopt.errors import BackendError
 
     weight = numpy_helper.from_array(np.ones((1, 3, 1, 1), np.float32), "W")
@@ -91,7 +91,9 @@ def measured_block_size() -> tuple[int, str]:
         [helper.make_tensor_value_info("y", _FLOAT, [1, 1, 4, 4])],
         [weight],
     )
-    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    probe = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=PROBE_IR_VERSION
+    )
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "probe.onnx"
         try:

@@ -251,7 +251,9 @@ def _runs_in_onnxruntime(model: onnx.ModelProto, x: np.ndarray) -> bool:
         import onnxruntime as ort
     except ImportError:
         return False
-    model.ir_version = 8
+    from graphopt.backends.onnxruntime import PROBE_IR_VERSION
+
+    model.ir_version = PROBE_IR_VERSION
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 4
