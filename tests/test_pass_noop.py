@@ -187,6 +187,28 @@ def test_symbolic_dims_copied_by_zero_are_a_noop():
     assert_same_outputs(model, out, {"x": np.ones((2, 3, 5), F32)})
 
 
+def test_reshape_or_expand_to_its_own_shape_is_a_noop_with_dynamic_dims():
+    """Reshape(x, Shape(x)) and Expand(x, Shape(x)) are x whatever x's dims (a 0 dim copies a 0);
+    a Shape over part of x's dims (start/end) is another target and stays."""
+    text = HEADER + (
+        "g (float[N, 3, M] x) => (float[N, 3, M] y, float[N, 3, M] z) {\n"
+        " s = Shape (x)\n r = Reshape (x, s)\n y = Relu (r)\n"
+        " e = Expand (x, s)\n z = Relu (e)\n}"
+    )
+    model = parse(text.replace("OPSET", "15"))
+    out = run(model, "eliminate-noops", "eliminate-dead-code")
+    assert ops(out) == ["Relu", "Relu"]
+    for dims in ((2, 3, 4), (0, 3, 4), (1, 3, 12)):
+        assert_same_outputs(model, out, {"x": np.arange(np.prod(dims), dtype=F32).reshape(dims)})
+    for attrs, y in (("<start = 1>", "3, M"), ("<end = 2>", "1, 3"), ("<end = 3>", "1, 3, M")):
+        part = HEADER + (
+            f"g (float[1, 3, M] x) => (float[{y}] y) {{\n"
+            f" s = Shape {attrs} (x)\n y = Reshape (x, s)\n}}"
+        )
+        kept = run(parse(part.replace("OPSET", "15")), "eliminate-noops", "eliminate-dead-code")
+        assert ops(kept) == ["Shape", "Reshape"], attrs
+
+
 def test_graph_output_keeps_its_name():
     text = HEADER + (
         "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n r = Relu (x)\n y = Identity (r)\n}"

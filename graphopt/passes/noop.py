@@ -308,6 +308,8 @@ class _Rules:
         return node.input[0] if repeats is not None and all(r == 1 for r in repeats) else None
 
     def _expand(self, node: onnx.NodeProto) -> str | None:
+        if self._whole_shape_of(node.input[1], node.input[0]):
+            return node.input[0]  # Expand(x, Shape(x)) = x, whatever x's dims
         shape = _ints(self.graph.constant(node.input[1]))
         if shape is None:
             return None
@@ -319,7 +321,23 @@ class _Rules:
             return node.input[0]
         return None
 
+    def _whole_shape_of(self, tensor: str, x: str) -> bool:
+        """Whether `tensor` is Shape(x) over all of x's dims (no start or end past 0)."""
+        producer = self.graph.producer_node(tensor)
+        if (
+            producer is None
+            or producer.op_type != "Shape"
+            or producer.domain not in ("", "ai.onnx")
+        ):
+            return False
+        if producer.input[0] != x:
+            return False
+        ends = [a for a in producer.attribute if a.name == "end"]
+        return self.graph.attr(producer, "start", 0) == 0 and not ends
+
     def _reshape(self, node: onnx.NodeProto) -> str | None:
+        if self._whole_shape_of(node.input[1], node.input[0]):
+            return node.input[0]  # Reshape(x, Shape(x)) = x: a 0 in it copies a 0 either way
         target = _ints(self.graph.constant(node.input[1]))
         if target is None:
             return None
