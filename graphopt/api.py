@@ -82,7 +82,8 @@ def optimize_with_report(
     PassManager(pipe).run(graph, ctx)
     result = graph.commit(reindex=False)  # the graph is not used again
     report.seconds = time.perf_counter() - start
-    report.explain = list(ctx.explain)
+    # each event once: a rerun of the fusions (if_changed, repeat) meets the same refusals
+    report.explain = list(dict.fromkeys(ctx.explain))
     return result, report
 
 

@@ -270,6 +270,32 @@ def test_explain_cli_lists_applied_and_refused(tmp_path, capsys):
     assert "refused at BatchNormalization_3: intermediate y2 is also used by Relu_4" in text
 
 
+def test_explain_lists_a_refusal_once_when_the_fusions_run_again(tmp_path, capsys):
+    """The clean-up removes a no-op Transpose, so the default pipeline runs its fusions again
+    and meets the same refusal: --explain reports it once."""
+    from graphopt.cli import main
+
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,2,5,5] x) => (float[1,3,5,5] w2) {
+          y2 = Conv(x, W2)
+          w = BatchNormalization(y2, s, b, m, v)
+          extra = Relu(y2)
+          t = Transpose <perm = [0, 1, 2, 3]> (extra)
+          w2 = Add(w, t)
+        }""",
+        {"W2": rand(3, 2, 1, 1), "s": rand(3), "b": rand(3), "m": rand(3),
+         "v": rand(3, low=0.5, high=2.0)},
+    )  # fmt: skip
+    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnx.save(model, src)
+    assert main(["optimize", str(src), "-o", str(dst), "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "Transpose" not in {n.op_type for n in onnx.load(dst).graph.node}
+    assert "rule fold-batchnorm-conv: applied 0, refused 1" in text
+    assert text.count("intermediate y2 is also used by Relu") == 1
+
+
 # ---------------------------------------------------------------------------- rule files
 
 
