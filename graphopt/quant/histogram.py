@@ -258,6 +258,10 @@ def entropy_divergences(
     every level is one bin, and always clip to 128 bins). When the outliers land on a last level
     whose clipped bins are all empty, Q there gets `empty_level_mass` counts per non-zero P bin
     instead of 0 (the smoothing MXNet/TVM apply), so the candidate is scored, not infinite.
+    A candidate below every value (no clipped mass at all: Σ_{k<i} h_k = 0) has no Q to smooth
+    (MXNet/TVM refuse an all-zero Q) and is never chosen: KL = +inf. Smoothed, its Q would equal
+    P's single outlier bin and score 0, so a constant tensor (one occupied bin, ≥ 1024) took
+    the first candidate, amax = 128.5 bins, clipping every value 8-16x.
     """
     h = counts.astype(np.float64)
     n_bins = h.size
@@ -299,7 +303,7 @@ def entropy_divergences(
             0.0,
         )
         kl = sum_plogp / total - np.log(total) + np.log(sum_q) - (inner + last_term) / total
-    return kl
+    return np.where(cum[candidates] > 0, kl, np.inf)
 
 
 def _xlogx(x: np.ndarray) -> np.ndarray:
