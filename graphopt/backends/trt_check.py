@@ -14,8 +14,9 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
 - dtypes: no STRING / 16-bit integer / complex tensors; UINT8 only at the network boundary;
 - Q/DQ (explicit quantization): quantized type INT8 (FP8/INT4/FP4 where that version has them),
   zero point 0, constant scales that are positive and finite, per-channel scales only on
-  constant weights and on the output-channel axis of the Conv / ConvTranspose / Gemm / MatMul
-  reading them directly, activations per-tensor, every Q followed by a DQ and every DQ
+  constant weights (stored quantized behind a DQ, or float behind a Q → DQ pair) and on the
+  output-channel axis of the Conv / ConvTranspose / Gemm / MatMul reading them directly,
+  activations per-tensor, every Q followed by a DQ and every DQ
   fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8;
 - dynamic input dimensions need an optimization profile (`shapes`).
 
@@ -324,9 +325,8 @@ class _Checker:
             )
         if scale.size <= 1 or self.graph.attr(node, "block_size", 0):
             return
-        x = self.input(node, 0)
-        is_weight = node.op_type == "DequantizeLinear" and self.graph.is_constant(x)
-        if not is_weight:
+        root = self._weight_root(node)
+        if root is None:
             self.add(
                 "error",
                 "qdq-per-channel",
@@ -335,11 +335,11 @@ class _Checker:
             )
             return
         axis = int(self.graph.attr(node, "axis", 1))
-        rank = self.facts.rank(x)
+        rank = self.facts.rank(root)
         if rank is not None and axis < 0:
             axis += rank
-        for consumer in self.graph.consumer_nodes(node.output[0]):
-            expected = _output_channel_axis(self.graph, consumer, node.output[0], rank)
+        for consumer, weight in self._weight_readers(node):
+            expected = _output_channel_axis(self.graph, consumer, weight, rank)
             if expected is not None and axis != expected:
                 self.add(
                     "error",
@@ -349,6 +349,29 @@ class _Checker:
                     node,
                 )
                 return
+
+    def _weight_root(self, node: onnx.NodeProto) -> str | None:
+        """The constant weight a Q or DQ (de)quantizes, else None (an activation): the DQ of
+        stored INT8 weights, or the Q and DQ of float weights (QAT exports: w → Q → DQ → Conv)."""
+        x = self.input(node, 0)
+        if self.graph.is_constant(x):
+            return x
+        producer = self.graph.producer_node(x)
+        if node.op_type != "DequantizeLinear" or producer is None:
+            return None
+        w = self.input(producer, 0)
+        return w if producer.op_type == "QuantizeLinear" and self.graph.is_constant(w) else None
+
+    def _weight_readers(self, node: onnx.NodeProto) -> list[tuple[onnx.NodeProto, str]]:
+        """(consumer, dequantized weight) for the ops reading a weight's DQ; through the DQ for a Q."""
+        dqs = [node]
+        if node.op_type == "QuantizeLinear":
+            dqs = [
+                c
+                for c in self.graph.consumer_nodes(node.output[0])
+                if c.op_type == "DequantizeLinear"
+            ]
+        return [(c, dq.output[0]) for dq in dqs for c in self.graph.consumer_nodes(dq.output[0])]
 
     def _check_pairing(self, node: onnx.NodeProto) -> None:
         out = node.output[0]
