@@ -489,8 +489,8 @@ def _pool(c: _Checker, node: onnx.NodeProto) -> list[str]:
     if dilations and any(d != 1 for d in dilations):
         out.append(f"{node.op_type} dilations {list(dilations)}: TensorRT needs them all 1")
     indices = node.output[1] if node.op_type == "MaxPool" and len(node.output) > 1 else ""
-    if indices and c.graph.use_count(indices):
-        out.append("MaxPool's Indices output is not supported")
+    if indices:  # the parser refuses a named output its importer does not make, used or not
+        out.append(f"MaxPool's Indices output is not supported: leave it unnamed, not {indices!r}")
     return out
 
 
@@ -555,8 +555,10 @@ def _lstm(c: _Checker, node: onnx.NodeProto) -> list[str]:
 
 
 def _layer_norm(c: _Checker, node: onnx.NodeProto) -> list[str]:
-    extra = [o for o in node.output[1:] if o and c.graph.use_count(o)]
-    return ["LayerNormalization: only the first output Y is supported"] if extra else []
+    extra = [o for o in node.output[1:] if o]  # named, used or not: the parser refuses them
+    if not extra:
+        return []
+    return [f"LayerNormalization: only the first output Y is supported; leave {extra[0]!r} unnamed"]
 
 
 def _constant(c: _Checker, node: onnx.NodeProto) -> list[str]:
