@@ -546,7 +546,8 @@ def _merge_metadata(
         }
         for proto, prefix, source, mapping in zip(protos, prefixes, sources, mappings, strict=True)
     }
-    props[METADATA_KEY] = json.dumps(tasks, sort_keys=True)
+    # in the models' own order (no sort_keys): split(task=...) gives the interface back in order
+    props[METADATA_KEY] = json.dumps(tasks)
     onnx.helper.set_model_props(model, props)
 
 

@@ -44,9 +44,11 @@ def split(
     proto = load_model(model)
     renames: dict[str, str] = {}
     input_renames: dict[str, str] = {}
+    inputs: list[str] | None = None
     if task is not None:
         entry = _task_entry(proto, task)
         chosen = list(entry["outputs"].values())
+        inputs = list(entry["inputs"].values())
         if outputs:
             raise MergeError("give either outputs or task to split, not both")
         if strip_prefix is None:
@@ -58,7 +60,7 @@ def split(
         raise MergeError("split needs the outputs to keep (or a task of a merged model)")
     if strip_prefix:
         renames = {o: o[len(strip_prefix) :] for o in chosen if o.startswith(strip_prefix)}
-    result = _extract(proto, chosen)
+    result = _extract(proto, chosen, inputs)
     _rename_interface(result, renames, input_renames)
     if check:
         check_model(result, "split")
@@ -75,7 +77,11 @@ def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Mapping[str, 
     raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(table)}")
 
 
-def _extract(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
+def _extract(
+    model: onnx.ModelProto, outputs: Sequence[str], inputs: Sequence[str] | None = None
+) -> onnx.ModelProto:
+    """The model `outputs` need. `inputs`: the graph inputs to declare, in this order (a task's
+    inputs, read or not); by default those the kept nodes read, in the model's order."""
     graph = Graph(model)
     known = set(graph.producer) | set(graph.graph_inputs) | set(graph.initializers)
     missing = [o for o in outputs if o not in known]
@@ -88,10 +94,13 @@ def _extract(model: onnx.ModelProto, outputs: Sequence[str]) -> onnx.ModelProto:
     read = set(outputs).union(*(graph.node_inputs(graph.nodes[name]) for name in keep))
     nodes = [n for n in model.graph.node if n.name in keep]
     out_types = _output_types(model, outputs)
+    declared = {vi.name: vi for vi in model.graph.input}
+    order = [n for n in dict.fromkeys(inputs or ()) if n in declared]
+    order += [n for n in declared if n in read and n not in order]
     new_graph = onnx.helper.make_graph(
         nodes,
         model.graph.name,
-        [vi for vi in model.graph.input if vi.name in read],
+        [declared[n] for n in order],
         [out_types[o] for o in outputs],
         initializer=[t for t in model.graph.initializer if t.name in read],
         value_info=[

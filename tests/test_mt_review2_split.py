@@ -1,0 +1,73 @@
+"""Review of split(merge(...)): the task a split gives back has its own model's interface and
+behaviour (second adversarial review of graphopt.multitask)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import graphopt
+from graphopt.backends.onnxruntime import session
+from graphopt.multitask import split
+
+FLOAT = TensorProto.FLOAT
+
+
+def model(nodes, inputs, outputs, *, initializers=(), functions=(), opsets=(), ir=8):
+    """A model of `nodes` with float inputs/outputs of shape [3] (names given)."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, FLOAT, [3]) for n in inputs],
+        [helper.make_tensor_value_info(n, FLOAT, [3]) for n in outputs],
+        initializer=list(initializers),
+    )
+    m = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), *opsets],
+        functions=list(functions),
+    )
+    m.ir_version = ir
+    return m
+
+
+def positional(m: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """onnxruntime's run(None, feeds): the outputs in the model's own order."""
+    return session(m).run(None, feeds)
+
+
+X = np.array([1.5, -2.0, 3.0], np.float32)
+W = np.array([0.5, 0.25, -1.0], np.float32)
+
+
+def test_split_task_gives_back_the_output_and_input_order_and_unused_inputs():
+    """The task table was written with sorted keys: split(task) returned the outputs sorted by
+    name ([aa, zz] for a model declaring [zz, aa]) and the inputs in the merged order, so a
+    positional reader (run(None), engine bindings) read the wrong tensors; an input the task
+    declares but does not read was dropped (feeding it was then an error)."""
+    a = model(
+        [helper.make_node("Add", ["x", "w"], ["zz"]), helper.make_node("Neg", ["x"], ["aa"])],
+        ["w", "x", "unused"],
+        ["zz", "aa"],
+    )
+    b = model([helper.make_node("Abs", ["x"], ["q"])], ["x"], ["q"])
+    merged = graphopt.merge([b, a])
+    back = split(merged, task="m1")
+    assert [o.name for o in back.graph.output] == ["zz", "aa"]
+    assert [i.name for i in back.graph.input] == ["w", "x", "unused"]
+    feeds = {"w": W, "x": X, "unused": X}
+    for got, expected in zip(positional(back, feeds), positional(a, feeds), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.realmodel
+def test_real_layout_task_split_keeps_its_eight_outputs_in_order(real_model, real_feeds):
+    full = onnx.load(str(real_model("layout_cdla")))
+    merged = graphopt.merge([full, full], prefixes=["a_", "b_"])
+    back = split(merged, task="b")
+    assert [o.name for o in back.graph.output] == [o.name for o in full.graph.output]
+    f = real_feeds("layout_cdla", 1)[0]
+    for got, expected in zip(positional(back, f), positional(full, f), strict=True):
+        np.testing.assert_array_equal(got, expected)
