@@ -106,7 +106,7 @@ def quantize(
     activations, zero point 0) or `onnxruntime` (uint8 asymmetric activations, int32 bias).
 
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
-    calibrating), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
+    calibrating; a `cache` written then names that cache's calibrator, not `method`'s), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
     `HistogramCalibrator.compute_amax` for why detectors need it), `keep_float` (N most sensitive groups stay
     float), `accuracy_target` (largest output error vs FP32 on the sample feeds, RMS over the FP32
@@ -206,8 +206,10 @@ def quantize_with_report(
     # calibration feeds kept for the sensitivity search (none when it does not run)
     keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
     clock = time.perf_counter()
+    source_algorithm = None  # the calibrator of the cache the scales come from
     if from_cache is not None:
-        _, scales = cache_io.read(from_cache)
+        source_header, scales = cache_io.read(from_cache)
+        source_algorithm = cache_io.header_algorithm(source_header)
         missing = [t for t in placement.tensors(graph) if t not in scales]
         if missing:
             raise QuantizeError(
@@ -290,7 +292,9 @@ def quantize_with_report(
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
     check(quantized, proto)
     if cache is not None:
-        cache_io.write(cache, report.scales, cache_io.header(method, trt_version))
+        # scales read from a cache keep its calibrator's name: TensorRT checks it
+        header = cache_io.header(method, trt_version, source_algorithm)
+        cache_io.write(cache, report.scales, header)
     return quantized, report
 
 

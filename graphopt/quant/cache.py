@@ -51,9 +51,18 @@ def tensorrt_version_number(version: str | None = None) -> int:
     return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
-def header(method: str, version: str | None = None) -> str:
-    """`TRT-<version>-<algorithm>`, the cache's first line."""
-    return f"TRT-{tensorrt_version_number(version)}-{ALGORITHMS.get(method, ALGORITHMS['entropy'])}"
+def header(method: str, version: str | None = None, algorithm: str | None = None) -> str:
+    """`TRT-<version>-<algorithm>`, the cache's first line: `method`'s algorithm, or `algorithm`
+    (that of the cache the scales were read from, `header_algorithm`) when given."""
+    name = algorithm or ALGORITHMS.get(method, ALGORITHMS["entropy"])
+    return f"TRT-{tensorrt_version_number(version)}-{name}"
+
+
+def header_algorithm(line: str) -> str | None:
+    """The calibrator named by a cache's first line ('TRT-8601-EntropyCalibration2' →
+    'EntropyCalibration2'); None when the line is not `TRT-<number>-<name>`."""
+    match = re.fullmatch(r"TRT-\d+-(\S+)", line.strip())
+    return match.group(1) if match else None
 
 
 def format_scale(scale: float | np.floating) -> str:
