@@ -108,7 +108,9 @@ def merge_with_report(
     merged_inputs, model_inputs = builder.unify_inputs(protos, prefixes, maps, report)
     for i, proto in enumerate(protos):
         builder.add_model(i, proto, prefixes[i], model_inputs[i])
-    model = builder.finish(protos, prefixes, sources, merged_inputs, imports, ir_version)
+    model = builder.finish(
+        protos, prefixes, sources, merged_inputs, model_inputs, imports, ir_version
+    )
     if check:
         check_model(model, "merged")
     _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
@@ -196,7 +198,6 @@ class _Builder:
         self.node_names: set[str] = set()
         self.reserved_outputs: set[str] = set()
         self.built = _Built()
-        self.mappings: list[dict[str, str]] = []
 
     # names ------------------------------------------------------------------
     def fresh(self, name: str, prefix: str) -> str:
@@ -265,7 +266,6 @@ class _Builder:
     ) -> None:
         graph = proto.graph
         mapping: dict[str, str] = dict(inputs)
-        self.mappings.append(mapping)
         inits = {t.name: t for t in graph.initializer}
         wanted = {o.name: prefix + o.name for o in graph.output}
 
@@ -405,6 +405,7 @@ class _Builder:
         prefixes: Sequence[str],
         sources: Sequence[str],
         inputs: Mapping[str, onnx.ValueInfoProto],
+        model_inputs: Sequence[Mapping[str, str]],
         imports: Mapping[str, int],
         ir_version: int,
     ) -> onnx.ModelProto:
@@ -432,7 +433,7 @@ class _Builder:
 
         model.producer_version = __version__
         _merge_functions(model, protos, sources)
-        _merge_metadata(model, protos, prefixes, sources, self.mappings)
+        _merge_metadata(model, protos, prefixes, sources, model_inputs)
         return model
 
 
@@ -529,8 +530,11 @@ def _merge_metadata(
     protos: Sequence[onnx.ModelProto],
     prefixes: Sequence[str],
     sources: Sequence[str],
-    mappings: Sequence[Mapping[str, str]],
+    model_inputs: Sequence[Mapping[str, str]],
 ) -> None:
+    """Merge the metadata props and record the task table: per prefix, the source, the model's
+    inputs (an IR < 4 initializer listed as input is a constant, not one) → the merged inputs
+    they read, and its outputs → the merged outputs, both in the model's order."""
     props: dict[str, str] = {}
     for proto, prefix in zip(protos, prefixes, strict=True):
         for p in proto.metadata_props:
@@ -541,10 +545,12 @@ def _merge_metadata(
     tasks = {
         prefix: {
             "source": source,
-            "inputs": {vi.name: mapping[vi.name] for vi in proto.graph.input if vi.name in mapping},
+            "inputs": dict(inputs),
             "outputs": {o.name: prefix + o.name for o in proto.graph.output},
         }
-        for proto, prefix, source, mapping in zip(protos, prefixes, sources, mappings, strict=True)
+        for proto, prefix, source, inputs in zip(
+            protos, prefixes, sources, model_inputs, strict=True
+        )
     }
     # in the models' own order (no sort_keys): split(task=...) gives the interface back in order
     props[METADATA_KEY] = json.dumps(tasks)
