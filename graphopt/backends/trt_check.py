@@ -456,34 +456,20 @@ def _pad(c: _Checker, node: onnx.NodeProto) -> list[str]:
     if mode not in table.PAD_MODES:
         out.append(f"Pad mode {mode!r} is not supported")
     axes = c.input(node, 3)
-    if axes and c.const(axes) is None:
-        out.append("Pad axes must be a constant (TensorRT does not support dynamic axes for Pad)")
-        return out  # nor can the reflect limit below be checked without them
-    pads_name = c.input(node, 1)
-    pads = c.const(pads_name) if pads_name else c.graph.attr(node, "pads")
-    x = c.input(node, 0)
-    shape = c.facts.shape(x)
-    if mode == "reflect" and pads is not None and shape is not None:
-        values = [int(v) for v in np.asarray(pads).ravel()]
-        half = len(values) // 2
-        if axes:
-            axis_list = [int(a) for a in np.asarray(c.const(axes)).ravel()]
-        else:
-            axis_list = list(range(half))
-        for i, axis in enumerate(axis_list[:half]):
-            dim = shape[axis] if -len(shape) <= axis < len(shape) else None
-            if isinstance(dim, int) and max(values[i], values[i + half]) >= dim:
-                out.append(
-                    f"reflect padding of {max(values[i], values[i + half])} on axis {axis} is not "
-                    f"smaller than the dimension ({dim})"
-                )
+    if axes and c.const(axes) is None and c.version < table.PAD_TENSOR_AXES_SINCE:
+        out.append(
+            f"Pad axes must be a constant before TensorRT {table.PAD_TENSOR_AXES_SINCE} "
+            "(no dynamic axes for Pad)"
+        )
+    # No limit on reflect padding: TensorRT repeats the reflection (SampleMode::kREFLECT).
     return out
 
 
 def _pool(c: _Checker, node: onnx.NodeProto) -> list[str]:
     out = []
     rank = c.facts.rank(c.input(node, 0))
-    if rank is not None and rank not in (4, 5):
+    ranks = (4, 5) if node.op_type == "LpPool" else (3, 4, 5)  # 1-D is pooled as 2-D
+    if rank is not None and rank not in ranks:
         out.append(f"{node.op_type} on a rank-{rank} input: TensorRT pools 2-D or 3-D only")
     dilations = c.graph.attr(node, "dilations")
     if dilations and any(d != 1 for d in dilations):
@@ -499,12 +485,10 @@ def _topk(c: _Checker, node: onnx.NodeProto) -> list[str]:
     if c.graph.attr(node, "sorted", 1) != 1:
         out.append("TopK sorted must be 1")
     k_name = c.input(node, 1)
-    if k_name:
-        k = c.const(k_name)
-        values = None if k is None else np.asarray(k).ravel()
-        if values is None:
-            out.append("TopK K must be a build-time constant")
-        elif values.size != 1:
+    k = c.const(k_name)  # a computed K is fine: the parser feeds it to the TopK layer as a tensor
+    if k is not None:
+        values = np.asarray(k).ravel()
+        if values.size != 1:
             out.append(f"TopK K must be one value; the constant {k_name!r} has {values.size}")
         elif int(values[0]) >= table.TOPK_MAX_K:
             out.append(f"TopK K={int(values[0])} must be below {table.TOPK_MAX_K}")
@@ -521,8 +505,12 @@ def _constant_axes(index: int, attr: str = "axes"):  # type: ignore[no-untyped-d
             and not name
             and c.graph.attr(node, "axes") is None
             and c.version < table.SQUEEZE_WITHOUT_AXES_SINCE
+            and not c.facts.is_static(c.input(node, 0))
         ):
-            return [f"Squeeze without axes needs TensorRT {table.SQUEEZE_WITHOUT_AXES_SINCE}+"]
+            return [
+                "Squeeze without axes on a dynamic shape needs TensorRT "
+                f"{table.SQUEEZE_WITHOUT_AXES_SINCE}+ (give the axes)"
+            ]
         return []
 
     return rule

@@ -160,7 +160,10 @@ RESIZE_COORDINATE_MODES = frozenset(
 RESIZE_NEAREST_MODES = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
 PAD_MODES = frozenset({"constant", "reflect", "edge", "wrap"})
 TOPK_MAX_K = 3840
+# Squeeze without axes: a static input shape always; a dynamic one since 11.5 (release notes).
 SQUEEZE_WITHOUT_AXES_SINCE = TrtVersion(11, 5)
+# Pad with a non-constant `axes` input (onnx-tensorrt changelog, 10.4 GA).
+PAD_TENSOR_AXES_SINCE = TrtVersion(10, 4)
 
 # Ops TensorRT runs in INT8 when their inputs come from DequantizeLinear (explicit
 # quantization); after any other op a Q/DQ pair only costs precision.
