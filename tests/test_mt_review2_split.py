@@ -14,6 +14,8 @@ from graphopt.backends.onnxruntime import session
 from graphopt.multitask import split, task_table
 
 FLOAT = TensorProto.FLOAT
+OPSET = helper.make_opsetid("", 17)
+LOCAL = helper.make_opsetid("local", 1)
 
 
 def model(nodes, inputs, outputs, *, initializers=(), functions=(), opsets=(), ir=8):
@@ -96,3 +98,36 @@ def test_split_task_of_an_ir3_model_whose_initializer_is_listed_as_an_input():
     assert task_table(merged)["m1_"]["inputs"] == {"x": "x"}
     back = split(merged, task="m1")
     np.testing.assert_array_equal(ort_run(back, {"x": X})["y"], X * W)
+
+
+def test_split_keeps_a_local_function_called_only_from_another_function():
+    """split kept the functions the kept nodes call, not those the kept functions call: with
+    Outer calling Inner, the split model lost Inner and onnxruntime refused to load it
+    ('local:Inner is not a registered function/op'; the checker did not notice)."""
+    inner = helper.make_function(
+        "local", "Inner", ["a"], ["b"], [helper.make_node("Neg", ["a"], ["b"])], [OPSET]
+    )
+    outer = helper.make_function(
+        "local",
+        "Outer",
+        ["a"],
+        ["b"],
+        [
+            helper.make_node("Inner", ["a"], ["t"], domain="local"),
+            helper.make_node("Relu", ["t"], ["b"]),
+        ],
+        [OPSET, LOCAL],
+    )
+    a = model(
+        [helper.make_node("Outer", ["x"], ["y"], domain="local")],
+        ["x"],
+        ["y"],
+        functions=[inner, outer],
+        opsets=[LOCAL],
+    )
+    b = model([helper.make_node("Abs", ["x"], ["q"])], ["x"], ["q"])
+    merged = graphopt.merge([a, b])
+    for back in (split(merged, task="m0"), split(merged, ["m0_y"])):
+        assert sorted(f.name for f in back.functions) == ["Inner", "Outer"]
+        np.testing.assert_array_equal(ort_run(back, {"x": X})[back.graph.output[0].name], [0, 2, 0])
+    assert [f.name for f in split(merged, task="m1").functions] == []

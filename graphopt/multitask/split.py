@@ -108,7 +108,8 @@ def _extract(
         ],
     )
     new_graph.doc_string = model.graph.doc_string
-    used_domains = {""} | {canonical_domain(n.domain) for n in _walk(nodes)}
+    called = _called_ops(model, nodes)
+    used_domains = {""} | {canonical_domain(domain) for domain, _ in called}
     result = onnx.ModelProto()
     result.CopyFrom(model)
     result.graph.CopyFrom(new_graph)
@@ -116,13 +117,28 @@ def _extract(
     result.opset_import.extend(
         o for o in model.opset_import if canonical_domain(o.domain) in used_domains
     )
-    called = {(n.domain, n.op_type) for n in _walk(nodes)}
     del result.functions[:]
     result.functions.extend(f for f in model.functions if (f.domain, f.name) in called)
     props = {p.key: p.value for p in model.metadata_props if p.key != METADATA_KEY}
     del result.metadata_props[:]
     onnx.helper.set_model_props(result, props)
     return result
+
+
+def _called_ops(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto]) -> set[tuple[str, str]]:
+    """(domain, op_type) of what `nodes` (and their bodies) call, and of what the model's local
+    functions among those call in turn: a function called only from another is kept too."""
+    functions = {(f.domain, f.name): f for f in model.functions}
+    called = {(n.domain, n.op_type) for n in _walk(nodes)}
+    work = [key for key in called if key in functions]
+    while work:
+        for n in _walk(list(functions[work.pop()].node)):
+            key = (n.domain, n.op_type)
+            if key not in called:
+                called.add(key)
+                if key in functions:
+                    work.append(key)
+    return called
 
 
 def _walk(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
