@@ -27,8 +27,9 @@ import logging
 import math
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,8 @@ def collect(
             reference.append({o: np.array(values[position[o]], copy=True) for o in outputs})
         if histograms:
             for name, value in zip(names, values[: len(names)], strict=True):
-                calibrators[name].collect(value)
+                with _naming(i, name):
+                    calibrators[name].collect(value)
             del value  # only one batch of activations alive at a time
         else:
             # one-element arrays (0-d, or [1] where a derived range met a [1]-shaped constant)
@@ -176,7 +178,8 @@ def collect(
                 hi = scalars[slot.hi]
                 if slot.with_zero:
                     lo, hi = min(lo, 0.0), max(hi, 0.0)
-                calibrators[name].collect_range(lo, hi)
+                with _naming(i, name):
+                    calibrators[name].collect_range(lo, hi)
 
     def done_one() -> None:  # after the batch's arrays are dropped
         nonlocal count
@@ -217,6 +220,15 @@ def collect(
         raise QuantizeError("the calibration data is empty")
     log.info("calibrated %d tensors over %d feeds", len(tensors), count)
     return calibrators, count
+
+
+@contextmanager
+def _naming(feed: int, tensor: str) -> Iterator[None]:
+    """A QuantizeError raised inside (NaN or infinity) names the feed and the tensor."""
+    try:
+        yield
+    except QuantizeError as e:
+        raise QuantizeError(f"calibration feed {feed}: tensor {tensor!r}: {e}") from e
 
 
 def _cores() -> int:
