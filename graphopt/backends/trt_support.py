@@ -142,9 +142,12 @@ QUANT_TYPES: dict[str, TrtVersion] = {
     "FLOAT4E2M1": TrtVersion(10, 8),
 }
 
-# Tensor element types TensorRT cannot hold at all (onnx TensorProto names).
+# Tensor element types TensorRT cannot hold at all (onnx TensorProto names): outside the
+# matrix's type list, and without a TensorRT DataType (its FP8 is E4M3FN only).
 UNSUPPORTED_DTYPES = frozenset(
     {"STRING", "COMPLEX64", "COMPLEX128", "INT16", "UINT16", "UINT32", "UINT64", "UINT4"}
+    | {"FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "INT2", "UINT2"}
+    | {"FLOAT6E2M3", "FLOAT6E3M2"}
 )
 # Element types TensorRT accepts only with a caveat.
 DTYPE_CAVEATS = {
