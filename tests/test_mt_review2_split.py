@@ -131,3 +131,29 @@ def test_split_keeps_a_local_function_called_only_from_another_function():
         assert sorted(f.name for f in back.functions) == ["Inner", "Outer"]
         np.testing.assert_array_equal(ort_run(back, {"x": X})[back.graph.output[0].name], [0, 2, 0])
     assert [f.name for f in split(merged, task="m1").functions] == []
+
+
+def test_split_task_whose_output_an_earlier_task_computes_under_that_name():
+    """b outputs the backbone tensor feat (and a head on it), which a computes as an internal
+    tensor also named feat: the merged graph computes it once, under a's name, and split(task=b)
+    refused ('cannot rename back to feat: the names are taken'). The internal tensor is now
+    renamed out of the way."""
+    a = model(
+        [helper.make_node("Relu", ["x"], ["feat"]), helper.make_node("Neg", ["feat"], ["out"])],
+        ["x"],
+        ["out"],
+    )
+    b = model(
+        [helper.make_node("Relu", ["x"], ["feat"]), helper.make_node("Abs", ["feat"], ["head"])],
+        ["x"],
+        ["feat", "head"],
+    )
+    only_feat = model([helper.make_node("Relu", ["x"], ["feat"])], ["x"], ["feat"])
+    for task in (b, only_feat):
+        merged = graphopt.merge([a, task])
+        back = split(merged, task="m1")
+        assert [o.name for o in back.graph.output] == [o.name for o in task.graph.output]
+        for got, expected in zip(
+            positional(back, {"x": X}), positional(task, {"x": X}), strict=True
+        ):
+            np.testing.assert_array_equal(got, expected)

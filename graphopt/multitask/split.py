@@ -22,6 +22,7 @@ import onnx
 
 from graphopt.analysis.usedef import live_nodes
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
+from graphopt.ir.graph import scope_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.merge import METADATA_KEY, task_table
@@ -176,17 +177,43 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
 def _rename_interface(
     model: onnx.ModelProto, outputs: Mapping[str, str], inputs: Mapping[str, str]
 ) -> None:
+    """Rename the chosen inputs and outputs. A tensor inside the model that already has a name
+    they get back (a shared node's output another task named so) is renamed out of the way."""
     g = model.graph
-    taken = {o for n in g.node for o in n.output} | {i.name for i in g.input}
-    taken |= {t.name for t in g.initializer}
     renames = {
         **{k: v for k, v in inputs.items() if k != v},
         **{k: v for k, v in outputs.items() if k != v},
     }
-    clash = [v for k, v in renames.items() if v in taken and v not in renames]
-    if clash:
-        raise MergeError(f"cannot rename back to {clash}: the names are taken in the split model")
-    for node in g.node:
+    interface = {i.name for i in g.input} | {o.name for o in g.output}
+    targets = set(renames.values())
+    defined = scope_names(g) | {vi.name for vi in g.value_info}
+    taken = defined | targets
+    for target in sorted(targets):
+        if target in renames or target not in defined:
+            continue  # free, or freed by its own rename
+        if target in interface:
+            raise MergeError(
+                f"cannot rename back to {[target]}: the name is taken in the split model"
+            )
+        k = 1
+        while f"{target}_{k}" in taken:
+            k += 1
+        renames[target] = f"{target}_{k}"
+        taken.add(renames[target])
+    _rename_everywhere(g, renames)
+    _collapse_output_identities(model)
+
+
+def _rename_everywhere(graph: onnx.GraphProto, renames: Mapping[str, str]) -> None:
+    """Apply `renames` to every name `graph` and its bodies define or read (names are unique
+    across scopes, so one substitution serves them all)."""
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        vi.name = renames.get(vi.name, vi.name)
+    for t in graph.initializer:
+        t.name = renames.get(t.name, t.name)
+    for sparse in graph.sparse_initializer:
+        sparse.values.name = renames.get(sparse.values.name, sparse.values.name)
+    for node in graph.node:
         for j, name in enumerate(node.input):
             if name in renames:
                 node.input[j] = renames[name]
@@ -194,20 +221,7 @@ def _rename_interface(
             if name in renames:
                 node.output[j] = renames[name]
         for sub in subgraphs(node):
-            _rename_outer(sub, renames)
-    for vi in [*g.input, *g.output, *g.value_info]:
-        if vi.name in renames:
-            vi.name = renames[vi.name]
-    _collapse_output_identities(model)
-
-
-def _rename_outer(body: onnx.GraphProto, renames: Mapping[str, str]) -> None:
-    for node in body.node:
-        for j, name in enumerate(node.input):
-            if name in renames:
-                node.input[j] = renames[name]
-        for sub in subgraphs(node):
-            _rename_outer(sub, renames)
+            _rename_everywhere(sub, renames)
 
 
 def _collapse_output_identities(model: onnx.ModelProto) -> None:
