@@ -10,6 +10,7 @@ external data, are written with external data beside them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import stat
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, EncodeError, Message
+from onnx.external_data_helper import ExternalDataInfo
 
 try:
     from google.protobuf.unknown_fields import UnknownFieldSet
@@ -118,17 +121,72 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     if not data:
         raise LoadError(f"{path}: empty file, not an ONNX model")
     proto = _parse(data, str(path))
-    external = _uses_external_data(proto)
+    external = _external_tensors(proto)
     if external:
         try:
+            stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             onnx.load_external_data_for_model(proto, str(path.parent))
+            # onnx reads `length` bytes, else the rest of the file: a data file cut short (or
+            # the wrong one) is only noticed here, before a model that cannot load is written
+            sizes: dict[str, int] = {}  # data file sizes by location (one stat each)
+            for tensor, info in stored:
+                _check_external_size(tensor, info, path, sizes)
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
             # (onnx ≥ 1.17 checks the data file's path first: a missing file is a
             # ValidationError "... should be stored in X, but it is not regular file")
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LoadError(f"{path}: external data could not be loaded: {first}") from e
     _check_model_basics(proto, str(path), check_nodes)
-    return LoadedModel(proto, external, path, str(path))
+    return LoadedModel(proto, bool(external), path, str(path))
+
+
+def _check_external_size(
+    tensor: onnx.TensorProto, info: ExternalDataInfo, path: Path, sizes: dict[str, int]
+) -> None:
+    """A ValueError when the bytes onnx read for `tensor` (per `info`, its external data entry
+    before the load) are not what its shape and element type need. `sizes` caches the data
+    files' sizes."""
+    need = _data_bytes(tensor)
+    if need is None:
+        return
+    if info.length is not None:
+        got = info.length
+    else:
+        if info.location not in sizes:
+            # onnx opens the location normalized (sub/../w.bin: w.bin; links are refused)
+            sizes[info.location] = os.path.getsize(os.path.normpath(path.parent / info.location))
+        got = sizes[info.location] - (info.offset or 0)
+    if got != need:
+        dims = "x".join(map(str, tensor.dims)) or "scalar"
+        kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+        raise ValueError(
+            f"tensor {tensor.name!r} ({kind} {dims}) needs {need} bytes, but {info.location!r} "
+            f"holds {got} for it (a truncated or wrong data file)"
+        )
+
+
+# element types stored several to a byte (onnx packs them, low bits first)
+_PACKED_BITS = {
+    getattr(onnx.TensorProto, name): bits
+    for name, bits in (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))
+    if hasattr(onnx.TensorProto, name)
+}
+
+
+def _data_bytes(tensor: onnx.TensorProto) -> int | None:
+    """The bytes of `tensor`'s raw data by its shape and element type (None: not a fixed size,
+    as strings, or a type this onnx does not know)."""
+    count = math.prod(tensor.dims)
+    bits = _PACKED_BITS.get(tensor.data_type)
+    if bits is not None:
+        return (count * bits + 7) // 8
+    if tensor.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+        return None
+    try:
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        return None
+    return count * itemsize
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -144,34 +202,37 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     return proto
 
 
-def _uses_external_data(proto: onnx.ModelProto) -> bool:
-    """Whether any initializer or attribute tensor (subgraphs and functions included) keeps its
+def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every initializer and attribute tensor (subgraphs and functions included) that keeps its
     data in an external file. One walk reading only tags: no tensor bytes are touched."""
     external = onnx.TensorProto.EXTERNAL
     tensor, tensors = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
     graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+    found: list[onnx.TensorProto] = []
 
-    def in_nodes(nodes: Any) -> bool:
+    def in_nodes(nodes: Any) -> None:
         for node in nodes:
             for a in node.attribute[:]:  # a list built in C: ~25% cheaper than iterating
                 kind = a.type
                 if kind == tensor:
                     if a.t.data_location == external:
-                        return True
+                        found.append(a.t)
                 elif kind == tensors:
-                    if any(t.data_location == external for t in a.tensors):
-                        return True
+                    found.extend(t for t in a.tensors if t.data_location == external)
                 elif kind == graph:
-                    if in_graph(a.g):
-                        return True
-                elif kind == graphs and any(in_graph(g) for g in a.graphs):
-                    return True
-        return False
+                    in_graph(a.g)
+                elif kind == graphs:
+                    for g in a.graphs:
+                        in_graph(g)
 
-    def in_graph(g: onnx.GraphProto) -> bool:
-        return any(t.data_location == external for t in g.initializer) or in_nodes(g.node)
+    def in_graph(g: onnx.GraphProto) -> None:
+        found.extend(t for t in g.initializer if t.data_location == external)
+        in_nodes(g.node)
 
-    return in_graph(proto.graph) or any(in_nodes(f.node) for f in proto.functions)
+    in_graph(proto.graph)
+    for f in proto.functions:
+        in_nodes(f.node)
+    return found
 
 
 def _check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = True) -> None:
