@@ -110,6 +110,7 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
         "BuilderFlag.FP16",
         "BuilderFlag.INT8",
         "IBuilderConfig.int8_calibrator",
+        "IBuilderConfig.set_calibration_profile",
         "IInt8EntropyCalibrator2",
     ),
 }
