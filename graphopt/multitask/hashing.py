@@ -39,12 +39,19 @@ NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...], tuple[bool, ...]]
 
 
 def value_digest(value: np.ndarray) -> str:
-    """sha256 over dtype, shape and the C-order bytes of `value`."""
+    """sha256 over dtype, shape and the C-order bytes of `value` (of a string tensor: each
+    element's UTF-8 bytes, length first; its `tobytes()` would be the objects' addresses)."""
     arr = np.ascontiguousarray(value)
     h = hashlib.sha256()
     h.update(arr.dtype.str.encode())
     h.update(repr(arr.shape).encode())
-    h.update(arr.tobytes())
+    if arr.dtype.kind == "O":
+        for item in arr.flat:
+            data = item if isinstance(item, bytes) else str(item).encode()
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+    else:
+        h.update(arr.tobytes())
     return h.hexdigest()
 
 
