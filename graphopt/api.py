@@ -154,6 +154,9 @@ def make_context(
     return ctx
 
 
+_MAX_DIM = 2**63 - 1  # TensorShapeProto's dim_value is an int64
+
+
 def fix_input_shapes(
     model: onnx.ModelProto, shapes: dict[str, Sequence[int]]
 ) -> dict[str, onnx.ValueInfoProto]:
@@ -186,6 +189,8 @@ def fix_input_shapes(
             ) from None
         if any(d < 1 for d in wanted):
             raise PipelineError(f"input_shapes: {name} dims must be 1 or more, got {wanted}")
+        if any(d > _MAX_DIM for d in wanted):  # a protobuf int64: setting it would raise
+            raise PipelineError(f"input_shapes: {name} dims must be below 2**63, got {wanted}")
         if vi.type.WhichOneof("value") != "tensor_type":
             raise PipelineError(f"input_shapes: input {name!r} is not a tensor")
         declared = declared_dims(vi, symbolic=False)

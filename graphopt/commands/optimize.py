@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.ir import load, save_model
     from graphopt.passes import nchwc_fallback
 
-    if args.tolerance < 0 or args.atol < 0:
+    if not (args.tolerance >= 0 and args.atol >= 0):  # NaN too: no difference would exceed it
         raise VerifyError("--tolerance and --atol must be 0 or more")
     if args.shapes and (args.inputs or not args.verify):
         raise VerifyError(
