@@ -293,6 +293,10 @@ def save_model(
     `external_data=None` writes external data only when the model is over 2 GiB (pass the
     source's `LoadedModel.external_data` to keep its choice); the data file is `location`
     (default `<file name>.data`) beside the model.
+
+    A `path` that is a symbolic link is written through, as `onnx.save` (and `cp`) do: the file
+    it points to is replaced and the link kept; the data file goes beside `path`, where a
+    reader that opens `path` looks for it.
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -300,6 +304,9 @@ def save_model(
         raise SaveError(f"{path}: folder {parent} does not exist")
     if path.is_dir():  # before anything is written (an external-data file would be left)
         raise SaveError(f"{path}: is a folder; give a file name for the model")
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not target.parent.is_dir():
+        raise SaveError(f"{path}: links to {target}, whose folder does not exist")
     data: list[bytes] | None = None
     if not external_data:
         try:
@@ -311,7 +318,7 @@ def save_model(
                 raise SaveError(f"{path}: cannot serialize: {e}") from e
     try:
         if data is not None:
-            write_atomically(path, parent, data)
+            write_atomically(target, target.parent, data)
             return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             tmp_model = Path(tmp) / path.name
@@ -325,7 +332,10 @@ def save_model(
                 # onnx creates the data file 0600; it gets the model file's mode (umask's)
                 os.chmod(data_tmp, stat.S_IMODE(os.stat(tmp_model).st_mode))
                 os.replace(data_tmp, parent / location)
-            os.replace(tmp_model, path)
+            if target == path:
+                os.replace(tmp_model, path)
+            else:  # the link's target may be on another file system
+                write_atomically(target, target.parent, tmp_model.read_bytes())
     except OSError as e:
         raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
     except ValueError as e:  # protobuf refuses > 2 GiB messages
