@@ -112,8 +112,21 @@ UNSUPPORTED_OPS_10: frozenset[str] = _words(
     """
 )
 
-# Ops whose support starts at a given TensorRT release (from the 11.x release notes).
-ADDED_IN: dict[str, TrtVersion] = {"Swish": TrtVersion(11, 0), "DFT": TrtVersion(11, 2)}
+# Ops whose support starts at a given TensorRT release: during 10.x (onnx-tensorrt
+# docs/Changelog.md for 10.4 and 10.5, NVIDIA/TensorRT CHANGELOG.md for 10.14 and 10.15; all Y in
+# the 10.15 matrix) and in 11.x (release notes).
+ADDED_IN: dict[str, TrtVersion] = {
+    "BlackmanWindow": TrtVersion(10, 4),
+    "HammingWindow": TrtVersion(10, 4),
+    "HannWindow": TrtVersion(10, 4),
+    "STFT": TrtVersion(10, 5),
+    "Attention": TrtVersion(10, 14),
+    "RotaryEmbedding": TrtVersion(10, 15),
+    "RMSNormalization": TrtVersion(10, 15),
+    "TensorScatter": TrtVersion(10, 15),
+    "Swish": TrtVersion(11, 0),
+    "DFT": TrtVersion(11, 2),
+}
 
 
 def op_support(op_type: str, version: TrtVersion) -> str:
