@@ -36,3 +36,12 @@ def test_a_non_finite_activation_names_the_feed_and_tensor(method: str) -> None:
         graphopt.quantize(
             log_conv_model(), [good, bad], method, accuracy_target=None, keep_stem=False
         )
+
+
+@pytest.mark.parametrize("target", [float("nan"), -0.5])
+def test_a_meaningless_accuracy_target_is_refused(target: float) -> None:
+    """NaN ran a search whose comparisons were all false (silently no target); a negative one
+    kept groups float up to the search's limit for a target no model meets."""
+    feed = {"x": np.full((1, 3, 8, 8), 2.0, np.float32)}
+    with pytest.raises(QuantizeError, match="accuracy_target must be 0 or more"):
+        graphopt.quantize(log_conv_model(), [feed], accuracy_target=target)

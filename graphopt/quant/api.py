@@ -173,6 +173,8 @@ def quantize_with_report(
     for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
         if value < 0:
             raise QuantizeError(f"{name} must be 0 or more, got {value}")
+    if accuracy_target is not None and not accuracy_target >= 0.0:  # NaN too
+        raise QuantizeError(f"accuracy_target must be 0 or more, got {accuracy_target}")
     if parallel_feeds < 1:
         raise QuantizeError(f"parallel_feeds must be 1 or more, got {parallel_feeds}")
     for name, pct, used in (
