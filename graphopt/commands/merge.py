@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from graphopt.commands._common import comma_list
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -144,8 +148,6 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
-    import numpy as np
-
     from graphopt.backends.onnxruntime import example_feeds, run
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
@@ -158,10 +160,29 @@ def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untype
         expected = run(load_model(path), own)
         for name, value in expected.items():
             got = outputs[task.outputs[name]]
-            worst = float(np.max(np.abs(got.astype(np.float64) - value))) if value.size else 0.0
+            worst, scale = _difference(value, got)
             print(f"verify: {task.outputs[name]}: max abs diff {worst:.3g}")
-            if value.shape != got.shape or worst > 1e-4 * max(1.0, float(np.max(np.abs(value)))):
+            if worst > 1e-4 * max(1.0, scale):
                 raise VerifyError(f"merged output {task.outputs[name]!r} differs from {path}")
+
+
+def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    """max |expected − got| (inf for another shape, a NaN on one side only, or any difference
+    of a non-numeric output; equal values, NaN in both too, differ by 0), and max |expected|
+    over its finite values."""
+    import numpy as np
+
+    if expected.shape != got.shape:
+        return float("inf"), 0.0
+    if not np.issubdtype(expected.dtype, np.number):
+        return (0.0 if np.array_equal(expected, got) else float("inf")), 0.0
+    if not expected.size:
+        return 0.0, 0.0
+    a, b = expected.astype(np.float64), got.astype(np.float64)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    delta = np.nan_to_num(np.where(same, 0.0, np.abs(a - b)), nan=np.inf, posinf=np.inf)
+    finite = np.abs(a[np.isfinite(a)])
+    return float(delta.max()), float(finite.max()) if finite.size else 0.0
 
 
 def run_split(args: argparse.Namespace) -> int:
