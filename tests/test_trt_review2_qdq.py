@@ -71,3 +71,24 @@ def test_per_channel_qdq_of_float_weights_still_needs_the_output_channel_axis():
         ("qdq-per-channel", "dqw"),
     ]
     assert all("axis 1" in f.message and "Conv 'conv'" in f.message for f in found)
+
+
+def blocked(dtype) -> onnx.ModelProto:
+    """w (INT8 or FLOAT8E4M3FN, [4, 8]) → DQ(axis 1, block_size 4) → MatMul."""
+    w = helper.make_tensor("w", dtype, [4, 8], [1] * 32)
+    z = helper.make_tensor("z", dtype, [4, 2], [0] * 8)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wd"], axis=1, block_size=4),
+        helper.make_node("MatMul", ["x", "wd"], ["y"]),
+    ]
+    inits = [w, const("s", np.full((4, 2), 0.1, np.float32)), z]
+    return model(nodes, [vi("x", [2, 4])], [vi("y", None)], inits, opset=21)
+
+
+def test_blocked_quantization_is_refused_for_int8_only():
+    """NvInfer.h IQuantizeLayer/IDequantizeLayer (NVIDIA/TensorRT release/10.16): "Block
+    quantization is supported for input types DataType::kFP4, DataType::kFP8 and DataType::kINT4"."""
+    found = errors(check_tensorrt(blocked(TensorProto.INT8), 10))
+    assert [f.rule for f in found] == ["qdq-block"]
+    assert "INT4, FP8 and FP4" in found[0].message
+    assert [f.rule for f in errors(check_tensorrt(blocked(TensorProto.FLOAT8E4M3FN), 10))] == []

@@ -279,7 +279,7 @@ class _Checker:
             self.add(
                 "error",
                 "qdq-block",
-                "TensorRT supports blocked quantization only for INT4/FP4",
+                "TensorRT supports blocked quantization only for INT4, FP8 and FP4",
                 node,
             )
 
