@@ -5,14 +5,17 @@ The operator lists transcribe the support matrix of the ONNX-TensorRT parser,
 
 - TensorRT 10.x: the matrix headed "TensorRT 10.15 supports operators in the inclusive range of
   opset 9 to opset 24" (the newest 10.x text found), cross-checked against the 10.1 GA text,
-  commit 96e781103cfc4adf4a6bb557e94bac8e693f6f4c ("ONNX-TensorRT 10.1 GA release").
+  commit 96e781103cfc4adf4a6bb557e94bac8e693f6f4c ("ONNX-TensorRT 10.1 GA release"); the ops
+  the 10.15 matrix adds carry the 10.x minor that added them (`ADDED_IN`, from the changelogs).
 - TensorRT 11.x: the same matrix plus the parser changes that the TensorRT 11 release notes
   list (11.0: Swish; 11.2: DFT through the FFT plugin, 5-D GridSample; 11.5: opset 25, Squeeze
   without an `axes` input). No 11.x `operators.md` text was available to transcribe, so an op the 11.x
   notes do not mention is assumed unchanged from 10.15.
 - Attribute restrictions come from the matrix's "Restrictions" column and, where the column is
-  silent, from the importer (`onnxOpImporters.cpp` at the 10.1 GA commit above), e.g. the Resize
-  coordinate-transformation modes and "TensorRT only supports symmetric quantization".
+  silent or stale, from the importer (`onnxOpImporters.cpp` at the 10.1 GA commit above and the
+  10.15-era text), e.g. the Resize coordinate-transformation modes, Resize `cubic` (the importer
+  maps it to InterpolationMode::kCUBIC though the matrix names nearest and linear only), and
+  "TensorRT only supports symmetric quantization".
 
 This module is data plus lookups; the rules that read a model live in
 `graphopt.backends.trt_check`. It never imports TensorRT.
