@@ -70,3 +70,22 @@ def test_verify_of_another_shape_is_a_one_line_error(tmp_path, monkeypatch, caps
     out = tmp_path / "m.onnx"
     assert main(["merge", str(tmp_path / "a.onnx"), "-o", str(out), "--verify"]) == 2
     assert "merged output 'a_y' differs" in capsys.readouterr().err
+
+
+def test_verify_of_a_string_output(tmp_path, capsys):
+    """A string output crashed --verify (astype(float64) of the strings)."""
+    names = numpy_helper.from_array(np.array(["cat", "dog"], object), "names")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["names"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.STRING, [2])],
+        initializer=[names],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, tmp_path / "s.onnx")
+    assert (
+        main(["merge", str(tmp_path / "s.onnx"), "-o", str(tmp_path / "m.onnx"), "--verify"]) == 0
+    )
+    assert "verify: s_y: max abs diff 0" in capsys.readouterr().out
