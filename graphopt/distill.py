@@ -286,15 +286,17 @@ def write_targets(
         model = _expose(model, hints)
     specs = [TargetSpec(n, n, "soft" if n in logits else "raw") for n in chosen]
     specs += [TargetSpec(h, h, "soft" if h in logits else "hint") for h in hints if h not in chosen]
+    if not specs:
+        raise DistillError("nothing to store: no teacher outputs, logits or hints chosen")
     for i, spec in enumerate(specs):
         spec.file = f"{i:03d}_{_safe(spec.name)}.npy"
     out = Path(out_dir)
     # the targets folder may sit inside the data folder: its own .npy files are not samples
-    sources = [
-        s
-        for s in data_sources(data)
-        if s.path is None or out.resolve() not in s.path.resolve().parents
-    ]
+    found = data_sources(data)
+    sources = [s for s in found if s.path is None or out.resolve() not in s.path.resolve().parents]
+    if not sources:
+        where = "every sample is inside the targets folder" if found else "the data holds none"
+        raise DistillError(f"no samples to run the teacher on: {where}")
     inputs = input_specs(model)
     _check_batch(inputs, batch_size)
     try:
