@@ -37,6 +37,7 @@ import onnx
 
 from graphopt.backends.onnxruntime import input_specs, session
 from graphopt.errors import BackendError, QuantizeError
+from graphopt.ir.values import declared_dims
 from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.quant.range_probe import RangeSlot, with_range_outputs
 
@@ -72,11 +73,19 @@ def with_outputs(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelPr
 
 
 def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
-    """`feed` as a dict of arrays of the model's inputs; QuantizeError naming what is wrong."""
+    """`feed` as a dict of arrays of the model's inputs; QuantizeError naming what is wrong.
+    An initializer-backed input (an overridable default) is optional: where the feed gives it,
+    its array is checked and kept (calibrating with the default instead mis-scaled it)."""
     if not isinstance(feed, dict):
         raise QuantizeError(f"{where}: calibration data must be dicts of input name → array")
     checked: Feed = {}
-    for name, elem, dims in input_specs(model):
+    inits = {t.name for t in model.graph.initializer}
+    overridable = [
+        (vi.name, vi.type.tensor_type.elem_type, list(declared_dims(vi, unknown="?") or ()))
+        for vi in model.graph.input
+        if vi.name in inits and vi.name in feed
+    ]
+    for name, elem, dims in input_specs(model) + overridable:
         if name not in feed:
             raise QuantizeError(f"{where}: feed has no array for model input {name!r}")
         value = np.asarray(feed[name])
