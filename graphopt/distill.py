@@ -277,6 +277,9 @@ def write_targets(
     digest = sha256_of(teacher if not isinstance(teacher, onnx.ModelProto) else model)
     names = [o.name for o in model.graph.output]
     chosen = list(outputs) if outputs is not None else names
+    # logits are stored (as soft targets) whether or not `outputs` names them; each name once
+    chosen = list(dict.fromkeys([*chosen, *(n for n in logits if n not in hints)]))
+    hints = list(dict.fromkeys(hints))
     unknown = [n for n in [*chosen, *logits] if n not in names and n not in hints]
     if unknown:
         raise DistillError(
