@@ -2,10 +2,13 @@
 
 A body B of node n in graph G becomes the model M(B): B's nodes, initializers, inputs and
 outputs, plus one graph input per name B reads from the scopes around it (typed from G's shape
-facts), under G's model's IR version, opset imports and functions. The pipeline runs over M(B)
-(so over B's own bodies first, recursively) with every name of the scopes around B reserved,
-and only the passes that may run in a body (`Pass.in_bodies`: no new graph outputs, no layout
-guard, no model-level functions). The result replaces B only when its interface is B's:
+facts), under G's model's IR version, opset imports and functions. B's own inputs keep their
+element types but only the shapes that are certain (`_own_inputs`: no runtime holds a body's
+inputs to what they declare); the optimized body gets back B's declarations. The pipeline
+runs over M(B) (so over B's own bodies first, recursively) with every name of the scopes
+around B reserved, and only the passes that may run in a body (`Pass.in_bodies`: no new graph
+outputs, no layout guard, no model-level functions). The result replaces B only when its
+interface is B's:
 
     inputs(M(B)') = inputs(B) ++ outer(B),  outputs(M(B)') = outputs(B) (names and types),
     outer(B') ⊆ outer(B)
@@ -25,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import onnx
 
-from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts
 from graphopt.ir import Graph
 from graphopt.ir.graph import outer_references
 from graphopt.passes.base import Instrument, PassContext, Retractable
@@ -55,7 +58,7 @@ def optimize_bodies(
         node_changed = False
         for label, body in bodies:
             where = f"{node.op_type} {node.name!r} {label}"
-            node_changed |= _optimize_body(graph, body, where, facts, ctx, run, instruments)
+            node_changed |= _optimize_body(graph, node, body, where, facts, ctx, run, instruments)
         if node_changed:
             graph.refresh_subgraph_reads(node)
             changed = True
@@ -64,6 +67,7 @@ def optimize_bodies(
 
 def _optimize_body(
     graph: Graph,
+    node: onnx.NodeProto,
     body: onnx.GraphProto,
     where: str,
     facts: ShapeFacts,
@@ -90,13 +94,8 @@ def _optimize_body(
     if untyped:
         log.info("%s kept as it is: input %r has no type", where, untyped[0])
         return False
-    model = onnx.ModelProto()
-    model.ir_version = graph.model.ir_version
-    model.opset_import.extend(graph.model.opset_import)
-    model.functions.extend(graph.model.functions)
-    model.graph.CopyFrom(body)
-    model.graph.input.extend(declared)
-    inner = Graph(model)
+    own = _own_inputs(graph, node, body, facts, declared)
+    inner = Graph(_model_of(graph, body, own + declared))
     inner.reserve_names(graph.names_in_use())
     inner_ctx = PassContext(
         opt_level=ctx.opt_level,
@@ -112,7 +111,7 @@ def _optimize_body(
         ctx.explain.extend(inner_ctx.explain)  # the refusals
         return False
     result = inner.commit(reindex=False)
-    problem = _interface_change(body, result, outer, graph.model)
+    problem = _interface_change(own, body, result, outer, graph.model)
     if problem:
         # what the passes did there is undone: --explain says so instead, --stats forgets it
         for instrument, mark in marks:
@@ -121,7 +120,8 @@ def _optimize_body(
         ctx.note("optimize-bodies", where, "refused", f"kept as it was: optimizing it {problem}")
         return False
     ctx.explain.extend(inner_ctx.explain)
-    del result.graph.input[len(body.input) :]
+    del result.graph.input[:]
+    result.graph.input.extend(body.input)  # as the body declared them
     body.CopyFrom(result.graph)
     have = {o.domain for o in graph.model.opset_import}
     for opset in result.opset_import:
@@ -132,15 +132,127 @@ def _optimize_body(
     return True
 
 
+def _model_of(
+    graph: Graph, body: onnx.GraphProto, inputs: list[onnx.ValueInfoProto]
+) -> onnx.ModelProto:
+    """M(B): `body` with `inputs`, under `graph`'s model's IR version, opsets and functions."""
+    model = onnx.ModelProto()
+    model.ir_version = graph.model.ir_version
+    model.opset_import.extend(graph.model.opset_import)
+    model.functions.extend(graph.model.functions)
+    model.graph.CopyFrom(body)
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    return model
+
+
+def _own_inputs(
+    graph: Graph,
+    node: onnx.NodeProto,
+    body: onnx.GraphProto,
+    facts: ShapeFacts,
+    declared: list[onnx.ValueInfoProto],
+) -> list[onnx.ValueInfoProto]:
+    """`body`'s own inputs as M(B) declares them (`declared`: the outer values it reads): the
+    body's element types, with a shape only where it is certain, since no runtime holds a
+    body's inputs to their declared shapes (a loop-carried value a Concat grows keeps
+    declaring the first iteration's, and a Scan's state or slice declared [2] is fed what the
+    Scan's inputs have):
+
+        Loop:  iteration number, condition: as declared (onnxruntime feeds that rank)
+               v_k: the known dims of its initial value's shape that the body keeps
+               (`_kept_by_every_iteration`), else none
+        Scan:  state s_j: the initial value's (every iteration's state has one shape);
+               scan input x_j: the Scan's input's without its scan axis (opset 9 on)
+        else:  none
+    """
+    default = node.domain in ("", "ai.onnx")
+    loop = default and node.op_type == "Loop"
+    scan = default and node.op_type == "Scan" and graph.opset_version("") >= 9
+    states = len(body.input) - int(graph.attr(node, "num_scan_inputs", 0) or 0)
+    axes = list(graph.attr(node, "scan_input_axes", None) or [])
+    shapes: dict[int, Shape] = {}
+    for k, vi in enumerate(body.input):
+        source = node.input[k] if k < len(node.input) else ""
+        if not vi.type.HasField("tensor_type") or not source or not (loop or scan):
+            continue
+        shape = facts.shape(source)
+        if shape is None:
+            continue
+        if (loop and 2 <= k <= len(body.output)) or (scan and k < states):
+            shapes[k] = shape
+        elif scan:
+            axis = axes[k - states] if k - states < len(axes) else 0
+            axis += len(shape) if axis < 0 else 0
+            if 0 <= axis < len(shape):
+                shapes[k] = shape[:axis] + shape[axis + 1 :]
+    if loop:
+        shapes = _kept_by_every_iteration(graph, body, shapes, declared)
+    return _typed(body, shapes, kept=2 if loop else 0)
+
+
+def _typed(body: onnx.GraphProto, shapes: dict[int, Shape], kept: int) -> list[onnx.ValueInfoProto]:
+    """`body`'s inputs with their element types and `shapes` (none where it has none); the first
+    `kept` and those that are not tensors as declared."""
+    own = []
+    for k, vi in enumerate(body.input):
+        if k < kept or not vi.type.HasField("tensor_type"):
+            own.append(vi)
+            continue
+        shape = shapes.get(k)
+        dims = None if shape is None else [d if isinstance(d, int | str) else None for d in shape]
+        own.append(onnx.helper.make_tensor_value_info(vi.name, vi.type.tensor_type.elem_type, dims))
+    return own
+
+
+def _kept_by_every_iteration(
+    graph: Graph,
+    body: onnx.GraphProto,
+    initial: dict[int, Shape],
+    declared: list[onnx.ValueInfoProto],
+) -> dict[int, Shape]:
+    """Of `initial` (Loop body input k: its initial value's shape), those every iteration
+    keeps, by induction: with the inputs typed so, inference gives body output k - 1 the same
+    dims again (rank, and each dim known there: its value or its symbol). Where one is not
+    kept, the others are inferred again without it. A loop-invariant value (output k - 1 is
+    input k itself) is kept at once."""
+    assumed = dict(initial)
+    while assumed:
+        model = _model_of(graph, body, _typed(body, assumed, kept=2) + declared)
+        inferred = shape_facts(model)
+        kept = {
+            k: shape
+            for k, shape in assumed.items()
+            if _same_known_dims(shape, inferred.shape(body.output[k - 1].name))
+        }
+        if len(kept) == len(assumed):
+            break
+        assumed = kept
+    return assumed
+
+
+def _same_known_dims(before: Shape, after: Shape | None) -> bool:
+    return (
+        after is not None
+        and len(after) == len(before)
+        and all(d is None or d == e for d, e in zip(before, after, strict=True))
+    )
+
+
 def _interface_change(
-    body: onnx.GraphProto, result: onnx.ModelProto, outer: list[str], parent: onnx.ModelProto
+    own: list[onnx.ValueInfoProto],
+    body: onnx.GraphProto,
+    result: onnx.ModelProto,
+    outer: list[str],
+    parent: onnx.ModelProto,
 ) -> str:
-    """How the optimized body's interface differs from `body`'s ("" when it does not)."""
+    """How the optimized body's interface differs from `body`'s, whose inputs M(B) declared
+    as `own` ("" when it does not)."""
     g = result.graph
     want_inputs = [i.name for i in body.input] + outer
     if [i.name for i in g.input] != want_inputs:
         return "changed its inputs"
-    for before, after in zip(body.input, g.input, strict=False):
+    for before, after in zip(own, g.input, strict=False):
         if before.type != after.type:
             return f"changed the type of input {before.name!r}"
     if [o.name for o in g.output] != [o.name for o in body.output]:

@@ -6,7 +6,8 @@ large constant (initializer or `Constant` node) replaced by a graph input of the
 shape, so no weight bytes are copied or serialized. Small constants (≤ 64 elements, or integer
 tensors ≤ 4096 elements) are kept so that Reshape targets and shape arithmetic still infer.
 Declared graph input shapes feed the inference too (outputs' and value_info's only their element
-types: `light_model`). When a `PassContext` is
+types, and in If/Loop/Scan bodies inputs' too, but for a Loop's iteration number and condition:
+`light_model`). When a `PassContext` is
 given the result is cached in `ctx.facts["shapes"]` (the pass manager clears it whenever a pass
 changes the graph).
 
@@ -258,11 +259,37 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
         for vi in itertools.chain(g.output, g.value_info):
             if vi.type.HasField("tensor_type"):
                 vi.type.tensor_type.ClearField("shape")
+        if graph.nodes_with_bodies():
+            _body_types_only(g.node)  # the light model's copies of the nodes
     for vi in itertools.chain(g.input, g.output, g.value_info):
         for d in vi.type.tensor_type.shape.dim:  # older paddle2onnx's -1: unknown, no size
             if d.HasField("dim_value") and d.dim_value < 0:
                 d.ClearField("dim_value")
     return light
+
+
+def _body_types_only(nodes: Any) -> None:
+    """Clear the shapes the If/Loop/Scan bodies among `nodes` (and theirs) declare for their
+    inputs, outputs and value_info: no runtime holds a body to them (a loop-carried value that
+    a Concat grows keeps the first iteration's declared shape, a Scan state declared [2] is fed
+    what the Scan's input has), and ONNX inference would take them into the node's outputs
+    (a Loop's scan outputs, an If's outputs). What stays: element types, and a Loop body's
+    iteration number and condition, which onnxruntime feeds with the rank declared there.
+    The Scan's and Loop's own inference still type the body from the node's inputs."""
+    for node in nodes:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                bodies: Any = (attr.g,)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                bodies = attr.graphs
+            else:
+                continue
+            kept = 2 if node.op_type == "Loop" and node.domain in ("", "ai.onnx") else 0
+            for body in bodies:
+                for vi in itertools.chain(body.input[kept:], body.output, body.value_info):
+                    if vi.type.HasField("tensor_type"):
+                        vi.type.tensor_type.ClearField("shape")
+                _body_types_only(body.node)
 
 
 def _infer(graph: Graph) -> ShapeFacts:
