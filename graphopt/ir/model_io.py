@@ -296,7 +296,8 @@ def save_model(
 
     A `path` that is a symbolic link is written through, as `onnx.save` (and `cp`) do: the file
     it points to is replaced and the link kept; the data file goes beside `path`, where a
-    reader that opens `path` looks for it.
+    reader that opens `path` looks for it. A device or pipe (`/dev/null`, `/dev/stdout`) is
+    written straight (`write_atomically`), in one piece: it has no folder for a data file.
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -304,7 +305,11 @@ def save_model(
         raise SaveError(f"{path}: folder {parent} does not exist")
     if path.is_dir():  # before anything is written (an external-data file would be left)
         raise SaveError(f"{path}: is a folder; give a file name for the model")
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    stream = is_stream(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() and not stream else path
+    if stream and external_data:
+        log.info("%s is a device or pipe: the model is written in one piece", path)
+        external_data = None  # unless it is over 2 GiB
     if not target.parent.is_dir():
         raise SaveError(f"{path}: links to {target}, whose folder does not exist")
     data: list[bytes] | None = None
@@ -316,6 +321,10 @@ def save_model(
         except (EncodeError, ValueError) as e:
             if external_data is not None or not _over_two_gib(model):
                 raise SaveError(f"{path}: cannot serialize: {e}") from e
+    if data is None and stream:
+        raise SaveError(
+            f"{path}: is a device or pipe, not a file: external data needs a folder beside it"
+        )
     try:
         if data is not None:
             write_atomically(target, target.parent, data)
@@ -380,7 +389,15 @@ def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProt
 
 def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:
     """Write `data` (bytes, or pieces written one after another) to a fresh file beside `path`
-    (mode per umask), then rename it into place."""
+    (mode per umask), then rename it into place.
+
+    A `path` that is a device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written
+    straight, as `open` does: there is no file to keep whole, and a rename onto it would
+    replace the device node itself (as root: /dev/null becomes a regular file)."""
+    if is_stream(path):
+        with open(path, "wb") as f:
+            _write(f, data)
+        return
     for _ in range(100):
         tmp = parent / f".graphopt-{secrets.token_hex(6)}-{path.name}"
         try:
@@ -392,14 +409,28 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
         raise OSError(f"no free temporary file name in {parent}")
     try:
         with os.fdopen(fd, "wb") as f:
-            if isinstance(data, bytes | bytearray | memoryview):
-                f.write(data)
-            else:
-                _write_pieces(f, data)
+            _write(f, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def is_stream(path: Path) -> bool:
+    """Whether `path` (its links followed) exists and is neither a regular file nor a folder:
+    a character or block device, a pipe or a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _write(f: BinaryIO, data: bytes | Sequence[bytes]) -> None:
+    if isinstance(data, bytes | bytearray | memoryview):
+        f.write(data)
+    else:
+        _write_pieces(f, data)
 
 
 def _write_pieces(f: BinaryIO, pieces: Sequence[bytes]) -> None:
