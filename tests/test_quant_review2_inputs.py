@@ -54,3 +54,13 @@ def test_an_override_left_out_of_the_feeds_calibrates_the_default() -> None:
         overridable_matmul(), [{"x": x}], "minmax", accuracy_target=None, keep_stem=False
     )
     assert report.scales["w"] == np.float32(0.01 / 127)
+
+
+def test_an_npz_array_overrides_an_initializer_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.quant.data import folder_feeds
+
+    w = np.ones((8, 3), np.float32)
+    np.savez(tmp_path / "a.npz", x=np.zeros((4, 8), np.float32), w=w, label=np.ones(1))
+    (feed,) = list(folder_feeds(tmp_path, overridable_matmul()))
+    assert sorted(feed) == ["w", "x"]
+    np.testing.assert_array_equal(feed["w"], w)

@@ -5,8 +5,9 @@ dicts, decoded lazily one batch at a time (files in sorted name order, so runs a
 `batch_size` files are stacked along axis 0 — for a model whose batch is fixed at B > 1,
 `batch_size` B gives whole batches only and leaves a short remainder out):
 
-- `name.npz`: one array per model input, keyed by input name (other arrays, e.g. labels, are
-  ignored; a lone array of any name feeds a single-input model);
+- `name.npz`: one array per model input, keyed by input name (an initializer-backed input's
+  array overrides its default; other arrays, e.g. labels, are ignored; a lone array of any
+  name feeds a single-input model);
 - `name.npy`: the array of the model's single input;
 - `name.jpg|jpeg|png|bmp`: decoded to RGB, then `graphopt.realmodels.preprocess` with the spec
   (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR, NCHW float32; the
@@ -164,6 +165,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
     ):
         self.files = files
         self.inputs = input_specs(model)
+        # initializer-backed inputs (overridable defaults): an .npz array of that name is fed
+        initializers = {t.name for t in model.graph.initializer}
+        self.overridable = [i.name for i in model.graph.input if i.name in initializers]
         self.spec = spec
         self.batch_size = batch_size
         # a model with a fixed batch B > 1 gets full batches of B files; the rest is dropped
@@ -251,7 +255,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             keys = list(data.files)
             try:
                 if all(n in keys for n in names):
-                    return {n: data[n] for n in names}
+                    return {n: data[n] for n in names + self.overridable if n in keys}
                 if len(names) == 1 and len(keys) == 1:
                     return {names[0]: data[keys[0]]}
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
