@@ -336,6 +336,9 @@ def save_model(
             work.CopyFrom(model)
             _move_to_external_data(work, location)
             onnx.save_model(work, str(tmp_model))
+            mode = _mode_of(target)
+            if mode is not None:  # a file replaced keeps its mode (as onnx.save's open keeps it)
+                os.chmod(tmp_model, mode)
             data_tmp = Path(tmp) / location
             if data_tmp.exists():
                 # onnx creates the data file 0600; it gets the model file's mode (umask's)
@@ -389,7 +392,8 @@ def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProt
 
 def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:
     """Write `data` (bytes, or pieces written one after another) to a fresh file beside `path`
-    (mode per umask), then rename it into place.
+    (mode per umask, or that of the file it replaces, as `open` keeps it), then rename it into
+    place.
 
     A `path` that is a device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written
     straight, as `open` does: there is no file to keep whole, and a rename onto it would
@@ -408,12 +412,23 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
     else:
         raise OSError(f"no free temporary file name in {parent}")
     try:
+        mode = _mode_of(path)
+        if mode is not None:  # a private (0600) model stays private
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             _write(f, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _mode_of(path: Path) -> int | None:
+    """The permission bits of the file at `path`, None if there is none."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None
 
 
 def is_stream(path: Path) -> bool:
