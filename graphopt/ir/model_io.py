@@ -299,6 +299,8 @@ def save_model(
     reader that opens `path` looks for it. A device or pipe (`/dev/null`, `/dev/stdout`) is
     written straight (`write_atomically`), in one piece: it has no folder for a data file.
     """
+    if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: "out/" -> "out"
+        raise SaveError(f"{os.fspath(path)}: names a folder; give a file name for the model")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
