@@ -37,7 +37,7 @@ from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
-from graphopt.multitask.opsets import opset_map, reconcile
+from graphopt.multitask.opsets import opset_map, reconcile, spell_default_domain
 from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
 
 log = logging.getLogger("graphopt.multitask")
@@ -97,6 +97,8 @@ def merge_with_report(
     sources = [_source_name(m, i) for i, m in enumerate(models)]
     prefixes = _prefixes(models, prefixes)
     protos = [load_model(m) for m in models]
+    for proto in protos:  # copies: the merged model imports the default domain as ""
+        spell_default_domain(proto)
     before = [opset_map(p).get("", 0) for p in protos]
     protos, imports, ir_version = reconcile(protos, sources)
     report = MergeReport()

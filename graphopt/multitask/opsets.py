@@ -29,6 +29,17 @@ def canonical_domain(name: str) -> str:
     return "" if name in ("", "ai.onnx") else name
 
 
+def spell_default_domain(model: onnx.ModelProto) -> None:
+    """Spell the default domain "" in `model`'s opset imports and on its nodes (bodies
+    included; functions keep their own imports), as the merged model imports it."""
+    for o in model.opset_import:
+        if o.domain == "ai.onnx":
+            o.domain = ""
+    for node in _all_nodes(model.graph):
+        if node.domain == "ai.onnx":
+            node.domain = ""
+
+
 def opset_map(model: onnx.ModelProto) -> dict[str, int]:
     return {canonical_domain(o.domain): o.version for o in model.opset_import}
 
