@@ -1,5 +1,6 @@
 """Pieces several sub-commands share: the `--shapes` flag, comma-separated name lists,
-reading a `.npz` file of feeds, and the full onnx.checker run as a one-line error.
+reading a `.npz` file of feeds, the full onnx.checker run as a one-line error, and the check
+that onnxruntime can name a model's inputs and outputs.
 
 What it does not do: parse shapes (`graphopt.backends.tensorrt.parse_shapes` does), or turn a
 read failure into a graphopt error (each command decides what a bad file means).
@@ -41,6 +42,21 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path} is not an .npz archive of named arrays (np.savez writes one)")
     with data:
         return {k: data[k] for k in data.files}
+
+
+def require_utf8_io_names(
+    model: onnx.ModelProto, where: str, error: type[Exception] = VerifyError
+) -> None:
+    """An `error` naming (after `where`, the model's file) the first graph input or output
+    whose name is not UTF-8 text: protobuf hands such a name over as bytes, and onnxruntime's
+    Python API cannot decode it (a UnicodeDecodeError from every session that runs it)."""
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        for vi in values:
+            if isinstance(vi.name, bytes):
+                raise error(
+                    f"{where}: graph {kind} {vi.name!r} is not UTF-8 text: onnxruntime's "
+                    "Python API cannot name it, so the model cannot be run from here (rename it)"
+                )
 
 
 def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from graphopt.commands._common import add_shapes_argument, read_npz
+from graphopt.commands._common import add_shapes_argument, read_npz, require_utf8_io_names
 
 
 @dataclass
@@ -118,6 +118,7 @@ def bench_onnxruntime(
     from graphopt.ir import load_model
 
     model = load_model(path)
+    require_utf8_io_names(model, path, BackendError)
     feeds = _feeds(model, shapes or {}, npz)
     sess = session(model, threads=threads)
     names = [o.name for o in sess.get_outputs()]

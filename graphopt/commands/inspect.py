@@ -55,10 +55,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.groups:
         report["fusion"].pop("groups")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, default=_json_text))
     else:
         print(format_report(report))
     return 0
+
+
+def _json_text(value: object) -> str:
+    """A name protobuf handed over as bytes (not UTF-8 in the file), as text with the bad bytes
+    escaped, as the text report shows it."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 # ---------------------------------------------------------------------------- facts
