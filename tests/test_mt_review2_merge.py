@@ -46,3 +46,72 @@ def test_a_model_that_spells_the_default_domain_ai_onnx_merges():
     got = ort_run(merged, {"x": X})
     np.testing.assert_array_equal(got["m1_y"], np.maximum(X, 0))
     np.testing.assert_array_equal(ort_run(split(merged, task="m1"), {"x": X})["y"], got["m1_y"])
+
+
+def _loop_and_if(k: float) -> onnx.ModelProto:
+    """w = x·k (a tensor both tasks name w); y = Loop adding w three times to x, then an If
+    whose branches read w and the loop's result from the outer scope."""
+    f = TensorProto.FLOAT
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["acc_in", "w"], ["acc_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", f, [3]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", f, [3]),
+        ],
+    )
+    then = helper.make_graph(
+        [helper.make_node("Mul", ["looped", "w"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", f, [3])],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Sub", ["looped", "w"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", f, [3])],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "k"], ["w"]),
+            helper.make_node("Loop", ["n", "", "x"], ["looped"], body=body),
+            helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+            helper.make_node("Greater", ["s", "zero"], ["c"]),
+            helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", f, [3])],
+        [helper.make_tensor_value_info("y", f, [3])],
+        initializer=[
+            onnx.numpy_helper.from_array(np.full(3, k, np.float32), "k"),
+            onnx.numpy_helper.from_array(np.array(3, np.int64), "n"),
+            onnx.numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def test_bodies_reading_outer_names_both_tasks_define_read_their_own_task_s():
+    """(Checked, not a defect.) Both tasks name w, k, looped: the second task's are renamed
+    and its Loop/If bodies must read the renamed ones, in the merge and after split."""
+    a, b = _loop_and_if(2.0), _loop_and_if(-3.0)
+    merged, report = merge_with_report([a, b])
+    assert report.shared_nodes == 2  # ReduceSum, Greater: w differs, bodies never shared
+    for x in (X, -X):
+        got = ort_run(merged, {"x": x})
+        for prefix, m in (("m0_", a), ("m1_", b)):
+            expected = ort_run(m, {"x": x})["y"]
+            np.testing.assert_allclose(got[prefix + "y"], expected, rtol=1e-6)
+            back = split(merged, task=prefix)
+            np.testing.assert_allclose(ort_run(back, {"x": x})["y"], expected, rtol=1e-6)
