@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="graphopt: %(message)s",
     )
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = None
+    try:
         return int(args.run(args) or 0)
     except GraphoptError as e:
         print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
@@ -76,6 +81,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"graphopt {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"graphopt {args.command}: terminated; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:  # (None: a handler set from C, which cannot be set back)
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """SIGTERM (`kill`, `timeout`, a CI job cancelled) raised where the program stands, so that
+    a save under way removes its temporary file as on Ctrl-C; the default action ended the
+    process at once and left it (a whole model's size) beside the output."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def run_cli() -> None:
