@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cache:
         if Path(args.cache).resolve() == Path(args.output).resolve():
             raise QuantizeError(f"--cache {args.cache} is the output model's path; give another")
+        if Path(args.cache).resolve() == Path(args.input).resolve():
+            raise QuantizeError(f"--cache {args.cache} is the input model's path; give another")
         check_writable(args.cache, "--cache", make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
