@@ -9,8 +9,9 @@
 
 Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` and filled
 batch by batch, so memory stays bounded by one batch whatever the data set size. Every
-`checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, T, tensor
-names, shapes, dtypes, sample count, source files, progress) is rewritten atomically; a rerun
+`checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
+data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
+atomically; a rerun
 with the same teacher, options and data resumes after the last checkpoint. `load_targets(dir)`
 returns the arrays memory-mapped.
 
@@ -243,6 +244,35 @@ def sha256_of(model: str | os.PathLike[str] | onnx.ModelProto | bytes) -> str:
     return h.hexdigest()
 
 
+def _external_data_sha256(path: Path) -> str:
+    """sha256 over the digests of the files the model at `path` keeps external data in, in
+    the order they are first named."""
+    proto = onnx.load(str(path), load_external_data=False)
+    files: dict[Path, None] = {}
+
+    def visit(initializers: Sequence[onnx.TensorProto], nodes: Sequence[onnx.NodeProto]) -> None:
+        found = list(initializers)
+        for node in nodes:
+            for a in node.attribute:
+                found += [a.t] if a.HasField("t") else []
+                found += a.tensors
+                for g in [*([a.g] if a.HasField("g") else []), *a.graphs]:
+                    visit(g.initializer, g.node)
+        for t in found:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                for entry in t.external_data:
+                    if entry.key == "location":
+                        files.setdefault(path.parent / entry.value)
+
+    visit(proto.graph.initializer, proto.graph.node)
+    for f in proto.functions:
+        visit([], f.node)
+    h = hashlib.sha256()
+    for file in files:
+        h.update(sha256_of(file).encode())
+    return h.hexdigest()
+
+
 def write_targets(
     teacher: str | os.PathLike[str] | onnx.ModelProto,
     data: str | os.PathLike[str] | Sequence[Feed],
@@ -271,9 +301,10 @@ def write_targets(
     if batch_size < 1 or checkpoint < 1:
         raise DistillError("batch_size and checkpoint must be >= 1")
     from graphopt.backends.onnxruntime import input_specs, session
-    from graphopt.ir import load_model
+    from graphopt.ir import load
 
-    model = load_model(teacher)
+    loaded = load(teacher)
+    model = loaded.model
     digest = sha256_of(teacher if not isinstance(teacher, onnx.ModelProto) else model)
     names = [o.name for o in model.graph.output]
     chosen = list(outputs) if outputs is not None else names
@@ -311,6 +342,12 @@ def write_targets(
         "teacher": {
             "path": str(teacher) if not isinstance(teacher, onnx.ModelProto) else "",
             "sha256": digest,
+            # the weights of a teacher kept as external data are not in its file's digest
+            **(
+                {"data_sha256": _external_data_sha256(loaded.source)}
+                if loaded.external_data and loaded.source
+                else {}
+            ),
         },
         "temperature": float(temperature),
         "axis": axis,
@@ -520,7 +557,8 @@ def _resume(
     for key in ("format", "teacher", "temperature", "axis", "batch_size", "sources", "preprocess"):
         mine, theirs = config[key], manifest.get(key)
         if key == "teacher":  # the same bytes may have moved
-            mine, theirs = mine["sha256"], (theirs or {}).get("sha256")
+            mine = (mine["sha256"], mine.get("data_sha256"))
+            theirs = ((theirs or {}).get("sha256"), (theirs or {}).get("data_sha256"))
         if theirs != mine:
             raise DistillError(
                 f"{out}: holds targets made with another {key} than this run's; use another "

@@ -51,3 +51,46 @@ def test_logits_not_among_the_chosen_outputs_are_stored_and_names_count_once(tmp
     targets = load_targets(out)
     np.testing.assert_allclose(targets["logits"], softmax(expected["logits"], 2.0), rtol=1e-6)
     np.testing.assert_array_equal(targets["peak"], expected["peak"])
+
+
+def test_a_teacher_whose_external_weights_changed_is_not_resumed(tmp_path):
+    """The manifest's teacher sha256 is its .onnx file's: with the weights kept as external
+    data, a changed weight file left it unchanged, and a rerun resumed the old teacher's
+    folder with the new teacher, mixing the two teachers' targets without a word."""
+    import onnx
+
+    from graphopt.distill import read_manifest
+
+    def save(model: onnx.ModelProto, folder) -> str:
+        """model as folder/t.onnx with its weights in folder/t.data (written anew)."""
+        folder.mkdir(exist_ok=True)
+        (folder / "t.data").unlink(missing_ok=True)  # onnx.save appends to a data file
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)  # (onnx.save moves the model's own weights out)
+        onnx.save(
+            copy, folder / "t.onnx", save_as_external_data=True, location="t.data", size_threshold=0
+        )
+        return str(folder / "t.onnx")
+
+    teacher = classifier()
+    path = save(teacher, tmp_path / "m")
+    feeds = ONE * 3
+    with pytest.raises(KeyboardInterrupt):
+
+        def stop(done: int, total: int) -> None:
+            if done == 1:
+                raise KeyboardInterrupt
+
+        write_targets(path, feeds, tmp_path / "t", checkpoint=1, progress=stop)
+    assert read_manifest(tmp_path / "t")["done"] == 1
+    retrained = classifier()
+    w = onnx.numpy_helper.to_array(retrained.graph.initializer[1]) * 2
+    retrained.graph.initializer[1].CopyFrom(onnx.numpy_helper.from_array(w, "w2"))
+    before = (tmp_path / "m" / "t.onnx").read_bytes()
+    path = save(retrained, tmp_path / "m")
+    assert (tmp_path / "m" / "t.onnx").read_bytes() == before  # only t.data changed
+    with pytest.raises(DistillError, match="another teacher"):
+        write_targets(path, feeds, tmp_path / "t", checkpoint=1)
+    # the same teacher and weights resume
+    path = save(teacher, tmp_path / "m")
+    assert write_targets(path, feeds, tmp_path / "t", checkpoint=1)["complete"]
