@@ -115,3 +115,27 @@ def test_bodies_reading_outer_names_both_tasks_define_read_their_own_task_s():
             np.testing.assert_allclose(got[prefix + "y"], expected, rtol=1e-6)
             back = split(merged, task=prefix)
             np.testing.assert_allclose(ort_run(back, {"x": x})["y"], expected, rtol=1e-6)
+
+
+def test_models_at_ir_3_merge_into_a_model_at_ir_4():
+    """IR 3 models list every initializer as an input; the merge makes those constants and
+    lists none, but kept IR 3 when every model had it: 'the merged model fails onnx.checker:
+    w in initializer but not in graph input'."""
+
+    def ir3(op: str) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            [helper.make_node(op, ["x", "w"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3]) for n in ("x", "w")],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+            initializer=[onnx.numpy_helper.from_array(-X, "w")],
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+        m.ir_version = 3
+        return m
+
+    merged, report = merge_with_report([ir3("Add"), ir3("Mul")])
+    assert merged.ir_version == 4 and report.shared_params == 3
+    got = ort_run(merged, {"x": X})
+    np.testing.assert_array_equal(got["m0_y"], X - X)
+    np.testing.assert_array_equal(got["m1_y"], -X * X)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 import onnx
 
 from graphopt.ir import subgraphs
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.multitask.errors import MergeError
 
 log = logging.getLogger("graphopt.multitask")
@@ -99,7 +100,8 @@ def reconcile(
         out.append(model)
     imports = dict(sorted(target.items()))
     opset_ids = [onnx.helper.make_opsetid(d, v) for d, v in imports.items()]
-    ir = max(m.ir_version for m in models)
+    # at least IR 4: the merged graph lists no initializer as an input (IR < 4 needs them all)
+    ir = max(IR_NEEDS_INPUTS_FOR_INITIALIZERS, *(m.ir_version for m in models))
     with contextlib.suppress(TypeError, ValueError):  # unknown domain: keep the highest
         ir = max(ir, onnx.helper.find_min_ir_version_for(opset_ids, ignore_unknown=True))
     return out, imports, ir
