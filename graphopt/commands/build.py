@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.calib and not args.int8:
         raise BackendError("--calib is only used with --int8")
+    refuse_overwriting_the_input(args)
     shapes = parse_shapes(args.shapes)
     calibration = None
     if args.calib:
@@ -88,6 +89,27 @@ def run(args: argparse.Namespace) -> int:
         f"({info.engine_bytes / 2**20:.1f} MiB) written to {args.output} (+ .json)"
     )
     return 0
+
+
+def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
+    """A `BackendError` when a file that build writes (the engine, its JSON sidecar, the
+    calibration or timing cache) is the input model or another of them: `-o m.onnx` for input
+    m.onnx replaced the model with the engine, `--timing-cache m.onnx` with a timing cache."""
+    from graphopt.backends.tensorrt import sidecar_path
+    from graphopt.errors import BackendError
+
+    taken = {Path(args.input).resolve(): "the input model"}
+    written = [("-o", args.output), ("the engine's sidecar", str(sidecar_path(args.output)))]
+    written += [
+        (flag, path)
+        for flag, path in (("--cache", args.cache), ("--timing-cache", args.timing_cache))
+        if path
+    ]
+    for flag, path in written:
+        key = Path(path).resolve()
+        if key in taken:
+            raise BackendError(f"{flag} {path} names the same file as {taken[key]}; give another")
+        taken[key] = flag
 
 
 def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) -> list:  # type: ignore[type-arg]
