@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from graphopt.backends.onnxruntime import run as ort_run
@@ -139,3 +140,44 @@ def test_models_at_ir_3_merge_into_a_model_at_ir_4():
     got = ort_run(merged, {"x": X})
     np.testing.assert_array_equal(got["m0_y"], X - X)
     np.testing.assert_array_equal(got["m1_y"], -X * X)
+
+
+@pytest.mark.parametrize("unsqueeze", [True, False])
+def test_a_model_whose_local_function_changed_meaning_is_converted_with_it(unsqueeze):
+    """onnx.version_converter drops a model's local functions: a model at opset 11 calling one
+    and using Unsqueeze (axes moved to an input in 13), merged with an opset 13 model, gave a
+    model onnxruntime refused ('local:Dbl is not a registered function/op'). With Sin for the
+    Unsqueeze the graph's ops keep their schemas, so the model was not converted at all, and its function's Add (changed in 13) at
+    opset 11 failed the checker ('not compatible with the version imported by model')."""
+    double = helper.make_function(
+        "local",
+        "Dbl",
+        ["a"],
+        ["b"],
+        [helper.make_node("Add", ["a", "a"], ["b"])],
+        [helper.make_opsetid("", 11)],
+    )
+    first = (
+        helper.make_node("Unsqueeze", ["x"], ["u"], axes=[0])
+        if unsqueeze
+        else helper.make_node("Sin", ["x"], ["u"])  # the same schema at 11 and 13
+    )
+    graph = helper.make_graph(
+        [first, helper.make_node("Dbl", ["u"], ["y"], domain="local")],
+        "old",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3] if unsqueeze else [3])],
+    )
+    old = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 11), helper.make_opsetid("local", 1)],
+        functions=[double],
+    )
+    old.ir_version = 8
+    new = unary("Relu")
+    new.opset_import[0].version = 13
+    merged, report = merge_with_report([old, new])
+    assert report.converted == ["model 0"]
+    expected = ort_run(old, {"x": X})["y"]
+    np.testing.assert_array_equal(ort_run(merged, {"x": X})["m0_y"], expected)
+    np.testing.assert_array_equal(ort_run(split(merged, task="m0"), {"x": X})["y"], expected)

@@ -2,12 +2,13 @@
 
 The merged model imports, per domain, the highest version any model imports. A model on a lower
 default-domain opset is kept as is when none of its ops changed meaning between the two versions
-(same schema `since_version`); otherwise it is converted with `onnx.version_converter`, and a
+(same schema `since_version`), in its graph and its local functions; otherwise it is converted
+with `onnx.version_converter` (its local functions inlined first: the converter drops them), and a
 failed conversion is a `MergeError` naming the model and the versions. Other domains are only
 raised to the highest version when every op of the domain keeps its schema; custom domains
 without schemas are taken at the highest version as declared.
 
-What it does not do: lower any model's opset, or convert local functions.
+What it does not do: lower any model's opset, or convert a local function without inlining it.
 """
 
 from __future__ import annotations
@@ -70,6 +71,24 @@ def unchanged_between(model: onnx.ModelProto, domain: str, old: int, new: int) -
     return True
 
 
+def _functions_unchanged(model: onnx.ModelProto, new: int) -> bool:
+    """True when every default-domain op in `model`'s local functions has the same schema at
+    the default opset the function imports and at `new` (the merged model's, which onnx
+    requires function imports to be compatible with)."""
+    for f in model.functions:
+        old = {canonical_domain(o.domain): o.version for o in f.opset_import}.get("")
+        if old is None or old == new:
+            continue
+        for top in f.node:
+            for node in [top, *(n for sub in subgraphs(top) for n in _all_nodes(sub))]:
+                if canonical_domain(node.domain) != "":
+                    continue
+                before, after = _since(node.op_type, old, ""), _since(node.op_type, new, "")
+                if before is None or before != after:
+                    return False
+    return True
+
+
 def reconcile(
     models: Sequence[onnx.ModelProto], names: Sequence[str]
 ) -> tuple[list[onnx.ModelProto], dict[str, int], int]:
@@ -82,7 +101,14 @@ def reconcile(
     for model, name in zip(models, names, strict=True):
         own = opset_map(model)
         old = own.get("", target.get("", 0))
-        if "" in target and old < target[""] and not unchanged_between(model, "", old, target[""]):
+        if (
+            "" in target
+            and old < target[""]
+            and not (
+                unchanged_between(model, "", old, target[""])
+                and _functions_unchanged(model, target[""])
+            )
+        ):
             model = _convert(model, name, old, target[""])
         for domain, version in own.items():
             if domain == "" or version == target[domain]:
@@ -111,6 +137,10 @@ def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.Mode
     from onnx import version_converter
 
     log.info("%s: converting from opset %d to %d", name, old, new)
+    if model.functions:  # the converter drops local functions: their calls are converted inline
+        from onnx import inliner
+
+        model = inliner.inline_local_functions(model)
     try:
         converted = version_converter.convert_version(model, new)
     except Exception as e:  # the converter raises untyped C++ errors
