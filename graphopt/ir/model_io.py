@@ -343,7 +343,8 @@ def save_model(
                 os.chmod(tmp_model, mode)
             data_tmp = Path(tmp) / location
             if data_tmp.exists():
-                # onnx creates the data file 0600; it gets the model file's mode (umask's)
+                # onnx creates the data file 0600; it gets the model file's mode (umask's, or
+                # that of the model file replaced)
                 os.chmod(data_tmp, stat.S_IMODE(os.stat(tmp_model).st_mode))
                 os.replace(data_tmp, parent / location)
             if target == path:
