@@ -74,3 +74,25 @@ def test_probes_find_the_same_in_an_onnxruntime_older_than_onnx(
             assert _probe() == found
     finally:
         _clear()
+
+
+def test_graphopt_names_the_ir_version_of_every_model_it_builds() -> None:
+    """Every onnx.helper.make_model call in graphopt passes ir_version: the default is onnx's
+    newest IR, which an older onnxruntime refuses (the tests' conftest caps only the tests'
+    own models, so it must not be what keeps a library model loadable)."""
+    import ast
+    from pathlib import Path
+
+    import graphopt
+
+    calls = []
+    for path in Path(graphopt.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name == "make_model":
+                calls.append((path.name, node.lineno, {k.arg for k in node.keywords}))
+    assert len(calls) >= 4, calls  # the probes, constant folding's evaluator, multitask merge
+    missing = [(f, line) for f, line, keywords in calls if "ir_version" not in keywords]
+    assert missing == []

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt.backends.onnxruntime import PROBE_IR_VERSION
 from graphopt.patterns.engine import Match
 from graphopt.patterns.rules import Var
 
@@ -213,7 +214,9 @@ def _ort_runs(op: str, version: int, elem_type: int) -> bool:
     x = helper.make_tensor_value_info("x", elem_type, [1, 2])
     y = helper.make_tensor_value_info("y", elem_type, None)
     graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "probe", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", version)], ir_version=PROBE_IR_VERSION
+    )
     return _runs_in_onnxruntime(model, np.ones((1, 2), helper.tensor_dtype_to_np_dtype(elem_type)))
 
 
@@ -240,7 +243,9 @@ def _ort_probe(what: str) -> bool:
         node = helper.make_node(op, ["x"], ["y"], domain="com.microsoft")
     graph = helper.make_graph([node], "probe", [x], [y], inits)
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+        graph,
+        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)],
+        ir_version=PROBE_IR_VERSION,
     )
     return _runs_in_onnxruntime(model, np.ones((1, 1, 2, 2), np.float32))
 
@@ -251,9 +256,6 @@ def _runs_in_onnxruntime(model: onnx.ModelProto, x: np.ndarray) -> bool:
         import onnxruntime as ort
     except ImportError:
         return False
-    from graphopt.backends.onnxruntime import PROBE_IR_VERSION
-
-    model.ir_version = PROBE_IR_VERSION
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 4
