@@ -8,8 +8,12 @@ or accept with a caveat (warnings), without TensorRT or a GPU. Exit 0: clean; 1:
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from graphopt.commands._common import add_shapes_argument
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,10 +57,38 @@ def run(args: argparse.Namespace) -> int:
     _, version_text = parse_target(args.target)
     version = parse_version(version_text)
     shapes = parse_shapes(args.shapes)
-    findings = check_tensorrt(args.input, version, shapes=shapes)
+    model = args.input
+    if shapes:
+        from graphopt.ir import load_model
+
+        model = load_model(args.input, copy=False)
+        refuse_profiles_build_refuses(model, shapes)
+    findings = check_tensorrt(model, version, shapes=shapes)
     if args.errors_only:
         findings = [f for f in findings if f.severity == "error"]
     for f in findings:
         print(f)
     print(f"{args.input}: TensorRT {version}: {summary(findings)}")
     return 1 if findings else 0
+
+
+def refuse_profiles_build_refuses(model: onnx.ModelProto, shapes: dict) -> None:  # type: ignore[type-arg]
+    """The `BackendError` `graphopt build` raises for these `--shapes`: a name that is no
+    model input, or a rank or fixed dim the input's declaration contradicts (check said
+    "0 errors" for them, and the build then failed)."""
+    from graphopt.backends.tensorrt import fill_profile
+    from graphopt.errors import BackendError
+
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [vi for vi in model.graph.input if vi.name not in inits]
+    unknown = sorted(set(shapes) - {vi.name for vi in inputs})
+    if unknown:
+        raise BackendError(
+            f"--shapes names {', '.join(unknown)}, which the model does not have "
+            f"(inputs: {', '.join(vi.name for vi in inputs)})"
+        )
+    for vi in inputs:
+        tensor = vi.type.tensor_type
+        if vi.name in shapes and tensor.HasField("shape"):
+            declared = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+            fill_profile(vi.name, declared, shapes[vi.name])
