@@ -242,6 +242,13 @@ def test_bench_dynamic_model_with_shapes(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["batch"] == 2
 
 
+def test_bench_shapes_too_large_to_allocate_exit_2_with_one_line(capsys, tmp_path):
+    path = tmp_path / "dyn.onnx"
+    onnx.save(conv_model(dims=("N", 3, "H", "W")), path)
+    assert main(["bench", str(path), "--shapes", "x:100000x100000x1000x10"]) == 2
+    one_error_line(capsys, "cannot make a 100000x100000x1000x10 feed for input 'x'")
+
+
 def test_bench_onnxruntime_feed_of_the_wrong_shape_exits_2(capsys, model_path, tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.zeros((2, 2), np.float32))
     assert main(["bench", str(model_path), "--inputs", str(tmp_path / "bad.npz")]) == 2

@@ -134,13 +134,20 @@ def example_feeds(
             raise VerifyError(
                 f"input {name!r} has element type {onnx.TensorProto.DataType.Name(elem)}, which example_feeds cannot make"
             )
-        if np.issubdtype(dtype, np.floating):
-            feeds[name] = rng.standard_normal(concrete).astype(dtype)
-        elif dtype is np.bool_:
-            feeds[name] = rng.integers(0, 2, concrete).astype(bool)
-        else:
-            feeds[name] = rng.integers(0, 4, concrete).astype(dtype)
+        try:
+            feeds[name] = _seeded(rng, dtype, concrete)
+        except (MemoryError, ValueError) as e:  # a shape too large (or invalid) to allocate
+            dims_text = "x".join(map(str, concrete)) or "scalar"
+            raise VerifyError(f"cannot make a {dims_text} feed for input {name!r}: {e}") from e
     return feeds
+
+
+def _seeded(rng: np.random.Generator, dtype: Any, shape: list[int]) -> np.ndarray:
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype is np.bool_:
+        return rng.integers(0, 2, shape).astype(bool)
+    return rng.integers(0, 4, shape).astype(dtype)
 
 
 def describe_feeds(feeds: dict[str, np.ndarray]) -> str:
