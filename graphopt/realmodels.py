@@ -261,14 +261,37 @@ def image_paths(names: tuple[str, ...] = IMAGE_NAMES) -> list[Path]:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 HWC (grey and RGBA are converted)."""
+    """Decode an image file to RGB uint8 HWC (grey and RGBA are converted).
+
+    Grey images deeper than 8 bits are scaled to 0..255, not clipped (PIL's `convert` clips):
+    16-bit ("I;16*", and "I" holding 0..65535, how PIL decodes 16-bit PNG/PPM) by 255/65535;
+    float ("F") in 0..1 by 255, in 0..255 as is. Other ranges have no one reading: LoadError."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I") or im.mode == "F":
+                grey = _grey_to_bytes(np.asarray(im), im.mode, path)
+                return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
-    except OSError as e:
+    except (OSError, Image.DecompressionBombError) as e:
         raise LoadError(f"{path}: cannot decode image: {e}") from e
+
+
+def _grey_to_bytes(samples: np.ndarray, mode: str, path: str | Path) -> np.ndarray:
+    """A grey image's samples ("I;16*", "I" or "F") as uint8, scaled per `load_image`."""
+    values = samples.astype(np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode == "F" and np.isfinite(values).all() and lo >= 0.0 and hi <= 255.0:
+        scale = 255.0 if hi <= 1.0 else 1.0
+    elif mode != "F" and lo >= 0 and hi <= 65535:
+        scale = 255.0 / 65535.0
+    else:
+        raise LoadError(
+            f"{path}: cannot decode image: {mode} grey values {lo:.10g}..{hi:.10g} have no 8-bit "
+            "scale (16-bit 0..65535 and float 0..1 or 0..255 are read); convert it to 8-bit"
+        )
+    return np.round(values * scale).astype(np.uint8)
 
 
 def images(count: int | None = None, names: tuple[str, ...] = IMAGE_NAMES) -> list[np.ndarray]:
