@@ -418,17 +418,18 @@ def retag_calibration_cache(data: bytes, tag: str) -> bytes:
 
     graphopt (`graphopt.quant.cache`) and TensorRT write the same text format
     (`TRT-<version>-EntropyCalibration2`, then `tensor: <8 hex digits of the big-endian float32
-    scale>`); only the version in the header differs, and TensorRT checks it."""
+    scale>`); only the version in the header differs, and TensorRT checks it. The text is
+    UTF-8, as graphopt writes it: tensor names are ONNX strings, not ASCII."""
     from graphopt.errors import QuantizeError
     from graphopt.quant import cache as calib_cache
 
     try:
-        header, scales = calib_cache.loads(data.decode("ascii"), "calibration cache")
+        header, scales = calib_cache.loads(data.decode("utf-8"), "calibration cache")
     except (QuantizeError, UnicodeDecodeError) as e:
         raise BackendError(f"cannot use the calibration cache: {e}") from e
     if not header.endswith("-EntropyCalibration2"):
         raise BackendError(f"the calibration cache is for {header}, not EntropyCalibration2")
-    return calib_cache.dumps(scales, header=tag).encode("ascii")
+    return calib_cache.dumps(scales, header=tag).encode("utf-8")
 
 
 def make_entropy_calibrator(
