@@ -12,7 +12,9 @@ batch by batch, so memory stays bounded by one batch whatever the data set size.
 `checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
 data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
 atomically; a rerun
-with the same teacher, options and data resumes after the last checkpoint. `load_targets(dir)`
+with the same teacher, options and data resumes after the last checkpoint. The manifest is
+written (0 samples done) before the files are made, so a run stopped before its first
+checkpoint leaves a folder that the rerun starts over in. `load_targets(dir)`
 returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
@@ -291,8 +293,8 @@ def write_targets(
 ) -> dict[str, Any]:
     """Run `teacher` over `data` and store its targets in `out_dir`; return the manifest.
 
-    `logits`: outputs to store as softmax(z / T) along `axis`; other `outputs` (default: all)
-    are stored raw, `hints` (intermediate tensor names) raw too. `batch_size` samples are
+    `logits`: outputs to store as softmax(z / T) along `axis` (not axis 0, on which samples are
+    stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw, `hints` (intermediate tensor names) raw too. `batch_size` samples are
     concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic).
     A rerun with the same teacher, options and data resumes where the last one stopped.
     """
@@ -362,6 +364,8 @@ def write_targets(
     done = int(manifest.get("done", 0)) if manifest else 0
     if manifest and manifest.get("complete"):
         return manifest
+    if manifest and done == 0:  # stopped before a checkpoint: its files may be half made
+        manifest = None
     sess = session(model, threads=threads)
     arrays: dict[str, np.memmap] = {}
     total = len(sources)
@@ -480,32 +484,36 @@ def _create(
     per = first.shape[0] // batch
     count = int(config["count"]) * per
     axis = int(config["axis"])
-    for spec, value in zip(specs, values, strict=True):  # check before any file is made
-        ndim = np.asarray(value).ndim
-        if spec.kind == "soft" and not -ndim <= axis < ndim:
-            raise DistillError(
-                f"logits {spec.source!r} have {ndim} axes; there is no class axis {axis}"
-            )
-    tensors = {}
-    for spec, value in zip(specs, values, strict=True):
+    tensors: dict[str, dict[str, Any]] = {}
+    for spec, value in zip(specs, values, strict=True):  # check before anything is written
         arr = np.asarray(value)
+        if spec.kind == "soft" and not -arr.ndim <= axis < arr.ndim:
+            raise DistillError(
+                f"logits {spec.source!r} have {arr.ndim} axes; there is no class axis {axis}"
+            )
+        if spec.kind == "soft" and axis % arr.ndim == 0:
+            raise DistillError(
+                f"class axis {axis} of logits {spec.source!r} is the batch axis, on which "
+                "samples are stacked (softmax there mixes samples); give the class axis"
+            )
         if arr.ndim == 0 or arr.shape[0] != batch * per:
             raise DistillError(
                 f"teacher output {spec.source!r} has shape {arr.shape}: no batch axis of "
                 f"{batch * per} to stack samples on"
             )
         dtype = np.dtype(np.float32) if spec.kind == "soft" and arr.dtype.kind != "f" else arr.dtype
-        shape = [count, *arr.shape[1:]]
-        np.lib.format.open_memmap(out / spec.file, mode="w+", dtype=dtype, shape=tuple(shape))
         tensors[spec.name] = {
             "file": spec.file,
             "source": spec.source,
             "kind": spec.kind,
-            "shape": shape,
+            "shape": [count, *arr.shape[1:]],
             "dtype": dtype.str,
         }
     manifest = {**config, "samples_per_file": per, "tensors": tensors, "done": 0, "complete": False}
-    _write_manifest(out, manifest)
+    _write_manifest(out, manifest)  # first: a rerun then knows the files below are its own
+    for entry in tensors.values():
+        shape = tuple(entry["shape"])
+        np.lib.format.open_memmap(out / entry["file"], mode="w+", dtype=entry["dtype"], shape=shape)
     return manifest
 
 

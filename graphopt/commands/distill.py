@@ -27,7 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="",
         help="comma-separated outputs that are classification logits (stored as softmax(z/T))",
     )
-    p.add_argument("--axis", type=int, default=-1, help="class axis of the logits (default -1)")
+    p.add_argument(
+        "--axis",
+        type=int,
+        default=-1,
+        help="class axis of the logits (default -1; not 0, the batch axis samples stack on)",
+    )
     p.add_argument(
         "--hints", default="", help="comma-separated intermediate tensors to store as hints"
     )
