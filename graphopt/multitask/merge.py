@@ -16,7 +16,9 @@ weights, which differ by at most the tolerance.
 
 What it does not do: share nodes with subgraph attributes, random ops or ops of domains without
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
-that are also graph inputs (IR < 4 defaults) overridable: they become constants.
+that are also graph inputs (IR < 4 defaults) overridable: they become constants. Sparse
+initializers are read as the dense tensors they stand for (as onnxruntime loads them) and stored
+dense.
 """
 
 from __future__ import annotations
@@ -220,6 +222,7 @@ class _Builder:
         per_model: list[dict[str, str]] = []
         for i, proto in enumerate(protos):
             inits = {t.name for t in proto.graph.initializer}
+            inits |= {t.values.name for t in proto.graph.sparse_initializer}
             explicit = maps[i]
             unknown = set(explicit) - {vi.name for vi in proto.graph.input}
             if unknown:
@@ -269,6 +272,7 @@ class _Builder:
         graph = proto.graph
         mapping: dict[str, str] = dict(inputs)
         inits = {t.name: t for t in graph.initializer}
+        inits |= {t.values.name: _densified(t, prefix) for t in graph.sparse_initializer}
         wanted = {o.name: prefix + o.name for o in graph.output}
 
         def resolve(name: str) -> str:
@@ -386,6 +390,8 @@ class _Builder:
             local[vi.name] = vi.name = self.fresh(vi.name, prefix)
         for t in body.initializer:
             local[t.name] = t.name = self.fresh(t.name, prefix)
+        for sparse in body.sparse_initializer:
+            local[sparse.values.name] = sparse.values.name = self.fresh(sparse.values.name, prefix)
         for node in body.node:
             for j, name in enumerate(node.input):
                 node.input[j] = lookup(name)
@@ -464,6 +470,28 @@ def _renamed(vi: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
     out.CopyFrom(vi)
     out.name = name
     return out
+
+
+def _densified(sparse: onnx.SparseTensorProto, prefix: str) -> onnx.TensorProto:
+    """The dense tensor a sparse initializer stands for: zeros but at `indices` (linear, shape
+    [nnz], or coordinates, shape [nnz, rank]), which hold `values`."""
+    name = sparse.values.name
+    try:
+        values = tensor_value(sparse.values)
+        indices = tensor_value(sparse.indices).astype(np.int64)
+        if values.dtype.kind in "OSU":
+            raise ValueError("string values")
+        dense = np.zeros(tuple(sparse.dims), dtype=values.dtype)
+        if indices.ndim == 1:
+            dense.reshape(-1)[indices] = values
+        else:
+            dense[tuple(indices.T)] = values
+        tensor = onnx.numpy_helper.from_array(dense, name)
+    except (ValueError, IndexError, TypeError) as e:
+        raise MergeError(f"{prefix!r}: cannot read sparse initializer {name!r} densely: {e}") from e
+    if tensor.data_type != sparse.values.data_type:
+        raise MergeError(f"{prefix!r}: cannot read sparse initializer {name!r} densely: its type")
+    return tensor
 
 
 def _renamed_tensor(t: onnx.TensorProto, name: str) -> onnx.TensorProto:

@@ -1,7 +1,7 @@
 """Extract the subgraph that computes some outputs of a model (the inverse of `merge`).
 
     split(M, O) = the nodes of M that some o ∈ O depends on, with only the inputs,
-                  initializers, opset imports, functions and value_info they use
+                  initializers (sparse too), opset imports, functions and value_info they use
 
 `outputs` may name graph outputs or any intermediate tensor. With `task=PREFIX` on a model
 written by `merge`, the outputs (and the original input and output names) come from the task
@@ -104,6 +104,7 @@ def _extract(
         [declared[n] for n in order],
         [out_types[o] for o in outputs],
         initializer=[t for t in model.graph.initializer if t.name in read],
+        sparse_initializer=[t for t in model.graph.sparse_initializer if t.values.name in read],
         value_info=[
             vi for vi in model.graph.value_info if vi.name in read and vi.name not in set(outputs)
         ],
@@ -230,6 +231,7 @@ def _collapse_output_identities(model: onnx.ModelProto) -> None:
     g = model.graph
     outputs = {o.name for o in g.output}
     inputs = {i.name for i in g.input} | {t.name for t in g.initializer}
+    inputs |= {t.values.name for t in g.sparse_initializer}
     readers: dict[str, int] = {}
     for node in g.node:
         names = set(node.input)
