@@ -94,6 +94,51 @@ def test_ssa_error_without_load_check():
     assert "tensor 'y' is produced by both 'a' and 'Neg_1'" in message
 
 
+@pytest.mark.parametrize(
+    "nodes, initializers, message",
+    [
+        (  # a node writes an initializer's name
+            [oh.make_node("Relu", ["x"], ["w"], name="r"), oh.make_node("Add", ["x", "w"], ["y"])],
+            [oh.make_tensor("w", FLOAT, [1], [10.0])],
+            "tensor 'w' is an initializer and is also produced by 'r'",
+        ),
+        (  # a node writes the graph input's name (was "the graph has a cycle")
+            [
+                oh.make_node("Relu", ["x"], ["x2"]),
+                oh.make_node("Neg", ["x2"], ["x"], name="n"),
+                oh.make_node("Add", ["x", "x2"], ["y"]),
+            ],
+            [],
+            "tensor 'x' is a graph input and is also produced by 'n'",
+        ),
+        (  # a Constant node (made an initializer while indexing) writes an initializer's name
+            [
+                oh.make_node("Constant", [], ["w"], value=oh.make_tensor("v", FLOAT, [1], [2.0])),
+                oh.make_node("Add", ["x", "w"], ["y"]),
+            ],
+            [oh.make_tensor("w", FLOAT, [1], [10.0])],
+            "tensor 'w' is an initializer and is also produced by",
+        ),
+    ],
+)
+def test_a_node_writing_an_input_or_initializer_name_is_not_ssa(
+    nodes, initializers, message, tmp_path, capsys
+):
+    """onnx.checker and onnxruntime refuse such a model ("Duplicate definition of name");
+    optimize wrote one back (or blamed a cycle)."""
+    from graphopt.cli import main
+
+    model = _model(nodes, initializers=initializers)
+    assert message in _error(lambda: graphopt.optimize(model))
+    assert message in _error(lambda: Graph(model))
+    path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert main(["optimize", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and message in err
+    assert not out.exists()
+
+
 def test_load_without_node_check_still_checks_opsets():
     model = _model([oh.make_node("Relu", ["ghost"], ["y"])])
     loaded = load(model, check_nodes=False)  # the nodes are left to Graph(check_as=...)

@@ -216,12 +216,31 @@ class Graph:
                     raise undefined_output_error(check_as or "", out)
         if adopted:  # an adopted node's output is produced once too (the first clash wins)
             not_ssa = self._adopted_not_ssa(adopted, adopted_names) or not_ssa
+        if not_ssa is None:
+            not_ssa = self._writes_a_given_name(adopted)
         if not_ssa is not None:
             raise not_ssa
         if adopted:
             self.adopt_tensors(adopted)
             self.adopted_constants = len(adopted)
             self._structure_changed = True  # the Constant nodes leave the node list at commit
+
+    def _writes_a_given_name(self, adopted: list[tuple[str, onnx.TensorProto]]) -> LoadError | None:
+        """The error for a node that writes a graph input's or an initializer's name (None when
+        none does): those are defined before any node runs, and ONNX graphs are in SSA form
+        (onnx.checker and onnxruntime refuse such a model: "Duplicate definition of name")."""
+        given = self._input_names | self.initializers.keys()
+        clashes = given.intersection(self.producer)
+        clashes.update(out for out, _ in adopted if out in given)
+        if not clashes:
+            return None
+        tensor = min(clashes)
+        kind = "a graph input" if tensor in self._input_names else "an initializer"
+        writer = self.producer.get(tensor) or "a Constant node"
+        return LoadError(
+            f"tensor {tensor!r} is {kind} and is also produced by {writer!r}; ONNX graphs "
+            "must be in SSA form"
+        )
 
     def _adopted_not_ssa(
         self, adopted: list[tuple[str, onnx.TensorProto]], names: set[str]
