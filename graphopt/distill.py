@@ -298,7 +298,7 @@ def write_targets(
     concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic).
     A rerun with the same teacher, options and data resumes where the last one stopped.
     """
-    if temperature <= 0:
+    if not temperature > 0:  # NaN too: it would write NaN targets
         raise DistillError(f"temperature must be > 0, got {temperature}")
     if batch_size < 1 or checkpoint < 1:
         raise DistillError("batch_size and checkpoint must be >= 1")

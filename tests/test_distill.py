@@ -254,8 +254,10 @@ def test_in_memory_feeds_and_errors(tmp_path):
         write_targets(classifier(), [{"y": np.ones((1, 4), np.float32)}], tmp_path / "t8")
     with pytest.raises(DistillError, match="no output 'nope'"):
         write_targets(classifier(), feeds, tmp_path / "t3", logits=["nope"])
-    with pytest.raises(DistillError, match="temperature"):
-        write_targets(classifier(), feeds, tmp_path / "t4", temperature=0)
+    for bad in (0, -1.0, float("nan")):  # NaN wrote NaN targets
+        with pytest.raises(DistillError, match="temperature must be > 0"):
+            write_targets(classifier(), feeds, tmp_path / "t4", temperature=bad)
+        assert not (tmp_path / "t4").exists()
     with pytest.raises(DistillError, match="no such file"):
         write_targets(classifier(), tmp_path / "missing", tmp_path / "t5")
     with pytest.raises(DistillError, match="not a graphopt"):

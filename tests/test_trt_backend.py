@@ -162,6 +162,12 @@ def test_parse_shapes_rejects(spec):
         parse_shapes([spec])
 
 
+def test_parse_shapes_refuses_one_input_given_two_shapes():
+    assert parse_shapes(["x:1x3", "x:1x3"]) == {"x": ShapeRange((1, 3), (1, 3), (1, 3))}
+    with pytest.raises(BackendError, match="--input-shape gives 'x' twice, with different"):
+        parse_shapes(["x:1x4", "x:2x4"], "--input-shape")  # the last one won
+
+
 def test_fill_profile():
     r = ShapeRange((1, 3, 32, 32), (1, 3, 64, 64), (1, 3, 96, 96))
     assert fill_profile("x", (1, 3, -1, -1), r) == r

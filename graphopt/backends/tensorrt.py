@@ -218,7 +218,10 @@ def parse_shapes(
             raise BackendError(
                 f"bad {option} {spec!r}: need 0 < min <= opt <= max in every dimension"
             )
-        shapes[name] = ShapeRange(lo, opt, hi)
+        given = ShapeRange(lo, opt, hi)
+        if shapes.get(name, given) != given:  # a repeat that says another shape: which one?
+            raise BackendError(f"{option} gives {name!r} twice, with different shapes")
+        shapes[name] = given
     return shapes
 
 
