@@ -294,14 +294,11 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
             )
-        from PIL import Image
 
         try:
             image = load_image(path)
-        except GraphoptError as e:
+        except GraphoptError as e:  # a decompression bomb too (realmodels.load_image)
             raise QuantizeError(str(e)) from e
-        except Image.DecompressionBombError as e:  # not an OSError: load_image lets it through
-            raise QuantizeError(f"{path}: cannot decode image: {e}") from e
         return preprocess(
             image,
             size,
