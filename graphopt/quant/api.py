@@ -23,10 +23,11 @@ from graphopt.errors import PipelineError, QuantizeError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.quant import cache as cache_io
-from graphopt.quant.collect import Feed, collect
+from graphopt.quant.collect import Feed, check_feed, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import COMPUTE_OPS, TARGETS, Plan, plan
 from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, has_float16, insert_qdq
+from graphopt.quant.samples import SampleKeeper
 
 log = logging.getLogger("graphopt.quant")
 
@@ -106,7 +107,9 @@ def quantize(
     activations, zero point 0) or `onnxruntime` (uint8 asymmetric activations, int32 bias).
 
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
-    calibrating; a `cache` written then names that cache's calibrator, not `method`'s), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
+    calibrating; a `cache` written then names that cache's calibrator, not `method`'s; when a
+    sensitivity search runs on samples from `calibration_data`, all of it is still read, to
+    choose them by content), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
     `HistogramCalibrator.compute_amax` for why detectors need it), `keep_float` (N most sensitive groups stay
     float), `accuracy_target` (largest output error vs FP32 on the sample feeds, RMS over the FP32
@@ -116,8 +119,10 @@ def quantize(
     `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names kept float), `keep_stem` (the convolutions
     before the first downsampling stay float, `graphopt.quant.stem`; default: True for target
     `tensorrt`, whose symmetric int8 activations cost the stem the most), `sample_feeds`
-    (feeds kept for sensitivity, default 2: the first calibration feeds), `pipeline` (optimize pipeline; False skips it),
-    `sensitivity_data` (feeds to measure sensitivity on instead of the first calibration feeds),
+    (calibration feeds kept for sensitivity, default 2: those with the smallest content digest,
+    `graphopt.quant.samples`, so the same feeds in any order give the same samples and the
+    same model), `pipeline` (optimize pipeline; False skips it),
+    `sensitivity_data` (feeds to measure sensitivity on instead, used as given),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
     sample feed; default: RMS error over the FP32 output's range),
     `histogram_sample` (histogram at most about this many values of each tensor per feed, by a
@@ -201,12 +206,14 @@ def quantize_with_report(
         fixed_float |= set(report.stem)
     tensors = placement.calibrated(graph)
     samples: list[Feed] = []
-    reference: list[Feed] = []  # FP32 outputs of the samples, from the calibration run
+    reference: list[Feed] | None = None  # FP32 outputs of the samples, from the calibration run
     sensitivity = bool(keep_float) or accuracy_target is not None
     if sensitivity and calibration_data is None and sensitivity_data is None and not keep_float:
         sensitivity = False  # nothing to measure on: the (default) accuracy target is skipped
-    # calibration feeds kept for the sensitivity search (none when it does not run)
+    # calibration feeds kept for the sensitivity search (none when it does not run): those
+    # with the smallest content digest, so that the feeds' order does not change the model
     keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
+    keeper = SampleKeeper(keep_samples)
     clock = time.perf_counter()
     source_algorithm = None  # the calibrator of the cache the scales come from
     if from_cache is not None:
@@ -228,30 +235,25 @@ def quantize_with_report(
         }
         report.scales = {t: scales[t] for t in tensors if t in scales}
         if calibration_data is not None and keep_samples:
-            # range first: zip then stops without drawing one feed too many from the data
-            samples = [f for _, f in zip(range(keep_samples), calibration_data, strict=False)]
+            # every feed is read: the samples are chosen by content, not by position
+            for i, feed in enumerate(calibration_data):
+                keeper.offer(i, check_feed(proto, feed, f"calibration feed {i}"))
+            samples = keeper.feeds
     else:
         assert calibration_data is not None
-
-        def feeds() -> Iterable[Feed]:
-            for feed in calibration_data:
-                if len(samples) < keep_samples:
-                    samples.append(feed)
-                yield feed
-
         calibrators, report.feeds = collect(
             proto,
             tensors,
-            feeds(),
+            calibration_data,
             threads=threads,
             on_batch=on_batch,
             histograms=method != "minmax",
             sample_cap=histogram_sample,
-            reference=reference,
-            reference_feeds=keep_samples,
+            samples=keeper,
             same_scale=placement.share,
             in_flight=parallel_feeds,
         )
+        samples, reference = keeper.feeds, keeper.references
         params, report.scales = parameters(
             calibrators, placement, target, method, percentile, entropy_floor
         )
@@ -279,7 +281,7 @@ def quantize_with_report(
             threads,
             error_metric,
             ranking,
-            reference if len(reference) == len(samples) else None,
+            reference if reference is not None and len(reference) == len(samples) else None,
         )
         report.sensitivity, report.error = order, error
         fixed_float |= set(chosen_nodes)

@@ -40,6 +40,7 @@ from graphopt.errors import BackendError, QuantizeError
 from graphopt.ir.values import declared_dims
 from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.quant.range_probe import RangeSlot, with_range_outputs
+from graphopt.quant.samples import SampleKeeper, by_position
 
 log = logging.getLogger("graphopt.quant")
 
@@ -121,6 +122,7 @@ def collect(
     sample_cap: int = 0,
     reference: list[Feed] | None = None,
     reference_feeds: int = 0,
+    samples: SampleKeeper | None = None,
     same_scale: Mapping[str, str] | None = None,
     in_flight: int = 1,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
@@ -128,18 +130,39 @@ def collect(
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
     by onnxruntime, some derived from others (`range_probe`; `same_scale`: the plan's scale
     groups, tensor → representative), `runs_in_flight(threads, in_flight)` feeds at a time
-    sharing the `threads` (0: the cores). With `reference`, the model's
-    own outputs for the first `reference_feeds` feeds are appended to it (the FP32 outputs the
-    accuracy search compares with, computed by the same run instead of a second session: 0.15 s
-    less on ppocr_det, whose cost sits at the budget; the run's peak RSS grows by 0.14 GiB on
-    common_det, which keeps the detection head it otherwise prunes)."""
+    sharing the `threads` (0: the cores). With `samples`, every (checked) feed is offered to
+    the keeper, and the feeds it may keep are run for the model's own outputs too, recorded
+    with the feed (the FP32 outputs the accuracy search compares with, computed by the same run
+    instead of a second session: 0.15 s less on ppocr_det, whose cost sits at the budget; the
+    run's peak RSS grows by 0.14 GiB on common_det, which keeps the detection head it otherwise
+    prunes); at most the kept feeds' outputs are alive, plus those of the feeds in flight. With
+    `reference`, the outputs for the first `reference_feeds` feeds are appended to it."""
+    if reference is not None and reference_feeds > 0 and samples is None:
+        first = SampleKeeper(reference_feeds, by_position)
+        result = collect(
+            model,
+            tensors,
+            data,
+            threads=threads,
+            on_batch=on_batch,
+            histograms=histograms,
+            sample_cap=sample_cap,
+            samples=first,
+            same_scale=same_scale,
+            in_flight=in_flight,
+        )
+        reference.extend(first.references or [])
+        return result
     calibrators = {
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
     if not tensors:
         count = 0
         for i, feed in enumerate(data):
-            check_feed(model, feed, f"calibration feed {i}")
+            checked = check_feed(model, feed, f"calibration feed {i}")
+            if samples is not None:
+                samples.offer(i, checked)  # no run: the search computes their outputs
+            del checked
             count += 1
         if count == 0:
             raise QuantizeError("the calibration data is empty")
@@ -150,7 +173,7 @@ def collect(
     else:
         probe, slots = with_range_outputs(model, tensors, same_scale)
         names = [o.name for o in probe.graph.output]
-    wanted = reference is not None and reference_feeds > 0
+    wanted = samples is not None and samples.count > 0
     outputs = [o.name for o in model.graph.output] if wanted else []
     extra = [o for o in outputs if o not in names]
     probe.graph.output.extend(_untyped_output(o) for o in extra)
@@ -164,12 +187,15 @@ def collect(
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
 
-    def fold(i: int, values: list[Any]) -> None:
-        """Batch i's probe outputs into the calibrators (batches come in order)."""
-        if reference is not None and i < reference_feeds:
+    def fold(i: int, values: list[Any], sample: Any, checked: Feed | None) -> None:
+        """Batch i's probe outputs into the calibrators (batches come in order); `sample`:
+        its key where the keeper may keep it (`checked`, the feed)."""
+        if samples is not None and sample is not None and samples.admits(sample):
+            assert checked is not None
             # copies: onnxruntime's arrays can keep the session's memory arena alive (+0.56 GiB
             # peak on ppocr_det through the accuracy search)
-            reference.append({o: np.array(values[position[o]], copy=True) for o in outputs})
+            outs = {o: np.array(values[position[o]], copy=True) for o in outputs}
+            samples.keep(sample, checked, outs)
         if histograms:
             for name, value in zip(names, values[: len(names)], strict=True):
                 with _naming(i, name):
@@ -196,34 +222,38 @@ def collect(
         if on_batch is not None:
             on_batch(count)
 
-    def fetch(i: int) -> list[str]:
-        return names + extra if reference is not None and i < reference_feeds else names
+    def offer(i: int, checked: Feed) -> tuple[Any, list[str]]:
+        """Feed i's sample key (None: the keeper will not keep it) and the names to fetch."""
+        sample = samples.wants(i, checked) if samples is not None else None
+        return sample, names + extra if sample is not None else names
 
     if in_flight == 1:
         for i, feed in enumerate(data):
             checked = check_feed(model, feed, f"calibration feed {i}")
-            values = _run(sess, fetch(i), checked, f"calibration feed {i}")
-            del checked
-            fold(i, values)
-            del values  # only one batch of activations alive at a time
+            sample, fetch = offer(i, checked)
+            values = _run(sess, fetch, checked, f"calibration feed {i}")
+            fold(i, values, sample, checked)
+            del checked, values  # only one batch of activations alive at a time
             done_one()
     else:
-        pending: deque[tuple[int, Future[list[Any]]]] = deque()
+        pending: deque[tuple[int, Any, Feed | None, Future[list[Any]]]] = deque()
         with ThreadPoolExecutor(max_workers=in_flight) as pool:
             for i, feed in enumerate(data):
                 checked = check_feed(model, feed, f"calibration feed {i}")
+                sample, fetch = offer(i, checked)
                 if len(pending) == in_flight:  # the oldest run finishes first in the fold
-                    j, run = pending.popleft()
-                    fold(j, run.result())
-                    del run
+                    j, key, kept, run = pending.popleft()
+                    fold(j, run.result(), key, kept)
+                    del run, kept
                     done_one()
                 where = f"calibration feed {i}"
-                pending.append((i, pool.submit(_run, sess, fetch(i), checked, where)))
-                del checked
+                run = pool.submit(_run, sess, fetch, checked, where)
+                pending.append((i, sample, checked if sample is not None else None, run))
+                del checked, run
             while pending:
-                j, run = pending.popleft()
-                fold(j, run.result())
-                del run
+                j, key, kept, run = pending.popleft()
+                fold(j, run.result(), key, kept)
+                del run, kept
                 done_one()
     if count == 0:
         raise QuantizeError("the calibration data is empty")
