@@ -154,7 +154,12 @@ def test_optimize_time_benchmark_on_tiny_model(
     assert s["runs"] == 2 and len(s["floor_s"]) == 2
     assert math.isfinite(s["ratio"]) and s["ratio"] > 0
     assert s["ratio_min"] <= s["ratio_paired_median"] <= s["ratio_max"]
-    assert "| tiny | default |" in bench_optimize.format_table([row])
+    # `optimize` alone (save left out) is timed inside each end-to-end round
+    assert len(s["part_s"]) == 2
+    assert all(0 < p < t for p, t in zip(s["part_s"], s["tool_s"], strict=True))
+    assert s["part_ratio"] == s["part_median_s"] / s["floor_median_s"]
+    table = bench_optimize.format_table([row])
+    assert "| tiny | default |" in table and f"{s['part_ratio']:.2f}×" in table
 
 
 def test_max_rel_diff_scales_by_the_output_range_over_all_images() -> None:
