@@ -86,6 +86,7 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
     if isinstance(model, onnx.ModelProto):
         where = "the given ModelProto"
         _check_model_basics(model, where, check_nodes)
+        _refuse_unlocated_external_data(model, where)
         if copy:
             out = onnx.ModelProto()
             out.CopyFrom(model)
@@ -95,6 +96,7 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
         where = "the given bytes"
         proto = _parse(bytes(model), where)
         _check_model_basics(proto, where, check_nodes)
+        _refuse_unlocated_external_data(proto, where)
         return LoadedModel(proto, where=where)
     if type(model).__name__ == "Graph" and type(model).__module__.startswith("onnx_graphsurgeon"):
         import onnx_graphsurgeon as gs
@@ -107,6 +109,22 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
         f"cannot load a model from {type(model).__name__}: pass a path, bytes, "
         "onnx.ModelProto or onnx_graphsurgeon.Graph"
     )
+
+
+def _refuse_unlocated_external_data(proto: onnx.ModelProto, where: str) -> None:
+    """A model given as an object whose tensors still point at external data files (onnx.load
+    with load_external_data=False) cannot be read: a file location is relative to the model's
+    folder, which an object does not carry (a pass read it relative to the current directory:
+    a misleading error, or another file's bytes)."""
+    external = _external_tensors(proto)
+    if external:
+        location = ExternalDataInfo(external[0]).location
+        more = f" (and {len(external) - 1} more)" if len(external) > 1 else ""
+        raise LoadError(
+            f"{where} keeps tensor {external[0].name!r}{more} in external data {location!r}, "
+            "which graphopt cannot locate without the model's path: pass the path, or "
+            "onnx.load it with load_external_data=True"
+        )
 
 
 def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
