@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphopt.errors import VerifyError
+from graphopt.errors import SaveError, VerifyError
+from graphopt.ir.model_io import LoadedModel
 
 
 def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -65,3 +66,21 @@ def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> No
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise VerifyError(f"{what} fails onnx.checker: {str(e).strip().splitlines()[0]}") from e
+
+
+def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: bool | None) -> None:
+    """Refuse an output that would overwrite an external data file the input model reads: -o
+    naming that file, or (writing external data) an output whose `<name>.data` is one of them.
+    The input model would be left pointing at bytes that are not its weights. Writing over the
+    input model itself is fine: its data file is then rewritten with it."""
+    if not loaded.data_files:
+        return
+    out = Path(output).resolve()
+    if out in loaded.data_files:
+        raise SaveError(f"{output}: is an external data file of the input model; choose another")
+    same_model = loaded.source is not None and out == loaded.source.resolve()
+    data = out.parent / f"{out.name}.data"
+    if external and not same_model and data in loaded.data_files:
+        raise SaveError(
+            f"{output}: its data file {data.name} is the input model's; choose another name"
+        )

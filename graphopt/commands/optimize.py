@@ -111,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
 
     from graphopt.api import optimize_with_report
     from graphopt.backends.tensorrt import parse_shapes
-    from graphopt.commands._common import check_model, require_utf8_io_names
+    from graphopt.commands._common import (
+        check_model,
+        refuse_writing_over_input_data,
+        require_utf8_io_names,
+    )
     from graphopt.ir import load, save_model
     from graphopt.passes import nchwc_fallback
 
@@ -137,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
     # check); --verify compares with a copy of the original
     original = onnx.ModelProto()
     if args.verify:
-        require_utf8_io_names(loaded.model, args.input)  # before optimizing: --verify could not run it
+        require_utf8_io_names(
+            loaded.model, args.input
+        )  # before optimizing: --verify could not run it
         original.CopyFrom(loaded.model)
     guarded_input = nchwc_fallback.branches(loaded.model)  # count an ort-cpu input like its output
     nodes_before = _nodes(guarded_input[0] if guarded_input else loaded.model.graph, "")
@@ -199,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{bound}); nothing was written"
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
+    refuse_writing_over_input_data(loaded, args.output, external)
     save_model(optimized, args.output, external_data=external)
     nodes_after = _nodes(optimized.graph, " nodes")
     if guarded is not None:  # count what runs: the NCHWc graph (the NCHW one is the fallback)

@@ -58,6 +58,7 @@ class LoadedModel:
     external_data: bool = False
     source: Path | None = None
     where: str = ""  # how load's errors name the model: its path, or "the given bytes", ...
+    data_files: tuple[Path, ...] = ()  # the external data files it was read from (resolved)
 
 
 def load_model(model: ModelLike, *, copy: bool = True) -> onnx.ModelProto:
@@ -155,7 +156,10 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LoadError(f"{path}: external data could not be loaded: {first}") from e
     _check_model_basics(proto, str(path), check_nodes)
-    return LoadedModel(proto, bool(external), path, str(path))
+    files = (
+        {(path.parent / info.location).resolve(): None for _, info in stored} if external else {}
+    )
+    return LoadedModel(proto, bool(external), path, str(path), tuple(files))
 
 
 def _check_external_size(
