@@ -156,10 +156,9 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise LoadError(f"{path}: external data could not be loaded: {first}") from e
     _check_model_basics(proto, str(path), check_nodes)
-    files = (
-        {(path.parent / info.location).resolve(): None for _, info in stored} if external else {}
-    )
-    return LoadedModel(proto, bool(external), path, str(path), tuple(files))
+    locations = dict.fromkeys(info.location for _, info in stored) if external else {}
+    files = tuple((path.parent / location).resolve() for location in locations)  # one per file
+    return LoadedModel(proto, bool(external), path, str(path), files)
 
 
 def _check_external_size(
