@@ -105,6 +105,8 @@ def _build(
     for name in group.nodes:
         copy = onnx.NodeProto()
         copy.CopyFrom(graph.nodes[name])
+        if copy.domain == "ai.onnx":  # a function body resolves the default domain as "" only
+            copy.domain = ""
         body.append(copy)
     function = onnx.helper.make_function(
         FUSED_DOMAIN,
@@ -112,13 +114,23 @@ def _build(
         inputs,
         outputs,
         body,
-        opset_imports=list(graph.model.opset_import),
+        opset_imports=_function_opsets(graph),
         doc_string=f"fusion group of {len(body)} nodes, pattern {group.pattern.name}",
     )
     call = onnx.helper.make_node(
         fname, inputs, outputs, name=graph.unique_name(fname), domain=FUSED_DOMAIN
     )
     return function, call
+
+
+def _function_opsets(graph: Graph) -> list[onnx.OperatorSetIdProto]:
+    """The model's opset imports, the default domain named "" (a model may import it as
+    "ai.onnx", which onnx.checker and onnxruntime accept in the graph, but in a function body
+    they find no opset for the body's nodes of domain "")."""
+    imports = [o for o in graph.model.opset_import if o.domain != "ai.onnx"]
+    if "" in graph.opset and not any(o.domain == "" for o in imports):
+        imports.insert(0, onnx.helper.make_opsetid("", graph.opset[""]))
+    return imports
 
 
 def _import_domain(graph: Graph) -> None:
