@@ -26,6 +26,9 @@ from graphopt.passes.layout import constant_slice_params
 from graphopt.passes.noop import LazyShapes
 
 SPATIAL_AXES = (2, 3)
+# Element types every onnxruntime release's CPU SpaceToDepth takes (opset 1-12 kernels register
+# float and double only; newer releases add a few 8/16-bit types, none int32, int64 or bool)
+S2D_DTYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE})
 UNBOUNDED_END = 2**31 - 1  # an end at least this large keeps every row of any real image
 
 
@@ -156,6 +159,8 @@ class FocusToSpaceToDepth(Pass):
             blocks.append(found)
         if len({b.source for b in blocks}) != 1:
             return "the slices read different tensors"
+        if shapes.dtype(blocks[0].source) not in S2D_DTYPES:
+            return f"{blocks[0].source} is not known to be float or double (SpaceToDepth's kernels)"
         order = [2 * b.dy + b.dx for b in blocks]
         if sorted(order) != [0, 1, 2, 3]:
             return f"the blocks {[(b.dy, b.dx) for b in blocks]} are not the four 2×2 phases"
