@@ -312,8 +312,9 @@ def _elemwise_cond(kind: OpKind, is_sink: bool) -> bool:
 
 @dataclass
 class FusionGroup:
-    """One fusion group: node names in topological order, the group's combined pattern and its
-    anchor (the OUT_EWISE_FUSABLE node it is built around, if any)."""
+    """One fusion group: node names in topological order, the group's combined pattern (the
+    most complex kind among its nodes) and its anchor (the OUT_EWISE_FUSABLE node it is built
+    around, if any)."""
 
     nodes: list[str]
     pattern: OpKind
@@ -347,7 +348,9 @@ def fusion_groups(
     for key in ordered:
         r = roots[key]
         anchor = vertices[r.anchor].name if r.anchor is not None else None
-        pattern = r.pattern if r.pattern != OpKind.TUPLE else OpKind.INJECTIVE
+        # The combination of its members' kinds: the root's pattern, which steers the phases as
+        # TVM's does, is the sink's and can be simpler (a Reshape fused into a Sigmoid).
+        pattern = max(vertices[i].kind for i in members[key])
         out.append(FusionGroup([vertices[i].name for i in members[key]], pattern, anchor))
     return out
 
