@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -74,7 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread: signals stay as they are
         previous = None
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a reader gone early shows here, not in Python's flush at exit
+        return code
+    except BrokenPipeError:
+        # `graphopt ... | head`: end quietly as `cat` does (128 + SIGPIPE), no traceback;
+        # Python flushes stdout once more at exit: that flush goes to the null device
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except GraphoptError as e:
         print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
         return 2

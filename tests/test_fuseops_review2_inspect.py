@@ -8,7 +8,7 @@ import sys
 import onnx
 from onnx import TensorProto, helper
 
-from graphopt.commands.inspect import SIGPIPE_EXIT
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: graphopt.cli.main ends so on any command's closed pipe
 
 
 def _long_chain(path, n: int = 6000) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -56,24 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.groups:
         report["fusion"].pop("groups")
     if args.json:
-        return _emit(json.dumps(report, indent=2, default=_json_text))
-    return _emit(format_report(report))
-
-
-SIGPIPE_EXIT = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader went away
-
-
-def _emit(text: str) -> int:
-    """Print `text`. A reader that closes the pipe early (`graphopt inspect m --groups | head`)
-    ends the command quietly, as it ends `cat`, instead of with a BrokenPipeError traceback."""
-    try:
-        print(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python flushes stdout once more at exit: send that flush to the null device.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return SIGPIPE_EXIT
+        print(json.dumps(report, indent=2, default=_json_text))
+    else:
+        print(format_report(report))  # a reader gone early (| head): graphopt.cli.main
     return 0
 
 
