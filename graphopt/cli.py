@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python flushes stdout once more at exit: that flush goes to the null device
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
+        return 128 + getattr(signal, "SIGPIPE", 13)  # 13 on POSIX; Windows has no SIGPIPE
     except GraphoptError as e:
         print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
         return 2
