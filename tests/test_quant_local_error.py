@@ -239,11 +239,14 @@ def test_calibration_run_gives_the_fp32_reference(histograms: bool) -> None:
 
 
 def test_search_from_the_calibration_reference_matches_a_separate_one() -> None:
-    from graphopt.quant.samples import feed_digest
+    from graphopt.quant.collect import run_outputs
+    from graphopt.quant.samples import by_content
 
     data = feeds()
     _, shared = quantize_with_report(conv_model(), data, accuracy_target=1e-3)
-    samples = sorted(data, key=feed_digest)[:2]  # the two the default keeps: smallest digests
+    fp32 = run_outputs(conv_model(), data)  # the two the default keeps: chosen by content
+    order = sorted(range(len(data)), key=lambda i: by_content(i, data[i], fp32[i]))
+    samples = [data[i] for i in order[:2]]
     _, separate = quantize_with_report(
         conv_model(), data, accuracy_target=1e-3, sensitivity_data=samples
     )

@@ -23,7 +23,7 @@ from graphopt.errors import PipelineError, QuantizeError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.quant import cache as cache_io
-from graphopt.quant.collect import Feed, check_feed, collect
+from graphopt.quant.collect import Feed, choose_samples, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import COMPUTE_OPS, TARGETS, Plan, plan
 from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, has_float16, insert_qdq
@@ -108,8 +108,8 @@ def quantize(
 
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
     calibrating; a `cache` written then names that cache's calibrator, not `method`'s; when a
-    sensitivity search runs on samples from `calibration_data`, all of it is still read, to
-    choose them by content), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
+    sensitivity search runs on samples from `calibration_data`, all of it is still read and run
+    through the FP32 model once, to choose them by content), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
     `HistogramCalibrator.compute_amax` for why detectors need it), `keep_float` (N most sensitive groups stay
     float), `accuracy_target` (largest output error vs FP32 on the sample feeds, RMS over the FP32
@@ -119,9 +119,9 @@ def quantize(
     `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names kept float), `keep_stem` (the convolutions
     before the first downsampling stay float, `graphopt.quant.stem`; default: True for target
     `tensorrt`, whose symmetric int8 activations cost the stem the most), `sample_feeds`
-    (calibration feeds kept for sensitivity, default 2: those with the smallest content digest,
-    `graphopt.quant.samples`, so the same feeds in any order give the same samples and the
-    same model), `pipeline` (optimize pipeline; False skips it),
+    (calibration feeds kept for sensitivity, default 2: those whose FP32 outputs vary most, the
+    smallest content digest breaking ties, `graphopt.quant.samples`; so the same feeds in any
+    order give the same samples and the same model), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead, used as given),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
     sample feed; default: RMS error over the FP32 output's range),
@@ -210,8 +210,8 @@ def quantize_with_report(
     sensitivity = bool(keep_float) or accuracy_target is not None
     if sensitivity and calibration_data is None and sensitivity_data is None and not keep_float:
         sensitivity = False  # nothing to measure on: the (default) accuracy target is skipped
-    # calibration feeds kept for the sensitivity search (none when it does not run): those
-    # with the smallest content digest, so that the feeds' order does not change the model
+    # calibration feeds kept for the sensitivity search (none when it does not run), chosen by
+    # content (`graphopt.quant.samples`), so that the feeds' order does not change the model
     keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
     keeper = SampleKeeper(keep_samples)
     clock = time.perf_counter()
@@ -235,10 +235,9 @@ def quantize_with_report(
         }
         report.scales = {t: scales[t] for t in tensors if t in scales}
         if calibration_data is not None and keep_samples:
-            # every feed is read: the samples are chosen by content, not by position
-            for i, feed in enumerate(calibration_data):
-                keeper.offer(i, check_feed(proto, feed, f"calibration feed {i}"))
-            samples = keeper.feeds
+            # every feed is read and run: the samples are chosen by content, not by position
+            choose_samples(proto, calibration_data, keeper, threads)
+            samples, reference = keeper.feeds, keeper.references
     else:
         assert calibration_data is not None
         calibrators, report.feeds = collect(

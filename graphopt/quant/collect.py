@@ -130,15 +130,15 @@ def collect(
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
     by onnxruntime, some derived from others (`range_probe`; `same_scale`: the plan's scale
     groups, tensor → representative), `runs_in_flight(threads, in_flight)` feeds at a time
-    sharing the `threads` (0: the cores). With `samples`, every (checked) feed is offered to
-    the keeper, and the feeds it may keep are run for the model's own outputs too, recorded
-    with the feed (the FP32 outputs the accuracy search compares with, computed by the same run
+    sharing the `threads` (0: the cores). With `samples`, every (checked) feed is run for the
+    model's own outputs too and offered with them to the keeper, which copies those of the feeds
+    it keeps (the FP32 outputs the accuracy search compares with, computed by the same run
     instead of a second session: 0.15 s less on ppocr_det, whose cost sits at the budget; the
     run's peak RSS grows by 0.14 GiB on common_det, which keeps the detection head it otherwise
     prunes); at most the kept feeds' outputs are alive, plus those of the feeds in flight. With
     `reference`, the outputs for the first `reference_feeds` feeds are appended to it."""
     if reference is not None and reference_feeds > 0 and samples is None:
-        first = SampleKeeper(reference_feeds, by_position)
+        first = SampleKeeper(reference_feeds, by_position, uses_outputs=False)
         result = collect(
             model,
             tensors,
@@ -160,8 +160,8 @@ def collect(
         count = 0
         for i, feed in enumerate(data):
             checked = check_feed(model, feed, f"calibration feed {i}")
-            if samples is not None:
-                samples.offer(i, checked)  # no run: the search computes their outputs
+            if samples is not None:  # no run: kept without outputs (the search computes them)
+                samples.offer(i, checked)
             del checked
             count += 1
         if count == 0:
@@ -187,15 +187,11 @@ def collect(
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
 
-    def fold(i: int, values: list[Any], sample: Any, checked: Feed | None) -> None:
-        """Batch i's probe outputs into the calibrators (batches come in order); `sample`:
-        its key where the keeper may keep it (`checked`, the feed)."""
-        if samples is not None and sample is not None and samples.admits(sample):
-            assert checked is not None
-            # copies: onnxruntime's arrays can keep the session's memory arena alive (+0.56 GiB
-            # peak on ppocr_det through the accuracy search)
-            outs = {o: np.array(values[position[o]], copy=True) for o in outputs}
-            samples.keep(sample, checked, outs)
+    def fold(i: int, values: list[Any], checked: Feed) -> None:
+        """Batch i (the feed `checked`)'s probe outputs into the calibrators and, where its
+        model outputs were fetched, the sample keeper (batches come in order)."""
+        if samples is not None and len(values) == len(position):
+            samples.offer(i, checked, {o: values[position[o]] for o in outputs})
         if histograms:
             for name, value in zip(names, values[: len(names)], strict=True):
                 with _naming(i, name):
@@ -222,38 +218,36 @@ def collect(
         if on_batch is not None:
             on_batch(count)
 
-    def offer(i: int, checked: Feed) -> tuple[Any, list[str]]:
-        """Feed i's sample key (None: the keeper will not keep it) and the names to fetch."""
-        sample = samples.wants(i, checked) if samples is not None else None
-        return sample, names + extra if sample is not None else names
+    def fetch(i: int, checked: Feed) -> list[str]:
+        """The probe outputs to fetch for feed i: the model's own too where it may be kept."""
+        keep = wanted and samples is not None and samples.may_keep(i, checked)
+        return names + extra if keep else names
 
     if in_flight == 1:
         for i, feed in enumerate(data):
             checked = check_feed(model, feed, f"calibration feed {i}")
-            sample, fetch = offer(i, checked)
-            values = _run(sess, fetch, checked, f"calibration feed {i}")
-            fold(i, values, sample, checked)
+            values = _run(sess, fetch(i, checked), checked, f"calibration feed {i}")
+            fold(i, values, checked)
             del checked, values  # only one batch of activations alive at a time
             done_one()
     else:
-        pending: deque[tuple[int, Any, Feed | None, Future[list[Any]]]] = deque()
+        pending: deque[tuple[int, Feed, Future[list[Any]]]] = deque()
         with ThreadPoolExecutor(max_workers=in_flight) as pool:
             for i, feed in enumerate(data):
                 checked = check_feed(model, feed, f"calibration feed {i}")
-                sample, fetch = offer(i, checked)
                 if len(pending) == in_flight:  # the oldest run finishes first in the fold
-                    j, key, kept, run = pending.popleft()
-                    fold(j, run.result(), key, kept)
-                    del run, kept
+                    j, done, run = pending.popleft()
+                    fold(j, run.result(), done)
+                    del run, done
                     done_one()
                 where = f"calibration feed {i}"
-                run = pool.submit(_run, sess, fetch, checked, where)
-                pending.append((i, sample, checked if sample is not None else None, run))
-                del checked, run
+                run = pool.submit(_run, sess, fetch(i, checked), checked, where)
+                pending.append((i, checked, run))
+                del run, checked
             while pending:
-                j, key, kept, run = pending.popleft()
-                fold(j, run.result(), key, kept)
-                del run, kept
+                j, done, run = pending.popleft()
+                fold(j, run.result(), done)
+                del run, done
                 done_one()
     if count == 0:
         raise QuantizeError("the calibration data is empty")
@@ -278,6 +272,27 @@ def runs_in_flight(threads: int = 0, wanted: int = 2) -> int:
     """Range-probe runs at a time: `wanted`, at most one per intra-op thread of the budget
     (`threads`; 0: the cores)."""
     return max(1, min(wanted, threads or _cores()))
+
+
+def choose_samples(
+    model: onnx.ModelProto, data: Iterable[Any], keeper: SampleKeeper, threads: int = 0
+) -> int:
+    """Offer every feed of `data` (checked as a calibration feed) with `model`'s outputs for it
+    to `keeper` (when samples are chosen without a calibration run: scales from a cache); the
+    number of feeds."""
+    try:
+        sess = session(model, threads=threads)
+    except BackendError as e:
+        raise QuantizeError(str(e)) from e
+    names = [o.name for o in sess.get_outputs()]
+    count = 0
+    for i, feed in enumerate(data):
+        checked = check_feed(model, feed, f"calibration feed {i}")
+        values = _run(sess, names, checked, f"calibration feed {i}")
+        keeper.offer(i, checked, dict(zip(names, values, strict=True)))
+        del checked, values
+        count += 1
+    return count
 
 
 def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0) -> list[Feed]:
