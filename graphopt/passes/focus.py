@@ -7,9 +7,10 @@ computes the same four blocks in the order (0,0), (0,1), (1,0), (1,1): block dyÂ
 x[:, :, dy::2, dx::2]. Five nodes (nine as exported) become one; onnxruntime does the same at
 session time (as SpaceToDepth + Gather), TensorRT and `ORT_DISABLE_ALL` get it ahead of time.
 
-What it does not do: block sizes other than 2, channels-last layouts, or a Focus whose block
-order differs from SpaceToDepth's and whose Concat feeds anything but one Conv (a Gather to
-reorder the channels would cost about what the Concat did).
+What it does not do: block sizes other than 2, channels-last layouts, tensors other than float
+and double (onnxruntime has no SpaceToDepth kernel for int32, int64 or bool), or a Focus whose
+block order differs from SpaceToDepth's and whose Concat feeds anything but one Conv (a Gather
+to reorder the channels would cost about what the Concat did).
 """
 
 from __future__ import annotations
