@@ -100,6 +100,7 @@ def test_compare_model_counts_nodes_and_reports_failures(comparison: dict) -> No
 
 
 def test_compare_model_ratios_are_finite_and_diffs_small(comparison: dict) -> None:
+    pytest.importorskip("onnxoptimizer", reason="a [dev] peer; its rows are part of the count")
     rows = comparison["tools"]
     assert rows["original"]["latency"]["all"]["ratio"] == 1.0  # paired with itself
     for tool in ("original", "graphopt:default", "onnxoptimizer", "ort:basic"):
