@@ -5,27 +5,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from graphopt.backends.trt_check import Finding, check_tensorrt, errors
 from graphopt.backends.trt_support import TrtVersion, op_support, parse_version
 from graphopt.errors import BackendError, PipelineError
-
-F = TensorProto.FLOAT
-
-
-def model(nodes, inputs, outputs, inits=(), opset=17, domains=(), functions=()):
-    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
-    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
-    return helper.make_model(graph, opset_imports=opsets, functions=list(functions))
-
-
-def vi(name, dims, dtype=F):
-    return helper.make_tensor_value_info(name, dtype, dims)
-
-
-def const(name, value, dtype=None):
-    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+from tests.trt_models import const, model, vi
 
 
 def image_model(node, extra_inits=(), out_dims=None, x_dims=(1, 3, 8, 8), **kw):

@@ -6,29 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from graphopt.backends.trt_check import Finding, check_tensorrt, errors
-
-F = TensorProto.FLOAT
-
-
-def model(nodes, inputs, outputs, inits=(), opset=17) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-
-
-def vi(name, dims, dtype=F):
-    return helper.make_tensor_value_info(name, dtype, dims)
-
-
-def const(name, value, dtype=None):
-    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
-
-
-def messages(found: list[Finding]) -> list[str]:
-    return [f"{f.rule}: {f.message}" for f in errors(found)]
-
+from graphopt.backends.trt_check import check_tensorrt, errors
+from tests.trt_models import const, messages, model, vi
 
 # -- Q/DQ ----------------------------------------------------------------------------------------
 
