@@ -36,3 +36,22 @@ def initializer(model: onnx.ModelProto, name: str) -> np.ndarray:
         if t.name == name:
             return onnx.numpy_helper.to_array(t)
     raise AssertionError(f"no initializer {name!r}")
+
+
+# x [1, 64] @ WEIGHT: a model whose one 16 KiB weight (fits a pipe's buffer) the model I/O tests
+# save inline, as external data, through links and into streams
+WEIGHT = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+
+
+def matmul_model() -> onnx.ModelProto:
+    """y = x @ WEIGHT (MatMul node 'mm', opset 13, IR 8)."""
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(WEIGHT, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)

@@ -10,26 +10,15 @@ import os
 
 import numpy as np
 import onnx
-import onnx.helper as oh
 import pytest
 from onnx import numpy_helper
 
 from graphopt.cli import main
 from graphopt.errors import SaveError
 from graphopt.ir import load, save_model
+from tests.models_util import WEIGHT, matmul_model
 
-WEIGHT = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
-
-
-def _model() -> onnx.ModelProto:
-    graph = oh.make_graph(
-        [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
-        "g",
-        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-        [numpy_helper.from_array(WEIGHT, "w")],
-    )
-    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
+_model = matmul_model
 
 
 def _link(tmp_path):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from onnx import numpy_helper
 import graphopt
 from graphopt.errors import LoadError, SaveError
 from graphopt.ir import Graph, load, load_model, save_model
+from tests.models_util import WEIGHT, matmul_model
 
 RICH = """
 <ir_version: 8, opset_import: ["" : 15, "custom.domain" : 1, "local" : 1], producer_name: "test", producer_version: "1.0", doc_string: "model doc", domain: "ai.example", model_version: 7>
@@ -89,21 +90,11 @@ def _dce_only(tmp_path):
     return p
 
 
-WEIGHT = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
-
-
 def _external_model(folder: Path, location: str = "m.onnx.data") -> Path:
     """x @ WEIGHT, its 16 KiB weight stored as external data `location`, saved as folder/m.onnx."""
-    graph = oh.make_graph(
-        [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
-        "g",
-        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-        [numpy_helper.from_array(WEIGHT, "w")],
-    )
     src = folder / "m.onnx"
     onnx.save_model(
-        oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)]),
+        matmul_model(),
         str(src),
         save_as_external_data=True,
         location=location,
