@@ -3,6 +3,8 @@ use), multi-node replacements, refusals with reasons, user rule files from a pip
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -246,9 +248,17 @@ def test_user_rule_file_from_pipeline_yaml(tmp_path):
     assert load_pipeline(str(pipe)).rule_files == [rules]
 
 
-def test_explain_cli_lists_applied_and_refused(tmp_path, capsys):
+def _optimize_explained(model: onnx.ModelProto, tmp_path, capsys) -> tuple[str, Path]:
+    """`graphopt optimize in.onnx -o out.onnx --explain`: what it printed, and out.onnx."""
     from graphopt.cli import main
 
+    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnx.save(model, src)
+    assert main(["optimize", str(src), "-o", str(dst), "--explain"]) == 0
+    return capsys.readouterr().out, dst
+
+
+def test_explain_cli_lists_applied_and_refused(tmp_path, capsys):
     model = build(
         """<ir_version: 8, opset_import: ["" : 13]>
         g (float[1,2,5,5] x) => (float[1,3,5,5] z, float[1,3,5,5] w2) {
@@ -262,10 +272,7 @@ def test_explain_cli_lists_applied_and_refused(tmp_path, capsys):
         {"W": rand(3, 2, 1, 1), "W2": rand(3, 2, 1, 1), "s": rand(3), "b": rand(3), "m": rand(3),
          "v": rand(3, low=0.5, high=2.0)},
     )  # fmt: skip
-    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
-    onnx.save(model, src)
-    assert main(["optimize", str(src), "-o", str(dst), "--explain"]) == 0
-    text = capsys.readouterr().out
+    text, _ = _optimize_explained(model, tmp_path, capsys)
     assert "rule fold-batchnorm-conv: applied 1, refused 1" in text
     assert "refused at BatchNormalization_3: intermediate y2 is also used by Relu_4" in text
 
@@ -273,8 +280,6 @@ def test_explain_cli_lists_applied_and_refused(tmp_path, capsys):
 def test_explain_lists_a_refusal_once_when_the_fusions_run_again(tmp_path, capsys):
     """The clean-up removes a no-op Transpose, so the default pipeline runs its fusions again
     and meets the same refusal: --explain reports it once."""
-    from graphopt.cli import main
-
     model = build(
         """<ir_version: 8, opset_import: ["" : 13]>
         g (float[1,2,5,5] x) => (float[1,3,5,5] w2) {
@@ -287,10 +292,7 @@ def test_explain_lists_a_refusal_once_when_the_fusions_run_again(tmp_path, capsy
         {"W2": rand(3, 2, 1, 1), "s": rand(3), "b": rand(3), "m": rand(3),
          "v": rand(3, low=0.5, high=2.0)},
     )  # fmt: skip
-    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
-    onnx.save(model, src)
-    assert main(["optimize", str(src), "-o", str(dst), "--explain"]) == 0
-    text = capsys.readouterr().out
+    text, dst = _optimize_explained(model, tmp_path, capsys)
     assert "Transpose" not in {n.op_type for n in onnx.load(dst).graph.node}
     assert "rule fold-batchnorm-conv: applied 0, refused 1" in text
     assert text.count("intermediate y2 is also used by Relu") == 1
