@@ -141,9 +141,8 @@ def run(args: argparse.Namespace) -> int:
     # check); --verify compares with a copy of the original
     original = onnx.ModelProto()
     if args.verify:
-        require_utf8_io_names(
-            loaded.model, args.input
-        )  # before optimizing: --verify could not run it
+        # before optimizing: --verify could not run a model with such names
+        require_utf8_io_names(loaded.model, args.input)
         original.CopyFrom(loaded.model)
     guarded_input = nchwc_fallback.branches(loaded.model)  # count an ort-cpu input like its output
     nodes_before = _nodes(guarded_input[0] if guarded_input else loaded.model.graph, "")
