@@ -31,6 +31,7 @@ import onnx
 from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts
 from graphopt.ir import Graph
 from graphopt.ir.graph import outer_references
+from graphopt.ir.nodes import is_default_domain
 from graphopt.passes.base import Instrument, PassContext, Retractable
 
 log = logging.getLogger("graphopt.subgraphs")
@@ -166,7 +167,7 @@ def _own_inputs(
                scan input x_j: the Scan's input's without its scan axis (opset 9 on)
         else:  none
     """
-    default = node.domain in ("", "ai.onnx")
+    default = is_default_domain(node)
     loop = default and node.op_type == "Loop"
     scan = default and node.op_type == "Scan" and graph.opset_version("") >= 9
     states = len(body.input) - int(graph.attr(node, "num_scan_inputs", 0) or 0)

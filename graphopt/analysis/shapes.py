@@ -27,7 +27,7 @@ import onnx
 
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
-from graphopt.ir.nodes import constant_tensor
+from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
 from graphopt.ir.values import declared_dims
 from graphopt.passes.base import PassContext
 
@@ -277,19 +277,12 @@ def _body_types_only(nodes: Any) -> None:
     iteration number and condition, which onnxruntime feeds with the rank declared there.
     The Scan's and Loop's own inference still type the body from the node's inputs."""
     for node in nodes:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                bodies: Any = (attr.g,)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                bodies = attr.graphs
-            else:
-                continue
-            kept = 2 if node.op_type == "Loop" and node.domain in ("", "ai.onnx") else 0
-            for body in bodies:
-                for vi in itertools.chain(body.input[kept:], body.output, body.value_info):
-                    if vi.type.HasField("tensor_type"):
-                        vi.type.tensor_type.ClearField("shape")
-                _body_types_only(body.node)
+        kept = 2 if node.op_type == "Loop" and is_default_domain(node) else 0
+        for body in subgraphs(node):
+            for vi in itertools.chain(body.input[kept:], body.output, body.value_info):
+                if vi.type.HasField("tensor_type"):
+                    vi.type.tensor_type.ClearField("shape")
+            _body_types_only(body.node)
 
 
 def _infer(graph: Graph) -> ShapeFacts:

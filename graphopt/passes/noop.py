@@ -324,11 +324,7 @@ class _Rules:
     def _whole_shape_of(self, tensor: str, x: str) -> bool:
         """Whether `tensor` is Shape(x) over all of x's dims (no start or end past 0)."""
         producer = self.graph.producer_node(tensor)
-        if (
-            producer is None
-            or producer.op_type != "Shape"
-            or producer.domain not in ("", "ai.onnx")
-        ):
+        if producer is None or producer.op_type != "Shape" or not is_default_domain(producer):
             return False
         if producer.input[0] != x:
             return False
