@@ -246,29 +246,9 @@ def sha256_of(model: str | os.PathLike[str] | onnx.ModelProto | bytes) -> str:
     return h.hexdigest()
 
 
-def _external_data_sha256(path: Path) -> str:
-    """sha256 over the digests of the files the model at `path` keeps external data in, in
-    the order they are first named."""
-    proto = onnx.load(str(path), load_external_data=False)
-    files: dict[Path, None] = {}
-
-    def visit(initializers: Sequence[onnx.TensorProto], nodes: Sequence[onnx.NodeProto]) -> None:
-        found = list(initializers)
-        for node in nodes:
-            for a in node.attribute:
-                found += [a.t] if a.HasField("t") else []
-                found += a.tensors
-                for g in [*([a.g] if a.HasField("g") else []), *a.graphs]:
-                    visit(g.initializer, g.node)
-        for t in found:
-            if t.data_location == onnx.TensorProto.EXTERNAL:
-                for entry in t.external_data:
-                    if entry.key == "location":
-                        files.setdefault(path.parent / entry.value)
-
-    visit(proto.graph.initializer, proto.graph.node)
-    for f in proto.functions:
-        visit([], f.node)
+def _external_data_sha256(files: Sequence[Path]) -> str:
+    """sha256 over the digests of `files`, the external data files a model was read from
+    (`LoadedModel.data_files`: in the order load first met them)."""
     h = hashlib.sha256()
     for file in files:
         h.update(sha256_of(file).encode())
@@ -346,8 +326,8 @@ def write_targets(
             "sha256": digest,
             # the weights of a teacher kept as external data are not in its file's digest
             **(
-                {"data_sha256": _external_data_sha256(loaded.source)}
-                if loaded.external_data and loaded.source
+                {"data_sha256": _external_data_sha256(loaded.data_files)}
+                if loaded.data_files
                 else {}
             ),
         },
