@@ -93,16 +93,6 @@ def _static_dim(shapes: LazyShapes, tensor: str, axis: int) -> float:
     return float("inf") if dims is None else dims[axis]
 
 
-def _elem_type(graph: Graph, tensor: str, shapes: LazyShapes) -> int | None:
-    """`tensor`'s element type: as a graph input declares it (a Focus reads the image), else
-    from shape inference."""
-    if graph.is_graph_input(tensor):
-        for vi in graph.proto.input:
-            if vi.name == tensor and vi.type.HasField("tensor_type"):
-                return vi.type.tensor_type.elem_type
-    return shapes.dtype(tensor)
-
-
 def _conv_reading(graph: Graph, tensor: str) -> onnx.NodeProto | None:
     """The one Conv (group 1, constant weight) that is `tensor`'s only reader, as its data."""
     readers = graph.consumer_nodes(tensor)
@@ -170,7 +160,7 @@ class FocusToSpaceToDepth(Pass):
             blocks.append(found)
         if len({b.source for b in blocks}) != 1:
             return "the slices read different tensors"
-        if _elem_type(graph, blocks[0].source, shapes) not in S2D_DTYPES:
+        if shapes.dtype(blocks[0].source) not in S2D_DTYPES:
             return f"{blocks[0].source} is not known to be float or double (SpaceToDepth's kernels)"
         order = [2 * b.dy + b.dx for b in blocks]
         if sorted(order) != [0, 1, 2, 3]:

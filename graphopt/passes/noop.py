@@ -161,18 +161,26 @@ class LazyShapes:
                 return int(target.dims[0])
         return None
 
-    def _declared_rank(self, tensor: str) -> int | None:
+    def _declared_tensor(self, tensor: str) -> onnx.TypeProto.Tensor | None:
+        """The tensor type graph input `tensor` declares (None: no such input, or no tensor)."""
         for vi in self.graph.proto.input:
             if vi.name == tensor:
-                tt = vi.type.tensor_type
-                has_shape = vi.type.HasField("tensor_type") and tt.HasField("shape")
-                return len(tt.shape.dim) if has_shape else None
+                return vi.type.tensor_type if vi.type.HasField("tensor_type") else None
         return None
 
+    def _declared_rank(self, tensor: str) -> int | None:
+        tt = self._declared_tensor(tensor)
+        return len(tt.shape.dim) if tt is not None and tt.HasField("shape") else None
+
     def dtype(self, tensor: str) -> int | None:
+        """`tensor`'s element type: an initializer's, a graph input's as declared (no
+        inference: a Focus reads the image), else from shape inference."""
         init = self.graph.initializers.get(tensor)
         if init is not None:
             return init.data_type  # an overridable default's dtype is its input's too
+        declared = self._declared_tensor(tensor)
+        if declared is not None:
+            return declared.elem_type
         return self.facts.dtype(tensor)
 
 
