@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import onnx
 
@@ -46,7 +46,8 @@ def opset_map(model: onnx.ModelProto) -> dict[str, int]:
     return {canonical_domain(o.domain): o.version for o in model.opset_import}
 
 
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+def _all_nodes(graph: onnx.GraphProto | onnx.FunctionProto) -> Iterator[onnx.NodeProto]:
+    """The nodes of `graph` (a graph or a function body) and of the bodies inside them."""
     for node in graph.node:
         yield node
         for sub in subgraphs(node):
@@ -62,7 +63,12 @@ def _since(op: str, version: int, domain: str) -> int | None:
 
 def unchanged_between(model: onnx.ModelProto, domain: str, old: int, new: int) -> bool:
     """True when every op of `domain` in `model` has the same schema at `old` and `new`."""
-    for node in _all_nodes(model.graph):
+    return _same_schemas(_all_nodes(model.graph), domain, old, new)
+
+
+def _same_schemas(nodes: Iterable[onnx.NodeProto], domain: str, old: int, new: int) -> bool:
+    """True when every op of `domain` among `nodes` has the same schema at `old` and `new`."""
+    for node in nodes:
         if canonical_domain(node.domain) != domain:
             continue
         before, after = _since(node.op_type, old, domain), _since(node.op_type, new, domain)
@@ -79,13 +85,8 @@ def _functions_unchanged(model: onnx.ModelProto, new: int) -> bool:
         old = {canonical_domain(o.domain): o.version for o in f.opset_import}.get("")
         if old is None or old == new:
             continue
-        for top in f.node:
-            for node in [top, *(n for sub in subgraphs(top) for n in _all_nodes(sub))]:
-                if canonical_domain(node.domain) != "":
-                    continue
-                before, after = _since(node.op_type, old, ""), _since(node.op_type, new, "")
-                if before is None or before != after:
-                    return False
+        if not _same_schemas(_all_nodes(f), "", old, new):
+            return False
     return True
 
 
