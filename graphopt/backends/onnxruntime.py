@@ -223,16 +223,20 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
             differs = float(np.any(a != b))
             diffs.append(Difference(name, differs, differs, exact=True))
             continue
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        # Equal values (NaN in both too) differ by 0; a NaN on one side only differs by inf.
-        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
-        delta = np.nan_to_num(np.where(same, 0.0, np.abs(a64 - b64)), nan=np.inf, posinf=np.inf)
-        finite = np.abs(a64[np.isfinite(a64)])
-        scale = float(finite.max()) if finite.size else 0.0
-        worst = float(delta.max())
+        worst, scale = max_difference(a, b)
         exact = not np.issubdtype(a.dtype, np.inexact)
         diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, exact))
     return diffs
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """max |a − b| and max |a| over a's finite values, for numeric arrays of one shape, not
+    empty. Equal values (NaN in both too) differ by 0; a NaN on one side only differs by inf."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+    delta = np.nan_to_num(np.where(same, 0.0, np.abs(a64 - b64)), nan=np.inf, posinf=np.inf)
+    finite = np.abs(a64[np.isfinite(a64)])
+    return float(delta.max()), float(finite.max()) if finite.size else 0.0
 
 
 def _leaves_of(name: str, a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

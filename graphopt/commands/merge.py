@@ -178,17 +178,15 @@ def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
     over its finite values."""
     import numpy as np
 
+    from graphopt.backends.onnxruntime import max_difference
+
     if expected.shape != got.shape:
         return float("inf"), 0.0
     if not np.issubdtype(expected.dtype, np.number):
         return (0.0 if np.array_equal(expected, got) else float("inf")), 0.0
     if not expected.size:
         return 0.0, 0.0
-    a, b = expected.astype(np.float64), got.astype(np.float64)
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    delta = np.nan_to_num(np.where(same, 0.0, np.abs(a - b)), nan=np.inf, posinf=np.inf)
-    finite = np.abs(a[np.isfinite(a)])
-    return float(delta.max()), float(finite.max()) if finite.size else 0.0
+    return max_difference(expected, got)
 
 
 def run_split(args: argparse.Namespace) -> int:
