@@ -225,11 +225,13 @@ def test_calibration_run_gives_the_fp32_reference(histograms: bool) -> None:
     """The accuracy search's FP32 outputs come from the calibration run (no second session):
     the same values a plain session gives, for the first feeds only."""
     from graphopt.quant.collect import collect, run_outputs
+    from graphopt.quant.samples import SampleKeeper, by_position
 
     model = conv_model()
     tensors = plan(model, "tensorrt").calibrated(Graph(model))
-    reference: list = []
-    collect(model, tensors, feeds(), histograms=histograms, reference=reference, reference_feeds=2)
+    first = SampleKeeper(2, by_position, uses_outputs=False)
+    collect(model, tensors, feeds(), histograms=histograms, samples=first)
+    reference = first.references or []
     plain = run_outputs(model, feeds()[:2])
     assert len(reference) == 2 and [sorted(r) for r in reference] == [["y"], ["y"]]
     # own copies: onnxruntime's arrays kept the calibration session's arena alive (+0.56 GiB)

@@ -20,6 +20,7 @@ from graphopt.quant.data import PreprocessSpec, folder_feeds
 from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.quant.placement import plan
 from graphopt.quant.qdq import insert_qdq, quantize_weight
+from graphopt.quant.samples import SampleKeeper, by_position
 from tests.test_quant_api import conv_model
 
 RNG_SEED = 7
@@ -826,8 +827,7 @@ def test_calibration_keeps_one_batch_of_activations_alive(monkeypatch) -> None:
             _probed(model),
             iter(fp_feeds(np.float32)),
             histograms=True,
-            reference=[],
-            reference_feeds=reference_feeds,
+            samples=SampleKeeper(reference_feeds, by_position, uses_outputs=False),
             on_batch=lambda count: alive.append(sum(r() is not None for r in refs)),
         )
     assert refs and alive and max(alive) == 0
@@ -852,15 +852,15 @@ def test_model_outputs_are_fetched_only_for_the_reference_feeds(monkeypatch) -> 
     output = model.graph.output[0].name
     for reference_feeds in (0, 2):
         fetched.clear()
-        reference: list = []
+        first = SampleKeeper(reference_feeds, by_position, uses_outputs=False)
         collect_module.collect(
             model,
             _probed(model),
             iter(fp_feeds(np.float32)),
             histograms=False,
-            reference=reference,
-            reference_feeds=reference_feeds,
+            samples=first,
         )
+        reference = first.references or []
         with_output = [output in names for names in fetched]
         assert with_output == [i < reference_feeds for i in range(len(fetched))]
         assert len(reference) == reference_feeds

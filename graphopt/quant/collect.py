@@ -40,7 +40,7 @@ from graphopt.errors import BackendError, QuantizeError
 from graphopt.ir.values import declared_dims
 from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.quant.range_probe import RangeSlot, with_range_outputs
-from graphopt.quant.samples import SampleKeeper, by_position
+from graphopt.quant.samples import SampleKeeper
 
 log = logging.getLogger("graphopt.quant")
 
@@ -120,8 +120,6 @@ def collect(
     on_batch: Callable[[int], None] | None = None,
     histograms: bool = True,
     sample_cap: int = 0,
-    reference: list[Feed] | None = None,
-    reference_feeds: int = 0,
     samples: SampleKeeper | None = None,
     same_scale: Mapping[str, str] | None = None,
     in_flight: int = 1,
@@ -135,24 +133,8 @@ def collect(
     it keeps (the FP32 outputs the accuracy search compares with, computed by the same run
     instead of a second session: 0.15 s less on ppocr_det, whose cost sits at the budget; the
     run's peak RSS grows by 0.14 GiB on common_det, which keeps the detection head it otherwise
-    prunes); at most the kept feeds' outputs are alive, plus those of the feeds in flight. With
-    `reference`, the outputs for the first `reference_feeds` feeds are appended to it."""
-    if reference is not None and reference_feeds > 0 and samples is None:
-        first = SampleKeeper(reference_feeds, by_position, uses_outputs=False)
-        result = collect(
-            model,
-            tensors,
-            data,
-            threads=threads,
-            on_batch=on_batch,
-            histograms=histograms,
-            sample_cap=sample_cap,
-            samples=first,
-            same_scale=same_scale,
-            in_flight=in_flight,
-        )
-        reference.extend(first.references or [])
-        return result
+    prunes); at most the kept feeds' outputs are alive, plus those of the feeds in flight (the
+    first feeds' outputs: `SampleKeeper(n, samples.by_position, uses_outputs=False)`)."""
     calibrators = {
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
