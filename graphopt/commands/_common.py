@@ -9,6 +9,7 @@ read failure into a graphopt error (each command decides what a bad file means).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,17 @@ def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> No
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise VerifyError(f"{what} fails onnx.checker: {str(e).strip().splitlines()[0]}") from e
+
+
+def refuse_model_path(
+    option: str, path: str, models: Iterable[tuple[str, str]], error: type[Exception]
+) -> None:
+    """An `error` when `path`, which `option` writes, is the path of one of `models` ((what,
+    model path), checked in order): writing it would replace that model."""
+    target = Path(path).resolve()
+    for what, model in models:
+        if Path(model).resolve() == target:
+            raise error(f"{option} {path} is the {what} model's path; give another")
 
 
 def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: bool | None) -> None:

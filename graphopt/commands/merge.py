@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import comma_list
+from graphopt.commands._common import comma_list, refuse_model_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,10 +126,8 @@ def run_merge(args: argparse.Namespace) -> int:
     from graphopt.multitask import MergeError, merge_with_report
 
     if args.report:  # the JSON report written over a model: the merged one, or an input
-        report_path = Path(args.report).resolve()
-        for flag, path in [("-o", args.output)] + [("input", m) for m in args.inputs]:
-            if Path(path).resolve() == report_path:
-                raise MergeError(f"--report {args.report} is the {flag} model's path; give another")
+        models = [("-o", args.output)] + [("input", m) for m in args.inputs]
+        refuse_model_path("--report", args.report, models, MergeError)
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     merged, report = merge_with_report(
         args.inputs,

@@ -121,6 +121,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from graphopt.commands._common import refuse_model_path
     from graphopt.errors import QuantizeError
     from graphopt.ir import load, save_model
     from graphopt.quant import cache as cache_io
@@ -132,10 +133,8 @@ def run(args: argparse.Namespace) -> int:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
     check_writable(args.output, "output", make_parents=False)
     if args.cache:
-        if Path(args.cache).resolve() == Path(args.output).resolve():
-            raise QuantizeError(f"--cache {args.cache} is the output model's path; give another")
-        if Path(args.cache).resolve() == Path(args.input).resolve():
-            raise QuantizeError(f"--cache {args.cache} is the input model's path; give another")
+        models = [("output", args.output), ("input", args.input)]
+        refuse_model_path("--cache", args.cache, models, QuantizeError)
         check_writable(args.cache, "--cache", make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
