@@ -204,6 +204,7 @@ def test_runs_in_flight_give_the_sequential_ranges_and_reference() -> None:
     """Two feeds in flight (two cores: one thread each) fold into the same ranges, the FP32
     reference of the first feeds in feed order, and count batches in order."""
     from graphopt.quant.collect import runs_in_flight
+    from graphopt.quant.samples import SampleKeeper, by_position
 
     assert runs_in_flight(1) == 1 and runs_in_flight(2) == 2 and runs_in_flight(16) == 2
     assert runs_in_flight(16, 1) == 1 and runs_in_flight(16, 4) == 4
@@ -211,7 +212,7 @@ def test_runs_in_flight_give_the_sequential_ranges_and_reference() -> None:
     tensors = plan(model, "onnxruntime").calibrated(Graph(model))
     results = []
     for threads in (1, 2):
-        reference: list[dict[str, np.ndarray]] = []
+        first = SampleKeeper(3, by_position, uses_outputs=False)
         counts: list[int] = []
         ranged, count = collect(
             model,
@@ -219,11 +220,11 @@ def test_runs_in_flight_give_the_sequential_ranges_and_reference() -> None:
             feeds(7),
             threads=threads,
             histograms=False,
-            reference=reference,
-            reference_feeds=3,
+            samples=first,
             on_batch=counts.append,
             in_flight=2,
         )
+        reference = first.references or []
         assert count == 7 and counts == list(range(8))
         results.append(({t: (c.minimum, c.maximum) for t, c in ranged.items()}, reference))
     (seq, seq_ref), (par, par_ref) = results
