@@ -78,3 +78,17 @@ def test_a_dangling_link_in_an_existing_folder_is_created_through(tmp_path):
     save_model(_model(), link)
     assert link.is_symlink()
     assert (tmp_path / "versions" / "v4.onnx").read_bytes() == _model().SerializeToString()
+
+
+def test_every_atomic_writer_writes_through_a_link(tmp_path):
+    """write_atomically itself follows the link (the engine, cache and manifest writers call it
+    directly): it replaced the link with a regular file."""
+    from graphopt.ir.model_io import write_atomically
+
+    link, real = _link(tmp_path)
+    write_atomically(link, link.parent, b"engine bytes")
+    assert link.is_symlink() and real.read_bytes() == b"engine bytes"
+    write_atomically(link, link.parent, [b"in ", b"pieces"])
+    assert link.is_symlink() and real.read_bytes() == b"in pieces"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current.onnx", "versions"]
+    assert [p.name for p in (tmp_path / "versions").iterdir()] == ["v3.onnx"]

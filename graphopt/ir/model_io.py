@@ -421,11 +421,16 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
 
     A `path` that is a device or a pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written
     straight, as `open` does: there is no file to keep whole, and a rename onto it would
-    replace the device node itself (as root: /dev/null becomes a regular file)."""
+    replace the device node itself (as root: /dev/null becomes a regular file). A `path` that
+    is a symbolic link is written through, as `open` does: the file it points to is replaced
+    (its temporary file beside it, one file system) and the link kept."""
     if is_stream(path):
         with open(path, "wb") as f:
             _write(f, data)
         return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+        parent = path.parent
     for _ in range(100):
         tmp = parent / f".graphopt-{secrets.token_hex(6)}-{path.name}"
         try:
