@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from graphopt.errors import SaveError, VerifyError
-from graphopt.ir.model_io import LoadedModel
+from graphopt.ir.model_io import LoadedModel, default_data_location
 
 
 def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -91,7 +91,7 @@ def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: b
     if out in loaded.data_files:
         raise SaveError(f"{output}: is an external data file of the input model; choose another")
     same_model = loaded.source is not None and out == loaded.source.resolve()
-    data = out.parent / f"{out.name}.data"
+    data = out.parent / default_data_location(out)
     if external and not same_model and data in loaded.data_files:
         raise SaveError(
             f"{output}: its data file {data.name} is the input model's; choose another name"

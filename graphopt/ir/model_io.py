@@ -302,6 +302,12 @@ def undefined_output_error(where: str, output: str) -> LoadError:
     )
 
 
+def default_data_location(path: Path) -> str:
+    """The external data file `save_model` writes beside the model at `path` unless told
+    another: `<file name>.data`."""
+    return f"{path.name}.data"
+
+
 def save_model(
     model: onnx.ModelProto,
     path: str | os.PathLike[str],
@@ -354,7 +360,7 @@ def save_model(
             return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             tmp_model = Path(tmp) / path.name
-            location = location or f"{path.name}.data"
+            location = location or default_data_location(path)
             work = onnx.ModelProto()
             work.CopyFrom(model)
             _move_to_external_data(work, location)
