@@ -12,7 +12,9 @@ once, with each model's remaining head attached to it.
 
 Each task's outputs are bitwise those of its own model when the shared weights are bitwise
 equal (the same ops run on the same values); with `tolerance > 0` a task reads its twin's
-weights, which differ by at most the tolerance.
+weights, which differ by at most the tolerance. Model-local functions equal byte for byte are
+kept once; a function that differs from another model's function of the same name is renamed
+in its model, calls included (`functions.rename_clashing`), and `split` gives the name back.
 
 What it does not do: share nodes with subgraph attributes, random ops or ops of domains without
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
@@ -29,6 +31,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -38,6 +41,7 @@ from graphopt.ir.graph import tensor_value
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
+from graphopt.multitask.functions import rename_clashing
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
 from graphopt.multitask.opsets import opset_map, reconcile, spell_default_domain
 from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
@@ -104,6 +108,9 @@ def merge_with_report(
     before = [opset_map(p).get("", 0) for p in protos]
     protos, imports, ir_version = reconcile(protos, sources)
     report = MergeReport()
+    function_renames = rename_clashing(protos, prefixes)
+    for prefix, made in zip(prefixes, function_renames, strict=True):
+        report.renamed_functions += [f"{prefix}: {d}:{old} -> {d}:{new}" for d, new, old in made]
     report.converted = [
         s for s, p, b in zip(sources, protos, before, strict=True) if opset_map(p).get("", 0) != b
     ]
@@ -113,7 +120,14 @@ def merge_with_report(
     for i, proto in enumerate(protos):
         builder.add_model(i, proto, prefixes[i], model_inputs[i])
     model = builder.finish(
-        protos, prefixes, sources, merged_inputs, model_inputs, imports, ir_version
+        protos,
+        prefixes,
+        sources,
+        merged_inputs,
+        model_inputs,
+        imports,
+        ir_version,
+        function_renames,
     )
     if check:
         check_model(model, "merged")
@@ -416,6 +430,7 @@ class _Builder:
         model_inputs: Sequence[Mapping[str, str]],
         imports: Mapping[str, int],
         ir_version: int,
+        function_renames: Sequence[Sequence[tuple[str, str, str]]],
     ) -> onnx.ModelProto:
         produced = {o for n in self.nodes for o in n.output}
         outputs = {o.name for o in self.outputs}
@@ -441,7 +456,7 @@ class _Builder:
 
         model.producer_version = __version__
         _merge_functions(model, protos, sources)
-        _merge_metadata(model, protos, prefixes, sources, model_inputs)
+        _merge_metadata(model, protos, prefixes, sources, model_inputs, function_renames)
         return model
 
 
@@ -561,10 +576,12 @@ def _merge_metadata(
     prefixes: Sequence[str],
     sources: Sequence[str],
     model_inputs: Sequence[Mapping[str, str]],
+    function_renames: Sequence[Sequence[tuple[str, str, str]]],
 ) -> None:
     """Merge the metadata props and record the task table: per prefix, the source, the model's
     inputs (an IR < 4 initializer listed as input is a constant, not one) → the merged inputs
-    they read, and its outputs → the merged outputs, both in the model's order."""
+    they read, and its outputs → the merged outputs, both in the model's order; and, where
+    `rename_clashing` renamed some of its local functions, those renames."""
     props: dict[str, str] = {}
     for proto, prefix in zip(protos, prefixes, strict=True):
         for p in proto.metadata_props:
@@ -572,7 +589,7 @@ def _merge_metadata(
                 props[p.key] = p.value
             elif props[p.key] != p.value:
                 props[prefix + p.key] = p.value
-    tasks = {
+    tasks: dict[str, dict[str, Any]] = {
         prefix: {
             "source": source,
             "inputs": dict(inputs),
@@ -582,13 +599,18 @@ def _merge_metadata(
             protos, prefixes, sources, model_inputs, strict=True
         )
     }
+    for prefix, made in zip(prefixes, function_renames, strict=True):
+        if made:
+            tasks[prefix]["functions"] = [list(r) for r in made]
     # in the models' own order (no sort_keys): split(task=...) gives the interface back in order
     props[METADATA_KEY] = json.dumps(tasks)
     onnx.helper.set_model_props(model, props)
 
 
-def task_table(model: onnx.ModelProto) -> dict[str, dict[str, dict[str, str]]]:
-    """The tasks a merged model records: prefix → {"outputs": {...}, "inputs": {...}}."""
+def task_table(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+    """The tasks a merged model records: prefix → {"source": ..., "inputs": {...},
+    "outputs": {...}} and, where its local functions were renamed, "functions": [[domain,
+    new name, old name], ...]."""
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
             return dict(json.loads(p.value))

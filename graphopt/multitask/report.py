@@ -59,6 +59,8 @@ class MergeReport:
     macs_unknown: int = 0  # MAC-op nodes whose shapes were not static (not counted)
     identities: int = 0  # Identity nodes added to name outputs computed by shared nodes
     renamed_inputs: list[str] = field(default_factory=list)
+    # local functions renamed: another model's function of that name differs
+    renamed_functions: list[str] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)  # models whose opset was converted
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +101,11 @@ class MergeReport:
         if self.renamed_inputs:
             lines.append(
                 "inputs kept apart (same name, different type): " + ", ".join(self.renamed_inputs)
+            )
+        if self.renamed_functions:
+            lines.append(
+                "local functions renamed (another model's differs): "
+                + ", ".join(self.renamed_functions)
             )
         if self.converted:
             lines.append("converted to the common opset: " + ", ".join(self.converted))

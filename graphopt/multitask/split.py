@@ -11,12 +11,13 @@ reads is collapsed (the producer writes the output directly), which undoes the I
 adds for outputs computed by shared nodes.
 
 What it does not do: prune unused outputs of a kept multi-output node, or rename tensors other
-than the chosen outputs and (with `task`) the inputs.
+than the chosen outputs and (with `task`) the inputs and the local functions merge renamed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx
 
@@ -25,6 +26,7 @@ from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
+from graphopt.multitask.functions import restore_names
 from graphopt.multitask.merge import METADATA_KEY, task_table
 from graphopt.multitask.opsets import canonical_domain
 
@@ -63,12 +65,14 @@ def split(
         renames = {o: o[len(strip_prefix) :] for o in chosen if o.startswith(strip_prefix)}
     result = _extract(proto, chosen, inputs)
     _rename_interface(result, renames, input_renames)
+    if task is not None and strip_prefix is None:
+        restore_names(result, entry.get("functions", []))
     if check:
         check_model(result, "split")
     return result
 
 
-def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Mapping[str, str]]:
+def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
     table = task_table(model)
     if not table:
         raise MergeError("the model has no task table: it was not written by graphopt merge")
