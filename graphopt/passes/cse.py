@@ -29,6 +29,10 @@ MERGEABLE_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
 def _tensor_bytes(t: onnx.TensorProto) -> bytes:
     if t.HasField("raw_data"):
         return t.raw_data
+    if t.data_type == onnx.TensorProto.STRING:
+        # each element length first: numpy's tobytes() of a string tensor is the addresses of
+        # its objects, which a freed tensor's next one reuses (unequal strings compared equal)
+        return b"".join(len(s).to_bytes(8, "little") + s for s in t.string_data)
     return numpy_helper.to_array(t).tobytes()
 
 
