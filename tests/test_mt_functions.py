@@ -88,3 +88,30 @@ def test_equal_functions_are_kept_once_under_their_name():
     merged, report = check_tasks([a, b])
     assert [f.name for f in merged.functions] == ["Block"]
     assert report.renamed_functions == []
+
+
+def test_two_inputs_mapped_to_one_merged_input_are_both_declared_by_split():
+    """input_map may send two inputs of one model to one merged input (the model reads the
+    same image twice). split(task=) declared only one of them (the last name won), so the
+    task's model lost an input of its interface; both come back, in the model's order, the
+    second read by nothing (the merged model reads the two as one value)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["a", "c"], ["t"]),
+            helper.make_node("Add", ["t", "b"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3]) for n in ("a", "c", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    first = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    first.ir_version = 8
+    other = model([function("Block", "Add")], "Block")
+    merged = merge_with_report(
+        [first, other], input_map={0: {"a": "x", "b": "x", "c": "c"}, 1: {"x": "x"}}
+    )[0]
+    back = split(merged, task="m0")
+    assert [vi.name for vi in back.graph.input] == ["a", "c", "b"]
+    assert [vi.type for vi in back.graph.input] == [vi.type for vi in first.graph.input]
+    feeds = {"a": X, "c": X + 1, "b": X}
+    np.testing.assert_array_equal(ort_run(back, feeds)["y"], ort_run(first, feeds)["y"])

@@ -47,6 +47,7 @@ def split(
     proto = load_model(model)
     renames: dict[str, str] = {}
     input_renames: dict[str, str] = {}
+    aliases: dict[str, str] = {}  # task input → the task input it was merged with
     inputs: list[str] | None = None
     if task is not None:
         entry = _task_entry(proto, task)
@@ -56,7 +57,11 @@ def split(
             raise MergeError("give either outputs or task to split, not both")
         if strip_prefix is None:
             renames = {merged: orig for orig, merged in entry["outputs"].items()}
-            input_renames = {merged: orig for orig, merged in entry["inputs"].items()}
+            for orig, merged in entry["inputs"].items():
+                if merged in input_renames:  # a second input mapped to one merged input
+                    aliases[orig] = input_renames[merged]
+                else:
+                    input_renames[merged] = orig
     elif outputs:
         chosen = list(dict.fromkeys(outputs))
     else:
@@ -64,7 +69,9 @@ def split(
     if strip_prefix:
         renames = {o: o[len(strip_prefix) :] for o in chosen if o.startswith(strip_prefix)}
     result = _extract(proto, chosen, inputs)
-    _rename_interface(result, renames, input_renames)
+    _rename_interface(
+        result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
+    )
     if task is not None and strip_prefix is None:
         restore_names(result, entry.get("functions", []))
     if check:
@@ -180,17 +187,25 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
 
 
 def _rename_interface(
-    model: onnx.ModelProto, outputs: Mapping[str, str], inputs: Mapping[str, str]
+    model: onnx.ModelProto,
+    outputs: Mapping[str, str],
+    inputs: Mapping[str, str],
+    aliases: Mapping[str, str] | None = None,
+    order: Sequence[str] = (),
 ) -> None:
     """Rename the chosen inputs and outputs. A tensor inside the model that already has a name
-    they get back (a shared node's output another task named so) is renamed out of the way."""
+    they get back (a shared node's output another task named so) is renamed out of the way.
+    `aliases`: input name → the (renamed) input it was merged with; each is declared again,
+    with that input's type (read by nothing: the task's model read the two as one value, which
+    is what `merge`'s input_map promised); `order`: the task's input names, in its order."""
     g = model.graph
+    aliases = aliases or {}
     renames = {
         **{k: v for k, v in inputs.items() if k != v},
         **{k: v for k, v in outputs.items() if k != v},
     }
     interface = {i.name for i in g.input} | {o.name for o in g.output}
-    targets = set(renames.values())
+    targets = set(renames.values()) | set(aliases)
     defined = scope_names(g) | {vi.name for vi in g.value_info}
     taken = defined | targets
     for target in sorted(targets):
@@ -206,7 +221,27 @@ def _rename_interface(
         renames[target] = f"{target}_{k}"
         taken.add(renames[target])
     _rename_everywhere(g, renames)
+    if aliases:
+        _declare_aliases(g, aliases, order)
     _collapse_output_identities(model)
+
+
+def _declare_aliases(
+    graph: onnx.GraphProto, aliases: Mapping[str, str], order: Sequence[str]
+) -> None:
+    """Declare each alias as an input of the type of the input it names; the inputs in the
+    task's `order` (inputs it does not name after them, as they were)."""
+    declared = {vi.name: onnx.ValueInfoProto() for vi in graph.input}
+    for vi in graph.input:
+        declared[vi.name].CopyFrom(vi)
+    for alias, of in aliases.items():
+        declared[alias] = onnx.ValueInfoProto()
+        declared[alias].CopyFrom(declared[of])
+        declared[alias].name = alias
+    names = [n for n in order if n in declared]
+    names += [n for n in declared if n not in set(names)]
+    del graph.input[:]
+    graph.input.extend(declared[name] for name in names)
 
 
 def _rename_everywhere(graph: onnx.GraphProto, renames: Mapping[str, str]) -> None:
