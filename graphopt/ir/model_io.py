@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, EncodeError, Message
-from onnx.external_data_helper import ExternalDataInfo
+from onnx.external_data_helper import ExternalDataInfo, write_external_data_tensors
 
 try:
     from google.protobuf.unknown_fields import UnknownFieldSet
@@ -364,6 +364,10 @@ def save_model(
             work = onnx.ModelProto()
             work.CopyFrom(model)
             _move_to_external_data(work, location)
+            # the data file first (onnx.save_model would write it too): what stays is sized
+            write_external_data_tensors(work, tmp)
+            if _over_two_gib(work):
+                raise SaveError(f"{path}: {_kept_inline(work)}")
             onnx.save_model(work, str(tmp_model))
             mode = _mode_of(target)
             if mode is not None:  # a file replaced keeps its mode (as onnx.save's open keeps it)
@@ -386,17 +390,18 @@ def save_model(
 
 
 def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
-    """Mark every initializer (subgraphs' too) of 1 KiB or more to be written to `location`,
-    as onnx's `convert_model_to_external_data(all_tensors_to_one_file=True, size_threshold=1024)`
-    does, minus its check that `location` does not exist relative to the current directory
-    (the file is written in a temporary folder; an older copy at the target is replaced), and
-    plus the tensors that keep their values in typed fields (`float_data`, ...: paddle2onnx
-    writes them so), which it leaves inline: they are rewritten as the same values in
-    `raw_data` first, else a model over 2 GiB could stay over 2 GiB."""
+    """Mark every dense tensor of 1 KiB or more (initializers and node attributes such as
+    Constant values, in subgraphs and functions too) to be written to `location`, as onnx's
+    `convert_model_to_external_data(all_tensors_to_one_file=True, size_threshold=1024,
+    convert_attribute=True)` does, minus its check that `location` does not exist relative to
+    the current directory (the file is written in a temporary folder; an older copy at the
+    target is replaced), and plus the tensors that keep their values in typed fields
+    (`float_data`, ...: paddle2onnx writes them so), which it leaves inline: they are rewritten
+    as the same values in `raw_data` first, else a model over 2 GiB could stay over 2 GiB."""
     from onnx import numpy_helper
     from onnx.external_data_helper import set_external_data
 
-    for tensor in _initializers_everywhere(model.graph):
+    for tensor in _dense_tensors(model):
         if tensor.data_type == onnx.TensorProto.STRING:
             continue  # strings cannot be external data
         if not tensor.HasField("raw_data") and tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -414,10 +419,70 @@ def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
 _TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
 
 
-def _initializers_everywhere(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    yield from graph.initializer
-    for body in nested_bodies(graph):
-        yield from body.initializer
+def _dense_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor of `model` that external data can hold, as onnx's `_get_all_tensors`
+    walks them: the initializers and the `TENSOR`/`TENSORS` attributes of every node, in the
+    graph, its If/Loop/Scan bodies and the model's functions. Sparse tensors are not among
+    them: onnx neither writes nor loads their values as external data."""
+    kinds = onnx.AttributeProto
+
+    def in_nodes(nodes: Any) -> Iterator[onnx.TensorProto]:
+        for node in nodes:
+            for a in node.attribute:
+                if a.type == kinds.TENSOR:
+                    yield a.t
+                elif a.type == kinds.TENSORS:
+                    yield from a.tensors
+                elif a.type == kinds.GRAPH:
+                    yield from in_graph(a.g)
+                elif a.type == kinds.GRAPHS:
+                    for g in a.graphs:
+                        yield from in_graph(g)
+
+    def in_graph(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+        yield from graph.initializer
+        yield from in_nodes(graph.node)
+
+    yield from in_graph(model.graph)
+    for function in model.functions:
+        yield from in_nodes(function.node)
+
+
+def _kept_inline(model: onnx.ModelProto) -> str:
+    """Why `model`, its dense tensors marked as external data, is still over 2 GiB: the
+    largest tensor onnx cannot store as external data (a sparse initializer or attribute, or a
+    string tensor), named, or else the graph's own size."""
+    found: list[tuple[int, str]] = []
+    for graph in (model.graph, *nested_bodies(model.graph)):
+        found += [
+            (_size(s), f"sparse initializer {s.values.name!r}") for s in graph.sparse_initializer
+        ]
+        for node in graph.node:
+            found += [
+                (_size(a.sparse_tensor), f"node {node.name!r}'s sparse tensor {a.name!r}")
+                for a in node.attribute
+                if a.type == onnx.AttributeProto.SPARSE_TENSOR
+            ]
+    found += [
+        (_size(t), f"string tensor {t.name!r}")
+        for t in _dense_tensors(model)
+        if t.data_type == onnx.TensorProto.STRING
+    ]
+    if not found:
+        return "over 2 GiB even with its tensors in external data (its nodes and names alone)"
+    size, what = max(found, key=lambda item: item[0])
+    return (
+        f"over 2 GiB even with its dense tensors in external data: {what} ({size} bytes) must "
+        "stay inline (onnx stores only dense numeric tensors as external data); store it dense"
+    )
+
+
+def _size(message: Message) -> int:
+    """`message`'s serialized size (2 GiB where protobuf cannot size it)."""
+    try:
+        return message.ByteSize()
+    except EncodeError:
+        return TWO_GIB
 
 
 def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) -> None:
