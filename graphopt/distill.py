@@ -11,11 +11,11 @@ Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memm
 batch by batch, so memory stays bounded by one batch whatever the data set size. Every
 `checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
 data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
-atomically; a rerun
-with the same teacher, options and data resumes after the last checkpoint. The manifest is
-written (0 samples done) before the files are made, so a run stopped before its first
-checkpoint leaves a folder that the rerun starts over in. `load_targets(dir)`
-returns the arrays memory-mapped.
+atomically; a rerun with the same teacher, options and data (file names, sizes and
+modification times; a feed sequence's samples by position only) resumes after the last
+checkpoint. The manifest is written (0 samples done) before the files are made, so a run
+stopped before its first checkpoint leaves a folder that the rerun starts over in.
+`load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
 
@@ -336,6 +336,8 @@ def write_targets(
         "batch_size": batch_size,
         "count": len(sources),
         "sources": [s.name for s in sources],
+        # a file rewritten under its name (size or modification time) is another sample
+        "source_stats": [_stat(s.path) for s in sources],
         "preprocess": {
             k: list(v) if isinstance(v, tuple) else v for k, v in (preprocess or {}).items()
         },
@@ -378,6 +380,14 @@ def write_targets(
             progress(done, total)
     assert manifest is not None
     return manifest
+
+
+def _stat(path: Path | None) -> list[int] | None:
+    """[size, modification time in ns] of a sample file (None for an in-memory feed)."""
+    if path is None:
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _expose(model: onnx.ModelProto, hints: Sequence[str]) -> onnx.ModelProto:
@@ -542,6 +552,18 @@ def _resume(
             raise DistillError(f"{out}: holds .npy files but no {MANIFEST}; use an empty folder")
         return None
     manifest = read_manifest(out)
+    mine_stats, their_stats = config["source_stats"], manifest.get("source_stats")
+    if their_stats != mine_stats and manifest.get("sources") == config["sources"]:
+        changed = [
+            name
+            for name, a, b in zip(config["sources"], mine_stats, their_stats or [], strict=False)
+            if a != b
+        ]
+        raise DistillError(
+            f"{out}: holds targets of data files that changed since "
+            f"({', '.join(changed[:3]) or 'their sizes and times are not recorded'}); use "
+            "another folder (or delete it) to start over"
+        )
     for key in ("format", "teacher", "temperature", "axis", "batch_size", "sources", "preprocess"):
         mine, theirs = config[key], manifest.get(key)
         if key == "teacher":  # the same bytes may have moved
@@ -608,7 +630,9 @@ def load_targets(
 def iter_batches(
     directory: str | os.PathLike[str], batch_size: int
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Consecutive slices of `batch_size` samples of every stored tensor (memory-mapped)."""
+    """Consecutive slices of `batch_size` rows of every stored tensor (memory-mapped): rows,
+    not sample files, so with `samples_per_file` > 1 (a file holding several samples) a slice
+    holds `batch_size` of those rows."""
     targets = load_targets(directory)
     count = min((len(v) for v in targets.values()), default=0)
     for start in range(0, count, batch_size):

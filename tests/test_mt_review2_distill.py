@@ -94,3 +94,29 @@ def test_a_teacher_whose_external_weights_changed_is_not_resumed(tmp_path):
     # the same teacher and weights resume
     path = save(teacher, tmp_path / "m")
     assert write_targets(path, feeds, tmp_path / "t", checkpoint=1)["complete"]
+
+
+def test_a_data_file_rewritten_under_its_name_is_not_resumed(tmp_path):
+    """The manifest named the samples by file name only: a data file rewritten between the
+    stopped run and the rerun (same name, other values) was resumed, and the folder mixed
+    targets of the old and new data without a word."""
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        np.save(data / f"s{i}.npy", np.full((1, 4), i, np.float32))
+    out = tmp_path / "t"
+
+    def stop_at_two(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(classifier(), data, out, checkpoint=2, progress=stop_at_two)
+    first = data / "s0.npy"
+    stat = first.stat()
+    np.save(first, np.full((1, 4), 9, np.float32))  # same size: only the time tells
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(DistillError, match=r"data files that changed since \(s0.npy\)"):
+        write_targets(classifier(), data, out, checkpoint=2)
