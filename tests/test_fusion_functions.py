@@ -126,3 +126,24 @@ def test_real_common_det(real_model, real_feeds):
     assert len(out.graph.node) == len(model.graph.node) - stats["nodes"] + stats["functions"]
     for feeds in real_feeds("common_det", 2):
         assert_same_outputs(model, out, feeds)
+
+
+def test_a_dead_group_stays_plain_nodes_not_a_function_returning_nothing():
+    """Sigmoid → Exp → Neg whose result nothing reads formed a group that became a function
+    with no outputs, called by a node with no outputs."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], name="relu"),
+            helper.make_node("Sigmoid", ["x"], ["d1"], name="sig"),
+            helper.make_node("Exp", ["d1"], ["d2"], name="exp"),
+            helper.make_node("Neg", ["d2"], ["d3"], name="neg"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, [3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    out, stats = _run_pass(model)
+    assert stats["functions"] == 0 and list(out.functions) == []
+    assert [n.op_type for n in out.graph.node] == ["Relu", "Sigmoid", "Exp", "Neg"]

@@ -6,7 +6,8 @@ in the graph. The model then shows the partition structurally (Netron draws one 
 and runtimes that inline local functions (onnxruntime) compute exactly what they did before.
 
 What it does not do: change any computation, fuse kernels itself, or touch groups of opaque
-nodes (control flow and custom-domain ops always form singleton groups).
+nodes (control flow and custom-domain ops always form singleton groups) or dead groups (no
+node outside reads their results: a function returning nothing; dead-code elimination's job).
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ class MaterializeFusionGroups(Pass):
     max_group_size: int = MAX_GROUP_SIZE
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        groups = [
-            g
-            for g in fusion_groups(graph, self.max_group_size, ctx)
-            if len(g.nodes) >= max(self.min_size, 2)
-        ]
+        groups = []
+        for g in fusion_groups(graph, self.max_group_size, ctx):
+            if len(g.nodes) < max(self.min_size, 2):
+                continue
+            if not _boundary(graph, g)[1]:  # dead: no function that returns nothing
+                ctx.note(self.name, g.nodes[0], "refused", "the group's results are unused")
+                continue
+            groups.append(g)
         if not groups:
             return PassResult(False, {"functions": 0, "nodes": 0})
         model = graph.model
