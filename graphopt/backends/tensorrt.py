@@ -420,9 +420,15 @@ def retag_calibration_cache(data: bytes, tag: str) -> bytes:
     """graphopt's calibration cache, re-headed with this TensorRT's `tag`.
 
     graphopt (`graphopt.quant.cache`) and TensorRT write the same text format
-    (`TRT-<version>-EntropyCalibration2`, then `tensor: <8 hex digits of the big-endian float32
-    scale>`); only the version in the header differs, and TensorRT checks it. The text is
-    UTF-8, as graphopt writes it: tensor names are ONNX strings, not ASCII."""
+    (`TRT-<version>-<calibrator>`, then `tensor: <8 hex digits of the big-endian float32
+    scale>`). TensorRT skips a cache whose header names another version or another calibrator
+    than the one reading it, so the header becomes `tag` (this TensorRT, EntropyCalibration2)
+    whatever calibrator it names: `graphopt quantize` heads a cache with its method's
+    (MinMaxCalibration for minmax, the default; LegacyCalibration for percentile and mse) or
+    with that of the cache its scales came from. Each scale is amax / 127 whichever calibrator
+    chose amax, and TensorRT uses a cache's scales as they are: the calibrator's algorithm only
+    matters when it calibrates. The text is UTF-8, as graphopt writes it: tensor names are
+    ONNX strings, not ASCII."""
     from graphopt.errors import QuantizeError
     from graphopt.quant import cache as calib_cache
 
@@ -430,9 +436,20 @@ def retag_calibration_cache(data: bytes, tag: str) -> bytes:
         header, scales = calib_cache.loads(data.decode("utf-8"), "calibration cache")
     except (QuantizeError, UnicodeDecodeError) as e:
         raise BackendError(f"cannot use the calibration cache: {e}") from e
-    if not header.endswith("-EntropyCalibration2"):
-        raise BackendError(f"the calibration cache is for {header}, not EntropyCalibration2")
+    if header != tag:
+        log.info("calibration cache %s: its %d scales are used as %s", header, len(scales), tag)
     return calib_cache.dumps(scales, header=tag).encode("utf-8")
+
+
+def _same_scales(a: bytes, b: bytes) -> bool:
+    """Whether two calibration caches hold the same scales (False if either does not parse)."""
+    from graphopt.errors import QuantizeError
+    from graphopt.quant import cache as calib_cache
+
+    try:
+        return calib_cache.loads(a.decode("utf-8"))[1] == calib_cache.loads(b.decode("utf-8"))[1]
+    except (QuantizeError, UnicodeDecodeError):
+        return False
 
 
 def make_entropy_calibrator(
@@ -457,6 +474,7 @@ def make_entropy_calibrator(
             base.__init__(self)  # type: ignore[misc]
             self.batches: Iterator[Mapping[str, np.ndarray]] = iter(batches or ())
             self.cache_path = Path(cache_path) if cache_path else None
+            self.given: bytes | None = None  # what read_calibration_cache handed TensorRT
             self.device = device
             self.pointers: dict[str, tuple[int, int]] = {}
             self.first = next(self.batches, None)
@@ -494,10 +512,15 @@ def make_entropy_calibrator(
             if self.cache_path is None or not self.cache_path.is_file():
                 return None
             log.info("reading calibration cache %s", self.cache_path)
-            return retag_calibration_cache(self.cache_path.read_bytes(), tag)
+            self.given = retag_calibration_cache(self.cache_path.read_bytes(), tag)
+            return self.given
 
         def write_calibration_cache(self, cache: Any) -> None:
             if self.cache_path is None:
+                return
+            if self.given is not None and _same_scales(bytes(cache), self.given):
+                # the cache read, handed back: the file keeps its header (the calibrator
+                # that chose the scales, e.g. graphopt quantize's MinMaxCalibration)
                 return
             write_atomic(self.cache_path, bytes(cache))
             log.info("wrote calibration cache %s", self.cache_path)
