@@ -25,6 +25,7 @@ from typing import Any
 
 import onnx
 
+from graphopt.analysis.pool_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
@@ -288,15 +289,30 @@ def _body_types_only(nodes: Any) -> None:
 def _infer(graph: Graph) -> ShapeFacts:
     facts = ShapeFacts()
     light = light_model(graph, facts)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(
-            light, check_type=False, strict_mode=False, data_prop=True
-        )
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
-        log.info("shape inference gave up (%s); using declared shapes only", e)
-        inferred = light
+    inferred = _inferred(light)
+    # Where ONNX inference and onnxruntime disagree (a ceil-mode pool's last window), the
+    # node's outputs become inputs of the shapes onnxruntime gives, and inference runs again
+    # from there: each round takes nodes out, so it ends.
+    cuts = inference_cuts(light, inferred)
+    while cuts:
+        nodes = [n for k, n in enumerate(light.graph.node) if k not in cuts]
+        del light.graph.node[:]
+        light.graph.node.extend(nodes)
+        light.graph.input.extend(vi for outputs in cuts.values() for vi in outputs)
+        inferred = _inferred(light)
+        cuts = inference_cuts(light, inferred)
     g = inferred.graph
     for group in (g.input, g.value_info, g.output):
         for vi in group:
             facts.defer(vi)
     return facts
+
+
+def _inferred(light: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(
+            light, check_type=False, strict_mode=False, data_prop=True
+        )
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
+        log.info("shape inference gave up (%s); using declared shapes only", e)
+        return light

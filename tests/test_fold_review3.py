@@ -1,0 +1,104 @@
+"""Review of constant folding and static shapes: folds that differed from onnxruntime.
+
+Each model here was optimized into one whose outputs differ from the original's in
+onnxruntime; every built-in pipeline is checked against the original.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+import pytest
+
+import graphopt
+from graphopt.analysis.shapes import shape_facts
+from graphopt.ir import Graph
+from tests.conftest import assert_same_outputs
+
+PIPELINES = ("default", "ort-cpu", "ort-cpu-native", "tensorrt", "simplify")
+
+# torch's F.interpolate(x, size=pooled.shape[2:]) after MaxPool2d(2, 2, padding=1,
+# ceil_mode=True), dynamic batch: onnxruntime (as the ONNX spec says) drops the last window,
+# which would start in the right padding (5 → 3); ONNX shape inference keeps it (5 → 4), and
+# the static dims Slice(Shape(p), 2, 4) folded to [4, 4]. (With a static batch onnxruntime's
+# own optimizer folds Shape(p) from that same inference: [1, 1, 4, 4] at level "all" only.)
+CEIL_POOL = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 1, 5, 5] x) => (float[?, ?, ?, ?] y, float[?, ?, ?, ?] p) {
+  p = MaxPool <kernel_shape = [2, 2], strides = [2, 2], pads = [1, 1, 1, 1], ceil_mode = 1> (x)
+  s = Shape (p)
+  two = Constant <value = int64[1] {2}> ()
+  four = Constant <value = int64[1] {4}> ()
+  hw = Slice (s, two, four)
+  nc = Constant <value = int64[2] {1, 1}> ()
+  sizes = Concat <axis = 0> (nc, hw)
+  y = Resize <mode = "nearest"> (x, , , sizes)
+}
+"""
+
+# the same pool in both branches of an If: ONNX inference types the If's output from them
+CEIL_POOL_IN_IF = """
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 1, 5, 5] x, bool b) => (float[?, ?, ?, ?] y) {
+  p = If (b) <
+    then_branch = t () => (float[?, ?, ?, ?] pt) {
+      pt = MaxPool <kernel_shape = [2, 2], strides = [2, 2], pads = [1, 1, 1, 1], ceil_mode = 1> (x)
+    },
+    else_branch = e () => (float[?, ?, ?, ?] pe) {
+      pe = AveragePool <kernel_shape = [2, 2], strides = [2, 2], pads = [1, 1, 1, 1], ceil_mode = 1> (x)
+    }
+  >
+  s = Shape (p)
+  two = Constant <value = int64[1] {2}> ()
+  four = Constant <value = int64[1] {4}> ()
+  hw = Slice (s, two, four)
+  nc = Constant <value = int64[2] {1, 1}> ()
+  sizes = Concat <axis = 0> (nc, hw)
+  y = Resize <mode = "nearest"> (x, , , sizes)
+}
+"""
+
+
+def _x() -> np.ndarray:
+    return np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_shape_of_a_ceil_mode_pool_folds_to_what_onnxruntime_computes(pipeline):
+    model = onnx.parser.parse_model(CEIL_POOL)
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": _x()})
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_shape_of_an_if_with_ceil_mode_pools_in_its_branches_is_not_folded(pipeline):
+    model = onnx.parser.parse_model(CEIL_POOL_IN_IF)
+    for b in (True, False):
+        feeds = {"x": _x(), "b": np.array(b)}
+        assert_same_outputs(model, graphopt.optimize(model, pipeline), feeds)
+
+
+def test_ceil_mode_pool_facts_are_onnxruntimes_and_reach_what_follows():
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 19]>
+        g (float[1, 1, 5, 5] x, float[1, 1, 7] v) => (float[?] c, float[?] a, float[?] l) {
+          p1, i1 = MaxPool <kernel_shape = [2, 2], strides = [2, 2], pads = [1, 1, 1, 1],
+                            ceil_mode = 1> (x)
+          p2 = MaxPool <kernel_shape = [2, 2], strides = [2, 2], pads = [1, 1, 1, 1],
+                        ceil_mode = 1> (p1)
+          w = Constant <value = float[2, 1, 1, 1] {1, 2}> ()
+          c = Conv (p2, w)
+          a = AveragePool <kernel_shape = [2], strides = [4], auto_pad = "VALID", ceil_mode = 1> (v)
+          l = LpPool <kernel_shape = [1], strides = [3], ceil_mode = 1> (v)
+        }
+        """
+    )
+    facts = shape_facts(Graph(model))
+    assert facts.shape("p1") == (1, 1, 3, 3)  # ONNX inference: 4 x 4
+    assert facts.shape("i1") == (1, 1, 3, 3)
+    assert facts.dtype("i1") == onnx.TensorProto.INT64
+    assert facts.shape("p2") == (1, 1, 2, 2)
+    assert facts.shape("c") == (1, 2, 2, 2)
+    assert facts.shape("a") == (1, 1, None)  # onnxruntime 2, ONNX 3: not told
+    assert facts.shape("l") == (1, 1, 3)  # ⌈6/3⌉ + 1 = 3 windows start at 0, 3, 6 < 7
