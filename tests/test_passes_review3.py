@@ -66,3 +66,33 @@ def test_nchwc_leaves_average_pool_with_ceil_mode_and_count_include_pad() -> Non
     feeds = {"x": np.random.default_rng(0).standard_normal((1, 16, 12, 12)).astype(np.float32)}
     for pipeline in ("ort-cpu-native", "ort-cpu", _one_pass("ort-nchwc-layout")):
         assert_same_outputs(model, _optimize(model, pipeline), feeds)
+
+
+def test_nchwc_conv_refuses_blocked_input_whose_padded_channels_overflow() -> None:
+    # 20 channels in blocks of 8 or 16 leave padded channels, which hold relu(0) - 1 = -1 and
+    # then -1·3e38 - 3e38 = -inf; the next Conv met them with its zero filters: -inf·0 = NaN
+    # in every output (the original's values are finite)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 4, 4])
+    inits = [
+        numpy_helper.from_array(np.zeros((20, 16, 1, 1), np.float32), "w1"),
+        numpy_helper.from_array(np.ones(20, np.float32), "b1"),
+        numpy_helper.from_array(np.array(-1.0, np.float32), "minus_one"),
+        numpy_helper.from_array(np.array(3e38, np.float32), "big"),
+        numpy_helper.from_array(np.array(-3e38, np.float32), "minus_big"),
+        numpy_helper.from_array(np.full((16, 20, 1, 1), 1e-3, np.float32), "w2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Add", ["r", "minus_one"], ["d"]),  # 0 in the 20 channels
+        helper.make_node("Mul", ["d", "big"], ["e"]),
+        helper.make_node("Add", ["e", "minus_big"], ["f"]),  # -3e38, finite
+        helper.make_node("Conv", ["f", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 16, 4, 4)).astype(np.float32)}
+    assert np.isfinite(ort_run(model, feeds)["y"]).all()
+    for pipeline in ("ort-cpu-native", "ort-cpu", _one_pass("ort-nchwc-layout")):
+        assert_same_outputs(model, _optimize(model, pipeline), feeds, rtol=1e-3)

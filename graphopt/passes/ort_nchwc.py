@@ -68,6 +68,7 @@ _SCALAR_OPS = ("Add", "Sub", "Mul", "Div")  # x ∘ k, k a one-element constant,
 # Resize-11+ linear sampling modes onnxruntime's nchwc Upsample implements (measured).
 _LINEAR_TRANSFORMS = ("asymmetric", "align_corners", "half_pixel")
 _UNARY = {("", "Relu"), ("", "Sigmoid"), ("", "Tanh"), (_MS_DOMAIN, "QuickGelu")}
+_FINITE_PAD = 1e38  # a bound on padded channels below float32's largest value, with a margin
 
 
 # ---------------------------------------------------------------------------- block size
@@ -210,6 +211,9 @@ class _Blocked:
     channels: int
     producer: str  # node writing `tensor` (an nchwc Conv can take a Sum or an activation)
     uses: int  # readers of the original tensor when it was converted (graph output counts)
+    # a bound on |x| over the padded channels (inf: unknown, maybe inf or NaN). A Conv reading
+    # them multiplies them by zero filters, which only a finite value survives (inf·0 = NaN)
+    pad: float = 0.0
 
 
 @register_pass
@@ -351,9 +355,13 @@ class _Rewrite:
         elif in_ch < block:
             read_nchw = True  # the kernel reads the plain NCHW input
         elif in_ch % _CHANNEL_ALIGNMENT and node.input[0] not in self.blocked:
-            # (a blocked input needs no ReorderInput; whatever its padded channels hold, a
-            # finite act(0) or k, meets the filter's zero padded input channels)
+            # (a blocked input needs no ReorderInput; its padded channels meet the filter's
+            # zero padded input channels, which a finite value survives: `_Blocked.pad`)
             return f"{in_ch} input channels to reorder, not a multiple of 4"
+        arg = None if read_nchw else self.blocked.get(node.input[0])
+        in_pad = arg.pad if arg is not None and arg.channels % block else 0.0
+        if not depthwise and not in_pad < _FINITE_PAD:
+            return "the blocked input's padded channels may not be finite (inf·0 = NaN)"
         bo_layout = read_nchw or depthwise
         bias_name = node.input[2] if len(node.input) > 2 else ""
         bias = g.constant(bias_name) if bias_name else None
@@ -370,7 +378,10 @@ class _Rewrite:
             inputs[0] = self._blocked_input(node.input[0])
         overrides = {"group": _align(out_ch, block)} if depthwise else {}  # padded: zero filters
         attributes = _attributes(node, self.rebuilt, **overrides)
-        self._replace(node, "Conv", inputs, attributes, out_ch)
+        # zero filters and bias: act(0) in padded output channels, or (depthwise) act(x·0)
+        act = _text(g.attr(node, "activation", b""))
+        pad = _activation_bound(act, g.attr(node, "activation_params", []), 0.0, in_pad)
+        self._replace(node, "Conv", inputs, attributes, out_ch, pad)
         self._count("conv")
         return ""
 
@@ -425,7 +436,8 @@ class _Rewrite:
         if not isinstance(channels, int) or channels % self.block:
             return f"channels {channels} are not a known multiple of {self.block}"
         attributes = _attributes(node, self.rebuilt)
-        self._replace(node, node.op_type, [self._blocked_input(x)], attributes, channels)
+        pad = arg.pad if arg is not None else 0.0  # a window of bounded values is bounded
+        self._replace(node, node.op_type, [self._blocked_input(x)], attributes, channels, pad)
         self._count("pool")
         return ""
 
@@ -451,7 +463,10 @@ class _Rewrite:
             return "division by a blocked tensor or by zero"
         arg = self.blocked[node.input[0] if blocked_first else node.input[1]]
         inputs = [arg.tensor, node.input[1]] if blocked_first else [node.input[0], arg.tensor]
-        self._keep_blocked(node, inputs, arg.channels)
+        k = abs(float(value.reshape(-1)[0]))
+        op = node.op_type
+        pad = arg.pad + k if op in ("Add", "Sub") else arg.pad * k if op == "Mul" else arg.pad / k
+        self._keep_blocked(node, inputs, arg.channels, pad)
         self._count("elementwise")
         return ""
 
@@ -473,7 +488,9 @@ class _Rewrite:
                 if self._fuse_sum(node, blocked[k], blocked[1 - k]):
                     self._count("sum_fused")
                     return ""
-        self._keep_blocked(node, [a.tensor for a in blocked], blocked[0].channels)
+        bounds = [a.pad for a in blocked]
+        pad = sum(bounds) if node.op_type != "Mul" or math.inf in bounds else math.prod(bounds)
+        self._keep_blocked(node, [a.tensor for a in blocked], blocked[0].channels, pad)
         self._count("elementwise")
         return ""
 
@@ -490,7 +507,7 @@ class _Rewrite:
         fused = _node("Conv", inputs, outputs, producer.name, NCHWC_DOMAIN, producer.attribute)
         self._remove(producer)
         self.graph.add_node(fused)
-        self._alias(node, conv)
+        self._alias(node, conv, other.pad)  # act(0 + ⟦other⟧): no activation yet
         return True
 
     def _concat(self, node: onnx.NodeProto) -> str:
@@ -502,7 +519,8 @@ class _Rewrite:
             return "not every input is in blocked layout"
         if any(a.channels % self.block for a in blocked):
             return f"an input's channels are not a multiple of {self.block}"
-        self._keep_blocked(node, [a.tensor for a in blocked], sum(a.channels for a in blocked))
+        channels = sum(a.channels for a in blocked)  # each a multiple of b: no padding
+        self._keep_blocked(node, [a.tensor for a in blocked], channels, 0.0)
         self._count("concat")
         return ""
 
@@ -520,10 +538,11 @@ class _Rewrite:
             and self.graph.attr(producer, "activation") is None
         ):
             producer.attribute.append(_string_attribute("activation", node.op_type))
-            self._alias(node, arg)
+            self._alias(node, arg, _activation_bound(node.op_type, [], arg.pad))
             self._count("activation_fused")
             return ""
-        self._keep_blocked(node, [arg.tensor], arg.channels)
+        pad = _activation_bound(node.op_type, [], arg.pad)
+        self._keep_blocked(node, [arg.tensor], arg.channels, pad)
         self._count("elementwise")
         return ""
 
@@ -566,7 +585,8 @@ class _Rewrite:
             return "scales the batch or channel dimension"
         attrs = {"scales": ints, "mode": mode, "coordinate_transformation_mode": transform}
         attributes = [onnx.helper.make_attribute(k, v) for k, v in sorted(attrs.items())]
-        self._replace(node, "Upsample", [arg.tensor], attributes, arg.channels)
+        # interpolation weights are in [0, 1] and sum to 1: bounded values stay bounded
+        self._replace(node, "Upsample", [arg.tensor], attributes, arg.channels, arg.pad)
         self._count("upsample")
         return ""
 
@@ -593,16 +613,20 @@ class _Rewrite:
         inputs: list[str],
         attributes: list[onnx.AttributeProto],
         channels: int,
+        pad: float,
     ) -> None:
-        """Remove `node`; an nchwc `op` writes the blocked twin of its first output."""
+        """Remove `node`; an nchwc `op` writes the blocked twin of its first output (`pad`:
+        the bound on its padded channels)."""
         out = node.output[0]
         self._remove(node)
         blocked = self.graph.unique_name(f"{out}_nchwc")
         new = _node(op, inputs, [blocked], f"{out}_nchwc", NCHWC_DOMAIN, attributes)
         self.graph.add_node(new)
-        self.blocked[out] = _Blocked(blocked, channels, new.name, self.graph.use_count(out))
+        self.blocked[out] = _Blocked(blocked, channels, new.name, self.graph.use_count(out), pad)
 
-    def _keep_blocked(self, node: onnx.NodeProto, inputs: list[str], channels: int) -> None:
+    def _keep_blocked(
+        self, node: onnx.NodeProto, inputs: list[str], channels: int, pad: float
+    ) -> None:
         """Re-create `node` reading blocked `inputs` and writing the blocked twin of its output."""
         out = node.output[0]
         blocked = self.graph.unique_name(f"{out}_nchwc")
@@ -610,14 +634,15 @@ class _Rewrite:
         new = _node(node.op_type, inputs, [blocked], name, node.domain, node.attribute)
         self._remove(node)
         self.graph.add_node(new)
-        self.blocked[out] = _Blocked(blocked, channels, new.name, self.graph.use_count(out))
+        self.blocked[out] = _Blocked(blocked, channels, new.name, self.graph.use_count(out), pad)
 
-    def _alias(self, node: onnx.NodeProto, source: _Blocked) -> None:
-        """`node` was folded into `source`'s producer: its output's twin is that tensor."""
+    def _alias(self, node: onnx.NodeProto, source: _Blocked, pad: float) -> None:
+        """`node` was folded into `source`'s producer: its output's twin is that tensor (its
+        padded channels now bounded by `pad`)."""
         out = node.output[0]
         self._remove(node)
         uses = self.graph.use_count(out)
-        self.blocked[out] = _Blocked(source.tensor, source.channels, source.producer, uses)
+        self.blocked[out] = _Blocked(source.tensor, source.channels, source.producer, uses, pad)
 
     def finish(self) -> None:
         """ReorderOutput for every converted tensor something still reads in NCHW."""
@@ -645,6 +670,25 @@ class _Rewrite:
 
 
 _UNARY_DEFAULT = {op for domain, op in _UNARY if domain == ""}
+
+
+def _activation_bound(
+    op: str, params: Sequence[float], bound: float, depthwise_input: float = 0.0
+) -> float:
+    """A bound on |act(v)| for |v| ≤ `bound` (math.inf: none). `depthwise_input`: the bound on
+    the padded input channels a depthwise Conv multiplies by its zero filters (v = x·0 + 0)."""
+    if not depthwise_input < _FINITE_PAD:
+        return math.inf  # inf·0 = NaN, which every activation keeps
+    if op in ("", "Relu", "Tanh", "QuickGelu"):
+        return bound  # |relu(v)|, |tanh(v)|, |v·σ(αv)| ≤ |v|
+    if op in ("Sigmoid", "HardSigmoid"):
+        return 1.0
+    if op == "LeakyRelu":
+        alpha = params[0] if params else 0.01
+        return bound * max(1.0, abs(alpha))
+    if op == "Clip" and len(params) == 2 and all(map(math.isfinite, params)):
+        return max(bound, abs(params[0]), abs(params[1]))
+    return math.inf
 
 
 def _is_nchwc_conv(node: onnx.NodeProto) -> bool:
