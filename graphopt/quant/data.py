@@ -10,8 +10,10 @@ dicts, decoded lazily one batch at a time (files in sorted name order, so runs a
   name feeds a single-input model);
 - `name.npy`: the array of the model's single input;
 - `name.jpg|jpeg|png|bmp`: decoded to RGB, then `graphopt.realmodels.preprocess` with the spec
-  (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR, NCHW float32; the
-  luma as one channel when the model's input has a fixed channel count of 1).
+  (resize or letterbox to H×W, `(pixel · scale − mean) / std`, RGB or BGR; the luma as one
+  channel when the model's input has a fixed channel count of 1), arranged as the input is
+  declared (`graphopt.quant.image_input`): NCHW, NHWC, or CHW/HWC without a batch axis; float
+  inputs normalized, uint8 inputs the raw pixels.
 
 `PreprocessSpec` comes from CLI flags or a YAML file with the same keys (`size: [H, W]`,
 `letterbox`, `mean`, `std`, `scale`, `bgr`, `pad_value`). Errors (empty folder, undecodable
@@ -33,6 +35,7 @@ import onnx
 
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
+from graphopt.quant.image_input import image_input
 
 log = logging.getLogger("graphopt.quant")
 
@@ -175,6 +178,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         if batch_size < 1:
             raise QuantizeError(f"batch size must be at least 1, got {batch_size}")
         if batch_size > 1:
+            self.check_image_batch_axis()
             for name, _, dims in self.inputs:
                 if dims and isinstance(dims[0], int) and 0 < dims[0] != batch_size:
                     hint = "" if dims[0] == 1 else f" ({dims[0]} when each file is one sample)"
@@ -195,6 +199,21 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                     batch_size,
                     len(files) % batch_size,
                 )
+
+    def check_image_batch_axis(self) -> None:
+        """QuantizeError when images would be stacked into batches for an input without a
+        batch axis (CHW, HWC): before the batch-size check misreads its channels as a batch."""
+        if len(self.inputs) != 1 or not any(f.suffix.lower() in IMAGE_SUFFIXES for f in self.files):
+            return
+        try:
+            fit = image_input(*self.inputs[0])
+        except QuantizeError:
+            return  # said when the first image is decoded
+        if not fit.batch_axis:
+            raise QuantizeError(
+                f"input {fit.name!r} ({fit.layout}) has no batch axis: images feed it one at a "
+                "time (--batch-size 1)"
+            )
 
     def __len__(self) -> int:
         if self.whole_batches_only:
@@ -271,35 +290,28 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
 
         if len(self.inputs) != 1:
             raise QuantizeError(f"{path}: images fit only a single-input model")
-        name, _, dims = self.inputs[0]
+        name, elem_type, dims = self.inputs[0]
+        fit = image_input(name, elem_type, dims)
         spec = self.spec or PreprocessSpec()
-        size = spec.size
+        size = spec.size or fit.size
         if size is None:
-            if len(dims) == 4 and all(isinstance(d, int) and d > 0 for d in dims[2:]):
-                size = (int(dims[2]), int(dims[3]))
-            else:
-                raise QuantizeError(
-                    f"input {name!r} has no fixed height and width ({dims}); give --size HxW"
-                )
-        channels = dims[1] if len(dims) == 4 else None
-        gray = channels == 1
-        if isinstance(channels, int) and channels not in (1, 3):
-            last = dims[3] if len(dims) == 4 else None
-            layout = " (channels last? images are fed NCHW)" if last in (1, 3) else ""
             raise QuantizeError(
-                f"input {name!r} has {channels} channels{layout}; images give 3 (RGB/BGR) "
-                "or 1 (gray)"
+                f"input {name!r} has no fixed height and width ({dims}); give --size HxW"
             )
-        if gray and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
+        if fit.channels == 1 and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
             )
-
+        if fit.raw_pixels and (spec.scale, spec.mean, spec.std) != (1.0, (0.0,) * 3, (1.0,) * 3):
+            raise QuantizeError(
+                f"input {name!r} takes uint8 pixels as they are: --scale, --mean and --std "
+                "do not apply (drop them)"
+            )
         try:
             image = load_image(path)
         except GraphoptError as e:  # a decompression bomb too (realmodels.load_image)
             raise QuantizeError(str(e)) from e
-        return preprocess(
+        nchw = preprocess(
             image,
             size,
             mean=spec.mean,
@@ -308,8 +320,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             bgr=spec.bgr,
             letterbox=spec.letterbox,
             pad_value=spec.pad_value,
-            gray=gray,
+            gray=fit.channels == 1,
         )
+        return fit.arrange(nchw)
 
 
 def folder_feeds(
