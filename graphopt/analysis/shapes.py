@@ -25,7 +25,7 @@ from typing import Any
 
 import onnx
 
-from graphopt.analysis.pool_shapes import inference_cuts
+from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
