@@ -102,3 +102,65 @@ def test_ceil_mode_pool_facts_are_onnxruntimes_and_reach_what_follows():
     assert facts.shape("c") == (1, 2, 2, 2)
     assert facts.shape("a") == (1, 1, None)  # onnxruntime 2, ONNX 3: not told
     assert facts.shape("l") == (1, 1, 3)  # ⌈6/3⌉ + 1 = 3 windows start at 0, 3, 6 < 7
+
+
+def _resized_like(producer: str, size: int) -> onnx.ModelProto:
+    """y = Resize(x, sizes = [1, 1] ++ Shape(p)[2:]) for p made by `producer` from x."""
+    return onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 1, {size}, {size}] x) => (float[?, ?, ?, ?] y) {{
+          {producer}
+          s = Shape (p)
+          two = Constant <value = int64[1] {{2}}> ()
+          four = Constant <value = int64[1] {{4}}> ()
+          hw = Slice (s, two, four)
+          nc = Constant <value = int64[2] {{1, 1}}> ()
+          sizes = Concat <axis = 0> (nc, hw)
+          y = Resize <mode = "nearest"> (x, , , sizes)
+        }}
+        """
+    )
+
+
+# onnxruntime scales 10 by float32 0.7 to ⌊6.99999988 (float32: 7.0)⌋ = 7; ONNX inference
+# says 6, and Slice(Shape(p), 2, 4) folded to [6, 6]
+RESIZE_BY_SCALES = """
+  roi = Constant <value = float[0] {}> ()
+  sc = Constant <value = float[4] {1, 1, 0.7, 0.7}> ()
+  p = Resize <mode = "nearest"> (x, roi, sc)
+"""
+
+# onnxruntime pads an auto_pad SAME pool as if undilated: 4 windows of 5, where ONNX
+# inference (and the spec) say ⌈5 / 1⌉ = 5
+SAME_DILATED_POOL = """
+  p = MaxPool <kernel_shape = [2, 2], auto_pad = "SAME_UPPER", dilations = [2, 2]> (x)
+"""
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize(
+    ("producer", "size"), [(RESIZE_BY_SCALES, 10), (SAME_DILATED_POOL, 5)], ids=["resize", "pool"]
+)
+def test_shape_folds_to_what_onnxruntime_computes_where_inference_differs(pipeline, producer, size):
+    model = _resized_like(producer, size)
+    x = np.arange(size * size, dtype=np.float32).reshape(1, 1, size, size)
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": x})
+
+
+def test_resize_facts_keep_the_dims_inference_gets_right():
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[1, 3, 10, 10] x) => (float[?] a, float[?] b) {
+          roi = Constant <value = float[0] {}> ()
+          s1 = Constant <value = float[4] {1, 1, 0.7, 2}> ()
+          a = Resize <mode = "nearest"> (x, roi, s1)
+          s2 = Constant <value = float[4] {1, 1, 0.5, 2}> ()
+          b = Resize <mode = "nearest"> (x, roi, s2)
+        }
+        """
+    )
+    facts = shape_facts(Graph(model))
+    assert facts.shape("a") == (1, 3, None, 20)  # 0.7 x 10: onnxruntime 7, inference 6
+    assert facts.shape("b") == (1, 3, 5, 20)

@@ -1,67 +1,78 @@
-"""Pooling outputs whose size ONNX shape inference and onnxruntime disagree on (ceil_mode=1).
+"""Output sizes onnxruntime computes differently from ONNX shape inference.
 
-onnxruntime (like PyTorch) drops a last pooling window that would start in the right padding:
+Where onnx 1.23 inference and onnxruntime disagree, a fact from inference would fold a wrong
+`Shape` (or drop a Reshape that is needed). The cases found, checked by sweeps against
+onnxruntime's kernels:
 
-    out = ⌈(in + pad_head + pad_tail − ((k − 1)·d + 1)) / s⌉ + 1,
-    out − 1  when  (out − 1)·s ≥ in + pad_head
+* ceil_mode=1 pools (MaxPool, AveragePool, LpPool). onnxruntime, like PyTorch and the ONNX
+  spec, drops a last window that would start in the right padding:
 
-ONNX shape inference (onnx 1.23) keeps that window: MaxPool(k=2, s=2, pads=1) of a length-5
-axis infers 4 where onnxruntime gives 3, and a folded `Shape` of it would be wrong. With
-`auto_pad` VALID or SAME_* and ceil_mode=1 the two disagree as well.
+      out = ⌈(in + pad_head + pad_tail − ((k − 1)·d + 1)) / s⌉ + 1,
+      out − 1  when  (out − 1)·s ≥ in + pad_head
+
+  inference keeps it (MaxPool(k=2, s=2, pads=1) of 5: 4, onnxruntime 3). Under auto_pad
+  VALID/SAME_* the two disagree too: those dims are left unknown.
+* auto_pad SAME_* pools with a dilation > 1: onnxruntime pads as if undilated and gets fewer
+  windows than ⌈in / s⌉ (MaxPool(k=2, d=2, SAME_UPPER) of 5: 4): left unknown.
+* Resize/Upsample by scales: onnxruntime takes ⌊float32(scale) ×_float32 in⌋, inference
+  rounds the product elsewhere (0.7 × 10: onnxruntime 7, inference 6). A dim where inference
+  is not onnxruntime's number is left unknown.
 
 `inference_cuts` names, after one inference, the nodes whose inferred outputs are not what
-onnxruntime computes, with the shapes to use instead: a ceil-mode pool's by the rule above
-(its spatial dims unknown under auto_pad), and every output of an If/Loop/Scan or model-local
-function call that holds such a pool unknown (the pool's own output there is not checked).
+onnxruntime computes, with the shapes to take instead; every output of an If/Loop/Scan or a
+model-local function call holding such a node is unknown (nothing inside is checked).
 `graphopt.analysis.shapes` infers again with those outputs as inputs of those shapes.
 
-What it does not do: check pools with ceil_mode=0, or other ops, against onnxruntime.
+What it does not do: prove that inference agrees with onnxruntime anywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from graphopt.ir.nodes import attribute_value, is_default_domain, subgraphs
 from graphopt.ir.values import declared_dims
 
 Dim = int | str | None
 
-CEIL_POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
+RESIZES = frozenset({"Resize", "Upsample"})
 
 
-def is_ceil_pool(node: onnx.NodeProto) -> bool:
-    """A default-domain MaxPool/AveragePool/LpPool with ceil_mode=1."""
-    return (
-        node.op_type in CEIL_POOLS
-        and is_default_domain(node)
-        and attribute_value(node, "ceil_mode", 0) == 1
-    )
+def _text(value: object) -> object:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def is_suspect(node: onnx.NodeProto) -> bool:
+    """`node` is of a kind whose inferred output size may not be onnxruntime's."""
+    if not is_default_domain(node):
+        return False
+    if node.op_type in POOLS:
+        dilated = any(d != 1 for d in attribute_value(node, "dilations", []) or [])
+        same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
+        return attribute_value(node, "ceil_mode", 0) == 1 or (same and dilated)
+    return node.op_type in RESIZES
 
 
 def pooled_dims(node: onnx.NodeProto, dims: tuple[Dim, ...]) -> list[Dim]:
-    """The output dims onnxruntime gives ceil-mode pool `node` for input `dims` (batch and
+    """The output dims onnxruntime gives pool `node` (a suspect) for input `dims` (batch and
     channels as they are; a spatial dim None where it is not known)."""
     spatial = len(dims) - 2
     kernel = list(attribute_value(node, "kernel_shape", []) or [])
     strides = list(attribute_value(node, "strides", []) or [1] * spatial)
     pads = list(attribute_value(node, "pads", []) or [0] * (2 * spatial))
     dilations = list(attribute_value(node, "dilations", []) or [1] * spatial)
-    auto_pad = attribute_value(node, "auto_pad", "NOTSET")
-    if isinstance(auto_pad, bytes):
-        auto_pad = auto_pad.decode()
-    out: list[Dim] = list(dims[:2])
-    usable = auto_pad == "NOTSET" and all(
-        len(v) == n
-        for v, n in (
-            (kernel, spatial),
-            (strides, spatial),
-            (pads, 2 * spatial),
-            (dilations, spatial),
-        )
+    sizes = ((kernel, spatial), (strides, spatial), (pads, 2 * spatial), (dilations, spatial))
+    usable = (
+        _text(attribute_value(node, "auto_pad", "NOTSET")) == "NOTSET"
+        and attribute_value(node, "ceil_mode", 0) == 1
+        and all(len(v) == n for v, n in sizes)
     )
+    out: list[Dim] = list(dims[:2])
     for i in range(spatial):
         size = dims[2 + i]
         if not usable or not isinstance(size, int) or strides[i] <= 0:
@@ -76,6 +87,26 @@ def pooled_dims(node: onnx.NodeProto, dims: tuple[Dim, ...]) -> list[Dim]:
     return out
 
 
+def resized_dims(
+    node: onnx.NodeProto, dims: tuple[Dim, ...], scales: np.ndarray | None, opset: int
+) -> list[Dim] | None:
+    """The output dims onnxruntime gives Resize/Upsample `node` scaling `dims` by `scales`
+    (None: not resized by scales, or they cannot be read: nothing to check)."""
+    if scales is None or scales.size == 0 or scales.dtype != np.float32:
+        return None
+    scales = scales.reshape(-1)
+    axes = attribute_value(node, "axes", None) if opset >= 18 else None
+    axes = list(range(len(dims))) if axes is None else [a + len(dims) * (a < 0) for a in axes]
+    if len(axes) != scales.size or not all(0 <= a < len(dims) for a in axes):
+        return None
+    out: list[Dim] = list(dims)
+    for axis, scale in zip(axes, scales, strict=True):
+        size = dims[axis]
+        product = np.float32(scale) * np.float32(size) if isinstance(size, int) else None
+        out[axis] = int(product) if product is not None and np.isfinite(product) else None
+    return out
+
+
 def inference_cuts(
     model: onnx.ModelProto, inferred: onnx.ModelProto
 ) -> dict[int, list[onnx.ValueInfoProto]]:
@@ -85,50 +116,86 @@ def inference_cuts(
     suspects = {
         k: node
         for k, node in enumerate(model.graph.node)
-        if is_ceil_pool(node) or _holds_ceil_pool(node, functions, set())
+        if is_suspect(node) or _holds_suspect(node, functions, set())
     }
     if not suspects:
         return {}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     wanted = {t for node in suspects.values() for t in (*node.input[:1], *node.output) if t}
     infos = _value_infos(inferred.graph, wanted)
+    constants = _constants(model.graph)
     cuts: dict[int, list[onnx.ValueInfoProto]] = {}
     for k, node in suspects.items():
-        if not is_ceil_pool(node):
+        if not is_suspect(node):
             cuts[k] = [_typed(infos.get(out), out, None) for out in node.output if out]
             continue
         source = infos.get(node.input[0]) if node.input else None
         dims = declared_dims(source) if source is not None else None
         have = declared_dims(infos[node.output[0]]) if node.output[0] in infos else None
-        if dims is None or have is None or len(dims) < 3 or len(have) != len(dims):
+        if dims is None or have is None or len(have) != len(dims):
             continue  # no rank, so no size either: nothing wrong to take
-        want = pooled_dims(node, dims)
-        if all(
+        if node.op_type in POOLS:
+            want: list[Dim] | None = pooled_dims(node, dims) if len(dims) > 2 else None
+        else:
+            scales = _scales(node, opset, constants)
+            want = resized_dims(node, dims, scales, opset)
+        if want is None or all(
             w == h or (w is None and not isinstance(h, int))
             for w, h in zip(want, have, strict=True)
         ):
             continue
-        shape = [h if j < 2 else w for j, (w, h) in enumerate(zip(want, have, strict=True))]
+        pairs = list(enumerate(zip(want, have, strict=True)))
+        if node.op_type in POOLS:  # batch and channels as inferred, onnxruntime's sizes
+            shape = [h if j < 2 else w for j, (w, h) in pairs]
+        else:  # inference's dims where they are onnxruntime's, the others unknown
+            shape = [
+                h if w == h or (w is None and not isinstance(h, int)) else None
+                for _, (w, h) in pairs
+            ]
         cuts[k] = [_typed(infos.get(out), out, shape) for out in node.output if out]
     return cuts
 
 
-def _holds_ceil_pool(
+def _scales(
+    node: onnx.NodeProto, opset: int, constants: dict[str, onnx.TensorProto]
+) -> np.ndarray | None:
+    """The scales of Resize/Upsample `node` when they are a constant, else None."""
+    if node.op_type == "Upsample" and opset < 9:
+        scales = attribute_value(node, "scales", None)
+        return None if scales is None else np.asarray(scales, dtype=np.float32)
+    index = 2 if node.op_type == "Resize" and opset >= 11 else 1
+    name = node.input[index] if len(node.input) > index else ""
+    tensor = constants.get(name) if name else None
+    return None if tensor is None else numpy_helper.to_array(tensor)
+
+
+def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    found = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and is_default_domain(node) and node.output:
+            value = attribute_value(node, "value", None)
+            if isinstance(value, onnx.TensorProto):
+                found[node.output[0]] = value
+    return found
+
+
+def _holds_suspect(
     node: onnx.NodeProto,
     functions: dict[tuple[str, str], onnx.FunctionProto],
     seen: set[tuple[str, str]],
 ) -> bool:
-    """`node` has a body, or calls a model-local function, with a ceil-mode pool inside."""
+    """`node` has a body, or calls a model-local function, with a suspect node inside."""
     nodes: list[onnx.NodeProto] = [n for body in subgraphs(node) for n in body.node]
     key = (node.domain, node.op_type)
     if key in functions and key not in seen:
         seen.add(key)
         nodes.extend(functions[key].node)
-    return any(is_ceil_pool(n) or _holds_ceil_pool(n, functions, seen) for n in nodes)
+    return any(is_suspect(n) or _holds_suspect(n, functions, seen) for n in nodes)
 
 
 def _value_infos(graph: onnx.GraphProto, names: set[str]) -> dict[str, onnx.ValueInfoProto]:
     found: dict[str, onnx.ValueInfoProto] = {}
-    for vi in _chain(graph.input, graph.value_info, graph.output):
+    for vi in itertools.chain(graph.input, graph.value_info, graph.output):
         if vi.name in names and vi.name not in found:
             found[vi.name] = vi
     for init in graph.initializer:
@@ -137,11 +204,6 @@ def _value_infos(graph: onnx.GraphProto, names: set[str]) -> dict[str, onnx.Valu
                 init.name, init.data_type, list(init.dims)
             )
     return found
-
-
-def _chain(*groups: Iterable[onnx.ValueInfoProto]) -> Iterable[onnx.ValueInfoProto]:
-    for group in groups:
-        yield from group
 
 
 def _typed(
