@@ -199,22 +199,39 @@ def load_feed(
 def _image_feed(
     path: Path, inputs: Sequence[tuple[str, int, list[Any]]], preprocess: Mapping[str, Any] | None
 ) -> np.ndarray:
+    """The image at `path` as the teacher's one input declares it (`quant.image_input`: NCHW,
+    NHWC, CHW or HWC; float inputs normalized, default scale 1/255; uint8 inputs the raw
+    pixels; one channel: gray)."""
+    from graphopt.quant.image_input import image_input
     from graphopt.realmodels import load_image
     from graphopt.realmodels import preprocess as prep
 
     if len(inputs) != 1:
         raise DistillError(f"{path}: images fit only one-input models")
-    _, _, dims = inputs[0]
+    try:
+        fit = image_input(*inputs[0])
+    except GraphoptError as e:
+        raise DistillError(f"{path}: {e}") from e
     options = dict(preprocess or {})
     if "size" not in options:
-        if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
+        if fit.size is None:
             raise DistillError(
-                f"{path}: the model input has no static H×W ({dims}); give a size to resize to"
+                f"{path}: the model input has no static H×W ({inputs[0][2]}); give a size to "
+                "resize to"
             )
-        options["size"] = (dims[2], dims[3])
-    options.setdefault("scale", 1 / 255.0)
+        options["size"] = fit.size
+    if fit.raw_pixels:
+        given = sorted({"scale", "mean", "std"} & set(options))
+        if given:
+            raise DistillError(
+                f"{path}: input {fit.name!r} takes uint8 pixels as they are: "
+                f"{', '.join(given)} do not apply"
+            )
+    else:
+        options.setdefault("scale", 1 / 255.0)
+    options.setdefault("gray", fit.channels == 1)
     try:
-        return prep(load_image(path), **options)
+        return fit.arrange(prep(load_image(path), **options))
     except GraphoptError as e:
         raise DistillError(str(e)) from e
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from graphopt.distill import DistillError, write_targets
@@ -120,3 +121,56 @@ def test_a_data_file_rewritten_under_its_name_is_not_resumed(tmp_path):
     os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     with pytest.raises(DistillError, match=r"data files that changed since \(s0.npy\)"):
         write_targets(classifier(), data, out, checkpoint=2)
+
+
+def _image_teacher(elem: int, dims: list[int]) -> onnx.ModelProto:
+    """y = mean over the spatial axes of Cast<float>(x) (batch and channel axes kept)."""
+    from onnx import helper
+
+    channel_axis = len(dims) - 1 if dims[-1] in (1, 3) else len(dims) - 3
+    axes = [a for a in range(len(dims) - 3, len(dims)) if a != channel_axis]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["f"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["f"], ["y"], axes=axes, keepdims=0),
+        ],
+        "img",
+        [helper.make_tensor_value_info("x", elem, dims)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(
+    "elem, dims, gray",
+    [
+        (2, [1, 8, 8, 3], False),  # uint8 NHWC: raw pixels
+        (1, [1, 8, 8], True),  # float CHW gray, no batch axis: luma / 255
+    ],
+)
+def test_an_image_folder_feeds_the_teacher_input_as_declared(tmp_path, elem, dims, gray):
+    """distill fed every image as float32 NCHW (3 channels, /255): a uint8 NHWC teacher or a
+    gray CHW one failed in onnxruntime. Now it feeds what quantization feeds
+    (graphopt.quant.image_input)."""
+    import shutil
+
+    from graphopt.distill import load_targets
+    from graphopt.realmodels import image_paths, load_image, preprocess
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    paths = sorted(image_paths()[:2])
+    for p in paths:
+        shutil.copy(p, photos / p.name)
+    write_targets(_image_teacher(elem, dims), photos, tmp_path / "t")
+    got = load_targets(tmp_path / "t")["y"]
+    for i, p in enumerate(paths):
+        nchw = preprocess(load_image(p), (8, 8), scale=1.0 if elem == 2 else 1 / 255, gray=gray)
+        if elem == 2:
+            pixels = np.clip(np.rint(nchw), 0, 255).astype(np.uint8).astype(np.float32)
+            expected = pixels.mean(axis=(0, 2, 3))
+        else:
+            expected = nchw[0].mean(axis=(1, 2))
+        np.testing.assert_allclose(got[i].reshape(-1), expected, rtol=1e-5)
