@@ -5,7 +5,9 @@ absent optional inputs as None, attributes as Python values) and returns the new
 arrays become initializers, Python numbers and lists become attribute values. A computation that
 finds the constants unsuitable raises `Refuse(reason)`; nothing has been mutated at that point.
 
-All folding is done in float64 and cast once to the weight's dtype.
+All folding is done in float64 and cast once to the weight's dtype; a folded multiplier whose
+cast loses its precision in the dtype's subnormals (float16 W·s ≈ 1e-7) is refused
+(`refuse_underflow`).
 """
 
 from __future__ import annotations
@@ -158,6 +160,55 @@ def _cast(like: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, n
     return _cast_like(like, a), _cast_like(like, b)
 
 
+def refuse_underflow(
+    rounded: np.ndarray,
+    exact: Callable[[], np.ndarray],
+    channels: Callable[[np.ndarray], np.ndarray] | None,
+    what: str,
+) -> None:
+    """Refuse a folded multiplier whose rounding into its dtype's subnormals (or to 0) loses
+    more than one ulp of an output channel's mass Σ|exact| (`channels` sums a per-element
+    array per output channel; None: each element is its own channel, as for a merged scale).
+    float16 W ≈ 1e-4 scaled by 1e-3 is all subnormal: the folded Conv is ~20 % off, while the
+    original's conv output and scale stay normal. `exact` (float64) is computed only where
+    some value of `rounded` is below the smallest normal; subnormal float32 weights that a
+    scale rounds by far less than an ulp of their channel still fold."""
+    info = np.finfo(rounded.dtype)
+    if rounded.size == 0 or np.abs(rounded).min() >= info.tiny:  # (~25 % less than np.any)
+        return
+    ex = exact()
+    err = np.abs(rounded.astype(np.float64) - ex)
+    mass = np.abs(ex)
+    if channels is not None:
+        err, mass = channels(err), channels(mass)
+    if np.any(err > info.eps * mass):
+        raise Refuse(f"{what} underflows {rounded.dtype}: the folded values lose their precision")
+
+
+def _conv_channels(
+    w: np.ndarray, transpose: bool, group: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Sums of a per-element array of W's shape per output channel: Conv W [C_out, ...] by
+    row; ConvTranspose W [C_in, C_out/group, k...] over the input channels of the group and k."""
+    if not transpose:
+        return lambda a: a.reshape(len(a), -1).sum(axis=1)
+    shape = (group, w.shape[0] // group, w.shape[1], -1)
+    return lambda a: a.reshape(shape).sum(axis=(1, 3))
+
+
+def _scaled_checked(
+    w: np.ndarray, w2: np.ndarray, s: np.ndarray, transpose: bool, group: int, what: str
+) -> np.ndarray:
+    """`w2` (W·s per output channel, rounded to W's dtype) unless that rounding underflows."""
+    refuse_underflow(
+        w2,
+        lambda: _scale_out_channels(w, s, transpose, group),
+        _conv_channels(w, transpose, group),
+        what,
+    )
+    return w2
+
+
 # ---------------------------------------------------------------------------- batchnorm
 
 
@@ -173,6 +224,7 @@ def fold_batchnorm_conv(
     if s.shape[0] != c_out:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the conv {c_out}")
     w2 = _scale_out_channels(w, s, bool(transpose), int(group), out_dtype=w.dtype)
+    _scaled_checked(w, w2, s, bool(transpose), int(group), "W·s")
     b2 = _bias(b, c_out, w) * s + t
     return _cast(w, w2, b2)
 
@@ -205,7 +257,9 @@ def fold_batchnorm_gemm(
     if c64.ndim > 2:
         raise Refuse(f"Gemm C has rank {c64.ndim}")
     c2 = s * float(beta_gemm) * c64 + t
-    return _cast(w, w2, c2)
+    w2_cast, c2_cast = _cast(w, w2, c2)
+    refuse_underflow(w2_cast, lambda: w2, lambda a: a.sum(axis=1 if trans_b else 0), "B·s")
+    return w2_cast, c2_cast
 
 
 @computation("fold_batchnorm_matmul")
@@ -220,7 +274,10 @@ def fold_batchnorm_matmul(
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     if s.shape[0] != w.shape[1]:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the MatMul {w.shape[1]}")
-    return _cast(w, w.astype(np.float64) * s[None, :], t)
+    w2 = w.astype(np.float64) * s[None, :]
+    w2_cast, t_cast = _cast(w, w2, t)
+    refuse_underflow(w2_cast, lambda: w2, lambda a: a.sum(axis=0), "W·s")
+    return w2_cast, t_cast
 
 
 @computation("batchnorm_to_affine")
@@ -234,7 +291,9 @@ def batchnorm_to_affine(
     if r is None or r < 2:
         raise Refuse(f"cannot prove the rank of {m.anchor.input[0]}")
     shape = (-1,) + (1,) * (r - 2)
-    return _cast(like, s.reshape(shape), t.reshape(shape))
+    s2, t2 = _cast(like, s.reshape(shape), t.reshape(shape))
+    refuse_underflow(s2, lambda: s.reshape(shape), None, "the scale γ/√(σ²+ε)")
+    return s2, t2
 
 
 # ---------------------------------------------------------------------------- conv affine
@@ -254,6 +313,7 @@ def _conv_affine(
             raise Refuse("division by a zero constant")
         inv = 1.0 / vec
         w2 = _scale_out_channels(w, inv, transpose, int(group), out_dtype=w.dtype)
+        _scaled_checked(w, w2, inv, transpose, int(group), "W/c")
         return _cast(w, w2, bias * inv)
     raise Refuse(f"unknown affine op {op}")
 
@@ -264,8 +324,10 @@ def _scaled_weight(w: np.ndarray, vec: np.ndarray, transpose: bool, group: int) 
         # A float32 product is the exact product rounded once, which is exactly what the
         # float64 route gives after its one cast (24 + 24 bits fit in 53): same bits,
         # without the float64 copy of the weight.
-        return _scale_out_channels(w, vec.astype(np.float32), transpose, group, np.float32)
-    return _scale_out_channels(w, vec, transpose, group, out_dtype=w.dtype)
+        w2 = _scale_out_channels(w, vec.astype(np.float32), transpose, group, np.float32)
+    else:
+        w2 = _scale_out_channels(w, vec, transpose, group, out_dtype=w.dtype)
+    return _scaled_checked(w, w2, vec, transpose, group, "W·c")
 
 
 def _conv_bias(
@@ -353,13 +415,12 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
             raise Refuse(f"unknown input scale op {op}")
     if not np.all(np.isfinite(w2)):
         raise Refuse(f"W·c overflows {w.dtype} (scale {k:g})")
-    info = np.finfo(w.dtype)
-    if np.any(np.abs(w2) < info.tiny):  # subnormal or 0: what precision did the rounding lose?
-        exact = w.astype(np.float64) * k if op == "mul" else w.astype(np.float64) / k
-        err = np.abs(w2.astype(np.float64) - exact).reshape(len(w), -1).sum(axis=1)
-        mass = np.abs(exact).reshape(len(w), -1).sum(axis=1)
-        if np.any(err > info.eps * mass):
-            raise Refuse(f"W·c underflows {w.dtype} (scale {k:g}): weights lose their precision")
+    refuse_underflow(
+        w2,
+        lambda: w.astype(np.float64) * k if op == "mul" else w.astype(np.float64) / k,
+        _conv_channels(w, False, 1),
+        f"W·c (scale {k:g})",
+    )
     return w2
 
 
@@ -385,7 +446,11 @@ def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
     }
     if how not in ops:
         raise Refuse(f"unknown combination {how}")
-    return np.ascontiguousarray(ops[how]().astype(x.dtype))
+    exact = ops[how]()
+    merged = np.ascontiguousarray(exact.astype(x.dtype))
+    if how in ("mul", "div", "rdiv"):  # a merged scale multiplies x: its own precision counts
+        refuse_underflow(merged, lambda: exact, None, "the merged scale")
+    return merged
 
 
 @computation("clip_params")

@@ -1,0 +1,162 @@
+"""Adversarial review of the pattern rules (patterns/*.yaml and graphopt/patterns): the
+defects it found, each with a test that fails on the commit before its fix.
+
+float16 folds whose product rounds into subnormals: a folded multiplier (W·s of a BN or a
+per-channel Mul, a merged scale a·b) is rounded once to the weight's dtype; where that lands
+below float16's smallest normal (6.1e-5) it keeps only a few bits, while the original's conv
+output and scale were normal. The references run at ORT_DISABLE_ALL: onnxruntime's own
+Conv+BN fusion (at its default level) would round the same way and hide the difference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import graphopt
+from tests.fusion_models import build, run_at
+
+H = np.float16
+
+
+def _assert_same_unfolded(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
+    """Every pipeline's result computes what the original does, both run without
+    onnxruntime's own fusions, to float16's precision (2^-10 relative)."""
+    ref = run_at(model, feeds, level="disable")
+    for pipeline in ("default", "ort-fusions", "tensorrt"):
+        out = graphopt.optimize(model, pipeline)
+        got = run_at(out, feeds, level="disable")
+        for name, want in ref.items():
+            np.testing.assert_allclose(
+                got[name].astype(np.float64),
+                want.astype(np.float64),
+                rtol=2e-3,
+                atol=0,
+                err_msg=f"{pipeline}: {name}",
+            )
+
+
+def _conv_model(tail: str, inits: dict[str, np.ndarray], op: str = "Conv") -> onnx.ModelProto:
+    shape = "1,4,2,2" if op == "Conv" else "1,4,4,4"
+    return build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float16[1,3,2,2] x) => (float16[{shape}] z) {{
+          y = {op}<strides = [{1 if op == "Conv" else 2}, {1 if op == "Conv" else 2}]>(x, W)
+          {tail}
+        }}""",
+        inits,
+    )
+
+
+def _bn(gamma: float) -> dict[str, np.ndarray]:
+    return {
+        "g": np.full(4, gamma, H),
+        "b": np.zeros(4, H),
+        "m": np.zeros(4, H),
+        "v": np.ones(4, H),
+    }
+
+
+X = {"x": np.full((1, 3, 2, 2), 100.0, H)}
+
+
+@pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])
+def test_float16_batchnorm_fold_whose_weights_underflow_stays(op):
+    """float16 W = 1e-4 and BN scale 1e-3: W·s = 1e-7 is subnormal (1.19e-7 stored), so the
+    folded Conv was 19 % off (3.58e-5 for 3.00e-5)."""
+    w = np.full((4, 3, 1, 1) if op == "Conv" else (3, 4, 2, 2), 1e-4, H)
+    model = _conv_model("z = BatchNormalization(y, g, b, m, v)", {"W": w, **_bn(1e-3)}, op)
+    _assert_same_unfolded(model, X)
+
+
+@pytest.mark.parametrize("op", ["Mul", "Div"])
+def test_float16_per_channel_scale_fold_whose_weights_underflow_stays(op):
+    k = 1e-3 if op == "Mul" else 1e3
+    model = _conv_model(
+        f"z = {op}(y, k)", {"W": np.full((4, 3, 1, 1), 1e-4, H), "k": np.full((4, 1, 1), k, H)}
+    )
+    _assert_same_unfolded(model, X)
+
+
+def test_float16_scale_shift_fold_whose_weights_underflow_stays():
+    model = _conv_model(
+        "s = Mul(y, k)\n          z = Add(s, d)",
+        {
+            "W": np.full((4, 3, 1, 1), 1e-4, H),
+            "k": np.full((4, 1, 1), 1e-3, H),
+            "d": np.full((4, 1, 1), 1e-5, H),
+        },
+    )
+    _assert_same_unfolded(model, X)
+
+
+@pytest.mark.parametrize("op", ["Gemm", "MatMul"])
+def test_float16_batchnorm_into_gemm_whose_weights_underflow_stays(op):
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float16[2,3] x) => (float16[2,4] z) {{
+          y = {op}(x, W)
+          z = BatchNormalization(y, g, b, m, v)
+        }}""",
+        {"W": np.full((3, 4), 1e-4, H), **_bn(1e-3)},
+    )
+    _assert_same_unfolded(model, {"x": np.full((2, 3), 100.0, H)})
+
+
+@pytest.mark.parametrize(
+    ("second", "a", "b"),
+    [("Mul", 1e-4, 1e-4), ("Div", 1e-3, 1e3)],
+)
+def test_float16_merged_scale_that_underflows_stays(second, a, b):
+    """(x·1e-4)·1e-4 merged to x·1e-8 was x·0 in float16 (every output 0 for 1e-4 ... 5e-4);
+    (x·1e-3)/1e3 merged to x·1e-6, a subnormal 1.3 % off."""
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float16[1,4] x) => (float16[1,4] y) {{
+          t = Mul(x, a)
+          y = {second}(t, b)
+        }}""",
+        {"a": np.array(a, H), "b": np.array(b, H)},
+    )
+    _assert_same_unfolded(model, {"x": np.array([[1e4, 2e4, 3e4, 5e4]], H)})
+
+
+def test_float16_folds_whose_products_stay_normal_still_apply():
+    """The guard refuses only a lossy rounding: float16 W ≈ 0.1 times BN scale ≈ 0.5 folds, and
+    so does a merged scale 0.5·0.25."""
+    rng = np.random.default_rng(0)
+    model = _conv_model(
+        "z = BatchNormalization(y, g, b, m, v)",
+        {"W": (rng.uniform(0.05, 0.15, (4, 3, 1, 1))).astype(H), **_bn(0.5)},
+    )
+    out = graphopt.optimize(model)
+    assert [n.op_type for n in out.graph.node] == ["Conv"]
+    _assert_same_unfolded(model, X)
+    merged = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float16[1,4] x) => (float16[1,4] y) {
+          t = Mul(x, a)
+          y = Mul(t, b)
+        }""",
+        {"a": np.array(0.5, H), "b": np.array(0.25, H)},
+    )
+    assert [n.op_type for n in graphopt.optimize(merged).graph.node] == ["Mul"]
+
+
+def test_float32_batchnorm_fold_over_a_few_subnormal_weights_applies():
+    """Real float32 weights hold subnormals: W·s rounds them far below an ulp of their
+    channel's weight mass, so the fold still applies."""
+    rng = np.random.default_rng(1)
+    w = rng.uniform(-1, 1, (4, 3, 1, 1)).astype(np.float32)
+    w[:, 0, 0, 0] = 3e-39
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,2,2] x) => (float[1,4,2,2] z) {
+          y = Conv(x, W)
+          z = BatchNormalization(y, g, b, m, v)
+        }""",
+        {"W": w, **{k: v.astype(np.float32) for k, v in _bn(0.5).items()}},
+    )
+    out = graphopt.optimize(model)
+    assert [n.op_type for n in out.graph.node] == ["Conv"]
