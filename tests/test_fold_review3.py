@@ -164,3 +164,57 @@ def test_resize_facts_keep_the_dims_inference_gets_right():
     facts = shape_facts(Graph(model))
     assert facts.shape("a") == (1, 3, None, 20)  # 0.7 x 10: onnxruntime 7, inference 6
     assert facts.shape("b") == (1, 3, 5, 20)
+
+
+BLOW_UPS = {
+    # a [N, 1] and a [1, N] constant: N² out of 2N in (a meshgrid of anchors, a bias grid)
+    "broadcast": ("y = Add (a, b)", ""),
+    "outer-product": ("y = MatMul (a, b)", ""),
+    "pad": ("y = Pad (a, p)", "p = Constant <value = int64[4] {0, 0, 0, 3000}> ()"),
+    "resize": ("y = Resize (a, , s)", "s = Constant <value = float[2] {1, 3000}> ()"),
+    "one-hot": (
+        "y = OneHot (i, d, v)",
+        "i = Constant <value = int64[4] {0, 1, 2, 3}> ()\n"
+        "d = Constant <value = int64 {100000}> ()\n"
+        "v = Constant <value = float[2] {0, 1}> ()",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BLOW_UPS))
+def test_size_limit_refuses_a_blow_up_before_evaluating_it(case, monkeypatch):
+    from graphopt.passes import constant_folding
+    from graphopt.passes.constant_folding import ConstantFolding
+    from graphopt.pipeline import make_pipeline
+
+    node, extra = BLOW_UPS[case]
+    n = 2000
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[1] x) => (float[?, ?] z) {{
+          {extra}
+          {node}
+          z = Add (y, x)
+        }}
+        """
+    )
+    model.graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.arange(n, dtype=np.float32).reshape(n, 1), "a"),
+            onnx.numpy_helper.from_array(np.arange(n, dtype=np.float32).reshape(1, n), "b"),
+        ]
+    )
+    evaluated = []
+    real = constant_folding.evaluate
+
+    def spy(node, *args, **kwargs):
+        evaluated.append(node.op_type)
+        return real(node, *args, **kwargs)
+
+    monkeypatch.setattr(constant_folding, "evaluate", spy)
+    pipeline = make_pipeline("t", [ConstantFolding(size_limit=1000)])
+    out, report = graphopt.optimize_with_report(model, pipeline, explain=True)
+    assert evaluated == []  # nothing allocated: the bound refused it
+    assert [n.op_type for n in out.graph.node] == [n.op_type for n in model.graph.node]
+    assert any(r[2] == "refused" and "exceeds size_limit=1000" in r[3] for r in report.explain)

@@ -679,13 +679,43 @@ KERNELS: dict[str, Kernel] = {
 """Op type → numpy kernel. Kernels raise `Unsupported` for cases they leave to onnxruntime."""
 
 
-def output_elements_bound(node: onnx.NodeProto, inputs: Sequence[Value]) -> int | None:
+BROADCASTING = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "BitShift", "And", "Or", "Xor", "Equal", "Less",
+     "LessOrEqual", "Greater", "GreaterOrEqual", "Where", "Min", "Max", "Sum", "Mean", "PRelu",
+     "BitwiseAnd", "BitwiseOr", "BitwiseXor"}
+)  # fmt: skip
+"""Ops whose output has the multidirectional broadcast of their inputs' shapes."""
+
+
+def output_elements_bound(
+    node: onnx.NodeProto, inputs: Sequence[Value], opset: int = 0
+) -> int | None:
     """An upper bound on the output size of ops that can blow up (None: unknown before running).
 
-    Lets the folder refuse `ConstantOfShape([1e6, 1e6])` without allocating it.
+    Lets the folder refuse `ConstantOfShape([1e6, 1e6])`, or `a + b` of a [N, 1] and a [1, N]
+    constant, without allocating it.
     """
     op = node.op_type
     try:
+        if op in BROADCASTING and inputs and all(v is not None for v in inputs):
+            return math.prod(np.broadcast_shapes(*(v.shape for v in inputs if v is not None)))
+        if op == "MatMul" and len(inputs) == 2 and inputs[0] is not None and inputs[1] is not None:
+            a, b = inputs[0].shape, inputs[1].shape
+            if len(a) < 1 or len(b) < 1:
+                return None
+            rows = a[-2] if len(a) > 1 else 1
+            cols = b[-1] if len(b) > 1 else 1
+            return math.prod(np.broadcast_shapes(a[:-2], b[:-2])) * rows * cols
+        if op == "Pad" and inputs and inputs[0] is not None:
+            pads = _pads(node, inputs, opset)
+            if pads is None:
+                return None
+            return math.prod(max(d + pads[i] + pads[i + len(pads) // 2], 0)
+                             for i, d in enumerate(inputs[0].shape))  # fmt: skip
+        if op == "OneHot" and len(inputs) > 1 and inputs[0] is not None and inputs[1] is not None:
+            return inputs[0].size * max(int(np.asarray(inputs[1]).reshape(-1)[0]), 0)
+        if op in ("Resize", "Upsample") and inputs and inputs[0] is not None:
+            return _resized_bound(node, inputs, opset)
         if op == "ConstantOfShape" and inputs[0] is not None:
             return math.prod(max(int(d), 0) for d in inputs[0].reshape(-1))
         if op == "Expand" and inputs[0] is not None and inputs[1] is not None:
@@ -700,6 +730,64 @@ def output_elements_bound(node: onnx.NodeProto, inputs: Sequence[Value]) -> int 
             if start.dtype.kind in "iuf" and start.dtype == limit.dtype == delta.dtype:
                 return _range_count(start, limit, delta)
             return max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
-    except (ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, OverflowError, IndexError, Unsupported):
         return None
     return None
+
+
+def _pads(node: onnx.NodeProto, inputs: Sequence[Value], opset: int) -> list[int] | None:
+    """Pad's begin and end pads for every axis of its input (None: not known)."""
+    data = inputs[0]
+    if data is None:
+        return None
+    rank = data.ndim
+    if opset < 11:
+        pads = node_attributes(node).get("pads")
+        values = None if pads is None else [int(p) for p in pads]
+    else:
+        given = inputs[1] if len(inputs) > 1 else None
+        values = None if given is None else [int(p) for p in given.reshape(-1)]
+    if values is None:
+        return None
+    axes_input = inputs[3] if len(inputs) > 3 else None
+    if axes_input is None:
+        return values if len(values) == 2 * rank else None
+    axes = normalize_axes([int(a) for a in axes_input.reshape(-1)], rank)
+    if len(values) != 2 * len(axes):
+        return None
+    full = [0] * (2 * rank)
+    for k, axis in enumerate(axes):
+        full[axis], full[rank + axis] = values[k], values[len(axes) + k]
+    return full
+
+
+def _resized_bound(node: onnx.NodeProto, inputs: Sequence[Value], opset: int) -> int | None:
+    """An upper bound on the size of Resize/Upsample `node`'s output (from sizes or scales)."""
+    data = _need(inputs[0])
+    attrs = node_attributes(node)
+    if node.op_type == "Upsample" and opset < 9:
+        scales = attrs.get("scales")
+        sizes = None
+    elif node.op_type == "Upsample" or opset < 11:
+        scales, sizes = (inputs[1] if len(inputs) > 1 else None), None
+    else:
+        scales = inputs[2] if len(inputs) > 2 else None
+        sizes = inputs[3] if len(inputs) > 3 else None
+    dims = list(data.shape)
+    axes = attrs.get("axes") if opset >= 18 else None
+    axes = list(range(len(dims))) if axes is None else normalize_axes(axes, len(dims))
+    if sizes is not None and np.size(sizes):
+        wanted = [int(v) for v in np.asarray(sizes).reshape(-1)]
+        if attrs.get("keep_aspect_ratio_policy", "stretch") not in ("stretch", b"stretch"):
+            return None  # sizes bound one side only
+    elif scales is not None and np.size(scales):
+        # onnxruntime's ⌊float32(scale) × in⌋, the product in float32
+        factors = np.asarray(scales, dtype=np.float32).reshape(-1)
+        wanted = [int(np.float32(dims[a]) * f) for a, f in zip(axes, factors, strict=True)]
+    else:
+        return None
+    if len(wanted) != len(axes):
+        return None
+    for a, w in zip(axes, wanted, strict=True):
+        dims[a] = max(w, 0)
+    return math.prod(dims)

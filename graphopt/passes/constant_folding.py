@@ -135,7 +135,7 @@ class ConstantFolder:
             if any(v is None for i, v in zip(node.input, inputs, strict=True) if i):
                 return None
             consumed = sum(v.size for v in inputs if v is not None)
-            bound = output_elements_bound(node, inputs)
+            bound = output_elements_bound(node, inputs, graph.opset_version(""))
             if bound is not None and bound > self.size_limit and bound > consumed:
                 return self._refuse(
                     node, f"output of {bound} elements exceeds size_limit={self.size_limit}"
