@@ -218,3 +218,31 @@ def test_size_limit_refuses_a_blow_up_before_evaluating_it(case, monkeypatch):
     assert evaluated == []  # nothing allocated: the bound refused it
     assert [n.op_type for n in out.graph.node] == [n.op_type for n in model.graph.node]
     assert any(r[2] == "refused" and "exceeds size_limit=1000" in r[3] for r in report.explain)
+
+
+@pytest.mark.parametrize("limit", ["-inf", "inf", "nan"])
+def test_a_range_onnxruntime_refuses_is_left_unfolded_not_an_error(limit):
+    # in a branch never taken the model runs; the folder stopped the whole optimization with
+    # a PassError (numpy kernel: OverflowError / ValueError converting the count to an int)
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[1] x, bool b) => (float[?] y) {{
+          y = If (b) <
+            then_branch = t () => (float[?] yt) {{
+              a = Constant <value = float {{0.0}}> ()
+              one = Constant <value = float {{1.0}}> ()
+              lim = Constant <value = float {{{limit}}}> ()
+              r = Range (a, lim, one)
+              yt = Add (r, x)
+            }},
+            else_branch = e () => (float[?] ye) {{
+              ye = Identity (x)
+            }}
+          >
+        }}
+        """
+    )
+    feeds = {"x": np.ones(1, np.float32), "b": np.array(False)}
+    for pipeline in PIPELINES:
+        assert_same_outputs(model, graphopt.optimize(model, pipeline), feeds)

@@ -6,7 +6,8 @@ so that constant folding never builds an inference session for them. Every kerne
 ONNX operator's definition for the given opset (attribute vs. input forms) and returns arrays of
 the dtype ONNX specifies; where a case is subtle (integer division by zero, casts of NaN to
 integers, unusual element types) the kernel raises `Unsupported` and the node is evaluated by
-onnxruntime instead (a one-node model, no graph optimizations).
+onnxruntime instead (a one-node model, no graph optimizations); so is a node whose kernel fails
+with an arithmetic or value error (a Range to infinity).
 
 What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
 evaluate ops that are random, have subgraphs or come from custom domains.
@@ -64,8 +65,8 @@ def evaluate(
                 attrs[N_OUTPUTS] = len(node.output)
                 outs = kernel(list(inputs), attrs, opset)
             return [np.asarray(o) for o in outs]
-        except Unsupported:
-            pass
+        except (Unsupported, ArithmeticError, ValueError):
+            pass  # a kernel that fails (Range to inf: OverflowError) leaves it to onnxruntime
     return evaluate_with_onnxruntime(node, inputs, opset, ir_version=ir_version)
 
 
