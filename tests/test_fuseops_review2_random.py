@@ -24,6 +24,7 @@ from graphopt.analysis.dominators import successors
 from graphopt.analysis.shapes import shape_facts
 from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.ir import Graph, load_model
+from graphopt.passes import fusion_functions
 from graphopt.passes.base import PassContext
 from graphopt.passes.fusion_functions import FUSED_DOMAIN, MaterializeFusionGroups
 
@@ -179,7 +180,11 @@ def test_random_models_partition_and_materialize():
         _assert_tree_is_post_dominator_tree(graph)
         expected = ort_run(model, feeds)
         out, changed = _materialize(model, cap)
-        assert changed == any(len(g.nodes) > 1 for g in groups)
+        # a group of more than one node becomes a function unless it is dead (nothing outside
+        # reads what it computes)
+        live = [g for g in groups if len(g.nodes) > 1 and fusion_functions._boundary(graph, g)[1]]
+        assert changed == bool(live)
+        assert len(out.functions) == len(live)
         fused += len(out.functions)
         onnx.checker.check_model(out, full_check=True)
         assert all(f.domain == FUSED_DOMAIN for f in out.functions)
