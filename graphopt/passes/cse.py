@@ -21,7 +21,7 @@ from graphopt.ir import Graph
 from graphopt.ir.graph import content_key
 from graphopt.passes._folding_ops import NONDETERMINISTIC
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
-from graphopt.passes.noop import can_bypass
+from graphopt.passes.noop import can_bypass, shadowed
 
 MERGEABLE_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
 
@@ -136,7 +136,7 @@ class EliminateCommonSubexpressions(Pass):
                 if twin is None:
                     candidates.append((data or b"", name))
                     continue
-                if graph.is_graph_output(name):
+                if graph.is_graph_output(name) or shadowed(graph, name, twin):
                     continue  # an output keeps its own name (and a twin initializer is cheap)
                 graph.replace_all_uses(name, twin)
                 graph.remove_initializer(name)

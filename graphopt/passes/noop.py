@@ -20,6 +20,8 @@ import onnx
 from graphopt.analysis.op_kinds import OP_KINDS, OpKind
 from graphopt.analysis.shapes import ShapeFacts
 from graphopt.ir import Graph
+from graphopt.ir.graph import scope_names
+from graphopt.ir.nodes import subgraphs
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import is_default_domain
 
@@ -186,7 +188,10 @@ class LazyShapes:
 
 def can_bypass(graph: Graph, src: str, out: str) -> bool:
     """Whether readers of `out` can read `src` instead without adding an Identity: always,
-    unless `out` is a graph output and `src` cannot take its name."""
+    unless `out` is a graph output and `src` cannot take its name, or a body renaming would
+    reach defines either name itself (`shadowed`)."""
+    if shadowed(graph, out, src):
+        return False
     if not graph.is_graph_output(out):
         return True
     producer = graph.producer_node(src)
@@ -197,6 +202,16 @@ def can_bypass(graph: Graph, src: str, out: str) -> bool:
         and not graph.is_graph_input(src)
         and src not in graph.initializers
     )
+
+
+def shadowed(graph: Graph, old: str, new: str) -> bool:
+    """Whether an If/Loop/Scan body reading `old` or `new` defines `old` or `new` itself (an
+    initializer, input or node output of the same name, which onnx's checker accepts): the
+    rename `old` → `new` (`Graph.replace_all_uses`, whose graph-output case renames `new` to
+    `old`) renames every read in a body, so a body's own tensor would be read for the outer
+    one, or the other way round."""
+    readers = [n for t in (old, new) for n in graph.consumer_nodes(t) if graph.has_subgraphs(n)]
+    return any({old, new} & scope_names(body) for node in readers for body in subgraphs(node))
 
 
 def bypass(graph: Graph, node: onnx.NodeProto, src: str, out: str) -> None:
