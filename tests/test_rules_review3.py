@@ -160,3 +160,64 @@ def test_float32_batchnorm_fold_over_a_few_subnormal_weights_applies():
     )
     out = graphopt.optimize(model)
     assert [n.op_type for n in out.graph.node] == ["Conv"]
+
+
+# ---------------------------------------------------------------------------- opset upgrade
+
+HARDSWISH = """a = Add(x, three)
+          r = Clip(a, zero, six)
+          m = Mul(x, r)
+          h = Div(m, six)"""
+HARDSWISH_CLIP_ATTRS = HARDSWISH.replace("Clip(a, zero, six)", "Clip<min = 0.0, max = 6.0>(a)")
+
+
+@pytest.mark.parametrize(
+    ("opset", "x_shape", "tail", "inits"),
+    [
+        # the converter makes these a Resize with half_pixel coordinates (theirs: asymmetric)
+        (7, "1,2,6,6", 'y = Upsample<mode = "linear", scales = [1.0, 1.0, 2.0, 2.0]>(h)', {}),
+        (9, "1,2,6,6", 'y = Upsample<mode = "linear">(h, s)', {"s": [1, 1, 2, 2]}),
+        (10, "1,2,6,6", 'y = Resize<mode = "linear">(h, s)', {"s": [1, 1, 2, 2]}),
+        # Hardmax over axis 1 of a 4-D tensor: flattened to 2-D up to opset 12, one axis at 13
+        (12, "1,2,3,3", "y = Hardmax<axis = 1>(h)", {}),
+    ],
+)
+def test_opset_upgrade_refuses_ops_the_converter_changes(opset, x_shape, tail, inits):
+    """upgrade_opset converts with onnx.version_converter, which changed these ops' results
+    (linear Upsample/Resize off by up to 4.8, Hardmax picking other elements); the model now
+    keeps its opset and the rules' fallback (x·HardSigmoid(x))."""
+    hardswish = HARDSWISH_CLIP_ATTRS if opset < 11 else HARDSWISH
+    consts = {"three": 3.0, "six": 6.0, "zero": 0.0, **inits}
+    model = build(
+        f"""<ir_version: 7, opset_import: ["" : {opset}]>
+        g (float[{x_shape}] x) => (float[n, c, h, w] y) {{
+          {hardswish}
+          {tail}
+        }}""",
+        {k: np.asarray(v, np.float32) for k, v in consts.items() if k in hardswish + tail},
+    )
+    rng = np.random.default_rng(0)
+    x = {"x": rng.uniform(-4, 4, [int(d) for d in x_shape.split(",")]).astype(np.float32)}
+    out = graphopt.optimize(model, upgrade_opset=True)
+    want, got = run_at(model, x)["y"], run_at(out, x)["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert out.opset_import[0].version == opset
+
+
+def test_opset_upgrade_still_applies_where_the_converter_is_right():
+    """Nearest Upsample and a Hardmax model at opset 13 already upgrade as before."""
+    model = build(
+        f"""<ir_version: 7, opset_import: ["" : 9]>
+        g (float[1,2,6,6] x) => (float[1,2,12,12] y) {{
+          {HARDSWISH_CLIP_ATTRS}
+          y = Upsample<mode = "nearest">(h, s)
+        }}""",
+        {
+            k: np.asarray(v, np.float32)
+            for k, v in {"three": 3, "six": 6, "s": [1, 1, 2, 2]}.items()
+        },
+    )
+    out = graphopt.optimize(model, upgrade_opset=True)
+    assert "HardSwish" in [n.op_type for n in out.graph.node]
+    x = {"x": np.random.default_rng(1).uniform(-4, 4, (1, 2, 6, 6)).astype(np.float32)}
+    np.testing.assert_allclose(run_at(out, x)["y"], run_at(model, x)["y"], rtol=1e-5, atol=1e-5)

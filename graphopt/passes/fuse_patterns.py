@@ -15,11 +15,14 @@ pass with the groups of one idea preselected, so pipelines read as what they do:
 A rule whose replacement needs a newer default-domain opset than the model's is refused, unless
 `upgrade_opset` is set (pass option, or `optimize(..., upgrade_opset=True)`): then the model is
 converted once with `onnx.version_converter` to the lowest opset the refused rules need and the
-rules run again. If the conversion fails the model is left as it was.
+rules run again. If the conversion fails, or would change what an op the converter is known to
+mishandle computes (linear Upsample / Resize-10, Hardmax across opset 13), the model is left as
+it was.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -27,6 +30,7 @@ from typing import ClassVar
 import onnx
 
 from graphopt.ir import Graph
+from graphopt.ir.nodes import attribute_value, nested_bodies
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.patterns import RuleRunner, rule_set, select
 
@@ -88,6 +92,10 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
 
     before = graph.opset_version("")
     model = graph.commit()
+    problem = _misconverted(model.graph, before, version)
+    if problem:
+        log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
+        return False
     try:
         converted = version_converter.convert_version(model, version)
     except Exception as e:  # the converter raises bare RuntimeErrors from C++
@@ -105,6 +113,29 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     Graph.__init__(graph, model)
     log.info("upgraded the model from opset %d to %d", before, version)
     return True
+
+
+def _misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
+    """Why onnx.version_converter would change what the model computes between opsets `before`
+    and `version` ("" if no op it is known to convert wrongly is there, bodies included): it
+    turns Upsample and opset-10 Resize in linear mode into a Resize with the half_pixel
+    coordinates of opset 11 (Upsample's and Resize-10's are asymmetric), and keeps a Hardmax
+    across opset 13, where it stopped flattening to 2-D around its axis (Softmax gets a
+    Flatten/Reshape adapter, Hardmax none). Found by comparing onnxruntime's outputs."""
+    for node in itertools.chain(graph.node, (n for b in nested_bodies(graph) for n in b.node)):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        op = node.op_type
+        mode = attribute_value(node, "mode", "nearest")
+        if isinstance(mode, bytes):
+            mode = mode.decode()
+        if op == "Upsample" and mode != "nearest":
+            return f"{node.name or op}: Upsample in {mode} mode would become a half_pixel Resize"
+        if op == "Resize" and before < 11 <= version and mode != "nearest":
+            return f"{node.name or op}: Resize-10 in {mode} mode would become a half_pixel Resize"
+        if op == "Hardmax" and before < 13 <= version:
+            return f"{node.name or op}: Hardmax changes meaning at opset 13 (no adapter)"
+    return ""
 
 
 def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
