@@ -221,3 +221,71 @@ def test_opset_upgrade_still_applies_where_the_converter_is_right():
     assert "HardSwish" in [n.op_type for n in out.graph.node]
     x = {"x": np.random.default_rng(1).uniform(-4, 4, (1, 2, 6, 6)).astype(np.float32)}
     np.testing.assert_allclose(run_at(out, x)["y"], run_at(model, x)["y"], rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- "ai.onnx" nodes
+
+
+def _ai_onnx_model(nodes: list[onnx.NodeProto], inits: dict, x: list, z: list) -> onnx.ModelProto:
+    """Nodes that spell the default domain "ai.onnx", in a model importing "" (onnxruntime runs
+    it; onnx's checker wants "" on the nodes, so the model is built without it)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x)],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, z)],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
+
+
+def _node(op: str, inputs: list[str], output: str) -> onnx.NodeProto:
+    return onnx.helper.make_node(op, inputs, [output], domain="ai.onnx")
+
+
+_RNG = np.random.default_rng(3)
+_BN = {
+    "g": _RNG.random(2) + 0.5,
+    "b": _RNG.random(2),
+    "mu": _RNG.random(2),
+    "v": _RNG.random(2) + 0.5,
+}
+_BN_NODE = _node("BatchNormalization", ["c", "g", "b", "mu", "v"], "z")
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "inits", "x", "z"),
+    [
+        ("Conv", _BN_NODE, {"W": _RNG.random((2, 2, 1, 1)), **_BN}, [1, 2, 3, 3], [1, 2, 3, 3]),
+        (
+            "ConvTranspose",
+            _BN_NODE,
+            {"W": _RNG.random((2, 2, 1, 1)), **_BN},
+            [1, 2, 3, 3],
+            [1, 2, 3, 3],
+        ),
+        ("Gemm", _BN_NODE, {"W": _RNG.random((3, 2)), **_BN}, [4, 3], [4, 2]),
+        (
+            "ConvTranspose",
+            _node("Mul", ["c", "k"], "z"),
+            {"W": _RNG.random((2, 2, 1, 1)), "k": _RNG.random((2, 1, 1))},
+            [1, 2, 3, 3],
+            [1, 2, 3, 3],
+        ),
+    ],
+    ids=["conv-bn", "convtranspose-bn", "gemm-bn", "convtranspose-mul"],
+)
+def test_folds_of_nodes_in_the_ai_onnx_domain(first, last, inits, x, z):
+    """An absent attribute takes its schema default looked up in the node's domain: "ai.onnx"
+    found no schema (and `Graph.opset_version("ai.onnx")` is 0 where the model imports ""), so
+    BN's epsilon and ConvTranspose's group were None and fold-batchnorm raised a TypeError."""
+    model = _ai_onnx_model([_node(first, ["x", "W"], "c"), last], inits, x, z)
+    for pipeline in ("default", "tensorrt"):
+        out = graphopt.optimize(model, pipeline)
+        assert [n.op_type for n in out.graph.node] == [first]
+        feeds = {"x": _RNG.uniform(-2, 2, x).astype(np.float32)}
+        np.testing.assert_allclose(
+            run_at(out, feeds)["z"], run_at(model, feeds)["z"], rtol=1e-5, atol=1e-6
+        )

@@ -29,6 +29,7 @@ from graphopt.patterns.engine import (
     Facts,
     Match,
     attr_mismatch,
+    domain_version,
     domains_of,
     needs_constant,
 )
@@ -255,7 +256,7 @@ class CompiledTarget:
             attr_mark = None
             if ok and attrs:
                 attr_mark = list(s.attrs.items())
-                if attr_mismatch(pnode, node, s.attrs, s.graph.opset_version(node_domain)):
+                if attr_mismatch(pnode, node, s.attrs, domain_version(s.graph, node_domain)):
                     s.fail()
                     ok = False
             if ok:

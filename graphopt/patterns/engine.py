@@ -770,7 +770,14 @@ class Matcher:
         )
 
     def _version(self, node: onnx.NodeProto) -> int:
-        return self.graph.opset_version(node.domain or "")
+        return domain_version(self.graph, node.domain)
+
+
+def domain_version(graph: Graph, domain: str) -> int:
+    """The model's opset of a node's `domain`, the default domain however spelled: a node may
+    name it "ai.onnx" where the model imports "" (`Graph.opset_version("ai.onnx")` is then 0,
+    and a BatchNormalization without `epsilon` got no schema default: fold-batchnorm raised)."""
+    return graph.opset_version("" if domain in ("", "ai.onnx") else domain)
 
 
 def attr_mismatch(
@@ -787,7 +794,10 @@ def attr_mismatch(
         if key in have:
             value = attribute_value(have[key])
         else:
-            value = schema_default(node.op_type, node.domain or "", version, key)
+            domain = node.domain
+            value = schema_default(
+                node.op_type, "" if domain in ("", "ai.onnx") else domain, version, key
+            )
         if isinstance(want, AttrRef):
             if want.name in attrs and not _same(attrs[want.name], value):
                 return f"{node.name} attribute {key} differs from an earlier capture"

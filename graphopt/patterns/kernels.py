@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from graphopt.patterns.engine import Facts, Match, attr_mismatch
+from graphopt.patterns.engine import Facts, Match, attr_mismatch, domain_version
 from graphopt.patterns.rules import Literal, Rule
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def fold_batchnorm_conv(
             return None
     pattern = rule.targets[0]
     attrs: dict[str, object] = {}
-    if attr_mismatch(pattern.nodes[1], bn, attrs, graph.opset_version(domain)):
+    if attr_mismatch(pattern.nodes[1], bn, attrs, domain_version(graph, domain)):
         return None
     # the bindings in the order the generic matcher makes them
     tensors: dict[str, str | None] = {
