@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
@@ -247,6 +249,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
                     continue
         kept.append(node)
     g.node.extend(kept)
+    _tame_slice_steps(graph, g)
     g.output.extend(graph.proto.output)
     # a constant's value_info says nothing its tensor does not: without it (and cleared of
     # its shape, inference takes the value_info over the initializer's dims: torch dynamo
@@ -267,6 +270,56 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
             if d.HasField("dim_value") and d.dim_value < 0:
                 d.ClearField("dim_value")
     return light
+
+
+# onnx 1.23's Slice inference crashes (2^31) or loops for ever (2^32) on a step that large;
+# any step of at least a dim's size picks the same elements, so the light model's is clamped
+_STEP_LIMIT = 2**31 - 1
+
+
+def _tame_slice_steps(graph: Graph, g: onnx.GraphProto) -> None:
+    """Give the Slice nodes of light graph `g` (and of its bodies) whose constant steps exceed
+    ±`_STEP_LIMIT` a copy of those steps clamped to it (same output for every dim below it)."""
+    taken: set[str] = set()
+    for body, node in _nodes_and_bodies(g):
+        if node.op_type != "Slice" or len(node.input) < 5 or not node.input[4]:
+            continue
+        source = node.input[4]
+        steps = graph.constant(source) if body is g else _local_constant(body, source)
+        if steps is None or steps.dtype.kind not in "iu" or not steps.size:
+            continue
+        if float(np.abs(steps.astype(np.float64)).max()) <= _STEP_LIMIT:
+            continue
+        if not is_default_domain(node):
+            continue
+        if not taken:
+            taken = {*graph.producer, *graph.initializers, *graph.graph_inputs}
+        clamped = np.clip(steps.astype(np.int64), -_STEP_LIMIT, _STEP_LIMIT).astype(steps.dtype)
+        name = next(
+            n for i in itertools.count() if (n := f"{node.input[4]}_clamped{i}") not in taken
+        )
+        taken.add(name)
+        body.initializer.append(numpy_helper.from_array(clamped, name))
+        node.input[4] = name
+
+
+def _nodes_and_bodies(g: onnx.GraphProto) -> Any:
+    """(graph, node) for every node of `g` and of the bodies inside it."""
+    for node in g.node:
+        yield g, node
+        for body in subgraphs(node):
+            yield from _nodes_and_bodies(body)
+
+
+def _local_constant(g: onnx.GraphProto, name: str) -> np.ndarray | None:
+    for init in g.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    for node in g.node:
+        if node.op_type == "Constant" and node.output and node.output[0] == name:
+            value = constant_tensor(node)
+            return None if value is None else numpy_helper.to_array(value)
+    return None
 
 
 def _body_types_only(nodes: Any) -> None:
