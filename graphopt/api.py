@@ -147,6 +147,12 @@ def make_context(
         ctx.options["opt_level"] = opt_level
     if pipeline.rule_files:
         ctx.options.setdefault("rule_files", []).extend(pipeline.rule_files)
+    from graphopt.passes.fuse_patterns import check_rule_passes
+
+    check_rule_passes(
+        ((s.pass_, f"{s.source}:{s.line}" if s.source else "") for s in pipeline.pass_steps()),
+        ctx.options.get("rule_files") or [],
+    )
     if verify_each:
         ctx.instruments.append(VerifyInstrument())
     if dump_dir is not None:

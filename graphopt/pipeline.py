@@ -51,6 +51,7 @@ log = logging.getLogger("graphopt.pipeline")
 class PassStep:
     pass_: Pass
     line: int = 0
+    source: str = ""  # the pipeline file the step is written in (an included one's, included)
 
 
 @dataclass
@@ -83,17 +84,21 @@ class Pipeline:
     rule_files: list[Path] = field(default_factory=list)
 
     def pass_names(self) -> list[str]:
-        names: list[str] = []
+        return [s.pass_.name for s in self.pass_steps()]
+
+    def pass_steps(self) -> list[PassStep]:
+        """Every pass step, those in `repeat:` and `if_changed:` groups included, in order."""
+        found: list[PassStep] = []
 
         def walk(steps: Sequence[Step]) -> None:
             for s in steps:
                 if isinstance(s, PassStep):
-                    names.append(s.pass_.name)
+                    found.append(s)
                 else:
                     walk(s.steps)
 
         walk(self.steps)
-        return names
+        return found
 
 
 # ---------------------------------------------------------------------------- loading
@@ -270,7 +275,7 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
         line = _line(item)
         made_before, made, before = made, 1, len(steps)
         if isinstance(item, yaml.ScalarNode):
-            steps.append(PassStep(_make_pass(item.value, {}, source, line, registry), line))
+            steps.append(PassStep(_make_pass(item.value, {}, source, line, registry), line, source))
             continue
         if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
             raise PipelineError(
@@ -301,7 +306,7 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
                 options[_scalar(k, source, str)] = (_line(k), yaml.safe_load(yaml.serialize(v)))
         elif not (isinstance(vnode, yaml.ScalarNode) and vnode.value in ("", "~", "null")):
             raise PipelineError(f"{source}:{_line(vnode)}: options of {key!r} must be a mapping")
-        steps.append(PassStep(_make_pass(key, options, source, line, registry), line))
+        steps.append(PassStep(_make_pass(key, options, source, line, registry), line, source))
     return steps
 
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import onnx
 
+from graphopt.errors import PipelineError
 from graphopt.ir import Graph
 from graphopt.ir.nodes import attribute_value, nested_bodies
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
@@ -84,6 +87,26 @@ class FusePatterns(Pass):
         if upgraded:
             counters["opset_upgraded_to"] = graph.opset_version("")
         return PassResult(bool(applied or upgraded), counters)
+
+
+def check_rule_passes(passes: Iterable[tuple[Pass, str]], rule_files: Sequence[str | Path]) -> None:
+    """Load and validate the rule files, and the rules and groups each rule pass names, before
+    anything runs: a broken rule file or a misspelt rule would otherwise surface only when its
+    pass runs (or never, where no rule pass runs). `passes`: (pass, where it is written: "file:
+    line"). A `PipelineError` names the rule file and line, or the pass's."""
+    rules = rule_set(rule_files)
+    names = {r.name for r in rules}
+    for p, where in passes:
+        if not isinstance(p, FusePatterns):
+            continue
+        prefix = f"{where}: {p.name}: " if where else f"{p.name}: "
+        try:
+            select(rules, p.groups or list(p.default_groups), p.rules)
+        except PipelineError as e:
+            raise PipelineError(prefix + str(e)) from e
+        unknown = sorted(set(p.exclude) - names)
+        if unknown:
+            raise PipelineError(f"{prefix}cannot exclude unknown rule {unknown[0]!r}")
 
 
 def upgrade_opset(graph: Graph, version: int) -> bool:
