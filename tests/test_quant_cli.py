@@ -93,7 +93,7 @@ def test_cli_default_writes_a_minmax_cache(tmp_path, model_path) -> None:
     assert cache_io.read(cache)[0].endswith("-MinMaxCalibration")
 
 
-def test_cli_cache_in_reproduces_the_model(tmp_path, model_path) -> None:
+def test_cli_cache_in_reproduces_the_model(tmp_path, model_path, capsys) -> None:
     write_npy(tmp_path / "feeds")
     a, b, cache = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "c.cache"
     assert (
@@ -112,8 +112,12 @@ def test_cli_cache_in_reproduces_the_model(tmp_path, model_path) -> None:
         )
         == 0
     )
+    capsys.readouterr()
     assert main(["quantize", str(model_path), "-o", str(b), "--cache-in", str(cache)]) == 0
     assert onnx.load(a).SerializeToString() == onnx.load(b).SerializeToString()
+    # the scales are the cache's: no calibration method of this run is named
+    said = capsys.readouterr().out
+    assert f"(scales from cache {cache})" in said and "minmax" not in said
 
 
 def test_cli_image_folder_with_flags_and_progress(tmp_path, model_path, capsys) -> None:

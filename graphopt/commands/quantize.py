@@ -181,12 +181,15 @@ def run(args: argparse.Namespace) -> int:
         if progress:
             progress.close()
     save_model(quantized, args.output, external_data=loaded.external_data or None)
+    # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
-        f"cache {args.cache_in}" if args.cache_in else f"{report.feeds} feeds from {args.calib}"
+        f"scales from cache {args.cache_in}"
+        if args.cache_in
+        else f"{args.method}, {report.feeds} feeds from {args.calib}"
     )
     print(
         f"{args.input}: quantized {len(report.quantized_nodes)} nodes for {args.target} "
-        f"({args.method}, {source}); wrote {args.output}"
+        f"({source}); wrote {args.output}"
         + (f" and {args.cache}" if args.cache else "")
     )
     if args.report or args.keep_float or report.kept_float or report.stem:
