@@ -189,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{args.input}: quantized {len(report.quantized_nodes)} nodes for {args.target} "
-        f"({source}); wrote {args.output}"
-        + (f" and {args.cache}" if args.cache else "")
+        f"({source}); wrote {args.output}" + (f" and {args.cache}" if args.cache else "")
     )
     if args.report or args.keep_float or report.kept_float or report.stem:
         for line in report.lines():
