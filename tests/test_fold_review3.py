@@ -288,3 +288,24 @@ def test_a_huge_slice_step_neither_crashes_nor_hangs_shape_inference(step):
     assert done.returncode == 0, done.stderr[-500:]
     want = "[1]" if step > 0 else "[0]"
     assert done.stdout.splitlines() == [want, want]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_expand_and_transpose_of_a_scalar_fold_to_a_scalar(pipeline):
+    # np.ascontiguousarray returns at least 1-D: Expand(c, Shape(s)) of a scalar c and s
+    # (target []) and Transpose of a scalar folded to shape [1], so y came out [1] not []
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float x, float s) => (float y, float t) {
+          c = Constant <value = float {2.5}> ()
+          shape = Shape (s)
+          e = Expand (c, shape)
+          y = Add (x, e)
+          tc = Transpose (c)
+          t = Mul (x, tc)
+        }
+        """
+    )
+    feeds = {"x": np.array(1.0, np.float32), "s": np.array(0.0, np.float32)}
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), feeds)

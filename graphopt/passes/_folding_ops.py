@@ -141,6 +141,11 @@ def _need(value: Value) -> np.ndarray:
     return value
 
 
+def _contiguous(value: np.ndarray) -> np.ndarray:
+    """`value` in C order, keeping its shape (np.ascontiguousarray makes a 0-d array 1-D)."""
+    return np.ascontiguousarray(value).reshape(value.shape)
+
+
 def _same_dtype(*values: Value) -> None:
     dtypes = {_need(v).dtype for v in values}
     if len(dtypes) != 1:
@@ -503,7 +508,7 @@ def _slice(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         index[axis] = onnx_slice(data.shape[axis], start, end, step)
-    return [np.ascontiguousarray(data[tuple(index)])]
+    return [_contiguous(data[tuple(index)])]
 
 
 def _range_count(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> int:
@@ -546,7 +551,7 @@ def _constant_of_shape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np
 def _transpose(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data = _need(inputs[0])
     perm = attrs.get("perm")
-    return [np.ascontiguousarray(np.transpose(data, perm))]
+    return [_contiguous(np.transpose(data, perm))]
 
 
 def _expand(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
@@ -555,7 +560,7 @@ def _expand(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
         out_shape = np.broadcast_shapes(data.shape, tuple(int(d) for d in shape.reshape(-1)))
     except ValueError as e:
         raise Unsupported from e
-    return [np.ascontiguousarray(np.broadcast_to(data, out_shape))]
+    return [_contiguous(np.broadcast_to(data, out_shape))]
 
 
 def _tile(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
@@ -598,7 +603,7 @@ def _split(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     if sizes is None:
         raise Unsupported
     bounds = np.cumsum(sizes)[:-1]
-    return [np.ascontiguousarray(p) for p in np.split(data, bounds, axis=axis)]
+    return [_contiguous(p) for p in np.split(data, bounds, axis=axis)]
 
 
 def _reduce(op: Callable[..., Any], axes_input_from: int) -> Kernel:
