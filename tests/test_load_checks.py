@@ -211,10 +211,10 @@ def test_cli_verify_compares_with_the_original(tmp_path, capsys, monkeypatch):
 
     model = _model(
         [
-            oh.make_node("Add", ["x", "zero"], ["t"], name="add0"),  # x + 0: removed
+            oh.make_node("Add", ["x", "zero"], ["t"], name="add0"),  # x + (-0): removed
             oh.make_node("Relu", ["t"], ["y"], name="r"),
         ],
-        initializers=[oh.make_tensor("zero", FLOAT, [1], [0.0])],
+        initializers=[oh.make_tensor("zero", FLOAT, [1], [-0.0])],
     )
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())

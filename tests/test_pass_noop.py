@@ -8,6 +8,7 @@ import onnx.parser
 import pytest
 
 from graphopt.api import optimize, optimize_with_report
+from graphopt.backends import onnxruntime as ort_backend
 from graphopt.pipeline import make_pipeline
 from tests.conftest import assert_same_outputs
 from tests.models_util import ops, parse, run
@@ -69,7 +70,8 @@ HEADER = '<ir_version: 8, opset_import: ["" : OPSET]>\n'
         ),
         ("o = Constant <value = float {1.0}> ()\n m = Mul (o, x)\n y = Relu (m)", ["Relu"]),
         (
-            "z = Constant <value = float[4] {0.0, 0.0, 0.0, 0.0}> ()\n a = Add (x, z)\n y = Relu (a)",
+            "z = Constant <value = float[4] {-0.0, -0.0, -0.0, -0.0}> ()\n a = Add (x, z)\n"
+            " y = Relu (a)",
             ["Relu"],
         ),
         ("z = Constant <value = float[1, 1] {0.0}> ()\n a = Sub (x, z)\n y = Relu (a)", ["Relu"]),
@@ -405,3 +407,20 @@ def test_default_pipeline_sees_through_a_no_op_cast_in_one_run():
     assert ops(once) == ["Conv"]
     assert optimize(once).SerializeToString() == once.SerializeToString()
     assert_same_outputs(model, once, feeds_for(model))
+
+
+@pytest.mark.parametrize(("op", "zero"), [("Add", "0.0"), ("Sub", "-0.0")])
+def test_adding_plus_zero_is_kept_it_turns_minus_zero_into_plus_zero(op, zero):
+    """x + 0.0 was removed as a no-op, but −0.0 + 0.0 = +0.0: Reciprocal(x + 0) of x = −0.0 is
+    +inf, of x −inf. Only x + (−0.0) and x − (+0.0) are x for every x."""
+    text = HEADER.replace("OPSET", "13") + (
+        "g (float[2, 3, 4] x) => (float[2, 3, 4] y) {\n"
+        f" z = Constant <value = float {{{zero}}}> ()\n a = {op} (x, z)\n y = Reciprocal (a)\n}}"
+    )
+    model = onnx.parser.parse_model(text)
+    out = optimize(model)
+    assert [n.op_type for n in out.graph.node] == [op, "Reciprocal"]
+    x = np.full((2, 3, 4), -0.0, np.float32)
+    got = ort_backend.run(out, {"x": x})["y"]
+    assert np.all(got == np.inf)  # 1 / (-0 + 0) = 1 / +0, as the original computes
+    np.testing.assert_array_equal(got, ort_backend.run(model, {"x": x})["y"])

@@ -236,6 +236,24 @@ def _all_equal(value: np.ndarray, element: float) -> bool:
     return value.size > 0 and bool(np.all(value == element))
 
 
+def _keeps_signed_zero(op: str, zeros: np.ndarray) -> bool:
+    """Whether x + zeros (x − zeros) is x for x = −0.0 too: −0 + (+0) = +0 and
+    −0 − (−0) = +0 in IEEE arithmetic, so only x + (−0) and x − (+0) are exact (as compilers
+    without fast-math fold them); the sign of a zero shows in 1/x, Atan, a Div by it. Mul and
+    Div by 1 are exact for every x."""
+    if op == "Add":
+        return bool(np.all(np.signbit(zeros)))
+    if op == "Sub":
+        return not bool(np.any(np.signbit(zeros)))
+    return True
+
+
+_SIGNED_ZERO_REASON = {
+    "Add": "x + 0.0 turns x = -0.0 into +0.0 (only x + (-0.0) is x)",
+    "Sub": "x - (-0.0) turns x = -0.0 into +0.0 (only x - 0.0 is x)",
+}
+
+
 def _broadcast_keeps_shape(const: np.ndarray, shapes: LazyShapes, x: str) -> bool:
     """True when broadcasting `const` against `x` leaves x's shape as it is."""
     if const.ndim == 0:
@@ -445,6 +463,8 @@ class _Rules:
             const = g.constant(node.input[pos])
             if const is None or const.dtype == np.bool_ or not _all_equal(const, element):
                 continue
+            if const.dtype.kind in "fc" and not _keeps_signed_zero(node.op_type, const):
+                return self.refuse(node, _SIGNED_ZERO_REASON[node.op_type])
             x = node.input[1 - pos]
             if g.is_constant(x):
                 return None  # left to constant folding
@@ -493,6 +513,8 @@ class EliminateNoops(Pass):
     Pad(x, pads=0), Concat(x), Sum/Mean/Max/Min(x), Split(x) into one part, Tile(x, 1…1), Expand/Reshape/Flatten/
     Squeeze/Unsqueeze/Slice whose output shape equals the input's (static shapes),
     x+0, 0+x, x−0, x·1, 1·x, x/1 (when the constant's broadcast keeps x's shape)  ⇒  x
+    (for floating-point x, the zero added is −0.0 and the zero subtracted +0.0: x + (+0.0) is
+    +0.0 at x = −0.0)
     """
 
     name = "eliminate-noops"
