@@ -309,3 +309,54 @@ def test_expand_and_transpose_of_a_scalar_fold_to_a_scalar(pipeline):
     )
     feeds = {"x": np.array(1.0, np.float32), "s": np.array(0.0, np.float32)}
     assert_same_outputs(model, graphopt.optimize(model, pipeline), feeds)
+
+
+# onnxruntime gives an auto_pad SAME ConvTranspose min(in·s, (in − 1)·s + output_padding +
+# (k − 1)·d + 1) = 6 of 3 here; ONNX inference adds output_padding: 7
+SAME_TRANSPOSED_CONV = """
+  w = Constant <value = float[1, 1, 2, 2] {1, 1, 1, 1}> ()
+  p = ConvTranspose <kernel_shape = [2, 2], strides = [2, 2], auto_pad = "SAME_UPPER",
+                     output_padding = [1, 1]> (x, w)
+"""
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize(
+    ("producer", "size"),
+    [(SAME_TRANSPOSED_CONV, 3)],
+    ids=["conv-transpose"],
+)
+def test_shape_folds_to_what_onnxruntime_computes_after_a_same_transposed_conv(
+    pipeline, producer, size
+):
+    model = _resized_like(producer, size)
+    x = np.arange(size * size, dtype=np.float32).reshape(1, 1, size, size)
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": x})
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_a_resize_after_a_corrected_pool_is_checked_against_the_corrected_dims(pipeline):
+    # pool: H 10 → 5 (inference 6), W 10; Resize by 0.7 x 1.3: onnxruntime 3 x 13. The pool
+    # and the Resize (W: inference 12) were corrected in one round, the Resize's H from the
+    # pool's stale 6: 4 was kept, and Gather(Shape(p), 2) folded to 4
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 1, 10, 10] x) => (float[?, ?, ?, ?] y) {
+          q = AveragePool <kernel_shape = [3, 1], strides = [2, 1], pads = [0, 0, 2, 0],
+                           ceil_mode = 1> (x)
+          roi = Constant <value = float[0] {}> ()
+          sc = Constant <value = float[4] {1, 1, 0.7, 1.3}> ()
+          p = Resize <mode = "nearest"> (q, roi, sc)
+          s = Shape (p)
+          two = Constant <value = int64[1] {2}> ()
+          h = Gather (s, two)
+          nc = Constant <value = int64[2] {1, 1}> ()
+          w = Constant <value = int64[1] {7}> ()
+          sizes = Concat <axis = 0> (nc, h, w)
+          y = Resize <mode = "nearest"> (x, , , sizes)
+        }
+        """
+    )
+    x = np.arange(100, dtype=np.float32).reshape(1, 1, 10, 10)
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": x})

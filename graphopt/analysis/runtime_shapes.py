@@ -17,6 +17,9 @@ onnxruntime's kernels:
 * Resize/Upsample by scales: onnxruntime takes ⌊float32(scale) ×_float32 in⌋, inference
   rounds the product elsewhere (0.7 × 10: onnxruntime 7, inference 6). A dim where inference
   is not onnxruntime's number is left unknown.
+* auto_pad SAME_* ConvTranspose without output_shape: onnxruntime gives
+  min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (it never pads negatively), inference
+  adds output_padding to in·s (k=2, s=2, output_padding=1 of 3: onnxruntime 6, inference 7).
 
 `inference_cuts` names, after one inference, the nodes whose inferred outputs are not what
 onnxruntime computes, with the shapes to take instead; every output of an If/Loop/Scan or a
@@ -34,6 +37,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphopt.ir.graph import outer_references
 from graphopt.ir.nodes import attribute_value, is_default_domain, subgraphs
 from graphopt.ir.values import declared_dims
 
@@ -51,6 +55,9 @@ def is_suspect(node: onnx.NodeProto) -> bool:
     """`node` is of a kind whose inferred output size may not be onnxruntime's."""
     if not is_default_domain(node):
         return False
+    if node.op_type == "ConvTranspose":
+        same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
+        return same and attribute_value(node, "output_shape", None) is None
     if node.op_type in POOLS:
         dilated = any(d != 1 for d in attribute_value(node, "dilations", []) or [])
         same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
@@ -107,11 +114,36 @@ def resized_dims(
     return out
 
 
+def transposed_dims(
+    node: onnx.NodeProto, dims: tuple[Dim, ...], have: tuple[Dim, ...], weight: tuple[Dim, ...]
+) -> list[Dim]:
+    """The output dims onnxruntime gives ConvTranspose `node` (auto_pad SAME_*, no
+    output_shape) for input `dims`: batch and channels as inferred (`have`), each spatial dim
+    min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (its padding is never negative)."""
+    spatial = len(dims) - 2
+    kernel = list(attribute_value(node, "kernel_shape", []) or weight[2:])
+    strides = list(attribute_value(node, "strides", []) or [1] * spatial)
+    dilations = list(attribute_value(node, "dilations", []) or [1] * spatial)
+    adjust = list(attribute_value(node, "output_padding", []) or [0] * spatial)
+    usable = all(len(v) == spatial for v in (kernel, strides, dilations, adjust))
+    out: list[Dim] = list(have[:2])
+    for i in range(spatial):
+        size, k = dims[2 + i], kernel[i] if usable else None
+        if not isinstance(size, int) or not isinstance(k, int):
+            out.append(None)
+            continue
+        s, d = strides[i], dilations[i]
+        out.append(min(size * s, (size - 1) * s + adjust[i] + (k - 1) * d + 1))
+    return out
+
+
 def inference_cuts(
     model: onnx.ModelProto, inferred: onnx.ModelProto
 ) -> dict[int, list[onnx.ValueInfoProto]]:
     """Per index of a node of `model`'s graph whose outputs `inferred` (the result of ONNX
-    inference over `model`) gets wrong: those outputs, typed as onnxruntime computes them."""
+    inference over `model`) gets wrong: those outputs, typed as onnxruntime computes them.
+    A suspect that reads (through any nodes) what another cut of this round changes is left
+    to the next round: its inferred input dims are not onnxruntime's yet."""
     functions = {(f.domain, f.name): f for f in model.functions}
     suspects = {
         k: node
@@ -121,39 +153,57 @@ def inference_cuts(
     if not suspects:
         return {}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    wanted = {t for node in suspects.values() for t in (*node.input[:1], *node.output) if t}
+    wanted = {t for node in suspects.values() for t in (*node.input[:2], *node.output) if t}
     infos = _value_infos(inferred.graph, wanted)
     constants = _constants(model.graph)
     cuts: dict[int, list[onnx.ValueInfoProto]] = {}
-    for k, node in suspects.items():
-        if not is_suspect(node):
-            cuts[k] = [_typed(infos.get(out), out, None) for out in node.output if out]
-            continue
-        source = infos.get(node.input[0]) if node.input else None
-        dims = declared_dims(source) if source is not None else None
-        have = declared_dims(infos[node.output[0]]) if node.output[0] in infos else None
-        if dims is None or have is None or len(have) != len(dims):
-            continue  # no rank, so no size either: nothing wrong to take
-        if node.op_type in POOLS:
-            want: list[Dim] | None = pooled_dims(node, dims) if len(dims) > 2 else None
-        else:
-            scales = _scales(node, opset, constants)
-            want = resized_dims(node, dims, scales, opset)
-        if want is None or all(
-            w == h or (w is None and not isinstance(h, int))
-            for w, h in zip(want, have, strict=True)
-        ):
-            continue
-        pairs = list(enumerate(zip(want, have, strict=True)))
-        if node.op_type in POOLS:  # batch and channels as inferred, onnxruntime's sizes
-            shape = [h if j < 2 else w for j, (w, h) in pairs]
-        else:  # inference's dims where they are onnxruntime's, the others unknown
-            shape = [
-                h if w == h or (w is None and not isinstance(h, int)) else None
-                for _, (w, h) in pairs
-            ]
-        cuts[k] = [_typed(infos.get(out), out, shape) for out in node.output if out]
+    tainted: set[str] = set()  # tensors downstream of this round's cuts
+    for k, node in enumerate(model.graph.node):
+        reads = {*node.input, *(t for body in subgraphs(node) for t in outer_references(body))}
+        stale = not tainted.isdisjoint(reads)
+        if k in suspects and (not stale or not is_suspect(node)):
+            shape = _corrected(node, infos, constants, opset) if is_suspect(node) else None
+            if shape is None and is_suspect(node):
+                continue
+            cuts[k] = [_typed(infos.get(out), out, shape or None) for out in node.output if out]
+            tainted.update(node.output)
+        elif stale:
+            tainted.update(node.output)
     return cuts
+
+
+def _corrected(
+    node: onnx.NodeProto,
+    infos: dict[str, onnx.ValueInfoProto],
+    constants: dict[str, onnx.TensorProto],
+    opset: int,
+) -> list[Dim] | None:
+    """The output shape onnxruntime gives suspect `node` where inference's differs (None:
+    they agree, or nothing is known)."""
+    source = infos.get(node.input[0]) if node.input else None
+    dims = declared_dims(source) if source is not None else None
+    have = declared_dims(infos[node.output[0]]) if node.output[0] in infos else None
+    if dims is None or have is None or len(have) != len(dims):
+        return None  # no rank, so no size either: nothing wrong to take
+    want: list[Dim] | None
+    if node.op_type in POOLS:
+        want = pooled_dims(node, dims) if len(dims) > 2 else None
+    elif node.op_type == "ConvTranspose":
+        weight = infos.get(node.input[1]) if len(node.input) > 1 else None
+        kernel = declared_dims(weight) if weight is not None else None
+        want = transposed_dims(node, dims, have, kernel or ()) if len(dims) > 2 else None
+    else:
+        want = resized_dims(node, dims, _scales(node, opset, constants), opset)
+    if want is None or all(
+        w == h or (w is None and not isinstance(h, int)) for w, h in zip(want, have, strict=True)
+    ):
+        return None
+    pairs = list(enumerate(zip(want, have, strict=True)))
+    if node.op_type in RESIZES:  # inference's dims where they are onnxruntime's, others unknown
+        return [
+            h if w == h or (w is None and not isinstance(h, int)) else None for _, (w, h) in pairs
+        ]
+    return [h if j < 2 else w for j, (w, h) in pairs]  # batch, channels as inferred
 
 
 def _scales(
