@@ -12,8 +12,10 @@ cast loses its precision in the dtype's subnormals (float16 W·s ≈ 1e-7) is re
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,10 @@ from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.patterns.engine import Facts, Match, Refuse
 
 Computation = Callable[..., Any]
+# Set while a registered computation runs: one entry per numpy operation that underflowed (a
+# result rounded into the subnormals or to 0 from a nonzero value: IEEE underflow, tiny and
+# inexact), so `refuse_underflow` looks at its result only where something did.
+_UNDERFLOWED: ContextVar[list[int] | None] = ContextVar("underflowed", default=None)
 COMPUTATIONS: dict[str, Computation] = {}
 # Computation → positions of the arguments it reads only for their dtype and shape: those get
 # a placeholder of that dtype and shape (`Facts.layout`) instead of the decoded constant.
@@ -35,7 +41,17 @@ def computation(
     first after the Match) whose values it never reads, only their dtype and shape."""
 
     def register(fn: Computation) -> Computation:
-        COMPUTATIONS[name] = fn
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            hit: list[int] = []
+            token = _UNDERFLOWED.set(hit)
+            try:
+                with np.errstate(under="call", call=lambda *_: hit.append(1)):
+                    return fn(*args, **kwargs)
+            finally:
+                _UNDERFLOWED.reset(token)
+
+        COMPUTATIONS[name] = run
         if layout_only:
             LAYOUT_ONLY[name] = frozenset(layout_only)
         return fn
@@ -170,9 +186,13 @@ def refuse_underflow(
     more than one ulp of an output channel's mass Σ|exact| (`channels` sums a per-element
     array per output channel; None: each element is its own channel, as for a merged scale).
     float16 W ≈ 1e-4 scaled by 1e-3 is all subnormal: the folded Conv is ~20 % off, while the
-    original's conv output and scale stay normal. `exact` (float64) is computed only where
-    some value of `rounded` is below the smallest normal; subnormal float32 weights that a
-    scale rounds by far less than an ulp of their channel still fold."""
+    original's conv output and scale stay normal. Inside a registered computation nothing is
+    looked at unless some operation of it underflowed (numpy's floating-point flags: no pass
+    over the weights on the usual path); `exact` (float64) is computed only where some value of
+    `rounded` is below the smallest normal; subnormal float32 weights that a scale rounds by
+    far less than an ulp of their channel still fold."""
+    if _UNDERFLOWED.get() == []:  # in a computation that rounded nothing into the subnormals
+        return
     info = np.finfo(rounded.dtype)
     if rounded.size == 0 or np.abs(rounded).min() >= info.tiny:  # (~25 % less than np.any)
         return
@@ -404,7 +424,7 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
     k = float(arr.reshape(()))
     if k == 0.0 or not np.isfinite(k):
         raise Refuse(f"scale {k} is zero or not finite")
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore"):  # (underflow stays reported to `refuse_underflow`)
         if op == "mul":
             # a float32·float32 product rounded once is the float64 product cast once (48
             # bits fit in 53): the same bits without a float64 copy of the weight
