@@ -401,8 +401,17 @@ def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.Mode
     Where the upgrade fails, Q/DQ stay float32 behind Casts (`blocked` gains them)."""
     from onnx import version_converter
 
+    from graphopt.ir.opset_conversion import misconverted
+
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset >= 19:
+        return model
+    problem = misconverted(model.graph, opset, 19)
+    if problem:
+        log.warning(
+            "fp16: the Q/DQ model stays at opset %d (%s); Q/DQ stay float32", opset, problem
+        )
+        blocked += ["QuantizeLinear", "DequantizeLinear"]
         return model
     try:
         return version_converter.convert_version(model, 19)

@@ -21,6 +21,7 @@ import onnx
 
 from graphopt.ir import subgraphs
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
+from graphopt.ir.opset_conversion import misconverted
 from graphopt.multitask.errors import MergeError
 
 log = logging.getLogger("graphopt.multitask")
@@ -142,6 +143,13 @@ def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.Mode
         from onnx import inliner
 
         model = inliner.inline_local_functions(model)
+    problem = misconverted(model.graph, old, new)
+    if problem:
+        raise MergeError(
+            f"{name}: needs default opset {new} to merge (it uses {old}) and "
+            f"onnx.version_converter would change what it computes ({problem}); convert it "
+            "yourself or merge it separately"
+        )
     try:
         converted = version_converter.convert_version(model, new)
     except Exception as e:  # the converter raises untyped C++ errors

@@ -22,7 +22,6 @@ it was.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import onnx
 
 from graphopt.errors import PipelineError
 from graphopt.ir import Graph
-from graphopt.ir.nodes import attribute_value, nested_bodies
+from graphopt.ir.opset_conversion import misconverted
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.patterns import RuleRunner, rule_set, select
 
@@ -115,7 +114,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
 
     before = graph.opset_version("")
     model = graph.commit()
-    problem = _misconverted(model.graph, before, version)
+    problem = misconverted(model.graph, before, version)
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False
@@ -136,29 +135,6 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     Graph.__init__(graph, model)
     log.info("upgraded the model from opset %d to %d", before, version)
     return True
-
-
-def _misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
-    """Why onnx.version_converter would change what the model computes between opsets `before`
-    and `version` ("" if no op it is known to convert wrongly is there, bodies included): it
-    turns Upsample and opset-10 Resize in linear mode into a Resize with the half_pixel
-    coordinates of opset 11 (Upsample's and Resize-10's are asymmetric), and keeps a Hardmax
-    across opset 13, where it stopped flattening to 2-D around its axis (Softmax gets a
-    Flatten/Reshape adapter, Hardmax none). Found by comparing onnxruntime's outputs."""
-    for node in itertools.chain(graph.node, (n for b in nested_bodies(graph) for n in b.node)):
-        if node.domain not in ("", "ai.onnx"):
-            continue
-        op = node.op_type
-        mode = attribute_value(node, "mode", "nearest")
-        if isinstance(mode, bytes):
-            mode = mode.decode()
-        if op == "Upsample" and mode != "nearest":
-            return f"{node.name or op}: Upsample in {mode} mode would become a half_pixel Resize"
-        if op == "Resize" and before < 11 <= version and mode != "nearest":
-            return f"{node.name or op}: Resize-10 in {mode} mode would become a half_pixel Resize"
-        if op == "Hardmax" and before < 13 <= version:
-            return f"{node.name or op}: Hardmax changes meaning at opset 13 (no adapter)"
-    return ""
 
 
 def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
