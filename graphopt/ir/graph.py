@@ -130,7 +130,10 @@ class Graph:
         indexing, as `constants-to-initializers` would first thing (same tensors, same order;
         not a graph output, not a sparse or string constant): the caller runs a pipeline that
         starts with it. Those nodes are never indexed (nor removed again: 878 of layout_cdla's
-        1493 nodes); `adopted_constants` counts them for the pass to report.
+        1493 nodes); `adopted_constants` counts them for the pass to report. Their tensors are
+        taken over, not copied: `initializers` serves each node's own tensor until `commit`
+        copies it into its place in the initializer list, so a tensor overwritten first
+        (`write_raw_data`: a folded weight) or removed (a merged twin) is never copied whole.
         """
         self.model = model
         self.proto = model.graph
@@ -154,6 +157,9 @@ class Graph:
         self.content_keys: dict[str, tuple[onnx.TensorProto, object]] = {}
         self._structure_changed = False
         self._initializers_changed = False
+        # Tensors taken over while indexing and not copied yet, by name: (their place in the
+        # initializer list, named; the tensor `initializers` serves until `commit`)
+        self._pending: dict[str, tuple[onnx.TensorProto, onnx.TensorProto]] = {}
         self.adopted_constants = 0
         self._index(check_as, adopt_constants)
 
@@ -221,7 +227,7 @@ class Graph:
         if not_ssa is not None:
             raise not_ssa
         if adopted:
-            self.adopt_tensors(adopted)
+            self._take_tensors(adopted)
             self.adopted_constants = len(adopted)
             self._structure_changed = True  # the Constant nodes leave the node list at commit
 
@@ -603,6 +609,56 @@ class Graph:
             init.name = name
             initializers[name] = init
 
+    def _take_tensors(self, named: list[tuple[str, onnx.TensorProto]]) -> None:
+        """`adopt_tensors` for tensors this graph may keep as they are (its Constant nodes'
+        values, whose nodes are dropped): each gets its name and a place in the initializer
+        list now, and is copied there at `commit` (`_copy_pending`), unless it was removed by
+        then or its data overwritten (`write_raw_data`). On layout_cdla 6.4 of its 7.1 MB of
+        Constant tensors are folded weights, whose old bytes were copied only to be replaced."""
+        add = self.proto.initializer.add  # fetched once: each read builds a wrapper
+        initializers, pending = self.initializers, self._pending
+        for name, tensor in named:
+            place = add()
+            place.name = tensor.name = name
+            initializers[name] = tensor
+            pending[name] = (place, tensor)
+
+    def _copy_pending(self) -> None:
+        """Copy each tensor taken over while indexing into its place in the initializer list,
+        as `adopt_tensors` would have copied it then (with what it holds now). A place whose
+        name is no initializer any more stays empty and goes with the removed ones."""
+        initializers, keys = self.initializers, self.content_keys
+        for name, (place, tensor) in self._pending.items():
+            current = initializers.get(name)
+            if current is None:
+                self._initializers_changed = True  # the empty place is cut at this commit
+                continue
+            place.CopyFrom(tensor)
+            if current is tensor:
+                initializers[name] = place
+                entry = keys.get(name)
+                if entry is not None and entry[0] is tensor:
+                    keys[name] = (place, entry[1])  # the same bytes now
+        self._pending.clear()
+
+    def write_raw_data(self, name: str, raw_data: bytes) -> None:
+        """Overwrite initializer `name`'s data in place with `raw_data` (the little-endian
+        bytes of its dtype and dims): typed data fields cleared, `raw_data` set, the content
+        key remembered (`initializer_written`). A tensor taken over while indexing is copied
+        into its place first, without its old bytes."""
+        tensor = self.initializers[name]
+        for field in _TYPED_DATA_FIELDS:
+            tensor.ClearField(field)  # a no-op on an empty field, cheaper than testing it
+        entry = self._pending.get(name)
+        if entry is not None and entry[1] is tensor:
+            del self._pending[name]
+            place = entry[0]
+            tensor.ClearField("raw_data")  # (its node is dropped: nothing reads it again)
+            place.CopyFrom(tensor)
+            self.initializers[name] = tensor = place
+        tensor.raw_data = raw_data
+        self.initializer_written(name, raw_data)
+
     def add_initializer(self, hint: str, value: np.ndarray, exact_name: bool = False) -> str:
         """Add a constant tensor and return its (fresh, unique) name."""
         name = hint if exact_name else self._names.fresh(hint)
@@ -711,6 +767,8 @@ class Graph:
         `reindex=False` skips rebuilding the index afterwards: for a last commit, after which
         the Graph is not used again (its nodes may no longer be the protobuf's)."""
         order = self.toposort()
+        if self._pending:  # before the nodes holding those tensors leave the list
+            self._copy_pending()
         nodes = self.proto.node
         if (
             self._structure_changed
@@ -778,6 +836,8 @@ class Graph:
                 del self.proto.value_info[i]
 
 
+# TensorProto's typed data fields `write_raw_data` clears (raw_data holds the value instead)
+_TYPED_DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data")
 _RAW_DTYPES: dict[int, np.dtype[Any]] = {
     onnx.TensorProto.FLOAT: np.dtype("<f4"),
     onnx.TensorProto.DOUBLE: np.dtype("<f8"),

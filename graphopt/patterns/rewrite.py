@@ -616,18 +616,15 @@ class RuleRunner:
         data_type = _TENSOR_TYPES.get(value.dtype, -1)
         taken = spare.take(data_type, value.shape) if value.dtype.kind == "f" else None
         if taken is not None:
-            name, proto = taken
-            for field in _TYPED_DATA_FIELDS:
-                proto.ClearField(field)  # a no-op on an empty field, cheaper than testing it
+            name = taken[0]
             if value.flags.c_contiguous and value.dtype.byteorder in _LITTLE:
                 data = value.tobytes()  # what a computation returns: one copy
             else:
                 little = value.astype(value.dtype.newbyteorder("<"), copy=False)
                 data = np.ascontiguousarray(little).tobytes()
-            proto.raw_data = data
             # what passes remember of its data is stale; given the bytes, CSE's content key is
             # taken from them instead of from a copy read back later
-            self.graph.initializer_written(name, data)
+            self.graph.write_raw_data(name, data)
             self.facts.forget(name)
             return name
         return self.graph.add_initializer(hint, value)
@@ -712,7 +709,6 @@ _TENSOR_TYPES: dict[np.dtype, int] = {
     np.dtype(np.float64): onnx.TensorProto.DOUBLE,
     np.dtype(np.float16): onnx.TensorProto.FLOAT16,
 }
-_TYPED_DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data")
 # numpy byte orders that are little-endian here ("=" is native; `_TENSOR_TYPES` has no "|")
 _LITTLE = ("<", "=") if sys.byteorder == "little" else ("<",)
 _ONNX = ("", "ai.onnx")
