@@ -166,9 +166,9 @@ def inference_cuts(
             if shape is None and is_suspect(node):
                 continue
             cuts[k] = [_typed(infos.get(out), out, shape or None) for out in node.output if out]
-            tainted.update(node.output)
+            tainted.update(o for o in node.output if o)
         elif stale:
-            tainted.update(node.output)
+            tainted.update(o for o in node.output if o)
     return cuts
 
 
