@@ -289,3 +289,32 @@ def test_folds_of_nodes_in_the_ai_onnx_domain(first, last, inits, x, z):
         np.testing.assert_allclose(
             run_at(out, feeds)["z"], run_at(model, feeds)["z"], rtol=1e-5, atol=1e-6
         )
+
+
+def test_float32_batchnorm_over_pruned_channels_still_folds():
+    """The guard refused ppocrv3_det's four Conv+BN folds: each has channels a trainer pruned
+    (γ ~1e-39 over subnormal weights ~1e-43), whose exact W·s (~1e-82 each) rounds to 0. The
+    original's conv(x, W)·s rounds those channels to 0 just the same: nothing to lose, fold."""
+    w = np.full((4, 3, 1, 1), 0.5, np.float32)
+    w[2] = 4e-43  # subnormal weights of a pruned channel
+    gamma = np.array([1.0, 0.5, 1e-39, 2.0], np.float32)
+    beta = np.array([0.1, -0.2, 3e-40, 0.3], np.float32)
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,2,2] x) => (float[1,4,2,2] z) {
+          y = Conv(x, W)
+          z = BatchNormalization(y, g, b, m, v)
+        }""",
+        {
+            "W": w,
+            "g": gamma,
+            "b": beta,
+            "m": np.zeros(4, np.float32),
+            "v": np.ones(4, np.float32),
+        },
+    )
+    out = graphopt.optimize(model)
+    assert [n.op_type for n in out.graph.node] == ["Conv"]
+    x = {"x": np.random.default_rng(0).uniform(-100, 100, (1, 3, 2, 2)).astype(np.float32)}
+    want = run_at(model, x, level="disable")["z"]
+    np.testing.assert_allclose(run_at(out, x, level="disable")["z"], want, rtol=1e-6, atol=0)
