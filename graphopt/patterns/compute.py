@@ -183,8 +183,9 @@ def refuse_underflow(
     what: str,
 ) -> None:
     """Refuse a folded multiplier whose rounding into its dtype's subnormals (or to 0) loses
-    more than one ulp of an output channel's mass Σ|exact| (`channels` sums a per-element array per output channel; None: each element is
-    its own channel, as for a merged scale).
+    more than one ulp of an output channel's mass Σ|exact| (`channels` sums a per-element
+    array per output channel; None: each element is its own channel, as for a merged scale),
+    in a channel not below one ulp of the largest channel's mass.
     float16 W ≈ 1e-4 scaled by 1e-3 is all subnormal: the folded Conv is ~20 % off, while the
     original's conv output and scale stay normal. Inside a registered computation nothing is
     looked at unless some operation of it underflowed (numpy's floating-point flags: no pass
@@ -201,11 +202,11 @@ def refuse_underflow(
     mass = np.abs(ex)
     if channels is not None:
         err, mass = channels(err), channels(mass)
-    # A channel whose exact mass is below the smallest subnormal by more than 1/eps is zero
-    # at the dtype's finest resolution for every input below 1/eps (W·s of channels a
-    # trainer pruned: γ ~1e-40 over subnormal W gives ~1e-75, which the original's
-    # conv(x, W)·s rounds to 0 just the same): no precision of it to lose.
-    live = mass >= float(info.smallest_subnormal) * float(info.eps)  # (in float64: no underflow)
+    # A channel whose whole exact mass is below one ulp of the largest channel's (a channel a
+    # trainer pruned: γ ~1e-39 over subnormal W, ~1e-75 or ~1e-40 beside channels of ~1) adds
+    # less than that ulp to anything it meets: its precision is not the layer's. Judged per
+    # channel only where the channels are of one scale, as a uniform scale's are.
+    live = mass >= info.eps * mass.max()
     if np.any((err > info.eps * mass) & live):
         raise Refuse(f"{what} underflows {rounded.dtype}: the folded values lose their precision")
 
