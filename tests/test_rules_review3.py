@@ -322,3 +322,27 @@ def test_float32_batchnorm_over_pruned_channels_still_folds(pruned_w, pruned_gam
     # within float32 rounding of the layer's scale (the pruned channel holds ~1e-39)
     got = run_at(out, x, level="disable")["z"]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max()))
+
+
+def test_an_upgrade_whose_result_fails_the_full_check_is_not_made():
+    """optimize(upgrade_opset=True) moved an opset-12 model with MeanVarianceNormalization to
+    14 (for HardSwish): onnx's full check fails MVN's function-body inference from 13 on, so
+    the result broke the API's contract (it passes check_model(full_check=True)). The upgrade
+    is refused then, as when the converter fails: the model stays at 12, unfused."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 7, opset_import: ["" : 12]>
+        g (float[1,4,3,3] x) => (float[1,4,3,3] y) {
+          n = MeanVarianceNormalization(x)
+          three = Constant<value = float {3.0}>()
+          six = Constant<value = float {6.0}>()
+          zero = Constant<value = float {0.0}>()
+          a = Add(n, three)
+          c = Clip(a, zero, six)
+          m = Mul(n, c)
+          y = Div(m, six)
+        }"""
+    )
+    onnx.checker.check_model(model, full_check=True)
+    out = graphopt.optimize(model, upgrade_opset=True)
+    onnx.checker.check_model(out, full_check=True)
+    assert out.opset_import[0].version == 12
