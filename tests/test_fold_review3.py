@@ -360,3 +360,20 @@ def test_a_resize_after_a_corrected_pool_is_checked_against_the_corrected_dims(p
     )
     x = np.arange(100, dtype=np.float32).reshape(1, 1, 10, 10)
     assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": x})
+
+
+def test_same_transposed_conv_facts_are_the_spec_and_onnxruntime_number_or_unknown():
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1, 1, 3, 3] x) => (float[?] a, float[?] b) {
+          w = Constant <value = float[1, 1, 2, 2] {1, 1, 1, 1}> ()
+          a = ConvTranspose <strides = [2, 2], auto_pad = "SAME_UPPER", output_padding = [1, 0]> (x, w)
+          v = Constant <value = float[1, 1, 1, 1] {1}> ()
+          b = ConvTranspose <strides = [2, 2], auto_pad = "SAME_LOWER"> (x, v)
+        }
+        """
+    )
+    facts = shape_facts(Graph(model))
+    assert facts.shape("a") == (1, 1, 6, 6)  # spec and onnxruntime 6; inference 7 x 6
+    assert facts.shape("b") == (1, 1, None, None)  # spec 6, onnxruntime 5: not told

@@ -17,9 +17,10 @@ onnxruntime's kernels:
 * Resize/Upsample by scales: onnxruntime takes ⌊float32(scale) ×_float32 in⌋, inference
   rounds the product elsewhere (0.7 × 10: onnxruntime 7, inference 6). A dim where inference
   is not onnxruntime's number is left unknown.
-* auto_pad SAME_* ConvTranspose without output_shape: onnxruntime gives
+* auto_pad SAME_* ConvTranspose without output_shape: the spec says in·s, onnxruntime gives
   min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (it never pads negatively), inference
   adds output_padding to in·s (k=2, s=2, output_padding=1 of 3: onnxruntime 6, inference 7).
+  Where the three are not one number the dim is left unknown.
 
 `inference_cuts` names, after one inference, the nodes whose inferred outputs are not what
 onnxruntime computes, with the shapes to take instead; every output of an If/Loop/Scan or a
@@ -117,9 +118,10 @@ def resized_dims(
 def transposed_dims(
     node: onnx.NodeProto, dims: tuple[Dim, ...], have: tuple[Dim, ...], weight: tuple[Dim, ...]
 ) -> list[Dim]:
-    """The output dims onnxruntime gives ConvTranspose `node` (auto_pad SAME_*, no
-    output_shape) for input `dims`: batch and channels as inferred (`have`), each spatial dim
-    min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (its padding is never negative)."""
+    """The output dims of ConvTranspose `node` (auto_pad SAME_*, no output_shape) for input
+    `dims`: batch and channels as inferred (`have`), a spatial dim where onnxruntime's
+    min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (its padding is never negative) is
+    the spec's in·s, None (not known: runtimes differ) where it is not."""
     spatial = len(dims) - 2
     kernel = list(attribute_value(node, "kernel_shape", []) or weight[2:])
     strides = list(attribute_value(node, "strides", []) or [1] * spatial)
@@ -133,7 +135,8 @@ def transposed_dims(
             out.append(None)
             continue
         s, d = strides[i], dilations[i]
-        out.append(min(size * s, (size - 1) * s + adjust[i] + (k - 1) * d + 1))
+        runtime = min(size * s, (size - 1) * s + adjust[i] + (k - 1) * d + 1)
+        out.append(runtime if runtime == size * s else None)  # the spec's in·s, or not known
     return out
 
 
