@@ -117,6 +117,10 @@ class EliminateCommonSubexpressions(Pass):
             by_header.setdefault((t.data_type, tuple(t.dims[:])), []).append((name, t))
         merged = 0
         keys = graph.content_keys
+        # `shadowed` looks for bodies among the readers of both names, whose lists grow as
+        # twins merge (layout_cdla: ~800 merges, mostly into a few shared scalars); without
+        # If/Loop/Scan nodes there is no body to shadow anything
+        bodies = bool(graph.nodes_with_bodies())
         for group in by_header.values():
             if len(group) < 2:
                 continue
@@ -136,7 +140,7 @@ class EliminateCommonSubexpressions(Pass):
                 if twin is None:
                     candidates.append((data or b"", name))
                     continue
-                if graph.is_graph_output(name) or shadowed(graph, name, twin):
+                if graph.is_graph_output(name) or (bodies and shadowed(graph, name, twin)):
                     continue  # an output keeps its own name (and a twin initializer is cheap)
                 graph.replace_all_uses(name, twin)
                 graph.remove_initializer(name)
