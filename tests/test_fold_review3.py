@@ -377,3 +377,17 @@ def test_same_transposed_conv_facts_are_the_spec_and_onnxruntime_number_or_unkno
     facts = shape_facts(Graph(model))
     assert facts.shape("a") == (1, 1, 6, 6)  # spec and onnxruntime 6; inference 7 x 6
     assert facts.shape("b") == (1, 1, None, None)  # spec 6, onnxruntime 5: not told
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_resize_scales_from_a_value_floats_constant_are_checked_too(pipeline):
+    # the scales' Constant spelled value_floats was not read, so inference's 6 stood (simplify
+    # pipeline, which converts no Constant first) where onnxruntime scales 10 by 0.7 to 7
+    producer = """
+      roi = Constant <value = float[0] {}> ()
+      sc = Constant <value_floats = [1.0, 1.0, 0.7, 0.7]> ()
+      p = Resize <mode = "nearest"> (x, roi, sc)
+    """
+    model = _resized_like(producer, 10)
+    x = np.arange(100, dtype=np.float32).reshape(1, 1, 10, 10)
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": x})

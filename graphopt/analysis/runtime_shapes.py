@@ -39,7 +39,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphopt.ir.graph import outer_references
-from graphopt.ir.nodes import attribute_value, is_default_domain, subgraphs
+from graphopt.ir.nodes import attribute_value, constant_tensor, is_default_domain, subgraphs
 from graphopt.ir.values import declared_dims
 
 Dim = int | str | None
@@ -226,8 +226,8 @@ def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     found = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and is_default_domain(node) and node.output:
-            value = attribute_value(node, "value", None)
-            if isinstance(value, onnx.TensorProto):
+            value = constant_tensor(node)  # value, value_float(s), value_int(s)
+            if value is not None:
                 found[node.output[0]] = value
     return found
 
