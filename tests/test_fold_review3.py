@@ -391,3 +391,23 @@ def test_resize_scales_from_a_value_floats_constant_are_checked_too(pipeline):
     model = _resized_like(producer, 10)
     x = np.arange(100, dtype=np.float32).reshape(1, 1, 10, 10)
     assert_same_outputs(model, graphopt.optimize(model, pipeline), {"x": x})
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_a_double_to_half_cast_folds_as_onnxruntime_rounds_it(pipeline):
+    # onnxruntime casts double to half through float (two roundings); numpy's one rounding
+    # folded 1 + 2^-11 + 2^-40 to 1.0009765625 (onnxruntime 1.0), 2049 + 2^-30 to 2050 (2048)
+    # and 65519.99999 to 65504 (inf)
+    values = [1 + 2**-11 + 2**-40, 2049 + 2**-30, 65519.99999]
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float16[3] x) => (float16[3] y) {{
+          c = Constant <value = double[3] {{{", ".join(repr(v) for v in values)}}}> ()
+          h = Cast <to = 10> (c)
+          y = Add (x, h)
+        }}
+        """
+    )
+    feeds = {"x": np.zeros(3, np.float16)}
+    assert_same_outputs(model, graphopt.optimize(model, pipeline), feeds, rtol=0, atol=0)
