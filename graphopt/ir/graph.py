@@ -68,12 +68,13 @@ def outer_references(graph: onnx.GraphProto) -> set[str]:
 
 
 def scope_names(graph: onnx.GraphProto) -> set[str]:
-    """Every tensor name a (sub)graph defines, its nested bodies included: inputs, initializers,
-    node outputs and outputs."""
+    """Every tensor name a (sub)graph defines, its nested bodies included: inputs, initializers
+    (sparse ones by their values' name), node outputs and outputs."""
     names: set[str] = set()
     for g in itertools.chain((graph,), nested_bodies(graph)):
         names.update(i.name for i in g.input)
         names.update(t.name for t in g.initializer)
+        names.update(t.values.name for t in g.sparse_initializer)
         names.update(o.name for o in g.output)
         for node in g.node:
             names.update(node.output[:])
