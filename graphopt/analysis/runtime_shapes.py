@@ -46,6 +46,8 @@ Dim = int | str | None
 
 POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
 RESIZES = frozenset({"Resize", "Upsample"})
+SUSPECT_OPS = POOLS | RESIZES | {"ConvTranspose"}
+BODIED = frozenset({"If", "Loop", "Scan"})
 
 
 def _text(value: object) -> object:
@@ -148,31 +150,50 @@ def inference_cuts(
     A suspect that reads (through any nodes) what another cut of this round changes is left
     to the next round: its inferred input dims are not onnxruntime's yet."""
     functions = {(f.domain, f.name): f for f in model.functions}
-    suspects = {
-        k: node
-        for k, node in enumerate(model.graph.node)
-        if is_suspect(node) or _holds_suspect(node, functions, set())
-    }
+    suspects: dict[int, onnx.NodeProto] = {}
+    for k, node in enumerate(model.graph.node):
+        op = node.op_type
+        if op in SUSPECT_OPS:
+            found = is_suspect(node)
+        else:  # a body (or a function) only If/Loop/Scan and other domains' ops hold
+            holder = op in BODIED or (node.domain, op) in functions or not is_default_domain(node)
+            found = holder and _holds_suspect(node, functions, set())
+        if found:
+            suspects[k] = node
     if not suspects:
         return {}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     wanted = {t for node in suspects.values() for t in (*node.input[:2], *node.output) if t}
     infos = _value_infos(inferred.graph, wanted)
-    constants = _constants(model.graph)
-    cuts: dict[int, list[onnx.ValueInfoProto]] = {}
-    tainted: set[str] = set()  # tensors downstream of this round's cuts
-    for k, node in enumerate(model.graph.node):
+    scales = {_scales_input(n, opset) for n in suspects.values() if n.op_type in RESIZES}
+    constants = _constants(model.graph, scales - {""})
+    fixes: dict[int, list[Dim] | None] = {}  # None: every output unknown
+    for k, node in suspects.items():
+        if not is_suspect(node):
+            fixes[k] = None
+            continue
+        shape = _corrected(node, infos, constants, opset)
+        if shape is not None:
+            fixes[k] = shape
+    if len(fixes) > 1:
+        _drop_stale(model.graph, fixes)
+    return {
+        k: [_typed(infos.get(out), out, shape) for out in model.graph.node[k].output if out]
+        for k, shape in fixes.items()
+    }
+
+
+def _drop_stale(graph: onnx.GraphProto, fixes: dict[int, list[Dim] | None]) -> None:
+    """Drop from `fixes` the suspects downstream of another fix: they wait for a round that
+    infers them from their inputs' corrected shapes."""
+    tainted: set[str] = set()
+    for k, node in enumerate(graph.node):
         reads = {*node.input, *(t for body in subgraphs(node) for t in outer_references(body))}
         stale = not tainted.isdisjoint(reads)
-        if k in suspects and (not stale or not is_suspect(node)):
-            shape = _corrected(node, infos, constants, opset) if is_suspect(node) else None
-            if shape is None and is_suspect(node):
-                continue
-            cuts[k] = [_typed(infos.get(out), out, shape or None) for out in node.output if out]
+        if stale and k in fixes and is_suspect(node):
+            del fixes[k]
+        if stale or k in fixes:
             tainted.update(o for o in node.output if o)
-        elif stale:
-            tainted.update(o for o in node.output if o)
-    return cuts
 
 
 def _corrected(
@@ -209,6 +230,14 @@ def _corrected(
     return [h if j < 2 else w for j, (w, h) in pairs]  # batch, channels as inferred
 
 
+def _scales_input(node: onnx.NodeProto, opset: int) -> str:
+    """The name of Resize/Upsample `node`'s scales input ("" where there is none)."""
+    index = 2 if node.op_type == "Resize" and opset >= 11 else 1
+    if node.op_type == "Upsample" and opset < 9:
+        return ""
+    return node.input[index] if len(node.input) > index else ""
+
+
 def _scales(
     node: onnx.NodeProto, opset: int, constants: dict[str, onnx.TensorProto]
 ) -> np.ndarray | None:
@@ -216,18 +245,20 @@ def _scales(
     if node.op_type == "Upsample" and opset < 9:
         scales = attribute_value(node, "scales", None)
         return None if scales is None else np.asarray(scales, dtype=np.float32)
-    index = 2 if node.op_type == "Resize" and opset >= 11 else 1
-    name = node.input[index] if len(node.input) > index else ""
+    name = _scales_input(node, opset)
     tensor = constants.get(name) if name else None
     return None if tensor is None else numpy_helper.to_array(tensor)
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    found = {t.name: t for t in graph.initializer}
+def _constants(graph: onnx.GraphProto, names: set[str]) -> dict[str, onnx.TensorProto]:
+    """The constants among `names`: initializers and Constant nodes of `graph`."""
+    if not names:
+        return {}
+    found = {t.name: t for t in graph.initializer if t.name in names}
     for node in graph.node:
-        if node.op_type == "Constant" and is_default_domain(node) and node.output:
-            value = constant_tensor(node)  # value, value_float(s), value_int(s)
-            if value is not None:
+        if node.op_type == "Constant" and node.output and node.output[0] in names:
+            value = constant_tensor(node) if is_default_domain(node) else None
+            if value is not None:  # value, value_float(s), value_int(s)
                 found[node.output[0]] = value
     return found
 
