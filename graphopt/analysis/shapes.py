@@ -281,8 +281,8 @@ def _tame_slice_steps(graph: Graph, g: onnx.GraphProto) -> None:
     """Give the Slice nodes of light graph `g` (and of its bodies) whose constant steps exceed
     ±`_STEP_LIMIT` a copy of those steps clamped to it (same output for every dim below it)."""
     taken: set[str] = set()
-    for body, node in _nodes_and_bodies(g):
-        if node.op_type != "Slice" or len(node.input) < 5 or not node.input[4]:
+    for body, node in _slices(g):
+        if len(node.input) < 5 or not node.input[4]:
             continue
         source = node.input[4]
         steps = graph.constant(source) if body is g else _local_constant(body, source)
@@ -303,12 +303,15 @@ def _tame_slice_steps(graph: Graph, g: onnx.GraphProto) -> None:
         node.input[4] = name
 
 
-def _nodes_and_bodies(g: onnx.GraphProto) -> Any:
-    """(graph, node) for every node of `g` and of the bodies inside it."""
+def _slices(g: onnx.GraphProto) -> Any:
+    """(graph, node) for every Slice node of `g` and of the bodies inside it."""
     for node in g.node:
-        yield g, node
-        for body in subgraphs(node):
-            yield from _nodes_and_bodies(body)
+        op = node.op_type
+        if op == "Slice":
+            yield g, node
+        elif op in ("If", "Loop", "Scan") or node.domain not in ("", "ai.onnx"):
+            for body in subgraphs(node):
+                yield from _slices(body)
 
 
 def _local_constant(g: onnx.GraphProto, name: str) -> np.ndarray | None:
