@@ -77,3 +77,51 @@ def test_a_body_sparse_initializer_shadowing_a_renamed_tensor_keeps_its_value(pi
     model = _nested_sparse_shadow()
     out = graphopt.optimize(model, pipeline)
     _same(model, out, {"x": np.array([1.0, 2.0, 3.0], np.float32), "c": np.array(True)})
+
+
+def _two_noise_calls() -> onnx.ModelProto:
+    """y = Noise(x) - Noise(x), Noise a model-local function in a domain CSE merges
+    (com.microsoft) that adds RandomUniformLike(x) to x: two draws."""
+    noise = helper.make_function(
+        "com.microsoft",
+        "Noise",
+        ["x"],
+        ["y"],
+        [
+            helper.make_node("RandomUniformLike", ["x"], ["r"]),
+            helper.make_node("Add", ["x", "r"], ["y"]),
+        ],
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Noise", ["x"], ["a"], domain="com.microsoft"),
+            helper.make_node("Noise", ["x"], ["b"], domain="com.microsoft"),
+            helper.make_node("Sub", ["a", "b"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", F, [64])],
+        [helper.make_tensor_value_info("y", F, [64])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, functions=[noise], ir_version=10)
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_two_calls_of_a_random_local_function_are_two_draws(pipeline):
+    """CSE merged the two calls (same domain, op and inputs), so y = a - a was 0 everywhere
+    where the original subtracts two independent draws."""
+    model = _two_noise_calls()
+    out = graphopt.optimize(model, pipeline)
+    onnx.checker.check_model(out, full_check=True)
+    assert [n.op_type for n in out.graph.node].count("Noise") == 2
+    y = ort_run(out, {"x": np.zeros(64, np.float32)})["y"]
+    assert np.count_nonzero(y) > 0
+
+
+def test_calls_of_a_deterministic_local_function_still_merge():
+    model = _two_noise_calls()
+    model.functions[0].node[0].op_type = "Relu"  # Relu(x): no draw
+    out = graphopt.optimize(model, "simplify")
+    assert [n.op_type for n in out.graph.node].count("Noise") == 1
+    _same(model, out, {"x": np.linspace(-1, 1, 64, dtype=np.float32)})

@@ -5,8 +5,8 @@ order); the later one's outputs are replaced by the earlier one's. Two initializ
 identical when dtype, dims and bytes match; the later one is replaced by the earlier one.
 Nodes are visited in topological order, so merging cascades down the graph in one run.
 
-What it does not do: merge random ops, nodes carrying subgraphs, ops of unknown custom domains
-(their determinism is unknown), initializers that are graph inputs (callers may override
+What it does not do: merge random ops or calls of model-local functions that hold one, nodes
+carrying subgraphs, ops of unknown custom domains (their determinism is unknown), initializers that are graph inputs (callers may override
 them), or commutative variants (`a+b` vs `b+a`).
 """
 
@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from graphopt.ir import Graph
 from graphopt.ir.graph import content_key
+from graphopt.ir.nodes import nested_bodies, subgraphs
 from graphopt.passes._folding_ops import NONDETERMINISTIC
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.noop import can_bypass, shadowed
@@ -72,16 +73,47 @@ def _same_bytes(graph: Graph, candidates: list[tuple[bytes, str]], data: bytes) 
     return None
 
 
-def _node_key(graph: Graph, name: str, node: onnx.NodeProto) -> tuple | None:
+def _node_key(
+    graph: Graph, name: str, node: onnx.NodeProto, random_calls: frozenset[tuple[str, str]]
+) -> tuple | None:
     """Domain, op, inputs and output count (attributes are compared only on a collision), or
-    None for a node that must not be merged: random ops, unknown domains, subgraphs (each field
-    is read once: every read builds a wrapper)."""
+    None for a node that must not be merged: random ops, calls of random local functions
+    (`random_calls`), unknown domains, subgraphs (each field is read once: every read builds
+    a wrapper)."""
     domain, op = node.domain, node.op_type
     if domain not in MERGEABLE_DOMAINS or op in NONDETERMINISTIC or op == "Dropout":
         return None  # Dropout: random in training mode
+    if random_calls and (domain, op) in random_calls:
+        return None
     if graph.has_subgraphs(node):
         return None
     return (domain, op, graph.inputs_of(name), len(graph.outputs_of(name)))
+
+
+def _random_functions(model: onnx.ModelProto) -> frozenset[tuple[str, str]]:
+    """(domain, name) of the model-local functions a call of which is random: a random op or
+    Dropout in the body (its If/Loop/Scan bodies included), or a call of such a function. Two
+    calls of one with the same inputs are two draws, not one."""
+    if not model.functions:
+        return frozenset()
+    calls: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    random: set[tuple[str, str]] = set()
+    for f in model.functions:
+        key = (f.domain, f.name)
+        nodes = list(f.node)
+        for body in (b for n in f.node for s in subgraphs(n) for b in (s, *nested_bodies(s))):
+            nodes.extend(body.node)
+        calls[key] = {(n.domain, n.op_type) for n in nodes}
+        if any(n.op_type in NONDETERMINISTIC or n.op_type == "Dropout" for n in nodes):
+            random.add(key)
+    grew = True
+    while grew:
+        grew = False
+        for key, called in calls.items():
+            if key not in random and called & random:
+                random.add(key)
+                grew = True
+    return frozenset(random)
 
 
 def _attributes_key(node: onnx.NodeProto) -> tuple:
@@ -154,10 +186,11 @@ class EliminateCommonSubexpressions(Pass):
         seen: dict[tuple, list[tuple[onnx.NodeProto, tuple]]] = {}
         merged = 0
         live = graph.nodes
+        random_calls = _random_functions(graph.model)
         for name, node in list(live.items()):
             if name not in live:
                 continue  # merged away in this run
-            key = _node_key(graph, name, node)
+            key = _node_key(graph, name, node, random_calls)
             if key is None:
                 continue
             bucket = seen.get(key)
