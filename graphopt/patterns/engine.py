@@ -81,6 +81,9 @@ class Facts:
         self._metas: dict[str, tuple[np.dtype | None, int] | None] = {}
         self._io: dict[int, NodeIO] = {}
         self._declared: dict[str, int] | None = None
+        # (domain, name) of the model-local functions: a call of one is no op the rank rules
+        # know, whatever it is named (a com.microsoft "Concat" that unsqueezes)
+        self._functions = frozenset((f.domain, f.name) for f in graph.model.functions)
 
     def value(self, tensor: str) -> np.ndarray | None:
         """`Graph.constant(tensor)`, read once per run (raw float/int initializers directly)."""
@@ -262,6 +265,8 @@ class Facts:
         if op == "Constant":
             return self.constant_rank(tensor)
         if depth > 200 or domain not in ("", "ai.onnx", "com.microsoft"):
+            return None
+        if self._functions and (domain, op) in self._functions:
             return None
         if outputs[0] != tensor:
             return None
