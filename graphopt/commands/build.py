@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.calib and not args.int8:
         raise BackendError("--calib is only used with --int8")
+    if args.calib_count < 1:  # 0 calibrated on nothing, -1 dropped the last file
+        raise BackendError(f"--calib-count must be at least 1, got {args.calib_count}")
+    if args.workspace is not None and args.workspace < 0:
+        raise BackendError(f"--workspace must be 0 MiB or more, got {args.workspace}")
     refuse_overwriting_the_input(args)
     shapes = parse_shapes(args.shapes)
     calibration = None
@@ -93,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
 def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
     """A `BackendError` when a file that build writes (the engine, its JSON sidecar, the
-    calibration or timing cache) is the input model or another of them: `-o m.onnx` for input
-    m.onnx replaced the model with the engine, `--timing-cache m.onnx` with a timing cache."""
+    calibration or timing cache) is a folder, the input model or another of them: `-o m.onnx`
+    for input m.onnx replaced the model with the engine, `--timing-cache m.onnx` with a timing
+    cache."""
     from graphopt.backends.tensorrt import sidecar_path
     from graphopt.errors import BackendError
 
@@ -106,6 +111,8 @@ def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
         if path
     ]
     for flag, path in written:
+        if Path(path).is_dir():  # found only when the built engine was saved: a traceback
+            raise BackendError(f"{flag} {path} is a folder; give a file name")
         key = Path(path).resolve()
         if key in taken:
             raise BackendError(f"{flag} {path} names the same file as {taken[key]}; give another")
