@@ -87,3 +87,27 @@ def test_build_refuses_counts_that_mean_nothing(
     assert main(argv) == 2
     one_line_error(capsys, needle)
     assert not plan.exists()
+
+
+# ---------------------------------------------------------------------------- merge
+
+
+@pytest.mark.parametrize("where", ["folder", "below a file"])
+def test_merge_refuses_an_unwritable_report_before_writing_the_model(
+    tmp_path, model, capsys, where
+):
+    """--report DIR failed after the merged model was saved: exit 2 with a model on disk, and
+    a message naming write_atomic's temporary file."""
+    other = tmp_path / "n.onnx"
+    other.write_bytes(model.read_bytes())
+    if where == "folder":
+        report = tmp_path / "report"
+        report.mkdir()
+    else:
+        (tmp_path / "afile").write_text("x")
+        report = tmp_path / "afile" / "r.json"
+    out = tmp_path / "merged.onnx"
+    assert main(["merge", str(model), str(other), "-o", str(out), "--report", str(report)]) == 2
+    err = one_line_error(capsys, "--report")
+    assert ".graphopt-" not in err
+    assert not out.exists()

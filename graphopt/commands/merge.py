@@ -128,6 +128,7 @@ def run_merge(args: argparse.Namespace) -> int:
     if args.report:  # the JSON report written over a model: the merged one, or an input
         models = [("-o", args.output)] + [("input", m) for m in args.inputs]
         refuse_model_path("--report", args.report, models, MergeError)
+        _refuse_unwritable_report(args.report)
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     merged, report = merge_with_report(
         args.inputs,
@@ -148,6 +149,24 @@ def run_merge(args: argparse.Namespace) -> int:
             raise MergeError(f"{args.report}: cannot write the report: {e}") from e
     print(f"wrote {args.output}")
     return 0
+
+
+def _refuse_unwritable_report(path: str) -> None:
+    """A `MergeError` for a --report that cannot be a file (a folder, or below a file), said
+    before merging: it failed only after the merged model was written, so the run ended with
+    an error (naming write_atomic's temporary file) and a model on disk."""
+    from pathlib import Path
+
+    from graphopt.multitask import MergeError
+
+    report = Path(path)
+    if report.is_dir():
+        raise MergeError(f"--report {path} is a folder; give a file name")
+    for folder in report.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise MergeError(f"--report {path}: {folder} is not a folder")
+            break
 
 
 def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
