@@ -648,8 +648,7 @@ class Graph:
         key remembered (`initializer_written`). A tensor taken over while indexing is copied
         into its place first, without its old bytes."""
         tensor = self.initializers[name]
-        for field in _TYPED_DATA_FIELDS:
-            tensor.ClearField(field)  # a no-op on an empty field, cheaper than testing it
+        clear_typed_data(tensor)
         entry = self._pending.get(name)
         if entry is not None and entry[1] is tensor:
             del self._pending[name]
@@ -839,6 +838,15 @@ class Graph:
 
 # TensorProto's typed data fields `write_raw_data` clears (raw_data holds the value instead)
 _TYPED_DATA_FIELDS = ("float_data", "double_data", "int32_data", "int64_data")
+
+
+def clear_typed_data(tensor: onnx.TensorProto) -> None:
+    """Empty the typed data fields a float tensor may hold its values in (before `raw_data`
+    is set: a tensor holds its values in one field)."""
+    for field in _TYPED_DATA_FIELDS:
+        tensor.ClearField(field)  # a no-op on an empty field, cheaper than testing it
+
+
 _RAW_DTYPES: dict[int, np.dtype[Any]] = {
     onnx.TensorProto.FLOAT: np.dtype("<f4"),
     onnx.TensorProto.DOUBLE: np.dtype("<f8"),

@@ -43,6 +43,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph
+from graphopt.ir.graph import clear_typed_data
 from graphopt.patterns.checks import CHECKS
 from graphopt.patterns.compiled import CompiledTarget, Screen, compiled
 from graphopt.patterns.compute import COMPUTATIONS, LAYOUT_ONLY
@@ -616,7 +617,7 @@ class RuleRunner:
         data_type = _TENSOR_TYPES.get(value.dtype, -1)
         taken = spare.take(data_type, value.shape) if value.dtype.kind == "f" else None
         if taken is not None:
-            name = taken[0]
+            name, proto = taken
             if value.flags.c_contiguous and value.dtype.byteorder in _LITTLE:
                 data = value.tobytes()  # what a computation returns: one copy
             else:
@@ -624,7 +625,11 @@ class RuleRunner:
                 data = np.ascontiguousarray(little).tobytes()
             # what passes remember of its data is stale; given the bytes, CSE's content key is
             # taken from them instead of from a copy read back later
-            self.graph.write_raw_data(name, data)
+            if name in self.graph.initializers:
+                self.graph.write_raw_data(name, data)
+            else:  # a Constant node's tensor (no constants-to-initializers ran before)
+                clear_typed_data(proto)
+                proto.raw_data = data
             self.facts.forget(name)
             return name
         return self.graph.add_initializer(hint, value)
