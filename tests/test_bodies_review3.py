@@ -175,3 +175,27 @@ def test_a_local_function_named_like_an_op_has_no_rank_of_that_op(pipeline):
     out = graphopt.optimize(model, pipeline)
     onnx.checker.check_model(out, full_check=True)
     _same(model, out, {"x": np.random.RandomState(1).randn(2, 3).astype(np.float32)})
+
+
+def test_a_pool_whose_ceil_mode_is_a_function_attribute_reference_is_unknown_not_a_crash():
+    """A local function P<cm>(x) = MaxPool<ceil_mode=@cm>(x), called with cm=1 and its output's
+    shape read: runtime_shapes.is_suspect read the referenced attribute's value and every
+    pipeline raised PassError ('Cannot get value of reference attribute'). Such a node is a
+    suspect (its caller decides), so the call's output dims are not folded."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17, "local" : 1]>
+        g (float[N,1,5,5] x) => (int64[4] n) {
+          y = local.P<cm = 1>(x)
+          s = Shape(y)
+          n = Identity(s)
+        }
+        <domain: "local", opset_import: ["" : 17]>
+        P <cm> (x) => (y) {
+          y = MaxPool<kernel_shape = [2, 2], strides = [2, 2], pads = [1, 1, 1, 1], ceil_mode: int = @cm>(x)
+        }"""
+    )
+    x = np.zeros((2, 1, 5, 5), np.float32)
+    want = ort_run(model, {"x": x})["n"]
+    for pipeline in ("default", "simplify", "tensorrt"):
+        got = ort_run(graphopt.optimize(model, pipeline), {"x": x})["n"]
+        np.testing.assert_array_equal(got, want)

@@ -58,6 +58,8 @@ def is_suspect(node: onnx.NodeProto) -> bool:
     """`node` is of a kind whose inferred output size may not be onnxruntime's."""
     if not is_default_domain(node):
         return False
+    if any(a.ref_attr_name for a in node.attribute):  # in a function: its caller's value
+        return node.op_type == "ConvTranspose" or node.op_type in POOLS | RESIZES
     if node.op_type == "ConvTranspose":
         same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
         return same and attribute_value(node, "output_shape", None) is None
