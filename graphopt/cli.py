@@ -88,14 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"graphopt {args.command}: interrupted; nothing was written", file=sys.stderr)
+        print(f"graphopt {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
         return 130
     except _Terminated:
-        print(f"graphopt {args.command}: terminated; nothing was written", file=sys.stderr)
+        print(f"graphopt {args.command}: terminated; {_kept(args)}", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
         if previous is not None:  # (None: a handler set from C, which cannot be set back)
             signal.signal(signal.SIGTERM, previous)
+
+
+def _kept(args: argparse.Namespace) -> str:
+    """What an interrupted run leaves: a command that keeps its progress (distill-targets)
+    says so with `set_defaults(interrupted=...)`; the others write nothing until complete."""
+    return str(getattr(args, "interrupted", None) or "nothing was written")
 
 
 class _Terminated(BaseException):

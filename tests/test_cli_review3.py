@@ -111,3 +111,52 @@ def test_merge_refuses_an_unwritable_report_before_writing_the_model(
     err = one_line_error(capsys, "--report")
     assert ".graphopt-" not in err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- distill-targets
+
+
+def test_an_interrupted_distill_says_its_checkpoints_are_kept(tmp_path, model, capsys, monkeypatch):
+    """Ctrl-C said "interrupted; nothing was written" (after the progress bar, on its line)
+    while the samples up to the last checkpoint were on disk, and a rerun resumes from them."""
+    import json
+
+    import numpy as np
+
+    from graphopt.commands import distill
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        np.save(data / f"{i}.npy", np.zeros((1, 3, 16, 16), np.float32))
+    draw = distill._Bar.__call__
+
+    def interrupted_after_two(self, done, total):  # type: ignore[no-untyped-def]
+        draw(self, done, total)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill._Bar, "__call__", interrupted_after_two)
+    out = tmp_path / "targets"
+    argv = ["distill-targets", str(model), "--data", str(data), "-o", str(out), "--checkpoint", "1"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("graphopt distill-targets: interrupted;"), err
+    assert "nothing was written" not in err and "resume" in last
+    assert json.loads((out / "manifest.json").read_text())["done"] == 2
+    monkeypatch.setattr(distill._Bar, "__call__", draw)
+    assert main(argv) == 0  # the rerun resumes and completes
+    assert json.loads((out / "manifest.json").read_text())["done"] == 4
+
+
+def test_other_commands_still_say_nothing_was_written(tmp_path, model, capsys, monkeypatch):
+    from graphopt.commands import inspect
+
+    def interrupt(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inspect, "inspect_model", interrupt)
+    assert main(["inspect", str(model)]) == 130
+    one_line_error(capsys, "graphopt inspect: interrupted; nothing was written")

@@ -57,7 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bgr", action="store_true", help="feed images as BGR")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(run=run)
+    # what graphopt.cli says on Ctrl-C / SIGTERM: the checkpoints are on disk
+    p.set_defaults(
+        run=run,
+        interrupted="the targets up to the last checkpoint are kept: run the same command "
+        "again to resume",
+    )
 
 
 def _preprocess(args: argparse.Namespace) -> dict:
@@ -94,6 +99,7 @@ class _Bar:
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.first: int | None = None
+        self.open = False  # a bar line is on stderr without its newline
 
     def __call__(self, done: int, total: int) -> None:
         if self.first is None:
@@ -106,29 +112,43 @@ class _Bar:
             f"\rdistill-targets [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
             f"{rate:.1f}/s, {left:.0f}s left "
         )
-        if done >= total:
+        self.open = done < total
+        if not self.open:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+    def close(self) -> None:
+        """End a bar left mid-line (a run stopped by an error or Ctrl-C), so that the message
+        that follows starts on a line of its own."""
+        if self.open:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.open = False
 
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.distill import write_targets
 
-    manifest = write_targets(
-        args.teacher,
-        args.data,
-        args.output,
-        temperature=args.temperature,
-        logits=comma_list(args.logits),
-        hints=comma_list(args.hints),
-        outputs=comma_list(args.outputs) if args.outputs is not None else None,
-        axis=args.axis,
-        batch_size=args.batch_size,
-        checkpoint=args.checkpoint,
-        preprocess=_preprocess(args),
-        threads=args.threads,
-        progress=None if args.no_progress else _Bar(),
-    )
+    bar = None if args.no_progress else _Bar()
+    try:
+        manifest = write_targets(
+            args.teacher,
+            args.data,
+            args.output,
+            temperature=args.temperature,
+            logits=comma_list(args.logits),
+            hints=comma_list(args.hints),
+            outputs=comma_list(args.outputs) if args.outputs is not None else None,
+            axis=args.axis,
+            batch_size=args.batch_size,
+            checkpoint=args.checkpoint,
+            preprocess=_preprocess(args),
+            threads=args.threads,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     for name, entry in manifest["tensors"].items():
         print(f"{entry['kind']:5} {name}: {entry['dtype']} {entry['shape']} -> {entry['file']}")
     print(f"{manifest['done']}/{manifest['count']} samples; wrote {args.output}")
