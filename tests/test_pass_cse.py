@@ -75,6 +75,32 @@ def test_random_ops_are_never_merged():
     assert ops(out) == ["RandomUniformLike", "RandomUniformLike", "Sub"]
 
 
+def test_onnxruntime_contrib_dropouts_are_never_merged():
+    """com.microsoft BiasDropout draws a mask in training mode like Dropout: two with the same
+    inputs are two draws (they were merged; onnxruntime's CPU build has no kernel to show it)."""
+    from graphopt.ir import Graph
+    from graphopt.passes.base import PassContext
+    from graphopt.passes.cse import EliminateCommonSubexpressions
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("BiasDropout", ["x", "b"], ["d1"], domain="com.microsoft"),
+            helper.make_node("BiasDropout", ["x", "b"], ["d2"], domain="com.microsoft"),
+            helper.make_node("Sub", ["d1", "d2"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(np.ones(3, np.float32), "b")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    g = Graph(model)
+    EliminateCommonSubexpressions().run(g, PassContext())
+    assert [n.op_type for n in g.commit().graph.node] == ["BiasDropout", "BiasDropout", "Sub"]
+
+
 def test_nodes_with_subgraphs_are_never_merged():
     branch = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"])],

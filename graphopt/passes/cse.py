@@ -25,6 +25,8 @@ from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.noop import can_bypass, shadowed
 
 MERGEABLE_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
+# Dropout and onnxruntime's contrib dropouts draw a mask in training mode: two are two draws
+RANDOM_IN_TRAINING = frozenset({"Dropout", "BiasDropout", "BitmaskDropout", "BitmaskBiasDropout"})
 
 
 def _tensor_bytes(t: onnx.TensorProto) -> bytes:
@@ -81,8 +83,8 @@ def _node_key(
     (`random_calls`), unknown domains, subgraphs (each field is read once: every read builds
     a wrapper)."""
     domain, op = node.domain, node.op_type
-    if domain not in MERGEABLE_DOMAINS or op in NONDETERMINISTIC or op == "Dropout":
-        return None  # Dropout: random in training mode
+    if domain not in MERGEABLE_DOMAINS or op in NONDETERMINISTIC or op in RANDOM_IN_TRAINING:
+        return None
     if random_calls and (domain, op) in random_calls:
         return None
     if graph.has_subgraphs(node):
@@ -104,7 +106,7 @@ def _random_functions(model: onnx.ModelProto) -> frozenset[tuple[str, str]]:
         for body in (b for n in f.node for s in subgraphs(n) for b in (s, *nested_bodies(s))):
             nodes.extend(body.node)
         calls[key] = {(n.domain, n.op_type) for n in nodes}
-        if any(n.op_type in NONDETERMINISTIC or n.op_type == "Dropout" for n in nodes):
+        if any(n.op_type in NONDETERMINISTIC or n.op_type in RANDOM_IN_TRAINING for n in nodes):
             random.add(key)
     grew = True
     while grew:
