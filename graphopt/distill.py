@@ -295,8 +295,8 @@ def write_targets(
     concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic).
     A rerun with the same teacher, options and data resumes where the last one stopped.
     """
-    if not temperature > 0:  # NaN too: it would write NaN targets
-        raise DistillError(f"temperature must be > 0, got {temperature}")
+    if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
+        raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
     if batch_size < 1 or checkpoint < 1:
         raise DistillError("batch_size and checkpoint must be >= 1")
     from graphopt.backends.onnxruntime import input_specs, session
@@ -310,7 +310,7 @@ def write_targets(
     # logits are stored (as soft targets) whether or not `outputs` names them; each name once
     chosen = list(dict.fromkeys([*chosen, *(n for n in logits if n not in hints)]))
     hints = list(dict.fromkeys(hints))
-    unknown = [n for n in [*chosen, *logits] if n not in names and n not in hints]
+    unknown = [n for n in dict.fromkeys([*chosen, *logits]) if n not in names and n not in hints]
     if unknown:
         raise DistillError(
             f"teacher has no output {', '.join(map(repr, unknown))}; outputs: {', '.join(names)}"

@@ -160,3 +160,46 @@ def test_other_commands_still_say_nothing_was_written(tmp_path, model, capsys, m
     monkeypatch.setattr(inspect, "inspect_model", interrupt)
     assert main(["inspect", str(model)]) == 130
     one_line_error(capsys, "graphopt inspect: interrupted; nothing was written")
+
+
+@pytest.fixture
+def image_folder(tmp_path):  # type: ignore[no-untyped-def]
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "a.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--std", "0"], "--std"),  # divided by zero: inf targets, exit 0
+        (["--std", "1,0,1"], "--std"),
+        (["--scale", "nan"], "--scale"),  # NaN pixels: NaN targets, exit 0
+        (["--scale", "inf"], "--scale"),
+        (["--mean", "nan"], "--mean"),
+        (["--temperature", "inf"], "temperature"),  # softmax(z/inf): uniform targets
+        (["--threads", "-1"], "--threads"),  # taken, as onnxruntime's default
+    ],
+)
+def test_distill_refuses_numbers_that_make_garbage_targets(
+    tmp_path, model, image_folder, capsys, extra, needle
+):
+    out = tmp_path / "targets"
+    argv = ["distill-targets", str(model), "--data", str(image_folder), "-o", str(out)]
+    assert main([*argv, "--no-progress", "--logits", "y", "--axis", "1", *extra]) == 2
+    one_line_error(capsys, needle)
+    assert not (out / "manifest.json").exists()
+
+
+def test_distill_names_an_unknown_output_once(tmp_path, model, image_folder, capsys):
+    """--logits y,nosuch said "teacher has no output 'nosuch', 'nosuch'"."""
+    out = tmp_path / "targets"
+    argv = ["distill-targets", str(model), "--data", str(image_folder), "-o", str(out)]
+    assert main([*argv, "--logits", "y,nosuch", "--axis", "1"]) == 2
+    err = one_line_error(capsys, "'nosuch'")
+    assert err.count("nosuch") == 1

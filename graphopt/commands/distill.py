@@ -66,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _preprocess(args: argparse.Namespace) -> dict:
+    import numpy as np
+
     from graphopt.distill import DistillError
 
     options: dict = {}
@@ -90,6 +92,14 @@ def _preprocess(args: argparse.Namespace) -> dict:
         options["scale"] = args.scale
     if args.bgr:
         options["bgr"] = True
+    # a NaN, an infinity or a zero std made NaN/inf pixels, and the teacher's targets from them
+    # were stored (exit 0); `graphopt quantize --std 0` is refused the same way
+    for key in ("scale", "mean", "std"):
+        values = np.atleast_1d(np.asarray(options.get(key, 1.0), dtype=np.float64))
+        if not np.isfinite(values).all():
+            raise DistillError(f"--{key}: {values.tolist()} must be finite numbers")
+    if 0.0 in np.atleast_1d(np.asarray(options.get("std", 1.0), dtype=np.float64)):
+        raise DistillError(f"--std: {list(options['std'])} has a zero (pixels are divided by it)")
     return options
 
 
@@ -129,6 +139,10 @@ class _Bar:
 def run(args: argparse.Namespace) -> int:
     from graphopt.distill import write_targets
 
+    if args.threads < 0:
+        from graphopt.distill import DistillError
+
+        raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     bar = None if args.no_progress else _Bar()
     try:
         manifest = write_targets(
