@@ -203,3 +203,23 @@ def test_distill_names_an_unknown_output_once(tmp_path, model, image_folder, cap
     assert main([*argv, "--logits", "y,nosuch", "--axis", "1"]) == 2
     err = one_line_error(capsys, "'nosuch'")
     assert err.count("nosuch") == 1
+
+
+# ---------------------------------------------------------------------------- bench
+
+
+def test_bench_refuses_shapes_it_would_not_use(tmp_path, model, capsys):
+    """--inputs NPZ --shapes x:... timed the .npz arrays and ignored --shapes (exit 0)."""
+    import numpy as np
+
+    feeds = tmp_path / "feeds.npz"
+    np.savez(feeds, x=np.zeros((1, 3, 16, 16), np.float32))
+    argv = ["bench", str(model), "--runs", "1", "--inputs", str(feeds)]
+    assert main([*argv, "--shapes", "x:2x3x16x16"]) == 2
+    one_line_error(capsys, "--shapes")
+    assert main(argv) == 0
+
+
+def test_bench_refuses_negative_threads(model, capsys):
+    assert main(["bench", str(model), "--runs", "1", "--threads", "-1"]) == 2
+    one_line_error(capsys, "--threads")

@@ -88,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0:
         raise BackendError("--runs must be at least 1 and --warmup at least 0")
+    if args.threads < 0:
+        raise BackendError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    if args.shapes and args.inputs:  # the .npz's arrays are timed as they are
+        raise BackendError(
+            "--shapes sets the synthetic inputs' shapes: use it without --inputs (the .npz "
+            "arrays are timed in their own shapes)"
+        )
     shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
     if args.backend == "onnxruntime":
         result = bench_onnxruntime(
