@@ -754,9 +754,15 @@ class Graph:
         return True
 
     def _producers_of(self, node_name: str) -> list[str]:
+        """The producers of what node `node_name` reads, in `_distinct_reads` order (one per
+        tensor read; the node itself left out)."""
+        reads: Sequence[str] = self._wiring[node_name][0]
+        if self._implicit and node_name in self._implicit:
+            reads = self._distinct_reads(node_name, reads)
+        producer = self.producer
         deps = []
-        for name in self._distinct_reads(node_name, self._wiring[node_name][0]):
-            p = self.producer.get(name)
+        for name in dict.fromkeys(reads) if len(reads) > 1 else reads:
+            p = producer.get(name) if name else None
             if p is not None and p != node_name:
                 deps.append(p)
         return deps
@@ -781,10 +787,11 @@ class Graph:
             else:
                 self._write_nodes(order)
         if self._initializers_changed:
-            # Deleting by index moves pointers only: no tensor bytes are copied.
-            for i in reversed(range(len(self.proto.initializer))):
-                if self.proto.initializer[i].name not in self.initializers:
-                    del self.proto.initializer[i]
+            # Deleting by index moves pointers only: no tensor bytes are copied. (The list is
+            # fetched once and read in one pass: each `proto.initializer[i]` builds wrappers.)
+            inits, kept = self.proto.initializer, self.initializers
+            for i in reversed([i for i, t in enumerate(inits) if t.name not in kept]):
+                del inits[i]
         self._prune_value_info()
         self._structure_changed = False
         self._initializers_changed = False
