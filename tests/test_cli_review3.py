@@ -223,3 +223,20 @@ def test_bench_refuses_shapes_it_would_not_use(tmp_path, model, capsys):
 def test_bench_refuses_negative_threads(model, capsys):
     assert main(["bench", str(model), "--runs", "1", "--threads", "-1"]) == 2
     one_line_error(capsys, "--threads")
+
+
+# ---------------------------------------------------------------------------- optimize
+
+
+def test_optimize_refuses_inputs_without_verify(tmp_path, model, capsys):
+    """--inputs NPZ without --verify was read by nothing (exit 0, no comparison run), as
+    --shapes without --verify is refused."""
+    import numpy as np
+
+    feeds = tmp_path / "feeds.npz"
+    np.savez(feeds, x=np.zeros((1, 3, 16, 16), np.float32))
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", str(model), "-o", str(out), "--inputs", str(feeds)]) == 2
+    one_line_error(capsys, "--inputs")
+    assert not out.exists()
+    assert main(["optimize", str(model), "-o", str(out), "--inputs", str(feeds), "--verify"]) == 0

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.tolerance >= 0 and args.atol >= 0):  # NaN too: no difference would exceed it
         raise VerifyError("--tolerance and --atol must be 0 or more")
+    if args.inputs and not args.verify:  # it would be read by nothing
+        raise VerifyError("--inputs gives --verify's feeds: use it with --verify")
     if args.shapes and (args.inputs or not args.verify):
         raise VerifyError(
             "--shapes sets --verify's seeded feeds: use it with --verify, not --inputs"
