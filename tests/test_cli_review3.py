@@ -240,3 +240,26 @@ def test_optimize_refuses_inputs_without_verify(tmp_path, model, capsys):
     one_line_error(capsys, "--inputs")
     assert not out.exists()
     assert main(["optimize", str(model), "-o", str(out), "--inputs", str(feeds), "--verify"]) == 0
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+def test_demo_counts_the_images_it_verified_on(tmp_path, model, capsys, monkeypatch):
+    """--images 100 verified on the 22 photographs there are and said "over 100 real
+    images". (The detector fetch is replaced by a small model: what is checked is the count.)"""
+    import numpy as np
+
+    from graphopt import realmodels
+
+    typed = conv_model()
+    typed.graph.output[0].type.tensor_type.shape.dim.extend(
+        [onnx.TensorShapeProto.Dimension(dim_value=d) for d in (1, 4, 16, 16)]
+    )
+    onnx.save(typed, str(model))
+    feeds = [{"x": np.full((1, 3, 16, 16), v, np.float32)} for v in (0.5, -1.0)]
+    monkeypatch.setattr(realmodels, "fetch_model", lambda name: model)
+    monkeypatch.setattr(realmodels, "model_inputs", lambda name, count: feeds[:count])
+    assert main(["demo", "--images", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "over 2 real images" in out and "100" not in out

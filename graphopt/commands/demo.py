@@ -12,7 +12,7 @@ import time
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from graphopt.realmodels import MODELS
+    from graphopt.realmodels import IMAGE_NAMES, MODELS
 
     p = sub.add_parser(
         "demo",
@@ -29,7 +29,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-p", "--pipeline", default=None, help="pipeline name or YAML (default: default)"
     )
-    p.add_argument("--images", type=int, default=2, help="real images to verify on (default 2)")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=2,
+        help=f"real images to verify on (default 2; there are {len(IMAGE_NAMES)})",
+    )
     p.add_argument("-o", "--output", default=None, help="also write the optimized model here")
     p.set_defaults(run=run)
 
@@ -60,14 +65,15 @@ def run(args: argparse.Namespace) -> int:
     print("onnx.checker (full_check): ok")
     worst = 0.0
     failed = False
-    for i, feeds in enumerate(model_inputs(args.model, args.images)):
+    images = model_inputs(args.model, args.images)  # as many as there are, up to --images
+    for i, feeds in enumerate(images):
         for d in compare(original, optimized, feeds):
             worst = max(worst, d.max_rel)
             failed = failed or d.exceeds(1e-4, 1e-5)
             print(
                 f"real image {i}: output {d.output}: max abs diff {d.max_abs:.3g}, max rel diff {d.max_rel:.3g}"
             )
-    print(f"max relative output difference over {args.images} real images: {worst:.3g}")
+    print(f"max relative output difference over {len(images)} real images: {worst:.3g}")
     if failed:
         raise VerifyError(
             f"optimized outputs differ by up to {worst:.3g} relative (bound 1e-5 + 1e-4 × max|x|)"
