@@ -263,3 +263,20 @@ def test_demo_counts_the_images_it_verified_on(tmp_path, model, capsys, monkeypa
     assert main(["demo", "--images", "100"]) == 0
     out = capsys.readouterr().out
     assert "over 2 real images" in out and "100" not in out
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf"])
+def test_merge_refuses_a_tolerance_that_is_not_a_number(tmp_path, model, capsys, tolerance):
+    """--tolerance nan merged as 0 (exit 0); inf shared weights whatever their values, so the
+    second model's head computed with the first one's weights."""
+    other = conv_model()
+    other.graph.initializer[0].CopyFrom(
+        onnx.numpy_helper.from_array(-onnx.numpy_helper.to_array(other.graph.initializer[0]), "w")
+    )
+    second = tmp_path / "n.onnx"
+    onnx.save(other, str(second))
+    out = tmp_path / "merged.onnx"
+    argv = ["merge", str(model), str(second), "-o", str(out), "--tolerance", tolerance]
+    assert main(argv) == 2
+    one_line_error(capsys, "tolerance")
+    assert not out.exists()

@@ -98,8 +98,8 @@ def merge_with_report(
     MACs (the merged model keeps its dynamic inputs)."""
     if not models:
         raise MergeError("merge needs at least one model")
-    if tolerance < 0:
-        raise MergeError(f"tolerance must be >= 0, got {tolerance}")
+    if not 0 <= tolerance < float("inf"):  # NaN passed `< 0`; inf shares any two weights
+        raise MergeError(f"tolerance must be >= 0 and finite, got {tolerance}")
     sources = [_source_name(m, i) for i, m in enumerate(models)]
     prefixes = _prefixes(models, prefixes)
     protos = [load_model(m) for m in models]
