@@ -280,3 +280,52 @@ def test_merge_refuses_a_tolerance_that_is_not_a_number(tmp_path, model, capsys,
     assert main(argv) == 2
     one_line_error(capsys, "tolerance")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- .npy/.npz feeds
+
+
+def _unreadable(path, kind: str):  # type: ignore[no-untyped-def]
+    """An .npz/.npy file numpy cannot read: empty, another format, or a truncated archive."""
+    import io
+
+    import numpy as np
+
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "onnx":
+        path.write_bytes(conv_model().SerializeToString())
+    else:
+        buffer = io.BytesIO()
+        np.savez(buffer, x=np.zeros((1, 3, 16, 16), np.float32))
+        path.write_bytes(buffer.getvalue()[:200])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "onnx", "truncated"])
+@pytest.mark.parametrize("command", ["bench", "optimize", "distill-targets", "build"])
+def test_an_unreadable_feed_file_is_one_line(
+    tmp_path, model, capsys, with_fake_tensorrt, command, kind
+):
+    """An empty .npy/.npz raised EOFError (a traceback) from bench --inputs, optimize --verify
+    --inputs, distill-targets --data and build --calib, and a truncated archive BadZipFile; a
+    file of another format was "pickled (object) data" with numpy's advice to unpickle it."""
+    folder = tmp_path / "feeds"
+    folder.mkdir()
+    feeds = _unreadable(folder / ("a.npz" if kind == "truncated" else "a.npy"), kind)
+    npz = _unreadable(tmp_path / "f.npz", kind)
+    out, plan, targets = tmp_path / "o.onnx", tmp_path / "m.plan", tmp_path / "t"
+    argv = {
+        "bench": ["bench", str(model), "--runs", "1", "--inputs", str(npz)],
+        "optimize": ["optimize", str(model), "-o", str(out), "--verify", "--inputs", str(npz)],
+        "distill-targets": [
+            *("distill-targets", str(model), "--data", str(folder), "-o", str(targets)),
+            "--no-progress",
+        ],
+        "build": ["build", str(model), "-o", str(plan), "--int8", "--calib", str(folder)],
+    }[command]
+    assert main(argv) == 2
+    err = one_line_error(capsys, "empty" if kind == "empty" else "not a .npy or .npz file")
+    assert "pickle" not in err
+    assert feeds.exists()
+    assert not out.exists() and not plan.exists()
