@@ -329,3 +329,19 @@ def test_an_unreadable_feed_file_is_one_line(
     assert "pickle" not in err
     assert feeds.exists()
     assert not out.exists() and not plan.exists()
+
+
+def test_bench_times_a_model_whose_first_input_is_a_scalar(tmp_path, capsys):
+    """The batch was the first feed's shape[0]: an IndexError traceback for a scalar input."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    )
+    path = tmp_path / "scalar.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert main(["bench", str(path), "--runs", "2", "--warmup", "0"]) == 0
+    assert "(batch 1)" in capsys.readouterr().out

@@ -140,8 +140,7 @@ def bench_onnxruntime(
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BackendError(f"onnxruntime failed to run {path}: {first}") from e
-    batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
-    return summarize("onnxruntime", path, times, batch)
+    return summarize("onnxruntime", path, times, _batch(feeds))
 
 
 def bench_tensorrt(
@@ -170,8 +169,14 @@ def bench_tensorrt(
     runner = EngineRunner(plan)
     feeds = _engine_feeds(runner, shapes or {}, npz)
     times = runner.time_runs(feeds, runs, warmup)
-    batch = int(next(iter(feeds.values())).shape[0]) if feeds else 1
-    return summarize("tensorrt", path, times, batch)
+    return summarize("tensorrt", path, times, _batch(feeds))
+
+
+def _batch(feeds: dict[str, np.ndarray]) -> int:
+    """Samples per run: the first input's leading dim (1 for none, or a scalar first input,
+    whose shape[0] was an IndexError traceback)."""
+    first = next(iter(feeds.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
 
 
 def _engine_feeds(
