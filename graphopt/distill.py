@@ -174,14 +174,17 @@ def load_feed(
     arguments of `graphopt.realmodels.preprocess`; default scale 1/255)."""
     if source.feeds is not None:
         return dict(source.feeds[source.index])
+    from graphopt.arrays import load_arrays
+
     assert source.path is not None
     path = source.path
     suffix = path.suffix.lower()
     names = [name for name, _, _ in inputs]
     try:
         if suffix == ".npz":
-            with np.load(path) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = load_arrays(path)
+            if not isinstance(arrays, dict):
+                raise DistillError(f"{path}: is a .npy array, not an .npz archive")
             if set(names) <= set(arrays):
                 return {n: arrays[n] for n in names}
             if len(names) == 1 and len(arrays) == 1:
@@ -190,7 +193,10 @@ def load_feed(
         if suffix == ".npy":
             if len(names) != 1:
                 raise DistillError(f"{path}: a .npy sample fits only one-input models ({names})")
-            return {names[0]: np.load(path)}
+            value = load_arrays(path)
+            if isinstance(value, dict):
+                raise DistillError(f"{path}: is an .npz archive, not a .npy array")
+            return {names[0]: value}
     except (OSError, ValueError) as e:
         raise DistillError(f"{path}: cannot read: {e}") from e
     return {names[0]: _image_feed(path, inputs, preprocess)}
@@ -331,6 +337,12 @@ def write_targets(
         where = "every sample is inside the targets folder" if found else "the data holds none"
         raise DistillError(f"no samples to run the teacher on: {where}")
     inputs = input_specs(model)
+    for name, elem, _ in inputs:  # _conform's dtype lookup raised KeyError: 0 for them
+        if elem not in onnx.helper.get_all_tensor_dtypes():
+            raise DistillError(
+                f"teacher input {name!r} is not a tensor (a sequence, map or optional?): "
+                "samples feed tensors"
+            )
     _check_batch(inputs, batch_size)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -345,3 +345,28 @@ def test_bench_times_a_model_whose_first_input_is_a_scalar(tmp_path, capsys):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     assert main(["bench", str(path), "--runs", "2", "--warmup", "0"]) == 0
     assert "(batch 1)" in capsys.readouterr().out
+
+
+def test_distill_refuses_a_teacher_with_a_sequence_input(tmp_path, capsys):
+    """A sequence input raised KeyError: 0 (a traceback) from the dtype lookup of the first
+    sample, after the targets folder was made."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("SequenceAt", ["s", "i"], ["y"])],
+        "g",
+        [helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array(0, np.int64), "i")],
+    )
+    teacher = tmp_path / "seq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(teacher))
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.zeros((1, 3), np.float32))
+    out = tmp_path / "targets"
+    argv = ["distill-targets", str(teacher), "--data", str(data), "-o", str(out)]
+    assert main([*argv, "--no-progress"]) == 2
+    one_line_error(capsys, "'s' is not a tensor")
+    assert not out.exists()
