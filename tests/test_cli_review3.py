@@ -370,3 +370,19 @@ def test_distill_refuses_a_teacher_with_a_sequence_input(tmp_path, capsys):
     assert main([*argv, "--no-progress"]) == 2
     one_line_error(capsys, "'s' is not a tensor")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["quantize", "build"])
+def test_a_calibration_file_given_for_the_folder_is_named_as_such(
+    tmp_path, model, capsys, with_fake_tensorrt, command
+):
+    """--calib m.npy (a file) said the folder "does not exist" / "no such folder"."""
+    import numpy as np
+
+    feed = tmp_path / "a.npy"
+    np.save(feed, np.zeros((1, 3, 16, 16), np.float32))
+    out = str(tmp_path / "out")
+    extra = ["--int8"] if command == "build" else []
+    assert main([command, str(model), "-o", out, *extra, "--calib", str(feed)]) == 2
+    err = one_line_error(capsys, "is a file, not a folder")
+    assert "exist" not in err and "no such" not in err

@@ -123,7 +123,6 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     """Feeds for the TensorRT 10 calibrator from a folder: .npy/.npz arrays as they are, or
     images resized to the model's (or the profile's opt) input size, scaled to 0..1. Other
     files are skipped (logged), as `graphopt quantize --calib` skips them."""
-    import numpy as np
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -144,13 +143,23 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
         suffix = path.suffix.lower()
         if suffix in (".npy", ".npz"):
             try:
-                feeds.append({name: np.load(path)} if suffix == ".npy" else read_npz(path))
+                feeds.append({name: _npy(path)} if suffix == ".npy" else read_npz(path))
             except (OSError, ValueError) as e:
                 raise BackendError(f"--calib {path}: cannot read: {e}") from e
         else:
             size = calibration_image_size(name, dims, shapes)
             feeds.append({name: preprocess(load_image(path), size, scale=1 / 255.0)})
     return feeds
+
+
+def _npy(path: Path) -> object:
+    """The array of a .npy calibration file (ValueError for one numpy cannot read)."""
+    from graphopt.arrays import load_arrays
+
+    value = load_arrays(path)
+    if isinstance(value, dict):
+        raise ValueError("an .npz archive under a .npy name")
+    return value
 
 
 def calibration_files(folder: str | Path) -> list[Path]:
@@ -161,7 +170,8 @@ def calibration_files(folder: str | Path) -> list[Path]:
 
     root = Path(folder)
     if not root.is_dir():
-        raise BackendError(f"--calib {folder}: no such folder")
+        problem = "is a file, not a folder" if root.exists() else "no such folder"
+        raise BackendError(f"--calib {folder}: {problem}")
     files = []
     for path in sorted(p for p in root.iterdir() if p.is_file()):
         if path.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES:

@@ -334,7 +334,8 @@ def folder_feeds(
     """Calibration feeds from the `.npy`/`.npz`/image files of `directory` (sorted by name)."""
     root = Path(directory)
     if not root.is_dir():
-        raise QuantizeError(f"{directory}: calibration folder does not exist")
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise QuantizeError(f"{directory}: calibration folder {problem}")
     files = sorted(
         p
         for p in root.iterdir()
