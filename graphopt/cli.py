@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import signal
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -74,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: signals stay as they are
         previous = None
+    stdout = sys.stdout
     try:
+        if _writes_to_stdout(args):  # the model's bytes go there: the report goes to stderr
+            sys.stdout = sys.stderr
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a reader gone early shows here, not in Python's flush at exit
         return code
@@ -94,8 +98,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graphopt {args.command}: terminated; {_kept(args)}", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
+        sys.stdout = stdout
         if previous is not None:  # (None: a handler set from C, which cannot be set back)
             signal.signal(signal.SIGTERM, previous)
+
+
+def _writes_to_stdout(args: argparse.Namespace) -> bool:
+    """Whether the command's `-o` is this process's standard output (`-o /dev/stdout` into a
+    pipe): the model is written through it, and the lines a command prints after saving
+    ("wrote ...") ended up inside the model's bytes, which no reader could load. A terminal or
+    /dev/null (a character device) is left as it is: nothing reads a model from it."""
+    output = getattr(args, "output", None)
+    if not isinstance(output, str):
+        return False
+    try:
+        target, ours = os.stat(output), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no such file yet; stdout closed/replaced
+        return False
+    same = (target.st_dev, target.st_ino) == (ours.st_dev, ours.st_ino)
+    return same and not stat.S_ISCHR(ours.st_mode)
 
 
 def _kept(args: argparse.Namespace) -> str:

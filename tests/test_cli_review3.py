@@ -7,6 +7,7 @@ behind by a failed run. Every test failed before its fix.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import onnx
@@ -386,3 +387,46 @@ def test_a_calibration_file_given_for_the_folder_is_named_as_such(
     assert main([command, str(model), "-o", out, *extra, "--calib", str(feed)]) == 2
     err = one_line_error(capsys, "is a file, not a folder")
     assert "exist" not in err and "no such" not in err
+
+
+# ---------------------------------------------------------------------------- -o /dev/stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/stdout"), reason="needs /dev/stdout")
+@pytest.mark.parametrize("command", ["optimize", "merge", "split", "quantize"])
+def test_a_model_written_to_stdout_is_not_followed_by_the_report(tmp_path, model, command):
+    """`-o /dev/stdout | reader`: the model went through the pipe followed by the command's
+    "...; wrote /dev/stdout" line (and merge's table), so the reader got a corrupt model."""
+    import subprocess
+
+    import numpy as np
+
+    typed = conv_model()
+    typed.graph.output[0].type.tensor_type.shape.dim.extend(
+        [onnx.TensorShapeProto.Dimension(dim_value=d) for d in (1, 4, 16, 16)]
+    )
+    onnx.save(typed, str(model))
+    other = tmp_path / "n.onnx"
+    other.write_bytes(model.read_bytes())
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    merged = tmp_path / "merged.onnx"
+    if command == "split":
+        assert main(["merge", str(model), str(other), "-o", str(merged)]) == 0
+    args = {
+        "optimize": ["optimize", str(model)],
+        "merge": ["merge", str(model), str(other)],
+        "split": ["split", str(merged), "--task", "m"],
+        "quantize": ["quantize", str(model), "--calib", str(calib), "--no-progress"],
+    }[command]
+    run = subprocess.run(
+        [sys.executable, "-m", "graphopt", *args, "-o", "/dev/stdout"],
+        capture_output=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    written = onnx.load_from_string(run.stdout)  # a DecodeError before
+    assert written.graph.output
+    assert "wrote /dev/stdout" in run.stderr.decode()
