@@ -100,14 +100,14 @@ def example_feeds(
     `default_dim`; a symbolic spatial dim of a 4-D image input gets 224 so convolutions have
     room). A name in `shapes` that is no model input is a `VerifyError`."""
     if npz is not None:
+        from graphopt.arrays import load_arrays
+
         try:
-            data = np.load(npz)
-        except (OSError, ValueError) as e:
+            feeds = load_arrays(npz)
+        except ValueError as e:
             raise VerifyError(f"{npz}: cannot read input feeds: {e}") from e
-        if not isinstance(data, np.lib.npyio.NpzFile):
+        if not isinstance(feeds, dict):
             raise VerifyError(f"{npz}: not an .npz archive of named arrays (np.savez writes one)")
-        with data:
-            feeds = {k: data[k] for k in data.files}
         missing = [name for name, _, _ in input_specs(model) if name not in feeds]
         if missing:
             raise VerifyError(f"{npz}: no array for model input(s) {', '.join(missing)}")

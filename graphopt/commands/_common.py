@@ -38,12 +38,13 @@ def comma_list(text: str | None) -> list[str]:
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a `.npz` file, by key (loaded into memory, the file closed); ValueError
-    when the file is not an `.npz` archive (e.g. a single `.npy` array)."""
-    data = np.load(path)
-    if not isinstance(data, np.lib.npyio.NpzFile):
+    when the file is not an `.npz` archive (e.g. a single `.npy` array) or cannot be read."""
+    from graphopt.arrays import load_arrays
+
+    data = load_arrays(path)  # a ValueError for a file numpy cannot read (an empty one too)
+    if not isinstance(data, dict):
         raise ValueError(f"{path} is not an .npz archive of named arrays (np.savez writes one)")
-    with data:
-        return {k: data[k] for k in data.files}
+    return data
 
 
 def require_utf8_io_names(
