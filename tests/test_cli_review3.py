@@ -430,3 +430,58 @@ def test_a_model_written_to_stdout_is_not_followed_by_the_report(tmp_path, model
     written = onnx.load_from_string(run.stdout)  # a DecodeError before
     assert written.graph.output
     assert "wrote /dev/stdout" in run.stderr.decode()
+
+
+# ---------------------------------------------------------------------------- external data
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        ("merge", "-o"),
+        ("merge", "--report"),
+        ("split", "-o"),
+        ("quantize", "-o"),
+        ("quantize", "--cache"),
+        ("quantize", "-o.data"),  # the output's own data file <out>.data is the input's
+        ("build", "-o"),
+        ("build", "--timing-cache"),
+    ],
+)
+def test_no_command_writes_over_its_input_external_data(
+    tmp_path, capsys, with_fake_tensorrt, command, flag
+):
+    """merge/split/quantize/build -o (or --report, --cache, --timing-cache) naming the input's
+    external data file wrote over it (exit 0): the input model no longer loaded."""
+    import numpy as np
+
+    typed = conv_model()
+    typed.graph.output[0].type.tensor_type.shape.dim.extend(
+        [onnx.TensorShapeProto.Dimension(dim_value=d) for d in (1, 4, 16, 16)]
+    )
+    other = tmp_path / "n.onnx"
+    onnx.save(typed, str(other))
+    model = tmp_path / "m.onnx"
+    data_name = "q.onnx.data" if flag == "-o.data" else "weights.bin"
+    onnx.save(typed, str(model), save_as_external_data=True, location=data_name, size_threshold=0)
+    data = tmp_path / data_name
+    before = data.read_bytes()
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    out = str(tmp_path / "q.onnx") if flag == "-o.data" else str(data)
+    target = {"-o": out, "-o.data": out}.get(flag, str(tmp_path / "out.onnx"))
+    argv = {
+        "merge": ["merge", str(model), str(other), "-o", target],
+        "split": ["split", str(model), "--outputs", "y", "-o", target],
+        "quantize": ["quantize", str(model), "--calib", str(calib), "--no-progress", "-o", target],
+        "build": ["build", str(model), "-o", target],
+    }[command]
+    if flag not in ("-o", "-o.data"):
+        argv += [flag, str(data)]
+        if command == "quantize":
+            argv += ["--method", "entropy"]
+    assert main(argv) == 2
+    one_line_error(capsys, "data file")
+    assert data.read_bytes() == before
+    onnx.load(str(model))  # still loads with its weights

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx.external_data_helper import ExternalDataInfo
 
 from graphopt.errors import SaveError, VerifyError
 from graphopt.ir.model_io import LoadedModel, default_data_location
@@ -79,6 +80,34 @@ def refuse_model_path(
     for what, model in models:
         if Path(model).resolve() == target:
             raise error(f"{option} {path} is the {what} model's path; give another")
+
+
+def refuse_writing_over_data_files(
+    written: Iterable[tuple[str, str | None]], models: Iterable[str], error: type[Exception]
+) -> None:
+    """An `error` when a file a command writes ((option, path); None: not written) is an
+    external data file of one of the input `models`: merge, split, quantize (--cache) and build
+    wrote over it, and the input model was left pointing at bytes that are not its weights.
+    Only paths that exist can be one, so the models' headers are read only for those."""
+    from graphopt.ir.model_io import _external_tensors
+
+    existing = [(option, Path(path).resolve()) for option, path in written if path]
+    existing = [(option, path) for option, path in existing if path.is_file()]
+    for model in models if existing else ():
+        try:
+            proto = onnx.load(model, load_external_data=False)
+        except Exception:  # an unreadable model: its load says why, later
+            continue
+        folder = Path(model).resolve().parent
+        files = {
+            (folder / ExternalDataInfo(t).location).resolve() for t in _external_tensors(proto)
+        }
+        for option, path in existing:
+            if path in files:
+                raise error(
+                    f"{option} {path.name}: is an external data file of the input model "
+                    f"{model}; give another"
+                )
 
 
 def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: bool | None) -> None:

@@ -11,7 +11,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphopt.commands._common import add_shapes_argument, read_npz
+from graphopt.commands._common import (
+    add_shapes_argument,
+    read_npz,
+    refuse_writing_over_data_files,
+)
 
 log = logging.getLogger("graphopt.commands.build")
 
@@ -110,6 +114,7 @@ def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
         for flag, path in (("--cache", args.cache), ("--timing-cache", args.timing_cache))
         if path
     ]
+    refuse_writing_over_data_files(written, [args.input], BackendError)
     for flag, path in written:
         if Path(path).is_dir():  # found only when the built engine was saved: a traceback
             raise BackendError(f"{flag} {path} is a folder; give a file name")

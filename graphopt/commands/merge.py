@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import comma_list, refuse_model_path
+from graphopt.commands._common import (
+    comma_list,
+    refuse_model_path,
+    refuse_writing_over_data_files,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,6 +133,8 @@ def run_merge(args: argparse.Namespace) -> int:
         models = [("-o", args.output)] + [("input", m) for m in args.inputs]
         refuse_model_path("--report", args.report, models, MergeError)
         _refuse_unwritable_report(args.report)
+    written = [("-o", args.output), ("--report", args.report)]
+    refuse_writing_over_data_files(written, args.inputs, MergeError)
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     merged, report = merge_with_report(
         args.inputs,
@@ -207,8 +213,9 @@ def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
 
 def run_split(args: argparse.Namespace) -> int:
     from graphopt.ir import save_model
-    from graphopt.multitask import split
+    from graphopt.multitask import MergeError, split
 
+    refuse_writing_over_data_files([("-o", args.output)], [args.input], MergeError)
     outputs = comma_list(args.outputs) if args.outputs else None
     result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
     save_model(result, args.output)

@@ -121,7 +121,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphopt.commands._common import refuse_model_path
+    from graphopt.commands._common import (
+        refuse_model_path,
+        refuse_writing_over_data_files,
+        refuse_writing_over_input_data,
+    )
     from graphopt.errors import QuantizeError
     from graphopt.ir import load, save_model
     from graphopt.quant import cache as cache_io
@@ -138,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.cache, "--cache", make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
+    # the model is saved as the input was (external data too): never over the input's data
+    refuse_writing_over_input_data(loaded, args.output, loaded.external_data or None)
+    refuse_writing_over_data_files([("--cache", args.cache)], [args.input], QuantizeError)
     data = None
     progress = None
     if args.calib:
