@@ -485,3 +485,23 @@ def test_no_command_writes_over_its_input_external_data(
     one_line_error(capsys, "data file")
     assert data.read_bytes() == before
     onnx.load(str(model))  # still loads with its weights
+
+
+# ---------------------------------------------------------------------------- --help
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """bench --backend had no help text (`--help` listed it bare)."""
+    import argparse
+
+    from graphopt.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert not bare

@@ -68,7 +68,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "onnxruntime, or an engine from 'graphopt build' with TensorRT.",
     )
     p.add_argument("input", help=".onnx model (onnxruntime) or engine file (tensorrt)")
-    p.add_argument("--backend", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
+    p.add_argument(
+        "--backend",
+        choices=("onnxruntime", "tensorrt"),
+        default="onnxruntime",
+        help="onnxruntime: an .onnx model on the CPU (default); tensorrt: an engine file on "
+        "the GPU",
+    )
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all)")
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
