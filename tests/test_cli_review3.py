@@ -505,3 +505,20 @@ def test_every_option_of_every_command_says_what_it_does():
         if not isinstance(action, argparse._HelpAction) and not action.help
     ]
     assert not bare
+
+
+# ---------------------------------------------------------------------------- check
+
+
+def test_check_errors_only_does_not_say_there_are_no_warnings(tmp_path, capsys):
+    """--errors-only printed "0 errors, 0 warnings" for a model with a warning it left out."""
+    dynamic = conv_model()
+    dim = dynamic.graph.input[0].type.tensor_type.shape.dim[2]
+    dim.dim_param = "H"  # a dynamic dim: a warning (the engine needs a profile)
+    path = tmp_path / "d.onnx"
+    onnx.save(dynamic, str(path))
+    assert main(["check", str(path)]) == 1
+    assert "0 errors, 1 warning" in capsys.readouterr().out
+    assert main(["check", str(path), "--errors-only"]) == 0
+    out = capsys.readouterr().out
+    assert "0 errors; 1 warning not shown (--errors-only)" in out and "0 warnings" not in out

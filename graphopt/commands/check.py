@@ -64,11 +64,15 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.input, copy=False)
         refuse_profiles_build_refuses(model, shapes)
     findings = check_tensorrt(model, version, shapes=shapes)
-    if args.errors_only:
+    counted = summary(findings)
+    if args.errors_only:  # it said "0 warnings" for the warnings it left out
+        hidden = sum(f.severity != "error" for f in findings)
         findings = [f for f in findings if f.severity == "error"]
+        errors = summary(findings).split(",")[0]
+        counted = f"{errors}; {hidden} warning{'s' * (hidden != 1)} not shown (--errors-only)"
     for f in findings:
         print(f)
-    print(f"{args.input}: TensorRT {version}: {summary(findings)}")
+    print(f"{args.input}: TensorRT {version}: {counted}")
     return 1 if findings else 0
 
 
