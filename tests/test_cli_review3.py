@@ -522,3 +522,22 @@ def test_check_errors_only_does_not_say_there_are_no_warnings(tmp_path, capsys):
     assert main(["check", str(path), "--errors-only"]) == 0
     out = capsys.readouterr().out
     assert "0 errors; 1 warning not shown (--errors-only)" in out and "0 warnings" not in out
+
+
+def test_a_distill_that_fails_before_storing_anything_leaves_no_folder(tmp_path, model, capsys):
+    """A teacher that fails on the first sample (a .npy of the wrong rank) left the empty
+    targets folder it had made."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.zeros((3, 16, 16), np.float32))
+    out = tmp_path / "new" / "targets"
+    argv = ["distill-targets", str(model), "--data", str(data), "-o", str(out), "--no-progress"]
+    assert main(argv) == 2
+    one_line_error(capsys, "the teacher failed on a.npy")
+    assert not (tmp_path / "new").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert main([*argv[:-2], str(existing), "--no-progress"]) == 2
+    assert existing.is_dir()  # a folder that was there stays

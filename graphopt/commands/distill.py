@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 
@@ -136,6 +138,16 @@ class _Bar:
             self.open = False
 
 
+def _missing_folders(path: str) -> list[str]:
+    """`path` and those of its parent folders that do not exist, innermost first."""
+    missing = []
+    while path and not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path.rstrip(os.sep))
+        path = parent if parent != path else ""
+    return missing
+
+
 def run(args: argparse.Namespace) -> int:
     from graphopt.distill import write_targets
 
@@ -144,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     bar = None if args.no_progress else _Bar()
+    made = _missing_folders(args.output)  # the folders this run makes: removed if left empty
     try:
         manifest = write_targets(
             args.teacher,
@@ -160,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=bar,
         )
+    except BaseException:
+        with contextlib.suppress(OSError):  # a bad sample, teacher or option: nothing stored
+            for folder in made:
+                os.rmdir(folder)  # only when empty: a checkpoint's files stay
+        raise
     finally:
         if bar is not None:
             bar.close()
