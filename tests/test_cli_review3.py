@@ -541,3 +541,26 @@ def test_a_distill_that_fails_before_storing_anything_leaves_no_folder(tmp_path,
     existing.mkdir()
     assert main([*argv[:-2], str(existing), "--no-progress"]) == 2
     assert existing.is_dir()  # a folder that was there stays
+
+
+# ---------------------------------------------------------------------------- split
+
+
+def test_split_says_a_strip_prefix_leaves_an_output_without_a_name(tmp_path, capsys):
+    """--strip-prefix equal to a kept output's whole name failed in onnx.checker with "Field
+    'name' of 'value_info' is required to be non-empty"."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["t_"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("t_", TensorProto.FLOAT, [2])],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    out = tmp_path / "s.onnx"
+    argv = ["split", str(path), "-o", str(out), "--outputs", "t_", "--strip-prefix", "t_"]
+    assert main(argv) == 2
+    one_line_error(capsys, "strip prefix 't_' leaves output 't_' with no name")
+    assert not out.exists()

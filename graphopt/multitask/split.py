@@ -68,6 +68,11 @@ def split(
         raise MergeError("split needs the outputs to keep (or a task of a merged model)")
     if strip_prefix:
         renames = {o: o[len(strip_prefix) :] for o in chosen if o.startswith(strip_prefix)}
+        nameless = [o for o, new in renames.items() if not new]
+        if nameless:  # the checker's "Field 'name' of 'value_info' is required", said later
+            raise MergeError(
+                f"strip prefix {strip_prefix!r} leaves output {nameless[0]!r} with no name"
+            )
     result = _extract(proto, chosen, inputs)
     _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
