@@ -48,6 +48,7 @@ import numpy as np
 import onnx
 
 from graphopt.errors import GraphoptError
+from graphopt.ir.io_names import require_text_io_names
 
 log = logging.getLogger("graphopt.distill")
 
@@ -309,6 +310,7 @@ def write_targets(
     from graphopt.ir import load
 
     loaded = load(teacher)
+    require_text_io_names(loaded.model, loaded.where, DistillError)
     model = loaded.model
     digest = sha256_of(teacher if not isinstance(teacher, onnx.ModelProto) else model)
     names = [o.name for o in model.graph.output]

@@ -587,3 +587,54 @@ def test_demo_checks_its_output_before_running(tmp_path, capsys, monkeypatch, wh
     }[where]
     assert main(["demo", "-o", str(output)]) == 2
     one_line_error(capsys, str(output))
+
+
+# ---------------------------------------------------------------------------- non-UTF-8 names
+
+
+def _latin1_named(tmp_path, which: str):  # type: ignore[no-untyped-def]
+    """A Relu whose graph input or output name is Latin-1 'é' in the file (protobuf hands it
+    over as bytes; onnx.checker accepts it)."""
+    from onnx import TensorProto, helper
+
+    x, y = ("xQQ", "y") if which == "input" else ("x", "yQQ")
+    graph = helper.make_graph(
+        [helper.make_node("Relu", [x], [y], name="r")],
+        "g",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = tmp_path / f"latin_{which}.onnx"
+    path.write_bytes(model.SerializeToString().replace(b"QQ", b"\xe9Q"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("command", "which"),
+    [
+        ("merge", "output"),  # TypeError: can only concatenate str (not "bytes") to str
+        ("merge --verify", "input"),  # UnicodeDecodeError
+        ("split", "output"),  # TypeError in the message's join
+        ("distill-targets", "output"),  # TypeError: a string pattern on bytes
+        ("check", "input"),  # TypeError in the --shapes message's join
+    ],
+)
+def test_a_name_that_is_not_utf8_is_one_line(tmp_path, model, capsys, command, which):
+    import numpy as np
+
+    path = _latin1_named(tmp_path, which)
+    out = str(tmp_path / "out.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.ones((1, 4), np.float32))
+    name, *extra = command.split()
+    argv = {
+        "merge": ["merge", str(path), str(model), "-o", out, *extra],
+        "split": ["split", str(path), "-o", out, "--outputs", "y"],
+        "distill-targets": [name, str(path), "--data", str(data), "-o", out, "--no-progress"],
+        "check": ["check", str(path), "--shapes", "x:1x4"],
+    }[name]
+    assert main(argv) == 2
+    one_line_error(capsys, f"graph {which} b'")
+    assert not (tmp_path / "out.onnx").exists()

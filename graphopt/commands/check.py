@@ -59,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     shapes = parse_shapes(args.shapes)
     model = args.input
     if shapes:
+        from graphopt.errors import BackendError
         from graphopt.ir import load_model
+        from graphopt.ir.io_names import require_text_io_names
 
         model = load_model(args.input, copy=False)
+        require_text_io_names(model, args.input, BackendError)
         refuse_profiles_build_refuses(model, shapes)
     findings = check_tensorrt(model, version, shapes=shapes)
     counted = summary(findings)

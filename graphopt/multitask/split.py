@@ -16,6 +16,7 @@ than the chosen outputs and (with `task`) the inputs and the local functions mer
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ import onnx
 from graphopt.analysis.usedef import live_nodes
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
+from graphopt.ir.io_names import require_text_io_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
@@ -45,6 +47,8 @@ def split(
     outputs get back the names they had in the task's own model unless `strip_prefix=""`.
     """
     proto = load_model(model)
+    where = str(model) if isinstance(model, str | os.PathLike) else "the model"
+    require_text_io_names(proto, where, MergeError)
     renames: dict[str, str] = {}
     input_renames: dict[str, str] = {}
     aliases: dict[str, str] = {}  # task input → the task input it was merged with
