@@ -638,3 +638,51 @@ def test_a_name_that_is_not_utf8_is_one_line(tmp_path, model, capsys, command, w
     assert main(argv) == 2
     one_line_error(capsys, f"graph {which} b'")
     assert not (tmp_path / "out.onnx").exists()
+
+
+def _latin1_conv(tmp_path, which: str):  # type: ignore[no-untyped-def]
+    """conv_model with its graph input ("input") or the inner tensor between Conv and Relu
+    ("inner") named with a Latin-1 'é'."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x, c = ("xQQ", "c") if which == "input" else ("x", "cQQ")
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", [x, "w"], [c], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", [c], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = tmp_path / f"latin_{which}.onnx"
+    path.write_bytes(model.SerializeToString().replace(b"QQ", b"\xe9Q"))
+    return path
+
+
+def test_merge_refuses_an_inner_name_that_is_not_utf8(tmp_path, model, capsys):
+    """merge prefixes every tensor name of a head: TypeError for an inner bytes name."""
+    path = _latin1_conv(tmp_path, "inner")
+    out = tmp_path / "out.onnx"
+    assert main(["merge", str(path), str(model), "-o", str(out)]) == 2
+    one_line_error(capsys, "tensor of node Conv b'c")
+    assert not out.exists()
+
+
+def test_quantize_refuses_an_input_name_that_is_not_utf8(tmp_path, capsys):
+    """quantize: UnicodeDecodeError from the Q/DQ insertion (node.input.extend)."""
+    import numpy as np
+
+    path = _latin1_conv(tmp_path, "input")
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(path), "-o", str(out), "--calib", str(calib), "--no-progress"]
+    assert main(argv) == 2
+    one_line_error(capsys, "graph input b'x")
+    assert not out.exists()

@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from graphopt.errors import QuantizeError
     from graphopt.ir import load, save_model
+    from graphopt.ir.io_names import require_text_io_names
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import quantize_with_report
     from graphopt.quant.data import PreprocessSpec, folder_feeds, parse_triple
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.cache, "--cache", make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
+    require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
     # the model is saved as the input was (external data too): never over the input's data
     refuse_writing_over_input_data(loaded, args.output, loaded.external_data or None)
     refuse_writing_over_data_files([("--cache", args.cache)], [args.input], QuantizeError)

@@ -2,8 +2,8 @@
 
 protobuf hands a name that is not UTF-8 over as bytes (onnx.checker accepts such a model), and
 code that prefixes, joins or matches names then fails with a TypeError far from the cause:
-merge, split, distill-targets and check --shapes did. What it does not do: look at the names of
-inner tensors, or rename anything.
+merge, split, distill-targets, quantize and check --shapes did. `require_text_names` looks at
+every tensor name (merge prefixes them all). What it does not do: rename anything.
 """
 
 from __future__ import annotations
@@ -17,7 +17,31 @@ def require_text_io_names(model: onnx.ModelProto, where: str, error: type[Except
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for vi in values:
             if isinstance(vi.name, bytes):
-                raise error(
-                    f"{where}: graph {kind} {vi.name!r} is not UTF-8 text, which graphopt "
-                    "cannot name or match (rename it)"
-                )
+                raise error(_message(where, f"graph {kind}", vi.name))
+
+
+def require_text_names(model: onnx.ModelProto, where: str, error: type[Exception]) -> None:
+    """`require_text_io_names`, then the same for every tensor a node reads or writes and every
+    initializer, If/Loop/Scan bodies included."""
+    require_text_io_names(model, where, error)
+
+    def walk(graph: onnx.GraphProto) -> None:
+        for t in graph.initializer:
+            if isinstance(t.name, bytes):
+                raise error(_message(where, "initializer", t.name))
+        for node in graph.node:
+            for name in (*node.input, *node.output):
+                if isinstance(name, bytes):
+                    raise error(_message(where, f"tensor of node {node.op_type}", name))
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for g in a.graphs:
+                        walk(g)
+
+    walk(model.graph)
+
+
+def _message(where: str, kind: str, name: bytes) -> str:
+    return f"{where}: {kind} {name!r} is not UTF-8 text, which graphopt cannot name or match (rename it)"

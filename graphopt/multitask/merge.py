@@ -38,7 +38,7 @@ import onnx
 
 from graphopt.ir import constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
-from graphopt.ir.io_names import require_text_io_names
+from graphopt.ir.io_names import require_text_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
@@ -105,7 +105,7 @@ def merge_with_report(
     prefixes = _prefixes(models, prefixes)
     protos = [load_model(m) for m in models]
     for source, proto in zip(sources, protos, strict=True):  # before names are prefixed
-        require_text_io_names(proto, source, MergeError)
+        require_text_names(proto, source, MergeError)
     for proto in protos:  # copies: the merged model imports the default domain as ""
         spell_default_domain(proto)
     before = [opset_map(p).get("", 0) for p in protos]
