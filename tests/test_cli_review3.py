@@ -19,6 +19,15 @@ from tests.test_cli_build_bench import conv_model
 from tests.trt_fake import fake_tensorrt
 
 
+def typed_conv_model() -> onnx.ModelProto:
+    """conv_model with its output's shape declared (onnx.checker's full check wants it)."""
+    model = conv_model()
+    model.graph.output[0].type.tensor_type.shape.dim.extend(
+        [onnx.TensorShapeProto.Dimension(dim_value=d) for d in (1, 4, 16, 16)]
+    )
+    return model
+
+
 def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
@@ -686,3 +695,18 @@ def test_quantize_refuses_an_input_name_that_is_not_utf8(tmp_path, capsys):
     assert main(argv) == 2
     one_line_error(capsys, "graph input b'x")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["a.npy", "a.npz"])
+def test_quantize_does_not_advise_unpickling_a_feed_file(tmp_path, model, capsys, name):
+    """A calibration file of another format was "pickled (object) data", with numpy's advice
+    to load it with allow_pickle=True or pickle.load()."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / name).write_bytes(conv_model().SerializeToString())
+    onnx.save(typed_conv_model(), str(model))
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(model), "-o", str(out), "--calib", str(calib), "--no-progress"]
+    assert main(argv) == 2
+    err = one_line_error(capsys, "not a .npy or .npz file")
+    assert "pickle" not in err

@@ -253,7 +253,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             try:
                 value = np.load(path, allow_pickle=False)
             except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
-                raise QuantizeError(f"{path}: cannot read .npy feed: {e}") from e
+                raise QuantizeError(f"{path}: cannot read .npy feed: {_reason(e)}") from e
             if not isinstance(value, np.ndarray):  # an .npz archive under a .npy name
                 value.close()
                 raise QuantizeError(f"{path}: is an .npz archive, not a .npy array")
@@ -267,7 +267,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         try:
             data = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: empty file
-            raise QuantizeError(f"{path}: cannot read .npz feed: {e}") from e
+            raise QuantizeError(f"{path}: cannot read .npz feed: {_reason(e)}") from e
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise QuantizeError(f"{path}: is a .npy array, not an .npz archive")
         with data:
@@ -346,3 +346,11 @@ def folder_feeds(
             f"{directory}: no calibration files (.npy, .npz, .jpg, .jpeg, .png, .bmp)"
         )
     return FolderFeeds(files, model, spec, batch_size)
+
+
+def _reason(error: Exception) -> str:
+    """Why numpy could not read a feed file: for a file of another format numpy says it holds
+    "pickled (object) data" and advises loading it unsafely, which is no reason to give."""
+    from graphopt.arrays import NOT_NUMPY
+
+    return NOT_NUMPY if "pickled" in str(error) else str(error)
