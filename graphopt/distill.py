@@ -339,6 +339,8 @@ def write_targets(
         where = "every sample is inside the targets folder" if found else "the data holds none"
         raise DistillError(f"no samples to run the teacher on: {where}")
     inputs = input_specs(model)
+    if not inputs:  # an image sample raised IndexError (a traceback) for want of an input
+        raise DistillError("the teacher has no inputs: there is nothing to feed the samples to")
     for name, elem, _ in inputs:  # _conform's dtype lookup raised KeyError: 0 for them
         if elem not in onnx.helper.get_all_tensor_dtypes():
             raise DistillError(

@@ -710,3 +710,36 @@ def test_quantize_does_not_advise_unpickling_a_feed_file(tmp_path, model, capsys
     assert main(argv) == 2
     err = one_line_error(capsys, "not a .npy or .npz file")
     assert "pickle" not in err
+
+
+@pytest.mark.parametrize("sample", ["a.png", "a.npy"])
+def test_distill_refuses_a_teacher_without_inputs(tmp_path, capsys, sample):
+    """An image sample raised IndexError (a traceback) for a teacher of Constants only; a .npy
+    one said it "fits only one-input models ([])"."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    from PIL import Image
+
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Constant", [], ["y"], value=numpy_helper.from_array(np.ones(3, np.float32))
+            )
+        ],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    teacher = tmp_path / "const.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(teacher))
+    data = tmp_path / "data"
+    data.mkdir()
+    if sample.endswith(".png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / sample)
+    else:
+        np.save(data / sample, np.zeros(3, np.float32))
+    out = tmp_path / "t"
+    argv = ["distill-targets", str(teacher), "--data", str(data), "-o", str(out), "--no-progress"]
+    assert main(argv) == 2
+    one_line_error(capsys, "the teacher has no inputs")
+    assert not out.exists()
