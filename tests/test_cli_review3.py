@@ -743,3 +743,27 @@ def test_distill_refuses_a_teacher_without_inputs(tmp_path, capsys, sample):
     assert main(argv) == 2
     one_line_error(capsys, "the teacher has no inputs")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "read"), [("-o", "--cache-in"), ("-o", "--preprocess"), ("--cache", "--preprocess")]
+)
+def test_quantize_never_writes_over_a_file_it_reads(tmp_path, model, capsys, written, read):
+    """-o F --cache-in F replaced the calibration cache with the model (exit 0), -o F
+    --preprocess F the preprocessing spec."""
+    import numpy as np
+
+    onnx.save(typed_conv_model(), str(model))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    shared = tmp_path / "shared"
+    text = "TRT-8601-MinMaxCalibration\nx: 3c00f145\n" if read == "--cache-in" else "scale: 1.0\n"
+    shared.write_text(text)
+    argv = ["quantize", str(model), "--no-progress", read, str(shared)]
+    argv += ["--calib", str(calib)] if read != "--cache-in" else []
+    argv += ["-o", str(shared) if written == "-o" else str(tmp_path / "q.onnx")]
+    argv += ["--cache", str(shared)] if written == "--cache" else []
+    assert main(argv) == 2
+    one_line_error(capsys, f"{written} {shared} is the {read} file")
+    assert shared.read_text() == text

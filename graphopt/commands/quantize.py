@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
+    refuse_writing_over_inputs(args)
     check_writable(args.output, "output", make_parents=False)
     if args.cache:
         models = [("output", args.output), ("input", args.input)]
@@ -205,6 +206,22 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def refuse_writing_over_inputs(args: argparse.Namespace) -> None:
+    """QuantizeError when -o or --cache names the --cache-in or --preprocess file: the model
+    (or the cache) replaced the file it was read from. (--cache over --cache-in is fine: it
+    rewrites the scales read.)"""
+    from graphopt.errors import QuantizeError
+
+    read = [("--cache-in", args.cache_in), ("--preprocess", args.preprocess)]
+    written = [("-o", args.output), ("--cache", args.cache)]
+    for option, path in written:
+        for source, other in read:
+            if not (path and other) or (option, source) == ("--cache", "--cache-in"):
+                continue
+            if Path(path).resolve() == Path(other).resolve():
+                raise QuantizeError(f"{option} {path} is the {source} file; give another")
 
 
 def check_writable(path: str, what: str, *, make_parents: bool) -> None:
