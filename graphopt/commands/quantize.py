@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_model_path,
         refuse_writing_over_data_files,
         refuse_writing_over_input_data,
+        refuse_writing_over_read_files,
     )
     from graphopt.errors import QuantizeError
     from graphopt.ir import load, save_model
@@ -136,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
-    refuse_writing_over_inputs(args)
+    read = [("--cache-in", args.cache_in), ("--preprocess", args.preprocess)]
+    read += [("--pipeline", args.pipeline)]
+    refuse_writing_over_read_files([("-o", args.output)], read, QuantizeError)
+    # (--cache over --cache-in is fine: it rewrites the scales read)
+    refuse_writing_over_read_files([("--cache", args.cache)], read[1:], QuantizeError)
     check_writable(args.output, "output", make_parents=False)
     if args.cache:
         models = [("output", args.output), ("input", args.input)]
@@ -206,22 +211,6 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
-
-
-def refuse_writing_over_inputs(args: argparse.Namespace) -> None:
-    """QuantizeError when -o or --cache names the --cache-in or --preprocess file: the model
-    (or the cache) replaced the file it was read from. (--cache over --cache-in is fine: it
-    rewrites the scales read.)"""
-    from graphopt.errors import QuantizeError
-
-    read = [("--cache-in", args.cache_in), ("--preprocess", args.preprocess)]
-    written = [("-o", args.output), ("--cache", args.cache)]
-    for option, path in written:
-        for source, other in read:
-            if not (path and other) or (option, source) == ("--cache", "--cache-in"):
-                continue
-            if Path(path).resolve() == Path(other).resolve():
-                raise QuantizeError(f"{option} {path} is the {source} file; give another")
 
 
 def check_writable(path: str, what: str, *, make_parents: bool) -> None:
