@@ -407,6 +407,8 @@ def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.Mode
     if opset >= 19:
         return model
     problem = misconverted(model.graph, opset, 19)
+    if model.functions:  # the converter drops local functions: their calls would dangle
+        problem = "onnx.version_converter drops local functions"
     if problem:
         log.warning(
             "fp16: the Q/DQ model stays at opset %d (%s); Q/DQ stay float32", opset, problem

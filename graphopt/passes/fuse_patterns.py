@@ -16,8 +16,8 @@ A rule whose replacement needs a newer default-domain opset than the model's is 
 `upgrade_opset` is set (pass option, or `optimize(..., upgrade_opset=True)`): then the model is
 converted once with `onnx.version_converter` to the lowest opset the refused rules need and the
 rules run again. If the conversion fails, or would change what an op the converter is known to
-mishandle computes (linear Upsample / Resize-10, Hardmax across opset 13), the model is left as
-it was.
+mishandle computes (linear Upsample / Resize-10, Hardmax across opset 13), or the model has local
+functions (the converter drops them), the model is left as it was.
 """
 
 from __future__ import annotations
@@ -115,6 +115,8 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     before = graph.opset_version("")
     model = graph.commit()
     problem = misconverted(model.graph, before, version)
+    if model.functions:  # the converter drops local functions: their calls would dangle
+        problem = f"onnx.version_converter drops the model's {len(model.functions)} local functions"
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False

@@ -1,0 +1,55 @@
+"""Final review 10: defects found reviewing the day's library changes (each test fails on the
+commit before its fix)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+
+import graphopt
+from tests.conftest import assert_same_outputs
+
+# x·clip(x + 3, 0, 6)/6 (a HardSwish at opset 12, which has none) feeding a local function
+_HARDSWISH_INTO_FUNCTION = """
+<ir_version: 8, opset_import: ["" : 12, "local": 1]>
+g (float[1,3,4,4] x) => (float[1,3,4,4] y) {
+  three = Constant<value = float {3.0}>()
+  zero = Constant<value = float {0.0}>()
+  six = Constant<value = float {6.0}>()
+  a = Add(x, three)
+  r = Clip(a, zero, six)
+  m = Mul(x, r)
+  h = Div(m, six)
+  y = local.Twice(h)
+}
+<domain: "local", opset_import: ["" : 12]>
+Twice (a) => (b) {
+  b = Add(a, a)
+}
+"""
+
+
+def test_upgrade_opset_keeps_a_model_with_local_functions() -> None:
+    """onnx.version_converter drops a model's local functions: upgrading 12 -> 14 for the
+    HardSwish left a call of local.Twice with no function (onnxruntime: 'not a registered
+    function/op'; onnx's full check passed it as a custom op). merge's conversion inlines
+    them first; fuse_patterns.upgrade_opset now leaves such a model at its opset."""
+    model = onnx.parser.parse_model(_HARDSWISH_INTO_FUNCTION)
+    out = graphopt.optimize(model, upgrade_opset=True)
+    assert [f.name for f in out.functions] == ["Twice"]
+    onnx.checker.check_model(out, full_check=True)
+    x = np.random.default_rng(0).normal(0, 4, (1, 3, 4, 4)).astype(np.float32)
+    assert_same_outputs(model, out, {"x": x})
+
+
+def test_fp16_qdq_opset_move_keeps_local_functions() -> None:
+    """TensorRT's float16 path moves a Q/DQ model to opset 19 with the same converter: the
+    model's local functions were dropped there too; now its Q/DQ stay float32 instead."""
+    from graphopt.backends.tensorrt import _qdq_opset_for_fp16
+
+    model = onnx.parser.parse_model(_HARDSWISH_INTO_FUNCTION)
+    blocked: list[str] = []
+    out = _qdq_opset_for_fp16(model, blocked)
+    assert [f.name for f in out.functions] == ["Twice"]
+    assert blocked == ["QuantizeLinear", "DequantizeLinear"]
