@@ -803,3 +803,31 @@ def test_no_command_writes_its_model_over_a_file_it_read(
     assert main([*argv, "-o", str(shared)]) == 2
     one_line_error(capsys, f"-o {shared} is the ")
     assert shared.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["merge", "split", "quantize"])
+def test_a_command_that_changes_what_a_model_computes_never_replaces_its_input(
+    tmp_path, model, capsys, command
+):
+    """merge/split/quantize -o IN replaced the input with a different model (exit 0): the
+    merged one (outputs renamed), one task of it, or the quantized one (and quantize refuses a
+    quantized model, so the float original was gone). optimize, which keeps what the model
+    computes, still rewrites in place."""
+    import numpy as np
+
+    onnx.save(typed_conv_model(), str(model))
+    other = tmp_path / "n.onnx"
+    other.write_bytes(model.read_bytes())
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    before = model.read_bytes()
+    argv = {
+        "merge": ["merge", str(model), str(other)],
+        "split": ["split", str(model), "--outputs", "y"],
+        "quantize": ["quantize", str(model), "--calib", str(calib), "--no-progress"],
+    }[command]
+    assert main([*argv, "-o", str(model)]) == 2
+    one_line_error(capsys, f"-o {model} is the input model's path")
+    assert model.read_bytes() == before
+    assert main(["optimize", str(model), "-o", str(model)]) == 0

@@ -135,6 +135,8 @@ def run_merge(args: argparse.Namespace) -> int:
         _refuse_unwritable_report(args.report)
     written = [("-o", args.output), ("--report", args.report)]
     refuse_writing_over_data_files(written, args.inputs, MergeError)
+    # the merged model replaced that input (its outputs renamed, its head among others)
+    refuse_model_path("-o", args.output, [("input", m) for m in args.inputs], MergeError)
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     merged, report = merge_with_report(
         args.inputs,
@@ -216,6 +218,8 @@ def run_split(args: argparse.Namespace) -> int:
     from graphopt.multitask import MergeError, split
 
     refuse_writing_over_data_files([("-o", args.output)], [args.input], MergeError)
+    # the kept part replaced the whole model: the other outputs' nodes were lost
+    refuse_model_path("-o", args.output, [("input", args.input)], MergeError)
     outputs = comma_list(args.outputs) if args.outputs else None
     result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
     save_model(result, args.output)

@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_writing_over_read_files([("-o", args.output)], read, QuantizeError)
     # (--cache over --cache-in is fine: it rewrites the scales read)
     refuse_writing_over_read_files([("--cache", args.cache)], read[1:], QuantizeError)
+    # the float original was replaced, and quantize refuses a quantized model: no way back
+    refuse_model_path("-o", args.output, [("input", args.input)], QuantizeError)
     check_writable(args.output, "output", make_parents=False)
     if args.cache:
         models = [("output", args.output), ("input", args.input)]
