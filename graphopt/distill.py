@@ -306,7 +306,7 @@ def write_targets(
         raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
     if batch_size < 1 or checkpoint < 1:
         raise DistillError("batch_size and checkpoint must be >= 1")
-    from graphopt.backends.onnxruntime import input_specs, session
+    from graphopt.backends.onnxruntime import input_specs, run_error_text, session
     from graphopt.ir import load
 
     loaded = load(teacher)
@@ -393,7 +393,7 @@ def write_targets(
         try:
             values = sess.run([s.source for s in specs], feed)
         except Exception as e:  # onnxruntime raises its own untyped errors
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = run_error_text(e)  # every line: a wrong shape's dims come after the first
             raise DistillError(f"the teacher failed on {batch[0].name}: {first}") from e
         if manifest is None:
             manifest = _create(out, config, specs, values, len(batch))

@@ -831,3 +831,40 @@ def test_a_command_that_changes_what_a_model_computes_never_replaces_its_input(
     one_line_error(capsys, f"-o {model} is the input model's path")
     assert model.read_bytes() == before
     assert main(["optimize", str(model), "-o", str(model)]) == 0
+
+
+# ---------------------------------------------------------------------------- onnxruntime errors
+
+
+@pytest.mark.parametrize("command", ["bench", "optimize", "distill-targets"])
+def test_a_wrong_feed_shape_names_the_dims(tmp_path, model, capsys, command):
+    """onnxruntime's "Got invalid dimensions for input: x for the following indices" was cut
+    at its first line: the dims it got and expected, on the lines after it, were not said."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.ones((1, 3, 8, 8), np.float32))
+    argv = {
+        "bench": ["bench", str(model), "--runs", "1", "--shapes", "x:1x3x8x8"],
+        "optimize": [
+            "optimize",
+            str(model),
+            "-o",
+            str(tmp_path / "o.onnx"),
+            "--verify",
+            "--shapes",
+            "x:1x3x8x8",
+        ],
+        "distill-targets": [
+            "distill-targets",
+            str(model),
+            "--data",
+            str(data),
+            "-o",
+            str(tmp_path / "t"),
+            "--no-progress",
+        ],
+    }[command]
+    assert main(argv) == 2
+    one_line_error(capsys, "index: 2 Got: 8 Expected: 16")

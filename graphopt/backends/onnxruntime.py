@@ -175,14 +175,21 @@ class Difference:
         return self.excess(rtol, atol) > 0
 
 
+def run_error_text(error: BaseException, limit: int = 400) -> str:
+    """onnxruntime's run error as one line: its lines joined, since a wrong feed shape says
+    "Got invalid dimensions for input: x for the following indices" and names the dims (got
+    and expected) only on the lines after it; cut at `limit` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     sess = model_or_session if hasattr(model_or_session, "run") else session(model_or_session)
     names = [o.name for o in sess.get_outputs()]
     try:
         values = sess.run(names, feeds)
     except Exception as e:  # onnxruntime raises its own untyped errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BackendError(f"onnxruntime failed to run the model: {first}") from e
+        raise BackendError(f"onnxruntime failed to run the model: {run_error_text(e)}") from e
     return dict(zip(names, values, strict=True))
 
 

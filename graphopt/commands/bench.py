@@ -126,7 +126,7 @@ def bench_onnxruntime(
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz: str | None = None,
 ) -> BenchResult:
-    from graphopt.backends.onnxruntime import session
+    from graphopt.backends.onnxruntime import run_error_text, session
     from graphopt.errors import BackendError
     from graphopt.ir import load_model
 
@@ -144,8 +144,7 @@ def bench_onnxruntime(
             sess.run(names, feeds)
             times.append(time.perf_counter() - start)
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BackendError(f"onnxruntime failed to run {path}: {first}") from e
+        raise BackendError(f"onnxruntime failed to run {path}: {run_error_text(e)}") from e
     return summarize("onnxruntime", path, times, _batch(feeds))
 
 
