@@ -53,3 +53,34 @@ def test_fp16_qdq_opset_move_keeps_local_functions() -> None:
     out = _qdq_opset_for_fp16(model, blocked)
     assert [f.name for f in out.functions] == ["Twice"]
     assert blocked == ["QuantizeLinear", "DequantizeLinear"]
+
+
+def _bfloat16_plus_zero(zero: str) -> onnx.ModelProto:
+    """x (as bfloat16) + a zero given by its bits (the parser reads bfloat16 as integers)."""
+    return onnx.parser.parse_model(f"""
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[3] x) => (float[3] y) {{
+  xb = Cast<to=16>(x)
+  z = Constant<value = bfloat16[3] {{{zero}, {zero}, {zero}}}>()
+  s = Add(xb, z)
+  f = Cast<to=1>(s)
+  y = Reciprocal(f)
+}}
+""")
+
+
+def test_bfloat16_plus_positive_zero_is_kept() -> None:
+    """eliminate-noops keeps x + 0.0 on floats (-0.0 + 0.0 is +0.0), but judged the sign of
+    the zero only for numpy's float kinds: a bfloat16 (or float8) constant decodes to an
+    ml_dtypes type of kind "V", so bfloat16 x + 0.0 was dropped and Reciprocal gave -inf at
+    x = -0.0 where IEEE arithmetic (ml_dtypes; onnxruntime's CPU build has no bfloat16 Add)
+    gives +inf. x + (-0.0) still goes."""
+    import ml_dtypes
+
+    kept = graphopt.optimize(_bfloat16_plus_zero("0"))
+    assert "Add" in [n.op_type for n in kept.graph.node]
+    onnx.checker.check_model(kept, full_check=True)
+    zero = ml_dtypes.bfloat16(0.0)
+    assert not np.signbit(np.float32(ml_dtypes.bfloat16(-0.0) + zero))  # what it computes
+    dropped = graphopt.optimize(_bfloat16_plus_zero("32768"))
+    assert [n.op_type for n in dropped.graph.node] == ["Cast", "Cast", "Reciprocal"]

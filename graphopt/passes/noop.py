@@ -463,7 +463,9 @@ class _Rules:
             const = g.constant(node.input[pos])
             if const is None or const.dtype == np.bool_ or not _all_equal(const, element):
                 continue
-            if const.dtype.kind in "fc" and not _keeps_signed_zero(node.op_type, const):
+            # (bfloat16 and the float8s decode to ml_dtypes types, numpy kind "V")
+            floating = const.dtype.kind in "fc" or "float" in const.dtype.name
+            if floating and not _keeps_signed_zero(node.op_type, const):
                 return self.refuse(node, _SIGNED_ZERO_REASON[node.op_type])
             x = node.input[1 - pos]
             if g.is_constant(x):
