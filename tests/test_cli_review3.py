@@ -868,3 +868,31 @@ def test_a_wrong_feed_shape_names_the_dims(tmp_path, model, capsys, command):
     }[command]
     assert main(argv) == 2
     one_line_error(capsys, "index: 2 Got: 8 Expected: 16")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--percentile", "99.9"], "--percentile is for --method percentile"),
+        (["--method", "entropy", "--percentile", "99"], "--percentile is for"),
+        (["--entropy-floor", "0"], "--entropy-floor is for --method entropy"),
+        (["--histogram-sample", "100"], "--histogram-sample is for --method entropy"),
+        (["--trt-version", "10.3.0"], "--trt-version"),
+    ],
+)
+def test_quantize_refuses_an_option_its_method_ignores(tmp_path, model, capsys, extra, needle):
+    """--percentile 99.9 without --method percentile calibrated with the max (exit 0, the
+    option silently ignored); so did --entropy-floor without entropy, --histogram-sample with
+    minmax and --trt-version without --cache."""
+    import numpy as np
+
+    onnx.save(typed_conv_model(), str(model))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(model), "-o", str(out), "--calib", str(calib), "--no-progress"]
+    assert main([*argv, *extra]) == 2
+    one_line_error(capsys, needle)
+    assert not out.exists()
+    assert main([*argv, "--method", "percentile", "--percentile", "99.9"]) == 0

@@ -17,6 +17,16 @@ import tempfile
 from pathlib import Path
 
 
+class _Given(argparse.Action):
+    """Stores the value as `store` does and records the option in `namespace.given`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        setattr(namespace, self.dest, values)
+        given = getattr(namespace, "given", None) or set()
+        given.add(self.option_strings[-1])
+        namespace.given = given
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantize",
@@ -41,11 +51,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--accuracy-target), entropy (TensorRT EntropyCalibration2; use it for a --cache that "
         "an IInt8EntropyCalibrator2 deployment reads), percentile, mse",
     )
-    p.add_argument("--percentile", type=float, default=99.99, help="for --method percentile")
+    # _Given records the options given: one given to another method is refused, not ignored
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=99.99,
+        action=_Given,
+        help="for --method percentile (default 99.99)",
+    )
     p.add_argument(
         "--entropy-floor",
         type=float,
         default=99.99,
+        action=_Given,
         metavar="PCT",
         help="--method entropy never clips below this percentile of |x| (default 99.99; "
         "0: TensorRT's plain threshold)",
@@ -54,8 +72,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--histogram-sample",
         type=int,
         default=1 << 16,
+        action=_Given,
         metavar="N",
-        help="histogram about N values of each tensor per feed (fixed stride; 0: all values)",
+        help="--method entropy, percentile or mse: histogram about N values of each tensor per "
+        "feed (default 65536; fixed stride; 0: all values)",
     )
     p.add_argument(
         "--target",
@@ -137,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
+    refuse_options_of_other_methods(args)
     read = [("--cache-in", args.cache_in), ("--preprocess", args.preprocess)]
     read += [("--pipeline", args.pipeline)]
     refuse_writing_over_read_files([("-o", args.output)], read, QuantizeError)
@@ -213,6 +234,28 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
+    """QuantizeError for an option the run would ignore: --percentile 99.9 with the default
+    --method minmax calibrated with the max, silently; likewise --entropy-floor without
+    --method entropy, --histogram-sample with minmax (no histograms) and --trt-version
+    without --cache (it names the cache's TensorRT)."""
+    from graphopt.errors import QuantizeError
+
+    given: set[str] = getattr(args, "given", set())
+    for option, wanted in (
+        ("--percentile", ("percentile",)),
+        ("--entropy-floor", ("entropy",)),
+        ("--histogram-sample", ("entropy", "percentile", "mse")),
+    ):
+        if option in given and args.method not in wanted:
+            methods = " or ".join(wanted)
+            raise QuantizeError(
+                f"{option} is for --method {methods}; this run calibrates with {args.method}"
+            )
+    if args.trt_version and not args.cache:
+        raise QuantizeError("--trt-version names the TensorRT of --cache's header: give --cache")
 
 
 def check_writable(path: str, what: str, *, make_parents: bool) -> None:
