@@ -896,3 +896,22 @@ def test_quantize_refuses_an_option_its_method_ignores(tmp_path, model, capsys, 
     one_line_error(capsys, needle)
     assert not out.exists()
     assert main([*argv, "--method", "percentile", "--percentile", "99.9"]) == 0
+
+
+def test_merge_refuses_a_tolerance_with_no_share(tmp_path, model, capsys):
+    """--no-share --tolerance 0.1: nothing is shared, the tolerance was silently ignored."""
+    other = tmp_path / "n.onnx"
+    other.write_bytes(model.read_bytes())
+    out = tmp_path / "merged.onnx"
+    argv = ["merge", str(model), str(other), "-o", str(out), "--no-share"]
+    assert main([*argv, "--tolerance", "0.1"]) == 2
+    one_line_error(capsys, "--tolerance")
+    assert not out.exists()
+
+
+def test_bench_refuses_threads_for_tensorrt(tmp_path, capsys, with_fake_tensorrt):
+    """--backend tensorrt --threads 4 timed the engine and ignored --threads."""
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"engine")
+    assert main(["bench", str(plan), "--backend", "tensorrt", "--threads", "4"]) == 2
+    one_line_error(capsys, "--threads")

@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise BackendError("--runs must be at least 1 and --warmup at least 0")
     if args.threads < 0:
         raise BackendError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    if args.threads and args.backend == "tensorrt":  # the engine runs on the GPU
+        raise BackendError("--threads sets onnxruntime's CPU threads; not for --backend tensorrt")
     if args.shapes and args.inputs:  # the .npz's arrays are timed as they are
         raise BackendError(
             "--shapes sets the synthetic inputs' shapes: use it without --inputs (the .npz "

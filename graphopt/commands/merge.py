@@ -137,6 +137,8 @@ def run_merge(args: argparse.Namespace) -> int:
     refuse_writing_over_data_files(written, args.inputs, MergeError)
     # the merged model replaced that input (its outputs renamed, its head among others)
     refuse_model_path("-o", args.output, [("input", m) for m in args.inputs], MergeError)
+    if args.no_share and args.tolerance:  # nothing is shared: no weights are compared
+        raise MergeError("--tolerance is for shared weights; --no-share shares none")
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     merged, report = merge_with_report(
         args.inputs,
