@@ -915,3 +915,32 @@ def test_bench_refuses_threads_for_tensorrt(tmp_path, capsys, with_fake_tensorrt
     plan.write_bytes(b"engine")
     assert main(["bench", str(plan), "--backend", "tensorrt", "--threads", "4"]) == 2
     one_line_error(capsys, "--threads")
+
+
+def test_build_refuses_a_calibration_cache_without_int8(
+    tmp_path, model, capsys, with_fake_tensorrt
+):
+    """--cache C without --int8 built an fp32 engine and never read or wrote C (--calib
+    without --int8 was refused already)."""
+    plan = tmp_path / "m.plan"
+    argv = ["build", str(model), "-o", str(plan), "--cache", str(tmp_path / "c.cache")]
+    assert main(argv) == 2
+    one_line_error(capsys, "--cache")
+    assert not plan.exists()
+
+
+@pytest.mark.parametrize("extra", [["--temperature", "4"], ["--axis", "1"]])
+def test_distill_refuses_softmax_options_without_logits(tmp_path, model, capsys, extra):
+    """--temperature 4 (or --axis 1) without --logits stored the raw outputs, the option
+    silently ignored."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    out = tmp_path / "t"
+    argv = ["distill-targets", str(model), "--data", str(data), "-o", str(out), "--no-progress"]
+    assert main([*argv, *extra]) == 2
+    one_line_error(capsys, f"{extra[0]} applies to --logits")
+    assert not out.exists()
+    assert main([*argv, *extra, "--logits", "y"]) == 0

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.calib and not args.int8:
         raise BackendError("--calib is only used with --int8")
+    if args.cache and not args.int8:  # an fp32/fp16 build neither reads nor writes it
+        raise BackendError("--cache (a calibration cache) is only used with --int8")
     if args.calib_count < 1:  # 0 calibrated on nothing, -1 dropped the last file
         raise BackendError(f"--calib-count must be at least 1, got {args.calib_count}")
     if args.workspace is not None and args.workspace < 0:

@@ -151,6 +151,15 @@ def _missing_folders(path: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from graphopt.distill import write_targets
 
+    if not comma_list(args.logits):  # T and the axis shape softmax(z/T): logits only
+        from graphopt.distill import DistillError
+
+        for option, value, default in (
+            ("--temperature", args.temperature, 1.0),
+            ("--axis", args.axis, -1),
+        ):
+            if value != default:
+                raise DistillError(f"{option} applies to --logits outputs; give --logits")
     if args.threads < 0:
         from graphopt.distill import DistillError
 
