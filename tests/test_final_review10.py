@@ -84,3 +84,48 @@ def test_bfloat16_plus_positive_zero_is_kept() -> None:
     assert not np.signbit(np.float32(ml_dtypes.bfloat16(-0.0) + zero))  # what it computes
     dropped = graphopt.optimize(_bfloat16_plus_zero("32768"))
     assert [n.op_type for n in dropped.graph.node] == ["Cast", "Cast", "Reciprocal"]
+
+
+_LOAD_WHILE_TRUNCATED = """
+import mmap, os, sys
+from graphopt.errors import LoadError
+from graphopt.ir import model_io
+path = sys.argv[1]
+real = mmap.mmap
+
+def mapped_then_truncated(fileno, length, *args, **kwargs):
+    mapping = real(fileno, length, *args, **kwargs)
+    os.truncate(path, 100)  # another process rewrites the file in place meanwhile
+    return mapping
+
+mmap.mmap = mapped_then_truncated
+try:
+    model_io.load(path)
+except LoadError:
+    pass
+print("survived")
+"""
+
+
+def test_a_model_file_truncated_while_loading_does_not_kill_the_process(tmp_path) -> None:
+    """load parsed a model straight from a mapping of its file (f0a1ede): a file truncated
+    after it was mapped (rewritten in place by another process: onnx.save, a trainer's
+    checkpoint) killed the process with SIGBUS when the parse reached a page past the new end,
+    where a read gives a short file (a LoadError, or the model read before the cut)."""
+    import subprocess
+    import sys
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((512, 512), np.float32), "w")
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [512, 512]) for n in ("x", "y")]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "g", [vi[0]], [vi[1]], [w]
+    )
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    run = subprocess.run(
+        [sys.executable, "-c", _LOAD_WHILE_TRUNCATED, str(path)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-400:]
+    assert "survived" in run.stdout
