@@ -944,3 +944,14 @@ def test_distill_refuses_softmax_options_without_logits(tmp_path, model, capsys,
     one_line_error(capsys, f"{extra[0]} applies to --logits")
     assert not out.exists()
     assert main([*argv, *extra, "--logits", "y"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--tolerance", "--atol"])
+def test_optimize_refuses_a_verify_bound_without_verify(tmp_path, model, capsys, flag):
+    """--tolerance 1e-6 (or --atol) without --verify: no comparison ran, exit 0."""
+    out = tmp_path / "o.onnx"
+    argv = ["optimize", str(model), "-o", str(out), flag, "1e-6"]
+    assert main(argv) == 2
+    one_line_error(capsys, f"{flag} sets --verify's bound")
+    assert not out.exists()
+    assert main([*argv, "--verify"]) == 0

@@ -20,6 +20,17 @@ from graphopt.errors import SaveError, VerifyError
 from graphopt.ir.model_io import LoadedModel, default_data_location
 
 
+class Given(argparse.Action):
+    """Stores the value as `store` does and records the option in `namespace.given`, so that a
+    command can refuse an option given where it would be ignored (its default stays as is)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        setattr(namespace, self.dest, values)
+        given = getattr(namespace, "given", None) or set()
+        given.add(self.option_strings[-1])
+        namespace.given = given
+
+
 def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
     """`--shapes NAME:DIMS ...`, repeatable, collected into one list (default empty)."""
     parser.add_argument(

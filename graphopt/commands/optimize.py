@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import add_shapes_argument
+from graphopt.commands._common import Given, add_shapes_argument
 from graphopt.errors import PipelineError, SaveError, VerifyError
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--tolerance",
         type=float,
         default=1e-4,
+        action=Given,
         help="--verify fails where an output differs by more than --atol + this × its largest "
         "magnitude (default 1e-4)",
     )
@@ -71,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--atol",
         type=float,
         default=1e-5,
+        action=Given,
         help="absolute part of --verify's bound (default 1e-5), for outputs that are ~0",
     )
     p.add_argument(
@@ -124,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError("--tolerance and --atol must be 0 or more")
     read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
     refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
+    ignored = sorted({"--tolerance", "--atol"} & getattr(args, "given", set()))
+    if ignored and not args.verify:  # the bound of a comparison that does not run
+        raise VerifyError(f"{ignored[0]} sets --verify's bound: use it with --verify")
     if args.inputs and not args.verify:  # it would be read by nothing
         raise VerifyError("--inputs gives --verify's feeds: use it with --verify")
     if args.shapes and (args.inputs or not args.verify):

@@ -16,15 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-
-class _Given(argparse.Action):
-    """Stores the value as `store` does and records the option in `namespace.given`."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
-        setattr(namespace, self.dest, values)
-        given = getattr(namespace, "given", None) or set()
-        given.add(self.option_strings[-1])
-        namespace.given = given
+from graphopt.commands._common import Given
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,19 +43,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--accuracy-target), entropy (TensorRT EntropyCalibration2; use it for a --cache that "
         "an IInt8EntropyCalibrator2 deployment reads), percentile, mse",
     )
-    # _Given records the options given: one given to another method is refused, not ignored
+    # Given records the options given: one given to another method is refused, not ignored
     p.add_argument(
         "--percentile",
         type=float,
         default=99.99,
-        action=_Given,
+        action=Given,
         help="for --method percentile (default 99.99)",
     )
     p.add_argument(
         "--entropy-floor",
         type=float,
         default=99.99,
-        action=_Given,
+        action=Given,
         metavar="PCT",
         help="--method entropy never clips below this percentile of |x| (default 99.99; "
         "0: TensorRT's plain threshold)",
@@ -72,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--histogram-sample",
         type=int,
         default=1 << 16,
-        action=_Given,
+        action=Given,
         metavar="N",
         help="--method entropy, percentile or mse: histogram about N values of each tensor per "
         "feed (default 65536; fixed stride; 0: all values)",
