@@ -39,3 +39,12 @@ def test_optimize_into_a_folder_name_is_one_line_and_writes_nothing(tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "names a folder" in err
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_an_output_below_a_file_says_the_file_is_no_folder(tmp_path):
+    """-o FILE/x.onnx with FILE an existing file said 'folder FILE does not exist'."""
+    blocker = tmp_path / "FILE"
+    blocker.write_text("x")
+    with pytest.raises(SaveError, match=r"folder .*FILE is a file, not a folder"):
+        save_model(onnx.ModelProto(), blocker / "x.onnx")
+    assert blocker.read_text() == "x"

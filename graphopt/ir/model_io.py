@@ -343,7 +343,8 @@ def save_model(
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise SaveError(f"{path}: folder {parent} does not exist")
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise SaveError(f"{path}: folder {parent} {what}")
     if path.is_dir():  # before anything is written (an external-data file would be left)
         raise SaveError(f"{path}: is a folder; give a file name for the model")
     stream = is_stream(path)
@@ -434,11 +435,13 @@ _TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint6
 def _dense_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     """Every tensor of `model` that external data can hold, as onnx's `_get_all_tensors`
     walks them: the initializers and the `TENSOR`/`TENSORS` attributes of every node, in the
-    graph, its If/Loop/Scan bodies and the model's functions. Sparse tensors are not among
-    them: onnx neither writes nor loads their values as external data."""
+    graph, its If/Loop/Scan bodies and the model's functions, minus the initializers of bodies
+    inside functions, which onnx's writer does not visit (marked external, they kept their
+    `raw_data` too: a model onnx's checker and onnxruntime refuse). Sparse tensors are not
+    among them: onnx neither writes nor loads their values as external data."""
     kinds = onnx.AttributeProto
 
-    def in_nodes(nodes: Any) -> Iterator[onnx.TensorProto]:
+    def in_nodes(nodes: Any, initializers: bool) -> Iterator[onnx.TensorProto]:
         for node in nodes:
             for a in node.attribute:
                 if a.type == kinds.TENSOR:
@@ -446,18 +449,19 @@ def _dense_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
                 elif a.type == kinds.TENSORS:
                     yield from a.tensors
                 elif a.type == kinds.GRAPH:
-                    yield from in_graph(a.g)
+                    yield from in_graph(a.g, initializers)
                 elif a.type == kinds.GRAPHS:
                     for g in a.graphs:
-                        yield from in_graph(g)
+                        yield from in_graph(g, initializers)
 
-    def in_graph(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-        yield from graph.initializer
-        yield from in_nodes(graph.node)
+    def in_graph(graph: onnx.GraphProto, initializers: bool) -> Iterator[onnx.TensorProto]:
+        if initializers:
+            yield from graph.initializer
+        yield from in_nodes(graph.node, initializers)
 
-    yield from in_graph(model.graph)
+    yield from in_graph(model.graph, True)
     for function in model.functions:
-        yield from in_nodes(function.node)
+        yield from in_nodes(function.node, False)
 
 
 def _kept_inline(model: onnx.ModelProto) -> str:
