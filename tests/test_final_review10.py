@@ -129,3 +129,43 @@ def test_a_model_file_truncated_while_loading_does_not_kill_the_process(tmp_path
     )
     assert run.returncode == 0, run.stderr[-400:]
     assert "survived" in run.stdout
+
+
+def test_external_data_leaves_initializers_of_bodies_in_functions_inline(tmp_path) -> None:
+    """save_model's external data walk (b267f71) marked the initializers of an If body inside
+    a local function as external, which onnx's writer never visits: the tensor kept its
+    raw_data beside data_location=EXTERNAL, and onnx's checker, onnxruntime and load refused
+    the saved model. Such a tensor now stays inline; a function's Constant still goes out."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from graphopt.ir.model_io import load, save_model
+
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 13, "local": 1]>
+g (float[512] x, bool c) => (float[512] y) {
+  y = local.Pick(x, c)
+}
+<domain: "local", opset_import: ["" : 13]>
+Pick (a, c) => (b) {
+  k = Constant<value = float[512] {0.0}>()
+  ak = Add(a, k)
+  b = If(c) <then_branch = t () => (float[512] o) { o = Identity(ak) },
+             else_branch = e () => (float[512] o2) { o2 = Add(ak, w) }>
+}
+""")
+    function = model.functions[0]
+    function.node[0].attribute[0].t.CopyFrom(
+        numpy_helper.from_array(np.full(512, 0.5, np.float32), "k")
+    )
+    branch = next(a.g for a in function.node[2].attribute if a.name == "else_branch")
+    branch.initializer.append(numpy_helper.from_array(np.arange(512, dtype=np.float32), "w"))
+    path = tmp_path / "m.onnx"
+    save_model(model, path, external_data=True)
+    assert (tmp_path / "m.onnx.data").stat().st_size == 2048  # the Constant's tensor
+    onnx.checker.check_model(str(path), full_check=True)
+    feeds = {"x": np.ones(512, np.float32), "c": np.array(False)}
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    got = ort.InferenceSession(str(path)).run(None, feeds)[0]
+    np.testing.assert_array_equal(got, want)
+    assert load(path).model.functions[0].name == "Pick"
