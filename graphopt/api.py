@@ -123,7 +123,8 @@ def make_context(
 ) -> PassContext:
     """A `PassContext` for running `pipeline` with the user's options; an option no pass
     reads, or a pass to disable that does not exist, is a `PipelineError` (a typo would
-    otherwise change nothing, silently)."""
+    otherwise change nothing, silently); so is a broken rule file, or a rule or group a rule
+    pass names that no rule file defines (`fuse_patterns.check_rule_passes`)."""
     unknown = sorted(set(pass_options) - CONTEXT_OPTIONS)
     if unknown:
         raise PipelineError(

@@ -109,7 +109,9 @@ def check_rule_passes(passes: Iterable[tuple[Pass, str]], rule_files: Sequence[s
 
 
 def upgrade_opset(graph: Graph, version: int) -> bool:
-    """Convert the model to default-domain opset `version` in place; False if onnx cannot."""
+    """Convert the model to default-domain opset `version` in place; False (the model left as
+    it was) if onnx cannot, would convert an op wrongly (`misconverted`) or would drop the
+    model's local functions, or if the result fails onnx's full check."""
     from onnx import version_converter
 
     before = graph.opset_version("")
