@@ -233,25 +233,22 @@ class Facts:
         return self._declared
 
     def rank(self, tensor: str, depth: int = 0) -> int | None:
-        """The rank of `tensor` when it can be proven cheaply; None otherwise."""
+        """The rank of `tensor` when it can be proven cheaply; None otherwise: a graph input's
+        declared rank (runtimes refuse a feed of another), else what the nodes prove. Never a
+        value_info's or a graph output's: no runtime checks those, and a stale one (a = Sinh(x)
+        of a rank-3 x declared rank 2) made MatMul(a, W) + c a Gemm onnxruntime cannot run; an
+        op the nodes say nothing of leaves the rank unknown. Cached per run."""
         ranks = self._ranks
         if tensor in ranks:
             return ranks[tensor]
-        r = ranks[tensor] = self._rank(tensor, depth)
-        return r
-
-    def _rank(self, tensor: str, depth: int) -> int | None:
-        """A graph input's declared rank (runtimes refuse a feed of another), else what the
-        nodes prove. Never a value_info's or a graph output's: no runtime checks those, and a
-        stale one (a = Sinh(x) of a rank-3 x declared rank 2) made MatMul(a, W) + c a Gemm
-        onnxruntime cannot run; an op the nodes say nothing of leaves the rank unknown."""
-        graph = self.graph
         declared = (self._declared if self._declared is not None else self._declared_ranks()).get(
             tensor
         )
-        if declared is not None and graph.is_graph_input(tensor):
-            return declared
-        return self._proven_rank(tensor, depth)
+        r: int | None = declared
+        if declared is None or not self.graph.is_graph_input(tensor):
+            r = self._proven_rank(tensor, depth)
+        ranks[tensor] = r
+        return r
 
     def _proven_rank(self, tensor: str, depth: int) -> int | None:
         graph = self.graph

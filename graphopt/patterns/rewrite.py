@@ -470,16 +470,24 @@ class RuleRunner:
 
     def _literal_ranks(self, m: Match) -> str:
         facts = self.facts
+        rank, io = facts.rank, facts.io
         for index, constant in m.literal_sites:
-            node = m.nodes[index]
-            inputs = facts.io(node)[3]
             value = facts.value(constant)
             if value is None or value.ndim == 0:
                 continue
+            node = m.nodes[index]
+            inputs = io(node)[3]
             k = inputs.index(constant)  # where the node reads it (commutative operands swap)
-            others = [facts.rank(t) for i, t in enumerate(inputs) if t and i != k]
-            known = [r for r in others if r is not None]
-            if len(known) != len(others) or not known or max(known) < value.ndim:
+            # every other operand's rank must be known, the largest at least the constant's
+            highest = -1
+            for i, t in enumerate(inputs):
+                if t and i != k:
+                    r = rank(t)
+                    if r is None:
+                        highest = -2  # (every operand is still ranked, and cached, as before)
+                    elif highest != -2 and r > highest:
+                        highest = r
+            if highest < value.ndim:
                 return (
                     f"cannot prove that constant {constant} of shape {list(value.shape)} "
                     f"does not broadcast the result of {node.name}"
