@@ -169,3 +169,38 @@ Pick (a, c) => (b) {
     got = ort.InferenceSession(str(path)).run(None, feeds)[0]
     np.testing.assert_array_equal(got, want)
     assert load(path).model.functions[0].name == "Pick"
+
+
+def _scaled_twice_float16(a: list[float], b: list[float]) -> onnx.ModelProto:
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(np.array(v, np.float16).reshape(1, -1, 1, 1), n)
+        for v, n in ((a, "a"), (b, "b"))
+    ]
+    nodes = [helper.make_node("Mul", ["x", "a"], ["t"]), helper.make_node("Mul", ["t", "b"], ["y"])]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT16, [1, 2, 2, 2]) for n in "xy"]
+    graph = helper.make_graph(nodes, "g", [io[0]], [io[1]], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_a_merged_float16_scale_is_judged_per_element() -> None:
+    """(x·a)·b ⇒ x·(ab) is refused where ab rounds into float16's subnormals (96a5f27), but
+    fbafd6b's exemption of channels below one ulp of the largest one applied to a scale's
+    elements too: a = b = [1, 1e-4] merged to x·[1, 0], so channel 1 gave 0 where onnxruntime
+    gives 1e-4 (x = 1e4). Each element of a scale multiplies its own channel of x."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    x = {"x": np.full((1, 2, 2, 2), 1e4, np.float16)}
+    model = _scaled_twice_float16([1.0, 1e-4], [1.0, 1e-4])
+    want = ort.InferenceSession(model.SerializeToString(), opts).run(None, x)[0]
+    assert want[0, 1, 0, 0] > 0
+    for pipeline in ("default", "ort-cpu", "tensorrt"):
+        out = graphopt.optimize(model, pipeline)
+        got = ort.InferenceSession(out.SerializeToString(), opts).run(None, x)[0]
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-3)
+    # a normal product still merges
+    merged = graphopt.optimize(_scaled_twice_float16([1.0, 0.5], [1.0, 0.25]))
+    assert [n.op_type for n in merged.graph.node] == ["Mul"]

@@ -205,8 +205,10 @@ def refuse_underflow(
     # A channel whose whole exact mass is below one ulp of the largest channel's (a channel a
     # trainer pruned: γ ~1e-39 over subnormal W, ~1e-75 or ~1e-40 beside channels of ~1) adds
     # less than that ulp to anything it meets: its precision is not the layer's. Judged per
-    # channel only where the channels are of one scale, as a uniform scale's are.
-    live = mass >= info.eps * mass.max()
+    # channel only where the channels are of one scale, as a uniform scale's are. Not for a
+    # scale (`channels` None): each element multiplies its own channel of x, whatever the
+    # others hold (float16 x·[1, 1e-4]·[1, 1e-4] merged to x·[1, 0])
+    live = mass >= info.eps * mass.max() if channels is not None else np.True_
     if np.any((err > info.eps * mass) & live):
         raise Refuse(f"{what} underflows {rounded.dtype}: the folded values lose their precision")
 
