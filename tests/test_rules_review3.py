@@ -346,3 +346,27 @@ def test_an_upgrade_whose_result_fails_the_full_check_is_not_made():
     out = graphopt.optimize(model, upgrade_opset=True)
     onnx.checker.check_model(out, full_check=True)
     assert out.opset_import[0].version == 12
+
+
+def test_float16_batchnorm_with_one_small_channel_stays():
+    """fbafd6b ignored every channel below one float16 ulp of the largest one: a float16 Conv
+    with channel 0 at 1e-2 and channel 1 at 1e-4, BN scales [1, 1e-3], folded with channel 1
+    19 % off (1.07e-4 where onnxruntime gives 9.0e-5 at x = 100). Channels are outputs of their
+    own: only those below float32's ulp of the largest (pruned) are ignored."""
+    w = np.full((2, 3, 1, 1), 1e-2, H)
+    w[1] = 1e-4
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float16[1,3,2,2] x) => (float16[1,2,2,2] z) {
+          y = Conv(x, W)
+          z = BatchNormalization(y, g, b, m, v)
+        }""",
+        {
+            "W": w,
+            "g": np.array([1.0, 1e-3], H),
+            "b": np.zeros(2, H),
+            "m": np.zeros(2, H),
+            "v": np.ones(2, H),
+        },
+    )
+    _assert_same_unfolded(model, {"x": np.full((1, 3, 2, 2), 100, H)})

@@ -208,9 +208,13 @@ def refuse_underflow(
     # channel only where the channels are of one scale, as a uniform scale's are. Not for a
     # scale (`channels` None): each element multiplies its own channel of x, whatever the
     # others hold (float16 x·[1, 1e-4]·[1, 1e-4] merged to x·[1, 0])
-    live = mass >= info.eps * mass.max() if channels is not None else np.True_
+    # (float32's ulp at most: a float16 channel 1e-5 of the largest is a channel of its own)
+    live = mass >= min(info.eps, _F32_EPS) * mass.max() if channels is not None else np.True_
     if np.any((err > info.eps * mass) & live):
         raise Refuse(f"{what} underflows {rounded.dtype}: the folded values lose their precision")
+
+
+_F32_EPS = float(np.finfo(np.float32).eps)
 
 
 def _conv_channels(
