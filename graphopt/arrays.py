@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 NOT_NUMPY = "not a .npy or .npz file (np.save and np.savez write them)"
+OBJECT_ARRAY = "holds an array of Python objects, which is not loaded (pickle); save numeric arrays"
 
 # what numpy raises for a file it cannot read as .npy/.npz, besides ValueError and OSError
 _BROKEN = (EOFError, zipfile.BadZipFile, zlib.error, KeyError)
@@ -34,6 +35,8 @@ def load_arrays(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
     except EOFError as e:
         raise ValueError("the file is empty" if _empty(path) else f"{NOT_NUMPY}: {e}") from e
     except (ValueError, *_BROKEN) as e:
+        if _object_array(e):
+            raise ValueError(OBJECT_ARRAY) from e
         raise ValueError(NOT_NUMPY if "pickled" in str(e) else f"{NOT_NUMPY}: {e}") from e
     if isinstance(data, np.ndarray):
         return data
@@ -41,7 +44,14 @@ def load_arrays(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
         try:
             return {k: data[k] for k in data.files}
         except (OSError, ValueError, *_BROKEN) as e:
+            if _object_array(e):
+                raise ValueError(OBJECT_ARRAY) from e
             raise ValueError(f"a corrupt .npz archive: {e}") from e
+
+
+def _object_array(e: BaseException) -> bool:
+    """numpy's refusal of an array of Python objects (allow_pickle=False)."""
+    return isinstance(e, ValueError) and "Object arrays cannot be loaded" in str(e)
 
 
 def _empty(path: str | Path) -> bool:

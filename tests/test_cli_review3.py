@@ -955,3 +955,21 @@ def test_optimize_refuses_a_verify_bound_without_verify(tmp_path, model, capsys,
     one_line_error(capsys, f"{flag} sets --verify's bound")
     assert not out.exists()
     assert main([*argv, "--verify"]) == 0
+
+
+@pytest.mark.parametrize("name", ["o.npy", "o.npz"])
+def test_an_array_of_python_objects_is_named_so(tmp_path, name):
+    """A .npy of objects was 'not a .npy or .npz file', an .npz of objects 'a corrupt .npz
+    archive': both are readable files whose arrays hold Python objects (pickles)."""
+    import numpy as np
+
+    from graphopt.arrays import load_arrays
+
+    path = tmp_path / name
+    objects = np.array([{"a": 1}], dtype=object)
+    if name.endswith(".npy"):
+        np.save(path, objects, allow_pickle=True)
+    else:
+        np.savez(path, x=objects)
+    with pytest.raises(ValueError, match="holds an array of Python objects"):
+        load_arrays(path)

@@ -44,7 +44,8 @@ def split(
     """The part of `model` that computes `outputs` (or the outputs of merge task `task`).
 
     `strip_prefix`: remove this prefix from the chosen output names. With `task`, inputs and
-    outputs get back the names they had in the task's own model unless `strip_prefix=""`.
+    outputs, and the local functions merge renamed, get back the names they had in the task's
+    own model unless `strip_prefix` is given.
     """
     proto = load_model(model)
     where = str(model) if isinstance(model, str | os.PathLike) else "the model"
