@@ -451,15 +451,18 @@ class Graph:
         and those reserved."""
         return set(self._names.taken)
 
-    def add_node(self, node: NodeProto) -> NodeProto:
-        """Add `node` (given a fresh unique name if it has none or a taken one)."""
-        if not node.name or node.name in self.nodes:
-            node.name = self._names.fresh(node.name or node.op_type)
-        else:
-            self._names.reserve((node.name,))
-        outputs = tuple(node.output[:])
-        self._names.reserve(outputs)
-        self._register(node, node.name, tuple(node.input[:]), outputs)
+    def add_node(
+        self, node: NodeProto, wiring: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    ) -> NodeProto:
+        """Add `node` (given a fresh unique name if it has none or a taken one). `wiring`:
+        (inputs, outputs) equal to its `input` and `output` fields, from a caller that just
+        set them (reading them back costs a wrapper each)."""
+        name = node.name  # (each read of a protobuf field builds a new str)
+        if not name or name in self.nodes:
+            name = node.name = self._names.fresh(name or node.op_type)
+        inputs, outputs = wiring or (tuple(node.input[:]), tuple(node.output[:]))
+        self._names.reserve((name, *outputs))
+        self._register(node, name, inputs, outputs)
         self._added.add(id(node))
         self._structure_changed = True
         return node

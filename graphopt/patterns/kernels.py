@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from graphopt.patterns.engine import Facts, Match, attr_mismatch, domain_version
+from graphopt.patterns.engine import Facts, Match, NodeIO, attr_mismatch, domain_version
 from graphopt.patterns.rules import Literal, Rule
 
 if TYPE_CHECKING:
@@ -137,28 +137,28 @@ def hardswish(runner: RuleRunner, rule: Rule, name: str, div: onnx.NodeProto) ->
     add_p, clip_p, mul_p, div_p = pattern.nodes
     if not _literal(facts, inputs[1], div_p.inputs[1]):
         return None
-    mul = _producer_of(runner, inputs[0], "Mul")
-    if mul is None:
+    mul_io = _producer_of(runner, inputs[0], "Mul")
+    if mul_io is None:
         return None
-    mul_inputs = io(mul)[3]
+    mul, mul_inputs = mul_io[0], mul_io[3]
     if len(mul_inputs) != 2 or not all(mul_inputs):
         return None
     a, b = mul_inputs
     for x, clipped in ((a, b), (b, a)) if a != b else ((a, b),):
-        clip = _producer_of(runner, clipped, "Clip")
-        if clip is None:
+        clip_io = _producer_of(runner, clipped, "Clip")
+        if clip_io is None:
             continue
-        clip_inputs = io(clip)[3]
+        clip, clip_inputs = clip_io[0], clip_io[3]
         if len(clip_inputs) != 3 or not all(clip_inputs):
             continue
         if not _literal(facts, clip_inputs[1], clip_p.inputs[1]):
             continue
         if not _literal(facts, clip_inputs[2], clip_p.inputs[2]):
             continue
-        add = _producer_of(runner, clip_inputs[0], "Add")
-        if add is None:
+        add_io = _producer_of(runner, clip_inputs[0], "Add")
+        if add_io is None:
             continue
-        add_inputs = io(add)[3]
+        add, add_inputs = add_io[0], add_io[3]
         if len(add_inputs) != 2 or x not in add_inputs:
             continue
         three = add_inputs[1] if add_inputs[0] == x else add_inputs[0]
@@ -179,16 +179,16 @@ def hardswish(runner: RuleRunner, rule: Rule, name: str, div: onnx.NodeProto) ->
     return None
 
 
-def _producer_of(runner: RuleRunner, tensor: str, op: str) -> onnx.NodeProto | None:
-    """The default-domain `op` node whose first output is `tensor`, else None."""
+def _producer_of(runner: RuleRunner, tensor: str, op: str) -> NodeIO | None:
+    """`Facts.io` of the default-domain `op` node whose first output is `tensor`, else None."""
     name = runner.graph.producer.get(tensor)
     if name is None:
         return None
-    node = runner.graph.nodes[name]
-    _, node_op, domain, _, outputs = runner.facts.io(node, name)
+    entry = runner.facts.io(runner.graph.nodes[name], name)
+    _, node_op, domain, _, outputs = entry
     if node_op != op or domain not in _ONNX or outputs[0] != tensor:
         return None
-    return node
+    return entry
 
 
 def _literal(facts: Facts, tensor: str, literal: object) -> bool:

@@ -551,8 +551,11 @@ class RuleRunner:
         names: dict[str, str] = {}
         io = self.facts.io
         old_inputs: set[str] = set()
+        old_outputs: list[str] = []
         for n in remove:
-            old_inputs.update(io(n)[3])
+            entry = io(n)
+            old_inputs.update(entry[3])
+            old_outputs.extend(entry[4])
         old_inputs.discard("")
         arrays = [(var, v) for var, v in m.computed.items() if isinstance(v, np.ndarray)]
         plan = _replacement_plan(m.rule)
@@ -564,7 +567,7 @@ class RuleRunner:
                 names[var] = self._store(f"{hint}_{var}", value, spare)
         for node in remove:
             graph.remove_node(node)
-            self._touched.extend(io(node)[4])
+        self._touched.extend(old_outputs)
         tensors = m.tensors
         for (op, domain, in_vars, out_vars, copy_from), attrs in zip(
             plan, m.replacement_attrs, strict=True
@@ -595,7 +598,7 @@ class RuleRunner:
                     copied = True
             for key, value in attrs.items():
                 _set_attr(node, key, value, copied)
-            graph.add_node(node)
+            graph.add_node(node, (tuple(inputs), tuple(outputs)))
             self._added.append(node.name)
             self._touched.extend(outputs)
         self._drop_dead_constants(old_inputs)
