@@ -29,6 +29,7 @@ Computation = Callable[..., Any]
 # inexact), so `refuse_underflow` looks at its result only where something did.
 _UNDERFLOWED: ContextVar[list[int] | None] = ContextVar("underflowed", default=None)
 COMPUTATIONS: dict[str, Computation] = {}
+_FUNCTIONS: dict[str, Computation] = {}  # name → the function `COMPUTATIONS[name]` wraps
 # Computation → positions of the arguments it reads only for their dtype and shape: those get
 # a placeholder of that dtype and shape (`Facts.layout`) instead of the decoded constant.
 LAYOUT_ONLY: dict[str, frozenset[int]] = {}
@@ -52,11 +53,32 @@ def computation(
                 _UNDERFLOWED.reset(token)
 
         COMPUTATIONS[name] = run
+        _FUNCTIONS[name] = fn
         if layout_only:
             LAYOUT_ONLY[name] = frozenset(layout_only)
         return fn
 
     return register
+
+
+def call_raising(name: str, *args: Any) -> Any:
+    """`COMPUTATIONS[name](*args)` with numpy's overflow, invalid and divide-by-zero flags
+    raising FloatingPointError (as the rule runner calls a computation): one errstate, where
+    nesting the runner's in the registered function's costs a second."""
+    fn = _FUNCTIONS[name]
+    hit: list[int] = []
+    token = _UNDERFLOWED.set(hit)
+    try:
+        with np.errstate(
+            over="raise",
+            invalid="raise",
+            divide="raise",
+            under="call",
+            call=lambda *_: hit.append(1),
+        ):
+            return fn(*args)
+    finally:
+        _UNDERFLOWED.reset(token)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -41,12 +41,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
+from google.protobuf import unknown_fields
 
 from graphopt.ir import Graph
 from graphopt.ir.graph import clear_typed_data
 from graphopt.patterns.checks import CHECKS
 from graphopt.patterns.compiled import CompiledTarget, Screen, compiled
-from graphopt.patterns.compute import COMPUTATIONS, LAYOUT_ONLY
+from graphopt.patterns.compute import LAYOUT_ONLY, call_raising
 from graphopt.patterns.engine import Facts, Match, Matcher, Refuse, first_opset, op_available
 from graphopt.patterns.kernels import Kernel, kernel_for
 from graphopt.patterns.rules import AttrRef, Call, Literal, Pattern, Rule, Var
@@ -525,8 +526,7 @@ class RuleRunner:
             # A constant that comes out inf or NaN from finite ones (W·s past float32's range,
             # 0·inf) is no fold of the original, which computes finite values from small x:
             # numpy's floating-point flags refuse it without a pass over the result.
-            with np.errstate(over="raise", invalid="raise", divide="raise"):
-                result = COMPUTATIONS[call.name](m, *args)
+            result = call_raising(call.name, m, *args)
         except FloatingPointError as e:
             raise Refuse(f"{call.name}: {e} (the folded constant would not be finite)") from e
         if not isinstance(result, tuple):
@@ -583,6 +583,12 @@ class RuleRunner:
                     names[out] = graph.unique_name(f"{hint}_{out}")
                     outputs.append(names[out])
             node = onnx.NodeProto()  # built directly: onnx.helper.make_node costs ~10x more
+            copied = False
+            if copy_from:
+                source = m.node_of(copy_from)
+                if source is not None:
+                    _copy_attributes(node, source)  # first: it copies into an empty node
+                    copied = True
             node.op_type = op
             node.name = hint
             node.input.extend(inputs)
@@ -590,12 +596,6 @@ class RuleRunner:
             if domain:
                 node.domain = domain
                 self._import_domain(domain)
-            copied = False
-            if copy_from:
-                source = m.node_of(copy_from)
-                if source is not None:
-                    node.attribute.extend(source.attribute)
-                    copied = True
             for key, value in attrs.items():
                 _set_attr(node, key, value, copied)
             graph.add_node(node, (tuple(inputs), tuple(outputs)))
@@ -815,6 +815,23 @@ def _target_ops(rule: Rule) -> frozenset[str]:
             n.op for t in rule.targets for n in t.nodes
         )
     return cached
+
+
+# Every field of a NodeProto but its attributes (from the descriptor: a field a newer onnx adds
+# is cleared too).
+_NODE_FIELDS = tuple(f.name for f in onnx.NodeProto.DESCRIPTOR.fields if f.name != "attribute")
+
+
+def _copy_attributes(empty: onnx.NodeProto, source: onnx.NodeProto) -> None:
+    """`empty.attribute.extend(source.attribute)` for a new, empty node: by copying `source`
+    whole and clearing every other field (~40 % less than extend's wrapper per attribute; a
+    Conv has five), unless `source` carries fields this onnx does not know (copied too)."""
+    if len(unknown_fields.UnknownFieldSet(source)):
+        empty.attribute.extend(source.attribute)
+        return
+    empty.CopyFrom(source)
+    for name in _NODE_FIELDS:
+        empty.ClearField(name)
 
 
 def _var_of(m: Match, tensor: str) -> str | None:
