@@ -291,6 +291,20 @@ def test_folds_of_nodes_in_the_ai_onnx_domain(first, last, inits, x, z):
         )
 
 
+def _conv_bn(w: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> onnx.ModelProto:
+    """z = BatchNormalization(Conv(x, W), γ, β, 0, 1) over a 1×3×2×2 input of W's dtype."""
+    c = w.shape[0]
+    t = "float16" if w.dtype == H else "float"
+    return build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g ({t}[1,3,2,2] x) => ({t}[1,{c},2,2] z) {{
+          y = Conv(x, W)
+          z = BatchNormalization(y, g, b, m, v)
+        }}""",
+        {"W": w, "g": gamma, "b": beta, "m": np.zeros(c, w.dtype), "v": np.ones(c, w.dtype)},
+    )
+
+
 @pytest.mark.parametrize(("pruned_w", "pruned_gamma"), [(4e-43, 1e-39), (3e-24, 3e-18)])
 def test_float32_batchnorm_over_pruned_channels_still_folds(pruned_w, pruned_gamma):
     """The guard refused ppocrv3_det's four Conv+BN folds and two of ppocrv3_rec's: they have
@@ -300,21 +314,7 @@ def test_float32_batchnorm_over_pruned_channels_still_folds(pruned_w, pruned_gam
     w = np.full((4, 3, 1, 1), 0.5, np.float32)
     w[2] = pruned_w
     gamma = np.array([1.0, 0.5, pruned_gamma, 2.0], np.float32)
-    beta = np.array([0.1, -0.2, 3e-40, 0.3], np.float32)
-    model = build(
-        """<ir_version: 8, opset_import: ["" : 13]>
-        g (float[1,3,2,2] x) => (float[1,4,2,2] z) {
-          y = Conv(x, W)
-          z = BatchNormalization(y, g, b, m, v)
-        }""",
-        {
-            "W": w,
-            "g": gamma,
-            "b": beta,
-            "m": np.zeros(4, np.float32),
-            "v": np.ones(4, np.float32),
-        },
-    )
+    model = _conv_bn(w, gamma, np.array([0.1, -0.2, 3e-40, 0.3], np.float32))
     out = graphopt.optimize(model)
     assert [n.op_type for n in out.graph.node] == ["Conv"]
     x = {"x": np.random.default_rng(0).uniform(-100, 100, (1, 3, 2, 2)).astype(np.float32)}
@@ -355,18 +355,5 @@ def test_float16_batchnorm_with_one_small_channel_stays():
     own: only those below float32's ulp of the largest (pruned) are ignored."""
     w = np.full((2, 3, 1, 1), 1e-2, H)
     w[1] = 1e-4
-    model = build(
-        """<ir_version: 8, opset_import: ["" : 13]>
-        g (float16[1,3,2,2] x) => (float16[1,2,2,2] z) {
-          y = Conv(x, W)
-          z = BatchNormalization(y, g, b, m, v)
-        }""",
-        {
-            "W": w,
-            "g": np.array([1.0, 1e-3], H),
-            "b": np.zeros(2, H),
-            "m": np.zeros(2, H),
-            "v": np.ones(2, H),
-        },
-    )
+    model = _conv_bn(w, np.array([1.0, 1e-3], H), np.zeros(2, H))
     _assert_same_unfolded(model, {"x": np.full((1, 3, 2, 2), 100, H)})
