@@ -973,3 +973,29 @@ def test_an_array_of_python_objects_is_named_so(tmp_path, name):
         np.savez(path, x=objects)
     with pytest.raises(ValueError, match="holds an array of Python objects"):
         load_arrays(path)
+
+
+def test_bench_refuses_more_threads_than_four_per_cpu(tmp_path, capsys):
+    """bench --threads 100000 started 100000 onnxruntime threads (16 GB before any run);
+    more than four per CPU is a one-line error now (every onnxruntime session graphopt opens)."""
+    import os
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from graphopt.cli import main
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    too_many = 4 * (os.cpu_count() or 1) + 1
+    assert main(["bench", str(path), "--threads", str(too_many), "--runs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{too_many} threads is more than 4 per CPU" in err and "Traceback" not in err

@@ -8,6 +8,7 @@ models on the same feeds and reports the largest differences per output.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ LEVELS = {
 PROBE_IR_VERSION = 8
 
 
+MAX_THREADS_PER_CPU = 4  # more intra-op threads than this per core only oversubscribes
+
+
 def session(
     model: onnx.ModelProto | str | Path,
     *,
@@ -46,6 +50,12 @@ def session(
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover - onnxruntime is a hard dependency
         raise BackendError("onnxruntime is not installed: pip install onnxruntime") from e
+    most = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+    if threads > most:  # onnxruntime starts them all: 100000 took 16 GB before any run
+        raise BackendError(
+            f"{threads} threads is more than {MAX_THREADS_PER_CPU} per CPU of this machine "
+            f"({most}); give 0 for one per core"
+        )
     opts = ort.SessionOptions()
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
     opts.log_severity_level = 4  # fatal only: its errors reach the caller as one BackendError
