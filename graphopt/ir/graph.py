@@ -841,6 +841,7 @@ class Graph:
 
     def _prune_value_info(self) -> None:
         live = set(self.producer) | set(self.graph_inputs) | set(self.initializers)
+        live.update(t.values.name for t in self.proto.sparse_initializer)  # (not indexed)
         for i in reversed(range(len(self.proto.value_info))):
             if self.proto.value_info[i].name not in live:
                 del self.proto.value_info[i]
