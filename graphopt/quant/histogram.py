@@ -35,6 +35,7 @@ START_BIN = 128  # first candidate threshold bin
 # (see `HistogramCalibrator.compute_amax`; None in `entropy_floor` gives TensorRT's bare choice)
 ENTROPY_FLOOR_PERCENTILE = 99.99
 EMPTY_LEVEL_MASS = 1e-4  # counts Q gets where P has only outliers (smoothing, see below)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 METHODS = ("entropy", "minmax", "percentile", "mse")
 
@@ -94,7 +95,11 @@ class HistogramCalibrator:
             values = values.reshape(-1)[:: sample_stride(values.size, self.sample_cap)]
         # |x| · 2^-k is exact in binary floating point; truncation of a non-negative value is floor.
         scaled = np.abs(values, dtype=np.float32)
-        scaled *= np.float32(math.ldexp(1.0, -self.exponent))
+        factor = math.ldexp(1.0, -self.exponent)
+        if factor <= _FLOAT32_MAX:
+            scaled *= np.float32(factor)
+        else:  # max|x| under ~2^-117: 2^-k overflows float32, |x|·2^-k (< num_bins) does not
+            np.ldexp(scaled, -self.exponent, out=scaled)
         index = scaled.astype(np.intp).ravel()  # bincount works in intp: no second conversion
         del scaled
         self.counts += np.bincount(index, minlength=self.num_bins)[: self.num_bins]
