@@ -48,3 +48,76 @@ def test_value_info_of_a_sparse_initializer_is_kept(pipeline):
     assert len(out.graph.sparse_initializer) == 1
     x = np.arange(3, dtype=np.float32)
     np.testing.assert_array_equal(run(out, {"x": x})["y"], x + np.array([0, 1, 0], np.float32))
+
+
+def _hardswish_at_opset_10() -> onnx.ModelProto:
+    """x·clip(x + 3, 0, 6)/6 + 0.5 at opset 10 (HardSwish needs 14), carrying what onnx's version
+    converter drops: graph and node metadata_props, an initializer's doc string, a
+    quantization annotation, a sparse initializer."""
+    nodes = [
+        oh.make_node("Add", ["x", "three"], ["a"], name="a"),
+        oh.make_node("Clip", ["a"], ["c"], name="c", min=0.0, max=6.0),
+        oh.make_node("Mul", ["x", "c"], ["m"], name="m"),
+        oh.make_node("Div", ["m", "six"], ["d"], name="d"),
+        oh.make_node("Add", ["d", "scale"], ["y"], name="last"),
+    ]
+    nodes[4].metadata_props.add(key="node", value="kept")
+    three = nh.from_array(np.array(3, np.float32), "three")
+    six = nh.from_array(np.array(6, np.float32), "six")
+    scale = nh.from_array(np.array(0.5, np.float32), "scale")
+    scale.doc_string = "the scale"
+    sparse = oh.make_sparse_tensor(
+        nh.from_array(np.ones(1, np.float32), "sp"),
+        nh.from_array(np.array([1], np.int64), "sp_i"),
+        [4],
+    )
+    graph = oh.make_graph(
+        nodes,
+        "g",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [oh.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [three, six, scale],
+        sparse_initializer=[sparse],
+    )
+    graph.metadata_props.add(key="graph", value="kept")
+    annotation = graph.quantization_annotation.add()
+    annotation.tensor_name = "y"
+    entry = annotation.quant_parameter_tensor_names.add()
+    entry.key, entry.value = "SCALE_TENSOR", "scale"
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 10)], ir_version=10)
+
+
+def test_upgrade_opset_keeps_what_the_converter_drops():
+    """Fails on the parent: onnx.version_converter rebuilds the graph without its
+    metadata_props, quantization annotations, sparse initializers, node metadata_props and
+    initializer doc strings, and upgrade_opset took its output as it was."""
+    model = _hardswish_at_opset_10()
+    out = graphopt.optimize(model, "default", upgrade_opset=True)
+    assert out.opset_import[0].version == 14
+    assert "HardSwish" in [n.op_type for n in out.graph.node]
+    assert [(p.key, p.value) for p in out.graph.metadata_props] == [("graph", "kept")]
+    last = next(n for n in out.graph.node if n.name == "last")
+    assert [(p.key, p.value) for p in last.metadata_props] == [("node", "kept")]
+    assert {t.name: t.doc_string for t in out.graph.initializer}["scale"] == "the scale"
+    assert [a.SerializeToString() for a in out.graph.quantization_annotation] == [
+        a.SerializeToString() for a in model.graph.quantization_annotation
+    ]
+    assert [s.SerializeToString() for s in out.graph.sparse_initializer] == [
+        s.SerializeToString() for s in model.graph.sparse_initializer
+    ]
+    x = np.linspace(-5, 5, 4, dtype=np.float32).reshape(1, 4)
+    np.testing.assert_allclose(
+        run(out, {"x": x})["y"], run(model, {"x": x})["y"], rtol=1e-6, atol=1e-6
+    )
+
+
+def test_upgrade_opset_leaves_a_model_with_training_info_at_its_opset():
+    """Fails on the parent: the converter drops training_info (whose graphs are at the old
+    opset), and the upgraded model came back without it."""
+    model = _hardswish_at_opset_10()
+    model.training_info.add().algorithm.name = "train"
+    out = graphopt.optimize(model, "default", upgrade_opset=True)
+    assert out.opset_import[0].version == 10
+    assert [t.SerializeToString() for t in out.training_info] == [
+        t.SerializeToString() for t in model.training_info
+    ]

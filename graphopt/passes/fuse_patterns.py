@@ -111,7 +111,8 @@ def check_rule_passes(passes: Iterable[tuple[Pass, str]], rule_files: Sequence[s
 def upgrade_opset(graph: Graph, version: int) -> bool:
     """Convert the model to default-domain opset `version` in place; False (the model left as
     it was) if onnx cannot, would convert an op wrongly (`misconverted`) or would drop the
-    model's local functions, or if the result fails onnx's full check."""
+    model's local functions or training_info, or if the result fails onnx's full check. What
+    else the converter drops is given back (`_restore_dropped`)."""
     from onnx import version_converter
 
     before = graph.opset_version("")
@@ -119,6 +120,8 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     problem = misconverted(model.graph, before, version)
     if model.functions:  # the converter drops local functions: their calls would dangle
         problem = f"onnx.version_converter drops the model's {len(model.functions)} local functions"
+    elif model.training_info:  # dropped too, and its graphs are at the old opset
+        problem = "onnx.version_converter drops the model's training_info"
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False
@@ -130,6 +133,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
         return False
     needed_ir = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
     converted.ir_version = max(converted.ir_version, needed_ir)
+    _restore_dropped(model.graph, converted.graph)
     problem = _conversion_problem(converted, version)
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
@@ -139,6 +143,26 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     Graph.__init__(graph, model)
     log.info("upgraded the model from opset %d to %d", before, version)
     return True
+
+
+def _restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
+    """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
+    the graph's metadata_props, quantization annotations and sparse initializers, the
+    metadata_props of its nodes (by name) and the doc strings of its initializers (by name)."""
+    if not converted.metadata_props:
+        converted.metadata_props.extend(graph.metadata_props)
+    if not converted.quantization_annotation:
+        converted.quantization_annotation.extend(graph.quantization_annotation)
+    if not converted.sparse_initializer:
+        converted.sparse_initializer.extend(graph.sparse_initializer)
+    props = {n.name: n.metadata_props for n in graph.node if n.name and n.metadata_props}
+    for node in converted.node if props else ():
+        if node.name in props and not node.metadata_props:
+            node.metadata_props.extend(props[node.name])
+    docs = {t.name: t.doc_string for t in graph.initializer if t.doc_string}
+    for tensor in converted.initializer if docs else ():
+        if tensor.name in docs and not tensor.doc_string:
+            tensor.doc_string = docs[tensor.name]
 
 
 def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
