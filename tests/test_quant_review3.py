@@ -51,3 +51,54 @@ def test_entropy_calibration_of_a_tiny_activation() -> None:
     out = quantize(model, feeds, method="entropy", accuracy_target=None, pipeline=False)
     onnx.checker.check_model(out, full_check=True)
     assert any(n.op_type == "QuantizeLinear" for n in out.graph.node)
+
+
+def _upsampling_model(opset: int, op: str, mode: str) -> onnx.ModelProto:
+    """Conv → Relu → ×2 upsampling (`op` in `mode`) → Conv at `opset`."""
+    rng = np.random.default_rng(1)
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1] * 4, name="conv1"),
+        onnx.helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+        onnx.helper.make_node(op, ["r1", "sc"], ["u"], mode=mode, name="up"),
+        onnx.helper.make_node("Conv", ["u", "w2", "b2"], ["y"], name="conv2"),
+    ]
+    weights = {
+        "w1": rng.normal(size=(8, 4, 3, 3)) * 0.2,
+        "b1": rng.normal(size=8),
+        "sc": np.array([1, 1, 2, 2]),
+        "w2": rng.normal(size=(4, 8, 1, 1)) * 0.2,
+        "b2": rng.normal(size=4),
+    }
+    graph = onnx.helper.make_graph(
+        nodes,
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 8, 8])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 16, 16])],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in weights.items()],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+    model.ir_version = 5
+    return model
+
+
+@pytest.mark.parametrize(("opset", "op"), [(9, "Upsample"), (10, "Resize")])
+def test_opset_upgrade_that_would_change_a_linear_upsample_is_refused(opset: int, op: str) -> None:
+    # onnx.version_converter turns a linear Upsample / Resize-10 (asymmetric coordinates) into a
+    # half_pixel Resize-13: the "quantized" model computed another function (its upsampled map
+    # moved by up to 0.42 before any quantization; output error 0.17 of the range, not ~0.005)
+    from graphopt.errors import QuantizeError
+
+    model = _upsampling_model(opset, op, "linear")
+    feeds = [{"x": _structured(k)} for k in range(4)]
+    with pytest.raises(QuantizeError, match="would become a half_pixel Resize"):
+        quantize(model, feeds, accuracy_target=None)
+
+
+def test_opset_upgrade_of_a_nearest_upsample_still_quantizes() -> None:
+    from graphopt.backends.onnxruntime import run
+
+    model = _upsampling_model(9, "Upsample", "nearest")
+    feeds = [{"x": _structured(k)} for k in range(4)]
+    out = quantize(model, feeds, accuracy_target=None)
+    ref, got = run(model, feeds[0])["y"], run(out, feeds[0])["y"]
+    assert np.abs(ref - got).max() <= 0.05 * (ref.max() - ref.min())

@@ -377,9 +377,18 @@ def _is_quantized_op(node: onnx.NodeProto) -> bool:
 
 
 def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
-    """`onnx.version_converter` to `version`, checked; QuantizeError when it cannot."""
+    """`onnx.version_converter` to `version`, checked; QuantizeError when it cannot, or when
+    it would change what the model computes (`graphopt.ir.opset_conversion.misconverted`: a
+    linear Upsample or Resize-10 would become a half_pixel Resize, a Hardmax would change
+    meaning): the quantized model would not compute the float one."""
     from onnx import version_converter
 
+    from graphopt.ir.opset_conversion import misconverted
+
+    before = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    problem = misconverted(model.graph, before, version)
+    if problem:
+        raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}")
     try:
         upgraded = version_converter.convert_version(model, version)
         _keep_declared_types(upgraded.graph.output, model.graph.output)
