@@ -102,3 +102,35 @@ def test_opset_upgrade_of_a_nearest_upsample_still_quantizes() -> None:
     out = quantize(model, feeds, accuracy_target=None)
     ref, got = run(model, feeds[0])["y"], run(out, feeds[0])["y"]
     assert np.abs(ref - got).max() <= 0.05 * (ref.max() - ref.min())
+
+
+@pytest.mark.parametrize(
+    ("opset", "ir", "elem", "dtype"),
+    [
+        (11, 6, "float", np.float32),
+        (12, 6, "float", np.float32),
+        (17, 8, "float16", np.float16),
+    ],
+)
+def test_upgraded_model_declares_the_ir_version_its_opset_needs(
+    opset: int, ir: int, elem: str, dtype: type
+) -> None:
+    # onnx.version_converter keeps the IR version: an IR 6 model came back declaring opset 13
+    # (IR 7 is the first with it) and an IR 8 float16 one opset 19 (IR 9)
+    model = onnx.parser.parse_model(
+        f"""<ir_version: {ir}, opset_import: ["" : {opset}]>
+        g ({elem}[1,4,8,8] x) => ({elem}[1,4,8,8] y) {{
+          c = Conv <pads=[1,1,1,1]> (x, w, b)
+          r = Relu (c)
+          y = Conv (r, w2)
+        }}"""
+    )
+    rng = np.random.default_rng(2)
+    for name, shape in (("w", (8, 4, 3, 3)), ("b", (8,)), ("w2", (4, 8, 1, 1))):
+        value = (rng.normal(size=shape) * 0.3).astype(dtype)
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    feeds = [{"x": _structured(k).astype(dtype)} for k in range(4)]
+    out = quantize(model, feeds, accuracy_target=None)
+    onnx.checker.check_model(out, full_check=True)
+    needed = onnx.helper.find_min_ir_version_for(list(out.opset_import), True)
+    assert out.ir_version >= needed > ir

@@ -335,10 +335,11 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
         )
     version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     needed = FLOAT16_QDQ_OPSET if has_float16(proto) else 13
-    if version < needed:
-        proto = upgrade_opset(proto, needed)
+    # before the upgrade, which raises the IR version to what the new opset needs
     if 0 < proto.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
         weights_as_constants(proto)
+    if version < needed:
+        proto = upgrade_opset(proto, needed)
     if pipeline is False:
         return proto
     from graphopt.api import optimize
@@ -391,6 +392,9 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}")
     try:
         upgraded = version_converter.convert_version(model, version)
+        # the converter keeps the IR version: IR 6 cannot declare opset 13, nor IR 8 opset 19
+        needed_ir = onnx.helper.find_min_ir_version_for(list(upgraded.opset_import), True)
+        upgraded.ir_version = max(upgraded.ir_version, needed_ir)
         _keep_declared_types(upgraded.graph.output, model.graph.output)
         onnx.checker.check_model(upgraded)
     except Exception as e:  # the converter raises assorted errors
