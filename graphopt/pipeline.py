@@ -554,7 +554,7 @@ class VerifyInstrument:
     def after_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult) -> None:
         if not result.changed:
             return
-        model = graph.commit()
+        model = graph.snapshot()  # a commit would change the order passes meet nodes in
         try:
             onnx.checker.check_model(model, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
@@ -583,7 +583,7 @@ class DumpInstrument:
             from graphopt.ir import save_model
 
             self.count += 1
-            save_model(graph.commit(), self.directory / f"{self.count:02d}-{pass_.name}.onnx")
+            save_model(graph.snapshot(), self.directory / f"{self.count:02d}-{pass_.name}.onnx")
 
 
 class OptimizeBodies(Pass):

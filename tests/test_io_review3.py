@@ -121,3 +121,44 @@ def test_upgrade_opset_leaves_a_model_with_training_info_at_its_opset():
     assert [t.SerializeToString() for t in out.training_info] == [
         t.SerializeToString() for t in model.training_info
     ]
+
+
+@pytest.mark.realmodel
+def test_dump_dir_and_verify_each_leave_the_optimized_model_as_it_is(real_model, tmp_path):
+    """Fails on the parent: the dump folder and the checker after each pass committed the
+    graph, which re-indexed its nodes in the order written; the passes after it met them in
+    another order, and layout_cdla's default-pipeline output came out with its 333 nodes in
+    another order than without them (same nodes, same initializers). They look at a
+    `Graph.snapshot` now."""
+    path = str(real_model("layout_cdla"))
+    plain = graphopt.optimize(path, "default").SerializeToString()
+    dumped = graphopt.optimize(path, "default", dump_dir=tmp_path / "dump")
+    assert dumped.SerializeToString() == plain
+    assert len(list((tmp_path / "dump").iterdir())) > 1
+    checked = graphopt.optimize(path, "default", verify_each=True)
+    assert checked.SerializeToString() == plain
+
+
+def test_snapshot_is_what_commit_writes_and_leaves_the_graph_alone():
+    """Graph.snapshot gives the model commit would write (Constant nodes taken over while
+    indexing included, a removed initializer and a pruned value_info left out) and leaves
+    the graph's own protobuf as it was."""
+    from graphopt.ir import Graph
+
+    model = _with_sparse_initializer()
+    model.graph.node.insert(
+        0, oh.make_node("Constant", [], ["c"], value=nh.from_array(np.ones(3, np.float32)))
+    )
+    model.graph.node[-1].input[1] = "c"
+    model.graph.node.append(oh.make_node("Add", ["y", "sp"], ["z"], name="z"))
+    model.graph.output[0].name = "z"
+    model.graph.value_info.append(oh.make_tensor_value_info("gone", TensorProto.FLOAT, [3]))
+    model.graph.initializer.append(nh.from_array(np.zeros(3, np.float32), "unused"))
+    graph = Graph(model, adopt_constants=True)
+    graph.remove_initializer("unused")
+    before = model.SerializeToString()
+    snap = graph.snapshot()
+    assert model.SerializeToString() == before
+    assert [t.name for t in snap.graph.initializer] == ["c"]
+    assert [vi.name for vi in snap.graph.value_info] == ["sp"]
+    assert snap.SerializeToString() == graph.commit(reindex=False).SerializeToString()

@@ -810,6 +810,33 @@ class Graph:
             self._order = list(self.nodes.values())  # as just written: topological
         return self.model
 
+    def snapshot(self) -> onnx.ModelProto:
+        """A copy of the model as `commit` would write it now, this graph and its protobuf
+        left as they are: for instruments that only look (the dump folder, the checker after
+        each pass). A commit re-indexes the nodes in the order written, and the passes after
+        it met and wrote them in another order: the optimized model came out different."""
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        graph = model.graph
+        del graph.node[:]
+        graph.node.extend(self.toposort())
+        pending, kept = self._pending, self.initializers
+        tensors = [
+            kept[t.name] if t.name in pending and pending[t.name][0] is t else t
+            for t in self.proto.initializer
+            if t.name in kept
+        ]
+        del graph.initializer[:]
+        graph.initializer.extend(tensors)
+        live = set(self.producer) | set(self.graph_inputs) | set(kept)
+        live.update(t.values.name for t in graph.sparse_initializer)
+        infos = [vi for vi in graph.value_info if vi.name in live]
+        if len(infos) != len(graph.value_info):
+            kept_infos = [onnx.ValueInfoProto.FromString(vi.SerializeToString()) for vi in infos]
+            del graph.value_info[:]
+            graph.value_info.extend(kept_infos)
+        return model
+
     def _copying_all_is_cheaper(self, order: list[NodeProto]) -> bool:
         """Whether copying every node of `order` into the emptied node list costs less than
         `_write_nodes`, which keeps the nodes the protobuf holds but walks and sorts all of
