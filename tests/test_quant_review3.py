@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.inliner
 import onnx.parser
 import pytest
 from onnx import numpy_helper
@@ -134,3 +135,41 @@ def test_upgraded_model_declares_the_ir_version_its_opset_needs(
     onnx.checker.check_model(out, full_check=True)
     needed = onnx.helper.find_min_ir_version_for(list(out.opset_import), True)
     assert out.ir_version >= needed > ir
+
+
+_FUNCTION_MODEL = """<ir_version: 8, opset_import: ["" : OPSET, "local" : 1]>
+g (float[1,4,8,8] x) => (float[1,4,8,8] y) {
+  c1 = Conv <pads=[1,1,1,1]> (x, w1, b1)
+  r1 = local.Act (c1)
+  y = Conv (r1, w2)
+}
+<domain: "local", opset_import: ["" : OPSET]>
+Act (a) => (b) {
+  t = Relu (a)
+  two = Constant <value = float {2.0}> ()
+  b = Mul (t, two)
+}"""
+
+
+def _function_model(opset: int) -> onnx.ModelProto:
+    model = onnx.parser.parse_model(_FUNCTION_MODEL.replace("OPSET", str(opset)))
+    rng = np.random.default_rng(3)
+    for name, shape in (("w1", (8, 4, 3, 3)), ("b1", (8,)), ("w2", (4, 8, 1, 1))):
+        value = (rng.normal(size=shape) * 0.3).astype(np.float32)
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    return model
+
+
+def test_opset_upgrade_of_a_model_with_local_functions_is_refused_plainly() -> None:
+    # the converter dropped the local functions: calibration failed with onnxruntime's
+    # "local:Act(-1) is not a registered function/op" (a BackendError about the model it made)
+    from graphopt.errors import QuantizeError
+
+    feeds = [{"x": _structured(k)} for k in range(4)]
+    with pytest.raises(QuantizeError, match="drops its 1 local function"):
+        quantize(_function_model(12), feeds, accuracy_target=None)
+    inlined = onnx.inliner.inline_local_functions(_function_model(12))  # what it suggests
+    assert any(n.op_type == "QuantizeLinear" for n in quantize(inlined, feeds).graph.node)
+    # at opset 13 nothing is converted: the functions stay and the model quantizes
+    out = quantize(_function_model(13), feeds, accuracy_target=None)
+    assert len(out.functions) == 1

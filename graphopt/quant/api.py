@@ -381,13 +381,19 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     """`onnx.version_converter` to `version`, checked; QuantizeError when it cannot, or when
     it would change what the model computes (`graphopt.ir.opset_conversion.misconverted`: a
     linear Upsample or Resize-10 would become a half_pixel Resize, a Hardmax would change
-    meaning): the quantized model would not compute the float one."""
+    meaning): the quantized model would not compute the float one; or when the model has local
+    functions, which the converter drops."""
     from onnx import version_converter
 
     from graphopt.ir.opset_conversion import misconverted
 
     before = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     problem = misconverted(model.graph, before, version)
+    if model.functions:  # the converter drops them: their calls would dangle
+        problem = (
+            f"onnx.version_converter drops its {len(model.functions)} local function(s); "
+            "inline them first (onnx.inliner.inline_local_functions)"
+        )
     if problem:
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}")
     try:
