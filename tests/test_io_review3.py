@@ -162,3 +162,43 @@ def test_snapshot_is_what_commit_writes_and_leaves_the_graph_alone():
     assert [t.name for t in snap.graph.initializer] == ["c"]
     assert [vi.name for vi in snap.graph.value_info] == ["sp"]
     assert snap.SerializeToString() == graph.commit(reindex=False).SerializeToString()
+
+
+def test_upgrade_opset_keeps_what_the_converter_drops_in_bodies():
+    """Fails on the parent: the converter drops the metadata_props of an If branch and of
+    the nodes in it as it does the main graph's."""
+    model = _hardswish_at_opset_10()
+    then_branch = oh.make_graph(
+        [oh.make_node("Relu", ["y"], ["t"], name="then_relu")],
+        "then_branch",
+        [],
+        [oh.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])],
+    )
+    then_branch.metadata_props.add(key="branch", value="kept")
+    then_branch.node[0].metadata_props.add(key="body node", value="kept")
+    else_branch = oh.make_graph(
+        [oh.make_node("Neg", ["y"], ["e"], name="else_neg")],
+        "else_branch",
+        [],
+        [oh.make_tensor_value_info("e", TensorProto.FLOAT, [1, 4])],
+    )
+    graph = model.graph
+    graph.node.append(
+        oh.make_node(
+            "If", ["cond"], ["z"], name="if", then_branch=then_branch, else_branch=else_branch
+        )
+    )
+    graph.input.append(oh.make_tensor_value_info("cond", TensorProto.BOOL, []))
+    graph.output[0].CopyFrom(oh.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4]))
+    out = graphopt.optimize(model, "default", upgrade_opset=True)
+    assert out.opset_import[0].version == 14
+    node = next(n for n in out.graph.node if n.op_type == "If")
+    body = next(a.g for a in node.attribute if a.name == "then_branch")
+    assert [(p.key, p.value) for p in body.metadata_props] == [("branch", "kept")]
+    assert [(p.key, p.value) for p in body.node[0].metadata_props] == [("body node", "kept")]
+    x = np.linspace(-5, 5, 4, dtype=np.float32).reshape(1, 4)
+    for cond in (True, False):
+        feeds = {"x": x, "cond": np.array(cond)}
+        np.testing.assert_allclose(
+            run(out, feeds)["z"], run(model, feeds)["z"], rtol=1e-6, atol=1e-6
+        )

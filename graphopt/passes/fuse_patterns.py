@@ -148,17 +148,29 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
 def _restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
     the graph's metadata_props, quantization annotations and sparse initializers, the
-    metadata_props of its nodes (by name) and the doc strings of its initializers (by name)."""
+    metadata_props of its nodes (by name) and the doc strings of its initializers (by name),
+    in its If/Loop/Scan bodies too."""
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
     if not converted.quantization_annotation:
         converted.quantization_annotation.extend(graph.quantization_annotation)
     if not converted.sparse_initializer:
         converted.sparse_initializer.extend(graph.sparse_initializer)
-    props = {n.name: n.metadata_props for n in graph.node if n.name and n.metadata_props}
-    for node in converted.node if props else ():
-        if node.name in props and not node.metadata_props:
-            node.metadata_props.extend(props[node.name])
+    nodes = {n.name: n for n in graph.node if n.name}
+    for node in converted.node:
+        before = nodes.get(node.name)
+        if before is None or before.op_type != node.op_type:
+            continue
+        if before.metadata_props and not node.metadata_props:
+            node.metadata_props.extend(before.metadata_props)
+        bodies = {a.name: a for a in before.attribute}
+        for a in node.attribute:  # If/Loop/Scan bodies lose the same
+            was = bodies.get(a.name)
+            if was is not None and a.type == was.type == onnx.AttributeProto.GRAPH:
+                _restore_dropped(was.g, a.g)
+            elif was is not None and a.type == was.type == onnx.AttributeProto.GRAPHS:
+                for old_body, new_body in zip(was.graphs, a.graphs, strict=False):
+                    _restore_dropped(old_body, new_body)
     docs = {t.name: t.doc_string for t in graph.initializer if t.doc_string}
     for tensor in converted.initializer if docs else ():
         if tensor.name in docs and not tensor.doc_string:
