@@ -137,3 +137,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run_cli() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":  # `python -m graphopt.cli ...` as `python -m graphopt ...`
+    run_cli()

@@ -129,6 +129,14 @@ def test_python_dash_m_and_help_list_commands():
         check=False,
     )
     assert "--pipeline" in done.stdout and "--verify" in done.stdout
+    # `python -m graphopt.cli` runs the same program (it did nothing and exited 0)
+    done = subprocess.run(
+        [sys.executable, "-m", "graphopt.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "optimize" in done.stdout
 
 
 def test_verify_counts_a_nan_the_original_does_not_have_as_a_difference():
