@@ -173,3 +173,16 @@ def test_opset_upgrade_of_a_model_with_local_functions_is_refused_plainly() -> N
     # at opset 13 nothing is converted: the functions stay and the model quantizes
     out = quantize(_function_model(13), feeds, accuracy_target=None)
     assert len(out.functions) == 1
+
+
+def test_opset_upgrade_keeps_what_the_converter_drops() -> None:
+    """quantize's upgrade to opset 13 lost the graph's metadata_props and its nodes' (the
+    converter drops them); it gives them back as optimize's upgrade does (restore_dropped)."""
+    model = _upsampling_model(9, "Upsample", "nearest")
+    onnx.helper.set_metadata_props(model.graph, {"classes": "text,table"})
+    onnx.helper.set_metadata_props(model.graph.node[0], {"origin": "up"})
+    feeds = [{"x": _structured(k)} for k in range(4)]
+    out = quantize(model, feeds, accuracy_target=None)
+    assert {p.key: p.value for p in out.graph.metadata_props} == {"classes": "text,table"}
+    kept = [n for n in out.graph.node if n.name == model.graph.node[0].name]
+    assert kept and {p.key: p.value for p in kept[0].metadata_props} == {"origin": "up"}

@@ -401,7 +401,7 @@ def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.Mode
     Where the upgrade fails, Q/DQ stay float32 behind Casts (`blocked` gains them)."""
     from onnx import version_converter
 
-    from graphopt.ir.opset_conversion import misconverted
+    from graphopt.ir.opset_conversion import misconverted, restore_dropped
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset >= 19:
@@ -416,7 +416,9 @@ def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.Mode
         blocked += ["QuantizeLinear", "DequantizeLinear"]
         return model
     try:
-        return version_converter.convert_version(model, 19)
+        converted = version_converter.convert_version(model, 19)
+        restore_dropped(model.graph, converted.graph)  # metadata the converter drops
+        return converted
     except Exception as e:  # the converter raises assorted errors on odd graphs
         log.warning("fp16: cannot move the Q/DQ model to opset 19 (%s); Q/DQ stay float32", e)
         blocked += ["QuantizeLinear", "DequantizeLinear"]

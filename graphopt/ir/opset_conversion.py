@@ -1,6 +1,7 @@
 """What `onnx.version_converter` is known to convert wrongly (found by comparing onnxruntime's
 outputs before and after): every caller that converts a model's default-domain opset asks
-`misconverted` first and leaves the model as it is where the answer is not "".
+`misconverted` first and leaves the model as it is where the answer is not "", and gives the
+converted model back what the converter drops (`restore_dropped`).
 
 What it does not do: convert anything, or prove a conversion right (the cases here are the
 ones seen to go wrong; the converter's own errors are the callers' to handle).
@@ -36,3 +37,35 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
         if op == "Hardmax" and before < 13 <= version:
             return f"{node.name or op}: Hardmax changes meaning at opset 13 (no adapter)"
     return ""
+
+
+def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
+    """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
+    the graph's metadata_props, quantization annotations and sparse initializers, the
+    metadata_props of its nodes (by name) and the doc strings of its initializers (by name),
+    in its If/Loop/Scan bodies too."""
+    if not converted.metadata_props:
+        converted.metadata_props.extend(graph.metadata_props)
+    if not converted.quantization_annotation:
+        converted.quantization_annotation.extend(graph.quantization_annotation)
+    if not converted.sparse_initializer:
+        converted.sparse_initializer.extend(graph.sparse_initializer)
+    nodes = {n.name: n for n in graph.node if n.name}
+    for node in converted.node:
+        before = nodes.get(node.name)
+        if before is None or before.op_type != node.op_type:
+            continue
+        if before.metadata_props and not node.metadata_props:
+            node.metadata_props.extend(before.metadata_props)
+        bodies = {a.name: a for a in before.attribute}
+        for a in node.attribute:  # If/Loop/Scan bodies lose the same
+            was = bodies.get(a.name)
+            if was is not None and a.type == was.type == onnx.AttributeProto.GRAPH:
+                restore_dropped(was.g, a.g)
+            elif was is not None and a.type == was.type == onnx.AttributeProto.GRAPHS:
+                for old_body, new_body in zip(was.graphs, a.graphs, strict=False):
+                    restore_dropped(old_body, new_body)
+    docs = {t.name: t.doc_string for t in graph.initializer if t.doc_string}
+    for tensor in converted.initializer if docs else ():
+        if tensor.name in docs and not tensor.doc_string:
+            tensor.doc_string = docs[tensor.name]

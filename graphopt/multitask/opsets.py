@@ -21,7 +21,7 @@ import onnx
 
 from graphopt.ir import subgraphs
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
-from graphopt.ir.opset_conversion import misconverted
+from graphopt.ir.opset_conversion import misconverted, restore_dropped
 from graphopt.multitask.errors import MergeError
 
 log = logging.getLogger("graphopt.multitask")
@@ -158,4 +158,5 @@ def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.Mode
             f"{name}: needs default opset {new} to merge (it uses {old}) and "
             f"onnx.version_converter failed: {first}; convert it yourself or merge it separately"
         ) from e
+    restore_dropped(model.graph, converted.graph)  # metadata the converter drops
     return converted

@@ -32,7 +32,7 @@ import onnx
 
 from graphopt.errors import PipelineError
 from graphopt.ir import Graph
-from graphopt.ir.opset_conversion import misconverted
+from graphopt.ir.opset_conversion import misconverted, restore_dropped
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.patterns import RuleRunner, rule_set, select
 
@@ -112,7 +112,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     """Convert the model to default-domain opset `version` in place; False (the model left as
     it was) if onnx cannot, would convert an op wrongly (`misconverted`) or would drop the
     model's local functions or training_info, or if the result fails onnx's full check. What
-    else the converter drops is given back (`_restore_dropped`)."""
+    else the converter drops is given back (`opset_conversion.restore_dropped`)."""
     from onnx import version_converter
 
     before = graph.opset_version("")
@@ -133,7 +133,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
         return False
     needed_ir = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
     converted.ir_version = max(converted.ir_version, needed_ir)
-    _restore_dropped(model.graph, converted.graph)
+    restore_dropped(model.graph, converted.graph)
     problem = _conversion_problem(converted, version)
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
@@ -143,38 +143,6 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     Graph.__init__(graph, model)
     log.info("upgraded the model from opset %d to %d", before, version)
     return True
-
-
-def _restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
-    """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
-    the graph's metadata_props, quantization annotations and sparse initializers, the
-    metadata_props of its nodes (by name) and the doc strings of its initializers (by name),
-    in its If/Loop/Scan bodies too."""
-    if not converted.metadata_props:
-        converted.metadata_props.extend(graph.metadata_props)
-    if not converted.quantization_annotation:
-        converted.quantization_annotation.extend(graph.quantization_annotation)
-    if not converted.sparse_initializer:
-        converted.sparse_initializer.extend(graph.sparse_initializer)
-    nodes = {n.name: n for n in graph.node if n.name}
-    for node in converted.node:
-        before = nodes.get(node.name)
-        if before is None or before.op_type != node.op_type:
-            continue
-        if before.metadata_props and not node.metadata_props:
-            node.metadata_props.extend(before.metadata_props)
-        bodies = {a.name: a for a in before.attribute}
-        for a in node.attribute:  # If/Loop/Scan bodies lose the same
-            was = bodies.get(a.name)
-            if was is not None and a.type == was.type == onnx.AttributeProto.GRAPH:
-                _restore_dropped(was.g, a.g)
-            elif was is not None and a.type == was.type == onnx.AttributeProto.GRAPHS:
-                for old_body, new_body in zip(was.graphs, a.graphs, strict=False):
-                    _restore_dropped(old_body, new_body)
-    docs = {t.name: t.doc_string for t in graph.initializer if t.doc_string}
-    for tensor in converted.initializer if docs else ():
-        if tensor.name in docs and not tensor.doc_string:
-            tensor.doc_string = docs[tensor.name]
 
 
 def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:

@@ -385,7 +385,7 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     functions, which the converter drops."""
     from onnx import version_converter
 
-    from graphopt.ir.opset_conversion import misconverted
+    from graphopt.ir.opset_conversion import misconverted, restore_dropped
 
     before = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     problem = misconverted(model.graph, before, version)
@@ -398,6 +398,7 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}")
     try:
         upgraded = version_converter.convert_version(model, version)
+        restore_dropped(model.graph, upgraded.graph)  # metadata the converter drops
         # the converter keeps the IR version: IR 6 cannot declare opset 13, nor IR 8 opset 19
         needed_ir = onnx.helper.find_min_ir_version_for(list(upgraded.opset_import), True)
         upgraded.ir_version = max(upgraded.ir_version, needed_ir)
