@@ -44,13 +44,7 @@ def computation(
     def register(fn: Computation) -> Computation:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            hit: list[int] = []
-            token = _UNDERFLOWED.set(hit)
-            try:
-                with np.errstate(under="call", call=lambda *_: hit.append(1)):
-                    return fn(*args, **kwargs)
-            finally:
-                _UNDERFLOWED.reset(token)
+            return _flagged(fn, args, kwargs, {})
 
         COMPUTATIONS[name] = run
         _FUNCTIONS[name] = fn
@@ -65,18 +59,22 @@ def call_raising(name: str, *args: Any) -> Any:
     """`COMPUTATIONS[name](*args)` with numpy's overflow, invalid and divide-by-zero flags
     raising FloatingPointError (as the rule runner calls a computation): one errstate, where
     nesting the runner's in the registered function's costs a second."""
-    fn = _FUNCTIONS[name]
+    return _flagged(_FUNCTIONS[name], args, {}, _RAISING)
+
+
+_RAISING: dict[str, Any] = {"over": "raise", "invalid": "raise", "divide": "raise"}
+
+
+def _flagged(
+    fn: Computation, args: tuple[Any, ...], kwargs: dict[str, Any], errors: dict[str, Any]
+) -> Any:
+    """`fn(*args, **kwargs)` with numpy's `errors` set and its underflows counted for
+    `refuse_underflow` (`_UNDERFLOWED`)."""
     hit: list[int] = []
     token = _UNDERFLOWED.set(hit)
     try:
-        with np.errstate(
-            over="raise",
-            invalid="raise",
-            divide="raise",
-            under="call",
-            call=lambda *_: hit.append(1),
-        ):
-            return fn(*args)
+        with np.errstate(under="call", call=lambda *_: hit.append(1), **errors):
+            return fn(*args, **kwargs)
     finally:
         _UNDERFLOWED.reset(token)
 
