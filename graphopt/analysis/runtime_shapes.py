@@ -39,7 +39,13 @@ import onnx
 from onnx import numpy_helper
 
 from graphopt.ir.graph import outer_references
-from graphopt.ir.nodes import attribute_value, constant_tensor, is_default_domain, subgraphs
+from graphopt.ir.nodes import (
+    attribute_value,
+    constant_tensor,
+    default_opset,
+    is_default_domain,
+    subgraphs,
+)
 from graphopt.ir.values import declared_dims
 
 Dim = int | str | None
@@ -164,7 +170,7 @@ def inference_cuts(
             suspects[k] = node
     if not suspects:
         return {}
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = default_opset(model)
     wanted = {t for node in suspects.values() for t in (*node.input[:2], *node.output) if t}
     infos = _value_infos(inferred.graph, wanted)
     scales = {_scales_input(n, opset) for n in suspects.values() if n.op_type in RESIZES}

@@ -401,9 +401,10 @@ def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.Mode
     Where the upgrade fails, Q/DQ stay float32 behind Casts (`blocked` gains them)."""
     from onnx import version_converter
 
+    from graphopt.ir.nodes import default_opset
     from graphopt.ir.opset_conversion import misconverted, restore_dropped
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = default_opset(model)
     if opset >= 19:
         return model
     problem = misconverted(model.graph, opset, 19)

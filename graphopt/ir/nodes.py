@@ -23,6 +23,11 @@ def is_default_domain(node: onnx.NodeProto) -> bool:
     return node.domain in DEFAULT_DOMAINS
 
 
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain opset ("" or "ai.onnx"; 0 when it imports none)."""
+    return next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), 0)
+
+
 def attribute_value(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     """The Python value of attribute `name` of `node` (`default` when it has none)."""
     for a in node.attribute:

@@ -32,6 +32,7 @@ import onnx
 
 from graphopt.errors import PipelineError
 from graphopt.ir import Graph
+from graphopt.ir.nodes import default_opset
 from graphopt.ir.opset_conversion import misconverted, restore_dropped
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.patterns import RuleRunner, rule_set, select
@@ -148,7 +149,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
 def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
     """Why the version converter's output cannot be used ("" when it passes onnx's full check
     at the requested opset): the converter has shipped invalid models for some ops."""
-    got = next((o.version for o in converted.opset_import if o.domain in ("", "ai.onnx")), 0)
+    got = default_opset(converted)
     if got != version:
         return f"the converter produced opset {got}"
     try:

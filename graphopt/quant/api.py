@@ -22,6 +22,7 @@ import onnx
 from graphopt.errors import PipelineError, QuantizeError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
+from graphopt.ir.nodes import default_opset
 from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, choose_samples, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
@@ -333,7 +334,7 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
             f"the model is already quantized ({', '.join(quantized)}): quantize its float "
             "original (Q/DQ would be stacked on quantized tensors)"
         )
-    version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    version = default_opset(proto)
     needed = FLOAT16_QDQ_OPSET if has_float16(proto) else 13
     # before the upgrade, which raises the IR version to what the new opset needs
     if 0 < proto.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
@@ -387,7 +388,7 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
 
     from graphopt.ir.opset_conversion import misconverted, restore_dropped
 
-    before = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    before = default_opset(model)
     problem = misconverted(model.graph, before, version)
     if model.functions:  # the converter drops them: their calls would dangle
         problem = (
