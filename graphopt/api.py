@@ -14,7 +14,7 @@ from typing import Any
 
 import onnx
 
-from graphopt.errors import PipelineError
+from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.passes.base import CONTEXT_OPTIONS, PassContext, all_passes
@@ -243,6 +243,5 @@ def _strict_inference_error(model: onnx.ModelProto) -> str | None:
     try:
         onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
-        lines = str(e).strip().splitlines()
-        return lines[0] if lines else type(e).__name__
+        return first_line(e)
     return None

@@ -53,3 +53,10 @@ class QuantizeError(GraphoptError):
 
 class BackendError(GraphoptError):
     """A runtime backend (onnxruntime, TensorRT) is missing or failed."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of `error`'s message (its type's name when it has none): onnx,
+    onnxruntime and protobuf raise untyped errors whose messages run to many lines."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

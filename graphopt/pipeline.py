@@ -39,7 +39,14 @@ import onnx
 import yaml
 
 from graphopt._resources import builtin_dir
-from graphopt.errors import GraphoptError, PassError, PipelineError, SaveError, VerifyError
+from graphopt.errors import (
+    GraphoptError,
+    PassError,
+    PipelineError,
+    SaveError,
+    VerifyError,
+    first_line,
+)
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, all_passes, pass_options
 from graphopt.subgraphs import optimize_bodies
@@ -558,7 +565,7 @@ class VerifyInstrument:
         try:
             onnx.checker.check_model(model, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise VerifyError(
                 f"after pass {pass_.name}: the model no longer passes onnx.checker: {first}"
             ) from e

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import BackendError, VerifyError
+from graphopt.errors import BackendError, VerifyError, first_line
 from graphopt.ir.values import declared_dims
 
 log = logging.getLogger("graphopt.backends.onnxruntime")
@@ -68,7 +68,7 @@ def session(
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise BackendError(f"onnxruntime cannot load the model: {first}") from e
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx.external_data_helper import ExternalDataInfo
 
-from graphopt.errors import SaveError, VerifyError
+from graphopt.errors import SaveError, VerifyError, first_line
 from graphopt.ir.model_io import LoadedModel, default_data_location
 
 
@@ -79,7 +79,7 @@ def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> No
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise VerifyError(f"{what} fails onnx.checker: {str(e).strip().splitlines()[0]}") from e
+        raise VerifyError(f"{what} fails onnx.checker: {first_line(e)}") from e
 
 
 def refuse_model_path(

@@ -30,7 +30,7 @@ try:
 except ImportError:  # protobuf < 4.22: save serializes in one call
     UnknownFieldSet = None  # type: ignore[assignment,misc]
 
-from graphopt.errors import LoadError, SaveError
+from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.nodes import nested_bodies
 
 log = logging.getLogger("graphopt.ir")
@@ -147,7 +147,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
             # (onnx ≥ 1.17 checks the data file's path first: a missing file is a
             # ValidationError "... should be stored in X, but it is not regular file")
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise LoadError(f"{path}: external data could not be loaded: {first}") from e
     _check_model_basics(proto, str(path), check_nodes)
     locations = dict.fromkeys(info.location for _, info in stored) if external else {}

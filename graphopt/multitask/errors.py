@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import onnx
 
-from graphopt.errors import GraphoptError
+from graphopt.errors import GraphoptError, first_line
 
 
 class MergeError(GraphoptError):
@@ -19,5 +19,5 @@ def check_model(model: onnx.ModelProto, what: str) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        first = str(e).strip().splitlines()[0]
+        first = first_line(e)
         raise MergeError(f"the {what} model fails onnx.checker: {first}") from e

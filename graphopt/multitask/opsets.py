@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import onnx
 
+from graphopt.errors import first_line
 from graphopt.ir import subgraphs
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.opset_conversion import misconverted, restore_dropped
@@ -153,7 +154,7 @@ def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.Mode
     try:
         converted = version_converter.convert_version(model, new)
     except Exception as e:  # the converter raises untyped C++ errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise MergeError(
             f"{name}: needs default opset {new} to merge (it uses {old}) and "
             f"onnx.version_converter failed: {first}; convert it yourself or merge it separately"

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import onnx
 
-from graphopt.errors import PipelineError
+from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph
 from graphopt.ir.nodes import default_opset
 from graphopt.ir.opset_conversion import misconverted, restore_dropped
@@ -129,7 +129,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     try:
         converted = version_converter.convert_version(model, version)
     except Exception as e:  # the converter raises bare RuntimeErrors from C++
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, first)
         return False
     needed_ir = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
@@ -157,8 +157,7 @@ def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
         # some ops fails it (MeanVarianceNormalization's function body) where 12 passed
         onnx.checker.check_model(converted, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
-        lines = str(e).strip().splitlines()
-        return f"the converted model fails onnx.checker: {lines[0] if lines else type(e).__name__}"
+        return f"the converted model fails onnx.checker: {first_line(e)}"
     return ""
 
 

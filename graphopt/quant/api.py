@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import PipelineError, QuantizeError
+from graphopt.errors import PipelineError, QuantizeError, first_line
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.ir.nodes import default_opset
@@ -406,7 +406,7 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         _keep_declared_types(upgraded.graph.output, model.graph.output)
         onnx.checker.check_model(upgraded)
     except Exception as e:  # the converter raises assorted errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {first}") from e
     return upgraded
 
@@ -481,7 +481,7 @@ def check(model: onnx.ModelProto, source: ModelLike | None = None, what: str = "
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        first = str(e).strip().splitlines()[0]
+        first = first_line(e)
         if source is not None:
             try:
                 onnx.checker.check_model(load_model(source), full_check=True)

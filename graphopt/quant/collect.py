@@ -36,7 +36,7 @@ import numpy as np
 import onnx
 
 from graphopt.backends.onnxruntime import input_specs, session
-from graphopt.errors import BackendError, QuantizeError
+from graphopt.errors import BackendError, QuantizeError, first_line
 from graphopt.ir.values import declared_dims
 from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.quant.range_probe import RangeSlot, with_range_outputs
@@ -298,5 +298,5 @@ def _run(sess: Any, names: list[str], feed: Feed, where: str) -> list[Any]:
     try:
         return list(sess.run(names, feed))
     except Exception as e:  # onnxruntime raises its own untyped errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QuantizeError(f"{where}: onnxruntime failed: {first}") from e
