@@ -106,9 +106,10 @@ def example_feeds(
     shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Inputs for a numerical comparison: from `npz` if given, else seeded values of the declared
-    types and shapes (an input named in `shapes` has that shape; symbolic dims from `dims`, else
-    `default_dim`; a symbolic spatial dim of a 4-D image input gets 224 so convolutions have
-    room). A name in `shapes` that is no model input is a `VerifyError`."""
+    types and shapes (an input named in `shapes` has that shape; a fixed dim, 0 included, its
+    size; symbolic dims from `dims`, else `default_dim`; a symbolic spatial dim of a 4-D image
+    input gets 224 so convolutions have room). A name in `shapes` that is no model input is a
+    `VerifyError`."""
     if npz is not None:
         from graphopt.arrays import load_arrays
 
@@ -131,7 +132,7 @@ def example_feeds(
     for name, elem, shape in specs:
         concrete: list[int] = list((shapes or {}).get(name, ()))
         for axis, d in enumerate(shape if not concrete else ()):
-            if isinstance(d, int) and d > 0:
+            if isinstance(d, int):  # 0 too: a declared 0-size dim is fed empty, not as 1
                 concrete.append(d)
             elif dims and isinstance(d, str) and d in dims:
                 concrete.append(dims[d])
