@@ -55,6 +55,17 @@ class BackendError(GraphoptError):
     """A runtime backend (onnxruntime, TensorRT) is missing or failed."""
 
 
+class OpsetConversionError(GraphoptError):
+    """`graphopt.ir.opset_conversion.convert_opset` did not convert a model: `kind` says why
+    ("local-functions", "misconverted" or "converter-failed"), `reason` in words. Each caller
+    decides what a refusal means to it (keep the opset, or stop with its own error)."""
+
+    def __init__(self, kind: str, reason: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.reason = reason
+
+
 def first_line(error: BaseException) -> str:
     """The first line of `error`'s message (its type's name when it has none): onnx,
     onnxruntime and protobuf raise untyped errors whose messages run to many lines."""

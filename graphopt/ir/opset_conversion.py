@@ -1,10 +1,13 @@
-"""What `onnx.version_converter` is known to convert wrongly (found by comparing onnxruntime's
-outputs before and after): every caller that converts a model's default-domain opset asks
-`misconverted` first and leaves the model as it is where the answer is not "", and gives the
-converted model back what the converter drops (`restore_dropped`).
+"""Converting a model's default-domain opset with `onnx.version_converter`, the one way every
+caller does it (`convert_opset`): refuse a model with local functions (the converter drops them)
+or one with an op the converter is known to convert wrongly (`misconverted`, found by comparing
+onnxruntime's outputs before and after), convert, give the result back what the converter drops
+(`restore_dropped`) and raise its IR version to what the new opsets need. A refusal is an
+`OpsetConversionError` whose `kind` each caller turns into its own policy: optimize's
+`upgrade_opset` and the TensorRT float16 path keep the opset, quantize and merge stop.
 
-What it does not do: convert anything, or prove a conversion right (the cases here are the
-ones seen to go wrong; the converter's own errors are the callers' to handle).
+What it does not do: prove a conversion right (the cases here are the ones seen to go wrong),
+inline local functions, or check the converted model (the callers' checks differ).
 """
 
 from __future__ import annotations
@@ -13,7 +16,41 @@ import itertools
 
 import onnx
 
-from graphopt.ir.nodes import attribute_value, nested_bodies
+from graphopt.errors import OpsetConversionError, first_line
+from graphopt.ir.nodes import attribute_value, default_opset, nested_bodies
+
+
+def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
+    """`model` converted by `onnx.version_converter` to default-domain opset `version` (a new
+    model; `model` is not changed), given back what the converter drops (`restore_dropped`),
+    at the IR version its opsets need (the converter keeps the old one: IR 6 cannot declare
+    opset 13, nor IR 8 opset 19).
+
+    `OpsetConversionError` when it is not converted, its `kind` saying why:
+    "local-functions" (the converter drops them: their calls would dangle; inline them first),
+    "misconverted" (`misconverted` names an op whose meaning would change) or
+    "converter-failed" (the converter raised; `reason` is its first line)."""
+    from onnx import version_converter
+
+    before = default_opset(model)
+    if model.functions:
+        count = len(model.functions)
+        reason = f"onnx.version_converter drops the model's {count} local function(s)"
+        raise OpsetConversionError("local-functions", reason, reason)
+    problem = misconverted(model.graph, before, version)
+    if problem:
+        message = f"onnx.version_converter would change what the model computes ({problem})"
+        raise OpsetConversionError("misconverted", problem, message)
+    try:
+        converted = version_converter.convert_version(model, version)
+    except Exception as e:  # the converter raises untyped errors from C++
+        first = first_line(e)
+        message = f"onnx.version_converter failed: {first}"
+        raise OpsetConversionError("converter-failed", first, message) from e
+    restore_dropped(model.graph, converted.graph)
+    needed = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
+    converted.ir_version = max(converted.ir_version, needed)
+    return converted
 
 
 def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:

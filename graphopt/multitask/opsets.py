@@ -19,10 +19,10 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import onnx
 
-from graphopt.errors import first_line
+from graphopt.errors import OpsetConversionError
 from graphopt.ir import subgraphs
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
-from graphopt.ir.opset_conversion import misconverted, restore_dropped
+from graphopt.ir.opset_conversion import convert_opset
 from graphopt.multitask.errors import MergeError
 
 log = logging.getLogger("graphopt.multitask")
@@ -137,27 +137,20 @@ def reconcile(
 
 
 def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.ModelProto:
-    from onnx import version_converter
-
     log.info("%s: converting from opset %d to %d", name, old, new)
     if model.functions:  # the converter drops local functions: their calls are converted inline
         from onnx import inliner
 
         model = inliner.inline_local_functions(model)
-    problem = misconverted(model.graph, old, new)
-    if problem:
-        raise MergeError(
-            f"{name}: needs default opset {new} to merge (it uses {old}) and "
-            f"onnx.version_converter would change what it computes ({problem}); convert it "
-            "yourself or merge it separately"
-        )
     try:
-        converted = version_converter.convert_version(model, new)
-    except Exception as e:  # the converter raises untyped C++ errors
-        first = first_line(e)
+        return convert_opset(model, new)
+    except OpsetConversionError as e:
+        why = (
+            f"would change what it computes ({e.reason})"
+            if e.kind == "misconverted"
+            else f"failed: {e.reason}"
+        )
         raise MergeError(
             f"{name}: needs default opset {new} to merge (it uses {old}) and "
-            f"onnx.version_converter failed: {first}; convert it yourself or merge it separately"
+            f"onnx.version_converter {why}; convert it yourself or merge it separately"
         ) from e
-    restore_dropped(model.graph, converted.graph)  # metadata the converter drops
-    return converted

@@ -30,10 +30,10 @@ from typing import ClassVar
 
 import onnx
 
-from graphopt.errors import PipelineError, first_line
+from graphopt.errors import OpsetConversionError, PipelineError, first_line
 from graphopt.ir import Graph
 from graphopt.ir.nodes import default_opset
-from graphopt.ir.opset_conversion import misconverted, restore_dropped
+from graphopt.ir.opset_conversion import convert_opset
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.patterns import RuleRunner, rule_set, select
 
@@ -110,31 +110,21 @@ def check_rule_passes(passes: Iterable[tuple[Pass, str]], rule_files: Sequence[s
 
 
 def upgrade_opset(graph: Graph, version: int) -> bool:
-    """Convert the model to default-domain opset `version` in place; False (the model left as
-    it was) if onnx cannot, would convert an op wrongly (`misconverted`) or would drop the
-    model's local functions or training_info, or if the result fails onnx's full check. What
-    else the converter drops is given back (`opset_conversion.restore_dropped`)."""
-    from onnx import version_converter
-
+    """Convert the model to default-domain opset `version` in place
+    (`opset_conversion.convert_opset`); False (the model left as it was) if that refuses it or
+    fails, if the model has training_info (the converter drops it, and its graphs are at the
+    old opset), or if the result fails onnx's full check."""
     before = graph.opset_version("")
     model = graph.commit()
-    problem = misconverted(model.graph, before, version)
-    if model.functions:  # the converter drops local functions: their calls would dangle
-        problem = f"onnx.version_converter drops the model's {len(model.functions)} local functions"
-    elif model.training_info:  # dropped too, and its graphs are at the old opset
+    if model.training_info:  # dropped by the converter too, and its graphs are at the old opset
         problem = "onnx.version_converter drops the model's training_info"
-    if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False
     try:
-        converted = version_converter.convert_version(model, version)
-    except Exception as e:  # the converter raises bare RuntimeErrors from C++
-        first = first_line(e)
-        log.warning("cannot upgrade opset %d -> %d: %s", before, version, first)
+        converted = convert_opset(model, version)
+    except OpsetConversionError as e:
+        log.warning("cannot upgrade opset %d -> %d: %s", before, version, e.reason)
         return False
-    needed_ir = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
-    converted.ir_version = max(converted.ir_version, needed_ir)
-    restore_dropped(model.graph, converted.graph)
     problem = _conversion_problem(converted, version)
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)

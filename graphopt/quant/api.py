@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import PipelineError, QuantizeError, first_line
+from graphopt.errors import OpsetConversionError, PipelineError, QuantizeError, first_line
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.ir.nodes import default_opset
+from graphopt.ir.opset_conversion import convert_opset
 from graphopt.quant import cache as cache_io
 from graphopt.quant.collect import Feed, choose_samples, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
@@ -379,33 +380,25 @@ def _is_quantized_op(node: onnx.NodeProto) -> bool:
 
 
 def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
-    """`onnx.version_converter` to `version`, checked; QuantizeError when it cannot, or when
-    it would change what the model computes (`graphopt.ir.opset_conversion.misconverted`: a
-    linear Upsample or Resize-10 would become a half_pixel Resize, a Hardmax would change
-    meaning): the quantized model would not compute the float one; or when the model has local
-    functions, which the converter drops."""
-    from onnx import version_converter
-
-    from graphopt.ir.opset_conversion import misconverted, restore_dropped
-
-    before = default_opset(model)
-    problem = misconverted(model.graph, before, version)
-    if model.functions:  # the converter drops them: their calls would dangle
-        problem = (
-            f"onnx.version_converter drops its {len(model.functions)} local function(s); "
-            "inline them first (onnx.inliner.inline_local_functions)"
-        )
-    if problem:
-        raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}")
+    """`model` at default-domain opset `version` (`graphopt.ir.opset_conversion.convert_opset`),
+    checked; QuantizeError when it cannot be converted, or when the conversion would change
+    what the model computes (`misconverted`: a linear Upsample or Resize-10 would become a
+    half_pixel Resize, a Hardmax would change meaning): the quantized model would not compute
+    the float one; or when the model has local functions, which the converter drops."""
     try:
-        upgraded = version_converter.convert_version(model, version)
-        restore_dropped(model.graph, upgraded.graph)  # metadata the converter drops
-        # the converter keeps the IR version: IR 6 cannot declare opset 13, nor IR 8 opset 19
-        needed_ir = onnx.helper.find_min_ir_version_for(list(upgraded.opset_import), True)
-        upgraded.ir_version = max(upgraded.ir_version, needed_ir)
+        upgraded = convert_opset(model, version)
+    except OpsetConversionError as e:
+        problem = e.reason
+        if e.kind == "local-functions":
+            problem = (
+                f"onnx.version_converter drops its {len(model.functions)} local function(s); "
+                "inline them first (onnx.inliner.inline_local_functions)"
+            )
+        raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}") from e
+    try:
         _keep_declared_types(upgraded.graph.output, model.graph.output)
         onnx.checker.check_model(upgraded)
-    except Exception as e:  # the converter raises assorted errors
+    except Exception as e:  # onnx's checker raises assorted errors
         first = first_line(e)
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {first}") from e
     return upgraded
