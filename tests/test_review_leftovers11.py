@@ -87,3 +87,24 @@ def test_convert_opset_names_why_it_refuses() -> None:
         convert_opset(_qdq_conv(13, 7), 1013)  # no such opset: the converter raises from C++
     assert e.value.kind == "converter-failed"
     assert "invalid version" in e.value.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. the TensorRT float16 path raises the IR version with the opset
+
+
+def test_fp16_qdq_model_moved_to_opset_19_declares_the_ir_version_19_needs() -> None:
+    """Fails on the parent: the float16 path moved an IR-7 / opset-13 Q/DQ model to opset 19
+    and kept IR 7 (opset 19 came with IR 9), where optimize, quantize and merge raise it."""
+    from graphopt.backends.onnxruntime import run as ort_run
+    from graphopt.backends.tensorrt import fp16_model
+
+    model = _qdq_conv(13, 7)
+    half = fp16_model(model)
+    assert half.opset_import[0].version == 19
+    assert half.ir_version >= _needed_ir(half) == 9
+    onnx.checker.check_model(half, full_check=True)
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        ort_run(half, {"x": x})["y"], ort_run(model, {"x": x})["y"], rtol=1e-2, atol=1e-2
+    )

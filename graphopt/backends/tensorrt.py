@@ -397,31 +397,21 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.ModelProto:
     """Q/DQ with float16 scales (so DequantizeLinear yields float16 straight into the Conv,
-    with no Cast between them for TensorRT to fuse across) needs opset 19; below it, upgrade.
-    Where the upgrade fails, Q/DQ stay float32 behind Casts (`blocked` gains them)."""
-    from onnx import version_converter
-
+    with no Cast between them for TensorRT to fuse across) needs opset 19; below it, upgrade
+    (`graphopt.ir.opset_conversion.convert_opset`, which raises the IR version to 9 with it).
+    Where the upgrade is refused or fails, Q/DQ stay float32 behind Casts (`blocked` gains
+    them)."""
+    from graphopt.errors import OpsetConversionError
     from graphopt.ir.nodes import default_opset
-    from graphopt.ir.opset_conversion import misconverted, restore_dropped
+    from graphopt.ir.opset_conversion import convert_opset
 
     opset = default_opset(model)
     if opset >= 19:
         return model
-    problem = misconverted(model.graph, opset, 19)
-    if model.functions:  # the converter drops local functions: their calls would dangle
-        problem = "onnx.version_converter drops local functions"
-    if problem:
-        log.warning(
-            "fp16: the Q/DQ model stays at opset %d (%s); Q/DQ stay float32", opset, problem
-        )
-        blocked += ["QuantizeLinear", "DequantizeLinear"]
-        return model
     try:
-        converted = version_converter.convert_version(model, 19)
-        restore_dropped(model.graph, converted.graph)  # metadata the converter drops
-        return converted
-    except Exception as e:  # the converter raises assorted errors on odd graphs
-        log.warning("fp16: cannot move the Q/DQ model to opset 19 (%s); Q/DQ stay float32", e)
+        return convert_opset(model, 19)
+    except OpsetConversionError as e:
+        log.warning("fp16: the Q/DQ model stays at opset %d (%s); Q/DQ stay float32", opset, e)
         blocked += ["QuantizeLinear", "DequantizeLinear"]
         return model
 
