@@ -7,11 +7,14 @@ its fix.
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from graphopt.cli import main
+from tests.test_trt_backend import V10, stand_in_libcuda  # noqa: F401 (a fixture)
 
 
 def relu_model(dims: list[int]) -> onnx.ModelProto:
@@ -48,3 +51,44 @@ def test_verify_and_bench_run_a_model_with_a_zero_size_input(tmp_path, capsys):
     assert "verify: y: max abs diff 0" in capsys.readouterr().out
     assert main(["bench", str(path), "--runs", "2", "--warmup", "0"]) == 0, capsys.readouterr()
     assert "onnxruntime: " in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- bench progress
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_bench_shows_its_runs_on_stderr_and_keeps_stdout_to_the_result(tmp_path, capsys, as_json):
+    """bench said nothing until its last run (minutes for a detector on a slow CPU); it counts
+    its runs on stderr now, as quantize counts its batches, and stdout still holds the
+    result alone (one line, or the JSON)."""
+    path = tmp_path / "m.onnx"
+    onnx.save(relu_model([1, 4]), path)
+    argv = ["bench", str(path), "--runs", "3", "--warmup", "2", "--threads", "1"]
+    assert main(argv + ["--json"] * as_json) == 0
+    out, err = capsys.readouterr()
+    assert "bench 5/5 [" in err and err.endswith("\n"), err
+    if as_json:
+        assert json.loads(out)["runs"] == 3
+    else:
+        assert out.count("\n") == 1 and out.startswith("onnxruntime: ") and " 3 runs," in out
+    assert main([*argv, "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith("onnxruntime: ")
+
+
+@pytest.mark.usefixtures("stand_in_libcuda")
+def test_bench_counts_the_runs_of_an_engine(tmp_path, capsys, monkeypatch):
+    """bench --backend tensorrt counts the engine's runs as the onnxruntime one does
+    (EngineRunner.time_runs reports each run, warmup included, outside the timed span)."""
+    import sys
+
+    from tests.trt_fake import fake_tensorrt
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V10))
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"FAKE-ENGINE:" + V10.encode())
+    argv = ["bench", str(plan), "--backend", "tensorrt", "--shapes", "x:2x4"]
+    assert main([*argv, "--runs", "4", "--warmup", "1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["runs"] == 4
+    assert "bench 5/5 [" in err, err

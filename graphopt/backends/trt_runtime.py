@@ -17,6 +17,7 @@ import ctypes
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,10 @@ class _Binding:
     shape: tuple[int, ...] = field(default_factory=tuple)
 
 
+def _no_progress(done: int) -> None:
+    """`EngineRunner.time_runs`'s `on_run` when no one follows the runs."""
+
+
 class EngineRunner:
     """Deserialize a serialized engine and run it on numpy feeds (one stream, one context)."""
 
@@ -221,14 +226,26 @@ class EngineRunner:
                 outputs[b.name] = out
         return outputs
 
-    def time_runs(self, feeds: dict[str, np.ndarray], runs: int, warmup: int) -> list[float]:
-        """Seconds per `execute` (inputs already on the device, outputs not copied back)."""
+    def time_runs(
+        self,
+        feeds: dict[str, np.ndarray],
+        runs: int,
+        warmup: int,
+        on_run: Callable[[int], None] | None = None,
+    ) -> list[float]:
+        """Seconds per `execute` (inputs already on the device, outputs not copied back).
+        `on_run(done)` is called with 0 before the first run and with the count of runs done,
+        warmup included, after each (outside the timed span)."""
+        tick = on_run or _no_progress
         self._prepare(feeds)
-        for _ in range(warmup):
+        tick(0)
+        for done in range(1, warmup + 1):
             self.execute()
+            tick(done)
         times = []
-        for _ in range(runs):
+        for done in range(warmup + 1, warmup + runs + 1):
             start = time.perf_counter()
             self.execute()
             times.append(time.perf_counter() - start)
+            tick(done)
         return times

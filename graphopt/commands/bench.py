@@ -4,7 +4,9 @@ Times inference: latency percentiles (p50/p90/p99, mean) and throughput. `onnxru
 .onnx model on the CPU provider; `tensorrt` runs a serialized engine (`graphopt build`) on the
 GPU, timing `execute_async_v3` + stream sync with the inputs already on the device. Inputs
 come from `--inputs NPZ`, else they are synthetic (`synthetic_feed`): floats standard normal,
-integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs.
+integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs. A progress
+bar on stderr counts the runs (warmup included), as quantize's counts its batches
+(`--no-progress`: none); stdout holds only the result.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -85,12 +87,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--inputs", default=None, metavar="NPZ", help="feeds to time with (.npz)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (runs done) on stderr"
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import parse_shapes
     from graphopt.errors import BackendError
+    from graphopt.quant.progress import Progress
 
     if args.runs < 1 or args.warmup < 0:
         raise BackendError("--runs must be at least 1 and --warmup at least 0")
@@ -104,12 +110,18 @@ def run(args: argparse.Namespace) -> int:
             "arrays are timed in their own shapes)"
         )
     shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
-    if args.backend == "onnxruntime":
-        result = bench_onnxruntime(
-            args.input, args.runs, args.warmup, args.threads, shapes, args.inputs
-        )
-    else:
-        result = bench_tensorrt(args.input, args.runs, args.warmup, shapes, args.inputs)
+    progress = None if args.no_progress else Progress(args.warmup + args.runs, label="bench")
+    on_run = progress.update if progress else None
+    try:
+        if args.backend == "onnxruntime":
+            result = bench_onnxruntime(
+                args.input, args.runs, args.warmup, args.threads, shapes, args.inputs, on_run
+            )
+        else:
+            result = bench_tensorrt(args.input, args.runs, args.warmup, shapes, args.inputs, on_run)
+    finally:
+        if progress:
+            progress.close()
     print(json.dumps(asdict(result)) if args.json else result.line())
     return 0
 
@@ -127,7 +139,11 @@ def bench_onnxruntime(
     threads: int = 0,
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz: str | None = None,
+    on_run: Callable[[int], None] | None = None,
 ) -> BenchResult:
+    """Times `runs` runs of the model at `path` after `warmup` untimed ones; `on_run(done)` is
+    called with 0 before the first and with the runs done (warmup included) after each,
+    outside the timed span."""
     from graphopt.backends.onnxruntime import run_error_text, session
     from graphopt.errors import BackendError
     from graphopt.ir import load_model
@@ -137,14 +153,18 @@ def bench_onnxruntime(
     feeds = _feeds(model, shapes or {}, npz)
     sess = session(model, threads=threads)
     names = [o.name for o in sess.get_outputs()]
+    tick = on_run or _no_progress
     times = []
     try:
-        for _ in range(warmup):
+        tick(0)
+        for done in range(1, warmup + 1):
             sess.run(names, feeds)
-        for _ in range(runs):
+            tick(done)
+        for done in range(warmup + 1, warmup + runs + 1):
             start = time.perf_counter()
             sess.run(names, feeds)
             times.append(time.perf_counter() - start)
+            tick(done)
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
         raise BackendError(f"onnxruntime failed to run {path}: {run_error_text(e)}") from e
     return summarize("onnxruntime", path, times, _batch(feeds))
@@ -156,6 +176,7 @@ def bench_tensorrt(
     warmup: int,
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz: str | None = None,
+    on_run: Callable[[int], None] | None = None,
 ) -> BenchResult:
     from pathlib import Path
 
@@ -175,8 +196,12 @@ def bench_tensorrt(
         raise BackendError(f"{path}: cannot read the engine: {e.strerror}") from e
     runner = EngineRunner(plan)
     feeds = _engine_feeds(runner, shapes or {}, npz)
-    times = runner.time_runs(feeds, runs, warmup)
+    times = runner.time_runs(feeds, runs, warmup, on_run)
     return summarize("tensorrt", path, times, _batch(feeds))
+
+
+def _no_progress(done: int) -> None:
+    """`on_run` when no one follows the runs."""
 
 
 def _batch(feeds: dict[str, np.ndarray]) -> int:
