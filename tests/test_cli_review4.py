@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from graphopt.cli import main
+from tests.test_cli_review3 import one_line_error, typed_conv_model
 from tests.test_trt_backend import V10, stand_in_libcuda  # noqa: F401 (a fixture)
 
 
@@ -92,3 +94,93 @@ def test_bench_counts_the_runs_of_an_engine(tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert json.loads(out)["runs"] == 4
     assert "bench 5/5 [" in err, err
+
+
+# ---------------------------------------------------------------------------- image options
+
+
+@pytest.fixture
+def conv_path(tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "m.onnx"
+    onnx.save(typed_conv_model(), path)
+    return path
+
+
+@pytest.fixture
+def array_folder(tmp_path):  # type: ignore[no-untyped-def]
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    return folder
+
+
+IMAGE_OPTIONS = [
+    ["--size", "16x16"],
+    ["--letterbox"],
+    ["--mean", "0.5"],
+    ["--std", "2"],
+    ["--scale", "0"],
+    ["--bgr"],
+    ["--preprocess", "{yaml}"],
+]
+
+
+@pytest.mark.parametrize("option", IMAGE_OPTIONS, ids=lambda o: o[0])
+def test_quantize_refuses_image_options_over_array_feeds(
+    tmp_path, conv_path, array_folder, capsys, option
+):
+    """--mean 0.5 (any image option) with a --calib folder of .npy/.npz feeds calibrated on
+    the arrays as they were, the option ignored (exit 0)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("mean: 0.5\n")
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(conv_path), "-o", str(out), "--calib", str(array_folder)]
+    option = [a.format(yaml=spec) for a in option]
+    assert main([*argv, "--no-progress", *option]) == 2
+    err = one_line_error(capsys, f"{option[0]} preprocesses images")
+    assert "holds only .npy/.npz feeds" in err
+    assert not out.exists()
+
+
+def test_quantize_refuses_image_options_with_cache_scales(tmp_path, conv_path, capsys):
+    """--cache-in alone calibrates on nothing: --size had no image to resize (exit 0)."""
+    cache = tmp_path / "c.cache"
+    cache.write_text("TRT-8601-EntropyCalibration2\n")
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(conv_path), "-o", str(out), "--cache-in", str(cache), "--size", "8x8"]
+    assert main(argv) == 2
+    one_line_error(capsys, "--size preprocesses --calib images")
+    assert not out.exists()
+
+
+def test_quantize_takes_image_options_for_the_images_of_a_mixed_folder(
+    tmp_path, conv_path, array_folder, capsys
+):
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(array_folder / "b.png")
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(conv_path), "-o", str(out), "--calib", str(array_folder)]
+    assert main([*argv, "--no-progress", "--mean", "0.5", "--scale", "0.0039"]) == 0
+    assert "2 feeds from" in capsys.readouterr().out and out.exists()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [o for o in IMAGE_OPTIONS if o[0] not in ("--letterbox", "--preprocess")]
+    + [["--preset", "layout_cdla"]],
+    ids=lambda o: o[0],
+)
+def test_distill_refuses_image_options_over_array_samples(
+    tmp_path, conv_path, array_folder, capsys, option
+):
+    """distill-targets --data of .npy samples ran the teacher on the arrays as they were,
+    --mean (any image option, a --preset too) ignored."""
+    out = tmp_path / "targets"
+    argv = ["distill-targets", str(conv_path), "--data", str(array_folder), "-o", str(out)]
+    assert main([*argv, "--no-progress", *option]) == 2
+    err = one_line_error(capsys, f"{option[0]} preprocesses images")
+    assert "holds only .npy/.npz feeds" in err
+    assert not out.exists()
+    assert main([*argv, "--no-progress"]) == 0  # the same data without the option

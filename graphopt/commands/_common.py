@@ -1,6 +1,7 @@
 """Pieces several sub-commands share: the `--shapes` flag, comma-separated name lists,
-reading a `.npz` file of feeds, the full onnx.checker run as a one-line error, and the check
-that onnxruntime can name a model's inputs and outputs.
+reading a `.npz` file of feeds, the full onnx.checker run as a one-line error, the check
+that onnxruntime can name a model's inputs and outputs, and the refusals of what a command
+would write over or ignore.
 
 What it does not do: parse shapes (`graphopt.backends.tensorrt.parse_shapes` does), or turn a
 read failure into a graphopt error (each command decides what a bad file means).
@@ -80,6 +81,35 @@ def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> No
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise VerifyError(f"{what} fails onnx.checker: {first_line(e)}") from e
+
+
+def given_options(options: Iterable[tuple[str, object]]) -> list[str]:
+    """The options of `options` ((option, value)) that were given: value not None or False
+    (`--scale 0` is given)."""
+    return [option for option, value in options if value is not None and value is not False]
+
+
+def refuse_image_options_without_images(
+    options: Iterable[tuple[str, object]],
+    files: Iterable[Path],
+    image_suffixes: Iterable[str],
+    data: str,
+    error: type[Exception],
+) -> None:
+    """An `error` naming the first image option given ((option, value); None or False: not
+    given) when none of `files`, the data `data` names, is an image: the options preprocess
+    images only, and `.npy`/`.npz` feeds are fed as they are, so `--mean 0.5` over a folder of
+    arrays was ignored without a word."""
+    given = given_options(options)
+    if not given:
+        return
+    suffixes = tuple(s.lower() for s in image_suffixes)
+    if any(path.suffix.lower() in suffixes for path in files):
+        return
+    raise error(
+        f"{given[0]} preprocesses images, but {data} holds only .npy/.npz feeds, which are fed "
+        f"as they are: drop {given[0]} (or give images)"
+    )
 
 
 def refuse_model_path(

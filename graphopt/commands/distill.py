@@ -105,6 +105,23 @@ def _preprocess(args: argparse.Namespace) -> dict:
     return options
 
 
+def refuse_image_options_without_data_images(args: argparse.Namespace) -> None:
+    """A `DistillError` for an image option (--preset, --size, --scale, --mean, --std, --bgr)
+    when --data holds no image: .npy/.npz samples are fed as they are. The data is listed
+    only when such an option is given."""
+    from graphopt.commands._common import given_options, refuse_image_options_without_images
+    from graphopt.distill import IMAGE_SUFFIXES, DistillError, data_sources
+
+    options = [
+        (f"--{name}", getattr(args, name))
+        for name in ("preset", "size", "scale", "mean", "std", "bgr")
+    ]
+    if given_options(options):
+        files = [s.path for s in data_sources(args.data) if s.path is not None]
+        where = f"--data {args.data}"
+        refuse_image_options_without_images(options, files, IMAGE_SUFFIXES, where, DistillError)
+
+
 class _Bar:
     """A one-line progress bar on stderr: done/total, rate and time left."""
 
@@ -164,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         from graphopt.distill import DistillError
 
         raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    refuse_image_options_without_data_images(args)
     bar = None if args.no_progress else _Bar()
     made = _missing_folders(args.output)  # the folders this run makes: removed if left empty
     try:

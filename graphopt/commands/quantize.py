@@ -2,7 +2,8 @@
 
 Calibration data: a folder of `.npy`/`.npz` feeds or of images (with `--size`, `--letterbox`,
 `--mean`, `--std`, `--scale`, `--bgr`, or `--preprocess spec.yaml`); or `--cache-in F` to take
-scales from a TensorRT calibration cache instead of calibrating.
+scales from a TensorRT calibration cache instead of calibrating. An image option with no image
+to preprocess (a folder of arrays only, or `--cache-in` alone) is refused, not ignored.
 
 The output's folder (and the cache's) is checked before anything is loaded or calibrated, so a
 typo in `-o` costs a second, not a calibration run; the model is written atomically at the end.
@@ -134,6 +135,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.commands._common import (
+        given_options,
+        refuse_image_options_without_images,
         refuse_model_path,
         refuse_writing_over_data_files,
         refuse_writing_over_input_data,
@@ -144,11 +147,18 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.ir.io_names import require_text_io_names
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import quantize_with_report
-    from graphopt.quant.data import PreprocessSpec, folder_feeds, parse_triple
+    from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, folder_feeds, parse_triple
     from graphopt.quant.progress import Progress
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
+    if not args.calib:  # no images to preprocess: the scales come from the cache
+        given = given_options(image_options(args))
+        if given:
+            raise QuantizeError(
+                f"{given[0]} preprocesses --calib images; this run takes its scales from "
+                f"--cache-in {args.cache_in}"
+            )
     refuse_options_of_other_methods(args)
     read = [("--cache-in", args.cache_in), ("--preprocess", args.preprocess)]
     read += [("--pipeline", args.pipeline)]
@@ -186,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
             spec.scale = args.scale
         spec.check("--std" if args.std else "preprocessing spec")
         data = folder_feeds(args.calib, loaded.model, spec, args.batch_size)
+        refuse_image_options_without_images(
+            image_options(args), data.files, IMAGE_SUFFIXES, f"--calib {args.calib}", QuantizeError
+        )
         if not args.no_progress:
             progress = Progress(len(data))
     try:
@@ -226,6 +239,13 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def image_options(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The options that preprocess --calib images, with their values (None or False: not
+    given): .npy/.npz feeds and --cache-in scales take none of them."""
+    options = ("size", "letterbox", "mean", "std", "scale", "bgr", "preprocess")
+    return [(f"--{name}", getattr(args, name)) for name in options]
 
 
 def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
