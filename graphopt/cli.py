@@ -3,6 +3,10 @@
 Each sub-command lives in `graphopt/commands/<name>.py` with `add_parser(subparsers)` and
 `run(args) -> int`. Every `GraphoptError` becomes one line on stderr and exit code 2; nothing is
 written unless it is complete (outputs are saved atomically).
+
+`-o -` writes the model to standard output (optimize, quantize, merge, split, demo), the
+command's report then going to stderr; it is refused in one line on a terminal, and by the
+commands that write files beside their output (build's engine sidecar, distill's folder).
 """
 
 from __future__ import annotations
@@ -76,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread: signals stay as they are
         previous = None
     stdout = sys.stdout
+    args.stdout = stdout  # where `-o -` writes the model (commands._common.save_output)
     try:
+        _refuse_stdout_output(args, stdout)
         if _writes_to_stdout(args):  # the model's bytes go there: the report goes to stderr
             sys.stdout = sys.stderr
         code = int(args.run(args) or 0)
@@ -103,6 +109,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _refuse_stdout_output(args: argparse.Namespace, stdout: object) -> None:
+    """A `SaveError` for `-o -` (standard output) from a command that writes no model there
+    (it wrote a file named '-'), or when standard output is a terminal: a model's bytes on a
+    screen are no use to anyone."""
+    from graphopt.commands._common import STDOUT
+    from graphopt.errors import SaveError
+
+    if getattr(args, "output", None) != STDOUT:
+        return
+    if not getattr(args, "output_stream", False):
+        raise SaveError(
+            f"-o -: {args.command} writes files, not a stream to standard output; give a path"
+        )
+    if stdout is None:  # pythonw, or closed with `>&-`
+        raise SaveError("-o -: this process has no standard output; give a file name")
+    try:
+        terminal = stdout.isatty()  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        terminal = False
+    if terminal:
+        raise SaveError(
+            "-o -: standard output is a terminal; redirect it ('> model.onnx', '| ...') or "
+            "give a file name"
+        )
+
+
 def _writes_to_stdout(args: argparse.Namespace) -> bool:
     """Whether the command's `-o` is this process's standard output (`-o /dev/stdout` into a
     pipe): the model is written through it, and the lines a command prints after saving
@@ -111,6 +143,8 @@ def _writes_to_stdout(args: argparse.Namespace) -> bool:
     output = getattr(args, "output", None)
     if not isinstance(output, str):
         return False
+    if output == "-":  # (commands._common.STDOUT; _refuse_stdout_output checked it)
+        return True
     try:
         target, ours = os.stat(output), os.fstat(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # no such file yet; stdout closed/replaced

@@ -184,3 +184,125 @@ def test_distill_refuses_image_options_over_array_samples(
     assert "holds only .npy/.npz feeds" in err
     assert not out.exists()
     assert main([*argv, "--no-progress"]) == 0  # the same data without the option
+
+
+# ---------------------------------------------------------------------------- -o -
+
+
+def _stdout_argv(tmp_path, command: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The arguments (all but -o) of `command` writing one model, on tmp_path's files."""
+    model = tmp_path / "m.onnx"
+    onnx.save(typed_conv_model(), model)
+    other = tmp_path / "n.onnx"
+    other.write_bytes(model.read_bytes())
+    calib = tmp_path / "calib"
+    calib.mkdir(exist_ok=True)
+    np.save(calib / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    merged = tmp_path / "merged.onnx"
+    if command == "split":
+        assert main(["merge", str(model), str(other), "-o", str(merged)]) == 0
+    return {
+        "optimize": ["optimize", str(model)],
+        "quantize": ["quantize", str(model), "--calib", str(calib), "--no-progress"],
+        "merge": ["merge", str(model), str(other)],
+        "split": ["split", str(merged), "--task", "m"],
+        "demo": ["demo", "--images", "1"],
+    }[command]
+
+
+@pytest.fixture
+def small_demo(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """demo on a small conv model and one feed instead of a fetched detector."""
+    from graphopt import realmodels
+
+    model = tmp_path / "demo.onnx"
+    onnx.save(typed_conv_model(), model)
+    feeds = [{"x": np.full((1, 3, 16, 16), 0.5, np.float32)}]
+    monkeypatch.setattr(realmodels, "fetch_model", lambda name: model)
+    monkeypatch.setattr(realmodels, "model_inputs", lambda name, count: feeds[:count])
+
+
+@pytest.mark.usefixtures("small_demo")
+@pytest.mark.parametrize("command", ["optimize", "quantize", "merge", "split", "demo"])
+def test_dash_writes_the_model_to_stdout(tmp_path, capsysbinary, monkeypatch, command):
+    """`-o -` wrote a file named '-' in the current folder (and the report to stdout); it
+    writes the model's bytes to standard output now, the report to stderr, as `-o
+    /dev/stdout` does into a pipe."""
+    argv = _stdout_argv(tmp_path, command)
+    capsysbinary.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "-o", "-"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert not (tmp_path / "-").exists()
+    written = onnx.load_from_string(out)  # a DecodeError (or b"") before
+    assert [o.name for o in written.graph.output]
+    assert b"wrote -" in err and b"Traceback" not in err
+
+
+def test_dash_writes_through_a_pipe(tmp_path):
+    """The same through a real pipe (the process's own standard output, not a capture)."""
+    import os
+    import subprocess
+    import sys
+
+    argv = _stdout_argv(tmp_path, "optimize")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run(
+        [sys.executable, "-m", "graphopt", *argv, "-o", "-"],
+        capture_output=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert run.returncode == 0, run.stderr.decode()
+    assert onnx.load_from_string(run.stdout).graph.node
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.usefixtures("small_demo")
+@pytest.mark.parametrize("command", ["optimize", "quantize", "merge", "split", "demo"])
+def test_dash_is_refused_on_a_terminal(tmp_path, capsys, monkeypatch, command):
+    """A model's bytes on a terminal are of no use: one line, exit 2, nothing written."""
+    import sys
+
+    argv = _stdout_argv(tmp_path, command)
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main([*argv, "-o", "-"]) == 2
+    one_line_error(capsys, "-o -: standard output is a terminal")
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("command", ["build", "distill-targets"])
+def test_dash_is_refused_where_no_model_can_go_to_stdout(tmp_path, capsys, monkeypatch, command):
+    """build writes an engine and its .json sidecar, distill-targets a folder: `-o -` made
+    files named '-' (distill: a folder '-' of targets)."""
+    model = tmp_path / "m.onnx"
+    onnx.save(typed_conv_model(), model)
+    np.save(tmp_path / "a.npy", np.ones((1, 3, 16, 16), np.float32))
+    argv = {
+        "build": ["build", str(model)],
+        "distill-targets": ["distill-targets", str(model), "--data", str(tmp_path / "a.npy")],
+    }[command]
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "-o", "-", *(["--no-progress"] if "distill" in command else [])]) == 2
+    one_line_error(capsys, f"-o -: {command} writes files")
+    assert not (tmp_path / "-").exists()
+
+
+def test_optimize_refuses_external_data_on_stdout(tmp_path, capsysbinary, monkeypatch):
+    argv = _stdout_argv(tmp_path, "optimize")
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "-o", "-", "--external-data", "yes"]) == 2
+    out, err = capsysbinary.readouterr()
+    assert out == b"" and err.count(b"\n") == 1 and b"--external-data yes" in err
+    assert not (tmp_path / "-").exists() and not (tmp_path / "-.data").exists()
+
+
+def test_the_help_of_every_model_output_says_what_dash_does(capsys):
+    for command in ("optimize", "quantize", "merge", "split", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+        assert "'-': the model's bytes on standard output, which must not be a terminal" in text

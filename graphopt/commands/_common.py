@@ -1,7 +1,7 @@
-"""Pieces several sub-commands share: the `--shapes` flag, comma-separated name lists,
-reading a `.npz` file of feeds, the full onnx.checker run as a one-line error, the check
-that onnxruntime can name a model's inputs and outputs, and the refusals of what a command
-would write over or ignore.
+"""Pieces several sub-commands share: the `--shapes` flag, the `-o` of a model (`-`: standard
+output), comma-separated name lists, reading a `.npz` file of feeds, the full onnx.checker run
+as a one-line error, the check that onnxruntime can name a model's inputs and outputs, and the
+refusals of what a command would write over or ignore.
 
 What it does not do: parse shapes (`graphopt.backends.tensorrt.parse_shapes` does), or turn a
 read failure into a graphopt error (each command decides what a bad file means).
@@ -10,6 +10,8 @@ read failure into a graphopt error (each command decides what a bad file means).
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +21,11 @@ from onnx.external_data_helper import ExternalDataInfo
 
 from graphopt.errors import SaveError, VerifyError, first_line
 from graphopt.ir.model_io import LoadedModel, default_data_location
+
+log = logging.getLogger(__name__)
+
+# the `-o` that names standard output, as `-` does for onnx tools, `tar -f` and `curl -o`
+STDOUT = "-"
 
 
 class Given(argparse.Action):
@@ -42,6 +49,49 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
         metavar="NAME:DIMS",
         help=help,
     )
+
+
+def add_model_output(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
+    """`-o/--output` of a command that writes one model, which `-` writes to standard output
+    (`graphopt.cli.main` refuses it on a terminal and sends the command's report to stderr);
+    the command saves it with `save_output`."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=required,
+        help=f"{help} ('-': the model's bytes on standard output, which must not be a "
+        "terminal; the report goes to stderr)",
+    )
+    parser.set_defaults(output_stream=True)
+
+
+def save_output(
+    model: onnx.ModelProto, args: argparse.Namespace, *, external_data: bool | None = None
+) -> None:
+    """`graphopt.ir.save_model(model, args.output, external_data=...)`, or for `-o -` the
+    model's bytes on the standard output `graphopt.cli.main` kept in `args.stdout`, in one
+    piece (a stream has no folder for a data file; a model over 2 GiB is a `SaveError`)."""
+    from google.protobuf.message import EncodeError
+
+    from graphopt.ir import save_model
+    from graphopt.ir.model_io import serialized_pieces
+
+    if args.output != STDOUT:
+        save_model(model, args.output, external_data=external_data)
+        return
+    if external_data:
+        log.info("-o - is standard output: the model is written in one piece")
+    try:
+        pieces = serialized_pieces(model)
+    except (EncodeError, ValueError) as e:  # protobuf refuses messages over 2 GiB
+        raise SaveError(
+            f"-o -: cannot serialize the model ({e}); one over 2 GiB needs external data "
+            "beside a file: give -o FILE"
+        ) from e
+    stream = (args.stdout if hasattr(args, "stdout") else sys.stdout).buffer
+    for piece in pieces:
+        stream.write(piece)
+    stream.flush()
 
 
 def comma_list(text: str | None) -> list[str]:

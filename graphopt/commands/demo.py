@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from graphopt.commands._common import add_model_output
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from graphopt.realmodels import IMAGE_NAMES, MODELS
@@ -35,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=2,
         help=f"real images to verify on (default 2; there are {len(IMAGE_NAMES)})",
     )
-    p.add_argument("-o", "--output", default=None, help="also write the optimized model here")
+    add_model_output(p, "also write the optimized model here", required=False)
     p.set_defaults(run=run)
 
 
@@ -58,10 +60,10 @@ def _check_output(path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from graphopt.api import optimize_with_report
     from graphopt.backends.onnxruntime import compare
-    from graphopt.commands._common import check_model
+    from graphopt.commands._common import check_model, save_output
     from graphopt.commands.optimize import print_stats
     from graphopt.errors import VerifyError
-    from graphopt.ir import load_model, save_model
+    from graphopt.ir import load_model
     from graphopt.realmodels import MODELS, fetch_model, model_inputs
 
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
@@ -102,6 +104,6 @@ def run(args: argparse.Namespace) -> int:
             f"optimized outputs differ by up to {worst:.3g} relative (bound 1e-5 + 1e-4 × max|x|)"
         )
     if args.output:
-        save_model(optimized, args.output)
+        save_output(optimized, args)
         print(f"wrote {args.output}")
     return 0

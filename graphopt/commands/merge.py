@@ -6,9 +6,11 @@ import argparse
 from typing import TYPE_CHECKING
 
 from graphopt.commands._common import (
+    add_model_output,
     comma_list,
     refuse_model_path,
     refuse_writing_over_data_files,
+    save_output,
 )
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "own head. Outputs are prefixed per model. Written atomically, only when complete.",
     )
     p.add_argument("inputs", nargs="+", metavar="MODEL", help="input .onnx files")
-    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    add_model_output(p, "output .onnx file")
     p.add_argument(
         "--prefix",
         default=None,
@@ -69,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Extract the nodes, inputs and weights that the chosen outputs need.",
     )
     s.add_argument("input", help="input .onnx file")
-    s.add_argument("-o", "--output", required=True, help="output .onnx file")
+    add_model_output(s, "output .onnx file")
     what = s.add_mutually_exclusive_group(required=True)
     what.add_argument("--outputs", default=None, help="comma-separated tensor names to keep")
     what.add_argument(
@@ -126,7 +128,6 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
 
 def run_merge(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import write_atomic  # a plain temp-file-and-rename writer
-    from graphopt.ir import save_model
     from graphopt.multitask import MergeError, merge_with_report
 
     if args.report:  # the JSON report written over a model: the merged one, or an input
@@ -150,7 +151,7 @@ def run_merge(args: argparse.Namespace) -> int:
     )
     if args.verify:
         _verify(args.inputs, merged, report)
-    save_model(merged, args.output)
+    save_output(merged, args)
     print(report.summary())
     if args.report:
         try:
@@ -216,7 +217,6 @@ def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from graphopt.ir import save_model
     from graphopt.multitask import MergeError, split
 
     refuse_writing_over_data_files([("-o", args.output)], [args.input], MergeError)
@@ -224,7 +224,7 @@ def run_split(args: argparse.Namespace) -> int:
     refuse_model_path("-o", args.output, [("input", args.input)], MergeError)
     outputs = comma_list(args.outputs) if args.outputs else None
     result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
-    save_model(result, args.output)
+    save_output(result, args)
     print(
         f"{args.input}: kept {len(result.graph.node)} nodes for outputs "
         f"{', '.join(o.name for o in result.graph.output)}; wrote {args.output}"

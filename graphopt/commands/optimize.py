@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import Given, add_shapes_argument
+from graphopt.commands._common import Given, add_model_output, add_shapes_argument
 from graphopt.errors import PipelineError, SaveError, VerifyError
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "The output is written atomically, only when complete.",
     )
     p.add_argument("input", help="input .onnx file")
-    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    add_model_output(p, "output .onnx file")
     p.add_argument(
         "-p",
         "--pipeline",
@@ -114,16 +114,20 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.api import optimize_with_report
     from graphopt.backends.tensorrt import parse_shapes
     from graphopt.commands._common import (
+        STDOUT,
         check_model,
         refuse_writing_over_input_data,
         refuse_writing_over_read_files,
         require_utf8_io_names,
+        save_output,
     )
-    from graphopt.ir import load, save_model
+    from graphopt.ir import load
     from graphopt.passes import nchwc_fallback
 
     if not (args.tolerance >= 0 and args.atol >= 0):  # NaN too: no difference would exceed it
         raise VerifyError("--tolerance and --atol must be 0 or more")
+    if args.output == STDOUT and args.external_data == "yes":
+        raise SaveError("--external-data yes needs a folder for the data file; -o - has none")
     read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
     refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
     ignored = sorted({"--tolerance", "--atol"} & getattr(args, "given", set()))
@@ -215,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     refuse_writing_over_input_data(loaded, args.output, external)
-    save_model(optimized, args.output, external_data=external)
+    save_output(optimized, args, external_data=external)
     nodes_after = _nodes(optimized.graph, " nodes")
     if guarded is not None:  # count what runs: the NCHWc graph (the NCHW one is the fallback)
         nodes_after = (

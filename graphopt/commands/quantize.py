@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graphopt.commands._common import Given
+from graphopt.commands._common import STDOUT, Given, add_model_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "calibration cache).",
     )
     p.add_argument("input", help="input .onnx file")
-    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    add_model_output(p, "output .onnx file")
     p.add_argument("--calib", metavar="DIR", help="folder of .npy/.npz feeds or images")
     p.add_argument(
         "--cache-in", metavar="F", help="take scales from this TensorRT calibration cache"
@@ -141,9 +141,10 @@ def run(args: argparse.Namespace) -> int:
         refuse_writing_over_data_files,
         refuse_writing_over_input_data,
         refuse_writing_over_read_files,
+        save_output,
     )
     from graphopt.errors import QuantizeError
-    from graphopt.ir import load, save_model
+    from graphopt.ir import load
     from graphopt.ir.io_names import require_text_io_names
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import quantize_with_report
@@ -167,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_writing_over_read_files([("--cache", args.cache)], read[1:], QuantizeError)
     # the float original was replaced, and quantize refuses a quantized model: no way back
     refuse_model_path("-o", args.output, [("input", args.input)], QuantizeError)
-    check_writable(args.output, "output", make_parents=False)
+    if args.output != STDOUT:  # (standard output: main checked it is no terminal)
+        check_writable(args.output, "output", make_parents=False)
     if args.cache:
         models = [("output", args.output), ("input", args.input)]
         refuse_model_path("--cache", args.cache, models, QuantizeError)
@@ -223,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress:
             progress.close()
-    save_model(quantized, args.output, external_data=loaded.external_data or None)
+    save_output(quantized, args, external_data=loaded.external_data or None)
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
         f"scales from cache {args.cache_in}"
