@@ -108,3 +108,181 @@ def test_fp16_qdq_model_moved_to_opset_19_declares_the_ir_version_19_needs() -> 
     np.testing.assert_allclose(
         ort_run(half, {"x": x})["y"], ort_run(model, {"x": x})["y"], rtol=1e-2, atol=1e-2
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. an initializer stored as a segment of a larger tensor is never a known constant
+
+
+def _segment(t: onnx.TensorProto, begin: int, end: int) -> onnx.TensorProto:
+    """`t` marked as elements [begin, end) of a larger tensor: onnx's numpy_helper cannot
+    read it ("Currently not supporting loading segments"), so its value is unknown."""
+    t.segment.begin = begin
+    t.segment.end = end
+    return t
+
+
+def _segments(model: onnx.ModelProto) -> list[bytes]:
+    return sorted(t.SerializeToString() for t in model.graph.initializer if t.HasField("segment"))
+
+
+def _conv_bn_with_segmented_mean() -> onnx.ModelProto:
+    """y = BN(Conv(x, w), γ, β, μ, σ²) with μ a segmented initializer."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")]
+    for name in ("scale", "bias", "mean", "var"):
+        inits.append(numpy_helper.from_array(rng.uniform(0.5, 1.5, 4).astype(np.float32), name))
+    _segment(inits[3], 0, 4)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["y"], name="bn"
+        ),
+    ]
+    return _model(nodes, inits, 13, [1, 3, 8, 8], [1, 4, 8, 8], ir=8)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs Graph.constant / Graph.is_constant in graphopt/ir/graph.py to treat a "
+    "segmented initializer as no constant (None / False): the file is not this change's to edit",
+)
+def test_optimize_keeps_a_batchnorm_whose_mean_is_a_segment() -> None:
+    """Was a PassError (fold-batchnorm: 'Currently not supporting loading segments'): the
+    segmented mean is no known constant, so the BN is not folded, and the segment is kept."""
+    import graphopt
+
+    model = _conv_bn_with_segmented_mean()
+    onnx.checker.check_model(model, full_check=True)
+    out = graphopt.optimize(model)
+    assert [n.op_type for n in out.graph.node] == ["Conv", "BatchNormalization"]
+    assert _segments(out) == _segments(model)
+
+
+def test_save_and_load_keep_a_segmented_initializer(tmp_path) -> None:
+    """A segmented initializer survives save and load byte for byte, with its weights inline
+    and as external data; was a SaveError with external data for one that keeps its values in
+    float_data (the external-data writer read it through numpy_helper to move it to raw_data)."""
+    from graphopt.ir import load_model, save_model
+
+    model = _conv_bn_with_segmented_mean()
+    typed = helper.make_tensor("big", TensorProto.FLOAT, [1, 4, 16, 16], np.ones(1024))
+    model.graph.initializer.append(_segment(typed, 0, 1024))
+    for external in (False, True):
+        path = tmp_path / f"m{int(external)}.onnx"
+        save_model(model, path, external_data=external)
+        back = load_model(path)
+        assert _segments(back) == _segments(model)
+        assert back.graph.SerializeToString() == model.graph.SerializeToString()
+
+
+def test_cse_does_not_merge_segments_with_equal_bytes(tmp_path) -> None:
+    """Fails on the parent: y1 = x·k, y2 = x·k2 with k and k2 segments [0, 4) and [4, 8) of
+    larger tensors holding equal bytes; CSE merged k2 into k, dropping k2's segment."""
+    import graphopt
+
+    k = _segment(numpy_helper.from_array(np.full((1, 4, 1, 1), 0.5, np.float32), "k"), 0, 4)
+    k2 = _segment(numpy_helper.from_array(np.full((1, 4, 1, 1), 0.5, np.float32), "k2"), 4, 8)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "k"], ["y1"], name="m1"),
+            helper.make_node("Mul", ["x", "k2"], ["y2"], name="m2"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4, 8, 8]) for y in ("y1", "y2")],
+        [k, k2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    pipeline = tmp_path / "cse.yaml"
+    pipeline.write_text("name: cse-only\npasses:\n  - eliminate-common-subexpressions\n")
+    out = graphopt.optimize(model, str(pipeline))
+    assert [list(n.input) for n in out.graph.node] == [["x", "k"], ["x", "k2"]]
+    assert _segments(out) == _segments(model)
+
+
+def test_quantize_reads_no_segment_as_a_constant() -> None:
+    """Fails on the parent with a bare ValueError: the range probe read every one-element
+    initializer as a scalar constant, a segmented one too."""
+    import graphopt
+    from graphopt.backends.onnxruntime import run as ort_run
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    half = _segment(numpy_helper.from_array(np.array(0.5, np.float32), "half"), 0, 1)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c", "half"], ["m"], name="mul"),
+        helper.make_node("Relu", ["m"], ["y"], name="relu"),
+    ]
+    model = _model(nodes, [w, half], 13, [1, 3, 8, 8], [1, 4, 8, 8], ir=8)
+    feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
+    out = graphopt.quantize(model, feeds, pipeline=False)
+    assert _segments(out) == _segments(model)
+    assert "QuantizeLinear" in {n.op_type for n in out.graph.node}
+    y, want = ort_run(out, feeds[0])["y"], ort_run(model, feeds[0])["y"]
+    assert np.abs(y - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_merge_copies_a_segment_into_each_task() -> None:
+    """Fails on the parent with a bare ValueError: merge read every initializer's value to
+    share equal ones; a segment's is unknown, so each task keeps its own copy."""
+    from graphopt.multitask import merge
+
+    model = _conv_bn_with_segmented_mean()
+    out = merge([model, model])
+    merged = out[0] if isinstance(out, tuple) else out
+    segments = [t for t in merged.graph.initializer if t.HasField("segment")]
+    assert len(segments) == 2
+    assert {t.raw_data for t in segments} == {model.graph.initializer[3].raw_data}
+
+
+def test_resize_with_segmented_scales_is_not_read() -> None:
+    """Fails on the parent with a bare ValueError: the check of Resize's inferred dims against
+    onnxruntime's read its scales through numpy_helper, a segmented initializer too. Now they
+    are scales it cannot read, as computed ones: nothing to check, no cut."""
+    from graphopt.analysis.runtime_shapes import inference_cuts
+
+    scales = _segment(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s"), 0, 4)
+    node = helper.make_node("Resize", ["x", "", "s"], ["y"], name="resize")
+    model = _model([node], [scales], 13, [1, 1, 3, 3], [1, 1, 6, 6])
+    inferred = onnx.shape_inference.infer_shapes(model)
+    assert inference_cuts(model, inferred) == {}
+
+
+def test_shape_facts_read_no_segment_in_a_body() -> None:
+    """Fails on the parent with a bare ValueError: shape inference's guard against huge Slice
+    steps read a body's step initializer through numpy_helper, a segmented one too."""
+    from graphopt.analysis.shapes import shape_facts
+
+    def const(name: str, values: list[int]) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    then = helper.make_graph(
+        [helper.make_node("Slice", ["x", "b", "e", "a", "st"], ["t"], name="slice")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+        [const("b", [0]), const("e", [4]), const("a", [0]), _segment(const("st", [2]), 0, 1)],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["o"], name="same")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, None)],
+    )
+    node = helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    before = model.SerializeToString()
+    facts = shape_facts(model)
+    assert facts.shapes.get("y") is None  # [2] or [4], by the branch taken
+    assert model.SerializeToString() == before

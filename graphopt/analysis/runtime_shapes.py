@@ -259,7 +259,8 @@ def _scales(
 
 
 def _constants(graph: onnx.GraphProto, names: set[str]) -> dict[str, onnx.TensorProto]:
-    """The constants among `names`: initializers and Constant nodes of `graph`."""
+    """The constants among `names`: initializers and Constant nodes of `graph`, not segments
+    of a larger tensor (`segment` set: their values are unknown)."""
     if not names:
         return {}
     found = {t.name: t for t in graph.initializer if t.name in names}
@@ -268,7 +269,7 @@ def _constants(graph: onnx.GraphProto, names: set[str]) -> dict[str, onnx.Tensor
             value = constant_tensor(node) if is_default_domain(node) else None
             if value is not None:  # value, value_float(s), value_int(s)
                 found[node.output[0]] = value
-    return found
+    return {name: t for name, t in found.items() if not t.HasField("segment")}
 
 
 def _holds_suspect(

@@ -315,14 +315,15 @@ def _slices(g: onnx.GraphProto) -> Any:
 
 
 def _local_constant(g: onnx.GraphProto, name: str) -> np.ndarray | None:
-    for init in g.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    for node in g.node:
-        if node.op_type == "Constant" and node.output and node.output[0] == name:
-            value = constant_tensor(node)
-            return None if value is None else numpy_helper.to_array(value)
-    return None
+    """The value of constant `name` of body `g`; None where it is none, or a segment of a
+    larger tensor (`segment` set: its value is unknown)."""
+    value = next((t for t in g.initializer if t.name == name), None)
+    if value is None:
+        node = next((n for n in g.node if n.op_type == "Constant" and n.output[:1] == [name]), None)
+        value = None if node is None else constant_tensor(node)
+    if value is None or value.HasField("segment"):
+        return None
+    return numpy_helper.to_array(value)
 
 
 def _body_types_only(nodes: Any) -> None:

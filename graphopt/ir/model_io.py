@@ -417,7 +417,11 @@ def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
     for tensor in _dense_tensors(model):
         if tensor.data_type == onnx.TensorProto.STRING:
             continue  # strings cannot be external data
-        if not tensor.HasField("raw_data") and tensor.data_location != onnx.TensorProto.EXTERNAL:
+        if (
+            not tensor.HasField("raw_data")
+            and tensor.data_location != onnx.TensorProto.EXTERNAL
+            and not tensor.HasField("segment")  # onnx cannot read a segment: its fields stay
+        ):
             values = numpy_helper.to_array(tensor)
             raw = numpy_helper.from_array(values)  # little-endian bytes, whatever the dtype
             if values.nbytes < 1024 or raw.data_type != tensor.data_type:

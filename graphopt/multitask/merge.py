@@ -20,7 +20,8 @@ What it does not do: share nodes with subgraph attributes, random ops or ops of 
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
 that are also graph inputs (IR < 4 defaults) overridable: they become constants. Sparse
 initializers are read as the dense tensors they stand for (as onnxruntime loads them) and stored
-dense.
+dense. An initializer that is a segment of a larger tensor (`segment` set: onnx cannot read its
+value) is copied into each task as it is, never shared.
 """
 
 from __future__ import annotations
@@ -301,6 +302,13 @@ class _Builder:
             init = inits.get(name)
             if init is None:
                 raise MergeError(f"{prefix!r}: tensor {name!r} is read before it is defined")
+            if init.HasField("segment"):  # a part of a larger tensor: unknown value, not shared
+                target = self._output_name(name, prefix, {})
+                self.initializers.append(_renamed_tensor(init, target))
+                self.built.const_size[target] = int(np.prod(init.dims))
+                self.built.const_users.setdefault(target, set()).add(index)
+                mapping[name] = target
+                return target
             value = tensor_value(init)
             target = self._constant(index, value, name, prefix, lambda t: _renamed_tensor(init, t))
             mapping[name] = target

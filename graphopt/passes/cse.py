@@ -7,7 +7,7 @@ Nodes are visited in topological order, so merging cascades down the graph in on
 
 What it does not do: merge random ops or calls of model-local functions that hold one, nodes
 carrying subgraphs, ops of unknown custom domains (their determinism is unknown), initializers that are graph inputs (callers may override
-them), or commutative variants (`a+b` vs `b+a`).
+them) or segments of a larger tensor, or commutative variants (`a+b` vs `b+a`).
 """
 
 from __future__ import annotations
@@ -145,7 +145,9 @@ class EliminateCommonSubexpressions(Pass):
         external = onnx.TensorProto.EXTERNAL
         by_header: dict[tuple, list[tuple[str, onnx.TensorProto]]] = {}
         for name, t in graph.initializers.items():
-            if name in inputs or t.data_location == external:
+            # a segment (`segment` set) is one part of a larger tensor: equal bytes at other
+            # offsets are not the same tensor, and its value is unknown
+            if name in inputs or t.data_location == external or t.HasField("segment"):
                 continue
             # tuple(t.dims[:]): the slice is built in C, ~45% cheaper than tuple(t.dims)
             by_header.setdefault((t.data_type, tuple(t.dims[:])), []).append((name, t))

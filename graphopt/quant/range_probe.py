@@ -94,13 +94,22 @@ def _monotone(node: onnx.NodeProto) -> bool:
 
 
 def _constant_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
-    """Every constant: an initializer that is no graph input, or a Constant node's `value`."""
+    """Every constant: an initializer that is no graph input, or a Constant node's `value`;
+    not a segment of a larger tensor (`segment` set: its value is unknown)."""
     overridable = {i.name for i in model.graph.input}
-    tensors = [t for t in model.graph.initializer if t.name not in overridable]
+    tensors = [
+        t
+        for t in model.graph.initializer
+        if t.name not in overridable and not t.HasField("segment")
+    ]
     for n in model.graph.node:
         if n.op_type == "Constant" and is_default_domain(n) and len(n.attribute) == 1:
             a = n.attribute[0]
-            if a.name == "value" and a.type == onnx.AttributeProto.TENSOR:
+            if (
+                a.name == "value"
+                and a.type == onnx.AttributeProto.TENSOR
+                and not a.t.HasField("segment")
+            ):
                 t = onnx.TensorProto()
                 t.CopyFrom(a.t)
                 t.name = n.output[0]
