@@ -409,11 +409,13 @@ class Graph:
 
     def constant(self, tensor: str) -> np.ndarray | None:
         """The value of `tensor` when it is a constant (initializer that is not a graph input,
-        or output of a `Constant` node with a `value` attribute); None otherwise."""
+        or output of a `Constant` node with a `value` attribute); None otherwise, and for a
+        tensor stored in `segment`s (one part of a larger tensor: its value is unknown here,
+        and onnx cannot read it)."""
         init = self.initializers.get(tensor)
         if init is not None:
-            if self.is_graph_input(tensor):
-                return None  # an overridable default, not a constant
+            if self.is_graph_input(tensor) or init.HasField("segment"):
+                return None  # an overridable default, or a part of an unknown whole
             return tensor_value(init)
         node = self.producer_node(tensor)
         if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
@@ -421,10 +423,16 @@ class Graph:
         return None
 
     def is_constant(self, tensor: str) -> bool:
-        if tensor in self.initializers:
-            return not self.is_graph_input(tensor)
+        """Whether `constant(tensor)` has a value to give (sparse and string `Constant` nodes
+        count: their values are known, only not read here)."""
+        init = self.initializers.get(tensor)
+        if init is not None:
+            return not self.is_graph_input(tensor) and not init.HasField("segment")
         node = self.producer_node(tensor)
-        return node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+        if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+            return False
+        value = next((a for a in node.attribute if a.name == "value"), None)
+        return value is None or not value.t.HasField("segment")
 
     def attr(self, node: NodeProto, name: str, default: Any = None) -> Any:
         return attribute_value(node, name, default)
@@ -920,7 +928,7 @@ def constant_node_value(node: NodeProto) -> np.ndarray | None:
     """The value of a `Constant` node, whatever attribute form it uses."""
     for a in node.attribute:
         if a.name == "value":
-            return tensor_value(a.t)
+            return None if a.t.HasField("segment") else tensor_value(a.t)
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
