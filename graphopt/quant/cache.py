@@ -3,11 +3,12 @@
 Format (what TensorRT's `IInt8Calibrator::writeCalibrationCache` produces and polygraphy and
 pytorch-quantization read): a first line `TRT-<version>-<Calibrator>` (e.g.
 `TRT-8601-EntropyCalibration2`), then one line per tensor `name: <hex>` where `<hex>` is the
-8 hex digits of the big-endian IEEE float32 scale (`amax / 127`). TensorRT also writes
-`-1`-style or 0 scales for tensors it could not calibrate; those are read as missing.
+hex digits of the big-endian IEEE float32 scale (`amax / 127`): 8 as graphopt writes them,
+TensorRT without leading zeros (it writes `name: 0` for a tensor it could not calibrate, e.g.
+a Shuffle of a constant). Zero, negative or non-finite scales are read as missing.
 Lines are sorted by tensor name, so equal scales give equal bytes. A tensor name that would
 not read back as one line (line breaks, surrounding spaces) is refused when writing; a line that
-is not `name: <8 hex digits>` is a `QuantizeError` naming its number when reading.
+is not `name: <1 to 8 hex digits>` is a `QuantizeError` naming its number when reading.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def format_scale(scale: float | np.floating) -> str:
 
 
 def parse_scale(text: str) -> np.float32:
-    """The float32 of 8 hex digits; ValueError for anything else (bytes.fromhex alone would
-    take '12 34 56', three bytes, which struct then refused with struct.error)."""
-    if len(text) != 8 or any(c not in string.hexdigits for c in text):
-        raise ValueError(f"{text!r} is not 8 hex digits")
-    return np.float32(struct.unpack(">f", bytes.fromhex(text))[0])
+    """The float32 whose bits are the hex number `text`: 1 to 8 hex digits, leading zeros
+    optional (TensorRT writes its scales unpadded: `0`, `3c010a14`); ValueError for anything
+    else ('12 34 56', '+1234567', nine digits)."""
+    if not 1 <= len(text) <= 8 or any(c not in string.hexdigits for c in text):
+        raise ValueError(f"{text!r} is not 1 to 8 hex digits")
+    return np.float32(struct.unpack(">f", int(text, 16).to_bytes(4, "big"))[0])
 
 
 def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
@@ -110,12 +112,12 @@ def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, n
     for number, line in enumerate(lines[1:], start=2):
         name, sep, value = line.rpartition(":")
         value = value.strip()
-        if not sep or not name or len(value) != 8:
-            raise QuantizeError(f"{where}: line {number}: expected 'tensor: <8 hex digits>'")
+        if not sep or not name or not 1 <= len(value) <= 8:
+            raise QuantizeError(f"{where}: line {number}: expected 'tensor: <1 to 8 hex digits>'")
         try:
             scale = parse_scale(value)
         except ValueError as e:
-            raise QuantizeError(f"{where}: line {number}: {value!r} is not 8 hex digits") from e
+            raise QuantizeError(f"{where}: line {number}: {e}") from e
         if np.isfinite(scale) and scale > 0:
             scales[name] = scale
     return lines[0].strip(), scales
