@@ -9,7 +9,7 @@ cores would otherwise share one run (`runs_in_flight`): the probe's reductions a
 single-threaded in onnxruntime, so one run at a time leaves a core idle through them (ppocr_det
 calibration 3.3 s → 2.5 s, peak RSS +0.15 GiB for the second run's activations). The default
 is one: one batch of activations alive at a time, as issue 5 asks.
-Feeds are validated against the model's inputs (names, dtype, rank, fixed dims) first.
+Feeds are validated against the model's inputs (names, dtype, rank, fixed dims, no NaN) first.
 Probed outputs are declared without an element type, so onnxruntime gives each its real one
 (float16 activations of a float16 model come out as float16; the histograms bin them in
 float32). A tensor that is empty in some feed adds nothing to its statistics.
@@ -107,6 +107,11 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
                 raise QuantizeError(
                     f"{where}: input {name!r} has shape {list(value.shape)}, the model wants {dims}"
                 )
+        if np.issubdtype(value.dtype, np.floating) and np.isnan(value).any():
+            # refused whatever the method: the range probe's ReduceMin/Max skip a NaN unless
+            # it is a tensor's first element, so minmax calibrated on the other values or
+            # refused the feed depending on where the NaN sat
+            raise QuantizeError(f"{where}: input {name!r} holds NaN")
         checked[name] = value
     return checked
 
