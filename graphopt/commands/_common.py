@@ -94,6 +94,12 @@ def save_output(
     stream.flush()
 
 
+def output_name(args: argparse.Namespace) -> str:
+    """How a command's report names where `-o` wrote the model: its path, or "standard
+    output" for `-o -`."""
+    return "standard output" if args.output == STDOUT else str(args.output)
+
+
 def comma_list(text: str | None) -> list[str]:
     """'a,b,,c' → ['a', 'b', 'c']; None or '' → []."""
     return [n for n in (text or "").split(",") if n]

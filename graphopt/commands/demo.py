@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from graphopt.commands._common import add_model_output
+from graphopt.commands._common import add_model_output, output_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -105,5 +105,5 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.output:
         save_output(optimized, args)
-        print(f"wrote {args.output}")
+        print(f"wrote {output_name(args)}")
     return 0

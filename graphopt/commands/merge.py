@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from graphopt.commands._common import (
     add_model_output,
     comma_list,
+    output_name,
     refuse_model_path,
     refuse_writing_over_data_files,
     save_output,
@@ -158,7 +159,7 @@ def run_merge(args: argparse.Namespace) -> int:
             write_atomic(args.report, (report.to_json() + "\n").encode())
         except OSError as e:
             raise MergeError(f"{args.report}: cannot write the report: {e}") from e
-    print(f"wrote {args.output}")
+    print(f"wrote {output_name(args)}")
     return 0
 
 
@@ -227,6 +228,6 @@ def run_split(args: argparse.Namespace) -> int:
     save_output(result, args)
     print(
         f"{args.input}: kept {len(result.graph.node)} nodes for outputs "
-        f"{', '.join(o.name for o in result.graph.output)}; wrote {args.output}"
+        f"{', '.join(o.name for o in result.graph.output)}; wrote {output_name(args)}"
     )
     return 0

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import Given, add_model_output, add_shapes_argument
+from graphopt.commands._common import Given, add_model_output, add_shapes_argument, output_name
 from graphopt.errors import PipelineError, SaveError, VerifyError
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             "fallback)"
         )
     print(
-        f"{args.input}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {args.output}"
+        f"{args.input}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {output_name(args)}"
     )
     if args.stats:
         print_stats(report)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graphopt.commands._common import STDOUT, Given, add_model_output
+from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{args.input}: quantized {len(report.quantized_nodes)} nodes for {args.target} "
-        f"({source}); wrote {args.output}" + (f" and {args.cache}" if args.cache else "")
+        f"({source}); wrote {output_name(args)}" + (f" and {args.cache}" if args.cache else "")
     )
     if args.report or args.keep_float or report.kept_float or report.stem:
         for line in report.lines():
