@@ -33,7 +33,8 @@ class MaterializeFusionGroups(Pass):
     outs(G) = tensors G writes that a node outside G reads or that are graph outputs:
         n₁ … n_k  ⇒  outs(G) = graphopt.fused.fused_<i>(ins(G)),
         fused_<i>(ins(G)) := { n₁ … n_k } returning outs(G).
-    Tensor names outside the group are unchanged; the IR version is raised to 8 when lower
+    Tensor names outside the group are unchanged; the value_info of the tensors that move
+    inside goes with them (the function's value_info); the IR version is raised to 8 when lower
     (model-local functions need it).
     """
 
@@ -56,10 +57,13 @@ class MaterializeFusionGroups(Pass):
             return PassResult(False, {"functions": 0, "nodes": 0})
         model = graph.model
         taken = {(f.domain, f.name) for f in model.functions}
+        infos: dict[str, onnx.ValueInfoProto] = {}
+        for vi in graph.proto.value_info:
+            infos.setdefault(vi.name, vi)  # the names of a function's value_info are distinct
         folded = 0
         for group in groups:
             fname = _fresh_function_name(group, graph, taken)
-            function, call = _build(graph, group, fname)
+            function, call = _build(graph, group, fname, infos)
             for n in group.nodes:
                 graph.remove_node(n)
             graph.add_node(call)
@@ -102,8 +106,12 @@ def _boundary(graph: Graph, group: FusionGroup) -> tuple[list[str], list[str]]:
 
 
 def _build(
-    graph: Graph, group: FusionGroup, fname: str
+    graph: Graph, group: FusionGroup, fname: str, infos: dict[str, onnx.ValueInfoProto]
 ) -> tuple[onnx.FunctionProto, onnx.NodeProto]:
+    """The function of `group` and the node calling it; `infos`: the graph's value_info by
+    name. The value_info of the tensors that move inside (written by the group, read by none
+    outside) goes with them: commit prunes it from the graph, which no longer holds them, and
+    onnx.inliner gives it back from the function's."""
     inputs, outputs = _boundary(graph, group)
     body = []
     for name in group.nodes:
@@ -121,6 +129,9 @@ def _build(
         opset_imports=_function_opsets(graph),
         doc_string=f"fusion group of {len(body)} nodes, pattern {group.pattern.name}",
     )
+    boundary = set(inputs) | set(outputs)
+    inner = [t for node in body for t in node.output if t and t not in boundary]
+    function.value_info.extend(infos[t] for t in inner if t in infos)
     call = onnx.helper.make_node(
         fname, inputs, outputs, name=graph.unique_name(fname), domain=FUSED_DOMAIN
     )
