@@ -6,12 +6,15 @@ Each test builds a small model in code and fails on the commit before its fix.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnx.inliner
 from onnx import TensorProto, helper
 
 from graphopt.backends.onnxruntime import run as ort_run
+from graphopt.cli import main
 from graphopt.ir import Graph, load_model
 from graphopt.passes.base import PassContext
 from graphopt.passes.fusion_functions import MaterializeFusionGroups
@@ -72,3 +75,67 @@ def test_materialized_group_keeps_the_value_info_of_the_tensors_it_hides():
         vi.type.SerializeToString() for vi in infos
     )
     _assert_identical_outputs(model, out)
+
+
+# ---------------------------------------------------------------------------- inspect
+
+
+def _inspect(tmp_path, model: onnx.ModelProto, capsys, *args: str) -> tuple[str, dict]:
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    assert main(["inspect", str(path), *args]) == 0
+    text = capsys.readouterr().out
+    assert main(["inspect", str(path), "--json", *args]) == 0
+    return text, json.loads(capsys.readouterr().out)
+
+
+def test_inspect_counts_every_form_of_constant_and_sparse_initializers(tmp_path, capsys):
+    # Only a Constant's `value` tensor was counted: value_floats/value_ints/value_float/
+    # value_int/sparse_value constants and sparse initializers were 0 parameters, and a
+    # string tensor was 8 bytes per string (numpy's object pointer), whatever its text.
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("sv", TensorProto.FLOAT, [2], [1.0, 2.0]),
+        helper.make_tensor("si", TensorProto.INT64, [2], [0, 3]),
+        [4],
+    )
+    weights = helper.make_sparse_tensor(
+        helper.make_tensor("w", TensorProto.FLOAT, [1], [5.0]),
+        helper.make_tensor("wi", TensorProto.INT64, [1], [2]),
+        [1, 4],
+    )
+    nodes = [
+        helper.make_node("Constant", [], ["c1"], name="c1", sparse_value=sparse),
+        helper.make_node("Constant", [], ["c2"], name="c2", value_floats=[1.0, 2.0, 3.0, 4.0]),
+        helper.make_node("Constant", [], ["c3"], name="c3", value_float=2.0),
+        helper.make_node("Constant", [], ["c4"], name="c4", value_ints=[1, 4]),
+        helper.make_node("Constant", [], ["c5"], name="c5", value_int=0),
+        helper.make_node("Constant", [], ["c6"], name="c6", value_strings=["ab", "cde"]),
+        helper.make_node("Add", ["c1", "c2"], ["a"], name="add"),
+        helper.make_node("Mul", ["a", "c3"], ["b"], name="mul"),
+        helper.make_node("Reshape", ["b", "c4"], ["r"], name="reshape"),
+        helper.make_node("Add", ["x", "r"], ["y"], name="add_x"),
+    ]
+    strings = helper.make_tensor("names", TensorProto.STRING, [2], [b"abcd", b"efghij"])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [_value("x")],
+        [
+            _value("y"),
+            helper.make_tensor_value_info("c5", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c6", TensorProto.STRING, [2]),
+            helper.make_tensor_value_info("names", TensorProto.STRING, [2]),
+        ],
+        [strings],
+        sparse_initializer=[weights],  # (onnx.checker refuses one a standard op reads)
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    text, report = _inspect(tmp_path, model, capsys)
+    # elements: 4 (sparse constant) + 4 + 1 + 2 + 1 + 2 (strings) + 2 (string initializer)
+    # + 4 (sparse initializer); bytes: sparse constant 2·4 + 2·8, floats 16 + 4, ints 16 + 8,
+    # strings 2 + 3 and 4 + 6, sparse initializer 4 + 8
+    assert report["parameters"] == 20
+    assert report["parameter_bytes"] == 24 + 20 + 24 + 5 + 10 + 12
+    assert report["initializers"] == 2
+    assert "initializers: 2  parameters: 20 (95 B)" in text

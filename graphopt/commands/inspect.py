@@ -102,7 +102,9 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     )[:top]
     constant_ids = {id(g) for g in constants}
     sizes = Counter(len(g.nodes) for g in groups if id(g) not in constant_ids)
-    params, param_bytes = _parameters(graph.initializers.values(), graph.nodes.values())
+    params, param_bytes = _parameters(
+        graph.initializers.values(), graph.nodes.values(), model.graph.sparse_initializer
+    )
     return {
         "model": str(path),
         "ir_version": model.ir_version,
@@ -115,7 +117,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
         ],
         "outputs": [_tensor(vi.name, facts, vi) for vi in model.graph.output],
         "nodes": len(graph),
-        "initializers": len(graph.initializers),
+        "initializers": len(graph.initializers) + len(model.graph.sparse_initializer),
         "parameters": params,
         "parameter_bytes": param_bytes,
         "external_data": loaded.external_data,
@@ -179,7 +181,8 @@ def _bodies_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
     graphs = len(bodies)
     initializers = [t for body in bodies for t in body.initializer]
     nodes = [node for body in bodies for node in body.node]
-    params, param_bytes = _parameters(initializers, nodes)
+    sparse = [t for body in bodies for t in body.sparse_initializer]
+    params, param_bytes = _parameters(initializers, nodes, sparse)
     ops = Counter(_op_name(n) for n in nodes)
     return {
         "graphs": graphs,
@@ -195,22 +198,56 @@ def _op_name(node: onnx.NodeProto) -> str:
 
 
 def _parameters(
-    initializers: Iterable[onnx.TensorProto], nodes: Iterable[onnx.NodeProto]
+    initializers: Iterable[onnx.TensorProto],
+    nodes: Iterable[onnx.NodeProto],
+    sparse: Iterable[onnx.SparseTensorProto] = (),
 ) -> tuple[int, int]:
-    """Element and byte counts of the initializers and Constant-node tensors (weights)."""
-    tensors = list(initializers)
-    for node in nodes:
-        if node.op_type == "Constant":
-            tensors.extend(a.t for a in node.attribute if a.name == "value" and a.HasField("t"))
+    """Element and byte counts of the weights: initializers (dense and `sparse`) and the values
+    of Constant nodes, in every form the op takes. A sparse tensor counts the elements it
+    stands for and the bytes it stores (values and indices); a string, its UTF-8 bytes."""
     elements = nbytes = 0
-    for t in tensors:
-        n = prod(t.dims) if t.dims else 1
-        elements += n
-        try:
-            nbytes += n * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-        except (KeyError, ValueError, TypeError):  # strings, undefined types
-            nbytes += len(t.raw_data)
+    for t in initializers:
+        elements, nbytes = elements + _elements(t), nbytes + _tensor_bytes(t)
+    for sp in sparse:
+        elements += _elements(sp)
+        nbytes += _tensor_bytes(sp.values) + _tensor_bytes(sp.indices)
+    for node in nodes:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            n, b = _constant_parameters(node)
+            elements, nbytes = elements + n, nbytes + b
     return elements, nbytes
+
+
+def _constant_parameters(node: onnx.NodeProto) -> tuple[int, int]:
+    for a in node.attribute:
+        if a.name == "value" and a.HasField("t"):
+            return _elements(a.t), _tensor_bytes(a.t)
+        if a.name == "sparse_value" and a.HasField("sparse_tensor"):
+            sp = a.sparse_tensor
+            return _elements(sp), _tensor_bytes(sp.values) + _tensor_bytes(sp.indices)
+        if a.name in ("value_float", "value_int"):
+            return 1, 4 if a.name == "value_float" else 8
+        if a.name in ("value_floats", "value_ints"):
+            n = len(a.floats) if a.name == "value_floats" else len(a.ints)
+            return n, n * (4 if a.name == "value_floats" else 8)
+        if a.name == "value_string":
+            return 1, len(a.s)
+        if a.name == "value_strings":
+            return len(a.strings), sum(len(s) for s in a.strings)
+    return 0, 0
+
+
+def _elements(t: onnx.TensorProto | onnx.SparseTensorProto) -> int:
+    return prod(t.dims) if t.dims else 1
+
+
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    if t.data_type == onnx.TensorProto.STRING:
+        return sum(len(s) for s in t.string_data)
+    try:
+        return _elements(t) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except (KeyError, ValueError, TypeError):  # undefined types
+        return len(t.raw_data)
 
 
 # ---------------------------------------------------------------------------- text
