@@ -139,3 +139,46 @@ def test_inspect_counts_every_form_of_constant_and_sparse_initializers(tmp_path,
     assert report["parameter_bytes"] == 24 + 20 + 24 + 5 + 10 + 12
     assert report["initializers"] == 2
     assert "initializers: 2  parameters: 20 (95 B)" in text
+
+
+def test_inspect_reports_what_local_functions_hold(tmp_path, capsys):
+    # A materialized model's ops sat inside its functions, which inspect never looked into: the
+    # report listed one call per group and none of the Conv/Relu/... they stand for, and a
+    # function's Constant weights were no parameters anywhere (306 of ppocr_det's nodes unseen).
+    k = helper.make_tensor("k", TensorProto.FLOAT, [4], [1.0, 2.0, 3.0, 4.0])
+    act = helper.make_function(
+        "my.fn",
+        "Scaled",
+        ["a"],
+        ["b"],
+        [
+            helper.make_node("Constant", [], ["k"], value=k),
+            helper.make_node("Mul", ["a", "k"], ["t"]),
+            helper.make_node("Relu", ["t"], ["b"]),
+        ],
+        [helper.make_opsetid("", 17)],
+    )
+    nodes = [
+        helper.make_node("Exp", ["x"], ["e"], name="exp"),
+        helper.make_node("Sigmoid", ["e"], ["s"], name="sigmoid"),
+        helper.make_node("Scaled", ["s"], ["y"], name="call", domain="my.fn"),
+    ]
+    model = _model(nodes, ["y"])
+    model.opset_import.append(helper.make_opsetid("my.fn", 1))
+    model.functions.append(act)
+    out = _materialize(model)  # Exp → Sigmoid becomes a graphopt.fused function
+    text, report = _inspect(tmp_path, out, capsys)
+    assert report["function_bodies"] == {
+        "functions": 2,
+        "domains": {"graphopt.fused": 1, "my.fn": 1},
+        "nodes": 5,
+        "parameters": 4,
+        "parameter_bytes": 16,
+        "ops": {"Constant": 1, "Exp": 1, "Mul": 1, "Relu": 1, "Sigmoid": 1},
+    }
+    assert (
+        "local function bodies: 2 functions (graphopt.fused 1, my.fn 1), 5 nodes, parameters 4 "
+        "(16 B); ops: Constant 1, Exp 1, Mul 1, Relu 1, Sigmoid 1"
+    ) in text
+    _, plain = _inspect(tmp_path, _model(nodes[:2], ["s"]), capsys)
+    assert plain["function_bodies"] is None

@@ -1,8 +1,9 @@
 """`graphopt inspect IN [--groups] [--json]`: what a model holds and how FuseOps partitions it.
 
 Prints the opset imports, inputs and outputs with dtypes and shapes, node and initializer counts
-and parameter bytes, an op histogram, what If/Loop/Scan bodies hold (graphs, nodes, parameters,
-ops), a post-dominator summary and the fusion groups of the main graph (count, size histogram,
+and parameter bytes, an op histogram, what If/Loop/Scan bodies and model-local functions hold
+(graphs or functions, nodes, parameters, ops: a call's ops are in its function, e.g. the fusion
+groups `materialize-fusion-groups` made), a post-dominator summary and the fusion groups of the main graph (count, size histogram,
 the largest groups with their op sequences; every group with `--groups`).
 `--json` prints the same facts as one JSON object. Nothing is written.
 """
@@ -124,6 +125,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
         "functions": len(model.functions),
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "bodies": _bodies_entry(model),
+        "function_bodies": _functions_entry(model),
         "nchwc_guard": _guard_entry(model),
         "post_dominators": {
             "under_exit": sum(1 for v in tree.values() if v is None),
@@ -186,6 +188,34 @@ def _bodies_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
     ops = Counter(_op_name(n) for n in nodes)
     return {
         "graphs": graphs,
+        "nodes": len(nodes),
+        "parameters": params,
+        "parameter_bytes": param_bytes,
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
+
+
+def _functions_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
+    """What the model-local functions hold (the If/Loop/Scan bodies in them included): the
+    nodes and ops a call stands for, e.g. the fusion groups `materialize-fusion-groups` made
+    (None when there are none)."""
+    from graphopt.ir.nodes import nested_bodies, subgraphs
+
+    if not model.functions:
+        return None
+    nodes = [node for f in model.functions for node in f.node]
+    bodies = [b for n in nodes for sub in subgraphs(n) for b in (sub, *nested_bodies(sub))]
+    nodes += [node for body in bodies for node in body.node]
+    params, param_bytes = _parameters(
+        [t for body in bodies for t in body.initializer],
+        nodes,
+        [t for body in bodies for t in body.sparse_initializer],
+    )
+    domains = Counter(f.domain for f in model.functions)
+    ops = Counter(_op_name(n) for n in nodes)
+    return {
+        "functions": len(model.functions),
+        "domains": dict(sorted(domains.items(), key=lambda kv: (-kv[1], kv[0]))),
         "nodes": len(nodes),
         "parameters": params,
         "parameter_bytes": param_bytes,
@@ -307,6 +337,15 @@ def format_report(r: dict[str, Any]) -> str:
             f"If/Loop/Scan bodies: {bodies['graphs']} graphs, {bodies['nodes']} nodes, "
             f"parameters {bodies['parameters']:,} ({_bytes_text(bodies['parameter_bytes'])}); "
             "ops: " + ", ".join(f"{op} {n}" for op, n in bodies["ops"].items())
+        )
+    functions = r.get("function_bodies")
+    if functions:
+        lines.append(
+            f"local function bodies: {functions['functions']} functions ("
+            + ", ".join(f"{d or 'ai.onnx'} {n}" for d, n in functions["domains"].items())
+            + f"), {functions['nodes']} nodes, parameters {functions['parameters']:,} "
+            f"({_bytes_text(functions['parameter_bytes'])}); "
+            "ops: " + ", ".join(f"{op} {n}" for op, n in functions["ops"].items())
         )
     guard = r.get("nchwc_guard")
     if guard:
