@@ -236,6 +236,18 @@ class _Builder:
         maps: Sequence[dict[str, str]],
         report: MergeReport,
     ) -> tuple[dict[str, onnx.ValueInfoProto], list[dict[str, str]]]:
+        # outputs first: an input kept apart is renamed to a name no output has (a task's
+        # output that is its own input directly is named prefix + name too)
+        for i, proto in enumerate(protos):
+            for out in proto.graph.output:
+                name = prefixes[i] + out.name
+                if name in self.tensor_names:
+                    raise MergeError(
+                        f"output name {name!r} (prefix {prefixes[i]!r}) collides with another "
+                        "output; choose other prefixes"
+                    )
+                self.tensor_names.add(name)
+                self.reserved_outputs.add(name)
         merged: dict[str, onnx.ValueInfoProto] = {}
         per_model: list[dict[str, str]] = []
         for i, proto in enumerate(protos):
@@ -267,20 +279,15 @@ class _Builder:
                         report.renamed_inputs.append(f"{vi.name} -> {target}")
                         merged[target] = _renamed(vi, target)
                 else:
+                    if target in self.reserved_outputs:
+                        raise MergeError(
+                            f"input {target!r} of {prefixes[i]!r} has the name of a merged output "
+                            "(another model's prefix + output); choose other prefixes"
+                        )
                     self.tensor_names.add(target)
                     merged[target] = _renamed(vi, target)
                 mine[vi.name] = target
             per_model.append(mine)
-        for i, proto in enumerate(protos):
-            for out in proto.graph.output:
-                name = prefixes[i] + out.name
-                if name in self.tensor_names:
-                    raise MergeError(
-                        f"output name {name!r} (prefix {prefixes[i]!r}) collides with an input "
-                        "or another output; choose other prefixes"
-                    )
-                self.tensor_names.add(name)
-                self.reserved_outputs.add(name)
         return merged, per_model
 
     # nodes ------------------------------------------------------------------
