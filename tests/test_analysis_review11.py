@@ -13,6 +13,7 @@ import onnx
 import onnx.inliner
 from onnx import TensorProto, helper
 
+from graphopt.analysis import OpKind, fuse_ops, op_kind
 from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.cli import main
 from graphopt.ir import Graph, load_model
@@ -182,3 +183,40 @@ def test_inspect_reports_what_local_functions_hold(tmp_path, capsys):
     ) in text
     _, plain = _inspect(tmp_path, _model(nodes[:2], ["s"]), capsys)
     assert plain["function_bodies"] is None
+
+
+# ---------------------------------------------------------------------------- partition
+
+
+def test_training_mode_batchnorm_and_dropout_are_opaque():
+    # op kinds classify BatchNormalization and Dropout as what they are at inference (a
+    # per-channel Mul/Add, an identity). A BatchNormalization with training_mode=1 normalizes
+    # by its input's own statistics (a reduction over it) and a Dropout given training_mode
+    # drops at random: FuseOps fused Conv → BN(training) → Relu as the Conv's "elementwise
+    # epilogue", and a random Dropout into its neighbours.
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4, 1, 1], [0.5] * 16)
+    channel = [helper.make_tensor(n, TensorProto.FLOAT, [4], [1.0] * 4) for n in "gbmv"]
+    on = helper.make_tensor("on", TensorProto.BOOL, [], [True])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node(
+            "BatchNormalization", ["c", *"gbmv"], ["n", "mean", "var"], name="bn", training_mode=1
+        ),
+        helper.make_node("Relu", ["n"], ["r"], name="relu"),
+        helper.make_node("Dropout", ["r", "", "on"], ["d"], name="dropout"),
+        helper.make_node("Sigmoid", ["d"], ["y"], name="sigmoid"),
+    ]
+    shape = [1, 4, 3, 3]
+    graph = helper.make_graph(
+        nodes, "g", [_value("x", shape)], [_value("y", shape)], [w, *channel, on]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    assert fuse_ops(model) == [["conv"], ["bn"], ["relu"], ["dropout"], ["sigmoid"]]
+    # at inference they keep their kinds: Conv → BN → Relu → Dropout → Sigmoid is one group
+    nodes[1] = helper.make_node("BatchNormalization", ["c", *"gbmv"], ["n"], name="bn")
+    nodes[3] = helper.make_node("Dropout", ["r"], ["d"], name="dropout")
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    assert fuse_ops(model) == [["conv", "bn", "relu", "dropout", "sigmoid"]]
+    assert {op_kind(n.op_type) for n in nodes[1::2]} == {OpKind.BROADCAST, OpKind.ELEMWISE}

@@ -3,7 +3,7 @@ and the TVM FuseOps partition. Nothing in this package mutates a graph."""
 
 from graphopt.analysis.dominators import dominator_tree, post_dominator_tree, topological_order
 from graphopt.analysis.fuse_ops import FusionGroup, fuse_ops, fusion_groups
-from graphopt.analysis.op_kinds import OpKind, op_kind
+from graphopt.analysis.op_kinds import OpKind, node_kind, op_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "dominator_tree",
     "fuse_ops",
     "fusion_groups",
+    "node_kind",
     "op_kind",
     "post_dominator_tree",
     "shape_facts",

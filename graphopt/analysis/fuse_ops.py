@@ -27,9 +27,9 @@ combined pattern. A fusion that would make a group larger than `max_group_size` 
 refused; unlike TVM, which estimates the size from per-node counts, the size here is exact.
 
 Decisions for ONNX:
-- `Constant` nodes (and every op `op_kind` calls OPAQUE: control flow, NMS, custom domains) are
-  opaque singleton groups; nothing fuses into or through them, so every node still lies in
-  exactly one group.
+- `Constant` nodes (and every node `node_kind` calls OPAQUE: control flow, NMS, custom domains,
+  a training-mode BatchNormalization) are opaque singleton groups; nothing fuses into or
+  through them, so every node still lies in exactly one group.
 - TVM's limit on a fused function's argument count (a CUDA launch limit) is not applied.
 
 What it does not do: rewrite the graph (see `graphopt.passes.fusion_functions`), or look into
@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graphopt.analysis.dominators import ModelOrGraph, as_graph
-from graphopt.analysis.op_kinds import OpKind, op_kind
+from graphopt.analysis.op_kinds import OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.errors import GraphoptError
 from graphopt.ir import Graph
@@ -75,7 +75,7 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
     index: dict[str, int] = {}
     outputs = set(graph.graph_outputs)
     for node in graph.toposort():
-        kind = op_kind(node.op_type, node.domain)
+        kind = node_kind(node)
         if graph.has_subgraphs(node):
             kind = OpKind.OPAQUE
         reads = graph.node_inputs(node)

@@ -17,18 +17,22 @@ Following TVM, pooling (MaxPool, AveragePool, Global*Pool, LpPool) and Softmax a
 OUT_EWISE_FUSABLE; LRN, scans (CumSum), scatters and data-dependent shapes (Compress, NonZero)
 are OPAQUE. BatchNormalization and Dropout are classified as what they are
 at inference (TVM's SimplifyInference turns them into broadcast Mul/Add and identity before
-fusion): BROADCAST and ELEMWISE. Normalizations that reduce over the input (LayerNormalization,
+fusion): BROADCAST and ELEMWISE; a node of them in training mode is OPAQUE (`node_kind`). Normalizations that reduce over the input (LayerNormalization,
 InstanceNormalization, GroupNormalization, ...) are OPAQUE, as TVM's nn.layer_norm is.
 
 Every default-domain op that ONNX defines is listed below, OPAQUE ones included, so a new op
 shows up as a deliberate decision rather than a silent default. Ops in other domains
-(com.microsoft, custom) are OPAQUE. What this module does not do: look at attributes or shapes
-(the partitioner refines Broadcast edges into ElemWise edges from shapes itself).
+(com.microsoft, custom) are OPAQUE. `node_kind` refines an op's kind from one node's attributes
+and inputs where the node is not what the op is at inference (a training-mode
+BatchNormalization or Dropout). What this module does not do: look at shapes (the partitioner
+refines Broadcast edges into ElemWise edges from shapes itself).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from onnx import NodeProto
 
 
 class OpKind(IntEnum):
@@ -127,3 +131,20 @@ def op_kind(op_type: str, domain: str = "") -> OpKind:
     if domain not in DEFAULT_DOMAINS:
         return OpKind.OPAQUE
     return OP_KINDS.get(op_type, OpKind.OPAQUE)
+
+
+def node_kind(node: NodeProto) -> OpKind:
+    """The pattern kind of one node: its op's, except where the node is not what the op is at
+    inference. A BatchNormalization with training_mode=1 normalizes by the statistics of its
+    input (a reduction over it, as LayerNormalization: OPAQUE), and a Dropout given a
+    training_mode input drops at random when that is true (OPAQUE, as TVM's nn.dropout)."""
+    kind = op_kind(node.op_type, node.domain)
+    if kind == OpKind.OPAQUE:
+        return kind
+    if node.op_type == "BatchNormalization" and any(
+        a.name == "training_mode" and a.i for a in node.attribute
+    ):
+        return OpKind.OPAQUE
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        return OpKind.OPAQUE
+    return kind
