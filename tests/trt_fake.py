@@ -7,13 +7,16 @@ the 11.x fake has no `BuilderFlag.FP16/INT8`, no `IInt8EntropyCalibrator2` and n
 `module.calls` as a tuple, so tests can assert on what the builder asked TensorRT to do. The
 parser really parses the ONNX bytes (with onnx) and refuses non-standard domains the way
 TensorRT's does ("No importer registered for op"). The builder drives an INT8 calibrator the way
-TensorRT does: cache first, else batches until `get_batch` returns None, then writes the cache.
+TensorRT does: cache first, else batches until `get_batch` returns None, then writes the cache;
+as TensorRT's pybind trampoline does, an exception raised in a calibrator method is printed to
+stderr and never reaches the builder's caller, and a calibration with no batch fails the build.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+import sys
 import types
 from typing import Any
 
@@ -212,26 +215,47 @@ def fake_tensorrt(
         def build_serialized_network(self, network: Any, config: Any) -> bytes | None:
             calls.append(("build_serialized_network",))
             calibrator = getattr(config, "calibrator", None)
-            if calibrator is not None:
-                _calibrate(calibrator, [t.name for t in network.inputs])
+            if calibrator is not None and not _calibrate(
+                calibrator, [t.name for t in network.inputs]
+            ):
+                return None
             if fail_build:
                 return None
             return b"FAKE-ENGINE:" + version.encode()
 
-    def _calibrate(calibrator: Any, names: list[str]) -> None:
-        cached = calibrator.read_calibration_cache()
-        calls.append(("read_calibration_cache", cached))
+    def _callback(what: str, default: Any, method: Any, *args: Any) -> Any:
+        """A Python calibrator method called the way TensorRT's pybind trampoline calls it
+        (NVIDIA/TensorRT python/src/infer/pyInt8.cpp, pyCalibratorTrampoline): an exception
+        does not reach the caller of build_serialized_network; it is printed to stderr and
+        the callback answers `default` (get_batch: False, no more batches; read_calibration_cache:
+        no cache; get_batch_size: -1; write_calibration_cache: nothing)."""
+        try:
+            return method(*args)
+        except Exception as e:
+            print(f"[ERROR] Exception caught in {what}(): {e}", file=sys.stderr)
+            return default
+
+    def _calibrate(calibrator: Any, names: list[str]) -> bool:
+        """TensorRT's calibration; False where it found no scales (the build then fails)."""
+        cached = _callback("read_calibration_cache", None, calibrator.read_calibration_cache)
+        calls.append(("read_calibration_cache", None if cached is None else bytes(cached)))
         if cached:
-            return
+            return True
         batches = 0
-        calls.append(("get_batch_size", calibrator.get_batch_size()))
-        while calibrator.get_batch(names) is not None:
+        calls.append(("get_batch_size", _callback("get_batch_size", -1, calibrator.get_batch_size)))
+        while _callback("get_batch", None, calibrator.get_batch, names):  # None or [] ends it
             batches += 1
         calls.append(("batches", batches))
+        if batches == 0:  # "Calibration failure occurred with no scaling factors detected"
+            return False
         scale = struct.pack(">f", 0.5).hex()
         header = f"TRT-{major * 10000}-EntropyCalibration2"
         body = "\n".join(f"{n}: {scale}" for n in names)
-        calibrator.write_calibration_cache(f"{header}\n{body}\n".encode())
+        cache = f"{header}\n{body}\n".encode()
+        _callback(
+            "write_calibration_cache", None, calibrator.write_calibration_cache, memoryview(cache)
+        )
+        return True
 
     class ICudaEngine:
         """An engine computing y = 2·x + 1 on a float32 input x of shape (N, 4)."""

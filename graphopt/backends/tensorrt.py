@@ -464,7 +464,14 @@ def make_entropy_calibrator(
 ) -> Any:
     """An `IInt8EntropyCalibrator2` that feeds `batches` (graphopt calibration feeds) to
     TensorRT and reads/writes `cache_path` (graphopt's cache format). With no batches TensorRT
-    must find every scale in the cache. `device` holds device memory (`CudaDevice` by default)."""
+    must find every scale in the cache. `device` holds device memory (`CudaDevice` by default).
+
+    TensorRT calls these methods through a pybind trampoline that catches every exception,
+    prints it and answers "no more batches" / "no cache" (NVIDIA/TensorRT
+    python/src/infer/pyInt8.cpp): nothing raised here reaches `build_serialized_network`'s
+    caller. So the cache is read and checked now (a `BackendError` here), and a callback's
+    error is kept in `.error` (calibration stops at once, nothing is written) for
+    `build_engine` to raise after the build."""
     base = getattr(trt, "IInt8EntropyCalibrator2", None)
     if base is None:
         raise BackendError(
@@ -472,17 +479,23 @@ def make_entropy_calibrator(
             "build a Q/DQ model from 'graphopt quantize' instead"
         )
     tag = calibration_cache_tag(trt)
+    path = Path(cache_path) if cache_path else None
+    given = None  # what read_calibration_cache hands TensorRT
+    if path is not None and path.is_file():
+        log.info("reading calibration cache %s", path)
+        given = retag_calibration_cache(path.read_bytes(), tag)
 
     class EntropyCalibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             base.__init__(self)  # type: ignore[misc]
             self.batches: Iterator[Mapping[str, np.ndarray]] = iter(batches or ())
-            self.cache_path = Path(cache_path) if cache_path else None
-            self.given: bytes | None = None  # what read_calibration_cache handed TensorRT
+            self.cache_path = path
+            self.given: bytes | None = given
             self.device = device
             self.pointers: dict[str, tuple[int, int]] = {}
             self.first = next(self.batches, None)
             self.count = 0
+            self.error: Exception | None = None  # raised by build_engine after the build
 
         def get_batch_size(self) -> int:
             if self.first is None:
@@ -491,6 +504,15 @@ def make_entropy_calibrator(
             return int(arr.shape[0]) if arr.ndim else 1
 
         def get_batch(self, names: list[str]) -> list[int] | None:
+            if self.error is not None:
+                return None
+            try:
+                return self._copy_batch(names)
+            except Exception as e:  # TensorRT would print it and take it as the data's end
+                self.error = e
+                return None
+
+        def _copy_batch(self, names: list[str]) -> list[int] | None:
             feed = self.first if self.count == 0 else next(self.batches, None)
             if feed is None:
                 return None
@@ -513,20 +535,27 @@ def make_entropy_calibrator(
             return pointers
 
         def read_calibration_cache(self) -> bytes | None:
-            if self.cache_path is None or not self.cache_path.is_file():
-                return None
-            log.info("reading calibration cache %s", self.cache_path)
-            self.given = retag_calibration_cache(self.cache_path.read_bytes(), tag)
+            if self.given is None and self.cache_path is not None and self.cache_path.is_file():
+                try:  # written since the calibrator was made
+                    self.given = retag_calibration_cache(self.cache_path.read_bytes(), tag)
+                except (BackendError, OSError) as e:
+                    self.error = e
             return self.given
 
         def write_calibration_cache(self, cache: Any) -> None:
-            if self.cache_path is None:
+            if self.cache_path is None or self.error is not None:
                 return
             if self.given is not None and _same_scales(bytes(cache), self.given):
                 # the cache read, handed back: the file keeps its header (the calibrator
                 # that chose the scales, e.g. graphopt quantize's MinMaxCalibration)
                 return
-            write_atomic(self.cache_path, bytes(cache))
+            try:
+                write_atomic(self.cache_path, bytes(cache))
+            except OSError as e:
+                self.error = BackendError(
+                    f"cannot write the calibration cache {self.cache_path}: {e.strerror or e}"
+                )
+                return
             log.info("wrote calibration cache %s", self.cache_path)
 
     return EntropyCalibrator()
@@ -672,6 +701,7 @@ def build_engine(
     if used_profiles:
         config.add_optimization_profile(profile)
 
+    calibrator = None
     if plan.calibrator:
         calibrator = make_entropy_calibrator(trt, calibration, cache)
         config.int8_calibrator = calibrator
@@ -686,6 +716,11 @@ def build_engine(
         config.set_timing_cache(timing, False)
 
     serialized = builder.build_serialized_network(network, config)
+    if calibrator is not None and calibrator.error is not None:
+        error = calibrator.error
+        if isinstance(error, BackendError):
+            raise error
+        raise BackendError(f"calibration failed: {error}") from error
     if serialized is None:
         raise BackendError(
             "TensorRT failed to build the engine; run with -vv to see TensorRT's log"
