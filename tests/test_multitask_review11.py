@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from graphopt.backends.onnxruntime import run as ort_run
-from graphopt.multitask import merge
+from graphopt.multitask import merge, split
 
 F = TensorProto.FLOAT
 
@@ -48,3 +49,53 @@ def test_an_output_that_is_its_input_merges_beside_an_input_of_that_name_kept_ap
     np.testing.assert_array_equal(got["m0_y"], np.maximum(x0, 0))
     np.testing.assert_array_equal(got["m1_x"], x1)
     np.testing.assert_array_equal(got["m1_z"], np.maximum(x1, 0))
+
+
+def _passes_input_through(name: str, dims: list) -> onnx.ModelProto:
+    """Returns its input `name` as an output, and Neg(name) as z."""
+    return model(
+        [helper.make_node("Neg", [name], ["z"])],
+        [vi(name, dims)],
+        [vi(name, dims), vi("z", dims)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("dims", "input_map"),
+    [([1, 3], None), ([1, 4], None), ([1, 3], {1: {"img": "x"}})],
+    ids=["same-input", "input-kept-apart", "input-mapped"],
+)
+def test_split_task_whose_output_is_its_input_gives_the_model_back(dims, input_map):
+    """A task output that is the task's input directly is merged as Identity(input); split
+    --task refused it: 'cannot rename back to ['x']: the name is taken in the split model'
+    (the input has that name). The output is the input again, as in the task's own model."""
+    a = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [1, 3])], [vi("y", [1, 3])])
+    name = "img" if input_map else "x"
+    b = _passes_input_through(name, dims)
+    task = split(merge([a, b], input_map=input_map), task="m1")
+    assert [i.name for i in task.graph.input] == [name]
+    assert [o.name for o in task.graph.output] == [name, "z"]
+    assert [n.op_type for n in task.graph.node] == ["Neg"]
+    x = np.arange(dims[1], dtype=np.float32)[None] - 1.5
+    got = ort_run(task, {name: x})
+    np.testing.assert_array_equal(got[name], x)
+    np.testing.assert_array_equal(got["z"], -x)
+
+
+def test_split_task_whose_output_is_an_input_merged_with_another_of_its_inputs():
+    """Inputs p and q of a task both mapped to merged x, and q returned as an output: split
+    --task declared q as an input (an alias of p) and wrote output q = Identity(p), which the
+    checker refused ('q' has been used as output names multiple times). The output is input q."""
+    a = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [1, 3])], [vi("y", [1, 3])])
+    b = model(
+        [helper.make_node("Add", ["p", "q"], ["z"])],
+        [vi("p", [1, 3]), vi("q", [1, 3])],
+        [vi("q", [1, 3]), vi("z", [1, 3])],
+    )
+    task = split(merge([a, b], input_map={1: {"p": "x", "q": "x"}}), task="m1")
+    assert [i.name for i in task.graph.input] == ["p", "q"]
+    assert [o.name for o in task.graph.output] == ["q", "z"]
+    x = np.array([[1.0, -2.0, 3.0]], np.float32)
+    got = ort_run(task, {"p": x, "q": x})
+    np.testing.assert_array_equal(got["q"], x)
+    np.testing.assert_array_equal(got["z"], x + x)

@@ -8,7 +8,8 @@ written by `merge`, the outputs (and the original input and output names) come f
 table `merge` stores in the metadata, so `split(merge([a, b]), task="m0_")` gives back a model
 with a's interface. An output that is an `Identity` of a tensor nothing else in the kept graph
 reads is collapsed (the producer writes the output directly), which undoes the Identity `merge`
-adds for outputs computed by shared nodes.
+adds for outputs computed by shared nodes. A task output that was the task's input itself
+(merged as an `Identity` of the merged input) is that input again.
 
 What it does not do: prune unused outputs of a kept multi-output node, or rename tensors other
 than the chosen outputs and (with `task`) the inputs and the local functions merge renamed.
@@ -79,11 +80,25 @@ def split(
                 f"strip prefix {strip_prefix!r} leaves output {nameless[0]!r} with no name"
             )
     result = _extract(proto, chosen, inputs)
+    if task is not None and strip_prefix is None:
+        for orig, merged in entry["outputs"].items():
+            source = entry["inputs"].get(orig)  # the output was the task's input orig itself
+            # the input's rename names the output (an alias is declared as orig below)
+            if (
+                source is not None
+                and orig not in aliases
+                and _output_reads_input(result, merged, source, source)
+            ):
+                del renames[merged]
     _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
     )
     if task is not None and strip_prefix is None:
         restore_names(result, entry.get("functions", []))
+        outputs_named = {o.name for o in result.graph.output}
+        for alias, of in aliases.items():  # output alias = Identity(of): the alias input now
+            if alias in outputs_named:
+                _output_reads_input(result, alias, of, alias, declared=True)
     if check:
         check_model(result, "split")
     return result
@@ -194,6 +209,32 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
             f"cannot tell the type of tensor(s) {', '.join(still)}; run shape inference"
         )
     return found
+
+
+def _output_reads_input(
+    model: onnx.ModelProto, output: str, graph_input: str, name: str, declared: bool = False
+) -> bool:
+    """Make graph output `output`, an `Identity` of graph input `graph_input` (what merge
+    writes for a task output that is the task's input directly: the two had one name), the
+    input `name` itself: the Identity goes, and what read `output` reads `name`
+    (`graph_input`; with `declared`, `output` is an input too, an alias of `graph_input` of
+    the same value, and keeps its name). False (nothing changed) when `output` is computed
+    otherwise."""
+    g = model.graph
+    for node in g.node:
+        if output in node.output:
+            if (
+                node.op_type != "Identity"
+                or node.domain not in ("", "ai.onnx")
+                or list(node.input) != [graph_input]
+                or graph_input not in {i.name for i in g.input}
+            ):
+                return False
+            g.node.remove(node)
+            if not declared:
+                _rename_everywhere(g, {output: name})
+            return True
+    return False
 
 
 def _rename_interface(
