@@ -99,3 +99,26 @@ def test_split_task_whose_output_is_an_input_merged_with_another_of_its_inputs()
     got = ort_run(task, {"p": x, "q": x})
     np.testing.assert_array_equal(got["q"], x)
     np.testing.assert_array_equal(got["z"], x + x)
+
+
+def test_split_task_gives_back_its_own_metadata_props_and_doc_string():
+    """Model 0 has author=alice (and a key m1_author of its own), model 1 author=bob: merge
+    stored bob under m1_author, over model 0's own m1_author, and split --task m1 gave back
+    author=alice, m1_author=bob and the merged model's doc string. Now no key is overwritten,
+    and each task gets its own props and doc string back (a prop added to the merged model
+    after the merge is kept)."""
+    a = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [1, 3])], [vi("y", [1, 3])])
+    b = model([helper.make_node("Neg", ["x"], ["y"])], [vi("x", [1, 3])], [vi("y", [1, 3])])
+    helper.set_model_props(a, {"author": "alice", "m1_author": "zzz", "license": "MIT"})
+    helper.set_model_props(b, {"author": "bob", "license": "MIT"})
+    a.doc_string, b.doc_string = "relu task", "neg task"
+    merged = merge([a, b])
+    props = {p.key: p.value for p in merged.metadata_props}
+    assert props["author"] == "alice" and props["m1_author"] == "zzz"
+    assert "bob" in props.values() and props["license"] == "MIT"
+    merged.metadata_props.add(key="deployed", value="yes")
+    for task, own, doc in (("m0", a, "relu task"), ("m1", b, "neg task")):
+        back = split(merged, task=task)
+        expected = {p.key: p.value for p in own.metadata_props} | {"deployed": "yes"}
+        assert {p.key: p.value for p in back.metadata_props} == expected
+        assert back.doc_string == doc

@@ -596,27 +596,42 @@ def _merge_metadata(
     model_inputs: Sequence[Mapping[str, str]],
     function_renames: Sequence[Sequence[tuple[str, str, str]]],
 ) -> None:
-    """Merge the metadata props and record the task table: per prefix, the source, the model's
-    inputs (an IR < 4 initializer listed as input is a constant, not one) → the merged inputs
-    they read, and its outputs → the merged outputs, both in the model's order; and, where
+    """Merge the metadata props (a key a later model gives another value is stored again as
+    prefix + key, or prefix + key_1, ..., where that is some model's key) and record the task
+    table: per prefix, the source, the model's inputs (an IR < 4 initializer listed as input
+    is a constant, not one) → the merged inputs they read, and its outputs → the merged
+    outputs, both in the model's order; the model's own metadata props and doc string (which
+    `split(task=...)` gives back), the keys its props were stored again under; and, where
     `rename_clashing` renamed some of its local functions, those renames."""
     props: dict[str, str] = {}
+    keys = {p.key for proto in protos for p in proto.metadata_props} | {METADATA_KEY}
+    moved: list[dict[str, str]] = []  # per model: merged key → its own key
     for proto, prefix in zip(protos, prefixes, strict=True):
+        mine: dict[str, str] = {}
         for p in proto.metadata_props:
             if p.key not in props:
                 props[p.key] = p.value
             elif props[p.key] != p.value:
-                props[prefix + p.key] = p.value
+                key = _claim_fresh(prefix + p.key, "", keys)
+                props[key] = p.value
+                mine[key] = p.key
+        moved.append(mine)
     tasks: dict[str, dict[str, Any]] = {
         prefix: {
             "source": source,
             "inputs": dict(inputs),
             "outputs": {o.name: prefix + o.name for o in proto.graph.output},
+            "metadata_props": {p.key: p.value for p in proto.metadata_props},
         }
         for proto, prefix, source, inputs in zip(
             protos, prefixes, sources, model_inputs, strict=True
         )
     }
+    for proto, prefix, mine in zip(protos, prefixes, moved, strict=True):
+        if mine:
+            tasks[prefix]["metadata_moved"] = mine
+        if proto.doc_string:
+            tasks[prefix]["doc_string"] = proto.doc_string
     for prefix, made in zip(prefixes, function_renames, strict=True):
         if made:
             tasks[prefix]["functions"] = [list(r) for r in made]
@@ -627,8 +642,10 @@ def _merge_metadata(
 
 def task_table(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
     """The tasks a merged model records: prefix → {"source": ..., "inputs": {...},
-    "outputs": {...}} and, where its local functions were renamed, "functions": [[domain,
-    new name, old name], ...]."""
+    "outputs": {...}, "metadata_props": {...}}; "doc_string" where the model had one;
+    "metadata_moved": {merged key: own key} where its props clashed with an earlier model's;
+    and, where its local functions were renamed, "functions": [[domain, new name, old name],
+    ...]. (Tables written before review 11 have no metadata entries.)"""
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
             return dict(json.loads(p.value))

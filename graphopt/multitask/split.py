@@ -93,6 +93,8 @@ def split(
     _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
     )
+    if task is not None:
+        _restore_metadata(result, proto, entry)
     if task is not None and strip_prefix is None:
         restore_names(result, entry.get("functions", []))
         outputs_named = {o.name for o in result.graph.output}
@@ -112,6 +114,27 @@ def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
         if task in (prefix, prefix.rstrip("_")):
             return entry
     raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(table)}")
+
+
+def _restore_metadata(
+    result: onnx.ModelProto, merged: onnx.ModelProto, entry: Mapping[str, Any]
+) -> None:
+    """The task's own metadata props and doc string, as merge recorded them; props of the
+    merged model no task had (added after the merge) are kept, other tasks' are not. A task
+    table without them (written before they were recorded) leaves the merged model's."""
+    own = entry.get("metadata_props")
+    if own is None:
+        return
+    others: set[str] = set()
+    for task in task_table(merged).values():
+        others |= set(task.get("metadata_props", {})) | set(task.get("metadata_moved", {}))
+    props = dict(own)
+    for p in result.metadata_props:
+        if p.key not in others and p.key not in props:
+            props[p.key] = p.value
+    del result.metadata_props[:]
+    onnx.helper.set_model_props(result, props)
+    result.doc_string = entry.get("doc_string", "")
 
 
 def _extract(
