@@ -129,3 +129,68 @@ def test_an_unusable_calibration_cache_is_refused_before_tensorrt_calibrates(use
         )
     assert cache.read_bytes() == b"\x00\x01 not a cache"
     assert calls_named(fake, "build_serialized_network") == []
+
+
+# -- 2. calibration batches: the network input's dtype and the calibration shape ---------------
+# get_batch hands TensorRT "device memory containing each network input data" (the
+# IInt8Calibrator.get_batch docstring of the 10.x bindings): TensorRT reads it as the input's
+# dtype (ITensor.dtype) at the calibration shape, the static shape or the calibration profile's
+# kOPT dims (NvInfer.h setCalibrationProfile: "MIN and MAX values will be overwritten by kOPT").
+# The feeds went to the device as they were: a float64 .npy was read as float32 garbage, a
+# larger or smaller array as another shape (or past the end of the buffer).
+
+
+def test_float64_calibration_feeds_reach_tensorrt_as_float32(use_fake, tmp_path):
+    fake = use_fake(V10)
+    batches = feeds(2, dtype=np.float64)
+    build_engine(conv_model(), tmp_path / "m.plan", int8=True, calibration=batches)
+    assert [a.dtype for a in fake.device.copied] == [np.float32, np.float32]
+    for fed, copied in zip(batches, fake.device.copied, strict=True):
+        np.testing.assert_array_equal(copied, fed["x"].astype(np.float32))
+
+
+def test_a_calibration_feed_of_another_shape_is_refused(use_fake, tmp_path):
+    use_fake(V10)
+    with pytest.raises(
+        BackendError,
+        match=r"calibration batch 0: input 'x' has shape 1x3x32x32; TensorRT calibrates it "
+        r"at 1x3x16x16",
+    ):
+        build_engine(
+            conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(1, (1, 3, 32, 32))
+        )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_dynamic_input_calibrates_at_the_profiles_opt_shape(use_fake, tmp_path):
+    fake = use_fake(V10)
+    model = conv_model()
+    for d, name in zip(model.graph.input[0].type.tensor_type.shape.dim, "N?HW", strict=True):
+        if name != "?":
+            d.dim_param = name
+    shapes = ["x:1x3x16x16,2x3x32x32,4x3x64x64"]
+    with pytest.raises(BackendError, match=r"has shape 1x3x16x16; .* at 2x3x32x32 \(--shapes"):
+        build_engine(model, tmp_path / "m.plan", int8=True, calibration=feeds(1), shapes=shapes)
+    build_engine(
+        model, tmp_path / "m.plan", int8=True, calibration=feeds(2, (2, 3, 32, 32)), shapes=shapes
+    )
+    assert [a.shape for a in fake.device.copied] == [(2, 3, 32, 32)] * 2
+
+
+def test_a_calibration_feed_that_cannot_become_the_input_dtype_is_refused(use_fake, tmp_path):
+    use_fake(V10)
+    batches = [{"x": np.zeros((1, 3, 16, 16), np.complex64)}]
+    with pytest.raises(BackendError, match=r"input 'x' is complex64; the network takes float32"):
+        build_engine(conv_model(), tmp_path / "m.plan", int8=True, calibration=batches)
+
+
+def test_calibration_images_need_an_opt_batch_of_1(tmp_path):
+    """build --calib DIR makes 1x3xHxW images; with --shapes x:1x...,2x...,4x... TensorRT
+    calibrates at the opt batch 2: refused before anything is read, naming the opt batch."""
+    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.commands.build import calibration_image_size
+
+    shapes = parse_shapes(["x:1x3x16x16,2x3x16x16,4x3x16x16"])
+    with pytest.raises(BackendError, match=r"opt shape, batch 2, not the batch of 1"):
+        calibration_image_size("x", ["N", 3, 16, 16], shapes)
+    assert calibration_image_size("x", ["N", 3, 16, 16], parse_shapes(["x:1x3x16x16"])) == (16, 16)

@@ -61,10 +61,29 @@ def fake_tensorrt(
     class MemoryPoolType(enum.IntEnum):
         WORKSPACE = 0
 
-    class DataType(enum.IntEnum):
+    class DataType(enum.IntEnum):  # the real values (10.x and 11.x alike)
         FLOAT = 0
         HALF = 1
         INT8 = 2
+        INT32 = 3
+        BOOL = 4
+        UINT8 = 5
+        FP8 = 6
+        BF16 = 7
+        INT64 = 8
+        INT4 = 9
+
+    # what the ONNX parser makes of an ONNX input's element type
+    onnx_dtypes = {
+        onnx.TensorProto.FLOAT: DataType.FLOAT,
+        onnx.TensorProto.FLOAT16: DataType.HALF,
+        onnx.TensorProto.BFLOAT16: DataType.BF16,
+        onnx.TensorProto.INT8: DataType.INT8,
+        onnx.TensorProto.UINT8: DataType.UINT8,
+        onnx.TensorProto.INT32: DataType.INT32,
+        onnx.TensorProto.INT64: DataType.INT64,
+        onnx.TensorProto.BOOL: DataType.BOOL,
+    }
 
     class TensorIOMode(enum.IntEnum):
         NONE = 0
@@ -72,9 +91,10 @@ def fake_tensorrt(
         OUTPUT = 2
 
     class ITensor:
-        def __init__(self, name: str, shape: tuple[int, ...]):
+        def __init__(self, name: str, shape: tuple[int, ...], dtype: Any = DataType.FLOAT):
             self.name = name
             self.shape = shape
+            self.dtype = dtype
 
     class INetworkDefinition:
         def __init__(self, flags: int):
@@ -136,7 +156,8 @@ def fake_tensorrt(
                     d.dim_value if d.HasField("dim_value") else -1
                     for d in vi.type.tensor_type.shape.dim
                 )
-                self.network.inputs.append(ITensor(vi.name, dims))
+                dtype = onnx_dtypes[vi.type.tensor_type.elem_type]
+                self.network.inputs.append(ITensor(vi.name, dims, dtype))
             return True
 
     class IOptimizationProfile:
@@ -326,11 +347,21 @@ def fake_tensorrt(
             return ICudaEngine() if bytes(plan).startswith(b"FAKE-ENGINE") else None
 
     def nptype(dtype: Any) -> Any:
+        """As tensorrt/__init__.py's nptype: no numpy type for BF16, FP8, INT4 (TypeError)."""
         import numpy as np
 
-        return {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8}[
-            dtype
-        ]
+        mapping = {
+            DataType.FLOAT: np.float32,
+            DataType.HALF: np.float16,
+            DataType.INT8: np.int8,
+            DataType.INT32: np.int32,
+            DataType.INT64: np.int64,
+            DataType.BOOL: np.bool_,
+            DataType.UINT8: np.uint8,
+        }
+        if dtype in mapping:
+            return mapping[dtype]
+        raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
 
     for name, obj in {
         "Runtime": Runtime,

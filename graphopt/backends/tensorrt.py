@@ -456,15 +456,74 @@ def _same_scales(a: bytes, b: bytes) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class CalibrationInput:
+    """What TensorRT reads from a calibration buffer: `dtype` (None: no numpy type) at `shape`,
+    the input's static shape or its calibration profile's opt shape (`profiled`)."""
+
+    dtype: np.dtype | None
+    shape: tuple[int, ...]
+    profiled: bool = False
+
+
+def calibration_inputs(
+    trt: Any, network_inputs: Sequence[Any], profiles: Mapping[str, ShapeRange]
+) -> dict[str, CalibrationInput]:
+    """Per network input, the dtype (`ITensor.dtype`) and shape TensorRT calibrates it at: the
+    profile's opt dims where `profiles` has it (setCalibrationProfile: "MIN and MAX values will
+    be overwritten by kOPT"), else its static dims."""
+    inputs = {}
+    for tensor in network_inputs:
+        try:
+            dtype: np.dtype | None = np.dtype(trt.nptype(tensor.dtype))
+        except TypeError:  # BF16, FP8, INT4: no numpy type
+            dtype = None
+        given = profiles.get(tensor.name)
+        shape = given.opt if given is not None else tuple(int(d) for d in tensor.shape)
+        inputs[tensor.name] = CalibrationInput(dtype, tuple(shape), given is not None)
+    return inputs
+
+
+def _calibration_array(
+    value: Any, want: CalibrationInput | None, name: str, batch: int
+) -> np.ndarray:
+    """A calibration feed as TensorRT will read it: contiguous, in the input's dtype, checked
+    against the calibration shape."""
+    arr = np.asarray(value)
+    if want is None:
+        return np.ascontiguousarray(arr)
+    if arr.shape != want.shape:
+        where = " (--shapes opt)" if want.profiled else ""
+        raise BackendError(
+            f"calibration batch {batch}: input {name!r} has shape {_dims(arr.shape)}; TensorRT "
+            f"calibrates it at {_dims(want.shape)}{where}"
+        )
+    if want.dtype is not None and arr.dtype != want.dtype:
+        if not np.can_cast(arr.dtype, want.dtype, "same_kind"):
+            raise BackendError(
+                f"calibration batch {batch}: input {name!r} is {arr.dtype}; the network takes "
+                f"{want.dtype}"
+            )
+        arr = arr.astype(want.dtype)
+    return np.ascontiguousarray(arr)
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape) or "a scalar"
+
+
 def make_entropy_calibrator(
     trt: Any,
     batches: Iterable[Mapping[str, np.ndarray]] | None,
     cache_path: str | Path | None,
     device: Any = None,
+    inputs: Mapping[str, CalibrationInput] | None = None,
 ) -> Any:
     """An `IInt8EntropyCalibrator2` that feeds `batches` (graphopt calibration feeds) to
     TensorRT and reads/writes `cache_path` (graphopt's cache format). With no batches TensorRT
     must find every scale in the cache. `device` holds device memory (`CudaDevice` by default).
+    `inputs` (from `calibration_inputs`): what TensorRT reads from each input's buffer; a feed
+    is cast to that dtype (a `BackendError` for one that cannot be, or of another shape).
 
     TensorRT calls these methods through a pybind trampoline that catches every exception,
     prints it and answers "no more batches" / "no cache" (NVIDIA/TensorRT
@@ -524,7 +583,7 @@ def make_entropy_calibrator(
             for name in names:
                 if name not in feed:
                     raise BackendError(f"calibration batch {self.count} has no input {name!r}")
-                arr = np.ascontiguousarray(feed[name])
+                arr = _calibration_array(feed[name], (inputs or {}).get(name), name, self.count)
                 ptr, size = self.pointers.get(name, (0, 0))
                 if arr.nbytes > size:
                     ptr, size = self.device.malloc(arr.nbytes), arr.nbytes
@@ -703,7 +762,12 @@ def build_engine(
 
     calibrator = None
     if plan.calibrator:
-        calibrator = make_entropy_calibrator(trt, calibration, cache)
+        calibrator = make_entropy_calibrator(
+            trt,
+            calibration,
+            cache,
+            inputs=calibration_inputs(trt, network_inputs, used_profiles),
+        )
         config.int8_calibrator = calibrator
         if used_profiles:
             config.set_calibration_profile(profile)

@@ -211,6 +211,12 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
                 f"--shapes {name}: the profile's batch range {r.min[0]}..{r.max[0]} excludes the "
                 "batch of 1 that calibration images make; give .npy/.npz feeds"
             )
+        if r.opt[0] != 1:  # TensorRT calibrates at the profile's opt shape
+            raise BackendError(
+                f"--shapes {name}: TensorRT calibrates at the profile's opt shape, batch "
+                f"{r.opt[0]}, not the batch of 1 that calibration images make; give an opt "
+                "batch of 1 or .npy/.npz feeds"
+            )
         return int(r.opt[2]), int(r.opt[3])
     if dims and (len(dims) != 4 or (isinstance(dims[1], int) and dims[1] != 3)):
         raise BackendError(
