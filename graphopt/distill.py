@@ -550,12 +550,20 @@ def _open(
             arr = np.load(out / entry["file"], mmap_mode="r+")
         except (OSError, ValueError) as e:
             raise DistillError(f"{out / entry['file']}: cannot open: {e}") from e
-        if list(arr.shape) != entry["shape"]:
-            raise DistillError(
-                f"{out / entry['file']}: shape {arr.shape} != manifest {entry['shape']}"
-            )
+        _check_file(out / entry["file"], arr, entry)
         arrays[spec.name] = arr
     return arrays
+
+
+def _check_file(path: Path, arr: np.ndarray, entry: Mapping[str, Any]) -> None:
+    """A `DistillError` when a stored file's shape or dtype is not the manifest's (a file
+    replaced or cut short since): its rows would no longer be the manifest's samples."""
+    if list(arr.shape) != list(entry["shape"]) or arr.dtype != np.dtype(entry["dtype"]):
+        raise DistillError(
+            f"{path}: holds {arr.dtype.str} {list(arr.shape)}, the manifest says "
+            f"{entry['dtype']} {list(entry['shape'])}; the folder was changed since: make the "
+            "targets again"
+        )
 
 
 def _checkpoint(
@@ -656,6 +664,7 @@ def load_targets(
             arr = np.load(Path(directory) / entry["file"], mmap_mode="r")
         except (OSError, ValueError) as e:
             raise DistillError(f"{Path(directory) / entry['file']}: cannot read: {e}") from e
+        _check_file(Path(directory) / entry["file"], arr, entry)
         out[name] = arr[:done]
     return out
 

@@ -8,7 +8,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from graphopt.backends.onnxruntime import run as ort_run
+from graphopt.distill import DistillError, load_targets, read_manifest, write_targets
 from graphopt.multitask import merge, split
+from tests.test_distill import classifier
 
 F = TensorProto.FLOAT
 
@@ -122,3 +124,33 @@ def test_split_task_gives_back_its_own_metadata_props_and_doc_string():
         expected = {p.key: p.value for p in own.metadata_props} | {"deployed": "yes"}
         assert {p.key: p.value for p in back.metadata_props} == expected
         assert back.doc_string == doc
+
+
+def _samples(count: int) -> list[dict[str, np.ndarray]]:
+    return [{"x": np.full((1, 4), i - 1.5, np.float32)} for i in range(count)]
+
+
+@pytest.mark.parametrize("change", ["cut-short", "dtype", "shape"])
+def test_stored_files_that_disagree_with_the_manifest_are_refused(tmp_path, change):
+    """A target file cut short (3 rows of 5), rewritten as float64 or reshaped since the run:
+    load_targets returned it as it was beside the other tensors' 5 rows, so sample i of one
+    tensor was no longer sample i of the others (and a resumed run wrote into a float64 file
+    without a word). Both now say the file is not the manifest's."""
+    out = tmp_path / "t"
+    write_targets(classifier(), _samples(5), out)
+    entry = read_manifest(out)["tensors"]["logits"]
+    stored = np.load(out / entry["file"])
+    changed = {
+        "cut-short": stored[:3],
+        "dtype": stored.astype(np.float64),
+        "shape": stored.reshape(5, 3, 1),
+    }[change]
+    np.save(out / entry["file"], changed)
+    with pytest.raises(DistillError, match="the manifest says"):
+        load_targets(out)
+    manifest = out / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"complete": true', '"complete": false'))
+    text = manifest.read_text().replace('"done": 5', '"done": 2')
+    manifest.write_text(text)
+    with pytest.raises(DistillError, match="the manifest says"):
+        write_targets(classifier(), _samples(5), out)
