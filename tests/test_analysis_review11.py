@@ -220,3 +220,52 @@ def test_training_mode_batchnorm_and_dropout_are_opaque():
     model.graph.node.extend(nodes)
     assert fuse_ops(model) == [["conv", "bn", "relu", "dropout", "sigmoid"]]
     assert {op_kind(n.op_type) for n in nodes[1::2]} == {OpKind.BROADCAST, OpKind.ELEMWISE}
+
+
+def test_inspect_prints_sequence_optional_and_map_types(tmp_path, capsys):
+    # A graph input or output that is no dense tensor was "? ?" (no dtype, no shape) though
+    # the model declares it exactly: a sequence, an optional, a scikit-learn map.
+    seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, [1, 4])
+    opt = helper.make_value_info(
+        "o",
+        helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.INT64, [2])),
+    )
+    maps = helper.make_value_info(
+        "z",
+        helper.make_sequence_type_proto(
+            helper.make_map_type_proto(
+                TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+            )
+        ),
+    )
+    index = helper.make_tensor_value_info("i", TensorProto.INT64, [])
+    nodes = [
+        helper.make_node("SequenceAt", ["s", "i"], ["a"], name="at"),
+        helper.make_node("OptionalHasElement", ["o"], ["has"], name="has"),
+        helper.make_node(
+            "ZipMap", ["a"], ["z"], name="zip", domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2, 3]
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [seq, index, opt], [maps, helper.make_tensor_value_info("has", 9, [])]
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.ml", 3)],
+        ir_version=8,
+    )
+    onnx.checker.check_model(model, full_check=True)
+    text, report = _inspect(tmp_path, model, capsys)
+    assert report["inputs"] == [
+        {"name": "s", "dtype": "sequence(float)", "shape": [1, 4]},
+        {"name": "i", "dtype": "int64", "shape": []},
+        {"name": "o", "dtype": "optional(int64)", "shape": [2]},
+    ]
+    assert report["outputs"][0] == {
+        "name": "z",
+        "dtype": "sequence(map(int64, float))",
+        "shape": None,
+    }
+    assert "  s: sequence(float) [1, 4]\n" in text
+    assert "  o: optional(int64) [2]\n" in text
+    assert "  z: sequence(map(int64, float)) ?\n" in text

@@ -160,6 +160,9 @@ def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, A
     inferred where it declares no shape (dims inference names `unk__N` as "?" too)."""
     from graphopt.ir.values import declared_dims
 
+    if declared.type.WhichOneof("value") not in (None, "tensor_type"):
+        text, dims = _type_text(declared.type)
+        return {"name": name, "dtype": text, "shape": dims}
     dtype = facts.dtype(name) or declared.type.tensor_type.elem_type
     shape: Any = declared_dims(declared, unknown="?")
     if shape is None:
@@ -171,6 +174,32 @@ def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, A
         "dtype": onnx.TensorProto.DataType.Name(dtype).lower() if dtype else None,
         "shape": list(shape) if shape is not None else None,
     }
+
+
+def _type_text(tp: onnx.TypeProto) -> tuple[str | None, list[Any] | None]:
+    """A declared type as (what it holds, the dims of the tensors in it): "sequence(float)"
+    with its elements' dims, "optional(...)", "sparse float", "map(int64, float)"."""
+    from graphopt.ir.values import declared_dims
+
+    kind = tp.WhichOneof("value")
+    if kind in ("tensor_type", "sparse_tensor_type"):
+        tensor = getattr(tp, kind)
+        dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+        if kind == "sparse_tensor_type":
+            dtype = f"sparse {dtype}"
+            dense = onnx.TypeProto()
+            dense.tensor_type.CopyFrom(onnx.TypeProto.Tensor(shape=tensor.shape))
+            tp = dense
+        dims = declared_dims(onnx.ValueInfoProto(type=tp), unknown="?")
+        return dtype, list(dims) if dims is not None else None
+    if kind in ("sequence_type", "optional_type"):
+        inner, inner_dims = _type_text(getattr(tp, kind).elem_type)
+        return f"{kind.split('_')[0]}({inner or '?'})", inner_dims
+    if kind == "map_type":
+        key = onnx.TensorProto.DataType.Name(tp.map_type.key_type).lower()
+        value, _ = _type_text(tp.map_type.value_type)
+        return f"map({key}, {value or '?'})", None
+    return None, None
 
 
 def _bodies_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
