@@ -14,7 +14,8 @@ data's, T, tensor names, shapes, dtypes, sample count, source files, progress) i
 atomically; a rerun with the same teacher, options and data (file names, sizes and
 modification times; a feed sequence's samples by position only) resumes after the last
 checkpoint. The manifest is written (0 samples done) before the files are made, so a run
-stopped before its first checkpoint leaves a folder that the rerun starts over in.
+stopped before its first checkpoint leaves a folder that the rerun starts over in, whatever
+changed (its files removed: nothing in them was kept).
 `load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
@@ -375,12 +376,10 @@ def write_targets(
             k: list(v) if isinstance(v, tuple) else v for k, v in (preprocess or {}).items()
         },
     }
-    manifest = _resume(out, config, specs)
+    manifest = _resume(out, config, specs)  # None: start over (a first checkpoint too)
     done = int(manifest.get("done", 0)) if manifest else 0
     if manifest and manifest.get("complete"):
         return manifest
-    if manifest and done == 0:  # stopped before a checkpoint: its files may be half made
-        manifest = None
     sess = session(model, threads=threads)
     arrays: dict[str, np.memmap] = {}
     total = len(sources)
@@ -593,6 +592,14 @@ def _resume(
             raise DistillError(f"{out}: holds .npy files but no {MANIFEST}; use an empty folder")
         return None
     manifest = read_manifest(out)
+    if not manifest.get("complete") and not manifest.get("done"):
+        # stopped before its first checkpoint (a bad sample, Ctrl-C): nothing was kept, so a
+        # rerun starts over whatever changed (the bad sample removed, another option)
+        for entry in dict(manifest.get("tensors") or {}).values():
+            file = str(entry.get("file", ""))
+            if file and Path(file).name == file and file.endswith(".npy"):
+                (out / file).unlink(missing_ok=True)
+        return None
     mine_stats, their_stats = config["source_stats"], manifest.get("source_stats")
     if their_stats != mine_stats and manifest.get("sources") == config["sources"]:
         changed = [

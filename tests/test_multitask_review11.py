@@ -154,3 +154,27 @@ def test_stored_files_that_disagree_with_the_manifest_are_refused(tmp_path, chan
     manifest.write_text(text)
     with pytest.raises(DistillError, match="the manifest says"):
         write_targets(classifier(), _samples(5), out)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_over_whatever_changed(tmp_path):
+    """A bad sample stops the first run before its first checkpoint (nothing kept, the
+    manifest says 0 done). Removing the sample, or choosing other outputs, and running again
+    was refused: 'holds targets made with another sources than this run's; use another folder
+    (or delete it)'. The rerun starts over, and the stopped run's files go."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        np.save(data / f"s{i}.npy", _samples(4)[i]["x"])
+    (data / "s2.npy").write_bytes(b"not an array")
+    out = tmp_path / "t"
+    with pytest.raises(DistillError, match=r"s2\.npy"):
+        write_targets(classifier(), data, out, checkpoint=64)
+    assert read_manifest(out)["done"] == 0
+    (data / "s2.npy").unlink()
+    manifest = write_targets(classifier(), data, out, outputs=["peak"], checkpoint=64)
+    assert manifest["complete"] and manifest["sources"] == ["s0.npy", "s1.npy", "s3.npy"]
+    assert sorted(p.name for p in out.iterdir()) == ["000_peak.npy", "manifest.json"]
+    expected = [ort_run(classifier(), {"x": np.load(data / f"s{i}.npy")}) for i in (0, 1, 3)]
+    np.testing.assert_array_equal(
+        load_targets(out)["peak"], np.concatenate([e["peak"] for e in expected])
+    )
