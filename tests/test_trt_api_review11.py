@@ -194,3 +194,37 @@ def test_calibration_images_need_an_opt_batch_of_1(tmp_path):
     with pytest.raises(BackendError, match=r"opt shape, batch 2, not the batch of 1"):
         calibration_image_size("x", ["N", 3, 16, 16], shapes)
     assert calibration_image_size("x", ["N", 3, 16, 16], parse_shapes(["x:1x3x16x16"])) == (16, 16)
+
+
+# -- 3. the timing cache: createTimingCache and setTimingCache can fail -----------------------
+# NvInfer.h (release/10.16, the same in 11.1): setTimingCache "return true if set successfully,
+# false otherwise" (a cache whose CUDA device properties differ fails unless ignoreMismatch);
+# trtexec (shared/utils/cacheUtils.cpp buildTimingCacheFromFile) checks createTimingCache for
+# nullptr and setTimingCache for false. graphopt checked neither: get_timing_cache() then
+# answered None and the build died on None.serialize() after TensorRT had built the engine.
+
+
+def test_a_timing_cache_from_another_gpu_is_replaced_not_fatal(use_fake, tmp_path, caplog):
+    fake = use_fake(V11)
+    timing = tmp_path / "timing.cache"
+    timing.write_bytes(b"other-gpu timings")
+    info = build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
+    assert (tmp_path / "m.plan").read_bytes() == b"FAKE-ENGINE:" + V11.encode()
+    assert info.timing_cache == str(timing)
+    assert timing.read_bytes() == b"+timing"  # a new cache, made on this GPU
+    assert calls_named(fake, "set_timing_cache") == [
+        ("set_timing_cache", b"other-gpu timings", False),
+        ("set_timing_cache", b"", False),
+    ]
+    assert "timing cache" in caplog.text and "another GPU" in caplog.text
+
+
+def test_a_file_that_is_no_timing_cache_is_refused_before_the_build(use_fake, tmp_path):
+    fake = use_fake(V10)
+    timing = tmp_path / "timing.cache"
+    timing.write_bytes(b"garbage, not timings")
+    with pytest.raises(BackendError, match=r"--timing-cache .*timing\.cache: TensorRT cannot read"):
+        build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
+    assert timing.read_bytes() == b"garbage, not timings"
+    assert sorted(os.listdir(tmp_path)) == ["timing.cache"]
+    assert calls_named(fake, "build_serialized_network") == []

@@ -191,11 +191,21 @@ def fake_tensorrt(
             calls.append(("add_optimization_profile",))
             return 0
 
-        def create_timing_cache(self, blob: bytes) -> ITimingCache:
+        def create_timing_cache(self, blob: bytes) -> ITimingCache | None:
+            """None (createTimingCache's nullptr) for bytes that are no timing cache: here,
+            ones starting with b"garbage"."""
             calls.append(("create_timing_cache", bytes(blob)))
-            return ITimingCache(blob)
+            return None if bytes(blob).startswith(b"garbage") else ITimingCache(blob)
 
         def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
+            """False, and no cache attached, for a cache made on another device (here: bytes
+            starting with b"other-gpu") unless `ignore_mismatch`; a TypeError for None (the
+            binding takes an ITimingCache reference)."""
+            if not isinstance(cache, ITimingCache):
+                raise TypeError("set_timing_cache(): incompatible function arguments")
+            calls.append(("set_timing_cache", cache.blob, ignore_mismatch))
+            if cache.blob.startswith(b"other-gpu") and not ignore_mismatch:
+                return False
             self._timing = cache
             return True
 

@@ -772,12 +772,8 @@ def build_engine(
         if used_profiles:
             config.set_calibration_profile(profile)
 
-    timing = None
-    if timing_cache is not None:
-        tc_path = Path(timing_cache)
-        blob = tc_path.read_bytes() if tc_path.is_file() else b""
-        timing = config.create_timing_cache(blob)
-        config.set_timing_cache(timing, False)
+    if timing_cache is not None:  # the binding keeps the cache alive with the config
+        _attach_timing_cache(config, Path(timing_cache))
 
     serialized = builder.build_serialized_network(network, config)
     if calibrator is not None and calibrator.error is not None:
@@ -791,7 +787,11 @@ def build_engine(
         )
     engine_bytes = bytes(serialized)
     if timing_cache is not None:
-        write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+        built = config.get_timing_cache()
+        if built is None:  # not expected once set_timing_cache said yes
+            log.warning("TensorRT has no timing cache to write to %s", timing_cache)
+        else:
+            write_atomic(timing_cache, bytes(built.serialize()))
 
     info = EngineInfo(
         engine=str(output),
@@ -816,6 +816,33 @@ def build_engine(
     write_atomic(output, engine_bytes)
     write_atomic(sidecar_path(output), (json.dumps(asdict(info), indent=2) + "\n").encode())
     return info
+
+
+def _attach_timing_cache(config: Any, path: Path) -> Any:
+    """The timing cache read from `path` (a new one where there is no file), attached to
+    `config`. createTimingCache answers None for bytes it cannot read (a `BackendError`: the
+    file is left alone); setTimingCache answers False for a cache made on another GPU or
+    TensorRT (NvInfer.h), which is then replaced by a new one, written to `path` after the
+    build."""
+    blob = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is None:
+        raise BackendError(
+            f"--timing-cache {path}: TensorRT cannot read it as a timing cache; give another "
+            "file or delete it"
+        )
+    if config.set_timing_cache(cache, False):
+        return cache
+    if blob:
+        log.warning(
+            "timing cache %s was made on another GPU or TensorRT version: not used; a new one "
+            "is written there after the build",
+            path,
+        )
+        cache = config.create_timing_cache(b"")
+        if cache is not None and config.set_timing_cache(cache, False):
+            return cache
+    raise BackendError(f"--timing-cache {path}: TensorRT refused a new timing cache")
 
 
 def sidecar_path(engine: str | Path) -> Path:
