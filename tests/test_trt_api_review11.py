@@ -228,3 +228,18 @@ def test_a_file_that_is_no_timing_cache_is_refused_before_the_build(use_fake, tm
     assert timing.read_bytes() == b"garbage, not timings"
     assert sorted(os.listdir(tmp_path)) == ["timing.cache"]
     assert calls_named(fake, "build_serialized_network") == []
+
+
+# -- 4. engine tensors numpy has no type for ---------------------------------------------------
+# tensorrt/__init__.py nptype (10.0.1 to 11.4 bindings): FLOAT, HALF, INT8, INT32, INT64, BOOL,
+# UINT8, else TypeError ("fp8 and bfloat16 have no equivalent numpy type"). EngineRunner let
+# that TypeError out as a traceback for an engine with BF16 (or FP8, INT4, FP4) inputs/outputs.
+
+
+@pytest.mark.parametrize("version", [V10, V11])
+def test_an_engine_with_a_bf16_output_is_a_one_line_error(monkeypatch, version):
+    monkeypatch.setitem(
+        sys.modules, "tensorrt", fake_tensorrt(version, engine_dtypes={"y": "BF16"})
+    )
+    with pytest.raises(BackendError, match=r"engine tensor 'y' is BF16, which numpy has no type"):
+        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=FakeDevice())

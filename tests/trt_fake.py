@@ -24,8 +24,16 @@ import onnx
 
 
 def fake_tensorrt(
-    version: str = "10.16.1.11", *, fail_build: bool = False, no_builder: bool = False
+    version: str = "10.16.1.11",
+    *,
+    fail_build: bool = False,
+    no_builder: bool = False,
+    engine_dtypes: dict[str, str] | None = None,
+    no_context: bool = False,
 ) -> types.ModuleType:
+    """`engine_dtypes`: DataType names of the engine's tensors ("x", "y"; FLOAT by default);
+    `no_context`: create_execution_context answers None, as the binding does when TensorRT
+    cannot make one (e.g. out of device memory)."""
     major = int(version.split(".")[0])
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version  # type: ignore[attr-defined]
@@ -304,13 +312,13 @@ def fake_tensorrt(
             return dict((n, m) for n, m, _ in self.tensors)[name]
 
         def get_tensor_dtype(self, name: str) -> Any:
-            return DataType.FLOAT
+            return DataType[(engine_dtypes or {}).get(name, "FLOAT")]
 
         def get_tensor_shape(self, name: str) -> tuple[int, ...]:
             return dict((n, s) for n, _, s in self.tensors)[name]
 
-        def create_execution_context(self) -> IExecutionContext:
-            return IExecutionContext()
+        def create_execution_context(self) -> IExecutionContext | None:
+            return None if no_context else IExecutionContext()
 
     class IExecutionContext:
         def __init__(self) -> None:

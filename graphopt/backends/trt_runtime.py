@@ -169,10 +169,23 @@ class EngineRunner:
             _Binding(
                 name,
                 self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))),
+                self._numpy_dtype(name),
             )
             for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
         ]
+
+    def _numpy_dtype(self, name: str) -> np.dtype:
+        """The numpy dtype of engine tensor `name`; `BackendError` for BF16, FP8, INT4, FP4,
+        for which `trt.nptype` raises TypeError (numpy has no such type)."""
+        dtype = self.engine.get_tensor_dtype(name)
+        try:
+            return np.dtype(self.trt.nptype(dtype))
+        except TypeError:
+            shown = getattr(dtype, "name", str(dtype))
+            raise BackendError(
+                f"engine tensor {name!r} is {shown}, which numpy has no type for: graphopt "
+                "cannot feed or read it (build the engine with float32/float16 I/O)"
+            ) from None
 
     @property
     def input_names(self) -> list[str]:
