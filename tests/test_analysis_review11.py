@@ -269,3 +269,19 @@ def test_inspect_prints_sequence_optional_and_map_types(tmp_path, capsys):
     assert "  s: sequence(float) [1, 4]\n" in text
     assert "  o: optional(int64) [2]\n" in text
     assert "  z: sequence(map(int64, float)) ?\n" in text
+
+
+def test_inspect_groups_name_an_op_of_another_domain_as_the_op_histogram_does(tmp_path, capsys):
+    # The group listing spelled a node's op without its domain: a materialized model's call
+    # 'graphopt.fused.fused_Exp_0' in the histogram was 'fused_Exp_0' in its group, and a
+    # custom op read as a standard one of its name.
+    nodes = [
+        helper.make_node("Exp", ["x"], ["e"], name="exp"),
+        helper.make_node("Sigmoid", ["e"], ["s"], name="sigmoid"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu", domain="ai.onnx"),
+    ]
+    out = _materialize(_model(nodes, ["y"]))
+    text, report = _inspect(tmp_path, out, capsys, "--groups")
+    assert report["ops"] == {"graphopt.fused.fused_Exp_0": 1}
+    assert [g["ops"] for g in report["fusion"]["groups"]] == [["graphopt.fused.fused_Exp_0"]]
+    assert "#0 1 nodes OPAQUE: graphopt.fused.fused_Exp_0  [fused_Exp_0]" in text

@@ -150,7 +150,7 @@ def _group_entry(graph: Any, group: Any) -> dict[str, Any]:
         "size": len(group.nodes),
         "pattern": group.pattern.name,
         "anchor": group.anchor,
-        "ops": [graph.nodes[n].op_type for n in group.nodes],
+        "ops": [_op_name(graph.nodes[n]) for n in group.nodes],
         "nodes": list(group.nodes),
     }
 
