@@ -243,3 +243,55 @@ def test_an_engine_with_a_bf16_output_is_a_one_line_error(monkeypatch, version):
     )
     with pytest.raises(BackendError, match=r"engine tensor 'y' is BF16, which numpy has no type"):
         trt_runtime.EngineRunner(b"FAKE-ENGINE", device=FakeDevice())
+
+
+# -- 5. empty engine tensors need a non-null address ------------------------------------------
+# NvInferRuntime.h (release/10.16) IExecutionContext::setTensorAddress: "Before calling
+# enqueueV3(), each input must have a non-null address and each output must have a non-null
+# address or an IOutputAllocator". EngineRunner bound a tensor of zero elements at address 0
+# (no buffer was allocated for 0 bytes), so an empty feed failed as 'execute_async_v3 failed'.
+
+
+class HostDevice:
+    """CudaDevice's interface over host memory (ctypes buffers), for the fake engine."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self.stream = ctypes.c_void_p(0x2)
+        self.buffers: dict[int, object] = {}
+
+    def malloc(self, nbytes: int) -> int:
+        import ctypes
+
+        buf = ctypes.create_string_buffer(max(int(nbytes), 1))
+        self.buffers[ctypes.addressof(buf)] = buf
+        return ctypes.addressof(buf)
+
+    def free(self, ptr: int) -> None:
+        self.buffers.pop(ptr, None)
+
+    def to_device(self, ptr: int, array: np.ndarray) -> None:
+        import ctypes
+
+        host = np.ascontiguousarray(array)
+        ctypes.memmove(ptr, host.ctypes.data, host.nbytes)
+
+    def to_host(self, array: np.ndarray, ptr: int) -> None:
+        import ctypes
+
+        ctypes.memmove(array.ctypes.data, ptr, array.nbytes)
+
+    def synchronize(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("version", [V10, V11])
+def test_an_empty_feed_runs_with_non_null_addresses(monkeypatch, version):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(version))
+    runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())
+    out = runner.run({"x": np.zeros((0, 4), np.float32)})["y"]
+    assert out.shape == (0, 4)
+    assert all(b.ptr for b in runner.bindings)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)  # and it grows from there
+    np.testing.assert_array_equal(runner.run({"x": x})["y"], 2 * x + 1)

@@ -213,7 +213,9 @@ class EngineRunner:
         if any(d < 0 for d in shape):
             raise BackendError(f"engine tensor {b.name!r} has an unresolved shape {shape}")
         nbytes = int(np.prod(shape, dtype=np.int64)) * b.dtype.itemsize
-        if nbytes > b.nbytes:
+        # not b.ptr: an empty tensor needs an address too (enqueueV3 wants every I/O tensor
+        # non-null, NvInferRuntime.h setTensorAddress); malloc gives it at least one byte
+        if nbytes > b.nbytes or not b.ptr:
             if b.ptr:  # grown: the old buffer goes now, not at free_all (nothing runs on it)
                 old, b.ptr, b.nbytes = b.ptr, 0, 0
                 self.device.free(old)
