@@ -295,3 +295,30 @@ def test_an_empty_feed_runs_with_non_null_addresses(monkeypatch, version):
     assert all(b.ptr for b in runner.bindings)
     x = np.arange(8, dtype=np.float32).reshape(2, 4)  # and it grows from there
     np.testing.assert_array_equal(runner.run({"x": x})["y"], 2 * x + 1)
+
+
+# -- 6. create_execution_context and set_tensor_address can say no ----------------------------
+# pyCore.cpp (release/10.16) binds ICudaEngine::createExecutionContext directly: its nullptr
+# (TensorRT could not make a context, e.g. no device memory left) is None; setTensorAddress
+# returns false for an address TensorRT refuses (NvInferRuntime.h: at least 256-byte
+# alignment). EngineRunner used both unchecked: None.set_input_shape (AttributeError) on the
+# first run, and an execute_async_v3 that failed without saying which tensor.
+
+
+def test_no_execution_context_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V10, no_context=True))
+    with pytest.raises(BackendError, match=r"cannot create an execution context"):
+        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())
+
+
+def test_a_refused_tensor_address_names_the_tensor(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V11, aligned_addresses=True))
+
+    class MisalignedDevice(HostDevice):
+        def malloc(self, nbytes: int) -> int:
+            ptr = super().malloc(nbytes + 512)
+            return ptr + (1 if (ptr + 1) % 256 else 2)  # never 256-byte aligned
+
+    runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=MisalignedDevice())
+    with pytest.raises(BackendError, match=r"TensorRT refused the device address of 'x'"):
+        runner.run({"x": np.ones((2, 4), np.float32)})

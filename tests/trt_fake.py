@@ -30,10 +30,14 @@ def fake_tensorrt(
     no_builder: bool = False,
     engine_dtypes: dict[str, str] | None = None,
     no_context: bool = False,
+    aligned_addresses: bool = False,
 ) -> types.ModuleType:
     """`engine_dtypes`: DataType names of the engine's tensors ("x", "y"; FLOAT by default);
     `no_context`: create_execution_context answers None, as the binding does when TensorRT
-    cannot make one (e.g. out of device memory)."""
+    cannot make one (e.g. out of device memory); `aligned_addresses`: set_tensor_address
+    answers False for an address that is not 256-byte aligned, as TensorRT's does
+    (NvInferRuntime.h: "The pointer must have at least 256-byte alignment"; off by default
+    because the host-memory stand-ins of the tests allocate with malloc)."""
     major = int(version.split(".")[0])
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version  # type: ignore[attr-defined]
@@ -338,6 +342,11 @@ def fake_tensorrt(
             return self.shapes["x"]
 
         def set_tensor_address(self, name: str, ptr: int) -> bool:
+            """False, the address not taken, for a name that is no I/O tensor (and, with
+            `aligned_addresses`, for a misaligned address), as TensorRT's."""
+            known = any(n == name for n, _, _ in ICudaEngine.tensors)
+            if not known or (aligned_addresses and ptr % 256):
+                return False
             self.addresses[name] = ptr
             return True
 

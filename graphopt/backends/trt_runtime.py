@@ -165,6 +165,11 @@ class EngineRunner:
                 "for another GPU?); rebuild it with graphopt build"
             )
         self.context = self.engine.create_execution_context()
+        if self.context is None:  # the binding's None for TensorRT's nullptr
+            raise BackendError(
+                "TensorRT cannot create an execution context for the engine (out of device "
+                "memory?); run with -vv for its log"
+            )
         self.bindings = [
             _Binding(
                 name,
@@ -222,7 +227,11 @@ class EngineRunner:
             b.ptr = self.device.malloc(nbytes)
             b.nbytes = nbytes
         b.shape = tuple(int(d) for d in shape)
-        self.context.set_tensor_address(b.name, b.ptr)
+        if not self.context.set_tensor_address(b.name, b.ptr):
+            raise BackendError(
+                f"TensorRT refused the device address of {b.name!r} (it wants 256-byte aligned "
+                "device memory); run with -vv for its log"
+            )
 
     def execute(self) -> None:
         if not self.context.execute_async_v3(self.device.stream.value or 0):
