@@ -178,3 +178,35 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_whatever_changed(
     np.testing.assert_array_equal(
         load_targets(out)["peak"], np.concatenate([e["peak"] for e in expected])
     )
+
+
+def test_split_task_gives_back_the_dynamic_batch_another_task_made_static():
+    """Task a reads x [N,3], task b x [1,3]: the merged input is [1,3] (static dims win), and
+    split --task a kept it: the task's model refused batch 4 ('Got: 4 Expected: 1'), and its
+    value_info said h is [1,3]. The task's own input shape is declared again (and the value_info
+    dropped: it held b's static shapes for the tensors a and b share)."""
+    w = onnx.numpy_helper.from_array(np.array([[1.0, 2.0, 3.0]], np.float32), "w")
+
+    def task(op: str, batch: int | str) -> onnx.ModelProto:
+        m = model(
+            [helper.make_node("Add", ["x", "w"], ["h"]), helper.make_node(op, ["h"], ["y"])],
+            [vi("x", [batch, 3])],
+            [vi("y", [batch, 3])],
+            [w],
+        )
+        m.graph.value_info.append(vi("h", [batch, 3]))
+        return m
+
+    dynamic = task("Relu", "N")
+    merged = merge([task("Neg", 1), dynamic])
+    assert [d.dim_value for d in merged.graph.input[0].type.tensor_type.shape.dim] == [1, 3]
+    back = split(merged, task="m1")
+    dims = back.graph.input[0].type.tensor_type.shape.dim
+    assert (dims[0].dim_param, dims[1].dim_value) == ("N", 3)
+    assert not back.graph.value_info
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) - 6
+    np.testing.assert_array_equal(ort_run(back, {"x": x})["y"], ort_run(dynamic, {"x": x})["y"])
+    # with strip_prefix the inputs keep their merged names, and their own shapes too
+    stripped = split(merged, task="m1", strip_prefix="m1_")
+    expected = np.maximum(x + onnx.numpy_helper.to_array(w), 0)
+    np.testing.assert_array_equal(ort_run(stripped, {"x": x})["y"], expected)

@@ -475,6 +475,7 @@ class _Builder:
         model.producer_version = __version__
         _merge_functions(model, protos, sources)
         _merge_metadata(model, protos, prefixes, sources, model_inputs, function_renames)
+        _record_input_shapes(model, protos, prefixes, inputs, model_inputs)
         return model
 
 
@@ -640,12 +641,45 @@ def _merge_metadata(
     onnx.helper.set_model_props(model, props)
 
 
+def _record_input_shapes(
+    model: onnx.ModelProto,
+    protos: Sequence[onnx.ModelProto],
+    prefixes: Sequence[str],
+    inputs: Mapping[str, onnx.ValueInfoProto],
+    model_inputs: Sequence[Mapping[str, str]],
+) -> None:
+    """Record in the task table, per task, the shape each of its inputs declared where the
+    merged input declares another (a dim another model declares static: `_meet`), as
+    "input_shapes": {input: [dim, ...] or None (no shape)}, a dim an int, a dim_param or None
+    (unknown); `split(task=...)` declares them again."""
+    table = task_table(model)
+    for proto, prefix, mine in zip(protos, prefixes, model_inputs, strict=True):
+        shapes: dict[str, list[int | str | None] | None] = {}
+        for vi in proto.graph.input:
+            target = mine.get(vi.name)
+            if target is None or not vi.type.HasField("tensor_type"):
+                continue
+            merged = inputs[target].type.tensor_type
+            own = vi.type.tensor_type
+            if own.HasField("shape") == merged.HasField("shape") and own.shape == merged.shape:
+                continue
+            dims = declared_dims(vi)
+            shapes[vi.name] = None if dims is None else list(dims)
+        if shapes:
+            table[prefix]["input_shapes"] = shapes
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            p.value = json.dumps(table)
+
+
 def task_table(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
     """The tasks a merged model records: prefix → {"source": ..., "inputs": {...},
     "outputs": {...}, "metadata_props": {...}}; "doc_string" where the model had one;
     "metadata_moved": {merged key: own key} where its props clashed with an earlier model's;
     and, where its local functions were renamed, "functions": [[domain, new name, old name],
-    ...]. (Tables written before review 11 have no metadata entries.)"""
+    ...]; "input_shapes": {input: dims} where the model declared an input's shape otherwise
+    than the merged input (dims: ints, dim_params and None for unknown; None: no shape).
+    (Tables written before review 11 have no metadata or input shape entries.)"""
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
             return dict(json.loads(p.value))

@@ -95,6 +95,7 @@ def split(
     )
     if task is not None:
         _restore_metadata(result, proto, entry)
+        _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
     if task is not None and strip_prefix is None:
         restore_names(result, entry.get("functions", []))
         outputs_named = {o.name for o in result.graph.output}
@@ -114,6 +115,45 @@ def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
         if task in (prefix, prefix.rstrip("_")):
             return entry
     raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(table)}")
+
+
+def _restore_input_shapes(
+    model: onnx.ModelProto, entry: Mapping[str, Any], *, by_own_name: bool
+) -> None:
+    """Declare the task's inputs with the shapes the task's own model gave them (merge met
+    them with other models' static dims: a dynamic batch became 1). The value_info goes then:
+    it may state the other models' static dims for the tensors they share with the task.
+    `by_own_name`: the inputs have their own names back (else their merged names)."""
+    shapes = entry.get("input_shapes") or {}
+    if not shapes:
+        return
+    if by_own_name:
+        wanted = dict(shapes)
+    else:  # a merged input read as two of the task's inputs: their shapes may differ, skip
+        merged_of = dict(entry["inputs"])
+        counts: dict[str, int] = {}
+        for merged in merged_of.values():
+            counts[merged] = counts.get(merged, 0) + 1
+        wanted = {merged_of[k]: v for k, v in shapes.items() if counts[merged_of[k]] == 1}
+    restored = False
+    for vi in model.graph.input:
+        if vi.name not in wanted or not vi.type.HasField("tensor_type"):
+            continue
+        tensor = vi.type.tensor_type
+        dims = wanted[vi.name]
+        tensor.ClearField("shape")
+        if dims is not None:
+            shape = tensor.shape
+            shape.SetInParent()  # a rank-0 shape is a shape too
+            for d in dims:
+                dim = shape.dim.add()
+                if isinstance(d, int):
+                    dim.dim_value = d
+                elif isinstance(d, str):
+                    dim.dim_param = d
+        restored = True
+    if restored:
+        del model.graph.value_info[:]
 
 
 def _restore_metadata(
