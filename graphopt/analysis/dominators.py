@@ -19,7 +19,8 @@ Two independent implementations compute the tree and must agree:
   consumers; a node writing a graph output hangs directly under the exit. Exact on DAGs.
 
 What it does not do: mutate anything, or look inside subgraph bodies (an If/Loop node is one
-vertex). `dominator_tree` is the forward analogue (idom from a virtual entry).
+vertex). `dominator_tree` is the forward analogue (idom from a virtual entry that stands for
+the graph's inputs; constants, Constant nodes included, are no way in).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+from graphopt.analysis.op_kinds import DEFAULT_DOMAINS, RANDOM_OPS
 from graphopt.analysis.usedef import (
     ModelOrGraph,
     as_graph,
@@ -41,6 +43,7 @@ from graphopt.ir import Graph
 __all__ = [
     "ModelOrGraph",
     "as_graph",
+    "constant_nodes",
     "dominator_tree",
     "exit_edges",
     "ipdom_lca",
@@ -141,26 +144,52 @@ def _lca(
 
 def dominator_tree(model: ModelOrGraph) -> dict[str, str | None]:
     """Node name → name of its immediate dominator; None where only the virtual entry (the
-    graph's inputs and constants) dominates it."""
+    graph's inputs) dominates it.
+
+    Constants lie on no path from the entry: an initializer is no vertex, and neither is a
+    `Constant` node or what is computed from constants alone (`constant_nodes`) a way in for
+    the nodes that read it, as the weights they are. Such a node hangs under the entry (or
+    under the constant node it reads). Random ops and ops of other domains are never constant.
+    """
     import networkx as nx  # imported on first use (see ipdom_networkx)
 
     graph = as_graph(model)
+    constants = constant_nodes(graph)
+    inputs = set(graph.graph_inputs)  # runtime values no node produces
     fwd = nx.DiGraph()
     fwd.add_node(_ENTRY)
     fwd.add_nodes_from(graph.nodes)
     for name in graph.nodes:
         preds = predecessors(graph, name)
+        if name not in constants:
+            preds = [p for p in preds if p not in constants]
         fwd.add_edges_from((p, name) for p in preds)
-        if not preds or _reads_non_node_tensor(graph, name):
+        if not preds or any(t in inputs for t in graph.node_inputs(graph.nodes[name])):
             fwd.add_edge(_ENTRY, name)
     idom = nx.immediate_dominators(fwd, _ENTRY)
     return {u: (None if idom.get(u, _ENTRY) == _ENTRY else idom[u]) for u in graph.nodes}
 
 
-def _reads_non_node_tensor(graph: Graph, node: str) -> bool:
-    """True when `node` reads a graph input (a runtime value not produced by any node)."""
+def constant_nodes(graph: Graph) -> set[str]:
+    """The nodes that compute constants: default-domain, not random, without bodies, reading
+    only initializers that are not graph inputs and outputs of other such nodes (a `Constant`
+    node, a Reshape of a weight)."""
     inputs = set(graph.graph_inputs)
-    return any(t in inputs for t in graph.node_inputs(graph.nodes[node]))
+    producer = graph.producer
+    out: set[str] = set()
+    for node in graph.toposort():
+        if (
+            node.domain not in DEFAULT_DOMAINS
+            or node.op_type in RANDOM_OPS
+            or graph.has_subgraphs(node)
+        ):
+            continue
+        if all(
+            t not in inputs and (t not in producer or producer[t] in out)
+            for t in graph.node_inputs(node)
+        ):
+            out.add(node.name)
+    return out
 
 
 def tree_depths(tree: Mapping[str, str | None]) -> dict[str, int]:
