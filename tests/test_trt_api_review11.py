@@ -322,3 +322,18 @@ def test_a_refused_tensor_address_names_the_tensor(monkeypatch):
     runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=MisalignedDevice())
     with pytest.raises(BackendError, match=r"TensorRT refused the device address of 'x'"):
         runner.run({"x": np.ones((2, 4), np.float32)})
+
+
+# -- 7. TRT_SYMBOLS names every attribute the backend uses -------------------------------------
+
+
+def test_trt_symbols_name_itensor_dtype():
+    """calibration_inputs reads ITensor.dtype of the network inputs; TRT_SYMBOLS lists it so the
+    real-bindings symbol test (tests/test_trt_backend.py, run by
+    benchmarks/trt_symbols_offline.sh; passed on the 10.0.1, 10.16.1.11 and 11.4.0.106
+    bindings) covers it, and the fake's network inputs carry it."""
+    assert "ITensor.dtype" in trt_backend.TRT_SYMBOLS["common"]
+    fake = fake_tensorrt(V11)
+    network = fake.Builder(fake.Logger()).create_network(0)
+    assert fake.OnnxParser(network, None).parse(conv_model().SerializeToString())
+    assert network.get_input(0).dtype == fake.DataType.FLOAT

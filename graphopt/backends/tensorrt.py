@@ -61,6 +61,7 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
         "INetworkDefinition.get_input",
         "ITensor.name",
         "ITensor.shape",
+        "ITensor.dtype",
         "OnnxParser",
         "OnnxParser.parse",
         "OnnxParser.num_errors",
