@@ -154,7 +154,9 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
         if root.is_file():
             files = [root]
         elif root.is_dir():
-            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in DATA_SUFFIXES)
+            files = sorted(  # a folder named x.png holds samples, is none
+                p for p in root.rglob("*") if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+            )
         else:
             raise DistillError(f"{root}: no such file or folder")
         if not files:

@@ -210,3 +210,16 @@ def test_split_task_gives_back_the_dynamic_batch_another_task_made_static():
     stripped = split(merged, task="m1", strip_prefix="m1_")
     expected = np.maximum(x + onnx.numpy_helper.to_array(w), 0)
     np.testing.assert_array_equal(ort_run(stripped, {"x": x})["y"], expected)
+
+
+def test_a_subfolder_named_like_a_sample_file_is_no_sample(tmp_path):
+    """data/a.npy and a folder data/more.npy/ holding b.npy: the folder was taken as a sample
+    too, and the run stopped on it ('more.npy: cannot read: Is a directory')."""
+    data = tmp_path / "data"
+    (data / "more.npy").mkdir(parents=True)
+    np.save(data / "a.npy", _samples(2)[0]["x"])
+    np.save(data / "more.npy" / "b.npy", _samples(2)[1]["x"])
+    manifest = write_targets(classifier(), data, tmp_path / "t")
+    assert manifest["sources"] == ["a.npy", "more.npy/b.npy"]
+    expected = [ort_run(classifier(), s)["peak"] for s in _samples(2)]
+    np.testing.assert_array_equal(load_targets(tmp_path / "t")["peak"], np.concatenate(expected))
