@@ -337,3 +337,59 @@ def test_trt_symbols_name_itensor_dtype():
     network = fake.Builder(fake.Logger()).create_network(0)
     assert fake.OnnxParser(network, None).parse(conv_model().SerializeToString())
     assert network.get_input(0).dtype == fake.DataType.FLOAT
+
+
+# -- 8. the CUDA driver: what CudaDevice takes, it gives back ----------------------------------
+# cuda.h: a context from cuDevicePrimaryCtxRetain is released with cuDevicePrimaryCtxRelease
+# (_v2 since CUDA 11), a stream from cuStreamCreate destroyed with cuStreamDestroy (_v2).
+# CudaDevice freed its buffers only: each EngineRunner (one per engine in bench and
+# benchmarks/trt_engines.py) and each calibration left a stream and a context reference behind.
+
+_COUNTING_LIBCUDA = r"""
+#include <stdlib.h>
+typedef unsigned long long CUdeviceptr;
+int retains = 0, releases = 0, streams = 0, destroyed = 0;
+int cuInit(unsigned int flags) { return 0; }
+int cuDeviceGetCount(int *n) { *n = 1; return 0; }
+int cuDeviceGet(int *d, int i) { *d = i; return 0; }
+int cuDevicePrimaryCtxRetain(void **ctx, int d) { *ctx = (void *)0x1; retains++; return 0; }
+int cuDevicePrimaryCtxRelease_v2(int d) { releases++; return 0; }
+int cuCtxSetCurrent(void *ctx) { return 0; }
+int cuStreamCreate(void **s, unsigned int f) { *s = (void *)0x2; streams++; return 0; }
+int cuStreamDestroy_v2(void *s) { if (s == (void *)0x2) destroyed++; return 0; }
+int cuMemAlloc_v2(CUdeviceptr *p, size_t n) { *p = (CUdeviceptr)malloc(n); return 0; }
+int cuMemFree_v2(CUdeviceptr p) { free((void *)p); return 0; }
+int cuGetErrorString(int e, const char **s) { *s = "CUDA_ERROR_FAKE"; return 0; }
+"""
+
+
+def test_cuda_device_releases_its_stream_and_context(tmp_path, monkeypatch):
+    import ctypes
+    import gc
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the stand-in libcuda")
+    (tmp_path / "cuda.c").write_text(_COUNTING_LIBCUDA)
+    so = tmp_path / "libcuda_counting.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(so), str(tmp_path / "cuda.c")], check=True)
+    lib = ctypes.CDLL(str(so))
+    monkeypatch.setattr(trt_runtime, "_load_driver", lambda: lib)
+
+    def count(name: str) -> int:
+        return ctypes.c_int.in_dll(lib, name).value
+
+    device = trt_runtime.CudaDevice()
+    device.malloc(64)
+    del device
+    gc.collect()
+    assert (count("streams"), count("destroyed")) == (1, 1)
+    assert (count("retains"), count("releases")) == (1, 1)
+    device = trt_runtime.CudaDevice()
+    device.close()
+    device.close()  # once only
+    del device
+    gc.collect()
+    assert (count("destroyed"), count("releases")) == (2, 2)

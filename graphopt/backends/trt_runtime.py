@@ -64,17 +64,17 @@ class CudaDevice:
     def __init__(self, index: int = 0):
         require_cuda_device()
         self.lib = _load_driver()
-        dev = ctypes.c_int(0)
-        self._check(self.lib.cuDeviceGet(ctypes.byref(dev), index), "cuDeviceGet")
+        self._allocations: list[int] = []
+        self.stream = ctypes.c_void_p(0)
         self.context = ctypes.c_void_p(0)
+        self.device = ctypes.c_int(0)
+        self._check(self.lib.cuDeviceGet(ctypes.byref(self.device), index), "cuDeviceGet")
         self._check(
-            self.lib.cuDevicePrimaryCtxRetain(ctypes.byref(self.context), dev),
+            self.lib.cuDevicePrimaryCtxRetain(ctypes.byref(self.context), self.device),
             "cuDevicePrimaryCtxRetain",
         )
         self._check(self.lib.cuCtxSetCurrent(self.context), "cuCtxSetCurrent")
-        self.stream = ctypes.c_void_p(0)
         self._check(self.lib.cuStreamCreate(ctypes.byref(self.stream), 0), "cuStreamCreate")
-        self._allocations: list[int] = []
 
     def _check(self, rc: int, what: str) -> None:
         if rc != 0:
@@ -124,9 +124,21 @@ class CudaDevice:
         while self._allocations:
             self.lib.cuMemFree_v2(ctypes.c_uint64(self._allocations.pop()))
 
+    def close(self) -> None:
+        """Free every buffer, destroy the stream and release the primary context retained in
+        `__init__` (the driver API pairs cuStreamCreate with cuStreamDestroy and
+        cuDevicePrimaryCtxRetain with cuDevicePrimaryCtxRelease); a second call does nothing."""
+        self.free_all()
+        if self.stream.value:
+            stream, self.stream = self.stream, ctypes.c_void_p(0)
+            self.lib.cuStreamDestroy_v2(stream)
+        if self.context.value:
+            self.context = ctypes.c_void_p(0)
+            self.lib.cuDevicePrimaryCtxRelease_v2(self.device)
+
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at shutdown the driver may be gone already
-            self.free_all()
+            self.close()
 
 
 @dataclass
