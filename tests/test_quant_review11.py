@@ -128,3 +128,26 @@ def test_entropy_spreads_the_128_levels_evenly(name: str) -> None:
     best = int(np.argmin(expected)) + 128
     amax = calibrator.compute_amax("entropy", entropy_floor=None)
     assert amax == (best + 0.5) * calibrator.bin_width
+
+
+def test_a_cache_rewritten_from_a_cache_keeps_its_tensorrt_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # scales from a TensorRT 8.4 cache were re-cached as TRT-8601 (or the installed version):
+    # TensorRT 8.4, which wrote it, then refuses the rewritten cache and calibrates again
+    source = tmp_path / "trt84.cache"
+    source.write_text("TRT-8401-EntropyCalibration2\r\nx: 3caa54fc\r\nr: 3cbe52af\r\nextra: 0\r\n")
+    out = tmp_path / "out.cache"
+    quantize(_conv_relu_conv(), None, cache=out, from_cache=source, keep_stem=False, pipeline=False)
+    assert out.read_text() == "TRT-8401-EntropyCalibration2\nr: 3cbe52af\nx: 3caa54fc\n"
+    # an explicit version still wins
+    quantize(
+        _conv_relu_conv(),
+        None,
+        cache=out,
+        from_cache=source,
+        keep_stem=False,
+        pipeline=False,
+        trt_version="10.3.0",
+    )
+    assert out.read_text().splitlines()[0] == "TRT-100300-EntropyCalibration2"
+    assert cache_io.header_version("TRT-100300-MinMaxCalibration") == 100300
+    assert cache_io.header_version("TRT-x-MinMaxCalibration") is None

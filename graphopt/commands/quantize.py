@@ -79,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", metavar="F", help="write a TensorRT calibration cache here")
     p.add_argument(
         "--trt-version",
-        help="TensorRT version named in the cache header (default: installed, else 8.6.1)",
+        help="TensorRT version named in the cache header (default: that of --cache-in, else "
+        "the installed one, else 8.6.1)",
     )
     p.add_argument("--size", help="image input size HxW (default: the model's fixed size)")
     p.add_argument("--letterbox", action="store_true", help="keep aspect ratio, pad to size")

@@ -129,8 +129,8 @@ def quantize(
     sample feed; default: RMS error over the FP32 output's range),
     `histogram_sample` (histogram at most about this many values of each tensor per feed, by a
     fixed prime stride, default 65536; 0: every value; min and max are always exact),
-    `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: the installed
-    one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores),
+    `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: that of the
+    `from_cache` cache, else the installed one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores),
     `parallel_feeds` (`minmax` calibration: feeds run at once on the probe session, sharing
     the threads; 2 keeps two cores busy through onnxruntime's single-threaded reductions,
     ppocr_det calibration 3.3 → 2.5 s, with a second feed's activations alive; default 1: one
@@ -218,9 +218,11 @@ def quantize_with_report(
     keeper = SampleKeeper(keep_samples)
     clock = time.perf_counter()
     source_algorithm = None  # the calibrator of the cache the scales come from
+    source_version = None  # and the TensorRT version it names
     if from_cache is not None:
         source_header, scales = cache_io.read(from_cache)
         source_algorithm = cache_io.header_algorithm(source_header)
+        source_version = cache_io.header_version(source_header)
         missing = [t for t in placement.tensors(graph) if t not in scales]
         if missing:
             raise QuantizeError(
@@ -297,8 +299,9 @@ def quantize_with_report(
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
     check(quantized, proto)
     if cache is not None:
-        # scales read from a cache keep its calibrator's name: TensorRT checks it
-        header = cache_io.header(method, trt_version, source_algorithm)
+        # scales read from a cache keep its calibrator's name and TensorRT version (unless
+        # trt_version names another): TensorRT checks both
+        header = cache_io.header(method, trt_version, source_algorithm, source_version)
         cache_io.write(cache, report.scales, header)
     return quantized, report
 

@@ -52,11 +52,19 @@ def tensorrt_version_number(version: str | None = None) -> int:
     return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
-def header(method: str, version: str | None = None, algorithm: str | None = None) -> str:
+def header(
+    method: str,
+    version: str | None = None,
+    algorithm: str | None = None,
+    number: int | None = None,
+) -> str:
     """`TRT-<version>-<algorithm>`, the cache's first line: `method`'s algorithm, or `algorithm`
-    (that of the cache the scales were read from, `header_algorithm`) when given."""
+    (that of the cache the scales were read from, `header_algorithm`) when given; the TensorRT
+    `version`, else `number` (that cache's, `header_version`: TensorRT refuses a cache naming
+    another version, so a cache rewritten from one keeps it), else the installed TensorRT's."""
     name = algorithm or ALGORITHMS.get(method, ALGORITHMS["entropy"])
-    return f"TRT-{tensorrt_version_number(version)}-{name}"
+    value = number if version is None and number is not None else tensorrt_version_number(version)
+    return f"TRT-{value}-{name}"
 
 
 def header_algorithm(line: str) -> str | None:
@@ -64,6 +72,13 @@ def header_algorithm(line: str) -> str | None:
     'EntropyCalibration2'); None when the line is not `TRT-<number>-<name>`."""
     match = re.fullmatch(r"TRT-\d+-(\S+)", line.strip())
     return match.group(1) if match else None
+
+
+def header_version(line: str) -> int | None:
+    """The TensorRT version number a cache's first line names ('TRT-8401-EntropyCalibration2'
+    → 8401); None when the line is not `TRT-<number>-<name>`."""
+    match = re.fullmatch(r"TRT-(\d+)-\S+", line.strip())
+    return int(match.group(1)) if match else None
 
 
 def format_scale(scale: float | np.floating) -> str:
