@@ -327,6 +327,7 @@ def write_targets(
             f"teacher has no output {', '.join(map(repr, unknown))}; outputs: {', '.join(names)}"
         )
     if hints:
+        _refuse_uncomputed_hints(model, hints, names)
         model = _expose(model, hints)
     specs = [TargetSpec(n, n, "soft" if n in logits else "raw") for n in chosen]
     specs += [TargetSpec(h, h, "soft" if h in logits else "hint") for h in hints if h not in chosen]
@@ -431,6 +432,32 @@ def _expose(model: onnx.ModelProto, hints: Sequence[str]) -> onnx.ModelProto:
 
     pipe = Pipeline("expose-hints", [PassStep(ExposeTensors(names=list(hints)))])
     return optimize(model, pipe)
+
+
+def _refuse_uncomputed_hints(
+    model: onnx.ModelProto, hints: Sequence[str], outputs: Sequence[str]
+) -> None:
+    """A `DistillError` for a hint that is a teacher input or a constant (not an output too):
+    expose-tensors exposes computed tensors only, and the run failed on the first sample
+    with onnxruntime's 'Invalid output name', as if the sample were at fault."""
+    g = model.graph
+    inputs = {i.name for i in g.input}
+    constants = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+    constants.update(
+        n.output[0]
+        for n in g.node
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and n.output
+    )
+    for hint in hints:
+        if hint in outputs:
+            continue
+        if hint in inputs:
+            what = "a teacher input (the samples themselves)"
+        elif hint in constants:
+            what = "a constant of the teacher (the same for every sample)"
+        else:
+            continue  # computed, or unknown: expose-tensors says so
+        raise DistillError(f"hint {hint!r} is {what}, not a tensor the teacher computes")
 
 
 def _safe(name: str) -> str:

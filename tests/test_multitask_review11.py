@@ -223,3 +223,13 @@ def test_a_subfolder_named_like_a_sample_file_is_no_sample(tmp_path):
     assert manifest["sources"] == ["a.npy", "more.npy/b.npy"]
     expected = [ort_run(classifier(), s)["peak"] for s in _samples(2)]
     np.testing.assert_array_equal(load_targets(tmp_path / "t")["peak"], np.concatenate(expected))
+
+
+@pytest.mark.parametrize(("hint", "what"), [("x", "teacher input"), ("w1", "constant")])
+def test_a_hint_that_is_an_input_or_a_weight_is_refused_in_one_line(tmp_path, hint, what):
+    """expose-tensors exposes computed tensors only: a hint naming the teacher's input or a
+    weight was left out, and the run failed on the first sample with onnxruntime's 'the
+    teacher failed on feed 0: Invalid output name:x', as if the sample were at fault."""
+    with pytest.raises(DistillError, match=f"hint {hint!r} is a {what}"):
+        write_targets(classifier(), _samples(2), tmp_path / "t", hints=[hint])
+    assert not (tmp_path / "t").exists()
