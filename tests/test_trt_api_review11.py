@@ -393,3 +393,17 @@ def test_cuda_device_releases_its_stream_and_context(tmp_path, monkeypatch):
     del device
     gc.collect()
     assert (count("destroyed"), count("releases")) == (2, 2)
+
+
+# -- 9. engine tensors in host memory ----------------------------------------------------------
+# NvInferRuntime.h (release/10.16) ICudaEngine::getTensorLocation: kHOST for a tensor that must
+# be on the CPU ("shape tensors inputs are typically required to be on the CPU"), and
+# setTensorAddress: "If the TensorLocation of the tensor is kHOST: The pointer must point to a
+# host buffer". EngineRunner bound every tensor to device memory: TensorRT would read a host
+# pointer that is a device address.
+
+
+def test_an_engine_with_a_host_tensor_is_refused_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V10, host_tensors=("x",)))
+    with pytest.raises(BackendError, match=r"engine tensor 'x' lives in host memory"):
+        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())

@@ -31,13 +31,15 @@ def fake_tensorrt(
     engine_dtypes: dict[str, str] | None = None,
     no_context: bool = False,
     aligned_addresses: bool = False,
+    host_tensors: tuple[str, ...] = (),
 ) -> types.ModuleType:
     """`engine_dtypes`: DataType names of the engine's tensors ("x", "y"; FLOAT by default);
     `no_context`: create_execution_context answers None, as the binding does when TensorRT
     cannot make one (e.g. out of device memory); `aligned_addresses`: set_tensor_address
     answers False for an address that is not 256-byte aligned, as TensorRT's does
     (NvInferRuntime.h: "The pointer must have at least 256-byte alignment"; off by default
-    because the host-memory stand-ins of the tests allocate with malloc)."""
+    because the host-memory stand-ins of the tests allocate with malloc); `host_tensors`: engine
+    tensors whose get_tensor_location is HOST (a shape tensor input), DEVICE for the others."""
     major = int(version.split(".")[0])
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version  # type: ignore[attr-defined]
@@ -96,6 +98,10 @@ def fake_tensorrt(
         onnx.TensorProto.INT64: DataType.INT64,
         onnx.TensorProto.BOOL: DataType.BOOL,
     }
+
+    class TensorLocation(enum.IntEnum):
+        DEVICE = 0
+        HOST = 1
 
     class TensorIOMode(enum.IntEnum):
         NONE = 0
@@ -315,6 +321,9 @@ def fake_tensorrt(
         def get_tensor_mode(self, name: str) -> Any:
             return dict((n, m) for n, m, _ in self.tensors)[name]
 
+        def get_tensor_location(self, name: str) -> Any:
+            return TensorLocation.HOST if name in host_tensors else TensorLocation.DEVICE
+
         def get_tensor_dtype(self, name: str) -> Any:
             return DataType[(engine_dtypes or {}).get(name, "FLOAT")]
 
@@ -410,6 +419,7 @@ def fake_tensorrt(
         "MemoryPoolType": MemoryPoolType,
         "DataType": DataType,
         "TensorIOMode": TensorIOMode,
+        "TensorLocation": TensorLocation,
         "ITensor": ITensor,
         "INetworkDefinition": INetworkDefinition,
         "ParserError": ParserError,

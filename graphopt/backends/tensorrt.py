@@ -91,6 +91,8 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
         "IExecutionContext.set_tensor_address",
         "IExecutionContext.execute_async_v3",
         "TensorIOMode.INPUT",
+        "ICudaEngine.get_tensor_location",
+        "TensorLocation.HOST",
         "nptype",
     ),
     # TensorRT 10 only: weak typing and the legacy calibrator

@@ -191,6 +191,13 @@ class EngineRunner:
             for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
         ]
 
+        for b in self.bindings:  # TensorRT dereferences a HOST tensor's address on the CPU
+            if self.engine.get_tensor_location(b.name) == trt.TensorLocation.HOST:
+                raise BackendError(
+                    f"engine tensor {b.name!r} lives in host memory (a shape tensor): "
+                    "graphopt's runner binds device memory only"
+                )
+
     def _numpy_dtype(self, name: str) -> np.dtype:
         """The numpy dtype of engine tensor `name`; `BackendError` for BF16, FP8, INT4, FP4,
         for which `trt.nptype` raises TypeError (numpy has no such type)."""
