@@ -333,3 +333,12 @@ def test_dominator_tree_is_the_same_with_weights_in_constant_nodes_or_initialize
         "k_shape": None,
         "reshape_w": None,  # its two reads are both constant nodes: no single dominator
     }
+
+
+def test_inspect_of_a_model_without_nodes_says_none(tmp_path, capsys):
+    # A graph that passes its input through had 'ops: ' and '  sizes: ' with nothing after.
+    text, report = _inspect(tmp_path, _model([], ["x"]), capsys)
+    assert report["ops"] == {} and report["fusion"]["sizes"] == {}
+    assert "\nops: none\n" in text
+    assert "\n  sizes: none" in text
+    assert "post-dominators: 0 nodes have only the exit as post-dominator" in text

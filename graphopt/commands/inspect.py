@@ -358,14 +358,14 @@ def format_report(r: dict[str, Any]) -> str:
         *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["inputs"]),
         "outputs:",
         *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["outputs"]),
-        "ops: " + ", ".join(f"{op} {n}" for op, n in r["ops"].items()),
+        "ops: " + _counts_text(r["ops"]),
     ]
     bodies = r.get("bodies")
     if bodies:
         lines.append(
             f"If/Loop/Scan bodies: {bodies['graphs']} graphs, {bodies['nodes']} nodes, "
             f"parameters {bodies['parameters']:,} ({_bytes_text(bodies['parameter_bytes'])}); "
-            "ops: " + ", ".join(f"{op} {n}" for op, n in bodies["ops"].items())
+            "ops: " + _counts_text(bodies["ops"])
         )
     functions = r.get("function_bodies")
     if functions:
@@ -374,7 +374,7 @@ def format_report(r: dict[str, Any]) -> str:
             + ", ".join(f"{d or 'ai.onnx'} {n}" for d, n in functions["domains"].items())
             + f"), {functions['nodes']} nodes, parameters {functions['parameters']:,} "
             f"({_bytes_text(functions['parameter_bytes'])}); "
-            "ops: " + ", ".join(f"{op} {n}" for op, n in functions["ops"].items())
+            "ops: " + _counts_text(functions["ops"])
         )
     guard = r.get("nchwc_guard")
     if guard:
@@ -395,7 +395,7 @@ def format_report(r: dict[str, Any]) -> str:
         + (f" + {f['constant_singletons']} Constant nodes" if f["constant_singletons"] else "")
         + f"; {f['multi_node_groups']} groups fuse {f['nodes_in_multi_node_groups']} nodes"
     )
-    lines.append("  sizes: " + ", ".join(f"{k}×{v}" for k, v in f["sizes"].items()))
+    lines.append("  sizes: " + _counts_text(f["sizes"], "×"))
     if f["largest"]:
         lines.append("  largest:")
         lines.extend(_group_line(g, "    ") for g in f["largest"])
@@ -403,6 +403,11 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append("groups:")
         lines.extend(_group_line(g, "  ", i) for i, g in enumerate(f["groups"]))
     return "\n".join(lines)
+
+
+def _counts_text(counts: dict[str, int], sep: str = " ") -> str:
+    """`key n, key n, ...` ("none" for no entries: a model without nodes)."""
+    return ", ".join(f"{k}{sep}{n}" for k, n in counts.items()) or "none"
 
 
 def _group_line(g: dict[str, Any], indent: str, index: int | None = None) -> str:
