@@ -2,8 +2,8 @@
 
 The graph's nodes are the vertices; u → v when v reads a tensor u writes (subgraph bodies'
 outer-scope reads included). A virtual *exit* follows every node that writes a graph output and
-every node whose outputs nobody reads; a virtual *entry* precedes every node that reads no other
-node's output. Then
+every node whose outputs nobody reads; a virtual *entry* precedes every node that reads a graph
+input or no output of a node that computes more than a constant. Then
 
 - v post-dominates u ⇔ every path u → exit passes through v;
 - ipdom(u) = the strict post-dominator of u that every other strict post-dominator of u
