@@ -10,8 +10,10 @@ identified by value, so an initializer in one model and a `Constant` node in ano
 same bits are one tensor. The result is the largest common computation the models share, kept
 once, with each model's remaining head attached to it.
 
-Each task's outputs are bitwise those of its own model when the shared weights are bitwise
-equal (the same ops run on the same values); with `tolerance > 0` a task reads its twin's
+Each task runs the same ops on the same values as its own model when the shared weights are
+bitwise equal: its outputs are bitwise its model's with onnxruntime's graph optimizations off
+(with them on, a tensor two tasks read is not folded into its producer, e.g. Conv then a
+constant Mul, so float rounding may differ); with `tolerance > 0` a task reads its twin's
 weights, which differ by at most the tolerance. Model-local functions equal byte for byte are
 kept once; a function that differs from another model's function of the same name is renamed
 in its model, calls included (`functions.rename_clashing`), and `split` gives the name back.
