@@ -407,3 +407,24 @@ def test_an_engine_with_a_host_tensor_is_refused_naming_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V10, host_tensors=("x",)))
     with pytest.raises(BackendError, match=r"engine tensor 'x' lives in host memory"):
         trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())
+
+
+# -- 10. TensorRT 11: create_network(0) -------------------------------------------------------
+# The 11.4.0.106 bindings' NetworkDefinitionCreationFlag: "STRONGLY_TYPED : [DEPRECATED]
+# Deprecated in TensorRT 11.0. Strongly typed mode is always enabled. This flag is retained for
+# API compatibility but is ignored." graphopt still passed it on 11.
+
+
+@pytest.mark.filterwarnings("error::DeprecationWarning")
+@pytest.mark.parametrize("kwargs", [{}, {"fp16": True}, {"strongly_typed": True}])
+def test_v11_creates_the_network_without_the_deprecated_flag(use_fake, tmp_path, kwargs):
+    fake = use_fake(V11)
+    info = build_engine(conv_model(), tmp_path / "m.plan", **kwargs)
+    assert calls_named(fake, "create_network") == [("create_network", 0)]
+    assert info.strongly_typed
+
+
+def test_v10_strongly_typed_still_sets_its_flag(use_fake, tmp_path):
+    fake = use_fake(V10)
+    build_engine(conv_model(), tmp_path / "m.plan", strongly_typed=True)
+    assert calls_named(fake, "create_network") == [("create_network", 1 << 1)]

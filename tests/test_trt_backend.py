@@ -377,8 +377,8 @@ def test_no_gpu_stops_the_build_before_tensorrt_is_used(monkeypatch, tmp_path):
 def test_v11_is_always_strongly_typed_and_never_sets_precision_flags(use_fake, tmp_path):
     fake = use_fake(V11)
     info = build_engine(conv_model(), tmp_path / "m.plan")
-    # STRONGLY_TYPED is bit 0 in TensorRT 11 (bit 1 in 10)
-    assert calls_named(fake, "create_network") == [("create_network", 1 << 0)]
+    # 11.0 deprecated STRONGLY_TYPED (bit 0 there, 1 in 10): always on, the flag ignored
+    assert calls_named(fake, "create_network") == [("create_network", 0)]
     assert calls_named(fake, "set_flag") == []
     assert info.strongly_typed and info.precision == "fp32"
 

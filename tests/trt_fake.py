@@ -18,6 +18,7 @@ import enum
 import struct
 import sys
 import types
+import warnings
 from typing import Any
 
 import onnx
@@ -252,6 +253,12 @@ def fake_tensorrt(
             self.logger = logger
 
         def create_network(self, flags: int = 0) -> INetworkDefinition:
+            if major >= 11 and flags & (1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED):
+                # 11.x: "[DEPRECATED] Deprecated in TensorRT 11.0. Strongly typed mode is
+                # always enabled. This flag is retained for API compatibility but is ignored."
+                warnings.warn(
+                    "NetworkDefinitionCreationFlag.STRONGLY_TYPED", DeprecationWarning, stacklevel=2
+                )
             calls.append(("create_network", flags))
             return INetworkDefinition(flags)
 

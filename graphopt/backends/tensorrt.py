@@ -9,9 +9,10 @@ model sha256, graphopt version). TensorRT is imported only when a build starts
 The two TensorRT generations differ, and `plan_build` decides what to do, without TensorRT:
 
 - TensorRT 11 removed weak typing: no `BuilderFlag.FP16/INT8`, no `IInt8EntropyCalibrator2`.
-  Every network is strongly typed (`NetworkDefinitionCreationFlag.STRONGLY_TYPED`); INT8 comes
-  only from Q/DQ nodes in the model (`graphopt quantize`), FP16 from the model's own types, so
-  `fp16=True` rewrites the ONNX model to float16 (I/O kept float32) before parsing.
+  Every network is strongly typed (`create_network(0)`: 11.0 deprecated the STRONGLY_TYPED
+  flag and ignores it); INT8 comes only from Q/DQ nodes in the model (`graphopt quantize`),
+  FP16 from the model's own types, so `fp16=True` rewrites the ONNX model to float16 (I/O kept
+  float32) before parsing.
 - TensorRT 10: the same Q/DQ path (weakly typed with `BuilderFlag.INT8`, plus `FP16` when asked,
   or strongly typed on request), and the legacy implicit-INT8 path for a model without Q/DQ: an
   `IInt8EntropyCalibrator2` fed with graphopt's calibration batches, reading and writing
@@ -56,7 +57,6 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
         "Builder.create_builder_config",
         "Builder.create_optimization_profile",
         "Builder.build_serialized_network",
-        "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
         "INetworkDefinition.num_inputs",
         "INetworkDefinition.get_input",
         "ITensor.name",
@@ -97,6 +97,7 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
     ),
     # TensorRT 10 only: weak typing and the legacy calibrator
     "tensorrt10": (
+        "NetworkDefinitionCreationFlag.STRONGLY_TYPED",  # 11: deprecated, ignored, not passed
         "BuilderFlag.FP16",
         "BuilderFlag.INT8",
         "IBuilderConfig.set_flag",
@@ -731,7 +732,7 @@ def build_engine(
             "enough for this TensorRT? Check nvidia-smi; run with -vv for TensorRT's log"
         ) from e
     net_flags = 0
-    if plan.strongly_typed:
+    if plan.strongly_typed and major < 11:  # 11: always strongly typed, the flag deprecated
         net_flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(net_flags)
     parser = trt.OnnxParser(network, logger)
