@@ -532,6 +532,11 @@ def _create(
     first = np.asarray(values[0])
     if first.ndim == 0 or first.shape[0] % batch:
         raise DistillError(f"teacher output {specs[0].source!r} has no batch axis ({first.shape})")
+    if first.shape[0] == 0:  # 0 rows per sample: every sample would store nothing
+        raise DistillError(
+            f"teacher output {specs[0].source!r} has no rows on {batch} sample(s) "
+            f"({first.shape}): samples stack on axis 0, which must hold them"
+        )
     per = first.shape[0] // batch
     count = int(config["count"]) * per
     axis = int(config["axis"])

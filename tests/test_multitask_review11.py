@@ -233,3 +233,23 @@ def test_a_hint_that_is_an_input_or_a_weight_is_refused_in_one_line(tmp_path, hi
     with pytest.raises(DistillError, match=f"hint {hint!r} is a {what}"):
         write_targets(classifier(), _samples(2), tmp_path / "t", hints=[hint])
     assert not (tmp_path / "t").exists()
+
+
+def test_a_teacher_output_with_no_rows_on_the_first_sample_is_refused(tmp_path):
+    """y = the rows of x above 100 (Compress): on samples with none, y has shape (0, 4), so 0
+    rows per sample were assumed, and a run over such samples stored 0-row targets and said
+    complete (exit 0)."""
+    keep = onnx.numpy_helper.from_array(np.array(100, np.float32), "z")
+    teacher = model(
+        [
+            helper.make_node("ReduceMax", ["x"], ["m"], axes=[1], keepdims=0),
+            helper.make_node("Greater", ["m", "z"], ["c"]),
+            helper.make_node("Compress", ["x", "c"], ["y"], axis=0),
+        ],
+        [vi("x", ["N", 4])],
+        [vi("y", ["K", 4])],
+        [keep],
+        opset=13,
+    )
+    with pytest.raises(DistillError, match="has no rows on 1 sample"):
+        write_targets(teacher, _samples(3), tmp_path / "t")
