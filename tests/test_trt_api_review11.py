@@ -428,3 +428,26 @@ def test_v10_strongly_typed_still_sets_its_flag(use_fake, tmp_path):
     fake = use_fake(V10)
     build_engine(conv_model(), tmp_path / "m.plan", strongly_typed=True)
     assert calls_named(fake, "create_network") == [("create_network", 1 << 1)]
+
+
+# -- on real TensorRT bindings (wherever `import tensorrt` works; no GPU needed) ---------------
+
+
+def test_the_calibrator_on_the_real_base_keeps_errors_and_casts():
+    """With the 10.x bindings (e.g. through benchmarks/trt_symbols_offline.sh's stubbed
+    libnvinfer): get_batch answers None and keeps the error instead of raising into the
+    trampoline, and copies float32 for a float32 input."""
+    try:
+        trt = __import__("tensorrt")
+    except (ImportError, OSError) as e:
+        pytest.skip(f"tensorrt is not importable here: {e}")
+    if not hasattr(trt, "IInt8EntropyCalibrator2"):
+        pytest.skip(f"TensorRT {trt.__version__} has no IInt8EntropyCalibrator2")
+    device = FakeDevice()
+    inputs = {"x": trt_backend.CalibrationInput(np.dtype(np.float32), (1, 3, 4, 4))}
+    batches = [{"x": np.ones((1, 3, 4, 4), np.float64)}, {"z": np.ones((1, 3, 4, 4))}]
+    calib = trt_backend.make_entropy_calibrator(trt, batches, None, device=device, inputs=inputs)
+    assert isinstance(calib, trt.IInt8EntropyCalibrator2)
+    assert len(calib.get_batch(["x"])) == 1 and device.copied[0].dtype == np.float32
+    assert calib.get_batch(["x"]) is None
+    assert "calibration batch 1 has no input 'x'" in str(calib.error)
