@@ -633,6 +633,7 @@ def _resume(
             file = str(entry.get("file", ""))
             if file and Path(file).name == file and file.endswith(".npy"):
                 (out / file).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # last: until then a rerun still knows the files
         return None
     mine_stats, their_stats = config["source_stats"], manifest.get("source_stats")
     if their_stats != mine_stats and manifest.get("sources") == config["sources"]:
