@@ -151,3 +151,38 @@ def test_a_cache_rewritten_from_a_cache_keeps_its_tensorrt_version(tmp_path) -> 
     assert out.read_text().splitlines()[0] == "TRT-100300-EntropyCalibration2"
     assert cache_io.header_version("TRT-100300-MinMaxCalibration") == 100300
     assert cache_io.header_version("TRT-x-MinMaxCalibration") is None
+
+
+# ------------------------------------------------------------------------ keep_nodes
+
+
+def test_keep_nodes_naming_no_node_of_the_optimized_model_is_refused() -> None:
+    # the optimize pipeline folds BatchNormalization into the Conv under the BN's name: the
+    # Conv's own name in keep_nodes matched nothing and the Conv was quantized without a word
+    rng = np.random.default_rng(0)
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,8,8] x) => (float[1,4,8,8] y) {
+          c = Conv <pads = [1, 1, 1, 1]> (x, w)
+          b = BatchNormalization (c, s, bias, mean, var)
+          r = Relu (b)
+          y = Conv (r, w2)
+        }"""
+    )
+    for node, name in zip(model.graph.node, ["conv", "bn", "relu", "conv2"], strict=True):
+        node.name = name
+    shapes = {"w": (4, 3, 3, 3), "s": (4,), "bias": (4,), "mean": (4,), "w2": (4, 4, 1, 1)}
+    for name, shape in shapes.items():
+        value = rng.normal(size=shape).astype(np.float32)
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(4, np.float32), "var"))
+    feeds = [{"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32)} for _ in range(2)]
+    options = {"keep_stem": False, "accuracy_target": None}
+    with pytest.raises(QuantizeError, match="keep_nodes: no node named 'conv'"):
+        quantize(model, feeds, keep_nodes=["conv"], **options)
+    # named as the optimized model names it, the folded Conv stays float
+    out = quantize(model, feeds, keep_nodes=["bn"], **options)
+    conv = next(n for n in out.graph.node if n.name == "bn")
+    floats = {t.name for t in out.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    assert conv.op_type == "Conv" and conv.input[0] == "x" and conv.input[1] in floats
+    assert sum(n.op_type == "QuantizeLinear" for n in out.graph.node) == 1  # conv2's input only

@@ -118,7 +118,8 @@ def quantize(
     output's range; the most sensitive groups are kept float until it holds; default
     `DEFAULT_ACCURACY_TARGET` = 0.04, None: off), `ranking` (how groups are ranked: `local`, the
     default, one measuring run on the sample feed whose outputs vary most,
-    `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names kept float), `keep_stem` (the convolutions
+    `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names of nodes kept float, as the optimized model names
+    them: an unknown name is a QuantizeError), `keep_stem` (the convolutions
     before the first downsampling stay float, `graphopt.quant.stem`; default: True for target
     `tensorrt`, whose symmetric int8 activations cost the stem the most), `sample_feeds`
     (calibration feeds kept for sensitivity, default 2: those whose FP32 outputs vary most, the
@@ -201,6 +202,14 @@ def quantize_with_report(
     if not placement.nodes:
         raise QuantizeError(_nothing_to_quantize(proto))
     fixed_float = set(keep_nodes)
+    unknown = sorted(n for n in fixed_float if n not in graph.nodes)
+    if unknown:  # a name that matches nothing would leave its node quantized without a word
+        raise QuantizeError(
+            f"keep_nodes: no node named {unknown[0]!r} in the model as optimized for "
+            "quantization (fusions rename nodes: a Conv folded with its BatchNormalization "
+            "takes the BatchNormalization's name); name nodes as `graphopt optimize` writes "
+            "them, or pass pipeline=False"
+        )
     if keep_stem if keep_stem is not None else target == "tensorrt":
         from graphopt.quant.stem import stem_nodes
 
