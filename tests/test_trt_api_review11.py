@@ -451,3 +451,58 @@ def test_the_calibrator_on_the_real_base_keeps_errors_and_casts():
     assert len(calib.get_batch(["x"])) == 1 and device.copied[0].dtype == np.float32
     assert calib.get_batch(["x"]) is None
     assert "calibration batch 1 has no input 'x'" in str(calib.error)
+
+
+# -- 11. optimization and calibration profiles ------------------------------------------------
+# NvInfer.h (release/10.16): addOptimizationProfile returns -1 for a profile that is not valid;
+# setCalibrationProfile returns false when it fails, and "MIN and MAX values will be overwritten
+# by kOPT". graphopt checked neither result and gave the calibration the very profile object it
+# had added as the engine's optimization profile; trtexec (samples/common/sampleEngines.cpp)
+# checks both and builds a separate calibration profile (min = opt = max = the opt dims). The
+# fake reads the overwrite literally, on the object given, which the config also holds.
+
+
+def dynamic_conv_model() -> onnx.ModelProto:
+    model = conv_model()
+    for d, name in zip(model.graph.input[0].type.tensor_type.shape.dim, "N?HW", strict=True):
+        if name != "?":
+            d.dim_param = name
+    return model
+
+
+def test_the_calibration_profile_leaves_the_engines_profile_alone(use_fake, tmp_path):
+    fake = use_fake(V10)
+    build_engine(
+        dynamic_conv_model(),
+        tmp_path / "m.plan",
+        int8=True,
+        calibration=feeds(2, (2, 3, 32, 32)),
+        shapes=["x:1x3x16x16,2x3x32x32,4x3x64x64"],
+    )
+    ((_, profiles),) = calls_named(fake, "engine_profiles")
+    assert profiles == [{"x": ((1, 3, 16, 16), (2, 3, 32, 32), (4, 3, 64, 64))}]
+    assert calls_named(fake, "set_calibration_profile") == [("set_calibration_profile",)]
+
+
+def test_a_refused_optimization_profile_stops_the_build(use_fake, tmp_path, monkeypatch):
+    fake = use_fake(V11)
+    monkeypatch.setattr(fake.IBuilderConfig, "add_optimization_profile", lambda self, p: -1)
+    with pytest.raises(BackendError, match="TensorRT refused the optimization profile"):
+        build_engine(
+            dynamic_conv_model(), tmp_path / "m.plan", shapes=["x:1x3x16x16,1x3x32x32,1x3x64x64"]
+        )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_refused_calibration_profile_stops_the_build(use_fake, tmp_path, monkeypatch):
+    fake = use_fake(V10)
+    monkeypatch.setattr(fake.IBuilderConfig, "set_calibration_profile", lambda self, p: False)
+    with pytest.raises(BackendError, match="TensorRT refused the calibration profile"):
+        build_engine(
+            dynamic_conv_model(),
+            tmp_path / "m.plan",
+            int8=True,
+            calibration=feeds(1),
+            shapes=["x:1x3x16x16"],
+        )
+    assert os.listdir(tmp_path) == []

@@ -180,8 +180,12 @@ def fake_tensorrt(
             return True
 
     class IOptimizationProfile:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
+
         def set_shape(self, name: str, lo: Any, opt: Any, hi: Any) -> None:
             calls.append(("set_shape", name, tuple(lo), tuple(opt), tuple(hi)))
+            self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
 
     class ITimingCache:
         def __init__(self, blob: bytes):
@@ -190,13 +194,14 @@ def fake_tensorrt(
         def serialize(self) -> bytes:
             return self.blob + b"+timing"
 
-    config_slots = ["_timing", "calibrator"] if major < 11 else ["_timing"]
+    config_slots = ["_timing", "_profiles"] + (["calibrator"] if major < 11 else [])
 
     class IBuilderConfig:
         __slots__ = tuple(config_slots)
 
         def __init__(self) -> None:
             self._timing = None
+            self._profiles: list[Any] = []
             if major < 11:
                 self.calibrator = None
 
@@ -207,8 +212,13 @@ def fake_tensorrt(
             calls.append(("set_flag", flag.name))
 
         def add_optimization_profile(self, profile: Any) -> int:
+            """The profile's index, or -1 for one that is not valid (here: an empty one); the
+            config holds the profile object itself (IBuilderConfig takes a pointer)."""
             calls.append(("add_optimization_profile",))
-            return 0
+            if not profile.shapes:
+                return -1
+            self._profiles.append(profile)
+            return len(self._profiles) - 1
 
         def create_timing_cache(self, blob: bytes) -> ITimingCache | None:
             """None (createTimingCache's nullptr) for bytes that are no timing cache: here,
@@ -243,7 +253,11 @@ def fake_tensorrt(
                 self.calibrator = value
 
             def set_calibration_profile(self, profile: Any) -> bool:
+                """As documented ("MIN and MAX values will be overwritten by kOPT"), read
+                literally: the min and max of the profile object given become its opt."""
                 calls.append(("set_calibration_profile",))
+                for name, (_, opt, _) in profile.shapes.items():
+                    profile.shapes[name] = (opt, opt, opt)
                 return True
 
     class Builder:
@@ -270,6 +284,7 @@ def fake_tensorrt(
 
         def build_serialized_network(self, network: Any, config: Any) -> bytes | None:
             calls.append(("build_serialized_network",))
+            calls.append(("engine_profiles", [dict(p.shapes) for p in config._profiles]))
             calibrator = getattr(config, "calibrator", None)
             if calibrator is not None and not _calibrate(
                 calibrator, [t.name for t in network.inputs]

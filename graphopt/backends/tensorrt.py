@@ -761,8 +761,11 @@ def build_engine(
         if chosen is not None:
             profile.set_shape(tensor.name, chosen.min, chosen.opt, chosen.max)
             used_profiles[tensor.name] = chosen
-    if used_profiles:
-        config.add_optimization_profile(profile)
+    if used_profiles and config.add_optimization_profile(profile) < 0:
+        raise BackendError(
+            "TensorRT refused the optimization profile of --shapes "
+            f"{', '.join(sorted(used_profiles))}; run with -vv for its log"
+        )
 
     calibrator = None
     if plan.calibrator:
@@ -774,7 +777,7 @@ def build_engine(
         )
         config.int8_calibrator = calibrator
         if used_profiles:
-            config.set_calibration_profile(profile)
+            _set_calibration_profile(builder, config, used_profiles)
 
     if timing_cache is not None:  # the binding keeps the cache alive with the config
         _attach_timing_cache(config, Path(timing_cache))
@@ -820,6 +823,17 @@ def build_engine(
     write_atomic(output, engine_bytes)
     write_atomic(sidecar_path(output), (json.dumps(asdict(info), indent=2) + "\n").encode())
     return info
+
+
+def _set_calibration_profile(builder: Any, config: Any, profiles: Mapping[str, ShapeRange]) -> None:
+    """A calibration profile of its own, min = opt = max = each input's opt dims, as trtexec
+    builds one (samples/common/sampleEngines.cpp): setCalibrationProfile overwrites MIN and
+    MAX by kOPT (NvInfer.h), so the engine's optimization profile is not handed to it."""
+    calib = builder.create_optimization_profile()
+    for name, r in profiles.items():
+        calib.set_shape(name, r.opt, r.opt, r.opt)
+    if not config.set_calibration_profile(calib):
+        raise BackendError("TensorRT refused the calibration profile; run with -vv for its log")
 
 
 def _attach_timing_cache(config: Any, path: Path) -> Any:
