@@ -506,3 +506,18 @@ def test_a_refused_calibration_profile_stops_the_build(use_fake, tmp_path, monke
             shapes=["x:1x3x16x16"],
         )
     assert os.listdir(tmp_path) == []
+
+
+# -- 12. an ONNX parser that cannot start ------------------------------------------------------
+# python/src/parsers/pyOnnx.cpp (release/10.16) binds OnnxParser through a py::init factory
+# around nvonnxparser::createParser: its nullptr is pybind's TypeError "factory function
+# returned nullptr", which build_engine turned into a one-line error for trt.Builder and
+# trt.Runtime (checked here on the real bindings with a stubbed libnvinfer) but not for the
+# parser: a traceback.
+
+
+def test_a_parser_that_cannot_start_is_one_line(use_fake, tmp_path):
+    use_fake(V10, no_parser=True)
+    with pytest.raises(BackendError, match=r"cannot create its ONNX parser .*nullptr"):
+        build_engine(conv_model(), tmp_path / "m.plan")
+    assert os.listdir(tmp_path) == []

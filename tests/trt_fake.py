@@ -33,6 +33,7 @@ def fake_tensorrt(
     no_context: bool = False,
     aligned_addresses: bool = False,
     host_tensors: tuple[str, ...] = (),
+    no_parser: bool = False,
 ) -> types.ModuleType:
     """`engine_dtypes`: DataType names of the engine's tensors ("x", "y"; FLOAT by default);
     `no_context`: create_execution_context answers None, as the binding does when TensorRT
@@ -40,7 +41,9 @@ def fake_tensorrt(
     answers False for an address that is not 256-byte aligned, as TensorRT's does
     (NvInferRuntime.h: "The pointer must have at least 256-byte alignment"; off by default
     because the host-memory stand-ins of the tests allocate with malloc); `host_tensors`: engine
-    tensors whose get_tensor_location is HOST (a shape tensor input), DEVICE for the others."""
+    tensors whose get_tensor_location is HOST (a shape tensor input), DEVICE for the others;
+    `no_parser`: OnnxParser() raises pybind's TypeError, as when createParser returns nullptr
+    (python/src/parsers/pyOnnx.cpp binds it through a py::init factory)."""
     major = int(version.split(".")[0])
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version  # type: ignore[attr-defined]
@@ -142,6 +145,8 @@ def fake_tensorrt(
 
     class OnnxParser:
         def __init__(self, network: INetworkDefinition, logger: Logger):
+            if no_parser:
+                raise TypeError("pybind11::init(): factory function returned nullptr")
             self.network = network
             self.errors: list[ParserError] = []
 

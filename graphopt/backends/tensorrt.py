@@ -735,7 +735,13 @@ def build_engine(
     if plan.strongly_typed and major < 11:  # 11: always strongly typed, the flag deprecated
         net_flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(net_flags)
-    parser = trt.OnnxParser(network, logger)
+    try:
+        parser = trt.OnnxParser(network, logger)
+    except TypeError as e:  # pybind11: "factory function returned nullptr"
+        raise BackendError(
+            f"TensorRT cannot create its ONNX parser ({e}): do libnvonnxparser and libnvinfer "
+            "come from the same TensorRT? Run with -vv for TensorRT's log"
+        ) from e
     # graphopt's loader has already pulled external weights into the proto: parse bytes only.
     if not parser.parse(data):
         raise BackendError(_parser_failure(parser))
