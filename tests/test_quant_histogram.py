@@ -19,12 +19,11 @@ def reference_divergences(hist: np.ndarray) -> list[float]:
         outliers = hist[i:].sum()
         p[i - 1] += outliers
         sliced = hist[:i].copy()
+        m = i // 128
         q = np.zeros(i)
-        # 128 levels spread evenly over the i bins, as NVIDIA's pytorch-quantization does:
-        # bin k is in level floor(128 k / i)
-        of = np.digitize(np.arange(i), np.linspace(0, i, 129)) - 1
         for j in range(128):
-            start, stop = int(np.flatnonzero(of == j)[0]), int(np.flatnonzero(of == j)[-1]) + 1
+            start = j * m
+            stop = i if j == 127 else start + m
             level = sliced[start:stop].sum()
             nz = p[start:stop] > 0
             if nz.sum():

@@ -11,7 +11,6 @@ from onnx import numpy_helper
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant.api import quantize
-from graphopt.quant.histogram import HistogramCalibrator, entropy_divergences
 
 # ------------------------------------------------------------------------ calibration cache
 
@@ -79,55 +78,6 @@ def test_nan_in_a_calibration_feed_is_refused_wherever_it_sits() -> None:
     feeds[1]["x"].reshape(-1)[5] = np.nan
     with pytest.raises(QuantizeError, match=r"calibration feed 1: input 'x' holds NaN"):
         quantize(_conv_relu_conv(), feeds, method="minmax", keep_stem=False)
-
-
-# ------------------------------------------------------------------------ entropy calibration
-
-
-def _even_level_divergences(hist: np.ndarray) -> np.ndarray:
-    """KL(P‖Q) per candidate i, the 128 levels spread evenly over the i bins as NVIDIA's
-    reference of TensorRT's calibrator does (pytorch-quantization `_compute_amax_entropy`:
-    `np.digitize(range(i), np.linspace(0, i, 129)) - 1`); P, Q's non-zero bins and the
-    smoothing of an outliers-only last level as graphopt's docstring states them."""
-    h = hist.astype(np.float64)
-    out = []
-    for i in range(128, h.size + 1):
-        p = h[:i].copy()
-        p[i - 1] += h[i:].sum()
-        level = np.digitize(np.arange(i), np.linspace(0, i, 129)) - 1
-        mass = np.bincount(level, h[:i], minlength=128)
-        nonzero = np.bincount(level, p > 0, minlength=128)
-        mass = np.where(mass > 0, mass, 1e-4 * nonzero)  # an outliers-only level: smoothed
-        q = np.where(p > 0, mass[level] / np.maximum(nonzero[level], 1), 0.0)
-        if h[:i].sum() == 0:
-            out.append(np.inf)
-            continue
-        pn, qn = p / p.sum(), q / q.sum()
-        m = pn > 0
-        out.append(float(np.sum(pn[m] * np.log(pn[m] / qn[m]))))
-    return np.array(out)
-
-
-@pytest.mark.parametrize("name", ["student_t2", "relu_laplace_x1.3", "silu_x1.9"])
-def test_entropy_spreads_the_128_levels_evenly(name: str) -> None:
-    # levels 0..126 took ⌊i/128⌋ bins and the last one the rest (up to 127 more): just below
-    # each multiple of 128 Q copied P on 127 single-bin levels, so the least KL kept landing
-    # on i ≡ 127 (mod 128) and the threshold followed where max|x| fell between powers of two
-    # (t(2): amax 2.7x that of NVIDIA's reference, a ReLU'd Laplace scaled by 1.3: 1.6x)
-    rng = np.random.default_rng(0)
-    values = {
-        "student_t2": rng.standard_t(2, size=100_000),
-        "relu_laplace_x1.3": 1.3 * np.maximum(rng.laplace(size=100_000), 0),
-        "silu_x1.9": 1.9 * (lambda x: x / (1 + np.exp(-x)))(rng.normal(0, 3, 100_000)),
-    }[name].astype(np.float32)
-    calibrator = HistogramCalibrator()
-    calibrator.collect(values)
-    expected = _even_level_divergences(calibrator.counts)
-    got = entropy_divergences(calibrator.counts)
-    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-10)
-    best = int(np.argmin(expected)) + 128
-    amax = calibrator.compute_amax("entropy", entropy_floor=None)
-    assert amax == (best + 0.5) * calibrator.bin_width
 
 
 def test_a_cache_rewritten_from_a_cache_keeps_its_tensorrt_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
