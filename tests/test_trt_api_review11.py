@@ -521,3 +521,21 @@ def test_a_parser_that_cannot_start_is_one_line(use_fake, tmp_path):
     with pytest.raises(BackendError, match=r"cannot create its ONNX parser .*nullptr"):
         build_engine(conv_model(), tmp_path / "m.plan")
     assert os.listdir(tmp_path) == []
+
+
+# -- 13. TensorRT 10.12+: the weak-typing builder flags are deprecated -------------------------
+# The 10.16.1.11 bindings' BuilderFlag: FP16, BF16, INT8 "[DEPRECATED] Deprecated in TensorRT
+# 10.12. Superseded by strong typing." graphopt set them on 10.x weak typing without a word.
+
+
+@pytest.mark.parametrize(
+    ("version", "noted"), [("10.16.1.11", True), ("10.12.0.36", True), ("10.8.0.43", False)]
+)
+def test_deprecated_precision_flags_are_noted_from_10_12(use_fake, tmp_path, version, noted):
+    fake = use_fake(version)
+    info = build_engine(conv_model(), tmp_path / "m.plan", fp16=True)
+    assert calls_named(fake, "set_flag") == [("set_flag", "FP16")]  # still set: it works
+    said = [n for n in info.notes if "deprecated since TensorRT 10.12" in n]
+    assert bool(said) == noted
+    if noted:
+        assert "--strongly-typed" in said[0] and "FP16" in said[0]

@@ -32,7 +32,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +328,20 @@ def plan_build(
             "removed in 11; prefer a Q/DQ model from 'graphopt quantize'"
         )
     return BuildPlan(major, precision, False, flags, calibrator, notes=tuple(notes))
+
+
+def _with_deprecated_flags_note(plan: BuildPlan, version: str) -> BuildPlan:
+    """`plan` with a note where it sets BuilderFlag FP16/INT8 on TensorRT 10.12 or newer, whose
+    bindings mark them '[DEPRECATED] Deprecated in TensorRT 10.12. Superseded by strong
+    typing' (weak typing still works in 10.x; 11 removed it)."""
+    parts = [int(p) for p in re.findall(r"\d+", version)[:2]] + [0, 0]
+    if not plan.flags or plan.major != 10 or parts[1] < 12:
+        return plan
+    note = (
+        f"BuilderFlag {'/'.join(plan.flags)} are deprecated since TensorRT 10.12 (superseded by "
+        "strong typing, the only typing of TensorRT 11): --strongly-typed builds without them"
+    )
+    return replace(plan, notes=(*plan.notes, note))
 
 
 def has_qdq(model: onnx.ModelProto) -> bool:
@@ -718,6 +732,7 @@ def build_engine(
         calibration=calibration is not None or cache is not None,
         strongly_typed=strongly_typed,
     )
+    plan = _with_deprecated_flags_note(plan, trt_version(trt))
     for note in plan.notes:
         log.warning("%s", note)
     if plan.convert_fp16:
