@@ -253,3 +253,31 @@ def test_a_teacher_output_with_no_rows_on_the_first_sample_is_refused(tmp_path):
     )
     with pytest.raises(DistillError, match="has no rows on 1 sample"):
         write_targets(teacher, _samples(3), tmp_path / "t")
+
+
+def test_float8_weights_of_two_formats_with_equal_bytes_are_not_shared():
+    """Bytes 0x38 0x40 are [1, 2] as float8e4m3fn and [0.5, 1] as float8e4m3fnuz. Both read
+    back as ml_dtypes arrays whose dtype.str is '<V1', so the two initializers got one key and
+    the second task read the first one's tensor: its Cast gave [1, 2], not [0.5, 1] (int4,
+    uint4 and float4e2m1 share '<V1' too)."""
+
+    def task(elem: int) -> onnx.ModelProto:
+        c = helper.make_tensor("c", elem, [2], vals=b"\x38\x40", raw=True)
+        return model(
+            [
+                helper.make_node("Cast", ["c"], ["f"], to=F),
+                helper.make_node("Mul", ["x", "f"], ["y"]),
+            ],
+            [vi("x", [2])],
+            [vi("y", [2])],
+            [c],
+            opset=19,
+        )
+
+    fn, fnuz = task(TensorProto.FLOAT8E4M3FN), task(TensorProto.FLOAT8E4M3FNUZ)
+    x = np.array([1.0, -3.0], np.float32)
+    merged = merge([fn, fnuz])
+    got = ort_run(merged, {"x": x})
+    np.testing.assert_array_equal(got["m0_y"], ort_run(fn, {"x": x})["y"])
+    np.testing.assert_array_equal(got["m1_y"], ort_run(fnuz, {"x": x})["y"])
+    np.testing.assert_array_equal(got["m1_y"], x * [0.5, 1.0])

@@ -40,10 +40,12 @@ NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...], tuple[bool, ...]]
 
 def value_digest(value: np.ndarray) -> str:
     """sha256 over dtype, shape and the C-order bytes of `value` (of a string tensor: each
-    element's UTF-8 bytes, length first; its `tobytes()` would be the objects' addresses)."""
+    element's UTF-8 bytes, length first; its `tobytes()` would be the objects' addresses).
+    The dtype by name too: ml_dtypes' float8_e4m3fn, float8_e4m3fnuz, int4, uint4 and
+    float4_e2m1fn all have dtype.str '<V1', and equal bytes mean other values in each."""
     arr = np.ascontiguousarray(value)
     h = hashlib.sha256()
-    h.update(arr.dtype.str.encode())
+    h.update(f"{arr.dtype.str} {arr.dtype.name};".encode())
     h.update(repr(arr.shape).encode())
     if arr.dtype.kind == "O":
         for item in arr.flat:
@@ -71,7 +73,8 @@ class ConstantTable:
             return known
         ident = f"const:{digest}"
         if self.tolerance > 0 and np.issubdtype(value.dtype, np.floating):
-            bucket = self._buckets.setdefault((value.dtype.str, tuple(value.shape)), [])
+            kind = f"{value.dtype.str} {value.dtype.name}"
+            bucket = self._buckets.setdefault((kind, tuple(value.shape)), [])
             for rep_ident, rep in bucket:
                 if _close(value, rep, self.tolerance):
                     ident = rep_ident
