@@ -281,3 +281,20 @@ def test_float8_weights_of_two_formats_with_equal_bytes_are_not_shared():
     np.testing.assert_array_equal(got["m0_y"], ort_run(fn, {"x": x})["y"])
     np.testing.assert_array_equal(got["m1_y"], ort_run(fnuz, {"x": x})["y"])
     np.testing.assert_array_equal(got["m1_y"], x * [0.5, 1.0])
+
+
+def test_split_with_strip_prefix_of_an_output_that_is_the_input_it_is_named_after():
+    """split --task m1 --strip-prefix m1_ (or --outputs m1_x,m1_z --strip-prefix m1_) of a task
+    returning its input x: the stripped output name x is the input's, and split refused
+    ('cannot rename back to ['x']: the name is taken'). The output is the input x itself."""
+    a = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [1, 3])], [vi("y", [1, 3])])
+    merged = merge([a, _passes_input_through("x", [1, 3])])
+    x = np.array([[1.0, -2.0, 3.0]], np.float32)
+    for task in (
+        split(merged, task="m1", strip_prefix="m1_"),
+        split(merged, ["m1_x", "m1_z"], strip_prefix="m1_"),
+    ):
+        assert [o.name for o in task.graph.output] == ["x", "z"]
+        got = ort_run(task, {"x": x})
+        np.testing.assert_array_equal(got["x"], x)
+        np.testing.assert_array_equal(got["z"], -x)

@@ -80,16 +80,13 @@ def split(
                 f"strip prefix {strip_prefix!r} leaves output {nameless[0]!r} with no name"
             )
     result = _extract(proto, chosen, inputs)
-    if task is not None and strip_prefix is None:
-        for orig, merged in entry["outputs"].items():
-            source = entry["inputs"].get(orig)  # the output was the task's input orig itself
-            # the input's rename names the output (an alias is declared as orig below)
-            if (
-                source is not None
-                and orig not in aliases
-                and _output_reads_input(result, merged, source, source)
-            ):
-                del renames[merged]
+    # an output renamed to the name an input gets is that input (merge wrote a task output that
+    # was the task's input as an Identity of it); an alias input is made one after its rename
+    final = {i.name: input_renames.get(i.name, i.name) for i in result.graph.input}
+    for output, name in list(renames.items()):
+        source = next((i for i, n in final.items() if n == name), None)
+        if source is not None and _output_reads_input(result, output, source, source):
+            del renames[output]
     _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
     )
