@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 
 from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.distill import DistillError, load_targets, read_manifest, write_targets
-from graphopt.multitask import merge, split
+from graphopt.multitask import MergeError, merge, split
 from tests.test_distill import classifier
 
 F = TensorProto.FLOAT
@@ -298,3 +298,25 @@ def test_split_with_strip_prefix_of_an_output_that_is_the_input_it_is_named_afte
         got = ort_run(task, {"x": x})
         np.testing.assert_array_equal(got["x"], x)
         np.testing.assert_array_equal(got["z"], -x)
+
+
+def _custom(version: int, op: str = "Foo") -> onnx.ModelProto:
+    m = model(
+        [helper.make_node(op, ["x"], ["y"], domain="com.acme")], [vi("x", [3])], [vi("y", [3])]
+    )
+    m.opset_import.append(helper.make_opsetid("com.acme", version))
+    return m
+
+
+def test_ops_of_a_custom_domain_at_two_versions_are_refused():
+    """Model 0 calls com.acme's Foo at version 1, model 1 imports com.acme at 2: the merged
+    model imported com.acme 2 and model 0's Foo was run as version 2's without a word (a
+    custom op library registers its kernels per version). Now a one-line MergeError; equal
+    versions, and a model importing the domain without calling it, still merge."""
+    with pytest.raises(MergeError, match=r"calls 'Foo' of domain 'com.acme' at version 1"):
+        merge([_custom(1), _custom(2, "Bar")], check=False)
+    assert len(merge([_custom(2), _custom(2, "Bar")], check=False).graph.node) == 2
+    unused = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [3])], [vi("y", [3])])
+    unused.opset_import.append(helper.make_opsetid("com.acme", 1))
+    merged = merge([unused, _custom(2)], check=False)
+    assert {o.domain: o.version for o in merged.opset_import}["com.acme"] == 2

@@ -5,8 +5,10 @@ default-domain opset is kept as is when none of its ops changed meaning between 
 (same schema `since_version`), in its graph and its local functions; otherwise it is converted
 with `onnx.version_converter` (its local functions inlined first: the converter drops them), and a
 failed conversion is a `MergeError` naming the model and the versions. Other domains are only
-raised to the highest version when every op of the domain keeps its schema; custom domains
-without schemas are taken at the highest version as declared.
+raised to the highest version when every op of the domain keeps its schema. A custom domain
+without schemas is raised only for a model that calls none of its ops (its model-local
+functions aside): nothing tells whether they mean the same at the other version, so a model
+calling them at a lower version than another model's is a `MergeError`.
 
 What it does not do: lower any model's opset, or convert a local function without inlining it.
 """
@@ -54,6 +56,13 @@ def _all_nodes(graph: onnx.GraphProto | onnx.FunctionProto) -> Iterator[onnx.Nod
         yield node
         for sub in subgraphs(node):
             yield from _all_nodes(sub)
+
+
+def _every_node(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+    """The nodes of the graph and of the model-local functions, bodies included."""
+    yield from _all_nodes(model.graph)
+    for f in model.functions:
+        yield from _all_nodes(f)
 
 
 def _since(op: str, version: int, domain: str) -> int | None:
@@ -116,15 +125,23 @@ def reconcile(
         for domain, version in own.items():
             if domain == "" or version == target[domain]:
                 continue
-            known = any(
-                _since(n.op_type, version, domain)
-                for n in _all_nodes(model.graph)
-                if canonical_domain(n.domain) == domain
-            )
+            functions = {(f.domain, f.name) for f in model.functions}
+            ops = [
+                n
+                for n in _every_node(model)
+                if canonical_domain(n.domain) == domain and (n.domain, n.op_type) not in functions
+            ]
+            known = any(_since(n.op_type, version, domain) for n in ops)
             if known and not unchanged_between(model, domain, version, target[domain]):
                 raise MergeError(
                     f"{name}: uses domain {domain!r} at version {version}, other models at "
                     f"{target[domain]}, and its ops changed between them; convert it first"
+                )
+            if ops and not known:
+                raise MergeError(
+                    f"{name}: calls {ops[0].op_type!r} of domain {domain!r} at version "
+                    f"{version}, other models import it at {target[domain]}, and no schema "
+                    "says whether its ops mean the same there; merge it separately"
                 )
         out.append(model)
     imports = dict(sorted(target.items()))
