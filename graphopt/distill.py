@@ -163,6 +163,11 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
             raise DistillError(f"{root}: no data files ({', '.join(DATA_SUFFIXES)}) found")
         base = root if root.is_dir() else root.parent
         return [Source(str(p.relative_to(base)), path=p) for p in files]
+    if isinstance(data, Mapping | np.ndarray | bytes):  # not a sequence of feed dicts
+        what = "one feed dict (give a list of them)" if isinstance(data, Mapping) else "an array"
+        raise DistillError(
+            f"data is {what}: give a folder or file of samples, or a sequence of feed dicts"
+        )
     # a sized, indexable collection is read lazily; an iterator is read once, here
     items: Sequence[Feed] = data if hasattr(data, "__getitem__") else list(data)
     return [Source(f"feed {i}", feeds=items, index=i) for i in range(len(items))]
@@ -177,7 +182,10 @@ def load_feed(
     images are resized to the input's H×W and normalized with `preprocess` (the keyword
     arguments of `graphopt.realmodels.preprocess`; default scale 1/255)."""
     if source.feeds is not None:
-        return dict(source.feeds[source.index])
+        item = source.feeds[source.index]
+        if not isinstance(item, Mapping):  # dict() of it raised ValueError or TypeError
+            raise DistillError(f"{source.name}: is a {type(item).__name__}, not a feed dict")
+        return dict(item)
     from graphopt.arrays import load_arrays
 
     assert source.path is not None

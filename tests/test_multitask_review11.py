@@ -320,3 +320,17 @@ def test_ops_of_a_custom_domain_at_two_versions_are_refused():
     unused.opset_import.append(helper.make_opsetid("com.acme", 1))
     merged = merge([unused, _custom(2)], check=False)
     assert {o.domain: o.version for o in merged.opset_import}["com.acme"] == 2
+
+
+def test_data_that_is_no_sequence_of_feed_dicts_is_a_one_line_error(tmp_path):
+    """write_targets(teacher, {"x": array}) (one feed dict, not a list of them) raised
+    KeyError: 0; an array of samples 'dictionary update sequence element #0 has length 4';
+    a list of arrays the same ValueError from dict()."""
+    x = np.ones((1, 4), np.float32)
+    for data, message in (
+        ({"x": x}, "one feed dict"),
+        (np.stack([x, x]), "an array"),
+        ([x], "feed 0: is a ndarray, not a feed dict"),
+    ):
+        with pytest.raises(DistillError, match=message):
+            write_targets(classifier(), data, tmp_path / "t")
