@@ -46,7 +46,8 @@ def split(
 
     `strip_prefix`: remove this prefix from the chosen output names. With `task`, inputs and
     outputs, and the local functions merge renamed, get back the names they had in the task's
-    own model unless `strip_prefix` is given.
+    own model unless `strip_prefix` is given; the task's metadata props, doc string and input
+    shapes come back too (where merge recorded them).
     """
     proto = load_model(model)
     where = str(model) if isinstance(model, str | os.PathLike) else "the model"
@@ -85,7 +86,7 @@ def split(
     final = {i.name: input_renames.get(i.name, i.name) for i in result.graph.input}
     for output, name in list(renames.items()):
         source = next((i for i, n in final.items() if n == name), None)
-        if source is not None and _output_reads_input(result, output, source, source):
+        if source is not None and _output_reads_input(result, output, source):
             del renames[output]
     _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
@@ -98,7 +99,7 @@ def split(
         outputs_named = {o.name for o in result.graph.output}
         for alias, of in aliases.items():  # output alias = Identity(of): the alias input now
             if alias in outputs_named:
-                _output_reads_input(result, alias, of, alias, declared=True)
+                _output_reads_input(result, alias, of, declared=True)
     if check:
         check_model(result, "split")
     return result
@@ -272,14 +273,13 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
 
 
 def _output_reads_input(
-    model: onnx.ModelProto, output: str, graph_input: str, name: str, declared: bool = False
+    model: onnx.ModelProto, output: str, graph_input: str, *, declared: bool = False
 ) -> bool:
     """Make graph output `output`, an `Identity` of graph input `graph_input` (what merge
-    writes for a task output that is the task's input directly: the two had one name), the
-    input `name` itself: the Identity goes, and what read `output` reads `name`
-    (`graph_input`; with `declared`, `output` is an input too, an alias of `graph_input` of
-    the same value, and keeps its name). False (nothing changed) when `output` is computed
-    otherwise."""
+    writes for a task output that is the task's input directly: the two had one name), that
+    input itself: the Identity goes, and what read `output` reads `graph_input` (with
+    `declared`, `output` is an input too, an alias of `graph_input` holding the same value,
+    and keeps its name). False (nothing changed) when `output` is computed otherwise."""
     g = model.graph
     for node in g.node:
         if output in node.output:
@@ -292,7 +292,7 @@ def _output_reads_input(
                 return False
             g.node.remove(node)
             if not declared:
-                _rename_everywhere(g, {output: name})
+                _rename_everywhere(g, {output: graph_input})
             return True
     return False
 
