@@ -154,13 +154,22 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
         if root.is_file():
             files = [root]
         elif root.is_dir():
+            # another run's targets folder inside the data holds .npy files, not samples
+            targets = {m.parent for m in root.rglob(MANIFEST) if _is_targets_manifest(m)}
             files = sorted(  # a folder named x.png holds samples, is none
-                p for p in root.rglob("*") if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
+                p
+                for p in root.rglob("*")
+                if p.suffix.lower() in DATA_SUFFIXES
+                and p.is_file()
+                and not targets.intersection(p.parents)
             )
         else:
             raise DistillError(f"{root}: no such file or folder")
         if not files:
-            raise DistillError(f"{root}: no data files ({', '.join(DATA_SUFFIXES)}) found")
+            raise DistillError(
+                f"{root}: no data files ({', '.join(DATA_SUFFIXES)}) found outside "
+                "distillation targets folders"
+            )
         base = root if root.is_dir() else root.parent
         return [Source(str(p.relative_to(base)), path=p) for p in files]
     if isinstance(data, Mapping | np.ndarray | bytes):  # not a sequence of feed dicts
@@ -171,6 +180,14 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
     # a sized, indexable collection is read lazily; an iterator is read once, here
     items: Sequence[Feed] = data if hasattr(data, "__getitem__") else list(data)
     return [Source(f"feed {i}", feeds=items, index=i) for i in range(len(items))]
+
+
+def _is_targets_manifest(path: Path) -> bool:
+    """Whether `path` is the manifest of a distillation targets folder."""
+    try:
+        return bool(json.loads(path.read_text()).get("format") == FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_feed(

@@ -334,3 +334,18 @@ def test_data_that_is_no_sequence_of_feed_dicts_is_a_one_line_error(tmp_path):
     ):
         with pytest.raises(DistillError, match=message):
             write_targets(classifier(), data, tmp_path / "t")
+
+
+def test_another_runs_targets_folder_inside_the_data_holds_no_samples(tmp_path):
+    """Targets may be written inside the data folder; a second run into another folder there
+    (another temperature, say) took the first run's target .npy files for samples: 'the
+    teacher failed on t1/000_logits.npy' (or, where their shape fitted, stored the teacher's
+    outputs on its own targets)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, sample in enumerate(_samples(3)):
+        np.save(data / f"s{i}.npy", sample["x"])
+    first = write_targets(classifier(), data, data / "t1", logits=["logits"])
+    second = write_targets(classifier(), data, data / "t2", logits=["logits"], temperature=4.0)
+    assert first["sources"] == second["sources"] == ["s0.npy", "s1.npy", "s2.npy"]
+    assert load_targets(data / "t2")["logits"].shape == (3, 3)
