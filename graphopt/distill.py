@@ -554,6 +554,13 @@ def _create(
     values: Sequence[np.ndarray],
     batch: int,
 ) -> dict[str, Any]:
+    shapes = [(spec.source, np.shape(value)) for spec, value in zip(specs, values, strict=True)]
+    if len({shape[:1] for _, shape in shapes}) > 1:  # the first one's was taken as the batch's
+        listed = ", ".join(f"{name!r} has shape {shape}" for name, shape in shapes)
+        raise DistillError(
+            f"teacher outputs differ on axis 0, on which samples stack ({listed} on {batch} "
+            "sample(s)); store only those with a batch axis (--outputs, --hints)"
+        )
     first = np.asarray(values[0])
     if first.ndim == 0 or first.shape[0] % batch:
         raise DistillError(f"teacher output {specs[0].source!r} has no batch axis ({first.shape})")

@@ -349,3 +349,18 @@ def test_another_runs_targets_folder_inside_the_data_holds_no_samples(tmp_path):
     second = write_targets(classifier(), data, data / "t2", logits=["logits"], temperature=4.0)
     assert first["sources"] == second["sources"] == ["s0.npy", "s1.npy", "s2.npy"]
     assert load_targets(data / "t2")["logits"].shape == (3, 3)
+
+
+def test_outputs_that_differ_on_the_batch_axis_are_named_together(tmp_path):
+    """A teacher returning a constant table t [3] before its logits [N, 3]: the first output's
+    3 rows were taken as 3 rows per sample, and the run was refused as 'teacher output
+    'logits' has shape (1, 3): no batch axis of 3', blaming the batched output. The error
+    names both outputs and their axis 0."""
+    teacher = classifier()
+    teacher.graph.initializer.append(
+        onnx.numpy_helper.from_array(np.arange(3, dtype=np.float32), "table")
+    )
+    teacher.graph.node.append(helper.make_node("Identity", ["table"], ["t"]))
+    teacher.graph.output.insert(0, vi("t", [3]))
+    with pytest.raises(DistillError, match=r"'t' has shape \(3,\), 'logits' has shape \(1, 3\)"):
+        write_targets(teacher, _samples(2), tmp_path / "t")
