@@ -158,8 +158,10 @@ class LazyShapes:
         if producer.op_type == "Flatten":
             return 2
         if producer.op_type == "Reshape" and len(producer.input) > 1:
-            target = graph.initializers.get(producer.input[1])
-            if target is not None and len(target.dims) == 1:
+            shape = producer.input[1]
+            target = graph.initializers.get(shape)
+            # (not an overridable default: a feed of another length sets another rank)
+            if target is not None and len(target.dims) == 1 and not graph.is_graph_input(shape):
                 return int(target.dims[0])
         return None
 
