@@ -107,8 +107,9 @@ def test_a_cache_rewritten_from_a_cache_keeps_its_tensorrt_version(tmp_path) -> 
 
 
 def test_keep_nodes_naming_no_node_of_the_optimized_model_is_refused() -> None:
-    # the optimize pipeline folds BatchNormalization into the Conv under the BN's name: the
-    # Conv's own name in keep_nodes matched nothing and the Conv was quantized without a word
+    # a name that matches no node of the optimized model (the BatchNormalization folded into
+    # its Conv, a typo) was ignored and its node quantized without a word; the folded Conv
+    # keeps its own name, so keep_nodes finds it
     rng = np.random.default_rng(0)
     model = onnx.parser.parse_model(
         """<ir_version: 8, opset_import: ["" : 13]>
@@ -128,11 +129,12 @@ def test_keep_nodes_naming_no_node_of_the_optimized_model_is_refused() -> None:
     model.graph.initializer.append(numpy_helper.from_array(np.ones(4, np.float32), "var"))
     feeds = [{"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32)} for _ in range(2)]
     options = {"keep_stem": False, "accuracy_target": None}
-    with pytest.raises(QuantizeError, match="keep_nodes: no node named 'conv'"):
-        quantize(model, feeds, keep_nodes=["conv"], **options)
-    # named as the optimized model names it, the folded Conv stays float
-    out = quantize(model, feeds, keep_nodes=["bn"], **options)
-    conv = next(n for n in out.graph.node if n.name == "bn")
+    for gone in ("bn", "cnov"):
+        with pytest.raises(QuantizeError, match=f"keep_nodes: no node named '{gone}'"):
+            quantize(model, feeds, keep_nodes=[gone], **options)
+    # named as the optimized model names it (the Conv's own name), the folded Conv stays float
+    out = quantize(model, feeds, keep_nodes=["conv"], **options)
+    conv = next(n for n in out.graph.node if n.name == "conv")
     floats = {t.name for t in out.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     assert conv.op_type == "Conv" and conv.input[0] == "x" and conv.input[1] in floats
     assert sum(n.op_type == "QuantizeLinear" for n in out.graph.node) == 1  # conv2's input only

@@ -787,3 +787,39 @@ def test_an_expand_has_the_larger_of_its_input_and_target_ranks():
     )
     out, _ = run_passes(wider, ["fold-batchnorm"])
     assert "Gemm" not in ops(out)  # rank 3: no Gemm
+
+
+@pytest.mark.parametrize("pipeline", ["default", "ort-fusions"])
+def test_a_folded_conv_keeps_its_own_name(pipeline):
+    """Conv + BN ⇒ Conv (and Conv · c + d ⇒ Conv, Conv + Relu ⇒ FusedConv) stands for the
+    Conv and keeps its name, as onnxruntime's and onnxoptimizer's fusions do: it was named
+    after the BN / the Add, so a user's `keep_nodes` (quantize) or a TensorRT layer name
+    given as the original Conv's matched nothing."""
+    import graphopt
+
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,6,6] x) => (float[1,8,6,6] r2) {
+          y = Conv<pads = [1, 1, 1, 1]>(x, W)
+          z = BatchNormalization(y, s, b, m, v)
+          r = Relu(z)
+          y2 = Conv(r, W2)
+          z2 = Mul(y2, c)
+          w2 = Add(z2, d)
+          r2 = Relu(w2)
+        }""",
+        {
+            "W": rand(8, 4, 3, 3),
+            "W2": rand(8, 8, 1, 1),
+            "c": rand(1, 8, 1, 1),
+            "d": rand(1, 8, 1, 1),
+            **bn_params(8),
+        },
+    )
+    names = ["conv", "bn", "relu", "conv2", "mul", "add", "relu2"]
+    for node, name in zip(model.graph.node, names, strict=True):
+        node.name = name
+    out = graphopt.optimize(model, pipeline)
+    convs = [n.name for n in out.graph.node if n.op_type in ("Conv", "FusedConv")]
+    assert convs == ["conv", "conv2"]
+    assert_same_outputs(model, out, feeds(model))

@@ -584,13 +584,19 @@ class RuleRunner:
                     outputs.append(names[out])
             node = onnx.NodeProto()  # built directly: onnx.helper.make_node costs ~10x more
             copied = False
+            name = hint
             if copy_from:
                 source = m.node_of(copy_from)
                 if source is not None:
                     _copy_attributes(node, source)  # first: it copies into an empty node
                     copied = True
+                    # The node it stands for (Conv + BN ⇒ Conv): that node's name, as
+                    # onnxruntime's and onnxoptimizer's fusions keep the Conv's; a user's
+                    # keep_nodes or a TensorRT layer name still finds it.
+                    if any(n is source for n in remove):
+                        name = source.name
             node.op_type = op
-            node.name = hint
+            node.name = name
             node.input.extend(inputs)
             node.output.extend(outputs)
             if domain:

@@ -206,9 +206,9 @@ def quantize_with_report(
     if unknown:  # a name that matches nothing would leave its node quantized without a word
         raise QuantizeError(
             f"keep_nodes: no node named {unknown[0]!r} in the model as optimized for "
-            "quantization (fusions rename nodes: a Conv folded with its BatchNormalization "
-            "takes the BatchNormalization's name); name nodes as `graphopt optimize` writes "
-            "them, or pass pipeline=False"
+            "quantization (fusions remove nodes: a BatchNormalization folded into its Conv is "
+            "gone, the Conv keeps its name; a fused activation chain takes its last node's "
+            "name); name nodes as `graphopt optimize` writes them, or pass pipeline=False"
         )
     if keep_stem if keep_stem is not None else target == "tensorrt":
         from graphopt.quant.stem import stem_nodes
