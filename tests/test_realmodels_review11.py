@@ -98,3 +98,43 @@ def test_a_cache_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model cache" in err and str(tmp_path / "file") in err
+
+
+@pytest.fixture
+def local_index(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real pip, offline: no index, no config files, wheels found in the returned folder;
+    the cache in tmp_path/cache."""
+    links = tmp_path / "links"
+    links.mkdir()
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
+    for name in ("PIP_REQUIRE_VIRTUALENV", "PIP_CONSTRAINT", "PIP_PYTHON_VERSION", "PIP_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    return links
+
+
+def test_a_requires_python_the_running_python_misses_refuses_nothing(local_index):
+    """The wheels are data: rapidocr_onnxruntime 1.4.4 declares Requires-Python <3.13, so on
+    Python 3.13 `graphopt demo --model ppocr_det` failed with pip's 'No matching distribution
+    found' (checked in a fresh 3.13 venv). Here a wheel declares <3.0."""
+    make_wheel(local_index, requires_python="<3.0")
+    path = realmodels._extract("okpy==1.0", MEMBER)
+    assert path.read_bytes() == b"model bytes"
+
+
+def test_the_download_does_not_depend_on_the_running_python(local_index, monkeypatch):
+    """scikit-image 0.26.0 (the photographs) has CPython 3.11+ wheels for some platforms only,
+    so on Python 3.10 `graphopt demo` failed after optimizing (checked in a fresh 3.10 venv).
+    pip is told here to target Python 3.9 on macOS ARM, as it would on such a machine; the
+    download asks for one fixed target (CPython 3.11, manylinux_2_28 x86-64) all the same."""
+    make_wheel(local_index, "plat", tag="cp311-cp311-manylinux_2_28_x86_64")
+    monkeypatch.setenv("PIP_PYTHON_VERSION", "3.9")
+    monkeypatch.setenv("PIP_PLATFORM", "macosx_11_0_arm64")
+    path = realmodels._extract("plat==1.0", MEMBER)
+    assert path.read_bytes() == b"model bytes"
+    assert [p.name for p in (realmodels.cache_dir() / "wheels").glob("*.whl")] == [
+        "plat-1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    ]
