@@ -138,3 +138,23 @@ def test_keep_nodes_naming_no_node_of_the_optimized_model_is_refused() -> None:
     floats = {t.name for t in out.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     assert conv.op_type == "Conv" and conv.input[0] == "x" and conv.input[1] in floats
     assert sum(n.op_type == "QuantizeLinear" for n in out.graph.node) == 1  # conv2's input only
+
+
+def test_feed_digest_tells_float8_types_apart() -> None:
+    # a float8 feed failed its digest ('cannot include dtype '4' in a buffer': a memoryview of
+    # an ml_dtypes array cannot be cast), and numpy spells every ml_dtypes float8/int4 type
+    # '<V1' in dtype.str, so two feeds of the same bytes as float8_e4m3fn and float8_e5m2 would
+    # have had one digest, as merge's weight sharing had (multitask review 11, 495e8a0)
+    import ml_dtypes
+
+    from graphopt.quant.samples import feed_digest
+
+    raw = np.arange(8, dtype=np.uint8)
+    e4m3 = {"x": raw.view(ml_dtypes.float8_e4m3fn)}
+    e5m2 = {"x": raw.view(ml_dtypes.float8_e5m2)}
+    assert feed_digest(e4m3) != feed_digest(e5m2)
+    assert feed_digest(e4m3) == feed_digest({"x": raw.copy().view(ml_dtypes.float8_e4m3fn)})
+    # the common types keep the digests they had (the same bytes hashed; this one was computed
+    # with the parent's feed_digest)
+    common = {"x": np.ones((2, 3), np.float32), "n": np.arange(4)}
+    assert feed_digest(common).hex().startswith("7ee5a1998f008f4c9b9a18bacaa3112f")

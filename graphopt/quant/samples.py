@@ -57,7 +57,9 @@ def feed_digest(feed: Mapping[str, np.ndarray]) -> bytes:
         h.update(np.array(header, dtype="<i8").tobytes())
         h.update(encoded)
         h.update(value.dtype.str.encode().ljust(8, b"\0"))
-        h.update(value.reshape(-1).data.cast("B"))
+        if value.dtype.kind == "V":  # ml_dtypes' float8/int4 types all read '<V1' in `str`
+            h.update(value.dtype.name.encode())
+        h.update(value.reshape(-1).view(np.uint8).data)  # (a memoryview of '<V1' cannot cast)
     return h.digest()
 
 
