@@ -197,6 +197,12 @@ _PIP_TARGET = (
     "--platform=manylinux_2_28_x86_64",
     "--ignore-requires-python",
 )
+# pip settings for installing that would refuse a download of data: require-virtualenv (pip
+# holds `download` to it too, so graphopt outside a venv fetched nothing) and constraint files
+# (they pin an environment's versions: scikit-image<0.25 refused 0.26.0). pip never prompts
+# (for an index's password): the prompt went into the captured output and the run waited
+# unseen on the terminal's input.
+_PIP_ENV = {"PIP_REQUIRE_VIRTUALENV": "0", "PIP_CONSTRAINT": ""}
 
 
 def _download(requirement: str, wheels: Path) -> Path:
@@ -211,12 +217,20 @@ def _download(requirement: str, wheels: Path) -> Path:
             "--no-deps",
             "--only-binary=:all:",
             *_PIP_TARGET,
+            "--no-input",
             "-q",
             "-d",
             tmp,
             requirement,
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **_PIP_ENV},
+        )
         got = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not got:
             last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]

