@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -223,21 +224,49 @@ def _download(requirement: str, wheels: Path) -> Path:
             tmp,
             requirement,
         ]
-        done = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, **_PIP_ENV},
-        )
+        try:
+            done = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, **_PIP_ENV},
+            )
+        except OSError as e:  # no interpreter at sys.executable (moved, an embedded Python)
+            stderr = f"cannot run {sys.executable}: {e.strerror or e}"
+            raise LoadError(_pip_failure(requirement, wheels, stderr)) from e
         got = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not got:
-            last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise LoadError(f"cannot download {requirement} with pip: {last}")
+            raise LoadError(_pip_failure(requirement, wheels, done.stderr))
         target = wheels / got[0].name
         os.replace(got[0], target)
     return target
+
+
+def _pip_failure(requirement: str, wheels: Path, stderr: str) -> str:
+    """One line for a download that failed: pip's reason (its last line, or the connection
+    error of its retries: its last line then only says no version was found) and what to do."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    retries = [line for line in lines if line.startswith("WARNING: Retrying")]
+    if any("No module named pip" in line for line in lines):
+        reason = f"{sys.executable} has no pip; install it ({sys.executable} -m ensurepip)"
+    elif retries:
+        cause = re.search(r"\[Errno [^]]*\][^'\")]*", retries[-1]) or re.search(
+            r"\w+(?:Error|Timeout)\b", retries[-1]
+        )
+        reason = (
+            f"no connection to its package index ({cause[0] if cause else retries[-1]}); check "
+            "the network and pip's index and proxy settings (PIP_INDEX_URL, HTTPS_PROXY)"
+        )
+    else:
+        last = lines[-1].removeprefix("ERROR: ") if lines else "no wheel downloaded"
+        reason = f"{last}; check pip's index settings (PIP_INDEX_URL)"
+    return (
+        f"cannot download {requirement} with pip: {reason}, or fetch the wheel where PyPI can be "
+        f"reached ('pip download --no-deps --only-binary=:all: {requirement}') and put it into "
+        f"{wheels}"
+    )
 
 
 # What a damaged (truncated, overwritten) wheel raises while it is read.

