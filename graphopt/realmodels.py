@@ -357,8 +357,14 @@ def load_image(path: str | Path) -> np.ndarray:
                 grey = _grey_to_bytes(np.asarray(im), im.mode, path)
                 return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
-    except (OSError, Image.DecompressionBombError) as e:
+    except (OSError, Image.DecompressionBombError, *_UNDECODABLE) as e:
         raise LoadError(f"{path}: cannot decode image: {e}") from e
+
+
+# What Pillow (13) raises besides OSError for a damaged file: ValueError from its QOI, DDS,
+# SGI, IM and EPS readers ('not enough image data'), PPM and XBM headers (int('8x')),
+# SyntaxError from a PNG chunk of a broken type after the first IDAT ('broken PNG file').
+_UNDECODABLE = (ValueError, SyntaxError)
 
 
 def _grey_to_bytes(samples: np.ndarray, mode: str, path: str | Path) -> np.ndarray:

@@ -242,3 +242,48 @@ def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, no_do
     monkeypatch.setenv("GRAPHOPT_CACHE", str(other))
     with pytest.raises(LoadError, match="set GRAPHOPT_CACHE to a folder you can write"):
         realmodels._extract("okpy==1.0", MEMBER)
+
+
+def _png_with_a_broken_second_chunk() -> bytes:
+    """An RGB PNG whose image data is split in two chunks, the second of a type no PNG has."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + bytes(range(r, r + 120)) for r in range(40))
+    data = zlib.compress(rows)
+    header = struct.pack(">IIBBBBB", 40, 40, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", data[: len(data) // 2])
+        + chunk(b"\x80\xd8\x94\xea", data[len(data) // 2 :])
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_damaged_images_pillow_cannot_decode_are_load_errors(tmp_path):
+    """Pillow raises ValueError and SyntaxError, not OSError, for some damaged files, and they
+    escaped load_image: a traceback from graphopt build / distill-targets, and quantize --calib
+    stopped instead of naming the file. Found by fuzzing truncated and corrupted files."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = (np.arange(8 * 8 * 3) % 256).astype(np.uint8).reshape(8, 8, 3)
+    qoi = io.BytesIO()
+    Image.fromarray(pixels).save(qoi, "QOI")
+    damaged = {
+        "truncated.qoi": qoi.getvalue()[: len(qoi.getvalue()) // 2],  # ValueError
+        "header.ppm": b"P6\n8 8x\n255\n" + pixels.tobytes(),  # ValueError from int()
+        "chunk.png": _png_with_a_broken_second_chunk(),  # SyntaxError
+    }
+    for name, data in damaged.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(LoadError, match=f"{name}: cannot decode image"):
+            realmodels.load_image(path)
