@@ -216,7 +216,8 @@ def _plain_copying(cls: type) -> bool:
         and not hasattr(cls, "__setstate__")
         and cls.__reduce_ex__ is object.__reduce_ex__
         and cls.__reduce__ is object.__reduce__
-        and getattr(cls, "__getstate__", object.__getstate__) is object.__getstate__
+        # object.__getstate__ is new in Python 3.11: a 3.10 class has none of its own
+        and getattr(cls, "__getstate__", None) is getattr(object, "__getstate__", None)
     )
 
 
@@ -382,7 +383,9 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
                 f"{pc.source}:{line}: cannot include {spec!r}: no such built-in pipeline "
                 f"({', '.join(builtins)}) or file"
             )
-    if str(path) in pc.including:
+    # the same file under another spelling too (sub/../a.yaml, ./a.yaml, a link): else the
+    # cycle grew a longer path each turn, never equal, until a RecursionError
+    if any(_same_file(path, other) for other in pc.including):
         raise PipelineError(f"{pc.source}:{line}: include cycle through {path}")
     try:
         text = path.read_text()
@@ -392,6 +395,16 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included)
     pc.rule_files.extend(sub.rule_files)
     return sub.steps
+
+
+def _same_file(path: Path, source: str) -> bool:
+    """Whether `source` (a pipeline being parsed: a file's path, or "<string>") is `path`."""
+    if str(path) == source:
+        return True
+    try:
+        return path.resolve() == Path(source).resolve()
+    except (OSError, RuntimeError):  # a link loop: no file of ours
+        return False
 
 
 def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:

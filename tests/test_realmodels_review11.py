@@ -287,3 +287,22 @@ def test_damaged_images_pillow_cannot_decode_are_load_errors(tmp_path):
         path.write_bytes(data)
         with pytest.raises(LoadError, match=f"{name}: cannot decode image"):
             realmodels.load_image(path)
+
+
+def test_pipelines_load_where_object_has_no_getstate(monkeypatch):
+    """Python 3.10 (pyproject's minimum) has no object.__getstate__ (new in 3.11), and
+    pipeline._plain_copying read it: every optimize, graphopt demo first of all, ended in
+    "AttributeError: type object 'object' has no attribute '__getstate__'" (checked in a fresh
+    3.10 venv). 3.10's `object` is stood in for here by one without the attribute."""
+    from graphopt import pipeline
+
+    class Object310(type):
+        def __getattribute__(cls, name: str) -> object:
+            if name == "__getstate__":
+                raise AttributeError(f"type object 'object' has no attribute {name!r}")
+            return getattr(object, name)
+
+    monkeypatch.setattr(pipeline, "object", Object310("object", (), {}), raising=False)
+    monkeypatch.setattr(pipeline, "_PLAIN", {})
+    loaded = pipeline.load_pipeline(None)
+    assert loaded.name == "default" and loaded.steps
