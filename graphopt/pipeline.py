@@ -383,7 +383,9 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
                 f"{pc.source}:{line}: cannot include {spec!r}: no such built-in pipeline "
                 f"({', '.join(builtins)}) or file"
             )
-    if str(path) in pc.including:
+    # the same file under another spelling too (sub/../a.yaml, ./a.yaml, a link): else the
+    # cycle grew a longer path each turn, never equal, until a RecursionError
+    if any(_same_file(path, other) for other in pc.including):
         raise PipelineError(f"{pc.source}:{line}: include cycle through {path}")
     try:
         text = path.read_text()
@@ -393,6 +395,16 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included)
     pc.rule_files.extend(sub.rule_files)
     return sub.steps
+
+
+def _same_file(path: Path, source: str) -> bool:
+    """Whether `source` (a pipeline being parsed: a file's path, or "<string>") is `path`."""
+    if str(path) == source:
+        return True
+    try:
+        return path.resolve() == Path(source).resolve()
+    except (OSError, RuntimeError):  # a link loop: no file of ours
+        return False
 
 
 def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:

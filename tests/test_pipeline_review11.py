@@ -1,0 +1,30 @@
+"""Pipeline review 11: YAML pipelines, the pass manager's instruments, optimize()'s options and
+optimize --verify/--stats/--dump-dir cases that were wrong. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import onnx
+import onnx.parser
+import pytest
+
+from graphopt.errors import PipelineError
+from graphopt.pipeline import load_pipeline
+
+
+def _model(text: str) -> onnx.ModelProto:
+    return onnx.parser.parse_model(text)
+
+
+def test_an_include_cycle_through_another_spelling_of_the_path_is_refused(tmp_path):
+    """a.yaml includes sub/b.yaml, which includes ../a.yaml: the cycle came back as
+    sub/../a.yaml, a longer path each turn, never equal to one being parsed (RecursionError)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text("passes:\n  - include: sub/b.yaml\n")
+    (tmp_path / "sub" / "b.yaml").write_text(
+        "passes:\n  - eliminate-dead-code\n  - include: ../a.yaml\n"
+    )
+    with pytest.raises(PipelineError, match=r"b\.yaml:3: include cycle through"):
+        load_pipeline(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("passes:\n  - include: ./c.yaml\n")
+    with pytest.raises(PipelineError, match=r"c\.yaml:2: include cycle through"):
+        load_pipeline(tmp_path / "c.yaml")
