@@ -325,6 +325,28 @@ def _scalar(node: yaml.Node, source: str, kind: type) -> Any:
     return value
 
 
+def _value(node: yaml.Node, source: str) -> Any:
+    """The Python value of an option's node; a key given twice in a mapping inside it is an
+    error (YAML loaders keep the last one without a word)."""
+    stack, visited = [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in visited:  # an alias: checked where its anchor is
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            seen: set[Any] = set()
+            for k, v in current.value:
+                key = yaml.safe_load(yaml.serialize(k)) if isinstance(k, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    raise PipelineError(f"{source}:{_line(k)}: duplicate key {key!r}")
+                seen.add(key)
+                stack.append(v)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return yaml.safe_load(yaml.serialize(node))
+
+
 def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
     source, registry = pc.source, pc.registry
     if not isinstance(node, yaml.SequenceNode):
@@ -362,8 +384,8 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
             continue
         options: dict[str, tuple[int, Any]] = {}
         if isinstance(vnode, yaml.MappingNode):
-            for k, v in vnode.value:
-                options[_scalar(k, source, str)] = (_line(k), yaml.safe_load(yaml.serialize(v)))
+            for opt, (k, v) in _mapping(vnode, source).items():
+                options[opt] = (_line(k), _value(v, source))
         elif not (isinstance(vnode, yaml.ScalarNode) and vnode.value in ("", "~", "null")):
             raise PipelineError(f"{source}:{_line(vnode)}: options of {key!r} must be a mapping")
         steps.append(PassStep(_make_pass(key, options, source, line, registry), line, source))

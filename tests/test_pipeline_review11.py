@@ -28,3 +28,15 @@ def test_an_include_cycle_through_another_spelling_of_the_path_is_refused(tmp_pa
     (tmp_path / "c.yaml").write_text("passes:\n  - include: ./c.yaml\n")
     with pytest.raises(PipelineError, match=r"c\.yaml:2: include cycle through"):
         load_pipeline(tmp_path / "c.yaml")
+
+
+def test_an_option_given_twice_is_refused_not_the_last_one_kept(tmp_path):
+    """`size_limit:` twice under one pass: YAML keeps the last without a word, and the
+    pipeline ran with size_limit 2 (top-level and repeat keys were already checked)."""
+    p = tmp_path / "dup.yaml"
+    p.write_text("passes:\n  - constant-folding:\n      size_limit: 1\n      size_limit: 2\n")
+    with pytest.raises(PipelineError, match=r"dup\.yaml:4: duplicate key 'size_limit'"):
+        load_pipeline(p)
+    p.write_text("passes:\n  - constant-folding: {size_limit: 1, fold_shapes: false}\n")
+    (step,) = load_pipeline(p).steps
+    assert (step.pass_.size_limit, step.pass_.fold_shapes) == (1, False)  # type: ignore[union-attr]
