@@ -3,6 +3,7 @@ optimize --verify/--stats/--dump-dir cases that were wrong. Each test failed bef
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import onnx.parser
 import pytest
@@ -40,3 +41,38 @@ def test_an_option_given_twice_is_refused_not_the_last_one_kept(tmp_path):
     p.write_text("passes:\n  - constant-folding: {size_limit: 1, fold_shapes: false}\n")
     (step,) = load_pipeline(p).steps
     assert (step.pass_.size_limit, step.pass_.fold_shapes) == (1, False)  # type: ignore[union-attr]
+
+
+def _cast_model(elem: str, to: int, add: int = 0) -> onnx.ModelProto:
+    """y = Cast(x + add, to) for an int64 x of 2 elements."""
+    return _model(
+        f"""<ir_version: 8, opset_import: ["" : 17]>
+g (int64[2] x) => ({elem}[2] y) {{
+    k = Constant <value = int64[1] {{{add}}}> ()
+    s = Add(x, k)
+    y = Cast <to = {to}> (s)
+}}"""
+    )
+
+
+def test_verify_compares_large_integers_exactly():
+    """int64 outputs 2**53 and 2**53 + 1 are one float64: --verify's comparison read them as
+    equal (max abs diff 0), though integer outputs must be equal."""
+    from graphopt.backends.onnxruntime import compare
+
+    big = np.array([2**53, -(2**60)], dtype=np.int64)
+    (d,) = compare(_cast_model("int64", 7), _cast_model("int64", 7, add=1), {"x": big})
+    assert d.exact and d.max_abs >= 1 and d.exceeds(1e-4, 1e-5)
+    (same,) = compare(_cast_model("int64", 7), _cast_model("int64", 7), {"x": big})
+    assert same.max_abs == 0 and not same.exceeds(1e-4, 1e-5)
+
+
+def test_verify_refuses_an_output_whose_element_type_changed():
+    """The same values as float32 and as float64 compared equal: a model whose output's
+    dtype changed passed --verify."""
+    from graphopt.backends.onnxruntime import compare
+    from graphopt.errors import VerifyError
+
+    feeds = {"x": np.array([1, 2], dtype=np.int64)}
+    with pytest.raises(VerifyError, match=r"output 'y' changed element type: float32 -> float64"):
+        compare(_cast_model("float", 1), _cast_model("double", 11), feeds)

@@ -234,6 +234,8 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
             a, b = _leaves_of(name, a, b)
         if a.shape != b.shape:
             raise VerifyError(f"output {name!r} changed shape: {a.shape} -> {b.shape}")
+        if a.dtype != b.dtype:  # float32 -> float64 values can all be equal
+            raise VerifyError(f"output {name!r} changed element type: {a.dtype} -> {b.dtype}")
         if a.size == 0:
             diffs.append(Difference(name, 0.0, 0.0))
             continue
@@ -249,10 +251,15 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """max |a − b| and max |a| over a's finite values, for numeric arrays of one shape, not
-    empty. Equal values (NaN in both too) differ by 0; a NaN on one side only differs by inf."""
+    empty. Equal values (NaN in both too) differ by 0; a NaN on one side only differs by inf;
+    integers that differ by at least 1 (in float64, 2**53 + 1 and 2**53 are equal)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+    integers = not (np.issubdtype(a.dtype, np.inexact) or np.issubdtype(b.dtype, np.inexact))
+    # integers compared as they are, not as float64
+    same = (a == b) if integers else (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
     delta = np.nan_to_num(np.where(same, 0.0, np.abs(a64 - b64)), nan=np.inf, posinf=np.inf)
+    if integers:
+        delta = np.where(same, 0.0, np.maximum(delta, 1.0))
     finite = np.abs(a64[np.isfinite(a64)])
     return float(delta.max()), float(finite.max()) if finite.size else 0.0
 
