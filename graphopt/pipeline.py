@@ -49,6 +49,7 @@ from graphopt.errors import (
 )
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, all_passes, pass_options
+from graphopt.passes.constants import ConstantsToInitializers
 from graphopt.subgraphs import optimize_bodies
 
 log = logging.getLogger("graphopt.pipeline")
@@ -568,6 +569,8 @@ class StatsInstrument:
 
     def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
         self._nodes = len(graph)
+        if isinstance(pass_, ConstantsToInitializers):  # the nodes converted while indexing
+            self._nodes += graph.adopted_constants
         self._start = time.perf_counter()
 
     def after_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult) -> None:

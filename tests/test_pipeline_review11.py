@@ -76,3 +76,27 @@ def test_verify_refuses_an_output_whose_element_type_changed():
     feeds = {"x": np.array([1, 2], dtype=np.int64)}
     with pytest.raises(VerifyError, match=r"output 'y' changed element type: float32 -> float64"):
         compare(_cast_model("float", 1), _cast_model("double", 11), feeds)
+
+
+def test_stats_count_the_constants_converted_while_indexing_as_removed():
+    """optimize converts Constant nodes while indexing when the pipeline starts with
+    constants-to-initializers, so that pass's record said 0 nodes removed (converted=2): the
+    --stats column summed to 2 for a '6 -> 2 nodes' run."""
+    import graphopt
+
+    model = _model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+g (float[2] x) => (float[2] y) {
+    c = Constant <value = float[2] {1.0, 2.0}> ()
+    d = Constant <value = float[2] {0.0, 0.0}> ()
+    e = Add(c, d)
+    a = Identity(x)
+    b = Add(a, e)
+    y = Relu(b)
+}"""
+    )
+    out, report = graphopt.optimize_with_report(model, "default")
+    totals = report.totals()
+    assert totals["constants-to-initializers"]["nodes_removed"] == 2
+    removed = sum(t["nodes_removed"] for t in totals.values())
+    assert removed == len(model.graph.node) - len(out.graph.node) == 4
