@@ -215,6 +215,13 @@ class _Blocked:
     # them multiplies them by zero filters, which only a finite value survives (inf·0 = NaN)
     pad: float = 0.0
 
+    def __post_init__(self) -> None:
+        # float32 holds no value of this size: the padded values may be inf already, which a
+        # finite bound arithmetic would lose (1e40 · 0 = 0 and 1e40 · 1e-5 = 1e35, where
+        # inf · 0 = NaN and inf · 1e-5 = inf); a NaN bound (inf · 0) is unknown too
+        if not self.pad < _FINITE_PAD:
+            self.pad = math.inf
+
 
 @register_pass
 @dataclass

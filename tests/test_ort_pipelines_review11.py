@@ -1,0 +1,89 @@
+"""Review 11 of the onnxruntime pipelines (`ort-fusions`, `ort-cpu`, `ort-cpu-native`): cases
+that computed other values than the original, or did not load, in onnxruntime.
+
+Every model runs at ORT_DISABLE_ALL (so the only fused and NCHWc ops are graphopt's) next to the
+original; the channel counts (20: padded by any block size 8 or 16) hold for either block size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from graphopt.backends.onnxruntime import run, session
+from graphopt.passes.ort_nchwc import measured_block_size
+from tests.models_util import run as run_passes
+
+BLOCK, WHY = measured_block_size()
+needs_nchwc = pytest.mark.skipif(BLOCK == 0, reason=f"no NCHWc kernels here: {WHY}")
+RNG = np.random.default_rng(11)
+
+
+def parsed(text: str, inits: dict[str, np.ndarray]) -> onnx.ModelProto:
+    model = onnx.parser.parse_model(text)
+    model.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
+    return model
+
+
+def outputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return run(session(model, threads=1, level="disable"), feeds)
+
+
+def weight(*shape: int) -> np.ndarray:
+    return (RNG.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+
+
+def assert_same_at_disable_all(original: onnx.ModelProto, rewritten: onnx.ModelProto) -> None:
+    feeds = {"x": RNG.standard_normal((1, 16, 6, 6)).astype(np.float32)}
+    expected, got = outputs(original, feeds), outputs(rewritten, feeds)
+    for name, value in expected.items():
+        assert np.isfinite(value).all()
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+# A Conv whose 20 output channels are all Relu(-100 + 1) = 0, while its padded channels are
+# Relu(0 + 1) = 1: scaled by 1e20 twice, the padded channels overflow to inf (1e40) and the
+# real ones stay 0. The layout pass bounds the padded channels to prove that a Conv reading
+# them (through zero filters) gets finite values: inf · 0 = NaN would spread to every channel.
+_OVERFLOWING = """
+    c = Conv <pads = [1, 1, 1, 1]> (x, W1, B1)
+    a = Add (c, one)
+    r = Relu (a)
+    m1 = Mul (r, big)
+    m2 = Mul (m1, big)
+"""
+
+
+def _overflowing_inits() -> dict[str, np.ndarray]:
+    return {
+        "W1": np.zeros((20, 16, 3, 3), np.float32),
+        "B1": np.full(20, -100, np.float32),
+        "one": np.array(1, np.float32),
+        "big": np.array(1e20, np.float32),
+        "W2": weight(16, 20, 1, 1),
+        "B2": weight(16, 1)[:, 0],
+    }
+
+
+def _overflowing(tail: str, **inits: np.ndarray) -> onnx.ModelProto:
+    text = f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 16, 6, 6] x) => (float[1, 16, 6, 6] y) {{
+        {_OVERFLOWING}
+        {tail}
+    }}
+    """
+    return parsed(text, _overflowing_inits() | inits)
+
+
+@needs_nchwc
+def test_a_bound_float32_overflows_is_unknown_not_scaled_back():
+    """(⟦r⟧·1e20)·1e20·0: the padded channels are inf·0 = NaN, not 1e40·0 = 0; a Conv reading
+    them stays NCHW (the pass read them as 0 and the output was NaN everywhere)."""
+    original = _overflowing(
+        "z = Mul (m2, zero)\n y = Conv (z, W2, B2)", zero=np.array(0, np.float32)
+    )
+    rewritten = run_passes(original, "ort-nchwc-layout")
+    assert_same_at_disable_all(original, rewritten)
