@@ -87,3 +87,15 @@ def test_a_bound_float32_overflows_is_unknown_not_scaled_back():
     )
     rewritten = run_passes(original, "ort-nchwc-layout")
     assert_same_at_disable_all(original, rewritten)
+
+
+@needs_nchwc
+def test_sigmoid_of_unknown_padded_channels_is_unknown():
+    """σ(NaN) = NaN: a Sigmoid's padded channels are bounded by 1 only where its input's are
+    finite (they were whatever they held, so the Conv after it computed NaN)."""
+    original = _overflowing(
+        "z = Mul (m2, zero)\n s = Sigmoid (z)\n y = Conv (s, W2, B2)",
+        zero=np.array(0, np.float32),
+    )
+    rewritten = run_passes(original, "ort-nchwc-layout")
+    assert_same_at_disable_all(original, rewritten)

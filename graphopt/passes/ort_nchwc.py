@@ -689,7 +689,7 @@ def _activation_bound(
     if op in ("", "Relu", "Tanh", "QuickGelu"):
         return bound  # |relu(v)|, |tanh(v)|, |v·σ(αv)| ≤ |v|
     if op in ("Sigmoid", "HardSigmoid"):
-        return 1.0
+        return 1.0 if bound < _FINITE_PAD else math.inf  # σ(NaN) = NaN
     if op == "LeakyRelu":
         alpha = params[0] if params else 0.01
         return bound * max(1.0, abs(alpha))
