@@ -27,6 +27,7 @@ import collections
 import copy
 import dataclasses
 import logging
+import re
 import time
 import types
 import typing
@@ -609,15 +610,31 @@ class VerifyInstrument:
             ) from e
 
 
+_DUMP_NAME = re.compile(r"[0-9]{2,}-.*\.onnx")
+
+
 class DumpInstrument:
-    """Writes the model after every pass that changed it to `<dir>/<NN>-<pass>.onnx`."""
+    """Writes the model after every pass that changed it to `<dir>/<NN>-<pass>.onnx` (a pass
+    name's characters other than letters, digits, '.', '_' and '-' as '_': a '/' would name a
+    folder). A folder that holds such dumps already is refused: an earlier run's dumps past this
+    run's last would read as this run's."""
 
     def __init__(self, directory: str | Path):
+        if not str(directory):  # Path("") is the current folder
+            raise SaveError("the dump folder is an empty path; name a folder")
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+            earlier = sorted(
+                p.name for p in self.directory.iterdir() if _DUMP_NAME.fullmatch(p.name)
+            )
         except OSError as e:
             raise SaveError(f"{directory}: cannot make the dump folder: {e.strerror or e}") from e
+        if earlier:
+            raise SaveError(
+                f"{directory}: holds the dumps of an earlier run ({earlier[0]}, ...); "
+                "give an empty or new folder"
+            )
         self.count = 0
 
     def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
@@ -628,7 +645,8 @@ class DumpInstrument:
             from graphopt.ir import save_model
 
             self.count += 1
-            save_model(graph.snapshot(), self.directory / f"{self.count:02d}-{pass_.name}.onnx")
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", pass_.name)
+            save_model(graph.snapshot(), self.directory / f"{self.count:02d}-{name}.onnx")
 
 
 class OptimizeBodies(Pass):

@@ -100,3 +100,62 @@ g (float[2] x) => (float[2] y) {
     assert totals["constants-to-initializers"]["nodes_removed"] == 2
     removed = sum(t["nodes_removed"] for t in totals.values())
     assert removed == len(model.graph.node) - len(out.graph.node) == 4
+
+
+_TWO_CHANGES = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[2] x) => (float[2] y) {
+    dead = Neg(x)
+    a = Identity(x)
+    y = Relu(a)
+}"""
+
+
+def test_dump_dir_writes_a_pass_named_with_a_slash_inside_the_folder(tmp_path):
+    """A pass named 'vendor/noops' (a pipeline built in code takes any Pass) dumped to
+    '<dir>/01-vendor/noops.onnx', a folder that does not exist: the run failed."""
+    from dataclasses import dataclass
+
+    import graphopt
+    from graphopt.passes.noop import EliminateNoops
+    from graphopt.pipeline import make_pipeline
+
+    @dataclass
+    class VendorNoops(EliminateNoops):
+        name = "vendor/../noops"
+
+    dump = tmp_path / "dump"
+    graphopt.optimize(_model(_TWO_CHANGES), make_pipeline("p", [VendorNoops()]), dump_dir=dump)
+    assert [p.name for p in dump.iterdir()] == ["01-vendor_.._noops.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dump"]
+
+
+def test_dump_dir_refuses_a_folder_holding_an_earlier_runs_dumps(tmp_path):
+    """A second run into the same folder overwrote 01-... and left the first run's later dumps
+    beside its own, as if this run had made them."""
+    import graphopt
+    from graphopt.errors import SaveError
+    from graphopt.pipeline import make_pipeline
+
+    dump = tmp_path / "dump"
+    pipeline = make_pipeline("p", ["eliminate-dead-code", "eliminate-noops"])
+    graphopt.optimize(_model(_TWO_CHANGES), pipeline, dump_dir=dump)
+    first = sorted(p.name for p in dump.iterdir())
+    assert first == ["01-eliminate-dead-code.onnx", "02-eliminate-noops.onnx"]
+    with pytest.raises(SaveError, match=r"dump: holds the dumps of an earlier run"):
+        graphopt.optimize(_model(_TWO_CHANGES), "simplify", dump_dir=dump)
+    assert sorted(p.name for p in dump.iterdir()) == first
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")  # other files are no dumps
+    graphopt.optimize(_model(_TWO_CHANGES), pipeline, dump_dir=tmp_path / "other")
+    assert len(list((tmp_path / "other").iterdir())) == 3
+
+
+def test_dump_dir_of_an_empty_path_is_refused_not_the_current_folder(tmp_path, monkeypatch):
+    """dump_dir='' (--dump-dir '') is Path(''), the current folder: the dumps landed there."""
+    import graphopt
+    from graphopt.errors import SaveError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SaveError, match="dump folder is an empty path"):
+        graphopt.optimize(_model(_TWO_CHANGES), "default", dump_dir="")
+    assert list(tmp_path.iterdir()) == []

@@ -97,7 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dump-dir",
         default=None,
-        help="write the model after every changing pass into this folder",
+        help="write the model after every changing pass into this folder as NN-PASS.onnx "
+        "(a folder holding an earlier run's dumps is refused)",
     )
     p.add_argument(
         "--external-data",
