@@ -13,7 +13,7 @@ import pytest
 from onnx import numpy_helper
 
 from graphopt.backends.onnxruntime import run, session
-from graphopt.passes.ort_nchwc import measured_block_size
+from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, measured_block_size
 from tests.models_util import run as run_passes
 
 BLOCK, WHY = measured_block_size()
@@ -98,4 +98,24 @@ def test_sigmoid_of_unknown_padded_channels_is_unknown():
         zero=np.array(0, np.float32),
     )
     rewritten = run_passes(original, "ort-nchwc-layout")
+    assert_same_at_disable_all(original, rewritten)
+
+
+@needs_nchwc
+def test_a_conv_fused_with_a_sum_keeps_its_own_padded_bound():
+    """A depthwise Conv of inf padded channels writes NaN there (inf·0); Add(it, e) fused into
+    its Sum input is NaN + e, not e's bound alone (the 1×1 Conv after it computed NaN)."""
+    original = _overflowing(
+        """d = Conv <group = 20, pads = [1, 1, 1, 1]> (m2, Wd, Bd)
+        e = Conv <pads = [1, 1, 1, 1]> (x, W3, B3)
+        s = Add (d, e)
+        y = Conv (s, W2, B2)""",
+        Wd=weight(20, 1, 3, 3),
+        Bd=weight(20, 1)[:, 0],
+        W3=weight(20, 16, 3, 3),
+        B3=weight(20, 1)[:, 0],
+    )
+    rewritten = run_passes(original, "ort-nchwc-layout")
+    summed = [n for n in rewritten.graph.node if n.domain == NCHWC_DOMAIN and len(n.input) == 4]
+    assert summed, "the Add is fused into a Conv's Sum input"
     assert_same_at_disable_all(original, rewritten)

@@ -514,7 +514,9 @@ class _Rewrite:
         fused = _node("Conv", inputs, outputs, producer.name, NCHWC_DOMAIN, producer.attribute)
         self._remove(producer)
         self.graph.add_node(fused)
-        self._alias(node, conv, other.pad)  # act(0 + ⟦other⟧): no activation yet
+        # act(⟦conv⟧ + ⟦other⟧), no activation yet: the Conv's own padded channels are 0 but
+        # for a depthwise Conv of non-finite ones (x·0 = NaN)
+        self._alias(node, conv, conv.pad + other.pad)
         return True
 
     def _concat(self, node: onnx.NodeProto) -> str:
