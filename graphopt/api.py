@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import operator
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -146,8 +147,12 @@ def make_context(
     if opt_level is not None:  # the user's level wins over the pipeline's (PassManager.run)
         ctx.opt_level = opt_level
         ctx.options["opt_level"] = opt_level
-    if pipeline.rule_files:
-        ctx.options.setdefault("rule_files", []).extend(pipeline.rule_files)
+    if "rule_files" in ctx.options or pipeline.rule_files:
+        # a list of its own (the caller's grew by the pipeline's files at every call); one path
+        # is one file, not a list of its letters
+        given = ctx.options.get("rule_files") or []
+        given = [given] if isinstance(given, str | os.PathLike) else list(given)
+        ctx.options["rule_files"] = [*given, *pipeline.rule_files]
     from graphopt.passes.fuse_patterns import check_rule_passes
 
     check_rule_passes(

@@ -159,3 +159,32 @@ def test_dump_dir_of_an_empty_path_is_refused_not_the_current_folder(tmp_path, m
     with pytest.raises(SaveError, match="dump folder is an empty path"):
         graphopt.optimize(_model(_TWO_CHANGES), "default", dump_dir="")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rule_files_given_to_optimize_are_not_grown_and_may_be_one_path(tmp_path):
+    """optimize(rule_files=mine) with a pipeline that has `rules:` extended the caller's list
+    with the pipeline's files at every call (the second call then refused its rule as
+    defined twice), and rule_files='r.yaml' was read as the files 'r', '.', ... ('/: cannot
+    read rule file')."""
+    import graphopt
+    from tests.test_patterns_engine import QUICKGELU_RULE
+
+    (tmp_path / "r1.yaml").write_text(QUICKGELU_RULE)
+    (tmp_path / "r2.yaml").write_text(QUICKGELU_RULE.replace("my-silu", "my-silu2"))
+    (tmp_path / "p.yaml").write_text(
+        "passes:\n  - fuse-patterns: {rules: [my-silu]}\nrules: [r1.yaml]\n"
+    )
+    (tmp_path / "p2.yaml").write_text("passes:\n  - fuse-patterns: {rules: [my-silu2]}\n")
+    silu = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2,8] x) => (float[2,8] y) {
+    s = Sigmoid(x)
+    y = Mul(x, s)
+}"""
+    mine = [str(tmp_path / "r2.yaml")]
+    for _ in range(2):
+        out = graphopt.optimize(_model(silu), str(tmp_path / "p.yaml"), rule_files=mine)
+        assert [n.op_type for n in out.graph.node] == ["QuickGelu"]
+    assert mine == [str(tmp_path / "r2.yaml")]
+    for one in (str(tmp_path / "r2.yaml"), tmp_path / "r2.yaml"):
+        out = graphopt.optimize(_model(silu), str(tmp_path / "p2.yaml"), rule_files=one)
+        assert [n.op_type for n in out.graph.node] == ["QuickGelu"]
