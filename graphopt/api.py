@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from graphopt.errors import PipelineError, first_line
@@ -112,6 +113,9 @@ def _starts_with_constants_to_initializers(
     )
 
 
+_FLAG_OPTIONS = frozenset({"subgraphs", "rule_kernels", "upgrade_opset"})  # of CONTEXT_OPTIONS
+
+
 def make_context(
     pipeline: Pipeline,
     *,
@@ -134,7 +138,12 @@ def make_context(
         )
     if opt_level is not None and (isinstance(opt_level, bool) or not isinstance(opt_level, int)):
         raise PipelineError(f"opt_level must be an integer, got {opt_level!r}")
-    disable = [disable] if isinstance(disable, str) else list(disable)
+    flags = {"verify_each": verify_each, "explain": explain}
+    flags.update((k, v) for k, v in pass_options.items() if k in _FLAG_OPTIONS)
+    for option, value in flags.items():  # 'no' is true: it would turn the option on
+        if not isinstance(value, bool | np.bool_):
+            raise PipelineError(f"{option} must be True or False, got {value!r}")
+    disable = [disable] if isinstance(disable, str) else list(disable or ())
     known = set(all_passes()) | set(pipeline.pass_names())
     missing = sorted(set(disable) - known)
     if missing:

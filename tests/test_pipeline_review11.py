@@ -188,3 +188,29 @@ g (float[2,8] x) => (float[2,8] y) {
     for one in (str(tmp_path / "r2.yaml"), tmp_path / "r2.yaml"):
         out = graphopt.optimize(_model(silu), str(tmp_path / "p2.yaml"), rule_files=one)
         assert [n.op_type for n in out.graph.node] == ["QuickGelu"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"verify_each": "no"}, "verify_each must be True or False, got 'no'"),
+        ({"subgraphs": "false"}, "subgraphs must be True or False, got 'false'"),
+        ({"rule_kernels": None}, "rule_kernels must be True or False, got None"),
+    ],
+)
+def test_a_flag_option_that_is_no_bool_is_refused_not_read_as_true(options, message):
+    """verify_each='no' ran the checker after every pass and subgraphs='false' optimized
+    the If/Loop/Scan bodies: any non-empty string is true."""
+    import graphopt
+
+    with pytest.raises(PipelineError, match=message):
+        graphopt.optimize(_model(_TWO_CHANGES), "default", **options)
+
+
+def test_disable_none_disables_nothing():
+    """disable=None (as opt_level=None and dump_dir=None mean 'not given') was a TypeError
+    traceback: 'NoneType' object is not iterable."""
+    import graphopt
+
+    out = graphopt.optimize(_model(_TWO_CHANGES), "default", disable=None, subgraphs=np.True_)
+    assert [n.op_type for n in out.graph.node] == ["Relu"]
