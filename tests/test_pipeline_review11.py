@@ -214,3 +214,22 @@ def test_disable_none_disables_nothing():
 
     out = graphopt.optimize(_model(_TWO_CHANGES), "default", disable=None, subgraphs=np.True_)
     assert [n.op_type for n in out.graph.node] == ["Relu"]
+
+
+def test_verify_of_a_model_with_no_outputs_says_so(tmp_path, capsys):
+    """A model with no graph outputs (onnx.checker accepts it) failed --verify with 'the
+    original model does not run on the comparison inputs ... give inputs it accepts': no
+    input could have helped."""
+    from onnx import TensorProto, helper
+
+    from graphopt.cli import main
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, tmp_path / "m.onnx")
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", str(tmp_path / "m.onnx"), "-o", str(out), "--verify"]) == 2
+    err = capsys.readouterr().err
+    assert "the original model has no graph outputs: there is nothing to compare" in err
+    assert "give inputs" not in err and not out.exists()

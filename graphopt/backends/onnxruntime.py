@@ -211,6 +211,8 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
         reference = reference if hasattr(reference, "run") else session(reference)
     except BackendError as e:
         raise VerifyError(f"the original model does not load in onnxruntime: {e}") from e
+    if not reference.get_outputs():  # onnxruntime: "At least one output should be requested"
+        raise VerifyError("the original model has no graph outputs: there is nothing to compare")
     try:
         ref = run(reference, feeds)
     except BackendError as e:
