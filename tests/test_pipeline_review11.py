@@ -233,3 +233,21 @@ def test_verify_of_a_model_with_no_outputs_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the original model has no graph outputs: there is nothing to compare" in err
     assert "give inputs" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("name", ["vendor/noops", "fold_bn", "a:b", "-x", "x-", "x--y", "x\n"])
+def test_register_pass_takes_kebab_case_names_only(name):
+    """register_pass checked only lower case and no space: 'vendor/noops' (a folder in a dump
+    file's name), 'fold_bn' or 'a:b' were registered."""
+    from dataclasses import dataclass
+
+    from graphopt.passes.base import PASS_REGISTRY, Pass, register_pass
+
+    @dataclass
+    class Odd(Pass):
+        pass
+
+    Odd.name = name
+    with pytest.raises(ValueError, match="kebab-case"):
+        register_pass(Odd)
+    assert name not in PASS_REGISTRY

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -107,8 +108,9 @@ PASS_REGISTRY: dict[str, type[Pass]] = {}
 
 def register_pass(cls: P) -> P:
     """Class decorator: add a pass to the one registry table, keyed by its kebab-case name."""
-    if not cls.name or cls.name != cls.name.lower() or " " in cls.name:
-        raise ValueError(f"pass {cls.__name__} needs a kebab-case `name`")
+    # what a pipeline YAML, --disable and a dump file's name can hold: no '/', ':' or '_'
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", cls.name):
+        raise ValueError(f"pass {cls.__name__} needs a kebab-case `name`, got {cls.name!r}")
     if cls.name in PASS_REGISTRY and PASS_REGISTRY[cls.name] is not cls:
         raise ValueError(f"two passes are named {cls.name!r}")
     if not dataclasses.is_dataclass(cls):
