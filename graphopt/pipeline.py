@@ -317,9 +317,7 @@ def _mapping(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, 
 def _scalar(node: yaml.Node, source: str, kind: type) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise PipelineError(f"{source}:{_line(node)}: expected a {kind.__name__} here")
-    value = (
-        yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
-    )
+    value = _construct(node, source) if node.tag != "tag:yaml.org,2002:str" else node.value
     if kind is str:
         return str(value)
     if not _is_instance(value, kind):
@@ -339,14 +337,25 @@ def _value(node: yaml.Node, source: str) -> Any:
         if isinstance(current, yaml.MappingNode):
             seen: set[Any] = set()
             for k, v in current.value:
-                key = yaml.safe_load(yaml.serialize(k)) if isinstance(k, yaml.ScalarNode) else None
+                key = _construct(k, source) if isinstance(k, yaml.ScalarNode) else None
                 if key is not None and key in seen:
                     raise PipelineError(f"{source}:{_line(k)}: duplicate key {key!r}")
                 seen.add(key)
                 stack.append(v)
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
-    return yaml.safe_load(yaml.serialize(node))
+    return _construct(node, source)
+
+
+def _construct(node: yaml.Node, source: str) -> Any:
+    """The Python value of `node` as `yaml.safe_load` makes it; a tag it has no constructor
+    for (!!python/object, !foo) or a value its tag refuses (!!int abc, !!binary zz) is a
+    `PipelineError` at the node's line."""
+    try:
+        return yaml.safe_load(yaml.serialize(node))
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+        problem = getattr(e, "problem", None) or first_line(e)
+        raise PipelineError(f"{source}:{_line(node)}: invalid value {node.tag}: {problem}") from e
 
 
 def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:

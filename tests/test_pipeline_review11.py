@@ -251,3 +251,23 @@ def test_register_pass_takes_kebab_case_names_only(name):
     with pytest.raises(ValueError, match="kebab-case"):
         register_pass(Odd)
     assert name not in PASS_REGISTRY
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("passes:\n  - constant-folding: {size_limit: !!python/object:os.system x}\n", 2),
+        ("opt_level: !foo 3\npasses: [eliminate-dead-code]\n", 1),
+        ("opt_level: !!int abc\npasses: [eliminate-dead-code]\n", 1),
+        ("passes:\n  - repeat: {passes: [eliminate-dead-code], max_iterations: !!int x}\n", 2),
+        ("passes:\n  - constant-folding: {size_limit: !!timestamp 2001-99-99}\n", 2),
+        ("passes:\n  - include: !!binary zz\n", 2),
+    ],
+)
+def test_a_yaml_tag_that_cannot_be_read_is_one_pipeline_error(tmp_path, text, line):
+    """A tag safe_load has no constructor for, or a value its tag refuses, escaped as a
+    yaml ConstructorError or a ValueError traceback (the YAML itself composes)."""
+    p = tmp_path / "tags.yaml"
+    p.write_text(text)
+    with pytest.raises(PipelineError, match=rf"tags\.yaml:{line}: invalid value "):
+        load_pipeline(p)
