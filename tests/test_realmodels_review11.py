@@ -376,3 +376,33 @@ def test_a_wheel_without_the_member_is_named_with_what_to_do(tmp_path, monkeypat
         f"cached wheel {wheel} has no member {MEMBER} (not okpy==1.0 as PyPI has it?); "
         "delete it and run again"
     )
+
+
+def test_every_pinned_wheel_has_its_sha256():
+    pinned = {spec.package for spec in (*realmodels.MODELS.values(), *realmodels.ZOO.values())}
+    assert pinned | {realmodels.IMAGE_WHEEL} == set(realmodels.WHEEL_SHA256)
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in realmodels.WHEEL_SHA256.values())
+
+
+def test_downloads_are_checked_against_the_pinned_sha256(local_index, monkeypatch):
+    """pip's require-hashes mode (PIP_REQUIRE_HASHES=1, or a hash in a pip.conf requirement)
+    refused every download ('Hashes are required in --require-hashes mode'); and a mirror's
+    other build of a pinned wheel, or a tampered one, was taken as it came. Now each download
+    names the wheel's sha256: the right file is fetched in require-hashes mode, another one is
+    refused in one line."""
+    import hashlib
+
+    wheel = make_wheel(local_index)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    monkeypatch.setitem(realmodels.WHEEL_SHA256, "okpy==1.0", digest)
+    monkeypatch.setenv("PIP_REQUIRE_HASHES", "1")
+    assert realmodels._extract("okpy==1.0", MEMBER).read_bytes() == b"model bytes"
+
+    make_wheel(local_index, "other", members={MEMBER: b"tampered"})
+    monkeypatch.delenv("PIP_REQUIRE_HASHES")
+    monkeypatch.setitem(realmodels.WHEEL_SHA256, "other==1.0", digest)
+    with pytest.raises(LoadError) as caught:
+        realmodels._extract("other==1.0", MEMBER)
+    refused = "cannot download other==1.0 with pip: the wheel it fetched is not the one graphopt"
+    assert str(caught.value).startswith(f"{refused} pins (another sha256")
+    assert list((realmodels.cache_dir() / "wheels").glob("other*")) == []
