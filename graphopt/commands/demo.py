@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.commands.optimize import print_stats
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
+    from graphopt.pipeline import load_pipeline
     from graphopt.realmodels import MODELS, cache_dir, fetch_model, model_inputs, pending_downloads
 
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
         read = [("--pipeline", args.pipeline)]
         refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
+    pipeline = load_pipeline(args.pipeline)  # a typo said after the first run's ~90 MB, no more
     spec = MODELS[args.model]
     pending = pending_downloads(args.model, args.images)
     if pending:  # ~90 MB on the first run: say why nothing else shows for a while
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")
     original = load_model(path)
     start = time.perf_counter()
-    optimized, report = optimize_with_report(original, args.pipeline)
+    optimized, report = optimize_with_report(original, pipeline)
     elapsed = time.perf_counter() - start
     print(
         f"pipeline {report.pipeline!r}: {len(original.graph.node)} -> {len(optimized.graph.node)} nodes in {elapsed * 1000:.0f} ms"
