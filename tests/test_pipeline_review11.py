@@ -271,3 +271,48 @@ def test_a_yaml_tag_that_cannot_be_read_is_one_pipeline_error(tmp_path, text, li
     p.write_text(text)
     with pytest.raises(PipelineError, match=rf"tags\.yaml:{line}: invalid value "):
         load_pipeline(p)
+
+
+def _fp16_conv_bn() -> onnx.ModelProto:
+    from onnx import TensorProto, helper
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    c = 16
+    f16 = np.float16
+    weights = {
+        "W": rng.standard_normal((c, c, 3, 3)).astype(f16),
+        "g": (rng.random(c) * 2 + 0.5).astype(f16),
+        "b": rng.standard_normal(c).astype(f16),
+        "m": rng.standard_normal(c).astype(f16),
+        "v": (rng.random(c) + 0.5).astype(f16),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"]),
+    ]
+    shape = [1, c, 32, 32]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, shape)],
+        [nh.from_array(v, k) for k, v in weights.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_verify_passes_a_float16_model_within_its_own_rounding(tmp_path, capsys):
+    """A float16 Conv + BatchNormalization folded into float16 weights differs by a rounding
+    (4.8e-4 x its largest value, below float16's half-epsilon) that the float32 default bound
+    1e-4 refused: --verify failed a correct optimization. A --tolerance given is kept as is."""
+    from graphopt.cli import main
+
+    onnx.save(_fp16_conv_bn(), tmp_path / "m.onnx")
+    out = tmp_path / "o.onnx"
+    args = ["optimize", str(tmp_path / "m.onnx"), "-o", str(out), "--verify"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert [n.op_type for n in onnx.load(out).graph.node] == ["Conv"]
+    out.unlink()
+    assert main([*args, "--tolerance", "1e-4"]) == 2
+    assert "--tolerance 0.0001 ×" in capsys.readouterr().err and not out.exists()

@@ -168,6 +168,9 @@ def describe_feeds(feeds: dict[str, np.ndarray]) -> str:
     )
 
 
+ROUNDING_ULPS = 8  # a rewrite's rounding, in units of the output type's precision
+
+
 @dataclass
 class Difference:
     output: str
@@ -175,6 +178,9 @@ class Difference:
     max_rel: float  # max |a-b| / max(|a|) over the output: robust to near-zero elements
     scale: float = 0.0  # max |a| over the reference output's finite values
     exact: bool = False  # integer, bool or string values: any difference is one
+    # the least relative bound the output's float type can meet: ROUNDING_ULPS × its machine
+    # epsilon (float16: 7.8e-3, float32: 9.5e-7); 0 for exact values
+    resolution: float = 0.0
 
     def excess(self, rtol: float, atol: float) -> float:
         """How far max |a-b| is above atol + rtol · max |a| (> 0: too far). An output that is
@@ -184,6 +190,12 @@ class Difference:
 
     def exceeds(self, rtol: float, atol: float) -> bool:
         return self.excess(rtol, atol) > 0
+
+    def default_rtol(self, rtol: float) -> float:
+        """A default relative bound `rtol`, raised to what the output's type resolves: a
+        float16 output of a Conv whose BatchNormalization was folded into its float16 weights
+        differs by a rounding of ~5e-4 × its largest value, which a float32 default refuses."""
+        return max(rtol, self.resolution)
 
 
 def run_error_text(error: BaseException, limit: int = 400) -> str:
@@ -247,7 +259,8 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
             continue
         worst, scale = max_difference(a, b)
         exact = not np.issubdtype(a.dtype, np.inexact)
-        diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, exact))
+        resolution = 0.0 if exact else ROUNDING_ULPS * float(np.finfo(a.dtype).eps)
+        diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, exact, resolution))
     return diffs
 
 
