@@ -12,8 +12,15 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+import graphopt
 from graphopt.backends.onnxruntime import run, session
-from graphopt.passes.ort_nchwc import NCHWC_DOMAIN, measured_block_size
+from graphopt.passes.ort_nchwc import (
+    BLOCK_SIZE_KEY,
+    NCHWC_DOMAIN,
+    OrtNchwcLayout,
+    measured_block_size,
+)
+from graphopt.pipeline import make_pipeline
 from tests.models_util import run as run_passes
 
 BLOCK, WHY = measured_block_size()
@@ -119,3 +126,42 @@ def test_a_conv_fused_with_a_sum_keeps_its_own_padded_bound():
     summed = [n for n in rewritten.graph.node if n.domain == NCHWC_DOMAIN and len(n.input) == 4]
     assert summed, "the Add is fused into a Conv's Sum input"
     assert_same_at_disable_all(original, rewritten)
+
+
+def _made_for_another_block_size() -> tuple[onnx.ModelProto, int]:
+    """Three Convs, one of which the layout pass takes at this CPU's block size only (10 input
+    channels: read as NCHW below 16, not a multiple of 4 at 8; 8 per group: a multiple of 8,
+    not of 16), rewritten for the other block size: (that model, the other block size)."""
+    other = 8 if BLOCK == 16 else 16
+    text = """
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 16, 6, 6] x, float[1, 10, 6, 6] w, float[1, 16, 6, 6] v)
+      => (float[1, 16, 6, 6] a, float[1, 16, 6, 6] b, float[1, 16, 6, 6] c) {
+        a = Conv <pads = [1, 1, 1, 1]> (x, Wa)
+        b = Conv <pads = [1, 1, 1, 1]> (w, Wb)
+        c = Conv <pads = [1, 1, 1, 1], group = 2> (v, Wc)
+    }
+    """
+    inits = {"Wa": weight(16, 16, 3, 3), "Wb": weight(16, 10, 3, 3), "Wc": weight(16, 8, 3, 3)}
+    original = parsed(text, inits)
+    made = graphopt.optimize(original, make_pipeline("t", [OrtNchwcLayout(block_size=other)]))
+    return made, other
+
+
+def _nchwc_ops(model: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in model.graph.node if n.domain == NCHWC_DOMAIN]
+
+
+@needs_nchwc
+@pytest.mark.parametrize("pipeline", ["ort-cpu-native", "ort-cpu"])
+def test_a_model_holding_nchwc_ops_for_another_block_size_is_left_as_it_is(pipeline):
+    """ort-cpu-native rewrote the Conv the other block size had left for this one and relabeled
+    the model for this CPU: its other Convs' filters, reordered for the other block size, made
+    it compute wrong values on every CPU (on this one: |Δ| ≈ 4 on a Conv of unit outputs), and
+    ort-cpu guarded that graph, its 'NCHW fallback' holding the other block size's ops."""
+    made, other = _made_for_another_block_size()
+    assert "Conv" in _nchwc_ops(made) and any(n.domain == "" for n in made.graph.node)
+    again = graphopt.optimize(made, pipeline)
+    assert _nchwc_ops(again) == _nchwc_ops(made)
+    assert [n.op_type for n in again.graph.node] == [n.op_type for n in made.graph.node]
+    assert {p.key: p.value for p in again.metadata_props} == {BLOCK_SIZE_KEY: str(other)}

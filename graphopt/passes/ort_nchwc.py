@@ -264,7 +264,9 @@ class OrtNchwcLayout(Pass):
         if not initializers_allowed(graph, ctx, _RULE):  # the reordered filters are initializers
             return PassResult(False)
         block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
-        if block > 0 and self.fallback:
+        if block > 0:
+            why = _held_layout(graph, block, self.fallback)
+        if block > 0 and self.fallback and not why:
             why = nchwc_fallback.unguardable(graph)
         if why:
             ctx.note(_RULE, "(graph)", "refused", why)
@@ -282,6 +284,27 @@ class OrtNchwcLayout(Pass):
             nchwc_fallback.guard(graph, portable, block)
             stats["guarded"] = 1
         return PassResult(rewrite.changed, stats)
+
+
+def _held_layout(graph: Graph, block: int, fallback: bool) -> str:
+    """Why NCHWc ops the graph holds already forbid the rewrite for block size `block`, or "".
+
+    Their filters are reordered for the block size in the model's metadata (unknown without
+    it, as in onnxruntime's own saved models): ops for another one next to ours compute wrong
+    values on every CPU, and a fallback holding any is no NCHW graph (wrong on another CPU).
+    """
+    held = next((n for n in graph.nodes.values() if n.domain == NCHWC_DOMAIN), None)
+    if held is None:
+        return ""
+    if fallback:
+        return f"the graph holds NCHWc ops already ({held.name!r}): no NCHW fallback"
+    made_for = next((p.value for p in graph.model.metadata_props if p.key == BLOCK_SIZE_KEY), "")
+    if made_for != str(block):
+        return (
+            f"the graph holds NCHWc ops ({held.name!r}) for block size {made_for or 'unknown'}, "
+            f"not {block}"
+        )
+    return ""
 
 
 @dataclass
