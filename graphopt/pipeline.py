@@ -128,14 +128,16 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
     text_spec = str(spec)
     if text_spec in builtins:
         return _parse_cached(
-            builtins[text_spec].read_text(), str(builtins[text_spec]), builtins[text_spec].parent
+            builtins[text_spec].read_text(encoding="utf-8"),
+            str(builtins[text_spec]),
+            builtins[text_spec].parent,
         )
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise PipelineError(f"{path}: pipeline file not found")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise PipelineError(f"{path}: cannot read pipeline file: {e}") from e
         return _parse_cached(text, str(path), path.parent)
@@ -225,7 +227,7 @@ def _plain_copying(cls: type) -> bool:
 
 def _read_or_none(path: Path) -> str | None:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -421,7 +423,7 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     if any(_same_file(path, other) for other in pc.including):
         raise PipelineError(f"{pc.source}:{line}: include cycle through {path}")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise PipelineError(f"{pc.source}:{line}: cannot read {path}: {e}") from e
     pc.included.append((path, text))

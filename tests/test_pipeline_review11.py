@@ -316,3 +316,41 @@ def test_verify_passes_a_float16_model_within_its_own_rounding(tmp_path, capsys)
     out.unlink()
     assert main([*args, "--tolerance", "1e-4"]) == 2
     assert "--tolerance 0.0001 ×" in capsys.readouterr().err and not out.exists()
+
+
+def test_pipelines_are_read_as_utf8_whatever_the_locale(tmp_path):
+    """YAML is UTF-8; pipeline files were read in the locale's encoding, so under an ASCII
+    locale (LC_ALL=C without UTF-8 coercion) the built-in pipelines, whose comments hold
+    '→', failed with a UnicodeDecodeError traceback, and a user's file with a non-ASCII
+    comment could not be read."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import graphopt
+
+    (tmp_path / "mine.yaml").write_text(
+        "passes:\n  - eliminate-dead-code   # Identity → nothing\n", encoding="utf-8"
+    )
+    code = (
+        "import locale, sys; from graphopt.pipeline import load_pipeline; "
+        "assert locale.getpreferredencoding(False) != 'UTF-8'; "
+        "print(load_pipeline('default').name, load_pipeline(sys.argv[1]).pass_names())"
+    )
+    env = {
+        **os.environ,
+        "LC_ALL": "C",
+        "PYTHONUTF8": "0",
+        "PYTHONCOERCECLOCALE": "0",
+        "PYTHONPATH": str(Path(graphopt.__file__).parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "mine.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["default", "['eliminate-dead-code']"]
