@@ -266,6 +266,8 @@ def _parse_pipeline(
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
+        if isinstance(e, yaml.reader.ReaderError):  # a control character: no mark, a position
+            where = f"{source}:{text.count(chr(10), 0, e.position) + 1}"
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise PipelineError(f"{where}: invalid YAML: {problem}") from e
     if root is None:

@@ -354,3 +354,12 @@ def test_pipelines_are_read_as_utf8_whatever_the_locale(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.split() == ["default", "['eliminate-dead-code']"]
+
+
+def test_a_control_character_in_a_pipeline_names_its_line(tmp_path):
+    """YAML refuses control characters with a ReaderError, which has no mark: the error named
+    the file but no line."""
+    p = tmp_path / "ctl.yaml"
+    p.write_text("passes:\n  - eliminate-dead-code\n  - eliminate-noops\x07\n")
+    with pytest.raises(PipelineError, match=r"ctl\.yaml:3: invalid YAML: unacceptable character"):
+        load_pipeline(p)
