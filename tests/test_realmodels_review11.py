@@ -104,15 +104,19 @@ def test_a_cache_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, capsys):
 def local_index(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The real pip, offline: no index, no config files, wheels found in the returned folder;
     the cache in tmp_path/cache."""
+    import os
+
     links = tmp_path / "links"
     links.mkdir()
+    for name in [n for n in os.environ if n.upper().startswith("PIP_")]:  # the machine's own
+        monkeypatch.delenv(name)
+    for name in ("NO_PROXY", "no_proxy"):  # a local port is reached straight, never by proxy
+        monkeypatch.setenv(name, "*")
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
-    for name in ("PIP_REQUIRE_VIRTUALENV", "PIP_CONSTRAINT", "PIP_PYTHON_VERSION", "PIP_PLATFORM"):
-        monkeypatch.delenv(name, raising=False)
     return links
 
 
