@@ -28,6 +28,7 @@ from graphopt.pipeline import (
     StatsInstrument,
     VerifyInstrument,
     load_pipeline,
+    unique_files,
 )
 
 
@@ -161,7 +162,7 @@ def make_context(
         # is one file, not a list of its letters
         given = ctx.options.get("rule_files") or []
         given = [given] if isinstance(given, str | os.PathLike) else list(given)
-        ctx.options["rule_files"] = [*given, *pipeline.rule_files]
+        ctx.options["rule_files"] = unique_files([*given, *pipeline.rule_files])
     from graphopt.passes.fuse_patterns import check_rule_passes
 
     check_rule_passes(

@@ -27,6 +27,7 @@ import collections
 import copy
 import dataclasses
 import logging
+import os
 import re
 import time
 import types
@@ -301,7 +302,24 @@ def _parse_pipeline(
             if not path.is_file():
                 raise PipelineError(f"{source}:{_line(item)}: rule file {str(rel)!r} not found")
             rule_files.append(path)
-    return Pipeline(name, steps, source, description, opt_level, rule_files)
+    return Pipeline(name, steps, source, description, opt_level, unique_files(rule_files))
+
+
+def unique_files(paths: Sequence[str | os.PathLike[str]]) -> list[Any]:
+    """`paths` without a second mention of a file (another spelling of its path too), in
+    order: a rule file a pipeline names twice (two includes of one pipeline, a file and the
+    pipeline it includes) is loaded once, not refused as defining its rules twice."""
+    seen: set[Path] = set()
+    out = []
+    for path in paths:
+        try:
+            key = Path(path).resolve()
+        except (OSError, RuntimeError):  # a link loop: left to the loader to name
+            key = Path(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
 
 
 def _line(node: yaml.Node) -> int:

@@ -363,3 +363,28 @@ def test_a_control_character_in_a_pipeline_names_its_line(tmp_path):
     p.write_text("passes:\n  - eliminate-dead-code\n  - eliminate-noops\x07\n")
     with pytest.raises(PipelineError, match=r"ctl\.yaml:3: invalid YAML: unacceptable character"):
         load_pipeline(p)
+
+
+def test_a_rule_file_named_twice_through_includes_is_loaded_once(tmp_path):
+    """A pipeline including one with `rules: [r1.yaml]` twice (to run its steps twice), or
+    naming r1.yaml itself too, or optimize(rule_files=[r1.yaml]) with it, loaded r1.yaml twice
+    and refused: "rule 'my-silu' is already defined at r1.yaml:3"."""
+    import graphopt
+    from tests.test_patterns_engine import QUICKGELU_RULE
+
+    (tmp_path / "r1.yaml").write_text(QUICKGELU_RULE)
+    b = tmp_path / "b.yaml"
+    b.write_text("passes:\n  - fuse-patterns: {rules: [my-silu]}\nrules: [r1.yaml]\n")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("passes:\n  - include: b.yaml\n  - eliminate-dead-code\n  - include: b.yaml\n")
+    also = tmp_path / "also.yaml"
+    also.write_text("passes:\n  - include: b.yaml\nrules: [./r1.yaml]\n")
+    silu = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2,8] x) => (float[2,8] y) {
+    s = Sigmoid(x)
+    y = Mul(x, s)
+}"""
+    runs = [(twice, {}), (also, {}), (b, {"rule_files": [tmp_path / "r1.yaml"]})]
+    for pipeline, options in runs:
+        out = graphopt.optimize(_model(silu), str(pipeline), **options)
+        assert [n.op_type for n in out.graph.node] == ["QuickGelu"]
