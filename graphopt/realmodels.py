@@ -260,9 +260,9 @@ _PIP_TARGET = (
 )
 # pip settings for installing that would refuse a download of data: require-virtualenv (pip
 # holds `download` to it too, so graphopt outside a venv fetched nothing) and constraint files
-# (they pin an environment's versions: scikit-image<0.25 refused 0.26.0). pip never prompts
-# (for an index's password): the prompt went into the captured output and the run waited
-# unseen on the terminal's input.
+# (they pin an environment's versions: one pinning another version refused the pin). pip never
+# prompts (for an index's password): its prompt would go into the captured output, and the run
+# would wait unseen on the terminal's input.
 _PIP_ENV = {"PIP_REQUIRE_VIRTUALENV": "0", "PIP_CONSTRAINT": ""}
 
 
