@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnx.parser
 import pytest
 
@@ -388,3 +389,32 @@ g (float[2,8] x) => (float[2,8] y) {
     for pipeline, options in runs:
         out = graphopt.optimize(_model(silu), str(pipeline), **options)
         assert [n.op_type for n in out.graph.node] == ["QuickGelu"]
+
+
+def test_verify_inputs_npz_names_an_extra_array_and_a_wrong_dtype(tmp_path, capsys):
+    """An extra array or one of another dtype in --inputs reached onnxruntime, whose dtype
+    message names no input ('Unexpected input data type. Actual: (tensor(double)), expected:
+    (tensor(float))'); it was blamed on the original model not running."""
+    from graphopt.cli import main
+
+    model = _model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+g (float[2] x, float[2] k) => (float[2] y) {
+    y = Add(x, k)
+}"""
+    )
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.ones(2, np.float32), "k"))
+    onnx.save(model, tmp_path / "m.onnx")
+    out = tmp_path / "o.onnx"
+    one = np.ones(2, np.float32)
+    cases = [
+        ({"x": one, "z": one}, "extra.npz: z is no input of the model (inputs: x, k)"),
+        ({"x": one, "k": one.astype(np.float64)}, "wrong.npz: k is float64, but the model's"),
+    ]
+    for (feeds, message), name in zip(cases, ("extra", "wrong"), strict=True):
+        np.savez(tmp_path / f"{name}.npz", **feeds)
+        args = ["optimize", str(tmp_path / "m.onnx"), "-o", str(out), "--verify"]
+        assert main([*args, "--inputs", str(tmp_path / f"{name}.npz")]) == 2
+        assert message in capsys.readouterr().err and not out.exists()
+    np.savez(tmp_path / "fine.npz", x=one, k=one * 3)  # an overridable weight may be fed
+    assert main([*args, "--inputs", str(tmp_path / "fine.npz")]) == 0

@@ -122,6 +122,21 @@ def example_feeds(
         missing = [name for name, _, _ in input_specs(model) if name not in feeds]
         if missing:
             raise VerifyError(f"{npz}: no array for model input(s) {', '.join(missing)}")
+        declared = {vi.name: vi for vi in model.graph.input}  # overridable weights too
+        extra = [name for name in feeds if name not in declared]
+        if extra:
+            raise VerifyError(
+                f"{npz}: {', '.join(extra)} is no input of the model (inputs: "
+                f"{', '.join(declared)})"
+            )
+        for name, array in feeds.items():  # onnxruntime's message names no input
+            elem = declared[name].type.tensor_type.elem_type
+            want = _NP_TYPES.get(elem)
+            if want is not None and array.dtype != want:
+                raise VerifyError(
+                    f"{npz}: {name} is {array.dtype}, but the model's input {name} is "
+                    f"{np.dtype(want)}"
+                )
         return feeds
     rng = np.random.default_rng(seed)
     feeds = {}
