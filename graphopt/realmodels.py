@@ -261,8 +261,8 @@ _PIP_TARGET = (
 # pip settings for installing that would refuse a download of data: require-virtualenv (pip
 # holds `download` to it too, so graphopt outside a venv fetched nothing) and constraint files
 # (they pin an environment's versions: one pinning another version refused the pin). pip never
-# prompts (for an index's password): its prompt would go into the captured output, and the run
-# would wait unseen on the terminal's input.
+# prompts (for an index's password): its prompt went into the captured output, and with a
+# terminal as input the fetch waited forever with nothing shown (an index answering 401).
 _PIP_ENV = {"PIP_REQUIRE_VIRTUALENV": "0", "PIP_CONSTRAINT": ""}
 
 
