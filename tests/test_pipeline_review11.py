@@ -418,3 +418,23 @@ g (float[2] x, float[2] k) => (float[2] y) {
         assert message in capsys.readouterr().err and not out.exists()
     np.savez(tmp_path / "fine.npz", x=one, k=one * 3)  # an overridable weight may be fed
     assert main([*args, "--inputs", str(tmp_path / "fine.npz")]) == 0
+
+
+def test_verify_shapes_refuses_a_min_opt_max_range(tmp_path, capsys):
+    """--shapes x:1x3,2x3,4x3 (the build/bench form) verified on the opt shape 2x3 only and
+    said nothing of the other two; --input-shape already refused a range."""
+    from graphopt.cli import main
+
+    model = _model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 3] x) => (float[N, 3] y) {
+    y = Relu(x)
+}"""
+    )
+    onnx.save(model, tmp_path / "m.onnx")
+    out = tmp_path / "o.onnx"
+    args = ["optimize", str(tmp_path / "m.onnx"), "-o", str(out), "--verify", "--shapes"]
+    assert main([*args, "x:1x3,2x3,4x3"]) == 2
+    assert "--shapes takes one shape per input for --verify" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "x:4x3"]) == 0 and out.exists()

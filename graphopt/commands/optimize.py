@@ -144,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if any(r.min != r.max for r in fixed.values()):
         raise PipelineError("--input-shape takes one shape per input, not min,opt,max")
     input_shapes = {name: r.opt for name, r in fixed.items()}
-    verify_shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
+    verify_ranges = parse_shapes(args.shapes)
+    if any(r.min != r.max for r in verify_ranges.values()):  # --verify ran the opt one only
+        raise VerifyError("--shapes takes one shape per input for --verify, not min,opt,max")
+    verify_shapes = {name: r.opt for name, r in verify_ranges.items()}
     for name, dims in verify_shapes.items():
         if name in input_shapes and dims != input_shapes[name]:
             raise VerifyError(
