@@ -25,7 +25,9 @@ What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
 Add/Mul whose operand shapes are not statically known to be equal, Resize other than nearest
 (asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by integer scales, IR < 4
-models (every initializer must be a graph input there, so no reordered filter can be added).
+models (every initializer must be a graph input there, so no reordered filter can be added),
+graphs that hold NCHWc ops already, unless the metadata says they are for this block size and
+there is no fallback to make (their filters are reordered for the block size they were made for).
 """
 
 from __future__ import annotations
