@@ -1,5 +1,5 @@
 """Review 11 of the onnxruntime pipelines (`ort-fusions`, `ort-cpu`, `ort-cpu-native`): cases
-that computed other values than the original, or did not load, in onnxruntime.
+that computed other values than the original in onnxruntime, or mixed block sizes.
 
 Every model runs at ORT_DISABLE_ALL (so the only fused and NCHWc ops are graphopt's) next to the
 original; the channel counts (20: padded by any block size 8 or 16) hold for either block size.
