@@ -623,7 +623,26 @@ class StatsInstrument:
 
 
 class VerifyInstrument:
-    """Runs `onnx.checker` (full check) after every pass that changed the graph."""
+    """Runs `onnx.checker` (full check) after every pass that changed the graph, and names
+    the pass whose output fails it. An input model that fails it already is checked first
+    (`start`): a pass is blamed only for an error the input did not have."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._known: str | None = None  # the error the model had before the last check
+
+    def start(self, graph: Graph) -> None:
+        """Check the model the passes start from (once; PassManager.run calls it)."""
+        if self._started:
+            return
+        self._started = True
+        self._known = _checker_error(graph.snapshot())
+        if self._known is not None:
+            log.warning(
+                "the input model fails onnx.checker already (%s): --verify-each names only "
+                "a pass that makes another error",
+                self._known,
+            )
 
     def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
         pass
@@ -631,14 +650,25 @@ class VerifyInstrument:
     def after_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, result: PassResult) -> None:
         if not result.changed:
             return
-        model = graph.snapshot()  # a commit would change the order passes meet nodes in
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-            first = first_line(e)
-            raise VerifyError(
-                f"after pass {pass_.name}: the model no longer passes onnx.checker: {first}"
-            ) from e
+        error = _checker_error(graph.snapshot())  # a commit would reorder the nodes passes meet
+        known, self._known = self._known, error
+        if error is None or error == known:  # the input's own error is no pass's
+            return
+        raise VerifyError(
+            f"after pass {pass_.name}: the model no longer passes onnx.checker: {error}"
+            if known is None
+            else f"after pass {pass_.name}: the model fails onnx.checker with a new error: "
+            f"{error} (before it: {known})"
+        )
+
+
+def _checker_error(model: onnx.ModelProto) -> str | None:
+    """The first line of `onnx.checker.check_model(model, full_check=True)`'s error, or None."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        return first_line(e)
+    return None
 
 
 _DUMP_NAME = re.compile(r"[0-9]{2,}-.*\.onnx")
@@ -703,6 +733,9 @@ class PassManager:
         over the graph itself."""
         if self.pipeline.opt_level is not None and "opt_level" not in ctx.options:
             ctx.opt_level = self.pipeline.opt_level
+        for inst in ctx.instruments:
+            if isinstance(inst, VerifyInstrument):  # a body's context holds none
+                inst.start(graph)
         bodies = False
         if ctx.options.get("subgraphs", True):
             # A body run as a model of its own is no model to dump or check: its graph inputs

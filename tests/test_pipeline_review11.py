@@ -438,3 +438,51 @@ g (float[N, 3] x) => (float[N, 3] y) {
     assert "--shapes takes one shape per input for --verify" in capsys.readouterr().err
     assert not out.exists()
     assert main([*args, "x:4x3"]) == 0 and out.exists()
+
+
+def _fails_the_checker_already() -> onnx.ModelProto:
+    """An Add reading a sparse initializer (onnx.checker's full check refuses its type; the
+    model is otherwise fine), and an Identity for eliminate-noops to remove."""
+    from onnx import helper
+    from onnx import numpy_helper as nh
+
+    model = _model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+g (float[4] x) => (float[4] y) {
+    a = Identity(x)
+    b = Add(a, s)
+    y = Relu(b)
+}"""
+    )
+    values = nh.from_array(np.array([5.0], np.float32), "s")
+    indices = nh.from_array(np.array([1], np.int64), "s_i")
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [4]))
+    return model
+
+
+def test_verify_each_blames_no_pass_for_an_error_the_input_had():
+    """The input model failed onnx.checker already; --verify-each said 'after pass
+    constants-to-initializers: the model no longer passes onnx.checker' for the first pass
+    that changed anything. A pass that makes another error is still named."""
+    from dataclasses import dataclass
+
+    import graphopt
+    from graphopt.errors import VerifyError
+    from graphopt.passes.base import Pass, PassResult
+    from graphopt.pipeline import make_pipeline
+
+    model = _fails_the_checker_already()
+    out = graphopt.optimize(model, "default", verify_each=True)
+    assert [n.op_type for n in out.graph.node] == ["Add", "Relu"]
+
+    @dataclass
+    class RenameRelu(Pass):
+        name = "test-rename-relu"
+
+        def run(self, graph, ctx):  # type: ignore[no-untyped-def]
+            next(n for n in graph if n.op_type == "Relu").op_type = "NotAnOnnxOp"
+            return PassResult(True)
+
+    pipeline = make_pipeline("p", ["eliminate-noops", RenameRelu()])
+    with pytest.raises(VerifyError, match=r"after pass test-rename-relu: .* a new error: .*NotAn"):
+        graphopt.optimize(model, pipeline, verify_each=True)
