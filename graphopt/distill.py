@@ -185,7 +185,7 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
 def _is_targets_manifest(path: Path) -> bool:
     """Whether `path` is the manifest of a distillation targets folder."""
     try:
-        return bool(json.loads(path.read_text()).get("format") == FORMAT)
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("format") == FORMAT)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -708,7 +708,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a targets folder."""
     path = Path(directory) / MANIFEST
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise DistillError(f"{path}: cannot read: {e.strerror}") from e
     except json.JSONDecodeError as e:

@@ -486,3 +486,45 @@ def test_verify_each_blames_no_pass_for_an_error_the_input_had():
     pipeline = make_pipeline("p", ["eliminate-noops", RenameRelu()])
     with pytest.raises(VerifyError, match=r"after pass test-rename-relu: .* a new error: .*NotAn"):
         graphopt.optimize(model, pipeline, verify_each=True)
+
+
+def test_rule_files_and_caches_are_read_as_utf8_whatever_the_locale(tmp_path):
+    """The rule files (YAML, with '⇒' and '·' in their docs), calibration caches and distill
+    manifests (written as UTF-8) were read in the locale's encoding: under an ASCII locale
+    every optimize failed on the built-in rules ('cannot read rule file: ... codec can't
+    decode'), and a cache naming a non-ASCII tensor could not be read back."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import graphopt
+
+    cache = tmp_path / "model.cache"
+    cache.write_bytes("TRT-8601-EntropyCalibration2\nentrée: 3caa54fc\n".encode())
+    code = (
+        "import locale, sys, onnx.parser; import graphopt; "
+        "from graphopt.quant import cache; "
+        "assert locale.getpreferredencoding(False) != 'UTF-8'; "
+        'm = onnx.parser.parse_model(\'<ir_version: 8, opset_import: ["" : 13]> '
+        "g (float[1,2] x) => (float[1,2] y) { y = Relu(x) }'); "
+        "print(len(graphopt.optimize(m).graph.node), sorted(cache.read(sys.argv[1])[1]))"
+    )
+    env = {
+        **os.environ,
+        "LC_ALL": "C",
+        "PYTHONUTF8": "0",
+        "PYTHONCOERCECLOCALE": "0",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONPATH": str(Path(graphopt.__file__).parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(cache)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["1", "['entrée']"]

@@ -189,7 +189,7 @@ def load_rule_file(path: str | Path) -> list[Rule]:
 @functools.lru_cache(maxsize=64)
 def _load_cached(path: str, stamp: int) -> tuple[Rule, ...]:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")  # YAML is UTF-8
     except (OSError, UnicodeDecodeError) as e:
         raise PipelineError(f"{path}: cannot read rule file: {e}") from e
     return tuple(parse_rules(text, path))

@@ -140,7 +140,7 @@ def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, n
 
 def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise QuantizeError(f"{path}: cannot read calibration cache: {e}") from e
     return loads(text, str(path))

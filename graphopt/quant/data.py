@@ -60,7 +60,7 @@ class PreprocessSpec:
         import yaml
 
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise QuantizeError(f"{path}: cannot read preprocessing spec: {e}") from e
         if not isinstance(data, dict):
