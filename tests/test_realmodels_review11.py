@@ -422,3 +422,16 @@ def test_demo_refuses_an_unknown_pipeline_before_fetching(tmp_path, monkeypatch,
     assert main(["demo", "-p", "tensort"]) == 2
     captured = capsys.readouterr()
     assert "tensort" in captured.err and "fetching" not in captured.out
+
+
+def test_pip_is_a_declared_dependency() -> None:
+    """realmodels runs `python -m pip download`: a venv made by uv (no pip of its own) could
+    install graphopt and then fail its first demo with 'has no pip'. pip is a dependency now."""
+    from pathlib import Path
+
+    import graphopt
+
+    tomllib = pytest.importorskip("tomllib")  # (Python 3.11+)
+    pyproject = Path(graphopt.__file__).parents[1] / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert any(d.split(">")[0].split("=")[0].strip() == "pip" for d in deps)
