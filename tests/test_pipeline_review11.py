@@ -528,3 +528,23 @@ def test_rule_files_and_caches_are_read_as_utf8_whatever_the_locale(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.split() == ["1", "['entrée']"]
+
+
+@pytest.mark.parametrize(
+    ("step", "why"),
+    [
+        ("fuse-activations: {max_sweeps: 0}", "max_sweeps must be at least 1, got 0"),
+        ("fold-batchnorm: {max_sweeps: -2}", "max_sweeps must be at least 1, got -2"),
+        ("materialize-fusion-groups: {max_group_size: 0}", "max_group_size must be at least 1"),
+    ],
+)
+def test_pass_options_that_would_do_nothing_are_refused_with_their_line(tmp_path, step, why):
+    """max_sweeps: 0 ran no sweep (the pass did nothing, without a word); max_group_size: 0
+    failed only when the pass ran. Both are refused where the pipeline is read, naming the
+    file and the line."""
+    from graphopt.pipeline import load_pipeline
+
+    p = tmp_path / "p.yaml"
+    p.write_text(f"passes:\n  - eliminate-dead-code\n  - {step}\n")
+    with pytest.raises(PipelineError, match=rf"p\.yaml:3: .*{why}"):
+        load_pipeline(str(p))

@@ -60,6 +60,10 @@ class FusePatterns(Pass):
     upgrade_opset: bool = False
     max_sweeps: int = 8
 
+    def __post_init__(self) -> None:
+        if self.max_sweeps < 1:  # 0 ran no sweep: the pass did nothing, without a word
+            raise ValueError(f"max_sweeps must be at least 1, got {self.max_sweeps}")
+
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         extra = ctx.options.get("rule_files") or []
         loaded = rule_set(extra)

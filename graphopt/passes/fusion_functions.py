@@ -44,6 +44,12 @@ class MaterializeFusionGroups(Pass):
     min_size: int = 2
     max_group_size: int = MAX_GROUP_SIZE
 
+    def __post_init__(self) -> None:
+        # (failed only when the pass ran, after every pass before it)
+        for option in ("min_size", "max_group_size"):
+            if getattr(self, option) < 1:
+                raise ValueError(f"{option} must be at least 1, got {getattr(self, option)}")
+
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         groups = []
         for g in fusion_groups(graph, self.max_group_size, ctx):
