@@ -301,3 +301,60 @@ def test_shape_facts_read_no_segment_in_a_body() -> None:
     facts = shape_facts(model)
     assert facts.shapes.get("y") is None  # [2] or [4], by the branch taken
     assert model.SerializeToString() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# the simplify reviewer's leftovers
+
+
+def test_removing_a_noop_before_an_output_declares_no_value_info_twice() -> None:
+    """r = Relu(x); y = Identity(r), y a graph output, with value_info for r and for y: the
+    Relu now writes y, and r's entry was renamed to y beside y's own (two entries, one name)."""
+    import graphopt
+
+    model = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                helper.make_node("Identity", ["r"], ["y"], name="id"),
+            ],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+            value_info=[
+                helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 4]),
+                helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+            ],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+        ir_version=8,
+    )
+    out = graphopt.optimize(model)
+    assert [n.op_type for n in out.graph.node] == ["Relu"]
+    assert [vi.name for vi in out.graph.value_info] == ["y"]
+
+
+def test_dead_code_keeps_an_unused_initializer_input_of_an_unset_ir_version() -> None:
+    """An IR left unset (0) reads as current everywhere else in graphopt (an initializer that
+    is also a graph input is an overridable input: part of the interface); dead-code
+    elimination read it as IR < 4 and dropped such an unused input from the graph inputs."""
+    from graphopt.pipeline import make_pipeline
+
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+            "g",
+            [
+                helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                helper.make_tensor_value_info("unused", TensorProto.FLOAT, [2]),
+            ],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+            [numpy_helper.from_array(np.ones(2, np.float32), "unused")],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    model.ir_version = 0
+    import graphopt
+
+    out = graphopt.optimize(model, make_pipeline("dce", ["eliminate-dead-code"]))
+    assert [i.name for i in out.graph.input] == ["x", "unused"]

@@ -605,9 +605,17 @@ class Graph:
         self._order = None
 
     def _move_value_info(self, src: str, dst: str) -> None:
-        for vi in self.proto.value_info:
-            if vi.name == src:
-                vi.name = dst
+        """`src`'s value_info entries now describe `dst` (its new name); where `dst` has one
+        already (a no-op in front of a graph output removed: the same type and shape), they
+        are dropped instead, so no name is declared twice."""
+        infos = self.proto.value_info
+        taken = any(vi.name == dst for vi in infos)
+        for i in range(len(infos) - 1, -1, -1):
+            if infos[i].name == src:
+                if taken:
+                    del infos[i]
+                else:
+                    infos[i].name = dst
 
     def adopt_tensors(self, named: Iterable[tuple[str, onnx.TensorProto]]) -> None:
         """Add a copy of each tensor as initializer `name`, in order (each name must be free or

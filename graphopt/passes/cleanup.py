@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from graphopt.analysis.usedef import live_nodes
 from graphopt.ir import Graph
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
 
@@ -38,7 +39,9 @@ class EliminateDeadCode(Pass):
             graph.remove_node(name)
         removed_inits = 0
         if not self.keep_unused_initializers:
-            inputs_are_interface = graph.model.ir_version >= 4
+            # IR < 4 lists every initializer as an input; an unset IR (0) reads as current
+            ir = graph.model.ir_version
+            inputs_are_interface = not 0 < ir < IR_NEEDS_INPUTS_FOR_INITIALIZERS
             for name in list(graph.initializers):
                 if name in graph.consumers or name in outputs:
                     continue
