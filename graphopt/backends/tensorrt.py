@@ -560,7 +560,13 @@ def make_entropy_calibrator(
     given = None  # what read_calibration_cache hands TensorRT
     if path is not None and path.is_file():
         log.info("reading calibration cache %s", path)
-        given = retag_calibration_cache(path.read_bytes(), tag)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise BackendError(
+                f"cannot read the calibration cache {path}: {e.strerror or e}"
+            ) from e
+        given = retag_calibration_cache(data, tag)
 
     class EntropyCalibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:

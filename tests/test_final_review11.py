@@ -1,0 +1,56 @@
+"""Final review of review 11's changes: each test covers a problem found reading them."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import pytest
+
+from graphopt.backends import trt_runtime
+from graphopt.backends.tensorrt import build_engine
+from graphopt.errors import BackendError
+from tests.trt_fake import FakeDevice, fake_tensorrt
+
+V10 = "10.16.1.11"
+
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    """A fake TensorRT 10 (tests/trt_fake.py), a GPU pretended."""
+    fake = fake_tensorrt(V10)
+    fake.device = FakeDevice()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(trt_runtime, "cuda_device_count", lambda: (1, ""))
+    monkeypatch.setattr(trt_runtime, "CudaDevice", lambda: fake.device)
+    return fake
+
+
+def unreadable(monkeypatch, path: pathlib.Path) -> None:
+    """`path` exists, but reading it fails as a file without read permission does (root reads
+    one anyway, so the refusal is pretended)."""
+    real = pathlib.Path.read_bytes
+
+    def read_bytes(self: pathlib.Path) -> bytes:
+        if os.path.abspath(self) == os.path.abspath(path):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
+
+
+def test_an_unreadable_calibration_cache_is_a_one_line_error(fake_trt, tmp_path, monkeypatch):
+    """1fc4c6a reads --cache when the calibrator is made (not in TensorRT's callback, which
+    swallowed errors): a cache it cannot read was a PermissionError traceback out of `graphopt
+    build`; now a BackendError naming the file, and nothing is built."""
+    from tests.test_trt_api_review11 import conv_model, feeds
+
+    cache = tmp_path / "c.cache"
+    cache.write_text("TRT-8601-EntropyCalibration2\nx: 3c010a14\n")
+    unreadable(monkeypatch, cache)
+    with pytest.raises(BackendError, match=r"cannot read the calibration cache .*c\.cache"):
+        build_engine(
+            conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
+        )
+    assert [c for c in fake_trt.calls if c[0] == "build_serialized_network"] == []
