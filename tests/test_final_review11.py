@@ -54,3 +54,17 @@ def test_an_unreadable_calibration_cache_is_a_one_line_error(fake_trt, tmp_path,
             conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
         )
     assert [c for c in fake_trt.calls if c[0] == "build_serialized_network"] == []
+
+
+def test_an_unreadable_timing_cache_is_a_one_line_error(fake_trt, tmp_path, monkeypatch):
+    """`--timing-cache FILE` that cannot be read was a PermissionError traceback out of
+    `graphopt build` (c6e7826 checks what TensorRT answers, not the read); now a
+    BackendError naming the file, and the file is left alone."""
+    from tests.test_trt_api_review11 import conv_model
+
+    timing = tmp_path / "timing.cache"
+    timing.write_bytes(b"timings")
+    unreadable(monkeypatch, timing)
+    with pytest.raises(BackendError, match=r"--timing-cache .*timing\.cache: cannot read it"):
+        build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
+    assert sorted(os.listdir(tmp_path)) == ["timing.cache"]

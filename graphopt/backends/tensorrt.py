@@ -869,7 +869,10 @@ def _attach_timing_cache(config: Any, path: Path) -> Any:
     file is left alone); setTimingCache answers False for a cache made on another GPU or
     TensorRT (NvInfer.h), which is then replaced by a new one, written to `path` after the
     build."""
-    blob = path.read_bytes() if path.is_file() else b""
+    try:
+        blob = path.read_bytes() if path.is_file() else b""
+    except OSError as e:
+        raise BackendError(f"--timing-cache {path}: cannot read it: {e.strerror or e}") from e
     cache = config.create_timing_cache(blob)
     if cache is None:
         raise BackendError(
