@@ -462,7 +462,10 @@ def _grey_to_bytes(samples: np.ndarray, mode: str, path: str | Path) -> np.ndarr
 
 
 def images(count: int | None = None, names: tuple[str, ...] = IMAGE_NAMES) -> list[np.ndarray]:
-    """The scikit-image sample photographs as RGB uint8 HWC arrays (first `count`)."""
+    """The scikit-image sample photographs as RGB uint8 HWC arrays (first `count`; a
+    negative count is a ValueError: names[:-1] was every photograph but the last)."""
+    if count is not None and count < 0:
+        raise ValueError(f"count must be 0 or more, got {count}")
     chosen = names if count is None else names[:count]
     return [load_image(p) for p in image_paths(chosen)]
 
@@ -551,6 +554,8 @@ def model_inputs(name: str, count: int = 4) -> list[dict[str, np.ndarray]]:
     (for the voice detector: `vad_inputs`)."""
     import onnx
 
+    if count < 0:  # (before anything is fetched)
+        raise ValueError(f"count must be 0 or more, got {count}")
     if name == "silero_vad":
         return vad_inputs(count)
     if name == "khmer_seg":

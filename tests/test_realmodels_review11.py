@@ -435,3 +435,19 @@ def test_pip_is_a_declared_dependency() -> None:
     pyproject = Path(graphopt.__file__).parents[1] / "pyproject.toml"
     deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
     assert any(d.split(">")[0].split("=")[0].strip() == "pip" for d in deps)
+
+
+def test_a_negative_photograph_count_is_refused(monkeypatch) -> None:
+    """images(-1) and model_inputs(name, -1) gave every photograph but the last (names[:-1]);
+    model_inputs fetched the model first."""
+    from graphopt import realmodels
+
+    def no_fetch(name: str) -> None:
+        raise AssertionError("fetched before the count was checked")
+
+    monkeypatch.setattr(realmodels, "fetch_model", no_fetch)
+    with pytest.raises(ValueError, match="count must be 0 or more, got -1"):
+        realmodels.images(-1)
+    for name in ("ppocr_det", "silero_vad", "khmer_seg"):
+        with pytest.raises(ValueError, match="count must be 0 or more, got -2"):
+            realmodels.model_inputs(name, -2)
