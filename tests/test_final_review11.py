@@ -68,3 +68,25 @@ def test_an_unreadable_timing_cache_is_a_one_line_error(fake_trt, tmp_path, monk
     with pytest.raises(BackendError, match=r"--timing-cache .*timing\.cache: cannot read it"):
         build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
     assert sorted(os.listdir(tmp_path)) == ["timing.cache"]
+
+
+@pytest.mark.parametrize(
+    "requirement", ["scikit-image==0.26.0", "rapidocr_onnxruntime==1.4.4", "ddddocr==1.6.1"]
+)
+def test_the_suggested_pip_download_fetches_the_wheel_graphopt_fetches(requirement):
+    """A failed download says to run 'pip download ... REQ' where PyPI can be reached. Since
+    c27d6b1 graphopt asks pip for one fixed interpreter's wheel (CPython 3.11, manylinux x86-64,
+    Requires-Python ignored); the command it suggested had none of that, so on Python 3.13
+    (rapidocr_onnxruntime 1.4.4 requires < 3.13) or 3.10 (no scikit-image 0.26.0 wheel) pip
+    answered 'No matching distribution found' to it as well."""
+    import re
+    from pathlib import Path
+
+    from graphopt import realmodels
+
+    message = realmodels._pip_failure(requirement, Path("wheels"), "ERROR: no")
+    suggested = re.search(r"'pip download ([^']*)'", message)
+    assert suggested is not None, message
+    words = suggested[1].split()
+    assert words[-1] == requirement
+    assert {"--no-deps", "--only-binary=:all:", *realmodels._PIP_TARGET} <= set(words)

@@ -196,8 +196,9 @@ def test_no_network_says_what_to_do(local_index, monkeypatch, capsys):
     assert "cannot download ddddocr==1.6.1 with pip: no connection to its package index" in err
     assert "[Errno" in err and "PIP_INDEX_URL" in err
     assert (
-        f"'pip download --no-deps --only-binary=:all: ddddocr==1.6.1') and put it into {wheels}"
-        in err
+        "'pip download --no-deps --only-binary=:all: --python-version=3.11 --implementation=cp "
+        "--abi=cp311 --platform=manylinux_2_28_x86_64 --ignore-requires-python ddddocr==1.6.1') "
+        f"and put it into {wheels}" in err
     )
     assert list(wheels.iterdir()) == []  # no temporary folder left behind
 
