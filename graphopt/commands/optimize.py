@@ -47,7 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--verify",
         action="store_true",
-        help="run original and optimized in onnxruntime and report max differences",
+        help="run original and optimized in onnxruntime, report max differences, and write "
+        "nothing when an output differs by more than --atol + --tolerance",
     )
     p.add_argument(
         "--inputs",

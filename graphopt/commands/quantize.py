@@ -74,7 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target",
         default="tensorrt",
         choices=("tensorrt", "onnxruntime"),
-        help="Q/DQ layout: tensorrt (int8 symmetric) or onnxruntime (uint8, QLinear fusions)",
+        help="Q/DQ layout: tensorrt (int8 symmetric; the default) or onnxruntime (uint8, "
+        "QLinear fusions)",
     )
     p.add_argument("--cache", metavar="F", help="write a TensorRT calibration cache here")
     p.add_argument(
