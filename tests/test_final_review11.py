@@ -116,3 +116,22 @@ def test_a_truncated_qoi_is_a_load_error_on_pillow_12_too(tmp_path, monkeypatch)
     monkeypatch.setattr(QoiImagePlugin.QoiDecoder, "decode", pillow_12_decode)
     with pytest.raises(LoadError, match=r"truncated\.qoi: cannot decode image"):
         realmodels.load_image(path)
+
+
+def test_saving_over_a_file_works_where_os_has_no_fchmod(tmp_path, monkeypatch):
+    """write_atomically keeps the mode of the file it replaces with os.fchmod, which Windows'
+    Python has only from 3.13 (pyproject allows 3.10): saving over an existing model there
+    ('-o out.onnx' a second time) was "AttributeError: module 'os' has no attribute
+    'fchmod'". Such an os is stood in for by removing the attribute."""
+    import stat
+
+    from graphopt.ir.model_io import write_atomically
+
+    target = tmp_path / "out.onnx"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    write_atomically(target, tmp_path, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]

@@ -533,10 +533,10 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
         raise OSError(f"no free temporary file name in {parent}")
     try:
         mode = _mode_of(path)
-        if mode is not None:  # a private (0600) model stays private
-            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             _write(f, data)
+        if mode is not None:  # a private (0600) model stays private
+            os.chmod(tmp, mode)  # (not os.fchmod: Windows has it only from Python 3.13)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
