@@ -111,8 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _refuse_stdout_output(args: argparse.Namespace, stdout: object) -> None:
     """A `SaveError` for `-o -` (standard output) from a command that writes no model there
-    (it wrote a file named '-'), or when standard output is a terminal: a model's bytes on a
-    screen are no use to anyone."""
+    (it wrote a file named '-'), when there is no standard output or it takes text only (no
+    binary `buffer`), or when it is a terminal: a model's bytes on a screen are no use to
+    anyone."""
     from graphopt.commands._common import STDOUT
     from graphopt.errors import SaveError
 
@@ -124,6 +125,10 @@ def _refuse_stdout_output(args: argparse.Namespace, stdout: object) -> None:
         )
     if stdout is None:  # pythonw, or closed with `>&-`
         raise SaveError("-o -: this process has no standard output; give a file name")
+    if not hasattr(stdout, "buffer"):  # a text stream (io.StringIO, a notebook's): no bytes
+        raise SaveError(
+            "-o -: standard output here takes text, not a model's bytes; give a file name"
+        )
     try:
         terminal = stdout.isatty()  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # no isatty, or a closed stream

@@ -135,3 +135,35 @@ def test_saving_over_a_file_works_where_os_has_no_fchmod(tmp_path, monkeypatch):
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
+
+
+def test_dash_is_refused_where_standard_output_takes_no_bytes(tmp_path, monkeypatch, capsys):
+    """`-o -` writes the model's bytes through sys.stdout.buffer; where standard output is a
+    text stream without one (graphopt.cli.main called from a notebook, or with sys.stdout an
+    io.StringIO) the command ran to the end and failed with "AttributeError: '_io.StringIO'
+    object has no attribute 'buffer'". Now refused first, in one line."""
+    import io
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphopt.cli import main
+
+    w = numpy_helper.from_array(np.ones((2, 2), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    text = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", text)
+    assert main(["optimize", str(path), "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-o -: standard output" in err, err
+    assert text.getvalue() == ""
