@@ -167,3 +167,18 @@ def test_dash_is_refused_where_standard_output_takes_no_bytes(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "-o -: standard output" in err, err
     assert text.getvalue() == ""
+
+
+def test_demo_dash_is_standard_output_even_beside_a_folder_named_dash(
+    tmp_path, monkeypatch, capsys
+):
+    """demo checked its -o as a file path before anything ran, `-o -` too (93557e8 made it
+    standard output): in a folder holding a subfolder named '-', `graphopt demo -o - | ...` was
+    refused as '-: is a folder'. Here the run stops at its next check, the pipeline's name."""
+    from graphopt.cli import main
+
+    (tmp_path / "-").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "-o", "-", "--pipeline", "no-such-pipeline"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-pipeline" in err and "is a folder" not in err, err

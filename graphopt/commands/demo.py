@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from graphopt.commands._common import add_model_output, output_name
+from graphopt.commands._common import STDOUT, add_model_output, output_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
         raise VerifyError(f"--images must be at least 1, got {args.images}")
     if args.output:  # said before the fetch, optimization and verification, not after them
-        _check_output(args.output)
+        if args.output != STDOUT:  # (standard output: main checked it is no terminal)
+            _check_output(args.output)
         from graphopt.commands._common import refuse_writing_over_read_files
         from graphopt.errors import SaveError
 
