@@ -40,6 +40,26 @@ def unreadable(monkeypatch, path: pathlib.Path) -> None:
     monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
 
 
+def matmul_model(folder: pathlib.Path) -> pathlib.Path:
+    """A one-MatMul model saved in `folder`."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 2), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = folder / "m.onnx"
+    onnx.save(model, path)
+    return path
+
+
 def test_an_unreadable_calibration_cache_is_a_one_line_error(fake_trt, tmp_path, monkeypatch):
     """1fc4c6a reads --cache when the calibrator is made (not in TensorRT's callback, which
     swallowed errors): a cache it cannot read was a PermissionError traceback out of `graphopt
@@ -144,23 +164,9 @@ def test_dash_is_refused_where_standard_output_takes_no_bytes(tmp_path, monkeypa
     object has no attribute 'buffer'". Now refused first, in one line."""
     import io
 
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     from graphopt.cli import main
 
-    w = numpy_helper.from_array(np.ones((2, 2), np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
-        [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
+    path = matmul_model(tmp_path)
     text = io.StringIO()
     monkeypatch.setattr(sys, "stdout", text)
     assert main(["optimize", str(path), "-o", "-"]) == 2
@@ -182,3 +188,34 @@ def test_demo_dash_is_standard_output_even_beside_a_folder_named_dash(
     assert main(["demo", "-o", "-", "--pipeline", "no-such-pipeline"]) == 2
     err = capsys.readouterr().err
     assert "no-such-pipeline" in err and "is a folder" not in err, err
+
+
+class _FullDisk:
+    """A standard output redirected to a full disk (`> /dev/full`): every write fails."""
+
+    def __init__(self) -> None:
+        self.buffer = self
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> int:
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+
+def test_dash_on_a_full_disk_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """`-o -` into a full disk ended in an OSError traceback (exit 1) from save_output, where
+    `-o /dev/full` says 'cannot write: No space left on device' in one line (exit 2)."""
+    from graphopt.cli import main
+
+    path = matmul_model(tmp_path)
+    monkeypatch.setattr(sys, "stdout", _FullDisk())
+    assert main(["optimize", str(path), "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert "-o -: cannot write the model to standard output: No space left on device" in err

@@ -89,9 +89,16 @@ def save_output(
             "beside a file: give -o FILE"
         ) from e
     stream = (args.stdout if hasattr(args, "stdout") else sys.stdout).buffer
-    for piece in pieces:
-        stream.write(piece)
-    stream.flush()
+    try:
+        for piece in pieces:
+            stream.write(piece)
+        stream.flush()
+    except BrokenPipeError:  # the reader went away: graphopt.cli.main ends quietly
+        raise
+    except OSError as e:  # a full disk behind `> file`, as save_model says of a path
+        raise SaveError(
+            f"-o -: cannot write the model to standard output: {e.strerror or e}"
+        ) from e
 
 
 def output_name(args: argparse.Namespace) -> str:
