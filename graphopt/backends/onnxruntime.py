@@ -109,7 +109,8 @@ def example_feeds(
     types and shapes (an input named in `shapes` has that shape; a fixed dim, 0 included, its
     size; symbolic dims from `dims`, else `default_dim`; a symbolic spatial dim of a 4-D image
     input gets 224 so convolutions have room). A name in `shapes` that is no model input is a
-    `VerifyError`."""
+    `VerifyError`, and so, from `npz`, are a missing input, an array that is no graph input
+    (overridable weights are) and an array of another dtype than its input."""
     if npz is not None:
         from graphopt.arrays import load_arrays
 
@@ -233,7 +234,8 @@ def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
 
 def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> list[Difference]:
     """Run both models on `feeds`; per output of the reference, the largest differences.
-    A model that fails to run is a `VerifyError` that says which one, and on what inputs."""
+    A model that fails to run is a `VerifyError` that says which one, and on what inputs; so
+    is a reference without outputs, and an output whose shape or element type changed."""
     try:
         reference = reference if hasattr(reference, "run") else session(reference)
     except BackendError as e:
