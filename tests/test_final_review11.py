@@ -120,17 +120,22 @@ def test_a_truncated_qoi_is_a_load_error_on_pillow_12_too(tmp_path, monkeypatch)
     import io
 
     import numpy as np
-    from PIL import Image, QoiImagePlugin
+    from PIL import Image
 
     from graphopt import realmodels
     from graphopt.errors import LoadError
+
+    QoiImagePlugin = pytest.importorskip("PIL.QoiImagePlugin")  # (Pillow >= 9.5)
 
     def pillow_12_decode(self, buffer):  # QoiImagePlugin.QoiDecoder.decode of Pillow 12.3
         raise IndexError("index out of range")
 
     pixels = (np.arange(8 * 8 * 3) % 256).astype(np.uint8).reshape(8, 8, 3)
     qoi = io.BytesIO()
-    Image.fromarray(pixels).save(qoi, "QOI")
+    try:
+        Image.fromarray(pixels).save(qoi, "QOI")
+    except KeyError:  # a Pillow that reads QOI but cannot write it
+        pytest.skip("this Pillow cannot write QOI")
     path = tmp_path / "truncated.qoi"
     path.write_bytes(qoi.getvalue()[: len(qoi.getvalue()) // 2])
     monkeypatch.setattr(QoiImagePlugin.QoiDecoder, "decode", pillow_12_decode)
