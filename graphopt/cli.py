@@ -19,6 +19,7 @@ import signal
 import stat
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from graphopt import __version__
 from graphopt.errors import GraphoptError
@@ -85,14 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse_stdout_output(args, stdout)
         if _writes_to_stdout(args):  # the model's bytes go there: the report goes to stderr
             sys.stdout = sys.stderr
+        sys.stdout = _ReportStream(sys.stdout)
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a reader gone early shows here, not in Python's flush at exit
         return code
+    except _ReportNotWritten as e:  # `> /dev/full`, a full disk: the report is not whole
+        print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
+        _discard_stdout(stdout)
+        return 2
     except BrokenPipeError:
-        # `graphopt ... | head`: end quietly as `cat` does (128 + SIGPIPE), no traceback;
-        # Python flushes stdout once more at exit: that flush goes to the null device
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # `graphopt ... | head`: end quietly as `cat` does (128 + SIGPIPE), no traceback
+        _discard_stdout(stdout)
         return 128 + getattr(signal, "SIGPIPE", 13)  # 13 on POSIX; Windows has no SIGPIPE
     except GraphoptError as e:
         print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
@@ -107,6 +111,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = stdout
         if previous is not None:  # (None: a handler set from C, which cannot be set back)
             signal.signal(signal.SIGTERM, previous)
+
+
+class _ReportNotWritten(Exception):
+    """Writing the command's report to standard output failed (not a reader gone early)."""
+
+
+class _ReportStream:
+    """Standard output as a command prints its report: a write that fails with an OSError
+    other than a broken pipe (`> /dev/full`, a full disk) is `_ReportNotWritten`, which `main`
+    turns into one line on stderr, exit 2 (it was a traceback). Anything else is the stream's."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self._guard(self._stream.write, text))
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise _ReportNotWritten(f"cannot write standard output: {e.strerror or e}") from e
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _discard_stdout(stdout: Any) -> None:
+    """Point the process's standard output (`stdout`, not the report stream: with `-o -` that
+    is stderr) at the null device: Python flushes it once more at exit, and what it still holds
+    could not be written (a reader gone, a full disk). A stream with no file (a capture) is
+    left as it is."""
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _refuse_stdout_output(args: argparse.Namespace, stdout: object) -> None:

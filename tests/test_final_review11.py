@@ -224,3 +224,46 @@ def test_dash_on_a_full_disk_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1, err
     assert "-o -: cannot write the model to standard output: No space left on device" in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("nodes", [1, 400])  # a report flushed at the end / written mid-run
+def test_a_report_to_a_full_standard_output_is_one_line(tmp_path, nodes):
+    """`graphopt inspect m.onnx > /dev/full` was an OSError traceback (exit 1): from the
+    print of a long report, or from the flush of a short one. One line on stderr, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    import graphopt
+
+    chain = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"]) for i in range(nodes)]
+    model = helper.make_model(
+        helper.make_graph(
+            chain,
+            "g",
+            [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info(f"t{nodes}", TensorProto.FLOAT, [1, 4])],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+        ir_version=8,
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    env = {**os.environ, "PYTHONPATH": str(Path(graphopt.__file__).parents[1])}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "graphopt", "inspect", str(path), "--groups"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr[-600:]
+    assert done.stderr.strip().splitlines() == [
+        "graphopt inspect: error: cannot write standard output: No space left on device"
+    ]
