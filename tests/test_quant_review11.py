@@ -158,3 +158,17 @@ def test_feed_digest_tells_float8_types_apart() -> None:
     # with the parent's feed_digest)
     common = {"x": np.ones((2, 3), np.float32), "n": np.arange(4)}
     assert feed_digest(common).hex().startswith("7ee5a1998f008f4c9b9a18bacaa3112f")
+
+
+def test_a_report_of_scales_from_a_cache_names_the_cache_not_minmax(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `--cache-in model.cache --report` said 'method minmax' (the default method, which chose
+    # nothing here): the scales are the cache's, chosen by its calibrator
+    from graphopt.quant.api import quantize_with_report
+
+    source = tmp_path / "trt.cache"
+    source.write_text("TRT-8601-EntropyCalibration2\nx: 3caa54fc\nr: 3cbe52af\n")
+    _, report = quantize_with_report(
+        _conv_relu_conv(), None, from_cache=source, keep_stem=False, pipeline=False
+    )
+    assert report.method == "from cache (EntropyCalibration2)"
+    assert report.lines()[0].startswith("target tensorrt, method from cache (EntropyCalibration2)")

@@ -232,6 +232,8 @@ def quantize_with_report(
         source_header, scales = cache_io.read(from_cache)
         source_algorithm = cache_io.header_algorithm(source_header)
         source_version = cache_io.header_version(source_header)
+        # the scales are the cache's: its calibrator chose them, not `method`
+        report.method = f"from cache ({source_algorithm or source_header})"
         missing = [t for t in placement.tensors(graph) if t not in scales]
         if missing:
             raise QuantizeError(
