@@ -172,3 +172,31 @@ def test_a_report_of_scales_from_a_cache_names_the_cache_not_minmax(tmp_path) ->
     )
     assert report.method == "from cache (EntropyCalibration2)"
     assert report.lines()[0].startswith("target tensorrt, method from cache (EntropyCalibration2)")
+
+
+def test_keep_nodes_naming_a_node_inside_a_body_says_so() -> None:
+    # a Conv inside an If branch named in keep_nodes was refused as 'no node named ...',
+    # though it exists: bodies are never quantized, and the message now says that
+    rng = np.random.default_rng(0)
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,8,8] x, bool flag) => (float[1,4,8,8] y) {
+          c = Conv <pads = [1, 1, 1, 1]> (x, w)
+          y = If (flag) <
+            then_branch = t () => (float[1,4,8,8] a) { a = Conv <pads = [1, 1, 1, 1]> (c, w2) },
+            else_branch = e () => (float[1,4,8,8] b) { b = Relu (c) }
+          >
+        }"""
+    )
+    model.graph.node[1].attribute[0].g.node[0].name = "inner"
+    model.graph.node[0].name = "outer"
+    model.graph.initializer.append(
+        numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    )
+    model.graph.initializer.append(
+        numpy_helper.from_array(rng.normal(size=(4, 4, 3, 3)).astype(np.float32), "w2")
+    )
+    feeds = [{"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32), "flag": np.array(True)}]
+    options = {"keep_stem": False, "accuracy_target": None, "pipeline": False}
+    with pytest.raises(QuantizeError, match="'inner' is a node inside an If/Loop/Scan body"):
+        quantize(model, feeds, keep_nodes=["inner"], **options)

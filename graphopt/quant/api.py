@@ -203,6 +203,12 @@ def quantize_with_report(
         raise QuantizeError(_nothing_to_quantize(proto))
     fixed_float = set(keep_nodes)
     unknown = sorted(n for n in fixed_float if n not in graph.nodes)
+    in_bodies = _body_node_names(proto).intersection(unknown)
+    if in_bodies:  # float already: bodies are never quantized
+        raise QuantizeError(
+            f"keep_nodes: {min(in_bodies)!r} is a node inside an If/Loop/Scan body, which "
+            "quantize does not reach (it stays float); name nodes of the main graph"
+        )
     if unknown:  # a name that matches nothing would leave its node quantized without a word
         raise QuantizeError(
             f"keep_nodes: no node named {unknown[0]!r} in the model as optimized for "
@@ -315,6 +321,13 @@ def quantize_with_report(
         header = cache_io.header(method, trt_version, source_algorithm, source_version)
         cache_io.write(cache, report.scales, header)
     return quantized, report
+
+
+def _body_node_names(model: onnx.ModelProto) -> set[str]:
+    """Names of the nodes inside the If/Loop/Scan bodies of `model`'s main graph."""
+    from graphopt.ir.nodes import nested_bodies
+
+    return {node.name for body in nested_bodies(model.graph) for node in body.node}
 
 
 def _nothing_to_quantize(model: onnx.ModelProto) -> str:
