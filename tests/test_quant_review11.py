@@ -174,9 +174,9 @@ def test_a_report_of_scales_from_a_cache_names_the_cache_not_minmax(tmp_path) ->
     assert report.lines()[0].startswith("target tensorrt, method from cache (EntropyCalibration2)")
 
 
-def test_keep_nodes_naming_a_node_inside_a_body_says_so() -> None:
+def test_keep_nodes_naming_a_node_inside_a_body_says_so(caplog) -> None:  # type: ignore[no-untyped-def]
     # a Conv inside an If branch named in keep_nodes was refused as 'no node named ...',
-    # though it exists: bodies are never quantized, and the message now says that
+    # though it exists: bodies are never quantized, so it stays float as asked (with a warning)
     rng = np.random.default_rng(0)
     model = onnx.parser.parse_model(
         """<ir_version: 8, opset_import: ["" : 13]>
@@ -198,5 +198,12 @@ def test_keep_nodes_naming_a_node_inside_a_body_says_so() -> None:
     )
     feeds = [{"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32), "flag": np.array(True)}]
     options = {"keep_stem": False, "accuracy_target": None, "pipeline": False}
-    with pytest.raises(QuantizeError, match="'inner' is a node inside an If/Loop/Scan body"):
-        quantize(model, feeds, keep_nodes=["inner"], **options)
+    with caplog.at_level("WARNING", logger="graphopt"):
+        out = quantize(model, feeds, keep_nodes=["inner"], **options)
+    assert "'inner' is a node inside an If/Loop/Scan body" in caplog.text
+    branch = next(n for n in out.graph.node if n.op_type == "If").attribute[0].g
+    inner = branch.node[0]
+    assert inner.name == "inner" and inner.op_type == "Conv" and inner.input[1] == "w2"
+    assert any(n.op_type == "QuantizeLinear" for n in out.graph.node)  # the outer Conv is
+    with pytest.raises(QuantizeError, match="keep_nodes: no node named 'nowhere'"):
+        quantize(model, feeds, keep_nodes=["inner", "nowhere"], **options)

@@ -204,11 +204,13 @@ def quantize_with_report(
     fixed_float = set(keep_nodes)
     unknown = sorted(n for n in fixed_float if n not in graph.nodes)
     in_bodies = _body_node_names(proto).intersection(unknown)
-    if in_bodies:  # float already: bodies are never quantized
-        raise QuantizeError(
-            f"keep_nodes: {min(in_bodies)!r} is a node inside an If/Loop/Scan body, which "
-            "quantize does not reach (it stays float); name nodes of the main graph"
+    for name in sorted(in_bodies):  # float already: what was asked holds
+        log.warning(
+            "keep_nodes: %r is a node inside an If/Loop/Scan body, which quantize does not "
+            "reach: it stays float",
+            name,
         )
+    unknown = [n for n in unknown if n not in in_bodies]
     if unknown:  # a name that matches nothing would leave its node quantized without a word
         raise QuantizeError(
             f"keep_nodes: no node named {unknown[0]!r} in the model as optimized for "
