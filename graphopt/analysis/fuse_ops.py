@@ -41,13 +41,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graphopt.analysis.dominators import ModelOrGraph, as_graph
 from graphopt.analysis.op_kinds import OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.errors import GraphoptError
 from graphopt.ir import Graph
-from graphopt.passes.base import PassContext
+
+if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
+    from graphopt.passes.base import PassContext
 
 MAX_GROUP_SIZE = 256  # TVM's kMaxFusedOps
 TUPLE_CONSUMERS = frozenset({"Concat"})  # ops Relay feeds through a Tuple

@@ -21,7 +21,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -32,7 +32,9 @@ from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
 from graphopt.ir.values import declared_dims
-from graphopt.passes.base import PassContext
+
+if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
+    from graphopt.passes.base import PassContext
 
 log = logging.getLogger("graphopt.analysis.shapes")
 
