@@ -37,6 +37,7 @@ from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.backends import trt_support as table
 from graphopt.backends.trt_support import TrtVersion, parse_version
 from graphopt.ir import Graph, load_model
+from graphopt.ir.graph import tensor_value
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
 
@@ -213,7 +214,23 @@ class _Checker:
                 self.add("error", "dtype", f"output {out!r}: {table.DTYPE_CAVEATS['UINT8']}", node)
 
     def const(self, name: str) -> np.ndarray | None:
-        return self.graph.constant(name) if name else None
+        """The value TensorRT's parser imports for `name` as weights, else None: an initializer
+        (also one the graph lists as an input, as IR < 4 models and
+        `keep_initializers_as_inputs` exports do: onnx-tensorrt's importInputs skips those) or a
+        `Constant` node's output."""
+        if not name:
+            return None
+        init = self.graph.initializers.get(name)
+        if init is not None and self.graph.is_graph_input(name):
+            return None if init.HasField("segment") else tensor_value(init)
+        return self.graph.constant(name)
+
+    def is_constant(self, name: str) -> bool:
+        """Whether TensorRT imports `name` as weights (see `const`)."""
+        init = self.graph.initializers.get(name)
+        if init is not None and self.graph.is_graph_input(name):
+            return not init.HasField("segment")
+        return self.graph.is_constant(name)
 
     def input(self, node: onnx.NodeProto, index: int) -> str:
         return node.input[index] if len(node.input) > index else ""
@@ -354,13 +371,13 @@ class _Checker:
         """The constant weight a Q or DQ (de)quantizes, else None (an activation): the DQ of
         stored INT8 weights, or the Q and DQ of float weights (QAT exports: w → Q → DQ → Conv)."""
         x = self.input(node, 0)
-        if self.graph.is_constant(x):
+        if self.is_constant(x):
             return x
         producer = self.graph.producer_node(x)
         if node.op_type != "DequantizeLinear" or producer is None:
             return None
         w = self.input(producer, 0)
-        return w if producer.op_type == "QuantizeLinear" and self.graph.is_constant(w) else None
+        return w if producer.op_type == "QuantizeLinear" and self.is_constant(w) else None
 
     def _weight_readers(self, node: onnx.NodeProto) -> list[tuple[onnx.NodeProto, str]]:
         """(consumer, dequantized weight) for the ops reading a weight's DQ; through the DQ for a Q."""
@@ -391,7 +408,7 @@ class _Checker:
         x = self.input(node, 0)
         producer = self.graph.producer_node(x)
         from_q = producer is not None and producer.op_type == "QuantizeLinear"
-        if not from_q and not self.graph.is_constant(x):
+        if not from_q and not self.is_constant(x):
             self.add(
                 "error",
                 "qdq-pair",

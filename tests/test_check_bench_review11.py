@@ -1,0 +1,60 @@
+"""Review of `graphopt check` (the TensorRT rules), `graphopt bench` and the benchmark scripts.
+
+Each test failed on the commit before its fix (checked by running it against the old file).
+The benchmark scripts' logic is tested with fake timings and fake sessions: nothing here
+asserts on time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.backends.trt_check import check_tensorrt
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+
+def _qdq_reduce_model(initializers_as_inputs: bool) -> onnx.ModelProto:
+    """x → Q → DQ → Relu → ReduceMean(axes) + Relu → y, every constant an initializer; with
+    `initializers_as_inputs` they are also listed as graph inputs, as IR < 4 models and
+    `torch.onnx.export(keep_initializers_as_inputs=True)` write them."""
+    inits = [
+        numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.int8), "zp"),
+        numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q"),
+        helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["dq"], name="dq"),
+        helper.make_node("Relu", ["dq"], ["r"], name="relu"),
+        helper.make_node("ReduceMean", ["r", "axes"], ["m"], name="mean", keepdims=1),
+        helper.make_node("Add", ["r", "m"], ["y"], name="add"),
+    ]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])]
+    if initializers_as_inputs:
+        inputs += [helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in inits]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    graph = helper.make_graph(nodes, "g", inputs, [y], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    return m
+
+
+# -- check: what TensorRT's parser takes as a constant ----------------------------------------
+
+
+def test_check_takes_initializers_listed_as_inputs_for_the_constants_tensorrt_imports():
+    """TensorRT's parser imports every initializer as weights, also one the graph lists as an
+    input (onnx-tensorrt's importInputs skips them). check took such a scale, zero point or
+    axes for a runtime value: 5 errors ("scale 's' is not a constant", "ReduceMean axes must
+    be a build-time constant") on a model TensorRT builds."""
+    assert check_tensorrt(_qdq_reduce_model(initializers_as_inputs=False), 10) == []
+    findings = check_tensorrt(_qdq_reduce_model(initializers_as_inputs=True), 10)
+    assert [str(f) for f in findings] == []
