@@ -389,8 +389,9 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
     for item in node.value:
         line = _line(item)
         made_before, made, before = made, 1, len(steps)
-        if isinstance(item, yaml.ScalarNode):
-            steps.append(PassStep(_make_pass(item.value, {}, source, line, registry), line, source))
+        if isinstance(item, yaml.ScalarNode):  # (_scalar: a tag on the name is refused too)
+            name = _scalar(item, source, str)
+            steps.append(PassStep(_make_pass(name, {}, source, line, registry), line, source))
             continue
         if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
             raise PipelineError(

@@ -548,3 +548,23 @@ def test_pass_options_that_would_do_nothing_are_refused_with_their_line(tmp_path
     p.write_text(f"passes:\n  - eliminate-dead-code\n  - {step}\n")
     with pytest.raises(PipelineError, match=rf"p\.yaml:3: .*{why}"):
         load_pipeline(str(p))
+
+
+@pytest.mark.parametrize(
+    ("step", "why"),
+    [
+        ("!foo constant-folding", "invalid value !foo"),
+        ("!!python/object:os.system x", "invalid value tag:yaml.org,2002:python/object"),
+    ],
+)
+def test_a_tag_on_a_pass_name_is_refused_with_its_line(tmp_path, step, why):
+    """9ba14c3 refused tags in option values; one on a bare pass name was ignored (`- !foo
+    constant-folding` ran constant-folding; `- !!python/object:os.system x` read a pass x)."""
+    from graphopt.pipeline import load_pipeline
+
+    p = tmp_path / "t.yaml"
+    p.write_text(f"passes:\n  - eliminate-dead-code\n  - {step}\n")
+    with pytest.raises(PipelineError, match=rf"t\.yaml:3: {why}"):
+        load_pipeline(str(p))
+    p.write_text("passes:\n  - !!str constant-folding\n")  # the standard str tag is a name
+    assert load_pipeline(str(p)).pass_names() == ["constant-folding"]
