@@ -58,3 +58,30 @@ def test_check_takes_initializers_listed_as_inputs_for_the_constants_tensorrt_im
     assert check_tensorrt(_qdq_reduce_model(initializers_as_inputs=False), 10) == []
     findings = check_tensorrt(_qdq_reduce_model(initializers_as_inputs=True), 10)
     assert [str(f) for f in findings] == []
+
+
+def test_check_names_nodes_as_the_model_does_and_leaves_their_names_alone():
+    """Indexing names a nameless node `Unique_1` and renames a repeated name (`Unique_3`):
+    check reported those names, which no node in the file has, and wrote them into the
+    caller's ModelProto. A nameless node is now told by its output, as is one whose name
+    another node shares."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Unique", ["a"], ["u"]),
+        helper.make_node("Relu", ["u"], ["b"], name="dup"),
+        helper.make_node("Unique", ["b"], ["y"], name="dup"),
+        helper.make_node("Unique", ["b"], ["z"], name="own"),
+    ]
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "g", [x], [y, z])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    found = [str(f) for f in check_tensorrt(m, 10)]
+    assert [f.split(":", 2)[1] for f in found] == [
+        " [unsupported-op] unnamed Unique node writing 'u'",
+        " [unsupported-op] node 'dup' (Unique) writing 'y'",
+        " [unsupported-op] node 'own' (Unique)",
+    ], found
+    assert [n.name for n in m.graph.node] == ["", "", "dup", "dup", "own"]

@@ -26,6 +26,7 @@ that a build succeeds (tactics, memory and plugins are decided on the GPU).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +52,19 @@ class Finding:
     severity: str  # "error" | "warning"
     rule: str  # short kebab-case rule id, e.g. "unsupported-op", "qdq-zero-point"
     message: str
-    node: str = ""
+    node: str = ""  # the node's name in the model ("" for a nameless node)
     op: str = ""
+    output: str = ""  # the node's first output, where its name does not tell it apart
 
     def __str__(self) -> str:
-        where = f"node {self.node!r} ({self.op}): " if self.node else ""
-        return f"{self.severity}: [{self.rule}] {where}{self.message}"
+        where = ""
+        if self.node:
+            where = f"node {self.node!r} ({self.op})"
+        elif self.op:
+            where = f"unnamed {self.op} node"
+        if where and self.output:
+            where += f" writing {self.output!r}"
+        return f"{self.severity}: [{self.rule}] {where + ': ' if where else ''}{self.message}"
 
 
 def check_tensorrt(
@@ -72,7 +80,13 @@ def check_tensorrt(
     """
     ver = parse_version(version)
     proto = load_model(model, copy=False)
-    return _Checker(proto, ver, set(shapes or ())).run()
+    nodes = list(proto.graph.node)
+    given = [n.name for n in nodes]
+    try:
+        return _Checker(proto, ver, set(shapes or ())).run()
+    finally:  # indexing names nameless nodes and renames repeated names: not the caller's model
+        for node, name in zip(nodes, given, strict=True):
+            node.name = name
 
 
 def errors(findings: Sequence[Finding]) -> list[Finding]:
@@ -84,17 +98,25 @@ class _Checker:
         self.model = model
         self.version = version
         self.profiled = profiled
+        # The names the model gives its nodes: `Graph` names nameless ones and renames repeats
+        # (`Relu_3`), names a finding must not show, as the model has no such node.
+        self._nodes = list(model.graph.node)  # alive, so that each keeps its id
+        self.given = {id(n): n.name for n in self._nodes}
+        counts = Counter(self.given.values())
+        self.ambiguous = {name for name, k in counts.items() if k > 1} | {""}
         self.graph = Graph(model)
         self.facts: ShapeFacts = shape_facts(model)
         self.functions = {(f.domain, f.name) for f in model.functions}
         self.findings: list[Finding] = []
 
     def add(self, severity: str, rule: str, message: str, node: Any = None) -> None:
-        name = node.name if node is not None else ""
-        op = f"{node.domain}::{node.op_type}" if node is not None and node.domain else ""
-        if node is not None and not op:
-            op = node.op_type
-        self.findings.append(Finding(severity, rule, message, name, op))
+        if node is None:
+            self.findings.append(Finding(severity, rule, message))
+            return
+        name = self.given.get(id(node), node.name)
+        op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+        output = next((o for o in node.output if o), "") if name in self.ambiguous else ""
+        self.findings.append(Finding(severity, rule, message, name, op, output))
 
     def run(self) -> list[Finding]:
         self.check_opset()
