@@ -661,11 +661,17 @@ def _resume(
     if not manifest.get("complete") and not manifest.get("done"):
         # stopped before its first checkpoint (a bad sample, Ctrl-C): nothing was kept, so a
         # rerun starts over whatever changed (the bad sample removed, another option)
-        for entry in dict(manifest.get("tensors") or {}).values():
-            file = str(entry.get("file", ""))
-            if file and Path(file).name == file and file.endswith(".npy"):
-                (out / file).unlink(missing_ok=True)
-        path.unlink(missing_ok=True)  # last: until then a rerun still knows the files
+        try:
+            for entry in dict(manifest.get("tensors") or {}).values():
+                file = str(entry.get("file", ""))
+                if file and Path(file).name == file and file.endswith(".npy"):
+                    (out / file).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # last: until then a rerun still knows the files
+        except OSError as e:
+            raise DistillError(
+                f"{out}: cannot remove the files of the run stopped before its first "
+                f"checkpoint ({e.filename}: {e.strerror or e}); remove them or use another folder"
+            ) from e
         return None
     mine_stats, their_stats = config["source_stats"], manifest.get("source_stats")
     if their_stats != mine_stats and manifest.get("sources") == config["sources"]:

@@ -364,3 +364,30 @@ def test_outputs_that_differ_on_the_batch_axis_are_named_together(tmp_path):
     teacher.graph.output.insert(0, vi("t", [3]))
     with pytest.raises(DistillError, match=r"'t' has shape \(3,\), 'logits' has shape \(1, 3\)"):
         write_targets(teacher, _samples(2), tmp_path / "t")
+
+
+def test_a_restart_that_cannot_remove_the_stopped_runs_files_is_one_line(tmp_path, monkeypatch):
+    """The restart of a run stopped before its first checkpoint removes that run's files; a
+    removal that fails (a read-only folder, a file held open on Windows) was a PermissionError
+    traceback (the final reader's leftover, distill.py:667)."""
+    from pathlib import Path
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        np.save(data / f"s{i}.npy", _samples(3)[i]["x"])
+    (data / "s1.npy").write_bytes(b"not an array")
+    out = tmp_path / "t"
+    with pytest.raises(DistillError, match=r"s1\.npy"):
+        write_targets(classifier(), data, out, checkpoint=64)
+    (data / "s1.npy").unlink()
+    real_unlink = Path.unlink
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        if self.parent == out:
+            raise PermissionError(13, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(DistillError, match=r"cannot remove the files of the run stopped .*"):
+        write_targets(classifier(), data, out, checkpoint=64)
