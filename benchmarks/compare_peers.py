@@ -237,8 +237,11 @@ def max_rel_diff(reference: list[list[np.ndarray]], got: list[list[np.ndarray]])
 
     The scale is an output's range over all images, not per image: a text detector's
     probability map on a photograph without text is ~1e-7 everywhere, and dividing by that
-    would turn float noise into a "difference" of order 1.
+    would turn float noise into a "difference" of order 1. Another number of outputs, like
+    another shape, is an infinite difference.
     """
+    if any(len(r) != len(g) for r, g in zip(reference, got, strict=True)):
+        return float("inf")
     worst = 0.0
     for index in range(len(reference[0]) if reference else 0):
         delta, scale = 0.0, 0.0
@@ -354,11 +357,14 @@ def compare_model(
         dst = workdir / f"{name}.{tool.replace(':', '_')}.onnx"
         row = run_tool(tool, fn, src, dst, settings.opt_runs, settings.isolate, settings.timeout_s)
         if "error" not in row:
-            if dst.is_file():
-                row["nodes"] = node_facts(dst)
-                outputs[tool] = dst
-            else:
+            if not dst.is_file():
                 row["error"] = "failed: the tool wrote no output file"
+            else:
+                try:
+                    row["nodes"] = node_facts(dst)
+                    outputs[tool] = dst
+                except Exception as e:  # a file onnx cannot read is the tool's failure
+                    row["error"] = f"failed: its output does not load: {one_line(e)}"
         rows[tool] = row
         log(f"{name}: {tool}: {row.get('error') or 'ok'}")
 

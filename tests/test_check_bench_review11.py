@@ -125,3 +125,46 @@ def test_bench_optimize_suite_leaves_its_warmup_round_out_of_the_summary(monkeyp
     assert bench.extra_info["runs"] == 7
     # the optimize-alone seconds of the 7 timed rounds: the warmup's 1 is not among them
     assert bench.extra_info["optimize_alone_median_ms"] == 1e3 * float(np.median(range(2, 9)))
+
+
+# -- benchmarks/compare_peers.py ----------------------------------------------------------------
+
+
+def _two_output_model() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("a", "b")]
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["x"], ["b"])]
+    m = helper.make_model(
+        helper.make_graph(nodes, "g", [x], outs), opset_imports=[helper.make_opsetid("", 13)]
+    )
+    m.ir_version = 8
+    return m
+
+
+def test_compare_peers_reports_a_peer_whose_output_is_unreadable_or_lacks_an_output(tmp_path):
+    """A peer that wrote a file onnx cannot parse ended the whole comparison in node_facts'
+    DecodeError, and one whose model dropped a graph output in max_rel_diff's IndexError:
+    each is now that peer's result ("failed: ...", an infinite difference), the others'
+    figures are kept."""
+    import compare_peers
+
+    src = tmp_path / "m.onnx"
+    onnx.save(_two_output_model(), src)
+
+    def garbage(src: Path, dst: Path) -> None:
+        dst.write_bytes(b"\x0a\xff\xff not a model")
+
+    def one_output(src: Path, dst: Path) -> None:
+        m = onnx.load(str(src))
+        del m.graph.output[1]
+        onnx.save(m, dst)
+
+    tools = {"original": compare_peers._copy, "garbage": garbage, "fewer": one_output}
+    settings = compare_peers.Settings(runs=2, opt_runs=1, images=1, isolate=False)
+    feeds = [{"x": np.array([[1.0, -2.0, 3.0, -4.0]], np.float32)}]
+    result = compare_peers.compare_model("tiny", src, feeds, tmp_path, tools, settings)
+    rows = result["tools"]
+    assert rows["garbage"]["error"].startswith("failed: its output does not load")
+    assert rows["fewer"]["max_diff"] == {"all": float("inf"), "disable": float("inf")}
+    assert rows["original"]["max_diff"] == {"all": 0.0, "disable": 0.0}
+    assert len(rows["original"]["latency"]["all"]["times_ms"]) > 0
