@@ -370,12 +370,19 @@ def bench(name: str, runs: int, keep_float: int | None, only: list[str] | None) 
                 lines.append(f"| {conf['label']} | failed: {res['error'][:80]} | | | | |")
                 rows.append(conf)
                 continue
-            acc = agreement(name, fp32_outputs, str(out), evaluation)
-            if conf.get("target") == "tensorrt":
-                lat = "n/a (TensorRT layout)"
-            else:
-                ratio, base_ms = latency_ratio(model, str(out), evaluation[0], runs)
-                lat = f"{ratio:.2f}× (FP32 {base_ms:.0f} ms)"
+            try:
+                acc = agreement(name, fp32_outputs, str(out), evaluation)
+                if conf.get("target") == "tensorrt":
+                    lat = "n/a (TensorRT layout)"
+                else:
+                    ratio, base_ms = latency_ratio(model, str(out), evaluation[0], runs)
+                    lat = f"{ratio:.2f}× (FP32 {base_ms:.0f} ms)"
+            except Exception as e:  # onnxruntime cannot load or run this INT8 model: its row
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                lines.append(f"| {conf['label']} | failed: onnxruntime: {first[:80]} | | | | |")
+                print(lines[-1], flush=True)
+                rows.append(conf)
+                continue
             label = conf["label"]
             if conf["tool"] == "ours" and res.get("kept_float"):
                 label += f" [{res['kept_float']} groups float]"

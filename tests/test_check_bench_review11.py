@@ -168,3 +168,47 @@ def test_compare_peers_reports_a_peer_whose_output_is_unreadable_or_lacks_an_out
     assert rows["fewer"]["max_diff"] == {"all": float("inf"), "disable": float("inf")}
     assert rows["original"]["max_diff"] == {"all": 0.0, "disable": 0.0}
     assert len(rows["original"]["latency"]["all"]["times_ms"]) > 0
+
+
+# -- benchmarks/bench_quantize.py ---------------------------------------------------------------
+
+
+def test_bench_quantize_reports_an_int8_model_onnxruntime_cannot_run(monkeypatch, tmp_path):
+    """A configuration whose calibration succeeded but whose INT8 model onnxruntime cannot
+    load or run (agreement's session) ended the whole run with a traceback, every row
+    measured before it lost (the markdown is written at the end). It is now that row's
+    'failed: ...', and the next configuration is measured."""
+    import bench_quantize
+
+    import graphopt.realmodels
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "g", [x], [y])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    src = tmp_path / "fp32.onnx"
+    onnx.save(m, src)
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 1, 4, 4)).astype(np.float32)} for _ in range(3)]
+
+    def spawn(**kw):
+        if kw["tool"] == "ours" and kw["method"] == "minmax":
+            Path(kw["out"]).write_bytes(src.read_bytes())  # a model that runs
+        elif kw["tool"] == "ours":
+            Path(kw["out"]).write_bytes(b"not onnx")  # calibration "succeeded", model broken
+        return {"seconds": 1.0, "rss_mb": 10.0, "feeds": 2}
+
+    confs = [
+        {"label": "broken", "tool": "ours", "method": "entropy", "target": "onnxruntime"},
+        {"label": "fine", "tool": "ours", "method": "minmax", "target": "onnxruntime"},
+    ]
+    monkeypatch.setattr(graphopt.realmodels, "fetch_model", lambda name: src)
+    monkeypatch.setattr(bench_quantize, "split", lambda name: (feeds[:2], feeds[2:]))
+    monkeypatch.setattr(bench_quantize, "spawn", spawn)
+    monkeypatch.setattr(bench_quantize, "configurations", lambda name, keep_float: confs)
+    monkeypatch.setattr(bench_quantize, "reference_size", lambda name, outs: "n pixels")
+    lines = bench_quantize.bench("ppocr_det", 2, None, None)
+    rows = [ln for ln in lines if ln.startswith("| broken") or ln.startswith("| fine")]
+    assert len(rows) == 2, lines
+    assert rows[0].startswith("| broken | failed: ") and "1.000 |" in rows[1], rows
