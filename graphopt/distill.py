@@ -50,12 +50,12 @@ import onnx
 
 from graphopt.errors import GraphoptError
 from graphopt.ir.io_names import require_text_io_names
+from graphopt.realmodels import IMAGE_SUFFIXES
 
 log = logging.getLogger("graphopt.distill")
 
 FORMAT = "graphopt-distill-targets/1"
 MANIFEST = "manifest.json"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DATA_SUFFIXES = (".npy", ".npz", *IMAGE_SUFFIXES)
 
 Feed = dict[str, np.ndarray]

@@ -423,6 +423,11 @@ def image_paths(names: tuple[str, ...] = IMAGE_NAMES) -> list[Path]:
     return [_extract(IMAGE_WHEEL, f"skimage/data/{n}") for n in names]
 
 
+# The image files `load_image` is given by calibration (quantize, build) and distillation
+# folders: one list, so a folder is read the same by both.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB uint8 HWC (grey and RGBA are converted).
 

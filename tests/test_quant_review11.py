@@ -207,3 +207,18 @@ def test_keep_nodes_naming_a_node_inside_a_body_says_so(caplog) -> None:  # type
     assert any(n.op_type == "QuantizeLinear" for n in out.graph.node)  # the outer Conv is
     with pytest.raises(QuantizeError, match="keep_nodes: no node named 'nowhere'"):
         quantize(model, feeds, keep_nodes=["inner", "nowhere"], **options)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".webp"])
+def test_quantize_reads_the_image_files_distill_reads(tmp_path, suffix) -> None:  # type: ignore[no-untyped-def]
+    # distill-targets read .tif/.tiff/.webp photographs, quantize's calibration folders skipped
+    # them ('no calibration files'): one list of image suffixes now (realmodels.IMAGE_SUFFIXES)
+    from PIL import Image
+
+    from graphopt.distill import DATA_SUFFIXES
+    from graphopt.quant.data import folder_feeds
+
+    pixels = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / f"photo{suffix}")
+    feeds = folder_feeds(tmp_path, _conv_relu_conv())
+    assert [f.name for f in feeds.files] == [f"photo{suffix}"] and suffix in DATA_SUFFIXES

@@ -36,10 +36,10 @@ import onnx
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
 from graphopt.quant.image_input import image_input
+from graphopt.realmodels import IMAGE_SUFFIXES
 
 log = logging.getLogger("graphopt.quant")
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 ARRAY_SUFFIXES = (".npy", ".npz")
 
 
@@ -342,9 +342,8 @@ def folder_feeds(
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES
     )
     if not files:
-        raise QuantizeError(
-            f"{directory}: no calibration files (.npy, .npz, .jpg, .jpeg, .png, .bmp)"
-        )
+        suffixes = ", ".join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)
+        raise QuantizeError(f"{directory}: no calibration files ({suffixes})")
     return FolderFeeds(files, model, spec, batch_size)
 
 
