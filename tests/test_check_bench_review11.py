@@ -212,3 +212,34 @@ def test_bench_quantize_reports_an_int8_model_onnxruntime_cannot_run(monkeypatch
     rows = [ln for ln in lines if ln.startswith("| broken") or ln.startswith("| fine")]
     assert len(rows) == 2, lines
     assert rows[0].startswith("| broken | failed: ") and "1.000 |" in rows[1], rows
+
+
+# -- check: version-gated restrictions --------------------------------------------------------
+
+
+def test_check_refuses_slice_axes_computed_at_runtime_before_tensorrt_10_3():
+    """onnx-tensorrt's 10.1 GA matrix: Slice "`axes` must be an initializer"; tensor axes came
+    with 10.3 GA (its changelog). check had no Slice rule, so `--target tensorrt=10.1` said
+    0 errors for a Slice whose axes another node computes."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = [
+        numpy_helper.from_array(np.array([0], np.int64), "starts"),
+        numpy_helper.from_array(np.array([2], np.int64), "ends"),
+        numpy_helper.from_array(np.array([-1], np.int64), "neg"),
+    ]
+    nodes = [
+        helper.make_node("Neg", ["neg"], ["axes"], name="axes_of"),  # axes = [1], computed
+        helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"], name="cut"),
+    ]
+    graph = helper.make_graph(nodes, "g", [x], [y], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    old = [str(f) for f in check_tensorrt(m, "10.2")]
+    assert len(old) == 1 and "node 'cut' (Slice): Slice axes must be a constant" in old[0], old
+    assert check_tensorrt(m, "10.3") == [] and check_tensorrt(m, 10) == []
+    constant_axes = onnx.ModelProto()
+    constant_axes.CopyFrom(m)
+    del constant_axes.graph.node[0]
+    constant_axes.graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+    assert check_tensorrt(constant_axes, "10.0") == []

@@ -504,6 +504,16 @@ def _pad(c: _Checker, node: onnx.NodeProto) -> list[str]:
     return out
 
 
+def _slice(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    axes = c.input(node, 3)
+    if axes and c.const(axes) is None and c.version < table.SLICE_TENSOR_AXES_SINCE:
+        return [
+            f"Slice axes must be a constant before TensorRT {table.SLICE_TENSOR_AXES_SINCE} "
+            "(no dynamic axes for Slice)"
+        ]
+    return []
+
+
 def _pool(c: _Checker, node: onnx.NodeProto) -> list[str]:
     out = []
     rank = c.facts.rank(c.input(node, 0))
@@ -609,6 +619,7 @@ _REDUCE_OPS = [op for op in table.SUPPORTED_OPS_10 if op.startswith("Reduce")]
 _ATTRIBUTE_RULES: dict[str, Any] = {
     "Resize": _resize,
     "Pad": _pad,
+    "Slice": _slice,
     "MaxPool": _pool,
     "AveragePool": _pool,
     "LpPool": _pool,

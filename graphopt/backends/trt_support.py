@@ -183,6 +183,9 @@ TOPK_MAX_K = 3840
 SQUEEZE_WITHOUT_AXES_SINCE = TrtVersion(11, 5)
 # Pad with a non-constant `axes` input (onnx-tensorrt changelog, 10.4 GA).
 PAD_TENSOR_AXES_SINCE = TrtVersion(10, 4)
+# Slice with a non-constant `axes` input (onnx-tensorrt changelog, 10.3 GA; the 10.1 GA matrix:
+# "`axes` must be an initializer").
+SLICE_TENSOR_AXES_SINCE = TrtVersion(10, 3)
 
 # Ops TensorRT runs in INT8 when their inputs come from DequantizeLinear (explicit
 # quantization); after any other op a Q/DQ pair only costs precision.
