@@ -243,3 +243,31 @@ def test_check_refuses_slice_axes_computed_at_runtime_before_tensorrt_10_3():
     del constant_axes.graph.node[0]
     constant_axes.graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
     assert check_tensorrt(constant_axes, "10.0") == []
+
+
+# -- graphopt bench -----------------------------------------------------------------------------
+
+
+def test_bench_says_which_input_shapes_it_timed(tmp_path, capsys):
+    """A model with dynamic dims, benched without --shapes, is timed at dims bench picks
+    (1, and 224 for an image's height and width): the result said only '(batch 1)', so a
+    text detector's latency at 224x224 read as its latency. The line and the JSON name the
+    timed shapes now."""
+    import json
+
+    from graphopt.cli import main
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    k = helper.make_tensor_value_info("k", TensorProto.INT64, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x, k], [y])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    path = tmp_path / "dyn.onnx"
+    onnx.save(m, path)
+    argv = ["bench", str(path), "--runs", "2", "--warmup", "0", "--no-progress"]
+    assert main(argv) == 0
+    assert "(batch 1), inputs x 1x3x224x224, k scalar\n" in capsys.readouterr().out
+    assert main([*argv, "--json", "--shapes", "x:2x3x16x8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["shapes"] == {"x": [2, 3, 16, 8], "k": []} and result["batch"] == 2

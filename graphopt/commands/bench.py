@@ -4,9 +4,11 @@ Times inference: latency percentiles (p50/p90/p99, mean) and throughput. `onnxru
 .onnx model on the CPU provider; `tensorrt` runs a serialized engine (`graphopt build`) on the
 GPU, timing `execute_async_v3` + stream sync with the inputs already on the device. Inputs
 come from `--inputs NPZ`, else they are synthetic (`synthetic_feed`): floats standard normal,
-integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs. A progress
-bar on stderr counts the runs (warmup included), as quantize's counts its batches
-(`--no-progress`: none); stdout holds only the result.
+integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs (onnxruntime,
+without them: a dynamic dim is 1, or 224 for the last two dims of a 4-D input; an engine needs
+them). The result names the input shapes it timed. A progress bar on stderr counts the runs
+(warmup included), as quantize's counts its batches (`--no-progress`: none); stdout holds only
+the result.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -34,17 +36,29 @@ class BenchResult:
     p99_ms: float
     min_ms: float
     throughput: float  # samples per second at the mean latency
+    shapes: dict[str, list[int]] = field(default_factory=dict)  # the timed inputs' shapes
 
     def line(self) -> str:
+        timed = ", ".join(
+            f"{k} {'x'.join(map(str, v)) or 'scalar'}" for k, v in self.shapes.items()
+        )
         return (
             f"{self.backend}: {self.model}: {self.runs} runs, p50 {self.p50_ms:.2f} ms, "
             f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
             f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"
+            + (f", inputs {timed}" if timed else "")
         )
 
 
-def summarize(backend: str, model: str, seconds: Sequence[float], batch: int) -> BenchResult:
-    """Percentiles (linear interpolation, as numpy) and throughput from per-run seconds."""
+def summarize(
+    backend: str,
+    model: str,
+    seconds: Sequence[float],
+    batch: int,
+    feeds: dict[str, np.ndarray] | None = None,
+) -> BenchResult:
+    """Percentiles (linear interpolation, as numpy) and throughput from per-run seconds;
+    `feeds`: the timed inputs, whose shapes the result names."""
     ms = np.asarray(seconds, dtype=np.float64) * 1000.0
     mean = float(ms.mean())
     p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
@@ -59,6 +73,7 @@ def summarize(backend: str, model: str, seconds: Sequence[float], batch: int) ->
         p99,
         float(ms.min()),
         batch * 1000.0 / mean if mean > 0 else 0.0,
+        {name: [int(d) for d in np.shape(v)] for name, v in (feeds or {}).items()},
     )
 
 
@@ -167,7 +182,7 @@ def bench_onnxruntime(
             tick(done)
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
         raise BackendError(f"onnxruntime failed to run {path}: {run_error_text(e)}") from e
-    return summarize("onnxruntime", path, times, _batch(feeds))
+    return summarize("onnxruntime", path, times, _batch(feeds), feeds)
 
 
 def bench_tensorrt(
@@ -197,7 +212,7 @@ def bench_tensorrt(
     runner = EngineRunner(plan)
     feeds = _engine_feeds(runner, shapes or {}, npz)
     times = runner.time_runs(feeds, runs, warmup, on_run)
-    return summarize("tensorrt", path, times, _batch(feeds))
+    return summarize("tensorrt", path, times, _batch(feeds), feeds)
 
 
 def _no_progress(done: int) -> None:
