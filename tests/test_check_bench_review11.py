@@ -271,3 +271,18 @@ def test_bench_says_which_input_shapes_it_timed(tmp_path, capsys):
     assert main([*argv, "--json", "--shapes", "x:2x3x16x8"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["shapes"] == {"x": [2, 3, 16, 8], "k": []} and result["batch"] == 2
+
+
+def test_check_warns_but_does_not_refuse_an_opset_below_the_documented_range():
+    """onnx-tensorrt's ModelImporter refuses no opset: it logs a warning below 7 and imports
+    the rest ("TensorRT supports ONNX graphs generated with at least opset 7"); 9..24 is the
+    range operators.md documents. check called an opset 7 or 8 model (the model zoo's
+    ResNet-50 v1-7, say) an error, exit 1 under --errors-only for a model TensorRT builds."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [x], [y])
+    for opset, severity in ((7, "warning"), (8, "warning"), (9, None), (25, "error")):
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        found = [(f.severity, f.rule) for f in check_tensorrt(m, 10)]
+        assert found == ([(severity, "opset")] if severity else []), (opset, found)

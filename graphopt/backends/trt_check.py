@@ -6,7 +6,8 @@ the model or change its meaning, `warning` where it would accept it with a cavea
 input without an optimization profile, DOUBLE cast down, a Q/DQ pair that only costs
 precision). Rules, with the table they read in `graphopt.backends.trt_support`:
 
-- opset: the default-domain opset is inside the parser's range for that version;
+- opset: the default-domain opset is inside the parser's range for that version (below it, a
+  warning: the parser imports opset 7 and 8 models, and only warns below 7);
 - domains: ops outside the standard domain (e.g. onnxruntime's `com.microsoft` FusedConv) need a
   TensorRT plugin; model-local functions are inlined by the parser and are fine;
 - ops: every op is in the parser's support matrix; attribute restrictions (Resize modes,
@@ -131,12 +132,20 @@ class _Checker:
     def check_opset(self) -> None:
         opset = self.graph.opset_version("") or self.graph.opset_version("ai.onnx")
         low, high = table.opset_range(self.version)
-        if opset and not low <= opset <= high:
+        if opset and opset > high:
             self.add(
                 "error",
                 "opset",
                 f"default-domain opset {opset} is outside TensorRT {self.version}'s parser range "
                 f"{low}..{high}; convert it with onnx.version_converter",
+            )
+        elif opset and opset < low:  # the parser takes it: it only logs a warning below 7
+            self.add(
+                "warning",
+                "opset",
+                f"default-domain opset {opset} is below the range TensorRT {self.version} "
+                f"documents ({low}..{high}); its parser imports it, but converting it with "
+                "onnx.version_converter is the tested path",
             )
 
     def check_io(self) -> None:
