@@ -286,3 +286,46 @@ def test_check_warns_but_does_not_refuse_an_opset_below_the_documented_range():
         m.ir_version = 8
         found = [(f.severity, f.rule) for f in check_tensorrt(m, 10)]
         assert found == ([(severity, "opset")] if severity else []), (opset, found)
+
+
+def _one_node_model(node: onnx.NodeProto, inputs, inits=(), opset: int = 17) -> onnx.ModelProto:
+    y = helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None)
+    graph = helper.make_graph([node], "g", list(inputs), [y], list(inits))
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def _errors(m: onnx.ModelProto) -> list[str]:
+    return [f.message for f in check_tensorrt(m, 10) if f.severity == "error"]
+
+
+def test_check_applies_the_parsers_static_checkers_it_missed():
+    """onnx-tensorrt's onnxOpCheckers (10.1 GA) refuses a BatchNormalization with
+    training_mode=1, an Einsum equation with capital subscripts (valid ONNX), and a Resize
+    whose tf_half_pixel_for_nn goes with another nearest_mode than round_prefer_floor;
+    check said 0 errors for each."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
+    bn_inits = [numpy_helper.from_array(np.ones(2, np.float32), n) for n in "sbmv"]
+    bn = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn")
+    assert _errors(_one_node_model(bn, [x], bn_inits)) == []
+    bn.attribute.append(helper.make_attribute("training_mode", 1))
+    assert _errors(_one_node_model(bn, [x], bn_inits)) == [
+        "BatchNormalization training_mode must be 0"
+    ]
+
+    einsum = helper.make_node("Einsum", ["x"], ["y"], name="e", equation="nchw->nhwc")
+    assert _errors(_one_node_model(einsum, [x])) == []
+    einsum = helper.make_node("Einsum", ["x"], ["y"], name="e", equation="NCHW->NHWC")
+    assert len(found := _errors(_one_node_model(einsum, [x]))) == 1, found
+    assert "lowercase subscripts only" in found[0]
+
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    kw = {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn"}
+    ok = helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", **kw)
+    assert _errors(_one_node_model(ok, [x], [scales])) == []
+    bad = helper.make_node(
+        "Resize", ["x", "", "scales"], ["y"], name="up", nearest_mode="floor", **kw
+    )
+    assert len(found := _errors(_one_node_model(bad, [x], [scales]))) == 1, found
+    assert "tf_half_pixel_for_nn takes nearest_mode 'round_prefer_floor' only" in found[0]

@@ -490,6 +490,11 @@ def _resize(c: _Checker, node: onnx.NodeProto) -> list[str]:
         nearest = _s(c.graph.attr(node, "nearest_mode", b"round_prefer_floor"))
         if mode == "nearest" and nearest not in table.RESIZE_NEAREST_MODES:
             out.append(f"Resize nearest_mode {nearest!r} is not supported")
+        if ctm == "tf_half_pixel_for_nn" and nearest != "round_prefer_floor":  # onnxOpCheckers
+            out.append(
+                f"Resize tf_half_pixel_for_nn takes nearest_mode 'round_prefer_floor' only, not "
+                f"{nearest!r}"
+            )
     if c.graph.attr(node, "antialias", 0):
         out.append("Resize antialias is not supported")
     policy = _s(c.graph.attr(node, "keep_aspect_ratio_policy", b"stretch"))
@@ -574,6 +579,22 @@ def _constant_axes(index: int, attr: str = "axes"):  # type: ignore[no-untyped-d
     return rule
 
 
+def _batch_norm(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    if c.graph.attr(node, "training_mode", 0):  # onnx-tensorrt's onnxOpCheckers refuses it
+        return ["BatchNormalization training_mode must be 0"]
+    return []
+
+
+def _einsum(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    equation = _s(c.graph.attr(node, "equation", b""))
+    bad = sorted({ch for ch in equation if not ("a" <= ch <= "z" or ch in "->., ")})
+    if bad:  # onnxOpCheckers: "Invalid character(s) in Einsum equation", capitals included
+        return [
+            f"Einsum equation {equation!r}: TensorRT takes lowercase subscripts only, not {''.join(bad)!r}"
+        ]
+    return []
+
+
 def _scatter_nd(c: _Checker, node: onnx.NodeProto) -> list[str]:
     reduction = _s(c.graph.attr(node, "reduction", b"none"))
     return [] if reduction == "none" else [f"ScatterND reduction {reduction!r} is not supported"]
@@ -638,6 +659,8 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "CumSum": _constant_axes(1, "axis"),
     "OneHot": _constant_axes(1, "depth"),
     "ScatterND": _scatter_nd,
+    "BatchNormalization": _batch_norm,
+    "Einsum": _einsum,
     "Dropout": _dropout,
     "LSTM": _lstm,
     "LayerNormalization": _layer_norm,
