@@ -329,3 +329,25 @@ def test_check_applies_the_parsers_static_checkers_it_missed():
     )
     assert len(found := _errors(_one_node_model(bad, [x], [scales]))) == 1, found
     assert "tf_half_pixel_for_nn takes nearest_mode 'round_prefer_floor' only" in found[0]
+
+
+def test_bench_engine_refuses_shapes_for_a_name_that_is_no_engine_input():
+    """bench --backend tensorrt --shapes imags:1x3x64x64 (a typo) was ignored for an engine
+    with a static input: it timed the engine's own shape and said nothing, where the
+    onnxruntime backend refuses a --shapes name that is no model input."""
+    import types
+
+    import pytest
+
+    from graphopt.commands.bench import _engine_feeds
+    from graphopt.errors import BackendError
+
+    bindings = [
+        types.SimpleNamespace(name="images", is_input=True, dtype=np.dtype(np.float32)),
+        types.SimpleNamespace(name="out", is_input=False, dtype=np.dtype(np.float32)),
+    ]
+    engine = types.SimpleNamespace(get_tensor_shape=lambda name: (1, 3, 8, 8))
+    runner = types.SimpleNamespace(bindings=bindings, engine=engine)
+    assert _engine_feeds(runner, {"images": (1, 3, 8, 8)}, None)["images"].shape == (1, 3, 8, 8)
+    with pytest.raises(BackendError, match=r"--shapes names imags, which are not engine inputs"):
+        _engine_feeds(runner, {"imags": (1, 3, 64, 64)}, None)

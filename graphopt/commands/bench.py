@@ -236,11 +236,16 @@ def _engine_feeds(
             return read_npz(npz)
         except (OSError, ValueError) as e:
             raise BackendError(f"{npz}: cannot read input feeds: {e}") from e
+    inputs = [b for b in runner.bindings if b.is_input]
+    unknown = sorted(set(shapes) - {b.name for b in inputs})
+    if unknown:  # as example_feeds refuses them for onnxruntime: a typo was ignored
+        raise BackendError(
+            f"--shapes names {', '.join(unknown)}, which are not engine inputs (inputs: "
+            f"{', '.join(b.name for b in inputs)})"
+        )
     rng = np.random.default_rng(0)
     feeds: dict[str, np.ndarray] = {}
-    for b in runner.bindings:
-        if not b.is_input:
-            continue
+    for b in inputs:
         dims = shapes.get(b.name) or tuple(runner.engine.get_tensor_shape(b.name))
         if any(d < 0 for d in dims):
             raise BackendError(
