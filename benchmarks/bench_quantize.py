@@ -102,6 +102,15 @@ def worker(args: argparse.Namespace) -> None:
     files = sorted(Path(args.calib).glob("*.npy"))[: args.limit or None]
     model = onnx.load(args.model)
     input_name = model.graph.input[0].name
+    # The budget's terms time what they name, "FP32 inference over the calibration set" and
+    # "one graphopt.optimize": the imports and the FP32 session come first, untimed.
+    sess = None
+    if args.tool == "fp32":
+        from graphopt.backends.onnxruntime import session
+
+        sess = session(model)
+    elif args.tool == "optimize":
+        import graphopt
     start = time.perf_counter()
     if args.tool == "ours":
         from graphopt.quant.api import quantize_with_report
@@ -119,14 +128,9 @@ def worker(args: argparse.Namespace) -> None:
         onnx.save(quantized, args.out)
         extra = {"kept_float": len(report.kept_float), "stages": report.seconds}
     elif args.tool == "optimize":
-        import graphopt
-
         graphopt.optimize(model)
         extra = {}
-    elif args.tool == "fp32":
-        from graphopt.backends.onnxruntime import session
-
-        sess = session(model)
+    elif sess is not None:  # fp32
         for f in files:
             sess.run(None, {input_name: np.load(f)})
         extra = {}

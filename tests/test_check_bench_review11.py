@@ -351,3 +351,52 @@ def test_bench_engine_refuses_shapes_for_a_name_that_is_no_engine_input():
     assert _engine_feeds(runner, {"images": (1, 3, 8, 8)}, None)["images"].shape == (1, 3, 8, 8)
     with pytest.raises(BackendError, match=r"--shapes names imags, which are not engine inputs"):
         _engine_feeds(runner, {"imags": (1, 3, 64, 64)}, None)
+
+
+def test_bench_quantize_budget_times_fp32_inference_not_the_session(monkeypatch, tmp_path):
+    """The cost budget is "3 x (FP32 inference over the calibration set + one optimize)"
+    (docstring, README, quantize.md), but the fp32 worker started its clock before importing
+    onnxruntime and building the session (0.2 s of common_det's ~1.6 s), and the optimize
+    worker before `import graphopt`: the budget came out larger, every "x budget" smaller.
+    With a fake clock, a session that takes 5 s to build and runs of 1 s, the FP32 term is
+    now the 3 runs."""
+    import argparse
+    import contextlib
+    import io
+    import json
+    import types
+
+    import bench_quantize
+
+    import graphopt.backends.onnxruntime as ort_backend
+
+    clock = [0.0]
+    monkeypatch.setattr(
+        bench_quantize, "time", types.SimpleNamespace(perf_counter=lambda: clock[0])
+    )
+
+    class Session:
+        def run(self, names, feed):
+            clock[0] += 1.0
+
+    def session(model, **kw):
+        clock[0] += 5.0
+        return Session()
+
+    monkeypatch.setattr(ort_backend, "session", session)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, tmp_path / "m.onnx")
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        np.save(calib / f"feed{i:03d}.npy", np.zeros((1, 2), np.float32))
+    args = argparse.Namespace(
+        tool="fp32", model=str(tmp_path / "m.onnx"), calib=str(calib), limit=0
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bench_quantize.worker(args)
+    assert json.loads(out.getvalue())["seconds"] == 3.0
