@@ -400,3 +400,29 @@ def test_bench_quantize_budget_times_fp32_inference_not_the_session(monkeypatch,
     with contextlib.redirect_stdout(out):
         bench_quantize.worker(args)
     assert json.loads(out.getvalue())["seconds"] == 3.0
+
+
+def test_check_refuses_resize_axes_other_than_iota_with_computed_scales():
+    """The 10.15 matrix, Resize: "When `scales` is a tensor input, `axes` must be an iota
+    vector of length rank(input)". check read no `axes` (Resize-18), so a Resize of H and W
+    only (axes [2, 3]) with scales computed in the graph passed."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])
+    s = helper.make_tensor_value_info("s", TensorProto.FLOAT, [2])
+
+    def resize(axes, computed: bool) -> onnx.ModelProto:
+        node = helper.make_node("Resize", ["x", "", "sc"], ["y"], name="up", axes=axes)
+        if computed:
+            scale = helper.make_node("Identity", ["s"], ["sc"], name="scales_of")
+            y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+            graph = helper.make_graph([scale, node], "g", [x, s], [y])
+            m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+            m.ir_version = 8
+            return m
+        n = len(axes)
+        init = numpy_helper.from_array(np.full(n, 2, np.float32), "sc")
+        return _one_node_model(node, [x], [init], opset=18)
+
+    found = _errors(resize([2, 3], computed=True))
+    assert len(found) == 1 and "TensorRT needs the axes 0..3 in order" in found[0], found
+    assert _errors(resize([2, 3], computed=False)) == []
+    assert _errors(resize([0, 1, 2, 3], computed=True)) == []

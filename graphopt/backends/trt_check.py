@@ -497,6 +497,15 @@ def _resize(c: _Checker, node: onnx.NodeProto) -> list[str]:
             )
     if c.graph.attr(node, "antialias", 0):
         out.append("Resize antialias is not supported")
+    axes = c.graph.attr(node, "axes")
+    rank = c.facts.rank(c.input(node, 0))
+    scales = c.input(node, 2)
+    computed = bool(scales) and c.const(scales) is None  # the matrix's Restrictions column
+    if axes and rank and computed and [int(a) % rank for a in axes] != list(range(rank)):
+        out.append(
+            f"Resize axes {list(axes)} with computed scales: TensorRT needs the axes "
+            f"0..{rank - 1} in order when scales is a tensor input"
+        )
     policy = _s(c.graph.attr(node, "keep_aspect_ratio_policy", b"stretch"))
     if policy != "stretch":
         out.append(f"Resize keep_aspect_ratio_policy {policy!r} is not supported (only 'stretch')")
