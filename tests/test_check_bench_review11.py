@@ -426,3 +426,25 @@ def test_check_refuses_resize_axes_other_than_iota_with_computed_scales():
     assert len(found) == 1 and "TensorRT needs the axes 0..3 in order" in found[0], found
     assert _errors(resize([2, 3], computed=False)) == []
     assert _errors(resize([0, 1, 2, 3], computed=True)) == []
+
+
+def test_check_applies_deform_convs_restrictions():
+    """The matrix, DeformConv (10.1+): "`input` must have 1D or 2D spatial dimensions.
+    `pads` for the beginning and end along each spatial axis must be the same". check had no
+    DeformConv rule: asymmetric pads and a 3-D DeformConv passed."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])
+    w = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
+    offset = helper.make_tensor_value_info("off", TensorProto.FLOAT, [1, 18, 5, 5])
+
+    def deform(x_vi, weight, offset_vi, **attrs) -> onnx.ModelProto:
+        node = helper.make_node("DeformConv", ["x", "w", "off"], ["y"], name="dcn", **attrs)
+        return _one_node_model(node, [x_vi, offset_vi], [weight], opset=19)
+
+    assert _errors(deform(x, w, offset, pads=[1, 1, 1, 1])) == []
+    found = _errors(deform(x, w, offset, pads=[1, 1, 0, 0]))
+    assert len(found) == 1 and "same begin and end padding" in found[0], found
+    x3 = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5, 5])
+    w3 = numpy_helper.from_array(np.ones((2, 2, 3, 3, 3), np.float32), "w")
+    off3 = helper.make_tensor_value_info("off", TensorProto.FLOAT, [1, 81, 5, 5, 5])
+    found = _errors(deform(x3, w3, off3))
+    assert len(found) == 1 and "rank-5 input" in found[0], found

@@ -588,6 +588,18 @@ def _constant_axes(index: int, attr: str = "axes"):  # type: ignore[no-untyped-d
     return rule
 
 
+def _deform_conv(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
+    rank = c.facts.rank(c.input(node, 0))
+    if rank is not None and rank not in (3, 4):
+        out.append(f"DeformConv on a rank-{rank} input: TensorRT takes 1-D or 2-D spatial dims")
+    pads = list(c.graph.attr(node, "pads", []) or [])
+    half = len(pads) // 2
+    if pads[:half] != pads[half:]:
+        out.append(f"DeformConv pads {pads}: TensorRT needs the same begin and end padding")
+    return out
+
+
 def _batch_norm(c: _Checker, node: onnx.NodeProto) -> list[str]:
     if c.graph.attr(node, "training_mode", 0):  # onnx-tensorrt's onnxOpCheckers refuses it
         return ["BatchNormalization training_mode must be 0"]
@@ -669,6 +681,7 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "OneHot": _constant_axes(1, "depth"),
     "ScatterND": _scatter_nd,
     "BatchNormalization": _batch_norm,
+    "DeformConv": _deform_conv,
     "Einsum": _einsum,
     "Dropout": _dropout,
     "LSTM": _lstm,
