@@ -488,7 +488,8 @@ def test_build_calib_folder_without_calibration_files(tmp_path):
     calib = tmp_path / "calib"
     calib.mkdir()
     (calib / "notes.txt").write_text("nothing here")
-    with pytest.raises(BackendError, match=r"no calibration files \(\.npy, \.npz, \.jpg"):
+    suffixes = r"\.npy, \.npz, \.png, \.jpg, \.jpeg, \.bmp, \.tif, \.tiff, \.webp"
+    with pytest.raises(BackendError, match=rf"no calibration files \({suffixes}\)"):
         calibration_feeds(str(model), str(calib), 32, {})
     with pytest.raises(BackendError, match="no such folder"):
         calibration_feeds(str(model), str(tmp_path / "absent"), 32, {})
