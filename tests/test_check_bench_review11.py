@@ -448,3 +448,59 @@ def test_check_applies_deform_convs_restrictions():
     off3 = helper.make_tensor_value_info("off", TensorProto.FLOAT, [1, 81, 5, 5, 5])
     found = _errors(deform(x3, w3, off3))
     assert len(found) == 1 and "rank-5 input" in found[0], found
+
+
+def test_bench_quantize_times_no_tool_import(monkeypatch, tmp_path):
+    """The budget leaves imports untimed (749af45); so must the tools it is compared with:
+    graphopt's calibration timed `from graphopt.quant.api import quantize_with_report` (and
+    onnxruntime's `from onnxruntime.quantization import ...`) inside its span, a cost the
+    budget no longer had. With a fake clock, an import that takes 5 s and a calibration of
+    1 s, the calibration's seconds are the 1 s."""
+    import argparse
+    import contextlib
+    import io
+    import json
+    import sys
+    import types
+
+    import bench_quantize
+
+    clock = [0.0]
+    monkeypatch.setattr(
+        bench_quantize, "time", types.SimpleNamespace(perf_counter=lambda: clock[0])
+    )
+
+    report = types.SimpleNamespace(kept_float=[], seconds={})
+
+    def quantize_with_report(model, feeds, **kw):
+        clock[0] += 1.0
+        return model, report
+
+    class SlowImport(types.ModuleType):
+        def __getattr__(self, name):
+            if name != "quantize_with_report":
+                raise AttributeError(name)
+            clock[0] += 5.0
+            return quantize_with_report
+
+    monkeypatch.setitem(sys.modules, "graphopt.quant.api", SlowImport("graphopt.quant.api"))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "m.onnx"
+    )
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        np.save(calib / f"feed{i:03d}.npy", np.zeros((1, 2), np.float32))
+    monkeypatch.setattr(bench_quantize, "SENSITIVITY_FEEDS", (0, 1))
+    args = argparse.Namespace(
+        tool="ours", model=str(tmp_path / "m.onnx"), calib=str(calib), limit=0,
+        method="default", keep_float=0, samples=False, target="onnxruntime",
+        out=str(tmp_path / "q.onnx"),
+    )  # fmt: skip
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bench_quantize.worker(args)
+    assert json.loads(out.getvalue())["seconds"] == 1.0
