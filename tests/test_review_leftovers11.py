@@ -358,3 +358,41 @@ def test_dead_code_keeps_an_unused_initializer_input_of_an_unset_ir_version() ->
 
     out = graphopt.optimize(model, make_pipeline("dce", ["eliminate-dead-code"]))
     assert [i.name for i in out.graph.input] == ["x", "unused"]
+
+
+def test_renaming_an_if_nodes_own_input_adds_no_body_read() -> None:
+    """An If reading c as its condition (its body reads only b): replace_all_uses(c, c2) also
+    recorded c2 as read by the body, so after the condition moved on to d, the If still counted
+    as a reader of c2 (a phantom consumer: c2's producer could never go)."""
+    from graphopt.ir import Graph
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["b"], ["o"], name="inner")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Identity", ["c"], ["c2"], name="copy"),
+                helper.make_node("If", ["c"], ["y"], name="if", then_branch=body, else_branch=body),
+            ],
+            "g",
+            [
+                helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                helper.make_tensor_value_info("d", TensorProto.BOOL, []),
+                helper.make_tensor_value_info("b", TensorProto.FLOAT, [1]),
+            ],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+        ir_version=8,
+    )
+    graph = Graph(model)
+    if_node = graph.nodes["if"]
+    graph.set_input(if_node, 0, "c2")  # the If reads c2 directly
+    graph.replace_all_uses("c2", "c")  # ... and c again, through the rename
+    graph.set_input(if_node, 0, "d")
+    assert "if" not in graph.consumers.get("c", {})
+    assert "if" in graph.consumers["b"] and "if" in graph.consumers["d"]

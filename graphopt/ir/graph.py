@@ -549,10 +549,11 @@ class Graph:
         keeps the consumer lists."""
         node = self.nodes[user]
         self._rename_input(node, old, new)
-        if user in self._implicit:
+        reads = self._implicit.get(user)
+        if reads is not None and old in reads:  # (only its own input may read `old`)
             for sub in subgraphs(node):
                 _rename_in_subgraph(sub, old, new)
-            self._implicit[user] = (self._implicit[user] - {old}) | {new}
+            self._implicit[user] = (reads - {old}) | {new}
 
     def _keep_output_name(self, output: str, new: str) -> None:
         producer = self.producer_node(new)
