@@ -156,21 +156,28 @@ def test_stored_files_that_disagree_with_the_manifest_are_refused(tmp_path, chan
         write_targets(classifier(), _samples(5), out)
 
 
+def _stopped_before_its_first_checkpoint(tmp_path, count: int, bad: int):  # type: ignore[no-untyped-def]
+    """A data folder of `count` samples whose sample `bad` is no array: a first run stops on it
+    before its first checkpoint (0 done); the bad sample is then removed. (data, out)"""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(count):
+        np.save(data / f"s{i}.npy", _samples(count)[i]["x"])
+    (data / f"s{bad}.npy").write_bytes(b"not an array")
+    out = tmp_path / "t"
+    with pytest.raises(DistillError, match=rf"s{bad}\.npy"):
+        write_targets(classifier(), data, out, checkpoint=64)
+    (data / f"s{bad}.npy").unlink()
+    return data, out
+
+
 def test_a_run_stopped_before_its_first_checkpoint_starts_over_whatever_changed(tmp_path):
     """A bad sample stops the first run before its first checkpoint (nothing kept, the
     manifest says 0 done). Removing the sample, or choosing other outputs, and running again
     was refused: 'holds targets made with another sources than this run's; use another folder
     (or delete it)'. The rerun starts over, and the stopped run's files go."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        np.save(data / f"s{i}.npy", _samples(4)[i]["x"])
-    (data / "s2.npy").write_bytes(b"not an array")
-    out = tmp_path / "t"
-    with pytest.raises(DistillError, match=r"s2\.npy"):
-        write_targets(classifier(), data, out, checkpoint=64)
+    data, out = _stopped_before_its_first_checkpoint(tmp_path, count=4, bad=2)
     assert read_manifest(out)["done"] == 0
-    (data / "s2.npy").unlink()
     manifest = write_targets(classifier(), data, out, outputs=["peak"], checkpoint=64)
     assert manifest["complete"] and manifest["sources"] == ["s0.npy", "s1.npy", "s3.npy"]
     assert sorted(p.name for p in out.iterdir()) == ["000_peak.npy", "manifest.json"]
@@ -372,15 +379,7 @@ def test_a_restart_that_cannot_remove_the_stopped_runs_files_is_one_line(tmp_pat
     traceback (the final reader's leftover, distill.py:667)."""
     from pathlib import Path
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        np.save(data / f"s{i}.npy", _samples(3)[i]["x"])
-    (data / "s1.npy").write_bytes(b"not an array")
-    out = tmp_path / "t"
-    with pytest.raises(DistillError, match=r"s1\.npy"):
-        write_targets(classifier(), data, out, checkpoint=64)
-    (data / "s1.npy").unlink()
+    data, out = _stopped_before_its_first_checkpoint(tmp_path, count=3, bad=1)
     real_unlink = Path.unlink
 
     def refuse(self: Path, missing_ok: bool = False) -> None:
