@@ -11,31 +11,15 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
 from graphopt.backends import tensorrt as trt_backend
 from graphopt.backends import trt_runtime
 from graphopt.cli import main
 from graphopt.quant import cache as cache_io
-from tests.trt_fake import fake_tensorrt
+from tests.trt_fake import conv_relu_model, fake_tensorrt
 
 V10 = "10.16.1.11"
-
-
-def _conv_model() -> onnx.ModelProto:
-    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-            helper.make_node("Relu", ["c"], ["y"], name="relu"),
-        ],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
-        [numpy_helper.from_array(w, "w")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
 def _feeds(count: int = 4) -> list[dict[str, np.ndarray]]:
@@ -55,7 +39,7 @@ def _build_with_cache(fake, tmp_path, cache) -> dict[str, np.float32]:
     """Build the FP32 model as INT8 from `cache` with the CLI; the scales TensorRT was given
     (its header checked), the cache file unchanged."""
     model = tmp_path / "m.onnx"
-    onnx.save(_conv_model(), model)
+    onnx.save(conv_relu_model(), model)
     before = cache.read_bytes()
     rc = main(
         ["build", str(model), "-o", str(tmp_path / "m.plan"), "--int8", "--cache", str(cache)]
@@ -82,7 +66,7 @@ def test_build_takes_the_cache_of_every_quantize_method(fake_trt, tmp_path, meth
     """Fails on the parent for all but entropy: 'the calibration cache is for
     TRT-8601-MinMaxCalibration, not EntropyCalibration2' (exit 2)."""
     cache = tmp_path / "calib.cache"
-    graphopt.quantize(_conv_model(), _feeds(), method=method, cache=cache, accuracy_target=None)
+    graphopt.quantize(conv_relu_model(), _feeds(), method=method, cache=cache, accuracy_target=None)
     header, written = cache_io.read(cache)
     assert header.endswith(f"-{algorithm}")
     assert _build_with_cache(fake_trt, tmp_path, cache) == written
@@ -92,7 +76,7 @@ def test_build_takes_the_default_quantize_cli_cache(fake_trt, tmp_path):
     """The reviewer's case: `graphopt quantize --cache` (minmax, the default) then
     `graphopt build --int8 --cache`. Fails on the parent (exit 2)."""
     model, calib = tmp_path / "m.onnx", tmp_path / "calib"
-    onnx.save(_conv_model(), model)
+    onnx.save(conv_relu_model(), model)
     calib.mkdir()
     for i, feed in enumerate(_feeds()):
         np.save(calib / f"{i}.npy", feed["x"])
@@ -111,7 +95,7 @@ def test_build_takes_a_cache_quantize_copied_the_header_of(fake_trt, tmp_path):
     scales = {"x": np.float32(1 / 127), "c": np.float32(0.05)}
     cache_io.write(source, scales, header="TRT-8601-EntropyCalibration")
     cache = tmp_path / "calib.cache"
-    graphopt.quantize(_conv_model(), None, from_cache=source, cache=cache, accuracy_target=None)
+    graphopt.quantize(conv_relu_model(), None, from_cache=source, cache=cache, accuracy_target=None)
     header, written = cache_io.read(cache)
     assert header.endswith("-EntropyCalibration")
     assert written["x"] == scales["x"]

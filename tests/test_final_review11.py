@@ -64,14 +64,15 @@ def test_an_unreadable_calibration_cache_is_a_one_line_error(fake_trt, tmp_path,
     """1fc4c6a reads --cache when the calibrator is made (not in TensorRT's callback, which
     swallowed errors): a cache it cannot read was a PermissionError traceback out of `graphopt
     build`; now a BackendError naming the file, and nothing is built."""
-    from tests.test_trt_api_review11 import conv_model, feeds
+    from tests.test_trt_api_review11 import feeds
+    from tests.trt_fake import conv_relu_model
 
     cache = tmp_path / "c.cache"
     cache.write_text("TRT-8601-EntropyCalibration2\nx: 3c010a14\n")
     unreadable(monkeypatch, cache)
     with pytest.raises(BackendError, match=r"cannot read the calibration cache .*c\.cache"):
         build_engine(
-            conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
+            conv_relu_model(0.2), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
         )
     assert [c for c in fake_trt.calls if c[0] == "build_serialized_network"] == []
 
@@ -80,13 +81,13 @@ def test_an_unreadable_timing_cache_is_a_one_line_error(fake_trt, tmp_path, monk
     """`--timing-cache FILE` that cannot be read was a PermissionError traceback out of
     `graphopt build` (c6e7826 checks what TensorRT answers, not the read); now a
     BackendError naming the file, and the file is left alone."""
-    from tests.test_trt_api_review11 import conv_model
+    from tests.trt_fake import conv_relu_model
 
     timing = tmp_path / "timing.cache"
     timing.write_bytes(b"timings")
     unreadable(monkeypatch, timing)
     with pytest.raises(BackendError, match=r"--timing-cache .*timing\.cache: cannot read it"):
-        build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
+        build_engine(conv_relu_model(0.2), tmp_path / "m.plan", timing_cache=timing)
     assert sorted(os.listdir(tmp_path)) == ["timing.cache"]
 
 

@@ -15,7 +15,7 @@ from graphopt.ir.opset_conversion import misconverted
 from graphopt.multitask import merge
 
 
-def _model(nodes, inits, opset, x_dims, y_dims=None):
+def _model(nodes, inits, opset, x_dims, y_dims=None, ir=7):
     graph = helper.make_graph(
         nodes,
         "g",
@@ -24,7 +24,7 @@ def _model(nodes, inits, opset, x_dims, y_dims=None):
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 7
+    model.ir_version = ir
     return model
 
 

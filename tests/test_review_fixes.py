@@ -72,49 +72,14 @@ def test_layernorm_still_fuses_exact_scale():
 # ---------------------------------------------------------------------------- 2. trt_runtime
 
 
-class _HostMemoryDevice:
-    """A `CudaDevice` stand-in whose 'device' buffers are numpy arrays; tracks what is live."""
-
-    def __init__(self) -> None:
-        import ctypes
-
-        self.stream = ctypes.c_void_p(0)
-        self.live: dict[int, np.ndarray] = {}
-        self.freed: list[int] = []
-
-    def malloc(self, nbytes: int) -> int:
-        buf = np.zeros(max(int(nbytes), 1), np.uint8)
-        ptr = buf.ctypes.data
-        self.live[ptr] = buf
-        return ptr
-
-    def free(self, ptr: int) -> None:
-        del self.live[ptr]
-        self.freed.append(ptr)
-
-    def to_device(self, ptr: int, array: np.ndarray) -> None:
-        import ctypes
-
-        host = np.ascontiguousarray(array)
-        ctypes.memmove(ptr, host.ctypes.data, host.nbytes)
-
-    def to_host(self, array: np.ndarray, ptr: int) -> None:
-        import ctypes
-
-        ctypes.memmove(array.ctypes.data, ptr, array.nbytes)
-
-    def synchronize(self) -> None:
-        pass
-
-
 def test_engine_runner_frees_a_buffer_when_it_grows(monkeypatch):
     import sys
 
     from graphopt.backends import trt_runtime
-    from tests.trt_fake import fake_tensorrt
+    from tests.trt_fake import HostMemoryDevice, fake_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("10.16.1.11"))
-    device = _HostMemoryDevice()
+    device = HostMemoryDevice()
     runner = trt_runtime.EngineRunner(b"FAKE-ENGINE:10", device=device)  # type: ignore[arg-type]
     for rows in (2, 5, 3, 8):  # grows at 5 and 8; 3 reuses the 5-row buffers
         x = np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32)

@@ -11,19 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.errors import OpsetConversionError
 from graphopt.ir.opset_conversion import convert_opset
-
-
-def _model(nodes, inits, opset: int, x_dims, y_dims, ir: int = 7) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = ir
-    return model
+from tests.test_opset_conversion import _model
 
 
 def _qdq_conv(opset: int, ir: int) -> onnx.ModelProto:

@@ -10,31 +10,15 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.backends import tensorrt as trt_backend
 from graphopt.backends import trt_runtime
 from graphopt.backends.tensorrt import build_engine
 from graphopt.errors import BackendError
-from tests.trt_fake import FakeDevice, fake_tensorrt
+from tests.trt_fake import FakeDevice, HostMemoryDevice, conv_relu_model, fake_tensorrt
 
 V10 = "10.16.1.11"
 V11 = "11.4.0.106"
-
-
-def conv_model() -> onnx.ModelProto:
-    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.2
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-            helper.make_node("Relu", ["c"], ["y"], name="relu"),
-        ],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
-        [numpy_helper.from_array(w, "w")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
 @pytest.fixture
@@ -75,7 +59,9 @@ def test_a_batch_without_the_input_stops_the_build_naming_it(use_fake, tmp_path)
     batches = [*feeds(2), {"z": np.zeros((1, 3, 16, 16), np.float32)}]
     cache = tmp_path / "c.cache"
     with pytest.raises(BackendError, match=r"calibration batch 2 has no input 'x'"):
-        build_engine(conv_model(), tmp_path / "m.plan", int8=True, calibration=batches, cache=cache)
+        build_engine(
+            conv_relu_model(0.2), tmp_path / "m.plan", int8=True, calibration=batches, cache=cache
+        )
     assert sorted(os.listdir(tmp_path)) == []  # no engine, no sidecar, no cache
     assert calls_named(fake, "batches") == [("batches", 2)]  # stopped at the bad batch
 
@@ -86,7 +72,7 @@ def test_a_first_batch_without_the_input_names_it(use_fake, tmp_path):
     use_fake(V10)
     with pytest.raises(BackendError, match=r"calibration batch 0 has no input 'x'"):
         build_engine(
-            conv_model(),
+            conv_relu_model(0.2),
             tmp_path / "m.plan",
             int8=True,
             calibration=[{"images": np.zeros((1, 3, 16, 16), np.float32)}],
@@ -111,7 +97,7 @@ def test_a_calibration_cache_that_cannot_be_written_fails_the_build(
     monkeypatch.setattr(trt_backend, "write_atomic", refuse_the_cache)
     with pytest.raises(BackendError, match=r"cannot write the calibration cache .*c\.cache"):
         build_engine(
-            conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
+            conv_relu_model(0.2), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
         )
     assert os.listdir(tmp_path) == []
 
@@ -125,7 +111,7 @@ def test_an_unusable_calibration_cache_is_refused_before_tensorrt_calibrates(use
     cache.write_bytes(b"\x00\x01 not a cache")
     with pytest.raises(BackendError, match="cannot use the calibration cache"):
         build_engine(
-            conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
+            conv_relu_model(0.2), tmp_path / "m.plan", int8=True, calibration=feeds(2), cache=cache
         )
     assert cache.read_bytes() == b"\x00\x01 not a cache"
     assert calls_named(fake, "build_serialized_network") == []
@@ -143,7 +129,7 @@ def test_an_unusable_calibration_cache_is_refused_before_tensorrt_calibrates(use
 def test_float64_calibration_feeds_reach_tensorrt_as_float32(use_fake, tmp_path):
     fake = use_fake(V10)
     batches = feeds(2, dtype=np.float64)
-    build_engine(conv_model(), tmp_path / "m.plan", int8=True, calibration=batches)
+    build_engine(conv_relu_model(0.2), tmp_path / "m.plan", int8=True, calibration=batches)
     assert [a.dtype for a in fake.device.copied] == [np.float32, np.float32]
     for fed, copied in zip(batches, fake.device.copied, strict=True):
         np.testing.assert_array_equal(copied, fed["x"].astype(np.float32))
@@ -157,14 +143,17 @@ def test_a_calibration_feed_of_another_shape_is_refused(use_fake, tmp_path):
         r"at 1x3x16x16",
     ):
         build_engine(
-            conv_model(), tmp_path / "m.plan", int8=True, calibration=feeds(1, (1, 3, 32, 32))
+            conv_relu_model(0.2),
+            tmp_path / "m.plan",
+            int8=True,
+            calibration=feeds(1, (1, 3, 32, 32)),
         )
     assert os.listdir(tmp_path) == []
 
 
 def test_a_dynamic_input_calibrates_at_the_profiles_opt_shape(use_fake, tmp_path):
     fake = use_fake(V10)
-    model = conv_model()
+    model = conv_relu_model(0.2)
     for d, name in zip(model.graph.input[0].type.tensor_type.shape.dim, "N?HW", strict=True):
         if name != "?":
             d.dim_param = name
@@ -181,7 +170,7 @@ def test_a_calibration_feed_that_cannot_become_the_input_dtype_is_refused(use_fa
     use_fake(V10)
     batches = [{"x": np.zeros((1, 3, 16, 16), np.complex64)}]
     with pytest.raises(BackendError, match=r"input 'x' is complex64; the network takes float32"):
-        build_engine(conv_model(), tmp_path / "m.plan", int8=True, calibration=batches)
+        build_engine(conv_relu_model(0.2), tmp_path / "m.plan", int8=True, calibration=batches)
 
 
 def test_calibration_images_need_an_opt_batch_of_1(tmp_path):
@@ -208,7 +197,7 @@ def test_a_timing_cache_from_another_gpu_is_replaced_not_fatal(use_fake, tmp_pat
     fake = use_fake(V11)
     timing = tmp_path / "timing.cache"
     timing.write_bytes(b"other-gpu timings")
-    info = build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
+    info = build_engine(conv_relu_model(0.2), tmp_path / "m.plan", timing_cache=timing)
     assert (tmp_path / "m.plan").read_bytes() == b"FAKE-ENGINE:" + V11.encode()
     assert info.timing_cache == str(timing)
     assert timing.read_bytes() == b"+timing"  # a new cache, made on this GPU
@@ -224,7 +213,7 @@ def test_a_file_that_is_no_timing_cache_is_refused_before_the_build(use_fake, tm
     timing = tmp_path / "timing.cache"
     timing.write_bytes(b"garbage, not timings")
     with pytest.raises(BackendError, match=r"--timing-cache .*timing\.cache: TensorRT cannot read"):
-        build_engine(conv_model(), tmp_path / "m.plan", timing_cache=timing)
+        build_engine(conv_relu_model(0.2), tmp_path / "m.plan", timing_cache=timing)
     assert timing.read_bytes() == b"garbage, not timings"
     assert sorted(os.listdir(tmp_path)) == ["timing.cache"]
     assert calls_named(fake, "build_serialized_network") == []
@@ -252,44 +241,10 @@ def test_an_engine_with_a_bf16_output_is_a_one_line_error(monkeypatch, version):
 # (no buffer was allocated for 0 bytes), so an empty feed failed as 'execute_async_v3 failed'.
 
 
-class HostDevice:
-    """CudaDevice's interface over host memory (ctypes buffers), for the fake engine."""
-
-    def __init__(self) -> None:
-        import ctypes
-
-        self.stream = ctypes.c_void_p(0x2)
-        self.buffers: dict[int, object] = {}
-
-    def malloc(self, nbytes: int) -> int:
-        import ctypes
-
-        buf = ctypes.create_string_buffer(max(int(nbytes), 1))
-        self.buffers[ctypes.addressof(buf)] = buf
-        return ctypes.addressof(buf)
-
-    def free(self, ptr: int) -> None:
-        self.buffers.pop(ptr, None)
-
-    def to_device(self, ptr: int, array: np.ndarray) -> None:
-        import ctypes
-
-        host = np.ascontiguousarray(array)
-        ctypes.memmove(ptr, host.ctypes.data, host.nbytes)
-
-    def to_host(self, array: np.ndarray, ptr: int) -> None:
-        import ctypes
-
-        ctypes.memmove(array.ctypes.data, ptr, array.nbytes)
-
-    def synchronize(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("version", [V10, V11])
 def test_an_empty_feed_runs_with_non_null_addresses(monkeypatch, version):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(version))
-    runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())
+    runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostMemoryDevice())
     out = runner.run({"x": np.zeros((0, 4), np.float32)})["y"]
     assert out.shape == (0, 4)
     assert all(b.ptr for b in runner.bindings)
@@ -308,16 +263,25 @@ def test_an_empty_feed_runs_with_non_null_addresses(monkeypatch, version):
 def test_no_execution_context_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V10, no_context=True))
     with pytest.raises(BackendError, match=r"cannot create an execution context"):
-        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())
+        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostMemoryDevice())
 
 
 def test_a_refused_tensor_address_names_the_tensor(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V11, aligned_addresses=True))
 
-    class MisalignedDevice(HostDevice):
+    class MisalignedDevice(HostMemoryDevice):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shifts: dict[int, int] = {}
+
         def malloc(self, nbytes: int) -> int:
             ptr = super().malloc(nbytes + 512)
-            return ptr + (1 if (ptr + 1) % 256 else 2)  # never 256-byte aligned
+            shifted = ptr + (1 if (ptr + 1) % 256 else 2)  # never 256-byte aligned
+            self.shifts[shifted] = ptr
+            return shifted
+
+        def free(self, ptr: int) -> None:
+            super().free(self.shifts.pop(ptr))
 
     runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=MisalignedDevice())
     with pytest.raises(BackendError, match=r"TensorRT refused the device address of 'x'"):
@@ -335,7 +299,7 @@ def test_trt_symbols_name_itensor_dtype():
     assert "ITensor.dtype" in trt_backend.TRT_SYMBOLS["common"]
     fake = fake_tensorrt(V11)
     network = fake.Builder(fake.Logger()).create_network(0)
-    assert fake.OnnxParser(network, None).parse(conv_model().SerializeToString())
+    assert fake.OnnxParser(network, None).parse(conv_relu_model(0.2).SerializeToString())
     assert network.get_input(0).dtype == fake.DataType.FLOAT
 
 
@@ -406,7 +370,7 @@ def test_cuda_device_releases_its_stream_and_context(tmp_path, monkeypatch):
 def test_an_engine_with_a_host_tensor_is_refused_naming_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(V10, host_tensors=("x",)))
     with pytest.raises(BackendError, match=r"engine tensor 'x' lives in host memory"):
-        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostDevice())
+        trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostMemoryDevice())
 
 
 # -- 10. TensorRT 11: create_network(0) -------------------------------------------------------
@@ -419,14 +383,14 @@ def test_an_engine_with_a_host_tensor_is_refused_naming_it(monkeypatch):
 @pytest.mark.parametrize("kwargs", [{}, {"fp16": True}, {"strongly_typed": True}])
 def test_v11_creates_the_network_without_the_deprecated_flag(use_fake, tmp_path, kwargs):
     fake = use_fake(V11)
-    info = build_engine(conv_model(), tmp_path / "m.plan", **kwargs)
+    info = build_engine(conv_relu_model(0.2), tmp_path / "m.plan", **kwargs)
     assert calls_named(fake, "create_network") == [("create_network", 0)]
     assert info.strongly_typed
 
 
 def test_v10_strongly_typed_still_sets_its_flag(use_fake, tmp_path):
     fake = use_fake(V10)
-    build_engine(conv_model(), tmp_path / "m.plan", strongly_typed=True)
+    build_engine(conv_relu_model(0.2), tmp_path / "m.plan", strongly_typed=True)
     assert calls_named(fake, "create_network") == [("create_network", 1 << 1)]
 
 
@@ -463,7 +427,7 @@ def test_the_calibrator_on_the_real_base_keeps_errors_and_casts():
 
 
 def dynamic_conv_model() -> onnx.ModelProto:
-    model = conv_model()
+    model = conv_relu_model(0.2)
     for d, name in zip(model.graph.input[0].type.tensor_type.shape.dim, "N?HW", strict=True):
         if name != "?":
             d.dim_param = name
@@ -519,7 +483,7 @@ def test_a_refused_calibration_profile_stops_the_build(use_fake, tmp_path, monke
 def test_a_parser_that_cannot_start_is_one_line(use_fake, tmp_path):
     use_fake(V10, no_parser=True)
     with pytest.raises(BackendError, match=r"cannot create its ONNX parser .*nullptr"):
-        build_engine(conv_model(), tmp_path / "m.plan")
+        build_engine(conv_relu_model(0.2), tmp_path / "m.plan")
     assert os.listdir(tmp_path) == []
 
 
@@ -533,7 +497,7 @@ def test_a_parser_that_cannot_start_is_one_line(use_fake, tmp_path):
 )
 def test_deprecated_precision_flags_are_noted_from_10_12(use_fake, tmp_path, version, noted):
     fake = use_fake(version)
-    info = build_engine(conv_model(), tmp_path / "m.plan", fp16=True)
+    info = build_engine(conv_relu_model(0.2), tmp_path / "m.plan", fp16=True)
     assert calls_named(fake, "set_flag") == [("set_flag", "FP16")]  # still set: it works
     said = [n for n in info.notes if "deprecated since TensorRT 10.12" in n]
     assert bool(said) == noted

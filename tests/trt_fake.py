@@ -481,3 +481,63 @@ class FakeDevice:
 
     def to_device(self, ptr: int, array: Any) -> None:
         self.copied.append(array.copy())
+
+
+def conv_relu_model(weight_scale: float = 0.3) -> onnx.ModelProto:
+    """y = Relu(Conv(x, w)), x [1, 3, 16, 16], w [4, 3, 3, 3] seeded: the model the fake
+    TensorRT tests build engines of."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32) * weight_scale
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"], name="relu"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+class HostMemoryDevice:
+    """A `CudaDevice` stand-in whose 'device' buffers are host numpy arrays, for the fake
+    engine; tracks what is live and what was freed (a pointer freed twice is a KeyError)."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self.stream = ctypes.c_void_p(0)
+        self.live: dict[int, Any] = {}
+        self.freed: list[int] = []
+
+    def malloc(self, nbytes: int) -> int:
+        import numpy as np
+
+        buf = np.zeros(max(int(nbytes), 1), np.uint8)
+        ptr = int(buf.ctypes.data)
+        self.live[ptr] = buf
+        return ptr
+
+    def free(self, ptr: int) -> None:
+        del self.live[ptr]
+        self.freed.append(ptr)
+
+    def to_device(self, ptr: int, array: Any) -> None:
+        import ctypes
+
+        import numpy as np
+
+        host = np.ascontiguousarray(array)
+        ctypes.memmove(ptr, host.ctypes.data, host.nbytes)
+
+    def to_host(self, array: Any, ptr: int) -> None:
+        import ctypes
+
+        ctypes.memmove(array.ctypes.data, ptr, array.nbytes)
+
+    def synchronize(self) -> None:
+        pass
