@@ -97,7 +97,7 @@ def _starts_with_constants_to_initializers(
     step, not disabled, at an opt level that runs it (every level from 0), on a model that
     may have initializers (IR ≥ 4, or unset: read as current)."""
     from graphopt.passes.constants import ConstantsToInitializers
-    from graphopt.pipeline import PassStep
+    from graphopt.pipeline import PassStep, level_of
 
     first = pipeline.steps[0] if pipeline.steps else None
     # the level PassManager.run runs at: the user's, else the pipeline's (opt_level: -1 runs
@@ -109,7 +109,7 @@ def _starts_with_constants_to_initializers(
         isinstance(first, PassStep)
         and isinstance(first.pass_, ConstantsToInitializers)
         and first.pass_.name not in ctx.disabled
-        and first.pass_.opt_level <= level
+        and first.pass_.opt_level <= level_of(first, level, ctx)  # an include's opt_level too
         and not 0 < model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS
     )
 

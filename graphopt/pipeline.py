@@ -4,7 +4,9 @@ Pipeline YAML (the built-ins live in `passes/*.yaml`):
 
     name: default                 # optional, defaults to the file name
     description: portable ONNX    # optional
-    opt_level: 2                  # optional; passes above it are skipped
+    opt_level: 2                  # optional; passes above it are skipped (an included
+                                  # pipeline's caps its own steps: the lower level wins;
+                                  # the user's opt_level wins over both)
     rules: [my_rules.yaml]        # optional extra pattern-rule files (relative to this file)
     passes:
       - eliminate-dead-code                      # a pass with default options
@@ -17,8 +19,9 @@ Pipeline YAML (the built-ins live in `passes/*.yaml`):
       - if_changed: [fold-batchnorm]             # only when the step before changed the graph
                                                  # (after an include: any step it made)
 
-Every error (unknown pass or option, wrong type, bad YAML) is a `PipelineError` naming the file,
-the line, and the valid choices.
+Every error (unknown pass or option, wrong type, bad YAML, a `repeat:` or `if_changed:` group
+that holds no pass) is a `PipelineError` naming the file, the line, and the valid choices. A
+top-level `passes: []` is a pipeline that runs no pass (loading and saving only), as asked.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class PassStep:
     pass_: Pass
     line: int = 0
     source: str = ""  # the pipeline file the step is written in (an included one's, included)
+    # the lowest `opt_level:` of the included pipelines the step came through (None: none set
+    # one); it caps the level the step runs at unless the user gave one (`level_of`)
+    max_level: int | None = None
 
 
 @dataclass
@@ -410,7 +416,7 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
                 )
             if not isinstance(vnode, yaml.SequenceNode):
                 raise PipelineError(f"{source}:{line}: `if_changed:` must be a list of steps")
-            steps.append(IfChangedStep(_steps(vnode, pc), line, made_before))
+            steps.append(IfChangedStep(_group(vnode, pc, "if_changed:", line), line, made_before))
             continue
         if key == "include":
             steps.extend(_include(_scalar(vnode, source, str), pc, line))
@@ -450,6 +456,10 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     pc.included.append((path, text))
     sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included)
     pc.rule_files.extend(sub.rule_files)
+    if sub.opt_level is not None:  # the included file's level gates its own passes
+        for step in Pipeline(sub.name, sub.steps).pass_steps():
+            if step.max_level is None or sub.opt_level < step.max_level:
+                step.max_level = sub.opt_level
     return sub.steps
 
 
@@ -466,7 +476,7 @@ def _same_file(path: Path, source: str) -> bool:
 def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
     source = pc.source
     if isinstance(node, yaml.SequenceNode):
-        return RepeatStep(_steps(node, pc), line=line)
+        return RepeatStep(_group(node, pc, "repeat:", line), line=line)
     if not isinstance(node, yaml.MappingNode):
         raise PipelineError(
             f"{source}:{line}: `repeat:` takes a list of passes or {{passes:, max_iterations:}}"
@@ -484,7 +494,18 @@ def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
     )
     if iterations < 1:
         raise PipelineError(f"{source}:{line}: max_iterations must be at least 1")
-    return RepeatStep(_steps(fields["passes"][1], pc), iterations, line)
+    return RepeatStep(_group(fields["passes"][1], pc, "repeat:", line), iterations, line)
+
+
+def _group(node: yaml.Node, pc: _Parse, key: str, line: int) -> list[Step]:
+    """The steps of a `repeat:` or `if_changed:` group; one that holds no pass (`[]`, or
+    includes of pipelines without passes) is an error: it would run nothing, silently."""
+    steps = _steps(node, pc)
+    if not Pipeline(key, steps).pass_steps():
+        raise PipelineError(
+            f"{pc.source}:{line}: `{key}` holds no pass; give it at least one or remove it"
+        )
+    return steps
 
 
 def _make_pass(
@@ -678,8 +699,10 @@ _DUMP_NAME = re.compile(r"[0-9]{2,}-.*\.onnx")
 class DumpInstrument:
     """Writes the model after every pass that changed it to `<dir>/<NN>-<pass>.onnx` (a pass
     name's characters other than letters, digits, '.', '_' and '-' as '_': a '/' would name a
-    folder). A folder that holds such dumps already is refused: an earlier run's dumps past this
-    run's last would read as this run's."""
+    folder). NN has two digits, or as many as the count needs: the 100th dump renames the
+    earlier ones 001-..., so that the names sort in the order they were written (an external
+    data file keeps its first name, which its model refers to). A folder that holds such dumps
+    already is refused: an earlier run's dumps past this run's last would read as this run's."""
 
     def __init__(self, directory: str | Path):
         if not str(directory):  # Path("") is the current folder
@@ -698,6 +721,8 @@ class DumpInstrument:
                 "give an empty or new folder"
             )
         self.count = 0
+        self.width = 2  # digits of the dumps' numbers
+        self.written: list[str] = []  # the dumps' names, numbers cut: "-pass.onnx"
 
     def before_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> None:
         pass
@@ -707,8 +732,26 @@ class DumpInstrument:
             from graphopt.ir import save_model
 
             self.count += 1
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", pass_.name)
-            save_model(graph.snapshot(), self.directory / f"{self.count:02d}-{name}.onnx")
+            if len(str(self.count)) > self.width:
+                self._widen(len(str(self.count)))
+            name = "-" + re.sub(r"[^A-Za-z0-9._-]", "_", pass_.name) + ".onnx"
+            save_model(graph.snapshot(), self.directory / self._name(self.count, name))
+            self.written.append(name)
+
+    def _name(self, number: int, rest: str) -> str:
+        return f"{number:0{self.width}d}{rest}"
+
+    def _widen(self, width: int) -> None:
+        """Rename the dumps so far to `width` digits."""
+        old = [self._name(i, rest) for i, rest in enumerate(self.written, 1)]
+        self.width = width
+        for i, (before, rest) in enumerate(zip(old, self.written, strict=True), 1):
+            try:
+                os.replace(self.directory / before, self.directory / self._name(i, rest))
+            except OSError as e:
+                raise SaveError(
+                    f"{self.directory / before}: cannot rename the dump: {e.strerror or e}"
+                ) from e
 
 
 class OptimizeBodies(Pass):
@@ -755,7 +798,7 @@ class PassManager:
         changes: list[bool] = []  # whether each step so far changed the graph
         for step in steps:
             if isinstance(step, PassStep):
-                last = self._run_pass(step.pass_, graph, ctx)
+                last = self._run_pass(step.pass_, graph, ctx, level_of(step, ctx.opt_level, ctx))
             elif isinstance(step, IfChangedStep):
                 # the step before: an include:'s are all the steps it made
                 last = any(changes[-step.watch :]) and self._run_steps(step.steps, graph, ctx)
@@ -775,8 +818,8 @@ class PassManager:
             changes.append(last)
         return any(changes)
 
-    def _run_pass(self, pass_: Pass, graph: Graph, ctx: PassContext) -> bool:
-        if pass_.name in ctx.disabled or pass_.opt_level > ctx.opt_level:
+    def _run_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, level: int) -> bool:
+        if pass_.name in ctx.disabled or pass_.opt_level > level:
             return False
         if ctx.in_body and not pass_.in_bodies:
             return False
@@ -799,6 +842,16 @@ class PassManager:
         for inst in ctx.instruments:
             inst.after_pass(pass_, graph, ctx, result)
         return result.changed
+
+
+def level_of(step: PassStep, level: int, ctx: PassContext) -> int:
+    """The opt level `step` runs at when its pipeline runs at `level`: the lower of it and the
+    `opt_level:` of the pipelines that included the step (`PassStep.max_level`), unless the
+    user gave a level (`opt_level` in the context's options), which wins over every
+    pipeline's."""
+    if step.max_level is None or "opt_level" in ctx.options:
+        return level
+    return min(level, step.max_level)
 
 
 def _node_being_rewritten(error: BaseException) -> onnx.NodeProto | None:
