@@ -16,8 +16,10 @@ Rules (DESIGN.md, "TensorRT reality"):
   DQ that all its readers share (onnxruntime gives each reader its own DQ copy at load time);
   the output head after the last Conv (box decode, score Concat) stays float, which keeps
   sigmoid scores from sharing a scale with box offsets.
-Where `graphopt.analysis.fuse_ops` exists, Add inputs inside a Conv's fusion group are the
-"fused" ones; otherwise op-type rules decide.
+Add inputs inside a Conv's `graphopt.analysis.fuse_ops` group are the "fused" ones (op-type
+rules decide where the partitioner fails). `plan` indexes the model once (the `Graph` it is
+given) and runs shape inference once (`graphopt.analysis.shape_facts`, which the partitioner
+reuses); the fusion groups stay on the `Plan` for the sensitivity search.
 
 This module only decides; `graphopt.quant.qdq` rewrites the graph.
 """
@@ -30,7 +32,9 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from graphopt.analysis import fuse_ops, shape_facts
 from graphopt.ir import Graph
+from graphopt.passes.base import PassContext
 
 log = logging.getLogger("graphopt.quant")
 
@@ -97,6 +101,8 @@ class Plan:
     share: dict[str, str] = field(default_factory=dict)
     # tensor → (lo, hi): values outside change no reader's result noticeably (activation-aware)
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # the FuseOps partition the placement followed (node names per group); None: not known
+    groups: list[list[str]] | None = None
 
     def tensors(self, graph: Graph, keep_float: Collection[str] = ()) -> list[str]:
         """Activation tensors that get a Q/DQ (in node order), given nodes kept in float."""
@@ -133,13 +139,20 @@ def tensor_types(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Plan:
-    """Decide Q/DQ placement for `model` (opset ≥ 13) and `target`."""
+    """Decide Q/DQ placement for `model` (opset ≥ 13) and `target`.
+
+    `graph`: `model` indexed already (it is read, never changed); indexed here when None."""
     graph = graph or Graph(model)
-    types = tensor_types(model)
-    fused = _fused_into_compute(graph)
+    ctx = PassContext()  # holds the facts for the partitioner
+    facts = shape_facts(graph, ctx)  # one inference, over a copy without the weights' bytes
+    groups = _fusion_groups(graph, ctx)
+    fused = _fused_into_compute(graph, groups)
+
+    def dtype(t: str) -> int:
+        return facts.dtype(t) or 0
 
     def is_float_activation(t: str) -> bool:
-        return bool(t) and not graph.is_constant(t) and types.get(t, 0) in FLOAT_TYPES
+        return bool(t) and not graph.is_constant(t) and dtype(t) in FLOAT_TYPES
 
     feeds_compute = _reaches_compute(graph)
     nodes: dict[str, NodePlan] = {}
@@ -171,23 +184,23 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
                     t = node.input[i]
                     if is_float_activation(t):
                         p.activations.append(i)
-                    elif (
-                        op in ("Add", "Mul")
-                        and graph.is_constant(t)
-                        and types.get(t) in FLOAT_TYPES
-                    ):
+                    elif op in ("Add", "Mul") and graph.is_constant(t) and dtype(t) in FLOAT_TYPES:
                         p.constants.append(i)
                 if op in ("Add", "Mul") and not p.activations:
                     p.constants = []  # an all-constant op is folded elsewhere, not quantized
             p.outputs = [
                 i
                 for i, t in enumerate(node.output)
-                if t and types.get(t, 0) in FLOAT_TYPES and not graph.is_graph_output(t)
+                if t and dtype(t) in FLOAT_TYPES and not graph.is_graph_output(t)
             ]
         if p.activations or p.weights:
             nodes[node.name] = p
     return Plan(
-        target, nodes, _scale_groups(graph, SCALE_SHARING_OPS[target]), _reader_bounds(graph)
+        target,
+        nodes,
+        _scale_groups(graph, SCALE_SHARING_OPS[target]),
+        _reader_bounds(graph),
+        groups,
     )
 
 
@@ -233,9 +246,9 @@ def _reaches_compute(graph: Graph) -> set[str]:
     return reach
 
 
-def _fused_into_compute(graph: Graph) -> set[str]:
-    """Tensors computed by a Conv/Gemm, or by an activation fused into it (TensorRT epilogue)."""
-    groups = _fusion_groups(graph)
+def _fused_into_compute(graph: Graph, groups: list[list[str]] | None) -> set[str]:
+    """Tensors computed by a Conv/Gemm, or by an activation fused into it (TensorRT epilogue):
+    per the fusion `groups`, or by op-type rules when there are none."""
     out: set[str] = set()
     if groups is not None:
         for group in groups:
@@ -266,13 +279,12 @@ def _fused_into_compute(graph: Graph) -> set[str]:
     return out
 
 
-def _fusion_groups(graph: Graph) -> list[list[str]] | None:
+def _fusion_groups(graph: Graph, ctx: PassContext | None = None) -> list[list[str]] | None:
+    """The FuseOps partition of `graph` itself (not of `graph.model`, which would be indexed
+    and shape-inferred again), with the shape facts `ctx` holds; None when the partitioner
+    fails."""
     try:
-        from graphopt.analysis import fuse_ops  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        return [list(g) for g in fuse_ops(graph.model)]
+        return [list(g) for g in fuse_ops(graph, ctx=ctx)]
     except Exception as e:  # the partitioner is optional guidance: fall back to op rules
         log.info("fuse_ops failed (%s); Q/DQ placement falls back to op-type rules", e)
         return None

@@ -82,7 +82,7 @@ def groups(graph: Graph, placement: Plan) -> dict[str, list[str]]:
     The groups of `graphopt.analysis.fuse_ops` when it is available (a Conv with its whole
     elementwise epilogue, e.g. hard-swish and a learnable affine), else a compute node with the
     activation reading it."""
-    fused = _fusion_groups(graph)
+    fused = placement.groups if placement.groups is not None else _fusion_groups(graph)
     if fused is not None:
         keyed: dict[str, list[str]] = {}
         for group in fused:
