@@ -449,18 +449,21 @@ def retag_calibration_cache(data: bytes, tag: str) -> bytes:
     (MinMaxCalibration for minmax, the default; LegacyCalibration for percentile and mse) or
     with that of the cache its scales came from. Each scale is amax / 127 whichever calibrator
     chose amax, and TensorRT uses a cache's scales as they are: the calibrator's algorithm only
-    matters when it calibrates. The text is UTF-8, as graphopt writes it: tensor names are
-    ONNX strings, not ASCII."""
+    matters when it calibrates. Every tensor line is kept as written (`calib_cache.retag`),
+    TensorRT's own `name: 0` lines (tensors it found no scale for) too. The text is UTF-8, as
+    graphopt writes it: tensor names are ONNX strings, not ASCII."""
     from graphopt.errors import QuantizeError
     from graphopt.quant import cache as calib_cache
 
     try:
-        header, scales = calib_cache.loads(data.decode("utf-8"), "calibration cache")
+        text = data.decode("utf-8")
+        header, scales = calib_cache.loads(text, "calibration cache")
+        retagged = calib_cache.retag(text, tag)  # TensorRT's own 'name: 0' lines kept
     except (QuantizeError, UnicodeDecodeError) as e:
         raise BackendError(f"cannot use the calibration cache: {e}") from e
     if header != tag:
         log.info("calibration cache %s: its %d scales are used as %s", header, len(scales), tag)
-    return calib_cache.dumps(scales, header=tag).encode("utf-8")
+    return retagged.encode("utf-8")
 
 
 def _same_scales(a: bytes, b: bytes) -> bool:

@@ -5,10 +5,12 @@ pytorch-quantization read): a first line `TRT-<version>-<Calibrator>` (e.g.
 `TRT-8601-EntropyCalibration2`), then one line per tensor `name: <hex>` where `<hex>` is the
 hex digits of the big-endian IEEE float32 scale (`amax / 127`): 8 as graphopt writes them,
 TensorRT without leading zeros (it writes `name: 0` for a tensor it could not calibrate, e.g.
-a Shuffle of a constant). Zero, negative or non-finite scales are read as missing.
-Lines are sorted by tensor name, so equal scales give equal bytes. A tensor name that would
-not read back as one line (line breaks, surrounding spaces) is refused when writing; a line that
-is not `name: <1 to 8 hex digits>` is a `QuantizeError` naming its number when reading.
+a Shuffle of a constant). Zero, negative or non-finite scales are read as missing (`loads`),
+but `retag` keeps every line, those `name: 0` lines too: a cache handed back to TensorRT under
+another header says what TensorRT wrote. Lines are sorted by tensor name, so equal scales give
+equal bytes. A tensor name that would not read back as one line (line breaks, surrounding
+spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is a
+`QuantizeError` naming its line number in the file when reading.
 """
 
 from __future__ import annotations
@@ -118,24 +120,43 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
         raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
 
 
-def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, np.float32]]:
-    """(header, tensor → scale) from cache text."""
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines or not lines[0].startswith("TRT-"):
+def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tuple[str, str]]]:
+    """(header, [(tensor, hex digits)]) from cache text, in the file's order, every line
+    checked: the digits as written (`0` for a tensor TensorRT has no scale for)."""
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not lines or not lines[0][1].startswith("TRT-"):
         raise QuantizeError(f"{where}: not a TensorRT calibration cache (no 'TRT-' header line)")
-    scales: dict[str, np.float32] = {}
-    for number, line in enumerate(lines[1:], start=2):
+    out: list[tuple[str, str]] = []
+    for number, line in lines[1:]:
         name, sep, value = line.rpartition(":")
         value = value.strip()
         if not sep or not name or not 1 <= len(value) <= 8:
             raise QuantizeError(f"{where}: line {number}: expected 'tensor: <1 to 8 hex digits>'")
         try:
-            scale = parse_scale(value)
+            parse_scale(value)
         except ValueError as e:
             raise QuantizeError(f"{where}: line {number}: {e}") from e
+        out.append((name, value))
+    return lines[0][1].strip(), out
+
+
+def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, np.float32]]:
+    """(header, tensor → scale) from cache text; a tensor without a positive finite scale
+    (TensorRT's `name: 0`) is left out."""
+    head, items = entries(text, where)
+    scales: dict[str, np.float32] = {}
+    for name, value in items:
+        scale = parse_scale(value)
         if np.isfinite(scale) and scale > 0:
             scales[name] = scale
-    return lines[0].strip(), scales
+    return head, scales
+
+
+def retag(text: str, tag: str, where: str = "calibration cache") -> str:
+    """Cache text with its header replaced by `tag` and every tensor line kept, in its order
+    and with its digits, TensorRT's `name: 0` lines included (`loads` drops those)."""
+    _, items = entries(text, where)
+    return "\n".join([tag, *(f"{name}: {value}" for name, value in items)]) + "\n"
 
 
 def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
