@@ -9,16 +9,16 @@ stable topological order; nothing is converted into a general object graph and b
 What it does not do: shape inference (see `graphopt.analysis.shapes`), or recurse passes into
 subgraphs (`graphopt.subgraphs` runs a pipeline over each body as a model of its own). Nodes
 with `If`/`Loop`/`Scan` bodies are indexed as consumers of every outer-scope tensor their
-bodies reference, `replace_all_uses` renames inside those bodies too, and every name a body
-defines is reserved: a new name never shadows one (ONNX wants one name per tensor across
-scopes).
+bodies reference, `replace_all_uses` renames inside those bodies too (lexically: a body that
+defines the old name itself keeps its own), and every name a body defines is reserved: a new
+name never shadows one (ONNX wants one name per tensor across scopes).
 """
 
 from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,16 +95,61 @@ def _not_ssa_error(tensor: str, first: str, second: str) -> LoadError:
     )
 
 
-def _rename_in_subgraph(graph: onnx.GraphProto, old: str, new: str) -> None:
+def _own_names(graph: onnx.GraphProto) -> set[str]:
+    """The names one (sub)graph's scope defines itself, its nested bodies left out: inputs,
+    initializers (sparse ones by their values' name) and node outputs."""
+    names = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    names.update(t.values.name for t in graph.sparse_initializer)
     for node in graph.node:
-        for i, name in enumerate(node.input):
+        names.update(node.output[:])
+    names.discard("")
+    return names
+
+
+def _rename_in_subgraph(
+    graph: onnx.GraphProto, old: str, new: str, fresh: Callable[[str], str]
+) -> None:
+    """Body `graph` reads `new` wherever it read the outer tensor `old` (nested bodies too),
+    with ONNX's scoping: a body that defines `old` itself (input, initializer or node output)
+    reads its own, so it and its bodies are left alone; a body that defines `new` itself and
+    reads the outer `old` first gives its own `new` a `fresh` name, so the reads renamed to
+    `new` cannot land on it."""
+    own = _own_names(graph)
+    if old in own:
+        return
+    if new in own and old in outer_references(graph):
+        _rename_own(graph, new, fresh(new), fresh)
+    for node in graph.node:
+        inputs = node.input
+        for i, name in enumerate(inputs[:]):
             if name == old:
-                node.input[i] = new
+                inputs[i] = new
         for sub in subgraphs(node):
-            _rename_in_subgraph(sub, old, new)
+            _rename_in_subgraph(sub, old, new, fresh)
     for out in graph.output:
         if out.name == old:
             out.name = new
+
+
+def _rename_own(graph: onnx.GraphProto, name: str, to: str, fresh: Callable[[str], str]) -> None:
+    """The tensor `name` that body `graph` defines itself is called `to` (a fresh name) there
+    and in the nested bodies that read it: its definition, reads, outputs and value_info."""
+    for vi in itertools.chain(graph.input, graph.output, graph.value_info):
+        if vi.name == name:
+            vi.name = to
+    for t in graph.initializer:
+        if t.name == name:
+            t.name = to
+    for sparse in graph.sparse_initializer:
+        if sparse.values.name == name:
+            sparse.values.name = to
+    for node in graph.node:
+        for field in (node.input, node.output):
+            for i, tensor in enumerate(field[:]):
+                if tensor == name:
+                    field[i] = to
+        for sub in subgraphs(node):
+            _rename_in_subgraph(sub, name, to, fresh)
 
 
 class Graph:
@@ -530,6 +575,11 @@ class Graph:
     def replace_all_uses(self, old: str, new: str) -> None:
         """Every reader of `old` (nodes, subgraph bodies, graph outputs) reads `new` instead.
 
+        In bodies the rename follows ONNX's scoping: a body (and what it nests) that defines
+        `old` itself, as an input, initializer or node output, reads its own and is left
+        alone; a body that reads the outer `old` and defines `new` itself first gives its own
+        `new` a fresh name. Callers need no shadowing check of their own.
+
         Graph outputs keep their names: when `old` is a graph output, the producer of `new` is
         renamed to produce `old` if that is safe, otherwise an `Identity(new) -> old` is added.
         """
@@ -552,7 +602,7 @@ class Graph:
         reads = self._implicit.get(user)
         if reads is not None and old in reads:  # (only its own input may read `old`)
             for sub in subgraphs(node):
-                _rename_in_subgraph(sub, old, new)
+                _rename_in_subgraph(sub, old, new, self._names.fresh)
             self._implicit[user] = (reads - {old}) | {new}
 
     def _keep_output_name(self, output: str, new: str) -> None:
