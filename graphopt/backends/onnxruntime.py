@@ -222,8 +222,16 @@ def run_error_text(error: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    sess = model_or_session if hasattr(model_or_session, "run") else session(model_or_session)
+def run(
+    model_or_session: Any, feeds: dict[str, np.ndarray], *, level: str = "all"
+) -> dict[str, np.ndarray]:
+    """The model's outputs on `feeds`, by name; a model is run in a session at graph
+    optimization `level` (`LEVELS`)."""
+    sess = (
+        model_or_session
+        if hasattr(model_or_session, "run")
+        else session(model_or_session, level=level)
+    )
     names = [o.name for o in sess.get_outputs()]
     try:
         values = sess.run(names, feeds)
@@ -232,12 +240,16 @@ def run(model_or_session: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     return dict(zip(names, values, strict=True))
 
 
-def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> list[Difference]:
-    """Run both models on `feeds`; per output of the reference, the largest differences.
-    A model that fails to run is a `VerifyError` that says which one, and on what inputs; so
-    is a reference without outputs, and an output whose shape or element type changed."""
+def compare(
+    reference: Any, candidate: Any, feeds: dict[str, np.ndarray], *, level: str = "all"
+) -> list[Difference]:
+    """Run both models on `feeds`, each model (not a session) in a session at graph
+    optimization `level` (`LEVELS`: the ort-* pipelines' models are meant to run at
+    "disable"); per output of the reference, the largest differences. A model that fails to
+    run is a `VerifyError` that says which one, and on what inputs; so is a reference without
+    outputs, and an output whose shape or element type changed."""
     try:
-        reference = reference if hasattr(reference, "run") else session(reference)
+        reference = reference if hasattr(reference, "run") else session(reference, level=level)
     except BackendError as e:
         raise VerifyError(f"the original model does not load in onnxruntime: {e}") from e
     if not reference.get_outputs():  # onnxruntime: "At least one output should be requested"
@@ -250,7 +262,7 @@ def compare(reference: Any, candidate: Any, feeds: dict[str, np.ndarray]) -> lis
             f" {e}; give inputs it accepts (command line: --shapes NAME:DIMS or --inputs NPZ)"
         ) from e
     try:
-        got = run(candidate, feeds)
+        got = run(candidate, feeds, level=level)
     except BackendError as e:
         raise VerifyError(
             f"the optimized model fails on inputs the original runs ({describe_feeds(feeds)}): {e}"

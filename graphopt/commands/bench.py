@@ -6,20 +6,23 @@ GPU, timing `execute_async_v3` + stream sync with the inputs already on the devi
 come from `--inputs NPZ`, else they are synthetic (`synthetic_feed`): floats standard normal,
 integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs (onnxruntime,
 without them: a dynamic dim is 1, or 224 for the last two dims of a 4-D input; an engine needs
-them). The result names the input shapes it timed. A progress bar on stderr counts the runs
-(warmup included), as quantize's counts its batches (`--no-progress`: none); stdout holds only
-the result.
+them). The result names the input shapes it timed. Throughput counts `--batch` samples per
+run, else the batch `batch_size` reads from the inputs. A progress bar on stderr counts the
+runs (warmup included), as quantize's counts its batches (`--no-progress`: none); stdout holds
+only the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import onnx
 
 from graphopt.commands._common import add_shapes_argument, read_npz, require_utf8_io_names
 
@@ -101,6 +104,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "values are synthetic: floats standard normal, integers 0..3, booleans 0/1",
     )
     p.add_argument("--inputs", default=None, metavar="NPZ", help="feeds to time with (.npz)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="samples per run, for the throughput (default: read from the inputs: the batch "
+        "dim of the largest input of rank 2 or more, which is a dim named like 'batch' or "
+        "'N', dim 1 of a sequence-first LSTM/GRU/RNN input, else dim 0; 1 without such an "
+        "input)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar (runs done) on stderr"
@@ -115,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0:
         raise BackendError("--runs must be at least 1 and --warmup at least 0")
+    if args.batch is not None and args.batch < 1:
+        raise BackendError(f"--batch must be at least 1, got {args.batch}")
     if args.threads < 0:
         raise BackendError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     if args.threads and args.backend == "tensorrt":  # the engine runs on the GPU
@@ -130,10 +145,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.backend == "onnxruntime":
             result = bench_onnxruntime(
-                args.input, args.runs, args.warmup, args.threads, shapes, args.inputs, on_run
+                args.input,
+                args.runs,
+                args.warmup,
+                args.threads,
+                shapes,
+                args.inputs,
+                on_run,
+                batch=args.batch,
             )
         else:
-            result = bench_tensorrt(args.input, args.runs, args.warmup, shapes, args.inputs, on_run)
+            result = bench_tensorrt(
+                args.input, args.runs, args.warmup, shapes, args.inputs, on_run, batch=args.batch
+            )
     finally:
         if progress:
             progress.close()
@@ -155,10 +179,12 @@ def bench_onnxruntime(
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz: str | None = None,
     on_run: Callable[[int], None] | None = None,
+    *,
+    batch: int | None = None,
 ) -> BenchResult:
     """Times `runs` runs of the model at `path` after `warmup` untimed ones; `on_run(done)` is
     called with 0 before the first and with the runs done (warmup included) after each,
-    outside the timed span."""
+    outside the timed span. `batch`: samples per run (None: `batch_size` of the feeds)."""
     from graphopt.backends.onnxruntime import run_error_text, session
     from graphopt.errors import BackendError
     from graphopt.ir import load_model
@@ -182,7 +208,7 @@ def bench_onnxruntime(
             tick(done)
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
         raise BackendError(f"onnxruntime failed to run {path}: {run_error_text(e)}") from e
-    return summarize("onnxruntime", path, times, _batch(feeds), feeds)
+    return summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
 
 
 def bench_tensorrt(
@@ -192,6 +218,8 @@ def bench_tensorrt(
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz: str | None = None,
     on_run: Callable[[int], None] | None = None,
+    *,
+    batch: int | None = None,
 ) -> BenchResult:
     from pathlib import Path
 
@@ -212,18 +240,60 @@ def bench_tensorrt(
     runner = EngineRunner(plan)
     feeds = _engine_feeds(runner, shapes or {}, npz)
     times = runner.time_runs(feeds, runs, warmup, on_run)
-    return summarize("tensorrt", path, times, _batch(feeds), feeds)
+    return summarize("tensorrt", path, times, batch or batch_size(feeds), feeds)
 
 
 def _no_progress(done: int) -> None:
     """`on_run` when no one follows the runs."""
 
 
-def _batch(feeds: dict[str, np.ndarray]) -> int:
-    """Samples per run: the first input's leading dim (1 for none, or a scalar first input,
-    whose shape[0] was an IndexError traceback)."""
-    first = next(iter(feeds.values()), None)
-    return int(first.shape[0]) if first is not None and first.ndim else 1
+_RECURRENT = {"LSTM": 0, "GRU": 0, "RNN": 0}  # op → input index of X: [seq, batch, ...] at layout 0
+_BATCH_NAME = re.compile(r"(?i).*batch.*|n|b")  # a dim_param that names the batch
+
+
+def batch_size(feeds: dict[str, np.ndarray], model: onnx.ModelProto | None = None) -> int:
+    """Samples per run: the batch dim of the largest input (most elements; the first of
+    equals) of rank 2 or more, as `batch_axis` finds it in `model` (without one, as an
+    engine's: dim 0); a rank-1 input counts only with a dim named as a batch; 1 when no input
+    has a batch. The first input's dim 0 was wrong for a sequence-first input (an LSTM's X is
+    [seq, batch, features]) and for a first input that has no batch (a 1-D scale)."""
+    best: tuple[int, int] | None = None  # (size, batch)
+    for name, value in feeds.items():
+        shape = np.shape(value)
+        axis = batch_axis(model, name, len(shape)) if model is not None else 0
+        if len(shape) < 2 and (model is None or _named_batch(model, name) is None):
+            continue
+        if axis is not None and axis < len(shape) and (best is None or np.size(value) > best[0]):
+            best = (int(np.size(value)), int(shape[axis]))
+    return best[1] if best is not None else 1
+
+
+def batch_axis(model: onnx.ModelProto, name: str, rank: int) -> int | None:
+    """The batch axis of input `name` of `model`: a dim whose name says batch ('batch',
+    'batch_size', 'N', 'B'), else 1 where the input is the X of an LSTM/GRU/RNN at its default
+    layout 0 ([seq, batch, features]), else 0; None for a scalar."""
+    if rank == 0:
+        return None
+    named = _named_batch(model, name)
+    if named is not None:
+        return named
+    for node in model.graph.node:
+        x = _RECURRENT.get(node.op_type)
+        if x is not None and len(node.input) > x and node.input[x] == name:
+            layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+            if layout == 0 and rank >= 2:
+                return 1
+    return 0
+
+
+def _named_batch(model: onnx.ModelProto, name: str) -> int | None:
+    """The axis of input `name` whose dim_param names a batch, None if none does."""
+    for vi in model.graph.input:
+        if vi.name == name and vi.type.HasField("tensor_type"):
+            for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
+                if dim.dim_param and _BATCH_NAME.fullmatch(dim.dim_param):
+                    return axis
+    return None
 
 
 def _engine_feeds(

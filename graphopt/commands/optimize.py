@@ -51,6 +51,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "nothing when an output differs by more than --atol + --tolerance",
     )
     p.add_argument(
+        "--verify-level",
+        default=["all"],
+        type=_verify_levels,
+        action=Given,
+        metavar="LEVEL[,LEVEL]",
+        help="onnxruntime graph optimization level(s) --verify runs both models at: disable, "
+        "basic, extended or all (default all, as onnxruntime's sessions default); a comma "
+        "list verifies at each, e.g. disable,all: the ort-* pipelines' models are meant to "
+        "run at disable, where onnxruntime's own fusions do not hide a wrong rewrite",
+    )
+    p.add_argument(
         "--inputs",
         default=None,
         metavar="NPZ",
@@ -99,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--dump-dir",
         default=None,
         help="write the model after every changing pass into this folder as NN-PASS.onnx "
-        "(a folder holding an earlier run's dumps is refused)",
+        "(001-... past 99 dumps; a folder holding an earlier run's dumps is refused)",
     )
     p.add_argument(
         "--external-data",
@@ -132,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         raise SaveError("--external-data yes needs a folder for the data file; -o - has none")
     read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
     refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
-    ignored = sorted({"--tolerance", "--atol"} & getattr(args, "given", set()))
+    ignored = sorted({"--tolerance", "--atol", "--verify-level"} & getattr(args, "given", set()))
     if ignored and not args.verify:  # the bound of a comparison that does not run
         raise VerifyError(f"{ignored[0]} sets --verify's bound: use it with --verify")
     if args.inputs and not args.verify:  # it would be read by nothing
@@ -207,25 +218,29 @@ def run(args: argparse.Namespace) -> int:
         def rtol(d: Difference) -> float:  # the default: no finer than the output's type
             return args.tolerance if "--tolerance" in given else d.default_rtol(args.tolerance)
 
-        failed = []
-        for label, candidate in variants:
-            diffs = compare(original, candidate, feeds)
-            failed += [d for d in diffs if d.exceeds(rtol(d), args.atol)]
-            for d in diffs:
-                print(
-                    f"{label}: {d.output}: max abs diff {d.max_abs:.3g}, "
-                    f"max rel diff {d.max_rel:.3g}"
-                )
+        failed: list[tuple[Difference, str]] = []
+        levels: list[str] = args.verify_level
+        for level in levels:
+            at = "" if levels == ["all"] else f" at {level}"  # the default, as before
+            for label, candidate in variants:
+                diffs = compare(original, candidate, feeds, level=level)
+                failed += [(d, at) for d in diffs if d.exceeds(rtol(d), args.atol)]
+                for d in diffs:
+                    print(
+                        f"{label}{at}: {d.output}: max abs diff {d.max_abs:.3g}, "
+                        f"max rel diff {d.max_rel:.3g}"
+                    )
         if failed:
-            d = max(failed, key=lambda d: d.excess(rtol(d), args.atol))
+            d, at = max(failed, key=lambda f: f[0].excess(rtol(f[0]), args.atol))
             bound = (
                 "integer values must be equal"
                 if d.exact
                 else f"bound --atol {args.atol:g} + --tolerance {rtol(d):g} × {d.scale:.3g}"
             )
+            where = f" in onnxruntime{at}" if at else ""
             raise VerifyError(
-                f"output {d.output!r} differs by {d.max_abs:.3g} (relative {d.max_rel:.3g}; "
-                f"{bound}); nothing was written"
+                f"output {d.output!r} differs by {d.max_abs:.3g}{where} (relative "
+                f"{d.max_rel:.3g}; {bound}); nothing was written"
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     refuse_writing_over_input_data(loaded, args.output, external)
@@ -244,6 +259,21 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explain(report)
     return 0
+
+
+def _verify_levels(text: str) -> list[str]:
+    """'disable,all' → ['disable', 'all'] (each once, in order); an unknown level is
+    argparse's one-line error."""
+    from graphopt.backends.onnxruntime import LEVELS
+
+    levels = list(dict.fromkeys(level.strip() for level in text.split(",") if level.strip()))
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown or not levels:
+        raise argparse.ArgumentTypeError(
+            f"{(unknown or [text])[0]!r} is no onnxruntime level; use {', '.join(LEVELS)} "
+            "(or a comma list of them)"
+        )
+    return levels
 
 
 def _dims(dims: Iterable[int]) -> str:
