@@ -4,7 +4,8 @@
 onnx-graphsurgeon `Graph`, loads external data, and turns every way a file can be broken into a
 one-line `LoadError`. `save_model` writes to a temporary file in the target folder and renames it
 into place, so a failed save leaves no partial output; models over 2 GiB, or whose source used
-external data, are written with external data beside them.
+external data, are written with external data beside them, the model and its data file put in
+place so that a crash between the steps never leaves a model reading another's data.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -372,7 +374,6 @@ def save_model(
             write_atomically(target, target.parent, data)
             return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
-            tmp_model = Path(tmp) / path.name
             location = location or default_data_location(path)
             work = onnx.ModelProto()
             work.CopyFrom(model)
@@ -381,25 +382,120 @@ def save_model(
             write_external_data_tensors(work, tmp)
             if _over_two_gib(work):
                 raise SaveError(f"{path}: {_kept_inline(work)}")
-            onnx.save_model(work, str(tmp_model))
-            mode = _mode_of(target)
-            if mode is not None:  # a file replaced keeps its mode (as onnx.save's open keeps it)
-                os.chmod(tmp_model, mode)
-            data_tmp = Path(tmp) / location
-            if data_tmp.exists():
-                # onnx creates the data file 0600; it gets the model file's mode (umask's, or
-                # that of the model file replaced)
-                os.chmod(data_tmp, stat.S_IMODE(os.stat(tmp_model).st_mode))
-                os.replace(data_tmp, parent / location)
-            if target == path:
-                os.replace(tmp_model, path)
-            else:  # the link's target may be on another file system
-                write_atomically(target, target.parent, tmp_model.read_bytes())
+            _put_model_and_data(work, Path(tmp), path, target, location)
     except OSError as e:
         raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
+
+
+def _put_model_and_data(
+    work: onnx.ModelProto, tmp: Path, path: Path, target: Path, location: str
+) -> None:
+    """Move `work` (its tensors marked as external data in `location`, whose bytes are written
+    in the folder `tmp`) to `path` (through the link, to `target`) and its data file beside
+    `path`, so that at every moment the model at `path` and the data file it names belong
+    together: an error or a crash between two steps leaves the old model with its old data,
+    or the new with the new, never a model reading another's bytes.
+
+    A data file `location` that does not exist yet goes into place first, then the model. One
+    that exists (that of the model replaced, say) is replaced in five steps: the new data under
+    a fresh name beside it, the model naming that fresh file, the data file replaced by a hard
+    link to the fresh one (a copy where the file system has no links), the model naming
+    `location`, and the fresh name removed. When a step after the second fails, the save stands
+    with its data under the fresh name, and a warning says so."""
+    data_tmp = tmp / location
+    model_tmp = tmp / ".graphopt-model"
+    mode = _mode_of(target)
+    _write_model_file(work, model_tmp, mode)
+    if not data_tmp.exists():  # no tensor was large enough for the data file
+        _put_model_file(model_tmp, path, target)
+        return
+    # onnx creates the data file 0600; it gets the model file's mode (umask's, or that of the
+    # model file replaced)
+    data_mode = stat.S_IMODE(os.stat(model_tmp).st_mode)
+    os.chmod(data_tmp, data_mode)
+    final = path.parent / location
+    if not os.path.lexists(final):
+        os.replace(data_tmp, final)
+        _put_model_file(model_tmp, path, target)
+        return
+    if final.is_dir():
+        raise SaveError(
+            f"{path}: its data file {final} is a folder; remove it or choose another name"
+        )
+    fresh = _fresh_path(final)
+    fresh_location = (Path(location).parent / fresh.name).as_posix()  # "x" for "./x"
+    _relocate_external_data(work, location, fresh_location)
+    fresh_model_tmp = tmp / ".graphopt-model-fresh"
+    _write_model_file(work, fresh_model_tmp, mode)
+    os.replace(data_tmp, fresh)
+    try:
+        _put_model_file(fresh_model_tmp, path, target)
+    except BaseException:
+        fresh.unlink(missing_ok=True)  # the old model and its data stay, untouched
+        raise
+    try:
+        link = _fresh_path(final)
+        try:
+            os.link(fresh, link)
+        except OSError:  # a file system without hard links (FAT, some network shares)
+            shutil.copyfile(fresh, link)
+            os.chmod(link, data_mode)
+        try:
+            os.replace(link, final)
+        except BaseException:
+            link.unlink(missing_ok=True)
+            raise
+        _put_model_file(model_tmp, path, target)
+    except OSError as e:
+        log.warning(
+            "%s: saved with its data in %s: %s could not be replaced (%s)",
+            path,
+            fresh.name,
+            location,
+            e.strerror or e,
+        )
+        return
+    try:
+        fresh.unlink()
+    except OSError as e:  # the model names `location` now: the fresh name is a spare link
+        log.warning("%s: could not remove %s (%s)", path, fresh, e.strerror or e)
+
+
+def _write_model_file(model: onnx.ModelProto, file: Path, mode: int | None) -> None:
+    """`model` serialized to `file`, with permission bits `mode` (None: the umask's)."""
+    onnx.save_model(model, str(file))
+    if mode is not None:  # a file replaced keeps its mode (as onnx.save's open keeps it)
+        os.chmod(file, mode)
+
+
+def _put_model_file(file: Path, path: Path, target: Path) -> None:
+    """Rename the model `file` onto `path`, or write it through the link `path` to `target`."""
+    if target == path:
+        os.replace(file, path)
+    else:  # the link's target may be on another file system
+        write_atomically(target, target.parent, file.read_bytes())
+
+
+def _fresh_path(beside: Path) -> Path:
+    """A name no file has, in the folder of `beside`, ending in its name."""
+    for _ in range(100):
+        fresh = beside.parent / f".graphopt-{secrets.token_hex(6)}-{beside.name}"
+        if not os.path.lexists(fresh):
+            return fresh
+    raise OSError(f"no free temporary file name in {beside.parent}")
+
+
+def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
+    """Point every tensor of `model` stored in external data file `old` at `new`."""
+    for tensor in _dense_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        for entry in tensor.external_data:
+            if entry.key == "location" and entry.value == old:
+                entry.value = new
 
 
 def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
