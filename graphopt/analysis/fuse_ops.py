@@ -30,6 +30,10 @@ Decisions for ONNX:
 - `Constant` nodes (and every node `node_kind` calls OPAQUE: control flow, NMS, custom domains,
   a training-mode BatchNormalization) are opaque singleton groups; nothing fuses into or
   through them, so every node still lies in exactly one group.
+- Dead nodes (no graph output depends on them) are singleton groups and no boundary: TVM
+  never sees dead code, so the partition of the live nodes is the one TVM would make (a dead
+  Relu reading a Conv's output does not keep the Conv from its epilogue). The tree it uses is
+  the live graph's; `post_dominator_tree`, which keeps dead nodes, is not changed.
 - TVM's limit on a fused function's argument count (a CUDA launch limit) is not applied.
 
 What it does not do: rewrite the graph (see `graphopt.passes.fusion_functions`), or look into
@@ -42,6 +46,8 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import onnx
 
 from graphopt.analysis.dominators import ModelOrGraph, as_graph
 from graphopt.analysis.op_kinds import OpKind, node_kind
@@ -66,10 +72,23 @@ class _Vertex:
     kind: OpKind
     extern_ref: bool = False
     outputs: list[tuple[int, OpKind]] = field(default_factory=list)  # (consumer, edge pattern)
+    dead: bool = False  # no graph output depends on it (see `_live_nodes`)
 
 
 def _combine(a: OpKind, b: OpKind) -> OpKind:
     return a if a > b else b
+
+
+def _live_nodes(graph: Graph, order: list[onnx.NodeProto]) -> set[str]:
+    """The nodes some graph output depends on (`order`: the nodes, topologically); the others
+    are dead code, which TVM never sees (a Relay function holds what its result reads)."""
+    live: set[str] = set()
+    wanted = set(graph.graph_outputs)
+    for node in reversed(order):
+        if any(out in wanted for out in node.output):
+            live.add(node.name)
+            wanted.update(graph.node_inputs(node))
+    return live
 
 
 def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
@@ -77,22 +96,25 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
     vertices: list[_Vertex] = []
     index: dict[str, int] = {}
     outputs = set(graph.graph_outputs)
-    for node in graph.toposort():
+    order = graph.toposort()
+    live = _live_nodes(graph, order)
+    for node in order:
         kind = node_kind(node)
         if graph.has_subgraphs(node):
             kind = OpKind.OPAQUE
         reads = graph.node_inputs(node)
         producers = [(t, index[graph.producer[t]]) for t in reads if t in graph.producer]
         target = len(vertices)
+        dead = node.name not in live
         if node.op_type in TUPLE_CONSUMERS and kind == OpKind.INJECTIVE and producers:
-            tup = _Vertex(len(vertices), "", OpKind.TUPLE)
+            tup = _Vertex(len(vertices), "", OpKind.TUPLE, dead=dead)
             vertices.append(tup)
             for _, p in producers:
                 vertices[p].outputs.append((tup.index, OpKind.INJECTIVE))
             producers = []
             target = tup.index + 1
             tup.outputs.append((target, kind))
-        v = _Vertex(target, node.name, kind, any(o in outputs for o in node.output))
+        v = _Vertex(target, node.name, kind, any(o in outputs for o in node.output), dead=dead)
         for tensor, p in producers:
             vertices[p].outputs.append((target, _edge_pattern(kind, tensor, node.output, facts)))
         vertices.append(v)
@@ -120,8 +142,13 @@ class _DomNode:
     pattern: OpKind  # combined edge pattern on the paths to the parent
 
 
-def _post_dominators(vertices: list[_Vertex]) -> list[_DomNode]:
-    """TVM's `DominatorTree::PostDom`: LCA of the consumers, in reverse topological order."""
+def _post_dominators(vertices: list[_Vertex], live_only: bool = False) -> list[_DomNode]:
+    """TVM's `DominatorTree::PostDom`: LCA of the consumers, in reverse topological order.
+
+    `live_only`: the tree of the live graph, as TVM would see it: a live vertex's dead
+    consumers are left out (a dead Relu reading a Conv's output does not make the exit the
+    Conv's post-dominator), and dead vertices hang under the exit. Without it, the tree of
+    the whole graph (`post_dominator_tree`'s)."""
     tree: list[_DomNode | None] = [None] * len(vertices)
 
     def lca(a: int | None, b: int | None, pattern: list[OpKind]) -> int | None:
@@ -142,12 +169,15 @@ def _post_dominators(vertices: list[_Vertex]) -> list[_DomNode]:
         return a
 
     for v in reversed(vertices):
-        if v.extern_ref:
+        if v.extern_ref or (live_only and v.dead):
             tree[v.index] = _DomNode(None, 1, OpKind.OPAQUE)
             continue
         pattern = [OpKind.ELEMWISE]
         parent: int | None = None
-        for k, (consumer, edge) in enumerate(v.outputs):
+        consumers = v.outputs
+        if live_only:
+            consumers = [(c, edge) for c, edge in consumers if not vertices[c].dead]
+        for k, (consumer, edge) in enumerate(consumers):
             parent = consumer if k == 0 else lca(parent, consumer, pattern)
             pattern[0] = _combine(pattern[0], edge)
         if parent is None:
@@ -200,13 +230,14 @@ class _Partitioner:
         ]
 
     def _paths(self, src: int, sink: int) -> list[int]:
-        """Vertices on paths from src's consumers up to (excluding) sink, each once."""
+        """Vertices on paths from src's consumers up to (excluding) sink, each once (dead
+        vertices are on no path: src is live, and no graph output depends on them)."""
         seen: set[int] = set()
         stack = [c for c, _ in self.vertices[src].outputs]
         order = []
         while stack:
             v = stack.pop()
-            if v in seen or v == sink:
+            if v in seen or v == sink or self.vertices[v].dead:
                 continue
             seen.add(v)
             order.append(v)
@@ -251,7 +282,7 @@ class _Partitioner:
     def run(self, tree: list[_DomNode], phase: int) -> None:
         for v, dom in zip(self.vertices, tree, strict=True):
             group = self.groups[v.index]
-            if group.pattern == OpKind.OPAQUE or dom.parent is None:
+            if group.pattern == OpKind.OPAQUE or dom.parent is None or v.dead:
                 continue
             d = dom.parent
             if phase == 2:
@@ -332,7 +363,7 @@ def fusion_groups(
         raise ValueError(f"max_group_size must be at least 1, got {max_group_size}")
     graph = as_graph(model)
     vertices = _indexed_graph(graph, shape_facts(graph, ctx))
-    tree = _post_dominators(vertices)
+    tree = _post_dominators(vertices, live_only=True)
     part = _Partitioner(vertices, max_group_size)
     for phase in range(3):
         part.run(tree, phase)
