@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action=Given,
         metavar="N",
         help="--method entropy, percentile or mse: histogram about N values of each tensor per "
-        "feed (default 65536; fixed stride; 0: all values)",
+        "calibration file (default 65536; fixed stride through each file's values, so "
+        "--batch-size does not change the histograms; 0: all values)",
     )
     p.add_argument(
         "--target",

@@ -116,6 +116,19 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
     return checked
 
 
+def batch_items(specs: Sequence[tuple[str, int, Sequence[int | str]]], feed: Feed) -> int:
+    """How many inputs a feed stacks on its batch axis: the first-axis length its arrays share
+    for the model inputs whose first dim is declared free (symbolic or unknown); 1 when there
+    are none or they disagree. A fixed first dim is no batch axis that varies (CHW images, a
+    batch fixed at B: --batch-size must be B), so it counts as one."""
+    lengths = {
+        feed[name].shape[0]
+        for name, _, dims in specs
+        if dims and not isinstance(dims[0], int) and name in feed and feed[name].ndim >= 1
+    }
+    return lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else 1
+
+
 def collect(
     model: onnx.ModelProto,
     tensors: Sequence[str],
@@ -170,6 +183,7 @@ def collect(
     in_flight = 1 if histograms else runs_in_flight(threads, in_flight)
     per_run = threads if in_flight == 1 else max(1, (threads or _cores()) // in_flight)
     sess = session(probe, threads=per_run)
+    specs = input_specs(model)
     count = 0
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
@@ -180,9 +194,10 @@ def collect(
         if samples is not None and len(values) == len(position):
             samples.offer(i, checked, {o: values[position[o]] for o in outputs})
         if histograms:
+            items = batch_items(specs, checked)
             for name, value in zip(names, values[: len(names)], strict=True):
                 with _naming(i, name):
-                    calibrators[name].collect(value)
+                    calibrators[name].collect(value, items)
             del value  # only one batch of activations alive at a time
         else:
             # one-element arrays (0-d, or [1] where a derived range met a [1]-shaped constant)

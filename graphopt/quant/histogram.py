@@ -5,8 +5,11 @@ with another collector of the same tensor (`merge`), and answers `compute_amax(m
 calibration methods: `entropy` (TensorRT EntropyCalibration2's KL threshold, never clipping more
 than 0.01% of the values: see `compute_amax`), `minmax`, `percentile` and `mse`.
 
-Large batches can be subsampled (`sample_cap`): a fixed prime stride through the tensor, so the
-sample depends on the tensor alone and order independence holds; min and max stay exact.
+Large batches can be subsampled (`sample_cap`): a fixed prime stride through each item of the
+batch (`collect(x, items)`: x's first axis holds `items` inputs), so the sample of an item
+depends on that item's values alone: order independence holds, and the same inputs fed one at
+a time or stacked into batches give identical counts (a tensor whose first axis is not the
+batch axis is sampled whole, at `items` times the cap). min and max stay exact.
 
 Order independence: bins have width 2^k (k an integer) and there are always `NUM_BINS` of them,
 covering [0, NUM_BINS · 2^k). When a batch exceeds the range, k grows and the old counts are
@@ -54,8 +57,8 @@ class HistogramCalibrator:
     minimum: float = math.inf  # exact min(x) over everything collected
     maximum: float = -math.inf  # exact max(x)
     track_histogram: bool = True  # False: only min and max (all that `minmax` needs)
-    # histogram at most about this many values of a batch (a fixed stride through it; 0: all);
-    # min and max stay exact
+    # histogram at most about this many values of each batch item (a fixed stride through it;
+    # 0: all); min and max stay exact
     sample_cap: int = 0
 
     @property
@@ -69,8 +72,13 @@ class HistogramCalibrator:
             return 0.0
         return max(abs(self.minimum), abs(self.maximum))
 
-    def collect(self, x: np.ndarray) -> None:
-        """Fold the values of `x` into the histogram (x itself is not modified or kept)."""
+    def collect(self, x: np.ndarray, items: int = 1) -> None:
+        """Fold the values of `x` into the histogram (x itself is not modified or kept).
+
+        `items`: how many inputs the batch `x` was computed from, stacked on its first axis.
+        With `sample_cap`, each of them is sampled as if it came alone (`x[i]`, a prime stride
+        through it), so the counts do not depend on how the inputs were batched; an `x` whose
+        first axis is not `items` long is sampled whole with `items` × the cap."""
         values = np.asarray(x)
         if values.size == 0:
             return
@@ -83,16 +91,15 @@ class HistogramCalibrator:
         top = max(abs(lo), abs(hi))
         if not self.track_histogram:
             return
-        size = values.size
-        if self.sample_cap and size > self.sample_cap:  # as many values as a sampled batch adds
-            size = -(-size // sample_stride(size, self.sample_cap))
+        rows, stride = _sampling(values.shape, items, self.sample_cap)
+        per_row = values.size // rows
         if top == 0.0:
-            self.counts[0] += size
+            self.counts[0] += rows * -(-per_row // stride)  # as many as a sample adds
             return
         self._grow_to(top)
         assert self.exponent is not None
-        if self.sample_cap and values.size > self.sample_cap:
-            values = values.reshape(-1)[:: sample_stride(values.size, self.sample_cap)]
+        if stride > 1:  # a strided view: nothing is copied but the sampled values
+            values = values.reshape(rows, per_row)[:, ::stride]
         # |x| · 2^-k is exact in binary floating point; truncation of a non-negative value is floor.
         scaled = np.abs(values, dtype=np.float32)
         factor = math.ldexp(1.0, -self.exponent)
@@ -192,6 +199,19 @@ class HistogramCalibrator:
         if entropy_floor is None:
             return amax
         return max(amax, percentile_amax(self.counts, self.bin_width, entropy_floor))
+
+
+def _sampling(shape: tuple[int, ...], items: int, cap: int) -> tuple[int, int]:
+    """(rows, stride): a tensor of `shape` from `items` stacked inputs is sampled as `rows`
+    equal rows (one per item when its first axis is `items` long, else one), every
+    `stride`-th value of each (1: all of them), at most about `cap` values per item."""
+    size = math.prod(shape)
+    rows = items if items > 1 and shape and shape[0] == items else 1
+    row_cap = cap * (items // rows) if items > 1 else cap
+    per_row = size // rows
+    if not cap or per_row <= row_cap:
+        return rows, 1
+    return rows, sample_stride(per_row, row_cap)
 
 
 def sample_stride(size: int, cap: int) -> int:
