@@ -6,18 +6,21 @@ the model or change its meaning, `warning` where it would accept it with a cavea
 input without an optimization profile, DOUBLE cast down, a Q/DQ pair that only costs
 precision). Rules, with the table they read in `graphopt.backends.trt_support`:
 
-- opset: the default-domain opset is inside the parser's range for that version (below it, a
-  warning: the parser imports opset 7 and 8 models, and only warns below 7);
+- opset: outside the range that version's operators.md documents, a warning (the parser
+  refuses no opset: it only warns below 7, and imports newer ones with the op versions it knows);
 - domains: ops outside the standard domain (e.g. onnxruntime's `com.microsoft` FusedConv) need a
   TensorRT plugin; model-local functions are inlined by the parser and are fine;
 - ops: every op is in the parser's support matrix; attribute restrictions (Resize modes,
-  Pad, pooling dilations, TopK, ScatterND reduction, constant `axes` inputs, ...);
+  Pad, pooling dilations, TopK, ScatterND reduction, constant `axes` inputs (computed ones that
+  fold at build time from 10.7/10.8 for Squeeze, Unsqueeze and CumSum), outputs the importer
+  does not make (MaxPool's Indices, ...), ...);
 - dtypes: no STRING / 16-bit integer / complex tensors; UINT8 only at the network boundary;
 - Q/DQ (explicit quantization): quantized type INT8 (FP8/INT4/FP4 where that version has them),
-  zero point 0, constant scales that are positive and finite, per-channel scales only on
-  constant weights (stored quantized behind a DQ, or float behind a Q → DQ pair) and on the
-  output-channel axis of the Conv / ConvTranspose / Gemm / MatMul reading them directly,
-  activations per-tensor, every Q followed by a DQ and every DQ
+  a constant zero point of 0 (also Constant → Cast), constant positive scales (+inf: a
+  warning), per-channel scales only on constant weights (stored quantized behind a DQ, or float
+  behind a Q → DQ pair), with an explicit `axis` (the parser's default is 0, ONNX's 1), on the
+  axis TensorRT scales for the Conv / ConvTranspose / Gemm / MatMul reading them directly
+  (`_weight_axes`), activations per-tensor, every Q followed by a DQ and every DQ
   fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8;
 - dynamic input dimensions need an optimization profile (`shapes`).
 
@@ -132,12 +135,13 @@ class _Checker:
     def check_opset(self) -> None:
         opset = self.graph.opset_version("") or self.graph.opset_version("ai.onnx")
         low, high = table.opset_range(self.version)
-        if opset and opset > high:
+        if opset and opset > high:  # the parser refuses no opset: each importer reads what it knows
             self.add(
-                "error",
+                "warning",
                 "opset",
-                f"default-domain opset {opset} is outside TensorRT {self.version}'s parser range "
-                f"{low}..{high}; convert it with onnx.version_converter",
+                f"default-domain opset {opset} is above the range TensorRT {self.version} "
+                f"documents ({low}..{high}); its parser imports it with the newest op versions it "
+                "knows, so converting it with onnx.version_converter is the tested path",
             )
         elif opset and opset < low:  # the parser takes it: it only logs a warning below 7
             self.add(
@@ -223,7 +227,11 @@ class _Checker:
         self._check_dtypes(node)
         rule = _ATTRIBUTE_RULES.get(node.op_type)
         if rule is not None:
-            for message in rule(self, node):
+            for found in rule(self, node):  # a message (an error) or (severity, message)
+                severity, message = found if isinstance(found, tuple) else ("error", found)
+                self.add(severity, "unsupported-attribute", message, node)
+        if node.op_type in table.SINGLE_OUTPUT_OPS:
+            for message in _extra_outputs(self, node):
                 self.add("error", "unsupported-attribute", message, node)
 
     def _check_dtypes(self, node: onnx.NodeProto) -> None:
@@ -336,6 +344,9 @@ class _Checker:
         if not zp:
             return
         value = self.const(zp)
+        producer = self.graph.producer_node(zp)
+        if value is None and producer is not None and producer.op_type == "Cast":
+            value = self.const(self.input(producer, 0))  # NvInfer.h: Constant -> Cast -> Q is fine
         if value is None:
             self.add(
                 "error",
@@ -363,12 +374,20 @@ class _Checker:
             )
             return
         values = scale.astype(np.float64)
-        if not np.all(np.isfinite(values)) or np.any(values <= 0):
-            bad = values[~(np.isfinite(values) & (values > 0))].ravel()[:3]
+        if not np.all(values > 0):  # NaN fails too: the parser's check is `x > 0`
+            bad = values[~(values > 0)].ravel()[:3]
             self.add(
                 "error",
                 "qdq-scale",
-                f"scale {scale_name!r} must be positive and finite; found {', '.join(map(str, bad))}",
+                f"scale {scale_name!r} must be positive; found {', '.join(map(str, bad))}",
+                node,
+            )
+        elif not np.all(np.isfinite(values)):  # TensorRT takes it; the model computes inf/NaN
+            self.add(
+                "warning",
+                "qdq-scale",
+                f"scale {scale_name!r} holds inf: TensorRT accepts it (it checks scale > 0 only), "
+                "and the values it dequantizes are inf or NaN",
                 node,
             )
         if scale.size <= 1 or self.graph.attr(node, "block_size", 0):
@@ -382,21 +401,38 @@ class _Checker:
                 node,
             )
             return
+        if self.graph.attr(node, "axis") is None:
+            self.add(
+                "error",
+                "qdq-per-channel",
+                "per-channel scales without an axis attribute: ONNX reads axis 1, TensorRT's "
+                "parser axis 0; give the axis",
+                node,
+            )
+            return
         axis = int(self.graph.attr(node, "axis", 1))
         rank = self.facts.rank(root)
         if rank is not None and axis < 0:
             axis += rank
         for consumer, weight in self._weight_readers(node):
-            expected = _output_channel_axis(self.graph, consumer, weight, rank)
-            if expected is not None and axis != expected:
-                self.add(
-                    "error",
-                    "qdq-per-channel",
-                    f"per-channel weight scales on axis {axis}; TensorRT scales weights per "
-                    f"output channel: axis {expected} for {consumer.op_type} {consumer.name!r}",
-                    node,
-                )
-                return
+            judged = _weight_axes(self.graph, consumer, weight, rank)
+            if judged is None or axis == judged[0]:
+                continue
+            doubtful = axis in judged[1]
+            self.add(
+                "warning" if doubtful else "error",
+                "qdq-per-channel",
+                f"per-channel weight scales on axis {axis}; TensorRT scales {consumer.op_type} "
+                f"{consumer.name!r} weights on axis {judged[0]}"
+                + (
+                    " (NVIDIA: its deconvolution kernels take per-input-channel scales; whether "
+                    "TensorRT 10/11 also take axis 1 is unconfirmed)"
+                    if doubtful
+                    else ""
+                ),
+                node,
+            )
+            return
 
     def _weight_root(self, node: onnx.NodeProto) -> str | None:
         """The constant weight a Q or DQ (de)quantizes, else None (an activation): the DQ of
@@ -546,16 +582,19 @@ def _pool(c: _Checker, node: onnx.NodeProto) -> list[str]:
     dilations = c.graph.attr(node, "dilations")
     if dilations and any(d != 1 for d in dilations):
         out.append(f"{node.op_type} dilations {list(dilations)}: TensorRT needs them all 1")
-    indices = node.output[1] if node.op_type == "MaxPool" and len(node.output) > 1 else ""
-    if indices:  # the parser refuses a named output its importer does not make, used or not
-        out.append(f"MaxPool's Indices output is not supported: leave it unnamed, not {indices!r}")
-    return out
+    return out  # MaxPool's Indices: _extra_outputs
 
 
-def _topk(c: _Checker, node: onnx.NodeProto) -> list[str]:
-    out = []
-    if c.graph.attr(node, "sorted", 1) != 1:
-        out.append("TopK sorted must be 1")
+def _topk(c: _Checker, node: onnx.NodeProto) -> list[str | tuple[str, str]]:
+    out: list[str | tuple[str, str]] = []
+    if c.graph.attr(node, "sorted", 1) != 1:  # see table.TOPK_MAX_K's comment
+        out.append(
+            (
+                "warning",
+                "TopK sorted=0: TensorRT's support matrix says sorted must be 1; its parser "
+                "ignores the attribute and returns the values sorted (an order sorted=0 allows)",
+            )
+        )
     k_name = c.input(node, 1)
     k = c.const(k_name)  # a computed K is fine: the parser feeds it to the TopK layer as a tensor
     if k is not None:
@@ -567,11 +606,96 @@ def _topk(c: _Checker, node: onnx.NodeProto) -> list[str]:
     return out
 
 
+_TENSOR_AXES_SINCE = {
+    "Squeeze": table.SQUEEZE_TENSOR_AXES_SINCE,
+    "Unsqueeze": table.SQUEEZE_TENSOR_AXES_SINCE,
+    "CumSum": table.CUMSUM_TENSOR_AXIS_SINCE,
+    "OneHot": table.ONEHOT_TENSOR_DEPTH_SINCE,
+}
+# ops whose output values TensorRT cannot know at build time whatever their inputs
+_NONDETERMINISTIC = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial"}
+)
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan"})
+
+
+def _resolvable_axes(
+    c: _Checker, node: onnx.NodeProto, name: str, attr: str
+) -> list[str | tuple[str, str]]:
+    """A computed `attr` from the versions that take one (_TENSOR_AXES_SINCE): TensorRT must
+    resolve it to a constant at build time. An error where it reads a network input's values, a
+    warning where it reads a dynamic dimension (resolved only if TensorRT can bound it) or an
+    op whose values this check does not follow, nothing where it folds from constants and
+    static shapes."""
+    kind, where = _build_time_value(c, name)
+    if kind == "runtime":
+        return [
+            f"{node.op_type} {attr} {name!r} depends on the values of {where!r} at run time; "
+            "TensorRT needs it resolvable to a constant when it builds the engine"
+        ]
+    if kind == "dynamic":
+        return [
+            (
+                "warning",
+                f"{node.op_type} {attr} {name!r} is computed from the dynamic shape of {where!r}; "
+                "TensorRT builds only if it resolves it to a constant",
+            )
+        ]
+    if kind == "unknown":
+        return [
+            (
+                "warning",
+                f"{node.op_type} {attr} {name!r} comes from {where}; TensorRT needs it resolvable "
+                "to a constant at build time, which this check cannot tell",
+            )
+        ]
+    return []
+
+
+def _build_time_value(c: _Checker, name: str) -> tuple[str, str]:
+    """("constant", "") where `name` folds from constants and static shapes; ("runtime", input)
+    where it reads a network input's values; ("dynamic", tensor) where it reads a dynamic
+    dimension; ("unknown", what) past a subgraph op or a random op."""
+    rank = {"constant": 0, "dynamic": 1, "unknown": 2, "runtime": 3}
+    seen: dict[str, tuple[str, str]] = {}
+
+    def visit(t: str) -> tuple[str, str]:
+        if not t or c.const(t) is not None:
+            return "constant", ""
+        if t in seen:
+            return seen[t]
+        seen[t] = ("constant", "")  # a cycle cannot occur in a valid graph
+        producer = c.graph.producer_node(t)
+        if producer is None and c.graph.is_graph_input(t):
+            found = ("runtime", t)
+        elif producer is None:
+            found = ("unknown", f"tensor {t!r}, which nothing in the graph produces")
+        elif producer.op_type in ("Shape", "Size"):
+            x = c.input(producer, 0)
+            found = ("constant", "") if c.facts.is_static(x) else ("dynamic", x)
+        elif producer.op_type in _SUBGRAPH_OPS or producer.op_type in _NONDETERMINISTIC:
+            found = ("unknown", f"{producer.op_type} {producer.name!r}")
+        else:
+            found = ("constant", "")
+            for i in producer.input:
+                got = visit(i)
+                if rank[got[0]] > rank[found[0]]:
+                    found = got
+        seen[t] = found
+        return found
+
+    return visit(name)
+
+
 def _constant_axes(index: int, attr: str = "axes"):  # type: ignore[no-untyped-def]
-    def rule(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    def rule(c: _Checker, node: onnx.NodeProto) -> list[str | tuple[str, str]]:
         name = c.input(node, index)
+        since = _TENSOR_AXES_SINCE.get(node.op_type)
+        if name and c.const(name) is None and since is not None and c.version >= since:
+            return _resolvable_axes(c, node, name, attr)
         if name and c.const(name) is None:
-            return [f"{node.op_type} {attr} must be a build-time constant"]
+            newer = f" (a computed one needs TensorRT {since}+)" if since is not None else ""
+            return [f"{node.op_type} {attr} must be an initializer or a Constant{newer}"]
         if (
             node.op_type == "Squeeze"
             and not name
@@ -642,11 +766,21 @@ def _lstm(c: _Checker, node: onnx.NodeProto) -> list[str]:
     return out
 
 
-def _layer_norm(c: _Checker, node: onnx.NodeProto) -> list[str]:
-    extra = [o for o in node.output[1:] if o]  # named, used or not: the parser refuses them
-    if not extra:
-        return []
-    return [f"LayerNormalization: only the first output Y is supported; leave {extra[0]!r} unnamed"]
+def _extra_outputs(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """The outputs past Y of an op whose importer makes Y only (table.SINGLE_OUTPUT_OPS): a named
+    one, used or not, in every version; an unnamed ("") slot before table.UNNAMED_EXTRA_OUTPUTS_SINCE."""
+    what = table.SINGLE_OUTPUT_OPS[node.op_type]
+    extra = list(node.output[1:])
+    named = [o for o in extra if o]
+    if named:
+        return [f"{node.op_type}: {what} output(s) are not supported; leave {named[0]!r} unnamed"]
+    if extra and c.version < table.UNNAMED_EXTRA_OUTPUTS_SINCE:
+        return [
+            f"{node.op_type}: TensorRT {c.version} counts its {len(extra)} unnamed output slot(s) "
+            f"past Y as outputs it does not make ({table.UNNAMED_EXTRA_OUTPUTS_SINCE}+ skips "
+            "them); drop the trailing empty names"
+        ]
+    return []
 
 
 def _constant(c: _Checker, node: onnx.NodeProto) -> list[str]:
@@ -685,7 +819,6 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "Einsum": _einsum,
     "Dropout": _dropout,
     "LSTM": _lstm,
-    "LayerNormalization": _layer_norm,
     "Constant": _constant,
     "GridSample": _grid_sample,
     **{op: _constant_axes(1) for op in _REDUCE_OPS},
@@ -714,21 +847,32 @@ def summary(findings: Sequence[Finding]) -> str:
 __all__ = ["Finding", "check_tensorrt", "errors", "summary"]
 
 
-def _output_channel_axis(
+def _weight_axes(
     graph: Graph, consumer: onnx.NodeProto, weight: str, rank: int | None
-) -> int | None:
-    """The axis of `weight` that holds `consumer`'s output channels where `consumer` reads it
-    as the weight (input 1) of a linear op, else None: through a Transpose, Reshape or Cast
-    the axis is not judged (pytorch-quantization exports DQ(axis 0) → Transpose → MatMul)."""
+) -> tuple[int, frozenset[int]] | None:
+    """(the per-channel axis TensorRT takes, axes only warned of) for `weight` where `consumer`
+    reads it as the weight (input 1) of a linear op, else None: through a Transpose, Reshape or
+    Cast the axis is not judged (pytorch-quantization exports DQ(axis 0) → Transpose → MatMul).
+
+    Conv: K of KCRS, axis 0 (NvInfer.h, IQuantizeLayer: "a 4D KCRS weights input and K
+    (dimension 0) as the quantization axis"; the parser's default). Gemm/MatMul: the output
+    columns, whose scales factor out of the integer product. ConvTranspose ([C_in, C_out/g, ...]):
+    axis 0, the input channels: NVIDIA said so (NVIDIA/TensorRT#2380, 2022-12-02: "the kernels
+    assume per-input-channel quant for ConvTranspose ... We don't support per-output-channel
+    quant for ConvTranspose"; #1694: axis 1 gave wrong results; #1519: it failed to build) and
+    ModelOpt exports axis 0 (modelopt/torch/quantization/tensor_quant.py,
+    QUANT_DESC_8BIT_CONVTRANSPOSE*_WEIGHT_PER_CHANNEL); but the last pytorch-quantization sync
+    (NVIDIA/TensorRT 2332a719, 10.2 GA) set its default back to axis 1 without a word. No 10.x or
+    11.x text settles it, so axis 1 is a warning and axis 0 fine."""
     op = consumer.op_type
     if len(consumer.input) < 2 or consumer.input[1] != weight:
         return None
     if op == "Conv":
-        return 0
+        return 0, frozenset()
     if op == "ConvTranspose":
-        return 1
+        return 0, frozenset({1})
     if op == "Gemm":
-        return 0 if graph.attr(consumer, "transB", 0) else 1
+        return (0 if graph.attr(consumer, "transB", 0) else 1), frozenset()
     if op == "MatMul" and rank is not None and rank >= 2:
-        return rank - 1  # B is [..., K, N]
+        return rank - 1, frozenset()  # B is [..., K, N]
     return None

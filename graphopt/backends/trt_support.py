@@ -64,13 +64,23 @@ def parse_version(version: int | str | TrtVersion | None) -> TrtVersion:
     return TrtVersion(major, minor)
 
 
-# Default-domain opset range the parser accepts.
+# Default-domain opset range each version's operators.md documents ("TensorRT 10.x supports
+# operators in the inclusive range of opset 9 to opset N"): 20 in the 10.0 .. 10.5 texts, 22 in
+# 10.6 .. 10.10 (onnx-tensorrt release commits 96e78110 10.1, 4442153a 10.6, 3b9c961a 10.10), 24
+# in the 10.15 text; no 10.11 .. 10.14 text was read, so those keep 22 (a warning, never an error,
+# leans early). The range is documentation, not a refusal: ModelImporter::importModel
+# (ModelImporter.cpp, 10.1 and 10.10 alike) only warns below opset 7 and refuses no opset above;
+# each importer reads the attributes and inputs it knows.
 OPSET_RANGE = {10: (9, 24), 11: (9, 24)}
 OPSET_25_SINCE = TrtVersion(11, 5)
+_DOCUMENTED_HIGH_10 = ((TrtVersion(10, 15), 24), (TrtVersion(10, 6), 22), (TrtVersion(10, 0), 20))
 
 
 def opset_range(version: TrtVersion) -> tuple[int, int]:
+    """The default-domain opsets `version`'s operators.md documents (inclusive)."""
     low, high = OPSET_RANGE[version.major]
+    if version.major == 10:
+        high = next(h for since, h in _DOCUMENTED_HIGH_10 if version >= since)
     if version >= OPSET_25_SINCE:
         high = 25
     return low, high
@@ -179,8 +189,41 @@ RESIZE_COORDINATE_MODES = frozenset(
 RESIZE_NEAREST_MODES = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
 PAD_MODES = frozenset({"constant", "reflect", "edge", "wrap"})
 TOPK_MAX_K = 3840
+# TopK `sorted`: the matrix says "`sorted` must be 1" (10.1 .. 10.15), but neither the importer
+# (onnxOpImporters.cpp importTopK, 10.1 and 10.10) nor its static checker (onnxOpCheckers.cpp
+# checkTopK) reads the attribute: the layer returns sorted values, which ONNX's sorted=0 ("the
+# order ... is undefined") allows. A warning, not an error.
 # Squeeze without axes: a static input shape always; a dynamic one since 11.5 (release notes).
 SQUEEZE_WITHOUT_AXES_SINCE = TrtVersion(11, 5)
+# Squeeze/Unsqueeze `axes` and CumSum `axis` given by a tensor the graph computes. Before these
+# releases the importer takes only weights (an initializer or a Constant node's output):
+# importSqueeze "Squeeze axes input must be an initializer!", importUnsqueeze
+# "ShapeTensor ... allValuesKnown()", importCumSum "Axis input for CumSum must be an initializer!"
+# (onnxOpImporters.cpp at 10.1 GA, 96e78110). onnx-tensorrt's changelog: 10.7 "Added dynamic axes
+# support for Squeeze and Unsqueeze", 10.8 "Added support for dynamic axes ... CumSum"; from then
+# the importer feeds the tensor to addSqueeze/addUnsqueeze/addCumulative (10.10 GA, 3b9c961a),
+# and the matrix changed with it (10.7: "`axes` must be resolvable to a constant"; 10.8: "`axis`
+# must be a build-time constant"), as NvInfer.h says of the layers (TensorRT 11.1: ISqueezeLayer
+# "Must resolve to a constant Int32 or Int64 1D shape tensor"; addCumulative "must be a
+# build-time constant"). So a computed axes TensorRT folds at build time is fine, and one that
+# reads the network's input values is refused by the builder.
+SQUEEZE_TENSOR_AXES_SINCE = TrtVersion(10, 7)
+CUMSUM_TENSOR_AXIS_SINCE = TrtVersion(10, 8)
+# OneHot `depth`: importOneHot feeds it to addOneHot as a tensor in every 10.x read (10.0 eb43908,
+# 10.1, 10.10); the matrix and NvInfer.h ask "a positive build-time constant".
+ONEHOT_TENSOR_DEPTH_SINCE = TrtVersion(10, 0)
+# Optional outputs left unnamed (""): before 10.6 ModelImporter.cpp compares the node's output
+# count, empty names included, with what the importer returns ("Node has more output tensors than
+# TRT expected", 10.1 .. 10.5) and checkMaxPool requires node.output().size() == 1; 10.6 ("Fixed
+# handling of optional outputs") counts the non-empty names only, and emptyOutputChecker
+# (onnxOpCheckers.cpp, 10.6 .. 10.10) refuses a named one. A named extra output of MaxPool,
+# LayerNormalization or BatchNormalization is refused in every 10.x, used or not.
+UNNAMED_EXTRA_OUTPUTS_SINCE = TrtVersion(10, 6)
+SINGLE_OUTPUT_OPS = {
+    "MaxPool": "Indices",
+    "LayerNormalization": "Mean and InvStdDev",
+    "BatchNormalization": "the running and saved statistics",
+}
 # Pad with a non-constant `axes` input (onnx-tensorrt changelog, 10.4 GA).
 PAD_TENSOR_AXES_SINCE = TrtVersion(10, 4)
 # Slice with a non-constant `axes` input (onnx-tensorrt changelog, 10.3 GA; the 10.1 GA matrix:
