@@ -39,9 +39,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
+    commands: dict[str, argparse.ArgumentParser]  # the sub-commands' parsers (build_parser)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse exits 2 already; keep it to one line plus the usage hint.
-        self.exit(2, f"graphopt: error: {message} (see '{self.prog} --help')\n")
+        # "graphopt optimize: error: ...", as a GraphoptError of the command reads
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    parser.commands = dict(sub.choices)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command's parser: its usage, not the top-level one's
+        commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
+        where = commands.get(args.command or "", parser)
+        where.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2

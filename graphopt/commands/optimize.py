@@ -143,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
         raise SaveError("--external-data yes needs a folder for the data file; -o - has none")
     read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
     refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
+    if args.dump_dir and args.output != STDOUT and _same_path(args.dump_dir, args.output):
+        # the folder was made, every pass run, and only then the save refused
+        raise SaveError(f"--dump-dir {args.dump_dir} is the -o path; give another folder")
     ignored = sorted({"--tolerance", "--atol", "--verify-level"} & getattr(args, "given", set()))
     if ignored and not args.verify:  # the bound of a comparison that does not run
         raise VerifyError(f"{ignored[0]} sets --verify's bound: use it with --verify")
@@ -259,6 +262,12 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explain(report)
     return 0
+
+
+def _same_path(a: str, b: str) -> bool:
+    from pathlib import Path
+
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def _verify_levels(text: str) -> list[str]:

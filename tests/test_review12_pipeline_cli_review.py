@@ -1,0 +1,88 @@
+"""Review 12, the command line as a user meets it: what was wrong in its usage errors and its
+outputs. Each test failed before its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnx.parser
+import pytest
+
+from graphopt.cli import main
+
+SMALL = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[2,3] x) => (float[2,3] y) {
+    i = Identity(x)
+    y = Relu(i)
+}
+"""
+
+
+@pytest.fixture
+def model_path(tmp_path: Path) -> Path:
+    path = tmp_path / "m.onnx"
+    onnx.save(onnx.parser.parse_model(SMALL), str(path))
+    return path
+
+
+def _exit_code(argv: list[str]) -> int:
+    """main's return, or the code argparse exits with."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def test_a_dump_dir_that_is_the_output_path_is_refused_before_anything_runs(
+    model_path, tmp_path, capsys
+):
+    """`-o out.onnx --dump-dir out.onnx` made the folder out.onnx, ran every pass, and only
+    then refused to save the model over a folder, which it left behind."""
+    out = tmp_path / "out.onnx"
+    argv = [
+        "optimize",
+        str(model_path),
+        "-o",
+        str(out),
+        "--dump-dir",
+        str(tmp_path / "." / "out.onnx"),
+    ]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert "--dump-dir" in err and "is the -o path" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["optimize", "IN", "-o", "OUT", "extra"], "optimize"),
+        (["inspect", "IN", "--bogus"], "inspect"),
+        (["bench", "IN", "--runs", "1", "--bogus"], "bench"),
+    ],
+)
+def test_an_unknown_argument_names_the_command_and_its_help(
+    model_path, tmp_path, capsys, argv, command
+):
+    """The top-level parser reported a command's unknown argument: 'graphopt: error:
+    unrecognized arguments: extra (see 'graphopt --help')', whose help does not list the
+    command's options."""
+    argv = [
+        str(model_path) if a == "IN" else str(tmp_path / "o.onnx") if a == "OUT" else a
+        for a in argv
+    ]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"graphopt {command}: error: unrecognized arguments: ")
+    assert err.rstrip().endswith(f"(see 'graphopt {command} --help')")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_a_missing_argument_is_said_by_the_command(capsys):
+    assert _exit_code(["optimize"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graphopt optimize: error: the following arguments are required")
