@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import onnx
 
-from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts
+from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts, share_shape_facts
 from graphopt.ir import Graph
 from graphopt.ir.graph import outer_references
 from graphopt.ir.nodes import is_default_domain
@@ -95,7 +95,7 @@ def _optimize_body(
     if untyped:
         log.info("%s kept as it is: input %r has no type", where, untyped[0])
         return False
-    own = _own_inputs(graph, node, body, facts, declared)
+    own, own_facts = _own_inputs(graph, node, body, facts, declared)
     inner = Graph(_model_of(graph, body, own + declared))
     inner.reserve_names(graph.names_in_use())
     inner_ctx = PassContext(
@@ -106,6 +106,8 @@ def _optimize_body(
         record_explanations=ctx.record_explanations,
         in_body=True,
     )
+    if own_facts is not None:  # inferred over this very model: not again
+        share_shape_facts(inner_ctx, own_facts)
     marks = [(i, i.mark()) for i in instruments if isinstance(i, Retractable)]
     changed = run(inner, inner_ctx)
     if not changed:
@@ -153,12 +155,13 @@ def _own_inputs(
     body: onnx.GraphProto,
     facts: ShapeFacts,
     declared: list[onnx.ValueInfoProto],
-) -> list[onnx.ValueInfoProto]:
+) -> tuple[list[onnx.ValueInfoProto], ShapeFacts | None]:
     """`body`'s own inputs as M(B) declares them (`declared`: the outer values it reads): the
     body's element types, with a shape only where it is certain, since no runtime holds a
     body's inputs to their declared shapes (a loop-carried value a Concat grows keeps
     declaring the first iteration's, and a Scan's state or slice declared [2] is fed what the
-    Scan's inputs have):
+    Scan's inputs have); and, where finding them inferred the shapes of M(B) with its inputs
+    declared so, those shape facts (None otherwise):
 
         Loop:  iteration number, condition: as declared (onnxruntime feeds that rank)
                v_k: the known dims of its initial value's shape that the body keeps
@@ -187,9 +190,10 @@ def _own_inputs(
             axis += len(shape) if axis < 0 else 0
             if 0 <= axis < len(shape):
                 shapes[k] = shape[:axis] + shape[axis + 1 :]
+    facts_of_body = None
     if loop:
-        shapes = _kept_by_every_iteration(graph, body, shapes, declared)
-    return _typed(body, shapes, kept=2 if loop else 0)
+        shapes, facts_of_body = _kept_by_every_iteration(graph, body, shapes, declared)
+    return _typed(body, shapes, kept=2 if loop else 0), facts_of_body
 
 
 def _typed(body: onnx.GraphProto, shapes: dict[int, Shape], kept: int) -> list[onnx.ValueInfoProto]:
@@ -211,12 +215,13 @@ def _kept_by_every_iteration(
     body: onnx.GraphProto,
     initial: dict[int, Shape],
     declared: list[onnx.ValueInfoProto],
-) -> dict[int, Shape]:
+) -> tuple[dict[int, Shape], ShapeFacts | None]:
     """Of `initial` (Loop body input k: its initial value's shape), those every iteration
     keeps, by induction: with the inputs typed so, inference gives body output k - 1 the same
     dims again (rank, and each dim known there: its value or its symbol). Where one is not
     kept, the others are inferred again without it. A loop-invariant value (output k - 1 is
-    input k itself) is kept at once."""
+    input k itself) is kept at once. Also the facts of the last inference when it was over
+    the inputs typed as returned (M(B) as `_optimize_body` builds it), else None."""
     assumed = dict(initial)
     while assumed:
         model = _model_of(graph, body, _typed(body, assumed, kept=2) + declared)
@@ -227,9 +232,9 @@ def _kept_by_every_iteration(
             if _same_known_dims(shape, inferred.shape(body.output[k - 1].name))
         }
         if len(kept) == len(assumed):
-            break
+            return assumed, inferred
         assumed = kept
-    return assumed
+    return assumed, None
 
 
 def _same_known_dims(before: Shape, after: Shape | None) -> bool:

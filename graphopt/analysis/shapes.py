@@ -152,6 +152,15 @@ def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) 
     return facts
 
 
+def share_shape_facts(ctx: PassContext, facts: ShapeFacts) -> None:
+    """Make `facts` what `shape_facts(graph, ctx)` answers, as if it had inferred them: for a
+    caller that inferred them over the very model `ctx`'s passes will run on (a Loop body's,
+    `graphopt.subgraphs`), so that inference is not run twice. A pass that changes the graph
+    clears them as it clears any (`PassContext.invalidate`)."""
+    ctx.facts[_FACTS_KEY] = facts
+    ctx.lasting_facts[_FACTS_KEY] = facts
+
+
 def _covers(facts: ShapeFacts, graph: Graph) -> bool:
     """True when `facts` knows every tensor the graph defines now (inputs, constants, outputs)
     and no constant that is new since then feeds a node whose output shape they leave open: a
