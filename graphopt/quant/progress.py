@@ -1,10 +1,19 @@
-"""A one-line progress bar with ETA on stderr (no dependency): `12/32 [=====    ] 37% ETA 4s`."""
+"""A one-line progress bar with ETA on stderr (no dependency): `12/32 [=====    ] 37% ETA 4s`.
+
+On a terminal the line is redrawn in place (`\\r`, at most 5×/s). Elsewhere (a log file, a CI
+console) a redraw would pile up as text, so a full line is written at most every
+`LOG_INTERVAL` seconds. The line ends (newline) as soon as the last item is done: what runs
+after the calibration (the accuracy search) neither adds to its elapsed time nor writes its
+warnings onto the bar's line.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
+
+LOG_INTERVAL = 10.0  # seconds between lines when the stream is not a terminal
 
 
 class Progress:
@@ -18,19 +27,33 @@ class Progress:
         self.last = 0.0
         self.done = 0
         self.drawn = False
+        self.finished = False  # the line has ended
+        isatty = getattr(self.stream, "isatty", None)
+        self.terminal = bool(isatty and isatty())
 
     def update(self, done: int) -> None:
         now = time.perf_counter()
         if done == 0:  # (re)start the clock when the work itself starts
-            self.start = now
+            self.start = self.last = now
             return
         self.done = done
-        if now - self.last < 0.2 and done != self.total:
+        last = self.total is not None and done >= self.total
+        if self.finished:
+            return
+        interval = 0.2 if self.terminal else LOG_INTERVAL
+        if now - self.last < interval and not last:
             return
         self.last = now
-        self.stream.write("\r" + self.line(now))
+        self._write(self.line(now), end=last)
+
+    def _write(self, text: str, end: bool) -> None:
+        if self.terminal:
+            self.stream.write("\r" + text + ("\n" if end else ""))
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()
         self.drawn = True
+        self.finished = end
 
     def line(self, now: float) -> str:
         elapsed = now - self.start
@@ -45,6 +68,6 @@ class Progress:
         )
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\r" + self.line(time.perf_counter()) + "\n")
-            self.stream.flush()
+        """End the line (the total was not reached, or is unknown) unless it has ended."""
+        if self.drawn and not self.finished:
+            self._write(self.line(time.perf_counter()), end=True)
