@@ -86,3 +86,31 @@ def test_a_missing_argument_is_said_by_the_command(capsys):
     assert _exit_code(["optimize"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("graphopt optimize: error: the following arguments are required")
+
+
+def test_bench_times_at_the_onnxruntime_level_asked(model_path, capsys, monkeypatch):
+    """bench timed every model at ORT_ENABLE_ALL: an ort-* pipeline's model, meant to run at
+    ORT_DISABLE_ALL, could not be timed as it runs."""
+    import json
+
+    from graphopt.backends import onnxruntime as ort_backend
+
+    seen: list[str] = []
+    real = ort_backend.session
+
+    def spy(model: object, **kwargs: object) -> object:
+        seen.append(str(kwargs.get("level", "all")))
+        return real(model, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ort_backend, "session", spy)
+    argv = ["bench", str(model_path), "--runs", "1", "--warmup", "0", "--no-progress"]
+    assert main([*argv, "--level", "disable", "--json"]) == 0
+    assert seen == ["disable"]
+    assert json.loads(capsys.readouterr().out)["level"] == "disable"
+    assert main([*argv, "--level", "basic"]) == 0
+    assert capsys.readouterr().out.startswith("onnxruntime at level basic: ")
+    seen.clear()
+    assert main(argv) == 0
+    assert seen == ["all"] and capsys.readouterr().out.startswith("onnxruntime: ")
+    assert _exit_code([*argv, "--level", "disable", "--backend", "tensorrt"]) == 2
+    assert "--level is onnxruntime's" in capsys.readouterr().err

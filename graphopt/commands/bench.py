@@ -1,7 +1,8 @@
-"""`graphopt bench IN --backend onnxruntime|tensorrt [--threads N] [--runs N] [--warmup N]`.
+"""`graphopt bench IN --backend onnxruntime|tensorrt [--threads N] [--runs N] [--warmup N]
+[--level L] [--batch N]`.
 
 Times inference: latency percentiles (p50/p90/p99, mean) and throughput. `onnxruntime` runs an
-.onnx model on the CPU provider; `tensorrt` runs a serialized engine (`graphopt build`) on the
+.onnx model on the CPU provider, at graph optimization `--level` (default all); `tensorrt` runs a serialized engine (`graphopt build`) on the
 GPU, timing `execute_async_v3` + stream sync with the inputs already on the device. Inputs
 come from `--inputs NPZ`, else they are synthetic (`synthetic_feed`): floats standard normal,
 integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs (onnxruntime,
@@ -40,13 +41,15 @@ class BenchResult:
     min_ms: float
     throughput: float  # samples per second at the mean latency
     shapes: dict[str, list[int]] = field(default_factory=dict)  # the timed inputs' shapes
+    level: str = ""  # onnxruntime's graph optimization level ("": the backend has none)
 
     def line(self) -> str:
         timed = ", ".join(
             f"{k} {'x'.join(map(str, v)) or 'scalar'}" for k, v in self.shapes.items()
         )
+        at = f" at level {self.level}" if self.level not in ("", "all") else ""
         return (
-            f"{self.backend}: {self.model}: {self.runs} runs, p50 {self.p50_ms:.2f} ms, "
+            f"{self.backend}{at}: {self.model}: {self.runs} runs, p50 {self.p50_ms:.2f} ms, "
             f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
             f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"
             + (f", inputs {timed}" if timed else "")
@@ -96,6 +99,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the GPU",
     )
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all)")
+    p.add_argument(
+        "--level",
+        choices=("disable", "basic", "extended", "all"),
+        default=None,
+        help="onnxruntime's graph optimization level (default all, as its sessions default): "
+        "disable times the model as it is, as the ort-* pipelines' models are meant to run",
+    )
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     add_shapes_argument(
@@ -134,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
         raise BackendError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     if args.threads and args.backend == "tensorrt":  # the engine runs on the GPU
         raise BackendError("--threads sets onnxruntime's CPU threads; not for --backend tensorrt")
+    if args.level and args.backend == "tensorrt":
+        raise BackendError(
+            "--level is onnxruntime's optimization level; not for --backend tensorrt"
+        )
     if args.shapes and args.inputs:  # the .npz's arrays are timed as they are
         raise BackendError(
             "--shapes sets the synthetic inputs' shapes: use it without --inputs (the .npz "
@@ -153,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 args.inputs,
                 on_run,
                 batch=args.batch,
+                level=args.level or "all",
             )
         else:
             result = bench_tensorrt(
@@ -181,10 +196,12 @@ def bench_onnxruntime(
     on_run: Callable[[int], None] | None = None,
     *,
     batch: int | None = None,
+    level: str = "all",
 ) -> BenchResult:
-    """Times `runs` runs of the model at `path` after `warmup` untimed ones; `on_run(done)` is
-    called with 0 before the first and with the runs done (warmup included) after each,
-    outside the timed span. `batch`: samples per run (None: `batch_size` of the feeds)."""
+    """Times `runs` runs of the model at `path` after `warmup` untimed ones, in a session at
+    onnxruntime graph optimization `level`; `on_run(done)` is called with 0 before the first
+    and with the runs done (warmup included) after each, outside the timed span. `batch`:
+    samples per run (None: `batch_size` of the feeds)."""
     from graphopt.backends.onnxruntime import run_error_text, session
     from graphopt.errors import BackendError
     from graphopt.ir import load_model
@@ -192,7 +209,7 @@ def bench_onnxruntime(
     model = load_model(path)
     require_utf8_io_names(model, path, BackendError)
     feeds = _feeds(model, shapes or {}, npz)
-    sess = session(model, threads=threads)
+    sess = session(model, threads=threads, level=level)
     names = [o.name for o in sess.get_outputs()]
     tick = on_run or _no_progress
     times = []
@@ -208,7 +225,9 @@ def bench_onnxruntime(
             tick(done)
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
         raise BackendError(f"onnxruntime failed to run {path}: {run_error_text(e)}") from e
-    return summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
+    result = summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
+    result.level = level
+    return result
 
 
 def bench_tensorrt(
