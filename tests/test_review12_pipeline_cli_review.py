@@ -114,3 +114,11 @@ def test_bench_times_at_the_onnxruntime_level_asked(model_path, capsys, monkeypa
     assert seen == ["all"] and capsys.readouterr().out.startswith("onnxruntime: ")
     assert _exit_code([*argv, "--level", "disable", "--backend", "tensorrt"]) == 2
     assert "--level is onnxruntime's" in capsys.readouterr().err
+
+
+def test_inspect_refuses_a_negative_top(model_path, capsys):
+    """`--top -3` was read as 0 without a word."""
+    assert main(["inspect", str(model_path), "--top", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graphopt inspect: usage error: --top must be at least 0, got -3")
+    assert main(["inspect", str(model_path), "--top", "0"]) == 0

@@ -45,14 +45,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_group_size < 1:  # a usage error (as argparse's), not a model that fails to load
-        print(
-            f"graphopt inspect: usage error: --max-group-size must be at least 1, got "
-            f"{args.max_group_size} (see 'graphopt inspect --help')",
-            file=sys.stderr,
-        )
-        return 2
-    report = inspect_model(args.input, max_group_size=args.max_group_size, top=max(args.top, 0))
+    for option, value, least in (
+        ("--max-group-size", args.max_group_size, 1),
+        ("--top", args.top, 0),
+    ):
+        if value < least:  # a usage error (as argparse's), not a model that fails to load
+            print(
+                f"graphopt inspect: usage error: {option} must be at least {least}, got "
+                f"{value} (see 'graphopt inspect --help')",
+                file=sys.stderr,
+            )
+            return 2
+    report = inspect_model(args.input, max_group_size=args.max_group_size, top=args.top)
     if not args.groups:
         report["fusion"].pop("groups")
     if args.json:

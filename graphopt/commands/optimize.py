@@ -40,7 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "dims, as onnxsim's --overwrite-input-shape, so shape subgraphs fold; --verify "
         "feeds them unless --shapes says otherwise)",
     )
-    p.add_argument("--opt-level", type=int, default=None, help="skip passes above this level")
+    p.add_argument(
+        "--opt-level",
+        type=int,
+        default=None,
+        help="skip passes above this level (default: the pipeline's opt_level:, else 2; it "
+        "wins over every pipeline's, included ones' too)",
+    )
     p.add_argument(
         "--disable", action="append", default=[], metavar="PASS", help="skip a pass (repeatable)"
     )
