@@ -19,6 +19,7 @@ import signal
 import stat
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from graphopt import __version__
@@ -216,8 +217,15 @@ def _writes_to_stdout(args: argparse.Namespace) -> bool:
 
 def _kept(args: argparse.Namespace) -> str:
     """What an interrupted run leaves: a command that keeps its progress (distill-targets)
-    says so with `set_defaults(interrupted=...)`; the others write nothing until complete."""
-    return str(getattr(args, "interrupted", None) or "nothing was written")
+    says so with `set_defaults(interrupted=...)`; optimize's --dump-dir holds the dumps made
+    so far; the others write nothing until complete."""
+    kept = getattr(args, "interrupted", None)
+    if kept:
+        return str(kept)
+    dumps = getattr(args, "dump_dir", None)  # optimize --dump-dir: written as the passes ran
+    if dumps and any(Path(dumps).glob("*.onnx")):
+        return f"the output was not written; {dumps} holds the dumps of the passes run so far"
+    return "nothing was written"
 
 
 class _Terminated(BaseException):

@@ -122,3 +122,26 @@ def test_inspect_refuses_a_negative_top(model_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("graphopt inspect: usage error: --top must be at least 0, got -3")
     assert main(["inspect", str(model_path), "--top", "0"]) == 0
+
+
+def test_an_interrupted_optimize_names_the_dumps_it_left(model_path, tmp_path, capsys, monkeypatch):
+    """Ctrl-C said 'nothing was written' while --dump-dir held the dumps of the passes run."""
+    import graphopt.api
+
+    real = graphopt.api.optimize_with_report
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(graphopt.api, "optimize_with_report", interrupted)
+    out, dump = tmp_path / "o.onnx", tmp_path / "dump"
+    assert main(["optimize", str(model_path), "-o", str(out), "--dump-dir", str(dump)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"graphopt optimize: interrupted; the output was not written; {dump} holds the dumps "
+        "of the passes run so far"
+    )
+    assert not out.exists() and [p.name for p in dump.iterdir()] == ["01-eliminate-noops.onnx"]
+    assert main(["optimize", str(model_path), "-o", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "graphopt optimize: interrupted; nothing was written"
