@@ -145,3 +145,26 @@ def test_an_interrupted_optimize_names_the_dumps_it_left(model_path, tmp_path, c
     assert not out.exists() and [p.name for p in dump.iterdir()] == ["01-eliminate-noops.onnx"]
     assert main(["optimize", str(model_path), "-o", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "graphopt optimize: interrupted; nothing was written"
+
+
+def test_a_verify_failure_with_dumps_does_not_say_nothing_was_written(
+    model_path, tmp_path, capsys, monkeypatch
+):
+    from graphopt.backends import onnxruntime as ort_backend
+
+    real = ort_backend.compare
+
+    def compare(*args: object, **kwargs: object) -> object:
+        diffs = real(*args, **kwargs)  # type: ignore[arg-type]
+        diffs[0].max_abs = 1.0
+        return diffs
+
+    monkeypatch.setattr(ort_backend, "compare", compare)
+    out, dump = tmp_path / "o.onnx", tmp_path / "dump"
+    argv = ["optimize", str(model_path), "-o", str(out), "--verify"]
+    assert main([*argv, "--dump-dir", str(dump)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"; the output was not written ({dump} holds the dumps)")
+    assert not out.exists() and any(dump.iterdir())
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().endswith("; nothing was written")

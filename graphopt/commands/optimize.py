@@ -249,7 +249,12 @@ def run(args: argparse.Namespace) -> int:
             where = f" in onnxruntime{at}" if at else ""
             raise VerifyError(
                 f"output {d.output!r} differs by {d.max_abs:.3g}{where} (relative "
-                f"{d.max_rel:.3g}; {bound}); nothing was written"
+                f"{d.max_rel:.3g}; {bound}); "
+                + (
+                    f"the output was not written ({args.dump_dir} holds the dumps)"
+                    if args.dump_dir
+                    else "nothing was written"
+                )
             )
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     refuse_writing_over_input_data(loaded, args.output, external)
