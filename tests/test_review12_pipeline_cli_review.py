@@ -168,3 +168,14 @@ def test_a_verify_failure_with_dumps_does_not_say_nothing_was_written(
     assert not out.exists() and any(dump.iterdir())
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().endswith("; nothing was written")
+
+
+def test_merge_refuses_a_report_named_dash(model_path, tmp_path, capsys, monkeypatch):
+    """`--report -` wrote a file named '-' (where `-o -` means standard output)."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "mm.onnx"
+    argv = ["merge", str(model_path), str(model_path), "-o", str(out), "--report", "-"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("graphopt merge: error: --report -: the JSON report is written to a file")
+    assert not (tmp_path / "-").exists() and not out.exists()

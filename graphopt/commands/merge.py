@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from graphopt.commands._common import (
+    STDOUT,
     add_model_output,
     comma_list,
     output_name,
@@ -131,6 +132,10 @@ def run_merge(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import write_atomic  # a plain temp-file-and-rename writer
     from graphopt.multitask import MergeError, merge_with_report
 
+    if args.report == STDOUT:  # a file named '-' was written, where -o - means stdout
+        raise MergeError(
+            "--report -: the JSON report is written to a file (its summary is printed); give a path"
+        )
     if args.report:  # the JSON report written over a model: the merged one, or an input
         models = [("-o", args.output)] + [("input", m) for m in args.inputs]
         refuse_model_path("--report", args.report, models, MergeError)
