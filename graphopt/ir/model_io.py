@@ -25,7 +25,11 @@ from typing import Any, BinaryIO
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, EncodeError, Message
-from onnx.external_data_helper import ExternalDataInfo, write_external_data_tensors
+from onnx.external_data_helper import (
+    ExternalDataInfo,
+    load_external_data_for_tensor,
+    write_external_data_tensors,
+)
 
 try:
     from google.protobuf.unknown_fields import UnknownFieldSet
@@ -141,6 +145,9 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             onnx.load_external_data_for_model(proto, str(path.parent))
+            for tensor, _ in stored:  # what onnx's loader does not visit: sparse tensors
+                if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                    load_external_data_for_tensor(tensor, str(path.parent))
             # onnx reads `length` bytes, else the rest of the file: a data file cut short (or
             # the wrong one) is only noticed here, before a model that cannot load is written
             sizes: dict[str, int] = {}  # data file sizes by location (one stat each)
@@ -239,11 +246,17 @@ def _parse(data: bytes | memoryview, where: str) -> onnx.ModelProto:
 
 def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
     """Every initializer and attribute tensor (subgraphs and functions included) that keeps its
-    data in an external file. One walk reading only tags: no tensor bytes are touched."""
+    data in an external file, sparse ones' values and indices too (onnxruntime reads those;
+    onnx's loader does not). One walk reading only tags: no tensor bytes are touched."""
     external = onnx.TensorProto.EXTERNAL
     tensor, tensors = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
     graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+    sparse, sparses = onnx.AttributeProto.SPARSE_TENSOR, onnx.AttributeProto.SPARSE_TENSORS
     found: list[onnx.TensorProto] = []
+
+    def in_sparse(items: Any) -> None:
+        for s in items:
+            found.extend(t for t in (s.values, s.indices) if t.data_location == external)
 
     def in_nodes(nodes: Any) -> None:
         for node in nodes:
@@ -259,9 +272,14 @@ def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
                 elif kind == graphs:
                     for g in a.graphs:
                         in_graph(g)
+                elif kind == sparse:
+                    in_sparse((a.sparse_tensor,))
+                elif kind == sparses:
+                    in_sparse(a.sparse_tensors)
 
     def in_graph(g: onnx.GraphProto) -> None:
         found.extend(t for t in g.initializer if t.data_location == external)
+        in_sparse(g.sparse_initializer)
         in_nodes(g.node)
 
     in_graph(proto.graph)
@@ -380,6 +398,13 @@ def save_model(
             _move_to_external_data(work, location)
             # the data file first (onnx.save_model would write it too): what stays is sized
             write_external_data_tensors(work, tmp)
+            if _over_two_gib(work) and _move_sparse_to_external_data(work, tmp, location):
+                log.warning(
+                    "%s: sparse initializers are in %s too (over 2 GiB otherwise): onnxruntime "
+                    "and graphopt read them there; onnx.load leaves them unread",
+                    path,
+                    location,
+                )
             if _over_two_gib(work):
                 raise SaveError(f"{path}: {_kept_inline(work)}")
             _put_model_and_data(work, Path(tmp), path, target, location)
@@ -507,26 +532,57 @@ def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
     target is replaced), and plus the tensors that keep their values in typed fields
     (`float_data`, ...: paddle2onnx writes them so), which it leaves inline: they are rewritten
     as the same values in `raw_data` first, else a model over 2 GiB could stay over 2 GiB."""
-    from onnx import numpy_helper
     from onnx.external_data_helper import set_external_data
 
     for tensor in _dense_tensors(model):
         if tensor.data_type == onnx.TensorProto.STRING:
             continue  # strings cannot be external data
-        if (
-            not tensor.HasField("raw_data")
-            and tensor.data_location != onnx.TensorProto.EXTERNAL
-            and not tensor.HasField("segment")  # onnx cannot read a segment: its fields stay
-        ):
-            values = numpy_helper.to_array(tensor)
-            raw = numpy_helper.from_array(values)  # little-endian bytes, whatever the dtype
-            if values.nbytes < 1024 or raw.data_type != tensor.data_type:
-                continue
-            for field in _TYPED_FIELDS:
-                tensor.ClearField(field)
-            tensor.raw_data = raw.raw_data
+        _typed_fields_to_raw_data(tensor)
         if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
             set_external_data(tensor, location)
+
+
+def _typed_fields_to_raw_data(tensor: onnx.TensorProto) -> None:
+    """Rewrite a tensor of 1 KiB or more that keeps its values in typed fields (`float_data`,
+    ...) as the same values in `raw_data`, which external data can hold; a segment, a string
+    tensor or a type whose bytes numpy would change is left as it is."""
+    from onnx import numpy_helper
+
+    if (
+        tensor.HasField("raw_data")
+        or tensor.data_location == onnx.TensorProto.EXTERNAL
+        or tensor.HasField("segment")  # onnx cannot read a segment: its fields stay
+        or tensor.data_type == onnx.TensorProto.STRING
+    ):
+        return
+    values = numpy_helper.to_array(tensor)
+    raw = numpy_helper.from_array(values)  # little-endian bytes, whatever the dtype
+    if values.nbytes < 1024 or raw.data_type != tensor.data_type:
+        return
+    for field in _TYPED_FIELDS:
+        tensor.ClearField(field)
+    tensor.raw_data = raw.raw_data
+
+
+def _move_sparse_to_external_data(model: onnx.ModelProto, folder: str, location: str) -> bool:
+    """Write the values and indices (1 KiB or more) of every sparse initializer of `model`'s
+    graph and its If/Loop/Scan bodies to the data file `location` in `folder`, after what is
+    there; whether any was. onnxruntime and `load` read them back; onnx's own loader does not
+    visit sparse tensors (`onnx.load` leaves them in the file), which is why only a model over
+    2 GiB gets them there. Sparse node attributes stay inline."""
+    from onnx.external_data_helper import save_external_data, set_external_data
+
+    moved = False
+    for graph in (model.graph, *nested_bodies(model.graph)):
+        for sparse in graph.sparse_initializer:
+            for tensor in (sparse.values, sparse.indices):
+                _typed_fields_to_raw_data(tensor)
+                if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
+                    set_external_data(tensor, location)
+                    save_external_data(tensor, folder)
+                    tensor.ClearField("raw_data")
+                    moved = True
+    return moved
 
 
 _TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
@@ -565,31 +621,38 @@ def _dense_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
 
 
 def _kept_inline(model: onnx.ModelProto) -> str:
-    """Why `model`, its dense tensors marked as external data, is still over 2 GiB: the
-    largest tensor onnx cannot store as external data (a sparse initializer or attribute, or a
-    string tensor), named, or else the graph's own size."""
-    found: list[tuple[int, str]] = []
+    """Why `model`, its dense tensors and sparse initializers in external data, is still over
+    2 GiB, and what to do: the largest tensor that must stay inline (a sparse node attribute,
+    a string tensor, or sparse initializer pieces under 1 KiB each), named, or else the
+    graph's own size."""
+    attribute = "make it a sparse initializer or a dense tensor (those go to external data)"
+    found: list[tuple[int, str, str]] = []
     for graph in (model.graph, *nested_bodies(model.graph)):
         found += [
-            (_size(s), f"sparse initializer {s.values.name!r}") for s in graph.sparse_initializer
+            (_size(s), f"sparse initializer {s.values.name!r}", "store it dense")
+            for s in graph.sparse_initializer
         ]
         for node in graph.node:
             found += [
-                (_size(a.sparse_tensor), f"node {node.name!r}'s sparse tensor {a.name!r}")
+                (
+                    _size(a.sparse_tensor),
+                    f"node {node.name!r}'s sparse tensor {a.name!r}",
+                    attribute,
+                )
                 for a in node.attribute
                 if a.type == onnx.AttributeProto.SPARSE_TENSOR
             ]
     found += [
-        (_size(t), f"string tensor {t.name!r}")
+        (_size(t), f"string tensor {t.name!r}", "split it or keep the strings outside the model")
         for t in _dense_tensors(model)
         if t.data_type == onnx.TensorProto.STRING
     ]
     if not found:
         return "over 2 GiB even with its tensors in external data (its nodes and names alone)"
-    size, what = max(found, key=lambda item: item[0])
+    size, what, remedy = max(found, key=lambda item: item[0])
     return (
-        f"over 2 GiB even with its dense tensors in external data: {what} ({size} bytes) must "
-        "stay inline (onnx stores only dense numeric tensors as external data); store it dense"
+        f"over 2 GiB even with its tensors in external data: {what} ({size} bytes) must stay "
+        f"inline (onnx stores no such tensor as external data); {remedy}"
     )
 
 
