@@ -256,3 +256,24 @@ def test_the_download_folder_carries_the_name_cleaning_looks_for(tmp_path, monke
     assert realmodels._DOWNLOAD_FOLDER.fullmatch(name)
     assert name.startswith(f".download-{os.getpid()}-")
     assert sorted(p.name for p in wheel.parent.iterdir()) == [wheel.name]
+
+
+def test_bench_batch_is_not_read_from_an_overridable_weight(tmp_path, capsys):
+    """A weight that is also a graph input, fed from --inputs, is no batch of samples."""
+    weight = onnx.numpy_helper.from_array(np.ones((64, 3), np.float32), "w")
+    graph = oh.make_graph(
+        [oh.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [
+            oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 64]),
+            oh.make_tensor_value_info("w", onnx.TensorProto.FLOAT, [64, 3]),
+        ],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])],
+        [weight],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 8
+    path, feeds = tmp_path / "m.onnx", tmp_path / "f.npz"
+    onnx.save(model, str(path))
+    np.savez(feeds, w=np.ones((64, 3), np.float32), x=np.ones((2, 64), np.float32))
+    assert _bench(path, capsys, "--inputs", str(feeds))["batch"] == 2

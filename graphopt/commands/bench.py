@@ -277,7 +277,10 @@ def batch_size(feeds: dict[str, np.ndarray], model: onnx.ModelProto | None = Non
     has a batch. The first input's dim 0 was wrong for a sequence-first input (an LSTM's X is
     [seq, batch, features]) and for a first input that has no batch (a 1-D scale)."""
     best: tuple[int, int] | None = None  # (size, batch)
+    weights = {t.name for t in model.graph.initializer} if model is not None else set()
     for name, value in feeds.items():
+        if name in weights:  # an overridable weight fed from --inputs: no sample of a batch
+            continue
         shape = np.shape(value)
         axis = batch_axis(model, name, len(shape)) if model is not None else 0
         if len(shape) < 2 and (model is None or _named_batch(model, name) is None):
