@@ -21,6 +21,8 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 import onnx.helper as oh
+import onnx.numpy_helper
+import pytest
 
 from graphopt.ir import Graph
 from graphopt.ir.graph import outer_references
@@ -266,3 +268,113 @@ def test_a_nested_loop_input_of_the_same_name_is_its_own():
     nested = next(n for n in b.node if n.op_type == "Loop").attribute[0].g
     assert list(nested.node[1].input) == ["t"]  # its own counter
     _computes_the_reference(after, build)
+
+
+# ---------------------------------------------------------------------------- the API's edges
+
+
+def _plain(nodes: list[onnx.NodeProto], outputs=("y",), inits=(), inputs=("x",)):
+    graph = oh.make_graph(
+        nodes, "g", [_vi(i) for i in inputs], [_vi(o) for o in outputs], list(inits)
+    )
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+
+
+def _weight(name: str, value: float) -> onnx.TensorProto:
+    return onnx.numpy_helper.from_array(np.full(SHAPE, value, np.float32), name)
+
+
+def _initializers(model: onnx.ModelProto) -> dict[str, list[float]]:
+    names = [t.name for t in model.graph.initializer]
+    assert len(names) == len(set(names)), f"an initializer name given twice: {names}"
+    return {t.name: onnx.numpy_helper.to_array(t).ravel().tolist() for t in model.graph.initializer}
+
+
+def test_an_initializer_removed_and_added_again_under_its_name_is_there_once():
+    model = _plain([oh.make_node("Add", ["x", "w"], ["y"])], inits=[_weight("w", 1.0)])
+    for add in ("add_initializer", "adopt_tensors"):
+        g = Graph(_copy(model))
+        g.remove_initializer("w")
+        if add == "add_initializer":
+            g.add_initializer("w", np.full(SHAPE, 3.0, np.float32), exact_name=True)
+        else:
+            g.adopt_tensors([("w", _weight("other", 3.0))])
+        assert _initializers(g.snapshot()) == {"w": [3.0] * 6}
+        out = g.commit()
+        assert _initializers(out) == {"w": [3.0] * 6}
+        onnx.checker.check_model(out, full_check=True)
+
+
+def test_a_constant_taken_over_while_indexing_can_be_replaced_under_its_name():
+    # Graph(adopt_constants=True) keeps the Constant's own tensor for c until the commit copies
+    # it into its place in the list: that place is the old c once c is replaced
+    model = _plain(
+        [
+            oh.make_node("Constant", [], ["c"], value=_weight("c", 1.0)),
+            oh.make_node("Add", ["x", "c"], ["y"]),
+        ]
+    )
+    g = Graph(_copy(model), adopt_constants=True)
+    g.remove_initializer("c")
+    g.add_initializer("c", np.full(SHAPE, 5.0, np.float32), exact_name=True)
+    assert _initializers(g.snapshot()) == {"c": [5.0] * 6}
+    out = g.commit()
+    assert _initializers(out) == {"c": [5.0] * 6}
+    onnx.checker.check_model(out, full_check=True)
+
+
+def test_an_initializer_replaces_one_of_its_name_and_may_not_take_a_node_output():
+    model = _plain(
+        [oh.make_node("Relu", ["x"], ["r"], name="relu"), oh.make_node("Add", ["r", "w"], ["y"])],
+        inits=[_weight("w", 1.0)],
+    )
+    g = Graph(_copy(model))
+    g.add_initializer("w", np.full(SHAPE, 2.0, np.float32), exact_name=True)  # replaced
+    g.adopt_tensors([("w", _weight("other", 4.0))])  # and again
+    with pytest.raises(ValueError, match="'r' would clash with the output of 'relu'"):
+        g.adopt_tensors([("r", _weight("r", 0.0))])
+    with pytest.raises(ValueError, match="'r' would clash with the output of 'relu'"):
+        g.add_initializer("r", np.zeros(SHAPE, np.float32), exact_name=True)
+    g.remove_node("relu")  # released: constant folding's way
+    g.add_initializer("r", np.zeros(SHAPE, np.float32), exact_name=True)
+    out = g.commit()
+    assert _initializers(out) == {"w": [4.0] * 6, "r": [0.0] * 6}
+    onnx.checker.check_model(out, full_check=True)
+
+
+def test_set_input_on_a_copy_not_added_yet_leaves_the_indexed_node_alone():
+    model = _plain(
+        [oh.make_node("Relu", ["x"], ["r"], name="relu"), oh.make_node("Neg", ["r"], ["y"])],
+    )
+    g = Graph(_copy(model))
+    copy = onnx.NodeProto()
+    copy.CopyFrom(g.nodes["relu"])  # same name, not indexed
+    copy.output[0] = "r2"
+    g.set_input(copy, 0, "y")
+    assert g.consumers["x"] == {"relu": None} and "y" not in g.consumers
+    assert_index_matches_nodes(g)
+    added = g.add_node(copy)
+    assert added.name != "relu" and g.consumers["y"] == {added.name: None}
+    assert_index_matches_nodes(g)
+
+
+def test_replacing_a_graph_input_that_is_also_an_output_keeps_the_output_the_input():
+    # x is fed and returned as it is; its readers move to its copy r = Identity(x)
+    model = _plain(
+        [
+            oh.make_node("Identity", ["x"], ["r"], name="copy"),
+            oh.make_node("Abs", ["x"], ["y"], name="abs"),
+        ],
+        outputs=("x", "y"),
+    )
+    g = Graph(_copy(model))
+    g.replace_all_uses("x", "r")
+    g.set_input(g.nodes["copy"], 0, "x")  # the copy itself still reads x (insert-after)
+    assert list(g.nodes["abs"].input) == ["r"]
+    assert_index_matches_nodes(g)
+    out = g.commit()
+    onnx.checker.check_model(out, full_check=True)
+    assert [o.name for o in out.graph.output] == ["x", "y"]
+    assert [n.op_type for n in out.graph.node] == ["Identity", "Abs"]
+    x = np.linspace(-2.0, 2.0, 6, dtype=np.float32).reshape(SHAPE)
+    assert_same_outputs(model, out, {"x": x})

@@ -206,6 +206,10 @@ class Graph:
         # Tensors taken over while indexing and not copied yet, by name: (their place in the
         # initializer list, named; the tensor `initializers` serves until `commit`)
         self._pending: dict[str, tuple[onnx.TensorProto, onnx.TensorProto]] = {}
+        # Initializer names removed since the last commit (their entries are still in the
+        # list), and those of them added again: the commit cuts those entries by identity
+        self._released: set[str] = set()
+        self._readded: set[str] = set()
         self.adopted_constants = 0
         self._index(check_as, adopt_constants)
 
@@ -550,16 +554,19 @@ class Graph:
 
     def set_input(self, node: NodeProto, index: int, tensor: str) -> None:
         """Make input `index` of `node` read `tensor` (keeps use-lists right). Indices past the
-        last input append it, with absent ("") inputs in between."""
+        last input append it, with absent ("") inputs in between. A node not indexed (about
+        to be added, perhaps a copy named like an indexed one) is only edited: `add_node`
+        indexes what it reads."""
         while len(node.input) <= index:
             node.input.append("")
         old = node.input[index]
         if old == tensor:
             return
         node.input[index] = tensor
-        if self.nodes.get(node.name) is node:  # indexed (not a node about to be added)
-            self._wiring[node.name] = (tuple(node.input[:]), self._wiring[node.name][1])
-            self._order = None
+        if self.nodes.get(node.name) is not node:
+            return  # the use-lists under its name are another node's, or none
+        self._wiring[node.name] = (tuple(node.input[:]), self._wiring[node.name][1])
+        self._order = None
         if old and old not in node.input:
             users = self.consumers.get(old)
             if users is not None and node.name not in self._implicit_readers(old):
@@ -582,6 +589,7 @@ class Graph:
 
         Graph outputs keep their names: when `old` is a graph output, the producer of `new` is
         renamed to produce `old` if that is safe, otherwise an `Identity(new) -> old` is added.
+        A graph output that is a graph input stays the input (no node may write its name).
         """
         if old == new:
             return
@@ -591,7 +599,7 @@ class Graph:
             for user in readers:
                 self._rename_reader(user, old, new)
                 readers_of_new[user] = None
-        if self.is_graph_output(old):
+        if self.is_graph_output(old) and not self.is_graph_input(old):
             self._keep_output_name(old, new)
 
     def _rename_reader(self, user: str, old: str, new: str) -> None:
@@ -669,12 +677,14 @@ class Graph:
                     infos[i].name = dst
 
     def adopt_tensors(self, named: Iterable[tuple[str, onnx.TensorProto]]) -> None:
-        """Add a copy of each tensor as initializer `name`, in order (each name must be free or
-        just released): `add_initializer` with `exact_name=True`, minus the numpy round trip
-        (the bytes are copied as they are, whatever the element type)."""
+        """Add a copy of each tensor as initializer `name`, in order (each name must be free,
+        an initializer, which is replaced, or released): `add_initializer` with
+        `exact_name=True`, minus the numpy round trip (the bytes are copied as they are,
+        whatever the element type)."""
         add = self.proto.initializer.add  # fetched once: each read builds a wrapper
         initializers = self.initializers
         for name, tensor in named:
+            self._claim_initializer_name(name)
             init = add()
             init.CopyFrom(tensor)
             init.name = name
@@ -730,7 +740,11 @@ class Graph:
         self.initializer_written(name, raw_data)
 
     def add_initializer(self, hint: str, value: np.ndarray, exact_name: bool = False) -> str:
-        """Add a constant tensor and return its (fresh, unique) name."""
+        """Add a constant tensor and return its (fresh, unique) name. `exact_name=True`: under
+        `hint` itself, which must be free, an initializer (replaced) or released (the output of
+        a node removed); ValueError for the output of a node still there."""
+        if exact_name:
+            self._claim_initializer_name(hint)
         name = hint if exact_name else self._names.fresh(hint)
         self._names.reserve((name,))
         tensor = numpy_helper.from_array(np.asarray(value), name)
@@ -738,10 +752,24 @@ class Graph:
         self.initializers[name] = self.proto.initializer[-1]
         return name
 
+    def _claim_initializer_name(self, name: str) -> None:
+        """Make `name` free for a new initializer: a live initializer of that name is replaced
+        (removed first: the list keeps one), an indexed node's output is refused (ValueError:
+        the model would define it twice); a name released since the last commit is noted as
+        added again."""
+        if name in self.initializers:
+            self.remove_initializer(name)
+        writer = self.producer.get(name)
+        if writer is not None:
+            raise ValueError(f"initializer {name!r} would clash with the output of {writer!r}")
+        if name in self._released:
+            self._readded.add(name)
+
     def remove_initializer(self, name: str) -> None:
         if self.initializers.pop(name, None) is not None:
             self._initializers_changed = True
             self.content_keys.pop(name, None)
+            self._released.add(name)
 
     def initializer_written(self, name: str, raw_data: bytes | None = None) -> None:
         """Initializer `name`'s data was overwritten in place (not replaced through
@@ -860,8 +888,14 @@ class Graph:
             # Deleting by index moves pointers only: no tensor bytes are copied. (The list is
             # fetched once and read in one pass: each `proto.initializer[i]` builds wrappers.)
             inits, kept = self.proto.initializer, self.initializers
-            for i in reversed([i for i, t in enumerate(inits) if t.name not in kept]):
+            if self._readded:
+                cut = [i for i, t in enumerate(inits) if self._cut(t)]
+            else:  # the usual case: by name alone
+                cut = [i for i, t in enumerate(inits) if t.name not in kept]
+            for i in reversed(cut):
                 del inits[i]
+        self._released.clear()
+        self._readded.clear()
         self._prune_value_info()
         self._structure_changed = False
         self._initializers_changed = False
@@ -877,6 +911,19 @@ class Graph:
             self._order = list(self.nodes.values())  # as just written: topological
         return self.model
 
+    def _cut(self, entry: onnx.TensorProto) -> bool:
+        """Whether a commit cuts `entry` of the initializer list: its name is no initializer
+        now, or, for a name removed and added again, it is the old tensor (a place taken over
+        while indexing counts as the tensor it waits for)."""
+        name = entry.name
+        current = self.initializers.get(name)
+        if current is None:
+            return True
+        if name not in self._readded or current is entry:
+            return False
+        pending = self._pending.get(name)
+        return pending is None or pending[0] is not entry or pending[1] is not current
+
     def snapshot(self) -> onnx.ModelProto:
         """A copy of the model as `commit` would write it now, this graph and its protobuf
         left as they are: for instruments that only look (the dump folder, the checker after
@@ -891,7 +938,7 @@ class Graph:
         tensors = [
             kept[t.name] if t.name in pending and pending[t.name][0] is t else t
             for t in self.proto.initializer
-            if t.name in kept
+            if (not self._cut(t) if self._readded else t.name in kept)
         ]
         del graph.initializer[:]
         graph.initializer.extend(tensors)
