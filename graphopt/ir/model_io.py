@@ -145,7 +145,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             onnx.load_external_data_for_model(proto, str(path.parent))
-            for tensor, _ in stored:  # what onnx's loader does not visit: sparse tensors
+            for tensor, _ in stored:  # what onnx's loader does not visit: sparse, training
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     load_external_data_for_tensor(tensor, str(path.parent))
             # onnx reads `length` bytes, else the rest of the file: a data file cut short (or
@@ -245,9 +245,10 @@ def _parse(data: bytes | memoryview, where: str) -> onnx.ModelProto:
 
 
 def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
-    """Every initializer and attribute tensor (subgraphs and functions included) that keeps its
-    data in an external file, sparse ones' values and indices too (onnxruntime reads those;
-    onnx's loader does not). One walk reading only tags: no tensor bytes are touched."""
+    """Every initializer and attribute tensor (subgraphs, functions and training_info graphs
+    included) that keeps its data in an external file, sparse ones' values and indices too
+    (onnxruntime reads those; onnx's loader visits neither these nor training_info). One walk
+    reading only tags: no tensor bytes are touched."""
     external = onnx.TensorProto.EXTERNAL
     tensor, tensors = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
     graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
@@ -285,6 +286,9 @@ def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
     in_graph(proto.graph)
     for f in proto.functions:
         in_nodes(f.node)
+    for info in proto.training_info:  # onnx's loader does not visit these either
+        in_graph(info.initialization)
+        in_graph(info.algorithm)
     return found
 
 
