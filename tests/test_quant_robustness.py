@@ -813,9 +813,9 @@ def test_calibration_keeps_one_batch_of_activations_alive(monkeypatch) -> None:
     refs: list = []
     original = histogram.HistogramCalibrator.collect
 
-    def tracked(self, x):  # type: ignore[no-untyped-def]
+    def tracked(self, x, *rest):  # type: ignore[no-untyped-def]
         refs.append(weakref.ref(x))
-        return original(self, x)
+        return original(self, x, *rest)
 
     monkeypatch.setattr(histogram.HistogramCalibrator, "collect", tracked)
     model = conv_relu_conv(np.float32, 13)

@@ -97,3 +97,50 @@ def test_a_tensor_without_the_batch_axis_is_sampled_whole_at_items_times_the_cap
     single = HistogramCalibrator(sample_cap=1000)
     single.collect(values)  # items 1: as before, about 1000 values
     assert 900 < single.counts.sum() <= 1000
+
+
+def _batched(photographs: list[np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
+    return [
+        {"x": np.concatenate(photographs[i : i + size])} for i in range(0, len(photographs), size)
+    ]
+
+
+@pytest.mark.parametrize("histograms", [True, False])
+def test_samples_are_images_whatever_the_batch_size(photographs, histograms: bool) -> None:  # type: ignore[no-untyped-def]
+    """The accuracy search's sample feeds were whole batches: at batch size 4 the two 'most
+    varied feeds' were 8 photographs, at batch size 1 two of them (ppocr_det, 6 photographs,
+    minmax: 6 groups kept float at batch size 3, 14 at batch size 1)."""
+    from graphopt.quant.samples import SampleKeeper
+
+    kept = []
+    for size in (1, 4):
+        keeper = SampleKeeper(2)
+        collect(
+            small_model(),
+            TENSORS,
+            _batched(photographs, size),
+            samples=keeper,
+            histograms=histograms,
+            sample_cap=1 << 16,
+        )
+        assert keeper.references is not None
+        kept.append((keeper.feeds, keeper.references))
+    (feeds1, refs1), (feeds4, refs4) = kept
+    assert [f["x"].shape for f in feeds4] == [(1, 3, 224, 224)] * 2
+    for a, b in zip(feeds1, feeds4, strict=True):
+        np.testing.assert_array_equal(a["x"], b["x"])
+    for a, b in zip(refs1, refs4, strict=True):
+        np.testing.assert_array_equal(a["y"], b["y"])
+
+
+def test_quantized_model_is_the_same_at_batch_size_1_and_4(photographs) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.quant.api import quantize_with_report
+
+    models = []
+    for size in (1, 4):
+        q, report = quantize_with_report(
+            small_model(), _batched(photographs, size), accuracy_target=0.002, keep_stem=False
+        )
+        models.append((q.SerializeToString(), report.kept_float, report.error))
+    assert models[0][1]  # the search kept groups float: it measured on the samples
+    assert models[0] == models[1]

@@ -110,8 +110,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.04,
         metavar="ERR",
         help="keep the most sensitive groups float until the output error vs FP32 (RMS over the "
-        "output's range, on the two calibration feeds whose FP32 outputs vary most: any order "
-        "of the same feeds gives the same model) is <= ERR (default 0.04; 0: off)",
+        "output's range, on the two calibration files whose FP32 outputs vary most: any order "
+        "or --batch-size of the same files gives the same model) is <= ERR (default 0.04; 0: "
+        "off)",
     )
     p.add_argument(
         "--parallel-feeds",

@@ -122,9 +122,10 @@ def quantize(
     them: an unknown name is a QuantizeError), `keep_stem` (the convolutions
     before the first downsampling stay float, `graphopt.quant.stem`; default: True for target
     `tensorrt`, whose symmetric int8 activations cost the stem the most), `sample_feeds`
-    (calibration feeds kept for sensitivity, default 2: those whose FP32 outputs vary most, the
-    smallest content digest breaking ties, `graphopt.quant.samples`; so the same feeds in any
-    order give the same samples and the same model), `pipeline` (optimize pipeline; False skips it),
+    (calibration inputs kept for sensitivity, default 2: those whose FP32 outputs vary most, the
+    smallest content digest breaking ties, `graphopt.quant.samples`; a feed stacking B inputs
+    on a free batch dim is B candidates, `collect.ItemOffers`; so the same inputs in any order
+    or batching give the same samples and the same model), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead, used as given),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
     sample feed; default: RMS error over the FP32 output's range),

@@ -129,6 +129,49 @@ def batch_items(specs: Sequence[tuple[str, int, Sequence[int | str]]], feed: Fee
     return lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else 1
 
 
+class ItemOffers:
+    """Offers each input stacked in a feed to a `SampleKeeper` on its own: a feed of B images
+    (`batch_items`) is B candidate samples of one image each, with their rows of the model's
+    outputs, so the samples (and the float groups the accuracy search keeps) do not depend on
+    how the same inputs were batched. A feed is offered whole where its outputs do not all have
+    the B rows. Feeds come in order; item positions count the items before them."""
+
+    def __init__(self, keeper: SampleKeeper, specs: Sequence[tuple[str, int, Sequence[int | str]]]):
+        self.keeper = keeper
+        self.specs = specs
+        self.free = {name for name, _, dims in specs if dims and not isinstance(dims[0], int)}
+        self.next = 0
+        self.first: dict[int, int] = {}  # feed → position of its first item
+
+    def position(self, i: int, feed: Feed) -> int:
+        """The position of feed i's first item (assigned on the first call for it)."""
+        if i not in self.first:
+            self.first[i] = self.next
+            self.next += batch_items(self.specs, feed)
+        return self.first[i]
+
+    def may_keep(self, i: int, feed: Feed) -> bool:
+        return self.keeper.may_keep(self.position(i, feed), feed)
+
+    def offer(self, i: int, feed: Feed, outputs: Mapping[str, Any] | None = None) -> None:
+        start = self.position(i, feed)
+        del self.first[i]
+        if self.keeper.count == 0:
+            return
+        items = batch_items(self.specs, feed)
+        split = items > 1 and all(
+            np.ndim(v) >= 1 and np.shape(v)[0] == items for v in (outputs or {}).values()
+        )
+        if not split:
+            self.keeper.offer(start, feed, outputs)
+            return
+        for k in range(items):
+            # copies: a kept view would keep the whole batch alive
+            one = {n: a[k : k + 1].copy() if n in self.free else a for n, a in feed.items()}
+            rows = None if outputs is None else {o: v[k : k + 1] for o, v in outputs.items()}
+            self.keeper.offer(start + k, one, rows)
+
+
 def collect(
     model: onnx.ModelProto,
     tensors: Sequence[str],
@@ -156,12 +199,14 @@ def collect(
     calibrators = {
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
+    specs = input_specs(model)
+    offers = ItemOffers(samples, specs) if samples is not None else None
     if not tensors:
         count = 0
         for i, feed in enumerate(data):
             checked = check_feed(model, feed, f"calibration feed {i}")
-            if samples is not None:  # no run: kept without outputs (the search computes them)
-                samples.offer(i, checked)
+            if offers is not None:  # no run: kept without outputs (the search computes them)
+                offers.offer(i, checked)
             del checked
             count += 1
         if count == 0:
@@ -183,7 +228,6 @@ def collect(
     in_flight = 1 if histograms else runs_in_flight(threads, in_flight)
     per_run = threads if in_flight == 1 else max(1, (threads or _cores()) // in_flight)
     sess = session(probe, threads=per_run)
-    specs = input_specs(model)
     count = 0
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
@@ -191,8 +235,10 @@ def collect(
     def fold(i: int, values: list[Any], checked: Feed) -> None:
         """Batch i (the feed `checked`)'s probe outputs into the calibrators and, where its
         model outputs were fetched, the sample keeper (batches come in order)."""
-        if samples is not None and len(values) == len(position):
-            samples.offer(i, checked, {o: values[position[o]] for o in outputs})
+        if offers is not None and len(values) == len(position):
+            offers.offer(i, checked, {o: values[position[o]] for o in outputs})
+        elif offers is not None:
+            offers.first.pop(i, None)  # not a candidate: its outputs were not fetched
         if histograms:
             items = batch_items(specs, checked)
             for name, value in zip(names, values[: len(names)], strict=True):
@@ -222,7 +268,7 @@ def collect(
 
     def fetch(i: int, checked: Feed) -> list[str]:
         """The probe outputs to fetch for feed i: the model's own too where it may be kept."""
-        keep = wanted and samples is not None and samples.may_keep(i, checked)
+        keep = wanted and offers is not None and offers.may_keep(i, checked)
         return names + extra if keep else names
 
     if in_flight == 1:
@@ -287,11 +333,12 @@ def choose_samples(
     except BackendError as e:
         raise QuantizeError(str(e)) from e
     names = [o.name for o in sess.get_outputs()]
+    offers = ItemOffers(keeper, input_specs(model))
     count = 0
     for i, feed in enumerate(data):
         checked = check_feed(model, feed, f"calibration feed {i}")
         values = _run(sess, names, checked, f"calibration feed {i}")
-        keeper.offer(i, checked, dict(zip(names, values, strict=True)))
+        offers.offer(i, checked, dict(zip(names, values, strict=True)))
         del checked, values
         count += 1
     return count
