@@ -201,3 +201,15 @@ def test_a_folder_where_the_data_file_goes_is_refused_and_the_old_model_kept(tmp
         save_model(NEW, path, external_data=True)
     assert _which(path) == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_a_model_file_name_of_250_bytes_is_saved_and_saved_over(tmp_path, external):
+    """Temporary names were '.graphopt-<12 hex>-<name>': 23 bytes over the name, so a name
+    over 232 bytes (which onnx.save writes) was 'cannot write: File name too long'."""
+    path = tmp_path / ("m" * 240 + ".onnx")  # its data file: 250 bytes
+    save_model(OLD, path, external_data=external)
+    save_model(NEW, path, external_data=external)
+    assert _which(path) == "new"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [path.name] + [path.name + ".data"] * external

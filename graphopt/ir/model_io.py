@@ -511,10 +511,17 @@ def _put_model_file(file: Path, path: Path, target: Path) -> None:
 def _fresh_path(beside: Path) -> Path:
     """A name no file has, in the folder of `beside`, ending in its name."""
     for _ in range(100):
-        fresh = beside.parent / f".graphopt-{secrets.token_hex(6)}-{beside.name}"
+        fresh = beside.parent / _temporary_name(beside.name)
         if not os.path.lexists(fresh):
             return fresh
     raise OSError(f"no free temporary file name in {beside.parent}")
+
+
+def _temporary_name(name: str) -> str:
+    """A fresh hidden name ending in (the first 200 bytes of) `name`: a file name of up to 255
+    bytes, as its folder allows, whatever `name`'s length (`name` itself may be 255)."""
+    short = os.fsdecode(os.fsencode(name)[:200])  # bytes as the file system has them
+    return f".graphopt-{secrets.token_hex(6)}-{short}"
 
 
 def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
@@ -686,7 +693,7 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
         path = Path(os.path.realpath(path))
         parent = path.parent
     for _ in range(100):
-        tmp = parent / f".graphopt-{secrets.token_hex(6)}-{path.name}"
+        tmp = parent / _temporary_name(path.name)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
