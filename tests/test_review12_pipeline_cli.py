@@ -85,7 +85,10 @@ def _exit_code(argv: list[str]) -> int:
     [
         (["--verify", "--verify-level", "none"], "'none' is no onnxruntime level"),
         (["--verify", "--verify-level", ","], "is no onnxruntime level"),
-        (["--verify-level", "disable"], "--verify-level sets --verify's bound"),
+        (
+            ["--verify-level", "disable"],
+            "--verify-level sets --verify's level: use it with --verify",
+        ),
     ],
 )
 def test_bad_verify_level_is_one_line_exit_2(model_path, tmp_path, capsys, extra, message):

@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         raise SaveError(f"--dump-dir {args.dump_dir} is the -o path; give another folder")
     ignored = sorted({"--tolerance", "--atol", "--verify-level"} & getattr(args, "given", set()))
     if ignored and not args.verify:  # the bound of a comparison that does not run
-        raise VerifyError(f"{ignored[0]} sets --verify's bound: use it with --verify")
+        what = "level" if ignored[0] == "--verify-level" else "bound"
+        raise VerifyError(f"{ignored[0]} sets --verify's {what}: use it with --verify")
     if args.inputs and not args.verify:  # it would be read by nothing
         raise VerifyError("--inputs gives --verify's feeds: use it with --verify")
     if args.shapes and (args.inputs or not args.verify):
