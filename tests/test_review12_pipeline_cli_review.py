@@ -179,3 +179,54 @@ def test_merge_refuses_a_report_named_dash(model_path, tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert err.startswith("graphopt merge: error: --report -: the JSON report is written to a file")
     assert not (tmp_path / "-").exists() and not out.exists()
+
+
+def _conv_relu(path: Path) -> None:
+    import numpy as np
+    import onnx.helper as oh
+
+    rng = np.random.default_rng(0)
+    graph = oh.make_graph(
+        [
+            oh.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            oh.make_node("Relu", ["c"], ["y"]),
+        ],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 8, 8])],
+        [onnx.numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_demo_of_an_ort_pipeline_compares_at_disable_too(tmp_path, capsys, monkeypatch):
+    """demo compared an ort-* pipeline's model (FusedConv) only at ORT_ENABLE_ALL, not at
+    ORT_DISABLE_ALL, where it is meant to run."""
+    import numpy as np
+
+    from graphopt import realmodels
+    from graphopt.backends import onnxruntime as ort_backend
+
+    path = tmp_path / "m.onnx"
+    _conv_relu(path)
+    feeds = [{"x": np.full((1, 3, 8, 8), v, np.float32)} for v in (0.5, -1.0)]
+    monkeypatch.setattr(realmodels, "fetch_model", lambda name: path)
+    monkeypatch.setattr(realmodels, "model_inputs", lambda name, count: feeds[:count])
+    monkeypatch.setattr(realmodels, "pending_downloads", lambda name, images=0: [])
+    seen: list[str] = []
+    real = ort_backend.session
+
+    def spy(model: object, **kwargs: object) -> object:
+        seen.append(str(kwargs.get("level", "all")))
+        return real(model, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ort_backend, "session", spy)
+    assert main(["demo", "-p", "ort-fusions", "--images", "1"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(set(seen)) == ["all", "disable"]
+    assert "real image 0 at level disable: output y: max abs diff" in out
+    seen.clear()
+    assert main(["demo", "--images", "1"]) == 0  # standard ONNX: as before
+    assert set(seen) == {"all"} and "real image 0: output y" in capsys.readouterr().out
