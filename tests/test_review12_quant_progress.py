@@ -79,3 +79,21 @@ def test_an_unfinished_bar_ends_its_line_on_close(clock: Clock) -> None:
     bar.update(2)  # then the calibration fails
     bar.close()
     assert stream.getvalue().endswith("2/5 [=========               ]  40% elapsed 1s ETA 2s\n")
+
+
+def test_from_cache_sample_run_reports_progress(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With scales from a cache, every calibration feed still runs through the FP32 model to
+    choose the accuracy search's samples; that run called no `on_batch`, so the CLI's bar
+    stayed blank however long it took."""
+    import numpy as np
+
+    from graphopt.quant.api import quantize_with_report
+    from tests.test_review12_quant_placement import residual_model
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(3)]
+    cache = tmp_path / "c.cache"
+    quantize_with_report(residual_model(), feeds, cache=cache, accuracy_target=None)
+    calls: list[int] = []
+    quantize_with_report(residual_model(), feeds, from_cache=cache, on_batch=calls.append)
+    assert calls == [0, 1, 2, 3]

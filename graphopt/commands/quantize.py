@@ -205,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
         refuse_image_options_without_images(
             image_options(args), data.files, IMAGE_SUFFIXES, f"--calib {args.calib}", QuantizeError
         )
-        if not args.no_progress:
-            progress = Progress(len(data))
+        if not args.no_progress:  # with --cache-in the feeds only choose the search's samples
+            progress = Progress(len(data), "choosing samples" if args.cache_in else "calibrating")
     try:
         quantized, report = quantize_with_report(
             loaded.model,

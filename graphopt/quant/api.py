@@ -139,7 +139,8 @@ def quantize(
     the threads; 2 keeps two cores busy through onnxruntime's single-threaded reductions,
     ppocr_det calibration 3.3 → 2.5 s, with a second feed's activations alive; default 1: one
     batch of activations alive at a time), `on_batch` (callback(count)
-    per feed).
+    per feed: 0 when the model is loaded, then after each calibration feed, or with
+    `from_cache` after each feed run to choose the samples).
     """
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
 
@@ -262,7 +263,7 @@ def quantize_with_report(
         report.scales = {t: scales[t] for t in tensors if t in scales}
         if calibration_data is not None and keep_samples:
             # every feed is read and run: the samples are chosen by content, not by position
-            choose_samples(proto, calibration_data, keeper, threads)
+            choose_samples(proto, calibration_data, keeper, threads, on_batch)
             samples, reference = keeper.feeds, keeper.references
     else:
         assert calibration_data is not None

@@ -323,11 +323,16 @@ def runs_in_flight(threads: int = 0, wanted: int = 2) -> int:
 
 
 def choose_samples(
-    model: onnx.ModelProto, data: Iterable[Any], keeper: SampleKeeper, threads: int = 0
+    model: onnx.ModelProto,
+    data: Iterable[Any],
+    keeper: SampleKeeper,
+    threads: int = 0,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Offer every feed of `data` (checked as a calibration feed) with `model`'s outputs for it
     to `keeper` (when samples are chosen without a calibration run: scales from a cache); the
-    number of feeds."""
+    number of feeds. `on_batch(count)` as in `collect`: 0 once the model is loaded, then after
+    each feed."""
     try:
         sess = session(model, threads=threads)
     except BackendError as e:
@@ -335,12 +340,16 @@ def choose_samples(
     names = [o.name for o in sess.get_outputs()]
     offers = ItemOffers(keeper, input_specs(model))
     count = 0
+    if on_batch is not None:
+        on_batch(0)
     for i, feed in enumerate(data):
         checked = check_feed(model, feed, f"calibration feed {i}")
         values = _run(sess, names, checked, f"calibration feed {i}")
         offers.offer(i, checked, dict(zip(names, values, strict=True)))
         del checked, values
         count += 1
+        if on_batch is not None:
+            on_batch(count)
     return count
 
 
