@@ -1,10 +1,12 @@
 """Converting a model's default-domain opset with `onnx.version_converter`, the one way every
-caller does it (`convert_opset`): refuse a model with local functions (the converter drops them)
-or one with an op the converter is known to convert wrongly (`misconverted`, found by comparing
-onnxruntime's outputs before and after), convert, give the result back what the converter drops
-(`restore_dropped`) and raise its IR version to what the new opsets need. A refusal is an
-`OpsetConversionError` whose `kind` each caller turns into its own policy: optimize's
-`upgrade_opset` and the TensorRT float16 path keep the opset, quantize and merge stop.
+caller does it (`convert_opset`): refuse a model with local functions or training_info (the
+converter drops them) or one with an op the converter is known to convert wrongly
+(`misconverted`, found by comparing onnxruntime's outputs before and after), convert (sparse
+initializers standing in as graph inputs: the converter does not know them), give the result
+back what the converter drops (`restore_dropped`) and raise its IR version to what the new
+opsets need. A refusal is an `OpsetConversionError` whose `kind` each caller turns into its own
+policy: optimize's `upgrade_opset` and the TensorRT float16 path keep the opset, quantize and
+merge stop.
 
 What it does not do: prove a conversion right (the cases here are the ones seen to go wrong),
 inline local functions, or check the converted model (the callers' checks differ).
@@ -28,6 +30,7 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
 
     `OpsetConversionError` when it is not converted, its `kind` saying why:
     "local-functions" (the converter drops them: their calls would dangle; inline them first),
+    "training-info" (the converter drops it, and its graphs are at the old opset),
     "misconverted" (`misconverted` names an op whose meaning would change) or
     "converter-failed" (the converter raised; `reason` is its first line)."""
     from onnx import version_converter
@@ -37,20 +40,50 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         count = len(model.functions)
         reason = f"onnx.version_converter drops the model's {count} local function(s)"
         raise OpsetConversionError("local-functions", reason, reason)
+    if model.training_info:
+        reason = (
+            "onnx.version_converter drops the model's training_info (its graphs are at the "
+            "old opset): remove it (del model.training_info[:]) to convert"
+        )
+        raise OpsetConversionError("training-info", reason, reason)
     problem = misconverted(model.graph, before, version)
     if problem:
         message = f"onnx.version_converter would change what the model computes ({problem})"
         raise OpsetConversionError("misconverted", problem, message)
     try:
-        converted = version_converter.convert_version(model, version)
+        converted = version_converter.convert_version(_sparse_as_inputs(model), version)
     except Exception as e:  # the converter raises untyped errors from C++
         first = first_line(e)
         message = f"onnx.version_converter failed: {first}"
         raise OpsetConversionError("converter-failed", first, message) from e
+    if model.graph.sparse_initializer:  # the stand-ins go, the sparse initializers come back
+        standins = {s.values.name for s in model.graph.sparse_initializer}
+        kept = [vi for vi in converted.graph.input if vi.name not in standins]
+        del converted.graph.input[:]
+        converted.graph.input.extend(kept)
+        del converted.graph.sparse_initializer[:]
     restore_dropped(model.graph, converted.graph)
     needed = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
     converted.ir_version = max(converted.ir_version, needed)
     return converted
+
+
+def _sparse_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model`, or where its graph has sparse initializers (which the converter does not know:
+    "Input S is undefined!") a copy with a graph input of the same type and shape standing in
+    for each."""
+    if not model.graph.sparse_initializer:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for sparse in copy.graph.sparse_initializer:
+        copy.graph.input.append(
+            onnx.helper.make_tensor_value_info(
+                sparse.values.name, sparse.values.data_type, list(sparse.dims)
+            )
+        )
+    del copy.graph.sparse_initializer[:]
+    return copy
 
 
 def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
@@ -79,8 +112,8 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
 def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
     the graph's metadata_props, quantization annotations and sparse initializers, the
-    metadata_props of its nodes (by name) and the doc strings of its initializers (by name),
-    in its If/Loop/Scan bodies too."""
+    metadata_props of its nodes (by name) and the doc strings and metadata_props of its
+    initializers (by name), in its If/Loop/Scan bodies too."""
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
     if not converted.quantization_annotation:
@@ -102,7 +135,12 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
             elif was is not None and a.type == was.type == onnx.AttributeProto.GRAPHS:
                 for old_body, new_body in zip(was.graphs, a.graphs, strict=False):
                     restore_dropped(old_body, new_body)
-    docs = {t.name: t.doc_string for t in graph.initializer if t.doc_string}
-    for tensor in converted.initializer if docs else ():
-        if tensor.name in docs and not tensor.doc_string:
-            tensor.doc_string = docs[tensor.name]
+    kept = {t.name: t for t in graph.initializer if t.doc_string or t.metadata_props}
+    for tensor in converted.initializer if kept else ():
+        before_tensor = kept.get(tensor.name)
+        if before_tensor is None:
+            continue
+        if before_tensor.doc_string and not tensor.doc_string:
+            tensor.doc_string = before_tensor.doc_string
+        if before_tensor.metadata_props and not tensor.metadata_props:
+            tensor.metadata_props.extend(before_tensor.metadata_props)
