@@ -60,3 +60,25 @@ def test_a_bad_line_is_named_by_its_number_in_the_file() -> None:
     text = "TRT-8601-EntropyCalibration2\n\nimages: 3c010a14\n\nbad line\n"
     with pytest.raises(QuantizeError, match="line 5:"):
         cache.loads(text)
+
+
+def test_from_cache_names_a_tensor_tensorrt_left_at_zero(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A cache that lists a quantized tensor with TensorRT's `0` is refused with that reason
+    (it read as if the tensor were missing from the cache)."""
+    from graphopt.quant.api import quantize_with_report
+    from tests.test_review12_quant_placement import residual_model
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(2)]
+    good = tmp_path / "good.cache"
+    quantize_with_report(residual_model(), feeds, cache=good, accuracy_target=None)
+    header, scales = cache.read(good)
+    zeroed = sorted(scales)[0]
+    lines = [header] + [
+        f"{n}: {'0' if n == zeroed else cache.format_scale(s)}" for n, s in scales.items()
+    ]
+    bad = tmp_path / "bad.cache"
+    bad.write_text("\n".join(lines) + "\n")
+    assert cache.listed_without_scale(bad) == {zeroed}
+    with pytest.raises(QuantizeError, match=rf"e.g. '{zeroed}' \(1 of them listed with scale 0"):
+        quantize_with_report(residual_model(), from_cache=bad, accuracy_target=None)

@@ -248,9 +248,16 @@ def quantize_with_report(
         report.method = f"from cache ({source_algorithm or source_header})"
         missing = [t for t in placement.tensors(graph) if t not in scales]
         if missing:
+            zero = cache_io.listed_without_scale(from_cache).intersection(missing)
+            why = (
+                f" ({len(zero)} of them listed with scale 0: TensorRT found no range for them; "
+                "keep those nodes float with keep_nodes)"
+                if zero
+                else ""
+            )
             raise QuantizeError(
                 f"{from_cache}: no scale for {len(missing)} tensor(s) the model quantizes, "
-                f"e.g. {missing[0]!r}"
+                f"e.g. {(sorted(zero) or missing)[0]!r}{why}"
             )
         params = {
             t: (

@@ -147,9 +147,13 @@ def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, n
     scales: dict[str, np.float32] = {}
     for name, value in items:
         scale = parse_scale(value)
-        if np.isfinite(scale) and scale > 0:
+        if _usable(scale):
             scales[name] = scale
     return head, scales
+
+
+def _usable(scale: np.float32) -> bool:
+    return bool(np.isfinite(scale) and scale > 0)
 
 
 def retag(text: str, tag: str, where: str = "calibration cache") -> str:
@@ -157,6 +161,17 @@ def retag(text: str, tag: str, where: str = "calibration cache") -> str:
     and with its digits, TensorRT's `name: 0` lines included (`loads` drops those)."""
     _, items = entries(text, where)
     return "\n".join([tag, *(f"{name}: {value}" for name, value in items)]) + "\n"
+
+
+def listed_without_scale(path: str | Path) -> set[str]:
+    """The tensors a cache file lists with no usable scale (TensorRT's `name: 0`); empty when
+    it cannot be read."""
+    try:
+        _, items = entries(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, QuantizeError):
+        return set()
+    usable = {name for name, value in items if _usable(parse_scale(value))}
+    return {name for name, _ in items if name not in usable}
 
 
 def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
