@@ -82,3 +82,27 @@ def test_from_cache_names_a_tensor_tensorrt_left_at_zero(tmp_path) -> None:  # t
     assert cache.listed_without_scale(bad) == {zeroed}
     with pytest.raises(QuantizeError, match=rf"e.g. '{zeroed}' \(1 of them listed with scale 0"):
         quantize_with_report(residual_model(), from_cache=bad, accuracy_target=None)
+
+
+def test_from_cache_needs_no_scale_for_what_stays_float(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Scales were demanded for every planned tensor, those only nodes kept float read too
+    (keep_nodes', the stem's): a cache without them was refused, though the model needs none."""
+    from graphopt.quant.api import quantize_with_report
+    from tests.test_review12_quant_placement import residual_model
+
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(2)]
+    full = tmp_path / "full.cache"
+    reference, _ = quantize_with_report(
+        residual_model(), feeds, cache=full, accuracy_target=None, keep_nodes=["conv1", "conv3"]
+    )
+    header, scales = cache.read(full)
+    assert {"x", "a"} <= set(scales)
+    partial = tmp_path / "partial.cache"
+    # 'a' is read only by conv3, 'x' only by conv1, both kept float
+    cache.write(partial, {t: s for t, s in scales.items() if t not in ("x", "a")}, header)
+    q, report = quantize_with_report(
+        residual_model(), from_cache=partial, accuracy_target=None, keep_nodes=["conv1", "conv3"]
+    )
+    assert report.quantized_nodes == ["conv2", "residual"]
+    assert q.SerializeToString() == reference.SerializeToString()

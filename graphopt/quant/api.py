@@ -246,7 +246,8 @@ def quantize_with_report(
         source_version = cache_io.header_version(source_header)
         # the scales are the cache's: its calibrator chose them, not `method`
         report.method = f"from cache ({source_algorithm or source_header})"
-        missing = [t for t in placement.tensors(graph) if t not in scales]
+        # the nodes kept float (keep_nodes, the stem) read no Q/DQ: their inputs need none
+        missing = [t for t in placement.tensors(graph, fixed_float) if t not in scales]
         if missing:
             zero = cache_io.listed_without_scale(from_cache).intersection(missing)
             why = (
