@@ -525,10 +525,9 @@ def _temporary_name(name: str) -> str:
 
 
 def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
-    """Point every tensor of `model` stored in external data file `old` at `new`."""
-    for tensor in _dense_tensors(model):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
+    """Point every tensor of `model` stored in external data file `old` at `new` (sparse
+    initializers' values and indices too)."""
+    for tensor in _external_tensors(model):
         for entry in tensor.external_data:
             if entry.key == "location" and entry.value == old:
                 entry.value = new
