@@ -9,7 +9,9 @@ Preconditions shared by every rule (checked before any mutation):
   * every matched node that is removed has no consumer outside the match, and no output of it is
     a graph output (nodes the rule lists in `multi_use` may stay when used elsewhere);
   * a size-one constant matched by value does not raise the rank of the result it feeds;
-  * every op of the replacement exists at the model's opset (never emit an op the model lacks).
+  * every op of the replacement exists at the model's opset (never emit an op the model lacks);
+  * rules from a user's file only: each new default-domain node fits its op's schema at the
+    model's opset, and ONNX type inference gives the replaced output its element type and shape.
 
 Cost: the first sweep visits each anchor node once per rule, screened by what feeds it (kept
 per node across sweeps, forgotten where a rewrite re-produced an input); later sweeps only the
@@ -37,12 +39,14 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 from google.protobuf import unknown_fields
 
+from graphopt._resources import builtin_dir
 from graphopt.ir import Graph
 from graphopt.ir.graph import clear_typed_data
 from graphopt.patterns.checks import CHECKS
@@ -106,6 +110,9 @@ class RuleRunner:
         self._screen_record: dict[CompiledTarget, list[int]] = {}
         # (rule, opset) → (why its replacement cannot be emitted, the opset that would do)
         self._opset_reasons: dict[tuple[str, int], tuple[str, int]] = {}
+        self._shapes: Any = None  # the model's inferred types, once a user rule needs them
+        # node name → (rule, id of the node) for the nodes a `rematches` rule added
+        self._made_by: dict[str, tuple[str, int]] = {}
 
     def run(self, rules: Sequence[Rule]) -> RunStats:
         usable = []
@@ -187,6 +194,8 @@ class RuleRunner:
                 for name, node in index.get(op, ()):
                     if nodes.get(name) is not node:
                         continue  # removed by an earlier rewrite in this sweep
+                    if rule.rematches and self._made_by.get(name) == (rule.name, id(node)):
+                        continue  # its own result, which it would rewrite again and again
                     first_added = len(added)
                     if kernel is not None and self._try_kernel(kernel, rule, name, node):
                         changed = True
@@ -280,6 +289,8 @@ class RuleRunner:
                     self._compute(m)
                 except Refuse as e:
                     reason = str(e)
+            if not reason and _user_rule(m.rule):
+                reason = self._schema_fit(m) or self._type_fit(m)
             if reason:
                 refusal = refusal or reason
                 return False
@@ -432,6 +443,12 @@ class RuleRunner:
         """Matched nodes to remove, or a reason why an intermediate is needed elsewhere."""
         remove = {n.name: n for n in m.nodes.values()}
         root = m.anchor
+        # a `multi_use` intermediate the replacement reads: its producer stays (the new nodes
+        # read it), which its own producers in the match then need to allow
+        for kept in _kept_reads(m.rule):
+            node = m.node_of(kept)
+            if node is not None and node is not root:
+                remove.pop(node.name, None)
         graph = self.graph
         consumers = graph.consumers
         io = self.facts.io
@@ -542,6 +559,92 @@ class RuleRunner:
             for pnode in m.rule.replacement.nodes
         ]
 
+    def _schema_fit(self, m: Match) -> str:
+        """Why a default-domain node of the replacement would not be valid at the model's
+        opset ("" if none): an input or output count, an attribute the op lacks there, a
+        required one missing, an integer where the op takes a float (an int literal for a
+        float attribute is made a float here). Run for rules of the user's files, after the
+        computation: a rule written for another opset (ReduceSum's `axes` attribute at 13,
+        Clip's min/max inputs at 10) made a model that neither onnx nor onnxruntime loads."""
+        version = self.graph.opset_version("")
+        defined: set[str] = set()
+        for (op, domain, in_vars, out_vars, copy_from), attrs in zip(
+            _replacement_plan(m.rule), m.replacement_attrs, strict=True
+        ):
+            if domain not in _ONNX:
+                defined.update(out for out, _ in out_vars)
+                continue
+            info = _schema_info(op, version)
+            if info is None:
+                return f"{op} does not exist at opset {version}"
+            min_in, max_in, min_out, max_out, kinds, required = info
+            present = [
+                i
+                for i, v in enumerate(in_vars)
+                if v
+                and (v in defined or m.tensors.get(v) or isinstance(m.computed.get(v), np.ndarray))
+            ]
+            count = present[-1] + 1 if present else 0
+            if not min_in <= count <= max_in:
+                return f"{op} takes {min_in}..{max_in} inputs at opset {version}, the rule gives {count}"
+            if not min_out <= len(out_vars) <= max_out:
+                return f"{op} has {min_out}..{max_out} outputs at opset {version}, the rule names {len(out_vars)}"
+            given = {k for k, v in attrs.items() if v is not None}
+            if copy_from:
+                source = m.node_of(copy_from)
+                if source is not None:
+                    given |= {a.name for a in source.attribute} - set(attrs)
+            for key in sorted(given):
+                kind = kinds.get(key)
+                if kind is None:
+                    return f"{op} has no attribute {key} at opset {version}"
+                value = attrs.get(key)
+                if kind == _FLOAT_KIND and isinstance(value, int) and _is_int(value):
+                    attrs[key] = float(value)
+                elif kind == _FLOATS_KIND and isinstance(value, list) and all(map(_is_int, value)):
+                    attrs[key] = [float(v) for v in value]
+                elif kind == _INT_KIND and isinstance(value, float):
+                    return f"{op} attribute {key} is an integer, the rule gives {value!r}"
+            missing = sorted(required - given)
+            if missing:
+                return f"{op} needs attribute {missing[0]} at opset {version}"
+            defined.update(out for out, _ in out_vars)
+        return ""
+
+    def _type_fit(self, m: Match) -> str:
+        """Why the replacement's output would not have the element type and shape of the
+        output it replaces ("" if it has, or where either is unknown): ONNX type inference of
+        the replacement nodes alone, fed the types the model's inference gives their inputs.
+        Run for rules of the user's files (`y = Cast(x, to=7)` for a float y made a model no
+        runtime loads; a Flatten for a Relu changed an output's shape)."""
+        from graphopt.analysis.shapes import shape_facts
+
+        root = m.tensors.get(m.rule.replacement.output)
+        if self._shapes is None:
+            self._shapes = shape_facts(self.graph, self.ctx)
+        facts = self._shapes
+        want = facts.dtype(root) if root else None
+        if not want or root is None:
+            return ""
+        got = _inferred_type(m, facts, self.graph)
+        if got is None:
+            return ""
+        dtype, shape = got
+        if dtype and dtype != want:
+            return (
+                f"the replacement makes {root} {onnx.TensorProto.DataType.Name(dtype)}, "
+                f"it is {onnx.TensorProto.DataType.Name(want)}"
+            )
+        before = facts.shape(root)
+        if shape is None or before is None:
+            return ""
+        if len(shape) != len(before) or any(
+            isinstance(a, int) and isinstance(b, int) and a != b
+            for a, b in zip(shape, before, strict=True)
+        ):
+            return f"the replacement makes {root} of shape {list(shape)}, it is {list(before)}"
+        return ""
+
     # ------------------------------------------------------------------ the edit
     def _apply(self, m: Match) -> None:
         graph = self.graph
@@ -606,6 +709,8 @@ class RuleRunner:
                 _set_attr(node, key, value, copied)
             graph.add_node(node, (tuple(inputs), tuple(outputs)))
             self._added.append(node.name)
+            if m.rule.rematches:
+                self._made_by[node.name] = (m.rule.name, id(node))
             self._touched.extend(outputs)
         self._drop_dead_constants(old_inputs)
 
@@ -791,8 +896,8 @@ def _replacement_plan(
         for pnode in rule.replacement.nodes:
             in_vars = []
             for op in pnode.inputs:
-                assert isinstance(op, Var)
-                in_vars.append(op.name)
+                # `None`: an input left out (Clip(x, None, hi)); "" binds to no tensor
+                in_vars.append(op.name if isinstance(op, Var) else "")
             outs = [(out, out == out_var) for out in pnode.outputs]
             cached.append((pnode.op, pnode.domain, in_vars, outs, pnode.copy_attrs_from))
         rule.__dict__["_replacement_plan"] = cached
@@ -810,6 +915,137 @@ def _arg_plan(rule: Rule, call: Call) -> list[tuple[str | None, Any, bool]]:
             for i, a in enumerate(call.args)
         ]
         rule.__dict__["_arg_plan"] = cached
+    return cached
+
+
+def _inferred_type(m: Match, facts: Any, graph: Graph) -> tuple[int, tuple[Any, ...] | None] | None:
+    """(element type, shape) ONNX type inference gives the replacement's output from the
+    types of its inputs in `facts` (small constants with their values); None when an input's
+    type is unknown or inference fails."""
+    from onnx import helper, numpy_helper
+
+    inputs: list[onnx.ValueInfoProto] = []
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    seen: set[str] = set()
+    for (op, domain, in_vars, out_vars, copy_from), attrs in zip(
+        _replacement_plan(m.rule), m.replacement_attrs, strict=True
+    ):
+        names = []
+        for v in in_vars:
+            names.append(v)
+            if not v or v in seen:
+                continue
+            seen.add(v)
+            value = m.computed.get(v)
+            t = m.tensors.get(v)
+            if not isinstance(value, np.ndarray) and t and graph.is_constant(t):
+                small = m.facts.value(t)
+                value = small if small is not None and small.size <= 64 else None
+            if isinstance(value, np.ndarray):
+                inits.append(numpy_helper.from_array(value, v))
+                continue
+            if not t:
+                names[-1] = ""
+                continue
+            dtype = facts.dtype(t)
+            if not dtype:
+                return None
+            shape = facts.shape(t)
+            dims = (
+                None if shape is None else [d if isinstance(d, int | str) else None for d in shape]
+            )
+            inputs.append(helper.make_tensor_value_info(v, dtype, dims))
+        while names and not names[-1]:
+            names.pop()
+        node = onnx.NodeProto()
+        source = m.node_of(copy_from) if copy_from else None
+        if source is not None:
+            node.attribute.extend(source.attribute)
+        node.op_type, node.domain = op, domain
+        node.input.extend(names)
+        node.output.extend(out for out, _ in out_vars)
+        seen.update(out for out, _ in out_vars)
+        for key, value in attrs.items():
+            _set_attr(node, key, value, source is not None)
+        nodes.append(node)
+    out = m.rule.replacement.output
+    model = helper.make_model(
+        helper.make_graph(nodes, "replacement", inputs, [], inits),
+        opset_imports=list(graph.model.opset_import),
+        ir_version=graph.model.ir_version or onnx.IR_VERSION,
+    )
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError):
+        return None
+    for vi in inferred.graph.value_info:
+        if vi.name == out and vi.type.HasField("tensor_type"):
+            tt = vi.type.tensor_type
+            if not tt.HasField("shape"):
+                return tt.elem_type, None
+            inferred_dims = tuple(
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in tt.shape.dim
+            )
+            return tt.elem_type, inferred_dims
+    return None
+
+
+def _user_rule(rule: Rule) -> bool:
+    """Whether `rule` comes from a user's file, not from the built-in `patterns/` (cached)."""
+    cached = rule.__dict__.get("_user_rule")
+    if cached is None:
+        cached = Path(rule.source).resolve().parent != builtin_dir("patterns").resolve()
+        rule.__dict__["_user_rule"] = cached
+    return bool(cached)
+
+
+_A = onnx.defs.OpSchema.AttrType
+_FLOAT_KIND, _FLOATS_KIND, _INT_KIND = _A.FLOAT, _A.FLOATS, _A.INT
+# (op, opset) → (min inputs, max inputs, min outputs, max outputs, attribute → type,
+# required attributes), or None where the op does not exist at that opset
+_SCHEMAS: dict[tuple[str, int], Any] = {}
+
+
+def _schema_info(op: str, version: int) -> Any:
+    key = (op, version)
+    if key not in _SCHEMAS:
+        try:
+            schema = onnx.defs.get_schema(op, version, "")
+        except onnx.defs.SchemaError:
+            _SCHEMAS[key] = None
+        else:
+            kinds = {name: a.type for name, a in schema.attributes.items()}
+            required = {name for name, a in schema.attributes.items() if a.required}
+            _SCHEMAS[key] = (
+                schema.min_input,
+                schema.max_input,
+                schema.min_output,
+                schema.max_output,
+                kinds,
+                required,
+            )
+    return _SCHEMAS[key]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kept_reads(rule: Rule) -> tuple[str, ...]:
+    """`multi_use` variables the replacement reads before defining them itself (a rule may
+    read only those of the target's intermediates; cached on the rule)."""
+    cached = rule.__dict__.get("_kept_reads")
+    if cached is None:
+        reads: list[str] = []
+        defined: set[str] = set()
+        for pnode in rule.replacement.nodes:
+            for op in pnode.inputs:
+                if isinstance(op, Var) and op.name in rule.multi_use and op.name not in defined:
+                    reads.append(op.name)
+            defined.update(pnode.outputs)
+        cached = rule.__dict__["_kept_reads"] = tuple(reads)
     return cached
 
 
@@ -863,12 +1099,15 @@ FLOAT_ATTRIBUTES = frozenset({"alpha", "beta", "epsilon", "gamma", "lambd", "bia
 
 
 def _set_attr(node: onnx.NodeProto, key: str, value: Any, replace: bool = True) -> None:
-    """Set attribute `key` (replacing a copied one of that name when `replace`)."""
+    """Set attribute `key` (replacing a copied one of that name when `replace`); None: a
+    capture of an absent attribute, which the new node leaves out as well."""
     if replace:
         for i, a in enumerate(node.attribute):
             if a.name == key:
                 del node.attribute[i]
                 break
+    if value is None:
+        return  # captured from a node without it (and no schema default): left out too
     if key in FLOAT_ATTRIBUTES and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     A = onnx.AttributeProto

@@ -22,7 +22,8 @@ or `approx(v, rtol)` (a floating-point constant of one element equal to v), `opt
 `None` (must be absent). Attributes of a target: `k=literal` constrains the attribute (floats with
 tolerance; an absent attribute takes the schema default), `k=name` captures its value.
 
-Inputs of a replacement: target variables, names produced by `compute`, and new intermediates.
+Inputs of a replacement: target variables, names produced by `compute`, new intermediates and
+`None` (an input left out). It may read a target intermediate only when `multi_use` lists it.
 Attributes: literals, captured names (or a scalar constant bound to a tensor variable), and
 `**attrs_of(v)` to copy every attribute of the target node that produced `v`.
 
@@ -37,9 +38,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import itertools
 import math
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +151,9 @@ class Rule:
     multi_use: set[str] = field(default_factory=set)
     source: str = "<string>"
     line: int = 0
+    # the replacement is itself a match of a target (`y = Neg(t)` ⇒ three Negs): the runner
+    # does not try the rule on the nodes it made, which it would rewrite again on every sweep
+    rematches: bool = False
 
     @property
     def constant_vars(self) -> frozenset[str]:
@@ -195,6 +201,20 @@ def _load_cached(path: str, stamp: int) -> tuple[Rule, ...]:
     return tuple(parse_rules(text, path))
 
 
+def _fields(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    """A mapping node's keys → (key node, value node); a key given twice is an error (YAML
+    would keep the last one, and a second `target:` silently replaced the first)."""
+    fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for k, v in node.value:
+        key = str(k.value)
+        if key in fields:
+            raise PipelineError(
+                f"{source}:{_line(k)}: key {key!r} is given twice (first at line {_line(fields[key][0])})"
+            )
+        fields[key] = (k, v)
+    return fields
+
+
 def parse_rules(text: str, source: str = "<string>") -> list[Rule]:
     """Parse a rule file's text; errors name `source` and the line."""
     try:
@@ -205,7 +225,7 @@ def parse_rules(text: str, source: str = "<string>") -> list[Rule]:
         raise PipelineError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
     if root is None or not isinstance(root, yaml.MappingNode):
         raise PipelineError(f"{source}:1: a rule file is a mapping with a `rules:` list")
-    top = {k.value: (k, v) for k, v in root.value}
+    top = _fields(root, source)
     for key, (knode, _) in top.items():
         if key not in ("rules", "macros"):
             raise PipelineError(
@@ -232,7 +252,7 @@ def _rule(node: yaml.Node, source: str, macros: dict[str, Macro]) -> Rule:
     line = _line(node)
     if not isinstance(node, yaml.MappingNode):
         raise PipelineError(f"{source}:{line}: each rule is a mapping (name, target, ...)")
-    fields = {k.value: (k, v) for k, v in node.value}
+    fields = _fields(node, source)
     for key, (knode, _) in fields.items():
         if key not in RULE_KEYS:
             raise PipelineError(
@@ -242,6 +262,8 @@ def _rule(node: yaml.Node, source: str, macros: dict[str, Macro]) -> Rule:
         if key not in fields:
             raise PipelineError(f"{source}:{line}: rule needs a `{key}:`")
     name = _text(fields["name"][1], source)
+    if not name.strip():
+        raise PipelineError(f"{source}:{_line(fields['name'][1])}: a rule's name cannot be empty")
     group = _text(fields["group"][1], source) if "group" in fields else "user"
     doc = _text(fields["doc"][1], source) if "doc" in fields else ""
     tnode = fields["target"][1]
@@ -310,6 +332,8 @@ def _macros(node: yaml.Node, source: str) -> dict[str, Macro]:
         for a in head.args:
             if not isinstance(a, ast.Name):
                 raise PipelineError(f"{source}:{_line(k)}: macro parameters are plain names")
+            if a.id in params:
+                raise PipelineError(f"{source}:{_line(k)}: macro parameter {a.id!r} is given twice")
             params.append(a.id)
         items = v.value if isinstance(v, yaml.SequenceNode) else [v]
         bodies = [_parse_expr(_text(i, source), source, _line(i)) for i in items]
@@ -403,6 +427,13 @@ def _dedent(text: str) -> str:
 
 
 _NAMED_CONSTANTS = {"pi": math.pi, "e": math.e, "sqrt": math.sqrt, "inf": math.inf}
+_ARITHMETIC: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
 
 
 def literal_value(node: ast.expr) -> Any:
@@ -416,14 +447,23 @@ def literal_value(node: ast.expr) -> Any:
         return -v if isinstance(node.op, ast.USub) else v
     if isinstance(node, ast.BinOp):
         a, b = literal_value(node.left), literal_value(node.right)
-        ops = {ast.Add: a + b, ast.Sub: a - b, ast.Mult: a * b}
-        if isinstance(node.op, ast.Div):
-            return a / b
-        if isinstance(node.op, ast.Pow):
-            return a**b
-        for k, v in ops.items():
-            if isinstance(node.op, k):
-                return v
+        # arithmetic on numbers only, in floating point: `[1] * 10**9` or `10**10**10` in a rule
+        # file would otherwise build a huge list or integer (memory and time without end)
+        if not (_is_number(a) and _is_number(b)):
+            raise ValueError(ast.unparse(node))
+        op = _ARITHMETIC.get(type(node.op))
+        if op is None:
+            raise ValueError(ast.unparse(node))
+        try:
+            result = op(float(a), float(b))
+        except (OverflowError, ZeroDivisionError) as e:
+            raise ValueError(ast.unparse(node)) from e
+        if not isinstance(result, float):  # (-8) ** (1/3) is complex
+            raise ValueError(ast.unparse(node))
+        exact = isinstance(a, int) and isinstance(b, int) and not isinstance(node.op, ast.Div)
+        if exact and abs(result) < 2.0**63 and (b >= 0 or not isinstance(node.op, ast.Pow)):
+            return op(a, b)  # exact integers stay integers (`kernel_shape=[2*2]`)
+        return result
     if isinstance(node, ast.Name) and node.id in ("pi", "e", "inf"):
         return _NAMED_CONSTANTS[node.id]
     if (
@@ -434,6 +474,10 @@ def literal_value(node: ast.expr) -> Any:
     ):
         return math.sqrt(literal_value(node.args[0]))
     raise ValueError(ast.unparse(node))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _is_literal(node: ast.expr) -> bool:
@@ -490,6 +534,8 @@ class _PatternBuilder:
                     copy_from = v.args[0].id
                     continue
                 raise self.error(lineno, "only `**attrs_of(var)` is allowed, in a replacement")
+            if kw.arg in attrs:
+                raise self.error(lineno, f"attribute {kw.arg}= is given twice")
             if isinstance(kw.value, ast.Name) and kw.value.id not in ("pi", "e", "inf"):
                 attrs[kw.arg] = AttrRef(kw.value.id)
             else:
@@ -518,7 +564,13 @@ class _PatternBuilder:
             if fname == "approx":
                 if not self.target or len(a.args) != 2:
                     raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
-                return Literal(float(literal_value(a.args[0])), float(literal_value(a.args[1])))
+                try:
+                    value, rtol = (literal_value(v) for v in a.args)
+                except (ValueError, TypeError, ZeroDivisionError) as e:
+                    raise self.error(lineno, "`approx(value, rtol)` takes two numbers") from e
+                if not (_is_number(value) and _is_number(rtol)):
+                    raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
+                return Literal(float(value), float(rtol))
         if _is_literal(a):
             if not self.target:
                 raise self.error(
@@ -678,6 +730,204 @@ def _validate(rule: Rule) -> None:
                 raise PipelineError(
                     f"{src}:{call.line}: {call.name}() reads unknown name {a.name!r}"
                 )
+    for call in rule.checks:
+        _check_arity(src, call, CHECKS[call.name], "check")
+    if rule.compute is not None:
+        _check_arity(src, rule.compute, COMPUTATIONS[rule.compute.name], "computation")
+    _validate_wiring(rule)
+
+
+def _check_arity(src: str, call: Call, fn: Any, what: str) -> None:
+    """The call's arguments fit the named check's or computation's parameters (after the
+    match): a wrong count was a TypeError traceback at the first match."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # pragma: no cover - every registered one is a function
+        return
+    try:
+        signature.bind(None, *call.args)
+    except TypeError:
+        params = list(signature.parameters.values())[1:]
+        spelled = ", ".join(("*" if p.kind is p.VAR_POSITIONAL else "") + p.name for p in params)
+        raise PipelineError(
+            f"{src}:{call.line}: {what} {call.name} takes ({spelled}), got {len(call.args)} argument(s)"
+        ) from None
+
+
+def _validate_wiring(rule: Rule) -> None:
+    """What the matcher and the edit assume of the wiring: every target node feeds the
+    target's output, no name is produced twice, the replacement reads no tensor the rewrite
+    removes (a target intermediate, unless `multi_use` may keep its producer) and not its own
+    output (a cycle). Sets `rule.rematches`."""
+    src = rule.source
+    computed = _computed(rule)
+    intermediates: set[str] = set()
+    for pat in rule.targets:
+        produced: dict[str, int] = {}
+        for node in pat.nodes:
+            for out in node.outputs:
+                if out in produced:
+                    raise PipelineError(
+                        f"{src}:{pat.line + node.line - 1}: the target produces {out!r} twice"
+                    )
+                produced[out] = node.line
+        reached, todo = set(), [len(pat.nodes) - 1]
+        producers = pat.producers()
+        while todo:
+            i = todo.pop()
+            if i in reached:
+                continue
+            reached.add(i)
+            for op in pat.nodes[i].inputs:
+                if isinstance(op, Var) and op.name in producers:
+                    todo.append(producers[op.name])
+        for i, node in enumerate(pat.nodes):
+            if i not in reached:
+                raise PipelineError(
+                    f"{src}:{pat.line + node.line - 1}: {node.op} does not feed the target's "
+                    f"output {pat.output!r} (matching starts there and walks up to its inputs)"
+                )
+        clash = sorted(computed & (set(produced) | _pattern_inputs(pat)))
+        if clash:
+            raise PipelineError(
+                f"{src}:{rule.compute.line if rule.compute else rule.line}: computed name "
+                f"{clash[0]!r} is also a name of the target"
+            )
+        root_outputs = set(pat.root.outputs)
+        intermediates |= set(produced) - root_outputs
+        # what the replacement reads before defining it itself
+        defined: set[str] = set()
+        for node in rule.replacement.nodes:
+            line = rule.replacement.line + node.line - 1
+            for op in node.inputs:
+                if not isinstance(op, Var) or op.name in defined or op.name in computed:
+                    continue
+                if op.name in root_outputs:
+                    raise PipelineError(
+                        f"{src}:{line}: the replacement reads {op.name!r}, the output it "
+                        "replaces (a cycle)"
+                    )
+                if op.name in produced and op.name not in rule.multi_use:
+                    raise PipelineError(
+                        f"{src}:{line}: the replacement reads {op.name!r}, which a target node "
+                        "produces and the rewrite removes (list it under `multi_use:` to read "
+                        "it where its producer has other readers)"
+                    )
+            defined.update(node.outputs)
+    made: dict[str, int] = {}
+    for node in rule.replacement.nodes:
+        line = rule.replacement.line + node.line - 1
+        for out in node.outputs:
+            if out in made or out in computed:
+                raise PipelineError(f"{src}:{line}: the replacement produces {out!r} twice")
+            made[out] = line
+    unknown = sorted(rule.multi_use - intermediates)
+    if unknown:
+        valid = ", ".join(sorted(intermediates)) or "none: the target has no intermediate"
+        raise PipelineError(
+            f"{src}:{rule.line}: multi_use names {unknown[0]!r}, no intermediate of the target; "
+            f"valid: {valid}"
+        )
+    rule.rematches = any(_rematches(rule, pat) for pat in rule.targets)
+
+
+def _pattern_inputs(pat: Pattern) -> set[str]:
+    return {op.name for n in pat.nodes for op in n.inputs if isinstance(op, Var)} | {
+        v.name for n in pat.nodes for v in n.attrs.values() if isinstance(v, AttrRef)
+    }
+
+
+# A replacement operand as a graph: ("node", index, output position), ("free", name), or
+# ("absent",).
+_Ref = tuple[Any, ...]
+
+
+def _rematches(rule: Rule, target: Pattern) -> bool:
+    """Whether `target` certainly matches the replacement's own nodes at its output, whatever
+    the tensors around it: literals, attribute defaults and constants the rule's checks need
+    count as no match (they may not hold), so only a certain re-match is reported."""
+    from graphopt.patterns.engine import COMMUTATIVE  # (the engine imports this module)
+
+    rep = rule.replacement.nodes
+    env: dict[str, _Ref] = {}
+    wired: list[list[_Ref]] = []
+    for i, node in enumerate(rep):
+        refs: list[_Ref] = []
+        for op in node.inputs:
+            if isinstance(op, Var):
+                refs.append(env.get(op.name, ("free", op.name)))
+            else:
+                refs.append(("absent",))
+        wired.append(refs)
+        for j, out in enumerate(node.outputs):
+            env[out] = ("node", i, j)
+    producers = target.producers()
+    constant_vars = rule.constant_vars
+
+    def node_matches(p: int, r: int, bound: dict[str, _Ref], used: set[int]) -> Iterator[None]:
+        pnode, rnode = target.nodes[p], rep[r]
+        if (pnode.op, pnode.domain) != (rnode.op, rnode.domain) or r in used:
+            return
+        for key, want in pnode.attrs.items():
+            if isinstance(want, AttrRef):
+                continue  # a capture takes any value
+            have = rnode.attrs.get(key, _NO_ATTR)
+            if isinstance(have, AttrRef) or have is _NO_ATTR or have != want:
+                return  # not certain: a captured or defaulted value may differ
+        n = max(len(pnode.inputs), len(wired[r]))
+        refs = wired[r] + [("absent",)] * (n - len(wired[r]))
+        if len(pnode.inputs) < len(wired[r]) and any(
+            x[0] != "absent" for x in refs[len(pnode.inputs) :]
+        ):
+            return
+        orders: Iterable[tuple[int, ...]] = [tuple(range(len(pnode.inputs)))]
+        if pnode.op in COMMUTATIVE and pnode.domain == "" and 2 <= len(pnode.inputs) <= 3:
+            orders = itertools.permutations(range(len(pnode.inputs)))
+        for order in orders:
+            yield from operands(p, [refs[k] for k in order], 0, dict(bound), used | {r})
+
+    def operands(
+        p: int, refs: list[_Ref], k: int, bound: dict[str, _Ref], used: set[int]
+    ) -> Iterator[None]:
+        pnode = target.nodes[p]
+        if k == len(pnode.inputs):
+            yield None
+            return
+        op, ref = pnode.inputs[k], refs[k]
+        if isinstance(op, Absent):
+            if ref[0] == "absent":
+                yield from operands(p, refs, k + 1, bound, used)
+            return
+        if not isinstance(op, Var):
+            return  # a literal: a constant the replacement reads may or may not equal it
+        if ref[0] == "absent":
+            if op.optional and bound.get(op.name, ref) == ref:
+                yield from operands(p, refs, k + 1, {**bound, op.name: ref}, used)
+            return
+        if op.name in producers and producers[op.name] != p:
+            q = producers[op.name]
+            if ref[0] != "node" or ref[2] != target.nodes[q].outputs.index(op.name):
+                return
+            if op.name in bound:
+                if bound[op.name] == ref:
+                    yield from operands(p, refs, k + 1, bound, used)
+                return
+            for _ in node_matches(q, ref[1], {**bound, op.name: ref}, used):
+                yield from operands(p, refs, k + 1, {**bound, op.name: ref}, used)
+            return
+        if op.name in bound:
+            if bound[op.name] == ref:
+                yield from operands(p, refs, k + 1, bound, used)
+            return
+        if op.name in constant_vars and ref[0] == "node":
+            return  # a check needs a constant there: a new node's output is none
+        yield from operands(p, refs, k + 1, {**bound, op.name: ref}, used)
+
+    root = len(target.nodes) - 1
+    return any(True for _ in node_matches(root, len(rep) - 1, {}, set()))
+
+
+_NO_ATTR = object()
 
 
 def _used_names(rule: Rule) -> set[str]:
