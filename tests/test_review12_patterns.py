@@ -356,3 +356,64 @@ def test_new_tensor_names_do_not_collide_with_existing_ones(tmp_path):
     out, _ = _run(tmp_path, _rule("y = Neg(Relu(x))", "a = Neg(x)\ny = Min(a, x)"), model)
     assert ops(out) == ["Abs", "Neg", "Min"]
     assert_same_outputs(model, out, feeds(model))
+
+
+def test_a_user_rule_applies_inside_a_loop_body(tmp_path):
+    model = build(
+        f"""{OPSET13}
+        g (float[2,8] x, int64 n) => (float[2,8] z) {{
+          t = Constant<value = bool {{1}}>()
+          z = Loop(n, t, x) <body = b (int64 i, bool c, float[2,8] a) => (bool co, float[2,8] ao) {{
+             co = Identity(c)
+             s = Sigmoid(a)
+             ao = Mul(a, s)
+          }}>
+        }}"""
+    )
+    rules = _rule("y = Mul(x, Sigmoid(x))", "y = com.microsoft.QuickGelu(x, alpha=1.0)")
+    out, _ = _run(tmp_path, rules, model)
+    body = next(a.g for a in out.graph.node[-1].attribute if a.name == "body")
+    assert [n.op_type for n in body.node] == ["Identity", "QuickGelu"]
+    x = np.linspace(-3, 3, 16, dtype=np.float32).reshape(2, 8)
+    assert_same_outputs(model, out, {"x": x, "n": np.array(3, np.int64)})
+
+
+def test_optional_inputs_absent_in_the_middle_and_a_literal_on_an_overridable_constant(tmp_path):
+    model = build(
+        f"""{OPSET13}
+        g (float[2,8] x) => (float[2,8] y) <float hi = {{0.5}}> {{
+          c = Clip(x, , hi)
+          y = Neg(c)
+        }}"""
+    )
+    rules = _rule("y = Neg(Clip(x, optional(lo), optional(hi)))", "n = Neg(x)\ny = Max(n, Neg(hi))")
+    out, _ = _run(tmp_path, rules, model)
+    assert ops(out) == ["Neg", "Neg", "Max"]
+    assert_same_outputs(model, out, feeds(model))
+    # k is a graph input with a default: not the constant 3 the target needs
+    overridable = onnx.parser.parse_model(
+        f"""{OPSET13}
+        g (float[2,8] x, float[1] k) => (float[2,8] y) <float[1] k = {{3.0}}> {{
+          y = Add(x, k)
+        }}"""
+    )
+    out, _ = _run(tmp_path, _rule("y = Add(x, 3)", "a = Relu(x)\ny = Max(a, x)"), overridable)
+    assert ops(out) == ["Add"]
+
+
+def test_a_replacement_of_a_newer_opset_waits_for_upgrade_opset(tmp_path):
+    model = build(
+        f"""{OPSET13}
+        g (float[2,8] x) => (float[2,8] y) {{
+          s = Sigmoid(x)
+          y = Mul(x, s)
+        }}"""
+    )
+    rules = _rule("y = Mul(x, Sigmoid(x))", "y = Swish(x)")
+    out, report = _run(tmp_path, rules, model)
+    assert ops(out) == ["Sigmoid", "Mul"]
+    assert explained(report, "r", "refused") == ["Swish needs opset 24, the model has 13"]
+    path = tmp_path / "rules.yaml"
+    out, _ = run_passes(model, [FusePatterns()], rule_files=[path], upgrade_opset=True)
+    assert ops(out) == ["Swish"]
+    assert_same_outputs(model, out, feeds(model))
