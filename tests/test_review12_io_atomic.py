@@ -213,3 +213,30 @@ def test_a_model_file_name_of_250_bytes_is_saved_and_saved_over(tmp_path, extern
     assert _which(path) == "new"
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [path.name] + [path.name + ".data"] * external
+
+
+def test_a_copy_cut_short_by_a_full_disk_leaves_no_partial_file(tmp_path, monkeypatch, caplog):
+    """No hard links, and the copy that stands in for one fails: the save stands with its
+    data under the fresh name (a warning), and the partial copy is removed."""
+    import shutil
+
+    path = _saved_old(tmp_path)
+
+    def no_links(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(1, "Operation not permitted")
+
+    def full_disk(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        Path(dst).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(shutil, "copyfile", full_disk)
+    with caplog.at_level(logging.WARNING, logger="graphopt.ir"):
+        save_model(NEW, path, external_data=True)
+    monkeypatch.undo()
+    assert _which(path) == "new" and "No space left on device" in caplog.text
+    stored = onnx.load(str(path), load_external_data=False)
+    (location,) = {
+        e.value for e in stored.graph.initializer[0].external_data if e.key == "location"
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", "m.onnx.data", location])

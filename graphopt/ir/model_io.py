@@ -471,14 +471,14 @@ def _put_model_and_data(
     try:
         link = _fresh_path(final)
         try:
-            os.link(fresh, link)
-        except OSError:  # a file system without hard links (FAT, some network shares)
-            shutil.copyfile(fresh, link)
-            os.chmod(link, data_mode)
-        try:
+            try:
+                os.link(fresh, link)
+            except OSError:  # a file system without hard links (FAT, some network shares)
+                shutil.copyfile(fresh, link)
+                os.chmod(link, data_mode)
             os.replace(link, final)
         except BaseException:
-            link.unlink(missing_ok=True)
+            link.unlink(missing_ok=True)  # a copy cut short (a full disk) goes too
             raise
         _put_model_file(model_tmp, path, target)
     except OSError as e:
