@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from graphopt.quant.collect import batch_items, collect
+from graphopt.quant.collect import batch_items, batched_inputs, collect
 from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.realmodels import images, preprocess
 
@@ -86,7 +86,16 @@ def test_batch_items_reads_the_free_first_dim() -> None:
     x4 = np.zeros((4, 3, 2, 2), np.float32)
     assert batch_items(specs, {"x": x4, "scale": np.ones(1, np.float32)}) == 4
     assert batch_items([("x", 1, [4, 3, 224, 224])], {"x": x4}) == 1  # fixed: no batch axis
-    assert batch_items([("x", 1, ["?", 3]), ("y", 1, ["N", 3])], {"x": x4, "y": x4[:2]}) == 1
+    assert batch_items([("x", 1, ["N", 3]), ("y", 1, ["N", 3])], {"x": x4, "y": x4[:2]}) == 1
+    # a free dim of another name counts other things (boxes), even when it happens to match
+    boxes = np.zeros((4, 4), np.float32)
+    assert batched_inputs([("x", 1, ["N", 3, 8, 8]), ("boxes", 1, ["K", 4])]) == ["x"]
+    assert (
+        batch_items(
+            [("x", 1, ["N", 3, 8, 8]), ("boxes", 1, ["K", 4])], {"x": x4[:2], "boxes": boxes}
+        )
+        == 2
+    )
 
 
 def test_a_tensor_without_the_batch_axis_is_sampled_whole_at_items_times_the_cap() -> None:

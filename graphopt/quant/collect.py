@@ -116,15 +116,22 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
     return checked
 
 
+def batched_inputs(specs: Sequence[tuple[str, int, Sequence[int | str]]]) -> list[str]:
+    """The model inputs stacked on the batch axis: those whose first dim is declared free with
+    the same symbol (or unknown, '?') as the first such input's; none when no input has one.
+    A fixed first dim is no batch axis that varies (CHW images; a batch fixed at B, where
+    --batch-size must be B), and a free dim of another name counts other things (boxes)."""
+    free = [(name, dims[0]) for name, _, dims in specs if dims and not isinstance(dims[0], int)]
+    return [name for name, dim in free if dim == free[0][1]] if free else []
+
+
 def batch_items(specs: Sequence[tuple[str, int, Sequence[int | str]]], feed: Feed) -> int:
-    """How many inputs a feed stacks on its batch axis: the first-axis length its arrays share
-    for the model inputs whose first dim is declared free (symbolic or unknown); 1 when there
-    are none or they disagree. A fixed first dim is no batch axis that varies (CHW images, a
-    batch fixed at B: --batch-size must be B), so it counts as one."""
+    """How many inputs a feed stacks on its batch axis (`batched_inputs`): the first-axis
+    length their arrays share; 1 when there are none or they disagree."""
     lengths = {
         feed[name].shape[0]
-        for name, _, dims in specs
-        if dims and not isinstance(dims[0], int) and name in feed and feed[name].ndim >= 1
+        for name in batched_inputs(specs)
+        if name in feed and feed[name].ndim >= 1
     }
     return lengths.pop() if len(lengths) == 1 and min(lengths) > 0 else 1
 
@@ -139,7 +146,7 @@ class ItemOffers:
     def __init__(self, keeper: SampleKeeper, specs: Sequence[tuple[str, int, Sequence[int | str]]]):
         self.keeper = keeper
         self.specs = specs
-        self.free = {name for name, _, dims in specs if dims and not isinstance(dims[0], int)}
+        self.free = set(batched_inputs(specs))
         self.next = 0
         self.first: dict[int, int] = {}  # feed → position of its first item
 
