@@ -203,9 +203,9 @@ def test_cli_verify_compares_with_the_original(tmp_path, capsys, monkeypatch):
     compared = []
     real_compare = ort_backend.compare
 
-    def spy(reference, candidate, feeds):
+    def spy(reference, candidate, feeds, **options):
         compared.append([n.op_type for n in reference.graph.node])
-        return real_compare(reference, candidate, feeds)
+        return real_compare(reference, candidate, feeds, **options)
 
     monkeypatch.setattr(ort_backend, "compare", spy)
 
