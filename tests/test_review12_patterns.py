@@ -11,7 +11,7 @@ import pytest
 
 from graphopt.errors import PipelineError
 from graphopt.passes.fuse_patterns import FusePatterns
-from graphopt.patterns import parse_rules
+from graphopt.patterns import load_rule_file, parse_rules
 from tests.conftest import assert_same_outputs
 from tests.fusion_models import build, explained, feeds, ops, run_passes
 
@@ -101,6 +101,26 @@ def test_a_broken_rule_file_is_one_line_naming_file_and_line(text, line, message
     assert message in text_of, text_of
 
 
+@pytest.mark.parametrize(
+    ("target", "replacement", "line", "message"),
+    [
+        ("y = Rleu(x)", "y = Abs(x)", 4, "Rleu is no ONNX op (did you mean Relu?)"),
+        ("y = Relu(x)", "y = LeakyRelu(x, beta=1)", 6, "LeakyRelu has no attribute 'beta' in any"),
+        ("y = Relu(x, alpha=a)", "y = Abs(x)", 4, "Relu has no attribute 'alpha'"),
+    ],
+)
+def test_a_misspelt_op_or_attribute_in_a_users_file_is_refused(
+    tmp_path, target, replacement, line, message
+):
+    # it never matched (a target) or made a model onnx refuses (a replacement), without a word
+    path = tmp_path / "mine.yaml"
+    path.write_text(_rule(target, replacement))
+    with pytest.raises(PipelineError) as e:
+        load_rule_file(path)
+    assert str(e.value).startswith(f"{path}:{line}: "), str(e.value)
+    assert message in str(e.value)
+
+
 @pytest.mark.parametrize("literal", ["10 ** 10 ** 10", "[1] * 10 ** 9"])
 def test_a_huge_literal_is_refused_at_once(literal):
     # the parent computed 10**10**10 as an exact integer (without end) and [1]*10**9 as a list
@@ -162,7 +182,7 @@ RELU = f"""{OPSET13}
 @pytest.mark.parametrize(
     ("replacement", "reason"),
     [
-        ("y = LeakyRelu(x, alpha=0.0, beta=1)", "LeakyRelu has no attribute beta at opset 13"),
+        ("y = Clip(x, min=0.0)", "Clip has no attribute min at opset 13"),  # an opset-6 one
         ("y = Clip(x, x, x, x)", "Clip takes 1..3 inputs at opset 13, the rule gives 4"),
         ("y = Cast(x, to=7)", "the replacement makes y INT64, it is FLOAT"),
         ("f = Flatten(x, axis=0)\ny = Abs(f)", "the replacement makes y of shape [1, 16]"),
@@ -416,4 +436,18 @@ def test_a_replacement_of_a_newer_opset_waits_for_upgrade_opset(tmp_path):
     path = tmp_path / "rules.yaml"
     out, _ = run_passes(model, [FusePatterns()], rule_files=[path], upgrade_opset=True)
     assert ops(out) == ["Swish"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_rules_that_undo_each_other_stop_at_max_sweeps_with_a_warning(tmp_path, caplog):
+    rules = (
+        _rule("y = Relu(x)", "c = Constant(value_float=0)\ny = Max(x, c)")
+        + "  - name: back\n    target: y = Max(x, 0)\n    replacement: y = Relu(x)\n"
+    )
+    model = build(RELU)
+    with caplog.at_level("WARNING", logger="graphopt.patterns"):
+        out, report = _run(tmp_path, rules, model)
+    assert len(explained(report, "r", "applied")) == 4  # sweeps 1, 3, 5, 7
+    assert len(explained(report, "back", "applied")) == 4
+    assert any("still applied in the last of 8 sweeps" in r.message for r in caplog.records)
     assert_same_outputs(model, out, feeds(model))

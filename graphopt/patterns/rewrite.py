@@ -67,6 +67,7 @@ class RunStats:
     applied: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     opset_needed: int = 0  # highest default-domain opset a refused replacement needed
+    sweeps_exhausted: bool = False  # rules still applied in the last sweep `max_sweeps` allowed
 
 
 class RuleRunner:
@@ -133,6 +134,16 @@ class RuleRunner:
             # A new match contains a new node, or the producer of one of its inputs (whose
             # consumers changed): only rules with such an op in their target can newly match.
             active = [r for r in usable if not _target_ops(r).isdisjoint(index)]
+        else:
+            # Bounded, but perhaps no fixed point: rules that undo each other (Relu ⇒ Max(x, 0)
+            # and back) rewrite on every sweep; said once, not silently cut off.
+            self.stats.sweeps_exhausted = True
+            log.warning(
+                "rules still applied in the last of %d sweeps (%s): the result may not be a "
+                "fixed point (do two rules undo each other?)",
+                self.max_sweeps,
+                ", ".join(sorted(self.stats.applied)),
+            )
         return self.stats
 
     def _index(self, restrict: set[str] | None) -> dict[str, list[tuple[str, onnx.NodeProto]]]:

@@ -37,6 +37,7 @@ A `target` may be a list: alternatives sharing replacement and checks. Every err
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 import inspect
 import itertools
@@ -183,7 +184,9 @@ class Rule:
 
 
 def load_rule_file(path: str | Path) -> list[Rule]:
-    """Parse and validate a rule file (cached by path and modification time)."""
+    """Parse and validate a rule file (cached by path and modification time). A user's file
+    (not one of the built-in `patterns/`) also has its default-domain op and attribute names
+    checked against ONNX's schemas (`parse_rules(..., onnx_names=True)`)."""
     p = Path(path)
     try:
         stamp = p.stat().st_mtime_ns
@@ -198,7 +201,11 @@ def _load_cached(path: str, stamp: int) -> tuple[Rule, ...]:
         text = Path(path).read_text(encoding="utf-8")  # YAML is UTF-8
     except (OSError, UnicodeDecodeError) as e:
         raise PipelineError(f"{path}: cannot read rule file: {e}") from e
-    return tuple(parse_rules(text, path))
+    from graphopt._resources import builtin_dir
+
+    # the built-in files are checked by their tests; reading ONNX's schemas costs ~16 ms
+    user = Path(path).resolve().parent != builtin_dir("patterns").resolve()
+    return tuple(parse_rules(text, path, onnx_names=user))
 
 
 def _fields(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -215,8 +222,10 @@ def _fields(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, y
     return fields
 
 
-def parse_rules(text: str, source: str = "<string>") -> list[Rule]:
-    """Parse a rule file's text; errors name `source` and the line."""
+def parse_rules(text: str, source: str = "<string>", onnx_names: bool = False) -> list[Rule]:
+    """Parse a rule file's text; errors name `source` and the line. `onnx_names`: every
+    default-domain op must be an ONNX op and every attribute one of its attributes (in some
+    opset): a misspelt op or attribute in a target otherwise never matches, without a word."""
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as e:
@@ -235,6 +244,9 @@ def parse_rules(text: str, source: str = "<string>") -> list[Rule]:
     if "rules" not in top or not isinstance(top["rules"][1], yaml.SequenceNode):
         raise PipelineError(f"{source}:{_line(root)}: missing `rules:` list")
     rules = [_rule(item, source, macros) for item in top["rules"][1].value]
+    if onnx_names:
+        for r in rules:
+            _check_onnx_names(r)
     seen: dict[str, int] = {}
     for r in rules:
         if r.name in seen:
@@ -829,6 +841,41 @@ def _validate_wiring(rule: Rule) -> None:
             f"valid: {valid}"
         )
     rule.rematches = any(_rematches(rule, pat) for pat in rule.targets)
+
+
+def _check_onnx_names(rule: Rule) -> None:
+    known = _onnx_attributes()
+    for pat in [*rule.targets, rule.replacement]:
+        for node in pat.nodes:
+            if node.domain != "":
+                continue
+            where = f"{rule.source}:{pat.line + node.line - 1}"
+            attrs = known.get(node.op)
+            if attrs is None:
+                close = difflib.get_close_matches(node.op, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise PipelineError(
+                    f"{where}: {node.op} is no ONNX op{hint}; an op of another domain is "
+                    f"written domain.{node.op}"
+                )
+            for key in node.attrs:
+                if key not in attrs:
+                    valid = ", ".join(sorted(attrs)) or "none"
+                    raise PipelineError(
+                        f"{where}: {node.op} has no attribute {key!r} in any opset; valid: {valid}"
+                    )
+
+
+@functools.cache
+def _onnx_attributes() -> dict[str, frozenset[str]]:
+    """Default-domain op → the attribute names it has in any opset."""
+    import onnx
+
+    found: dict[str, set[str]] = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain in ("", "ai.onnx"):
+            found.setdefault(schema.name, set()).update(schema.attributes)
+    return {op: frozenset(names) for op, names in found.items()}
 
 
 def _pattern_inputs(pat: Pattern) -> set[str]:
