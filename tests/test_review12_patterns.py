@@ -364,18 +364,47 @@ def test_a_custom_domain_target_and_a_second_output_used_elsewhere(tmp_path):
     assert explained(report, "r", "refused") == ["intermediate i is also used by the graph outputs"]
 
 
+NEG_RELU = (
+    "y = Neg(Relu(x))",
+    "r = Relu(x)\na = Sub(r, r)\ny = Sub(a, r)",
+)  # −relu x = (r − r) − r
+
+
 def test_new_tensor_names_do_not_collide_with_existing_ones(tmp_path):
     model = build(
         f"""{OPSET13}
         g (float[2,8] x) => (float[2,8] y, float[2,8] Neg_2_a) {{
-          Neg_2_a = Abs(x)
+          Neg_2_a = Sin(x)
           t = Relu(Neg_2_a)
           y = Neg(t)
         }}"""
     )
-    out, _ = _run(tmp_path, _rule("y = Neg(Relu(x))", "a = Neg(x)\ny = Min(a, x)"), model)
-    assert ops(out) == ["Abs", "Neg", "Min"]
+    out, _ = _run(tmp_path, _rule(*NEG_RELU), model)
+    assert ops(out) == ["Sin", "Relu", "Sub", "Sub"]
+    assert len({o for n in out.graph.node for o in n.output}) == 4
     assert_same_outputs(model, out, feeds(model))
+
+
+def test_new_names_in_a_body_do_not_shadow_the_outer_scope(tmp_path):
+    outer = "\n".join(f"Neg_{i}_r = Sin(x)\nNeg_{i}_a = Cos(x)" for i in range(4))
+    names = ", ".join(f"float[2,8] Neg_{i}_{v}" for i in range(4) for v in "ra")
+    model = build(
+        f"""{OPSET13}
+        g (float[2,8] x, bool c) => (float[2,8] z, {names}) {{
+          {outer}
+          z = If(c) <then_branch = g1 () => (float[2,8] o1) {{ t = Relu(x)
+                                                             o1 = Neg(t) }},
+                     else_branch = g2 () => (float[2,8] o2) {{ o2 = Abs(x) }}>
+        }}"""
+    )
+    out, _ = _run(tmp_path, _rule(*NEG_RELU), model)
+    then = next(a.g for a in out.graph.node[-1].attribute if a.name == "then_branch")
+    assert [n.op_type for n in then.node] == ["Relu", "Sub", "Sub"]
+    outer_names = {o for n in out.graph.node for o in n.output}
+    assert not outer_names & {o for n in then.node for o in n.output}
+    x = np.linspace(-3, 3, 16, dtype=np.float32).reshape(2, 8)
+    for c in (True, False):
+        assert_same_outputs(model, out, {"x": x, "c": np.array(c)})
 
 
 def test_a_user_rule_applies_inside_a_loop_body(tmp_path):
