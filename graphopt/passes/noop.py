@@ -38,8 +38,12 @@ _SAME_RANK = frozenset(
     "Tile", "Softmax", "LogSoftmax", "Hardmax", "LRN", "InstanceNormalization",
     "LayerNormalization", "DepthToSpace", "SpaceToDepth", "Transpose",
 }  # fmt: skip
-# Elementwise after broadcasting: the output rank is the largest input rank.
-_BROADCAST_RANK = frozenset(name for name, kind in OP_KINDS.items() if kind == OpKind.BROADCAST)
+# Elementwise after broadcasting: the output rank is the largest input rank. (TVM's BROADCAST
+# also holds Expand, Tile and Unsqueeze, whose shape/repeats/axes input does not set the rank.)
+_AXES_IN_ORDER = frozenset({"Expand", "Tile", "Unsqueeze"})
+_BROADCAST_RANK = (
+    frozenset(name for name, kind in OP_KINDS.items() if kind == OpKind.BROADCAST) - _AXES_IN_ORDER
+)
 
 
 class LazyShapes:
