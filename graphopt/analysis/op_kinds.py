@@ -29,10 +29,12 @@ from TVM's kind it says why, next to `OP_KINDS`.
 
 BatchNormalization and Dropout are classified as what they are at inference (TVM's
 SimplifyInference turns them into broadcast Mul/Add and identity before fusion): BROADCAST and
-ELEMWISE; a node of them in training mode is OPAQUE (`node_kind`). Normalizations that reduce
-over the input and broadcast the statistics back (LayerNormalization, InstanceNormalization,
-GroupNormalization, LpNormalization, ...) are OPAQUE: TVM's SimplifyInference (or its
-frontend) splits them into reductions and broadcasts, which no one kind describes.
+ELEMWISE; a node of them in training mode is OPAQUE (`node_kind`). Ops that reduce over the
+input and broadcast the result back over it (LayerNormalization, InstanceNormalization,
+GroupNormalization, LpNormalization, MeanVarianceNormalization, DynamicQuantizeLinear, ...) are
+OPAQUE: TVM's SimplifyInference (or its frontend) splits them into reductions and broadcasts,
+which no one kind describes. So are ops TVM lowers to several ops of which one is opaque or a
+second complex op (RNN/GRU/LSTM, Attention, MaxUnpool, Compress, the losses).
 
 Every default-domain op that ONNX defines is listed below, OPAQUE ones included, so a new op
 shows up as a deliberate decision rather than a silent default. Ops in other domains
