@@ -480,3 +480,31 @@ def test_rules_that_undo_each_other_stop_at_max_sweeps_with_a_warning(tmp_path, 
     assert len(explained(report, "back", "applied")) == 4
     assert any("still applied in the last of 8 sweeps" in r.message for r in caplog.records)
     assert_same_outputs(model, out, feeds(model))
+
+
+def test_a_constant_of_several_elements_for_a_float_attribute_is_refused(tmp_path):
+    # alpha=a of a [2] constant became a FLOATS attribute: a model onnx refuses
+    model = build(
+        f"""{OPSET13}
+        g (float[2,2] x) => (float[2,2] y) <float[2] a = {{0.2, 0.3}}, float[1] b = {{0.5}}> {{
+          t = Mul(x, a)
+          u = Add(t, b)
+          y = Clip(u, , )
+        }}"""
+    )
+    rules = _rule(
+        "y = Clip(Add(Mul(x, a), b))",
+        "h = HardSigmoid(x, alpha=a, beta=b)\ny = Identity(h)",
+        "    checks:\n      - float_constant(a, b)\n",
+    )
+    out, report = _run(tmp_path, rules, model)
+    assert ops(out) == ["Mul", "Add", "Clip"]
+    (reason,) = explained(report, "r", "refused")
+    assert reason.startswith("HardSigmoid attribute alpha is a float, the rule gives [0.2"), reason
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_a_call_split_by_a_flow_list_says_how_to_write_it():
+    text = _rule("y = Relu(x)", "y = Abs(x)", "    checks: [scalar(x, x)]\n")
+    with pytest.raises(PipelineError, match=r"^mine.yaml:5: .* a `\[...\]` list splits a call"):
+        parse_rules(text, "mine.yaml")

@@ -609,13 +609,16 @@ class RuleRunner:
                 kind = kinds.get(key)
                 if kind is None:
                     return f"{op} has no attribute {key} at opset {version}"
-                value = attrs.get(key)
+                if key not in attrs:
+                    continue  # copied from a matched node as it was
+                value = attrs[key]
                 if kind == _FLOAT_KIND and isinstance(value, int) and _is_int(value):
                     attrs[key] = float(value)
                 elif kind == _FLOATS_KIND and isinstance(value, list) and all(map(_is_int, value)):
                     attrs[key] = [float(v) for v in value]
-                elif kind == _INT_KIND and isinstance(value, float):
-                    return f"{op} attribute {key} is an integer, the rule gives {value!r}"
+                elif not _fits(kind, value):
+                    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                    return f"{op} attribute {key} is {_KIND_NAMES[kind]}, the rule gives {shown}"
             missing = sorted(required - given)
             if missing:
                 return f"{op} needs attribute {missing[0]} at opset {version}"
@@ -1042,6 +1045,41 @@ def _schema_info(op: str, version: int) -> Any:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+_KIND_NAMES = {
+    _FLOAT_KIND: "a float",
+    _INT_KIND: "an integer",
+    _A.STRING: "a string",
+    _FLOATS_KIND: "a list of floats",
+    _A.INTS: "a list of integers",
+    _A.STRINGS: "a list of strings",
+}
+
+
+def _fits(kind: Any, value: Any) -> bool:
+    """Whether a rule's attribute value (a literal, a capture, a constant's value) has the
+    schema's attribute type (int → float already made). Kinds without a Python spelling here
+    (tensors, graphs) are taken as fitting."""
+    if kind not in _KIND_NAMES:
+        return True
+    if kind == _FLOAT_KIND:
+        return isinstance(value, float)
+    if kind == _INT_KIND:
+        return _is_int(value)
+    if kind == _A.STRING:
+        return isinstance(value, str)
+    if not isinstance(value, list):
+        return False
+    if kind == _FLOATS_KIND:
+        return all(_is_number(v) for v in value)
+    if kind == _A.INTS:
+        return all(_is_int(v) for v in value)
+    return all(isinstance(v, str) for v in value)
 
 
 def _kept_reads(rule: Rule) -> tuple[str, ...]:

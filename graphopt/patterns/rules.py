@@ -286,7 +286,7 @@ def _rule(node: yaml.Node, source: str, macros: dict[str, Macro]) -> Rule:
             targets.append(_pattern(expanded, source, _body_line(t), target=True))
     rnode = fields["replacement"][1]
     replacement = _pattern(_text(rnode, source), source, _body_line(rnode), target=False)
-    checks = [_call(_text(c, source), source, _line(c)) for c in _seq(fields, "checks", source)]
+    checks = [_check_call(c, fields["checks"][1], source) for c in _seq(fields, "checks", source)]
     compute = None
     if "compute" in fields:
         cnode = fields["compute"][1]
@@ -295,6 +295,17 @@ def _rule(node: yaml.Node, source: str, macros: dict[str, Macro]) -> Rule:
     rule = Rule(name, group, doc, targets, replacement, checks, compute, multi_use, source, line)
     _validate(rule)
     return rule
+
+
+def _check_call(item: yaml.Node, seq: yaml.Node, source: str) -> Call:
+    text = _text(item, source)
+    if getattr(seq, "flow_style", False) and text.count("(") != text.count(")"):
+        # `checks: [scalar(a, b)]`: YAML's flow list splits the call at its comma
+        raise PipelineError(
+            f"{source}:{_line(item)}: cannot parse {text.strip()!r}: a `[...]` list splits a "
+            "call at its commas; write one `- call(...)` a line, or quote each call"
+        )
+    return _call(text, source, _line(item))
 
 
 def _seq(fields: dict[str, tuple[yaml.Node, yaml.Node]], key: str, source: str) -> list[yaml.Node]:
