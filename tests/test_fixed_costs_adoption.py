@@ -91,9 +91,7 @@ def test_a_taken_over_tensor_is_the_constant_nodes_own_until_the_commit():
     value = {n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant"}
     graph = Graph(model, adopt_constants=True)
     assert graph.initializers["k"] is value["k"]  # served in place: not copied
-    places = list(model.graph.initializer)
-    assert [t.name for t in places] == list(value)  # each has its place, in node order
-    assert not places[0].HasField("raw_data")  # still empty
+    assert len(model.graph.initializer) == 0  # no entry until the commit copies it in
     graph.commit()  # a commit that keeps the graph in use (a verify or dump instrument)
     assert [t.name for t in model.graph.initializer] == list(value)
     for t in model.graph.initializer:
@@ -135,3 +133,38 @@ def test_write_raw_data_clears_typed_fields_of_a_tensor_in_the_list():
     graph.write_raw_data("b1", data)
     assert graph.initializers["b1"] is tensor  # written in place
     assert len(tensor.float_data) == 0 and tensor.raw_data == data
+
+
+def test_taken_over_tensors_land_in_node_order_before_those_added_later():
+    """An overwritten weight's entry is appended when written, after initializers a pass added
+    before: the commit moves it to its place among the taken-over tensors (node order), and a
+    snapshot shows the list the commit writes."""
+    model = conv_bn_model()
+    graph = Graph(_copy(model), adopt_constants=True)
+    graph.add_initializer("extra", np.ones(2, np.float32), exact_name=True)
+    new = np.arange(4 * 4 * 9, dtype="<f4").tobytes()
+    graph.write_raw_data("W2", new)
+    graph.remove_initializer("m2")
+    graph.remove_initializer("k")  # removed, then added again under its name
+    graph.add_initializer("k", np.zeros((1, 4, 1, 1), np.float32), exact_name=True)
+    expected = ["W1", "W2", "g1", "b1", "m1", "v1", "g2", "b2", "v2", "extra", "k"]
+    shown = graph.snapshot()
+    assert [t.name for t in shown.graph.initializer] == expected
+    out = graph.commit(reindex=False)
+    assert [t.name for t in out.graph.initializer] == expected
+    assert out.graph.initializer[1].raw_data == new
+    assert not np.any(numpy_helper.to_array(out.graph.initializer[-1]))  # the new k
+    assert shown.graph.SerializeToString() == out.graph.SerializeToString()
+
+
+def test_a_commit_keeps_the_lists_own_initializers_first():
+    """A model with initializers of its own and Constant nodes: the taken-over tensors follow
+    the list's own entries, whatever was appended since."""
+    model = conv_bn_model()
+    model.graph.initializer.append(numpy_helper.from_array(np.ones(3, np.float32), "own"))
+    graph = Graph(_copy(model), adopt_constants=True)
+    graph.add_initializer("later", np.ones(2, np.float32), exact_name=True)
+    graph.write_raw_data("b1", np.zeros(4, "<f4").tobytes())
+    names = [t.name for t in graph.commit(reindex=False).graph.initializer]
+    assert names[0] == "own" and names[-1] == "later" and names[4] == "b1"
+    assert names[1:-1] == [n.output[0] for n in model.graph.node if n.op_type == "Constant"]
