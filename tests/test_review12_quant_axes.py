@@ -3,7 +3,8 @@ the result within INT8 tolerance of the float model on real photographs, and tha
 or 12 model never gets a per-channel DequantizeLinear (the `axis` attribute came with 13).
 
 Weights are [Cout, Cin/g, k, k] for Conv (axis 0), [Cin, Cout/g, k, k] for a ConvTranspose
-(axis 1 at group 1, per tensor otherwise), [N, K] for Gemm with transB=1 (axis 0), [K, N] with
+(tensorrt: axis 0, the input channels, at any group; onnxruntime: axis 1 at group 1, per tensor
+otherwise; tests/test_review12_convtranspose_axis.py), [N, K] for Gemm with transB=1 (axis 0), [K, N] with
 transB=0 and for a 2-D MatMul weight (axis 1). Measured on the model below, calibrated on ten
 photographs: largest output error 0.5-1.3 % of the output's largest value (both targets).
 """
@@ -94,16 +95,21 @@ def test_axes_and_int8_accuracy_on_photographs(feeds, target: str, opset: int) -
     q, _ = quantize_with_report(model, feeds, target=target, accuracy_target=None, keep_stem=False)
     onnx.checker.check_model(q, full_check=True)
     assert max(o.version for o in q.opset_import if o.domain in ("", "ai.onnx")) >= 13
-    assert weight_axes(q) == {"conv": 0, "deconv": 1, "gemm": 1, "gemm_tb": 0, "matmul": 1}
+    deconv = 0 if target == "tensorrt" else 1
+    assert weight_axes(q) == {"conv": 0, "deconv": deconv, "gemm": 1, "gemm_tb": 0, "matmul": 1}
     for feed in feeds:
         want, got = ort_run(model, feed)["y"], ort_run(q, feed)["y"]
         assert np.abs(got - want).max() <= 0.03 * np.abs(want).max()
 
 
-def test_grouped_deconv_weight_is_per_tensor(feeds) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("target", "axis"), [("onnxruntime", None), ("tensorrt", 0)])
+def test_grouped_deconv_weight_axis(feeds, target: str, axis: int | None) -> None:  # type: ignore[no-untyped-def]
+    """onnxruntime: per tensor; tensorrt: per input channel (each belongs to one group)."""
     model = compute_model(13, deconv_group=2)
-    q, _ = quantize_with_report(model, feeds[:4], accuracy_target=None, keep_stem=False)
-    assert weight_axes(q)["deconv"] is None
+    q, _ = quantize_with_report(
+        model, feeds[:4], target=target, accuracy_target=None, keep_stem=False
+    )
+    assert weight_axes(q)["deconv"] == axis
 
 
 @pytest.mark.parametrize("opset", [11, 12])

@@ -16,6 +16,9 @@ Rules (DESIGN.md, "TensorRT reality"):
   DQ that all its readers share (onnxruntime gives each reader its own DQ copy at load time);
   the output head after the last Conv (box decode, score Concat) stays float, which keeps
   sigmoid scores from sharing a scale with box offsets.
+Weights are per channel on the axis the target's kernels scale: the output channels of Conv,
+Gemm and MatMul; for ConvTranspose ([C_in, C_out/group, k...]) axis 0, the input channels, for
+`tensorrt` and axis 1 (per tensor when grouped) for `onnxruntime` (`convtranspose_weight_axis`).
 Add inputs inside a Conv's `graphopt.analysis.fuse_ops` group are the "fused" ones (op-type
 rules decide where the partitioner fails). `plan` indexes the model once (the `Graph` it is
 given) and runs shape inference once (`graphopt.analysis.shape_facts`, which the partitioner
@@ -27,7 +30,7 @@ This module only decides; `graphopt.quant.qdq` rewrites the graph.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import onnx
@@ -164,7 +167,7 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
         if target == "onnxruntime" and op not in COMPUTE_OPS and node.name not in feeds_compute:
             continue  # the output head after the last Conv stays float (scores keep precision)
         if op in COMPUTE_OPS:
-            _plan_compute(graph, node, p, is_float_activation)
+            _plan_compute(graph, node, p, is_float_activation, target)
         if target == "tensorrt":
             if op == "Add" and len(node.input) == 2:
                 ins = list(node.input)
@@ -204,7 +207,9 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
     )
 
 
-def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> None:  # type: ignore[no-untyped-def]
+def _plan_compute(
+    graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act: Callable[[str], bool], target: str
+) -> None:
     op = node.op_type
     ins = list(node.input)
     if not ins or not is_act(ins[0]):
@@ -220,7 +225,7 @@ def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> No
         if op == "Conv":
             axis: int | None = 0
         elif op == "ConvTranspose":
-            axis = 1 if graph.attr(node, "group", 1) == 1 else None
+            axis = convtranspose_weight_axis(target, graph.attr(node, "group", 1))
         elif op == "Gemm":
             axis = 0 if graph.attr(node, "transB", 0) else 1
         else:  # MatMul
@@ -230,6 +235,26 @@ def _plan_compute(graph: Graph, node: onnx.NodeProto, p: NodePlan, is_act) -> No
             p.bias = 2
     elif op == "MatMul" and is_act(w):
         p.activations.append(1)
+
+
+def convtranspose_weight_axis(target: str, group: int) -> int | None:
+    """The per-channel axis of a ConvTranspose weight W [C_in, C_out/group, k...], None: per
+    tensor.
+
+    `tensorrt`: axis 0, one scale per input channel, at any `group`: input channel c belongs to
+    group c // (C_in/group) alone, and y_o = Σ_c,k x_c·s_c·q_cok, so s_c scales one input
+    channel of one group (it folds into x_c, as a Conv's output-channel scale folds into y).
+    TensorRT's deconvolution kernels take no other: "the kernels assume per-input-channel quant
+    for ConvTranspose ... We don't support per-output-channel quant for ConvTranspose"
+    (NVIDIA/TensorRT#2380, 2022-12-02); axis 1 gave wrong results (#1694) or no engine (#1519);
+    NVIDIA ModelOpt exports axis 0.
+    `onnxruntime`: axis 1 at group 1, per output channel as its own quantizer writes it
+    (onnxruntime/python/tools/quantization/operators/conv.py, QDQConv: default_axis 1 for
+    ConvTranspose) and as the int32 bias needs (s_b = s_x·s_w per output channel); per tensor
+    when grouped (axis 1 then holds C_out/group scales, which no bias channel maps to)."""
+    if target == "tensorrt":
+        return 0
+    return 1 if group == 1 else None
 
 
 def _reaches_compute(graph: Graph) -> set[str]:

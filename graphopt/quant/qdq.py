@@ -2,9 +2,10 @@
 
 Activations: `x → QuantizeLinear(s, z) → DequantizeLinear(s, z) → readers`, one Q and one DQ per
 tensor; the readers named by the plan (all readers, for the onnxruntime target, except nodes
-kept in float) read the DQ output. Weights: int8, symmetric, per output channel,
-`s_c = max|W_c| / 127`, `q = clip(round(W / s_c), -127, 127)`, stored as an int8 initializer read
-through a DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 with
+kept in float) read the DQ output. Weights: int8, symmetric, per channel on the plan's axis
+(the output channels; a ConvTranspose's input channels for TensorRT), `s_c = max|W_c| / 127`,
+`q = clip(round(W / s_c), -127, 127)`, stored as an int8 initializer read through a
+DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 with
 `s = s_x · s_c` and zero point 0 (what QLinearConv wants), where `s_c` is first raised to at
 least `|b_c| / (s_x · 2³⁰)` so that the int32 bias fits (a channel whose weights are tiny next
 to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error), except:
