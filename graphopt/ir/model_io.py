@@ -417,6 +417,8 @@ def save_model(
             _put_model_and_data(work, Path(tmp), path, target, location)
     except OSError as e:
         raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
+    except onnx.checker.ValidationError as e:  # a location onnx refuses: '../w.bin', '/w.bin'
+        raise SaveError(f"{path}: external data location {location!r}: {first_line(e)}") from e
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
@@ -436,7 +438,10 @@ def _put_model_and_data(
     a fresh name beside it, the model naming that fresh file, the data file replaced by a hard
     link to the fresh one (a copy where the file system has no links), the model naming
     `location`, and the fresh name removed. When a step after the second fails, the save stands
-    with its data under the fresh name, and a warning says so."""
+    with its data under the fresh name, and a warning says so; so it does when another save
+    replaced the data file between this one's fourth and fifth steps (two saves to one path at
+    once: the model last put in place is one of the two with its own data). A first save whose
+    model cannot be put in place removes the data file it put."""
     data_tmp = tmp / location
     model_tmp = tmp / ".graphopt-model"
     mode = _mode_of(target)
@@ -451,7 +456,11 @@ def _put_model_and_data(
     final = path.parent / location
     if not os.path.lexists(final):
         os.replace(data_tmp, final)
-        _put_model_file(model_tmp, path, target)
+        try:
+            _put_model_file(model_tmp, path, target)
+        except BaseException:
+            final.unlink(missing_ok=True)  # new: no model names it (the old one did not)
+            raise
         return
     if final.is_dir():
         raise SaveError(
@@ -476,11 +485,24 @@ def _put_model_and_data(
             except OSError:  # a file system without hard links (FAT, some network shares)
                 shutil.copyfile(fresh, link)
                 os.chmod(link, data_mode)
+            ours = _file_id(link)
             os.replace(link, final)
         except BaseException:
             link.unlink(missing_ok=True)  # a copy cut short (a full disk) goes too
             raise
         _put_model_file(model_tmp, path, target)
+        if _file_id(final) != ours:
+            # another save replaced the data file since this one did: its model (or a later
+            # one) goes in after ours, but ours names its fresh file again in case it is last
+            _write_model_file(work, fresh_model_tmp, mode)  # `work` names the fresh file
+            _put_model_file(fresh_model_tmp, path, target)
+            log.warning(
+                "%s: saved with its data in %s: %s was replaced by another save meanwhile",
+                path,
+                fresh.name,
+                location,
+            )
+            return
     except OSError as e:
         log.warning(
             "%s: saved with its data in %s: %s could not be replaced (%s)",
@@ -494,6 +516,16 @@ def _put_model_and_data(
         fresh.unlink()
     except OSError as e:  # the model names `location` now: the fresh name is a spare link
         log.warning("%s: could not remove %s (%s)", path, fresh, e.strerror or e)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of the file at `path`: which file it is, whatever its name (None:
+    there is none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _write_model_file(model: onnx.ModelProto, file: Path, mode: int | None) -> None:
@@ -521,9 +553,14 @@ def _fresh_path(beside: Path) -> Path:
 
 
 def _temporary_name(name: str) -> str:
-    """A fresh hidden name ending in (the first 200 bytes of) `name`: a file name of up to 255
-    bytes, as its folder allows, whatever `name`'s length (`name` itself may be 255)."""
-    short = os.fsdecode(os.fsencode(name)[:200])  # bytes as the file system has them
+    """A fresh hidden name ending in (at most the first 200 bytes of) `name`: a file name of
+    up to 255 bytes, as its folder allows, whatever `name`'s length (`name` itself may be
+    255). It is cut between characters, not inside one: bytes cut from a character are no
+    UTF-8, which APFS refuses in a file name and protobuf in the external data location that
+    names the file."""
+    short = name
+    while len(os.fsencode(short)) > 200:  # bytes as the file system has them
+        short = short[:-1]
     return f".graphopt-{secrets.token_hex(6)}-{short}"
 
 
