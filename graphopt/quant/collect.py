@@ -140,13 +140,30 @@ class ItemOffers:
     """Offers each input stacked in a feed to a `SampleKeeper` on its own: a feed of B images
     (`batch_items`) is B candidate samples of one image each, with their rows of the model's
     outputs, so the samples (and the float groups the accuracy search keeps) do not depend on
-    how the same inputs were batched. A feed is offered whole where its outputs do not all have
-    the B rows. Feeds come in order; item positions count the items before them."""
+    how the same inputs were batched. Feeds come in order; item positions count the items
+    before them.
 
-    def __init__(self, keeper: SampleKeeper, specs: Sequence[tuple[str, int, Sequence[int | str]]]):
+    A row of the outputs is the sample's FP32 reference only where the model computes it from
+    that row of the inputs alone, which a free first dim does not promise (a normalization over
+    it, a sequence-first LSTM's time). So a split is made only where `run` (the model's outputs
+    for a feed) gives the outputs' rows for the first and the last item fed alone, checked once
+    per set of inputs split; the inputs split are those whose free first dim has the batch's
+    length (two image inputs whose batch dims are named apart, as torch's `dynamic_axes` lists
+    name them), else only `batched_inputs`. A feed is offered whole where no split holds, where
+    its outputs do not all have the B rows, or without outputs or `run`."""
+
+    def __init__(
+        self,
+        keeper: SampleKeeper,
+        specs: Sequence[tuple[str, int, Sequence[int | str]]],
+        run: Callable[[Feed], Mapping[str, Any]] | None = None,
+    ):
         self.keeper = keeper
         self.specs = specs
-        self.free = set(batched_inputs(specs))
+        self.run = run
+        self.batched = frozenset(batched_inputs(specs))
+        self.free = {name for name, _, dims in specs if dims and not isinstance(dims[0], int)}
+        self.split_holds: dict[frozenset[str], bool] = {}  # inputs split → whether it holds
         self.next = 0
         self.first: dict[int, int] = {}  # feed → position of its first item
 
@@ -166,17 +183,70 @@ class ItemOffers:
         if self.keeper.count == 0:
             return
         items = batch_items(self.specs, feed)
-        split = items > 1 and all(
-            np.ndim(v) >= 1 and np.shape(v)[0] == items for v in (outputs or {}).values()
+        rows_each = outputs is not None and all(
+            np.ndim(v) >= 1 and np.shape(v)[0] == items for v in outputs.values()
         )
-        if not split:
+        split = None
+        if items > 1 and outputs and self.run is not None and rows_each:
+            split = self._split(feed, outputs, items)
+        if split is None:
             self.keeper.offer(start, feed, outputs)
             return
+        assert outputs is not None
         for k in range(items):
             # copies: a kept view would keep the whole batch alive
-            one = {n: a[k : k + 1].copy() if n in self.free else a for n, a in feed.items()}
-            rows = None if outputs is None else {o: v[k : k + 1] for o, v in outputs.items()}
+            one = {n: a[k : k + 1].copy() if n in split else a for n, a in feed.items()}
+            rows = {o: v[k : k + 1] for o, v in outputs.items()}
             self.keeper.offer(start + k, one, rows)
+
+    def _split(self, feed: Feed, outputs: Mapping[str, Any], items: int) -> frozenset[str] | None:
+        """The inputs to split `feed` on (None: offer it whole)."""
+        wide = frozenset(
+            n for n in self.free if n in feed and feed[n].ndim >= 1 and feed[n].shape[0] == items
+        )
+        for names in dict.fromkeys((wide, self.batched)):
+            if names not in self.split_holds:
+                self.split_holds[names] = self._holds(names, feed, outputs, items)
+                if not self.split_holds[names]:
+                    log.info(
+                        "calibration feeds split on %s do not give the batch's output rows: "
+                        "the accuracy search's samples are not split on them",
+                        ", ".join(sorted(names)),
+                    )
+            if self.split_holds[names]:
+                return names
+        return None
+
+    def _holds(
+        self, names: frozenset[str], feed: Feed, outputs: Mapping[str, Any], items: int
+    ) -> bool:
+        """Whether the model gives the first and the last item of `feed`, split on `names`
+        and fed alone, their rows of `outputs`."""
+        assert self.run is not None
+        for k in (0, items - 1):
+            one = {n: a[k : k + 1] if n in names else a for n, a in feed.items()}
+            try:
+                alone = self.run(one)
+            except QuantizeError:  # the split feed does not even run
+                return False
+            if not all(_same_rows(alone.get(o), v[k : k + 1]) for o, v in outputs.items()):
+                return False
+        return True
+
+
+def _same_rows(alone: Any, rows: Any) -> bool:
+    """Whether a model's output for one item fed alone is its `rows` in the batch's: equal
+    shapes, floating values within rounding of the batch's range (another batch size may sum
+    in another order), others equal."""
+    if alone is None:
+        return False
+    a, b = np.asarray(alone), np.asarray(rows)
+    if a.shape != b.shape:
+        return False
+    if not np.issubdtype(b.dtype, np.floating):
+        return bool(np.array_equal(a, b))
+    scale = float(np.max(np.abs(b), initial=0.0)) if b.size else 0.0
+    return bool(np.allclose(a, b, rtol=1e-3, atol=1e-4 * scale, equal_nan=True))
 
 
 def collect(
@@ -207,8 +277,8 @@ def collect(
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
     specs = input_specs(model)
-    offers = ItemOffers(samples, specs) if samples is not None else None
     if not tensors:
+        offers = ItemOffers(samples, specs) if samples is not None else None
         count = 0
         for i, feed in enumerate(data):
             checked = check_feed(model, feed, f"calibration feed {i}")
@@ -235,6 +305,13 @@ def collect(
     in_flight = 1 if histograms else runs_in_flight(threads, in_flight)
     per_run = threads if in_flight == 1 else max(1, (threads or _cores()) // in_flight)
     sess = session(probe, threads=per_run)
+    offers = None
+    if samples is not None:  # a split of a batch is checked on the model's outputs alone
+
+        def run_alone(feed: Feed) -> dict[str, Any]:
+            return dict(zip(outputs, _run(sess, outputs, feed, "a split sample"), strict=True))
+
+        offers = ItemOffers(samples, specs, run_alone if outputs else None)
     count = 0
     if on_batch is not None:
         on_batch(0)  # the model is loaded: calibration starts now
@@ -345,7 +422,11 @@ def choose_samples(
     except BackendError as e:
         raise QuantizeError(str(e)) from e
     names = [o.name for o in sess.get_outputs()]
-    offers = ItemOffers(keeper, input_specs(model))
+
+    def run_alone(feed: Feed) -> dict[str, Any]:
+        return dict(zip(names, _run(sess, names, feed, "a split sample"), strict=True))
+
+    offers = ItemOffers(keeper, input_specs(model), run_alone)
     count = 0
     if on_batch is not None:
         on_batch(0)
