@@ -529,8 +529,11 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 
 
 def _write_model_file(model: onnx.ModelProto, file: Path, mode: int | None) -> None:
-    """`model` serialized to `file`, with permission bits `mode` (None: the umask's)."""
-    onnx.save_model(model, str(file))
+    """`model` (its external data written already) serialized to `file`, with permission bits
+    `mode` (None: the umask's). Not by `onnx.save_model`, which walks every tensor of the model
+    again to write external data there is none left to write (~3 ms a call on ppocr_det)."""
+    with open(file, "wb") as f:
+        _write(f, serialized_pieces(model))
     if mode is not None:  # a file replaced keeps its mode (as onnx.save's open keeps it)
         os.chmod(file, mode)
 
