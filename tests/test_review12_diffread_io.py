@@ -165,3 +165,14 @@ def test_a_save_over_external_data_walks_the_tensors_for_onnx_once(tmp_path, mon
     monkeypatch.undo()
     assert len(walks) == 1
     assert _which(path) == "B"
+
+
+def test_a_model_name_whose_data_file_name_is_too_long_is_a_save_error(tmp_path):
+    """A 251..255-byte model name saved inline (4bc7093) makes `<name>.data` over 255 bytes:
+    onnx's ValidationError ('kernel rejected path') came out of save_model as it was."""
+    path = tmp_path / ("m" * 250 + ".onnx")
+    save_model(A, path, external_data=False)
+    with pytest.raises(SaveError, match=r"data file name .* is over 255 bytes"):
+        save_model(B, path, external_data=True)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert _which(path) == "A"

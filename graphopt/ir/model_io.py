@@ -400,6 +400,7 @@ def save_model(
             return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             location = location or default_data_location(path)
+            _refuse_long_data_name(path, location)
             work = onnx.ModelProto()
             work.CopyFrom(model)
             _move_to_external_data(work, location)
@@ -422,6 +423,22 @@ def save_model(
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
+
+
+def _refuse_long_data_name(path: Path, location: str) -> None:
+    """A SaveError when the data file's name is longer than its folder allows (a model name
+    of 251..255 bytes makes `<name>.data` 256..260): onnx's own error was 'kernel rejected
+    path'."""
+    name = Path(location).name
+    try:
+        limit = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        limit = 255
+    if len(os.fsencode(name)) > limit:
+        raise SaveError(
+            f"{path}: its data file name {name!r} is over {limit} bytes, the folder's limit; "
+            "give the model a shorter name (or a shorter location)"
+        )
 
 
 def _put_model_and_data(
