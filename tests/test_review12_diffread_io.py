@@ -176,3 +176,15 @@ def test_a_model_name_whose_data_file_name_is_too_long_is_a_save_error(tmp_path)
         save_model(B, path, external_data=True)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert _which(path) == "A"
+
+
+@pytest.mark.parametrize("location", ["m.onnx", "./m.onnx"])
+def test_a_location_naming_the_model_file_itself_is_refused(tmp_path, location):
+    """The model was written over its own data: a model that does not load, saved without a
+    word (a second save then warned that another save had replaced the data file)."""
+    path = tmp_path / "m.onnx"
+    save_model(A, path, external_data=False)
+    with pytest.raises(SaveError, match="is the model file"):
+        save_model(B, path, external_data=True, location=location)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    assert _which(path) == "A"

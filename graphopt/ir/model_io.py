@@ -400,7 +400,7 @@ def save_model(
             return path
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             location = location or default_data_location(path)
-            _refuse_long_data_name(path, location)
+            _refuse_data_name(path, location)
             work = onnx.ModelProto()
             work.CopyFrom(model)
             _move_to_external_data(work, location)
@@ -425,11 +425,14 @@ def save_model(
     return path
 
 
-def _refuse_long_data_name(path: Path, location: str) -> None:
-    """A SaveError when the data file's name is longer than its folder allows (a model name
-    of 251..255 bytes makes `<name>.data` 256..260): onnx's own error was 'kernel rejected
-    path'."""
+def _refuse_data_name(path: Path, location: str) -> None:
+    """A SaveError when the data file `location` is the model file `path` itself (the model
+    was written over its data), or its name is longer than its folder allows (a model name of
+    251..255 bytes makes `<name>.data` 256..260; onnx's own error was 'kernel rejected
+    path')."""
     name = Path(location).name
+    if os.path.normpath(path.parent / location) == os.path.normpath(path):
+        raise SaveError(f"{path}: the data file {location!r} is the model file; choose another")
     try:
         limit = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
     except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
