@@ -19,6 +19,7 @@ import onnx
 from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
+from graphopt.ir.training import pin_training_names, unpin_training_names
 from graphopt.passes.base import CONTEXT_OPTIONS, PassContext, all_passes
 from graphopt.pipeline import (
     DumpInstrument,
@@ -69,6 +70,7 @@ def optimize_with_report(
     if 0 < loaded.model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
         weights_as_constants(loaded.model)  # else nothing with a weight could fold (IR 3 zoo)
     declared = fix_input_shapes(loaded.model, input_shapes) if input_shapes else {}
+    pinned = pin_training_names(loaded.model)  # no pass may touch what training_info names
     pipe = load_pipeline(pipeline)
     ctx = make_context(pipe, **options)
     # checks the nodes while indexing them, and converts Constant nodes there when the
@@ -84,6 +86,7 @@ def optimize_with_report(
     ctx.instruments.insert(0, StatsInstrument(report))
     PassManager(pipe).run(graph, ctx)
     result = graph.commit(reindex=False)  # the graph is not used again
+    unpin_training_names(result, pinned)
     report.seconds = time.perf_counter() - start
     # each event once: a rerun of the fusions (if_changed, repeat) meets the same refusals
     report.explain = list(dict.fromkeys(ctx.explain))

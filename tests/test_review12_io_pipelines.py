@@ -264,12 +264,6 @@ def test_cli_refuses_an_output_onto_the_inputs_data_file_and_keeps_it(tmp_path, 
     _assert_same(_outputs(src))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: passes do not know training_info reads and binds initializers (Graph, "
-    "graphopt/ir/graph.py, and the passes' dead-initializer removal): fold-batchnorm removes "
-    "the BN's mean while training_info's update_binding still names it",
-)
 def test_training_info_bindings_still_name_initializers_after_the_folds():
     model = onnx.parser.parse_model("""
 <ir_version: 9, opset_import: ["" : 17]>
