@@ -67,7 +67,9 @@ class RunStats:
     applied: dict[str, int] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)
     opset_needed: int = 0  # highest default-domain opset a refused replacement needed
-    sweeps_exhausted: bool = False  # rules still applied in the last sweep `max_sweeps` allowed
+    # rules applied in the last sweep `max_sweeps` allowed, and some rule's target ops are
+    # around what it made (a further sweep might apply more)
+    sweeps_exhausted: bool = False
 
 
 class RuleRunner:
@@ -136,7 +138,11 @@ class RuleRunner:
             active = [r for r in usable if not _target_ops(r).isdisjoint(index)]
         else:
             # Bounded, but perhaps no fixed point: rules that undo each other (Relu ⇒ Max(x, 0)
-            # and back) rewrite on every sweep; said once, not silently cut off.
+            # and back) rewrite on every sweep; said once, not silently cut off. Where no rule
+            # has an op of its target around what the last sweep made, that sweep reached the
+            # fixed point (one sweep takes a whole chain): nothing to say.
+            if not active:
+                return self.stats
             self.stats.sweeps_exhausted = True
             log.warning(
                 "rules still applied in the last of %d sweeps (%s): the result may not be a "
