@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from graphopt import optimize
+from graphopt.errors import PipelineError
 from graphopt.passes.fuse_patterns import FusePatterns
+from graphopt.patterns import parse_rules
 from tests.conftest import assert_same_outputs, ort_run
 from tests.fusion_models import build, explained, feeds, ops, run_passes
 
@@ -88,3 +90,38 @@ def test_merge_chains_collapse_to_one_op(op, n):
     want = np.sqrt(np.exp(x) * np.prod(k) if op == "Mul" else np.exp(x) + sum(k))
     np.testing.assert_allclose(ort_run(out, {"x": x})["y"], want, rtol=1e-5)
     assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("name", ["e", "pi", "inf"])
+@pytest.mark.parametrize("where", ["target", "replacement", "compute"])
+def test_a_tensor_named_like_a_constant_is_refused_in_words(tmp_path, name, where):
+    # `e = Exp(x)` then `Neg(e)`: the read of e is the number 2.718..., so the parent said
+    # "Exp does not feed the target's output 'y'" (target) or "a replacement cannot create
+    # constants from literals" (replacement, compute)
+    target = f"{name} = Exp(x)\ny = Neg({name})" if where == "target" else "y = Neg(Exp(x))"
+    replacement = f"{name} = Exp(x)\ny = Neg({name})" if where == "replacement" else "y = Neg(x)"
+    extra = ""
+    if where == "compute":
+        target = "y = Conv(x, W, B)"
+        replacement = f"y = Conv(x, W, {name})"
+        extra = f"    compute: W2, {name} = fold_affine_conv(W, B, W, W)\n"
+    text = (
+        "rules:\n  - name: r\n    target: |\n"
+        + "".join(f"      {ln}\n" for ln in target.splitlines())
+        + extra
+        + "    replacement: |\n"
+        + "".join(f"      {ln}\n" for ln in replacement.splitlines())
+    )
+    with pytest.raises(PipelineError, match=f"'{name}' is the number .* give the tensor another"):
+        parse_rules(text, "r.yaml")
+
+
+def test_built_in_rule_files_load_as_user_files(tmp_path):
+    # every built-in rule, copied to a user's folder (so schema-checked at load), loads
+    from graphopt._resources import builtin_dir
+    from graphopt.patterns import load_rule_file
+
+    for f in sorted(builtin_dir("patterns").glob("*.yaml")):
+        copy = tmp_path / f.name
+        copy.write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+        assert len(load_rule_file(copy)) == len(load_rule_file(f)) > 0

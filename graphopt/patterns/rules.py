@@ -450,6 +450,17 @@ def _dedent(text: str) -> str:
 
 
 _NAMED_CONSTANTS = {"pi": math.pi, "e": math.e, "sqrt": math.sqrt, "inf": math.inf}
+_LITERAL_NAMES = frozenset({"pi", "e", "inf"})  # numbers wherever they are read
+
+
+def _literal_name_message(name: str) -> str:
+    """A tensor named like a constant (`e = Exp(x)`): every read of it is the number."""
+    return (
+        f"{name!r} is the number {_NAMED_CONSTANTS[name]} where it is read; give the tensor "
+        "another name"
+    )
+
+
 _ARITHMETIC: dict[type, Any] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -531,6 +542,8 @@ class _PatternBuilder:
         for n in names:
             if not isinstance(n, ast.Name):
                 raise self.error(stmt.lineno, "outputs are plain names")
+            if n.id in _LITERAL_NAMES:
+                raise self.error(stmt.lineno, _literal_name_message(n.id))
             outs.append(n.id)
         if not isinstance(stmt.value, ast.Call):
             raise self.error(stmt.lineno, "the right-hand side must be an op call")
@@ -595,6 +608,13 @@ class _PatternBuilder:
                     raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
                 return Literal(float(value), float(rtol))
         if _is_literal(a):
+            if not self.target and isinstance(a, ast.Name) and a.id in _LITERAL_NAMES:
+                # a compute output named so, or the number meant: neither can be read here
+                raise self.error(
+                    lineno,
+                    _literal_name_message(a.id)
+                    + " (a replacement cannot create constants from literals; use `compute:`)",
+                )
             if not self.target:
                 raise self.error(
                     lineno, "a replacement cannot create constants from literals; use `compute:`"
@@ -650,6 +670,8 @@ def _call(text: str, source: str, line: int, allow_outputs: bool = False) -> Cal
         for n in lhs.elts if isinstance(lhs, ast.Tuple) else [lhs]:
             if not isinstance(n, ast.Name):
                 raise PipelineError(f"{source}:{line}: outputs of a computation are names")
+            if n.id in _LITERAL_NAMES:
+                raise PipelineError(f"{source}:{line}: {_literal_name_message(n.id)}")
             outputs.append(n.id)
         expr: ast.expr | None = stmt.value
     elif isinstance(stmt, ast.Expr):
