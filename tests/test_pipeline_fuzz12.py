@@ -23,7 +23,7 @@ NaN and inf where the original has them, the rest to 1e-3 of each output's large
 ulps. A model the original cannot run is skipped.
 
 Constant subgraphs (`RandomConstants`): chains of the ops constant folding evaluates (integer,
-float, float16, bool; NaN, inf, -0.0, integer extremes; Slice/Gather/Reshape/Reduce edge
+float, double, bool; NaN, inf, -0.0, integer extremes; Slice/Gather/Reshape/Reduce edge
 cases) beside a graph input's static shape; the folded outputs must equal what onnxruntime
 computes from the original (exactly, floats to 1e-5).
 
@@ -1073,10 +1073,13 @@ _INT_EDGE = {
     np.int8: [127, -128],
     np.uint8: [255, 0],
 }
+# No float16: onnxruntime runs float16 ops it has no kernel for (ReduceProd, Div, Pow, ...) in
+# float32 and drops the Casts between them, so its values are no float16 reference (ReduceProd
+# overflows to -inf in float16, and a Div of it gave -2.7e-4 there where float16 gives -0).
 _CAST_TO = [
     TensorProto.FLOAT,
     TensorProto.DOUBLE,
-    TensorProto.FLOAT16,
+    TensorProto.DOUBLE,
     TensorProto.INT8,
     TensorProto.INT32,
     TensorProto.INT64,
@@ -1117,7 +1120,7 @@ class RandomConstants:
 
     def constant(self) -> None:
         kind = self.pick(
-            ["i64", "i64", "i64", "f32", "f32", "i32", "f16", "f64", "bool", "u8", "i8"]
+            ["i64", "i64", "i64", "f32", "f32", "i32", "f64", "f64", "bool", "u8", "i8"]
         )
         shape = self.pick([(), (1,), (3,), (4,), (2, 3), (1, 3), (3, 1), (0,), (2, 1, 2)])
         dtype = {
@@ -1535,12 +1538,6 @@ def test_upgrade_opset_keeps_the_declared_outputs() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graphopt/ir/opset_conversion.misconverted (not this file's owner's) does not list "
-    "Dropout: onnxruntime computes Dropout-10/11's mask as all False in inference mode and "
-    "Dropout-12+'s as all True, so converting a model whose mask is read changes it",
-)
 def test_upgrade_opset_keeps_a_read_dropout_mask() -> None:
     """Model 559: upgrading an opset-11 model with a Dropout whose mask is a graph output (to
     fuse a HardSwish at 14) turned the mask from all False to all True in onnxruntime."""

@@ -92,7 +92,8 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
     turns Upsample and opset-10 Resize in linear mode into a Resize with the half_pixel
     coordinates of opset 11 (Upsample's and Resize-10's are asymmetric), and keeps a Hardmax
     across opset 13, where it stopped flattening to 2-D around its axis (Softmax gets a
-    Flatten/Reshape adapter, Hardmax none)."""
+    Flatten/Reshape adapter, Hardmax none), and a Dropout whose mask is named across opset 12
+    (onnxruntime computes Dropout-10/11's inference mask all False, Dropout-12's all True)."""
     for node in itertools.chain(graph.node, (n for b in nested_bodies(graph) for n in b.node)):
         if node.domain not in ("", "ai.onnx"):
             continue
@@ -106,6 +107,10 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
             return f"{node.name or op}: Resize-10 in {mode} mode would become a half_pixel Resize"
         if op == "Hardmax" and before < 13 <= version:
             return f"{node.name or op}: Hardmax changes meaning at opset 13 (no adapter)"
+        if op == "Dropout" and before < 12 <= version and len(node.output) > 1 and node.output[1]:
+            return (
+                f"{node.name or op}: Dropout's mask changes at opset 12 (all False, then all True)"
+            )
     return ""
 
 
