@@ -98,7 +98,11 @@ class RandomDetector:
         self.dtype = TensorProto.FLOAT16 if self.coin(0.08) else TensorProto.FLOAT
         # a dynamic batch (a stream of its own, so the rest of a seed's model stays as it was):
         # Reshape targets copy the batch (0) instead of naming it
-        self.dynamic = bool(np.random.default_rng(self.seed + 10**6).random() < 0.25)
+        side = np.random.default_rng(self.seed + 10**6).random(2)
+        self.dynamic = bool(side[0] < 0.25)
+        # channels in whole NCHWc blocks, so chains of blocked ops (pools, Concat, Add, Resize)
+        # stay blocked in ort-cpu
+        self.blocky = bool(side[1] < 0.3)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -189,6 +193,8 @@ class RandomDetector:
         n, c, h, w = t.shape
         group = 1
         c_out = int(self.pick([1, 2, 3, 4, 5, 6, 7, 8, 8, 16, 20, 32]))
+        if self.blocky:  # channels of whole NCHWc blocks (8 with AVX2, 16 with AVX-512)
+            c_out = {1: 16, 2: 32, 3: 48, 4: 16, 5: 32, 6: 24, 7: 8}.get(c_out, c_out)
         roll = self.rng.random()
         if roll < 0.25:
             group, c_out = c, c * int(self.pick([1, 1, 2]))  # depthwise (and multiplier 2)
@@ -681,6 +687,22 @@ class RandomDetector:
         (y,) = self.node("Concat", parts, axis=1)
         return self.remember(T(y, (n, 4 * c, oh, ow)))
 
+    def spp(self, t: T) -> T:
+        """YOLO's SPP(F): MaxPools of stride 1 ("same" pads) chained or side by side, Concat
+        with the input on channels, often a 1×1 Conv after."""
+        n, c, h, w = t.shape
+        pools, src = [t.name], t.name
+        chained = self.coin()
+        for k in self.pick([[5, 5, 5], [5, 9, 13], [3], [5, 5]]):
+            (p,) = self.node(
+                "MaxPool", [src], kernel_shape=[k, k], strides=[1, 1], pads=[k // 2] * 4
+            )
+            pools.append(p)
+            src = p if chained else t.name
+        (y,) = self.node("Concat", pools, axis=1)
+        out = self.remember(T(y, (n, c * len(pools), h, w)))
+        return self.conv(out) if self.coin(0.6) else out
+
     def layernorm(self, t: T) -> T:
         """(x − E[x]) / √(E[(x − E[x])²] + ε)·γ + β over the last axis (or the last two), with
         near misses (other axes in the second mean, a γ that broadcasts the output)."""
@@ -748,6 +770,8 @@ class RandomDetector:
     def build(self) -> onnx.ModelProto:
         n = int(self.pick([1, 1, 2]))
         c, h, w = (int(v) for v in self.rng.integers([1, 3, 3], [9, 10, 10]))
+        if self.blocky:
+            c = 16 * (1 + c % 2)
         x = T("x", (n, c, h, w))
         t = self.remember(x)
         steps = {
@@ -755,7 +779,7 @@ class RandomDetector:
             self.conv_transpose: 1, self.se_block: 1, self.layout: 2, self.noop: 2,
             self.concat_split: 2, self.resize: 1, self.residual: 2, self.affine_chain: 3,
             self.pooling: 1, self.casts: 1, self.twins: 1, self.half_island: 1,
-            self.conv1d: 1, self.layernorm: 1, self.focus: 1,
+            self.conv1d: 1, self.layernorm: 1, self.focus: 1, self.spp: 1 + 2 * self.blocky,
         }  # fmt: skip
         funcs, weights = list(steps), np.asarray(list(steps.values()), float)
         if self.coin(0.1):  # an output that is a no-op of the graph input
