@@ -114,6 +114,7 @@ class RuleRunner:
         # (rule, opset) → (why its replacement cannot be emitted, the opset that would do)
         self._opset_reasons: dict[tuple[str, int], tuple[str, int]] = {}
         self._shapes: Any = None  # the model's inferred types, once a user rule needs them
+        self._inferred: dict[bytes, Any] = {}  # _inferred_type's results in this run
         # node name → (rule, id of the node) for the nodes a `rematches` rule added
         self._made_by: dict[str, tuple[str, int]] = {}
 
@@ -646,7 +647,7 @@ class RuleRunner:
         want = facts.dtype(root) if root else None
         if not want or root is None:
             return ""
-        got = _inferred_type(m, facts, self.graph)
+        got = _inferred_type(m, facts, self.graph, self._inferred)
         if got is None:
             return ""
         dtype, shape = got
@@ -938,10 +939,13 @@ def _arg_plan(rule: Rule, call: Call) -> list[tuple[str | None, Any, bool]]:
     return cached
 
 
-def _inferred_type(m: Match, facts: Any, graph: Graph) -> tuple[int, tuple[Any, ...] | None] | None:
+def _inferred_type(
+    m: Match, facts: Any, graph: Graph, cache: dict[bytes, Any] | None = None
+) -> tuple[int, tuple[Any, ...] | None] | None:
     """(element type, shape) ONNX type inference gives the replacement's output from the
-    types of its inputs in `facts` (small constants with their values); None when an input's
-    type is unknown or inference fails."""
+    types of its inputs in `facts` (small constants with their values, larger ones by type and
+    shape); None when an input's type is unknown or inference fails. `cache`: results by the
+    replacement model's bytes (the same rule on inputs of the same types infers the same)."""
     from onnx import helper, numpy_helper
 
     inputs: list[onnx.ValueInfoProto] = []
@@ -962,8 +966,12 @@ def _inferred_type(m: Match, facts: Any, graph: Graph) -> tuple[int, tuple[Any, 
             if not isinstance(value, np.ndarray) and t and graph.is_constant(t):
                 small = m.facts.value(t)
                 value = small if small is not None and small.size <= 64 else None
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.size <= 64:
                 inits.append(numpy_helper.from_array(value, v))
+                continue
+            if isinstance(value, np.ndarray):  # a computed weight: inference reads its type
+                dtype = helper.np_dtype_to_tensor_dtype(value.dtype)
+                inputs.append(helper.make_tensor_value_info(v, dtype, list(value.shape)))
                 continue
             if not t:
                 names[-1] = ""
@@ -995,6 +1003,16 @@ def _inferred_type(m: Match, facts: Any, graph: Graph) -> tuple[int, tuple[Any, 
         opset_imports=list(graph.model.opset_import),
         ir_version=graph.model.ir_version or onnx.IR_VERSION,
     )
+    key = model.SerializeToString() + out.encode()
+    if cache is not None and key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    result = _infer_output(model, out)
+    if cache is not None:
+        cache[key] = result
+    return result
+
+
+def _infer_output(model: onnx.ModelProto, out: str) -> tuple[int, tuple[Any, ...] | None] | None:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError):
