@@ -92,6 +92,7 @@ class RandomDetector:
     bool_outputs: set[str] = field(default_factory=set)
     half_outputs: set[str] = field(default_factory=set)  # the float16 island's tensors
     island: bool = False  # building a float16 island of a float32 model
+    unrewired: set[str] = field(default_factory=set)  # nodes `rewire` leaves alone
     n: int = 0
 
     def __post_init__(self) -> None:
@@ -712,6 +713,13 @@ class RandomDetector:
         """(x − E[x]) / √(E[(x − E[x])²] + ε)·γ + β over the last axis (or the last two), with
         near misses (other axes in the second mean, a γ that broadcasts the output)."""
         _, c, h, w = t.shape
+        first = len(self.nodes)
+        try:
+            return self._layernorm(t, c, h, w)
+        finally:  # its inner inputs are not rewired: x − E[x] against another tensor is noise
+            self.unrewired.update(n.name for n in self.nodes[first:])
+
+    def _layernorm(self, t: T, c: int, h: int, w: int) -> T:
         axes = self.pick([[-1], [3], [2, 3], [-1]])
         axes2 = axes if self.coin(0.85) else [2]
         (mu,) = self.node("ReduceMean", [t.name], axes=axes, keepdims=1)
@@ -880,7 +888,11 @@ class RandomDetector:
             for j, name in enumerate(node.input):
                 # not into Exp (eˣ overflows) nor ReduceMean (the mean of x − E[x] is rounding
                 # noise, and a layer norm then divides by its root)
-                if name in types and node.op_type not in ("Constant", "Exp", "ReduceMean"):
+                if (
+                    name in types
+                    and node.op_type not in ("Constant", "Exp", "ReduceMean")
+                    and node.name not in self.unrewired
+                ):
                     same = [p for p in produced_before if p != name and types.get(p) == types[name]]
                     if same:
                         sites.append((k, j, same))
