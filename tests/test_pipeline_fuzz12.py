@@ -64,7 +64,7 @@ AGAIN = {
     "default+shapes": "default",
 }  # fmt: skip
 SEEDS = range(60)
-CONSTANT_SEEDS = range(60)
+CONSTANT_SEEDS = range(100)
 _NP = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16}
 
 
@@ -78,12 +78,14 @@ class T:
 
 @dataclass
 class RandomDetector:
-    """A random detector-like model; `build()` returns it (or None when it came out trivial)."""
+    """A random detector-like model of one seed; `build()` makes it."""
 
     seed: int
     rng: np.random.Generator = field(init=False)
     opset: int = field(init=False)
     dtype: int = field(init=False)
+    dynamic: bool = field(init=False)
+    blocky: bool = field(init=False)
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     inits: list[onnx.TensorProto] = field(default_factory=list)
     outputs: list[T] = field(default_factory=list)
