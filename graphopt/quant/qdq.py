@@ -8,7 +8,9 @@ kept in float) read the DQ output. Weights: int8, symmetric, per channel on the 
 DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 with
 `s = s_x · s_c` and zero point 0 (what QLinearConv wants), where `s_c` is first raised to at
 least `|b_c| / (s_x · 2³⁰)` so that the int32 bias fits (a channel whose weights are tiny next
-to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error), except:
+to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error). The floor
+holds for TensorRT's float bias too: onnxruntime, which runs that model as well, makes the same
+int32 bias itself (WeightBiasQuantization) and saturates it where it overflows. Except:
 - `|b / (s_x · s_c)| > 2³¹ − 1` all the same (a weight another node reads too is not
   raised: the bound holds only for the node whose bias raises it): clipping would change
   the result, and a float bias does not help (onnxruntime converts it to the same int32
@@ -112,6 +114,13 @@ def quantize_weight(
         reduce = tuple(i for i in range(w.ndim) if i != axis)
         amax = np.abs(w64).max(axis=reduce, initial=0.0) if reduce else np.abs(w64)
     scale64 = np.maximum(amax / 127.0, float(_MIN_SCALE))
+    # an all-zero channel (pruned) quantizes exactly at any scale: without a floor (a weight
+    # several nodes read) it takes the tensor's largest (1/127 when all are zero), not 1e-12,
+    # whose s_x·s_w puts a bias's int32 form (onnxruntime's, of a float bias behind Q/DQ, or
+    # ours) far beyond int32
+    zero = amax == 0
+    if bias_floor is None and np.any(zero):
+        scale64 = np.where(zero, scale64.max() if not np.all(zero) else 1.0 / 127.0, scale64)
     if bias_floor is not None:
         floor = bias_floor.astype(np.float64)
         if floor.shape != amax.shape:
@@ -287,13 +296,12 @@ def _quantize_constants(
         if (base, axis) not in weights:
             elem = onnx.TensorProto.FLOAT16 if value.dtype == np.float16 else onnx.TensorProto.FLOAT
             # the floor bounds the error of this node only: a weight another node reads too
-            # keeps amax / 127 (then a bias that overflows keeps its node float)
+            # keeps amax / 127 (then a bias that overflows keeps its node float). TensorRT's
+            # bias stays float, but onnxruntime, which runs this model too, turns a float bias
+            # behind a DQ'd input and weight into int32 at s_x·s_w itself (its basic-level
+            # WeightBiasQuantization), saturating where that overflows: the floor holds there
             only_reader = all(n.name == name for n in graph.consumer_nodes(base))
-            floor = (
-                _bias_floor(graph, node, p, params)
-                if target == "onnxruntime" and only_reader
-                else None
-            )
+            floor = _bias_floor(graph, node, p, params) if only_reader else None
             weights[(base, axis)] = quantize_weight(
                 value, axis, _scale_dtype(elem, opset, what), floor
             )
