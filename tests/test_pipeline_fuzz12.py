@@ -95,6 +95,7 @@ class RandomDetector:
     half_outputs: set[str] = field(default_factory=set)  # the float16 island's tensors
     island: bool = False  # building a float16 island of a float32 model
     unrewired: set[str] = field(default_factory=set)  # nodes `rewire` leaves alone
+    huge: bool = False  # a constant of ~1e4 went in (no layer norm after it)
     n: int = 0
 
     def __post_init__(self) -> None:
@@ -308,6 +309,7 @@ class RandomDetector:
         value = self.rng.standard_normal(shape)
         if self.coin(0.1):
             value = value * (1e4 if self.wide else 4)
+            self.huge = self.huge or self.wide
         return value.astype(self.np)
 
     def affine(self, t: T) -> T:
@@ -715,6 +717,8 @@ class RandomDetector:
         """(x − E[x]) / √(E[(x − E[x])²] + ε)·γ + β over the last axis (or the last two), with
         near misses (other axes in the second mean, a γ that broadcasts the output)."""
         _, c, h, w = t.shape
+        if self.huge:  # x + 1e4·k then x − E[x]: all rounding noise, normalized to any value
+            return t
         first = len(self.nodes)
         try:
             return self._layernorm(t, c, h, w)
