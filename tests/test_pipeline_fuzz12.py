@@ -31,7 +31,10 @@ Known deviations the generators avoid, not graphopt's: onnxruntime's Slice with 
 2**31-1 and a negative step, its ReduceProd of [inf, 0], float16 ops it runs in float32, its
 NCHWc MaxPool's NaN propagation (ORT_ENABLE_ALL's own), `softplus`'s documented inf → x where
 eˣ overflows (its rule says so), and log(eˣ + 1) rounding to an exact 0 where Softplus/Mish
-give e⁻³⁰ (a reciprocal after it would be inf against finite).
+give e⁻³⁰ (a reciprocal after it would be inf against finite). One deviation is graphopt's
+and accepted, as onnxruntime's own Conv+Mul fusion makes it: a negative scale folded into a
+Conv turns an exact -0.0 output (a zero-padded window, times c < 0) into +0.0, which only a
+reciprocal after it shows (k / ±0 = ±inf); the hunts met it once in ~40k models.
 """
 
 from __future__ import annotations
