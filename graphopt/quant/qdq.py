@@ -14,7 +14,9 @@ int32 bias itself (WeightBiasQuantization) and saturates it where it overflows. 
 - `|b / (s_x · s_c)| > 2³¹ − 1` all the same (a weight another node reads too is not
   raised: the bound holds only for the node whose bias raises it): clipping would change
   the result, and a float bias does not help (onnxruntime converts it to the same int32
-  when it fuses QLinearConv), so the whole node stays float (logged);
+  when it fuses QLinearConv), so the whole node stays float (logged). TensorRT target: that
+  node reads its own quantized copy of the weight, raised, and the other readers keep
+  amax / 127;
 - a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
   is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
   leaves the Gemm unfused and exact);
@@ -56,6 +58,7 @@ _MIN_SCALE = np.float32(1e-12)
 _MIN_SCALE_FP16 = np.float16(2.0**-24)  # the smallest positive float16 (subnormal)
 _INT32_MAX = 2**31 - 1
 FLOAT16_QDQ_OPSET = 19  # QuantizeLinear-19 / DequantizeLinear-19 accept float16
+WeightKey = tuple[str, int | None, str]  # (weight, axis, "" or the node owning its own copy)
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def insert_qdq(
     planned = {n: p for n, p in plan.nodes.items() if n not in skip and n in graph.nodes}
     types = types_if_float16(model)
     # constants first: a node whose weights or bias cannot be quantized stays float entirely
-    weights: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]] = {}  # → (q, scales)
+    # (tensor, axis, "") → (q, scales), or (tensor, axis, node) for a node's own copy
+    weights: dict[WeightKey, tuple[np.ndarray, np.ndarray]] = {}
     biases: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # node → (int32 bias, its scale)
     for name, p in planned.items():
         reason = _quantize_constants(graph, name, p, params, plan.target, opset, weights, biases)
@@ -215,15 +219,16 @@ def insert_qdq(
                     if inp == t:
                         graph.set_input(c, k, dq)
     # weights, biases and constant operands
-    weight_dq: dict[tuple[str, int | None], str] = {}  # a shared weight gets one DQ
+    weight_dq: dict[WeightKey, str] = {}  # a shared weight gets one DQ
     for name, p in active.items():
         node = graph.nodes[name]
         for i, axis in p.weights.items():
             base = node.input[i]
-            if (base, axis) not in weights:
+            key = (base, axis, name) if (base, axis, name) in weights else (base, axis, "")
+            if key not in weights:
                 continue  # not a constant (an overridable default): read as it is
-            if (base, axis) not in weight_dq:
-                q, scales = weights[(base, axis)]
+            if key not in weight_dq:
+                q, scales = weights[key]
                 qw = graph.add_initializer(f"{base}_quantized", q)
                 sw = graph.add_initializer(
                     f"{base}_scale", scales if axis is not None else scales.reshape(())
@@ -236,8 +241,8 @@ def insert_qdq(
                 dn = graph.make_node(
                     "DequantizeLinear", [qw, sw, zw], 1, name=f"{base}_DequantizeLinear", **attrs
                 )
-                weight_dq[(base, axis)] = dn.output[0]
-            graph.set_input(node, i, weight_dq[(base, axis)])
+                weight_dq[key] = dn.output[0]
+            graph.set_input(node, i, weight_dq[key])
         if name in biases and p.bias is not None:
             qb, bscale = biases[name]
             base = node.input[p.bias]
@@ -277,10 +282,11 @@ def _quantize_constants(
     params: dict[str, ActivationQuant],
     target: str,
     opset: int,
-    weights: dict[tuple[str, int | None], tuple[np.ndarray, np.ndarray]],
+    weights: dict[WeightKey, tuple[np.ndarray, np.ndarray]],
     biases: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> str | None:
-    """Quantize node `name`'s weights into `weights` (shared by (tensor, axis)) and, for
+    """Quantize node `name`'s weights into `weights` (shared by (tensor, axis), a node's own
+    copy where its bias floor raises a scale of a weight other nodes read too) and, for
     onnxruntime, its int32 bias into `biases`; the reason when the node must stay float."""
     node = graph.nodes[name]
     w_scales = None
@@ -293,19 +299,29 @@ def _quantize_constants(
         problem = _unquantizable(value)
         if problem is not None:
             return f"{what} {problem}"
-        if (base, axis) not in weights:
-            elem = onnx.TensorProto.FLOAT16 if value.dtype == np.float16 else onnx.TensorProto.FLOAT
-            # the floor bounds the error of this node only: a weight another node reads too
-            # keeps amax / 127 (then a bias that overflows keeps its node float). TensorRT's
-            # bias stays float, but onnxruntime, which runs this model too, turns a float bias
-            # behind a DQ'd input and weight into int32 at s_x·s_w itself (its basic-level
-            # WeightBiasQuantization), saturating where that overflows: the floor holds there
-            only_reader = all(n.name == name for n in graph.consumer_nodes(base))
-            floor = _bias_floor(graph, node, p, params) if only_reader else None
-            weights[(base, axis)] = quantize_weight(
-                value, axis, _scale_dtype(elem, opset, what), floor
-            )
-        w_scales = weights[(base, axis)][1]
+        elem = onnx.TensorProto.FLOAT16 if value.dtype == np.float16 else onnx.TensorProto.FLOAT
+        dtype = _scale_dtype(elem, opset, what)
+        # TensorRT's bias stays float, but onnxruntime, which runs this model too, turns a
+        # float bias behind a DQ'd input and weight into int32 at s_x·s_w itself (its
+        # basic-level WeightBiasQuantization), saturating where that overflows: the floor
+        # holds for both targets. It bounds the error of this node only: a weight other nodes
+        # read too keeps amax / 127 (onnxruntime: a bias that overflows then keeps its node
+        # float, see `_int32_bias`); for TensorRT, whose node has no such check, the node
+        # whose floor raises a scale reads its own quantized copy
+        floor = _bias_floor(graph, node, p, params)
+        key: WeightKey = (base, axis, "")
+        if all(n.name == name for n in graph.consumer_nodes(base)):
+            if key not in weights:
+                weights[key] = quantize_weight(value, axis, dtype, floor)
+        else:
+            if key not in weights:
+                weights[key] = quantize_weight(value, axis, dtype)
+            if floor is not None and target == "tensorrt":
+                own = quantize_weight(value, axis, dtype, floor)
+                if not np.array_equal(own[1], weights[key][1]):
+                    key = (base, axis, name)
+                    weights[key] = own
+        w_scales = weights[key][1]
     if target != "onnxruntime" or p.bias is None or w_scales is None:
         return None
     x_param = params.get(node.input[0])
