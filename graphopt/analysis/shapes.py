@@ -381,6 +381,12 @@ def _inferred(light: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.shape_inference.infer_shapes(
             light, check_type=False, strict_mode=False, data_prop=True
         )
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as e:
+    except (
+        onnx.shape_inference.InferenceError,
+        onnx.checker.ValidationError,
+        RuntimeError,
+        ValueError,  # a C++ std::length_error ("vector::reserve": a Loop with no body)
+        IndexError,  # a C++ std::out_of_range
+    ) as e:
         log.info("shape inference gave up (%s); using declared shapes only", e)
         return light

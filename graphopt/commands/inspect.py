@@ -175,7 +175,7 @@ def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, A
             shape = ["?" if d is None or str(d).startswith("unk__") else d for d in shape]
     return {
         "name": name,
-        "dtype": onnx.TensorProto.DataType.Name(dtype).lower() if dtype else None,
+        "dtype": _dtype_name(dtype) if dtype else None,
         "shape": list(shape) if shape is not None else None,
     }
 
@@ -188,7 +188,7 @@ def _type_text(tp: onnx.TypeProto) -> tuple[str | None, list[Any] | None]:
     kind = tp.WhichOneof("value")
     if kind in ("tensor_type", "sparse_tensor_type"):
         tensor = getattr(tp, kind)
-        dtype = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+        dtype = _dtype_name(tensor.elem_type)
         if kind == "sparse_tensor_type":
             dtype = f"sparse {dtype}"
             dense = onnx.TypeProto()
@@ -200,7 +200,7 @@ def _type_text(tp: onnx.TypeProto) -> tuple[str | None, list[Any] | None]:
         inner, inner_dims = _type_text(getattr(tp, kind).elem_type)
         return f"{kind.split('_')[0]}({inner or '?'})", inner_dims
     if kind == "map_type":
-        key = onnx.TensorProto.DataType.Name(tp.map_type.key_type).lower()
+        key = _dtype_name(tp.map_type.key_type)
         value, _ = _type_text(tp.map_type.value_type)
         return f"map({key}, {value or '?'})", None
     return None, None
@@ -257,7 +257,23 @@ def _functions_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 
 def _op_name(node: onnx.NodeProto) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+    """The op as the report names it: "Conv", "com.microsoft.FusedConv". An op type or domain
+    protobuf handed over as bytes (not UTF-8 in the file) is shown with the bad bytes escaped:
+    the histogram sorts these names, and bytes do not sort with text."""
+    op, domain = _text(node.op_type), _text(node.domain)
+    return op if domain in ("", "ai.onnx") else f"{domain}.{op}"
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def _dtype_name(elem_type: int) -> str:
+    """ "float", "int64", ...; "type N" for a number ONNX does not define (a damaged file)."""
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"type {elem_type}"
 
 
 def _parameters(

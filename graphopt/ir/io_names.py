@@ -24,23 +24,33 @@ def require_text_names(model: onnx.ModelProto, where: str, error: type[Exception
     """`require_text_io_names`, then the same for every tensor a node reads or writes and every
     initializer, If/Loop/Scan bodies included."""
     require_text_io_names(model, where, error)
+    require_text_graph_names(model.graph, where, error)
 
-    def walk(graph: onnx.GraphProto) -> None:
-        for t in graph.initializer:
-            if isinstance(t.name, bytes):
-                raise error(_message(where, "initializer", t.name))
-        for node in graph.node:
-            for name in (*node.input, *node.output):
-                if isinstance(name, bytes):
-                    raise error(_message(where, f"tensor of node {node.op_type}", name))
+
+def require_text_graph_names(
+    graph: onnx.GraphProto, where: str, error: type[Exception], *, nested: bool = True
+) -> None:
+    """An `error` naming the first input, output, initializer or node tensor of `graph` whose
+    name is bytes; with `nested`, of its If/Loop/Scan bodies too. (Node names, op types and
+    domains are not looked at: nothing fails on them.)"""
+    for kind, values in (("body input", graph.input), ("body output", graph.output)):
+        for vi in values:
+            if isinstance(vi.name, bytes):
+                raise error(_message(where, kind, vi.name))
+    for t in graph.initializer:
+        if isinstance(t.name, bytes):
+            raise error(_message(where, "initializer", t.name))
+    for node in graph.node:
+        for name in (*node.input, *node.output):
+            if isinstance(name, bytes):
+                raise error(_message(where, f"tensor of node {node.op_type}", name))
+        if nested:
             for a in node.attribute:
                 if a.type == onnx.AttributeProto.GRAPH:
-                    walk(a.g)
+                    require_text_graph_names(a.g, where, error)
                 elif a.type == onnx.AttributeProto.GRAPHS:
                     for g in a.graphs:
-                        walk(g)
-
-    walk(model.graph)
+                        require_text_graph_names(g, where, error)
 
 
 def _message(where: str, kind: str, name: bytes) -> str:

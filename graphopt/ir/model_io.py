@@ -37,6 +37,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
     UnknownFieldSet = None  # type: ignore[assignment,misc]
 
 from graphopt.errors import LoadError, SaveError, first_line
+from graphopt.ir.io_names import require_text_graph_names
 from graphopt.ir.nodes import nested_bodies
 
 log = logging.getLogger("graphopt.ir")
@@ -123,9 +124,10 @@ def _refuse_unlocated_external_data(proto: onnx.ModelProto, where: str) -> None:
     with load_external_data=False) cannot be read: a file location is relative to the model's
     folder, which an object does not carry (a pass read it relative to the current directory:
     a misleading error, or another file's bytes)."""
-    external = _external_tensors(proto)
+    external = _checked_external_tensors(proto, where)
     if external:
-        location = ExternalDataInfo(external[0]).location
+        # the entry as written: ExternalDataInfo raises a ValueError on a negative offset
+        location = next((e.value for e in external[0].external_data if e.key == "location"), "")
         more = f" (and {len(external) - 1} more)" if len(external) > 1 else ""
         raise LoadError(
             f"{where} keeps tensor {external[0].name!r}{more} in external data {location!r}, "
@@ -140,7 +142,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     if path.is_dir():
         raise LoadError(f"{path}: is a directory, not an ONNX file")
     proto = _parse_file(path)
-    external = _external_tensors(proto)
+    external = _checked_external_tensors(proto, str(path))
     if external:
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
@@ -244,11 +246,27 @@ def _parse(data: bytes | memoryview, where: str) -> onnx.ModelProto:
     return proto
 
 
-def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.TensorProto]:
+    """`_external_tensors(proto)`, and a one-line `LoadError` for a tensor name in an If/Loop/Scan
+    body that protobuf handed over as bytes (not UTF-8 in the file: a flipped byte): shape
+    inference failed on it with a UnicodeDecodeError, the subgraph passes with a TypeError (bytes
+    sorted with str). Bodies are small and the walk passes them anyway; the main graph's names
+    are not walked again (its passes carry such a name through)."""
+    bodies: list[onnx.GraphProto] = []
+    external = _external_tensors(proto, bodies)
+    for body in bodies:
+        require_text_graph_names(body, where, LoadError, nested=False)
+    return external
+
+
+def _external_tensors(
+    proto: onnx.ModelProto, bodies: list[onnx.GraphProto] | None = None
+) -> list[onnx.TensorProto]:
     """Every initializer and attribute tensor (subgraphs, functions and training_info graphs
     included) that keeps its data in an external file, sparse ones' values and indices too
     (onnxruntime reads those; onnx's loader visits neither these nor training_info). One walk
-    reading only tags: no tensor bytes are touched."""
+    reading only tags: no tensor bytes are touched. `bodies` gets every If/Loop/Scan body the
+    walk passes (nested ones too)."""
     external = onnx.TensorProto.EXTERNAL
     tensor, tensors = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
     graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
@@ -269,14 +287,19 @@ def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
                 elif kind == tensors:
                     found.extend(t for t in a.tensors if t.data_location == external)
                 elif kind == graph:
-                    in_graph(a.g)
+                    in_body(a.g)
                 elif kind == graphs:
                     for g in a.graphs:
-                        in_graph(g)
+                        in_body(g)
                 elif kind == sparse:
                     in_sparse((a.sparse_tensor,))
                 elif kind == sparses:
                     in_sparse(a.sparse_tensors)
+
+    def in_body(g: onnx.GraphProto) -> None:
+        if bodies is not None:
+            bodies.append(g)
+        in_graph(g)
 
     def in_graph(g: onnx.GraphProto) -> None:
         found.extend(t for t in g.initializer if t.data_location == external)
@@ -308,6 +331,8 @@ def _check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = 
             f"{SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}); convert it with "
             "onnx.version_converter first"
         )
+    if not proto.graph.output:  # optimize wrote an empty graph onnxruntime cannot load
+        raise LoadError(f"{where}: the graph declares no outputs, so it computes nothing")
     if not check_nodes:
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
