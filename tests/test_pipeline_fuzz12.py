@@ -98,7 +98,7 @@ class RandomDetector:
     half_outputs: set[str] = field(default_factory=set)  # the float16 island's tensors
     island: bool = False  # building a float16 island of a float32 model
     unrewired: set[str] = field(default_factory=set)  # nodes `rewire` leaves alone
-    huge: bool = False  # a constant of ~1e4 went in (no layer norm after it)
+    huge: bool = False  # a constant of ~1e4 or a BN variance of 1e3+ went in (no layer norm)
     n: int = 0
 
     def __post_init__(self) -> None:
@@ -278,6 +278,7 @@ class RandomDetector:
             var = np.full(c, 1e-9)
         else:
             var = self.rng.uniform(1e3, 1e5 if self.wide else 1e4, c)
+            self.huge = True  # (x·1e-2 + β: nearly constant rows, no layer norm after)
         eps = float(self.pick([1e-5, 1e-5, 1e-3, 0.0, 1e-12, 0.5]))
         if not self.wide:  # float16: a scale of 1e6 turns one ulp of rounding into hundreds
             var, eps = np.abs(var) + 0.1, max(eps, 1e-3)
