@@ -32,6 +32,7 @@ from onnx import TensorProto
 
 import graphopt
 from graphopt import cli
+from graphopt.analysis import fusion_groups
 from graphopt.errors import GraphoptError
 from graphopt.pipeline import builtin_pipelines
 
@@ -863,6 +864,21 @@ def test_shape_inference_that_fails_in_cpp_is_given_up(tmp_path):
     assert _cli(["inspect", str(path)])[0] == 0
     assert _cli(["check", str(path), "--target", "tensorrt"])[0] in (0, 1)
     graphopt.optimize(str(path))
+
+
+def test_a_body_reading_its_nodes_own_output_is_a_load_error(tmp_path):
+    # combo 441 (deep + duplicate_name + body): the then-branch reads y, which the If itself
+    # writes; inspect's FuseOps indexing raised KeyError 'if4'
+    model = seed_if()
+    then = model.graph.node[2].attribute[1].g
+    assert then.name == "then"
+    then.node[0].input[1] = "y"
+    path = _save(model, tmp_path)
+    rc, _, err = _cli(["inspect", str(path)])
+    assert rc == 2 and "node 'if' (If) reads its own output 'y'" in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(GraphoptError, match="reads its own output"):
+        fusion_groups(model)
 
 
 # ---------------------------------------------------------------- the bounded fuzz
