@@ -517,11 +517,16 @@ def run_one(seed: int, chosen: tuple[str, str, dict] | None = None) -> tuple[str
     if method != "default":
         kwargs["method"] = method
     label = f"seed {seed} opset {model.opset_import[0].version} {method} {target} {options}"
+    before = model.SerializeToString()
     try:
         q, report = quantize_with_report(model, calib, target=target, **kwargs)
     except QuantizeError as e:
         assert "\n" not in str(e), f"{label}: multi-line error {e}"
         return label + f" refused: {e}", 0.0
+    assert model.SerializeToString() == before, f"{label}: the caller's model was changed"
+    if "--twice" in sys.argv:  # hunting: the same inputs give the same bytes
+        again = quantize_with_report(model, calib, target=target, **kwargs)[0]
+        assert again.SerializeToString() == q.SerializeToString(), f"{label}: not deterministic"
     onnx.checker.check_model(q, full_check=True)
     assert _io(q) == _io(model), f"{label}: inputs/outputs changed"
     problems = qdq_problems(q, target)

@@ -88,3 +88,33 @@ def test_all_zero_channels_take_an_ordinary_scale():
     assert scales[1] == scales.max() and scales.max() == np.float32(np.abs(w).max() / 127)
     q, scales = quantize_weight(np.zeros((2, 3), np.float32), None)
     assert np.all(q == 0) and scales == np.float32(1 / 127)
+
+
+def test_nothing_quantized_is_said(caplog):
+    """Fuzz seed 614: a model whose only Convs are its stem (the one downsampling is its last
+    op) came back from quantize --target tensorrt as its float self without a word (the CLI:
+    'quantized 0 nodes'). Fails on the parent: no warning."""
+    rng = np.random.default_rng(3)
+    w1 = rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    w2 = rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["a"], name="c1", pads=[1] * 4),
+            helper.make_node("Relu", ["a"], ["r"], name="relu"),
+            helper.make_node("Conv", ["r", "w2"], ["b"], name="c2", pads=[1] * 4),
+            helper.make_node(
+                "MaxPool", ["b"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2]
+            ),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 16, 16])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    with caplog.at_level("WARNING", logger="graphopt.quant"):
+        q = graphopt.quantize(model, _feeds(), target="tensorrt")
+    assert not any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+    said = [r.getMessage() for r in caplog.records if "nothing was quantized" in r.getMessage()]
+    assert len(said) == 1 and "stem" in said[0] and "c1" in said[0] and "c2" in said[0]

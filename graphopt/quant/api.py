@@ -206,6 +206,7 @@ def quantize_with_report(
     if not placement.nodes:
         raise QuantizeError(_nothing_to_quantize(proto))
     fixed_float = set(keep_nodes)
+    asked_float = sorted(fixed_float)  # keep_nodes, which may be an iterator
     unknown = sorted(n for n in fixed_float if n not in graph.nodes)
     in_bodies = _body_node_names(proto).intersection(unknown)
     for name in sorted(in_bodies):  # float already: what was asked holds
@@ -327,6 +328,22 @@ def quantize_with_report(
     report.quantized_nodes = [
         n for n in placement.nodes if n not in fixed_float and n not in stayed_float
     ]
+    if not report.quantized_nodes:  # a float model back, which nothing else would say
+        reasons = [
+            f"{what} {', '.join(names)}"
+            for what, names in (
+                ("the stem (keep_stem)", report.stem),
+                ("keep_nodes", asked_float),
+                ("the accuracy search", report.kept_float),
+                ("unquantizable", sorted(stayed_float)),
+            )
+            if names
+        ]
+        log.warning(
+            "nothing was quantized: all %d planned nodes stayed float (%s)",
+            len(placement.nodes),
+            "; ".join(reasons) or "kept float",
+        )
     report.seconds["sensitivity+qdq"] = time.perf_counter() - clock
     check(quantized, proto)
     if cache is not None:
