@@ -881,6 +881,19 @@ def test_a_body_reading_its_nodes_own_output_is_a_load_error(tmp_path):
         fusion_groups(model)
 
 
+def test_check_takes_node_names_that_are_not_utf8(tmp_path):
+    # combo 59 / 633: check_tensorrt sets the caller's node names back after indexing, and
+    # protobuf cannot set a bytes name (UnicodeDecodeError out of check)
+    model = seed_conv()
+    model.graph.node[2].name = "sigmoid_node"
+    data = model.SerializeToString().replace(b"sigmoid_node", b"sigm\xffid_node")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    assert isinstance(onnx.load_model(str(path)).graph.node[2].name, bytes)
+    rc, out, err = _cli(["check", str(path), "--target", "tensorrt"])
+    assert (rc, err) == (0, "") and "0 errors" in out
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 
 STRUCTURED = [m for m in MUTATIONS if m not in ("byte_flip", "truncate", "insert")]

@@ -57,13 +57,14 @@ def run(args: argparse.Namespace) -> int:
     _, version_text = parse_target(args.target)
     version = parse_version(version_text)
     shapes = parse_shapes(args.shapes)
-    model = args.input
+    from graphopt.ir import load_model
+
+    model = load_model(args.input, copy=False)
+    _escape_node_names(model)
     if shapes:
         from graphopt.errors import BackendError
-        from graphopt.ir import load_model
         from graphopt.ir.io_names import require_text_io_names
 
-        model = load_model(args.input, copy=False)
         require_text_io_names(model, args.input, BackendError)
         refuse_profiles_build_refuses(model, shapes)
     findings = check_tensorrt(model, version, shapes=shapes)
@@ -77,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
         print(f)
     print(f"{args.input}: TensorRT {version}: {counted}")
     return 1 if findings else 0
+
+
+def _escape_node_names(model: onnx.ModelProto) -> None:
+    """Name each node protobuf handed over with a bytes name (not UTF-8 in the file) by its
+    text, the bad bytes escaped, as inspect shows it: `check_tensorrt` gives the caller's
+    node names back after indexing, and protobuf cannot set a bytes name that is not UTF-8
+    (UnicodeDecodeError, a traceback). The model is check's own copy, read from the file."""
+    for node in model.graph.node:
+        if isinstance(node.name, bytes):
+            node.name = node.name.decode("utf-8", "backslashreplace")
 
 
 def refuse_profiles_build_refuses(model: onnx.ModelProto, shapes: dict) -> None:  # type: ignore[type-arg]
