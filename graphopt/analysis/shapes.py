@@ -30,6 +30,7 @@ from onnx import numpy_helper
 from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
+from graphopt.ir.io_names import as_text
 from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
 from graphopt.ir.values import declared_dims
 
@@ -236,7 +237,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
     light.opset_import.extend(model.opset_import)
     light.functions.extend(model.functions)
     g = light.graph
-    g.name = graph.proto.name or "graph"
+    g.name = as_text(graph.proto.name) or "graph"  # (a flipped byte: bytes, not settable)
     declared_inputs = set(graph.graph_inputs)
     g.input.extend(graph.proto.input)
     for name, init in graph.initializers.items():

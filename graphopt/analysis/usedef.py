@@ -14,6 +14,7 @@ import onnx
 
 from graphopt.errors import LoadError
 from graphopt.ir import Graph, load_model
+from graphopt.ir.io_names import as_text
 
 ModelOrGraph = Graph | onnx.ModelProto | str | os.PathLike[str]
 
@@ -69,7 +70,7 @@ def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     out.opset_import.extend(model.opset_import)
     out.functions.extend(model.functions)
     src, g = model.graph, out.graph
-    g.name = src.name
+    g.name = as_text(src.name)  # (a name that is not UTF-8 comes as bytes, not settable)
     g.node.extend(src.node)
     g.input.extend(src.input)
     g.output.extend(src.output)

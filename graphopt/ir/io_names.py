@@ -53,5 +53,11 @@ def require_text_graph_names(
                         require_text_graph_names(g, where, error)
 
 
+def as_text(name: str | bytes) -> str:
+    """`name` as text: a name protobuf handed over as bytes (not UTF-8 in the file) with the bad
+    bytes escaped. Protobuf refuses to set such bytes into a string field of another message."""
+    return name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name
+
+
 def _message(where: str, kind: str, name: bytes) -> str:
     return f"{where}: {kind} {name!r} is not UTF-8 text, which graphopt cannot name or match (rename it)"
