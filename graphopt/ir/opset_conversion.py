@@ -3,10 +3,11 @@ caller does it (`convert_opset`): refuse a model with local functions or trainin
 converter drops them) or one with an op the converter is known to convert wrongly
 (`misconverted`, found by comparing onnxruntime's outputs before and after), convert (sparse
 initializers standing in as graph inputs: the converter does not know them), give the result
-back what the converter drops (`restore_dropped`) and raise its IR version to what the new
-opsets need. A refusal is an `OpsetConversionError` whose `kind` each caller turns into its own
-policy: optimize's `upgrade_opset` and the TensorRT float16 path keep the opset, quantize and
-merge stop.
+back what the converter drops (`restore_dropped`) and the graph inputs and outputs the model
+declares (`keep_declared_io`), and raise its IR version to what the new opsets need. A
+refusal is an `OpsetConversionError` whose `kind` each caller turns into its own policy:
+optimize's `upgrade_opset` and the TensorRT float16 path keep the opset, quantize and merge
+stop.
 
 What it does not do: prove a conversion right (the cases here are the ones seen to go wrong),
 inline local functions, or check the converted model (the callers' checks differ).
@@ -24,7 +25,8 @@ from graphopt.ir.nodes import attribute_value, default_opset, nested_bodies
 
 def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     """`model` converted by `onnx.version_converter` to default-domain opset `version` (a new
-    model; `model` is not changed), given back what the converter drops (`restore_dropped`),
+    model; `model` is not changed), given back what the converter drops (`restore_dropped`)
+    and the graph inputs and outputs `model` declares (`keep_declared_io`),
     at the IR version its opsets need (the converter keeps the old one: IR 6 cannot declare
     opset 13, nor IR 8 opset 19).
 
@@ -63,9 +65,22 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         converted.graph.input.extend(kept)
         del converted.graph.sparse_initializer[:]
     restore_dropped(model.graph, converted.graph)
+    keep_declared_io(model.graph, converted.graph)
     needed = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
     converted.ir_version = max(converted.ir_version, needed)
     return converted
+
+
+def keep_declared_io(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
+    """Give `converted` (`graph` after onnx.version_converter) the graph inputs and outputs
+    `graph` declares: the converter's shape inference rewrites them (an unnamed dynamic dim
+    becomes "unk__0", its Softmax 11/12 -> 13 adapter drops an output's shape), and they are the
+    caller's. The converter neither renames nor retypes a graph input or output (each list is
+    kept only where its names are the same, in order)."""
+    for declared, rewritten in ((graph.input, converted.input), (graph.output, converted.output)):
+        if [v.name for v in declared] == [v.name for v in rewritten]:
+            del rewritten[:]
+            rewritten.extend(declared)
 
 
 def _sparse_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -133,15 +133,6 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False
-    # The converter's shape inference rewrites the graph's declared inputs and outputs (an
-    # unnamed dynamic dim becomes "N" or "unk__0"): they are the caller's, kept as they were.
-    for declared, converted_list in (
-        (model.graph.input, converted.graph.input),
-        (model.graph.output, converted.graph.output),
-    ):
-        if [v.name for v in declared] == [v.name for v in converted_list]:
-            del converted_list[:]
-            converted_list.extend(declared)
     model.CopyFrom(converted)
     # Re-index the converted protobuf: the Graph is only an index over `model`.
     Graph.__init__(graph, model)

@@ -454,24 +454,11 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
             )
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}") from e
     try:
-        _keep_declared_types(upgraded.graph.output, model.graph.output)
         onnx.checker.check_model(upgraded)
     except Exception as e:  # onnx's checker raises assorted errors
         first = first_line(e)
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {first}") from e
     return upgraded
-
-
-def _keep_declared_types(
-    converted: Iterable[onnx.ValueInfoProto], original: Iterable[onnx.ValueInfoProto]
-) -> None:
-    """Give the converter's graph outputs back the types the original declares: its Softmax
-    11/12 -> 13 adapter (Flatten/Softmax/Reshape for an input of unknown rank) drops an
-    output's shape, which onnx.checker refuses, and an output's type is never ours to change."""
-    declared = {v.name: v.type for v in original}
-    for value in converted:
-        if value.name in declared and value.type != declared[value.name]:
-            value.type.CopyFrom(declared[value.name])
 
 
 def parameters(
