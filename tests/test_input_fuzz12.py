@@ -909,6 +909,15 @@ def test_a_graph_name_that_is_not_utf8_is_carried(tmp_path):
     assert check_case(path, tmp_path, pipelines=["default", "tensorrt"]) == []
 
 
+def test_an_op_type_with_a_control_character_stays_on_one_line(tmp_path):
+    # combo 1039: "node 'gt' (Great\x0cr) reads tensor ...": the form feed broke the line
+    model = seed_if()
+    model.graph.node[1].op_type = "Great\x0cr"
+    model.graph.node[1].input[1] = "ghost"
+    rc, _, err = _cli(["optimize", str(_save(model, tmp_path)), "-o", str(tmp_path / "o.onnx")])
+    assert rc == 2 and len(err.splitlines()) == 1 and "(Great\\x0cr) reads tensor" in err
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 
 STRUCTURED = [m for m in MUTATIONS if m not in ("byte_flip", "truncate", "insert")]

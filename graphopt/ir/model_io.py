@@ -348,9 +348,13 @@ def _check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = 
 
 
 def undefined_input_error(where: str, node: onnx.NodeProto, tensor: str) -> LoadError:
-    """The error for `node` reading `tensor` before anything defines it."""
+    """The error for `node` reading `tensor` before anything defines it (an op type with a
+    control character, e.g. a flipped byte's form feed, escaped: the message stays one line)."""
+    op = node.op_type
+    if isinstance(op, str) and not op.isprintable():
+        op = repr(op)[1:-1]
     return LoadError(
-        f"{where}: node {node.name or node.op_type!r} ({node.op_type}) reads tensor "
+        f"{where}: node {node.name or node.op_type!r} ({op}) reads tensor "
         f"{tensor!r}, which no node, input or initializer defines (or nodes are not in "
         "topological order)"
     )
