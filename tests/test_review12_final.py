@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from graphopt.errors import OpsetConversionError
 from graphopt.ir.opset_conversion import convert_opset
 from graphopt.multitask.merge import merge
 
@@ -75,8 +76,74 @@ def test_dropout_with_an_unnamed_mask_still_converts() -> None:
     named.CopyFrom(model)
     named.graph.node[0].output.append("mask")
     named.graph.output.append(helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 3, 4, 4]))
-    with pytest.raises(Exception, match="mask"):
+    with pytest.raises(OpsetConversionError, match="mask"):
         convert_opset(named, 13)
+
+
+def _dropout_conv(mask_use: str) -> onnx.ModelProto:
+    """opset 11: x -> Conv -> Dropout(d, mask) -> Relu -> y; the mask named and `mask_use`:
+    "unread", "output" (a graph output) or "body" (read inside an If's branch)."""
+    w = np.random.default_rng(0).normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4),
+        helper.make_node("Dropout", ["c"], ["d", "d_mask"], name="drop", ratio=0.5),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 32, 32])]
+    if mask_use == "output":
+        outputs.append(helper.make_tensor_value_info("d_mask", TensorProto.BOOL, [1, 4, 32, 32]))
+    if mask_use == "body":
+        branch = helper.make_graph(
+            [helper.make_node("Not", ["d_mask"], ["m"])],
+            "b",
+            [],
+            [helper.make_tensor_value_info("m", TensorProto.BOOL, [1, 4, 32, 32])],
+        )
+        nodes += [
+            helper.make_node("Constant", [], ["cond"], value=helper.make_tensor("k", 9, [], [1])),
+            helper.make_node(
+                "If", ["cond"], ["n"], name="if", then_branch=branch, else_branch=branch
+            ),
+        ]
+        outputs.append(helper.make_tensor_value_info("n", TensorProto.BOOL, [1, 4, 32, 32]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        outputs,
+        [onnx.numpy_helper.from_array(w, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+
+
+def _photos32() -> list[dict[str, np.ndarray]]:
+    from graphopt import realmodels
+
+    return [
+        {"x": realmodels.preprocess(im, (32, 32), scale=1 / 255)} for im in realmodels.images(3)
+    ]
+
+
+def test_a_named_dropout_mask_nothing_reads_still_converts() -> None:
+    """002e61c refused every named mask: quantize (which upgrades to opset 13) and merge with
+    an opset-13 model refused this model, whose mask nothing reads (the flip cannot show).
+    Fails on the parent: OpsetConversionError."""
+    model = _dropout_conv("unread")
+    converted = convert_opset(model, 13)
+    assert_same_outputs(model, converted, _photos32()[0])
+    merge([model, _relu_model(13)], prefixes=["p_", "q_"])
+    import graphopt
+
+    q = graphopt.quantize(model, _photos32(), target="tensorrt", keep_stem=False)
+    assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+
+
+@pytest.mark.parametrize("mask_use", ["output", "body"])
+def test_a_read_dropout_mask_is_still_refused(mask_use: str) -> None:
+    model = _dropout_conv(mask_use)
+    onnx.checker.check_model(model, full_check=True)
+    with pytest.raises(OpsetConversionError, match="drop: Dropout's mask"):
+        convert_opset(model, 13)
 
 
 def _stem_only_model() -> onnx.ModelProto:

@@ -15,8 +15,6 @@ inline local functions, or check the converted model (the callers' checks differ
 
 from __future__ import annotations
 
-import itertools
-
 import onnx
 
 from graphopt.errors import OpsetConversionError, first_line
@@ -107,9 +105,13 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
     turns Upsample and opset-10 Resize in linear mode into a Resize with the half_pixel
     coordinates of opset 11 (Upsample's and Resize-10's are asymmetric), and keeps a Hardmax
     across opset 13, where it stopped flattening to 2-D around its axis (Softmax gets a
-    Flatten/Reshape adapter, Hardmax none), and a Dropout whose mask is named across opset 12
-    (onnxruntime computes Dropout-10/11's inference mask all False, Dropout-12's all True)."""
-    for node in itertools.chain(graph.node, (n for b in nested_bodies(graph) for n in b.node)):
+    Flatten/Reshape adapter, Hardmax none), and a Dropout whose mask is read (by a node or as a
+    graph output, bodies included) across opset 12 (onnxruntime computes Dropout-10/11's
+    inference mask all False, Dropout-12's all True); a named mask nothing reads changes
+    nothing."""
+    graphs = [graph, *nested_bodies(graph)]
+    read: set[str] | None = None  # every name a node or a graph output reads, when needed
+    for node in (n for g in graphs for n in g.node):
         if node.domain not in ("", "ai.onnx"):
             continue
         op = node.op_type
@@ -123,6 +125,11 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
         if op == "Hardmax" and before < 13 <= version:
             return f"{node.name or op}: Hardmax changes meaning at opset 13 (no adapter)"
         if op == "Dropout" and before < 12 <= version and len(node.output) > 1 and node.output[1]:
+            if read is None:
+                read = {i for g in graphs for n in g.node for i in n.input}
+                read.update(o.name for g in graphs for o in g.output)
+            if node.output[1] not in read:
+                continue
             return (
                 f"{node.name or op}: Dropout's mask changes at opset 12 (all False, then all True)"
             )
