@@ -223,3 +223,45 @@ def test_a_per_node_weight_copy_leaves_the_cache_to_activations(tmp_path) -> Non
     produced = {o for n in q.graph.node for o in n.output} | {i.name for i in q.graph.input}
     quantized = {n.input[0] for n in q.graph.node if n.op_type == "QuantizeLinear"}
     assert set(scales) == quantized and quantized <= produced
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_quantize_keeps_what_training_info_binds(target: str) -> None:
+    """ac40060 pinned training_info's names through optimize only: quantize then replaced a
+    weight the update_binding names (and the algorithm reads) by W_quantized + DQ, so the
+    binding and the read named nothing (onnx.checker does not look). Fails on the parent: W is
+    gone. Now that Conv stays float; the other Conv is quantized."""
+    import graphopt
+
+    model = onnx.parser.parse_model("""
+<ir_version: 9, opset_import: ["" : 17]>
+g (float[1,4,8,8] x) => (float[1,4,8,8] y) {
+  c = Conv(x, W)
+  r = Relu(c)
+  y = Conv(r, V, B)
+}""")
+    rng = np.random.default_rng(0)
+    for name, shape in (("W", (4, 4, 1, 1)), ("V", (4, 4, 1, 1)), ("B", (4,))):
+        model.graph.initializer.append(
+            onnx.numpy_helper.from_array(rng.normal(0, 0.5, shape).astype(np.float32), name)
+        )
+    training = model.training_info.add()
+    training.algorithm.CopyFrom(
+        helper.make_graph(
+            [helper.make_node("Neg", ["W"], ["new"])],
+            "algo",
+            [],
+            [helper.make_tensor_value_info("new", TensorProto.FLOAT, [4, 4, 1, 1])],
+        )
+    )
+    training.update_binding.add(key="W", value="new")
+    feeds = [{"x": rng.random((1, 4, 8, 8)).astype(np.float32)} for _ in range(3)]
+    q = graphopt.quantize(model, feeds, target=target, keep_stem=False, accuracy_target=None)
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in q.graph.initializer}
+    np.testing.assert_array_equal(
+        inits["W"], onnx.numpy_helper.to_array(model.graph.initializer[0])
+    )
+    assert [b.key for b in q.training_info[0].update_binding] == ["W"]
+    readers = {n.name: n for n in q.graph.node if n.op_type == "Conv"}
+    assert any("W" in n.input for n in readers.values())  # the bound weight read as it is
+    assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)  # the other Conv is not

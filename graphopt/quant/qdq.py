@@ -49,6 +49,7 @@ import onnx
 
 from graphopt.errors import QuantizeError
 from graphopt.ir import Graph
+from graphopt.ir.training import training_names
 from graphopt.quant.placement import NodePlan, Plan
 
 log = logging.getLogger("graphopt.quant")
@@ -164,8 +165,11 @@ def insert_qdq(
     # (tensor, axis, "") → (q, scales), or (tensor, axis, node) for a node's own copy
     weights: dict[WeightKey, tuple[np.ndarray, np.ndarray]] = {}
     biases: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # node → (int32 bias, its scale)
+    trained = training_names(model)  # replaced by their int8 forms, they would dangle
     for name, p in planned.items():
-        reason = _quantize_constants(graph, name, p, params, plan.target, opset, weights, biases)
+        reason = _trained_constant(
+            graph.nodes[name], p, plan.target, trained
+        ) or _quantize_constants(graph, name, p, params, plan.target, opset, weights, biases)
         if reason is not None:
             log.debug("%s: node %r stays float", reason, name)
             if stayed_float is not None:
@@ -273,6 +277,19 @@ def insert_qdq(
             graph.set_input(node, i, dn.output[0])
     _drop_unused_constants(graph)
     return graph.commit()
+
+
+def _trained_constant(
+    node: onnx.NodeProto, p: NodePlan, target: str, trained: set[str]
+) -> str | None:
+    """Why `node` stays float when a weight, constant operand or (onnxruntime: int32) bias it
+    would quantize is a tensor the model's training_info reads or binds (its quantized form
+    replaces it: the binding or the read would name nothing), else None."""
+    bias = () if p.bias is None or target != "onnxruntime" else (p.bias,)
+    for i in (*p.weights, *p.constants, *bias):
+        if i < len(node.input) and node.input[i] in trained:
+            return f"training_info reads or binds {node.input[i]!r}"
+    return None
 
 
 def _quantize_constants(
