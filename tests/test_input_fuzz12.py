@@ -565,6 +565,8 @@ def mut_deep(rng: random.Random, m: onnx.ModelProto) -> None:
     (recursive walks)."""
     depth = rng.choice([5, 20, 31])  # protobuf refuses to nest much deeper (its limit: 100)
     inputs, outputs = list(m.graph.input), list(m.graph.output)
+    if not inputs:  # (another mutation took them: nothing for the else branch to pass on)
+        return
     body = onnx.GraphProto()
     body.CopyFrom(m.graph)
     del body.input[:]  # an If body takes no inputs: it reads the outer scope
