@@ -262,30 +262,3 @@ def test_cli_refuses_an_output_onto_the_inputs_data_file_and_keeps_it(tmp_path, 
     assert "is an external data file of the input model" in capsys.readouterr().err
     assert data.read_bytes() == before
     _assert_same(_outputs(src))
-
-
-def test_training_info_bindings_still_name_initializers_after_the_folds():
-    model = onnx.parser.parse_model("""
-<ir_version: 9, opset_import: ["" : 17]>
-g (float[1,4,8,8] x) => (float[1,4,8,8] y) {
-  c = Conv(x, W)
-  y = BatchNormalization(c, s, b, mu, var)
-}""")
-    rng = np.random.default_rng(0)
-    for name, shape in (("W", (4, 4, 1, 1)), ("s", (4,)), ("b", (4,)), ("mu", (4,)), ("var", (4,))):
-        model.graph.initializer.append(
-            numpy_helper.from_array(rng.random(shape).astype(np.float32) + 0.5, name)
-        )
-    training = model.training_info.add()
-    training.algorithm.CopyFrom(
-        oh.make_graph(
-            [oh.make_node("Identity", ["mu"], ["mu_new"])],
-            "algo",
-            [],
-            [oh.make_tensor_value_info("mu_new", TensorProto.FLOAT, [4])],
-        )
-    )
-    training.update_binding.add(key="mu", value="mu_new")
-    out = graphopt.optimize(model)
-    names = {t.name for t in out.graph.initializer}
-    assert {b.key for b in out.training_info[0].update_binding} <= names
