@@ -93,6 +93,10 @@ def check_tensorrt(
             node.name = name
 
 
+# the graph attributes each control-flow op requires (ONNX's schemas)
+_BODIES = {"If": ("then_branch", "else_branch"), "Loop": ("body",), "Scan": ("body",)}
+
+
 def errors(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity == "error"]
 
@@ -123,6 +127,7 @@ class _Checker:
         self.findings.append(Finding(severity, rule, message, name, op, output))
 
     def run(self) -> list[Finding]:
+        self.check_bodies()
         self.check_opset()
         self.check_io()
         for node in self.graph.toposort():
@@ -131,6 +136,16 @@ class _Checker:
         return self.findings
 
     # -- model level -------------------------------------------------------------------------
+
+    def check_bodies(self) -> None:
+        """An If/Loop/Scan without the graph attributes ONNX requires of it (onnx.checker:
+        "Required attribute 'body' is missing"): nothing TensorRT's parser can import."""
+        for node in self._nodes:
+            needed = _BODIES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            given = {a.name for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+            missing = [name for name in needed or () if name not in given]
+            if missing:
+                self.add("error", "onnx-invalid", f"{node.op_type} has no {missing[0]}", node)
 
     def check_opset(self) -> None:
         opset = self.graph.opset_version("") or self.graph.opset_version("ai.onnx")
