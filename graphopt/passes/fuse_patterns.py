@@ -115,15 +115,11 @@ def check_rule_passes(passes: Iterable[tuple[Pass, str]], rule_files: Sequence[s
 
 def upgrade_opset(graph: Graph, version: int) -> bool:
     """Convert the model to default-domain opset `version` in place
-    (`opset_conversion.convert_opset`); False (the model left as it was) if that refuses it or
-    fails, if the model has training_info (the converter drops it, and its graphs are at the
-    old opset), or if the result fails onnx's full check."""
+    (`opset_conversion.convert_opset`); False (the model left as it was) if that refuses it
+    (local functions, training_info, an op it would convert wrongly) or fails, or if the result
+    fails onnx's full check."""
     before = graph.opset_version("")
     model = graph.commit()
-    if model.training_info:  # dropped by the converter too, and its graphs are at the old opset
-        problem = "onnx.version_converter drops the model's training_info"
-        log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
-        return False
     try:
         converted = convert_opset(model, version)
     except OpsetConversionError as e:
