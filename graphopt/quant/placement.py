@@ -17,7 +17,8 @@ Rules (DESIGN.md, "TensorRT reality"):
   the output head after the last Conv (box decode, score Concat) stays float, which keeps
   sigmoid scores from sharing a scale with box offsets.
 Weights are per channel on the axis the target's kernels scale: the output channels of Conv,
-Gemm and MatMul; for ConvTranspose ([C_in, C_out/group, k...]) axis 0, the input channels, for
+Gemm and MatMul(X, W); a MatMul's constant first input (Y = W·X) per tensor (no target's kernel
+scales A per row, `MATMUL_A_WEIGHT_AXIS`), its other input the activation; for ConvTranspose ([C_in, C_out/group, k...]) axis 0, the input channels, for
 `tensorrt` and axis 1 (per tensor when grouped) for `onnxruntime` (`convtranspose_weight_axis`).
 Add inputs inside a Conv's `graphopt.analysis.fuse_ops` group are the "fused" ones (op-type
 rules decide where the partitioner fails). `plan` indexes the model once (the `Graph` it is
@@ -212,6 +213,12 @@ def _plan_compute(
 ) -> None:
     op = node.op_type
     ins = list(node.input)
+    if op == "MatMul" and len(ins) == 2 and is_act(ins[1]) and graph.is_constant(ins[0]):
+        value = graph.constant(ins[0])  # Y = W·X: the weight is A
+        if value is not None and value.dtype in ("float32", "float16"):
+            p.activations.append(1)
+            p.weights[0] = MATMUL_A_WEIGHT_AXIS
+        return
     if not ins or not is_act(ins[0]):
         return
     p.activations.append(0)
@@ -235,6 +242,17 @@ def _plan_compute(
             p.bias = 2
     elif op == "MatMul" and is_act(w):
         p.activations.append(1)
+
+
+# Y = W·X with a constant W [..., M, K] (a transposed linear layer): per tensor for both targets.
+# Its per-channel axis would be the output rows (-2), but neither target's kernels take that:
+# TensorRT scales weights per channel only for "MatMul where the second input is constant and
+# both input matrices are 2D" (Developer Guide, Explicit Quantization), and onnxruntime's
+# QLinearMatMul, which its QDQ fusion makes of DQ → MatMul → Q, enforces a scalar A scale
+# ("QLinearMatmul : input scale must be a scalar or 1D tensor of size 1", CPU kernel; per row
+# is the ONNX spec's, not the kernel's); onnxruntime's own QDQMatMul would scale an initializer
+# A on axis 1, K, a scale per summed index, which factors out of no integer product
+MATMUL_A_WEIGHT_AXIS: int | None = None
 
 
 def convtranspose_weight_axis(target: str, group: int) -> int | None:
