@@ -238,15 +238,17 @@ def shared_weight_convs(k: float = 1e-4, large_bias_first: bool = False) -> onnx
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_int32_bias_overflow_on_a_shared_weight_keeps_the_node_float() -> None:
+def test_int32_bias_overflow_on_a_shared_weight_gives_the_node_its_own_copy() -> None:
+    # `conv`'s bias overflows int32 at the shared weight scale: it reads its own quantized copy
+    # of `w`, raised until the bias fits (it stayed float before; tests/test_quant_review13_*)
     model = shared_weight_convs()
     rng = np.random.default_rng(2)
     data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
     q, report = quantize_with_report(model, data, "minmax", target="onnxruntime", pipeline=False)
     onnx.checker.check_model(q, full_check=True)
     assert bias_dq_input(q, "first", 2) is not None
-    assert bias_dq_input(q, "conv", 2) is None  # clipping it would have changed the result
-    assert "conv" not in report.quantized_nodes
+    assert bias_dq_input(q, "conv", 2) is not None
+    assert "conv" in report.quantized_nodes
     ref, got = run(model, data[0]), run(q, data[0])
     np.testing.assert_allclose(got, ref, rtol=0.0, atol=0.02 * float(np.abs(ref).max()))
 
@@ -299,7 +301,12 @@ def test_dead_channel_scale_floor_only_raises_all_zero_channels() -> None:
 
 
 def test_a_node_kept_float_is_reported_once_and_not_as_quantized(caplog) -> None:
-    model = shared_weight_convs()
+    model = shared_weight_convs()  # training_info binds `conv`'s bias: `conv` stays float
+    training = model.training_info.add()
+    algorithm = [helper.make_node("Identity", ["b"], ["new_b"])]
+    out = [helper.make_tensor_value_info("new_b", TensorProto.FLOAT, [4])]
+    training.algorithm.CopyFrom(helper.make_graph(algorithm, "algo", [], out))
+    training.update_binding.add(key="b", value="new_b")
     rng = np.random.default_rng(2)
     data = [{"x": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(3)]
     with caplog.at_level("WARNING", logger="graphopt.quant"):

@@ -10,13 +10,14 @@ DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 wi
 least `|b_c| / (s_x · 2³⁰)` so that the int32 bias fits (a channel whose weights are tiny next
 to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error). The floor
 holds for TensorRT's float bias too: onnxruntime, which runs that model as well, makes the same
-int32 bias itself (WeightBiasQuantization) and saturates it where it overflows. Except:
-- `|b / (s_x · s_c)| > 2³¹ − 1` all the same (a weight another node reads too is not
-  raised: the bound holds only for the node whose bias raises it): clipping would change
-  the result, and a float bias does not help (onnxruntime converts it to the same int32
-  when it fuses QLinearConv), so the whole node stays float (logged). TensorRT target: that
-  node reads its own quantized copy of the weight, raised, and the other readers keep
-  amax / 127;
+int32 bias itself (WeightBiasQuantization) and saturates it where it overflows. A weight other
+nodes read too is not raised (the bound holds only for the node whose bias raises it): on
+both targets the node whose floor raises a scale reads its own quantized copy of the weight,
+raised, and the other readers keep amax / 127 (one more int8 copy of that weight in the file).
+Except:
+- `|b / (s_x · s_c)| > 2³¹ − 1` all the same: clipping would change the result, and a float
+  bias does not help (onnxruntime converts it to the same int32 when it fuses QLinearConv),
+  so the whole node stays float (logged);
 - a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
   is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
   leaves the Gemm unfused and exact);
@@ -322,9 +323,9 @@ def _quantize_constants(
         # float bias behind a DQ'd input and weight into int32 at s_x·s_w itself (its
         # basic-level WeightBiasQuantization), saturating where that overflows: the floor
         # holds for both targets. It bounds the error of this node only: a weight other nodes
-        # read too keeps amax / 127 (onnxruntime: a bias that overflows then keeps its node
-        # float, see `_int32_bias`); for TensorRT, whose node has no such check, the node
-        # whose floor raises a scale reads its own quantized copy
+        # read too keeps amax / 127, and the node whose floor raises a scale reads its own
+        # quantized copy (onnxruntime: its int32 bias then fits, where the shared scale kept
+        # the node float)
         floor = _bias_floor(graph, node, p, params)
         key: WeightKey = (base, axis, "")
         if all(n.name == name for n in graph.consumer_nodes(base)):
@@ -333,7 +334,7 @@ def _quantize_constants(
         else:
             if key not in weights:
                 weights[key] = quantize_weight(value, axis, dtype)
-            if floor is not None and target == "tensorrt":
+            if floor is not None:
                 own = quantize_weight(value, axis, dtype, floor)
                 if not np.array_equal(own[1], weights[key][1]):
                     key = (base, axis, name)
