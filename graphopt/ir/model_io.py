@@ -486,11 +486,17 @@ def _put_model_and_data(
     that exists (that of the model replaced, say) is replaced in five steps: the new data under
     a fresh name beside it, the model naming that fresh file, the data file replaced by a hard
     link to the fresh one (a copy where the file system has no links), the model naming
-    `location`, and the fresh name removed. When a step after the second fails, the save stands
-    with its data under the fresh name, and a warning says so; so it does when another save
-    replaced the data file between this one's fourth and fifth steps (two saves to one path at
-    once: the model last put in place is one of the two with its own data). A first save whose
-    model cannot be put in place removes the data file it put."""
+    `location`, and the fresh name removed. A first save whose model cannot be put in place
+    removes the data file it put.
+
+    No exit leaves a temporary (`.graphopt-...`) file behind. When the data file cannot be
+    replaced (a step after the second fails), or another save replaced it between this one's
+    third and fourth steps (two saves to one path at once: the model last put in place is one
+    of the two with its own data), the save stands with its data under a name of its own
+    (`_data_under_own_name`: m.onnx-1.data), and a warning says so; where that fails too, the
+    old model is put back and the save is a SaveError. An interrupt (KeyboardInterrupt, or an
+    error that is no OSError) between the steps puts the old model back while the old data
+    file is in place, and the new model naming the data file once it is not (`_Swap.settle`)."""
     data_tmp = tmp / location
     model_tmp = tmp / ".graphopt-model"
     mode = _mode_of(target)
@@ -508,7 +514,8 @@ def _put_model_and_data(
         try:
             _put_model_file(model_tmp, path, target)
         except BaseException:
-            final.unlink(missing_ok=True)  # new: no model names it (the old one did not)
+            if not _names_data(target, path, final):  # (an interrupt may follow the put)
+                final.unlink(missing_ok=True)  # new: no model names it (the old one did not)
             raise
         return
     if final.is_dir():
@@ -520,51 +527,225 @@ def _put_model_and_data(
     _relocate_external_data(work, location, fresh_location)
     fresh_model_tmp = tmp / ".graphopt-model-fresh"
     _write_model_file(work, fresh_model_tmp, mode)
-    os.replace(data_tmp, fresh)
+    swap = _Swap(path, target, final, fresh, model_tmp, _file_id(final), _file_id(target))
+    swap.old_model = _keep_old_model(target, tmp) if swap.old_model_id else None
     try:
+        os.replace(data_tmp, fresh)
         _put_model_file(fresh_model_tmp, path, target)
-    except BaseException:
-        fresh.unlink(missing_ok=True)  # the old model and its data stay, untouched
-        raise
-    try:
-        link = _fresh_path(final)
+        # the new model stands, naming `fresh`
+        why = None
         try:
+            ours = _replace_by_link(fresh, final, data_mode)
+            _put_model_file(model_tmp, path, target)
+            if _file_id(final) != ours:
+                # another save replaced the data file since this one did: its model (or a
+                # later one) goes in after ours, but ours names its own data again in case it
+                # is last
+                why = f"{location} was replaced by another save meanwhile"
+                _write_model_file(work, fresh_model_tmp, mode)  # `work` names the fresh file
+                _put_model_file(fresh_model_tmp, path, target)
+        except OSError as e:
+            if _file_id(final) == swap.old_data_id and _file_id(target) == swap.old_model_id:
+                raise  # the second step failed: nothing was changed (settled below)
+            why = why or f"{location} could not be replaced ({e.strerror or e})"
+        if why is not None:
             try:
-                os.link(fresh, link)
-            except OSError:  # a file system without hard links (FAT, some network shares)
-                shutil.copyfile(fresh, link)
-                os.chmod(link, data_mode)
-            ours = _file_id(link)
-            os.replace(link, final)
-        except BaseException:
-            link.unlink(missing_ok=True)  # a copy cut short (a full disk) goes too
-            raise
-        _put_model_file(model_tmp, path, target)
-        if _file_id(final) != ours:
-            # another save replaced the data file since this one did: its model (or a later
-            # one) goes in after ours, but ours names its fresh file again in case it is last
-            _write_model_file(work, fresh_model_tmp, mode)  # `work` names the fresh file
-            _put_model_file(fresh_model_tmp, path, target)
-            log.warning(
-                "%s: saved with its data in %s: %s was replaced by another save meanwhile",
-                path,
-                fresh.name,
-                location,
-            )
+                where = _data_under_own_name(work, tmp, swap, fresh_location, mode)
+            except OSError as e:
+                if not swap.can_go_back():  # the fresh file stays: the model names it
+                    log.warning("%s: saved with its data in %s: %s", path, fresh.name, why)
+                    return
+                swap.settle()  # the old model with its old data
+                raise SaveError(
+                    f"{path}: cannot write: {why}, nor could its data be named "
+                    f"{swap.tried.name if swap.tried else '?'} ({e.strerror or e}); the old "
+                    "model is kept"
+                ) from e
+            log.warning("%s: saved with its data in %s: %s", path, where, why)
             return
-    except OSError as e:
-        log.warning(
-            "%s: saved with its data in %s: %s could not be replaced (%s)",
-            path,
-            fresh.name,
-            location,
-            e.strerror or e,
-        )
-        return
+    except BaseException:
+        swap.settle()
+        raise
     try:
         fresh.unlink()
     except OSError as e:  # the model names `location` now: the fresh name is a spare link
         log.warning("%s: could not remove %s (%s)", path, fresh, e.strerror or e)
+
+
+@dataclass
+class _Swap:
+    """What `_put_model_and_data` needs to leave a consistent pair, and no temporary file,
+    when it is interrupted between its steps of replacing a model and an existing data file.
+    Where it stands is read from the files themselves (an interrupt can come just after a
+    rename, before any note of it could be taken)."""
+
+    path: Path
+    target: Path
+    final: Path  # the data file replaced
+    fresh: Path  # the new data under a fresh name, which the model put in step two names
+    model_tmp: Path  # the new model naming `final`, until it is put
+    old_data_id: tuple[int, int] | None  # which file `final` was
+    old_model_id: tuple[int, int] | None  # which file `target` was (None: there was none)
+    old_model: Path | None = None  # a link to (or copy of) it; None: it could not be kept
+    own: Path | None = None  # the data's own name on the warning path, once made
+    tried: Path | None = None  # the own name tried last
+    settled: bool = False
+
+    def can_go_back(self) -> bool:
+        """Whether the old pair can be put back: the old data file is still in place and the
+        old model was none or is kept."""
+        return _file_id(self.final) == self.old_data_id and (
+            self.old_model_id is None or self.old_model is not None
+        )
+
+    def settle(self) -> None:
+        """The old model put back while the old data file is in place, else the new model
+        naming the data file (where it is not put yet); then the fresh and own names the model
+        at `path` does not name are removed. Once; best effort: an error here leaves the pair
+        as it stands (consistent at every step)."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            if _file_id(self.final) == self.old_data_id:
+                if self.old_model_id is None:  # no model was there: none is
+                    self.target.unlink(missing_ok=True)
+                elif _file_id(self.target) != self.old_model_id and self.old_model is not None:
+                    _put_model_file(self.old_model, self.path, self.target)
+            elif self.model_tmp.exists():
+                _put_model_file(self.model_tmp, self.path, self.target)
+            spares = [self.fresh, self.own]
+            tried = self.tried
+            if tried and self.own is None and _file_id(tried) in (_file_id(self.fresh), None):
+                spares.append(tried)  # linked to the fresh file just before the interrupt
+            for spare in spares:
+                if spare is not None and not _names_data(self.target, self.path, spare):
+                    spare.unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("%s: the interrupted save could not tidy up (%s)", self.path, e)
+
+
+def _names_data(target: Path, path: Path, data: Path) -> bool:
+    """Whether the model file at `target` (saved as `path`) names the data file `data` (False
+    where there is none, or it cannot be read)."""
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(target.read_bytes())
+    except (OSError, DecodeError):
+        return False
+    want = os.path.normpath(data)
+    return any(
+        os.path.normpath(path.parent / ExternalDataInfo(t).location) == want
+        for t in _external_tensors(model)
+    )
+
+
+def _keep_old_model(target: Path, tmp: Path) -> Path | None:
+    """A hard link in `tmp` to the model file at `target` (a copy where links fail), for an
+    interrupted save to put back; None where it could be neither linked nor copied (a full
+    disk: the save goes on, without a way back)."""
+    kept = tmp / ".graphopt-model-old"
+    try:
+        os.link(target, kept)
+    except OSError:  # no hard links, or another file system (a link's target)
+        try:
+            shutil.copy2(target, kept)
+        except OSError:
+            kept.unlink(missing_ok=True)
+            return None
+    return kept
+
+
+def _replace_by_link(fresh: Path, final: Path, mode: int) -> tuple[int, int] | None:
+    """Replace the file `final` by a hard link to `fresh` (a copy with permission bits `mode`
+    where the file system has no links); its file id."""
+    link = _fresh_path(final)
+    try:
+        try:
+            os.link(fresh, link)
+        except OSError:  # a file system without hard links (FAT, some network shares)
+            shutil.copyfile(fresh, link)
+            os.chmod(link, mode)
+        ours = _file_id(link)
+        os.replace(link, final)
+    except BaseException:
+        link.unlink(missing_ok=True)  # a copy cut short (a full disk) goes too
+        raise
+    return ours
+
+
+def _data_under_own_name(
+    work: onnx.ModelProto, tmp: Path, swap: _Swap, fresh_location: str, mode: int | None
+) -> str:
+    """Give the new data, under the fresh temporary name that the model at `swap.path` names
+    (`fresh_location`), a name of its own beside the data file `swap.final` it was to replace
+    (`<stem>-<n><suffix>`: m.onnx.data -> m.onnx-1.data) and put the model naming that in
+    place, so that no temporary file stays; that name. An OSError when this fails, the model
+    naming the fresh file still and the own name removed.
+
+    The own name is made a hard link to the fresh file, then the model naming it is put in
+    place, then the fresh name removed: the pair belongs together at every step. Without hard
+    links the own name is reserved (an empty file), and the fresh file renamed onto it just
+    before the model naming it is put: a crash between those two renames leaves a model
+    naming a file that is gone (an error when it is read, never another model's bytes)."""
+    fresh = swap.fresh
+    own_location = ""
+    try:
+        own, linked = _claim_own_name(fresh, swap)
+        own_location = (Path(fresh_location).parent / own.name).as_posix()
+        _relocate_external_data(work, fresh_location, own_location)
+        own_model_tmp = tmp / ".graphopt-model-own"
+        _write_model_file(work, own_model_tmp, mode)
+        if linked:
+            _put_model_file(own_model_tmp, swap.path, swap.target)
+        else:
+            os.replace(fresh, own)
+            try:
+                _put_model_file(own_model_tmp, swap.path, swap.target)
+            except BaseException:
+                if not _names_data(swap.target, swap.path, own):
+                    os.replace(own, fresh)  # the model names the fresh file still
+                raise
+    except OSError:
+        if own_location:
+            _relocate_external_data(work, own_location, fresh_location)
+        if swap.own is not None:
+            swap.own.unlink(missing_ok=True)
+            swap.own = None
+        raise
+    try:
+        fresh.unlink(missing_ok=True)
+    except OSError as e:  # the model names `own`: the fresh name is a spare link
+        log.warning("%s: could not remove %s (%s)", swap.path, fresh, e.strerror or e)
+    return own.name
+
+
+def _claim_own_name(fresh: Path, swap: _Swap) -> tuple[Path, bool]:
+    """A name no file had, `<stem>-<n><suffix>` of the data file `swap.final`'s name, in its
+    folder, made a hard link to `fresh` (True) or, where the file system has no links, an
+    empty file reserving it (False); recorded in `swap.own`."""
+    final = swap.final
+    stem, suffix = final.stem, final.suffix
+    for n in range(1, 1000):
+        short = stem
+        while len(os.fsencode(f"{short}-{n}{suffix}")) > 255:  # a folder's usual limit
+            short = short[:-1]
+        own = final.parent / f"{short}-{n}{suffix}"
+        swap.tried = own
+        try:
+            os.link(fresh, own)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links: reserve the name
+            try:
+                os.close(os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            swap.own = own
+            return own, False
+        swap.own = own
+        return own, True
+    raise OSError(f"no free name for {final.name} in {final.parent}")
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
