@@ -19,7 +19,7 @@ import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -430,6 +430,7 @@ def save_model(
         with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
             location = location or default_data_location(path)
             _refuse_data_name(path, location)
+            (Path(tmp) / location).parent.mkdir(parents=True, exist_ok=True)  # a subfolder
             work = onnx.ModelProto()
             work.CopyFrom(model)
             _move_to_external_data(work, location)
@@ -455,11 +456,41 @@ def save_model(
 
 
 def _refuse_data_name(path: Path, location: str) -> None:
-    """A SaveError when the data file `location` is the model file `path` itself (the model
-    was written over its data), or its name is longer than its folder allows (a model name of
-    251..255 bytes makes `<name>.data` 256..260; onnx's own error was 'kernel rejected
-    path')."""
-    name = Path(location).name
+    """A SaveError when the data file `location` is no file name or relative path inside the
+    model's folder (absolute, or with a '..': onnx refuses to read those), goes through a
+    folder that is a symbolic link (onnx refuses to read through one: 'kernel rejected path')
+    or a file, is the model file `path` itself (the model was written over its data), or its
+    name is longer than its folder allows (a model name of 251..255 bytes makes `<name>.data`
+    256..260; onnx's own error was 'kernel rejected path'). A subfolder (`weights/m.data`) is
+    fine: `_put_model_and_data` makes it."""
+    posix, native = PurePosixPath(location), Path(location)
+    if (
+        posix.is_absolute()
+        or native.is_absolute()
+        or native.anchor
+        or ".." in posix.parts
+        or ".." in native.parts
+        or posix.name in ("", ".")
+        or location.endswith(("/", os.sep))
+    ):
+        raise SaveError(
+            f"{path}: external data location {location!r} is not a file name or a relative "
+            "path inside the model's folder (no '..', not absolute)"
+        )
+    folder = path.parent
+    for part in native.parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise SaveError(
+                f"{path}: external data location {location!r} goes through {folder}, a "
+                "symbolic link, which onnx does not read data through; give another location"
+            )
+        if folder.exists() and not folder.is_dir():
+            raise SaveError(
+                f"{path}: external data location {location!r} goes through {folder}, which "
+                "is a file, not a folder"
+            )
+    name = native.name
     if os.path.normpath(path.parent / location) == os.path.normpath(path):
         raise SaveError(f"{path}: the data file {location!r} is the model file; choose another")
     try:
@@ -510,12 +541,18 @@ def _put_model_and_data(
     os.chmod(data_tmp, data_mode)
     final = path.parent / location
     if not os.path.lexists(final):
-        os.replace(data_tmp, final)
+        made = _make_folders(final.parent)  # a location in a subfolder
+        try:
+            os.replace(data_tmp, final)
+        except BaseException:
+            _remove_folders(made)
+            raise
         try:
             _put_model_file(model_tmp, path, target)
         except BaseException:
             if not _names_data(target, path, final):  # (an interrupt may follow the put)
                 final.unlink(missing_ok=True)  # new: no model names it (the old one did not)
+                _remove_folders(made)
             raise
         return
     if final.is_dir():
@@ -570,6 +607,33 @@ def _put_model_and_data(
         fresh.unlink()
     except OSError as e:  # the model names `location` now: the fresh name is a spare link
         log.warning("%s: could not remove %s (%s)", path, fresh, e.strerror or e)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make `folder` and the folders above it that do not exist; those made, outermost first
+    (none made when this fails)."""
+    missing = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    made: list[Path] = []
+    try:
+        for each in reversed(missing):
+            each.mkdir()
+            made.append(each)
+    except BaseException:
+        _remove_folders(made)
+        raise
+    return made
+
+
+def _remove_folders(made: list[Path]) -> None:
+    """Remove the folders `_make_folders` made, innermost first, as far as they are empty."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @dataclass
