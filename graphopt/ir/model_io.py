@@ -443,6 +443,13 @@ def save_model(
                     path,
                     location,
                 )
+            if _over_two_gib(work) and _move_training_to_external_data(work, tmp, location):
+                log.warning(
+                    "%s: training_info tensors are in %s too (over 2 GiB otherwise): graphopt "
+                    "reads them there; onnx.load leaves them unread",
+                    path,
+                    location,
+                )
             if _over_two_gib(work):
                 raise SaveError(f"{path}: {_kept_inline(work)}")
             _put_model_and_data(work, Path(tmp), path, target, location)
@@ -932,6 +939,43 @@ def _move_sparse_to_external_data(model: onnx.ModelProto, folder: str, location:
     return moved
 
 
+def _move_training_to_external_data(model: onnx.ModelProto, folder: str, location: str) -> bool:
+    """Write the dense tensors (1 KiB or more) of `model`'s training_info graphs to the data
+    file `location` in `folder`, after what is there; whether any was. graphopt's `load` reads
+    them back; onnx's writer and loader do not visit training_info (`onnx.load` leaves them in
+    the file; onnx.checker and onnxruntime accept them there), which is why only a model over
+    2 GiB gets them there."""
+    from onnx.external_data_helper import save_external_data, set_external_data
+
+    moved = False
+    for tensor in _training_tensors(model):
+        if tensor.data_type == onnx.TensorProto.STRING:
+            continue
+        _typed_fields_to_raw_data(tensor)
+        if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
+            set_external_data(tensor, location)
+            save_external_data(tensor, folder)
+            tensor.ClearField("raw_data")
+            moved = True
+    return moved
+
+
+def _training_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """The dense tensors of `model`'s training_info graphs (initialization and algorithm, and
+    their If/Loop/Scan bodies): initializers and `TENSOR`/`TENSORS` node attributes."""
+    kinds = onnx.AttributeProto
+    for info in model.training_info:
+        for top in (info.initialization, info.algorithm):
+            for graph in (top, *nested_bodies(top)):
+                yield from graph.initializer
+                for node in graph.node:
+                    for a in node.attribute:
+                        if a.type == kinds.TENSOR:
+                            yield a.t
+                        elif a.type == kinds.TENSORS:
+                            yield from a.tensors
+
+
 _TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
 
 
@@ -968,7 +1012,7 @@ def _dense_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
 
 
 def _kept_inline(model: onnx.ModelProto) -> str:
-    """Why `model`, its dense tensors and sparse initializers in external data, is still over
+    """Why `model`, its dense, sparse and training_info tensors in external data, is still over
     2 GiB, and what to do: the largest tensor that must stay inline (a sparse node attribute,
     a string tensor, or sparse initializer pieces under 1 KiB each), named, or else the
     graph's own size."""
@@ -991,7 +1035,7 @@ def _kept_inline(model: onnx.ModelProto) -> str:
             ]
     found += [
         (_size(t), f"string tensor {t.name!r}", "split it or keep the strings outside the model")
-        for t in _dense_tensors(model)
+        for t in (*_dense_tensors(model), *_training_tensors(model))
         if t.data_type == onnx.TensorProto.STRING
     ]
     if not found:
