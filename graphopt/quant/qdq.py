@@ -18,6 +18,9 @@ Except:
 - `|b / (s_x · s_c)| > 2³¹ − 1` all the same: clipping would change the result, and a float
   bias does not help (onnxruntime converts it to the same int32 when it fuses QLinearConv),
   so the whole node stays float (logged);
+- the floor itself beyond float32 (a huge bias behind an input whose scale is ~0: 1e36 at
+  s_x = 1e-12 needs s_c ≈ 9e38), or a bias holding NaN or infinity: a weight scale of inf
+  dequantizes to NaN (0·inf), so the whole node stays float (logged);
 - a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
   is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
   leaves the Gemm unfused and exact);
@@ -327,6 +330,17 @@ def _quantize_constants(
         # quantized copy (onnxruntime: its int32 bias then fits, where the shared scale kept
         # the node float)
         floor = _bias_floor(graph, node, p, params)
+        if floor is not None and p.bias is not None and not np.all(floor <= np.finfo(dtype).max):
+            # (NaN fails too) an inf scale dequantizes its zeros to NaN, and an int32 bias at
+            # it reads 0·inf: no int8 form keeps this node's result
+            b = node.input[p.bias]
+            if not np.all(np.isfinite(floor)):
+                return f"bias {b!r} holds NaN or infinity"
+            s_x = float(params[node.input[0]].scale)
+            return (
+                f"bias {b!r} at input scale {s_x:.4g} needs a weight scale of "
+                f"{float(floor.max()):.4g} to fit int32, beyond {np.dtype(dtype).name}"
+            )
         key: WeightKey = (base, axis, "")
         if all(n.name == name for n in graph.consumer_nodes(base)):
             if key not in weights:
