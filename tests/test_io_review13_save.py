@@ -152,6 +152,31 @@ def test_a_data_file_replaced_by_another_save_meanwhile_leaves_no_temporary_file
     assert _temporary(tmp_path) == []
 
 
+def test_a_model_that_cannot_be_put_after_the_data_file_was_replaced(tmp_path, monkeypatch, caplog):
+    """The fourth step fails (the model naming the data file is not put): there is no way
+    back (the old data is gone), so the data gets its own name and the model names that."""
+    path = _saved_old(tmp_path)
+    real_replace = os.replace
+    calls = []
+
+    def second_refused(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(dst) == path:
+            calls.append(src)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", second_refused)
+    with caplog.at_level(logging.WARNING, logger="graphopt.ir"):
+        save_model(NEW, path, external_data=True)
+    monkeypatch.undo()
+    assert len(calls) == 3
+    # onnx.load refuses a data file with two names (m.onnx.data was a link to the new data)
+    assert _which(path) == "new" and _location(path) == "m.onnx-1.data"
+    assert "m.onnx.data was replaced, but the model naming it could not be put" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx-1.data"]
+
+
 def test_when_the_data_cannot_be_given_its_own_name_the_old_model_is_kept(tmp_path, monkeypatch):
     """No hard links, and no name can be reserved either: the save is refused (one line) and
     the old pair stays, with no temporary file."""

@@ -578,8 +578,10 @@ def _put_model_and_data(
         _put_model_file(fresh_model_tmp, path, target)
         # the new model stands, naming `fresh`
         why = None
+        replaced = False
         try:
             ours = _replace_by_link(fresh, final, data_mode)
+            replaced = True
             _put_model_file(model_tmp, path, target)
             if _file_id(final) != ours:
                 # another save replaced the data file since this one did: its model (or a
@@ -589,14 +591,18 @@ def _put_model_and_data(
                 _write_model_file(work, fresh_model_tmp, mode)  # `work` names the fresh file
                 _put_model_file(fresh_model_tmp, path, target)
         except OSError as e:
-            if _file_id(final) == swap.old_data_id and _file_id(target) == swap.old_model_id:
-                raise  # the second step failed: nothing was changed (settled below)
-            why = why or f"{location} could not be replaced ({e.strerror or e})"
+            failed = (
+                "was replaced, but the model naming it could not be put in place"
+                if replaced
+                else "could not be replaced"
+            )
+            why = why or f"{location} {failed} ({e.strerror or e})"
         if why is not None:
             try:
                 where = _data_under_own_name(work, tmp, swap, fresh_location, mode)
             except OSError as e:
                 if not swap.can_go_back():  # the fresh file stays: the model names it
+                    _one_name(fresh, final)
                     log.warning("%s: saved with its data in %s: %s", path, fresh.name, why)
                     return
                 swap.settle()  # the old model with its old data
@@ -788,7 +794,20 @@ def _data_under_own_name(
         fresh.unlink(missing_ok=True)
     except OSError as e:  # the model names `own`: the fresh name is a spare link
         log.warning("%s: could not remove %s (%s)", swap.path, fresh, e.strerror or e)
+    _one_name(own, swap.final)
     return own.name
+
+
+def _one_name(data: Path, final: Path) -> None:
+    """Remove `final` when it is another name of the data file `data` (the data file was
+    replaced by a link to the new data, but the model naming it could not be put): onnx.load
+    refuses a data file with two names ('multiple hard links, indicating a potential hardlink
+    attack'). The old data is gone already; no model names `final` for the new."""
+    if _file_id(final) == _file_id(data) is not None:
+        try:
+            final.unlink()
+        except OSError as e:
+            log.warning("%s: could not remove %s (%s)", data, final, e.strerror or e)
 
 
 def _claim_own_name(fresh: Path, swap: _Swap) -> tuple[Path, bool]:
