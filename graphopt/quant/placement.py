@@ -235,7 +235,7 @@ def _plan_compute(
             axis = convtranspose_weight_axis(target, graph.attr(node, "group", 1))
         elif op == "Gemm":
             axis = 0 if graph.attr(node, "transB", 0) else 1
-        else:  # MatMul
+        else:  # MatMul: W [K, N] per output column, X of any rank (see below)
             axis = value.ndim - 1 if value.ndim == 2 else None
         p.weights[1] = axis
         if op in ("Conv", "ConvTranspose", "Gemm") and len(ins) > 2 and graph.is_constant(ins[2]):
@@ -243,6 +243,18 @@ def _plan_compute(
     elif op == "MatMul" and is_act(w):
         p.activations.append(1)
 
+
+# MatMul(X, W [K, N]): per column (axis 1) on both targets, whatever X's rank. TensorRT's guide
+# lists per-channel weights for "MatMul where the second input is constant and both input
+# matrices are 2D", yet builds them behind 3-D activations too: NVIDIA ModelOpt's ONNX INT8
+# flow (modelopt/onnx/quantization/int8.py: onnxruntime's quantize_static, per_channel=True,
+# no MatMul override, so QDQMatMul's default axis 1) quantizes ViT-B/16's [1, 197, 768]
+# MatMuls so, its example for TensorRT 10/11 (examples/onnx_ptq); onnxruntime's BERT example
+# for TensorRT (onnxruntime-inference-examples, quantization/nlp/bert/trt: MatMul axis 1,
+# [1, S, 768]) reports INT8 F1 on TensorRT 8.2.2.1. The one failure found is TensorRT 8.0.3
+# (Myelin "mis-matched Scale shape", onnxruntime#10045), older than graphopt targets. Per tensor
+# would cost a narrow column its resolution (92 % vs 8 % error on a 20x smaller column,
+# tests/test_quant_review13b_matmul_rank.py). A W of rank 3+ (batched) stays per tensor.
 
 # Y = W·X with a constant W [..., M, K] (a transposed linear layer): per tensor for both targets.
 # Its per-channel axis would be the output rows (-2), but neither target's kernels take that:
