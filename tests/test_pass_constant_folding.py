@@ -178,7 +178,7 @@ def test_split_kernel_matches_onnxruntime(opset, attrs, extra):
 
 
 def test_unsupported_cases_fall_back_to_onnxruntime():
-    # integer division by zero is left to onnxruntime's own semantics; Sqrt has no numpy kernel
+    # Sqrt has no numpy kernel
     node = helper.make_node("Sqrt", ["x"], ["y"])
     (out,) = evaluate(node, [np.array([4.0, 9.0], F32)], 13)
     np.testing.assert_array_equal(out, [2.0, 3.0])
@@ -399,9 +399,50 @@ def test_integer_division_by_zero_is_refused_not_crashing():
         }
         """
     )
-    # onnxruntime raises on integer division by zero: the node stays as it is
+    # refused (onnxruntime before 1.26 dies of SIGFPE on it): the node stays as it is
     out = run(model, "constants-to-initializers", "constant-folding")
     assert "Div" in ops(out)
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype", "fmod"),
+    [
+        ("Div", "int64", 0),
+        ("Div", "int32", 0),
+        ("Div", "uint8", 0),
+        ("Mod", "int64", 0),
+        ("Mod", "int32", 1),
+        ("Mod", "uint16", 0),
+    ],
+)
+def test_integer_division_by_zero_never_reaches_onnxruntime(monkeypatch, op, dtype, fmod):
+    """onnxruntime 1.18-1.25 (1.23.2 is the newest for Python 3.10) kills the process with
+    SIGFPE on an integer Div or Mod by zero; the fold handed it every such node."""
+    from graphopt.passes import _folding_ops
+
+    def no_session(*args, **kwargs):
+        raise AssertionError("integer division by zero was handed to onnxruntime")
+
+    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", no_session)
+    attrs = f" <fmod = {fmod}>" if op == "Mod" else ""
+    model = parse(
+        f"""
+        <ir_version: 8, opset_import: ["" : 14]>
+        g ({dtype}[2] x) => ({dtype}[2] y) {{
+          a = Constant <value = {dtype}[2] {{7, 6}}> ()
+          b = Constant <value = {dtype}[2] {{2, 0}}> ()
+          d = {op}{attrs} (a, b)
+          y = Add (x, d)
+        }}
+        """
+    )
+    pipeline = make_pipeline("t", [ConstantsToInitializers(), ConstantFolding()])
+    out, report = optimize_with_report(model, pipeline, explain=True)
+    assert op in ops(out)
+    word = "division" if op == "Div" else "modulo"
+    assert any(
+        r[2] == "refused" and r[3].endswith(f"integer {word} by zero") for r in report.explain
+    ), report.explain
 
 
 def test_a_sequence_of_constants_is_refused_not_crashing():

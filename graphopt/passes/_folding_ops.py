@@ -4,10 +4,10 @@ The numpy kernels cover the shape-arithmetic ops exporters emit around Reshape/R
 (Shape, Gather, Unsqueeze, Concat, Cast, Add/Sub/Mul/Div, Slice, Range, ConstantOfShape, ...)
 so that constant folding never builds an inference session for them. Every kernel follows the
 ONNX operator's definition for the given opset (attribute vs. input forms) and returns arrays of
-the dtype ONNX specifies; where a case is subtle (integer division by zero, casts of NaN to
-integers, unusual element types) the kernel raises `Unsupported` and the node is evaluated by
-onnxruntime instead (a one-node model, no graph optimizations); so is a node whose kernel fails
-with an arithmetic or value error (a Range to infinity).
+the dtype ONNX specifies; where a case is subtle (casts of NaN to integers, unusual element
+types) the kernel raises `Unsupported` and the node is evaluated by onnxruntime instead (a
+one-node model, no graph optimizations); so is a node whose kernel fails with an arithmetic or
+value error (a Range to infinity). Integer Div/Mod by zero is `Undefined`: never evaluated.
 
 What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
 evaluate ops that are random, have subgraphs or come from custom domains.
@@ -42,6 +42,11 @@ class Unsupported(Exception):
     """The numpy kernel does not handle this case; use the onnxruntime fallback."""
 
 
+class Undefined(Exception):
+    """The op has no value here (integer division by zero): no kernel, not onnxruntime either,
+    which before 1.26 (the newest for Python 3.10 is 1.23) dies of SIGFPE on it."""
+
+
 def node_attributes(node: onnx.NodeProto) -> Attrs:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
@@ -55,7 +60,8 @@ def evaluate(
 ) -> list[np.ndarray]:
     """The outputs of default-domain `node` on `inputs` (None for an omitted optional input).
 
-    Raises `BackendError` when neither a numpy kernel nor onnxruntime can evaluate it.
+    Raises `BackendError` when neither a numpy kernel nor onnxruntime can evaluate it, or the
+    result is undefined (integer division by zero).
     """
     kernel = KERNELS.get(node.op_type)
     if kernel is not None:
@@ -65,6 +71,8 @@ def evaluate(
                 attrs[N_OUTPUTS] = len(node.output)
                 outs = kernel(list(inputs), attrs, opset)
             return [np.asarray(o) for o in outs]
+        except Undefined as e:
+            raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {e}") from None
         except (Unsupported, ArithmeticError, ValueError):
             pass  # a kernel that fails (Range to inf: OverflowError) leaves it to onnxruntime
     return evaluate_with_onnxruntime(node, inputs, opset, ir_version=ir_version)
@@ -354,8 +362,10 @@ def _div(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     _simple(a)
     if a.dtype.kind == "f":
         return _binary(np.divide)(inputs, attrs, opset)
-    if a.dtype.kind not in "iu" or np.any(b == 0):
+    if a.dtype.kind not in "iu":
         raise Unsupported
+    if np.any(b == 0):
+        raise Undefined("integer division by zero")
     # ONNX (like C) truncates integer division toward zero; numpy's // floors.
     q = np.floor_divide(a, b)
     fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
@@ -367,7 +377,7 @@ def _mod(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     _same_dtype(a, b)
     _simple(a)
     if a.dtype.kind in "iu" and np.any(b == 0):
-        raise Unsupported
+        raise Undefined("integer modulo by zero")
     if attrs.get("fmod", 0):
         return [np.asarray(np.fmod(a, b)).astype(a.dtype, copy=False)]
     if a.dtype.kind == "f":
