@@ -507,6 +507,42 @@ def qdq_problems(model: onnx.ModelProto, target: str) -> list[str]:
     return problems
 
 
+def _weight_first(model: onnx.ModelProto) -> list[str]:
+    """Names of the MatMuls whose A input is a constant and whose B input is not."""
+    consts = {t.name for t in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul" and n.input[0] in consts and n.input[1] not in consts
+    ]
+
+
+def _weight_first_problem(q: onnx.ModelProto, name: str) -> str | None:
+    """Why quantized W·X MatMul `name` of `q` is not int8 W per tensor and a Q/DQ'd X, or None."""
+    producer = {o: n for n in q.graph.node for o in n.output}
+    inits = {t.name: t for t in q.graph.initializer}
+    node = next((n for n in q.graph.node if n.name == name), None)
+    if node is None:
+        return "not in the quantized model"
+    dq, act = producer.get(node.input[0]), producer.get(node.input[1])
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+        return "W is not read through a DequantizeLinear of an initializer"
+    if inits[dq.input[0]].data_type != TensorProto.INT8:
+        return "W is not int8"
+    if (
+        any(a.name == "axis" for a in dq.attribute)
+        or numpy_helper.to_array(inits[dq.input[1]]).size != 1
+    ):
+        return "W is not per tensor"
+    if act is None or act.op_type != "DequantizeLinear":
+        return "X is not read through a DequantizeLinear"
+    q_node = producer.get(act.input[0])
+    if q_node is None or q_node.op_type != "QuantizeLinear":
+        return "X's DequantizeLinear is not fed by a QuantizeLinear"
+    return None
+
+
 def run_one(seed: int, chosen: tuple[str, str, dict] | None = None) -> tuple[str, float]:
     """Quantize the model of `seed` (with `chosen` method, target and options instead of the
     seed's); assert every property. Returns (config, error)."""
@@ -533,8 +569,17 @@ def run_one(seed: int, chosen: tuple[str, str, dict] | None = None) -> tuple[str
     assert not problems, f"{label}: {problems[:3]}"
     n_q = sum(n.op_type == "QuantizeLinear" for n in q.graph.node)
     # no Q/DQ only where every planned node stayed float (the stem of a model that downsamples
-    # once, at its end; a MatMul whose weight is its A input is not planned)
+    # once, at its end)
     assert n_q or not report.quantized_nodes, f"{label}: no QuantizeLinear"
+    # a MatMul whose constant weight is its A input (Y = W·X, the weight_first head) is planned
+    # like MatMul(X, W): quantized unless the accuracy search keeps it float, W int8 through a
+    # per-tensor DQ (placement.MATMUL_A_WEIGHT_AXIS), X through an activation Q → DQ
+    for name in _weight_first(model):
+        if name not in report.quantized_nodes:
+            assert report.kept_float, f"{label}: W·X MatMul {name} stayed float"
+            continue
+        problem = _weight_first_problem(q, name)
+        assert problem is None, f"{label}: {name}: {problem}"
     if target == "tensorrt":
         errs = errors(check_tensorrt(q))
         assert not errs, f"{label}: {[str(e) for e in errs[:3]]}"
