@@ -13,6 +13,7 @@ import pytest
 
 import graphopt
 from graphopt.analysis.shapes import shape_facts
+from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.ir import Graph
 from tests.conftest import assert_same_outputs
 
@@ -244,8 +245,14 @@ def test_a_range_onnxruntime_refuses_is_left_unfolded_not_an_error(limit):
         """
     )
     feeds = {"x": np.ones(1, np.float32), "b": np.array(False)}
+    # compared with onnxruntime's own optimizer off: onnxruntime 1.23 (the newest for Python
+    # 3.10) cannot load this model at any other level (its graph_utils RemoveNode "should be
+    # unreachable" on the Range in the branch); 1.24+ loads it
+    want = ort_run(model, feeds, level="disable")
     for pipeline in PIPELINES:
-        assert_same_outputs(model, graphopt.optimize(model, pipeline), feeds)
+        got = ort_run(graphopt.optimize(model, pipeline), feeds, level="disable")
+        assert list(got) == ["y"], pipeline
+        np.testing.assert_array_equal(got["y"], want["y"], err_msg=pipeline)
 
 
 _HUGE_STEP = """

@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx.helper as oh
+import onnxruntime
 import pytest
 from onnx import numpy_helper
 
 from graphopt.backends.onnxruntime import run
+from graphopt.errors import BackendError
 from graphopt.ir import load, model_io, save_model
 
 N = 512  # float32 values per constant: 2 KiB, over save's 1 KiB external-data threshold
@@ -140,6 +142,14 @@ def _model_with_sparse_initializer(count: int) -> onnx.ModelProto:
     return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
 
 
+@pytest.mark.xfail(
+    tuple(int(p) for p in onnxruntime.__version__.split(".")[:2]) < (1, 27),
+    reason="onnxruntime before 1.27 (1.23.2, the newest for Python 3.10, to 1.26.0) reads a "
+    "sparse initializer's values from external data but not its indices ('Sparse indices int64 "
+    "data size does not match expected'); save_model puts both there",
+    raises=BackendError,
+    strict=True,
+)
 def test_a_sparse_initializer_that_keeps_the_model_over_the_limit_goes_to_external_data(
     tmp_path, monkeypatch
 ):

@@ -399,7 +399,7 @@ def test_integer_division_by_zero_is_refused_not_crashing():
         }
         """
     )
-    # refused (onnxruntime before 1.26 dies of SIGFPE on it): the node stays as it is
+    # refused (onnxruntime 1.23 and 1.24 die of SIGFPE on it): the node stays as it is
     out = run(model, "constants-to-initializers", "constant-folding")
     assert "Div" in ops(out)
 
@@ -416,8 +416,8 @@ def test_integer_division_by_zero_is_refused_not_crashing():
     ],
 )
 def test_integer_division_by_zero_never_reaches_onnxruntime(monkeypatch, op, dtype, fmod):
-    """onnxruntime 1.18-1.25 (1.23.2 is the newest for Python 3.10) kills the process with
-    SIGFPE on an integer Div or Mod by zero; the fold handed it every such node."""
+    """onnxruntime 1.23.2 (the newest for Python 3.10) and 1.24.1 kill the process with SIGFPE
+    on an integer Div or Mod by zero (1.25+ raise); the fold handed it every such node."""
     from graphopt.passes import _folding_ops
 
     def no_session(*args, **kwargs):

@@ -44,7 +44,7 @@ class Unsupported(Exception):
 
 class Undefined(Exception):
     """The op has no value here (integer division by zero): no kernel, not onnxruntime either,
-    which before 1.26 (the newest for Python 3.10 is 1.23) dies of SIGFPE on it."""
+    which 1.23 (the newest for Python 3.10) and 1.24 kill with SIGFPE (1.25+ raise)."""
 
 
 def node_attributes(node: onnx.NodeProto) -> Attrs:
