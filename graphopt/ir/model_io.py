@@ -384,10 +384,12 @@ def save_model(
 
     `external_data=None` writes external data only when the model is over 2 GiB (pass the
     source's `LoadedModel.external_data` to keep its choice); the data file is `location`
-    (default `<file name>.data`) beside the model, put in place with it as a pair: a crash or
-    an error between the steps never leaves the model reading another model's data
-    (`_put_model_and_data`). Sparse initializers go to the data file too only when the model
-    would otherwise stay over 2 GiB (onnx.load does not read them from there).
+    (default `<file name>.data`) beside the model, or in a subfolder of the model's folder
+    (`weights/m.data`: made if missing; no '..', not absolute), put in place with it as a
+    pair: a crash or an error between the steps never leaves the model reading another model's
+    data, and no exit leaves a temporary file (`_put_model_and_data`). Sparse initializers and
+    training_info tensors go to the data file too only when the model would otherwise stay
+    over 2 GiB (onnx.load does not read them from there).
 
     A `path` that is a symbolic link is written through, as `onnx.save` (and `cp`) do: the file
     it points to is replaced and the link kept; the data file goes beside `path`, where a
