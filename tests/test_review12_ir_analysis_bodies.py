@@ -67,7 +67,9 @@ def test_a_loop_body_is_inferred_once():
     optimized, calls = _optimize_counting(model)
     assert _body_ops(optimized) == ["Identity", "Relu"]  # the Mul by ones went, shapes known
     assert calls.count(["Identity", "Mul", "Relu"]) == 1
-    assert calls.count(["Loop"]) == 1
+    # the graph around it: once at most (session 13: inferred whole only when a pass asks;
+    # the body's outer reads are typed from the nodes they depend on, here none: [])
+    assert calls.count(["Loop"]) <= 1
     assert_same_outputs(model, optimized, {"x": np.array([[-1, 2, -3, 4]], np.float32)})
 
 
