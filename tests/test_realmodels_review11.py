@@ -4,6 +4,7 @@ is downloaded."""
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -432,7 +433,10 @@ def test_pip_is_a_declared_dependency() -> None:
 
     import graphopt
 
-    tomllib = pytest.importorskip("tomllib")  # (Python 3.11+)
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10 has no tomllib; pytest depends on tomli there
+        tomllib = pytest.importorskip("tomli")
     pyproject = Path(graphopt.__file__).parents[1] / "pyproject.toml"
     deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
     assert any(d.split(">")[0].split("=")[0].strip() == "pip" for d in deps)
