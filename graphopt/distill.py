@@ -15,7 +15,8 @@ atomically; a rerun with the same teacher, options and data (file names, sizes a
 modification times; a feed sequence's samples by position only) resumes after the last
 checkpoint. The manifest is written (0 samples done) before the files are made, so a run
 stopped before its first checkpoint leaves a folder that the rerun starts over in, whatever
-changed (its files removed: nothing in them was kept).
+changed (its files removed: nothing in them was kept; `graphopt distill-targets` removes them
+itself when an error stopped it, `remove_unkept`).
 `load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
@@ -163,6 +164,8 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
                 and p.is_file()
                 and not targets.intersection(p.parents)
             )
+        elif os.path.exists(root):  # /dev/zero, a FIFO: it was "no such file or folder"
+            raise DistillError(f"{root}: is not a regular file or folder (a device or FIFO?)")
         else:
             raise DistillError(f"{root}: no such file or folder")
         if not files:
@@ -659,19 +662,9 @@ def _resume(
         return None
     manifest = read_manifest(out)
     if not manifest.get("complete") and not manifest.get("done"):
-        # stopped before its first checkpoint (a bad sample, Ctrl-C): nothing was kept, so a
-        # rerun starts over whatever changed (the bad sample removed, another option)
-        try:
-            for entry in dict(manifest.get("tensors") or {}).values():
-                file = str(entry.get("file", ""))
-                if file and Path(file).name == file and file.endswith(".npy"):
-                    (out / file).unlink(missing_ok=True)
-            path.unlink(missing_ok=True)  # last: until then a rerun still knows the files
-        except OSError as e:
-            raise DistillError(
-                f"{out}: cannot remove the files of the run stopped before its first "
-                f"checkpoint ({e.filename}: {e.strerror or e}); remove them or use another folder"
-            ) from e
+        # stopped before its first checkpoint (Ctrl-C, a crash): nothing was kept, so a rerun
+        # starts over whatever changed (the bad sample removed, another option)
+        _remove_unkept(out, manifest)
         return None
     mine_stats, their_stats = config["source_stats"], manifest.get("source_stats")
     if their_stats != mine_stats and manifest.get("sources") == config["sources"]:
@@ -705,6 +698,39 @@ def _resume(
         spec.file = manifest["tensors"][spec.name]["file"]
     log.info("resuming %s at %d/%d", out, manifest["done"], manifest["count"])
     return manifest
+
+
+def remove_unkept(out: str | os.PathLike[str]) -> bool:
+    """Remove the target files and the manifest of the run stopped in the targets folder `out`
+    before its first checkpoint (its manifest says 0 done): they hold nothing that was kept.
+    Whether there were such files; a folder without a manifest, or whose manifest cannot be
+    read or records samples done, is left as it is."""
+    folder = Path(out)
+    try:
+        manifest = read_manifest(folder)
+    except DistillError:
+        return False
+    if manifest.get("complete") or manifest.get("done"):
+        return False
+    _remove_unkept(folder, manifest)
+    return True
+
+
+def _remove_unkept(out: Path, manifest: Mapping[str, Any]) -> None:
+    """Remove the target files and the manifest of a run stopped before its first checkpoint
+    (`manifest` is its own, done 0): they hold nothing that was kept."""
+    path = out / MANIFEST
+    try:
+        for entry in dict(manifest.get("tensors") or {}).values():
+            file = str(entry.get("file", ""))
+            if file and Path(file).name == file and file.endswith(".npy"):
+                (out / file).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # last: until then a rerun still knows the files
+    except OSError as e:
+        raise DistillError(
+            f"{out}: cannot remove the files of the run stopped before its first "
+            f"checkpoint ({e.filename}: {e.strerror or e}); remove them or use another folder"
+        ) from e
 
 
 # --------------------------------------------------------------------------- reading

@@ -157,9 +157,10 @@ def example_feeds(
             else:
                 concrete.append(default_dim)
         dtype = _NP_TYPES.get(elem)
-        if dtype is None:
+        if dtype is None:  # (an unknown number too: DataType.Name raised a bare ValueError)
+            kind = next((k for k, v in onnx.TensorProto.DataType.items() if v == elem), elem)
             raise VerifyError(
-                f"input {name!r} has element type {onnx.TensorProto.DataType.Name(elem)}, which example_feeds cannot make"
+                f"input {name!r} has element type {kind}, which example_feeds cannot make"
             )
         try:
             feeds[name] = _seeded(rng, dtype, concrete)

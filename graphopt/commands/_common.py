@@ -142,7 +142,8 @@ def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> No
     """`onnx.checker.check_model(full_check=True)`; a failure is a one-line `VerifyError`."""
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
+        # (a ValueError: full_check's shape inference on an unknown element type, e.g. 99)
         raise VerifyError(f"{what} fails onnx.checker: {first_line(e)}") from e
 
 

@@ -166,7 +166,8 @@ def _missing_folders(path: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphopt.distill import write_targets
+    from graphopt.distill import remove_unkept, write_targets
+    from graphopt.errors import GraphoptError
 
     if not comma_list(args.logits):  # T and the axis shape softmax(z/T): logits only
         from graphopt.distill import DistillError
@@ -200,7 +201,12 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=bar,
         )
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, GraphoptError):  # a bad sample before the first checkpoint: the
+            # preallocated target files (a data set's size of zeros) and the manifest saying 0
+            # done stayed, for a rerun to remove; Ctrl-C keeps them, as the rerun expects
+            with contextlib.suppress(GraphoptError):  # the error that stopped the run is news
+                remove_unkept(args.output)
         with contextlib.suppress(OSError):  # a bad sample, teacher or option: nothing stored
             for folder in made:
                 os.rmdir(folder)  # only when empty: a checkpoint's files stay

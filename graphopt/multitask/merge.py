@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt.errors import first_line
 from graphopt.ir import constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import require_text_names
@@ -318,13 +319,13 @@ class _Builder:
                 self.built.const_users.setdefault(target, set()).add(index)
                 mapping[name] = target
                 return target
-            value = tensor_value(init)
+            value = _value(init, prefix)
             target = self._constant(index, value, name, prefix, lambda t: _renamed_tensor(init, t))
             mapping[name] = target
             return target
 
         for node in graph.node:
-            value = _constant_value(node)
+            value = _constant_value(node, prefix)
             if value is not None:
                 out = node.output[0]
                 mapping[out] = self._constant(
@@ -495,10 +496,34 @@ def _claim_fresh(name: str, prefix: str, taken: set[str]) -> str:
     return f"{prefix}{name}_{k}"
 
 
-def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+# what onnx.numpy_helper raises for a tensor whose bytes do not make its declared dims and type
+# (raw data of another length, dims of another count, an unknown or packed type without data)
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError)
+
+
+def _value(tensor: onnx.TensorProto, prefix: str) -> np.ndarray:
+    """The value of initializer `tensor` of the model `prefix` names; a `MergeError` when it
+    cannot be read (it was a bare ValueError out of merge)."""
+    try:
+        return tensor_value(tensor)
+    except _UNREADABLE as e:
+        raise MergeError(
+            f"{prefix!r}: initializer {tensor.name!r} cannot be read: {first_line(e)}"
+        ) from e
+
+
+def _constant_value(node: onnx.NodeProto, prefix: str = "") -> np.ndarray | None:
+    """The value of a Constant node (None for another node); a `MergeError` naming the model
+    `prefix` when its value cannot be read."""
     if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
         return None
-    return constant_node_value(node)
+    try:
+        return constant_node_value(node)
+    except _UNREADABLE as e:
+        raise MergeError(
+            f"{prefix!r}: Constant node {node.name!r} has a value that cannot be read: "
+            f"{first_line(e)}"
+        ) from e
 
 
 def _renamed(vi: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:

@@ -511,6 +511,12 @@ def parameters(
     return params, scales
 
 
+# What onnx.checker.check_model(full_check=True) raises for a model it refuses: its shape
+# inference raises a plain ValueError for an element type it has no name for ("Invalid tensor
+# data type 99."), which came out of quantize as a traceback.
+CHECKER_ERRORS = (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError)
+
+
 def check(model: onnx.ModelProto, source: ModelLike | None = None, what: str = "quantized") -> None:
     """QuantizeError unless `model` passes `onnx.checker` (full check); when `source` (the model
     it was made from, loaded only then) fails too, the error says the input is the cause. Run
@@ -518,12 +524,12 @@ def check(model: onnx.ModelProto, source: ModelLike | None = None, what: str = "
     given (PP-OCRv5 det declares a rank-0 output) cannot give a valid result."""
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+    except CHECKER_ERRORS as e:
         first = first_line(e)
         if source is not None:
             try:
                 onnx.checker.check_model(load_model(source), full_check=True)
-            except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as s:
+            except CHECKER_ERRORS as s:
                 raise QuantizeError(
                     f"the input model fails onnx.checker ({str(s).strip().splitlines()[0]}), "
                     "so its quantized model would too; fix the model first"

@@ -15,7 +15,9 @@ spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import string
 import struct
 from pathlib import Path
@@ -167,16 +169,47 @@ def listed_without_scale(path: str | Path) -> set[str]:
     """The tensors a cache file lists with no usable scale (TensorRT's `name: 0`); empty when
     it cannot be read."""
     try:
-        _, items = entries(Path(path).read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, QuantizeError):
+        _, items = entries(read_text_file(path, "calibration cache"), str(path))
+    except QuantizeError:
         return set()
     usable = {name for name, value in items if _usable(parse_scale(value))}
     return {name for name, _ in items if name not in usable}
 
 
 def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
+    return loads(read_text_file(path, "calibration cache"), str(path))
+
+
+MAX_TEXT_BYTES = 256 << 20  # a cache of a million tensors is ~50 MB
+
+
+def read_text_file(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of the regular file at `path` (a cache, a preprocessing spec); a
+    `QuantizeError` naming `what` for anything else. A device or a FIFO is refused before it is
+    opened: `--cache-in /dev/zero` read until memory ran out (a MemoryError, or the OOM killer),
+    and a FIFO without a writer blocked the open for ever. So is a file over `limit` bytes."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise QuantizeError(f"{path}: cannot read calibration cache: {e}") from e
-    return loads(text, str(path))
+        st = os.stat(path)
+    except OSError as e:
+        raise QuantizeError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device or FIFO?)"
+        raise QuantizeError(f"{path}: cannot read {what}: it is {kind}")
+    if st.st_size > limit:
+        raise QuantizeError(
+            f"{path}: cannot read {what}: {st.st_size} bytes, more than such a file holds "
+            f"({limit >> 20} MiB at most)"
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise QuantizeError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+    if len(data) > limit:  # grown since the stat
+        raise QuantizeError(f"{path}: cannot read {what}: more than {limit >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise QuantizeError(
+            f"{path}: cannot read {what}: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from e

@@ -28,13 +28,14 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
 import onnx
 
 from graphopt.backends.onnxruntime import input_specs
-from graphopt.errors import GraphoptError, QuantizeError
+from graphopt.errors import GraphoptError, QuantizeError, first_line
 from graphopt.quant.image_input import image_input
 from graphopt.realmodels import IMAGE_SUFFIXES
 
@@ -59,9 +60,12 @@ class PreprocessSpec:
     def from_yaml(cls, path: str | Path) -> PreprocessSpec:
         import yaml
 
+        from graphopt.quant.cache import read_text_file
+
+        text = read_text_file(path, "preprocessing spec", limit=1 << 20)  # not /dev/zero
         try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
             raise QuantizeError(f"{path}: cannot read preprocessing spec: {e}") from e
         if not isinstance(data, dict):
             raise QuantizeError(f"{path}: preprocessing spec must be a mapping")
@@ -252,7 +256,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                 )
             try:
                 value = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
+            except _UNREADABLE as e:  # EOFError: an empty file
                 raise QuantizeError(f"{path}: cannot read .npy feed: {_reason(e)}") from e
             if not isinstance(value, np.ndarray):  # an .npz archive under a .npy name
                 value.close()
@@ -266,7 +270,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         of any name for a single-input model."""
         try:
             data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: empty file
+        except _UNREADABLE as e:  # EOFError: empty file
             raise QuantizeError(f"{path}: cannot read .npz feed: {_reason(e)}") from e
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise QuantizeError(f"{path}: is a .npy array, not an .npz archive")
@@ -277,8 +281,8 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                     return {n: data[n] for n in names + self.overridable if n in keys}
                 if len(names) == 1 and len(keys) == 1:
                     return {names[0]: data[keys[0]]}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-                raise QuantizeError(f"{path}: cannot read .npz feed: {e}") from e
+            except _UNREADABLE as e:
+                raise QuantizeError(f"{path}: cannot read .npz feed: {_reason(e)}") from e
         missing = [n for n in names if n not in keys]
         raise QuantizeError(
             f"{path}: no array for model input(s) {', '.join(missing)}; the archive has "
@@ -347,9 +351,20 @@ def folder_feeds(
     return FolderFeeds(files, model, spec, batch_size)
 
 
-def _reason(error: Exception) -> str:
+# What np.load raises for a file it cannot read: besides OSError and ValueError, EOFError (an
+# empty file), BadZipFile (a broken archive), tokenize's TokenError (a .npy header that is not
+# one Python literal, e.g. an unclosed parenthesis) and MemoryError (a header declaring more
+# values than memory holds, whatever the file's size): the last two were tracebacks.
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, TokenError, MemoryError)
+
+
+def _reason(error: BaseException) -> str:
     """Why numpy could not read a feed file: for a file of another format numpy says it holds
     "pickled (object) data" and advises loading it unsafely, which is no reason to give."""
     from graphopt.arrays import NOT_NUMPY
 
+    if isinstance(error, TokenError):
+        return f"its .npy header is not readable ({error.args[0] if error.args else error})"
+    if isinstance(error, MemoryError):
+        return f"its .npy header declares an array larger than memory ({first_line(error)})"
     return NOT_NUMPY if "pickled" in str(error) else str(error)
