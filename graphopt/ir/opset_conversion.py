@@ -3,8 +3,9 @@ caller does it (`convert_opset`): refuse a model with local functions or trainin
 converter drops them) or one with an op the converter is known to convert wrongly
 (`misconverted`, found by comparing onnxruntime's outputs before and after), convert (sparse
 initializers standing in as graph inputs: the converter does not know them), give the result
-back what the converter drops (`restore_dropped`) and the graph inputs and outputs the model
-declares (`keep_declared_io`), and raise its IR version to what the new opsets need. A
+back what the converter drops (`restore_dropped`), the type of the data to the constants its
+Clip/Pad adapters make float32 (`retype_adapter_constants`) and the graph inputs and outputs
+the model declares (`keep_declared_io`), and raise its IR version to what the new opsets need. A
 refusal is an `OpsetConversionError` whose `kind` each caller turns into its own policy:
 optimize's `upgrade_opset` and the TensorRT float16 path keep the opset, quantize and merge
 stop.
@@ -63,10 +64,66 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         converted.graph.input.extend(kept)
         del converted.graph.sparse_initializer[:]
     restore_dropped(model.graph, converted.graph)
+    retype_adapter_constants(model, converted, before, version)
     keep_declared_io(model.graph, converted.graph)
     needed = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
     converted.ir_version = max(converted.ir_version, needed)
     return converted
+
+
+# Ops whose attribute became a typed input at opset 11, by input index; onnx.version_converter's
+# adapters make it a float32 Constant whatever the data's type.
+_ADAPTED_AT_11 = {"Clip": (1, 2), "Pad": (2,)}
+
+
+def retype_adapter_constants(
+    model: onnx.ModelProto, converted: onnx.ModelProto, before: int, version: int
+) -> None:
+    """Give the Constants onnx.version_converter's 10 -> 11 adapters make (Clip's min/max,
+    Pad's constant_value, from attributes, which are float32 at every data type) the type of
+    the data they go with: a float16 or double Clip or Pad converted across opset 11 reads
+    float32 ones, an invalid model ("min has inconsistent type"). Only the top-level graph, and
+    only Constants the converter made (no tensor of that name in `model`), each read once;
+    the data's type comes from onnx's shape inference of `model`."""
+    if not before < 11 <= version:
+        return
+    graph = converted.graph
+    known = {o for n in model.graph.node for o in n.output}
+    known.update(t.name for t in model.graph.initializer)
+    known.update(v.name for v in model.graph.input)
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
+    reads: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            reads[name] = reads.get(name, 0) + 1
+    sites = [
+        (node.input[0], constants[node.input[i]])
+        for node in graph.node
+        if node.domain in ("", "ai.onnx") and node.op_type in _ADAPTED_AT_11
+        for i in _ADAPTED_AT_11[node.op_type]
+        if i < len(node.input) and node.input[i] in constants
+        and node.input[i] not in known and reads[node.input[i]] == 1
+    ]  # fmt: skip
+    if not sites:
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except (onnx.shape_inference.InferenceError, ValueError):
+        return  # nothing known: the caller's check refuses the conversion as before
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in (*inferred.input, *inferred.value_info, *inferred.output)
+    }
+    types.update((t.name, t.data_type) for t in model.graph.initializer)
+    for data, constant in sites:
+        elem = types.get(data, 0)
+        value = next((a for a in constant.attribute if a.name == "value"), None)
+        # (Clip-6 and Pad-2 take float16, float and double only)
+        if value is None or elem not in (onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+            continue
+        array = onnx.numpy_helper.to_array(value.t)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
+        value.t.CopyFrom(onnx.numpy_helper.from_array(array.astype(dtype), value.t.name))
 
 
 def keep_declared_io(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
