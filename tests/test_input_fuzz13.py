@@ -855,6 +855,84 @@ def test_distill_data_that_is_a_device_is_named_so(tmp_path):
     _refused(argv, tmp_path, "/dev/zero: is not a regular file or folder")
 
 
+def _big_model(offset: float) -> onnx.ModelProto:
+    """y = x + w, w 512 float32 values (2 KiB: save_model's external data takes it)."""
+    helper = onnx.helper
+    w = onnx.numpy_helper.from_array(np.arange(512, dtype=np.float32) + offset, "w")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [512])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [512])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_merge_and_split_keep_an_input_data_file_named_like_the_outputs(tmp_path, monkeypatch):
+    # the brief's collision: input a.onnx keeps its weights in mg.onnx.data, and an output
+    # over 2 GiB (simulated: save_model's size checks patched) is written with its weights in
+    # <-o>.data = mg.onnx.data; merge and split wrote it over a.onnx's weights (exit 0)
+    import graphopt.ir.model_io as model_io
+
+    a = tmp_path / "a.onnx"
+    onnx.save_model(_big_model(0), str(a), save_as_external_data=True, location="mg.onnx.data")
+    b = _save(_big_model(1), tmp_path, "b.onnx")
+    data = (tmp_path / "mg.onnx.data").read_bytes()
+
+    def over(model: onnx.ModelProto) -> bool:  # inline weights count as over 2 GiB
+        return any(len(t.raw_data) >= 1024 for t in model.graph.initializer)
+
+    def pieces(model: onnx.ModelProto) -> list[bytes]:
+        if over(model):
+            raise ValueError("over 2 GiB (simulated)")
+        return [model.SerializeToString()]
+
+    monkeypatch.setattr(model_io, "_over_two_gib", over)
+    monkeypatch.setattr(model_io, "serialized_pieces", pieces)
+    out = str(tmp_path / "mg.onnx")
+    needle = "its weights go to mg.onnx.data, which is an external data file of an input"
+    _refused(["merge", str(b), str(a), "-o", out], tmp_path, needle)
+    _refused(["split", str(a), "-o", out, "--outputs", "y"], tmp_path, needle)
+    assert (tmp_path / "mg.onnx.data").read_bytes() == data
+    # another name: written, with its own data file
+    with _deadline(CASE_SECONDS):
+        assert _main(["merge", str(b), str(a), "-o", str(tmp_path / "other.onnx")])[0] == 0
+    assert (tmp_path / "other.onnx.data").stat().st_size == 2 * 2048
+
+
+def test_distill_refuses_a_manifest_that_is_no_mapping_text_or_file(tmp_path):
+    # hostile targets folders: a manifest.json holding a JSON list (AttributeError), bytes
+    # that are no UTF-8 (UnicodeDecodeError) or a FIFO (the read blocked for ever); a FIFO
+    # named manifest.json in the data folder blocked the listing of the samples
+    path = _save(seed_conv(), tmp_path)
+    data = write_calib(seed_conv(), tmp_path / "data")
+    for name, make, needle in (
+        ("list", lambda p: p.write_text("[1, 2]"), "not a graphopt distillation manifest"),
+        ("bytes", lambda p: p.write_bytes(b"\xff\xfe{}"), "not UTF-8 text"),
+        ("fifo", os.mkfifo, "is not a regular file"),
+    ):
+        out = tmp_path / name
+        out.mkdir()
+        make(out / "manifest.json")
+        argv = ["distill-targets", str(path), "--data", str(data), "-o", str(out)]
+        _refused([*argv, "--no-progress"], tmp_path, needle)
+    os.mkfifo(data / "manifest.json")
+    argv = ["distill-targets", str(path), "--data", str(data), "-o", str(tmp_path / "t")]
+    with _deadline(CASE_SECONDS):
+        assert _main([*argv, "--no-progress"])[0] == 0
+
+
+def test_bench_inputs_that_are_a_fifo_are_refused_not_waited_on(tmp_path):
+    # hostile paths: bench --inputs FIFO blocked in np.load's open for ever
+    path = _save(seed_conv(), tmp_path)
+    os.mkfifo(tmp_path / "feeds.npz")
+    argv = ["bench", str(path), "--inputs", str(tmp_path / "feeds.npz"), "--no-progress"]
+    _refused(argv, tmp_path, "it is not a regular file (a device or FIFO?)")
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

@@ -114,6 +114,9 @@ def example_feeds(
     if npz is not None:
         from graphopt.arrays import load_arrays
 
+        if os.path.exists(npz) and not os.path.isfile(npz):  # a FIFO: np.load waited for ever
+            kind = "a folder" if os.path.isdir(npz) else "not a regular file (a device or FIFO?)"
+            raise VerifyError(f"{npz}: cannot read input feeds: it is {kind}")
         try:
             feeds = load_arrays(npz)
         except ValueError as e:
@@ -158,9 +161,9 @@ def example_feeds(
                 concrete.append(default_dim)
         dtype = _NP_TYPES.get(elem)
         if dtype is None:  # (an unknown number too: DataType.Name raised a bare ValueError)
-            kind = next((k for k, v in onnx.TensorProto.DataType.items() if v == elem), elem)
+            named = next((k for k, v in onnx.TensorProto.DataType.items() if v == elem), elem)
             raise VerifyError(
-                f"input {name!r} has element type {kind}, which example_feeds cannot make"
+                f"input {name!r} has element type {named}, which example_feeds cannot make"
             )
         try:
             feeds[name] = _seeded(rng, dtype, concrete)

@@ -207,6 +207,46 @@ def refuse_writing_over_read_files(
                 raise error(f"{option} {path} is the {source} file; give another")
 
 
+def _input_data_files(models: Iterable[str]) -> set[Path]:
+    """The external data files (resolved) the model files `models` read; an unreadable model
+    has none (its load says why, later)."""
+    from graphopt.ir.model_io import _external_tensors
+
+    files: set[Path] = set()
+    for model in models:
+        try:
+            proto = onnx.load(model, load_external_data=False)
+        except Exception:
+            continue
+        folder = Path(model).resolve().parent
+        files |= {
+            (folder / ExternalDataInfo(t).location).resolve() for t in _external_tensors(proto)
+        }
+    return files
+
+
+def refuse_data_file_of_inputs(
+    model: onnx.ModelProto, output: str, models: Iterable[str], error: type[Exception]
+) -> None:
+    """An `error` when `model`, saved at `output` with `save_output`'s default (external data
+    only over 2 GiB, in `<output>.data`), would write that data file over an external data
+    file of one of the input `models`: merge and split replaced an input's weights with the
+    output's, and the input then read bytes that are not its own. A model saved in one piece
+    (under 2 GiB, or to standard output) writes no data file."""
+    from graphopt.ir import model_io
+
+    if output == STDOUT:
+        return
+    data = Path(output).resolve().parent / default_data_location(Path(output))
+    if not data.is_file() or data not in _input_data_files(models):
+        return
+    if model_io._over_two_gib(model):
+        raise error(
+            f"-o {output}: the model is over 2 GiB, so its weights go to {data.name}, which is "
+            "an external data file of an input model; give another output name"
+        )
+
+
 def refuse_writing_over_data_files(
     written: Iterable[tuple[str, str | None]], models: Iterable[str], error: type[Exception]
 ) -> None:

@@ -10,6 +10,7 @@ from graphopt.commands._common import (
     add_model_output,
     comma_list,
     output_name,
+    refuse_data_file_of_inputs,
     refuse_model_path,
     refuse_writing_over_data_files,
     save_output,
@@ -157,6 +158,7 @@ def run_merge(args: argparse.Namespace) -> int:
     )
     if args.verify:
         _verify(args.inputs, merged, report)
+    refuse_data_file_of_inputs(merged, args.output, args.inputs, MergeError)
     save_output(merged, args)
     print(report.summary())
     if args.report:
@@ -230,6 +232,7 @@ def run_split(args: argparse.Namespace) -> int:
     refuse_model_path("-o", args.output, [("input", args.input)], MergeError)
     outputs = comma_list(args.outputs) if args.outputs else None
     result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
+    refuse_data_file_of_inputs(result, args.output, [args.input], MergeError)
     save_output(result, args)
     print(
         f"{args.input}: kept {len(result.graph.node)} nodes for outputs "
