@@ -933,6 +933,26 @@ def test_bench_inputs_that_are_a_fifo_are_refused_not_waited_on(tmp_path):
     _refused(argv, tmp_path, "it is not a regular file (a device or FIFO?)")
 
 
+def test_the_data_file_checks_do_not_open_an_input_that_is_no_regular_file(tmp_path):
+    # hostile paths: merge -o EXISTING with an input that is a FIFO blocked in the check for
+    # written-over data files (onnx.load of the FIFO), before graphopt's own load could say
+    # what the input is (a device such as /dev/zero was read until memory ran out: not run
+    # here, where a regression would take the machine's memory)
+    from graphopt.commands._common import (
+        refuse_data_file_of_inputs,
+        refuse_writing_over_data_files,
+    )
+    from graphopt.multitask import MergeError
+
+    os.mkfifo(tmp_path / "fifo.onnx")
+    out = _save(seed_conv(), tmp_path, "out.onnx")
+    (tmp_path / "out.onnx.data").write_bytes(b"")
+    inputs = [str(tmp_path / "fifo.onnx")]
+    with _deadline(CASE_SECONDS):
+        refuse_writing_over_data_files([("-o", str(out))], inputs, MergeError)
+        refuse_data_file_of_inputs(seed_conv(), str(out), inputs, MergeError)
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

@@ -214,6 +214,8 @@ def _input_data_files(models: Iterable[str]) -> set[Path]:
 
     files: set[Path] = set()
     for model in models:
+        if not Path(model).is_file():  # a FIFO blocked onnx.load, /dev/zero filled memory
+            continue
         try:
             proto = onnx.load(model, load_external_data=False)
         except Exception:
@@ -259,6 +261,8 @@ def refuse_writing_over_data_files(
     existing = [(option, Path(path).resolve()) for option, path in written if path]
     existing = [(option, path) for option, path in existing if path.is_file()]
     for model in models if existing else ():
+        if not Path(model).is_file():  # a FIFO blocked onnx.load, /dev/zero filled memory
+            continue  # (the command's own load refuses it)
         try:
             proto = onnx.load(model, load_external_data=False)
         except Exception:  # an unreadable model: its load says why, later
