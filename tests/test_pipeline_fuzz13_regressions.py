@@ -68,3 +68,31 @@ def test_double_clip_converts_with_double_bounds() -> None:
     inner = x * np.clip(x + 3, 0, 6) / 6  # (onnxruntime has no double Clip-6 for the original)
     want = np.pad(inner, [(0, 0), (0, 0), (1, 1), (1, 1)], constant_values=1.5)
     np.testing.assert_allclose(_outputs(converted, x), want, 1e-12, 1e-12)
+
+
+def test_float8_cast_is_not_folded_as_its_raw_bytes() -> None:
+    """onnxruntime's Python binding returns a float8e4m3fn tensor as its raw bytes (uint8):
+    constant folding took Cast(c, to=FLOAT8E4M3FN) to be the uint8 values 59, 194, 78, 121
+    and the Cast back to float gave those numbers instead of 1.375, -2.5, 7, 288."""
+    from onnx import TensorProto, helper
+
+    c = numpy_helper.from_array(np.array([1.4, -2.6, 7.0, 300.0], np.float32), "c")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["c"], ["q"], to=TensorProto.FLOAT8E4M3FN),
+            helper.make_node("Cast", ["q"], ["f"], to=TensorProto.FLOAT),
+            helper.make_node("Add", ["f", "x"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [c],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    x = np.zeros(4, np.float32)
+    want = _outputs(model, x)
+    np.testing.assert_array_equal(want, [1.375, -2.5, 7.0, 288.0])  # float8e4m3fn's values
+    for pipeline in ("default", "simplify"):
+        result = graphopt.optimize(model, pipeline=pipeline)
+        onnx.checker.check_model(result, full_check=True)
+        np.testing.assert_array_equal(_outputs(result, x), want)

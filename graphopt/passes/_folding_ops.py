@@ -112,11 +112,34 @@ def evaluate_with_onnxruntime(
         ir_version=max(ir_version, 4),
     )
     try:
-        values = run(session(model, level="disable", threads=1), feeds)
+        sess = session(model, level="disable", threads=1)
+        values = run(sess, feeds)
     except BackendError as e:
         raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {e}") from e
+    for declared in sess.get_outputs():
+        # onnxruntime hands a tensor numpy has no type for (float8e4m3fn) over as its raw
+        # bytes (uint8): folded, it would be a uint8 initializer with those bytes as values
+        kind = declared.type
+        if kind.startswith("tensor(") and values[declared.name].dtype != _ORT_NUMPY.get(kind):
+            raise BackendError(
+                f"cannot evaluate {node.op_type} node {node.name!r}: onnxruntime gives its "
+                f"{kind} output as {values[declared.name].dtype}"
+            )
     by_name = iter(values.values())
     return [next(by_name) for name in node.output if name]
+
+
+_ORT_NUMPY = {
+    f"tensor({name})": np.dtype(dtype)
+    for name, dtype in (
+        ("float", np.float32), ("float16", np.float16), ("double", np.float64),
+        ("int8", np.int8), ("int16", np.int16), ("int32", np.int32), ("int64", np.int64),
+        ("uint8", np.uint8), ("uint16", np.uint16), ("uint32", np.uint32),
+        ("uint64", np.uint64), ("bool", np.bool_), ("string", np.object_),
+    )
+}  # fmt: skip
+"""onnxruntime's output type names → the numpy dtype its Python binding returns them as
+(absent: no numpy dtype, e.g. bfloat16, the float8s and int4)."""
 
 
 # ---------------------------------------------------------------------------- helpers
