@@ -3,21 +3,29 @@ and distill-targets, fed damaged and hostile model files and damaged calibration
 
 The rule under test (DESIGN.md, the CLI contract): a bad input exits 2 with one stderr line
 naming the problem, no traceback, no hang, and writes nothing (no output file, no temporary
-file left); a good one exits 0 and writes only its outputs. `build` always exits 2 here:
-TensorRT is not installed, which it must say in one line after checking its inputs.
+file left); a good one exits 0 and writes only its outputs, valid when its input was. `build`
+always exits 2 here: TensorRT is not installed, which it must say in one line.
 
-Models: every seed × structured mutation of `tests/test_input_fuzz12` (and its byte-level and
-external-data mutations), fed to each command (`MODEL_COMMANDS`). Calibration inputs
-(`CALIB_DAMAGES`): a folder of non-images, image-named non-images, truncated and byte-flipped
-PNG/JPEG photographs, an empty folder, `.npz`/`.npy` feeds with wrong keys, dtypes, shapes,
-values or damaged archives, fed to quantize --calib, build --int8 --calib, distill-targets
---data and bench --inputs. TensorRT calibration caches (`CACHE_DAMAGES`): damaged or hostile
-text for quantize --cache-in and build --int8 --cache. Calibration feeds are made from real
-photographs (`graphopt.realmodels.image_paths`), never noise.
+Models: fuzz12's seeds × mutations (structured, byte-level, external data), fed to each
+command (`MODEL_COMMANDS`; a model whose Loop may never end is not run: any runtime would run
+it for ever). Calibration inputs (`CALIB_DAMAGES`): an empty folder, non-images, image-named
+junk, truncated and byte-flipped PNG/JPEG photographs, a decompression-bomb header, `.npz`/
+`.npy` feeds with wrong keys, dtypes, shapes or values, broken archives and headers, fed to
+quantize --calib, build --int8 --calib, distill-targets --data and bench --inputs. TensorRT
+calibration caches (`cache_text`): damaged or hostile text for quantize --cache-in and build
+--int8 --cache. Feeds are made from real photographs (`graphopt.realmodels.image_paths`),
+never noise. Hostile paths (FIFOs, /dev/zero, a merge output whose data file is an input's)
+have regression tests of their own.
 
-Each case runs in-process under an alarm (`CASE_SECONDS`). The default run is bounded
-(`CASES`); `GRAPHOPT_FUZZ13=N` runs N seeded random cases more (`test_random_cases`), and
-`python tests/test_input_fuzz13.py START COUNT` hunts from the command line.
+Each case runs in-process under an alarm (`CASE_SECONDS`; a hang inside onnxruntime's C++
+would not be interrupted, hence the endless-Loop rule). The default run is bounded
+(`MODEL_CASES`, `CALIB_CASES`, `CACHE_CASES`); `GRAPHOPT_FUZZ13=N` runs N seeded random
+cases more (`test_random_cases`), and `python tests/test_input_fuzz13.py START COUNT` hunts
+from the command line.
+
+Known and left (not this file's owner's): `graphopt.arrays.load_arrays` lets numpy's
+MemoryError and tokenize.TokenError out (see `NUMPY_GAP`); graphopt's model loading reads a
+FIFO or /dev/zero given as the model (a hang, a MemoryError).
 """
 
 from __future__ import annotations
@@ -951,6 +959,34 @@ def test_the_data_file_checks_do_not_open_an_input_that_is_no_regular_file(tmp_p
     with _deadline(CASE_SECONDS):
         refuse_writing_over_data_files([("-o", str(out))], inputs, MergeError)
         refuse_data_file_of_inputs(seed_conv(), str(out), inputs, MergeError)
+
+
+def test_quantize_leaves_no_cache_when_the_model_cannot_be_saved(tmp_path):
+    # a model kept with external data is saved so; an -o name of 255 bytes leaves no room for
+    # its `<name>.data` (SaveError after calibrating): the --cache written just before stayed,
+    # exit 2 beside no model (and an existing cache was replaced)
+    weight = _photo_values(1)[:432].reshape(16, 3, 3, 3) - 0.5  # 1.7 KiB: external data
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16, 8, 8])],
+        [onnx.numpy_helper.from_array(weight.astype(np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "m.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="m.bin")
+    calib = write_calib(model, tmp_path / "calib")
+    out = str(tmp_path / ("q" * 250 + ".onnx"))
+    cache = tmp_path / "c.cache"
+    argv = ["quantize", str(path), "-o", out, "--calib", str(calib), "--cache", str(cache)]
+    _refused([*argv, "--no-progress"], tmp_path, "its data file name")
+    assert not cache.exists()
+    cache.write_text("TRT-8601-EntropyCalibration2\nx: 3c010a14\n")
+    _refused([*argv, "--no-progress"], tmp_path, "its data file name")
+    assert cache.read_text() == "TRT-8601-EntropyCalibration2\nx: 3c010a14\n"
 
 
 # ---------------------------------------------------------------- the bounded fuzz

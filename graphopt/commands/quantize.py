@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_writing_over_data_files([("--cache", args.cache)], [args.input], QuantizeError)
     data = None
     progress = None
+    previous_cache = _cache_before(args.cache)
     if args.calib:
         spec = PreprocessSpec.from_yaml(args.preprocess) if args.preprocess else PreprocessSpec()
         if args.size:
@@ -229,7 +230,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress:
             progress.close()
-    save_output(quantized, args, external_data=loaded.external_data or None)
+    try:
+        save_output(quantized, args, external_data=loaded.external_data or None)
+    except BaseException:  # the cache is written by now: the run is to leave nothing
+        _put_cache_back(args.cache, previous_cache)
+        raise
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
         f"scales from cache {args.cache_in}"
@@ -245,6 +250,37 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def _cache_before(path: str | None) -> bytes | None:
+    """The bytes of the regular file at `path` (the --cache this run writes) before the run;
+    None when there is none (or it cannot be read)."""
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _put_cache_back(path: str | None, previous: bytes | None) -> None:
+    """Undo this run's --cache after the model could not be saved (a data file name over the
+    folder's limit, a full disk): the cache was left, exit 2, beside no model. A cache that was
+    there gets its bytes back; a new one goes. A device or pipe is left alone (it was written
+    straight)."""
+    from graphopt.ir.model_io import is_stream, write_atomically
+
+    if not path or is_stream(Path(path)):
+        return
+    target = Path(path)
+    try:
+        if previous is None:
+            target.unlink(missing_ok=True)
+        else:
+            write_atomically(target, target.parent, previous)
+    except OSError:  # the save's error is the news; the cache stays as this run wrote it
+        pass
 
 
 def image_options(args: argparse.Namespace) -> list[tuple[str, object]]:
