@@ -65,6 +65,7 @@ from tests.test_pipeline_fuzz12 import (
     T,
     _checked,
     _declared,
+    _dtype_of,
     _nearby,
     _ort_outputs,
 )
@@ -469,6 +470,9 @@ class HalfConstants(RandomConstants):
         if self.coin(0.3):
             self.float_step()
             return
+        if self.coin(0.08):
+            self.narrow_round_trip()
+            return
         super().step()
         # a Cast the parent drew: now mostly to float16
         if len(self.nodes) > before and self.nodes[-1].op_type == "Cast" and self.coin(0.6):
@@ -484,6 +488,35 @@ class HalfConstants(RandomConstants):
         if self.opset < 11 and min(np.atleast_1d(axes).tolist() or [0]) < 0:
             return
         super().add(op, inputs, attrs, outs)
+
+    def narrow_round_trip(self) -> None:
+        """Cast a float value to a type numpy has none of (bfloat16 from opset 13, the float8s
+        from 19, int4/uint4 from 21) and back: two nodes, probed together (onnxruntime's
+        binding cannot hand the narrow value itself over, or hands its raw bytes)."""
+        a = self.operand("f")
+        narrow = [TensorProto.BFLOAT16] * (self.opset >= 13)
+        narrow += [TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E5M2] * (self.opset >= 19)
+        narrow += [TensorProto.INT4, TensorProto.UINT4] * (self.opset >= 21)
+        if a is None or not narrow:
+            return
+        name, v = a
+        mid, out = self.fresh("m"), self.fresh("t")
+        nodes = [
+            helper.make_node("Cast", [name], [mid], name=self.fresh("n"), to=self.pick(narrow)),
+            helper.make_node("Cast", [mid], [out], name=self.fresh("n"), to=_dtype_of(v)),
+        ]
+        graph = helper.make_graph(
+            nodes, "probe", [helper.make_tensor_value_info(name, _dtype_of(v), v.shape)],
+            [onnx.ValueInfoProto(name=out)],
+        )  # fmt: skip
+        probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
+        probe.ir_version = _ir_for(self.opset)
+        try:
+            (result,) = _ort_outputs(probe, {name: v}).values()
+        except Exception:  # (onnxruntime lacks the Cast)
+            return
+        self.nodes.extend(nodes)
+        self.values.append((out, np.asarray(result)))
 
     def float_step(self) -> None:
         """A float op the parent's list lacks (constant folding hands most to onnxruntime)."""
