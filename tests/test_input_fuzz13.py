@@ -31,6 +31,7 @@ FIFO or /dev/zero given as the model (a hang, a MemoryError).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import random
@@ -65,12 +66,15 @@ PHOTOS = ("astronaut.png", "rocket.jpg", "coffee.png", "chelsea.png")
 # ---------------------------------------------------------------- real-data feeds
 
 
+@functools.cache
 def _photo_values(k: int) -> np.ndarray:
-    """The pixels of photograph `k` (of PHOTOS) in 0..1, flattened."""
+    """The pixels of photograph `k` (of PHOTOS) in 0..1, flattened (read-only: shared)."""
     from graphopt.realmodels import load_image
 
     path = image_paths(PHOTOS)[k % len(PHOTOS)]
-    return (load_image(path).astype(np.float32) / 255.0).ravel()
+    values = (load_image(path).astype(np.float32) / 255.0).ravel()
+    values.setflags(write=False)
+    return values
 
 
 def real_feed(shape: list[int], dtype: np.dtype, k: int) -> np.ndarray:
