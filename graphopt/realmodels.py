@@ -640,7 +640,7 @@ def preprocess(
         canvas = np.full((h, w, channels), pad_value, dtype=np.float32)
         resized = np.asarray(im.resize((nw, nh), Image.Resampling.BILINEAR), dtype=np.float32)
         canvas[:nh, :nw] = resized.reshape(nh, nw, channels)
-        arr = canvas
+        arr: np.ndarray = canvas  # (numpy 2.2 stubs: 3-D, as np.full made it)
     else:
         arr = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
         arr = arr.reshape(h, w, channels)
