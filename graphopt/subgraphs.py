@@ -75,26 +75,29 @@ def optimize_bodies(
 
 
 class _FactsOnDemand(ShapeFacts):
-    """`shape_facts(graph)` of `graph` as it is when made, inferred when first read: over a
-    copy of it taken by `freeze()`, which its owner calls before it changes `graph` (not
-    before: a deep body's recursion need not hold the copy). Its fields come on first
-    access: until then it has none."""
+    """`shape_facts(graph)` of `graph` as it is when made, inferred when first read: over the
+    graph `rebuild()` builds again as it was (`PassContext.rebuild`), else over a copy of it
+    taken by `freeze()`, which its owner calls before it changes `graph` (not before: a deep
+    body's recursion need not hold the copy). Its fields come on first access: until then it
+    has none."""
 
-    def __init__(self, graph: Graph) -> None:  # (no dataclass fields yet)
-        self.__dict__["_graph"] = graph
-        self.__dict__["_copy"] = None
+    def __init__(self, graph: Graph, rebuild: Callable[[], Graph] | None) -> None:
+        self.__dict__["_build"] = rebuild  # (no dataclass fields yet)
+        if rebuild is None:
+            self.__dict__["_graph"] = graph
 
     def freeze(self) -> None:
-        """Copy the graph now, unless done (or inferred) already."""
+        """Copy the graph now, unless there is no need (or it was inferred already)."""
         graph = self.__dict__.pop("_graph", None)
         if graph is not None:
-            self.__dict__["_copy"] = _skeleton(graph)
+            copy = _skeleton(graph)
+            self.__dict__["_build"] = lambda: Graph(copy)
 
     def __getattr__(self, name: str) -> Any:
-        if "_copy" not in self.__dict__ or name.startswith("__"):  # (copy's hooks: none)
+        if "_build" not in self.__dict__ or name.startswith("__"):  # (copy's hooks: none)
             raise AttributeError(name)
         self.freeze()
-        facts = shape_facts(Graph(self.__dict__.pop("_copy")))
+        facts = shape_facts(self.__dict__.pop("_build")())
         self.__dict__.update(vars(facts))
         return getattr(self, name)
 
@@ -113,14 +116,15 @@ def _facts_for_bodies(
     31 nested Ifs: 31 inferences of the detector, 1.6 of its 1.9 s). `ctx` then gets the
     whole graph's facts as `shape_facts` would have left there, inferred over a copy of the
     graph as it is now (weights' bytes left out, as inference reads none) when a pass first
-    reads them: the passes after the bodies meet the facts they met before."""
+    reads them (a body's model is built again instead: `PassContext.rebuild`): the passes
+    after the bodies meet the facts they met before."""
     if any(isinstance(v, ShapeFacts) for v in (*ctx.facts.values(), *ctx.lasting_facts.values())):
         return shape_facts(graph, ctx), None  # cached, or covered: as shape_facts decides
     read = {t for node in owners for t in graph.node_inputs(node)}
     upstream = _computing(graph, read)
     if len(upstream) > len(graph) // 2 or any(node.name in upstream for node in owners):
         return shape_facts(graph, ctx), None
-    later = _FactsOnDemand(graph)
+    later = _FactsOnDemand(graph, ctx.rebuild)
     share_shape_facts(ctx, later)
     return shape_facts(Graph(_skeleton(graph, upstream, read))), later
 
@@ -219,7 +223,8 @@ def _optimize_body(
         log.info("%s kept as it is: input %r has no type", where, untyped[0])
         return False
     own, own_facts = _own_inputs(graph, node, body, facts, declared)
-    inner = Graph(_model_of(graph, body, own + declared))
+    inputs = own + declared
+    inner = Graph(_model_of(graph, body, inputs))
     inner.reserve_names(graph.names_in_use())
     inner_ctx = PassContext(
         opt_level=ctx.opt_level,
@@ -228,6 +233,8 @@ def _optimize_body(
         instruments=list(instruments),
         record_explanations=ctx.record_explanations,
         in_body=True,
+        # M(B) as the run gets it: `body` and `graph` change only once the run is over
+        rebuild=lambda: Graph(_model_of(graph, body, inputs)),
     )
     if own_facts is not None:  # inferred over this very model: not again
         share_shape_facts(inner_ctx, own_facts)

@@ -4,7 +4,9 @@ level ran ONNX shape inference over everything inside it, the detector included:
 of it. `graphopt.subgraphs` now infers, for typing a body's outer reads, only the nodes those
 reads depend on, and infers the whole graph for the passes after the bodies only when one of
 them asks (over a copy of the graph as it was: the facts they meet are those they met before).
-What is counted here is the nodes shape inference is run over (bodies included), not time."""
+A body's model is built again from its body for that, not copied (`PassContext.rebuild`).
+What is counted here is the nodes shape inference is run over (bodies included) and the
+copies kept, not time."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import onnx.helper as oh
 import pytest
 
 import graphopt
+from graphopt import subgraphs
 from graphopt.analysis.shapes import shape_facts
 from graphopt.ir import Graph
 from graphopt.ir.graph import node_count
@@ -139,6 +142,44 @@ def test_passes_after_changed_bodies_meet_the_facts_of_the_graph_as_it_was():
     assert _settled(shape_facts(graph, ctx)) == _settled(before)
     assert shape_facts(graph, ctx).shape("z") is None  # (inferred now: [1, 4])
     assert shape_facts(Graph(graph.snapshot())).shape("z") == (1, 4)
+
+
+def _counting_full_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the copies of a whole graph `graphopt.subgraphs` keeps for inferring it later."""
+    real = subgraphs._skeleton
+    copies: list[int] = []
+
+    def counting(graph, nodes=None, wanted=None):
+        if nodes is None:
+            copies.append(len(graph))
+        return real(graph, nodes, wanted)
+
+    monkeypatch.setattr(subgraphs, "_skeleton", counting)
+    return copies
+
+
+def test_a_body_model_is_built_again_for_its_facts_not_copied(monkeypatch):
+    # a body's model is the body it was made of, which stays as it is while its run lasts:
+    # PassContext.rebuild builds it again when a pass asks for its facts
+    model = _if_model()
+    original = model.SerializeToString()
+    before = shape_facts(Graph(onnx.ModelProto.FromString(original)))
+    copies = _counting_full_copies(monkeypatch)
+    graph = Graph(model)
+    ctx = PassContext(rebuild=lambda: Graph(onnx.ModelProto.FromString(original)))
+    assert optimize_bodies(graph, ctx, PassManager(load_pipeline("default")).run)
+    assert _settled(shape_facts(graph, ctx)) == _settled(before)
+    assert shape_facts(graph, ctx).shape("z") is None
+    assert copies == []
+
+
+@pytest.mark.realmodel
+def test_nested_ifs_copy_only_the_outermost_graph_for_later_facts(real_model, monkeypatch):
+    # every level's graph holds the detector: a copy per level was a copy of it per level
+    detector = onnx.load(real_model("layout_cdla"))
+    copies = _counting_full_copies(monkeypatch)
+    graphopt.optimize(_nested(detector, 4))
+    assert copies == [1]  # the model's own graph (its one node: the outermost If)
 
 
 def test_a_body_reading_an_outer_initializer_is_typed_and_optimized():

@@ -66,6 +66,9 @@ class PassContext:
     true because a rewrite never changes the value of a tensor that keeps its name (shapes and
     dtypes); users must still check that the facts cover every tensor they ask about.
     `in_body`: the graph is an If/Loop/Scan body run as a model of its own (`graphopt.subgraphs`).
+    `rebuild`: builds the graph again as `PassManager.run` got it, where that costs less than
+    keeping a copy (a body's model, from the body it was made of, which stays as it is while
+    the run lasts: `graphopt.subgraphs`); None where there is no such way.
     """
 
     opt_level: int = 2
@@ -77,6 +80,7 @@ class PassContext:
     facts: dict[str, Any] = field(default_factory=dict)
     lasting_facts: dict[str, Any] = field(default_factory=dict)
     in_body: bool = False
+    rebuild: Callable[[], Graph] | None = None
 
     def note(self, rule: str, node: str, outcome: str, reason: str = "") -> None:
         """Record that `rule` applied at `node` (outcome "applied") or refused with a reason."""
