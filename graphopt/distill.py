@@ -44,6 +44,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 from typing import Any
 
 import numpy as np
@@ -610,6 +611,11 @@ def _create(
     return manifest
 
 
+# what np.load raises for a target file whose .npy header was damaged: besides OSError and
+# ValueError, tokenize's TokenError for a header that is no Python literal (a traceback)
+_UNREADABLE_NPY = (OSError, ValueError, TokenError)
+
+
 def _open(
     out: Path, manifest: Mapping[str, Any], specs: Sequence[TargetSpec]
 ) -> dict[str, np.memmap]:
@@ -618,7 +624,7 @@ def _open(
         entry = manifest["tensors"][spec.name]
         try:
             arr = np.load(out / entry["file"], mmap_mode="r+")
-        except (OSError, ValueError) as e:
+        except _UNREADABLE_NPY as e:
             raise DistillError(f"{out / entry['file']}: cannot open: {e}") from e
         _check_file(out / entry["file"], arr, entry)
         arrays[spec.name] = arr
@@ -774,7 +780,7 @@ def load_targets(
     for name, entry in manifest["tensors"].items():
         try:
             arr = np.load(Path(directory) / entry["file"], mmap_mode="r")
-        except (OSError, ValueError) as e:
+        except _UNREADABLE_NPY as e:
             raise DistillError(f"{Path(directory) / entry['file']}: cannot read: {e}") from e
         _check_file(Path(directory) / entry["file"], arr, entry)
         out[name] = arr[:done]

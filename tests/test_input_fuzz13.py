@@ -993,6 +993,31 @@ def test_quantize_leaves_no_cache_when_the_model_cannot_be_saved(tmp_path):
     assert cache.read_text() == "TRT-8601-EntropyCalibration2\nx: 3c010a14\n"
 
 
+def test_distill_resumes_over_a_target_file_with_a_damaged_header_in_one_line(tmp_path):
+    # a run stopped after its second checkpoint (Ctrl-C), then its 000_y.npy header damaged
+    # (an unclosed parenthesis): the rerun's np.load raised tokenize.TokenError, a traceback;
+    # load_targets the same
+    from graphopt.distill import DistillError, load_targets, write_targets
+
+    path = _save(seed_conv(), tmp_path)
+    write_calib(seed_conv(), tmp_path / "data", count=4)
+
+    def stop(done: int, total: int) -> None:
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "t"
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(str(path), tmp_path / "data", out, checkpoint=1, progress=stop)
+    target = out / "000_y.npy"
+    head = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4, 8, 8, }"
+    target.write_bytes(npy_with_header(head, target.read_bytes()[128:]))
+    argv = ["distill-targets", str(path), "--data", str(tmp_path / "data"), "-o", str(out)]
+    _refused([*argv, "--no-progress"], tmp_path, "000_y.npy: cannot open: ('EOF in multi-line")
+    with pytest.raises(DistillError, match=r"000_y\.npy: cannot read"):
+        load_targets(out, allow_partial=True)
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every
