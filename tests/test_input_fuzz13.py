@@ -1018,6 +1018,42 @@ def test_distill_resumes_over_a_target_file_with_a_damaged_header_in_one_line(tm
         load_targets(out, allow_partial=True)
 
 
+def test_split_refuses_a_damaged_task_table_in_one_line(tmp_path):
+    # a merged model's task table (metadata graphopt.multitask) edited or damaged: split
+    # --task raised JSONDecodeError, KeyError 'outputs', AttributeError ('int' object has no
+    # attribute 'get'), TypeError ('NoneType' object is not iterable) and protobuf's
+    # ValueError for a dim out of int64's range (77 of 150 seeded damaged tables)
+    import json
+
+    from graphopt.multitask import merge
+    from graphopt.multitask.merge import METADATA_KEY
+
+    merged = merge([seed_conv(), seed_model("function")], prefixes=["a_", "b_"])
+    table = json.loads(next(p.value for p in merged.metadata_props if p.key == METADATA_KEY))
+    entry = table["a_"]
+    damaged = {
+        "not JSON": "{",
+        "a list": "[]",
+        "no outputs": {"a_": {k: v for k, v in entry.items() if k != "outputs"}},
+        "inputs of ints": {"a_": {**entry, "inputs": {"x": 1}}},
+        "metadata of None": {"a_": {**entry, "metadata_props": None}},
+        "functions of a string": {"a_": {**entry, "functions": "f"}},
+        "a dim past int64": {"a_": {**entry, "input_shapes": {"x": [10**30]}}},
+    }
+    for value in damaged.values():  # (keyed by what is damaged)
+        model = onnx.ModelProto()
+        model.CopyFrom(merged)
+        for p in model.metadata_props:
+            if p.key == METADATA_KEY:
+                p.value = value if isinstance(value, str) else json.dumps(value)
+        path = _save(model, tmp_path, "merged.onnx")
+        argv = ["split", str(path), "-o", str(tmp_path / "a.onnx"), "--task", "a"]
+        _refused(argv, tmp_path, f"the model's task table ({METADATA_KEY}) is")
+    path = _save(merged, tmp_path, "merged.onnx")  # undamaged: split as ever
+    with _deadline(CASE_SECONDS):
+        assert _main(["split", str(path), "-o", str(tmp_path / "a.onnx"), "--task", "a"])[0] == 0
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

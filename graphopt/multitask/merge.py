@@ -706,11 +706,73 @@ def task_table(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
     and, where its local functions were renamed, "functions": [[domain, new name, old name],
     ...]; "input_shapes": {input: dims} where the model declared an input's shape otherwise
     than the merged input (dims: ints, dim_params and None for unknown; None: no shape).
-    (Tables written before review 11 have no metadata or input shape entries.)"""
+    (Tables written before review 11 have no metadata or input shape entries.)
+
+    A table that is not such JSON (edited, damaged) is a `MergeError` saying where: `split
+    --task` raised KeyError, TypeError, AttributeError or JSONDecodeError from deep inside."""
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
-            return dict(json.loads(p.value))
+            try:
+                table = json.loads(p.value)
+            except ValueError as e:  # (JSONDecodeError; a value that is no UTF-8 too)
+                raise MergeError(f"the model's task table ({METADATA_KEY}) is no JSON: {e}") from e
+            _check_table(table)
+            return dict(table)
     return {}
+
+
+_STR_MAPS = ("inputs", "outputs", "metadata_props", "metadata_moved")
+
+
+def _dim(value: Any) -> bool:
+    """Whether `value` is a dim a task table may record: an int64, a dim_param or None."""
+    if isinstance(value, bool):
+        return False
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and -(2**63) <= value < 2**63)
+    )
+
+
+def _check_table(table: Any) -> None:
+    """A `MergeError` naming the first entry of a task table that `task_table`'s layout does
+    not allow (types only: whether the names exist is split's to say)."""
+
+    def fail(where: str, what: str) -> MergeError:
+        return MergeError(
+            f"the model's task table ({METADATA_KEY}) is damaged: {where} {what}; merge the "
+            "models again"
+        )
+
+    def str_map(value: Any) -> bool:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+    if not isinstance(table, dict):
+        raise fail("the table", "is not a mapping of tasks")
+    for prefix, entry in table.items():
+        where = f"task {prefix!r}"
+        if not isinstance(entry, dict):
+            raise fail(where, "is not a mapping")
+        for key in _STR_MAPS:
+            required = key in ("inputs", "outputs")
+            if (required or key in entry) and not str_map(entry.get(key)):
+                raise fail(f"{where} {key!r}", "is not a mapping of names to names")
+        for key in ("source", "doc_string"):
+            if key in entry and not isinstance(entry[key], str):
+                raise fail(f"{where} {key!r}", "is not a string")
+        functions = entry.get("functions", [])
+        if not isinstance(functions, list) or not all(
+            isinstance(f, list) and len(f) == 3 and all(isinstance(n, str) for n in f)
+            for f in functions
+        ):
+            raise fail(f"{where} 'functions'", "is not a list of [domain, new, old] names")
+        shapes = entry.get("input_shapes", {})
+        if not isinstance(shapes, dict) or not all(
+            dims is None or (isinstance(dims, list) and all(_dim(d) for d in dims))
+            for dims in shapes.values()
+        ):
+            raise fail(f"{where} 'input_shapes'", "is not a mapping of inputs to dims")
 
 
 # --------------------------------------------------------------------------- report
