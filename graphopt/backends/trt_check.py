@@ -22,10 +22,24 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   axis TensorRT scales for the Conv / ConvTranspose / Gemm / MatMul reading them directly
   (`_weight_axes`), activations per-tensor, every Q followed by a DQ and every DQ
   fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8;
-- dynamic input dimensions need an optimization profile (`shapes`).
+- dynamic input dimensions need an optimization profile (`shapes`);
+- If/Loop/Scan bodies: the parser imports each body with the same importers (`parseGraph` per
+  body, onnx-tensorrt 10.1 GA), so every body is checked, recursively, with the rules above, as
+  a model of its own (`_body_model`): the body's nodes and initializers, the constants it reads
+  from the scopes around it as its initializers, the other names it reads as typed inputs (a
+  computed `axes` is followed out into the scope that computes it). A finding there names the
+  path of enclosing nodes (`If 'c' then_branch > node 'y' (Relu)`). Body-specific rules, from
+  importIf/importLoop/importScan and NvInfer.h (TensorRT 11.1): an If whose condition is a
+  constant imports only the branch it selects (the other is not checked); then/else must have
+  the same number of outputs, and outputs of the same rank unless the condition folds at build
+  time (from constants, static shapes, ranks; one read from an input's values or a dynamic
+  dimension does not: an error, `_check_branch_ranks`); a Loop
+  needs a trip limit (a trip count below 2^31-1 or a condition), and without a trip count its
+  body may not read the iteration number and its scan outputs are 1024 long; Scan-8 takes no
+  `sequence_lens`; the parser refuses nodes nested more than 24 bodies deep.
 
-What it does not do: run shape inference beyond ONNX's own, look inside subgraphs, or promise
-that a build succeeds (tactics, memory and plugins are decided on the GPU).
+What it does not do: run shape inference beyond ONNX's own, look inside model-local functions,
+or promise that a build succeeds (tactics, memory and plugins are decided on the GPU).
 """
 
 from __future__ import annotations
@@ -41,9 +55,11 @@ import onnx
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.backends import trt_support as table
 from graphopt.backends.trt_support import TrtVersion, parse_version
+from graphopt.errors import LoadError
 from graphopt.ir import Graph, load_model
-from graphopt.ir.graph import tensor_value
+from graphopt.ir.graph import outer_references, tensor_value
 from graphopt.ir.model_io import ModelLike
+from graphopt.ir.nodes import constant_tensor, subgraphs
 from graphopt.ir.values import declared_dims
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -59,6 +75,9 @@ class Finding:
     node: str = ""  # the node's name in the model ("" for a nameless node)
     op: str = ""
     output: str = ""  # the node's first output, where its name does not tell it apart
+    # the enclosing nodes' bodies, outermost first ("If 'c' then_branch > Loop 'l' body"); ""
+    # for the main graph
+    scope: str = ""
 
     def __str__(self) -> str:
         where = ""
@@ -68,6 +87,8 @@ class Finding:
             where = f"unnamed {self.op} node"
         if where and self.output:
             where += f" writing {self.output!r}"
+        if self.scope:
+            where = f"{self.scope} > {where}" if where else self.scope
         return f"{self.severity}: [{self.rule}] {where + ': ' if where else ''}{self.message}"
 
 
@@ -102,10 +123,27 @@ def errors(findings: Sequence[Finding]) -> list[Finding]:
 
 
 class _Checker:
-    def __init__(self, model: onnx.ModelProto, version: TrtVersion, profiled: set[str]):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        version: TrtVersion,
+        profiled: set[str],
+        *,
+        parent: _Checker | None = None,
+        scope: str = "",
+        outer: frozenset[str] = frozenset(),
+    ):
+        """`parent`, `scope`, `outer`: for a body's model (`_body_model`), the checker of the
+        scope around it, the path of enclosing bodies, and the names its inputs take from the
+        scopes around it (not the body's own inputs)."""
         self.model = model
         self.version = version
         self.profiled = profiled
+        self.parent = parent
+        self.scope = scope
+        self.outer = outer
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        self._boundary: set[str] | None = None
         # The names the model gives its nodes: `Graph` names nameless ones and renames repeats
         # (`Relu_3`), names a finding must not show, as the model has no such node.
         self._nodes = list(model.graph.node)  # alive, so that each keeps its id
@@ -124,15 +162,17 @@ class _Checker:
         name = self.given.get(id(node), node.name)
         op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
         output = next((o for o in node.output if o), "") if name in self.ambiguous else ""
-        self.findings.append(Finding(severity, rule, message, name, op, output))
+        self.findings.append(Finding(severity, rule, message, name, op, output, self.scope))
 
     def run(self) -> list[Finding]:
         self.check_bodies()
-        self.check_opset()
-        self.check_io()
+        if self.parent is None:  # a body has no opset of its own, and no network inputs
+            self.check_opset()
+            self.check_io()
         for node in self.graph.toposort():
             self.check_node(node)
         self.check_qdq()
+        self.check_subgraphs()
         return self.findings
 
     # -- model level -------------------------------------------------------------------------
@@ -250,9 +290,7 @@ class _Checker:
                 self.add("error", "unsupported-attribute", message, node)
 
     def _check_dtypes(self, node: onnx.NodeProto) -> None:
-        boundary = {vi.name for vi in self.model.graph.input} | {
-            vi.name for vi in self.model.graph.output
-        }
+        boundary = self.boundary()
         for out in node.output:
             if not out:
                 continue
@@ -267,17 +305,35 @@ class _Checker:
             elif name == "UINT8" and out not in boundary and node.op_type != "QuantizeLinear":
                 self.add("error", "dtype", f"output {out!r}: {table.DTYPE_CAVEATS['UINT8']}", node)
 
+    def boundary(self) -> set[str]:
+        """Where a UINT8 tensor may be: the network's inputs and outputs, and the outputs of
+        the bodies around (parseGraph adds each body's outputs to the names its UINT8 check
+        reads, onnx-tensorrt 10.1 GA)."""
+        if self._boundary is None:
+            names = {vi.name for vi in self.model.graph.output}
+            if self.parent is None:
+                names.update(vi.name for vi in self.model.graph.input)
+            else:
+                names |= self.parent.boundary()
+            self._boundary = names
+        return self._boundary
+
     def const(self, name: str) -> np.ndarray | None:
         """The value TensorRT's parser imports for `name` as weights, else None: an initializer
         (also one the graph lists as an input, as IR < 4 models and
         `keep_initializers_as_inputs` exports do: onnx-tensorrt's importInputs skips those) or a
-        `Constant` node's output."""
+        `Constant` node's output. A tensor whose data does not fit its dims and type is a
+        `LoadError` naming it (the parser cannot import it either)."""
         if not name:
             return None
         init = self.graph.initializers.get(name)
-        if init is not None and self.graph.is_graph_input(name):
-            return None if init.HasField("segment") else tensor_value(init)
-        return self.graph.constant(name)
+        try:
+            if init is not None and self.graph.is_graph_input(name):
+                return None if init.HasField("segment") else tensor_value(init)
+            return self.graph.constant(name)
+        except ValueError as e:  # e.g. raw_data of another size than the dims say
+            where = f" (in {self.scope})" if self.scope else ""
+            raise LoadError(f"tensor {name!r}{where} cannot be read: {e}") from None
 
     def is_constant(self, name: str) -> bool:
         """Whether TensorRT imports `name` as weights (see `const`)."""
@@ -288,6 +344,247 @@ class _Checker:
 
     def input(self, node: onnx.NodeProto, index: int) -> str:
         return node.input[index] if len(node.input) > index else ""
+
+    # -- If/Loop/Scan bodies -------------------------------------------------------------------
+
+    def check_subgraphs(self) -> None:
+        """Check each body of each If/Loop/Scan with every rule, as `parseGraph` imports it with
+        the same importers, after the owner's body-specific rules. Ops of other domains with
+        graph attributes are plugins (check_node): the parser imports no body of theirs."""
+        for node in self.graph.toposort():
+            if node.domain not in table.STANDARD_DOMAINS or node.op_type not in _BODIES:
+                continue
+            bodies = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+            chosen = list(_BODIES[node.op_type])
+            if node.op_type == "If":
+                chosen = self._check_if(node, bodies)
+            elif node.op_type == "Loop" and "body" in bodies:
+                self._check_loop(node, bodies["body"])
+            elif node.op_type == "Scan":
+                self._check_scan(node)
+            checked: dict[str, _Checker] = {}
+            for label in chosen:
+                body = bodies.get(label)
+                if body is None:
+                    continue  # check_bodies: onnx-invalid
+                if self.depth + 1 > table.MAX_NESTED_BODIES and len(body.node):
+                    self.add(
+                        "error",
+                        "nested-bodies",
+                        f"its {label} sits {self.depth + 1} bodies deep; TensorRT's parser "
+                        f"refuses nodes nested more than {table.MAX_NESTED_BODIES} bodies deep",
+                        node,
+                    )
+                    continue
+                sub = self._body_checker(node, label, body)
+                if sub is not None:
+                    self.findings.extend(sub.run())
+                    checked[label] = sub
+            if len(checked) == 2:
+                self._check_branch_ranks(node, checked["then_branch"], checked["else_branch"])
+
+    def _label(self, node: onnx.NodeProto) -> str:
+        """`node` as a scope names it: `If 'name'`, or by its first output where the name does
+        not tell it apart."""
+        name = self.given.get(id(node), node.name)
+        output = next((o for o in node.output if o), "")
+        if name not in self.ambiguous:
+            return f"{node.op_type} {name!r}"
+        what = f"{node.op_type} {name!r}" if name else f"unnamed {node.op_type}"
+        return f"{what} writing {output!r}" if output else what
+
+    def _body_checker(
+        self, node: onnx.NodeProto, label: str, body: onnx.GraphProto
+    ) -> _Checker | None:
+        scope = (f"{self.scope} > " if self.scope else "") + f"{self._label(node)} {label}"
+        model, outer = self._body_model(body)
+        try:
+            return _Checker(model, self.version, set(), parent=self, scope=scope, outer=outer)
+        except LoadError as e:  # e.g. two nodes of the body writing one name
+            self.add("error", "onnx-invalid", f"its {label}: {e}", node)
+            return None
+
+    def _body_model(self, body: onnx.GraphProto) -> tuple[onnx.ModelProto, frozenset[str]]:
+        """M(B): a copy of `body` under this model's IR version, opsets and functions; each
+        name it reads from the scopes around it an initializer where TensorRT imports it as
+        weights there (an initializer or a Constant's output: the parser's name scopes keep
+        outer weights visible), else an input typed from this scope's shape facts. Also the
+        names of those inputs."""
+        model = onnx.ModelProto()
+        model.ir_version = self.model.ir_version
+        model.opset_import.extend(self.model.opset_import)
+        model.functions.extend(self.model.functions)
+        g = model.graph
+        g.CopyFrom(body)
+        outer = []
+        for name in sorted(outer_references(body)):
+            tensor = self._weights(name)
+            if tensor is not None:
+                init = g.initializer.add()
+                init.CopyFrom(tensor)
+                init.name = name
+                continue
+            dtype, shape = self.facts.dtype(name), self.facts.shape(name)
+            if dtype:
+                dims = (
+                    None
+                    if shape is None
+                    else [d if isinstance(d, int | str) else None for d in shape]
+                )
+                g.input.append(onnx.helper.make_tensor_value_info(name, dtype, dims))
+            else:
+                g.input.add().name = name
+            outer.append(name)
+        return model, frozenset(outer)
+
+    def _weights(self, name: str) -> onnx.TensorProto | None:
+        """The tensor TensorRT imports as weights for `name` in this scope (see `const`)."""
+        if not self.is_constant(name):
+            return None
+        init = self.graph.initializers.get(name)
+        if init is not None:
+            return init
+        producer = self.graph.producer_node(name)
+        if producer is not None and producer.op_type == "Constant":
+            return constant_tensor(producer)  # (None for sparse and string values)
+        return None
+
+    def producer_in_scope(self, name: str) -> tuple[_Checker, onnx.NodeProto] | None:
+        """The node writing `name` as this scope sees it (in a scope around it, for a name a
+        body reads from outside), with the checker of its scope."""
+        producer = self.graph.producer_node(name)
+        if producer is not None:
+            return self, producer
+        if self.parent is not None and name in self.outer:
+            return self.parent.producer_in_scope(name)
+        return None
+
+    def _check_if(self, node: onnx.NodeProto, bodies: dict[str, onnx.GraphProto]) -> list[str]:
+        """The If's own rules; the branches the parser imports (importIf, onnx-tensorrt 10.1
+        GA): only the one a constant condition selects ("For constant conditions, parse only
+        the selected subgraph"), else both."""
+        then, other = bodies.get("then_branch"), bodies.get("else_branch")
+        if then is not None and other is not None and len(then.output) != len(other.output):
+            self.add(  # the parser's static checker (checkIf) and importIf
+                "error",
+                "if-branches",
+                f"then_branch has {len(then.output)} outputs and else_branch "
+                f"{len(other.output)}; TensorRT needs the same number",
+                node,
+            )
+        cond = self.const(self.input(node, 0))
+        if cond is not None and np.asarray(cond).size == 1:
+            return ["then_branch" if bool(np.asarray(cond).ravel()[0]) else "else_branch"]
+        return ["then_branch", "else_branch"]
+
+    def _check_branch_ranks(self, node: onnx.NodeProto, then: _Checker, other: _Checker) -> None:
+        """NvInfer.h (TensorRT 11.1), IIfConditional: "Corresponding output tensors from the
+        true/false subgraphs have the same type and rank"; addOutput: "The ranks of the two
+        tensors must be equal unless the condition is a build-time constant". A condition that
+        folds from constants, static shapes and ranks (PyTorch's `if x.dim() == 3` exports: Size
+        of a Shape) is one. One that reads an input's values, or a dynamic dimension, is not:
+        the parser's addOutput refuses the If ("IIfConditionalOutputLayer inputs must have the
+        same shape. Shapes are [3,-1,-1] and [1,3,-1,-1]" for an Equal of dynamic dims,
+        xiuqhou/Salience-DETR#27, 2024-07; PINTO0309/PINTO_model_zoo#439, 2024-11). Past an op
+        this check does not follow (a body's output, a random op): a warning."""
+        for a, b in zip(then.model.graph.output, other.model.graph.output, strict=False):
+            ra, rb = then.facts.rank(a.name), other.facts.rank(b.name)
+            if ra is None or rb is None or ra == rb:
+                continue
+            kind, where = _build_time_value(self, self.input(node, 0))
+            if kind == "constant":
+                return
+            message = (
+                f"then_branch output {a.name!r} has rank {ra} and else_branch output {b.name!r} "
+                f"rank {rb}; TensorRT needs the same rank unless the condition is a build-time "
+                "constant"
+            )
+            if kind == "runtime":
+                self.add("error", "if-branches", f"{message}, and it reads {where!r}", node)
+            elif kind == "dynamic":
+                self.add(
+                    "error",
+                    "if-branches",
+                    f"{message}, and it reads the dynamic shape of {where!r}",
+                    node,
+                )
+            else:
+                self.add(
+                    "warning",
+                    "if-branches",
+                    f"{message}: it comes from {where}, which this check cannot tell",
+                    node,
+                )
+            return
+
+    def _check_loop(self, node: onnx.NodeProto, body: onnx.GraphProto) -> None:
+        """importLoop (onnx-tensorrt 10.1 GA): a trip count that is an INT64 constant of at
+        least INT32_MAX is dropped; without a trip count the parser defines no iteration number
+        for the body and makes each scan output 1024 long ("the scan outputs must not be used
+        in the rest of the model"), and without a condition no body condition input; NvInfer.h
+        (ILoop::addTripLimit): "It is an error to not add at least one trip limiter"."""
+        trip, cond = self.input(node, 0), self.input(node, 1)
+        m = self.const(trip) if trip else None
+        dropped = (
+            m is not None
+            and m.dtype == np.int64
+            and m.size >= 1
+            and int(m.ravel()[0]) >= table.LOOP_MAX_TRIP_COUNT
+        )
+        counted = bool(trip) and not dropped
+        why = "no trip count" if not trip else f"trip count {trip!r} >= 2^31-1, which it drops"
+        if not counted and not cond:
+            self.add(
+                "error",
+                "loop-trip-limit",
+                f"{why} and no condition: TensorRT needs a trip count or a condition to end "
+                "the loop",
+                node,
+            )
+        read = _reads(body)
+        unset = [] if counted else [(0, "iteration number")]
+        if not cond:
+            unset.append((1, "condition"))
+        for k, what in unset:
+            name = body.input[k].name if len(body.input) > k else ""
+            if name and name in read:
+                self.add(
+                    "error",
+                    "loop-body",
+                    f"the body reads its {what} input {name!r}, which TensorRT's parser "
+                    f"defines only for a Loop {'with a trip count' if k == 0 else 'with a condition'}"
+                    + (f" ({why})" if k == 0 else "")
+                    + " (the node reading it is refused: input not registered)",
+                    node,
+                )
+        if not counted:
+            states = max(len(node.input) - 2, 0)
+            used = [
+                o
+                for o in node.output[states:]
+                if o and (self.graph.consumer_nodes(o) or self.graph.is_graph_output(o))
+            ]
+            if used:
+                self.add(
+                    "error",
+                    "loop-scan-output",
+                    f"scan output {used[0]!r} of a Loop with {why}: TensorRT makes it "
+                    f"{table.LOOP_DUMMY_SCAN_LENGTH} iterations long whatever the loop runs "
+                    "(scan output length cannot be dynamic); give a trip count",
+                    node,
+                )
+
+    def _check_scan(self, node: onnx.NodeProto) -> None:
+        """importScan (onnx-tensorrt 10.1 GA): "TensorRT doesn't support sequence_lens input"
+        (Scan-8, whose first input it is)."""
+        if self.graph.opset_version("") == 8 and self.input(node, 0):
+            self.add(
+                "error",
+                "unsupported-attribute",
+                f"Scan (opset 8) sequence_lens {self.input(node, 0)!r} is not supported; leave "
+                "it empty",
+                node,
+            )
 
     # -- Q/DQ --------------------------------------------------------------------------------
 
@@ -488,7 +785,8 @@ class _Checker:
                 )
             return
         x = self.input(node, 0)
-        producer = self.graph.producer_node(x)
+        found = self.producer_in_scope(x)  # (a body's DQ may read a Q of the scope around it)
+        scope, producer = found if found is not None else (self, None)
         from_q = producer is not None and producer.op_type == "QuantizeLinear"
         if not from_q and not self.is_constant(x):
             self.add(
@@ -510,7 +808,7 @@ class _Checker:
                     node,
                 )
         if producer is not None:
-            source = self.graph.producer_node(self.input(producer, 0))
+            source = scope.graph.producer_node(self.input(producer, 0))
             if source is not None and source.op_type in ("Conv", "ConvTranspose"):
                 epilogue = [c for c in consumers if c.op_type in table.CONV_EPILOGUE_OPS]
                 if epilogue:
@@ -681,13 +979,17 @@ def _build_time_value(c: _Checker, name: str) -> tuple[str, str]:
             return seen[t]
         seen[t] = ("constant", "")  # a cycle cannot occur in a valid graph
         producer = c.graph.producer_node(t)
-        if producer is None and c.graph.is_graph_input(t):
+        if producer is None and c.parent is not None and t in c.outer:
+            found = _build_time_value(c.parent, t)  # computed in a scope around the body
+        elif producer is None and c.graph.is_graph_input(t):
             found = ("runtime", t)
         elif producer is None:
             found = ("unknown", f"tensor {t!r}, which nothing in the graph produces")
         elif producer.op_type in ("Shape", "Size"):
             x = c.input(producer, 0)
-            found = ("constant", "") if c.facts.is_static(x) else ("dynamic", x)
+            of_shape = c.graph.producer_node(x)  # a Shape's own shape is [rank]: known in TensorRT
+            ranked = of_shape is not None and of_shape.op_type == "Shape"
+            found = ("constant", "") if ranked or c.facts.is_static(x) else ("dynamic", x)
         elif producer.op_type in _SUBGRAPH_OPS or producer.op_type in _NONDETERMINISTIC:
             found = ("unknown", f"{producer.op_type} {producer.name!r}")
         else:
@@ -838,6 +1140,17 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "GridSample": _grid_sample,
     **{op: _constant_axes(1) for op in _REDUCE_OPS},
 }
+
+
+def _reads(body: onnx.GraphProto) -> set[str]:
+    """The names `body` reads: its nodes' inputs, its nested bodies' outer reads, its outputs."""
+    read = {o.name for o in body.output}
+    for node in body.node:
+        read.update(node.input[:])
+        for sub in subgraphs(node):
+            read |= outer_references(sub)
+    read.discard("")
+    return read
 
 
 def _s(value: Any) -> str:

@@ -282,3 +282,12 @@ CONV_EPILOGUE_OPS = frozenset(
         "Mish",
     }
 )
+
+# If/Loop/Scan bodies (onnx-tensorrt 10.1 GA). parseNode refuses a node when the importer's name
+# scopes, one per body around it, are more than this many deep ("ONNX graph contains nested
+# structures that exceed the maximum allowed by TensorRT!", kMAX_NESTED_SUBGRAPHS).
+MAX_NESTED_BODIES = 24
+# importLoop drops a trip count that is an INT64 constant of at least INT32_MAX ("use cond input
+# as loop termination") and, without a trip count, makes each scan output this long.
+LOOP_MAX_TRIP_COUNT = 2**31 - 1
+LOOP_DUMMY_SCAN_LENGTH = 1024
