@@ -333,3 +333,51 @@ def test_silero_vad_ort_fusions_fusedconv_inside_if_bodies(tmp_path, capsys):
     original = errors(check_tensorrt(fetch_model("silero_vad")))
     assert {f.rule for f in original} == {"if-branches"} and len(original) == 10
     assert all("reads the dynamic shape of" in f.message for f in original)
+
+
+def test_a_body_dequantizes_a_q_of_the_outer_graph():
+    """The DQ in the branch reads the main graph's Q: it comes from a Q (looked up in the scope
+    that defines it), not "from neither a QuantizeLinear nor a constant"; the Q feeding the If
+    is the main graph's own finding, as before."""
+    q = oh.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q")
+    dq = oh.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"], name="dq")
+    then = _branch([dq, oh.make_node("Relu", ["d"], ["t"], name="r")], "t", [1, 3])
+    other = _branch([oh.make_node("Abs", ["x"], ["e"], name="a")], "e", [1, 3])
+    inits = [
+        numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.int8), "zp"),
+    ]
+    model = _model(
+        [q, _if("i", then, other)],
+        [_vi("x", [1, 3]), _vi("c", [], TensorProto.BOOL)],
+        [_vi("y", [1, 3])],
+        inits,
+    )
+    found = check_tensorrt(model)
+    assert [(f.rule, f.node, f.scope) for f in found] == [("qdq-pair", "q", "")]
+
+
+def test_scan_8_sequence_lens_is_refused():
+    """importScan: "TensorRT doesn't support sequence_lens input for this node!" (opset 8)."""
+    body = oh.make_graph(
+        [oh.make_node("Add", ["s", "xi"], ["s_out"], name="add")],
+        "body",
+        [_vi("s", [1, 3]), _vi("xi", [1, 3])],
+        [_vi("s_out", [1, 3])],
+    )
+
+    def scan(lens: str) -> onnx.ModelProto:
+        node = oh.make_node(
+            "Scan", [lens, "s0", "xs"], ["s_last"], name="sc", body=body, num_scan_inputs=1
+        )
+        graph = oh.make_graph(
+            [node],
+            "g",
+            [_vi("s0", [1, 3]), _vi("xs", [1, 2, 3]), _vi("lens", [1], TensorProto.INT32)],
+            [_vi("s_last", [1, 3])],
+        )
+        return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 8)], ir_version=4)
+
+    assert errors(check_tensorrt(scan(""))) == []
+    (found,) = errors(check_tensorrt(scan("lens")))
+    assert found.node == "sc" and "sequence_lens 'lens' is not supported" in found.message
