@@ -434,7 +434,7 @@ def write_targets(
         if not arrays:
             arrays = _open(out, current, specs)
         rows = _rows(values, specs, temperature, axis, len(batch), current)
-        per = current["samples_per_file"]
+        per = current.get("samples_per_file", 1)
         for spec, value in zip(specs, rows, strict=True):
             arrays[spec.name][start * per : start * per + value.shape[0]] = value
         done = start + len(batch)
@@ -536,7 +536,7 @@ def _rows(
     manifest: Mapping[str, Any],
 ) -> list[np.ndarray]:
     rows = []
-    per = manifest["samples_per_file"]
+    per = manifest.get("samples_per_file", 1)  # (1: a manifest from before it was kept)
     for spec, value in zip(specs, values, strict=True):
         arr = np.asarray(value)
         if spec.kind == "soft":
@@ -759,7 +759,62 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise DistillError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DistillError(f"{path}: not a graphopt distillation manifest ({FORMAT})")
+    _check_manifest(manifest, path)
     return dict(manifest)
+
+
+KINDS = ("soft", "raw", "hint")
+
+
+def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
+    """A `DistillError` naming the first field of `manifest` (read from `path`) that is not
+    what `write_targets` writes: an edited or damaged manifest raised KeyError, TypeError or
+    AttributeError out of the resume and `load_targets` (29 of 120 seeded damaged ones), and a
+    'file' such as '../x.npy' would have had a resume write outside the folder."""
+
+    def fail(what: str) -> DistillError:
+        return DistillError(
+            f"{path}: a damaged manifest ({what}); make the targets again in another folder "
+            "(or delete this one)"
+        )
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    for key in ("done", "count"):
+        if not count(manifest.get(key)):
+            raise fail(f"{key!r} is not a number of samples")
+    if manifest["done"] > manifest["count"]:
+        raise fail("more samples done than it counts")
+    if not isinstance(manifest.get("complete", False), bool):
+        raise fail("'complete' is not true or false")
+    per = manifest.get("samples_per_file", 1)
+    if not count(per) or per < 1:
+        raise fail("'samples_per_file' is not a positive number")
+    for key, kind in (("teacher", dict), ("sources", list), ("source_stats", list)):
+        if not isinstance(manifest.get(key, kind()), kind):
+            raise fail(f"{key!r} is not a {'mapping' if kind is dict else 'list'}")
+    tensors = manifest.get("tensors")
+    if not isinstance(tensors, dict):
+        raise fail("'tensors' is not a mapping")
+    for name, entry in tensors.items():
+        where = f"tensor {name!r}"
+        if not isinstance(entry, dict):
+            raise fail(f"{where} is not a mapping")
+        file = entry.get("file")
+        if not (isinstance(file, str) and file.endswith(".npy") and Path(file).name == file):
+            raise fail(f"{where}: 'file' is not the name of a .npy file in the folder")
+        if not isinstance(entry.get("source"), str) or entry.get("kind") not in KINDS:
+            raise fail(f"{where}: 'source' or 'kind' ({', '.join(KINDS)}) is missing")
+        shape = entry.get("shape")
+        if not (isinstance(shape, list) and shape and all(count(d) for d in shape)):
+            raise fail(f"{where}: 'shape' is not a list of sizes")
+        try:
+            dtype: np.dtype[Any] = np.dtype(entry.get("dtype"))
+        except (TypeError, ValueError):
+            dtype = np.dtype(object)
+        if not isinstance(entry.get("dtype"), str) or dtype.hasobject:
+            raise fail(f"{where}: 'dtype' is not a numpy type of numbers")
 
 
 def load_targets(

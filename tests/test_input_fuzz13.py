@@ -1054,6 +1054,50 @@ def test_split_refuses_a_damaged_task_table_in_one_line(tmp_path):
         assert _main(["split", str(path), "-o", str(tmp_path / "a.onnx"), "--task", "a"])[0] == 0
 
 
+def test_distill_refuses_a_damaged_manifest_in_one_line(tmp_path):
+    # a run stopped at its second checkpoint, its manifest then edited: 29 of 120 seeded
+    # damaged manifests raised KeyError, TypeError or AttributeError out of the resume and
+    # load_targets; a tensor 'file' of '../x.npy' had the resume write into a file outside the
+    # targets folder (exit 0)
+    import json
+    import shutil
+
+    from graphopt.distill import DistillError, load_targets, write_targets
+
+    path = _save(seed_conv(), tmp_path)
+    write_calib(seed_conv(), tmp_path / "data", count=4)
+
+    def stop(done: int, total: int) -> None:
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(str(path), tmp_path / "data", stopped, checkpoint=1, progress=stop)
+    manifest = json.loads((stopped / "manifest.json").read_text())
+    shutil.copy(stopped / "000_y.npy", tmp_path / "x.npy")  # outside the targets folder
+    outside = (tmp_path / "x.npy").read_bytes()
+    tensor = manifest["tensors"]["y"]
+    for edit in (
+        {"tensors": {"y": {**tensor, "file": "../x.npy"}}},
+        {"done": "2"},
+        {"tensors": True},
+        {"tensors": {"y": {k: v for k, v in tensor.items() if k != "shape"}}},
+        {"tensors": {"y": {**tensor, "dtype": "|O"}}},
+        {"teacher": [1]},
+        {"source_stats": 5},
+    ):
+        out = tmp_path / "t"
+        shutil.copytree(stopped, out)
+        (out / "manifest.json").write_text(json.dumps({**manifest, **edit}))
+        argv = ["distill-targets", str(path), "--data", str(tmp_path / "data"), "-o", str(out)]
+        _refused([*argv, "--no-progress"], tmp_path, "a damaged manifest")
+        with pytest.raises(DistillError, match="a damaged manifest"):
+            load_targets(out, allow_partial=True)
+        shutil.rmtree(out)
+    assert (tmp_path / "x.npy").read_bytes() == outside
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every
