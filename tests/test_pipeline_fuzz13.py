@@ -74,9 +74,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # float16 ove
 OLD_AND_NEW = [7, 8, 9, 10, 18, 19, 20, 21, 22, 23, 24, 25]
 ALL_OPSETS = list(range(7, 26))
 _MORE = int(os.environ.get("GRAPHOPT_FUZZ13", "0"))
-MODEL_SEEDS = range(_MORE or 24)
-HALF_SEEDS = range(_MORE or 12)
-CONSTANT_SEEDS = range(_MORE or 60)
+MODEL_SEEDS = range(_MORE or 48)
+HALF_SEEDS = range(_MORE or 24)
+CONSTANT_SEEDS = range(_MORE or 100)
 
 
 def _ir_for(opset: int) -> int:
