@@ -381,3 +381,37 @@ def test_scan_8_sequence_lens_is_refused():
     assert errors(check_tensorrt(scan(""))) == []
     (found,) = errors(check_tensorrt(scan("lens")))
     assert found.node == "sc" and "sequence_lens 'lens' is not supported" in found.message
+
+
+def test_a_loop_carried_value_must_keep_its_shape():
+    """IRecurrenceLayer: the next value "must have the same dimensions as" the initial one. A
+    body that Concats onto its carried value grows it every iteration (ONNX allows that; the
+    body declares its input without a shape); one that Adds to it keeps it."""
+
+    def loop(op: str) -> onnx.ModelProto:
+        step = oh.make_node(
+            op, ["v", "x"], ["v_next"], name="step", **({"axis": 0} if op == "Concat" else {})
+        )
+        keep = oh.make_node("Identity", ["cond_in"], ["cond_out"], name="keep")
+        body = oh.make_graph(
+            [step, keep],
+            "body",
+            [
+                _vi("it", [], TensorProto.INT64),
+                _vi("cond_in", [], TensorProto.BOOL),
+                _vi("v", None),
+            ],
+            [_vi("cond_out", [], TensorProto.BOOL), _vi("v_next", None)],
+        )
+        node = oh.make_node("Loop", ["four", "go", "v0"], ["v_last"], name="lp", body=body)
+        return _model(
+            [node],
+            [_vi("x", [1, 3]), _vi("v0", [1, 3]), _vi("go", [], TensorProto.BOOL)],
+            [_vi("v_last", None)],
+            [numpy_helper.from_array(np.array(4, np.int64), "four")],
+        )
+
+    assert errors(check_tensorrt(loop("Add"))) == []
+    (found,) = errors(check_tensorrt(loop("Concat")))
+    assert (found.rule, found.node) == ("loop-carried", "lp")
+    assert "'v0' is [1, 3] and the body makes it [2, 3]" in found.message

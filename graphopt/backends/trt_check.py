@@ -35,7 +35,8 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   time (from constants, static shapes, ranks; one read from an input's values or a dynamic
   dimension does not: an error, `_check_branch_ranks`); a Loop
   needs a trip limit (a trip count below 2^31-1 or a condition), and without a trip count its
-  body may not read the iteration number and its scan outputs are 1024 long; Scan-8 takes no
+  body may not read the iteration number and its scan outputs are 1024 long, and a carried
+  value must keep its shape (`_check_carried_shapes`); Scan-8 takes no
   `sequence_lens`; the parser refuses nodes nested more than 24 bodies deep.
 
 What it does not do: run shape inference beyond ONNX's own, look inside model-local functions,
@@ -380,6 +381,8 @@ class _Checker:
                 if sub is not None:
                     self.findings.extend(sub.run())
                     checked[label] = sub
+                    if node.op_type == "Loop":
+                        self._check_carried_shapes(node, sub)
             if len(checked) == 2:
                 self._check_branch_ranks(node, checked["then_branch"], checked["else_branch"])
 
@@ -398,6 +401,8 @@ class _Checker:
     ) -> _Checker | None:
         scope = (f"{self.scope} > " if self.scope else "") + f"{self._label(node)} {label}"
         model, outer = self._body_model(body)
+        if node.op_type == "Loop":
+            self._type_loop_states(node, model.graph)
         try:
             return _Checker(model, self.version, set(), parent=self, scope=scope, outer=outer)
         except LoadError as e:  # e.g. two nodes of the body writing one name
@@ -436,6 +441,49 @@ class _Checker:
                 g.input.add().name = name
             outer.append(name)
         return model, frozenset(outer)
+
+    def _type_loop_states(self, node: onnx.NodeProto, g: onnx.GraphProto) -> None:
+        """Give a Loop body's carried inputs (v_k, body input k >= 2) the shapes of their initial
+        values where known, the body's element types kept: the first iteration, which TensorRT's
+        IRecurrenceLayer fixes for all (`_check_carried_shapes`)."""
+        for k in range(2, min(len(g.input), len(node.input))):
+            vi, shape = g.input[k], self.facts.shape(node.input[k])
+            if shape is None or not vi.type.HasField("tensor_type"):
+                continue
+            dims = [d if isinstance(d, int | str) else None for d in shape]
+            elem = vi.type.tensor_type.elem_type or self.facts.dtype(node.input[k]) or 0
+            vi.CopyFrom(onnx.helper.make_tensor_value_info(vi.name, elem, dims))
+
+    def _check_carried_shapes(self, node: onnx.NodeProto, body: _Checker) -> None:
+        """NvInfer.h (TensorRT 11.1), IRecurrenceLayer input 1, the next value: it "must have
+        the same dimensions as input 0", the initial value (onnx-tensorrt's matrix, 10.1 GA:
+        "The shape of Loop carried dependencies must be the same across all loop
+        iterations"). With the carried inputs typed as their initial values, a body output
+        v_k' of another rank, or with a known dimension that differs from the initial value's,
+        changes shape in the first iteration already."""
+        g = body.model.graph
+        for k in range(2, min(len(node.input), len(g.output) + 1)):
+            before = self.facts.shape(node.input[k])
+            after = body.facts.shape(g.output[k - 1].name)
+            if before is None or after is None:
+                continue
+            differ = len(before) != len(after) or any(
+                isinstance(a, int) and isinstance(b, int) and a != b
+                for a, b in zip(before, after, strict=True)
+            )
+            if differ:
+                shown = [
+                    ", ".join("?" if d is None else str(d) for d in x) for x in (before, after)
+                ]
+                self.add(
+                    "error",
+                    "loop-carried",
+                    f"loop-carried value {node.input[k]!r} is [{shown[0]}] and the body makes it "
+                    f"[{shown[1]}] ({g.output[k - 1].name!r}); TensorRT needs a carried value to "
+                    "keep its shape across iterations",
+                    node,
+                )
+                return
 
     def _weights(self, name: str) -> onnx.TensorProto | None:
         """The tensor TensorRT imports as weights for `name` in this scope (see `const`)."""
