@@ -1098,6 +1098,16 @@ def test_distill_refuses_a_damaged_manifest_in_one_line(tmp_path):
     assert (tmp_path / "x.npy").read_bytes() == outside
 
 
+def test_merge_refuses_a_sparse_initializer_too_large_to_densify(tmp_path):
+    # sparse sparse 4 (dims 2^40 x 3): np.zeros' MemoryError (12 TiB) came out of merge; one of
+    # some GiB was made in memory (not run here: a regression would take that memory)
+    model = seed_model("sparse")
+    model.graph.sparse_initializer[0].dims[0] = 2**40
+    path = _save(model, tmp_path, "s.onnx")
+    out = str(tmp_path / "o.onnx")
+    _refused(["merge", str(path), "-o", out], tmp_path, "more than merge densifies (2 GiB)")
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

@@ -533,6 +533,11 @@ def _renamed(vi: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
     return out
 
 
+# the largest dense tensor merge makes of a sparse initializer: a damaged one declaring dims of
+# 2^40 x 3 was np.zeros' MemoryError (12 TiB), and one of tens of GiB is the OOM killer's
+DENSE_LIMIT = 2 << 30
+
+
 def _densified(sparse: onnx.SparseTensorProto, prefix: str) -> onnx.TensorProto:
     """The dense tensor a sparse initializer stands for: zeros but at `indices` (linear, shape
     [nnz], or coordinates, shape [nnz, rank]), which hold `values`."""
@@ -542,6 +547,11 @@ def _densified(sparse: onnx.SparseTensorProto, prefix: str) -> onnx.TensorProto:
         indices = tensor_value(sparse.indices).astype(np.int64)
         if values.dtype.kind in "OSU":
             raise ValueError("string values")
+        size = int(np.prod([int(d) for d in sparse.dims], dtype=object)) * values.itemsize
+        if size > DENSE_LIMIT:
+            raise ValueError(
+                f"{size / 2**30:.3g} GiB dense, more than merge densifies ({DENSE_LIMIT >> 30} GiB)"
+            )
         dense = np.zeros(tuple(sparse.dims), dtype=values.dtype)
         if indices.ndim == 1:
             dense.reshape(-1)[indices] = values
