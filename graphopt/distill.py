@@ -261,6 +261,13 @@ def _image_feed(
                 "resize to"
             )
         options["size"] = fit.size
+    size = tuple(options["size"])
+    if fit.size is not None and size != fit.size:  # said before resizing: --size 30000x30000
+        # ran out of memory (MemoryError) before the teacher refused the feed
+        raise DistillError(
+            f"size {size[0]}x{size[1]}: input {fit.name!r} is fixed at {fit.size[0]}x"
+            f"{fit.size[1]}; drop --size (or give that)"
+        )
     if fit.raw_pixels:
         given = sorted({"scale", "mean", "std"} & set(options))
         if given:
@@ -275,6 +282,10 @@ def _image_feed(
         return fit.arrange(prep(load_image(path), **options))
     except GraphoptError as e:
         raise DistillError(str(e)) from e
+    except MemoryError as e:  # a size of a dynamic input too large to hold
+        raise DistillError(
+            f"{path}: not enough memory for a {size[0]}x{size[1]} image; give a smaller size"
+        ) from e
 
 
 # --------------------------------------------------------------------------- writing

@@ -812,32 +812,74 @@ def test_a_cache_or_spec_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     _refused(argv, tmp_path, "more than such a file holds (256 MiB at most)")
 
 
-def test_a_cache_or_spec_that_is_dev_zero_is_refused(tmp_path):
-    # --cache-in /dev/zero and --preprocess /dev/zero were read until memory ran out (the OOM
-    # killer ended the fuzzer): run under a 2 GiB address-space limit, so a regression is a
-    # MemoryError here, not a machine out of memory
-    import resource
+_LIMITED = """
+import contextlib, io, json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from graphopt import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = cli.main(argv)
+        except BaseException as e:
+            rc, err = "raised", io.StringIO(type(e).__name__)
+    results.append([rc, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def run_limited(argvs: list[list[str]]) -> list[tuple[int | str, str]]:
+    """(exit code, stderr) of `graphopt argv` for each of `argvs`, run in one child process
+    under a 3 GiB address-space limit: the cases whose regression would take the machine's
+    memory (it ended the fuzzer once, at 23 GB) fail there with a MemoryError instead."""
+    import json
     import subprocess
 
+    done = subprocess.run(
+        [sys.executable, "-c", _LIMITED, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    return [(rc, err) for rc, err in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def test_inputs_that_would_take_all_memory_are_refused(tmp_path):
+    # --cache-in /dev/zero and --preprocess /dev/zero were read until memory ran out (the OOM
+    # killer ended the fuzzer); --size 30000x30000 for an input fixed at 8x8 resized the
+    # photographs to it (MemoryError) before the feed was refused, and for a dynamic input ran
+    # out of memory the same way
     model = seed_conv()
     path = _save(model, tmp_path)
-    calib = write_calib(model, tmp_path / "calib")
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-
+    calib = tmp_path / "images"
+    calib.mkdir()
+    (calib / "a.png").write_bytes(_photo_bytes(".png"))
+    dynamic = seed_conv()
+    for vi in (dynamic.graph.input[0], dynamic.graph.output[0]):
+        dims = vi.type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = "H", "W"
+    del dynamic.graph.value_info[:]
+    dynamic_path = _save(dynamic, tmp_path, "dynamic.onnx")
     out = str(tmp_path / "q.onnx")
-    for extra in (
-        ["--cache-in", "/dev/zero"],
-        ["--calib", str(calib), "--preprocess", "/dev/zero"],
-    ):
-        argv = [sys.executable, "-m", "graphopt", "quantize", str(path), "-o", out, *extra]
-        done = subprocess.run(
-            [*argv, "--no-progress"], capture_output=True, text=True, timeout=120, preexec_fn=limit
-        )
-        assert done.returncode == 2, done.stderr[-500:]
-        assert done.stderr.strip().endswith("it is not a regular file (a device or FIFO?)")
-        assert len(done.stderr.strip().splitlines()) == 1
+    quantize = ["quantize", str(path), "-o", out, "--no-progress"]
+    distill = ["distill-targets", str(path), "-o", str(tmp_path / "t"), "--no-progress"]
+    huge = ["--size", "30000x30000"]
+    cases = [
+        ([*quantize, "--cache-in", "/dev/zero"], "it is not a regular file (a device or FIFO?)"),
+        ([*quantize, "--calib", str(calib), "--preprocess", "/dev/zero"], "a device or FIFO?"),
+        ([*quantize, "--calib", str(calib), *huge], "input 'x' is fixed at 8x8; drop --size"),
+        ([*distill, "--data", str(calib), *huge], "input 'x' is fixed at 8x8; drop --size"),
+        ([*quantize, "--calib", str(calib), *huge], "not enough memory for a 30000x30000 image"),
+        ([*distill, "--data", str(calib), *huge], "not enough memory for a 30000x30000 image"),
+    ]
+    for k in (4, 5):  # the dynamic model
+        cases[k][0][1] = str(dynamic_path)
+    before = _files(tmp_path)
+    for (argv, needle), (rc, err) in zip(cases, run_limited([c[0] for c in cases]), strict=True):
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, (argv, rc, err)
+    assert _files(tmp_path) == before
 
 
 def test_distill_leaves_nothing_after_a_bad_sample_before_its_first_checkpoint(tmp_path):

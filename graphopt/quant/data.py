@@ -302,6 +302,12 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"input {name!r} has no fixed height and width ({dims}); give --size HxW"
             )
+        if fit.size is not None and tuple(size) != fit.size:  # said before resizing to it:
+            # --size 30000x30000 ran out of memory (MemoryError) before the feed was refused
+            raise QuantizeError(
+                f"size {size[0]}x{size[1]}: input {name!r} is fixed at {fit.size[0]}x"
+                f"{fit.size[1]}; drop --size (or give that)"
+            )
         if fit.channels == 1 and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
@@ -315,18 +321,23 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             image = load_image(path)
         except GraphoptError as e:  # a decompression bomb too (realmodels.load_image)
             raise QuantizeError(str(e)) from e
-        nchw = preprocess(
-            image,
-            size,
-            mean=spec.mean,
-            std=spec.std,
-            scale=spec.scale,
-            bgr=spec.bgr,
-            letterbox=spec.letterbox,
-            pad_value=spec.pad_value,
-            gray=fit.channels == 1,
-        )
-        return fit.arrange(nchw)
+        try:
+            nchw = preprocess(
+                image,
+                size,
+                mean=spec.mean,
+                std=spec.std,
+                scale=spec.scale,
+                bgr=spec.bgr,
+                letterbox=spec.letterbox,
+                pad_value=spec.pad_value,
+                gray=fit.channels == 1,
+            )
+            return fit.arrange(nchw)
+        except MemoryError as e:  # a --size of a dynamic input too large to hold
+            raise QuantizeError(
+                f"{path}: not enough memory for a {size[0]}x{size[1]} image; give a smaller --size"
+            ) from e
 
 
 def folder_feeds(
