@@ -295,7 +295,7 @@ def may_run_forever(model: onnx.ModelProto | None) -> bool:
             count = onnx.numpy_helper.to_array(trip) if trip is not None else None
             if count is None or count.size != 1 or not 0 <= int(count.reshape(-1)[0]) <= 100:
                 return True
-        except (TypeError, ValueError):  # a damaged trip count: no telling
+        except (TypeError, ValueError, KeyError):  # a damaged trip count (type 99): no telling
             return True
     return False
 
