@@ -1150,6 +1150,15 @@ def test_merge_refuses_a_sparse_initializer_too_large_to_densify(tmp_path):
     _refused(["merge", str(path), "-o", out], tmp_path, "more than merge densifies (2 GiB)")
 
 
+def test_merge_refuses_macs_dims_no_input_can_take(tmp_path):
+    # merge --macs-shape x=1,2,-3 (a negative dim, rank 3 for a rank-4 input): exit 0, the
+    # MACs estimate dropped with a warning (or made with the negative dim)
+    path = _save(seed_conv(), tmp_path)
+    argv = ["merge", str(path), str(path), "-o", str(tmp_path / "mg.onnx"), "--macs-shape"]
+    _refused([*argv, "x=1,2,-3"], tmp_path, "x=1,2,-3: every dim must be 1 or more")
+    _refused([*argv, "x=1,3,8"], tmp_path, "x=1,3,8: input 'x' has rank 4, not 3")
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

@@ -788,6 +788,25 @@ def _check_table(table: Any) -> None:
 # --------------------------------------------------------------------------- report
 
 
+def _check_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> None:
+    """A `MergeError` for dims assumed for the MACs estimate that no input of `model` can take:
+    a size below 1, or another rank than the input declares (the estimate was dropped with a
+    warning, or made with a negative dim, and merge exited 0)."""
+    for vi in model.graph.input:
+        dims = input_shapes.get(vi.name)
+        if dims is None:
+            continue
+        given = ",".join(str(d) for d in dims)
+        if any(int(d) < 1 for d in dims):
+            raise MergeError(f"macs_input_shapes {vi.name}={given}: every dim must be 1 or more")
+        tensor = vi.type.tensor_type
+        if tensor.HasField("shape") and len(tensor.shape.dim) != len(dims):
+            raise MergeError(
+                f"macs_input_shapes {vi.name}={given}: input {vi.name!r} has rank "
+                f"{len(tensor.shape.dim)}, not {len(dims)}"
+            )
+
+
 def _fill_report(
     report: MergeReport,
     builder: _Builder,
@@ -802,6 +821,7 @@ def _fill_report(
     unknown = set(input_shapes or {}) - {i.name for i in model.graph.input}
     if unknown:
         raise MergeError(f"macs_input_shapes names {sorted(unknown)}, not merged inputs")
+    _check_input_shapes(model, input_shapes or {})
     try:
         shapes = shapes_of(model, input_shapes)
     except Exception as e:  # shape inference is best effort here: counts stay, MACs go
