@@ -1159,6 +1159,26 @@ def test_merge_refuses_macs_dims_no_input_can_take(tmp_path):
     _refused([*argv, "x=1,3,8"], tmp_path, "x=1,3,8: input 'x' has rank 4, not 3")
 
 
+def test_quantize_refuses_preprocessing_values_that_are_not_finite(tmp_path):
+    # quantize --std inf divided every pixel to 0 and calibrated on that (exit 0); --scale nan
+    # was refused only after decoding, as "input 'x' holds NaN", naming no option
+    model = seed_conv()
+    path = _save(model, tmp_path)
+    calib = tmp_path / "images"
+    calib.mkdir()
+    (calib / "a.png").write_bytes(_photo_bytes(".png"))
+    argv = ["quantize", str(path), "-o", str(tmp_path / "q.onnx"), "--calib", str(calib)]
+    for option, value, needle in (
+        ("--std", "inf", "std [inf, inf, inf] holds a NaN or an infinity"),
+        ("--scale", "nan", "scale nan holds a NaN or an infinity"),
+        ("--mean", "0,nan,0", "mean [0.0, nan, 0.0] holds a NaN or an infinity"),
+    ):
+        _refused([*argv, option, value, "--no-progress"], tmp_path, needle)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("pad_value: .inf\n")
+    _refused([*argv, "--preprocess", str(spec)], tmp_path, "pad_value inf holds a NaN or an")
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

@@ -110,7 +110,13 @@ class PreprocessSpec:
         return spec
 
     def check(self, where: str = "preprocessing spec") -> None:
-        """QuantizeError when a value cannot preprocess an image (a zero std divides by 0)."""
+        """QuantizeError when a value cannot preprocess an image: a zero std divides by 0; a
+        NaN or an infinity (--std inf made every pixel 0, and calibrated on that: exit 0)."""
+        for name in ("mean", "std", "scale", "pad_value"):
+            values = np.atleast_1d(np.asarray(getattr(self, name), dtype=np.float64))
+            if not np.isfinite(values).all():
+                shown = values.tolist() if values.size > 1 else float(values[0])
+                raise QuantizeError(f"{where}: {name} {shown} holds a NaN or an infinity")
         if 0.0 in self.std:
             raise QuantizeError(
                 f"{where}: std {list(self.std)} has a zero (pixels are divided by it)"
