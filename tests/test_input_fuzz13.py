@@ -1179,6 +1179,17 @@ def test_quantize_refuses_preprocessing_values_that_are_not_finite(tmp_path):
     _refused([*argv, "--preprocess", str(spec)], tmp_path, "pad_value inf holds a NaN or an")
 
 
+def test_merge_takes_an_op_type_that_is_not_utf8_to_a_one_line_error(tmp_path):
+    # random case 1077 (conv byte_flip): op type b"C\x94nv"; merge's node key handed the bytes
+    # to onnx.defs.get_schema (TypeError: incompatible function arguments)
+    data = seed_conv().SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data.replace(b"Conv", b"C\x94nv", 1))
+    assert isinstance(onnx.load_model(str(path)).graph.node[0].op_type, bytes)
+    argv = ["merge", str(path), str(path), "-o", str(tmp_path / "o.onnx")]
+    _refused(argv, tmp_path, "the merged model fails onnx.checker")
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

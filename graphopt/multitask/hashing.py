@@ -119,6 +119,8 @@ def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...] | None:
 
 def is_shareable(node: onnx.NodeProto, opsets: Mapping[str, int]) -> bool:
     """Whether `node` is a deterministic pure function that may be identified with a twin."""
+    if not isinstance(node.op_type, str) or not isinstance(node.domain, str):
+        return False  # not UTF-8 (protobuf hands bytes over): get_schema raised TypeError
     domain = canonical_domain(node.domain)
     if node.op_type in NONDETERMINISTIC and domain == "":
         return False
