@@ -440,13 +440,6 @@ def _float32_twin(model: onnx.ModelProto, feeds: dict) -> dict | None:
         return None
 
 
-def _known(problem: str) -> bool:
-    """A problem reported to the owner of the code and pinned by an xfail test below, not
-    counted again by the fuzz: the `silu` rule fuses x·σ(x) into Swish at opset 25 too, where
-    onnxruntime 1.32 registers no Swish kernel (its kernel is Swish-24 for opset 24 only)."""
-    return " opset 25 " in problem and "Swish(24)" in problem
-
-
 def check_model_case(
     builder: RandomDetector, pipelines: list[str] = PIPELINES, *, counted: list | None = None
 ) -> list[str]:
@@ -504,7 +497,7 @@ def check_model_case(
         if result is not None and again:
             fixed = cases[:1] if name.endswith("+shapes") else cases  # (its input is fixed)
             _checked(result, again, fixed, tolerance_half, f"{where} then {again}", problems)
-    return [p for p in problems if not _known(p)]
+    return problems
 
 
 # ---------------------------------------------------------------------------- float16 constants
@@ -759,22 +752,20 @@ def test_float16_constants_fold_as_onnxruntime_computes_each_node(seed: int) -> 
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="patterns/activations.yaml's silu rule has no onnxruntime_runs check; "
-    "onnxruntime 1.32 has no Swish kernel at opset 25 (reported to the patterns' owner)",
-)
-def test_swish_fused_at_opset_25_runs_in_onnxruntime() -> None:
-    """The fuzz's one finding outside the files this test's author owns (seeds 147, 153 of
-    the opset models, 152 of the float16 ones): x·σ(x) at opset 25 becomes Swish, which
-    onnxruntime cannot load there."""
+@pytest.mark.parametrize("opset, fused", [(24, True), (25, False)])
+def test_swish_is_fused_only_where_onnxruntime_runs_it(opset: int, fused: bool) -> None:
+    """The fuzz's one finding in the patterns (seeds 147, 153 of the opset models, 152 of the
+    float16 ones): x·σ(x) at opset 25 became Swish, which onnxruntime 1.32 cannot load there
+    ("Could not find an implementation for Swish(24)"); the `silu` rule now probes the
+    installed onnxruntime (`onnxruntime_runs_on`). At opset 24 the pair is still one Swish."""
     model = onnx.parser.parse_model(
-        """<ir_version: 10, opset_import: ["" : 25]>
-        g (float[1, 4] x) => (float[1, 4] y) { s = Sigmoid(x)
-                                               y = Mul(x, s) }"""
+        f"""<ir_version: 10, opset_import: ["" : {opset}]>
+        g (float[1, 4] x) => (float[1, 4] y) {{ s = Sigmoid(x)
+                                               y = Mul(x, s) }}"""
     )
     x = np.linspace(-3, 3, 4, dtype=np.float32).reshape(1, 4)
     result = graphopt.optimize(model)
+    assert ([n.op_type for n in result.graph.node] == ["Swish"]) is fused
     np.testing.assert_allclose(
         _ort_outputs(result, {"x": x})["y"], _ort_outputs(model, {"x": x})["y"], 1e-5, 1e-6
     )

@@ -206,6 +206,21 @@ def onnxruntime_runs(m: Match, op: str) -> str | None:
 _FLOAT_KERNELS = (np.dtype(np.float32), np.dtype(np.float16))
 
 
+@check("onnxruntime_runs_on")
+def onnxruntime_runs_on(m: Match, op: str, x: Var) -> str | None:
+    """onnxruntime's CPU build runs default-domain `op` at the model's opset on `x`'s element
+    type (float32 where it is not known), probed once per process for every type, float32 and
+    float16 included: a rule with no constants to type it, for an op onnxruntime may lack at
+    an opset above its own (onnxruntime 1.32 runs Swish at opset 24, not at 25: "Could not find
+    an implementation for Swish(24)")."""
+    t = m.tensor(x.name)
+    kind = (m.facts.dtype(t) if t is not None else None) or np.dtype(np.float32)
+    version = m.graph.opset_version("")
+    if not _ort_runs(op, version, onnx.helper.np_dtype_to_tensor_dtype(kind)):
+        return f"onnxruntime has no {kind} {op} (opset {version})"
+    return None
+
+
 @functools.cache
 def _ort_runs(op: str, version: int, elem_type: int) -> bool:
     """Whether onnxruntime's CPU build loads and runs `op`(x) on a [1, 2] tensor of `elem_type`."""
