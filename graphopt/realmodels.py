@@ -662,7 +662,8 @@ _IMAGENET_NORM: dict = {
 PREPROCESS: dict[str, dict] = {
     # ddddocr 1.6.1 DetectionEngine.get_bbox: cv2.imdecode (BGR), letterbox to 416x416 at the
     # top-left with 114 padding, raw 0..255 float, BGR channel order kept.
-    "common_det": {"size": (416, 416), "letterbox": True, "bgr": True},
+    # ("scale" spelled out: distill-targets' --preset defaults an absent one to 1/255)
+    "common_det": {"size": (416, 416), "letterbox": True, "bgr": True, "scale": 1.0},
     # rapid_layout 1.2.1: LoadImage turns a file's RGB into BGR (cv2.COLOR_RGB2BGR), then
     # PPPreProcess resizes to 800x608 (cv2.resize), /255, and subtracts/divides by the ImageNet
     # mean/std in their listed (RGB) order from the BGR channels as they are: BGR input.
@@ -686,7 +687,7 @@ PREPROCESS: dict[str, dict] = {
     "ppocrv6_rec": _PPOCR_NORM | {"size": (48, 320)},
     "yolov8_nudenet": {"size": (320, 320), "letterbox": True, "pad_value": 0.0, "scale": 1 / 255},
     # captcha-whisperer 0.1.0 (preprocess.py): PIL resize to 160x60 (bilinear), BGR, 0..255
-    "captcha_crnn": {"size": (60, 160), "bgr": True},
+    "captcha_crnn": {"size": (60, 160), "bgr": True, "scale": 1.0},
 }
 
 
