@@ -184,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
         # before optimizing: --verify could not run a model with such names
         require_utf8_io_names(loaded.model, args.input)
         original.CopyFrom(loaded.model)
-    guarded_input = nchwc_fallback.branches(loaded.model)  # count an ort-cpu input like its output
-    nodes_before = _nodes(guarded_input[0] if guarded_input else loaded.model.graph, "")
+    nodes_before = nodes_before_text(loaded.model)
     start = time.perf_counter()
     optimized, report = optimize_with_report(
         loaded,
@@ -260,12 +259,7 @@ def run(args: argparse.Namespace) -> int:
     external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
     refuse_writing_over_input_data(loaded, args.output, external)
     save_output(optimized, args, external_data=external)
-    nodes_after = _nodes(optimized.graph, " nodes")
-    if guarded is not None:  # count what runs: the NCHWc graph (the NCHW one is the fallback)
-        nodes_after = (
-            f"{len(guarded[0].node)} nodes (NCHWc graph; {len(guarded[1].node)} in its NCHW "
-            "fallback)"
-        )
+    nodes_after = nodes_after_text(optimized)
     print(
         f"{args.input}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {output_name(args)}"
     )
@@ -315,6 +309,28 @@ def _fixed_symbols(
             if isinstance(have, str):
                 symbols.setdefault(have, int(want))
     return symbols
+
+
+def nodes_before_text(model: onnx.ModelProto) -> str:
+    """The input's node count as `optimize` says it: an ort-cpu input (a guarded NCHWc model)
+    counted like its output, by the NCHWc graph that runs."""
+    from graphopt.passes import nchwc_fallback
+
+    guarded = nchwc_fallback.branches(model)
+    return _nodes(guarded[0] if guarded else model.graph, "")
+
+
+def nodes_after_text(model: onnx.ModelProto) -> str:
+    """The output's node count as `optimize` says it ("N nodes"): for an ort-cpu result, the
+    NCHWc graph that runs, not the guard's top level (the NCHW graph is the fallback)."""
+    from graphopt.passes import nchwc_fallback
+
+    guarded = nchwc_fallback.branches(model)
+    if guarded is None:
+        return _nodes(model.graph, " nodes")
+    return (
+        f"{len(guarded[0].node)} nodes (NCHWc graph; {len(guarded[1].node)} in its NCHW fallback)"
+    )
 
 
 def _nodes(graph, unit: str) -> str:  # type: ignore[no-untyped-def]
