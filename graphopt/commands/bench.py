@@ -133,6 +133,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.commands.build import require_input_file
     from graphopt.errors import BackendError
     from graphopt.quant.progress import Progress
 
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             "arrays are timed in their own shapes)"
         )
     shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
+    require_input_file(args.input)  # before TensorRT's import: "not installed" hid it
     progress = None if args.no_progress else Progress(args.warmup + args.runs, label="bench")
     on_run = progress.update if progress else None
     try:

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise BackendError(f"--calib-count must be at least 1, got {args.calib_count}")
     if args.workspace is not None and args.workspace < 0:
         raise BackendError(f"--workspace must be 0 MiB or more, got {args.workspace}")
+    require_input_file(args.input)  # before TensorRT's import: "not installed" hid it
     refuse_overwriting_the_input(args)
     shapes = parse_shapes(args.shapes)
     calibration = None
@@ -99,6 +100,17 @@ def run(args: argparse.Namespace) -> int:
         f"({info.engine_bytes / 2**20:.1f} MiB) written to {args.output} (+ .json)"
     )
     return 0
+
+
+def require_input_file(path: str) -> None:
+    """A `LoadError` when the input `path` is missing or a folder, said before anything that
+    needs TensorRT (whose absence was reported first, hiding a mistyped name)."""
+    from graphopt.errors import LoadError
+
+    if not Path(path).exists():
+        raise LoadError(f"{path}: no such file")
+    if Path(path).is_dir():
+        raise LoadError(f"{path}: is a directory, not a file")
 
 
 def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
