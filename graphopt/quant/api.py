@@ -203,8 +203,13 @@ def quantize_with_report(
 
     graph = Graph(proto)
     placement = plan(proto, target, graph)
+    fused_ops = _onnxruntime_ops_warning(proto)
     if not placement.nodes:
-        raise QuantizeError(_nothing_to_quantize(proto))
+        raise QuantizeError(
+            f"nothing to quantize: {fused_ops}" if fused_ops else _nothing_to_quantize(proto)
+        )
+    if fused_ops:
+        log.warning("%s", fused_ops)
     fixed_float = set(keep_nodes)
     asked_float = sorted(fixed_float)  # keep_nodes, which may be an iterator
     unknown = sorted(n for n in fixed_float if n not in graph.nodes)
@@ -400,12 +405,19 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
         weights_as_constants(proto)
     if version < needed:
         proto = upgrade_opset(proto, needed)
+    if target == "tensorrt":  # before optimizing: the input's own ops, said as such
+        _refuse_ops_tensorrt_lacks(proto, "the model holds", "quantize the original model")
     if pipeline is False:
         return proto
     from graphopt.api import optimize
 
     if isinstance(pipeline, str):
-        return optimize(proto, pipeline)
+        optimized = optimize(proto, pipeline)
+        if target == "tensorrt":  # e.g. ort-fusions' FusedConv/QuickGelu: 80 check errors
+            _refuse_ops_tensorrt_lacks(
+                optimized, f"pipeline {pipeline!r} writes", "leave --pipeline at its default"
+            )
+        return optimized
     for name in ("tensorrt", "default") if target == "tensorrt" else ("default",):
         try:
             return optimize(proto, name)
@@ -413,6 +425,62 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
             log.warning("pipeline %r unavailable (%s); trying the next", name, e)
     log.warning("no optimize pipeline could run; quantizing the model as it is")
     return proto
+
+
+def _foreign_ops(model: onnx.ModelProto) -> dict[str, int]:
+    """`domain::op` → count of the nodes (main graph and bodies) outside the default domain;
+    ops of model-local functions excepted (inlined by parsers)."""
+    from graphopt.ir.nodes import nested_bodies
+
+    functions = {(f.domain, f.name) for f in model.functions}
+    skip = {"", "ai.onnx"}
+    counts: dict[str, int] = {}
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    for node in (node for graph in graphs for node in graph.node):
+        if node.domain not in skip and (node.domain, node.op_type) not in functions:
+            key = f"{node.domain}::{node.op_type}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _ops_text(counts: dict[str, int]) -> str:
+    """ "98 com.microsoft::FusedConv, 4 com.microsoft::QuickGelu", most first, at most 3."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{n} {op}" for op, n in ranked[:3])
+    return text + (f" and {len(ranked) - 3} more op types" if len(ranked) > 3 else "")
+
+
+def _onnxruntime_ops(model: onnx.ModelProto) -> dict[str, int]:
+    """`_foreign_ops` of onnxruntime's own domains (com.microsoft, com.microsoft.nchwc)."""
+    return {op: n for op, n in _foreign_ops(model).items() if op.startswith("com.microsoft")}
+
+
+def _refuse_ops_tensorrt_lacks(model: onnx.ModelProto, what: str, instead: str) -> None:
+    """QuantizeError for target tensorrt when `model` holds onnxruntime's own ops (an ort-*
+    pipeline's FusedConv/QuickGelu, NCHWc Conv): no TensorRT parser or plugin runs them, and
+    `check --target tensorrt` refused the quantized model (80 errors on ppocr_det). Other
+    custom domains pass: TensorRT's parser finds a user's plugin by op name."""
+    found = _onnxruntime_ops(model)
+    if found:
+        raise QuantizeError(
+            f"--target tensorrt: {what} onnxruntime's own ops ({_ops_text(found)}), which "
+            f"TensorRT cannot take: {instead} (an ort-* pipeline's fused ops run in "
+            "onnxruntime only)"
+        )
+
+
+def _onnxruntime_ops_warning(model: onnx.ModelProto) -> str | None:
+    """Why a model holding onnxruntime's fused ops (an ort-* pipeline's output) quantizes
+    poorly, or None: they stay float, and shape inference knows no type behind them, so the
+    Conv/MatMul they feed are not quantized either."""
+    found = _onnxruntime_ops(model)
+    if not found:
+        return None
+    return (
+        f"the model holds onnxruntime's own fused ops ({_ops_text(found)}), which quantize "
+        "leaves float, and behind which activation types are unknown: quantize the original "
+        "model (before an ort-* pipeline) with quantize's default pipeline instead"
+    )
 
 
 _QUANTIZED_OPS = frozenset(
