@@ -1190,6 +1190,37 @@ def test_merge_takes_an_op_type_that_is_not_utf8_to_a_one_line_error(tmp_path):
     _refused(argv, tmp_path, "the merged model fails onnx.checker")
 
 
+def test_merge_and_split_carry_names_and_metadata_that_are_not_utf8(tmp_path):
+    # sparse byte_flip 32 (a graph name b"s\x9carseg") and its kin: split's make_graph and
+    # set_model_props raised UnicodeDecodeError, merge's task table json.dumps a TypeError
+    # (bytes), for a graph name, doc string or metadata prop that is not UTF-8. They are
+    # carried as text, the bad bytes escaped (as the rest of graphopt does)
+    model = seed_conv()
+    model.graph.name, model.graph.doc_string, model.doc_string = "GRAPH", "GDOC", "MDOC"
+    onnx.helper.set_model_props(model, {"KEYA": "VALUEA"})
+    data = model.SerializeToString()
+    for word in (b"GRAPH", b"GDOC", b"MDOC", b"KEYA", b"VALUEA"):
+        path = tmp_path / "m.onnx"
+        path.write_bytes(data.replace(word, word[:1] + b"\xff" + word[2:]))
+        merged, part, task = (tmp_path / f"{n}.onnx" for n in ("merged", "part", "task"))
+        for argv in (
+            ["merge", str(path), str(path), "-o", str(merged)],
+            ["split", str(path), "-o", str(part), "--outputs", "y"],
+            ["split", str(merged), "-o", str(task), "--task", "m0"],
+        ):
+            with _deadline(CASE_SECONDS):
+                rc, _, err = _main(argv)
+            assert (rc, err) == (0, ""), (word, argv[0], rc, err)
+        escaped = (word[:1] + b"\\xff" + word[2:]).decode()  # the bad byte as backslashreplace
+        for out in (part, task):
+            got = onnx.load_model(str(out))
+            texts = {got.graph.name, got.graph.doc_string, got.doc_string}
+            texts |= {t for p in got.metadata_props for t in (p.key, p.value)}
+            # (a task gets its model's doc string and props back, not its graph's name or doc)
+            carried = escaped in texts or word[:1] + b"\xff" + word[2:] in texts  # (or as is)
+            assert carried or (out == task and word in (b"GRAPH", b"GDOC")), (word, out.name)
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

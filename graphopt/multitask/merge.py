@@ -42,7 +42,7 @@ import onnx
 from graphopt.errors import first_line
 from graphopt.ir import constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
-from graphopt.ir.io_names import require_text_names
+from graphopt.ir.io_names import as_text, require_text_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
@@ -642,34 +642,37 @@ def _merge_metadata(
     `split(task=...)` gives back), the keys its props were stored again under; and, where
     `rename_clashing` renamed some of its local functions, those renames."""
     props: dict[str, str] = {}
-    keys = {p.key for proto in protos for p in proto.metadata_props} | {METADATA_KEY}
+    # as text: a key, value or doc string that is not UTF-8 comes as bytes, which neither JSON
+    # (the task table: TypeError) nor set_model_props (UnicodeDecodeError) takes
+    own = [{as_text(p.key): as_text(p.value) for p in proto.metadata_props} for proto in protos]
+    keys = {key for mine in own for key in mine} | {METADATA_KEY}
     moved: list[dict[str, str]] = []  # per model: merged key → its own key
-    for proto, prefix in zip(protos, prefixes, strict=True):
+    for given, prefix in zip(own, prefixes, strict=True):
         mine: dict[str, str] = {}
-        for p in proto.metadata_props:
-            if p.key not in props:
-                props[p.key] = p.value
-            elif props[p.key] != p.value:
-                key = _claim_fresh(prefix + p.key, "", keys)
-                props[key] = p.value
-                mine[key] = p.key
+        for p_key, p_value in given.items():
+            if p_key not in props:
+                props[p_key] = p_value
+            elif props[p_key] != p_value:
+                key = _claim_fresh(prefix + p_key, "", keys)
+                props[key] = p_value
+                mine[key] = p_key
         moved.append(mine)
     tasks: dict[str, dict[str, Any]] = {
         prefix: {
             "source": source,
             "inputs": dict(inputs),
             "outputs": {o.name: prefix + o.name for o in proto.graph.output},
-            "metadata_props": {p.key: p.value for p in proto.metadata_props},
+            "metadata_props": dict(given),
         }
-        for proto, prefix, source, inputs in zip(
-            protos, prefixes, sources, model_inputs, strict=True
+        for proto, given, prefix, source, inputs in zip(
+            protos, own, prefixes, sources, model_inputs, strict=True
         )
     }
     for proto, prefix, mine in zip(protos, prefixes, moved, strict=True):
         if mine:
             tasks[prefix]["metadata_moved"] = mine
         if proto.doc_string:
-            tasks[prefix]["doc_string"] = proto.doc_string
+            tasks[prefix]["doc_string"] = as_text(proto.doc_string)
     for prefix, made in zip(prefixes, function_renames, strict=True):
         if made:
             tasks[prefix]["functions"] = [list(r) for r in made]

@@ -26,7 +26,7 @@ import onnx
 from graphopt.analysis.usedef import live_nodes
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
-from graphopt.ir.io_names import require_text_io_names
+from graphopt.ir.io_names import as_text, require_text_io_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
@@ -197,7 +197,7 @@ def _extract(
     order += [n for n in declared if n in read and n not in order]
     new_graph = onnx.helper.make_graph(
         nodes,
-        model.graph.name,
+        as_text(model.graph.name),  # (not UTF-8: bytes, which make_graph cannot set)
         [declared[n] for n in order],
         [out_types[o] for o in outputs],
         initializer=[t for t in model.graph.initializer if t.name in read],
@@ -206,7 +206,7 @@ def _extract(
             vi for vi in model.graph.value_info if vi.name in read and vi.name not in set(outputs)
         ],
     )
-    new_graph.doc_string = model.graph.doc_string
+    new_graph.doc_string = as_text(model.graph.doc_string)
     called = _called_ops(model, nodes)
     used_domains = {""} | {canonical_domain(domain) for domain, _ in called}
     result = onnx.ModelProto()
@@ -218,7 +218,9 @@ def _extract(
     )
     del result.functions[:]
     result.functions.extend(f for f in model.functions if (f.domain, f.name) in called)
-    props = {p.key: p.value for p in model.metadata_props if p.key != METADATA_KEY}
+    props = {  # as text: bytes (not UTF-8) are what set_model_props cannot set
+        as_text(p.key): as_text(p.value) for p in model.metadata_props if p.key != METADATA_KEY
+    }
     del result.metadata_props[:]
     onnx.helper.set_model_props(result, props)
     return result
