@@ -15,9 +15,15 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
+
+if TYPE_CHECKING:
+    from graphopt.quant.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -208,28 +214,39 @@ def run(args: argparse.Namespace) -> int:
         )
         if not args.no_progress:  # with --cache-in the feeds only choose the search's samples
             progress = Progress(len(data), "choosing samples" if args.cache_in else "calibrating")
+    # the accuracy search of unknown length: a count of the models it measured (ppocr_det, 3
+    # images: 24 s after the calibration's bar, which said nothing before)
+    search = (
+        None
+        if args.no_progress
+        else Progress(None, "accuracy search", unit="models measured", show_start=True)
+    )
     try:
-        quantized, report = quantize_with_report(
-            loaded.model,
-            data,
-            args.method,
-            args.cache,
-            args.target,
-            from_cache=args.cache_in,
-            percentile=args.percentile,
-            entropy_floor=args.entropy_floor or None,
-            histogram_sample=args.histogram_sample,
-            keep_float=args.keep_float,
-            accuracy_target=args.accuracy_target or None,
-            keep_stem=args.keep_stem,
-            parallel_feeds=args.parallel_feeds,
-            pipeline=args.pipeline,
-            trt_version=args.trt_version,
-            on_batch=progress.update if progress else None,
-        )
+        with search.lines_end_before_logs("graphopt.quant") if search else nullcontext():
+            quantized, report = quantize_with_report(
+                loaded.model,
+                data,
+                args.method,
+                args.cache,
+                args.target,
+                from_cache=args.cache_in,
+                percentile=args.percentile,
+                entropy_floor=args.entropy_floor or None,
+                histogram_sample=args.histogram_sample,
+                keep_float=args.keep_float,
+                accuracy_target=args.accuracy_target or None,
+                keep_stem=args.keep_stem,
+                parallel_feeds=args.parallel_feeds,
+                pipeline=args.pipeline,
+                trt_version=args.trt_version,
+                on_batch=progress.update if progress else None,
+                on_search=_search_update(progress, search) if search else None,
+            )
     finally:
         if progress:
             progress.close()
+        if search:
+            search.close()
     try:
         save_output(quantized, args, external_data=loaded.external_data or None)
     except BaseException:  # the cache is written by now: the run is to leave nothing
@@ -250,6 +267,17 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def _search_update(calibration: Progress | None, search: Progress) -> Callable[[int], None]:
+    """The accuracy search's `on_search`: its start ends the calibration bar's line first."""
+
+    def update(measured: int) -> None:
+        if measured == 0 and calibration:
+            calibration.close()
+        search.update(measured)
+
+    return update
 
 
 def _cache_before(path: str | None) -> bytes | None:

@@ -169,8 +169,11 @@ def quantize_with_report(
     threads: int = 0,
     parallel_feeds: int = 1,
     on_batch: Callable[[int], None] | None = None,
+    on_search: Callable[[int], None] | None = None,
 ) -> tuple[onnx.ModelProto, QuantizeReport]:
-    """`quantize`, also returning a `QuantizeReport`."""
+    """`quantize`, also returning a `QuantizeReport`. `on_search`: called with 0 when the
+    sensitivity search (keep_float / accuracy_target) starts, then with the number of candidate
+    models measured so far after each (the search's length is not known ahead)."""
     if method not in METHODS:
         raise QuantizeError(
             f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
@@ -310,6 +313,10 @@ def quantize_with_report(
             )
         from graphopt.quant.sensitivity import choose_float_groups
 
+        metric = error_metric
+        if on_search is not None:
+            metric = _counted(error_metric, on_search)
+            on_search(0)
         chosen, chosen_nodes, order, error = choose_float_groups(
             proto,
             placement,
@@ -319,7 +326,7 @@ def quantize_with_report(
             keep_float,
             accuracy_target,
             threads,
-            error_metric,
+            metric,
             ranking,
             reference if reference is not None and len(reference) == len(samples) else None,
         )
@@ -357,6 +364,26 @@ def quantize_with_report(
         header = cache_io.header(method, trt_version, source_algorithm, source_version)
         cache_io.write(cache, report.scales, header)
     return quantized, report
+
+
+def _counted(
+    metric: Callable[[list[Feed], list[Feed]], float] | None, on_measured: Callable[[int], None]
+) -> Callable[[list[Feed], list[Feed]], float]:
+    """`metric` (default: the search's relative error) calling `on_measured(count)` after each
+    measurement: one per candidate model (or slice) the search runs."""
+    from graphopt.quant.sensitivity import relative_error
+
+    measure = metric or relative_error
+    count = 0
+
+    def counted(reference: list[Feed], outputs: list[Feed]) -> float:
+        nonlocal count
+        value = measure(reference, outputs)
+        count += 1
+        on_measured(count)
+        return value
+
+    return counted
 
 
 def _body_node_names(model: onnx.ModelProto) -> set[str]:

@@ -9,8 +9,11 @@ warnings onto the bar's line.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 LOG_INTERVAL = 10.0  # seconds between lines when the stream is not a terminal
@@ -19,15 +22,30 @@ LOG_INTERVAL = 10.0  # seconds between lines when the stream is not a terminal
 class Progress:
     """Call `update(done)` as work completes and `close()` at the end; redraws at most 5×/s."""
 
-    def __init__(self, total: int | None, label: str = "calibrating", stream: TextIO | None = None):
+    def __init__(
+        self,
+        total: int | None,
+        label: str = "calibrating",
+        stream: TextIO | None = None,
+        *,
+        unit: str = "",
+        show_start: bool = False,
+    ):
+        """`total` None: a count without bar or ETA, "label: N unit, elapsed Ts" with `unit`.
+        `show_start`: `update(0)` draws the line at once (work of unknown length: the user
+        sees that it started, also in a log)."""
         self.total = total
         self.label = label
+        self.unit = unit
+        self.show_start = show_start
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
         self.last = 0.0
         self.done = 0
         self.drawn = False
         self.finished = False  # the line has ended
+        self.open = False  # a terminal line drawn without its newline
+        self.shown = -1  # the count the last line written showed
         isatty = getattr(self.stream, "isatty", None)
         self.terminal = bool(isatty and isatty())
 
@@ -35,6 +53,8 @@ class Progress:
         now = time.perf_counter()
         if done == 0:  # (re)start the clock when the work itself starts
             self.start = self.last = now
+            if self.show_start and not self.finished:
+                self._write(self.line(now), end=False)
             return
         self.done = done
         last = self.total is not None and done >= self.total
@@ -54,9 +74,34 @@ class Progress:
         self.stream.flush()
         self.drawn = True
         self.finished = end
+        self.open = self.terminal and not end
+        self.shown = self.done
+
+    @contextmanager
+    def lines_end_before_logs(self, logger: str) -> Iterator[None]:
+        """While inside: a record logged on `logger` first ends a terminal line the bar left
+        open, so a warning is not written onto the bar (which goes on, on a line of its own)."""
+        bar = self
+
+        class EndLine(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                if bar.open:
+                    bar.stream.write("\n")
+                    bar.stream.flush()
+                    bar.open = False
+                return True
+
+        end_line = EndLine()
+        logging.getLogger(logger).addFilter(end_line)
+        try:
+            yield
+        finally:
+            logging.getLogger(logger).removeFilter(end_line)
 
     def line(self, now: float) -> str:
         elapsed = now - self.start
+        if self.total is None and self.unit:
+            return f"{self.label}: {self.done} {self.unit}, elapsed {elapsed:.0f}s"
         if not self.total:
             return f"{self.label} {self.done} [{elapsed:.0f}s]"
         share = min(self.done / self.total, 1.0)
@@ -68,6 +113,7 @@ class Progress:
         )
 
     def close(self) -> None:
-        """End the line (the total was not reached, or is unknown) unless it has ended."""
-        if self.drawn and not self.finished:
+        """End the line (the total was not reached, or is unknown) unless it has ended, or a
+        log record ended it after it showed the last count (no line twice)."""
+        if self.drawn and not self.finished and (self.open or self.shown != self.done):
             self._write(self.line(time.perf_counter()), end=True)
