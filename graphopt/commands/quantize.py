@@ -255,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
         f"scales from cache {args.cache_in}"
+        + (f", samples of {report.feeds} feeds from {args.calib}" if report.feeds else "")
         if args.cache_in
         else f"{args.method}, {report.feeds} feeds from {args.calib}"
     )
