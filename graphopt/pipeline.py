@@ -7,7 +7,9 @@ Pipeline YAML (the built-ins live in `passes/*.yaml`):
     opt_level: 2                  # optional; passes above it are skipped (an included
                                   # pipeline's caps its own steps: the lower level wins;
                                   # the user's opt_level wins over both)
-    rules: [my_rules.yaml]        # optional extra pattern-rule files (relative to this file)
+    rules: [my_rules.yaml]        # optional extra pattern-rule files (relative to this file);
+                                  # a rule pass must select them (`fuse-patterns` runs the
+                                  # `user` group), else a PipelineError
     passes:
       - eliminate-dead-code                      # a pass with default options
       - constant-folding: {size_limit: 1048576}  # a pass with options
@@ -308,7 +310,45 @@ def _parse_pipeline(
             if not path.is_file():
                 raise PipelineError(f"{source}:{_line(item)}: rule file {str(rel)!r} not found")
             rule_files.append(path)
-    return Pipeline(name, steps, source, description, opt_level, unique_files(rule_files))
+    pipeline = Pipeline(name, steps, source, description, opt_level, unique_files(rule_files))
+    if not including and pipeline.rule_files:  # the whole pipeline, its includes' steps too
+        where = f"{source}:{_line(top['rules'][0]) if 'rules' in top else _line(root)}"
+        _refuse_rules_no_step_runs(pipeline, where)
+    return pipeline
+
+
+def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
+    """A `PipelineError` when the rule files of `pipeline` (its `rules:` and its includes')
+    define rules that none of its rule passes selects: without a `fuse-patterns` step (which
+    runs the `user` group) they never ran, without a word. A rule file that fails to load, or
+    a rule pass naming an unknown rule, is left to `check_rule_passes`."""
+    from graphopt.passes.fuse_patterns import FusePatterns
+    from graphopt.patterns import rule_set, select
+
+    try:
+        rules = rule_set(pipeline.rule_files)
+        builtin = {r.name for r in rule_set()}
+    except PipelineError:
+        return
+    theirs = [r.name for r in rules if r.name not in builtin]
+    for step in pipeline.pass_steps():
+        p = step.pass_
+        if not isinstance(p, FusePatterns):
+            continue
+        try:
+            chosen = select(rules, p.groups or list(p.default_groups), p.rules)
+        except PipelineError:
+            return
+        if any(r.name in theirs and r.name not in p.exclude for r in chosen):
+            return
+    if not theirs:
+        return
+    named = ", ".join(repr(n) for n in theirs[:3]) + (" ..." if len(theirs) > 3 else "")
+    raise PipelineError(
+        f"{where}: `rules:` loads {len(theirs)} rule(s) ({named}) that no step runs: add a "
+        "`fuse-patterns` step (it runs the `user` group; its `groups` option selects others), "
+        "or name them in a rule pass's `rules` option"
+    )
 
 
 def unique_files(paths: Sequence[str | os.PathLike[str]]) -> list[Any]:
