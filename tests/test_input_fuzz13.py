@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import os
 import random
 import struct
@@ -143,6 +144,11 @@ def _main(argv: list[str]) -> tuple[int | str, str, str]:
     """`graphopt.cli.main(argv)` with its output captured: (exit code, stdout, stderr), or
     ("raised", the exception, its frames) when an exception came out of main."""
     out, err = io.StringIO(), io.StringIO()
+    # the log records (warnings) go to stderr as in a fresh process: main's basicConfig adds
+    # its handler only to a root logger without one, and pytest's capture has one
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers = []
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             rc: int | str = cli.main(argv)
@@ -152,6 +158,8 @@ def _main(argv: list[str]) -> tuple[int | str, str, str]:
             raise
         except BaseException as e:
             return "raised", _tail(e), ""
+        finally:
+            root.handlers, root.level = handlers, level
     return rc, out.getvalue(), err.getvalue()
 
 

@@ -249,16 +249,10 @@ def quantize_with_report(
     samples: list[Feed] = []
     reference: list[Feed] | None = None  # FP32 outputs of the samples, from the calibration run
     sensitivity = bool(keep_float) or accuracy_target is not None
+    scales_only = False  # said once the cache has been read: a bad cache's error comes alone
     if sensitivity and calibration_data is None and sensitivity_data is None and not keep_float:
         sensitivity = False  # nothing to measure on: the (default) accuracy target is skipped
-        # a cache holds scales only: the groups its run kept float are quantized now (ppocr_det:
-        # 88 nodes quantized instead of 56, a larger error), which nothing else would say
-        log.warning(
-            "%s holds scales only, not the groups the run that wrote it kept float: they are "
-            "quantized too (no accuracy search without feeds); give calibration data "
-            "(--calib) as well to rerun the search",
-            from_cache,
-        )
+        scales_only = True
     # calibration feeds kept for the sensitivity search (none when it does not run), chosen by
     # content (`graphopt.quant.samples`), so that the feeds' order does not change the model
     keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
@@ -295,6 +289,17 @@ def quantize_with_report(
             for t, s in scales.items()
         }
         report.scales = {t: scales[t] for t in tensors if t in scales}
+        if scales_only:
+            # a cache holds scales only: the groups its run kept float are quantized now
+            # (ppocr_det: 88 nodes quantized instead of 56, a larger error), which nothing else
+            # would say. After the cache is read: a damaged one's error was the second line of
+            # an exit 2 (the CLI's one-line contract), this warning the first
+            log.warning(
+                "%s holds scales only, not the groups the run that wrote it kept float: they "
+                "are quantized too (no accuracy search without feeds); give calibration data "
+                "(--calib) as well to rerun the search",
+                from_cache,
+            )
         if calibration_data is not None and keep_samples:
             # every feed is read and run: the samples are chosen by content, not by position
             report.feeds = choose_samples(proto, calibration_data, keeper, threads, on_batch)
