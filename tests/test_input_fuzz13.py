@@ -1229,6 +1229,20 @@ def test_merge_and_split_carry_names_and_metadata_that_are_not_utf8(tmp_path):
             assert carried or (out == task and word in (b"GRAPH", b"GDOC")), (word, out.name)
 
 
+def test_merge_takes_a_node_name_that_is_not_utf8(tmp_path):
+    # conv byte_flip 41: node name b"tr\xff"; merge's fresh node name concatenated the prefix
+    # with the bytes (TypeError). The name is carried escaped
+    model = seed_conv()
+    model.graph.node[5].name = "trZZ"
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString().replace(b"trZZ", b"tr\xff\xfe"))
+    out = tmp_path / "o.onnx"
+    with _deadline(CASE_SECONDS):
+        assert _main(["merge", str(path), str(path), "-o", str(out)])[:1] == (0,)
+    names = {n.name for n in onnx.load_model(str(out)).graph.node}
+    assert "tr\\xff\\xfe" in names or "m0_tr\\xff\\xfe" in names, names
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

@@ -228,8 +228,9 @@ class _Builder:
     def fresh(self, name: str, prefix: str) -> str:
         return _claim_fresh(name, prefix, self.tensor_names)
 
-    def fresh_node_name(self, name: str, prefix: str) -> str:
-        return _claim_fresh(name, prefix, self.node_names)
+    def fresh_node_name(self, name: str | bytes, prefix: str) -> str:
+        # (a node name or op type that is not UTF-8 comes as bytes: escaped, as text)
+        return _claim_fresh(as_text(name), prefix, self.node_names)
 
     # inputs -----------------------------------------------------------------
     def unify_inputs(
