@@ -1243,6 +1243,18 @@ def test_merge_takes_a_node_name_that_is_not_utf8(tmp_path):
     assert "tr\\xff\\xfe" in names or "m0_tr\\xff\\xfe" in names, names
 
 
+def test_quantize_cache_in_failing_later_is_one_line(tmp_path):
+    # conv opsets 1 (the default domain imported twice, at 13 and 11): quantize --cache-in
+    # printed the "holds scales only" warning, then the error "Q/DQ insertion needs opset 13
+    # or later" (two lines at exit 2)
+    model = seed_conv()
+    model.opset_import.append(onnx.helper.make_opsetid("", 11))
+    path = _save(model, tmp_path)
+    cache = write_cache(model, tmp_path / "in.cache")
+    argv = ["quantize", str(path), "-o", str(tmp_path / "q.onnx"), "--cache-in", str(cache)]
+    _refused(argv, tmp_path, "Q/DQ insertion needs opset 13 or later")
+
+
 # ---------------------------------------------------------------- the bounded fuzz
 # Which (kind, seed, mutation or damage, k) the default run takes: every structured mutation
 # once (over the seeds in turn), the byte-level and external-data ones on two seeds, every

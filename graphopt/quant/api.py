@@ -289,17 +289,6 @@ def quantize_with_report(
             for t, s in scales.items()
         }
         report.scales = {t: scales[t] for t in tensors if t in scales}
-        if scales_only:
-            # a cache holds scales only: the groups its run kept float are quantized now
-            # (ppocr_det: 88 nodes quantized instead of 56, a larger error), which nothing else
-            # would say. After the cache is read: a damaged one's error was the second line of
-            # an exit 2 (the CLI's one-line contract), this warning the first
-            log.warning(
-                "%s holds scales only, not the groups the run that wrote it kept float: they "
-                "are quantized too (no accuracy search without feeds); give calibration data "
-                "(--calib) as well to rerun the search",
-                from_cache,
-            )
         if calibration_data is not None and keep_samples:
             # every feed is read and run: the samples are chosen by content, not by position
             report.feeds = choose_samples(proto, calibration_data, keeper, threads, on_batch)
@@ -385,6 +374,17 @@ def quantize_with_report(
         # trt_version names another): TensorRT checks both
         header = cache_io.header(method, trt_version, source_algorithm, source_version)
         cache_io.write(cache, report.scales, header)
+    if scales_only:
+        # a cache holds scales only: the groups its run kept float are quantized now
+        # (ppocr_det: 88 nodes quantized instead of 56, a larger error), which nothing else
+        # would say. Said once the model is made: before, a damaged cache's error (or any
+        # later one) was the second line of an exit 2 (the CLI's one-line contract)
+        log.warning(
+            "%s holds scales only, not the groups the run that wrote it kept float: they "
+            "are quantized too (no accuracy search without feeds); give calibration data "
+            "(--calib) as well to rerun the search",
+            from_cache,
+        )
     return quantized, report
 
 
