@@ -725,10 +725,12 @@ class VerifyInstrument:
 
 
 def _checker_error(model: onnx.ModelProto) -> str | None:
-    """The first line of `onnx.checker.check_model(model, full_check=True)`'s error, or None."""
+    """The first line of `onnx.checker.check_model(model, full_check=True)`'s error, or None.
+    (A ValueError is the checker's too: its C++ code raises one for a tensor of an element type
+    it does not know, "Invalid tensor data type 99.", which came out as a traceback.)"""
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
         return first_line(e)
     return None
 

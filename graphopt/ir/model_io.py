@@ -141,11 +141,15 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
         raise LoadError(f"{path}: no such file")
     if path.is_dir():
         raise LoadError(f"{path}: is a directory, not an ONNX file")
+    _refuse_special_file(path, f"{path}: ")
     proto = _parse_file(path)
     external = _checked_external_tensors(proto, str(path))
     if external:
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
+            for location in dict.fromkeys(info.location for _, info in stored):
+                data = Path(os.path.normpath(path.parent / location))  # as onnx opens it
+                _refuse_special_file(data, f"{path}: external data file {location!r} ")
             onnx.load_external_data_for_model(proto, str(path.parent))
             for tensor, _ in stored:  # what onnx's loader does not visit: sparse, training
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
@@ -164,6 +168,28 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     locations = dict.fromkeys(info.location for _, info in stored) if external else {}
     files = tuple((path.parent / location).resolve() for location in locations)  # one per file
     return LoadedModel(proto, bool(external), path, str(path), files)
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse_special_file(path: Path, prefix: str) -> None:
+    """A `LoadError` (`prefix` + why) when `path`, links followed, is there but is not a regular
+    file: a FIFO's read waits for a writer forever, /dev/zero's never ends (a MemoryError). A
+    missing path is left to the reader's own message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = next((k for test, k in _SPECIAL_KINDS if test(mode)), "a special file")
+    raise LoadError(f"{prefix}is not a regular file ({kind})")
 
 
 def _check_external_size(
