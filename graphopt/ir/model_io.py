@@ -141,7 +141,9 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
         raise LoadError(f"{path}: no such file")
     if path.is_dir():
         raise LoadError(f"{path}: is a directory, not an ONNX file")
-    _refuse_special_file(path, f"{path}: ")
+    # a pipe is read (`graphopt optimize /dev/stdin`, `<(...)`: its open waits for the writer,
+    # as `cat` does); a device or socket is refused
+    _refuse_special_file(path, f"{path}: ", pipes=True)
     proto = _parse_file(path)
     external = _checked_external_tensors(proto, str(path))
     if external:
@@ -178,15 +180,16 @@ _SPECIAL_KINDS = (
 )
 
 
-def _refuse_special_file(path: Path, prefix: str) -> None:
+def _refuse_special_file(path: Path, prefix: str, pipes: bool = False) -> None:
     """A `LoadError` (`prefix` + why) when `path`, links followed, is there but is not a regular
-    file: a FIFO's read waits for a writer forever, /dev/zero's never ends (a MemoryError). A
-    missing path is left to the reader's own message."""
+    file (nor, with `pipes`, a FIFO): /dev/zero's read never ends (a MemoryError); a FIFO's
+    waits for a writer (onnx refuses one as external data anyway). A missing path is left to
+    the reader's own message."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or (pipes and stat.S_ISFIFO(mode)):
         return
     kind = next((k for test, k in _SPECIAL_KINDS if test(mode)), "a special file")
     raise LoadError(f"{prefix}is not a regular file ({kind})")
