@@ -974,18 +974,11 @@ def _move_sparse_to_external_data(model: onnx.ModelProto, folder: str, location:
     there; whether any was. onnxruntime and `load` read them back; onnx's own loader does not
     visit sparse tensors (`onnx.load` leaves them in the file), which is why only a model over
     2 GiB gets them there. Sparse node attributes stay inline."""
-    from onnx.external_data_helper import save_external_data, set_external_data
-
     moved = False
     for graph in (model.graph, *nested_bodies(model.graph)):
         for sparse in graph.sparse_initializer:
             for tensor in (sparse.values, sparse.indices):
-                _typed_fields_to_raw_data(tensor)
-                if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
-                    set_external_data(tensor, location)
-                    save_external_data(tensor, folder)
-                    tensor.ClearField("raw_data")
-                    moved = True
+                moved = _tensor_to_external_data(tensor, folder, location) or moved
     return moved
 
 
@@ -995,19 +988,25 @@ def _move_training_to_external_data(model: onnx.ModelProto, folder: str, locatio
     them back; onnx's writer and loader do not visit training_info (`onnx.load` leaves them in
     the file; onnx.checker and onnxruntime accept them there), which is why only a model over
     2 GiB gets them there."""
-    from onnx.external_data_helper import save_external_data, set_external_data
-
     moved = False
     for tensor in _training_tensors(model):
-        if tensor.data_type == onnx.TensorProto.STRING:
-            continue
-        _typed_fields_to_raw_data(tensor)
-        if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
-            set_external_data(tensor, location)
-            save_external_data(tensor, folder)
-            tensor.ClearField("raw_data")
-            moved = True
+        if tensor.data_type != onnx.TensorProto.STRING:
+            moved = _tensor_to_external_data(tensor, folder, location) or moved
     return moved
+
+
+def _tensor_to_external_data(tensor: onnx.TensorProto, folder: str, location: str) -> bool:
+    """Append `tensor`'s data (1 KiB or more, typed fields made raw first) to the data file
+    `location` in `folder` and point the tensor at it; whether it was moved."""
+    from onnx.external_data_helper import save_external_data, set_external_data
+
+    _typed_fields_to_raw_data(tensor)
+    if not tensor.HasField("raw_data") or len(tensor.raw_data) < 1024:
+        return False
+    set_external_data(tensor, location)
+    save_external_data(tensor, folder)
+    tensor.ClearField("raw_data")
+    return True
 
 
 def _training_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
