@@ -31,7 +31,7 @@ from typing import Any
 import onnx
 
 from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts, share_shape_facts
-from graphopt.analysis.usedef import small_constant
+from graphopt.analysis.usedef import live_nodes, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.graph import outer_references
 from graphopt.ir.io_names import as_text
@@ -121,29 +121,12 @@ def _facts_for_bodies(
     if any(isinstance(v, ShapeFacts) for v in (*ctx.facts.values(), *ctx.lasting_facts.values())):
         return shape_facts(graph, ctx), None  # cached, or covered: as shape_facts decides
     read = {t for node in owners for t in graph.node_inputs(node)}
-    upstream = _computing(graph, read)
+    upstream = live_nodes(graph, read)
     if len(upstream) > len(graph) // 2 or any(node.name in upstream for node in owners):
         return shape_facts(graph, ctx), None
     later = _FactsOnDemand(graph, ctx.rebuild)
     share_shape_facts(ctx, later)
     return shape_facts(Graph(_skeleton(graph, upstream, read))), later
-
-
-def _computing(graph: Graph, tensors: set[str]) -> set[str]:
-    """The names of the nodes that `tensors` depend on (through bodies' outer reads too)."""
-    found: set[str] = set()
-    seen: set[str] = set()
-    stack = list(tensors)
-    while stack:
-        tensor = stack.pop()
-        if tensor in seen:
-            continue
-        seen.add(tensor)
-        name = graph.producer.get(tensor)
-        if name is not None and name not in found:
-            found.add(name)
-            stack.extend(graph.node_inputs(graph.nodes[name]))
-    return found
 
 
 def _skeleton(
