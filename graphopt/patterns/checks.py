@@ -193,13 +193,12 @@ def onnxruntime_runs(m: Match, op: str) -> str | None:
     facts = m.facts
     names = [t for _, t in m.literal_sites]
     names += [t for v in m.rule.constant_vars if (t := m.tensor(v)) is not None]
-    kinds = {facts.dtype(t) for t in names} - {None}
+    kinds = {kind for t in names if (kind := facts.dtype(t)) is not None}
     for kind in kinds:
         if kind in _FLOAT_KERNELS:
             continue
-        version = m.graph.opset_version("")
-        if not _ort_runs(op, version, onnx.helper.np_dtype_to_tensor_dtype(kind)):
-            return f"onnxruntime has no {kind} {op} (opset {version})"
+        if (lacking := _ort_lacks(m, op, kind)) is not None:
+            return lacking
     return None
 
 
@@ -215,10 +214,16 @@ def onnxruntime_runs_on(m: Match, op: str, x: Var) -> str | None:
     an implementation for Swish(24)")."""
     t = m.tensor(x.name)
     kind = (m.facts.dtype(t) if t is not None else None) or np.dtype(np.float32)
+    return _ort_lacks(m, op, kind)
+
+
+def _ort_lacks(m: Match, op: str, kind: np.dtype) -> str | None:
+    """Why onnxruntime's CPU build cannot run default-domain `op` on `kind` at the model's
+    opset (probed once per process: `_ort_runs`), or None where it can."""
     version = m.graph.opset_version("")
-    if not _ort_runs(op, version, onnx.helper.np_dtype_to_tensor_dtype(kind)):
-        return f"onnxruntime has no {kind} {op} (opset {version})"
-    return None
+    if _ort_runs(op, version, onnx.helper.np_dtype_to_tensor_dtype(kind)):
+        return None
+    return f"onnxruntime has no {kind} {op} (opset {version})"
 
 
 @functools.cache
