@@ -331,6 +331,8 @@ def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
     except PipelineError:
         return
     theirs = [r.name for r in rules if r.name not in builtin]
+    if not theirs:
+        return
     for step in pipeline.pass_steps():
         p = step.pass_
         if not isinstance(p, FusePatterns):
@@ -341,8 +343,6 @@ def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
             return
         if any(r.name in theirs and r.name not in p.exclude for r in chosen):
             return
-    if not theirs:
-        return
     named = ", ".join(repr(n) for n in theirs[:3]) + (" ..." if len(theirs) > 3 else "")
     raise PipelineError(
         f"{where}: `rules:` loads {len(theirs)} rule(s) ({named}) that no step runs: add a "
