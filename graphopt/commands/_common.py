@@ -207,24 +207,19 @@ def refuse_writing_over_read_files(
                 raise error(f"{option} {path} is the {source} file; give another")
 
 
-def _input_data_files(models: Iterable[str]) -> set[Path]:
-    """The external data files (resolved) the model files `models` read; an unreadable model
-    has none (its load says why, later)."""
+def _data_files_of(model: str) -> set[Path]:
+    """The external data files (resolved) the model file `model` reads; none for a model that
+    is no regular file or cannot be read (the command's own load says why, later)."""
     from graphopt.ir.model_io import _external_tensors
 
-    files: set[Path] = set()
-    for model in models:
-        if not Path(model).is_file():  # a FIFO blocked onnx.load, /dev/zero filled memory
-            continue
-        try:
-            proto = onnx.load(model, load_external_data=False)
-        except Exception:
-            continue
-        folder = Path(model).resolve().parent
-        files |= {
-            (folder / ExternalDataInfo(t).location).resolve() for t in _external_tensors(proto)
-        }
-    return files
+    if not Path(model).is_file():  # a FIFO blocked onnx.load, /dev/zero filled memory
+        return set()
+    try:
+        proto = onnx.load(model, load_external_data=False)
+    except Exception:
+        return set()
+    folder = Path(model).resolve().parent
+    return {(folder / ExternalDataInfo(t).location).resolve() for t in _external_tensors(proto)}
 
 
 def refuse_data_file_of_inputs(
@@ -240,7 +235,7 @@ def refuse_data_file_of_inputs(
     if output == STDOUT:
         return
     data = Path(output).resolve().parent / default_data_location(Path(output))
-    if not data.is_file() or data not in _input_data_files(models):
+    if not data.is_file() or not any(data in _data_files_of(m) for m in models):
         return
     if model_io._over_two_gib(model):
         raise error(
@@ -256,21 +251,10 @@ def refuse_writing_over_data_files(
     external data file of one of the input `models`: merge, split, quantize (--cache) and build
     wrote over it, and the input model was left pointing at bytes that are not its weights.
     Only paths that exist can be one, so the models' headers are read only for those."""
-    from graphopt.ir.model_io import _external_tensors
-
     existing = [(option, Path(path).resolve()) for option, path in written if path]
     existing = [(option, path) for option, path in existing if path.is_file()]
     for model in models if existing else ():
-        if not Path(model).is_file():  # a FIFO blocked onnx.load, /dev/zero filled memory
-            continue  # (the command's own load refuses it)
-        try:
-            proto = onnx.load(model, load_external_data=False)
-        except Exception:  # an unreadable model: its load says why, later
-            continue
-        folder = Path(model).resolve().parent
-        files = {
-            (folder / ExternalDataInfo(t).location).resolve() for t in _external_tensors(proto)
-        }
+        files = _data_files_of(model)
         for option, path in existing:
             if path in files:
                 raise error(
