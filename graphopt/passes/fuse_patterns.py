@@ -22,6 +22,7 @@ functions (the converter drops them), the model is left as it was.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     except OpsetConversionError as e:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, e.reason)
         return False
-    problem = _conversion_problem(converted, version)
+    problem = _conversion_problem(converted, version) or _runtime_problem(converted)
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False
@@ -149,6 +150,43 @@ def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
         return f"the converted model fails onnx.checker: {first_line(e)}"
     return ""
+
+
+def _runtime_problem(converted: onnx.ModelProto) -> str:
+    """Why the installed onnxruntime cannot load a model at the converted model's opset and IR
+    version ("" when it can): onnxruntime 1.23, the newest for Python 3.10, stops at opset 23
+    and IR 11, and an upgrade to Swish's opset 24 (IR 12) made a model no session there loads."""
+    version, ir_version = default_opset(converted), converted.ir_version
+    if _onnxruntime_loads(version, ir_version):
+        return ""
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__} cannot load opset {version} (IR {ir_version})"
+
+
+@functools.cache
+def _onnxruntime_loads(opset: int, ir_version: int) -> bool:
+    """Whether the installed onnxruntime loads an Identity model at default-domain `opset` and
+    `ir_version` (True without onnxruntime: nothing to judge by); probed once per process."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return True
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version
+    )
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    try:
+        ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime raises its own untyped errors
+        return False
+    return True
 
 
 @register_pass
