@@ -50,6 +50,20 @@ def _cap_test_models_ir_version() -> None:
 _cap_test_models_ir_version()
 
 
+def onnxruntime_loads_opset(opset: int) -> bool:
+    """Whether the installed onnxruntime loads a model at default-domain `opset` (1.23.2, the
+    newest for Python 3.10, stops at 23)."""
+    from graphopt.passes.fuse_patterns import _onnxruntime_loads
+
+    return _onnxruntime_loads(opset, 11)
+
+
+# a test whose subject is an opset-24 op (Swish) running in onnxruntime
+needs_onnxruntime_opset_24 = pytest.mark.skipif(
+    not onnxruntime_loads_opset(24), reason="the installed onnxruntime loads no opset 24"
+)
+
+
 def assert_same_outputs(
     original: onnx.ModelProto,
     rewritten: onnx.ModelProto,

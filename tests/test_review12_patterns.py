@@ -12,7 +12,7 @@ import pytest
 from graphopt.errors import PipelineError
 from graphopt.passes.fuse_patterns import FusePatterns
 from graphopt.patterns import load_rule_file, parse_rules
-from tests.conftest import assert_same_outputs
+from tests.conftest import assert_same_outputs, needs_onnxruntime_opset_24
 from tests.fusion_models import build, explained, feeds, ops, run_passes
 
 OPSET13 = '<ir_version: 8, opset_import: ["" : 13]>'
@@ -450,6 +450,7 @@ def test_optional_inputs_absent_in_the_middle_and_a_literal_on_an_overridable_co
     assert ops(out) == ["Add"]
 
 
+@needs_onnxruntime_opset_24
 def test_a_replacement_of_a_newer_opset_waits_for_upgrade_opset(tmp_path):
     model = build(
         f"""{OPSET13}

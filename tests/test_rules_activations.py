@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import assert_same_outputs
+from tests.conftest import assert_same_outputs, needs_onnxruntime_opset_24
 from tests.fusion_models import build, explained, feeds, ops, rand, run_passes
 
 HEAD = '<ir_version: {ir}, opset_import: ["" : {opset}]>\ng (float[2,3,4,5] x) => (float[2,3,4,5] y) {{\n'
@@ -134,6 +134,7 @@ def test_hardsigmoid(body):
     assert_same_outputs(m, out, feeds(m))
 
 
+@needs_onnxruntime_opset_24
 def test_silu_needs_opset_24_or_an_upgrade():
     body = "s = Sigmoid(x)\n  y = Mul(s, x)"
     m24 = model(body, 24)
