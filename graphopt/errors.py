@@ -7,6 +7,8 @@ to do about it.
 
 from __future__ import annotations
 
+import onnx
+
 
 class GraphoptError(Exception):
     """Base class of every error graphopt raises on purpose."""
@@ -71,3 +73,12 @@ def first_line(error: BaseException) -> str:
     onnxruntime and protobuf raise untyped errors whose messages run to many lines."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+# What onnx.checker.check_model(full_check=True) raises on a bad model: its own error, shape
+# inference's, and a bare ValueError from its C++ code ("Invalid tensor data type 99.")
+CHECKER_ERRORS: tuple[type[Exception], ...] = (
+    onnx.checker.ValidationError,
+    onnx.shape_inference.InferenceError,
+    ValueError,
+)

@@ -47,6 +47,7 @@ import yaml
 
 from graphopt._resources import builtin_dir
 from graphopt.errors import (
+    CHECKER_ERRORS,
     GraphoptError,
     PassError,
     PipelineError,
@@ -730,7 +731,7 @@ def _checker_error(model: onnx.ModelProto) -> str | None:
     it does not know, "Invalid tensor data type 99.", which came out as a traceback.)"""
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
+    except CHECKER_ERRORS as e:
         return first_line(e)
     return None
 

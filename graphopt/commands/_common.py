@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx.external_data_helper import ExternalDataInfo
 
-from graphopt.errors import SaveError, VerifyError, first_line
+from graphopt.errors import CHECKER_ERRORS, SaveError, VerifyError, first_line
 from graphopt.ir.model_io import LoadedModel, default_data_location
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> No
     """`onnx.checker.check_model(full_check=True)`; a failure is a one-line `VerifyError`."""
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
+    except CHECKER_ERRORS as e:
         # (a ValueError: full_check's shape inference on an unknown element type, e.g. 99)
         raise VerifyError(f"{what} fails onnx.checker: {first_line(e)}") from e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import onnx
 
-from graphopt.errors import GraphoptError, first_line
+from graphopt.errors import CHECKER_ERRORS, GraphoptError, first_line
 
 
 class MergeError(GraphoptError):
@@ -18,7 +18,7 @@ def check_model(model: onnx.ModelProto, what: str) -> None:
     line, e.g. "the merged model fails onnx.checker: ..." for `what="merged"`."""
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
+    except CHECKER_ERRORS as e:
         # (a ValueError: full_check's shape inference on an unknown element type, e.g. 99)
         first = first_line(e)
         raise MergeError(f"the {what} model fails onnx.checker: {first}") from e

@@ -31,7 +31,7 @@ from typing import ClassVar
 
 import onnx
 
-from graphopt.errors import OpsetConversionError, PipelineError, first_line
+from graphopt.errors import CHECKER_ERRORS, OpsetConversionError, PipelineError, first_line
 from graphopt.ir import Graph
 from graphopt.ir.nodes import default_opset
 from graphopt.ir.opset_conversion import convert_opset
@@ -147,7 +147,7 @@ def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
         # the full check: the result must pass it, and at opset 13+ onnx's own inference of
         # some ops fails it (MeanVarianceNormalization's function body) where 12 passed
         onnx.checker.check_model(converted, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as e:
+    except CHECKER_ERRORS as e:
         return f"the converted model fails onnx.checker: {first_line(e)}"
     return ""
 

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import OpsetConversionError, PipelineError, QuantizeError, first_line
+from graphopt.errors import (
+    CHECKER_ERRORS,
+    OpsetConversionError,
+    PipelineError,
+    QuantizeError,
+    first_line,
+)
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
 from graphopt.ir.nodes import default_opset
@@ -628,10 +634,8 @@ def parameters(
     return params, scales
 
 
-# What onnx.checker.check_model(full_check=True) raises for a model it refuses: its shape
-# inference raises a plain ValueError for an element type it has no name for ("Invalid tensor
-# data type 99."), which came out of quantize as a traceback.
-CHECKER_ERRORS = (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError)
+# (graphopt.errors.CHECKER_ERRORS: a plain ValueError for an element type 99 came out of
+# quantize as a traceback)
 
 
 def check(model: onnx.ModelProto, source: ModelLike | None = None, what: str = "quantized") -> None:
