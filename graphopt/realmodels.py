@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import shutil
 import stat
 import subprocess
@@ -448,18 +447,9 @@ def _write_extracted(target: Path, data: bytes) -> None:
     """Write `data` to a fresh file beside `target` named for this process
     (`.extract-<pid>-...`, which `remove_stale_extractions` recognises once the process is
     gone) and rename it into place; the fresh file is removed on any error or interrupt."""
-    short = target.name
-    while len(os.fsencode(short)) > 200:  # the fresh name stays within 255 bytes
-        short = short[:-1]
-    for _ in range(100):
-        tmp = target.parent / f"{_EXTRACT_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{short}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        break
-    else:
-        raise OSError(f"no free temporary file name in {target.parent}")
+    from graphopt.ir.model_io import create_fresh
+
+    fd, tmp = create_fresh(target.parent, target.name, f"{_EXTRACT_PREFIX}{os.getpid()}-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

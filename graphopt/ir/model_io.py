@@ -906,16 +906,28 @@ def _fresh_path(beside: Path) -> Path:
     raise OSError(f"no free temporary file name in {beside.parent}")
 
 
-def _temporary_name(name: str) -> str:
-    """A fresh hidden name ending in (at most the first 200 bytes of) `name`: a file name of
-    up to 255 bytes, as its folder allows, whatever `name`'s length (`name` itself may be
-    255). It is cut between characters, not inside one: bytes cut from a character are no
-    UTF-8, which APFS refuses in a file name and protobuf in the external data location that
-    names the file."""
+def _temporary_name(name: str, prefix: str = ".graphopt-") -> str:
+    """A fresh hidden name, `prefix` + 12 hex digits + `-` + (at most the first 200 bytes of)
+    `name`: a file name of up to 255 bytes, as its folder allows, whatever `name`'s length
+    (`name` itself may be 255). It is cut between characters, not inside one: bytes cut from a
+    character are no UTF-8, which APFS refuses in a file name and protobuf in the external
+    data location that names the file."""
     short = name
     while len(os.fsencode(short)) > 200:  # bytes as the file system has them
         short = short[:-1]
-    return f".graphopt-{secrets.token_hex(6)}-{short}"
+    return f"{prefix}{secrets.token_hex(6)}-{short}"
+
+
+def create_fresh(parent: Path, name: str, prefix: str = ".graphopt-") -> tuple[int, Path]:
+    """A new file in `parent` under a `_temporary_name` of `name`, created exclusively:
+    (its descriptor, open for writing; its path)."""
+    for _ in range(100):
+        tmp = parent / _temporary_name(name, prefix)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise OSError(f"no free temporary file name in {parent}")
 
 
 def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
@@ -1121,15 +1133,7 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
     if path.is_symlink():
         path = Path(os.path.realpath(path))
         parent = path.parent
-    for _ in range(100):
-        tmp = parent / _temporary_name(path.name)
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        break
-    else:
-        raise OSError(f"no free temporary file name in {parent}")
+    fd, tmp = create_fresh(parent, path.name)
     try:
         mode = _mode_of(path)
         with os.fdopen(fd, "wb") as f:
