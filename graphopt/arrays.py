@@ -5,7 +5,9 @@ corrupt archive, a damaged header) is one `ValueError` saying why in a few words
 EOFError for an empty file (a traceback from every caller that caught OSError/ValueError),
 BadZipFile for a broken archive, tokenize.TokenError for a header that is no Python literal,
 MemoryError for one declaring 10^12 values, and for any other format the advice to load it
-with pickle.
+with pickle. `NP_LOAD_ERRORS` and `unreadable_reason` serve the modules that call np.load
+themselves (`graphopt.quant.data` reads only the archive members it feeds; `graphopt.distill`
+memory-maps its targets).
 
 What it does not do: load pickled objects (never), or decide what a missing key means (the
 callers match arrays to model inputs).
@@ -20,42 +22,66 @@ from pathlib import Path
 
 import numpy as np
 
+from graphopt.errors import first_line
+
 NOT_NUMPY = "not a .npy or .npz file (np.save and np.savez write them)"
 OBJECT_ARRAY = "holds an array of Python objects, which is not loaded (pickle); save numeric arrays"
 
-# what numpy raises for a file it cannot read as .npy/.npz, besides ValueError and OSError
-# (TokenError: a header that is not one Python literal, as "(1, 3, 8, 8" unclosed)
-_BROKEN = (EOFError, zipfile.BadZipFile, zlib.error, KeyError, tokenize.TokenError)
-TOO_BIG = "its header declares an array too big for memory (a damaged header?)"
+# What np.load raises for a file it cannot read as .npy/.npz, and what reading an .npz member
+# raises, named once (`load_arrays`, `graphopt.quant.data` and `graphopt.distill` catch it):
+# OSError and ValueError; EOFError for an empty file; BadZipFile, zlib.error and KeyError for a
+# broken archive or member; tokenize's TokenError for a .npy header that is not one Python
+# literal, as "(1, 3, 8, 8" unclosed; MemoryError for a header declaring 10^12 values (numpy
+# allocates what the header declares before reading).
+NP_LOAD_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
+    tokenize.TokenError,
+    MemoryError,
+)
 
 
 def load_arrays(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
     """The array of a `.npy` file, or every array of a `.npz` archive by key (read into memory,
     the file closed), whatever the file's suffix; a one-line `ValueError` when it cannot be
-    read."""
+    read (`unreadable_reason`)."""
     try:
         data = np.load(path, allow_pickle=False)
-    except OSError as e:
-        raise ValueError(e.strerror or str(e)) from e
-    except MemoryError as e:  # numpy allocates what the header declares before reading
-        raise ValueError(TOO_BIG) from e
-    except EOFError as e:
-        raise ValueError("the file is empty" if _empty(path) else f"{NOT_NUMPY}: {e}") from e
-    except (ValueError, *_BROKEN) as e:
-        if _object_array(e):
-            raise ValueError(OBJECT_ARRAY) from e
-        raise ValueError(NOT_NUMPY if "pickled" in str(e) else f"{NOT_NUMPY}: {e}") from e
+    except NP_LOAD_ERRORS as e:
+        raise ValueError(unreadable_reason(e, path)) from e
     if isinstance(data, np.ndarray):
         return data
     with data:
         try:
             return {k: data[k] for k in data.files}
-        except MemoryError as e:
-            raise ValueError(f"a .npz archive whose member {TOO_BIG.removeprefix('its ')}") from e
-        except (OSError, ValueError, *_BROKEN) as e:
-            if _object_array(e):
-                raise ValueError(OBJECT_ARRAY) from e
-            raise ValueError(f"a corrupt .npz archive: {e}") from e
+        except NP_LOAD_ERRORS as e:
+            raise ValueError(unreadable_reason(e, path, member=True)) from e
+
+
+def unreadable_reason(error: BaseException, path: str | Path, *, member: bool = False) -> str:
+    """Why numpy could not read the file at `path` as .npy/.npz, in a few words, from `error`
+    (one of `NP_LOAD_ERRORS`, raised by `np.load` or, `member`, by reading a member of the
+    archive it opened). Never numpy's advice to load a file of another format as a pickle."""
+    if isinstance(error, MemoryError):
+        return (
+            f"its .npy header declares an array larger than memory ({first_line(error)}): a "
+            "damaged header?"
+        )
+    if isinstance(error, tokenize.TokenError):
+        return f"its .npy header is not readable ({error.args[0] if error.args else error})"
+    if _object_array(error):
+        return OBJECT_ARRAY
+    if member:
+        return f"a corrupt .npz archive: {first_line(error)}"
+    if isinstance(error, EOFError) and _empty(path):
+        return "the file is empty"
+    if isinstance(error, OSError):
+        return error.strerror or first_line(error)
+    return NOT_NUMPY if "pickled" in str(error) else f"{NOT_NUMPY}: {first_line(error)}"
 
 
 def _object_array(e: BaseException) -> bool:

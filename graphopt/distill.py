@@ -44,12 +44,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from tokenize import TokenError
 from typing import Any
 
 import numpy as np
 import onnx
 
+from graphopt.arrays import NP_LOAD_ERRORS, load_arrays
 from graphopt.errors import GraphoptError
 from graphopt.ir.io_names import require_text_io_names
 from graphopt.realmodels import IMAGE_SUFFIXES
@@ -209,8 +209,6 @@ def load_feed(
         if not isinstance(item, Mapping):  # dict() of it raised ValueError or TypeError
             raise DistillError(f"{source.name}: is a {type(item).__name__}, not a feed dict")
         return dict(item)
-    from graphopt.arrays import load_arrays
-
     assert source.path is not None
     path = source.path
     suffix = path.suffix.lower()
@@ -622,11 +620,6 @@ def _create(
     return manifest
 
 
-# what np.load raises for a target file whose .npy header was damaged: besides OSError and
-# ValueError, tokenize's TokenError for a header that is no Python literal (a traceback)
-_UNREADABLE_NPY = (OSError, ValueError, TokenError)
-
-
 def _open(
     out: Path, manifest: Mapping[str, Any], specs: Sequence[TargetSpec]
 ) -> dict[str, np.memmap]:
@@ -635,7 +628,7 @@ def _open(
         entry = manifest["tensors"][spec.name]
         try:
             arr = np.load(out / entry["file"], mmap_mode="r+")
-        except _UNREADABLE_NPY as e:
+        except NP_LOAD_ERRORS as e:
             raise DistillError(f"{out / entry['file']}: cannot open: {e}") from e
         _check_file(out / entry["file"], arr, entry)
         arrays[spec.name] = arr
@@ -846,7 +839,7 @@ def load_targets(
     for name, entry in manifest["tensors"].items():
         try:
             arr = np.load(Path(directory) / entry["file"], mmap_mode="r")
-        except _UNREADABLE_NPY as e:
+        except NP_LOAD_ERRORS as e:
             raise DistillError(f"{Path(directory) / entry['file']}: cannot read: {e}") from e
         _check_file(Path(directory) / entry["file"], arr, entry)
         out[name] = arr[:done]

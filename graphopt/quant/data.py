@@ -24,18 +24,17 @@ does not run models.
 from __future__ import annotations
 
 import logging
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from tokenize import TokenError
 from typing import Any
 
 import numpy as np
 import onnx
 
+from graphopt.arrays import NP_LOAD_ERRORS, unreadable_reason
 from graphopt.backends.onnxruntime import input_specs
-from graphopt.errors import GraphoptError, QuantizeError, first_line
+from graphopt.errors import GraphoptError, QuantizeError
 from graphopt.quant.image_input import image_input
 from graphopt.realmodels import IMAGE_SUFFIXES
 
@@ -262,8 +261,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                 )
             try:
                 value = np.load(path, allow_pickle=False)
-            except _UNREADABLE as e:  # EOFError: an empty file
-                raise QuantizeError(f"{path}: cannot read .npy feed: {_reason(e)}") from e
+            except NP_LOAD_ERRORS as e:
+                reason = unreadable_reason(e, path)
+                raise QuantizeError(f"{path}: cannot read .npy feed: {reason}") from e
             if not isinstance(value, np.ndarray):  # an .npz archive under a .npy name
                 value.close()
                 raise QuantizeError(f"{path}: is an .npz archive, not a .npy array")
@@ -276,8 +276,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         of any name for a single-input model."""
         try:
             data = np.load(path, allow_pickle=False)
-        except _UNREADABLE as e:  # EOFError: empty file
-            raise QuantizeError(f"{path}: cannot read .npz feed: {_reason(e)}") from e
+        except NP_LOAD_ERRORS as e:
+            reason = unreadable_reason(e, path)
+            raise QuantizeError(f"{path}: cannot read .npz feed: {reason}") from e
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise QuantizeError(f"{path}: is a .npy array, not an .npz archive")
         with data:
@@ -287,8 +288,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                     return {n: data[n] for n in names + self.overridable if n in keys}
                 if len(names) == 1 and len(keys) == 1:
                     return {names[0]: data[keys[0]]}
-            except _UNREADABLE as e:
-                raise QuantizeError(f"{path}: cannot read .npz feed: {_reason(e)}") from e
+            except NP_LOAD_ERRORS as e:
+                reason = unreadable_reason(e, path, member=True)
+                raise QuantizeError(f"{path}: cannot read .npz feed: {reason}") from e
         missing = [n for n in names if n not in keys]
         raise QuantizeError(
             f"{path}: no array for model input(s) {', '.join(missing)}; the archive has "
@@ -366,22 +368,3 @@ def folder_feeds(
         suffixes = ", ".join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)
         raise QuantizeError(f"{directory}: no calibration files ({suffixes})")
     return FolderFeeds(files, model, spec, batch_size)
-
-
-# What np.load raises for a file it cannot read: besides OSError and ValueError, EOFError (an
-# empty file), BadZipFile (a broken archive), tokenize's TokenError (a .npy header that is not
-# one Python literal, e.g. an unclosed parenthesis) and MemoryError (a header declaring more
-# values than memory holds, whatever the file's size): the last two were tracebacks.
-_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, TokenError, MemoryError)
-
-
-def _reason(error: BaseException) -> str:
-    """Why numpy could not read a feed file: for a file of another format numpy says it holds
-    "pickled (object) data" and advises loading it unsafely, which is no reason to give."""
-    from graphopt.arrays import NOT_NUMPY
-
-    if isinstance(error, TokenError):
-        return f"its .npy header is not readable ({error.args[0] if error.args else error})"
-    if isinstance(error, MemoryError):
-        return f"its .npy header declares an array larger than memory ({first_line(error)})"
-    return NOT_NUMPY if "pickled" in str(error) else str(error)
