@@ -52,6 +52,7 @@ import onnx
 from graphopt.arrays import NP_LOAD_ERRORS, load_arrays
 from graphopt.errors import GraphoptError
 from graphopt.ir.io_names import require_text_io_names
+from graphopt.ir.model_io import special_file_kind
 from graphopt.realmodels import IMAGE_SUFFIXES
 
 log = logging.getLogger("graphopt.distill")
@@ -165,8 +166,8 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
                 and p.is_file()
                 and not targets.intersection(p.parents)
             )
-        elif os.path.exists(root):  # /dev/zero, a FIFO: it was "no such file or folder"
-            raise DistillError(f"{root}: is not a regular file or folder (a device or FIFO?)")
+        elif kind := special_file_kind(root):  # /dev/zero, a FIFO: was "no such file or folder"
+            raise DistillError(f"{root}: is not a regular file or folder ({kind})")
         else:
             raise DistillError(f"{root}: no such file or folder")
         if not files:

@@ -185,14 +185,9 @@ def _refuse_special_file(path: Path, prefix: str, pipes: bool = False) -> None:
     file (nor, with `pipes`, a FIFO): /dev/zero's read never ends (a MemoryError); a FIFO's
     waits for a writer (onnx refuses one as external data anyway). A missing path is left to
     the reader's own message."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or (pipes and stat.S_ISFIFO(mode)):
-        return
-    kind = next((k for test, k in _SPECIAL_KINDS if test(mode)), "a special file")
-    raise LoadError(f"{prefix}is not a regular file ({kind})")
+    kind = special_file_kind(path)
+    if kind is not None and not (pipes and kind == "a FIFO"):
+        raise LoadError(f"{prefix}is not a regular file ({kind})")
 
 
 def _check_external_size(
@@ -1157,11 +1152,21 @@ def _mode_of(path: Path) -> int | None:
 def is_stream(path: Path) -> bool:
     """Whether `path` (its links followed) exists and is neither a regular file nor a folder:
     a character or block device, a pipe or a socket."""
+    return special_file_kind(path) is not None
+
+
+def special_file_kind(path: str | os.PathLike[str]) -> str | None:
+    """What `path` (its links followed) is when it is there but neither a regular file nor a
+    folder: "a FIFO", "a character device", "a block device", "a socket" (or "a special
+    file"); None for a regular file, a folder, or nothing there (a path the system refuses
+    too: a NUL byte in it)."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), "a special file")
 
 
 def _write(f: BinaryIO, data: bytes | Sequence[bytes]) -> None:
