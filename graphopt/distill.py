@@ -189,11 +189,12 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
 
 def _is_targets_manifest(path: Path) -> bool:
     """Whether `path` is the manifest of a distillation targets folder."""
-    if not path.is_file():  # a FIFO named so blocked the read for ever
-        return False
-    try:
-        return bool(json.loads(path.read_text(encoding="utf-8")).get("format") == FORMAT)
-    except (OSError, ValueError, AttributeError):
+    from graphopt.quant.cache import read_text_file
+
+    try:  # (a FIFO named so blocked the read for ever)
+        text = read_text_file(path, "distillation manifest", error=DistillError)
+        return bool(json.loads(text).get("format") == FORMAT)
+    except (DistillError, ValueError, AttributeError):
         return False
 
 
@@ -751,17 +752,15 @@ def _remove_unkept(out: Path, manifest: Mapping[str, Any]) -> None:
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a targets folder."""
+    from graphopt.quant.cache import read_text_file
+
     path = Path(directory) / MANIFEST
-    if path.exists() and not path.is_file():  # a FIFO blocked the read for ever
-        raise DistillError(f"{path}: is not a regular file")
+    # a FIFO blocked the read for ever; bytes that are no UTF-8 were a traceback
+    text = read_text_file(path, "distillation manifest", error=DistillError)
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DistillError(f"{path}: cannot read: {e.strerror}") from e
+        manifest = json.loads(text)
     except json.JSONDecodeError as e:
         raise DistillError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from e
-    except UnicodeDecodeError as e:  # (a traceback, as a JSON list was: AttributeError)
-        raise DistillError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DistillError(f"{path}: not a graphopt distillation manifest ({FORMAT})")
     _check_manifest(manifest, path)

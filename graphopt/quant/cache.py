@@ -183,20 +183,26 @@ def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
 MAX_TEXT_BYTES = 256 << 20  # a cache of a million tensors is ~50 MB
 
 
-def read_text_file(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
-    """The UTF-8 text of the regular file at `path` (a cache, a preprocessing spec); a
-    `QuantizeError` naming `what` for anything else. A device or a FIFO is refused before it is
-    opened: `--cache-in /dev/zero` read until memory ran out (a MemoryError, or the OOM killer),
-    and a FIFO without a writer blocked the open for ever. So is a file over `limit` bytes."""
+def read_text_file(
+    path: str | Path,
+    what: str,
+    limit: int = MAX_TEXT_BYTES,
+    error: type[Exception] = QuantizeError,
+) -> str:
+    """The UTF-8 text of the regular file at `path` (a cache, a preprocessing spec, a
+    distillation manifest); a `QuantizeError` (or `error`) naming `what` for anything else. A
+    device or a FIFO is refused before it is opened: `--cache-in /dev/zero` read until memory
+    ran out (a MemoryError, or the OOM killer), and a FIFO without a writer blocked the open
+    for ever. So is a file over `limit` bytes."""
     try:
         st = os.stat(path)
     except OSError as e:
-        raise QuantizeError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+        raise error(f"{path}: cannot read {what}: {e.strerror or e}") from e
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device or FIFO?)"
-        raise QuantizeError(f"{path}: cannot read {what}: it is {kind}")
+        raise error(f"{path}: cannot read {what}: it is {kind}")
     if st.st_size > limit:
-        raise QuantizeError(
+        raise error(
             f"{path}: cannot read {what}: {st.st_size} bytes, more than such a file holds "
             f"({limit >> 20} MiB at most)"
         )
@@ -204,12 +210,12 @@ def read_text_file(path: str | Path, what: str, limit: int = MAX_TEXT_BYTES) -> 
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError as e:
-        raise QuantizeError(f"{path}: cannot read {what}: {e.strerror or e}") from e
+        raise error(f"{path}: cannot read {what}: {e.strerror or e}") from e
     if len(data) > limit:  # grown since the stat
-        raise QuantizeError(f"{path}: cannot read {what}: more than {limit >> 20} MiB")
+        raise error(f"{path}: cannot read {what}: more than {limit >> 20} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise QuantizeError(
+        raise error(
             f"{path}: cannot read {what}: not UTF-8 text ({e.reason} at byte {e.start})"
         ) from e
