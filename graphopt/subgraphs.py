@@ -137,10 +137,7 @@ def _skeleton(
     the data of initializers that are not `small_constant` left out (inference reads none).
     With `nodes` (all that the tensors `wanted` depend on): only those nodes, the initializers
     they or `wanted` are, and the outputs and value_info of the tensors defined there."""
-    model = onnx.ModelProto()
-    model.ir_version = graph.model.ir_version
-    model.opset_import.extend(graph.model.opset_import)
-    model.functions.extend(graph.model.functions)
+    model = model_header(graph.model)
     src, g = graph.proto, model.graph
     g.name = as_text(src.name)
     g.input.extend(src.input)
@@ -254,14 +251,22 @@ def _model_of(
     graph: Graph, body: onnx.GraphProto, inputs: list[onnx.ValueInfoProto]
 ) -> onnx.ModelProto:
     """M(B): `body` with `inputs`, under `graph`'s model's IR version, opsets and functions."""
-    model = onnx.ModelProto()
-    model.ir_version = graph.model.ir_version
-    model.opset_import.extend(graph.model.opset_import)
-    model.functions.extend(graph.model.functions)
+    model = model_header(graph.model)
     model.graph.CopyFrom(body)
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     return model
+
+
+def model_header(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A model with `model`'s IR version, opset imports and model-local functions and an empty
+    graph: what a graph (a body, a part of the graph) needs around it to be a model of its own
+    that checks and runs as it does inside `model`."""
+    header = onnx.ModelProto()
+    header.ir_version = model.ir_version
+    header.opset_import.extend(model.opset_import)
+    header.functions.extend(model.functions)
+    return header
 
 
 def _own_inputs(
