@@ -324,14 +324,14 @@ def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
     runs the `user` group) they never ran, without a word. A rule file that fails to load, or
     a rule pass naming an unknown rule, is left to `check_rule_passes`."""
     from graphopt.passes.fuse_patterns import FusePatterns
-    from graphopt.patterns import rule_set, select
+    from graphopt.patterns import builtin_rule_files, rule_set, select
 
     try:
-        rules = rule_set(pipeline.rule_files)
-        builtin = {r.name for r in rule_set()}
+        rules = rule_set(pipeline.rule_files)  # the built-in rules first, then these files'
     except PipelineError:
         return
-    theirs = [r.name for r in rules if r.name not in builtin]
+    builtin = {str(path) for path in builtin_rule_files()}
+    theirs = [r.name for r in rules if r.source not in builtin]
     if not theirs:
         return
     for step in pipeline.pass_steps():

@@ -222,7 +222,7 @@ def cmd_quantize(path, work, seed, rng):  # type: ignore[no-untyped-def]
     target = rng.choice(["tensorrt", "onnxruntime"])
     argv = ["quantize", str(path), "-o", str(out), "--calib", str(calib), "--cache", str(cache)]
     argv += ["--method", method, "--target", target, "--no-progress"]
-    return argv, [out, cache], False
+    return argv, [out, cache, work / "q.cache.graphopt.json"], False  # (its sidecar)
 
 
 def cmd_quantize_cache(path, work, seed, rng):  # type: ignore[no-untyped-def]
@@ -593,7 +593,7 @@ def check_calib_case(damage: str, k: int, tmp: Path) -> list[str]:
     runs.append(
         (
             [*quantize, "--method", method, "--cache", str(work / "c")],
-            [out, work / "c"],
+            [out, work / "c", work / "c.graphopt.json"],
             "quantize" in refused,
         )
     )

@@ -48,6 +48,7 @@ def test_cache_in_with_calib_counts_its_feeds(written, capsys, caplog) -> None: 
 
 def test_cache_in_alone_says_the_float_groups_are_not_carried(written, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
     argv, _ = written
+    Path(f"{argv[-1]}.graphopt.json").unlink()  # the cache alone (with it: test_cache_sidecar14)
     assert main([*argv, "--no-progress", "--report"]) == 0
     warnings = [r.getMessage() for r in caplog.records if "holds scales only" in r.getMessage()]
     assert len(warnings) == 1 and "--calib" in warnings[0], caplog.text

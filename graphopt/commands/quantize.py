@@ -2,8 +2,10 @@
 
 Calibration data: a folder of `.npy`/`.npz` feeds or of images (with `--size`, `--letterbox`,
 `--mean`, `--std`, `--scale`, `--bgr`, or `--preprocess spec.yaml`); or `--cache-in F` to take
-scales from a TensorRT calibration cache instead of calibrating. An image option with no image
-to preprocess (a folder of arrays only, or `--cache-in` alone) is refused, not ignored.
+scales from a TensorRT calibration cache instead of calibrating (and the nodes kept float from
+its sidecar `F.graphopt.json`, which `--cache F` writes: `graphopt.quant.sidecar`). An image
+option with no image to preprocess (a folder of arrays only, or `--cache-in` alone) is refused,
+not ignored.
 
 The output's folder (and the cache's) is checked before anything is loaded or calibrated, so a
 typo in `-o` costs a second, not a calibration run; the model is written atomically at the end.
@@ -40,7 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_output(p, "output .onnx file")
     p.add_argument("--calib", metavar="DIR", help="folder of .npy/.npz feeds or images")
     p.add_argument(
-        "--cache-in", metavar="F", help="take scales from this TensorRT calibration cache"
+        "--cache-in",
+        metavar="F",
+        help="take scales from this TensorRT calibration cache, and the nodes kept float "
+        "(stem, --keep-float, accuracy search) from its sidecar F.graphopt.json when there",
     )
     p.add_argument(
         "--method",
@@ -84,7 +89,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Q/DQ layout: tensorrt (int8 symmetric; the default) or onnxruntime (uint8, "
         "QLinear fusions)",
     )
-    p.add_argument("--cache", metavar="F", help="write a TensorRT calibration cache here")
+    p.add_argument(
+        "--cache",
+        metavar="F",
+        help="write a TensorRT calibration cache here, and beside it F.graphopt.json (the "
+        "nodes kept float, the model's digest: what --cache-in F needs to make the same model)",
+    )
     p.add_argument(
         "--trt-version",
         help="TensorRT version named in the cache header (default: that of --cache-in, else "
@@ -156,10 +166,12 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.errors import QuantizeError
     from graphopt.ir import load
     from graphopt.ir.io_names import require_text_io_names
+    from graphopt.ir.model_io import is_stream
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import quantize_with_report
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, folder_feeds, parse_triple
     from graphopt.quant.progress import Progress
+    from graphopt.quant.sidecar import path_of
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
@@ -171,11 +183,17 @@ def run(args: argparse.Namespace) -> int:
                 f"--cache-in {args.cache_in}"
             )
     refuse_options_of_other_methods(args)
-    read = [("--cache-in", args.cache_in), ("--preprocess", args.preprocess)]
-    read += [("--pipeline", args.pipeline)]
+    # the sidecars (graphopt.quant.sidecar): --cache-in's is read, --cache's written
+    side_in = str(path_of(args.cache_in)) if args.cache_in else None
+    side_out = str(path_of(args.cache)) if args.cache else None
+    read = [("--cache-in", args.cache_in), ("--cache-in's sidecar", side_in)]
+    read += [("--preprocess", args.preprocess), ("--pipeline", args.pipeline)]
     refuse_writing_over_read_files([("-o", args.output)], read, QuantizeError)
-    # (--cache over --cache-in is fine: it rewrites the scales read)
-    refuse_writing_over_read_files([("--cache", args.cache)], read[1:], QuantizeError)
+    # (--cache over --cache-in is fine: it rewrites the scales read, and the sidecar)
+    written = [("--cache", args.cache), ("--cache's sidecar", side_out)]
+    refuse_writing_over_read_files(written, read[2:], QuantizeError)
+    refuse_writing_over_read_files(written[:1], read[1:2], QuantizeError)
+    refuse_writing_over_read_files(written[1:], read[:1], QuantizeError)
     # the float original was replaced, and quantize refuses a quantized model: no way back
     refuse_model_path("-o", args.output, [("input", args.input)], QuantizeError)
     if args.output != STDOUT:  # (standard output: main checked it is no terminal)
@@ -184,15 +202,21 @@ def run(args: argparse.Namespace) -> int:
         models = [("output", args.output), ("input", args.input)]
         refuse_model_path("--cache", args.cache, models, QuantizeError)
         check_writable(args.cache, "--cache", make_parents=True)
+        if not is_stream(Path(args.cache)):  # no sidecar beside a stream
+            assert side_out is not None
+            refuse_model_path("--cache's sidecar", side_out, models, QuantizeError)
+            check_writable(side_out, "--cache's sidecar", make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
     # the model is saved as the input was (external data too): never over the input's data
     refuse_writing_over_input_data(loaded, args.output, loaded.external_data or None)
-    refuse_writing_over_data_files([("--cache", args.cache)], [args.input], QuantizeError)
+    written = [("--cache", args.cache), ("--cache's sidecar", side_out)]
+    refuse_writing_over_data_files(written, [args.input], QuantizeError)
     data = None
     progress = None
-    previous_cache = _cache_before(args.cache)
+    # what this run's cache and sidecar replace, put back when the run fails after writing them
+    previous = {path: _cache_before(path) for path in (args.cache, side_out) if path}
     if args.calib:
         spec = PreprocessSpec.from_yaml(args.preprocess) if args.preprocess else PreprocessSpec()
         if args.size:
@@ -242,16 +266,16 @@ def run(args: argparse.Namespace) -> int:
                 on_batch=progress.update if progress else None,
                 on_search=_search_update(progress, search) if search else None,
             )
+        save_output(quantized, args, external_data=loaded.external_data or None)
+    except BaseException:  # the cache may be written by now: the run is to leave nothing
+        for path, before in previous.items():
+            _put_cache_back(path, before)
+        raise
     finally:
         if progress:
             progress.close()
         if search:
             search.close()
-    try:
-        save_output(quantized, args, external_data=loaded.external_data or None)
-    except BaseException:  # the cache is written by now: the run is to leave nothing
-        _put_cache_back(args.cache, previous_cache)
-        raise
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
         f"scales from cache {args.cache_in}"
@@ -261,7 +285,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{args.input}: quantized {len(report.quantized_nodes)} nodes for {args.target} "
-        f"({source}); wrote {output_name(args)}" + (f" and {args.cache}" if args.cache else "")
+        f"({source}); wrote {output_name(args)}"
+        + (f" and {args.cache}" if args.cache else "")
+        + (f" (float choices in {side_out})" if side_out and os.path.isfile(side_out) else "")
     )
     if args.report or args.keep_float or report.kept_float or report.stem:
         for line in report.lines():
@@ -282,8 +308,8 @@ def _search_update(calibration: Progress | None, search: Progress) -> Callable[[
 
 
 def _cache_before(path: str | None) -> bytes | None:
-    """The bytes of the regular file at `path` (the --cache this run writes) before the run;
-    None when there is none (or it cannot be read)."""
+    """The bytes of the regular file at `path` (the --cache this run writes, or its sidecar)
+    before the run; None when there is none (or it cannot be read)."""
     if not path or not os.path.isfile(path):
         return None
     try:
@@ -294,14 +320,14 @@ def _cache_before(path: str | None) -> bytes | None:
 
 
 def _put_cache_back(path: str | None, previous: bytes | None) -> None:
-    """Undo this run's --cache after the model could not be saved (a data file name over the
-    folder's limit, a full disk): the cache was left, exit 2, beside no model. A cache that was
+    """Undo this run's --cache (or its sidecar) after the model could not be saved (a data file
+    name over the folder's limit, a full disk): the cache was left, exit 2, beside no model. A cache that was
     there gets its bytes back; a new one goes. A device or pipe is left alone (it was written
     straight)."""
     from graphopt.ir.model_io import is_stream, write_atomically
 
-    if not path or is_stream(Path(path)):
-        return
+    if not path or is_stream(Path(path)) or _cache_before(path) == previous:
+        return  # (a run that failed before writing it: nothing to undo)
     target = Path(path)
     try:
         if previous is None:

@@ -28,9 +28,11 @@ from graphopt.errors import (
 )
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
+from graphopt.ir.model_io import load as load_loaded
 from graphopt.ir.nodes import default_opset
 from graphopt.ir.opset_conversion import convert_opset
 from graphopt.quant import cache as cache_io
+from graphopt.quant import sidecar as sidecar_io
 from graphopt.quant.collect import Feed, choose_samples, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import COMPUTE_OPS, TARGETS, Plan, plan
@@ -74,6 +76,7 @@ class QuantizeReport:
     kept_float: list[str] = field(default_factory=list)
     stem: list[str] = field(default_factory=list)  # stem convolutions kept float (keep_stem)
     error: float | None = None  # RMS output error vs FP32 over the output's range (samples)
+    sidecar: str | None = None  # the cache sidecar whose float choices this run applied
 
     def lines(self) -> list[str]:
         feeds = (  # scales from a cache: the feeds only chose the accuracy search's samples
@@ -102,6 +105,9 @@ class QuantizeReport:
             out.append("stem kept in float: " + ", ".join(self.stem))
         if self.kept_float:
             out.append("kept in float: " + ", ".join(self.kept_float))
+        if self.sidecar:
+            what = "stem, keep_nodes" + ("" if self.sensitivity else ", accuracy search")
+            out.append(f"float choices ({what}) from {self.sidecar}")
         return out
 
 
@@ -120,11 +126,21 @@ def quantize(
     `DEFAULT_METHOD`), `entropy` (TensorRT EntropyCalibration2, floored at the
     `entropy_floor` percentile; the cache header names EntropyCalibration2, the algorithm
     TensorRT checks it against), `percentile`, `mse`.
-    `cache`: write a TensorRT calibration cache there. `target`: `tensorrt` (int8 symmetric
-    activations, zero point 0) or `onnxruntime` (uint8 asymmetric activations, int32 bias).
+    `cache`: write a TensorRT calibration cache there (as TensorRT writes one), and beside it
+    its sidecar `<cache>.graphopt.json` (`graphopt.quant.sidecar`: the nodes kept float, the
+    uint8 zero points of target `onnxruntime`, the float model's digest), which `from_cache`
+    reads to make the same model again; none beside a stream (/dev/stdout). `target`:
+    `tensorrt` (int8 symmetric activations, zero point 0) or `onnxruntime` (uint8 asymmetric
+    activations, int32 bias).
 
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
-    calibrating; a `cache` written then names that cache's calibrator, not `method`'s; when a
+    calibrating, and from its sidecar, when there, what the run that wrote it kept float: the
+    stem (unless `keep_stem` is given), its `keep_nodes` (added to these) and its accuracy
+    search's groups (unless a search runs here, on `calibration_data`), so the same float model
+    gives the same model without calibrating; a sidecar written for another model, beside
+    another cache or for another target is not applied (one warning), a damaged one or one
+    naming nodes the model lacks is a QuantizeError; a `cache` written then names that cache's
+    calibrator, not `method`'s; when a
     sensitivity search runs on samples from `calibration_data`, all of it is still read and run
     through the FP32 model once, to choose them by content), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
@@ -215,7 +231,13 @@ def quantize_with_report(
             raise QuantizeError(f"{name} must be in (0, 100], got {pct}")
     report = QuantizeReport(target, method)
     clock = time.perf_counter()
-    proto = prepare(model, target, pipeline)
+    digest = None  # of the float model, for the cache's sidecar (`graphopt.quant.sidecar`)
+    if cache is not None or from_cache is not None:
+        loaded = load_loaded(model)  # loaded once: prepare takes it as it is
+        digest = sidecar_io.model_digest(loaded.model)
+        proto = prepare(loaded, target, pipeline)
+    else:
+        proto = prepare(model, target, pipeline)
     report.seconds["optimize"] = time.perf_counter() - clock
     check(proto, model, "optimized")  # before calibrating, not after
 
@@ -246,12 +268,23 @@ def quantize_with_report(
             "gone, the Conv keeps its name; a fused activation chain takes its last node's "
             "name); name nodes as `graphopt optimize` writes them, or pass pipeline=False"
         )
-    if keep_stem if keep_stem is not None else target == "tensorrt":
+    tensors = placement.calibrated(graph)
+    cache_text = None
+    side = None  # the sidecar of `from_cache` applied: the float choices of the run that wrote it
+    side_note = None  # why a sidecar beside `from_cache` was not applied
+    if from_cache is not None:  # read first: a bad cache's error comes before the sidecar's
+        cache_text = cache_io.read_text_file(from_cache, "calibration cache")
+        source_header, scales = cache_io.loads(cache_text, str(from_cache))
+        assert digest is not None
+        side, side_note = _sidecar_for(from_cache, cache_text, digest, target, graph, tensors)
+    if side is not None and keep_stem is None:  # the stem as the writing run chose it
+        report.stem = list(side.stem)
+        fixed_float |= set(report.stem)
+    elif keep_stem if keep_stem is not None else target == "tensorrt":
         from graphopt.quant.stem import stem_nodes
 
         report.stem = [n for n in stem_nodes(graph) if n in placement.nodes]
         fixed_float |= set(report.stem)
-    tensors = placement.calibrated(graph)
     samples: list[Feed] = []
     reference: list[Feed] | None = None  # FP32 outputs of the samples, from the calibration run
     sensitivity = bool(keep_float) or accuracy_target is not None
@@ -259,6 +292,19 @@ def quantize_with_report(
     if sensitivity and calibration_data is None and sensitivity_data is None and not keep_float:
         sensitivity = False  # nothing to measure on: the (default) accuracy target is skipped
         scales_only = True
+    kept_nodes = sorted({n for n in asked_float if n in graph.nodes})  # the sidecar's keep_nodes
+    search_nodes: set[str] = set()  # the accuracy search's float nodes (the sidecar's)
+    if side is not None:
+        fixed_float |= set(side.keep_nodes)
+        kept_nodes = sorted(set(kept_nodes) | set(side.keep_nodes))
+        # the writing run's search choices stand in for a search; a search that runs (feeds
+        # given) chooses afresh: on top of them it went on past where the writing run stopped
+        # (ppocr_det: 39 nodes quantized instead of 51 with the same feeds)
+        if not sensitivity:
+            fixed_float |= set(side.search_nodes)
+            search_nodes = set(side.search_nodes)
+            report.kept_float = list(side.search_groups)
+        report.sidecar = str(sidecar_io.path_of(from_cache))  # type: ignore[arg-type]
     # calibration feeds kept for the sensitivity search (none when it does not run), chosen by
     # content (`graphopt.quant.samples`), so that the feeds' order does not change the model
     keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
@@ -267,13 +313,14 @@ def quantize_with_report(
     source_algorithm = None  # the calibrator of the cache the scales come from
     source_version = None  # and the TensorRT version it names
     if from_cache is not None:
-        source_header, scales = cache_io.read(from_cache)
         source_algorithm = cache_io.header_algorithm(source_header)
         source_version = cache_io.header_version(source_header)
         # the scales are the cache's: its calibrator chose them, not `method`
         report.method = f"from cache ({source_algorithm or source_header})"
         # the nodes kept float (keep_nodes, the stem) read no Q/DQ: their inputs need none
-        missing = [t for t in placement.tensors(graph, fixed_float) if t not in scales]
+        kept = side.activations if side is not None else {}  # uint8 zero points and scales
+        planned = placement.tensors(graph, fixed_float)
+        missing = [t for t in planned if t not in scales and t not in kept]
         if missing:
             zero = cache_io.listed_without_scale(from_cache).intersection(missing)
             why = (
@@ -294,6 +341,8 @@ def quantize_with_report(
             )
             for t, s in scales.items()
         }
+        for t, (s, point) in kept.items():  # as the writing run had them (target onnxruntime)
+            params[t] = ActivationQuant(s, point, np.uint8)
         report.scales = {t: scales[t] for t in tensors if t in scales}
         if calibration_data is not None and keep_samples:
             # every feed is read and run: the samples are chosen by content, not by position
@@ -349,6 +398,7 @@ def quantize_with_report(
         )
         report.sensitivity, report.error = order, error
         fixed_float |= set(chosen_nodes)
+        search_nodes |= set(chosen_nodes)
         report.kept_float = chosen
     stayed_float: dict[str, str] = {}
     quantized = insert_qdq(proto, placement, params, fixed_float, stayed_float)
@@ -379,19 +429,107 @@ def quantize_with_report(
         # scales read from a cache keep its calibrator's name and TensorRT version (unless
         # trt_version names another): TensorRT checks both
         header = cache_io.header(method, trt_version, source_algorithm, source_version)
-        cache_io.write(cache, report.scales, header)
-    if scales_only:
+        assert digest is not None
+        _write_cache(
+            cache,
+            header,
+            report,
+            sidecar_io.Sidecar(
+                model_sha256=digest,
+                cache_sha256="",  # of the text written (`_write_cache`)
+                target=target,
+                stem=list(report.stem),
+                keep_nodes=kept_nodes,
+                search_groups=list(report.kept_float),
+                search_nodes=sorted(search_nodes),
+                activations={
+                    t: (params[t].scale, params[t].zero_point)
+                    for t in report.scales
+                    if t in params and params[t].dtype is np.uint8
+                },
+            ),
+        )
+    # Said once the model is made: before, a damaged cache's error (or any later one) was the
+    # second line of an exit 2 (the CLI's one-line contract)
+    if side_note is not None:
+        log.warning(
+            "%s: not applied, %s%s",
+            sidecar_io.path_of(from_cache),  # type: ignore[arg-type]
+            side_note,
+            "; the nodes its run kept float are quantized too (no accuracy search without "
+            "feeds: give --calib as well to rerun it)"
+            if scales_only
+            else "",
+        )
+    elif scales_only and side is None:
         # a cache holds scales only: the groups its run kept float are quantized now
         # (ppocr_det: 88 nodes quantized instead of 56, a larger error), which nothing else
-        # would say. Said once the model is made: before, a damaged cache's error (or any
-        # later one) was the second line of an exit 2 (the CLI's one-line contract)
+        # would say
         log.warning(
-            "%s holds scales only, not the groups the run that wrote it kept float: they "
-            "are quantized too (no accuracy search without feeds); give calibration data "
-            "(--calib) as well to rerun the search",
+            "%s holds scales only, and no sidecar (%s) says which groups the run that wrote it "
+            "kept float: they are quantized too (no accuracy search without feeds); give "
+            "calibration data (--calib) as well to rerun the search",
             from_cache,
+            sidecar_io.path_of(from_cache),  # type: ignore[arg-type]
         )
     return quantized, report
+
+
+def _sidecar_for(
+    cache: str | Path,
+    cache_text: str,
+    digest: str,
+    target: str,
+    graph: Graph,
+    tensors: Iterable[str],
+) -> tuple[sidecar_io.Sidecar | None, str | None]:
+    """(the sidecar of `cache` to apply, None; why a sidecar there is not applied, None).
+
+    A damaged sidecar is a `QuantizeError` (`sidecar.read`); one written for another model,
+    beside another cache or for another target is not applied (the caller warns); one naming a
+    node or tensor the model as optimized lacks (another graphopt's optimize, another
+    --pipeline, an edit) is a `QuantizeError`: its choices cannot be made on this model."""
+    side = sidecar_io.read(cache)
+    if side is None:
+        return None, None
+    why = side.mismatch(digest, sidecar_io.text_sha256(cache_text), target)
+    if why is not None:
+        return None, why
+    where = sidecar_io.path_of(cache)
+    unknown = sorted(n for n in side.float_nodes() if n not in graph.nodes)
+    if unknown:
+        raise QuantizeError(
+            f"{where}: names node {unknown[0]!r}, which the model as optimized for quantization "
+            f"does not have ({len(unknown)} such); quantize with the graphopt and --pipeline "
+            "that wrote it, or delete the sidecar to take the cache's scales alone"
+        )
+    unknown = sorted(set(side.activations) - set(tensors))
+    if unknown:
+        raise QuantizeError(
+            f"{where}: names tensor {unknown[0]!r}, which the model as optimized for "
+            f"quantization does not quantize ({len(unknown)} such); delete the sidecar to take "
+            "the cache's scales alone"
+        )
+    return side, None
+
+
+def _write_cache(
+    path: str | Path, header: str, report: QuantizeReport, side: sidecar_io.Sidecar
+) -> None:
+    """Write the calibration cache of `report.scales` and its sidecar (`side`, completed with
+    the cache's digest and graphopt's version); none beside a cache that is a stream (a pipe,
+    /dev/stdout): there is no folder to put it in."""
+    import graphopt
+    from graphopt.ir.model_io import is_stream
+
+    text = cache_io.dumps(report.scales, header)
+    cache_io.write(path, report.scales, header)
+    if is_stream(Path(path)):
+        log.info("%s is a stream: no sidecar written beside it", path)
+        return
+    side.cache_sha256 = sidecar_io.text_sha256(text)
+    side.graphopt_version = graphopt.__version__
+    sidecar_io.write(path, side)
 
 
 def _counted(

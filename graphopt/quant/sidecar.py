@@ -1,0 +1,242 @@
+"""The graphopt sidecar of a TensorRT calibration cache: what the cache cannot hold.
+
+A TensorRT calibration cache (`graphopt.quant.cache`) holds one scale per tensor, nothing else,
+and stays byte for byte what TensorRT writes. A model quantized from it alone (`quantize
+--cache-in`) differs from the model of the run that wrote it wherever that run chose more than
+scales: the nodes it kept float (its accuracy search, `keep_nodes`, the stem), and on target
+`onnxruntime` the uint8 activations' zero points (the cache's symmetric `amax / 127` is not the
+asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also writes
+`model.cache.graphopt.json`, and a run that reads the cache reads it when it is there:
+
+    {"format": "graphopt-calibration-sidecar", "version": 1, "graphopt": "0.1.0",
+     "model_sha256": <the float model's graph, `model_digest`>,
+     "cache_sha256": <the cache file's bytes>, "target": "tensorrt",
+     "stem": [node, ...], "keep_nodes": [node, ...],
+     "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
+     "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
+
+The name is the cache's plus `.graphopt.json` (TensorRT and polygraphy read the cache only; an
+engine's sidecar is `<engine>.json`, `graphopt.backends.tensorrt`). Per-channel weight axes are
+not recorded: they follow from the model and the target. A sidecar written for another model,
+beside another cache (rewritten since) or for another target is not applied (`mismatch`: the
+caller warns); a damaged one (not JSON, wrong types, not UTF-8, not a regular file, over
+`MAX_BYTES`) is a `QuantizeError`. What it does not do: check that the node names exist in the
+model (the quantizer does, against the model as optimized).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from graphopt.errors import QuantizeError
+from graphopt.quant import cache as cache_io
+
+SUFFIX = ".graphopt.json"
+FORMAT = "graphopt-calibration-sidecar"
+VERSION = 1
+MAX_BYTES = 16 << 20  # a name list and a table of zero points: ~100 bytes a tensor
+WHAT = "calibration cache sidecar"
+
+
+@dataclass
+class Sidecar:
+    """What a later run reading the cache needs to make the same model (see the module)."""
+
+    model_sha256: str
+    cache_sha256: str
+    target: str
+    stem: list[str] = field(default_factory=list)
+    keep_nodes: list[str] = field(default_factory=list)
+    search_groups: list[str] = field(default_factory=list)
+    search_nodes: list[str] = field(default_factory=list)
+    activations: dict[str, tuple[np.float32, int]] = field(default_factory=dict)
+    graphopt_version: str = ""
+
+    def float_nodes(self) -> set[str]:
+        return {*self.stem, *self.keep_nodes, *self.search_nodes}
+
+    def mismatch(self, model_sha256: str, cache_sha256: str, target: str) -> str | None:
+        """Why this sidecar does not describe a run on the model and cache with these digests
+        for `target`; None when it does."""
+        if self.model_sha256 != model_sha256:
+            return "it was written for another model (its graph's sha256 differs)"
+        if self.cache_sha256 != cache_sha256:
+            return "it was written beside another cache (the cache was rewritten since)"
+        if self.target != target:
+            return f"it was written for target {self.target}, this run quantizes for {target}"
+        return None
+
+
+def path_of(cache: str | Path) -> Path:
+    """The sidecar's path: the cache's plus `.graphopt.json`."""
+    return Path(f"{os.fspath(cache)}{SUFFIX}")
+
+
+def text_sha256(text: str) -> str:
+    """sha256 of `text` as UTF-8: of the cache file it was read from or is written to."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def model_digest(model: onnx.ModelProto) -> str:
+    """sha256 of what `model` computes: its opset imports, local functions and graph (nodes,
+    initializers, inputs, outputs), each part serialized on its own (a model over 2 GB cannot
+    be serialized whole), length-prefixed. Value infos, metadata and the producer are left out:
+    a model re-saved by another tool keeps its digest."""
+    h = hashlib.sha256()
+
+    def part(tag: str, message: Any) -> None:
+        data = message.SerializeToString(deterministic=True)
+        h.update(f"{tag}:{len(data)};".encode())
+        h.update(data)
+
+    for opset in sorted(model.opset_import, key=lambda o: (o.domain, o.version)):
+        part("opset", opset)
+    for function in model.functions:
+        part("function", function)
+    graph = model.graph
+    for tag, items in (
+        ("input", graph.input),
+        ("output", graph.output),
+        ("initializer", graph.initializer),
+        ("sparse", graph.sparse_initializer),
+        ("node", graph.node),
+    ):
+        for item in items:
+            part(tag, item)
+    return h.hexdigest()
+
+
+def dumps(sidecar: Sidecar) -> str:
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "graphopt": sidecar.graphopt_version,
+        "model_sha256": sidecar.model_sha256,
+        "cache_sha256": sidecar.cache_sha256,
+        "target": sidecar.target,
+        "stem": sidecar.stem,
+        "keep_nodes": sidecar.keep_nodes,
+        "accuracy_search": {"groups": sidecar.search_groups, "nodes": sidecar.search_nodes},
+    }
+    if sidecar.activations:
+        data["activations"] = {
+            t: [cache_io.format_scale(s), int(z)]
+            for t, (s, z) in sorted(sidecar.activations.items())
+        }
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
+def write(cache: str | Path, sidecar: Sidecar) -> None:
+    """Write the sidecar of `cache` atomically."""
+    from graphopt.ir.model_io import write_atomically
+
+    target = path_of(cache)
+    try:
+        write_atomically(target, target.parent, dumps(sidecar).encode("utf-8"))
+    except OSError as e:
+        raise QuantizeError(f"{target}: cannot write {WHAT}: {e.strerror or e}") from e
+
+
+def read(cache: str | Path) -> Sidecar | None:
+    """The sidecar of `cache`; None when there is none (nothing at its path, a dangling link
+    too: a name on its own is no sidecar). Anything else that is not a sidecar this graphopt
+    reads is a `QuantizeError` naming the file."""
+    path = path_of(cache)
+    if not os.path.exists(path):
+        return None
+    return loads(cache_io.read_text_file(path, WHAT, MAX_BYTES), str(path))
+
+
+def loads(text: str, where: str) -> Sidecar:
+    """The sidecar in `text`, every field checked; `where` names it in errors."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a number JSON allows")
+
+    try:
+        data = json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise QuantizeError(f"{where}: not a {WHAT} (not JSON: {reason})") from e
+    return _checked(data, where)
+
+
+def _checked(data: object, where: str) -> Sidecar:
+    def fail(problem: str) -> QuantizeError:
+        return QuantizeError(f"{where}: not a {WHAT} ({problem})")
+
+    if not isinstance(data, dict):
+        raise fail(f"a JSON {type(data).__name__}, not an object")
+    if data.get("format") != FORMAT:
+        raise fail(f"'format' is not {FORMAT!r}")
+    version = data.get("version")
+    if type(version) is not int:
+        raise fail("'version' is not a whole number")
+    if version != VERSION:
+        raise QuantizeError(
+            f"{where}: {WHAT} format version {version}; this graphopt reads version {VERSION} "
+            "(delete the sidecar to take the cache's scales alone)"
+        )
+
+    def text(key: str, value: object, hexa: int | None = None) -> str:
+        if not isinstance(value, str):
+            raise fail(f"{key!r} is not a string")
+        if hexa is not None and (
+            len(value) != hexa or any(c not in string.hexdigits for c in value)
+        ):
+            raise fail(f"{key!r} is not {hexa} hex digits")
+        return value
+
+    def names(key: str, value: object) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise fail(f"{key!r} is not a list of names")
+        return list(value)
+
+    target = text("target", data.get("target"))
+    from graphopt.quant.placement import TARGETS
+
+    if target not in TARGETS:
+        raise fail(f"'target' {target!r} is none of {', '.join(TARGETS)}")
+    search = data.get("accuracy_search", {})
+    if not isinstance(search, dict):
+        raise fail("'accuracy_search' is not an object")
+    activations = data.get("activations", {})
+    if not isinstance(activations, dict):
+        raise fail("'activations' is not an object")
+    params: dict[str, tuple[np.float32, int]] = {}
+    for tensor, value in activations.items():
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not isinstance(value[0], str)
+            or type(value[1]) is not int
+            or not 0 <= value[1] <= 255
+        ):
+            raise fail(f"activation {tensor!r} is not [<hex scale>, <zero point 0..255>]")
+        try:
+            scale = cache_io.parse_scale(value[0])
+        except ValueError as e:
+            raise fail(f"activation {tensor!r}: {e}") from e
+        if not (np.isfinite(scale) and scale > 0):
+            raise fail(f"activation {tensor!r}: scale {float(scale)} is not positive")
+        params[tensor] = (scale, value[1])
+    return Sidecar(
+        model_sha256=text("model_sha256", data.get("model_sha256"), 64),
+        cache_sha256=text("cache_sha256", data.get("cache_sha256"), 64),
+        target=target,
+        stem=names("stem", data.get("stem", [])),
+        keep_nodes=names("keep_nodes", data.get("keep_nodes", [])),
+        search_groups=names("accuracy_search.groups", search.get("groups", [])),
+        search_nodes=names("accuracy_search.nodes", search.get("nodes", [])),
+        activations=params,
+        graphopt_version=text("graphopt", data.get("graphopt", "")),
+    )
