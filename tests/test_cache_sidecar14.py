@@ -290,3 +290,36 @@ def test_a_sidecar_naming_a_node_the_model_lacks_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "'no_such_conv'" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "cache_out", "needle"),
+    [
+        ("in.cache.graphopt.json", None, "-o {d}/in.cache.graphopt.json is the --cache-in sidecar"),
+        (
+            "q.onnx",
+            "in.cache.graphopt.json",
+            "--cache {d}/in.cache.graphopt.json is the --cache-in",
+        ),
+        ("q.c.graphopt.json", "q.c", "--cache's sidecar {d}/q.c.graphopt.json is the output"),
+    ],
+)
+def test_a_sidecar_path_that_is_another_file_of_the_run_is_refused(
+    written: Written,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    out: str,
+    cache_out: str | None,
+    needle: str,
+) -> None:
+    # the model written over the sidecar read, a cache written over it, the model written over
+    # the sidecar of the cache written: refused before anything is loaded
+    cache = _cache_copy(written, tmp_path)
+    before = sidecar_io.path_of(cache).read_bytes()
+    argv = ["quantize", written.model, "-o", str(tmp_path / out), "--cache-in", str(cache)]
+    argv += ["--cache", str(tmp_path / cache_out)] if cache_out else []
+    capsys.readouterr()
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and needle.format(d=tmp_path) in err, err
+    assert sidecar_io.path_of(cache).read_bytes() == before

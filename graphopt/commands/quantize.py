@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     # the sidecars (graphopt.quant.sidecar): --cache-in's is read, --cache's written
     side_in = str(path_of(args.cache_in)) if args.cache_in else None
     side_out = str(path_of(args.cache)) if args.cache else None
-    read = [("--cache-in", args.cache_in), ("--cache-in's sidecar", side_in)]
+    read = [("--cache-in", args.cache_in), ("--cache-in sidecar", side_in)]
     read += [("--preprocess", args.preprocess), ("--pipeline", args.pipeline)]
     refuse_writing_over_read_files([("-o", args.output)], read, QuantizeError)
     # (--cache over --cache-in is fine: it rewrites the scales read, and the sidecar)
