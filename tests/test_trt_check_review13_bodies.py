@@ -337,8 +337,9 @@ def test_silero_vad_ort_fusions_fusedconv_inside_if_bodies(tmp_path, capsys):
 
 def test_a_body_dequantizes_a_q_of_the_outer_graph():
     """The DQ in the branch reads the main graph's Q: it comes from a Q (looked up in the scope
-    that defines it), not "from neither a QuantizeLinear nor a constant"; the Q feeding the If
-    is the main graph's own finding, as before."""
+    that defines it), not "from neither a QuantizeLinear nor a constant". The pair split by the
+    If is the DQ's finding (an IIfConditionalInputLayer between the two: test_trt_check14_gaps),
+    no longer the Q's "it feeds If 'i'"."""
     q = oh.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="q")
     dq = oh.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"], name="dq")
     then = _branch([dq, oh.make_node("Relu", ["d"], ["t"], name="r")], "t", [1, 3])
@@ -354,7 +355,8 @@ def test_a_body_dequantizes_a_q_of_the_outer_graph():
         inits,
     )
     found = check_tensorrt(model)
-    assert [(f.rule, f.node, f.scope) for f in found] == [("qdq-pair", "q", "")]
+    assert [(f.rule, f.node, f.scope) for f in found] == [("qdq-pair", "dq", "If 'i' then_branch")]
+    assert "IIfConditionalInputLayer" in found[0].message
 
 
 def test_scan_8_sequence_lens_is_refused():

@@ -9,7 +9,12 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
 - opset: outside the range that version's operators.md documents, a warning (the parser
   refuses no opset: it only warns below 7, and imports newer ones with the op versions it knows);
 - domains: ops outside the standard domain (e.g. onnxruntime's `com.microsoft` FusedConv) need a
-  TensorRT plugin; model-local functions are inlined by the parser and are fine;
+  TensorRT plugin;
+- model-local functions: the parser imports a call's body node by node in the caller's scope
+  (LocalFunctionImporter), so each call is inlined before the rules run
+  (`_inline_functions`: attribute references bound, calls inside calls followed) and a
+  finding in a body names the calls it sits in (`Block 'b' function body > node 'e' (Einsum)`);
+  a call with another number of inputs than its function is refused;
 - ops: every op is in the parser's support matrix; attribute restrictions (Resize modes,
   Pad, pooling dilations, TopK, ScatterND reduction, constant `axes` inputs (computed ones that
   fold at build time from 10.7/10.8 for Squeeze, Unsqueeze and CumSum), outputs the importer
@@ -21,7 +26,10 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   behind a Q → DQ pair), with an explicit `axis` (the parser's default is 0, ONNX's 1), on the
   axis TensorRT scales for the Conv / ConvTranspose / Gemm / MatMul reading them directly
   (`_weight_axes`), activations per-tensor, every Q followed by a DQ and every DQ
-  fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8;
+  fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8; a pair split by
+  an If (Q outside, DQ in a branch) is refused at the DQ: the parser passes the quantized
+  tensor in through an IIfConditionalInputLayer, and a conditional carries no quantized type
+  (a Loop body reads it directly, an If on a constant is imported inline: both fine);
 - dynamic input dimensions need an optimization profile (`shapes`);
 - If/Loop/Scan bodies: the parser imports each body with the same importers (`parseGraph` per
   body, onnx-tensorrt 10.1 GA), so every body is checked, recursively, with the rules above, as
@@ -31,20 +39,25 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   path of enclosing nodes (`If 'c' then_branch > node 'y' (Relu)`). Body-specific rules, from
   importIf/importLoop/importScan and NvInfer.h (TensorRT 11.1): an If whose condition is a
   constant imports only the branch it selects (the other is not checked); then/else must have
-  the same number of outputs, and outputs of the same rank unless the condition folds at build
-  time (from constants, static shapes, ranks; one read from an input's values or a dynamic
-  dimension does not: an error, `_check_branch_ranks`); a Loop
+  the same number of outputs, and outputs of the same rank (before 10.11 the same known
+  dimensions too) unless the condition folds at build time (from constants, static shapes,
+  ranks; one read from an input's values or a dynamic dimension does not: an error,
+  `_check_branch_ranks`); a Loop
   needs a trip limit (a trip count below 2^31-1 or a condition), and without a trip count its
   body may not read the iteration number and its scan outputs are 1024 long, and a carried
   value must keep its shape (`_check_carried_shapes`); Scan-8 takes no
   `sequence_lens`; the parser refuses nodes nested more than 24 bodies deep.
 
-What it does not do: run shape inference beyond ONNX's own, look inside model-local functions,
-or promise that a build succeeds (tactics, memory and plugins are decided on the GPU).
+What it does not do: run shape inference beyond ONNX's own, or promise that a build succeeds
+(tactics, memory and plugins are decided on the GPU). The parser looks importers up by op
+type before local functions and regardless of domain; a function named like an ONNX op (or a
+custom-domain op named like one) is judged here as its own domain says, not as the parser's
+lookup would take it.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +72,7 @@ from graphopt.backends.trt_support import TrtVersion, parse_version
 from graphopt.errors import LoadError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.graph import outer_references, tensor_value
+from graphopt.ir.io_names import as_text
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.nodes import constant_tensor, subgraphs
 from graphopt.ir.values import declared_dims
@@ -108,6 +122,12 @@ def check_tensorrt(
     proto = load_model(model, copy=False)
     nodes = list(proto.graph.node)
     given = [n.name for n in nodes]
+    if any(isinstance(name, bytes) for name in given) or _calls_functions(proto):
+        # protobuf cannot set a name back that is not UTF-8 (it hands it over as bytes), and
+        # inlining the calls of local functions rewrites the graph: a copy for either
+        copied = onnx.ModelProto()
+        copied.CopyFrom(proto)
+        proto, nodes, given = copied, [], []
     try:
         return _Checker(proto, ver, set(shapes or ())).run()
     finally:  # indexing names nameless nodes and renames repeated names: not the caller's model
@@ -133,18 +153,29 @@ class _Checker:
         parent: _Checker | None = None,
         scope: str = "",
         outer: frozenset[str] = frozenset(),
+        conditional: bool = False,
+        levels: int = 0,
     ):
         """`parent`, `scope`, `outer`: for a body's model (`_body_model`), the checker of the
         scope around it, the path of enclosing bodies, and the names its inputs take from the
-        scopes around it (not the body's own inputs)."""
+        scopes around it (not the body's own inputs). `conditional`: the body is a branch of an
+        If the parser imports as an IIfConditional (its condition is no constant). `levels`:
+        the local-function calls between the body's owner and the scope around it."""
         self.model = model
         self.version = version
         self.profiled = profiled
         self.parent = parent
         self.scope = scope
         self.outer = outer
-        self.depth: int = 0 if parent is None else parent.depth + 1
+        self.conditional = conditional
+        self.depth: int = 0 if parent is None else parent.depth + levels + 1
         self._boundary: set[str] | None = None
+        self.findings: list[Finding] = []
+        # the nodes inlined from local functions: id -> the calls they come through, and
+        # their number
+        self.calls: dict[int, str] = {}
+        self.call_levels: dict[int, int] = {}
+        self._inline_functions()
         # The names the model gives its nodes: `Graph` names nameless ones and renames repeats
         # (`Relu_3`), names a finding must not show, as the model has no such node.
         self._nodes = list(model.graph.node)  # alive, so that each keeps its id
@@ -154,16 +185,124 @@ class _Checker:
         self.graph = Graph(model)
         self.facts: ShapeFacts = shape_facts(model)
         self.functions = {(f.domain, f.name) for f in model.functions}
-        self.findings: list[Finding] = []
 
     def add(self, severity: str, rule: str, message: str, node: Any = None) -> None:
         if node is None:
             self.findings.append(Finding(severity, rule, message))
             return
-        name = self.given.get(id(node), node.name)
+        given = self.given.get(id(node), node.name)
+        name = as_text(given)  # (bytes: not UTF-8 in the file)
         op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
-        output = next((o for o in node.output if o), "") if name in self.ambiguous else ""
-        self.findings.append(Finding(severity, rule, message, name, op, output, self.scope))
+        output = next((o for o in node.output if o), "") if given in self.ambiguous else ""
+        finding = Finding(severity, rule, message, name, op, output, self.scope_of(node))
+        self.findings.append(finding)
+
+    def scope_of(self, node: onnx.NodeProto) -> str:
+        """The path of enclosing bodies, and of the local-function calls `node` was inlined
+        from."""
+        calls = self.calls.get(id(node), "")
+        return f"{self.scope} > {calls}" if self.scope and calls else self.scope or calls
+
+    def _inline_functions(self) -> None:
+        """Replace each call of a model-local function in this graph by the function's body, as
+        TensorRT's parser imports it (LocalFunctionImporter, onnx-tensorrt 9.0 .. 10.1 GA: each
+        body node through parseNode, the function's inputs bound to the caller's tensors, its
+        attribute references to the caller's attributes or the function's defaults), so that
+        every rule judges the body where it runs: its ops, Q/DQ pairs across the call, UINT8
+        at the network boundary. Calls inside calls are inlined too; the function's own value
+        names are kept unless the graph already has them. `calls`, `call_levels`: id(inlined
+        node) -> the path of calls it came through (`scope_of`), and their number (nesting
+        levels, as the parser counts them). The parser's own refusals: a call with another
+        number of inputs than the function ("LocalFunction has an unexpected number of
+        inputs"), and calls nested past its 24-level limit (it counts each call as a level)."""
+        functions = {(f.domain, f.name): f for f in self.model.functions}
+        g = self.model.graph
+        if not functions or not any(_local_function(n, functions) for n in g.node):
+            return
+        taken = _value_names(g)
+        for f in functions.values():  # the body's ops are read under the model's opsets
+            have = {o.domain for o in self.model.opset_import}
+            self.model.opset_import.extend(o for o in f.opset_import if o.domain not in have)
+        # (node, the calls it came through, how many)
+        placed: list[tuple[onnx.NodeProto, str, int]] = []
+
+        def fresh(name: str) -> str:
+            k, out = 1, name
+            while out in taken:
+                out, k = f"{name}__{k}", k + 1
+            taken.add(out)
+            return out
+
+        def expand(node: onnx.NodeProto, path: str, active: tuple[Any, ...]) -> None:
+            f = _local_function(node, functions)
+            if f is None:
+                placed.append((node, path, len(active)))
+                return
+            level = self.depth + len(active) + 1
+            where = f"{path} > " if path else ""
+            if (f.domain, f.name) in active or level > table.MAX_NESTED_BODIES:
+                why = (
+                    f"function {f.domain}::{f.name} calls itself"
+                    if (f.domain, f.name) in active
+                    else f"its body sits {level} levels deep"
+                )
+                self._add_at(
+                    node,
+                    path,
+                    "error",
+                    "nested-bodies",
+                    f"{why}; TensorRT's parser imports each call as a nesting level and "
+                    f"refuses nodes nested more than {table.MAX_NESTED_BODIES} levels deep",
+                )
+                placed.append((node, path, len(active)))  # (check_node passes it as a call)
+                return
+            if len(node.input) != len(f.input):
+                self._add_at(
+                    node,
+                    path,
+                    "error",
+                    "local-function",
+                    f"the call gives {len(node.input)} inputs and function {f.domain}::{f.name} "
+                    f"takes {len(f.input)}; TensorRT's parser needs as many (it refuses "
+                    '"LocalFunction has an unexpected number of inputs")',
+                )
+            names = {formal: actual for formal, actual in zip(f.input, node.input, strict=False)}
+            for k, formal in enumerate(f.output):
+                actual = node.output[k] if k < len(node.output) else ""
+                names[formal] = actual or fresh(formal)
+            attrs = {a.name: a for a in f.attribute_proto}
+            attrs.update((a.name, a) for a in node.attribute)
+            inner = f"{where}{_call_label(node)} function body"
+            for body_node in f.node:
+                copied = onnx.NodeProto()
+                copied.CopyFrom(body_node)
+                _bind_attributes(copied, attrs)
+                for out in copied.output:
+                    if out and out not in names:
+                        names[out] = fresh(out)
+                _rename_values(copied, names)
+                expand(copied, inner, (*active, (f.domain, f.name)))
+
+        for node in list(g.node):
+            expand(node, "", ())
+        kept = [node for node, _, _ in placed]
+        del g.node[:]
+        g.node.extend(kept)
+        self._inlined = list(g.node)  # alive, so that each keeps its id
+        for node, (_, path, levels) in zip(self._inlined, placed, strict=True):
+            if path:
+                self.calls[id(node)] = path
+                self.call_levels[id(node)] = levels
+
+    def _add_at(
+        self, node: onnx.NodeProto, calls: str, severity: str, rule: str, message: str
+    ) -> None:
+        """A finding on `node` before the graph is indexed, inside the calls `calls`."""
+        op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+        scope = f"{self.scope} > {calls}" if self.scope and calls else self.scope or calls
+        name = as_text(node.name)
+        output = "" if name else next((o for o in node.output if o), "")
+        self.findings.append(Finding(severity, rule, message, name, op, output, scope))
 
     def run(self) -> list[Finding]:
         self.check_bodies()
@@ -368,16 +507,17 @@ class _Checker:
                 body = bodies.get(label)
                 if body is None:
                     continue  # check_bodies: onnx-invalid
-                if self.depth + 1 > table.MAX_NESTED_BODIES and len(body.node):
+                deep = self.depth + self.call_levels.get(id(node), 0) + 1
+                if deep > table.MAX_NESTED_BODIES and len(body.node):
                     self.add(
                         "error",
                         "nested-bodies",
-                        f"its {label} sits {self.depth + 1} bodies deep; TensorRT's parser "
+                        f"its {label} sits {deep} bodies deep; TensorRT's parser "
                         f"refuses nodes nested more than {table.MAX_NESTED_BODIES} bodies deep",
                         node,
                     )
                     continue
-                sub = self._body_checker(node, label, body)
+                sub = self._body_checker(node, label, body, conditional=len(chosen) == 2)
                 if sub is not None:
                     self.findings.extend(sub.run())
                     checked[label] = sub
@@ -389,22 +529,34 @@ class _Checker:
     def _label(self, node: onnx.NodeProto) -> str:
         """`node` as a scope names it: `If 'name'`, or by its first output where the name does
         not tell it apart."""
-        name = self.given.get(id(node), node.name)
-        output = next((o for o in node.output if o), "")
-        if name not in self.ambiguous:
+        given = self.given.get(id(node), node.name)
+        name, output = as_text(given), next((o for o in node.output if o), "")
+        if given not in self.ambiguous:
             return f"{node.op_type} {name!r}"
         what = f"{node.op_type} {name!r}" if name else f"unnamed {node.op_type}"
         return f"{what} writing {output!r}" if output else what
 
     def _body_checker(
-        self, node: onnx.NodeProto, label: str, body: onnx.GraphProto
+        self, node: onnx.NodeProto, label: str, body: onnx.GraphProto, *, conditional: bool
     ) -> _Checker | None:
-        scope = (f"{self.scope} > " if self.scope else "") + f"{self._label(node)} {label}"
+        """The checker of `node`'s body `label`; `conditional`: a branch of an If imported as
+        an IIfConditional (both branches)."""
+        around = self.scope_of(node)
+        scope = (f"{around} > " if around else "") + f"{self._label(node)} {label}"
         model, outer = self._body_model(body)
         if node.op_type == "Loop":
             self._type_loop_states(node, model.graph)
         try:
-            return _Checker(model, self.version, set(), parent=self, scope=scope, outer=outer)
+            return _Checker(
+                model,
+                self.version,
+                set(),
+                parent=self,
+                scope=scope,
+                outer=outer,
+                conditional=node.op_type == "If" and conditional,
+                levels=self.call_levels.get(id(node), 0),
+            )
         except LoadError as e:  # e.g. two nodes of the body writing one name
             self.add("error", "onnx-invalid", f"its {label}: {e}", node)
             return None
@@ -507,6 +659,18 @@ class _Checker:
             return self.parent.producer_in_scope(name)
         return None
 
+    def _conditional_between(self, around: _Checker) -> bool:
+        """Whether this body is, or sits in, a branch of an If imported as an IIfConditional
+        inside the scope `around` (an IIfConditionalInputLayer for each tensor read from
+        there: ConditionalHelpers.cpp addConditionalInputLayer, onnx-tensorrt 10.1 GA). A Loop
+        body reads outer tensors directly, and an If on a constant is imported inline."""
+        c: _Checker | None = self
+        while c is not None and c is not around:
+            if c.conditional:
+                return True
+            c = c.parent
+        return False
+
     def _check_if(self, node: onnx.NodeProto, bodies: dict[str, onnx.GraphProto]) -> list[str]:
         """The If's own rules; the branches the parser imports (importIf, onnx-tensorrt 10.1
         GA): only the one a constant condition selects ("For constant conditions, parse only
@@ -534,19 +698,40 @@ class _Checker:
         the parser's addOutput refuses the If ("IIfConditionalOutputLayer inputs must have the
         same shape. Shapes are [3,-1,-1] and [1,3,-1,-1]" for an Equal of dynamic dims,
         xiuqhou/Salience-DETR#27, 2024-07; PINTO0309/PINTO_model_zoo#439, 2024-11). Past an op
-        this check does not follow (a body's output, a random op): a warning."""
+        this check does not follow (a body's output, a random op): a warning.
+
+        Before 10.11 the same holds for the shapes: NvInfer.h of 10.0 .. 10.10 says "have the
+        same type and shape" (and, from 10.4, addOutput: "The shapes of the two tensors must be
+        equal unless the condition is a build-time constant"); 10.11 (NVIDIA/TensorRT 9255eb39)
+        relaxed both to the rank. NVIDIA/TensorRT#4558 (2025-08): DINOv3's rope_embed If, whose
+        outputs are [2] and [1], fails on 10.3 ("IIfConditionalOutputLayer inputs must have the
+        same shape. Shapes are [2] and [1].") and builds on 10.13. Only dimensions known on both
+        sides are compared (`_IF_SHAPES_RELAXED_SINCE`)."""
         for a, b in zip(then.model.graph.output, other.model.graph.output, strict=False):
             ra, rb = then.facts.rank(a.name), other.facts.rank(b.name)
-            if ra is None or rb is None or ra == rb:
+            if ra is None or rb is None:
+                continue
+            if ra != rb:
+                message = (
+                    f"then_branch output {a.name!r} has rank {ra} and else_branch output "
+                    f"{b.name!r} rank {rb}; TensorRT needs the same rank unless the condition is "
+                    "a build-time constant"
+                )
+            elif self.version < _IF_SHAPES_RELAXED_SINCE and _known_dims_differ(
+                then.facts.shape(a.name), other.facts.shape(b.name)
+            ):
+                shown = [_dims(f.facts.shape(o.name)) for f, o in ((then, a), (other, b))]
+                message = (
+                    f"then_branch output {a.name!r} is [{shown[0]}] and else_branch output "
+                    f"{b.name!r} [{shown[1]}]; TensorRT {self.version} needs the same shape unless "
+                    f"the condition is a build-time constant ({_IF_SHAPES_RELAXED_SINCE}+ only the "
+                    "same rank)"
+                )
+            else:
                 continue
             kind, where = _build_time_value(self, self.input(node, 0))
             if kind == "constant":
                 return
-            message = (
-                f"then_branch output {a.name!r} has rank {ra} and else_branch output {b.name!r} "
-                f"rank {rb}; TensorRT needs the same rank unless the condition is a build-time "
-                "constant"
-            )
             if kind == "runtime":
                 self.add("error", "if-branches", f"{message}, and it reads {where!r}", node)
             elif kind == "dynamic":
@@ -783,7 +968,7 @@ class _Checker:
                 "warning" if doubtful else "error",
                 "qdq-per-channel",
                 f"per-channel weight scales on axis {axis}; TensorRT scales {consumer.op_type} "
-                f"{consumer.name!r} weights on axis {judged[0]}"
+                f"{as_text(consumer.name)!r} weights on axis {judged[0]}"
                 + (
                     " (NVIDIA: its deconvolution kernels take per-input-channel scales; whether "
                     "TensorRT 10/11 also take axis 1 is unconfirmed)"
@@ -821,14 +1006,32 @@ class _Checker:
         out = node.output[0]
         consumers = self.graph.consumer_nodes(out)
         if node.op_type == "QuantizeLinear":
-            strays = [c for c in consumers if c.op_type != "DequantizeLinear"]
+            strays: list[onnx.NodeProto] = []
+            for c in consumers:
+                if c.op_type == "DequantizeLinear":
+                    continue
+                if (
+                    c.op_type in _BODIES
+                    and c.domain in table.STANDARD_DOMAINS
+                    and out not in c.input
+                ):
+                    # read inside its bodies only: the DQs there judge the pair (_check_pairing)
+                    strays.extend(
+                        r for r in _body_readers(c, out) if r.op_type != "DequantizeLinear"
+                    )
+                else:
+                    strays.append(c)
             if strays or self.graph.is_graph_output(out):
                 self.add(
                     "error",
                     "qdq-pair",
                     "a QuantizeLinear must feed only DequantizeLinear nodes (TensorRT runs "
                     "quantized tensors only between a Q and its DQ)"
-                    + (f"; it feeds {strays[0].op_type} {strays[0].name!r}" if strays else ""),
+                    + (
+                        f"; it feeds {strays[0].op_type} {as_text(strays[0].name)!r}"
+                        if strays
+                        else ""
+                    ),
                     node,
                 )
             return
@@ -846,12 +1049,24 @@ class _Checker:
             return
         if not from_q:
             return  # a weight DQ: TensorRT folds it into the consumer
+        if producer is not None and scope is not self and self._conditional_between(scope):
+            self.add(
+                "error",
+                "qdq-pair",
+                f"DequantizeLinear reads {x!r}, which QuantizeLinear "
+                f"{as_text(producer.name)!r} quantizes outside the If whose branch this is: "
+                "TensorRT's parser passes it into the branch through an IIfConditionalInputLayer, "
+                "and a conditional's inputs and outputs are bool, int32, float16, float32 or "
+                "bfloat16 (TensorRT's operator reference, If), not a quantized type; put the "
+                "DequantizeLinear in front of the If or the QuantizeLinear into the branch",
+                node,
+            )
         for c in consumers:
             if c.op_type not in table.INT8_COMPUTE_OPS:
                 self.add(
                     "warning",
                     "qdq-placement",
-                    f"Q/DQ pair in front of {c.op_type} {c.name!r}, which TensorRT runs in "
+                    f"Q/DQ pair in front of {c.op_type} {as_text(c.name)!r}, which TensorRT runs in "
                     "floating point: the pair only costs precision",
                     node,
                 )
@@ -863,7 +1078,7 @@ class _Checker:
                     self.add(
                         "warning",
                         "qdq-placement",
-                        f"Q/DQ between {source.op_type} {source.name!r} and "
+                        f"Q/DQ between {source.op_type} {as_text(source.name)!r} and "
                         f"{epilogue[0].op_type}: TensorRT cannot fuse the pair into the convolution",
                         node,
                     )
@@ -978,6 +1193,22 @@ _NONDETERMINISTIC = frozenset(
     {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial"}
 )
 _SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan"})
+# NvInfer.h 10.11 (NVIDIA/TensorRT 9255eb39): an If's two outputs need the same rank, not the
+# same shape (`_check_branch_ranks`)
+_IF_SHAPES_RELAXED_SINCE = TrtVersion(10, 11)
+
+
+def _known_dims_differ(a: Sequence[object] | None, b: Sequence[object] | None) -> bool:
+    """Whether two shapes of one rank have a dimension known on both sides that differs."""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    return any(
+        isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a, b, strict=True)
+    )
+
+
+def _dims(shape: Sequence[object] | None) -> str:
+    return ", ".join(str(d) if isinstance(d, int | str) else "?" for d in shape or ())
 
 
 def _resolvable_axes(
@@ -1039,7 +1270,7 @@ def _build_time_value(c: _Checker, name: str) -> tuple[str, str]:
             ranked = of_shape is not None and of_shape.op_type == "Shape"
             found = ("constant", "") if ranked or c.facts.is_static(x) else ("dynamic", x)
         elif producer.op_type in _SUBGRAPH_OPS or producer.op_type in _NONDETERMINISTIC:
-            found = ("unknown", f"{producer.op_type} {producer.name!r}")
+            found = ("unknown", f"{producer.op_type} {as_text(producer.name)!r}")
         else:
             found = ("constant", "")
             for i in producer.input:
@@ -1188,6 +1419,96 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "GridSample": _grid_sample,
     **{op: _constant_axes(1) for op in _REDUCE_OPS},
 }
+
+
+def _body_readers(node: onnx.NodeProto, name: str) -> list[onnx.NodeProto]:
+    """The nodes in `node`'s bodies, at any depth, that read `name` from outside, and `node`
+    itself where a body hands `name` out as its output."""
+    found: list[onnx.NodeProto] = []
+    for body in subgraphs(node):
+        if any(o.name == name for o in body.output):
+            found.append(node)
+        for inner in body.node:
+            if name in inner.input:
+                found.append(inner)
+            found.extend(_body_readers(inner, name))
+    return found
+
+
+def _local_function(
+    node: onnx.NodeProto, functions: Mapping[tuple[str, str], onnx.FunctionProto]
+) -> onnx.FunctionProto | None:
+    """The model-local function `node` calls (an op of another domain than ONNX's, named by a
+    function of the model), else None."""
+    if node.domain in table.STANDARD_DOMAINS:
+        return None
+    return functions.get((node.domain, node.op_type))
+
+
+def _calls_functions(model: onnx.ModelProto) -> bool:
+    """Whether the main graph calls a model-local function (`_Checker._inline_functions`)."""
+    functions = {(f.domain, f.name): f for f in model.functions}
+    return bool(functions) and any(_local_function(n, functions) for n in model.graph.node)
+
+
+def _call_label(node: onnx.NodeProto) -> str:
+    name = as_text(node.name)
+    if name:
+        return f"{node.op_type} {name!r}"
+    output = next((o for o in node.output if o), "")
+    return f"unnamed {node.op_type} writing {output!r}" if output else f"unnamed {node.op_type}"
+
+
+def _value_names(graph: onnx.GraphProto) -> set[str]:
+    """Every value name `graph` and its bodies define or read."""
+    names = {v.name for v in itertools.chain(graph.input, graph.output, graph.value_info)}
+    names.update(t.name for t in graph.initializer)
+    for node in graph.node:
+        names.update(node.input[:])
+        names.update(node.output[:])
+        for sub in subgraphs(node):
+            names |= _value_names(sub)
+    names.discard("")
+    return names
+
+
+def _bind_attributes(node: onnx.NodeProto, attrs: Mapping[str, onnx.AttributeProto]) -> None:
+    """Replace `node`'s references to a function's attributes (`ref_attr_name`, also in the
+    bodies of its nodes) by the caller's attribute or the function's default; a reference to
+    one neither gives is dropped (the attribute is absent)."""
+    kept = []
+    for a in node.attribute:
+        if a.ref_attr_name:
+            given = attrs.get(a.ref_attr_name)
+            if given is None:
+                continue
+            bound = onnx.AttributeProto()
+            bound.CopyFrom(given)
+            bound.name = a.name
+            kept.append(bound)
+            continue
+        for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
+            for inner in g.node:
+                _bind_attributes(inner, attrs)
+        kept.append(a)
+    copies = []
+    for a in kept:
+        c = onnx.AttributeProto()
+        c.CopyFrom(a)
+        copies.append(c)
+    del node.attribute[:]
+    node.attribute.extend(copies)
+
+
+def _rename_values(node: onnx.NodeProto, names: Mapping[str, str]) -> None:
+    """Rename `node`'s inputs and outputs, and the names its bodies read, by `names`."""
+    node.input[:] = [names.get(i, i) if i else i for i in node.input]
+    node.output[:] = [names.get(o, o) if o else o for o in node.output]
+    for sub in subgraphs(node):
+        for inner in sub.node:
+            _rename_values(inner, names)
+        for value in itertools.chain(sub.input, sub.output):
+            value.name = names.get(value.name, value.name)
 
 
 def _reads(body: onnx.GraphProto) -> set[str]:
