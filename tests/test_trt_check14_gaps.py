@@ -269,6 +269,26 @@ def test_calls_nested_past_the_parsers_24_levels_are_refused():
     assert found[0].scope.startswith("F0 'top' function body > F1 'in_f0' function body > ")
 
 
+def test_a_function_input_named_like_a_tensor_of_the_calling_scope_is_refused():
+    """LocalFunctionImporter binds a function input to the call's tensor only where the scope
+    has no tensor of the input's name ("does not correspond to an outside scope name.
+    Behavior may be incorrect"): Block(t, w) with Block's input named `x`, the graph's input,
+    reads x (not Relu(x)) in TensorRT."""
+    model = _function_model("ij,jk->ik")
+    x, w = np.array([[-1.0, 2.0, 3.0], [4.0, -5.0, 6.0]], np.float32), np.ones((3, 4), np.float32)
+    expected = _run(model, {"x": x, "w": w})[0]
+    model.functions[0].input[0] = "x"
+    model.functions[0].node[0].input[0] = "x"
+    np.testing.assert_allclose(_run(model, {"x": x, "w": w})[0], expected)  # same model
+    found = errors(check_tensorrt(model))
+    assert [(f.rule, f.node, f.scope) for f in found] == [("local-function", "block", "")]
+    assert "names its input 'x'" in found[0].message
+    assert "not the call's input 't'" in found[0].message
+    # the same name as the call's own input is what the parser expects (no binding needed)
+    model.graph.node[1].input[0] = "x"
+    assert errors(check_tensorrt(model)) == []
+
+
 def test_a_qdq_pair_split_by_a_function_call_is_one_pair():
     """Q in the main graph, its DQ in the function: the parser inlines the call, so the pair
     is whole (before, the call's body was not read and its Q/DQ pairs not judged: a nonzero

@@ -214,7 +214,9 @@ class _Checker:
         node) -> the path of calls it came through (`scope_of`), and their number (nesting
         levels, as the parser counts them). The parser's own refusals: a call with another
         number of inputs than the function ("LocalFunction has an unexpected number of
-        inputs"), and calls nested past its 24-level limit (it counts each call as a level)."""
+        inputs"), and calls nested past its 24-level limit (it counts each call as a level);
+        its quirk: a function input named like a tensor the call's scope already has is bound
+        to that tensor, not to the call's input (an error: the model's meaning changes)."""
         functions = {(f.domain, f.name): f for f in self.model.functions}
         g = self.model.graph
         if not functions or not any(_local_function(n, functions) for n in g.node):
@@ -233,7 +235,15 @@ class _Checker:
             taken.add(out)
             return out
 
-        def expand(node: onnx.NodeProto, path: str, active: tuple[Any, ...]) -> None:
+        def expand(
+            node: onnx.NodeProto,
+            path: str,
+            active: tuple[Any, ...],
+            written: onnx.NodeProto,
+            visible: set[str],
+        ) -> None:
+            """Place `node` (`written`: as its function's body writes it, names not yet
+            renamed; `visible`: the names the parser holds tensors for in that scope)."""
             f = _local_function(node, functions)
             if f is None:
                 placed.append((node, path, len(active)))
@@ -266,6 +276,18 @@ class _Checker:
                     f"takes {len(f.input)}; TensorRT's parser needs as many (it refuses "
                     '"LocalFunction has an unexpected number of inputs")',
                 )
+            for formal, actual in zip(f.input, written.input, strict=False):
+                if formal and actual and formal != actual and formal in visible:
+                    self._add_at(
+                        node,
+                        path,
+                        "error",
+                        "local-function",
+                        f"function {f.domain}::{f.name} names its input {formal!r}, a tensor "
+                        f"the call's scope already has: TensorRT's parser then reads that "
+                        f"tensor, not the call's input {actual!r} (\"does not correspond to an "
+                        'outside scope name. Behavior may be incorrect"); rename the input',
+                    )
             names = {formal: actual for formal, actual in zip(f.input, node.input, strict=False)}
             for k, formal in enumerate(f.output):
                 actual = node.output[k] if k < len(node.output) else ""
@@ -273,6 +295,7 @@ class _Checker:
             attrs = {a.name: a for a in f.attribute_proto}
             attrs.update((a.name, a) for a in node.attribute)
             inner = f"{where}{_call_label(node)} function body"
+            inside = visible | set(f.input)
             for body_node in f.node:
                 copied = onnx.NodeProto()
                 copied.CopyFrom(body_node)
@@ -281,10 +304,13 @@ class _Checker:
                     if out and out not in names:
                         names[out] = fresh(out)
                 _rename_values(copied, names)
-                expand(copied, inner, (*active, (f.domain, f.name)))
+                expand(copied, inner, (*active, (f.domain, f.name)), body_node, inside)
+                inside.update(body_node.output)
 
-        for node in list(g.node):
-            expand(node, "", ())
+        visible = {v.name for v in g.input} | {t.name for t in g.initializer}
+        for node in list(g.node):  # (in order: ONNX keeps a graph's nodes sorted)
+            expand(node, "", (), node, visible)
+            visible.update(node.output)
         kept = [node for node, _, _ in placed]
         del g.node[:]
         g.node.extend(kept)
