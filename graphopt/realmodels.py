@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -222,16 +221,18 @@ def _wheel(requirement: str) -> Path:
 _DOWNLOAD_PREFIX = ".download-"
 _DOWNLOAD_FOLDER = re.compile(r"\.download-([0-9]+)-[A-Za-z0-9_]+")
 _STARTED = time.time()  # (about) when this process started: graphopt.realmodels' import
-_STALE_ANYWAY = 24 * 3600.0  # seconds: no download takes a day (where no pid can be checked)
 
 
 def remove_stale_downloads(wheels: Path) -> list[Path]:
     """Remove the temporary folders that downloads killed before they could clean up (SIGKILL,
     a power cut) left in `wheels`, and return them. A folder counts only when its name is
     ours (`.download-<pid>-...`), it was last changed before this process started, and its
-    process is gone (POSIX: no process with that pid; elsewhere, where a pid cannot be probed
+    process is gone (`graphopt.ir.model_io.process_gone`, which judges a killed save's
+    temporaries too: POSIX, no process with that pid; elsewhere, where a pid cannot be probed
     safely, a day old): a download under way in another process is never touched. A folder
     that cannot be removed is left, with a log line; nothing here fails a fetch."""
+    from graphopt.ir.model_io import process_gone, remove_left_behind
+
     removed: list[Path] = []
     try:
         entries = list(os.scandir(wheels))
@@ -245,31 +246,11 @@ def remove_stale_downloads(wheels: Path) -> list[Path]:
             changed = entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if changed >= _STARTED or not _gone(int(match[1]), changed):
+        if changed >= _STARTED or not process_gone(int(match[1]), changed):
             continue
-        try:
-            shutil.rmtree(entry.path)
-        except OSError as e:
-            log.info("cannot remove the stale download folder %s: %s", entry.path, e)
-            continue
-        log.info("removed %s, left by a download that did not finish", entry.path)
-        removed.append(Path(entry.path))
+        if remove_left_behind(Path(entry.path), "a download", folder=True):
+            removed.append(Path(entry.path))
     return removed
-
-
-def _gone(pid: int, changed: float) -> bool:
-    """Whether the process `pid` that made a download folder last changed at `changed` is gone."""
-    if pid == os.getpid():
-        return False
-    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
-        return time.time() - changed > _STALE_ANYWAY
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, OSError):  # another user's: alive
-        return False
-    return False
 
 
 def _cached_wheel(requirement: str) -> Path | None:
@@ -468,6 +449,8 @@ def remove_stale_extractions(files: Path) -> list[Path]:
     carried a pid (`.graphopt-<12 hex>-...`) and is a day old: an extraction under way in
     another process is never touched. One that cannot be removed is left, with a log line;
     nothing here fails a fetch."""
+    from graphopt.ir.model_io import STALE_ANYWAY, process_gone, remove_left_behind
+
     removed: list[Path] = []
     for folder, _, names in os.walk(files):  # links to folders are not followed
         for name in names:
@@ -483,18 +466,13 @@ def remove_stale_extractions(files: Path) -> list[Path]:
             if not stat.S_ISREG(st.st_mode) or changed >= _STARTED:
                 continue
             if match:
-                stale = _gone(int(match[1]), changed)
+                stale = process_gone(int(match[1]), changed)
             else:
-                stale = time.time() - changed > _STALE_ANYWAY
+                stale = time.time() - changed > STALE_ANYWAY
             if not stale:
                 continue
-            try:
-                path.unlink()
-            except OSError as e:
-                log.info("cannot remove the stale partial file %s: %s", path, e)
-                continue
-            log.info("removed %s, left by an extraction that did not finish", path)
-            removed.append(path)
+            if remove_left_behind(path, "an extraction"):
+                removed.append(path)
     return removed
 
 

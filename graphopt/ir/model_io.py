@@ -5,7 +5,9 @@ onnx-graphsurgeon `Graph`, loads external data, and turns every way a file can b
 one-line `LoadError`. `save_model` writes to a temporary file in the target folder and renames it
 into place, so a failed save leaves no partial output; models over 2 GiB, or whose source used
 external data, are written with external data beside them, the model and its data file put in
-place so that a crash between the steps never leaves a model reading another's data.
+place so that a crash between the steps never leaves a model reading another's data. The
+temporaries are named for the saving process (`.graphopt-<pid>-...`): a save removes those
+that a killed save (whose process is gone) left in its folder (`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -453,9 +457,10 @@ def save_model(
         if data is not None:
             write_atomically(target, target.parent, data)
             return path
-        with tempfile.TemporaryDirectory(prefix=".graphopt-", dir=parent) as tmp:
-            location = location or default_data_location(path)
-            _refuse_data_name(path, location)
+        location = location or default_data_location(path)
+        _refuse_data_name(path, location)
+        _remove_stale_save_temporaries(path, target, location)
+        with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=parent) as tmp:
             (Path(tmp) / location).parent.mkdir(parents=True, exist_ok=True)  # a subfolder
             work = onnx.ModelProto()
             work.CopyFrom(model)
@@ -592,7 +597,7 @@ def _put_model_and_data(
         raise SaveError(
             f"{path}: its data file {final} is a folder; remove it or choose another name"
         )
-    fresh = _fresh_path(final)
+    fresh = _fresh_path(final, temporary_prefix(_NEW_DATA))  # a model may name it for good
     fresh_location = (Path(location).parent / fresh.name).as_posix()  # "x" for "./x"
     _relocate_external_data(work, location, fresh_location)
     fresh_model_tmp = tmp / ".graphopt-model-fresh"
@@ -892,28 +897,34 @@ def _put_model_file(file: Path, path: Path, target: Path) -> None:
         write_atomically(target, target.parent, file.read_bytes())
 
 
-def _fresh_path(beside: Path) -> Path:
-    """A name no file has, in the folder of `beside`, ending in its name."""
+def _fresh_path(beside: Path, prefix: str | None = None) -> Path:
+    """A name no file has, in the folder of `beside`, ending in its name (`_temporary_name`)."""
     for _ in range(100):
-        fresh = beside.parent / _temporary_name(beside.name)
+        fresh = beside.parent / _temporary_name(beside.name, prefix)
         if not os.path.lexists(fresh):
             return fresh
     raise OSError(f"no free temporary file name in {beside.parent}")
 
 
-def _temporary_name(name: str, prefix: str = ".graphopt-") -> str:
-    """A fresh hidden name, `prefix` + 12 hex digits + `-` + (at most the first 200 bytes of)
-    `name`: a file name of up to 255 bytes, as its folder allows, whatever `name`'s length
-    (`name` itself may be 255). It is cut between characters, not inside one: bytes cut from a
-    character are no UTF-8, which APFS refuses in a file name and protobuf in the external
-    data location that names the file."""
+def _temporary_name(name: str, prefix: str | None = None) -> str:
+    """A fresh hidden name, `prefix` (default `temporary_prefix()`: `.graphopt-<pid>-`) + 12 hex
+    digits + `-` + (at most the first 200 bytes of) `name`: a file name of up to 255 bytes
+    (the prefix at most 26), as its folder allows, whatever `name`'s length (`name` itself may
+    be 255)."""
+    return f"{prefix or temporary_prefix()}{secrets.token_hex(6)}-{_cut(name)}"
+
+
+def _cut(name: str) -> str:
+    """At most the first 200 bytes of `name` (bytes as the file system has them), cut between
+    characters, not inside one: bytes cut from a character are no UTF-8, which APFS refuses in
+    a file name and protobuf in the external data location that names the file."""
     short = name
-    while len(os.fsencode(short)) > 200:  # bytes as the file system has them
+    while len(os.fsencode(short)) > 200:
         short = short[:-1]
-    return f"{prefix}{secrets.token_hex(6)}-{short}"
+    return short
 
 
-def create_fresh(parent: Path, name: str, prefix: str = ".graphopt-") -> tuple[int, Path]:
+def create_fresh(parent: Path, name: str, prefix: str | None = None) -> tuple[int, Path]:
     """A new file in `parent` under a `_temporary_name` of `name`, created exclusively:
     (its descriptor, open for writing; its path)."""
     for _ in range(100):
@@ -923,6 +934,115 @@ def create_fresh(parent: Path, name: str, prefix: str = ".graphopt-") -> tuple[i
         except FileExistsError:
             continue
     raise OSError(f"no free temporary file name in {parent}")
+
+
+# Every temporary a save makes beside its output is named for its process, so that a later
+# save into the same folder can tell what a killed one left (SIGKILL, a power cut: no process
+# tidies up after those) from what a save under way is writing: `.graphopt-<pid>-<12 hex>-
+# <name>`, a file renamed into place (`write_atomically`'s, `_replace_by_link`'s);
+# `.graphopt-<pid>-<8 characters>`, the folder a save with external data writes in; and
+# `.graphopt-data-<pid>-<12 hex>-<name>`, new external data beside the data file <name> it
+# replaces, which the saved model names for good where the data cannot get a name of its own
+# (`_put_model_and_data`): only a save of that model's data file removes it, and only once no
+# model at its path names it. (Before pids, `.graphopt-<12 hex>-<name>`: never removed.)
+_TEMPORARY = ".graphopt-"
+_NEW_DATA = "data-"
+_PID = r"([1-9][0-9]{0,9})"  # a pid's digits: a 12-hex-digit name never reads as one
+_STALE_FILE = re.compile(rf"\.graphopt-{_PID}-[0-9a-f]{{12}}-.+", re.DOTALL)
+_STALE_FOLDER = re.compile(rf"\.graphopt-{_PID}-[a-z0-9_]{{8}}")  # tempfile's 8 characters
+_STALE_DATA = re.compile(rf"\.graphopt-data-{_PID}-[0-9a-f]{{12}}-(.+)", re.DOTALL)
+STARTED = time.time()  # (about) when this process started: graphopt.ir's import
+STALE_ANYWAY = 24 * 3600.0  # seconds: no save takes a day (where no pid can be checked)
+
+
+def temporary_prefix(kind: str = "") -> str:
+    """`.graphopt-` + `kind` + this process's pid + `-`: how a temporary of this process begins."""
+    return f"{_TEMPORARY}{kind}{os.getpid()}-"
+
+
+def process_gone(pid: int, changed: float) -> bool:
+    """Whether the process `pid`, whose temporary was last changed at `changed`, is gone.
+    POSIX: no process has that pid (one that has it, whoever's, counts as the writer, alive);
+    elsewhere, where a pid cannot be probed safely (os.kill ends a Windows process), the
+    temporary is a day old. This process is never gone."""
+    if pid == os.getpid():
+        return False
+    if os.name != "posix":
+        return time.time() - changed > STALE_ANYWAY
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):  # another user's: alive
+        return False
+    return False
+
+
+def remove_stale_temporaries(
+    folder: Path, data_name: str | None = None, named: Callable[[Path], bool] | None = None
+) -> list[Path]:
+    """Remove from `folder` the temporaries that saves killed before they could tidy up left
+    there, and return them. One counts only when its name is a save's (see above; new external
+    data only where `data_name` is the data file's name it ends in and `named`, whether a
+    model names it, says no), it is a file (a folder for the folder's name) and no link, it was
+    last changed before this process started, and its process is gone (`process_gone`, as
+    `graphopt.realmodels` judges a killed download's): a save under way in another process is
+    never touched. Best effort: one that cannot be removed is left, with a log line; nothing
+    here fails a save."""
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(_TEMPORARY)]
+    except (OSError, ValueError):
+        return removed
+    for entry in entries:
+        name = entry.name
+        match = _STALE_FILE.fullmatch(name) or _STALE_FOLDER.fullmatch(name)
+        data = None if match or data_name is None else _STALE_DATA.fullmatch(name)
+        if data is not None and data_name is not None and data[2] == _cut(data_name):
+            match = data
+        if not match:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        is_folder = match.re is _STALE_FOLDER
+        if not (stat.S_ISDIR(st.st_mode) if is_folder else stat.S_ISREG(st.st_mode)):
+            continue
+        if st.st_mtime >= STARTED or not process_gone(int(match[1]), st.st_mtime):
+            continue
+        path = Path(entry.path)
+        if match is data and (named is None or named(path)):
+            continue  # a model names it: its data
+        if remove_left_behind(path, "a save", folder=is_folder):
+            removed.append(path)
+    return removed
+
+
+def remove_left_behind(path: Path, by: str, folder: bool = False) -> bool:
+    """Remove the file `path` (with `folder`, the folder and all it holds) that `by` ("a
+    save", "a download") left when it was killed; False, with a log line, where it cannot be."""
+    try:
+        if folder:
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as e:
+        log.info("cannot remove %s, left by %s that did not finish: %s", path, by, e)
+        return False
+    log.info("removed %s, left by %s that did not finish", path, by)
+    return True
+
+
+def _remove_stale_save_temporaries(path: Path, target: Path, location: str) -> None:
+    """Before a save with external data: the temporaries killed saves left beside the model
+    `path` (at `target`, a link's) and its data file `location`, that model's new external
+    data among them where the model there does not name it."""
+    final = Path(os.path.normpath(path.parent / location))
+    for folder in dict.fromkeys((path.parent, target.parent)):
+        if folder != final.parent:
+            remove_stale_temporaries(folder)
+    remove_stale_temporaries(final.parent, final.name, lambda data: _names_data(target, path, data))
 
 
 def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
@@ -1128,6 +1248,7 @@ def write_atomically(path: Path, parent: Path, data: bytes | Sequence[bytes]) ->
     if path.is_symlink():
         path = Path(os.path.realpath(path))
         parent = path.parent
+    remove_stale_temporaries(parent)
     fd, tmp = create_fresh(parent, path.name)
     try:
         mode = _mode_of(path)
