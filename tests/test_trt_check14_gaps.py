@@ -289,6 +289,45 @@ def test_a_function_input_named_like_a_tensor_of_the_calling_scope_is_refused():
     assert errors(check_tensorrt(model)) == []
 
 
+def test_a_function_handing_an_input_out_as_is_is_inlined():
+    """F(a) => (a, n): the call's first output is its input (valid ONNX; the parser looks the
+    output up by name). Inlined, the graph defines it from the call's input: an If on it reads
+    the input `c` (an error on a rank change), not a tensor nothing produces (a warning)."""
+    function = oh.make_function(
+        "local",
+        "F",
+        ["a"],
+        ["a", "n"],
+        [oh.make_node("Not", ["a"], ["n"], name="negate")],
+        [oh.make_opsetid("", 17)],
+    )
+    then = oh.make_graph(
+        [oh.make_node("Identity", ["x"], ["t"], name="keep")], "then", [], [_vi("t", [1, 3])]
+    )
+    other = oh.make_graph(
+        [oh.make_node("Squeeze", ["x", "zero"], ["e"], name="drop")],
+        "else",
+        [],
+        [_vi("e", [3])],
+        initializer=[_int64("zero", [0])],
+    )
+    nodes = [
+        oh.make_node("F", ["c"], ["y", "not_c"], name="call", domain="local"),
+        oh.make_node("If", ["y"], ["z"], name="pick", then_branch=then, else_branch=other),
+    ]
+    model = _model(
+        nodes,
+        [_vi("c", [], TensorProto.BOOL), _vi("x", [1, 3])],
+        [_vi("z", [None, None]), _vi("not_c", [], TensorProto.BOOL)],
+    )
+    model.opset_import.append(oh.make_opsetid("local", 1))
+    model.functions.append(function)
+    onnx.checker.check_model(model)
+    found = check_tensorrt(model)
+    assert [(f.severity, f.rule, f.node) for f in found] == [("error", "if-branches", "pick")]
+    assert found[0].message.endswith("and it reads 'c'")
+
+
 def test_a_qdq_pair_split_by_a_function_call_is_one_pair():
     """Q in the main graph, its DQ in the function: the parser inlines the call, so the pair
     is whole (before, the call's body was not read and its Q/DQ pairs not judged: a nonzero

@@ -289,9 +289,13 @@ class _Checker:
                         'outside scope name. Behavior may be incorrect"); rename the input',
                     )
             names = {formal: actual for formal, actual in zip(f.input, node.input, strict=False)}
+            passed: list[tuple[str, str]] = []  # (input, output) a function hands out as is
             for k, formal in enumerate(f.output):
                 actual = node.output[k] if k < len(node.output) else ""
-                names[formal] = actual or fresh(formal)
+                if formal in names:
+                    passed.append((names[formal], actual or fresh(formal)))
+                else:
+                    names[formal] = actual or fresh(formal)
             attrs = {a.name: a for a in f.attribute_proto}
             attrs.update((a.name, a) for a in node.attribute)
             inner = f"{where}{_call_label(node)} function body"
@@ -306,6 +310,8 @@ class _Checker:
                 _rename_values(copied, names)
                 expand(copied, inner, (*active, (f.domain, f.name)), body_node, inside)
                 inside.update(body_node.output)
+            for source, out in passed:
+                placed.append((onnx.helper.make_node("Identity", [source], [out]), inner, 0))
 
         visible = {v.name for v in g.input} | {t.name for t in g.initializer}
         for node in list(g.node):  # (in order: ONNX keeps a graph's nodes sorted)
