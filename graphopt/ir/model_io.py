@@ -12,6 +12,7 @@ that a killed save (whose process is gone) left in its folder (`remove_stale_tem
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -483,7 +484,8 @@ def save_model(
                 )
             if _over_two_gib(work):
                 raise SaveError(f"{path}: {_kept_inline(work)}")
-            _put_model_and_data(work, Path(tmp), path, target, location)
+            with _saves_take_turns(path.parent):
+                _put_model_and_data(work, Path(tmp), path, target, location)
     except OSError as e:
         raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
     except onnx.checker.ValidationError as e:  # a location onnx refuses: '../w.bin', '/w.bin'
@@ -651,6 +653,52 @@ def _put_model_and_data(
         fresh.unlink()
     except OSError as e:  # the model names `location` now: the fresh name is a spare link
         log.warning("%s: could not remove %s (%s)", path, fresh, e.strerror or e)
+
+
+_TURN_WAIT = 60.0  # seconds a save waits for another save into its folder to finish
+
+
+@contextlib.contextmanager
+def _saves_take_turns(folder: Path) -> Iterator[None]:
+    """Saves with external data into `folder` put their files in place one at a time: an
+    exclusive `flock` on the folder, held while the model and its data file go into place
+    (other processes' saves and this process's other threads wait for it). Without it, two
+    saves to one path interleaved their steps: the one whose data file was replaced by the
+    other's meanwhile put its model naming its data under a name of its own (m.onnx-1.data),
+    and when the other's model went in after that, nothing named that file any more. Where
+    the system has no flock (Windows), the folder takes none (a network file system), or
+    another save holds it over `_TURN_WAIT` seconds, the save goes on without its turn, the
+    interleaving left to `_put_model_and_data` (a warning, a name of its own)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + _TURN_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "%s: another save there took over %.0f s; not waiting for it",
+                        folder,
+                        _TURN_WAIT,
+                    )
+                    break
+                time.sleep(0.01)
+            except OSError:  # no locks on this file system
+                break
+        yield
+    finally:
+        os.close(fd)  # (the lock goes with it)
 
 
 def _make_folders(folder: Path) -> list[Path]:
