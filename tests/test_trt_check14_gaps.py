@@ -480,6 +480,48 @@ def test_a_loop_body_dequantizing_an_outer_q_is_one_pair():
     assert check_tensorrt(model) == []
 
 
+def test_a_branch_handing_out_a_quantized_tensor_is_refused_saying_why():
+    """Q in each branch, the DQ after the If: the branch outputs are INT8, which the
+    IIfConditionalOutputLayer would carry (was: "a QuantizeLinear must feed only
+    DequantizeLinear nodes", which did not say why)."""
+    inits = [
+        numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.int8), "zp"),
+    ]
+
+    def branch(op: str) -> onnx.GraphProto:
+        nodes = [
+            oh.make_node(op, ["x"], [f"{op}_out"], name=op.lower()),
+            oh.make_node("QuantizeLinear", [f"{op}_out", "s", "zp"], [f"{op}_q"], name=f"q_{op}"),
+        ]
+        return oh.make_graph(nodes, op, [], [_vi(f"{op}_q", [1, 3], TensorProto.INT8)])
+
+    nodes = [
+        oh.make_node(
+            "If",
+            ["c"],
+            ["yq"],
+            name="branch",
+            then_branch=branch("Relu"),
+            else_branch=branch("Abs"),
+        ),
+        oh.make_node("DequantizeLinear", ["yq", "s", "zp"], ["y"], name="dq_after"),
+    ]
+    model = _model(
+        nodes, [_vi("x", [1, 3]), _vi("c", [], TensorProto.BOOL)], [_vi("y", [1, 3])], inits
+    )
+    onnx.checker.check_model(model, full_check=True)
+    x = np.array([[-1.0, 0.5, 2.0]], np.float32)
+    np.testing.assert_allclose(_run(model, {"x": x, "c": np.array(False)})[0], [[1.0, 0.5, 2.0]])
+    found = [f for f in errors(check_tensorrt(model)) if f.scope]
+    assert [(f.rule, f.node, f.scope) for f in found] == [
+        ("qdq-pair", "q_Relu", "If 'branch' then_branch"),
+        ("qdq-pair", "q_Abs", "If 'branch' else_branch"),
+    ]
+    assert "its output 'Relu_q' leaves the If branch quantized" in found[0].message
+    assert "IIfConditionalOutputLayer" in found[0].message
+
+
 def test_a_q_read_by_another_op_inside_a_branch_is_still_a_stray():
     found = errors(check_tensorrt(_split_pair(cond_value=True, reader="Identity")))
     assert [(f.rule, f.node) for f in found] == [("qdq-pair", "q_out")]

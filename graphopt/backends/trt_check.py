@@ -29,7 +29,8 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   fed by a Q or a constant, Q/DQ pairs in front of ops TensorRT runs in INT8; a pair split by
   an If (Q outside, DQ in a branch) is refused at the DQ: the parser passes the quantized
   tensor in through an IIfConditionalInputLayer, and a conditional carries no quantized type
-  (a Loop body reads it directly, an If on a constant is imported inline: both fine);
+  (a Loop body reads it directly, an If on a constant is imported inline: both fine); so is a
+  branch handing a Q's output out (an IIfConditionalOutputLayer);
 - dynamic input dimensions need an optimization profile (`shapes`);
 - If/Loop/Scan bodies: the parser imports each body with the same importers (`parseGraph` per
   body, onnx-tensorrt 10.1 GA), so every body is checked, recursively, with the rules above, as
@@ -1053,7 +1054,16 @@ class _Checker:
                     )
                 else:
                     strays.append(c)
-            if strays or self.graph.is_graph_output(out):
+            if not strays and self.graph.is_graph_output(out) and self.conditional:
+                self.add(
+                    "error",
+                    "qdq-pair",
+                    f"its output {out!r} leaves the If branch quantized: TensorRT's parser makes "
+                    f"it an IIfConditionalOutputLayer's input, and {_CONDITIONAL_TYPES}; "
+                    "dequantize it in the branch",
+                    node,
+                )
+            elif strays or self.graph.is_graph_output(out):
                 self.add(
                     "error",
                     "qdq-pair",
@@ -1088,9 +1098,8 @@ class _Checker:
                 f"DequantizeLinear reads {x!r}, which QuantizeLinear "
                 f"{as_text(producer.name)!r} quantizes outside the If whose branch this is: "
                 "TensorRT's parser passes it into the branch through an IIfConditionalInputLayer, "
-                "and a conditional's inputs and outputs are bool, int32, float16, float32 or "
-                "bfloat16 (TensorRT's operator reference, If), not a quantized type; put the "
-                "DequantizeLinear in front of the If or the QuantizeLinear into the branch",
+                f"and {_CONDITIONAL_TYPES}; put the DequantizeLinear in front of the If or the "
+                "QuantizeLinear into the branch",
                 node,
             )
         for c in consumers:
@@ -1225,6 +1234,12 @@ _NONDETERMINISTIC = frozenset(
     {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial"}
 )
 _SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan"})
+# what TensorRT's operator reference (If, 10.6 and the current text) lists for a conditional's
+# inputs and outputs: no quantized type (a Q/DQ pair split by an If, `_check_pairing`)
+_CONDITIONAL_TYPES = (
+    "a conditional's inputs and outputs are bool, int32, float16, float32 or bfloat16 "
+    "(TensorRT's operator reference, If), not a quantized type"
+)
 # NvInfer.h 10.11 (NVIDIA/TensorRT 9255eb39): an If's two outputs need the same rank, not the
 # same shape (`_check_branch_ranks`)
 _IF_SHAPES_RELAXED_SINCE = TrtVersion(10, 11)
