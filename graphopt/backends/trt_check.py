@@ -223,9 +223,12 @@ class _Checker:
         if not functions or not any(_local_function(n, functions) for n in g.node):
             return
         taken = _value_names(g)
+        have = {o.domain for o in self.model.opset_import}
         for f in functions.values():  # the body's ops are read under the model's opsets
-            have = {o.domain for o in self.model.opset_import}
-            self.model.opset_import.extend(o for o in f.opset_import if o.domain not in have)
+            for o in f.opset_import:
+                if o.domain not in have:
+                    self.model.opset_import.add().CopyFrom(o)
+                    have.add(o.domain)
         # (node, the calls it came through, how many)
         placed: list[tuple[onnx.NodeProto, str, int]] = []
 
@@ -1519,10 +1522,15 @@ def _value_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
+_GRAPH_TYPES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+
+
 def _bind_attributes(node: onnx.NodeProto, attrs: Mapping[str, onnx.AttributeProto]) -> None:
     """Replace `node`'s references to a function's attributes (`ref_attr_name`, also in the
     bodies of its nodes) by the caller's attribute or the function's default; a reference to
     one neither gives is dropped (the attribute is absent)."""
+    if not any(a.ref_attr_name or a.type in _GRAPH_TYPES for a in node.attribute):
+        return
     kept = []
     for a in node.attribute:
         if a.ref_attr_name:
