@@ -499,14 +499,14 @@ def _sidecar_for(
     unknown = sorted(n for n in side.float_nodes() if n not in graph.nodes)
     if unknown:
         raise QuantizeError(
-            f"{where}: names node {unknown[0]!r}, which the model as optimized for quantization "
+            f"{where}: names node {sidecar_io.shown(unknown[0])}, which the model as optimized for quantization "
             f"does not have ({len(unknown)} such); quantize with the graphopt and --pipeline "
             "that wrote it, or delete the sidecar to take the cache's scales alone"
         )
     unknown = sorted(set(side.activations) - set(tensors))
     if unknown:
         raise QuantizeError(
-            f"{where}: names tensor {unknown[0]!r}, which the model as optimized for "
+            f"{where}: names tensor {sidecar_io.shown(unknown[0])}, which the model as optimized for "
             f"quantization does not quantize ({len(unknown)} such); delete the sidecar to take "
             "the cache's scales alone"
         )

@@ -45,6 +45,8 @@ FORMAT = "graphopt-calibration-sidecar"
 VERSION = 1
 MAX_BYTES = 16 << 20  # a name list and a table of zero points: ~100 bytes a tensor
 WHAT = "calibration cache sidecar"
+MAX_DIGITS = 20  # a version or a zero point: no whole number in a sidecar is longer
+TINY = float(np.finfo(np.float32).tiny)  # the least normal float32: a scale below it is no scale
 
 
 @dataclass
@@ -162,12 +164,41 @@ def loads(text: str, where: str) -> Sidecar:
     def refuse(constant: str) -> None:
         raise ValueError(f"{constant} is not a number JSON allows")
 
+    def whole(digits: str) -> int:
+        # (Python's own limit, 4300 digits, is worded as advice on sys.set_int_max_str_digits)
+        if len(digits.lstrip("-")) > MAX_DIGITS:
+            raise _Refused(f"a number of {len(digits.lstrip('-'))} digits")
+        return int(digits)
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json keeps the last of two equal keys: another reader may keep the first
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _Refused(f"key {shown(key)} appears twice in one object")
+            out[key] = value
+        return out
+
     try:
-        data = json.loads(text, parse_constant=refuse)
+        data = json.loads(text, parse_constant=refuse, parse_int=whole, object_pairs_hook=unique)
+    except _Refused as e:
+        raise QuantizeError(f"{where}: not a {WHAT} ({e})") from e
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise QuantizeError(f"{where}: not a {WHAT} (not JSON: {reason})") from e
     return _checked(data, where)
+
+
+class _Refused(ValueError):
+    """What `loads` refuses in text that is JSON: a key twice in an object, a huge number."""
+
+
+def shown(name: str, limit: int = 80) -> str:
+    """`name` as an error message shows it: quoted, escaped (one line), cut after `limit`
+    characters (a sidecar may name a node in a megabyte)."""
+    if len(name) <= limit:
+        return repr(name)
+    return f"{name[:limit]!r}... ({len(name)} characters)"
 
 
 def _checked(data: object, where: str) -> Sidecar:
@@ -212,6 +243,10 @@ def _checked(data: object, where: str) -> Sidecar:
     activations = data.get("activations", {})
     if not isinstance(activations, dict):
         raise fail("'activations' is not an object")
+    if activations and target != "onnxruntime":  # int8 symmetric: the cache's scales say it all
+        raise fail(
+            f"'activations' (uint8 zero points) with target {target}; only onnxruntime has them"
+        )
     params: dict[str, tuple[np.float32, int]] = {}
     for tensor, value in activations.items():
         if (
@@ -221,13 +256,20 @@ def _checked(data: object, where: str) -> Sidecar:
             or type(value[1]) is not int
             or not 0 <= value[1] <= 255
         ):
-            raise fail(f"activation {tensor!r} is not [<hex scale>, <zero point 0..255>]")
+            raise fail(f"activation {shown(tensor)} is not [<hex scale>, <zero point 0..255>]")
         try:
             scale = cache_io.parse_scale(value[0])
         except ValueError as e:
-            raise fail(f"activation {tensor!r}: {e}") from e
-        if not (np.isfinite(scale) and scale > 0):
-            raise fail(f"activation {tensor!r}: scale {float(scale)} is not positive")
+            raise fail(f"activation {shown(tensor)}: {e}") from e
+        if not (np.isfinite(scale) and scale >= TINY):
+            kind = (
+                "not finite"
+                if not np.isfinite(scale)
+                else "subnormal"
+                if scale > 0
+                else "not positive"
+            )
+            raise fail(f"activation {shown(tensor)}: scale {float(scale)} is {kind}")
         params[tensor] = (scale, value[1])
     return Sidecar(
         model_sha256=text("model_sha256", data.get("model_sha256"), 64),

@@ -1,0 +1,161 @@
+"""Review of the calibration cache sidecar (graphopt.quant.sidecar): hostile sidecars.
+
+Each is refused in one line naming the file and the problem, exit 2, no output: a sidecar for
+target tensorrt carrying uint8 zero points (they were applied: uint8 Q/DQ in a TensorRT
+model), a key given twice (json kept the last one silently), a subnormal scale (it was taken),
+a number of thousands of digits (Python's advice on sys.set_int_max_str_digits was the
+message), a node name of 100000 characters (the message was 100000 characters long).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphopt.cli import main
+from graphopt.errors import QuantizeError
+from graphopt.quant import cache as cache_io
+from graphopt.quant import sidecar as sidecar_io
+from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
+
+SIZE = "320x320"
+BASE = {
+    "format": sidecar_io.FORMAT,
+    "version": 1,
+    "graphopt": "0.1.0",
+    "model_sha256": "0" * 64,
+    "cache_sha256": "0" * 64,
+    "target": "onnxruntime",
+    "stem": [],
+    "keep_nodes": [],
+    "accuracy_search": {"groups": [], "nodes": []},
+    "activations": {"x": ["3c010a14", 3]},
+}
+
+
+def _refusal(text: str) -> str:
+    with pytest.raises(QuantizeError) as e:
+        sidecar_io.loads(text, "s.json")
+    message = str(e.value)
+    assert message.startswith("s.json: ") and len(message.splitlines()) == 1, message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("scale", "said"),
+    [
+        ("00000001", "subnormal"),  # 1.4e-45: x / scale overflows to inf
+        ("007fffff", "subnormal"),  # the largest subnormal
+        ("7f800000", "not finite"),  # inf
+        ("7fc00000", "not finite"),  # NaN
+        ("80000000", "not positive"),  # -0.0
+        ("bf800000", "not positive"),  # -1.0
+    ],
+)
+def test_a_scale_that_is_no_scale_is_refused(scale: str, said: str) -> None:
+    message = _refusal(json.dumps({**BASE, "activations": {"x": [scale, 3]}}))
+    assert "activation 'x': scale" in message and said in message, message
+
+
+def test_the_least_normal_scale_is_taken() -> None:
+    side = sidecar_io.loads(json.dumps({**BASE, "activations": {"x": ["00800000", 0]}}), "s")
+    assert side.activations["x"][0] == np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize(
+    ("where", "key"), [("top", "target"), ("activations", "x"), ("accuracy_search", "nodes")]
+)
+def test_a_key_given_twice_is_refused(where: str, key: str) -> None:
+    text = json.dumps(BASE)
+    if where == "top":  # json kept the last: the run quantized for the other target
+        text = text[:-1] + ', "target": "tensorrt"}'
+    elif where == "activations":
+        text = text.replace('"x": ["3c010a14", 3]', '"x": ["3c010a14", 3], "x": ["3c000000", 9]')
+    else:
+        text = text.replace('"nodes": []', '"nodes": [], "nodes": ["a"]')
+    message = _refusal(text)
+    assert f"key {key!r} appears twice in one object" in message, message
+
+
+def test_a_number_of_thousands_of_digits_is_named_not_pythons_advice() -> None:
+    message = _refusal(json.dumps(BASE).replace('"version": 1', '"version": ' + "9" * 5000))
+    assert "a number of 5000 digits" in message and "set_int_max_str_digits" not in message
+
+
+def test_zero_points_with_target_tensorrt_are_refused() -> None:
+    message = _refusal(json.dumps({**BASE, "target": "tensorrt"}))
+    assert "'activations'" in message and "target tensorrt" in message, message
+
+
+def test_a_long_name_is_cut_in_the_message() -> None:
+    message = _refusal(json.dumps({**BASE, "activations": {"y" * 100000: ["0", 3]}}))
+    assert len(message) < 400 and "(100000 characters)" in message, message
+
+
+@dataclass
+class Written:
+    model: str  # the float ppocr_det
+    cache: Path  # a cache written by a calibrating run (tensorrt), its sidecar beside it
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    root = tmp_path_factory.mktemp("sidecar_review14")
+    folder = root / "calib"
+    folder.mkdir()
+    for path in image_paths(IMAGE_NAMES[1:3]):  # chelsea.png, coffee.png: real photographs
+        shutil.copy(path, folder)
+    model = str(fetch_model("ppocr_det"))
+    cache = root / "c.cache"
+    argv = ["quantize", model, "-o", str(root / "q.onnx"), "--calib", str(folder)]
+    argv += ["--size", SIZE, "--keep-float", "2", "--cache", str(cache), "--no-progress"]
+    assert main(argv) == 0
+    return Written(model, cache)
+
+
+def _hostile_cases(written: Written) -> dict[str, str]:
+    good = json.loads(sidecar_io.path_of(written.cache).read_text())
+    _, scales = cache_io.read(written.cache)
+    quantized = sorted(scales)[:2]  # tensors the tensorrt layout quantizes
+    good_text = json.dumps(good)
+    return {
+        # uint8 zero points on tensors the tensorrt run quantizes: they were applied
+        "zero points for tensorrt": json.dumps(
+            {**good, "activations": {t: ["3c010a14", 128] for t in quantized}}
+        ),
+        "target twice": good_text[:-1] + ', "target": "onnxruntime"}',
+        "version of 5000 digits": good_text.replace('"version": 1', '"version": ' + "9" * 5000),
+        "a node name of 100000 characters": json.dumps({**good, "keep_nodes": ["n" * 100000]}),
+    }
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("zero points for tensorrt", "'activations' (uint8 zero points) with target tensorrt"),
+        ("target twice", "key 'target' appears twice"),
+        ("version of 5000 digits", "a number of 5000 digits"),
+        ("a node name of 100000 characters", "(100000 characters)"),
+    ],
+)
+def test_a_hostile_sidecar_is_one_line_exit_2_and_no_output(
+    written: Written, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, said: str
+) -> None:
+    cache = tmp_path / "in.cache"
+    shutil.copy(written.cache, cache)
+    side = sidecar_io.path_of(cache)
+    side.write_text(_hostile_cases(written)[case])
+    out = tmp_path / "q.onnx"
+    capsys.readouterr()
+    argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(cache), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(side) in err and said in err and len(err) < 600, err
+    assert not out.exists()
