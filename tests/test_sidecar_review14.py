@@ -159,3 +159,69 @@ def test_a_hostile_sidecar_is_one_line_exit_2_and_no_output(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(side) in err and said in err and len(err) < 600, err
     assert not out.exists()
+
+
+def _fail_sidecar_writes(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Every atomic write of a sidecar raises `error` (a full disk, Ctrl-C); others go on."""
+    import graphopt.ir.model_io as model_io
+
+    real = model_io.write_atomically
+
+    def write(path: Path, parent: Path, data: bytes) -> None:
+        if str(path).endswith(sidecar_io.SUFFIX):
+            raise error
+        real(path, parent, data)
+
+    monkeypatch.setattr(model_io, "write_atomically", write)
+
+
+def _old_pair(written: Written, folder: Path) -> tuple[Path, bytes, bytes]:
+    """A cache and sidecar in `folder` that a run from `written.cache` would replace (the cache
+    under another TensorRT version: other bytes), with their bytes."""
+    cache = folder / "old.cache"
+    cache.write_text(cache_io.retag(written.cache.read_text(), "TRT-100300-MinMaxCalibration"))
+    side = sidecar_io.path_of(cache)
+    side.write_bytes(sidecar_io.path_of(written.cache).read_bytes())
+    return cache, cache.read_bytes(), side.read_bytes()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize(
+    "error", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=["ENOSPC", "Ctrl-C"]
+)
+def test_api_a_sidecar_that_cannot_be_written_puts_the_cache_back(
+    written: Written, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    # the new cache stayed beside the old sidecar: a pair that was never written together
+    import graphopt
+
+    cache, cache_bytes, side_bytes = _old_pair(written, tmp_path)
+    fresh = tmp_path / "new.cache"  # and where there was none, none is left
+    _fail_sidecar_writes(monkeypatch, error)
+    for target in (cache, fresh):
+        with pytest.raises((QuantizeError, KeyboardInterrupt)):
+            graphopt.quantize(written.model, None, cache=target, from_cache=written.cache)
+    assert cache.read_bytes() == cache_bytes
+    assert sidecar_io.path_of(cache).read_bytes() == side_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.cache", "old.cache.graphopt.json"]
+
+
+@pytest.mark.realmodel
+def test_cli_a_sidecar_that_cannot_be_written_is_one_line_and_the_old_pair_stays(
+    written: Written,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cache, cache_bytes, side_bytes = _old_pair(written, tmp_path)
+    _fail_sidecar_writes(monkeypatch, OSError(28, "No space left on device"))
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(written.cache)]
+    capsys.readouterr()
+    assert main([*argv, "--cache", str(cache), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
+    assert str(sidecar_io.path_of(cache)) in err
+    assert cache.read_bytes() == cache_bytes
+    assert sidecar_io.path_of(cache).read_bytes() == side_bytes
+    assert not out.exists()

@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     data = None
     progress = None
     # what this run's cache and sidecar replace, put back when the run fails after writing them
-    previous = {path: _cache_before(path) for path in (args.cache, side_out) if path}
+    previous = {path: cache_io.bytes_before(path) for path in (args.cache, side_out) if path}
     if args.calib:
         spec = PreprocessSpec.from_yaml(args.preprocess) if args.preprocess else PreprocessSpec()
         if args.size:
@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         save_output(quantized, args, external_data=loaded.external_data or None)
     except BaseException:  # the cache may be written by now: the run is to leave nothing
         for path, before in previous.items():
-            _put_cache_back(path, before)
+            cache_io.put_back(path, before)
         raise
     finally:
         if progress:
@@ -305,37 +305,6 @@ def _search_update(calibration: Progress | None, search: Progress) -> Callable[[
         search.update(measured)
 
     return update
-
-
-def _cache_before(path: str | None) -> bytes | None:
-    """The bytes of the regular file at `path` (the --cache this run writes, or its sidecar)
-    before the run; None when there is none (or it cannot be read)."""
-    if not path or not os.path.isfile(path):
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _put_cache_back(path: str | None, previous: bytes | None) -> None:
-    """Undo this run's --cache (or its sidecar) after the model could not be saved (a data file
-    name over the folder's limit, a full disk): the cache was left, exit 2, beside no model. A cache that was
-    there gets its bytes back; a new one goes. A device or pipe is left alone (it was written
-    straight)."""
-    from graphopt.ir.model_io import is_stream, write_atomically
-
-    if not path or is_stream(Path(path)) or _cache_before(path) == previous:
-        return  # (a run that failed before writing it: nothing to undo)
-    target = Path(path)
-    try:
-        if previous is None:
-            target.unlink(missing_ok=True)
-        else:
-            write_atomically(target, target.parent, previous)
-    except OSError:  # the save's error is the news; the cache stays as this run wrote it
-        pass
 
 
 def image_options(args: argparse.Namespace) -> list[tuple[str, object]]:

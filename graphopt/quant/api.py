@@ -517,19 +517,29 @@ def _write_cache(
     path: str | Path, header: str, report: QuantizeReport, side: sidecar_io.Sidecar
 ) -> None:
     """Write the calibration cache of `report.scales` and its sidecar (`side`, completed with
-    the cache's digest and graphopt's version); none beside a cache that is a stream (a pipe,
-    /dev/stdout): there is no folder to put it in."""
+    the cache's digest and graphopt's version), each atomically, the cache put back when the
+    sidecar fails; none beside a cache that is a stream (a pipe, /dev/stdout): there is no
+    folder to put it in."""
     import graphopt
     from graphopt.ir.model_io import is_stream
 
     text = cache_io.dumps(report.scales, header)
-    cache_io.write(path, report.scales, header)
     if is_stream(Path(path)):
+        cache_io.write(path, report.scales, header)
         log.info("%s is a stream: no sidecar written beside it", path)
         return
-    side.cache_sha256 = sidecar_io.text_sha256(text)
-    side.graphopt_version = graphopt.__version__
-    sidecar_io.write(path, side)
+    # the two as a pair: a sidecar that cannot be written (a full disk, Ctrl-C) puts the cache
+    # back, so the pair on disk stays the old one (or none), never a new cache beside the
+    # sidecar of the old
+    before = cache_io.bytes_before(path)
+    cache_io.write(path, report.scales, header)
+    try:
+        side.cache_sha256 = sidecar_io.text_sha256(text)
+        side.graphopt_version = graphopt.__version__
+        sidecar_io.write(path, side)
+    except BaseException:
+        cache_io.put_back(path, before)
+        raise
 
 
 def _counted(

@@ -122,6 +122,38 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
         raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
 
 
+def bytes_before(path: str | Path | None) -> bytes | None:
+    """The bytes of the regular file at `path` (a cache a run is about to write, or its
+    sidecar), for `put_back`; None when there is none (or it cannot be read)."""
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def put_back(path: str | Path | None, previous: bytes | None) -> None:
+    """Undo a write of `path` by a run that failed after it (`previous`: `bytes_before`): a
+    file that was there gets its bytes back, a new one goes (through a link: the file it
+    points to). A device or pipe is left alone (it was written straight), so is a file that
+    still holds `previous` (a run that failed before writing it). Best effort: the run's own
+    error is the news, so an OSError here leaves the file as the run wrote it."""
+    from graphopt.ir.model_io import is_stream, write_atomically
+
+    if not path or is_stream(Path(path)) or bytes_before(path) == previous:
+        return
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        if previous is None:
+            target.unlink(missing_ok=True)
+        else:
+            write_atomically(target, target.parent, previous)
+    except OSError:
+        pass
+
+
 def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tuple[str, str]]]:
     """(header, [(tensor, hex digits)]) from cache text, in the file's order, every line
     checked: the digits as written (`0` for a tensor TensorRT has no scale for)."""
