@@ -226,6 +226,45 @@ def test_a_function_calling_itself_is_refused_not_followed_forever():
     assert "function local::Inner calls itself" in found[0].message
 
 
+def test_calls_inside_bodies_and_bodies_inside_calls_are_located_through_both():
+    uniq = oh.make_function(
+        "local",
+        "G",
+        ["a"],
+        ["b"],
+        [oh.make_node("Unique", ["a"], ["b"], name="uniq")],
+        [oh.make_opsetid("", 17)],
+    )
+    then = oh.make_graph(
+        [oh.make_node("G", ["x"], ["t"], name="call_g", domain="local")], "t", [], [_vi("t", [3])]
+    )
+    other = oh.make_graph([oh.make_node("Abs", ["x"], ["e"], name="abs")], "e", [], [_vi("e", [3])])
+    branching = oh.make_function(  # H(x, c) = If c then G(x) else |x|
+        "local",
+        "H",
+        ["x", "c"],
+        ["y"],
+        [oh.make_node("If", ["c"], ["y"], name="inner_if", then_branch=then, else_branch=other)],
+        [oh.make_opsetid("", 17), oh.make_opsetid("local", 1)],
+    )
+    model = _model(
+        [oh.make_node("H", ["v", "flag"], ["w"], name="call_h", domain="local")],
+        [_vi("v", [3]), _vi("flag", [], TensorProto.BOOL)],
+        [_vi("w", [3])],
+    )
+    model.opset_import.append(oh.make_opsetid("local", 1))
+    model.functions.extend([uniq, branching])
+    onnx.checker.check_model(model)
+    found = errors(check_tensorrt(model))
+    assert [(f.rule, f.node, f.scope) for f in found] == [
+        (
+            "unsupported-op",
+            "uniq",
+            "H 'call_h' function body > If 'inner_if' then_branch > G 'call_g' function body",
+        )
+    ]
+
+
 def _call_chain(length: int) -> onnx.ModelProto:
     """F0 calls F1 calls ... F{length-1}, whose body is a Relu."""
     functions = []
