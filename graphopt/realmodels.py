@@ -248,7 +248,7 @@ def remove_stale_downloads(wheels: Path) -> list[Path]:
             continue
         if changed >= _STARTED or not process_gone(int(match[1]), changed):
             continue
-        if remove_left_behind(Path(entry.path), "a download", folder=True):
+        if remove_left_behind(Path(entry.path), "a download that did not finish", folder=True):
             removed.append(Path(entry.path))
     return removed
 
@@ -471,7 +471,7 @@ def remove_stale_extractions(files: Path) -> list[Path]:
                 stale = time.time() - changed > STALE_ANYWAY
             if not stale:
                 continue
-            if remove_left_behind(path, "an extraction"):
+            if remove_left_behind(path, "an extraction that did not finish"):
                 removed.append(path)
     return removed
 

@@ -8,6 +8,7 @@ external data that a model names."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -133,10 +134,10 @@ def test_only_temporaries_whose_save_is_certainly_gone_are_removed(tmp_path):
     assert (tmp_path / "other.onnx").is_file()
 
 
-def test_new_data_a_model_names_is_kept_until_no_model_names_it(tmp_path):
+def test_new_data_a_model_names_is_kept_until_a_save_replaces_that_model(tmp_path):
     """New external data stays under its temporary name where it cannot get its own (the
-    model names it): saving another model beside it, or that model again, keeps it; once a
-    save has put a model naming other data there, the next save removes it."""
+    model names it): saving another model beside it keeps it; the save that puts a model
+    naming other data in its place removes it (here a killed save's: its pid is gone)."""
     dead = _dead_pid()
     path = tmp_path / "m.onnx"
     location = f".graphopt-data-{dead}-0123456789ab-m.onnx.data"
@@ -146,13 +147,54 @@ def test_new_data_a_model_names_is_kept_until_no_model_names_it(tmp_path):
     save_model(_model(5), tmp_path / "n.onnx", external_data=True)  # another model's save
     save_model(_model(6), tmp_path / "n.onnx")  # and an inline one
     assert data.is_file() and _weight(path) == 1
-    save_model(_model(2), path, external_data=True)  # named when this save began: kept
-    assert data.is_file() and _weight(path) == 2
-    save_model(_model(3), path, external_data=True)
-    assert not data.exists() and _weight(path) == 3
+    save_model(_model(2), path, external_data=True)
+    assert not data.exists() and _weight(path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "m.onnx",
         "m.onnx.data",
         "n.onnx",
         "n.onnx.data",
     ]
+
+
+def test_data_a_save_could_not_name_goes_with_the_next_save_of_that_model(
+    tmp_path, monkeypatch, caplog
+):
+    """The data file was replaced, the model naming it could not be put (a full disk), and
+    the data could not get a name of its own either: the model names the new data under its
+    temporary name (the final reader's open finding). That file stayed for good; the next
+    save of the model, in this very process too, removes it once its model is in place."""
+    path = tmp_path / "m.onnx"
+    save_model(_model(1), path, external_data=True)
+    real_replace, real_link, real_open = os.replace, os.link, os.open
+    puts = []
+
+    def second_put_refused(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(dst) == path:
+            puts.append(src)
+            if len(puts) == 2:
+                raise OSError(28, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    def no_own_name(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(dst).name.startswith("m.onnx-"):
+            raise OSError(30, "Read-only file system")
+        return real_link(src, dst, *args, **kwargs)
+
+    def no_reserved_name(file, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(file).name.startswith("m.onnx-"):
+            raise OSError(30, "Read-only file system")
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", second_put_refused)
+    monkeypatch.setattr(os, "link", no_own_name)
+    monkeypatch.setattr(os, "open", no_reserved_name)
+    with caplog.at_level(logging.WARNING, logger="graphopt.ir"):
+        save_model(_model(2), path, external_data=True)
+    monkeypatch.undo()
+    (kept,) = [p.name for p in tmp_path.iterdir() if p.name != "m.onnx"]
+    assert kept.startswith(".graphopt-") and f"saved with its data in {kept}" in caplog.text
+    assert _weight(path) == 2
+    save_model(_model(3), path, external_data=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    assert _weight(path) == 3

@@ -460,7 +460,6 @@ def save_model(
             return path
         location = location or default_data_location(path)
         _refuse_data_name(path, location)
-        _remove_stale_save_temporaries(path, target, location)
         with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=parent) as tmp:
             (Path(tmp) / location).parent.mkdir(parents=True, exist_ok=True)  # a subfolder
             work = onnx.ModelProto()
@@ -484,8 +483,13 @@ def save_model(
                 )
             if _over_two_gib(work):
                 raise SaveError(f"{path}: {_kept_inline(work)}")
-            with _saves_take_turns(path.parent):
+            with _saves_take_turns(path.parent) as turn:
+                kept = _remove_stale_save_temporaries(path, target, location)
                 _put_model_and_data(work, Path(tmp), path, target, location)
+                if turn:  # no other save is between its steps: `kept` is no save's any more
+                    for spare in kept:
+                        if not _names_data(target, path, spare):
+                            remove_left_behind(spare, "a save that could not name it otherwise")
     except OSError as e:
         raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
     except onnx.checker.ValidationError as e:  # a location onnx refuses: '../w.bin', '/w.bin'
@@ -659,7 +663,7 @@ _TURN_WAIT = 60.0  # seconds a save waits for another save into its folder to fi
 
 
 @contextlib.contextmanager
-def _saves_take_turns(folder: Path) -> Iterator[None]:
+def _saves_take_turns(folder: Path) -> Iterator[bool]:
     """Saves with external data into `folder` put their files in place one at a time: an
     exclusive `flock` on the folder, held while the model and its data file go into place
     (other processes' saves and this process's other threads wait for it). Without it, two
@@ -668,22 +672,25 @@ def _saves_take_turns(folder: Path) -> Iterator[None]:
     and when the other's model went in after that, nothing named that file any more. Where
     the system has no flock (Windows), the folder takes none (a network file system), or
     another save holds it over `_TURN_WAIT` seconds, the save goes on without its turn, the
-    interleaving left to `_put_model_and_data` (a warning, a name of its own)."""
+    interleaving left to `_put_model_and_data` (a warning, a name of its own). Yields whether
+    the save has its turn."""
     try:
         import fcntl
     except ImportError:  # Windows
-        yield
+        yield False
         return
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
-        yield
+        yield False
         return
+    turn = False
     try:
         deadline = time.monotonic() + _TURN_WAIT
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                turn = True
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
@@ -696,7 +703,7 @@ def _saves_take_turns(folder: Path) -> Iterator[None]:
                 time.sleep(0.01)
             except OSError:  # no locks on this file system
                 break
-        yield
+        yield turn
     finally:
         os.close(fd)  # (the lock goes with it)
 
@@ -1062,35 +1069,50 @@ def remove_stale_temporaries(
         path = Path(entry.path)
         if match is data and (named is None or named(path)):
             continue  # a model names it: its data
-        if remove_left_behind(path, "a save", folder=is_folder):
+        if remove_left_behind(path, "a save that did not finish", folder=is_folder):
             removed.append(path)
     return removed
 
 
 def remove_left_behind(path: Path, by: str, folder: bool = False) -> bool:
-    """Remove the file `path` (with `folder`, the folder and all it holds) that `by` ("a
-    save", "a download") left when it was killed; False, with a log line, where it cannot be."""
+    """Remove the file `path` (with `folder`, the folder and all it holds) that `by` ("a save
+    that did not finish", "a download that did not finish") left; False, with a log line,
+    where it cannot be."""
     try:
         if folder:
             shutil.rmtree(path)
         else:
             path.unlink()
     except OSError as e:
-        log.info("cannot remove %s, left by %s that did not finish: %s", path, by, e)
+        log.info("cannot remove %s, left by %s: %s", path, by, e)
         return False
-    log.info("removed %s, left by %s that did not finish", path, by)
+    log.info("removed %s, left by %s", path, by)
     return True
 
 
-def _remove_stale_save_temporaries(path: Path, target: Path, location: str) -> None:
+def _remove_stale_save_temporaries(path: Path, target: Path, location: str) -> list[Path]:
     """Before a save with external data: the temporaries killed saves left beside the model
-    `path` (at `target`, a link's) and its data file `location`, that model's new external
-    data among them where the model there does not name it."""
+    `path` (at `target`, a link's) and its data file `location` removed, that model's new
+    external data among them where the model there does not name it. Returns the new external
+    data that the model there names (`_put_model_and_data` kept it there, or a save was killed
+    between its steps), which this save removes once its model is in place."""
     final = Path(os.path.normpath(path.parent / location))
     for folder in dict.fromkeys((path.parent, target.parent)):
         if folder != final.parent:
             remove_stale_temporaries(folder)
-    remove_stale_temporaries(final.parent, final.name, lambda data: _names_data(target, path, data))
+    remove_stale_temporaries(final.parent, final.name, lambda d: _names_data(target, path, d))
+    try:
+        entries = list(os.scandir(final.parent))
+    except OSError:
+        return []
+    kept = []
+    for entry in entries:
+        data = _STALE_DATA.fullmatch(entry.name)
+        if data is None or data[2] != _cut(final.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        if _names_data(target, path, Path(entry.path)):
+            kept.append(Path(entry.path))
+    return kept
 
 
 def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
