@@ -225,3 +225,48 @@ def test_cli_a_sidecar_that_cannot_be_written_is_one_line_and_the_old_pair_stays
     assert cache.read_bytes() == cache_bytes
     assert sidecar_io.path_of(cache).read_bytes() == side_bytes
     assert not out.exists()
+
+
+def _as_tensorrt_writes_it(text: str) -> str:
+    """Cache text as TensorRT writes a cache it read back: its own version in the header, hex
+    digits without leading zeros, its own order, and tensors graphopt does not quantize (one
+    it has no scale for: `name: 0`)."""
+    _, items = cache_io.entries(text)
+    lines = ["TRT-100300-MinMaxCalibration"]
+    lines += [f"{name}: {value.lstrip('0') or '0'}" for name, value in reversed(items)]
+    lines += ["trt_only_shuffle_out: 3c010a14", "trt_only_constant: 0"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.realmodel
+def test_a_cache_written_again_with_the_same_scales_keeps_its_sidecar(
+    written: Written, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the sidecar was refused ('the cache was rewritten since') for bytes, not for scales:
+    # 74 nodes quantized instead of the written run's
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    argv = ["quantize", written.model, "--cache-in", str(written.cache), "--no-progress"]
+    assert main([*argv[:2], "-o", str(first), *argv[2:]]) == 0
+    cache = tmp_path / "trt.cache"
+    cache.write_text(_as_tensorrt_writes_it(written.cache.read_text()))
+    assert cache.read_bytes() != written.cache.read_bytes()
+    sidecar_io.path_of(cache).write_bytes(sidecar_io.path_of(written.cache).read_bytes())
+    caplog.clear()
+    argv = ["quantize", written.model, "-o", str(second), "--cache-in", str(cache)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert "not applied" not in caplog.text and "scales only" not in caplog.text, caplog.text
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_the_scales_digest_stands_for_the_bytes_only_where_the_sidecar_has_one() -> None:
+    digest = sidecar_io.scales_digest({"b": np.float32(0.5), "a": np.float32(0.25)})
+    assert digest == sidecar_io.scales_digest({"a": np.float32(0.25), "b": np.float32(0.5)})
+    assert digest != sidecar_io.scales_digest({"a": np.float32(0.25), "b": np.float32(0.75)})
+    first = sidecar_io.Sidecar("a" * 64, "b" * 64, "tensorrt")  # as 96072fd wrote them
+    assert first.mismatch("a" * 64, "c" * 64, "tensorrt", digest) is not None
+    assert first.mismatch("a" * 64, "b" * 64, "tensorrt", digest) is None
+    side = sidecar_io.loads(sidecar_io.dumps(first), "s")  # read back: still none
+    side.scales_sha256 = digest
+    assert sidecar_io.loads(sidecar_io.dumps(side), "s").scales_sha256 == digest
+    assert side.mismatch("a" * 64, "c" * 64, "tensorrt", digest) is None
+    assert "scales were rewritten" in str(side.mismatch("a" * 64, "c" * 64, "tensorrt", "e"))

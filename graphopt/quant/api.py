@@ -276,7 +276,9 @@ def quantize_with_report(
         cache_text = cache_io.read_text_file(from_cache, "calibration cache")
         source_header, scales = cache_io.loads(cache_text, str(from_cache))
         assert digest is not None
-        side, side_note = _sidecar_for(from_cache, cache_text, digest, target, graph, tensors)
+        side, side_note = _sidecar_for(
+            from_cache, cache_text, scales, digest, target, graph, tensors
+        )
     if side is not None and keep_stem is None:  # the stem as the writing run chose it
         report.stem = list(side.stem)
         fixed_float |= set(report.stem)
@@ -478,6 +480,7 @@ def quantize_with_report(
 def _sidecar_for(
     cache: str | Path,
     cache_text: str,
+    scales: dict[str, np.float32],
     digest: str,
     target: str,
     graph: Graph,
@@ -492,7 +495,14 @@ def _sidecar_for(
     side = sidecar_io.read(cache)
     if side is None:
         return None, None
-    why = side.mismatch(digest, sidecar_io.text_sha256(cache_text), target)
+    tensors = set(tensors)
+    quantized = {t: s for t, s in scales.items() if t in tensors}  # what the run read of it
+    why = side.mismatch(
+        digest,
+        sidecar_io.text_sha256(cache_text),
+        target,
+        sidecar_io.scales_digest(quantized),
+    )
     if why is not None:
         return None, why
     where = sidecar_io.path_of(cache)
@@ -503,7 +513,7 @@ def _sidecar_for(
             f"does not have ({len(unknown)} such); quantize with the graphopt and --pipeline "
             "that wrote it, or delete the sidecar to take the cache's scales alone"
         )
-    unknown = sorted(set(side.activations) - set(tensors))
+    unknown = sorted(set(side.activations) - tensors)
     if unknown:
         raise QuantizeError(
             f"{where}: names tensor {sidecar_io.shown(unknown[0])}, which the model as optimized for "
@@ -535,6 +545,7 @@ def _write_cache(
     cache_io.write(path, report.scales, header)
     try:
         side.cache_sha256 = sidecar_io.text_sha256(text)
+        side.scales_sha256 = sidecar_io.scales_digest(report.scales)
         side.graphopt_version = graphopt.__version__
         sidecar_io.write(path, side)
     except BaseException:

@@ -10,7 +10,8 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
 
     {"format": "graphopt-calibration-sidecar", "version": 1, "graphopt": "0.1.0",
      "model_sha256": <the float model's graph, `model_digest`>,
-     "cache_sha256": <the cache file's bytes>, "target": "tensorrt",
+     "cache_sha256": <the cache file's bytes>, "scales_sha256": <its scales, `scales_digest`>,
+     "target": "tensorrt",
      "stem": [node, ...], "keep_nodes": [node, ...],
      "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
      "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
@@ -18,8 +19,9 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
 The name is the cache's plus `.graphopt.json` (TensorRT and polygraphy read the cache only; an
 engine's sidecar is `<engine>.json`, `graphopt.backends.tensorrt`). Per-channel weight axes are
 not recorded: they follow from the model and the target. A sidecar written for another model,
-beside another cache (rewritten since) or for another target is not applied (`mismatch`: the
-caller warns); a damaged one (not JSON, wrong types, not UTF-8, not a regular file, over
+beside another cache (rewritten since with other scales: a cache TensorRT wrote again with
+the same ones, under its own header, unpadded and with tensors of its own, is the same) or for
+another target is not applied (`mismatch`: the caller warns); a damaged one (not JSON, wrong types, not UTF-8, not a regular file, over
 `MAX_BYTES`) is a `QuantizeError`. What it does not do: check that the node names exist in the
 model (the quantizer does, against the model as optimized).
 """
@@ -62,17 +64,28 @@ class Sidecar:
     search_nodes: list[str] = field(default_factory=list)
     activations: dict[str, tuple[np.float32, int]] = field(default_factory=dict)
     graphopt_version: str = ""
+    scales_sha256: str = ""  # of the scales written (`scales_digest`); "" in the first sidecars
 
     def float_nodes(self) -> set[str]:
         return {*self.stem, *self.keep_nodes, *self.search_nodes}
 
-    def mismatch(self, model_sha256: str, cache_sha256: str, target: str) -> str | None:
+    def mismatch(
+        self,
+        model_sha256: str,
+        cache_sha256: str,
+        target: str,
+        scales_sha256: str | None = None,
+    ) -> str | None:
         """Why this sidecar does not describe a run on the model and cache with these digests
-        for `target`; None when it does."""
+        for `target`; None when it does. The cache is the one written when its bytes are, or
+        (`scales_sha256`: `scales_digest` of its scales of the tensors the run quantizes) when
+        its scales are: TensorRT writes a cache it read again under its own header, its hex
+        unpadded, with scales of tensors graphopt does not quantize."""
         if self.model_sha256 != model_sha256:
             return "it was written for another model (its graph's sha256 differs)"
-        if self.cache_sha256 != cache_sha256:
-            return "it was written beside another cache (the cache was rewritten since)"
+        same_scales = bool(self.scales_sha256) and self.scales_sha256 == scales_sha256
+        if self.cache_sha256 != cache_sha256 and not same_scales:
+            return "it was written beside another cache (the cache's scales were rewritten since)"
         if self.target != target:
             return f"it was written for target {self.target}, this run quantizes for {target}"
         return None
@@ -86,6 +99,15 @@ def path_of(cache: str | Path) -> Path:
 def text_sha256(text: str) -> str:
     """sha256 of `text` as UTF-8: of the cache file it was read from or is written to."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def scales_digest(scales: dict[str, np.float32]) -> str:
+    """sha256 of `scales` (tensor → float32 scale) as `name: <8 hex digits>` lines in name
+    order: equal for equal scales however a cache writes them."""
+    h = hashlib.sha256()
+    for name in sorted(scales):
+        h.update(f"{len(name)}:{name}: {cache_io.format_scale(scales[name])}\n".encode())
+    return h.hexdigest()
 
 
 def model_digest(model: onnx.ModelProto) -> str:
@@ -124,6 +146,7 @@ def dumps(sidecar: Sidecar) -> str:
         "graphopt": sidecar.graphopt_version,
         "model_sha256": sidecar.model_sha256,
         "cache_sha256": sidecar.cache_sha256,
+        **({"scales_sha256": sidecar.scales_sha256} if sidecar.scales_sha256 else {}),
         "target": sidecar.target,
         "stem": sidecar.stem,
         "keep_nodes": sidecar.keep_nodes,
@@ -274,6 +297,9 @@ def _checked(data: object, where: str) -> Sidecar:
     return Sidecar(
         model_sha256=text("model_sha256", data.get("model_sha256"), 64),
         cache_sha256=text("cache_sha256", data.get("cache_sha256"), 64),
+        scales_sha256=(
+            text("scales_sha256", data["scales_sha256"], 64) if "scales_sha256" in data else ""
+        ),
         target=target,
         stem=names("stem", data.get("stem", [])),
         keep_nodes=names("keep_nodes", data.get("keep_nodes", [])),
