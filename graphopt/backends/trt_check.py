@@ -77,6 +77,7 @@ from graphopt.ir.io_names import as_text
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.nodes import constant_tensor, subgraphs
 from graphopt.ir.values import declared_dims
+from graphopt.subgraphs import model_header
 
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
@@ -603,10 +604,7 @@ class _Checker:
         weights there (an initializer or a Constant's output: the parser's name scopes keep
         outer weights visible), else an input typed from this scope's shape facts. Also the
         names of those inputs."""
-        model = onnx.ModelProto()
-        model.ir_version = self.model.ir_version
-        model.opset_import.extend(self.model.opset_import)
-        model.functions.extend(self.model.functions)
+        model = model_header(self.model)
         g = model.graph
         g.CopyFrom(body)
         outer = []
