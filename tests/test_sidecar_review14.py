@@ -270,3 +270,28 @@ def test_the_scales_digest_stands_for_the_bytes_only_where_the_sidecar_has_one()
     assert sidecar_io.loads(sidecar_io.dumps(side), "s").scales_sha256 == digest
     assert side.mismatch("a" * 64, "c" * 64, "tensorrt", digest) is None
     assert "scales were rewritten" in str(side.mismatch("a" * 64, "c" * 64, "tensorrt", "e"))
+
+
+@pytest.mark.realmodel
+def test_the_sidecar_of_a_cache_written_through_a_link_is_beside_the_file(
+    written: Written, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the cache went through the link to real/c.cache, its sidecar beside the link: --cache-in
+    # real/c.cache warned 'holds scales only' and quantized 74 nodes instead of 51
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "c.cache").write_text("TRT-8601-MinMaxCalibration\n")
+    link = tmp_path / "link.cache"
+    link.symlink_to(real / "c.cache")
+    reference = tmp_path / "ref.onnx"
+    argv = ["quantize", written.model, "--cache-in", str(written.cache), "--no-progress"]
+    assert main([*argv, "-o", str(reference), "--cache", str(link)]) == 0
+    assert link.is_symlink() and (real / "c.cache.graphopt.json").is_file()
+    assert not (tmp_path / "link.cache.graphopt.json").exists()
+    for cache in (real / "c.cache", link):
+        out = tmp_path / f"from_{cache.name}.onnx"
+        caplog.clear()
+        argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(cache)]
+        assert main([*argv, "--no-progress"]) == 0
+        assert "scales only" not in caplog.text and "not applied" not in caplog.text
+        assert out.read_bytes() == reference.read_bytes()

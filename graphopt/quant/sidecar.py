@@ -92,8 +92,14 @@ class Sidecar:
 
 
 def path_of(cache: str | Path) -> Path:
-    """The sidecar's path: the cache's plus `.graphopt.json`."""
-    return Path(f"{os.fspath(cache)}{SUFFIX}")
+    """The sidecar's path: the cache's plus `.graphopt.json`; of the file a link points to for
+    a cache that is a link. The cache is written through the link (`write_atomically`), so its
+    sidecar goes beside it: it was put beside the link, and `--cache-in` on the file itself
+    found none."""
+    path = os.fspath(cache)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    return Path(f"{path}{SUFFIX}")
 
 
 def text_sha256(text: str) -> str:
