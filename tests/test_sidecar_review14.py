@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
+import onnx.parser
 import pytest
 
 from graphopt.cli import main
@@ -295,3 +298,69 @@ def test_the_sidecar_of_a_cache_written_through_a_link_is_beside_the_file(
         assert main([*argv, "--no-progress"]) == 0
         assert "scales only" not in caplog.text and "not applied" not in caplog.text
         assert out.read_bytes() == reference.read_bytes()
+
+
+SMALL = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[1, 3, 8, 8] x) => (float[1, 4, 8, 8] y) <float[4, 3, 3, 3] w = {0.5}> {
+    c = Conv <pads = [1, 1, 1, 1]> (x, w)
+    y = Relu (c)
+}
+"""
+
+
+def _small() -> onnx.ModelProto:
+    model = onnx.parser.parse_model(SMALL)
+    model.graph.initializer[0].CopyFrom(
+        onnx.numpy_helper.from_array(np.full((4, 3, 3, 3), 0.5, np.float32), "w")
+    )
+    return model
+
+
+def test_the_model_digest_leaves_doc_strings_out_and_keeps_what_computes() -> None:
+    plain = sidecar_io.model_digest(_small())
+    documented = _small()
+    for node in documented.graph.node:  # an exporter's source lines: the same model
+        node.doc_string = "torch/nn/modules/conv.py:456"
+        for attribute in node.attribute:
+            attribute.doc_string = "from the module's padding"
+    documented.graph.input[0].doc_string = "the image"
+    documented.graph.initializer[0].doc_string = "conv weight"
+    assert sidecar_io.model_digest(documented) == plain
+    assert documented.graph.node[0].doc_string  # the caller's model is left as it was
+    changed = {
+        "opset": lambda m: m.opset_import[0].__setattr__("version", 17),
+        "weights": lambda m: m.graph.initializer[0].__setattr__(
+            "raw_data", np.full((4, 3, 3, 3), 0.25, np.float32).tobytes()
+        ),
+        "attribute": lambda m: m.graph.node[0].attribute[0].ints.__setitem__(0, 0),
+        "input shape": lambda m: (
+            m.graph.input[0].type.tensor_type.shape.dim[2].__setattr__("dim_value", 16)
+        ),
+        "node name": lambda m: m.graph.node[1].__setattr__("name", "act"),
+    }
+    for what, change in changed.items():
+        model = _small()
+        change(model)
+        assert sidecar_io.model_digest(model) != plain, what
+
+
+@pytest.mark.realmodel
+def test_a_model_with_doc_strings_added_keeps_its_sidecar(
+    written: Written, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a doc_string made the model 'another model': the sidecar was not applied
+    reference = tmp_path / "ref.onnx"
+    argv = ["--cache-in", str(written.cache), "--no-progress"]
+    assert main(["quantize", written.model, "-o", str(reference), *argv]) == 0
+    model = onnx.load(written.model)
+    for node in model.graph.node:
+        node.doc_string = "exported from paddle2onnx"
+    documented = tmp_path / "documented.onnx"
+    onnx.save(model, str(documented))
+    caplog.clear()
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(documented), "-o", str(out), *argv]) == 0
+    assert "not applied" not in caplog.text, caplog.text
+    ops = [[n.op_type for n in onnx.load(str(p)).graph.node] for p in (reference, out)]
+    assert ops[0] == ops[1]  # the same nodes quantized and kept float
