@@ -10,6 +10,7 @@ pass with the groups of one idea preselected, so pipelines read as what they do:
 | `fuse-activations`      | activations     | decomposed HardSwish, HardSigmoid, SiLU, GELU,     |
 |                         |                 | Mish, Softplus, LayerNormalization → one op        |
 | `fuse-ort-contrib`      | ort-contrib     | Conv+act → com.microsoft FusedConv, SiLU → QuickGelu|
+|                         | ort-gelu        | GELU (erf / tanh) → com.microsoft Gelu / FastGelu  |
 | `fuse-patterns`         | user (default)  | rules from the pipeline's `rules:` files           |
 
 A rule whose replacement needs a newer default-domain opset than the model's is refused, unless
@@ -225,7 +226,8 @@ class FuseOrtContrib(FusePatterns):
     """onnxruntime-only fusions (com.microsoft domain), for the `ort-cpu` pipeline.
 
     act(Conv(x, W, b)) ⇒ FusedConv(x, W, b; activation=act) for Relu, Sigmoid, Tanh, LeakyRelu,
-    Clip, HardSigmoid; x·σ(x) ⇒ QuickGelu(x; α=1).
+    Clip, HardSigmoid; x·σ(x) ⇒ QuickGelu(x; α=1). Group ort-gelu (which ort-fusions runs before
+    fold-batchnorm): ½x(1+erf(x/√2)) ⇒ Gelu(x), ½x(1+tanh(√(2/π)(x+0.044715x³))) ⇒ FastGelu(x).
     """
 
     name: ClassVar[str] = "fuse-ort-contrib"
