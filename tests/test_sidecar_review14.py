@@ -10,6 +10,7 @@ message), a node name of 100000 characters (the message was 100000 characters lo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,3 +365,47 @@ def test_a_model_with_doc_strings_added_keeps_its_sidecar(
     assert "not applied" not in caplog.text, caplog.text
     ops = [[n.op_type for n in onnx.load(str(p)).graph.node] for p in (reference, out)]
     assert ops[0] == ops[1]  # the same nodes quantized and kept float
+
+
+@pytest.mark.realmodel
+def test_cli_a_fifo_where_the_sidecar_goes_is_refused_before_loading(
+    written: Written, tmp_path: Path
+) -> None:
+    # the sidecar's write opened the FIFO and waited for a reader for ever (run in a process
+    # of its own: on the parent it timed out after 60 s)
+    import subprocess
+    import sys
+
+    cache = tmp_path / "c.cache"
+    side = sidecar_io.path_of(cache)
+    os.mkfifo(side)
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(written.cache)]
+    run = subprocess.run(
+        [sys.executable, "-m", "graphopt", *argv, "--cache", str(cache), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2, run.stderr
+    err = run.stderr.strip()
+    assert len(err.splitlines()) == 1 and f"{side}: cannot write" in err and "a FIFO" in err
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.realmodel
+def test_api_a_fifo_where_the_sidecar_goes_is_refused_and_no_cache_is_left(
+    written: Written, tmp_path: Path
+) -> None:
+    import graphopt
+
+    cache = tmp_path / "c.cache"
+    side = sidecar_io.path_of(cache)
+    os.mkfifo(side)
+    reader = os.open(side, os.O_RDONLY | os.O_NONBLOCK)  # the parent's write goes through
+    try:
+        with pytest.raises(QuantizeError, match="a FIFO, not a regular file"):
+            graphopt.quantize(written.model, None, cache=cache, from_cache=written.cache)
+    finally:
+        os.close(reader)
+    assert not cache.exists()

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.quant.api import quantize_with_report
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, folder_feeds, parse_triple
     from graphopt.quant.progress import Progress
-    from graphopt.quant.sidecar import path_of
+    from graphopt.quant.sidecar import path_of, refuse_special_file
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
@@ -206,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             assert side_out is not None
             refuse_model_path("--cache's sidecar", side_out, models, QuantizeError)
             check_writable(side_out, "--cache's sidecar", make_parents=True)
+            refuse_special_file(args.cache)  # a FIFO there: its write would wait for ever
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError

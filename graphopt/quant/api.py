@@ -541,6 +541,7 @@ def _write_cache(
     # the two as a pair: a sidecar that cannot be written (a full disk, Ctrl-C) puts the cache
     # back, so the pair on disk stays the old one (or none), never a new cache beside the
     # sidecar of the old
+    sidecar_io.refuse_special_file(path)  # before the cache is written, not after
     before = cache_io.bytes_before(path)
     cache_io.write(path, report.scales, header)
     try:

@@ -193,10 +193,25 @@ def dumps(sidecar: Sidecar) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
+def refuse_special_file(cache: str | Path) -> None:
+    """A `QuantizeError` when the sidecar's path (links followed) holds a FIFO, a device or a
+    socket: a sidecar is a file that a later run reads, and a FIFO's write waited for a reader
+    for ever (`quantize --cache F` with a FIFO at F.graphopt.json hung)."""
+    from graphopt.ir.model_io import special_file_kind
+
+    target = path_of(cache)
+    kind = special_file_kind(target)
+    if kind is not None:
+        raise QuantizeError(
+            f"{target}: cannot write {WHAT}: it is {kind}, not a regular file; remove it"
+        )
+
+
 def write(cache: str | Path, sidecar: Sidecar) -> None:
-    """Write the sidecar of `cache` atomically."""
+    """Write the sidecar of `cache` atomically (never into a FIFO or device)."""
     from graphopt.ir.model_io import write_atomically
 
+    refuse_special_file(cache)
     target = path_of(cache)
     try:
         write_atomically(target, target.parent, dumps(sidecar).encode("utf-8"))
