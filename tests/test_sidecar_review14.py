@@ -367,6 +367,13 @@ def test_a_model_with_doc_strings_added_keeps_its_sidecar(
     assert ops[0] == ops[1]  # the same nodes quantized and kept float
 
 
+def _fifo_sidecar(folder: Path) -> tuple[Path, Path]:
+    """(a cache path in `folder`, its sidecar path, where a FIFO now is)."""
+    cache = folder / "c.cache"
+    os.mkfifo(sidecar_io.path_of(cache))
+    return cache, sidecar_io.path_of(cache)
+
+
 @pytest.mark.realmodel
 def test_cli_a_fifo_where_the_sidecar_goes_is_refused_before_loading(
     written: Written, tmp_path: Path
@@ -376,9 +383,7 @@ def test_cli_a_fifo_where_the_sidecar_goes_is_refused_before_loading(
     import subprocess
     import sys
 
-    cache = tmp_path / "c.cache"
-    side = sidecar_io.path_of(cache)
-    os.mkfifo(side)
+    cache, side = _fifo_sidecar(tmp_path)
     out = tmp_path / "q.onnx"
     argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(written.cache)]
     run = subprocess.run(
@@ -399,9 +404,7 @@ def test_api_a_fifo_where_the_sidecar_goes_is_refused_and_no_cache_is_left(
 ) -> None:
     import graphopt
 
-    cache = tmp_path / "c.cache"
-    side = sidecar_io.path_of(cache)
-    os.mkfifo(side)
+    cache, side = _fifo_sidecar(tmp_path)
     reader = os.open(side, os.O_RDONLY | os.O_NONBLOCK)  # the parent's write goes through
     try:
         with pytest.raises(QuantizeError, match="a FIFO, not a regular file"):
