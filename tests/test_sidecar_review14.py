@@ -165,14 +165,17 @@ def test_a_hostile_sidecar_is_one_line_exit_2_and_no_output(
     assert not out.exists()
 
 
-def _fail_sidecar_writes(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    """Every atomic write of a sidecar raises `error` (a full disk, Ctrl-C); others go on."""
+def _fail_sidecar_writes(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException, suffix: str = sidecar_io.SUFFIX
+) -> None:
+    """Every atomic write of a sidecar (of a file ending in `suffix`) raises `error` (a full
+    disk, Ctrl-C); others go on."""
     import graphopt.ir.model_io as model_io
 
     real = model_io.write_atomically
 
     def write(path: Path, parent: Path, data: bytes) -> None:
-        if str(path).endswith(sidecar_io.SUFFIX):
+        if str(path).endswith(suffix):
             raise error
         real(path, parent, data)
 
@@ -412,3 +415,23 @@ def test_api_a_fifo_where_the_sidecar_goes_is_refused_and_no_cache_is_left(
     finally:
         os.close(reader)
     assert not cache.exists()
+
+
+@pytest.mark.realmodel
+def test_cli_a_cache_that_cannot_be_written_is_said_without_errno(
+    written: Written,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # '...: cannot write calibration cache: [Errno 28] No space left on device' (the sidecar's
+    # said 'No space left on device'); the old pair stays
+    cache, cache_bytes, side_bytes = _old_pair(written, tmp_path)
+    _fail_sidecar_writes(monkeypatch, OSError(28, "No space left on device"), ".cache")
+    argv = ["quantize", written.model, "-o", str(tmp_path / "q.onnx"), "--cache-in"]
+    capsys.readouterr()
+    assert main([*argv, str(written.cache), "--cache", str(cache), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{cache}: cannot write calibration cache: No space left on device"), err
+    assert cache.read_bytes() == cache_bytes
+    assert sidecar_io.path_of(cache).read_bytes() == side_bytes

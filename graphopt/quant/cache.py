@@ -119,7 +119,7 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, target.parent, data)
     except OSError as e:
-        raise QuantizeError(f"{path}: cannot write calibration cache: {e}") from e
+        raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
 
 
 def bytes_before(path: str | Path | None) -> bytes | None:
