@@ -435,3 +435,13 @@ def test_cli_a_cache_that_cannot_be_written_is_said_without_errno(
     assert err.endswith(f"{cache}: cannot write calibration cache: No space left on device"), err
     assert cache.read_bytes() == cache_bytes
     assert sidecar_io.path_of(cache).read_bytes() == side_bytes
+
+
+def test_a_sidecar_of_a_newer_format_names_the_graphopt_that_wrote_it() -> None:
+    # was 'format version 2; this graphopt reads version 1 (delete the sidecar ...)'
+    message = _refusal(json.dumps({**BASE, "version": 2, "graphopt": "0.3.0"}))
+    assert "format version 2, written by a newer graphopt ('0.3.0')" in message, message
+    assert f"this one ({sidecar_io.graphopt_version()}) reads version 1" in message, message
+    assert "quantize with that graphopt, or delete the sidecar" in message, message
+    old = _refusal(json.dumps({**BASE, "version": 0}))
+    assert old.endswith("('version' is 0: sidecar versions start at 1)"), old

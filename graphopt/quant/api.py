@@ -530,7 +530,6 @@ def _write_cache(
     the cache's digest and graphopt's version), each atomically, the cache put back when the
     sidecar fails; none beside a cache that is a stream (a pipe, /dev/stdout): there is no
     folder to put it in."""
-    import graphopt
     from graphopt.ir.model_io import is_stream
 
     text = cache_io.dumps(report.scales, header)
@@ -547,7 +546,7 @@ def _write_cache(
     try:
         side.cache_sha256 = sidecar_io.text_sha256(text)
         side.scales_sha256 = sidecar_io.scales_digest(report.scales)
-        side.graphopt_version = graphopt.__version__
+        side.graphopt_version = sidecar_io.graphopt_version()
         sidecar_io.write(path, side)
     except BaseException:
         cache_io.put_back(path, before)

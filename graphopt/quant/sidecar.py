@@ -92,6 +92,12 @@ class Sidecar:
         return None
 
 
+def graphopt_version() -> str:
+    import graphopt
+
+    return str(graphopt.__version__)
+
+
 def path_of(cache: str | Path) -> Path:
     """The sidecar's path: the cache's plus `.graphopt.json`; of the file a link points to for
     a cache that is a link. The cache is written through the link (`write_atomically`), so its
@@ -283,11 +289,16 @@ def _checked(data: object, where: str) -> Sidecar:
     version = data.get("version")
     if type(version) is not int:
         raise fail("'version' is not a whole number")
-    if version != VERSION:
+    if version > VERSION:  # what it holds besides may mean what this graphopt cannot do
+        writer = data.get("graphopt")
+        by = f" ({shown(writer, 20)})" if isinstance(writer, str) and writer else ""
         raise QuantizeError(
-            f"{where}: {WHAT} format version {version}; this graphopt reads version {VERSION} "
-            "(delete the sidecar to take the cache's scales alone)"
+            f"{where}: {WHAT} format version {version}, written by a newer graphopt{by}; this "
+            f"one ({graphopt_version()}) reads version {VERSION}: quantize with that graphopt, "
+            "or delete the sidecar to take the cache's scales alone"
         )
+    if version != VERSION:
+        raise fail(f"'version' is {version}: sidecar versions start at 1")
 
     def text(key: str, value: object, hexa: int | None = None) -> str:
         if not isinstance(value, str):
