@@ -445,3 +445,49 @@ def test_a_sidecar_of_a_newer_format_names_the_graphopt_that_wrote_it() -> None:
     assert "quantize with that graphopt, or delete the sidecar" in message, message
     old = _refusal(json.dumps({**BASE, "version": 0}))
     assert old.endswith("('version' is 0: sidecar versions start at 1)"), old
+
+
+@pytest.mark.realmodel
+def test_cli_a_cache_name_whose_sidecar_name_is_too_long_is_refused_before_loading(
+    written: Written, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 245 bytes fit the folder, 259 do not: the probe of the sidecar's path was a traceback
+    # (pathlib's is_dir raises ENAMETOOLONG)
+    cache = tmp_path / ("c" * 239 + ".cache")
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(written.cache)]
+    capsys.readouterr()
+    assert main([*argv, "--cache", str(cache), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "its name is 259 bytes, more than 255" in err, err
+    assert "give the cache a shorter name" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("option", ["-o", "--cache"])
+def test_cli_an_output_name_over_the_folders_limit_is_one_line(
+    written: Written, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    long = tmp_path / ("o" * 300 + ".onnx")
+    out = long if option == "-o" else tmp_path / "q.onnx"
+    argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(written.cache)]
+    argv += ["--cache", str(long / "c.cache")] if option == "--cache" else []
+    capsys.readouterr()
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "File name too long" in err or "more than folder" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.realmodel
+def test_api_a_cache_name_whose_sidecar_name_is_too_long_is_refused_first(
+    written: Written, tmp_path: Path
+) -> None:
+    import graphopt
+
+    cache = tmp_path / ("c" * 239 + ".cache")
+    with pytest.raises(QuantizeError, match="its name is 259 bytes, more than 255"):
+        graphopt.quantize(written.model, None, cache=cache, from_cache=written.cache)
+    assert not cache.exists()

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.quant.api import quantize_with_report
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, folder_feeds, parse_triple
     from graphopt.quant.progress import Progress
-    from graphopt.quant.sidecar import path_of, refuse_special_file
+    from graphopt.quant.sidecar import path_of, refuse_unwritable
 
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
@@ -205,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
         if not is_stream(Path(args.cache)):  # no sidecar beside a stream
             assert side_out is not None
             refuse_model_path("--cache's sidecar", side_out, models, QuantizeError)
+            refuse_unwritable(args.cache)  # a FIFO there, a name too long for the folder
             check_writable(side_out, "--cache's sidecar", make_parents=True)
-            refuse_special_file(args.cache)  # a FIFO there: its write would wait for ever
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
@@ -338,13 +338,26 @@ def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
 
 
 def check_writable(path: str, what: str, *, make_parents: bool) -> None:
-    """QuantizeError unless a file can be created at `path`: it is not a folder, and its folder
-    exists (or, with `make_parents`, its nearest existing ancestor is a folder) and takes a new
-    file (probed by creating and removing one; permission bits alone say nothing for root or a
-    read-only mount)."""
+    """QuantizeError unless a file can be created at `path`: it is not a folder, its name (and
+    those of the folders to make) fits its folder, and its folder exists (or, with
+    `make_parents`, its nearest existing ancestor is a folder) and takes a new file (probed by
+    creating and removing one; permission bits alone say nothing for root or a read-only
+    mount). A path the system will not look up (a name over 255 bytes) is one line too: it was
+    a traceback (pathlib's is_dir raises ENAMETOOLONG)."""
     from graphopt.errors import QuantizeError
 
-    target = Path(path)
+    try:
+        _check_writable(Path(path), what, make_parents)
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise QuantizeError(f"{what} {path}: {reason}") from e
+
+
+def _check_writable(target: Path, what: str, make_parents: bool) -> None:
+    from graphopt.errors import QuantizeError
+    from graphopt.quant.cache import name_max
+
+    path = str(target)
     if target.is_dir():
         raise QuantizeError(f"{what} {path} is a folder; give a file name")
     folder = target.parent if str(target.parent) else Path(".")
@@ -354,6 +367,13 @@ def check_writable(path: str, what: str, *, make_parents: bool) -> None:
     if not folder.is_dir():
         problem = "is not a folder" if folder.exists() else "does not exist"
         raise QuantizeError(f"{what} {path}: {folder} {problem}")
+    limit = name_max(folder)
+    for name in target.parts[len(folder.parts) :]:  # the file's, and new folders'
+        if len(os.fsencode(name)) > limit:
+            raise QuantizeError(
+                f"{what} {path}: the name {name[:40]!r}... is {len(os.fsencode(name))} bytes, "
+                f"more than folder {folder} takes ({limit})"
+            )
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".graphopt-probe-"):
             pass

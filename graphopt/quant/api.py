@@ -27,7 +27,12 @@ from graphopt.errors import (
     first_line,
 )
 from graphopt.ir import Graph, load_model
-from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
+from graphopt.ir.model_io import (
+    IR_NEEDS_INPUTS_FOR_INITIALIZERS,
+    ModelLike,
+    is_stream,
+    weights_as_constants,
+)
 from graphopt.ir.model_io import load as load_loaded
 from graphopt.ir.nodes import default_opset
 from graphopt.ir.opset_conversion import convert_opset
@@ -229,6 +234,8 @@ def quantize_with_report(
     ):
         if used and pct is not None and not 0.0 < pct <= 100.0:  # before calibrating
             raise QuantizeError(f"{name} must be in (0, 100], got {pct}")
+    if cache is not None and not is_stream(Path(cache)):
+        sidecar_io.refuse_unwritable(cache)  # before calibrating, not once the model is made
     report = QuantizeReport(target, method)
     clock = time.perf_counter()
     digest = None  # of the float model, for the cache's sidecar (`graphopt.quant.sidecar`)
@@ -530,8 +537,6 @@ def _write_cache(
     the cache's digest and graphopt's version), each atomically, the cache put back when the
     sidecar fails; none beside a cache that is a stream (a pipe, /dev/stdout): there is no
     folder to put it in."""
-    from graphopt.ir.model_io import is_stream
-
     text = cache_io.dumps(report.scales, header)
     if is_stream(Path(path)):
         cache_io.write(path, report.scales, header)
@@ -540,7 +545,7 @@ def _write_cache(
     # the two as a pair: a sidecar that cannot be written (a full disk, Ctrl-C) puts the cache
     # back, so the pair on disk stays the old one (or none), never a new cache beside the
     # sidecar of the old
-    sidecar_io.refuse_special_file(path)  # before the cache is written, not after
+    sidecar_io.refuse_unwritable(path)  # before the cache is written, not after
     before = cache_io.bytes_before(path)
     cache_io.write(path, report.scales, header)
     try:

@@ -122,6 +122,15 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
         raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
 
 
+def name_max(folder: str | Path) -> int:
+    """How many bytes a file name in `folder` may have (PC_NAME_MAX; 255 where the system does
+    not say, as on Windows)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):
+        return 255
+
+
 def bytes_before(path: str | Path | None) -> bytes | None:
     """The bytes of the regular file at `path` (a cache a run is about to write, or its
     sidecar), for `put_back`; None when there is none (or it cannot be read)."""

@@ -199,10 +199,12 @@ def dumps(sidecar: Sidecar) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
-def refuse_special_file(cache: str | Path) -> None:
-    """A `QuantizeError` when the sidecar's path (links followed) holds a FIFO, a device or a
-    socket: a sidecar is a file that a later run reads, and a FIFO's write waited for a reader
-    for ever (`quantize --cache F` with a FIFO at F.graphopt.json hung)."""
+def refuse_unwritable(cache: str | Path) -> None:
+    """A `QuantizeError` when no sidecar can be written for `cache`: its path (links followed)
+    holds a FIFO, a device or a socket (a sidecar is a file that a later run reads, and a
+    FIFO's write waited for a reader for ever: `quantize --cache F` with a FIFO at
+    F.graphopt.json hung), or its name is longer than the folder takes (the cache's name may
+    fit and the sidecar's, 14 bytes longer, not: found only once the model was made)."""
     from graphopt.ir.model_io import special_file_kind
 
     target = path_of(cache)
@@ -211,13 +213,22 @@ def refuse_special_file(cache: str | Path) -> None:
         raise QuantizeError(
             f"{target}: cannot write {WHAT}: it is {kind}, not a regular file; remove it"
         )
+    folder = target.parent
+    while not os.path.isdir(folder) and folder != folder.parent:  # (folders made later)
+        folder = folder.parent
+    size, limit = len(os.fsencode(target.name)), cache_io.name_max(folder)
+    if size > limit:
+        raise QuantizeError(
+            f"{target}: cannot write {WHAT}: its name is {size} bytes, more than {limit} (the "
+            f"cache's name plus {SUFFIX}); give the cache a shorter name"
+        )
 
 
 def write(cache: str | Path, sidecar: Sidecar) -> None:
     """Write the sidecar of `cache` atomically (never into a FIFO or device)."""
     from graphopt.ir.model_io import write_atomically
 
-    refuse_special_file(cache)
+    refuse_unwritable(cache)
     target = path_of(cache)
     try:
         write_atomically(target, target.parent, dumps(sidecar).encode("utf-8"))
