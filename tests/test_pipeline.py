@@ -19,6 +19,7 @@ from graphopt.pipeline import (
     make_pipeline,
     parse_pipeline,
 )
+from tests.conftest import needs_onnxruntime_opset_24
 
 MODEL = """
 <ir_version: 8, opset_import: ["" : 13]>
@@ -348,6 +349,7 @@ def test_pipeline_opt_level_applies_unless_the_user_gives_one(tmp_path):
     assert [r.name for r in report.records] == ["eliminate-dead-code", "eliminate-noops"]
 
 
+@needs_onnxruntime_opset_24  # the SiLUs become Swish (opset 24) only where it runs there
 def test_default_pipeline_fuses_until_nothing_more_is_exposed():
     """One second fusion round was not enough: there p1 = Conv(x, W)·s + b folds into a Conv
     equal to p2 = Conv(x, W·s, b); the clean-up merges them, so Mul(p1, Sigmoid(p2)) becomes a

@@ -50,8 +50,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -61,6 +63,12 @@ from onnx import TensorProto, helper, numpy_helper
 import graphopt
 from graphopt.errors import GraphoptError
 from graphopt.passes.ort_nchwc import measured_block_size
+from tests.conftest import (
+    needs_onnxruntime_opset_24,
+    onnxruntime_keeps_a_reduced_empty_axis,
+    onnxruntime_loads_opset,
+    onnxruntime_survives_float16_conv_with_overridable_weight,
+)
 from tests.test_pipeline_fuzz12 import (
     AGAIN,
     PIPELINES,
@@ -740,19 +748,97 @@ def test_old_and_new_opsets_keep_outputs(seed: int) -> None:
     assert not problems, "\n".join(problems)
 
 
+_ALL_LEVEL_SESSION = """
+import sys, onnxruntime as ort
+opts = ort.SessionOptions()
+opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+opts.log_severity_level = 4
+try:
+    ort.InferenceSession(sys.argv[1], opts, providers=["CPUExecutionProvider"])
+except Exception:  # a refusal: _nearby catches it
+    pass
+"""
+
+
+def skip_where_onnxruntime_would_crash(builder: RandomDetector, tmp: Path) -> None:
+    """Where the installed onnxruntime is one that can crash making an ORT_ENABLE_ALL session
+    of a float16 model (1.23.2: a float16 Conv reading an overridable weight; half seeds 19
+    and 23 die of a segmentation fault, seed 12 of the same kind loads), that session of the
+    case's model is made in a child process first: a model it kills is skipped (`_nearby`
+    measures that session's rounding in-process, and a crash is no refusal it can catch)."""
+    if onnxruntime_survives_float16_conv_with_overridable_weight():
+        return
+    model, _, _ = make_case(builder)
+    path = tmp / "case.onnx"
+    onnx.save(model, path)
+    done = subprocess.run(
+        [sys.executable, "-c", _ALL_LEVEL_SESSION, str(path)], capture_output=True, timeout=300
+    )
+    if done.returncode < 0:
+        pytest.skip(
+            f"the installed onnxruntime dies (signal {-done.returncode}) making an "
+            "ORT_ENABLE_ALL session of this float16 model"
+        )
+
+
 @pytest.mark.parametrize("seed", HALF_SEEDS)
-def test_float16_models_keep_outputs(seed: int) -> None:
+def test_float16_models_keep_outputs(seed: int, tmp_path: Path) -> None:
+    skip_where_onnxruntime_would_crash(HalfDetector(seed), tmp_path)
     problems = check_model_case(HalfDetector(seed))
     assert not problems, "\n".join(problems)
 
 
+def _reduces_an_empty_constant(model: onnx.ModelProto) -> bool:
+    """Whether a Reduce node with an `axes` attribute reads a constant with an empty axis."""
+    dims = {t.name: list(t.dims) for t in model.graph.initializer}
+    dims.update(
+        (n.output[0], list(n.attribute[0].t.dims))
+        for n in model.graph.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+    )
+    return any(
+        n.op_type.startswith("Reduce")
+        and any(a.name == "axes" for a in n.attribute)
+        and 0 in dims.get(n.input[0], [1])
+        for n in model.graph.node
+    )
+
+
+# A graphopt gap the fuzz found on onnxruntime 1.23.2 (half constants seed 35): that runtime's
+# ReduceMean(axes=[-1]) of a [0] constant is [0], not [1]; folding takes onnxruntime's value,
+# and the folded model fails onnx's full check (the output is declared [1]). Not strict: where
+# the reduced value reaches no declared shape (seed 49) the case passes.
+EMPTY_REDUCE_FOLDED_AS_ONNXRUNTIME_COMPUTES = pytest.mark.xfail(
+    strict=False,
+    reason="the installed onnxruntime reduces an empty axis (ReduceMean with axes) to 0 "
+    "elements, not 1: graphopt folds that value and the folded model fails onnx's shape check",
+)
+
+
 @pytest.mark.parametrize("seed", CONSTANT_SEEDS)
-def test_float16_constants_fold_as_onnxruntime_computes_each_node(seed: int) -> None:
+def test_float16_constants_fold_as_onnxruntime_computes_each_node(seed: int, request) -> None:  # type: ignore[no-untyped-def]
+    if not onnxruntime_keeps_a_reduced_empty_axis() and _reduces_an_empty_constant(
+        HalfConstants(seed).build()
+    ):
+        request.applymarker(EMPTY_REDUCE_FOLDED_AS_ONNXRUNTIME_COMPUTES)
     problems = check_half_constants(seed)
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("opset, fused", [(24, True), (25, False)])
+@pytest.mark.parametrize(
+    "opset, fused",
+    [
+        pytest.param(24, True, marks=needs_onnxruntime_opset_24),
+        pytest.param(
+            25,
+            False,
+            marks=pytest.mark.skipif(
+                not onnxruntime_loads_opset(25),
+                reason="the installed onnxruntime loads no opset 25",
+            ),
+        ),
+    ],
+)
 def test_swish_is_fused_only_where_onnxruntime_runs_it(opset: int, fused: bool) -> None:
     """The fuzz's one finding in the patterns (seeds 147, 153 of the opset models, 152 of the
     float16 ones): x·σ(x) at opset 25 became Swish, which onnxruntime 1.32 cannot load there

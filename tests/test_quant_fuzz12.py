@@ -34,6 +34,7 @@ from graphopt.backends.onnxruntime import session
 from graphopt.backends.trt_check import check_tensorrt, errors
 from graphopt.errors import QuantizeError
 from graphopt.quant.api import quantize_with_report
+from tests.conftest import onnxruntime_fused_int8_conv_is_right
 
 OPSETS = (11, 13, 17)
 METHODS = ("default", "minmax", "entropy", "percentile")
@@ -543,6 +544,14 @@ def _weight_first_problem(q: onnx.ModelProto, name: str) -> str | None:
     return None
 
 
+def _int8_level() -> str:
+    """The onnxruntime optimization level the INT8 error is measured at: "all" (its fused int8
+    kernels), or "disable" (the Q/DQ graph as written, onnxruntime's reference kernels) where
+    the fused int8 Conv computes wrong (1.23.2 on AVX-512 VNNI / AMX CPUs: seeds 5 and 30 erred
+    16 % and 32 % fused, 0.5 % and 1.5 % as written)."""
+    return "all" if onnxruntime_fused_int8_conv_is_right() else "disable"
+
+
 def run_one(seed: int, chosen: tuple[str, str, dict] | None = None) -> tuple[str, float]:
     """Quantize the model of `seed` (with `chosen` method, target and options instead of the
     seed's); assert every property. Returns (config, error)."""
@@ -583,7 +592,8 @@ def run_one(seed: int, chosen: tuple[str, str, dict] | None = None) -> tuple[str
     if target == "tensorrt":
         errs = errors(check_tensorrt(q))
         assert not errs, f"{label}: {[str(e) for e in errs[:3]]}"
-    fs, qs = session(model, threads=1), session(q, threads=1)
+    level = _int8_level()
+    fs, qs = session(model, threads=1, level=level), session(q, threads=1, level=level)
     worst = 0.0
     names = [o.name for o in model.graph.output]
     for feed in held:
@@ -637,7 +647,8 @@ def test_quantize_cli_fuzz(seed: int, tmp_path, capsys) -> None:
         assert main(["check", str(out), "--target", "tensorrt"]) == 0, capsys.readouterr()
     _, held = feeds(model)
     names = [o.name for o in model.graph.output]
-    fs, qs = session(model, threads=1), session(q, threads=1)
+    level = _int8_level()
+    fs, qs = session(model, threads=1, level=level), session(q, threads=1, level=level)
     for feed in held:
         for r, g in zip(fs.run(names, feed), qs.run(names, feed), strict=True):
             span = float(r.max() - r.min()) or 1.0

@@ -12,6 +12,7 @@ from graphopt.quant.api import quantize_with_report
 from graphopt.quant.collect import collect, run_outputs
 from graphopt.quant.placement import plan
 from graphopt.quant.samples import SampleKeeper, by_content, feed_digest, output_spread
+from tests.conftest import onnxruntime_fused_int8_conv_is_right
 from tests.test_quant_api import conv_model
 
 # below conv_model's fully quantized error on any two of these feeds (0.0008–0.0027 as the
@@ -161,5 +162,8 @@ def test_ppocr_det_default_is_the_same_in_any_feed_order(real_model, real_feeds)
     a, ra = quantize_with_report(path, feeds, target="onnxruntime")
     b, rb = quantize_with_report(path, feeds[::-1], target="onnxruntime")
     assert ra.kept_float == rb.kept_float
-    assert ra.error == rb.error
+    if onnxruntime_fused_int8_conv_is_right():
+        assert ra.error == rb.error
+    else:  # 1.23.2 on AVX-512 VNNI / AMX: its fused int8 Conv's values vary from run to run
+        assert ra.error == pytest.approx(rb.error, rel=1e-2)  # (0.043461 / 0.043461 / 0.043447)
     assert a.SerializeToString() == b.SerializeToString()

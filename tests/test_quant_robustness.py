@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.backends.onnxruntime import session
 from graphopt.cli import main
-from graphopt.errors import QuantizeError
+from graphopt.errors import BackendError, QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant.api import parameters, quantize_with_report
 from graphopt.quant.collect import collect
@@ -21,6 +21,7 @@ from graphopt.quant.histogram import HistogramCalibrator
 from graphopt.quant.placement import plan
 from graphopt.quant.qdq import insert_qdq, quantize_weight
 from graphopt.quant.samples import SampleKeeper, by_position
+from tests.conftest import xfail_unless_onnxruntime_rounds_float16_quantize
 from tests.test_quant_api import conv_model
 
 RNG_SEED = 7
@@ -133,6 +134,7 @@ def test_float16_qdq_at_opset_19_is_valid_and_runs(target: str) -> None:
     assert got.dtype == np.float16 and got.shape == ref.shape
     spread = float(ref.max() - ref.min())
     assert np.abs(got.astype(np.float32) - ref).max() < 0.05 * spread
+    xfail_unless_onnxruntime_rounds_float16_quantize()
     # the float16 Q/DQ model computes what the float32 one does, up to float16 rounding
     np.testing.assert_allclose(
         got.astype(np.float32), run(q32, feed32), atol=0.01 * spread, rtol=0.0
@@ -401,6 +403,15 @@ def empty_operand_model() -> onnx.ModelProto:
 @pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
 def test_empty_weights_and_constants_stay_float(target: str) -> None:
     model = empty_operand_model()
+    try:
+        session(model)  # ORT_ENABLE_ALL, as calibration runs it
+    except BackendError as e:  # 1.23.2: its NoopElimination aborts on the Mul by empty c0
+        if "RemoveNode" not in str(e):
+            raise
+        pytest.skip(
+            "the installed onnxruntime cannot load the unquantized model: its optimizer aborts "
+            "on the Mul by an empty constant (graph_utils.cc RemoveNode 'Should be unreachable')"
+        )
     data = [{"x": np.zeros((2, 0), np.float32)}]
     # no accuracy search: this test is about placement (the zero feed's error is meaningless)
     q, report = quantize_with_report(

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.errors import OpsetConversionError
 from graphopt.ir.opset_conversion import convert_opset
+from tests.conftest import xfail_unless_onnxruntime_rounds_float16_quantize
 from tests.test_opset_conversion import _model
 
 
@@ -92,6 +93,7 @@ def test_fp16_qdq_model_moved_to_opset_19_declares_the_ir_version_19_needs() -> 
     assert half.opset_import[0].version == 19
     assert half.ir_version >= _needed_ir(half) == 9
     onnx.checker.check_model(half, full_check=True)
+    xfail_unless_onnxruntime_rounds_float16_quantize()
     x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(
         ort_run(half, {"x": x})["y"], ort_run(model, {"x": x})["y"], rtol=1e-2, atol=1e-2

@@ -29,6 +29,7 @@ from graphopt.backends.tensorrt import (
     retag_calibration_cache,
 )
 from graphopt.errors import BackendError
+from tests.conftest import xfail_unless_onnxruntime_rounds_float16_quantize
 from tests.trt_fake import FakeDevice, fake_tensorrt
 
 V10 = "10.16.1.11"
@@ -449,6 +450,7 @@ def test_fp16_qdq_model_gets_float16_scales_and_no_casts_inside():
     scales = {t.name: t.data_type for t in half.graph.initializer}
     assert scales["xs"] == scales["ws"] == TensorProto.FLOAT16
     assert check_tensorrt(half, 11) == []
+    xfail_unless_onnxruntime_rounds_float16_quantize()
     x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(
         run(half, {"x": x})["y"], run(model, {"x": x})["y"], rtol=1e-2, atol=2e-2
