@@ -491,3 +491,79 @@ def test_api_a_cache_name_whose_sidecar_name_is_too_long_is_refused_first(
     with pytest.raises(QuantizeError, match="its name is 259 bytes, more than 255"):
         graphopt.quantize(written.model, None, cache=cache, from_cache=written.cache)
     assert not cache.exists()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("error", ["SaveError", "KeyboardInterrupt"])
+def test_cli_a_model_that_cannot_be_saved_puts_the_old_pair_back(
+    written: Written,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: str,
+) -> None:
+    # the cache and the sidecar are written by now: both go back to what they were
+    import graphopt.commands._common as common
+    from graphopt.errors import SaveError
+
+    def fail(*args: object, **kwargs: object) -> None:
+        if error == "SaveError":
+            raise SaveError("q.onnx: No space left on device")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(common, "save_output", fail)
+    cache, cache_bytes, side_bytes = _old_pair(written, tmp_path)
+    fresh = tmp_path / "fresh.cache"  # and a pair that was not there is not left
+    for target in (cache, fresh):
+        argv = ["quantize", written.model, "-o", str(tmp_path / "q.onnx"), "--cache-in"]
+        argv += [str(written.cache), "--cache", str(target), "--no-progress"]
+        assert main(argv) == (2 if error == "SaveError" else 130)  # 130: interrupted
+    assert cache.read_bytes() == cache_bytes
+    assert sidecar_io.path_of(cache).read_bytes() == side_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.cache", "old.cache.graphopt.json"]
+
+
+def test_the_model_digest_is_of_the_weights_wherever_they_are_stored(tmp_path: Path) -> None:
+    # a path whose weights are external data, the ModelProto onnx.load makes of it and the
+    # model with its weights inline are one model; other bytes in the data file another
+    from graphopt.ir.model_io import load
+
+    inline = sidecar_io.model_digest(_small())
+    path = tmp_path / "m.onnx"
+    onnx.save(_small(), str(path), save_as_external_data=True, size_threshold=0, location="w.bin")
+    assert onnx.load(str(path), load_external_data=False).graph.initializer[0].external_data
+    assert sidecar_io.model_digest(load(path).model) == inline
+    assert sidecar_io.model_digest(onnx.load(str(path))) == inline
+    data = bytearray((tmp_path / "w.bin").read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    (tmp_path / "w.bin").write_bytes(bytes(data))
+    assert sidecar_io.model_digest(load(path).model) != inline
+
+
+@pytest.mark.realmodel
+def test_a_model_moved_to_external_data_keeps_its_sidecar(
+    written: Written, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # onnx's loader marks each tensor it read from the data file data_location DEFAULT, which
+    # the inline model leaves unset: 'another model', the sidecar not applied
+    reference = tmp_path / "ref.onnx"
+    argv = ["--cache-in", str(written.cache), "--no-progress"]
+    assert main(["quantize", written.model, "-o", str(reference), *argv]) == 0
+    moved = tmp_path / "moved" / "m.onnx"
+    moved.parent.mkdir()
+    model = onnx.load(written.model)
+    onnx.save(  # ppocr_det holds its weights in Constant nodes: attributes too
+        model,
+        str(moved),
+        save_as_external_data=True,
+        size_threshold=0,
+        location="m.bin",
+        convert_attribute=True,
+    )
+    assert (moved.parent / "m.bin").stat().st_size > 1 << 20
+    caplog.clear()
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(moved), "-o", str(out), *argv]) == 0
+    assert "not applied" not in caplog.text, caplog.text
+    ops = [[n.op_type for n in onnx.load(str(p)).graph.node] for p in (reference, out)]
+    assert ops[0] == ops[1]  # the same nodes quantized and kept float

@@ -126,21 +126,22 @@ def scales_digest(scales: dict[str, np.float32]) -> str:
 def model_digest(model: onnx.ModelProto) -> str:
     """sha256 of what `model` computes: its opset imports, local functions and graph (nodes,
     initializers, inputs, outputs), each part serialized on its own (a model over 2 GB cannot
-    be serialized whole), length-prefixed. Value infos, metadata, the producer and every
-    doc_string (an exporter's source lines, a tool's note) are left out: a model re-saved by
-    another tool, or with its documentation edited, keeps its digest (a doc_string made it
-    'another model': ppocr_det's 51 nodes quantized came back as 74). Node names count: the
-    sidecar names nodes."""
+    be serialized whole), length-prefixed. Value infos, metadata, the producer, every
+    doc_string (an exporter's source lines, a tool's note) and where a tensor's bytes were
+    stored (`_incidental`) are left out: a model re-saved by another tool, with its
+    documentation edited, or with its weights moved to or from an external data file keeps
+    its digest (each made it 'another model': ppocr_det's 51 nodes quantized came back as 74).
+    Node names count: the sidecar names nodes. The weights count by their bytes: a model is
+    digested as `graphopt.ir.load` makes it, external data read in."""
     h = hashlib.sha256()
 
     def part(tag: str, message: Any) -> None:
-        documented = list(_documented(message))
-        if documented:  # a copy without them (the caller's model is not touched)
+        if next(_incidental(message), None) is not None:  # a copy without them
             bare = type(message)()
-            bare.CopyFrom(message)
+            bare.CopyFrom(message)  # (the caller's model is not touched)
             message = bare
-            for inner in _documented(message):
-                inner.ClearField("doc_string")
+            for inner, name in list(_incidental(message)):
+                inner.ClearField(name)
         data = message.SerializeToString(deterministic=True)
         h.update(f"{tag}:{len(data)};".encode())
         h.update(data)
@@ -162,20 +163,27 @@ def model_digest(model: onnx.ModelProto) -> str:
     return h.hexdigest()
 
 
-def _documented(message: Any) -> Iterator[Any]:
-    """The messages in `message` (itself too; nodes, attributes, subgraphs, functions, value
-    infos, tensors) whose doc_string is set. A tensor's fields are not walked: only its own
-    doc_string can be set, and its data is not read."""
+def _incidental(message: Any) -> Iterator[tuple[Any, str]]:
+    """(message, field name) for each field in `message` (itself and the messages in it:
+    nodes, attributes, subgraphs, functions, value infos, tensors) that says how the model is
+    documented or stored, not what it computes: a doc_string; a tensor's `data_location` and
+    `external_data` entries (onnx's loader sets data_location DEFAULT explicitly once it has
+    read the bytes into raw_data, and leaves a sparse tensor's entries). A tensor's data is
+    not read."""
     if isinstance(message, onnx.TensorProto):
         if message.doc_string:
-            yield message
+            yield message, "doc_string"
+        if message.HasField("data_location"):
+            yield message, "data_location"
+        if len(message.external_data):
+            yield message, "external_data"
         return
     for descriptor, value in message.ListFields():
         if descriptor.name == "doc_string":
-            yield message
+            yield message, "doc_string"
         elif descriptor.message_type is not None:
             for item in [value] if hasattr(value, "DESCRIPTOR") else value:
-                yield from _documented(item)
+                yield from _incidental(item)
 
 
 def dumps(sidecar: Sidecar) -> str:
