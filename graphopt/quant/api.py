@@ -133,8 +133,10 @@ def quantize(
     TensorRT checks it against), `percentile`, `mse`.
     `cache`: write a TensorRT calibration cache there (as TensorRT writes one), and beside it
     its sidecar `<cache>.graphopt.json` (`graphopt.quant.sidecar`: the nodes kept float, the
-    uint8 zero points of target `onnxruntime`, the float model's digest), which `from_cache`
-    reads to make the same model again; none beside a stream (/dev/stdout). `target`:
+    uint8 zero points of target `onnxruntime`, the float model's digest: the same for a path
+    and the ModelProto loaded from it, weights inline or in external data), which `from_cache`
+    reads to make the same model again; none beside a stream (/dev/stdout). The two are
+    written as a pair: when the sidecar cannot be written the cache is put back. `target`:
     `tensorrt` (int8 symmetric activations, zero point 0) or `onnxruntime` (uint8 asymmetric
     activations, int32 bias).
 
@@ -142,8 +144,8 @@ def quantize(
     calibrating, and from its sidecar, when there, what the run that wrote it kept float: the
     stem (unless `keep_stem` is given), its `keep_nodes` (added to these) and its accuracy
     search's groups (unless a search runs here, on `calibration_data`), so the same float model
-    gives the same model without calibrating; a sidecar written for another model, beside
-    another cache or for another target is not applied (one warning), a damaged one or one
+    gives the same model without calibrating; a sidecar written for another model, beside a
+    cache of other scales or for another target is not applied (one warning), a damaged one or one
     naming nodes the model lacks is a QuantizeError; a `cache` written then names that cache's
     calibrator, not `method`'s; when a
     sensitivity search runs on samples from `calibration_data`, all of it is still read and run

@@ -16,14 +16,17 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
      "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
      "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
 
-The name is the cache's plus `.graphopt.json` (TensorRT and polygraphy read the cache only; an
-engine's sidecar is `<engine>.json`, `graphopt.backends.tensorrt`). Per-channel weight axes are
-not recorded: they follow from the model and the target. A sidecar written for another model,
-beside another cache (rewritten since with other scales: a cache TensorRT wrote again with
-the same ones, under its own header, unpadded and with tensors of its own, is the same) or for
-another target is not applied (`mismatch`: the caller warns); a damaged one (not JSON, wrong types, not UTF-8, not a regular file, over
-`MAX_BYTES`) is a `QuantizeError`. What it does not do: check that the node names exist in the
-model (the quantizer does, against the model as optimized).
+The name is the cache's plus `.graphopt.json`, beside the file a linked cache points to
+(TensorRT and polygraphy read the cache only; an engine's sidecar is `<engine>.json`,
+`graphopt.backends.tensorrt`). Per-channel weight axes are not recorded: they follow from the
+model and the target. A sidecar written for another model, beside another cache (rewritten
+since with other scales: a cache TensorRT wrote again with the same ones, under its own header,
+unpadded and with tensors of its own, is the same) or for another target is not applied
+(`mismatch`: the caller warns); a damaged one (not JSON, a key twice, wrong types, zero points
+for target tensorrt, a scale that is not a positive normal float32, not UTF-8, not a regular
+file, over `MAX_BYTES`) or one of a newer format is a `QuantizeError`. What it does not do:
+check that the node names exist in the model (the quantizer does, against the model as
+optimized).
 """
 
 from __future__ import annotations
