@@ -136,6 +136,26 @@ def _hostile_cases(written: Written) -> dict[str, str]:
         "target twice": good_text[:-1] + ', "target": "onnxruntime"}',
         "version of 5000 digits": good_text.replace('"version": 1', '"version": ' + "9" * 5000),
         "a node name of 100000 characters": json.dumps({**good, "keep_nodes": ["n" * 100000]}),
+        # refused before, kept here so that the CLI's line is seen for each
+        "a node name with NUL and newline": json.dumps({**good, "stem": ["a\x00b\nc"]}),
+        "a list in a list of names": json.dumps({**good, "keep_nodes": [["p2o.Conv.3"]]}),
+        "nested 5000 deep in a valid object": good_text[:-1]
+        + ', "x": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}",
+        **{
+            f"scale {scale}": json.dumps(
+                {**good, "target": "onnxruntime", "activations": {quantized[0]: [scale, 3]}}
+            )
+            for scale in ("00000001", "7f800000", "7fc00000", "bf800000")
+        },
+        **{
+            f"zero point {point}": json.dumps(
+                {**good, "target": "onnxruntime", "activations": {quantized[0]: ["3c0", point]}}
+            )
+            for point in (-1, 256)
+        },
     }
 
 
@@ -147,6 +167,15 @@ def _hostile_cases(written: Written) -> dict[str, str]:
         ("target twice", "key 'target' appears twice"),
         ("version of 5000 digits", "a number of 5000 digits"),
         ("a node name of 100000 characters", "(100000 characters)"),
+        ("a node name with NUL and newline", "names node 'a\\x00b\\nc'"),
+        ("a list in a list of names", "'keep_nodes' is not a list of names"),
+        ("nested 5000 deep in a valid object", "not JSON: maximum recursion depth"),
+        ("scale 00000001", "is subnormal"),  # (taken before)
+        ("scale 7f800000", "scale inf is not finite"),
+        ("scale 7fc00000", "scale nan is not finite"),
+        ("scale bf800000", "scale -1.0 is not positive"),
+        ("zero point -1", "is not [<hex scale>, <zero point 0..255>]"),
+        ("zero point 256", "is not [<hex scale>, <zero point 0..255>]"),
     ],
 )
 def test_a_hostile_sidecar_is_one_line_exit_2_and_no_output(
