@@ -145,9 +145,9 @@ def quantize(
     stem (unless `keep_stem` is given), its `keep_nodes` (added to these) and its accuracy
     search's groups (unless a search runs here, on `calibration_data`), so the same float model
     gives the same model without calibrating; a sidecar written for another model, beside a
-    cache of other scales or for another target is not applied (one warning), a damaged one or one
-    naming nodes the model lacks is a QuantizeError; a `cache` written then names that cache's
-    calibrator, not `method`'s; when a
+    cache of other scales or for another target is not applied (one warning), a damaged one or
+    one naming nodes the model lacks is a QuantizeError; a `cache` written then names that
+    cache's calibrator, not `method`'s; when a
     sensitivity search runs on samples from `calibration_data`, all of it is still read and run
     through the FP32 model once, to choose them by content), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
@@ -518,16 +518,16 @@ def _sidecar_for(
     unknown = sorted(n for n in side.float_nodes() if n not in graph.nodes)
     if unknown:
         raise QuantizeError(
-            f"{where}: names node {sidecar_io.shown(unknown[0])}, which the model as optimized for quantization "
-            f"does not have ({len(unknown)} such); quantize with the graphopt and --pipeline "
-            "that wrote it, or delete the sidecar to take the cache's scales alone"
+            f"{where}: names node {sidecar_io.shown(unknown[0])}, which the model as optimized "
+            f"for quantization does not have ({len(unknown)} such); quantize with the graphopt "
+            "and --pipeline that wrote it, or delete the sidecar to take the cache's scales alone"
         )
     unknown = sorted(set(side.activations) - tensors)
     if unknown:
         raise QuantizeError(
-            f"{where}: names tensor {sidecar_io.shown(unknown[0])}, which the model as optimized for "
-            f"quantization does not quantize ({len(unknown)} such); delete the sidecar to take "
-            "the cache's scales alone"
+            f"{where}: names tensor {sidecar_io.shown(unknown[0])}, which the model as "
+            f"optimized for quantization does not quantize ({len(unknown)} such); delete the "
+            "sidecar to take the cache's scales alone"
         )
     return side, None
 
