@@ -592,3 +592,25 @@ def test_the_model_digest_is_of_the_weights_wherever_they_are_stored(tmp_path: P
     data[-1] ^= 1  # one bit of the last weight
     (tmp_path / "w.bin").write_bytes(bytes(data))
     assert sidecar_io.model_digest(load(path).model) != inline
+
+
+@pytest.mark.realmodel
+def test_a_folder_where_the_sidecar_goes_says_what_to_do(
+    written: Written, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was '--cache's sidecar F.graphopt.json is a folder; give a file name': the sidecar's
+    # name is not given, it follows the cache's; the API found it once the model was made
+    import graphopt
+
+    cache = tmp_path / "c.cache"
+    side = sidecar_io.path_of(cache)
+    side.mkdir()
+    argv = ["quantize", written.model, "-o", str(tmp_path / "q.onnx"), "--cache-in"]
+    capsys.readouterr()
+    assert main([*argv, str(written.cache), "--cache", str(cache), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    said = f"{side}: cannot write calibration cache sidecar: it is a folder, not a regular file; "
+    assert err.endswith(said + "remove it, or give the cache another name"), err
+    with pytest.raises(QuantizeError, match="it is a folder, not a regular file"):
+        graphopt.quantize(written.model, None, cache=cache, from_cache=written.cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [side.name]

@@ -212,17 +212,18 @@ def dumps(sidecar: Sidecar) -> str:
 
 def refuse_unwritable(cache: str | Path) -> None:
     """A `QuantizeError` when no sidecar can be written for `cache`: its path (links followed)
-    holds a FIFO, a device or a socket (a sidecar is a file that a later run reads, and a
+    holds a folder, a FIFO, a device or a socket (a sidecar is a file that a later run reads, and a
     FIFO's write waited for a reader for ever: `quantize --cache F` with a FIFO at
     F.graphopt.json hung), or its name is longer than the folder takes (the cache's name may
     fit and the sidecar's, 14 bytes longer, not: found only once the model was made)."""
     from graphopt.ir.model_io import special_file_kind
 
     target = path_of(cache)
-    kind = special_file_kind(target)
-    if kind is not None:
+    kind = "a folder" if os.path.isdir(target) else special_file_kind(target)
+    if kind is not None:  # (its name follows the cache's: no other name to give it)
         raise QuantizeError(
-            f"{target}: cannot write {WHAT}: it is {kind}, not a regular file; remove it"
+            f"{target}: cannot write {WHAT}: it is {kind}, not a regular file; remove it, or "
+            "give the cache another name"
         )
     folder = target.parent
     while not os.path.isdir(folder) and folder != folder.parent:  # (folders made later)
