@@ -90,8 +90,14 @@ def test_cache_in_with_the_sidecar_gives_the_same_model_byte_for_byte(
     assert "holds scales only" not in caplog.text and "not applied" not in caplog.text
     report = capsys.readouterr().out
     assert f"from {sidecar_io.path_of(written.cache)}" in report, report
-    kept = [n for n in onnx.load(str(out)).graph.node if n.name in side["accuracy_search"]["nodes"]]
-    assert kept and all(n.op_type == "Conv" for n in kept)  # still there, float
+    graph = onnx.load(str(out)).graph
+    kept = {n.name: n for n in graph.node if n.name in side["accuracy_search"]["nodes"]}
+    assert set(kept) == set(side["accuracy_search"]["nodes"])  # still there
+    # float: a kept Conv reads its weights as they were (a group may be led by another op:
+    # an Add with other fusion rules)
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in kept.values() if n.op_type == "Conv"]
+    assert convs and not any(n.input[1] in dequantized for n in convs)
     print(f"calibrating run {written.seconds:.2f} s, --cache-in run {seconds:.2f} s")
 
 
