@@ -429,18 +429,13 @@ def save_model(
         raise SaveError(f"{os.fspath(path)}: names a folder; give a file name for the model")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise SaveError(f"{path}: folder {parent} {what}")
-    if path.is_dir():  # before anything is written (an external-data file would be left)
-        raise SaveError(f"{path}: is a folder; give a file name for the model")
-    stream = is_stream(path)
-    target = Path(os.path.realpath(path)) if path.is_symlink() and not stream else path
+    try:
+        stream, target = _save_target(path, parent)
+    except OSError as e:  # a name the system will not look up: ENAMETOOLONG, ELOOP
+        raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
     if stream and external_data:
         log.info("%s is a device or pipe: the model is written in one piece", path)
         external_data = None  # unless it is over 2 GiB
-    if not target.parent.is_dir():
-        raise SaveError(f"{path}: links to {target}, whose folder does not exist")
     data: list[bytes] | None = None
     if not external_data:
         try:
@@ -497,6 +492,23 @@ def save_model(
     except ValueError as e:  # protobuf refuses > 2 GiB messages
         raise SaveError(f"{path}: cannot serialize: {e}") from e
     return path
+
+
+def _save_target(path: Path, parent: Path) -> tuple[bool, Path]:
+    """Whether `path` is a device or pipe, and the file a save replaces (a link's target);
+    a SaveError where its folder is missing or a file, or `path` is a folder (checked before
+    anything is written: an external-data file would be left). An OSError where the system
+    will not look `path` up (pathlib's is_dir raises ENAMETOOLONG)."""
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise SaveError(f"{path}: folder {parent} {what}")
+    if path.is_dir():
+        raise SaveError(f"{path}: is a folder; give a file name for the model")
+    stream = is_stream(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() and not stream else path
+    if not target.parent.is_dir():
+        raise SaveError(f"{path}: links to {target}, whose folder does not exist")
+    return stream, target
 
 
 def _refuse_data_name(path: Path, location: str) -> None:
