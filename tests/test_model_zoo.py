@@ -1,12 +1,15 @@
-"""Every built-in pipeline on thirteen more real models (`graphopt.realmodels.ZOO`): other
+"""Every built-in pipeline on sixteen more real models (`graphopt.realmodels.ZOO`): other
 exporters and layers than the three detectors — text recognizers with dynamic widths, an LSTM,
 squeeze-excitation blocks with channel counts that are no multiple of 4, a table model with an
 attention loop, a batch declared as dim_value -1, a voice detector whose network sits in If
 branches, paddle2onnx's Identity chains (PP-OCRv6), a YOLOv8 with every dim dynamic, a torch 2.14
 CRNN whose LSTMs are unrolled into Gemm steps, a torch dynamo transformer over Khmer character
-ids. Each output must pass the full ONNX check and give the original's outputs on real
-photographs preprocessed as the model's package does (the voice detector: `vad_inputs`, the
-Khmer segmenter: `khmer_inputs`).
+ids, PP-OCRv5's PP-LCNetV3 backbone with learnable affine blocks, Silero VAD v6 without Ifs (an
+STFT as a Conv, a batch of windows), FunASR's FSMN voice detector (memory blocks as depthwise
+Convs over cache inputs). Each output must pass the full ONNX check and give the original's
+outputs on real photographs preprocessed as the model's package does (the voice detectors: a
+synthesized vowel, `voiced_sound`, as `vad_inputs`, `vad_v6_inputs` and `fsmn_inputs` feed it,
+no wheel shipping a recording; the Khmer segmenter: `khmer_inputs`).
 
 Found by running them first: an ort-cpu output onnxruntime could not run (ppocr_cls), a
 Reshape target folded to [-1, 120, -1] (ppocrv3_rec), a gray-input model quantization refused
@@ -24,8 +27,10 @@ from graphopt.realmodels import ZOO, fetch_model, model_inputs
 
 PIPELINES = ("default", "tensorrt", "ort-fusions", "ort-cpu", "simplify")
 # Models that standard-ONNX pipelines cannot shrink as they are declared (onnxsim neither):
-# YOLOv8n's dims are all dynamic and x·σ(x) needs opset 24 for Swish (its own test below).
-UNSHRINKABLE = {"yolov8_nudenet": ("default", "tensorrt")}
+# YOLOv8n's dims are all dynamic and x·σ(x) needs opset 24 for Swish (its own test below);
+# Silero VAD v6's 25 nodes are all needed (its Conv + ReLU / Sigmoid pairs fuse only into ORT's
+# FusedConv: 25 -> 20 with ort-fusions and ort-cpu).
+UNSHRINKABLE = {"yolov8_nudenet": ("default", "tensorrt"), "silero_vad_v6": ("default", "tensorrt")}
 
 
 @pytest.mark.realmodel

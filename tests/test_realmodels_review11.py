@@ -453,6 +453,6 @@ def test_a_negative_photograph_count_is_refused(monkeypatch) -> None:
     monkeypatch.setattr(realmodels, "fetch_model", no_fetch)
     with pytest.raises(ValueError, match="count must be 0 or more, got -1"):
         realmodels.images(-1)
-    for name in ("ppocr_det", "silero_vad", "khmer_seg"):
+    for name in ("ppocr_det", "silero_vad", "khmer_seg", "silero_vad_v6", "fsmn_vad"):
         with pytest.raises(ValueError, match="count must be 0 or more, got -2"):
             realmodels.model_inputs(name, -2)
