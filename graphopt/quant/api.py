@@ -52,7 +52,8 @@ log = logging.getLogger("graphopt.quant")
 # by less than 0.02 under entropy and percentile calibration and cut calibration time 2.6×.
 DEFAULT_HISTOGRAM_SAMPLE = 1 << 16
 
-# Default `accuracy_target` (RMS output error over the FP32 output's range, on the sample feeds):
+# Default `accuracy_target` (RMS output error over the FP32 output's range, on the sample feeds;
+# a classifier's class probabilities: the largest change of any probability, `default_metric`):
 # a fully quantized model that misses it gets its worst groups (`sensitivity.local_scores`) kept
 # float. Measured (benchmarks/results/quantize.md): common_det at max calibration errs
 # 0.015–0.038 and keeps 0.971 of the FP32 boxes, so nothing is float there; ppocr_det errs
@@ -80,7 +81,7 @@ class QuantizeReport:
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # (node, error) worst first
     kept_float: list[str] = field(default_factory=list)
     stem: list[str] = field(default_factory=list)  # stem convolutions kept float (keep_stem)
-    error: float | None = None  # RMS output error vs FP32 over the output's range (samples)
+    error: float | None = None  # output error vs FP32 on the samples (`default_metric`)
     sidecar: str | None = None  # the cache sidecar whose float choices this run applied
 
     def lines(self) -> list[str]:
@@ -99,7 +100,8 @@ class QuantizeReport:
             "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()),
         ]
         if self.error is not None:
-            out.append(f"output error vs FP32 (RMS / range): {self.error:.4g}")
+            measure = "RMS / range; class probabilities: largest change"
+            out.append(f"output error vs FP32 ({measure}): {self.error:.4g}")
         if self.sensitivity:
             out.append(
                 "most sensitive groups (ranking local: estimated share of the squared output "
@@ -153,7 +155,8 @@ def quantize(
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
     `HistogramCalibrator.compute_amax` for why detectors need it), `keep_float` (N most sensitive groups stay
     float), `accuracy_target` (largest output error vs FP32 on the sample feeds, RMS over the FP32
-    output's range; the most sensitive groups are kept float until it holds; default
+    output's range, or for a classifier's class probabilities the largest change of any
+    probability, `sensitivity.default_metric`; the most sensitive groups are kept float until it holds; default
     `DEFAULT_ACCURACY_TARGET` = 0.04, None: off), `ranking` (how groups are ranked: `local`, the
     default, one measuring run on the sample feed whose outputs vary most,
     `graphopt.quant.local_error`; `full`, one run per group and feed), `keep_nodes` (names of nodes kept float, as the optimized model names
@@ -166,7 +169,8 @@ def quantize(
     or batching give the same samples and the same model), `pipeline` (optimize pipeline; False skips it),
     `sensitivity_data` (feeds to measure sensitivity on instead, used as given),
     `error_metric` (callable(fp32_outputs, int8_outputs) → error, lists of output dicts per
-    sample feed; default: RMS error over the FP32 output's range),
+    sample feed; default: `sensitivity.default_metric`, RMS error over the FP32 output's range
+    or the largest change of a class probability),
     `histogram_sample` (histogram at most about this many values of each tensor per input
     stacked in a feed, by a fixed prime stride through each, default 65536; 0: every value; min
     and max are always exact; the inputs stacked on a free first dim are sampled one by one,
@@ -388,11 +392,11 @@ def quantize_with_report(
                 "keep_float / accuracy_target need sample feeds to measure on: give "
                 "sample_feeds >= 1 (calibration feeds kept) or sensitivity_data"
             )
-        from graphopt.quant.sensitivity import choose_float_groups
+        from graphopt.quant.sensitivity import choose_float_groups, default_metric
 
         metric = error_metric
-        if on_search is not None:
-            metric = _counted(error_metric, on_search)
+        if on_search is not None:  # counting needs the measure the search would choose itself
+            metric = _counted(error_metric or default_metric(proto), on_search)
             on_search(0)
         chosen, chosen_nodes, order, error = choose_float_groups(
             proto,
@@ -561,13 +565,10 @@ def _write_cache(
 
 
 def _counted(
-    metric: Callable[[list[Feed], list[Feed]], float] | None, on_measured: Callable[[int], None]
+    measure: Callable[[list[Feed], list[Feed]], float], on_measured: Callable[[int], None]
 ) -> Callable[[list[Feed], list[Feed]], float]:
-    """`metric` (default: the search's relative error) calling `on_measured(count)` after each
-    measurement: one per candidate model (or slice) the search runs."""
-    from graphopt.quant.sensitivity import relative_error
-
-    measure = metric or relative_error
+    """`measure` calling `on_measured(count)` after each measurement: one per candidate model
+    (or slice) the search runs."""
     count = 0
 
     def counted(reference: list[Feed], outputs: list[Feed]) -> float:
