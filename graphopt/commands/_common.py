@@ -1,6 +1,7 @@
 """Pieces several sub-commands share: the `--shapes` flag, the `-o` of a model (`-`: standard
 output), comma-separated name lists, reading a `.npz` file of feeds, the full onnx.checker run
-as a one-line error, the check that onnxruntime can name a model's inputs and outputs, and the
+as a one-line error, the check that onnxruntime can name a model's inputs and outputs, the
+check that an output file or folder can be written (made before any long work), and the
 refusals of what a command would write over or ignore.
 
 What it does not do: parse shapes (`graphopt.backends.tensorrt.parse_shapes` does), or turn a
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -279,3 +282,96 @@ def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: b
         raise SaveError(
             f"{output}: its data file {data.name} is the input model's; choose another name"
         )
+
+
+def check_writable(path: str, what: str, error: type[Exception], *, make_parents: bool) -> None:
+    """An `error` ("<what> <path>: <problem>", one line) unless a file can be created at
+    `path`: it is not a folder, its name (and those of the folders to make) fits its folder,
+    and its folder exists (or, with `make_parents`, its nearest existing ancestor is a folder)
+    and takes a new file (probed by creating and removing one; permission bits alone say
+    nothing for root or a read-only mount). A path the system will not look up (a name over
+    255 bytes) is one line too: it was a traceback (pathlib's is_dir raises ENAMETOOLONG). A
+    device or pipe (`/dev/null`, a FIFO) passes: it is written straight, not through its
+    folder; a symbolic link's target folder must take the file too (it is what is replaced).
+    Each command calls it for its outputs before loading, optimizing or calibrating, so that a
+    typo costs a second, not a run; it writes nothing."""
+    try:
+        _check_writable(path, what, error, make_parents=make_parents, folder=False)
+    except OSError as e:
+        raise error(f"{what} {path}: {_reason(e)}") from e
+
+
+def check_writable_folder(path: str, what: str, error: type[Exception]) -> None:
+    """`check_writable` for an output folder (made with its parents when missing): an `error`
+    when `path` is there and no folder, a name of the folders to make does not fit, or the
+    folder (its nearest existing ancestor, when missing) takes no new file."""
+    try:
+        _check_writable(path, what, error, make_parents=True, folder=True)
+    except OSError as e:
+        raise error(f"{what} {path}: {_reason(e)}") from e
+
+
+def _reason(e: OSError) -> str:
+    return os.strerror(e.errno) if e.errno else str(e)
+
+
+def _check_writable(
+    given: str, what: str, error: type[Exception], *, make_parents: bool, folder: bool
+) -> None:
+    from graphopt.ir.model_io import is_stream, special_file_kind
+    from graphopt.quant.cache import name_max
+
+    target = Path(given)
+    path = str(target)  # (as quantize's messages have always named it)
+    if folder:
+        if os.path.lexists(target) and not target.is_dir():
+            kind = (
+                "a file"
+                if target.is_file()
+                else special_file_kind(target) or "a link to nothing"  # (a dangling link)
+            )
+            raise error(f"{what} {path} is {kind}, not a folder; give a folder")
+        where = target
+    else:
+        if given.endswith(("/", os.sep)) and not target.is_dir():  # Path("out/") is "out"
+            raise error(f"{what} {given} names a folder; give a file name")
+        if target.is_dir():
+            raise error(f"{what} {path} is a folder; give a file name")
+        if is_stream(target):  # written straight (graphopt.ir.model_io.write_atomically)
+            return
+        where = target.parent
+    if make_parents:
+        while not where.exists() and where != where.parent:
+            where = where.parent
+    if not where.is_dir():
+        problem = "is not a folder" if where.exists() else "does not exist"
+        raise error(f"{what} {path}: {where} {problem}")
+    limit = name_max(where)
+    for name in target.parts[len(where.parts) :]:  # the file's, and new folders'
+        if len(os.fsencode(name)) > limit:
+            raise error(
+                f"{what} {path}: the name {name[:40]!r}... is {len(os.fsencode(name))} bytes, "
+                f"more than folder {where} takes ({limit})"
+            )
+    folders = [where]
+    if not folder and target.is_symlink():  # the file the link points to is replaced
+        linked = Path(os.path.realpath(target))
+        if not linked.parent.is_dir():
+            raise error(f"{what} {path}: links to {linked}, whose folder does not exist")
+        folders.append(linked.parent)
+    for place in folders:
+        try:
+            with tempfile.TemporaryFile(dir=place, prefix=".graphopt-probe-"):
+                pass
+        except OSError as e:
+            raise error(f"{what} {path}: cannot write in folder {place} ({_reason(e)})") from e
+
+
+def check_data_file_name(output: str) -> None:
+    """`check_writable` for the external data file `<name>.data` that `save_model` writes
+    beside a model saved at `output` with external data: its name is 5 bytes longer than the
+    model's, so a model name of 251..255 bytes fits and its data file's does not (a
+    `SaveError` at the save, after the whole run)."""
+    target = Path(output)
+    data = target.parent / default_data_location(target)
+    check_writable(str(data), "-o's data file", SaveError, make_parents=False)

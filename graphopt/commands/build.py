@@ -13,6 +13,7 @@ from pathlib import Path
 
 from graphopt.commands._common import (
     add_shapes_argument,
+    check_writable,
     read_npz,
     refuse_writing_over_data_files,
 )
@@ -115,9 +116,13 @@ def require_input_file(path: str) -> None:
 
 def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
     """A `BackendError` when a file that build writes (the engine, its JSON sidecar, the
-    calibration or timing cache) is a folder, the input model or another of them: `-o m.onnx`
-    for input m.onnx replaced the model with the engine, `--timing-cache m.onnx` with a timing
-    cache."""
+    calibration or timing cache) cannot be written (`check_writable`: a folder there, a
+    parent that is a file, a name too long, a folder that takes no new file; missing folders
+    are made), or is the input model or another of them: `-o m.onnx` for input m.onnx replaced
+    the model with the engine, `--timing-cache m.onnx` with a timing cache. Said before
+    TensorRT is imported and the engine built: a name too long was a traceback, a read-only
+    folder an error after the build, and a sidecar's name too long (5 bytes over the
+    engine's) left the engine written without it."""
     from graphopt.backends.tensorrt import sidecar_path
     from graphopt.errors import BackendError
 
@@ -128,10 +133,10 @@ def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
         for flag, path in (("--cache", args.cache), ("--timing-cache", args.timing_cache))
         if path
     ]
+    for flag, path in written:  # (write_atomic makes the missing folders)
+        check_writable(path, flag, BackendError, make_parents=True)
     refuse_writing_over_data_files(written, [args.input], BackendError)
     for flag, path in written:
-        if Path(path).is_dir():  # found only when the built engine was saved: a traceback
-            raise BackendError(f"{flag} {path} is a folder; give a file name")
         key = Path(path).resolve()
         if key in taken:
             raise BackendError(f"{flag} {path} names the same file as {taken[key]}; give another")

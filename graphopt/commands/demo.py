@@ -48,22 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _check_output(path: str) -> None:
-    """A `SaveError` for an -o that cannot be a file: a folder, or in a folder that does not
-    exist (save_model's own checks, made only once the demo had run)."""
-    from pathlib import Path
-
-    from graphopt.errors import SaveError
-
-    target = Path(path)
-    if target.is_dir():
-        raise SaveError(f"{path}: is a folder; give a file name for the model")
-    folder = target.parent
-    if not folder.is_dir():
-        problem = "is not a folder" if folder.exists() else "does not exist"
-        raise SaveError(f"{path}: {folder} {problem}")
-
-
 def targets_onnxruntime(model: onnx.ModelProto) -> bool:
     """Whether `model` imports an opset of onnxruntime's own (com.microsoft, its NCHWc
     kernels): made for onnxruntime, and run there at ORT_DISABLE_ALL."""
@@ -90,10 +74,11 @@ def run(args: argparse.Namespace) -> int:
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
         raise VerifyError(f"--images must be at least 1, got {args.images}")
     if args.output:  # said before the fetch, optimization and verification, not after them
-        if args.output != STDOUT:  # (standard output: main checked it is no terminal)
-            _check_output(args.output)
-        from graphopt.commands._common import refuse_writing_over_read_files
+        from graphopt.commands._common import check_writable, refuse_writing_over_read_files
         from graphopt.errors import SaveError
+
+        if args.output != STDOUT:  # (standard output: main checked it is no terminal)
+            check_writable(args.output, "-o", SaveError, make_parents=False)
 
         read = [("--pipeline", args.pipeline)]
         refuse_writing_over_read_files([("-o", args.output)], read, SaveError)

@@ -122,6 +122,22 @@ def refuse_image_options_without_data_images(args: argparse.Namespace) -> None:
         refuse_image_options_without_images(options, files, IMAGE_SUFFIXES, where, DistillError)
 
 
+def refuse_unwritable_targets(args: argparse.Namespace) -> None:
+    """A `DistillError` for a targets folder that cannot be written (a file there, a missing
+    parent that is a file, a name too long, a folder that takes no new file) or that is the
+    --data folder, said before the teacher is loaded and run (write_targets makes the folder
+    only then). Targets written into --data hid every sample from the next run, the resume
+    too: the data files under a targets folder are none."""
+    from pathlib import Path
+
+    from graphopt.commands._common import check_writable_folder
+    from graphopt.distill import DistillError
+
+    check_writable_folder(args.output, "-o", DistillError)
+    if Path(args.data).is_dir() and Path(args.output).resolve() == Path(args.data).resolve():
+        raise DistillError(f"-o {args.output} is the --data folder; give another folder")
+
+
 class _Bar:
     """A one-line progress bar on stderr: done/total, rate and time left."""
 
@@ -182,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         from graphopt.distill import DistillError
 
         raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    refuse_unwritable_targets(args)
     refuse_image_options_without_data_images(args)
     bar = None if args.no_progress else _Bar()
     made = _missing_folders(args.output)  # the folders this run makes: removed if left empty

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from graphopt.commands._common import (
     STDOUT,
     add_model_output,
+    check_writable,
     comma_list,
     output_name,
     refuse_data_file_of_inputs,
@@ -137,10 +138,16 @@ def run_merge(args: argparse.Namespace) -> int:
         raise MergeError(
             "--report -: the JSON report is written to a file (its summary is printed); give a path"
         )
+    # before merging: a folder, a missing folder, a name too long or a folder that takes no
+    # file was said by the save (the long name: a traceback), after the merge
+    if args.output != STDOUT:  # (standard output: main checked it is no terminal)
+        check_writable(args.output, "-o", MergeError, make_parents=False)
     if args.report:  # the JSON report written over a model: the merged one, or an input
         models = [("-o", args.output)] + [("input", m) for m in args.inputs]
         refuse_model_path("--report", args.report, models, MergeError)
-        _refuse_unwritable_report(args.report)
+        # (it failed only after the merged model was written: a run that ended with an error
+        # and a model on disk)
+        check_writable(args.report, "--report", MergeError, make_parents=True)
     written = [("-o", args.output), ("--report", args.report)]
     refuse_writing_over_data_files(written, args.inputs, MergeError)
     # the merged model replaced that input (its outputs renamed, its head among others)
@@ -168,24 +175,6 @@ def run_merge(args: argparse.Namespace) -> int:
             raise MergeError(f"{args.report}: cannot write the report: {e}") from e
     print(f"wrote {output_name(args)}")
     return 0
-
-
-def _refuse_unwritable_report(path: str) -> None:
-    """A `MergeError` for a --report that cannot be a file (a folder, or below a file), said
-    before merging: it failed only after the merged model was written, so the run ended with
-    an error (naming write_atomic's temporary file) and a model on disk."""
-    from pathlib import Path
-
-    from graphopt.multitask import MergeError
-
-    report = Path(path)
-    if report.is_dir():
-        raise MergeError(f"--report {path} is a folder; give a file name")
-    for folder in report.parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise MergeError(f"--report {path}: {folder} is not a folder")
-            break
 
 
 def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
@@ -227,6 +216,8 @@ def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
 def run_split(args: argparse.Namespace) -> int:
     from graphopt.multitask import MergeError, split
 
+    if args.output != STDOUT:  # before loading and splitting, not at the save
+        check_writable(args.output, "-o", MergeError, make_parents=False)
     refuse_writing_over_data_files([("-o", args.output)], [args.input], MergeError)
     # the kept part replaced the whole model: the other outputs' nodes were lost
     refuse_model_path("-o", args.output, [("input", args.input)], MergeError)

@@ -134,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import parse_shapes
     from graphopt.commands._common import (
         STDOUT,
+        check_data_file_name,
         check_model,
+        check_writable,
+        check_writable_folder,
         refuse_writing_over_input_data,
         refuse_writing_over_read_files,
         require_utf8_io_names,
@@ -152,6 +155,14 @@ def run(args: argparse.Namespace) -> int:
     if args.dump_dir and args.output != STDOUT and _same_path(args.dump_dir, args.output):
         # the folder was made, every pass run, and only then the save refused
         raise SaveError(f"--dump-dir {args.dump_dir} is the -o path; give another folder")
+    # before loading and optimizing: a folder, a missing folder, a name too long or a folder
+    # that takes no file was said by the save, after the whole run
+    if args.output != STDOUT:  # (standard output: main checked it is no terminal)
+        check_writable(args.output, "-o", SaveError, make_parents=False)
+        if args.external_data == "yes":  # its weights go beside it, in <name>.data
+            check_data_file_name(args.output)
+    if args.dump_dir:  # made when the passes start (after loading), written as they run
+        check_writable_folder(args.dump_dir, "--dump-dir", SaveError)
     ignored = sorted({"--tolerance", "--atol", "--verify-level"} & getattr(args, "given", set()))
     if ignored and not args.verify:  # the bound of a comparison that does not run
         what = "level" if ignored[0] == "--verify-level" else "bound"
@@ -177,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{name}:{_dims(input_shapes[name])}: the optimized model takes only the latter"
             )
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
+    if args.output != STDOUT and args.external_data == "auto" and loaded.external_data:
+        check_data_file_name(args.output)  # said before optimizing, not at the save
     # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
     # check); --verify compares with a copy of the original
     original = onnx.ModelProto()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -155,6 +154,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.commands._common import (
+        check_writable,
         given_options,
         refuse_image_options_without_images,
         refuse_model_path,
@@ -197,16 +197,16 @@ def run(args: argparse.Namespace) -> int:
     # the float original was replaced, and quantize refuses a quantized model: no way back
     refuse_model_path("-o", args.output, [("input", args.input)], QuantizeError)
     if args.output != STDOUT:  # (standard output: main checked it is no terminal)
-        check_writable(args.output, "output", make_parents=False)
+        check_writable(args.output, "output", QuantizeError, make_parents=False)
     if args.cache:
         models = [("output", args.output), ("input", args.input)]
         refuse_model_path("--cache", args.cache, models, QuantizeError)
-        check_writable(args.cache, "--cache", make_parents=True)
+        check_writable(args.cache, "--cache", QuantizeError, make_parents=True)
         if not is_stream(Path(args.cache)):  # no sidecar beside a stream
             assert side_out is not None
             refuse_model_path("--cache's sidecar", side_out, models, QuantizeError)
             refuse_unwritable(args.cache)  # a FIFO there, a name too long for the folder
-            check_writable(side_out, "--cache's sidecar", make_parents=True)
+            check_writable(side_out, "--cache's sidecar", QuantizeError, make_parents=True)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
@@ -335,48 +335,3 @@ def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
             )
     if args.trt_version and not args.cache:
         raise QuantizeError("--trt-version names the TensorRT of --cache's header: give --cache")
-
-
-def check_writable(path: str, what: str, *, make_parents: bool) -> None:
-    """QuantizeError unless a file can be created at `path`: it is not a folder, its name (and
-    those of the folders to make) fits its folder, and its folder exists (or, with
-    `make_parents`, its nearest existing ancestor is a folder) and takes a new file (probed by
-    creating and removing one; permission bits alone say nothing for root or a read-only
-    mount). A path the system will not look up (a name over 255 bytes) is one line too: it was
-    a traceback (pathlib's is_dir raises ENAMETOOLONG)."""
-    from graphopt.errors import QuantizeError
-
-    try:
-        _check_writable(Path(path), what, make_parents)
-    except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else str(e)
-        raise QuantizeError(f"{what} {path}: {reason}") from e
-
-
-def _check_writable(target: Path, what: str, make_parents: bool) -> None:
-    from graphopt.errors import QuantizeError
-    from graphopt.quant.cache import name_max
-
-    path = str(target)
-    if target.is_dir():
-        raise QuantizeError(f"{what} {path} is a folder; give a file name")
-    folder = target.parent if str(target.parent) else Path(".")
-    if make_parents:
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-    if not folder.is_dir():
-        problem = "is not a folder" if folder.exists() else "does not exist"
-        raise QuantizeError(f"{what} {path}: {folder} {problem}")
-    limit = name_max(folder)
-    for name in target.parts[len(folder.parts) :]:  # the file's, and new folders'
-        if len(os.fsencode(name)) > limit:
-            raise QuantizeError(
-                f"{what} {path}: the name {name[:40]!r}... is {len(os.fsencode(name))} bytes, "
-                f"more than folder {folder} takes ({limit})"
-            )
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".graphopt-probe-"):
-            pass
-    except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else str(e)
-        raise QuantizeError(f"{what} {path}: cannot write in folder {folder} ({reason})") from e
