@@ -159,6 +159,18 @@ def test_optimize_dump_dir(place: Place, case: str) -> None:
     refused(place, argv, "--dump-dir", dumps, case)
 
 
+def test_optimize_dump_dir_of_an_earlier_run_is_refused_before_loading(place: Place) -> None:
+    (place.root / "afolder" / "01-fold-constants.onnx").write_bytes(b"an earlier dump")
+    before = place.snapshot()
+    dumps = str(place.root / "afolder")
+    code, err = place.run(["optimize", "bad.onnx", "-o", "o.onnx", "--dump-dir", dumps])
+    assert code == 2 and err.strip() == (
+        f"graphopt optimize: error: --dump-dir {dumps}: holds the dumps of an earlier run "
+        "(01-fold-constants.onnx, ...); give an empty or new folder"
+    ), err
+    assert place.snapshot() == before
+
+
 def test_optimize_output_naming_a_folder(place: Place) -> None:
     # "out/" is Path "out": it passed the check, and the save refused it after the run
     before = place.snapshot()

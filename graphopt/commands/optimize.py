@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             check_data_file_name(args.output)
     if args.dump_dir:  # made when the passes start (after loading), written as they run
         check_writable_folder(args.dump_dir, "--dump-dir", SaveError)
+        _refuse_earlier_dumps(args.dump_dir)
     ignored = sorted({"--tolerance", "--atol", "--verify-level"} & getattr(args, "given", set()))
     if ignored and not args.verify:  # the bound of a comparison that does not run
         what = "level" if ignored[0] == "--verify-level" else "bound"
@@ -281,6 +282,27 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explain(report)
     return 0
+
+
+def _refuse_earlier_dumps(folder: str) -> None:
+    """A `SaveError` when the --dump-dir `folder` holds an earlier run's dumps, which
+    `graphopt.pipeline.DumpInstrument` refuses (their names would read as this run's), said
+    before loading: the instrument is made only once the model is loaded."""
+    from pathlib import Path
+
+    from graphopt.pipeline import _DUMP_NAME
+
+    if not Path(folder).is_dir():
+        return
+    try:
+        earlier = sorted(p.name for p in Path(folder).iterdir() if _DUMP_NAME.fullmatch(p.name))
+    except OSError:  # unreadable: the instrument says so
+        return
+    if earlier:
+        raise SaveError(
+            f"--dump-dir {folder}: holds the dumps of an earlier run ({earlier[0]}, ...); give "
+            "an empty or new folder"
+        )
 
 
 def _same_path(a: str, b: str) -> bool:
