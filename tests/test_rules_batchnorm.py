@@ -426,14 +426,19 @@ def test_one_element_scale_before_a_conv_folds_into_its_weight(op, shape, group,
 @pytest.mark.parametrize(
     ("c", "x_shape", "why"),
     [
-        (np.array([1.0, 2.0, 3.0, 4.0], np.float32).reshape(1, 4, 1, 1), "1,4,5,5", "one element"),
+        (
+            np.array([1.0, 2.0, 3.0, 4.0], np.float32).reshape(1, 4, 1, 1),
+            "1,1,5,5",
+            "cannot prove that x has 4 channels",
+        ),
         (np.zeros((), np.float32), "1,4,5,5", "zero or not finite"),
         (np.ones((1, 1, 1, 1), np.float32), "4,5,5", "broadcasts"),
     ],
 )
 def test_input_scales_that_do_not_fold(c, x_shape, why):
-    """Per-channel scales (the channel count of x is not proven), a zero scale (x's inf·0 is
-    NaN, W·0 is 0) and a scale that raises x's rank stay."""
+    """A per-channel scale that broadcasts x's one channel to the Conv's four (per-channel
+    scales of an x with the Conv's channels fold: tests/test_affine_conv14.py), a zero scale
+    (x's inf·0 is NaN, W·0 is 0) and a scale that raises x's rank stay."""
     model = build(
         f"""<ir_version: 8, opset_import: ["" : 13]>
         g (float[{x_shape}] x) => (float[1,6,5,5] z) {{

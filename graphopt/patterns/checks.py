@@ -326,3 +326,34 @@ def no_broadcast(m: Match, *vars: Var) -> str | None:
             if max(r for r in others if r is not None) < value.ndim:
                 return f"{t} of shape {list(value.shape)} broadcasts the result of {node.name}"
     return None
+
+
+@check("conv_unpadded")
+def conv_unpadded(m: Match, out: Var, weight: Var) -> str | None:
+    """The Conv producing `out` pads nothing: auto_pad VALID, or NOTSET (the default) with
+    pads absent or all 0, or SAME_UPPER/SAME_LOWER with a kernel (`weight`'s spatial dims) of
+    1 on every axis, whose SAME padding is 0 for any input size and stride. A constant added
+    to a padded Conv's input reaches its border outputs only in part (the pads read 0, not
+    the constant), so it does not fold into the bias."""
+    node = m.node_of(out.name)
+    if node is None:
+        return f"no matched node produces {out.name}"
+    auto_pad, pads = "NOTSET", []
+    for a in node.attribute[:]:
+        if a.name == "auto_pad":
+            auto_pad = a.s.decode(errors="replace")
+        elif a.name == "pads":
+            pads = list(a.ints)
+    if auto_pad == "VALID":
+        return None
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        t = m.tensor(weight.name)
+        w = m.facts.layout(t) if t is not None else None
+        if w is not None and w.ndim > 2 and all(k == 1 for k in w.shape[2:]):
+            return None
+        return f"{node.name} pads its input (auto_pad {auto_pad})"
+    if auto_pad != "NOTSET":
+        return f"{node.name} has auto_pad {auto_pad!r}"
+    if any(pads):
+        return f"{node.name} pads its input (pads {pads}): its border would not add the constant"
+    return None

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts
 from graphopt.patterns.engine import Facts, Match, Refuse
 
 Computation = Callable[..., Any]
@@ -114,16 +114,19 @@ def batchnorm_scale_shift(
     return s, b - mu * s
 
 
-def per_channel(name: str, value: Any, channels: int, rank: int, like: np.ndarray) -> np.ndarray:
-    """A constant that multiplies/adds per output channel of a rank-`rank` NC... tensor, as a
-    float64 vector of length `channels`; Refuse unless its broadcast shape is [1, C|1, 1, ...]."""
+def per_channel(
+    name: str, value: Any, channels: int, rank: int, like: np.ndarray, side: str = "output"
+) -> np.ndarray:
+    """A constant that multiplies/adds per channel of a rank-`rank` NC... tensor (a Conv's
+    `side` "output" or "input"), as a float64 vector of length `channels`; Refuse unless its
+    broadcast shape is [1, C|1, 1, ...]."""
     arr = _float(name, value, like)
     if arr.ndim > rank:
         raise Refuse(f"{name} of shape {list(arr.shape)} would raise the output rank {rank}")
     padded = (1,) * (rank - arr.ndim) + tuple(arr.shape)
     others = padded[:1] + padded[2:]  # every axis but the channel axis must be 1
     if others.count(1) != len(others) or (rank > 1 and padded[1] not in (1, channels)):
-        raise Refuse(f"{name} of shape {list(arr.shape)} is not per output channel")
+        raise Refuse(f"{name} of shape {list(arr.shape)} is not per {side} channel")
     flat = arr.astype(np.float64).reshape(-1)
     # repeat, not broadcast_to(...).copy(): the same vector, 2.6 → 0.4 µs
     return flat.repeat(channels) if flat.size == 1 else flat
@@ -442,17 +445,18 @@ def fold_affine_convtranspose(
 
 
 @computation("fold_input_scale")
-def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
+def fold_input_scale(m: Match, w: Any, c: Any, op: str, group: int = 1) -> np.ndarray:
     """Conv(x·c, W, b)  ⇒  Conv(x, W·c, b) and Conv(x/c, W, b)  ⇒  Conv(x, W/c, b), for a
-    one-element constant c (ConvTranspose alike): the convolution is linear in x, and zero
-    padding stays zero. A zero or non-finite c is refused (x's inf/NaN would vanish), and so
-    is a W·c that overflows W's dtype (every output would be inf/NaN) or whose rounding into
-    subnormals or 0 loses more than one ulp of an output channel's weight mass Σ|W·c| (float16
-    W ≈ 1e-3, c = 1e-3: all subnormal), where the original's x·c stays normal."""
+    one-element constant c or one per input channel (`_input_channel_factor`): the convolution
+    is linear in x, and zero padding stays zero. A zero or non-finite c is refused (x's inf/NaN
+    would vanish), and so is a W·c that overflows W's dtype (every output would be inf/NaN) or
+    whose rounding into subnormals or 0 loses more than one ulp of an output channel's weight
+    mass Σ|W·c| (float16 W ≈ 1e-3, c = 1e-3: all subnormal), where the original's x·c stays
+    normal."""
     w = _weight(w)
     arr = _float("constant", c, w)
     if arr.size != 1:
-        raise Refuse(f"constant of shape {list(arr.shape)} is not one element")
+        return _fold_input_channel_scale(m, w, arr, op, int(group))
     k = float(arr.reshape(()))
     if k == 0.0 or not np.isfinite(k):
         raise Refuse(f"scale {k} is zero or not finite")
@@ -474,6 +478,91 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str) -> np.ndarray:
         f"W·c (scale {k:g})",
     )
     return w2
+
+
+def _fold_input_channel_scale(
+    m: Match, w: np.ndarray, arr: np.ndarray, op: str, group: int
+) -> np.ndarray:
+    """`fold_input_scale` for a constant of one value per input channel: W[o, j, k…]·c[i] (or
+    /c[i]) computed in float64 and cast once."""
+    vec = _input_channel_vector(m, w, arr, group)
+    if np.any(vec == 0.0) or not np.all(np.isfinite(vec)):
+        raise Refuse("a per-channel scale is zero or not finite")
+    factor = _input_channel_factor(w, vec, group)
+    if op == "mul":
+        exact = np.multiply(w, factor, dtype=np.float64)
+    elif op == "div":
+        exact = np.divide(w, factor, dtype=np.float64)
+    else:
+        raise Refuse(f"unknown input scale op {op}")
+    with np.errstate(over="ignore"):  # (underflow stays reported to `refuse_underflow`)
+        w2 = _cast_like(w, exact)
+    if not np.all(np.isfinite(w2)):
+        raise Refuse(f"W·c overflows {w.dtype} (per-channel scale)")
+    refuse_underflow(w2, lambda: exact, _conv_channels(w, False, 1), "W·c (per-channel scale)")
+    return w2
+
+
+@computation("fold_input_shift")
+def fold_input_shift(m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1) -> np.ndarray:
+    """Conv(x + c, W, b)  ⇒  Conv(x, W, b + Σ_{j,k…} W[o, j, k…]·c[i]) (and x − c: b − Σ…),
+    for a one-element constant c or one per input channel (`_input_channel_factor`), the sum
+    in float64 and the bias cast once. Exact only where the Conv pads nothing (the rule's
+    `conv_unpadded` check): every output then sums its whole window of x + c."""
+    w = _weight(w)
+    arr = _float("constant", c, w)
+    if not np.all(np.isfinite(arr)):
+        raise Refuse("the shift is not finite")
+    c_out = int(w.shape[0])
+    bias = _bias(b, c_out, w)
+    vec = _input_channel_vector(m, w, arr, int(group))
+    factor = _input_channel_factor(w, vec, int(group))
+    shift = np.multiply(w, factor, dtype=np.float64).reshape(c_out, -1).sum(axis=1)
+    if op not in ("add", "sub"):
+        raise Refuse(f"unknown input shift op {op}")
+    with np.errstate(over="ignore"):
+        b2 = _cast_like(w, bias + shift if op == "add" else bias - shift)
+    if not np.all(np.isfinite(b2)):
+        raise Refuse(f"b + Σ W·c overflows {w.dtype}")
+    return b2
+
+
+def _input_channel_vector(m: Match, w: np.ndarray, arr: np.ndarray, group: int) -> np.ndarray:
+    """Constant `arr` (W's dtype), which x·arr or x + arr applies to the input x of a Conv of
+    weight `w` and `group` groups, as a float64 vector over the C_in = W.shape[1]·group input
+    channels. It must broadcast as [C_in|1, 1, …] on axis 1 (`per_channel`); one of more than
+    one element needs x's channel dimension proven C_in (shape inference), else x·c could
+    broadcast x's one channel to C_in."""
+    if group < 1 or w.shape[0] % group:
+        raise Refuse(f"group {group} does not divide the weight's {w.shape[0]} outputs")
+    channels = int(w.shape[1]) * group
+    vec = per_channel("constant", arr, channels, w.ndim, w, "input")
+    if arr.size > 1:
+        _prove_channels(m, channels)
+    return vec
+
+
+def _input_channel_factor(w: np.ndarray, vec: np.ndarray, group: int) -> np.ndarray:
+    """`vec` (one float64 per input channel) laid out over W [C_out, C_in/g, k…]: W[o, j, k…]
+    reads input channel i = (o ÷ (C_out/g))·(C_in/g) + j, so the factor is vec[i] of shape
+    [C_out, C_in/g, 1, …] (a depthwise Conv: vec[o ÷ (C_out/C_in)])."""
+    c_out, c_in_g = int(w.shape[0]), int(w.shape[1])
+    per_group = vec.reshape(group, 1, c_in_g)
+    factor = np.broadcast_to(per_group, (group, c_out // group, c_in_g)).reshape(c_out, c_in_g)
+    return factor.reshape((c_out, c_in_g) + (1,) * (w.ndim - 2))
+
+
+def _prove_channels(m: Match, channels: int) -> None:
+    """Refuse unless the matched `x` provably has `channels` on axis 1."""
+    x = m.tensor("x")
+    if x is None:
+        raise Refuse("the rule binds no tensor x")
+    shape = _shape_of(m, x)
+    if shape is None or len(shape) < 2 or shape[1] != channels:
+        raise Refuse(
+            f"cannot prove that {x} has {channels} channels ({shape}): a per-channel "
+            "constant could broadcast its channels"
+        )
 
 
 # ---------------------------------------------------------------------------- constants
@@ -565,11 +654,17 @@ def _trailing_dims(m: Match, k: int) -> tuple[int, ...]:
     x = m.tensor("x")
     if x is None:
         raise Refuse("the rule binds no tensor x to normalize")
-    shapes = _RUN_SHAPES.get(m.facts)
-    if shapes is None or not shapes.knows(x):  # a tensor made by a rewrite since
-        shapes = _RUN_SHAPES[m.facts] = shape_facts(m.graph)
-    shape = shapes.shape(x)
+    shape = _shape_of(m, x)
     trailing = None if shape is None or len(shape) < k else shape[len(shape) - k :]
     if trailing is None or not all(isinstance(d, int) for d in trailing):
         raise Refuse(f"cannot prove the normalized dimensions of {x} ({shape})")
     return tuple(d for d in trailing if isinstance(d, int))
+
+
+def _shape_of(m: Match, tensor: str) -> Shape | None:
+    """`tensor`'s inferred shape (`shape_facts`, once per pattern run), or None."""
+    shapes = _RUN_SHAPES.get(m.facts)
+    if shapes is None or not shapes.knows(tensor):  # a tensor made by a rewrite since
+        shapes = _RUN_SHAPES[m.facts] = shape_facts(m.graph)
+    shape = shapes.shape(tensor)
+    return None if shape is None else tuple(shape)
