@@ -58,6 +58,12 @@ def _model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
+def _save_with_external_data(path: Path) -> None:
+    data = path.with_name(path.name + ".data")
+    onnx.save(_model(), path, save_as_external_data=True, location=data.name, size_threshold=0)
+    assert data.is_file()
+
+
 class Place:
     """tmp_path with an unloadable model `bad.onnx` (any refusal after loading names it), a
     real one `m.onnx`, a data folder `data/`, a file `afile`, a folder `afolder/` and a folder
@@ -191,16 +197,21 @@ def test_optimize_data_file_name_too_long(place: Place) -> None:
 def test_optimize_data_file_of_an_external_data_input_is_checked_before_optimizing(
     place: Place,
 ) -> None:
-    onnx.save(
-        _model(),
-        place.root / "ext.onnx",
-        save_as_external_data=True,
-        location="ext.onnx.data",
-        size_threshold=0,
-    )
-    assert (place.root / "ext.onnx.data").is_file()
+    _save_with_external_data(place.root / "ext.onnx")
     out = str(place.root / ("y" * 252))
     refused(place, ["optimize", "ext.onnx", "-o", out], "-o's data file", out + ".data", "long")
+
+
+def test_quantize_data_file_of_an_external_data_input_is_checked_before_calibrating(
+    place: Place,
+) -> None:
+    # the model is saved as the input was, with <out>.data: its name too long was said after
+    # calibrating (here the empty --calib folder would say 'no calibration files' first)
+    _save_with_external_data(place.root / "ext.onnx")
+    (place.root / "calib").mkdir()
+    out = str(place.root / ("q" * 252))
+    argv = ["quantize", "ext.onnx", "--calib", "calib", "-o", out, "--no-progress"]
+    refused(place, argv, "-o's data file", out + ".data", "long")
 
 
 @pytest.mark.parametrize("case", FILE_CASES)

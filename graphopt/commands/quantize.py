@@ -154,6 +154,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.commands._common import (
+        check_data_file_name,
         check_writable,
         given_options,
         refuse_image_options_without_images,
@@ -210,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
+    if args.output != STDOUT and loaded.external_data:  # saved as the input: <out>.data too
+        check_data_file_name(args.output)  # (its name too long was said after calibrating)
     # the model is saved as the input was (external data too): never over the input's data
     refuse_writing_over_input_data(loaded, args.output, loaded.external_data or None)
     written = [("--cache", args.cache), ("--cache's sidecar", side_out)]
