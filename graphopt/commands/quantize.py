@@ -125,7 +125,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.04,
         metavar="ERR",
         help="keep the most sensitive groups float until the output error vs FP32 (RMS over the "
-        "output's range, on the two calibration files whose FP32 outputs vary most: any order "
+        "output's range; for a classifier's class probabilities, the largest change of any "
+        "probability; on the two calibration files whose FP32 outputs vary most: any order "
         "or --batch-size of the same files gives the same model) is <= ERR (default 0.04; 0: "
         "off)",
     )
