@@ -739,6 +739,18 @@ def _checker_error(model: onnx.ModelProto) -> str | None:
 _DUMP_NAME = re.compile(r"[0-9]{2,}-.*\.onnx")
 
 
+def refuse_earlier_dumps(directory: Path, named: str) -> None:
+    """A `SaveError` ("`named`: holds the dumps of an earlier run ...") when the folder
+    `directory` holds dumps (`<NN>-<pass>.onnx`, `DumpInstrument`'s names): an earlier run's
+    dumps past this run's last would read as this run's. An OSError where it cannot be listed."""
+    earlier = sorted(p.name for p in directory.iterdir() if _DUMP_NAME.fullmatch(p.name))
+    if earlier:
+        raise SaveError(
+            f"{named}: holds the dumps of an earlier run ({earlier[0]}, ...); "
+            "give an empty or new folder"
+        )
+
+
 class DumpInstrument:
     """Writes the model after every pass that changed it to `<dir>/<NN>-<pass>.onnx` (a pass
     name's characters other than letters, digits, '.', '_' and '-' as '_': a '/' would name a
@@ -753,16 +765,9 @@ class DumpInstrument:
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            earlier = sorted(
-                p.name for p in self.directory.iterdir() if _DUMP_NAME.fullmatch(p.name)
-            )
+            refuse_earlier_dumps(self.directory, str(directory))
         except OSError as e:
             raise SaveError(f"{directory}: cannot make the dump folder: {e.strerror or e}") from e
-        if earlier:
-            raise SaveError(
-                f"{directory}: holds the dumps of an earlier run ({earlier[0]}, ...); "
-                "give an empty or new folder"
-            )
         self.count = 0
         self.width = 2  # digits of the dumps' numbers
         self.written: list[str] = []  # the dumps' names, numbers cut: "-pass.onnx"

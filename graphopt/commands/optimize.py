@@ -290,19 +290,14 @@ def _refuse_earlier_dumps(folder: str) -> None:
     before loading: the instrument is made only once the model is loaded."""
     from pathlib import Path
 
-    from graphopt.pipeline import _DUMP_NAME
+    from graphopt.pipeline import refuse_earlier_dumps
 
     if not Path(folder).is_dir():
         return
     try:
-        earlier = sorted(p.name for p in Path(folder).iterdir() if _DUMP_NAME.fullmatch(p.name))
+        refuse_earlier_dumps(Path(folder), f"--dump-dir {folder}")
     except OSError:  # unreadable: the instrument says so
         return
-    if earlier:
-        raise SaveError(
-            f"--dump-dir {folder}: holds the dumps of an earlier run ({earlier[0]}, ...); give "
-            "an empty or new folder"
-        )
 
 
 def _same_path(a: str, b: str) -> bool:
