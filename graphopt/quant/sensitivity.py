@@ -8,12 +8,13 @@ the model's outputs against FP32 when only that group is quantized, by default
 
     err(Y, Y₀) = RMS(Y − Y₀) / (max Y₀ − min Y₀)   (worst output, sample feeds pooled),
 
-except for an output of class probabilities (a Softmax's, `probability_outputs`), where it is
-the largest change of any probability, max |P − P₀| (`relative_error`); or the caller's `metric`
-(e.g. 1 − box match, 1 − mask IoU: `graphopt.quant.evaluate`), measured on a few calibration
-feeds. Those feeds must make the outputs vary (images with text
-for a text detector): on a photograph without text the FP32 map is flat, its range tiny, and the
-ratio meaningless. Keeping more groups float does not always lower the error (quantization errors
+except for an output of class probabilities (a Softmax's, `probability_outputs`) holding one
+distribution per batch item (a classifier's (N, C); a CTC recognizer's (N, T, C) keeps the RMS),
+where it is the largest change of any probability, max |P − P₀| (`relative_error`); or the
+caller's `metric` (e.g. 1 − box match, 1 − mask IoU: `graphopt.quant.evaluate`), measured on a
+few calibration feeds. Those feeds must make the outputs vary (images with text for a text
+detector): on a photograph without text the FP32 map is flat, its range tiny, and the ratio
+meaningless. Keeping more groups float does not always lower the error (quantization errors
 of different groups partly cancel).
 
 Two rankings: `full` measures the output error per group as above (one session and inference
