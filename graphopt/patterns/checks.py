@@ -338,6 +338,14 @@ def conv_unpadded(m: Match, out: Var, weight: Var) -> str | None:
     node = m.node_of(out.name)
     if node is None:
         return f"no matched node produces {out.name}"
+    t = m.tensor(weight.name)
+    w = m.facts.layout(t) if t is not None else None
+    return conv_padding(node, None if w is None else tuple(w.shape))
+
+
+def conv_padding(node: onnx.NodeProto, weight_shape: tuple[int, ...] | None) -> str | None:
+    """Why Conv `node` (weight of shape `weight_shape`, None: unknown) may pad its input, or
+    None where it provably pads nothing (`conv_unpadded`)."""
     auto_pad, pads = "NOTSET", []
     for a in node.attribute[:]:
         if a.name == "auto_pad":
@@ -347,9 +355,8 @@ def conv_unpadded(m: Match, out: Var, weight: Var) -> str | None:
     if auto_pad == "VALID":
         return None
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        t = m.tensor(weight.name)
-        w = m.facts.layout(t) if t is not None else None
-        if w is not None and w.ndim > 2 and all(k == 1 for k in w.shape[2:]):
+        w = weight_shape
+        if w is not None and len(w) > 2 and all(k == 1 for k in w[2:]):
             return None
         return f"{node.name} pads its input (auto_pad {auto_pad})"
     if auto_pad != "NOTSET":

@@ -19,8 +19,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
+import onnx
 
 from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts
+from graphopt.patterns.checks import conv_padding
 from graphopt.patterns.engine import Facts, Match, Refuse
 
 Computation = Callable[..., Any]
@@ -485,6 +487,7 @@ def _fold_input_channel_scale(
 ) -> np.ndarray:
     """`fold_input_scale` for a constant of one value per input channel: W[o, j, k…]·c[i] (or
     /c[i]) computed in float64 and cast once."""
+    _input_conv(m, w, group, "a per-channel scale")
     vec = _input_channel_vector(m, w, arr, group)
     if np.any(vec == 0.0) or not np.all(np.isfinite(vec)):
         raise Refuse("a per-channel scale is zero or not finite")
@@ -513,6 +516,10 @@ def fold_input_shift(m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1) 
     arr = _float("constant", c, w)
     if not np.all(np.isfinite(arr)):
         raise Refuse("the shift is not finite")
+    conv = _input_conv(m, w, int(group), "a shift")
+    padding = conv_padding(conv, tuple(w.shape))
+    if padding is not None:
+        raise Refuse(padding)
     c_out = int(w.shape[0])
     bias = _bias(b, c_out, w)
     vec = _input_channel_vector(m, w, arr, int(group))
@@ -525,6 +532,26 @@ def fold_input_shift(m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1) 
     if not np.all(np.isfinite(b2)):
         raise Refuse(f"b + Σ W·c overflows {w.dtype}")
     return b2
+
+
+def _input_conv(m: Match, w: np.ndarray, group: int, what: str) -> onnx.NodeProto:
+    """The one matched Conv (default domain) that reads weight `w`, with `group` groups: the
+    per-channel layout (`_input_channel_factor`) and the bias sum are a Conv's, W [C_out,
+    C_in/g, k…]. A ConvTranspose (W [C_in, C_out/g, k…], a border that sums fewer inputs), an
+    op of another domain or a `group` other than the node's is refused: a user's rule may
+    target any of them."""
+    convs = [n for n in m.nodes.values() if n.op_type in ("Conv", "ConvTranspose")]
+    if len(convs) != 1 or convs[0].op_type != "Conv" or convs[0].domain not in ("", "ai.onnx"):
+        found = ", ".join(f"{n.op_type} {n.name}" for n in convs) or "no Conv"
+        raise Refuse(f"{what} folds into one Conv's input only ({found})")
+    conv = convs[0]
+    node_group = next((int(a.i) for a in conv.attribute if a.name == "group"), 1)
+    if node_group != group:
+        raise Refuse(f"group {group} given, but {conv.name} has group {node_group}")
+    weight = m.facts.layout(conv.input[1]) if len(conv.input) > 1 else None
+    if weight is None or tuple(weight.shape) != tuple(w.shape):
+        raise Refuse(f"{conv.name} does not read the folded weight")
+    return conv
 
 
 def _input_channel_vector(m: Match, w: np.ndarray, arr: np.ndarray, group: int) -> np.ndarray:
