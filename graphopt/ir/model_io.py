@@ -455,7 +455,10 @@ def save_model(
             return path
         location = location or default_data_location(path)
         _refuse_data_name(path, location)
-        with tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=parent) as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=parent) as tmp,
+            _held(Path(tmp)),
+        ):
             (Path(tmp) / location).parent.mkdir(parents=True, exist_ok=True)  # a subfolder
             work = onnx.ModelProto()
             work.CopyFrom(model)
@@ -1053,8 +1056,9 @@ def remove_stale_temporaries(
     data only where `data_name` is the data file's name it ends in and `named`, whether a
     model names it, says no), it is a file (a folder for the folder's name) and no link, it was
     last changed before this process started, and its process is gone (`process_gone`, as
-    `graphopt.realmodels` judges a killed download's): a save under way in another process is
-    never touched. Best effort: one that cannot be removed is left, with a log line; nothing
+    `graphopt.realmodels` judges a killed download's), and, for a folder, no save holds it
+    (`_held`: a pid of another pid namespace reads as gone): a save under way in another
+    process is never touched. Best effort: one that cannot be removed is left, with a log line; nothing
     here fails a save."""
     removed: list[Path] = []
     try:
@@ -1079,11 +1083,64 @@ def remove_stale_temporaries(
         if st.st_mtime >= STARTED or not process_gone(int(match[1]), st.st_mtime):
             continue
         path = Path(entry.path)
+        if is_folder and _held_elsewhere(path):  # a save under way in another pid namespace
+            continue
         if match is data and (named is None or named(path)):
             continue  # a model names it: its data
         if remove_left_behind(path, "a save that did not finish", folder=is_folder):
             removed.append(path)
     return removed
+
+
+@contextlib.contextmanager
+def _held(folder: Path) -> Iterator[None]:
+    """Hold a shared `flock` on the temporary folder `folder` while a save writes in it, for
+    `_held_elsewhere`. A pid says nothing across pid namespaces (containers sharing a folder:
+    another container's save has a pid this process cannot see, and it was taken for gone
+    while it wrote its external data, minutes long for a large model, in a folder last changed
+    when the data file was made); a lock on the folder does, on one kernel and on a network
+    file system that takes locks. Where there are no locks (Windows, such a file system), a
+    no-op."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # (the lock goes with it)
+
+
+def _held_elsewhere(folder: Path) -> bool:
+    """Whether a save holds `folder` (`_held`): it cannot be locked exclusively now. False
+    where it cannot be opened (another user's) or locked at all (no locks there): the pid
+    alone judges then."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def remove_left_behind(path: Path, by: str, folder: bool = False) -> bool:
