@@ -167,3 +167,38 @@ def test_a_download_under_way_in_another_pid_namespace_is_left(tmp_path, monkeyp
     wheel = realmodels._wheel("okpy==1.0")
     assert swept == [[]]
     assert sorted(p.name for p in wheel.parent.iterdir()) == ["okpy-1.0-py3-none-any.whl"]
+
+
+def test_data_a_model_names_is_kept_when_the_model_cannot_be_read_at_the_cleanup(
+    tmp_path, monkeypatch
+):
+    """The cleanup asks whether the model there names a killed save's new data; a model it
+    could not read (EIO, EMFILE) counted as naming none, so its data went, and a save that then
+    failed left the old model naming a file that was gone."""
+    import errno
+
+    dead = _dead_pid()
+    path = tmp_path / "m.onnx"
+    location = f".graphopt-data-{dead}-0123456789ab-m.onnx.data"
+    save_model(_model(1), path, external_data=True, location=location)
+    os.utime(tmp_path / location, (BEFORE, BEFORE))
+    read_bytes, replace = Path.read_bytes, os.replace
+
+    def unreadable_model(self: Path) -> bytes:
+        if self == path:
+            raise OSError(errno.EIO, "Input/output error")
+        return read_bytes(self)
+
+    def full_disk(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(dst) == path:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable_model)
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(model_io.SaveError):
+        save_model(_model(2), path, external_data=True)
+    monkeypatch.undo()
+    assert (tmp_path / location).is_file()
+    loaded = onnx.load(str(path))  # the old model, with its data
+    assert float(numpy_helper.to_array(loaded.graph.initializer[0])[0, 0]) == 1.0

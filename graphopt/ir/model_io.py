@@ -803,13 +803,18 @@ class _Swap:
             log.warning("%s: the interrupted save could not tidy up (%s)", self.path, e)
 
 
-def _names_data(target: Path, path: Path, data: Path) -> bool:
+def _names_data(target: Path, path: Path, data: Path, unreadable: bool = False) -> bool:
     """Whether the model file at `target` (saved as `path`) names the data file `data` (False
-    where there is none, or it cannot be read)."""
+    where there is none, or it is no model; `unreadable` where it cannot be read: EIO, EMFILE,
+    EACCES, so that a cleanup keeps what it cannot tell)."""
     model = onnx.ModelProto()
     try:
         model.ParseFromString(target.read_bytes())
-    except (OSError, DecodeError):
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return unreadable
+    except DecodeError:
         return False
     want = os.path.normpath(data)
     return any(
@@ -1169,7 +1174,9 @@ def _remove_stale_save_temporaries(path: Path, target: Path, location: str) -> l
     for folder in dict.fromkeys((path.parent, target.parent)):
         if folder != final.parent:
             remove_stale_temporaries(folder)
-    remove_stale_temporaries(final.parent, final.name, lambda d: _names_data(target, path, d))
+    remove_stale_temporaries(
+        final.parent, final.name, lambda d: _names_data(target, path, d, unreadable=True)
+    )
     try:
         entries = list(os.scandir(final.parent))
     except OSError:
