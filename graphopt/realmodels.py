@@ -256,7 +256,12 @@ def remove_stale_downloads(wheels: Path) -> list[Path]:
     namespace, a container sharing the cache, reads as gone): a download under way in another
     process is never touched. A folder
     that cannot be removed is left, with a log line; nothing here fails a fetch."""
-    from graphopt.ir.model_io import folder_held_elsewhere, process_gone, remove_left_behind
+    from graphopt.ir.model_io import (
+        folder_held_elsewhere,
+        made_by_this_user,
+        process_gone,
+        remove_left_behind,
+    )
 
     removed: list[Path] = []
     try:
@@ -268,10 +273,13 @@ def remove_stale_downloads(wheels: Path) -> list[Path]:
         try:
             if not match or not entry.is_dir(follow_symlinks=False):
                 continue
-            changed = entry.stat(follow_symlinks=False).st_mtime
+            st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if changed >= _STARTED or not process_gone(int(match[1]), changed):
+        changed = st.st_mtime
+        if changed >= _STARTED or not made_by_this_user(st):
+            continue
+        if not process_gone(int(match[1]), changed):
             continue
         if folder_held_elsewhere(Path(entry.path)):  # a download under way, another namespace
             continue
@@ -479,7 +487,12 @@ def remove_stale_extractions(files: Path) -> list[Path]:
     carried a pid (`.graphopt-<12 hex>-...`) and is a day old: an extraction under way in
     another process is never touched. One that cannot be removed is left, with a log line;
     nothing here fails a fetch."""
-    from graphopt.ir.model_io import STALE_ANYWAY, process_gone, remove_left_behind
+    from graphopt.ir.model_io import (
+        STALE_ANYWAY,
+        made_by_this_user,
+        process_gone,
+        remove_left_behind,
+    )
 
     removed: list[Path] = []
     for folder, _, names in os.walk(files):  # links to folders are not followed
@@ -493,7 +506,7 @@ def remove_stale_extractions(files: Path) -> list[Path]:
             except OSError:
                 continue
             changed = st.st_mtime
-            if not stat.S_ISREG(st.st_mode) or changed >= _STARTED:
+            if not stat.S_ISREG(st.st_mode) or changed >= _STARTED or not made_by_this_user(st):
                 continue
             if match:
                 stale = process_gone(int(match[1]), changed)

@@ -1035,6 +1035,14 @@ def temporary_prefix(kind: str = "") -> str:
     return f"{_TEMPORARY}{kind}{os.getpid()}-"
 
 
+def made_by_this_user(st: os.stat_result) -> bool:
+    """Whether the file whose status is `st` belongs to the user this process runs as (always,
+    where the system has no user ids): the stale-temporary cleanups remove only those, so that
+    root (or a member of a group-writable folder) never removes another user's files."""
+    getuid = getattr(os, "getuid", None)
+    return getuid is None or st.st_uid == getuid()
+
+
 def process_gone(pid: int, changed: float) -> bool:
     """Whether the process `pid`, whose temporary was last changed at `changed`, is gone.
     POSIX: no process has that pid (one that has it, whoever's, counts as the writer, alive);
@@ -1085,7 +1093,9 @@ def remove_stale_temporaries(
         is_folder = match.re is _STALE_FOLDER
         if not (stat.S_ISDIR(st.st_mode) if is_folder else stat.S_ISREG(st.st_mode)):
             continue
-        if st.st_mtime >= STARTED or not process_gone(int(match[1]), st.st_mtime):
+        if st.st_mtime >= STARTED or not made_by_this_user(st):
+            continue
+        if not process_gone(int(match[1]), st.st_mtime):
             continue
         path = Path(entry.path)
         if is_folder and folder_held_elsewhere(path):  # a save under way in another namespace
