@@ -806,7 +806,7 @@ def test_a_cache_or_spec_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     out = str(tmp_path / "q.onnx")
-    needle = "it is not a regular file (a device or FIFO?)"
+    needle = "it is not a regular file (a FIFO)"
     _refused(["quantize", str(path), "-o", out, "--cache-in", str(fifo)], tmp_path, needle)
     argv = ["quantize", str(path), "-o", out, "--calib", str(calib), "--preprocess", str(fifo)]
     _refused([*argv, "--no-progress"], tmp_path, needle)
@@ -871,8 +871,8 @@ def test_inputs_that_would_take_all_memory_are_refused(tmp_path):
     distill = ["distill-targets", str(path), "-o", str(tmp_path / "t"), "--no-progress"]
     huge = ["--size", "30000x30000"]
     cases = [
-        ([*quantize, "--cache-in", "/dev/zero"], "it is not a regular file (a device or FIFO?)"),
-        ([*quantize, "--calib", str(calib), "--preprocess", "/dev/zero"], "a device or FIFO?"),
+        ([*quantize, "--cache-in", "/dev/zero"], "it is not a regular file (a character device)"),
+        ([*quantize, "--calib", str(calib), "--preprocess", "/dev/zero"], "(a character device)"),
         ([*quantize, "--calib", str(calib), *huge], "input 'x' is fixed at 8x8; drop --size"),
         ([*distill, "--data", str(calib), *huge], "input 'x' is fixed at 8x8; drop --size"),
         ([*quantize, "--calib", str(calib), *huge], "not enough memory for a 30000x30000 image"),
@@ -988,7 +988,7 @@ def test_bench_inputs_that_are_a_fifo_are_refused_not_waited_on(tmp_path):
     path = _save(seed_conv(), tmp_path)
     os.mkfifo(tmp_path / "feeds.npz")
     argv = ["bench", str(path), "--inputs", str(tmp_path / "feeds.npz"), "--no-progress"]
-    _refused(argv, tmp_path, "it is not a regular file (a device or FIFO?)")
+    _refused(argv, tmp_path, "it is not a regular file (a FIFO)")
 
 
 def test_the_data_file_checks_do_not_open_an_input_that_is_no_regular_file(tmp_path):

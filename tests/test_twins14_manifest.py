@@ -15,7 +15,7 @@ from graphopt.distill import DistillError, load_targets
     ("make", "reason"),
     [
         (lambda p: p.mkdir(), "it is a folder"),  # was "is not a regular file"
-        (os.mkfifo, "it is not a regular file (a device or FIFO?)"),
+        (os.mkfifo, "it is not a regular file (a FIFO)"),
         (lambda p: p.write_bytes(b"\xff\xfe{}"), "not UTF-8 text (invalid start byte at byte 0)"),
         (lambda p: None, "No such file or directory"),  # was "cannot read: No such ..."
     ],

@@ -113,9 +113,14 @@ def example_feeds(
     (overridable weights are) and an array of another dtype than its input."""
     if npz is not None:
         from graphopt.arrays import load_arrays
+        from graphopt.ir.model_io import special_file_kind
 
         if os.path.exists(npz) and not os.path.isfile(npz):  # a FIFO: np.load waited for ever
-            kind = "a folder" if os.path.isdir(npz) else "not a regular file (a device or FIFO?)"
+            kind = (
+                "a folder"
+                if os.path.isdir(npz)
+                else f"not a regular file ({special_file_kind(npz) or 'a special file'})"
+            )
             raise VerifyError(f"{npz}: cannot read input feeds: it is {kind}")
         try:
             feeds = load_arrays(npz)

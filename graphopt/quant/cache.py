@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from graphopt.errors import QuantizeError
+from graphopt.ir.model_io import special_file_kind
 
 DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
 DEFAULT_VERSION = 8601  # written when TensorRT is not installed
@@ -240,7 +241,11 @@ def read_text_file(
     except OSError as e:
         raise error(f"{path}: cannot read {what}: {e.strerror or e}") from e
     if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device or FIFO?)"
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else f"not a regular file ({special_file_kind(path) or 'a special file'})"
+        )
         raise error(f"{path}: cannot read {what}: it is {kind}")
     if st.st_size > limit:
         raise error(
