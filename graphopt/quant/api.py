@@ -314,8 +314,10 @@ def quantize_with_report(
         kept_nodes = sorted(set(kept_nodes) | set(side.keep_nodes))
         # the writing run's search choices stand in for a search; a search that runs (feeds
         # given) chooses afresh: on top of them it went on past where the writing run stopped
-        # (ppocr_det: 39 nodes quantized instead of 51 with the same feeds)
-        if not sensitivity:
+        # (ppocr_det: 39 nodes quantized instead of 51 with the same feeds); a search turned
+        # off (accuracy_target=None, keep_float=0: `--accuracy-target 0`) keeps nothing float
+        # for accuracy, the sidecar's choices included
+        if scales_only:
             fixed_float |= set(side.search_nodes)
             search_nodes = set(side.search_nodes)
             report.kept_float = list(side.search_groups)
