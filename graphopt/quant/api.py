@@ -145,7 +145,8 @@ def quantize(
     Options: `from_cache` (read scales from a TensorRT calibration cache instead of
     calibrating, and from its sidecar, when there, what the run that wrote it kept float: the
     stem (unless `keep_stem` is given), its `keep_nodes` (added to these) and its accuracy
-    search's groups (unless a search runs here, on `calibration_data`), so the same float model
+    search's groups (unless a search runs here, on `calibration_data`, or none may:
+    `accuracy_target=None`, `keep_float=0`), so the same float model
     gives the same model without calibrating; a sidecar written for another model, beside a
     cache of other scales or for another target is not applied (one warning), a damaged one or
     one naming nodes the model lacks is a QuantizeError; a `cache` written then names that
