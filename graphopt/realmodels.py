@@ -249,7 +249,8 @@ _STARTED = time.time()  # (about) when this process started: graphopt.realmodels
 def remove_stale_downloads(wheels: Path) -> list[Path]:
     """Remove the temporary folders that downloads killed before they could clean up (SIGKILL,
     a power cut) left in `wheels`, and return them. A folder counts only when its name is
-    ours (`.download-<pid>-...`), it was last changed before this process started, its
+    ours (`.download-<pid>-...`) and it is this user's (`model_io.made_by_this_user`), it was
+    last changed before this process started, its
     process is gone (`graphopt.ir.model_io.process_gone`, which judges a killed save's
     temporaries too: POSIX, no process with that pid; elsewhere, where a pid cannot be probed
     safely, a day old), and no process holds it (`model_io.hold_folder`: a pid of another pid
@@ -481,7 +482,8 @@ def _write_extracted(target: Path, data: bytes) -> None:
 def remove_stale_extractions(files: Path) -> list[Path]:
     """Remove the partial files that extractions killed before they could clean up (SIGKILL,
     a power cut) left anywhere under the cache's `files` folder, and return them. A file
-    counts only when it is a regular file, was last changed before this process started, and
+    counts only when it is a regular file of this user's (`model_io.made_by_this_user`), was
+    last changed before this process started, and
     either its name is an extraction's (`.extract-<pid>-<12 hex>-...`) whose process is gone
     (as `remove_stale_downloads` judges it) or it has the name extractions had before they
     carried a pid (`.graphopt-<12 hex>-...`) and is a day old: an extraction under way in

@@ -1067,8 +1067,8 @@ def remove_stale_temporaries(
     """Remove from `folder` the temporaries that saves killed before they could tidy up left
     there, and return them. One counts only when its name is a save's (see above; new external
     data only where `data_name` is the data file's name it ends in and `named`, whether a
-    model names it, says no), it is a file (a folder for the folder's name) and no link, it was
-    last changed before this process started, and its process is gone (`process_gone`, as
+    model names it, says no), it is a file (a folder for the folder's name) and no link, it is
+    this user's (`made_by_this_user`), it was last changed before this process started, and its process is gone (`process_gone`, as
     `graphopt.realmodels` judges a killed download's), and, for a folder, no save holds it
     (`hold_folder`: a pid of another pid namespace reads as gone): a save under way in another
     process is never touched. Best effort: one that cannot be removed is left, with a log line; nothing
