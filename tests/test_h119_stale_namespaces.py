@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnx.parser
 import pytest
@@ -22,25 +21,9 @@ from onnx import numpy_helper
 
 import graphopt.ir.model_io as model_io
 from graphopt.ir import save_model
+from tests.test_model_io14_stale import _dead_pid, _model
 
 BEFORE = model_io.STARTED - 60  # as if made before this process started
-
-
-def _model(weight: float) -> onnx.ModelProto:
-    model = onnx.parser.parse_model("""
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[32,32] x) => (float[32,32] y) { y = Add(x, w) }
-""")
-    model.graph.initializer.append(
-        numpy_helper.from_array(np.full((32, 32), weight, np.float32), "w")
-    )
-    return model
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def _folder_of_a_dead_pid(tmp_path: Path) -> Path:
