@@ -27,7 +27,7 @@ TENSORRT_CACHE = (
     "(Unnamed Layer* 64) [Shuffle]_output: 0\n"
     "366: 0\n"
     "395: 3cbe52af\n"
-    "tiny: 1\n"
+    "least: 800000\n"
 )
 
 
@@ -38,9 +38,8 @@ def test_cache_reads_tensorrt_unpadded_hex() -> None:
     assert scales == {
         "input": _float32(0x3CAA54FC),
         "395": _float32(0x3CBE52AF),
-        "tiny": _float32(1),  # the least positive float32 (a subnormal)
+        "least": _float32(0x00800000),  # the least normal float32 (a subnormal is refused)
     }
-    assert scales["tiny"] > 0
     assert cache_io.parse_scale("0") == 0.0
     assert cache_io.parse_scale("3f800000") == 1.0
     assert cache_io.parse_scale("800000") == _float32(0x00800000)  # the least normal float32

@@ -24,7 +24,7 @@ TENSORRT_TEXT = (
     "images: 3c010a14\n"
     "(Unnamed Layer* 3) [Shuffle]_output: 0\n"
     "conv1_out: 3d4ccccd\n"
-    "tiny: 1\n"
+    "least: 800000\n"
 )
 TAG = "TRT-101601-EntropyCalibration2"
 
@@ -37,9 +37,9 @@ def test_retag_keeps_tensorrts_zero_lines_in_order() -> None:
 def test_reading_leaves_zero_out_but_entries_keep_it() -> None:
     header, scales = cache.loads(TENSORRT_TEXT)
     assert header == "TRT-8601-EntropyCalibration2"
-    assert list(scales) == ["images", "conv1_out", "tiny"]  # 0 is no usable scale
+    assert list(scales) == ["images", "conv1_out", "least"]  # 0 is no usable scale
     assert scales["images"] == np.float32(struct.unpack(">f", bytes.fromhex("3c010a14"))[0])
-    assert scales["tiny"] == np.float32(struct.unpack(">f", (1).to_bytes(4, "big"))[0]) > 0
+    assert scales["least"] == np.float32(np.finfo(np.float32).tiny)  # (a subnormal is refused)
     _, items = cache.entries(TENSORRT_TEXT)
     assert ("(Unnamed Layer* 3) [Shuffle]_output", "0") in items
     # a retagged cache reads back to the same scales

@@ -5,12 +5,15 @@ pytorch-quantization read): a first line `TRT-<version>-<Calibrator>` (e.g.
 `TRT-8601-EntropyCalibration2`), then one line per tensor `name: <hex>` where `<hex>` is the
 hex digits of the big-endian IEEE float32 scale (`amax / 127`): 8 as graphopt writes them,
 TensorRT without leading zeros (it writes `name: 0` for a tensor it could not calibrate, e.g.
-a Shuffle of a constant). Zero, negative or non-finite scales are read as missing (`loads`),
-but `retag` keeps every line, those `name: 0` lines too: a cache handed back to TensorRT under
-another header says what TensorRT wrote. Lines are sorted by tensor name, so equal scales give
-equal bytes. A tensor name that would not read back as one line (line breaks, surrounding
-spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is a
-`QuantizeError` naming its line number in the file when reading.
+a Shuffle of a constant). Such a zero scale is read as missing (`loads`), but `retag` keeps
+every line, those `name: 0` lines too: a cache handed back to TensorRT under another header says
+what TensorRT wrote. Any other scale that is not a positive normal float32 (negative, -0,
+subnormal, infinite, NaN: neither TensorRT nor graphopt writes one, and a subnormal scale
+overflows `x / s`) is a `QuantizeError` naming the tensor and its line when reading; those were
+dropped, or (subnormal) taken, without a word. Lines are sorted by tensor name, so equal
+scales give equal bytes. A tensor name that would not read back as one line (line breaks,
+surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
+a `QuantizeError` naming its line number in the file when reading.
 """
 
 from __future__ import annotations
@@ -167,10 +170,16 @@ def put_back(path: str | Path | None, previous: bytes | None) -> None:
 def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tuple[str, str]]]:
     """(header, [(tensor, hex digits)]) from cache text, in the file's order, every line
     checked: the digits as written (`0` for a tensor TensorRT has no scale for)."""
+    head, items = _numbered_entries(text, where)
+    return head, [(name, value) for _, name, value in items]
+
+
+def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """`entries`, each with its line number in the file."""
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     if not lines or not lines[0][1].startswith("TRT-"):
         raise QuantizeError(f"{where}: not a TensorRT calibration cache (no 'TRT-' header line)")
-    out: list[tuple[str, str]] = []
+    out: list[tuple[int, str, str]] = []
     for number, line in lines[1:]:
         name, sep, value = line.rpartition(":")
         value = value.strip()
@@ -180,24 +189,58 @@ def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tupl
             parse_scale(value)
         except ValueError as e:
             raise QuantizeError(f"{where}: line {number}: {e}") from e
-        out.append((name, value))
+        out.append((number, name, value))
     return lines[0][1].strip(), out
 
 
 def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, np.float32]]:
-    """(header, tensor → scale) from cache text; a tensor without a positive finite scale
-    (TensorRT's `name: 0`) is left out."""
-    head, items = entries(text, where)
+    """(header, tensor → scale) from cache text; a tensor TensorRT has no scale for (its
+    `name: 0`, a zero scale) is left out; any other scale that is no positive normal float32
+    is a `QuantizeError` naming the tensor (`scale_problem`)."""
+    head, items = _numbered_entries(text, where)
     scales: dict[str, np.float32] = {}
-    for name, value in items:
+    for number, name, value in items:
         scale = parse_scale(value)
-        if _usable(scale):
-            scales[name] = scale
+        if _no_scale(scale):
+            continue
+        problem = scale_problem(scale)
+        if problem is not None:
+            raise QuantizeError(
+                f"{where}: line {number}: tensor {shown(name)}: {problem}; a scale is a positive "
+                "normal float32 (TensorRT writes 0 for a tensor it has no scale for)"
+            )
+        scales[name] = scale
     return head, scales
 
 
+TINY = float(np.finfo(np.float32).tiny)  # the least normal float32: a scale below it is no scale
+
+
+def scale_problem(scale: np.float32) -> str | None:
+    """Why `scale` is no quantization scale ('scale inf is not finite', '... is not positive',
+    '... is subnormal': `x / s` overflows, and a flush-to-zero unit reads it as 0); None for a
+    positive normal float32."""
+    if np.isfinite(scale) and scale >= TINY:
+        return None
+    kind = "not finite" if not np.isfinite(scale) else "subnormal" if scale > 0 else "not positive"
+    return f"scale {float(scale)} is {kind}"
+
+
+def _no_scale(scale: np.float32) -> bool:
+    """TensorRT's `name: 0`: +0, the one scale a cache may hold for "none" (not -0)."""
+    return bool(scale == 0 and not np.signbit(scale))
+
+
 def _usable(scale: np.float32) -> bool:
-    return bool(np.isfinite(scale) and scale > 0)
+    return scale_problem(scale) is None
+
+
+def shown(name: str, limit: int = 80) -> str:
+    """`name` as an error message shows it: quoted, escaped (one line), cut after `limit`
+    characters (a cache or sidecar may name a tensor in a megabyte)."""
+    if len(name) <= limit:
+        return repr(name)
+    return f"{name[:limit]!r}... ({len(name)} characters)"
 
 
 def retag(text: str, tag: str, where: str = "calibration cache") -> str:

@@ -52,7 +52,6 @@ VERSION = 1
 MAX_BYTES = 16 << 20  # a name list and a table of zero points: ~100 bytes a tensor
 WHAT = "calibration cache sidecar"
 MAX_DIGITS = 20  # a version or a zero point: no whole number in a sidecar is longer
-TINY = float(np.finfo(np.float32).tiny)  # the least normal float32: a scale below it is no scale
 
 
 @dataclass
@@ -293,12 +292,7 @@ class _Refused(ValueError):
     """What `loads` refuses in text that is JSON: a key twice in an object, a huge number."""
 
 
-def shown(name: str, limit: int = 80) -> str:
-    """`name` as an error message shows it: quoted, escaped (one line), cut after `limit`
-    characters (a sidecar may name a node in a megabyte)."""
-    if len(name) <= limit:
-        return repr(name)
-    return f"{name[:limit]!r}... ({len(name)} characters)"
+shown = cache_io.shown  # a name in an error message: quoted, one line, cut
 
 
 def _checked(data: object, where: str) -> Sidecar:
@@ -366,15 +360,9 @@ def _checked(data: object, where: str) -> Sidecar:
             scale = cache_io.parse_scale(value[0])
         except ValueError as e:
             raise fail(f"activation {shown(tensor)}: {e}") from e
-        if not (np.isfinite(scale) and scale >= TINY):
-            kind = (
-                "not finite"
-                if not np.isfinite(scale)
-                else "subnormal"
-                if scale > 0
-                else "not positive"
-            )
-            raise fail(f"activation {shown(tensor)}: scale {float(scale)} is {kind}")
+        problem = cache_io.scale_problem(scale)
+        if problem is not None:
+            raise fail(f"activation {shown(tensor)}: {problem}")
         params[tensor] = (scale, value[1])
     return Sidecar(
         model_sha256=text("model_sha256", data.get("model_sha256"), 64),
