@@ -580,16 +580,30 @@ def _input_channel_factor(w: np.ndarray, vec: np.ndarray, group: int) -> np.ndar
 
 
 def _prove_channels(m: Match, channels: int) -> None:
-    """Refuse unless the matched `x` provably has `channels` on axis 1."""
-    x = m.tensor("x")
-    if x is None:
-        raise Refuse("the rule binds no tensor x")
+    """Refuse unless the tensor the constant scales or shifts provably has `channels` on axis
+    1: the one operand that is not constant of the matched node that feeds the Conv's data
+    input (`_input_conv`). Taken from the match's structure, not from a variable's name: a
+    user's rule may call the Conv's output `x`, whose channels prove nothing."""
+    x = _scaled_input(m)
     shape = _shape_of(m, x)
     if shape is None or len(shape) < 2 or shape[1] != channels:
         raise Refuse(
             f"cannot prove that {x} has {channels} channels ({shape}): a per-channel "
             "constant could broadcast its channels"
         )
+
+
+def _scaled_input(m: Match) -> str:
+    """The tensor x of x·c (x + c, ...) that the matched Conv reads: the non-constant operand
+    of the matched node producing the Conv's first input."""
+    (conv,) = [n for n in m.nodes.values() if n.op_type == "Conv"]  # (`_input_conv`: one)
+    feeding = [n for n in m.nodes.values() if conv.input and conv.input[0] in n.output]
+    if len(feeding) != 1:
+        raise Refuse(f"the match has no node that feeds {conv.name}'s input")
+    variable = [t for t in feeding[0].input if t and not m.graph.is_constant(t)]
+    if len(variable) != 1:
+        raise Refuse(f"{feeding[0].name} has {len(variable)} operands that are not constant")
+    return variable[0]
 
 
 # ---------------------------------------------------------------------------- constants
