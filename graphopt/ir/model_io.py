@@ -689,38 +689,12 @@ def _saves_take_turns(folder: Path) -> Iterator[bool]:
     another save holds it over `_TURN_WAIT` seconds, the save goes on without its turn, the
     interleaving left to `_put_model_and_data` (a warning, a name of its own). Yields whether
     the save has its turn."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield False
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        yield False
-        return
-    turn = False
-    try:
-        deadline = time.monotonic() + _TURN_WAIT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                turn = True
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    log.warning(
-                        "%s: another save there took over %.0f s; not waiting for it",
-                        folder,
-                        _TURN_WAIT,
-                    )
-                    break
-                time.sleep(0.01)
-            except OSError:  # no locks on this file system
-                break
-        yield turn
-    finally:
-        os.close(fd)  # (the lock goes with it)
+    with _folder_lock(folder, exclusive=True, wait=_TURN_WAIT) as held:
+        if held is False:
+            log.warning(
+                "%s: another save there took over %.0f s; not waiting for it", folder, _TURN_WAIT
+            )
+        yield held is True
 
 
 def _make_folders(folder: Path) -> list[Path]:
@@ -1108,6 +1082,49 @@ def remove_stale_temporaries(
 
 
 @contextlib.contextmanager
+def _folder_lock(
+    folder: Path, *, exclusive: bool, wait: float = 0.0, nofollow: bool = False
+) -> Iterator[bool | None]:
+    """A `flock` on the folder `folder` (exclusive, or shared), tried without blocking until
+    `wait` seconds have passed (once, for 0), held until the block ends. Yields True when it is
+    held, False when another open file holds it (all along), None where there can be no lock:
+    no flock (Windows), a folder that cannot be opened (gone, another user's; with `nofollow`,
+    a link) or a file system that takes no locks."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield None
+        return
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    if nofollow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        yield None
+        return
+    held: bool | None = None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                held = True
+                break
+            except BlockingIOError:
+                held = False
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            except OSError:  # no locks on this file system
+                held = None
+                break
+        yield held
+    finally:
+        os.close(fd)  # (the lock goes with it)
+
+
+@contextlib.contextmanager
 def hold_folder(folder: Path) -> Iterator[None]:
     """Hold a shared `flock` on the temporary folder `folder` (a save's, a download's:
     `graphopt.realmodels`) while it is written in, for `folder_held_elsewhere`. A pid says
@@ -1116,46 +1133,16 @@ def hold_folder(folder: Path) -> Iterator[None]:
     minutes long for a large model, in a folder last changed when the data file was made); a
     lock on the folder does, on one kernel and on a network file system that takes locks.
     Where there are no locks (Windows, such a file system), a no-op."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    with _folder_lock(folder, exclusive=False):
         yield
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        yield
-        return
-    try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        yield
-    finally:
-        os.close(fd)  # (the lock goes with it)
 
 
 def folder_held_elsewhere(folder: Path) -> bool:
     """Whether a process holds `folder` (`hold_folder`): it cannot be locked exclusively now.
-    False where it cannot be opened (another user's) or locked at all (no locks there): the
-    pid alone judges then."""
-    try:
-        import fcntl
-    except ImportError:
-        return False
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(folder, flags)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return False
+    False where it cannot be opened (another user's, a link) or locked at all (no locks
+    there): the pid alone judges then."""
+    with _folder_lock(folder, exclusive=True, nofollow=True) as held:
+        return held is False
 
 
 def remove_left_behind(path: Path, by: str, folder: bool = False) -> bool:
