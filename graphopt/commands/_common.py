@@ -319,7 +319,7 @@ def _check_writable(
     given: str, what: str, error: type[Exception], *, make_parents: bool, folder: bool
 ) -> None:
     from graphopt.ir.model_io import is_stream, special_file_kind
-    from graphopt.quant.cache import name_max
+    from graphopt.quant.cache import name_too_long
 
     target = Path(given)
     path = str(target)  # (as quantize's messages have always named it)
@@ -346,13 +346,13 @@ def _check_writable(
     if not where.is_dir():
         problem = "is not a folder" if where.exists() else "does not exist"
         raise error(f"{what} {path}: {where} {problem}")
-    limit = name_max(where)
-    for name in target.parts[len(where.parts) :]:  # the file's, and new folders'
-        if len(os.fsencode(name)) > limit:
-            raise error(
-                f"{what} {path}: the name {name[:40]!r}... is {len(os.fsencode(name))} bytes, "
-                f"more than folder {where} takes ({limit})"
-            )
+    too_long = name_too_long(target, where)  # the file's, and new folders'
+    if too_long is not None:
+        name, size, limit, _ = too_long
+        raise error(
+            f"{what} {path}: the name {name[:40]!r}... is {size} bytes, more than folder "
+            f"{where} takes ({limit})"
+        )
     folders = [where]
     if not folder and target.is_symlink():  # the file the link points to is replaced
         linked = Path(os.path.realpath(target))

@@ -135,6 +135,28 @@ def name_max(folder: str | Path) -> int:
         return 255
 
 
+def name_too_long(
+    path: str | Path, folder: str | Path | None = None
+) -> tuple[str, int, int, Path] | None:
+    """(name, its bytes, the limit, the folder) for the first name of `path` below `folder`
+    (the folders still to make, then the file's) that is longer than `folder` takes
+    (`name_max`); None when each fits. `folder`: an existing folder `path` is under; by
+    default its nearest existing ancestor. The one check of `check_writable`
+    (graphopt.commands._common) and of the sidecar's `refuse_unwritable`."""
+    target = Path(path)
+    if folder is None:
+        folder = target.parent
+        while not os.path.isdir(folder) and folder != folder.parent:
+            folder = folder.parent
+    where = Path(folder)
+    limit = name_max(where)
+    for name in target.parts[len(where.parts) :]:
+        size = len(os.fsencode(name))
+        if size > limit:
+            return name, size, limit, where
+    return None
+
+
 def bytes_before(path: str | Path | None) -> bytes | None:
     """The bytes of the regular file at `path` (a cache a run is about to write, or its
     sidecar), for `put_back`; None when there is none (or it cannot be read)."""

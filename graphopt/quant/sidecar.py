@@ -213,8 +213,10 @@ def refuse_unwritable(cache: str | Path) -> None:
     """A `QuantizeError` when no sidecar can be written for `cache`: its path (links followed)
     holds a folder, a FIFO, a device or a socket (a sidecar is a file that a later run reads, and a
     FIFO's write waited for a reader for ever: `quantize --cache F` with a FIFO at
-    F.graphopt.json hung), or its name is longer than the folder takes (the cache's name may
-    fit and the sidecar's, 14 bytes longer, not: found only once the model was made)."""
+    F.graphopt.json hung), or its name, or that of a folder to make for it, is longer than its
+    folder takes (the cache's name may fit and the sidecar's, 14 bytes longer, not: found only
+    once the model was made; a folder's name too long was found when the cache was written,
+    after calibrating)."""
     from graphopt.ir.model_io import special_file_kind
 
     target = path_of(cache)
@@ -224,11 +226,14 @@ def refuse_unwritable(cache: str | Path) -> None:
             f"{target}: cannot write {WHAT}: it is {kind}, not a regular file; remove it, or "
             "give the cache another name"
         )
-    folder = target.parent
-    while not os.path.isdir(folder) and folder != folder.parent:  # (folders made later)
-        folder = folder.parent
-    size, limit = len(os.fsencode(target.name)), cache_io.name_max(folder)
-    if size > limit:
+    too_long = cache_io.name_too_long(target)  # (its folders may be made later)
+    if too_long is not None:
+        name, size, limit, _ = too_long
+        if name != target.name:  # (one of the cache's folders to make: said before calibrating)
+            raise QuantizeError(
+                f"{target}: cannot write {WHAT}: the folder name {shown(name, 40)} in its path "
+                f"is {size} bytes, more than {limit}; give the cache a shorter path"
+            )
         raise QuantizeError(
             f"{target}: cannot write {WHAT}: its name is {size} bytes, more than {limit} (the "
             f"cache's name plus {SUFFIX}); give the cache a shorter name"
