@@ -3,10 +3,12 @@
 `session` builds an InferenceSession from a ModelProto, `example_feeds` makes inputs from the
 model's declared input types and shapes (or loads them from a `.npz`), and `compare` runs two
 models on the same feeds and reports the largest differences per output.
+`fused_int8_conv_problem` says when the installed onnxruntime computes int8 Conv wrong.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -33,6 +35,96 @@ LEVELS = {
 # newer onnx refuses (onnx 1.23 writes IR 14; onnxruntime 1.30 reads up to 13), and the probe
 # would then report a capability missing. Every onnxruntime since 1.10 reads IR 8 (opset ≤ 17).
 PROBE_IR_VERSION = 8
+
+
+# The probe of `fused_int8_conv_problem`: a 3-channel-in, 24-channel-out 3×3 Q/DQ Conv (uint8
+# activations, int8 per-channel weights, an image stem's shape), its output quantized in steps
+# of FUSED_CONV_PROBE_STEP.
+FUSED_CONV_PROBE_STEP = 0.02
+FUSED_CONV_PROBE_SHAPE = (1, 3, 20, 17)
+FUSED_CONV_ISSUE = "microsoft/onnxruntime#26324"
+
+
+@functools.cache
+def fused_int8_conv_error_steps() -> float:
+    """How many output quantization steps the installed onnxruntime's fused int8 Conv (the
+    QLinearConv that ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL make of a Q/DQ Conv) is off from
+    the same Q/DQ Conv unfused (ORT_DISABLE_ALL), on a probe Conv; 0 where the probe cannot
+    run (an onnxruntime that refuses the model or fails on it: the probe then says nothing of
+    the kernel, and a warning on a guess would be noise). Measured on a Xeon with AVX-512 VNNI
+    and AMX-INT8 (FUSED_CONV_ISSUE, first seen on 1.23.1): 1.23.2 141-191 steps (it varies from
+    run to run), 1.24.1 187, 1.24.4 96-130, 1.25.0 and later 0; int8 activations alike, and
+    the QLinearMatMul of a Q/DQ MatMul of a small inner dim (1.23.2: 147-185 steps at K = 3 or
+    27, 1 at K = 64), the two kernels sharing one int8 GEMM; ORT_ENABLE_BASIC, which does not
+    fuse, 0 in all. Once per process (two sessions of a 6-node model: ~40 ms)."""
+    try:
+        return _fused_int8_conv_probe()
+    except Exception as e:  # onnxruntime's own untyped errors, and anything else of the probe
+        log.debug("the fused int8 Conv probe did not run (%s): taken as right", first_line(e))
+        return 0.0
+
+
+def _fused_int8_conv_probe() -> float:
+    """`fused_int8_conv_error_steps`, measured (any error its caller's)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    cin, cout = FUSED_CONV_PROBE_SHAPE[1], 24
+    inits = [
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "xs"),
+        numpy_helper.from_array(np.array(0, np.uint8), "xz"),
+        numpy_helper.from_array(rng.integers(-127, 128, (cout, cin, 3, 3)).astype(np.int8), "w"),
+        numpy_helper.from_array(rng.uniform(1e-3, 5e-3, cout).astype(np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(cout, np.int8), "wz"),
+        numpy_helper.from_array(np.array(FUSED_CONV_PROBE_STEP, np.float32), "ys"),
+        numpy_helper.from_array(np.array(128, np.uint8), "yz"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], kernel_shape=[3, 3]),
+        helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+        helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fused_int8_conv_probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(FUSED_CONV_PROBE_SHAPE))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=PROBE_IR_VERSION
+    )
+    feeds = {"x": rng.uniform(0, 1, FUSED_CONV_PROBE_SHAPE).astype(np.float32)}
+    fused = run(session(model, level="all"), feeds)["y"]
+    unfused = run(session(model, level="disable"), feeds)["y"]
+    steps = float(np.abs(fused - unfused).max()) / FUSED_CONV_PROBE_STEP
+    return steps if np.isfinite(steps) else 0.0
+
+
+def fused_int8_conv_problem() -> str | None:
+    """What is wrong with the installed onnxruntime's fused int8 Conv, as the start of a
+    warning (the caller says what it means for its run), or None where it computes what the
+    unfused Q/DQ Conv computes, to one step (`fused_int8_conv_error_steps`)."""
+    steps = fused_int8_conv_error_steps()
+    if steps <= 1.01:  # one step: the two round the accumulated sum differently
+        return None
+    import onnxruntime as ort
+
+    return (
+        f"onnxruntime {ort.__version__} computes int8 Conv and MatMul wrong on this CPU: the "
+        "QLinearConv (and QLinearMatMul) that its ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL "
+        f"optimizations make of Q/DQ came out up to {steps:.0f} steps off on a probe Conv (its "
+        f"AVX-512 VNNI / AMX int8 kernels, {FUSED_CONV_ISSUE})"
+    )
+
+
+FUSED_CONV_REMEDY = (
+    "upgrade onnxruntime to 1.25 or later, or run the quantized model at "
+    "graph_optimization_level ORT_ENABLE_BASIC (no QLinearConv fusion)"
+)
 
 
 MAX_THREADS_PER_CPU = 4  # more intra-op threads than this per core only oversubscribes

@@ -1,0 +1,144 @@
+"""quantize warns where the installed onnxruntime computes the fused int8 Conv (and MatMul) wrong
+(microsoft/onnxruntime#26324: 1.23.2 and 1.24 on CPUs with AVX-512 VNNI / AMX): the accuracy
+search measures in it, and a model for target onnxruntime runs in it (H125)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import graphopt
+from graphopt import realmodels
+from graphopt.backends import onnxruntime as ort_backend
+from graphopt.errors import BackendError
+from graphopt.quant.api import quantize_with_report
+from tests.conftest import onnxruntime_fused_int8_conv_is_right
+
+
+@pytest.fixture
+def fresh_probe():  # type: ignore[no-untyped-def]
+    """The probe measured afresh in the test, and again by whoever asks after it."""
+    ort_backend.fused_int8_conv_error_steps.cache_clear()
+    yield
+    ort_backend.fused_int8_conv_error_steps.cache_clear()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = re.match(r"(\d+)\.(\d+)", text).groups()  # type: ignore[union-attr]
+    return int(major), int(minor)
+
+
+def test_the_probe_says_what_the_installed_onnxruntime_does(fresh_probe) -> None:
+    # 1.25 and later compute the fused int8 Conv right; 1.23.2 and 1.24 are up to ~190 steps
+    # off on a CPU with AVX-512 VNNI / AMX-INT8 (this machine class), and say so
+    steps = ort_backend.fused_int8_conv_error_steps()
+    problem = ort_backend.fused_int8_conv_problem()
+    assert onnxruntime_fused_int8_conv_is_right() == (problem is None)  # conftest reuses it
+    if _version(ort.__version__) >= (1, 25):
+        assert steps <= 1.0 and problem is None, problem
+    elif {"avx512_vnni", "amx_int8"} & _cpu_flags() and _version(ort.__version__) >= (1, 23):
+        assert steps > 10, steps
+        assert problem is not None and f"onnxruntime {ort.__version__} " in problem
+        assert "microsoft/onnxruntime#26324" in problem
+    else:
+        pytest.skip(f"onnxruntime {ort.__version__} on this CPU: no known answer")
+
+
+@pytest.mark.parametrize(
+    "error", [BackendError("onnxruntime cannot load the model: no"), RuntimeError("anything")]
+)
+def test_a_probe_that_cannot_run_takes_onnxruntime_as_right(
+    fresh_probe, monkeypatch, error: Exception
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(ort_backend, "session", broken)
+    assert ort_backend.fused_int8_conv_error_steps() == 0.0
+    assert ort_backend.fused_int8_conv_problem() is None
+
+
+def _two_convs() -> onnx.ModelProto:
+    """x (1×3×32×32 image) → Conv 3→8 stride 2 → Relu → Conv 8→8: a stem and one more."""
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], strides=[2, 2], pads=[1] * 4),
+            helper.make_node("Relu", ["c1"], ["r1"]),
+            helper.make_node("Conv", ["r1", "w2", "b2"], ["y"], pads=[1] * 4),
+        ],
+        "two_convs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [
+            numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w1"),
+            numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "b1"),
+            numpy_helper.from_array(rng.normal(0, 0.2, (8, 8, 3, 3)).astype(np.float32), "w2"),
+            numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "b2"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def _photographs() -> list[dict[str, np.ndarray]]:
+    return [
+        {"x": realmodels.preprocess(image, (32, 32), scale=1 / 255)}
+        for image in realmodels.images(3)
+    ]
+
+
+def _probe_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "onnxruntime#26324" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("target", "search", "says"),
+    [
+        ("onnxruntime", True, ("accuracy search", "computes wrong in it")),
+        ("onnxruntime", False, ("computes wrong in it",)),
+        ("tensorrt", True, ("accuracy search",)),
+        ("tensorrt", False, ()),  # run in TensorRT, searched in nothing: nothing to say
+    ],
+)
+def test_quantize_warns_once_where_onnxruntime_runs_wrong_int8_kernels(
+    monkeypatch, caplog, target: str, search: bool, says: tuple[str, ...]
+) -> None:
+    monkeypatch.setattr(ort_backend, "fused_int8_conv_error_steps", lambda: 141.0)
+    options = {} if search else {"accuracy_target": None}  # the search at its default target
+    with caplog.at_level(logging.WARNING, logger="graphopt"):
+        _, report = quantize_with_report(
+            _two_convs(), _photographs(), target=target, keep_stem=False, **options
+        )
+    assert report.quantized_nodes or report.kept_float  # the model was quantized (searched)
+    found = _probe_warnings(caplog)
+    if not says:
+        assert found == []
+        return
+    assert len(found) == 1, found
+    (text,) = found
+    assert f"onnxruntime {ort.__version__} computes int8 Conv and MatMul wrong" in text
+    assert "141 steps off" in text and "ORT_ENABLE_BASIC" in text and "1.25 or later" in text
+    for harm in ("accuracy search", "computes wrong in it"):
+        assert (harm in text) == (harm in says), text
+
+
+def test_quantize_says_nothing_of_a_right_onnxruntime(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(ort_backend, "fused_int8_conv_error_steps", lambda: 1.0)  # rounding
+    with caplog.at_level(logging.WARNING, logger="graphopt"):
+        graphopt.quantize(_two_convs(), _photographs(), target="onnxruntime")
+    assert _probe_warnings(caplog) == []
