@@ -312,7 +312,11 @@ def test_a_sidecar_naming_a_node_the_model_lacks_is_one_line_and_exit_2(
             "in.cache.graphopt.json",
             "--cache {d}/in.cache.graphopt.json is the --cache-in",
         ),
-        ("q.c.graphopt.json", "q.c", "--cache's sidecar {d}/q.c.graphopt.json is the output"),
+        (
+            "q.c.graphopt.json",
+            "q.c",
+            "--cache's sidecar {d}/q.c.graphopt.json is the -o model's path",
+        ),
     ],
 )
 def test_a_sidecar_path_that_is_another_file_of_the_run_is_refused(

@@ -691,7 +691,7 @@ def test_cli_cache_on_the_output_path_is_refused(tmp_path, model_file, capsys) -
     calib = npy_folder(tmp_path / "calib")
     out = tmp_path / "q.onnx"
     assert quantize_cli(model_file, out, calib, "--cache", str(out)) == 2
-    assert "output model's path" in capsys.readouterr().err
+    assert f"--cache {out} is the -o model's path" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -199,9 +199,9 @@ def run(args: argparse.Namespace) -> int:
     # the float original was replaced, and quantize refuses a quantized model: no way back
     refuse_model_path("-o", args.output, [("input", args.input)], QuantizeError)
     if args.output != STDOUT:  # (standard output: main checked it is no terminal)
-        check_writable(args.output, "output", QuantizeError, make_parents=False)
+        check_writable(args.output, "-o", QuantizeError, make_parents=False)
     if args.cache:
-        models = [("output", args.output), ("input", args.input)]
+        models = [("-o", args.output), ("input", args.input)]
         refuse_model_path("--cache", args.cache, models, QuantizeError)
         check_writable(args.cache, "--cache", QuantizeError, make_parents=True)
         if not is_stream(Path(args.cache)):  # no sidecar beside a stream
