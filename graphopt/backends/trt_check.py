@@ -9,7 +9,10 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
 - opset: outside the range that version's operators.md documents, a warning (the parser
   refuses no opset: it only warns below 7, and imports newer ones with the op versions it knows);
 - domains: ops outside the standard domain (e.g. onnxruntime's `com.microsoft` FusedConv) need a
-  TensorRT plugin;
+  TensorRT plugin, unless their op type has a built-in importer: the parser looks importers up
+  by op type alone (parseNode, ModelImporter.cpp), so `com.microsoft::Gelu` is imported as ONNX
+  Gelu and judged here as that op (a warning where the two ops' meanings are not known to agree,
+  `trt_support.SAME_AS_ONNX`), and so is a call of a model-local function named like one;
 - model-local functions: the parser imports a call's body node by node in the caller's scope
   (LocalFunctionImporter), so each call is inlined before the rules run
   (`_inline_functions`: attribute references bound, calls inside calls followed) and a
@@ -40,20 +43,20 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   path of enclosing nodes (`If 'c' then_branch > node 'y' (Relu)`). Body-specific rules, from
   importIf/importLoop/importScan and NvInfer.h (TensorRT 11.1): an If whose condition is a
   constant imports only the branch it selects (the other is not checked); then/else must have
-  the same number of outputs, and outputs of the same rank (before 10.11 the same known
-  dimensions too) unless the condition folds at build time (from constants, static shapes,
-  ranks; one read from an input's values or a dynamic dimension does not: an error,
-  `_check_branch_ranks`); a Loop
+  the same number of outputs, and outputs of the same rank (before 10.11 the same shape too:
+  known dimensions that differ are an error, a dimension known on one side only a warning)
+  unless the condition folds at build time (from constants, static shapes, ranks; one read from
+  an input's values or a dynamic dimension does not, `_check_branch_ranks`); a Loop
   needs a trip limit (a trip count below 2^31-1 or a condition), and without a trip count its
   body may not read the iteration number and its scan outputs are 1024 long, and a carried
   value must keep its shape (`_check_carried_shapes`); Scan-8 takes no
   `sequence_lens`; the parser refuses nodes nested more than 24 bodies deep.
 
 What it does not do: run shape inference beyond ONNX's own, or promise that a build succeeds
-(tactics, memory and plugins are decided on the GPU). The parser looks importers up by op
-type before local functions and regardless of domain; a function named like an ONNX op (or a
-custom-domain op named like one) is judged here as its own domain says, not as the parser's
-lookup would take it.
+(tactics, memory and plugins are decided on the GPU). It does not model 10.15's plugin override
+(the kENABLE_PLUGIN_OVERRIDE parser flag, or a node's `plugin_namespace` attribute, puts a
+registered plugin before the built-in importer), nor the parser's lookup of local functions by
+name alone (a call whose domain differs from its function's is judged a plugin here).
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def check_tensorrt(
     proto = load_model(model, copy=False)
     nodes = list(proto.graph.node)
     given = [n.name for n in nodes]
-    if any(isinstance(name, bytes) for name in given) or _calls_functions(proto):
+    if any(isinstance(name, bytes) for name in given) or _calls_functions(proto, ver):
         # protobuf cannot set a name back that is not UTF-8 (it hands it over as bytes), and
         # inlining the calls of local functions rewrites the graph: a copy for either
         copied = onnx.ModelProto()
@@ -188,21 +191,41 @@ class _Checker:
         self.facts: ShapeFacts = shape_facts(model)
         self.functions = {(f.domain, f.name) for f in model.functions}
 
-    def add(self, severity: str, rule: str, message: str, node: Any = None) -> None:
+    def add(
+        self,
+        severity: str,
+        rule: str,
+        message: str,
+        node: Any = None,
+        *,
+        calls: str | None = None,
+    ) -> None:
+        """A finding, on `node` where given. `calls`: for a node met before the graph is indexed
+        (`_inline_functions`), the local-function calls it sits in; its own name then tells it
+        apart unless it has none."""
         if node is None:
             self.findings.append(Finding(severity, rule, message))
             return
-        given = self.given.get(id(node), node.name)
-        name = as_text(given)  # (bytes: not UTF-8 in the file)
+        if calls is None:
+            given = self.given.get(id(node), node.name)
+            distinct = given not in self.ambiguous
+            calls = self.calls.get(id(node), "")
+        else:
+            given = node.name
+            distinct = bool(given)
         op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
-        output = next((o for o in node.output if o), "") if given in self.ambiguous else ""
-        finding = Finding(severity, rule, message, name, op, output, self.scope_of(node))
+        output = "" if distinct else next((o for o in node.output if o), "")
+        # (as_text: a name that is not UTF-8 in the file comes as bytes)
+        finding = Finding(severity, rule, message, as_text(given), op, output, self._within(calls))
         self.findings.append(finding)
 
     def scope_of(self, node: onnx.NodeProto) -> str:
         """The path of enclosing bodies, and of the local-function calls `node` was inlined
         from."""
-        calls = self.calls.get(id(node), "")
+        return self._within(self.calls.get(id(node), ""))
+
+    def _within(self, calls: str) -> str:
+        """This body's scope followed by the local-function calls `calls`."""
         return f"{self.scope} > {calls}" if self.scope and calls else self.scope or calls
 
     def _inline_functions(self) -> None:
@@ -221,7 +244,7 @@ class _Checker:
         to that tensor, not to the call's input (an error: the model's meaning changes)."""
         functions = {(f.domain, f.name): f for f in self.model.functions}
         g = self.model.graph
-        if not functions or not any(_local_function(n, functions) for n in g.node):
+        if not functions or not any(_local_function(n, functions, self.version) for n in g.node):
             return
         taken = _value_names(g)
         have = {o.domain for o in self.model.opset_import}
@@ -249,7 +272,7 @@ class _Checker:
         ) -> None:
             """Place `node` (`written`: as its function's body writes it, names not yet
             renamed; `visible`: the names the parser holds tensors for in that scope)."""
-            f = _local_function(node, functions)
+            f = _local_function(node, functions, self.version)
             if f is None:
                 placed.append((node, path, len(active)))
                 return
@@ -261,37 +284,37 @@ class _Checker:
                     if (f.domain, f.name) in active
                     else f"its body sits {level} levels deep"
                 )
-                self._add_at(
-                    node,
-                    path,
+                self.add(
                     "error",
                     "nested-bodies",
                     f"{why}; TensorRT's parser imports each call as a nesting level and "
                     f"refuses nodes nested more than {table.MAX_NESTED_BODIES} levels deep",
+                    node,
+                    calls=path,
                 )
                 placed.append((node, path, len(active)))  # (check_node passes it as a call)
                 return
             if len(node.input) != len(f.input):
-                self._add_at(
-                    node,
-                    path,
+                self.add(
                     "error",
                     "local-function",
                     f"the call gives {len(node.input)} inputs and function {f.domain}::{f.name} "
                     f"takes {len(f.input)}; TensorRT's parser needs as many (it refuses "
                     '"LocalFunction has an unexpected number of inputs")',
+                    node,
+                    calls=path,
                 )
             for formal, actual in zip(f.input, written.input, strict=False):
                 if formal and actual and formal != actual and formal in visible:
-                    self._add_at(
-                        node,
-                        path,
+                    self.add(
                         "error",
                         "local-function",
                         f"function {f.domain}::{f.name} names its input {formal!r}, a tensor "
                         f"the call's scope already has: TensorRT's parser then reads that "
                         f"tensor, not the call's input {actual!r} (\"does not correspond to an "
                         'outside scope name. Behavior may be incorrect"); rename the input',
+                        node,
+                        calls=path,
                     )
             names = {formal: actual for formal, actual in zip(f.input, node.input, strict=False)}
             passed: list[tuple[str, str]] = []  # (input, output) a function hands out as is
@@ -303,7 +326,7 @@ class _Checker:
                     names[formal] = actual or fresh(formal)
             attrs = {a.name: a for a in f.attribute_proto}
             attrs.update((a.name, a) for a in node.attribute)
-            inner = f"{where}{_call_label(node)} function body"
+            inner = f"{where}{_label(node, node.name, True)} function body"
             inside = visible | set(f.input)
             for body_node in f.node:
                 copied = onnx.NodeProto()
@@ -331,16 +354,6 @@ class _Checker:
                 self.calls[id(node)] = path
                 self.call_levels[id(node)] = levels
 
-    def _add_at(
-        self, node: onnx.NodeProto, calls: str, severity: str, rule: str, message: str
-    ) -> None:
-        """A finding on `node` before the graph is indexed, inside the calls `calls`."""
-        op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
-        scope = f"{self.scope} > {calls}" if self.scope and calls else self.scope or calls
-        name = as_text(node.name)
-        output = "" if name else next((o for o in node.output if o), "")
-        self.findings.append(Finding(severity, rule, message, name, op, output, scope))
-
     def run(self) -> list[Finding]:
         self.check_bodies()
         if self.parent is None:  # a body has no opset of its own, and no network inputs
@@ -358,7 +371,7 @@ class _Checker:
         """An If/Loop/Scan without the graph attributes ONNX requires of it (onnx.checker:
         "Required attribute 'body' is missing"): nothing TensorRT's parser can import."""
         for node in self._nodes:
-            needed = _BODIES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            needed = _BODIES.get(node.op_type) if self.imports_as_onnx(node) else None
             given = {a.name for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
             missing = [name for name in needed or () if name not in given]
             if missing:
@@ -422,8 +435,18 @@ class _Checker:
 
     # -- node level --------------------------------------------------------------------------
 
+    def imports_as_onnx(self, node: onnx.NodeProto) -> bool:
+        """Whether TensorRT's parser imports `node` with its ONNX importer: a standard-domain
+        node, or one of another domain whose op type has a built-in importer (the parser looks
+        importers up by op type alone, `table.has_builtin_importer`)."""
+        return node.domain in table.STANDARD_DOMAINS or table.has_builtin_importer(
+            node.op_type, self.version
+        )
+
     def check_node(self, node: onnx.NodeProto) -> None:
-        if node.domain not in table.STANDARD_DOMAINS:
+        if node.domain not in table.STANDARD_DOMAINS and self.imports_as_onnx(node):
+            self._check_renamed_domain(node)  # then judged as the ONNX op it is imported as
+        elif node.domain not in table.STANDARD_DOMAINS:
             if (node.domain, node.op_type) in self.functions:
                 return  # model-local function: the parser inlines its body
             hint = (
@@ -465,6 +488,30 @@ class _Checker:
         if node.op_type in table.SINGLE_OUTPUT_OPS:
             for message in _extra_outputs(self, node):
                 self.add("error", "unsupported-attribute", message, node)
+
+    def _check_renamed_domain(self, node: onnx.NodeProto) -> None:
+        """An op of another domain named like an op with a built-in importer: TensorRT's parser
+        imports it with that importer (parseNode dispatches on the op type alone, ModelImporter.cpp
+        10.1 GA lines 155-167), not as a plugin, nor as a model-local function of that name. Its
+        meaning there is the ONNX op's: a warning unless the two are known to agree
+        (`table.SAME_AS_ONNX`, e.g. com.microsoft Gelu)."""
+        key = (node.domain, node.op_type)
+        if key in table.SAME_AS_ONNX:
+            return
+        unused = (
+            f" (the model's function {node.domain}::{node.op_type} is not used)"
+            if key in self.functions
+            else ""
+        )
+        self.add(
+            "warning",
+            "custom-domain",
+            f"TensorRT's parser imports {node.domain}::{node.op_type} as ONNX {node.op_type}: "
+            f"it looks importers up by op type whatever the domain{unused}, so the node gets "
+            f"ONNX {node.op_type}'s inputs, attributes and meaning; check that they are "
+            f"{node.domain}'s",
+            node,
+        )
 
     def _check_dtypes(self, node: onnx.NodeProto) -> None:
         boundary = self.boundary()
@@ -526,10 +573,11 @@ class _Checker:
 
     def check_subgraphs(self) -> None:
         """Check each body of each If/Loop/Scan with every rule, as `parseGraph` imports it with
-        the same importers, after the owner's body-specific rules. Ops of other domains with
+        the same importers, after the owner's body-specific rules. An If/Loop/Scan of another
+        domain is imported as the ONNX op (`imports_as_onnx`); other ops of other domains with
         graph attributes are plugins (check_node): the parser imports no body of theirs."""
         for node in self.graph.toposort():
-            if node.domain not in table.STANDARD_DOMAINS or node.op_type not in _BODIES:
+            if node.op_type not in _BODIES or not self.imports_as_onnx(node):
                 continue
             bodies = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
             chosen = list(_BODIES[node.op_type])
@@ -563,23 +611,15 @@ class _Checker:
             if len(checked) == 2:
                 self._check_branch_ranks(node, checked["then_branch"], checked["else_branch"])
 
-    def _label(self, node: onnx.NodeProto) -> str:
-        """`node` as a scope names it: `If 'name'`, or by its first output where the name does
-        not tell it apart."""
-        given = self.given.get(id(node), node.name)
-        name, output = as_text(given), next((o for o in node.output if o), "")
-        if given not in self.ambiguous:
-            return f"{node.op_type} {name!r}"
-        what = f"{node.op_type} {name!r}" if name else f"unnamed {node.op_type}"
-        return f"{what} writing {output!r}" if output else what
-
     def _body_checker(
         self, node: onnx.NodeProto, label: str, body: onnx.GraphProto, *, conditional: bool
     ) -> _Checker | None:
         """The checker of `node`'s body `label`; `conditional`: a branch of an If imported as
         an IIfConditional (both branches)."""
         around = self.scope_of(node)
-        scope = (f"{around} > " if around else "") + f"{self._label(node)} {label}"
+        given = self.given.get(id(node), node.name)
+        named = _label(node, given, given not in self.ambiguous)
+        scope = (f"{around} > " if around else "") + f"{named} {label}"
         model, outer = self._body_model(body)
         if node.op_type == "Loop":
             self._type_loop_states(node, model.graph)
@@ -739,50 +779,62 @@ class _Checker:
         equal unless the condition is a build-time constant"); 10.11 (NVIDIA/TensorRT 9255eb39)
         relaxed both to the rank. NVIDIA/TensorRT#4558 (2025-08): DINOv3's rope_embed If, whose
         outputs are [2] and [1], fails on 10.3 ("IIfConditionalOutputLayer inputs must have the
-        same shape. Shapes are [2] and [1].") and builds on 10.13. Only dimensions known on both
-        sides are compared (`_IF_SHAPES_RELAXED_SINCE`)."""
+        same shape. Shapes are [2] and [1].") and builds on 10.13 (`_IF_SHAPES_RELAXED_SINCE`).
+        The parser itself compares nothing (importIf, onnx-tensorrt 10.1 GA, hands each pair to
+        addOutput), so what TensorRT requires is the header's equality: a dimension known on one
+        side and unknown on the other (a dynamic dimension, or one ONNX's shape inference does
+        not know) is equal only if TensorRT proves it, which this check cannot tell: a warning,
+        where two known dimensions that differ are an error."""
+        # (proven, message, the axes known on one side only) per output pair that differs
+        found: list[tuple[bool, str, list[int]]] = []
         for a, b in zip(then.model.graph.output, other.model.graph.output, strict=False):
             ra, rb = then.facts.rank(a.name), other.facts.rank(b.name)
             if ra is None or rb is None:
                 continue
             if ra != rb:
-                message = (
-                    f"then_branch output {a.name!r} has rank {ra} and else_branch output "
-                    f"{b.name!r} rank {rb}; TensorRT needs the same rank unless the condition is "
-                    "a build-time constant"
+                found.append(
+                    (
+                        True,
+                        f"then_branch output {a.name!r} has rank {ra} and else_branch output "
+                        f"{b.name!r} rank {rb}; TensorRT needs the same rank unless the condition "
+                        "is a build-time constant",
+                        [],
+                    )
                 )
-            elif self.version < _IF_SHAPES_RELAXED_SINCE and _known_dims_differ(
-                then.facts.shape(a.name), other.facts.shape(b.name)
-            ):
-                shown = [_dims(f.facts.shape(o.name)) for f, o in ((then, a), (other, b))]
-                message = (
-                    f"then_branch output {a.name!r} is [{shown[0]}] and else_branch output "
-                    f"{b.name!r} [{shown[1]}]; TensorRT {self.version} needs the same shape unless "
-                    f"the condition is a build-time constant ({_IF_SHAPES_RELAXED_SINCE}+ only the "
-                    "same rank)"
-                )
-            else:
                 continue
-            kind, where = _build_time_value(self, self.input(node, 0))
-            if kind == "constant":
-                return
-            if kind == "runtime":
-                self.add("error", "if-branches", f"{message}, and it reads {where!r}", node)
-            elif kind == "dynamic":
-                self.add(
-                    "error",
-                    "if-branches",
-                    f"{message}, and it reads the dynamic shape of {where!r}",
-                    node,
-                )
-            else:
-                self.add(
-                    "warning",
-                    "if-branches",
-                    f"{message}: it comes from {where}, which this check cannot tell",
-                    node,
-                )
+            if self.version >= _IF_SHAPES_RELAXED_SINCE:
+                continue
+            sa, sb = then.facts.shape(a.name), other.facts.shape(b.name)
+            proven = _known_dims_differ(sa, sb)
+            one_sided = _dims_known_on_one_side(sa, sb)
+            if not proven and not one_sided:
+                continue
+            message = (
+                f"then_branch output {a.name!r} is [{_dims(sa)}] and else_branch output "
+                f"{b.name!r} [{_dims(sb)}]; TensorRT {self.version} needs the same shape unless "
+                f"the condition is a build-time constant ({_IF_SHAPES_RELAXED_SINCE}+ only the "
+                "same rank)"
+            )
+            found.append((proven, message, [] if proven else one_sided))
+        if not found:
             return
+        proven, message, one_sided = next((f for f in found if f[0]), found[0])
+        kind, where = _build_time_value(self, self.input(node, 0))
+        if kind == "constant":
+            return
+        if kind == "runtime":
+            message = f"{message}, and it reads {where!r}"
+        elif kind == "dynamic":
+            message = f"{message}, and it reads the dynamic shape of {where!r}"
+        else:
+            message = f"{message}: it comes from {where}, which this check cannot tell"
+        if one_sided:
+            message += (
+                f"; dimension {one_sided[0]} is known on one side only: equal only where TensorRT "
+                "proves it when it parses the If, which this check cannot tell"
+            )
+        severity = "error" if proven and kind in ("runtime", "dynamic") else "warning"
+        self.add(severity, "if-branches", message, node)
 
     def _check_loop(self, node: onnx.NodeProto, body: onnx.GraphProto) -> None:
         """importLoop (onnx-tensorrt 10.1 GA): a trip count that is an INT64 constant of at
@@ -857,7 +909,7 @@ class _Checker:
 
     def check_qdq(self) -> None:
         for node in self.graph.toposort():
-            if node.domain not in table.STANDARD_DOMAINS or node.op_type not in QDQ_OPS:
+            if node.op_type not in QDQ_OPS or not self.imports_as_onnx(node):
                 continue
             self._check_quant_type(node)
             self._check_zero_point(node)
@@ -1044,11 +1096,7 @@ class _Checker:
             for c in consumers:
                 if c.op_type == "DequantizeLinear":
                     continue
-                if (
-                    c.op_type in _BODIES
-                    and c.domain in table.STANDARD_DOMAINS
-                    and out not in c.input
-                ):
+                if c.op_type in _BODIES and self.imports_as_onnx(c) and out not in c.input:
                     # read inside its bodies only: the DQs there judge the pair (_check_pairing)
                     strays.extend(
                         r for r in _body_readers(c, out) if r.op_type != "DequantizeLinear"
@@ -1253,6 +1301,17 @@ def _known_dims_differ(a: Sequence[object] | None, b: Sequence[object] | None) -
     return any(
         isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a, b, strict=True)
     )
+
+
+def _dims_known_on_one_side(a: Sequence[object] | None, b: Sequence[object] | None) -> list[int]:
+    """The axes where one of two shapes of one rank has a known dimension and the other not."""
+    if a is None or b is None or len(a) != len(b):
+        return []
+    return [
+        k
+        for k, (x, y) in enumerate(zip(a, b, strict=True))
+        if isinstance(x, int) != isinstance(y, int)
+    ]
 
 
 def _dims(shape: Sequence[object] | None) -> str:
@@ -1484,27 +1543,33 @@ def _body_readers(node: onnx.NodeProto, name: str) -> list[onnx.NodeProto]:
 
 
 def _local_function(
-    node: onnx.NodeProto, functions: Mapping[tuple[str, str], onnx.FunctionProto]
+    node: onnx.NodeProto,
+    functions: Mapping[tuple[str, str], onnx.FunctionProto],
+    version: TrtVersion,
 ) -> onnx.FunctionProto | None:
-    """The model-local function `node` calls (an op of another domain than ONNX's, named by a
-    function of the model), else None."""
-    if node.domain in table.STANDARD_DOMAINS:
+    """The model-local function TensorRT `version`'s parser imports `node` as (an op of another
+    domain than ONNX's, named by a function of the model), else None: not where the op type has
+    a built-in importer, which the parser takes first (`table.has_builtin_importer`)."""
+    if node.domain in table.STANDARD_DOMAINS or table.has_builtin_importer(node.op_type, version):
         return None
     return functions.get((node.domain, node.op_type))
 
 
-def _calls_functions(model: onnx.ModelProto) -> bool:
+def _calls_functions(model: onnx.ModelProto, version: TrtVersion) -> bool:
     """Whether the main graph calls a model-local function (`_Checker._inline_functions`)."""
     functions = {(f.domain, f.name): f for f in model.functions}
-    return bool(functions) and any(_local_function(n, functions) for n in model.graph.node)
+    return bool(functions) and any(_local_function(n, functions, version) for n in model.graph.node)
 
 
-def _call_label(node: onnx.NodeProto) -> str:
-    name = as_text(node.name)
-    if name:
-        return f"{node.op_type} {name!r}"
+def _label(node: onnx.NodeProto, name: str | bytes, distinct: bool) -> str:
+    """`node` as a scope names it: `If 'name'`, and by its first output too where its name
+    (`name`, as the model gives it) does not tell it apart (`distinct`) or it has none."""
+    text = as_text(name)
+    what = f"{node.op_type} {text!r}" if text else f"unnamed {node.op_type}"
+    if distinct and text:
+        return what
     output = next((o for o in node.output if o), "")
-    return f"unnamed {node.op_type} writing {output!r}" if output else f"unnamed {node.op_type}"
+    return f"{what} writing {output!r}" if output else what
 
 
 def _value_names(graph: onnx.GraphProto) -> set[str]:

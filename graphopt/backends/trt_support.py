@@ -154,10 +154,32 @@ def op_support(op_type: str, version: TrtVersion) -> str:
     return "unknown"
 
 
-# Domains the parser reads as standard ONNX. Anything else needs a plugin (or a model-local
-# function, which the parser inlines).
+# Domains the parser reads as standard ONNX. An op of any other domain needs a plugin (or a
+# model-local function, which the parser inlines) unless its op type has a built-in importer
+# (`has_builtin_importer`).
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 PLUGIN_DOMAINS = frozenset({"trt", "trt.plugins"})
+
+
+def has_builtin_importer(op_type: str, version: TrtVersion) -> bool:
+    """Whether TensorRT `version`'s parser has a built-in importer for `op_type`, which it uses
+    whatever the node's domain: parseNode (ModelImporter.cpp) looks the importer up by
+    `node.op_type()` alone, before model-local functions and the plugin fallback (10.1 GA,
+    96e78110, lines 155-167: `opImporters.count(nodeType)`, then
+    `ctx->localFunctions().count(nodeType)`, then FallbackPluginImporter; parseNodeStaticCheck,
+    lines 272-294, likewise; the same order in the 10.15-era text, where only the
+    kENABLE_PLUGIN_OVERRIDE flag or a `plugin_namespace` attribute lets a registered plugin go
+    first). The importers are the matrix's Y ops: the 10.1 GA `DEFINE_BUILTIN_OP_IMPORTER`s are
+    exactly its Y ops less the later `ADDED_IN` ones, besides the TRT_* importers of TensorRT's
+    own ONNX export (not modelled here)."""
+    return op_support(op_type, version) == "yes"
+
+
+# Ops of other domains that compute what the ONNX op of the same name computes with that op's
+# default attributes, so the parser's by-name import keeps their meaning. onnxruntime's
+# com.microsoft Gelu (contrib_defs.cc; no attributes): y = ½·x·(1 + erf(x/√2)), which the Gelu
+# importer builds (approximate "none" → ActivationType::kGELU_ERF, onnxOpImporters.cpp 10.1 GA).
+SAME_AS_ONNX = frozenset({("com.microsoft", "Gelu")})
 
 # Quantized element types of Q/DQ, by TensorRT major version (onnx TensorProto names).
 # INT8 everywhere; FP8 (E4M3FN) and INT4 (weights, blocked) since 10.0; FP4 (E2M1) since 10.8.
