@@ -993,13 +993,17 @@ def create_fresh(parent: Path, name: str, prefix: str | None = None) -> tuple[in
 # `.graphopt-data-<pid>-<12 hex>-<name>`, new external data beside the data file <name> it
 # replaces, which the saved model names for good where the data cannot get a name of its own
 # (`_put_model_and_data`): only a save of that model's data file removes it, and only once no
-# model at its path names it. (Before pids, `.graphopt-<12 hex>-<name>`: never removed.)
+# model at its path names it. Before pids (7618498) the same were `.graphopt-<12 hex>-<name>`
+# (a file renamed into place, a hard link to new data, or new data that a model names for good)
+# and `.graphopt-<8 characters>` (the folder): see `remove_stale_temporaries` for when those go.
 _TEMPORARY = ".graphopt-"
 _NEW_DATA = "data-"
 _PID = r"([1-9][0-9]{0,9})"  # a pid's digits: a 12-hex-digit name never reads as one
 _STALE_FILE = re.compile(rf"\.graphopt-{_PID}-[0-9a-f]{{12}}-.+", re.DOTALL)
 _STALE_FOLDER = re.compile(rf"\.graphopt-{_PID}-[a-z0-9_]{{8}}")  # tempfile's 8 characters
 _STALE_DATA = re.compile(rf"\.graphopt-data-{_PID}-[0-9a-f]{{12}}-(.+)", re.DOTALL)
+_OLD_FILE = re.compile(r"\.graphopt-[0-9a-f]{12}-(.+)", re.DOTALL)  # no pid: 12 hex, then -
+_OLD_FOLDER = re.compile(r"\.graphopt-[a-z0-9_]{8}")
 STARTED = time.time()  # (about) when this process started: graphopt.ir's import
 STALE_ANYWAY = 24 * 3600.0  # seconds: no save takes a day (where no pid can be checked)
 
@@ -1042,43 +1046,69 @@ def remove_stale_temporaries(
     there, and return them. One counts only when its name is a save's (see above; new external
     data only where `data_name` is the data file's name it ends in and `named`, whether a
     model names it, says no), it is a file (a folder for the folder's name) and no link, it is
-    this user's (`made_by_this_user`), it was last changed before this process started, and its process is gone (`process_gone`, as
-    `graphopt.realmodels` judges a killed download's), and, for a folder, no save holds it
-    (`hold_folder`: a pid of another pid namespace reads as gone): a save under way in another
-    process is never touched. Best effort: one that cannot be removed is left, with a log line; nothing
-    here fails a save."""
+    this user's (`made_by_this_user`), it was last changed before this process started, and its
+    process is gone (`process_gone`, as `graphopt.realmodels` judges a killed download's), and,
+    for a folder, no save holds it (`hold_folder`: a pid of another pid namespace reads as
+    gone): a save under way in another process is never touched. Best effort: one that cannot
+    be removed is left, with a log line; nothing here fails a save.
+
+    A name from before pids (7618498) has no process to ask: it counts, with all the rest
+    above, once it was last changed over a day ago (`STALE_ANYWAY`): no save takes a day, so
+    an old graphopt still running owns it only if it wrote nothing there for a day. For the
+    folder (`.graphopt-<8 characters>`) that is enough: those saves put the model and its data
+    beside the folder, and no model names a file in it. A file (`.graphopt-<12 hex>-<name>`)
+    may be new data that a model names for good (such a save's warning path, or one killed
+    after putting the model naming it and before replacing the data file), and its name does
+    not tell it from a model written whole: it counts only as new data does, where its <name>
+    is `data_name` and `named` says no. The others stay (a killed inline save's model): no
+    reader of this folder alone can show that no model names them."""
     removed: list[Path] = []
     try:
         entries = [e for e in os.scandir(folder) if e.name.startswith(_TEMPORARY)]
     except (OSError, ValueError):
         return removed
     for entry in entries:
-        name = entry.name
-        match = _STALE_FILE.fullmatch(name) or _STALE_FOLDER.fullmatch(name)
-        data = None if match or data_name is None else _STALE_DATA.fullmatch(name)
-        if data is not None and data_name is not None and data[2] == _cut(data_name):
-            match = data
-        if not match:
+        kind = _temporary_kind(entry.name, data_name)
+        if kind is None:
             continue
+        pid, is_folder, is_data = kind
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        is_folder = match.re is _STALE_FOLDER
         if not (stat.S_ISDIR(st.st_mode) if is_folder else stat.S_ISREG(st.st_mode)):
             continue
         if st.st_mtime >= STARTED or not made_by_this_user(st):
             continue
-        if not process_gone(int(match[1]), st.st_mtime):
+        if not (_stale_without_pid(st) if pid is None else process_gone(pid, st.st_mtime)):
             continue
         path = Path(entry.path)
         if is_folder and folder_held_elsewhere(path):  # a save under way in another namespace
             continue
-        if match is data and (named is None or named(path)):
+        if is_data and (named is None or named(path)):
             continue  # a model names it: its data
         if remove_left_behind(path, "a save that did not finish", folder=is_folder):
             removed.append(path)
     return removed
+
+
+def _temporary_kind(name: str, data_name: str | None) -> tuple[int | None, bool, bool] | None:
+    """What the entry `name` in a folder is, if a save's temporary (see above): (the pid of
+    the save, None for a name from before pids; whether it is a folder; whether it may be new
+    data that a model names, which counts only where `data_name` is the name it ends in)."""
+    if match := _STALE_FILE.fullmatch(name):
+        return int(match[1]), False, False
+    if match := _STALE_FOLDER.fullmatch(name):
+        return int(match[1]), True, False
+    if _OLD_FOLDER.fullmatch(name):
+        return None, True, False
+    if data_name is None:
+        return None
+    if (match := _STALE_DATA.fullmatch(name)) and match[2] == _cut(data_name):
+        return int(match[1]), False, True
+    if (match := _OLD_FILE.fullmatch(name)) and match[1] in (_cut(data_name), data_name):
+        return None, False, True  # (before 4bc7093 <name> was not cut)
+    return None
 
 
 @contextlib.contextmanager
@@ -1180,12 +1210,26 @@ def _remove_stale_save_temporaries(path: Path, target: Path, location: str) -> l
         return []
     kept = []
     for entry in entries:
-        data = _STALE_DATA.fullmatch(entry.name)
-        if data is None or data[2] != _cut(final.name) or not entry.is_file(follow_symlinks=False):
+        kind = _temporary_kind(entry.name, final.name)
+        if kind is None or not kind[2] or not entry.is_file(follow_symlinks=False):
             continue
+        if kind[0] is None:  # before pids: as `remove_stale_temporaries` judges it
+            try:
+                if not _stale_without_pid(entry.stat(follow_symlinks=False)):
+                    continue
+            except OSError:
+                continue
         if _names_data(target, path, Path(entry.path)):
             kept.append(Path(entry.path))
     return kept
+
+
+def _stale_without_pid(st: os.stat_result) -> bool:
+    """Whether a temporary from before pids, whose status is `st`, is this user's and was last
+    changed over a day ago (`STALE_ANYWAY`), before this process started: no save under way
+    owns it."""
+    changed = st.st_mtime
+    return changed < STARTED and time.time() - changed > STALE_ANYWAY and made_by_this_user(st)
 
 
 def _relocate_external_data(model: onnx.ModelProto, old: str, new: str) -> None:
