@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphopt.commands._common import STDOUT, add_model_output, output_name
@@ -61,6 +62,28 @@ def _ratio(most_abs: float, scale: float) -> float:
     return 0.0 if most_abs == 0 else float("inf")
 
 
+def refuse_writing_over_the_cache(output: str, model: str, images: int) -> None:
+    """A `SaveError` when `output` is a file the demo reads from the cache (the detector as
+    `realmodels.fetch_model` extracts it, its data, the photographs), fetched yet or not:
+    `-o` would replace the cache's model with the optimized one, which every later demo,
+    benchmark and test would then take for the original."""
+    from graphopt.errors import SaveError
+    from graphopt.realmodels import IMAGE_NAMES, IMAGE_WHEEL, MODELS, _member_path
+
+    spec = MODELS[model]
+    cached = [(f"{model} model", _member_path(spec.package, spec.member))]
+    if spec.data:
+        cached.append((f"{model} model's data", _member_path(spec.package, spec.data)))
+    cached += [
+        (f"photograph {name}", _member_path(IMAGE_WHEEL, f"skimage/data/{name}"))
+        for name in IMAGE_NAMES[:images]
+    ]
+    target = Path(output).resolve()
+    for what, path in cached:
+        if path.resolve() == target:
+            raise SaveError(f"-o {output} is the cached {what} the demo reads; give another path")
+
+
 def run(args: argparse.Namespace) -> int:
     from graphopt.api import optimize_with_report
     from graphopt.backends.onnxruntime import compare
@@ -79,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.output != STDOUT:  # (standard output: main checked it is no terminal)
             check_writable(args.output, "-o", SaveError, make_parents=False)
+            refuse_writing_over_the_cache(args.output, args.model, args.images)
 
         read = [("--pipeline", args.pipeline)]
         refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
