@@ -7,7 +7,10 @@ ONNX operator's definition for the given opset (attribute vs. input forms) and r
 the dtype ONNX specifies; where a case is subtle (casts of NaN to integers, unusual element
 types) the kernel raises `Unsupported` and the node is evaluated by onnxruntime instead (a
 one-node model, no graph optimizations); so is a node whose kernel fails with an arithmetic or
-value error (a Range to infinity). Integer Div/Mod by zero is `Undefined`: never evaluated.
+value error (a Range to infinity). A result with no value every onnxruntime agrees on is
+`Undefined`, never evaluated: integer Div/Mod by zero, Div(INT_MIN, -1), a Range whose length
+onnxruntime 1.23 and newer count differently, a reduction over an empty set whose value ONNX
+leaves undefined or onnxruntime versions disagree on (`empty_reduction`).
 
 What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
 evaluate ops that are random, have subgraphs or come from custom domains.
@@ -43,8 +46,11 @@ class Unsupported(Exception):
 
 
 class Undefined(Exception):
-    """The op has no value here (integer division by zero): no kernel, not onnxruntime either,
-    which 1.23 (the newest for Python 3.10) and 1.24 kill with SIGFPE (1.25+ raise)."""
+    """The op has no value here that the runtimes agree on: not evaluated by a kernel, nor by
+    onnxruntime, so the node is not folded and the runtime that runs the model decides. Integer
+    division by zero (onnxruntime 1.23, the newest for Python 3.10, and 1.24 die of SIGFPE;
+    1.25+ raise), Div(INT_MIN, -1) (SIGFPE in 1.23 and 1.32), and the cases where onnxruntime
+    1.23.2 and 1.32.0 give different results (Range lengths, reductions of empty inputs)."""
 
 
 def node_attributes(node: onnx.NodeProto) -> Attrs:
@@ -61,20 +67,23 @@ def evaluate(
     """The outputs of default-domain `node` on `inputs` (None for an omitted optional input).
 
     Raises `BackendError` when neither a numpy kernel nor onnxruntime can evaluate it, or the
-    result is undefined (integer division by zero).
+    result is `Undefined` (integer division by zero, a value onnxruntime versions disagree on).
     """
     kernel = KERNELS.get(node.op_type)
-    if kernel is not None:
-        try:
-            with np.errstate(all="ignore"):
-                attrs = node_attributes(node)
-                attrs[N_OUTPUTS] = len(node.output)
-                outs = kernel(list(inputs), attrs, opset)
-            return [np.asarray(o) for o in outs]
-        except Undefined as e:
-            raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {e}") from None
-        except (Unsupported, ArithmeticError, ValueError):
-            pass  # a kernel that fails (Range to inf: OverflowError) leaves it to onnxruntime
+    try:
+        if node.op_type in REDUCTIONS:
+            empty_reduction(node.op_type, list(inputs), node_attributes(node), opset)
+        if kernel is not None:
+            try:
+                with np.errstate(all="ignore"):
+                    attrs = node_attributes(node)
+                    attrs[N_OUTPUTS] = len(node.output)
+                    outs = kernel(list(inputs), attrs, opset)
+                return [np.asarray(o) for o in outs]
+            except (Unsupported, ArithmeticError, ValueError):
+                pass  # a kernel that fails (Range to inf: OverflowError) leaves it to onnxruntime
+    except Undefined as e:
+        raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {e}") from None
     return evaluate_with_onnxruntime(node, inputs, opset, ir_version=ir_version)
 
 
@@ -389,6 +398,9 @@ def _div(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
         raise Unsupported
     if np.any(b == 0):
         raise Undefined("integer division by zero")
+    if a.dtype.kind == "i" and np.any((a == np.iinfo(a.dtype).min) & (b == -1)):
+        # the quotient is not representable: onnxruntime (1.23 and 1.32) dies of SIGFPE
+        raise Undefined("integer division overflows (the dtype's minimum divided by -1)")
     # ONNX (like C) truncates integer division toward zero; numpy's // floors.
     q = np.floor_divide(a, b)
     fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
@@ -548,22 +560,54 @@ def _slice(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     return [_contiguous(data[tuple(index)])]
 
 
-def _range_count(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> int:
-    """Range's output length, max(⌈(limit − start) / delta⌉, 0), as onnxruntime computes it:
-    integers exactly, floats in float64 (not in their own type: that can be one element off)."""
+def _range_counts(
+    start: np.ndarray, limit: np.ndarray, delta: np.ndarray
+) -> tuple[int, int | None]:
+    """Range's output length, max(⌈(limit − start) / delta⌉, 0), as onnxruntime counts it: first
+    as 1.32 (and onnx's reference) do, integers exactly and floats in float64; then as 1.23.2
+    (the newest for Python 3.10) does, C++'s `ceil(1.0 * (limit - start) / delta)`: the
+    difference in the inputs' own type (float32 rounded, int32/int64 wrapped, int16 promoted to
+    int), then the quotient in float64. The second is None where it is not finite (its cast to
+    an integer is undefined). Measured on 8000 float cases: 1.32 agrees with the first on all,
+    1.23.2 with the second on all; they differ on 384 of the 4000 float32 ones, either way:
+    Range(0.5, -0.7, -0.1) has 12 elements in 1.32 and 13 in 1.23.2."""
     if start.dtype.kind in "iu":
-        return max(-(-(int(limit) - int(start)) // int(delta)), 0)
-    return max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+        s, lim, d = int(start), int(limit), int(delta)
+        exact = max(-(-(lim - s) // d), 0)
+        diff = lim - s
+        bits = start.dtype.itemsize * 8
+        if bits >= 32:  # int16 is promoted to int in C++: no wrap
+            diff = (diff + 2 ** (bits - 1)) % 2**bits - 2 ** (bits - 1)
+        legacy = float(diff) / float(d)
+    else:
+        exact = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
+        legacy = float(np.subtract(limit, start, dtype=start.dtype)) / float(delta)
+    if not math.isfinite(legacy):
+        return exact, None
+    return exact, max(math.ceil(legacy), 0)
+
+
+_RANGE_DTYPES = frozenset(
+    np.dtype(t) for t in (np.float32, np.float64, np.int16, np.int32, np.int64)
+)
+"""The element types ONNX's Range (opset 11+) takes."""
 
 
 def _range(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     start, limit, delta = (_need(v) for v in inputs[:3])
     _same_dtype(start, limit, delta)
-    _simple(start)
+    if start.dtype not in _RANGE_DTYPES:
+        raise Unsupported
     if delta.item() == 0:
         raise Unsupported
     dtype = start.dtype
-    n = _range_count(start, limit, delta)
+    n, n_legacy = _range_counts(start, limit, delta)
+    if n != n_legacy:
+        legacy = "undefined" if n_legacy is None else str(n_legacy)
+        raise Undefined(
+            f"its length is {n} in onnxruntime 1.32 and onnx's reference, {legacy} in "
+            "onnxruntime 1.23 ((limit - start) computed in the inputs' type)"
+        )
     if dtype.kind in "iu":
         return [(int(start) + np.arange(n, dtype=np.int64) * int(delta)).astype(dtype)]
     # Floats as onnxruntime (and ONNX's reference loop): value = start; value += delta,
@@ -676,6 +720,71 @@ def _reduce(op: Callable[..., Any], axes_input_from: int) -> Kernel:
     return kernel
 
 
+REDUCTIONS: dict[str, int] = {
+    "ReduceSum": 13,
+    "ReduceMean": 18,
+    "ReduceMax": 18,
+    "ReduceMin": 18,
+    "ReduceProd": 18,
+    "ReduceL1": 18,
+    "ReduceL2": 18,
+    "ReduceLogSum": 18,
+    "ReduceLogSumExp": 18,
+    "ReduceSumSquare": 18,
+    "ArgMax": 0,
+    "ArgMin": 0,
+}
+"""Reductions → the opset from which their `axes` is an input (0: one `axis` attribute)."""
+
+_EMPTY_INTEGER_REDUCTIONS = frozenset({"ReduceMax", "ReduceMin", "ReduceLogSum", "ReduceLogSumExp"})
+
+
+def empty_reduction(op: str, inputs: list[Value], attrs: Attrs, opset: int) -> None:
+    """Raise `Undefined` where reduction `op` of an empty input has no value that onnxruntime
+    1.23.2 (the newest for Python 3.10) and 1.32.0 agree on (measured: 12 ops × int32, int64,
+    float × empty shapes × axes):
+
+    - any negative axis: 1.23.2 then returns the input unreduced (ReduceMean(x[2, 0],
+      axes=[-1]) is [2, 0], not [2, 1]; ArgMax as well), 1.32 reduces;
+    - an empty set reduced into a non-empty output by ReduceMean (ONNX: undefined; onnxruntime
+      gives 0, onnx's reference NaN, INT_MIN for integers) or by an integer ReduceMax/Min/LogSum/
+      LogSumExp (1.23.2 gives 0, 1.32 the dtype's minimum or maximum).
+
+    The other empty reductions agree (Sum, L1, L2, SumSquare 0, Prod 1, float Max -inf, Min
+    inf, LogSum and LogSumExp -inf; ArgMax/ArgMin of an empty set fail in both).
+    """
+    data = inputs[0] if inputs else None
+    if data is None or data.size:
+        return
+    since = REDUCTIONS[op]
+    axes = [int(attrs.get("axis", 0))] if since == 0 else _axes(inputs, attrs, opset, since)
+    if axes and any(a < 0 for a in axes):
+        raise Undefined(
+            "onnxruntime 1.23 ignores a negative axis of an empty input (it returns the input "
+            "unreduced), 1.32 reduces it"
+        )
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return
+        axes = list(range(data.ndim))
+    if any(a >= data.ndim for a in axes):
+        return  # invalid: onnxruntime refuses it
+    reduced = math.prod(data.shape[a] for a in set(axes))
+    kept = math.prod(d for a, d in enumerate(data.shape) if a not in axes)
+    if reduced or not kept:
+        return  # no empty set is reduced, or none into an output element
+    if op == "ReduceMean":
+        raise Undefined(
+            "the mean of an empty set is undefined (ONNX): onnxruntime gives 0, onnx's reference "
+            "NaN"
+        )
+    if op in _EMPTY_INTEGER_REDUCTIONS and data.dtype.kind in "iu":
+        raise Undefined(
+            "an integer reduction of an empty set: onnxruntime 1.23 gives 0, 1.32 the dtype's "
+            "minimum or maximum"
+        )
+
+
 KERNELS: dict[str, Kernel] = {
     "Identity": _identity,
     "Shape": _shape,
@@ -771,7 +880,7 @@ def output_elements_bound(
             if delta == 0:
                 return None
             if start.dtype.kind in "iuf" and start.dtype == limit.dtype == delta.dtype:
-                return _range_count(start, limit, delta)
+                return _range_counts(start, limit, delta)[0]
             return max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
     except (ValueError, TypeError, OverflowError, IndexError, Unsupported):
         return None
