@@ -572,16 +572,19 @@ def _write_cache(
     # the two as a pair: a sidecar that cannot be written (a full disk, Ctrl-C) puts the cache
     # back, so the pair on disk stays the old one (or none), never a new cache beside the
     # sidecar of the old
-    sidecar_io.refuse_unwritable(path)  # before the cache is written, not after
+    side.cache_sha256 = sidecar_io.text_sha256(text)
+    side.scales_sha256 = sidecar_io.scales_digest(report.scales)
+    side.graphopt_version = sidecar_io.graphopt_version()
+    # before the cache is written, not after: a folder or FIFO where the sidecar goes, a name
+    # too long, more bytes than a sidecar holds
+    sidecar_io.refuse_unwritable(path, side)
     before = cache_io.bytes_before(path)
+    missing = cache_io.missing_folders(path)  # made by the cache's write: they go with it
     cache_io.write(path, report.scales, header)
     try:
-        side.cache_sha256 = sidecar_io.text_sha256(text)
-        side.scales_sha256 = sidecar_io.scales_digest(report.scales)
-        side.graphopt_version = sidecar_io.graphopt_version()
         sidecar_io.write(path, side)
     except BaseException:
-        cache_io.put_back(path, before)
+        cache_io.put_back(path, before, missing)
         raise
 
 

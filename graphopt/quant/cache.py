@@ -23,6 +23,7 @@ import re
 import stat
 import string
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -114,16 +115,32 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
 
 
 def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:
-    """Write the cache atomically (temporary file and rename; the mode follows the umask)."""
-    from graphopt.ir.model_io import write_atomically
+    """Write the cache atomically (temporary file and rename; the mode follows the umask), its
+    missing folders made first (and removed again when the write fails)."""
+    from graphopt.ir.model_io import _make_folders, _remove_folders, write_atomically
 
     target = Path(path)
     data = dumps(scales, header).encode()
+    made: list[Path] = []
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        made = _make_folders(target.parent)
         write_atomically(target, target.parent, data)
-    except OSError as e:
-        raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
+    except BaseException as e:
+        _remove_folders(made)
+        if isinstance(e, OSError):
+            raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
+        raise
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders above `path` that are not there (outermost first): those a `write` of it
+    makes, for `put_back` to remove again."""
+    missing = []
+    folder = Path(path).parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
 
 
 def name_max(folder: str | Path) -> int:
@@ -169,24 +186,28 @@ def bytes_before(path: str | Path | None) -> bytes | None:
         return None
 
 
-def put_back(path: str | Path | None, previous: bytes | None) -> None:
+def put_back(path: str | Path | None, previous: bytes | None, made: Sequence[Path] = ()) -> None:
     """Undo a write of `path` by a run that failed after it (`previous`: `bytes_before`): a
     file that was there gets its bytes back, a new one goes (through a link: the file it
-    points to). A device or pipe is left alone (it was written straight), so is a file that
-    still holds `previous` (a run that failed before writing it). Best effort: the run's own
-    error is the news, so an OSError here leaves the file as the run wrote it."""
-    from graphopt.ir.model_io import is_stream, write_atomically
+    points to), and so do the folders `made` for it (`missing_folders` before the write), as
+    far as they are empty: a failed `quantize --cache new/c.cache` left `new/` behind. A device
+    or pipe is left alone (it was written straight), so is a file that still holds `previous`
+    (a run that failed before writing it). Best effort: the run's own error is the news, so an
+    OSError here leaves the file as the run wrote it."""
+    from graphopt.ir.model_io import _remove_folders, is_stream, write_atomically
 
-    if not path or is_stream(Path(path)) or bytes_before(path) == previous:
+    if not path or is_stream(Path(path)):
         return
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    try:
-        if previous is None:
-            target.unlink(missing_ok=True)
-        else:
-            write_atomically(target, target.parent, previous)
-    except OSError:
-        pass
+    if bytes_before(path) != previous:
+        target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+        try:
+            if previous is None:
+                target.unlink(missing_ok=True)
+            else:
+                write_atomically(target, target.parent, previous)
+        except OSError:
+            pass
+    _remove_folders(list(made))
 
 
 def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tuple[str, str]]]:

@@ -49,7 +49,9 @@ from graphopt.quant import cache as cache_io
 SUFFIX = ".graphopt.json"
 FORMAT = "graphopt-calibration-sidecar"
 VERSION = 1
-MAX_BYTES = 16 << 20  # a name list and a table of zero points: ~100 bytes a tensor
+# a name list and a table of zero points (~70 bytes a tensor: 230,000 of them); the writer
+# refuses more (`encode`), before the cache is written, so that no run writes what none reads
+MAX_BYTES = 16 << 20
 WHAT = "calibration cache sidecar"
 MAX_DIGITS = 20  # a version or a zero point: no whole number in a sidecar is longer
 
@@ -209,14 +211,30 @@ def dumps(sidecar: Sidecar) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
-def refuse_unwritable(cache: str | Path) -> None:
+def encode(cache: str | Path, sidecar: Sidecar) -> bytes:
+    """The bytes of `sidecar` as `write` writes them beside `cache`; a `QuantizeError` when they
+    are more than `read` takes (`MAX_BYTES`): a table of ~230,000 zero points was written and
+    then refused by every run reading it."""
+    data = dumps(sidecar).encode("utf-8")
+    if len(data) > MAX_BYTES:
+        raise QuantizeError(
+            f"{path_of(cache)}: cannot write {WHAT}: {len(data)} bytes ({len(sidecar.activations)} "
+            f"zero points, {len(sidecar.float_nodes())} float nodes), more than a sidecar holds "
+            f"({MAX_BYTES >> 20} MiB, what graphopt reads back); quantize without a cache, or "
+            "for target tensorrt (no zero points to record)"
+        )
+    return data
+
+
+def refuse_unwritable(cache: str | Path, sidecar: Sidecar | None = None) -> None:
     """A `QuantizeError` when no sidecar can be written for `cache`: its path (links followed)
     holds a folder, a FIFO, a device or a socket (a sidecar is a file that a later run reads, and a
     FIFO's write waited for a reader for ever: `quantize --cache F` with a FIFO at
     F.graphopt.json hung), or its name, or that of a folder to make for it, is longer than its
     folder takes (the cache's name may fit and the sidecar's, 14 bytes longer, not: found only
     once the model was made; a folder's name too long was found when the cache was written,
-    after calibrating)."""
+    after calibrating), or (`sidecar` given) its bytes are more than a sidecar holds
+    (`encode`)."""
     from graphopt.ir.model_io import special_file_kind
 
     target = path_of(cache)
@@ -238,16 +256,20 @@ def refuse_unwritable(cache: str | Path) -> None:
             f"{target}: cannot write {WHAT}: its name is {size} bytes, more than {limit} (the "
             f"cache's name plus {SUFFIX}); give the cache a shorter name"
         )
+    if sidecar is not None:
+        encode(cache, sidecar)
 
 
 def write(cache: str | Path, sidecar: Sidecar) -> None:
-    """Write the sidecar of `cache` atomically (never into a FIFO or device)."""
+    """Write the sidecar of `cache` atomically (never into a FIFO or device, never more bytes
+    than `read` takes)."""
     from graphopt.ir.model_io import write_atomically
 
     refuse_unwritable(cache)
+    data = encode(cache, sidecar)
     target = path_of(cache)
     try:
-        write_atomically(target, target.parent, dumps(sidecar).encode("utf-8"))
+        write_atomically(target, target.parent, data)
     except OSError as e:
         raise QuantizeError(f"{target}: cannot write {WHAT}: {e.strerror or e}") from e
 
