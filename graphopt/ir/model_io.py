@@ -8,11 +8,26 @@ external data, are written with external data beside them, the model and its dat
 place so that a crash between the steps never leaves a model reading another's data. The
 temporaries are named for the saving process (`.graphopt-<pid>-...`): a save removes those
 that a killed save (whose process is gone) left in its folder (`remove_stale_temporaries`).
+
+What the pid cannot tell: across pid namespaces (containers sharing a folder) or hosts (a
+network file system) a writer's pid reads as gone, or as whichever process here has it (then
+kept). A temporary folder is held with a lock while it is written in (`hold_folder`), which
+the cleanup respects wherever the folder can be locked, and saves with external data into one
+folder put their files in place in turns (`_saves_take_turns`), their cleanup included, so a
+save's new data is not swept between its steps. A temporary file carries no lock: one whose
+writer elsewhere has not written to it since this process started (a stopped or frozen
+container, between its last write and its rename) can be removed under it, and where locks do
+not work, a temporary folder too. That write then fails (`save_model`: a `SaveError`, the old
+model kept; its rename found nothing, or its data file was gone) or stands with a warning:
+never a model put without its data or with another's. Closing the gap would take a lock on
+each temporary file held up to its rename (one kernel only), or names that tell namespaces and
+hosts apart; neither is done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -592,6 +607,14 @@ def _put_model_and_data(
     mode = _mode_of(target)
     _write_model_file(work, model_tmp, mode)
     if not data_tmp.exists():  # no tensor was large enough for the data file
+        if any(
+            e.key == "location" and e.value == location
+            for t in _external_tensors(work)
+            for e in t.external_data
+        ):  # one was: a cleanup took this save for gone (see the module's docstring)
+            raise OSError(
+                errno.ENOENT, f"its data file {location} went from the save's folder {tmp.name}"
+            )
         _put_model_file(model_tmp, path, target)
         return
     # onnx creates the data file 0600; it gets the model file's mode (umask's, or that of the
