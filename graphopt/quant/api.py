@@ -249,6 +249,9 @@ def quantize_with_report(
     if cache is not None or from_cache is not None:
         loaded = load_loaded(model)  # loaded once: prepare takes it as it is
         digest = sidecar_io.model_digest(loaded.model)
+        # (before prepare, which may change it) the digest the first sidecars hold, initializers
+        # in file order: `digest` itself where the file has them in name order
+        file_order = sidecar_io.file_order_digest(loaded.model, digest) if from_cache else None
         proto = prepare(loaded, target, pipeline)
     else:
         proto = prepare(model, target, pipeline)
@@ -291,7 +294,7 @@ def quantize_with_report(
         source_header, scales = cache_io.loads(cache_text, str(from_cache))
         assert digest is not None
         side, side_note = _sidecar_for(
-            from_cache, cache_text, scales, digest, target, graph, tensors
+            from_cache, cache_text, scales, (digest, file_order), target, graph, tensors
         )
     if side is not None and keep_stem is None:  # the stem as the writing run chose it
         report.stem = list(side.stem)
@@ -515,12 +518,13 @@ def _sidecar_for(
     cache: str | Path,
     cache_text: str,
     scales: dict[str, np.float32],
-    digest: str,
+    digests: tuple[str, str | None],
     target: str,
     graph: Graph,
     tensors: Iterable[str],
 ) -> tuple[sidecar_io.Sidecar | None, str | None]:
     """(the sidecar of `cache` to apply, None; why a sidecar there is not applied, None).
+    `digests`: the float model's `model_digest` and `file_order_digest`.
 
     A damaged sidecar is a `QuantizeError` (`sidecar.read`); one written for another model,
     beside another cache or for another target is not applied (the caller warns); one naming a
@@ -532,10 +536,11 @@ def _sidecar_for(
     tensors = set(tensors)
     quantized = {t: s for t, s in scales.items() if t in tensors}  # what the run read of it
     why = side.mismatch(
-        digest,
+        digests[0],
         sidecar_io.text_sha256(cache_text),
         target,
         sidecar_io.scales_digest(quantized),
+        file_order_sha256=digests[1],
     )
     if why is not None:
         return None, why

@@ -9,7 +9,7 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
 `model.cache.graphopt.json`, and a run that reads the cache reads it when it is there:
 
     {"format": "graphopt-calibration-sidecar", "version": 1, "graphopt": "0.1.0",
-     "model_sha256": <the float model's graph, `model_digest`>,
+     "model_sha256": <the float model's graph, `model_digest`>, "model_digest": 2,
      "cache_sha256": <the cache file's bytes>, "scales_sha256": <its scales, `scales_digest`>,
      "target": "tensorrt",
      "stem": [node, ...], "keep_nodes": [node, ...],
@@ -22,7 +22,8 @@ The name is the cache's plus `.graphopt.json`, beside the file a linked cache po
 model and the target. A sidecar written for another model, beside another cache (rewritten
 since with other scales: a cache TensorRT wrote again with the same ones, under its own header,
 unpadded and with tensors of its own, is the same) or for another target is not applied
-(`mismatch`: the caller warns); a damaged one (not JSON, a key twice, wrong types, zero points
+(`mismatch`: the caller warns; the first sidecars, without "model_digest", took the model's
+digest with the initializers in file order, and are compared with that); a damaged one (not JSON, a key twice, wrong types, zero points
 for target tensorrt, a scale that is not a positive normal float32, not UTF-8, not a regular
 file, over `MAX_BYTES`) or one of a newer format is a `QuantizeError`. What it does not do:
 check that the node names exist in the model (the quantizer does, against the model as
@@ -35,7 +36,7 @@ import hashlib
 import json
 import os
 import string
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from graphopt.quant import cache as cache_io
 SUFFIX = ".graphopt.json"
 FORMAT = "graphopt-calibration-sidecar"
 VERSION = 1
+MODEL_DIGEST = 2  # how `model_digest` names a model: 2, initializers in name order
 # a name list and a table of zero points (~70 bytes a tensor: 230,000 of them); the writer
 # refuses more (`encode`), before the cache is written, so that no run writes what none reads
 MAX_BYTES = 16 << 20
@@ -70,6 +72,9 @@ class Sidecar:
     activations: dict[str, tuple[np.float32, int]] = field(default_factory=dict)
     graphopt_version: str = ""
     scales_sha256: str = ""  # of the scales written (`scales_digest`); "" in the first sidecars
+    # how model_sha256 was taken (`model_digest`): 1 in the first sidecars, initializers in
+    # file order; 2, initializers by name
+    model_digest: int = field(default_factory=lambda: MODEL_DIGEST)
 
     def float_nodes(self) -> set[str]:
         return {*self.stem, *self.keep_nodes, *self.search_nodes}
@@ -80,12 +85,25 @@ class Sidecar:
         cache_sha256: str,
         target: str,
         scales_sha256: str | None = None,
+        *,
+        file_order_sha256: str | None = None,
     ) -> str | None:
         """Why this sidecar does not describe a run on the model and cache with these digests
         for `target`; None when it does. The cache is the one written when its bytes are, or
         (`scales_sha256`: `scales_digest` of its scales of the tensors the run quantizes) when
         its scales are: TensorRT writes a cache it read again under its own header, its hex
-        unpadded, with scales of tensors graphopt does not quantize."""
+        unpadded, with scales of tensors graphopt does not quantize. `model_sha256` is the
+        model's `model_digest`; a first sidecar's (`model_digest` 1: written before the
+        initializers' order was left out) is compared with `file_order_sha256`
+        (`file_order_digest`), or, when not given, with `model_sha256` (equal where the
+        initializers are in name order): first sidecars still apply."""
+        if self.model_digest == 1 and file_order_sha256 is not None:
+            model_sha256 = file_order_sha256
+        elif self.model_digest not in (1, MODEL_DIGEST):
+            return (
+                f"it names its model by a digest this graphopt does not take (model_digest "
+                f"{self.model_digest}); quantize with the graphopt that wrote it"
+            )
         if self.model_sha256 != model_sha256:
             return "it was written for another model (its graph's sha256 differs)"
         same_scales = bool(self.scales_sha256) and self.scales_sha256 == scales_sha256
@@ -127,7 +145,7 @@ def scales_digest(scales: dict[str, np.float32]) -> str:
     return h.hexdigest()
 
 
-def model_digest(model: onnx.ModelProto) -> str:
+def model_digest(model: onnx.ModelProto, *, ordered: bool = False) -> str:
     """sha256 of what `model` computes: its opset imports, local functions and graph (nodes,
     initializers, inputs, outputs), each part serialized on its own (a model over 2 GB cannot
     be serialized whole), length-prefixed. Value infos, metadata, the producer, every
@@ -135,8 +153,14 @@ def model_digest(model: onnx.ModelProto) -> str:
     stored (`_incidental`) are left out: a model re-saved by another tool, with its
     documentation edited, or with its weights moved to or from an external data file keeps
     its digest (each made it 'another model': ppocr_det's 51 nodes quantized came back as 74).
-    Node names count: the sidecar names nodes. The weights count by their bytes: a model is
-    digested as `graphopt.ir.load` makes it, external data read in."""
+    So is the initializers' order (dense and sparse, taken in name order: names are unique,
+    and a tool re-saving a model may sort them; common_det shuffled was 'another model'),
+    unless `ordered` (file order: the digest of the first sidecars, `model_digest` 1, equal
+    to this one where the file has them in name order). The inputs' and outputs' order
+    counts (the model's signature), and so does the nodes': unnamed nodes are named by
+    position (`graphopt.ir.load`), and the sidecar names nodes. Node names count. The weights
+    count by their bytes: a model is digested as `graphopt.ir.load` makes it, external data
+    read in."""
     h = hashlib.sha256()
 
     def part(tag: str, message: Any) -> None:
@@ -155,16 +179,33 @@ def model_digest(model: onnx.ModelProto) -> str:
     for function in model.functions:
         part("function", function)
     graph = model.graph
+    initializers: Iterable[Any] = graph.initializer
+    sparse: Iterable[Any] = graph.sparse_initializer
+    if not ordered:  # (a stable sort: two of one name, invalid, keep their order)
+        initializers = sorted(initializers, key=lambda t: t.name)
+        sparse = sorted(sparse, key=lambda t: t.values.name)
     for tag, items in (
         ("input", graph.input),
         ("output", graph.output),
-        ("initializer", graph.initializer),
-        ("sparse", graph.sparse_initializer),
+        ("initializer", initializers),
+        ("sparse", sparse),
         ("node", graph.node),
     ):
         for item in items:
             part(tag, item)
     return h.hexdigest()
+
+
+def file_order_digest(model: onnx.ModelProto, digest: str | None = None) -> str:
+    """`model_digest(model, ordered=True)`, what the first sidecars (`model_digest` 1) hold;
+    `digest` (the model's `model_digest`) when given and the file has its initializers in
+    name order already (the two are then equal: no second pass over the weights)."""
+    graph = model.graph
+    names = [t.name for t in graph.initializer]
+    sparse = [t.values.name for t in graph.sparse_initializer]
+    if digest is not None and names == sorted(names) and sparse == sorted(sparse):
+        return digest
+    return model_digest(model, ordered=True)
 
 
 def _incidental(message: Any) -> Iterator[tuple[Any, str]]:
@@ -196,6 +237,7 @@ def dumps(sidecar: Sidecar) -> str:
         "version": VERSION,
         "graphopt": sidecar.graphopt_version,
         "model_sha256": sidecar.model_sha256,
+        "model_digest": sidecar.model_digest,
         "cache_sha256": sidecar.cache_sha256,
         **({"scales_sha256": sidecar.scales_sha256} if sidecar.scales_sha256 else {}),
         "target": sidecar.target,
@@ -391,8 +433,12 @@ def _checked(data: object, where: str) -> Sidecar:
         if problem is not None:
             raise fail(f"activation {shown(tensor)}: {problem}")
         params[tensor] = (scale, value[1])
+    digest = data.get("model_digest", 1)  # (absent in the first sidecars: file order)
+    if type(digest) is not int or digest < 1:
+        raise fail("'model_digest' is not a whole number from 1")
     return Sidecar(
         model_sha256=text("model_sha256", data.get("model_sha256"), 64),
+        model_digest=digest,
         cache_sha256=text("cache_sha256", data.get("cache_sha256"), 64),
         scales_sha256=(
             text("scales_sha256", data["scales_sha256"], 64) if "scales_sha256" in data else ""
