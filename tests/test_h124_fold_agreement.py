@@ -240,3 +240,78 @@ def test_constant_folding_keeps_an_overflowing_integer_division() -> None:
     out, report = run_passes(model, ["constant-folding"])
     assert ops(out) == ["Div", "Add"]
     assert any("overflows" in r for r in explained(report, "constant-folding", "refused"))
+
+
+# ---------------------------------------------------------------- other kernels at edge values
+# (found by a kernel-vs-onnxruntime fuzz, 3 × 8000 cases of the numpy kernels' ops on empty
+# tensors, integer limits, ±0, ±inf, NaN and negative axes, run in 1.23.2 and 1.32.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, F32, np.float64])
+def test_where_gives_a_negative_zero_picked_from_x_as_onnxruntime_does(dtype) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.passes._folding_ops import evaluate, evaluate_with_onnxruntime
+
+    node = helper.make_node("Where", ["c", "a", "b"], ["y"])
+    inputs = [
+        np.array([True, False, True, False]),
+        np.array([-0.0, 1.0, np.nan, 5.0], dtype),
+        np.array([2.0, -0.0, 3.0, np.inf], dtype),
+    ]
+    (got,) = evaluate(node, inputs, 16)
+    # measured in onnxruntime 1.23.2 and 1.32.0: -0.0 from X comes out +0.0, from Y -0.0
+    np.testing.assert_array_equal(got, np.array([0.0, -0.0, np.nan, np.inf], dtype))
+    assert np.signbit(got).tolist() == [False, True, False, False]
+    (theirs,) = evaluate_with_onnxruntime(node, inputs, 16)
+    assert np.signbit(theirs).tolist() == np.signbit(got).tolist()
+
+
+@pytest.mark.parametrize("end", [2**63 - 1, 2**31 - 1])
+def test_a_slice_to_int_max_with_a_negative_step_is_not_evaluated(end, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.passes import _folding_ops
+
+    x = np.arange(4, dtype=F32)
+    node = helper.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])
+    params = [np.array([v], I64) for v in (-1, end, 0)]
+    # a positive step reads INT_MAX as the end of the axis everywhere: folded
+    (got,) = _folding_ops.evaluate(node, [x, *params, np.array([1], I64)], 13)
+    np.testing.assert_array_equal(got, [3.0])
+    # a negative one: onnxruntime (1.23.2 and 1.32.0) gives [3, 2, 1, 0], ONNX's reference and
+    # shape inference [] (the end clamps to the last index)
+    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", None)
+    with pytest.raises(BackendError, match="INT_MAX with a negative step"):
+        _folding_ops.evaluate(node, [x, *params, np.array([-1], I64)], 13)
+
+
+def test_constant_folding_keeps_a_slice_onnxruntime_and_onnx_disagree_on() -> None:
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1] x) => (float[N] y) {
+          r = Slice(c, s, e, a, p)
+          y = Concat<axis = 0>(r, x)
+        }""",
+        {
+            "c": np.arange(4, dtype=F32),
+            **{n: np.array([v], I64) for n, v in zip("seap", (-1, 2**63 - 1, 0, -1), strict=True)},
+        },
+    )
+    out, report = run_passes(model, ["constant-folding"])
+    assert ops(out) == ["Slice", "Concat"]
+    assert any("INT_MAX" in r for r in explained(report, "constant-folding", "refused"))
+    x = {"x": np.zeros(1, F32)}
+    np.testing.assert_array_equal(run_at(out, x, "disable")["y"], run_at(model, x, "disable")["y"])
+
+
+@pytest.mark.parametrize("dtype", [I64, np.uint64])
+def test_a_64_bit_fmod_past_2_53_is_not_evaluated(dtype, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from graphopt.passes import _folding_ops
+
+    node = helper.make_node("Mod", ["a", "b"], ["y"], fmod=1)
+    # within 2^53 both versions agree with the exact answer: folded
+    inputs = [np.array([2**53, 7, 2**53 - 1], dtype), np.array([3, 2, 2**52 + 1], dtype)]
+    (got,) = _folding_ops.evaluate(node, inputs, 13)
+    np.testing.assert_array_equal(got, np.array([2**53 % 3, 1, 2**52 - 2], dtype))
+    # fmod(2^63 - 1, 2): 1 in onnxruntime 1.32, 0 in 1.23.2 (through double)
+    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", None)
+    inputs = [np.array([2**63 - 1, 7], dtype), np.array([2, 2], dtype)]
+    with pytest.raises(BackendError, match="past 2\\^53"):
+        _folding_ops.evaluate(node, inputs, 13)

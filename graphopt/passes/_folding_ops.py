@@ -10,7 +10,8 @@ one-node model, no graph optimizations); so is a node whose kernel fails with an
 value error (a Range to infinity). A result with no value every onnxruntime agrees on is
 `Undefined`, never evaluated: integer Div/Mod by zero, Div(INT_MIN, -1), a Range whose length
 onnxruntime 1.23 and newer count differently, a reduction over an empty set whose value ONNX
-leaves undefined or onnxruntime versions disagree on (`empty_reduction`).
+leaves undefined or onnxruntime versions disagree on (`empty_reduction`), a 64-bit integer
+fmod past 2^53, a Slice end of INT_MAX with a negative step (onnxruntime and ONNX differ).
 
 What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
 evaluate ops that are random, have subgraphs or come from custom domains.
@@ -50,7 +51,8 @@ class Undefined(Exception):
     onnxruntime, so the node is not folded and the runtime that runs the model decides. Integer
     division by zero (onnxruntime 1.23, the newest for Python 3.10, and 1.24 die of SIGFPE;
     1.25+ raise), Div(INT_MIN, -1) (SIGFPE in 1.23 and 1.32), and the cases where onnxruntime
-    1.23.2 and 1.32.0 give different results (Range lengths, reductions of empty inputs)."""
+    1.23.2 and 1.32.0 give different results (Range lengths, reductions of empty inputs, 64-bit
+    fmod) or onnxruntime and ONNX's definition do (Slice ends of INT_MAX with negative steps)."""
 
 
 def node_attributes(node: onnx.NodeProto) -> Attrs:
@@ -414,6 +416,17 @@ def _mod(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     if a.dtype.kind in "iu" and np.any(b == 0):
         raise Undefined("integer modulo by zero")
     if attrs.get("fmod", 0):
+        if a.dtype.kind in "iu" and a.dtype.itemsize == 8 and a.size and b.size:
+            # onnxruntime 1.23.2 takes 64-bit integers' fmod in double, 1.32 exactly: they
+            # differ past 2^53 (fmod(2^63 - 1, 2) is 0 there, 1 here)
+            big = 2**53
+            if (
+                max(abs(int(a.max())), abs(int(a.min())), abs(int(b.max())), abs(int(b.min())))
+                > big
+            ):
+                raise Undefined(
+                    "a 64-bit integer fmod past 2^53 (onnxruntime 1.23 rounds it to double)"
+                )
         return [np.asarray(np.fmod(a, b)).astype(a.dtype, copy=False)]
     if a.dtype.kind == "f":
         raise Unsupported  # fmod=0 is only defined for integers
@@ -463,6 +476,10 @@ def _where(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     _same_dtype(a, b)
     if c.dtype != np.bool_:
         raise Unsupported
+    if a.dtype.kind == "f":
+        # onnxruntime (1.23.2 and 1.32) gives +0.0 where it picks a -0.0 from X (from Y it keeps
+        # the sign): X + 0 is X with that one difference
+        a = np.add(a, a.dtype.type(0), dtype=a.dtype)
     return [np.where(c, a, b)]
 
 
@@ -556,8 +573,17 @@ def _slice(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
         raise Unsupported
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        if step < 0 and end in _INT_MAXES:
+            raise Undefined(
+                "an end of INT_MAX with a negative step: onnxruntime slices to the start (numpy's "
+                "None), ONNX's definition, reference and shape inference stop at the last index"
+            )
         index[axis] = onnx_slice(data.shape[axis], start, end, step)
     return [_contiguous(data[tuple(index)])]
+
+
+_INT_MAXES = (2**31 - 1, 2**63 - 1)
+"""Ends onnxruntime reads as "to the end of the axis" whatever the step's sign."""
 
 
 def _range_counts(
