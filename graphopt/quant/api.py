@@ -148,7 +148,8 @@ def quantize(
     search's groups (unless a search runs here, on `calibration_data`, or none may:
     `accuracy_target=None`, `keep_float=0`), so the same float model
     gives the same model without calibrating; a sidecar written for another model, beside a
-    cache of other scales or for another target is not applied (one warning), a damaged one or
+    cache of other scales, for another target or after another `pipeline` (its YAML file's
+    bytes, `sidecar.pipeline_identity`) is not applied (one warning), a damaged one or
     one naming nodes the model lacks is a QuantizeError; a `cache` written then names that
     cache's calibrator, not `method`'s; when a
     sensitivity search runs on samples from `calibration_data`, all of it is still read and run
@@ -294,7 +295,14 @@ def quantize_with_report(
         source_header, scales = cache_io.loads(cache_text, str(from_cache))
         assert digest is not None
         side, side_note = _sidecar_for(
-            from_cache, cache_text, scales, (digest, file_order), target, graph, tensors
+            from_cache,
+            cache_text,
+            scales,
+            (digest, file_order),
+            target,
+            graph,
+            tensors,
+            sidecar_io.pipeline_identity(pipeline, target),
         )
     if side is not None and keep_stem is None:  # the stem as the writing run chose it
         report.stem = list(side.stem)
@@ -459,6 +467,7 @@ def quantize_with_report(
                 model_sha256=digest,
                 cache_sha256="",  # of the text written (`_write_cache`)
                 target=target,
+                pipeline=sidecar_io.pipeline_identity(pipeline, target),
                 stem=list(report.stem),
                 keep_nodes=kept_nodes,
                 search_groups=list(report.kept_float),
@@ -522,14 +531,17 @@ def _sidecar_for(
     target: str,
     graph: Graph,
     tensors: Iterable[str],
+    pipeline: tuple[str, str],
 ) -> tuple[sidecar_io.Sidecar | None, str | None]:
     """(the sidecar of `cache` to apply, None; why a sidecar there is not applied, None).
-    `digests`: the float model's `model_digest` and `file_order_digest`.
+    `digests`: the float model's `model_digest` and `file_order_digest`; `pipeline`: the
+    run's `sidecar.pipeline_identity`.
 
     A damaged sidecar is a `QuantizeError` (`sidecar.read`); one written for another model,
-    beside another cache or for another target is not applied (the caller warns); one naming a
-    node or tensor the model as optimized lacks (another graphopt's optimize, another
-    --pipeline, an edit) is a `QuantizeError`: its choices cannot be made on this model."""
+    beside another cache, for another target or after another optimize pipeline is not
+    applied (the caller warns); one naming a node or tensor the model as optimized lacks
+    (another graphopt's optimize, an older sidecar's other --pipeline, an edit) is a
+    `QuantizeError`: its choices cannot be made on this model."""
     side = sidecar_io.read(cache)
     if side is None:
         return None, None
@@ -541,6 +553,7 @@ def _sidecar_for(
         target,
         sidecar_io.scales_digest(quantized),
         file_order_sha256=digests[1],
+        pipeline=pipeline,
     )
     if why is not None:
         return None, why

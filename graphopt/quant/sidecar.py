@@ -11,7 +11,7 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
     {"format": "graphopt-calibration-sidecar", "version": 1, "graphopt": "0.1.0",
      "model_sha256": <the float model's graph, `model_digest`>, "model_digest": 2,
      "cache_sha256": <the cache file's bytes>, "scales_sha256": <its scales, `scales_digest`>,
-     "target": "tensorrt",
+     "target": "tensorrt", "pipeline": {"name": "tensorrt", "sha256": <its YAML file's bytes>},
      "stem": [node, ...], "keep_nodes": [node, ...],
      "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
      "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
@@ -21,13 +21,17 @@ The name is the cache's plus `.graphopt.json`, beside the file a linked cache po
 `graphopt.backends.tensorrt`). Per-channel weight axes are not recorded: they follow from the
 model and the target. A sidecar written for another model, beside another cache (rewritten
 since with other scales: a cache TensorRT wrote again with the same ones, under its own header,
-unpadded and with tensors of its own, is the same) or for another target is not applied
-(`mismatch`: the caller warns; the first sidecars, without "model_digest", took the model's
-digest with the initializers in file order, and are compared with that); a damaged one (not JSON, a key twice, wrong types, zero points
-for target tensorrt, a scale that is not a positive normal float32, not UTF-8, not a regular
-file, over `MAX_BYTES`) or one of a newer format is a `QuantizeError`. What it does not do:
-check that the node names exist in the model (the quantizer does, against the model as
-optimized).
+unpadded and with tensors of its own, is the same), for another target or after another
+optimize pipeline (`pipeline_identity`: the nodes it names are another graph's, even where the
+names match) is not applied (`mismatch`: the caller warns, as TensorRT does for a cache it
+cannot use, and the run goes on with the cache's scales alone). Older sidecars lack fields:
+without "model_digest" the model's digest took the initializers in file order, and is
+compared with that; without "pipeline" the pipeline is not compared. A damaged one (not JSON,
+a key twice, wrong types, zero points for target tensorrt, a scale that is not a positive
+normal float32, not UTF-8, not a regular file, over `MAX_BYTES`) or one of a newer format is a
+`QuantizeError`. What it does not do: check that the node names exist in the model (the
+quantizer does, against the model as optimized), or follow a pipeline's `include:` and
+`rules:` files (its own file's bytes name it).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Sidecar:
     # how model_sha256 was taken (`model_digest`): 1 in the first sidecars, initializers in
     # file order; 2, initializers by name
     model_digest: int = field(default_factory=lambda: MODEL_DIGEST)
+    # the optimize pipeline's (name, sha256) (`pipeline_identity`); None: not recorded (older)
+    pipeline: tuple[str, str] | None = None
 
     def float_nodes(self) -> set[str]:
         return {*self.stem, *self.keep_nodes, *self.search_nodes}
@@ -87,6 +93,7 @@ class Sidecar:
         scales_sha256: str | None = None,
         *,
         file_order_sha256: str | None = None,
+        pipeline: tuple[str, str] | None = None,
     ) -> str | None:
         """Why this sidecar does not describe a run on the model and cache with these digests
         for `target`; None when it does. The cache is the one written when its bytes are, or
@@ -96,7 +103,9 @@ class Sidecar:
         model's `model_digest`; a first sidecar's (`model_digest` 1: written before the
         initializers' order was left out) is compared with `file_order_sha256`
         (`file_order_digest`), or, when not given, with `model_sha256` (equal where the
-        initializers are in name order): first sidecars still apply."""
+        initializers are in name order): first sidecars still apply. `pipeline`: the run's
+        `pipeline_identity`, compared where both are known (a sidecar written before H121
+        does not say)."""
         if self.model_digest == 1 and file_order_sha256 is not None:
             model_sha256 = file_order_sha256
         elif self.model_digest not in (1, MODEL_DIGEST):
@@ -111,7 +120,53 @@ class Sidecar:
             return "it was written beside another cache (the cache's scales were rewritten since)"
         if self.target != target:
             return f"it was written for target {self.target}, this run quantizes for {target}"
+        if self.pipeline is not None and pipeline is not None:
+            return _other_pipeline(self.pipeline, pipeline)
         return None
+
+
+def _other_pipeline(written: tuple[str, str], run: tuple[str, str]) -> str | None:
+    """Why a sidecar written after pipeline `written` does not describe a run after `run`
+    ((name, sha256) each, `pipeline_identity`); None for the same pipeline: the same bytes
+    (a built-in's name and its file's path are one), or no pipeline both times."""
+    (name, digest), (run_name, run_digest) = written, run
+    if digest == run_digest and (digest or name == run_name):
+        return None
+    if name != run_name:
+        return (
+            f"it was written for optimize pipeline {shown(name, 200)}, this run optimizes with "
+            f"{shown(run_name, 200)} (its choices name another graph's nodes)"
+        )
+    return (
+        f"it was written for optimize pipeline {shown(name, 200)} as its file read then "
+        f"(sha256 {digest[:12]}), this run's reads otherwise ({run_digest[:12]})"
+    )
+
+
+def pipeline_identity(pipeline: str | bool | None, target: str) -> tuple[str, str]:
+    """(name, sha256) of the optimize pipeline a quantize run on `target` takes before
+    quantizing (its `pipeline` option, `graphopt.quant.api.prepare`): a built-in's name, or a
+    YAML file's path as given, with the sha256 of the file's bytes (the file it names: not
+    those it includes, nor its rule files); None: the built-in the target starts from
+    (`tensorrt` for target tensorrt, else `default`); False: ("none", ""), no pipeline. A
+    file that cannot be read is ("<path>", ""), compared by name: the run's optimize said
+    why already."""
+    from graphopt._resources import builtin_dir
+
+    if pipeline is False:
+        return "none", ""
+    if pipeline is None or pipeline is True:
+        pipeline = "tensorrt" if target == "tensorrt" else "default"
+    name = str(pipeline)
+    path = Path(name)
+    try:
+        builtin = builtin_dir("passes") / f"{name}.yaml"
+        if name == path.name and builtin.is_file():  # (load_pipeline: built-ins first)
+            path = builtin
+        with open(path, "rb") as f:
+            return name, hashlib.sha256(f.read(cache_io.MAX_TEXT_BYTES)).hexdigest()
+    except (OSError, ValueError):
+        return name, ""
 
 
 def graphopt_version() -> str:
@@ -241,6 +296,11 @@ def dumps(sidecar: Sidecar) -> str:
         "cache_sha256": sidecar.cache_sha256,
         **({"scales_sha256": sidecar.scales_sha256} if sidecar.scales_sha256 else {}),
         "target": sidecar.target,
+        **(
+            {"pipeline": {"name": sidecar.pipeline[0], "sha256": sidecar.pipeline[1]}}
+            if sidecar.pipeline is not None
+            else {}
+        ),
         "stem": sidecar.stem,
         "keep_nodes": sidecar.keep_nodes,
         "accuracy_search": {"groups": sidecar.search_groups, "nodes": sidecar.search_nodes},
@@ -433,12 +493,22 @@ def _checked(data: object, where: str) -> Sidecar:
         if problem is not None:
             raise fail(f"activation {shown(tensor)}: {problem}")
         params[tensor] = (scale, value[1])
+    pipeline = None  # (absent in sidecars written before H121: not compared)
+    if "pipeline" in data:
+        given = data["pipeline"]
+        if not isinstance(given, dict) or set(given) != {"name", "sha256"}:
+            raise fail("'pipeline' is not an object of 'name' and 'sha256'")
+        digest_text = text("pipeline.sha256", given["sha256"])
+        if digest_text:
+            text("pipeline.sha256", digest_text, 64)
+        pipeline = (text("pipeline.name", given["name"]), digest_text)
     digest = data.get("model_digest", 1)  # (absent in the first sidecars: file order)
     if type(digest) is not int or digest < 1:
         raise fail("'model_digest' is not a whole number from 1")
     return Sidecar(
         model_sha256=text("model_sha256", data.get("model_sha256"), 64),
         model_digest=digest,
+        pipeline=pipeline,
         cache_sha256=text("cache_sha256", data.get("cache_sha256"), 64),
         scales_sha256=(
             text("scales_sha256", data["scales_sha256"], 64) if "scales_sha256" in data else ""
