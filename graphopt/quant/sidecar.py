@@ -78,7 +78,7 @@ class Sidecar:
     scales_sha256: str = ""  # of the scales written (`scales_digest`); "" in the first sidecars
     # how model_sha256 was taken (`model_digest`): 1 in the first sidecars, initializers in
     # file order; 2, initializers by name
-    model_digest: int = field(default_factory=lambda: MODEL_DIGEST)
+    model_digest: int = MODEL_DIGEST
     # the optimize pipeline's (name, sha256) (`pipeline_identity`); None: not recorded (older)
     pipeline: tuple[str, str] | None = None
 
@@ -104,8 +104,7 @@ class Sidecar:
         initializers' order was left out) is compared with `file_order_sha256`
         (`file_order_digest`), or, when not given, with `model_sha256` (equal where the
         initializers are in name order): first sidecars still apply. `pipeline`: the run's
-        `pipeline_identity`, compared where both are known (a sidecar written before H121
-        does not say)."""
+        `pipeline_identity`, compared where both are known (older sidecars do not say)."""
         if self.model_digest == 1 and file_order_sha256 is not None:
             model_sha256 = file_order_sha256
         elif self.model_digest not in (1, MODEL_DIGEST):
@@ -493,7 +492,7 @@ def _checked(data: object, where: str) -> Sidecar:
         if problem is not None:
             raise fail(f"activation {shown(tensor)}: {problem}")
         params[tensor] = (scale, value[1])
-    pipeline = None  # (absent in sidecars written before H121: not compared)
+    pipeline = None  # (absent in older sidecars: not compared)
     if "pipeline" in data:
         given = data["pipeline"]
         if not isinstance(given, dict) or set(given) != {"name", "sha256"}:
