@@ -12,7 +12,10 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   TensorRT plugin, unless their op type has a built-in importer: the parser looks importers up
   by op type alone (parseNode, ModelImporter.cpp), so `com.microsoft::Gelu` is imported as ONNX
   Gelu and judged here as that op (a warning where the two ops' meanings are not known to agree,
-  `trt_support.SAME_AS_ONNX`), and so is a call of a model-local function named like one;
+  `trt_support.SAME_AS_ONNX`), and so is a call of a model-local function named like one; an
+  error where the op is known to mean something else (`trt_support.differs_from_onnx`:
+  com.microsoft Attention, onnxruntime's NCHWc and NHWC layout ops) or the node fits no version
+  of the ONNX op (an attribute, input or output it has not: `_onnx_misfit`);
 - model-local functions: the parser imports a call's body node by node in the caller's scope
   (LocalFunctionImporter), so each call is inlined before the rules run
   (`_inline_functions`: attribute references bound, calls inside calls followed) and a
@@ -61,6 +64,7 @@ name alone (a call whose domain differs from its function's is judged a plugin h
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -445,7 +449,8 @@ class _Checker:
 
     def check_node(self, node: onnx.NodeProto) -> None:
         if node.domain not in table.STANDARD_DOMAINS and self.imports_as_onnx(node):
-            self._check_renamed_domain(node)  # then judged as the ONNX op it is imported as
+            if not self._check_renamed_domain(node):  # else judged as the ONNX op it imports as
+                return
         elif node.domain not in table.STANDARD_DOMAINS:
             if (node.domain, node.op_type) in self.functions:
                 return  # model-local function: the parser inlines its body
@@ -489,20 +494,37 @@ class _Checker:
             for message in _extra_outputs(self, node):
                 self.add("error", "unsupported-attribute", message, node)
 
-    def _check_renamed_domain(self, node: onnx.NodeProto) -> None:
+    def _check_renamed_domain(self, node: onnx.NodeProto) -> bool:
         """An op of another domain named like an op with a built-in importer: TensorRT's parser
         imports it with that importer (parseNode dispatches on the op type alone, ModelImporter.cpp
         10.1 GA lines 155-167), not as a plugin, nor as a model-local function of that name. Its
-        meaning there is the ONNX op's: a warning unless the two are known to agree
-        (`table.SAME_AS_ONNX`, e.g. com.microsoft Gelu)."""
+        meaning there is the ONNX op's: an error where the op is known to mean something else
+        (`table.differs_from_onnx`: com.microsoft Attention, the NCHWc ops) or the node does not
+        fit ONNX's op (`_onnx_misfit`: an attribute, input or output no version of it has; the
+        importer ignores what it does not read, or fails), no finding where the two are known
+        to agree (`table.SAME_AS_ONNX`, e.g. com.microsoft Gelu), else a warning. Whether the
+        node is then judged by the ONNX op's rules (not after an error: it is no such op)."""
         key = (node.domain, node.op_type)
-        if key in table.SAME_AS_ONNX:
-            return
+        same = table.SAME_AS_ONNX.get(key)
+        if same is not None and all(a.name in same for a in node.attribute):
+            return True
         unused = (
             f" (the model's function {node.domain}::{node.op_type} is not used)"
             if key in self.functions
             else ""
         )
+        why = table.differs_from_onnx(*key) or _onnx_misfit(node)
+        if why is not None:
+            self.add(
+                "error",
+                "custom-domain",
+                f"TensorRT's parser imports {node.domain}::{node.op_type} as ONNX {node.op_type} "
+                f"(it looks importers up by op type whatever the domain{unused}), but {why}: "
+                "the engine would not compute this node; optimize with a TensorRT pipeline (e.g. "
+                "--pipeline tensorrt) instead",
+                node,
+            )
+            return False
         self.add(
             "warning",
             "custom-domain",
@@ -512,6 +534,7 @@ class _Checker:
             f"{node.domain}'s",
             node,
         )
+        return True
 
     def _check_dtypes(self, node: onnx.NodeProto) -> None:
         boundary = self.boundary()
@@ -1526,6 +1549,67 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "GridSample": _grid_sample,
     **{op: _constant_axes(1) for op in _REDUCE_OPS},
 }
+
+
+def _onnx_misfit(node: onnx.NodeProto) -> str | None:
+    """What of `node` (of another domain) no version of the ONNX op of its type has: an
+    attribute (or one of another type), more inputs or outputs than it takes, fewer inputs than
+    it needs; None where it fits one of them, or ONNX has no such op. The parser's importer reads
+    the ONNX op's inputs and attributes by position and name: com.microsoft Range without its
+    optional delta fails (`inputs.at(2)`, onnxOpImporters.cpp 10.1 GA), an NCHWc Conv's
+    `activation` or a fourth input is dropped in silence."""
+    signature = _onnx_signature(node.op_type)
+    if signature is None:
+        return None
+    attributes, least, most, outputs = signature
+    onnx_op = f"ONNX {node.op_type}"
+    for a in node.attribute:
+        if a.name not in attributes:
+            return f"{onnx_op} has no attribute {a.name!r}"
+        kind = onnx.AttributeProto.AttributeType.Name(a.type)
+        if kind not in attributes[a.name]:
+            kinds = " or ".join(sorted(attributes[a.name]))
+            return f"its attribute {a.name!r} is {kind}, {onnx_op}'s {kinds}"
+    given = len(node.input)
+    while given and not node.input[given - 1]:
+        given -= 1
+    if given > most:
+        return f"it has {given} inputs and {onnx_op} takes at most {most}"
+    if given < least:
+        return f"it has {given} inputs and {onnx_op} needs at least {least}"
+    written = len(node.output)
+    while written and not node.output[written - 1]:
+        written -= 1
+    if written > outputs:
+        return f"it has {written} outputs and {onnx_op} at most {outputs}"
+    return None
+
+
+@functools.cache
+def _onnx_signature(op_type: str) -> tuple[dict[str, set[str]], int, int, int] | None:
+    """What any version of ONNX `op_type` accepts, over all its versions: attribute names with
+    their types, the fewest inputs one needs, the most inputs and outputs one takes; None where
+    ONNX has no such op."""
+    schemas = _onnx_schemas().get(op_type)
+    if not schemas:
+        return None
+    attributes: dict[str, set[str]] = {}
+    for s in schemas:
+        for name, attribute in s.attributes.items():
+            kind = str(attribute.type).rsplit(".", 1)[-1]  # "AttrType.INT" (the stub has no .name)
+            attributes.setdefault(name, set()).add(kind)
+    least = min(s.min_input for s in schemas)
+    return attributes, least, max(s.max_input for s in schemas), max(s.max_output for s in schemas)
+
+
+@functools.cache
+def _onnx_schemas() -> dict[str, list[onnx.defs.OpSchema]]:
+    """Every version of every ONNX op's schema (the default domain), by op type."""
+    by_type: dict[str, list[onnx.defs.OpSchema]] = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain in table.STANDARD_DOMAINS:
+            by_type.setdefault(schema.name, []).append(schema)
+    return by_type
 
 
 def _body_readers(node: onnx.NodeProto, name: str) -> list[onnx.NodeProto]:

@@ -179,7 +179,38 @@ def has_builtin_importer(op_type: str, version: TrtVersion) -> bool:
 # default attributes, so the parser's by-name import keeps their meaning. onnxruntime's
 # com.microsoft Gelu (contrib_defs.cc; no attributes): y = ½·x·(1 + erf(x/√2)), which the Gelu
 # importer builds (approximate "none" → ActivationType::kGELU_ERF, onnxOpImporters.cpp 10.1 GA).
-SAME_AS_ONNX = frozenset({("com.microsoft", "Gelu")})
+# Each with the attributes that op has: a node with another (com.microsoft Gelu approximate
+# "tanh", which onnxruntime refuses as "Unrecognized attribute") is not that op, and TensorRT
+# would read the attribute as ONNX's.
+SAME_AS_ONNX: dict[tuple[str, str], frozenset[str]] = {("com.microsoft", "Gelu"): frozenset()}
+
+# Ops of other domains named like an op with a built-in importer whose meaning is known to differ
+# from the ONNX op's: the parser's by-name import makes another computation of them (or fails),
+# whatever their inputs and attributes. Whole domains whose tensors are in another layout
+# (onnxruntime's NchwcTransformer and layout transformer write them; graphopt's ort-cpu
+# pipelines save com.microsoft.nchwc ops), and single ops of onnxruntime's contrib schemas
+# (onnxruntime's get_all_operator_schema, 1.32.0).
+NOT_ONNX_DOMAINS = {
+    "com.microsoft.nchwc": "onnxruntime's NCHWc ops compute on channels in blocks of 8 or 16, "
+    "their weights reordered to match (NchwcTransformer), where ONNX ops compute in NCHW",
+    "com.ms.internal.nhwc": "onnxruntime's NHWC ops compute channels last, where ONNX ops "
+    "compute in NCHW",
+}
+NOT_ONNX: dict[tuple[str, str], str] = {
+    ("com.microsoft", "Attention"): "com.microsoft Attention projects one packed input with "
+    "its own weights and bias (input, weights, bias, mask_index, past, ...; num_heads), where "
+    "ONNX Attention (opset 23) takes Q, K and V",
+    ("com.microsoft", "RotaryEmbedding"): "com.microsoft RotaryEmbedding takes (input, "
+    "position_ids, cos_cache, sin_cache), ONNX RotaryEmbedding (opset 23) (X, cos_cache, "
+    "sin_cache, position_ids): the same inputs in another order",
+}
+
+
+def differs_from_onnx(domain: str, op_type: str) -> str | None:
+    """How `domain::op_type` is known to compute something else than ONNX `op_type`
+    (`NOT_ONNX_DOMAINS`, `NOT_ONNX`), else None."""
+    return NOT_ONNX_DOMAINS.get(domain) or NOT_ONNX.get((domain, op_type))
+
 
 # Quantized element types of Q/DQ, by TensorRT major version (onnx TensorProto names).
 # INT8 everywhere; FP8 (E4M3FN) and INT4 (weights, blocked) since 10.0; FP4 (E2M1) since 10.8.
