@@ -188,45 +188,6 @@ def onnxruntime_reads_sparse_external_data() -> bool:
     return y.tolist() == [1.0, 0.0, 2.0, 0.0]
 
 
-@functools.cache
-def onnxruntime_counts_float_range_in_float32() -> bool:
-    """Whether the installed onnxruntime counts a float32 Range's elements, ⌈(limit − start) /
-    delta⌉, in float32 (1.23.2, and onnx's reference) rather than in float64 (newer ones, and
-    graphopt's folding). They are one element apart where the quotient is within float32
-    rounding of an integer: Range(-3.4053657, 23.894634, 0.7) gives 39 elements, not 40."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Range", ["s", "l", "d"], ["y"])],
-        "probe",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, []) for n in "sld"],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    values = (-3.4053657, 23.894634, 0.7)
-    feeds = {n: np.array(v, np.float32) for n, v in zip("sld", values, strict=True)}
-    (y,) = _ort_session(model).run(None, feeds)
-    return len(y) == 39
-
-
-@functools.cache
-def onnxruntime_keeps_a_reduced_empty_axis() -> bool:
-    """Whether the installed onnxruntime's ReduceMean-13 with an `axes` attribute reduces an
-    empty axis to one element, as ONNX's shape inference says (keepdims=1: [0] → [1]).
-    1.23.2 returns [0]; without the attribute it returns [1]."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[-1])],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    (y,) = _ort_session(model).run(None, {"x": np.zeros(0, np.float32)})
-    return y.shape == (1,)
-
-
 _FLOAT16_CONV_OVERRIDABLE_WEIGHT = """
 import numpy as np, onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper

@@ -65,7 +65,6 @@ from graphopt.errors import GraphoptError
 from graphopt.passes.ort_nchwc import measured_block_size
 from tests.conftest import (
     needs_onnxruntime_opset_24,
-    onnxruntime_keeps_a_reduced_empty_axis,
     onnxruntime_loads_opset,
     onnxruntime_survives_float16_conv_with_overridable_weight,
 )
@@ -788,39 +787,8 @@ def test_float16_models_keep_outputs(seed: int, tmp_path: Path) -> None:
     assert not problems, "\n".join(problems)
 
 
-def _reduces_an_empty_constant(model: onnx.ModelProto) -> bool:
-    """Whether a Reduce node with an `axes` attribute reads a constant with an empty axis."""
-    dims = {t.name: list(t.dims) for t in model.graph.initializer}
-    dims.update(
-        (n.output[0], list(n.attribute[0].t.dims))
-        for n in model.graph.node
-        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
-    )
-    return any(
-        n.op_type.startswith("Reduce")
-        and any(a.name == "axes" for a in n.attribute)
-        and 0 in dims.get(n.input[0], [1])
-        for n in model.graph.node
-    )
-
-
-# A graphopt gap the fuzz found on onnxruntime 1.23.2 (half constants seed 35): that runtime's
-# ReduceMean(axes=[-1]) of a [0] constant is [0], not [1]; folding takes onnxruntime's value,
-# and the folded model fails onnx's full check (the output is declared [1]). Not strict: where
-# the reduced value reaches no declared shape (seed 49) the case passes.
-EMPTY_REDUCE_FOLDED_AS_ONNXRUNTIME_COMPUTES = pytest.mark.xfail(
-    strict=False,
-    reason="the installed onnxruntime reduces an empty axis (ReduceMean with axes) to 0 "
-    "elements, not 1: graphopt folds that value and the folded model fails onnx's shape check",
-)
-
-
 @pytest.mark.parametrize("seed", CONSTANT_SEEDS)
-def test_float16_constants_fold_as_onnxruntime_computes_each_node(seed: int, request) -> None:  # type: ignore[no-untyped-def]
-    if not onnxruntime_keeps_a_reduced_empty_axis() and _reduces_an_empty_constant(
-        HalfConstants(seed).build()
-    ):
-        request.applymarker(EMPTY_REDUCE_FOLDED_AS_ONNXRUNTIME_COMPUTES)
+def test_float16_constants_fold_as_onnxruntime_computes_each_node(seed: int) -> None:
     problems = check_half_constants(seed)
     assert not problems, "\n".join(problems)
 
