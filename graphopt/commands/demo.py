@@ -66,9 +66,12 @@ def refuse_writing_over_the_cache(output: str, model: str, images: int) -> None:
     """A `SaveError` when `output` is a file the demo reads from the cache (the detector as
     `realmodels.fetch_model` extracts it, its data, the photographs), fetched yet or not:
     `-o` would replace the cache's model with the optimized one, which every later demo,
-    benchmark and test would then take for the original."""
+    benchmark and test would then take for the original. Likewise any path in the cache's
+    `files` and `wheels` folders (another model or photograph, a wheel), by any name that
+    reaches them (a link, `..`, another case where the file system ignores case). A hard link
+    elsewhere to a cached file is fine: the save replaces the link, not the file."""
     from graphopt.errors import SaveError
-    from graphopt.realmodels import IMAGE_NAMES, IMAGE_WHEEL, MODELS, _member_path
+    from graphopt.realmodels import IMAGE_NAMES, IMAGE_WHEEL, MODELS, _member_path, cache_dir
 
     spec = MODELS[model]
     cached = [(f"{model} model", _member_path(spec.package, spec.member))]
@@ -82,6 +85,35 @@ def refuse_writing_over_the_cache(output: str, model: str, images: int) -> None:
     for what, path in cached:
         if path.resolve() == target:
             raise SaveError(f"-o {output} is the cached {what} the demo reads; give another path")
+    # any other file there too: another model, photograph or wheel, fetched yet or not (a later
+    # fetch takes a file at a member's path for that member, extracted)
+    root = cache_dir()
+    for folder in (root / "files", root / "wheels"):
+        if _within(target, folder):
+            raise SaveError(
+                f"-o {output} is in the model cache's {folder}, whose files demos, benchmarks "
+                "and tests read as the fetched originals; give a path outside it"
+            )
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """Whether the resolved `path` lies under `folder`, by name or by identity: a folder met
+    by another name (a case-insensitive file system's `FILES`, a bind mount) is the same
+    st_dev/st_ino."""
+    if path.is_relative_to(folder.resolve()):
+        return True
+    try:
+        st = folder.stat()
+    except OSError:  # not made yet: nothing in it to write over
+        return False
+    for parent in path.parents:
+        try:
+            seen = parent.stat()
+        except OSError:
+            continue
+        if (seen.st_dev, seen.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
