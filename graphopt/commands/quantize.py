@@ -14,6 +14,7 @@ typo in `-o` costs a second, not a calibration run; the model is written atomica
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -250,8 +251,10 @@ def run(args: argparse.Namespace) -> int:
         if args.no_progress
         else Progress(None, "accuracy search", unit="models measured", show_start=True)
     )
+    held = _HeldRecords("graphopt.quant")  # its warnings, said once the model is saved
+    saving = saved = False
     try:
-        with search.lines_end_before_logs("graphopt.quant") if search else nullcontext():
+        with held, search.lines_end_before_logs("graphopt.quant") if search else nullcontext():
             quantized, report = quantize_with_report(
                 loaded.model,
                 data,
@@ -271,7 +274,9 @@ def run(args: argparse.Namespace) -> int:
                 on_batch=progress.update if progress else None,
                 on_search=_search_update(progress, search) if search else None,
             )
+        saving = True
         save_output(quantized, args, external_data=loaded.external_data or None)
+        saved = True
     except BaseException:  # the cache may be written by now: the run is to leave nothing
         for path, before in previous.items():
             cache_io.put_back(path, before)
@@ -281,6 +286,9 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
         if search:
             search.close()
+        # saved, or failed before the save (its warnings before its error, as ever); a model
+        # made and not saved: its error alone
+        held.release(drop=saving and not saved)
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
         f"scales from cache {args.cache_in}"
@@ -299,6 +307,37 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+class _HeldRecords(logging.Filter):
+    """While inside, holds the warnings (and errors) `logger` logs, in order, until `release`.
+    quantize_with_report says its notes once the model is made, after any error of its own
+    (the onnxruntime int8 kernel warning, a cache not applied), but the run can still fail at
+    its save (a full disk): the notes were then the line before the error line of an exit 2.
+    Lower levels (-v) go out as they come."""
+
+    def __init__(self, logger: str) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(logger)
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        self.records.append(record)
+        return False
+
+    def __enter__(self) -> None:
+        self.logger.addFilter(self)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeFilter(self)
+
+    def release(self, *, drop: bool = False) -> None:
+        """Log what was held (none of it with `drop`: a model that was not saved)."""
+        records, self.records = self.records, []
+        for record in [] if drop else records:
+            self.logger.handle(record)
 
 
 def _search_update(calibration: Progress | None, search: Progress) -> Callable[[int], None]:
