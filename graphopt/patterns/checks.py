@@ -240,6 +240,25 @@ def _ort_runs(op: str, version: int, elem_type: int) -> bool:
     return _runs_in_onnxruntime(model, np.ones((1, 2), helper.tensor_dtype_to_np_dtype(elem_type)))
 
 
+@check("float_type")
+def float_type(m: Match, *names: str) -> str | None:
+    """The element type of the constants the target matched (by value, or as constant
+    variables: x's type, which the ops' inputs share) is one of the numpy dtypes `names`. A
+    fusion into an op whose kernels for the other types are less precise than the ops it
+    replaces: onnxruntime's float64 FastGelu is float32-accurate (3.5e-8 relative where the
+    float64 decomposition it replaces is exact to 1e-16), and it has no float64 Gelu."""
+    names_ = [t for _, t in m.literal_sites]
+    names_ += [t for v in m.rule.constant_vars if (t := m.tensor(v)) is not None]
+    kinds = {kind for t in names_ if (kind := m.facts.dtype(t)) is not None}
+    if not kinds:
+        return "the target matched no constant to tell its element type"
+    allowed = {np.dtype(n) for n in names}
+    if not kinds <= allowed:
+        found = ", ".join(sorted(str(k) for k in kinds - allowed))
+        return f"the rule fuses {', '.join(names)} only, not {found}"
+    return None
+
+
 @check("ort_supports")
 def ort_supports(m: Match, what: str) -> str | None:
     """The installed onnxruntime runs contrib op `what` ("QuickGelu", or "FusedConv:<act>" for

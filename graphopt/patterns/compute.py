@@ -134,6 +134,14 @@ def per_channel(
     return flat.repeat(channels) if flat.size == 1 else flat
 
 
+def _finite_scale(s: np.ndarray, what: str) -> None:
+    """Refuse a per-channel multiplier that is not finite: W·inf holds +inf and −inf, whose
+    sum in the folded layer is NaN where the original's y·inf is ±inf (a NaN multiplier is
+    refused alike: nothing is gained by folding it)."""
+    if not np.all(np.isfinite(s)):
+        raise Refuse(f"{what} is not finite: the folded weights would sum inf − inf to NaN")
+
+
 def _bias(b: Any, channels: int, like: np.ndarray) -> np.ndarray:
     if b is None:
         return np.zeros(channels, np.float64)
@@ -280,6 +288,7 @@ def fold_batchnorm_conv(
     c_out = _out_channels(w, bool(transpose), int(group))
     if s.shape[0] != c_out:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the conv {c_out}")
+    _finite_scale(s, "the scale γ/√(σ²+ε)")
     w2 = _scale_out_channels(w, s, bool(transpose), int(group), out_dtype=w.dtype)
     _scaled_checked(w, w2, s, bool(transpose), int(group), "W·s")
     b2 = _bias(b, c_out, w) * s + t
@@ -309,6 +318,7 @@ def fold_batchnorm_gemm(
     n = w.shape[0] if trans_b else w.shape[1]
     if s.shape[0] != n:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the Gemm {n}")
+    _finite_scale(s, "the scale γ/√(σ²+ε)")
     w2 = w.astype(np.float64) * (s[:, None] if trans_b else s[None, :])
     c64 = np.zeros(1) if c is None else _float("C", c, w).astype(np.float64)
     if c64.ndim > 2:
@@ -331,6 +341,7 @@ def fold_batchnorm_matmul(
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     if s.shape[0] != w.shape[1]:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the MatMul {w.shape[1]}")
+    _finite_scale(s, "the scale γ/√(σ²+ε)")
     w2 = w.astype(np.float64) * s[None, :]
     w2_cast, t_cast = _cast(w, w2, t)
     refuse_underflow(w2_cast, lambda: w2, lambda a: a.sum(axis=0), "W·s")
@@ -363,6 +374,7 @@ def _conv_affine(
     c_out = _out_channels(w, transpose, int(group))
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
+    _finite_scale(vec, "the constant")
     if op == "mul":
         return _scaled_weight(w, vec, transpose, int(group)), _cast_like(w, bias * vec)
     if op == "div":
@@ -419,6 +431,7 @@ def fold_scale_shift_conv(
     w = _weight(w)
     c_out = _out_channels(w, False, int(group))
     scale = per_channel("scale", c, c_out, w.ndim, w)
+    _finite_scale(scale, "the scale")
     shift = per_channel("shift", d, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
     return _scaled_weight(w, scale, False, int(group)), _cast_like(w, bias * scale + shift)

@@ -1,0 +1,117 @@
+"""Regressions found by the rule fuzz (tests/test_h127_rule_fuzz.py), minimised: each model
+runs in onnxruntime before and after the built-in pipelines, outputs compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import graphopt
+from tests.fusion_models import build, feeds, ops
+from tests.test_h127_rule_fuzz import _run
+
+
+def _same_outputs(
+    model: onnx.ModelProto, out: onnx.ModelProto, rtol: float, inputs: dict | None = None
+) -> None:
+    inputs = inputs or feeds(model)
+    want, got = _run(model, inputs), _run(out, inputs)
+    for name, a in want.items():
+        b = got[name]
+        np.testing.assert_array_equal(np.isnan(b), np.isnan(a), err_msg=f"{name}: NaN pattern")
+        finite = np.isfinite(a)
+        np.testing.assert_array_equal(b[~finite], a[~finite], err_msg=name)
+        scale = float(np.abs(a[finite]).max()) if finite.any() else 0.0
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * scale, err_msg=name)
+
+
+WEIGHT = np.random.default_rng(127).uniform(-1, 1, (2, 3, 3, 3)).astype(np.float32)
+INF_SCALE = {
+    "Mul by inf": ("z = Mul(y, k)", {"k": np.array([np.inf], np.float32)}),
+    "Mul by -inf in one channel": (
+        "z = Mul(k, y)",
+        {"k": np.array([1.0, -np.inf], np.float32).reshape(1, 2, 1, 1)},
+    ),
+    "BatchNormalization γ inf": (
+        "z = BatchNormalization(y, g, b, m, v)",
+        {
+            # (B − μ)·s + β stays ±inf, not NaN: the parent folded it
+            "g": np.array([0.7, np.inf], np.float32),
+            "b": np.array([0.2, -0.1], np.float32),
+            "m": np.array([0.1, -0.2], np.float32),
+            "v": np.array([0.5, 1.0], np.float32),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("pipeline", ["default", "tensorrt", "ort-fusions"])
+@pytest.mark.parametrize("case", sorted(INF_SCALE))
+def test_an_infinite_scale_does_not_fold_into_a_conv(case, pipeline):
+    """Conv(x, W)·inf is ±inf; folded, W·inf holds +inf and −inf, whose sum is NaN (fuzz seeds
+    2319, 2266: every output NaN). The scale stays outside the Conv."""
+    step, consts = INF_SCALE[case]
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,5,5] x) => (float[1,2,3,3] z) {{
+          y = Conv(x, W, B)
+          {step}
+        }}""",
+        {"W": WEIGHT, "B": np.array([0.3, 0.4], np.float32), **consts},
+    )
+    out = graphopt.optimize(model, pipeline)
+    onnx.checker.check_model(out, full_check=True)
+    assert len(ops(out)) == 2
+    _same_outputs(model, out, 1e-4)
+
+
+@pytest.mark.parametrize("pipeline", ["default", "tensorrt", "ort-fusions"])
+def test_an_infinite_batchnorm_scale_does_not_fold_into_a_gemm(pipeline):
+    """Gemm → BatchNormalization with γ = −inf in one column (fuzz seed 722, float16): the
+    folded B·s sums +inf and −inf to NaN where the original's y·s is −inf (its terms
+    a·W = 0.58, −0.18, 0.13 have mixed signs, their sum y > 0)."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 15]>
+        g (float16[3,4] a) => (float16[4,3] z) {
+          y = Gemm<transA = 1, alpha = 2.0>(a, W, C)
+          z = BatchNormalization(y, g, b, m, v)
+        }""",
+        {
+            "W": WEIGHT[0, 0].astype(np.float16),
+            "C": np.array(0.5, np.float16),
+            # s·C + β − μ·s stays −inf, not NaN: the parent folded it
+            "g": np.array([1.4, -np.inf, 0.7], np.float16),
+            "b": np.array([0.1, 0.2, 0.3], np.float16),
+            "m": np.array([0.2, -0.3, 0.1], np.float16),
+            "v": np.array([0.5, 1.0, 2.0], np.float16),
+        },
+    )
+    out = graphopt.optimize(model, pipeline)
+    onnx.checker.check_model(out, full_check=True)
+    a = np.repeat(np.array([[-1.0], [0.5], [0.2]], np.float16), 4, axis=1)
+    _same_outputs(model, out, 2e-2, {"a": a})
+
+
+def test_float64_gelu_tanh_keeps_its_precision_in_ort_fusions():
+    """½x(1 + tanh(√(2/π)(x + 0.044715x³))) in float64 (fuzz seeds 140, 399): onnxruntime's
+    float64 FastGelu is float32-accurate (3.5e-8 of the output's scale), so ort-fusions keeps
+    the exact decomposition there (float32 still becomes FastGelu)."""
+    text = """<ir_version: 8, opset_import: ["" : 13]>
+        g ({t}[2,50] x) => ({t}[2,50] y) {{
+          x2 = Mul(x, x)
+          x3 = Mul(x2, x)
+          c = Mul(x3, k)
+          i = Add(x, c)
+          s = Mul(i, r)
+          t = Tanh(s)
+          e = Add(t, one)
+          h = Mul(x, half)
+          y = Mul(h, e)
+        }}"""
+    for t, dtype, fused in (("double", np.float64, False), ("float", np.float32, True)):
+        consts = {"k": 0.044715, "r": np.sqrt(2 / np.pi), "one": 1.0, "half": 0.5}
+        model = build(text.format(t=t), {k: np.array(v, dtype) for k, v in consts.items()})
+        out = graphopt.optimize(model, "ort-fusions")
+        assert ("com.microsoft.FastGelu" in ops(out)) == fused, ops(out)
+        _same_outputs(model, out, 1e-12 if dtype == np.float64 else 1e-4)
