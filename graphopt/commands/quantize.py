@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
     progress = None
     # what this run's cache and sidecar replace, put back when the run fails after writing them
     previous = {path: cache_io.bytes_before(path) for path in (args.cache, side_out) if path}
+    # and the folders their write makes (the sidecar sits beside the cache: the same ones)
+    made = cache_io.missing_folders(args.cache) if args.cache else []
     if args.calib:
         spec = PreprocessSpec.from_yaml(args.preprocess) if args.preprocess else PreprocessSpec()
         if args.size:
@@ -280,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:  # the cache may be written by now: the run is to leave nothing
         for path, before in previous.items():
             cache_io.put_back(path, before)
+        cache_io.put_back(None, None, made)  # the folders, once both files are gone
         raise
     finally:
         if progress:

@@ -193,12 +193,11 @@ def put_back(path: str | Path | None, previous: bytes | None, made: Sequence[Pat
     far as they are empty: a failed `quantize --cache new/c.cache` left `new/` behind. A device
     or pipe is left alone (it was written straight), so is a file that still holds `previous`
     (a run that failed before writing it). Best effort: the run's own error is the news, so an
-    OSError here leaves the file as the run wrote it."""
+    OSError here leaves the file as the run wrote it. `path` None: the folders alone (those of
+    files put back before)."""
     from graphopt.ir.model_io import _remove_folders, is_stream, write_atomically
 
-    if not path or is_stream(Path(path)):
-        return
-    if bytes_before(path) != previous:
+    if path and not is_stream(Path(path)) and bytes_before(path) != previous:
         target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
         try:
             if previous is None:
