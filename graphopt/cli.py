@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphopt",
         description="Graph-level compiler passes for ONNX models: fuse, simplify, quantize to "
-        "INT8 with entropy calibration, and hand off to TensorRT or onnxruntime.",
+        "INT8 (max, TensorRT entropy, percentile or MSE calibration), and hand off to TensorRT "
+        "or onnxruntime.",
     )
     parser.add_argument("--version", action="version", version=f"graphopt {__version__}")
     parser.add_argument(

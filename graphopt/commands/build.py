@@ -50,7 +50,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="TensorRT calibration cache: read if it exists, written after calibrating",
     )
-    p.add_argument("--calib-count", type=int, default=32, help="calibration batches to use")
+    p.add_argument(
+        "--calib-count",
+        type=int,
+        default=32,
+        metavar="N",
+        help="calibration files to use from --calib, in name order (default 32)",
+    )
     add_shapes_argument(
         p, "optimization profile: NAME:1x3x640x640 or NAME:MIN,OPT,MAX (needed for dynamic inputs)"
     )

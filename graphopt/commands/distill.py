@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sys
-import time
 
 from graphopt.commands._common import comma_list
+from graphopt.quant.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("teacher", help="teacher .onnx file")
     p.add_argument("--data", required=True, help="folder (or file) of .npy, .npz or image samples")
     p.add_argument("-o", "--output", required=True, help="targets folder (created if missing)")
-    p.add_argument("--temperature", "-T", type=float, default=1.0, help="softmax temperature")
+    p.add_argument(
+        "--temperature",
+        "-T",
+        type=float,
+        default=1.0,
+        help="softmax temperature T of the --logits (default 1)",
+    )
     p.add_argument(
         "--logits",
         default="",
@@ -41,9 +46,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--outputs", default=None, help="comma-separated teacher outputs to store (default all)"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="samples per teacher run")
     p.add_argument(
-        "--checkpoint", type=int, default=64, help="flush and record progress every N samples"
+        "--batch-size",
+        type=int,
+        default=1,
+        help="samples per teacher run (default 1; more needs a dynamic batch dim)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=int,
+        default=64,
+        metavar="N",
+        help="flush and record progress every N samples (default 64)",
     )
     p.add_argument(
         "--preset",
@@ -51,13 +65,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="image preprocessing of a known model (graphopt.realmodels.PREPROCESS), e.g. layout_cdla",
     )
     p.add_argument(
-        "--size", default=None, metavar="HxW", help="resize images to HxW (as quantize; H,W too)"
+        "--size",
+        default=None,
+        metavar="HxW",
+        help="resize images to HxW (default: the teacher's fixed input size; H,W too)",
     )
-    p.add_argument("--scale", type=float, default=None, help="pixel scale (default 1/255)")
-    p.add_argument("--mean", default=None, metavar="M", help="per-channel mean (1 or 3 numbers)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="pixel multiplier before --mean/--std (default 1/255)",
+    )
+    p.add_argument(
+        "--mean", default=None, metavar="M", help="per-channel mean (1 or 3 numbers, after --scale)"
+    )
     p.add_argument("--std", default=None, metavar="S", help="per-channel std (1 or 3 numbers)")
     p.add_argument("--bgr", action="store_true", help="feed images as BGR")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    p.add_argument(
+        "--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all, the default)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     # what graphopt.cli says on Ctrl-C / SIGTERM: the checkpoints are on disk
     p.set_defaults(
@@ -139,36 +165,29 @@ def refuse_unwritable_targets(args: argparse.Namespace) -> None:
 
 
 class _Bar:
-    """A one-line progress bar on stderr: done/total, rate and time left."""
+    """The progress bar on stderr: `graphopt.quant.progress.Progress`, as quantize's and
+    bench's (`distill-targets 3/22 [===   ] 14% elapsed 2s ETA 12s`, redrawn in place on a
+    terminal, a line at most every 10 s in a log). Its own bar redrew with a carriage return
+    wherever stderr went, so a log or CI console held every redraw on one line. A resumed run
+    counts the samples it runs (its label says where it resumed), so that its ETA is that of
+    the samples left."""
 
     def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.first: int | None = None
-        self.open = False  # a bar line is on stderr without its newline
+        self.bar: Progress | None = None
+        self.first = 0  # the samples done before this run (a resume)
 
     def __call__(self, done: int, total: int) -> None:
-        if self.first is None:
+        if self.bar is None:
             self.first = done
-        elapsed = time.perf_counter() - self.start
-        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
-        left = (total - done) / rate if rate > 0 else 0.0
-        filled = int(30 * done / total) if total else 30
-        sys.stderr.write(
-            f"\rdistill-targets [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} "
-            f"{rate:.1f}/s, {left:.0f}s left "
-        )
-        self.open = done < total
-        if not self.open:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            label = "distill-targets" + (f" (resumed after {done} of {total})" if done else "")
+            self.bar = Progress(total - done, label=label, show_start=True)
+        self.bar.update(done - self.first)  # 0 first: the line shows that the run started
 
     def close(self) -> None:
         """End a bar left mid-line (a run stopped by an error or Ctrl-C), so that the message
         that follows starts on a line of its own."""
-        if self.open:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self.open = False
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _missing_folders(path: str) -> list[str]:
@@ -182,8 +201,8 @@ def _missing_folders(path: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from graphopt.distill import remove_unkept, write_targets
-    from graphopt.errors import GraphoptError
+    from graphopt.distill import DistillError, remove_unkept, write_targets
+    from graphopt.errors import GraphoptError, PassError
 
     if not comma_list(args.logits):  # T and the axis shape softmax(z/T): logits only
         from graphopt.distill import DistillError
@@ -227,6 +246,10 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):  # a bad sample, teacher or option: nothing stored
             for folder in made:
                 os.rmdir(folder)  # only when empty: a checkpoint's files stay
+        if isinstance(e, PassError) and e.pass_name == "expose-tensors" and args.hints:
+            # the hints are exposed by that pass, which the user never named: say the flag
+            text = str(e).removeprefix("pass expose-tensors: ")
+            raise DistillError(f"--hints {args.hints}: {text}") from e
         raise
     finally:
         if bar is not None:

@@ -90,7 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(run=run_split)
 
 
-def _input_map(specs: list[str]) -> dict[int | str, dict[str, str]]:
+def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]:
+    """{model index or prefix: {input: merged input}} of the `--input-map` specs, for
+    `models` input models: an index past the last model is a `MergeError` naming the flag
+    (merge_with_report's said "input_map key 5 is neither a model index nor a prefix")."""
     from graphopt.multitask import MergeError
 
     out: dict[int | str, dict[str, str]] = {}
@@ -100,6 +103,11 @@ def _input_map(specs: list[str]) -> dict[int | str, dict[str, str]]:
         if not (sep and eq and model and name and merged):
             raise MergeError(f"--input-map {spec!r}: expected I:NAME=MERGED, e.g. 1:x=image")
         key: int | str = int(model) if model.isdigit() else model
+        if isinstance(key, int) and key >= models:
+            raise MergeError(
+                f"--input-map {spec!r}: there is no model {key}; the {models} models are "
+                f"numbered 0..{models - 1} in the order given (or name a model by its prefix)"
+            )
         out.setdefault(key, {})[name] = merged
     return out
 
@@ -155,10 +163,15 @@ def run_merge(args: argparse.Namespace) -> int:
     if args.no_share and args.tolerance:  # nothing is shared: no weights are compared
         raise MergeError("--tolerance is for shared weights; --no-share shares none")
     prefixes = args.prefix.split(",") if args.prefix is not None else None
+    if prefixes is not None and len(prefixes) != len(args.inputs):  # named the flag nowhere
+        raise MergeError(
+            f"--prefix {args.prefix}: {len(prefixes)} prefix{'es' * (len(prefixes) != 1)} for "
+            f"{len(args.inputs)} models; give one per model, comma-separated"
+        )
     merged, report = merge_with_report(
         args.inputs,
         prefixes=prefixes,
-        input_map=_input_map(args.input_map) or None,
+        input_map=_input_map(args.input_map, len(args.inputs)) or None,
         tolerance=args.tolerance,
         share=not args.no_share,
         macs_input_shapes=_macs_shapes(args.macs_shape) or None,
@@ -226,7 +239,20 @@ def run_split(args: argparse.Namespace) -> int:
     refuse_data_file_of_inputs(result, args.output, [args.input], MergeError)
     save_output(result, args)
     print(
-        f"{args.input}: kept {len(result.graph.node)} nodes for outputs "
+        f"{args.input}: kept {_node_count_text(result)} for outputs "
         f"{', '.join(o.name for o in result.graph.output)}; wrote {output_name(args)}"
     )
     return 0
+
+
+def _node_count_text(model) -> str:  # type: ignore[no-untyped-def]
+    """The model's node count as split says it, and where some are Constant nodes, the
+    others apart: that is the count merge's report gives a task ("nodes" there leaves
+    Constant nodes out), so split's 1481 nodes and merge's 607 read as the same model."""
+    total = len(model.graph.node)
+    constants = sum(
+        n.op_type == "Constant" and n.domain in ("", "ai.onnx") for n in model.graph.node
+    )
+    if not constants:
+        return f"{total} nodes"
+    return f"{total} nodes ({constants} Constant, {total - constants} others: merge's count)"

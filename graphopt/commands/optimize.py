@@ -75,8 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_shapes_argument(
         p,
-        "input shapes for --verify's seeded feeds, e.g. x:1x3x48x320 (default: the declared "
-        "shapes, unknown image sizes 224)",
+        "input shapes for --verify's seeded feeds, e.g. x:1x3x48x320 (default: those of "
+        "--input-shape, else the declared shapes, a dynamic dim 1, or 224 for the last two "
+        "dims of a 4-D input)",
     )
     p.add_argument(
         "--tolerance",
@@ -115,6 +116,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dump-dir",
         default=None,
+        metavar="DIR",
         help="write the model after every changing pass into this folder as NN-PASS.onnx "
         "(001-... past 99 dumps; a folder holding an earlier run's dumps is refused)",
     )
@@ -122,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--external-data",
         choices=("auto", "yes", "no"),
         default="auto",
-        help="store weights in a .data file (auto: as the input did, or when > 2 GiB)",
+        help="store weights in a .data file (default auto: as the input did, or when > 2 GiB)",
     )
     p.set_defaults(run=run)
 
@@ -170,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
         raise VerifyError(f"{ignored[0]} sets --verify's {what}: use it with --verify")
     if args.inputs and not args.verify:  # it would be read by nothing
         raise VerifyError("--inputs gives --verify's feeds: use it with --verify")
-    if args.shapes and (args.inputs or not args.verify):
+    if args.shapes and not args.verify:
+        raise VerifyError("--shapes sets --verify's seeded feeds: use it with --verify")
+    if args.shapes and args.inputs:  # the .npz's arrays are compared in their own shapes
         raise VerifyError(
-            "--shapes sets --verify's seeded feeds: use it with --verify, not --inputs"
+            "--shapes sets --verify's seeded feeds, which --inputs replaces: give one of them"
         )
     fixed = parse_shapes(args.input_shape, "--input-shape")
     if any(r.min != r.max for r in fixed.values()):
@@ -200,17 +204,23 @@ def run(args: argparse.Namespace) -> int:
         original.CopyFrom(loaded.model)
     nodes_before = nodes_before_text(loaded.model)
     start = time.perf_counter()
-    optimized, report = optimize_with_report(
-        loaded,
-        args.pipeline,
-        opt_level=args.opt_level,
-        disable=args.disable,
-        verify_each=args.verify_each,
-        dump_dir=args.dump_dir,
-        explain=args.explain,
-        subgraphs=not args.no_subgraphs,
-        input_shapes=input_shapes,
-    )
+    try:
+        optimized, report = optimize_with_report(
+            loaded,
+            args.pipeline,
+            opt_level=args.opt_level,
+            disable=args.disable,
+            verify_each=args.verify_each,
+            dump_dir=args.dump_dir,
+            explain=args.explain,
+            subgraphs=not args.no_subgraphs,
+            input_shapes=input_shapes,
+        )
+    except PipelineError as e:  # the API names its argument; the user gave the flag
+        text = str(e)
+        if input_shapes and text.startswith(_API_SHAPES):
+            raise PipelineError(f"--input-shape: {text[len(_API_SHAPES) :]}") from e
+        raise
     elapsed = time.perf_counter() - start
     guarded = nchwc_fallback.branches(optimized)  # ort-cpu: the NCHWc graph and its fallback
     if args.check:
@@ -282,6 +292,9 @@ def run(args: argparse.Namespace) -> int:
     if args.explain:
         print_explain(report)
     return 0
+
+
+_API_SHAPES = "input_shapes: "  # how graphopt.api's errors about `input_shapes` start
 
 
 def _refuse_earlier_dumps(folder: str) -> None:
