@@ -13,6 +13,9 @@
 - distill-targets' `--hints` typo was "pass expose-tensors: no tensor named ...", a pass the user
   never named; its progress bar redrew with a carriage return into logs (every redraw on one
   line) where quantize's and bench's write whole lines.
+- distill-targets' missing --data said "nothere: no such file or folder" (build: "--calib
+  nothere: no such folder"); build said "written to m.plan (+ .json)" where the others end
+  "; wrote OUT".
 - Help: the top-level description said INT8 "with entropy calibration" (the default is max);
   options with a default that their help did not give.
 """
@@ -200,6 +203,38 @@ def test_distill_progress_writes_whole_lines_to_a_log_and_counts_a_resume(
     assert lines[0].startswith("distill-targets (resumed after 2 of 4) 0/2 ["), lines
     assert lines[-1].startswith("distill-targets (resumed after 2 of 4) 2/2 [====="), lines
     assert json.loads((out / "manifest.json").read_text())["done"] == 4
+
+
+def test_distill_missing_data_names_the_flag(tmp_path, real_model, capsys):
+    out = tmp_path / "t"
+    argv = ["distill-targets", str(real_model("layout_cdla")), "-o", str(out)]
+    assert main([*argv, "--data", str(tmp_path / "nothere")]) == 2
+    _one_line_error(  # as build's "--calib DIR: no such folder"
+        capsys, f"graphopt distill-targets: error: --data {tmp_path / 'nothere'}: no such file"
+    )
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ build
+
+
+def test_build_says_what_it_wrote_as_the_other_commands_do(
+    tmp_path, real_model, capsys, monkeypatch
+):
+    """It said "... engine (0.0 MiB) written to m.plan (+ .json)"; optimize, quantize and
+    split end with "; wrote OUT". The TensorRT here is tests/trt_fake.py's (no GPU)."""
+    import sys
+
+    from graphopt.backends import trt_runtime
+    from tests.trt_fake import fake_tensorrt
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("10.16.1.11"))
+    monkeypatch.setattr(trt_runtime, "cuda_device_count", lambda: (1, ""))
+    plan = tmp_path / "m.plan"
+    assert main(["build", str(real_model("common_det")), "-o", str(plan)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith(f"; wrote {plan} and {plan}.json"), line
+    assert "fp32 engine" in line and plan.is_file() and Path(f"{plan}.json").is_file()
 
 
 # ------------------------------------------------------------------------------ help

@@ -102,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
         timing_cache=args.timing_cache,
         strongly_typed=True if args.strongly_typed else None,
     )
-    print(
+    from graphopt.backends.tensorrt import sidecar_path
+
+    print(  # "...; wrote OUT", as optimize, quantize and split end
         f"{args.input}: TensorRT {info.tensorrt_version} {info.precision} engine "
-        f"({info.engine_bytes / 2**20:.1f} MiB) written to {args.output} (+ .json)"
+        f"({info.engine_bytes / 2**20:.1f} MiB); wrote {args.output} and "
+        f"{sidecar_path(args.output)}"
     )
     return 0
 

@@ -205,8 +205,6 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.errors import GraphoptError, PassError
 
     if not comma_list(args.logits):  # T and the axis shape softmax(z/T): logits only
-        from graphopt.distill import DistillError
-
         for option, value, default in (
             ("--temperature", args.temperature, 1.0),
             ("--axis", args.axis, -1),
@@ -214,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
             if value != default:
                 raise DistillError(f"{option} applies to --logits outputs; give --logits")
     if args.threads < 0:
-        from graphopt.distill import DistillError
-
         raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     refuse_unwritable_targets(args)
+    if not os.path.lexists(args.data):  # named as build's --calib is (the flag, then why)
+        raise DistillError(f"--data {args.data}: no such file or folder")
     refuse_image_options_without_data_images(args)
     bar = None if args.no_progress else _Bar()
     made = _missing_folders(args.output)  # the folders this run makes: removed if left empty
