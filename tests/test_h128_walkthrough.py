@@ -16,6 +16,7 @@
 - distill-targets' missing --data said "nothere: no such file or folder" (build: "--calib
   nothere: no such folder"); build said "written to m.plan (+ .json)" where the others end
   "; wrote OUT".
+- bench said "1 runs".
 - Help: the top-level description said INT8 "with entropy calibration" (the default is max);
   options with a default that their help did not give.
 """
@@ -235,6 +236,15 @@ def test_build_says_what_it_wrote_as_the_other_commands_do(
     line = capsys.readouterr().out.strip()
     assert line.endswith(f"; wrote {plan} and {plan}.json"), line
     assert "fp32 engine" in line and plan.is_file() and Path(f"{plan}.json").is_file()
+
+
+def test_bench_counts_one_run_in_the_singular(real_model, capsys):
+    model = str(real_model("common_det"))
+    assert main(["bench", model, "--runs", "1", "--warmup", "0", "--no-progress"]) == 0
+    line = capsys.readouterr().out
+    assert ": 1 run, p50 " in line, line  # it said "1 runs"
+    assert main(["bench", model, "--runs", "2", "--warmup", "0", "--no-progress"]) == 0
+    assert ": 2 runs, p50 " in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------ help

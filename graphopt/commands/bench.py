@@ -49,7 +49,8 @@ class BenchResult:
         )
         at = f" at level {self.level}" if self.level not in ("", "all") else ""
         return (
-            f"{self.backend}{at}: {self.model}: {self.runs} runs, p50 {self.p50_ms:.2f} ms, "
+            f"{self.backend}{at}: {self.model}: {self.runs} run{'s' * (self.runs != 1)}, "
+            f"p50 {self.p50_ms:.2f} ms, "
             f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
             f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"
             + (f", inputs {timed}" if timed else "")
