@@ -115,3 +115,33 @@ def test_float64_gelu_tanh_keeps_its_precision_in_ort_fusions():
         out = graphopt.optimize(model, "ort-fusions")
         assert ("com.microsoft.FastGelu" in ops(out)) == fused, ops(out)
         _same_outputs(model, out, 1e-12 if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("pipeline", ["default", "tensorrt", "ort-fusions"])
+@pytest.mark.parametrize("form", ["hardsigmoid", "hardswish", "hardsigmoid-affine"])
+def test_float64_hardswish_keeps_its_precision(form, pipeline):
+    """relu6(x + 3)/6 (and x times it, clip(αx + β, 0, 1)) in float64 at opset 18 (fuzz seed
+    517): HardSigmoid's α, β are float32 attributes, so onnxruntime's float64 HardSigmoid and
+    HardSwish, which load at opset 18, compute x·float32(1/6), 1.5e-8 of the scale off where
+    the decomposition is exact. A float64 model keeps the decomposition; float32 still fuses."""
+    body = {
+        "hardsigmoid": "y = Div(c, six)",
+        "hardswish": "h = Div(c, six)\n          y = Mul(x, h)",
+        "hardsigmoid-affine": "s = Mul(x, a)\n          t = Add(s, b)\n          y = Clip(t, zero, one)",
+    }[form]
+    text = """<ir_version: 8, opset_import: ["" : 18]>
+        g ({t}[2,50] x) => ({t}[2,50] y) {{
+          p = Add(x, three)
+          c = Clip(p, zero, six)
+          {body}
+        }}"""
+    consts = {"three": 3.0, "zero": 0.0, "six": 6.0, "one": 1.0, "a": 0.2, "b": 0.5}
+    for t, dtype, fused in (("double", np.float64, False), ("float", np.float32, True)):
+        model = build(
+            text.format(t=t, body=body), {k: np.array(v, dtype) for k, v in consts.items()}
+        )
+        out = graphopt.optimize(model, pipeline)
+        onnx.checker.check_model(out, full_check=True)
+        made = {"HardSigmoid", "HardSwish"} & set(ops(out))
+        assert bool(made) == fused, ops(out)
+        _same_outputs(model, out, 1e-12 if dtype == np.float64 else 1e-4)

@@ -189,7 +189,9 @@ def onnxruntime_runs(m: Match, op: str) -> str | None:
     of the constants the target matched (by value, or as constant variables): x's type, which
     the ops' inputs share. float32 and float16 are taken as run (every op a rule emits has those
     kernels); another type is probed once per process. onnxruntime has no double HardSigmoid,
-    HardSwish, Gelu, Softplus or Mish: a fused float64 model would not load."""
+    HardSwish, Gelu, Softplus or Mish at most opsets: a fused float64 model would not load. A
+    float64 HardSigmoid or HardSwish is refused where it loads too: its parameters are float32
+    attributes (`_FLOAT32_PARAMETERS`)."""
     facts = m.facts
     names = [t for _, t in m.literal_sites]
     names += [t for v in m.rule.constant_vars if (t := m.tensor(v)) is not None]
@@ -199,10 +201,20 @@ def onnxruntime_runs(m: Match, op: str) -> str | None:
             continue
         if (lacking := _ort_lacks(m, op, kind)) is not None:
             return lacking
+        if op in _FLOAT32_PARAMETERS and kind.itemsize > 4:
+            return _FLOAT32_PARAMETERS[op].format(kind=kind)
     return None
 
 
 _FLOAT_KERNELS = (np.dtype(np.float32), np.dtype(np.float16))
+# Ops whose parameters are float32 attributes (HardSwish's α = 1/6 and β = ½ by definition):
+# in a wider type they compute x·float32(1/6), 3e-8 of the value off where the decomposition
+# they replace is exact (onnxruntime 1.32 at opset 18: float64 HardSigmoid 1.5e-8, HardSwish
+# 1.1e-8 of the output's scale), so a wider type keeps its decomposition.
+_FLOAT32_PARAMETERS = {
+    op: f"{op}'s parameters are float32 attributes: a {{kind}} {op} is float32-accurate"
+    for op in ("HardSigmoid", "HardSwish")
+}
 
 
 @check("onnxruntime_runs_on")
