@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
+from graphopt.quant.progress import Progress
 
 if TYPE_CHECKING:
-    from graphopt.quant.progress import Progress
+    import onnx
+
+    from graphopt.quant.data import FolderFeeds, PreprocessSpec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -111,14 +114,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=int,
         default=1,
-        help="files stacked per calibration batch (a model with a fixed batch B: B)",
+        metavar="N",
+        help="files stacked per calibration batch (default 1; a model with a fixed batch B: B)",
     )
     p.add_argument(
         "--keep-float",
         type=int,
         default=0,
         metavar="N",
-        help="keep the N most sensitive groups float",
+        help="keep the N most sensitive groups float (default 0)",
     )
     p.add_argument(
         "--accuracy-target",
@@ -171,9 +175,8 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.ir.io_names import require_text_io_names
     from graphopt.ir.model_io import is_stream
     from graphopt.quant import cache as cache_io
-    from graphopt.quant.api import quantize_with_report
-    from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, folder_feeds, parse_triple
-    from graphopt.quant.progress import Progress
+    from graphopt.quant.api import check_values, quantize_with_report
+    from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, parse_triple
     from graphopt.quant.sidecar import path_of, refuse_unwritable
 
     if not args.calib and not args.cache_in:
@@ -186,6 +189,18 @@ def run(args: argparse.Namespace) -> int:
                 f"--cache-in {args.cache_in}"
             )
     refuse_options_of_other_methods(args)
+    check_values(  # the API's own check, said with the flags, before anything is loaded
+        args.method,
+        percentile=args.percentile,
+        entropy_floor=args.entropy_floor or None,
+        keep_float=args.keep_float,
+        accuracy_target=args.accuracy_target or None,
+        histogram_sample=args.histogram_sample,
+        parallel_feeds=args.parallel_feeds,
+        flags=True,
+    )
+    if args.batch_size < 1:  # (folder_feeds said "batch size must be at least 1")
+        raise QuantizeError(f"--batch-size must be at least 1, got {args.batch_size}")
     # the sidecars (graphopt.quant.sidecar): --cache-in's is read, --cache's written
     side_in = str(path_of(args.cache_in)) if args.cache_in else None
     side_out = str(path_of(args.cache)) if args.cache else None
@@ -240,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         if args.scale is not None:
             spec.scale = args.scale
         spec.check("--std" if args.std else "preprocessing spec")
-        data = folder_feeds(args.calib, loaded.model, spec, args.batch_size)
+        data = calibration_feeds(args.calib, loaded.model, spec, args.batch_size)
         refuse_image_options_without_images(
             image_options(args), data.files, IMAGE_SUFFIXES, f"--calib {args.calib}", QuantizeError
         )
@@ -251,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     search = (
         None
         if args.no_progress
-        else Progress(None, "accuracy search", unit="models measured", show_start=True)
+        else _SearchCount(None, "accuracy search", unit="models measured", show_start=True)
     )
     held = _HeldRecords("graphopt.quant")  # its warnings, said once the model is saved
     saving = saved = False
@@ -310,6 +325,38 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     sys.stdout.flush()
     return 0
+
+
+def calibration_feeds(
+    folder: str, model: onnx.ModelProto, spec: PreprocessSpec, batch_size: int
+) -> FolderFeeds:
+    """`graphopt.quant.data.folder_feeds` of the --calib `folder`, its errors about the folder
+    itself said with the flag, as build's and distill-targets' are ("--calib nope: no such
+    folder"; it said "nope: calibration folder does not exist")."""
+    from graphopt.errors import QuantizeError
+    from graphopt.quant.data import folder_feeds
+
+    root = Path(folder)
+    if not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "no such folder"
+        raise QuantizeError(f"--calib {folder}: {problem}")
+    try:
+        return folder_feeds(folder, model, spec, batch_size)
+    except QuantizeError as e:  # "DIR: no calibration files (...)"; a file's errors name it
+        if str(e).startswith(f"{folder}: "):
+            raise QuantizeError(f"--calib {e}") from e
+        raise
+
+
+class _SearchCount(Progress):
+    """The accuracy search's count, "accuracy search: 1 model measured" (it said "1 models
+    measured"): `Progress` with the unit's noun in the singular for one."""
+
+    def line(self, now: float) -> str:
+        text = super().line(now)
+        if self.done == 1 and self.unit == "models measured":
+            text = text.replace(": 1 models measured,", ": 1 model measured,", 1)
+        return text
 
 
 class _HeldRecords(logging.Filter):

@@ -229,19 +229,15 @@ def quantize_with_report(
     check_ranking(ranking)  # before calibrating, and even when no search runs
     if calibration_data is None and from_cache is None:
         raise QuantizeError("give calibration data or a calibration cache (from_cache)")
-    for name, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
-        if value < 0:
-            raise QuantizeError(f"{name} must be 0 or more, got {value}")
-    if accuracy_target is not None and not accuracy_target >= 0.0:  # NaN too
-        raise QuantizeError(f"accuracy_target must be 0 or more, got {accuracy_target}")
-    if parallel_feeds < 1:
-        raise QuantizeError(f"parallel_feeds must be 1 or more, got {parallel_feeds}")
-    for name, pct, used in (
-        ("percentile", percentile, method == "percentile"),
-        ("entropy_floor", entropy_floor, method == "entropy"),
-    ):
-        if used and pct is not None and not 0.0 < pct <= 100.0:  # before calibrating
-            raise QuantizeError(f"{name} must be in (0, 100], got {pct}")
+    check_values(  # before calibrating
+        method,
+        percentile=percentile,
+        entropy_floor=entropy_floor,
+        keep_float=keep_float,
+        accuracy_target=accuracy_target,
+        histogram_sample=histogram_sample,
+        parallel_feeds=parallel_feeds,
+    )
     if cache is not None and not is_stream(Path(cache)):
         sidecar_io.refuse_unwritable(cache)  # before calibrating, not once the model is made
     report = QuantizeReport(target, method)
@@ -521,6 +517,46 @@ def quantize_with_report(
                 )
             log.warning("%s: %s; %s", problem, ", and ".join(harm), FUSED_CONV_REMEDY)
     return quantized, report
+
+
+def check_values(
+    method: str,
+    *,
+    percentile: float = 99.99,
+    entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
+    keep_float: int = 0,
+    accuracy_target: float | None = DEFAULT_ACCURACY_TARGET,
+    histogram_sample: int = DEFAULT_HISTOGRAM_SAMPLE,
+    parallel_feeds: int = 1,
+    flags: bool = False,
+) -> None:
+    """`QuantizeError` for a `quantize_with_report` value out of its range (`percentile` and
+    `entropy_floor` only where `method` reads them), named as the argument (`keep_float`), or
+    with `flags` as `graphopt quantize`'s flag (`--keep-float`): the command line checks its
+    values here before it loads anything, so that its user reads the flag they gave."""
+
+    def name(argument: str) -> str:
+        return "--" + argument.replace("_", "-") if flags else argument
+
+    for argument, value in (("histogram_sample", histogram_sample), ("keep_float", keep_float)):
+        if value < 0:
+            raise QuantizeError(f"{name(argument)} must be 0 or more, got {value}")
+    if accuracy_target is not None and not accuracy_target >= 0.0:  # NaN too
+        raise QuantizeError(f"{name('accuracy_target')} must be 0 or more, got {accuracy_target}")
+    if parallel_feeds < 1:
+        raise QuantizeError(f"{name('parallel_feeds')} must be 1 or more, got {parallel_feeds}")
+    for argument, pct, used in (
+        ("percentile", percentile, method == "percentile"),
+        ("entropy_floor", entropy_floor, method == "entropy"),
+    ):
+        if used and pct is not None and not 0.0 < pct <= 100.0:
+            # (the flag's 0 is the argument's None: TensorRT's bare threshold)
+            off = (
+                " (or 0: TensorRT's plain threshold)"
+                if flags and argument == "entropy_floor"
+                else ""
+            )
+            raise QuantizeError(f"{name(argument)} must be in (0, 100]{off}, got {pct}")
 
 
 def _sidecar_for(
