@@ -284,7 +284,7 @@ def test_inspect_groups_name_an_op_of_another_domain_as_the_op_histogram_does(tm
     text, report = _inspect(tmp_path, out, capsys, "--groups")
     assert report["ops"] == {"graphopt.fused.fused_Exp_0": 1}
     assert [g["ops"] for g in report["fusion"]["groups"]] == [["graphopt.fused.fused_Exp_0"]]
-    assert "#0 1 nodes OPAQUE: graphopt.fused.fused_Exp_0  [fused_Exp_0]" in text
+    assert "#0 1 node OPAQUE: graphopt.fused.fused_Exp_0  [fused_Exp_0]" in text
 
 
 # ---------------------------------------------------------------------------- dominators

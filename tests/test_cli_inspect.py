@@ -47,7 +47,7 @@ def test_text_summary(model_path, capsys):
     assert "ops: Mul 2, Constant 1, Conv 1, Sigmoid 1, Transpose 1" in out
     # conv → sigmoid → silu → scale fuse (elementwise epilogue of the Conv); the Transpose
     # (injective) cannot join a Conv-anchored group; the Constant stays alone.
-    assert "fusion groups (TVM FuseOps, cap 256): 2 groups + 1 Constant nodes" in out
+    assert "fusion groups (TVM FuseOps, cap 256): 2 groups + 1 Constant node;" in out
     assert "sizes: 1×1, 4×1" in out
     assert "4 nodes OUT_EWISE_FUSABLE anchor conv: Conv → Sigmoid → Mul → Mul" in out
     assert "groups:" not in out

@@ -120,7 +120,7 @@ def test_inspect_refuses_a_negative_top(model_path, capsys):
     """`--top -3` was read as 0 without a word."""
     assert main(["inspect", str(model_path), "--top", "-3"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("graphopt inspect: usage error: --top must be at least 0, got -3")
+    assert err.startswith("graphopt inspect: error: --top must be at least 0, got -3")
     assert main(["inspect", str(model_path), "--top", "0"]) == 0
 
 

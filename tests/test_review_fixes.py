@@ -192,7 +192,7 @@ def test_inspect_bad_group_cap_is_a_usage_error(cap, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
-        f"graphopt inspect: usage error: --max-group-size must be at least 1, got {cap} "
+        f"graphopt inspect: error: --max-group-size must be at least 1, got {cap} "
         "(see 'graphopt inspect --help')"
     ]
     args = argparse.Namespace(input=missing, max_group_size=int(cap), top=5, groups=False)
