@@ -257,7 +257,9 @@ def test_optimize_refuses_inputs_without_verify(tmp_path, model, capsys):
 
 def test_demo_counts_the_images_it_verified_on(tmp_path, model, capsys, monkeypatch):
     """--images 100 verified on the 22 photographs there are and said "over 100 real
-    images". (The detector fetch is replaced by a small model: what is checked is the count.)"""
+    images"; it then said "over 22" (and nothing of the 78 asked for that it did not use): it is
+    refused now, as --images 0 is (H129). (The detector fetch is replaced by a small model:
+    what is checked is the count.)"""
     import numpy as np
 
     from graphopt import realmodels
@@ -270,9 +272,15 @@ def test_demo_counts_the_images_it_verified_on(tmp_path, model, capsys, monkeypa
     feeds = [{"x": np.full((1, 3, 16, 16), v, np.float32)} for v in (0.5, -1.0)]
     monkeypatch.setattr(realmodels, "fetch_model", lambda name: model)
     monkeypatch.setattr(realmodels, "model_inputs", lambda name, count: feeds[:count])
-    assert main(["demo", "--images", "100"]) == 0
+    assert main(["demo", "--images", "100"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "--images must be at most 22, the photographs the demo has, got 100" in captured.err
+    assert main(["demo", "--images", "2"]) == 0
     out = capsys.readouterr().out
-    assert "over 2 real images" in out and "100" not in out
+    assert "over 2 real images" in out
+    assert main(["demo", "--images", "1"]) == 0
+    assert "over 1 real image: " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("tolerance", ["nan", "inf"])

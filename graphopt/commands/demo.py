@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--images",
         type=int,
         default=2,
-        help=f"real images to verify on (default 2; there are {len(IMAGE_NAMES)})",
+        metavar="N",
+        help=f"real photographs to verify on, 1 to {len(IMAGE_NAMES)} (default 2)",
     )
     add_model_output(p, "also write the optimized model here", required=False)
     p.set_defaults(run=run)
@@ -124,10 +125,22 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
     from graphopt.pipeline import load_pipeline
-    from graphopt.realmodels import MODELS, cache_dir, fetch_model, model_inputs, pending_downloads
+    from graphopt.realmodels import (
+        IMAGE_NAMES,
+        MODELS,
+        cache_dir,
+        fetch_model,
+        model_inputs,
+        pending_downloads,
+    )
 
     if args.images < 1:  # none would verify nothing (and -1 took all the images but one)
         raise VerifyError(f"--images must be at least 1, got {args.images}")
+    if args.images > len(IMAGE_NAMES):  # it verified on the 22 there are, without a word
+        raise VerifyError(
+            f"--images must be at most {len(IMAGE_NAMES)}, the photographs the demo has, "
+            f"got {args.images}"
+        )
     if args.output:  # said before the fetch, optimization and verification, not after them
         from graphopt.commands._common import check_writable, refuse_writing_over_read_files
         from graphopt.errors import SaveError
@@ -161,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     # ratio per image is no measure where an output is all but zero (ppocr_det's text map of
     # a photograph without text: 1.2e-7 apart, "relative 1")
     spread: dict[tuple[str, str], tuple[float, float]] = {}
-    images = model_inputs(args.model, args.images)  # as many as there are, up to --images
+    images = model_inputs(args.model, args.images)
     levels = ["all", "disable"] if targets_onnxruntime(optimized) else ["all"]
     for level in levels:
         at = f" at level {level}" if len(levels) > 1 else ""
@@ -176,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
                 )
     worst = max(_ratio(most_abs, scale) for most_abs, scale in spread.values())
     print(
-        f"max output difference over {len(images)} real images: {worst:.3g} "
+        f"max output difference over {len(images)} real image{'s' * (len(images) != 1)}: "
+        f"{worst:.3g} "
         "(max |a-b| over the images / max |a| over them)"
     )
     if failed:
