@@ -60,6 +60,7 @@ class Case:
     # k/y for a y that may come near 0: any rounding a fold changes in y is magnified there
     # (compared to 1e-2 of the output's scale: a fold of k/y as y/k is off by far more)
     poles: bool = False
+    special: bool = False  # some constant holds a special value (`_values`)
     style: str = "plain"  # or "unnamed", "duplicate names", "value_info" (`model`)
     # (shape, dtype) → plain initializers of it (another constant may alias one)
     plain: dict[tuple[tuple[int, ...], str], list[str]] = field(default_factory=dict)
@@ -198,7 +199,8 @@ def _values(c: Case, shape: tuple[int, ...], low: float = 0.5, high: float = 2.0
     mag = c.rng.uniform(low, high, shape)
     sign = np.where(c.rng.random(shape) < 0.5, -1.0, 1.0)
     out = np.asarray(mag * sign)
-    if c.chance(0.06):
+    if out.size and c.chance(0.06):
+        c.special = True
         flat = out.reshape(-1)
         at = int(c.rng.integers(flat.size))
         flat[at] = c.pick(SPECIAL)
@@ -486,6 +488,10 @@ def _activation(c: Case, x: str) -> str:
         c.what.append("near miss")
     if kind in ("hardswish", "hardsigmoid"):
         three = 3.0 if c.chance(0.95) else 3.5
+        if kind == "hardswish" and c.chance(0.15):  # x·HardSigmoid(x; 1/6, ½)
+            alpha = c.pick([1 / 6, 1 / 6, 0.2])
+            h = c.node("HardSigmoid", [x], alpha=alpha, beta=0.5)
+            return _binary(c, "Mul", other, h)
         h = _relu6(c, _binary(c, "Add", x, _scalar(c, three, r)), r)
         if c.chance(0.5):
             h = c.node("Div", [h, _scalar(c, 6.0, r)])
@@ -503,22 +509,23 @@ def _activation(c: Case, x: str) -> str:
         else:
             inner = _binary(c, "Mul", x, _scalar(c, float(1 / np.sqrt(2)), r))
         term = _binary(c, "Add", c.node("Erf", [inner]), _scalar(c, 1.0, r))
-        form = c.pick([0, 1, 2])
-        if form == 0:
-            return _binary(c, "Mul", _binary(c, "Mul", other, _scalar(c, 0.5, r)), term)
-        if form == 1:
-            return _binary(c, "Mul", _binary(c, "Mul", other, term), _scalar(c, 0.5, r))
-        return c.node("Div", [_binary(c, "Mul", other, term), _scalar(c, 2.0, r)])
+        return _gelu_outer(c, other, term, r, divide=True)
     if kind == "gelutanh":
-        cube = (
-            c.node("Pow", [x, _scalar(c, 3.0)])
-            if c.chance(0.5)
-            else (c.node("Mul", [c.node("Mul", [x, x]), x]))
-        )
-        inner = _binary(c, "Add", x, _binary(c, "Mul", cube, _scalar(c, 0.044715, r)))
+        form = c.pick(["pow", "mul", "jax"])
+        if form == "jax":  # x·(x·(x·0.044715))
+            k = _binary(c, "Mul", x, _scalar(c, 0.044715, r))
+            cubic = _binary(c, "Mul", x, _binary(c, "Mul", x, k))
+        else:
+            cube = (
+                c.node("Pow", [x, _scalar(c, 3.0)])
+                if form == "pow"
+                else c.node("Mul", [c.node("Mul", [x, x]), x])
+            )
+            cubic = _binary(c, "Mul", cube, _scalar(c, 0.044715, r))
+        inner = _binary(c, "Add", x, cubic)
         t = c.node("Tanh", [_binary(c, "Mul", inner, _scalar(c, float(np.sqrt(2 / np.pi)), r))])
         term = _binary(c, "Add", t, _scalar(c, 1.0, r))
-        return _binary(c, "Mul", _binary(c, "Mul", other, _scalar(c, 0.5, r)), term)
+        return _gelu_outer(c, other, term, r, divide=False)
     sp = (
         c.node("Log", [_binary(c, "Add", c.node("Exp", [x]), _scalar(c, 1.0, r))])
         if kind == "softplus" or c.chance(0.5)
@@ -527,6 +534,18 @@ def _activation(c: Case, x: str) -> str:
     if kind == "softplus":
         return sp
     return _binary(c, "Mul", other, c.node("Tanh", [sp]))
+
+
+def _gelu_outer(c: Case, x: str, term: str, r: int, divide: bool) -> str:
+    """½·x·term in the forms the GELU rules know: (x·½)·t, (x·t)·½, x·(t·½), (x·t)/2."""
+    form = c.pick([0, 1, 2, 3] if divide else [0, 1, 2])
+    if form == 0:
+        return _binary(c, "Mul", _binary(c, "Mul", x, _scalar(c, 0.5, r)), term)
+    if form == 1:
+        return _binary(c, "Mul", _binary(c, "Mul", x, term), _scalar(c, 0.5, r))
+    if form == 2:
+        return _binary(c, "Mul", x, _binary(c, "Mul", term, _scalar(c, 0.5, r)))
+    return c.node("Div", [_binary(c, "Mul", x, term), _scalar(c, 2.0, r)])
 
 
 def activation(c: Case) -> None:
@@ -696,6 +715,11 @@ def check_case(c: Case, pipelines: tuple[str, ...] = PIPELINES) -> list[str]:
         ref = _run(model, c.feeds)
     except Exception:  # onnxruntime's own errors: a model it cannot run (float64 Conv, ...)
         ref = None
+    if c.poles and c.special:
+        # k/y for y = ±0: a fold by a negative scale turns Conv's −0 (0·−1.3) into +0 (a sum
+        # 0 + −0), so an infinite k/y changes sign (IEEE signed zero; seed 17560 of 25000):
+        # the results are checked and run, not compared
+        ref = None
     problems = []
     for pipeline in pipelines:
         try:
@@ -708,6 +732,10 @@ def check_case(c: Case, pipelines: tuple[str, ...] = PIPELINES) -> list[str]:
         except Exception as e:
             problems.append(f"{pipeline}: result fails the check: {str(e)[:300]}")
             continue
+        for what in ("input", "output"):  # names, element types, shapes as declared
+            before = [v.SerializeToString() for v in getattr(model.graph, what)]
+            if [v.SerializeToString() for v in getattr(out.graph, what)] != before:
+                problems.append(f"{pipeline}: the graph {what}s changed")
         if ref is None:
             continue
         try:
