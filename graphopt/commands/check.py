@@ -15,6 +15,8 @@ from graphopt.commands._common import add_shapes_argument
 if TYPE_CHECKING:
     import onnx
 
+    from graphopt.backends.trt_support import TrtVersion
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -49,13 +51,34 @@ def parse_target(target: str) -> tuple[str, str]:
     return "tensorrt", version.strip() or "10"
 
 
+def target_version(target: str) -> TrtVersion:
+    """The TensorRT version `--target` names, one that trt_support's tables model: 10.0 to
+    10.15 and 11.0 to 11.5 (`LATEST_MINOR`); `tensorrt=10.99` was accepted and reported as
+    "TensorRT 10.99", checked by the 10.15 rules, and `tensorrt=8` was refused without the
+    versions there are. Patch and build numbers (10.8.0.43) are fine."""
+    from graphopt.backends.trt_support import LATEST_MINOR, parse_version
+    from graphopt.errors import BackendError
+
+    _, text = parse_target(target)
+    known = " and ".join(f"{major}.0 to {major}.{minor}" for major, minor in LATEST_MINOR.items())
+    refusal = BackendError(
+        f"--target {target}: graphopt models TensorRT {known}, not {text} (tensorrt=10 or "
+        "tensorrt=11: the newest of each)"
+    )
+    try:
+        version = parse_version(text)
+    except BackendError as e:
+        raise refusal from e
+    if version.minor > LATEST_MINOR[version.major]:
+        raise refusal
+    return version
+
+
 def run(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import parse_shapes
     from graphopt.backends.trt_check import check_tensorrt, summary
-    from graphopt.backends.trt_support import parse_version
 
-    _, version_text = parse_target(args.target)
-    version = parse_version(version_text)
+    version = target_version(args.target)
     shapes = parse_shapes(args.shapes)
     from graphopt.ir import load_model
 
