@@ -253,17 +253,23 @@ def _binary(c: Case, op: str, y: str, k: str) -> str:
     return c.node(op, [k, y] if swap else [y, k])
 
 
-def _conv(c: Case, transpose: bool = False) -> tuple[str, int]:
-    """x → Conv/ConvTranspose with random attributes; returns (output, output channels)."""
-    d = c.pick([1, 2, 2, 2, 3])
-    group = c.pick([1, 1, 1, 2, 3])
-    cin = group * c.pick([1, 2])
-    cout = group * c.pick([1, 2])
-    if not transpose and c.chance(0.15):  # depthwise
-        group, cin, cout = cin, cin, cin * c.pick([1, 2])
-    size = tuple(int(c.rng.integers(4, 8)) for _ in range(d))
-    batch = c.pick([1, 2])
-    x = c.input((batch, cin, *size), symbolic=c.chance(0.15))
+def _conv(c: Case, transpose: bool = False, x: str | None = None) -> tuple[str, int]:
+    """Conv/ConvTranspose with random attributes of a new input (or of `x`, whose channels
+    then fix the groups); returns (output, output channels)."""
+    if x is None:
+        d = c.pick([1, 2, 2, 2, 3])
+        group = c.pick([1, 1, 1, 2, 3])
+        cin = group * c.pick([1, 2])
+        if not transpose and c.chance(0.15):  # depthwise
+            group, cin = cin, cin
+        size = tuple(int(c.rng.integers(4, 8)) for _ in range(d))
+        batch = c.pick([1, 2])
+        x = c.input((batch, cin, *size), symbolic=c.chance(0.15))
+    else:
+        shape = c.shape(x)
+        d, cin = len(shape) - 2, shape[1]
+        group = c.pick([g for g in (1, 1, 2, 3, cin) if cin % g == 0])
+    cout = group * c.pick([1, 2]) if group != cin or transpose else cin * c.pick([1, 2])
     k = tuple(c.pick([1, 1, 2, 3]) for _ in range(d))
     attrs: dict = {}
     if group > 1 or c.chance(0.2):
@@ -653,7 +659,35 @@ def matmul_rank1(c: Case) -> None:
     c.finish(y)
 
 
+def network(c: Case) -> None:
+    """Two to four stages of [x∘k] → Conv/ConvTranspose → [BN, ∘k] → [activation], each
+    reading the last: the rules meet each other's results (a scale folded into one Conv's
+    output or into the next one's input, BN after a folded Mul, FusedConv after a fold)."""
+    y, _ = _conv(c)
+    for _ in range(c.pick([1, 2, 3])):
+        shape = c.shape(y)
+        if min(shape[2:]) < 3 or max(shape[2:]) > 12:
+            break
+        if c.chance(0.5):
+            op = c.pick(["Mul", "Add", "Sub", "Div", "BN"])
+            if op == "BN":
+                y = _batchnorm(c, y, shape[1])
+            else:
+                options = [s for s in _broadcast_shapes(c, shape) if len(s) <= len(shape)]
+                s_ = c.pick(options)
+                y = _binary(c, op, y, c.const(_values(c, s_), "k"))
+            c.what.append(f"then {op}")
+        if c.chance(0.5):
+            act = c.pick(["Relu", "Sigmoid", "LeakyRelu", "dec"])
+            y = _activation(c, y) if act == "dec" else c.node(act, [y])
+            c.what.append(f"then {act}")
+        _maybe_second_reader(c, y)
+        y, _ = _conv(c, c.chance(0.2), y)
+    c.finish(y)
+
+
 KINDS = {
+    "network": (network, 3),
     "conv_conv": (conv_conv, 2),
     "matmul_rank1": (matmul_rank1, 1),
     "conv_after": (conv_after, 5),
@@ -703,7 +737,8 @@ def _session(model: onnx.ModelProto):  # type: ignore[no-untyped-def]
 
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     sess = _session(model)
-    names = {i.name for i in sess.get_inputs()}
+    # an initializer that is also a graph input is fed as well (onnxruntime lists those apart)
+    names = {i.name for i in [*sess.get_inputs(), *sess.get_overridable_initializers()]}
     out = sess.run(None, {k: v for k, v in feeds.items() if k in names})
     return dict(zip([o.name for o in sess.get_outputs()], out, strict=True))
 
