@@ -33,7 +33,7 @@ from onnx import helper, numpy_helper
 import graphopt
 
 PIPELINES = ("default", "tensorrt", "ort-fusions")
-DEFAULT_CASES = 60
+DEFAULT_CASES = 80
 RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float16): 2e-2, np.dtype(np.float64): 1e-9}
 _NP_TO_ONNX = {
     np.dtype(np.float32): onnx.TensorProto.FLOAT,
