@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import rename_clashing
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
-from graphopt.multitask.opsets import opset_map, reconcile, spell_default_domain
+from graphopt.multitask.opsets import _since, opset_map, reconcile, spell_default_domain
 from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
 
 log = logging.getLogger("graphopt.multitask")
@@ -113,6 +114,7 @@ def merge_with_report(
     for proto in protos:  # copies: the merged model imports the default domain as ""
         spell_default_domain(proto)
     before = [opset_map(p).get("", 0) for p in protos]
+    ops_before = [_compute_ops(p) for p in protos]  # what a conversion changed, for the report
     protos, imports, ir_version = reconcile(protos, sources)
     report = MergeReport()
     function_renames = rename_clashing(protos, prefixes)
@@ -121,6 +123,7 @@ def merge_with_report(
     report.converted = [
         s for s, p, b in zip(sources, protos, before, strict=True) if opset_map(p).get("", 0) != b
     ]
+    report.opset = imports.get("", 0)
     maps = _input_maps(input_map, prefixes)
     builder = _Builder(tolerance, share, imports)
     merged_inputs, model_inputs = builder.unify_inputs(protos, prefixes, maps, report)
@@ -139,7 +142,38 @@ def merge_with_report(
     if check:
         check_model(model, "merged")
     _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
+    for task, proto, opset, ops in zip(report.tasks, protos, before, ops_before, strict=True):
+        if opset_map(proto).get("", 0) != opset:
+            task.converted_from = opset
+            task.nodes_before_conversion = sum(ops.values())
+            task.conversion_ops = _ops_change(ops, _compute_ops(proto))
+            task.newer_schemas = sorted(  # why it was converted, not kept as it was
+                op
+                for op in ops
+                if "." not in op and _since(op, opset, "") != _since(op, report.opset, "")
+            )
     return model, report
+
+
+def _compute_ops(model: onnx.ModelProto) -> Counter[str]:
+    """The op types of `model`'s main-graph nodes the report counts: Constant nodes aside, as
+    `_constant_value` tells them (without reading their values: the build says a bad one)."""
+    return Counter(
+        _op_text(n)
+        for n in model.graph.node
+        if not (n.op_type == "Constant" and n.domain in ("", "ai.onnx") and len(n.output) == 1)
+    )
+
+
+def _op_text(node: onnx.NodeProto) -> str:
+    """`Slice`, or `com.microsoft.FusedConv` for an op of another domain."""
+    op = as_text(node.op_type)
+    return op if node.domain in ("", "ai.onnx") else f"{as_text(node.domain)}.{op}"
+
+
+def _ops_change(before: Counter[str], after: Counter[str]) -> dict[str, int]:
+    """{op: count after - count before} for the ops whose count changed."""
+    return {op: after[op] - before[op] for op in sorted(before | after) if after[op] != before[op]}
 
 
 # --------------------------------------------------------------------------- options
@@ -841,6 +875,7 @@ def _fill_report(
             m = 0
         macs[node.name] = m
     compute = {n: u for n, u in built.users.items() if n not in built.output_identities}
+    op_of = {n.name: _op_text(n) for n in model.graph.node}
     for i, (proto, prefix, source) in enumerate(zip(protos, prefixes, sources, strict=True)):
         t = TaskSummary(
             prefix=prefix,
@@ -860,8 +895,16 @@ def _fill_report(
                 t.params += built.const_size[name]
                 if len(users) > 1:
                     t.shared_params += built.const_size[name]
+        # a node that repeats another of its own model is computed once, and counted once
+        # above (Slice_14 and Slice_34 of common_det repeat Slice_4 and Slice_24)
+        own = _compute_ops(proto)
+        t.model_nodes = sum(own.values())
+        ran = Counter(op_of[name] for name, users in compute.items() if i in users)
+        t.repeated = {op: own[op] - ran[op] for op in sorted(own) if own[op] > ran[op]}
         report.tasks.append(t)
-        report.nodes_separate += sum(1 for n in proto.graph.node if _constant_value(n) is None)
+        # the rows' sums, as for params and MACs (it counted the models' own nodes: 609 with
+        # common_det's 2 repeats, where the rows said 277 + 330)
+        report.nodes_separate += t.nodes
         report.params_separate += t.params
         report.macs_separate += t.macs
     report.nodes_merged = len(compute)

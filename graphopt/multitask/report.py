@@ -40,11 +40,24 @@ class TaskSummary:
     shared_params: int = 0
     macs: int = 0
     shared_macs: int = 0
+    # compute nodes of the model as merge read it (after an opset conversion); more than
+    # `nodes` by `repeated`: nodes that repeat another node of the same model (op, attributes
+    # and inputs), which the merged graph computes once ({op: count})
+    model_nodes: int = 0
+    repeated: dict[str, int] = field(default_factory=dict)
+    # the default-domain opset the model was converted from (0: not converted), its compute
+    # nodes before, and how the conversion changed the count of each op ({op: change})
+    converted_from: int = 0
+    nodes_before_conversion: int = 0
+    conversion_ops: dict[str, int] = field(default_factory=dict)
+    newer_schemas: list[str] = field(default_factory=list)  # its ops the common opset revised
 
 
 @dataclass
 class MergeReport:
-    """Totals over all tasks. `*_separate` sums the tasks as if run one after another."""
+    """Totals over all tasks. `*_separate` sums the tasks' rows, as if each ran alone: a
+    node that repeats another of its own model counts once there, as the merged graph computes
+    it (`TaskSummary.repeated`), so separate - merged is what sharing between tasks saved."""
 
     tasks: list[TaskSummary] = field(default_factory=list)
     nodes_separate: int = 0
@@ -62,6 +75,7 @@ class MergeReport:
     # local functions renamed: another model's function of that name differs
     renamed_functions: list[str] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)  # models whose opset was converted
+    opset: int = 0  # the merged model's default-domain opset
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +107,14 @@ class MergeReport:
             f"({self.shared_nodes} nodes, {self.shared_params:,} params, "
             f"{self.shared_macs / 1e9:.2f} GMACs shared)"
         )
+        for t in self.tasks:
+            if t.repeated:
+                lines.append(
+                    f"{t.prefix}: {_count(t.model_nodes - t.nodes, 'node')} of its model's "
+                    f"{t.model_nodes} ({_ops_text(t.repeated)}) "
+                    f"repeat{'s' * (t.model_nodes - t.nodes == 1)} another node of that model: "
+                    "computed once, counted once above"
+                )
         if self.macs_unknown:
             lines.append(
                 f"note: {self.macs_unknown} Conv/Gemm/MatMul nodes have dynamic shapes; "
@@ -107,9 +129,39 @@ class MergeReport:
                 "local functions renamed (another model's differs): "
                 + ", ".join(self.renamed_functions)
             )
-        if self.converted:
-            lines.append("converted to the common opset: " + ", ".join(self.converted))
+        for t in self.tasks:
+            if t.converted_from:
+                newer = ", ".join(t.newer_schemas)
+                lines.append(
+                    f"{t.prefix}: converted from opset {t.converted_from} to the common opset "
+                    f"{self.opset}"
+                    + (
+                        f", where {newer} {'has' if len(t.newer_schemas) == 1 else 'have'} a "
+                        "newer schema"
+                        if newer
+                        else ""
+                    )
+                    + f" ({t.source}): {_conversion_text(t)}"
+                )
         return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _ops_text(counts: Mapping[str, int]) -> str:
+    """`2 Slice`, `1 Upsample, 3 Add`."""
+    return ", ".join(f"{n} {op}" for op, n in counts.items())
+
+
+def _conversion_text(t: TaskSummary) -> str:
+    """What an opset conversion did to a task's nodes (Constant nodes aside): "279 nodes
+    before and after, no op added or removed", or "4 nodes -> 4 (+1 Resize, -1 Upsample)"."""
+    if not t.conversion_ops:
+        return f"{t.nodes_before_conversion} nodes before and after, no op added or removed"
+    change = ", ".join(f"{n:+d} {op}" for op, n in t.conversion_ops.items())
+    return f"{t.nodes_before_conversion} nodes -> {t.model_nodes} ({change})"
 
 
 def shapes_of(
