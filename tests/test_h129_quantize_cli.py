@@ -117,3 +117,13 @@ def test_the_search_counts_one_model_in_the_singular() -> None:
     assert search.line(search.start).startswith("accuracy search: 1 model measured, ")
     search.done = 2
     assert search.line(search.start).startswith("accuracy search: 2 models measured, ")
+
+
+def test_one_calibration_file_is_one_feed(argv, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = Path(argv[-1])
+    (folder / "chelsea.png").unlink()  # astronaut.png alone
+    assert main([*argv, "--no-progress", "--report", "--accuracy-target", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(f"(minmax, 1 feed from {folder}); wrote {argv[3]}"), out[0]
+    assert out[1].startswith("target tensorrt, method minmax, 1 calibration feed, "), out[1]
+    assert " quantized nodes, " in out[1] and " calibrated tensors" in out[1]

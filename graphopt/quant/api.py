@@ -87,16 +87,17 @@ class QuantizeReport:
     def lines(self) -> list[str]:
         feeds = (  # scales from a cache: the feeds only chose the accuracy search's samples
             (
-                f"{self.feeds} feeds read for the accuracy search's samples"
+                f"{_count(self.feeds, 'feed')} read for the accuracy search's samples"
                 if self.feeds
                 else "no feeds (no accuracy search)"
             )
             if self.method.startswith("from cache")
-            else f"{self.feeds} calibration feeds"
+            else _count(self.feeds, "calibration feed")
         )
         out = [
             f"target {self.target}, method {self.method}, {feeds}, "
-            f"{len(self.quantized_nodes)} quantized nodes, {len(self.scales)} calibrated tensors",
+            f"{_count(len(self.quantized_nodes), 'quantized node')}, "
+            f"{_count(len(self.scales), 'calibrated tensor')}",
             "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()),
         ]
         if self.error is not None:
@@ -116,6 +117,11 @@ class QuantizeReport:
             what = "stem, keep_nodes" + ("" if self.sensitivity else ", accuracy search")
             out.append(f"float choices ({what}) from {self.sidecar}")
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 feed`, `2 feeds` (the report said "1 calibration feeds")."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def quantize(
