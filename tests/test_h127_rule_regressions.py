@@ -145,3 +145,72 @@ def test_float64_hardswish_keeps_its_precision(form, pipeline):
         made = {"HardSigmoid", "HardSwish"} & set(ops(out))
         assert bool(made) == fused, ops(out)
         _same_outputs(model, out, 1e-12 if dtype == np.float64 else 1e-4)
+
+
+F16_FORMS = {
+    "gelu": (
+        20,
+        "Gelu",
+        """d = Mul(x, r)
+          e = Erf(d)
+          p = Add(e, one)
+          h = Mul(x, half)
+          y = Mul(h, p)""",
+        {"r": 1 / np.sqrt(2), "one": 1.0, "half": 0.5},
+    ),
+    "gelu-tanh": (
+        20,
+        "Gelu",
+        """c = Pow(x, three)
+          k = Mul(c, a)
+          i = Add(x, k)
+          s = Mul(i, r)
+          t = Tanh(s)
+          e = Add(t, one)
+          h = Mul(x, half)
+          y = Mul(h, e)""",
+        {"three": 3.0, "a": 0.044715, "r": np.sqrt(2 / np.pi), "one": 1.0, "half": 0.5},
+    ),
+    "hardswish": (
+        14,
+        "HardSwish",
+        """a = Add(x, three)
+          c = Clip(a, zero, six)
+          m = Mul(x, c)
+          y = Mul(m, sixth)""",
+        {"three": 3.0, "zero": 0.0, "six": 6.0, "sixth": 1 / 6},
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(F16_FORMS))
+def test_float16_constants_match_the_rules_literals(form):
+    """A float16 model holds 1/√2, √(2/π), 0.044715 and 1/6 one rounding off (1e-4 to 2e-4),
+    beyond the literals' 1e-5: its decomposed GELU and x·relu6(x + 3)·(1/6) stayed unfused
+    (found by the fuzz's coverage of which rules apply). A constant within one float16 ulp
+    of the literal now matches; two ulps off, or a float32 constant off by as much, does not."""
+    opset, fused, body, consts = F16_FORMS[form]
+    text = f"""<ir_version: 8, opset_import: ["" : {opset}]>
+        g ({{t}}[2,50] x) => ({{t}}[2,50] y) {{{{
+          {body}
+        }}}}"""
+    for t, dtype, shift, fuses in (
+        ("float16", np.float16, 0, True),
+        ("float16", np.float16, 2, False),  # two ulps off
+        ("float", np.float32, 0, True),
+    ):
+        values = {k: np.array(v, dtype) for k, v in consts.items()}
+        for k in values:
+            if shift and values[k] not in (0.0, 1.0, 3.0, 6.0, 0.5):
+                up = np.nextafter(values[k], np.array(np.inf, dtype))
+                values[k] = np.nextafter(up, np.array(np.inf, dtype))
+        model = build(text.format(t=t), values)
+        out = graphopt.optimize(model, "default")
+        assert (ops(out) == [fused]) == fuses, (t, shift, ops(out))
+        _same_outputs(model, out, 2e-2 if dtype == np.float16 else 1e-4)
+    # float32 keeps the 1e-5 of the literal: 1/6 off by 2e-4 (float16's rounding) stays
+    if form == "hardswish":
+        values = {k: np.array(v, np.float32) for k, v in consts.items()}
+        values["sixth"] = np.array(np.float16(1 / 6), np.float32)
+        model = build(text.format(t="float"), values)
+        assert "HardSwish" not in ops(graphopt.optimize(model, "default"))

@@ -31,6 +31,7 @@ from graphopt.patterns.engine import (
     attr_mismatch,
     domain_version,
     domains_of,
+    literal_matches,
     needs_constant,
 )
 from graphopt.patterns.rules import Absent, Literal, Pattern, Rule, Var
@@ -323,7 +324,11 @@ class CompiledTarget:
                 if not name:
                     return False
                 value = s.facts.scalar(name)
-                if value is None or not abs(value - want) <= tolerance:  # NaN: no match
+                # NaN: no match; a float16 constant may be one of its ulps off (`literal_matches`)
+                if value is None or not (
+                    abs(value - want) <= tolerance
+                    or literal_matches(value, s.facts.dtype(name), operand)
+                ):
                     s.fail()
                     return False
                 sites = s.literal_sites

@@ -717,7 +717,7 @@ class Matcher:
                 )
                 return
             v = float(value.reshape(()).astype(np.float64))
-            if not abs(v - operand.value) <= 1e-7 + operand.rtol * abs(operand.value):  # NaN
+            if not literal_matches(v, value.dtype, operand):
                 self._fail(m, f"{node.name} input {k} is {v:g}, not {operand.value:g}")
                 return
             m.literal_sites.append((index, name))
@@ -773,6 +773,33 @@ class Matcher:
 
     def _version(self, node: onnx.NodeProto) -> int:
         return domain_version(self.graph, node.domain)
+
+
+def literal_matches(v: float, dtype: np.dtype | None, literal: Literal) -> bool:
+    """A constant of value `v` and numpy `dtype` matches `literal`: within 1e-7 + rtol·|value|,
+    or, for a type narrower than float32, within one of its ulps at the value (the literal as
+    such a type holds it: a float16 model's 1/6 is 0.16663 and its 1/√2 0.70703, 2e-4 and 1e-4
+    off, which float16 cannot tell apart). NaN matches nothing."""
+    want = literal.value
+    if abs(v - want) <= 1e-7 + literal.rtol * abs(want):
+        return True
+    if dtype is None or dtype.kind != "f" or dtype.itemsize >= 4:
+        return False
+    return abs(v - want) <= _ulp(want, dtype)
+
+
+def _ulp(value: float, dtype: np.dtype) -> float:
+    """The spacing of `dtype` at `value` (cached: a rule has a few literals)."""
+    key = (value, dtype.str)
+    cached = _ULPS.get(key)
+    if cached is None:
+        with np.errstate(over="ignore"):
+            held = np.asarray(value, dtype)
+        cached = _ULPS[key] = float(np.spacing(np.abs(held))) if np.isfinite(held) else 0.0
+    return cached
+
+
+_ULPS: dict[tuple[float, str], float] = {}
 
 
 def domain_version(graph: Graph, domain: str) -> int:
