@@ -326,10 +326,10 @@ def test_cli_counts_the_nodes_of_the_bodies(tmp_path, capsys):
     onnx.save(if_model(), src)
     assert main(["optimize", str(src), "-o", str(dst)]) == 0
     out = capsys.readouterr().out
-    assert "1 nodes (7 with If/Loop/Scan bodies) -> 1 nodes (3 with If/Loop/Scan bodies)" in out
+    assert "1 node (7 with If/Loop/Scan bodies) -> 1 node (3 with If/Loop/Scan bodies)" in out
     assert main(["optimize", str(src), "-o", str(dst), "--no-subgraphs"]) == 0
     out = capsys.readouterr().out
-    assert "1 nodes (7 with If/Loop/Scan bodies) -> 1 nodes (7 with If/Loop/Scan bodies)" in out
+    assert "1 node (7 with If/Loop/Scan bodies) -> 1 node (7 with If/Loop/Scan bodies)" in out
 
 
 def test_verify_each_and_dump_dir_see_the_model_with_its_optimized_bodies(tmp_path):

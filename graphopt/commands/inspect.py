@@ -20,6 +20,8 @@ from typing import Any
 
 import onnx
 
+from graphopt._text import counted
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -383,17 +385,17 @@ def format_report(r: dict[str, Any]) -> str:
     bodies = r.get("bodies")
     if bodies:
         lines.append(
-            f"If/Loop/Scan bodies: {_count(bodies['graphs'], 'graph')}, "
-            f"{_count(bodies['nodes'], 'node')}, "
+            f"If/Loop/Scan bodies: {counted(bodies['graphs'], 'graph')}, "
+            f"{counted(bodies['nodes'], 'node')}, "
             f"parameters {bodies['parameters']:,} ({_bytes_text(bodies['parameter_bytes'])}); "
             "ops: " + _counts_text(bodies["ops"])
         )
     functions = r.get("function_bodies")
     if functions:
         lines.append(
-            f"local function bodies: {_count(functions['functions'], 'function')} ("
+            f"local function bodies: {counted(functions['functions'], 'function')} ("
             + ", ".join(f"{d or 'ai.onnx'} {n}" for d, n in functions["domains"].items())
-            + f"), {_count(functions['nodes'], 'node')}, parameters {functions['parameters']:,} "
+            + f"), {counted(functions['nodes'], 'node')}, parameters {functions['parameters']:,} "
             f"({_bytes_text(functions['parameter_bytes'])}); "
             "ops: " + _counts_text(functions["ops"])
         )
@@ -401,24 +403,24 @@ def format_report(r: dict[str, Any]) -> str:
     if guard:
         lines.append(
             f"NCHWc guard: If(this CPU's block size = {guard['block_size']}) runs the NCHWc graph "
-            f"({_count(guard['nchwc_nodes'], 'node')}), else the NCHW graph "
-            f"({_count(guard['nchw_nodes'], 'node')}); "
+            f"({counted(guard['nchwc_nodes'], 'node')}), else the NCHW graph "
+            f"({counted(guard['nchw_nodes'], 'node')}); "
             "the summary below is of the outer graph"
         )
     pd = r["post_dominators"]
     lines.append(
-        f"post-dominators: {_count(pd['under_exit'], 'node')} "
+        f"post-dominators: {counted(pd['under_exit'], 'node')} "
         f"{'has' if pd['under_exit'] == 1 else 'have'} only the exit as post-dominator; "
-        f"deepest chain {_count(pd['deepest_chain'], 'node')}"
+        f"deepest chain {counted(pd['deepest_chain'], 'node')}"
         + (f" (from {pd['deepest_chain_nodes'][0]})" if pd["deepest_chain_nodes"] else "")
     )
     f = r["fusion"]
     constants, multi = f["constant_singletons"], f["multi_node_groups"]
     lines.append(
-        f"fusion groups (TVM FuseOps, cap {f['max_group_size']}): {_count(f['count'], 'group')}"
-        + (f" + {_count(constants, 'Constant node')}" if constants else "")
-        + f"; {_count(multi, 'group')} fuse{'s' * (multi == 1)} "
-        + _count(f["nodes_in_multi_node_groups"], "node")
+        f"fusion groups (TVM FuseOps, cap {f['max_group_size']}): {counted(f['count'], 'group')}"
+        + (f" + {counted(constants, 'Constant node')}" if constants else "")
+        + f"; {counted(multi, 'group')} fuse{'s' * (multi == 1)} "
+        + counted(f["nodes_in_multi_node_groups"], "node")
     )
     lines.append("  sizes: " + _counts_text(f["sizes"], "×"))
     if f["largest"]:
@@ -430,11 +432,6 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _count(n: int, noun: str) -> str:
-    """`1 node`, `2 nodes`, `0 nodes` (it said "1 nodes", "1 groups")."""
-    return f"{n} {noun}{'s' * (n != 1)}"
-
-
 def _counts_text(counts: dict[str, int], sep: str = " ") -> str:
     """`key n, key n, ...` ("none" for no entries: a model without nodes)."""
     return ", ".join(f"{k}{sep}{n}" for k, n in counts.items()) or "none"
@@ -444,7 +441,7 @@ def _group_line(g: dict[str, Any], indent: str, index: int | None = None) -> str
     head = f"#{index} " if index is not None else ""
     anchor = f" anchor {g['anchor']}" if g["anchor"] else ""
     return (
-        f"{indent}{head}{_count(g['size'], 'node')} {g['pattern']}{anchor}: "
+        f"{indent}{head}{counted(g['size'], 'node')} {g['pattern']}{anchor}: "
         + " → ".join(g["ops"])
         + (f"  [{g['nodes'][0]} … {g['nodes'][-1]}]" if g["size"] > 1 else f"  [{g['nodes'][0]}]")
     )

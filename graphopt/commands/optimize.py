@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from graphopt._text import counted
 from graphopt.commands._common import Given, add_model_output, add_shapes_argument, output_name
 from graphopt.errors import PipelineError, SaveError, VerifyError
 
@@ -360,7 +361,7 @@ def nodes_before_text(model: onnx.ModelProto) -> str:
     from graphopt.passes import nchwc_fallback
 
     guarded = nchwc_fallback.branches(model)
-    return _nodes(guarded[0] if guarded else model.graph, "")
+    return _nodes(guarded[0] if guarded else model.graph)
 
 
 def nodes_after_text(model: onnx.ModelProto) -> str:
@@ -370,21 +371,20 @@ def nodes_after_text(model: onnx.ModelProto) -> str:
 
     guarded = nchwc_fallback.branches(model)
     if guarded is None:
-        return _nodes(model.graph, " nodes")
-    return (
-        f"{len(guarded[0].node)} nodes (NCHWc graph; {len(guarded[1].node)} in its NCHW fallback)"
-    )
+        return _nodes(model.graph, noun=True)
+    nchwc, nchw = len(guarded[0].node), len(guarded[1].node)
+    return f"{counted(nchwc, 'node')} (NCHWc graph; {nchw} in its NCHW fallback)"
 
 
-def _nodes(graph, unit: str) -> str:  # type: ignore[no-untyped-def]
-    """The node count and `unit`, or "N nodes (M with If/Loop/Scan bodies)" when the graph
-    has bodies."""
+def _nodes(graph, noun: bool = False) -> str:  # type: ignore[no-untyped-def]
+    """The node count ("N", or "N nodes" with `noun`), or "N nodes (M with If/Loop/Scan
+    bodies)" when the graph has bodies."""
     from graphopt.ir import node_count
 
     total = node_count(graph)
     if total == len(graph.node):
-        return f"{total}{unit}"
-    return f"{len(graph.node)} nodes ({total} with If/Loop/Scan bodies)"
+        return counted(total, "node") if noun else str(total)
+    return f"{counted(len(graph.node), 'node')} ({total} with If/Loop/Scan bodies)"
 
 
 def print_stats(report) -> None:  # type: ignore[no-untyped-def]

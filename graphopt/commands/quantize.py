@@ -22,6 +22,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graphopt._text import counted
 from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
 from graphopt.quant.progress import Progress
 
@@ -310,12 +311,16 @@ def run(args: argparse.Namespace) -> int:
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
         f"scales from cache {args.cache_in}"
-        + (f", samples of {_count(report.feeds, 'feed')} from {args.calib}" if report.feeds else "")
+        + (
+            f", samples of {counted(report.feeds, 'feed')} from {args.calib}"
+            if report.feeds
+            else ""
+        )
         if args.cache_in
-        else f"{args.method}, {_count(report.feeds, 'feed')} from {args.calib}"
+        else f"{args.method}, {counted(report.feeds, 'feed')} from {args.calib}"
     )
     print(
-        f"{args.input}: quantized {_count(len(report.quantized_nodes), 'node')} for {args.target} "
+        f"{args.input}: quantized {counted(len(report.quantized_nodes), 'node')} for {args.target} "
         f"({source}); wrote {output_name(args)}"
         + (f" and {args.cache}" if args.cache else "")
         + (f" (float choices in {side_out})" if side_out and os.path.isfile(side_out) else "")
@@ -357,11 +362,6 @@ class _SearchCount(Progress):
         if self.done == 1 and self.unit == "models measured":
             text = text.replace(": 1 models measured,", ": 1 model measured,", 1)
         return text
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 feed`, `2 feeds` (it said "1 feeds from")."""
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 class _HeldRecords(logging.Filter):

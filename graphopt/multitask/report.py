@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import onnx
 
+from graphopt._text import counted
+
 log = logging.getLogger("graphopt.multitask")
 
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
@@ -110,7 +112,7 @@ class MergeReport:
         for t in self.tasks:
             if t.repeated:
                 lines.append(
-                    f"{t.prefix}: {_count(t.model_nodes - t.nodes, 'node')} of its model's "
+                    f"{t.prefix}: {counted(t.model_nodes - t.nodes, 'node')} of its model's "
                     f"{t.model_nodes} ({_ops_text(t.repeated)}) "
                     f"repeat{'s' * (t.model_nodes - t.nodes == 1)} another node of that model: "
                     "computed once, counted once above"
@@ -144,10 +146,6 @@ class MergeReport:
                     + f" ({t.source}): {_conversion_text(t)}"
                 )
         return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _ops_text(counts: Mapping[str, int]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import counted
 from graphopt.errors import (
     CHECKER_ERRORS,
     OpsetConversionError,
@@ -87,17 +88,17 @@ class QuantizeReport:
     def lines(self) -> list[str]:
         feeds = (  # scales from a cache: the feeds only chose the accuracy search's samples
             (
-                f"{_count(self.feeds, 'feed')} read for the accuracy search's samples"
+                f"{counted(self.feeds, 'feed')} read for the accuracy search's samples"
                 if self.feeds
                 else "no feeds (no accuracy search)"
             )
             if self.method.startswith("from cache")
-            else _count(self.feeds, "calibration feed")
+            else counted(self.feeds, "calibration feed")
         )
         out = [
             f"target {self.target}, method {self.method}, {feeds}, "
-            f"{_count(len(self.quantized_nodes), 'quantized node')}, "
-            f"{_count(len(self.scales), 'calibrated tensor')}",
+            f"{counted(len(self.quantized_nodes), 'quantized node')}, "
+            f"{counted(len(self.scales), 'calibrated tensor')}",
             "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()),
         ]
         if self.error is not None:
@@ -117,11 +118,6 @@ class QuantizeReport:
             what = "stem, keep_nodes" + ("" if self.sensitivity else ", accuracy search")
             out.append(f"float choices ({what}) from {self.sidecar}")
         return out
-
-
-def _count(n: int, noun: str) -> str:
-    """`1 feed`, `2 feeds` (the report said "1 calibration feeds")."""
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def quantize(
@@ -655,14 +651,14 @@ def _counted(
     (or slice) the search runs."""
     count = 0
 
-    def counted(reference: list[Feed], outputs: list[Feed]) -> float:
+    def measure_and_count(reference: list[Feed], outputs: list[Feed]) -> float:
         nonlocal count
         value = measure(reference, outputs)
         count += 1
         on_measured(count)
         return value
 
-    return counted
+    return measure_and_count
 
 
 def _body_node_names(model: onnx.ModelProto) -> set[str]:
