@@ -610,7 +610,8 @@ def _range_counts(
         legacy = float(diff) / float(d)
     else:
         exact = max(math.ceil((float(limit) - float(start)) / float(delta)), 0)
-        legacy = float(np.subtract(limit, start, dtype=start.dtype)) / float(delta)
+        with np.errstate(over="ignore"):  # inf, as in C++: the length is then undefined
+            legacy = float(np.subtract(limit, start, dtype=start.dtype)) / float(delta)
     if not math.isfinite(legacy):
         return exact, None
     return exact, max(math.ceil(legacy), 0)
