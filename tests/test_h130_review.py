@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 F32 = np.float32
@@ -35,3 +36,29 @@ def test_a_float32_range_whose_difference_overflows_warns_nothing() -> None:
         assert output_elements_bound(node, inputs, 17) == 60
         out = optimize(model, "default")
     assert [n.op_type for n in out.graph.node] == ["Range", "Add"]  # left to the runtime
+
+
+def _relu_model(opset: int, outputs: int) -> onnx.ModelProto:
+    image = [1, 3, 8, 8]
+    names = ["a", "b"][:outputs]
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], [o], name=f"relu_{o}") for o in names],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, image)],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, image) for o in names],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=7)
+
+
+def test_the_merge_report_counts_one_node_in_the_singular() -> None:
+    # 6c45486's conversion line said "1 nodes before and after", the totals "merged: 1 nodes"
+    # ("(1 nodes ... shared)"), where fcef898's `counted` says the rest of the report
+    from graphopt.multitask import merge_with_report
+
+    _, report = merge_with_report([_relu_model(17, 2), _relu_model(13, 1)])
+    lines = report.summary().splitlines()
+    assert lines[3] == (
+        "separate: 2 nodes, 0 params, 0.00 GMACs; merged: 1 node, 0 params, 0.00 GMACs "
+        "(1 node, 0 params, 0.00 GMACs shared)"
+    )
+    assert lines[5].endswith("(model 1): 1 node before and after, no op added or removed")

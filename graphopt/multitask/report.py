@@ -103,10 +103,10 @@ class MergeReport:
                 f"{t.macs / 1e9:>7.2f} {pct(t.shared_macs, t.macs):>7}"
             )
         lines.append(
-            f"separate: {self.nodes_separate} nodes, {self.params_separate:,} params, "
-            f"{self.macs_separate / 1e9:.2f} GMACs; merged: {self.nodes_merged} nodes, "
+            f"separate: {counted(self.nodes_separate, 'node')}, {self.params_separate:,} params, "
+            f"{self.macs_separate / 1e9:.2f} GMACs; merged: {counted(self.nodes_merged, 'node')}, "
             f"{self.params_merged:,} params, {self.macs_merged / 1e9:.2f} GMACs "
-            f"({self.shared_nodes} nodes, {self.shared_params:,} params, "
+            f"({counted(self.shared_nodes, 'node')}, {self.shared_params:,} params, "
             f"{self.shared_macs / 1e9:.2f} GMACs shared)"
         )
         for t in self.tasks:
@@ -157,9 +157,10 @@ def _conversion_text(t: TaskSummary) -> str:
     """What an opset conversion did to a task's nodes (Constant nodes aside): "279 nodes
     before and after, no op added or removed", or "4 nodes -> 4 (+1 Resize, -1 Upsample)"."""
     if not t.conversion_ops:
-        return f"{t.nodes_before_conversion} nodes before and after, no op added or removed"
+        before = counted(t.nodes_before_conversion, "node")
+        return f"{before} before and after, no op added or removed"
     change = ", ".join(f"{n:+d} {op}" for op, n in t.conversion_ops.items())
-    return f"{t.nodes_before_conversion} nodes -> {t.model_nodes} ({change})"
+    return f"{counted(t.nodes_before_conversion, 'node')} -> {t.model_nodes} ({change})"
 
 
 def shapes_of(
