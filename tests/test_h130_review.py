@@ -62,3 +62,15 @@ def test_the_merge_report_counts_one_node_in_the_singular() -> None:
         "(1 node, 0 params, 0.00 GMACs shared)"
     )
     assert lines[5].endswith("(model 1): 1 node before and after, no op added or removed")
+
+
+def test_split_counts_one_kept_node_in_the_singular(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # split said "kept 1 nodes for outputs a" (its text is this session's, 6c45486's twin)
+    from graphopt.cli import main
+
+    onnx.save(_relu_model(17, 2), tmp_path / "m.onnx")
+    out = tmp_path / "s.onnx"
+    assert main(["split", str(tmp_path / "m.onnx"), "--outputs", "a", "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f": kept 1 node for outputs a; wrote {out}" in said, said
+    assert [n.name for n in onnx.load(out).graph.node] == ["relu_a"]

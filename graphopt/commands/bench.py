@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
+from graphopt._text import counted
 from graphopt.commands._common import add_shapes_argument, read_npz, require_utf8_io_names
 
 
@@ -49,7 +50,7 @@ class BenchResult:
         )
         at = f" at level {self.level}" if self.level not in ("", "all") else ""
         return (
-            f"{self.backend}{at}: {self.model}: {self.runs} run{'s' * (self.runs != 1)}, "
+            f"{self.backend}{at}: {self.model}: {counted(self.runs, 'run')}, "
             f"p50 {self.p50_ms:.2f} ms, "
             f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
             f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graphopt._text import counted
 from graphopt.commands._common import STDOUT, add_model_output, output_name
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
                 )
     worst = max(_ratio(most_abs, scale) for most_abs, scale in spread.values())
     print(
-        f"max output difference over {len(images)} real image{'s' * (len(images) != 1)}: "
+        f"max output difference over {counted(len(images), 'real image')}: "
         f"{worst:.3g} "
         "(max |a-b| over the images / max |a| over them)"
     )

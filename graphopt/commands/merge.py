@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from graphopt._text import counted
 from graphopt.commands._common import (
     STDOUT,
     add_model_output,
@@ -19,6 +20,7 @@ from graphopt.commands._common import (
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnx
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -245,7 +247,7 @@ def run_split(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_count_text(model) -> str:  # type: ignore[no-untyped-def]
+def _node_count_text(model: onnx.ModelProto) -> str:
     """The model's node count as split says it, and where some are Constant nodes, the
     others apart: that is the count merge's report gives a task ("nodes" there leaves
     Constant nodes out), so split's 1481 nodes and merge's 607 read as the same model."""
@@ -254,5 +256,6 @@ def _node_count_text(model) -> str:  # type: ignore[no-untyped-def]
         n.op_type == "Constant" and n.domain in ("", "ai.onnx") for n in model.graph.node
     )
     if not constants:
-        return f"{total} nodes"
-    return f"{total} nodes ({constants} Constant, {total - constants} others: merge's count)"
+        return counted(total, "node")
+    others = total - constants
+    return f"{counted(total, 'node')} ({constants} Constant, {others} others: merge's count)"
