@@ -1570,19 +1570,24 @@ def _onnx_misfit(node: onnx.NodeProto) -> str | None:
         if kind not in attributes[a.name]:
             kinds = " or ".join(sorted(attributes[a.name]))
             return f"its attribute {a.name!r} is {kind}, {onnx_op}'s {kinds}"
-    given = len(node.input)
-    while given and not node.input[given - 1]:
-        given -= 1
+    given = _up_to_last_named(node.input)
     if given > most:
         return f"it has {given} inputs and {onnx_op} takes at most {most}"
     if given < least:
         return f"it has {given} inputs and {onnx_op} needs at least {least}"
-    written = len(node.output)
-    while written and not node.output[written - 1]:
-        written -= 1
+    written = _up_to_last_named(node.output)
     if written > outputs:
         return f"it has {written} outputs and {onnx_op} at most {outputs}"
     return None
+
+
+def _up_to_last_named(names: Sequence[str]) -> int:
+    """How many inputs or outputs a node has up to its last named one (trailing '' are
+    omitted optionals)."""
+    count = len(names)
+    while count and not names[count - 1]:
+        count -= 1
+    return count
 
 
 @functools.cache
