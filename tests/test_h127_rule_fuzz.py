@@ -9,11 +9,20 @@ shape (one element, [1], [C], [C,1,1], [1,C,1,1], rank-raising [1,1,C,1,1], the 
 the whole tensor), float32/float16/float64, Conv attributes (group, pads, auto_pad, strides,
 dilations, 1-D to 3-D), ConvTranspose with output_padding and groups, intermediates with a
 second reader or that are graph outputs, constants that are graph inputs with an initializer
-(fed another value: a fold would freeze the default), Constant nodes, opsets 11-21.
+(fed another value: a fold would freeze the default), Constant nodes (value, value_float,
+value_floats), one initializer in two roles or read by two sites, special values (0, ±inf,
+NaN, 1e30, subnormal) in scales and BN's γ, symbolic input dimensions, an input of one channel
+that a constant broadcasts to C, unnamed or duplicate node names, value_info for every
+intermediate, opsets 11-21. Kinds: Conv/ConvTranspose then constants or BN, constants then a
+Conv, Conv → constant → Conv, networks of two to four such stages, constant chains, Gemm and
+MatMul with BN or a bias, every decomposed activation form the rules know (and near misses),
+LayerNormalization, Conv + activation (FusedConv).
 
-Oracle per pipeline: optimize does not raise; the result passes the full onnx check; a model
-onnxruntime runs still runs, with the same output names, dtypes and shapes, and values within
-rtol·(|ref| + max|ref|) (rtol 1e-4 float32, 2e-2 float16, 1e-9 float64).
+Oracle per pipeline: optimize does not raise; the result passes the full onnx check and keeps
+the graph inputs and outputs as declared; a model onnxruntime runs still runs, with the same
+output names, dtypes and shapes, NaN and inf where the original has them, and values within
+rtol·(|ref| + max|ref|) (rtol 1e-4 float32, 2e-2 float16, 1e-9 float64; 1e-2 where the model
+divides a constant by a computed value, whose poles magnify any rounding).
 
 The default run takes `DEFAULT_CASES` seeds; `GRAPHOPT_FUZZ_CASES=N` runs N, or hunt with
 `python -m tests.test_h127_rule_fuzz START COUNT`.
@@ -61,6 +70,7 @@ class Case:
     # (compared to 1e-2 of the output's scale: a fold of k/y as y/k is off by far more)
     poles: bool = False
     special: bool = False  # some constant holds a special value (`_values`)
+    softplus: bool = False  # log(eˣ + 1) in the model, which overflows where Softplus does not
     style: str = "plain"  # or "unnamed", "duplicate names", "value_info" (`model`)
     # (shape, dtype) → plain initializers of it (another constant may alias one)
     plain: dict[tuple[tuple[int, ...], str], list[str]] = field(default_factory=dict)
@@ -532,11 +542,11 @@ def _activation(c: Case, x: str) -> str:
         t = c.node("Tanh", [_binary(c, "Mul", inner, _scalar(c, float(np.sqrt(2 / np.pi)), r))])
         term = _binary(c, "Add", t, _scalar(c, 1.0, r))
         return _gelu_outer(c, other, term, r, divide=False)
-    sp = (
-        c.node("Log", [_binary(c, "Add", c.node("Exp", [x]), _scalar(c, 1.0, r))])
-        if kind == "softplus" or c.chance(0.5)
-        else c.node("Softplus", [x])
-    )
+    if kind == "softplus" or c.chance(0.5):
+        c.softplus = True
+        sp = c.node("Log", [_binary(c, "Add", c.node("Exp", [x]), _scalar(c, 1.0, r))])
+    else:
+        sp = c.node("Softplus", [x])
     if kind == "softplus":
         return sp
     return _binary(c, "Mul", other, c.node("Tanh", [sp]))
@@ -790,6 +800,10 @@ def check_case(c: Case, pipelines: tuple[str, ...] = PIPELINES) -> list[str]:
                 )
                 continue
             w64, h64 = want.astype(np.float64), have.astype(np.float64)
+            if c.softplus and not np.isfinite(w64).all() and np.isfinite(h64).all():
+                # log(eˣ + 1) overflowed where Softplus does not: the softplus rule's documented
+                # difference (patterns/activations.yaml; seed 69997 of 70000)
+                continue
             if not np.array_equal(np.isnan(w64), np.isnan(h64)):
                 problems.append(f"{pipeline}: {name} NaN where the original has none (or back)")
                 continue
