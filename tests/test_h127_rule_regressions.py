@@ -214,3 +214,48 @@ def test_float16_constants_match_the_rules_literals(form):
         values["sixth"] = np.array(np.float16(1 / 6), np.float32)
         model = build(text.format(t="float"), values)
         assert "HardSwish" not in ops(graphopt.optimize(model, "default"))
+
+
+@pytest.mark.parametrize("opset", [17, 20])
+def test_float64_layernorm_keeps_an_epsilon_float32_cannot_hold(opset):
+    """(x − E[x])/√(E[(x − E[x])²] + ε)·γ + β over two values close together (fuzz seeds 76436,
+    77528): LayerNormalization's epsilon is a float32 attribute, so a float64 ε = 1e-5 became
+    1e-5·(1 − 2.5e-9): 1.2e-8 of the scale off here, where the variance is near ε. Such a float64
+    model keeps its decomposition; an ε float32 holds exactly (2⁻¹⁷), and float32, still fuse."""
+    reduce = (
+        """mu = ReduceMean<axes = [-1]>(x)
+          v = ReduceMean<axes = [-1]>(q)"""
+        if opset < 18
+        else """mu = ReduceMean(x, ax)
+          v = ReduceMean(q, ax)"""
+    )
+    mu_line, v_line = reduce.split("\n")
+    text = f"""<ir_version: 8, opset_import: ["" : {opset}]>
+        g ({{t}}[3,2] x) => ({{t}}[3,2] y) {{{{
+          {mu_line.strip()}
+          d = Sub(x, mu)
+          q = Mul(d, d)
+          {v_line.strip()}
+          e = Add(v, eps)
+          s = Sqrt(e)
+          n = Div(d, s)
+          m = Mul(n, g)
+          y = Add(m, b)
+        }}}}"""
+    x = np.array([[1.0, 1.003], [0.5, 0.502], [-2.0, -1.996]])
+    for t, dtype, eps, fused in (
+        ("double", np.float64, 1e-5, False),
+        ("double", np.float64, 2.0**-17, True),
+        ("float", np.float32, 1e-5, True),
+    ):
+        consts = {
+            "eps": np.array(eps, dtype),
+            "g": np.array([0.9, 1.4], dtype),
+            "b": np.array([0.1, -0.2], dtype),
+        }
+        if opset >= 18:
+            consts["ax"] = np.array([-1], np.int64)
+        model = build(text.format(t=t), consts)
+        out = graphopt.optimize(model, "default")
+        assert (ops(out) == ["LayerNormalization"]) == fused, (t, eps, ops(out))
+        _same_outputs(model, out, 1e-12 if dtype == np.float64 else 1e-4, {"x": x.astype(dtype)})
