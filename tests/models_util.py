@@ -1,11 +1,16 @@
 """Helpers the pass tests share: a checked model from ONNX text, passes run by name with the
-result checked, the op sequence of a model, and an initializer's value."""
+result checked, the op sequence of a model, and an initializer's value; and the small models
+the model I/O tests save (`matmul_model`, `add_model`) and read back (`saved_weight`), and
+one Conv the quantize tests calibrate (`one_conv_model`)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnx.parser
+from onnx import numpy_helper
 
 import graphopt
 from graphopt.pipeline import make_pipeline
@@ -45,7 +50,7 @@ WEIGHT = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
 
 def matmul_model() -> onnx.ModelProto:
     """y = x @ WEIGHT (MatMul node 'mm', opset 13, IR 8)."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
@@ -55,3 +60,36 @@ def matmul_model() -> onnx.ModelProto:
         [numpy_helper.from_array(WEIGHT, "w")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def add_model(weight: float) -> onnx.ModelProto:
+    """y = x + w, w [32, 32] float32 filled with `weight` (opset 17, IR 8): 4 KiB, past the
+    1 KiB from which `save_model(..., external_data=True)` writes a data file."""
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 17]>
+g (float[32,32] x) => (float[32,32] y) { y = Add(x, w) }
+""")
+    model.graph.initializer.append(
+        numpy_helper.from_array(np.full((32, 32), weight, np.float32), "w")
+    )
+    return model
+
+
+def saved_weight(path: Path) -> float:
+    """The first value of the first initializer of the model saved at `path` (an
+    `add_model`'s weight)."""
+    return float(numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0])[0, 0])
+
+
+def one_conv_model() -> onnx.ModelProto:
+    """y = Conv(x [1, 3, 8, 8], w [4, 3, 3, 3], pads 1) (opset 13, IR 8), w evenly spaced in
+    [-1, 1]."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,8,8] x) => (float[1,4,8,8] y) {
+          y = Conv <pads = [1, 1, 1, 1]> (x, w)
+        }"""
+    )
+    w = np.linspace(-1.0, 1.0, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    model.graph.initializer.append(numpy_helper.from_array(w, "w"))
+    return model

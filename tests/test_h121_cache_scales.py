@@ -19,6 +19,7 @@ import pytest
 from graphopt.cli import main
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
+from tests.models_util import one_conv_model
 
 HEAD = "TRT-8601-EntropyCalibration2"
 
@@ -60,25 +61,13 @@ def test_a_long_tensor_name_is_cut_in_the_message() -> None:
     assert "(5000 characters)" in str(e.value) and len(str(e.value)) < 400
 
 
-def _conv() -> onnx.ModelProto:
-    model = onnx.parser.parse_model(
-        """<ir_version: 8, opset_import: ["" : 13]>
-        g (float[1,3,8,8] x) => (float[1,4,8,8] y) {
-          y = Conv <pads = [1, 1, 1, 1]> (x, w)
-        }"""
-    )
-    w = np.linspace(-1.0, 1.0, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
-    model.graph.initializer.append(onnx.numpy_helper.from_array(w, "w"))
-    return model
-
-
 @pytest.mark.parametrize("value", ["1", "7f800000", "bf800000"])
 def test_cli_cache_in_with_such_a_scale_is_one_line_exit_2_naming_the_tensor(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
     # before: a subnormal scale was taken; inf and -1 read as "no scale for tensor 'x'"
     model = tmp_path / "m.onnx"
-    onnx.save(_conv(), model)
+    onnx.save(one_conv_model(), model)
     cache = tmp_path / "c.cache"
     cache.write_text(f"{HEAD}\nx: {value}\n")
     out = tmp_path / "q.onnx"

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import onnx
-import onnx.numpy_helper
-import onnx.parser
 import pytest
 
 import graphopt
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant import sidecar as sidecar_io
+from tests.models_util import one_conv_model
 
 LONG = "f" * 300  # over any file system's 255 bytes
 
@@ -55,18 +52,6 @@ def test_the_sidecars_refusal_names_a_folder_to_make_that_is_too_long(tmp_path: 
         sidecar_io.refuse_unwritable(tmp_path / name)
 
 
-def _conv() -> onnx.ModelProto:
-    model = onnx.parser.parse_model(
-        """<ir_version: 8, opset_import: ["" : 13]>
-        g (float[1,3,8,8] x) => (float[1,4,8,8] y) {
-          y = Conv <pads = [1, 1, 1, 1]> (x, w)
-        }"""
-    )
-    w = np.linspace(-1.0, 1.0, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
-    model.graph.initializer.append(onnx.numpy_helper.from_array(w, "w"))
-    return model
-
-
 def test_api_a_cache_folder_name_too_long_is_refused_before_calibrating(tmp_path: Path) -> None:
     read = []
 
@@ -75,7 +60,7 @@ def test_api_a_cache_folder_name_too_long_is_refused_before_calibrating(tmp_path
         yield from ()
 
     with pytest.raises(QuantizeError, match="the folder name 'ffff"):
-        graphopt.quantize(_conv(), feeds(), cache=tmp_path / LONG / "c.cache")
+        graphopt.quantize(one_conv_model(), feeds(), cache=tmp_path / LONG / "c.cache")
     assert read == [] and list(tmp_path.iterdir()) == []
 
 

@@ -11,35 +11,17 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-import onnx
-import onnx.parser
-from onnx import numpy_helper
-
 import graphopt.ir.model_io as model_io
 from graphopt.ir import save_model
+from tests.models_util import add_model, saved_weight
+from tests.test_model_io14_stale import assert_named_data_goes_with_its_model
 
 RECENT = model_io.STARTED - 60  # before this process started, but not a day ago
 OLD = model_io.STARTED - 2 * 86400  # two days ago
 
 
-def _model(weight: float) -> onnx.ModelProto:
-    model = onnx.parser.parse_model("""
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[32,32] x) => (float[32,32] y) { y = Add(x, w) }
-""")
-    model.graph.initializer.append(
-        numpy_helper.from_array(np.full((32, 32), weight, np.float32), "w")
-    )
-    return model
-
-
 def _age(path: Path, when: float) -> None:
     os.utime(path, (when, when), follow_symlinks=False)
-
-
-def _weight(path: Path) -> float:
-    return float(numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0])[0, 0])
 
 
 def _folder(parent: Path, name: str, when: float) -> Path:
@@ -62,7 +44,7 @@ def test_a_day_old_folder_from_before_pids_is_removed(tmp_path):
     fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)  # as a save under way holds its folder
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
-        save_model(_model(1), tmp_path / "other.onnx")
+        save_model(add_model(1), tmp_path / "other.onnx")
     finally:
         os.close(fd)
     assert not os.path.lexists(old)
@@ -79,27 +61,13 @@ def test_a_day_old_folder_from_before_pids_is_removed(tmp_path):
 def test_old_new_data_a_model_names_is_kept_until_a_save_replaces_that_model(tmp_path):
     """As `.graphopt-data-<pid>-...` in test_model_io14_stale: the model names the new data
     under the old temporary name (a save before pids, killed between its steps)."""
-    path = tmp_path / "m.onnx"
     location = ".graphopt-0123456789ab-m.onnx.data"
-    save_model(_model(1), path, external_data=True, location=location)
-    data = tmp_path / location
-    _age(data, OLD)
-    save_model(_model(5), tmp_path / "n.onnx", external_data=True)  # another model's save
-    save_model(_model(6), tmp_path / "n.onnx")  # and an inline one
-    assert data.is_file() and _weight(path) == 1
-    save_model(_model(2), path, external_data=True)
-    assert not data.exists() and _weight(path) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "m.onnx",
-        "m.onnx.data",
-        "n.onnx",
-        "n.onnx.data",
-    ]
+    assert_named_data_goes_with_its_model(tmp_path, location, OLD)
 
 
 def test_an_old_temporary_file_goes_only_with_a_save_of_the_data_file_it_is_named_for(tmp_path):
     path = tmp_path / "m.onnx"
-    save_model(_model(1), path, external_data=True)
+    save_model(add_model(1), path, external_data=True)
     made = {}
     for key, name, when in [
         ("old-data", ".graphopt-0123456789ab-m.onnx.data", OLD),  # a killed save's spare link
@@ -110,16 +78,16 @@ def test_an_old_temporary_file_goes_only_with_a_save_of_the_data_file_it_is_name
         made[key] = tmp_path / name
         made[key].write_bytes(b"half")
         _age(made[key], when)
-    save_model(_model(5), tmp_path / "n.onnx", external_data=True)  # not its data file
-    save_model(_model(6), tmp_path / "n.onnx")
+    save_model(add_model(5), tmp_path / "n.onnx", external_data=True)  # not its data file
+    save_model(add_model(6), tmp_path / "n.onnx")
     assert all(p.exists() for p in made.values())
-    save_model(_model(2), path, external_data=True)
+    save_model(add_model(2), path, external_data=True)
     assert {k for k, p in made.items() if os.path.lexists(p)} == {
         "recent-data",
         "old-model",
         "not-hex",
     }
-    assert _weight(path) == 2
+    assert saved_weight(path) == 2
 
 
 def test_an_old_temporary_changed_within_a_day_is_left_whatever_else_holds(tmp_path):

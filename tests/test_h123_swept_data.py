@@ -16,17 +16,7 @@ from onnx import numpy_helper
 import graphopt.ir.model_io as model_io
 from graphopt.errors import SaveError
 from graphopt.ir import save_model
-
-
-def _model(weight: float) -> onnx.ModelProto:
-    model = onnx.parser.parse_model("""
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[32,32] x) => (float[32,32] y) { y = Add(x, w) }
-""")
-    model.graph.initializer.append(
-        numpy_helper.from_array(np.full((32, 32), weight, np.float32), "w")
-    )
-    return model
+from tests.models_util import add_model
 
 
 @pytest.mark.parametrize("first", [True, False])
@@ -35,7 +25,7 @@ def test_a_save_whose_data_file_was_swept_fails_and_keeps_what_was_there(
 ):
     path = tmp_path / "m.onnx"
     if not first:
-        save_model(_model(1), path, external_data=True)
+        save_model(add_model(1), path, external_data=True)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     put = model_io._put_model_and_data
 
@@ -45,7 +35,7 @@ def test_a_save_whose_data_file_was_swept_fails_and_keeps_what_was_there(
 
     monkeypatch.setattr(model_io, "_put_model_and_data", swept_first)
     with pytest.raises(SaveError, match=r"m\.onnx: cannot write: its data file m\.onnx\.data"):
-        save_model(_model(2), path, external_data=True)
+        save_model(add_model(2), path, external_data=True)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     if not first:
         loaded = onnx.load(str(path))

@@ -15,28 +15,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import onnx
-import onnx.parser
 import pytest
-from onnx import numpy_helper
 
 import graphopt.ir.model_io as model_io
 from graphopt.ir import save_model
+from tests.models_util import add_model, saved_weight
 
 # as if left before this process started (the parent commit has no STARTED: its import time)
 BEFORE = getattr(model_io, "STARTED", time.time()) - 60
-
-
-def _model(weight: float) -> onnx.ModelProto:
-    model = onnx.parser.parse_model("""
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[32,32] x) => (float[32,32] y) { y = Add(x, w) }
-""")
-    model.graph.initializer.append(
-        numpy_helper.from_array(np.full((32, 32), weight, np.float32), "w")
-    )
-    return model
 
 
 def _dead_pid() -> int:
@@ -47,10 +33,6 @@ def _dead_pid() -> int:
 
 def _age(path: Path, when: float = BEFORE) -> None:
     os.utime(path, (when, when), follow_symlinks=False)
-
-
-def _weight(path: Path) -> float:
-    return float(numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0])[0, 0])
 
 
 # the save is killed once it has written half of what it writes: the model file (inline), or
@@ -75,7 +57,7 @@ model_io.save_model(model, sys.argv[1], external_data=sys.argv[2] == "external")
 @pytest.mark.parametrize("external", [False, True])
 def test_the_temporaries_of_a_killed_save_are_removed_by_the_next_save(tmp_path, external):
     path = tmp_path / "m.onnx"
-    save_model(_model(1), path, external_data=external)
+    save_model(add_model(1), path, external_data=external)
     before = sorted(p.name for p in tmp_path.iterdir())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     how = "external" if external else "inline"
@@ -87,11 +69,11 @@ def test_the_temporaries_of_a_killed_save_are_removed_by_the_next_save(tmp_path,
     (left,) = [p for p in tmp_path.iterdir() if p.name not in before]
     assert left.name.startswith(f".graphopt-{child.pid}-")
     assert left.is_dir() == external  # the folder the external data was written in
-    assert _weight(path) == 1  # the model as it was
+    assert saved_weight(path) == 1  # the model as it was
     _age(left)
-    save_model(_model(2), path, external_data=external)
+    save_model(add_model(2), path, external_data=external)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert _weight(path) == 2
+    assert saved_weight(path) == 2
 
 
 def test_only_temporaries_whose_save_is_certainly_gone_are_removed(tmp_path):
@@ -128,7 +110,7 @@ def test_only_temporaries_whose_save_is_certainly_gone_are_removed(tmp_path):
     made["link"].symlink_to(made["model"])
     _age(made["link"])
 
-    save_model(_model(1), tmp_path / "other.onnx")
+    save_model(add_model(1), tmp_path / "other.onnx")
     left = {key for key, path in made.items() if os.path.lexists(path)}
     assert left == set(made) - {"dead", "dead-folder"}
     assert (tmp_path / "other.onnx").is_file()
@@ -138,17 +120,23 @@ def test_new_data_a_model_names_is_kept_until_a_save_replaces_that_model(tmp_pat
     """New external data stays under its temporary name where it cannot get its own (the
     model names it): saving another model beside it keeps it; the save that puts a model
     naming other data in its place removes it (here a killed save's: its pid is gone)."""
-    dead = _dead_pid()
+    location = f".graphopt-data-{_dead_pid()}-0123456789ab-m.onnx.data"
+    assert_named_data_goes_with_its_model(tmp_path, location, BEFORE)
+
+
+def assert_named_data_goes_with_its_model(tmp_path: Path, location: str, when: float) -> None:
+    """m.onnx names its data `location` (a temporary's name), last changed at `when`: saves of
+    another model beside it keep that file; the save that replaces m.onnx removes it. Also
+    test_h123_old_temporaries's check, for the names from before pids."""
     path = tmp_path / "m.onnx"
-    location = f".graphopt-data-{dead}-0123456789ab-m.onnx.data"
-    save_model(_model(1), path, external_data=True, location=location)
+    save_model(add_model(1), path, external_data=True, location=location)
     data = tmp_path / location
-    _age(data)
-    save_model(_model(5), tmp_path / "n.onnx", external_data=True)  # another model's save
-    save_model(_model(6), tmp_path / "n.onnx")  # and an inline one
-    assert data.is_file() and _weight(path) == 1
-    save_model(_model(2), path, external_data=True)
-    assert not data.exists() and _weight(path) == 2
+    _age(data, when)
+    save_model(add_model(5), tmp_path / "n.onnx", external_data=True)  # another model's save
+    save_model(add_model(6), tmp_path / "n.onnx")  # and an inline one
+    assert data.is_file() and saved_weight(path) == 1
+    save_model(add_model(2), path, external_data=True)
+    assert not data.exists() and saved_weight(path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "m.onnx",
         "m.onnx.data",
@@ -165,7 +153,7 @@ def test_data_a_save_could_not_name_goes_with_the_next_save_of_that_model(
     temporary name (the final reader's open finding). That file stayed for good; the next
     save of the model, in this very process too, removes it once its model is in place."""
     path = tmp_path / "m.onnx"
-    save_model(_model(1), path, external_data=True)
+    save_model(add_model(1), path, external_data=True)
     real_replace, real_link, real_open = os.replace, os.link, os.open
     puts = []
 
@@ -190,11 +178,11 @@ def test_data_a_save_could_not_name_goes_with_the_next_save_of_that_model(
     monkeypatch.setattr(os, "link", no_own_name)
     monkeypatch.setattr(os, "open", no_reserved_name)
     with caplog.at_level(logging.WARNING, logger="graphopt.ir"):
-        save_model(_model(2), path, external_data=True)
+        save_model(add_model(2), path, external_data=True)
     monkeypatch.undo()
     (kept,) = [p.name for p in tmp_path.iterdir() if p.name != "m.onnx"]
     assert kept.startswith(".graphopt-") and f"saved with its data in {kept}" in caplog.text
-    assert _weight(path) == 2
-    save_model(_model(3), path, external_data=True)
+    assert saved_weight(path) == 2
+    save_model(add_model(3), path, external_data=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
-    assert _weight(path) == 3
+    assert saved_weight(path) == 3

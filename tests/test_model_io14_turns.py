@@ -9,23 +9,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnx.parser
 from onnx import numpy_helper
 
 import graphopt.ir.model_io as model_io
 from graphopt.ir import save_model
-
-
-def _model(weight: float) -> onnx.ModelProto:
-    model = onnx.parser.parse_model("""
-<ir_version: 8, opset_import: ["" : 17]>
-g (float[32,32] x) => (float[32,32] y) { y = Add(x, w) }
-""")
-    w = np.full((32, 32), weight, np.float32)
-    model.graph.initializer.append(numpy_helper.from_array(w, "w"))
-    return model
+from tests.models_util import add_model
 
 
 def test_a_save_racing_another_to_one_path_leaves_no_orphan_data_file(tmp_path, monkeypatch):
@@ -34,14 +24,14 @@ def test_a_save_racing_another_to_one_path_leaves_no_orphan_data_file(tmp_path, 
     that left A's data as m.onnx-1.data, named by no model. B may wait for A now (here at most
     2 s: then A goes on as before)."""
     path = tmp_path / "m.onnx"
-    save_model(_model(1), path, external_data=True)
+    save_model(add_model(1), path, external_data=True)
     a_thread = threading.current_thread()
     b_at_last_put, a_done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def save_b() -> None:
         try:
-            save_model(_model(3), path, external_data=True)
+            save_model(add_model(3), path, external_data=True)
         except BaseException as e:  # reported by the test, not lost in the thread
             errors.append(e)
 
@@ -63,7 +53,7 @@ def test_a_save_racing_another_to_one_path_leaves_no_orphan_data_file(tmp_path, 
 
     monkeypatch.setattr(model_io, "_replace_by_link", replace_by_link)
     monkeypatch.setattr(model_io, "_put_model_file", put_model_file)
-    save_model(_model(2), path, external_data=True)
+    save_model(add_model(2), path, external_data=True)
     a_done.set()
     b.join(30)
     monkeypatch.undo()
@@ -77,11 +67,11 @@ def test_saves_into_one_folder_take_turns(tmp_path):
     """While one save holds its folder's turn, another waits for it (the same process's other
     thread here; another process alike)."""
     path = tmp_path / "m.onnx"
-    save_model(_model(1), path, external_data=True)
+    save_model(add_model(1), path, external_data=True)
     order: list[str] = []
     with model_io._saves_take_turns(tmp_path):
         other = threading.Thread(
-            target=lambda: (save_model(_model(2), path, external_data=True), order.append("b"))
+            target=lambda: (save_model(add_model(2), path, external_data=True), order.append("b"))
         )
         other.start()
         other.join(1)
