@@ -280,6 +280,25 @@ def assert_same_outputs(
         np.testing.assert_allclose(b[name], a[name], rtol=rtol, atol=atol, err_msg=name)
 
 
+def cache_written(root: Path, model: str, *flags: str) -> Path:
+    """Run `graphopt quantize MODEL -o ROOT/q.onnx --calib ROOT/calib FLAGS --cache ROOT/c.cache
+    --no-progress` (exit 0) with two real photographs (chelsea.png, coffee.png) in ROOT/calib;
+    the cache it wrote, its sidecar beside it. The sidecar tests' module fixtures."""
+    import shutil
+
+    from graphopt.cli import main
+    from graphopt.realmodels import IMAGE_NAMES, image_paths
+
+    folder = root / "calib"
+    folder.mkdir()
+    for path in image_paths(IMAGE_NAMES[1:3]):
+        shutil.copy(path, folder)
+    cache = root / "c.cache"
+    argv = ["quantize", model, "-o", str(root / "q.onnx"), "--calib", str(folder), *flags]
+    assert main([*argv, "--cache", str(cache), "--no-progress"]) == 0
+    return cache
+
+
 @pytest.fixture(scope="session")
 def real_model():
     """`real_model("common_det")` → path of the cached real detector."""

@@ -21,11 +21,11 @@ import onnx.numpy_helper
 import onnx.parser
 import pytest
 
-from graphopt.cli import main
 from graphopt.ir import load
 from graphopt.quant import sidecar as sidecar_io
 from graphopt.quant.api import quantize_with_report
-from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
+from graphopt.realmodels import fetch_model
+from tests.conftest import cache_written
 
 
 def _shuffled(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
@@ -96,15 +96,10 @@ class Written:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
-    root = tmp_path_factory.mktemp("h121_digest")
-    folder = root / "calib"
-    folder.mkdir()
-    for path in image_paths(IMAGE_NAMES[1:3]):  # chelsea.png, coffee.png: real photographs
-        shutil.copy(path, folder)
     model = fetch_model("common_det")
-    cache = root / "c.cache"
-    argv = ["quantize", str(model), "-o", str(root / "q.onnx"), "--calib", str(folder)]
-    assert main([*argv, "--accuracy-target", "0", "--cache", str(cache), "--no-progress"]) == 0
+    cache = cache_written(
+        tmp_path_factory.mktemp("h121_digest"), str(model), "--accuracy-target", "0"
+    )
     side = json.loads(sidecar_io.path_of(cache).read_text())
     assert side["stem"]
     return Written(model, cache, side["stem"])

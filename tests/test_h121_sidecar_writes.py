@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import graphopt
-from graphopt.cli import main
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant import sidecar as sidecar_io
-from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
+from graphopt.realmodels import fetch_model
+from tests.conftest import cache_written
 
 SIZE = "320x320"
 
@@ -35,16 +35,9 @@ class Written:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
     root = tmp_path_factory.mktemp("h121_writes")
-    folder = root / "calib"
-    folder.mkdir()
-    for path in image_paths(IMAGE_NAMES[1:3]):  # chelsea.png, coffee.png: real photographs
-        shutil.copy(path, folder)
     model = str(fetch_model("ppocr_det"))
-    cache = root / "c.cache"
-    argv = ["quantize", model, "-o", str(root / "q.onnx"), "--calib", str(folder)]
-    argv += ["--size", SIZE, "--target", "onnxruntime", "--accuracy-target", "0"]
-    assert main([*argv, "--cache", str(cache), "--no-progress"]) == 0
-    return Written(model, cache)
+    flags = ["--size", SIZE, "--target", "onnxruntime", "--accuracy-target", "0"]
+    return Written(model, cache_written(root, model, *flags))
 
 
 def _big_sidecar(count: int, name_bytes: int) -> sidecar_io.Sidecar:

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from graphopt.cli import main
-from tests.test_sidecar_review14 import Written, written  # noqa: F401 (the fixture)
+from tests.test_sidecar_review14 import (  # noqa: F401 (written: the fixture)
+    Written,
+    fail_the_save,
+    quantize_from_cache,
+    written,
+)
 
 
 @pytest.mark.realmodel
@@ -21,19 +25,9 @@ def test_a_failed_save_removes_the_folders_made_for_the_cache(
     monkeypatch: pytest.MonkeyPatch,
     error: str,
 ) -> None:
-    import graphopt.commands._common as common
-    from graphopt.errors import SaveError
-
-    def fail(*args: object, **kwargs: object) -> None:
-        if error == "SaveError":
-            raise SaveError("q.onnx: No space left on device")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(common, "save_output", fail)
+    exit_code = fail_the_save(monkeypatch, error)
     (tmp_path / "kept").mkdir()  # a folder that was there stays, empty or not
     for cache in (tmp_path / "new" / "deeper" / "c.cache", tmp_path / "kept" / "c.cache"):
-        argv = ["quantize", written.model, "-o", str(tmp_path / "q.onnx"), "--cache-in"]
-        argv += [str(written.cache), "--cache", str(cache), "--no-progress"]
-        assert main(argv) == (2 if error == "SaveError" else 130)
+        assert quantize_from_cache(written, tmp_path / "q.onnx", cache) == exit_code
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
     assert list((tmp_path / "kept").iterdir()) == []

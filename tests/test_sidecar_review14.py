@@ -26,7 +26,8 @@ from graphopt.cli import main
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant import sidecar as sidecar_io
-from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
+from graphopt.realmodels import fetch_model
+from tests.conftest import cache_written
 
 SIZE = "320x320"
 BASE = {
@@ -111,16 +112,8 @@ class Written:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Written:
     root = tmp_path_factory.mktemp("sidecar_review14")
-    folder = root / "calib"
-    folder.mkdir()
-    for path in image_paths(IMAGE_NAMES[1:3]):  # chelsea.png, coffee.png: real photographs
-        shutil.copy(path, folder)
     model = str(fetch_model("ppocr_det"))
-    cache = root / "c.cache"
-    argv = ["quantize", model, "-o", str(root / "q.onnx"), "--calib", str(folder)]
-    argv += ["--size", SIZE, "--keep-float", "2", "--cache", str(cache), "--no-progress"]
-    assert main(argv) == 0
-    return Written(model, cache)
+    return Written(model, cache_written(root, model, "--size", SIZE, "--keep-float", "2"))
 
 
 def _hostile_cases(written: Written) -> dict[str, str]:
@@ -547,6 +540,28 @@ def test_api_a_cache_name_whose_sidecar_name_is_too_long_is_refused_first(
     assert not cache.exists()
 
 
+def fail_the_save(monkeypatch: pytest.MonkeyPatch, error: str) -> int:
+    """Make the CLI's model save raise `error` ("SaveError": a full disk, or
+    "KeyboardInterrupt"); the exit code the run then ends with (2, or 130: interrupted)."""
+    import graphopt.commands._common as common
+    from graphopt.errors import SaveError
+
+    def fail(*args: object, **kwargs: object) -> None:
+        if error == "SaveError":
+            raise SaveError("q.onnx: No space left on device")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(common, "save_output", fail)
+    return 2 if error == "SaveError" else 130
+
+
+def quantize_from_cache(written: Written, out: Path, cache: Path) -> int:
+    """`graphopt quantize --cache-in written.cache --cache CACHE` of the written model to OUT:
+    its exit code."""
+    argv = ["quantize", written.model, "-o", str(out), "--cache-in", str(written.cache)]
+    return main([*argv, "--cache", str(cache), "--no-progress"])
+
+
 @pytest.mark.realmodel
 @pytest.mark.parametrize("error", ["SaveError", "KeyboardInterrupt"])
 def test_cli_a_model_that_cannot_be_saved_puts_the_old_pair_back(
@@ -557,21 +572,11 @@ def test_cli_a_model_that_cannot_be_saved_puts_the_old_pair_back(
     error: str,
 ) -> None:
     # the cache and the sidecar are written by now: both go back to what they were
-    import graphopt.commands._common as common
-    from graphopt.errors import SaveError
-
-    def fail(*args: object, **kwargs: object) -> None:
-        if error == "SaveError":
-            raise SaveError("q.onnx: No space left on device")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(common, "save_output", fail)
+    exit_code = fail_the_save(monkeypatch, error)
     cache, cache_bytes, side_bytes = _old_pair(written, tmp_path)
     fresh = tmp_path / "fresh.cache"  # and a pair that was not there is not left
     for target in (cache, fresh):
-        argv = ["quantize", written.model, "-o", str(tmp_path / "q.onnx"), "--cache-in"]
-        argv += [str(written.cache), "--cache", str(target), "--no-progress"]
-        assert main(argv) == (2 if error == "SaveError" else 130)  # 130: interrupted
+        assert quantize_from_cache(written, tmp_path / "q.onnx", target) == exit_code
     assert cache.read_bytes() == cache_bytes
     assert sidecar_io.path_of(cache).read_bytes() == side_bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.cache", "old.cache.graphopt.json"]
