@@ -126,6 +126,22 @@ def test_merge_refuses_an_unwritable_report_before_writing_the_model(
 # ---------------------------------------------------------------------------- distill-targets
 
 
+def interrupt_distill_after_two(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """distill-targets is interrupted (KeyboardInterrupt, as Ctrl-C) once its progress bar has
+    drawn 2 samples done; the bar's own draw, to put back for a rerun."""
+    from graphopt.commands import distill
+
+    draw = distill._Bar.__call__
+
+    def interrupted_after_two(self, done, total):  # type: ignore[no-untyped-def]
+        draw(self, done, total)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill._Bar, "__call__", interrupted_after_two)
+    return draw
+
+
 def test_an_interrupted_distill_says_its_checkpoints_are_kept(tmp_path, model, capsys, monkeypatch):
     """Ctrl-C said "interrupted; nothing was written" (after the progress bar, on its line)
     while the samples up to the last checkpoint were on disk, and a rerun resumes from them."""
@@ -139,14 +155,7 @@ def test_an_interrupted_distill_says_its_checkpoints_are_kept(tmp_path, model, c
     data.mkdir()
     for i in range(4):
         np.save(data / f"{i}.npy", np.zeros((1, 3, 16, 16), np.float32))
-    draw = distill._Bar.__call__
-
-    def interrupted_after_two(self, done, total):  # type: ignore[no-untyped-def]
-        draw(self, done, total)
-        if done == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(distill._Bar, "__call__", interrupted_after_two)
+    draw = interrupt_distill_after_two(monkeypatch)
     out = tmp_path / "targets"
     argv = ["distill-targets", str(model), "--data", str(data), "-o", str(out), "--checkpoint", "1"]
     assert main(argv) == 130

@@ -31,6 +31,7 @@ import onnx
 import pytest
 
 from graphopt.cli import build_parser, main
+from tests.test_cli_review3 import interrupt_distill_after_two
 
 pytestmark = pytest.mark.realmodel
 
@@ -151,16 +152,15 @@ def photos(tmp_path):
     return folder
 
 
+def _distill(real_model, photos: Path, out: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """`graphopt distill-targets` of layout_cdla on the photographs, to OUT."""
+    model = str(real_model("layout_cdla"))
+    return ["distill-targets", model, "--data", str(photos), "-o", str(out)]
+
+
 def test_distill_hint_typo_names_the_flag(tmp_path, real_model, photos, capsys):
     out = tmp_path / "t"
-    argv = [
-        "distill-targets",
-        str(real_model("layout_cdla")),
-        "--data",
-        str(photos),
-        "-o",
-        str(out),
-    ]
+    argv = _distill(real_model, photos, out)
     assert main([*argv, "--hints", "nope", "--preset", "layout_cdla"]) == 2
     err = _one_line_error(capsys, "graphopt distill-targets: error: --hints nope: ")
     assert "no tensor named 'nope'" in err and "expose-tensors" not in err
@@ -175,23 +175,8 @@ def test_distill_progress_writes_whole_lines_to_a_log_and_counts_a_resume(
     from graphopt.commands import distill
 
     out = tmp_path / "t"
-    argv = [
-        "distill-targets",
-        str(real_model("layout_cdla")),
-        "--data",
-        str(photos),
-        "-o",
-        str(out),
-    ]
-    argv += ["--preset", "layout_cdla", "--checkpoint", "1"]
-    draw = distill._Bar.__call__
-
-    def interrupted_after_two(self, done, total):  # type: ignore[no-untyped-def]
-        draw(self, done, total)
-        if done == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(distill._Bar, "__call__", interrupted_after_two)
+    argv = [*_distill(real_model, photos, out), "--preset", "layout_cdla", "--checkpoint", "1"]
+    draw = interrupt_distill_after_two(monkeypatch)
     assert main(argv) == 130
     err = capsys.readouterr().err
     assert "\r" not in err, err  # captured stderr is no terminal: whole lines, as quantize's
