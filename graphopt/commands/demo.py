@@ -73,14 +73,14 @@ def refuse_writing_over_the_cache(output: str, model: str, images: int) -> None:
     reaches them (a link, `..`, another case where the file system ignores case). A hard link
     elsewhere to a cached file is fine: the save replaces the link, not the file."""
     from graphopt.errors import SaveError
-    from graphopt.realmodels import IMAGE_NAMES, IMAGE_WHEEL, MODELS, _member_path, cache_dir
+    from graphopt.realmodels import IMAGE_NAMES, IMAGE_WHEEL, MODELS, cache_dir, member_path
 
     spec = MODELS[model]
-    cached = [(f"{model} model", _member_path(spec.package, spec.member))]
+    cached = [(f"{model} model", member_path(spec.package, spec.member))]
     if spec.data:
-        cached.append((f"{model} model's data", _member_path(spec.package, spec.data)))
+        cached.append((f"{model} model's data", member_path(spec.package, spec.data)))
     cached += [
-        (f"photograph {name}", _member_path(IMAGE_WHEEL, f"skimage/data/{name}"))
+        (f"photograph {name}", member_path(IMAGE_WHEEL, f"skimage/data/{name}"))
         for name in IMAGE_NAMES[:images]
     ]
     target = Path(output).resolve()

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from graphopt._text import counted
 from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
@@ -264,11 +264,7 @@ def run(args: argparse.Namespace) -> int:
             progress = Progress(len(data), "choosing samples" if args.cache_in else "calibrating")
     # the accuracy search of unknown length: a count of the models it measured (ppocr_det, 3
     # images: 24 s after the calibration's bar, which said nothing before)
-    search = (
-        None
-        if args.no_progress
-        else _SearchCount(None, "accuracy search", unit="models measured", show_start=True)
-    )
+    search = None if args.no_progress else _search_count()
     held = _HeldRecords("graphopt.quant")  # its warnings, said once the model is saved
     saving = saved = False
     try:
@@ -353,15 +349,16 @@ def calibration_feeds(
         raise
 
 
-class _SearchCount(Progress):
-    """The accuracy search's count, "accuracy search: 1 model measured" (it said "1 models
-    measured"): `Progress` with the unit's noun in the singular for one."""
-
-    def line(self, now: float) -> str:
-        text = super().line(now)
-        if self.done == 1 and self.unit == "models measured":
-            text = text.replace(": 1 models measured,", ": 1 model measured,", 1)
-        return text
+def _search_count(stream: TextIO | None = None) -> Progress:
+    """The accuracy search's count on `stream` (stderr): "accuracy search: 1 model measured"
+    (it said "1 models measured"), "2 models measured"."""
+    return Progress(
+        None,
+        "accuracy search",
+        stream,
+        units=("model measured", "models measured"),
+        show_start=True,
+    )
 
 
 class _HeldRecords(logging.Filter):

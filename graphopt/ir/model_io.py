@@ -623,18 +623,18 @@ def _put_model_and_data(
     os.chmod(data_tmp, data_mode)
     final = path.parent / location
     if not os.path.lexists(final):
-        made = _make_folders(final.parent)  # a location in a subfolder
+        made = make_folders(final.parent)  # a location in a subfolder
         try:
             os.replace(data_tmp, final)
         except BaseException:
-            _remove_folders(made)
+            remove_folders(made)
             raise
         try:
             _put_model_file(model_tmp, path, target)
         except BaseException:
             if not _names_data(target, path, final):  # (an interrupt may follow the put)
                 final.unlink(missing_ok=True)  # new: no model names it (the old one did not)
-                _remove_folders(made)
+                remove_folders(made)
             raise
         return
     if final.is_dir():
@@ -720,26 +720,34 @@ def _saves_take_turns(folder: Path) -> Iterator[bool]:
         yield held is True
 
 
-def _make_folders(folder: Path) -> list[Path]:
-    """Make `folder` and the folders above it that do not exist; those made, outermost first
-    (none made when this fails)."""
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and the folders above it that are not there, outermost first: those
+    `make_folders` makes. Also graphopt.quant.cache's `missing_folders` (the folders a cache's
+    write makes, for `put_back` to remove)."""
     missing = []
-    while not os.path.lexists(folder):
+    while not os.path.lexists(folder) and folder != folder.parent:
         missing.append(folder)
         folder = folder.parent
+    return missing[::-1]
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """Make `folder` and the folders above it that do not exist; those made, outermost first
+    (none made when this fails). Also graphopt.quant.cache's `write` (a cache's folders)."""
     made: list[Path] = []
     try:
-        for each in reversed(missing):
+        for each in missing_folders(folder):
             each.mkdir()
             made.append(each)
     except BaseException:
-        _remove_folders(made)
+        remove_folders(made)
         raise
     return made
 
 
-def _remove_folders(made: list[Path]) -> None:
-    """Remove the folders `_make_folders` made, innermost first, as far as they are empty."""
+def remove_folders(made: Sequence[Path]) -> None:
+    """Remove the folders `make_folders` made, innermost first, as far as they are empty.
+    Also graphopt.quant.cache's `write` and `put_back` (a failed run's cache folders)."""
     for folder in reversed(made):
         try:
             folder.rmdir()

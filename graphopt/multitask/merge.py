@@ -49,7 +49,7 @@ from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import rename_clashing
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
-from graphopt.multitask.opsets import _since, opset_map, reconcile, spell_default_domain
+from graphopt.multitask.opsets import opset_map, reconcile, since_version, spell_default_domain
 from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
 
 log = logging.getLogger("graphopt.multitask")
@@ -150,7 +150,8 @@ def merge_with_report(
             task.newer_schemas = sorted(  # why it was converted, not kept as it was
                 op
                 for op in ops
-                if "." not in op and _since(op, opset, "") != _since(op, report.opset, "")
+                if "." not in op
+                and since_version(op, opset, "") != since_version(op, report.opset, "")
             )
     return model, report
 

@@ -65,7 +65,10 @@ def _every_node(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
         yield from _all_nodes(f)
 
 
-def _since(op: str, version: int, domain: str) -> int | None:
+def since_version(op: str, version: int, domain: str) -> int | None:
+    """The `since_version` of the schema of `op` (of `domain`) at opset `version`; None for an
+    op onnx has no schema for there. Also graphopt.multitask.merge's (the report's
+    `newer_schemas`)."""
     try:
         return int(onnx.defs.get_schema(op, version, domain).since_version)
     except onnx.defs.SchemaError:
@@ -82,7 +85,10 @@ def _same_schemas(nodes: Iterable[onnx.NodeProto], domain: str, old: int, new: i
     for node in nodes:
         if canonical_domain(node.domain) != domain:
             continue
-        before, after = _since(node.op_type, old, domain), _since(node.op_type, new, domain)
+        before, after = (
+            since_version(node.op_type, old, domain),
+            since_version(node.op_type, new, domain),
+        )
         if before is None or before != after:
             return False
     return True
@@ -131,7 +137,7 @@ def reconcile(
                 for n in _every_node(model)
                 if canonical_domain(n.domain) == domain and (n.domain, n.op_type) not in functions
             ]
-            known = any(_since(n.op_type, version, domain) for n in ops)
+            known = any(since_version(n.op_type, version, domain) for n in ops)
             if known and not unchanged_between(model, domain, version, target[domain]):
                 raise MergeError(
                     f"{name}: uses domain {domain!r} at version {version}, other models at "

@@ -117,16 +117,16 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
 def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:
     """Write the cache atomically (temporary file and rename; the mode follows the umask), its
     missing folders made first (and removed again when the write fails)."""
-    from graphopt.ir.model_io import _make_folders, _remove_folders, write_atomically
+    from graphopt.ir.model_io import make_folders, remove_folders, write_atomically
 
     target = Path(path)
     data = dumps(scales, header).encode()
     made: list[Path] = []
     try:
-        made = _make_folders(target.parent)
+        made = make_folders(target.parent)
         write_atomically(target, target.parent, data)
     except BaseException as e:
-        _remove_folders(made)
+        remove_folders(made)
         if isinstance(e, OSError):
             raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
         raise
@@ -135,12 +135,9 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
 def missing_folders(path: str | Path) -> list[Path]:
     """The folders above `path` that are not there (outermost first): those a `write` of it
     makes, for `put_back` to remove again."""
-    missing = []
-    folder = Path(path).parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing[::-1]
+    from graphopt.ir.model_io import missing_folders as missing_above
+
+    return missing_above(Path(path).parent)
 
 
 def name_max(folder: str | Path) -> int:
@@ -195,7 +192,7 @@ def put_back(path: str | Path | None, previous: bytes | None, made: Sequence[Pat
     (a run that failed before writing it). Best effort: the run's own error is the news, so an
     OSError here leaves the file as the run wrote it. `path` None: the folders alone (those of
     files put back before)."""
-    from graphopt.ir.model_io import _remove_folders, is_stream, write_atomically
+    from graphopt.ir.model_io import is_stream, remove_folders, write_atomically
 
     if path and not is_stream(Path(path)) and bytes_before(path) != previous:
         target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
@@ -206,7 +203,7 @@ def put_back(path: str | Path | None, previous: bytes | None, made: Sequence[Pat
                 write_atomically(target, target.parent, previous)
         except OSError:
             pass
-    _remove_folders(list(made))
+    remove_folders(made)
 
 
 def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tuple[str, str]]]:

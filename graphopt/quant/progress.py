@@ -28,15 +28,16 @@ class Progress:
         label: str = "calibrating",
         stream: TextIO | None = None,
         *,
-        unit: str = "",
+        units: tuple[str, str] | None = None,
         show_start: bool = False,
     ):
-        """`total` None: a count without bar or ETA, "label: N unit, elapsed Ts" with `unit`.
+        """`total` None: a count without bar or ETA, "label: N unit, elapsed Ts" with `units`,
+        the unit for one and for any other count (("model measured", "models measured")).
         `show_start`: `update(0)` draws the line at once (work of unknown length: the user
         sees that it started, also in a log)."""
         self.total = total
         self.label = label
-        self.unit = unit
+        self.units = units
         self.show_start = show_start
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
@@ -100,8 +101,9 @@ class Progress:
 
     def line(self, now: float) -> str:
         elapsed = now - self.start
-        if self.total is None and self.unit:
-            return f"{self.label}: {self.done} {self.unit}, elapsed {elapsed:.0f}s"
+        if self.total is None and self.units:
+            unit = self.units[self.done != 1]
+            return f"{self.label}: {self.done} {unit}, elapsed {elapsed:.0f}s"
         if not self.total:
             return f"{self.label} {self.done} [{elapsed:.0f}s]"
         share = min(self.done / self.total, 1.0)
