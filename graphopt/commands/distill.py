@@ -190,19 +190,12 @@ class _Bar:
             self.bar.close()
 
 
-def _missing_folders(path: str) -> list[str]:
-    """`path` and those of its parent folders that do not exist, innermost first."""
-    missing = []
-    while path and not os.path.lexists(path):
-        missing.append(path)
-        parent = os.path.dirname(path.rstrip(os.sep))
-        path = parent if parent != path else ""
-    return missing
-
-
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from graphopt.distill import DistillError, remove_unkept, write_targets
     from graphopt.errors import GraphoptError, PassError
+    from graphopt.ir.model_io import missing_folders, remove_folders
 
     if not comma_list(args.logits):  # T and the axis shape softmax(z/T): logits only
         for option, value, default in (
@@ -218,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         raise DistillError(f"--data {args.data}: no such file or folder")
     refuse_image_options_without_data_images(args)
     bar = None if args.no_progress else _Bar()
-    made = _missing_folders(args.output)  # the folders this run makes: removed if left empty
+    made = missing_folders(Path(args.output))  # the folders this run makes: removed if empty
     try:
         manifest = write_targets(
             args.teacher,
@@ -241,9 +234,8 @@ def run(args: argparse.Namespace) -> int:
             # done stayed, for a rerun to remove; Ctrl-C keeps them, as the rerun expects
             with contextlib.suppress(GraphoptError):  # the error that stopped the run is news
                 remove_unkept(args.output)
-        with contextlib.suppress(OSError):  # a bad sample, teacher or option: nothing stored
-            for folder in made:
-                os.rmdir(folder)  # only when empty: a checkpoint's files stay
+        remove_folders(made)  # a bad sample, teacher or option: nothing stored (a
+        # checkpoint's files stay, and so do their folders)
         if isinstance(e, PassError) and e.pass_name == "expose-tensors" and args.hints:
             # the hints are exposed by that pass, which the user never named: say the flag
             text = str(e).removeprefix("pass expose-tensors: ")
