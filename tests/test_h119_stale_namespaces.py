@@ -21,7 +21,8 @@ from onnx import numpy_helper
 
 import graphopt.ir.model_io as model_io
 from graphopt.ir import save_model
-from tests.test_model_io14_stale import _dead_pid, _model
+from tests.models_util import add_model
+from tests.test_model_io14_stale import _dead_pid
 
 BEFORE = model_io.STARTED - 60  # as if made before this process started
 
@@ -64,7 +65,7 @@ def test_a_save_holds_its_temporary_folder_against_a_cleanup_that_takes_it_for_g
         return put(work, tmp, *args)
 
     monkeypatch.setattr(model_io, "_put_model_and_data", cleanup_meanwhile)
-    save_model(_model(3), path, external_data=True)
+    save_model(add_model(3), path, external_data=True)
     assert swept == [[]]
     loaded = onnx.load(str(path))
     assert float(numpy_helper.to_array(loaded.graph.initializer[0])[0, 0]) == 3.0
@@ -163,7 +164,7 @@ def test_data_a_model_names_is_kept_when_the_model_cannot_be_read_at_the_cleanup
     dead = _dead_pid()
     path = tmp_path / "m.onnx"
     location = f".graphopt-data-{dead}-0123456789ab-m.onnx.data"
-    save_model(_model(1), path, external_data=True, location=location)
+    save_model(add_model(1), path, external_data=True, location=location)
     os.utime(tmp_path / location, (BEFORE, BEFORE))
     read_bytes, replace = Path.read_bytes, os.replace
 
@@ -180,7 +181,7 @@ def test_data_a_model_names_is_kept_when_the_model_cannot_be_read_at_the_cleanup
     monkeypatch.setattr(Path, "read_bytes", unreadable_model)
     monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(model_io.SaveError):
-        save_model(_model(2), path, external_data=True)
+        save_model(add_model(2), path, external_data=True)
     monkeypatch.undo()
     assert (tmp_path / location).is_file()
     loaded = onnx.load(str(path))  # the old model, with its data
