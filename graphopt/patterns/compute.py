@@ -704,15 +704,34 @@ _RUN_SHAPES: weakref.WeakKeyDictionary[Facts, ShapeFacts] = weakref.WeakKeyDicti
 
 
 def _trailing_dims(m: Match, k: int) -> tuple[int, ...]:
-    """The k trailing dimensions of the matched `x`, all known integers, or Refuse."""
-    x = m.tensor("x")
-    if x is None:
-        raise Refuse("the rule binds no tensor x to normalize")
+    """The k trailing dimensions of the normalized tensor (`_normalized_input`), all known
+    integers, or Refuse."""
+    x = _normalized_input(m)
     shape = _shape_of(m, x)
     trailing = None if shape is None or len(shape) < k else shape[len(shape) - k :]
     if trailing is None or not all(isinstance(d, int) for d in trailing):
         raise Refuse(f"cannot prove the normalized dimensions of {x} ({shape})")
     return tuple(d for d in trailing if isinstance(d, int))
+
+
+def _normalized_input(m: Match) -> str:
+    """The tensor x that the matched mean E[x] normalizes: the input of the matched ReduceMean
+    whose input no matched node produces (E[d²] reads a matched node's output). Taken from the
+    match's structure, not from a variable's name: a user's rule may call another tensor `x`
+    (the output, say), whose dimensions prove nothing about the normalized ones."""
+    produced = {t for n in m.nodes.values() for t in n.output if t}
+    inputs = {
+        n.input[0]
+        for n in m.nodes.values()
+        if n.op_type == "ReduceMean" and n.input and n.input[0] and n.input[0] not in produced
+    }
+    if len(inputs) != 1:
+        raise Refuse(
+            f"the match has {len(inputs)} ReduceMean inputs that no matched node produces, "
+            "not one tensor to normalize"
+        )
+    (x,) = inputs
+    return x
 
 
 def _shape_of(m: Match, tensor: str) -> Shape | None:
