@@ -156,6 +156,22 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
     )
 
 
+def pipeline_files(path: str | Path) -> list[tuple[str, Path]]:
+    """Every file that loading the pipeline file `path` reads, in order, with its role:
+    ("pipeline", path), ("include", file) for each file an `include:` reads (transitively,
+    built-ins included by name too), then ("rules", file) for each of its and its includes'
+    rule files (once each, as loaded). A `PipelineError` or `OSError` as `load_pipeline`'s."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    pipeline = _parse_cached(text, str(path), path.parent)
+    included = _parsed[(text, str(path), path.parent)][1]  # (just parsed or checked fresh)
+    return [
+        ("pipeline", path),
+        *(("include", file) for file, _ in included),
+        *(("rules", Path(file)) for file in pipeline.rule_files),
+    ]
+
+
 _PARSE_CACHE_SIZE = 32
 # (text, file, folder) → the parse and the text of every file it included (read at parse time).
 _parsed: collections.OrderedDict[

@@ -11,7 +11,8 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
     {"format": "graphopt-calibration-sidecar", "version": 1, "graphopt": "0.1.0",
      "model_sha256": <the float model's graph, `model_digest`>, "model_digest": 2,
      "cache_sha256": <the cache file's bytes>, "scales_sha256": <its scales, `scales_digest`>,
-     "target": "tensorrt", "pipeline": {"name": "tensorrt", "sha256": <its YAML file's bytes>},
+     "target": "tensorrt", "pipeline": {"name": "tensorrt", "sha256": <the files it loads>},
+     "pipeline_digest": 2,
      "stem": [node, ...], "keep_nodes": [node, ...],
      "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
      "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
@@ -23,15 +24,17 @@ model and the target. A sidecar written for another model, beside another cache 
 since with other scales: a cache TensorRT wrote again with the same ones, under its own header,
 unpadded and with tensors of its own, is the same), for another target or after another
 optimize pipeline (`pipeline_identity`: the nodes it names are another graph's, even where the
-names match) is not applied (`mismatch`: the caller warns, as TensorRT does for a cache it
-cannot use, and the run goes on with the cache's scales alone). Older sidecars lack fields:
-without "model_digest" the model's digest took the initializers in file order, and is
-compared with that; without "pipeline" the pipeline is not compared. A damaged one (not JSON,
-a key twice, wrong types, zero points for target tensorrt, a scale that is not a positive
-normal float32, not UTF-8, not a regular file, over `MAX_BYTES`) or one of a newer format is a
-`QuantizeError`. What it does not do: check that the node names exist in the model (the
-quantizer does, against the model as optimized), or follow a pipeline's `include:` and
-`rules:` files (its own file's bytes name it).
+names match; a user's pipeline file counts with the files its `include:`s read and its `rules:`
+files, a built-in by its own file) is not applied (`mismatch`: the caller warns, as TensorRT
+does for a cache it cannot use, and the run goes on with the cache's scales alone). Older
+sidecars lack fields: without "model_digest" the model's digest took the initializers in file
+order, and is compared with that; without "pipeline" the pipeline is not compared; without
+"pipeline_digest" the pipeline's sha256 is of its own file alone, and is compared with that of
+the run's pipeline file alone. A damaged one (not JSON, a key twice, wrong types, zero points
+for target tensorrt, a scale that is not a positive normal float32, not UTF-8, not a regular
+file, over `MAX_BYTES`) or one of a newer format is a `QuantizeError`. What it does not do:
+check that the node names exist in the model (the quantizer does, against the model as
+optimized).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ SUFFIX = ".graphopt.json"
 FORMAT = "graphopt-calibration-sidecar"
 VERSION = 1
 MODEL_DIGEST = 2  # how `model_digest` names a model: 2, initializers in name order
+# how "pipeline"'s sha256 names the pipeline: 2, every file loading it reads (`files_sha256`);
+# 1 (the first sidecars that recorded it: no "pipeline_digest"), its own file's bytes
+PIPELINE_DIGEST = 2
 # a name list and a table of zero points (~70 bytes a tensor: 230,000 of them); the writer
 # refuses more (`encode`), before the cache is written, so that no run writes what none reads
 MAX_BYTES = 16 << 20
@@ -81,6 +87,8 @@ class Sidecar:
     model_digest: int = MODEL_DIGEST
     # the optimize pipeline's (name, sha256) (`pipeline_identity`); None: not recorded (older)
     pipeline: tuple[str, str] | None = None
+    # what that sha256 covers (`PIPELINE_DIGEST`): 1 in the first sidecars, its file alone
+    pipeline_digest: int = PIPELINE_DIGEST
 
     def float_nodes(self) -> set[str]:
         return {*self.stem, *self.keep_nodes, *self.search_nodes}
@@ -104,7 +112,9 @@ class Sidecar:
         initializers' order was left out) is compared with `file_order_sha256`
         (`file_order_digest`), or, when not given, with `model_sha256` (equal where the
         initializers are in name order): first sidecars still apply. `pipeline`: the run's
-        `pipeline_identity`, compared where both are known (older sidecars do not say)."""
+        `pipeline_identity`, compared where both are known (older sidecars do not say); a
+        sidecar that digested its pipeline's own file alone (`pipeline_digest` 1) is compared
+        with the digest of the run's pipeline file alone, what it recorded."""
         if self.model_digest == 1 and file_order_sha256 is not None:
             model_sha256 = file_order_sha256
         elif self.model_digest not in (1, MODEL_DIGEST):
@@ -120,6 +130,15 @@ class Sidecar:
         if self.target != target:
             return f"it was written for target {self.target}, this run quantizes for {target}"
         if self.pipeline is not None and pipeline is not None:
+            if self.pipeline_digest == 1:
+                if pipeline[1]:  # (("none", ""), an unreadable file: no file to digest)
+                    pipeline = pipeline_identity(pipeline[0], target, whole=False)
+            elif self.pipeline_digest != PIPELINE_DIGEST:
+                return (
+                    f"it names its optimize pipeline by a digest this graphopt does not take "
+                    f"(pipeline_digest {self.pipeline_digest}); quantize with the graphopt "
+                    "that wrote it"
+                )
             return _other_pipeline(self.pipeline, pipeline)
         return None
 
@@ -142,15 +161,21 @@ def _other_pipeline(written: tuple[str, str], run: tuple[str, str]) -> str | Non
     )
 
 
-def pipeline_identity(pipeline: str | bool | None, target: str) -> tuple[str, str]:
+def pipeline_identity(
+    pipeline: str | bool | None, target: str, *, whole: bool = True
+) -> tuple[str, str]:
     """(name, sha256) of the optimize pipeline a quantize run on `target` takes before
     quantizing (its `pipeline` option, `graphopt.quant.api.prepare`): a built-in's name, or a
-    YAML file's path as given, with the sha256 of the file's bytes (the file it names: not
-    those it includes, nor its rule files); None: the built-in the target starts from
-    (`tensorrt` for target tensorrt, else `default`); False: ("none", ""), no pipeline. A
-    file that cannot be read is ("<path>", ""), compared by name: the run's optimize said
-    why already."""
+    YAML file's path as given, with the sha256 of what loading it reads (`files_sha256`:
+    the file, the files its `include:`s read, its and their `rules:` files; unless `whole`
+    is False: the file's bytes alone, `pipeline_digest` 1). A built-in, by name or by its
+    file's path, is its file's bytes alone (what it includes are built-ins of the same
+    graphopt). None: the built-in the target starts from (`tensorrt` for target tensorrt,
+    else `default`); False: ("none", ""), no pipeline. A file that cannot be read or loaded
+    is ("<path>", ""), compared by name: the run's optimize said why already."""
     from graphopt._resources import builtin_dir
+    from graphopt.errors import GraphoptError
+    from graphopt.pipeline import pipeline_files
 
     if pipeline is False:
         return "none", ""
@@ -159,13 +184,36 @@ def pipeline_identity(pipeline: str | bool | None, target: str) -> tuple[str, st
     name = str(pipeline)
     path = Path(name)
     try:
-        builtin = builtin_dir("passes") / f"{name}.yaml"
+        builtins = builtin_dir("passes")
+        builtin = builtins / f"{name}.yaml"
         if name == path.name and builtin.is_file():  # (load_pipeline: built-ins first)
-            path = builtin
-        with open(path, "rb") as f:
-            return name, hashlib.sha256(f.read(cache_io.MAX_TEXT_BYTES)).hexdigest()
-    except (OSError, ValueError):
+            return name, _file_sha256(builtin)
+        if not whole or path.resolve().parent == builtins.resolve():
+            return name, _file_sha256(path)
+        return name, files_sha256(pipeline_files(path))
+    except (OSError, ValueError, RuntimeError, GraphoptError):
         return name, ""
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read(cache_io.MAX_TEXT_BYTES)).hexdigest()
+
+
+def files_sha256(files: list[tuple[str, Path]]) -> str:
+    """sha256 of the pipeline files `files` ((role, path) each, `pipeline.pipeline_files`):
+    of the first one's bytes when it is the only one (equal to its `pipeline_digest` 1), else
+    of each one's role, length and bytes in order. The paths are not digested: where a file
+    lies does not change what it makes (the pipeline's text names its includes and rules)."""
+    if len(files) == 1:
+        return _file_sha256(files[0][1])
+    h = hashlib.sha256()
+    for role, path in files:
+        with open(path, "rb") as f:
+            data = f.read(cache_io.MAX_TEXT_BYTES)
+        h.update(f"{role}:{len(data)};".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 def graphopt_version() -> str:
@@ -296,7 +344,10 @@ def dumps(sidecar: Sidecar) -> str:
         **({"scales_sha256": sidecar.scales_sha256} if sidecar.scales_sha256 else {}),
         "target": sidecar.target,
         **(
-            {"pipeline": {"name": sidecar.pipeline[0], "sha256": sidecar.pipeline[1]}}
+            {
+                "pipeline": {"name": sidecar.pipeline[0], "sha256": sidecar.pipeline[1]},
+                "pipeline_digest": sidecar.pipeline_digest,
+            }
             if sidecar.pipeline is not None
             else {}
         ),
@@ -501,6 +552,9 @@ def _checked(data: object, where: str) -> Sidecar:
         if digest_text:
             text("pipeline.sha256", digest_text, 64)
         pipeline = (text("pipeline.name", given["name"]), digest_text)
+    pipeline_digest = data.get("pipeline_digest", 1)  # (absent: its file alone)
+    if type(pipeline_digest) is not int or pipeline_digest < 1:
+        raise fail("'pipeline_digest' is not a whole number from 1")
     digest = data.get("model_digest", 1)  # (absent in the first sidecars: file order)
     if type(digest) is not int or digest < 1:
         raise fail("'model_digest' is not a whole number from 1")
@@ -508,6 +562,7 @@ def _checked(data: object, where: str) -> Sidecar:
         model_sha256=text("model_sha256", data.get("model_sha256"), 64),
         model_digest=digest,
         pipeline=pipeline,
+        pipeline_digest=pipeline_digest,
         cache_sha256=text("cache_sha256", data.get("cache_sha256"), 64),
         scales_sha256=(
             text("scales_sha256", data["scales_sha256"], 64) if "scales_sha256" in data else ""
