@@ -262,6 +262,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
         kept.append(node)
     g.node.extend(kept)
     _tame_slice_steps(graph, g)
+    _hide_disputed_slice_ends(graph, g)
     g.output.extend(graph.proto.output)
     # a constant's value_info says nothing its tensor does not: without it (and cleared of
     # its shape, inference takes the value_info over the initializer's dims: torch dynamo
@@ -313,6 +314,52 @@ def _tame_slice_steps(graph: Graph, g: onnx.GraphProto) -> None:
         taken.add(name)
         body.initializer.append(numpy_helper.from_array(clamped, name))
         node.input[4] = name
+
+
+_DISPUTED_ENDS = (2**31 - 1, 2**63 - 1)
+
+
+def disputed_slice_end(end: int, step: int) -> bool:
+    """A Slice end of INT32_MAX or INT64_MAX with a negative step, which onnxruntime and ONNX
+    read differently: onnxruntime slices to the start of the axis (Slice(arange(4), [-1],
+    [INT64_MAX], [0], [-1]) = [3, 2, 1, 0]); ONNX's definition, reference and shape inference
+    clamp the end to the last index ([]). No shape, dim or value is derived from such a Slice
+    (constant folding leaves it to the runtime too: `_folding_ops._slice`)."""
+    return step < 0 and end in _DISPUTED_ENDS
+
+
+def _hide_disputed_slice_ends(graph: Graph, g: onnx.GraphProto) -> None:
+    """Give the Slice nodes of light graph `g` (and of its bodies) with a `disputed_slice_end`
+    an ends input of unknown value (a new graph input of the same type): inference then knows
+    the output's rank but none of its dims, where it would have inferred ONNX's empty axis."""
+    taken: set[str] = set()
+    for body, node in _slices(g):
+        if len(node.input) < 5 or not node.input[2] or not node.input[4]:
+            continue  # (steps absent: all 1)
+        values = []
+        for source in (node.input[2], node.input[4]):
+            value = _local_constant(body, source) if body is not g else None
+            values.append(graph.constant(source) if value is None else value)
+        ends, steps = values
+        if (
+            ends is None
+            or steps is None
+            or ends.dtype.kind not in "iu"
+            or steps.dtype.kind not in "iu"
+        ):
+            continue
+        if ends.shape != steps.shape or ends.ndim != 1 or not is_default_domain(node):
+            continue
+        if not any(disputed_slice_end(int(e), int(k)) for e, k in zip(ends, steps, strict=True)):
+            continue
+        if not taken:
+            taken = {*graph.producer, *graph.initializers, *graph.graph_inputs}
+        name = next(
+            n for i in itertools.count() if (n := f"{node.input[2]}_disputed{i}") not in taken
+        )
+        taken.add(name)
+        _add_placeholder(g.input, name, numpy_helper.from_array(ends, name))
+        node.input[2] = name
 
 
 def _slices(g: onnx.GraphProto) -> Any:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from graphopt.analysis.shapes import disputed_slice_end
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
 from graphopt.passes._folding_ops import node_slice_parameters, onnx_slice
@@ -110,6 +111,8 @@ def _pick(
         starts, ends, axes, steps = params
         if len(starts) != 1 or axes[0] not in (0, -1) or steps[0] == 0:
             return None
+        if disputed_slice_end(ends[0], steps[0]):
+            return None  # onnxruntime picks other dims than ONNX
         dims = _shape_dims(graph, ctx, node.input[0], depth + 1)
         if dims is None:
             return None
