@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 STDOUT = "-"
 
 
+def shown(value: str | os.PathLike[str]) -> str:
+    """A value the user gave (a path, an option's text) as a one-line error shows it: as given,
+    or quoted and escaped as `repr` writes it where it holds a character that is not printable
+    (`--prefix 'a\\nb'`: a newline in it made the error two lines)."""
+    text = os.fspath(value)
+    return text if text.isprintable() else repr(text)
+
+
 class Given(argparse.Action):
     """Stores the value as `store` does and records the option in `namespace.given`, so that a
     command can refuse an option given where it would be ignored (its default stays as is)."""
@@ -187,7 +195,7 @@ def refuse_model_path(
     target = Path(path).resolve()
     for what, model in models:
         if Path(model).resolve() == target:
-            raise error(f"{option} {path} is the {what} model's path; give another")
+            raise error(f"{option} {shown(path)} is the {what} model's path; give another")
 
 
 def refuse_writing_over_read_files(
@@ -207,7 +215,7 @@ def refuse_writing_over_read_files(
         target = Path(path).resolve()
         for source, other in sources:
             if target == other:
-                raise error(f"{option} {path} is the {source} file; give another")
+                raise error(f"{option} {shown(path)} is the {source} file; give another")
 
 
 def _data_files_of(model: str) -> set[Path]:
@@ -242,8 +250,9 @@ def refuse_data_file_of_inputs(
         return
     if model_io._over_two_gib(model):
         raise error(
-            f"-o {output}: the model is over 2 GiB, so its weights go to {data.name}, which is "
-            "an external data file of an input model; give another output name"
+            f"-o {shown(output)}: the model is over 2 GiB, so its weights go to "
+            f"{shown(data.name)}, which is an external data file of an input model; give "
+            "another output name"
         )
 
 
@@ -261,8 +270,8 @@ def refuse_writing_over_data_files(
         for option, path in existing:
             if path in files:
                 raise error(
-                    f"{option} {path.name}: is an external data file of the input model "
-                    f"{model}; give another"
+                    f"{option} {shown(path.name)}: is an external data file of the input "
+                    f"model {shown(model)}; give another"
                 )
 
 
@@ -275,12 +284,15 @@ def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: b
         return
     out = Path(output).resolve()
     if out in loaded.data_files:
-        raise SaveError(f"{output}: is an external data file of the input model; choose another")
+        raise SaveError(
+            f"{shown(output)}: is an external data file of the input model; choose another"
+        )
     same_model = loaded.source is not None and out == loaded.source.resolve()
     data = out.parent / default_data_location(out)
     if external and not same_model and data in loaded.data_files:
         raise SaveError(
-            f"{output}: its data file {data.name} is the input model's; choose another name"
+            f"{shown(output)}: its data file {shown(data.name)} is the input model's; choose "
+            "another name"
         )
 
 
@@ -298,7 +310,7 @@ def check_writable(path: str, what: str, error: type[Exception], *, make_parents
     try:
         _check_writable(path, what, error, make_parents=make_parents, folder=False)
     except OSError as e:
-        raise error(f"{what} {path}: {_reason(e)}") from e
+        raise error(f"{what} {shown(path)}: {_reason(e)}") from e
 
 
 def check_writable_folder(path: str, what: str, error: type[Exception]) -> None:
@@ -308,7 +320,7 @@ def check_writable_folder(path: str, what: str, error: type[Exception]) -> None:
     try:
         _check_writable(path, what, error, make_parents=True, folder=True)
     except OSError as e:
-        raise error(f"{what} {path}: {_reason(e)}") from e
+        raise error(f"{what} {shown(path)}: {_reason(e)}") from e
 
 
 def _reason(e: OSError) -> str:
@@ -322,7 +334,7 @@ def _check_writable(
     from graphopt.quant.cache import name_too_long
 
     target = Path(given)
-    path = str(target)  # (as quantize's messages have always named it)
+    path = shown(target)  # (as quantize's messages have always named it)
     if folder:
         if os.path.lexists(target) and not target.is_dir():
             kind = (
@@ -334,7 +346,7 @@ def _check_writable(
         where = target
     else:
         if given.endswith(("/", os.sep)) and not target.is_dir():  # Path("out/") is "out"
-            raise error(f"{what} {given} names a folder; give a file name")
+            raise error(f"{what} {shown(given)} names a folder; give a file name")
         if target.is_dir():
             raise error(f"{what} {path} is a folder; give a file name")
         if is_stream(target):  # written straight (graphopt.ir.model_io.write_atomically)
@@ -345,26 +357,28 @@ def _check_writable(
             where = where.parent
     if not where.is_dir():
         problem = "is not a folder" if where.exists() else "does not exist"
-        raise error(f"{what} {path}: {where} {problem}")
+        raise error(f"{what} {path}: {shown(where)} {problem}")
     too_long = name_too_long(target, where)  # the file's, and new folders'
     if too_long is not None:
         name, size, limit, _ = too_long
         raise error(
             f"{what} {path}: the name {name[:40]!r}... is {size} bytes, more than folder "
-            f"{where} takes ({limit})"
+            f"{shown(where)} takes ({limit})"
         )
     folders = [where]
     if not folder and target.is_symlink():  # the file the link points to is replaced
         linked = Path(os.path.realpath(target))
         if not linked.parent.is_dir():
-            raise error(f"{what} {path}: links to {linked}, whose folder does not exist")
+            raise error(f"{what} {path}: links to {shown(linked)}, whose folder does not exist")
         folders.append(linked.parent)
     for place in folders:
         try:
             with tempfile.TemporaryFile(dir=place, prefix=".graphopt-probe-"):
                 pass
         except OSError as e:
-            raise error(f"{what} {path}: cannot write in folder {place} ({_reason(e)})") from e
+            raise error(
+                f"{what} {path}: cannot write in folder {shown(place)} ({_reason(e)})"
+            ) from e
 
 
 def check_data_file_name(output: str) -> None:

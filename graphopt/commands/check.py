@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import add_shapes_argument
+from graphopt.commands._common import add_shapes_argument, shown
 
 if TYPE_CHECKING:
     import onnx
@@ -62,8 +62,8 @@ def target_version(target: str) -> TrtVersion:
     _, text = parse_target(target)
     known = " and ".join(f"{major}.0 to {major}.{minor}" for major, minor in LATEST_MINOR.items())
     refusal = BackendError(
-        f"--target {target}: graphopt models TensorRT {known}, not {text} (tensorrt=10 or "
-        "tensorrt=11: the newest of each)"
+        f"--target {shown(target)}: graphopt models TensorRT {known}, not {shown(text)} "
+        "(tensorrt=10 or tensorrt=11: the newest of each)"
     )
     try:
         version = parse_version(text)

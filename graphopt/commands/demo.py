@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphopt._text import counted
-from graphopt.commands._common import STDOUT, add_model_output, output_name
+from graphopt.commands._common import STDOUT, add_model_output, output_name, shown
 
 if TYPE_CHECKING:
     import onnx
@@ -86,15 +86,18 @@ def refuse_writing_over_the_cache(output: str, model: str, images: int) -> None:
     target = Path(output).resolve()
     for what, path in cached:
         if path.resolve() == target:
-            raise SaveError(f"-o {output} is the cached {what} the demo reads; give another path")
+            raise SaveError(
+                f"-o {shown(output)} is the cached {what} the demo reads; give another path"
+            )
     # any other file there too: another model, photograph or wheel, fetched yet or not (a later
     # fetch takes a file at a member's path for that member, extracted)
     root = cache_dir()
     for folder in (root / "files", root / "wheels"):
         if _within(target, folder):
             raise SaveError(
-                f"-o {output} is in the model cache's {folder}, whose files demos, benchmarks "
-                "and tests read as the fetched originals; give a path outside it"
+                f"-o {shown(output)} is in the model cache's {shown(folder)}, whose files "
+                "demos, benchmarks and tests read as the fetched originals; give a path outside "
+                "it"
             )
 
 

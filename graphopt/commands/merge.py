@@ -16,6 +16,7 @@ from graphopt.commands._common import (
     refuse_model_path,
     refuse_writing_over_data_files,
     save_output,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -167,8 +168,9 @@ def run_merge(args: argparse.Namespace) -> int:
     prefixes = args.prefix.split(",") if args.prefix is not None else None
     if prefixes is not None and len(prefixes) != len(args.inputs):  # named the flag nowhere
         raise MergeError(
-            f"--prefix {args.prefix}: {len(prefixes)} prefix{'es' * (len(prefixes) != 1)} for "
-            f"{len(args.inputs)} models; give one per model, comma-separated"
+            f"--prefix {shown(args.prefix)}: {len(prefixes)} "
+            f"prefix{'es' * (len(prefixes) != 1)} for {len(args.inputs)} models; give one per "
+            "model, comma-separated"
         )
     merged, report = merge_with_report(
         args.inputs,
