@@ -69,7 +69,7 @@ def test_an_edited_rules_or_included_file_is_another_pipeline(tmp_path: Path) ->
         sidecar_io.dumps(sidecar_io.Sidecar("0" * 64, "0" * 64, "tensorrt", pipeline=written)),
         "s.json",
     )
-    assert side.pipeline_digest == 2 and side.pipeline == written
+    assert side.pipeline_digest == sidecar_io.PIPELINE_DIGEST and side.pipeline == written
     assert _mismatch(side, sidecar_io.pipeline_identity(str(path), "tensorrt")) is None
     _edit_rules(tmp_path)
     edited = sidecar_io.pipeline_identity(str(path), "tensorrt")
@@ -88,19 +88,23 @@ def test_an_edited_rules_or_included_file_is_another_pipeline(tmp_path: Path) ->
 
 def test_a_pipeline_of_one_file_and_the_built_ins_keep_their_digest(tmp_path: Path) -> None:
     """The digest of a file that loads nothing else is its bytes' (what sidecars recorded
-    before); a built-in, by name or by its file's path, is its file's bytes as before."""
+    before); a built-in, by name or by its file's path, is its file's bytes as before (digest
+    2: digest 3 adds graphopt's built-in rule files, tests/test_h137_sidecar_builtin_rules.py)."""
     import hashlib
 
     alone = tmp_path / "alone.yaml"
     alone.write_text("passes:\n  - fold-batchnorm\n")
-    assert sidecar_io.pipeline_identity(str(alone), "tensorrt") == (
+    assert sidecar_io.pipeline_identity(str(alone), "tensorrt", digest=2) == (
         str(alone),
         hashlib.sha256(alone.read_bytes()).hexdigest(),
     )
     builtin = builtin_dir("passes") / "tensorrt.yaml"
     digest = hashlib.sha256(builtin.read_bytes()).hexdigest()
-    assert sidecar_io.pipeline_identity("tensorrt", "tensorrt") == ("tensorrt", digest)
-    assert sidecar_io.pipeline_identity(str(builtin), "tensorrt") == (str(builtin), digest)
+    assert sidecar_io.pipeline_identity("tensorrt", "tensorrt", digest=2) == ("tensorrt", digest)
+    assert sidecar_io.pipeline_identity(str(builtin), "tensorrt", digest=2) == (
+        str(builtin),
+        digest,
+    )
 
 
 def test_an_older_sidecar_is_compared_by_the_pipeline_file_it_recorded(tmp_path: Path) -> None:
@@ -117,9 +121,9 @@ def test_an_older_sidecar_is_compared_by_the_pipeline_file_it_recorded(tmp_path:
     path.write_text(PIPELINE + "  - eliminate-dead-code\n")
     why = _mismatch(old, sidecar_io.pipeline_identity(str(path), "tensorrt"))
     assert why is not None and "as its file read then" in why, why
-    newer = _side(own, pipeline_digest=3)
+    newer = _side(own, pipeline_digest=4)
     why = _mismatch(newer, own)
-    assert why is not None and "pipeline_digest 3" in why, why
+    assert why is not None and "pipeline_digest 4" in why, why
     with pytest.raises(Exception, match="'pipeline_digest' is not a whole number"):
         _side(own, pipeline_digest="2")
 

@@ -12,7 +12,7 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
      "model_sha256": <the float model's graph, `model_digest`>, "model_digest": 2,
      "cache_sha256": <the cache file's bytes>, "scales_sha256": <its scales, `scales_digest`>,
      "target": "tensorrt", "pipeline": {"name": "tensorrt", "sha256": <the files it loads>},
-     "pipeline_digest": 2,
+     "pipeline_digest": 3,
      "stem": [node, ...], "keep_nodes": [node, ...],
      "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
      "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
@@ -24,17 +24,18 @@ model and the target. A sidecar written for another model, beside another cache 
 since with other scales: a cache TensorRT wrote again with the same ones, under its own header,
 unpadded and with tensors of its own, is the same), for another target or after another
 optimize pipeline (`pipeline_identity`: the nodes it names are another graph's, even where the
-names match; a user's pipeline file counts with the files its `include:`s read and its `rules:`
-files, a built-in by its own file) is not applied (`mismatch`: the caller warns, as TensorRT
-does for a cache it cannot use, and the run goes on with the cache's scales alone). Older
-sidecars lack fields: without "model_digest" the model's digest took the initializers in file
-order, and is compared with that; without "pipeline" the pipeline is not compared; without
-"pipeline_digest" the pipeline's sha256 is of its own file alone, and is compared with that of
-the run's pipeline file alone. A damaged one (not JSON, a key twice, wrong types, zero points
-for target tensorrt, a scale that is not a positive normal float32, not UTF-8, not a regular
-file, over `MAX_BYTES`) or one of a newer format is a `QuantizeError`. What it does not do:
-check that the node names exist in the model (the quantizer does, against the model as
-optimized).
+names match; a pipeline file, a built-in's too, counts with the files its `include:`s read, its
+`rules:` files and, where it runs rules, graphopt's built-in rule files) is not applied
+(`mismatch`: the caller warns, as TensorRT does for a cache it cannot use, and the run goes on
+with the cache's scales alone). Older sidecars lack fields: without "model_digest" the model's
+digest took the initializers in file order, and is compared with that; without "pipeline" the
+pipeline is not compared; without "pipeline_digest" the pipeline's sha256 is of its own file
+alone, and is compared with that of the run's pipeline file alone; with "pipeline_digest" 2 it
+left out the built-in rule files (and a built-in pipeline's includes), and is compared likewise.
+A damaged one (not JSON, a key twice, wrong types, zero points for target tensorrt, a scale that
+is not a positive normal float32, not UTF-8, not a regular file, over `MAX_BYTES`) or one of a
+newer format is a `QuantizeError`. What it does not do: check that the node names exist in the
+model (the quantizer does, against the model as optimized).
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ SUFFIX = ".graphopt.json"
 FORMAT = "graphopt-calibration-sidecar"
 VERSION = 1
 MODEL_DIGEST = 2  # how `model_digest` names a model: 2, initializers in name order
-# how "pipeline"'s sha256 names the pipeline: 2, every file loading it reads (`files_sha256`);
-# 1 (the first sidecars that recorded it: no "pipeline_digest"), its own file's bytes
-PIPELINE_DIGEST = 2
+# how "pipeline"'s sha256 names the pipeline (`pipeline_identity`): 3, every file loading and
+# running it reads, graphopt's built-in rule files too; 2, every file loading it reads, a
+# built-in its file alone (`files_sha256`); 1 (the first sidecars that recorded it: no
+# "pipeline_digest"), its own file's bytes
+PIPELINE_DIGEST = 3
 # a name list and a table of zero points (~70 bytes a tensor: 230,000 of them); the writer
 # refuses more (`encode`), before the cache is written, so that no run writes what none reads
 MAX_BYTES = 16 << 20
@@ -113,8 +116,9 @@ class Sidecar:
         (`file_order_digest`), or, when not given, with `model_sha256` (equal where the
         initializers are in name order): first sidecars still apply. `pipeline`: the run's
         `pipeline_identity`, compared where both are known (older sidecars do not say); a
-        sidecar that digested its pipeline's own file alone (`pipeline_digest` 1) is compared
-        with the digest of the run's pipeline file alone, what it recorded."""
+        sidecar that digested its pipeline otherwise (`pipeline_digest` 1: its own file alone;
+        2: without graphopt's built-in rule files) is compared with the digest its way of the
+        run's pipeline files, what it recorded."""
         if self.model_digest == 1 and file_order_sha256 is not None:
             model_sha256 = file_order_sha256
         elif self.model_digest not in (1, MODEL_DIGEST):
@@ -130,9 +134,9 @@ class Sidecar:
         if self.target != target:
             return f"it was written for target {self.target}, this run quantizes for {target}"
         if self.pipeline is not None and pipeline is not None:
-            if self.pipeline_digest == 1:
+            if self.pipeline_digest in (1, 2):  # what it took then, of the run's files now
                 if pipeline[1]:  # (("none", ""), an unreadable file: no file to digest)
-                    pipeline = pipeline_identity(pipeline[0], target, whole=False)
+                    pipeline = pipeline_identity(pipeline[0], target, digest=self.pipeline_digest)
             elif self.pipeline_digest != PIPELINE_DIGEST:
                 return (
                     f"it names its optimize pipeline by a digest this graphopt does not take "
@@ -162,17 +166,24 @@ def _other_pipeline(written: tuple[str, str], run: tuple[str, str]) -> str | Non
 
 
 def pipeline_identity(
-    pipeline: str | bool | None, target: str, *, whole: bool = True
+    pipeline: str | bool | None,
+    target: str,
+    *,
+    whole: bool = True,
+    digest: int = PIPELINE_DIGEST,
 ) -> tuple[str, str]:
     """(name, sha256) of the optimize pipeline a quantize run on `target` takes before
     quantizing (its `pipeline` option, `graphopt.quant.api.prepare`): a built-in's name, or a
-    YAML file's path as given, with the sha256 of what loading it reads (`files_sha256`:
-    the file, the files its `include:`s read, its and their `rules:` files; unless `whole`
-    is False: the file's bytes alone, `pipeline_digest` 1). A built-in, by name or by its
-    file's path, is its file's bytes alone (what it includes are built-ins of the same
-    graphopt). None: the built-in the target starts from (`tensorrt` for target tensorrt,
-    else `default`); False: ("none", ""), no pipeline. A file that cannot be read or loaded
-    is ("<path>", ""), compared by name: the run's optimize said why already."""
+    YAML file's path as given, with the sha256 of what loading and running it reads
+    (`files_sha256`), as `digest` (`PIPELINE_DIGEST`) takes it: 3, the file, the files its
+    `include:`s read, its and their `rules:` files, and graphopt's built-in rule files
+    (`patterns/*.yaml`) where one of its passes runs rules (a built-in pipeline the same way:
+    the sidecar's graphopt version is recorded, not compared, and an edited built-in rule
+    renames the nodes it fuses); 2, the same without the built-in rule files, a built-in
+    pipeline its file's bytes alone; 1 (or `whole` False), the file's bytes alone. None: the
+    built-in the target starts from (`tensorrt` for target tensorrt, else `default`); False:
+    ("none", ""), no pipeline. A file that cannot be read or loaded is ("<path>", ""),
+    compared by name: the run's optimize said why already."""
     from graphopt._resources import builtin_dir
     from graphopt.errors import GraphoptError
     from graphopt.pipeline import pipeline_files
@@ -181,18 +192,39 @@ def pipeline_identity(
         return "none", ""
     if pipeline is None or pipeline is True:
         pipeline = "tensorrt" if target == "tensorrt" else "default"
+    if not whole:
+        digest = 1
     name = str(pipeline)
     path = Path(name)
     try:
         builtins = builtin_dir("passes")
         builtin = builtins / f"{name}.yaml"
         if name == path.name and builtin.is_file():  # (load_pipeline: built-ins first)
-            return name, _file_sha256(builtin)
-        if not whole or path.resolve().parent == builtins.resolve():
+            path = builtin
+        is_builtin = path.resolve().parent == builtins.resolve()
+        if digest == 1 or (digest == 2 and is_builtin):
             return name, _file_sha256(path)
-        return name, files_sha256(pipeline_files(path))
+        files = pipeline_files(path)
+        if digest != 2:
+            files += _builtin_rule_files(path)
+        return name, files_sha256(files)
     except (OSError, ValueError, RuntimeError, GraphoptError):
         return name, ""
+
+
+def _builtin_rule_files(path: Path) -> list[tuple[str, Path]]:
+    """("builtin-rules", file) for each of graphopt's built-in rule files, when the pipeline
+    file `path` has a pass that runs rules (`fuse-patterns`, `fold-batchnorm`,
+    `fuse-activations`, ...: every such pass loads them all, `graphopt.patterns.rule_set`);
+    none otherwise."""
+    from graphopt.passes.fuse_patterns import FusePatterns
+    from graphopt.patterns import builtin_rule_files
+    from graphopt.pipeline import load_pipeline
+
+    steps = load_pipeline(path).pass_steps()
+    if not any(isinstance(step.pass_, FusePatterns) for step in steps):
+        return []
+    return [("builtin-rules", file) for file in builtin_rule_files()]
 
 
 def _file_sha256(path: Path) -> str:
