@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from graphopt._text import counted
-from graphopt.commands._common import Given, add_model_output, add_shapes_argument, output_name
+from graphopt.commands._common import (
+    Given,
+    add_model_output,
+    add_shapes_argument,
+    output_name,
+    shown,
+)
 from graphopt.errors import PipelineError, SaveError, VerifyError
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
 
@@ -199,10 +206,14 @@ def run(args: argparse.Namespace) -> int:
     # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
     # check); --verify compares with a copy of the original
     original = onnx.ModelProto()
+    feeds: dict[str, np.ndarray] = {}
     if args.verify:
         # before optimizing: --verify could not run a model with such names
         require_utf8_io_names(loaded.model, args.input)
         original.CopyFrom(loaded.model)
+        # before optimizing too: an --inputs file or a --shapes the model refuses was said by
+        # onnxruntime after the whole run
+        feeds = _verify_feeds(original, args.inputs, input_shapes, verify_shapes)
     nodes_before = nodes_before_text(loaded.model)
     start = time.perf_counter()
     try:
@@ -218,30 +229,14 @@ def run(args: argparse.Namespace) -> int:
             input_shapes=input_shapes,
         )
     except PipelineError as e:  # the API names its argument; the user gave the flag
-        text = str(e)
-        if input_shapes and text.startswith(_API_SHAPES):
-            raise PipelineError(f"--input-shape: {text[len(_API_SHAPES) :]}") from e
-        raise
+        raise _flag_error(e) from e
     elapsed = time.perf_counter() - start
     guarded = nchwc_fallback.branches(optimized)  # ort-cpu: the NCHWc graph and its fallback
     if args.check:
         check_model(optimized)
     if args.verify:
-        from graphopt.backends.onnxruntime import Difference, compare, example_feeds
+        from graphopt.backends.onnxruntime import Difference, compare
 
-        # the fixed inputs' shapes, and their symbolic dims in the other inputs (a shared N)
-        feeds = example_feeds(
-            original,
-            npz=args.inputs,
-            shapes={**input_shapes, **verify_shapes},
-            dims=_fixed_symbols(original, input_shapes),
-        )
-        for name, dims in input_shapes.items():
-            if name in feeds and feeds[name].shape != tuple(dims):
-                raise VerifyError(
-                    f"--inputs {args.inputs}: {name} is {_dims(feeds[name].shape)}, but "
-                    f"--input-shape fixes it at {_dims(dims)}"
-                )
         variants = [("verify", optimized)]
         if guarded is not None:  # this CPU runs one branch: verify both
             variants.append(
@@ -298,6 +293,15 @@ def run(args: argparse.Namespace) -> int:
 _API_SHAPES = "input_shapes: "  # how graphopt.api's errors about `input_shapes` start
 
 
+def _flag_error(e: PipelineError) -> PipelineError:
+    """`e` as the command says it: graphopt.api's error about `input_shapes` names the flag
+    the user gave, --input-shape."""
+    text = str(e)
+    if text.startswith(_API_SHAPES):
+        return PipelineError(f"--input-shape: {text[len(_API_SHAPES) :]}")
+    return e
+
+
 def _refuse_earlier_dumps(folder: str) -> None:
     """A `SaveError` when the --dump-dir `folder` holds an earlier run's dumps, which
     `graphopt.pipeline.DumpInstrument` refuses (their names would read as this run's), said
@@ -337,6 +341,103 @@ def _verify_levels(text: str) -> list[str]:
 
 def _dims(dims: Iterable[int]) -> str:
     return "x".join(map(str, dims))
+
+
+def _verify_feeds(
+    original: onnx.ModelProto,
+    npz: str | None,
+    input_shapes: dict[str, tuple[int, ...]],
+    verify_shapes: dict[str, tuple[int, ...]],
+) -> dict[str, np.ndarray]:
+    """--verify's feeds, made before optimizing: the arrays of the `npz` file (--inputs), or
+    seeded values of the `verify_shapes` (--shapes), else of the `input_shapes`
+    (--input-shape), else of the declared shapes, a symbolic dim that --input-shape fixes in
+    another input (a shared N) at its size. An --input-shape the model contradicts is its
+    `PipelineError` (graphopt.api's, said first, as optimizing says it); an --inputs array
+    that differs from it, or a feed onnxruntime would refuse for the original model
+    (`_refuse_unfit_feeds`), a `VerifyError`."""
+    import onnx
+
+    from graphopt.api import fix_input_shapes
+    from graphopt.backends.onnxruntime import example_feeds
+
+    if input_shapes:  # its refusals first, as optimizing says them: the feeds are made from it
+        inputs = onnx.ModelProto()  # the inputs' declarations and the initializers' names
+        inputs.graph.input.extend(original.graph.input)
+        inputs.graph.initializer.extend(
+            onnx.TensorProto(name=t.name) for t in original.graph.initializer
+        )
+        fixing: dict[str, Sequence[int]] = dict(input_shapes)
+        try:
+            fix_input_shapes(inputs, fixing)
+        except PipelineError as e:
+            raise _flag_error(e) from e
+    symbols = _fixed_symbols(original, input_shapes)
+    shapes = {**input_shapes, **verify_shapes}
+    feeds = example_feeds(original, npz=npz, shapes=shapes, dims=symbols)
+    for name, dims in input_shapes.items():
+        if name in feeds and feeds[name].shape != tuple(dims):
+            raise VerifyError(
+                f"--inputs {shown(npz or '')}: {name} is {_dims(feeds[name].shape)}, but "
+                f"--input-shape fixes it at {_dims(dims)}"
+            )
+    _refuse_unfit_feeds(original, feeds, input_shapes, symbols, npz, verify_shapes)
+    return feeds
+
+
+def _refuse_unfit_feeds(
+    model: onnx.ModelProto,
+    feeds: dict[str, np.ndarray],
+    input_shapes: dict[str, tuple[int, ...]],
+    symbols: dict[str, int],
+    npz: str | None,
+    verify_shapes: dict[str, tuple[int, ...]],
+) -> None:
+    """A `VerifyError` naming the flag, the input, and each index where a feed contradicts
+    the input's declaration in `model`: another rank, or another size than a fixed dim or a
+    symbolic dim that --input-shape fixes (`symbols`) has. onnxruntime said it ("Got invalid
+    dimensions for input: x ... index: 2 Got: 8 Expected: 16") only after the whole
+    optimization. An input --input-shape fixes is left out: the --shapes or --inputs that
+    differ from it, and the --input-shape that contradicts the model, have their own errors."""
+    from graphopt.ir.values import declared_dims
+
+    for vi in model.graph.input:
+        if vi.name not in feeds or vi.name in input_shapes:
+            continue
+        declared = declared_dims(vi)  # (a negative dim_value, a dynamic one: None)
+        if declared is None:  # no shape declared: any feed fits
+            continue
+        got = feeds[vi.name].shape
+        name = shown(vi.name)
+        if npz is not None:
+            source = f"--inputs {shown(npz)}: {name} is {_dims(got) or 'a scalar'}, which"
+        elif vi.name in verify_shapes:
+            source = f"--shapes {shown(f'{vi.name}:{_dims(got)}')}"
+        else:  # (seeded from the declaration: it fits)
+            source = f"the seeded feed {name} ({_dims(got)})"
+        have = "[" + ", ".join("?" if d is None else str(d) for d in declared) + "]"
+        fits = f"{source} does not fit input {name}, declared {have}"
+        if len(got) != len(declared):
+            raise VerifyError(
+                f"{fits}: rank {len(got)}, not {len(declared)} "
+                f"(Got: {len(got)} Expected: {len(declared)})"
+            )
+        wrong: list[str] = []
+        fitting = list(got)
+        for axis, (dim, size) in enumerate(zip(declared, got, strict=True)):
+            expected = dim if isinstance(dim, int) else symbols.get(dim) if dim else None
+            if expected is None or expected == size:
+                continue
+            what = (
+                f"fixed at {dim}"
+                if isinstance(dim, int)
+                else f"{dim}, which --input-shape fixes at {expected}"
+            )
+            wrong.append(f"index {axis} is {what} (Got: {size} Expected: {expected})")
+            fitting[axis] = expected
+        if wrong:
+            fix = "" if npz is not None else f"; give {shown(f'{vi.name}:{_dims(fitting)}')}"
+            raise VerifyError(f"{fits}: {', '.join(wrong)}{fix}")
 
 
 def _fixed_symbols(
