@@ -1,7 +1,9 @@
 """graphopt: graph-level compiler passes for ONNX detection models.
 
-Public API: `optimize`, `quantize`, `GraphoptError` (and subclasses in `graphopt.errors`),
-`graphopt.analysis.post_dominator_tree`, `graphopt.analysis.fuse_ops`.
+Public API: `optimize`, `quantize`, `merge`, `split`, `GraphoptError` (and subclasses in
+`graphopt.errors`), `graphopt.analysis.post_dominator_tree`, `graphopt.analysis.fuse_ops`.
+`quantize`, `merge` and `split` load on first use (`import graphopt` stays fast), and are in
+`__all__` like the rest.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from graphopt.errors import (
     BackendError,
     GraphoptError,
     LoadError,
+    OptionError,
     PassError,
     PipelineError,
     QuantizeError,
@@ -36,16 +39,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'graphopt' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 __all__ = [
     "BackendError",
     "GraphoptError",
     "LoadError",
+    "OptionError",
     "PassError",
     "PipelineError",
     "QuantizeError",
     "SaveError",
     "VerifyError",
     "__version__",
+    "merge",
     "optimize",
     "optimize_with_report",
+    "quantize",
+    "split",
 ]

@@ -71,7 +71,7 @@ def optimize_with_report(
         weights_as_constants(loaded.model)  # else nothing with a weight could fold (IR 3 zoo)
     declared = fix_input_shapes(loaded.model, input_shapes) if input_shapes else {}
     pinned = pin_training_names(loaded.model)  # no pass may touch what training_info names
-    pipe = load_pipeline(pipeline)
+    pipe = load_pipeline(check_pipeline_spec(pipeline))
     ctx = make_context(pipe, **options)
     # checks the nodes while indexing them, and converts Constant nodes there when the
     # pipeline would first thing (not indexing them saves ~3 ms on layout_cdla's 878)
@@ -120,6 +120,47 @@ def _starts_with_constants_to_initializers(
 _FLAG_OPTIONS = frozenset({"subgraphs", "rule_kernels", "upgrade_opset"})  # of CONTEXT_OPTIONS
 
 
+def check_pipeline_spec(pipeline: object) -> str | Path | Pipeline | None:
+    """`pipeline` as `optimize` takes it (None, a built-in name, a YAML path or a `Pipeline`);
+    anything else is a `PipelineError` naming the choices (a number or bytes was a TypeError
+    deep in `pathlib`)."""
+    if pipeline is None or isinstance(pipeline, str | Pipeline):
+        return pipeline
+    if _is_path(pipeline):
+        return Path(pipeline)  # type: ignore[arg-type]
+    from graphopt.pipeline import builtin_pipelines
+
+    raise PipelineError(
+        f"pipeline must be None, a built-in name ({', '.join(builtin_pipelines())}) or the "
+        f"path of a YAML file, got {type(pipeline).__name__} {pipeline!r}"
+    )
+
+
+def _is_path(value: object) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    )
+
+
+def _names(option: str, value: object, what: str, paths: bool) -> list[Any]:
+    """`value` as a list: one `what` (a str, or a path where `paths`) or an iterable of them;
+    else a `PipelineError` (a number was a TypeError from `list()` or `pathlib`)."""
+    one = _is_path if paths else (lambda v: isinstance(v, str))
+    if value is None:
+        return []
+    if one(value):
+        return [value]
+    if not isinstance(value, bytes | bytearray | memoryview | Mapping):
+        try:
+            items = list(value)  # type: ignore[call-overload]
+        except TypeError:
+            pass
+        else:
+            if all(one(v) for v in items):
+                return items
+    raise PipelineError(f"{option} must be a {what} or a list of them, got {value!r}")
+
+
 def make_context(
     pipeline: Pipeline,
     *,
@@ -147,7 +188,9 @@ def make_context(
     for option, value in flags.items():  # 'no' is true: it would turn the option on
         if not isinstance(value, bool | np.bool_):
             raise PipelineError(f"{option} must be True or False, got {value!r}")
-    disable = [disable] if isinstance(disable, str) else list(disable or ())
+    if dump_dir is not None and not _is_path(dump_dir):
+        raise PipelineError(f"dump_dir must be the path of a folder, got {dump_dir!r}")
+    disable = _names("disable", disable, "pass name", paths=False)
     known = set(all_passes()) | set(pipeline.pass_names())
     missing = sorted(set(disable) - known)
     if missing:
@@ -162,9 +205,8 @@ def make_context(
         ctx.options["opt_level"] = opt_level
     if "rule_files" in ctx.options or pipeline.rule_files:
         # a list of its own (the caller's grew by the pipeline's files at every call); one path
-        # is one file, not a list of its letters
-        given = ctx.options.get("rule_files") or []
-        given = [given] if isinstance(given, str | os.PathLike) else list(given)
+        # is one file, not a list of its letters; a falsy value names no file
+        given = _names("rule_files", ctx.options.get("rule_files") or None, "path", paths=True)
         ctx.options["rule_files"] = unique_files([*given, *pipeline.rule_files])
     from graphopt.passes.fuse_patterns import check_rule_passes
 

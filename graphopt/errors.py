@@ -57,6 +57,11 @@ class BackendError(GraphoptError):
     """A runtime backend (onnxruntime, TensorRT) is missing or failed."""
 
 
+class OptionError(GraphoptError, ValueError):
+    """A function was given an argument value it does not take (an analysis method, a group
+    size); the message names the valid ones. Also a `ValueError`, what Python code expects."""
+
+
 class OpsetConversionError(GraphoptError):
     """`graphopt.ir.opset_conversion.convert_opset` did not convert a model: `kind` says why
     ("local-functions", "misconverted" or "converter-failed"), `reason` in words. Each caller

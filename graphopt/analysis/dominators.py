@@ -38,6 +38,7 @@ from graphopt.analysis.usedef import (
     topological_order,
     writes_graph_output,
 )
+from graphopt.errors import OptionError
 from graphopt.ir import Graph
 
 __all__ = [
@@ -68,7 +69,8 @@ def post_dominator_tree(
 ) -> dict[str, str | None]:
     """Node name → name of its immediate post-dominator; None where only the exit post-dominates.
 
-    `model`: a `Graph`, an `onnx.ModelProto` (never mutated) or a path.
+    `model`: a `Graph`, an `onnx.ModelProto` (never mutated), the bytes of one or a path.
+    `method`: "networkx" or "lca" (else an `OptionError`); both give the same tree.
     """
     graph = as_graph(model)
     succ, to_exit = exit_edges(graph)
@@ -77,7 +79,7 @@ def post_dominator_tree(
     if method == "lca":
         order = [n.name for n in graph.toposort()]
         return ipdom_lca(order, succ, to_exit)
-    raise ValueError(f"unknown post-dominator method {method!r}; use 'networkx' or 'lca'")
+    raise OptionError(f"unknown post-dominator method {method!r}; use 'networkx' or 'lca'")
 
 
 def ipdom_networkx(

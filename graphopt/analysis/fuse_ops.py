@@ -45,6 +45,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import onnx
@@ -52,7 +53,7 @@ import onnx
 from graphopt.analysis.dominators import ModelOrGraph, as_graph
 from graphopt.analysis.op_kinds import OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
-from graphopt.errors import GraphoptError, LoadError
+from graphopt.errors import GraphoptError, LoadError, OptionError
 from graphopt.ir import Graph
 
 if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
@@ -365,8 +366,10 @@ def fusion_groups(
     model: ModelOrGraph, max_group_size: int = MAX_GROUP_SIZE, ctx: PassContext | None = None
 ) -> list[FusionGroup]:
     """The FuseOps partition with each group's pattern and anchor (see `fuse_ops`)."""
+    if isinstance(max_group_size, bool) or not isinstance(max_group_size, Integral):
+        raise OptionError(f"max_group_size must be an integer, got {max_group_size!r}")
     if max_group_size < 1:
-        raise ValueError(f"max_group_size must be at least 1, got {max_group_size}")
+        raise OptionError(f"max_group_size must be at least 1, got {max_group_size}")
     graph = as_graph(model)
     vertices = _indexed_graph(graph, shape_facts(graph, ctx))
     tree = _post_dominators(vertices, live_only=True)
@@ -403,7 +406,8 @@ def fuse_ops(
     Returns node names per group; every node is in exactly one group, each group lists its
     nodes in topological order, and the groups come in a topological order of the group graph
     (ties broken by the position of each group's last node). `model`: a `Graph`, a ModelProto
-    (never mutated) or a path. `ctx` lends its cached shape facts.
+    (never mutated), the bytes of one or a path. `max_group_size`: an integer ≥ 1 (else an
+    `OptionError`). `ctx` lends its cached shape facts.
     """
     return [g.nodes for g in fusion_groups(model, max_group_size, ctx)]
 

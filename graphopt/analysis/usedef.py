@@ -16,26 +16,27 @@ from graphopt.errors import LoadError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.io_names import as_text
 
-ModelOrGraph = Graph | onnx.ModelProto | str | os.PathLike[str]
+ModelOrGraph = Graph | onnx.ModelProto | bytes | str | os.PathLike[str]
 
 
 def as_graph(model: ModelOrGraph) -> Graph:
     """A `Graph` to analyse, without mutating the caller's object.
 
-    A `Graph` is used as is. A path is loaded. A `ModelProto` is indexed through a skeleton copy
-    (nodes and value infos, initializers without their data but for `small_constant` ones), so
-    the caller's proto is never
-    renamed and no weight bytes are copied; unnamed nodes get the same names `Graph` would give
-    them on the full model.
+    A `Graph` is used as is. A path, or the bytes of a model (what `optimize` takes too), is
+    loaded. A `ModelProto` is indexed through a skeleton copy (nodes and value infos,
+    initializers without their data but for `small_constant` ones), so the caller's proto is
+    never renamed and no weight bytes are copied; unnamed nodes get the same names `Graph`
+    would give them on the full model.
     """
     if isinstance(model, Graph):
         return model
     if isinstance(model, onnx.ModelProto):
         return Graph(skeleton_copy(model))
-    if isinstance(model, str | os.PathLike):
+    if isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
         return Graph(load_model(model))
     raise LoadError(
-        f"cannot analyse a {type(model).__name__}: pass a Graph, an onnx.ModelProto or a path"
+        f"cannot analyse a {type(model).__name__}: pass a Graph, an onnx.ModelProto, "
+        "its bytes or a path"
     )
 
 
