@@ -2,8 +2,10 @@
 
 Two nodes are identical when they have the same domain, op type, attributes and inputs (in
 order); the later one's outputs are replaced by the earlier one's. Two initializers are
-identical when dtype, dims and bytes match; the later one is replaced by the earlier one.
-Nodes are visited in topological order, so merging cascades down the graph in one run.
+identical when dtype, dims and bytes match; equal ones are replaced by the one read first in
+node order (see `_merge_twins`), never by their order in the initializer list, which carries
+no meaning in ONNX: the result is the same whatever that order. Nodes are visited in
+topological order, so merging cascades down the graph in one run.
 
 What it does not do: merge random ops or calls of model-local functions that hold one, nodes
 carrying subgraphs, ops of unknown custom domains (their determinism is unknown), initializers that are graph inputs (callers may override
@@ -127,7 +129,7 @@ def _attributes_key(node: onnx.NodeProto) -> tuple:
 class EliminateCommonSubexpressions(Pass):
     """Merge identical constants, then identical nodes.
 
-    c₁ ≡ c₂ (dtype, dims, bytes)                           ⇒  uses of c₂ read c₁
+    c₁ ≡ c₂ (dtype, dims, bytes), c₁ read first            ⇒  uses of c₂ read c₁
     n₁ = op(x…; attrs), n₂ = op(x…; attrs), n₁ before n₂    ⇒  uses of n₂'s outputs read n₁'s
     """
 
@@ -151,12 +153,9 @@ class EliminateCommonSubexpressions(Pass):
                 continue
             # tuple(t.dims[:]): the slice is built in C, ~45% cheaper than tuple(t.dims)
             by_header.setdefault((t.data_type, tuple(t.dims[:])), []).append((name, t))
-        merged = 0
         keys = graph.content_keys
-        # `shadowed` looks for bodies among the readers of both names, whose lists grow as
-        # twins merge (layout_cdla: ~800 merges, mostly into a few shared scalars); without
-        # If/Loop/Scan nodes there is no body to shadow anything
-        bodies = bool(graph.nodes_with_bodies())
+        # the tensors of each value held more than once, the first one seen first
+        twins: dict[str, list[str]] = {}
         for group in by_header.values():
             if len(group) < 2:
                 continue
@@ -176,7 +175,32 @@ class EliminateCommonSubexpressions(Pass):
                 if twin is None:
                     candidates.append((data or b"", name))
                     continue
-                if graph.is_graph_output(name) or (bodies and shadowed(graph, name, twin)):
+                twins.setdefault(twin, [twin]).append(name)
+        return self._merge_twins(graph, ctx, list(twins.values())) if twins else 0
+
+    def _merge_twins(self, graph: Graph, ctx: PassContext, values: list[list[str]]) -> int:
+        """Merge each set of equal initializers into one of them, chosen by a rule that does
+        not read the initializer list's order (which carries no meaning in ONNX): a graph
+        output (it keeps its name), else the one whose first reader comes first in node
+        order, ties (no reader, or one reader of both) by name."""
+        position = {name: i for i, name in enumerate(graph.nodes)}
+        never = len(position)
+        consumers, is_output = graph.consumers, graph.is_graph_output
+
+        def rank(name: str) -> tuple[bool, int, str]:
+            readers = consumers.get(name)
+            first = min(map(position.__getitem__, readers)) if readers else never
+            return (not is_output(name), first, name)
+
+        merged = 0
+        # `shadowed` looks for bodies among the readers of both names, whose lists grow as
+        # twins merge (layout_cdla: ~800 merges, mostly into a few shared scalars); without
+        # If/Loop/Scan nodes there is no body to shadow anything
+        bodies = bool(graph.nodes_with_bodies())
+        for names in values:
+            twin, *rest = sorted(names, key=rank)
+            for name in rest:
+                if is_output(name) or (bodies and shadowed(graph, name, twin)):
                     continue  # an output keeps its own name (and a twin initializer is cheap)
                 graph.replace_all_uses(name, twin)
                 graph.remove_initializer(name)
