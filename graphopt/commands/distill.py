@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import os
 
-from graphopt.commands._common import comma_list
+from graphopt.commands._common import comma_list, shown
 from graphopt.quant.progress import Progress
 
 
@@ -144,7 +144,7 @@ def refuse_image_options_without_data_images(args: argparse.Namespace) -> None:
     ]
     if given_options(options):
         files = [s.path for s in data_sources(args.data) if s.path is not None]
-        where = f"--data {args.data}"
+        where = f"--data {shown(args.data)}"
         refuse_image_options_without_images(options, files, IMAGE_SUFFIXES, where, DistillError)
 
 
@@ -161,7 +161,7 @@ def refuse_unwritable_targets(args: argparse.Namespace) -> None:
 
     check_writable_folder(args.output, "-o", DistillError)
     if Path(args.data).is_dir() and Path(args.output).resolve() == Path(args.data).resolve():
-        raise DistillError(f"-o {args.output} is the --data folder; give another folder")
+        raise DistillError(f"-o {shown(args.output)} is the --data folder; give another folder")
 
 
 class _Bar:
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     refuse_unwritable_targets(args)
     if not os.path.lexists(args.data):  # named as build's --calib is (the flag, then why)
-        raise DistillError(f"--data {args.data}: no such file or folder")
+        raise DistillError(f"--data {shown(args.data)}: no such file or folder")
     refuse_image_options_without_data_images(args)
     bar = None if args.no_progress else _Bar()
     made = missing_folders(Path(args.output))  # the folders this run makes: removed if empty
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(e, PassError) and e.pass_name == "expose-tensors" and args.hints:
             # the hints are exposed by that pass, which the user never named: say the flag
             text = str(e).removeprefix("pass expose-tensors: ")
-            raise DistillError(f"--hints {args.hints}: {text}") from e
+            raise DistillError(f"--hints {shown(args.hints)}: {text}") from e
         raise
     finally:
         if bar is not None:

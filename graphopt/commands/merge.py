@@ -172,14 +172,17 @@ def run_merge(args: argparse.Namespace) -> int:
             f"prefix{'es' * (len(prefixes) != 1)} for {len(args.inputs)} models; give one per "
             "model, comma-separated"
         )
-    merged, report = merge_with_report(
-        args.inputs,
-        prefixes=prefixes,
-        input_map=_input_map(args.input_map, len(args.inputs)) or None,
-        tolerance=args.tolerance,
-        share=not args.no_share,
-        macs_input_shapes=_macs_shapes(args.macs_shape) or None,
-    )
+    try:
+        merged, report = merge_with_report(
+            args.inputs,
+            prefixes=prefixes,
+            input_map=_input_map(args.input_map, len(args.inputs)) or None,
+            tolerance=args.tolerance,
+            share=not args.no_share,
+            macs_input_shapes=_macs_shapes(args.macs_shape) or None,
+        )
+    except MergeError as e:  # the API names its arguments; the user gave the flags
+        raise _flag_error(e) from e
     if args.verify:
         _verify(args.inputs, merged, report)
     refuse_data_file_of_inputs(merged, args.output, args.inputs, MergeError)
@@ -189,9 +192,32 @@ def run_merge(args: argparse.Namespace) -> int:
         try:
             write_atomic(args.report, (report.to_json() + "\n").encode())
         except OSError as e:
-            raise MergeError(f"{args.report}: cannot write the report: {e}") from e
+            raise MergeError(
+                f"--report {shown(args.report)}: cannot write the report: {e.strerror or e}"
+            ) from e
     print(f"wrote {output_name(args)}")
     return 0
+
+
+# how merge_with_report's errors name its arguments, and the flags that give them
+_API_FLAGS = (
+    ("input_map ", "--input-map "),
+    ("macs_input_shapes ", "--macs-shape "),
+    ("tolerance ", "--tolerance "),
+)
+
+
+def _flag_error(e: Exception) -> Exception:
+    """`e` as merge says it: merge_with_report's error about `input_map`,
+    `macs_input_shapes` or `tolerance` names the flag the user gave (it said "macs_input_shapes
+    names ['y'], not merged inputs" for --macs-shape y=1,3)."""
+    from graphopt.multitask import MergeError
+
+    text = str(e)
+    for api, flag in _API_FLAGS:
+        if text.startswith(api):
+            return MergeError(flag + text[len(api) :])
+    return e
 
 
 def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
@@ -210,7 +236,9 @@ def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untype
             worst, scale = _difference(value, got)
             print(f"verify: {task.outputs[name]}: max abs diff {worst:.3g}")
             if worst > 1e-4 * max(1.0, scale):
-                raise VerifyError(f"merged output {task.outputs[name]!r} differs from {path}")
+                raise VerifyError(
+                    f"merged output {task.outputs[name]!r} differs from {shown(path)}"
+                )
 
 
 def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
