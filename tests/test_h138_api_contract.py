@@ -338,3 +338,41 @@ def test_star_import_and_dir_give_every_public_entry_point():
         assert error in names
     for error in ("QuantizeError", "BackendError", "SaveError", "OptionError"):
         assert issubclass(names[error], GraphoptError)  # type: ignore[arg-type]
+
+
+def _broken(kind: str) -> onnx.ModelProto:
+    vi = helper.make_tensor_value_info
+    nodes = {  # a cycle p ⇄ q; a read of nothing; a graph output nothing writes
+        "cycle": [
+            helper.make_node("Add", ["x", "b"], ["a"], name="p"),
+            helper.make_node("Relu", ["a"], ["b"], name="q"),
+            helper.make_node("Relu", ["a"], ["y"], name="r"),
+        ],
+        "undefined read": [helper.make_node("Relu", ["nope"], ["y"], name="r")],
+        "undefined output": [helper.make_node("Relu", ["x"], ["a"], name="r")],
+    }[kind]
+    graph = helper.make_graph(nodes, "g", [vi("x", 1, [2])], [vi("y", 1, [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=9)
+
+
+@pytest.mark.parametrize("kind", ["cycle", "undefined read", "undefined output"])
+def test_a_broken_model_proto_is_refused_by_the_analyses_as_optimize_refuses_it(kind, tmp_path):
+    """A ModelProto skipped load's checks: a cycle got a post-dominator tree ({'p': 'r', 'q':
+    'p', 'r': None}), an undefined read or output a tree and groups, where optimize and the
+    same model's file are refused with a one-line LoadError."""
+    model = _broken(kind)
+    before = model.SerializeToString()
+    with pytest.raises(graphopt.LoadError) as raised:
+        graphopt.optimize(model)
+    expected = str(raised.value)
+    assert expected.startswith("the given ModelProto: ")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(before)
+    for fn in (post_dominator_tree, dominator_tree, fuse_ops, topological_order):
+        with pytest.raises(graphopt.LoadError) as raised:
+            fn(model)
+        assert str(raised.value) == expected, fn.__name__
+        with pytest.raises(graphopt.LoadError) as raised:
+            fn(path)
+        assert str(raised.value) == expected.replace("the given ModelProto", str(path))
+    assert model.SerializeToString() == before

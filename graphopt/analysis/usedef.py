@@ -26,12 +26,15 @@ def as_graph(model: ModelOrGraph) -> Graph:
     loaded. A `ModelProto` is indexed through a skeleton copy (nodes and value infos,
     initializers without their data but for `small_constant` ones), so the caller's proto is
     never renamed and no weight bytes are copied; unnamed nodes get the same names `Graph`
-    would give them on the full model.
+    would give them on the full model. Every kind of model is checked as `load` checks it:
+    each tensor a node reads is defined before it, each graph output is defined (`LoadError`).
     """
     if isinstance(model, Graph):
         return model
     if isinstance(model, onnx.ModelProto):
-        return Graph(skeleton_copy(model))
+        # checked as `optimize` and a path are: a tensor read before anything defines it (a
+        # cycle, nodes out of order) or an undefined graph output is a LoadError, not a tree
+        return Graph(skeleton_copy(model), check_as="the given ModelProto")
     if isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
         return Graph(load_model(model))
     raise LoadError(
