@@ -65,6 +65,19 @@ def test_python_api_example_runs_as_written(real_model, tmp_path, monkeypatch):
     assert set(ipdom) == node_names
     assert all(v is None or v in node_names for v in ipdom.values())
     assert any(v is not None for v in ipdom.values())
+    # "TVM FuseOps groups of node names": each node once, groups in a topological order
+    groups = names["groups"]
+    order = [n for g in groups for n in g]
+    assert sorted(order) == sorted(node_names) and len(groups) < len(order)
+    position = {n: i for i, n in enumerate(order)}
+    producer = {t: n.name for n in optimized.graph.node for t in n.output}
+    for node in optimized.graph.node:
+        for t in node.input:
+            if t in producer:
+                assert position[producer[t]] < position[node.name], (t, node.name)
+    # ipdom[n] is None where n writes a graph output
+    outputs = {o.name for o in optimized.graph.output}
+    assert all(ipdom[n.name] is None for n in optimized.graph.node if set(n.output) & outputs)
 
 
 def test_quantize_example_runs_as_written(real_model, real_feeds, tmp_path, monkeypatch):
