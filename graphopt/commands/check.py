@@ -45,9 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def parse_target(target: str) -> tuple[str, str]:
     from graphopt.errors import BackendError
 
-    name, _, version = target.partition("=")
+    name, equals, version = target.partition("=")
     if name.strip().lower() != "tensorrt":
         raise BackendError(f"unknown --target {target!r}: use tensorrt, tensorrt=10 or tensorrt=11")
+    if equals and not version.strip():  # (`--target tensorrt=$TRT` with TRT unset: checked as 10)
+        raise BackendError(
+            f"--target {shown(target)}: no TensorRT version after '='; use tensorrt, "
+            "tensorrt=10 or tensorrt=11"
+        )
     return "tensorrt", version.strip() or "10"
 
 

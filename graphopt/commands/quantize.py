@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--method",
         default="minmax",
         choices=("entropy", "minmax", "percentile", "mse"),
+        action=Given,
         help="calibration method: minmax (default: the calibration max|x|, with "
         "--accuracy-target), entropy (TensorRT EntropyCalibration2; use it for a --cache that "
         "an IInt8EntropyCalibrator2 deployment reads), percentile, mse",
@@ -129,6 +130,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--accuracy-target",
         type=float,
         default=0.04,
+        action=Given,
         metavar="ERR",
         help="keep the most sensitive groups float until the output error vs FP32 (RMS over the "
         "output's range; for a classifier's class probabilities, the largest change of any "
@@ -200,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
         parallel_feeds=args.parallel_feeds,
         flags=True,
     )
+    if args.cache_in:
+        refuse_options_cache_in_ignores(args)
     if args.batch_size < 1:  # (folder_feeds said "batch size must be at least 1")
         raise QuantizeError(f"--batch-size must be at least 1, got {args.batch_size}")
     # the sidecars (graphopt.quant.sidecar): --cache-in's is read, --cache's written
@@ -408,6 +412,38 @@ def image_options(args: argparse.Namespace) -> list[tuple[str, object]]:
     given): .npy/.npz feeds and --cache-in scales take none of them."""
     options = ("size", "letterbox", "mean", "std", "scale", "bgr", "preprocess")
     return [(f"--{name}", getattr(args, name)) for name in options]
+
+
+def refuse_options_cache_in_ignores(args: argparse.Namespace) -> None:
+    """QuantizeError for an option a --cache-in run would ignore, or refuse in the API's
+    words: --method (the cache's calibrator chose its scales, and --calib feeds only choose
+    the accuracy search's samples: `--method percentile` was taken without a word) and,
+    without --calib, --keep-float N (it said "keep_float / accuracy_target need sample feeds
+    ... give sample_feeds >= 1 ... or sensitivity_data", names no flag has) and an
+    --accuracy-target other than 0 (the search was skipped without a word; 0 is what turns
+    off the one the sidecar recorded)."""
+    from graphopt.errors import QuantizeError
+
+    given: set[str] = getattr(args, "given", set())
+    source = f"this run takes its scales from --cache-in {args.cache_in}"
+    if "--method" in given:
+        raise QuantizeError(
+            f"--method {args.method} calibrates --calib data; {source}, which the calibrator "
+            "its header names chose (leave --method out)"
+        )
+    if args.calib:
+        return
+    if args.keep_float:
+        raise QuantizeError(
+            f"--keep-float {args.keep_float} ranks the groups by their error on --calib data; "
+            f"{source} and has no feeds: give --calib DIR too"
+        )
+    if "--accuracy-target" in given and args.accuracy_target:
+        raise QuantizeError(
+            f"--accuracy-target {args.accuracy_target:g} measures the output error on --calib "
+            f"data; {source} and has no feeds: give --calib DIR too (--accuracy-target 0 "
+            "quantizes the groups its sidecar kept float)"
+        )
 
 
 def refuse_options_of_other_methods(args: argparse.Namespace) -> None:

@@ -13,7 +13,9 @@ overflows `x / s`) is a `QuantizeError` naming the tensor and its line when read
 dropped, or (subnormal) taken, without a word. Lines are sorted by tensor name, so equal
 scales give equal bytes. A tensor name that would not read back as one line (line breaks,
 surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
-a `QuantizeError` naming its line number in the file when reading.
+a `QuantizeError` naming its line number in the file when reading, and so is a last line of
+fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
+7 digits is a normal float32, ~1e-36, and was taken).
 """
 
 from __future__ import annotations
@@ -229,6 +231,14 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
         except ValueError as e:
             raise QuantizeError(f"{where}: line {number}: {e}") from e
         out.append((number, name, value))
+    if out and not text.endswith(("\n", "\r")) and len(out[-1][2]) < 8 and out[-1][2] != "0":
+        # (the last line cut: '3d83edfa' as '3d83edf', a normal float32 1e-36, was taken)
+        number, name, value = out[-1]
+        raise QuantizeError(
+            f"{where}: line {number}: tensor {shown(name)}: the file ends inside its scale "
+            f"{value!r} ({len(value)} hex digits, no line break after it): it was cut short; "
+            "write the cache again"
+        )
     return lines[0][1].strip(), out
 
 

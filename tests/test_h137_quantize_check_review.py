@@ -1,0 +1,115 @@
+"""H137, `graphopt quantize` / `graphopt check` as a user deploying detectors met them:
+
+- a calibration cache cut short inside its last scale ('3d83edfa' as '3d83edf') was taken: 7
+  hex digits are a normal float32 (~1.3e-36, as TensorRT writes unpadded hex), and the tensor
+  was quantized with that scale, every value saturated;
+- `--cache-in F --method percentile` ran without a word (the cache's calibrator chose the
+  scales; --method changed nothing);
+- `--cache-in F --keep-float 3` (no --calib) said "keep_float / accuracy_target need sample
+  feeds to measure on: give sample_feeds >= 1 ... or sensitivity_data", the Python API's
+  names; `--cache-in F --accuracy-target 0.01` skipped the search without a word;
+- `check --target tensorrt=` (an empty version: `tensorrt=$TRT` with TRT unset) checked
+  against TensorRT 10 without a word.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from graphopt.cli import main
+from graphopt.errors import QuantizeError
+from graphopt.quant import cache as cache_io
+from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
+
+CACHE = "TRT-8601-EntropyCalibration2\nx: 3c010a14\nrelu_1.tmp_0: 3d83edfa\n"
+
+
+def _one_line(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err.removeprefix(f"graphopt {command}: error: ").rstrip("\n")
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5])  # 7, 6 and 3 of the last scale's 8 digits left
+def test_a_cache_cut_inside_its_last_scale_is_refused(cut: int) -> None:
+    text = CACHE[: -1 - cut]  # (the line break, then `cut` digits)
+    with pytest.raises(QuantizeError, match=r"line 3: tensor 'relu_1.tmp_0': the file ends"):
+        cache_io.loads(text, "c.cache")
+
+
+def test_whole_caches_still_read() -> None:
+    """A last line of 8 digits with no line break, or TensorRT's `name: 0`, is whole; so is a
+    short (unpadded) scale followed by a line break."""
+    assert cache_io.loads(CACHE.rstrip("\n"))[1]["relu_1.tmp_0"] == cache_io.parse_scale("3d83edfa")
+    assert "y" not in cache_io.loads(CACHE + "y: 0")[1]
+    assert cache_io.loads(CACHE + "y: 3d83edf\n")[1]["y"] == cache_io.parse_scale("03d83edf")
+
+
+@pytest.mark.realmodel
+def test_quantize_refuses_a_cut_cache_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "c.cache"
+    cache.write_text(CACHE[:-2])
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(fetch_model("ppocr_det")), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--cache-in", str(cache)]) == 2
+    said = _one_line(capsys, "quantize")
+    assert said.startswith(f"{cache}: line 3: tensor 'relu_1.tmp_0': the file ends inside its ")
+    assert not out.exists()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--method", "percentile"], "--method percentile calibrates --calib data; this run "),
+        (["--method", "minmax", "--calib", "CALIB"], "--method minmax calibrates --calib data"),
+        (["--keep-float", "3"], "--keep-float 3 ranks the groups by their error on --calib data"),
+        (["--accuracy-target", "0.01"], "--accuracy-target 0.01 measures the output error on "),
+    ],
+)
+def test_quantize_cache_in_refuses_options_it_would_ignore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], said: str
+) -> None:
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in image_paths(IMAGE_NAMES[1:2]):  # chelsea.png
+        shutil.copy(image, calib)
+    extra = [str(calib) if arg == "CALIB" else arg for arg in extra]
+    cache = tmp_path / "c.cache"
+    cache.write_text(CACHE)
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(fetch_model("ppocr_det")), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--cache-in", str(cache), *extra]) == 2
+    line = _one_line(capsys, "quantize")
+    assert line.startswith(said) and f"--cache-in {cache}" in line, line
+    assert not out.exists()
+
+
+@pytest.mark.realmodel
+def test_quantize_cache_in_accuracy_target_0_is_still_taken(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--accuracy-target 0` with --cache-in alone is meaningful (it quantizes what the
+    sidecar's search kept float), and reaches the cache (here: one naming too few tensors)."""
+    cache = tmp_path / "c.cache"
+    cache.write_text(CACHE)
+    argv = ["quantize", str(fetch_model("ppocr_det")), "-o", str(tmp_path / "q.onnx")]
+    assert main([*argv, "--no-progress", "--cache-in", str(cache), "--accuracy-target", "0"]) == 2
+    assert "no scale for" in _one_line(capsys, "quantize")
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("target", ["tensorrt=", "tensorrt= "])
+def test_check_refuses_an_empty_tensorrt_version(
+    capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    assert main(["check", "--target", target, str(fetch_model("ppocr_det"))]) == 2
+    line = _one_line(capsys, "check")
+    assert line == f"--target {target}: no TensorRT version after '='; use tensorrt, " + (
+        "tensorrt=10 or tensorrt=11"
+    ), line
