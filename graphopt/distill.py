@@ -362,8 +362,9 @@ def write_targets(
     """
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
         raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
-    if batch_size < 1 or checkpoint < 1:
-        raise DistillError("batch_size and checkpoint must be >= 1")
+    for argument, size in (("batch_size", batch_size), ("checkpoint", checkpoint)):
+        if size < 1:  # (it said "batch_size and checkpoint" whichever was wrong)
+            raise DistillError(f"{argument} must be >= 1, got {size}")
     from graphopt.backends.onnxruntime import input_specs, run_error_text, session
     from graphopt.ir import load
 

@@ -206,6 +206,12 @@ def run(args: argparse.Namespace) -> int:
                 raise DistillError(f"{option} applies to --logits outputs; give --logits")
     if args.threads < 0:
         raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    # before the teacher is loaded, named by the flags (write_targets names its arguments)
+    if not 0 < args.temperature < float("inf"):
+        raise DistillError(f"--temperature must be > 0 and finite, got {args.temperature}")
+    for option, value in (("--batch-size", args.batch_size), ("--checkpoint", args.checkpoint)):
+        if value < 1:
+            raise DistillError(f"{option} must be 1 or more, got {value}")
     refuse_unwritable_targets(args)
     if not os.path.lexists(args.data):  # named as build's --calib is (the flag, then why)
         raise DistillError(f"--data {shown(args.data)}: no such file or folder")

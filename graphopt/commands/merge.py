@@ -267,6 +267,12 @@ def run_split(args: argparse.Namespace) -> int:
     # the kept part replaced the whole model: the other outputs' nodes were lost
     refuse_model_path("-o", args.output, [("input", args.input)], MergeError)
     outputs = comma_list(args.outputs) if args.outputs else None
+    if args.strip_prefix and outputs and not any(o.startswith(args.strip_prefix) for o in outputs):
+        # it renamed nothing, and the split exited 0 as if it had
+        raise MergeError(
+            f"--strip-prefix {shown(args.strip_prefix)}: no output of --outputs starts with "
+            f"it ({', '.join(map(shown, outputs))})"
+        )
     result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
     refuse_data_file_of_inputs(result, args.output, [args.input], MergeError)
     save_output(result, args)
