@@ -68,7 +68,8 @@ def small_constant(t: onnx.TensorProto) -> bool:
 
 def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` for analysis: everything but the data of initializers that are not
-    `small_constant` (shape inference reads those)."""
+    `small_constant` (shape inference reads those) and of sparse initializers (their names
+    define tensors the nodes read)."""
     out = onnx.ModelProto()
     out.ir_version = model.ir_version
     out.opset_import.extend(model.opset_import)
@@ -87,6 +88,12 @@ def skeleton_copy(model: onnx.ModelProto) -> onnx.ModelProto:
         h.name = t.name
         h.data_type = t.data_type
         h.dims.extend(t.dims)
+    for sparse in src.sparse_initializer:  # named and typed, no data: no analysis reads it
+        s = g.sparse_initializer.add()
+        s.dims.extend(sparse.dims)
+        s.values.name = sparse.values.name
+        s.values.data_type = sparse.values.data_type
+        s.indices.data_type = sparse.indices.data_type
     return out
 
 
