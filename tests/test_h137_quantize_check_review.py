@@ -113,3 +113,29 @@ def test_check_refuses_an_empty_tensorrt_version(
     assert line == f"--target {target}: no TensorRT version after '='; use tensorrt, " + (
         "tensorrt=10 or tensorrt=11"
     ), line
+
+
+@pytest.mark.realmodel
+def test_a_cache_of_another_target_says_why_its_scales_are_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tensorrt cache read for target onnxruntime (which quantizes more tensors) said "no
+    scale for N tensor(s)" alone; its sidecar knew why, and now the error says it."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in image_paths(IMAGE_NAMES[1:2]):  # chelsea.png
+        shutil.copy(image, calib)
+    cache = tmp_path / "c.cache"
+    model = str(fetch_model("ppocr_det"))
+    argv = ["quantize", model, "-o", str(tmp_path / "q.onnx"), "--no-progress"]
+    more = ["--calib", str(calib), "--size", "320x320", "--accuracy-target", "0"]
+    assert main([*argv, *more, "--cache", str(cache)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "r.onnx"
+    run = ["quantize", model, "-o", str(out), "--no-progress", "--cache-in", str(cache)]
+    assert main([*run, "--target", "onnxruntime"]) == 2
+    line = _one_line(capsys, "quantize")
+    assert line.startswith(f"{cache}: no scale for "), line
+    said = f"({cache}.graphopt.json: it was written for target tensorrt, this run quantizes for "
+    assert line.endswith(said + "onnxruntime)"), line
+    assert not out.exists()

@@ -356,6 +356,8 @@ def quantize_with_report(
                 if zero
                 else ""
             )
+            if side_note is not None:  # (another target's or pipeline's cache: it says so)
+                why += f" ({sidecar_io.path_of(from_cache)}: {side_note})"
             raise QuantizeError(
                 f"{from_cache}: no scale for {len(missing)} tensor(s) the model quantizes, "
                 f"e.g. {(sorted(zero) or missing)[0]!r}{why}"
