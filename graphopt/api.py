@@ -179,7 +179,7 @@ def make_context(
     if unknown:
         raise PipelineError(
             f"unknown option {unknown[0]!r}: use opt_level, disable, verify_each, dump_dir, "
-            f"explain or {', '.join(sorted(CONTEXT_OPTIONS))}"
+            f"explain, input_shapes or {', '.join(sorted(CONTEXT_OPTIONS))}"
         )
     if opt_level is not None and (isinstance(opt_level, bool) or not isinstance(opt_level, int)):
         raise PipelineError(f"opt_level must be an integer, got {opt_level!r}")

@@ -18,6 +18,7 @@ exercised as a user calls it, on the real detectors where it matters.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -464,3 +465,23 @@ def test_a_sparse_initializer_is_a_defined_tensor_for_the_analyses(tmp_path):
     assert fuse_ops(model) == fuse_ops(path) == [["Add_0_1", "relu"]]
     assert dominator_tree(model) == dominator_tree(path)
     assert model.SerializeToString() == before
+
+
+def test_an_unknown_option_names_every_option_optimize_takes(common_det):
+    """input_shapes, popped before the others are checked, was missing from the list."""
+    with pytest.raises(PipelineError) as raised:
+        graphopt.optimize(common_det, input_shape={"images": [1, 3, 416, 416]})
+    message = str(raised.value)
+    assert message.startswith("unknown option 'input_shape': use ")
+    named = set(re.findall(r"[a-z_]+", message.split(": use ", 1)[1])) - {"or"}
+    import inspect
+
+    from graphopt.passes.base import CONTEXT_OPTIONS
+
+    signature = inspect.signature(graphopt.api.make_context).parameters
+    takes = {n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY}
+    assert named == takes | set(CONTEXT_OPTIONS) | {"input_shapes"}
+    for option in named:  # each one named is taken (a wrong value is another error)
+        with pytest.raises(PipelineError) as raised:
+            graphopt.optimize(common_det, **{option: object()})
+        assert "unknown option" not in str(raised.value), option
