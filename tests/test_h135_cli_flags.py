@@ -5,6 +5,9 @@ test here failed before its fix.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import onnx
 import pytest
 
@@ -82,3 +85,28 @@ def test_split_refuses_a_strip_prefix_no_output_has(tmp_path, capsys):
     capsys.readouterr()
     assert main(["split", str(model), "-o", str(out), "--outputs", "y"]) == 0
     assert [o.name for o in onnx.load(str(out)).graph.output] == ["y"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("device", "is not a regular file or folder (a character device)"),
+        ("fifo", "is not a regular file or folder (a FIFO)"),
+        ("dangling link", "no such file or folder"),
+    ],
+)
+def test_distill_names_data_that_is_no_file_or_folder(tmp_path, capsys, detector, kind, needle):
+    """A device or a FIFO as --data was said without the flag ("/dev/null: is not a regular
+    file or folder ..."), after loading the teacher; a link to nothing too."""
+    data = tmp_path / "d"
+    if kind == "device":
+        data = Path("/dev/null")
+    elif kind == "fifo":
+        os.mkfifo(data)
+    else:
+        data.symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "t"
+    argv = ["distill-targets", detector, "--data", str(data), "-o", str(out), "--no-progress"]
+    assert main(argv) == 2
+    one_line_error(capsys, f"--data {data}: {needle}")
+    assert not out.exists()

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
     from graphopt.distill import DistillError, remove_unkept, write_targets
     from graphopt.errors import GraphoptError, PassError
-    from graphopt.ir.model_io import missing_folders, remove_folders
+    from graphopt.ir.model_io import missing_folders, remove_folders, special_file_kind
 
     if not comma_list(args.logits):  # T and the axis shape softmax(z/T): logits only
         for option, value, default in (
@@ -213,8 +213,11 @@ def run(args: argparse.Namespace) -> int:
         if value < 1:
             raise DistillError(f"{option} must be 1 or more, got {value}")
     refuse_unwritable_targets(args)
-    if not os.path.lexists(args.data):  # named as build's --calib is (the flag, then why)
+    if not os.path.exists(args.data):  # named as build's --calib is (the flag, then why)
         raise DistillError(f"--data {shown(args.data)}: no such file or folder")
+    kind = special_file_kind(args.data)  # (it was said after loading the teacher, no flag)
+    if kind is not None:
+        raise DistillError(f"--data {shown(args.data)}: is not a regular file or folder ({kind})")
     refuse_image_options_without_data_images(args)
     bar = None if args.no_progress else _Bar()
     made = missing_folders(Path(args.output))  # the folders this run makes: removed if empty
