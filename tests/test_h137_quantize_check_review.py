@@ -139,3 +139,65 @@ def test_a_cache_of_another_target_says_why_its_scales_are_missing(
     said = f"({cache}.graphopt.json: it was written for target tensorrt, this run quantizes for "
     assert line.endswith(said + "onnxruntime)"), line
     assert not out.exists()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        # it wrote a file named '-' and '-.graphopt.json' beside it
+        (["--calib", "CALIB", "--cache", "-"], "--cache -: a calibration cache is written to "),
+        # the histogram methods run one feed at a time: ignored without a word
+        (
+            ["--calib", "CALIB", "--method", "entropy", "--parallel-feeds", "2"],
+            "--parallel-feeds is for --method minmax; this run calibrates with entropy",
+        ),
+        (
+            ["--cache-in", "CACHE", "--parallel-feeds", "2"],
+            "--parallel-feeds runs calibration feeds at once; this run takes its scales from ",
+        ),
+    ],
+)
+def test_quantize_refuses_an_ignored_parallel_feeds_and_cache_on_stdout(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    said: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in image_paths(IMAGE_NAMES[1:2]):  # chelsea.png
+        shutil.copy(image, calib)
+    (tmp_path / "c.cache").write_text(CACHE)
+    extra = [{"CALIB": str(calib), "CACHE": "c.cache"}.get(arg, arg) for arg in extra]
+    argv = ["quantize", str(fetch_model("ppocr_det")), "-o", "q.onnx", "--no-progress"]
+    argv += ["--size", "320x320"] if "--calib" in extra else []
+    assert main([*argv, *extra]) == 2
+    assert _one_line(capsys, "quantize").startswith(said)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.cache", "calib"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("size: [\n", 2, "expected the node content, but found '<stream end>'"),
+        ("size: 640x640\nmean: a: b\n", 2, "mapping values are not allowed here"),
+        ("size: 640x640\n\x01", 2, "unacceptable character #x0001"),
+    ],
+)
+def test_a_preprocess_yaml_error_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, line: int, problem: str
+) -> None:
+    """PyYAML's message is several lines (the problem, then where, with a caret): the error
+    was four lines long."""
+    from graphopt.quant.data import PreprocessSpec
+
+    spec = tmp_path / "pre.yaml"
+    spec.write_text(text)
+    with pytest.raises(QuantizeError) as caught:
+        PreprocessSpec.from_yaml(spec)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{spec}:{line}: cannot read preprocessing spec: {problem}")

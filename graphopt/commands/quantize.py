@@ -142,6 +142,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--parallel-feeds",
         type=int,
         default=1,
+        action=Given,
         metavar="N",
         help="minmax calibration: run N feeds at once (2 keeps two cores busy through "
         "onnxruntime's single-threaded reductions, with N feeds' activations alive; default 1)",
@@ -221,6 +222,11 @@ def run(args: argparse.Namespace) -> int:
     refuse_model_path("-o", args.output, [("input", args.input)], QuantizeError)
     if args.output != STDOUT:  # (standard output: main checked it is no terminal)
         check_writable(args.output, "-o", QuantizeError, make_parents=False)
+    if args.cache == STDOUT:  # (it wrote a file named '-', and '-.graphopt.json' beside it)
+        raise QuantizeError(
+            "--cache -: a calibration cache is written to a file, its sidecar beside it "
+            "(standard output is -o's); give a file name (./- for a file named '-')"
+        )
     if args.cache:
         models = [("-o", args.output), ("input", args.input)]
         refuse_model_path("--cache", args.cache, models, QuantizeError)
@@ -417,7 +423,8 @@ def image_options(args: argparse.Namespace) -> list[tuple[str, object]]:
 def refuse_options_cache_in_ignores(args: argparse.Namespace) -> None:
     """QuantizeError for an option a --cache-in run would ignore, or refuse in the API's
     words: --method (the cache's calibrator chose its scales, and --calib feeds only choose
-    the accuracy search's samples: `--method percentile` was taken without a word) and,
+    the accuracy search's samples: `--method percentile` was taken without a word),
+    --parallel-feeds (no calibration to run in parallel) and,
     without --calib, --keep-float N (it said "keep_float / accuracy_target need sample feeds
     ... give sample_feeds >= 1 ... or sensitivity_data", names no flag has) and an
     --accuracy-target other than 0 (the search was skipped without a word; 0 is what turns
@@ -431,6 +438,8 @@ def refuse_options_cache_in_ignores(args: argparse.Namespace) -> None:
             f"--method {args.method} calibrates --calib data; {source}, which the calibrator "
             "its header names chose (leave --method out)"
         )
+    if "--parallel-feeds" in given:  # (--calib feeds, if any, run one at a time)
+        raise QuantizeError(f"--parallel-feeds runs calibration feeds at once; {source}")
     if args.calib:
         return
     if args.keep_float:
@@ -449,8 +458,9 @@ def refuse_options_cache_in_ignores(args: argparse.Namespace) -> None:
 def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
     """QuantizeError for an option the run would ignore: --percentile 99.9 with the default
     --method minmax calibrated with the max, silently; likewise --entropy-floor without
-    --method entropy, --histogram-sample with minmax (no histograms) and --trt-version
-    without --cache (it names the cache's TensorRT)."""
+    --method entropy, --histogram-sample with minmax (no histograms), --parallel-feeds with a
+    histogram method (`collect` runs their feeds one at a time) and --trt-version without
+    --cache (it names the cache's TensorRT)."""
     from graphopt.errors import QuantizeError
 
     given: set[str] = getattr(args, "given", set())
@@ -458,6 +468,7 @@ def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
         ("--percentile", ("percentile",)),
         ("--entropy-floor", ("entropy",)),
         ("--histogram-sample", ("entropy", "percentile", "mse")),
+        ("--parallel-feeds", ("minmax",)),  # (the histogram methods run one feed at a time)
     ):
         if option in given and args.method not in wanted:
             methods = " or ".join(wanted)

@@ -64,8 +64,13 @@ class PreprocessSpec:
         text = read_text_file(path, "preprocessing spec", limit=1 << 20)  # not /dev/zero
         try:
             data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise QuantizeError(f"{path}: cannot read preprocessing spec: {e}") from e
+        except yaml.YAMLError as e:  # (its text is several lines: the problem, its mark)
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            if isinstance(e, yaml.reader.ReaderError):  # a control character: a position
+                where = f"{path}:{text.count(chr(10), 0, e.position) + 1}"
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise QuantizeError(f"{where}: cannot read preprocessing spec: {problem}") from e
         if not isinstance(data, dict):
             raise QuantizeError(f"{path}: preprocessing spec must be a mapping")
         return cls.from_mapping(data, str(path))
