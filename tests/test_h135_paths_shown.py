@@ -1,4 +1,5 @@
-"""distill-targets' and merge's errors show a path (or a value) the user gave on one line.
+"""distill-targets', merge's and optimize's (--dump-dir) errors show a path (or a value) the
+user gave on one line.
 
 A folder or file name with a newline in it (a space too, which stays as it is) made the
 error two lines: distill and merge interpolated paths raw where the other commands use
@@ -138,3 +139,31 @@ def test_merge_errors_name_the_flags(tmp_path, capsys, typed_model, extra, needl
     )
     one_line_error(capsys, needle)
     assert not out.exists()
+
+
+def test_optimize_dump_dir_that_is_the_output_path(tmp_path, capsys, model):
+    odd = str(tmp_path / ODD)
+    assert main(["optimize", model, "-o", odd, "--dump-dir", odd]) == 2
+    one_line_error(capsys, f"--dump-dir {odd!r} is the -o path")
+
+
+def test_optimize_dump_dir_holding_earlier_dumps(tmp_path, capsys, model):
+    dumps = tmp_path / ODD
+    dumps.mkdir()
+    (dumps / "01-fold-batchnorm.onnx").write_bytes(b"")
+    argv = ["optimize", model, "-o", str(tmp_path / "o.onnx"), "--dump-dir", str(dumps)]
+    assert main(argv) == 2
+    one_line_error(capsys, f"--dump-dir {str(dumps)!r}: holds the dumps of an earlier run")
+
+
+def test_optimize_verify_failure_names_the_dump_folder(tmp_path, capsys):
+    """The real detector's optimized outputs differ by ~2e-6: a zero bound fails --verify,
+    after the dumps were written."""
+    from graphopt.realmodels import fetch_model
+
+    dumps, out = tmp_path / ODD, tmp_path / "o.onnx"
+    argv = ["optimize", str(fetch_model("common_det")), "-o", str(out), "--verify"]
+    argv += ["--tolerance", "0", "--atol", "0", "--dump-dir", str(dumps)]
+    assert main(argv) == 2
+    one_line_error(capsys, f"the output was not written ({str(dumps)!r} holds the dumps)")
+    assert not out.exists() and any(dumps.iterdir())

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
     if args.dump_dir and args.output != STDOUT and _same_path(args.dump_dir, args.output):
         # the folder was made, every pass run, and only then the save refused
-        raise SaveError(f"--dump-dir {args.dump_dir} is the -o path; give another folder")
+        raise SaveError(f"--dump-dir {shown(args.dump_dir)} is the -o path; give another folder")
     # before loading and optimizing: a folder, a missing folder, a name too long or a folder
     # that takes no file was said by the save, after the whole run
     if args.output != STDOUT:  # (standard output: main checked it is no terminal)
@@ -197,8 +197,9 @@ def run(args: argparse.Namespace) -> int:
     for name, dims in verify_shapes.items():
         if name in input_shapes and dims != input_shapes[name]:
             raise VerifyError(
-                f"--shapes {name}:{_dims(dims)} differs from --input-shape "
-                f"{name}:{_dims(input_shapes[name])}: the optimized model takes only the latter"
+                f"--shapes {shown(f'{name}:{_dims(dims)}')} differs from --input-shape "
+                f"{shown(f'{name}:{_dims(input_shapes[name])}')}: the optimized model takes only "
+                "the latter"
             )
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
     if args.output != STDOUT and args.external_data == "auto" and loaded.external_data:
@@ -271,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
                 f"output {d.output!r} differs by {d.max_abs:.3g}{where} (relative "
                 f"{d.max_rel:.3g}; {bound}); "
                 + (
-                    f"the output was not written ({args.dump_dir} holds the dumps)"
+                    f"the output was not written ({shown(args.dump_dir)} holds the dumps)"
                     if args.dump_dir
                     else "nothing was written"
                 )
@@ -313,7 +314,7 @@ def _refuse_earlier_dumps(folder: str) -> None:
     if not Path(folder).is_dir():
         return
     try:
-        refuse_earlier_dumps(Path(folder), f"--dump-dir {folder}")
+        refuse_earlier_dumps(Path(folder), f"--dump-dir {shown(folder)}")
     except OSError:  # unreadable: the instrument says so
         return
 
@@ -421,7 +422,7 @@ def _refuse_unfit_feeds(
             source = f"--shapes {shown(f'{vi.name}:{_dims(got)}')}"
         else:  # (seeded from the declaration: it fits)
             source = f"the seeded feed {name} ({_dims(got)})"
-        have = "[" + ", ".join("?" if d is None else str(d) for d in declared) + "]"
+        have = "[" + ", ".join("?" if d is None else shown(str(d)) for d in declared) + "]"
         fits = f"{source} does not fit input {name}, declared {have}"
         if len(got) != len(declared):
             raise VerifyError(
@@ -431,14 +432,15 @@ def _refuse_unfit_feeds(
         wrong: list[str] = []
         fitting = list(got)
         for axis, (dim, size) in enumerate(zip(declared, got, strict=True)):
-            expected = dim if isinstance(dim, int) else symbols.get(dim) if dim else None
-            if expected is None or expected == size:
+            if isinstance(dim, int):
+                expected, what = dim, f"fixed at {dim}"
+            elif dim is not None and dim in symbols:
+                expected = symbols[dim]
+                what = f"{shown(dim)}, which --input-shape fixes at {expected}"
+            else:  # a free symbolic dim, or an unknown one
                 continue
-            what = (
-                f"fixed at {dim}"
-                if isinstance(dim, int)
-                else f"{dim}, which --input-shape fixes at {expected}"
-            )
+            if expected == size:
+                continue
             wrong.append(f"index {axis} is {what} (Got: {size} Expected: {expected})")
             fitting[axis] = expected
         if wrong:
