@@ -201,3 +201,32 @@ def test_a_preprocess_yaml_error_is_one_line(
     message = str(caught.value)
     assert "\n" not in message, message
     assert message.startswith(f"{spec}:{line}: cannot read preprocessing spec: {problem}")
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("version", ["10.x", "10..3", "1e3", "10.100", "10.3beta"])
+def test_quantize_refuses_a_trt_version_it_would_misread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str
+) -> None:
+    """The cache header took the leading numbers: '10.x' and '10..3' were TRT-100000, '1e3'
+    TRT-1000, '10.100' TRT-110000, without a word."""
+    (tmp_path / "c.cache").write_text(CACHE)
+    out, cache = tmp_path / "q.onnx", tmp_path / "new.cache"
+    argv = ["quantize", str(fetch_model("ppocr_det")), "-o", str(out), "--no-progress"]
+    argv += ["--cache-in", str(tmp_path / "c.cache"), "--cache", str(cache)]
+    assert main([*argv, "--trt-version", version]) == 2
+    line = _one_line(capsys, "quantize")
+    assert line == (
+        f"--trt-version: TensorRT version {version!r} is not a version like 10.3.0 (whole "
+        "numbers separated by dots)"
+    ), line
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.parametrize(
+    "version", ["10", "10.3", "10.3.0", "10.3.0.26", "8.6.1.post1", "10.0.0b6"]
+)
+def test_quantize_takes_tensorrt_versions(version: str) -> None:
+    from graphopt.commands.quantize import refuse_loose_trt_version
+
+    refuse_loose_trt_version(version)  # (no error)
