@@ -22,6 +22,7 @@ import pytest
 
 import graphopt._resources
 import graphopt.patterns
+import graphopt.pipeline
 from graphopt._resources import builtin_dir
 from graphopt.cli import main
 from graphopt.quant import sidecar as sidecar_io
@@ -29,8 +30,12 @@ from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
 
 
 def _clear_caches() -> None:
-    graphopt.patterns._builtin_rule_files.cache_clear()
-    graphopt.patterns._builtin_rules.cache_clear()
+    """Forget what graphopt read of its built-in folders (listings, texts, parsed rules: read
+    once per process), so that it reads the copy, and after the test the checkout's again."""
+    for module in (graphopt.patterns, graphopt.pipeline):
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 
 
 @pytest.fixture
