@@ -28,11 +28,14 @@ value) is copied into each task as it is, never shared.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import operator
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +43,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import first_line
-from graphopt.ir import constant_node_value, load_model, subgraphs
+from graphopt.errors import OptionError, first_line
+from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import as_text, require_text_names
 from graphopt.ir.model_io import ModelLike
@@ -61,12 +64,13 @@ InputMap = Sequence[Mapping[str, str] | None] | Mapping[int | str, Mapping[str, 
 
 def merge(
     models: Sequence[ModelLike],
-    *,
+    *more: Any,
     prefixes: Sequence[str] | None = None,
     input_map: InputMap | None = None,
     tolerance: float = 0.0,
     share: bool = True,
     check: bool = True,
+    **unknown: Any,
 ) -> onnx.ModelProto:
     """Merge `models` into one model that computes their common part once.
 
@@ -77,9 +81,14 @@ def merge(
     dtype and shape agree, and kept apart (renamed with the prefix) when they do not.
     `tolerance`: identify float weights within this relative distance (0: bitwise only).
     `share=False` only places the models side by side. `check` runs the ONNX full check.
+
+    Arguments it does not take (one model instead of a list, an unknown option, an option of
+    the wrong type) are an `OptionError` naming the argument and what it takes.
     """
+    refuse_unknown_options("merge", unknown, MERGE_OPTIONS)
     return merge_with_report(
         models,
+        *more,
         prefixes=prefixes,
         input_map=input_map,
         tolerance=tolerance,
@@ -90,22 +99,35 @@ def merge(
 
 def merge_with_report(
     models: Sequence[ModelLike],
-    *,
+    *more: Any,
     prefixes: Sequence[str] | None = None,
     input_map: InputMap | None = None,
     tolerance: float = 0.0,
     share: bool = True,
     check: bool = True,
     macs_input_shapes: Mapping[str, Sequence[int]] | None = None,
+    **unknown: Any,
 ) -> tuple[onnx.ModelProto, MergeReport]:
     """`merge`, also returning what was shared (`MergeReport`).
 
     `macs_input_shapes`: merged input name → dims to assume for dynamic inputs when estimating
     MACs (the merged model keeps its dynamic inputs)."""
-    if not models:
-        raise MergeError("merge needs at least one model")
+    refuse_unknown_options("merge_with_report", unknown, (*MERGE_OPTIONS, "macs_input_shapes"))
+    models = _model_list(models, more)
+    check_flag("share", share)
+    check_flag("check", check)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float | np.number):
+        raise OptionError(
+            f"tolerance must be a number (0 or more: the relative difference up to which float "
+            f"weights are shared), got {given_text(tolerance)}"
+        )
     if not 0 <= tolerance < float("inf"):  # NaN passed `< 0`; inf shares any two weights
         raise MergeError(f"tolerance must be >= 0 and finite, got {tolerance}")
+    if tolerance and not share:  # (the CLI refused --tolerance with --no-share; this ignored it)
+        raise OptionError(f"tolerance={tolerance} is for shared weights; share=False shares none")
+    _check_input_map(input_map)
+    if macs_input_shapes is not None:
+        _check_macs_input_shapes(macs_input_shapes)
     sources = [_source_name(m, i) for i, m in enumerate(models)]
     prefixes = _prefixes(models, prefixes)
     protos = [load_model(m) for m in models]
@@ -177,7 +199,134 @@ def _ops_change(before: Counter[str], after: Counter[str]) -> dict[str, int]:
     return {op: after[op] - before[op] for op in sorted(before | after) if after[op] != before[op]}
 
 
-# --------------------------------------------------------------------------- options
+# --------------------------------------------------------------------------- arguments
+
+MERGE_OPTIONS = ("prefixes", "input_map", "tolerance", "share", "check")
+
+_MODELS_TAKEN = "a list or tuple of paths, bytes or onnx.ModelProtos"
+
+
+def refuse_unknown_options(function: str, unknown: Mapping[str, Any], valid: Sequence[str]) -> None:
+    """An `OptionError` naming the first of the `unknown` keyword arguments `function` was
+    given, the option it most resembles and the `valid` ones (Python's TypeError "unexpected
+    keyword argument" was no GraphoptError, and named no option that exists)."""
+    if not unknown:
+        return
+    name = sorted(unknown)[0]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise OptionError(f"{function}: unknown option {name!r}{hint}; options: {', '.join(valid)}")
+
+
+def given_text(value: object) -> str:
+    """`value` as an error shows it: its type and its repr, on one line and cut short."""
+    text = " ".join(repr(value).split())
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _one_model(value: object) -> str | None:
+    """What `value` is when it is one model as `load_model` takes it ("the path 'a.onnx'"),
+    else None."""
+    if isinstance(value, str | os.PathLike):
+        return f"the path {os.fspath(value)!r}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        size = value.nbytes if isinstance(value, memoryview) else len(value)
+        return f"one serialized model ({type(value).__name__}, {size} bytes)"
+    if isinstance(value, onnx.ModelProto):
+        return "one onnx.ModelProto"
+    if isinstance(value, LoadedModel):
+        return "one graphopt.ir.LoadedModel"
+    if type(value).__name__ == "Graph" and type(value).__module__.startswith("onnx_graphsurgeon"):
+        return "one onnx_graphsurgeon.Graph"
+    return None
+
+
+def _model_list(models: object, more: Sequence[Any]) -> list[ModelLike]:
+    """`models` as a list, each one a model `load_model` takes; else an `OptionError` saying
+    what merge takes and what it got (a path iterated as its letters was "c: no such file",
+    a ModelProto "'ModelProto' object is not iterable")."""
+    what = f"merge takes several models as {_MODELS_TAKEN}"
+    if more:
+        raise OptionError(
+            f"{what}, as one argument (merge([a, b])); got {1 + len(more)} positional arguments"
+        )
+    one = _one_model(models)
+    if one is not None:
+        raise OptionError(f"{what}; got {one}: pass a list, e.g. [a, b]")
+    if isinstance(models, Mapping | AbstractSet):  # a dict iterated as its keys
+        raise OptionError(
+            f"{what}, in an order (it numbers the tasks m0_, m1_, ... and orders the outputs); "
+            f"got a {type(models).__name__}"
+        )
+    if not isinstance(models, Iterable):
+        raise OptionError(f"{what}; got {given_text(models)}")
+    items = list(models)
+    if not items:
+        raise MergeError(f"merge needs at least one model, got an empty {type(models).__name__}")
+    for i, model in enumerate(items):
+        if _one_model(model) is None:
+            raise OptionError(f"models[{i}] is {given_text(model)}, not a model: {what}")
+    return items
+
+
+def check_flag(option: str, value: object) -> None:
+    """An `OptionError` unless `value` is True or False (numpy's too)."""
+    if not isinstance(value, bool | np.bool_):  # "no" is true: it would turn the option on
+        raise OptionError(f"{option} must be True or False, got {given_text(value)}")
+
+
+def _check_names(option: str, value: object, what: str) -> None:
+    """`value` maps names to names (`what` says which); else an `OptionError`."""
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise OptionError(f"{option} must map {what} (strings), got {given_text(value)}")
+
+
+def _check_input_map(given: object) -> None:
+    """`input_map` as `merge` takes it (its keys and names are checked against the models
+    later); else an `OptionError` (a string was "dictionary update sequence element #0 has
+    length 1; 2 is required", a name that is no string a TypeError from protobuf)."""
+    entry = "the model's input names to merged input names"
+    if given is None:
+        return
+    if isinstance(given, Mapping):
+        for key, mapping in given.items():
+            if isinstance(key, bool) or not isinstance(key, int | str):  # True read as model 1
+                raise OptionError(
+                    f"input_map keys must be model indices or prefixes, got {given_text(key)}"
+                )
+            if mapping is not None:
+                _check_names(f"input_map[{key!r}]", mapping, entry)
+        return
+    if isinstance(given, str | bytes | bytearray) or not isinstance(given, Sequence):
+        raise OptionError(
+            "input_map must be a list with one {input: merged input} mapping (or None) per "
+            f"model, or a dict of them keyed by model index or prefix; got {given_text(given)}"
+        )
+    for i, mapping in enumerate(given):
+        if mapping is not None:
+            _check_names(f"input_map[{i}]", mapping, entry)
+
+
+def _check_macs_input_shapes(given: object) -> None:
+    """`macs_input_shapes` maps input names to integer dims; else an `OptionError` ("1,3"
+    was a ValueError from int(','), a dim of 2.5 was taken as 2)."""
+    if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+        raise OptionError(
+            f"macs_input_shapes must map merged input names to dims, got {given_text(given)}"
+        )
+    for name, dims in given.items():
+        try:
+            if isinstance(dims, str | bytes) or any(isinstance(d, bool) for d in dims):
+                raise TypeError
+            [operator.index(d) for d in dims]
+        except TypeError:
+            raise OptionError(
+                f"macs_input_shapes {name}: dims must be a list of integers, got {given_text(dims)}"
+            ) from None
 
 
 def _source_name(model: ModelLike, index: int) -> str:
@@ -188,7 +337,16 @@ def _source_name(model: ModelLike, index: int) -> str:
 
 def _prefixes(models: Sequence[ModelLike], given: Sequence[str] | None) -> list[str]:
     if given is not None:
+        # a string was a list of its letters ("ab": prefixes "a" and "b"); a number in it a
+        # TypeError from `prefix + name`
+        if isinstance(given, str | bytes | bytearray) or not isinstance(given, Iterable):
+            raise OptionError(
+                f"prefixes must be a list of strings, one per model, got {given_text(given)}"
+            )
         out = list(given)
+        wrong = next((p for p in out if not isinstance(p, str)), None)
+        if wrong is not None:
+            raise OptionError(f"prefixes must be strings, one per model, got {given_text(wrong)}")
         if len(out) != len(models):
             raise MergeError(f"{len(out)} prefixes given for {len(models)} models")
     else:
@@ -209,7 +367,7 @@ def _input_maps(given: InputMap | None, prefixes: Sequence[str]) -> list[dict[st
     if isinstance(given, Mapping):
         for key, mapping in given.items():
             index = _model_index(key, prefixes)
-            maps[index] = dict(mapping)
+            maps[index] = dict(mapping or {})  # None: no map, as in the list form
         return maps
     if len(given) > len(prefixes):
         raise MergeError(f"input_map has {len(given)} entries for {len(prefixes)} models")
@@ -748,7 +906,7 @@ def _record_input_shapes(
             p.value = json.dumps(table)
 
 
-def task_table(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
+def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     """The tasks a merged model records: prefix → {"source": ..., "inputs": {...},
     "outputs": {...}, "metadata_props": {...}}; "doc_string" where the model had one;
     "metadata_moved": {merged key: own key} where its props clashed with an earlier model's;
@@ -758,7 +916,16 @@ def task_table(model: onnx.ModelProto) -> dict[str, dict[str, Any]]:
     (Tables written before review 11 have no metadata or input shape entries.)
 
     A table that is not such JSON (edited, damaged) is a `MergeError` saying where: `split
-    --task` raised KeyError, TypeError, AttributeError or JSONDecodeError from deep inside."""
+    --task` raised KeyError, TypeError, AttributeError or JSONDecodeError from deep inside.
+    `model` may also be a path or bytes, as merge and split take it (a path was an
+    AttributeError)."""
+    if not isinstance(model, onnx.ModelProto):
+        if _one_model(model) is None:
+            raise OptionError(
+                "task_table takes a merged model (a path, bytes or onnx.ModelProto), got "
+                f"{given_text(model)}"
+            )
+        model = load_model(model, copy=False)
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
             try:

@@ -18,19 +18,26 @@ than the chosen outputs and (with `task`) the inputs and the local functions mer
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import onnx
 
 from graphopt.analysis.usedef import live_nodes
+from graphopt.errors import OptionError
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
 from graphopt.ir.io_names import as_text, require_text_io_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
-from graphopt.multitask.merge import METADATA_KEY, task_table
+from graphopt.multitask.merge import (
+    METADATA_KEY,
+    check_flag,
+    given_text,
+    refuse_unknown_options,
+    task_table,
+)
 from graphopt.multitask.opsets import canonical_domain
 
 
@@ -41,14 +48,24 @@ def split(
     task: str | None = None,
     strip_prefix: str | None = None,
     check: bool = True,
+    **unknown: Any,
 ) -> onnx.ModelProto:
     """The part of `model` that computes `outputs` (or the outputs of merge task `task`).
 
-    `strip_prefix`: remove this prefix from the chosen output names. With `task`, inputs and
-    outputs, and the local functions merge renamed, get back the names they had in the task's
-    own model unless `strip_prefix` is given; the task's metadata props, doc string and input
-    shapes come back too (where merge recorded them).
+    `outputs`: a list of tensor names. `strip_prefix`: remove this prefix from the chosen
+    output names. With `task`, inputs and outputs, and the local functions merge renamed, get
+    back the names they had in the task's own model unless `strip_prefix` is given; the task's
+    metadata props, doc string and input shapes come back too (where merge recorded them).
+
+    Arguments it does not take (one name as `outputs`, an unknown option, an option of the
+    wrong type) are an `OptionError` naming the argument and what it takes.
     """
+    refuse_unknown_options("split", unknown, SPLIT_OPTIONS)
+    outputs = _output_names(outputs)
+    for option, value in (("task", task), ("strip_prefix", strip_prefix)):
+        if value is not None and not isinstance(value, str):
+            raise OptionError(f"{option} must be a string, got {given_text(value)}")
+    check_flag("check", check)
     proto = load_model(model)
     where = str(model) if isinstance(model, str | os.PathLike) else "the model"
     require_text_io_names(proto, where, MergeError)
@@ -103,6 +120,28 @@ def split(
     if check:
         check_model(result, "split")
     return result
+
+
+SPLIT_OPTIONS = ("outputs", "task", "strip_prefix", "check")
+
+
+def _output_names(outputs: object) -> list[str] | None:
+    """`outputs` as a list of names; else an `OptionError` (a string was a list of its
+    letters: "no tensor named 't', 'r', 'a', ...", a number "'int' object is not iterable")."""
+    if outputs is None:
+        return None
+    if isinstance(outputs, str):
+        raise OptionError(
+            f"outputs must be a list of tensor names, got the string {outputs!r}; pass "
+            f"[{outputs!r}]"
+        )
+    if isinstance(outputs, bytes | bytearray | Mapping) or not isinstance(outputs, Iterable):
+        raise OptionError(f"outputs must be a list of tensor names, got {given_text(outputs)}")
+    names = list(outputs)
+    wrong = next((o for o in names if not isinstance(o, str)), None)
+    if wrong is not None:
+        raise OptionError(f"outputs must be tensor names (strings), got {given_text(wrong)}")
+    return names
 
 
 def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
