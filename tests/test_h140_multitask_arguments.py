@@ -155,3 +155,22 @@ def test_what_merge_takes_still_merges_alike(
     assert list(table) == ["m0_", "m1_"]
     assert task_table(path) == task_table(str(path)) == task_table(merged) == table
     refused(lambda: task_table(3), "task_table takes a merged model", "got int 3")
+
+
+def test_input_map_keys_naming_one_model_add_up(
+    heads: tuple[onnx.ModelProto, onnx.ModelProto],
+) -> None:
+    # the later key's map replaced the earlier's whole: box read 'image', silently
+    cls, box = heads
+    prefixes = ["cls_", "box_"]
+    for input_map in ({1: {"image": "other"}, "box": {}}, {"1": {"image": "other"}, 1: None}):
+        merged, report = merge_with_report([cls, box], prefixes=prefixes, input_map=input_map)
+        assert [i.name for i in merged.graph.input] == ["image", "other"]
+        assert report.tasks[1].inputs == {"image": "other"}
+    same = {1: {"image": "other"}, "box_": {"image": "other"}}
+    merged, report = merge_with_report([cls, box], prefixes=prefixes, input_map=same)
+    assert report.tasks[1].inputs == {"image": "other"}
+    with pytest.raises(MergeError, match="maps input 'image' of 'box_' to both 'other' and 'x'"):
+        merge(
+            [cls, box], prefixes=prefixes, input_map={1: {"image": "other"}, "box": {"image": "x"}}
+        )

@@ -361,13 +361,25 @@ def _prefixes(models: Sequence[ModelLike], given: Sequence[str] | None) -> list[
 
 
 def _input_maps(given: InputMap | None, prefixes: Sequence[str]) -> list[dict[str, str]]:
+    """Per model, its input name → the merged input it reads. Two keys of the dict form that
+    name one model (its index and its prefix) add up; one input mapped two ways is a
+    `MergeError` (the later key's map replaced the earlier's whole: {1: {"x": "a"}, "m1":
+    {}} dropped x's map, silently)."""
     maps: list[dict[str, str]] = [{} for _ in prefixes]
     if given is None:
         return maps
     if isinstance(given, Mapping):
         for key, mapping in given.items():
             index = _model_index(key, prefixes)
-            maps[index] = dict(mapping or {})  # None: no map, as in the list form
+            mine = maps[index]
+            for name, merged in (mapping or {}).items():  # None: no map, as in the list form
+                if mine.get(name, merged) != merged:
+                    raise MergeError(
+                        f"input_map maps input {name!r} of {prefixes[index]!r} to both "
+                        f"{mine[name]!r} and {merged!r} (keys naming that model: its index "
+                        "and its prefix); give one"
+                    )
+                mine[name] = merged
         return maps
     if len(given) > len(prefixes):
         raise MergeError(f"input_map has {len(given)} entries for {len(prefixes)} models")
