@@ -230,3 +230,12 @@ def test_quantize_takes_tensorrt_versions(version: str) -> None:
     from graphopt.commands.quantize import refuse_loose_trt_version
 
     refuse_loose_trt_version(version)  # (no error)
+
+
+def test_a_tensor_listed_twice_with_two_scales_is_refused() -> None:
+    """graphopt took the last of the two lines without a word (another reader may take the
+    first); the same scale twice, however written, is fine."""
+    with pytest.raises(QuantizeError, match=r"line 4: tensor 'x' is listed again with another"):
+        cache_io.loads(CACHE + "x: 3f800000\n", "c.cache")
+    assert cache_io.loads(CACHE + "x: 3c010a14\n")[1]["x"] == cache_io.parse_scale("3c010a14")
+    assert "y" not in cache_io.loads(CACHE + "y: 0\ny: 00000000\n")[1]

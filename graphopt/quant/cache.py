@@ -15,7 +15,8 @@ scales give equal bytes. A tensor name that would not read back as one line (lin
 surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
 a `QuantizeError` naming its line number in the file when reading, and so is a last line of
 fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
-7 digits is a normal float32, ~1e-36, and was taken).
+7 digits is a normal float32, ~1e-36, and was taken), and a tensor listed twice with two
+scales (the last was taken; the same scale twice is fine).
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
     if not lines or not lines[0][1].startswith("TRT-"):
         raise QuantizeError(f"{where}: not a TensorRT calibration cache (no 'TRT-' header line)")
     out: list[tuple[int, str, str]] = []
+    seen: dict[str, tuple[int, str]] = {}  # tensor → (line, digits) of its first line
     for number, line in lines[1:]:
         name, sep, value = line.rpartition(":")
         value = value.strip()
@@ -230,6 +232,13 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
             parse_scale(value)
         except ValueError as e:
             raise QuantizeError(f"{where}: line {number}: {e}") from e
+        first = seen.setdefault(name, (number, value))
+        if first[1] != value and parse_scale(first[1]) != parse_scale(value):
+            # (which one a reader takes is its own choice: graphopt took the last)
+            raise QuantizeError(
+                f"{where}: line {number}: tensor {shown(name)} is listed again with another "
+                f"scale ({value}; line {first[0]}: {first[1]}); keep one of the two lines"
+            )
         out.append((number, name, value))
     if out and not text.endswith(("\n", "\r")) and len(out[-1][2]) < 8 and out[-1][2] != "0":
         # (the last line cut: '3d83edfa' as '3d83edf', a normal float32 1e-36, was taken)
