@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -108,6 +109,7 @@ def test_an_unknown_option_names_itself_and_every_option_taken(layout: Path) -> 
         ({"tolerance": "0.1"}, ["tolerance must be a number", "got str '0.1'"]),
         ({"tolerance": None}, ["tolerance must be a number", "got NoneType None"]),
         ({"tolerance": True}, ["tolerance must be a number", "got bool True"]),
+        ({"tolerance": np.complex64(1j)}, ["tolerance must be a number", "got complex64"]),
         ({"tolerance": 0.1, "share": False}, ["share=False shares none"]),
         ({"share": "no"}, ["share must be True or False, got str 'no'"]),
         ({"check": "no"}, ["check must be True or False, got str 'no'"]),
@@ -116,6 +118,7 @@ def test_an_unknown_option_names_itself_and_every_option_taken(layout: Path) -> 
         ({"input_map": {1: "image"}}, ["input_map[1] must map", "got str 'image'"]),
         ({"input_map": {1: {"image": 3}}}, ["input_map[1] must map", "{'image': 3}"]),
         ({"input_map": {True: {"image": "image"}}}, ["input_map keys must be model indices"]),
+        ({"input_map": [None, {"image": ""}]}, ["input_map[1] maps 'image' to an empty name"]),
         ({"macs_input_shapes": [1, 2]}, ["macs_input_shapes must map merged input names"]),
         ({"macs_input_shapes": {"image": "1,3"}}, ["macs_input_shapes image: dims must be"]),
         ({"macs_input_shapes": {"image": [1, 3, 2.5, 4]}}, ["2.5"]),

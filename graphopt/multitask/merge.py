@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import numbers
 import operator
 import os
 from collections import Counter
@@ -116,7 +117,7 @@ def merge_with_report(
     models = _model_list(models, more)
     check_flag("share", share)
     check_flag("check", check)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float | np.number):
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
         raise OptionError(
             f"tolerance must be a number (0 or more: the relative difference up to which float "
             f"weights are shared), got {given_text(tolerance)}"
@@ -283,6 +284,9 @@ def _check_names(option: str, value: object, what: str) -> None:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise OptionError(f"{option} must map {what} (strings), got {given_text(value)}")
+    empty = next((k for k, v in value.items() if not v), None)
+    if empty is not None:  # (the checker's "Field 'name' of 'value_info' is required", said late)
+        raise OptionError(f"{option} maps {empty!r} to an empty name")
 
 
 def _check_input_map(given: object) -> None:
