@@ -239,3 +239,19 @@ def test_a_tensor_listed_twice_with_two_scales_is_refused() -> None:
         cache_io.loads(CACHE + "x: 3f800000\n", "c.cache")
     assert cache_io.loads(CACHE + "x: 3c010a14\n")[1]["x"] == cache_io.parse_scale("3c010a14")
     assert "y" not in cache_io.loads(CACHE + "y: 0\ny: 00000000\n")[1]
+
+
+@pytest.mark.realmodel
+def test_check_takes_the_model_after_shapes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`check --shapes x:1x3x640x640 model.onnx`: --shapes took the model as one more value,
+    and argparse said "the following arguments are required: input"."""
+    model = str(fetch_model("ppocr_det"))
+    assert main(["check", "--shapes", "x:1x3x640x640", model]) == 0
+    assert capsys.readouterr().out == f"{model}: TensorRT 10.15: 0 errors, 0 warnings\n"
+    assert main(["check", model]) == 1  # (its dynamic input without a profile: a warning)
+    capsys.readouterr()
+    assert main(["check", "--shapes", "x:1x3x640x640"]) == 2
+    said = "the following arguments are required: input (see 'graphopt check --help')"
+    assert _one_line(capsys, "check") == said
+    assert main(["check", "--shapes", "x:1x3x640x640", model, model]) == 2
+    assert _one_line(capsys, "check").startswith(f"bad --shapes {model!r}: expected NAME:")

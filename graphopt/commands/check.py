@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "check",
+        # (input is optional to argparse, required by `run`: see `_input`)
+        usage="%(prog)s [-h] [--target tensorrt[=VERSION]]\n"
+        + " " * 22
+        + "[--shapes NAME:DIMS [NAME:DIMS ...]] [--errors-only]\n"
+        + " " * 22
+        + "input",
         help="check a model against a runtime's ONNX support without running it",
         description="Static compatibility check. --target tensorrt (= tensorrt=10), tensorrt=10, "
         "tensorrt=11 or tensorrt=10.8: the ops, attributes, Q/DQ layout and dynamic shapes that "
         "version of TensorRT's ONNX parser accepts. Exit 0 when clean, 1 when there are findings.",
     )
-    p.add_argument("input", help="input .onnx file")
+    p.add_argument("input", nargs="?", help="input .onnx file")
     p.add_argument(
         "--target",
         default="tensorrt",
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import parse_shapes
     from graphopt.backends.trt_check import check_tensorrt, summary
 
+    _input(args)
     version = target_version(args.target)
     shapes = parse_shapes(args.shapes)
     from graphopt.ir import load_model
@@ -106,6 +113,21 @@ def run(args: argparse.Namespace) -> int:
         print(f)
     print(f"{args.input}: TensorRT {version}: {counted}")
     return 1 if findings else 0
+
+
+def _input(args: argparse.Namespace) -> None:
+    """The model to check, which `--shapes NAME:DIMS ...` takes as one more value when it comes
+    after them (`check --shapes x:1x3x640x640 model.onnx`: argparse said "the following
+    arguments are required: input", of a command line that gave it): a last --shapes value
+    with no ':' (no NAME:DIMS has none) is the model. A `BackendError` when none is given."""
+    from graphopt.errors import BackendError
+
+    if args.input is not None:
+        return
+    if args.shapes and ":" not in args.shapes[-1]:
+        args.input = args.shapes.pop()
+        return
+    raise BackendError("the following arguments are required: input (see 'graphopt check --help')")
 
 
 def _escape_node_names(model: onnx.ModelProto) -> None:
