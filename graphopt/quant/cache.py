@@ -35,6 +35,7 @@ from graphopt.errors import QuantizeError
 from graphopt.ir.model_io import special_file_kind
 
 DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
+SIDECAR = ".graphopt.json"  # a cache's sidecar's name: the cache's plus this (`sidecar.SUFFIX`)
 DEFAULT_VERSION = 8601  # written when TensorRT is not installed
 ALGORITHMS = {
     "entropy": "EntropyCalibration2",
@@ -220,7 +221,16 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
     """`entries`, each with its line number in the file."""
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
     if not lines or not lines[0][1].startswith("TRT-"):
-        raise QuantizeError(f"{where}: not a TensorRT calibration cache (no 'TRT-' header line)")
+        hint = ""
+        if '"graphopt-calibration-sidecar"' in text[:200]:  # (a sidecar's "format", first)
+            hint = "; it is graphopt's sidecar of a cache" + (
+                f": give the cache, {shown(where[: -len(SIDECAR)])}"
+                if where.endswith(SIDECAR)
+                else ""
+            )
+        raise QuantizeError(
+            f"{where}: not a TensorRT calibration cache (no 'TRT-' header line){hint}"
+        )
     out: list[tuple[int, str, str]] = []
     seen: dict[str, tuple[int, str]] = {}  # tensor → (line, digits) of its first line
     for number, line in lines[1:]:

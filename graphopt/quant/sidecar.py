@@ -55,7 +55,7 @@ import onnx
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 
-SUFFIX = ".graphopt.json"
+SUFFIX = cache_io.SIDECAR  # ".graphopt.json"
 FORMAT = "graphopt-calibration-sidecar"
 VERSION = 1
 MODEL_DIGEST = 2  # how `model_digest` names a model: 2, initializers in name order
