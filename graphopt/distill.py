@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import shown
 from graphopt.arrays import NP_LOAD_ERRORS, load_arrays
 from graphopt.errors import GraphoptError
 from graphopt.ir.io_names import require_text_io_names
@@ -67,15 +68,6 @@ Progress = Callable[[int, int], None]
 
 class DistillError(GraphoptError):
     """Distillation targets cannot be written or read (bad data, teacher or target folder)."""
-
-
-def _shown(value: str | os.PathLike[str]) -> str:
-    """A path (or a sample's name) as a one-line error shows it: as it is, or quoted and
-    escaped as `repr` writes it where it holds a character that is not printable (a newline in
-    a folder's name made the error two lines). `graphopt.commands._common.shown`'s rule: the
-    library does not import the commands."""
-    text = os.fspath(value)
-    return text if text.isprintable() else repr(text)
 
 
 # --------------------------------------------------------------------------- losses
@@ -176,12 +168,12 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
                 and not targets.intersection(p.parents)
             )
         elif kind := special_file_kind(root):  # /dev/zero, a FIFO: was "no such file or folder"
-            raise DistillError(f"{_shown(root)}: is not a regular file or folder ({kind})")
+            raise DistillError(f"{shown(root)}: is not a regular file or folder ({kind})")
         else:
-            raise DistillError(f"{_shown(root)}: no such file or folder")
+            raise DistillError(f"{shown(root)}: no such file or folder")
         if not files:
             raise DistillError(
-                f"{_shown(root)}: no data files ({', '.join(DATA_SUFFIXES)}) found outside "
+                f"{shown(root)}: no data files ({', '.join(DATA_SUFFIXES)}) found outside "
                 "distillation targets folders"
             )
         base = root if root.is_dir() else root.parent
@@ -218,9 +210,7 @@ def load_feed(
     if source.feeds is not None:
         item = source.feeds[source.index]
         if not isinstance(item, Mapping):  # dict() of it raised ValueError or TypeError
-            raise DistillError(
-                f"{_shown(source.name)}: is a {type(item).__name__}, not a feed dict"
-            )
+            raise DistillError(f"{shown(source.name)}: is a {type(item).__name__}, not a feed dict")
         return dict(item)
     assert source.path is not None
     path = source.path
@@ -230,23 +220,23 @@ def load_feed(
         if suffix == ".npz":
             arrays = load_arrays(path)
             if not isinstance(arrays, dict):
-                raise DistillError(f"{_shown(path)}: is a .npy array, not an .npz archive")
+                raise DistillError(f"{shown(path)}: is a .npy array, not an .npz archive")
             if set(names) <= set(arrays):
                 return {n: arrays[n] for n in names}
             if len(names) == 1 and len(arrays) == 1:
                 return {names[0]: next(iter(arrays.values()))}
-            raise DistillError(f"{_shown(path)}: holds {sorted(arrays)}, the model reads {names}")
+            raise DistillError(f"{shown(path)}: holds {sorted(arrays)}, the model reads {names}")
         if suffix == ".npy":
             if len(names) != 1:
                 raise DistillError(
-                    f"{_shown(path)}: a .npy sample fits only one-input models ({names})"
+                    f"{shown(path)}: a .npy sample fits only one-input models ({names})"
                 )
             value = load_arrays(path)
             if isinstance(value, dict):
-                raise DistillError(f"{_shown(path)}: is an .npz archive, not a .npy array")
+                raise DistillError(f"{shown(path)}: is an .npz archive, not a .npy array")
             return {names[0]: value}
     except (OSError, ValueError) as e:
-        raise DistillError(f"{_shown(path)}: cannot read: {e}") from e
+        raise DistillError(f"{shown(path)}: cannot read: {e}") from e
     return {names[0]: _image_feed(path, inputs, preprocess)}
 
 
@@ -261,16 +251,16 @@ def _image_feed(
     from graphopt.realmodels import preprocess as prep
 
     if len(inputs) != 1:
-        raise DistillError(f"{_shown(path)}: images fit only one-input models")
+        raise DistillError(f"{shown(path)}: images fit only one-input models")
     try:
         fit = image_input(*inputs[0])
     except GraphoptError as e:
-        raise DistillError(f"{_shown(path)}: {e}") from e
+        raise DistillError(f"{shown(path)}: {e}") from e
     options = dict(preprocess or {})
     if "size" not in options:
         if fit.size is None:
             raise DistillError(
-                f"{_shown(path)}: the model input has no static H×W ({inputs[0][2]}); give a size to "
+                f"{shown(path)}: the model input has no static H×W ({inputs[0][2]}); give a size to "
                 "resize to"
             )
         options["size"] = fit.size
@@ -285,7 +275,7 @@ def _image_feed(
         given = sorted({"scale", "mean", "std"} & set(options))
         if given:
             raise DistillError(
-                f"{_shown(path)}: input {fit.name!r} takes uint8 pixels as they are: "
+                f"{shown(path)}: input {fit.name!r} takes uint8 pixels as they are: "
                 f"{', '.join(given)} do not apply"
             )
     else:
@@ -297,7 +287,7 @@ def _image_feed(
         raise DistillError(str(e)) from e
     except MemoryError as e:  # a size of a dynamic input too large to hold
         raise DistillError(
-            f"{_shown(path)}: not enough memory for a {size[0]}x{size[1]} image; give a smaller size"
+            f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image; give a smaller size"
         ) from e
 
 
@@ -411,7 +401,7 @@ def write_targets(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DistillError(f"{_shown(out)}: cannot create the targets folder: {e.strerror}") from e
+        raise DistillError(f"{shown(out)}: cannot create the targets folder: {e.strerror}") from e
     config = {
         "format": FORMAT,
         "teacher": {
@@ -452,7 +442,7 @@ def write_targets(
             values = sess.run([s.source for s in specs], feed)
         except Exception as e:  # onnxruntime raises its own untyped errors
             first = run_error_text(e)  # every line: a wrong shape's dims come after the first
-            raise DistillError(f"the teacher failed on {_shown(batch[0].name)}: {first}") from e
+            raise DistillError(f"the teacher failed on {shown(batch[0].name)}: {first}") from e
         if manifest is None:
             manifest = _create(out, config, specs, values, len(batch))
         current: dict[str, Any] = manifest
@@ -645,7 +635,7 @@ def _open(
         try:
             arr = np.load(out / entry["file"], mmap_mode="r+")
         except NP_LOAD_ERRORS as e:
-            raise DistillError(f"{_shown(out / entry['file'])}: cannot open: {e}") from e
+            raise DistillError(f"{shown(out / entry['file'])}: cannot open: {e}") from e
         _check_file(out / entry["file"], arr, entry)
         arrays[spec.name] = arr
     return arrays
@@ -656,7 +646,7 @@ def _check_file(path: Path, arr: np.ndarray, entry: Mapping[str, Any]) -> None:
     replaced or cut short since): its rows would no longer be the manifest's samples."""
     if list(arr.shape) != list(entry["shape"]) or arr.dtype != np.dtype(entry["dtype"]):
         raise DistillError(
-            f"{_shown(path)}: holds {arr.dtype.str} {list(arr.shape)}, the manifest says "
+            f"{shown(path)}: holds {arr.dtype.str} {list(arr.shape)}, the manifest says "
             f"{entry['dtype']} {list(entry['shape'])}; the folder was changed since: make the "
             "targets again"
         )
@@ -687,7 +677,7 @@ def _resume(
         stale = [p.name for p in out.iterdir() if p.suffix == ".npy"]
         if stale:
             raise DistillError(
-                f"{_shown(out)}: holds .npy files but no {MANIFEST}; use an empty folder"
+                f"{shown(out)}: holds .npy files but no {MANIFEST}; use an empty folder"
             )
         return None
     manifest = read_manifest(out)
@@ -704,8 +694,8 @@ def _resume(
             if a != b
         ]
         raise DistillError(
-            f"{_shown(out)}: holds targets of data files that changed since "
-            f"({', '.join(map(_shown, changed[:3])) or 'their sizes and times are not recorded'}); use "
+            f"{shown(out)}: holds targets of data files that changed since "
+            f"({', '.join(map(shown, changed[:3])) or 'their sizes and times are not recorded'}); use "
             "another folder (or delete it) to start over"
         )
     for key in ("format", "teacher", "temperature", "axis", "batch_size", "sources", "preprocess"):
@@ -715,14 +705,14 @@ def _resume(
             theirs = ((theirs or {}).get("sha256"), (theirs or {}).get("data_sha256"))
         if theirs != mine:
             raise DistillError(
-                f"{_shown(out)}: holds targets made with another {key} than this run's; use another "
+                f"{shown(out)}: holds targets made with another {key} than this run's; use another "
                 "folder (or delete it) to start over"
             )
     wanted = {s.name: (s.source, s.kind) for s in specs}
     have = {k: (v["source"], v["kind"]) for k, v in manifest["tensors"].items()}
     if wanted != have:
         raise DistillError(
-            f"{_shown(out)}: holds targets for tensors {sorted(have)}, this run asks for {sorted(wanted)}"
+            f"{shown(out)}: holds targets for tensors {sorted(have)}, this run asks for {sorted(wanted)}"
         )
     for spec in specs:
         spec.file = manifest["tensors"][spec.name]["file"]
@@ -758,8 +748,8 @@ def _remove_unkept(out: Path, manifest: Mapping[str, Any]) -> None:
         path.unlink(missing_ok=True)  # last: until then a rerun still knows the files
     except OSError as e:
         raise DistillError(
-            f"{_shown(out)}: cannot remove the files of the run stopped before its first "
-            f"checkpoint ({_shown(str(e.filename))}: {e.strerror or e}); remove them or use another folder"
+            f"{shown(out)}: cannot remove the files of the run stopped before its first "
+            f"checkpoint ({shown(str(e.filename))}: {e.strerror or e}); remove them or use another folder"
         ) from e
 
 
@@ -776,9 +766,9 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DistillError(f"{_shown(path)}: not valid JSON ({e.msg}, line {e.lineno})") from e
+        raise DistillError(f"{shown(path)}: not valid JSON ({e.msg}, line {e.lineno})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise DistillError(f"{_shown(path)}: not a graphopt distillation manifest ({FORMAT})")
+        raise DistillError(f"{shown(path)}: not a graphopt distillation manifest ({FORMAT})")
     _check_manifest(manifest, path)
     return dict(manifest)
 
@@ -794,7 +784,7 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
 
     def fail(what: str) -> DistillError:
         return DistillError(
-            f"{_shown(path)}: a damaged manifest ({what}); make the targets again in another folder "
+            f"{shown(path)}: a damaged manifest ({what}); make the targets again in another folder "
             "(or delete this one)"
         )
 
@@ -848,7 +838,7 @@ def load_targets(
     done = int(manifest["done"]) * int(manifest.get("samples_per_file", 1))
     if not manifest.get("complete") and not allow_partial:
         raise DistillError(
-            f"{_shown(directory)}: targets are incomplete ({manifest['done']}/{manifest['count']} "
+            f"{shown(directory)}: targets are incomplete ({manifest['done']}/{manifest['count']} "
             "samples); rerun distill-targets to resume"
         )
     out = {}
@@ -856,9 +846,7 @@ def load_targets(
         try:
             arr = np.load(Path(directory) / entry["file"], mmap_mode="r")
         except NP_LOAD_ERRORS as e:
-            raise DistillError(
-                f"{_shown(Path(directory) / entry['file'])}: cannot read: {e}"
-            ) from e
+            raise DistillError(f"{shown(Path(directory) / entry['file'])}: cannot read: {e}") from e
         _check_file(Path(directory) / entry["file"], arr, entry)
         out[name] = arr[:done]
     return out

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 from onnx.external_data_helper import ExternalDataInfo
 
+from graphopt._text import shown
 from graphopt.errors import CHECKER_ERRORS, SaveError, VerifyError, first_line
 from graphopt.ir.model_io import LoadedModel, default_data_location
 
@@ -29,14 +30,6 @@ log = logging.getLogger(__name__)
 
 # the `-o` that names standard output, as `-` does for onnx tools, `tar -f` and `curl -o`
 STDOUT = "-"
-
-
-def shown(value: str | os.PathLike[str]) -> str:
-    """A value the user gave (a path, an option's text) as a one-line error shows it: as given,
-    or quoted and escaped as `repr` writes it where it holds a character that is not printable
-    (`--prefix 'a\\nb'`: a newline in it made the error two lines)."""
-    text = os.fspath(value)
-    return text if text.isprintable() else repr(text)
 
 
 class Given(argparse.Action):
