@@ -274,3 +274,20 @@ def test_cache_in_given_the_sidecar_says_which_file_is_the_cache(
     assert _one_line(capsys, "quantize") == said + repr(f"{tmp_path}/c.cache")
     assert main([*argv, "--cache-in", str(tmp_path / "copy.json")]) == 2
     assert _one_line(capsys, "quantize") == f"{tmp_path}/copy.json: {not_cache}sidecar of a cache"
+
+
+@pytest.mark.realmodel
+def test_bgr_for_a_gray_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ddddocr's OCR model takes one gray channel, the images' luma: --bgr changed nothing."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in image_paths(IMAGE_NAMES[1:2]):  # chelsea.png
+        shutil.copy(image, calib)
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(fetch_model("ddddocr_ocr")), "-o", str(out), "--calib", str(calib)]
+    assert main([*argv, "--size", "64x256", "--bgr", "--no-progress"]) == 2
+    said = "input 'input1' takes one gray channel (the images' luma): --bgr does not apply"
+    assert _one_line(capsys, "quantize").startswith(said)
+    assert not out.exists()

@@ -325,6 +325,11 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
             )
+        if fit.channels == 1 and spec.bgr:  # (the luma of RGB: BGR was ignored without a word)
+            raise QuantizeError(
+                f"input {name!r} takes one gray channel (the images' luma): --bgr does not "
+                "apply (drop it)"
+            )
         if fit.raw_pixels and (spec.scale, spec.mean, spec.std) != (1.0, (0.0,) * 3, (1.0,) * 3):
             raise QuantizeError(
                 f"input {name!r} takes uint8 pixels as they are: --scale, --mean and --std "
