@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
+import onnx.helper as oh
+import pytest
+
 import graphopt.commands._common
 import graphopt.distill
+from tests.test_cli_review4 import relu_model
 
 
 def test_shown_is_one_function_the_commands_and_the_library_share():
@@ -22,3 +27,62 @@ def test_shown_is_one_function_the_commands_and_the_library_share():
     assert not hasattr(graphopt.distill, "_shown")
     assert shown("a\nb") == "'a\\nb'"
     assert shown(Path("a b")) == "a b"  # a space is printable: as given
+
+
+ODD = "a b\nc"  # a space and a newline
+
+
+def _latin1_output_model(path: Path) -> str:
+    """A Relu model at `path` whose output is named with a Latin-1 byte (not UTF-8 text)."""
+    graph = oh.make_graph(
+        [oh.make_node("Relu", ["x"], ["yQQ"], name="r")],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [oh.make_tensor_value_info("yQQ", onnx.TensorProto.FLOAT, [1, 4])],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
+    path.write_bytes(model.SerializeToString().replace(b"yQQ", b"y\xe9Q"))
+    return str(path)
+
+
+def _one_line_naming(error: BaseException, path: str) -> None:
+    text = str(error)
+    assert "\n" not in text, text
+    assert text.startswith(f"{path!r}: "), text
+
+
+def test_merge_names_a_model_path_on_one_line(tmp_path):
+    from graphopt.multitask import MergeError, merge
+
+    odd = _latin1_output_model(tmp_path / f"{ODD}.onnx")
+    other = tmp_path / "other.onnx"
+    onnx.save(relu_model([1, 4]), str(other))
+    with pytest.raises(MergeError, match="is not UTF-8 text") as caught:
+        merge([str(other), odd])
+    _one_line_naming(caught.value, odd)
+
+
+def test_split_names_the_model_path_on_one_line(tmp_path):
+    from graphopt.multitask import MergeError, split
+
+    odd = _latin1_output_model(tmp_path / f"{ODD}.onnx")
+    with pytest.raises(MergeError, match="is not UTF-8 text") as caught:
+        split(odd, ["x"])
+    _one_line_naming(caught.value, odd)
+
+
+def test_merge_functions_names_the_model_path_on_one_line():
+    """The guard behind rename_clashing (two same-named local functions that differ) printed
+    the path raw."""
+    from graphopt.multitask import MergeError
+    from graphopt.multitask.merge import _merge_functions
+
+    def with_function(op: str) -> onnx.ModelProto:
+        f = oh.make_function("local", "F", ["a"], ["b"], [oh.make_node(op, ["a"], ["b"])], [])
+        return oh.make_model(oh.make_graph([], "g", [], []), functions=[f])
+
+    with pytest.raises(MergeError, match="local function local:F differs") as caught:
+        _merge_functions(
+            onnx.ModelProto(), [with_function("Relu"), with_function("Neg")], ["m", ODD]
+        )
+    _one_line_naming(caught.value, ODD)

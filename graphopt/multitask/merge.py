@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import shown
 from graphopt.errors import OptionError, first_line
 from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
@@ -132,13 +133,14 @@ def merge_with_report(
     sources = [_source_name(m, i) for i, m in enumerate(models)]
     prefixes = _prefixes(models, prefixes)
     protos = [load_model(m) for m in models]
-    for source, proto in zip(sources, protos, strict=True):  # before names are prefixed
-        require_text_names(proto, source, MergeError)
+    named = [shown(s) for s in sources]  # as errors name them: on one line
+    for where, proto in zip(named, protos, strict=True):  # before names are prefixed
+        require_text_names(proto, where, MergeError)
     for proto in protos:  # copies: the merged model imports the default domain as ""
         spell_default_domain(proto)
     before = [opset_map(p).get("", 0) for p in protos]
     ops_before = [_compute_ops(p) for p in protos]  # what a conversion changed, for the report
-    protos, imports, ir_version = reconcile(protos, sources)
+    protos, imports, ir_version = reconcile(protos, named)
     report = MergeReport()
     function_renames = rename_clashing(protos, prefixes)
     for prefix, made in zip(prefixes, function_renames, strict=True):
@@ -828,7 +830,7 @@ def _merge_functions(
             if key in seen:
                 if seen[key] != data:
                     raise MergeError(
-                        f"{source}: local function {f.domain}:{f.name} differs from another "
+                        f"{shown(source)}: local function {f.domain}:{f.name} differs from another "
                         "model's function of the same name"
                     )
                 continue

@@ -23,6 +23,7 @@ from typing import Any
 
 import onnx
 
+from graphopt._text import shown
 from graphopt.analysis.usedef import live_nodes
 from graphopt.errors import OptionError
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
@@ -67,7 +68,7 @@ def split(
             raise OptionError(f"{option} must be a string, got {given_text(value)}")
     check_flag("check", check)
     proto = load_model(model)
-    where = str(model) if isinstance(model, str | os.PathLike) else "the model"
+    where = shown(model) if isinstance(model, str | os.PathLike) else "the model"
     require_text_io_names(proto, where, MergeError)
     renames: dict[str, str] = {}
     input_renames: dict[str, str] = {}
