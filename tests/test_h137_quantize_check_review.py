@@ -291,3 +291,24 @@ def test_bgr_for_a_gray_input_is_refused(
     said = "input 'input1' takes one gray channel (the images' luma): --bgr does not apply"
     assert _one_line(capsys, "quantize").startswith(said)
     assert not out.exists()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("how", ["flag", "yaml"])
+def test_scale_0_over_images_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    """--scale 0 made every pixel 0: quantize calibrated on constant images and exited 0."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in image_paths(IMAGE_NAMES[1:2]):  # chelsea.png
+        shutil.copy(image, calib)
+    (tmp_path / "pre.yaml").write_text("size: 320x320\nscale: 0\n")
+    option = ["--size", "320x320", "--scale", "0"]
+    if how == "yaml":
+        option = ["--preprocess", str(tmp_path / "pre.yaml")]
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(fetch_model("ppocr_det")), "-o", str(out), "--calib", str(calib)]
+    assert main([*argv, "--no-progress", *option]) == 2
+    assert _one_line(capsys, "quantize").startswith("--scale 0 makes every pixel 0")
+    assert not out.exists()

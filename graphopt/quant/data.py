@@ -115,7 +115,8 @@ class PreprocessSpec:
 
     def check(self, where: str = "preprocessing spec") -> None:
         """QuantizeError when a value cannot preprocess an image: a zero std divides by 0; a
-        NaN or an infinity (--std inf made every pixel 0, and calibrated on that: exit 0)."""
+        NaN or an infinity (--std inf made every pixel 0, and calibrated on that: exit 0). A
+        zero scale is refused where an image is preprocessed (`FolderFeeds.image`)."""
         for name in ("mean", "std", "scale", "pad_value"):
             values = np.atleast_1d(np.asarray(getattr(self, name), dtype=np.float64))
             if not np.isfinite(values).all():
@@ -324,6 +325,11 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         if fit.channels == 1 and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
+            )
+        if spec.scale == 0 and not fit.raw_pixels:  # (exit 0, on one constant image)
+            raise QuantizeError(
+                "--scale 0 makes every pixel 0 (pixels are multiplied by it), every image the "
+                "same constant; give the pixels' scale (e.g. 0.00392 for 1/255)"
             )
         if fit.channels == 1 and spec.bgr:  # (the luma of RGB: BGR was ignored without a word)
             raise QuantizeError(
