@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnx.helper as oh
 import pytest
 
 import graphopt.commands._common
 import graphopt.distill
+from graphopt.cli import main
 from tests.test_cli_review4 import relu_model
 
 
@@ -86,3 +88,55 @@ def test_merge_functions_names_the_model_path_on_one_line():
             onnx.ModelProto(), [with_function("Relu"), with_function("Neg")], ["m", ODD]
         )
     _one_line_naming(caught.value, ODD)
+
+
+def _one_line_cli_error(capsys: pytest.CaptureFixture[str], needle: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert err.count("\n") == 1, err
+    assert needle in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("missing", "cannot read input feeds: "),
+        ("folder", "cannot read input feeds: it is a folder"),
+        ("npy", "not an .npz archive of named arrays"),
+        ("other input", "no array for model input(s) x"),
+    ],
+)
+def test_bench_names_the_inputs_flag_of_a_bad_feeds_file(tmp_path, capsys, kind, needle):
+    """bench --inputs said "a b\\nc.npz: cannot read input feeds: ..." (example_feeds' words: no
+    flag, the path raw on two lines), where optimize --inputs names the flag."""
+    model = tmp_path / "m.onnx"
+    onnx.save(relu_model([1, 4]), str(model))
+    npz = tmp_path / f"{ODD}.npz"
+    if kind == "folder":
+        npz.mkdir()
+    elif kind == "npy":
+        with npz.open("wb") as f:
+            np.save(f, np.ones((1, 4), np.float32))
+    elif kind == "other input":
+        np.savez(npz, z=np.ones((1, 4), np.float32))
+    assert main(["bench", str(model), "--runs", "1", "--no-progress", "--inputs", str(npz)]) == 2
+    _one_line_cli_error(capsys, f"--inputs {str(npz)!r}: {needle}")
+
+
+def test_example_feeds_shows_the_path_on_one_line(tmp_path):
+    from graphopt.backends.onnxruntime import example_feeds
+    from graphopt.errors import VerifyError
+
+    npz = tmp_path / f"{ODD}.npz"
+    with pytest.raises(VerifyError, match="cannot read input feeds") as caught:
+        example_feeds(relu_model([1, 4]), npz=npz)
+    _one_line_naming(caught.value, str(npz))
+
+
+def test_bench_shows_the_model_path_on_one_line(tmp_path, capsys):
+    odd = _latin1_output_model(tmp_path / f"{ODD}.onnx")
+    assert main(["bench", odd, "--runs", "1", "--no-progress"]) == 2
+    _one_line_cli_error(capsys, f"{odd!r}: graph output b'y\\xe9Q' is not UTF-8 text")
+    assert main(["bench", odd, "--backend", "tensorrt", "--no-progress"]) == 2
+    _one_line_cli_error(capsys, f"{odd!r} is an ONNX model: build an engine first")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import shown
 from graphopt.errors import BackendError, VerifyError, first_line
 from graphopt.ir.values import declared_dims
 
@@ -196,16 +197,20 @@ def example_feeds(
     default_dim: int = 1,
     npz: str | Path | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
+    npz_name: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Inputs for a numerical comparison: from `npz` if given, else seeded values of the declared
     types and shapes (an input named in `shapes` has that shape; a fixed dim, 0 included, its
     size; symbolic dims from `dims`, else `default_dim`; a symbolic spatial dim of a 4-D image
     input gets 224 so convolutions have room). A name in `shapes` that is no model input is a
     `VerifyError`, and so, from `npz`, are a missing input, an array that is no graph input
-    (overridable weights are) and an array of another dtype than its input."""
+    (overridable weights are) and an array of another dtype than its input. Those errors start
+    with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line (`shown`)."""
     if npz is not None:
         from graphopt.arrays import load_arrays
         from graphopt.ir.model_io import special_file_kind
+
+        label = shown(npz) if npz_name is None else npz_name
 
         if os.path.exists(npz) and not os.path.isfile(npz):  # a FIFO: np.load waited for ever
             kind = (
@@ -213,21 +218,21 @@ def example_feeds(
                 if os.path.isdir(npz)
                 else f"not a regular file ({special_file_kind(npz) or 'a special file'})"
             )
-            raise VerifyError(f"{npz}: cannot read input feeds: it is {kind}")
+            raise VerifyError(f"{label}: cannot read input feeds: it is {kind}")
         try:
             feeds = load_arrays(npz)
         except ValueError as e:
-            raise VerifyError(f"{npz}: cannot read input feeds: {e}") from e
+            raise VerifyError(f"{label}: cannot read input feeds: {e}") from e
         if not isinstance(feeds, dict):
-            raise VerifyError(f"{npz}: not an .npz archive of named arrays (np.savez writes one)")
+            raise VerifyError(f"{label}: not an .npz archive of named arrays (np.savez writes one)")
         missing = [name for name, _, _ in input_specs(model) if name not in feeds]
         if missing:
-            raise VerifyError(f"{npz}: no array for model input(s) {', '.join(missing)}")
+            raise VerifyError(f"{label}: no array for model input(s) {', '.join(missing)}")
         declared = {vi.name: vi for vi in model.graph.input}  # overridable weights too
         extra = [name for name in feeds if name not in declared]
         if extra:
             raise VerifyError(
-                f"{npz}: {', '.join(extra)} is no input of the model (inputs: "
+                f"{label}: {', '.join(extra)} is no input of the model (inputs: "
                 f"{', '.join(declared)})"
             )
         for name, array in feeds.items():  # onnxruntime's message names no input
@@ -235,7 +240,7 @@ def example_feeds(
             want = _NP_TYPES.get(elem)
             if want is not None and array.dtype != want:
                 raise VerifyError(
-                    f"{npz}: {name} is {array.dtype}, but the model's input {name} is "
+                    f"{label}: {name} is {array.dtype}, but the model's input {name} is "
                     f"{np.dtype(want)}"
                 )
         return feeds

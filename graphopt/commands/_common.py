@@ -118,12 +118,13 @@ def comma_list(text: str | None) -> list[str]:
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a `.npz` file, by key (loaded into memory, the file closed); ValueError
-    when the file is not an `.npz` archive (e.g. a single `.npy` array) or cannot be read."""
+    when the file is not an `.npz` archive (e.g. a single `.npy` array) or cannot be read, its
+    text naming no path (the caller names the file, with its flag)."""
     from graphopt.arrays import load_arrays
 
     data = load_arrays(path)  # a ValueError for a file numpy cannot read (an empty one too)
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not an .npz archive of named arrays (np.savez writes one)")
+        raise ValueError("not an .npz archive of named arrays (np.savez writes one)")
     return data
 
 

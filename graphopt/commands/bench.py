@@ -26,7 +26,12 @@ import numpy as np
 import onnx
 
 from graphopt._text import counted
-from graphopt.commands._common import add_shapes_argument, read_npz, require_utf8_io_names
+from graphopt.commands._common import (
+    add_shapes_argument,
+    read_npz,
+    require_utf8_io_names,
+    shown,
+)
 
 
 @dataclass
@@ -187,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
 def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     from graphopt.backends.onnxruntime import example_feeds
 
-    return example_feeds(model, npz=npz, shapes=shapes)
+    # its errors name the flag (they said "PATH: cannot read input feeds: ...", the path raw)
+    npz_name = f"--inputs {shown(npz)}" if npz is not None else None
+    return example_feeds(model, npz=npz, shapes=shapes, npz_name=npz_name)
 
 
 def bench_onnxruntime(
@@ -211,7 +218,7 @@ def bench_onnxruntime(
     from graphopt.ir import load_model
 
     model = load_model(path)
-    require_utf8_io_names(model, path, BackendError)
+    require_utf8_io_names(model, shown(path), BackendError)
     feeds = _feeds(model, shapes or {}, npz)
     sess = session(model, threads=threads, level=level)
     names = [o.name for o in sess.get_outputs()]
@@ -228,7 +235,7 @@ def bench_onnxruntime(
             times.append(time.perf_counter() - start)
             tick(done)
     except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
-        raise BackendError(f"onnxruntime failed to run {path}: {run_error_text(e)}") from e
+        raise BackendError(f"onnxruntime failed to run {shown(path)}: {run_error_text(e)}") from e
     result = summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
     result.level = level
     return result
@@ -252,14 +259,15 @@ def bench_tensorrt(
 
     if path.endswith(".onnx"):
         raise BackendError(
-            f"{path} is an ONNX model: build an engine first with 'graphopt build {path} -o MODEL.plan'"
+            f"{shown(path)} is an ONNX model: build an engine first with 'graphopt build "
+            f"{shown(path)} -o MODEL.plan'"
         )
     import_tensorrt()
     require_cuda_device()
     try:
         plan = Path(path).read_bytes()
     except OSError as e:
-        raise BackendError(f"{path}: cannot read the engine: {e.strerror}") from e
+        raise BackendError(f"{shown(path)}: cannot read the engine: {e.strerror}") from e
     runner = EngineRunner(plan)
     feeds = _engine_feeds(runner, shapes or {}, npz)
     times = runner.time_runs(feeds, runs, warmup, on_run)
@@ -331,7 +339,7 @@ def _engine_feeds(
         try:
             return read_npz(npz)
         except (OSError, ValueError) as e:
-            raise BackendError(f"{npz}: cannot read input feeds: {e}") from e
+            raise BackendError(f"--inputs {shown(npz)}: cannot read input feeds: {e}") from e
     inputs = [b for b in runner.bindings if b.is_input]
     unknown = sorted(set(shapes) - {b.name for b in inputs})
     if unknown:  # as example_feeds refuses them for onnxruntime: a typo was ignored

@@ -375,13 +375,9 @@ def _verify_feeds(
             raise _flag_error(e) from e
     symbols = _fixed_symbols(original, input_shapes)
     shapes = {**input_shapes, **verify_shapes}
-    try:
-        feeds = example_feeds(original, npz=npz, shapes=shapes, dims=symbols)
-    except VerifyError as e:  # "PATH: cannot read input feeds: ...": the path raw, no flag
-        text = str(e)
-        if npz is None or not text.startswith(f"{npz}: "):
-            raise
-        raise VerifyError(f"--inputs {shown(npz)}: {text[len(npz) + 2 :]}") from e
+    # its errors name the flag: "--inputs PATH: cannot read input feeds: ..."
+    npz_name = f"--inputs {shown(npz)}" if npz is not None else None
+    feeds = example_feeds(original, npz=npz, shapes=shapes, dims=symbols, npz_name=npz_name)
     for name, dims in input_shapes.items():
         if name in feeds and feeds[name].shape != tuple(dims):
             raise VerifyError(
