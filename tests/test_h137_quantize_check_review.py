@@ -312,3 +312,11 @@ def test_scale_0_over_images_is_refused(
     assert main([*argv, "--no-progress", *option]) == 2
     assert _one_line(capsys, "quantize").startswith("--scale 0 makes every pixel 0")
     assert not out.exists()
+
+
+def test_a_cache_with_a_byte_order_mark_says_so() -> None:
+    """A cache an editor saved with a BOM was 'not a TensorRT calibration cache (no 'TRT-'
+    header line)', of a file whose first line is its header."""
+    with pytest.raises(QuantizeError, match=r"^c.cache: starts with a byte order mark \(U\+FEFF"):
+        cache_io.loads("\ufeff" + CACHE, "c.cache")
+    assert cache_io.loads(CACHE.replace("\n", "\r\n"))[1] == cache_io.loads(CACHE)[1]  # (CRLF)

@@ -220,6 +220,12 @@ def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tupl
 def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, str]]]:
     """`entries`, each with its line number in the file."""
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if lines and lines[0][1].startswith("\ufeffTRT-"):  # (TensorRT reads no BOM: a header
+        # '\ufeffTRT-...' is another calibrator's, and it skips the cache)
+        raise QuantizeError(
+            f"{where}: starts with a byte order mark (U+FEFF, an editor's) before its 'TRT-' "
+            "header, which TensorRT does not read as its header; save it without one"
+        )
     if not lines or not lines[0][1].startswith("TRT-"):
         hint = ""
         if '"graphopt-calibration-sidecar"' in text[:200]:  # (a sidecar's "format", first)
