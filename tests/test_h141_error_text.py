@@ -140,3 +140,32 @@ def test_bench_shows_the_model_path_on_one_line(tmp_path, capsys):
     _one_line_cli_error(capsys, f"{odd!r}: graph output b'y\\xe9Q' is not UTF-8 text")
     assert main(["bench", odd, "--backend", "tensorrt", "--no-progress"]) == 2
     _one_line_cli_error(capsys, f"{odd!r} is an ONNX model: build an engine first")
+
+
+def test_merge_refuses_an_input_mapped_twice(tmp_path, capsys):
+    """`--input-map 1:x=a --input-map 1:x=b` kept the last mapping, silently, and exited 0."""
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    onnx.save(relu_model([1, 4]), str(a))
+    onnx.save(relu_model([1, 4]), str(b))
+    out = tmp_path / "m.onnx"
+    argv = ["merge", str(a), str(b), "-o", str(out)]
+    assert main([*argv, "--input-map", "1:x=p", "--input-map", "1:x=q"]) == 2
+    _one_line_cli_error(
+        capsys, "--input-map '1:x=q': input 'x' of model 1 is already mapped to 'p'; map each"
+    )
+    assert not out.exists()
+    # the same mapping given twice asks one thing: merged as once
+    assert main([*argv, "--input-map", "1:x=p", "--input-map", "1:x=p"]) == 0
+    assert sorted(i.name for i in onnx.load(str(out)).graph.input) == ["p", "x"]
+
+
+def test_split_refuses_an_empty_strip_prefix(tmp_path, capsys):
+    """`split --outputs y --strip-prefix ''` renamed nothing and exited 0: the check of a prefix
+    no output starts with skipped "" (every name starts with it)."""
+    model = tmp_path / "m.onnx"
+    onnx.save(relu_model([1, 4]), str(model))
+    out = tmp_path / "s.onnx"
+    argv = ["split", str(model), "--outputs", "y", "-o", str(out)]
+    assert main([*argv, "--strip-prefix", ""]) == 2
+    _one_line_cli_error(capsys, "--strip-prefix '': an empty prefix renames no output")
+    assert not out.exists()

@@ -96,7 +96,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]:
     """{model index or prefix: {input: merged input}} of the `--input-map` specs, for
     `models` input models: an index past the last model is a `MergeError` naming the flag
-    (merge_with_report's said "input_map key 5 is neither a model index nor a prefix")."""
+    (merge_with_report's said "input_map key 5 is neither a model index nor a prefix"), and so
+    is one input of a model mapped to two merged inputs (the later one won, silently; an index
+    and a prefix naming one model are merge_with_report's to refuse)."""
     from graphopt.multitask import MergeError
 
     out: dict[int | str, dict[str, str]] = {}
@@ -111,7 +113,13 @@ def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]
                 f"--input-map {spec!r}: there is no model {key}; the {models} models are "
                 f"numbered 0..{models - 1} in the order given (or name a model by its prefix)"
             )
-        out.setdefault(key, {})[name] = merged
+        mapped = out.setdefault(key, {})
+        if mapped.get(name, merged) != merged:  # the later one replaced it, silently
+            raise MergeError(
+                f"--input-map {spec!r}: input {name!r} of model {model} is already mapped to "
+                f"{mapped[name]!r}; map each input once"
+            )
+        mapped[name] = merged
     return out
 
 
@@ -267,6 +275,8 @@ def run_split(args: argparse.Namespace) -> int:
     # the kept part replaced the whole model: the other outputs' nodes were lost
     refuse_model_path("-o", args.output, [("input", args.input)], MergeError)
     outputs = comma_list(args.outputs) if args.outputs else None
+    if args.strip_prefix == "" and outputs:  # every name starts with it: the check below passed
+        raise MergeError("--strip-prefix '': an empty prefix renames no output; leave it out")
     if args.strip_prefix and outputs and not any(o.startswith(args.strip_prefix) for o in outputs):
         # it renamed nothing, and the split exited 0 as if it had
         raise MergeError(
