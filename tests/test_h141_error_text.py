@@ -169,3 +169,16 @@ def test_split_refuses_an_empty_strip_prefix(tmp_path, capsys):
     assert main([*argv, "--strip-prefix", ""]) == 2
     _one_line_cli_error(capsys, "--strip-prefix '': an empty prefix renames no output")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("level", ["-1", "3"])
+def test_optimize_refuses_an_opt_level_no_pass_has(tmp_path, capsys, level):
+    """--opt-level -1 ran no pass and exited 0 without a word (the model written as loaded);
+    3 ran what 2 runs. Passes have levels 0 to 2."""
+    model = tmp_path / "m.onnx"
+    onnx.save(relu_model([1, 4]), str(model))
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", str(model), "-o", str(out), "--opt-level", level]) == 2
+    _one_line_cli_error(capsys, f"--opt-level must be 0 to 2, got {level} (passes run at")
+    assert not out.exists()
+    assert main(["optimize", str(model), "-o", str(out), "--opt-level", "0"]) == 0

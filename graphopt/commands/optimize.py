@@ -52,8 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--opt-level",
         type=int,
         default=None,
-        help="skip passes above this level (default: the pipeline's opt_level:, else 2; it "
-        "wins over every pipeline's, included ones' too)",
+        help="skip passes above this level, 0 to 2 (default: the pipeline's opt_level:, else "
+        "2; it wins over every pipeline's, included ones' too)",
     )
     p.add_argument(
         "--disable", action="append", default=[], metavar="PASS", help="skip a pass (repeatable)"
@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.tolerance >= 0 and args.atol >= 0):  # NaN too: no difference would exceed it
         raise VerifyError("--tolerance and --atol must be 0 or more")
+    _check_opt_level(args.opt_level)
     if args.output == STDOUT and args.external_data == "yes":
         raise SaveError("--external-data yes needs a folder for the data file; -o - has none")
     read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
@@ -342,6 +343,25 @@ def _verify_levels(text: str) -> list[str]:
 
 def _dims(dims: Iterable[int]) -> str:
     return "x".join(map(str, dims))
+
+
+def _check_opt_level(level: int | None) -> None:
+    """A `PipelineError` for an `--opt-level` outside the levels passes have (0 to the highest,
+    2): -1 ran no pass and exited 0 as if the model were optimized, 3 ran what 2 runs."""
+    from graphopt.passes.base import all_passes
+
+    if level is None:
+        return
+    by_level: dict[int, list[str]] = {}
+    for name, pass_ in all_passes().items():
+        by_level.setdefault(pass_.opt_level, []).append(name)
+    top = max(by_level)
+    if not 0 <= level <= top:
+        lowest = sorted(by_level.get(0, []))
+        raise PipelineError(
+            f"--opt-level must be 0 to {top}, got {level} (passes run at their level and above: "
+            f"0 runs only {', '.join(lowest)}; {top}, every pass)"
+        )
 
 
 def _verify_feeds(
