@@ -17,6 +17,8 @@ import graphopt.commands._common
 import graphopt.distill
 from graphopt.cli import main
 from tests.test_cli_review4 import relu_model
+from tests.test_h135_paths_shown import one_line_error
+from tests.test_io_review2_names import _model_with_a_latin1_output
 
 
 def test_shown_is_one_function_the_commands_and_the_library_share():
@@ -34,16 +36,10 @@ def test_shown_is_one_function_the_commands_and_the_library_share():
 ODD = "a b\nc"  # a space and a newline
 
 
-def _latin1_output_model(path: Path) -> str:
-    """A Relu model at `path` whose output is named with a Latin-1 byte (not UTF-8 text)."""
-    graph = oh.make_graph(
-        [oh.make_node("Relu", ["x"], ["yQQ"], name="r")],
-        "g",
-        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
-        [oh.make_tensor_value_info("yQQ", onnx.TensorProto.FLOAT, [1, 4])],
-    )
-    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
-    path.write_bytes(model.SerializeToString().replace(b"yQQ", b"y\xe9Q"))
+def _latin1_output_model(folder: Path) -> str:
+    """A Relu model named ODD + ".onnx" in `folder`, its output named with a Latin-1 byte (not
+    UTF-8 text)."""
+    path = Path(_model_with_a_latin1_output(folder)).rename(folder / f"{ODD}.onnx")
     return str(path)
 
 
@@ -56,7 +52,7 @@ def _one_line_naming(error: BaseException, path: str) -> None:
 def test_merge_names_a_model_path_on_one_line(tmp_path):
     from graphopt.multitask import MergeError, merge
 
-    odd = _latin1_output_model(tmp_path / f"{ODD}.onnx")
+    odd = _latin1_output_model(tmp_path)
     other = tmp_path / "other.onnx"
     onnx.save(relu_model([1, 4]), str(other))
     with pytest.raises(MergeError, match="is not UTF-8 text") as caught:
@@ -67,7 +63,7 @@ def test_merge_names_a_model_path_on_one_line(tmp_path):
 def test_split_names_the_model_path_on_one_line(tmp_path):
     from graphopt.multitask import MergeError, split
 
-    odd = _latin1_output_model(tmp_path / f"{ODD}.onnx")
+    odd = _latin1_output_model(tmp_path)
     with pytest.raises(MergeError, match="is not UTF-8 text") as caught:
         split(odd, ["x"])
     _one_line_naming(caught.value, odd)
@@ -88,14 +84,6 @@ def test_merge_functions_names_the_model_path_on_one_line():
             onnx.ModelProto(), [with_function("Relu"), with_function("Neg")], ["m", ODD]
         )
     _one_line_naming(caught.value, ODD)
-
-
-def _one_line_cli_error(capsys: pytest.CaptureFixture[str], needle: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    assert err.count("\n") == 1, err
-    assert needle in err, err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -121,7 +109,7 @@ def test_bench_names_the_inputs_flag_of_a_bad_feeds_file(tmp_path, capsys, kind,
     elif kind == "other input":
         np.savez(npz, z=np.ones((1, 4), np.float32))
     assert main(["bench", str(model), "--runs", "1", "--no-progress", "--inputs", str(npz)]) == 2
-    _one_line_cli_error(capsys, f"--inputs {str(npz)!r}: {needle}")
+    one_line_error(capsys, f"--inputs {str(npz)!r}: {needle}")
 
 
 def test_example_feeds_shows_the_path_on_one_line(tmp_path):
@@ -135,11 +123,11 @@ def test_example_feeds_shows_the_path_on_one_line(tmp_path):
 
 
 def test_bench_shows_the_model_path_on_one_line(tmp_path, capsys):
-    odd = _latin1_output_model(tmp_path / f"{ODD}.onnx")
+    odd = _latin1_output_model(tmp_path)
     assert main(["bench", odd, "--runs", "1", "--no-progress"]) == 2
-    _one_line_cli_error(capsys, f"{odd!r}: graph output b'y\\xe9Q' is not UTF-8 text")
+    one_line_error(capsys, f"{odd!r}: graph output b'y\\xe9Q' is not UTF-8 text")
     assert main(["bench", odd, "--backend", "tensorrt", "--no-progress"]) == 2
-    _one_line_cli_error(capsys, f"{odd!r} is an ONNX model: build an engine first")
+    one_line_error(capsys, f"{odd!r} is an ONNX model: build an engine first")
 
 
 def test_merge_refuses_an_input_mapped_twice(tmp_path, capsys):
@@ -150,7 +138,7 @@ def test_merge_refuses_an_input_mapped_twice(tmp_path, capsys):
     out = tmp_path / "m.onnx"
     argv = ["merge", str(a), str(b), "-o", str(out)]
     assert main([*argv, "--input-map", "1:x=p", "--input-map", "1:x=q"]) == 2
-    _one_line_cli_error(
+    one_line_error(
         capsys, "--input-map '1:x=q': input 'x' of model 1 is already mapped to 'p'; map each"
     )
     assert not out.exists()
@@ -167,7 +155,7 @@ def test_split_refuses_an_empty_strip_prefix(tmp_path, capsys):
     out = tmp_path / "s.onnx"
     argv = ["split", str(model), "--outputs", "y", "-o", str(out)]
     assert main([*argv, "--strip-prefix", ""]) == 2
-    _one_line_cli_error(capsys, "--strip-prefix '': an empty prefix renames no output")
+    one_line_error(capsys, "--strip-prefix '': an empty prefix renames no output")
     assert not out.exists()
 
 
@@ -179,6 +167,6 @@ def test_optimize_refuses_an_opt_level_no_pass_has(tmp_path, capsys, level):
     onnx.save(relu_model([1, 4]), str(model))
     out = tmp_path / "o.onnx"
     assert main(["optimize", str(model), "-o", str(out), "--opt-level", level]) == 2
-    _one_line_cli_error(capsys, f"--opt-level must be 0 to 2, got {level} (passes run at")
+    one_line_error(capsys, f"--opt-level must be 0 to 2, got {level} (passes run at")
     assert not out.exists()
     assert main(["optimize", str(model), "-o", str(out), "--opt-level", "0"]) == 0
