@@ -115,12 +115,13 @@ def run(args: argparse.Namespace) -> int:
 def require_input_file(path: str) -> None:
     """A `LoadError` when the input `path` is missing or a folder, said before anything that
     needs TensorRT (whose absence was reported first, hiding a mistyped name)."""
+    from graphopt._text import shown
     from graphopt.errors import LoadError
 
     if not Path(path).exists():
-        raise LoadError(f"{path}: no such file")
+        raise LoadError(f"{shown(path)}: no such file")
     if Path(path).is_dir():
-        raise LoadError(f"{path}: is a directory, not a file")
+        raise LoadError(f"{shown(path)}: is a directory, not a file")
 
 
 def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
