@@ -4,7 +4,8 @@
   hex digits are a normal float32 (~1.3e-36, as TensorRT writes unpadded hex), and the tensor
   was quantized with that scale, every value saturated;
 - `--cache-in F --method percentile` ran without a word (the cache's calibrator chose the
-  scales; --method changed nothing);
+  scales; --method changed nothing); `--cache-in F --entropy-floor 99` asked for `--method
+  entropy`, which changed nothing either;
 - `--cache-in F --keep-float 3` (no --calib) said "keep_float / accuracy_target need sample
   feeds to measure on: give sample_feeds >= 1 ... or sensitivity_data", the Python API's
   names; `--cache-in F --accuracy-target 0.01` skipped the search without a word;
@@ -71,6 +72,9 @@ def test_quantize_refuses_a_cut_cache_and_writes_nothing(
         (["--method", "minmax", "--calib", "CALIB"], "--method minmax calibrates --calib data"),
         (["--keep-float", "3"], "--keep-float 3 ranks the groups by their error on --calib data"),
         (["--accuracy-target", "0.01"], "--accuracy-target 0.01 measures the output error on "),
+        # it asked for --method entropy, which the run then refused
+        (["--entropy-floor", "99"], "--entropy-floor is an option of calibration; this run "),
+        (["--percentile", "99"], "--percentile is an option of calibration; this run takes "),
     ],
 )
 def test_quantize_cache_in_refuses_options_it_would_ignore(
@@ -155,7 +159,7 @@ def test_a_cache_of_another_target_says_why_its_scales_are_missing(
         ),
         (
             ["--cache-in", "CACHE", "--parallel-feeds", "2"],
-            "--parallel-feeds runs calibration feeds at once; this run takes its scales from ",
+            "--parallel-feeds is an option of calibration; this run takes its scales from ",
         ),
     ],
 )

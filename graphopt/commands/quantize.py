@@ -192,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{given[0]} preprocesses --calib images; this run takes its scales from "
                 f"--cache-in {args.cache_in}"
             )
+    if args.cache_in:
+        refuse_calibrating_options_with_cache_in(args)
     refuse_options_of_other_methods(args)
     check_values(  # the API's own check, said with the flags, before anything is loaded
         args.method,
@@ -203,8 +205,7 @@ def run(args: argparse.Namespace) -> int:
         parallel_feeds=args.parallel_feeds,
         flags=True,
     )
-    if args.cache_in:
-        refuse_options_cache_in_ignores(args)
+    refuse_measuring_without_feeds(args)
     if args.batch_size < 1:  # (folder_feeds said "batch size must be at least 1")
         raise QuantizeError(f"--batch-size must be at least 1, got {args.batch_size}")
     # the sidecars (graphopt.quant.sidecar): --cache-in's is read, --cache's written
@@ -443,15 +444,12 @@ def refuse_loose_trt_version(version: str | None) -> None:
         )
 
 
-def refuse_options_cache_in_ignores(args: argparse.Namespace) -> None:
-    """QuantizeError for an option a --cache-in run would ignore, or refuse in the API's
-    words: --method (the cache's calibrator chose its scales, and --calib feeds only choose
-    the accuracy search's samples: `--method percentile` was taken without a word),
-    --parallel-feeds (no calibration to run in parallel) and,
-    without --calib, --keep-float N (it said "keep_float / accuracy_target need sample feeds
-    ... give sample_feeds >= 1 ... or sensitivity_data", names no flag has) and an
-    --accuracy-target other than 0 (the search was skipped without a word; 0 is what turns
-    off the one the sidecar recorded)."""
+def refuse_calibrating_options_with_cache_in(args: argparse.Namespace) -> None:
+    """QuantizeError for an option of calibration given to a --cache-in run, which calibrates
+    nothing (the cache's calibrator chose its scales; --calib feeds only choose the accuracy
+    search's samples, one at a time): --method (`--method percentile` was taken without a
+    word), --percentile, --entropy-floor, --histogram-sample and --parallel-feeds (said before
+    `refuse_options_of_other_methods`, which asked for the --method this then refuses)."""
     from graphopt.errors import QuantizeError
 
     given: set[str] = getattr(args, "given", set())
@@ -461,10 +459,23 @@ def refuse_options_cache_in_ignores(args: argparse.Namespace) -> None:
             f"--method {args.method} calibrates --calib data; {source}, which the calibrator "
             "its header names chose (leave --method out)"
         )
-    if "--parallel-feeds" in given:  # (--calib feeds, if any, run one at a time)
-        raise QuantizeError(f"--parallel-feeds runs calibration feeds at once; {source}")
-    if args.calib:
+    for option in ("--percentile", "--entropy-floor", "--histogram-sample", "--parallel-feeds"):
+        if option in given:
+            raise QuantizeError(f"{option} is an option of calibration; {source}")
+
+
+def refuse_measuring_without_feeds(args: argparse.Namespace) -> None:
+    """QuantizeError for a --cache-in run without --calib given --keep-float N (it said
+    "keep_float / accuracy_target need sample feeds ... give sample_feeds >= 1 ... or
+    sensitivity_data", names no flag has) or an --accuracy-target other than 0 (the search
+    was skipped without a word; 0 is what turns off the one the sidecar recorded). After
+    `check_values`: a value out of range is said as such."""
+    from graphopt.errors import QuantizeError
+
+    if not args.cache_in or args.calib:
         return
+    given: set[str] = getattr(args, "given", set())
+    source = f"this run takes its scales from --cache-in {args.cache_in}"
     if args.keep_float:
         raise QuantizeError(
             f"--keep-float {args.keep_float} ranks the groups by their error on --calib data; "
