@@ -10,8 +10,10 @@ calibration cache → insert Q/DQ → optionally keep the most sensitive groups 
 from __future__ import annotations
 
 import logging
+import numbers
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from graphopt._text import counted
 from graphopt.errors import (
     CHECKER_ERRORS,
     OpsetConversionError,
+    OptionError,
     PipelineError,
     QuantizeError,
     first_line,
@@ -153,7 +156,9 @@ def quantize(
     cache of other scales, for another target or after another `pipeline` (its YAML file's
     bytes, `sidecar.pipeline_identity`) is not applied (one warning), a damaged one or
     one naming nodes the model lacks is a QuantizeError; a `cache` written then names that
-    cache's calibrator, not `method`'s; when a
+    cache's calibrator, not `method`'s (`method`, and `percentile`, `entropy_floor`,
+    `histogram_sample` and `parallel_feeds` other than their defaults, are refused with it:
+    they calibrate, and nothing is calibrated); when a
     sensitivity search runs on samples from `calibration_data`, all of it is still read and run
     through the FP32 model once, to choose them by content), `percentile` (default 99.99), `entropy_floor` (`entropy` never clips more
     than this percentile of |x| would, default 99.99; None: TensorRT's bare KL threshold; see
@@ -179,7 +184,8 @@ def quantize(
     stacked in a feed, by a fixed prime stride through each, default 65536; 0: every value; min
     and max are always exact; the inputs stacked on a free first dim are sampled one by one,
     so batching the same inputs otherwise gives the same histograms, `collect.batch_items`),
-    `trt_version` (TensorRT version for the cache header, e.g. "10.3.0"; default: that of the
+    `trt_version` (TensorRT version for the cache header, e.g. "10.3.0", checked as
+    `graphopt quantize --trt-version` is; with `cache` only; default: that of the
     `from_cache` cache, else the installed one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores),
     `parallel_feeds` (`minmax` calibration: feeds run at once on the probe session, sharing
     the threads; 2 keeps two cores busy through onnxruntime's single-threaded reductions,
@@ -187,7 +193,12 @@ def quantize(
     batch of activations alive at a time), `on_batch` (callback(count)
     per feed: 0 when the model is loaded, then after each calibration feed, or with
     `from_cache` after each feed run to choose the samples).
+
+    An argument of another type, an option it does not take or one the run would ignore is
+    an `OptionError` naming it (`quantize_with_report`), before anything is loaded.
     """
+    unknown = {k: v for k, v in options.items() if k not in QUANTIZE_OPTIONS}
+    refuse_unknown_options("quantize", unknown, ARGUMENTS)
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
 
 
@@ -216,16 +227,45 @@ def quantize_with_report(
     parallel_feeds: int = 1,
     on_batch: Callable[[int], None] | None = None,
     on_search: Callable[[int], None] | None = None,
+    **others: Any,
 ) -> tuple[onnx.ModelProto, QuantizeReport]:
     """`quantize`, also returning a `QuantizeReport`. `on_search`: called with 0 when the
     sensitivity search (keep_float / accuracy_target) starts, then with the number of candidate
-    models measured so far after each (the search's length is not known ahead)."""
+    models measured so far after each (the search's length is not known ahead).
+
+    An argument of the wrong type (`cache=123`, `accuracy_target="x"`, `keep_nodes="conv1"`),
+    an option it does not take (`foo=1`) or one the run would ignore (`method`, `percentile`,
+    `entropy_floor`, `histogram_sample` or `parallel_feeds` other than its default with
+    `from_cache`, or for another method; `trt_version` without `cache`) is an `OptionError`
+    naming it, raised before anything is loaded or calibrated."""
+    refuse_unknown_options("quantize_with_report", others, ARGUMENTS)
     if method not in METHODS:
         raise QuantizeError(
             f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}"
         )
     if target not in TARGETS:
         raise QuantizeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    pipeline = check_arguments(
+        calibration_data,
+        cache,
+        from_cache=from_cache,
+        percentile=percentile,
+        entropy_floor=entropy_floor,
+        keep_float=keep_float,
+        accuracy_target=accuracy_target,
+        keep_nodes=keep_nodes,
+        keep_stem=keep_stem,
+        sample_feeds=sample_feeds,
+        sensitivity_data=sensitivity_data,
+        trt_version=trt_version,
+        error_metric=error_metric,
+        histogram_sample=histogram_sample,
+        pipeline=pipeline,
+        threads=threads,
+        parallel_feeds=parallel_feeds,
+        on_batch=on_batch,
+        on_search=on_search,
+    )
     from graphopt.quant.sensitivity import check_ranking
 
     check_ranking(ranking)  # before calibrating, and even when no search runs
@@ -237,6 +277,14 @@ def quantize_with_report(
         entropy_floor=entropy_floor,
         keep_float=keep_float,
         accuracy_target=accuracy_target,
+        histogram_sample=histogram_sample,
+        parallel_feeds=parallel_feeds,
+    )
+    refuse_ignored_options(
+        method,
+        from_cache,
+        percentile=percentile,
+        entropy_floor=entropy_floor,
         histogram_sample=histogram_sample,
         parallel_feeds=parallel_feeds,
     )
@@ -516,6 +564,229 @@ def quantize_with_report(
                 FUSED_CONV_REMEDY,
             )
     return quantized, report
+
+
+# the options `quantize` and `quantize_with_report` take by name, and all their arguments
+QUANTIZE_OPTIONS = (
+    "from_cache",
+    "percentile",
+    "entropy_floor",
+    "keep_float",
+    "accuracy_target",
+    "ranking",
+    "keep_nodes",
+    "keep_stem",
+    "sample_feeds",
+    "sensitivity_data",
+    "trt_version",
+    "error_metric",
+    "histogram_sample",
+    "pipeline",
+    "threads",
+    "parallel_feeds",
+    "on_batch",
+    "on_search",
+)
+ARGUMENTS = ("calibration_data", "method", "cache", "target", *QUANTIZE_OPTIONS)
+
+# options of calibration: a `from_cache` run calibrates nothing (the cache's calibrator chose its
+# scales), and each method reads only some of them. Their defaults: a value other than that was
+# given, and would be ignored (the CLI passes the defaults of the flags it was not given)
+_CALIBRATION_DEFAULTS: dict[str, object] = {
+    "method": DEFAULT_METHOD,
+    "percentile": 99.99,
+    "entropy_floor": ENTROPY_FLOOR_PERCENTILE,
+    "histogram_sample": DEFAULT_HISTOGRAM_SAMPLE,
+    "parallel_feeds": 1,
+}
+# the methods that read each option (`graphopt quantize`'s `refuse_options_of_other_methods`)
+_METHODS_READING = {
+    "percentile": ("percentile",),
+    "entropy_floor": ("entropy",),
+    "histogram_sample": ("entropy", "percentile", "mse"),
+    "parallel_feeds": ("minmax",),  # (the histogram methods run one feed at a time)
+}
+
+
+def refuse_unknown_options(function: str, unknown: dict[str, Any], valid: Sequence[str]) -> None:
+    """`graphopt.multitask.merge.refuse_unknown_options`: an `OptionError` naming the first
+    unknown keyword argument, the closest valid one and all of them (Python's TypeError
+    "unexpected keyword argument" was no GraphoptError)."""
+    if unknown:
+        from graphopt.multitask.merge import refuse_unknown_options as refuse
+
+        refuse(function, unknown, valid)
+
+
+def check_arguments(
+    calibration_data: object,
+    cache: object,
+    *,
+    from_cache: object = None,
+    percentile: object = 99.99,
+    entropy_floor: object = ENTROPY_FLOOR_PERCENTILE,
+    keep_float: object = 0,
+    accuracy_target: object = DEFAULT_ACCURACY_TARGET,
+    keep_nodes: object = (),
+    keep_stem: object = None,
+    sample_feeds: object = 2,
+    sensitivity_data: object = None,
+    trt_version: object = None,
+    error_metric: object = None,
+    histogram_sample: object = DEFAULT_HISTOGRAM_SAMPLE,
+    pipeline: object = None,
+    threads: object = 0,
+    parallel_feeds: object = 1,
+    on_batch: object = None,
+    on_search: object = None,
+) -> str | bool | None:
+    """An `OptionError` for a `quantize_with_report` argument of a type it does not take
+    (each was a TypeError deep inside, or worse: `from_cache=5` read file descriptor 5,
+    `keep_stem="no"` kept the stem, `pipeline=Path("p.yaml")` ran the default pipeline, a
+    string of `keep_nodes` named its letters), or one the run would ignore; the `pipeline` to
+    run (a path given as `os.PathLike`, as a `str`). Ranges are `check_values`'."""
+    from graphopt.multitask.merge import check_flag, given_text
+
+    def refuse(argument: str, takes: str, value: object) -> None:
+        raise OptionError(f"{argument} must be {takes}, got {given_text(value)}")
+
+    def feeds(argument: str, value: object) -> None:
+        one = isinstance(value, Mapping)  # one feed, iterated as its input names
+        if one or isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            hint = " (one feed: pass [feed])" if one else ""
+            refuse(argument, f"an iterable of feeds, {{input name: array}} each{hint}", value)
+
+    if calibration_data is not None:
+        feeds("calibration_data", calibration_data)
+    if sensitivity_data is not None:
+        feeds("sensitivity_data", sensitivity_data)
+    for argument, value, what in (
+        ("cache", cache, "the path of the calibration cache to write"),
+        ("from_cache", from_cache, "the path of a calibration cache to read"),
+    ):
+        if value is not None and not _is_path(value):
+            refuse(argument, f"{what} (a str or os.PathLike)", value)
+    for argument, value, low in (
+        ("keep_float", keep_float, 0),
+        ("sample_feeds", sample_feeds, 0),
+        ("histogram_sample", histogram_sample, 0),
+        ("threads", threads, 0),
+        ("parallel_feeds", parallel_feeds, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            refuse(argument, f"a whole number, {low} or more", value)
+    if sample_feeds < 0:  # type: ignore[operator]
+        raise OptionError(f"sample_feeds must be 0 or more, got {sample_feeds}")
+    if threads < 0:  # type: ignore[operator]
+        raise OptionError(f"threads must be 0 (as many as the cores) or more, got {threads}")
+    for argument, value, takes in (
+        ("percentile", percentile, "a number in (0, 100]"),
+        ("entropy_floor", entropy_floor, "a number in (0, 100], or None"),
+        ("accuracy_target", accuracy_target, "a number, 0 or more, or None (no search)"),
+    ):
+        optional = argument != "percentile"
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            refuse(argument, takes, value)
+    if isinstance(keep_nodes, str | bytes) or not isinstance(keep_nodes, Iterable):
+        refuse("keep_nodes", "a list of node names", keep_nodes)
+    if keep_stem is not None:
+        check_flag("keep_stem", keep_stem)
+    for argument, value in (
+        ("error_metric", error_metric),
+        ("on_batch", on_batch),
+        ("on_search", on_search),
+    ):
+        if value is not None and not callable(value):
+            refuse(argument, "a function, or None", value)
+    if pipeline is not None and pipeline is not False:
+        if not _is_path(pipeline):
+            refuse(
+                "pipeline",
+                "a built-in pipeline's name, a YAML file's path, None (the target's default) "
+                "or False (none)",
+                pipeline,
+            )
+        pipeline = os.fspath(pipeline)  # type: ignore[call-overload]
+    if trt_version is not None:
+        _check_trt_version(trt_version)
+        if cache is None:  # (the CLI refuses --trt-version without --cache)
+            raise OptionError(
+                f"trt_version={trt_version!r} names the TensorRT of the cache's header; "
+                "no cache is written: give cache"
+            )
+    return pipeline  # type: ignore[return-value]
+
+
+def refuse_ignored_options(
+    method: str,
+    from_cache: str | Path | None,
+    *,
+    percentile: float,
+    entropy_floor: float | None,
+    histogram_sample: int,
+    parallel_feeds: int,
+) -> None:
+    """An `OptionError` for an option of calibration a run would ignore, given other than its
+    default: any (`method` too) with `from_cache`, whose cache's calibrator chose the scales
+    (`method="percentile"` was taken without a word), and one another method does not read
+    (`percentile=99.9` with `minmax`), as `graphopt quantize` refuses those flags. After
+    `check_values`: a value out of range is said as such."""
+    given = {
+        argument: value
+        for argument, value in (
+            ("method", method),
+            ("percentile", percentile),
+            ("entropy_floor", entropy_floor),
+            ("histogram_sample", histogram_sample),
+            ("parallel_feeds", parallel_feeds),
+        )
+        if value != _CALIBRATION_DEFAULTS[argument]
+    }
+    if from_cache is not None and given:  # (the CLI refuses --cache-in with --method etc.)
+        argument = next(iter(given))
+        source = f"this run takes its scales from from_cache={os.fspath(from_cache)!r}"
+        if argument == "method":
+            raise OptionError(
+                f"method={method!r} calibrates calibration_data; {source}, which the "
+                "calibrator its header names chose (leave method out)"
+            )
+        raise OptionError(f"{argument}={given[argument]!r} is an option of calibration; {source}")
+    for argument, value in given.items():
+        reading = _METHODS_READING.get(argument, (method,))
+        if method not in reading:
+            raise OptionError(
+                f"{argument}={value!r} is for method {' or '.join(map(repr, reading))}; this "
+                f"run calibrates with {method!r}"
+            )
+
+
+def _is_path(value: object) -> bool:
+    """A path as `open` takes one by name: a str or an `os.PathLike` of one (not bytes, not
+    an int, which `open` reads as a file descriptor)."""
+    return isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    )
+
+
+def _check_trt_version(version: object) -> None:
+    """An `OptionError` for a `trt_version` that is no version the cache's header reads as
+    written (`graphopt quantize`'s own check of --trt-version: '10.x', '10..3', '1e3' and
+    '10.100' were headed TRT-100000, TRT-100000, TRT-1000 and TRT-110000)."""
+    # (the check is the command's; it belongs here, in the library, which the command
+    # would then call: a move left to that file's owner)
+    from graphopt.commands.quantize import refuse_loose_trt_version
+
+    if not isinstance(version, str):
+        raise OptionError(
+            f"trt_version must be a TensorRT version like '10.3.0' (a str), got {version!r}"
+        )
+    try:
+        refuse_loose_trt_version(version)
+        cache_io.tensorrt_version_number(version)
+    except QuantizeError as e:
+        raise OptionError(str(e).replace("--trt-version", "trt_version", 1)) from None
 
 
 def check_values(
