@@ -15,8 +15,10 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -44,7 +46,15 @@ class Given(argparse.Action):
 
 
 def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
-    """`--shapes NAME:DIMS ...`, repeatable, collected into one list (default empty)."""
+    """`--shapes NAME:DIMS ...`, repeatable, collected into one list (default empty).
+
+    The command's model, its one positional argument (added before), may come after the
+    values: `build --shapes x:1x3x640x640 model.onnx` failed with "the following arguments
+    are required: input", --shapes (nargs +) having taken the model as one more NAME:DIMS.
+    The parser (`_ModelAfterShapes`) now takes a last --shapes value with no ':' (no NAME:DIMS
+    has one) as the model when none was given otherwise; a model given otherwise leaves such
+    a value to `parse_shapes`'s "bad --shapes" error. Usage and help show the model as the
+    command declared it."""
     parser.add_argument(
         "--shapes",
         nargs="+",
@@ -53,6 +63,59 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
         metavar="NAME:DIMS",
         help=help,
     )
+    positionals = [action for action in parser._actions if not action.option_strings]
+    if len(positionals) != 1:  # no model, or more than one positional: nothing to take
+        return
+    if not isinstance(parser, _ModelAfterShapes):
+        base = type(parser)  # (the CLI's own parser class: its one-line errors)
+        parser.__class__ = type(base.__name__, (_ModelAfterShapes, base), {})
+    assert isinstance(parser, _ModelAfterShapes)
+    parser.model_argument = positionals[0]
+    parser.model_declared = (positionals[0].nargs, positionals[0].required)
+
+
+class _ModelAfterShapes(argparse.ArgumentParser):
+    """A command's parser whose model (`model_argument`, declared `model_declared`: its
+    nargs and required) may be the last value of `--shapes` (`add_shapes_argument`)."""
+
+    model_argument: argparse.Action
+    model_declared: tuple[Any, bool]
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        model = self.model_argument
+        # optional while argparse parses: a model --shapes took is no missing argument yet
+        model.nargs, model.required = "?", False
+        try:
+            parsed, extras = super().parse_known_args(args, namespace)
+        finally:
+            model.nargs, model.required = self.model_declared
+        shapes = getattr(parsed, "shapes", None)
+        if getattr(parsed, model.dest, None) is None and shapes and ":" not in shapes[-1]:
+            setattr(parsed, model.dest, shapes.pop())
+        if getattr(parsed, model.dest, None) is None and model.required:
+            # argparse's own words for it (exit 2, one line)
+            self.error(f"the following arguments are required: {model.metavar or model.dest}")
+        return parsed, extras
+
+    def format_usage(self) -> str:
+        with self._model_as_declared():
+            return super().format_usage()
+
+    def format_help(self) -> str:  # (-h is handled while parsing: the model optional then)
+        with self._model_as_declared():
+            return super().format_help()
+
+    @contextmanager
+    def _model_as_declared(self) -> Iterator[None]:
+        model = self.model_argument
+        now = (model.nargs, model.required)
+        model.nargs, model.required = self.model_declared
+        try:
+            yield
+        finally:
+            model.nargs, model.required = now
 
 
 def add_model_output(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:

@@ -116,18 +116,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _input(args: argparse.Namespace) -> None:
-    """The model to check, which `--shapes NAME:DIMS ...` takes as one more value when it comes
-    after them (`check --shapes x:1x3x640x640 model.onnx`: argparse said "the following
-    arguments are required: input", of a command line that gave it): a last --shapes value
-    with no ':' (no NAME:DIMS has none) is the model. A `BackendError` when none is given."""
+    """A `BackendError` when no model is given (input is optional to argparse here, so that
+    this is a GraphoptError). A model after `--shapes NAME:DIMS ...` is taken by the parser,
+    as for every command with --shapes (`_common.add_shapes_argument`)."""
     from graphopt.errors import BackendError
 
-    if args.input is not None:
-        return
-    if args.shapes and ":" not in args.shapes[-1]:
-        args.input = args.shapes.pop()
-        return
-    raise BackendError("the following arguments are required: input (see 'graphopt check --help')")
+    if args.input is None:
+        raise BackendError(
+            "the following arguments are required: input (see 'graphopt check --help')"
+        )
 
 
 def _escape_node_names(model: onnx.ModelProto) -> None:
