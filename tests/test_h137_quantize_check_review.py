@@ -232,7 +232,7 @@ def test_quantize_refuses_a_trt_version_it_would_misread(
     "version", ["10", "10.3", "10.3.0", "10.3.0.26", "8.6.1.post1", "10.0.0b6"]
 )
 def test_quantize_takes_tensorrt_versions(version: str) -> None:
-    from graphopt.commands.quantize import refuse_loose_trt_version
+    from graphopt.quant.cache import refuse_loose_trt_version
 
     refuse_loose_trt_version(version)  # (no error)
 

@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
             refuse_model_path("--cache's sidecar", side_out, models, QuantizeError)
             refuse_unwritable(args.cache)  # a FIFO there, a name too long for the folder
             check_writable(side_out, "--cache's sidecar", QuantizeError, make_parents=True)
-        refuse_loose_trt_version(args.trt_version)
+        cache_io.refuse_loose_trt_version(args.trt_version)
         cache_io.tensorrt_version_number(args.trt_version)  # a bad --trt-version fails now
     loaded = load(args.input)
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
@@ -420,28 +420,6 @@ def image_options(args: argparse.Namespace) -> list[tuple[str, object]]:
     given): .npy/.npz feeds and --cache-in scales take none of them."""
     options = ("size", "letterbox", "mean", "std", "scale", "bgr", "preprocess")
     return [(f"--{name}", getattr(args, name)) for name in options]
-
-
-def refuse_loose_trt_version(version: str | None) -> None:
-    """QuantizeError for a --trt-version that is not 1 to 4 whole numbers separated by dots,
-    minor and patch below 100 (a pip suffix, b6 or .post1, allowed): the cache's header reads
-    a version's leading numbers, and '10.x', '10..3', '1e3' and '10.100' were written as
-    TRT-100000, TRT-100000, TRT-1000 and TRT-110000 without a word (a TensorRT of another
-    version skips that cache)."""
-    import re
-
-    from graphopt.errors import QuantizeError
-
-    if version is None:
-        return
-    match = re.fullmatch(
-        r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.\d+)?(?:(?:a|b|rc)\d+|\.post\d+)?", version.strip()
-    )
-    if match is None or any(part is not None and int(part) > 99 for part in match.groups()[1:]):
-        raise QuantizeError(
-            f"--trt-version: TensorRT version {version!r} is not a version like 10.3.0 (whole "
-            "numbers separated by dots)"
-        )
 
 
 def refuse_calibrating_options_with_cache_in(args: argparse.Namespace) -> None:

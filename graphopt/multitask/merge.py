@@ -28,7 +28,6 @@ value) is copied into each task as it is, never shared.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import numbers
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._options import check_flag, given_text, refuse_unknown_options
 from graphopt._text import shown
 from graphopt.errors import OptionError, first_line
 from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
@@ -209,26 +209,6 @@ MERGE_OPTIONS = ("prefixes", "input_map", "tolerance", "share", "check")
 _MODELS_TAKEN = "a list or tuple of paths, bytes or onnx.ModelProtos"
 
 
-def refuse_unknown_options(function: str, unknown: Mapping[str, Any], valid: Sequence[str]) -> None:
-    """An `OptionError` naming the first of the `unknown` keyword arguments `function` was
-    given, the option it most resembles and the `valid` ones (Python's TypeError "unexpected
-    keyword argument" was no GraphoptError, and named no option that exists)."""
-    if not unknown:
-        return
-    name = sorted(unknown)[0]
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise OptionError(f"{function}: unknown option {name!r}{hint}; options: {', '.join(valid)}")
-
-
-def given_text(value: object) -> str:
-    """`value` as an error shows it: its type and its repr, on one line and cut short."""
-    text = " ".join(repr(value).split())
-    if len(text) > 80:
-        text = text[:77] + "..."
-    return f"{type(value).__name__} {text}"
-
-
 def _one_model(value: object) -> str | None:
     """What `value` is when it is one model as `load_model` takes it ("the path 'a.onnx'"),
     else None."""
@@ -272,12 +252,6 @@ def _model_list(models: object, more: Sequence[Any]) -> list[ModelLike]:
         if _one_model(model) is None:
             raise OptionError(f"models[{i}] is {given_text(model)}, not a model: {what}")
     return items
-
-
-def check_flag(option: str, value: object) -> None:
-    """An `OptionError` unless `value` is True or False (numpy's too)."""
-    if not isinstance(value, bool | np.bool_):  # "no" is true: it would turn the option on
-        raise OptionError(f"{option} must be True or False, got {given_text(value)}")
 
 
 def _check_names(option: str, value: object, what: str) -> None:

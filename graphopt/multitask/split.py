@@ -23,6 +23,7 @@ from typing import Any
 
 import onnx
 
+from graphopt._options import check_flag, given_text, refuse_unknown_options
 from graphopt._text import shown
 from graphopt.analysis.usedef import live_nodes
 from graphopt.errors import OptionError
@@ -32,13 +33,7 @@ from graphopt.ir.io_names import as_text, require_text_io_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
-from graphopt.multitask.merge import (
-    METADATA_KEY,
-    check_flag,
-    given_text,
-    refuse_unknown_options,
-    task_table,
-)
+from graphopt.multitask.merge import METADATA_KEY, task_table
 from graphopt.multitask.opsets import canonical_domain
 
 

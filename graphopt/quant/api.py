@@ -13,7 +13,7 @@ import logging
 import numbers
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._options import check_flag, given_text, refuse_unknown_options
 from graphopt._text import counted
 from graphopt.errors import (
     CHECKER_ERRORS,
@@ -608,16 +609,6 @@ _METHODS_READING = {
 }
 
 
-def refuse_unknown_options(function: str, unknown: dict[str, Any], valid: Sequence[str]) -> None:
-    """`graphopt.multitask.merge.refuse_unknown_options`: an `OptionError` naming the first
-    unknown keyword argument, the closest valid one and all of them (Python's TypeError
-    "unexpected keyword argument" was no GraphoptError)."""
-    if unknown:
-        from graphopt.multitask.merge import refuse_unknown_options as refuse
-
-        refuse(function, unknown, valid)
-
-
 def check_arguments(
     calibration_data: object,
     cache: object,
@@ -645,7 +636,6 @@ def check_arguments(
     `keep_stem="no"` kept the stem, `pipeline=Path("p.yaml")` ran the default pipeline, a
     string of `keep_nodes` named its letters), or one the run would ignore; the `pipeline` to
     run (a path given as `os.PathLike`, as a `str`). Ranges are `check_values`'."""
-    from graphopt.multitask.merge import check_flag, given_text
 
     def refuse(argument: str, takes: str, value: object) -> None:
         raise OptionError(f"{argument} must be {takes}, got {given_text(value)}")
@@ -774,19 +764,15 @@ def _check_trt_version(version: object) -> None:
     """An `OptionError` for a `trt_version` that is no version the cache's header reads as
     written (`graphopt quantize`'s own check of --trt-version: '10.x', '10..3', '1e3' and
     '10.100' were headed TRT-100000, TRT-100000, TRT-1000 and TRT-110000)."""
-    # (the check is the command's; it belongs here, in the library, which the command
-    # would then call: a move left to that file's owner)
-    from graphopt.commands.quantize import refuse_loose_trt_version
-
     if not isinstance(version, str):
         raise OptionError(
             f"trt_version must be a TensorRT version like '10.3.0' (a str), got {version!r}"
         )
     try:
-        refuse_loose_trt_version(version)
+        cache_io.refuse_loose_trt_version(version, "trt_version")
         cache_io.tensorrt_version_number(version)
     except QuantizeError as e:
-        raise OptionError(str(e).replace("--trt-version", "trt_version", 1)) from None
+        raise OptionError(str(e)) from None
 
 
 def check_values(

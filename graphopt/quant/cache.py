@@ -65,6 +65,24 @@ def tensorrt_version_number(version: str | None = None) -> int:
     return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
 
 
+def refuse_loose_trt_version(version: str | None, option: str = "--trt-version") -> None:
+    """QuantizeError for a TensorRT version (`option`'s value) that is not 1 to 4 whole numbers separated by dots,
+    minor and patch below 100 (a pip suffix, b6 or .post1, allowed): the cache's header reads
+    a version's leading numbers, and '10.x', '10..3', '1e3' and '10.100' were written as
+    TRT-100000, TRT-100000, TRT-1000 and TRT-110000 without a word (a TensorRT of another
+    version skips that cache)."""
+    if version is None:
+        return
+    match = re.fullmatch(
+        r"(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.\d+)?(?:(?:a|b|rc)\d+|\.post\d+)?", version.strip()
+    )
+    if match is None or any(part is not None and int(part) > 99 for part in match.groups()[1:]):
+        raise QuantizeError(
+            f"{option}: TensorRT version {version!r} is not a version like 10.3.0 (whole "
+            "numbers separated by dots)"
+        )
+
+
 def header(
     method: str,
     version: str | None = None,
