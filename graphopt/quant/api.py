@@ -382,9 +382,12 @@ def quantize_with_report(
             report.kept_float = list(side.search_groups)
         report.sidecar = str(sidecar_io.path_of(from_cache))  # type: ignore[arg-type]
     # calibration feeds kept for the sensitivity search (none when it does not run), chosen by
-    # content (`graphopt.quant.samples`), so that the feeds' order does not change the model
+    # content (`graphopt.quant.samples`), so that the feeds' order does not change the model;
+    # a classifier's by how far its class probabilities move (`sensitivity.sample_key`)
+    from graphopt.quant.sensitivity import sample_key
+
     keep_samples = sample_feeds if sensitivity and sensitivity_data is None else 0
-    keeper = SampleKeeper(keep_samples)
+    keeper = SampleKeeper(keep_samples, sample_key(proto))
     clock = time.perf_counter()
     source_algorithm = None  # the calibrator of the cache the scales come from
     source_version = None  # and the TensorRT version it names
