@@ -148,8 +148,9 @@ def save_output(
         return
     if external_data:
         log.info("-o - is standard output: the model is written in one piece")
-    try:
-        pieces = serialized_pieces(model)
+    try:  # every piece now: `serialized_pieces` serializes as it is read, and the standard
+        # output cannot take back what it got before the 2 GiB check fails
+        pieces = list(serialized_pieces(model))
     except (EncodeError, ValueError) as e:  # protobuf refuses messages over 2 GiB
         raise SaveError(
             f"-o -: cannot serialize the model ({e}); one over 2 GiB needs external data "
