@@ -46,6 +46,7 @@ import onnx
 import yaml
 
 from graphopt._resources import builtin_dir
+from graphopt._text import shown
 from graphopt.errors import (
     CHECKER_ERRORS,
     GraphoptError,
@@ -136,6 +137,10 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
         spec = "default"
     builtins = builtin_pipelines()
     text_spec = str(spec)
+    if isinstance(spec, str) and not spec:  # Path("") is ".": "not found" named no problem
+        raise PipelineError(
+            f"the pipeline name is empty: use one of {', '.join(builtins)} or a path to a YAML file"
+        )
     if text_spec in builtins:
         return _parse_cached(
             builtins[text_spec].read_text(encoding="utf-8"),
@@ -145,11 +150,11 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise PipelineError(f"{path}: pipeline file not found")
+            raise PipelineError(f"{shown(path)}: pipeline file not found")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise PipelineError(f"{path}: cannot read pipeline file: {e}") from e
+            raise PipelineError(f"{shown(path)}: cannot read pipeline file: {e}") from e
         return _parse_cached(text, str(path), path.parent)
     raise PipelineError(
         f"unknown pipeline {text_spec!r}: use one of {', '.join(builtins)} or a path to a YAML file"
@@ -505,11 +510,11 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     # the same file under another spelling too (sub/../a.yaml, ./a.yaml, a link): else the
     # cycle grew a longer path each turn, never equal, until a RecursionError
     if any(_same_file(path, other) for other in pc.including):
-        raise PipelineError(f"{pc.source}:{line}: include cycle through {path}")
+        raise PipelineError(f"{pc.source}:{line}: include cycle through {shown(path)}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise PipelineError(f"{pc.source}:{line}: cannot read {path}: {e}") from e
+        raise PipelineError(f"{pc.source}:{line}: cannot read {shown(path)}: {e}") from e
     pc.included.append((path, text))
     sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included)
     pc.rule_files.extend(sub.rule_files)

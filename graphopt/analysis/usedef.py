@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import onnx
 
 from graphopt.errors import LoadError
-from graphopt.ir import Graph, load_model
+from graphopt.ir import Graph, check_model_basics, load_model
 from graphopt.ir.io_names import as_text
 
 ModelOrGraph = Graph | onnx.ModelProto | bytes | str | os.PathLike[str]
@@ -32,9 +32,13 @@ def as_graph(model: ModelOrGraph) -> Graph:
     if isinstance(model, Graph):
         return model
     if isinstance(model, onnx.ModelProto):
-        # checked as `optimize` and a path are: a tensor read before anything defines it (a
-        # cycle, nodes out of order) or an undefined graph output is a LoadError, not a tree
-        return Graph(skeleton_copy(model), check_as="the given ModelProto")
+        # checked as `optimize` and a path are: an unsupported opset or no graph output (a
+        # path's load refused them, a ModelProto got a tree), a tensor read before anything
+        # defines it (a cycle, nodes out of order) or an undefined graph output is a
+        # LoadError, not a tree
+        where = "the given ModelProto"
+        check_model_basics(model, where, check_nodes=False)
+        return Graph(skeleton_copy(model), check_as=where)
     if isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
         return Graph(load_model(model))
     raise LoadError(

@@ -7,11 +7,18 @@ from graphopt.ir.graph import (
     outer_references,
     subgraphs,
 )
-from graphopt.ir.model_io import LoadedModel, load, load_model, save_model
+from graphopt.ir.model_io import (
+    LoadedModel,
+    check_model_basics,
+    load,
+    load_model,
+    save_model,
+)
 
 __all__ = [
     "Graph",
     "LoadedModel",
+    "check_model_basics",
     "constant_node_value",
     "load",
     "load_model",

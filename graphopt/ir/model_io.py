@@ -56,6 +56,7 @@ try:
 except ImportError:  # protobuf < 4.22: save serializes in one call
     UnknownFieldSet = None  # type: ignore[assignment,misc]
 
+from graphopt._text import shown
 from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.io_names import require_text_graph_names
 from graphopt.ir.nodes import nested_bodies
@@ -106,6 +107,8 @@ def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> Lo
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, str | os.PathLike):
+        if not os.fspath(model):  # Path("") is ".": "is a directory" named no problem
+            raise LoadError("the model path is empty: give the path of an ONNX file")
         return _load_path(Path(model), check_nodes)
     return _load_object(model, copy, check_nodes)
 
@@ -113,7 +116,7 @@ def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> Lo
 def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel:
     if isinstance(model, onnx.ModelProto):
         where = "the given ModelProto"
-        _check_model_basics(model, where, check_nodes)
+        check_model_basics(model, where, check_nodes)
         _refuse_unlocated_external_data(model, where)
         if copy:
             out = onnx.ModelProto()
@@ -123,7 +126,7 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
     if isinstance(model, bytes | bytearray | memoryview):
         where = "the given bytes"
         proto = _parse(bytes(model), where)
-        _check_model_basics(proto, where, check_nodes)
+        check_model_basics(proto, where, check_nodes)
         _refuse_unlocated_external_data(proto, where)
         return LoadedModel(proto, where=where)
     if type(model).__name__ == "Graph" and type(model).__module__.startswith("onnx_graphsurgeon"):
@@ -131,7 +134,7 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
 
         where = "the given onnx_graphsurgeon.Graph"
         proto = gs.export_onnx(model)
-        _check_model_basics(proto, where, check_nodes)
+        check_model_basics(proto, where, check_nodes)
         return LoadedModel(proto, where=where)
     raise LoadError(
         f"cannot load a model from {type(model).__name__}: pass a path, bytes, "
@@ -157,21 +160,23 @@ def _refuse_unlocated_external_data(proto: onnx.ModelProto, where: str) -> None:
 
 
 def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
+    where = shown(path)  # the path as errors show it: one line, whatever it holds
     if not path.exists():
-        raise LoadError(f"{path}: no such file")
+        raise LoadError(f"{where}: no such file")
     if path.is_dir():
-        raise LoadError(f"{path}: is a directory, not an ONNX file")
+        raise LoadError(f"{where}: is a directory, not an ONNX file")
     # a pipe is read (`graphopt optimize /dev/stdin`, `<(...)`: its open waits for the writer,
     # as `cat` does); a device or socket is refused
-    _refuse_special_file(path, f"{path}: ", pipes=True)
+    _refuse_special_file(path, f"{where}: ", pipes=True)
     proto = _parse_file(path)
-    external = _checked_external_tensors(proto, str(path))
+    external = _checked_external_tensors(proto, where)
     if external:
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             for location in dict.fromkeys(info.location for _, info in stored):
                 data = Path(os.path.normpath(path.parent / location))  # as onnx opens it
-                _refuse_special_file(data, f"{path}: external data file {location!r} ")
+                _refuse_missing_data_file(data, location, stored, where)
+                _refuse_special_file(data, f"{where}: external data file {location!r} ")
             onnx.load_external_data_for_model(proto, str(path.parent))
             for tensor, _ in stored:  # what onnx's loader does not visit: sparse, training
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
@@ -182,14 +187,30 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
             for tensor, info in stored:
                 _check_external_size(tensor, info, path, sizes)
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
-            # (onnx ≥ 1.17 checks the data file's path first: a missing file is a
-            # ValidationError "... should be stored in X, but it is not regular file")
             first = first_line(e)
-            raise LoadError(f"{path}: external data could not be loaded: {first}") from e
-    _check_model_basics(proto, str(path), check_nodes)
+            raise LoadError(f"{where}: external data could not be loaded: {first}") from e
+    check_model_basics(proto, where, check_nodes)
     locations = dict.fromkeys(info.location for _, info in stored) if external else {}
     files = tuple((path.parent / location).resolve() for location in locations)  # one per file
-    return LoadedModel(proto, bool(external), path, str(path), files)
+    return LoadedModel(proto, bool(external), path, where, files)
+
+
+def _refuse_missing_data_file(
+    data: Path,
+    location: str,
+    stored: Sequence[tuple[onnx.TensorProto, ExternalDataInfo]],
+    where: str,
+) -> None:
+    """A `LoadError` naming the model, the first tensor kept in `location` and the file looked
+    for when that file (`data`, as onnx opens it) is not there, or is a folder: onnx ≥ 1.17
+    said "... should be stored in X, but it is not regular file", its words for both."""
+    if data.is_dir() or not data.exists():
+        tensor = next(t.name for t, info in stored if info.location == location)
+        why = "is a folder, not a data file" if data.is_dir() else "no such file"
+        raise LoadError(
+            f"{where}: external data could not be loaded: tensor {tensor!r} keeps its data in "
+            f"{location!r} ({shown(data)}): {why}"
+        )
 
 
 _SPECIAL_KINDS = (
@@ -271,10 +292,10 @@ def _parse_file(path: Path) -> onnx.ModelProto:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise LoadError(f"{path}: cannot read: {e.strerror}") from e
+        raise LoadError(f"{shown(path)}: cannot read: {e.strerror}") from e
     if not data:
-        raise LoadError(f"{path}: empty file, not an ONNX model")
-    return _parse(data, str(path))
+        raise LoadError(f"{shown(path)}: empty file, not an ONNX model")
+    return _parse(data, shown(path))
 
 
 def _parse(data: bytes | memoryview, where: str) -> onnx.ModelProto:
@@ -359,9 +380,13 @@ def _external_tensors(
     return found
 
 
-def _check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = True) -> None:
-    """Fail early, in one line, on what would otherwise crash a pass later (`check_nodes=False`:
-    the opsets only; `Graph(..., check_as=where)` checks the nodes)."""
+def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = True) -> None:
+    """Fail early, in one line, on what would otherwise crash a pass later: a `LoadError` that
+    names `where` for a default opset graphopt does not support (or none, with default-domain
+    ops), a graph without outputs, and (`check_nodes`) a tensor read or graph output that
+    nothing defines. `check_nodes=False`: the opsets and outputs only (`Graph(...,
+    check_as=where)` checks the nodes); what `load` checks of any model, and the analyses of a
+    ModelProto they index themselves."""
     opsets = {o.domain or "": o.version for o in proto.opset_import}
     default = opsets.get("", opsets.get("ai.onnx"))
     if default is None:
@@ -441,13 +466,13 @@ def save_model(
     written straight (`write_atomically`), in one piece: it has no folder for a data file.
     """
     if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: "out/" -> "out"
-        raise SaveError(f"{os.fspath(path)}: names a folder; give a file name for the model")
+        raise SaveError(f"{shown(path)}: names a folder; give a file name for the model")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     try:
         stream, target = _save_target(path, parent)
     except OSError as e:  # a name the system will not look up: ENAMETOOLONG, ELOOP
-        raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
+        raise SaveError(f"{shown(path)}: cannot write: {e.strerror or e}") from e
     if stream and external_data:
         log.info("%s is a device or pipe: the model is written in one piece", path)
         external_data = None  # unless it is over 2 GiB
@@ -463,11 +488,11 @@ def save_model(
                 data = list(data)
         except (EncodeError, ValueError) as e:
             if external_data is not None or not _over_two_gib(model):
-                raise SaveError(f"{path}: cannot serialize: {e}") from e
+                raise SaveError(f"{shown(path)}: cannot serialize: {e}") from e
             data = None
     if data is None and stream:
         raise SaveError(
-            f"{path}: is a device or pipe, not a file: external data needs a folder beside it"
+            f"{shown(path)}: is a device or pipe, not a file: external data needs a folder beside it"
         )
     try:
         if data is not None:
@@ -476,7 +501,7 @@ def save_model(
                 return path
             except Unserializable as e:
                 if external_data is not None or not _over_two_gib(model):
-                    raise SaveError(f"{path}: cannot serialize: {e.error}") from e.error
+                    raise SaveError(f"{shown(path)}: cannot serialize: {e.error}") from e.error
             # over 2 GiB: written with external data, as asked of a model that big
         location = location or default_data_location(path)
         _refuse_data_name(path, location)
@@ -505,7 +530,7 @@ def save_model(
                     location,
                 )
             if _over_two_gib(work):
-                raise SaveError(f"{path}: {_kept_inline(work)}")
+                raise SaveError(f"{shown(path)}: {_kept_inline(work)}")
             with _saves_take_turns(path.parent) as turn:
                 kept = _remove_stale_save_temporaries(path, target, location)
                 _put_model_and_data(work, Path(tmp), path, target, location)
@@ -514,11 +539,13 @@ def save_model(
                         if not _names_data(target, path, spare):
                             remove_left_behind(spare, "a save that could not name it otherwise")
     except OSError as e:
-        raise SaveError(f"{path}: cannot write: {e.strerror or e}") from e
+        raise SaveError(f"{shown(path)}: cannot write: {e.strerror or e}") from e
     except onnx.checker.ValidationError as e:  # a location onnx refuses: '../w.bin', '/w.bin'
-        raise SaveError(f"{path}: external data location {location!r}: {first_line(e)}") from e
+        raise SaveError(
+            f"{shown(path)}: external data location {location!r}: {first_line(e)}"
+        ) from e
     except ValueError as e:  # protobuf refuses > 2 GiB messages
-        raise SaveError(f"{path}: cannot serialize: {e}") from e
+        raise SaveError(f"{shown(path)}: cannot serialize: {e}") from e
     return path
 
 
@@ -529,13 +556,13 @@ def _save_target(path: Path, parent: Path) -> tuple[bool, Path]:
     will not look `path` up (pathlib's is_dir raises ENAMETOOLONG)."""
     if not parent.is_dir():
         what = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise SaveError(f"{path}: folder {parent} {what}")
+        raise SaveError(f"{shown(path)}: folder {shown(parent)} {what}")
     if path.is_dir():
-        raise SaveError(f"{path}: is a folder; give a file name for the model")
+        raise SaveError(f"{shown(path)}: is a folder; give a file name for the model")
     stream = is_stream(path)
     target = Path(os.path.realpath(path)) if path.is_symlink() and not stream else path
     if not target.parent.is_dir():
-        raise SaveError(f"{path}: links to {target}, whose folder does not exist")
+        raise SaveError(f"{shown(path)}: links to {shown(target)}, whose folder does not exist")
     return stream, target
 
 
@@ -558,7 +585,7 @@ def _refuse_data_name(path: Path, location: str) -> None:
         or location.endswith(("/", os.sep))
     ):
         raise SaveError(
-            f"{path}: external data location {location!r} is not a file name or a relative "
+            f"{shown(path)}: external data location {location!r} is not a file name or a relative "
             "path inside the model's folder (no '..', not absolute)"
         )
     folder = path.parent
@@ -566,24 +593,26 @@ def _refuse_data_name(path: Path, location: str) -> None:
         folder = folder / part
         if folder.is_symlink():
             raise SaveError(
-                f"{path}: external data location {location!r} goes through {folder}, a "
+                f"{shown(path)}: external data location {location!r} goes through {shown(folder)}, a "
                 "symbolic link, which onnx does not read data through; give another location"
             )
         if folder.exists() and not folder.is_dir():
             raise SaveError(
-                f"{path}: external data location {location!r} goes through {folder}, which "
+                f"{shown(path)}: external data location {location!r} goes through {shown(folder)}, which "
                 "is a file, not a folder"
             )
     name = native.name
     if os.path.normpath(path.parent / location) == os.path.normpath(path):
-        raise SaveError(f"{path}: the data file {location!r} is the model file; choose another")
+        raise SaveError(
+            f"{shown(path)}: the data file {location!r} is the model file; choose another"
+        )
     try:
         limit = os.pathconf(path.parent if str(path.parent) else ".", "PC_NAME_MAX")
     except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
         limit = 255
     if len(os.fsencode(name)) > limit:
         raise SaveError(
-            f"{path}: its data file name {name!r} is over {limit} bytes, the folder's limit; "
+            f"{shown(path)}: its data file name {name!r} is over {limit} bytes, the folder's limit; "
             "give the model a shorter name (or a shorter location)"
         )
 
@@ -649,7 +678,7 @@ def _put_model_and_data(
         return
     if final.is_dir():
         raise SaveError(
-            f"{path}: its data file {final} is a folder; remove it or choose another name"
+            f"{shown(path)}: its data file {shown(final)} is a folder; remove it or choose another name"
         )
     fresh = _fresh_path(final, temporary_prefix(_NEW_DATA))  # a model may name it for good
     fresh_location = (Path(location).parent / fresh.name).as_posix()  # "x" for "./x"
@@ -672,7 +701,7 @@ def _put_model_and_data(
                 # another save replaced the data file since this one did: its model (or a
                 # later one) goes in after ours, but ours names its own data again in case it
                 # is last
-                why = f"{location} was replaced by another save meanwhile"
+                why = f"{shown(location)} was replaced by another save meanwhile"
                 _write_model_file(work, fresh_model_tmp, mode)  # `work` names the fresh file
                 _put_model_file(fresh_model_tmp, path, target)
         except OSError as e:
@@ -681,7 +710,7 @@ def _put_model_and_data(
                 if replaced
                 else "could not be replaced"
             )
-            why = why or f"{location} {failed} ({e.strerror or e})"
+            why = why or f"{shown(location)} {failed} ({e.strerror or e})"
         if why is not None:
             try:
                 where = _data_under_own_name(work, tmp, swap, fresh_location, mode)
@@ -692,7 +721,7 @@ def _put_model_and_data(
                     return
                 swap.settle()  # the old model with its old data
                 raise SaveError(
-                    f"{path}: cannot write: {why}, nor could its data be named "
+                    f"{shown(path)}: cannot write: {why}, nor could its data be named "
                     f"{swap.tried.name if swap.tried else '?'} ({e.strerror or e}); the old "
                     "model is kept"
                 ) from e
