@@ -267,7 +267,7 @@ def _read_or_none(path: Path) -> str | None:
 class _Parse:
     """What parsing one pipeline file needs to know (for `include:` and error messages)."""
 
-    source: str
+    source: str  # the file as errors show it (`shown`)
     base_dir: Path | None
     registry: dict[str, type[Pass]]
     including: tuple[str, ...] = ()  # files being parsed further up, to refuse include cycles
@@ -292,6 +292,9 @@ def _parse_pipeline(
     included: list[tuple[Path, str]],
 ) -> Pipeline:
     """`parse_pipeline`, appending (file, text) of every file an `include:` reads to `included`."""
+    # errors (and steps, whose place the rule checks name) show the file as `shown` writes it:
+    # a path with a newline made them two lines; `file` is the path itself
+    file, source = source, shown(source)
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as e:
@@ -316,9 +319,9 @@ def _parse_pipeline(
             )
     if "passes" not in top:
         raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
-    pc = _Parse(source, base_dir, all_passes(), (*including, source), included=included)
+    pc = _Parse(source, base_dir, all_passes(), (*including, file), included=included)
     steps = _steps(top["passes"][1], pc)
-    name = _scalar(top["name"][1], source, str) if "name" in top else Path(source).stem
+    name = _scalar(top["name"][1], source, str) if "name" in top else Path(file).stem
     description = _scalar(top["description"][1], source, str) if "description" in top else ""
     opt_level = _scalar(top["opt_level"][1], source, int) if "opt_level" in top else None
     rule_files: list[Path] = pc.rule_files
@@ -332,7 +335,7 @@ def _parse_pipeline(
             if not path.is_file():
                 raise PipelineError(f"{source}:{_line(item)}: rule file {str(rel)!r} not found")
             rule_files.append(path)
-    pipeline = Pipeline(name, steps, source, description, opt_level, unique_files(rule_files))
+    pipeline = Pipeline(name, steps, file, description, opt_level, unique_files(rule_files))
     if not including and pipeline.rule_files:  # the whole pipeline, its includes' steps too
         where = f"{source}:{_line(top['rules'][0]) if 'rules' in top else _line(root)}"
         _refuse_rules_no_step_runs(pipeline, where)

@@ -169,3 +169,39 @@ def test_the_analyses_refuse_a_model_without_outputs_as_load_does(tmp_path):
     for given in (model, path, model.SerializeToString()):
         with pytest.raises(LoadError, match="declares no outputs"):
             post_dominator_tree(given)
+
+
+def _pipeline_file(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = _folder(tmp_path, NEWLINE) / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("passes: [no-such-pass]\n", ":1: unknown pass 'no-such-pass'"),
+        ("passes: [\n", ": invalid YAML"),
+        ("", ": empty pipeline file"),
+        ("passes:\n  - include: p.yaml\n", ":2: include cycle through "),
+        (
+            "passes: [eliminate-dead-code]\nrules: [nothere.yaml]\n",
+            ":2: rule file 'nothere.yaml' not found",
+        ),
+    ],
+)
+def test_a_pipeline_file_in_an_odd_folder_is_named_on_one_line(tmp_path, text, needle):
+    path = _pipeline_file(tmp_path, text)
+    with pytest.raises(PipelineError) as info:
+        graphopt.optimize(conv_model(), pipeline=str(path))
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(repr(str(path))), message
+    assert needle in message, message
+
+
+def test_a_pipeline_file_in_an_odd_folder_still_runs_and_is_named_by_its_file(tmp_path):
+    path = _pipeline_file(tmp_path, "passes:\n  - include: default\n", "mine.yaml")
+    model, report = graphopt.optimize_with_report(conv_model(), pipeline=str(path))
+    assert report.pipeline == "mine"
+    assert [n.op_type for n in model.graph.node] == ["Conv"]
