@@ -474,14 +474,11 @@ def refuse_options_of_other_methods(args: argparse.Namespace) -> None:
     histogram method (`collect` runs their feeds one at a time) and --trt-version without
     --cache (it names the cache's TensorRT)."""
     from graphopt.errors import QuantizeError
+    from graphopt.quant.api import METHODS_READING
 
     given: set[str] = getattr(args, "given", set())
-    for option, wanted in (
-        ("--percentile", ("percentile",)),
-        ("--entropy-floor", ("entropy",)),
-        ("--histogram-sample", ("entropy", "percentile", "mse")),
-        ("--parallel-feeds", ("minmax",)),  # (the histogram methods run one feed at a time)
-    ):
+    for argument, wanted in METHODS_READING.items():
+        option = "--" + argument.replace("_", "-")
         if option in given and args.method not in wanted:
             methods = " or ".join(wanted)
             raise QuantizeError(

@@ -603,8 +603,9 @@ _CALIBRATION_DEFAULTS: dict[str, object] = {
     "histogram_sample": DEFAULT_HISTOGRAM_SAMPLE,
     "parallel_feeds": 1,
 }
-# the methods that read each option (`graphopt quantize`'s `refuse_options_of_other_methods`)
-_METHODS_READING = {
+# the methods that read each option (the API's `check_values` and `graphopt quantize`'s
+# `refuse_options_of_other_methods` refuse it with another method)
+METHODS_READING = {
     "percentile": ("percentile",),
     "entropy_floor": ("entropy",),
     "histogram_sample": ("entropy", "percentile", "mse"),
@@ -693,12 +694,12 @@ def check_arguments(
     ):
         if value is not None and not callable(value):
             refuse(argument, "a function, or None", value)
-    if pipeline is not None and pipeline is not False:
+    if pipeline is not None and not isinstance(pipeline, bool):  # True: as None
         if not _is_path(pipeline):
             refuse(
                 "pipeline",
-                "a built-in pipeline's name, a YAML file's path, None (the target's default) "
-                "or False (none)",
+                "a built-in pipeline's name, a YAML file's path, None or True (the target's "
+                "default) or False (none)",
                 pipeline,
             )
         pipeline = os.fspath(pipeline)  # type: ignore[call-overload]
@@ -747,7 +748,7 @@ def refuse_ignored_options(
             )
         raise OptionError(f"{argument}={given[argument]!r} is an option of calibration; {source}")
     for argument, value in given.items():
-        reading = _METHODS_READING.get(argument, (method,))
+        reading = METHODS_READING.get(argument, (method,))
         if method not in reading:
             raise OptionError(
                 f"{argument}={value!r} is for method {' or '.join(map(repr, reading))}; this "
