@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import shown
 from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
@@ -243,7 +244,7 @@ def fix_input_shapes(
         vi = inputs.get(name)
         if vi is None:
             raise PipelineError(
-                f"input_shapes: the model has no input {name!r}; inputs: {', '.join(inputs)}"
+                f"input_shapes: the model has no input {name!r}; inputs: {', '.join(map(shown, inputs))}"
             )
         try:
             # 2.5 or "2" is no dim (int() took them), nor True (operator.index reads it as 1)
@@ -252,12 +253,14 @@ def fix_input_shapes(
                 raise TypeError
         except TypeError:
             raise PipelineError(
-                f"input_shapes: {name} dims must be integers, got {dims!r}"
+                f"input_shapes: {shown(name)} dims must be integers, got {dims!r}"
             ) from None
         if any(d < 1 for d in wanted):
-            raise PipelineError(f"input_shapes: {name} dims must be 1 or more, got {wanted}")
+            raise PipelineError(f"input_shapes: {shown(name)} dims must be 1 or more, got {wanted}")
         if any(d > _MAX_DIM for d in wanted):  # a protobuf int64: setting it would raise
-            raise PipelineError(f"input_shapes: {name} dims must be below 2**63, got {wanted}")
+            raise PipelineError(
+                f"input_shapes: {shown(name)} dims must be below 2**63, got {wanted}"
+            )
         if vi.type.WhichOneof("value") != "tensor_type":
             raise PipelineError(f"input_shapes: input {name!r} is not a tensor")
         declared = declared_dims(vi, symbolic=False)
@@ -295,7 +298,7 @@ def refuse_contradicted_shapes(graph: Graph, declared: dict[str, onnx.ValueInfoP
         if vi.name in declared:
             vi.CopyFrom(declared[vi.name])
     if _strict_inference_error(light) is None:  # the model's own contradictions are not ours
-        fixed = ", ".join(sorted(declared))
+        fixed = ", ".join(map(shown, sorted(declared)))
         raise PipelineError(f"input_shapes: the shapes of {fixed} contradict the model: {error}")
 
 

@@ -205,3 +205,27 @@ def test_a_pipeline_file_in_an_odd_folder_still_runs_and_is_named_by_its_file(tm
     model, report = graphopt.optimize_with_report(conv_model(), pipeline=str(path))
     assert report.pipeline == "mine"
     assert [n.op_type for n in model.graph.node] == ["Conv"]
+
+
+def _odd_input_model() -> onnx.ModelProto:
+    model = conv_model()
+    for node in model.graph.node:
+        node.input[0] = NEWLINE
+    model.graph.input[0].name = NEWLINE
+    return model
+
+
+@pytest.mark.parametrize(
+    ("shapes", "needle"),
+    [
+        ({NEWLINE: (0, 3, 16, 16)}, "input_shapes: 'a\\nb' dims must be 1 or more"),
+        ({NEWLINE: ("x",)}, "input_shapes: 'a\\nb' dims must be integers"),
+        ({"zz": (1,)}, "input_shapes: the model has no input 'zz'; inputs: 'a\\nb'"),
+    ],
+)
+def test_an_input_name_in_an_input_shapes_error_is_on_one_line(shapes, needle):
+    with pytest.raises(PipelineError) as info:
+        graphopt.optimize(_odd_input_model(), input_shapes=shapes)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(needle), message
