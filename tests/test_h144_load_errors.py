@@ -229,3 +229,11 @@ def test_an_input_name_in_an_input_shapes_error_is_on_one_line(shapes, needle):
     message = str(info.value)
     assert len(message.splitlines()) == 1, message
     assert message.startswith(needle), message
+
+
+@pytest.mark.parametrize("command", ["optimize", "inspect", "check"])
+def test_an_empty_model_path_says_so_on_the_command_line(tmp_path, capsys, command):
+    first, _, *rest = _argv(command, Path("m.onnx"), tmp_path)
+    assert main([first, "", *rest]) == 2
+    one_line_error(capsys, "error: the model path is empty: give the path of an ONNX file")
+    assert not (tmp_path / "out.onnx").exists()
