@@ -1659,7 +1659,9 @@ class ModelPieces(Sequence[bytes]):
         split so (see `serialized_pieces`) or whose weights alone reach 2 GiB get every piece
         serialized first. An `Unserializable` where protobuf refuses the model or it is over
         2 GiB."""
-        parts = None if self._list is not None or not f.seekable() else _model_parts(self.model)
+        # (a file opened to append writes wherever it ends, not where this seeks)
+        seekable = f.seekable() and "a" not in getattr(f, "mode", "")
+        parts = None if self._list is not None or not seekable else _model_parts(self.model)
         estimate = 0 if parts is None else _estimated_graph_size(*parts[1:4])
         if parts is not None and estimate < TWO_GIB:  # (weights of 2 GiB: refused before writing)
             head, graph, middle, after, tail = parts
@@ -1795,7 +1797,8 @@ def _estimated_graph_size(graph: Any, middle: bytes, after: bytes) -> int:
     size = len(middle) + len(after) + 64 * len(graph.node)
     itemsize = _ITEM_BYTES.get
     for tensor in graph.initializer:
-        size += math.prod(tensor.dims) * itemsize(tensor.data_type, 4) + 32
+        # (a malformed negative dim made the estimate negative: no varint has a width for it)
+        size += max(math.prod(tensor.dims), 0) * itemsize(tensor.data_type, 4) + 32
     return size
 
 
