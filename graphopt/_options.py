@@ -6,6 +6,7 @@ function takes and its ranges stay in that function's module."""
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,3 +39,11 @@ def check_flag(option: str, value: object) -> None:
     """An `OptionError` unless `value` is True or False (numpy's too)."""
     if not isinstance(value, bool | np.bool_):  # "no" is true: it would turn the option on
         raise OptionError(f"{option} must be True or False, got {given_text(value)}")
+
+
+def is_path(value: object) -> bool:
+    """A path as `open` takes one by name: a str or an `os.PathLike` of one (not bytes, not
+    an int, which `open` reads as a file descriptor)."""
+    return isinstance(value, str) or (
+        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
+    )

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import operator
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._options import is_path
 from graphopt._text import shown
 from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
@@ -127,7 +127,7 @@ def check_pipeline_spec(pipeline: object) -> str | Path | Pipeline | None:
     deep in `pathlib`)."""
     if pipeline is None or isinstance(pipeline, str | Pipeline):
         return pipeline
-    if _is_path(pipeline):
+    if is_path(pipeline):
         return Path(pipeline)  # type: ignore[arg-type]
     from graphopt.pipeline import builtin_pipelines
 
@@ -137,16 +137,10 @@ def check_pipeline_spec(pipeline: object) -> str | Path | Pipeline | None:
     )
 
 
-def _is_path(value: object) -> bool:
-    return isinstance(value, str) or (
-        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
-    )
-
-
 def _names(option: str, value: object, what: str, paths: bool) -> list[Any]:
     """`value` as a list: one `what` (a str, or a path where `paths`) or an iterable of them;
     else a `PipelineError` (a number was a TypeError from `list()` or `pathlib`)."""
-    one = _is_path if paths else (lambda v: isinstance(v, str))
+    one = is_path if paths else (lambda v: isinstance(v, str))
     if value is None:
         return []
     if one(value):
@@ -189,7 +183,7 @@ def make_context(
     for option, value in flags.items():  # 'no' is true: it would turn the option on
         if not isinstance(value, bool | np.bool_):
             raise PipelineError(f"{option} must be True or False, got {value!r}")
-    if dump_dir is not None and not _is_path(dump_dir):
+    if dump_dir is not None and not is_path(dump_dir):
         raise PipelineError(f"dump_dir must be the path of a folder, got {dump_dir!r}")
     disable = _names("disable", disable, "pass name", paths=False)
     known = set(all_passes()) | set(pipeline.pass_names())

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt._options import check_flag, given_text, refuse_unknown_options
+from graphopt._options import check_flag, given_text, is_path, refuse_unknown_options
 from graphopt._text import counted
 from graphopt.errors import (
     CHECKER_ERRORS,
@@ -658,7 +658,7 @@ def check_arguments(
         ("cache", cache, "the path of the calibration cache to write"),
         ("from_cache", from_cache, "the path of a calibration cache to read"),
     ):
-        if value is not None and not _is_path(value):
+        if value is not None and not is_path(value):
             refuse(argument, f"{what} (a str or os.PathLike)", value)
     for argument, value, low in (
         ("keep_float", keep_float, 0),
@@ -695,7 +695,7 @@ def check_arguments(
         if value is not None and not callable(value):
             refuse(argument, "a function, or None", value)
     if pipeline is not None and not isinstance(pipeline, bool):  # True: as None
-        if not _is_path(pipeline):
+        if not is_path(pipeline):
             refuse(
                 "pipeline",
                 "a built-in pipeline's name, a YAML file's path, None or True (the target's "
@@ -754,14 +754,6 @@ def refuse_ignored_options(
                 f"{argument}={value!r} is for method {' or '.join(map(repr, reading))}; this "
                 f"run calibrates with {method!r}"
             )
-
-
-def _is_path(value: object) -> bool:
-    """A path as `open` takes one by name: a str or an `os.PathLike` of one (not bytes, not
-    an int, which `open` reads as a file descriptor)."""
-    return isinstance(value, str) or (
-        isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)
-    )
 
 
 def _check_trt_version(version: object) -> None:
