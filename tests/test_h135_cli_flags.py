@@ -14,15 +14,7 @@ import pytest
 from graphopt.cli import main
 from graphopt.distill import DistillError, write_targets
 from graphopt.realmodels import fetch_model, image_paths
-from tests.test_cli_review3 import typed_conv_model
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    assert err.count("\n") == 1, err
-    assert needle in err, err
-    return err
+from tests.test_cli_review3 import one_line_error, typed_conv_model
 
 
 @pytest.fixture(scope="module")

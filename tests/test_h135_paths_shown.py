@@ -19,17 +19,9 @@ import pytest
 from graphopt.cli import main
 from graphopt.distill import DistillError, load_targets
 from tests.test_cli_build_bench import conv_model
-from tests.test_cli_review3 import typed_conv_model
+from tests.test_cli_review3 import one_line_error, typed_conv_model
 
 ODD = "a b\nc"  # a space and a newline
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str], needle: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    assert err.count("\n") == 1, err
-    assert needle in err, err
-    return err
 
 
 @pytest.fixture
