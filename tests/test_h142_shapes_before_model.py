@@ -41,6 +41,9 @@ def test_each_command_takes_the_model_after_shapes(command: str, rest: list[str]
     parser = build_parser()
     args = parser.parse_args([command, "--shapes", SHAPE, "y:1x3", "m.onnx", *rest])
     assert (args.input, args.shapes) == ("m.onnx", [SHAPE, "y:1x3"])
+    # between two --shapes: the one value that is no NAME:DIMS
+    args = parser.parse_args([command, "--shapes", SHAPE, "m.onnx", "--shapes", "y:1x3", *rest])
+    assert (args.input, args.shapes) == ("m.onnx", [SHAPE, "y:1x3"])
     # the model before --shapes, or after another option closing its values: as before
     args = parser.parse_args([command, "m.onnx", "--shapes", SHAPE, *rest])
     assert (args.input, args.shapes) == ("m.onnx", [SHAPE])

@@ -52,8 +52,9 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
     values: `build --shapes x:1x3x640x640 model.onnx` failed with "the following arguments
     are required: input", --shapes (nargs +) having taken the model as one more NAME:DIMS.
     The parser (`_ModelAfterShapes`) now takes a last --shapes value with no ':' (no NAME:DIMS
-    has one) as the model when none was given otherwise; a model given otherwise leaves such
-    a value to `parse_shapes`'s "bad --shapes" error. Usage and help show the model as the
+    has one), or the only such value (`--shapes a:1 m.onnx --shapes b:2`), as the model when
+    none was given otherwise; a model given otherwise leaves such a value to `parse_shapes`'s
+    "bad --shapes" error. Usage and help show the model as the
     command declared it."""
     parser.add_argument(
         "--shapes",
@@ -76,7 +77,8 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
 
 class _ModelAfterShapes(argparse.ArgumentParser):
     """A command's parser whose model (`model_argument`, declared `model_declared`: its
-    nargs and required) may be the last value of `--shapes` (`add_shapes_argument`)."""
+    nargs and required) may be the last value of `--shapes`, or its one value that is no
+    NAME:DIMS (`add_shapes_argument`)."""
 
     model_argument: argparse.Action
     model_declared: tuple[Any, bool]
@@ -91,9 +93,14 @@ class _ModelAfterShapes(argparse.ArgumentParser):
             parsed, extras = super().parse_known_args(args, namespace)
         finally:
             model.nargs, model.required = self.model_declared
-        shapes = getattr(parsed, "shapes", None)
-        if getattr(parsed, model.dest, None) is None and shapes and ":" not in shapes[-1]:
-            setattr(parsed, model.dest, shapes.pop())
+        shapes = getattr(parsed, "shapes", None) or []
+        loose = [i for i, value in enumerate(shapes) if ":" not in value]
+        if getattr(parsed, model.dest, None) is None and loose:
+            # the last value, or the one value that is no NAME:DIMS between two --shapes
+            # (`--shapes a:1 m.onnx --shapes b:2`); others are left to "bad --shapes"
+            last = len(shapes) - 1
+            if loose[-1] == last or len(loose) == 1:
+                setattr(parsed, model.dest, shapes.pop(loose[-1]))
         if getattr(parsed, model.dest, None) is None and model.required:
             # argparse's own words for it (exit 2, one line)
             self.error(f"the following arguments are required: {model.metavar or model.dest}")
