@@ -190,9 +190,17 @@ def comma_list(text: str | None) -> list[str]:
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a `.npz` file, by key (loaded into memory, the file closed); ValueError
     when the file is not an `.npz` archive (e.g. a single `.npy` array) or cannot be read, its
-    text naming no path (the caller names the file, with its flag)."""
+    text naming no path (the caller names the file, with its flag). A folder or a special file
+    (a FIFO: numpy's read waited for ever) is a ValueError before anything reads it."""
     from graphopt.arrays import load_arrays
+    from graphopt.ir.model_io import special_file_kind
 
+    if os.path.isdir(path):
+        raise ValueError("it is a folder, not an .npz file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(
+            f"it is not a regular file ({special_file_kind(path) or 'a special file'})"
+        )
     data = load_arrays(path)  # a ValueError for a file numpy cannot read (an empty one too)
     if not isinstance(data, dict):
         raise ValueError("not an .npz archive of named arrays (np.savez writes one)")

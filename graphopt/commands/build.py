@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from graphopt._text import shown
 from graphopt.commands._common import (
     add_shapes_argument,
     check_writable,
@@ -115,7 +116,6 @@ def run(args: argparse.Namespace) -> int:
 def require_input_file(path: str) -> None:
     """A `LoadError` when the input `path` is missing or a folder, said before anything that
     needs TensorRT (whose absence was reported first, hiding a mistyped name)."""
-    from graphopt._text import shown
     from graphopt.errors import LoadError
 
     if not Path(path).exists():
@@ -179,7 +179,7 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
             try:
                 feeds.append({name: _npy(path)} if suffix == ".npy" else read_npz(path))
             except (OSError, ValueError) as e:
-                raise BackendError(f"--calib {path}: cannot read: {e}") from e
+                raise BackendError(f"--calib {shown(path)}: cannot read: {e}") from e
         else:
             size = calibration_image_size(name, dims, shapes)
             feeds.append({name: preprocess(load_image(path), size, scale=1 / 255.0)})
