@@ -1754,33 +1754,19 @@ def _write_batches(fd: int, graph: Any, middle: bytes, after: bytes) -> int:
     """Write `_graph_pieces(graph, middle, after)` at `fd`'s offset, about `_BATCH_BYTES` (at
     most `_IOV_MAX` pieces) at a time, each batch dropped once written; return their bytes. An
     `Unserializable` where protobuf refuses a piece or they reach 2 GiB (what is written
-    stays). (The generator's loop, written out: a call less a piece.)"""
-    total = held = count = 0
+    stays)."""
+    total = held = 0
     batch: list[bytes] = []
-    limit = _IOV_MAX - 2  # (pieces come in pairs, and one alone between them)
     try:
-        for number, messages, then in (
-            (_GRAPH_NODE, graph.node, middle),
-            (_GRAPH_INITIALIZER, graph.initializer, after),
-        ):
-            key = _field_key(number)
-            for message in messages:
-                data = message.SerializeToString()
-                size = len(data)
-                head = key + _varint(size)
-                batch.append(head)
-                batch.append(data)
-                held += len(head) + size
-                count += 2
-                if held >= _BATCH_BYTES or count >= limit:
-                    _writev(fd, batch)
-                    total += held
-                    batch, held, count = [], 0, 0
-                    if total >= TWO_GIB:
-                        raise ValueError(_OVER_TWO_GIB)
-            batch.append(then)
-            held += len(then)
-            count += 1
+        for piece in _graph_pieces(graph, middle, after):
+            batch.append(piece)
+            held += len(piece)
+            if held >= _BATCH_BYTES or len(batch) >= _IOV_MAX:
+                _writev(fd, batch)
+                total += held
+                batch, held = [], 0
+                if total >= TWO_GIB:
+                    raise ValueError(_OVER_TWO_GIB)
     except (EncodeError, ValueError) as e:
         raise Unserializable(e) from e
     _writev(fd, batch)
