@@ -1722,18 +1722,16 @@ def _model_parts(model: onnx.ModelProto) -> tuple[bytes, Any, bytes, bytes, byte
 def _graph_pieces(graph: Any, middle: bytes, after: bytes) -> Iterator[bytes]:
     """The graph's serialization in pieces: each node (key and length in front), the fields
     between nodes and initializers, each initializer, the fields after them."""
-    key = _field_key(_GRAPH_NODE)
-    for node in graph.node:
-        data = node.SerializeToString()
-        yield key + _varint(len(data))
-        yield data
-    yield middle
-    key = _field_key(_GRAPH_INITIALIZER)
-    for tensor in graph.initializer:
-        data = tensor.SerializeToString()
-        yield key + _varint(len(data))
-        yield data
-    yield after
+    for number, messages, then in (
+        (_GRAPH_NODE, graph.node, middle),
+        (_GRAPH_INITIALIZER, graph.initializer, after),
+    ):
+        key = _field_key(number)
+        for message in messages:
+            data = message.SerializeToString()
+            yield key + _varint(len(data))
+            yield data
+        yield then
 
 
 def _all_pieces(model: onnx.ModelProto) -> list[bytes]:
