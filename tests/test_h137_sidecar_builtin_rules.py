@@ -27,6 +27,7 @@ from graphopt._resources import builtin_dir
 from graphopt.cli import main
 from graphopt.quant import sidecar as sidecar_io
 from graphopt.realmodels import IMAGE_NAMES, fetch_model, image_paths
+from tests.test_h134_sidecar_pipeline_files import _side as sidecar
 
 
 def _clear_caches() -> None:
@@ -60,16 +61,7 @@ def _edit_builtin_rule(patterns: Path) -> None:
 
 
 def _side(identity: tuple[str, str], digest: int) -> sidecar_io.Sidecar:
-    data = {
-        "format": sidecar_io.FORMAT,
-        "version": 1,
-        "model_sha256": "0" * 64,
-        "cache_sha256": "0" * 64,
-        "target": "tensorrt",
-        "pipeline": {"name": identity[0], "sha256": identity[1]},
-        "pipeline_digest": digest,
-    }
-    return sidecar_io.loads(json.dumps(data), "s.json")
+    return sidecar(identity, pipeline_digest=digest)
 
 
 def _mismatch(side: sidecar_io.Sidecar, identity: tuple[str, str]) -> str | None:
