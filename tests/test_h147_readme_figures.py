@@ -1,10 +1,9 @@
 """H147: the node counts README.md states, read from README.md and measured on the real models.
 
 The results table's graphopt rows (non-Constant nodes; `ort-cpu`: its NCHWc branch plus the
-guard nodes), with ppocr_det's from footnote ⁴ (the table's own are those of 277ae6d), the
-originals' row, and the counts stated in the prose (Focus as SpaceToDepth on common_det, Silero
-VAD's nested If bodies, the onnx wheel's IR 3 light_inception_v1). A change that moves one of
-these fails here until README.md says the new figure.
+guard nodes), the originals' row, and the counts stated in the prose (Focus as SpaceToDepth on
+common_det, Silero VAD's nested If bodies, the onnx wheel's IR 3 light_inception_v1). A change
+that moves one of these fails here until README.md says the new figure.
 """
 
 from __future__ import annotations
@@ -40,18 +39,6 @@ def _table_counts(row: str) -> list[int]:
     raise AssertionError(f"README's results table has no row {row!r}")
 
 
-def _footnote_ppocr() -> dict[str, int]:
-    """Footnote ⁴: ppocr_det's counts since 7a0cad3, per pipeline."""
-    note = _text().split("⁴ Measured at", 1)[1].split("\n\n", 1)[0]
-    note = " ".join(note.split())
-    found: dict[str, int] = {}
-    for count, names in re.findall(r"(\d+) \(((?:`[a-z-]+`(?:, )?)+)\)", note):
-        for name in re.findall(r"`([a-z-]+)`", names):
-            found[name] = int(count)
-    assert set(found) == set(PIPELINES), note
-    return found
-
-
 def _non_constant(graph: onnx.GraphProto) -> int:
     return sum(n.op_type != "Constant" for n in graph.node)
 
@@ -83,13 +70,11 @@ def _all_nodes(graph: onnx.GraphProto) -> int:
 def test_the_results_tables_node_counts_are_what_graphopt_gives_now(real_model):
     original = _table_counts("original")
     stated = {p: _table_counts(f"graphopt `{p}`") for p in PIPELINES}
-    ppocr = _footnote_ppocr()
     for i, name in enumerate(MODELS):
         model = onnx.load(real_model(name))
         assert _non_constant(model.graph) == original[i], name
         for pipeline in PIPELINES:
-            want = ppocr[pipeline] if name == "ppocr_det" else stated[pipeline][i]
-            assert _measured(model, pipeline) == want, (name, pipeline)
+            assert _measured(model, pipeline) == stated[pipeline][i], (name, pipeline)
 
 
 def test_the_prose_node_counts_hold(real_model):
