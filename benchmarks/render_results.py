@@ -2,12 +2,14 @@
 
 Reads `benchmarks/results/peers.json` (from `compare_peers.py`) and, when present,
 `benchmarks/results/optimize_time.json` (from `bench_optimize.py --out`), writes
-`benchmarks/results/results.md` and `benchmarks/results/peers.png`, and prints the markdown
-(which the README's results section is pasted from).
+`benchmarks/results/results.md` and `benchmarks/results/peers.png`, and prints the markdown.
+With `--readme README.md` it also rewrites the README's summary table (and its chart link)
+between the `<!-- results-table -->` markers from `peers.json`, nothing else of the file.
 
     python benchmarks/render_results.py [--peers FILE] [--optimize FILE] [--out-dir DIR]
+                                        [--readme README.md]
 
-Only renders: it measures nothing and never edits README.md.
+Only renders: it measures nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -269,6 +273,111 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
     return path
 
 
+# The README's summary table: these tools in this order, under these labels (ort:basic is in
+# results.md only).
+README_TOOLS = {
+    "original": "original",
+    "graphopt:default": "graphopt `default`",
+    "graphopt:tensorrt": "graphopt `tensorrt`",
+    "graphopt:ort-fusions": "graphopt `ort-fusions`",
+    "graphopt:ort-cpu": "graphopt `ort-cpu`",
+    "graphopt:ort-cpu-native": "graphopt `ort-cpu-native`",
+    "onnxsim": "onnxsim",
+    "onnxslim": "onnxslim",
+    "onnxoptimizer": "onnxoptimizer",
+    "ort:extended": "onnxruntime EXTENDED (offline)",
+}
+README_BEGIN = (
+    "<!-- results-table: rendered from benchmarks/results/peers.json by "
+    "`python benchmarks/render_results.py --readme README.md`; do not edit by hand -->"
+)
+README_END = "<!-- /results-table -->"
+_NCHWC_NOTE = (
+    "³ The NCHWc graph that runs (plus the 4 guard nodes); the NCHW fallback branch holds the\n"
+    "`ort-fusions` graph."
+)
+
+
+def _per_model(peers: dict[str, Any], tool: str, cell: Callable[[dict[str, Any]], str]) -> str:
+    """One cell of the README table: `cell` of each model's row, joined by " / "."""
+    cells = []
+    for model in peers["models"].values():
+        row = model["tools"].get(tool)
+        cells.append("—" if row is None or "error" in row else cell(row))
+    return " / ".join(cells)
+
+
+def _ratio(level: str) -> Callable[[dict[str, Any]], str]:
+    def cell(row: dict[str, Any]) -> str:
+        lat = row.get("latency", {}).get(level)
+        if lat is None or "error" in lat:
+            return "—"
+        return "1" if lat["ratio"] == 1.0 and level == "all" else f"{lat['ratio']:.2f}"
+
+    return cell
+
+
+def _times_floor(row: dict[str, Any]) -> str:
+    s = row.get("optimize")
+    if not s:
+        return "—"
+    return f"{s['ratio']:.0f}" if s["ratio"] >= 10 else f"{s['ratio']:.1f}"
+
+
+def readme_block(peers: dict[str, Any]) -> str:
+    """The README's summary table, its footnote and chart link, between the two markers."""
+    models = " / ".join(peers["models"])
+    lines = [
+        README_BEGIN,
+        "",
+        f"| tool | non-Constant nodes ({models}) | latency @ENABLE_ALL | latency @DISABLE_ALL | "
+        "optimize time × load+save floor |",
+        "|---|---|---|---|---|",
+    ]
+    present = set(_tools(peers))
+    for tool, label in README_TOOLS.items():
+        if tool not in present:
+            continue
+        nodes = _per_model(peers, tool, lambda r: str(r["nodes"]["non_constant"]))
+        if tool == "graphopt:ort-cpu":
+            nodes += " ³"
+        optimize = "—" if tool == "original" else _per_model(peers, tool, _times_floor)
+        lines.append(
+            f"| {label} | {nodes} | {_per_model(peers, tool, _ratio('all'))} | "
+            f"{_per_model(peers, tool, _ratio('disable'))} | {optimize} |"
+        )
+    lines += [
+        "",
+        _NCHWC_NOTE,
+        "",
+        "![Latency ratios and node counts per tool and model](benchmarks/results/peers.png)",
+        "",
+        README_END,
+    ]
+    return "\n".join(lines)
+
+
+def rewrite_readme(path: Path, peers: dict[str, Any]) -> bool:
+    """Replace the block between the markers in `path` with `readme_block(peers)`, through a
+    temporary file renamed into place; False (nothing written) where the markers are missing."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    new = text[:start] + readme_block(peers) + text[end + len(README_END) :]
+    if new == text:
+        return True
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(new)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
+
+
 def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -278,10 +387,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--peers", default=str(RESULTS / "peers.json"))
     p.add_argument("--optimize", default=str(RESULTS / "optimize_time.json"))
     p.add_argument("--out-dir", default=str(RESULTS))
+    p.add_argument(
+        "--readme",
+        metavar="README.md",
+        help="also rewrite this file's summary table between its results-table markers",
+    )
     args = p.parse_args(argv)
     peers, bench = _read(Path(args.peers)), _read(Path(args.optimize))
     if peers is None and bench is None:
         p.error(f"neither {args.peers} nor {args.optimize} exists: run the benchmarks first")
+    if args.readme and peers is None:
+        p.error(f"--readme needs {args.peers}: run compare_peers.py first")
+    if args.readme and not rewrite_readme(Path(args.readme), peers):
+        p.error(f"{args.readme} has no {README_BEGIN[:20]}… {README_END} block")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = render_markdown(peers, bench)
