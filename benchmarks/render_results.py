@@ -205,6 +205,19 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
     return "\n".join(out)
 
 
+def tool_colors(n: int) -> list[tuple[float, ...]]:
+    """`n` distinct bar colours: tab10's up to 10 tools, tab20's up to 20, else evenly spaced
+    hues (tab10 cycled: the eleventh tool, ort:extended, had the original's blue)."""
+    import matplotlib
+
+    if n <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        # the dark shades first, then the light ones: neighbours in the legend stay apart
+        return [matplotlib.colormaps["tab20"]((2 * i) % 20 + (2 * i) // 20) for i in range(n)]
+    return [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
+
+
 def render_chart(peers: dict[str, Any], path: Path) -> Path:
     """Grouped bars per model: latency ratios at both levels, and non-Constant node counts."""
     import matplotlib
@@ -216,7 +229,7 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
     tools = _tools(peers)
     fig, axes = plt.subplots(3, 1, figsize=(11, 12), constrained_layout=True)
     width = 0.8 / max(1, len(tools))
-    cmap = plt.get_cmap("tab10")
+    colors = tool_colors(len(tools))
 
     def values(tool: str, get: Callable[[dict[str, Any]], float | None]) -> list[float]:
         vals = []
@@ -244,7 +257,7 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
                 [max(0.0, m - a) for m, a in zip(mid, lo, strict=True)],
                 [max(0.0, b - m) for m, b in zip(mid, hi, strict=True)],
             ]
-            ax.bar(xs, mid, width, yerr=err, capsize=2, label=tool, color=cmap(i % 10))
+            ax.bar(xs, mid, width, yerr=err, capsize=2, label=tool, color=colors[i])
             lowest = min([lowest, *(v for v in lo if not math.isnan(v))])
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_xticks(range(len(models)), models)
@@ -259,7 +272,7 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
             values(tool, lambda row: row["nodes"]["non_constant"]),
             width,
             label=tool,
-            color=cmap(i % 10),
+            color=colors[i],
         )
     ax.set_xticks(range(len(models)), models)
     ax.set_ylabel("non-Constant nodes")

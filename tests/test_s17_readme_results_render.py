@@ -67,3 +67,10 @@ def test_a_readme_without_the_markers_is_refused_and_left_alone(tmp_path, capsys
     assert exc.value.code == 2
     assert "results-table" in capsys.readouterr().err
     assert readme.read_text(encoding="utf-8") == "# no markers here\n"
+
+
+@pytest.mark.parametrize("n", [3, 10, 11, 20, 25])
+def test_every_tool_of_the_chart_gets_its_own_colour(n):
+    pytest.importorskip("matplotlib")
+    colors = render_results.tool_colors(n)
+    assert len(colors) == n and len(set(colors)) == n
