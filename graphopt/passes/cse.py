@@ -7,8 +7,9 @@ node order (see `_merge_twins`), never by their order in the initializer list, w
 no meaning in ONNX: the result is the same whatever that order. Nodes are visited in
 topological order, so merging cascades down the graph in one run.
 
-What it does not do: merge random ops or calls of model-local functions that hold one, nodes
-carrying subgraphs, ops of unknown custom domains (their determinism is unknown), initializers that are graph inputs (callers may override
+What it does not do: merge random ops or calls of model-local functions that hold one (or
+an op of an unknown custom domain), nodes carrying subgraphs, ops of unknown custom domains
+(their determinism is unknown), initializers that are graph inputs (callers may override
 them) or segments of a larger tensor, or commutative variants (`a+b` vs `b+a`).
 """
 
@@ -95,11 +96,13 @@ def _node_key(
 
 
 def _random_functions(model: onnx.ModelProto) -> frozenset[tuple[str, str]]:
-    """(domain, name) of the model-local functions a call of which is random: a random op or
-    Dropout in the body (its If/Loop/Scan bodies included), or a call of such a function. Two
-    calls of one with the same inputs are two draws, not one."""
+    """(domain, name) of the model-local functions a call of which may be random: a random op
+    or Dropout in the body (its If/Loop/Scan bodies included), an op of a domain CSE does not
+    merge (`MERGEABLE_DOMAINS`: its determinism is unknown) that is no local function, or a
+    call of such a function. Two calls of one with the same inputs may be two draws, not one."""
     if not model.functions:
         return frozenset()
+    local = {(f.domain, f.name) for f in model.functions}
     calls: dict[tuple[str, str], set[tuple[str, str]]] = {}
     random: set[tuple[str, str]] = set()
     for f in model.functions:
@@ -108,7 +111,12 @@ def _random_functions(model: onnx.ModelProto) -> frozenset[tuple[str, str]]:
         for body in (b for n in f.node for s in subgraphs(n) for b in (s, *nested_bodies(s))):
             nodes.extend(body.node)
         calls[key] = {(n.domain, n.op_type) for n in nodes}
-        if any(n.op_type in NONDETERMINISTIC or n.op_type in RANDOM_IN_TRAINING for n in nodes):
+        if any(
+            n.op_type in NONDETERMINISTIC
+            or n.op_type in RANDOM_IN_TRAINING
+            or (n.domain not in MERGEABLE_DOMAINS and (n.domain, n.op_type) not in local)
+            for n in nodes
+        ):
             random.add(key)
     grew = True
     while grew:
