@@ -617,6 +617,27 @@ def _range_counts(
     return exact, max(math.ceil(legacy), 0)
 
 
+def range_length_disputed(inputs: Sequence[Value]) -> bool:
+    """True unless Range on constant `inputs` (start, limit, delta) has one length in
+    onnxruntime 1.23.2 and 1.32.0 (`_range_counts`). ONNX shape inference counts as 1.23.2
+    does (Range(0.5, -0.7, -0.1) of float32: 13, 1.32 gives 12), so the dims shape facts give
+    such a Range's output are no more agreed than its value. Inputs it cannot count (another
+    type, a zero delta, an infinite or NaN bound) are disputed too."""
+    values = [v for v in inputs[:3] if v is not None]
+    if len(values) != 3 or any(v.size != 1 for v in values):
+        return True
+    start, limit, delta = (v.reshape(()) for v in values)
+    if start.dtype not in _RANGE_DTYPES or not start.dtype == limit.dtype == delta.dtype:
+        return True
+    try:
+        if delta.item() == 0:
+            return True
+        exact, legacy = _range_counts(start, limit, delta)
+    except (ArithmeticError, ValueError):
+        return True
+    return exact != legacy
+
+
 _RANGE_DTYPES = frozenset(
     np.dtype(t) for t in (np.float32, np.float64, np.int16, np.int32, np.int64)
 )

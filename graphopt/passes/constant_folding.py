@@ -25,7 +25,12 @@ from graphopt.errors import BackendError
 from graphopt.ir import Graph
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.nodes import is_default_domain
-from graphopt.passes._folding_ops import NONDETERMINISTIC, evaluate, output_elements_bound
+from graphopt.passes._folding_ops import (
+    NONDETERMINISTIC,
+    evaluate,
+    output_elements_bound,
+    range_length_disputed,
+)
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
 DEFAULT_SIZE_LIMIT = 1 << 20
@@ -60,12 +65,46 @@ def shape_value(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndar
     if node.op_type == "Size":
         if not all(isinstance(d, int) for d in dims):
             return None
-        return np.array(math.prod(d for d in dims if isinstance(d, int)), dtype=np.int64)
-    start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
-    picked = dims[start:end]
-    if not all(isinstance(d, int) for d in picked):
-        return None
-    return np.array(picked, dtype=np.int64)
+        value = np.array(math.prod(d for d in dims if isinstance(d, int)), dtype=np.int64)
+    else:
+        start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
+        picked = dims[start:end]
+        if not all(isinstance(d, int) for d in picked):
+            return None
+        value = np.array(picked, dtype=np.int64)
+    return None if node.input[0] in dims_in_dispute(graph, ctx) else value
+
+
+_DISPUTED_KEY = "dims-in-dispute"
+
+
+def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
+    """Tensors whose static dims in the shape facts onnxruntime versions may not share: the
+    outputs of a Range of constant inputs whose length onnxruntime 1.23.2 and 1.32.0 count
+    differently (`range_length_disputed`; ONNX inference takes 1.23.2's count), and every
+    tensor computed from them (an If reading one too). Their Shape and Size are not folded,
+    as the Range itself is not. Cached in `ctx.facts` (cleared when a pass changes the graph:
+    constants stay constants, so every Range the facts counted is seen)."""
+    cached = ctx.facts.get(_DISPUTED_KEY)
+    if isinstance(cached, frozenset):
+        return cached
+    stack: list[str] = []
+    for node in graph.nodes.values():
+        if node.op_type != "Range" or not is_default_domain(node) or len(node.input) < 3:
+            continue
+        if not all(graph.is_constant(t) for t in node.input[:3]):
+            continue  # inference counts only constant bounds
+        if range_length_disputed([graph.constant(t) for t in node.input[:3]]):
+            stack.extend(o for o in node.output if o)
+    disputed: set[str] = set()
+    while stack:
+        tensor = stack.pop()
+        if tensor not in disputed:
+            disputed.add(tensor)
+            for user in graph.consumer_nodes(tensor):
+                stack.extend(o for o in user.output if o)
+    ctx.facts[_DISPUTED_KEY] = frozen = frozenset(disputed)
+    return frozen
 
 
 @dataclass

@@ -28,6 +28,7 @@ from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import (
     DEFAULT_SIZE_LIMIT,
     ConstantFolder,
+    dims_in_dispute,
     initializers_allowed,
     is_default_domain,
     shape_value,
@@ -49,7 +50,7 @@ def _shape_dims(graph: Graph, ctx: PassContext, tensor: str, depth: int = 0) -> 
         return None
     if node.op_type == "Shape":
         dims = shape_facts(graph, ctx).shape(node.input[0])
-        if dims is None:
+        if dims is None or node.input[0] in dims_in_dispute(graph, ctx):
             return None
         start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
         return tuple(dims[start:end])
