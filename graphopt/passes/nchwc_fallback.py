@@ -18,7 +18,9 @@ What it does not do: make the model load where onnxruntime has no NCHWc kernels 
 them, ReorderInput included, only where MlasNchwcGetBlockSize() > 1, e.g. x86-64; elsewhere the
 probe and the NCHWc branch have no kernel and the session fails to load: use `ort-fusions`
 there), or guard a model whose graph outputs are not all produced by nodes (an output that is a
-graph input or an initializer cannot become an If output) or that has a node with a subgraph
+graph input or an initializer cannot become an If output) or not all of a type the If of the
+model's opset may return (a sequence before opset 13, an optional or a bfloat16 tensor before
+16: onnx.checker rejects such an If), or that has a node with a subgraph
 (If/Loop/Scan: references inside its body would not follow the renaming); the pass then leaves
 the graph unchanged (`ort-cpu` = `ort-fusions` for it).
 """
@@ -79,12 +81,48 @@ def with_block_size(model: onnx.ModelProto, block: int) -> onnx.ModelProto:
 
 def unguardable(graph: Graph) -> str:
     """Why the graph cannot be guarded, or "" when it can."""
+    opset = graph.opset_version("")
+    if opset < 1:
+        return "the model imports no default-domain opset to write the If in"
+    returnable = _if_output_types(opset)
+    declared = {o.name: o.type for o in graph.proto.output}
     for out in graph.graph_outputs:
         if graph.producer_node(out) is None:
             return f"graph output {out!r} is not produced by a node"
+        kind = _type_text(declared[out]) if out in declared else ""
+        if kind not in returnable:  # the If would hold an output onnx.checker rejects
+            kind = kind or "value of unknown type"
+            return f"graph output {out!r} is a {kind}, which an If at opset {opset} cannot return"
     for node in graph.nodes.values():
         if graph.has_subgraphs(node):
             return f"node {node.name!r} carries a subgraph"
+    return ""
+
+
+def _if_output_types(opset: int) -> frozenset[str]:
+    """The types ("tensor(float)", "seq(tensor(int64))", …) an If of default-domain opset
+    `opset` may return (its type constraint V)."""
+    schema = onnx.defs.get_schema("If", opset, "")
+    return frozenset(
+        kind
+        for c in schema.type_constraints
+        if c.type_param_str == "V"
+        for kind in c.allowed_type_strs
+    )
+
+
+def _type_text(kind: onnx.TypeProto) -> str:
+    """`kind` as a schema writes types ("tensor(float)", "seq(tensor(float))"); "" for a type
+    it does not name (unset, map, sparse tensor, undefined element type)."""
+    which = kind.WhichOneof("value")
+    if which == "tensor_type":
+        elem = kind.tensor_type.elem_type
+        if elem == onnx.TensorProto.UNDEFINED or elem not in onnx.TensorProto.DataType.values():
+            return ""
+        return f"tensor({onnx.TensorProto.DataType.Name(elem).lower()})"
+    if which in ("sequence_type", "optional_type"):
+        inner = _type_text(getattr(kind, which).elem_type)
+        return f"{'seq' if which == 'sequence_type' else 'optional'}({inner})" if inner else ""
     return ""
 
 
