@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt._options import is_path
+from graphopt._options import is_path, refuse_extra_positionals
 from graphopt._text import shown
 from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
@@ -35,7 +35,10 @@ from graphopt.pipeline import (
 
 
 def optimize(
-    model: ModelLike, pipeline: str | Path | Pipeline | None = None, **options: Any
+    model: ModelLike,
+    pipeline: str | Path | Pipeline | None = None,
+    *more: Any,
+    **options: Any,
 ) -> onnx.ModelProto:
     """Optimize an ONNX model with a pipeline of passes and return the new model.
 
@@ -45,9 +48,14 @@ def optimize(
     `pipeline`: None (the built-in `default`), a built-in name (`default`, `ort-cpu`,
     `tensorrt`, ...) or a path to a pipeline YAML file.
 
-    Options: `input_shapes` ({input name: dims}: the model is optimized for these input
-    shapes only, as onnxsim's `--overwrite-input-shape`; shape subgraphs then fold),
-    `opt_level` (int, default 2), `disable` (pass names to skip), `verify_each`
+    Options (by name; a third positional argument is a `PipelineError`): `input_shapes`
+    ({input name: dims}: the model is optimized for these input shapes only, as onnxsim's
+    `--overwrite-input-shape`; shape subgraphs then fold), `opt_level` (int: passes above it
+    are skipped; default: the pipeline's `opt_level:`, else 2; the user's level wins over every
+    pipeline's, included ones' too. Passes have levels 0 to 2; -1 runs no pass at all, as a
+    pipeline's `opt_level: -1` does: the model comes back only loaded, with `input_shapes`
+    fixed and an IR < 4 model raised as below. The CLI's `--opt-level` takes 0 to 2 only: there
+    a -1 looked like an optimized model written), `disable` (pass names to skip), `verify_each`
     (run the ONNX checker after every pass), `dump_dir` (write the model after each pass),
     `explain` (record why pattern rules applied or refused), and pass-specific options that
     passes read from the context (e.g. `rule_files`).
@@ -58,13 +66,18 @@ def optimize(
     graph input, comes back at IR 4 with its weights as weights, not inputs (as onnxruntime,
     which refuses to feed them, and TensorRT take them).
     """
+    refuse_extra_positionals("optimize", more, _POSITIONALS, _BY_NAME, PipelineError)
     return optimize_with_report(model, pipeline, **options)[0]
 
 
 def optimize_with_report(
-    model: ModelLike, pipeline: str | Path | Pipeline | None = None, **options: Any
+    model: ModelLike,
+    pipeline: str | Path | Pipeline | None = None,
+    *more: Any,
+    **options: Any,
 ) -> tuple[onnx.ModelProto, RunReport]:
     """`optimize`, also returning per-pass timing, node counts and stats."""
+    refuse_extra_positionals("optimize_with_report", more, _POSITIONALS, _BY_NAME, PipelineError)
     start = time.perf_counter()
     input_shapes = options.pop("input_shapes", None)
     loaded = load(model, check_nodes=False)
@@ -92,6 +105,12 @@ def optimize_with_report(
     # each event once: a rerun of the fusions (if_changed, repeat) meets the same refusals
     report.explain = list(dict.fromkeys(ctx.explain))
     return result, report
+
+
+# what optimize takes by position (Python's TypeError "takes from 1 to 2 positional arguments"
+# was no GraphoptError); its options go by name
+_POSITIONALS = ("model", "pipeline")
+_BY_NAME = "give the options by name, e.g. opt_level=1"
 
 
 def _starts_with_constants_to_initializers(

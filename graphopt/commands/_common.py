@@ -51,18 +51,20 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
     The command's model, its one positional argument (added before), may come after the
     values: `build --shapes x:1x3x640x640 model.onnx` failed with "the following arguments
     are required: input", --shapes (nargs +) having taken the model as one more NAME:DIMS.
-    The parser (`_ModelAfterShapes`) now takes a last --shapes value with no ':' (no NAME:DIMS
-    has one), or the only such value (`--shapes a:1 m.onnx --shapes b:2`), as the model when
-    none was given otherwise; a model given otherwise leaves such a value to `parse_shapes`'s
-    "bad --shapes" error. Usage and help show the model as the
-    command declared it."""
+    The parser (`_ModelAfterShapes`) now takes the one --shapes value with no ':' (no NAME:DIMS
+    has one) as the model when none was given otherwise (`--shapes a:1 m.onnx`, or
+    `--shapes a:1 m.onnx --shapes b:2`); several such values are an error naming them, since
+    which one is the model cannot be told (the last was taken, the others called "bad --shapes":
+    `--shapes x:1 m.onnx b` said "bad --shapes 'm.onnx'"). A model given otherwise leaves such
+    values to `parse_shapes`'s "bad --shapes" error. The help says so; usage and help show the
+    model as the command declared it."""
     parser.add_argument(
         "--shapes",
         nargs="+",
         action="extend",
         default=[],
         metavar="NAME:DIMS",
-        help=help,
+        help=f"{help} (repeatable; the model may follow the values: --shapes NAME:DIMS MODEL)",
     )
     positionals = [action for action in parser._actions if not action.option_strings]
     if len(positionals) != 1:  # no model, or more than one positional: nothing to take
@@ -94,13 +96,18 @@ class _ModelAfterShapes(argparse.ArgumentParser):
         finally:
             model.nargs, model.required = self.model_declared
         shapes = getattr(parsed, "shapes", None) or []
-        loose = [i for i, value in enumerate(shapes) if ":" not in value]
+        loose = [value for value in shapes if ":" not in value]
         if getattr(parsed, model.dest, None) is None and loose:
-            # the last value, or the one value that is no NAME:DIMS between two --shapes
-            # (`--shapes a:1 m.onnx --shapes b:2`); others are left to "bad --shapes"
-            last = len(shapes) - 1
-            if loose[-1] == last or len(loose) == 1:
-                setattr(parsed, model.dest, shapes.pop(loose[-1]))
+            # the one value that is no NAME:DIMS, last or between two --shapes
+            # (`--shapes a:1 m.onnx --shapes b:2`); of several, none is taken for the model
+            if len(loose) > 1:
+                self.error(
+                    f"--shapes {', '.join(map(repr, loose))}: {len(loose)} values are no "
+                    "NAME:DIMS and no model was given otherwise, so which one is the model "
+                    "cannot be told; give the model before --shapes, each shape as NAME:DIMS"
+                )
+            shapes.remove(loose[0])
+            setattr(parsed, model.dest, loose[0])
         if getattr(parsed, model.dest, None) is None and model.required:
             # argparse's own words for it (exit 2, one line)
             self.error(f"the following arguments are required: {model.metavar or model.dest}")

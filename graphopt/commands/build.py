@@ -149,7 +149,9 @@ def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
     for flag, path in written:
         key = Path(path).resolve()
         if key in taken:
-            raise BackendError(f"{flag} {path} names the same file as {taken[key]}; give another")
+            raise BackendError(
+                f"{flag} {shown(path)} names the same file as {taken[key]}; give another"
+            )
         taken[key] = flag
 
 
@@ -161,13 +163,13 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     from google.protobuf.message import DecodeError
 
     from graphopt.backends.onnxruntime import input_specs
-    from graphopt.errors import BackendError
+    from graphopt.errors import BackendError, first_line
     from graphopt.realmodels import load_image, preprocess
 
     try:
         model = onnx.load(model_path, load_external_data=False)
     except (OSError, DecodeError) as e:
-        raise BackendError(f"{model_path}: cannot read the model: {e}") from e
+        raise BackendError(f"{shown(model_path)}: cannot read the model: {first_line(e)}") from e
     specs = input_specs(model)
     if len(specs) != 1:
         raise BackendError("--calib DIR feeds single-input models; give .npz feeds per input")
@@ -205,16 +207,16 @@ def calibration_files(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         problem = "is a file, not a folder" if root.exists() else "no such folder"
-        raise BackendError(f"--calib {folder}: {problem}")
+        raise BackendError(f"--calib {shown(folder)}: {problem}")
     files = []
     for path in sorted(p for p in root.iterdir() if p.is_file()):
         if path.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
             files.append(path)
         else:
-            log.info("--calib: skipping %s (not an image, .npy or .npz)", path)
+            log.info("--calib: skipping %s (not an image, .npy or .npz)", shown(path))
     if not files:
         raise BackendError(
-            f"--calib {folder}: no calibration files ({', '.join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)})"
+            f"--calib {shown(folder)}: no calibration files ({', '.join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)})"
         )
     return files
 

@@ -75,7 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "split",
         help="extract the subgraph some outputs of a (merged) model need",
-        description="Extract the nodes, inputs and weights that the chosen outputs need.",
+        description="Extract the nodes, inputs and weights that the chosen outputs need. "
+        "Written atomically, only when complete.",
     )
     s.add_argument("input", help="input .onnx file")
     add_model_output(s, "output .onnx file")
@@ -85,10 +86,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--task",
         default=None,
         help="a task (output prefix) of a model written by 'graphopt merge': its outputs, with "
-        "the names they had in the task's own model",
+        "the names its inputs and outputs had in the task's own model",
     )
     s.add_argument(
-        "--strip-prefix", default=None, metavar="P", help="remove P from the kept output names"
+        "--strip-prefix",
+        default=None,
+        metavar="P",
+        help="remove P from the kept output names (some must start with it); with --task the "
+        "inputs then keep their merged names, and --strip-prefix '' keeps the outputs' merged "
+        "names too",
     )
     s.set_defaults(run=run_split)
 
@@ -267,6 +273,7 @@ def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
 
 
 def run_split(args: argparse.Namespace) -> int:
+    from graphopt.errors import OptionError
     from graphopt.multitask import MergeError, split
 
     if args.output != STDOUT:  # before loading and splitting, not at the save
@@ -283,7 +290,13 @@ def run_split(args: argparse.Namespace) -> int:
             f"--strip-prefix {shown(args.strip_prefix)}: no output of --outputs starts with "
             f"it ({', '.join(map(shown, outputs))})"
         )
-    result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
+    try:
+        result = split(args.input, outputs, task=args.task, strip_prefix=args.strip_prefix)
+    except OptionError as e:  # (--task: a prefix no task output starts with) said as the flag
+        text = str(e)
+        if not text.startswith("strip_prefix="):
+            raise
+        raise MergeError("--strip-prefix " + text.removeprefix("strip_prefix=")) from e
     refuse_data_file_of_inputs(result, args.output, [args.input], MergeError)
     save_output(result, args)
     print(

@@ -22,7 +22,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from graphopt._text import counted
+from graphopt._text import counted, shown
 from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
 from graphopt.quant.progress import Progress
 
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise QuantizeError(
                 f"{given[0]} preprocesses --calib images; this run takes its scales from "
-                f"--cache-in {args.cache_in}"
+                f"--cache-in {shown(args.cache_in)}"
             )
     if args.cache_in:
         refuse_calibrating_options_with_cache_in(args)
@@ -352,12 +352,12 @@ def calibration_feeds(
     root = Path(folder)
     if not root.is_dir():
         problem = "is a file, not a folder" if root.exists() else "no such folder"
-        raise QuantizeError(f"--calib {folder}: {problem}")
+        raise QuantizeError(f"--calib {shown(folder)}: {problem}")
     try:
         return folder_feeds(folder, model, spec, batch_size)
     except QuantizeError as e:  # "DIR: no calibration files (...)"; a file's errors name it
-        if str(e).startswith(f"{folder}: "):
-            raise QuantizeError(f"--calib {e}") from e
+        if str(e).startswith(f"{folder}: "):  # (the folder as given: shown on one line here)
+            raise QuantizeError(f"--calib {shown(folder)}: {str(e)[len(folder) + 2 :]}") from e
         raise
 
 

@@ -474,7 +474,7 @@ def save_model(
     except OSError as e:  # a name the system will not look up: ENAMETOOLONG, ELOOP
         raise SaveError(f"{shown(path)}: cannot write: {e.strerror or e}") from e
     if stream and external_data:
-        log.info("%s is a device or pipe: the model is written in one piece", path)
+        log.info("%s is a device or pipe: the model is written in one piece", shown(path))
         external_data = None  # unless it is over 2 GiB
     data: Sequence[bytes] | None = None
     if not external_data:
@@ -519,15 +519,15 @@ def save_model(
                 log.warning(
                     "%s: sparse initializers are in %s too (over 2 GiB otherwise): onnxruntime "
                     "and graphopt read them there; onnx.load leaves them unread",
-                    path,
-                    location,
+                    shown(path),
+                    shown(location),
                 )
             if _over_two_gib(work) and _move_training_to_external_data(work, tmp, location):
                 log.warning(
                     "%s: training_info tensors are in %s too (over 2 GiB otherwise): graphopt "
                     "reads them there; onnx.load leaves them unread",
-                    path,
-                    location,
+                    shown(path),
+                    shown(location),
                 )
             if _over_two_gib(work):
                 raise SaveError(f"{shown(path)}: {_kept_inline(work)}")
@@ -717,7 +717,9 @@ def _put_model_and_data(
             except OSError as e:
                 if not swap.can_go_back():  # the fresh file stays: the model names it
                     _one_name(fresh, final)
-                    log.warning("%s: saved with its data in %s: %s", path, fresh.name, why)
+                    log.warning(
+                        "%s: saved with its data in %s: %s", shown(path), shown(fresh.name), why
+                    )
                     return
                 swap.settle()  # the old model with its old data
                 raise SaveError(
@@ -725,7 +727,7 @@ def _put_model_and_data(
                     f"{swap.tried.name if swap.tried else '?'} ({e.strerror or e}); the old "
                     "model is kept"
                 ) from e
-            log.warning("%s: saved with its data in %s: %s", path, where, why)
+            log.warning("%s: saved with its data in %s: %s", shown(path), shown(where), why)
             return
     except BaseException:
         swap.settle()
@@ -733,7 +735,7 @@ def _put_model_and_data(
     try:
         fresh.unlink()
     except OSError as e:  # the model names `location` now: the fresh name is a spare link
-        log.warning("%s: could not remove %s (%s)", path, fresh, e.strerror or e)
+        log.warning("%s: could not remove %s (%s)", shown(path), shown(fresh), e.strerror or e)
 
 
 _TURN_WAIT = 60.0  # seconds a save waits for another save into its folder to finish
@@ -754,7 +756,9 @@ def _saves_take_turns(folder: Path) -> Iterator[bool]:
     with _folder_lock(folder, exclusive=True, wait=_TURN_WAIT) as held:
         if held is False:
             log.warning(
-                "%s: another save there took over %.0f s; not waiting for it", folder, _TURN_WAIT
+                "%s: another save there took over %.0f s; not waiting for it",
+                shown(folder),
+                _TURN_WAIT,
             )
         yield held is True
 
@@ -844,7 +848,7 @@ class _Swap:
                 if spare is not None and not _names_data(self.target, self.path, spare):
                     spare.unlink(missing_ok=True)
         except OSError as e:
-            log.warning("%s: the interrupted save could not tidy up (%s)", self.path, e)
+            log.warning("%s: the interrupted save could not tidy up (%s)", shown(self.path), e)
 
 
 def _names_data(target: Path, path: Path, data: Path, unreadable: bool = False) -> bool:
@@ -943,7 +947,7 @@ def _data_under_own_name(
     try:
         fresh.unlink(missing_ok=True)
     except OSError as e:  # the model names `own`: the fresh name is a spare link
-        log.warning("%s: could not remove %s (%s)", swap.path, fresh, e.strerror or e)
+        log.warning("%s: could not remove %s (%s)", shown(swap.path), shown(fresh), e.strerror or e)
     _one_name(own, swap.final)
     return own.name
 
@@ -957,7 +961,7 @@ def _one_name(data: Path, final: Path) -> None:
         try:
             final.unlink()
         except OSError as e:
-            log.warning("%s: could not remove %s (%s)", data, final, e.strerror or e)
+            log.warning("%s: could not remove %s (%s)", shown(data), shown(final), e.strerror or e)
 
 
 def _claim_own_name(fresh: Path, swap: _Swap) -> tuple[Path, bool]:
@@ -1255,9 +1259,9 @@ def remove_left_behind(path: Path, by: str, folder: bool = False) -> bool:
         else:
             path.unlink()
     except OSError as e:
-        log.info("cannot remove %s, left by %s: %s", path, by, e)
+        log.info("cannot remove %s, left by %s: %s", shown(path), by, e)
         return False
-    log.info("removed %s, left by %s", path, by)
+    log.info("removed %s, left by %s", shown(path), by)
     return True
 
 
@@ -1869,7 +1873,7 @@ def weights_as_constants(model: onnx.ModelProto) -> None:
             model.ir_version,
             ir,
             len(dropped),
-            ", ".join(dropped[:3]),
+            ", ".join(map(shown, dropped[:3])),
             ", ..." if len(dropped) > 3 else "",
         )
     model.ir_version = ir

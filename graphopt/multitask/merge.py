@@ -1023,7 +1023,7 @@ def _fill_report(
     try:
         shapes = shapes_of(model, input_shapes)
     except Exception as e:  # shape inference is best effort here: counts stay, MACs go
-        log.warning("shape inference failed (%s); MACs are not estimated", e)
+        log.warning("shape inference failed (%s); MACs are not estimated", first_line(e))
         shapes = None
     macs: dict[str, int] = {}
     for node in model.graph.node:

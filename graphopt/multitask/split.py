@@ -23,7 +23,12 @@ from typing import Any
 
 import onnx
 
-from graphopt._options import check_flag, given_text, refuse_unknown_options
+from graphopt._options import (
+    check_flag,
+    given_text,
+    refuse_extra_positionals,
+    refuse_unknown_options,
+)
 from graphopt._text import shown
 from graphopt.analysis.usedef import live_nodes
 from graphopt.errors import OptionError
@@ -40,7 +45,7 @@ from graphopt.multitask.opsets import canonical_domain
 def split(
     model: ModelLike,
     outputs: Sequence[str] | None = None,
-    *,
+    *more: Any,
     task: str | None = None,
     strip_prefix: str | None = None,
     check: bool = True,
@@ -49,13 +54,19 @@ def split(
     """The part of `model` that computes `outputs` (or the outputs of merge task `task`).
 
     `outputs`: a list of tensor names. `strip_prefix`: remove this prefix from the chosen
-    output names. With `task`, inputs and outputs, and the local functions merge renamed, get
-    back the names they had in the task's own model unless `strip_prefix` is given; the task's
-    metadata props, doc string and input shapes come back too (where merge recorded them).
+    output names (some must start with it). With `task`, inputs and outputs, and the local
+    functions merge renamed, get back the names they had in the task's own model unless
+    `strip_prefix` is given: then the inputs and functions keep their merged names, and
+    `strip_prefix=""` keeps the outputs' merged names too (the task's part of the merged model
+    as it is named there; without `task`, "" renames nothing and is refused). The task's
+    metadata props, doc string and input shapes come back either way (where merge recorded
+    them).
 
-    Arguments it does not take (one name as `outputs`, an unknown option, an option of the
-    wrong type) are an `OptionError` naming the argument and what it takes.
+    Arguments it does not take (one name as `outputs`, names one by one as positional
+    arguments, an unknown option, an option of the wrong type) are an `OptionError` naming the
+    argument and what it takes.
     """
+    _refuse_more_positionals(outputs, more)
     refuse_unknown_options("split", unknown, SPLIT_OPTIONS)
     outputs = _output_names(outputs)
     for option, value in (("task", task), ("strip_prefix", strip_prefix)):
@@ -86,6 +97,7 @@ def split(
         chosen = list(dict.fromkeys(outputs))
     else:
         raise MergeError("split needs the outputs to keep (or a task of a merged model)")
+    _refuse_idle_strip_prefix(strip_prefix, chosen, task)
     if strip_prefix:
         renames = {o: o[len(strip_prefix) :] for o in chosen if o.startswith(strip_prefix)}
         nameless = [o for o, new in renames.items() if not new]
@@ -119,6 +131,38 @@ def split(
 
 
 SPLIT_OPTIONS = ("outputs", "task", "strip_prefix", "check")
+
+
+def _refuse_idle_strip_prefix(strip_prefix: str | None, chosen: list[str], task: object) -> None:
+    """An `OptionError` for a `strip_prefix` that renames no output: '' without `task` (with
+    it, '' keeps the merged model's names), or a prefix no chosen output starts with; either
+    returned the model as if the names had been stripped (the CLI refused both for
+    `--outputs`, the API neither)."""
+    if strip_prefix is None:
+        return
+    if not strip_prefix:
+        if task is None:
+            raise OptionError(
+                "strip_prefix='' renames no output; leave it out (with task, '' keeps the "
+                "merged model's names)"
+            )
+        return
+    if not any(o.startswith(strip_prefix) for o in chosen):
+        some = ", ".join(map(shown, chosen[:5])) + (", ..." if len(chosen) > 5 else "")
+        raise OptionError(f"strip_prefix={strip_prefix!r}: no kept output starts with it ({some})")
+
+
+def _refuse_more_positionals(outputs: object, more: Sequence[object]) -> None:
+    """An `OptionError` for positional arguments past `outputs` (Python's TypeError "takes
+    from 1 to 2 positional arguments"): tensor names given one by one (`split(m, "a", "b")`)
+    are told to come as one list, anything else to go by name."""
+    if not more:
+        return
+    names = [outputs, *more]
+    hint = ""
+    if all(isinstance(n, str) for n in names):
+        hint = f"pass the outputs as one list: split(model, {names!r})"
+    refuse_extra_positionals("split", more, ("model", "outputs"), hint)
 
 
 def _output_names(outputs: object) -> list[str] | None:

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt._options import check_flag, given_text, is_path, refuse_unknown_options
+from graphopt._options import (
+    check_flag,
+    given_text,
+    is_path,
+    refuse_extra_positionals,
+    refuse_unknown_options,
+)
 from graphopt._text import counted
 from graphopt.errors import (
     CHECKER_ERRORS,
@@ -130,6 +136,7 @@ def quantize(
     method: str = DEFAULT_METHOD,
     cache: str | Path | None = None,
     target: str = "tensorrt",
+    *more: Any,
     **options: Any,
 ) -> onnx.ModelProto:
     """Quantize `model` to INT8 with explicit QuantizeLinear/DequantizeLinear nodes.
@@ -195,9 +202,11 @@ def quantize(
     per feed: 0 when the model is loaded, then after each calibration feed, or with
     `from_cache` after each feed run to choose the samples).
 
-    An argument of another type, an option it does not take or one the run would ignore is
-    an `OptionError` naming it (`quantize_with_report`), before anything is loaded.
+    An argument of another type, an option it does not take, one the run would ignore or a
+    positional argument past `target` is an `OptionError` naming it (`quantize_with_report`),
+    before anything is loaded.
     """
+    refuse_extra_positionals("quantize", more, POSITIONALS)
     unknown = {k: v for k, v in options.items() if k not in QUANTIZE_OPTIONS}
     refuse_unknown_options("quantize", unknown, ARGUMENTS)
     return quantize_with_report(model, calibration_data, method, cache, target, **options)[0]
@@ -209,7 +218,7 @@ def quantize_with_report(
     method: str = DEFAULT_METHOD,
     cache: str | Path | None = None,
     target: str = "tensorrt",
-    *,
+    *more: Any,
     from_cache: str | Path | None = None,
     percentile: float = 99.99,
     entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
@@ -235,10 +244,12 @@ def quantize_with_report(
     models measured so far after each (the search's length is not known ahead).
 
     An argument of the wrong type (`cache=123`, `accuracy_target="x"`, `keep_nodes="conv1"`),
-    an option it does not take (`foo=1`) or one the run would ignore (`method`, `percentile`,
+    a sixth positional argument (the options go by name), an option it does not take
+    (`foo=1`) or one the run would ignore (`method`, `percentile`,
     `entropy_floor`, `histogram_sample` or `parallel_feeds` other than its default with
     `from_cache`, or for another method; `trt_version` without `cache`) is an `OptionError`
     naming it, raised before anything is loaded or calibrated."""
+    refuse_extra_positionals("quantize_with_report", more, POSITIONALS)
     refuse_unknown_options("quantize_with_report", others, ARGUMENTS)
     if method not in METHODS:
         raise QuantizeError(
@@ -592,6 +603,8 @@ QUANTIZE_OPTIONS = (
     "on_search",
 )
 ARGUMENTS = ("calibration_data", "method", "cache", "target", *QUANTIZE_OPTIONS)
+# what quantize and quantize_with_report take by position; the rest go by name
+POSITIONALS = ("model", "calibration_data", "method", "cache", "target")
 
 # options of calibration: a `from_cache` run calibrates nothing (the cache's calibrator chose its
 # scales), and each method reads only some of them. Their defaults: a value other than that was
