@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import onnx.parser
 import pytest
+from onnx import helper
 
 import graphopt
 from graphopt.pipeline import make_pipeline
@@ -52,5 +53,45 @@ def test_cse_still_merges_calls_of_deterministic_functions(pipeline):
     model = onnx.parser.parse_model(_WRAPPED.format(inner_domain="local", inner_op="Inner"))
     out = graphopt.optimize(model, pipeline)
     assert [n.op_type for n in out.graph.node] == ["Wrap", "Sub"]
+    feeds = {"x": np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)}
+    assert_same_outputs(model, out, feeds)
+
+
+def _overloads_model() -> onnx.ModelProto:
+    """y = F@a(x) - F@b(x): two overloads (IR 10) of one com.microsoft local function F,
+    a = Relu and b = Neg; the calls differ only in their `overload` field."""
+    opsets = [helper.make_opsetid("", 18)]
+    functions = [
+        helper.make_function(
+            "com.microsoft", "F", ["x"], ["y"], [helper.make_node(op, ["x"], ["y"])], opsets,
+            overload=overload,
+        )
+        for overload, op in (("a", "Relu"), ("b", "Neg"))
+    ]  # fmt: skip
+    calls = [helper.make_node("F", ["x"], [out], domain="com.microsoft") for out in "pq"]
+    calls[0].overload, calls[1].overload = "a", "b"
+    graph = helper.make_graph(
+        [*calls, helper.make_node("Sub", ["p", "q"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[*opsets, helper.make_opsetid("com.microsoft", 1)],
+        functions=functions,
+        ir_version=10,
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("pipeline", ["default", "tensorrt", "simplify"])
+def test_cse_keeps_calls_of_two_overloads_apart(pipeline):
+    """Calls of two overloads of one function are calls of two functions: CSE merged them
+    (y = x+ - (-x) = x + |x| became 0 in every pipeline)."""
+    model = _overloads_model()
+    out = graphopt.optimize(model, pipeline)
+    assert sorted(n.overload for n in out.graph.node if n.op_type == "F") == ["a", "b"]
     feeds = {"x": np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)}
     assert_same_outputs(model, out, feeds)

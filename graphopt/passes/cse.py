@@ -1,11 +1,11 @@
 """Common-subexpression elimination: identical nodes and identical constants are merged.
 
-Two nodes are identical when they have the same domain, op type, attributes and inputs (in
-order); the later one's outputs are replaced by the earlier one's. Two initializers are
-identical when dtype, dims and bytes match; equal ones are replaced by the one read first in
-node order (see `_merge_twins`), never by their order in the initializer list, which carries
-no meaning in ONNX: the result is the same whatever that order. Nodes are visited in
-topological order, so merging cascades down the graph in one run.
+Two nodes are identical when they have the same domain, op type, overload, attributes and
+inputs (in order); the later one's outputs are replaced by the earlier one's. Two
+initializers are identical when dtype, dims and bytes match; equal ones are replaced by the
+one read first in node order (see `_merge_twins`), never by their order in the initializer
+list, which carries no meaning in ONNX: the result is the same whatever that order. Nodes
+are visited in topological order, so merging cascades down the graph in one run.
 
 What it does not do: merge random ops or calls of model-local functions that hold one (or
 an op of an unknown custom domain), nodes carrying subgraphs, ops of unknown custom domains
@@ -81,10 +81,11 @@ def _same_bytes(graph: Graph, candidates: list[tuple[bytes, str]], data: bytes) 
 def _node_key(
     graph: Graph, name: str, node: onnx.NodeProto, random_calls: frozenset[tuple[str, str]]
 ) -> tuple | None:
-    """Domain, op, inputs and output count (attributes are compared only on a collision), or
-    None for a node that must not be merged: random ops, calls of random local functions
-    (`random_calls`), unknown domains, subgraphs (each field is read once: every read builds
-    a wrapper)."""
+    """Domain, op, overload, inputs and output count (attributes are compared only on a
+    collision), or None for a node that must not be merged: random ops, calls of random local
+    functions (`random_calls`), unknown domains, subgraphs (each field is read once: every
+    read builds a wrapper). The overload (IR 10) picks which local function of that domain
+    and name a call runs: calls of two overloads are calls of two functions."""
     domain, op = node.domain, node.op_type
     if domain not in MERGEABLE_DOMAINS or op in NONDETERMINISTIC or op in RANDOM_IN_TRAINING:
         return None
@@ -92,7 +93,7 @@ def _node_key(
         return None
     if graph.has_subgraphs(node):
         return None
-    return (domain, op, graph.inputs_of(name), len(graph.outputs_of(name)))
+    return (domain, op, node.overload, graph.inputs_of(name), len(graph.outputs_of(name)))
 
 
 def _random_functions(model: onnx.ModelProto) -> frozenset[tuple[str, str]]:
