@@ -68,3 +68,82 @@ def test_shape_of_a_range_both_versions_count_alike_still_folds(pipeline):
     out = graphopt.optimize(model, pipeline)
     assert_same_outputs(model, out, {"x": np.zeros(1, np.int64)})
     assert "Shape" not in [n.op_type for n in out.graph.node]
+
+
+# Ops output_elements_bound did not size: evaluated in full (n = 100000: a 40 GB Gemm or
+# Einsum outer product, a 3-index Gather of a [1, n] row by n repeated indices, a window of
+# 4e9 elements from one scalar) before the size limit refused the result.
+GROWING = {
+    "gemm": ("y = Gemm (a, b)", ""),
+    "gemm-transposed": ("y = Gemm <transA = 1, transB = 1> (b, a)", ""),
+    "gather": (
+        "y = Gather (b, i)",
+        "i = Constant <value = int64[2000] {" + ", ".join(["0"] * 2000) + "}> ()",
+    ),
+    "einsum": ('y = Einsum <equation = "ik,kj->ij"> (a, b)', ""),
+    "hann-window": ("y = HannWindow (w)", "w = Constant <value = int64 {4000000}> ()"),
+    "conv-transpose": ("y = ConvTranspose <strides = [1, 1000]> (a4, w4)", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GROWING))
+def test_size_limit_refuses_a_growing_op_before_evaluating_it(case, monkeypatch):
+    from graphopt.passes import constant_folding
+    from graphopt.passes.constant_folding import ConstantFolding
+    from graphopt.pipeline import make_pipeline
+
+    node, extra = GROWING[case]
+    n = 2000
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1] x) => (float[?, ?] z) {{
+          {extra}
+          {node}
+          z = Add (y, x)
+        }}
+        """
+    )
+    model.graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.arange(n, dtype=np.float32).reshape(n, 1), "a"),
+            onnx.numpy_helper.from_array(np.arange(n, dtype=np.float32).reshape(1, n), "b"),
+            onnx.numpy_helper.from_array(np.ones((1, 1, 2, 2), np.float32), "a4"),
+            onnx.numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w4"),
+        ]
+    )
+    evaluated = []
+    real = constant_folding.evaluate
+
+    def spy(node, *args, **kwargs):  # type: ignore[no-untyped-def]
+        evaluated.append(node.op_type)
+        return real(node, *args, **kwargs)
+
+    monkeypatch.setattr(constant_folding, "evaluate", spy)
+    pipeline = make_pipeline("t", [ConstantFolding(size_limit=1000)])
+    out, report = graphopt.optimize_with_report(model, pipeline, explain=True)
+    assert evaluated == []  # nothing allocated: the bound refused it
+    assert [n.op_type for n in out.graph.node] == [n.op_type for n in model.graph.node]
+    assert any(r[2] == "refused" and "exceeds size_limit=1000" in r[3] for r in report.explain)
+
+
+@pytest.mark.parametrize("case", ["gemm", "gather"])
+def test_a_small_gemm_or_gather_of_constants_still_folds(case):
+    from graphopt.passes.constant_folding import ConstantFolding
+    from graphopt.pipeline import make_pipeline
+
+    node = {"gemm": "y = Gemm <transB = 1> (a, a)", "gather": "y = Gather <axis = 1> (a, i)"}[case]
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[1] x) => (float[?, ?] z) {{
+          a = Constant <value = float[2, 3] {{1, 2, 3, 4, 5, 6}}> ()
+          i = Constant <value = int64[2] {{2, -3}}> ()
+          {node}
+          z = Add (y, x)
+        }}
+        """
+    )
+    out = graphopt.optimize(model, make_pipeline("t", [ConstantFolding(size_limit=4)]))
+    assert [n.op_type for n in out.graph.node if n.op_type != "Constant"] == ["Add"]
+    assert_same_outputs(model, out, {"x": np.ones(1, np.float32)})

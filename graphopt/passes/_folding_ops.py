@@ -929,6 +929,17 @@ BROADCASTING = frozenset(
 """Ops whose output has the multidirectional broadcast of their inputs' shapes."""
 
 
+SIZED_BY_INFERENCE = frozenset(
+    {"Einsum", "GatherND", "Conv", "ConvTranspose", "ConvInteger", "MatMulInteger",
+     "QLinearConv", "QLinearMatMul", "Col2Im", "CenterCropPad", "AffineGrid", "RoiAlign",
+     "MaxRoiPool", "GridSample", "MaxUnpool", "HannWindow", "HammingWindow", "BlackmanWindow",
+     "MelWeightMatrix", "DFT", "STFT", "TfIdfVectorizer"}
+)  # fmt: skip
+"""Ops whose output can be far larger than their inputs (an outer product by Einsum, a window
+of `size` elements from one scalar, a strided ConvTranspose) and that `output_elements_bound`
+does not size: the folder takes their size from shape inference before evaluating them."""
+
+
 def output_elements_bound(
     node: onnx.NodeProto, inputs: Sequence[Value], opset: int = 0
 ) -> int | None:
@@ -941,6 +952,18 @@ def output_elements_bound(
     try:
         if op in BROADCASTING and inputs and all(v is not None for v in inputs):
             return math.prod(np.broadcast_shapes(*(v.shape for v in inputs if v is not None)))
+        if op == "Gather" and len(inputs) == 2 and inputs[0] is not None and inputs[1] is not None:
+            data = inputs[0].shape
+            axis = normalize_axes([int(node_attributes(node).get("axis", 0))], len(data))[0]
+            return math.prod(data[:axis]) * inputs[1].size * math.prod(data[axis + 1 :])
+        if op == "Gemm" and len(inputs) >= 2 and inputs[0] is not None and inputs[1] is not None:
+            a, b = inputs[0].shape, inputs[1].shape
+            if len(a) != 2 or len(b) != 2:
+                return None
+            attrs = node_attributes(node)
+            rows = a[1] if attrs.get("transA", 0) else a[0]
+            cols = b[0] if attrs.get("transB", 0) else b[1]
+            return rows * cols
         if op == "MatMul" and len(inputs) == 2 and inputs[0] is not None and inputs[1] is not None:
             a, b = inputs[0].shape, inputs[1].shape
             if len(a) < 1 or len(b) < 1:

@@ -27,6 +27,7 @@ from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.nodes import is_default_domain
 from graphopt.passes._folding_ops import (
     NONDETERMINISTIC,
+    SIZED_BY_INFERENCE,
     evaluate,
     output_elements_bound,
     range_length_disputed,
@@ -175,6 +176,8 @@ class ConstantFolder:
                 return None
             consumed = sum(v.size for v in inputs if v is not None)
             bound = output_elements_bound(node, inputs, graph.opset_version(""))
+            if bound is None and node.op_type in SIZED_BY_INFERENCE:
+                bound = self._inferred_size(live_outputs)
             if bound is not None and bound > self.size_limit and bound > consumed:
                 return self._refuse(
                     node, f"output of {bound} elements exceeds size_limit={self.size_limit}"
@@ -201,6 +204,14 @@ class ConstantFolder:
         self.folded += 1
         self.ctx.note(self.rule, node.name, "applied")
         return live_outputs
+
+    def _inferred_size(self, outputs: list[str]) -> int | None:
+        """The elements of `outputs` together by the shape facts (None: a dim not known)."""
+        from graphopt.analysis.shapes import shape_facts
+
+        facts = shape_facts(self.graph, self.ctx)
+        sizes = [facts.size(o) for o in outputs]
+        return None if any(n is None for n in sizes) else sum(n for n in sizes if n is not None)
 
     def _refuse(self, node: onnx.NodeProto, reason: str) -> list[str] | None:
         self.refused += 1
