@@ -46,9 +46,13 @@ def set_ints_attribute(node: onnx.NodeProto, name: str, values: Sequence[int]) -
 
 
 def _perm(graph: Graph, node: onnx.NodeProto, shapes: LazyShapes) -> list[int] | None:
+    """The perm of Transpose `node` (reversed dims when implicit); None when it is implicit and
+    the rank unknown, or given but not a permutation of 0..n-1 (the original fails: nothing to
+    rewrite, and composing or indexing with it would go out of range)."""
     perm = graph.attr(node, "perm")
     if perm is not None:
-        return list(perm)
+        given = [int(p) for p in perm]
+        return given if sorted(given) == list(range(len(given))) else None
     rank = shapes.rank(node.input[0])
     return None if rank is None else list(reversed(range(rank)))
 
@@ -121,7 +125,12 @@ class MergeTransposes(Pass):
                 continue
             p, q = _perm(graph, inner, shapes), _perm(graph, node, shapes)
             if p is None or q is None or len(p) != len(q):
-                ctx.note(self.name, node.name, "refused", "a perm is implicit and the rank unknown")
+                ctx.note(
+                    self.name,
+                    node.name,
+                    "refused",
+                    "a perm is invalid or implicit with the rank unknown, or the two differ in length",
+                )
                 continue
             r = composed_perm(p, q)
             x = inner.input[0]
@@ -439,7 +448,9 @@ def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) ->
     if (a < 0) == (b < 0):
         return False
     rank = shapes.rank(tensor)
-    return rank is not None and a % rank == b % rank
+    if rank is None or not (-rank <= a < rank and -rank <= b < rank):
+        return False  # (an axis out of range, a rank-0 one included: the original fails)
+    return a % rank == b % rank
 
 
 def constant_slice_params(
@@ -474,7 +485,7 @@ class MergeSlices(Pass):
     opt_level = 1
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        if graph.opset_version("") < 10:
+        if graph.opset_version("") < 10 or not initializers_allowed(graph, ctx, self.name):
             return PassResult(False)
         shapes = LazyShapes(graph, ctx)
         merged = 0
