@@ -374,6 +374,8 @@ class _Rewrite:
         weight = g.constant(node.input[1]) if len(node.input) > 1 else None
         if weight is None or weight.dtype != np.float32 or weight.ndim != 4:
             return "filter is not a constant float32 4-D tensor"
+        if weight.size == 0:  # no nchwc kernel or ReorderOutput takes 0 channels
+            return f"empty filter (shape {list(weight.shape)})"
         out_ch, in_ch = int(weight.shape[0]), int(weight.shape[1])
         groups = int(g.attr(node, "group", 1))
         read_nchw = depthwise = False
