@@ -13,6 +13,7 @@ import onnx.parser
 import pytest
 
 import graphopt
+from graphopt.backends.onnxruntime import run as ort_run
 from tests.conftest import assert_same_outputs
 
 PIPELINES = ("default", "ort-cpu", "ort-cpu-native", "tensorrt", "simplify")
@@ -147,3 +148,43 @@ def test_a_small_gemm_or_gather_of_constants_still_folds(case):
     out = graphopt.optimize(model, make_pipeline("t", [ConstantFolding(size_limit=4)]))
     assert [n.op_type for n in out.graph.node if n.op_type != "Constant"] == ["Add"]
     assert_same_outputs(model, out, {"x": np.ones(1, np.float32)})
+
+
+# onnxruntime picks a -0.0 out of a broadcast Y as +0.0 (Where(False, [3], [1]) took the
+# kernel's other path), so 1 / Where(...) is +inf there; the fold kept numpy's -0.0: -inf
+WHERE_ZEROS = {
+    "y-broadcast": ("c = Constant <value = bool {0}> ()", "float[3] {1, 2, 3}", "float[1] {-0.0}"),
+    "y-broadcast-rows": (
+        "c = Constant <value = bool[2, 1] {1, 0}> ()",
+        "float[3] {1, 2, 3}",
+        "float[1] {-0.0}",
+    ),
+    "x-picked": (
+        "c = Constant <value = bool[3] {1, 1, 0}> ()",
+        "float[3] {-0.0, 2, 3}",
+        "float[3] {4, 5, 6}",
+    ),
+}
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+@pytest.mark.parametrize("case", sorted(WHERE_ZEROS))
+def test_where_gives_onnxruntimes_sign_of_a_picked_zero(pipeline, case):
+    cond, x_value, y_value = WHERE_ZEROS[case]
+    rank = "?, ?" if "[2, 1]" in cond else "?"
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 16]>
+        g (float[1] x) => (float[{rank}] z) {{
+          {cond}
+          a = Constant <value = {x_value}> ()
+          b = Constant <value = {y_value}> ()
+          w = Where (c, a, b)
+          z = Div (x, w)
+        }}
+        """
+    )
+    out = graphopt.optimize(model, pipeline)
+    feeds = {"x": np.ones(1, np.float32)}
+    assert_same_outputs(model, out, feeds)
+    assert np.isinf(ort_run(model, feeds)["z"]).any()  # the zero's sign shows

@@ -479,10 +479,11 @@ def _where(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     _same_dtype(a, b)
     if c.dtype != np.bool_:
         raise Unsupported
-    if a.dtype.kind == "f":
-        # onnxruntime (1.23.2 and 1.32) gives +0.0 where it picks a -0.0 from X (from Y it keeps
-        # the sign): X + 0 is X with that one difference
-        a = np.add(a, a.dtype.type(0), dtype=a.dtype)
+    if a.dtype.kind == "f" and any(np.any((v == 0) & np.signbit(v)) for v in (a, b)):
+        # onnxruntime (1.23.2 and 1.32) gives +0.0 for a -0.0 it picks from X, and from Y
+        # too where a broadcast takes its kernel's other paths (Where(False, [x, y, z], [-0.0])
+        # is [0, 0, 0]): a -0.0 is left to it
+        raise Unsupported
     return [np.where(c, a, b)]
 
 
