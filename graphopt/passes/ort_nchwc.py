@@ -71,6 +71,9 @@ _SCALAR_OPS = ("Add", "Sub", "Mul", "Div")  # x ∘ k, k a one-element constant,
 _LINEAR_TRANSFORMS = ("asymmetric", "align_corners", "half_pixel")
 _UNARY = {("", "Relu"), ("", "Sigmoid"), ("", "Tanh"), (_MS_DOMAIN, "QuickGelu")}
 _FINITE_PAD = 1e38  # a bound on padded channels below float32's largest value, with a margin
+# Resize scales the nchwc Upsample takes as int64 attributes: inf, NaN and 1e20 have no int64
+# (int() raised); an output dim this many times its input has no buffer anyway
+_MAX_SCALE = 2**31
 
 
 # ---------------------------------------------------------------------------- block size
@@ -614,6 +617,8 @@ class _Rewrite:
         scales = g.constant(scales_name)
         if scales is None or scales.dtype != np.float32 or scales.shape != (4,):
             return "scales are not a constant float32 vector of 4"
+        if not (np.isfinite(scales).all() and np.abs(scales).max() < _MAX_SCALE):
+            return f"scales {scales.tolist()} are not finite numbers below {_MAX_SCALE}"
         ints = [int(s) for s in scales]
         if any(k <= 0 or float(k) != float(s) for k, s in zip(ints, scales, strict=True)):
             return f"scales {scales.tolist()} are not positive integers"
