@@ -15,6 +15,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import signal
 import stat
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from graphopt import __version__
+from graphopt._text import shown
 from graphopt.errors import GraphoptError
 
 # Modules that define sub-commands, in the order `--help` lists them.
@@ -54,10 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Graph-level compiler passes for ONNX models: fuse, simplify, quantize to "
         "INT8 (max, TensorRT entropy, percentile or MSE calibration), and hand off to TensorRT "
         "or onnxruntime.",
+        epilog="Exit status: 0 done; 1 'check' found errors or warnings; 2 bad input or a "
+        "failed run (one line on stderr, no output written); 130 interrupted (143: SIGTERM). "
+        "'graphopt COMMAND --help' describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"graphopt {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log progress (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log progress (-vv: debug); before COMMAND: graphopt -v optimize ...",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
@@ -72,12 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_VERBOSE = re.compile(r"-v+|--verbose")  # the top-level flag, given after the command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the command's parser: its usage, not the top-level one's
         commands: dict[str, argparse.ArgumentParser] = getattr(parser, "commands", {})
         where = commands.get(args.command or "", parser)
+        if any(_VERBOSE.fullmatch(u) for u in unknown):  # only the top level takes it
+            where.error(
+                f"unrecognized arguments: {' '.join(unknown)}; -v/--verbose goes before the "
+                f"command: graphopt -v {args.command} ..."
+            )
         where.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
@@ -225,7 +242,9 @@ def _kept(args: argparse.Namespace) -> str:
         return str(kept)
     dumps = getattr(args, "dump_dir", None)  # optimize --dump-dir: written as the passes ran
     if dumps and any(Path(dumps).glob("*.onnx")):
-        return f"the output was not written; {dumps} holds the dumps of the passes run so far"
+        return (
+            f"the output was not written; {shown(dumps)} holds the dumps of the passes run so far"
+        )
     return "nothing was written"
 
 

@@ -218,8 +218,9 @@ def test_several_loose_shapes_values_without_a_model_are_refused(
 
 
 def test_shapes_help_says_the_model_may_follow_the_values(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # no help line wrapped (at a hyphen, too)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split())

@@ -105,7 +105,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="onnxruntime: an .onnx model on the CPU (default); tensorrt: an engine file on "
         "the GPU",
     )
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="onnxruntime intra-op threads (default 0: all)"
+    )
     p.add_argument(
         "--level",
         choices=("disable", "basic", "extended", "all"),
@@ -113,14 +115,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="onnxruntime's graph optimization level (default all, as its sessions default): "
         "disable times the model as it is, as the ort-* pipelines' models are meant to run",
     )
-    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--runs", type=int, default=50, metavar="N", help="timed runs (default 50)")
+    p.add_argument(
+        "--warmup", type=int, default=5, metavar="N", help="untimed runs first (default 5)"
+    )
     add_shapes_argument(
         p,
-        "input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range); the "
-        "values are synthetic: floats standard normal, integers 0..3, booleans 0/1",
+        "input shapes, NAME:1x3x640x640 (for dynamic inputs; the opt shape of a range; default: "
+        "the declared shapes, a dynamic dim 1, or 224 for the last two dims of a 4-D input); "
+        "the values are synthetic: floats standard normal, integers 0..3, booleans 0/1",
     )
-    p.add_argument("--inputs", default=None, metavar="NPZ", help="feeds to time with (.npz)")
+    p.add_argument(
+        "--inputs",
+        default=None,
+        metavar="NPZ",
+        help="feeds to time with: an .npz of one array per input name",
+    )
     p.add_argument(
         "--batch",
         type=int,

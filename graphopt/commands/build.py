@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--calib",
         metavar="DIR",
         default=None,
-        help="folder of calibration images (or .npy/.npz feeds) for --int8 without Q/DQ",
+        help="folder of calibration images (RGB, resized to the input's size, scaled to 0..1) "
+        "or .npy/.npz feeds, for --int8 without Q/DQ",
     )
     p.add_argument(
         "--cache",
@@ -61,9 +62,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_shapes_argument(
         p, "optimization profile: NAME:1x3x640x640 or NAME:MIN,OPT,MAX (needed for dynamic inputs)"
     )
-    p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="workspace limit")
     p.add_argument(
-        "--timing-cache", default=None, metavar="FILE", help="TensorRT timing cache to reuse"
+        "--workspace",
+        type=int,
+        default=None,
+        metavar="MiB",
+        help="TensorRT workspace limit (default: TensorRT's own)",
+    )
+    p.add_argument(
+        "--timing-cache",
+        default=None,
+        metavar="FILE",
+        help="TensorRT timing cache: read if it exists, written back after the build",
     )
     p.add_argument(
         "--strongly-typed",

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="check a model against a runtime's ONNX support without running it",
         description="Static compatibility check. --target tensorrt (= tensorrt=10), tensorrt=10, "
         "tensorrt=11 or tensorrt=10.8: the ops, attributes, Q/DQ layout and dynamic shapes that "
-        "version of TensorRT's ONNX parser accepts. Exit 0 when clean, 1 when there are findings.",
+        "version of TensorRT's ONNX parser accepts. Exit 0 when clean, 1 when there are "
+        "findings (warnings too, unless --errors-only).",
     )
     p.add_argument("input", nargs="?", help="input .onnx file")
     p.add_argument(

@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "distill-targets",
         help="run a teacher model over a data set and store distillation targets",
-        description="Run TEACHER over DIR (.npy/.npz feeds or images) and store soft targets "
+        description="Run the teacher model over --data (.npy/.npz feeds or images) and store "
+        "soft targets "
         "softmax(z/T) for the --logits outputs, raw tensors for the other outputs and for "
         "--hints intermediate tensors, as memory-mappable .npy files with a manifest. "
         "Interrupted runs resume where they stopped.",
@@ -32,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--logits",
         default="",
-        help="comma-separated outputs that are classification logits (stored as softmax(z/T))",
+        help="comma-separated outputs that are classification logits, stored as softmax(z/T) "
+        "(default: none)",
     )
     p.add_argument(
         "--axis",
@@ -68,19 +70,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--size",
         default=None,
         metavar="HxW",
-        help="resize images to HxW (default: the teacher's fixed input size; H,W too)",
+        help="resize images to HxW (H,W too; default: the --preset's, else the teacher's fixed "
+        "input size)",
     )
     p.add_argument(
         "--scale",
         type=float,
         default=None,
-        help="pixel multiplier before --mean/--std (default 1/255)",
+        help="pixel multiplier before --mean/--std (default: the --preset's, else 1/255)",
     )
     p.add_argument(
-        "--mean", default=None, metavar="M", help="per-channel mean (1 or 3 numbers, after --scale)"
+        "--mean",
+        default=None,
+        metavar="M",
+        help="per-channel mean, 1 or 3 comma-separated numbers, after --scale (default: the "
+        "--preset's, else 0)",
     )
-    p.add_argument("--std", default=None, metavar="S", help="per-channel std (1 or 3 numbers)")
-    p.add_argument("--bgr", action="store_true", help="feed images as BGR")
+    p.add_argument(
+        "--std",
+        default=None,
+        metavar="S",
+        help="per-channel std, 1 or 3 numbers (default: the --preset's, else 1)",
+    )
+    p.add_argument(
+        "--bgr", action="store_true", help="feed images as BGR (default: the --preset's, else RGB)"
+    )
     p.add_argument(
         "--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all, the default)"
     )

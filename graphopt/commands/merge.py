@@ -44,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="I:NAME=MERGED",
-        help="model I's input NAME reads merged input MERGED (repeatable), e.g. 1:x=image",
+        help="model I's input NAME reads merged input MERGED (repeatable), e.g. 1:x=image; I: "
+        "the model's number in the order given, from 0, or its prefix",
     )
     p.add_argument(
         "--tolerance",
@@ -61,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="INPUT=D0,D1,...",
-        help="dims to assume for a dynamic merged input when estimating MACs, e.g. "
+        help="dims to assume for a dynamic merged input when estimating MACs (repeatable), e.g. "
         "x=1,3,640,640 (or x:1x3x640x640, as --shapes elsewhere)",
     )
     p.add_argument("--report", default=None, metavar="JSON", help="write the sharing report here")

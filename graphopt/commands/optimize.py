@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "-p",
         "--pipeline",
         default=None,
-        help="built-in pipeline name (default, ort-cpu, tensorrt, ...) or a YAML file",
+        help=f"built-in pipeline name ({', '.join(_builtin_pipelines())}) or a pipeline YAML "
+        "file (default: default)",
     )
     p.add_argument(
         "--input-shape",
@@ -52,11 +53,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--opt-level",
         type=int,
         default=None,
+        metavar="N",
         help="skip passes above this level, 0 to 2 (default: the pipeline's opt_level:, else "
         "2; it wins over every pipeline's, included ones' too)",
     )
     p.add_argument(
-        "--disable", action="append", default=[], metavar="PASS", help="skip a pass (repeatable)"
+        "--disable",
+        action="append",
+        default=[],
+        metavar="PASS",
+        help="skip the pass of this name, as the pipeline YAML names it, e.g. "
+        "eliminate-common-subexpressions (repeatable)",
     )
     p.add_argument(
         "--verify",
@@ -135,6 +142,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="store weights in a .data file (default auto: as the input did, or when > 2 GiB)",
     )
     p.set_defaults(run=run)
+
+
+def _builtin_pipelines() -> list[str]:
+    """The built-in pipelines' names (`graphopt.pipeline.builtin_pipelines`, without importing
+    the pipeline machinery to build the parser)."""
+    from graphopt._resources import builtin_dir
+
+    return [p.stem for p in sorted(builtin_dir("passes").glob("*.yaml"))]
 
 
 def run(args: argparse.Namespace) -> int:

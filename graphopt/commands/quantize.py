@@ -102,16 +102,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--trt-version",
+        metavar="X.Y.Z",
         help="TensorRT version named in the cache header (default: that of --cache-in, else "
         "the installed one, else 8.6.1)",
     )
-    p.add_argument("--size", help="image input size HxW (default: the model's fixed size)")
-    p.add_argument("--letterbox", action="store_true", help="keep aspect ratio, pad to size")
-    p.add_argument("--mean", help="per-channel mean (1 or 3 numbers, after --scale)")
-    p.add_argument("--std", help="per-channel std (1 or 3 numbers)")
-    p.add_argument("--scale", type=float, help="pixel multiplier before mean/std (e.g. 0.00392)")
-    p.add_argument("--bgr", action="store_true", help="feed channels as BGR")
-    p.add_argument("--preprocess", metavar="YAML", help="preprocessing spec file (same keys)")
+    p.add_argument(
+        "--size",
+        metavar="HxW",
+        help="resize --calib images to HxW, or N for NxN (default: the model's fixed size)",
+    )
+    p.add_argument(
+        "--letterbox",
+        action="store_true",
+        help="keep the aspect ratio, pad to --size with 114 (default: stretch)",
+    )
+    p.add_argument(
+        "--mean", help="per-channel mean, 1 or 3 comma-separated numbers, after --scale (default 0)"
+    )
+    p.add_argument("--std", help="per-channel std, 1 or 3 numbers (default 1)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="pixel multiplier before --mean/--std (default 1: pixels 0..255; 0.00392 for 0..1)",
+    )
+    p.add_argument("--bgr", action="store_true", help="feed channels as BGR (default RGB)")
+    p.add_argument(
+        "--preprocess",
+        metavar="YAML",
+        help="preprocessing spec file: a mapping of size, letterbox, mean, std, scale, bgr, "
+        "pad_value; the flags given win over it",
+    )
     p.add_argument(
         "--batch-size",
         type=int,
@@ -155,7 +175,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target tensorrt, whose symmetric int8 costs the image-reading stem the most)",
     )
     p.add_argument(
-        "--pipeline", default=None, help="optimize pipeline run first (default: per target)"
+        "--pipeline",
+        default=None,
+        help="optimize pipeline run first, a built-in name or YAML file (default: tensorrt for "
+        "--target tensorrt, default for onnxruntime)",
     )
     p.add_argument("--report", action="store_true", help="print timings and the sensitivity report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -270,7 +293,11 @@ def run(args: argparse.Namespace) -> int:
         spec.check("--std" if args.std else "preprocessing spec")
         data = calibration_feeds(args.calib, loaded.model, spec, args.batch_size)
         refuse_image_options_without_images(
-            image_options(args), data.files, IMAGE_SUFFIXES, f"--calib {args.calib}", QuantizeError
+            image_options(args),
+            data.files,
+            IMAGE_SUFFIXES,
+            f"--calib {shown(args.calib)}",
+            QuantizeError,
         )
         if not args.no_progress:  # with --cache-in the feeds only choose the search's samples
             progress = Progress(len(data), "choosing samples" if args.cache_in else "calibrating")
