@@ -248,3 +248,11 @@ def test_optimize_documents_that_opt_level_minus_one_runs_no_pass() -> None:
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)])
     assert len(graphopt.optimize(model, opt_level=-1).graph.node) == 2
     assert len(graphopt.optimize(model).graph.node) == 1
+
+
+def test_readme_api_section_says_what_opt_level_minus_one_does() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    api = " ".join(readme.split("## Python API", 1)[1].split("\n## ", 1)[0].split())
+    assert "`opt_level=-1` runs no pass at all" in api
+    assert "The CLI's `--opt-level` takes 0 to 2 only" in api
+    assert "a positional argument past the last" in api
