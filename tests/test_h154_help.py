@@ -6,8 +6,9 @@ goes before; optimize's -p named no default and three of the six built-in pipeli
 gave no default for --scale (1: pixels 0..255, where distill-targets' is 1/255), --mean, --std,
 --pipeline ("per target") and no keys for --preprocess; bench --threads gave no default;
 build --timing-cache did not say it is written back, nor --calib how images are fed;
-distill-targets' description named TEACHER and DIR, which its usage does not have. Every test
-here failed before its fix.
+distill-targets' description named TEACHER and DIR, which its usage does not have; inspect's
+promised the post-dominator tree, of which it prints a summary. Every test here failed before
+its fix.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_quantize_help_says_the_preprocessing_defaults_the_code_has(
     assert sorted(keys.split(", ")) == sorted(PreprocessSpec.__dataclass_fields__)
 
 
-def test_build_distill_and_merge_help_say_what_they_left_out(
+def test_build_distill_inspect_and_merge_help_say_what_they_left_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     text = _help(["build"], capsys)
@@ -103,6 +104,8 @@ def test_build_distill_and_merge_help_say_what_they_left_out(
     text = _help(["distill-targets"], capsys)
     assert "TEACHER" not in text and "DIR" not in text
     assert "Run the teacher model over --data" in text
+    text = _help(["inspect"], capsys)
+    assert "a summary of the post-dominator tree (nodes only the exit post-dominates" in text
     text = _help(["merge"], capsys)
     assert "I: the model's number in the order given, from 0, or its prefix" in text
 
