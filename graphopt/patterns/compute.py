@@ -323,6 +323,8 @@ def fold_batchnorm_gemm(
     c64 = np.zeros(1) if c is None else _float("C", c, w).astype(np.float64)
     if c64.ndim > 2:
         raise Refuse(f"Gemm C has rank {c64.ndim}")
+    if not _broadcasts(c64.shape, (n,)):  # a C onnx's check lets by ([M] for [M, N])
+        raise Refuse(f"Gemm C of shape {list(c64.shape)} does not broadcast to its {n} columns")
     c2 = s * float(beta_gemm) * c64 + t
     w2_cast, c2_cast = _cast(w, w2, c2)
     refuse_underflow(w2_cast, lambda: w2, lambda a: a.sum(axis=1 if trans_b else 0), "B·s")
@@ -628,6 +630,8 @@ def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
     "add" a+b, "sub" a−b, "rsub" b−a."""
     x = _float("first constant", a)
     y = _float("second constant", b, x)
+    if not _broadcasts(x.shape, y.shape):  # (x·a)·b that no runtime runs, x of unknown rank
+        raise Refuse(f"constants of shapes {list(x.shape)} and {list(y.shape)} do not broadcast")
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     if (how == "div" and np.any(y64 == 0)) or (how == "rdiv" and np.any(x64 == 0)):
         raise Refuse("division by a zero constant")
@@ -652,8 +656,8 @@ def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
 def clip_params(m: Match, lo: Any, hi: Any) -> list[float]:
     """FusedConv's activation_params for Clip: [min, max] (absent bounds → ∓float32 max)."""
     big = float(np.finfo(np.float32).max)
-    low = -big if lo is None else float(np.asarray(lo).reshape(()))
-    high = big if hi is None else float(np.asarray(hi).reshape(()))
+    low = -big if lo is None else _one_float("Clip's min", lo)
+    high = big if hi is None else _one_float("Clip's max", hi)
     return [low, high]
 
 
@@ -664,8 +668,26 @@ def params(m: Match, *values: Any) -> list[float]:
     for v in values:
         if v is None:
             raise Refuse("a parameter is not a constant")
-        out.append(float(np.asarray(v).reshape(())))
+        out.append(_one_float("a parameter", v))
     return out
+
+
+def _one_float(what: str, value: Any) -> float:
+    """A one-element constant or attribute as a float, or Refuse: a Clip bound of two
+    elements passes onnx's check (no runtime runs it) and has no one activation parameter."""
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise Refuse(f"{what} has shape {list(arr.shape)}, not one element")
+    return float(arr.reshape(()))
+
+
+def _broadcasts(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether arrays of shapes `a` and `b` broadcast together (numpy's rule, ONNX's)."""
+    try:
+        np.broadcast_shapes(a, b)
+    except ValueError:
+        return False
+    return True
 
 
 @computation("layernorm_params")

@@ -1,0 +1,132 @@
+"""Adversarial review of the built-in fusion rules (patterns/*.yaml, graphopt/patterns/compute.py):
+models that pass onnx's full check and made a rule's computation raise (a PassError naming a
+numpy ValueError, no output) where the rule must refuse and leave the site as it is."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+import graphopt
+from tests.fusion_models import build, explained, feeds, ops, run_at, run_passes
+
+RNG = np.random.default_rng(151)
+CONV_W = RNG.uniform(-1, 1, (4, 3, 3, 3)).astype(np.float32)
+CONV_CLIP = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[1,3,6,6] x) => (float[1,4,4,4] z) {
+  y = Conv(x, W)
+  z = Clip(y, lo, hi)
+}"""
+
+
+def test_a_clip_bound_of_two_elements_does_not_fuse_into_fusedconv():
+    """Clip(Conv(x, W), lo, hi) with lo of shape [2] passes onnx's full check (no runtime runs
+    it: a bound must be one element); fusedconv-clip's clip_params raised ValueError ("cannot
+    reshape array of size 2 into shape ()"), so `optimize(..., "ort-fusions")` failed. The
+    rule refuses it and the model comes back as it was."""
+    model = build(
+        CONV_CLIP,
+        {"W": CONV_W, "lo": np.array([-1.0, 0.0], np.float32), "hi": np.array(1.0, np.float32)},
+    )
+    out, report = run_passes(model, ["fuse-ort-contrib"])
+    assert ops(out) == ["Conv", "Clip"]
+    (reason,) = explained(report, "fusedconv-clip", "refused")
+    assert "Clip's min has shape [2], not one element" in reason
+    assert ops(graphopt.optimize(model, "ort-fusions")) == ["Conv", "Clip"]
+
+
+def test_a_one_element_clip_bound_of_rank_one_still_fuses():
+    """The control: a bound of shape [1] is one element; it fuses, outputs unchanged."""
+    model = build(
+        CONV_CLIP,
+        {"W": CONV_W, "lo": np.array([-1.0], np.float32), "hi": np.array([1.5], np.float32)},
+    )
+    out = graphopt.optimize(model, "ort-fusions")
+    assert ops(out) == ["com.microsoft.FusedConv"]
+    inputs = feeds(model)
+    np.testing.assert_allclose(
+        run_at(out, inputs, "disable")["z"], run_at(model, inputs, "disable")["z"], rtol=1e-5
+    )
+
+
+def _gemm_bn(c: np.ndarray) -> onnx.ModelProto:
+    """Gemm(a [3, 5], B [5, 4], C) → BatchNormalization over its 4 columns."""
+    return build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[3,5] a) => (float[3,4] z) {
+          y = Gemm(a, B, C)
+          z = BatchNormalization(y, gamma, beta, mean, var)
+        }""",
+        {
+            "B": RNG.uniform(-1, 1, (5, 4)).astype(np.float32),
+            "C": c,
+            "gamma": np.array([0.5, 1.0, 1.5, 2.0], np.float32),
+            "beta": np.array([0.1, -0.1, 0.2, -0.2], np.float32),
+            "mean": np.array([0.0, 0.3, -0.3, 0.1], np.float32),
+            "var": np.array([1.0, 0.5, 2.0, 0.25], np.float32),
+        },
+    )
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 2)])
+def test_a_gemm_bias_that_does_not_broadcast_to_its_columns_is_not_folded(shape):
+    """Gemm's C of shape [3] (or [3, 2]) for a [3, 4] output passes onnx's full check (its
+    inference does not look at C); fold_batchnorm_gemm raised ValueError ("operands could not
+    be broadcast together with shapes (4,) (3,)") and `optimize` failed with a PassError. The
+    rule refuses it; the Gemm and the BatchNormalization stay."""
+    model = _gemm_bn(np.ones(shape, np.float32))
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Gemm", "BatchNormalization"]
+    (reason,) = explained(report, "fold-batchnorm-gemm", "refused")
+    assert f"Gemm C of shape {list(shape)} does not broadcast to its 4 columns" in reason
+    assert ops(graphopt.optimize(model, "default")) == ["Gemm", "BatchNormalization"]
+
+
+@pytest.mark.parametrize("shape", [(4,), (1, 4), (3, 1), (3, 4), (1,)])
+def test_a_gemm_bias_of_every_valid_shape_still_folds(shape):
+    """The control: every C onnxruntime's Gemm accepts for a [3, 4] output folds, outputs
+    unchanged."""
+    model = _gemm_bn(RNG.uniform(-1, 1, shape).astype(np.float32))
+    out = graphopt.optimize(model, "default")
+    assert ops(out) == ["Gemm"]
+    inputs = feeds(model)
+    np.testing.assert_allclose(
+        run_at(out, inputs, "disable")["z"],
+        run_at(model, inputs, "disable")["z"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(("first", "second"), [("Mul", "Mul"), ("Add", "Sub"), ("Div", "Mul")])
+def test_constants_that_do_not_broadcast_together_are_not_merged(first, second):
+    """(x ∘ a) ∘ b with a [3], b [4] and x of unknown rank (a Reshape to a shape given at run
+    time) passes onnx's full check (nothing infers x·a's shape), though no runtime runs it;
+    `combine` raised ValueError and `optimize` failed. merge-* refuses it; the model stays."""
+    nodes = [
+        helper.make_node("Reshape", ["x0", "shape"], ["x"]),
+        helper.make_node(first, ["x", "a"], ["t"]),
+        helper.make_node(second, ["t", "b"], ["z"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x0", onnx.TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("shape", onnx.TensorProto.INT64, ["k"]),
+        ],
+        [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, ["d"])],
+        [
+            numpy_helper.from_array(np.full(3, 2.0, np.float32), "a"),
+            numpy_helper.from_array(np.full(4, 0.5, np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Reshape", first, second]
+    reasons = [r for rule, _node, outcome, r in report.explain if outcome == "refused"]
+    assert any("constants of shapes" in r and "do not broadcast" in r for r in reasons), reasons
+    assert ops(graphopt.optimize(model, "default")) == ["Reshape", first, second]
