@@ -192,6 +192,25 @@ def test_quantize_names_a_cache_in_path_on_one_line(
     one_line_error(capsys, "takes its scales from --cache-in 'c\\nd'")
 
 
+def test_report_lines_show_paths_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """optimize, split and check printed the input and -o paths raw: a newline in one split
+    the report line in two."""
+    model, out = tmp_path / "m\nx.onnx", tmp_path / "o\ny.onnx"
+    onnx.save(relu_model([1, 4]), str(model))
+    for argv in (
+        ["optimize", str(model), "-o", str(out)],
+        ["split", str(model), "--outputs", "y", "-o", str(out)],
+        ["check", str(model)],
+    ):
+        assert main(argv) == 0
+        said = capsys.readouterr().out
+        assert said.count("\n") == 1 and said.startswith(repr(str(model)) + ": "), said
+        if "-o" in argv:
+            assert said.endswith(f"wrote {str(out)!r}\n"), said
+
+
 # 4. --shapes with several values that are no NAME:DIMS
 
 

@@ -186,7 +186,7 @@ def save_output(
 def output_name(args: argparse.Namespace) -> str:
     """How a command's report names where `-o` wrote the model: its path, or "standard
     output" for `-o -`."""
-    return "standard output" if args.output == STDOUT else str(args.output)
+    return "standard output" if args.output == STDOUT else shown(args.output)
 
 
 def comma_list(text: str | None) -> list[str]:

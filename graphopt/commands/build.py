@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.backends.tensorrt import sidecar_path
 
     print(  # "...; wrote OUT", as optimize, quantize and split end
-        f"{args.input}: TensorRT {info.tensorrt_version} {info.precision} engine "
-        f"({info.engine_bytes / 2**20:.1f} MiB); wrote {args.output} and "
-        f"{sidecar_path(args.output)}"
+        f"{shown(args.input)}: TensorRT {info.tensorrt_version} {info.precision} engine "
+        f"({info.engine_bytes / 2**20:.1f} MiB); wrote {shown(args.output)} and "
+        f"{shown(sidecar_path(args.output))}"
     )
     return 0
 

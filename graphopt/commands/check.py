@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         counted = f"{errors}; {hidden} warning{'s' * (hidden != 1)} not shown (--errors-only)"
     for f in findings:
         print(f)
-    print(f"{args.input}: TensorRT {version}: {counted}")
+    print(f"{shown(args.input)}: TensorRT {version}: {counted}")
     return 1 if findings else 0
 
 

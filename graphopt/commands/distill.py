@@ -269,5 +269,5 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     for name, entry in manifest["tensors"].items():
         print(f"{entry['kind']:5} {name}: {entry['dtype']} {entry['shape']} -> {entry['file']}")
-    print(f"{manifest['done']}/{manifest['count']} samples; wrote {args.output}")
+    print(f"{manifest['done']}/{manifest['count']} samples; wrote {shown(args.output)}")
     return 0

@@ -301,7 +301,7 @@ def run_split(args: argparse.Namespace) -> int:
     refuse_data_file_of_inputs(result, args.output, [args.input], MergeError)
     save_output(result, args)
     print(
-        f"{args.input}: kept {_node_count_text(result)} for outputs "
+        f"{shown(args.input)}: kept {_node_count_text(result)} for outputs "
         f"{', '.join(o.name for o in result.graph.output)}; wrote {output_name(args)}"
     )
     return 0

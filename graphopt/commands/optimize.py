@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     save_output(optimized, args, external_data=external)
     nodes_after = nodes_after_text(optimized)
     print(
-        f"{args.input}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {output_name(args)}"
+        f"{shown(args.input)}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {output_name(args)}"
     )
     if args.stats:
         print_stats(report)

@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         else f"{args.method}, {counted(report.feeds, 'feed')} from {args.calib}"
     )
     print(
-        f"{args.input}: quantized {counted(len(report.quantized_nodes), 'node')} for {args.target} "
+        f"{shown(args.input)}: quantized {counted(len(report.quantized_nodes), 'node')} for {args.target} "
         f"({source}); wrote {output_name(args)}"
         + (f" and {args.cache}" if args.cache else "")
         + (f" (float choices in {side_out})" if side_out and os.path.isfile(side_out) else "")
