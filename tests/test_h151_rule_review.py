@@ -130,3 +130,55 @@ def test_constants_that_do_not_broadcast_together_are_not_merged(first, second):
     reasons = [r for rule, _node, outcome, r in report.explain if outcome == "refused"]
     assert any("constants of shapes" in r and "do not broadcast" in r for r in reasons), reasons
     assert ops(graphopt.optimize(model, "default")) == ["Reshape", first, second]
+
+
+BN_STANDALONE = """<ir_version: 8, opset_import: ["" : 15]>
+g ({x}[2,4,3,3] x) => ({x}[2,4,3,3] y) {{
+  y = BatchNormalization(x, gamma, beta, mean, var)
+}}"""
+
+
+def _bn_params(dtype: type) -> dict[str, np.ndarray]:
+    return {
+        "gamma": np.array([0.5, 1.0, 1.5, 2.0], dtype),
+        "beta": np.array([0.1, -0.1, 0.2, -0.2], dtype),
+        "mean": np.array([0.0, 0.3, -0.3, 0.1], dtype),
+        "var": np.array([1.0, 0.5, 2.0, 0.25], dtype),
+    }
+
+
+@pytest.mark.parametrize(
+    ("x_type", "params"), [("float16", np.float32), ("float", np.float16)], ids=["x16", "x32"]
+)
+def test_a_batchnorm_with_parameters_of_another_type_stays_a_batchnorm(x_type, params):
+    """From opset 15 BatchNormalization's X (T) and its γ, β (T1), μ, σ² (T2) may differ: a
+    mixed-precision export has float16 X and float32 parameters, and onnxruntime runs it.
+    batchnorm-to-mul-add made x·s + t with s, t of the parameters' type: Mul(float16,
+    float32), which fails onnx's full check and that no onnxruntime session loads. It refuses."""
+    from graphopt.passes.fuse_patterns import FusePatterns
+
+    model = build(BN_STANDALONE.format(x=x_type), _bn_params(params))
+    out, report = run_passes(model, [FusePatterns(groups=["batchnorm-standalone"])])
+    assert ops(out) == ["BatchNormalization"]
+    (reason,) = explained(report, "batchnorm-to-mul-add", "refused")
+    assert "x·s + t would mix types" in reason
+    inputs = feeds(model)
+    np.testing.assert_array_equal(
+        run_at(out, inputs, "disable")["y"], run_at(model, inputs, "disable")["y"]
+    )
+
+
+def test_a_batchnorm_with_parameters_of_its_type_still_becomes_mul_add():
+    """The control: X and the parameters float16 alike: x·s + t, outputs unchanged."""
+    from graphopt.passes.fuse_patterns import FusePatterns
+
+    model = build(BN_STANDALONE.format(x="float16"), _bn_params(np.float16))
+    out, _ = run_passes(model, [FusePatterns(groups=["batchnorm-standalone"])])
+    assert ops(out) == ["Mul", "Add"]
+    inputs = feeds(model)
+    np.testing.assert_allclose(
+        run_at(out, inputs, "disable")["y"].astype(np.float32),
+        run_at(model, inputs, "disable")["y"].astype(np.float32),
+        rtol=2e-3,
+        atol=4e-3,
+    )

@@ -357,9 +357,16 @@ def batchnorm_to_affine(
     """BN(x)  ⇒  x·s + t with s, t of shape [C, 1, ..., 1] (rank of x minus one)."""
     like = _float("scale", gamma)
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, like)
-    r = m.facts.rank(m.anchor.input[0])
+    x = m.anchor.input[0]
+    r = m.facts.rank(x)
     if r is None or r < 2:
-        raise Refuse(f"cannot prove the rank of {m.anchor.input[0]}")
+        raise Refuse(f"cannot prove the rank of {x}")
+    # From opset 15 X may be float16 where γ, β, μ, σ² are float32: x·s would mix the types
+    want = onnx.helper.np_dtype_to_tensor_dtype(like.dtype)
+    have = _dtype_of(m, x)
+    if have != want:
+        shown = "of unknown type" if have is None else onnx.TensorProto.DataType.Name(have)
+        raise Refuse(f"{x} is {shown}, the parameters {like.dtype}: x·s + t would mix types")
     shape = (-1,) + (1,) * (r - 2)
     s2, t2 = _cast(like, s.reshape(shape), t.reshape(shape))
     refuse_underflow(s2, lambda: s.reshape(shape), None, "the scale γ/√(σ²+ε)")
@@ -758,8 +765,19 @@ def _normalized_input(m: Match) -> str:
 
 def _shape_of(m: Match, tensor: str) -> Shape | None:
     """`tensor`'s inferred shape (`shape_facts`, once per pattern run), or None."""
-    shapes = _RUN_SHAPES.get(m.facts)
-    if shapes is None or not shapes.knows(tensor):  # a tensor made by a rewrite since
-        shapes = _RUN_SHAPES[m.facts] = shape_facts(m.graph)
-    shape = shapes.shape(tensor)
+    shape = _run_shapes(m, tensor).shape(tensor)
     return None if shape is None else tuple(shape)
+
+
+def _dtype_of(m: Match, tensor: str) -> int | None:
+    """`tensor`'s inferred element type (a TensorProto enum), or None."""
+    return _run_shapes(m, tensor).dtype(tensor)
+
+
+def _run_shapes(m: Match, tensor: str) -> ShapeFacts:
+    """The pattern run's shape facts (`shape_facts`, inferred once per run, again where
+    `tensor` was made by a rewrite since)."""
+    shapes = _RUN_SHAPES.get(m.facts)
+    if shapes is None or not shapes.knows(tensor):
+        shapes = _RUN_SHAPES[m.facts] = shape_facts(m.graph)
+    return shapes
