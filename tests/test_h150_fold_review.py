@@ -188,3 +188,70 @@ def test_where_gives_onnxruntimes_sign_of_a_picked_zero(pipeline, case):
     feeds = {"x": np.ones(1, np.float32)}
     assert_same_outputs(model, out, feeds)
     assert np.isinf(ort_run(model, feeds)["z"]).any()  # the zero's sign shows
+
+
+# Ops onnxruntime evaluates for the folder whose value 1.23.2 (the newest for Python 3.10)
+# and 1.32.0 give differently (measured; 1.23.2 value, 1.32.0 value): folded, the model had
+# 1.32's answer baked in. They are left to the runtime. (op, attrs, inputs, input type)
+I32, I64, U32, F32 = np.int32, np.int64, np.uint32, np.float32
+VERSIONS_DIFFER = {
+    # integers accumulated in the type and wrapped (1.23) or in double and saturated (1.32);
+    # a negative LogSumExp rounded down (1.23: -1) or toward zero (1.32: 0)
+    "l1-int32": ("ReduceL1", "keepdims = 0", [np.array([[2**31 - 1, 2**31 - 1, 1]], I32)]),
+    "l2-int32": ("ReduceL2", "keepdims = 0", [np.array([[46341, 2]], I32)]),  # -2^31, 46341
+    "sum-square-int64": ("ReduceSumSquare", "keepdims = 0", [np.array([[3037000500, 2]], I64)]),
+    "mean-int32": ("ReduceMean", "keepdims = 0", [np.array([[2**30, 2**30]], I32)]),
+    "log-sum-int64": ("ReduceLogSum", "keepdims = 0", [np.array([[2**62, 2**62]], I64)]),
+    "log-sum-exp-int64": ("ReduceLogSumExp", "keepdims = 0", [np.array([[-1, -1, -3, -2]], I64)]),
+    # 1.23's float32 kernel (16 elements: its vectorized path): NaN (1.32: inf, 0)
+    "prelu-inf": ("PRelu", "", [np.full(16, -np.inf, F32), np.array([-1.0], F32)]),
+    "prelu-inf-slope": ("PRelu", "", [np.array([0.0, 2.0], F32), np.array([np.inf], F32)]),
+    # by the bit width: 1.23 shifts by 33 mod 32 (2), 1.32 gives 0
+    "bitshift-width": ("BitShift", 'direction = "LEFT"', [np.array([1], U32), np.array([33], U32)]),
+}
+VERSIONS_AGREE = {
+    "l2-int32": ("ReduceL2", "keepdims = 0", [np.array([[3, 4]], I32)]),
+    "mean-int64": ("ReduceMean", "keepdims = 0", [np.array([[2**40, -(2**40), 7]], I64)]),
+    "prelu": ("PRelu", "", [np.linspace(-8, 8, 16, dtype=F32), np.array([0.25], F32)]),
+    "bitshift": ("BitShift", 'direction = "LEFT"', [np.array([1], U32), np.array([31], U32)]),
+}
+_TYPES = {"int32": "int32", "int64": "int64", "uint32": "uint32", "float32": "float"}
+
+
+def _one_op_model(op: str, attrs: str, inputs: list[np.ndarray]) -> onnx.ModelProto:
+    kind = _TYPES[inputs[0].dtype.name]
+    names = [f"c{k}" for k in range(len(inputs))]
+    model = onnx.parser.parse_model(
+        f"""
+        <ir_version: 8, opset_import: ["" : 18]>
+        g ({kind}[1] x) => ({kind}[?] z) {{
+          r = {op} <{attrs}> ({", ".join(names)})
+          f = Reshape (r, m)
+          z = Add (f, x)
+        }}
+        """.replace(" <>", "")
+    )
+    model.graph.initializer.extend(
+        onnx.numpy_helper.from_array(v, n) for n, v in zip(names, inputs, strict=True)
+    )
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([-1], I64), "m"))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(VERSIONS_DIFFER))
+def test_a_value_onnxruntime_versions_disagree_on_is_left_to_the_runtime(case):
+    op, attrs, inputs = VERSIONS_DIFFER[case]
+    model = _one_op_model(op, attrs, inputs)
+    out = graphopt.optimize(model)
+    assert op in [n.op_type for n in out.graph.node]
+    assert_same_outputs(model, out, {"x": np.zeros(1, inputs[0].dtype)})
+
+
+@pytest.mark.parametrize("case", sorted(VERSIONS_AGREE))
+def test_a_value_onnxruntime_versions_agree_on_still_folds(case):
+    op, attrs, inputs = VERSIONS_AGREE[case]
+    model = _one_op_model(op, attrs, inputs)
+    out = graphopt.optimize(model)
+    assert op not in [n.op_type for n in out.graph.node]
+    assert_same_outputs(model, out, {"x": np.zeros(1, inputs[0].dtype)})

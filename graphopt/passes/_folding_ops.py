@@ -11,7 +11,8 @@ value error (a Range to infinity). A result with no value every onnxruntime agre
 `Undefined`, never evaluated: integer Div/Mod by zero, Div(INT_MIN, -1), the empty inputs on
 which onnxruntime 1.23 dies of SIGFPE (`SIGFPE_ON_EMPTY`), a Range whose length
 onnxruntime 1.23 and newer count differently, a reduction over an empty set whose value ONNX
-leaves undefined or onnxruntime versions disagree on (`empty_reduction`), a 64-bit integer
+leaves undefined or onnxruntime versions disagree on (`empty_reduction`), an integer
+reduction that may overflow (`integer_reduction_overflow`), a 64-bit integer
 fmod past 2^53, a Slice end of INT_MAX with a negative step (onnxruntime and ONNX differ).
 
 What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
@@ -76,6 +77,7 @@ def evaluate(
     try:
         if node.op_type in REDUCTIONS:
             empty_reduction(node.op_type, list(inputs), node_attributes(node), opset)
+            integer_reduction_overflow(node.op_type, list(inputs), node_attributes(node), opset)
         if node.op_type in VERSION_DEPENDENT:
             version_dependent(node.op_type, list(inputs), node_attributes(node), opset)
         if kernel is not None:
@@ -779,7 +781,9 @@ tensor, LRN with 0 channels, Einsum of two operands one of which is empty. Found
 empty inputs over 71 ops (and 6000 edge-value cases) run in both; every empty input of these is
 refused, not only those."""
 
-VERSION_DEPENDENT = SIGFPE_ON_EMPTY | {"Erf", "ReduceLogSumExp", "ArgMax", "ArgMin", "Pad"}
+VERSION_DEPENDENT = SIGFPE_ON_EMPTY | {
+    "Erf", "ReduceLogSumExp", "ArgMax", "ArgMin", "Pad", "PRelu", "BitShift"
+}  # fmt: skip
 """Ops `version_dependent` checks before they are evaluated."""
 
 
@@ -794,10 +798,20 @@ def version_dependent(op: str, inputs: list[Value], attrs: Attrs, opset: int) ->
     - ArgMax, ArgMin, TopK of NaN: they pick different elements;
     - Pad with a negative pad: 1.23.2 fills the padding of a cropped axis with whatever memory
       holds (Pad([3.0], [-1, 1]) was -inf, 1.32 gives [0]); edge/wrap modes fail in 1.32.
+    - PRelu with an infinite or NaN input or slope: 1.23.2's float32 kernel gives NaN for
+      PRelu(-inf, -1) (1.32: inf) and PRelu(0, inf) (1.32: 0);
+    - BitShift by the element's bit width or more (undefined in C++): 1.23.2 shifts by the
+      amount modulo the width (1 << 33 of uint32 is 2), 1.32 gives 0.
     """
     present = [v for v in inputs if v is not None]
     if op in SIGFPE_ON_EMPTY and any(not v.size for v in present):
         raise Undefined("an empty input, on which onnxruntime 1.23 dies of SIGFPE")
+    if op == "BitShift" and len(present) == 2 and present[1].dtype.kind in "iu":
+        if present[1].size and int(present[1].max()) >= present[0].dtype.itemsize * 8:
+            raise Undefined("a BitShift by the bit width or more: onnxruntime 1.23 and 1.32 differ")
+        return
+    if op == "PRelu" and any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in present):
+        raise Undefined("PRelu of ±inf or NaN differs between onnxruntime 1.23 and 1.32")
     data = present[0] if present else None
     if data is None or (data.dtype.kind != "f" and op != "Pad"):
         return
@@ -873,6 +887,49 @@ def empty_reduction(op: str, inputs: list[Value], attrs: Attrs, opset: int) -> N
         raise Undefined(
             "an integer reduction of an empty set: onnxruntime 1.23 gives 0, 1.32 the dtype's "
             "minimum or maximum"
+        )
+
+
+_INTEGER_ACCUMULATIONS = {
+    "ReduceMean": "sum", "ReduceL1": "sum", "ReduceLogSum": "sum", "ReduceSumSquare": "squares",
+    "ReduceL2": "squares",
+}  # fmt: skip
+"""Integer reductions onnxruntime evaluates for the folder → what their partial results
+accumulate. (ReduceSum and ReduceProd have numpy kernels, which leave a sum or product that
+could overflow to onnxruntime: 1.32's saturated value is folded there.)"""
+
+
+def integer_reduction_overflow(op: str, inputs: list[Value], attrs: Attrs, opset: int) -> None:
+    """Raise `Undefined` where an integer reduction onnxruntime evaluates could leave the
+    dtype's range or pass 2^53 in its partial results: onnxruntime 1.23.2 accumulates in the
+    integer type and wraps (ReduceL1 of int32 [2^31 - 1, 2^31 - 1, 1] is -1, ReduceL2 of
+    [46341, 2] is -2^31), 1.32.0 in double and saturates (2^31 - 1, 46341). Bounded per reduced
+    set by Σ|x| (Mean, L1, LogSum) and Σx² (SumSquare, L2); below the bound the two agree. An
+    integer ReduceLogSumExp differs on small values too (a row of int64 0, 1 and 2: 0 in one,
+    -1 in the other): always refused. Measured on 1.23.2 and 1.32.0: 1200 random int32/int64
+    reductions and the dtypes' limits."""
+    data = inputs[0] if inputs else None
+    if data is None or data.dtype.kind not in "iu" or not data.size:
+        return
+    if op == "ReduceLogSumExp":
+        raise Undefined("an integer ReduceLogSumExp: onnxruntime 1.23 and 1.32 round it apart")
+    kind = _INTEGER_ACCUMULATIONS.get(op)
+    if kind is None:
+        return
+    axes = _axes(inputs, attrs, opset, REDUCTIONS[op])
+    if not axes and attrs.get("noop_with_empty_axes", 0):
+        return
+    magnitude = np.abs(data.astype(np.float64))
+    if kind == "squares":
+        magnitude = magnitude * magnitude
+    try:
+        bound = np.sum(magnitude, axis=tuple(normalize_axes(axes, data.ndim)) if axes else None)
+    except (Unsupported, ValueError):
+        return  # invalid or repeated axes: onnxruntime refuses the node
+    if np.any(bound >= min(2.0**53, _int_range(data.dtype)[1])):
+        raise Undefined(
+            f"an integer {op} that may overflow: onnxruntime 1.23 wraps it in the integer "
+            "type, 1.32 accumulates in double and saturates"
         )
 
 
