@@ -259,7 +259,14 @@ def test_check_takes_the_model_after_shapes(capsys: pytest.CaptureFixture[str]) 
     assert main(["check", "--shapes", "x:1x3x640x640"]) == 2
     said = "the following arguments are required: input (see 'graphopt check --help')"
     assert _one_line(capsys, "check") == said
-    assert main(["check", "--shapes", "x:1x3x640x640", model, model]) == 2
+    # two values that are no NAME:DIMS and no model before them: which is the model cannot be
+    # told (H154: the last was taken and the other called a bad shape); argparse's exit 2
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--shapes", "x:1x3x640x640", model, model])
+    assert exc.value.code == 2
+    said = _one_line(capsys, "check")
+    assert said.startswith(f"--shapes {model!r}, {model!r}: 2 values are no NAME:DIMS"), said
+    assert main(["check", model, "--shapes", "x:1x3x640x640", model]) == 2  # a model before
     assert _one_line(capsys, "check").startswith(f"bad --shapes {model!r}: expected NAME:")
 
 

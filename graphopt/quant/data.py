@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import shown
 from graphopt.arrays import NP_LOAD_ERRORS, unreadable_reason
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
@@ -66,14 +67,14 @@ class PreprocessSpec:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:  # (its text is several lines: the problem, its mark)
             mark = getattr(e, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            where = f"{shown(path)}:{mark.line + 1}" if mark is not None else shown(path)
             if isinstance(e, yaml.reader.ReaderError):  # a control character: a position
-                where = f"{path}:{text.count(chr(10), 0, e.position) + 1}"
+                where = f"{shown(path)}:{text.count(chr(10), 0, e.position) + 1}"
             problem = getattr(e, "problem", None) or str(e).splitlines()[0]
             raise QuantizeError(f"{where}: cannot read preprocessing spec: {problem}") from e
         if not isinstance(data, dict):
-            raise QuantizeError(f"{path}: preprocessing spec must be a mapping")
-        return cls.from_mapping(data, str(path))
+            raise QuantizeError(f"{shown(path)}: preprocessing spec must be a mapping")
+        return cls.from_mapping(data, shown(path))
 
     @classmethod
     def from_mapping(
@@ -206,7 +207,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         if self.whole_batches_only:
             if len(files) < batch_size:
                 raise QuantizeError(
-                    f"{files[0].parent}: {len(files)} file(s), fewer than one batch of {batch_size}"
+                    f"{shown(files[0].parent)}: {len(files)} file(s), fewer than one batch of {batch_size}"
                 )
             if len(files) % batch_size:
                 log.warning(
@@ -246,8 +247,8 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
         except (KeyError, ValueError) as e:
             raise QuantizeError(
-                f"{chunk[0].parent}: feeds {chunk[0].name}..{chunk[-1].name} do not stack into "
-                f"one batch ({e}); use --batch-size 1"
+                f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}.."
+                f"{shown(chunk[-1].name)} do not stack into one batch ({e}); use --batch-size 1"
             ) from e
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
@@ -262,17 +263,17 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         if suffix == ".npy":
             if len(names) != 1:
                 raise QuantizeError(
-                    f"{path}: a .npy feed fits only a single-input model; this one has inputs "
+                    f"{shown(path)}: a .npy feed fits only a single-input model; this one has inputs "
                     f"{', '.join(names)} (use .npz keyed by input name)"
                 )
             try:
                 value = np.load(path, allow_pickle=False)
             except NP_LOAD_ERRORS as e:
                 reason = unreadable_reason(e, path)
-                raise QuantizeError(f"{path}: cannot read .npy feed: {reason}") from e
+                raise QuantizeError(f"{shown(path)}: cannot read .npy feed: {reason}") from e
             if not isinstance(value, np.ndarray):  # an .npz archive under a .npy name
                 value.close()
-                raise QuantizeError(f"{path}: is an .npz archive, not a .npy array")
+                raise QuantizeError(f"{shown(path)}: is an .npz archive, not a .npy array")
             return {names[0]: value}
         image = self.image(path)
         return {names[0]: image}
@@ -284,9 +285,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             data = np.load(path, allow_pickle=False)
         except NP_LOAD_ERRORS as e:
             reason = unreadable_reason(e, path)
-            raise QuantizeError(f"{path}: cannot read .npz feed: {reason}") from e
+            raise QuantizeError(f"{shown(path)}: cannot read .npz feed: {reason}") from e
         if not isinstance(data, np.lib.npyio.NpzFile):
-            raise QuantizeError(f"{path}: is a .npy array, not an .npz archive")
+            raise QuantizeError(f"{shown(path)}: is a .npy array, not an .npz archive")
         with data:
             keys = list(data.files)
             try:
@@ -296,10 +297,10 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                     return {names[0]: data[keys[0]]}
             except NP_LOAD_ERRORS as e:
                 reason = unreadable_reason(e, path, member=True)
-                raise QuantizeError(f"{path}: cannot read .npz feed: {reason}") from e
+                raise QuantizeError(f"{shown(path)}: cannot read .npz feed: {reason}") from e
         missing = [n for n in names if n not in keys]
         raise QuantizeError(
-            f"{path}: no array for model input(s) {', '.join(missing)}; the archive has "
+            f"{shown(path)}: no array for model input(s) {', '.join(missing)}; the archive has "
             f"{', '.join(keys) or 'no arrays'} (key each array by its input name)"
         )
 
@@ -307,7 +308,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         from graphopt.realmodels import load_image, preprocess
 
         if len(self.inputs) != 1:
-            raise QuantizeError(f"{path}: images fit only a single-input model")
+            raise QuantizeError(f"{shown(path)}: images fit only a single-input model")
         name, elem_type, dims = self.inputs[0]
         fit = image_input(name, elem_type, dims)
         spec = self.spec or PreprocessSpec()
@@ -360,7 +361,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             return fit.arrange(nchw)
         except MemoryError as e:  # a --size of a dynamic input too large to hold
             raise QuantizeError(
-                f"{path}: not enough memory for a {size[0]}x{size[1]} image; give a smaller --size"
+                f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image; give a smaller --size"
             ) from e
 
 
