@@ -102,3 +102,20 @@ def test_ort_cpu_keeps_a_sequence_output_checkable_at_opset_12():
     x = RNG.standard_normal((1, CHANNELS, 8, 8)).astype(np.float32)
     for g, e in zip(_outputs(out, x, "sequence"), _outputs(original, x, "sequence"), strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
+@needs_nchwc
+def test_an_output_declared_without_a_type_is_guarded_as_before():
+    """An output with no type at all (onnx.checker rejects the model, onnxruntime loads it):
+    nothing to compare with If's constraint, so the guard is made as before the type check."""
+    original = _model("sequence", 13)
+    del original.graph.output[1]
+    del original.graph.node[2]
+    original.graph.output[0].ClearField("type")
+    out = graphopt.optimize(original, make_pipeline("t", [OrtNchwcLayout(fallback=True)]))
+    assert branches(out) is not None
+    x = RNG.standard_normal((1, CHANNELS, 8, 8)).astype(np.float32)
+    (expected,) = session(original, threads=1, level="disable").run(None, {"x": x})
+    for variant in (out, with_block_size(out, 2 * BLOCK)):
+        (got,) = session(variant, threads=1, level="disable").run(None, {"x": x})
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -89,9 +89,12 @@ def unguardable(graph: Graph) -> str:
     for out in graph.graph_outputs:
         if graph.producer_node(out) is None:
             return f"graph output {out!r} is not produced by a node"
-        kind = _type_text(declared[out]) if out in declared else ""
+        declared_type = declared.get(out)
+        if declared_type is None or declared_type.WhichOneof("value") is None:
+            continue  # no type declared (the model fails onnx.checker already): as it was
+        kind = _type_text(declared_type)
         if kind not in returnable:  # the If would hold an output onnx.checker rejects
-            kind = kind or "value of unknown type"
+            kind = kind or "value of a type If does not name"
             return f"graph output {out!r} is a {kind}, which an If at opset {opset} cannot return"
     for node in graph.nodes.values():
         if graph.has_subgraphs(node):
