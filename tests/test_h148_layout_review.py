@@ -4,13 +4,16 @@ A Transpose whose perm is not a permutation of 0..n-1, and a Concat whose axis i
 input's range, fail in onnxruntime: merge-transposes, transpose-to-reshape and merge-concats
 must skip them (they raised IndexError / ZeroDivisionError, or turned the invalid Transpose
 into a Reshape that runs). merge-slices, like the other layout passes, adds no initializer to a
-graph that stays at IR < 4 (every initializer must be a graph input there).
+graph that stays at IR < 4 (every initializer must be a graph input there). transpose-to-reshape
+leaves a Transpose of int4/uint4/int2 tensors alone: onnxruntime has no Reshape kernel for them.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import onnx.parser
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -102,3 +105,47 @@ def test_merge_slices_adds_no_initializer_to_an_ir3_graph():
     result = graphopt.optimize(model, make_pipeline("t", ["merge-slices"]))
     onnx.checker.check_model(result, full_check=True)
     assert [n.op_type for n in result.graph.node if n.op_type != "Constant"] == ["Slice"]
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+@pytest.mark.parametrize("pipeline", ["transpose-to-reshape", "default"])
+@pytest.mark.parametrize(
+    ("elem_type", "opset"),
+    [(TensorProto.INT4, 21), (TensorProto.UINT4, 21), (TensorProto.INT2, 25)],
+    ids=["int4", "uint4", "int2"],
+)
+def test_a_transpose_of_packed_integers_stays_a_transpose(elem_type, opset, pipeline):
+    # onnxruntime transposes int4/uint4/int2 tensors but has no Reshape kernel for them: the
+    # Transpose that only moves a size-1 dim, rewritten, made a model that cannot load
+    nodes = [
+        helper.make_node("Cast", ["x"], ["q"], to=elem_type),
+        helper.make_node("Transpose", ["q"], ["t"], perm=[1, 0, 2]),
+        helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=11)
+    try:
+        original = _session(model)
+    except Exception as error:  # (an onnxruntime without these types)
+        pytest.skip(f"onnxruntime does not run the original: {error}")
+    x = np.array([[[0, 1, -1, 1], [1, 0, 1, 0], [-1, 1, 0, 1]]], np.float32)
+    if elem_type == TensorProto.UINT4:
+        x = np.abs(x)
+    name = pipeline if pipeline == "default" else make_pipeline("t", [pipeline])
+    result = graphopt.optimize(model, name)
+    onnx.checker.check_model(result, full_check=True)
+    assert "Reshape" not in [n.op_type for n in result.graph.node]
+    want = original.run(None, {"x": x})[0]
+    np.testing.assert_array_equal(_session(result).run(None, {"x": x})[0], want)

@@ -28,6 +28,13 @@ from graphopt.passes.noop import LazyShapes, bypass, can_bypass
 
 RESHAPE_LIKE = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 """Ops that only change a tensor's shape, never the order of its elements."""
+NO_RESHAPE_KERNEL = frozenset(
+    getattr(onnx.TensorProto, name)
+    for name in ("INT4", "UINT4", "INT2", "UINT2", "FLOAT4E2M1")
+    if hasattr(onnx.TensorProto, name)
+)
+"""Element types packed several to a byte: onnxruntime (1.32) runs Transpose of INT4/UINT4 (and
+INT2/UINT2) tensors but registers no Reshape kernel for any of them."""
 
 
 def composed_perm(first: Sequence[int], second: Sequence[int]) -> list[int]:
@@ -325,7 +332,8 @@ class TransposeToReshape(Pass):
 
     Shapes come from shape inference, run only for a Transpose that the shapes the model
     declares for x or y (value_info, graph inputs and outputs) do not already show swapping two
-    dims larger than 1.
+    dims larger than 1. Not for element types onnxruntime has no Reshape kernel for (INT4, UINT4,
+    INT2, UINT2, FLOAT4E2M1: `NO_RESHAPE_KERNEL`), nor an element type not known.
     """
 
     name = "transpose-to-reshape"
@@ -363,6 +371,10 @@ class TransposeToReshape(Pass):
             dynamic = [i for i, d in enumerate(out) if not isinstance(d, int)]
             if len(dynamic) > 1:
                 ctx.note(self.name, node.name, "refused", "more than one dynamic dim")
+                continue
+            dtype = shapes.dtype(x)
+            if dtype is None or dtype in NO_RESHAPE_KERNEL:
+                ctx.note(self.name, node.name, "refused", "no Reshape kernel for its element type")
                 continue
             target = np.array([d if isinstance(d, int) else -1 for d in out], dtype=np.int64)
             shape_name = graph.add_initializer(f"{y}_shape", target)
