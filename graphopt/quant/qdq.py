@@ -89,14 +89,28 @@ class ActivationQuant:
         return cls(scale, zero, np.uint8)
 
 
-def scale_as(scale: Any, dtype: type) -> np.ndarray:
+def scale_as(scale: Any, dtype: type, what: str = "a float16 tensor") -> np.ndarray:
     """`scale` (float32 values) stored as `dtype`: float32 as is; float16 rounded up to the next
-    representable value (rounding down would map amax past 127) and floored at 2⁻²⁴."""
+    representable value (rounding down would map amax past 127) and floored at 2⁻²⁴.
+
+    A scale beyond float16's largest value (65504) is a QuantizeError naming `what`: rounded
+    up it is inf, and a Q/DQ at scale inf dequantizes every value to 0·inf = NaN. (No float16
+    tensor needs more than 65504 / 127; a calibration cache can still give more.)"""
     s32 = np.asarray(scale, np.float32)
     if dtype is np.float32:
         return s32
+    largest = np.finfo(np.float16).max
+    if np.any(s32 > largest):  # (65504, 65520) rounds to 65504, then up to inf
+        raise QuantizeError(
+            f"{what} is float16 and its scale {float(s32.max()):.6g} is beyond float16's "
+            f"largest value ({float(largest):g}): no float16 Q/DQ holds it (a float16 tensor "
+            f"needs at most {float(largest) / 127:.4g}; a calibration cache written for another "
+            "model?)"
+        )
     s16 = s32.astype(np.float16)
-    s16 = np.where(s16.astype(np.float32) < s32, np.nextafter(s16, np.float16(np.inf)), s16)
+    with np.errstate(over="ignore"):  # (np.where computes 65504's successor, inf, unused)
+        up = np.nextafter(s16, np.float16(np.inf))
+    s16 = np.where(s16.astype(np.float32) < s32, up, s16)
     return np.maximum(s16, _MIN_SCALE_FP16).astype(np.float16)
 
 
@@ -189,7 +203,8 @@ def insert_qdq(
         if q is None:
             raise QuantizeError(f"no calibration range for tensor {tensor!r}")
         elem = types.get(tensor, onnx.TensorProto.FLOAT)
-        scale = scale_as(q.scale, _scale_dtype(elem, opset, f"activation {tensor!r}"))
+        what = f"activation {tensor!r}"
+        scale = scale_as(q.scale, _scale_dtype(elem, opset, what), what)
         s = graph.add_initializer(f"{tensor}_scale", scale)
         z = graph.add_initializer(f"{tensor}_zero_point", np.array(q.zero_point, q.dtype))
         qn = graph.make_node("QuantizeLinear", [tensor, s, z], 1, name=f"{tensor}_QuantizeLinear")

@@ -1,0 +1,87 @@
+"""Adversarial review of Q/DQ emission (`graphopt.quant.qdq`, `graphopt.quant.placement`).
+
+Each test pins a defect found by the review: it fails on the commit before its fix. Models are
+built in code; calibration uses the scikit-image photographs (`graphopt.realmodels`).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt import realmodels
+from graphopt.errors import QuantizeError
+from graphopt.quant.api import quantize_with_report
+from graphopt.quant.qdq import scale_as
+
+PHOTOS = ("astronaut.png", "motorcycle_left.png")
+
+
+def _photos(size: int, dtype: type) -> list[dict[str, np.ndarray]]:
+    return [
+        {"x": realmodels.preprocess(im, (size, size), scale=1 / 255.0).astype(dtype)}
+        for im in realmodels.images(names=PHOTOS)
+    ]
+
+
+def _float16_model() -> onnx.ModelProto:
+    """x (float16) → Conv → Relu (r1) → Conv → y, opset 19 (float16 Q/DQ)."""
+    rng = np.random.default_rng(0)
+    w1 = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float16)
+    w2 = (rng.standard_normal((4, 8, 3, 3)) * 0.15).astype(np.float16)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fp16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 4, 16, 16])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _cache(path: Path, scales: dict[str, float]) -> Path:
+    lines = ["TRT-8601-EntropyCalibration2"]
+    lines += [f"{t}: {struct.pack('>f', s).hex()}" for t, s in scales.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_float16_scale_past_float16_range_is_a_scale_error() -> None:
+    """A float32 scale above 65504 has no float16 form: rounded up it was inf (a Q/DQ at scale
+    inf reads 0·inf = NaN); now a QuantizeError. 65504 itself is kept."""
+    assert float(scale_as(np.float32(65504.0), np.float16)) == 65504.0
+    for scale in (65510.0, 1e6):
+        with pytest.raises(QuantizeError, match="beyond float16's largest value"):
+            scale_as(np.float32(scale), np.float16)
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_float16_cache_scale_past_float16_range_is_refused(target: str, tmp_path: Path) -> None:
+    """A calibration cache whose scale for a float16 activation passes float16's range (one
+    written for another model): quantize emitted a Q/DQ at scale inf and the model computed
+    NaN where the float model did not; now a one-line QuantizeError naming the tensor."""
+    model = _float16_model()
+    feeds = _photos(16, np.float16)
+    options = {"accuracy_target": None, "keep_stem": False}
+    _, report = quantize_with_report(model, feeds, target=target, **options)
+    scales = {t: float(s) for t, s in report.scales.items()}
+    assert "r1" in scales
+    good = _cache(tmp_path / "good.cache", scales)
+    quantize_with_report(model, None, target=target, from_cache=good, **options)  # as written
+    bad = _cache(tmp_path / "bad.cache", {**scales, "r1": 1e6})
+    with pytest.raises(QuantizeError, match=r"activation 'r1' is float16") as caught:
+        quantize_with_report(model, None, target=target, from_cache=bad, **options)
+    assert "\n" not in str(caught.value)
