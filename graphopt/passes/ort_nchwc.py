@@ -28,6 +28,13 @@ Add/Mul whose operand shapes are not statically known to be equal, Resize other 
 models (every initializer must be a graph input there, so no reordered filter can be added),
 graphs that hold NCHWc ops already, unless the metadata says they are for this block size and
 there is no fallback to make (their filters are reordered for the block size they were made for).
+Nor does it keep non-finite values exactly as the NCHW kernels do (measured, onnxruntime 1.32,
+equal to what its own ORT_ENABLE_ALL gives): ±inf in a real channel of a Conv's input puts
+NaN (inf·0) in the padded channels of its output, so the next Conv gives NaN where the NCHW
+graph gives ±inf; and a NaN in a MaxPool window gives NaN, the other values' maximum or
+-FLT_MAX depending on where it sits, differently in the NCHWc and the NCHW kernel. Refusing the
+first would cost real detectors convolutions (3 of common_det's 83 nchwc Convs and 12 of
+ppocr_det's 62 read such a tensor), the second every MaxPool.
 """
 
 from __future__ import annotations
