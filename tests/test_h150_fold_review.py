@@ -209,11 +209,22 @@ VERSIONS_DIFFER = {
     # by the bit width: 1.23 shifts by 33 mod 32 (2), 1.32 gives 0
     "bitshift-width": ("BitShift", 'direction = "LEFT"', [np.array([1], U32), np.array([33], U32)]),
 }
+_SEQUENCES = np.arange(30, dtype=F32).reshape(6, 5)
+VERSIONS_DIFFER["reverse-sequence-empty"] = (  # 1.23 zeroes the empty sequence, 1.32 copies
+    "ReverseSequence",
+    "batch_axis = 1, time_axis = 0",
+    [_SEQUENCES, np.array([1, 3, 0, 6, 2], I64)],
+)
 VERSIONS_AGREE = {
     "l2-int32": ("ReduceL2", "keepdims = 0", [np.array([[3, 4]], I32)]),
     "mean-int64": ("ReduceMean", "keepdims = 0", [np.array([[2**40, -(2**40), 7]], I64)]),
     "prelu": ("PRelu", "", [np.linspace(-8, 8, 16, dtype=F32), np.array([0.25], F32)]),
     "bitshift": ("BitShift", 'direction = "LEFT"', [np.array([1], U32), np.array([31], U32)]),
+    "reverse-sequence": (
+        "ReverseSequence",
+        "batch_axis = 1, time_axis = 0",
+        [_SEQUENCES, np.array([1, 3, 5, 6, 2], I64)],
+    ),
 }
 _TYPES = {"int32": "int32", "int64": "int64", "uint32": "uint32", "float32": "float"}
 

@@ -782,7 +782,7 @@ empty inputs over 71 ops (and 6000 edge-value cases) run in both; every empty in
 refused, not only those."""
 
 VERSION_DEPENDENT = SIGFPE_ON_EMPTY | {
-    "Erf", "ReduceLogSumExp", "ArgMax", "ArgMin", "Pad", "PRelu", "BitShift"
+    "Erf", "ReduceLogSumExp", "ArgMax", "ArgMin", "Pad", "PRelu", "BitShift", "ReverseSequence"
 }  # fmt: skip
 """Ops `version_dependent` checks before they are evaluated."""
 
@@ -801,7 +801,9 @@ def version_dependent(op: str, inputs: list[Value], attrs: Attrs, opset: int) ->
     - PRelu with an infinite or NaN input or slope: 1.23.2's float32 kernel gives NaN for
       PRelu(-inf, -1) (1.32: inf) and PRelu(0, inf) (1.32: 0);
     - BitShift by the element's bit width or more (undefined in C++): 1.23.2 shifts by the
-      amount modulo the width (1 << 33 of uint32 is 2), 1.32 gives 0.
+      amount modulo the width (1 << 33 of uint32 is 2), 1.32 gives 0;
+    - ReverseSequence with a sequence length of 0: 1.23.2 fills that sequence with zeros, 1.32
+      copies it.
     """
     present = [v for v in inputs if v is not None]
     if op in SIGFPE_ON_EMPTY and any(not v.size for v in present):
@@ -810,6 +812,8 @@ def version_dependent(op: str, inputs: list[Value], attrs: Attrs, opset: int) ->
         if present[1].size and int(present[1].max()) >= present[0].dtype.itemsize * 8:
             raise Undefined("a BitShift by the bit width or more: onnxruntime 1.23 and 1.32 differ")
         return
+    if op == "ReverseSequence" and len(present) == 2 and np.any(present[1] == 0):
+        raise Undefined("a sequence length of 0: onnxruntime 1.23 zeroes it, 1.32 copies it")
     if op == "PRelu" and any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in present):
         raise Undefined("PRelu of ±inf or NaN differs between onnxruntime 1.23 and 1.32")
     data = present[0] if present else None
