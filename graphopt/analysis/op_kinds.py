@@ -184,16 +184,18 @@ def einsum_sums(equation: str) -> bool | None:
 
 def node_kind(node: NodeProto) -> OpKind:
     """The pattern kind of one node: its op's, except where the node is not what the op is in
-    general. A BatchNormalization with training_mode=1 normalizes by the statistics of its
-    input (a reduction over it, as LayerNormalization: OPAQUE), a Dropout given a
+    general. A BatchNormalization in training mode normalizes by the statistics of its
+    input (a reduction over it, as LayerNormalization: OPAQUE): training_mode=1 (opset 14+), or
+    more outputs than Y, which is how opsets 7-13 say training (onnxruntime then computes the
+    batch's mean and variance; opset 14+ allows them only with training_mode=1); a Dropout given a
     training_mode input drops at random when that is true (OPAQUE, as TVM's nn.dropout), and an
     Einsum that sums over no index (a transpose, diagonal or outer product) is INJECTIVE, TVM's
     kind for every einsum."""
     kind = op_kind(node.op_type, node.domain)
     if kind == OpKind.OPAQUE:
         return kind
-    if node.op_type == "BatchNormalization" and any(
-        a.name == "training_mode" and a.i for a in node.attribute
+    if node.op_type == "BatchNormalization" and (
+        len(node.output) > 1 or any(a.name == "training_mode" and a.i for a in node.attribute)
     ):
         return OpKind.OPAQUE
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
