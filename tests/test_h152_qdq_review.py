@@ -15,8 +15,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt import realmodels
+from graphopt.backends.onnxruntime import run, session
 from graphopt.errors import QuantizeError
+from graphopt.ir import Graph
 from graphopt.quant.api import quantize_with_report
+from graphopt.quant.placement import plan
 from graphopt.quant.qdq import scale_as
 
 PHOTOS = ("astronaut.png", "motorcycle_left.png")
@@ -85,3 +88,65 @@ def test_float16_cache_scale_past_float16_range_is_refused(target: str, tmp_path
     with pytest.raises(QuantizeError, match=r"activation 'r1' is float16") as caught:
         quantize_with_report(model, None, target=target, from_cache=bad, **options)
     assert "\n" not in str(caught.value)
+
+
+def _sigmoid_head(head: list[onnx.NodeProto]) -> onnx.ModelProto:
+    """x → Conv → Relu → Conv (c2, channels biased to -14, -6, 0, 12) → Sigmoid (s) → `head`
+    → y, opset 13."""
+    rng = np.random.default_rng(1)
+    w1 = (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32)
+    w2 = (rng.standard_normal((4, 8, 3, 3)) * 0.15).astype(np.float32)
+    b2 = np.array([-14.0, -6.0, 0.0, 12.0], np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["c2"], ["s"], name="sigmoid"),
+        *head,
+    ]
+    inits = [numpy_helper.from_array(v, k) for k, v in (("w1", w1), ("w2", w2), ("b2", b2))]
+    inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "two"))
+    graph = helper.make_graph(
+        nodes,
+        "sigmoid_head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+LOG_HEAD = [helper.make_node("Log", ["s"], ["y"], name="log")]
+LINEAR_HEAD = [
+    helper.make_node("Mul", ["s", "two"], ["s2"], name="mul"),
+    helper.make_node("Sub", ["s2", "two"], ["y"], name="sub"),
+]
+OUTPUT_HEAD = [helper.make_node("Identity", ["s"], ["y"], name="out")]
+
+
+@pytest.mark.parametrize(
+    ("head", "clipped"), [(LOG_HEAD, False), (LINEAR_HEAD, True), (OUTPUT_HEAD, True)]
+)
+def test_sigmoid_input_clip_only_where_sigmoid_output_is_used_linearly(
+    head: list[onnx.NodeProto], clipped: bool
+) -> None:
+    """Target onnxruntime clipped a tensor read only by Sigmoid to ±9.25 (σ is within 1e-4 of
+    0 or 1 beyond). That holds for σ itself, not for what reads it: log σ(x) of the last Conv's
+    channel biased to -14 read -9.25, 5.0 off (12.5 % RMS of the output's range). The clip
+    now applies only where σ's output reaches graph outputs or quantized nodes through
+    moves and (piecewise) linear ops (Mul, Sub, Identity...)."""
+    model = _sigmoid_head(head)
+    feeds = _photos(16, np.float32)
+    q, _ = quantize_with_report(
+        model, feeds, target="onnxruntime", accuracy_target=None, pipeline=False
+    )
+    ref, got = session(model, level="disable"), session(q, level="disable")
+    for feed in feeds:
+        want, have = run(ref, feed)["y"], run(got, feed)["y"]
+        span = float(want.max() - want.min())
+        # the quantization error of c2 (uint8, ~26 / 255 a step), not the clip's
+        assert float(np.abs(have - want).max()) < 0.05 * span
+    assert ("c2" in plan(model, "onnxruntime", Graph(model)).bounds) is clipped

@@ -203,7 +203,7 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
         target,
         nodes,
         _scale_groups(graph, SCALE_SHARING_OPS[target]),
-        _reader_bounds(graph),
+        _reader_bounds(graph, lambda s: _sigmoid_output_linear(graph, s, nodes)),
         groups,
     )
 
@@ -350,12 +350,53 @@ def _fusion_groups(graph: Graph, ctx: PassContext | None = None) -> list[list[st
 # common_det's boxes on onnxruntime, so SiLU inputs keep their calibrated range.)
 _SIGMOID_RANGE = (-9.25, 9.25)
 
+# Ops through which σ's output may flow for that clip to stay harmless: they move values or
+# combine them (piecewise) linearly, so σ's change, at most σ(-9.25) ≈ 9.6e-5, stays that
+# small. Others can blow it up: log σ(x) at x = -14 read -9.25 (log-sigmoid, logit, inverse
+# sigmoid), a threshold above 0.9999 flips, TopK/NonMaxSuppression order every score past
+# 0.9999 as a tie.
+_LINEAR_READERS = frozenset(
+    {
+        "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice",
+        "Split", "Concat", "Gather", "Expand", "Tile", "Pad", "Resize", "Neg", "Add", "Sub",
+        "Mul", "Relu", "Clip", "Max", "Min", "MaxPool", "AveragePool", "GlobalAveragePool",
+        "ReduceMax", "ReduceMin", "ReduceMean", "ReduceSum",
+    }
+)  # fmt: skip
 
-def _reader_bounds(graph: Graph) -> dict[str, tuple[float, float]]:
+
+def _sigmoid_output_linear(graph: Graph, sig: onnx.NodeProto, planned: Collection[str]) -> bool:
+    """Whether every use of Sigmoid `sig`'s output, followed through `_LINEAR_READERS` (and a
+    Div's numerator), ends in a graph output or a planned node (whose input is quantized, a
+    step far above 1e-4): then clipping σ's input at ±9.25 changes no result noticeably."""
+    seen: set[str] = set()
+    stack = [t for t in sig.output if t]
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for r in graph.consumer_nodes(t):
+            if r.name in planned:
+                continue
+            linear = r.domain in ("", "ai.onnx") and (
+                r.op_type in _LINEAR_READERS
+                or (r.op_type == "Div" and t == r.input[0] and t not in r.input[1:])
+            )
+            if not linear or t not in r.input:  # (an If/Loop body reading it: not followed)
+                return False
+            stack.extend(o for o in r.output if o)
+    return True
+
+
+def _reader_bounds(
+    graph: Graph, sigmoid_ok: Callable[[onnx.NodeProto], bool] = lambda _: True
+) -> dict[str, tuple[float, float]]:
     """Range outside which every reader of a tensor saturates, so clipping there is harmless.
 
-    x read only by σ(x): [-9.25, 9.25]; only by Relu: [0, +inf); only by Clip(lo, hi) with
-    constant bounds: [lo, hi].
+    x read only by σ(x), each `sigmoid_ok` (its output used so that σ's change stays ~1e-4,
+    `_sigmoid_output_linear`): [-9.25, 9.25]; only by Relu: [0, +inf); only by Clip(lo, hi)
+    with constant bounds: [lo, hi].
     """
     bounds: dict[str, tuple[float, float]] = {}
     for t in list(graph.consumers):
@@ -368,6 +409,7 @@ def _reader_bounds(graph: Graph) -> dict[str, tuple[float, float]]:
         for r in readers:
             if r.op_type == "Sigmoid":
                 kinds.add("sigmoid")
+                ok = ok and sigmoid_ok(r)
             elif r.op_type == "Mul" and len(r.input) == 2 and t in r.input:
                 other = r.input[1] if r.input[0] == t else r.input[0]
                 sig = graph.producer_node(other)
