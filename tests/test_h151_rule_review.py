@@ -182,3 +182,43 @@ def test_a_batchnorm_with_parameters_of_its_type_still_becomes_mul_add():
         rtol=2e-3,
         atol=4e-3,
     )
+
+
+ROI_ALIGN = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[1,4,8,8] x) => (float[1,4,2,2] z) {{
+  {activation}
+  z = RoiAlign <output_height = 2, output_width = 2> (s, rois, batch)
+}}"""
+ROI_INPUTS = {"rois": np.array([[0, 0, 4, 4]], np.float32), "batch": np.array([0], np.int64)}
+
+
+def _upgraded_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
+    """`optimize(model, upgrade_opset=True)`, and both models' outputs (optimizations off)."""
+    out = graphopt.optimize(model, "default", upgrade_opset=True)
+    onnx.checker.check_model(out, full_check=True)
+    x = {"x": np.linspace(-4, 4, 256, dtype=np.float32).reshape(1, 4, 8, 8)}
+    return out, run_at(model, x, "disable")["z"], run_at(out, x, "disable")["z"]
+
+
+def test_no_upgrade_to_an_opset_where_onnxruntime_lacks_a_kernel_of_the_model():
+    """x·σ(x) before a RoiAlign at opset 13, optimize(upgrade_opset=True): the model was
+    converted to Swish's opset 24, which onnxruntime 1.32 loads, but its RoiAlign became
+    RoiAlign-22, for which it has no kernel ("Could not find an implementation for
+    RoiAlign(22)"): a model no session loads. The upgrade is refused where the converted model
+    does not load and the original does; the model stays at opset 13, outputs unchanged."""
+    model = build(ROI_ALIGN.format(activation="t = Sigmoid(x)\n  s = Mul(x, t)"), dict(ROI_INPUTS))
+    out, want, got = _upgraded_outputs(model)
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [13]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_an_upgrade_whose_model_loads_still_happens():
+    """The control: x·relu6(x + 3)/6 before a RoiAlign, upgraded to HardSwish's opset 14
+    (RoiAlign-16 has a kernel): upgraded and fused, outputs unchanged."""
+    activation = "a = Add(x, three)\n  r = Clip(a, zero, six)\n  m = Mul(x, r)\n  s = Div(m, six)"
+    consts = {k: np.array(v, np.float32) for k, v in (("three", 3), ("zero", 0), ("six", 6))}
+    model = build(ROI_ALIGN.format(activation=activation), {**ROI_INPUTS, **consts})
+    out, want, got = _upgraded_outputs(model)
+    assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [14]
+    assert ops(out) == ["HardSwish", "RoiAlign"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -127,7 +127,7 @@ def upgrade_opset(graph: Graph, version: int) -> bool:
     except OpsetConversionError as e:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, e.reason)
         return False
-    problem = _conversion_problem(converted, version) or _runtime_problem(converted)
+    problem = _conversion_problem(converted, version) or _runtime_problem(converted, model)
     if problem:
         log.warning("cannot upgrade opset %d -> %d: %s", before, version, problem)
         return False
@@ -153,16 +153,46 @@ def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
     return ""
 
 
-def _runtime_problem(converted: onnx.ModelProto) -> str:
-    """Why the installed onnxruntime cannot load a model at the converted model's opset and IR
-    version ("" when it can): onnxruntime 1.23, the newest for Python 3.10, stops at opset 23
-    and IR 11, and an upgrade to Swish's opset 24 (IR 12) made a model no session there loads."""
+def _runtime_problem(converted: onnx.ModelProto, original: onnx.ModelProto) -> str:
+    """Why the installed onnxruntime cannot load the converted model where it loads the
+    original ("" when it can, or when it loads neither): onnxruntime 1.23, the newest for
+    Python 3.10, stops at opset 23 and IR 11, and an upgrade to Swish's opset 24 (IR 12) made a
+    model no session there loads; onnxruntime 1.32 loads opset 24 but has no kernel for some
+    ops' newest versions (RoiAlign-22: an x·σ(x) model with a RoiAlign, upgraded for Swish,
+    no longer loaded)."""
     version, ir_version = default_opset(converted), converted.ir_version
-    if _onnxruntime_loads(version, ir_version):
-        return ""
-    import onnxruntime
+    if not _onnxruntime_loads(version, ir_version):
+        import onnxruntime
 
-    return f"onnxruntime {onnxruntime.__version__} cannot load opset {version} (IR {ir_version})"
+        return (
+            f"onnxruntime {onnxruntime.__version__} cannot load opset {version} (IR {ir_version})"
+        )
+    problem = _session_problem(converted)
+    if problem and not _session_problem(original):
+        return f"onnxruntime cannot load the converted model: {problem}"
+    return ""
+
+
+def _session_problem(model: onnx.ModelProto) -> str:
+    """Why onnxruntime's CPU build cannot make a session of `model` (optimizations off), as
+    its first line; "" when it can, or when that cannot be tried (no onnxruntime, a model
+    past protobuf's 2 GiB)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return ""
+    try:
+        data = model.SerializeToString()
+    except ValueError:  # past 2 GiB: not a question onnxruntime can be asked here
+        return ""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4
+    try:
+        ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        return first_line(e) or type(e).__name__
+    return ""
 
 
 @functools.cache
