@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx.parser
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis import fuse_ops
 from graphopt.backends.onnxruntime import run as ort_run
+from graphopt.ir import Graph, load_model
+from graphopt.passes.base import PassContext
 
 
 def _value(name: str, shape: list[int]) -> onnx.ValueInfoProto:
@@ -68,3 +71,108 @@ def test_batchnorm_with_training_outputs_before_opset_14_is_opaque(opset):
     assert fuse_ops(model) == [["conv"], ["bn"], ["relu"]]
     # the inference form (Y alone) keeps its kind: one group
     assert fuse_ops(_conv_bn_relu(opset, ["n"])) == [["conv", "bn", "relu"]]
+
+
+# ---------------------------------------------------------------------------- materialization
+# Ideas that held (kept so that a change that breaks them shows): each model's groups become
+# functions that onnx.checker's full check accepts and onnxruntime runs to the same outputs.
+
+
+def _materialized(model: onnx.ModelProto) -> onnx.ModelProto:
+    from graphopt.passes.fusion_functions import MaterializeFusionGroups
+
+    graph = Graph(load_model(model))
+    assert MaterializeFusionGroups().run(graph, PassContext()).changed
+    out = graph.commit()
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def _ir3_opset7() -> onnx.ModelProto:
+    # IR 3: every initializer is also a graph input; local functions need IR 8
+    model = onnx.parser.parse_model(
+        """<ir_version: 3, opset_import: ["": 7]> g (float[2,4] x, float[2,4] w) => (float[2,4] y) {
+          a = Relu(x)
+          b = Sigmoid(a)
+          c = Mul(a, b)
+          y = Add(c, w)
+        }"""
+    )
+    model.graph.initializer.append(numpy_helper.from_array(np.full((2, 4), 0.5, np.float32), "w"))
+    return model
+
+
+def _dead_loop_reads_a_group_tensor() -> onnx.ModelProto:
+    # Relu -> Sigmoid is one group; a dead Loop's nested If body reads the Relu's output, which
+    # must stay a tensor of the graph (a function output), not move inside the function
+    shape = [2, 4]
+    branch = [
+        helper.make_graph([helper.make_node(op, ["a"], [o])], o, [], [_value(o, shape)])
+        for op, o in (("Neg", "o1"), ("Identity", "o2"))
+    ]
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["go"], ["go_out"]),
+            helper.make_node("If", ["go"], ["v"], then_branch=branch[0], else_branch=branch[1]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("go", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("go_out", TensorProto.BOOL, []), _value("v", shape)],
+    )
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu"),
+        helper.make_node("Sigmoid", ["a"], ["y"], name="sigmoid"),
+        helper.make_node("Loop", ["trip", "c"], ["scanned"], name="loop", body=body),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [_value("x", shape), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [_value("y", shape)],
+        [numpy_helper.from_array(np.array(2, np.int64), "trip")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def _existing_function_split_and_optional_input() -> onnx.ModelProto:
+    # a local function already named fused_Relu_0 in graphopt.fused; a Split whose second
+    # output nobody reads; a Clip whose min is omitted ("")
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["": 13, "graphopt.fused": 1]>
+        g (float[2,4] x) => (float[2,2] y) {
+          q = graphopt.fused.fused_Relu_0(x)
+          r = Relu(q)
+          p, unused = Split<axis=1>(r)
+          y = Clip(p, , mx)
+        }
+        <domain: "graphopt.fused", opset_import: ["": 13]> fused_Relu_0 (a) => (b) { b = Neg(a) }
+        """
+    )
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "mx"))
+    return model
+
+
+@pytest.mark.parametrize(
+    "build",
+    [_ir3_opset7, _dead_loop_reads_a_group_tensor, _existing_function_split_and_optional_input],
+)
+def test_materialized_edge_cases_check_and_run_the_same(build):
+    model = build()
+    onnx.checker.check_model(model, full_check=True)
+    out = _materialized(model)
+    assert out.ir_version >= 8
+    names = [(f.domain, f.name) for f in out.functions]
+    assert len(names) == len(set(names)) > 0
+    feeds = {"x": np.random.default_rng(1).standard_normal((2, 4)).astype(np.float32)}
+    if any(i.name == "c" for i in model.graph.input):
+        feeds["c"] = np.array(True)
+    a, b = ort_run(model, feeds), ort_run(out, feeds)
+    assert list(a) == list(b)
+    for name in a:
+        np.testing.assert_array_equal(b[name], a[name])
+    if build is _dead_loop_reads_a_group_tensor:
+        call = next(n for n in out.graph.node if n.domain == "graphopt.fused")
+        assert list(call.output) == ["a", "y"]
