@@ -369,14 +369,24 @@ def _input_maps(given: InputMap | None, prefixes: Sequence[str]) -> list[dict[st
 
 
 def _model_index(key: int | str, prefixes: Sequence[str]) -> int:
+    """The model `key` names: an index, a whole prefix, or a prefix without its trailing "_"
+    (or a number as a string); one a key names two ways is a `MergeError` ("a" of prefixes
+    "a_" and "a" was the first model, "1" of prefixes "1_" and "m1_" the second)."""
     if isinstance(key, int) and 0 <= key < len(prefixes):
         return key
     if isinstance(key, str):
+        if key in prefixes:
+            return prefixes.index(key)
+        named = {i for i, p in enumerate(prefixes) if p.rstrip("_") == key}
         if key.isdigit() and int(key) < len(prefixes):
-            return int(key)
-        for i, p in enumerate(prefixes):
-            if key in (p, p.rstrip("_")):
-                return i
+            named.add(int(key))
+        if len(named) > 1:
+            models = ", ".join(f"{i} ({prefixes[i]!r})" for i in sorted(named))
+            raise MergeError(
+                f"input_map key {key!r} names models {models}; give the whole prefix or the index"
+            )
+        if named:
+            return named.pop()
     raise MergeError(f"input_map key {key!r} is neither a model index nor a prefix")
 
 

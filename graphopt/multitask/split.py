@@ -188,9 +188,15 @@ def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
     table = task_table(model)
     if not table:
         raise MergeError("the model has no task table: it was not written by graphopt merge")
-    for prefix, entry in table.items():
-        if task in (prefix, prefix.rstrip("_")):
-            return entry
+    if task in table:  # a whole prefix: "a" of prefixes "a_" and "a" is the second task
+        return table[task]
+    named = [prefix for prefix in table if prefix.rstrip("_") == task]
+    if len(named) > 1:  # ("a_" and "a__": the first was taken, whichever was meant)
+        raise MergeError(
+            f"task {task!r} names {len(named)} tasks ({', '.join(named)}); give the whole prefix"
+        )
+    if named:
+        return table[named[0]]
     raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(table)}")
 
 

@@ -1,0 +1,77 @@
+"""Adversarial review of merge / split (H157): inputs that made a task's merged or split model
+compute something else than the task's own model, with no error.
+
+- `split(task="a")` of tasks "a_" and "a" split out "a_" (the first prefix that "a" names once
+  its trailing "_" is dropped), not the task whose prefix is "a"; `input_map={"a": ...}` mapped
+  the first model's inputs the same way. A whole prefix now wins, and a name two tasks answer
+  to is a `MergeError`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.parser
+import pytest
+
+from graphopt.backends.onnxruntime import session
+from graphopt.multitask import MergeError, merge_with_report, split
+
+
+def parse(text: str, inits: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    model = onnx.parser.parse_model(text)
+    for name, value in (inits or {}).items():
+        model.graph.initializer.append(onnx.numpy_helper.from_array(value, name))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime outputs with its graph optimizations off (what merge promises bitwise)."""
+    sess = session(model, level="disable")
+    names = [o.name for o in sess.get_outputs()]
+    wanted = {i.name for i in sess.get_inputs()}
+    values = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
+    return dict(zip(names, values, strict=True))
+
+
+def unary(op: str, input_name: str = "x") -> onnx.ModelProto:
+    return parse(
+        f'<ir_version: 8, opset_import: ["" : 17]>\n'
+        f"g (float[4] {input_name}) => (float[4] y) {{ y = {op}({input_name}) }}"
+    )
+
+
+X = np.array([-2.0, -0.5, 0.5, 2.0], np.float32)
+
+
+@pytest.mark.parametrize("prefixes", [["a_", "a"], ["a", "a_"]])
+def test_split_task_by_a_whole_prefix_when_another_is_it_plus_underscore(
+    prefixes: list[str],
+) -> None:
+    relu, tanh = unary("Relu"), unary("Tanh")
+    merged, _ = merge_with_report([relu, tanh], prefixes=prefixes)
+    for prefix, own in zip(prefixes, (relu, tanh), strict=True):
+        back = split(merged, task=prefix)
+        np.testing.assert_array_equal(run(back, {"x": X})["y"], run(own, {"x": X})["y"])
+
+
+def test_split_task_that_names_two_prefixes_is_refused() -> None:
+    relu, tanh = unary("Relu"), unary("Tanh")
+    merged, _ = merge_with_report([relu, tanh], prefixes=["a_", "a__"])
+    with pytest.raises(MergeError, match=r"task 'a' names 2 tasks \(a_, a__\); give the whole"):
+        split(merged, task="a")
+    back = split(merged, task="a__")
+    np.testing.assert_array_equal(run(back, {"x": X})["y"], run(tanh, {"x": X})["y"])
+
+
+def test_input_map_key_by_a_whole_prefix_maps_that_model() -> None:
+    # model 1 (prefix "a") reads its input "img" as the merged "x": both tasks read one input
+    relu, tanh = unary("Relu"), unary("Tanh", "img")
+    merged, report = merge_with_report(
+        [relu, tanh], prefixes=["a_", "a"], input_map={"a": {"img": "x"}}
+    )
+    assert [i.name for i in merged.graph.input] == ["x"]
+    assert report.tasks[1].inputs == {"img": "x"}
+    with pytest.raises(MergeError, match=r"input_map key '1' names models 0 \('1_'\), 1 \('m1_'\)"):
+        merge_with_report([relu, tanh], prefixes=["1_", "m1_"], input_map={"1": {"img": "x"}})
