@@ -8,7 +8,7 @@ the dtype ONNX specifies; where a case is subtle (casts of NaN to integers, unus
 types) the kernel raises `Unsupported` and the node is evaluated by onnxruntime instead (a
 one-node model, no graph optimizations); so is a node whose kernel fails with an arithmetic or
 value error (a Range to infinity). A result with no value every onnxruntime agrees on is
-`Undefined`, never evaluated: integer Div/Mod by zero, Div(INT_MIN, -1), the empty inputs on
+`Undefined`, never evaluated: integer Div/Mod by zero, Div/Mod(INT_MIN, -1), the empty inputs on
 which onnxruntime 1.23 dies of SIGFPE (`SIGFPE_ON_EMPTY`), a Range whose length
 onnxruntime 1.23 and newer count differently, a reduction over an empty set whose value ONNX
 leaves undefined or onnxruntime versions disagree on (`empty_reduction`), an integer
@@ -420,7 +420,18 @@ def _mod(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     _simple(a)
     if a.dtype.kind in "iu" and np.any(b == 0):
         raise Undefined("integer modulo by zero")
-    if attrs.get("fmod", 0):
+    fmod = attrs.get("fmod", 0)
+    if (
+        not fmod
+        and a.dtype.kind == "i"
+        and a.dtype.itemsize >= 4
+        and np.any((a == np.iinfo(a.dtype).min) & (b == -1))
+    ):
+        # x % -1 is 0, but C's INT_MIN % -1 traps: onnxruntime 1.23.2 dies of SIGFPE on it
+        # for int32 and int64 (int8/int16 are promoted to int: 0; 1.32 gives 0), as on
+        # Div(INT_MIN, -1)
+        raise Undefined("the dtype's minimum modulo -1 (onnxruntime 1.23 dies of SIGFPE on it)")
+    if fmod:
         if a.dtype.kind in "iu" and a.dtype.itemsize == 8 and a.size and b.size:
             # onnxruntime 1.23.2 takes 64-bit integers' fmod in double, 1.32 exactly: they
             # differ past 2^53 (fmod(2^63 - 1, 2) is 0 there, 1 here)
