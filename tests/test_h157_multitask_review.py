@@ -75,3 +75,34 @@ def test_input_map_key_by_a_whole_prefix_maps_that_model() -> None:
     assert report.tasks[1].inputs == {"img": "x"}
     with pytest.raises(MergeError, match=r"input_map key '1' names models 0 \('1_'\), 1 \('m1_'\)"):
         merge_with_report([relu, tanh], prefixes=["1_", "m1_"], input_map={"1": {"img": "x"}})
+
+
+def calls_local(body_op: str, domain: str, name: str) -> onnx.ModelProto:
+    return parse(
+        f'<ir_version: 8, opset_import: ["" : 17, "{domain}" : 1]>\n'
+        f"g (float[4] x) => (float[4] y) {{ y = {domain}.{name}(x) }}\n"
+        f'<domain: "{domain}", opset_import: ["" : 17]>\n'
+        f"{name} (i) => (o) {{ o = {body_op}(i) }}"
+    )
+
+
+def test_clashing_local_functions_named_as_an_onnxruntime_op_are_refused() -> None:
+    tanh, sigmoid = (
+        calls_local("Tanh", "com.microsoft", "Gelu"),
+        calls_local("Sigmoid", "com.microsoft", "Gelu"),
+    )
+    # onnxruntime runs its Gelu for both, whatever the local function says
+    np.testing.assert_array_equal(run(tanh, {"x": X})["y"], run(sigmoid, {"x": X})["y"])
+    assert not np.allclose(run(tanh, {"x": X})["y"], np.tanh(X), atol=1e-3)
+    with pytest.raises(MergeError, match=r"^'m1_': local function com.microsoft:Gelu differs"):
+        merge_with_report([tanh, sigmoid])
+    # a function no runtime defines an op for is renamed, and each task runs its own body
+    block_tanh, block_sigmoid = (
+        calls_local("Tanh", "local", "Block"),
+        calls_local("Sigmoid", "local", "Block"),
+    )
+    merged, report = merge_with_report([block_tanh, block_sigmoid])
+    assert report.renamed_functions == ["m1_: local:Block -> local:m1_Block"]
+    got = run(merged, {"x": X})
+    np.testing.assert_array_equal(got["m0_y"], run(block_tanh, {"x": X})["y"])
+    np.testing.assert_array_equal(got["m1_y"], run(block_sigmoid, {"x": X})["y"])

@@ -5,7 +5,9 @@ bodies (two exports that both call their block `local:Block`). A model holds one
 key, so `rename_clashing` gives the later model's function a fresh name (its task prefix in
 front: `m1_Block`) and renames every call of it in that model: graph nodes, If/Loop/Scan
 bodies, and the model's other functions. Functions equal byte for byte keep their name and are
-stored once. `restore_names` gives a split task its functions' own names back.
+stored once. `restore_names` gives a split task its functions' own names back. A clashing
+function named as an op onnx or onnxruntime defines (com.microsoft:Gelu) is a `MergeError`:
+onnxruntime runs its op for such a node, not the function, and would run the renamed function.
 
 What it does not do: rename functions that do not clash, or rename attribute references inside
 function bodies (a function names no other function there, only in its nodes).
@@ -13,11 +15,13 @@ function bodies (a function names no other function there, only in its nodes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 
 import onnx
 
 from graphopt.ir import subgraphs
+from graphopt.multitask.errors import MergeError
 
 # (domain, name, overload) of a local function, as a node calls it
 FunctionKey = tuple[str, str, str]
@@ -41,6 +45,13 @@ def rename_clashing(
             for f in proto.functions:
                 key = (f.domain, f.name, f.overload)
                 if key in seen and seen[key] != f.SerializeToString(deterministic=True):
+                    if runtime_has_op(f.domain, f.name):
+                        raise MergeError(
+                            f"{prefix!r}: local function {f.domain}:{f.name} differs from another "
+                            f"model's function of that name, and onnxruntime has an op "
+                            f"{f.domain}:{f.name} that it runs instead of the function: renamed, "
+                            "the calls would run the function; merge the model separately"
+                        )
                     mapping[key] = _fresh(f.domain, prefix + f.name, taken)
             if not mapping:
                 break
@@ -63,6 +74,26 @@ def restore_names(model: onnx.ModelProto, renames: Sequence[Sequence[str]]) -> N
                 mapping[(domain, new, overload)] = old
     if mapping:
         _rename(model, mapping)
+
+
+def runtime_has_op(domain: str, name: str) -> bool:
+    """Whether a node `domain:name` is an op onnx or onnxruntime defines (onnxruntime runs its
+    kernel for such a node, not a model-local function of that name: com.microsoft:Gelu)."""
+    domain = "" if domain == "ai.onnx" else domain
+    return onnx.defs.has(name, domain) or (domain, name) in _onnxruntime_ops()
+
+
+@functools.cache
+def _onnxruntime_ops() -> frozenset[tuple[str, str]]:
+    """(domain, name) of every op onnxruntime registers a schema for (its contrib domains
+    com.microsoft, com.microsoft.nchwc, com.ms.internal.nhwc too); empty where it cannot say."""
+    try:
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+        schemas = ort_state.get_all_operator_schema()
+    except (ImportError, AttributeError):
+        return frozenset()
+    return frozenset((s.domain, s.name) for s in schemas)
 
 
 def _fresh(domain: str, name: str, taken: set[tuple[str, str]]) -> str:
