@@ -176,3 +176,49 @@ def test_materialized_edge_cases_check_and_run_the_same(build):
     if build is _dead_loop_reads_a_group_tensor:
         call = next(n for n in out.graph.node if n.domain == "graphopt.fused")
         assert list(call.output) == ["a", "y"]
+
+
+# ---------------------------------------------------------------------------- trees
+
+
+def _if_reading(tensor: str) -> onnx.ModelProto:
+    """If -> Relu -> Sigmoid, whose then-branch reads `tensor` from the outer graph: "b" (the
+    Relu's output: a cycle through two nodes) or "a" (the If's own output)."""
+    out = _value("o", [2])
+    then = helper.make_graph([helper.make_node("Neg", [tensor], ["o"])], "then", [], [out])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["o"])], "else", [], [out])
+    nodes = [
+        helper.make_node("If", ["c"], ["a"], name="if", then_branch=then, else_branch=other),
+        helper.make_node("Relu", ["a"], ["b"], name="relu"),
+        helper.make_node("Sigmoid", ["b"], ["y"], name="sigmoid"),
+    ]
+    inputs = [_value("x", [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])]
+    graph = helper.make_graph(nodes, "g", inputs, [_value("y", [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [("b", "cycle through node"), ("a", "node 'if' \\(If\\) reads its own output 'a'")],
+)
+def test_trees_refuse_a_cycle_through_a_body_as_fuse_ops_does(tensor, message):
+    # post_dominator_tree's default method (networkx) never ordered the nodes, so it answered
+    # a tree for a cyclic graph where method="lca" raised; a body reading its own node's
+    # output (which toposort skips) passed both trees and dominator_tree, not fuse_ops.
+    from graphopt.analysis import dominator_tree, post_dominator_tree
+    from graphopt.errors import LoadError
+
+    model = _if_reading(tensor)
+    for analyse in (
+        post_dominator_tree,
+        lambda m: post_dominator_tree(m, method="lca"),
+        dominator_tree,
+        fuse_ops,
+    ):
+        with pytest.raises(LoadError, match=message):
+            analyse(model)
+    assert post_dominator_tree(_if_reading("x")) == {
+        "if": "relu",
+        "relu": "sigmoid",
+        "sigmoid": None,
+    }

@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+import onnx
+
 from graphopt.analysis.op_kinds import DEFAULT_DOMAINS, RANDOM_OPS
 from graphopt.analysis.usedef import (
     ModelOrGraph,
@@ -38,12 +40,13 @@ from graphopt.analysis.usedef import (
     topological_order,
     writes_graph_output,
 )
-from graphopt.errors import OptionError
+from graphopt.errors import LoadError, OptionError
 from graphopt.ir import Graph
 
 __all__ = [
     "ModelOrGraph",
     "as_graph",
+    "checked_order",
     "constant_nodes",
     "dominator_tree",
     "exit_edges",
@@ -70,16 +73,32 @@ def post_dominator_tree(
     """Node name → name of its immediate post-dominator; None where only the exit post-dominates.
 
     `model`: a `Graph`, an `onnx.ModelProto` (never mutated), the bytes of one or a path.
-    `method`: "networkx" or "lca" (else an `OptionError`); both give the same tree.
+    `method`: "networkx" or "lca" (else an `OptionError`); both give the same tree, and both
+    refuse a cycle (through an If/Loop/Scan body, which loading lets pass) with a `LoadError`.
     """
     graph = as_graph(model)
+    if method not in ("networkx", "lca"):
+        raise OptionError(f"unknown post-dominator method {method!r}; use 'networkx' or 'lca'")
+    order = [n.name for n in checked_order(graph)]  # (a cycle is a LoadError, either method)
     succ, to_exit = exit_edges(graph)
     if method == "networkx":
         return ipdom_networkx(succ, to_exit)
-    if method == "lca":
-        order = [n.name for n in graph.toposort()]
-        return ipdom_lca(order, succ, to_exit)
-    raise OptionError(f"unknown post-dominator method {method!r}; use 'networkx' or 'lca'")
+    return ipdom_lca(order, succ, to_exit)
+
+
+def checked_order(graph: Graph) -> list[onnx.NodeProto]:
+    """The nodes in topological order; a cycle is a `LoadError`: one `Graph.toposort` finds,
+    and a node whose If/Loop/Scan body reads the node's own output (toposort skips a node's
+    reads of itself)."""
+    order = graph.toposort()
+    for node in graph.nodes_with_bodies():
+        for tensor in graph.node_inputs(node):
+            if graph.producer.get(tensor) == node.name:
+                raise LoadError(
+                    f"node {node.name!r} ({node.op_type}) reads its own output {tensor!r} in "
+                    "its If/Loop/Scan body: a cycle"
+                )
+    return order
 
 
 def ipdom_networkx(
@@ -156,6 +175,7 @@ def dominator_tree(model: ModelOrGraph) -> dict[str, str | None]:
     import networkx as nx  # imported on first use (see ipdom_networkx)
 
     graph = as_graph(model)
+    checked_order(graph)
     constants = constant_nodes(graph)
     inputs = set(graph.graph_inputs)  # runtime values no node produces
     fwd = nx.DiGraph()
