@@ -106,3 +106,61 @@ def test_clashing_local_functions_named_as_an_onnxruntime_op_are_refused() -> No
     got = run(merged, {"x": X})
     np.testing.assert_array_equal(got["m0_y"], run(block_tanh, {"x": X})["y"])
     np.testing.assert_array_equal(got["m1_y"], run(block_sigmoid, {"x": X})["y"])
+
+
+def resize_by(scale: float) -> onnx.ModelProto:
+    return parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,1,100,100] x) => (float[1,1,?,?] y) {"
+        ' y = Resize<mode="nearest">(x, , scales) }',
+        {"scales": np.array([1, 1, scale, scale], np.float32)},
+    )
+
+
+def resize_to_float_size(scale: float) -> onnx.ModelProto:
+    """sizes = Cast(Cast(Shape(x), float) * scale, int64), as float shape arithmetic goes."""
+    return parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,1,100,100] x) => (float[1,1,?,?] y) {"
+        " s = Shape(x) f = Cast<to=1>(s) m = Mul(f, factor) n = Cast<to=7>(m)"
+        ' y = Resize<mode="nearest">(x, , , n) }',
+        {"factor": np.array([1, 1, scale, scale], np.float32)},
+    )
+
+
+def conv_then_bias(weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    """Conv(x, W) + b, then MatMul by Transpose(W2): weights a tolerance may share."""
+    return parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,2,4,4] x) => (float[1,3,4,3] y) {"
+        " c = Conv<pads=[1,1,1,1]>(x, w) a = Add(c, b) t = Transpose<perm=[1,0]>(w2)"
+        " y = MatMul(a, t) }",
+        {"w": weight, "b": bias, "w2": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)},
+    )
+
+
+@pytest.mark.parametrize("build", [resize_by, resize_to_float_size])
+def test_tolerance_does_not_share_a_resize_scale_that_changes_the_output_shape(build) -> None:
+    feed = {"x": np.linspace(-1, 1, 10_000, dtype=np.float32).reshape(1, 1, 100, 100)}
+    twice, more = build(2.0), build(2.01)  # within 0.01 of 2.0 relative to 2.0
+    assert run(more, feed)["y"].shape == (1, 1, 201, 201)
+    merged, report = merge_with_report([twice, more], tolerance=0.01)
+    got = run(merged, feed)
+    np.testing.assert_array_equal(got["m0_y"], run(twice, feed)["y"])
+    np.testing.assert_array_equal(got["m1_y"], run(more, feed)["y"])
+    assert report.shared_params < report.params_merged
+
+
+def test_tolerance_still_shares_weights_biases_and_transposed_weights() -> None:
+    rng = np.random.default_rng(157)
+    weight = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal((1, 3, 1, 1)).astype(np.float32)
+    a = conv_then_bias(weight, bias)
+    b = conv_then_bias(weight * np.float32(1 + 1e-6), bias * np.float32(1 - 1e-6))
+    feed = {"x": np.linspace(-1, 1, 32, dtype=np.float32).reshape(1, 2, 4, 4)}
+    merged, report = merge_with_report([a, b], tolerance=1e-5)
+    assert report.shared_params == report.params_merged
+    assert report.shared_nodes == 4  # Conv, Add, Transpose, MatMul
+    got = run(merged, feed)
+    np.testing.assert_array_equal(got["m0_y"], run(a, feed)["y"])
+    np.testing.assert_allclose(got["m1_y"], run(b, feed)["y"], rtol=1e-4, atol=1e-5)

@@ -12,8 +12,11 @@ topological order makes this the bottom-up structural hash: two tensors are iden
 are computed by the same ops, with the same attributes, from identified inputs.
 
 With `tolerance > 0`, floating-point constants of equal dtype and shape are identified when
-max|a − b| ≤ tolerance · max(max|b|, tiny) (b: the first one seen); integer and bool constants
-are always compared bitwise.
+max|a − b| ≤ tolerance · max(max|b|, tiny) (b: the first one seen), where both are weights
+(`weight_tensors`: read only as a Conv / Gemm / MatMul / normalization weight, a bias or scale
+of such an op's output, or through layout ops on the way there); integer and bool constants,
+and float constants read otherwise (Resize scales, Range bounds, a shape computed in float: a
+value a little off there changes a shape or an index), are always compared bitwise.
 
 What it does not do: identify nodes that are not provably deterministic pure functions of their
 inputs (random ops, nodes with subgraph attributes, ops without a known schema); `node_key`
@@ -29,6 +32,7 @@ import numpy as np
 import onnx
 
 from graphopt.analysis.op_kinds import RANDOM_OPS
+from graphopt.ir import outer_references, subgraphs
 from graphopt.multitask.opsets import canonical_domain
 
 # Ops whose outputs are not a function of their inputs and attributes alone: the random ops,
@@ -62,26 +66,31 @@ class ConstantTable:
 
     def __init__(self, tolerance: float = 0.0):
         self.tolerance = float(tolerance)
-        self._exact: dict[str, str] = {}
+        self._near: dict[str, str] = {}  # digest -> identity of a weight within tolerance
         self._buckets: dict[tuple[str, tuple[int, ...]], list[tuple[str, np.ndarray]]] = {}
 
-    def key(self, value: np.ndarray) -> str:
-        """The identity of `value`: equal for bitwise-equal values (or within tolerance)."""
+    def key(self, value: np.ndarray, approximate: bool = True) -> str:
+        """The identity of `value`: equal for bitwise-equal values, and with `approximate`
+        (a weight: `weight_tensors`) for values within tolerance of an earlier approximate one.
+        A value that is not `approximate` keeps the identity of its own bits: a weight
+        identified with a near one never stands in for it."""
         digest = value_digest(value)
-        known = self._exact.get(digest)
+        exact = f"const:{digest}"
+        if not (approximate and self.tolerance > 0 and np.issubdtype(value.dtype, np.floating)):
+            return exact
+        known = self._near.get(digest)
         if known is not None:
             return known
-        ident = f"const:{digest}"
-        if self.tolerance > 0 and np.issubdtype(value.dtype, np.floating):
-            kind = f"{value.dtype.str} {value.dtype.name}"
-            bucket = self._buckets.setdefault((kind, tuple(value.shape)), [])
-            for rep_ident, rep in bucket:
-                if _close(value, rep, self.tolerance):
-                    ident = rep_ident
-                    break
-            else:
-                bucket.append((ident, np.array(value, copy=True)))
-        self._exact[digest] = ident
+        ident = exact
+        kind = f"{value.dtype.str} {value.dtype.name}"
+        bucket = self._buckets.setdefault((kind, tuple(value.shape)), [])
+        for rep_ident, rep in bucket:
+            if _close(value, rep, self.tolerance):
+                ident = rep_ident
+                break
+        else:
+            bucket.append((ident, np.array(value, copy=True)))
+        self._near[digest] = ident
         return ident
 
 
@@ -99,6 +108,68 @@ def _close(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
         return True
     scale = max(float(np.max(np.abs(b64[finite]))), float(np.finfo(np.float32).tiny))
     return float(np.max(np.abs(a64[finite] - b64[finite]))) <= tolerance * scale
+
+
+# default-domain op -> inputs that only weight the data (the output moves by about as much as
+# they do): the constants a tolerance may identify
+WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "Gemm": (0, 1, 2),
+    "MatMul": (0, 1),
+    "BatchNormalization": (1, 2, 3, 4),
+    "InstanceNormalization": (1, 2),
+    "LayerNormalization": (1, 2),
+    "GroupNormalization": (1, 2),
+    "PRelu": (1,),
+}
+# elementwise ops whose constant operand is a weight when the other is a WEIGHT_INPUTS op's
+# output (a bias after MatMul, a scale after Conv); elsewhere they compute shapes too
+ELEMENTWISE_WEIGHTS = frozenset({"Add", "Sub", "Mul", "Div"})
+# ops that hand input 0 on with its values unchanged: a weight on its way to its op
+LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"})
+
+
+def weight_tensors(graph: onnx.GraphProto) -> set[str]:
+    """The tensors of `graph` read only as weights: at a `WEIGHT_INPUTS` position, as the
+    constant operand of an `ELEMENTWISE_WEIGHTS` op whose other operand a weight op computes,
+    or as input 0 of a `LAYOUT_OPS` node whose outputs are weights; never a graph output or a
+    name a subgraph body reads. (Resize scales, Range bounds and shapes computed in float are
+    not weights: within a tolerance they still change an output's shape.)"""
+    readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    producer: dict[str, onnx.NodeProto] = {}
+    unsafe = {o.name for o in graph.output}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node, k))
+        for name in node.output:
+            producer[name] = node
+        for sub in subgraphs(node):
+            unsafe |= outer_references(sub)
+    memo: dict[str, bool] = {}
+
+    def default(node: onnx.NodeProto) -> bool:
+        return node.domain in ("", "ai.onnx")
+
+    def weight_use(node: onnx.NodeProto, k: int) -> bool:
+        if not default(node):
+            return False
+        if k in WEIGHT_INPUTS.get(node.op_type, ()):
+            return True
+        if node.op_type in ELEMENTWISE_WEIGHTS and len(node.input) == 2:
+            other = producer.get(node.input[1 - k])
+            return other is not None and default(other) and other.op_type in WEIGHT_INPUTS
+        if node.op_type in LAYOUT_OPS and k == 0:
+            return all(is_weight(o) for o in node.output if o)
+        return False
+
+    def is_weight(name: str) -> bool:
+        if name not in memo:
+            uses = readers.get(name, [])
+            memo[name] = bool(uses) and name not in unsafe and all(weight_use(*u) for u in uses)
+        return memo[name]
+
+    return {name for name in readers if is_weight(name)}
 
 
 def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...] | None:

@@ -14,9 +14,12 @@ Each task runs the same ops on the same values as its own model when the shared 
 bitwise equal: its outputs are bitwise its model's with onnxruntime's graph optimizations off
 (with them on, a tensor two tasks read is not folded into its producer, e.g. Conv then a
 constant Mul, so float rounding may differ); with `tolerance > 0` a task reads its twin's
-weights, which differ by at most the tolerance. Model-local functions equal byte for byte are
-kept once; a function that differs from another model's function of the same name is renamed
-in its model, calls included (`functions.rename_clashing`), and `split` gives the name back.
+weights, which differ by at most the tolerance (weights only, `hashing.weight_tensors`: a
+Resize scale, a Range bound or a shape computed in float is shared when bitwise equal only).
+A model converted to a newer opset runs the newer ops' kernels, which may round otherwise
+(AveragePool 10 -> 19: 6e-8). Model-local functions equal byte for byte are kept once; a
+function that differs from another model's function of the same name is renamed in its model,
+calls included (`functions.rename_clashing`), and `split` gives the name back.
 
 What it does not do: share nodes with subgraph attributes, random ops or ops of domains without
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
@@ -53,7 +56,7 @@ from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import rename_clashing
-from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key
+from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key, weight_tensors
 from graphopt.multitask.opsets import opset_map, reconcile, since_version, spell_default_domain
 from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
 
@@ -498,6 +501,9 @@ class _Builder:
         inits = {t.name: t for t in graph.initializer}
         inits |= {t.values.name: _densified(t, prefix) for t in graph.sparse_initializer}
         wanted = {o.name: prefix + o.name for o in graph.output}
+        # the constants a tolerance may identify with a near one (not Resize scales: a scale a
+        # little off changed the output's shape)
+        weights = weight_tensors(graph) if self.consts.tolerance > 0 else set()
 
         def resolve(name: str) -> str:
             if not name:
@@ -516,7 +522,9 @@ class _Builder:
                 mapping[name] = target
                 return target
             value = _value(init, prefix)
-            target = self._constant(index, value, name, prefix, lambda t: _renamed_tensor(init, t))
+            target = self._constant(
+                index, value, name, prefix, lambda t: _renamed_tensor(init, t), name in weights
+            )
             mapping[name] = target
             return target
 
@@ -525,7 +533,14 @@ class _Builder:
             if value is not None:
                 out = node.output[0]
                 mapping[out] = self._constant(
-                    index, value, out, prefix, None, node=node, wanted=wanted.get(out)
+                    index,
+                    value,
+                    out,
+                    prefix,
+                    None,
+                    out in weights,
+                    node=node,
+                    wanted=wanted.get(out),
                 )
                 continue
             ins = [resolve(n) for n in node.input]
@@ -583,11 +598,12 @@ class _Builder:
         original: str,
         prefix: str,
         make_init: Callable[[str], onnx.TensorProto] | None,
+        weight: bool,
         *,
         node: onnx.NodeProto | None = None,
         wanted: str | None = None,
     ) -> str:
-        ident = self.consts.key(value)
+        ident = self.consts.key(value, approximate=weight)
         if not self.share:
             ident = f"{ident}@{index}"
         target = self.const_tensor.get(ident)
