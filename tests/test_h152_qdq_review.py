@@ -150,3 +150,69 @@ def test_sigmoid_input_clip_only_where_sigmoid_output_is_used_linearly(
         # the quantization error of c2 (uint8, ~26 / 255 a step), not the clip's
         assert float(np.abs(have - want).max()) < 0.05 * span
     assert ("c2" in plan(model, "onnxruntime", Graph(model)).bounds) is clipped
+
+
+def _float16_from_if_body() -> onnx.ModelProto:
+    """x (float32) → If (both branches scale x and Cast it to float16) → Reshape → MatMul of
+    it by its own transpose → Cast to float32 → y, opset 13: the main graph's float16 tensors
+    come from the If, and nothing in the main graph declares or casts to float16."""
+
+    def branch(name: str, factor: str) -> onnx.GraphProto:
+        nodes = [
+            helper.make_node("Mul", ["x", factor], [f"{name}_m"], name=f"{name}_mul"),
+            helper.make_node("Cast", [f"{name}_m"], [name], name=f"{name}_cast", to=10),
+        ]
+        out = helper.make_tensor_value_info(name, TensorProto.FLOAT16, [1, 3, 16, 16])
+        return helper.make_graph(nodes, name, [], [out])
+
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], name="mean", keepdims=0),
+        helper.make_node("Greater", ["m", "half"], ["cond"], name="greater"),
+        helper.make_node(
+            "If",
+            ["cond"],
+            ["f16"],
+            name="if",
+            then_branch=branch("then_out", "one"),
+            else_branch=branch("else_out", "two"),
+        ),
+        helper.make_node("Reshape", ["f16", "shape"], ["r"], name="reshape"),
+        helper.make_node("Transpose", ["r"], ["rt"], name="transpose", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["r", "rt"], ["mm"], name="matmul"),
+        helper.make_node("Cast", ["mm"], ["y"], name="to_float", to=TensorProto.FLOAT),
+    ]
+    inits = {
+        "half": np.array(0.45, np.float32),
+        "one": np.array(1.0, np.float32),
+        "two": np.array(2.0, np.float32),
+        "shape": np.array([1, 48, 16], np.int64),
+    }
+    graph = helper.make_graph(
+        nodes,
+        "f16_if",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 48, 48])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_float16_made_in_an_if_body_gets_float16_qdq(target: str) -> None:
+    """float16 only inside If branches: has_float16 looked at the main graph alone, so the
+    model stayed at opset 13 and the If's float16 outputs got float32-scale Q/DQ, which onnx
+    rejects ("the quantized model fails onnx.checker: ... unsupported type: tensor(float16)").
+    Bodies are looked at now: the model is raised to opset 19 and quantized."""
+    model = _float16_from_if_body()
+    feeds = _photos(16, np.float32)
+    q, report = quantize_with_report(model, feeds, target=target, accuracy_target=None)
+    assert "matmul" in report.quantized_nodes
+    assert next(o.version for o in q.opset_import if o.domain in ("", "ai.onnx")) >= 19
+    onnx.checker.check_model(q, full_check=True)
+    ref, got = session(model, level="disable"), session(q, level="disable")
+    for feed in feeds:
+        want, have = run(ref, feed)["y"], run(got, feed)["y"]
+        assert float(np.abs(have - want).max()) < 0.03 * float(np.abs(want).max())

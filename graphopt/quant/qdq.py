@@ -53,6 +53,7 @@ import onnx
 
 from graphopt.errors import QuantizeError
 from graphopt.ir import Graph
+from graphopt.ir.nodes import subgraphs
 from graphopt.ir.training import training_names
 from graphopt.quant.placement import NodePlan, Plan
 
@@ -461,11 +462,18 @@ _DTYPE_ATTRIBUTES = ("to", "dtype", "output_dtype")
 
 def has_float16(model: onnx.ModelProto) -> bool:
     """Whether float16 appears anywhere in the main graph: declared inputs, outputs or
-    value_info, initializers, Constant tensors, or a Cast/CastLike-style dtype attribute."""
+    value_info, initializers (sparse too), Constant tensors, a Cast/CastLike-style dtype
+    attribute, or the declared outputs of an If/Loop/Scan body (a body that casts to float16
+    hands the main graph float16 tensors, the If's outputs, that nothing there declares; what
+    stays inside a body is never quantized)."""
     fp16 = onnx.TensorProto.FLOAT16
     g = model.graph
-    declared = [vi.type.tensor_type.elem_type for vi in [*g.input, *g.output, *g.value_info]]
-    if fp16 in declared or any(t.data_type == fp16 for t in g.initializer):
+    bodies = [body for node in g.node for body in subgraphs(node)]
+    declared = [*g.input, *g.output, *g.value_info, *(o for b in bodies for o in b.output)]
+    if any(vi.type.tensor_type.elem_type == fp16 for vi in declared):
+        return True
+    stored = [*g.initializer, *(t.values for t in g.sparse_initializer)]
+    if any(t.data_type == fp16 for t in stored):
         return True
     return any(
         (a.type == onnx.AttributeProto.INT and a.name in _DTYPE_ATTRIBUTES and a.i == fp16)
