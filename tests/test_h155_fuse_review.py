@@ -222,3 +222,29 @@ def test_trees_refuse_a_cycle_through_a_body_as_fuse_ops_does(tensor, message):
         "relu": "sigmoid",
         "sigmoid": None,
     }
+
+
+def test_an_einsum_equation_that_is_not_utf8_is_no_traceback(tmp_path, capsys):
+    # AttributeProto.s is bytes: an equation that is not UTF-8 loads (onnx.checker's full
+    # check passes it) and node_kind's .decode() raised UnicodeDecodeError out of fuse_ops,
+    # `graphopt inspect` (a traceback) and materialize-fusion-groups.
+    from graphopt.analysis import OpKind, node_kind
+    from graphopt.cli import main
+
+    einsum = helper.make_node("Einsum", ["r"], ["y"], name="einsum", equation="ij->ji")
+    einsum.attribute[0].s = b"ij->j\xffi"
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"), einsum],
+        "g",
+        [_value("x", [2, 2])],
+        [_value("y", [2, 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    assert node_kind(einsum) == OpKind.OUT_EWISE_FUSABLE  # no equation it can read: as Einsum
+    assert fuse_ops(model) == [["relu"], ["einsum"]]
+    path = tmp_path / "einsum.onnx"
+    onnx.save(model, str(path))
+    assert main(["inspect", str(path), "--groups"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "2 groups" in out

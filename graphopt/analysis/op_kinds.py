@@ -201,7 +201,9 @@ def node_kind(node: NodeProto) -> OpKind:
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
         return OpKind.OPAQUE
     if node.op_type == "Einsum":
-        equation = next((a.s.decode() for a in node.attribute if a.name == "equation"), None)
+        equation = next(
+            (a.s.decode("utf-8", "replace") for a in node.attribute if a.name == "equation"), None
+        )  # (bytes that are not UTF-8 read as U+FFFD, no letter: no equation ONNX accepts)
         if equation is not None and einsum_sums(equation) is False:
             return OpKind.INJECTIVE
     return kind
