@@ -10,7 +10,8 @@ every line, those `name: 0` lines too: a cache handed back to TensorRT under ano
 what TensorRT wrote. Any other scale that is not a positive normal float32 (negative, -0,
 subnormal, infinite, NaN: neither TensorRT nor graphopt writes one, and a subnormal scale
 overflows `x / s`) is a `QuantizeError` naming the tensor and its line when reading; those were
-dropped, or (subnormal) taken, without a word. Lines are sorted by tensor name, so equal
+dropped, or (subnormal) taken, without a word; `dumps` refuses the same scales when writing
+(and writes a +0 scale as TensorRT's `name: 0`). Lines are sorted by tensor name, so equal
 scales give equal bytes. A tensor name that would not read back as one line (line breaks,
 surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
 a `QuantizeError` naming its line number in the file when reading, and so is a last line of
@@ -126,13 +127,27 @@ def parse_scale(text: str) -> np.float32:
 
 
 def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
-    """The cache text for `scales` (tensor → float32 scale)."""
+    """The cache text for `scales` (tensor → float32 scale). A scale of +0 is written as
+    TensorRT writes a tensor it has no scale for, `name: 0`; any other scale that is no
+    positive normal float32 (`scale_problem`: negative, -0, subnormal, infinite, NaN) is a
+    `QuantizeError` naming the tensor: those were written (`7fc00000` for NaN, `00000000`
+    for 0) into a cache that `loads`, and TensorRT, then refuse or misread."""
     lines = [header]
     for name in sorted(scales):
         # splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029
         if not name or name.splitlines() != [name] or name != name.strip():
             raise QuantizeError(f"tensor name {name!r} cannot be written to a calibration cache")
-        lines.append(f"{name}: {format_scale(scales[name])}")
+        scale = np.float32(scales[name])
+        if _no_scale(scale):
+            lines.append(f"{name}: 0")
+            continue
+        problem = scale_problem(scale)
+        if problem is not None:
+            raise QuantizeError(
+                f"tensor {shown(name)}: {problem}, so it cannot be written to a calibration "
+                "cache; a scale is a positive normal float32"
+            )
+        lines.append(f"{name}: {format_scale(scale)}")
     return "\n".join(lines) + "\n"
 
 
