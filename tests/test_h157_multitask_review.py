@@ -16,6 +16,7 @@ import pytest
 
 from graphopt.backends.onnxruntime import session
 from graphopt.multitask import MergeError, merge_with_report, split
+from graphopt.realmodels import fetch_model, model_inputs
 
 
 def parse(text: str, inits: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
@@ -164,3 +165,38 @@ def test_tolerance_still_shares_weights_biases_and_transposed_weights() -> None:
     got = run(merged, feed)
     np.testing.assert_array_equal(got["m0_y"], run(a, feed)["y"])
     np.testing.assert_allclose(got["m1_y"], run(b, feed)["y"], rtol=1e-4, atol=1e-5)
+
+
+def add_constant(shape: str, value: np.ndarray) -> onnx.ModelProto:
+    return parse(
+        f'<ir_version: 8, opset_import: ["" : 17]>\n'
+        f"g (float x) => (float{shape} y) {{ y = Add(x, c) }}",
+        {"c": value},
+    )
+
+
+def test_a_scalar_and_a_one_element_constant_are_not_one_constant() -> None:
+    scalar = add_constant("", np.array(1.0, np.float32))
+    one = add_constant("[1]", np.array([1.0], np.float32))
+    feed = {"x": np.array(2.0, np.float32)}
+    for models in ([scalar, one], [one, scalar]):
+        merged, report = merge_with_report(models)
+        assert report.shared_params == 0
+        got = run(merged, feed)
+        for prefix, own in zip(("m0_", "m1_"), models, strict=True):
+            expected = run(own, feed)["y"]
+            assert got[prefix + "y"].shape == expected.shape
+            np.testing.assert_array_equal(got[prefix + "y"], expected)
+
+
+@pytest.mark.realmodel
+def test_real_captcha_model_merged_with_itself_runs_as_it_does() -> None:
+    # its Slice reads axes [0] where other nodes read a scalar 0
+    model = onnx.load(str(fetch_model("captcha_crnn")))
+    feed = model_inputs("captcha_crnn", 1)[0]
+    merged, report = merge_with_report([model, model], prefixes=["a_", "b_"])
+    assert report.shared_nodes == report.nodes_merged
+    got = run(merged, feed)
+    for name, value in run(model, feed).items():
+        np.testing.assert_array_equal(got["a_" + name], value)
+        np.testing.assert_array_equal(got["b_" + name], value)

@@ -46,8 +46,10 @@ def value_digest(value: np.ndarray) -> str:
     """sha256 over dtype, shape and the C-order bytes of `value` (of a string tensor: each
     element's UTF-8 bytes, length first; its `tobytes()` would be the objects' addresses).
     The dtype by name too: ml_dtypes' float8_e4m3fn, float8_e4m3fnuz, int4, uint4 and
-    float4_e2m1fn all have dtype.str '<V1', and equal bytes mean other values in each."""
-    arr = np.ascontiguousarray(value)
+    float4_e2m1fn all have dtype.str '<V1', and equal bytes mean other values in each.
+    (Not `np.ascontiguousarray`: it makes a scalar shape (1,), and a scalar 0 and a [0] were
+    one constant.)"""
+    arr = np.asarray(value)
     h = hashlib.sha256()
     h.update(f"{arr.dtype.str} {arr.dtype.name};".encode())
     h.update(repr(arr.shape).encode())
@@ -57,7 +59,7 @@ def value_digest(value: np.ndarray) -> str:
             h.update(len(data).to_bytes(8, "little"))
             h.update(data)
     else:
-        h.update(arr.tobytes())
+        h.update(arr.tobytes(order="C"))
     return h.hexdigest()
 
 
