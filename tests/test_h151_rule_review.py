@@ -222,3 +222,57 @@ def test_an_upgrade_whose_model_loads_still_happens():
     assert [o.version for o in out.opset_import if o.domain in ("", "ai.onnx")] == [14]
     assert ops(out) == ["HardSwish", "RoiAlign"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+SHIFTS = """<ir_version: 8, opset_import: ["" : 13]>
+g ({t}[64] x) => ({t}[64] y) {{
+  s = Add(x, a)
+  y = Sub(s, b)
+}}"""
+
+
+@pytest.mark.parametrize(
+    ("dtype", "a", "b"),
+    [
+        (np.float32, 12582912.0, 12582912.0),  # 1.5·2²³: round(x) to an integer, half to even
+        (np.float32, 1e30, 1e30),
+        (np.float16, 1024.0, 1024.0),  # float16's magic number: its ulp at 1024 is 1
+        (np.float64, 6755399441055744.0, 6755399441055744.0),  # 1.5·2⁵²
+    ],
+)
+def test_shifts_that_cancel_are_not_merged(dtype, a, b):
+    """(x + a) − b with b = a: the original rounds x + a to an ulp of a before b takes it back
+    (the magic-number rounding: round(x) in float32 for a = 1.5·2²³; 0 for data of scale 4
+    and a = 1e30). merge-add-sub made x + (a − b) = x + 0: the output became x, off by up to
+    ½ (and by all of x where a = 1e30). It refuses where the shifts cancel more than half the
+    significand's bits; the model computes what it did."""
+    t = {np.float32: "float", np.float16: "float16", np.float64: "double"}[dtype]
+    model = build(SHIFTS.format(t=t), {"a": np.array(a, dtype), "b": np.array(b, dtype)})
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Add", "Sub"]
+    (reason,) = explained(report, "merge-add-sub", "refused")
+    assert "the shifts cancel" in reason
+    x = {"x": np.linspace(-4, 4, 64).astype(dtype)}
+    want = run_at(model, x, "disable")["y"]
+    for pipeline in ("default", "tensorrt", "ort-fusions"):
+        result = graphopt.optimize(model, pipeline)
+        np.testing.assert_array_equal(run_at(result, x, "disable")["y"], want, err_msg=pipeline)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_shifts_that_do_not_cancel_still_merge(dtype):
+    """The control: (x + 3) − 1 merges to x + 2 (and (x + 1000) − 999 in float32: 1 keeps
+    all but 10 of its 24 bits), outputs within an ulp of the shift."""
+    t = "float" if dtype == np.float32 else "float16"
+    cases = [(3.0, 1.0)] + ([(1000.0, 999.0)] if dtype == np.float32 else [])
+    for a, b in cases:
+        model = build(SHIFTS.format(t=t), {"a": np.array(a, dtype), "b": np.array(b, dtype)})
+        out = graphopt.optimize(model, "default")
+        assert ops(out) == ["Add"]
+        x = {"x": np.linspace(-4, 4, 64).astype(dtype)}
+        np.testing.assert_allclose(
+            run_at(out, x, "disable")["y"].astype(np.float64),
+            run_at(model, x, "disable")["y"].astype(np.float64),
+            rtol=0,
+            atol=float(np.spacing(np.asarray(a, dtype))),
+        )

@@ -653,10 +653,33 @@ def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
     if how not in ops:
         raise Refuse(f"unknown combination {how}")
     exact = ops[how]()
+    if how in ("add", "sub", "rsub"):
+        _refuse_cancelling(x64, y64, exact, x.dtype)
     merged = np.ascontiguousarray(exact.astype(x.dtype))
     if how in ("mul", "div", "rdiv"):  # a merged scale multiplies x: its own precision counts
         refuse_underflow(merged, lambda: exact, None, "the merged scale")
     return merged
+
+
+def _refuse_cancelling(a: np.ndarray, b: np.ndarray, merged: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse merging (x + a) + b into x + (a + b) where the shifts cancel more than half the
+    bits of `dtype`'s significand: |a + b| < max(|a|, |b|)·2^-(p/2), p its mantissa bits, in
+    some element. The original rounds x + a to an ulp of a before b takes a back, so it keeps x
+    only to that ulp; merged, x is kept whole: the magic-number rounding (x + 1.5·2²³) − 1.5·2²³
+    (round(x) in float32) would become x + 0, and x + 1e30 − 1e30 (0 for data of scale 4)
+    would become x. Within half the bits, the two differ by at most ~√ε of the merged shift,
+    the output's scale where x is smaller (float32 1.2e-4, float16 1.6e-2)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # (inf − inf refused before, as NaN)
+        larger = np.maximum(np.abs(a), np.abs(b))
+        cancelling = np.abs(merged) < larger * 2.0 ** -(np.finfo(dtype).nmant // 2)
+    if np.any(cancelling):
+        i = np.unravel_index(int(np.argmax(cancelling)), cancelling.shape)
+        first = float(np.broadcast_to(a, merged.shape)[i])
+        second = float(np.broadcast_to(b, merged.shape)[i])
+        raise Refuse(
+            f"the shifts cancel ({first:g} and {second:g} merge to {float(merged[i]):g}): the "
+            "original keeps x only to an ulp of the larger"
+        )
 
 
 @computation("clip_params")
