@@ -90,9 +90,14 @@ def test_float16_cache_scale_past_float16_range_is_refused(target: str, tmp_path
     assert "\n" not in str(caught.value)
 
 
-def _sigmoid_head(head: list[onnx.NodeProto]) -> onnx.ModelProto:
-    """x → Conv → Relu → Conv (c2, channels biased to -14, -6, 0, 12) → Sigmoid (s) → `head`
-    → y, opset 13."""
+def _sigmoid_head(
+    head: list[onnx.NodeProto],
+    size: int = 16,
+    y_shape: tuple[int, ...] = (1, 4, 16, 16),
+    constants: dict[str, np.ndarray] | None = None,
+) -> onnx.ModelProto:
+    """x [1, 3, size, size] → Conv → Relu → Conv (c2, channels biased to -14, -6, 0, 12) →
+    Sigmoid (s) → `head` → y, opset 13."""
     rng = np.random.default_rng(1)
     w1 = (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32)
     w2 = (rng.standard_normal((4, 8, 3, 3)) * 0.15).astype(np.float32)
@@ -106,11 +111,12 @@ def _sigmoid_head(head: list[onnx.NodeProto]) -> onnx.ModelProto:
     ]
     inits = [numpy_helper.from_array(v, k) for k, v in (("w1", w1), ("w2", w2), ("b2", b2))]
     inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "two"))
+    inits += [numpy_helper.from_array(v, k) for k, v in (constants or {}).items()]
     graph = helper.make_graph(
         nodes,
         "sigmoid_head",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -216,3 +222,20 @@ def test_float16_made_in_an_if_body_gets_float16_qdq(target: str) -> None:
     for feed in feeds:
         want, have = run(ref, feed)["y"], run(got, feed)["y"]
         assert float(np.abs(have - want).max()) < 0.03 * float(np.abs(want).max())
+
+
+def test_sigmoid_input_clip_not_under_a_reduce_sum() -> None:
+    """A ReduceSum adds σ's change from the ±9.25 clip (up to 9.6e-5) once per element: the
+    soft count of channel 0 (biased to -14, σ ≈ 1e-6 everywhere) over a 64x64 map read 0.39
+    instead of ~0.004. ReduceSum no longer counts as a linear reader of σ."""
+    head = [helper.make_node("ReduceSum", ["s", "axes"], ["y"], name="count", keepdims=0)]
+    model = _sigmoid_head(head, 64, (1, 4), {"axes": np.array([2, 3], np.int64)})
+    feeds = _photos(64, np.float32)
+    q, _ = quantize_with_report(
+        model, feeds, target="onnxruntime", accuracy_target=None, pipeline=False
+    )
+    ref, got = session(model, level="disable"), session(q, level="disable")
+    for feed in feeds:
+        want, have = run(ref, feed)["y"], run(got, feed)["y"]
+        assert abs(float(have[0, 0] - want[0, 0])) < 0.05
+    assert "c2" not in plan(model, "onnxruntime", Graph(model)).bounds
