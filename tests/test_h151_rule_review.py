@@ -276,3 +276,27 @@ def test_shifts_that_do_not_cancel_still_merge(dtype):
             rtol=0,
             atol=float(np.spacing(np.asarray(a, dtype))),
         )
+
+
+def test_a_conv_rounded_by_a_magic_number_keeps_its_rounding():
+    """Conv(x, W) + M − M with M = 1.5·2²³ rounds the conv's output to integers (float32).
+    fold-add-into-conv folded M into the bias and fold-sub-into-conv folded −M back out:
+    Conv(x, W, 0), the rounding gone (outputs up to ½ off). The second fold now refuses
+    (bias and shift cancel, as merge-* refuses); the outputs stay integers."""
+    magic = np.array(12582912.0, np.float32)
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,6,6] x) => (float[1,4,4,4] z) {
+          y = Conv(x, W)
+          s = Add(y, M)
+          z = Sub(s, M)
+        }""",
+        {"W": CONV_W, "M": magic},
+    )
+    x = {"x": np.linspace(-4, 4, 108, dtype=np.float32).reshape(1, 3, 6, 6)}
+    want = run_at(model, x, "disable")["z"]
+    assert np.array_equal(want, np.round(want)) and np.abs(want).max() > 2
+    for pipeline in ("default", "tensorrt", "ort-fusions"):
+        got = run_at(graphopt.optimize(model, pipeline), x, "disable")["z"]
+        assert np.array_equal(got, np.round(got)), pipeline
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=pipeline)

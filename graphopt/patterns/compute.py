@@ -418,7 +418,12 @@ def _conv_bias(
     bias = _bias(b, c_out, w)
     if op not in ("add", "sub"):
         raise Refuse(f"unknown bias op {op}")
-    return _cast_like(w, bias + vec if op == "add" else bias - vec)
+    shift = vec if op == "add" else -vec
+    merged = bias + shift
+    # Conv(x) + M − M (magic-number rounding of the conv's output) folds M into the bias, then
+    # would fold −M back out: the rounding gone (`_refuse_cancelling`)
+    _refuse_cancelling(bias, shift, merged, w.dtype)
+    return _cast_like(w, merged)
 
 
 @computation("fold_affine_conv")
