@@ -9,6 +9,8 @@ compute something else than the task's own model, with no error.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import onnx
 import onnx.parser
@@ -200,3 +202,28 @@ def test_real_captcha_model_merged_with_itself_runs_as_it_does() -> None:
     for name, value in run(model, feed).items():
         np.testing.assert_array_equal(got["a_" + name], value)
         np.testing.assert_array_equal(got["b_" + name], value)
+
+
+def identity_chain_to_matmul(weight: np.ndarray, length: int) -> onnx.ModelProto:
+    names = ["w", *(f"t{i}" for i in range(length))]
+    nodes = [onnx.helper.make_node("Identity", [a], [b]) for a, b in itertools.pairwise(names)]
+    nodes.append(onnx.helper.make_node("MatMul", ["x", names[-1]], ["y"]))
+    graph = onnx.helper.make_graph(
+        nodes,
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 2])],
+        [onnx.numpy_helper.from_array(weight, "w")],
+    )
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+def test_tolerance_follows_a_weight_through_a_long_chain_of_layout_ops() -> None:
+    # 3000 Identity nodes between a weight and its MatMul (weight_tensors recursed per node)
+    eye = np.eye(2, dtype=np.float32)
+    a = identity_chain_to_matmul(eye, 3000)
+    b = identity_chain_to_matmul(eye * np.float32(1 + 1e-7), 3000)
+    merged, report = merge_with_report([a, b], tolerance=1e-5, check=False)
+    assert report.shared_params == report.params_merged == 4
+    feed = {"x": np.array([[1, 2], [3, 4]], np.float32)}
+    np.testing.assert_array_equal(run(merged, feed)["m1_y"], run(a, feed)["y"])

@@ -148,7 +148,7 @@ def weight_tensors(graph: onnx.GraphProto) -> set[str]:
             producer[name] = node
         for sub in subgraphs(node):
             unsafe |= outer_references(sub)
-    memo: dict[str, bool] = {}
+    weight: dict[str, bool] = {}  # filled from the last node back: readers come first
 
     def default(node: onnx.NodeProto) -> bool:
         return node.domain in ("", "ai.onnx")
@@ -162,16 +162,20 @@ def weight_tensors(graph: onnx.GraphProto) -> set[str]:
             other = producer.get(node.input[1 - k])
             return other is not None and default(other) and other.op_type in WEIGHT_INPUTS
         if node.op_type in LAYOUT_OPS and k == 0:
-            return all(is_weight(o) for o in node.output if o)
+            return all(weight.get(o, False) for o in node.output if o)
         return False
 
-    def is_weight(name: str) -> bool:
-        if name not in memo:
-            uses = readers.get(name, [])
-            memo[name] = bool(uses) and name not in unsafe and all(weight_use(*u) for u in uses)
-        return memo[name]
+    def judge(name: str) -> None:
+        uses = readers.get(name, [])
+        weight[name] = bool(uses) and name not in unsafe and all(weight_use(*u) for u in uses)
 
-    return {name for name in readers if is_weight(name)}
+    for node in reversed(graph.node):  # (no recursion: a long Identity chain is no problem)
+        for name in node.output:
+            judge(name)
+    for name in readers:  # initializers and inputs
+        if name not in weight:
+            judge(name)
+    return {name for name, is_weight in weight.items() if is_weight}
 
 
 def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...] | None:
