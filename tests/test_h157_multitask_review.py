@@ -227,3 +227,36 @@ def test_tolerance_follows_a_weight_through_a_long_chain_of_layout_ops() -> None
     assert report.shared_params == report.params_merged == 4
     feed = {"x": np.array([[1, 2], [3, 4]], np.float32)}
     np.testing.assert_array_equal(run(merged, feed)["m1_y"], run(a, feed)["y"])
+
+
+def test_a_checker_failure_after_inputs_met_names_the_input_and_how_to_keep_it_apart(
+    tmp_path, capsys
+) -> None:
+    from graphopt.cli import main
+
+    static = parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,7] x) => (float[1,7] y) { y = Tanh(x) }"
+    )
+    dynamic = parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,?] x) => (float[1,?] y) { r = Relu(x) y = Neg(r) }"
+    )
+    # its value_info holds for inputs of 5 columns only: with x of 7, shape inference fails
+    dynamic.graph.value_info.append(
+        onnx.helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, [1, 5])
+    )
+    hint = r"input 'x' of 'm1_' took another model's dims as merged input 'x': to keep it apart"
+    with pytest.raises(MergeError, match=hint + r", input_map=\{1: \{'x': 'm1_x'\}\}"):
+        merge_with_report([static, dynamic])
+    merged, _ = merge_with_report([static, dynamic], input_map={1: {"x": "m1_x"}})
+    feed = {"x": np.linspace(-1, 1, 7, dtype=np.float32)[None], "m1_x": -X[None]}
+    np.testing.assert_array_equal(run(merged, feed)["m1_y"], run(dynamic, {"x": -X[None]})["y"])
+    onnx.save(static, tmp_path / "a.onnx")
+    onnx.save(dynamic, tmp_path / "b.onnx")
+    out = tmp_path / "ab.onnx"
+    assert main(["merge", str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "input 'x' of 'b_' took another model's dims" in err
+    assert "(--input-map 1:x=b_x)" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -168,7 +168,10 @@ def merge_with_report(
         function_renames,
     )
     if check:
-        check_model(model, "merged")
+        try:
+            check_model(model, "merged")
+        except MergeError as e:  # (a Concat's shapes said nothing of the input behind them)
+            raise MergeError(f"{e}{_met_inputs_hint(model, prefixes)}") from e
     _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
     for task, proto, opset, ops in zip(report.tasks, protos, before, ops_before, strict=True):
         if opset_map(proto).get("", 0) != opset:
@@ -182,6 +185,28 @@ def merge_with_report(
                 and since_version(op, opset, "") != since_version(op, report.opset, "")
             )
     return model, report
+
+
+def _met_inputs_hint(model: onnx.ModelProto, prefixes: Sequence[str]) -> str:
+    """For a merged model that fails the checker: the inputs it declares with dims another
+    model gave them (a task whose own value_info holds for its own sizes only fails shape
+    inference then), and how to give that task its own input; "" when there are none."""
+    table = task_table(model)
+    met = [
+        (index, prefix, name)
+        for index, prefix in enumerate(prefixes)
+        for name in table[prefix].get("input_shapes", {})
+    ]
+    if not met:
+        return ""
+    index, prefix, name = met[0]
+    merged = table[prefix]["inputs"][name]
+    more = f" (and {len(met) - 1} more)" if len(met) > 1 else ""
+    return (
+        f"; input {name!r} of {prefix!r}{more} took another model's dims as merged input "
+        f"{merged!r}: to keep it apart, input_map={{{index}: {{{name!r}: {prefix + name!r}}}}} "
+        f"(--input-map {index}:{name}={prefix}{name})"
+    )
 
 
 def _compute_ops(model: onnx.ModelProto) -> Counter[str]:
