@@ -300,3 +300,49 @@ def test_a_conv_rounded_by_a_magic_number_keeps_its_rounding():
         got = run_at(graphopt.optimize(model, pipeline), x, "disable")["z"]
         assert np.array_equal(got, np.round(got)), pipeline
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=pipeline)
+
+
+def test_an_input_rounded_by_a_magic_number_is_not_folded_into_the_conv():
+    """Conv((x + M) − M, W, B) with M = 1.5·2²³: the input rounded to integers, then a Conv.
+    merge-add-sub refuses the shifts (they cancel), but fold-input-sub-into-conv then folded
+    − M into the bias (Conv(x + M, W, B − Σ W·M): a sum of M's scale against a bias of −Σ W·M)
+    and fold-input-add-into-conv + M back: one Conv, outputs off by up to 1.67 on a scale of
+    20. The input fold refuses a shift that cancels the Add or Sub producing its input."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,6,6] x) => (float[1,4,4,4] z) {
+          s = Add(x, M)
+          t = Sub(s, M)
+          z = Conv(t, W, B)
+        }""",
+        {"W": CONV_W, "B": np.array([0.3, -0.2, 0.1, 0.0], np.float32),
+         "M": np.array(12582912.0, np.float32)},
+    )  # fmt: skip
+    out, report = run_passes(model, ["fold-batchnorm"])
+    assert ops(out) == ["Add", "Sub", "Conv"]
+    (reason,) = explained(report, "fold-input-sub-into-conv", "refused")
+    assert "the shifts cancel" in reason
+    x = {"x": np.linspace(-4, 4, 108, dtype=np.float32).reshape(1, 3, 6, 6)}
+    want = run_at(model, x, "disable")["z"]
+    for pipeline in ("default", "tensorrt", "ort-fusions"):
+        got = run_at(graphopt.optimize(model, pipeline), x, "disable")["z"]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=pipeline)
+
+
+def test_an_input_shift_that_does_not_cancel_still_folds():
+    """The control: Conv((x + 3) − 0.5, W) (3 and −0.5 do not cancel) becomes one Conv."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,3,6,6] x) => (float[1,4,4,4] z) {
+          s = Add(x, k)
+          t = Sub(s, h)
+          z = Conv(t, W)
+        }""",
+        {"W": CONV_W, "k": np.array(3.0, np.float32), "h": np.array(0.5, np.float32)},
+    )
+    out = graphopt.optimize(model, "default")
+    assert ops(out) == ["Conv"]
+    x = {"x": np.linspace(-4, 4, 108, dtype=np.float32).reshape(1, 3, 6, 6)}
+    np.testing.assert_allclose(
+        run_at(out, x, "disable")["z"], run_at(model, x, "disable")["z"], rtol=1e-5, atol=1e-5
+    )
