@@ -37,6 +37,7 @@ from graphopt.ir.graph import outer_references
 from graphopt.ir.io_names import as_text
 from graphopt.ir.nodes import is_default_domain
 from graphopt.passes.base import Instrument, PassContext, Retractable
+from graphopt.passes.constant_folding import dims_in_dispute
 
 log = logging.getLogger("graphopt.subgraphs")
 
@@ -184,6 +185,7 @@ def _optimize_body(
     """Run `run` over `body` of `node` as the model M(B) and put the result in its place when
     its interface is the body's; True when it did. `later`: frozen before `graph` changes."""
     outer = sorted(outer_references(body))
+    disputed = dims_in_dispute(graph, ctx)
     declared = []
     for name in outer:
         dtype = facts.dtype(name)
@@ -197,6 +199,8 @@ def _optimize_body(
             return False
         shape = facts.shape(name)
         dims = None if shape is None else [d if isinstance(d, int | str) else None for d in shape]
+        if dims is not None and name in disputed:  # (a Range onnxruntime versions count apart)
+            dims = [None] * len(dims)
         declared.append(onnx.helper.make_tensor_value_info(name, dtype, dims))
     untyped = [i.name for i in body.input if i.type.WhichOneof("value") is None]
     if untyped:
