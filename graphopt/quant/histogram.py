@@ -345,14 +345,25 @@ def entropy_amax(
 ) -> float:
     """TensorRT EntropyCalibration2: amax = (i* + 0.5) · bin_width, where i* (the number of bins
     kept) is the candidate with the least KL divergence (`entropy_divergences`), the first one
-    on ties; TensorRT's description writes it `threshold = (m + 0.5) · width`."""
+    on ties; TensorRT's description writes it `threshold = (m + 0.5) · width`.
+
+    Candidates are i = start_bin .. top + 1 (top: the last occupied bin; top + 1 keeps every
+    value). TensorRT's histogram ends at max|x| (its last bin is the top one), so its
+    candidates 128..2047 never reach past the largest value; graphopt's power-of-two bins run
+    on past it (the data fill half to all of them), and a candidate beyond top + 1 only keeps
+    the same values with coarser levels. Those were candidates too, and one of them won where
+    its levels happened to fit the histogram better, an amax above max|x|: of the tensors
+    quantize calibrates (4 photographs), 1 of 67 on common_det (1.004x max|x|), 5 of 94 on
+    layout_cdla (up to 1.09x), 7 of 83 on ppocr_det (up to 1.38x).
+    """
     if counts.sum() == 0:
         return 0.0
     top = int(np.flatnonzero(counts)[-1])
     if top < start_bin:
         # everything fits in fewer bins than the first candidate: no clipping is useful
         return (top + 1) * bin_width
-    kl = entropy_divergences(counts, num_levels=num_levels, start_bin=start_bin)
+    # bins past top are empty: cut there, the candidates stop at top + 1 (keep everything)
+    kl = entropy_divergences(counts[: top + 1], num_levels=num_levels, start_bin=start_bin)
     best = int(np.argmin(kl)) + start_bin
     return (best + 0.5) * bin_width
 
