@@ -27,6 +27,11 @@ what to do).
   its own sizes only then fails the merged model's checker on some Concat's shapes, an error
   that did not say which input or what to do. It now names the input and the input_map that
   keeps it apart.
+- The merged model kept, for a tensor two tasks share, the value_info whichever model declared
+  it first, also one that holds for that model's own sizes only: a task that declared nothing
+  read the other's static [1, 5] and onnxruntime's optimizer (ORT_ENABLE_ALL, its default)
+  folded the task's Shape of it, so ConstantOfShape gave (1, 5) where its model gives (1, 7).
+  A shared tensor keeps a value_info only when every task reading it declared the same one.
 """
 
 from __future__ import annotations
@@ -282,3 +287,31 @@ def test_a_checker_failure_after_inputs_met_names_the_input_and_how_to_keep_it_a
     assert "input 'x' of 'b_' took another model's dims" in err
     assert "(--input-map 1:x=b_x)" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_shared_tensor_keeps_no_value_info_that_only_one_task_declares() -> None:
+    shape_of = parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,?] x) => (float[1,?] y) {"
+        " r = Relu(x) s = Shape(r) y = ConstantOfShape<value=float[1] {2.0}>(s) }"
+    )
+    declares = parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[1,?] x) => (float[1,?] y) { r = Relu(x) y = Neg(r) }"
+    )
+    # what it declares of r holds for its own inputs (5 wide) only
+    declares.graph.value_info.append(
+        onnx.helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, [1, 5])
+    )
+    feed = {"x": np.linspace(-1, 1, 7, dtype=np.float32)[None]}
+    for models in ([shape_of, declares], [declares, shape_of]):
+        merged, report = merge_with_report(models)
+        assert report.shared_nodes == 1
+        got = session(merged, level="all").run(None, feed)
+        for value, model in zip(got, models, strict=True):
+            expected = session(model, level="all").run(None, feed)[0]
+            assert value.shape == expected.shape
+            np.testing.assert_array_equal(value, expected)
+    # tasks that declare the same value_info of a shared tensor keep it
+    merged, _ = merge_with_report([declares, declares])
+    assert [vi.name for vi in merged.graph.value_info] == ["r"]

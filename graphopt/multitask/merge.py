@@ -440,7 +440,8 @@ class _Builder:
         self.cse: dict[NodeKey, onnx.NodeProto] = {}
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
-        self.value_info: dict[str, onnx.ValueInfoProto] = {}
+        # merged tensor -> task -> the value_info that task's model declared for it
+        self.value_info: dict[str, dict[int, onnx.ValueInfoProto]] = {}
         self.outputs: list[onnx.ValueInfoProto] = []
         self.tensor_names: set[str] = set()
         self.node_names: set[str] = set()
@@ -595,8 +596,8 @@ class _Builder:
                 self.cse[key] = new
         for vi in graph.value_info:
             target = mapping.get(vi.name)
-            if target is not None and target not in self.value_info:
-                self.value_info[target] = _renamed(vi, target)
+            if target is not None:
+                self.value_info.setdefault(target, {}).setdefault(index, _renamed(vi, target))
         for out in graph.output:
             source = resolve(out.name)
             name = wanted[out.name]
@@ -678,6 +679,27 @@ class _Builder:
             if vi.name in local:
                 vi.name = local[vi.name]
 
+    def _agreed_value_info(self) -> dict[str, onnx.ValueInfoProto]:
+        """The value_info to declare: per merged tensor, the one every task that reads it
+        declared alike. A shape one model declares may hold for its own inputs only (PP-OCRv3
+        rec's states dims of its 48-high input): on a tensor another task reads too,
+        onnxruntime's optimizer folded that task's Shape of it to the other model's dims."""
+        users: dict[str, set[int]] = {}
+        for node in self.nodes:
+            for name in node.output:
+                users[name] = self.built.users.get(node.name) or self.built.const_users.get(
+                    name, set()
+                )
+        agreed: dict[str, onnx.ValueInfoProto] = {}
+        for name, declared in self.value_info.items():
+            readers = users.get(name, set())
+            if not readers or not readers <= set(declared):
+                continue
+            kinds = {declared[i].SerializeToString(deterministic=True) for i in readers}
+            if len(kinds) == 1:
+                agreed[name] = declared[min(readers)]
+        return agreed
+
     # result -----------------------------------------------------------------
     def finish(
         self,
@@ -693,7 +715,9 @@ class _Builder:
         produced = {o for n in self.nodes for o in n.output}
         outputs = {o.name for o in self.outputs}
         value_info = [
-            vi for name, vi in self.value_info.items() if name in produced and name not in outputs
+            vi
+            for name, vi in self._agreed_value_info().items()
+            if name in produced and name not in outputs
         ]
         graph = onnx.helper.make_graph(
             self.nodes,
