@@ -18,6 +18,7 @@ rule's checks come after, in `rewrite`).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -318,6 +319,8 @@ class CompiledTarget:
             return absent
         if isinstance(operand, Literal):
             want, tolerance = operand.value, 1e-7 + operand.rtol * abs(operand.value)
+            if not math.isfinite(want):
+                tolerance = -1.0  # an infinite literal: only `literal_matches`'s equality
 
             def literal(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
                 name = names[k]

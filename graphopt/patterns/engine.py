@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -782,8 +783,11 @@ def literal_matches(v: float, dtype: np.dtype | None, literal: Literal) -> bool:
     """A constant of value `v` and numpy `dtype` matches `literal`: within 1e-7 + rtol·|value|,
     or, for a type narrower than float32, within one of its ulps at the value (the literal as
     such a type holds it: a float16 model's 1/6 is 0.16663 and its 1/√2 0.70703, 2e-4 and 1e-4
-    off, which float16 cannot tell apart). NaN matches nothing."""
+    off, which float16 cannot tell apart). NaN matches nothing; an infinite literal (`inf`,
+    `1e400`) only the same infinity (its tolerance, rtol·inf, took every value)."""
     want = literal.value
+    if not math.isfinite(want):
+        return v == want
     if abs(v - want) <= 1e-7 + literal.rtol * abs(want):
         return True
     if dtype is None or dtype.kind != "f" or dtype.itemsize >= 4:
@@ -882,6 +886,10 @@ def _same(a: Any, b: Any) -> bool:
         if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
             return False
         return all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b  # an integer attribute (axis, pads, group) is exact: 100001 is not 100000
     if isinstance(a, int | float) and isinstance(b, int | float):
+        if not (math.isfinite(a) and math.isfinite(b)):
+            return a == b  # the tolerance 1e-5·inf took every value for `alpha=inf`
         return abs(float(a) - float(b)) <= 1e-7 + 1e-5 * abs(float(b))
     return bool(a == b)

@@ -510,6 +510,13 @@ def literal_value(node: ast.expr) -> Any:
     raise ValueError(ast.unparse(node))
 
 
+def _fits_int64(v: Any) -> bool:
+    """Every integer in `v` (a literal, or a list of them) fits an ONNX int64 attribute."""
+    if isinstance(v, list):
+        return all(_fits_int64(x) for x in v)
+    return not isinstance(v, int) or -(2**63) <= v < 2**63
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -581,6 +588,11 @@ class _PatternBuilder:
                     raise self.error(
                         lineno, f"attribute {kw.arg}= must be a literal or a name"
                     ) from e
+                if not _fits_int64(attrs[kw.arg]):
+                    # an ONNX attribute holds int64: the edit failed with a ValueError at a match
+                    raise self.error(
+                        lineno, f"attribute {kw.arg}= holds an integer outside int64's range"
+                    )
         if outputs is None:
             outputs = [f"_t{next(self.counter)}"]
         self.nodes.append(PatternNode(op, domain, inputs, outputs, attrs, copy_from, lineno))

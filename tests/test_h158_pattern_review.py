@@ -1,0 +1,117 @@
+"""Adversarial review of the pattern engine and user rule files (H158).
+
+1. An infinite literal (`inf`, `1e400`) in a target matched every constant: its tolerance
+   1e-7 + rtol·|inf| is inf, and |v − inf| ≤ inf holds for any v (`Min(x, inf) ⇒ x` rewrote
+   Min(x, 0.5)), while inf itself (|inf − inf| is NaN) matched nothing. The same in attribute
+   constraints (`alpha=inf` matched alpha=0.3).
+2. Integer attribute constraints were compared with the float tolerance 1e-5·|want|:
+   `starts=[100000]` matched a Slice's 100001.
+3. An integer attribute literal outside int64 in a replacement (`axis=10**23` spelt out) was a
+   PassError from `ValueError: Value out of range` at the first match, not a load error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import graphopt
+from graphopt.errors import PipelineError
+from tests.conftest import assert_same_outputs
+from tests.fusion_models import build, feeds, ops
+
+
+def _optimize(tmp_path: Path, model: onnx.ModelProto, rules: str, **options) -> onnx.ModelProto:
+    (tmp_path / "r.yaml").write_text(rules)
+    (tmp_path / "p.yaml").write_text("rules: [r.yaml]\npasses: [fuse-patterns]\n")
+    out = graphopt.optimize(model, str(tmp_path / "p.yaml"), **options)
+    onnx.checker.check_model(out, full_check=True)
+    return out
+
+
+def _min_model(c: float) -> onnx.ModelProto:
+    return build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x) => (float[2,3] y) { y = Min(x, c) }""",
+        {"c": np.array([c], np.float32)},
+    )
+
+
+MIN_INF = """
+rules:
+  - name: min-inf
+    target: y = Min(x, {literal})
+    replacement: y = Identity(x)
+"""
+
+
+@pytest.mark.parametrize("literal", ["inf", "1e400", "approx(inf, 0.1)"])
+@pytest.mark.parametrize("rule_kernels", [True, False])
+@pytest.mark.parametrize("c", [0.5, -np.inf, 3.4e38])
+def test_an_infinite_literal_matches_no_finite_constant(tmp_path, literal, rule_kernels, c):
+    model = _min_model(c)
+    out = _optimize(tmp_path, model, MIN_INF.format(literal=literal), rule_kernels=rule_kernels)
+    assert ops(out) == ["Min"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("rule_kernels", [True, False])
+def test_an_infinite_literal_still_matches_the_same_infinity(tmp_path, rule_kernels):
+    model = _min_model(np.inf)
+    out = _optimize(tmp_path, model, MIN_INF.format(literal="inf"), rule_kernels=rule_kernels)
+    assert ops(out) == ["Identity"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_an_infinite_attribute_constraint_matches_no_finite_value(tmp_path):
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x) => (float[2,3] y) { y = LeakyRelu<alpha=0.3>(x) }"""
+    )
+    rules = """
+rules:
+  - name: leaky-inf
+    target: y = LeakyRelu(x, alpha=inf)
+    replacement: y = Relu(x)
+"""
+    out = _optimize(tmp_path, model, rules)
+    assert ops(out) == ["LeakyRelu"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_an_integer_attribute_constraint_is_exact(tmp_path):
+    """Slice-1 (opset 9) of [100001, 100003) is not the rule's [100000, 100002): the same shape,
+    other elements."""
+    model = build(
+        """<ir_version: 4, opset_import: ["" : 9]>
+        g (float[1,100003] x) => (float[1,2] y) {
+          y = Slice<axes = [1], starts = [100001], ends = [100003]>(x)
+        }"""
+    )
+    rules = """
+rules:
+  - name: slice-known
+    target: y = Slice(x, axes=[1], starts=[100000], ends=[100002])
+    replacement: y = Slice(x, axes=[1], starts=[100000], ends=[100002])
+"""
+    out = _optimize(tmp_path, model, rules)
+    starts = [list(a.ints) for a in out.graph.node[0].attribute if a.name == "starts"]
+    assert starts == [[100001]]
+    assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize("value", ["100000000000000000000000", "[1, -9223372036854775809]"])
+def test_an_attribute_outside_int64_is_a_load_error(tmp_path, value):
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x) => (float[2,3] y) { y = Flatten(x) }"""
+    )
+    rules = (
+        "rules:\n  - name: big\n    target: y = Flatten(x, axis=a)\n"
+        f"    replacement: y = Flatten(x, axis={value})\n"
+    )
+    with pytest.raises(PipelineError, match=r"r\.yaml:4: attribute axis= holds an integer outside"):
+        _optimize(tmp_path, model, rules)
