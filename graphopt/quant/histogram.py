@@ -120,9 +120,16 @@ class HistogramCalibrator:
         self.minimum, self.maximum = min(self.minimum, lo), max(self.maximum, hi)
 
     def merge(self, other: HistogramCalibrator) -> None:
-        """Add `other`'s values (same tensor, e.g. collected in another process)."""
+        """Add `other`'s values (same tensor, e.g. collected in another process). Both must
+        sample alike (`sample_cap`): a sampled histogram counts about cap values per input, a
+        full one every value, and their sum is no histogram of either kind (it was summed)."""
         if other.num_bins != self.num_bins or other.track_histogram != self.track_histogram:
             raise QuantizeError("cannot merge histograms with different bin counts")
+        if self.track_histogram and other.sample_cap != self.sample_cap:
+            raise QuantizeError(
+                "cannot merge histograms sampled differently (sample_cap "
+                f"{self.sample_cap} and {other.sample_cap}): collect both with the same cap"
+            )
         if other.maximum < other.minimum:
             return
         self.minimum = min(self.minimum, other.minimum)
