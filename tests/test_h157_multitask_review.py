@@ -32,6 +32,9 @@ what to do).
   read the other's static [1, 5] and onnxruntime's optimizer (ORT_ENABLE_ALL, its default)
   folded the task's Shape of it, so ConstantOfShape gave (1, 5) where its model gives (1, 7).
   A shared tensor keeps a value_info only when every task reading it declared the same one.
+- A model listing one output twice (onnx.checker and onnxruntime take it) was refused as "output
+  name 'm0_y' (prefix 'm0_') collides with another output; choose other prefixes": no prefix
+  helps. The error now says the model lists the output twice.
 """
 
 from __future__ import annotations
@@ -315,3 +318,15 @@ def test_a_shared_tensor_keeps_no_value_info_that_only_one_task_declares() -> No
     # tasks that declare the same value_info of a shared tensor keep it
     merged, _ = merge_with_report([declares, declares])
     assert [vi.name for vi in merged.graph.value_info] == ["r"]
+
+
+def test_a_model_listing_an_output_twice_is_refused_for_what_it_is() -> None:
+    twice = parse(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[4] x) => (float[4] y, float[4] y) { y = Relu(x) }"
+    )
+    assert [v.shape for v in run(twice, {"x": X}).values()] == [(4,)]
+    with pytest.raises(
+        MergeError, match=r"^'m0_': the model lists output 'y' 2 times; merge gives"
+    ):
+        merge_with_report([twice, unary("Tanh")])

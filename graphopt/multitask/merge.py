@@ -467,6 +467,13 @@ class _Builder:
         # outputs first: an input kept apart is renamed to a name no output has (a task's
         # output that is its own input directly is named prefix + name too)
         for i, proto in enumerate(protos):
+            listed = Counter(out.name for out in proto.graph.output)
+            twice = next((name for name, count in listed.items() if count > 1), None)
+            if twice is not None:  # (it said the prefix collided with another model's output)
+                raise MergeError(
+                    f"{prefixes[i]!r}: the model lists output {twice!r} {listed[twice]} times; "
+                    "merge gives each output one name: list it once"
+                )
             for out in proto.graph.output:
                 name = prefixes[i] + out.name
                 if name in self.tensor_names:
