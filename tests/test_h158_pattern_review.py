@@ -8,6 +8,9 @@
    `starts=[100000]` matched a Slice's 100001.
 3. An integer attribute literal outside int64 in a replacement (`axis=10**23` spelt out) was a
    PassError from `ValueError: Value out of range` at the first match, not a load error.
+4. A replacement that leaves out a required input before a given one (`Sub(lo, x)` with an
+   absent `optional(lo)`, or `Sum(None, x)`) made a node with input "" that onnxruntime
+   rejects ("input 0 is marked single but has an empty string"); the match is refused now.
 """
 
 from __future__ import annotations
@@ -115,3 +118,43 @@ def test_an_attribute_outside_int64_is_a_load_error(tmp_path, value):
     )
     with pytest.raises(PipelineError, match=r"r\.yaml:4: attribute axis= holds an integer outside"):
         _optimize(tmp_path, model, rules)
+
+
+CLIP_NO_MIN = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2,3] x) => (float[2,3] y) { y = Clip(x, , c) }"""
+
+
+@pytest.mark.parametrize(
+    "replacement",
+    ["y = Sub(lo, x)", "y = Gemm(lo, x)", "y = Sum(None, x)", "y = Clip(lo, x, hi)"],
+)
+def test_a_required_input_left_out_refuses_the_match(tmp_path, replacement):
+    model = build(CLIP_NO_MIN, {"c": np.array(0.5, np.float32)})
+    rules = f"""
+rules:
+  - name: clip-lo
+    target: y = Clip(x, optional(lo), hi)
+    replacement: {replacement}
+"""
+    out = _optimize(tmp_path, model, rules)
+    assert ops(out) == ["Clip"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_an_optional_input_may_still_be_left_out(tmp_path):
+    """Clip's min is optional: Clip(x, "", hi) from an absent `optional(lo)` is a valid node."""
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x) => (float[2,3] y) { t = Clip(x, , c)\n y = Identity(t) }""",
+        {"c": np.array(0.5, np.float32)},
+    )
+    rules = """
+rules:
+  - name: clip-identity
+    target: y = Identity(Clip(x, optional(lo), hi))
+    replacement: y = Clip(x, lo, hi)
+"""
+    out = _optimize(tmp_path, model, rules)
+    assert ops(out) == ["Clip"]
+    assert list(out.graph.node[0].input) == ["x", "", "c"]
+    assert_same_outputs(model, out, feeds(model))

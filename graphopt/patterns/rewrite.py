@@ -579,7 +579,9 @@ class RuleRunner:
 
     def _schema_fit(self, m: Match) -> str:
         """Why a default-domain node of the replacement would not be valid at the model's
-        opset ("" if none): an input or output count, an attribute the op lacks there, a
+        opset ("" if none): an input or output count, a required input left out (`""`
+        before a given input: `Sub(None, x)`, or an absent `optional(v)`), an attribute the
+        op lacks there, a
         required one missing, an integer where the op takes a float (an int literal for a
         float attribute is made a float here). Run for rules of the user's files, after the
         computation: a rule written for another opset (ReduceSum's `axes` attribute at 13,
@@ -595,7 +597,7 @@ class RuleRunner:
             info = _schema_info(op, version)
             if info is None:
                 return f"{op} does not exist at opset {version}"
-            min_in, max_in, min_out, max_out, kinds, required = info
+            min_in, max_in, min_out, max_out, kinds, required, optional = info
             present = [
                 i
                 for i, v in enumerate(in_vars)
@@ -605,6 +607,11 @@ class RuleRunner:
             count = present[-1] + 1 if present else 0
             if not min_in <= count <= max_in:
                 return f"{op} takes {min_in}..{max_in} inputs at opset {version}, the rule gives {count}"
+            # an input left out ("", from `None` or an absent optional(v)) before a given one
+            # must be optional: Sub("", x) is a model neither onnx nor onnxruntime loads
+            left_out = [i for i in range(count) if i not in present and i not in optional]
+            if left_out:
+                return f"{op} input {left_out[0]} is required at opset {version}, the rule leaves it out"
             if not min_out <= len(out_vars) <= max_out:
                 return f"{op} has {min_out}..{max_out} outputs at opset {version}, the rule names {len(out_vars)}"
             given = {k for k, v in attrs.items() if v is not None}
@@ -1041,8 +1048,10 @@ def _user_rule(rule: Rule) -> bool:
 
 _A = onnx.defs.OpSchema.AttrType
 _FLOAT_KIND, _FLOATS_KIND, _INT_KIND = _A.FLOAT, _A.FLOATS, _A.INT
+_FORMAL = onnx.defs.OpSchema.FormalParameterOption
 # (op, opset) → (min inputs, max inputs, min outputs, max outputs, attribute → type,
-# required attributes), or None where the op does not exist at that opset
+# required attributes, positions of optional inputs), or None where the op does not exist at
+# that opset
 _SCHEMAS: dict[tuple[str, int], Any] = {}
 
 
@@ -1056,6 +1065,9 @@ def _schema_info(op: str, version: int) -> Any:
         else:
             kinds = {name: a.type for name, a in schema.attributes.items()}
             required = {name for name, a in schema.attributes.items() if a.required}
+            optional = frozenset(
+                i for i, p in enumerate(schema.inputs) if p.option == _FORMAL.Optional
+            )
             _SCHEMAS[key] = (
                 schema.min_input,
                 schema.max_input,
@@ -1063,6 +1075,7 @@ def _schema_info(op: str, version: int) -> Any:
                 schema.max_output,
                 kinds,
                 required,
+                optional,
             )
     return _SCHEMAS[key]
 
