@@ -35,6 +35,9 @@ what to do).
 - A model listing one output twice (onnx.checker and onnxruntime take it) was refused as "output
   name 'm0_y' (prefix 'm0_') collides with another output; choose other prefixes": no prefix
   helps. The error now says the model lists the output twice.
+- merge changed a `graphopt.ir.LoadedModel` it was given (load_model hands its proto over
+  uncopied): the caller's model came back with its local function renamed m1_Block and its
+  "ai.onnx" imports respelled "". A LoadedModel's proto is copied now.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import onnx.parser
 import pytest
 
 from graphopt.backends.onnxruntime import session
+from graphopt.ir import load
 from graphopt.multitask import MergeError, merge_with_report, split
 from graphopt.realmodels import fetch_model, model_inputs
 
@@ -330,3 +334,20 @@ def test_a_model_listing_an_output_twice_is_refused_for_what_it_is() -> None:
         MergeError, match=r"^'m0_': the model lists output 'y' 2 times; merge gives"
     ):
         merge_with_report([twice, unary("Tanh")])
+
+
+def test_merge_leaves_a_loaded_model_it_is_given_as_it_was() -> None:
+    block_tanh, block_sigmoid = (
+        calls_local("Tanh", "local", "Block"),
+        calls_local("Sigmoid", "local", "Block"),
+    )
+    spelled = parse(
+        '<ir_version: 8, opset_import: ["ai.onnx" : 17]>\n'
+        "g (float[4] x) => (float[4] y) { y = Relu(x) }"
+    )
+    loaded = [load(block_tanh), load(block_sigmoid), load(spelled)]
+    before = [m.model.SerializeToString() for m in loaded]
+    merged, report = merge_with_report(loaded)
+    assert report.renamed_functions == ["m1_: local:Block -> local:m1_Block"]
+    assert [m.model.SerializeToString() for m in loaded] == before
+    np.testing.assert_array_equal(run(merged, {"x": X})["m1_y"], run(block_sigmoid, {"x": X})["y"])

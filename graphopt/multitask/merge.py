@@ -135,7 +135,7 @@ def merge_with_report(
         _check_macs_input_shapes(macs_input_shapes)
     sources = [_source_name(m, i) for i, m in enumerate(models)]
     prefixes = _prefixes(models, prefixes)
-    protos = [load_model(m) for m in models]
+    protos = [_own_copy(m) for m in models]
     named = [shown(s) for s in sources]  # as errors name them: on one line
     for where, proto in zip(named, protos, strict=True):  # before names are prefixed
         require_text_names(proto, where, MergeError)
@@ -207,6 +207,18 @@ def _met_inputs_hint(model: onnx.ModelProto, prefixes: Sequence[str]) -> str:
         f"{merged!r}: to keep it apart, input_map={{{index}: {{{name!r}: {prefix + name!r}}}}} "
         f"(--input-map {index}:{name}={prefix}{name})"
     )
+
+
+def _own_copy(model: ModelLike) -> onnx.ModelProto:
+    """`model` loaded as a ModelProto merge may change (it respells domains and renames
+    functions in place): `load_model` hands a `LoadedModel`'s proto over as it is, so that one
+    is copied (the caller's LoadedModel came back with its functions renamed)."""
+    proto = load_model(model)
+    if isinstance(model, LoadedModel):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(proto)
+        return copy
+    return proto
 
 
 def _compute_ops(model: onnx.ModelProto) -> Counter[str]:
