@@ -11,6 +11,9 @@
 4. A replacement that leaves out a required input before a given one (`Sub(lo, x)` with an
    absent `optional(lo)`, or `Sum(None, x)`) made a node with input "" that onnxruntime
    rejects ("input 0 is marked single but has an empty string"); the match is refused now.
+5. A rule whose replacement holds a match of its target at a node other than its last
+   (`t = Clip(x, lo, hi); y = Identity(t)` for Clip) was not flagged `rematches`: every sweep
+   rewrote the new Clip again, up to max_sweeps (8 Identities and a warning).
 """
 
 from __future__ import annotations
@@ -157,4 +160,21 @@ rules:
     out = _optimize(tmp_path, model, rules)
     assert ops(out) == ["Clip"]
     assert list(out.graph.node[0].input) == ["x", "", "c"]
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_a_target_matched_inside_the_replacement_is_not_rewritten_again(tmp_path, caplog):
+    model = build(CLIP_NO_MIN, {"c": np.array(0.5, np.float32)})
+    rules = """
+rules:
+  - name: clip-identity-after
+    target: y = Clip(x, optional(lo), hi)
+    replacement: |
+      t = Clip(x, lo, hi)
+      y = Identity(t)
+"""
+    with caplog.at_level("WARNING"):
+        out = _optimize(tmp_path, model, rules)
+    assert ops(out) == ["Clip", "Identity"]
+    assert "fixed point" not in caplog.text
     assert_same_outputs(model, out, feeds(model))

@@ -935,7 +935,7 @@ _Ref = tuple[Any, ...]
 
 
 def _rematches(rule: Rule, target: Pattern) -> bool:
-    """Whether `target` certainly matches the replacement's own nodes at its output, whatever
+    """Whether `target` certainly matches the replacement's own nodes at one of them, whatever
     the tensors around it: literals, attribute defaults and constants the rule's checks need
     count as no match (they may not hold), so only a certain re-match is reported."""
     from graphopt.patterns.engine import COMMUTATIVE  # (the engine imports this module)
@@ -1016,7 +1016,9 @@ def _rematches(rule: Rule, target: Pattern) -> bool:
         yield from operands(p, refs, k + 1, {**bound, op.name: ref}, used)
 
     root = len(target.nodes) - 1
-    return any(True for _ in node_matches(root, len(rep) - 1, {}, set()))
+    # at any node it makes, not only its last: `t = Clip(x, lo, hi); y = Identity(t)` for
+    # Clip(x, lo, hi) was rewritten again at its new Clip on every sweep, up to max_sweeps
+    return any(any(True for _ in node_matches(root, r, {}, set())) for r in range(len(rep)))
 
 
 _NO_ATTR = object()
