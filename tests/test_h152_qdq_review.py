@@ -239,3 +239,63 @@ def test_sigmoid_input_clip_not_under_a_reduce_sum() -> None:
         want, have = run(ref, feed)["y"], run(got, feed)["y"]
         assert abs(float(have[0, 0] - want[0, 0])) < 0.05
     assert "c2" not in plan(model, "onnxruntime", Graph(model)).bounds
+
+
+def test_output_read_only_by_a_body_gets_no_dangling_dequantize() -> None:
+    """Target onnxruntime quantizes a planned node's output for its readers; a Conv output read
+    only inside If branches (an outer-scope read) got a Q → DQ pair whose DQ nothing read (the
+    If's inputs do not name it). Now no DQ is made for such a reader."""
+    rng = np.random.default_rng(2)
+
+    def branch(name: str, op: str) -> onnx.GraphProto:
+        out = helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 8, 16, 16])
+        return helper.make_graph([helper.make_node(op, ["c2"], [name])], name, [], [out])
+
+    weights = {
+        "w1": (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32),
+        "w2": (rng.standard_normal((8, 8, 3, 3)) * 0.15).astype(np.float32),
+        "w3": (rng.standard_normal((4, 8, 1, 1)) * 0.3).astype(np.float32),
+        "half": np.array(0.45, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["x"], ["m"], name="mean", keepdims=0),
+        helper.make_node("Greater", ["m", "half"], ["cond"], name="greater"),
+        helper.make_node(
+            "If",
+            ["cond"],
+            ["branch"],
+            name="if",
+            then_branch=branch("then_out", "Relu"),
+            else_branch=branch("else_out", "Neg"),
+        ),
+        helper.make_node("Conv", ["branch", "w3"], ["y"], name="conv3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "body_reader",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [numpy_helper.from_array(v, k) for k, v in weights.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    feeds = _photos(16, np.float32)
+    q, report = quantize_with_report(
+        model, feeds, target="onnxruntime", accuracy_target=None, pipeline=False
+    )
+    assert "conv2" in report.quantized_nodes
+    read = {t for n in q.graph.node for t in n.input} | {o.name for o in q.graph.output}
+    for n in q.graph.node:
+        for a in n.attribute:  # what the If's branches read from the main graph
+            for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else []:
+                read |= {t for b in g.node for t in b.input}
+    unread = [n.name for n in q.graph.node if not any(o in read for o in n.output)]
+    assert unread == []
+    ref, got = session(model, level="disable"), session(q, level="disable")
+    for feed in feeds:
+        want, have = run(ref, feed)["y"], run(got, feed)["y"]
+        assert float(np.abs(have - want).max()) < 0.05 * float(np.abs(want).max())

@@ -227,6 +227,8 @@ def insert_qdq(
                 t = node.output[i]
                 readers = [c for c in graph.consumer_nodes(t) if c.name not in skip]
                 readers = [c for c in readers if not c.op_type.endswith("QuantizeLinear")]
+                # (an If/Loop whose body reads t keeps reading t: no DQ is made for it alone)
+                readers = [c for c in readers if t in c.input]
                 if not readers:
                     continue
                 dq = dequantized(t)
