@@ -14,6 +14,10 @@
 5. A rule whose replacement holds a match of its target at a node other than its last
    (`t = Clip(x, lo, hi); y = Identity(t)` for Clip) was not flagged `rematches`: every sweep
    rewrote the new Clip again, up to max_sweeps (8 Identities and a warning).
+6. A variable the target leaves free could be bound to a tensor a matched node makes
+   (`Mul(Relu(x), z)` at Mul(r, r): z is r); the rewrite removed that node and the replacement
+   read r, which nothing produced any more (onnxruntime: "Node input 'r' is not a graph input,
+   initializer, or output of a previous node"). Refused now.
 """
 
 from __future__ import annotations
@@ -177,4 +181,61 @@ rules:
         out = _optimize(tmp_path, model, rules)
     assert ops(out) == ["Clip", "Identity"]
     assert "fixed point" not in caplog.text
+    assert_same_outputs(model, out, feeds(model))
+
+
+FREE_BOUND = {
+    "Mul(Relu(x), z) at Mul(r, r)": (
+        "r = Relu(x)\n y = Mul(r, r)",
+        "y = Mul(Relu(x), z)",
+        "t = Relu(x)\n      y = Mul(z, t)",
+    ),
+    "Add(Mul(Relu(x), w), z) at Add(m, r)": (
+        "r = Relu(x)\n m = Mul(r, b)\n y = Add(m, r)",
+        "y = Add(Mul(Relu(x), w), z)",
+        "t = Relu(x)\n      u = Mul(t, w)\n      y = Add(z, u)",
+    ),
+    "Add(Mul(Relu(x), w), z) at Add(m, m)": (
+        "r = Relu(x)\n m = Mul(r, b)\n y = Add(m, m)",
+        "y = Add(Mul(Relu(x), w), z)",
+        "t = Relu(x)\n      u = Mul(t, w)\n      y = Add(z, u)",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule_kernels", [True, False])
+@pytest.mark.parametrize("case", sorted(FREE_BOUND))
+def test_a_free_variable_bound_to_a_removed_tensor_refuses_the_match(tmp_path, case, rule_kernels):
+    body, target, replacement = FREE_BOUND[case]
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x, float[2,3] b) => (float[2,3] y) {{ {body} }}"""
+    )
+    rules = f"""
+rules:
+  - name: free
+    target: {target}
+    replacement: |
+      {replacement}
+"""
+    out = _optimize(tmp_path, model, rules, rule_kernels=rule_kernels)
+    assert ops(out) == ops(model)
+    assert_same_outputs(model, out, feeds(model))
+
+
+def test_a_free_variable_bound_outside_the_match_still_applies(tmp_path):
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x, float[2,3] b) => (float[2,3] y) { r = Relu(x)\n y = Mul(r, b) }"""
+    )
+    rules = """
+rules:
+  - name: free
+    target: y = Mul(Relu(x), z)
+    replacement: |
+      t = Relu(x)
+      y = Mul(z, t)
+"""
+    out = _optimize(tmp_path, model, rules)
+    assert [list(n.input) for n in out.graph.node][-1][0] == "b"
     assert_same_outputs(model, out, feeds(model))

@@ -497,6 +497,18 @@ class RuleRunner:
         for out in io(root)[4][1:]:
             if out and (consumers.get(out) or graph.is_graph_output(out)):
                 return [], f"{root.name} output {out} is used"
+        # a variable the target leaves free may be bound to a tensor a matched node makes
+        # (`Mul(Relu(x), z)` at Mul(r, r): z is r): the replacement must not read it once that
+        # node is gone (the model read a tensor nothing produced)
+        tensors, producer = m.tensors, graph.producer
+        for var in _outside_reads(m.rule):
+            t = tensors.get(var)
+            made_by = producer.get(t) if t else None
+            if made_by is not None and made_by in remove:
+                return (
+                    [],
+                    f"the replacement reads {t}, which {made_by} makes and the rewrite removes",
+                )
         return list(remove.values()), ""
 
     def _removable(self, m: Match) -> str:
@@ -1132,6 +1144,22 @@ def _kept_reads(rule: Rule) -> tuple[str, ...]:
                     reads.append(op.name)
             defined.update(pnode.outputs)
         cached = rule.__dict__["_kept_reads"] = tuple(reads)
+    return cached
+
+
+def _outside_reads(rule: Rule) -> tuple[str, ...]:
+    """Variables the replacement reads that neither it nor the computation defines first: the
+    tensors it takes from the graph around the match (cached on the rule)."""
+    cached = rule.__dict__.get("_outside_reads")
+    if cached is None:
+        reads: dict[str, None] = {}
+        defined = set(rule.compute.outputs) if rule.compute else set()
+        for pnode in rule.replacement.nodes:
+            for op in pnode.inputs:
+                if isinstance(op, Var) and op.name not in defined:
+                    reads[op.name] = None
+            defined.update(pnode.outputs)
+        cached = rule.__dict__["_outside_reads"] = tuple(reads)
     return cached
 
 
