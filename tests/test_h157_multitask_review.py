@@ -38,6 +38,10 @@ what to do).
 - merge changed a `graphopt.ir.LoadedModel` it was given (load_model hands its proto over
   uncopied): the caller's model came back with its local function renamed m1_Block and its
   "ai.onnx" imports respelled "". A LoadedModel's proto is copied now.
+- A model merged with itself whose output is a sequence at opset 13 (SplitToSequence), or a
+  sequence of maps (ZipMap), failed the checker on the Identity that names the second task's
+  output: Identity takes sequences from opset 14 and maps never. The node producing such an
+  output is copied for that task instead of shared.
 """
 
 from __future__ import annotations
@@ -351,3 +355,30 @@ def test_merge_leaves_a_loaded_model_it_is_given_as_it_was() -> None:
     assert report.renamed_functions == ["m1_: local:Block -> local:m1_Block"]
     assert [m.model.SerializeToString() for m in loaded] == before
     np.testing.assert_array_equal(run(merged, {"x": X})["m1_y"], run(block_sigmoid, {"x": X})["y"])
+
+
+def sequence_model(opset: int) -> onnx.ModelProto:
+    return parse(
+        f'<ir_version: 8, opset_import: ["" : {opset}]>\n'
+        "g (float[4,2] x) => (seq(float[?,2]) y) { y = SplitToSequence<keepdims=1>(x) }"
+    )
+
+
+def test_a_model_with_a_sequence_output_merges_with_itself() -> None:
+    zipmap = parse(
+        '<ir_version: 8, opset_import: ["" : 17, "ai.onnx.ml" : 1]>\n'
+        "g (float[2,3] x) => (seq(map(int64, float)) y) {"
+        " y = ai.onnx.ml.ZipMap<classlabels_int64s=[0,1,2]>(x) }"
+    )
+    feeds = (
+        (sequence_model(13), {"x": np.arange(8, dtype=np.float32).reshape(4, 2)}),
+        (zipmap, {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}),
+    )
+    for model, feed in feeds:
+        merged, report = merge_with_report([model, model])
+        assert report.shared_nodes == 0
+        got, expected = run(merged, feed), run(model, feed)
+        for prefix in ("m0_", "m1_"):
+            assert repr(got[prefix + "y"]) == repr(expected["y"])
+    # from opset 14 Identity passes a sequence: the node is shared
+    assert merge_with_report([sequence_model(14)] * 2)[1].shared_nodes == 1

@@ -592,7 +592,7 @@ class _Builder:
             key = node_key(node, ins, self.opsets) if self.share else None
             if key is not None:
                 twin = self.cse.get(key)
-                if twin is not None:
+                if twin is not None and not self._identity_cannot_name(node, wanted, graph):
                     for k, o in enumerate(node.output):
                         if o:
                             mapping[o] = twin.output[k]
@@ -612,7 +612,7 @@ class _Builder:
             self.nodes.append(new)
             self.built.users[new.name] = {index}
             if key is not None:
-                self.cse[key] = new
+                self.cse.setdefault(key, new)
         for vi in graph.value_info:
             target = mapping.get(vi.name)
             if target is not None:
@@ -628,6 +628,24 @@ class _Builder:
                 self.built.users[ident.name] = {index}
                 self.built.output_identities.add(ident.name)
             self.outputs.append(_renamed(out, name))
+
+    def _identity_cannot_name(
+        self, node: onnx.NodeProto, wanted: Mapping[str, str], graph: onnx.GraphProto
+    ) -> bool:
+        """Whether an output of `node` is a graph output of a type the Identity that names a
+        shared tensor cannot pass at the merged opset (`_identity_passes`): then `node` is
+        copied, not shared (a model at opset 13 merged with itself failed the checker on an
+        Identity of a sequence)."""
+        outputs = [o for o in node.output if o in wanted]
+        if not outputs:
+            return False
+        opset = self.opsets.get("", 0)
+        for vi in graph.output:
+            if vi.name not in outputs:
+                continue
+            if not _identity_passes(vi.type, opset):
+                return True
+        return False
 
     def _output_name(self, original: str, prefix: str, wanted: Mapping[str, str]) -> str:
         name = wanted.get(original)
@@ -760,6 +778,24 @@ class _Builder:
         _merge_metadata(model, protos, prefixes, sources, model_inputs, function_renames)
         _record_input_shapes(model, protos, prefixes, inputs, model_inputs)
         return model
+
+
+def _identity_passes(value_type: onnx.TypeProto, opset: int) -> bool:
+    """Whether Identity at default opset `opset` takes a value of `value_type`: a tensor (or
+    no type said), a sequence of tensors from opset 14, an optional of either from 16; never
+    a map, a sparse tensor or a sequence of maps (ZipMap's)."""
+    kind = value_type.WhichOneof("value")
+    if kind is None or kind == "tensor_type":
+        return True
+    if kind == "sequence_type":
+        return opset >= 14 and value_type.sequence_type.elem_type.HasField("tensor_type")
+    if kind == "optional_type":
+        elem = value_type.optional_type.elem_type
+        return opset >= 16 and (
+            elem.HasField("tensor_type")
+            or (elem.HasField("sequence_type") and _identity_passes(elem, opset))
+        )
+    return False
 
 
 def _claim_fresh(name: str, prefix: str, taken: set[str]) -> str:
