@@ -382,3 +382,32 @@ def test_a_model_with_a_sequence_output_merges_with_itself() -> None:
             assert repr(got[prefix + "y"]) == repr(expected["y"])
     # from opset 14 Identity passes a sequence: the node is shared
     assert merge_with_report([sequence_model(14)] * 2)[1].shared_nodes == 1
+
+
+def float16_weight_cast(weight: np.ndarray, to: int) -> onnx.ModelProto:
+    """MatMul(x, Cast(w16)): a weight stored as float16 (Cast to float), or a float16 tensor
+    cast to int64 and used as a shape (to=7: ConstantOfShape)."""
+    body = (
+        "c = Cast<to=1>(w) y = MatMul(x, c)"
+        if to == 1
+        else "c = Cast<to=7>(w) y = ConstantOfShape(c)"
+    )
+    out = "float[2,2] y" if to == 1 else "float[?,?] y"
+    return parse(
+        f'<ir_version: 8, opset_import: ["" : 17]>\ng (float[2,2] x) => ({out}) {{ {body} }}',
+        {"w": weight},
+    )
+
+
+def test_tolerance_shares_a_float16_weight_cast_to_float_not_one_cast_to_int() -> None:
+    eye = np.eye(2, dtype=np.float16)
+    a, b = float16_weight_cast(eye, 1), float16_weight_cast(eye * np.float16(1.001), 1)
+    assert merge_with_report([a, b], tolerance=1e-2)[1].shared_params == 4
+    # as a shape: 2.0 and 1.998 (within 1e-2) cast to 2 and 1
+    c = float16_weight_cast(np.array([2, 2], np.float16), 7)
+    d = float16_weight_cast(np.array([2, 1.998], np.float16), 7)
+    feed = {"x": np.ones((2, 2), np.float32)}
+    assert run(d, feed)["y"].shape == (2, 1)
+    merged, report = merge_with_report([c, d], tolerance=1e-2)
+    assert report.shared_params == 0
+    np.testing.assert_array_equal(run(merged, feed)["m1_y"], run(d, feed)["y"])

@@ -135,9 +135,10 @@ LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten
 def weight_tensors(graph: onnx.GraphProto) -> set[str]:
     """The tensors of `graph` read only as weights: at a `WEIGHT_INPUTS` position, as the
     constant operand of an `ELEMENTWISE_WEIGHTS` op whose other operand a weight op computes,
-    or as input 0 of a `LAYOUT_OPS` node whose outputs are weights; never a graph output or a
-    name a subgraph body reads. (Resize scales, Range bounds and shapes computed in float are
-    not weights: within a tolerance they still change an output's shape.)"""
+    or as input 0 of a `LAYOUT_OPS` node or a Cast to a float type (a float16-stored weight)
+    whose outputs are weights; never a graph output or a name a subgraph body reads. (Resize
+    scales, Range bounds and shapes computed in float are not weights: within a tolerance
+    they still change an output's shape.)"""
     readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     producer: dict[str, onnx.NodeProto] = {}
     unsafe = {o.name for o in graph.output}
@@ -161,7 +162,7 @@ def weight_tensors(graph: onnx.GraphProto) -> set[str]:
         if node.op_type in ELEMENTWISE_WEIGHTS and len(node.input) == 2:
             other = producer.get(node.input[1 - k])
             return other is not None and default(other) and other.op_type in WEIGHT_INPUTS
-        if node.op_type in LAYOUT_OPS and k == 0:
+        if k == 0 and (node.op_type in LAYOUT_OPS or _casts_to_float(node)):
             return all(weight.get(o, False) for o in node.output if o)
         return False
 
@@ -176,6 +177,25 @@ def weight_tensors(graph: onnx.GraphProto) -> set[str]:
         if name not in weight:
             judge(name)
     return {name for name, is_weight in weight.items() if is_weight}
+
+
+FLOAT_TYPES = frozenset(
+    {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.BFLOAT16,
+        onnx.TensorProto.DOUBLE,
+    }
+)
+
+
+def _casts_to_float(node: onnx.NodeProto) -> bool:
+    """A Cast to a float type: it hands a float16-stored weight on as float32 (within about
+    the same relative distance); a Cast to an integer type does not (2.9999 and 3.0001)."""
+    if node.op_type != "Cast":
+        return False
+    to = next((a.i for a in node.attribute if a.name == "to"), None)
+    return to in FLOAT_TYPES
 
 
 def attribute_bytes(node: onnx.NodeProto) -> tuple[bytes, ...] | None:
