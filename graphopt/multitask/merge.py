@@ -19,7 +19,11 @@ Resize scale, a Range bound or a shape computed in float is shared when bitwise 
 A model converted to a newer opset runs the newer ops' kernels, which may round otherwise
 (AveragePool 10 -> 19: 6e-8). Model-local functions equal byte for byte are kept once; a
 function that differs from another model's function of the same name is renamed in its model,
-calls included (`functions.rename_clashing`), and `split` gives the name back.
+calls included (`functions.rename_clashing`), and `split` gives the name back. A shared
+tensor is declared in value_info only where every task reading it declared it alike (a shape
+one model states for its own inputs misled another task's Shape under onnxruntime's
+optimizer); a node whose graph output an Identity cannot name (a sequence before opset 14, a
+map) is copied for the task rather than shared.
 
 What it does not do: share nodes with subgraph attributes, random ops or ops of domains without
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
