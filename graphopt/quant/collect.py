@@ -441,6 +441,10 @@ def choose_samples(
     return count
 
 
+# onnxruntime's load errors at ORT_ENABLE_ALL `run_outputs` fell back from (said once each)
+_WARNED_LEVELS: set[str] = set()
+
+
 def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0) -> list[Feed]:
     """The model's outputs for every feed (for accuracy checks); feeds are checked and cast
     like calibration feeds (a float64 feed of a float32 model failed here, after calibrating).
@@ -452,7 +456,23 @@ def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0)
     try:
         sess = session(model, threads=threads, level=level)
     except BackendError as e:
-        raise QuantizeError(str(e)) from e
+        if level == "basic":
+            raise QuantizeError(str(e)) from e
+        # onnxruntime's own rewrites can make a Q/DQ model it cannot load: 1.32 at opset 21+
+        # fuses MatMul + Add and then requantizes an int8 Q/DQ pair to uint8 ("output_dtype
+        # INT8 does not match y_zero_point type UINT8", onnxruntime#25526). At BASIC none of
+        # those run, and the search measures the Q/DQ model's own error, as above.
+        try:
+            sess = session(model, threads=threads, level="basic")
+        except BackendError:
+            raise QuantizeError(str(e)) from e
+        if str(e) not in _WARNED_LEVELS:
+            _WARNED_LEVELS.add(str(e))
+            log.warning(
+                "%s; the accuracy search runs the quantized model at ORT_ENABLE_BASIC instead "
+                "(onnxruntime may not load the result at ORT_ENABLE_ALL either)",
+                str(e).rstrip("."),
+            )
     names = [o.name for o in sess.get_outputs()]
     results = []
     for i, feed in enumerate(feeds):
