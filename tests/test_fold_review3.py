@@ -184,10 +184,6 @@ BLOW_UPS = {
 
 @pytest.mark.parametrize("case", sorted(BLOW_UPS))
 def test_size_limit_refuses_a_blow_up_before_evaluating_it(case, monkeypatch):
-    from graphopt.passes import constant_folding
-    from graphopt.passes.constant_folding import ConstantFolding
-    from graphopt.pipeline import make_pipeline
-
     node, extra = BLOW_UPS[case]
     n = 2000
     model = onnx.parser.parse_model(
@@ -206,6 +202,16 @@ def test_size_limit_refuses_a_blow_up_before_evaluating_it(case, monkeypatch):
             onnx.numpy_helper.from_array(np.arange(n, dtype=np.float32).reshape(1, n), "b"),
         ]
     )
+    assert_refused_before_evaluating(model, monkeypatch)
+
+
+def assert_refused_before_evaluating(model: onnx.ModelProto, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Constant folding at size_limit=1000 refuses `model`'s one node by its size bound,
+    before any kernel runs (a spy on `evaluate`), and says so in --explain."""
+    from graphopt.passes import constant_folding
+    from graphopt.passes.constant_folding import ConstantFolding
+    from graphopt.pipeline import make_pipeline
+
     evaluated = []
     real = constant_folding.evaluate
 

@@ -15,6 +15,7 @@ import pytest
 import graphopt
 from graphopt.backends.onnxruntime import run as ort_run
 from tests.conftest import assert_same_outputs
+from tests.test_fold_review3 import assert_refused_before_evaluating
 
 PIPELINES = ("default", "ort-cpu", "ort-cpu-native", "tensorrt", "simplify")
 
@@ -89,10 +90,6 @@ GROWING = {
 
 @pytest.mark.parametrize("case", sorted(GROWING))
 def test_size_limit_refuses_a_growing_op_before_evaluating_it(case, monkeypatch):
-    from graphopt.passes import constant_folding
-    from graphopt.passes.constant_folding import ConstantFolding
-    from graphopt.pipeline import make_pipeline
-
     node, extra = GROWING[case]
     n = 2000
     model = onnx.parser.parse_model(
@@ -113,19 +110,7 @@ def test_size_limit_refuses_a_growing_op_before_evaluating_it(case, monkeypatch)
             onnx.numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w4"),
         ]
     )
-    evaluated = []
-    real = constant_folding.evaluate
-
-    def spy(node, *args, **kwargs):  # type: ignore[no-untyped-def]
-        evaluated.append(node.op_type)
-        return real(node, *args, **kwargs)
-
-    monkeypatch.setattr(constant_folding, "evaluate", spy)
-    pipeline = make_pipeline("t", [ConstantFolding(size_limit=1000)])
-    out, report = graphopt.optimize_with_report(model, pipeline, explain=True)
-    assert evaluated == []  # nothing allocated: the bound refused it
-    assert [n.op_type for n in out.graph.node] == [n.op_type for n in model.graph.node]
-    assert any(r[2] == "refused" and "exceeds size_limit=1000" in r[3] for r in report.explain)
+    assert_refused_before_evaluating(model, monkeypatch)
 
 
 @pytest.mark.parametrize("case", ["gemm", "gather"])
