@@ -18,6 +18,9 @@
    (`Mul(Relu(x), z)` at Mul(r, r): z is r); the rewrite removed that node and the replacement
    read r, which nothing produced any more (onnxruntime: "Node input 'r' is not a graph input,
    initializer, or output of a previous node"). Refused now.
+7. Macro alternatives multiply without a bound: a target with ten nested calls of a
+   three-body macro is 59049 targets (minutes to load, then tried at every anchor). More than
+   256 is a PipelineError naming the file and line now (the built-in rules need 21).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pytest
 
 import graphopt
 from graphopt.errors import PipelineError
+from graphopt.patterns.rules import parse_rules
 from tests.conftest import assert_same_outputs
 from tests.fusion_models import build, feeds, ops
 
@@ -239,3 +243,26 @@ rules:
     out = _optimize(tmp_path, model, rules)
     assert [list(n.input) for n in out.graph.node][-1][0] == "b"
     assert_same_outputs(model, out, feeds(model))
+
+
+def _nested_relu6(calls: int) -> str:
+    expr = "x"
+    for _ in range(calls):
+        expr = f"Relu6(Add({expr}, 1))"
+    return f"""macros:
+  Relu6(a): ["Clip(a, 0, 6)", "Min(Relu(a), 6)", "Max(Min(a, 6), 0)"]
+rules:
+  - name: nested
+    target: y = {expr}
+    replacement: y = Relu(x)
+"""
+
+
+def test_a_target_of_too_many_macro_alternatives_is_a_load_error():
+    with pytest.raises(PipelineError, match=r"^r\.yaml:5: the target expands to more than 256"):
+        parse_rules(_nested_relu6(10), "r.yaml", onnx_names=True)
+
+
+def test_a_target_of_243_macro_alternatives_loads():
+    (rule,) = parse_rules(_nested_relu6(5), "r.yaml", onnx_names=True)
+    assert len(rule.targets) == 3**5

@@ -257,6 +257,9 @@ def parse_rules(text: str, source: str = "<string>", onnx_names: bool = False) -
     return rules
 
 
+# Alternatives one rule's target may expand to (the built-in rules need at most 21).
+_MAX_ALTERNATIVES = 256
+
 RULE_KEYS = {"name", "group", "doc", "target", "replacement", "checks", "compute", "multi_use"}
 
 
@@ -284,6 +287,14 @@ def _rule(node: yaml.Node, source: str, macros: dict[str, Macro]) -> Rule:
     for t in tnodes:
         for expanded in _expand_macros(_text(t, source), macros, source, _body_line(t)):
             targets.append(_pattern(expanded, source, _body_line(t), target=True))
+            if len(targets) > _MAX_ALTERNATIVES:
+                # each call of an n-body macro multiplies the count by n: eight nested calls
+                # of a three-body macro were 6561 targets, ten a load of minutes
+                raise PipelineError(
+                    f"{source}:{_body_line(t)}: the target expands to more than "
+                    f"{_MAX_ALTERNATIVES} alternatives (each call of a macro multiplies them by "
+                    "its number of bodies); split the rule"
+                )
     rnode = fields["replacement"][1]
     replacement = _pattern(_text(rnode, source), source, _body_line(rnode), target=False)
     checks = [_check_call(c, fields["checks"][1], source) for c in _seq(fields, "checks", source)]
