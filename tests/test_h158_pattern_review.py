@@ -21,6 +21,9 @@
 7. Macro alternatives multiply without a bound: a target with ten nested calls of a
    three-body macro is 59049 targets (minutes to load, then tried at every anchor). More than
    256 is a PipelineError naming the file and line now (the built-in rules need 21).
+8. A float16 constant matched a literal anywhere within one float16 ulp of it, not only the
+   literal as float16 holds it: `Mul(x, 1) ⇒ x` rewrote Mul(x, 1.000977), 2050 → 2048 at
+   x = 2048.
 """
 
 from __future__ import annotations
@@ -266,3 +269,33 @@ def test_a_target_of_too_many_macro_alternatives_is_a_load_error():
 def test_a_target_of_243_macro_alternatives_loads():
     (rule,) = parse_rules(_nested_relu6(5), "r.yaml", onnx_names=True)
     assert len(rule.targets) == 3**5
+
+
+F16_MUL = """<ir_version: 8, opset_import: ["" : 13]>
+g (float16[3] x) => (float16[3] y) { y = Mul(x, c) }"""
+
+
+@pytest.mark.parametrize("rule_kernels", [True, False])
+@pytest.mark.parametrize("c", [1.0009766, 0.99951172])
+def test_a_float16_constant_one_ulp_off_is_not_the_literal(tmp_path, c, rule_kernels):
+    model = build(F16_MUL, {"c": np.array(c, np.float16)})
+    assert float(np.float16(c)) != 1.0
+    rules = (
+        "rules:\n  - name: times-one\n    target: y = Mul(x, 1)\n    replacement: y = Identity(x)\n"
+    )
+    out = _optimize(tmp_path, model, rules, rule_kernels=rule_kernels)
+    assert ops(out) == ["Mul"]
+    inputs = {"x": np.array([2048, 1000, 3], np.float16)}
+    assert_same_outputs(model, out, inputs)
+
+
+@pytest.mark.parametrize("literal, c", [("1/6", 1 / 6), ("sqrt(2)/2", 2**-0.5), ("1", 1.0)])
+def test_a_float16_constant_holding_the_literal_matches(tmp_path, literal, c):
+    """float16 holds 1/6 as 0.16663 (2e-4 off) and 1/√2 as 0.70703: still the literal."""
+    model = build(F16_MUL, {"c": np.array(c, np.float16)})
+    rules = (
+        f"rules:\n  - name: lit\n    target: y = Mul(x, {literal})\n"
+        "    replacement: y = Neg(Neg(x))\n"  # only whether it matched is asserted
+    )
+    out = _optimize(tmp_path, model, rules)
+    assert ops(out) == ["Neg", "Neg"]

@@ -781,10 +781,12 @@ class Matcher:
 
 def literal_matches(v: float, dtype: np.dtype | None, literal: Literal) -> bool:
     """A constant of value `v` and numpy `dtype` matches `literal`: within 1e-7 + rtol·|value|,
-    or, for a type narrower than float32, within one of its ulps at the value (the literal as
-    such a type holds it: a float16 model's 1/6 is 0.16663 and its 1/√2 0.70703, 2e-4 and 1e-4
-    off, which float16 cannot tell apart). NaN matches nothing; an infinite literal (`inf`,
-    `1e400`) only the same infinity (its tolerance, rtol·inf, took every value)."""
+    or, for a type narrower than float32, equal to the literal as such a type holds it (rounded
+    from it or from its float32): a float16 model's 1/6 is 0.16663 and its 1/√2 0.70703, 2e-4
+    and 1e-4 off, which float16 cannot tell apart. Not any value one ulp away: float16
+    1.000977 is not 1 (x·1.000977 is 2050 at x = 2048). NaN matches nothing; an infinite
+    literal (`inf`, `1e400`) only the same infinity (its tolerance, rtol·inf, took every
+    value), and a literal past the type's range no constant of it."""
     want = literal.value
     if not math.isfinite(want):
         return v == want
@@ -792,21 +794,22 @@ def literal_matches(v: float, dtype: np.dtype | None, literal: Literal) -> bool:
         return True
     if dtype is None or dtype.kind != "f" or dtype.itemsize >= 4:
         return False
-    return abs(v - want) <= _ulp(want, dtype)
+    return v in _held(want, dtype)
 
 
-def _ulp(value: float, dtype: np.dtype) -> float:
-    """The spacing of `dtype` at `value` (cached: a rule has a few literals)."""
+def _held(value: float, dtype: np.dtype) -> tuple[float, ...]:
+    """The finite values `dtype` holds for `value`, rounded from float64 and from float32
+    (cached: a rule has a few literals)."""
     key = (value, dtype.str)
-    cached = _ULPS.get(key)
+    cached = _HELD.get(key)
     if cached is None:
         with np.errstate(over="ignore"):
-            held = np.asarray(value, dtype)
-        cached = _ULPS[key] = float(np.spacing(np.abs(held))) if np.isfinite(held) else 0.0
+            rounded = (np.asarray(value, dtype), np.asarray(np.float32(value), dtype))
+        cached = _HELD[key] = tuple(float(h) for h in rounded if np.isfinite(h))
     return cached
 
 
-_ULPS: dict[tuple[float, str], float] = {}
+_HELD: dict[tuple[float, str], tuple[float, ...]] = {}
 
 
 def domain_version(graph: Graph, domain: str) -> int:
