@@ -24,6 +24,10 @@
 8. A float16 constant matched a literal anywhere within one float16 ulp of it, not only the
    literal as float16 holds it: `Mul(x, 1) ⇒ x` rewrote Mul(x, 1.000977), 2050 → 2048 at
    x = 2048.
+9. A target whose nodes read each other in a circle (`a = Relu(b)`, `b = Relu(a)`, or
+   `a = Relu(a)`) loaded, and the matcher recursed without end (PassError: RecursionError at
+   the first anchor); so did a target chain of ~250 nodes. Both are load errors now (a
+   cycle; more than 64 nodes).
 """
 
 from __future__ import annotations
@@ -299,3 +303,53 @@ def test_a_float16_constant_holding_the_literal_matches(tmp_path, literal, c):
     )
     out = _optimize(tmp_path, model, rules)
     assert ops(out) == ["Neg", "Neg"]
+
+
+CYCLES = {
+    "two nodes": (
+        "a = Relu(b)\n      b = Relu(a)\n      y = Add(a, b)",
+        "y = Add(a, b)",
+        "a, b",
+        5,
+    ),
+    "one node": ("a = Relu(a)\n      y = Add(a, x)", "y = Add(a, x)", "a", 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CYCLES))
+def test_a_target_with_a_cycle_is_a_load_error(case):
+    target, replacement, kept, line = CYCLES[case]
+    text = f"""rules:
+  - name: cycle
+    target: |
+      {target}
+    replacement: {replacement}
+    multi_use: [{kept}]
+"""
+    with pytest.raises(
+        PipelineError, match=rf"^r\.yaml:{line}: the target's Relu reads 'a'.*a cycle"
+    ):
+        parse_rules(text, "r.yaml", onnx_names=True)
+
+
+def _chain_rule(nodes: int) -> str:
+    lines = ["a0 = Relu(x)"] + [f"a{i} = Relu(a{i - 1})" for i in range(1, nodes - 1)]
+    lines.append(f"y = Relu(a{nodes - 2})")
+    body = "".join(f"      {line}\n" for line in lines)
+    return f"rules:\n  - name: chain\n    target: |\n{body}    replacement: y = Relu(x)\n"
+
+
+def test_a_target_of_more_than_64_nodes_is_a_load_error():
+    with pytest.raises(PipelineError, match=r"^r\.yaml:4: the target has 65 nodes, more than 64"):
+        parse_rules(_chain_rule(65), "r.yaml", onnx_names=True)
+
+
+def test_a_target_of_64_nodes_applies(tmp_path):
+    body = "\n".join(["b0 = Relu(x)"] + [f"b{i} = Relu(b{i - 1})" for i in range(1, 63)])
+    model = build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[2,3] x) => (float[2,3] y) {{ {body}\n y = Relu(b62) }}"""
+    )
+    out = _optimize(tmp_path, model, _chain_rule(64))
+    assert ops(out) == ["Relu"]
+    assert_same_outputs(model, out, feeds(model))

@@ -257,8 +257,10 @@ def parse_rules(text: str, source: str = "<string>", onnx_names: bool = False) -
     return rules
 
 
-# Alternatives one rule's target may expand to (the built-in rules need at most 21).
+# Alternatives one rule's target may expand to (the built-in rules need at most 21), and
+# nodes one target may have (they need at most 9).
 _MAX_ALTERNATIVES = 256
+_MAX_TARGET_NODES = 64
 
 RULE_KEYS = {"name", "group", "doc", "target", "replacement", "checks", "compute", "multi_use"}
 
@@ -839,8 +841,16 @@ def _validate_wiring(rule: Rule) -> None:
                         f"{src}:{pat.line + node.line - 1}: the target produces {out!r} twice"
                     )
                 produced[out] = node.line
-        reached, todo = set(), [len(pat.nodes) - 1]
+        if len(pat.nodes) > _MAX_TARGET_NODES:
+            # the matcher walks a target recursively: a chain of ~250 nodes was a
+            # RecursionError at the first anchor
+            raise PipelineError(
+                f"{src}:{pat.line}: the target has {len(pat.nodes)} nodes, more than "
+                f"{_MAX_TARGET_NODES}; split the rule"
+            )
         producers = pat.producers()
+        _refuse_cycles(rule, pat, producers)
+        reached, todo = set(), [len(pat.nodes) - 1]
         while todo:
             i = todo.pop()
             if i in reached:
@@ -897,6 +907,36 @@ def _validate_wiring(rule: Rule) -> None:
             f"valid: {valid}"
         )
     rule.rematches = any(_rematches(rule, pat) for pat in rule.targets)
+
+
+def _refuse_cycles(rule: Rule, pat: Pattern, producers: dict[str, int]) -> None:
+    """A target whose nodes read each other in a circle (`a = Relu(b)`, `b = Relu(a)`, or
+    `a = Relu(a)`) matches no model (a model is acyclic); the matcher recursed on it without
+    end (a RecursionError at the first anchor)."""
+    state: dict[int, int] = {}  # 1: on the current path, 2: done (an iterative DFS)
+    for start in range(len(pat.nodes)):
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(pat.nodes[start].inputs))]
+        while stack:
+            i, pending = stack[-1]
+            for op in pending:
+                j = producers.get(op.name) if isinstance(op, Var) else None
+                if j is None or state.get(j) == 2:
+                    continue
+                if state.get(j) == 1:
+                    node, read = pat.nodes[i], op.name if isinstance(op, Var) else ""
+                    raise PipelineError(
+                        f"{rule.source}:{pat.line + node.line - 1}: the target's {node.op} "
+                        f"reads {read!r}, which it feeds itself: a cycle, which no model has"
+                    )
+                state[j] = 1
+                stack.append((j, iter(pat.nodes[j].inputs)))
+                break
+            else:
+                state[i] = 2
+                stack.pop()
 
 
 def _check_onnx_names(rule: Rule) -> None:
