@@ -28,6 +28,8 @@
    `a = Relu(a)`) loaded, and the matcher recursed without end (PassError: RecursionError at
    the first anchor); so did a target chain of ~250 nodes. Both are load errors now (a
    cycle; more than 64 nodes).
+10. `approx(1, inf)` (or 1e400) loaded and matched every constant; `approx(1, -1)` and a NaN
+    literal (`inf - inf`) loaded and matched none. Load errors now.
 """
 
 from __future__ import annotations
@@ -353,3 +355,19 @@ def test_a_target_of_64_nodes_applies(tmp_path):
     out = _optimize(tmp_path, model, _chain_rule(64))
     assert ops(out) == ["Relu"]
     assert_same_outputs(model, out, feeds(model))
+
+
+@pytest.mark.parametrize(
+    "literal, message",
+    [
+        ("approx(1, inf)", r"rtol inf is not >= 0 and finite"),
+        ("approx(1, 1e400)", r"rtol inf is not >= 0 and finite"),
+        ("approx(1, -0.5)", r"rtol -0.5 is not >= 0 and finite"),
+        ("inf - inf", r"a constant input is NaN"),
+        ("approx(inf - inf, 0.1)", r"a constant input is NaN"),
+    ],
+)
+def test_a_literal_that_matches_everything_or_nothing_is_a_load_error(literal, message):
+    text = f"rules:\n  - name: a\n    target: y = Mul(x, {literal})\n    replacement: y = Identity(x)\n"
+    with pytest.raises(PipelineError, match=r"^r\.yaml:3: .*" + message):
+        parse_rules(text, "r.yaml", onnx_names=True)

@@ -611,6 +611,11 @@ class _PatternBuilder:
         self.nodes.append(PatternNode(op, domain, inputs, outputs, attrs, copy_from, lineno))
         return outputs[0]
 
+    def _literal(self, value: float, rtol: float, lineno: int) -> Literal:
+        if math.isnan(value):  # `inf - inf`: NaN equals no constant, the rule never applied
+            raise self.error(lineno, "a constant input is NaN, which matches no constant")
+        return Literal(value, rtol)
+
     def operand(self, a: ast.expr, lineno: int) -> Operand:
         if isinstance(a, ast.Constant) and a.value is None:
             return Absent()
@@ -631,7 +636,11 @@ class _PatternBuilder:
                     raise self.error(lineno, "`approx(value, rtol)` takes two numbers") from e
                 if not (_is_number(value) and _is_number(rtol)):
                     raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
-                return Literal(float(value), float(rtol))
+                if not 0 <= rtol < math.inf:  # an infinite rtol took every constant
+                    raise self.error(
+                        lineno, f"`approx(value, rtol)`: rtol {rtol!r} is not >= 0 and finite"
+                    )
+                return self._literal(float(value), float(rtol), lineno)
         if _is_literal(a):
             if not self.target and isinstance(a, ast.Name) and a.id in _LITERAL_NAMES:
                 # a compute output named so, or the number meant: neither can be read here
@@ -647,7 +656,7 @@ class _PatternBuilder:
             value = literal_value(a)
             if not isinstance(value, int | float):
                 raise self.error(lineno, f"a constant input must be a number, got {value!r}")
-            return Literal(float(value))
+            return self._literal(float(value), DEFAULT_RTOL, lineno)
         if isinstance(a, ast.Call):
             return Var(self.call(a, None, lineno))
         raise self.error(lineno, f"cannot use {ast.unparse(a)!r} as an input")
