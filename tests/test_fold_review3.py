@@ -185,10 +185,16 @@ BLOW_UPS = {
 @pytest.mark.parametrize("case", sorted(BLOW_UPS))
 def test_size_limit_refuses_a_blow_up_before_evaluating_it(case, monkeypatch):
     node, extra = BLOW_UPS[case]
+    assert_refused_before_evaluating(blow_up_model(node, extra), monkeypatch)
+
+
+def blow_up_model(node: str, extra: str, opset: int = 13) -> onnx.ModelProto:
+    """z = `node`'s y + x, after the `extra` lines, with constants a [n, 1] and b [1, n]
+    (n = 2000) for `node` to read."""
     n = 2000
     model = onnx.parser.parse_model(
         f"""
-        <ir_version: 8, opset_import: ["" : 13]>
+        <ir_version: 8, opset_import: ["" : {opset}]>
         g (float[1] x) => (float[?, ?] z) {{
           {extra}
           {node}
@@ -202,7 +208,7 @@ def test_size_limit_refuses_a_blow_up_before_evaluating_it(case, monkeypatch):
             onnx.numpy_helper.from_array(np.arange(n, dtype=np.float32).reshape(1, n), "b"),
         ]
     )
-    assert_refused_before_evaluating(model, monkeypatch)
+    return model
 
 
 def assert_refused_before_evaluating(model: onnx.ModelProto, monkeypatch) -> None:  # type: ignore[no-untyped-def]
