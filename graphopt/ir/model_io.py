@@ -1337,7 +1337,10 @@ def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
 def _typed_fields_to_raw_data(tensor: onnx.TensorProto) -> None:
     """Rewrite a tensor of 1 KiB or more that keeps its values in typed fields (`float_data`,
     ...) as the same values in `raw_data`, which external data can hold; a segment, a string
-    tensor or a type whose bytes numpy would change is left as it is."""
+    tensor, a type whose bytes numpy would change, and a tensor numpy cannot read (an undefined
+    or unknown data type, more or fewer values than its dims hold) are left as they are, inline,
+    as onnx's own converter leaves every tensor with typed fields (numpy's TypeError, KeyError or
+    ValueError escaped `save_model` as a traceback)."""
     from onnx import numpy_helper
 
     if (
@@ -1347,8 +1350,11 @@ def _typed_fields_to_raw_data(tensor: onnx.TensorProto) -> None:
         or tensor.data_type == onnx.TensorProto.STRING
     ):
         return
-    values = numpy_helper.to_array(tensor)
-    raw = numpy_helper.from_array(values)  # little-endian bytes, whatever the dtype
+    try:
+        values = numpy_helper.to_array(tensor)
+        raw = numpy_helper.from_array(values)  # little-endian bytes, whatever the dtype
+    except (TypeError, KeyError, ValueError):
+        return
     if values.nbytes < 1024 or raw.data_type != tensor.data_type:
         return
     for field in _TYPED_FIELDS:
