@@ -109,6 +109,8 @@ def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> Lo
     if isinstance(model, str | os.PathLike):
         if not os.fspath(model):  # Path("") is ".": "is a directory" named no problem
             raise LoadError("the model path is empty: give the path of an ONNX file")
+        if "\0" in os.fsdecode(model):  # else "no such file"
+            raise LoadError(f"{shown(model)}: a path cannot hold a NUL character")
         return _load_path(Path(model), check_nodes)
     return _load_object(model, copy, check_nodes)
 
@@ -467,6 +469,8 @@ def save_model(
     """
     if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: "out/" -> "out"
         raise SaveError(f"{shown(path)}: names a folder; give a file name for the model")
+    if "\0" in os.fspath(path):  # else "cannot serialize: embedded null byte", or worse
+        raise SaveError(f"{shown(path)}: a path cannot hold a NUL character")
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     try:
@@ -573,7 +577,13 @@ def _refuse_data_name(path: Path, location: str) -> None:
     or a file, is the model file `path` itself (the model was written over its data), or its
     name is longer than its folder allows (a model name of 251..255 bytes makes `<name>.data`
     256..260; onnx's own error was 'kernel rejected path'). A subfolder (`weights/m.data`) is
-    fine: `_put_model_and_data` makes it."""
+    fine: `_put_model_and_data` makes it. A NUL character, which no file name holds, is refused
+    too (the save failed later: 'its data file a b.data went from the save's folder ...')."""
+    if "\0" in location:
+        raise SaveError(
+            f"{shown(path)}: external data location {location!r} holds a NUL character, which "
+            "no file name can"
+        )
     posix, native = PurePosixPath(location), Path(location)
     if (
         posix.is_absolute()
