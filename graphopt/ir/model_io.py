@@ -173,6 +173,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     proto = _parse_file(path)
     external = _checked_external_tensors(proto, where)
     if external:
+        _refuse_undecodable_external_data(external, where)
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             for location in dict.fromkeys(info.location for _, info in stored):
@@ -195,6 +196,21 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     locations = dict.fromkeys(info.location for _, info in stored) if external else {}
     files = tuple((path.parent / location).resolve() for location in locations)  # one per file
     return LoadedModel(proto, bool(external), path, where, files)
+
+
+def _refuse_undecodable_external_data(external: list[onnx.TensorProto], where: str) -> None:
+    """A `LoadError` for an external-data tensor whose name or external data entry is not
+    UTF-8 text (a flipped byte): protobuf hands it over as bytes, which onnx's loader and the
+    data file's path cannot take (a TypeError traceback)."""
+    for tensor in external:
+        texts = [tensor.name, *(x for e in tensor.external_data for x in (e.key, e.value))]
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            what = "name" if bad is texts[0] else "external data entry"
+            raise LoadError(
+                f"{where}: an external-data tensor's {what} {bad!r} is not UTF-8 text "
+                "(a damaged file?)"
+            )
 
 
 def _refuse_missing_data_file(
@@ -1337,8 +1353,8 @@ def _move_to_external_data(model: onnx.ModelProto, location: str) -> None:
     from onnx.external_data_helper import set_external_data
 
     for tensor in _dense_tensors(model):
-        if tensor.data_type == onnx.TensorProto.STRING:
-            continue  # strings cannot be external data
+        if tensor.data_type == onnx.TensorProto.STRING or not isinstance(tensor.name, str):
+            continue  # strings cannot be external data; onnx's writer takes only a text name
         _typed_fields_to_raw_data(tensor)
         if tensor.HasField("raw_data") and len(tensor.raw_data) >= 1024:
             set_external_data(tensor, location)
@@ -1404,6 +1420,8 @@ def _tensor_to_external_data(tensor: onnx.TensorProto, folder: str, location: st
     `location` in `folder` and point the tensor at it; whether it was moved."""
     from onnx.external_data_helper import save_external_data, set_external_data
 
+    if not isinstance(tensor.name, str):  # not UTF-8: onnx's writer takes only a text name
+        return False
     _typed_fields_to_raw_data(tensor)
     if not tensor.HasField("raw_data") or len(tensor.raw_data) < 1024:
         return False
