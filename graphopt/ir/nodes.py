@@ -40,10 +40,16 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     """The value of a `Constant` node as a TensorProto (dense numeric forms only: None for
     sparse and string constants). A `value` tensor is returned as it is (not copied)."""
     attrs = node.attribute[:]  # built in C, once (layout_cdla has 878 Constant nodes)
-    if len(attrs) == 1 and attrs[0].name == "value":
+    kinds = onnx.AttributeProto
+    if len(attrs) == 1 and attrs[0].name == "value" and attrs[0].type == kinds.TENSOR:
         tensor = attrs[0].t
         return tensor if tensor.data_type != onnx.TensorProto.STRING else None
     for a in attrs:
+        # an attribute of another type than its name says (a malformed model) is no value: its
+        # field for that type is unset, and read as 0 (or an empty tensor) it gave a constant
+        # that the model does not hold
+        if a.name in _CONSTANT_ATTRIBUTE_TYPES and a.type != _CONSTANT_ATTRIBUTE_TYPES[a.name]:
+            return None
         if a.name == "value":
             return a.t if a.t.data_type != onnx.TensorProto.STRING else None
         if a.name == "value_float":
@@ -55,6 +61,15 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
         if a.name == "value_ints":
             return numpy_helper.from_array(np.array(list(a.ints), dtype=np.int64))
     return None
+
+
+_CONSTANT_ATTRIBUTE_TYPES = {
+    "value": onnx.AttributeProto.TENSOR,
+    "value_float": onnx.AttributeProto.FLOAT,
+    "value_floats": onnx.AttributeProto.FLOATS,
+    "value_int": onnx.AttributeProto.INT,
+    "value_ints": onnx.AttributeProto.INTS,
+}
 
 
 def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
