@@ -197,7 +197,14 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
     the graph's metadata_props, quantization annotations and sparse initializers, the
     metadata_props of its nodes (by name) and the doc strings and metadata_props of its
-    initializers (by name), in its If/Loop/Scan bodies too."""
+    initializers (by name), in its If/Loop/Scan bodies too, and the value_info entries it drops
+    for tensors its nodes still read or write (in a body, those of tensors from the outer
+    scope: the converter keeps only the body's own)."""
+    declared = {vi.name for vi in converted.value_info}
+    used = {name for n in converted.node for name in (*n.input, *n.output)}
+    converted.value_info.extend(
+        vi for vi in graph.value_info if vi.name not in declared and vi.name in used
+    )
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
     if not converted.quantization_annotation:
