@@ -130,7 +130,10 @@ def relative_error(
     Normalising by the range rather than by ‖Y₀‖ keeps outputs that are nearly all zero on
     some images (a text map on a photo without text) from blowing the ratio up. An output whose
     shape differs between the two on some sample (data-dependent: NonZero, NMS) cannot be
-    compared element by element and is left out; an empty one adds nothing.
+    compared element by element and is left out; an empty one adds nothing. A NaN or infinity
+    of INT8 where FP32 has another value makes the error infinite (a NaN dropped by the max
+    measured a model that outputs NaN as 0: "met fully quantized"); the range is FP32's finite
+    values'.
 
     An output named in `probabilities` (`probability_outputs`: class probabilities P, or log P
     compared as P = exp(log P)) that holds one distribution per batch item (ΣP₀ = N, the first
@@ -167,13 +170,20 @@ def relative_error(
         for a, b in zip(ref, got, strict=True):
             if not a[name].size:
                 continue
-            x = a[name].astype(np.float64)
-            sq += float(np.sum((b[name].astype(np.float64) - x) ** 2))
+            x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+            # a NaN or infinity where FP32 has the same is no error; any other is infinite
+            same = (y == x) | (np.isnan(x) & np.isnan(y))
+            with np.errstate(invalid="ignore"):  # inf − inf
+                sq += float(np.sum(np.where(same, 0.0, y - x) ** 2))
             count += x.size
-            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+            finite = x[np.isfinite(x)]
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
         if not count:
             continue
-        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        if not np.isfinite(sq):  # NaN too: max() would drop it, as if no error
+            return float("inf")
+        span = hi - lo if hi > lo else max(abs(hi), 1.0) if np.isfinite(hi) else 1.0
         worst = max(worst, float(np.sqrt(sq / count)) / span)
     return worst
 
@@ -348,7 +358,7 @@ def choose_float_groups(
     the output error and keeps float the k worst (`_grow_float`).
     """
     check_ranking(ranking)
-    metric = metric or default_metric(model)
+    metric = checked_metric(metric or default_metric(model))
     if reference is None or len(reference) != len(samples):
         reference = run_outputs(model, samples, threads)
     members: dict[str, list[str]] = {}
@@ -421,6 +431,27 @@ def choose_float_groups(
             "accuracy target %g: %d groups float, error %.4g", accuracy_target, len(chosen), error
         )
     return chosen, [m for g in chosen for m in members[g]], order, error
+
+
+def checked_metric(metric: ErrorMetric) -> ErrorMetric:
+    """`metric` refusing (QuantizeError) a result that is not a number, 0 or more: a NaN
+    compares false with every target and error, so the search would keep no group float and
+    say the target was met; a negative one is an accuracy, not an error."""
+
+    def measure(reference: list[Feed], outputs: list[Feed]) -> float:
+        value = metric(reference, outputs)
+        try:
+            error = float(value)
+        except (TypeError, ValueError):
+            error = float("nan")
+        if not error >= 0.0 or isinstance(value, bool | str | bytes):  # NaN too
+            raise QuantizeError(
+                f"error_metric returned {value!r:.60}: it must return the output error as a number, "
+                "0 or more (larger is worse)"
+            )
+        return error
+
+    return measure
 
 
 def _search_summary(measured: dict[int, float], start: int, limit: int, kept: int) -> str:
