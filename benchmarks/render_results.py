@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -372,7 +370,8 @@ def readme_block(peers: dict[str, Any]) -> str:
 
 def rewrite_readme(path: Path, peers: dict[str, Any]) -> bool:
     """Replace the block between the markers in `path` with `readme_block(peers)`, through a
-    temporary file renamed into place; False (nothing written) where the markers are missing."""
+    temporary file renamed into place (`write_atomically`, as graphopt writes its models);
+    False (nothing written) where the markers are missing."""
     text = path.read_text(encoding="utf-8")
     start, end = text.find(README_BEGIN), text.find(README_END)
     if start < 0 or end < start:
@@ -380,14 +379,9 @@ def rewrite_readme(path: Path, peers: dict[str, Any]) -> bool:
     new = text[:start] + readme_block(peers) + text[end + len(README_END) :]
     if new == text:
         return True
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(new)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from graphopt.ir.model_io import write_atomically
+
+    write_atomically(path, path.parent, new.encode("utf-8"))
     return True
 
 
