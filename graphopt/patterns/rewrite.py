@@ -1133,17 +1133,13 @@ def _fits(kind: Any, value: Any) -> bool:
 
 def _kept_reads(rule: Rule) -> tuple[str, ...]:
     """`multi_use` variables the replacement reads before defining them itself (a rule may
-    read only those of the target's intermediates; cached on the rule)."""
+    read only those of the target's intermediates; cached on the rule): the `_outside_reads`
+    that `multi_use` lists (no computed name is a target's, `rules._validate_wiring`)."""
     cached = rule.__dict__.get("_kept_reads")
     if cached is None:
-        reads: list[str] = []
-        defined: set[str] = set()
-        for pnode in rule.replacement.nodes:
-            for op in pnode.inputs:
-                if isinstance(op, Var) and op.name in rule.multi_use and op.name not in defined:
-                    reads.append(op.name)
-            defined.update(pnode.outputs)
-        cached = rule.__dict__["_kept_reads"] = tuple(reads)
+        multi_use = rule.multi_use
+        kept = tuple(v for v in _outside_reads(rule) if v in multi_use)
+        cached = rule.__dict__["_kept_reads"] = kept
     return cached
 
 
