@@ -309,10 +309,19 @@ class _Rules:
         opset = g.opset_version("")
         if opset < 7 and not g.attr(node, "is_test", 0):
             return self.refuse(node, "is_test=0 (training mode)")
+        if opset >= 12 and len(node.input) > 1 and node.input[1]:
+            ratio = g.constant(node.input[1])
+            if ratio is not None and (ratio.ndim != 0 or not 0 <= float(ratio) < 1):
+                # (onnxruntime rejects the model, or fails running it: nothing to keep)
+                return self.refuse(node, "ratio is not a scalar in [0, 1)")
         if opset >= 12 and len(node.input) > 2 and node.input[2]:
             mode = g.constant(node.input[2])
-            if mode is None or bool(mode.reshape(-1)[0]):
-                return self.refuse(node, "training_mode is true or not a constant")
+            if mode is None:
+                return self.refuse(node, "training_mode is not a constant")
+            if mode.ndim != 0:  # (an empty one was an IndexError; onnxruntime rejects both)
+                return self.refuse(node, "training_mode is not a scalar")
+            if bool(mode):
+                return self.refuse(node, "training_mode is true")
         return node.input[0]
 
     def _cast(self, node: onnx.NodeProto) -> str | None:
