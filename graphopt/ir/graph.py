@@ -27,7 +27,13 @@ from onnx import numpy_helper
 
 from graphopt.errors import LoadError
 from graphopt.ir.model_io import undefined_input_error, undefined_output_error
-from graphopt.ir.nodes import attribute_value, constant_tensor, nested_bodies, subgraphs
+from graphopt.ir.nodes import (
+    attribute_value,
+    constant_tensor,
+    mistyped_constant,
+    nested_bodies,
+    subgraphs,
+)
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -526,15 +532,17 @@ class Graph:
 
     def is_constant(self, tensor: str) -> bool:
         """Whether `constant(tensor)` has a value to give (sparse and string `Constant` nodes
-        count: their values are known, only not read here)."""
+        count: their values are known, only not read here; malformed ones do not)."""
         init = self.initializers.get(tensor)
         if init is not None:
             return not self.is_graph_input(tensor) and not init.HasField("segment")
         node = self.producer_node(tensor)
         if node is None or node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
             return False
-        value = next((a for a in node.attribute if a.name == "value"), None)
-        return value is None or not value.t.HasField("segment")
+        attributes = node.attribute[:]
+        if mistyped_constant(attributes):
+            return False  # a malformed node: its value is not known
+        return attributes[0].name != "value" or not attributes[0].t.HasField("segment")
 
     def attr(self, node: NodeProto, name: str, default: Any = None) -> Any:
         return attribute_value(node, name, default)
@@ -1125,8 +1133,12 @@ def tensor_value(t: onnx.TensorProto) -> np.ndarray:
 
 
 def constant_node_value(node: NodeProto) -> np.ndarray | None:
-    """The value of a `Constant` node, whatever attribute form it uses."""
-    for a in node.attribute:
+    """The value of a `Constant` node, whatever attribute form it uses (None for a malformed
+    node, `mistyped_constant`: its value is unknown)."""
+    attributes = node.attribute[:]
+    if mistyped_constant(attributes):
+        return None
+    for a in attributes:
         if a.name == "value":
             return None if a.t.HasField("segment") else tensor_value(a.t)
         if a.name == "value_float":

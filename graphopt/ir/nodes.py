@@ -8,7 +8,7 @@ What it does not do: look at other nodes or the graph (see `graphopt.ir.graph`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,13 +43,14 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     kinds = onnx.AttributeProto
     if len(attrs) == 1 and attrs[0].name == "value" and attrs[0].type == kinds.TENSOR:
         tensor = attrs[0].t
-        return tensor if tensor.data_type != onnx.TensorProto.STRING else None
-    for a in attrs:
+        untyped = tensor.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED)
+        return None if untyped else tensor
+    if mistyped_constant(attrs):
         # an attribute of another type than its name says (a malformed model) is no value: its
         # field for that type is unset, and read as 0 (or an empty tensor) it gave a constant
         # that the model does not hold
-        if a.name in _CONSTANT_ATTRIBUTE_TYPES and a.type != _CONSTANT_ATTRIBUTE_TYPES[a.name]:
-            return None
+        return None
+    for a in attrs:
         if a.name == "value":
             return a.t if a.t.data_type != onnx.TensorProto.STRING else None
         if a.name == "value_float":
@@ -63,13 +64,32 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
     return None
 
 
+# The type each attribute of `Constant` has in its schema (every opset that defines it).
 _CONSTANT_ATTRIBUTE_TYPES = {
     "value": onnx.AttributeProto.TENSOR,
     "value_float": onnx.AttributeProto.FLOAT,
     "value_floats": onnx.AttributeProto.FLOATS,
     "value_int": onnx.AttributeProto.INT,
     "value_ints": onnx.AttributeProto.INTS,
+    "value_string": onnx.AttributeProto.STRING,
+    "value_strings": onnx.AttributeProto.STRINGS,
+    "sparse_value": onnx.AttributeProto.SPARSE_TENSOR,
 }
+
+
+def mistyped_constant(attributes: Sequence[onnx.AttributeProto]) -> bool:
+    """Whether a `Constant` node's `attributes` (`node.attribute`) are not one value attribute
+    of the type its name says (onnx.checker: "Mismatched attribute type"; onnxruntime reads
+    such a node by the attribute's type, not its name: `value_int` given as a FLOAT is that
+    float), or a `value` tensor of no element type: a malformed node whose value graphopt
+    does not know (read by name, the unset field gave 0, an empty list or an untyped tensor)."""
+    if len(attributes) != 1:
+        return True  # none, or two values (onnx.checker: exactly one must be set)
+    a = attributes[0]
+    expected = _CONSTANT_ATTRIBUTE_TYPES.get(a.name)
+    if expected is None or a.type != expected:
+        return True
+    return expected == onnx.AttributeProto.TENSOR and a.t.data_type == onnx.TensorProto.UNDEFINED
 
 
 def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
