@@ -73,18 +73,24 @@ class DistillError(GraphoptError):
 # --------------------------------------------------------------------------- losses
 
 
+def _shifted(z: np.ndarray, temperature: float, axis: int) -> np.ndarray:
+    """(z − max z) / T along `axis` in float64: every value ≤ 0, the largest 0. The shift comes
+    before the division: z / T of a small T (1e-310) overflowed to inf, and inf − inf made the
+    soft targets NaN; a difference too large for T is −inf here, whose exp is 0."""
+    x = np.asarray(z, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # (±inf logits: NaN, as before)
+        return (x - np.max(x, axis=axis, keepdims=True)) / float(temperature)
+
+
 def softmax(z: np.ndarray, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
     """softmax(z / T) along `axis`, computed in float64 (numerically stable)."""
-    x = np.asarray(z, dtype=np.float64) / float(temperature)
-    x = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(x)
+    e = np.exp(_shifted(z, temperature, axis))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(z: np.ndarray, temperature: float = 1.0, axis: int = -1) -> np.ndarray:
     """log softmax(z / T) along `axis`, in float64."""
-    x = np.asarray(z, dtype=np.float64) / float(temperature)
-    x = x - np.max(x, axis=axis, keepdims=True)
+    x = _shifted(z, temperature, axis)
     return x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
 
 
