@@ -21,6 +21,9 @@ onnxruntime's kernels:
   min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (it never pads negatively), inference
   adds output_padding to in·s (k=2, s=2, output_padding=1 of 3: onnxruntime 6, inference 7).
   Where the three are not one number the dim is left unknown.
+* onesided STFT given a window but no frame_length: onnxruntime returns
+  ⌊len(window) / 2⌋ + 1 frequency bins, inference len(window) (window 6: onnxruntime 4,
+  inference 6).
 
 `inference_cuts` names, after one inference, the nodes whose inferred outputs are not what
 onnxruntime computes, with the shapes to take instead; every output of an If/Loop/Scan or a
@@ -52,7 +55,7 @@ Dim = int | str | None
 
 POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
 RESIZES = frozenset({"Resize", "Upsample"})
-SUSPECT_OPS = POOLS | RESIZES | {"ConvTranspose"}
+SUSPECT_OPS = POOLS | RESIZES | {"ConvTranspose", "STFT"}
 BODIED = frozenset({"If", "Loop", "Scan"})
 
 
@@ -65,7 +68,7 @@ def is_suspect(node: onnx.NodeProto) -> bool:
     if not is_default_domain(node):
         return False
     if any(a.ref_attr_name for a in node.attribute):  # in a function: its caller's value
-        return node.op_type == "ConvTranspose" or node.op_type in POOLS | RESIZES
+        return node.op_type in SUSPECT_OPS
     if node.op_type == "ConvTranspose":
         same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
         return same and attribute_value(node, "output_shape", None) is None
@@ -73,6 +76,9 @@ def is_suspect(node: onnx.NodeProto) -> bool:
         dilated = any(d != 1 for d in attribute_value(node, "dilations", []) or [])
         same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
         return attribute_value(node, "ceil_mode", 0) == 1 or (same and dilated)
+    if node.op_type == "STFT":
+        frame_length = node.input[3] if len(node.input) > 3 else ""
+        return attribute_value(node, "onesided", 1) == 1 and not frame_length
     return node.op_type in RESIZES
 
 
@@ -171,7 +177,7 @@ def inference_cuts(
     if not suspects:
         return {}
     opset = default_opset(model)
-    wanted = {t for node in suspects.values() for t in (*node.input[:2], *node.output) if t}
+    wanted = {t for node in suspects.values() for t in (*node.input[:3], *node.output) if t}
     infos = _value_infos(inferred.graph, wanted)
     scales = {_scales_input(n, opset) for n in suspects.values() if n.op_type in RESIZES}
     constants = _constants(model.graph, scales - {""})
@@ -215,6 +221,8 @@ def _corrected(
     source = infos.get(node.input[0]) if node.input else None
     dims = declared_dims(source) if source is not None else None
     have = declared_dims(infos[node.output[0]]) if node.output[0] in infos else None
+    if node.op_type == "STFT":
+        return _stft_dims(node, infos, have)
     if dims is None or have is None or len(have) != len(dims):
         return None  # no rank, so no size either: nothing wrong to take
     want: list[Dim] | None
@@ -236,6 +244,23 @@ def _corrected(
             h if w == h or (w is None and not isinstance(h, int)) else None for _, (w, h) in pairs
         ]
     return [h if j < 2 else w for j, (w, h) in pairs]  # batch, channels as inferred
+
+
+def _stft_dims(
+    node: onnx.NodeProto, infos: dict[str, onnx.ValueInfoProto], have: tuple[Dim, ...] | None
+) -> list[Dim] | None:
+    """The output dims onnxruntime gives onesided STFT `node` without frame_length where
+    inference's `have` differ: [batch, frames, ⌊len(window) / 2⌋ + 1, 2] (that dim None where
+    the window's length is not known). None where they agree, or nothing is known."""
+    if have is None or len(have) != 4:
+        return None
+    window = infos.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    length = declared_dims(window) if window is not None else None
+    size = length[0] if length is not None and len(length) == 1 else None
+    bins = size // 2 + 1 if isinstance(size, int) else None
+    if bins == have[2] or (bins is None and not isinstance(have[2], int)):
+        return None
+    return [have[0], have[1], bins, have[3]]
 
 
 def _scales_input(node: onnx.NodeProto, opset: int) -> str:
