@@ -454,7 +454,7 @@ def write_targets(
         current: dict[str, Any] = manifest
         if not arrays:
             arrays = _open(out, current, specs)
-        rows = _rows(values, specs, temperature, axis, len(batch), current)
+        rows = _rows(values, specs, temperature, axis, batch, current)
         per = current.get("samples_per_file", 1)
         for spec, value in zip(specs, rows, strict=True):
             arrays[spec.name][start * per : start * per + value.shape[0]] = value
@@ -553,10 +553,11 @@ def _rows(
     specs: Sequence[TargetSpec],
     temperature: float,
     axis: int,
-    batch: int,
+    sources: Sequence[Source],
     manifest: Mapping[str, Any],
 ) -> list[np.ndarray]:
     rows = []
+    batch = len(sources)
     per = manifest.get("samples_per_file", 1)  # (1: a manifest from before it was kept)
     for spec, value in zip(specs, values, strict=True):
         arr = np.asarray(value)
@@ -569,6 +570,15 @@ def _rows(
                 f"teacher output {spec.source!r} has shape {arr.shape} on this batch, expected "
                 f"({batch * per}, {', '.join(map(str, expected))}): every sample must give the "
                 "same shape"
+            )
+        if spec.kind == "soft" and not np.isfinite(arr).all():
+            # NaN or +inf logits, or a row of -inf only: stored as NaN soft targets (exit 0),
+            # which make every loss computed against them NaN
+            bad = int(np.argwhere(~np.isfinite(arr))[0][0]) // per
+            raise DistillError(
+                f"logits {spec.source!r} of {shown(sources[bad].name)} hold NaN or +inf (or a "
+                "row of -inf only): softmax(z/T) is no distribution there; store that output "
+                "raw (leave it out of the logits)"
             )
         rows.append(arr.astype(entry["dtype"], copy=False))
     return rows

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from graphopt.distill import (
+    DistillError,
     load_targets,
     log_softmax,
     softmax,
@@ -38,3 +40,35 @@ def test_a_small_temperature_gives_the_one_hot_limit_not_nan(tmp_path):
     write_targets(_identity(), feeds, tmp_path / "t", logits=["y"], temperature=1e-310)
     stored = np.asarray(load_targets(tmp_path / "t")["y"])
     np.testing.assert_array_equal(stored, [[0, 1, 0, 0], [1, 0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [np.nan, 0.0, 1.0, 2.0],  # a NaN logit
+        [np.inf, 0.0, 1.0, 2.0],  # +inf: inf − inf
+        [-np.inf, -np.inf, -np.inf, -np.inf],  # nothing left to normalize
+    ],
+)
+def test_logits_whose_softmax_is_not_a_distribution_are_refused_naming_the_sample(tmp_path, bad):
+    # they were stored as NaN soft targets and the run exited 0
+    feeds = [
+        {"x": np.array([[0.0, 1.0, -np.inf, 2.0]], np.float32)},  # -inf masks a class: fine
+        {"x": np.array([bad], np.float32)},
+    ]
+    out = tmp_path / "t"
+    with pytest.raises(DistillError, match=r"logits 'y' of feed 1 hold NaN or \+inf"):
+        write_targets(_identity(), feeds, out, logits=["y"], checkpoint=1)
+    kept = np.asarray(load_targets(out, allow_partial=True)["y"])  # the first checkpoint's
+    np.testing.assert_allclose(kept, softmax(feeds[0]["x"], axis=1), rtol=1e-6)
+    assert kept[0, 2] == 0.0
+    # stored raw, the same values are what the teacher gave
+    write_targets(_identity(), feeds, tmp_path / "raw")
+    np.testing.assert_array_equal(load_targets(tmp_path / "raw")["y"][1], feeds[1]["x"][0])
+
+
+def test_a_bad_row_in_a_batch_names_its_own_sample(tmp_path):
+    feeds = [{"x": np.zeros((1, 4), np.float32)} for _ in range(4)]
+    feeds[2] = {"x": np.full((1, 4), np.nan, np.float32)}
+    with pytest.raises(DistillError, match="of feed 2 hold NaN"):
+        write_targets(_identity(), feeds, tmp_path / "t", logits=["y"], batch_size=4)
