@@ -126,9 +126,12 @@ UNSUPPORTED_OPS_10: frozenset[str] = _words(
 )
 
 # Ops whose support starts at a given TensorRT release: during 10.x (onnx-tensorrt
-# docs/Changelog.md for 10.4 and 10.5, NVIDIA/TensorRT CHANGELOG.md for 10.14 and 10.15; all Y in
-# the 10.15 matrix) and in 11.x (release notes).
+# docs/Changelog.md for 10.1, 10.4 and 10.5, NVIDIA/TensorRT CHANGELOG.md for 10.14 and 10.15;
+# all Y in the 10.15 matrix) and in 11.x (release notes). DeformConv: Changelog 10.1 GA "Added
+# support for `DeformConv` operation"; the 10.0 GA matrix does not list it and onnxOpImporters.cpp
+# at 10.0-GA has no DeformConv importer (it has 171 DEFINE_BUILTIN_OP_IMPORTERs, 10.1 GA 172).
 ADDED_IN: dict[str, TrtVersion] = {
+    "DeformConv": TrtVersion(10, 1),
     "BlackmanWindow": TrtVersion(10, 4),
     "HammingWindow": TrtVersion(10, 4),
     "HannWindow": TrtVersion(10, 4),
