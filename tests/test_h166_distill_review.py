@@ -72,3 +72,18 @@ def test_a_bad_row_in_a_batch_names_its_own_sample(tmp_path):
     feeds[2] = {"x": np.full((1, 4), np.nan, np.float32)}
     with pytest.raises(DistillError, match="of feed 2 hold NaN"):
         write_targets(_identity(), feeds, tmp_path / "t", logits=["y"], batch_size=4)
+
+
+def test_float16_logits_give_float32_soft_targets(tmp_path):
+    # they were stored as float16: a probability of 2e-9 became 0 and one of 3e-7 was 2.6 %
+    # off, the small ones being what distillation transfers
+    z = np.array([[0.0, -9.0, -12.0, -15.0, -20.0], [3.0, 3.0, 2.5, -1.0, 0.25]], np.float16)
+    feeds = [{"x": z[i : i + 1]} for i in range(2)]
+    manifest = write_targets(
+        _identity(TensorProto.FLOAT16, 5), feeds, tmp_path / "t", logits=["y"], outputs=[]
+    )
+    assert manifest["tensors"]["y"]["dtype"] == "<f4"
+    stored = load_targets(tmp_path / "t")["y"]
+    assert stored.dtype == np.float32
+    np.testing.assert_allclose(stored, softmax(z.astype(np.float64), axis=1), rtol=1e-6)
+    assert stored[0, 4] > 0
