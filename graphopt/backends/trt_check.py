@@ -1519,10 +1519,21 @@ def _constant(c: _Checker, node: onnx.NodeProto) -> list[str]:
 
 
 def _grid_sample(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    out = []
     rank = c.facts.rank(c.input(node, 0))
     if rank is not None and rank != 4 and not (rank == 5 and c.version >= TrtVersion(11, 2)):
-        return [f"GridSample on a rank-{rank} input is not supported"]
-    return []
+        out.append(f"GridSample on a rank-{rank} input is not supported")
+    mode = c.graph.attr(node, "mode")
+    if mode is not None and _s(mode) not in table.GRID_SAMPLE_MODES:  # see GRID_SAMPLE_MODES
+        fix = {
+            "linear": "leave mode out (its default is linear there too)",
+            "cubic": "TensorRT's parser takes cubic only as opset 16-19's 'bicubic'",
+        }.get(_s(mode), "use 'bilinear', 'nearest' or 'bicubic'")
+        out.append(
+            f"GridSample mode {_s(mode)!r}: TensorRT's parser knows only 'bilinear', 'nearest' "
+            f"and 'bicubic' and samples any other mode nearest-neighbour; {fix}"
+        )
+    return out
 
 
 _REDUCE_OPS = [op for op in table.SUPPORTED_OPS_10 if op.startswith("Reduce")]

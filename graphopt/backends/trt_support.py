@@ -244,6 +244,12 @@ RESIZE_COORDINATE_MODES = frozenset(
 )
 RESIZE_NEAREST_MODES = frozenset({"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"})
 PAD_MODES = frozenset({"constant", "reflect", "edge", "wrap"})
+# GridSample `mode`: importGridSample (onnxOpImporters.cpp 10.1 GA and the 10.14-era text) knows
+# GridSample-16's names "bilinear", "nearest" and "bicubic" (its default: "bilinear") and leaves
+# any other value at InterpolationMode::kNEAREST without an error. GridSample-20 renamed them
+# "linear" and "cubic": a node that names them samples nearest-neighbour in TensorRT. An absent
+# `mode` is linear in both (ONNX's default at opset 20, the importer's "bilinear").
+GRID_SAMPLE_MODES = frozenset({"bilinear", "nearest", "bicubic"})
 TOPK_MAX_K = 3840
 # TopK `sorted`: the matrix says "`sorted` must be 1" (10.1 .. 10.15), but neither the importer
 # (onnxOpImporters.cpp importTopK, 10.1 and 10.10) nor its static checker (onnxOpCheckers.cpp
