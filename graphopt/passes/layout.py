@@ -161,8 +161,8 @@ class MergeReshapes(Pass):
     """Keep only the last of a chain of reshape-like ops (row-major order never changes).
 
     Reshape(R(x), s)  ⇒  Reshape(x, s)      R ∈ {Reshape, Flatten, Squeeze, Unsqueeze}
-    when s has no 0 entries (0 copies a dim of R(x)); otherwise when R(x)'s shape is static,
-    with those 0 entries replaced by its dims.
+    when s has no 0 entries (0 copies a dim of R(x)); otherwise when R(x)'s shape is static
+    (and has each dim a 0 copies: s may be longer), with those 0 entries replaced by its dims.
 
     Unsqueeze(Reshape(x, s), axes)  ⇒  Reshape(x, s with a 1 inserted at each axis)
     when s is a constant without 0 entries and the Unsqueeze is the inner Reshape's one reader.
@@ -197,12 +197,16 @@ class MergeReshapes(Pass):
             if target is None:
                 continue
             values = [int(v) for v in target.reshape(-1)]
-            if 0 in values and not graph.attr(node, "allowzero", 0):
+            copied = [i for i, v in enumerate(values) if v == 0]
+            if copied and not graph.attr(node, "allowzero", 0):
                 if not initializers_allowed(graph, ctx, self.name):
                     continue
                 middle = shapes.static(node.input[0])
-                if middle is None or len(middle) < len(values):
+                if middle is None:
                     ctx.note(self.name, node.name, "refused", "0 in the shape copies a dynamic dim")
+                    continue
+                if copied[-1] >= len(middle):  # the original fails: nothing to merge
+                    ctx.note(self.name, node.name, "refused", "a 0 copies a dim past the rank")
                     continue
                 values = [middle[i] if v == 0 else v for i, v in enumerate(values)]
                 if 0 in values:
