@@ -354,7 +354,9 @@ def write_targets(
 
     `logits`: outputs to store as softmax(z / T) along `axis` (not axis 0, on which samples are
     stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw, `hints` (intermediate tensor names) raw too. `batch_size` samples are
-    concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic).
+    concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic; the
+    first batch of each run is also run sample by sample, and an output that is not those
+    outputs stacked on axis 0 is refused).
     A rerun with the same teacher, options and data resumes where the last one stopped.
     """
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
@@ -442,14 +444,23 @@ def write_targets(
     if progress is not None:
         progress(done, total)
     since = 0
-    for start in range(done, total, batch_size):
-        batch = sources[start : start + batch_size]
-        feed = _conform(_batch_feed([load_feed(s, inputs, preprocess) for s in batch]), inputs)
+
+    def teacher_run(feed: Feed, source: Source) -> list[np.ndarray]:
         try:
-            values = sess.run([s.source for s in specs], feed)
+            return list(sess.run([s.source for s in specs], feed))
         except Exception as e:  # onnxruntime raises its own untyped errors
             first = run_error_text(e)  # every line: a wrong shape's dims come after the first
-            raise DistillError(f"the teacher failed on {shown(batch[0].name)}: {first}") from e
+            raise DistillError(f"the teacher failed on {shown(source.name)}: {first}") from e
+
+    stacking_checked = False
+    for start in range(done, total, batch_size):
+        batch = sources[start : start + batch_size]
+        feeds = [load_feed(s, inputs, preprocess) for s in batch]
+        values = teacher_run(_conform(_batch_feed(feeds), inputs), batch[0])
+        if len(batch) > 1 and not stacking_checked:
+            alone = [teacher_run(_conform(f, inputs), s) for f, s in zip(feeds, batch, strict=True)]
+            _check_stacking(specs, values, alone)
+            stacking_checked = True
         if manifest is None:
             manifest = _create(out, config, specs, values, len(batch))
         current: dict[str, Any] = manifest
@@ -468,6 +479,44 @@ def write_targets(
             progress(done, total)
     assert manifest is not None
     return manifest
+
+
+def _check_stacking(
+    specs: Sequence[TargetSpec],
+    values: Sequence[np.ndarray],
+    alone: Sequence[Sequence[np.ndarray]],
+) -> None:
+    """A `DistillError` for a stored output that, on a batch of samples (`values`), is not the
+    outputs of its samples run one at a time (`alone`) stacked on axis 0. An output whose
+    axis 0 is no batch axis ([C, N], a constant [2, 3]) or that mixes the samples of a batch
+    (a mean over axis 0) had its rows stored as the samples' (sample 0 of [C, N] held a row
+    of every sample; exit 0), and the targets changed with the batch size. Checked on the
+    first batch of each run: its samples run twice."""
+    for k, spec in enumerate(specs):
+        batched = np.asarray(values[k])
+        parts = [np.asarray(run[k]) for run in alone]
+        try:
+            stacked: np.ndarray | None = np.concatenate(parts, axis=0)
+        except ValueError:  # 0-d, or other shapes per sample
+            stacked = None
+        if stacked is None or stacked.shape != batched.shape:
+            raise DistillError(
+                f"teacher output {spec.source!r} has shape {batched.shape} on a batch of "
+                f"{len(parts)} samples, and {', '.join(str(p.shape) for p in parts)} on each "
+                "alone: it does not stack samples on axis 0; use batch size 1 (or store only "
+                "outputs that do)"
+            )
+        a, b = stacked.astype(np.float64), batched.astype(np.float64)
+        finite = np.isfinite(a)
+        scale = float(np.max(np.abs(a[finite]), initial=0.0))
+        if not np.allclose(b, a, rtol=1e-3, atol=1e-4 * scale, equal_nan=True):
+            with np.errstate(invalid="ignore"):
+                gap = float(np.nanmax(np.abs(b - a)))
+            raise DistillError(
+                f"teacher output {spec.source!r} on a batch of {len(parts)} samples differs by "
+                f"up to {gap:.3g} from its samples run one at a time: it mixes the samples "
+                "of a batch; use batch size 1"
+            )
 
 
 def _stat(path: Path | None) -> list[int] | None:

