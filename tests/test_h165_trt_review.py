@@ -8,7 +8,7 @@ do; the source is in the test's docstring."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 
 from graphopt.backends.trt_check import check_tensorrt
 from graphopt.backends.trt_support import op_support, parse_version
@@ -75,3 +75,79 @@ def test_grid_sample_20_mode_names_are_an_error():
 
     wanted, trt_computes = run(linear), run(grid_sample_model(20, "nearest"))
     assert np.abs(wanted - trt_computes).max() > 0.5
+
+
+def resize_model(mode, scales, x_dims=(1, 3, 4, 4), opset=13, axes=None, sizes=None):
+    names = ["x", "", "s" if scales is not None else ""]
+    inits = [] if scales is None else [const("s", scales, np.float32)]
+    if sizes is not None:
+        names.append("z")
+        inits.append(const("z", sizes, np.int64))
+    attrs = {"mode": mode} | ({} if axes is None else {"axes": axes})
+    if opset == 10:  # Resize-10: (X, scales)
+        names = ["x", "s"]
+    node = helper.make_node("Resize", names, ["y"], name="rs", **attrs)
+    return model([node], [vi("x", list(x_dims))], [vi("y", None)], inits, opset=opset)
+
+
+def test_resize_scales_outside_the_innermost_axes_are_refused():
+    """importResize (onnxOpImporters.cpp 10.1 GA and the 10.14-era text): with constant scales,
+    canUseNDResize refuses linear scales other than 1 outside the innermost 3 axes ("This
+    version of TensorRT only supports linear resizing on the outermost 3 dimensions") and cubic
+    ones outside the innermost 2; with `sizes` it returns before that check. check passed them."""
+
+    def found(m, version=10):
+        return messages(check_tensorrt(m, version))
+
+    batch = found(resize_model("linear", [2, 1, 1, 1]))
+    assert len(batch) == 1 and "innermost 3 axes" in batch[0], batch
+    assert len(found(resize_model("linear", [2, 1, 1, 1]), 11)) == 1
+    assert len(found(resize_model("linear", [2, 1, 1, 1], opset=10), "10.0")) == 1
+    channels = found(resize_model("cubic", [1, 2, 2, 2]))
+    assert len(channels) == 1 and "innermost 2 axes" in channels[0], channels
+    # axes (opset 18) spread the scales over the rank first
+    assert len(found(resize_model("linear", [2], opset=18, axes=[0]))) == 1
+    assert found(resize_model("linear", [2, 2], opset=18, axes=[-2, -1])) == []
+    # what the importer takes
+    assert found(resize_model("linear", [1, 1, 2, 2])) == []
+    assert found(resize_model("linear", [1, 1, 2, 2, 2], x_dims=(1, 3, 4, 4, 4))) == []
+    assert found(resize_model("cubic", [1, 1, 2, 2])) == []
+    assert found(resize_model("nearest", [2, 2, 2, 2])) == []
+    assert found(resize_model("linear", None, sizes=[2, 3, 4, 4])) == []
+
+
+def einsum_model(equation, dims):
+    node = helper.make_node("Einsum", ["x"], ["y"], name="e", equation=equation)
+    return model([node], [vi("x", dims)], [vi("y", None)], opset=13)
+
+
+def test_einsum_diagonal_needs_tensorrt_10_12():
+    """NvInfer.h release/10.1 .. release/10.11, IEinsumLayer: "TensorRT does not support
+    ellipsis, diagonal operations or more than two inputs for Einsum" (importEinsum, 10.1 GA,
+    rewrites ellipses and extra inputs itself, not diagonals); the note is gone in release/10.12
+    and onnx-tensorrt's Changelog 10.12 GA says "Added support for ellipses, diagonal, and
+    broadcasting in `Einsum` operations". check passed a diagonal on every 10.x."""
+    diagonal = einsum_model("bii->bi", [2, 3, 3])
+    old = messages(check_tensorrt(diagonal, "10.11"))
+    assert len(old) == 1 and "diagonal ('i'" in old[0] and "10.12" in old[0], old
+    assert len(messages(check_tensorrt(einsum_model("...ii->...i", [2, 3, 3]), "10.8"))) == 1
+    assert messages(check_tensorrt(diagonal, "10.12")) == []
+    assert messages(check_tensorrt(diagonal, 11)) == []
+    assert messages(check_tensorrt(einsum_model("bij->bji", [2, 3, 4]), "10.1")) == []
+
+
+def test_topk_k_of_3840_is_accepted():
+    """NvInfer.h (NVIDIA/TensorRT release/10.13 and 11.1), ITopKLayer::setK: "Currently only
+    values up to 3840 are supported"; addTopK: "only values of K up to 3840 are supported"; a K
+    input: "Values larger than 3840 will result in a runtime error". The importer does not check
+    K. check refused K = 3840 itself (the matrix's "less than 3840")."""
+
+    def topk(k):
+        node = helper.make_node("TopK", ["x", "k"], ["y", "i"], name="topk")
+        outputs = [vi("y", None), vi("i", None, TensorProto.INT64)]
+        return model([node], [vi("x", [1, 5000])], outputs, [const("k", [k], np.int64)])
+
+    assert messages(check_tensorrt(topk(3840), 10)) == []
+    assert messages(check_tensorrt(topk(3840), 11)) == []
+    over = messages(check_tensorrt(topk(3841), 10))
+    assert len(over) == 1 and "up to 3840" in over[0], over

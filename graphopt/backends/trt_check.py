@@ -1234,7 +1234,37 @@ def _resize(c: _Checker, node: onnx.NodeProto) -> list[str]:
     policy = _s(c.graph.attr(node, "keep_aspect_ratio_policy", b"stretch"))
     if policy != "stretch":
         out.append(f"Resize keep_aspect_ratio_policy {policy!r} is not supported (only 'stretch')")
+    out += _resize_outer_scales(c, node, mode, axes, rank)
     return out
+
+
+def _resize_outer_scales(
+    c: _Checker, node: onnx.NodeProto, mode: str, axes: Any, rank: int | None
+) -> list[str]:
+    """Constant linear / cubic scales other than 1 outside the innermost 3 / 2 axes, which the
+    importer refuses (table.RESIZE_INNERMOST_AXES); `sizes` (opset 11+) skips that check."""
+    innermost = table.RESIZE_INNERMOST_AXES.get(mode)
+    opset = c.graph.opset_version("")
+    if innermost is None or (opset >= 11 and c.input(node, 3)):
+        return []
+    name = c.input(node, 2 if opset >= 11 else 1)
+    scales = c.const(name) if name else None
+    if scales is None or scales.size == 0:
+        return []
+    given = [float(v) for v in np.asarray(scales, dtype=np.float64).ravel()]
+    full = given
+    if axes:  # the importer spreads them over the input's rank
+        if not rank or len(axes) != len(given):
+            return []
+        full = [1.0] * rank
+        for axis, value in zip(axes, given, strict=True):
+            full[int(axis) % rank] = value
+    if any(v != 1.0 for v in full[: max(len(full) - innermost, 0)]):
+        return [
+            f"Resize {mode} with scales {given}: TensorRT's parser resizes {mode} only on the "
+            f"innermost {innermost} axes (scale 1 on the others)"
+        ]
+    return []
 
 
 def _pad(c: _Checker, node: onnx.NodeProto) -> list[str]:
@@ -1276,7 +1306,7 @@ def _pool(c: _Checker, node: onnx.NodeProto) -> list[str]:
 
 def _topk(c: _Checker, node: onnx.NodeProto) -> list[str | tuple[str, str]]:
     out: list[str | tuple[str, str]] = []
-    if c.graph.attr(node, "sorted", 1) != 1:  # see table.TOPK_MAX_K's comment
+    if c.graph.attr(node, "sorted", 1) != 1:  # see the comment after table.TOPK_MAX_K
         out.append(
             (
                 "warning",
@@ -1290,8 +1320,11 @@ def _topk(c: _Checker, node: onnx.NodeProto) -> list[str | tuple[str, str]]:
         values = np.asarray(k).ravel()
         if values.size != 1:
             out.append(f"TopK K must be one value; the constant {k_name!r} has {values.size}")
-        elif int(values[0]) >= table.TOPK_MAX_K:
-            out.append(f"TopK K={int(values[0])} must be below {table.TOPK_MAX_K}")
+        elif int(values[0]) > table.TOPK_MAX_K:  # see table.TOPK_MAX_K: 3840 itself is fine
+            out.append(
+                f"TopK K={int(values[0])}: TensorRT's TopK layer takes K up to {table.TOPK_MAX_K} "
+                f"(NvInfer.h; its ONNX support matrix says below {table.TOPK_MAX_K})"
+            )
     return out
 
 
@@ -1463,6 +1496,15 @@ def _einsum(c: _Checker, node: onnx.NodeProto) -> list[str]:
         return [
             f"Einsum equation {equation!r}: TensorRT takes lowercase subscripts only, not {''.join(bad)!r}"
         ]
+    if c.version < table.EINSUM_DIAGONAL_SINCE:
+        for term in equation.split("->")[0].split(","):
+            letters = [ch for ch in term if "a" <= ch <= "z"]
+            repeated = sorted({ch for ch in letters if letters.count(ch) > 1})
+            if repeated:
+                return [
+                    f"Einsum equation {equation!r} takes a diagonal ({repeated[0]!r} repeated in "
+                    f"one operand), which TensorRT supports from {table.EINSUM_DIAGONAL_SINCE}"
+                ]
     return []
 
 

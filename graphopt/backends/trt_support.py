@@ -250,6 +250,23 @@ PAD_MODES = frozenset({"constant", "reflect", "edge", "wrap"})
 # "linear" and "cubic": a node that names them samples nearest-neighbour in TensorRT. An absent
 # `mode` is linear in both (ONNX's default at opset 20, the importer's "bilinear").
 GRID_SAMPLE_MODES = frozenset({"bilinear", "nearest", "bicubic"})
+# Resize with constant scales (no `sizes` input): importResize (onnxOpImporters.cpp 10.1 GA and
+# the 10.14-era text alike) refuses linear scales other than 1 outside the innermost 3 axes and
+# cubic ones outside the innermost 2 (canUseNDResize, importerUtils.cpp; its message says
+# "only supports linear resizing on the outermost 3 dimensions", its code checks the innermost).
+# With `sizes` it returns before that check.
+RESIZE_INNERMOST_AXES = {"linear": 3, "cubic": 2}
+# Einsum with a subscript repeated within one operand (a diagonal, "ii->i"): importEinsum (10.1
+# GA) rewrites only ellipses and more than two inputs and hands the equation to IEinsumLayer,
+# whose NvInfer.h notes "TensorRT does not support ellipsis, diagonal operations or more than two
+# inputs for Einsum" in release/10.1 .. release/10.11 and not from release/10.12; onnx-tensorrt
+# Changelog 10.12 GA: "Added support for ellipses, diagonal, and broadcasting in `Einsum`".
+EINSUM_DIAGONAL_SINCE = TrtVersion(10, 12)
+# TopK K: the matrix (10.1 .. 10.15) says "`K` input must be less than 3840", but the layer it
+# imports to takes 3840 itself: NvInfer.h (release/10.13, release/11.1) ITopKLayer::setK
+# "Currently only values up to 3840 are supported", addTopK "only values of K up to 3840", a K
+# input "Values larger than 3840 will result in a runtime error"; the importer (onnxOpImporters.cpp
+# 10.1 GA) does not check K. So K <= TOPK_MAX_K.
 TOPK_MAX_K = 3840
 # TopK `sorted`: the matrix says "`sorted` must be 1" (10.1 .. 10.15), but neither the importer
 # (onnxOpImporters.cpp importTopK, 10.1 and 10.10) nor its static checker (onnxOpCheckers.cpp
