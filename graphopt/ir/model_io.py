@@ -420,6 +420,8 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         )
     if not proto.graph.output:  # optimize wrote an empty graph onnxruntime cannot load
         raise LoadError(f"{where}: the graph declares no outputs, so it computes nothing")
+    _refuse_unknown_ir_version(proto, where)
+    _refuse_names_given_twice(proto.graph, where)
     if not check_nodes:
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
@@ -432,6 +434,56 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     for out in proto.graph.output:
         if out.name not in defined:
             raise undefined_output_error(where, out.name)
+
+
+def _refuse_unknown_ir_version(proto: onnx.ModelProto, where: str) -> None:
+    """A `LoadError` for an IR version newer than the installed onnx knows (onnx.checker:
+    "higher than the checker's"; onnxruntime: "Unsupported model IR version") or below 0 (no
+    IR version; the IR < 4 handling passed it by and optimize wrote it back). 0, unset, is
+    read as current, as onnxruntime reads it."""
+    ir = proto.ir_version
+    if ir > onnx.IR_VERSION:
+        raise LoadError(
+            f"{where}: IR version {ir} is newer than onnx {onnx.__version__} knows (up to "
+            f"{onnx.IR_VERSION}): upgrade onnx, or save the model at an IR version it knows"
+        )
+    if ir < 0:
+        raise LoadError(f"{where}: IR version {ir} is no IR version (they count from 1)")
+
+
+def _refuse_names_given_twice(graph: onnx.GraphProto, where: str) -> None:
+    """A `LoadError` for an initializer name given twice (sparse ones by their values' name)
+    or a graph input declared twice: onnx.checker refuses both ("initializer name is not
+    unique", "SSA form"), onnxruntime the input and the sparse twins, and of dense twins it
+    reads the last, of a dense and a sparse one the sparse, where graphopt's passes read
+    another (and wrote both back: a model onnx.checker refuses). An initializer that is also a
+    graph input is no twin: an overridable default (IR ≥ 4), or IR < 4's way of listing it."""
+    names = [t.name for t in graph.initializer]
+    names.extend(s.values.name for s in graph.sparse_initializer)
+    twin = _first_twin(names)
+    if twin is not None:
+        raise LoadError(
+            f"{where}: initializer {twin!r} is given twice (onnx.checker refuses the model; "
+            "onnxruntime reads one of them): keep one"
+        )
+    twin = _first_twin([i.name for i in graph.input])
+    if twin is not None:
+        raise LoadError(
+            f"{where}: graph input {twin!r} is declared twice (onnx.checker and onnxruntime "
+            "refuse the model): keep one"
+        )
+
+
+def _first_twin(names: list[str]) -> str | None:
+    """The first name of `names` that an earlier one equals (None when all differ)."""
+    if len(set(names)) == len(names):
+        return None
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 def undefined_input_error(where: str, node: onnx.NodeProto, tensor: str) -> LoadError:
