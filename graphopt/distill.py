@@ -139,9 +139,27 @@ def distillation_loss(
     if labels is None:
         return kd
     log_q = np.moveaxis(log_softmax(student_logits, 1.0, axis), axis, -1)
-    idx = np.asarray(labels, dtype=np.int64)
+    idx = _class_indices(labels, log_q.shape)
     ce = -float(np.mean(np.take_along_axis(log_q, idx[..., None], axis=-1)))
     return alpha * kd + (1.0 - alpha) * ce
+
+
+def _class_indices(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`labels` as int64 class indices, one per position of log-probabilities of `shape`
+    (classes last). A label of -1 was read as the last class, 1.7 as 1 and one label for
+    every row broadcast (a loss, no error), as torch's cross_entropy does not."""
+    idx = np.asarray(labels)
+    positions, classes = shape[:-1], shape[-1]
+    if idx.shape != positions:
+        raise DistillError(
+            f"labels have shape {idx.shape}; give one class index per position {positions}"
+        )
+    numbers = idx.dtype.kind in "iuf"
+    with np.errstate(invalid="ignore"):
+        whole = numbers and bool(np.all(np.isfinite(idx) & (idx == np.round(idx))))
+    if not whole or (idx.size and not (idx.min() >= 0 and idx.max() < classes)):
+        raise DistillError(f"labels must be class indices 0..{classes - 1}, whole numbers")
+    return idx.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- data

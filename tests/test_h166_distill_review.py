@@ -9,6 +9,8 @@ from onnx import TensorProto, helper
 
 from graphopt.distill import (
     DistillError,
+    distillation_loss,
+    kd_kl_loss,
     load_targets,
     log_softmax,
     softmax,
@@ -177,3 +179,31 @@ def test_real_classifier_soft_targets_from_photographs_in_batches(real_model, tm
     np.testing.assert_allclose(got[4.0, 1][logits], softmax(z, 4.0, axis=1), rtol=1e-6)
     for name in (logits, probs):
         np.testing.assert_allclose(got[4.0, 2][name], got[4.0, 1][name], rtol=1e-5, atol=1e-7)
+
+
+def test_kd_loss_is_torch_batchmean_for_2d_logits_and_its_mean_over_positions_for_4d():
+    # F.kl_div(log_q, p, reduction="batchmean") = Σ p (log p − log_q) / N, by hand
+    rng = np.random.default_rng(0)
+    t = 3.0
+    s2, z2 = rng.standard_normal((8, 10)), rng.standard_normal((8, 10))
+    p2 = softmax(z2, t, axis=1)
+    batchmean = np.sum(p2 * (np.log(p2) - log_softmax(s2, t, axis=1))) / 8
+    for axis in (1, -1):
+        assert kd_kl_loss(s2, p2, t, axis) == pytest.approx(t * t * batchmean, rel=1e-12)
+    s4, z4 = rng.standard_normal((2, 5, 3, 4)), rng.standard_normal((2, 5, 3, 4))
+    p4 = softmax(z4, t, axis=1)
+    batchmean4 = np.sum(p4 * (np.log(p4) - log_softmax(s4, t, axis=1))) / 2
+    # 4-D: the docstring's mean over positions, batchmean / (H·W), as documented
+    assert kd_kl_loss(s4, p4, t, 1) == pytest.approx(t * t * batchmean4 / 12, rel=1e-12)
+
+
+def test_labels_that_are_no_class_index_per_position_are_refused():
+    s = np.array([[0.0, np.log(3.0)], [1.0, 0.0], [0.0, 0.0]])
+    p = softmax(s, axis=1)
+    ce = -np.mean([np.log(0.75), log_softmax(s[1])[0], np.log(0.5)])
+    for good in ([1, 0, 1], [1.0, 0.0, 1.0], np.array([1, 0, 1], np.uint8)):
+        assert distillation_loss(s, p, np.asarray(good), alpha=0.0) == pytest.approx(ce)
+    # -1 was read as the last class, 1.7 as 1, one label broadcast over every row: a loss
+    for bad in ([1, 0, -1], [1, 0, 2], [1.7, 0, 1], [1], [[1], [0], [1]], [1, 0, np.nan]):
+        with pytest.raises(DistillError, match="labels"):
+            distillation_loss(s, p, np.asarray(bad))
