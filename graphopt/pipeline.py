@@ -273,6 +273,14 @@ class _Parse:
     including: tuple[str, ...] = ()  # files being parsed further up, to refuse include cycles
     rule_files: list[Path] = field(default_factory=list)
     included: list[tuple[Path, str]] = field(default_factory=list)  # (file, text) read so far
+    depth: int = 0  # the `repeat:` / `if_changed:` groups and `include:`s this file sits in
+    open_lists: set[int] = field(default_factory=set)  # the step lists being parsed (their ids)
+
+
+# How deep `repeat:` / `if_changed:` groups and `include:`s may nest (the built-ins: 5). Every
+# level costs the parse, the copy and the run a few Python frames: ~200 levels were a
+# RecursionError (a traceback), not an error naming the pipeline.
+MAX_NESTING = 32
 
 
 def parse_pipeline(
@@ -290,8 +298,10 @@ def _parse_pipeline(
     base_dir: Path | None,
     including: tuple[str, ...],
     included: list[tuple[Path, str]],
+    depth: int = 0,
 ) -> Pipeline:
-    """`parse_pipeline`, appending (file, text) of every file an `include:` reads to `included`."""
+    """`parse_pipeline`, appending (file, text) of every file an `include:` reads to `included`;
+    `depth`: the groups and includes the file sits in (`MAX_NESTING`)."""
     # errors (and steps, whose place the rule checks name) show the file as `shown` writes it:
     # a path with a newline made them two lines; `file` is the path itself
     file, source = source, shown(source)
@@ -304,6 +314,8 @@ def _parse_pipeline(
             where = f"{source}:{text.count(chr(10), 0, e.position) + 1}"
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise PipelineError(f"{where}: invalid YAML: {problem}") from e
+    except RecursionError as e:  # PyYAML composes nested collections recursively
+        raise PipelineError(f"{source}: invalid YAML: collections nested too deep") from e
     if root is None:
         raise PipelineError(f"{source}: empty pipeline file")
     if not isinstance(root, yaml.MappingNode):
@@ -319,7 +331,7 @@ def _parse_pipeline(
             )
     if "passes" not in top:
         raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
-    pc = _Parse(source, base_dir, all_passes(), (*including, file), included=included)
+    pc = _Parse(source, base_dir, all_passes(), (*including, file), included=included, depth=depth)
     steps = _steps(top["passes"][1], pc)
     name = _scalar(top["name"][1], source, str) if "name" in top else Path(file).stem
     description = _scalar(top["description"][1], source, str) if "description" in top else ""
@@ -446,7 +458,7 @@ def _construct(node: yaml.Node, source: str) -> Any:
     `PipelineError` at the node's line."""
     try:
         return yaml.safe_load(yaml.serialize(node))
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as e:
         problem = getattr(e, "problem", None) or first_line(e)
         raise PipelineError(f"{source}:{_line(node)}: invalid value {node.tag}: {problem}") from e
 
@@ -455,6 +467,16 @@ def _steps(node: yaml.Node, pc: _Parse) -> list[Step]:
     source, registry = pc.source, pc.registry
     if not isinstance(node, yaml.SequenceNode):
         raise PipelineError(f"{source}:{_line(node)}: `passes:` must be a list")
+    pc.open_lists.add(id(node))
+    try:
+        return _list_steps(node, pc, source, registry)
+    finally:
+        pc.open_lists.discard(id(node))
+
+
+def _list_steps(
+    node: yaml.SequenceNode, pc: _Parse, source: str, registry: dict[str, type[Pass]]
+) -> list[Step]:
     steps: list[Step] = []
     made = 0  # how many steps the item before made (an include: all of its pipeline's)
     for item in node.value:
@@ -514,12 +536,13 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     # cycle grew a longer path each turn, never equal, until a RecursionError
     if any(_same_file(path, other) for other in pc.including):
         raise PipelineError(f"{pc.source}:{line}: include cycle through {shown(path)}")
+    _refuse_deeper(pc, line, "`include:`")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise PipelineError(f"{pc.source}:{line}: cannot read {shown(path)}: {e}") from e
     pc.included.append((path, text))
-    sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included)
+    sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included, pc.depth + 1)
     pc.rule_files.extend(sub.rule_files)
     if sub.opt_level is not None:  # the included file's level gates its own passes
         for step in Pipeline(sub.name, sub.steps).pass_steps():
@@ -564,13 +587,35 @@ def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
 
 def _group(node: yaml.Node, pc: _Parse, key: str, line: int) -> list[Step]:
     """The steps of a `repeat:` or `if_changed:` group; one that holds no pass (`[]`, or
-    includes of pipelines without passes) is an error: it would run nothing, silently."""
-    steps = _steps(node, pc)
+    includes of pipelines without passes) is an error: it would run nothing, silently. A
+    group that holds the list it is in (a YAML alias of an anchor around it) is an error: it
+    was a RecursionError."""
+    if id(node) in pc.open_lists:
+        raise PipelineError(
+            f"{pc.source}:{line}: `{key}` holds the list it is in (an alias of an anchor "
+            "around it): a group cannot contain itself; write its steps out"
+        )
+    _refuse_deeper(pc, line, f"`{key}`")
+    pc.depth += 1
+    try:
+        steps = _steps(node, pc)
+    finally:
+        pc.depth -= 1
     if not Pipeline(key, steps).pass_steps():
         raise PipelineError(
             f"{pc.source}:{line}: `{key}` holds no pass; give it at least one or remove it"
         )
     return steps
+
+
+def _refuse_deeper(pc: _Parse, line: int, what: str) -> None:
+    """A `PipelineError` when `what` (a group or an include at `line`) would nest deeper than
+    `MAX_NESTING`."""
+    if pc.depth >= MAX_NESTING:
+        raise PipelineError(
+            f"{pc.source}:{line}: {what} nested more than {MAX_NESTING} deep (groups and "
+            "includes together); flatten the pipeline"
+        )
 
 
 def _make_pass(
