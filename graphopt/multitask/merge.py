@@ -958,9 +958,10 @@ def _merge_metadata(
     prefix + key, or prefix + key_1, ..., where that is some model's key) and record the task
     table: per prefix, the source, the model's inputs (an IR < 4 initializer listed as input
     is a constant, not one) → the merged inputs they read, and its outputs → the merged
-    outputs, both in the model's order; the model's own metadata props and doc string (which
-    `split(task=...)` gives back), the keys its props were stored again under; and, where
-    `rename_clashing` renamed some of its local functions, those renames."""
+    outputs, both in the model's order; the model's own metadata props, doc string, producer
+    and other model fields (`_model_fields`; `split(task=...)` gives them back), the keys its
+    props were stored again under; and, where `rename_clashing` renamed some of its local
+    functions, those renames."""
     props: dict[str, str] = {}
     # as text: a key, value or doc string that is not UTF-8 comes as bytes, which neither JSON
     # (the task table: TypeError) nor set_model_props (UnicodeDecodeError) takes
@@ -993,12 +994,38 @@ def _merge_metadata(
             tasks[prefix]["metadata_moved"] = mine
         if proto.doc_string:
             tasks[prefix]["doc_string"] = as_text(proto.doc_string)
+        tasks[prefix].update(_model_fields(proto))
     for prefix, made in zip(prefixes, function_renames, strict=True):
         if made:
             tasks[prefix]["functions"] = [list(r) for r in made]
     # in the models' own order (no sort_keys): split(task=...) gives the interface back in order
     props[METADATA_KEY] = json.dumps(tasks)
     onnx.helper.set_model_props(model, props)
+
+
+MODEL_FIELDS = ("producer_name", "producer_version", "domain", "graph_name", "graph_doc_string")
+"""The task table's text fields for what the merged model states for all tasks at once (it is
+produced by graphopt, its graph named after the prefixes, its doc string lists the sources);
+with "model_version" (an int), `split(task=...)` gives each task its own back."""
+
+
+def _model_fields(proto: onnx.ModelProto) -> dict[str, str | int]:
+    """A model's producer (recorded even when empty: a table without it predates the record),
+    and its domain, model_version, graph name and graph doc string where set (the merged model
+    has none: a table without them leaves split's result as the merged model's)."""
+    fields: dict[str, str | int] = {
+        "producer_name": as_text(proto.producer_name),
+        "producer_version": as_text(proto.producer_version),
+    }
+    for key, value in (
+        ("domain", as_text(proto.domain)),
+        ("model_version", int(proto.model_version)),
+        ("graph_name", as_text(proto.graph.name)),
+        ("graph_doc_string", as_text(proto.graph.doc_string)),
+    ):
+        if value:
+            fields[key] = value
+    return fields
 
 
 def _record_input_shapes(
@@ -1038,8 +1065,10 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     "metadata_moved": {merged key: own key} where its props clashed with an earlier model's;
     and, where its local functions were renamed, "functions": [[domain, new name, old name],
     ...]; "input_shapes": {input: dims} where the model declared an input's shape otherwise
-    than the merged input (dims: ints, dim_params and None for unknown; None: no shape).
-    (Tables written before review 11 have no metadata or input shape entries.)
+    than the merged input (dims: ints, dim_params and None for unknown; None: no shape);
+    "producer_name" and "producer_version", and "domain", "model_version", "graph_name" and
+    "graph_doc_string" where the model set them. (Tables written before review 11 have no
+    metadata or input shape entries, before H164 no producer or other model fields.)
 
     A table that is not such JSON (edited, damaged) is a `MergeError` saying where: `split
     --task` raised KeyError, TypeError, AttributeError or JSONDecodeError from deep inside.
@@ -1100,9 +1129,13 @@ def _check_table(table: Any) -> None:
             required = key in ("inputs", "outputs")
             if (required or key in entry) and not str_map(entry.get(key)):
                 raise fail(f"{where} {key!r}", "is not a mapping of names to names")
-        for key in ("source", "doc_string"):
+        for key in ("source", "doc_string", *MODEL_FIELDS):
             if key in entry and not isinstance(entry[key], str):
                 raise fail(f"{where} {key!r}", "is not a string")
+        if "model_version" in entry and not (
+            isinstance(entry["model_version"], int) and _dim(entry["model_version"])
+        ):
+            raise fail(f"{where} 'model_version'", "is not an int64")
         functions = entry.get("functions", [])
         if not isinstance(functions, list) or not all(
             isinstance(f, list) and len(f) == 3 and all(isinstance(n, str) for n in f)

@@ -59,8 +59,8 @@ def split(
     `strip_prefix` is given: then the inputs and functions keep their merged names, and
     `strip_prefix=""` keeps the outputs' merged names too (the task's part of the merged model
     as it is named there; without `task`, "" renames nothing and is refused). The task's
-    metadata props, doc string and input shapes come back either way (where merge recorded
-    them).
+    metadata props, doc string, producer name and version, domain, model_version, graph name
+    and graph doc string, and input shapes come back either way (where merge recorded them).
 
     Arguments it does not take (one name as `outputs`, names one by one as positional
     arguments, an unknown option, an option of the wrong type) are an `OptionError` naming the
@@ -118,6 +118,7 @@ def split(
     )
     if task is not None:
         _restore_metadata(result, proto, entry)
+        _restore_model_fields(result, entry)
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
     if task is not None and strip_prefix is None:
         restore_names(result, entry.get("functions", []))
@@ -258,6 +259,21 @@ def _restore_metadata(
     del result.metadata_props[:]
     onnx.helper.set_model_props(result, props)
     result.doc_string = entry.get("doc_string", "")
+
+
+def _restore_model_fields(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
+    """The task's own producer, domain, model_version, graph name and graph doc string, as
+    merge recorded them (`MODEL_FIELDS`), for the merged model's (graphopt's producer, the
+    prefixes as graph name). A table from before they were recorded leaves the producer and
+    graph name as merged (the other fields are the merged model's defaults there)."""
+    if "producer_name" in entry:
+        result.producer_name = entry["producer_name"]
+        result.producer_version = entry.get("producer_version", "")
+    if "graph_name" in entry:
+        result.graph.name = entry["graph_name"]
+    result.domain = entry.get("domain", "")
+    result.model_version = entry.get("model_version", 0)
+    result.graph.doc_string = entry.get("graph_doc_string", "")
 
 
 def _extract(
