@@ -151,3 +151,28 @@ def test_topk_k_of_3840_is_accepted():
     assert messages(check_tensorrt(topk(3840), 11)) == []
     over = messages(check_tensorrt(topk(3841), 10))
     assert len(over) == 1 and "up to 3840" in over[0], over
+
+
+def test_a_string_attribute_that_is_not_utf8_is_reported_not_raised():
+    """onnx.checker.check_model(full_check=True) accepts a string attribute of any bytes;
+    trt_check decoded every mode / equation as UTF-8 and 'graphopt check --target tensorrt'
+    ended in a UnicodeDecodeError traceback. Now the value is reported as one TensorRT does
+    not take (its parser compares the bytes with its known names and matches none)."""
+    import onnx
+
+    pad = helper.make_node("Pad", ["x", "p"], ["y"], name="pad")
+    pad.attribute.append(helper.make_attribute("mode", b"\xff\xfe"))
+    m = model(
+        [pad],
+        [vi("x", [1, 1, 4, 4])],
+        [vi("y", [1, 1, 4, 4])],
+        [const("p", [0] * 8, np.int64)],
+        opset=16,
+    )
+    onnx.checker.check_model(m, full_check=True)
+    found = messages(check_tensorrt(m, 10))
+    assert found == ["unsupported-attribute: Pad mode '\\\\xff\\\\xfe' is not supported"], found
+    sample = grid_sample_model(16, None)
+    sample.graph.node[0].attribute.append(helper.make_attribute("mode", b"\xc3("))
+    found = messages(check_tensorrt(sample, 11))
+    assert len(found) == 1 and "GridSample mode '\\\\xc3('" in found[0], found

@@ -1783,7 +1783,9 @@ def _reads(body: onnx.GraphProto) -> set[str]:
 
 
 def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A string attribute's text; bytes that are not UTF-8 (ONNX's checker lets them through)
+    escaped, so they are reported as a value TensorRT does not take, not raised."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
 def _dtype_name(elem_type: int | None) -> str:
