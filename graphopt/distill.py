@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import operator
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -377,6 +378,17 @@ def write_targets(
     outputs stacked on axis 0 is refused).
     A rerun with the same teacher, options and data resumes where the last one stopped.
     """
+    # numpy numbers are taken; np.int64 axis or batch size was a TypeError when the manifest
+    # was written (JSON), an axis of 1.0 one after the first batch had made the files
+    counts = {"axis": axis, "batch_size": batch_size, "checkpoint": checkpoint}
+    for argument, given in counts.items():
+        try:
+            counts[argument] = operator.index(given)
+        except TypeError:
+            raise DistillError(f"{argument} must be an integer, got {given!r}") from None
+    axis, batch_size, checkpoint = counts["axis"], counts["batch_size"], counts["checkpoint"]
+    if not isinstance(temperature, int | float | np.integer | np.floating):
+        raise DistillError(f"temperature must be a number, got {temperature!r}")
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
         raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
     for argument, size in (("batch_size", batch_size), ("checkpoint", checkpoint)):
@@ -448,8 +460,12 @@ def write_targets(
         "sources": [s.name for s in sources],
         # a file rewritten under its name (size or modification time) is another sample
         "source_stats": [_stat(s.path) for s in sources],
+        # as JSON reads it back (numpy numbers and arrays were a TypeError writing it)
         "preprocess": {
-            k: list(v) if isinstance(v, tuple) else v for k, v in (preprocess or {}).items()
+            k: np.asarray(v).tolist()
+            if isinstance(v, tuple | list | np.ndarray | np.generic)
+            else v
+            for k, v in (preprocess or {}).items()
         },
     }
     manifest = _resume(out, config, specs)  # None: start over (a first checkpoint too)

@@ -207,3 +207,55 @@ def test_labels_that_are_no_class_index_per_position_are_refused():
     for bad in ([1, 0, -1], [1, 0, 2], [1.7, 0, 1], [1], [[1], [0], [1]], [1, 0, np.nan]):
         with pytest.raises(DistillError, match="labels"):
             distillation_loss(s, p, np.asarray(bad))
+
+
+def test_numpy_numbers_are_taken_and_a_float_axis_is_refused_before_anything_is_written(
+    tmp_path,
+):
+    feeds = _feeds([[0, 1, 2, 3], [3, 2, 1, 0]])
+    # np.int64 was a TypeError out of writing the manifest (JSON), the folder left made
+    write_targets(
+        _identity(), feeds, tmp_path / "np", logits=["y"], axis=np.int64(1), batch_size=np.int64(2)
+    )
+    np.testing.assert_allclose(
+        load_targets(tmp_path / "np")["y"], softmax(np.concatenate([f["x"] for f in feeds]), axis=1)
+    )
+    # an axis of 1.0 was a TypeError after the first batch had made the manifest and files
+    for argument, bad in (("axis", 1.0), ("batch_size", 1.5), ("checkpoint", "2")):
+        with pytest.raises(DistillError, match=f"{argument} must be an integer"):
+            write_targets(_identity(), feeds, tmp_path / argument, logits=["y"], **{argument: bad})
+        assert not (tmp_path / argument).exists()
+    with pytest.raises(DistillError, match="temperature must be a number"):
+        write_targets(_identity(), feeds, tmp_path / "t", logits=["y"], temperature="2")
+    assert not (tmp_path / "t").exists()
+
+
+def test_numpy_preprocess_values_are_recorded_and_resume(tmp_path):
+    from graphopt.realmodels import image_paths
+
+    teacher = _model(
+        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in image_paths()[:2]:
+        (photos / path.name).write_bytes(path.read_bytes())
+    options = {"scale": np.float32(1 / 255), "mean": np.array([0.5, 0.5, 0.5])}
+
+    def stop(done: int, total: int) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a TypeError (JSON) before
+        write_targets(
+            teacher, photos, tmp_path / "t", preprocess=options, checkpoint=1, progress=stop
+        )
+    seen: list[int] = []
+    manifest = write_targets(
+        teacher, photos, tmp_path / "t", preprocess=options, progress=lambda d, t: seen.append(d)
+    )
+    assert seen == [1, 2]  # resumed after the first sample
+    assert manifest["complete"] and manifest["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+    assert abs(float(load_targets(tmp_path / "t")["y"].max())) < 0.5
