@@ -412,6 +412,16 @@ def _input_maps(given: InputMap | None, prefixes: Sequence[str]) -> list[dict[st
     return maps
 
 
+def prefixes_named(key: str, prefixes: Iterable[str]) -> list[str]:
+    """The prefixes (of merged models, tasks) `key` names: `key` itself when it is a whole
+    prefix ("a" of prefixes "a_" and "a" is the second), else each that is `key` and trailing
+    "_"s (more than one: the caller says `key` is ambiguous)."""
+    prefixes = list(prefixes)
+    if key in prefixes:
+        return [key]
+    return [p for p in prefixes if p.rstrip("_") == key]
+
+
 def _model_index(key: int | str, prefixes: Sequence[str]) -> int:
     """The model `key` names: an index, a whole prefix, or a prefix without its trailing "_"
     (or a number as a string); one a key names two ways is a `MergeError` ("a" of prefixes
@@ -419,10 +429,8 @@ def _model_index(key: int | str, prefixes: Sequence[str]) -> int:
     if isinstance(key, int) and 0 <= key < len(prefixes):
         return key
     if isinstance(key, str):
-        if key in prefixes:
-            return prefixes.index(key)
-        named = {i for i, p in enumerate(prefixes) if p.rstrip("_") == key}
-        if key.isdigit() and int(key) < len(prefixes):
+        named = {prefixes.index(p) for p in prefixes_named(key, prefixes)}
+        if key not in prefixes and key.isdigit() and int(key) < len(prefixes):
             named.add(int(key))
         if len(named) > 1:
             models = ", ".join(f"{i} ({prefixes[i]!r})" for i in sorted(named))

@@ -38,7 +38,7 @@ from graphopt.ir.io_names import as_text, require_text_io_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
-from graphopt.multitask.merge import METADATA_KEY, task_table
+from graphopt.multitask.merge import METADATA_KEY, prefixes_named, task_table
 from graphopt.multitask.opsets import canonical_domain
 
 
@@ -189,9 +189,7 @@ def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
     table = task_table(model)
     if not table:
         raise MergeError("the model has no task table: it was not written by graphopt merge")
-    if task in table:  # a whole prefix: "a" of prefixes "a_" and "a" is the second task
-        return table[task]
-    named = [prefix for prefix in table if prefix.rstrip("_") == task]
+    named = prefixes_named(task, table)
     if len(named) > 1:  # ("a_" and "a__": the first was taken, whichever was meant)
         raise MergeError(
             f"task {task!r} names {len(named)} tasks ({', '.join(named)}); give the whole prefix"
