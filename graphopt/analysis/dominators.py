@@ -89,8 +89,13 @@ def post_dominator_tree(
 def checked_order(graph: Graph) -> list[onnx.NodeProto]:
     """The nodes in topological order; a cycle is a `LoadError`: one `Graph.toposort` finds,
     and a node whose If/Loop/Scan body reads the node's own output (toposort skips a node's
-    reads of itself)."""
+    reads of itself; so it does a node reading its own output directly, which loading refuses
+    but an edit could make)."""
     order = graph.toposort()
+    for node in order:
+        own = next((t for t in node.input if t and t in node.output), None)
+        if own is not None:
+            raise LoadError(f"node {node.name!r} ({node.op_type}) reads its own output {own!r}")
     for node in graph.nodes_with_bodies():
         for tensor in graph.node_inputs(node):
             if graph.producer.get(tensor) == node.name:

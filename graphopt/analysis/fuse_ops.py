@@ -50,10 +50,10 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from graphopt.analysis.dominators import ModelOrGraph, as_graph
+from graphopt.analysis.dominators import ModelOrGraph, as_graph, checked_order
 from graphopt.analysis.op_kinds import OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
-from graphopt.errors import GraphoptError, LoadError, OptionError
+from graphopt.errors import GraphoptError, OptionError
 from graphopt.ir import Graph
 
 if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
@@ -97,20 +97,14 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
     vertices: list[_Vertex] = []
     index: dict[str, int] = {}
     outputs = set(graph.graph_outputs)
-    order = graph.toposort()
+    order = checked_order(graph)  # (a body reading its node's own output is a LoadError)
     live = _live_nodes(graph, order)
     for node in order:
         kind = node_kind(node)
         if graph.has_subgraphs(node):
             kind = OpKind.OPAQUE
         reads = graph.node_inputs(node)
-        producers = [(t, index.get(graph.producer[t], -1)) for t in reads if t in graph.producer]
-        for tensor, p in producers:
-            if p < 0:  # toposort puts every other producer first: the node reads its own output
-                raise LoadError(
-                    f"node {node.name!r} ({node.op_type}) reads its own output {tensor!r} in "
-                    "its If/Loop/Scan body: a cycle"
-                )
+        producers = [(t, index[graph.producer[t]]) for t in reads if t in graph.producer]
         target = len(vertices)
         dead = node.name not in live
         if node.op_type in TUPLE_CONSUMERS and kind == OpKind.INJECTIVE and producers:
