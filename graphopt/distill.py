@@ -491,6 +491,7 @@ def write_targets(
         batch = sources[start : start + batch_size]
         feeds = [load_feed(s, inputs, preprocess) for s in batch]
         values = teacher_run(_conform(_batch_feed(feeds), inputs), batch[0])
+        _refuse_non_numbers(specs, values)
         if len(batch) > 1 and not stacking_checked:
             alone = [teacher_run(_conform(f, inputs), s) for f, s in zip(feeds, batch, strict=True)]
             _check_stacking(specs, values, alone)
@@ -513,6 +514,23 @@ def write_targets(
             progress(done, total)
     assert manifest is not None
     return manifest
+
+
+def _refuse_non_numbers(specs: Sequence[TargetSpec], values: Sequence[Any]) -> None:
+    """A `DistillError` for a stored output that is no tensor of numbers: a string tensor
+    was a ValueError traceback out of the memmap (the manifest left behind), as logits its
+    strings were parsed as numbers; a sequence was stacked, its elements taken for samples."""
+    for spec, value in zip(specs, values, strict=True):
+        if not isinstance(value, np.ndarray):
+            what = f"a {type(value).__name__} (a sequence or map output?)"
+        elif value.dtype.kind not in "biuf":
+            what = f"a tensor of {value.dtype} (strings?), not numbers"
+        else:
+            continue
+        raise DistillError(
+            f"teacher output {spec.source!r} is {what}: only tensors of numbers are stored; "
+            "leave it out (outputs)"
+        )
 
 
 def _check_stacking(

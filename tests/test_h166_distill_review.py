@@ -259,3 +259,43 @@ def test_numpy_preprocess_values_are_recorded_and_resume(tmp_path):
     assert seen == [1, 2]  # resumed after the first sample
     assert manifest["complete"] and manifest["preprocess"]["mean"] == [0.5, 0.5, 0.5]
     assert abs(float(load_targets(tmp_path / "t")["y"].max())) < 0.5
+
+
+def test_string_and_sequence_outputs_are_refused_in_one_line(tmp_path, capsys):
+    from graphopt.cli import main
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])
+    strings = _model(
+        [
+            helper.make_node("Relu", ["x"], ["r"]),
+            helper.make_node("Cast", ["x"], ["s"], to=TensorProto.STRING),
+        ],
+        [x],
+        [
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, ["n", 4]),
+            helper.make_tensor_value_info("s", TensorProto.STRING, ["n", 4]),
+        ],
+    )
+    sequence = _model(
+        [helper.make_node("SplitToSequence", ["x"], ["s"], axis=1)],
+        [x],
+        [helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, None)],
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "a.npy", np.array([[1.0, -2.0, 3.0, 0.5]], np.float32))
+    for name, teacher, said in (
+        # a ValueError traceback out of the memmap, the manifest left behind
+        ("strings", strings, "'s' is a tensor of object"),
+        # its 4 elements were stored as 4 rows of the one sample
+        ("sequence", sequence, "'s' is a list"),
+    ):
+        onnx.save(teacher, tmp_path / f"{name}.onnx")
+        out = tmp_path / name / "targets"
+        argv = ["distill-targets", str(tmp_path / f"{name}.onnx"), "--data", str(data)]
+        assert main([*argv, "-o", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / name).exists()
+    manifest = write_targets(strings, data, tmp_path / "r", outputs=["r"])  # the others: kept
+    assert list(manifest["tensors"]) == ["r"]
