@@ -138,6 +138,24 @@ def keep_declared_io(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None
             rewritten.extend(declared)
 
 
+def keep_declared_value_info(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
+    """Give `converted` (`graph` after onnx.version_converter) exactly the value_info entries
+    `graph` declares, as declared, for the tensors its nodes (nested bodies included) still
+    read or write: the converter's shape inference adds an entry for every tensor it types
+    (a 4-node opset-11 model with none came back with 3), rewrites the declared ones (an
+    unnamed dim takes the input's "N"), and drops a body's entries for outer-scope tensors.
+    What the caller declared is the caller's; graphopt infers shapes where a pass needs them."""
+    used = {
+        name
+        for g in (converted, *nested_bodies(converted))
+        for n in g.node
+        for name in (*n.input, *n.output)
+    }
+    kept = [vi for vi in graph.value_info if vi.name in used]
+    del converted.value_info[:]
+    converted.value_info.extend(kept)
+
+
 def _sparse_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model`, or where its graph has sparse initializers (which the converter does not know:
     "Input S is undefined!") a copy with a graph input of the same type and shape standing in
@@ -196,24 +214,20 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
 def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
     the graph's metadata_props, quantization annotations and sparse initializers, the
-    metadata_props of its nodes (by name) and the doc strings and metadata_props of its
-    initializers (by name), in its If/Loop/Scan bodies too, and the value_info entries it drops
-    for tensors its nodes still read or write (in a body, those of tensors from the outer
-    scope: the converter keeps only the body's own)."""
-    declared = {vi.name for vi in converted.value_info}
-    used = {name for n in converted.node for name in (*n.input, *n.output)}
-    converted.value_info.extend(
-        vi for vi in graph.value_info if vi.name not in declared and vi.name in used
-    )
+    metadata_props of its nodes (by name, an unnamed one by its outputs) and the doc strings
+    and metadata_props of its initializers (by name), in its If/Loop/Scan bodies too; and its
+    value_info as declared (`keep_declared_value_info`)."""
+    keep_declared_value_info(graph, converted)
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
     if not converted.quantization_annotation:
         converted.quantization_annotation.extend(graph.quantization_annotation)
     if not converted.sparse_initializer:
         converted.sparse_initializer.extend(graph.sparse_initializer)
-    nodes = {n.name: n for n in graph.node if n.name}
+    # a node by its name, an unnamed one by its outputs (the converter keeps both)
+    nodes = {n.name or tuple(n.output): n for n in graph.node}
     for node in converted.node:
-        before = nodes.get(node.name)
+        before = nodes.get(node.name or tuple(node.output))
         if before is None or before.op_type != node.op_type:
             continue
         if before.metadata_props and not node.metadata_props:
