@@ -34,11 +34,30 @@ def test_onesided_stft_without_frame_length_has_half_the_bins(window):
     # onnxruntime: ⌊window / 2⌋ + 1 bins; ONNX inference said `window`, and
     # simplify-shape-subgraphs folded Shape(z)[2] to that constant
     model = _stft(window)
-    assert shape_facts(model).shape("z") in ((1, 3, window // 2 + 1, 2), (1, 3, None, 2))
+    stated = shape_facts(model).shape("z")
+    real = (1, 3, window // 2 + 1, 2)
+    assert stated is None or all(
+        not isinstance(d, int) or d == r for d, r in zip(stated, real, strict=True)
+    )
     feeds = {"x": np.linspace(-1, 1, 16, dtype=np.float32).reshape(1, 16, 1)}
     for pipeline in ("default", "tensorrt"):
         out = graphopt.optimize(model, pipeline=pipeline)
         assert_same_outputs(model, out, feeds)
+
+
+def _optimize_in_a_process(tmp_path, model: onnx.ModelProto, *args: str) -> onnx.ModelProto:
+    """`graphopt optimize` (ARGS) of `model` in a process of its own (a segfault fails the test,
+    not the run); the result."""
+    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnx.save(model, src)
+    done = subprocess.run(
+        [sys.executable, "-m", "graphopt", "optimize", str(src), "-o", str(dst), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return onnx.load(dst)
 
 
 SHAPE_SLICE = """<ir_version: 8, opset_import: ["" : 13]>
@@ -59,14 +78,69 @@ def test_a_huge_step_slice_of_a_shape_does_not_crash_inference(tmp_path, step):
     # onnx 1.23's data propagation of Shape(x)[2::2^31 - 1] overflowed start + step and
     # segfaulted: `graphopt optimize` died with SIGSEGV (shapes clamped steps to 2^31 - 1)
     model = onnx.parser.parse_model(SHAPE_SLICE.replace("STEP", str(step)))
-    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
-    onnx.save(model, src)
-    done = subprocess.run(
-        [sys.executable, "-m", "graphopt", "optimize", str(src), "-o", str(dst)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = _optimize_in_a_process(tmp_path, model)
+    assert_same_outputs(model, out, {"x": np.ones((2, 3, 4, 5, 6), np.float32)})
+
+
+COMPUTED_STEP = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2,3,4,5,6] x) => (int64[1] z) {
+  shape = Shape(x)
+  start = Constant<value=int64[1] {2}>()
+  end = Constant<value=int64[1] {2147483647}>()
+  axis = Constant<value=int64[1] {0}>()
+  big = Constant<value=int64 {2147483647}>()
+  step = Unsqueeze(big, axis)
+  picked = Slice(shape, start, end, axis, step)
+  zero = Constant<value=int64[1] {0}>()
+  z = Add(picked, zero)
+}"""
+
+FUNCTION_STEP = """<ir_version: 8, opset_import: ["" : 13, "local" : 1]>
+g (float[2,3,4,5,6] x) => (int64[1] z) {
+  step = Constant<value=int64[1] {2147483647}>()
+  z = local.Pick(x, step)
+}
+<domain: "local", opset_import: ["" : 13]>
+Pick (x, step) => (z) {
+  shape = Shape(x)
+  start = Constant<value=int64[1] {2}>()
+  end = Constant<value=int64[1] {2147483647}>()
+  axis = Constant<value=int64[1] {0}>()
+  z = Slice(shape, start, end, axis, step)
+}"""
+
+
+@pytest.mark.parametrize(
+    ("text", "pipeline"),
+    [(COMPUTED_STEP, "default"), (FUNCTION_STEP, "ort-cpu")],
+    ids=["computed", "in-function"],
+)
+def test_a_huge_step_computed_or_in_a_function_does_not_crash_inference(tmp_path, text, pipeline):
+    # data propagation carries a step of 2^31 - 1 through Unsqueeze (Concat, Cast, Gather) of
+    # constants, and from a caller into a model-local function: both segfaulted as above
+    model = onnx.parser.parse_model(text)
+    out = _optimize_in_a_process(tmp_path, model, "--pipeline", pipeline)
+    assert_same_outputs(model, out, {"x": np.ones((2, 3, 4, 5, 6), np.float32)})
+
+
+@pytest.mark.parametrize("step", [-(2**31) + 1, -(2**31), -(2**63)])
+def test_a_huge_negative_step_to_int64_max_is_still_disputed(step):
+    # Slice(x, 3, INT64_MAX, step < 0): onnxruntime takes row 3, ONNX none; a step the light
+    # model clamped hid that from the dispute check, and Shape(r) folded to [0, 5]
+    text = f"""<ir_version: 8, opset_import: ["" : 13]>
+    g (float[7,5] x) => (float[2] z) {{
+      start = Constant<value=int64[1] {{3}}>()
+      end = Constant<value=int64[1] {{9223372036854775807}}>()
+      axis = Constant<value=int64[1] {{0}}>()
+      step = Constant<value=int64[1] {{{step}}}>()
+      r = Slice(x, start, end, axis, step)
+      shape = Shape(r)
+      z = Cast<to=1>(shape)
+    }}"""
+    model = onnx.parser.parse_model(text)
+    stated = shape_facts(model).shape("r")
+    assert stated is None or all(
+        not isinstance(d, int) or d == real for d, real in zip(stated, (1, 5), strict=True)
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    feeds = {"x": np.ones((2, 3, 4, 5, 6), np.float32)}
-    assert_same_outputs(model, onnx.load(dst), feeds)
+    out = graphopt.optimize(model)
+    assert_same_outputs(model, out, {"x": np.arange(35, dtype=np.float32).reshape(7, 5)})

@@ -261,8 +261,8 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
                     continue
         kept.append(node)
     g.node.extend(kept)
-    _tame_slice_steps(graph, g)
-    _hide_disputed_slice_ends(graph, g)
+    _hide_disputed_slice_ends(graph, g)  # (reads the steps as they are)
+    _tame_slice_steps(graph, light)
     g.output.extend(graph.proto.output)
     # a constant's value_info says nothing its tensor does not: without it (and cleared of
     # its shape, inference takes the value_info over the initializer's dims: torch dynamo
@@ -292,30 +292,63 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
 _STEP_LIMIT = 2**30
 
 
-def _tame_slice_steps(graph: Graph, g: onnx.GraphProto) -> None:
-    """Give the Slice nodes of light graph `g` (and of its bodies) whose constant steps exceed
-    ±`_STEP_LIMIT` a copy of those steps clamped to it (same output for every dim below it)."""
+def _tame_slice_steps(graph: Graph, light: onnx.ModelProto) -> None:
+    """Give the Slice nodes of light model `light`'s graph (and of its bodies) whose constant
+    steps exceed ±`_STEP_LIMIT` a copy of those steps clamped to it (same output for every
+    dim below it), and those whose steps are computed an input of unknown value in their
+    place (data propagation would carry a computed step of 2^31 - 1 into the Slice as well:
+    Unsqueeze, Concat, Cast, Gather of constants). The model-local functions that hold a
+    Slice whose steps are not a constant within the limit are left out (their callers'
+    outputs unknown): a caller's constant reaches them too."""
+    g = light.graph
     taken: set[str] = set()
     for body, node in _slices(g):
-        if len(node.input) < 5 or not node.input[4]:
+        if len(node.input) < 5 or not node.input[4] or not is_default_domain(node):
             continue
         source = node.input[4]
-        steps = graph.constant(source) if body is g else _local_constant(body, source)
-        if steps is None or steps.dtype.kind not in "iu" or not steps.size:
+        steps = _local_constant(body, source) if body is not g else None
+        if steps is None:
+            steps = graph.constant(source)
+        if steps is None and graph.is_graph_input(source):
+            continue  # fed: no value to propagate
+        if steps is not None and (steps.dtype.kind not in "iu" or not steps.size):
             continue
-        if float(np.abs(steps.astype(np.float64)).max()) <= _STEP_LIMIT:
-            continue
-        if not is_default_domain(node):
+        if steps is not None and float(np.abs(steps.astype(np.float64)).max()) <= _STEP_LIMIT:
             continue
         if not taken:
             taken = {*graph.producer, *graph.initializers, *graph.graph_inputs}
-        clamped = np.clip(steps.astype(np.int64), -_STEP_LIMIT, _STEP_LIMIT).astype(steps.dtype)
-        name = next(
-            n for i in itertools.count() if (n := f"{node.input[4]}_clamped{i}") not in taken
-        )
+        kind = "clamped" if steps is not None else "hidden"
+        name = next(n for i in itertools.count() if (n := f"{source}_{kind}{i}") not in taken)
         taken.add(name)
-        body.initializer.append(numpy_helper.from_array(clamped, name))
+        if steps is None:
+            vi = g.input.add()
+            vi.name = name
+            vi.type.tensor_type.elem_type = onnx.TensorProto.INT64
+            vi.type.tensor_type.shape.dim.add()  # (1-D, of unknown length and value)
+        else:
+            clamped = np.clip(steps.astype(np.int64), -_STEP_LIMIT, _STEP_LIMIT)
+            body.initializer.append(numpy_helper.from_array(clamped.astype(steps.dtype), name))
         node.input[4] = name
+    kept = [f for f in light.functions if not _steps_may_be_huge(f)]
+    if len(kept) < len(light.functions):
+        del light.functions[:]
+        light.functions.extend(kept)
+
+
+def _steps_may_be_huge(function: onnx.FunctionProto) -> bool:
+    """`function` (or a body in it) holds a Slice whose steps are not a constant of its own
+    within ±`_STEP_LIMIT`."""
+    for body, node in _slices(function):
+        if len(node.input) < 5 or not node.input[4]:
+            continue
+        steps = _local_constant(body, node.input[4])
+        if steps is None and body is not function:
+            steps = _local_constant(function, node.input[4])
+        if steps is None or steps.dtype.kind not in "iu":
+            return True
+        if steps.size and float(np.abs(steps.astype(np.float64)).max()) > _STEP_LIMIT:
+            return True
+    return False
 
 
 _DISPUTED_ENDS = (2**31 - 1, 2**63 - 1)
@@ -364,8 +397,9 @@ def _hide_disputed_slice_ends(graph: Graph, g: onnx.GraphProto) -> None:
         node.input[2] = name
 
 
-def _slices(g: onnx.GraphProto) -> Any:
-    """(graph, node) for every Slice node of `g` and of the bodies inside it."""
+def _slices(g: onnx.GraphProto | onnx.FunctionProto) -> Any:
+    """(graph, node) for every Slice node of `g` (a graph or a function) and of the bodies
+    inside it."""
     for node in g.node:
         op = node.op_type
         if op == "Slice":
@@ -375,10 +409,11 @@ def _slices(g: onnx.GraphProto) -> Any:
                 yield from _slices(body)
 
 
-def _local_constant(g: onnx.GraphProto, name: str) -> np.ndarray | None:
-    """The value of constant `name` of body `g`; None where it is none, or a segment of a
-    larger tensor (`segment` set: its value is unknown)."""
-    value = next((t for t in g.initializer if t.name == name), None)
+def _local_constant(g: onnx.GraphProto | onnx.FunctionProto, name: str) -> np.ndarray | None:
+    """The value of constant `name` of body (or function) `g`; None where it is none, or a
+    segment of a larger tensor (`segment` set: its value is unknown)."""
+    initializers = g.initializer if isinstance(g, onnx.GraphProto) else ()
+    value = next((t for t in initializers if t.name == name), None)
     if value is None:
         node = next((n for n in g.node if n.op_type == "Constant" and n.output[:1] == [name]), None)
         value = None if node is None else constant_tensor(node)
