@@ -94,6 +94,10 @@ class QuantizeReport:
     stem: list[str] = field(default_factory=list)  # stem convolutions kept float (keep_stem)
     error: float | None = None  # output error vs FP32 on the samples (`default_metric`)
     sidecar: str | None = None  # the cache sidecar whose float choices this run applied
+    # tensors holding NaN or infinity in calibration → where (e.g. "-inf in calibration feed
+    # 0"): no Q/DQ, no cache entry; and the nodes that would have quantized them, kept float
+    non_finite: dict[str, str] = field(default_factory=dict)
+    non_finite_nodes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         feeds = (  # scales from a cache: the feeds only chose the accuracy search's samples
@@ -124,6 +128,11 @@ class QuantizeReport:
             out.append("stem kept in float: " + ", ".join(self.stem))
         if self.kept_float:
             out.append("kept in float: " + ", ".join(self.kept_float))
+        if self.non_finite_nodes:
+            out.append(
+                "kept in float (their tensors hold NaN or infinity in calibration): "
+                + ", ".join(self.non_finite_nodes)
+            )
         if self.sidecar:
             what = "stem, keep_nodes" + ("" if self.sensitivity else ", accuracy search")
             out.append(f"float choices ({what}) from {self.sidecar}")
@@ -453,8 +462,15 @@ def quantize_with_report(
             samples=keeper,
             same_scale=placement.share,
             in_flight=parallel_feeds,
+            non_finite=report.non_finite,
         )
         samples, reference = keeper.feeds, keeper.references
+        if report.non_finite:
+            report.non_finite_nodes = _keep_non_finite_float(
+                report.non_finite, placement, graph, fixed_float
+            )
+            fixed_float |= set(report.non_finite_nodes)
+            kept_nodes = sorted(set(kept_nodes) | set(report.non_finite_nodes))
         params, report.scales = parameters(
             calibrators, placement, target, method, percentile, entropy_floor
         )
@@ -506,6 +522,7 @@ def quantize_with_report(
                 ("the stem (keep_stem)", report.stem),
                 ("keep_nodes", asked_float),
                 ("the accuracy search", report.kept_float),
+                ("NaN or infinity in calibration", report.non_finite_nodes),
                 ("unquantizable", sorted(stayed_float)),
             )
             if names
@@ -905,6 +922,48 @@ def _write_cache(
     except BaseException:
         cache_io.put_back(path, before, missing)
         raise
+
+
+def _keep_non_finite_float(
+    non_finite: dict[str, str], placement: Plan, graph: Graph, fixed_float: set[str]
+) -> list[str]:
+    """The planned nodes that would put a Q/DQ on a tensor of `non_finite` (tensor → where it
+    held NaN or infinity: `collect`), which stay float; warned once, in one line. No scale
+    represents an infinity (a Q/DQ at any scale saturates it, and the float model's inf or NaN
+    downstream becomes a finite value), so only the tensor is left float, as `keep_nodes` leaves
+    one, and the rest is quantized; a QuantizeError when that leaves nothing to quantize (every
+    tensor the run would quantize holds NaN or infinity: the calibration data or the model is
+    broken, and a float model back would hide it)."""
+    nodes = sorted(
+        name
+        for name, p in placement.nodes.items()
+        if any(graph.nodes[name].input[i] in non_finite for i in p.activations)
+        or any(graph.nodes[name].output[i] in non_finite for i in p.outputs)
+    )
+    if nodes and not set(placement.nodes) - fixed_float - set(nodes):
+        tensor, where = next(iter(non_finite.items()))
+        what, _, feed = where.rpartition(" in ")  # "-inf in calibration feed 3"
+        raise QuantizeError(
+            f"{feed}: tensor {tensor!r}: calibration values contain NaN or infinity ({what}), "
+            "and so does every tensor left to quantize: check the calibration data"
+        )
+    shown = [f"{t!r} ({where})" for t, where in list(non_finite.items())[:5]]
+    more = f" and {len(non_finite) - 5} more" if len(non_finite) > 5 else ""
+    log.warning(
+        "%s hold%s NaN or infinity in calibration: %s%s; no scale represents those, so %s "
+        "no Q/DQ (and no calibration cache entry), and %s",
+        counted(len(non_finite), "tensor"),
+        "s" if len(non_finite) == 1 else "",
+        ", ".join(shown),
+        more,
+        "it gets" if len(non_finite) == 1 else "they get",
+        f"{counted(len(nodes), 'node')} stay{'s' * (len(nodes) == 1)} float "
+        f"({', '.join(map(repr, nodes[:5]))}"
+        f"{' ...' if len(nodes) > 5 else ''})"
+        if nodes
+        else "no node needs to stay float",
+    )
+    return nodes
 
 
 def _counted(

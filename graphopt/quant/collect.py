@@ -13,10 +13,13 @@ Feeds are validated against the model's inputs (names, dtype, rank, fixed dims, 
 Probed outputs are declared without an element type, so onnxruntime gives each its real one
 (float16 activations of a float16 model come out as float16; the histograms bin them in
 float32). A tensor that is empty in some feed adds nothing to its statistics.
-Not detected with `histograms=False`: a NaN inside an activation. onnxruntime's ReduceMin /
-ReduceMax skip NaN unless it is the tensor's first element ([1, nan, 3] → 1, 3; [nan, 1, 3] →
-nan, nan: onnxruntime 1.32), so the ranges are those of the other values where `histograms=True`
-refuses the feed ("NaN or infinity"); infinities are refused either way.
+A calibrated tensor holding NaN or an infinity has no scale: the run is refused ("NaN or
+infinity", naming the feed and the tensor), or with `non_finite` the tensor is recorded there
+and left out of the result (quantize keeps it float). Not detected with `histograms=False`: a
+NaN inside an activation. onnxruntime's ReduceMin / ReduceMax skip NaN unless it is the
+tensor's first element ([1, nan, 3] → 1, 3; [nan, 1, 3] → nan, nan: onnxruntime 1.32), so the
+ranges are those of the other values where `histograms=True` sees the NaN; infinities are seen
+either way.
 
 This module does not decide which tensors to calibrate (`placement`) or how to rewrite.
 """
@@ -38,7 +41,7 @@ import onnx
 from graphopt.backends.onnxruntime import fused_int8_conv_problem, input_specs, session
 from graphopt.errors import BackendError, QuantizeError, first_line
 from graphopt.ir.values import declared_dims
-from graphopt.quant.histogram import HistogramCalibrator
+from graphopt.quant.histogram import HistogramCalibrator, NonFiniteValues
 from graphopt.quant.range_probe import RangeSlot, with_range_outputs
 from graphopt.quant.samples import SampleKeeper
 
@@ -261,6 +264,7 @@ def collect(
     samples: SampleKeeper | None = None,
     same_scale: Mapping[str, str] | None = None,
     in_flight: int = 1,
+    non_finite: dict[str, str] | None = None,
 ) -> tuple[dict[str, HistogramCalibrator], int]:
     """Histograms of `tensors` over every feed of `data`; also the number of feeds seen.
     `histograms=False` keeps only min and max (enough for `minmax`), reduced inside the model
@@ -272,7 +276,10 @@ def collect(
     instead of a second session: 0.15 s less on ppocr_det, whose cost sits at the budget; the
     run's peak RSS grows by 0.14 GiB on common_det, which keeps the detection head it otherwise
     prunes); at most the kept feeds' outputs are alive, plus those of the feeds in flight (the
-    first feeds' outputs: `SampleKeeper(n, samples.by_position, uses_outputs=False)`)."""
+    first feeds' outputs: `SampleKeeper(n, samples.by_position, uses_outputs=False)`).
+    A tensor holding NaN or an infinity in some feed is a `QuantizeError` naming both, or with
+    `non_finite` (a dict) recorded there (tensor → e.g. "-inf in calibration feed 3", its
+    first such feed) and left out of the calibrators returned: no scale exists for it."""
     calibrators = {
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
@@ -326,13 +333,16 @@ def collect(
         if histograms:
             items = batch_items(specs, checked)
             for name, value in zip(names, values[: len(names)], strict=True):
-                with _naming(i, name):
-                    calibrators[name].collect(value, items)
+                if non_finite is None or name not in non_finite:
+                    with _naming(i, name, non_finite):
+                        calibrators[name].collect(value, items)
             del value  # only one batch of activations alive at a time
         else:
             # one-element arrays (0-d, or [1] where a derived range met a [1]-shaped constant)
             scalars = {n: float(v.item()) for n, v in zip(names, values[: len(names)], strict=True)}
             for name, slot in zip(tensors, slots, strict=True):
+                if non_finite is not None and name in non_finite:
+                    continue
                 lo = scalars[slot.lo] if slot.lo else 0.0  # never negative: taken as 0
                 if scalars[slot.present] == -math.inf and lo != -math.inf:
                     # an empty tensor (its max reduces to -inf, its min to +inf): nothing to
@@ -341,7 +351,7 @@ def collect(
                 hi = scalars[slot.hi]
                 if slot.with_zero:
                     lo, hi = min(lo, 0.0), max(hi, 0.0)
-                with _naming(i, name):
+                with _naming(i, name, non_finite):
                     calibrators[name].collect_range(lo, hi)
 
     def done_one() -> None:  # after the batch's arrays are dropped
@@ -384,14 +394,21 @@ def collect(
     if count == 0:
         raise QuantizeError("the calibration data is empty")
     log.info("calibrated %d tensors over %d feeds", len(tensors), count)
+    for name in non_finite or ():
+        calibrators.pop(name, None)  # no scale exists for it
     return calibrators, count
 
 
 @contextmanager
-def _naming(feed: int, tensor: str) -> Iterator[None]:
-    """A QuantizeError raised inside (NaN or infinity) names the feed and the tensor."""
+def _naming(feed: int, tensor: str, non_finite: dict[str, str] | None = None) -> Iterator[None]:
+    """A QuantizeError raised inside (NaN or infinity) names the feed and the tensor; with
+    `non_finite`, NaN or infinity is recorded there instead (`collect`)."""
     try:
         yield
+    except NonFiniteValues as e:
+        if non_finite is None:
+            raise QuantizeError(f"calibration feed {feed}: tensor {tensor!r}: {e}") from e
+        non_finite.setdefault(tensor, f"{e.what} in calibration feed {feed}")
     except QuantizeError as e:
         raise QuantizeError(f"calibration feed {feed}: tensor {tensor!r}: {e}") from e
 

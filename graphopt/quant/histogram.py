@@ -43,6 +43,23 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 METHODS = ("entropy", "minmax", "percentile", "mse")
 
 
+class NonFiniteValues(QuantizeError):
+    """A batch holds NaN or an infinity (`what`: 'NaN', '-inf', '+inf' or '-inf and +inf'):
+    no scale exists for it. `collect.collect` can record the tensor instead of refusing."""
+
+    def __init__(self, what: str):
+        super().__init__(f"calibration values contain NaN or infinity ({what})")
+        self.what = what
+
+
+def non_finite_values(lo: float, hi: float) -> str:
+    """What a batch whose min and max are `lo` and `hi`, not both finite, holds: 'NaN' (a
+    NaN min or max: numpy's min/max return NaN when any value is one), or its infinities."""
+    if math.isnan(lo) or math.isnan(hi):
+        return "NaN"
+    return " and ".join(w for w, on in (("-inf", lo == -math.inf), ("+inf", hi == math.inf)) if on)
+
+
 @dataclass
 class HistogramCalibrator:
     """Histogram of |x| with power-of-two bin width, plus the exact min, max and max|x|.
@@ -86,7 +103,7 @@ class HistogramCalibrator:
             values = values.astype(np.float32)
         lo, hi = float(values.min()), float(values.max())
         if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise QuantizeError("calibration values contain NaN or infinity")
+            raise NonFiniteValues(non_finite_values(lo, hi))
         self.minimum, self.maximum = min(self.minimum, lo), max(self.maximum, hi)
         top = max(abs(lo), abs(hi))
         if not self.track_histogram:
@@ -116,7 +133,7 @@ class HistogramCalibrator:
         if self.track_histogram:
             raise QuantizeError("collect_range needs a collector with track_histogram=False")
         if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise QuantizeError("calibration values contain NaN or infinity")
+            raise NonFiniteValues(non_finite_values(lo, hi))
         self.minimum, self.maximum = min(self.minimum, lo), max(self.maximum, hi)
 
     def merge(self, other: HistogramCalibrator) -> None:
