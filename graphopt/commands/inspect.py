@@ -99,7 +99,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     chain = []
     node: str | None = deepest
     while node is not None:
-        chain.append(node)
+        chain.append(_text(node))
         node = tree[node]
     groups = fusion_groups(graph, max_group_size)
     constants = [
@@ -117,8 +117,8 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     return {
         "model": str(path),
         "ir_version": model.ir_version,
-        "producer": f"{model.producer_name} {model.producer_version}".strip(),
-        "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "producer": f"{_text(model.producer_name)} {_text(model.producer_version)}".strip(),
+        "opsets": {(_text(o.domain) or "ai.onnx"): o.version for o in model.opset_import},
         "inputs": [
             _tensor(vi.name, facts, vi)
             for vi in model.graph.input
@@ -157,9 +157,9 @@ def _group_entry(graph: Any, group: Any) -> dict[str, Any]:
     return {
         "size": len(group.nodes),
         "pattern": group.pattern.name,
-        "anchor": group.anchor,
+        "anchor": _text(group.anchor) if group.anchor is not None else None,
         "ops": [_op_name(graph.nodes[n]) for n in group.nodes],
-        "nodes": list(group.nodes),
+        "nodes": [_text(n) for n in group.nodes],  # (sorted by the first: text, not bytes)
     }
 
 
@@ -170,7 +170,7 @@ def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, A
 
     if declared.type.WhichOneof("value") not in (None, "tensor_type"):
         text, dims = _type_text(declared.type)
-        return {"name": name, "dtype": text, "shape": dims}
+        return {"name": _text(name), "dtype": text, "shape": dims}
     dtype = facts.dtype(name) or declared.type.tensor_type.elem_type
     shape: Any = declared_dims(declared, unknown="?")
     if shape is None:
@@ -178,7 +178,7 @@ def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, A
         if shape is not None:
             shape = ["?" if d is None or str(d).startswith("unk__") else d for d in shape]
     return {
-        "name": name,
+        "name": _text(name),
         "dtype": _dtype_name(dtype) if dtype else None,
         "shape": list(shape) if shape is not None else None,
     }
@@ -248,7 +248,7 @@ def _functions_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
         nodes,
         [t for body in bodies for t in body.sparse_initializer],
     )
-    domains = Counter(f.domain for f in model.functions)
+    domains = Counter(_text(f.domain) for f in model.functions)
     ops = Counter(_op_name(n) for n in nodes)
     return {
         "functions": len(model.functions),
@@ -262,13 +262,17 @@ def _functions_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 def _op_name(node: onnx.NodeProto) -> str:
     """The op as the report names it: "Conv", "com.microsoft.FusedConv". An op type or domain
-    protobuf handed over as bytes (not UTF-8 in the file) is shown with the bad bytes escaped:
-    the histogram sorts these names, and bytes do not sort with text."""
+    protobuf handed over as bytes (not UTF-8 in the file) is shown with the bad bytes escaped
+    (`_text`): the histogram sorts these names, and bytes do not sort with text."""
     op, domain = _text(node.op_type), _text(node.domain)
     return op if domain in ("", "ai.onnx") else f"{domain}.{op}"
 
 
 def _text(value: str | bytes) -> str:
+    """`value` as text: bytes (a name not UTF-8 in the file) with the bad bytes escaped. Also
+    for opset and function domains and the producer: bytes were a dict key JSON refuses
+    (`inspect --json`: TypeError) and did not sort with text (a bytes function domain beside
+    a text one: TypeError in the text report too)."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
