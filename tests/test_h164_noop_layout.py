@@ -197,3 +197,25 @@ def test_an_empty_middle_tensor(outer_allowzero):
     out, refused = _merge_reshapes(model)
     assert _reads_x(out) == bool(outer_allowzero) and not refused
     _same_on(model, out, (0, 3, 4))
+
+
+@pytest.mark.parametrize("op", ["Tile", "Expand", "Reshape"])
+@pytest.mark.parametrize("pipeline", ["default", "simplify"])
+def test_an_op_missing_its_required_second_input_is_left_alone(op, pipeline):
+    """Tile / Expand / Reshape with only x (onnxruntime: 'This is an invalid model'; loading
+    lets it pass) was a PassError out of eliminate-noops (IndexError: list index out of
+    range) in every built-in pipeline. The rule now skips it; the model comes back as given."""
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", F, [2, 3])],
+        [helper.make_tensor_value_info("z", F, [None, None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    assert not _ort_runs(model, {"x": np.ones((2, 3), np.float32)})
+    out = optimize(model, pipeline)
+    assert [(n.op_type, list(n.input)) for n in out.graph.node] == [
+        (op, ["x"]),
+        ("Relu", ["y"]),
+    ]

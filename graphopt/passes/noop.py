@@ -273,6 +273,11 @@ def _broadcast_keeps_shape(const: np.ndarray, shapes: LazyShapes, x: str) -> boo
     )
 
 
+_TWO_INPUTS = frozenset({"Tile", "Expand", "Reshape"})
+"""Ops whose rule reads input 1, which the spec requires (a model without it, which loading
+lets pass, was an IndexError out of the pass)."""
+
+
 IDENTITY_ELEMENT = {
     "Add": (0.0, (0, 1)),
     "Mul": (1.0, (0, 1)),
@@ -296,7 +301,11 @@ class _Rules:
     def source(self, node: onnx.NodeProto) -> str | None:
         """The input that `node`'s (first) output equals, or None when not a no-op."""
         method = getattr(self, f"_{node.op_type.lower()}", None)
-        return None if method is None else method(node)
+        if method is None:
+            return None
+        if node.op_type in _TWO_INPUTS and len(node.input) < 2:
+            return self.refuse(node, "its second input is missing (the model is invalid)")
+        return method(node)
 
     # -- rules: each returns the tensor the node's output equals, or None
     def _identity(self, node: onnx.NodeProto) -> str | None:
