@@ -37,6 +37,7 @@ written in parallel; a sized sequence from `graphopt.quant.data.folder_feeds` ca
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -742,9 +743,42 @@ def _create(
     manifest = {**config, "samples_per_file": per, "tensors": tensors, "done": 0, "complete": False}
     _write_manifest(out, manifest)  # first: a rerun then knows the files below are its own
     for entry in tensors.values():
+        path = out / entry["file"]
         shape = tuple(entry["shape"])
-        np.lib.format.open_memmap(out / entry["file"], mode="w+", dtype=entry["dtype"], shape=shape)
+        try:
+            mapped = np.lib.format.open_memmap(path, mode="w+", dtype=entry["dtype"], shape=shape)
+            del mapped  # (unmapped: the file is reserved through a descriptor of its own)
+            _reserve(path)
+        except OSError as e:
+            raise DistillError(
+                f"{shown(path)}: cannot make a target file of {_size_of(entry)} bytes "
+                f"({e.strerror or e}); free some space or give another folder"
+            ) from e
     return manifest
+
+
+def _size_of(entry: Mapping[str, Any]) -> int:
+    return int(np.prod(entry["shape"], dtype=np.int64)) * np.dtype(entry["dtype"]).itemsize
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of the preallocated file at `path`. open_memmap makes a
+    sparse file, so a folder without room for the targets took it, and a later batch's rows
+    written into the mapping killed the process with SIGBUS (a full disk: 'Bus error', exit
+    135, the folder left as it was); now the lack of room is an OSError (ENOSPC) here, before
+    the first batch is stored. Where the system cannot reserve (no posix_fallocate, a file
+    system without it), the file stays sparse, as before."""
+    size = path.stat().st_size
+    if not hasattr(os, "posix_fallocate") or size == 0:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _open(
@@ -787,7 +821,13 @@ def _checkpoint(
 def _write_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
     from graphopt.ir.model_io import write_atomically
 
-    write_atomically(out / MANIFEST, out, (json.dumps(manifest, indent=2) + "\n").encode())
+    try:  # a full disk was an OSError traceback
+        write_atomically(out / MANIFEST, out, (json.dumps(manifest, indent=2) + "\n").encode())
+    except OSError as e:
+        raise DistillError(
+            f"{shown(out / MANIFEST)}: cannot write the manifest ({e.strerror or e}); free some "
+            "space (a rerun resumes after the last checkpoint written)"
+        ) from e
 
 
 def _resume(

@@ -299,3 +299,99 @@ def test_string_and_sequence_outputs_are_refused_in_one_line(tmp_path, capsys):
         assert not (tmp_path / name).exists()
     manifest = write_targets(strings, data, tmp_path / "r", outputs=["r"])  # the others: kept
     assert list(manifest["tensors"]) == ["r"]
+
+
+def _wide_teacher_and_data(tmp_path):
+    """y = x[n, 4096] (16 KiB a sample) and 10 samples: 160 KiB of targets."""
+    teacher = tmp_path / "wide.onnx"
+    onnx.save(_identity(classes=4096), teacher)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(10):
+        np.save(data / f"s{i}.npy", np.full((1, 4096), i, np.float32))
+    return teacher, data
+
+
+def test_no_room_for_the_target_files_is_one_line_and_nothing_is_left(
+    tmp_path, monkeypatch, capsys
+):
+    # open_memmap makes sparse files: a folder without room took them and the process died
+    # with SIGBUS when a batch's rows were written (see the full-disk test below)
+    import errno
+    import os
+
+    from graphopt.cli import main
+
+    teacher, data = _wide_teacher_and_data(tmp_path)
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    out = tmp_path / "made" / "targets"
+    argv = ["distill-targets", str(teacher), "--data", str(data), "-o", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "000_y.npy: cannot make a target file of 163840 bytes (No space left" in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "made").exists()
+
+
+def test_a_full_disk_is_one_line_not_a_bus_error(tmp_path):
+    """The real thing, where this machine lets a private 64 KiB tmpfs be mounted (root):
+    distill-targets died with 'Bus error' (exit 135), its manifest and files left."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) to mount a private small file system")
+    teacher, data = _wide_teacher_and_data(tmp_path)
+    small = tmp_path / "small"
+    small.mkdir()
+    cli = f"{sys.executable} -m graphopt distill-targets {teacher} --data {data} --no-progress"
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {small} || exit 99; "
+        f"{cli} -o {small}/t; echo rc=$?; ls -A {small}"
+    )
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    if done.returncode == 99 or "rc=" not in done.stdout:
+        pytest.skip(f"cannot mount a private tmpfs here: {done.stderr.strip()[:200]}")
+    assert done.stdout.split() == ["rc=2"]  # and nothing left in the small file system
+    assert "cannot make a target file" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_manifest_that_cannot_be_written_is_one_line_and_the_last_checkpoint_resumes(
+    tmp_path, monkeypatch, capsys
+):
+    import errno
+    import os
+
+    import graphopt.ir.model_io as model_io
+    from graphopt.cli import main
+
+    teacher, data = _wide_teacher_and_data(tmp_path)
+    real = model_io.write_atomically
+    writes = []
+
+    def full_at_the_third(path, parent, payload):
+        writes.append(path)
+        if len(writes) == 3:  # (1: the manifest at 0 done, 2: at 4 done)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, parent, payload)
+
+    monkeypatch.setattr(model_io, "write_atomically", full_at_the_third)
+    out = tmp_path / "t"
+    argv = ["distill-targets", str(teacher), "--data", str(data), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--checkpoint", "4"]) == 2  # an OSError traceback before
+    err = capsys.readouterr().err.strip()
+    assert "manifest.json: cannot write the manifest (No space left on device)" in err
+    assert len(err.splitlines()) == 1
+    from graphopt.distill import read_manifest
+
+    assert read_manifest(out)["done"] == 4  # the checkpoint before it
+    monkeypatch.setattr(model_io, "write_atomically", real)
+    assert main([*argv, "--checkpoint", "4"]) == 0
+    stored = load_targets(out)["y"]
+    np.testing.assert_array_equal(stored[:, 0], np.arange(10))
