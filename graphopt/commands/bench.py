@@ -331,11 +331,16 @@ def batch_axis(model: onnx.ModelProto, name: str, rank: int) -> int | None:
 
 
 def _named_batch(model: onnx.ModelProto, name: str) -> int | None:
-    """The axis of input `name` whose dim_param names a batch, None if none does."""
+    """The axis of input `name` whose dim_param names a batch, None if none does. (A
+    dim_param that is not UTF-8 in the file comes as bytes: read with the bad bytes replaced,
+    it was a TypeError from the pattern.)"""
     for vi in model.graph.input:
         if vi.name == name and vi.type.HasField("tensor_type"):
             for axis, dim in enumerate(vi.type.tensor_type.shape.dim):
-                if dim.dim_param and _BATCH_NAME.fullmatch(dim.dim_param):
+                param = dim.dim_param
+                if isinstance(param, bytes):
+                    param = param.decode("utf-8", "replace")
+                if param and _BATCH_NAME.fullmatch(param):
                     return axis
     return None
 
