@@ -80,6 +80,8 @@ def _shifted(z: np.ndarray, temperature: float, axis: int) -> np.ndarray:
     """(z − max z) / T along `axis` in float64: every value ≤ 0, the largest 0. The shift comes
     before the division: z / T of a small T (1e-310) overflowed to inf, and inf − inf made the
     soft targets NaN; a difference too large for T is −inf here, whose exp is 0."""
+    if not 0 < float(temperature) < float("inf"):  # T = 0 gave NaN, T < 0 the reversed order
+        raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
     x = np.asarray(z, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # (±inf logits: NaN, as before)
         return (x - np.max(x, axis=axis, keepdims=True)) / float(temperature)

@@ -395,3 +395,19 @@ def test_a_manifest_that_cannot_be_written_is_one_line_and_the_last_checkpoint_r
     assert main([*argv, "--checkpoint", "4"]) == 0
     stored = load_targets(out)["y"]
     np.testing.assert_array_equal(stored[:, 0], np.arange(10))
+
+
+@pytest.mark.parametrize("t", [0.0, -2.0, float("inf"), float("nan")])
+def test_the_loss_reference_refuses_a_temperature_write_targets_refuses(t):
+    # softmax(z, 0) was NaN, kd_kl_loss(T=-2) a finite number for the reversed order, without
+    # a word, where write_targets refuses the same T
+    s = np.array([[0.0, 1.0, 2.0]])
+    p = softmax(s, axis=1)
+    for call in (
+        lambda: softmax(s, t),
+        lambda: log_softmax(s, t),
+        lambda: kd_kl_loss(s, p, t),
+        lambda: distillation_loss(s, p, np.array([2]), temperature=t),
+    ):
+        with pytest.raises(DistillError, match="temperature must be > 0 and finite"):
+            call()
