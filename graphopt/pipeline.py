@@ -452,10 +452,20 @@ def _value(node: yaml.Node, source: str) -> Any:
     return _construct(node, source)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct(node: yaml.Node, source: str) -> Any:
     """The Python value of `node` as `yaml.safe_load` makes it; a tag it has no constructor
     for (!!python/object, !foo) or a value its tag refuses (!!int abc, !!binary zz) is a
-    `PipelineError` at the node's line."""
+    `PipelineError` at the node's line. So is a merge key (`<<: *defaults`): a key of its own
+    to the checks here, it was refused as "could not determine a constructor for the tag
+    'tag:yaml.org,2002:merge'"."""
+    if node.tag == _MERGE_TAG:
+        raise PipelineError(
+            f"{source}:{_line(node)}: YAML merge keys (`<<`) are not supported in a pipeline: "
+            "write the keys out, or give a whole mapping as an alias (*name)"
+        )
     try:
         return yaml.safe_load(yaml.serialize(node))
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as e:
