@@ -176,3 +176,52 @@ def test_a_string_attribute_that_is_not_utf8_is_reported_not_raised():
     sample.graph.node[0].attribute.append(helper.make_attribute("mode", b"\xc3("))
     found = messages(check_tensorrt(sample, 11))
     assert len(found) == 1 and "GridSample mode '\\\\xc3('" in found[0], found
+
+
+def test_matrix_restrictions_check_did_not_read():
+    """The 10.15 operators.md Restrictions column, rows check had no rule for (each passed):
+    EyeLike "`input` must have static dimensions" (importEyeLike 10.1 GA: "Eyelike does not
+    work for dynamically shaped tensors"); Hardmax "`axis` dimension of input must be a
+    build-time constant" (importHardmax 10.1 GA: a OneHot of that depth); STFT "`frame_step`
+    and `window` must be an initializer. Input must be real-valued"; Attention "`past_key`,
+    `past_value` and `nonpad_kv_seqlen` inputs are unsupported. `present_key`, `present_value`
+    and `qk_matmul_output` outputs are unsupported. `qk_matmul_output_mode` and `softcap`
+    attributes are unsupported"; TensorScatter "`past_cache` and `update` must be 4D. `axis`
+    must be -2"."""
+
+    def one(op, inputs, attrs=None, outputs=("y",), inits=(), opset=24, version=10):
+        node = helper.make_node(
+            op, [n for n, _ in inputs], list(outputs), name="n", **(attrs or {})
+        )
+        graph_inputs = [vi(n, dims) for n, dims in inputs if n and dims is not None]
+        m = model([node], graph_inputs, [vi(o, None) for o in outputs if o], list(inits), opset)
+        return messages(check_tensorrt(m, version, shapes={"x": None}))
+
+    # EyeLike
+    assert len(one("EyeLike", [("x", ["N", 4])])) == 1
+    assert one("EyeLike", [("x", [3, 4])]) == []
+    # Hardmax: the axis dimension (opset 13+), every dimension from axis on below 13
+    assert len(one("Hardmax", [("x", [2, "C"])])) == 1
+    assert one("Hardmax", [("x", ["N", 5])]) == []
+    assert len(one("Hardmax", [("x", ["N", 3, "W"])], {"axis": 1}, opset=11)) == 1
+    assert one("Hardmax", [("x", ["N", 3, 4])], {"axis": 1}, opset=11) == []
+    # STFT
+    step = const("step", 4, np.int64)
+    assert one("STFT", [("x", [1, 64, 1]), ("step", None)], inits=[step]) == []
+    assert len(one("STFT", [("x", [1, 64, 2]), ("step", None)], inits=[step])) == 1
+    computed = one("STFT", [("x", [1, 64, 1]), ("s", [])])
+    assert computed == [
+        "unsupported-attribute: STFT frame_step must be an initializer or a Constant"
+    ]
+    # Attention: Q, K, V [B, H, S, D]
+    qkv = [("x", [1, 2, 4, 8]), ("k", [1, 2, 4, 8]), ("v", [1, 2, 4, 8])]
+    assert one("Attention", qkv) == []
+    past = [*qkv, ("", None), ("pk", [1, 2, 3, 8]), ("pv", [1, 2, 3, 8])]
+    assert len(one("Attention", past)) == 2
+    assert len(one("Attention", qkv, outputs=("y", "present_k", "present_v"))) == 1
+    assert len(one("Attention", qkv, {"softcap": 30.0})) == 1
+    # TensorScatter
+    cache = [("x", [1, 2, 8, 4]), ("u", [1, 2, 1, 4])]
+    assert one("TensorScatter", cache) == []
+    assert len(one("TensorScatter", cache, {"axis": 1})) == 1
+    assert len(one("TensorScatter", [("x", [2, 8, 4]), ("u", [2, 1, 4])], {"axis": 1})) == 3

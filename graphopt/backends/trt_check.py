@@ -1578,6 +1578,88 @@ def _grid_sample(c: _Checker, node: onnx.NodeProto) -> list[str]:
     return out
 
 
+def _dynamic_dims(c: _Checker, name: str, axes: Sequence[int] | None = None) -> list[int]:
+    """The axes (all, or `axes`) of `name` whose dimension is symbolic (a dynamic dimension of
+    the network); [] where the shape or the dimension is unknown to the shape facts."""
+    shape = c.facts.shape(name)
+    if shape is None:
+        return []
+    picked = range(len(shape)) if axes is None else [a % len(shape) for a in axes if shape]
+    return [a for a in picked if isinstance(shape[a], str)]
+
+
+def _eye_like(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """importEyeLike (onnxOpImporters.cpp 10.1 GA): "Eyelike does not work for dynamically
+    shaped tensors"; the 10.15 matrix: "`input` must have static dimensions"."""
+    if _dynamic_dims(c, c.input(node, 0)):
+        return ["EyeLike on an input with dynamic dimensions: TensorRT needs them static"]
+    return []
+
+
+def _hardmax(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """The 10.15 matrix: "`axis` dimension of input must be a build-time constant" (importHardmax,
+    10.1 GA, makes a OneHot layer of that depth; below opset 13 it first flattens the input
+    to 2-D at `axis`, so the depth is the product of the dimensions from `axis` on)."""
+    x = c.input(node, 0)
+    old = c.graph.opset_version("") < 13
+    axis = int(c.graph.attr(node, "axis", 1 if old else -1))
+    rank = c.facts.rank(x)
+    axes = [axis] if not old or rank is None else list(range(axis % max(rank, 1), rank))
+    if _dynamic_dims(c, x, axes):
+        return [f"Hardmax axis {axis} is a dynamic dimension: TensorRT needs it at build time"]
+    return []
+
+
+def _stft(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """The 10.15 matrix: "`frame_step` and `window` must be an initializer. Input must be
+    real-valued" (a signal whose last dimension is 1, not 2)."""
+    out = [
+        f"STFT {what} must be an initializer or a Constant"
+        for index, what in ((1, "frame_step"), (2, "window"))
+        if c.input(node, index) and c.const(c.input(node, index)) is None
+    ]
+    shape = c.facts.shape(c.input(node, 0))
+    if shape and shape[-1] == 2:
+        out.append("STFT of a complex signal (last dimension 2): TensorRT takes real ones only")
+    return out
+
+
+def _attention(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """The 10.15 matrix: "`past_key`, `past_value` and `nonpad_kv_seqlen` inputs are
+    unsupported. `present_key`, `present_value` and `qk_matmul_output` outputs are unsupported.
+    `qk_matmul_output_mode` and `softcap` attributes are unsupported"; importAttention (the
+    10.14-era onnxOpImporters.cpp) refuses past_key / past_value and any node with more than
+    one output slot ("TensorRT only supports Attention nodes with one output"), unnamed ones
+    included, and reads no input past the fifth."""
+    out = [
+        f"Attention input {what} is not supported"
+        for index, what in ((4, "past_key"), (5, "past_value"), (6, "nonpad_kv_seqlen"))
+        if c.input(node, index)
+    ]
+    if len(node.output) > 1:
+        out.append(
+            "Attention: TensorRT makes Y only (no present_key, present_value, qk_matmul_output); "
+            "give the node one output"
+        )
+    for attr in ("qk_matmul_output_mode", "softcap"):
+        if c.graph.attr(node, attr, 0):
+            out.append(f"Attention {attr} is not supported")
+    return out
+
+
+def _tensor_scatter(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """The 10.15 matrix: "`past_cache` and `update` must be 4D. `axis` must be -2"."""
+    out = []
+    ranks = [c.facts.rank(c.input(node, i)) for i in (0, 1)]
+    for what, rank in zip(("past_cache", "update"), ranks, strict=True):
+        if rank is not None and rank != 4:
+            out.append(f"TensorScatter {what} is rank {rank}: TensorRT needs 4-D")
+    axis = int(c.graph.attr(node, "axis", -2))
+    if axis not in (-2, 2) or (axis == 2 and ranks[0] not in (None, 4)):
+        out.append(f"TensorScatter axis {axis}: TensorRT takes axis -2 only")
+    return out
+
+
 _REDUCE_OPS = [op for op in table.SUPPORTED_OPS_10 if op.startswith("Reduce")]
 
 _ATTRIBUTE_RULES: dict[str, Any] = {
@@ -1600,6 +1682,11 @@ _ATTRIBUTE_RULES: dict[str, Any] = {
     "LSTM": _lstm,
     "Constant": _constant,
     "GridSample": _grid_sample,
+    "EyeLike": _eye_like,
+    "Hardmax": _hardmax,
+    "STFT": _stft,
+    "Attention": _attention,
+    "TensorScatter": _tensor_scatter,
     **{op: _constant_axes(1) for op in _REDUCE_OPS},
 }
 
