@@ -153,7 +153,9 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
             raise PipelineError(f"{shown(path)}: pipeline file not found")
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
+        except UnicodeDecodeError as e:
+            raise PipelineError(f"{shown(path)}:{_not_utf8(e)}") from e
+        except OSError as e:
             raise PipelineError(f"{shown(path)}: cannot read pipeline file: {e}") from e
         return _parse_cached(text, str(path), path.parent)
     raise PipelineError(
@@ -254,6 +256,15 @@ def _plain_copying(cls: type) -> bool:
         # object.__getstate__ is new in Python 3.11: a 3.10 class has none of its own
         and getattr(cls, "__getstate__", None) is getattr(object, "__getstate__", None)
     )
+
+
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    """ "<line>: not UTF-8 text: ..." for a pipeline file's bytes that `error` refused: it
+    said "'utf-8' codec can't decode byte 0xff in position 37", a position in bytes, no line."""
+    data, at = error.object, error.start
+    line = data.count(b"\n", 0, at) + 1
+    column = at - (data.rfind(b"\n", 0, at) + 1) + 1
+    return f"{line}: not UTF-8 text: byte 0x{data[at]:02x} at column {column}; save it as UTF-8"
 
 
 def _read_or_none(path: Path) -> str | None:
@@ -549,7 +560,9 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     _refuse_deeper(pc, line, "`include:`")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise PipelineError(f"{shown(path)}:{_not_utf8(e)} (included at {pc.source}:{line})") from e
+    except OSError as e:
         raise PipelineError(f"{pc.source}:{line}: cannot read {shown(path)}: {e}") from e
     pc.included.append((path, text))
     sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included, pc.depth + 1)
