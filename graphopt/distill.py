@@ -83,6 +83,8 @@ def _shifted(z: np.ndarray, temperature: float, axis: int) -> np.ndarray:
     if not 0 < float(temperature) < float("inf"):  # T = 0 gave NaN, T < 0 the reversed order
         raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
     x = np.asarray(z, dtype=np.float64)
+    if not -x.ndim <= axis < x.ndim:  # (numpy's AxisError, a traceback)
+        raise DistillError(f"logits of shape {x.shape} have no class axis {axis}")
     with np.errstate(over="ignore", invalid="ignore"):  # (±inf logits: NaN, as before)
         return (x - np.max(x, axis=axis, keepdims=True)) / float(temperature)
 
@@ -1021,7 +1023,13 @@ def iter_batches(
     """Consecutive slices of `batch_size` rows of every stored tensor (memory-mapped): rows,
     not sample files, so with `samples_per_file` > 1 (a file holding several samples) a slice
     holds `batch_size` of those rows."""
+    try:  # 0 was a ValueError out of range(), -1 no batch at all (no error)
+        step = operator.index(batch_size)
+    except TypeError:
+        step = 0
+    if step < 1:
+        raise DistillError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     targets = load_targets(directory)
     count = min((len(v) for v in targets.values()), default=0)
-    for start in range(0, count, batch_size):
-        yield {k: v[start : start + batch_size] for k, v in targets.items()}
+    for start in range(0, count, step):
+        yield {k: v[start : start + step] for k, v in targets.items()}

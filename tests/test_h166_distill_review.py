@@ -411,3 +411,17 @@ def test_the_loss_reference_refuses_a_temperature_write_targets_refuses(t):
     ):
         with pytest.raises(DistillError, match="temperature must be > 0 and finite"):
             call()
+
+
+def test_iter_batches_and_the_losses_refuse_bad_sizes_and_axes_in_one_line(tmp_path):
+    from graphopt.distill import iter_batches
+
+    write_targets(_identity(), _feeds([[0, 1, 2, 3]] * 3), tmp_path / "t")
+    assert [len(b["y"]) for b in iter_batches(tmp_path / "t", np.int64(2))] == [2, 1]
+    for bad in (0, -1, 2.5):  # 0: ValueError out of range(); -1: no batches, no error
+        with pytest.raises(DistillError, match="batch_size must be an integer >= 1"):
+            list(iter_batches(tmp_path / "t", bad))
+    s = np.zeros((2, 3))
+    for axis in (2, -3):  # numpy's AxisError
+        with pytest.raises(DistillError, match=f"no class axis {axis}"):
+            kd_kl_loss(s, softmax(s, axis=1), 1.0, axis)
