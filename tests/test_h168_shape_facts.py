@@ -12,6 +12,7 @@ import pytest
 import graphopt
 from graphopt.analysis import shape_facts
 from tests.conftest import assert_same_outputs
+from tests.fusion_models import run_at
 
 STFT = """<ir_version: 9, opset_import: ["" : 17]>
 g (float[1,16,1] x) => (int64[1] bins) {
@@ -144,3 +145,56 @@ def test_a_huge_negative_step_to_int64_max_is_still_disputed(step):
     )
     out = graphopt.optimize(model)
     assert_same_outputs(model, out, {"x": np.arange(35, dtype=np.float32).reshape(7, 5)})
+
+
+def _resize_kept_aspect(policy: str, axes: list[int], then: list) -> onnx.ModelProto:
+    """Resize(x[2, 1, 9, 4], sizes [3, 27] on `axes`, `policy`) followed by the nodes `then`."""
+    return onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [
+                onnx.helper.make_node(
+                    "Resize",
+                    ["x", "", "", "sizes"],
+                    ["y"],
+                    axes=axes,
+                    keep_aspect_ratio_policy=policy,
+                ),
+                *then,
+            ],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 1, 9, 4])],
+            [onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None)],
+            [
+                onnx.numpy_helper.from_array(np.array([3, 27], np.int64), "sizes"),
+                onnx.numpy_helper.from_array(np.array([0, 0], np.int64), "starts"),
+                onnx.numpy_helper.from_array(np.array([3, 1], np.int64), "ends"),
+                onnx.numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+            ],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 18)],
+        ir_version=8,
+    )
+
+
+@pytest.mark.parametrize("policy", ["not_larger", "not_smaller"])
+@pytest.mark.parametrize("axes", [[-2, -1], [-1, -2]])
+def test_resize_keeping_the_aspect_ratio_over_negative_axes_states_no_dims(policy, axes):
+    # onnxruntime 1.32 returns x's own dims there ([2, 1, 9, 4]), ONNX inference the policy's
+    # ([2, 1, 3, 1] for not_larger over [-2, -1])
+    model = _resize_kept_aspect(policy, axes, [onnx.helper.make_node("Identity", ["y"], ["z"])])
+    feeds = {"x": np.linspace(0, 1, 72, dtype=np.float32).reshape(2, 1, 9, 4)}
+    real = run_at(model, feeds, level="disable")["z"].shape
+    stated = shape_facts(model).shape("y")
+    assert stated is None or all(
+        not isinstance(d, int) or d == r for d, r in zip(stated, real, strict=True)
+    )
+
+
+def test_a_slice_of_a_resize_keeping_the_aspect_ratio_is_not_taken_for_a_noop():
+    # inference's [2, 1, 3, 1] made y[:, :, 0:3, 0:1] look like all of y: the Slice was
+    # dropped, and the model's output grew from [2, 1, 3, 1] to [2, 1, 9, 4]
+    slice_ = onnx.helper.make_node("Slice", ["y", "starts", "ends", "axes"], ["z"])
+    model = _resize_kept_aspect("not_larger", [-2, -1], [slice_])
+    feeds = {"x": np.linspace(0, 1, 72, dtype=np.float32).reshape(2, 1, 9, 4)}
+    for pipeline in ("default", "tensorrt"):
+        assert_same_outputs(model, graphopt.optimize(model, pipeline=pipeline), feeds)

@@ -17,6 +17,10 @@ onnxruntime's kernels:
 * Resize/Upsample by scales: onnxruntime takes ⌊float32(scale) ×_float32 in⌋, inference
   rounds the product elsewhere (0.7 × 10: onnxruntime 7, inference 6). A dim where inference
   is not onnxruntime's number is left unknown.
+* Resize-18+ with a keep_aspect_ratio_policy other than stretch and a negative axis:
+  onnxruntime 1.32 returns the input's dims there (Resize(x[2, 1, 9, 4], sizes [3, 27],
+  axes [-2, -1], not_larger): [2, 1, 9, 4]), inference the policy's ([2, 1, 3, 1]). Those
+  dims are left unknown.
 * auto_pad SAME_* ConvTranspose without output_shape: the spec says in·s, onnxruntime gives
   min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (it never pads negatively), inference
   adds output_padding to in·s (k=2, s=2, output_padding=1 of 3: onnxruntime 6, inference 7).
@@ -234,6 +238,8 @@ def _corrected(
         want = transposed_dims(node, dims, have, kernel or ()) if len(dims) > 2 else None
     else:
         want = resized_dims(node, dims, _scales(node, opset, constants), opset)
+        if want is None:
+            want = _negative_axes_kept_aspect(node, have, opset)
     if want is None or all(
         w == h or (w is None and not isinstance(h, int)) for w, h in zip(want, have, strict=True)
     ):
@@ -244,6 +250,23 @@ def _corrected(
             h if w == h or (w is None and not isinstance(h, int)) else None for _, (w, h) in pairs
         ]
     return [h if j < 2 else w for j, (w, h) in pairs]  # batch, channels as inferred
+
+
+def _negative_axes_kept_aspect(
+    node: onnx.NodeProto, have: tuple[Dim, ...], opset: int
+) -> list[Dim] | None:
+    """`have` with the dims of Resize `node`'s axes unknown where it keeps the aspect ratio
+    (not_larger, not_smaller) over a negative axis, which onnxruntime reads apart from
+    inference; None elsewhere."""
+    if node.op_type != "Resize" or opset < 18:
+        return None
+    policy = _text(attribute_value(node, "keep_aspect_ratio_policy", "stretch"))
+    axes = attribute_value(node, "axes", None)
+    if policy == "stretch" or not axes or all(a >= 0 for a in axes):
+        return None
+    rank = len(have)
+    unknown = {a + rank * (a < 0) for a in axes}
+    return [None if j in unknown else h for j, h in enumerate(have)]
 
 
 def _stft_dims(
