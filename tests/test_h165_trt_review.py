@@ -225,3 +225,46 @@ def test_matrix_restrictions_check_did_not_read():
     assert one("TensorScatter", cache) == []
     assert len(one("TensorScatter", cache, {"axis": 1})) == 1
     assert len(one("TensorScatter", [("x", [2, 8, 4]), ("u", [2, 1, 4])], {"axis": 1})) == 3
+
+
+def test_build_calibrates_a_two_input_model_from_npz_feeds(monkeypatch, tmp_path, capsys):
+    """'graphopt build --int8 --calib DIR' refused every model with more than one input, as
+    "--calib DIR feeds single-input models; give .npz feeds per input", also when DIR held
+    exactly those .npz feeds (the check came before any file was read). An .npz names its
+    inputs; only .npy arrays and images need a single input. On the fake TensorRT 10 of
+    tests/trt_fake.py the calibrator now receives both inputs of both batches."""
+    import sys
+
+    import onnx
+
+    from graphopt.backends import trt_runtime
+    from graphopt.cli import main
+    from tests.trt_fake import FakeDevice, fake_tensorrt
+
+    fake = fake_tensorrt("10.16.1.11")
+    device = FakeDevice()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(trt_runtime, "cuda_device_count", lambda: (1, ""))
+    monkeypatch.setattr(trt_runtime, "CudaDevice", lambda: device)
+    add = helper.make_node("Add", ["a", "b"], ["y"], name="add")
+    onnx.save(
+        model([add], [vi("a", [1, 4]), vi("b", [1, 4])], [vi("y", [1, 4])]), tmp_path / "m.onnx"
+    )
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(2):
+        np.savez(
+            calib / f"{i}.npz", a=np.full((1, 4), i, np.float32), b=np.ones((1, 4), np.float32)
+        )
+    args = ["build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.plan"), "--int8"]
+    assert main([*args, "--calib", str(calib)]) == 0
+    assert [c for c in fake.calls if c[0] == "batches"] == [("batches", 2)]
+    assert [float(a.sum()) for a in device.copied] == [0.0, 4.0, 4.0, 4.0]
+    assert (tmp_path / "m.plan").read_bytes().startswith(b"FAKE-ENGINE")
+    # an image or a .npy still feeds one input: said per file, one line, nothing written
+    np.save(calib / "2.npy", np.ones((1, 4), np.float32))
+    capsys.readouterr()
+    assert main([*args[:3], str(tmp_path / "n.plan"), "--int8", "--calib", str(calib)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2.npy: a .npy array feeds one input and the model has 2" in err[0]
+    assert not (tmp_path / "n.plan").exists()

@@ -168,7 +168,8 @@ def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
 def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) -> list:  # type: ignore[type-arg]
     """Feeds for the TensorRT 10 calibrator from a folder: .npy/.npz arrays as they are, or
     images resized to the model's (or the profile's opt) input size, scaled to 0..1. Other
-    files are skipped (logged), as `graphopt quantize --calib` skips them."""
+    files are skipped (logged), as `graphopt quantize --calib` skips them. An .npz feeds every
+    input it names; a .npy array or an image feeds one, so it needs a single-input model."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -181,18 +182,22 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     except (OSError, DecodeError) as e:
         raise BackendError(f"{shown(model_path)}: cannot read the model: {first_line(e)}") from e
     specs = input_specs(model)
-    if len(specs) != 1:
-        raise BackendError("--calib DIR feeds single-input models; give .npz feeds per input")
-    name, _, dims = specs[0]
     feeds = []
     for path in calibration_files(folder)[:count]:
         suffix = path.suffix.lower()
+        if suffix != ".npz" and len(specs) != 1:  # an .npz names its inputs; these feed one
+            kind = "a .npy array" if suffix == ".npy" else "an image"
+            raise BackendError(
+                f"--calib {shown(path)}: {kind} feeds one input and the model has "
+                f"{len(specs)}; give .npz feeds (one array per input name)"
+            )
         if suffix in (".npy", ".npz"):
             try:
-                feeds.append({name: _npy(path)} if suffix == ".npy" else read_npz(path))
+                feeds.append({specs[0][0]: _npy(path)} if suffix == ".npy" else read_npz(path))
             except (OSError, ValueError) as e:
                 raise BackendError(f"--calib {shown(path)}: cannot read: {e}") from e
         else:
+            name, _, dims = specs[0]
             size = calibration_image_size(name, dims, shapes)
             feeds.append({name: preprocess(load_image(path), size, scale=1 / 255.0)})
     return feeds
