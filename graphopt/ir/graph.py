@@ -26,7 +26,11 @@ import onnx
 from onnx import numpy_helper
 
 from graphopt.errors import LoadError
-from graphopt.ir.model_io import undefined_input_error, undefined_output_error
+from graphopt.ir.model_io import (
+    body_redefinition_error,
+    undefined_input_error,
+    undefined_output_error,
+)
 from graphopt.ir.nodes import (
     attribute_value,
     constant_tensor,
@@ -298,6 +302,10 @@ class Graph:
                     not_ssa = not_ssa or e
                 if defined is not None and name in self._implicit:
                     self._check_body_reads(check_as or "", node, outputs)
+                if defined is not None and name in self._owners:
+                    redefined = body_redefinition_error(check_as or "", node, defined, outputs)
+                    if redefined is not None:
+                        raise redefined
                 continue
             # `_register`, inlined for the usual node (-0.3 ms on layout_cdla's 615)
             indexed[name] = node

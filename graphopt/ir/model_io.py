@@ -37,7 +37,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -59,7 +59,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
 from graphopt._text import shown
 from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.io_names import require_text_graph_names
-from graphopt.ir.nodes import nested_bodies
+from graphopt.ir.nodes import nested_bodies, subgraphs
 
 log = logging.getLogger("graphopt.ir")
 
@@ -430,6 +430,9 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         for name in node.input:
             if name and name not in defined:
                 raise undefined_input_error(where, node, name)
+        redefined = body_redefinition_error(where, node, defined) if node.attribute else None
+        if redefined is not None:
+            raise redefined
         defined.update(node.output)
     for out in proto.graph.output:
         if out.name not in defined:
@@ -483,6 +486,49 @@ def _first_twin(names: list[str]) -> str | None:
         if name in seen:
             return name
         seen.add(name)
+    return None
+
+
+def body_redefinition_error(
+    where: str, node: onnx.NodeProto, defined: Container[str], outputs: Sequence[str] = ()
+) -> LoadError | None:
+    """The error for a node in one of `node`'s If/Loop/Scan bodies (nested ones included) that
+    writes a tensor a scope around it defines before it: in `defined` (the graph's names
+    defined up to `node`; `node`'s own `outputs` excepted, which a body may reuse) or the
+    enclosing body's inputs, initializers and earlier node outputs. onnx.checker ("SSA form")
+    and onnxruntime refuse such a model. None when there is none. A body's inputs and
+    initializers may take an outer name (both load that), as may a node writing a name the
+    outer graph defines only after `node`."""
+    for sub in subgraphs(node):
+        found = _redefined(sub, defined, outputs, set())
+        if found is not None:
+            tensor, writer = found
+            return LoadError(
+                f"{where}: node {writer!r} in a body of {node.name or node.op_type!r} "
+                f"({node.op_type}) writes tensor {tensor!r}, which the scope around it "
+                "defines already (ONNX graphs must be in SSA form)"
+            )
+    return None
+
+
+def _redefined(
+    body: onnx.GraphProto, defined: Container[str], outputs: Sequence[str], around: set[str]
+) -> tuple[str, str] | None:
+    """(tensor, writer) of the first node of `body` (nested bodies first) writing a name
+    `defined` (not one of `outputs`) or `around` (the enclosing bodies' names) holds."""
+    local = set(around)
+    local.update(i.name for i in body.input)
+    local.update(t.name for t in body.initializer)
+    local.update(t.values.name for t in body.sparse_initializer)
+    for inner in body.node:
+        for sub in subgraphs(inner):
+            found = _redefined(sub, defined, outputs, local)
+            if found is not None:
+                return found
+        for out in inner.output:
+            if out and (out in local or (out in defined and out not in outputs)):
+                return out, inner.name or inner.op_type
+        local.update(inner.output)
     return None
 
 
