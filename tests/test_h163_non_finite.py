@@ -88,7 +88,7 @@ def test_an_infinite_tensor_stays_float_and_the_rest_is_quantized(
         expected["b"] = "-inf and +inf in calibration feed 1"
     assert report.non_finite == expected
     conv2 = next(n.name for n in q.graph.node if n.op_type == "Conv" and "w2" in n.input[1])
-    assert report.non_finite_nodes == [conv2]
+    assert report.unscaled_nodes == [conv2]
     quantized = _quantized_inputs(q)
     assert not set(expected) & quantized and "x" in quantized and "a" in quantized
     said = _warnings(caplog)

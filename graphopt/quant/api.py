@@ -94,10 +94,13 @@ class QuantizeReport:
     stem: list[str] = field(default_factory=list)  # stem convolutions kept float (keep_stem)
     error: float | None = None  # output error vs FP32 on the samples (`default_metric`)
     sidecar: str | None = None  # the cache sidecar whose float choices this run applied
-    # tensors holding NaN or infinity in calibration → where (e.g. "-inf in calibration feed
-    # 0"): no Q/DQ, no cache entry; and the nodes that would have quantized them, kept float
+    # tensors no int8 scale represents, which get no Q/DQ and no cache entry: those holding
+    # NaN or infinity in calibration → where (e.g. "-inf in calibration feed 0"), those whose
+    # scale would be under the least scale written → their max|x|; and the nodes that would
+    # have quantized them, kept float
     non_finite: dict[str, str] = field(default_factory=dict)
-    non_finite_nodes: list[str] = field(default_factory=list)
+    too_small: dict[str, str] = field(default_factory=dict)
+    unscaled_nodes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         feeds = (  # scales from a cache: the feeds only chose the accuracy search's samples
@@ -128,10 +131,10 @@ class QuantizeReport:
             out.append("stem kept in float: " + ", ".join(self.stem))
         if self.kept_float:
             out.append("kept in float: " + ", ".join(self.kept_float))
-        if self.non_finite_nodes:
+        if self.unscaled_nodes:
             out.append(
-                "kept in float (their tensors hold NaN or infinity in calibration): "
-                + ", ".join(self.non_finite_nodes)
+                "kept in float (no int8 scale for a tensor they read or write: NaN or infinity, "
+                "or values under the least scale): " + ", ".join(self.unscaled_nodes)
             )
         if self.sidecar:
             what = "stem, keep_nodes" + ("" if self.sensitivity else ", accuracy search")
@@ -445,6 +448,25 @@ def quantize_with_report(
         for t, (s, point) in kept.items():  # as the writing run had them (target onnxruntime)
             params[t] = ActivationQuant(s, point, np.uint8)
         report.scales = {t: scales[t] for t in tensors if t in scales}
+        # a scale under ActivationQuant's floor (TensorRT's calibrator writes what it measured)
+        # would be raised to it: the model's scale no longer the cache's, its values rounded
+        # to 0 or a few steps
+        floored = {
+            t: f"cache scale {float(scales[t]):.3g} under {float(params[t].scale):.3g}"
+            for t in planned
+            if t in scales and t not in kept and params[t].scale > scales[t]
+        }
+        if floored:
+            report.too_small.update(floored)
+            report.unscaled_nodes = _keep_unscaled_float(
+                floored,
+                placement,
+                graph,
+                fixed_float,
+                "a cache scale under the least scale a Q/DQ is written with",
+                refuse_empty=False,
+            )
+            fixed_float |= set(report.unscaled_nodes)
         if calibration_data is not None and keep_samples:
             # every feed is read and run: the samples are chosen by content, not by position
             report.feeds = choose_samples(proto, calibration_data, keeper, threads, on_batch)
@@ -466,15 +488,40 @@ def quantize_with_report(
         )
         samples, reference = keeper.feeds, keeper.references
         if report.non_finite:
-            report.non_finite_nodes = _keep_non_finite_float(
-                report.non_finite, placement, graph, fixed_float
+            nodes = _keep_unscaled_float(
+                report.non_finite,
+                placement,
+                graph,
+                fixed_float,
+                "NaN or infinity in calibration",
+                refuse_empty=True,
             )
-            fixed_float |= set(report.non_finite_nodes)
-            kept_nodes = sorted(set(kept_nodes) | set(report.non_finite_nodes))
+            report.unscaled_nodes += nodes
+            fixed_float |= set(nodes)
         params, report.scales = parameters(
-            calibrators, placement, target, method, percentile, entropy_floor
+            calibrators,
+            placement,
+            target,
+            method,
+            percentile,
+            entropy_floor,
+            too_small=report.too_small,
         )
+        if report.too_small:
+            nodes = _keep_unscaled_float(
+                report.too_small,
+                placement,
+                graph,
+                fixed_float,
+                "values too small for an int8 scale",
+                refuse_empty=False,
+            )
+            report.unscaled_nodes = sorted(set(report.unscaled_nodes) | set(nodes))
+            fixed_float |= set(nodes)
     report.seconds["calibrate"] = time.perf_counter() - clock
+    # (into the sidecar's keep_nodes: a from_cache run keeps them float too, the cache having
+    # no scale for their tensors)
+    kept_nodes = sorted(set(kept_nodes) | set(report.unscaled_nodes))
 
     clock = time.perf_counter()
     if sensitivity:
@@ -522,7 +569,7 @@ def quantize_with_report(
                 ("the stem (keep_stem)", report.stem),
                 ("keep_nodes", asked_float),
                 ("the accuracy search", report.kept_float),
-                ("NaN or infinity in calibration", report.non_finite_nodes),
+                ("no int8 scale (NaN, infinity or tiny values)", report.unscaled_nodes),
                 ("unquantizable", sorted(stayed_float)),
             )
             if names
@@ -924,39 +971,45 @@ def _write_cache(
         raise
 
 
-def _keep_non_finite_float(
-    non_finite: dict[str, str], placement: Plan, graph: Graph, fixed_float: set[str]
+def _keep_unscaled_float(
+    unscaled: dict[str, str],
+    placement: Plan,
+    graph: Graph,
+    fixed_float: set[str],
+    problem: str,
+    refuse_empty: bool,
 ) -> list[str]:
-    """The planned nodes that would put a Q/DQ on a tensor of `non_finite` (tensor → where it
-    held NaN or infinity: `collect`), which stay float; warned once, in one line. No scale
-    represents an infinity (a Q/DQ at any scale saturates it, and the float model's inf or NaN
-    downstream becomes a finite value), so only the tensor is left float, as `keep_nodes` leaves
-    one, and the rest is quantized; a QuantizeError when that leaves nothing to quantize (every
-    tensor the run would quantize holds NaN or infinity: the calibration data or the model is
-    broken, and a float model back would hide it)."""
+    """The planned nodes that would put a Q/DQ on a tensor of `unscaled` (tensor → why no int8
+    scale represents it), which stay float; warned once, in one line (`problem`: what the
+    tensors hold, e.g. "NaN or infinity in calibration"). Only those tensors are left float, as
+    `keep_nodes` leaves one, and the rest is quantized. With `refuse_empty`, a QuantizeError
+    when that leaves nothing to quantize (every tensor the run would quantize holds NaN or
+    infinity: the calibration data or the model is broken, and a float model back would hide
+    it)."""
     nodes = sorted(
         name
         for name, p in placement.nodes.items()
-        if any(graph.nodes[name].input[i] in non_finite for i in p.activations)
-        or any(graph.nodes[name].output[i] in non_finite for i in p.outputs)
+        if any(graph.nodes[name].input[i] in unscaled for i in p.activations)
+        or any(graph.nodes[name].output[i] in unscaled for i in p.outputs)
     )
-    if nodes and not set(placement.nodes) - fixed_float - set(nodes):
-        tensor, where = next(iter(non_finite.items()))
+    if refuse_empty and nodes and not set(placement.nodes) - fixed_float - set(nodes):
+        tensor, where = next(iter(unscaled.items()))
         what, _, feed = where.rpartition(" in ")  # "-inf in calibration feed 3"
         raise QuantizeError(
             f"{feed}: tensor {tensor!r}: calibration values contain NaN or infinity ({what}), "
             "and so does every tensor left to quantize: check the calibration data"
         )
-    shown = [f"{t!r} ({where})" for t, where in list(non_finite.items())[:5]]
-    more = f" and {len(non_finite) - 5} more" if len(non_finite) > 5 else ""
+    shown = [f"{t!r} ({why})" for t, why in list(unscaled.items())[:5]]
+    more = f" and {len(unscaled) - 5} more" if len(unscaled) > 5 else ""
     log.warning(
-        "%s hold%s NaN or infinity in calibration: %s%s; no scale represents those, so %s "
-        "no Q/DQ (and no calibration cache entry), and %s",
-        counted(len(non_finite), "tensor"),
-        "s" if len(non_finite) == 1 else "",
+        "%s hold%s %s: %s%s; no int8 scale represents those, so %s no Q/DQ (and no "
+        "calibration cache entry), and %s",
+        counted(len(unscaled), "tensor"),
+        "s" if len(unscaled) == 1 else "",
+        problem,
         ", ".join(shown),
         more,
-        "it gets" if len(non_finite) == 1 else "they get",
+        "it gets" if len(unscaled) == 1 else "they get",
         f"{counted(len(nodes), 'node')} stay{'s' * (len(nodes) == 1)} float "
         f"({', '.join(map(repr, nodes[:5]))}"
         f"{' ...' if len(nodes) > 5 else ''})"
@@ -1160,8 +1213,15 @@ def parameters(
     method: str,
     percentile: float = 99.99,
     entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
+    too_small: dict[str, str] | None = None,
 ) -> tuple[dict[str, ActivationQuant], dict[str, np.float32]]:
-    """Activation parameters per tensor and the cache scales (amax/127), groups shared."""
+    """Activation parameters per tensor and the cache scales (amax/127), groups shared.
+
+    A tensor whose values are not all 0 but whose scale is under the least scale Q/DQ is
+    written with (`ActivationQuant`'s floor, 1e-12: max|x| under ~1.3e-10) would quantize
+    every value to 0 or to a few steps (x·1e-30 before a Conv: output error 63% of its range).
+    With `too_small`, such a tensor is recorded there (tensor → its max|x|) and left out of both
+    results (`quantize` keeps it float); without, it takes the floor."""
     amax = {t: c.compute_amax(method, percentile, entropy_floor) for t, c in calibrators.items()}
     group_amax: dict[str, float] = {}
     group_lo: dict[str, float] = {}
@@ -1195,11 +1255,19 @@ def parameters(
             lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
         a = max(-lo, hi, 0.0)
         scale = np.float32(max(a / 127.0, 1e-12))  # a zero scale cannot be cached
-        scales[t] = scale
         if target == "tensorrt":
-            params[t] = ActivationQuant.symmetric(scale)
+            param = ActivationQuant.symmetric(scale)
+            natural, span = np.float32(a / 127.0), a
         else:
-            params[t] = ActivationQuant.asymmetric(lo, hi)
+            param = ActivationQuant.asymmetric(lo, hi)
+            span = max(hi, 0.0) - min(lo, 0.0)
+            natural = np.float32(span / 255.0)
+        if too_small is not None and span > 0.0 and param.scale > natural:
+            # the floor, not the values, set the scale
+            too_small[t] = f"max|x| {a:.3g}, scale {float(natural):.3g} under {param.scale:.3g}"
+            continue
+        scales[t] = scale
+        params[t] = param
     return params, scales
 
 
