@@ -268,3 +268,36 @@ def test_build_calibrates_a_two_input_model_from_npz_feeds(monkeypatch, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "2.npy: a .npy array feeds one input and the model has 2" in err[0]
     assert not (tmp_path / "n.plan").exists()
+
+
+def test_a_refused_input_shape_names_the_profile_range(monkeypatch):
+    """EngineRunner said "engine input 'x' cannot take shape (2, 5) (outside the engine's
+    optimization profile (-1, 4))": ICudaEngine.get_tensor_shape gives the engine's shape with
+    -1 for a dynamic dimension, not the profile. The range comes from
+    get_tensor_profile_shape(name, 0) -> [min, opt, max] (pyCore.cpp release/10.0, 10.13 and
+    11.1), listed in TRT_SYMBOLS now."""
+    import sys
+
+    import pytest
+
+    from graphopt.backends import trt_runtime
+    from graphopt.backends.tensorrt import TRT_SYMBOLS
+    from graphopt.errors import BackendError
+    from tests.trt_fake import HostMemoryDevice, fake_tensorrt
+
+    assert "ICudaEngine.get_tensor_profile_shape" in TRT_SYMBOLS["common"]
+    fake = fake_tensorrt("11.4.0.106")
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    profile = [(1, 4), (4, 4), (8, 4)]
+    monkeypatch.setattr(
+        fake.ICudaEngine, "get_tensor_profile_shape", lambda self, n, i: profile, raising=False
+    )
+    runner = trt_runtime.EngineRunner(b"FAKE-ENGINE", device=HostMemoryDevice())
+    x = np.ones((3, 4), np.float32)
+    np.testing.assert_allclose(runner.run({"x": x})["y"], 3 * x)
+    with pytest.raises(BackendError) as refused:
+        runner.run({"x": np.ones((2, 5), np.float32)})
+    assert str(refused.value) == (
+        "engine input 'x' cannot take shape (2, 5): the engine takes (-1, 4) from (1, 4) to "
+        "(8, 4) (its optimization profile)"
+    )

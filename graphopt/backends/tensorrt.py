@@ -85,6 +85,7 @@ TRT_SYMBOLS: dict[str, tuple[str, ...]] = {
         "ICudaEngine.get_tensor_mode",
         "ICudaEngine.get_tensor_dtype",
         "ICudaEngine.get_tensor_shape",
+        "ICudaEngine.get_tensor_profile_shape",
         "ICudaEngine.create_execution_context",
         "IExecutionContext.set_input_shape",
         "IExecutionContext.get_tensor_shape",

@@ -224,14 +224,28 @@ class EngineRunner:
             arr = np.ascontiguousarray(feeds[b.name], dtype=b.dtype)
             if not self.context.set_input_shape(b.name, arr.shape):
                 raise BackendError(
-                    f"engine input {b.name!r} cannot take shape {arr.shape} (outside the engine's "
-                    f"optimization profile {tuple(self.engine.get_tensor_shape(b.name))})"
+                    f"engine input {b.name!r} cannot take shape {arr.shape}: {self._takes(b.name)}"
                 )
             self._ensure(b, arr.shape)
             self.device.to_device(b.ptr, arr)
         for b in self.bindings:
             if not b.is_input:
                 self._ensure(b, tuple(self.context.get_tensor_shape(b.name)))
+
+    def _takes(self, name: str) -> str:
+        """What input `name` takes: its engine shape (-1 where dynamic) and, from the engine's
+        profile 0 (get_tensor_profile_shape: [min, opt, max]), the range of a dynamic one. The
+        engine shape alone was called 'the optimization profile' and showed only -1s."""
+        declared = tuple(int(d) for d in self.engine.get_tensor_shape(name))
+        if all(d >= 0 for d in declared):
+            return f"the engine takes {declared}"
+        try:
+            low, _, high = (
+                tuple(int(d) for d in s) for s in self.engine.get_tensor_profile_shape(name, 0)
+            )
+        except (AttributeError, TypeError, ValueError, RuntimeError):  # no profile to show
+            return f"the engine takes {declared}"
+        return f"the engine takes {declared} from {low} to {high} (its optimization profile)"
 
     def _ensure(self, b: _Binding, shape: tuple[int, ...]) -> None:
         if any(d < 0 for d in shape):
