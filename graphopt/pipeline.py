@@ -561,7 +561,7 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise PipelineError(f"{shown(path)}:{_not_utf8(e)} (included at {pc.source}:{line})") from e
+        raise PipelineError(f"{pc.source}:{line}: cannot read {shown(path)}:{_not_utf8(e)}") from e
     except OSError as e:
         raise PipelineError(f"{pc.source}:{line}: cannot read {shown(path)}: {e}") from e
     pc.included.append((path, text))

@@ -1,7 +1,7 @@
 """H167: a pipeline file (or one it includes) that is not UTF-8 was refused as "cannot read
 pipeline file: 'utf-8' codec can't decode byte 0xff in position 37: invalid start byte": a
 byte position, no line. Now the error names the file and the line, as every other pipeline
-error does (and, for an include, where it was included)."""
+error does (for an include: where it was included, then the file and its line)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def test_an_included_file_not_utf8_is_named_with_its_line_and_the_include(tmp_pa
     with pytest.raises(PipelineError) as err:
         load_pipeline(tmp_path / "p.yaml")
     assert str(err.value) == (
-        f"{tmp_path / 'sub.yaml'}:1: not UTF-8 text: byte 0xe9 at column 6; save it as UTF-8 "
-        f"(included at {tmp_path / 'p.yaml'}:3)"
+        f"{tmp_path / 'p.yaml'}:3: cannot read {tmp_path / 'sub.yaml'}:1: not UTF-8 text: byte "
+        "0xe9 at column 6; save it as UTF-8"
     )
 
 
