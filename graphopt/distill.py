@@ -426,9 +426,12 @@ def write_targets(
     for i, spec in enumerate(specs):
         spec.file = f"{i:03d}_{_safe(spec.name)}.npy"
     out = Path(out_dir)
-    # the targets folder may sit inside the data folder: its own .npy files are not samples
+    # the targets folder may sit inside the data folder: its own .npy files (in it, not in a
+    # folder below) are not samples. A targets folder that holds the data (-o . --data images)
+    # had every sample skipped ('every sample is inside the targets folder')
     found = data_sources(data)
-    sources = [s for s in found if s.path is None or out.resolve() not in s.path.resolve().parents]
+    mine = out.resolve()
+    sources = [s for s in found if s.path is None or s.path.resolve().parent != mine]
     if not sources:
         where = "every sample is inside the targets folder" if found else "the data holds none"
         raise DistillError(f"no samples to run the teacher on: {where}")

@@ -425,3 +425,29 @@ def test_iter_batches_and_the_losses_refuse_bad_sizes_and_axes_in_one_line(tmp_p
     for axis in (2, -3):  # numpy's AxisError
         with pytest.raises(DistillError, match=f"no class axis {axis}"):
             kd_kl_loss(s, softmax(s, axis=1), 1.0, axis)
+
+
+def test_a_targets_folder_that_holds_the_data_folder_runs_on_its_samples(
+    tmp_path, monkeypatch, capsys
+):
+    # -o . --data images: every sample was skipped as 'inside the targets folder' (exit 2)
+    from graphopt.cli import main
+
+    onnx.save(_identity(), tmp_path / "teacher.onnx")
+    data = tmp_path / "samples"
+    data.mkdir()
+    rows = [[0, 1, 2, 3], [3, 2, 1, 0], [1, 1, 1, 1]]
+    for i, row in enumerate(rows):
+        np.save(data / f"s{i}.npy", np.array([row], np.float32))
+    monkeypatch.chdir(tmp_path)
+    argv = ["distill-targets", "teacher.onnx", "--data", "samples", "-o", ".", "--no-progress"]
+    assert main([*argv, "--logits", "y"]) == 0, capsys.readouterr().err
+    np.testing.assert_allclose(
+        load_targets(tmp_path)["y"], softmax(np.array(rows, np.float64), axis=1), rtol=1e-6
+    )
+    assert main([*argv, "--logits", "y"]) == 0  # complete: not run again
+    # files under a targets folder are still no samples of a run over it
+    assert (
+        main(["distill-targets", "teacher.onnx", "--data", ".", "-o", "t2", "--no-progress"]) == 2
+    )
+    assert "no data files" in capsys.readouterr().err
