@@ -198,3 +198,36 @@ def test_a_slice_of_a_resize_keeping_the_aspect_ratio_is_not_taken_for_a_noop():
     feeds = {"x": np.linspace(0, 1, 72, dtype=np.float32).reshape(2, 1, 9, 4)}
     for pipeline in ("default", "tensorrt"):
         assert_same_outputs(model, graphopt.optimize(model, pipeline=pipeline), feeds)
+
+
+@pytest.mark.parametrize(
+    ("size", "attributes"),
+    [
+        ([1, 2, 7], {"strides": [2], "pads": [0, 0], "output_shape": [1]}),
+        ([1, 2, 8, 9], {"strides": [1, 3], "output_padding": [0, 2], "output_shape": [7, 15]}),
+    ],
+)
+def test_a_conv_transpose_with_output_shape_keeps_its_rank(size, attributes):
+    # onnx 1.23 inference states [1, 2] (rank 2) for these outputs, onnxruntime gives
+    # [1, 2, 1] and [1, 2, 7, 15]: Shape(y) was folded to [1, 2]
+    spatial = len(size) - 2
+    weight = np.linspace(-1, 1, 4 * 3**spatial, dtype=np.float32).reshape([2, 2] + [3] * spatial)
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [
+                onnx.helper.make_node("ConvTranspose", ["x", "w"], ["y"], **attributes),
+                onnx.helper.make_node("Shape", ["y"], ["shape"]),
+                onnx.helper.make_node("Cast", ["shape"], ["z"], to=onnx.TensorProto.FLOAT),
+            ],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, size)],
+            [onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None)],
+            [onnx.numpy_helper.from_array(weight, "w")],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 13)],
+        ir_version=8,
+    )
+    assert shape_facts(model).rank("y") in (None, len(size))
+    feeds = {"x": np.linspace(-1, 1, int(np.prod(size)), dtype=np.float32).reshape(size)}
+    for pipeline in ("default", "ort-cpu"):
+        assert_same_outputs(model, graphopt.optimize(model, pipeline=pipeline), feeds)

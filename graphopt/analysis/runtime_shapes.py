@@ -21,6 +21,9 @@ onnxruntime's kernels:
   onnxruntime 1.32 returns the input's dims there (Resize(x[2, 1, 9, 4], sizes [3, 27],
   axes [-2, -1], not_larger): [2, 1, 9, 4]), inference the policy's ([2, 1, 3, 1]). Those
   dims are left unknown.
+* ConvTranspose with output_shape: inference states a rank-2 [N, C] for some (x[1, 2, 7],
+  kernel 3, strides 2, output_shape [1]: onnxruntime [1, 2, 1]); the spatial dims of those
+  are left unknown.
 * auto_pad SAME_* ConvTranspose without output_shape: the spec says in·s, onnxruntime gives
   min(in·s, (in − 1)·s + output_padding + (k − 1)·d + 1) (it never pads negatively), inference
   adds output_padding to in·s (k=2, s=2, output_padding=1 of 3: onnxruntime 6, inference 7).
@@ -74,8 +77,9 @@ def is_suspect(node: onnx.NodeProto) -> bool:
     if any(a.ref_attr_name for a in node.attribute):  # in a function: its caller's value
         return node.op_type in SUSPECT_OPS
     if node.op_type == "ConvTranspose":
-        same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
-        return same and attribute_value(node, "output_shape", None) is None
+        if attribute_value(node, "output_shape", None) is not None:
+            return True  # (inference may drop its spatial dims: `_corrected`)
+        return str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
     if node.op_type in POOLS:
         dilated = any(d != 1 for d in attribute_value(node, "dilations", []) or [])
         same = str(_text(attribute_value(node, "auto_pad", "NOTSET"))).startswith("SAME")
@@ -227,8 +231,15 @@ def _corrected(
     have = declared_dims(infos[node.output[0]]) if node.output[0] in infos else None
     if node.op_type == "STFT":
         return _stft_dims(node, infos, have)
-    if dims is None or have is None or len(have) != len(dims):
+    if dims is None or have is None:
         return None  # no rank, so no size either: nothing wrong to take
+    if node.op_type == "ConvTranspose" and attribute_value(node, "output_shape", None) is not None:
+        if len(have) == len(dims):
+            return None  # output_shape's dims, as onnxruntime gives them
+        # inference states only [N, C] where the padding output_shape implies is large
+        return [have[j] if j < min(2, len(have)) else None for j in range(len(dims))]
+    if len(have) != len(dims):
+        return None
     want: list[Dim] | None
     if node.op_type in POOLS:
         want = pooled_dims(node, dims) if len(dims) > 2 else None
