@@ -301,3 +301,25 @@ def test_a_refused_input_shape_names_the_profile_range(monkeypatch):
         "engine input 'x' cannot take shape (2, 5): the engine takes (-1, 4) from (1, 4) to "
         "(8, 4) (its optimization profile)"
     )
+
+
+def test_upsample_linear_scales_outside_the_innermost_axes_are_refused():
+    """importUpsample (onnxOpImporters.cpp 10.1 GA) runs Resize's canUseNDResize check on
+    constant linear / bilinear scales: "This version of TensorRT only supports linear resizing
+    on the outermost 3 dimensions" for a scale other than 1 outside the innermost 3 axes."""
+
+    def upsample(mode, scales, opset):
+        if opset >= 9:
+            node = helper.make_node("Upsample", ["x", "s"], ["y"], name="up", mode=mode)
+            inits = [const("s", scales, np.float32)]
+        else:
+            node = helper.make_node("Upsample", ["x"], ["y"], name="up", mode=mode, scales=scales)
+            inits = []
+        m = model([node], [vi("x", [1, 3, 4, 4])], [vi("y", None)], inits, opset=opset)
+        return messages(check_tensorrt(m, 10))
+
+    found = upsample("linear", [2.0, 1.0, 1.0, 1.0], 9)
+    assert [f for f in found if "innermost 3 axes" in f] == found and len(found) == 1, found
+    assert len([f for f in upsample("linear", [2.0, 1.0, 2.0, 2.0], 7) if "innermost" in f]) == 1
+    assert [f for f in upsample("linear", [1.0, 1.0, 2.0, 2.0], 9) if "innermost" in f] == []
+    assert [f for f in upsample("nearest", [2.0, 2.0, 2.0, 2.0], 9) if "innermost" in f] == []

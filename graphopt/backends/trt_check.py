@@ -1259,12 +1259,32 @@ def _resize_outer_scales(
         full = [1.0] * rank
         for axis, value in zip(axes, given, strict=True):
             full[int(axis) % rank] = value
+    return _outer_scales(node, mode, given, full, innermost)
+
+
+def _outer_scales(
+    node: onnx.NodeProto, mode: str, given: list[float], full: list[float], innermost: int
+) -> list[str]:
     if any(v != 1.0 for v in full[: max(len(full) - innermost, 0)]):
         return [
-            f"Resize {mode} with scales {given}: TensorRT's parser resizes {mode} only on the "
-            f"innermost {innermost} axes (scale 1 on the others)"
+            f"{node.op_type} {mode} with scales {given}: TensorRT's parser resizes {mode} only "
+            f"on the innermost {innermost} axes (scale 1 on the others)"
         ]
     return []
+
+
+def _upsample(c: _Checker, node: onnx.NodeProto) -> list[str]:
+    """Upsample (opset 7-9) linear / bilinear: importUpsample (10.1 GA) runs the same
+    canUseNDResize check on constant scales (input 1 from opset 9, the attribute before)."""
+    mode = _s(c.graph.attr(node, "mode", b"nearest"))
+    if mode not in ("linear", "bilinear"):
+        return []
+    name = c.input(node, 1)
+    scales = c.const(name) if name else c.graph.attr(node, "scales")
+    if scales is None:
+        return []
+    given = [float(v) for v in np.asarray(scales, dtype=np.float64).ravel()]
+    return _outer_scales(node, mode, given, given, table.RESIZE_INNERMOST_AXES["linear"])
 
 
 def _pad(c: _Checker, node: onnx.NodeProto) -> list[str]:
@@ -1664,6 +1684,7 @@ _REDUCE_OPS = [op for op in table.SUPPORTED_OPS_10 if op.startswith("Reduce")]
 
 _ATTRIBUTE_RULES: dict[str, Any] = {
     "Resize": _resize,
+    "Upsample": _upsample,
     "Pad": _pad,
     "Slice": _slice,
     "MaxPool": _pool,
