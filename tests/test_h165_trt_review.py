@@ -323,3 +323,38 @@ def test_upsample_linear_scales_outside_the_innermost_axes_are_refused():
     assert len([f for f in upsample("linear", [2.0, 1.0, 2.0, 2.0], 7) if "innermost" in f]) == 1
     assert [f for f in upsample("linear", [1.0, 1.0, 2.0, 2.0], 9) if "innermost" in f] == []
     assert [f for f in upsample("nearest", [2.0, 2.0, 2.0, 2.0], 9) if "innermost" in f] == []
+
+
+def test_a_workspace_past_size_t_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    """IBuilderConfig.set_memory_pool_limit binds its size as size_t (pyCore.cpp, release/10.13
+    and 11.1); pybind answers a larger (or negative) int with TypeError 'incompatible function
+    arguments', which 'graphopt build --workspace 17592186044416' (2^44 MiB = 2^64 bytes) met
+    as a traceback after parsing the model. The fake's set_memory_pool_limit here refuses
+    what pybind refuses."""
+    import sys
+
+    import onnx
+
+    from graphopt.backends import trt_runtime
+    from graphopt.cli import main
+    from tests.trt_fake import conv_relu_model, fake_tensorrt
+
+    fake = fake_tensorrt("10.16.1.11")
+    taken = fake.IBuilderConfig.set_memory_pool_limit
+
+    def as_pybind(self, pool, size):
+        if not 0 <= size < 2**64:
+            raise TypeError("set_memory_pool_limit(): incompatible function arguments")
+        return taken(self, pool, size)
+
+    monkeypatch.setattr(fake.IBuilderConfig, "set_memory_pool_limit", as_pybind)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(trt_runtime, "cuda_device_count", lambda: (1, ""))
+    onnx.save(conv_relu_model(), tmp_path / "m.onnx")
+    args = ["build", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.plan"), "--workspace"]
+    assert main([*args, str(2**44)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "workspace must be 0 to 17592186044415 MiB" in err[0], err
+    assert not (tmp_path / "m.plan").exists()
+    assert main([*args, str(2**44 - 1)]) == 0  # the largest size_t of MiB still builds
+    assert ("set_memory_pool_limit", fake.MemoryPoolType.WORKSPACE, (2**44 - 1) << 20) in fake.calls

@@ -673,6 +673,11 @@ class EngineInfo:
     notes: list[str] = field(default_factory=list)
 
 
+# IBuilderConfig.set_memory_pool_limit(pool, pool_size) binds pool_size as size_t (pyCore.cpp):
+# a workspace of 2^44 MiB or more, or below 0, is no size_t of bytes.
+MAX_WORKSPACE_MIB = 2**44
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename (the
     file's mode follows the umask, as for graphopt's model files)."""
@@ -722,6 +727,11 @@ def build_engine(
     """
     import graphopt
 
+    if workspace_mib is not None and not 0 <= int(workspace_mib) < MAX_WORKSPACE_MIB:
+        # set_memory_pool_limit takes a size_t of bytes: pybind raised a TypeError past it
+        raise BackendError(
+            f"workspace must be 0 to {MAX_WORKSPACE_MIB - 1} MiB (2^64 bytes), got {workspace_mib}"
+        )
     trt = import_tensorrt()
     major = trt_major(trt)
     if check_device:
