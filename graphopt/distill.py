@@ -37,6 +37,7 @@ written in parallel; a sized sequence from `graphopt.quant.data.folder_feeds` ca
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -476,52 +477,62 @@ def write_targets(
             for k, v in (preprocess or {}).items()
         },
     }
-    manifest = _resume(out, config, specs)  # None: start over (a first checkpoint too)
-    done = int(manifest.get("done", 0)) if manifest else 0
-    if manifest and manifest.get("complete"):
-        return manifest
-    sess = session(model, threads=threads)
-    arrays: dict[str, np.memmap] = {}
-    total = len(sources)
-    if progress is not None:
-        progress(done, total)
-    since = 0
-
-    def teacher_run(feed: Feed, source: Source) -> list[np.ndarray]:
-        try:
-            return list(sess.run([s.source for s in specs], feed))
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            first = run_error_text(e)  # every line: a wrong shape's dims come after the first
-            raise DistillError(f"the teacher failed on {shown(source.name)}: {first}") from e
-
-    stacking_checked = False
-    for start in range(done, total, batch_size):
-        batch = sources[start : start + batch_size]
-        feeds = [load_feed(s, inputs, preprocess) for s in batch]
-        values = teacher_run(_conform(_batch_feed(feeds), inputs), batch[0])
-        _refuse_non_numbers(specs, values)
-        if len(batch) > 1 and not stacking_checked:
-            alone = [teacher_run(_conform(f, inputs), s) for f, s in zip(feeds, batch, strict=True)]
-            _check_stacking(specs, values, alone)
-            stacking_checked = True
-        if manifest is None:
-            manifest = _create(out, config, specs, values, len(batch))
-        current: dict[str, Any] = manifest
-        if not arrays:
-            arrays = _open(out, current, specs)
-        rows = _rows(values, specs, temperature, axis, batch, current)
-        per = current.get("samples_per_file", 1)
-        for spec, value in zip(specs, rows, strict=True):
-            arrays[spec.name][start * per : start * per + value.shape[0]] = value
-        done = start + len(batch)
-        since += len(batch)
-        if since >= checkpoint or done == total:
-            _checkpoint(out, current, arrays, done, total)
-            since = 0
+    with _folder_lock(out) as locked:
+        if not locked:  # two runs into one folder: a rerun removed the files of the run still
+            # going (before its first checkpoint) and made its own, and the last manifest
+            # written (T = 2) named the other run's rows (T = 5), complete, both exit 0
+            raise DistillError(
+                f"{shown(out)}: another run is writing targets into this folder (it holds its "
+                "lock); wait for it to end or use another folder"
+            )
+        manifest = _resume(out, config, specs)  # None: start over (a first checkpoint too)
+        done = int(manifest.get("done", 0)) if manifest else 0
+        if manifest and manifest.get("complete"):
+            return manifest
+        sess = session(model, threads=threads)
+        arrays: dict[str, np.memmap] = {}
+        total = len(sources)
         if progress is not None:
             progress(done, total)
-    assert manifest is not None
-    return manifest
+        since = 0
+
+        def teacher_run(feed: Feed, source: Source) -> list[np.ndarray]:
+            try:
+                return list(sess.run([s.source for s in specs], feed))
+            except Exception as e:  # onnxruntime raises its own untyped errors
+                first = run_error_text(e)  # every line: a wrong shape's dims come after the first
+                raise DistillError(f"the teacher failed on {shown(source.name)}: {first}") from e
+
+        stacking_checked = False
+        for start in range(done, total, batch_size):
+            batch = sources[start : start + batch_size]
+            feeds = [load_feed(s, inputs, preprocess) for s in batch]
+            values = teacher_run(_conform(_batch_feed(feeds), inputs), batch[0])
+            _refuse_non_numbers(specs, values)
+            if len(batch) > 1 and not stacking_checked:
+                alone = [
+                    teacher_run(_conform(f, inputs), s) for f, s in zip(feeds, batch, strict=True)
+                ]
+                _check_stacking(specs, values, alone)
+                stacking_checked = True
+            if manifest is None:
+                manifest = _create(out, config, specs, values, len(batch))
+            current: dict[str, Any] = manifest
+            if not arrays:
+                arrays = _open(out, current, specs)
+            rows = _rows(values, specs, temperature, axis, batch, current)
+            per = current.get("samples_per_file", 1)
+            for spec, value in zip(specs, rows, strict=True):
+                arrays[spec.name][start * per : start * per + value.shape[0]] = value
+            done = start + len(batch)
+            since += len(batch)
+            if since >= checkpoint or done == total:
+                _checkpoint(out, current, arrays, done, total)
+                since = 0
+            if progress is not None:
+                progress(done, total)
+        assert manifest is not None
+        return manifest
 
 
 def _refuse_non_numbers(specs: Sequence[TargetSpec], values: Sequence[Any]) -> None:
@@ -892,16 +903,47 @@ def remove_unkept(out: str | os.PathLike[str]) -> bool:
     """Remove the target files and the manifest of the run stopped in the targets folder `out`
     before its first checkpoint (its manifest says 0 done): they hold nothing that was kept.
     Whether there were such files; a folder without a manifest, or whose manifest cannot be
-    read or records samples done, is left as it is."""
+    read or records samples done, or that another run is writing into (holds its lock), is
+    left as it is."""
     folder = Path(out)
+    with _folder_lock(folder) as mine:
+        if not mine:
+            return False
+        try:
+            manifest = read_manifest(folder)
+        except DistillError:
+            return False
+        if manifest.get("complete") or manifest.get("done"):
+            return False
+        _remove_unkept(folder, manifest)
+        return True
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[bool]:
+    """An exclusive advisory lock (flock) on the targets folder while a run writes into it:
+    False when another process (or another call) holds it. Released when the run ends, the
+    process killed too. Where folders cannot be locked (no fcntl, a folder that cannot be
+    opened, a file system without flock), True: runs go as before, unlocked."""
     try:
-        manifest = read_manifest(folder)
-    except DistillError:
-        return False
-    if manifest.get("complete") or manifest.get("done"):
-        return False
-    _remove_unkept(folder, manifest)
-    return True
+        import fcntl
+    except ImportError:  # Windows
+        yield True
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # (no such folder yet: nothing to remove or to guard)
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except OSError as e:
+            held = e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN)  # else: unlockable, go on
+        yield held
+    finally:
+        os.close(fd)
 
 
 def _remove_unkept(out: Path, manifest: Mapping[str, Any]) -> None:

@@ -451,3 +451,49 @@ def test_a_targets_folder_that_holds_the_data_folder_runs_on_its_samples(
         main(["distill-targets", "teacher.onnx", "--data", ".", "-o", "t2", "--no-progress"]) == 2
     )
     assert "no data files" in capsys.readouterr().err
+
+
+def test_a_folder_another_run_is_writing_into_is_refused_and_left_as_it_is(tmp_path, capsys):
+    # the second run removed the files of the first (still before its first checkpoint) and
+    # made its own; the first's last manifest (T = 2) then named the second's rows (T = 5),
+    # complete, both exit 0. Here the first run holds the folder's lock as a live run does.
+    import os
+
+    from graphopt.cli import main
+    from graphopt.distill import read_manifest, remove_unkept
+
+    fcntl = pytest.importorskip("fcntl")
+    onnx.save(_identity(), tmp_path / "teacher.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        np.save(data / f"s{i}.npy", np.array([[i, 0, 1, 2]], np.float32))
+    out = tmp_path / "t"
+
+    def stop(done: int, total: int) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # its manifest at 0 done, its files made
+        write_targets(
+            tmp_path / "teacher.onnx", data, out, logits=["y"], temperature=2.0, progress=stop
+        )
+    files = sorted(p.name for p in out.iterdir())
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        argv = ["distill-targets", str(tmp_path / "teacher.onnx"), "--data", str(data)]
+        argv += ["-o", str(out), "--logits", "y", "--no-progress"]
+        assert main([*argv, "-T", "5"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "another run is writing targets into this folder" in err
+        assert len(err.splitlines()) == 1
+        assert sorted(p.name for p in out.iterdir()) == files
+        assert read_manifest(out)["temperature"] == 2.0
+        assert remove_unkept(out) is False
+    finally:
+        os.close(fd)  # the first run ends
+    assert main([*argv, "-T", "5"]) == 0  # then the folder is free: started over at T = 5
+    np.testing.assert_allclose(
+        load_targets(out)["y"][2], softmax(np.array([2.0, 0, 1, 2]), 5.0), rtol=1e-6
+    )
