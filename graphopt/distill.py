@@ -8,8 +8,12 @@
 * raw tensors for every other output (detection heads), and
 * hint features: intermediate tensors (exposed with the `expose-tensors` pass).
 
-Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` and filled
-batch by batch, so memory stays bounded by one batch whatever the data set size. Every
+Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` (its disk
+blocks reserved, so a disk without room is said then, not met mid-run) and filled batch by
+batch, so memory stays bounded by one batch whatever the data set size. Samples stack on
+axis 0: with batches of several samples, the first batch of a run is also run sample by
+sample, and an output that is not those outputs stacked is refused. One run at a time
+writes into a folder (an advisory lock on it). Every
 `checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
 data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
 atomically; a rerun with the same teacher, options and data (file names, sizes and
