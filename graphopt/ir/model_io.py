@@ -405,6 +405,7 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     nothing defines. `check_nodes=False`: the opsets and outputs only (`Graph(...,
     check_as=where)` checks the nodes); what `load` checks of any model, and the analyses of a
     ModelProto they index themselves."""
+    _refuse_opset_imported_twice(proto, where)
     opsets = {o.domain or "": o.version for o in proto.opset_import}
     default = opsets.get("", opsets.get("ai.onnx"))
     if default is None:
@@ -437,6 +438,24 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     for out in proto.graph.output:
         if out.name not in defined:
             raise undefined_output_error(where, out.name)
+
+
+def _refuse_opset_imported_twice(proto: onnx.ModelProto, where: str) -> None:
+    """A `LoadError` for a domain imported at two opset versions ("" and "ai.onnx" are one):
+    which one applies is not settled. onnxruntime reads the last import ("" 11 then "" 13: a
+    Squeeze with an `axes` attribute is invalid), onnx.checker the last "" one ("" 11 then
+    ai.onnx 13: valid to it, refused by onnxruntime), and graphopt's passes read either (the
+    index the last, `default_opset` the first). The same version twice is harmless."""
+    seen: dict[str, int] = {}
+    for o in proto.opset_import:
+        domain = "" if o.domain in ("", "ai.onnx") else o.domain
+        known = seen.setdefault(domain, o.version)
+        if known != o.version:
+            what = "the default domain" if not domain else f"domain {domain!r}"
+            raise LoadError(
+                f"{where}: the model imports {what} at two opsets ({known} and {o.version}), "
+                "and tools differ on which applies: keep one"
+            )
 
 
 def _refuse_unknown_ir_version(proto: onnx.ModelProto, where: str) -> None:
