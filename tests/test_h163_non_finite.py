@@ -115,6 +115,30 @@ def test_from_cache_with_its_sidecar_makes_the_same_model(tmp_path) -> None:  # 
     assert again.SerializeToString() == q.SerializeToString()
 
 
+def test_the_command_line_says_which_nodes_stayed_float(tmp_path, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
+    """`graphopt quantize` prints its report when a float choice was made: nodes kept float for
+    NaN or infinity are one (target onnxruntime: no stem kept float to print it otherwise);
+    exit 0, the warning said once."""
+    from graphopt.cli import main
+
+    model = tmp_path / "m.onnx"
+    onnx.save(_two_branches(), model)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, feed in enumerate(_feeds()):
+        np.save(calib / f"f{i}.npy", feed["x"])
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(model), "-o", str(out), "--calib", str(calib)]
+    with caplog.at_level("WARNING", logger="graphopt.quant"):
+        code = main([*argv, "--target", "onnxruntime", "--accuracy-target", "0"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert "kept in float (no int8 scale for a tensor they read or write" in said.out
+    warned = _warnings(caplog)
+    assert len(warned) == 1 and "'lx' (-inf in calibration feed 1)" in warned[0]
+    assert out.is_file()
+
+
 def test_collect_records_non_finite_tensors_when_asked() -> None:
     model = _two_branches()
     for histograms in (True, False):

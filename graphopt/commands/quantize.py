@@ -360,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
         + (f" and {args.cache}" if args.cache else "")
         + (f" (float choices in {side_out})" if side_out and os.path.isfile(side_out) else "")
     )
-    if args.report or args.keep_float or report.kept_float or report.stem:
+    if args.report or args.keep_float or report.kept_float or report.stem or report.unscaled_nodes:
         for line in report.lines():
             print(line)
     sys.stdout.flush()
