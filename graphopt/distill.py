@@ -774,7 +774,7 @@ def _create(
         except OSError as e:
             raise DistillError(
                 f"{shown(path)}: cannot make a target file of {_size_of(entry)} bytes "
-                f"({e.strerror or e}); free some space or give another folder"
+                f"({e.strerror or e}); {'free some space or ' if _full(e) else ''}give another folder"
             ) from e
     return manifest
 
@@ -847,9 +847,16 @@ def _write_manifest(out: Path, manifest: Mapping[str, Any]) -> None:
         write_atomically(out / MANIFEST, out, (json.dumps(manifest, indent=2) + "\n").encode())
     except OSError as e:
         raise DistillError(
-            f"{shown(out / MANIFEST)}: cannot write the manifest ({e.strerror or e}); free some "
-            "space (a rerun resumes after the last checkpoint written)"
+            f"{shown(out / MANIFEST)}: cannot write the manifest ({e.strerror or e}); "
+            f"{'free some space; ' if _full(e) else ''}a rerun resumes after the last checkpoint "
+            "written"
         ) from e
+
+
+def _full(e: OSError) -> bool:
+    """Whether `e` says the disk or the quota is full (a read-only file system was told to
+    free some space)."""
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _resume(

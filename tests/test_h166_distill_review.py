@@ -497,3 +497,20 @@ def test_a_folder_another_run_is_writing_into_is_refused_and_left_as_it_is(tmp_p
     np.testing.assert_allclose(
         load_targets(out)["y"][2], softmax(np.array([2.0, 0, 1, 2]), 5.0), rtol=1e-6
     )
+
+
+def test_a_read_only_folder_is_not_told_to_free_some_space(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import graphopt.ir.model_io as model_io
+
+    def read_only(path, parent, payload):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(model_io, "write_atomically", read_only)
+    with pytest.raises(DistillError) as caught:
+        write_targets(_identity(), _feeds([[0, 1, 2, 3]]), tmp_path / "t")
+    said = str(caught.value)
+    assert "cannot write the manifest (Read-only file system)" in said
+    assert "space" not in said
