@@ -96,7 +96,19 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
         want = _NP.get(elem)
         if want is not None and value.dtype != want:
             if np.issubdtype(value.dtype, np.floating) and np.issubdtype(want, np.floating):
-                value = value.astype(want)
+                with np.errstate(over="ignore"):
+                    cast = value.astype(want)
+                if np.isinf(cast).any() and not np.isinf(value).any():
+                    # finite values the cast made infinite (a float32 feed of a float16
+                    # model, |x| > 65504): calibrating on them kept the input float
+                    # (infinite) or, where nothing else was left, refused it as
+                    # "NaN or infinity", with numpy's overflow warning on stderr
+                    top = float(np.nanmax(np.abs(value)))
+                    raise QuantizeError(
+                        f"{where}: input {name!r} holds values beyond {np.dtype(want)}'s range "
+                        f"(|x| up to {top:.4g}), the dtype the model takes"
+                    )
+                value = cast
             else:
                 raise QuantizeError(
                     f"{where}: input {name!r} has dtype {value.dtype}, the model wants {np.dtype(want)}"
