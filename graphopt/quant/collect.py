@@ -97,7 +97,7 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
         if want is not None and value.dtype != want:
             if np.issubdtype(value.dtype, np.floating) and np.issubdtype(want, np.floating):
                 with np.errstate(over="ignore"):
-                    cast = value.astype(want)
+                    cast: np.ndarray = value.astype(want)
                 if np.isinf(cast).any() and not np.isinf(value).any():
                     # finite values the cast made infinite (a float32 feed of a float16
                     # model, |x| > 65504): calibrating on them kept the input float
