@@ -510,13 +510,11 @@ def write_targets(
         stacking_checked = False
         for start in range(done, total, batch_size):
             batch = sources[start : start + batch_size]
-            feeds = [load_feed(s, inputs, preprocess) for s in batch]
-            values = teacher_run(_conform(_batch_feed(feeds), inputs), batch[0])
+            feeds = [_conform(load_feed(s, inputs, preprocess), inputs, s) for s in batch]
+            values = teacher_run(_conform(_batch_feed(feeds, batch), inputs, batch[0]), batch[0])
             _refuse_non_numbers(specs, values)
             if len(batch) > 1 and not stacking_checked:
-                alone = [
-                    teacher_run(_conform(f, inputs), s) for f, s in zip(feeds, batch, strict=True)
-                ]
+                alone = [teacher_run(f, s) for f, s in zip(feeds, batch, strict=True)]
                 _check_stacking(specs, values, alone)
                 stacking_checked = True
             if manifest is None:
@@ -651,22 +649,32 @@ def _check_batch(inputs: Sequence[tuple[str, int, list[Any]]], batch_size: int) 
             )
 
 
-def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]]) -> Feed:
-    """Cast float samples to the float type the teacher declares (e.g. float64 .npy files)."""
-    out = dict(feed)
+def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]], source: Source) -> Feed:
+    """Cast float samples to the float type the teacher declares (e.g. float64 .npy files);
+    a feed's value that is a list of numbers is taken as an array (it was an AttributeError
+    traceback)."""
+    for name, _, _ in inputs:
+        if feed.get(name) is None:
+            raise DistillError(f"{shown(source.name)}: no value for teacher input {name!r}")
+    out = {name: np.asarray(value) for name, value in feed.items()}
     for name, elem, _ in inputs:
-        value = out.get(name)
-        if value is None:
-            raise DistillError(f"no value for teacher input {name!r} in the sample")
+        value = out[name]
         want = onnx.helper.tensor_dtype_to_np_dtype(elem)
         if value.dtype != want and value.dtype.kind == "f" and want.kind == "f":
             out[name] = value.astype(want)
     return out
 
 
-def _batch_feed(feeds: Sequence[Feed]) -> Feed:
+def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
     if len(feeds) == 1:
         return feeds[0]
+    for feed, source in zip(feeds, sources, strict=True):  # one that lacked a key of the
+        # first was a KeyError traceback
+        if feed.keys() != feeds[0].keys():
+            raise DistillError(
+                f"{shown(source.name)}: feeds {sorted(feed)}, {shown(sources[0].name)} feeds "
+                f"{sorted(feeds[0])}: the samples of a batch must feed the same inputs"
+            )
     try:
         return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
     except ValueError as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -514,3 +516,19 @@ def test_a_read_only_folder_is_not_told_to_free_some_space(tmp_path, monkeypatch
     said = str(caught.value)
     assert "cannot write the manifest (Read-only file system)" in said
     assert "space" not in said
+
+
+def test_feed_dicts_that_differ_in_a_batch_or_hold_lists_are_one_line(tmp_path):
+    x = np.array([[0.0, 1.0, 2.0, 3.0]], np.float32)
+    # a sample of a batch without the first's keys was a KeyError traceback
+    for feeds, said in (
+        ([{"x": x}, {"z": x}], "feed 1: no value for teacher input 'x'"),
+        ([{"x": x, "extra": x}, {"x": x}], "feed 1: feeds ['x'], feed 0 feeds ['extra', 'x']"),
+    ):
+        with pytest.raises(DistillError, match=re.escape(said)):
+            write_targets(_identity(), feeds, tmp_path / "t", batch_size=2)
+    # a list of numbers was an AttributeError traceback ('list' object has no attribute 'dtype')
+    write_targets(
+        _identity(), [{"x": x}, {"x": [[3.0, 2.0, 1.0, 0.0]]}], tmp_path / "l", batch_size=2
+    )
+    np.testing.assert_array_equal(load_targets(tmp_path / "l")["y"], [[0, 1, 2, 3], [3, 2, 1, 0]])
