@@ -344,9 +344,13 @@ def _parse_pipeline(
         raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
     pc = _Parse(source, base_dir, all_passes(), (*including, file), included=included, depth=depth)
     steps = _steps(top["passes"][1], pc)
-    name = _scalar(top["name"][1], source, str) if "name" in top else Path(file).stem
-    description = _scalar(top["description"][1], source, str) if "description" in top else ""
-    opt_level = _scalar(top["opt_level"][1], source, int) if "opt_level" in top else None
+    name = _scalar(top["name"][1], source, str, "name") if "name" in top else Path(file).stem
+    description = (
+        _scalar(top["description"][1], source, str, "description") if "description" in top else ""
+    )
+    opt_level = (
+        _scalar(top["opt_level"][1], source, int, "opt_level") if "opt_level" in top else None
+    )
     rule_files: list[Path] = pc.rule_files
     if "rules" in top:
         rnode = top["rules"][1]
@@ -430,14 +434,26 @@ def _mapping(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, 
     return out
 
 
-def _scalar(node: yaml.Node, source: str, kind: type) -> Any:
+_KIND_TEXT = {int: "an integer", str: "a string"}
+
+
+def _scalar(node: yaml.Node, source: str, kind: type, key: str = "") -> Any:
+    """The value of a scalar `node` as `kind`; else a `PipelineError` naming the line and the
+    `key` the value is given for ("expected a int, got '2'" named neither the key nor a type
+    a reader knows)."""
+    what = _KIND_TEXT.get(kind, kind.__name__)
+    given = f"`{key}:` " if key else ""
     if not isinstance(node, yaml.ScalarNode):
-        raise PipelineError(f"{source}:{_line(node)}: expected a {kind.__name__} here")
+        raise PipelineError(f"{source}:{_line(node)}: {given}expected {what} here")
     value = _construct(node, source) if node.tag != "tag:yaml.org,2002:str" else node.value
     if kind is str:
         return str(value)
     if not _is_instance(value, kind):
-        raise PipelineError(f"{source}:{_line(node)}: expected a {kind.__name__}, got {value!r}")
+        kinds = {bool: "a boolean", float: "a float", str: "a string"}
+        # a boolean as written: YAML 1.1 reads yes/no/on/off as one
+        got = node.value if isinstance(value, bool) else repr(value)
+        got += f" ({kinds[type(value)]})" if type(value) in kinds else ""
+        raise PipelineError(f"{source}:{_line(node)}: {given}expected {what}, got {got}")
     return value
 
 
@@ -601,7 +617,9 @@ def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
     if "passes" not in fields:
         raise PipelineError(f"{source}:{line}: `repeat:` needs a `passes:` list")
     iterations = (
-        _scalar(fields["max_iterations"][1], source, int) if "max_iterations" in fields else 8
+        _scalar(fields["max_iterations"][1], source, int, "max_iterations")
+        if "max_iterations" in fields
+        else 8
     )
     if iterations < 1:
         raise PipelineError(f"{source}:{line}: max_iterations must be at least 1")
