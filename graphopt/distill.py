@@ -397,6 +397,10 @@ def write_targets(
         except TypeError:
             raise DistillError(f"{argument} must be an integer, got {given!r}") from None
     axis, batch_size, checkpoint = counts["axis"], counts["batch_size"], counts["checkpoint"]
+    for argument, names in (("logits", logits), ("hints", hints), ("outputs", outputs)):
+        if isinstance(names, str | bytes):  # its letters were taken for names: outputs="ab"
+            # stored outputs 'a' and 'b', logits="logits" said "no output 'l', 'o', ..."
+            raise DistillError(f"{argument} must be a list of names, not the string {names!r}")
     if not isinstance(temperature, int | float | np.integer | np.floating):
         raise DistillError(f"temperature must be a number, got {temperature!r}")
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform

@@ -532,3 +532,16 @@ def test_feed_dicts_that_differ_in_a_batch_or_hold_lists_are_one_line(tmp_path):
         _identity(), [{"x": x}, {"x": [[3.0, 2.0, 1.0, 0.0]]}], tmp_path / "l", batch_size=2
     )
     np.testing.assert_array_equal(load_targets(tmp_path / "l")["y"], [[0, 1, 2, 3], [3, 2, 1, 0]])
+
+
+def test_a_string_of_names_is_refused_not_read_letter_by_letter(tmp_path):
+    # outputs="ay" stored the outputs 'a' and 'y' (exit 0): its letters were taken for names
+    teacher = _model(
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", 4]) for name in "ay"],
+    )
+    for argument in ("outputs", "logits", "hints"):
+        with pytest.raises(DistillError, match=f"{argument} must be a list of names, not the st"):
+            write_targets(teacher, _feeds([[0, 1, 2, 3]]), tmp_path / argument, **{argument: "ay"})
+        assert not (tmp_path / argument).exists()
