@@ -231,3 +231,54 @@ def test_a_conv_transpose_with_output_shape_keeps_its_rank(size, attributes):
     feeds = {"x": np.linspace(-1, 1, int(np.prod(size)), dtype=np.float32).reshape(size)}
     for pipeline in ("default", "ort-cpu"):
         assert_same_outputs(model, graphopt.optimize(model, pipeline=pipeline), feeds)
+
+
+def _shape_of_one_node(
+    opset: int, node: onnx.NodeProto, size: list[int], *inits
+) -> onnx.ModelProto:
+    """Cast(Shape(y), float) of `node` (x → y) over x of `size`."""
+    shape = onnx.helper.make_node("Shape", ["y"], ["shape"])
+    cast = onnx.helper.make_node("Cast", ["shape"], ["z"], to=onnx.TensorProto.FLOAT)
+    graph = onnx.helper.make_graph(
+        [node, shape, cast],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, size)],
+        [onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None)],
+        list(inits),
+    )
+    return onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", opset)], ir_version=7
+    )
+
+
+@pytest.mark.parametrize(
+    ("opset", "node", "size", "inits"),
+    [
+        # negative axes, which opsets 1-10 do not define: onnxruntime counts them from the
+        # back ([1, 5] and [4, 3]), inference kept x's dims ([5] and [4, 1, 3])
+        (9, onnx.helper.make_node("Unsqueeze", ["x"], ["y"], axes=[-2]), [5], []),
+        (9, onnx.helper.make_node("Squeeze", ["x"], ["y"], axes=[-2]), [4, 1, 3], []),
+        (7, onnx.helper.make_node("Unsqueeze", ["x"], ["y"], axes=[-1]), [5, 3], []),
+        # a slope that x does not take unidirectionally: onnxruntime broadcasts it both ways
+        # ([5, 5, 5]), inference states x's [5, 5, 1]
+        (
+            13,
+            onnx.helper.make_node("PRelu", ["x", "slope"], ["y"]),
+            [5, 5, 1],
+            [onnx.numpy_helper.from_array(np.linspace(0, 1, 5, dtype=np.float32), "slope")],
+        ),
+    ],
+    ids=["unsqueeze-9", "squeeze-9", "unsqueeze-7", "prelu"],
+)
+def test_onnxruntime_shapes_of_nodes_the_spec_does_not_define(opset, node, size, inits):
+    model = _shape_of_one_node(opset, node, size, *inits)
+    feeds = {"x": np.linspace(-1, 1, int(np.prod(size)), dtype=np.float32).reshape(size)}
+    real = run_at(model, feeds, level="disable")["z"]
+    stated = shape_facts(model).shape("y")
+    assert stated is None or (
+        len(stated) == real.size
+        and all(not isinstance(d, int) or d == r for d, r in zip(stated, real, strict=True))
+    )
+    for pipeline in ("default", "tensorrt"):
+        out = graphopt.optimize(model, pipeline=pipeline)
+        np.testing.assert_array_equal(run_at(out, feeds, level="disable")["z"], real)

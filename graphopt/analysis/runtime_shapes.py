@@ -21,6 +21,11 @@ onnxruntime's kernels:
   onnxruntime 1.32 returns the input's dims there (Resize(x[2, 1, 9, 4], sizes [3, 27],
   axes [-2, -1], not_larger): [2, 1, 9, 4]), inference the policy's ([2, 1, 3, 1]). Those
   dims are left unknown.
+* Squeeze/Unsqueeze of opsets 1-10 with negative axes (defined from opset 11): onnxruntime
+  counts them from the back, inference keeps x's dims (Unsqueeze(x[5], axes [-2]):
+  onnxruntime [1, 5], inference [5]).
+* PRelu with a slope that is not unidirectionally broadcastable to x: onnxruntime broadcasts
+  both ways (x[5, 5, 1], slope [5]: [5, 5, 5]), inference states x's shape.
 * ConvTranspose with output_shape: inference states a rank-2 [N, C] for some (x[1, 2, 7],
   kernel 3, strides 2, output_shape [1]: onnxruntime [1, 2, 1]); the spatial dims of those
   are left unknown.
@@ -62,7 +67,8 @@ Dim = int | str | None
 
 POOLS = frozenset({"MaxPool", "AveragePool", "LpPool"})
 RESIZES = frozenset({"Resize", "Upsample"})
-SUSPECT_OPS = POOLS | RESIZES | {"ConvTranspose", "STFT"}
+AXES_OPS = frozenset({"Squeeze", "Unsqueeze"})
+SUSPECT_OPS = POOLS | RESIZES | AXES_OPS | {"ConvTranspose", "STFT", "PRelu"}
 BODIED = frozenset({"If", "Loop", "Scan"})
 
 
@@ -87,7 +93,9 @@ def is_suspect(node: onnx.NodeProto) -> bool:
     if node.op_type == "STFT":
         frame_length = node.input[3] if len(node.input) > 3 else ""
         return attribute_value(node, "onesided", 1) == 1 and not frame_length
-    return node.op_type in RESIZES
+    if node.op_type in AXES_OPS:  # (negative axes: opsets 1-10 only, `_corrected`)
+        return any(a < 0 for a in attribute_value(node, "axes", None) or [])
+    return node.op_type in RESIZES or node.op_type == "PRelu"
 
 
 def pooled_dims(node: onnx.NodeProto, dims: tuple[Dim, ...]) -> list[Dim]:
@@ -233,6 +241,20 @@ def _corrected(
         return _stft_dims(node, infos, have)
     if dims is None or have is None:
         return None  # no rank, so no size either: nothing wrong to take
+    want: list[Dim] | None
+    if node.op_type in AXES_OPS:
+        want = _axes_dims(node, dims, opset)
+        return None if want is None or tuple(want) == have else want
+    if node.op_type == "PRelu":
+        slope = infos.get(node.input[1]) if len(node.input) > 1 else None
+        slope_dims = declared_dims(slope) if slope is not None else None
+        want = None if slope_dims is None else _broadcast(dims, slope_dims)
+        if want is None or (
+            len(want) == len(have)
+            and all(w == h or not isinstance(h, int) for w, h in zip(want, have, strict=True))
+        ):
+            return None
+        return want
     if node.op_type == "ConvTranspose" and attribute_value(node, "output_shape", None) is not None:
         if len(have) == len(dims):
             return None  # output_shape's dims, as onnxruntime gives them
@@ -240,7 +262,6 @@ def _corrected(
         return [have[j] if j < min(2, len(have)) else None for j in range(len(dims))]
     if len(have) != len(dims):
         return None
-    want: list[Dim] | None
     if node.op_type in POOLS:
         want = pooled_dims(node, dims) if len(dims) > 2 else None
     elif node.op_type == "ConvTranspose":
@@ -261,6 +282,38 @@ def _corrected(
             h if w == h or (w is None and not isinstance(h, int)) else None for _, (w, h) in pairs
         ]
     return [h if j < 2 else w for j, (w, h) in pairs]  # batch, channels as inferred
+
+
+def _axes_dims(node: onnx.NodeProto, dims: tuple[Dim, ...], opset: int) -> list[Dim] | None:
+    """The output dims onnxruntime gives Squeeze/Unsqueeze `node` of opset 1-10 with negative
+    axes (which those opsets do not define and onnxruntime counts from the back, where
+    inference leaves x's dims as they are); None elsewhere."""
+    axes = attribute_value(node, "axes", None) or []
+    if opset >= 11 or not any(a < 0 for a in axes):
+        return None
+    rank = len(dims) + (len(axes) if node.op_type == "Unsqueeze" else 0)
+    picked = {a + rank * (a < 0) for a in axes}
+    if node.op_type == "Squeeze":
+        return [d for j, d in enumerate(dims) if j not in picked]
+    rest = iter(dims)
+    return [1 if j in picked else next(rest, None) for j in range(rank)]
+
+
+def _broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> list[Dim]:
+    """The dims of numpy's broadcasting of dims `a` and `b` (PRelu in onnxruntime broadcasts
+    its slope both ways; inference takes x's shape): None where it is not known."""
+    rank = max(len(a), len(b))
+    out: list[Dim] = []
+    for x, y in zip((1,) * (rank - len(a)) + a, (1,) * (rank - len(b)) + b, strict=True):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        elif isinstance(x, int):
+            out.append(x)  # (y is 1 or x, or onnxruntime refuses)
+        else:
+            out.append(y if isinstance(y, int) else None)
+    return out
 
 
 def _negative_axes_kept_aspect(
