@@ -545,3 +545,20 @@ def test_a_string_of_names_is_refused_not_read_letter_by_letter(tmp_path):
         with pytest.raises(DistillError, match=f"{argument} must be a list of names, not the st"):
             write_targets(teacher, _feeds([[0, 1, 2, 3]]), tmp_path / argument, **{argument: "ay"})
         assert not (tmp_path / argument).exists()
+
+
+def test_a_class_axis_of_one_class_is_refused(tmp_path):
+    # a probability map [n, 1, 3] as logits along axis 1: every soft target was 1.0 (exit 0)
+    teacher = _model(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, 3])],
+    )
+    feeds = [{"x": np.array([[[0.2, 0.5, 0.9]]], np.float32)}]
+    with pytest.raises(DistillError, match=r"class axis 1 of logits 'y' \(1, 1, 3\) holds one"):
+        write_targets(teacher, feeds, tmp_path / "t", logits=["y"], axis=1)
+    assert not (tmp_path / "t" / "manifest.json").exists()
+    write_targets(teacher, feeds, tmp_path / "w", logits=["y"], axis=2)  # 3 classes: fine
+    np.testing.assert_allclose(
+        load_targets(tmp_path / "w")["y"], softmax(feeds[0]["x"], axis=2), rtol=1e-6
+    )
