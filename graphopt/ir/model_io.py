@@ -441,21 +441,24 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
 
 
 def _refuse_opset_imported_twice(proto: onnx.ModelProto, where: str) -> None:
-    """A `LoadError` for a domain imported at two opset versions ("" and "ai.onnx" are one):
-    which one applies is not settled. onnxruntime reads the last import ("" 11 then "" 13: a
-    Squeeze with an `axes` attribute is invalid), onnx.checker the last "" one ("" 11 then
-    ai.onnx 13: valid to it, refused by onnxruntime), and graphopt's passes read either (the
-    index the last, `default_opset` the first). The same version twice is harmless."""
-    seen: dict[str, int] = {}
+    """A `LoadError` for a model importing the default domain both as "" and as "ai.onnx", at
+    different versions: onnxruntime reads the last import of either ("" 11 then ai.onnx 13: a
+    Squeeze with an `axes` attribute is refused), onnx.checker the "" one (valid to it), so
+    what the model means is not settled. The default domain imported twice under one name
+    loads: both read the last import there, as the Graph's index does (`default_opset` reads
+    the first; quantize of "" 11 then "" 13 stops on onnx.version_converter's assertion)."""
+    plain = dotted = None
     for o in proto.opset_import:
-        domain = "" if o.domain in ("", "ai.onnx") else o.domain
-        known = seen.setdefault(domain, o.version)
-        if known != o.version:
-            what = "the default domain" if not domain else f"domain {domain!r}"
-            raise LoadError(
-                f"{where}: the model imports {what} at two opsets ({known} and {o.version}), "
-                "and tools differ on which applies: keep one"
-            )
+        if o.domain == "":
+            plain = o.version
+        elif o.domain == "ai.onnx":
+            dotted = o.version
+    if plain is not None and dotted is not None and plain != dotted:
+        raise LoadError(
+            f'{where}: the model imports the default domain as "" at opset {plain} and as '
+            f'"ai.onnx" at opset {dotted} (onnxruntime and onnx.checker read different ones): '
+            "keep one"
+        )
 
 
 def _refuse_unknown_ir_version(proto: onnx.ModelProto, where: str) -> None:
