@@ -86,11 +86,13 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     from graphopt.analysis import fusion_groups, post_dominator_tree, shape_facts
     from graphopt.analysis.dominators import tree_depths
     from graphopt.ir import Graph, load
+    from graphopt.passes.base import PassContext
 
     loaded = load(path)
     model = loaded.model
     graph = Graph(model)
-    facts = shape_facts(graph)
+    ctx = PassContext()  # the shape facts, inferred once for the report and the fusion groups
+    facts = shape_facts(graph, ctx)
     ops = Counter(_op_name(n) for n in graph.nodes.values())
     tree = post_dominator_tree(graph)
     depths = tree_depths(tree)
@@ -101,7 +103,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     while node is not None:
         chain.append(_text(node))
         node = tree[node]
-    groups = fusion_groups(graph, max_group_size)
+    groups = fusion_groups(graph, max_group_size, ctx)
     constants = [
         g for g in groups if len(g.nodes) == 1 and graph.nodes[g.nodes[0]].op_type == "Constant"
     ]
