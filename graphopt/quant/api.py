@@ -95,11 +95,11 @@ class QuantizeReport:
     error: float | None = None  # output error vs FP32 on the samples (`default_metric`)
     sidecar: str | None = None  # the cache sidecar whose float choices this run applied
     # tensors no int8 scale represents, which get no Q/DQ and no cache entry: those holding
-    # NaN or infinity in calibration → where (e.g. "-inf in calibration feed 0"), those whose
-    # scale would be under the least scale written → their max|x|; and the nodes that would
-    # have quantized them, kept float
+    # NaN or infinity in calibration → where (e.g. "-inf in calibration feed 0"); the others
+    # (`parameters`: empty in every feed, or a scale under the least one written) → why; and
+    # the nodes that would have quantized them, kept float
     non_finite: dict[str, str] = field(default_factory=dict)
-    too_small: dict[str, str] = field(default_factory=dict)
+    unscaled: dict[str, str] = field(default_factory=dict)
     unscaled_nodes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -452,19 +452,15 @@ def quantize_with_report(
         # would be raised to it: the model's scale no longer the cache's, its values rounded
         # to 0 or a few steps
         floored = {
-            t: f"cache scale {float(scales[t]):.3g} under {float(params[t].scale):.3g}"
+            t: f"cache scale {float(scales[t]):.3g} under the least scale written, "
+            f"{float(params[t].scale):.3g}"
             for t in planned
             if t in scales and t not in kept and params[t].scale > scales[t]
         }
         if floored:
-            report.too_small.update(floored)
+            report.unscaled.update(floored)
             report.unscaled_nodes = _keep_unscaled_float(
-                floored,
-                placement,
-                graph,
-                fixed_float,
-                "a cache scale under the least scale a Q/DQ is written with",
-                refuse_empty=False,
+                floored, placement, graph, fixed_float, ("has", "have"), "no int8 scale"
             )
             fixed_float |= set(report.unscaled_nodes)
         if calibration_data is not None and keep_samples:
@@ -493,6 +489,7 @@ def quantize_with_report(
                 placement,
                 graph,
                 fixed_float,
+                ("holds", "hold"),
                 "NaN or infinity in calibration",
                 refuse_empty=True,
             )
@@ -505,16 +502,11 @@ def quantize_with_report(
             method,
             percentile,
             entropy_floor,
-            too_small=report.too_small,
+            unscaled=report.unscaled,
         )
-        if report.too_small:
+        if report.unscaled:
             nodes = _keep_unscaled_float(
-                report.too_small,
-                placement,
-                graph,
-                fixed_float,
-                "values too small for an int8 scale",
-                refuse_empty=False,
+                report.unscaled, placement, graph, fixed_float, ("has", "have"), "no int8 scale"
             )
             report.unscaled_nodes = sorted(set(report.unscaled_nodes) | set(nodes))
             fixed_float |= set(nodes)
@@ -976,12 +968,13 @@ def _keep_unscaled_float(
     placement: Plan,
     graph: Graph,
     fixed_float: set[str],
+    verb: tuple[str, str],
     problem: str,
-    refuse_empty: bool,
+    refuse_empty: bool = False,
 ) -> list[str]:
     """The planned nodes that would put a Q/DQ on a tensor of `unscaled` (tensor → why no int8
-    scale represents it), which stay float; warned once, in one line (`problem`: what the
-    tensors hold, e.g. "NaN or infinity in calibration"). Only those tensors are left float, as
+    scale represents it), which stay float; warned once, in one line ("2 tensors `verb`
+    `problem`: ..."; `verb`: singular and plural). Only those tensors are left float, as
     `keep_nodes` leaves one, and the rest is quantized. With `refuse_empty`, a QuantizeError
     when that leaves nothing to quantize (every tensor the run would quantize holds NaN or
     infinity: the calibration data or the model is broken, and a float model back would hide
@@ -1002,10 +995,9 @@ def _keep_unscaled_float(
     shown = [f"{t!r} ({why})" for t, why in list(unscaled.items())[:5]]
     more = f" and {len(unscaled) - 5} more" if len(unscaled) > 5 else ""
     log.warning(
-        "%s hold%s %s: %s%s; no int8 scale represents those, so %s no Q/DQ (and no "
-        "calibration cache entry), and %s",
+        "%s %s %s: %s%s; %s no Q/DQ (and no calibration cache entry), and %s",
         counted(len(unscaled), "tensor"),
-        "s" if len(unscaled) == 1 else "",
+        verb[len(unscaled) != 1],
         problem,
         ", ".join(shown),
         more,
@@ -1213,21 +1205,27 @@ def parameters(
     method: str,
     percentile: float = 99.99,
     entropy_floor: float | None = ENTROPY_FLOOR_PERCENTILE,
-    too_small: dict[str, str] | None = None,
+    unscaled: dict[str, str] | None = None,
 ) -> tuple[dict[str, ActivationQuant], dict[str, np.float32]]:
     """Activation parameters per tensor and the cache scales (amax/127), groups shared.
 
-    A tensor whose values are not all 0 but whose scale is under the least scale Q/DQ is
-    written with (`ActivationQuant`'s floor, 1e-12: max|x| under ~1.3e-10) would quantize
-    every value to 0 or to a few steps (x·1e-30 before a Conv: output error 63% of its range).
-    With `too_small`, such a tensor is recorded there (tensor → its max|x|) and left out of both
-    results (`quantize` keeps it float); without, it takes the floor."""
+    No scale exists for a tensor (its group) that was empty in every calibration feed (a
+    second stage's rows that no calibration image selected): it took the least scale, 1e-12,
+    and every value it held at inference quantized to ~0 (a MatMul behind it: output error
+    58-84% of its range). Nor for one whose values are not all 0 but whose scale is under the
+    least scale Q/DQ is written with (`ActivationQuant`'s floor, 1e-12: max|x| under
+    ~1.3e-10): every value quantized to 0 or to a few steps (x·1e-30 before a Conv: output
+    error 63% of its range). With `unscaled`, such a tensor is recorded there (tensor → why)
+    and left out of both results (`quantize` keeps it float); without, it takes the floor."""
     amax = {t: c.compute_amax(method, percentile, entropy_floor) for t, c in calibrators.items()}
     group_amax: dict[str, float] = {}
     group_lo: dict[str, float] = {}
     group_hi: dict[str, float] = {}
+    seen: set[str] = set()  # groups with a value in some feed
     for t, c in calibrators.items():
         g = placement.share.get(t, t)
+        if c.maximum >= c.minimum:
+            seen.add(g)
         group_amax[g] = max(group_amax.get(g, 0.0), amax[t])
         group_lo[g] = min(group_lo.get(g, 0.0), c.minimum if c.maximum >= c.minimum else 0.0)
         group_hi[g] = max(group_hi.get(g, 0.0), c.maximum if c.maximum >= c.minimum else 0.0)
@@ -1262,9 +1260,15 @@ def parameters(
             param = ActivationQuant.asymmetric(lo, hi)
             span = max(hi, 0.0) - min(lo, 0.0)
             natural = np.float32(span / 255.0)
-        if too_small is not None and span > 0.0 and param.scale > natural:
+        if unscaled is not None and g not in seen:
+            unscaled[t] = "empty in every calibration feed"
+            continue
+        if unscaled is not None and span > 0.0 and param.scale > natural:
             # the floor, not the values, set the scale
-            too_small[t] = f"max|x| {a:.3g}, scale {float(natural):.3g} under {param.scale:.3g}"
+            unscaled[t] = (
+                f"max|x| {a:.3g}: scale {float(natural):.3g} under the least scale written, "
+                f"{param.scale:.3g}"
+            )
             continue
         scales[t] = scale
         params[t] = param
