@@ -758,11 +758,12 @@ def _create(
                 f"class axis {axis} of logits {spec.source!r} is the batch axis, on which "
                 "samples are stacked (softmax there mixes samples); give the class axis"
             )
-        if spec.kind == "soft" and arr.shape[axis] == 1:  # ([N, 1, H, W] along axis 1: all
-            # soft targets were 1.0, the teacher's values lost, exit 0)
+        if spec.kind == "soft" and arr.shape[axis] <= 1:  # ([N, 1, H, W] along axis 1: all
+            # soft targets were 1.0, the teacher's values lost, exit 0; none: a ValueError)
+            held = "one class: softmax there is 1 everywhere" if arr.shape[axis] else "no class"
             raise DistillError(
-                f"class axis {axis} of logits {spec.source!r} {arr.shape} holds one class: "
-                "softmax there is 1 everywhere; give the class axis (or store the output raw)"
+                f"class axis {axis} of logits {spec.source!r} {arr.shape} holds {held}; give the "
+                "class axis (or store the output raw)"
             )
         if arr.ndim == 0 or arr.shape[0] != batch * per:
             raise DistillError(

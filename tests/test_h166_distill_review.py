@@ -551,13 +551,16 @@ def test_a_class_axis_of_one_class_is_refused(tmp_path):
     # a probability map [n, 1, 3] as logits along axis 1: every soft target was 1.0 (exit 0)
     teacher = _model(
         [helper.make_node("Identity", ["x"], ["y"])],
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, 3])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "k"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "k"])],
     )
     feeds = [{"x": np.array([[[0.2, 0.5, 0.9]]], np.float32)}]
     with pytest.raises(DistillError, match=r"class axis 1 of logits 'y' \(1, 1, 3\) holds one"):
         write_targets(teacher, feeds, tmp_path / "t", logits=["y"], axis=1)
     assert not (tmp_path / "t" / "manifest.json").exists()
+    with pytest.raises(DistillError, match=r"class axis -1 of logits 'y' \(1, 1, 0\) holds no"):
+        empty = [{"x": np.zeros((1, 1, 0), np.float32)}]  # a ValueError out of np.max
+        write_targets(teacher, empty, tmp_path / "e", logits=["y"])
     write_targets(teacher, feeds, tmp_path / "w", logits=["y"], axis=2)  # 3 classes: fine
     np.testing.assert_allclose(
         load_targets(tmp_path / "w")["y"], softmax(feeds[0]["x"], axis=2), rtol=1e-6
