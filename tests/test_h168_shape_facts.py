@@ -282,3 +282,22 @@ def test_onnxruntime_shapes_of_nodes_the_spec_does_not_define(opset, node, size,
     for pipeline in ("default", "tensorrt"):
         out = graphopt.optimize(model, pipeline=pipeline)
         np.testing.assert_array_equal(run_at(out, feeds, level="disable")["z"], real)
+
+
+@pytest.mark.parametrize("size", [[1, 6, 1], ["N", 6, 1]])
+def test_a_squeeze_by_empty_axes_squeezes_every_dim_of_one(size):
+    # onnxruntime squeezes every dim of 1 where the axes input is an empty constant ([6]);
+    # ONNX inference squeezed none ([1, 6, 1]), and Shape(y) was folded to that
+    empty = onnx.numpy_helper.from_array(np.zeros(0, np.int64), "axes")
+    node = onnx.helper.make_node("Squeeze", ["x", "axes"], ["y"])
+    model = _shape_of_one_node(13, node, size, empty)
+    feeds = {"x": np.linspace(-1, 1, 6, dtype=np.float32).reshape(1, 6, 1)}
+    real = run_at(model, feeds, level="disable")["z"]
+    stated = shape_facts(model).shape("y")
+    assert stated is None or (
+        len(stated) == real.size
+        and all(not isinstance(d, int) or d == r for d, r in zip(stated, real, strict=True))
+    )
+    for pipeline in ("default", "tensorrt"):
+        out = graphopt.optimize(model, pipeline=pipeline)
+        np.testing.assert_array_equal(run_at(out, feeds, level="disable")["z"], real)

@@ -263,6 +263,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
     g.node.extend(kept)
     _hide_disputed_slice_ends(graph, g)  # (reads the steps as they are)
     _tame_slice_steps(graph, light)
+    _drop_empty_squeeze_axes(graph, g)
     g.output.extend(graph.proto.output)
     # a constant's value_info says nothing its tensor does not: without it (and cleared of
     # its shape, inference takes the value_info over the initializer's dims: torch dynamo
@@ -397,16 +398,32 @@ def _hide_disputed_slice_ends(graph: Graph, g: onnx.GraphProto) -> None:
         node.input[2] = name
 
 
-def _slices(g: onnx.GraphProto | onnx.FunctionProto) -> Any:
-    """(graph, node) for every Slice node of `g` (a graph or a function) and of the bodies
-    inside it."""
+def _slices(g: onnx.GraphProto | onnx.FunctionProto, wanted: str = "Slice") -> Any:
+    """(graph, node) for every `wanted` node (Slice) of `g` (a graph or a function) and of
+    the bodies inside it."""
     for node in g.node:
         op = node.op_type
-        if op == "Slice":
+        if op == wanted:
             yield g, node
         elif op in ("If", "Loop", "Scan") or node.domain not in ("", "ai.onnx"):
             for body in subgraphs(node):
-                yield from _slices(body)
+                yield from _slices(body, wanted)
+
+
+def _drop_empty_squeeze_axes(graph: Graph, g: onnx.GraphProto) -> None:
+    """Give the Squeeze nodes of light graph `g` (and of its bodies) whose axes input is an
+    empty constant no axes input: onnxruntime squeezes every dim of 1 then, as without axes,
+    where ONNX inference squeezes none (Squeeze(x[1, 6, 1], []): onnxruntime [6])."""
+    if graph.opset_version("") < 13:
+        return  # (axes is an attribute)
+    for body, node in _slices(g, "Squeeze"):
+        if len(node.input) < 2 or not node.input[1] or not is_default_domain(node):
+            continue
+        axes = _local_constant(body, node.input[1]) if body is not g else None
+        if axes is None:
+            axes = graph.constant(node.input[1])
+        if axes is not None and axes.size == 0:
+            del node.input[1:]
 
 
 def _local_constant(g: onnx.GraphProto | onnx.FunctionProto, name: str) -> np.ndarray | None:
