@@ -134,7 +134,7 @@ class QuantizeReport:
         if self.unscaled_nodes:
             out.append(
                 "kept in float (no int8 scale for a tensor they read or write: NaN or infinity, "
-                "or values under the least scale): " + ", ".join(self.unscaled_nodes)
+                "empty in every feed, or under the least scale): " + ", ".join(self.unscaled_nodes)
             )
         if self.sidecar:
             what = "stem, keep_nodes" + ("" if self.sensitivity else ", accuracy search")
@@ -561,7 +561,7 @@ def quantize_with_report(
                 ("the stem (keep_stem)", report.stem),
                 ("keep_nodes", asked_float),
                 ("the accuracy search", report.kept_float),
-                ("no int8 scale (NaN, infinity or tiny values)", report.unscaled_nodes),
+                ("no int8 scale (NaN, infinity, empty or tiny)", report.unscaled_nodes),
                 ("unquantizable", sorted(stayed_float)),
             )
             if names
@@ -1266,7 +1266,7 @@ def parameters(
         if unscaled is not None and span > 0.0 and param.scale > natural:
             # the floor, not the values, set the scale
             unscaled[t] = (
-                f"max|x| {a:.3g}: scale {float(natural):.3g} under the least scale written, "
+                f"amax {a:.3g}: scale {float(natural):.3g} under the least scale written, "
                 f"{param.scale:.3g}"
             )
             continue
