@@ -238,24 +238,31 @@ def max_rel_diff(reference: list[list[np.ndarray]], got: list[list[np.ndarray]])
     The scale is an output's range over all images, not per image: a text detector's
     probability map on a photograph without text is ~1e-7 everywhere, and dividing by that
     would turn float noise into a "difference" of order 1. Another number of outputs, like
-    another shape, is an infinite difference.
+    another shape, is an infinite difference. A NaN where the original has a number (or a
+    number where it has NaN) makes the result NaN: Python's `max(d, nan)` keeps `d`, which
+    hid it. The same NaN or infinity on both sides is no difference.
     """
     if any(len(r) != len(g) for r, g in zip(reference, got, strict=True)):
         return float("inf")
-    worst = 0.0
+    per_output: list[float] = []
     for index in range(len(reference[0]) if reference else 0):
-        delta, scale = 0.0, 0.0
+        deltas, scale = [], 0.0
         for ref_outs, got_outs in zip(reference, got, strict=True):
             a, b = ref_outs[index], got_outs[index]
             if a.shape != b.shape:
                 return float("inf")
             if a.size == 0:
                 continue
-            a64 = a.astype(np.float64)
-            delta = max(delta, float(np.max(np.abs(a64 - b.astype(np.float64)))))
-            scale = max(scale, float(np.max(np.abs(a64))))
-        worst = max(worst, delta / (scale or 1.0))
-    return worst
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            with np.errstate(invalid="ignore"):  # inf − inf: NaN, set to 0 below
+                diff = np.abs(a64 - b64)
+            diff[(a64 == b64) | (np.isnan(a64) & np.isnan(b64))] = 0.0
+            deltas.append(float(np.max(diff)))  # NaN where only one side is NaN
+            finite = np.abs(a64[np.isfinite(a64)])
+            scale = max(scale, float(np.max(finite)) if finite.size else 0.0)
+        delta = float(np.max(deltas)) if deltas else 0.0  # np.max keeps a NaN
+        per_output.append(delta / (scale or 1.0))
+    return float(np.max(per_output)) if per_output else 0.0
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
