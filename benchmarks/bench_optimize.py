@@ -30,7 +30,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,14 +145,40 @@ class OptimizeTimeRow:
 
 
 def nodes_that_run(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """The main graph's nodes; for a model behind graphopt's NCHWc guard (`ort-cpu`: a probe,
-    then If(block size matches, NCHWc graph, NCHW graph)) the probe's nodes and the NCHWc
-    branch, the graph a CPU with that block size runs."""
+    """The model's nodes, counted the same way for every tool: the main graph's, every node
+    inside an If/Loop/Scan body (all branches: what the model holds), and for a call of one
+    of the model's own functions the function's nodes instead of the call (a tool that moves
+    nodes into a function must not look smaller). For a model behind graphopt's NCHWc guard
+    (`ort-cpu`: a probe, then If(block size matches, NCHWc graph, NCHW graph)) the probe's
+    nodes and the NCHWc branch, the graph a CPU with that block size runs."""
     from graphopt.passes.nchwc_fallback import branches
 
     nodes = list(model.graph.node)
     guarded = branches(model)
-    return nodes if guarded is None else nodes[:-1] + list(guarded[0].node)
+    if guarded is not None:
+        nodes = nodes[:-1] + list(guarded[0].node)
+    functions = {(f.domain, f.name, f.overload): f for f in model.functions}
+    return list(_expanded(nodes, functions, ()))
+
+
+def _expanded(
+    nodes: Sequence[onnx.NodeProto],
+    functions: dict[tuple[str, str, str], onnx.FunctionProto],
+    calling: tuple[tuple[str, str, str], ...],
+) -> Iterator[onnx.NodeProto]:
+    """`nodes` with function calls replaced by the functions' nodes and each node followed by
+    the nodes of its subgraphs, recursively (`calling`: the functions being expanded, so a
+    function that calls itself, which onnx forbids, ends as one call)."""
+    for node in nodes:
+        key = (node.domain, node.op_type, node.overload)
+        function = functions.get(key)
+        if function is not None and key not in calling:
+            yield from _expanded(function.node, functions, (*calling, key))
+            continue
+        yield node
+        for attr in node.attribute:
+            for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _expanded(body.node, functions, calling)
 
 
 def non_constant_nodes(model: onnx.ModelProto) -> int:

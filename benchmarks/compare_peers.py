@@ -5,7 +5,8 @@ For every tool and model it records:
 
 - optimize time: path in → file out, median over `--opt-runs` rounds interleaved (ABBA) with
   the load + serialize + write floor of the same file, and the ratio to that floor;
-- node count: non-`Constant` nodes of the main graph (and the op histogram);
+- node count: non-`Constant` nodes of the main graph, of If/Loop/Scan bodies and of the
+  model's own functions in place of their calls (and the op histogram);
 - onnxruntime CPU latency of the output at ORT_ENABLE_ALL and at ORT_DISABLE_ALL, 2 intra-op
   threads, `--runs` rounds; PAIRED and INTERLEAVED: every round runs every (tool, level)
   session once on the same real image, in a rotating order, each time back to back with the
@@ -433,7 +434,8 @@ def compare(
             "latency_runs_are_hot": "each timed run follows an untimed run of the same session",
             "max_diff_reference": "original model at ORT_DISABLE_ALL; per output "
             "max|a-b| / max|a| over all images, max over outputs",
-            "nodes": "non-Constant nodes of the main graph",
+            "nodes": "non-Constant nodes: main graph, If/Loop/Scan bodies, model-local "
+            "functions' nodes for their calls (ort-cpu's guard: the NCHWc branch)",
             "onnxoptimizer_passes": "get_fuse_and_elimination_passes()",
         },
         "models": results,
