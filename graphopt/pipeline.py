@@ -150,7 +150,9 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise PipelineError(f"{shown(path)}: pipeline file not found")
+            raise PipelineError(
+                f"{shown(path)}: {_no_file(path, 'pipeline', 'pipeline file not found')}"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
@@ -258,6 +260,16 @@ def _plain_copying(cls: type) -> bool:
     )
 
 
+def _no_file(path: Path, kind: str, missing: str) -> str:
+    """Why `path` is no file to read: a folder, or a pipe or device (whose text a second read,
+    such as a sidecar's digest, would not see again), else `missing`. Both were "not found"."""
+    if path.is_dir():
+        return f"is a folder, not a {kind} file"
+    if path.exists():
+        return f"is not a regular file (a pipe or a device); give a {kind} file"
+    return missing
+
+
 def _not_utf8(error: UnicodeDecodeError) -> str:
     """ "<line>: not UTF-8 text: ..." for a pipeline file's bytes that `error` refused: it
     said "'utf-8' codec can't decode byte 0xff in position 37", a position in bytes, no line."""
@@ -360,7 +372,8 @@ def _parse_pipeline(
             rel = Path(_scalar(item, source, str))
             path = rel if rel.is_absolute() or base_dir is None else base_dir / rel
             if not path.is_file():
-                raise PipelineError(f"{source}:{_line(item)}: rule file {str(rel)!r} not found")
+                missing = _no_file(path, "rule", "not found")
+                raise PipelineError(f"{source}:{_line(item)}: rule file {str(rel)!r} {missing}")
             rule_files.append(path)
     pipeline = Pipeline(name, steps, file, description, opt_level, unique_files(rule_files))
     if not including and pipeline.rule_files:  # the whole pipeline, its includes' steps too
@@ -564,6 +577,10 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     else:
         rel = Path(spec)
         path = rel if rel.is_absolute() or pc.base_dir is None else pc.base_dir / rel
+        if path.exists() and not path.is_file():
+            raise PipelineError(
+                f"{pc.source}:{line}: cannot include {spec!r}: {shown(path)} {_no_file(path, 'pipeline', '')}"
+            )
         if not path.is_file():
             raise PipelineError(
                 f"{pc.source}:{line}: cannot include {spec!r}: no such built-in pipeline "
