@@ -115,6 +115,22 @@ def test_from_cache_with_its_sidecar_makes_the_same_model(tmp_path) -> None:  # 
     assert again.SerializeToString() == q.SerializeToString()
 
 
+def test_from_cache_without_the_sidecar_says_why_a_scale_is_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The cache alone lacks 'lx' (no scale for it): the error says where the float choice was
+    recorded and what to do, in one line."""
+    cache = tmp_path / "calib.cache"
+    options = {"accuracy_target": None, "keep_stem": False, "pipeline": False}
+    quantize_with_report(_two_branches(), _feeds(), cache=cache, **options)
+    sidecar = tmp_path / "calib.cache.graphopt.json"
+    sidecar.unlink()
+    with pytest.raises(QuantizeError) as e:
+        quantize_with_report(_two_branches(), None, from_cache=cache, **options)
+    message = str(e.value)
+    assert message.startswith(f"{cache}: no scale for 1 tensor(s) the model quantizes, e.g. 'lx'")
+    assert f"as the sidecar {sidecar} says, which is not there" in message
+    assert "keep_nodes" in message and "\n" not in message
+
+
 def test_the_command_line_says_which_nodes_stayed_float(tmp_path, capsys, caplog) -> None:  # type: ignore[no-untyped-def]
     """`graphopt quantize` prints its report when a float choice was made: nodes kept float for
     NaN or infinity are one (target onnxruntime: no stem kept float to print it otherwise);

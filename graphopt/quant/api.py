@@ -433,6 +433,15 @@ def quantize_with_report(
             )
             if side_note is not None:  # (another target's or pipeline's cache: it says so)
                 why += f" ({sidecar_io.path_of(from_cache)}: {side_note})"
+            elif side is None and not zero:
+                # graphopt's own cache leaves out the tensors it found no scale for, and the
+                # sidecar names the nodes reading them, which stayed float (`parameters`)
+                why += (
+                    f" (graphopt leaves a tensor without a scale, holding NaN or infinity, empty "
+                    "or under the least scale, out of its cache and keeps its readers float, "
+                    f"as the sidecar {sidecar_io.path_of(from_cache)} says, which is not there: "
+                    "put it beside the cache, or keep those nodes float with keep_nodes)"
+                )
             raise QuantizeError(
                 f"{from_cache}: no scale for {len(missing)} tensor(s) the model quantizes, "
                 f"e.g. {(sorted(zero) or missing)[0]!r}{why}"
