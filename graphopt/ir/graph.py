@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphopt.errors import LoadError
+from graphopt.errors import LoadError, first_line
 from graphopt.ir.model_io import (
     body_redefinition_error,
     undefined_input_error,
@@ -527,15 +527,24 @@ class Graph:
         """The value of `tensor` when it is a constant (initializer that is not a graph input,
         or output of a `Constant` node with a `value` attribute); None otherwise, and for a
         tensor stored in `segment`s (one part of a larger tensor: its value is unknown here,
-        and onnx cannot read it)."""
+        and onnx cannot read it). An `UnreadableTensorError` (a one-line `LoadError`) naming
+        the tensor when its data does not make its shape and type (onnxruntime refuses it; a
+        pass read numpy's ValueError, a PassError)."""
         init = self.initializers.get(tensor)
         if init is not None:
             if self.is_graph_input(tensor) or init.HasField("segment"):
                 return None  # an overridable default, or a part of an unknown whole
-            return tensor_value(init)
+            try:
+                return tensor_value(init)
+            except _UNREADABLE as e:
+                raise unreadable_tensor_error(init, e) from e
         node = self.producer_node(tensor)
         if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            return constant_node_value(node)
+            try:
+                return constant_node_value(node)
+            except _UNREADABLE as e:
+                value = node.attribute[0].t  # (a malformed node has no value: no error)
+                raise unreadable_tensor_error(value, e) from e
         return None
 
     def is_constant(self, tensor: str) -> bool:
@@ -1125,9 +1134,24 @@ _RAW_DTYPES: dict[int, np.dtype[Any]] = {
 }
 
 
+class UnreadableTensorError(LoadError, ValueError):
+    """A tensor whose data does not make its dims and element type (a damaged model:
+    onnxruntime refuses it). A `LoadError` (one line, exit 2), and a `ValueError`, what the
+    callers of `tensor_value` catch."""
+
+
 def tensor_value(t: onnx.TensorProto) -> np.ndarray:
     """`numpy_helper.to_array(t)`, reading common little-endian raw data directly (read-only
-    view of the bytes, as `to_array` gives) instead of through its generic type dispatch."""
+    view of the bytes, as `to_array` gives) instead of through its generic type dispatch.
+
+    Raises what `to_array` raises for data that does not make the dims and type (a ValueError
+    "cannot reshape ...", a TypeError for no element type), and a ValueError for a negative
+    dim, which numpy's reshape reads as "the rest" (a [2, -3] tensor of 6 floats was read as
+    [2, 3], and its folds gave a model onnxruntime runs with values the model does not hold).
+    `Graph.constant` turns each into an `UnreadableTensorError` naming the tensor."""
+    dims = t.dims[:]
+    if dims and min(dims) < 0:
+        raise ValueError(f"negative dims {dims} are no shape")
     dtype = _RAW_DTYPES.get(t.data_type)
     if (
         dtype is not None
@@ -1136,8 +1160,24 @@ def tensor_value(t: onnx.TensorProto) -> np.ndarray:
         and t.data_location != onnx.TensorProto.EXTERNAL
         and not t.HasField("segment")
     ):
-        return np.frombuffer(t.raw_data, dtype=dtype.newbyteorder("=")).reshape(t.dims)
+        return np.frombuffer(t.raw_data, dtype=dtype.newbyteorder("=")).reshape(dims)
     return numpy_helper.to_array(t)
+
+
+# what numpy_helper.to_array (and `tensor_value`) raise for a tensor whose data does not make
+# its dims and type
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError)
+
+
+def unreadable_tensor_error(t: onnx.TensorProto, error: BaseException) -> UnreadableTensorError:
+    """The one-line error for tensor `t`, whose value `tensor_value` could not read (`error`)."""
+    kinds = onnx.TensorProto.DataType
+    kind = kinds.Name(t.data_type).lower() if t.data_type in kinds.values() else str(t.data_type)
+    shape = "x".join(map(str, t.dims[:])) or "scalar"
+    return UnreadableTensorError(
+        f"tensor {t.name!r} ({kind} {shape}) cannot be read: {first_line(error)} "
+        "(its data does not make its shape and type: a damaged model)"
+    )
 
 
 def constant_node_value(node: NodeProto) -> np.ndarray | None:
