@@ -86,19 +86,24 @@ def _latency(level: str) -> Cell:
 
 def _latency_ms(row: dict[str, Any]) -> str:
     if "error" in row:
-        return "—"
+        return "failed"
     parts = []
     for level in ("all", "disable"):
         lat = row.get("latency", {}).get(level, {})
-        parts.append(f"{lat['median_ms']:.0f}" if "median_ms" in lat else "—")
+        parts.append(
+            f"{lat['median_ms']:.0f}" if "median_ms" in lat else "failed" if "error" in lat else "—"
+        )
     return " / ".join(parts)
 
 
 def _diff(row: dict[str, Any]) -> str:
     if "error" in row:
-        return "—"
-    d = row.get("max_diff", {})
-    return " / ".join(f"{d[k]:.1e}" if k in d else "—" for k in ("disable", "all"))
+        return "failed"
+    d, lat = row.get("max_diff", {}), row.get("latency", {})
+    return " / ".join(
+        f"{d[k]:.1e}" if k in d else "failed" if "error" in lat.get(k, {}) else "—"
+        for k in ("disable", "all")
+    )
 
 
 def optimize_time_table(bench: dict[str, Any]) -> list[str]:
@@ -237,6 +242,27 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
             vals.append(math.nan if v is None else v)
         return vals
 
+    def mark_failed(ax: Any, xs: list[float], tool: str, level: str | None) -> None:
+        """Write "failed" where the tables do (the tool, or its session at `level`, failed):
+        a missing bar alone reads as "not measured"."""
+        for x, m in zip(xs, models, strict=True):
+            row = peers["models"][m]["tools"].get(tool)
+            if row is None:
+                continue
+            entry = row.get("latency", {}).get(level, {}) if level else {}
+            if "error" in row or "error" in entry:
+                ax.text(
+                    x,
+                    0.02,
+                    "failed",
+                    transform=ax.get_xaxis_transform(),
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=colors[tools.index(tool)],
+                )
+
     def lat(level: str, key: str) -> Callable[[dict[str, Any]], float | None]:
         def get(row: dict[str, Any]) -> float | None:
             entry = row.get("latency", {}).get(level, {})
@@ -256,6 +282,7 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
                 [max(0.0, b - m) for m, b in zip(mid, hi, strict=True)],
             ]
             ax.bar(xs, mid, width, yerr=err, capsize=2, label=tool, color=colors[i])
+            mark_failed(ax, xs, tool, level)
             lowest = min([lowest, *(v for v in lo if not math.isnan(v))])
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax.set_xticks(range(len(models)), models)
@@ -272,6 +299,7 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
             label=tool,
             color=colors[i],
         )
+        mark_failed(ax, xs, tool, None)
     ax.set_xticks(range(len(models)), models)
     ax.set_ylabel("non-Constant nodes")
     ax.set_title("Graph size after each tool")
@@ -310,19 +338,23 @@ _NCHWC_NOTE = (
 
 
 def _per_model(peers: dict[str, Any], tool: str, cell: Callable[[dict[str, Any]], str]) -> str:
-    """One cell of the README table: `cell` of each model's row, joined by " / "."""
+    """One cell of the README table: `cell` of each model's row, joined by " / "; "failed"
+    where the tool failed on that model (its reason is in results.md), "—" where it did not
+    run."""
     cells = []
     for model in peers["models"].values():
         row = model["tools"].get(tool)
-        cells.append("—" if row is None or "error" in row else cell(row))
+        cells.append("—" if row is None else "failed" if "error" in row else cell(row))
     return " / ".join(cells)
 
 
 def _ratio(level: str) -> Callable[[dict[str, Any]], str]:
     def cell(row: dict[str, Any]) -> str:
         lat = row.get("latency", {}).get(level)
-        if lat is None or "error" in lat:
+        if lat is None:
             return "—"
+        if "error" in lat:
+            return "failed"
         return "1" if lat["ratio"] == 1.0 and level == "all" else f"{lat['ratio']:.2f}"
 
     return cell
