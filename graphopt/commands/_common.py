@@ -267,14 +267,22 @@ def refuse_image_options_without_images(
     )
 
 
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """`path` absolute, its symbolic links followed as far as they go: `Path.resolve`, but a
+    link loop (`ln -s x x`) ends the walk where it is, as `os.path.realpath` does, where
+    Python 3.11's `resolve` raised RuntimeError ("Symlink loop from ...", a traceback from
+    every check of `-o`, `--inputs`, `-p` against the files a command reads)."""
+    return Path(os.path.realpath(path))
+
+
 def refuse_model_path(
     option: str, path: str, models: Iterable[tuple[str, str]], error: type[Exception]
 ) -> None:
     """An `error` when `path`, which `option` writes, is the path of one of `models` ((what,
     model path), checked in order): writing it would replace that model."""
-    target = Path(path).resolve()
+    target = resolved(path)
     for what, model in models:
-        if Path(model).resolve() == target:
+        if resolved(model) == target:
             raise error(f"{option} {shown(path)} is the {what} model's path; give another")
 
 
@@ -287,12 +295,12 @@ def refuse_writing_over_read_files(
     reads: `-o p.yaml -p p.yaml` replaced the pipeline with the model, `-o f.npz --inputs f.npz`
     the feeds. Only read paths that are existing files count (a --pipeline may be a built-in
     name)."""
-    sources = [(option, Path(path).resolve()) for option, path in read if path]
+    sources = [(option, resolved(path)) for option, path in read if path]
     sources = [(option, path) for option, path in sources if path.is_file()]
     for option, path in written:
         if not path:
             continue
-        target = Path(path).resolve()
+        target = resolved(path)
         for source, other in sources:
             if target == other:
                 raise error(f"{option} {shown(path)} is the {source} file; give another")
@@ -309,8 +317,8 @@ def _data_files_of(model: str) -> set[Path]:
         proto = onnx.load(model, load_external_data=False)
     except Exception:
         return set()
-    folder = Path(model).resolve().parent
-    return {(folder / ExternalDataInfo(t).location).resolve() for t in _external_tensors(proto)}
+    folder = resolved(model).parent
+    return {resolved(folder / ExternalDataInfo(t).location) for t in _external_tensors(proto)}
 
 
 def refuse_data_file_of_inputs(
@@ -325,7 +333,7 @@ def refuse_data_file_of_inputs(
 
     if output == STDOUT:
         return
-    data = Path(output).resolve().parent / default_data_location(Path(output))
+    data = resolved(output).parent / default_data_location(Path(output))
     if not data.is_file() or not any(data in _data_files_of(m) for m in models):
         return
     if model_io._over_two_gib(model):
@@ -343,7 +351,7 @@ def refuse_writing_over_data_files(
     external data file of one of the input `models`: merge, split, quantize (--cache) and build
     wrote over it, and the input model was left pointing at bytes that are not its weights.
     Only paths that exist can be one, so the models' headers are read only for those."""
-    existing = [(option, Path(path).resolve()) for option, path in written if path]
+    existing = [(option, resolved(path)) for option, path in written if path]
     existing = [(option, path) for option, path in existing if path.is_file()]
     for model in models if existing else ():
         files = _data_files_of(model)
@@ -362,12 +370,12 @@ def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: b
     input model itself is fine: its data file is then rewritten with it."""
     if not loaded.data_files:
         return
-    out = Path(output).resolve()
+    out = resolved(output)
     if out in loaded.data_files:
         raise SaveError(
             f"{shown(output)}: is an external data file of the input model; choose another"
         )
-    same_model = loaded.source is not None and out == loaded.source.resolve()
+    same_model = loaded.source is not None and out == resolved(loaded.source)
     data = out.parent / default_data_location(out)
     if external and not same_model and data in loaded.data_files:
         raise SaveError(
@@ -447,6 +455,8 @@ def _check_writable(
         )
     folders = [where]
     if not folder and target.is_symlink():  # the file the link points to is replaced
+        if _link_loop(target):  # (the save's own resolve raised RuntimeError, a traceback)
+            raise error(f"{what} {path}: is a symbolic link loop; give a file name")
         linked = Path(os.path.realpath(target))
         if not linked.parent.is_dir():
             raise error(f"{what} {path}: links to {shown(linked)}, whose folder does not exist")
@@ -459,6 +469,17 @@ def _check_writable(
             raise error(
                 f"{what} {path}: cannot write in folder {shown(place)} ({_reason(e)})"
             ) from e
+
+
+def _link_loop(path: Path) -> bool:
+    """Whether following the symbolic link `path` never ends (ELOOP)."""
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
 
 
 def check_data_file_name(output: str) -> None:

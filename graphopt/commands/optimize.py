@@ -336,9 +336,9 @@ def _refuse_earlier_dumps(folder: str) -> None:
 
 
 def _same_path(a: str, b: str) -> bool:
-    from pathlib import Path
+    from graphopt.commands._common import resolved
 
-    return Path(a).resolve() == Path(b).resolve()
+    return resolved(a) == resolved(b)
 
 
 def _verify_levels(text: str) -> list[str]:

@@ -1,0 +1,77 @@
+"""H169: `graphopt optimize` / `quantize` given bad paths or feeds say so in one line (exit 2),
+write nothing, and leave the input as it was."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.cli import main
+
+
+def _tiny(folder, name="tiny.onnx"):
+    w = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(4, 4) / 16, "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = folder / name
+    onnx.save(model, path)
+    return path
+
+
+def _one_line_error(capsys, code):
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["-o", "loop.onnx"],
+        ["-o", "out.onnx", "--verify", "--inputs", "loop.onnx"],
+        ["-o", "out.onnx", "-p", "loop.onnx"],
+        ["-o", "out.onnx", "--dump-dir", "loop.onnx"],
+    ],
+)
+def test_a_symbolic_link_loop_is_a_one_line_error(tmp_path, monkeypatch, capsys, flags):
+    # `ln -s loop.onnx loop.onnx`: Path.resolve raised RuntimeError("Symlink loop from ...")
+    model = _tiny(tmp_path)
+    os.symlink("loop.onnx", tmp_path / "loop.onnx")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    err = _one_line_error(capsys, main(["optimize", str(model), *flags]))
+    assert "loop.onnx" in err
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_an_output_that_is_a_link_loop_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    model = _tiny(tmp_path)
+    os.symlink("loop.onnx", tmp_path / "loop.onnx")
+    monkeypatch.chdir(tmp_path)
+    err = _one_line_error(capsys, main(["optimize", str(model), "-o", "loop.onnx"]))
+    assert err.endswith("-o loop.onnx: is a symbolic link loop; give a file name")
+
+
+@pytest.mark.parametrize("loop", ["-o", "--cache"])
+def test_quantize_output_or_cache_a_link_loop_is_one_line(tmp_path, monkeypatch, capsys, loop):
+    model = _tiny(tmp_path)
+    (tmp_path / "calib").mkdir()
+    np.save(tmp_path / "calib" / "a.npy", np.ones((1, 4), np.float32))
+    os.symlink("loop.onnx", tmp_path / "loop.onnx")
+    monkeypatch.chdir(tmp_path)
+    paths = {"-o": "out.onnx", "--cache": "out.cache", loop: "loop.onnx"}
+    flags = ["-o", paths["-o"], "--cache", paths["--cache"], "--calib", "calib"]
+    err = _one_line_error(capsys, main(["quantize", str(model), *flags]))
+    assert f"{loop} loop.onnx: is a symbolic link loop" in err
+    assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "out.cache").exists()
