@@ -75,3 +75,47 @@ def test_quantize_output_or_cache_a_link_loop_is_one_line(tmp_path, monkeypatch,
     err = _one_line_error(capsys, main(["quantize", str(model), *flags]))
     assert f"{loop} loop.onnx: is a symbolic link loop" in err
     assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "out.cache").exists()
+
+
+@pytest.mark.realmodel
+def test_an_output_reusing_the_inputs_data_file_is_refused_before_optimizing(
+    tmp_path, real_model, capsys
+):
+    # khmer_seg keeps its weights in model.onnx.data; `optimize a.onnx -o model.onnx` beside it
+    # would write model.onnx.data over them: refused, but only after the whole run (and its
+    # --dump-dir dumps, --verify runs); now before any pass runs
+    source = real_model("khmer_seg")
+    (tmp_path / "a.onnx").write_bytes(source.read_bytes())
+    data = source.with_name("model.onnx.data").read_bytes()
+    (tmp_path / "model.onnx.data").write_bytes(data)
+    dumps = tmp_path / "dumps"
+    flags = ["-o", str(tmp_path / "model.onnx"), "--dump-dir", str(dumps)]
+    err = _one_line_error(capsys, main(["optimize", str(tmp_path / "a.onnx"), *flags]))
+    assert "its data file model.onnx.data is the input model's" in err
+    assert not dumps.exists() and not (tmp_path / "model.onnx").exists()
+    assert (tmp_path / "model.onnx.data").read_bytes() == data
+    assert (tmp_path / "a.onnx").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("signal_error", ["KeyboardInterrupt", "_Terminated"])
+def test_an_interrupt_after_the_save_says_the_output_was_written(
+    tmp_path, monkeypatch, capsys, signal_error
+):
+    # Ctrl-C (or SIGTERM) while --stats / --explain print, the model already saved: the CLI
+    # said "interrupted; nothing was written" beside the file it had written
+    import graphopt.cli
+    import graphopt.commands.optimize as command
+
+    error = KeyboardInterrupt if signal_error == "KeyboardInterrupt" else graphopt.cli._Terminated
+
+    def interrupted(report: object) -> None:
+        raise error
+
+    monkeypatch.setattr(command, "print_stats", interrupted)
+    out = tmp_path / "out.onnx"
+    code = main(["optimize", str(_tiny(tmp_path)), "-o", str(out), "--stats"])
+    assert code == (130 if error is KeyboardInterrupt else 143)
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "nothing was written" not in err
+    assert f"wrote {out}" in err
+    assert onnx.load(str(out)).graph.output[0].name == "y"

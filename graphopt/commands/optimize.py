@@ -220,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
     if args.output != STDOUT and args.external_data == "auto" and loaded.external_data:
         check_data_file_name(args.output)  # said before optimizing, not at the save
+    external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
+    if args.output != STDOUT:  # before optimizing too: it was said after the whole run
+        refuse_writing_over_input_data(loaded, args.output, external)
     # optimize takes `loaded` over and edits it in place (no copy of the weights, no second
     # check); --verify compares with a copy of the original
     original = onnx.ModelProto()
@@ -293,9 +296,10 @@ def run(args: argparse.Namespace) -> int:
                     else "nothing was written"
                 )
             )
-    external = {"auto": loaded.external_data or None, "yes": True, "no": False}[args.external_data]
-    refuse_writing_over_input_data(loaded, args.output, external)
     save_output(optimized, args, external_data=external)
+    # a Ctrl-C from here on (the report to a slow pipe, a long --explain) said "interrupted;
+    # nothing was written" beside the model it had written
+    args.interrupted = f"wrote {output_name(args)}; only the report was cut short"
     nodes_after = nodes_after_text(optimized)
     print(
         f"{shown(args.input)}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {output_name(args)}"
