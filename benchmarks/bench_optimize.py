@@ -315,8 +315,8 @@ def machine_info() -> dict[str, Any]:
         "versions": versions,
         "git_commit": commit,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "note": "figures are from a shared 2-core machine with other jobs running; "
-        "timings are interleaved medians, expect a few percent of noise between runs",
+        "note": f"figures are from a shared {os.cpu_count()}-core machine with other jobs "
+        "running; timings are interleaved medians, expect a few percent of noise between runs",
     }
 
 

@@ -129,7 +129,8 @@ def machine_line(machine: dict[str, Any]) -> str:
     load = machine.get("loadavg_1m_start")
     load_text = f"load average {load:.1f} → {machine['loadavg_1m']:.1f}" if load is not None else ""
     return (
-        f"Measured {machine['date_utc']} on a **shared 2-core machine** ({machine['cpu']}, "
+        f"Measured {machine['date_utc']} on a **shared {machine['cpu_count']}-core machine** "
+        f"({machine['cpu']}, "
         f"{machine['cpu_count']} CPUs{', ' + load_text if load_text else ''}; other jobs were "
         f"running), graphopt {v.get('graphopt')} @ {machine.get('git_commit') or '?'}, "
         f"onnxruntime {v.get('onnxruntime')}, onnx {v.get('onnx')}, onnxsim {v.get('onnxsim')}, "
@@ -305,7 +306,8 @@ def render_chart(peers: dict[str, Any], path: Path) -> Path:
     ax.set_title("Graph size after each tool")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(5, len(tools)), fontsize=9)
-    fig.suptitle("graphopt vs peers (shared 2-core machine; see results.md)")
+    cores = peers["machine"]["cpu_count"]
+    fig.suptitle(f"graphopt vs peers (shared {cores}-core machine; see results.md)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
