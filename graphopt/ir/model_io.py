@@ -135,7 +135,10 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
         import onnx_graphsurgeon as gs
 
         where = "the given onnx_graphsurgeon.Graph"
-        proto = gs.export_onnx(model)
+        try:
+            proto = gs.export_onnx(model)
+        except Exception as e:  # onnx_graphsurgeon raises its own untyped errors
+            raise LoadError(f"{where}: onnx_graphsurgeon cannot export it: {first_line(e)}") from e
         check_model_basics(proto, where, check_nodes)
         return LoadedModel(proto, where=where)
     raise LoadError(
