@@ -230,7 +230,13 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
     the model states for graph outputs and value_info come along only with `declarations`
     (their element types always): no runtime checks them, and an exporter's stale one (traced at
     batch 1, or a rank-0 output) would make a pass fold `Shape(y)` or drop a Reshape that the
-    model needs."""
+    model needs.
+
+    Nodes that onnx's inference reads apart from onnxruntime, or crashes on, are changed in
+    this copy only: a Slice's disputed end becomes unknown (`_hide_disputed_slice_ends`), its
+    huge steps clamped and its computed ones unknown (`_tame_slice_steps`, which also leaves
+    out functions that could feed it huge ones), and a Squeeze's empty axes go
+    (`_drop_empty_squeeze_axes`)."""
     model = graph.model
     light = onnx.ModelProto()
     light.ir_version = max(model.ir_version, 4)
