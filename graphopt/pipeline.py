@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import os
 import re
+import threading
 import time
 import types
 import typing
@@ -172,8 +173,7 @@ def pipeline_files(path: str | Path) -> list[tuple[str, Path]]:
     rule files (once each, as loaded). A `PipelineError` or `OSError` as `load_pipeline`'s."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    pipeline = _parse_cached(text, str(path), path.parent)
-    included = _parsed[(text, str(path), path.parent)][1]  # (just parsed or checked fresh)
+    pipeline, included = _parse_cached_with_files(text, str(path), path.parent)
     return [
         ("pipeline", path),
         *(("include", file) for file, _ in included),
@@ -188,23 +188,39 @@ _parsed: collections.OrderedDict[
 ] = collections.OrderedDict()
 
 
+# Threads share `_parsed`: between one's lookup and its move_to_end another could evict the
+# entry (KeyError, a traceback, with more than _PARSE_CACHE_SIZE pipelines in use at once).
+_parsed_lock = threading.Lock()
+
+
 def _parse_cached(text: str, source: str, base_dir: Path) -> Pipeline:
     """`parse_pipeline`, remembering the parse of each (text, file) seen: YAML parsing costs
     more than small models take to optimize. A remembered parse is used only while every file
     it included (transitively) still has the text it had then. Every call gets its own copy of
     the passes."""
+    return _parse_cached_with_files(text, source, base_dir)[0]
+
+
+def _parse_cached_with_files(
+    text: str, source: str, base_dir: Path
+) -> tuple[Pipeline, tuple[tuple[Path, str], ...]]:
+    """`_parse_cached`, with the (file, text) of every file the parse included."""
     key = (text, source, base_dir)
-    hit = _parsed.get(key)
+    with _parsed_lock:
+        hit = _parsed.get(key)
     if hit is not None and all(_read_or_none(path) == seen for path, seen in hit[1]):
-        _parsed.move_to_end(key)
-        return _copied(hit[0])
+        with _parsed_lock:
+            if key in _parsed:
+                _parsed.move_to_end(key)
+        return _copied(hit[0]), hit[1]
     included: list[tuple[Path, str]] = []
     pipeline = _parse_pipeline(text, source, base_dir, (), included)
-    _parsed[key] = (pipeline, tuple(included))
-    _parsed.move_to_end(key)
-    while len(_parsed) > _PARSE_CACHE_SIZE:
-        _parsed.popitem(last=False)
-    return _copied(pipeline)
+    with _parsed_lock:
+        _parsed[key] = (pipeline, tuple(included))
+        _parsed.move_to_end(key)
+        while len(_parsed) > _PARSE_CACHE_SIZE:
+            _parsed.popitem(last=False)
+    return _copied(pipeline), tuple(included)
 
 
 # immutable: shared by a copy (exact types: a subclass of one may hold more)
