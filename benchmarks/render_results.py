@@ -199,8 +199,9 @@ def render_markdown(peers: dict[str, Any] | None, bench: dict[str, Any] | None) 
             "",
             *_table(peers, _optimize),
             "",
-            "**Max output difference** vs the original at ORT_DISABLE_ALL, max |a−b| / max |a| "
-            f"over all outputs and {st['images']} real images; the tool's output at "
+            "**Max output difference** vs the original at ORT_DISABLE_ALL: per output, "
+            f"max |a−b| / max |a| over {st['images']} real images, the largest over the "
+            "outputs (each output scaled by its own range); the tool's output at "
             "ORT_DISABLE_ALL / ORT_ENABLE_ALL",
             "",
             *_table(peers, _diff),
