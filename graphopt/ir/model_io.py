@@ -72,6 +72,7 @@ _GRAPH_NODE = 1
 _GRAPH_INITIALIZER = 5
 _IOV_MAX = 1024  # buffers per writev call (Linux's IOV_MAX)
 SUPPORTED_OPSETS = range(7, 26)  # default-domain opsets graphopt's passes know about
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})  # standard ops with bodies
 
 ModelLike = (
     Any  # str | os.PathLike | bytes | onnx.ModelProto | onnx_graphsurgeon.Graph | LoadedModel
@@ -434,9 +435,10 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         for name in node.input:
             if name and name not in defined:
                 raise undefined_input_error(where, node, name)
-        redefined = body_redefinition_error(where, node, defined) if node.attribute else None
-        if redefined is not None:
-            raise redefined
+        if node.op_type in _CONTROL_FLOW or node.domain not in ("", "ai.onnx"):
+            redefined = body_redefinition_error(where, node, defined)  # (bodies: no other op)
+            if redefined is not None:
+                raise redefined
         defined.update(node.output)
     for out in proto.graph.output:
         if out.name not in defined:
