@@ -634,7 +634,36 @@ def fetch_model(name: str) -> Path:
 
 
 def image_paths(names: tuple[str, ...] = IMAGE_NAMES) -> list[Path]:
-    return [_extract(IMAGE_WHEEL, f"skimage/data/{n}") for n in names]
+    """The cached files of the scikit-image sample photographs `names` (skimage/data/...)."""
+    paths = []
+    for name in names:
+        try:
+            paths.append(_extract(IMAGE_WHEEL, f"skimage/data/{name}"))
+        except LoadError as e:
+            if not isinstance(e.__cause__, KeyError):  # not a name the wheel lacks
+                raise
+            raise LoadError(_no_photograph(name, str(e))) from e
+    return paths
+
+
+def _no_photograph(name: str, why: str) -> str:
+    """A photograph name the scikit-image wheel has not (a typo in `images(names=...)`), with
+    the closest one it has. It was "cached wheel ... has no member ...; delete it and run
+    again", which downloaded ~90 MB to fail the same way."""
+    import difflib
+
+    wheel = _cached_wheel(IMAGE_WHEEL)
+    if wheel is None:
+        return why
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            there = [n.rsplit("/", 1)[1] for n in zf.namelist() if n.startswith("skimage/data/")]
+    except (OSError, *_DAMAGED):
+        return why
+    close = difflib.get_close_matches(name, [n for n in there if n], n=1)
+    if not close:
+        return why
+    return f"{IMAGE_WHEEL} has no photograph {name!r} (did you mean {close[0]!r}?)"
 
 
 # The image files `load_image` is given by calibration (quantize, build) and distillation
