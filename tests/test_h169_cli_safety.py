@@ -119,3 +119,38 @@ def test_an_interrupt_after_the_save_says_the_output_was_written(
     assert err.splitlines() == [err] and "nothing was written" not in err
     assert f"wrote {out}" in err
     assert onnx.load(str(out)).graph.output[0].name == "y"
+
+
+def _identity_chain(folder, elem_type):
+    nodes = [helper.make_node("Identity", ["x"], ["a"]), helper.make_node("Identity", ["a"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", elem_type, [2, 3])],
+        [helper.make_tensor_value_info("y", elem_type, [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = folder / "chain.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "elem_type", [TensorProto.INT16, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64]
+)
+def test_verify_feeds_every_integer_input_onnxruntime_runs(tmp_path, capsys, elem_type):
+    # "input 'x' has element type INT16, which example_feeds cannot make": --verify refused
+    # models onnxruntime runs; an --inputs array of another dtype was said by onnxruntime only
+    # after the whole optimization
+    model = _identity_chain(tmp_path, elem_type)
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(model), "-o", str(out), "--verify"]) == 0
+    assert "verify: y: max abs diff 0" in capsys.readouterr().out
+    np.savez(tmp_path / "feeds.npz", x=np.ones((2, 3), np.int32))
+    dumps = tmp_path / "dumps"
+    flags = ["--verify", "--inputs", str(tmp_path / "feeds.npz"), "--dump-dir", str(dumps)]
+    code = main(["optimize", str(model), "-o", str(tmp_path / "other.onnx"), *flags])
+    err = _one_line_error(capsys, code)
+    want = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    assert err.endswith(f"x is int32, but the model's input x is {want}")
+    assert not dumps.exists() and not (tmp_path / "other.onnx").exists()
