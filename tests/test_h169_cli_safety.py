@@ -154,3 +154,54 @@ def test_verify_feeds_every_integer_input_onnxruntime_runs(tmp_path, capsys, ele
     want = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
     assert err.endswith(f"x is int32, but the model's input x is {want}")
     assert not dumps.exists() and not (tmp_path / "other.onnx").exists()
+
+
+def _conv(folder):
+    w = np.linspace(-1, 1, 4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 32, 32])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    path = folder / "conv.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.realmodel
+def test_calibration_entries_that_are_no_files_are_named_not_skipped_silently(
+    tmp_path, caplog, capsys
+):
+    # a dangling link b.png (a data set half copied), a link loop, a FIFO c.npy and a folder
+    # d.npz in --calib were left out without a word: "1 feed from calib", exit 0
+    import logging
+
+    from graphopt.realmodels import image_paths
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "a.png").write_bytes(image_paths()[0].read_bytes())
+    os.symlink(tmp_path / "gone.png", calib / "b.png")
+    os.symlink("loop.jpg", calib / "loop.jpg")
+    os.mkfifo(calib / "c.npy")
+    (calib / "d.npz").mkdir()
+    out = tmp_path / "q.onnx"
+    with caplog.at_level(logging.WARNING, logger="graphopt.quant"):
+        code = main(["quantize", str(_conv(tmp_path)), "-o", str(out), "--calib", str(calib)])
+    assert code == 0 and out.is_file()
+    assert "1 feed from" in capsys.readouterr().out
+    warned = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(warned) == 1
+    for part in (
+        "b.png (a link to nothing)",
+        "c.npy (a FIFO)",
+        "d.npz (a folder)",
+        "loop.jpg (a symbolic link loop)",
+    ):
+        assert part in warned[0]

@@ -23,7 +23,9 @@ does not run models.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -376,12 +378,34 @@ def folder_feeds(
     if not root.is_dir():
         problem = "is a file, not a folder" if root.exists() else "does not exist"
         raise QuantizeError(f"{directory}: calibration folder {problem}")
-    files = sorted(
-        p
-        for p in root.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES
-    )
+    named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
+    files = sorted(p for p in named if p.is_file())
+    skipped = sorted(set(named) - set(files))
+    if skipped:  # a broken link (a data set half copied) was left out without a word
+        shown_skipped = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        log.warning("%s: skipping %s%s: not a regular file", shown(directory), shown_skipped, more)
     if not files:
         suffixes = ", ".join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)
         raise QuantizeError(f"{directory}: no calibration files ({suffixes})")
     return FolderFeeds(files, model, spec, batch_size)
+
+
+def _not_a_file(path: Path) -> str:
+    """What `path`, named as a calibration file but no regular file, is."""
+    from graphopt.ir.model_io import special_file_kind
+
+    if path.is_dir():
+        return "a folder"
+    kind = special_file_kind(path)
+    if kind is not None:
+        return kind
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if path.is_symlink():
+            return "a link to nothing"
+        return e.strerror or "unreadable"
+    return "unreadable"
