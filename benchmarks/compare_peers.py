@@ -14,8 +14,8 @@ For every tool and model it records:
   untimed run of the same session (hot caches and threads for all, not only for the
   reference); a ratio is the median (and p25–p75) of those pairs' ratios;
 - max output difference vs the original (both run at ORT_DISABLE_ALL, and the tool's output
-  at ORT_ENABLE_ALL too): per output, max |a − b| / max |a| over all real images, then the
-  max over outputs.
+  at ORT_ENABLE_ALL too): per output (matched by name), max |a − b| / max |a| over all real
+  images, then the max over outputs.
 
 Each tool runs in its own subprocess (`--worker`), so an exception, a crash or a hang of one
 peer becomes "failed: <one line>" in the results instead of ending the comparison.
@@ -386,11 +386,16 @@ def compare_model(
     if REFERENCE not in sessions or ("original", "disable") not in sessions:
         raise RuntimeError(f"{name}: onnxruntime cannot load the original model")
 
-    reference = [sessions[("original", "disable")].run(None, f) for f in feeds]
+    original = sessions[("original", "disable")]
+    names = [o.name for o in original.get_outputs()]
+    reference = [original.run(names, f) for f in feeds]
     for key, sess in list(sessions.items()):
         tool, level = key
+        # outputs by name where the tool kept the names (it may list them in another order),
+        # else in its order (another count or shape is then an infinite difference)
+        same = sorted(o.name for o in sess.get_outputs()) == sorted(names)
         try:
-            got = [sess.run(None, f) for f in feeds]
+            got = [sess.run(names if same else None, f) for f in feeds]
         except Exception as e:  # loads but does not run: report, drop from timing
             rows[tool].setdefault("latency", {})[level] = {"error": f"failed: {one_line(e)}"}
             del sessions[key]
