@@ -205,3 +205,53 @@ def test_calibration_entries_that_are_no_files_are_named_not_skipped_silently(
         "loop.jpg (a symbolic link loop)",
     ):
         assert part in warned[0]
+
+
+def test_verify_on_empty_outputs_says_nothing_was_compared(tmp_path, capsys):
+    # an --inputs batch of 0 rows: every output is empty, and --verify said "max abs diff 0"
+    np.savez(tmp_path / "feeds.npz", x=np.zeros((0, 4), np.float32))
+    model = _tiny(tmp_path)  # (its input is declared [1, 4]: an empty batch needs a free dim)
+    proto = onnx.load(str(model))
+    for vi in (proto.graph.input[0], proto.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.save(proto, model)
+    flags = ["--verify", "--inputs", str(tmp_path / "feeds.npz")]
+    assert main(["optimize", str(model), "-o", str(tmp_path / "out.onnx"), *flags]) == 0
+    out = capsys.readouterr().out
+    assert "verify: y: max abs diff 0, max rel diff 0 (an empty output: no values compared)" in out
+
+
+@pytest.mark.parametrize(
+    ("arrays", "said"),
+    [
+        ("positional", "no array for model input(s) x; the file holds arr_0"),
+        ("none", "no array for model input(s) x; the file holds no arrays"),
+    ],
+)
+def test_an_inputs_file_without_the_input_says_what_it_holds(tmp_path, capsys, arrays, said):
+    feeds = tmp_path / "feeds.npz"
+    if arrays == "positional":  # np.savez(f, x) keys it arr_0
+        np.savez(feeds, np.ones((1, 4), np.float32))
+    else:
+        np.savez(feeds)
+    flags = ["--verify", "--inputs", str(feeds)]
+    code = main(["optimize", str(_tiny(tmp_path)), "-o", str(tmp_path / "o.onnx"), *flags])
+    assert said in _one_line_error(capsys, code)
+
+
+def test_an_inputs_array_for_a_model_without_inputs_says_so(tmp_path, capsys):
+    # "x is no input of the model (inputs: )"
+    w = numpy_helper.from_array(np.ones((2, 2), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["w"], ["y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+        [w],
+    )
+    model = tmp_path / "constant.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    np.savez(tmp_path / "feeds.npz", x=np.ones((1, 4), np.float32))
+    flags = ["--verify", "--inputs", str(tmp_path / "feeds.npz")]
+    code = main(["optimize", str(model), "-o", str(tmp_path / "o.onnx"), *flags])
+    assert _one_line_error(capsys, code).endswith("x is no input of the model (it has no inputs)")

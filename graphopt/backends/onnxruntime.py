@@ -230,15 +230,16 @@ def example_feeds(
         if not isinstance(feeds, dict):
             raise VerifyError(f"{label}: not an .npz archive of named arrays (np.savez writes one)")
         missing = [name for name, _, _ in input_specs(model) if name not in feeds]
-        if missing:
-            raise VerifyError(f"{label}: no array for model input(s) {', '.join(missing)}")
+        if missing:  # (np.savez(f, x) keys it arr_0: say what the file holds)
+            raise VerifyError(
+                f"{label}: no array for model input(s) {', '.join(missing)}; the file holds "
+                f"{', '.join(feeds) or 'no arrays'} (key each array by its input name)"
+            )
         declared = {vi.name: vi for vi in model.graph.input}  # overridable weights too
         extra = [name for name in feeds if name not in declared]
         if extra:
-            raise VerifyError(
-                f"{label}: {', '.join(extra)} is no input of the model (inputs: "
-                f"{', '.join(declared)})"
-            )
+            inputs = f"inputs: {', '.join(declared)}" if declared else "it has no inputs"
+            raise VerifyError(f"{label}: {', '.join(extra)} is no input of the model ({inputs})")
         for name, array in feeds.items():  # onnxruntime's message names no input
             elem = declared[name].type.tensor_type.elem_type
             want = _NP_TYPES.get(elem)
@@ -307,6 +308,7 @@ class Difference:
     # the least relative bound the output's float type can meet: ROUNDING_ULPS × its machine
     # epsilon (float16: 7.8e-3, float32: 9.5e-7); 0 for exact values
     resolution: float = 0.0
+    empty: bool = False  # the output holds no values (a 0-size dim): nothing was compared
 
     def excess(self, rtol: float, atol: float) -> float:
         """How far max |a-b| is above atol + rtol · max |a| (> 0: too far). An output that is
@@ -390,7 +392,7 @@ def compare(
         if a.dtype != b.dtype:  # float32 -> float64 values can all be equal
             raise VerifyError(f"output {name!r} changed element type: {a.dtype} -> {b.dtype}")
         if a.size == 0:
-            diffs.append(Difference(name, 0.0, 0.0))
+            diffs.append(Difference(name, 0.0, 0.0, empty=True))
             continue
         if not np.issubdtype(a.dtype, np.number):
             differs = float(np.any(a != b))

@@ -278,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
                     print(
                         f"{label}{at}: {d.output}: max abs diff {d.max_abs:.3g}, "
                         f"max rel diff {d.max_rel:.3g}"
+                        # (an empty output's 0 was said as if values had been compared)
+                        + (" (an empty output: no values compared)" if d.empty else "")
                     )
         if failed:
             d, at = max(failed, key=lambda f: f[0].excess(rtol(f[0]), args.atol))
