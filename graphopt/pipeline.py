@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import os
 import re
+import reprlib
 import threading
 import time
 import types
@@ -716,7 +717,7 @@ def _make_pass(
         expected = hints.get(opt, Any)
         if not _is_instance(value, expected):
             raise PipelineError(
-                f"{source}:{oline}: option {opt!r} of pass {name!r} must be {_type_name(expected)}, got {value!r}"
+                f"{source}:{oline}: option {opt!r} of pass {name!r} must be {_type_name(expected)}, got {_brief(value)}"
             )
         kwargs[opt] = value
     try:
@@ -749,6 +750,17 @@ def _is_instance(value: Any, expected: Any) -> bool:
     if isinstance(expected, type):
         return isinstance(value, expected)
     return True
+
+
+def _brief(value: Any) -> str:
+    """`repr(value)` cut short (`reprlib`: a few items per list, a few levels): an option's value
+    built of YAML aliases (`[*b, *b, ...]`, each *b nine *a, ...) is small in the file and
+    shared in memory, but its full repr is exponentially long (a 1 KB pipeline: a MemoryError
+    while the error message was written)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 2, 6, 6
+    short.maxstring = short.maxother = 80
+    return short.repr(value)
 
 
 def _type_name(expected: Any) -> str:
