@@ -255,3 +255,13 @@ def test_an_inputs_array_for_a_model_without_inputs_says_so(tmp_path, capsys):
     flags = ["--verify", "--inputs", str(tmp_path / "feeds.npz")]
     code = main(["optimize", str(model), "-o", str(tmp_path / "o.onnx"), *flags])
     assert _one_line_error(capsys, code).endswith("x is no input of the model (it has no inputs)")
+
+
+@pytest.mark.parametrize("command", ["optimize", "quantize"])
+def test_an_empty_output_path_is_said_as_empty(tmp_path, monkeypatch, capsys, command):
+    # -o '' said "-o . is a folder; give a file name" (Path('') is '.')
+    model = _tiny(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    calib = ["--calib", str(tmp_path)] if command == "quantize" else []
+    err = _one_line_error(capsys, main([command, str(model), "-o", "", *calib]))
+    assert err.endswith("-o is empty; give a file name")

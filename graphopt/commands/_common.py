@@ -421,6 +421,8 @@ def _check_writable(
     from graphopt.ir.model_io import is_stream, special_file_kind
     from graphopt.quant.cache import name_too_long
 
+    if not given:  # Path("") is "."; it was "-o . is a folder" for -o ''
+        raise error(f"{what} is empty; give a {'folder' if folder else 'file'} name")
     target = Path(given)
     path = shown(target)  # (as quantize's messages have always named it)
     if folder:
