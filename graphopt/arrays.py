@@ -54,12 +54,22 @@ def load_arrays(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
     except NP_LOAD_ERRORS as e:
         raise ValueError(unreadable_reason(e, path)) from e
     if isinstance(data, np.ndarray):
-        return data
+        return native_byte_order(data)
     with data:
         try:
-            return {k: data[k] for k in data.files}
+            return {k: native_byte_order(data[k]) for k in data.files}
         except NP_LOAD_ERRORS as e:
             raise ValueError(unreadable_reason(e, path, member=True)) from e
+
+
+def native_byte_order(array: np.ndarray) -> np.ndarray:
+    """`array` with the same values in this machine's byte order: a file saved big-endian
+    (`>f4`, by another machine or `astype('>f4')`) was fed to onnxruntime as it was, which
+    reads the bytes as its own order (NaN and garbage for float32), and `--verify` refused it
+    as "x is >f4, but the model's input x is float32"."""
+    if array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
 
 
 def unreadable_reason(error: BaseException, path: str | Path, *, member: bool = False) -> str:

@@ -265,3 +265,39 @@ def test_an_empty_output_path_is_said_as_empty(tmp_path, monkeypatch, capsys, co
     calib = ["--calib", str(tmp_path)] if command == "quantize" else []
     err = _one_line_error(capsys, main([command, str(model), "-o", "", *calib]))
     assert err.endswith("-o is empty; give a file name")
+
+
+@pytest.mark.realmodel
+def test_a_big_endian_feed_file_is_read_in_native_byte_order(tmp_path, capsys):
+    # an .npz saved big-endian ('>f4', by another machine): --verify refused it as "x is >f4,
+    # but the model's input x is float32"; read as it was, onnxruntime takes its bytes in its
+    # own order (NaN and garbage), as bench's engine feeds and distill's integer samples were
+    from graphopt.arrays import load_arrays
+    from graphopt.backends.onnxruntime import run
+    from graphopt.realmodels import image_paths, load_image
+
+    pixels = load_image(image_paths()[0])[:32, :32].astype(np.float32) / 255
+    x = pixels.transpose(2, 0, 1)[None]
+    np.savez(tmp_path / "feeds.npz", x=x.astype(">f4"))
+    loaded = load_arrays(tmp_path / "feeds.npz")
+    assert isinstance(loaded, dict) and loaded["x"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["x"], x)
+    model = _conv(tmp_path)
+    want = run(onnx.load(str(model)), {"x": x})["y"]
+    np.testing.assert_array_equal(run(onnx.load(str(model)), loaded)["y"], want)
+    flags = ["--verify", "--inputs", str(tmp_path / "feeds.npz")]
+    assert main(["optimize", str(model), "-o", str(tmp_path / "o.onnx"), *flags]) == 0
+    assert "verify: y: max abs diff 0" in capsys.readouterr().out
+
+
+def test_a_big_endian_calibration_npy_is_read_in_native_byte_order(tmp_path):
+    from graphopt.quant.data import folder_feeds
+
+    model = onnx.load(str(_tiny(tmp_path)))
+    (tmp_path / "calib").mkdir()
+    x = np.array([[0.5, -1.0, 2.0, 3.0]], np.float32)
+    np.save(tmp_path / "calib" / "a.npy", x.astype(">f4"))
+    np.savez(tmp_path / "calib" / "b.npz", x=x.astype(">f4"))
+    for feed in folder_feeds(tmp_path / "calib", model):
+        assert feed["x"].dtype == np.float32
+        np.testing.assert_array_equal(feed["x"], x)

@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 
 from graphopt._text import shown
-from graphopt.arrays import NP_LOAD_ERRORS, unreadable_reason
+from graphopt.arrays import NP_LOAD_ERRORS, native_byte_order, unreadable_reason
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
 from graphopt.quant.image_input import image_input
@@ -276,7 +276,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             if not isinstance(value, np.ndarray):  # an .npz archive under a .npy name
                 value.close()
                 raise QuantizeError(f"{shown(path)}: is an .npz archive, not a .npy array")
-            return {names[0]: value}
+            return {names[0]: native_byte_order(value)}
         image = self.image(path)
         return {names[0]: image}
 
@@ -294,9 +294,10 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             keys = list(data.files)
             try:
                 if all(n in keys for n in names):
-                    return {n: data[n] for n in names + self.overridable if n in keys}
+                    wanted = [n for n in names + self.overridable if n in keys]
+                    return {n: native_byte_order(data[n]) for n in wanted}
                 if len(names) == 1 and len(keys) == 1:
-                    return {names[0]: data[keys[0]]}
+                    return {names[0]: native_byte_order(data[keys[0]])}
             except NP_LOAD_ERRORS as e:
                 reason = unreadable_reason(e, path, member=True)
                 raise QuantizeError(f"{shown(path)}: cannot read .npz feed: {reason}") from e
