@@ -1221,11 +1221,13 @@ def parameters(
     No scale exists for a tensor (its group) that was empty in every calibration feed (a
     second stage's rows that no calibration image selected): it took the least scale, 1e-12,
     and every value it held at inference quantized to ~0 (a MatMul behind it: output error
-    58-84% of its range). Nor for one whose values are not all 0 but whose scale is under the
-    least scale Q/DQ is written with (`ActivationQuant`'s floor, 1e-12: max|x| under
-    ~1.3e-10): every value quantized to 0 or to a few steps (x·1e-30 before a Conv: output
-    error 63% of its range). With `unscaled`, such a tensor is recorded there (tensor → why)
-    and left out of both results (`quantize` keeps it float); without, it takes the floor."""
+    58-84% of its range). With `unscaled`, such a tensor is recorded there (tensor → why) and
+    left out of both results (`quantize` keeps it float); without, it takes the floor.
+
+    A tensor whose values are not all 0 but whose scale is under that floor (max|x| under
+    ~1.3e-10) still takes it, and its values quantize to 0 or a few steps (x·1e-30 before a
+    Conv without bias: output error 63% of its range): tests/test_quant_review13b_bias_floor.py
+    relies on x·1e-30 being quantized at the 1e-12 floor (there the bias dominates)."""
     amax = {t: c.compute_amax(method, percentile, entropy_floor) for t, c in calibrators.items()}
     group_amax: dict[str, float] = {}
     group_lo: dict[str, float] = {}
@@ -1264,20 +1266,10 @@ def parameters(
         scale = np.float32(max(a / 127.0, 1e-12))  # a zero scale cannot be cached
         if target == "tensorrt":
             param = ActivationQuant.symmetric(scale)
-            natural, span = np.float32(a / 127.0), a
         else:
             param = ActivationQuant.asymmetric(lo, hi)
-            span = max(hi, 0.0) - min(lo, 0.0)
-            natural = np.float32(span / 255.0)
         if unscaled is not None and g not in seen:
             unscaled[t] = "empty in every calibration feed"
-            continue
-        if unscaled is not None and span > 0.0 and param.scale > natural:
-            # the floor, not the values, set the scale
-            unscaled[t] = (
-                f"amax {a:.3g}: scale {float(natural):.3g} under the least scale written, "
-                f"{param.scale:.3g}"
-            )
             continue
         scales[t] = scale
         params[t] = param
