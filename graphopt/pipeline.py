@@ -314,6 +314,7 @@ class _Parse:
     rule_files: list[Path] = field(default_factory=list)
     included: list[tuple[Path, str]] = field(default_factory=list)  # (file, text) read so far
     depth: int = 0  # the `repeat:` / `if_changed:` groups and `include:`s this file sits in
+    made: list[int] = field(default_factory=lambda: [0])  # pass steps made (includes' too)
     open_lists: set[int] = field(default_factory=set)  # the step lists being parsed (their ids)
 
 
@@ -321,6 +322,11 @@ class _Parse:
 # level costs the parse, the copy and the run a few Python frames: ~200 levels were a
 # RecursionError (a traceback), not an error naming the pipeline.
 MAX_NESTING = 32
+# How many pass steps one pipeline may expand to (the built-ins: 33 to 37). A group's alias
+# is parsed again where it is used, and a file may be included many times: `&b [{repeat: *a}
+# x9]`, `&c [{repeat: *b} x9]`, ... made 9**k steps, an 845-byte file took 36 s, one more
+# level six minutes.
+MAX_PASS_STEPS = 2000
 
 
 def parse_pipeline(
@@ -339,6 +345,7 @@ def _parse_pipeline(
     including: tuple[str, ...],
     included: list[tuple[Path, str]],
     depth: int = 0,
+    made: list[int] | None = None,
 ) -> Pipeline:
     """`parse_pipeline`, appending (file, text) of every file an `include:` reads to `included`;
     `depth`: the groups and includes the file sits in (`MAX_NESTING`)."""
@@ -372,6 +379,8 @@ def _parse_pipeline(
     if "passes" not in top:
         raise PipelineError(f"{source}:{_line(root)}: missing `passes:` list")
     pc = _Parse(source, base_dir, all_passes(), (*including, file), included=included, depth=depth)
+    if made is not None:  # an include: one count with the pipeline that includes it
+        pc.made = made
     steps = _steps(top["passes"][1], pc)
     name = _scalar(top["name"][1], source, str, "name") if "name" in top else Path(file).stem
     description = (
@@ -551,6 +560,7 @@ def _list_steps(
         made_before, made, before = made, 1, len(steps)
         if isinstance(item, yaml.ScalarNode):  # (_scalar: a tag on the name is refused too)
             name = _scalar(item, source, str)
+            _count_step(pc, line)
             steps.append(PassStep(_make_pass(name, {}, source, line, registry), line, source))
             continue
         if not isinstance(item, yaml.MappingNode) or len(item.value) != 1:
@@ -582,6 +592,7 @@ def _list_steps(
                 options[opt] = (_line(k), _value(v, source))
         elif not (isinstance(vnode, yaml.ScalarNode) and vnode.value in ("", "~", "null")):
             raise PipelineError(f"{source}:{_line(vnode)}: options of {key!r} must be a mapping")
+        _count_step(pc, line)
         steps.append(PassStep(_make_pass(key, options, source, line, registry), line, source))
     return steps
 
@@ -615,7 +626,9 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     except OSError as e:
         raise PipelineError(f"{pc.source}:{line}: cannot read {shown(path)}: {e}") from e
     pc.included.append((path, text))
-    sub = _parse_pipeline(text, str(path), path.parent, pc.including, pc.included, pc.depth + 1)
+    sub = _parse_pipeline(
+        text, str(path), path.parent, pc.including, pc.included, pc.depth + 1, pc.made
+    )
     pc.rule_files.extend(sub.rule_files)
     if sub.opt_level is not None:  # the included file's level gates its own passes
         for step in Pipeline(sub.name, sub.steps).pass_steps():
@@ -681,6 +694,17 @@ def _group(node: yaml.Node, pc: _Parse, key: str, line: int) -> list[Step]:
             f"{pc.source}:{line}: `{key}` holds no pass; give it at least one or remove it"
         )
     return steps
+
+
+def _count_step(pc: _Parse, line: int) -> None:
+    """Count a pass step about to be made at `line`; a `PipelineError` past `MAX_PASS_STEPS`."""
+    pc.made[0] += 1
+    if pc.made[0] > MAX_PASS_STEPS:
+        raise PipelineError(
+            f"{pc.source}:{line}: the pipeline makes more than {MAX_PASS_STEPS} pass steps "
+            "(groups given by alias, or files included, inside each other many times?); "
+            "write a smaller one"
+        )
 
 
 def _refuse_deeper(pc: _Parse, line: int, what: str) -> None:
