@@ -301,3 +301,20 @@ def test_a_big_endian_calibration_npy_is_read_in_native_byte_order(tmp_path):
     for feed in folder_feeds(tmp_path / "calib", model):
         assert feed["x"].dtype == np.float32
         np.testing.assert_array_equal(feed["x"], x)
+
+
+@pytest.mark.realmodel
+def test_an_output_named_as_a_dump_in_the_dump_folder_is_refused(tmp_path, real_model, capsys):
+    # layout_cdla's default run dumps 01-..04-fold-batchnorm.onnx; -o dumps/01-constants-to-
+    # initializers.onnx replaced that dump with the final model, exit 0
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    out = dumps / "01-constants-to-initializers.onnx"
+    flags = ["-o", str(out), "--dump-dir", str(dumps)]
+    err = _one_line_error(capsys, main(["optimize", str(real_model("layout_cdla")), *flags]))
+    assert "is named as the dumps in --dump-dir are (NN-PASS.onnx)" in err
+    assert not any(dumps.iterdir())
+    other = dumps / "out.onnx"  # another name in the folder is fine
+    flags = ["-o", str(other), "--dump-dir", str(dumps)]
+    assert main(["optimize", str(real_model("layout_cdla")), *flags]) == 0
+    assert (dumps / "01-constants-to-initializers.onnx").is_file() and other.is_file()

@@ -181,6 +181,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dump_dir and args.output != STDOUT and _same_path(args.dump_dir, args.output):
         # the folder was made, every pass run, and only then the save refused
         raise SaveError(f"--dump-dir {shown(args.dump_dir)} is the -o path; give another folder")
+    if args.dump_dir and args.output != STDOUT and _named_as_a_dump(args.output, args.dump_dir):
+        # the save replaced the dump of that name (or a later run refused the folder)
+        raise SaveError(
+            f"-o {shown(args.output)}: is named as the dumps in --dump-dir are (NN-PASS.onnx): "
+            "it could replace one, and would read as one; give another name or folder"
+        )
     # before loading and optimizing: a folder, a missing folder, a name too long or a folder
     # that takes no file was said by the save, after the whole run
     if args.output != STDOUT:  # (standard output: main checked it is no terminal)
@@ -339,6 +345,16 @@ def _refuse_earlier_dumps(folder: str) -> None:
         refuse_earlier_dumps(Path(folder), f"--dump-dir {shown(folder)}")
     except OSError:  # unreadable: the instrument says so
         return
+
+
+def _named_as_a_dump(output: str, dump_dir: str) -> bool:
+    """Whether the file `output` is in the folder `dump_dir` under a name the dumps take."""
+    from pathlib import Path
+
+    from graphopt.pipeline import _DUMP_NAME
+
+    name = Path(output).name
+    return _DUMP_NAME.fullmatch(name) is not None and _same_path(str(Path(output).parent), dump_dir)
 
 
 def _same_path(a: str, b: str) -> bool:
