@@ -147,16 +147,21 @@ class _ReportNotWritten(Exception):
 class _ReportStream:
     """Standard output as a command prints its report: a write that fails with an OSError
     other than a broken pipe (`> /dev/full`, a full disk) is `_ReportNotWritten`, which `main`
-    turns into one line on stderr, exit 2 (it was a traceback). Anything else is the stream's."""
+    turns into one line on stderr, exit 2 (it was a traceback). No standard output at all
+    (`>&-`: sys.stdout is None) takes the report and drops it, as `print` does; it was an
+    AttributeError traceback. Anything else is the stream's."""
 
     def __init__(self, stream: Any):
         self._stream = stream
 
     def write(self, text: str) -> int:
+        if self._stream is None:  # closed (`>&-`) or none (pythonw): dropped, as print drops it
+            return len(text)
         return int(self._guard(self._stream.write, text))
 
     def flush(self) -> None:
-        self._guard(self._stream.flush)
+        if self._stream is not None:
+            self._guard(self._stream.flush)
 
     def _guard(self, call: Any, *args: Any) -> Any:
         try:
