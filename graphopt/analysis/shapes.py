@@ -31,7 +31,7 @@ from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.io_names import as_text
-from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
+from graphopt.ir.nodes import constant_tensor, is_default_domain, mistyped_constant, subgraphs
 from graphopt.ir.values import declared_dims
 
 if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
@@ -209,6 +209,17 @@ def _opens(facts: ShapeFacts, graph: Graph, name: str) -> bool:
     return False
 
 
+def _valueless(node: onnx.NodeProto) -> onnx.NodeProto:
+    """A copy of `mistyped_constant` node `node` without its attributes: ONNX inference reads
+    such a node's attribute by its name (`value_ints` given as FLOATS: an empty vector, so
+    `Shape` of it folded to [0]), onnxruntime by its type ([3] for three floats); without a
+    value inference gives up on the node, and its output's dtype and shape stay unknown."""
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    del copy.attribute[:]
+    return copy
+
+
 def _add_placeholder(inputs: Any, name: str, t: onnx.TensorProto) -> None:
     """Append to `inputs` what `make_tensor_value_info(name, t.data_type, t.dims)` makes."""
     vi = inputs.add()
@@ -265,6 +276,8 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
                     _add_placeholder(g.input, node.output[0], value)
                     as_inputs.add(node.output[0])
                     continue
+            elif mistyped_constant(node.attribute):
+                node = _valueless(node)
         kept.append(node)
     g.node.extend(kept)
     _hide_disputed_slice_ends(graph, g)  # (reads the steps as they are)

@@ -19,7 +19,8 @@ models: it runs only on onnxruntime, on a CPU with the same block size (recorded
 metadata_props as `graphopt.nchwc_block_size`; onnxruntime itself does not check it). With the
 option `fallback: true` (the `ort-cpu` pipeline) the model checks it: the NCHWc graph runs behind
 If(this CPU's block size = b), the graph as it was before the pass in the other branch
-(`graphopt.passes.nchwc_fallback`).
+(`graphopt.passes.nchwc_fallback`); a graph holding a Constant whose attribute has another type
+than its name says is left as it is then (onnxruntime runs it only outside a branch).
 
 What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
@@ -52,6 +53,7 @@ import onnx
 
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.ir import Graph
+from graphopt.ir.nodes import mistyped_constant
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed
 
@@ -292,7 +294,7 @@ class OrtNchwcLayout(Pass):
         if block > 0:
             why = _held_layout(graph, block, self.fallback)
         if block > 0 and self.fallback and not why:
-            why = nchwc_fallback.unguardable(graph)
+            why = nchwc_fallback.unguardable(graph) or _unbranchable_constant(graph)
         if why:
             ctx.note(_RULE, "(graph)", "refused", why)
             log.info("ort-nchwc-layout: %s", why)
@@ -309,6 +311,24 @@ class OrtNchwcLayout(Pass):
             nchwc_fallback.guard(graph, portable, block)
             stats["guarded"] = 1
         return PassResult(rewrite.changed, stats)
+
+
+def _unbranchable_constant(graph: Graph) -> str:
+    """Why the graph's nodes cannot move into the fallback's If branches, or "": a
+    `mistyped_constant` (`value_int` given as a FLOAT), which onnxruntime runs in the main graph
+    (reading the attribute by its type) but refuses inside a body ("Mismatched attribute
+    type")."""
+    for node in graph.nodes.values():
+        if (
+            node.op_type == "Constant"
+            and node.domain in _DEFAULT
+            and mistyped_constant(node.attribute)
+        ):
+            return (
+                f"Constant {node.name!r} has an attribute of another type than its name says, "
+                "which onnxruntime refuses inside the fallback's If branches"
+            )
+    return ""
 
 
 def _held_layout(graph: Graph, block: int, fallback: bool) -> str:
