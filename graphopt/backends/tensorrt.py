@@ -345,11 +345,12 @@ def _with_deprecated_flags_note(plan: BuildPlan, version: str) -> BuildPlan:
     return replace(plan, notes=(*plan.notes, note))
 
 
-def has_qdq(model: onnx.ModelProto) -> bool:
-    return any(
-        n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.domain in ("", "ai.onnx")
-        for n in model.graph.node
-    )
+def has_qdq(model: onnx.ModelProto, version: int = 10) -> bool:
+    """Whether TensorRT `version`'s parser imports a Q/DQ node of `model`: in If/Loop/Scan
+    bodies and model-local functions too (`trt_check.imports_qdq`)."""
+    from graphopt.backends.trt_check import imports_qdq
+
+    return imports_qdq(model, version)
 
 
 FP16_MAX = 65504.0
@@ -743,7 +744,7 @@ def build_engine(
     digest = hashlib.sha256(
         Path(source_name).read_bytes() if source_name != "<in-memory model>" else data
     ).hexdigest()
-    quantized_model = has_qdq(proto)
+    quantized_model = has_qdq(proto, major)
     plan = plan_build(
         major,
         has_qdq=quantized_model,

@@ -1805,6 +1805,34 @@ def _local_function(
     return functions.get((node.domain, node.op_type))
 
 
+def imports_qdq(model: onnx.ModelProto, version: int | str | TrtVersion = 10) -> bool:
+    """Whether TensorRT `version`'s parser imports a QuantizeLinear or DequantizeLinear of
+    `model` (explicit quantization): in the main graph, in an If/Loop/Scan body at any depth
+    (the parser imports each body with the same importers), or in the body of a model-local
+    function a node there calls (the parser inlines each call, calls inside calls too)."""
+    ver = parse_version(version)
+    functions = {(f.domain, f.name): f for f in model.functions}
+    seen: set[tuple[str, str]] = set()  # functions looked into (a call of itself ends there)
+
+    def holds(nodes: Sequence[onnx.NodeProto]) -> bool:
+        for node in nodes:
+            if node.op_type in QDQ_OPS and (
+                node.domain in table.STANDARD_DOMAINS
+                or table.has_builtin_importer(node.op_type, ver)
+            ):
+                return True
+            if any(holds(body.node) for body in subgraphs(node)):
+                return True
+            f = _local_function(node, functions, ver) if functions else None
+            if f is not None and (f.domain, f.name) not in seen:
+                seen.add((f.domain, f.name))
+                if holds(f.node):
+                    return True
+        return False
+
+    return holds(model.graph.node)
+
+
 def _calls_functions(model: onnx.ModelProto, version: TrtVersion) -> bool:
     """Whether the main graph calls a model-local function (`_Checker._inline_functions`)."""
     functions = {(f.domain, f.name): f for f in model.functions}
