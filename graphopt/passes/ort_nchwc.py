@@ -263,11 +263,12 @@ class OrtNchwcLayout(Pass):
     padded to Õ = b⌈O/b⌉. Padded channels of ⟦y⟧ hold zeros (or act(0)); ReorderOutput drops
     them and every blocked consumer ignores them.
     With `fallback`: y = If(Shape(ReorderInput(0[1,4,1,1]))[1] = b, NCHWc graph, original graph).
-    Add/Sum/Mul operands count as the same shape when their dims are equal numbers or equal
-    dim_params: the pass relies on ONNX's rule that one dim_param has one value in a run (fed
+    The rewrite relies on ONNX's rule that one dim_param has one value in a run: Add/Sum/Mul
+    operands count as the same shape when their dims are equal numbers or equal dim_params, and
+    onnxruntime's allocation planner reuses the new nodes' buffers by symbolic shape (fed
     [1, 16, 6, 6] and [1, 16, 1, 6] for [n, 16, h, w] both, the NCHW graph broadcasts where the
-    rewritten one stops with onnxruntime's "Shape mismatch attempting to re-use buffer", as the
-    original does at ORT_ENABLE_ALL; no wrong values seen).
+    rewritten one stops with "Shape mismatch attempting to re-use buffer", as the original does
+    at ORT_ENABLE_ALL, and does so whether or not the Add stays blocked; no wrong values seen).
     """
 
     name = "ort-nchwc-layout"
