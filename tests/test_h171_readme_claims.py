@@ -20,9 +20,11 @@ import json
 import re
 from pathlib import Path
 
+import onnx
+import onnx.parser
 import pytest
 
-from graphopt.cli import build_parser
+from graphopt.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -199,3 +201,35 @@ def test_the_three_times_goal_sentence_quotes_the_results():
     assert max(ratios["layout_cdla"].values()) <= 3 and ratios["ppocr_det"]["peers"] <= 3
     assert ratios["ppocr_det"]["bench"] > 3
     assert floors["ppocr_det"]["bench"] < floors["ppocr_det"]["peers"]
+
+
+# ------------------------------------------------------------------ check's exit status
+
+
+def test_check_exits_as_the_readme_says(tmp_path, capsys):
+    """README: `check` "exits 1 when it finds anything (a warning too, unless `--errors-only`),
+    0 when not": a clean model 0, a model whose only finding is a warning (a dynamic input
+    without `--shapes`) 1, and 0 with `--errors-only`."""
+    text = " ".join(readme_text().split())
+    assert (
+        "and exits 1 when it finds anything (a warning too, unless `--errors-only`), 0 when not"
+        in text
+    )
+
+    def model(dims: str) -> str:
+        path = tmp_path / f"relu_{dims.replace(',', '_')}.onnx"
+        onnx.save(
+            onnx.parser.parse_model(
+                f'<ir_version: 8, opset_import: ["" : 13]>\n'
+                f"g (float[{dims}] x) => (float[{dims}] y) {{ y = Relu(x) }}"
+            ),
+            str(path),
+        )
+        return str(path)
+
+    clean, dynamic = model("1,3,8,8"), model("N,3,8,8")
+    assert main(["check", clean]) == 0
+    assert main(["check", dynamic]) == 1
+    out = capsys.readouterr().out
+    assert "0 errors, 1 warning" in out, out
+    assert main(["check", "--errors-only", dynamic]) == 0
