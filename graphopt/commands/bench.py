@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -173,7 +174,9 @@ def run(args: argparse.Namespace) -> int:
         )
     shapes = {name: r.opt for name, r in parse_shapes(args.shapes).items()}
     require_input_file(args.input)  # before TensorRT's import: "not installed" hid it
-    progress = None if args.no_progress else Progress(args.warmup + args.runs, label="bench")
+    # no bar where there is no stderr to draw it on (closed, pythonw): it failed the run
+    show = not args.no_progress and sys.stderr is not None
+    progress = Progress(args.warmup + args.runs, label="bench") if show else None
     on_run = progress.update if progress else None
     try:
         if args.backend == "onnxruntime":
@@ -234,18 +237,21 @@ def bench_onnxruntime(
     names = [o.name for o in sess.get_outputs()]
     tick = on_run or _no_progress
     times = []
-    try:
-        tick(0)
-        for done in range(1, warmup + 1):
+    # only onnxruntime's errors are its own (untyped: e.g. a wrong feed shape); a failing
+    # `on_run` (a progress bar with no stderr to draw on) was reported as onnxruntime failing
+    # to run the model
+    tick(0)
+    for done in range(1, warmup + runs + 1):
+        start = time.perf_counter()
+        try:
             sess.run(names, feeds)
-            tick(done)
-        for done in range(warmup + 1, warmup + runs + 1):
-            start = time.perf_counter()
-            sess.run(names, feeds)
+        except Exception as e:
+            raise BackendError(
+                f"onnxruntime failed to run {shown(path)}: {run_error_text(e)}"
+            ) from e
+        if done > warmup:
             times.append(time.perf_counter() - start)
-            tick(done)
-    except Exception as e:  # onnxruntime raises its own untyped errors (e.g. a wrong feed shape)
-        raise BackendError(f"onnxruntime failed to run {shown(path)}: {run_error_text(e)}") from e
+        tick(done)
     result = summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
     result.level = level
     return result
