@@ -162,8 +162,10 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
     portable), taking back the initializers only `portable` reads."""
     infos = list(graph.proto.value_info)  # as at the snapshot (a commit would prune them)
     held = {id(t): t.name for t in graph.proto.initializer}  # `portable`'s ids are theirs (alive)
-    if len(set(held.values())) < len(held):  # a name given twice (invalid, yet loadable): drop
-        graph.commit()  # every copy of a dropped one first, as a commit here always did
+    # a name given twice (load refuses it since 55ab133; a Graph edited by hand may hold one):
+    # drop every copy of a dropped one first, as a commit here always did
+    if len(set(held.values())) < len(held):
+        graph.commit()
         held = {id(t): t.name for t in graph.proto.initializer}
     order = graph.toposort()  # what a commit would write, without writing it
     # the value infos a commit would have kept (of tensors that are produced, inputs or
