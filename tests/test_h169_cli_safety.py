@@ -318,3 +318,18 @@ def test_an_output_named_as_a_dump_in_the_dump_folder_is_refused(tmp_path, real_
     flags = ["-o", str(other), "--dump-dir", str(dumps)]
     assert main(["optimize", str(real_model("layout_cdla")), *flags]) == 0
     assert (dumps / "01-constants-to-initializers.onnx").is_file() and other.is_file()
+
+
+def test_a_calibration_folder_of_no_regular_files_is_one_line(tmp_path, capsys):
+    # only a folder named sub.png and a dangling link b.npy: the warning naming them came on
+    # its own line before the error's ("no calibration files"), two lines on stderr
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "sub.png").mkdir()
+    os.symlink(tmp_path / "gone.npy", calib / "b.npy")
+    flags = ["-o", str(tmp_path / "q.onnx"), "--calib", str(calib)]
+    err = _one_line_error(capsys, main(["quantize", str(_tiny(tmp_path)), *flags]))
+    assert err.endswith(
+        "no calibration files (.npy, .npz, .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp); "
+        "skipped b.npy (a link to nothing), sub.png (a folder): not a regular file"
+    )

@@ -382,13 +382,16 @@ def folder_feeds(
     named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
     files = sorted(p for p in named if p.is_file())
     skipped = sorted(set(named) - set(files))
-    if skipped:  # a broken link (a data set half copied) was left out without a word
-        shown_skipped = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
-        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        log.warning("%s: skipping %s%s: not a regular file", shown(directory), shown_skipped, more)
-    if not files:
+    # a broken link (a data set half copied) was left out without a word
+    left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+    if len(skipped) > 5:
+        left_out += f" and {len(skipped) - 5} more"
+    if not files:  # (said in the one line of the error, not in a warning before it)
         suffixes = ", ".join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)
-        raise QuantizeError(f"{directory}: no calibration files ({suffixes})")
+        also = f"; skipped {left_out}: not a regular file" if skipped else ""
+        raise QuantizeError(f"{directory}: no calibration files ({suffixes}){also}")
+    if skipped:
+        log.warning("%s: skipping %s: not a regular file", shown(directory), left_out)
     return FolderFeeds(files, model, spec, batch_size)
 
 
