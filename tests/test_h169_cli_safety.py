@@ -320,6 +320,41 @@ def test_an_output_named_as_a_dump_in_the_dump_folder_is_refused(tmp_path, real_
     assert (dumps / "01-constants-to-initializers.onnx").is_file() and other.is_file()
 
 
+def _two_outputs(names=("y", "z")):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["z"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in names],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+@pytest.mark.parametrize("change", ["added", "reordered"])
+def test_verify_sees_an_output_added_or_reordered(change):
+    # compare() looked only at the original's outputs, by name: an optimized model with a new
+    # graph output, or its outputs in another order (a reader by position gets another
+    # tensor), verified as "max abs diff 0"
+    from graphopt.backends.onnxruntime import compare
+    from graphopt.errors import VerifyError
+
+    original = _two_outputs()
+    candidate = _two_outputs()
+    if change == "added":
+        original.graph.output.pop()
+        said = "the optimized model has output(s) 'z', which the original has not"
+    else:
+        candidate = _two_outputs(("z", "y"))
+        said = "the optimized model's outputs are in another order: z, y (the original: y, z)"
+    feeds = {"x": np.array([[-1.0, 0.0, 2.0, -3.5]], np.float32)}
+    assert [d.max_abs for d in compare(original, original, feeds)] == [0.0] * len(
+        original.graph.output
+    )
+    with pytest.raises(VerifyError) as e:
+        compare(original, candidate, feeds)
+    assert str(e.value) == said
+
+
 def test_a_calibration_folder_of_no_regular_files_is_one_line(tmp_path, capsys):
     # only a folder named sub.png and a dangling link b.npy: the warning naming them came on
     # its own line before the error's ("no calibration files"), two lines on stderr

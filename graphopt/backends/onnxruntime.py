@@ -379,6 +379,17 @@ def compare(
         raise VerifyError(
             f"the optimized model fails on inputs the original runs ({describe_feeds(feeds)}): {e}"
         ) from e
+    added = [name for name in got if name not in ref]
+    if added:  # (only the reference's outputs were compared: a new one passed unseen)
+        raise VerifyError(
+            f"the optimized model has output(s) {', '.join(map(repr, added))}, which the "
+            "original has not"
+        )
+    if all(name in got for name in ref) and list(got) != list(ref):
+        raise VerifyError(  # a reader taking outputs by position would read another one
+            f"the optimized model's outputs are in another order: {', '.join(got)} (the "
+            f"original: {', '.join(ref)})"
+        )
     diffs = []
     for name, a in ref.items():
         if name not in got:
