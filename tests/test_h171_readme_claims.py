@@ -11,7 +11,8 @@
   `optimize_time.json` and `peers.json`. The README had kept 1.08× / 2.0× of earlier runs.
 - Sentences the README gained in H171, each checked against what the code does: `check`'s exit
   status, a rule pass keeping its opset where onnxruntime cannot load the converted model, the
-  accuracy search falling back to ORT_ENABLE_BASIC where a candidate does not load at ALL.
+  accuracy search falling back to ORT_ENABLE_BASIC where a candidate does not load at ALL,
+  merge copying a node whose task output an Identity cannot pass on.
 
 The rendered results block (between the `results-table` markers) is left out: it is rendered
 from peers.json and tested by tests/test_s17_readme_results_render.py.
@@ -32,6 +33,7 @@ import graphopt
 from graphopt.cli import build_parser, main
 from graphopt.quant import collect
 from tests.test_h151_rule_review import ROI_ALIGN, ROI_INPUTS, _upgraded_outputs, build
+from tests.test_h157_multitask_review import sequence_model
 from tests.test_s17_qdq_ort_all_fallback import _feeds, _head, _loads_at_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,3 +280,22 @@ def test_the_accuracy_search_falls_back_to_basic_where_a_candidate_does_not_load
     if _loads_at_all(quantized):  # an onnxruntime without the bug: nothing to fall back from
         pytest.skip("this onnxruntime loads the Q/DQ model at ORT_ENABLE_ALL")
     assert len(said) == 1, said
+
+
+def test_merge_copies_a_node_whose_task_output_identity_cannot_pass_on():
+    """README: "Never shared, only copied: ...; and, for a task, a node whose output is that
+    task's graph output of a type an `Identity` cannot pass on (a sequence below opset 14, a
+    map)" (3cffdfe; the README listed random ops, subgraphs and schema-less domains only).
+    A model with a SplitToSequence output merged with itself: two SplitToSequence at opset 13,
+    one and an Identity naming the second task's output at opset 14."""
+    text = " ".join(readme_text().split())
+    assert (
+        "and, for a task, a node whose output is that task's graph output of a type an "
+        "`Identity` cannot pass on (a sequence below opset 14, a map)" in text
+    )
+    ops = {
+        opset: sorted(n.op_type for n in graphopt.merge([model, model]).graph.node)
+        for opset in (13, 14)
+        for model in [sequence_model(opset)]
+    }
+    assert ops == {13: ["SplitToSequence"] * 2, 14: ["Identity", "SplitToSequence"]}
