@@ -368,3 +368,33 @@ def test_a_calibration_folder_of_no_regular_files_is_one_line(tmp_path, capsys):
         "no calibration files (.npy, .npz, .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp); "
         "skipped b.npy (a link to nothing), sub.png (a folder): not a regular file"
     )
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("command", ["optimize", "quantize"])
+def test_an_output_link_beside_the_input_does_not_write_over_its_data(
+    tmp_path, real_model, capsys, command
+):
+    # khmer_seg copied as in.onnx keeps its weights in model.onnx.data; -o model.onnx, a link
+    # in that folder to a file elsewhere: the save writes the data beside the link
+    # (model.onnx.data), but the check looked beside the link's target, passed, and the input
+    # was left reading the new model's bytes (onnxruntime: "Deserialize tensor ... failed")
+    source = real_model("khmer_seg")
+    data = source.with_name("model.onnx.data").read_bytes()
+    folder, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "in.onnx").write_bytes(source.read_bytes())
+    (folder / "model.onnx.data").write_bytes(data)
+    os.symlink(elsewhere / "target.onnx", folder / "model.onnx")
+    (tmp_path / "calib").mkdir()
+    from graphopt.realmodels import khmer_inputs
+
+    for i, feed in enumerate(khmer_inputs(2)):  # the model's own feeds (real text)
+        np.savez(tmp_path / "calib" / f"{i}.npz", **feed)
+    calib = ["--calib", str(tmp_path / "calib")] if command == "quantize" else []
+    flags = ["-o", str(folder / "model.onnx"), *calib]
+    err = _one_line_error(capsys, main([command, str(folder / "in.onnx"), *flags]))
+    assert "its data file model.onnx.data is the input model's" in err
+    assert (folder / "model.onnx.data").read_bytes() == data
+    assert not any(elsewhere.iterdir())

@@ -333,7 +333,7 @@ def refuse_data_file_of_inputs(
 
     if output == STDOUT:
         return
-    data = resolved(output).parent / default_data_location(Path(output))
+    data = _data_file_beside(output)
     if not data.is_file() or not any(data in _data_files_of(m) for m in models):
         return
     if model_io._over_two_gib(model):
@@ -342,6 +342,15 @@ def refuse_data_file_of_inputs(
             f"{shown(data.name)}, which is an external data file of an input model; give "
             "another output name"
         )
+
+
+def _data_file_beside(output: str) -> Path:
+    """The data file (resolved) `save_model` writes for a model saved at `output`: beside the
+    path as given, a symbolic link's own folder and name (`<link name>.data`), not its
+    target's. Taken from the target, `-o model.onnx`, a link in the input's folder to a file
+    elsewhere, passed, and the save wrote model.onnx.data over the input's weights."""
+    given = Path(output)
+    return resolved(given.parent if str(given.parent) else ".") / default_data_location(given)
 
 
 def refuse_writing_over_data_files(
@@ -376,7 +385,7 @@ def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: b
             f"{shown(output)}: is an external data file of the input model; choose another"
         )
     same_model = loaded.source is not None and out == resolved(loaded.source)
-    data = out.parent / default_data_location(out)
+    data = _data_file_beside(output)
     if external and not same_model and data in loaded.data_files:
         raise SaveError(
             f"{shown(output)}: its data file {shown(data.name)} is the input model's; choose "
