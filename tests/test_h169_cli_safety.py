@@ -398,3 +398,13 @@ def test_an_output_link_beside_the_input_does_not_write_over_its_data(
     assert "its data file model.onnx.data is the input model's" in err
     assert (folder / "model.onnx.data").read_bytes() == data
     assert not any(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize("given", ["out.onnx/.", "out.onnx/.."])
+def test_an_output_ending_in_a_dot_folder_is_refused(tmp_path, monkeypatch, capsys, given):
+    # pathlib reads 'out.onnx/.' as 'out.onnx': a file was written there, exit 0
+    model = _tiny(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    err = _one_line_error(capsys, main(["optimize", str(model), "-o", given]))
+    assert err.endswith(f"-o {given} names a folder; give a file name")
+    assert sorted(os.listdir(tmp_path)) == ["tiny.onnx"]

@@ -444,7 +444,9 @@ def _check_writable(
             raise error(f"{what} {path} is {kind}, not a folder; give a folder")
         where = target
     else:
-        if given.endswith(("/", os.sep)) and not target.is_dir():  # Path("out/") is "out"
+        # Path("out/") and Path("out/.") are "out": a file was written at "out"
+        names_folder = given.endswith(("/", os.sep)) or os.path.basename(given) in (".", "..")
+        if names_folder and not target.is_dir():
             raise error(f"{what} {shown(given)} names a folder; give a file name")
         if target.is_dir():
             raise error(f"{what} {path} is a folder; give a file name")
