@@ -408,3 +408,31 @@ def test_an_output_ending_in_a_dot_folder_is_refused(tmp_path, monkeypatch, caps
     err = _one_line_error(capsys, main(["optimize", str(model), "-o", given]))
     assert err.endswith(f"-o {given} names a folder; give a file name")
     assert sorted(os.listdir(tmp_path)) == ["tiny.onnx"]
+
+
+@pytest.mark.slow
+def test_verify_of_a_model_over_2_gib_is_one_error_not_a_traceback():
+    # session() serialized the ModelProto outside its try: protobuf's EncodeError ("Failed to
+    # serialize proto") went up through compare() to the CLI as a traceback (--verify)
+    from graphopt.backends.onnxruntime import compare
+    from graphopt.errors import VerifyError
+
+    size = 540_000_000  # float32: 2.16 GB
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    weight = model.graph.initializer.add()  # (make_graph's extend copies it: too large)
+    weight.name, weight.data_type = "w", TensorProto.FLOAT
+    weight.dims.extend([1, size])
+    weight.raw_data = bytes(4 * size)
+    with pytest.raises(VerifyError) as e:
+        compare(model, model, {"x": np.ones((1, 1), np.float32)})
+    assert str(e.value) == (
+        "the original model does not load in onnxruntime: onnxruntime cannot load the model: "
+        "it is over 2 GiB, which onnxruntime takes only from a file with external data, not "
+        "in memory"
+    )

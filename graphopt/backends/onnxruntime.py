@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from google.protobuf.message import EncodeError
 
 from graphopt._text import shown
 from graphopt.errors import BackendError, VerifyError, first_line
@@ -157,7 +158,13 @@ def session(
         opts.inter_op_num_threads = 1
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
-    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    try:
+        source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    except (EncodeError, ValueError) as e:  # protobuf: over 2 GiB (a traceback from --verify)
+        raise BackendError(
+            "onnxruntime cannot load the model: it is over 2 GiB, which onnxruntime takes only "
+            "from a file with external data, not in memory"
+        ) from e
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors
