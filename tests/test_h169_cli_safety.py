@@ -330,21 +330,21 @@ def _two_outputs(names=("y", "z")):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
-@pytest.mark.parametrize("change", ["added", "reordered"])
+@pytest.mark.parametrize("change", ["added first", "reordered"])
 def test_verify_sees_an_output_added_or_reordered(change):
-    # compare() looked only at the original's outputs, by name: an optimized model with a new
-    # graph output, or its outputs in another order (a reader by position gets another
-    # tensor), verified as "max abs diff 0"
+    # compare() looked only at the original's outputs, by name: an optimized model with its
+    # outputs in another order, or a new graph output before the original's (a reader by
+    # position gets another tensor), verified as "max abs diff 0"
     from graphopt.backends.onnxruntime import compare
     from graphopt.errors import VerifyError
 
     original = _two_outputs()
-    candidate = _two_outputs()
-    if change == "added":
-        original.graph.output.pop()
-        said = "the optimized model has output(s) 'z', which the original has not"
+    candidate = _two_outputs(("z", "y"))
+    if change == "added first":
+        original.graph.output.pop(0)  # the original: z only; the candidate: z, y → y is new
+        candidate = _two_outputs(("y", "z"))
+        said = "the optimized model's outputs are in another order: y, z (the original: z)"
     else:
-        candidate = _two_outputs(("z", "y"))
         said = "the optimized model's outputs are in another order: z, y (the original: y, z)"
     feeds = {"x": np.array([[-1.0, 0.0, 2.0, -3.5]], np.float32)}
     assert [d.max_abs for d in compare(original, original, feeds)] == [0.0] * len(
@@ -353,6 +353,27 @@ def test_verify_sees_an_output_added_or_reordered(change):
     with pytest.raises(VerifyError) as e:
         compare(original, candidate, feeds)
     assert str(e.value) == said
+
+
+def test_verify_compares_the_original_outputs_when_new_ones_follow_them(tmp_path):
+    # expose-tensors appends outputs after the original's (README, distillation): --verify
+    # compares the original's and leaves the new ones; 2dfe629 refused every such model
+    from graphopt.backends.onnxruntime import compare
+
+    original = _two_outputs()
+    original.graph.output.pop()  # y only
+    candidate = _two_outputs()  # y, then the new z
+    feeds = {"x": np.array([[-1.0, 0.0, 2.0, -3.5]], np.float32)}
+    assert [(d.output, d.max_abs) for d in compare(original, candidate, feeds)] == [("y", 0.0)]
+    rules = tmp_path / "expose.yaml"
+    rules.write_text("passes:\n  - expose-tensors: {names: [z], op_types: []}\n")
+    model = tmp_path / "m.onnx"
+    src = _two_outputs()
+    src.graph.output.pop()
+    onnx.save(src, model)
+    out = tmp_path / "o.onnx"
+    assert main(["optimize", str(model), "-o", str(out), "--pipeline", str(rules), "--verify"]) == 0
+    assert [o.name for o in onnx.load(tmp_path / "o.onnx").graph.output] == ["y", "z"]
 
 
 def test_a_calibration_folder_of_no_regular_files_is_one_line(tmp_path, capsys):
