@@ -264,7 +264,12 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def run_cli() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before main's own handler: the parser, its imports
+        print("graphopt: interrupted; nothing was written", file=sys.stderr)
+        code = 130
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # `python -m graphopt.cli ...` as `python -m graphopt ...`
