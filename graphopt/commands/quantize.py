@@ -206,6 +206,9 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, parse_triple
     from graphopt.quant.sidecar import path_of, refuse_unwritable
 
+    for flag, given in (("--cache", args.cache), ("--cache-in", args.cache_in)):
+        if given == "":  # taken as no cache at all: --cache '' failed after calibrating
+            raise QuantizeError(f"{flag} is empty; give a file name")
     if not args.calib and not args.cache_in:
         raise QuantizeError("give --calib DIR (calibration data) or --cache-in F (scales)")
     if not args.calib:  # no images to preprocess: the scales come from the cache
