@@ -255,9 +255,10 @@ def max_rel_diff(reference: list[list[np.ndarray]], got: list[list[np.ndarray]])
             if a.size == 0:
                 continue
             a64, b64 = a.astype(np.float64), b.astype(np.float64)
-            with np.errstate(invalid="ignore"):  # inf − inf: NaN, set to 0 below
-                diff = np.abs(a64 - b64)
-            diff[(a64 == b64) | (np.isnan(a64) & np.isnan(b64))] = 0.0
+            same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+            with np.errstate(invalid="ignore"):  # inf − inf: NaN, 0 where both are the same
+                # (np.where, not item assignment: a 0-d output's |a − b| is a numpy scalar)
+                diff = np.where(same, 0.0, np.abs(a64 - b64))
             deltas.append(float(np.max(diff)))  # NaN where only one side is NaN
             finite = np.abs(a64[np.isfinite(a64)])
             scale = max(scale, float(np.max(finite)) if finite.size else 0.0)
