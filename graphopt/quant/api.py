@@ -96,8 +96,8 @@ class QuantizeReport:
     sidecar: str | None = None  # the cache sidecar whose float choices this run applied
     # tensors no int8 scale represents, which get no Q/DQ and no cache entry: those holding
     # NaN or infinity in calibration → where (e.g. "-inf in calibration feed 0"); the others
-    # (`parameters`: empty in every feed, or a scale under the least one written) → why; and
-    # the nodes that would have quantized them, kept float
+    # (`parameters`: empty in every feed; from_cache: a cache scale under the least one
+    # written) → why; and the nodes that would have quantized them, kept float
     non_finite: dict[str, str] = field(default_factory=dict)
     unscaled: dict[str, str] = field(default_factory=dict)
     unscaled_nodes: list[str] = field(default_factory=list)
@@ -437,9 +437,10 @@ def quantize_with_report(
                 # graphopt's own cache leaves out the tensors it found no scale for, and the
                 # sidecar names the nodes reading them, which stayed float (`parameters`)
                 why += (
-                    f" (graphopt leaves a tensor without a scale, holding NaN or infinity, empty "
-                    "or under the least scale, out of its cache and keeps its readers float, "
-                    f"as the sidecar {sidecar_io.path_of(from_cache)} says, which is not there: "
+                    " (graphopt leaves a tensor without a scale, holding NaN or infinity or "
+                    "empty in every calibration feed, out of its cache and keeps its readers "
+                    f"float, as the sidecar {sidecar_io.path_of(from_cache)} says, which is not "
+                    "there: "
                     "put it beside the cache, or keep those nodes float with keep_nodes)"
                 )
             raise QuantizeError(
