@@ -405,10 +405,11 @@ def _external_tensors(
 def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = True) -> None:
     """Fail early, in one line, on what would otherwise crash a pass later: a `LoadError` that
     names `where` for a default opset graphopt does not support (or none, with default-domain
-    ops), a graph without outputs, and (`check_nodes`) a tensor read or graph output that
-    nothing defines. `check_nodes=False`: the opsets and outputs only (`Graph(...,
-    check_as=where)` checks the nodes); what `load` checks of any model, and the analyses of a
-    ModelProto they index themselves."""
+    ops), the default domain imported at two versions ("" and "ai.onnx"), a graph without
+    outputs, an IR version onnx does not know, an initializer name or graph input given twice,
+    and (`check_nodes`) a tensor read or graph output that nothing defines.
+    `check_nodes=False`: all but the node walk (`Graph(..., check_as=where)` walks the nodes);
+    what `load` checks of any model, and the analyses of a ModelProto they index themselves."""
     _refuse_opset_imported_twice(proto, where)
     opsets = {o.domain or "": o.version for o in proto.opset_import}
     default = opsets.get("", opsets.get("ai.onnx"))
