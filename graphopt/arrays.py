@@ -15,10 +15,14 @@ callers match arrays to model inputs).
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import tokenize
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -48,18 +52,87 @@ NP_LOAD_ERRORS: tuple[type[BaseException], ...] = (
 def load_arrays(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
     """The array of a `.npy` file, or every array of a `.npz` archive by key (read into memory,
     the file closed), whatever the file's suffix; a one-line `ValueError` when it cannot be
-    read (`unreadable_reason`)."""
+    read (`unreadable_reason`, `short_of_declared`)."""
     try:
-        data = np.load(path, allow_pickle=False)
+        data = load_checked(path)
     except NP_LOAD_ERRORS as e:
         raise ValueError(unreadable_reason(e, path)) from e
     if isinstance(data, np.ndarray):
         return native_byte_order(data)
     with data:
         try:
-            return {k: native_byte_order(data[k]) for k in data.files}
+            return {k: native_byte_order(member_checked(data, k)) for k in data.files}
         except NP_LOAD_ERRORS as e:
             raise ValueError(unreadable_reason(e, path, member=True)) from e
+
+
+class DeclaredBeyondData(ValueError):
+    """A .npy header declaring more bytes of array data than follow it."""
+
+
+def load_checked(path: str | Path) -> np.ndarray | np.lib.npyio.NpzFile:
+    """`np.load(path, allow_pickle=False)` after `short_of_declared`: a .npy file whose header
+    declares more data than the file holds raises `DeclaredBeyondData` before numpy allocates
+    what the header declares (10^12 values: a MemoryError where the kernel refuses 4 TB, a 4 TB
+    allocation and then "not a .npy file" where it overcommits, as on the GPU machine)."""
+    try:
+        with open(path, "rb") as f:
+            reason = short_of_declared(f, os.fstat(f.fileno()).st_size)
+    except OSError:
+        reason = None  # np.load says why, in its own words
+    if reason:
+        raise DeclaredBeyondData(reason)
+    return np.load(path, allow_pickle=False)
+
+
+def member_checked(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """`archive[key]` after `short_of_declared` on that member (`load_checked`'s check)."""
+    zipped = archive.zip
+    if zipped is None:  # (closed: reading the member says so)
+        return archive[key]
+    name = key if key in zipped.namelist() else f"{key}.npy"
+    try:
+        size = zipped.getinfo(name).file_size
+        with zipped.open(name) as stream:
+            reason = short_of_declared(stream, size)
+    except NP_LOAD_ERRORS:
+        reason = None  # reading the member says why
+    if reason:
+        raise DeclaredBeyondData(f"member {name}: {reason}")
+    return archive[key]
+
+
+# what numpy's header readers raise besides np.load's errors (a header that is a literal of the
+# wrong shape: a list for the dict, a string for the shape)
+_HEADER_ERRORS: tuple[type[BaseException], ...] = (*NP_LOAD_ERRORS, SyntaxError, TypeError)
+
+
+def short_of_declared(stream: IO[bytes], size: int) -> str | None:
+    """Why the .npy data in `stream` (`size` bytes from its start) cannot be what its header
+    declares, or None: not a .npy stream of a version whose header numpy has a public reader
+    for (np.load then says what it is), or as long as declared (or longer)."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            return None
+        start = stream.tell()
+    except _HEADER_ERRORS:
+        return None
+    if dtype.hasobject:
+        return None  # refused as pickled objects
+    declared = math.prod(shape) * dtype.itemsize
+    held = size - start
+    if declared <= held:
+        return None
+    return (
+        f"its .npy header declares a {'x'.join(map(str, shape)) or 'scalar'} {dtype} array "
+        f"({declared:,} bytes) but {held:,} bytes follow: the file is cut short or its "
+        "header damaged"
+    )
 
 
 def native_byte_order(array: np.ndarray) -> np.ndarray:
@@ -76,6 +149,10 @@ def unreadable_reason(error: BaseException, path: str | Path, *, member: bool = 
     """Why numpy could not read the file at `path` as .npy/.npz, in a few words, from `error`
     (one of `NP_LOAD_ERRORS`, raised by `np.load` or, `member`, by reading a member of the
     archive it opened). Never numpy's advice to load a file of another format as a pickle."""
+    if isinstance(error, DeclaredBeyondData):
+        return str(error)
+    if isinstance(error, ValueError) and _SHORT_READ.search(str(error)):  # (a .npy of version 3)
+        return f"the file is cut short: {first_line(error)}"
     if isinstance(error, MemoryError):
         return (
             f"its .npy header declares an array larger than memory ({first_line(error)}): a "
@@ -92,6 +169,11 @@ def unreadable_reason(error: BaseException, path: str | Path, *, member: bool = 
     if isinstance(error, OSError):
         return error.strerror or first_line(error)
     return NOT_NUMPY if "pickled" in str(error) else f"{NOT_NUMPY}: {first_line(error)}"
+
+
+# numpy's words for array data shorter than its header declares (np.fromfile on a file, reading
+# an archive member in chunks)
+_SHORT_READ = re.compile(r"Failed to read all data for array|EOF: reading array data")
 
 
 def _object_array(e: BaseException) -> bool:

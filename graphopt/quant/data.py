@@ -35,7 +35,13 @@ import numpy as np
 import onnx
 
 from graphopt._text import shown
-from graphopt.arrays import NP_LOAD_ERRORS, native_byte_order, unreadable_reason
+from graphopt.arrays import (
+    NP_LOAD_ERRORS,
+    load_checked,
+    member_checked,
+    native_byte_order,
+    unreadable_reason,
+)
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
 from graphopt.quant.image_input import image_input
@@ -269,7 +275,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                     f"{', '.join(names)} (use .npz keyed by input name)"
                 )
             try:
-                value = np.load(path, allow_pickle=False)
+                value = load_checked(path)
             except NP_LOAD_ERRORS as e:
                 reason = unreadable_reason(e, path)
                 raise QuantizeError(f"{shown(path)}: cannot read .npy feed: {reason}") from e
@@ -284,7 +290,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         """The arrays of `path` named after the model's inputs (others ignored); a lone array
         of any name for a single-input model."""
         try:
-            data = np.load(path, allow_pickle=False)
+            data = load_checked(path)
         except NP_LOAD_ERRORS as e:
             reason = unreadable_reason(e, path)
             raise QuantizeError(f"{shown(path)}: cannot read .npz feed: {reason}") from e
@@ -295,9 +301,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             try:
                 if all(n in keys for n in names):
                     wanted = [n for n in names + self.overridable if n in keys]
-                    return {n: native_byte_order(data[n]) for n in wanted}
+                    return {n: native_byte_order(member_checked(data, n)) for n in wanted}
                 if len(names) == 1 and len(keys) == 1:
-                    return {names[0]: native_byte_order(data[keys[0]])}
+                    return {names[0]: native_byte_order(member_checked(data, keys[0]))}
             except NP_LOAD_ERRORS as e:
                 reason = unreadable_reason(e, path, member=True)
                 raise QuantizeError(f"{shown(path)}: cannot read .npz feed: {reason}") from e
