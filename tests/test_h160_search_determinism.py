@@ -26,12 +26,16 @@ def test_search_model_is_independent_of_feed_order_and_threads(
         path, feeds, target=target, method=method, accuracy_target=TARGET, threads=1, cache=cache
     )
     assert report.kept_float and report.error is not None and report.error > 0
-    for order, threads in ((feeds[::-1], 2), (feeds[1:] + feeds[:1], 0)):
+    # 8 threads: onnxruntime splits its work otherwise than at 1 or 2, on any machine (threads=0
+    # is one per core: 2 here, 16 on the GPU machine, where this test first saw the difference)
+    for order, threads in ((feeds[::-1], 2), (feeds[1:] + feeds[:1], 8)):
         other, again = quantize_with_report(
             path, order, target=target, method=method, accuracy_target=TARGET, threads=threads
         )
         assert again.kept_float == report.kept_float
-        assert again.error == report.error
+        # the error is onnxruntime's float arithmetic, whose last digits follow its thread
+        # count (1 vs 8 threads: 0.0065104201 vs 0.0065104147); the model does not
+        assert again.error == pytest.approx(report.error, rel=1e-5)
         assert other.SerializeToString() == first.SerializeToString()
     back, side = quantize_with_report(path, None, target=target, from_cache=cache)
     assert side.kept_float == report.kept_float

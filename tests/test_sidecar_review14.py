@@ -132,10 +132,13 @@ def _hostile_cases(written: Written) -> dict[str, str]:
         # refused before, kept here so that the CLI's line is seen for each
         "a node name with NUL and newline": json.dumps({**good, "stem": ["a\x00b\nc"]}),
         "a list in a list of names": json.dumps({**good, "keep_nodes": [["p2o.Conv.3"]]}),
-        "nested 5000 deep in a valid object": good_text[:-1]
+        # 5000 deep was past Python 3.11's limit (1000) but parses on 3.12 (a C limit of its
+        # own, seen on the GPU machine), where the unknown key is then ignored: 100000 is past
+        # every Python's
+        "nested 100000 deep in a valid object": good_text[:-1]
         + ', "x": '
-        + "[" * 5000
-        + "]" * 5000
+        + "[" * 100000
+        + "]" * 100000
         + "}",
         **{
             f"scale {scale}": json.dumps(
@@ -162,7 +165,7 @@ def _hostile_cases(written: Written) -> dict[str, str]:
         ("a node name of 100000 characters", "(100000 characters)"),
         ("a node name with NUL and newline", "names node 'a\\x00b\\nc'"),
         ("a list in a list of names", "'keep_nodes' is not a list of names"),
-        ("nested 5000 deep in a valid object", "not JSON: maximum recursion depth"),
+        ("nested 100000 deep in a valid object", "not JSON: "),  # (RecursionError's words vary)
         ("scale 00000001", "is subnormal"),  # (taken before)
         ("scale 7f800000", "scale inf is not finite"),
         ("scale 7fc00000", "scale nan is not finite"),
