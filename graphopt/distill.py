@@ -18,7 +18,7 @@ writes into a folder (an advisory lock on it). Every
 data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
 atomically; a rerun with the same teacher, options and data (file names, sizes and
 modification times; a feed sequence's samples by position only) resumes after the last
-checkpoint. The manifest is written (0 samples done) before the files are made, so a run
+checkpoint, at any batch size (the rows do not depend on it). The manifest is written (0 samples done) before the files are made, so a run
 stopped before its first checkpoint leaves a folder that the rerun starts over in, whatever
 changed (its files removed: nothing in them was kept; `graphopt distill-targets` removes them
 itself when an error stopped it, `remove_unkept`).
@@ -907,7 +907,10 @@ def _resume(
             f"({', '.join(map(shown, changed[:3])) or 'their sizes and times are not recorded'}); use "
             "another folder (or delete it) to start over"
         )
-    for key in ("format", "teacher", "temperature", "axis", "batch_size", "sources", "preprocess"):
+    # not the batch size: a batch's rows are its samples' run one at a time (checked on the
+    # first batch of every run, a resume's too), so another one resumes (and a complete
+    # folder was refused though nothing would run); the manifest keeps the first run's
+    for key in ("format", "teacher", "temperature", "axis", "sources", "preprocess"):
         mine, theirs = config[key], manifest.get(key)
         if key == "teacher":  # the same bytes may have moved
             mine = (mine["sha256"], mine.get("data_sha256"))
