@@ -135,10 +135,11 @@ def test_reshape_with_zero_entries_resolved_from_static_intermediate():
 
 
 def test_reshape_with_zero_copying_a_dynamic_dim_is_refused():
+    # the inner Reshape infers dim 0 (-1) rather than copying x's (0, which would merge)
     model = parse(
         """
         g (float[N, 12] x) => (float[N, 3, 4] y) {
-          s1 = Constant <value = int64[3] {0, 3, 4}> ()
+          s1 = Constant <value = int64[3] {-1, 3, 4}> ()
           a = Reshape (x, s1)
           s2 = Constant <value = int64[3] {0, 3, -1}> ()
           y = Reshape (a, s2)

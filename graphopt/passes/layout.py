@@ -162,7 +162,10 @@ class MergeReshapes(Pass):
 
     Reshape(R(x), s)  ⇒  Reshape(x, s)      R ∈ {Reshape, Flatten, Squeeze, Unsqueeze}
     when s has no 0 entries (0 copies a dim of R(x)); otherwise when R(x)'s shape is static
-    (and has each dim a 0 copies: s may be longer), with those 0 entries replaced by its dims.
+    (and has each dim a 0 copies: s may be longer), with those 0 entries replaced by its dims
+    (none 0); where a copied dim is dynamic, with the 0s kept and x being the input of the
+    longest run of links from R(x) back that are each a Reshape with a 0 (allowzero=0) at
+    every index where s has one: each link copied those dims from its input, so x has them.
 
     Unsqueeze(Reshape(x, s), axes)  ⇒  Reshape(x, s with a 1 inserted at each axis)
     when s is a constant without 0 entries and the Unsqueeze is the inner Reshape's one reader.
@@ -197,29 +200,52 @@ class MergeReshapes(Pass):
             if target is None:
                 continue
             values = [int(v) for v in target.reshape(-1)]
+            chain = [inner]
+            while (further := _reshape_like_producer(graph, chain[-1].input[0])) is not None:
+                chain.append(further)
             copied = [i for i, v in enumerate(values) if v == 0]
             if copied and not graph.attr(node, "allowzero", 0):
-                if not initializers_allowed(graph, ctx, self.name):
-                    continue
                 middle = shapes.static(node.input[0])
                 if middle is None:
-                    ctx.note(self.name, node.name, "refused", "0 in the shape copies a dynamic dim")
-                    continue
-                if copied[-1] >= len(middle):  # the original fails: nothing to merge
-                    ctx.note(self.name, node.name, "refused", "a 0 copies a dim past the rank")
-                    continue
-                values = [middle[i] if v == 0 else v for i, v in enumerate(values)]
-                if 0 in values:
-                    continue  # a genuine zero-size dim: leave the chain as it is
-                name = graph.add_initializer(f"{node.output[0]}_shape", np.array(values, np.int64))
-                graph.set_input(node, 1, name)
-            source = inner.input[0]
-            while (further := _reshape_like_producer(graph, source)) is not None:
-                source = further.input[0]
-            graph.set_input(node, 0, source)
+                    # keep the 0s and merge only across the links that each copy every such
+                    # dim i from their own input (so that it is the new input's dim i)
+                    kept = 0
+                    while kept < len(chain) and _copies_dims(graph, chain[kept], copied):
+                        kept += 1
+                    if kept == 0:
+                        reason = "0 in the shape copies a dynamic dim not copied from x"
+                        ctx.note(self.name, node.name, "refused", reason)
+                        continue
+                    del chain[kept:]
+                else:
+                    if not initializers_allowed(graph, ctx, self.name):
+                        continue
+                    if copied[-1] >= len(middle):  # the original fails: nothing to merge
+                        ctx.note(self.name, node.name, "refused", "a 0 copies a dim past the rank")
+                        continue
+                    values = [middle[i] if v == 0 else v for i, v in enumerate(values)]
+                    if 0 in values:
+                        continue  # a genuine zero-size dim: leave the chain as it is
+                    name = graph.add_initializer(
+                        f"{node.output[0]}_shape", np.array(values, np.int64)
+                    )
+                    graph.set_input(node, 1, name)
+            graph.set_input(node, 0, chain[-1].input[0])
             ctx.note(self.name, node.name, "applied")
             merged += 1
         return PassResult(merged > 0, {"merged": merged})
+
+
+def _copies_dims(graph: Graph, link: onnx.NodeProto, dims: list[int]) -> bool:
+    """Whether reshape-like `link` is a Reshape whose constant shape has a 0 at each index
+    of `dims` and allowzero=0: then its output's dim i is its input's dim i for each i (when
+    it runs at all; an input of rank <= i fails it)."""
+    if link.op_type != "Reshape" or len(link.input) < 2 or graph.attr(link, "allowzero", 0):
+        return False
+    shape = graph.constant(link.input[1])
+    if shape is None or shape.ndim != 1:
+        return False
+    return all(i < shape.size and int(shape[i]) == 0 for i in dims)
 
 
 def _unsqueeze_into_reshape(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> bool:
