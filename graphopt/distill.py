@@ -656,7 +656,9 @@ def _check_batch(inputs: Sequence[tuple[str, int, list[Any]]], batch_size: int) 
 def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]], source: Source) -> Feed:
     """Cast float samples to the float type the teacher declares (e.g. float64 .npy files);
     a feed's value that is a list of numbers is taken as an array (it was an AttributeError
-    traceback)."""
+    traceback). Numbers of another kind (int32 for a float input) are refused, naming the
+    sample: in a batch with a float sample, stacking made them floats, fed as such (exit 0),
+    where alone onnxruntime refused them."""
     for name, _, _ in inputs:
         if feed.get(name) is None:
             raise DistillError(f"{shown(source.name)}: no value for teacher input {name!r}")
@@ -666,6 +668,11 @@ def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]], source: S
         want = onnx.helper.tensor_dtype_to_np_dtype(elem)
         if value.dtype != want and value.dtype.kind == "f" and want.kind == "f":
             out[name] = value.astype(want)
+        elif value.dtype != want and value.dtype.kind in "biuf" and want.kind in "biuf":
+            raise DistillError(
+                f"{shown(source.name)}: holds {value.dtype} for teacher input {name!r}, which "
+                f"reads {want}"
+            )
     return out
 
 
@@ -679,10 +686,29 @@ def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
                 f"{shown(source.name)}: feeds {sorted(feed)}, {shown(sources[0].name)} feeds "
                 f"{sorted(feeds[0])}: the samples of a batch must feed the same inputs"
             )
+    for key in feeds[0]:  # a sample of 0 rows and one of 2 (or 1 and 3 where the first
+        # held 2 each) stacked into the rows the batch expects, each stored as another's
+        # sample (exit 0); alone, each was refused
+        first = np.shape(feeds[0][key])[:1]
+        for feed, source in zip(feeds, sources, strict=True):
+            rows = np.shape(feed[key])[:1]
+            if first and rows and rows != first:
+                raise DistillError(
+                    f"{shown(source.name)}: holds {rows[0]} rows of {key!r} on axis 0, "
+                    f"{shown(sources[0].name)} {first[0]}: the samples of a batch must hold as "
+                    "many (their outputs stack on axis 0)"
+                )
     try:
         return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
     except ValueError as e:
-        raise DistillError(f"samples of one batch do not stack: {e}") from e
+        raise DistillError(f"samples {_named(sources)} do not stack: {e}") from e
+
+
+def _named(sources: Sequence[Source]) -> str:
+    """The samples of a batch, as errors name them: 'a.npy', or 'a.npy to d.npy'."""
+    if len(sources) == 1:
+        return shown(sources[0].name)
+    return f"{shown(sources[0].name)} to {shown(sources[-1].name)}"
 
 
 def _rows(
@@ -704,7 +730,7 @@ def _rows(
         expected = tuple(entry["shape"][1:])
         if arr.ndim == 0 or arr.shape[0] != batch * per or tuple(arr.shape[1:]) != expected:
             raise DistillError(
-                f"teacher output {spec.source!r} has shape {arr.shape} on this batch, expected "
+                f"teacher output {spec.source!r} has shape {arr.shape} on {_named(sources)}, expected "
                 f"({batch * per}, {', '.join(map(str, expected))}): every sample must give the "
                 "same shape"
             )

@@ -6,9 +6,11 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
-from graphopt.distill import load_targets, write_targets
+from graphopt.distill import DistillError, load_targets, write_targets
 
 
 @pytest.mark.realmodel
@@ -51,3 +53,76 @@ def test_a_targets_folder_resumes_and_reruns_at_another_batch_size(real_model, t
     np.testing.assert_allclose(got, whole, rtol=1e-5, atol=1e-7)
     again = write_targets(teacher, photos, out, batch_size=4, **options)  # nothing to run
     assert again["complete"] and again["tensors"] == manifest["tensors"]
+
+
+def _pooling() -> onnx.ModelProto:
+    """y = the mean of x[n, 3, h, w] over h and w: one row [3] per sample of any size."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=0)],
+        "h177",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _photographs(count: int) -> list[np.ndarray]:
+    """`count` real photographs, 24x24 NCHW float32 in [0, 1]."""
+    from graphopt.realmodels import images, preprocess
+
+    return [preprocess(img, size=(24, 24), scale=1 / 255) for img in images(count)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "said"),
+    [
+        # a sample of 0 rows batched with one of 2: the 2 rows were stored as one each
+        ((1, 1, 0, 2), r"s3.npy: holds 2 rows of 'x' on axis 0, s2.npy 0: the samples of a"),
+        # files of 2 samples each, then one of 1 and one of 3: s3's first stored as s2's second
+        ((2, 2, 1, 3), r"s3.npy: holds 3 rows of 'x' on axis 0, s2.npy 1"),
+    ],
+)
+def test_the_samples_of_a_later_batch_must_hold_as_many_rows(tmp_path, rows, said):
+    # the first batch was checked, later ones stacked whatever they held when the rows added
+    # up: exit 0, each row stored as another sample's; at batch size 1 both were refused
+    pictures = np.concatenate(_photographs(sum(rows)))
+    data = tmp_path / "data"
+    data.mkdir()
+    start = 0
+    for i, n in enumerate(rows):
+        np.save(data / f"s{i}.npy", pictures[start : start + n])
+        start += n
+    for batch in (2, 1):
+        out = tmp_path / f"b{batch}"
+        with pytest.raises(DistillError, match=said if batch == 2 else "s2.npy, expected"):
+            write_targets(_pooling(), data, out, batch_size=batch, checkpoint=2)
+        assert load_targets(out, allow_partial=True)["y"].shape[0] == 2 * rows[0]
+
+
+def test_a_sample_of_other_numbers_is_refused_in_a_batch_as_alone(tmp_path):
+    # an int32 (or bool) sample batched with a float one was stacked into floats and fed as
+    # such (exit 0); alone, onnxruntime refused it
+    first, second = _photographs(2)
+    pixels = np.round(second * 255).astype(np.int32)
+    for bad, kind in ((pixels, "int32"), (pixels > 127, "bool")):
+        feeds = [{"x": first}, {"x": first}, {"x": first}, {"x": bad}]
+        for batch in (2, 1):
+            with pytest.raises(DistillError, match=f"feed 3: holds {kind} for teacher input 'x'"):
+                write_targets(_pooling(), feeds, tmp_path / f"{kind}{batch}", batch_size=batch)
+
+
+def test_a_later_sample_of_another_shape_is_named(tmp_path):
+    # 'has shape (1, 3, 16, 16) on this batch': which of the samples, the error did not say
+    first, second = _photographs(2)
+    identity = _pooling()
+    identity.graph.node[0].CopyFrom(helper.make_node("Identity", ["x"], ["y"]))
+    identity.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, None))
+    feeds = [{"x": first}, {"x": first}, {"x": second[:, :, :16, :16]}]
+    with pytest.raises(DistillError, match=r"\(1, 3, 16, 16\) on feed 2, expected"):
+        write_targets(identity, feeds, tmp_path / "b1", checkpoint=2)
+    feeds.append({"x": second[:, :, :16, :16]})
+    with pytest.raises(DistillError, match=r"\(2, 3, 16, 16\) on feed 2 to feed 3, expected"):
+        write_targets(identity, feeds, tmp_path / "b2", batch_size=2)
+    feeds[3] = {"x": first}
+    with pytest.raises(DistillError, match="samples feed 2 to feed 3 do not stack"):
+        write_targets(identity, feeds, tmp_path / "b2b", batch_size=2)
