@@ -364,7 +364,8 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     behind Casts: the ops onnxruntime's converter blocks, and every node that reads a float
     constant outside float16's range (e.g. an unfolded BatchNorm variance of 1e8, which would
     become inf). Optimize with the `tensorrt` pipeline first so that such constants are folded
-    away and more of the model runs in float16."""
+    away and more of the model runs in float16. Model-local functions are inlined first
+    (`_inline_functions`), as TensorRT's parser would."""
     from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -372,6 +373,8 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    if copy.functions:
+        copy = _inline_functions(copy)
     graph = Graph(copy)
     blocked_nodes: set[str] = set()
     out_of_range: list[tuple[str, np.ndarray]] = []
@@ -413,6 +416,37 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         raise BackendError(f"cannot convert the model to float16: {e}") from e
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with every call of a model-local function replaced by the function's body
+    (`onnx.inliner`, nested calls and calls in If/Loop bodies too). onnxruntime's float16
+    converter never enters a function body, so a call would hand float16 to its float32
+    constants and Q/DQ (a model onnx and onnxruntime refuse), and onnx's version converter
+    refuses a model with functions (Q/DQ would stay below opset 19). `BackendError` naming
+    the functions that onnx does not inline (a recursive one; one whose opset imports differ
+    from the model's)."""
+    from onnx import inliner
+
+    from graphopt.errors import first_line
+
+    def names(functions: Iterable[onnx.FunctionProto]) -> str:
+        return ", ".join(f"{f.domain}.{f.name}" if f.domain else f.name for f in functions)
+
+    try:
+        inlined = inliner.inline_local_functions(model)
+    except Exception as e:  # onnx raises assorted errors from C++
+        raise BackendError(
+            f"cannot convert the model to float16: onnx cannot inline its local function(s) "
+            f"{names(model.functions)} ({first_line(e)})"
+        ) from e
+    if inlined.functions:
+        raise BackendError(
+            f"cannot convert the model to float16: onnx does not inline its local function(s) "
+            f"{names(inlined.functions)} (are their opset imports the model's?), and the "
+            "float16 converter does not enter function bodies"
+        )
+    return inlined
 
 
 def _qdq_opset_for_fp16(model: onnx.ModelProto, blocked: list[str]) -> onnx.ModelProto:
