@@ -1067,6 +1067,11 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
         raise fail("more samples done than it counts")
     if not isinstance(manifest.get("complete", False), bool):
         raise fail("'complete' is not true or false")
+    done, total = manifest["done"], manifest["count"]
+    if manifest.get("complete", done == total) != (done == total):  # an edited one: 6 of 6
+        # done but incomplete reran without running (exit 0) and load_targets refused it for
+        # ever; 2 of 6 complete loaded 2 rows as the targets
+        raise fail(f"'complete' is {str(manifest['complete']).lower()} with {done} of {total} done")
     per = manifest.get("samples_per_file", 1)
     if not count(per) or per < 1:
         raise fail("'samples_per_file' is not a positive number")
@@ -1076,6 +1081,7 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
     tensors = manifest.get("tensors")
     if not isinstance(tensors, dict):
         raise fail("'tensors' is not a mapping")
+    files: dict[str, str] = {}
     for name, entry in tensors.items():
         where = f"tensor {name!r}"
         if not isinstance(entry, dict):
@@ -1094,6 +1100,16 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
             dtype = np.dtype(object)
         if not isinstance(entry.get("dtype"), str) or dtype.hasobject:
             raise fail(f"{where}: 'dtype' is not a numpy type of numbers")
+        # an edited count or samples_per_file had load_targets return rows never written (0)
+        # as targets, or a resume refuse every sample; write_targets makes count × per rows
+        if shape[0] != total * per:
+            raise fail(
+                f"{where}: 'shape' holds {shape[0]} rows, not count × samples_per_file "
+                f"({total} × {per})"
+            )
+        if file in files:  # both tensors' rows were written into one file, each over the other
+            raise fail(f"tensors {files[file]!r} and {name!r} share the file {file!r}")
+        files[file] = name
 
 
 def load_targets(

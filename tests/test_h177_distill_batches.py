@@ -126,3 +126,64 @@ def test_a_later_sample_of_another_shape_is_named(tmp_path):
     feeds[3] = {"x": first}
     with pytest.raises(DistillError, match="samples feed 2 to feed 3 do not stack"):
         write_targets(identity, feeds, tmp_path / "b2b", batch_size=2)
+
+
+def _two_outputs() -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["z"])],
+        "h177",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["n", 4]),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        # 6 of 6 done, not complete: a rerun returned it as it was (exit 0), load_targets
+        # refused it for ever ('incomplete (6/6 samples); rerun distill-targets to resume')
+        ({"done": 6}, "'complete' is false with 6 of 6 done"),
+        # 2 of 6 done, complete: loaded 2 rows as the whole targets
+        ({"complete": True}, "'complete' is true with 2 of 6 done"),
+        # rows never written (zeros) loaded as the targets of samples 2 and 3
+        (
+            {"samples_per_file": 2},
+            r"tensor 'y': 'shape' holds 6 rows, not count × samples_per_file \(6 × 2\)",
+        ),
+        ({"count": 8}, r"tensor 'y': 'shape' holds 6 rows, not count × samples_per_file \(8 × 1\)"),
+        # the resume wrote both tensors' rows into one file, z's over y's
+        ({"z_file": "000_y.npy"}, "tensors 'y' and 'z' share the file '000_y.npy'"),
+    ],
+)
+def test_a_manifest_edited_out_of_step_with_itself_is_damaged(tmp_path, edit, said):
+    import json
+
+    feeds = [{"x": photo[0, 0, :1, :4]} for photo in _photographs(6)]  # [1, 4] per sample
+    teacher = _two_outputs()
+    out = tmp_path / "t"
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(teacher, feeds, out, checkpoint=2, progress=stop)
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["tensors"]["y"]["shape"] == [6, 4] and manifest["done"] == 2
+    for key, value in edit.items():
+        if key == "z_file":
+            manifest["tensors"]["z"]["file"] = value
+        else:
+            manifest[key] = value
+    path.write_text(json.dumps(manifest))
+    for step in (
+        lambda: load_targets(out, allow_partial=True),
+        lambda: write_targets(teacher, feeds, out),
+    ):
+        with pytest.raises(DistillError, match=f"a damaged manifest \\({said}"):
+            step()
