@@ -496,6 +496,8 @@ def write_targets(
         manifest = _resume(out, config, specs)  # None: start over (a first checkpoint too)
         done = int(manifest.get("done", 0)) if manifest else 0
         if manifest and manifest.get("complete"):
+            # nothing to run; a target file removed or replaced since was 'wrote' (exit 0)
+            load_targets(out)
             return manifest
         sess = session(model, threads=threads)
         arrays: dict[str, np.memmap] = {}

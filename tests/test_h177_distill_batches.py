@@ -187,3 +187,30 @@ def test_a_manifest_edited_out_of_step_with_itself_is_damaged(tmp_path, edit, sa
     ):
         with pytest.raises(DistillError, match=f"a damaged manifest \\({said}"):
             step()
+
+
+def test_a_complete_folder_whose_target_file_went_is_not_reported_written(tmp_path, capsys):
+    # the rerun of a complete folder returned its manifest unread: 'wrote t', exit 0, with a
+    # target file removed or replaced since, and load_targets then failed
+    from graphopt.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, photo in enumerate(_photographs(3)):
+        np.save(data / f"s{i}.npy", photo)
+    onnx.save(_pooling(), tmp_path / "teacher.onnx")
+    out = tmp_path / "t"
+    argv = ["distill-targets", str(tmp_path / "teacher.onnx"), "--data", str(data), "-o", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    stored = np.array(load_targets(out)["y"])
+    capsys.readouterr()
+    np.save(out / "000_y.npy", stored[:2])  # replaced by another of 2 rows
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "000_y.npy: holds <f4 [2, 3], the manifest says <f4 [3, 3]" in err
+    assert len(err.strip().splitlines()) == 1
+    (out / "000_y.npy").unlink()
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "000_y.npy: cannot read" in err and len(err.strip().splitlines()) == 1
+    assert (out / "manifest.json").exists()  # the folder as it was
