@@ -184,3 +184,76 @@ g (float[2, 4] x) => (float[2, 4] y) {
     monkeypatch.setattr(onnx.inliner, "inline_local_functions", refuse)
     assert fp16_model(model).SerializeToString(deterministic=True) == before
     converted_and_close(model, atol=1e-2)
+
+
+# -- blocked ops in If/Loop bodies ---------------------------------------------------------------
+# onnxruntime's converter keeps some ops float32 (TopK, Max, Min, NonMaxSuppression, Range, ...)
+# behind Casts, and puts those Casts in the main graph even for a node of a body: they read a
+# name only the body defines (onnx.checker: not topologically sorted; onnxruntime refuses).
+
+IF_MAX = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2, 4] x, bool c) => (float[2, 4] y) {
+  y = If (c) <then_branch = t () => (float[2, 4] o) { h = Constant <value = float {0.5}> ()
+                                                    o = Max (x, h) },
+              else_branch = e () => (float[2, 4] o2) { o2 = Relu (x) }>
+}"""
+IF_TOPK = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2, 4] x, bool c) => (float[2, 2] y) {
+  y = If (c) <then_branch = t () => (float[2, 2] o) { k = Constant <value = int64[1] {2}> ()
+                                                    o, i = TopK (x, k) },
+              else_branch = e () => (float[2, 2] o2) { s = Constant <value = int64[1] {0}> ()
+                                                     n = Constant <value = int64[1] {2}> ()
+                                                     a = Constant <value = int64[1] {1}> ()
+                                                     o2 = Slice (x, s, n, a) }>
+}"""
+LOOP_MAX = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2, 4] x) => (float[2, 4] y) {
+  n = Constant <value = int64 {3}> ()
+  t = Constant <value = bool {1}> ()
+  y = Loop (n, t, x) <body = b (int64 i, bool cin, float[2, 4] v) => (bool cout, float[2, 4] w) {
+    cout = Identity (cin)
+    h = Constant <value = float {0.25}> ()
+    m = Max (v, h)
+    w = Add (m, x) }>
+}"""
+NESTED_IF = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2, 4] x, bool c) => (float[2, 4] y) {
+  r = Relu (x)
+  y = If (c) <then_branch = t () => (float[2, 4] o) {
+                o = If (c) <then_branch = t2 () => (float[2, 4] p) { q = Neg (x)
+                                                                  p = Min (q, r) },
+                            else_branch = e2 () => (float[2, 4] p2) { p2 = Relu (x) }> },
+              else_branch = e () => (float[2, 4] o2) { o2 = Max (r, x) }>
+}"""
+
+# then and else may both define h and o: each needs its own Casts
+SIBLINGS = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2, 4] x, bool c) => (float[2, 4] y) {
+  y = If (c) <then_branch = t () => (float[2, 4] o) { h = Constant <value = float {0.5}> ()
+                                                    o = Max (x, h) },
+              else_branch = e () => (float[2, 4] o) { h = Constant <value = float {0.25}> ()
+                                                    o = Min (x, h) }>
+}"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [IF_MAX, IF_TOPK, LOOP_MAX, NESTED_IF, SIBLINGS],
+    ids=["if-max", "if-topk", "loop", "nested", "siblings"],
+)
+def test_blocked_ops_in_bodies_get_their_casts_in_the_body(text):
+    model = onnx.parser.parse_model(text)
+    onnx.checker.check_model(model, full_check=True)
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    feeds = [{"x": X}, {"x": -X}]
+    if any(i.name == "c" for i in model.graph.input):
+        feeds = [{**f, "c": np.array(c)} for f in feeds for c in (True, False)]
+    for f in feeds:
+        want = ort_run(model, f, level="disable")["y"]
+        got = ort_run(half, f, level="disable")["y"]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-2)
+    names = {o for n in half.graph.node for o in n.output} | {i.name for i in half.graph.input}
+    casts = [n for n in half.graph.node if n.op_type == "Cast"]
+    assert all(n.input[0] in names for n in casts)

@@ -414,8 +414,55 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         )
     except Exception as e:  # the converter raises assorted errors on odd graphs
         raise BackendError(f"cannot convert the model to float16: {e}") from e
+    _casts_into_bodies(converted)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _casts_into_bodies(model: onnx.ModelProto) -> None:
+    """Move each Cast that onnxruntime's float16 converter put in the main graph for a
+    blocked node (TopK, Max, NonMaxSuppression, ...) of an If/Loop/Scan body, reading a
+    tensor only bodies define, into each body that defines it, right after what writes it:
+    in the main graph it read a name out of its scope (a model onnx and onnxruntime refuse).
+    Sibling bodies may define the same name (then/else branches); a body that already has the
+    Cast's output gets no second one. Its value_info moves with it. A Cast reading a
+    main-graph tensor stays (bodies see it)."""
+    from graphopt.ir.nodes import nested_bodies
+
+    main = model.graph
+    scope = {v.name for v in main.input} | {t.name for t in main.initializer}
+    scope |= {t.values.name for t in main.sparse_initializer}
+    scope |= {o for n in main.node for o in n.output}
+    stray = [n for n in main.node if n.op_type == "Cast" and n.input[0] not in scope]
+    if not stray:
+        return
+    homes: dict[str, list[onnx.GraphProto]] = {}
+    for body in nested_bodies(main):
+        defined = [v.name for v in body.input] + [t.name for t in body.initializer]
+        for name in defined + [o for n in body.node for o in n.output]:
+            homes.setdefault(name, []).append(body)
+    info = {v.name: v for v in main.value_info}
+    moved = set()
+    for cast in stray:
+        source, output = cast.input[0], cast.output[0]
+        if source not in homes:
+            continue  # no body defines it either: not the converter's doing
+        for home in homes[source]:
+            if any(output in n.output for n in home.node):
+                continue
+            at = next((i + 1 for i, n in enumerate(home.node) if source in n.output), 0)
+            nodes = [*home.node[:at], cast, *home.node[at:]]
+            del home.node[:]
+            home.node.extend(nodes)
+            if output in info:
+                home.value_info.append(info[output])
+        moved.add(output)
+    kept = [n for n in main.node if not (n.op_type == "Cast" and n.output[0] in moved)]
+    del main.node[:]
+    main.node.extend(kept)
+    kept_info = [v for v in main.value_info if v.name not in moved]
+    del main.value_info[:]
+    main.value_info.extend(kept_info)
 
 
 def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
