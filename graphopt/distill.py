@@ -506,21 +506,28 @@ def write_targets(
             progress(done, total)
         since = 0
 
-        def teacher_run(feed: Feed, source: Source) -> list[np.ndarray]:
+        def teacher_run(feed: Feed, named: Sequence[Source]) -> list[np.ndarray]:
             try:
                 return list(sess.run([s.source for s in specs], feed))
             except Exception as e:  # onnxruntime raises its own untyped errors
                 first = run_error_text(e)  # every line: a wrong shape's dims come after the first
-                raise DistillError(f"the teacher failed on {shown(source.name)}: {first}") from e
+                raise DistillError(f"the teacher failed on {_named(named)}: {first}") from e
 
         stacking_checked = False
         for start in range(done, total, batch_size):
             batch = sources[start : start + batch_size]
             feeds = [_conform(load_feed(s, inputs, preprocess), inputs, s) for s in batch]
-            values = teacher_run(_conform(_batch_feed(feeds, batch), inputs, batch[0]), batch[0])
+            batched = _conform(_batch_feed(feeds, batch), inputs, batch[0])
+            try:
+                values = teacher_run(batched, batch)
+            except DistillError:  # the batch's first sample was named, whichever failed
+                if len(batch) > 1:  # the sample that fails alone, if one does
+                    for feed, source in zip(feeds, batch, strict=True):
+                        teacher_run(feed, [source])
+                raise
             _refuse_non_numbers(specs, values)
             if len(batch) > 1 and not stacking_checked:
-                alone = [teacher_run(f, s) for f, s in zip(feeds, batch, strict=True)]
+                alone = [teacher_run(f, [s]) for f, s in zip(feeds, batch, strict=True)]
                 _check_stacking(specs, values, alone)
                 stacking_checked = True
             if manifest is None:

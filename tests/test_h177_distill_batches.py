@@ -214,3 +214,22 @@ def test_a_complete_folder_whose_target_file_went_is_not_reported_written(tmp_pa
     err = capsys.readouterr().err
     assert "000_y.npy: cannot read" in err and len(err.strip().splitlines()) == 1
     assert (out / "manifest.json").exists()  # the folder as it was
+
+
+def test_a_sample_the_teacher_fails_on_is_named_in_a_batch_as_alone(tmp_path):
+    # an index out of range in the 4th sample: 'the teacher failed on feed 2' with batches of
+    # 2 (the batch's first sample, which runs), 'feed 0' with one batch of 4
+    table = helper.make_tensor("E", TensorProto.FLOAT, [10, 3], np.arange(30.0).tolist())
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["E", "ids"], ["y"])],
+        "h177",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5, 3])],
+        [table],
+    )
+    teacher = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = [{"ids": np.array([[1, 2, 3, 4, 5]])} for _ in range(3)]
+    feeds.append({"ids": np.array([[1, 2, 3, 4, 99]])})
+    for batch in (1, 2, 4):
+        with pytest.raises(DistillError, match=r"the teacher failed on feed 3: .*idx=99"):
+            write_targets(teacher, feeds, tmp_path / f"b{batch}", batch_size=batch)
