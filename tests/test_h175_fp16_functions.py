@@ -257,3 +257,32 @@ def test_blocked_ops_in_bodies_get_their_casts_in_the_body(text):
     names = {o for n in half.graph.node for o in n.output} | {i.name for i in half.graph.input}
     casts = [n for n in half.graph.node if n.op_type == "Cast"]
     assert all(n.input[0] in names for n in casts)
+
+
+BODY_BIG = """<ir_version: 8, opset_import: ["" : 13]>
+g (float[2, 4] x, bool c) => (float[2, 4] y) {
+  k = Constant <value = float {1e-4}> ()
+  s = Mul (x, k)
+  y = If (c) <then_branch = t () => (float[2, 4] o) {
+                big = Constant <value = float[4] {1e5, 1.0, 1.0, 1.0}> ()
+                o = Mul (s, big) },
+              else_branch = e () => (float[2, 4] o) {
+                o = If (c) <then_branch = t2 () => (float[2, 4] p) { p = Relu (s) },
+                            else_branch = e2 () => (float[2, 4] p) {
+                              big = Constant <value = float[4] {1.0, 2e5, 1.0, 1.0}> ()
+                              p = Mul (s, big) }> }>
+}"""
+
+
+@pytest.mark.parametrize("c", [True, False])
+def test_out_of_range_constant_in_a_body_stays_float32(c):
+    # a body's constant of 1e5 became 65504 (the converter clamps it): y = x * 1e-4 * 1e5
+    # came out 0.655 x instead of x; the Mul reading it now stays float32, as in the main graph
+    model = onnx.parser.parse_model(BODY_BIG)
+    onnx.checker.check_model(model, full_check=True)
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    feeds = {"x": X, "c": np.array(c)}
+    want = ort_run(model, feeds, level="disable")["y"]
+    got = ort_run(half, feeds, level="disable")["y"]
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)

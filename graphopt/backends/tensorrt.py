@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt.errors import BackendError
+from graphopt.errors import BackendError, first_line
 
 log = logging.getLogger("graphopt.backends.tensorrt")
 
@@ -400,6 +400,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         copy.graph.initializer.extend(
             numpy_helper.from_array(value, name) for name, value in out_of_range if name in moved
         )
+    _block_out_of_range_in_bodies(copy, blocked_nodes)
     if blocked_nodes:
         log.info("fp16: %d nodes read constants beyond ±65504 and stay float32", len(blocked_nodes))
     blocked = list(DEFAULT_OP_BLOCK_LIST)
@@ -413,10 +414,67 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
             node_block_list=sorted(blocked_nodes),
         )
     except Exception as e:  # the converter raises assorted errors on odd graphs
-        raise BackendError(f"cannot convert the model to float16: {e}") from e
+        raise BackendError(f"cannot convert the model to float16: {first_line(e)}") from e
     _casts_into_bodies(converted)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _block_out_of_range_in_bodies(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """The main graph's rule in If/Loop/Scan bodies: a float32 constant of a body beyond
+    ±65504 (which the converter would clamp to 65504) stays float32, and so does every node
+    of the body (or of a body inside it) that reads it: they are blocked by name
+    (`blocked_nodes` gains them; an unnamed one gets a name), and a Constant node becomes an
+    initializer of its body under a name no other graph uses (the converter converts every
+    Constant node, but leaves an initializer that only blocked nodes read; it tracks
+    initializers by name across bodies). Not a Constant that is itself a body output."""
+    from onnx import numpy_helper
+
+    from graphopt.ir.graph import constant_node_value
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
+
+    def beyond(value: np.ndarray) -> bool:
+        if value.dtype != np.float32:
+            return False
+        finite = np.abs(value[np.isfinite(value)])
+        return bool(finite.size) and float(finite.max()) > FP16_MAX
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    taken = {n.name for g in graphs for n in g.node}
+    taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input)}
+
+    def fresh(base: str) -> str:
+        k = 0
+        while f"{base}_{k}" in taken:
+            k += 1
+        taken.add(f"{base}_{k}")
+        return f"{base}_{k}"
+
+    for body in graphs[1:]:
+        outputs = {o.name for o in body.output}
+        big = {t.name for t in body.initializer if beyond(numpy_helper.to_array(t))}
+        moved: dict[str, np.ndarray] = {}
+        for n in body.node:
+            if n.op_type != "Constant" or not is_default_domain(n) or n.output[0] in outputs:
+                continue
+            value = constant_node_value(n)
+            if value is not None and beyond(value):
+                moved[n.output[0]] = value
+        if not big and not moved:
+            continue
+        renamed = {name: fresh(f"{name}_fp32") for name in moved}
+        big.update(renamed.values())
+        kept = [n for n in body.node if not (n.op_type == "Constant" and n.output[0] in moved)]
+        del body.node[:]
+        body.node.extend(kept)
+        body.initializer.extend(numpy_helper.from_array(moved[o], n) for o, n in renamed.items())
+        for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
+            for i, name in enumerate(n.input):
+                n.input[i] = renamed.get(name, name)
+            if big.intersection(n.input):
+                n.name = n.name or fresh("fp16_kept")
+                blocked_nodes.add(n.name)
 
 
 def _casts_into_bodies(model: onnx.ModelProto) -> None:
@@ -474,8 +532,6 @@ def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     the functions that onnx does not inline (a recursive one; one whose opset imports differ
     from the model's)."""
     from onnx import inliner
-
-    from graphopt.errors import first_line
 
     def names(functions: Iterable[onnx.FunctionProto]) -> str:
         return ", ".join(f"{f.domain}.{f.name}" if f.domain else f.name for f in functions)
