@@ -11,8 +11,9 @@
 Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` (its disk
 blocks reserved, so a disk without room is said then, not met mid-run) and filled batch by
 batch, so memory stays bounded by one batch whatever the data set size. Samples stack on
-axis 0: with batches of several samples, the first batch of a run is also run sample by
-sample, and an output that is not those outputs stacked is refused. One run at a time
+axis 0: with batches of several samples, the first batch of a run (of samples not all
+alike) is also run sample by sample, and an output that is not those outputs stacked is
+refused. One run at a time
 writes into a folder (an advisory lock on it). Every
 `checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
 data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
@@ -384,8 +385,8 @@ def write_targets(
     `logits`: outputs to store as softmax(z / T) along `axis` (not axis 0, on which samples are
     stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw, `hints` (intermediate tensor names) raw too. `batch_size` samples are
     concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic; the
-    first batch of each run is also run sample by sample, and an output that is not those
-    outputs stacked on axis 0 is refused).
+    first batch of each run (of samples not all alike) is also run sample by sample, and an
+    output that is not those outputs stacked on axis 0 is refused).
     A rerun with the same teacher, options and data resumes where the last one stopped.
     """
     # numpy numbers are taken; np.int64 axis or batch size was a TypeError when the manifest
@@ -529,7 +530,9 @@ def write_targets(
             if len(batch) > 1 and not stacking_checked:
                 alone = [teacher_run(f, [s]) for f, s in zip(feeds, batch, strict=True)]
                 _check_stacking(specs, values, alone)
-                stacking_checked = True
+                # samples all alike prove nothing (a mean over the batch is each of them): a
+                # data set that began with a duplicate had every later batch mixed (exit 0)
+                stacking_checked = not _alike(feeds)
             if manifest is None:
                 manifest = _create(out, config, specs, values, len(batch))
             current: dict[str, Any] = manifest
@@ -577,7 +580,7 @@ def _check_stacking(
     axis 0 is no batch axis ([C, N], a constant [2, 3]) or that mixes the samples of a batch
     (a mean over axis 0) had its rows stored as the samples' (sample 0 of [C, N] held a row
     of every sample; exit 0), and the targets changed with the batch size. Checked on the
-    first batch of each run: its samples run twice."""
+    first batch of each run whose samples are not all alike: its samples run twice."""
     for k, spec in enumerate(specs):
         batched = np.asarray(values[k])
         parts = [np.asarray(run[k]) for run in alone]
@@ -711,6 +714,11 @@ def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
         return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
     except ValueError as e:
         raise DistillError(f"samples {_named(sources)} do not stack: {e}") from e
+
+
+def _alike(feeds: Sequence[Feed]) -> bool:
+    """Whether the samples of a batch feed the same values (a batch of duplicates)."""
+    return all(np.array_equal(f[k], feeds[0][k]) for f in feeds[1:] for k in feeds[0])
 
 
 def _named(sources: Sequence[Source]) -> str:

@@ -233,3 +233,31 @@ def test_a_sample_the_teacher_fails_on_is_named_in_a_batch_as_alone(tmp_path):
     for batch in (1, 2, 4):
         with pytest.raises(DistillError, match=r"the teacher failed on feed 3: .*idx=99"):
             write_targets(teacher, feeds, tmp_path / f"b{batch}", batch_size=batch)
+
+
+def test_a_first_batch_of_duplicates_does_not_vouch_for_the_later_ones(tmp_path):
+    # y = mean over h, w of (x − the batch's mean x): alone 0 per channel. A data set whose
+    # first two photographs were one and the same passed the check (their mean is each of
+    # them), and every later batch stored mixed rows (up to 0.069 where alone gives 0; exit 0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mu"], axes=[0], keepdims=1),
+            helper.make_node("Sub", ["x", "mu"], ["d"]),
+            helper.make_node("ReduceMean", ["d"], ["y"], axes=[2, 3], keepdims=0),
+        ],
+        "h177",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])],
+    )
+    mixing = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    photos = _photographs(3)
+    assert np.abs(photos[1].mean((2, 3)) - photos[2].mean((2, 3))).max() > 0.05
+    feeds = [{"x": photos[0]}, {"x": photos[0]}, {"x": photos[1]}, {"x": photos[2]}]
+    with pytest.raises(DistillError, match="'y' on a batch of 2 samples differs by up to"):
+        write_targets(mixing, feeds, tmp_path / "mixing", batch_size=2)
+    # a teacher that stacks its samples still takes such a data set, storing what 1 at a time does
+    for batch in (1, 2):
+        write_targets(_pooling(), feeds, tmp_path / f"b{batch}", batch_size=batch)
+    np.testing.assert_allclose(
+        load_targets(tmp_path / "b2")["y"], load_targets(tmp_path / "b1")["y"], rtol=1e-6
+    )
