@@ -286,3 +286,51 @@ def test_out_of_range_constant_in_a_body_stays_float32(c):
     want = ort_run(model, feeds, level="disable")["y"]
     got = ort_run(half, feeds, level="disable")["y"]
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)
+
+
+def branch_with_weight(name: str, value: float) -> onnx.GraphProto:
+    from onnx import helper, numpy_helper
+
+    return helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["o"])],
+        name,
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.full(4, value, np.float32), "w")],
+    )
+
+
+def test_then_and_else_initializers_of_one_name_convert():
+    # valid ONNX (each branch its own scope); the converter tracks initializers by name over
+    # all graphs and stopped on the second 'w' ("cannot convert the model to float16: ")
+    from onnx import helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "If",
+                ["c"],
+                ["y"],
+                then_branch=branch_with_weight("t", 2.0),
+                else_branch=branch_with_weight("e", 3.0),
+            )
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    for c in (True, False):
+        feeds = {"x": X, "c": np.array(c)}
+        np.testing.assert_allclose(
+            ort_run(half, feeds, level="disable")["y"],
+            ort_run(model, feeds, level="disable")["y"],
+            rtol=2e-3,
+            atol=1e-2,
+        )

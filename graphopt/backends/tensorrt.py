@@ -400,6 +400,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         copy.graph.initializer.extend(
             numpy_helper.from_array(value, name) for name, value in out_of_range if name in moved
         )
+    _distinct_body_initializers(copy)
     _block_out_of_range_in_bodies(copy, blocked_nodes)
     if blocked_nodes:
         log.info("fp16: %d nodes read constants beyond ±65504 and stay float32", len(blocked_nodes))
@@ -418,6 +419,39 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _casts_into_bodies(converted)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _distinct_body_initializers(model: onnx.ModelProto) -> None:
+    """Rename a float32 initializer of an If/Loop/Scan body whose name another graph's
+    initializer has too (then and else branches may each have a 'w'), and its readers in
+    that body and the bodies inside it: onnxruntime's float16 converter tracks initializers
+    by name across all graphs and stops on the second (an AssertionError)."""
+    from graphopt.ir.nodes import nested_bodies
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    taken = {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input)}
+    seen = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    for body in graphs[1:]:
+        renamed: dict[str, str] = {}
+        for t in body.initializer:
+            if t.data_type != onnx.TensorProto.FLOAT:
+                continue
+            if t.name in seen:
+                k = 0
+                while f"{t.name}_{k}" in taken:
+                    k += 1
+                new = f"{t.name}_{k}"
+                renamed[t.name] = new
+                t.name = new
+                taken.add(new)
+            seen.add(t.name)
+        if renamed:
+            for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
+                for i, name in enumerate(n.input):
+                    n.input[i] = renamed.get(name, name)
+            for v in body.output:  # a body output read straight from the initializer
+                v.name = renamed.get(v.name, v.name)
 
 
 def _block_out_of_range_in_bodies(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
