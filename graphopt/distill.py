@@ -953,11 +953,18 @@ def _resume(
     # not the batch size: a batch's rows are its samples' run one at a time (checked on the
     # first batch of every run, a resume's too), so another one resumes (and a complete
     # folder was refused though nothing would run); the manifest keeps the first run's
+    # T and the class axis shape soft targets only, and axis -1 of [n, C] logits is axis 1:
+    # both were refused where they made no difference
+    ranks = sorted({len(v["shape"]) for v in manifest["tensors"].values() if v["kind"] == "soft"})
     for key in ("format", "teacher", "temperature", "axis", "sources", "preprocess"):
         mine, theirs = config[key], manifest.get(key)
         if key == "teacher":  # the same bytes may have moved
             mine = (mine["sha256"], mine.get("data_sha256"))
             theirs = ((theirs or {}).get("sha256"), (theirs or {}).get("data_sha256"))
+        if key in ("temperature", "axis") and not ranks:
+            continue
+        if key == "axis" and type(theirs) is int:
+            mine, theirs = [mine % n for n in ranks], [theirs % n for n in ranks]
         if theirs != mine:
             raise DistillError(
                 f"{shown(out)}: holds targets made with another {key} than this run's; use another "

