@@ -945,10 +945,16 @@ def _resume(
             for name, a, b in zip(config["sources"], mine_stats, their_stats or [], strict=False)
             if a != b
         ]
+        # a copy of the data that did not keep the times is such a change (it named the files
+        # only): an .npy sample rewritten with other values keeps its size, the time is the sign
+        why = (
+            "their size or modification time differs: a copy that did not keep the times, cp "
+            "without -p, is a change"
+        )
         raise DistillError(
             f"{shown(out)}: holds targets of data files that changed since "
-            f"({', '.join(map(shown, changed[:3])) or 'their sizes and times are not recorded'}); use "
-            "another folder (or delete it) to start over"
+            f"({', '.join(map(shown, changed[:3])) or 'their sizes and times are not recorded'}"
+            f"){'; ' + why if changed else ''}; use another folder (or delete it) to start over"
         )
     # not the batch size: a batch's rows are its samples' run one at a time (checked on the
     # first batch of every run, a resume's too), so another one resumes (and a complete
@@ -966,9 +972,16 @@ def _resume(
         if key == "axis" and type(theirs) is int:
             mine, theirs = [mine % n for n in ranks], [theirs % n for n in ranks]
         if theirs != mine:
+            what = {  # ('another sources' said nothing of files)
+                "sources": "of other samples",
+                "preprocess": "made with other image preprocessing",
+            }.get(key, f"made with another {key}")
+            why = {"sources": " (files added, removed or renamed)"}.get(key, "")
+            if key in ("temperature", "axis"):
+                why = f" ({manifest.get(key)!r}; this run {config[key]!r})"
             raise DistillError(
-                f"{shown(out)}: holds targets made with another {key} than this run's; use another "
-                "folder (or delete it) to start over"
+                f"{shown(out)}: holds targets {what} than this run's{why}; use another folder "
+                "(or delete it) to start over"
             )
     wanted = {s.name: (s.source, s.kind) for s in specs}
     have = {k: (v["source"], v["kind"]) for k, v in manifest["tensors"].items()}

@@ -297,3 +297,43 @@ def test_a_resume_takes_the_same_class_axis_and_ignores_t_without_logits(real_mo
     options["logits"] = []
     made = write_targets(teacher, photos, raw, temperature=2.0, **options)
     assert write_targets(teacher, photos, raw, **options) == made
+
+
+def test_a_refused_resume_says_what_differs(tmp_path):
+    # 'data files that changed since (s0.npy, ...)' for a copy of the same data (cp without
+    # -p: new times) said no why; 'another sources' named nothing; 'another temperature' no T
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, photo in enumerate(_photographs(4)):
+        np.save(data / f"s{i}.npy", photo[:, :, 0, :4])  # [1, 3, 4]: logits along axis 1
+    teacher = _pooling()
+    teacher.graph.node[0].CopyFrom(helper.make_node("Identity", ["x"], ["y"]))
+    teacher.graph.input[0].CopyFrom(
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4])
+    )
+    teacher.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, None))
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "t"
+    options = {"logits": ["y"], "axis": 1, "temperature": 2.0}
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(teacher, data, out, checkpoint=2, progress=stop, **options)
+    with pytest.raises(
+        DistillError, match=r"another temperature than this run's \(2.0; this run 1.0\)"
+    ):
+        write_targets(teacher, data, out, **{**options, "temperature": 1.0})
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in sorted(data.iterdir()):
+        shutil.copy(path, copy / path.name)  # the bytes, new times
+        (copy / path.name).touch()
+    with pytest.raises(DistillError, match=r"\(s0.npy, s1.npy, s2.npy\); their size or modific"):
+        write_targets(teacher, copy, out, **options)
+    (data / "s3.npy").unlink()
+    with pytest.raises(
+        DistillError, match=r"of other samples than this run's \(files added, removed"
+    ):
+        write_targets(teacher, data, out, **options)
