@@ -15,9 +15,11 @@ callers match arrays to model inputs).
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 import re
+import struct
 import tokenize
 import zipfile
 import zlib
@@ -66,8 +68,14 @@ def load_arrays(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
             raise ValueError(unreadable_reason(e, path, member=True)) from e
 
 
-class DeclaredBeyondData(ValueError):
-    """A .npy header declaring more bytes of array data than follow it."""
+class UnreadableArray(ValueError):
+    """graphopt's own finding that a .npy file or .npz member cannot be read: its text is the
+    reason, as `unreadable_reason` gives it."""
+
+
+class DeclaredBeyondData(UnreadableArray):
+    """A .npy header declaring more bytes of array data than follow it, or a shape no array
+    has."""
 
 
 def load_checked(path: str | Path) -> np.ndarray | np.lib.npyio.NpzFile:
@@ -99,29 +107,47 @@ def member_checked(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
         reason = None  # reading the member says why
     if reason:
         raise DeclaredBeyondData(f"member {name}: {reason}")
-    return archive[key]
+    value = archive[key]
+    if not isinstance(value, np.ndarray):  # numpy hands a member without the .npy magic over
+        # as its bytes (b'' for an empty one): "'bytes' object has no attribute 'dtype'", a
+        # traceback from every caller
+        raise UnreadableArray(
+            f"member {name} is no .npy array ({len(value):,} bytes without .npy's magic)"
+        )
+    return value
 
 
-# what numpy's header readers raise besides np.load's errors (a header that is a literal of the
-# wrong shape: a list for the dict, a string for the shape)
-_HEADER_ERRORS: tuple[type[BaseException], ...] = (*NP_LOAD_ERRORS, SyntaxError, TypeError)
+# what numpy's header readers (and `_read_header_3_0`) raise besides np.load's errors (a header
+# that is a literal of the wrong shape: a list for the dict, a string for the shape)
+_HEADER_ERRORS: tuple[type[BaseException], ...] = (
+    *NP_LOAD_ERRORS,
+    SyntaxError,
+    TypeError,
+    struct.error,
+)
 
 
 def short_of_declared(stream: IO[bytes], size: int) -> str | None:
     """Why the .npy data in `stream` (`size` bytes from its start) cannot be what its header
-    declares, or None: not a .npy stream of a version whose header numpy has a public reader
-    for (np.load then says what it is), or as long as declared (or longer)."""
+    declares, or None: not a .npy stream of a header version numpy reads (1.0, 2.0, 3.0; np.load
+    then says what it is), or as long as declared (or longer). A shape holding a negative
+    number or True is named here: numpy read (-1, 3) as "Expected (-1, 3) = -3 elements"
+    and (True, 3) raised a TypeError (a traceback)."""
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
             shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
         elif version == (2, 0):
             shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        elif version == (3, 0):
+            shape, dtype = _read_header_3_0(stream)
         else:
             return None
         start = stream.tell()
     except _HEADER_ERRORS:
         return None
+    if not all(type(d) is int and d >= 0 for d in shape):
+        return f"its .npy header declares shape {shape}, which no array has: the header is damaged"
     if dtype.hasobject:
         return None  # refused as pickled objects
     declared = math.prod(shape) * dtype.itemsize
@@ -133,6 +159,20 @@ def short_of_declared(stream: IO[bytes], size: int) -> str | None:
         f"({declared:,} bytes) but {held:,} bytes follow: the file is cut short or its "
         "header damaged"
     )
+
+
+def _read_header_3_0(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:  # type: ignore[type-arg]
+    """(shape, dtype) of a version 3.0 header, read after the magic: 2.0's layout in UTF-8,
+    which np.save writes for field names Latin-1 cannot encode and numpy has no public reader
+    for (unread, a 3.0 header declaring 10^12 values was allocated before failing). Longer than
+    numpy's limit, or no header dict: ValueError (np.load says why)."""
+    (length,) = struct.unpack("<I", stream.read(4))
+    if length > 10_000:  # (numpy's max_header_size: np.load refuses it, saying so)
+        raise ValueError("header too long")
+    header = ast.literal_eval(stream.read(length).decode("utf-8"))
+    if not isinstance(header, dict) or not isinstance(header.get("shape"), tuple):
+        raise ValueError("no .npy header")
+    return header["shape"], np.lib.format.descr_to_dtype(header["descr"])
 
 
 def native_byte_order(array: np.ndarray) -> np.ndarray:
@@ -149,9 +189,9 @@ def unreadable_reason(error: BaseException, path: str | Path, *, member: bool = 
     """Why numpy could not read the file at `path` as .npy/.npz, in a few words, from `error`
     (one of `NP_LOAD_ERRORS`, raised by `np.load` or, `member`, by reading a member of the
     archive it opened). Never numpy's advice to load a file of another format as a pickle."""
-    if isinstance(error, DeclaredBeyondData):
+    if isinstance(error, UnreadableArray):
         return str(error)
-    if isinstance(error, ValueError) and _SHORT_READ.search(str(error)):  # (a .npy of version 3)
+    if isinstance(error, ValueError) and _SHORT_READ.search(str(error)):  # (a size misstated)
         return f"the file is cut short: {first_line(error)}"
     if isinstance(error, MemoryError):
         return (
