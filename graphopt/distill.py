@@ -732,7 +732,10 @@ def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
     try:
         return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
     except ValueError as e:
-        raise DistillError(f"samples {_named(sources)} do not stack: {e}") from e
+        raise DistillError(  # (at batch size 1 a teacher with dynamic dims takes them)
+            f"samples {_named(sources)} do not stack: {e}; use batch size 1 for samples of "
+            "other shapes"
+        ) from e
 
 
 def _alike(feeds: Sequence[Feed]) -> bool:

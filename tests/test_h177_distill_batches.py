@@ -126,6 +126,12 @@ def test_a_later_sample_of_another_shape_is_named(tmp_path):
     feeds[3] = {"x": first}
     with pytest.raises(DistillError, match="samples feed 2 to feed 3 do not stack"):
         write_targets(identity, feeds, tmp_path / "b2b", batch_size=2)
+    # pooled, samples of other sizes give rows of one shape: one at a time takes them, and the
+    # batch's refusal says so
+    with pytest.raises(DistillError, match=r"do not stack: .*; use batch size 1 for samples of"):
+        write_targets(_pooling(), feeds, tmp_path / "pooled2", batch_size=2)
+    write_targets(_pooling(), feeds, tmp_path / "pooled1")
+    assert load_targets(tmp_path / "pooled1")["y"].shape == (4, 3)
 
 
 def _two_outputs() -> onnx.ModelProto:
