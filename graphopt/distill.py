@@ -13,16 +13,16 @@ blocks reserved, so a disk without room is said then, not met mid-run) and fille
 batch, so memory stays bounded by one batch whatever the data set size. Samples stack on
 axis 0: with batches of several samples, the first batch of a run (of samples not all
 alike) is also run sample by sample, and an output that is not those outputs stacked is
-refused. One run at a time
-writes into a folder (an advisory lock on it). Every
+refused. One run at a time writes into a folder (an advisory lock on it). Every
 `checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
 data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
 atomically; a rerun with the same teacher, options and data (file names, sizes and
 modification times; a feed sequence's samples by position only) resumes after the last
-checkpoint, at any batch size (the rows do not depend on it). The manifest is written (0 samples done) before the files are made, so a run
-stopped before its first checkpoint leaves a folder that the rerun starts over in, whatever
-changed (its files removed: nothing in them was kept; `graphopt distill-targets` removes them
-itself when an error stopped it, `remove_unkept`).
+checkpoint, at any batch size (the rows do not depend on it). The manifest is written (0
+samples done) before the files are made, so a run stopped before its first checkpoint leaves
+a folder that the rerun starts over in, whatever changed (its files removed: nothing in them
+was kept; `graphopt distill-targets` removes them itself when an error stopped it,
+`remove_unkept`).
 `load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
@@ -402,11 +402,12 @@ def write_targets(
     """Run `teacher` over `data` and store its targets in `out_dir`; return the manifest.
 
     `logits`: outputs to store as softmax(z / T) along `axis` (not axis 0, on which samples are
-    stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw, `hints` (intermediate tensor names) raw too. `batch_size` samples are
-    concatenated along axis 0 per run (the teacher's batch dimension must then be dynamic; the
-    first batch of each run (of samples not all alike) is also run sample by sample, and an
-    output that is not those outputs stacked on axis 0 is refused).
-    A rerun with the same teacher, options and data resumes where the last one stopped.
+    stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw,
+    `hints` (intermediate tensor names) raw too. `batch_size` samples are concatenated along
+    axis 0 per run (the teacher's batch dimension must then be dynamic; the first batch of
+    each run (of samples not all alike) is also run sample by sample, and an output that is
+    not those outputs stacked on axis 0 is refused). A rerun with the same teacher, options
+    and data resumes where the last one stopped, at any batch size.
     """
     # numpy numbers are taken; np.int64 axis or batch size was a TypeError when the manifest
     # was written (JSON), an axis of 1.0 one after the first batch had made the files
@@ -769,9 +770,9 @@ def _rows(
         expected = tuple(entry["shape"][1:])
         if arr.ndim == 0 or arr.shape[0] != batch * per or tuple(arr.shape[1:]) != expected:
             raise DistillError(
-                f"teacher output {spec.source!r} has shape {arr.shape} on {_named(sources)}, expected "
-                f"({batch * per}, {', '.join(map(str, expected))}): every sample must give the "
-                "same shape"
+                f"teacher output {spec.source!r} has shape {arr.shape} on {_named(sources)}, "
+                f"expected ({batch * per}, {', '.join(map(str, expected))}): every sample must "
+                "give the same shape"
             )
         if spec.kind == "soft" and not np.isfinite(arr).all():
             # NaN or +inf logits, or a row of -inf only: stored as NaN soft targets (exit 0),
