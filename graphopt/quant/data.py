@@ -44,6 +44,7 @@ from graphopt.arrays import (
 )
 from graphopt.backends.onnxruntime import input_specs
 from graphopt.errors import GraphoptError, QuantizeError
+from graphopt.quant.collect import check_feed
 from graphopt.quant.image_input import image_input
 from graphopt.realmodels import IMAGE_SUFFIXES
 
@@ -191,6 +192,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         batch_size: int = 1,
     ):
         self.files = files
+        self.model = model
         self.inputs = input_specs(model)
         # initializer-backed inputs (overridable defaults): an .npz array of that name is fed
         initializers = {t.name for t in model.graph.initializer}
@@ -249,15 +251,21 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise IndexError(index)
         chunk = self.files[index * self.batch_size : (index + 1) * self.batch_size]
         feeds = [self.decode(f) for f in chunk]
+        # arrays a user saved get the calibration's own check here, naming the file: it said
+        # "calibration feed 37: input 'x' has dtype uint8, the model wants float32" (or "holds
+        # NaN"), which file not said; images are made in the input's dtype and layout
+        # (`image_input`), their size checked by `image`
+        arrays = any(f.suffix.lower() in ARRAY_SUFFIXES for f in chunk)
         if len(feeds) == 1:
-            return feeds[0]
+            return check_feed(self.model, feeds[0], shown(chunk[0])) if arrays else feeds[0]
+        files = f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}..{shown(chunk[-1].name)}"
         try:
-            return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
+            batch = {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
         except (KeyError, ValueError) as e:
             raise QuantizeError(
-                f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}.."
-                f"{shown(chunk[-1].name)} do not stack into one batch ({e}); use --batch-size 1"
+                f"{files} do not stack into one batch ({e}); use --batch-size 1"
             ) from e
+        return check_feed(self.model, batch, files) if arrays else batch
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
