@@ -59,3 +59,22 @@ def test_a_photograph_and_its_float32_array_still_calibrate(
     assert main([*argv, "--no-progress"]) == 0
     assert "2 feeds from" in capsys.readouterr().out
     assert (tmp_path / "q.onnx").exists()
+
+
+def test_a_batch_of_files_in_two_dtypes_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--batch-size 2: a photograph (float32, 0..1) and an array of raw uint8 pixels were
+    stacked by numpy's promotion into one float32 batch, and calibrated on (exit 0)."""
+    argv = _calib(tmp_path, (_photo() * 255).astype(np.uint8))
+    model = seed_conv()
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    _save(model, tmp_path)
+    assert main([*argv, "--batch-size", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"graphopt quantize: error: {tmp_path / 'calib'}: feeds a.png..b.npy do not stack into "
+        "one batch: input 'x' is float32 in a.png but uint8 in b.npy"
+    )
+    assert not (tmp_path / "q.onnx").exists()

@@ -259,6 +259,14 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         if len(feeds) == 1:
             return check_feed(self.model, feeds[0], shown(chunk[0])) if arrays else feeds[0]
         files = f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}..{shown(chunk[-1].name)}"
+        for k, first in feeds[0].items():  # (np.concatenate promoted a uint8 file's 0..255
+            # pixels to float32 beside 0..1 ones, and the batch calibrated: exit 0)
+            for path, feed in zip(chunk, feeds, strict=True):
+                if k in feed and feed[k].dtype != first.dtype:
+                    raise QuantizeError(
+                        f"{files} do not stack into one batch: input {k!r} is {first.dtype} "
+                        f"in {shown(chunk[0].name)} but {feed[k].dtype} in {shown(path.name)}"
+                    )
         try:
             batch = {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
         except (KeyError, ValueError) as e:
