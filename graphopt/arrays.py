@@ -28,6 +28,7 @@ from typing import IO
 
 import numpy as np
 
+from graphopt._text import shown
 from graphopt.errors import first_line
 
 NOT_NUMPY = "not a .npy or .npz file (np.save and np.savez write them)"
@@ -106,13 +107,13 @@ def member_checked(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
     except NP_LOAD_ERRORS:
         reason = None  # reading the member says why
     if reason:
-        raise DeclaredBeyondData(f"member {name}: {reason}")
+        raise DeclaredBeyondData(f"member {shown(name)}: {reason}")
     value = archive[key]
     if not isinstance(value, np.ndarray):  # numpy hands a member without the .npy magic over
         # as its bytes (b'' for an empty one): "'bytes' object has no attribute 'dtype'", a
         # traceback from every caller
         raise UnreadableArray(
-            f"member {name} is no .npy array ({len(value):,} bytes without .npy's magic)"
+            f"member {shown(name)} is no .npy array ({len(value):,} bytes without .npy's magic)"
         )
     return value
 

@@ -240,13 +240,16 @@ def example_feeds(
         if missing:  # (np.savez(f, x) keys it arr_0: say what the file holds)
             raise VerifyError(
                 f"{label}: no array for model input(s) {', '.join(missing)}; the file holds "
-                f"{', '.join(feeds) or 'no arrays'} (key each array by its input name)"
+                f"{', '.join(map(shown, feeds)) or 'no arrays'} (key each array by its input "
+                "name)"
             )
         declared = {vi.name: vi for vi in model.graph.input}  # overridable weights too
         extra = [name for name in feeds if name not in declared]
         if extra:
             inputs = f"inputs: {', '.join(declared)}" if declared else "it has no inputs"
-            raise VerifyError(f"{label}: {', '.join(extra)} is no input of the model ({inputs})")
+            # (a key the file gives is shown on one line: 'y\nz' made the error two)
+            given = ", ".join(map(shown, extra))
+            raise VerifyError(f"{label}: {given} is no input of the model ({inputs})")
         for name, array in feeds.items():  # onnxruntime's message names no input
             elem = declared[name].type.tensor_type.elem_type
             want = _NP_TYPES.get(elem)

@@ -326,7 +326,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         missing = [n for n in names if n not in keys]
         raise QuantizeError(
             f"{shown(path)}: no array for model input(s) {', '.join(missing)}; the archive has "
-            f"{', '.join(keys) or 'no arrays'} (key each array by its input name)"
+            f"{', '.join(map(shown, keys)) or 'no arrays'} (key each array by its input name)"
         )
 
     def image(self, path: Path) -> np.ndarray:
