@@ -78,3 +78,18 @@ def test_a_batch_of_files_in_two_dtypes_is_refused(
         "one batch: input 'x' is float32 in a.png but uint8 in b.npy"
     )
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_a_batch_of_float16_and_float32_files_calibrates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Floats of two widths are cast to the input's dtype, as a lone file's are: a photograph
+    (float32) and a float16 array of another stack into one batch."""
+    argv = _calib(tmp_path, _photo().astype(np.float16))
+    model = seed_conv()
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    _save(model, tmp_path)
+    assert main([*argv, "--batch-size", "2", "--no-progress"]) == 0
+    assert "1 feed from" in capsys.readouterr().out
+    assert (tmp_path / "q.onnx").exists()

@@ -260,9 +260,10 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             return check_feed(self.model, feeds[0], shown(chunk[0])) if arrays else feeds[0]
         files = f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}..{shown(chunk[-1].name)}"
         for k, first in feeds[0].items():  # (np.concatenate promoted a uint8 file's 0..255
-            # pixels to float32 beside 0..1 ones, and the batch calibrated: exit 0)
+            # pixels to float32 beside 0..1 ones, and the batch calibrated: exit 0; floats of
+            # two widths are cast to the input's as one file's are)
             for path, feed in zip(chunk, feeds, strict=True):
-                if k in feed and feed[k].dtype != first.dtype:
+                if k in feed and feed[k].dtype != first.dtype and not _floats(first, feed[k]):
                     raise QuantizeError(
                         f"{files} do not stack into one batch: input {k!r} is {first.dtype} "
                         f"in {shown(chunk[0].name)} but {feed[k].dtype} in {shown(path.name)}"
@@ -388,6 +389,10 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image; give a smaller --size"
             ) from e
+
+
+def _floats(*arrays: np.ndarray) -> bool:
+    return all(np.issubdtype(a.dtype, np.floating) for a in arrays)
 
 
 def folder_feeds(
