@@ -1,7 +1,8 @@
 """Kernels: hand-written matchers for the hottest built-in rules, with the generic engine's answers.
 
-A detector has dozens of Conv+BatchNormalization pairs and, in the PP and MobileNetV3 families,
-dozens of decomposed HardSwish chains (layout_cdla: 94 of each). The generic engine spends most
+A detector has dozens of Conv+BatchNormalization pairs (or, exported as Mul and Add, Conv·c + d:
+ppocr_det's 28) and, in the PP and MobileNetV3 families, dozens of decomposed HardSwish chains
+(layout_cdla: 94 of each). The generic engine spends most
 of a rewrite interpreting the rule (closures per pattern operand, a `Match` built and checked
 field by field); a kernel walks the same nodes in straight-line code.
 
@@ -138,6 +139,72 @@ def fold_batchnorm_conv(
     return m
 
 
+# ---------------------------------------------------------------------------- Conv·c + d
+
+
+def fold_scale_shift_conv(
+    runner: RuleRunner, rule: Rule, name: str, add: onnx.NodeProto
+) -> Match | None:
+    """`fold-scale-shift-into-conv` at Add `add`: w = Add(Mul(Conv(x, W, optional(B),
+    group=g), c), d), Mul and Add in either operand order, and every precondition of the
+    engine (`RuleRunner._preconditions`: intermediates used only inside the match, the check
+    float_constant(W, B, c, d)). c and d must be constants and y and z are node outputs, which
+    no constant is: at most one operand order of each op can match, so the match found here
+    is the engine's first."""
+    graph, facts = runner.graph, runner.facts
+    _, op, domain, inputs, outputs = facts.io(add, name)
+    if op != "Add" or domain not in _ONNX or len(inputs) != 2 or not outputs or not outputs[0]:
+        return None
+    mul_io = _operand_of(runner, inputs, "Mul")
+    if mul_io is None:
+        return None
+    (mul, _, _, mul_inputs, _), z, d = mul_io
+    if len(mul_inputs) != 2:
+        return None
+    conv_io = _operand_of(runner, mul_inputs, "Conv")
+    if conv_io is None:
+        return None
+    (conv, _, conv_domain, conv_inputs, _), y, c = conv_io
+    if not 2 <= len(conv_inputs) <= 3 or not conv_inputs[0] or not conv_inputs[1]:
+        return None
+    w = conv_inputs[1]
+    b = conv_inputs[2] if len(conv_inputs) == 3 and conv_inputs[2] else None
+    if not graph.is_constant(w) or (b is not None and not graph.is_constant(b)):
+        return None
+    pattern = rule.targets[0]
+    attrs: dict[str, object] = {}
+    if attr_mismatch(pattern.nodes[0], conv, attrs, domain_version(graph, conv_domain)):
+        return None
+    tensors: dict[str, str | None] = {  # in the generic matcher's binding order
+        "w": outputs[0],
+        "z": z,
+        "y": y,
+        "x": conv_inputs[0],
+        "W": w,
+        "B": b,
+        "c": c,
+        "d": d,
+    }
+    m = Match(rule, pattern, graph, facts, tensors, attrs, {2: add, 1: mul, 0: conv})
+    return None if runner._preconditions(m) else m
+
+
+def _operand_of(
+    runner: RuleRunner, inputs: tuple[str, ...], op: str
+) -> tuple[NodeIO, str, str] | None:
+    """For a commutative node with `inputs` (two, both given), the one operand order the
+    pattern `op(…)`, constant can match: (`Facts.io` of the default-domain `op` node whose
+    first output is one input, that input, the other input, a constant); else None."""
+    if len(inputs) != 2 or not inputs[0] or not inputs[1]:
+        return None
+    is_constant = runner.graph.is_constant
+    for produced, other in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
+        entry = _producer_of(runner, produced, op)
+        if entry is not None and is_constant(other):
+            return entry, produced, other
+    return None
+
+
 # ---------------------------------------------------------------------------- HardSwish
 
 
@@ -222,6 +289,7 @@ def _literal(facts: Facts, tensor: str, literal: object) -> bool:
 KERNELS: dict[str, tuple[str, Kernel]] = {
     # rule name → (the digest of the built-in rule it was written for, kernel)
     "fold-batchnorm-conv": ("59cb66e4cf70ba5d", fold_batchnorm_conv),
+    "fold-scale-shift-into-conv": ("1e42cf57221c8b6b", fold_scale_shift_conv),
     "hardswish": ("05a43101f5a3e376", hardswish),
     "hardswish-via-hardsigmoid": ("fd36c88823b8b84d", hardswish),
 }
