@@ -39,7 +39,10 @@ OBJECT_ARRAY = "holds an array of Python objects, which is not loaded (pickle); 
 # OSError and ValueError; EOFError for an empty file; BadZipFile, zlib.error and KeyError for a
 # broken archive or member; tokenize's TokenError for a .npy header that is not one Python
 # literal, as "(1, 3, 8, 8" unclosed; MemoryError for a header declaring 10^12 values (numpy
-# allocates what the header declares before reading).
+# allocates what the header declares before reading); SyntaxError for a header's dtype numpy's
+# parser cannot read (',f4'); NotImplementedError for a member zipfile cannot read (Deflate64,
+# as Windows' "compressed folder" writes, or a zip version it does not know). All were
+# tracebacks (H176).
 NP_LOAD_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     ValueError,
@@ -49,6 +52,8 @@ NP_LOAD_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     tokenize.TokenError,
     MemoryError,
+    SyntaxError,
+    NotImplementedError,
 )
 
 
@@ -101,9 +106,14 @@ def member_checked(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
         return archive[key]
     name = key if key in zipped.namelist() else f"{key}.npy"
     try:
-        size = zipped.getinfo(name).file_size
-        with zipped.open(name) as stream:
-            reason = short_of_declared(stream, size)
+        info = zipped.getinfo(name)
+    except KeyError:
+        return archive[key]  # (numpy names the missing member)
+    if info.flag_bits & 0x1:  # (zipfile's RuntimeError 'password required': a traceback)
+        raise UnreadableArray(f"member {shown(name)} is encrypted; np.savez writes no password")
+    try:
+        with zipped.open(info) as stream:
+            reason = short_of_declared(stream, info.file_size)
     except NP_LOAD_ERRORS:
         reason = None  # reading the member says why
     if reason:
@@ -145,6 +155,9 @@ def short_of_declared(stream: IO[bytes], size: int) -> str | None:
         else:
             return None
         start = stream.tell()
+    except TypeError as e:  # (np.load raises it again, a traceback: a key of the header's dict
+        # that is no string, {..., 1: 2}, made numpy's sorted(keys) fail)
+        return f"its .npy header is not readable ({e}): the header is damaged"
     except _HEADER_ERRORS:
         return None
     if not all(type(d) is int and d >= 0 for d in shape):
@@ -166,12 +179,16 @@ def _read_header_3_0(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:  # 
     """(shape, dtype) of a version 3.0 header, read after the magic: 2.0's layout in UTF-8,
     which np.save writes for field names Latin-1 cannot encode and numpy has no public reader
     for (unread, a 3.0 header declaring 10^12 values was allocated before failing). Longer than
-    numpy's limit, or no header dict: ValueError (np.load says why)."""
+    numpy's limit, or no header dict: ValueError (np.load says why); numpy's TypeError where
+    numpy's reader raises one."""
     (length,) = struct.unpack("<I", stream.read(4))
     if length > 10_000:  # (numpy's max_header_size: np.load refuses it, saying so)
         raise ValueError("header too long")
     header = ast.literal_eval(stream.read(length).decode("utf-8"))
-    if not isinstance(header, dict) or not isinstance(header.get("shape"), tuple):
+    if not isinstance(header, dict):
+        raise ValueError("no .npy header")
+    sorted(header)  # (as numpy's reader: a TypeError for keys of two types, {..., 1: 2})
+    if set(header) != {"descr", "fortran_order", "shape"} or not isinstance(header["shape"], tuple):
         raise ValueError("no .npy header")
     return header["shape"], np.lib.format.descr_to_dtype(header["descr"])
 
@@ -201,6 +218,13 @@ def unreadable_reason(error: BaseException, path: str | Path, *, member: bool = 
         )
     if isinstance(error, tokenize.TokenError):
         return f"its .npy header is not readable ({error.args[0] if error.args else error})"
+    if isinstance(error, SyntaxError):
+        return f"its .npy header's dtype is not readable ({error.msg})"
+    if isinstance(error, NotImplementedError):
+        return (
+            f"a zip archive Python's zipfile cannot read ({first_line(error)}); np.savez and "
+            "np.savez_compressed write ones it reads"
+        )
     if _object_array(error):
         return OBJECT_ARRAY
     if member:

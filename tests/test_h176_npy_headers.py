@@ -148,3 +148,82 @@ def test_the_commands_say_so_in_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err and "a.npz" in err, err
     assert not out.exists()
+
+
+def _zip_patched(member: bytes, *, flag: int = 0, method: int | None = None) -> bytes:
+    """An archive of `member` as x.npy with general-purpose `flag` bits set and its compression
+    method replaced, in the local header and in the central directory."""
+    data = bytearray(_npz(member))
+    central = data.find(b"PK\x01\x02")
+    data[6] |= flag
+    data[central + 8] |= flag
+    if method is not None:
+        data[8] = data[central + 10] = method
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("archive", "want"),
+    [
+        (
+            _zip_patched(_npy(X), method=9),  # Deflate64, as Windows' compressed folders write
+            "a zip archive Python's zipfile cannot read (That compression method is not "
+            "supported); np.savez and np.savez_compressed write ones it reads",
+        ),
+        (
+            _zip_patched(_npy(X), flag=0x1),  # a password-protected zip
+            "member x.npy is encrypted; np.savez writes no password",
+        ),
+    ],
+    ids=["deflate64", "encrypted"],
+)
+def test_an_archive_zipfile_cannot_read_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], archive: bytes, want: str
+) -> None:
+    """NotImplementedError and RuntimeError from zipfile were tracebacks (exit 1)."""
+    path = tmp_path / "x.npz"
+    path.write_bytes(archive)
+    with pytest.raises(ValueError) as e:
+        load_arrays(path)
+    assert str(e.value) == want
+    model = _save(seed_conv(), tmp_path)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    path.rename(calib / "a.npz")
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(model), "-o", str(out), "--calib", str(calib)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"a.npz: cannot read .npz feed: {want}"), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("version", [(1, 0), (3, 0)])
+@pytest.mark.parametrize(
+    ("header", "want"),
+    [
+        (
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 1: 2}",
+            "its .npy header is not readable ('<' not supported between instances of 'int' "
+            "and 'str'): the header is damaged",
+        ),
+        (
+            "{'descr': ',f4', 'fortran_order': False, 'shape': (3,), }",
+            "its .npy header's dtype is not readable (invalid syntax)",
+        ),
+    ],
+    ids=["int-key", "comma-dtype"],
+)
+def test_a_header_numpy_raises_a_type_or_syntax_error_for_is_named(
+    tmp_path: Path, version: tuple[int, int], header: str, want: str
+) -> None:
+    """numpy's reader raised TypeError (sorting the keys) and SyntaxError (parsing the dtype):
+    tracebacks (found by mutating saved files, 80,000 cases)."""
+    text = header.encode()
+    length = 2 if version == (1, 0) else 4
+    text += b" " * (63 - (8 + length + len(text)) % 64) + b"\n"
+    path = tmp_path / "x.npy"
+    head = b"\x93NUMPY" + bytes(version) + len(text).to_bytes(length, "little")
+    path.write_bytes(head + text + b"\0" * 64)
+    with pytest.raises(ValueError) as e:
+        load_arrays(path)
+    assert str(e.value) == want
