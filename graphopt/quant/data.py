@@ -406,11 +406,16 @@ def folder_feeds(
     if not root.is_dir():
         problem = "is a file, not a folder" if root.exists() else "does not exist"
         raise QuantizeError(f"{directory}: calibration folder {problem}")
-    named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
-    files = sorted(p for p in named if p.is_file())
-    skipped = sorted(set(named) - set(files))
-    # a broken link (a data set half copied) was left out without a word
-    left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+    try:  # (a folder this user may not list, or stat in: a PermissionError, a traceback)
+        named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
+        files = sorted(p for p in named if p.is_file())
+        skipped = sorted(set(named) - set(files))
+        # a broken link (a data set half copied) was left out without a word
+        left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+    except OSError as e:
+        raise QuantizeError(
+            f"{directory}: cannot read calibration folder: {e.strerror or e}"
+        ) from e
     if len(skipped) > 5:
         left_out += f" and {len(skipped) - 5} more"
     if not files:  # (said in the one line of the error, not in a warning before it)
