@@ -118,7 +118,12 @@ def member_checked(archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
         reason = None  # reading the member says why
     if reason:
         raise DeclaredBeyondData(f"member {shown(name)}: {reason}")
-    value = archive[key]
+    try:
+        value = archive[key]
+    except ValueError as e:  # (which member of the archive: not said)
+        if _object_array(e):
+            raise UnreadableArray(f"member {shown(name)} {OBJECT_ARRAY}") from e
+        raise
     if not isinstance(value, np.ndarray):  # numpy hands a member without the .npy magic over
         # as its bytes (b'' for an empty one): "'bytes' object has no attribute 'dtype'", a
         # traceback from every caller

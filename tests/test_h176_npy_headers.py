@@ -227,3 +227,16 @@ def test_a_header_numpy_raises_a_type_or_syntax_error_for_is_named(
     with pytest.raises(ValueError) as e:
         load_arrays(path)
     assert str(e.value) == want
+
+
+def test_the_member_holding_python_objects_is_named(tmp_path: Path) -> None:
+    """np.savez pickles an object array (labels as a list of strings, say): which member of
+    the archive was refused was not said."""
+    path = tmp_path / "x.npz"
+    np.savez(path, x=X, labels=np.array(["cat", None], dtype=object))
+    with pytest.raises(ValueError) as e:
+        load_arrays(path)
+    assert str(e.value) == (
+        "member labels.npy holds an array of Python objects, which is not loaded (pickle); "
+        "save numeric arrays"
+    )
