@@ -106,7 +106,7 @@ class PreprocessSpec:
                 else:
                     if not isinstance(size, list | tuple) or len(size) != 2:
                         raise ValueError(f"size needs [H, W], got {size!r}")
-                    spec.size = (int(size[0]), int(size[1]))
+                    spec.size = (_whole(size[0], size), _whole(size[1], size))
                 if min(spec.size) <= 0:
                     raise ValueError(f"size needs positive H and W, got {size!r}")
             for key in ("mean", "std"):
@@ -150,6 +150,13 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(values) != 2 or min(values) <= 0:
         raise QuantizeError(f"size {text!r} is not HxW with positive numbers")
     return values[0], values[1]
+
+
+def _whole(value: Any, size: Any) -> int:
+    """A size's H or W as a whole number: int() read [1.5, 2] as 1x2 and [true, 3] as 1x3."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"size needs whole numbers [H, W], got {size!r}")
+    return int(value)
 
 
 _FLAGS = {"true": True, "yes": True, "on": True, "1": True}
