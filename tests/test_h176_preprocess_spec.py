@@ -48,3 +48,27 @@ def test_whole_sizes_still_read(tmp_path: Path) -> None:
         spec = tmp_path / "spec.yaml"
         spec.write_text(f"size: {text}\n")
         assert PreprocessSpec.from_yaml(spec).size == want
+
+
+@pytest.mark.parametrize("size", ["3000000000x8", "100000000000000000000x8"])
+def test_a_size_beyond_the_largest_image_is_refused_before_resizing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], size: str
+) -> None:
+    """A dynamic H x W input: Pillow's resize raised OverflowError (a traceback) for a side of
+    2^31 or more; 40000x40000 was killed by the kernel, out of memory (not run here)."""
+    model = seed_conv()
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = "H", "W"
+    path = _save(model, tmp_path)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(image_paths()[0], calib / "a.png")
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(path), "-o", str(out), "--calib", str(calib), "--size", size]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"a.png: not enough memory for a {size} image (" in err, err
+    assert "pixels, more than Pillow's limit for any image, 178,956,970); give a smaller" in err
+    assert not out.exists()

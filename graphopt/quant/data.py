@@ -356,6 +356,15 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                 f"size {size[0]}x{size[1]}: input {name!r} is fixed at {fit.size[0]}x"
                 f"{fit.size[1]}; drop --size (or give that)"
             )
+        too_many = _max_pixels()
+        if too_many is not None and size[0] * size[1] > too_many:  # said before resizing to
+            # it: --size 40000x40000 of a dynamic input was killed by the kernel (out of memory,
+            # no MemoryError where it overcommits), 3000000000x8 an OverflowError (a traceback)
+            raise QuantizeError(
+                f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image "
+                f"({size[0] * size[1]:,} pixels, more than Pillow's limit for any image, "
+                f"{too_many:,}); give a smaller --size"
+            )
         if fit.channels == 1 and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
@@ -396,6 +405,15 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image; give a smaller --size"
             ) from e
+
+
+def _max_pixels() -> int | None:
+    """The most pixels an image may have: where Pillow refuses to decode one as a
+    decompression bomb (2 x Image.MAX_IMAGE_PIXELS; None where a user turned that off)."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
 
 
 def _floats(*arrays: np.ndarray) -> bool:
