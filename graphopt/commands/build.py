@@ -220,11 +220,17 @@ def calibration_files(folder: str | Path) -> list[Path]:
     from graphopt.quant.data import ARRAY_SUFFIXES, IMAGE_SUFFIXES
 
     root = Path(folder)
-    if not root.is_dir():
-        problem = "is a file, not a folder" if root.exists() else "no such folder"
-        raise BackendError(f"--calib {shown(folder)}: {problem}")
+    try:  # (a folder this user may not list, or stat in: a PermissionError, a traceback)
+        if not root.is_dir():
+            problem = "is a file, not a folder" if root.exists() else "no such folder"
+            raise BackendError(f"--calib {shown(folder)}: {problem}")
+        listed = sorted(p for p in root.iterdir() if p.is_file())
+    except OSError as e:
+        raise BackendError(
+            f"--calib {shown(folder)}: cannot read calibration folder: {e.strerror or e}"
+        ) from e
     files = []
-    for path in sorted(p for p in root.iterdir() if p.is_file()):
+    for path in listed:
         if path.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
             files.append(path)
         else:
