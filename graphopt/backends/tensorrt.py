@@ -562,9 +562,11 @@ def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     (`onnx.inliner`, nested calls and calls in If/Loop bodies too). onnxruntime's float16
     converter never enters a function body, so a call would hand float16 to its float32
     constants and Q/DQ (a model onnx and onnxruntime refuse), and onnx's version converter
-    refuses a model with functions (Q/DQ would stay below opset 19). `BackendError` naming
-    the functions that onnx does not inline (a recursive one; one whose opset imports differ
-    from the model's)."""
+    refuses a model with functions (Q/DQ would stay below opset 19). A function importing
+    another opset than the model's (onnx.checker accepts one whose ops are defined alike at
+    both; the inliner leaves it as it is) is inlined converted to the model's opset.
+    `BackendError` naming the functions that onnx does not inline (a recursive one; one whose
+    opset onnx's version converter cannot convert)."""
     from onnx import inliner
 
     def names(functions: Iterable[onnx.FunctionProto]) -> str:
@@ -577,11 +579,17 @@ def _inline_functions(model: onnx.ModelProto) -> onnx.ModelProto:
             f"cannot convert the model to float16: onnx cannot inline its local function(s) "
             f"{names(model.functions)} ({first_line(e)})"
         ) from e
+    converting = ""
+    if inlined.functions:  # (a body at opset 16 in a model at 17 was refused here)
+        try:
+            inlined = inliner.inline_local_functions(model, convert_version=True)
+        except Exception as e:  # no adapter for an op between the versions: refused below
+            converting = f" onnx's version converter: {first_line(e)}"
     if inlined.functions:
         raise BackendError(
             f"cannot convert the model to float16: onnx does not inline its local function(s) "
-            f"{names(inlined.functions)} (are their opset imports the model's?), and the "
-            "float16 converter does not enter function bodies"
+            f"{names(inlined.functions)} (are their opset imports the model's?{converting}), "
+            "and the float16 converter does not enter function bodies"
         )
     return inlined
 
