@@ -447,9 +447,7 @@ def _distinct_body_initializers(model: onnx.ModelProto) -> None:
                 taken.add(new)
             seen.add(t.name)
         if renamed:
-            for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
-                for i, name in enumerate(n.input):
-                    n.input[i] = renamed.get(name, name)
+            _rename_reads(body, renamed)
             for v in body.output:  # a body output read straight from the initializer
                 v.name = renamed.get(v.name, v.name)
 
@@ -503,12 +501,30 @@ def _block_out_of_range_in_bodies(model: onnx.ModelProto, blocked_nodes: set[str
         del body.node[:]
         body.node.extend(kept)
         body.initializer.extend(numpy_helper.from_array(moved[o], n) for o, n in renamed.items())
+        _rename_reads(body, renamed)
         for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
-            for i, name in enumerate(n.input):
-                n.input[i] = renamed.get(name, name)
             if big.intersection(n.input):
                 n.name = n.name or fresh("fp16_kept")
                 blocked_nodes.add(n.name)
+
+
+def _rename_reads(graph: onnx.GraphProto, renamed: Mapping[str, str]) -> None:
+    """Rename the inputs of `graph`'s nodes by `renamed`, and those of the bodies inside it
+    that do not define the name themselves: a body's own initializer, input or node output of
+    that name shadows the outer one (renamed there too, a body inside read the outer body's
+    value instead of its own: a wrong result, no error)."""
+    from graphopt.ir.nodes import subgraphs
+
+    for n in graph.node:
+        for i, name in enumerate(n.input):
+            if name in renamed:
+                n.input[i] = renamed[name]
+        for sub in subgraphs(n):
+            defined = {t.name for t in sub.initializer} | {v.name for v in sub.input}
+            defined |= {o for m in sub.node for o in m.output}
+            inner = {k: v for k, v in renamed.items() if k not in defined}
+            if inner:
+                _rename_reads(sub, inner)
 
 
 def _casts_into_bodies(model: onnx.ModelProto) -> None:
