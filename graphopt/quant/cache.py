@@ -14,7 +14,9 @@ dropped, or (subnormal) taken, without a word; `dumps` refuses the same scales w
 (and writes a +0 scale as TensorRT's `name: 0`). Lines are sorted by tensor name, so equal
 scales give equal bytes. A tensor name that would not read back as one line (line breaks,
 surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
-a `QuantizeError` naming its line number in the file when reading, and so is a last line of
+a `QuantizeError` naming its line number in the file when reading, and so is a name with
+surrounding spaces (`  x: 3c010a14`: TensorRT's parser is closed; the open readers, onnxruntime's
+TensorRT provider and TensorRT's samples, take all before the ':' as the name), a last line of
 fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
 7 digits is a normal float32, ~1e-36, and was taken), and a tensor listed twice with two
 scales (the last was taken; the same scale twice is fine).
@@ -277,6 +279,14 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
         value = value.strip()
         if not sep or not name or not 1 <= len(value) <= 8:
             raise QuantizeError(f"{where}: line {number}: expected 'tensor: <1 to 8 hex digits>'")
+        if name != name.strip():  # ('  x: 3c010a14', an indented line: read as tensor '  x',
+            # which the model lacks, then 'no scale for x'; onnxruntime's TensorRT provider and
+            # TensorRT's samples keep the spaces too, and graphopt writes no such name)
+            raise QuantizeError(
+                f"{where}: line {number}: tensor name {shown(name)} has spaces before or "
+                "after it, which a cache reader keeps as part of the name, so it names no "
+                f"tensor {shown(name.strip())}; remove them"
+            )
         try:
             parse_scale(value)
         except ValueError as e:
