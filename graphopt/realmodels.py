@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from graphopt._text import shown
 from graphopt.errors import LoadError
 
 log = logging.getLogger("graphopt.realmodels")
@@ -704,18 +706,31 @@ def load_image(path: str | Path) -> np.ndarray:
 
     Grey images deeper than 8 bits are scaled to 0..255, not clipped (PIL's `convert` clips):
     16-bit ("I;16*", and "I" holding 0..65535, how PIL decodes 16-bit PNG/PPM) by 255/65535;
-    float ("F") in 0..1 by 255, in 0..255 as is. Other ranges have no one reading: LoadError."""
+    float ("F") in 0..1 by 255, in 0..255 as is. Other ranges have no one reading: LoadError.
+
+    Pillow's Python warnings while decoding (each several lines on stderr) are logged, one line
+    each, naming the file (`_log_decode_warnings`); libtiff's own C messages (a damaged LZW
+    strip: "Using code not yet in table.") are printed by the C library and are not caught."""
     from PIL import Image, ImageOps
 
-    try:
-        with Image.open(path) as opened:
-            im = ImageOps.exif_transpose(opened) if _turned(opened) else opened
-            if im.mode.startswith("I") or im.mode == "F":
-                grey = _grey_to_bytes(np.asarray(im), im.mode, path)
-                return np.repeat(grey[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, Image.DecompressionBombError, *_UNDECODABLE) as e:
-        raise LoadError(f"{path}: cannot decode image: {e}") from e
+    # (catch_warnings swaps the process's warning filters while it is open: images are decoded
+    # on the calling thread, one at a time, as the feed readers do)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with Image.open(path) as opened:
+                im = ImageOps.exif_transpose(opened) if _turned(opened) else opened
+                if im.mode.startswith("I") or im.mode == "F":
+                    grey = _grey_to_bytes(np.asarray(im), im.mode, path)
+                    image = np.repeat(grey[..., None], 3, axis=2)
+                else:
+                    image = np.asarray(im.convert("RGB"))
+        except (OSError, Image.DecompressionBombError, *_UNDECODABLE) as e:
+            # (the error is the one line: a warning before it, e.g. a cut-short 144 M-pixel
+            # PNG's decompression-bomb warning, added two more)
+            raise LoadError(f"{path}: cannot decode image: {e}") from e
+    _log_decode_warnings(path, caught)
+    return image
 
 
 _ORIENTATION = 0x0112  # the EXIF Orientation tag: 1 upright, 2..8 mirrored and/or turned
@@ -725,6 +740,21 @@ def _turned(im: Any) -> bool:
     """Whether `im`'s EXIF orientation asks for a turn or mirror (2..8; exif_transpose copies
     the image even when it has none to make)."""
     return im.getexif().get(_ORIENTATION, 1) in range(2, 9)
+
+
+def _log_decode_warnings(path: str | Path, caught: list[warnings.WarningMessage]) -> None:
+    """Pillow's warnings while decoding `path`, one log line each (once per text): a palette
+    image's transparency as bytes at debug level (harmless here: every image's alpha is
+    dropped), any other (a decompression-bomb size, corrupt EXIF data) as a warning."""
+    said = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text in said:
+            continue
+        said.add(text)
+        harmless = text.startswith("Palette images with Transparency expressed in bytes")
+        level = logging.DEBUG if harmless else logging.WARNING
+        log.log(level, "%s: %s: %s", shown(path), w.category.__name__, text)
 
 
 # What Pillow (13) raises besides OSError for a damaged file: ValueError from its QOI, DDS,
