@@ -375,6 +375,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     copy.CopyFrom(model)
     if copy.functions:
         copy = _inline_functions(copy)
+    _float_constants_as_tensors(copy)
     graph = Graph(copy)
     blocked_nodes: set[str] = set()
     out_of_range: list[tuple[str, np.ndarray]] = []
@@ -419,6 +420,29 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _casts_into_bodies(converted)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _float_constants_as_tensors(model: onnx.ModelProto) -> None:
+    """A Constant given as `value_float` / `value_floats` (in any graph) gets the same value as
+    a float32 `value` tensor: onnxruntime's float16 converter declares its output float16 but
+    leaves the attribute a float, which onnx infers as float32 (an invalid model)."""
+    from graphopt.ir.nodes import nested_bodies
+
+    for graph in (model.graph, *nested_bodies(model.graph)):
+        for node in graph.node:
+            if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+                continue
+            if len(node.attribute) != 1 or node.attribute[0].name not in (
+                "value_float",
+                "value_floats",
+            ):
+                continue
+            a = node.attribute[0]
+            scalar = a.name == "value_float"
+            values = np.array(a.f if scalar else list(a.floats), np.float32)
+            tensor = onnx.numpy_helper.from_array(values.reshape(() if scalar else (-1,)))
+            del node.attribute[:]
+            node.attribute.append(onnx.helper.make_attribute("value", tensor))
 
 
 def _distinct_body_initializers(model: onnx.ModelProto) -> None:
