@@ -163,7 +163,7 @@ class MergeReshapes(Pass):
     Reshape(R(x), s)  ⇒  Reshape(x, s)      R ∈ {Reshape, Flatten, Squeeze, Unsqueeze}
     when s has no 0 entries (0 copies a dim of R(x)); otherwise when R(x)'s shape is static
     (and has each dim a 0 copies: s may be longer), with those 0 entries replaced by its dims
-    (none 0); where a copied dim is dynamic, with the 0s kept and x being the input of the
+    (none 0); where R(x)'s shape is not static, with the 0s kept and x being the input of the
     longest run of links from R(x) back that are each a Reshape with a 0 (allowzero=0) at
     every index where s has one: each link copied those dims from its input, so x has them.
 
