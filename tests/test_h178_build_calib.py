@@ -50,3 +50,27 @@ def test_a_calib_folder_that_cannot_be_read_is_one_line(
         f"graphopt build: error: --calib {calib}: cannot read calibration folder: Permission denied"
     )
     assert not plan.exists()
+
+
+def test_an_opt_shape_beyond_the_largest_image_is_refused_before_resizing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Calibration images are resized to the --shapes opt H x W: 3000000000x8 raised Pillow's
+    OverflowError (a traceback, exit 1), as quantize --size did before c080700."""
+    model = seed_conv()
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = "H", "W"
+    path = _save(model, tmp_path)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(image_paths()[0], calib / "a.png")
+    plan = tmp_path / "m.plan"
+    argv = ["build", str(path), "-o", str(plan), "--int8", "--calib", str(calib)]
+    assert main([*argv, "--shapes", "x:1x3x3000000000x8"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "graphopt build: error: --shapes x:1x3x3000000000x8: not enough memory for a "
+        "3000000000x8 calibration image (24,000,000,000 pixels, more than Pillow's limit for "
+        "any image, 178,956,970); give a smaller opt shape or .npy/.npz feeds"
+    )
+    assert not plan.exists()
