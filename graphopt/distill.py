@@ -302,7 +302,7 @@ def _image_feed(
     """The image at `path` as the teacher's one input declares it (`quant.image_input`: NCHW,
     NHWC, CHW or HWC; float inputs normalized, default scale 1/255; uint8 inputs the raw
     pixels; one channel: gray)."""
-    from graphopt.quant.data import _max_pixels
+    from graphopt.quant.data import image_too_large
     from graphopt.quant.image_input import image_input
     from graphopt.realmodels import load_image
     from graphopt.realmodels import preprocess as prep
@@ -328,13 +328,9 @@ def _image_feed(
             f"size {size[0]}x{size[1]}: input {fit.name!r} is fixed at {fit.size[0]}x"
             f"{fit.size[1]}; drop --size (or give that)"
         )
-    too_many = _max_pixels()  # (3000000000x8 raised Pillow's OverflowError, a traceback)
-    if too_many is not None and size[0] * size[1] > too_many:
-        raise DistillError(
-            f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image "
-            f"({size[0] * size[1]:,} pixels, more than Pillow's limit for any image, "
-            f"{too_many:,}); give a smaller size"
-        )
+    too_large = image_too_large(size[0], size[1])
+    if too_large:
+        raise DistillError(f"{shown(path)}: {too_large}; give a smaller size")
     if fit.raw_pixels:
         given = sorted({"scale", "mean", "std"} & set(options))
         if given:

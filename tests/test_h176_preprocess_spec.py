@@ -69,6 +69,6 @@ def test_a_size_beyond_the_largest_image_is_refused_before_resizing(
     assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert f"a.png: not enough memory for a {size} image (" in err, err
+    assert f"a.png: a {size} image is too large (" in err, err
     assert "pixels, more than Pillow's limit for any image, 178,956,970); give a smaller" in err
     assert not out.exists()

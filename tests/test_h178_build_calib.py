@@ -69,8 +69,8 @@ def test_an_opt_shape_beyond_the_largest_image_is_refused_before_resizing(
     argv = ["build", str(path), "-o", str(plan), "--int8", "--calib", str(calib)]
     assert main([*argv, "--shapes", "x:1x3x3000000000x8"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "graphopt build: error: --shapes x:1x3x3000000000x8: not enough memory for a "
-        "3000000000x8 calibration image (24,000,000,000 pixels, more than Pillow's limit for "
-        "any image, 178,956,970); give a smaller opt shape or .npy/.npz feeds"
+        "graphopt build: error: --shapes x:1x3x3000000000x8: calibration images resized to "
+        "it: a 3000000000x8 image is too large (24,000,000,000 pixels, more than Pillow's "
+        "limit for any image, 178,956,970); give a smaller opt shape or .npy/.npz feeds"
     )
     assert not plan.exists()

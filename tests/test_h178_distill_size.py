@@ -3,7 +3,7 @@
 Found by H176's review of feed reading (H178 confirmed it): for a teacher with a dynamic
 H x W input, `--size 3000000000x8` reached Pillow's resize, which raised OverflowError (a
 traceback, exit 1); `quantize --size` refuses it since c080700 with the same limit
-(`graphopt.quant.data._max_pixels`, 2 x Image.MAX_IMAGE_PIXELS)."""
+(`graphopt.quant.data.image_too_large`, 2 x Image.MAX_IMAGE_PIXELS)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_a_size_beyond_the_largest_image_is_refused_before_resizing(
     assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert f"a.png: not enough memory for a {size} image (" in err, err
+    assert f"a.png: a {size} image is too large (" in err, err
     assert "pixels, more than Pillow's limit for any image, 178,956,970); give a smaller" in err
     assert not out.exists()
 

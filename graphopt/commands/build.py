@@ -247,7 +247,7 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
     when `--shapes` names the input, else the model's fixed H and W. Images make one
     1x3xHxW tensor each, so the input must be 4-D with 3 channels (a BackendError otherwise)."""
     from graphopt.errors import BackendError
-    from graphopt.quant.data import _max_pixels
+    from graphopt.quant.data import image_too_large
 
     if name in shapes:
         r = shapes[name]
@@ -269,12 +269,11 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
                 "batch of 1 or .npy/.npz feeds"
             )
         height, width = int(r.opt[2]), int(r.opt[3])
-        too_many = _max_pixels()  # (3000000000x8 raised Pillow's OverflowError, a traceback)
-        if too_many is not None and height * width > too_many:
+        too_large = image_too_large(height, width)
+        if too_large:
             raise BackendError(
-                f"--shapes {name}:{given}: not enough memory for a {height}x{width} "
-                f"calibration image ({height * width:,} pixels, more than Pillow's limit for "
-                f"any image, {too_many:,}); give a smaller opt shape or .npy/.npz feeds"
+                f"--shapes {name}:{given}: calibration images resized to it: {too_large}; give "
+                "a smaller opt shape or .npy/.npz feeds"
             )
         return height, width
     if dims and (len(dims) != 4 or (isinstance(dims[1], int) and dims[1] != 3)):

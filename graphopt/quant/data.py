@@ -356,15 +356,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                 f"size {size[0]}x{size[1]}: input {name!r} is fixed at {fit.size[0]}x"
                 f"{fit.size[1]}; drop --size (or give that)"
             )
-        too_many = _max_pixels()
-        if too_many is not None and size[0] * size[1] > too_many:  # said before resizing to
-            # it: --size 40000x40000 of a dynamic input was killed by the kernel (out of memory,
-            # no MemoryError where it overcommits), 3000000000x8 an OverflowError (a traceback)
-            raise QuantizeError(
-                f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image "
-                f"({size[0] * size[1]:,} pixels, more than Pillow's limit for any image, "
-                f"{too_many:,}); give a smaller --size"
-            )
+        too_large = image_too_large(size[0], size[1])
+        if too_large:
+            raise QuantizeError(f"{shown(path)}: {too_large}; give a smaller --size")
         if fit.channels == 1 and (len(set(spec.mean)) > 1 or len(set(spec.std)) > 1):
             raise QuantizeError(
                 f"input {name!r} takes one gray channel: give one --mean and one --std"
@@ -407,13 +401,21 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             ) from e
 
 
-def _max_pixels() -> int | None:
-    """The most pixels an image may have: where Pillow refuses to decode one as a
-    decompression bomb (2 x Image.MAX_IMAGE_PIXELS; None where a user turned that off)."""
+def image_too_large(height: int, width: int) -> str | None:
+    """Why a `height` x `width` image is one no image may be, or None: more pixels than where
+    Pillow refuses to decode one as a decompression bomb (2 x Image.MAX_IMAGE_PIXELS; no limit
+    where a user turned that off). Said before resizing to it: 3000000000x8 raised Pillow's
+    OverflowError (a traceback), and 40000x40000 was killed by the kernel, out of memory with
+    no MemoryError where it overcommits."""
     from PIL import Image
 
     limit = Image.MAX_IMAGE_PIXELS
-    return None if limit is None else 2 * int(limit)
+    if limit is None or height * width <= 2 * int(limit):
+        return None
+    return (
+        f"a {height}x{width} image is too large ({height * width:,} pixels, more than Pillow's "
+        f"limit for any image, {2 * int(limit):,})"
+    )
 
 
 def _floats(*arrays: np.ndarray) -> bool:
