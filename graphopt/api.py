@@ -29,6 +29,7 @@ from graphopt.pipeline import (
     RunReport,
     StatsInstrument,
     VerifyInstrument,
+    check_opt_level,
     load_pipeline,
     unique_files,
 )
@@ -52,9 +53,10 @@ def optimize(
     ({input name: dims}: the model is optimized for these input shapes only, as onnxsim's
     `--overwrite-input-shape`; shape subgraphs then fold), `opt_level` (int: passes above it
     are skipped; default: the pipeline's `opt_level:`, else 2; the user's level wins over every
-    pipeline's, included ones' too. Passes have levels 0 to 2; -1 runs no pass at all, as a
-    pipeline's `opt_level: -1` does: the model comes back only loaded, with `input_shapes`
-    fixed and an IR < 4 model raised as below. The CLI's `--opt-level` takes 0 to 2 only: there
+    pipeline's, included ones' too. Passes have levels 0 to 2 (a level below -1 or above 2,
+    here or in a pipeline, is a `PipelineError`); -1 runs no pass at all, as a pipeline's
+    `opt_level: -1` does: the model comes back only loaded, with `input_shapes` fixed and an
+    IR < 4 model raised as below. The CLI's `--opt-level` takes 0 to 2 only: there
     a -1 looked like an optimized model written), `disable` (pass names to skip), `verify_each`
     (run the ONNX checker after every pass), `dump_dir` (write the model after each pass),
     `explain` (record why pattern rules applied or refused), and pass-specific options that
@@ -197,6 +199,8 @@ def make_context(
         )
     if opt_level is not None and (isinstance(opt_level, bool) or not isinstance(opt_level, int)):
         raise PipelineError(f"opt_level must be an integer, got {opt_level!r}")
+    if opt_level is not None:
+        check_opt_level(opt_level)
     flags = {"verify_each": verify_each, "explain": explain}
     flags.update((k, v) for k, v in pass_options.items() if k in _FLAG_OPTIONS)
     for option, value in flags.items():  # 'no' is true: it would turn the option on

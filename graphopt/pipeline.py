@@ -389,6 +389,9 @@ def _parse_pipeline(
     opt_level = (
         _scalar(top["opt_level"][1], source, int, "opt_level") if "opt_level" in top else None
     )
+    if opt_level is not None:
+        where = f"{source}:{_line(top['opt_level'][1])}: `opt_level:`"
+        check_opt_level(opt_level, where)
     rule_files: list[Path] = pc.rule_files
     if "rules" in top:
         rnode = top["rules"][1]
@@ -747,7 +750,12 @@ def _make_pass(
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise PipelineError(f"{source}:{line}: pass {name!r}: {e}") from e
+        # an option's own check ("block_size must be ...") names the option's line, as the
+        # type check above does (a block-style option sits below the pass's line)
+        text = str(e)
+        at = next((o for o, _ in options.items() if re.match(rf"{re.escape(o)}\b", text)), None)
+        where = options[at][0] if at is not None else line
+        raise PipelineError(f"{source}:{where}: pass {name!r}: {e}") from e
 
 
 def _is_instance(value: Any, expected: Any) -> bool:
@@ -1069,6 +1077,17 @@ class PassManager:
         for inst in ctx.instruments:
             inst.after_pass(pass_, graph, ctx, result)
         return result.changed
+
+
+def check_opt_level(level: int, where: str = "opt_level") -> None:
+    """A `PipelineError` for an opt level outside -1 (run no pass) to the highest pass level
+    (2): 3 ran what 2 runs, -2 what -1 runs, without a word."""
+    top = max(p.opt_level for p in all_passes().values())
+    if not -1 <= level <= top:
+        raise PipelineError(
+            f"{where} must be -1 to {top}, got {level} (a pass runs at a level from its own, "
+            f"0 to {top}; -1 runs no pass)"
+        )
 
 
 def level_of(step: PassStep, level: int, ctx: PassContext) -> int:

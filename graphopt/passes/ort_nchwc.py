@@ -80,10 +80,11 @@ _SCALAR_OPS = ("Add", "Sub", "Mul", "Div")  # x ∘ k, k a one-element constant,
 _LINEAR_TRANSFORMS = ("asymmetric", "align_corners", "half_pixel")
 _UNARY = {("", "Relu"), ("", "Sigmoid"), ("", "Tanh"), (_MS_DOMAIN, "QuickGelu")}
 _FINITE_PAD = 1e38  # a bound on padded channels below float32's largest value, with a margin
-# The smallest block size MLAS uses (MlasNchwcGetBlockSize: 8 or 16). A `block_size` option
-# that is no power of two from here targets no CPU: without the guard its model was wrong on
-# every one, and the guard's probe (4 channels padded to b) cannot tell 4 from 1 or 2.
-_MIN_BLOCK = 8
+# The block sizes MLAS uses (MlasNchwcGetBlockSize: 8 with SSE/AVX2, 16 with AVX-512F or
+# ARM64 NEON). A `block_size` option of another value targets no CPU: without the guard its
+# model was wrong on every one, the guard's probe (4 channels padded to b) cannot tell 4 from 1
+# or 2, and a b past 16 floats (512 bits, the widest SIMD register) only pads the filters.
+_BLOCK_SIZES = (8, 16)
 # Resize scales the nchwc Upsample takes as int64 attributes: inf, NaN and 1e20 have no int64
 # (int() raised); an output dim this many times its input has no buffer anyway
 _MAX_SCALE = 2**31
@@ -276,7 +277,8 @@ class OrtNchwcLayout(Pass):
     opt_level = 2
     # 0: measure b with the installed onnxruntime. Another value targets another machine's b
     # (8: AVX2, 16: AVX-512); the output then computes the right values only on such a CPU.
-    # Other values (not a power of two from 8, or negative) are a ValueError (PipelineError).
+    # Other values are a ValueError (PipelineError): one like 2**70 padded the filters to b
+    # channels at run time ("Maximum allowed dimension exceeded", or out of memory).
     block_size: int = 0
     # Keep the graph as it was too, behind If(this CPU's block size = b): correct on every CPU
     # with NCHWc kernels (e.g. x86-64), blocked where b matches (graphopt.passes.nchwc_fallback;
@@ -285,10 +287,10 @@ class OrtNchwcLayout(Pass):
 
     def __post_init__(self) -> None:
         b = self.block_size
-        if b < 0 or (b and (b < _MIN_BLOCK or b & (b - 1))):  # (a YAML value: PipelineError)
+        if b not in (0, *_BLOCK_SIZES):  # (a YAML value: PipelineError naming file:line)
             raise ValueError(
-                f"block_size must be 0 (measure it) or a power of two from {_MIN_BLOCK} "
-                f"(onnxruntime's: 8 with SSE/AVX2, 16 with AVX-512), got {b}"
+                f"block_size must be 0 (measure it), 8 (SSE/AVX2) or 16 (AVX-512), the block "
+                f"sizes onnxruntime's NCHWc kernels have, got {b}"
             )
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
