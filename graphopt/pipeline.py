@@ -81,6 +81,7 @@ class RepeatStep:
     steps: list[Step]
     max_iterations: int = 8
     line: int = 0
+    source: str = ""  # the pipeline file the group is written in (an included one's, included)
 
 
 @dataclass
@@ -653,7 +654,7 @@ def _same_file(path: Path, source: str) -> bool:
 def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
     source = pc.source
     if isinstance(node, yaml.SequenceNode):
-        return RepeatStep(_group(node, pc, "repeat:", line), line=line)
+        return RepeatStep(_group(node, pc, "repeat:", line), line=line, source=source)
     if not isinstance(node, yaml.MappingNode):
         raise PipelineError(
             f"{source}:{line}: `repeat:` takes a list of passes or {{passes:, max_iterations:}}"
@@ -673,7 +674,7 @@ def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
     )
     if iterations < 1:
         raise PipelineError(f"{source}:{line}: max_iterations must be at least 1")
-    return RepeatStep(_group(fields["passes"][1], pc, "repeat:", line), iterations, line)
+    return RepeatStep(_group(fields["passes"][1], pc, "repeat:", line), iterations, line, source)
 
 
 def _group(node: yaml.Node, pc: _Parse, key: str, line: int) -> list[Step]:
@@ -822,6 +823,9 @@ class RunReport:
     explain: list[tuple[str, str, str, str]] = field(
         default_factory=list
     )  # (rule, node, outcome, reason)
+    # "file:line" of each `repeat:` group run that stopped at its max_iterations while its
+    # passes still changed the graph (no fixed point reached; `PassManager` warns)
+    capped_repeats: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, dict[str, int]]:
         """Per pass name: summed stats, runs, and nodes removed."""
@@ -1039,19 +1043,29 @@ class PassManager:
                 last = any(changes[-step.watch :]) and self._run_steps(step.steps, graph, ctx)
             else:
                 last = False
-                for iteration in range(step.max_iterations):
+                for _ in range(step.max_iterations):
                     if not self._run_steps(step.steps, graph, ctx):
                         break
                     last = True
-                    if iteration == step.max_iterations - 1:
-                        log.info(
-                            "repeat group at %s:%d stopped after %d iterations",
-                            self.pipeline.source,
-                            step.line,
-                            step.max_iterations,
-                        )
+                else:  # every iteration changed the graph: stopped by the cap
+                    self._capped(step, ctx)
             changes.append(last)
         return any(changes)
+
+    def _capped(self, step: RepeatStep, ctx: PassContext) -> None:
+        """Say (a warning, and in the run's report) that `step` stopped at its max_iterations
+        with its last iteration still changing the graph: the result may not be as optimized
+        as the group would make it (it was said only at -v)."""
+        where = f"{step.source or self.pipeline.source}:{step.line}"
+        log.warning(
+            "%s: `repeat:` stopped at max_iterations: %d while its passes still changed the "
+            "graph (no fixed point reached); a higher max_iterations may optimize further",
+            where,
+            step.max_iterations,
+        )
+        for inst in ctx.instruments:
+            if isinstance(inst, StatsInstrument):
+                inst.report.capped_repeats.append(where)
 
     def _run_pass(self, pass_: Pass, graph: Graph, ctx: PassContext, level: int) -> bool:
         if pass_.name in ctx.disabled or pass_.opt_level > level:
