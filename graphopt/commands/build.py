@@ -215,20 +215,29 @@ def _npy(path: Path) -> object:
 
 def calibration_files(folder: str | Path) -> list[Path]:
     """The calibration files of `folder` in name order: images and .npy/.npz feeds (the
-    suffixes `graphopt quantize --calib` reads); any other file is skipped with a log line."""
+    suffixes `graphopt quantize --calib` reads); any other file is skipped with a log line.
+    One so named that is no regular file (a broken link: a data set half copied, a folder) is
+    named in a warning, or in the error when no file is left, as `quantize --calib` does (it
+    was skipped without a word)."""
     from graphopt.errors import BackendError
-    from graphopt.quant.data import ARRAY_SUFFIXES, IMAGE_SUFFIXES
+    from graphopt.quant.data import ARRAY_SUFFIXES, IMAGE_SUFFIXES, _not_a_file
 
     root = Path(folder)
     try:  # (a folder this user may not list, or stat in: a PermissionError, a traceback)
         if not root.is_dir():
             problem = "is a file, not a folder" if root.exists() else "no such folder"
             raise BackendError(f"--calib {shown(folder)}: {problem}")
-        listed = sorted(p for p in root.iterdir() if p.is_file())
+        entries = sorted(root.iterdir())
+        listed = [p for p in entries if p.is_file()]
+        named = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
+        skipped = sorted(set(named) - set(listed))
+        left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
     except OSError as e:
         raise BackendError(
             f"--calib {shown(folder)}: cannot read calibration folder: {e.strerror or e}"
         ) from e
+    if len(skipped) > 5:
+        left_out += f" and {len(skipped) - 5} more"
     files = []
     for path in listed:
         if path.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
@@ -236,9 +245,12 @@ def calibration_files(folder: str | Path) -> list[Path]:
         else:
             log.info("--calib: skipping %s (not an image, .npy or .npz)", shown(path))
     if not files:
+        also = f"; skipped {left_out}: not a regular file" if skipped else ""
         raise BackendError(
-            f"--calib {shown(folder)}: no calibration files ({', '.join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)})"
+            f"--calib {shown(folder)}: no calibration files ({', '.join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)}){also}"
         )
+    if skipped:
+        log.warning("--calib %s: skipping %s: not a regular file", shown(folder), left_out)
     return files
 
 
