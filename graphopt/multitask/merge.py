@@ -1017,11 +1017,12 @@ produced by graphopt, its graph named after the prefixes, its doc string lists t
 with "model_version" (an int), `split(task=...)` gives each task its own back."""
 
 
-def _model_fields(proto: onnx.ModelProto) -> dict[str, str | int]:
+def _model_fields(proto: onnx.ModelProto) -> dict[str, str | int | dict[str, str]]:
     """A model's producer (recorded even when empty: a table without it predates the record),
-    and its domain, model_version, graph name and graph doc string where set (the merged model
-    has none: a table without them leaves split's result as the merged model's)."""
-    fields: dict[str, str | int] = {
+    and its domain, model_version, graph name, graph doc string and graph metadata props where
+    set (the merged model has none: a table without them leaves split's result as the merged
+    model's)."""
+    fields: dict[str, str | int | dict[str, str]] = {
         "producer_name": as_text(proto.producer_name),
         "producer_version": as_text(proto.producer_version),
     }
@@ -1033,6 +1034,9 @@ def _model_fields(proto: onnx.ModelProto) -> dict[str, str | int]:
     ):
         if value:
             fields[key] = value
+    graph_props = {as_text(p.key): as_text(p.value) for p in proto.graph.metadata_props}
+    if graph_props:  # the graph's own metadata (IR 10); the merged graph has none
+        fields["graph_metadata_props"] = graph_props
     return fields
 
 
@@ -1074,9 +1078,10 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     and, where its local functions were renamed, "functions": [[domain, new name, old name],
     ...]; "input_shapes": {input: dims} where the model declared an input's shape otherwise
     than the merged input (dims: ints, dim_params and None for unknown; None: no shape);
-    "producer_name" and "producer_version", and "domain", "model_version", "graph_name" and
-    "graph_doc_string" where the model set them. (Tables written before review 11 have no
-    metadata or input shape entries, before H164 no producer or other model fields.)
+    "producer_name" and "producer_version", and "domain", "model_version", "graph_name",
+    "graph_doc_string" and "graph_metadata_props" ({key: value}) where the model set them.
+    (Tables written before review 11 have no metadata or input shape entries, before H164 no
+    producer or other model fields, before H180 no graph metadata props.)
 
     A table that is not such JSON (edited, damaged) is a `MergeError` saying where: `split
     --task` raised KeyError, TypeError, AttributeError or JSONDecodeError from deep inside.
@@ -1100,7 +1105,7 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     return {}
 
 
-_STR_MAPS = ("inputs", "outputs", "metadata_props", "metadata_moved")
+_STR_MAPS = ("inputs", "outputs", "metadata_props", "metadata_moved", "graph_metadata_props")
 
 
 def _dim(value: Any) -> bool:

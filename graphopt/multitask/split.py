@@ -59,8 +59,9 @@ def split(
     `strip_prefix` is given: then the inputs and functions keep their merged names, and
     `strip_prefix=""` keeps the outputs' merged names too (the task's part of the merged model
     as it is named there; without `task`, "" renames nothing and is refused). The task's
-    metadata props, doc string, producer name and version, domain, model_version, graph name
-    and graph doc string, and input shapes come back either way (where merge recorded them).
+    metadata props, doc string, producer name and version, domain, model_version, graph name,
+    graph doc string and graph metadata props, and input shapes come back either way (where
+    merge recorded them).
 
     Arguments it does not take (one name as `outputs`, names one by one as positional
     arguments, an unknown option, an option of the wrong type) are an `OptionError` naming the
@@ -260,10 +261,11 @@ def _restore_metadata(
 
 
 def _restore_model_fields(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
-    """The task's own producer, domain, model_version, graph name and graph doc string, as
-    merge recorded them (`MODEL_FIELDS`), for the merged model's (graphopt's producer, the
-    prefixes as graph name). A table from before they were recorded leaves the producer and
-    graph name as merged (the other fields are the merged model's defaults there)."""
+    """The task's own producer, domain, model_version, graph name, graph doc string and graph
+    metadata props, as merge recorded them (`MODEL_FIELDS`), for the merged model's
+    (graphopt's producer, the prefixes as graph name). A table from before they were recorded
+    leaves the producer, graph name and graph metadata props as merged (the other fields are
+    the merged model's defaults there)."""
     if "producer_name" in entry:
         result.producer_name = entry["producer_name"]
         result.producer_version = entry.get("producer_version", "")
@@ -272,6 +274,10 @@ def _restore_model_fields(result: onnx.ModelProto, entry: Mapping[str, Any]) -> 
     result.domain = entry.get("domain", "")
     result.model_version = entry.get("model_version", 0)
     result.graph.doc_string = entry.get("graph_doc_string", "")
+    if "producer_name" in entry:  # recorded with the fields above: a task without them had none
+        del result.graph.metadata_props[:]
+        for key, value in entry.get("graph_metadata_props", {}).items():
+            result.graph.metadata_props.add(key=key, value=value)
 
 
 def _extract(
@@ -306,6 +312,12 @@ def _extract(
         ],
     )
     new_graph.doc_string = as_text(model.graph.doc_string)
+    # the graph's own metadata (IR 10), and the quantization annotations of the tensors kept
+    # (make_graph takes neither: they were dropped)
+    new_graph.metadata_props.extend(model.graph.metadata_props)
+    new_graph.quantization_annotation.extend(
+        a for a in model.graph.quantization_annotation if a.tensor_name in read
+    )
     called = _called_ops(model, nodes)
     used_domains = {""} | {canonical_domain(domain) for domain, _ in called}
     result = onnx.ModelProto()
@@ -465,6 +477,8 @@ def _rename_everywhere(graph: onnx.GraphProto, renames: Mapping[str, str]) -> No
         t.name = renames.get(t.name, t.name)
     for sparse in graph.sparse_initializer:
         sparse.values.name = renames.get(sparse.values.name, sparse.values.name)
+    for note in graph.quantization_annotation:
+        note.tensor_name = renames.get(note.tensor_name, note.tensor_name)
     for node in graph.node:
         for j, name in enumerate(node.input):
             if name in renames:
