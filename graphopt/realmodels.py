@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -695,7 +696,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 def load_image(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB uint8 HWC (grey and RGBA are converted), turned upright
     as its EXIF orientation tag says (a phone photo stored sideways with orientation 6 is
-    loaded as every viewer shows it, `ImageOps.exif_transpose`).
+    loaded as every viewer shows it, turned as `ImageOps.exif_transpose` turns it; an EXIF
+    block Pillow cannot parse leaves the image as stored, with a warning: `_upright`).
 
     The orientation follows the packages whose preprocessing `PREPROCESS` mirrors: ddddocr
     1.6.1 (common_det) decodes with `cv2.imdecode(..., IMREAD_COLOR)`, which applies it (as
@@ -711,7 +713,7 @@ def load_image(path: str | Path) -> np.ndarray:
     Pillow's Python warnings while decoding (each several lines on stderr) are logged, one line
     each, naming the file (`_log_decode_warnings`); libtiff's own C messages (a damaged LZW
     strip: "Using code not yet in table.") are printed by the C library and are not caught."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     # (catch_warnings swaps the process's warning filters while it is open: images are decoded
     # on the calling thread, one at a time, as the feed readers do)
@@ -719,7 +721,7 @@ def load_image(path: str | Path) -> np.ndarray:
         warnings.simplefilter("always")
         try:
             with Image.open(path) as opened:
-                im = ImageOps.exif_transpose(opened) if _turned(opened) else opened
+                im = _upright(opened)
                 if im.mode.startswith("I") or im.mode == "F":
                     grey = _grey_to_bytes(np.asarray(im), im.mode, path)
                     image = np.repeat(grey[..., None], 3, axis=2)
@@ -735,11 +737,41 @@ def load_image(path: str | Path) -> np.ndarray:
 
 _ORIENTATION = 0x0112  # the EXIF Orientation tag: 1 upright, 2..8 mirrored and/or turned
 
+# What Pillow raises parsing an EXIF block: struct.error (one cut short) and SyntaxError ("not
+# a TIFF file") found by mutating blocks, and what its JPEG plugin catches around getexif
+_UNREADABLE_EXIF = (struct.error, SyntaxError, ValueError, TypeError, KeyError, IndexError)
 
-def _turned(im: Any) -> bool:
-    """Whether `im`'s EXIF orientation asks for a turn or mirror (2..8; exif_transpose copies
-    the image even when it has none to make)."""
-    return im.getexif().get(_ORIENTATION, 1) in range(2, 9)
+
+def _upright(im: Any) -> Any:
+    """`im` decoded and turned as its EXIF orientation says (2..8, as `ImageOps.exif_transpose`
+    turns it; other values, or none, as stored). The tag is read after decoding: Pillow turns
+    a TIFF itself while loading it and drops the tag. An EXIF block Pillow cannot parse (a
+    damaged header, cut short) is no reason to refuse a photograph whose pixels decode: it is
+    used as stored, with a warning. The turn is `transpose` alone, as exif_transpose's, which
+    also wrote the EXIF block back and so failed on tags Pillow reads but cannot write (a
+    number stored as text)."""
+    from PIL import Image
+
+    im.load()
+    try:
+        orientation = im.getexif().get(_ORIENTATION, 1)
+    except _UNREADABLE_EXIF as e:
+        warnings.warn(
+            f"unreadable EXIF data ({' '.join(str(e).split())}): its orientation is not "
+            "applied: the image is used as stored",
+            stacklevel=2,
+        )
+        return im
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation if isinstance(orientation, int) else 1)
+    return im if method is None else im.transpose(method)
 
 
 def _log_decode_warnings(path: str | Path, caught: list[warnings.WarningMessage]) -> None:
