@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from onnx import parser
 
@@ -67,3 +69,32 @@ def test_the_nchwc_block_sizes_onnxruntime_has_are_taken(tmp_path, block: int) -
     recipe.write_text(f"name: p\npasses:\n  - ort-nchwc-layout:\n      block_size: {block}\n")
     (step,) = load_pipeline(str(recipe)).steps
     assert step.pass_.block_size == block  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "options, said",
+    [
+        ({"block_size": 16.0}, "block_size must be 0 (measure it), 8 (SSE/AVX2) or 16 (AVX-512)"),
+        ({"block_size": False}, "block_size must be 0 (measure it), 8 (SSE/AVX2) or 16 (AVX-512)"),
+        ({"block_size": "16"}, "onnxruntime's NCHWc kernels have, got '16'"),
+        ({"fallback": "no"}, "fallback must be True or False, got 'no'"),
+    ],
+)
+def test_nchwc_options_from_python_that_only_look_right_are_refused(
+    options: dict[str, object], said: str
+) -> None:
+    """16.0 passed the check and failed at run time ("'float' object cannot be interpreted as
+    an integer", a PassError); False measured the block size; 'no' turned the guard on."""
+    from graphopt.passes.ort_nchwc import OrtNchwcLayout
+
+    with pytest.raises(ValueError, match=re.escape(said)):
+        OrtNchwcLayout(**options)  # type: ignore[arg-type]
+
+
+def test_a_numpy_integer_block_size_is_an_int() -> None:
+    import numpy as np
+
+    from graphopt.passes.ort_nchwc import OrtNchwcLayout
+
+    made = OrtNchwcLayout(block_size=np.int64(16))  # type: ignore[arg-type]
+    assert type(made.block_size) is int and made.block_size == 16

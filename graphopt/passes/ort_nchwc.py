@@ -287,11 +287,17 @@ class OrtNchwcLayout(Pass):
 
     def __post_init__(self) -> None:
         b = self.block_size
-        if b not in (0, *_BLOCK_SIZES):  # (a YAML value: PipelineError naming file:line)
+        # (a YAML value: PipelineError naming file:line; 16.0 or False from Python code equal
+        # a block size but are none: 16.0 failed at run time, 'float' as an integer)
+        integer = isinstance(b, int | np.integer) and not isinstance(b, bool)
+        if not integer or b not in (0, *_BLOCK_SIZES):
             raise ValueError(
                 f"block_size must be 0 (measure it), 8 (SSE/AVX2) or 16 (AVX-512), the block "
-                f"sizes onnxruntime's NCHWc kernels have, got {b}"
+                f"sizes onnxruntime's NCHWc kernels have, got {b!r}"
             )
+        self.block_size = int(b)
+        if not isinstance(self.fallback, bool | np.bool_):  # 'no' is true: it guarded
+            raise ValueError(f"fallback must be True or False, got {self.fallback!r}")
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         from graphopt.passes import nchwc_fallback
