@@ -8,8 +8,9 @@ in its task table, so `split(task=...)` could not give them back."""
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.multitask import merge, split
 
@@ -29,9 +30,10 @@ def _model(tag: str) -> onnx.ModelProto:
     )
     graph.doc_string = f"graph doc {tag}"
     graph.metadata_props.add(key="graph key", value=f"graph value {tag}")
-    for name in ("y", "z"):
+    for name in ("y", "z"):  # their scales are weights no node reads
         note = graph.quantization_annotation.add(tensor_name=name)
         note.quant_parameter_tensor_names.add(key="SCALE_TENSOR", value=f"{name}_scale")
+        graph.initializer.append(numpy_helper.from_array(np.float32(0.5), f"{name}_scale"))
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", 17)],
@@ -64,6 +66,7 @@ def test_split_keeps_the_graphs_metadata_props_and_the_kept_tensors_annotations(
     assert [(p.key, p.value) for p in part.graph.metadata_props] == [("graph key", "graph value a")]
     assert [a.tensor_name for a in part.graph.quantization_annotation] == ["y"]
     assert part.graph.quantization_annotation[0] == source.graph.quantization_annotation[0]
+    assert [t.name for t in part.graph.initializer] == ["y_scale"]  # what it names, kept
 
 
 def test_an_annotation_follows_its_renamed_output() -> None:
@@ -77,6 +80,21 @@ def test_an_annotation_follows_its_renamed_output() -> None:
     part = split(source, ["t_z"], strip_prefix="t_")
     assert [o.name for o in part.graph.output] == ["z"]
     assert [a.tensor_name for a in part.graph.quantization_annotation] == ["z"]
+    assert [t.name for t in part.graph.initializer] == ["z_scale"]
+
+
+def test_a_scale_renamed_out_of_the_way_is_renamed_in_its_annotation() -> None:
+    """An output renamed back to a name a kept weight has moves the weight to a fresh name:
+    the annotation naming it follows."""
+    source = _model("a")
+    source.graph.node[0].output[0] = source.graph.output[0].name = "t_y_scale"
+    source.graph.quantization_annotation[0].tensor_name = "t_y_scale"
+    part = split(source, ["t_y_scale"], strip_prefix="t_")
+    assert [o.name for o in part.graph.output] == ["y_scale"]
+    (note,) = part.graph.quantization_annotation
+    assert note.tensor_name == "y_scale"
+    assert [t.name for t in part.graph.initializer] == ["y_scale_1"]
+    assert note.quant_parameter_tensor_names[0].value == "y_scale_1"
 
 
 def test_split_of_a_merge_task_gives_back_its_graphs_metadata_props() -> None:

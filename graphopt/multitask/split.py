@@ -295,6 +295,13 @@ def _extract(
         )
     keep = live_nodes(graph, outputs)
     read = set(outputs).union(*(graph.node_inputs(graph.nodes[name]) for name in keep))
+    # the quantization annotations of the tensors kept, and the weights they name (a scale,
+    # a zero point: kept though no node reads them, or the annotation named nothing)
+    notes = [a for a in model.graph.quantization_annotation if a.tensor_name in read]
+    weights = {t.name for t in model.graph.initializer}
+    weights |= {t.values.name for t in model.graph.sparse_initializer}
+    named = {p.value for a in notes for p in a.quant_parameter_tensor_names} & weights
+    kept = read | named
     nodes = [n for n in model.graph.node if n.name in keep]
     out_types = _output_types(model, outputs)
     declared = {vi.name: vi for vi in model.graph.input}
@@ -305,19 +312,16 @@ def _extract(
         as_text(model.graph.name),  # (not UTF-8: bytes, which make_graph cannot set)
         [declared[n] for n in order],
         [out_types[o] for o in outputs],
-        initializer=[t for t in model.graph.initializer if t.name in read],
-        sparse_initializer=[t for t in model.graph.sparse_initializer if t.values.name in read],
+        initializer=[t for t in model.graph.initializer if t.name in kept],
+        sparse_initializer=[t for t in model.graph.sparse_initializer if t.values.name in kept],
         value_info=[
             vi for vi in model.graph.value_info if vi.name in read and vi.name not in set(outputs)
         ],
     )
     new_graph.doc_string = as_text(model.graph.doc_string)
-    # the graph's own metadata (IR 10), and the quantization annotations of the tensors kept
-    # (make_graph takes neither: they were dropped)
+    # make_graph takes neither the graph's own metadata props (IR 10) nor the annotations
     new_graph.metadata_props.extend(model.graph.metadata_props)
-    new_graph.quantization_annotation.extend(
-        a for a in model.graph.quantization_annotation if a.tensor_name in read
-    )
+    new_graph.quantization_annotation.extend(notes)
     called = _called_ops(model, nodes)
     used_domains = {""} | {canonical_domain(domain) for domain, _ in called}
     result = onnx.ModelProto()
@@ -479,6 +483,8 @@ def _rename_everywhere(graph: onnx.GraphProto, renames: Mapping[str, str]) -> No
         sparse.values.name = renames.get(sparse.values.name, sparse.values.name)
     for note in graph.quantization_annotation:
         note.tensor_name = renames.get(note.tensor_name, note.tensor_name)
+        for param in note.quant_parameter_tensor_names:
+            param.value = renames.get(param.value, param.value)
     for node in graph.node:
         for j, name in enumerate(node.input):
             if name in renames:
