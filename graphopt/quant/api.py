@@ -424,6 +424,9 @@ def quantize_with_report(
         planned = placement.tensors(graph, fixed_float)
         missing = [t for t in planned if t not in scales and t not in kept]
         if missing:
+            spaced = cache_io.spaced_name(from_cache, set(missing))
+            if spaced is not None:  # ('  x: ...', an indented line: read as tensor '  x')
+                raise QuantizeError(spaced)
             zero = cache_io.listed_without_scale(from_cache).intersection(missing)
             why = (
                 f" ({len(zero)} of them listed with scale 0: TensorRT found no range for them; "

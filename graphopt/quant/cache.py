@@ -14,12 +14,14 @@ dropped, or (subnormal) taken, without a word; `dumps` refuses the same scales w
 (and writes a +0 scale as TensorRT's `name: 0`). Lines are sorted by tensor name, so equal
 scales give equal bytes. A tensor name that would not read back as one line (line breaks,
 surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
-a `QuantizeError` naming its line number in the file when reading, and so is a name with
-surrounding spaces (`  x: 3c010a14`: TensorRT's parser is closed; the open readers, onnxruntime's
-TensorRT provider and TensorRT's samples, take all before the ':' as the name), a last line of
+a `QuantizeError` naming its line number in the file when reading, and so is a last line of
 fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
 7 digits is a normal float32, ~1e-36, and was taken), and a tensor listed twice with two
-scales (the last was taken; the same scale twice is fine).
+scales (the last was taken; the same scale twice is fine). A name is read as written, spaces
+around it kept (TensorRT's parser is closed; the open readers, onnxruntime's TensorRT provider
+and TensorRT's samples, take all before the ':' as the name, and TensorRT writes a tensor 'x '
+so): where a model lacks such a tensor but has it without the spaces (`  x: 3c010a14`, an
+indented line), `spaced_name` names the line.
 """
 
 from __future__ import annotations
@@ -279,14 +281,6 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
         value = value.strip()
         if not sep or not name or not 1 <= len(value) <= 8:
             raise QuantizeError(f"{where}: line {number}: expected 'tensor: <1 to 8 hex digits>'")
-        if name != name.strip():  # ('  x: 3c010a14', an indented line: read as tensor '  x',
-            # which the model lacks, then 'no scale for x'; onnxruntime's TensorRT provider and
-            # TensorRT's samples keep the spaces too, and graphopt writes no such name)
-            raise QuantizeError(
-                f"{where}: line {number}: tensor name {shown(name)} has spaces before or "
-                "after it, which a cache reader keeps as part of the name, so it names no "
-                f"tensor {shown(name.strip())}; remove them"
-            )
         try:
             parse_scale(value)
         except ValueError as e:
@@ -365,6 +359,25 @@ def retag(text: str, tag: str, where: str = "calibration cache") -> str:
     and with its digits, TensorRT's `name: 0` lines included (`loads` drops those)."""
     _, items = entries(text, where)
     return "\n".join([tag, *(f"{name}: {value}" for name, value in items)]) + "\n"
+
+
+def spaced_name(path: str | Path, missing: set[str]) -> str | None:
+    """Why the cache at `path` gives no scale for a tensor of `missing` (the model's tensors it
+    has no line for): a line naming it with spaces before or after ('  x: 3c010a14', an
+    indented line, read as tensor '  x'), or None. Said only for a tensor the model lacks with
+    the spaces: a model may have a tensor 'x ', which TensorRT writes as 'x : ...'."""
+    try:
+        _, items = _numbered_entries(read_text_file(path, "calibration cache"), str(path))
+    except QuantizeError:
+        return None
+    for number, name, _ in items:
+        if name != name.strip() and name.strip() in missing:
+            return (
+                f"{path}: line {number}: tensor name {shown(name)} has spaces before or after "
+                "it, which a cache reader keeps as part of the name, so it names no tensor "
+                f"{shown(name.strip())}; remove them"
+            )
+    return None
 
 
 def listed_without_scale(path: str | Path) -> set[str]:
