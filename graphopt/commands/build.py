@@ -220,36 +220,28 @@ def calibration_files(folder: str | Path) -> list[Path]:
     named in a warning, or in the error when no file is left, as `quantize --calib` does (it
     was skipped without a word)."""
     from graphopt.errors import BackendError
-    from graphopt.quant.data import ARRAY_SUFFIXES, IMAGE_SUFFIXES, _not_a_file
+    from graphopt.quant.data import ARRAY_SUFFIXES, IMAGE_SUFFIXES, list_calibration_folder
 
     root = Path(folder)
     try:  # (a folder this user may not list, or stat in: a PermissionError, a traceback)
         if not root.is_dir():
             problem = "is a file, not a folder" if root.exists() else "no such folder"
             raise BackendError(f"--calib {shown(folder)}: {problem}")
-        entries = sorted(root.iterdir())
-        listed = [p for p in entries if p.is_file()]
-        named = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
-        skipped = sorted(set(named) - set(listed))
-        left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+        files, left_out = list_calibration_folder(root)
+        if log.isEnabledFor(logging.INFO):
+            for path in sorted(set(root.iterdir()) - set(files)):
+                if path.is_file():
+                    log.info("--calib: skipping %s (not an image, .npy or .npz)", shown(path))
     except OSError as e:
         raise BackendError(
             f"--calib {shown(folder)}: cannot read calibration folder: {e.strerror or e}"
         ) from e
-    if len(skipped) > 5:
-        left_out += f" and {len(skipped) - 5} more"
-    files = []
-    for path in listed:
-        if path.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
-            files.append(path)
-        else:
-            log.info("--calib: skipping %s (not an image, .npy or .npz)", shown(path))
     if not files:
-        also = f"; skipped {left_out}: not a regular file" if skipped else ""
+        also = f"; skipped {left_out}: not a regular file" if left_out else ""
         raise BackendError(
             f"--calib {shown(folder)}: no calibration files ({', '.join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)}){also}"
         )
-    if skipped:
+    if left_out:
         log.warning("--calib %s: skipping %s: not a regular file", shown(folder), left_out)
     return files
 

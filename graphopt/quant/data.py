@@ -434,24 +434,32 @@ def folder_feeds(
         problem = "is a file, not a folder" if root.exists() else "does not exist"
         raise QuantizeError(f"{directory}: calibration folder {problem}")
     try:  # (a folder this user may not list, or stat in: a PermissionError, a traceback)
-        named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
-        files = sorted(p for p in named if p.is_file())
-        skipped = sorted(set(named) - set(files))
-        # a broken link (a data set half copied) was left out without a word
-        left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+        files, left_out = list_calibration_folder(root)
     except OSError as e:
         raise QuantizeError(
             f"{directory}: cannot read calibration folder: {e.strerror or e}"
         ) from e
-    if len(skipped) > 5:
-        left_out += f" and {len(skipped) - 5} more"
     if not files:  # (said in the one line of the error, not in a warning before it)
         suffixes = ", ".join(ARRAY_SUFFIXES + IMAGE_SUFFIXES)
-        also = f"; skipped {left_out}: not a regular file" if skipped else ""
+        also = f"; skipped {left_out}: not a regular file" if left_out else ""
         raise QuantizeError(f"{directory}: no calibration files ({suffixes}){also}")
-    if skipped:
+    if left_out:
         log.warning("%s: skipping %s: not a regular file", shown(directory), left_out)
     return FolderFeeds(files, model, spec, batch_size)
+
+
+def list_calibration_folder(root: Path) -> tuple[list[Path], str]:
+    """(the regular files of `root` named as images or .npy/.npz feeds, in name order; the
+    entries so named that are no regular file, each with what it is, up to five and a count:
+    "" for none). A broken link (a data set half copied) was left out without a word. Raises
+    the OSError of a folder this user may not list, or stat in."""
+    named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
+    files = sorted(p for p in named if p.is_file())
+    skipped = sorted(set(named) - set(files))
+    left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+    if len(skipped) > 5:
+        left_out += f" and {len(skipped) - 5} more"
+    return files, left_out
 
 
 def _not_a_file(path: Path) -> str:
