@@ -2,7 +2,9 @@
 
 Reads the model and reports what TensorRT's ONNX parser of that version would refuse (errors)
 or accept with a caveat (warnings), without TensorRT or a GPU. Exit 0: clean; 1: findings
-(printed, one per line); 2: bad input.
+(printed, one per line); 2: bad input. On a model of `inspect.PROGRESS_NODES` nodes or more
+(80k nodes: ~7 s) a progress line on stderr says that the check runs and when it ended
+(`--no-progress`: none).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ if TYPE_CHECKING:
     import onnx
 
     from graphopt.backends.trt_support import TrtVersion
+    from graphopt.quant.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from graphopt.commands.inspect import PROGRESS_NODES
+
     p = sub.add_parser(
         "check",
         # (input is optional to argparse, required by `run`: see `_input`)
@@ -45,6 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--errors-only", action="store_true", help="report errors only (warnings do not count)"
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help=f"no progress line on stderr (shown for models of {PROGRESS_NODES:,} nodes or more)",
     )
     p.set_defaults(run=run)
 
@@ -103,7 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
         require_text_io_names(model, args.input, BackendError)
         refuse_profiles_build_refuses(model, shapes)
-    findings = check_tensorrt(model, version, shapes=shapes)
+    bar = _progress(args, len(model.graph.node))
+    try:
+        findings = check_tensorrt(model, version, shapes=shapes)
+        if bar:
+            bar.update(1)
+    finally:
+        if bar:
+            bar.close()
     counted = summary(findings)
     if args.errors_only:  # it said "0 warnings" for the warnings it left out
         hidden = sum(f.severity != "error" for f in findings)
@@ -114,6 +131,19 @@ def run(args: argparse.Namespace) -> int:
         print(f)
     print(f"{shown(args.input)}: TensorRT {version}: {counted}")
     return 1 if findings else 0
+
+
+def _progress(args: argparse.Namespace, nodes: int) -> Progress | None:
+    """The bar `inspect` draws (graphopt.quant.progress), for the one step of the check, on a
+    model of `PROGRESS_NODES` nodes or more: started now, ended when the check is done."""
+    from graphopt.commands.inspect import PROGRESS_NODES
+    from graphopt.quant.progress import Progress
+
+    if args.no_progress or nodes < PROGRESS_NODES:
+        return None
+    bar = Progress(1, "check (TensorRT rules)", show_start=True)
+    bar.update(0)
+    return bar
 
 
 def _input(args: argparse.Namespace) -> None:

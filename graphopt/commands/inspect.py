@@ -6,6 +6,11 @@ and parameter bytes, an op histogram, what If/Loop/Scan bodies and model-local f
 groups `materialize-fusion-groups` made), a post-dominator summary and the fusion groups of the main graph (count, size histogram,
 the largest groups with their op sequences; every group with `--groups`).
 `--json` prints the same facts as one JSON object. Nothing is written.
+
+On a model of `PROGRESS_NODES` nodes or more (80k nodes: ~12 s) a progress bar on stderr names
+the step under way (`--no-progress`: none). The text report stays readable on a huge model:
+the first `LISTED` inputs and outputs, then how many more (`--json` lists every one), and a
+group's op sequence cut to its first and last ops with the count between.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from math import prod
 from typing import Any
 
 import onnx
 
 from graphopt._text import counted, shown
+
+PROGRESS_NODES = 10_000  # a progress bar from this many nodes on (80k nodes: ~12 s, 10k: ~2 s)
+LISTED = 20  # inputs and outputs listed in the text report; then how many more
+SHOWN_OPS = 12  # ops of a group's sequence shown in the text report (first 8, last 4)
+_STEPS = ("shape facts", "post-dominators", "fusion groups", "report")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="input .onnx file")
     p.add_argument("--groups", action="store_true", help="list every fusion group")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help=f"no progress bar on stderr (shown for models of {PROGRESS_NODES:,} nodes or more)",
+    )
     p.add_argument(
         "--top", type=int, default=5, metavar="K", help="show the K largest groups (default 5)"
     )
@@ -60,7 +75,17 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    report = inspect_model(args.input, max_group_size=args.max_group_size, top=args.top)
+    bar = _StepBar() if not args.no_progress else None
+    try:
+        report = inspect_model(
+            args.input,
+            max_group_size=args.max_group_size,
+            top=args.top,
+            on_step=bar.step if bar else None,
+        )
+    finally:
+        if bar:
+            bar.close()
     if not args.groups:
         report["fusion"].pop("groups")
     if args.json:
@@ -78,11 +103,48 @@ def _json_text(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+class _StepBar:
+    """`graphopt.quant.progress.Progress` over inspect's steps, drawn only for a model of
+    `PROGRESS_NODES` nodes or more (a small one is done before a bar would say anything)."""
+
+    def __init__(self) -> None:
+        from graphopt.quant.progress import Progress
+
+        self.bar: Progress | None = None
+        self.make = Progress
+
+    def step(self, done: int, nodes: int) -> None:
+        """`done` steps of `_STEPS` are done (0: loaded, starting the first) on `nodes` nodes."""
+        if done == 0 and nodes >= PROGRESS_NODES:
+            self.bar = self.make(len(_STEPS), self._label(0), show_start=True)
+        if self.bar is not None:
+            self.bar.label = self._label(done)
+            self.bar.update(done)
+
+    @staticmethod
+    def _label(done: int) -> str:
+        return f"inspect ({_STEPS[done] if done < len(_STEPS) else 'done'})"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 # ---------------------------------------------------------------------------- facts
 
 
-def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict[str, Any]:
-    """Every fact `inspect` reports, as plain data (JSON-ready)."""
+def inspect_model(
+    path: str,
+    *,
+    max_group_size: int = 256,
+    top: int = 5,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Every fact `inspect` reports, as plain data (JSON-ready).
+
+    `on_step(done, nodes)`: called once the model is loaded (done 0) and after each of the
+    `_STEPS` (done 1, 2, ...), with the main graph's node count."""
+    step = on_step or (lambda done, nodes: None)
     from graphopt.analysis import fusion_groups, post_dominator_tree, shape_facts
     from graphopt.analysis.dominators import tree_depths
     from graphopt.ir import Graph, load
@@ -91,8 +153,10 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     loaded = load(path)
     model = loaded.model
     graph = Graph(model)
+    step(0, len(graph))
     ctx = PassContext()  # the shape facts, inferred once for the report and the fusion groups
     facts = shape_facts(graph, ctx)
+    step(1, len(graph))
     ops = Counter(_op_name(n) for n in graph.nodes.values())
     tree = post_dominator_tree(graph)
     depths = tree_depths(tree)
@@ -103,7 +167,9 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     while node is not None:
         chain.append(_text(node))
         node = tree[node]
+    step(2, len(graph))
     groups = fusion_groups(graph, max_group_size, ctx)
+    step(3, len(graph))
     constants = [
         g for g in groups if len(g.nodes) == 1 and graph.nodes[g.nodes[0]].op_type == "Constant"
     ]
@@ -116,7 +182,7 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
     params, param_bytes = _parameters(
         graph.initializers.values(), graph.nodes.values(), model.graph.sparse_initializer
     )
-    return {
+    report = {
         "model": str(path),
         "ir_version": model.ir_version,
         "producer": f"{_text(model.producer_name)} {_text(model.producer_version)}".strip(),
@@ -153,6 +219,8 @@ def inspect_model(path: str, *, max_group_size: int = 256, top: int = 5) -> dict
             "groups": listed,
         },
     }
+    step(4, len(graph))
+    return report
 
 
 def _group_entry(graph: Any, group: Any) -> dict[str, Any]:
@@ -385,9 +453,9 @@ def format_report(r: dict[str, Any]) -> str:
         + ("  [external data]" if r["external_data"] else "")
         + (f"  local functions: {r['functions']}" if r["functions"] else ""),
         "inputs:",
-        *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["inputs"]),
+        *_tensor_lines(r["inputs"], "input"),
         "outputs:",
-        *(f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in r["outputs"]),
+        *_tensor_lines(r["outputs"], "output"),
         "ops: " + _counts_text(r["ops"]),
     ]
     bodies = r.get("bodies")
@@ -440,6 +508,27 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _tensor_lines(tensors: list[dict[str, Any]], what: str) -> list[str]:
+    """One line per input or output, the first `LISTED` of them, then how many more (a model
+    made of 54 detectors listed 54 inputs and 216 outputs)."""
+    lines = [f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in tensors]
+    if len(lines) > LISTED:
+        more = len(lines) - LISTED
+        noun = what + "s" * (more != 1)
+        lines = [*lines[:LISTED], f"  ... and {more} more {noun} (--json lists all)"]
+    return lines
+
+
+def _ops_text(ops: list[str]) -> str:
+    """A group's op sequence, ` → `-joined; past `SHOWN_OPS` ops the first 8 and the last 4
+    with the count between (a 255-node group was one line of 255 ops)."""
+    if len(ops) <= SHOWN_OPS:
+        return " → ".join(ops)
+    head, tail = ops[:8], ops[-4:]
+    hidden = len(ops) - len(head) - len(tail)
+    return " → ".join(head) + f" → … {counted(hidden, 'op')} … → " + " → ".join(tail)
+
+
 def _counts_text(counts: dict[str, int], sep: str = " ") -> str:
     """`key n, key n, ...` ("none" for no entries: a model without nodes)."""
     return ", ".join(f"{k}{sep}{n}" for k, n in counts.items()) or "none"
@@ -450,6 +539,6 @@ def _group_line(g: dict[str, Any], indent: str, index: int | None = None) -> str
     anchor = f" anchor {g['anchor']}" if g["anchor"] else ""
     return (
         f"{indent}{head}{counted(g['size'], 'node')} {g['pattern']}{anchor}: "
-        + " → ".join(g["ops"])
+        + _ops_text(g["ops"])
         + (f"  [{g['nodes'][0]} … {g['nodes'][-1]}]" if g["size"] > 1 else f"  [{g['nodes'][0]}]")
     )
