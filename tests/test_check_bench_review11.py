@@ -267,7 +267,7 @@ def test_bench_says_which_input_shapes_it_timed(tmp_path, capsys):
     onnx.save(m, path)
     argv = ["bench", str(path), "--runs", "2", "--warmup", "0", "--no-progress"]
     assert main(argv) == 0
-    assert "(batch 1), inputs x 1x3x224x224, k scalar\n" in capsys.readouterr().out
+    assert "(batch 1), synthetic inputs x 1x3x224x224, k scalar\n" in capsys.readouterr().out
     assert main([*argv, "--json", "--shapes", "x:2x3x16x8"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["shapes"] == {"x": [2, 3, 16, 8], "k": []} and result["batch"] == 2

@@ -1,15 +1,17 @@
 """`graphopt bench IN --backend onnxruntime|tensorrt [--threads N] [--runs N] [--warmup N]
 [--level L] [--batch N]`.
 
-Times inference: latency percentiles (p50/p90/p99 by nearest rank, mean) and throughput. `onnxruntime` runs an
-.onnx model on the CPU provider, at graph optimization `--level` (default all); `tensorrt` runs a serialized engine (`graphopt build`) on the
-GPU, timing `execute_async_v3` + stream sync with the inputs already on the device. Inputs
-come from `--inputs NPZ`, else they are synthetic (`synthetic_feed`): floats standard normal,
-integers 0..3, booleans False/True, in the `--shapes` given for dynamic inputs (onnxruntime,
-without them: a dynamic dim is 1, or 224 for the last two dims of a 4-D input; an engine needs
-them). The result names the input shapes it timed. Throughput counts `--batch` samples per
-run, else the batch `batch_size` reads from the inputs. A progress bar on stderr counts the
-runs (warmup included), as quantize's counts its batches (`--no-progress`: none); stdout holds
+Times inference: latency percentiles (p50/p90/p99 by nearest rank, mean) and throughput.
+`onnxruntime` runs an .onnx model on the CPU provider, at graph optimization `--level`
+(default all); `tensorrt` runs a serialized engine (`graphopt build`) on the GPU, timing
+`execute_async_v3` + stream sync with the inputs already on the device. Inputs come from
+`--inputs NPZ`, else they are synthetic (`synthetic_feed`; the result says so, as values can
+change a model's time, e.g. the boxes an NMS keeps): floats standard normal, integers 0..3,
+booleans False/True, in the `--shapes` given for dynamic inputs (onnxruntime, without them: a
+dynamic dim is 1, or 224 for the last two dims of a 4-D input; an engine needs them). The
+result names the input shapes it timed. Throughput counts `--batch` samples per run, else the
+batch `batch_size` reads from the inputs. A progress bar on stderr counts the runs (warmup
+included), as quantize's counts its batches (`--no-progress`: none); stdout holds
 only the result.
 """
 
@@ -49,6 +51,7 @@ class BenchResult:
     throughput: float  # samples per second at the mean latency
     shapes: dict[str, list[int]] = field(default_factory=dict)  # the timed inputs' shapes
     level: str = ""  # onnxruntime's graph optimization level ("": the backend has none)
+    synthetic: bool = False  # the inputs were made up (`synthetic_feed`), not --inputs NPZ
 
     def line(self) -> str:
         timed = ", ".join(
@@ -60,7 +63,7 @@ class BenchResult:
             f"p50 {self.p50_ms:.2f} ms, "
             f"p90 {self.p90_ms:.2f} ms, p99 {self.p99_ms:.2f} ms, mean {self.mean_ms:.2f} ms, "
             f"min {self.min_ms:.2f} ms, {self.throughput:.1f} samples/s (batch {self.batch})"
-            + (f", inputs {timed}" if timed else "")
+            + (f", {'synthetic ' if self.synthetic else ''}inputs {timed}" if timed else "")
         )
 
 
@@ -268,6 +271,7 @@ def bench_onnxruntime(
         tick(done)
     result = summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
     result.level = level
+    result.synthetic = npz is None
     return result
 
 
@@ -301,7 +305,9 @@ def bench_tensorrt(
     runner = EngineRunner(plan)
     feeds = _engine_feeds(runner, shapes or {}, npz)
     times = runner.time_runs(feeds, runs, warmup, on_run)
-    return summarize("tensorrt", path, times, batch or batch_size(feeds), feeds)
+    result = summarize("tensorrt", path, times, batch or batch_size(feeds), feeds)
+    result.synthetic = npz is None
+    return result
 
 
 def _no_progress(done: int) -> None:
