@@ -209,6 +209,7 @@ def example_feeds(
     npz: str | Path | None = None,
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz_name: str | None = None,
+    real_inputs: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Inputs for a numerical comparison: from `npz` if given, else seeded values of the declared
     types and shapes (an input named in `shapes` has that shape; a fixed dim, 0 included, its
@@ -216,7 +217,9 @@ def example_feeds(
     input gets 224 so convolutions have room). A name in `shapes` that is no model input is a
     `VerifyError`, and so, from `npz`, are a missing input, an array that is no graph input
     (overridable weights are) and an array of another dtype than its input. Those errors start
-    with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line (`shown`)."""
+    with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line (`shown`). An
+    input that is no numeric or bool tensor (a string tensor, a sequence, an optional) is a
+    `VerifyError` naming its type, and `real_inputs` (a command's flag) where given."""
     if npz is not None:
         from graphopt.arrays import load_arrays
         from graphopt.ir.model_io import special_file_kind
@@ -262,6 +265,7 @@ def example_feeds(
     rng = np.random.default_rng(seed)
     feeds = {}
     specs = input_specs(model)
+    kinds = {vi.name: vi.type.WhichOneof("value") or "no type" for vi in model.graph.input}
     unknown = sorted(set(shapes or ()) - {name for name, _, _ in specs})
     if unknown:
         raise VerifyError(f"--shapes names {', '.join(unknown)}, which are not model inputs")
@@ -279,8 +283,20 @@ def example_feeds(
         dtype = _NP_TYPES.get(elem)
         if dtype is None:  # (an unknown number too: DataType.Name raised a bare ValueError)
             named = next((k for k, v in onnx.TensorProto.DataType.items() if v == elem), elem)
+            kind = kinds.get(name, "tensor_type")
+            # a sequence, optional or map input has no elem_type: it was "element type UNDEFINED"
+            if kind == "tensor_type":
+                what = f"has element type {named}"
+            elif kind in _TYPE_KINDS:
+                what = f"is {_TYPE_KINDS[kind]}, not a tensor"
+            else:
+                what = "has no type"
+            # an .npz holds arrays: a tensor's, or an optional tensor's, not a sequence or map
+            fits = kind in ("tensor_type", "optional_type")
+            hint = f"; give real ones with {real_inputs}" if real_inputs and fits else ""
             raise VerifyError(
-                f"input {name!r} has element type {named}, which example_feeds cannot make"
+                f"input {name!r} {what}: seeded values are made only for numeric and bool "
+                f"tensors{hint}"
             )
         try:
             feeds[name] = _seeded(rng, dtype, concrete)
@@ -288,6 +304,14 @@ def example_feeds(
             dims_text = "x".join(map(str, concrete)) or "scalar"
             raise VerifyError(f"cannot make a {dims_text} feed for input {name!r}: {e}") from e
     return feeds
+
+
+_TYPE_KINDS = {
+    "sequence_type": "a sequence",
+    "optional_type": "an optional",
+    "map_type": "a map",
+    "sparse_tensor_type": "a sparse tensor",
+}
 
 
 def _seeded(rng: np.random.Generator, dtype: Any, shape: list[int]) -> np.ndarray:

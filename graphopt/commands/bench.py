@@ -215,7 +215,9 @@ def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[s
 
     # its errors name the flag (they said "PATH: cannot read input feeds: ...", the path raw)
     npz_name = f"--inputs {shown(npz)}" if npz is not None else None
-    feeds = example_feeds(model, npz=npz, shapes=shapes, npz_name=npz_name)
+    feeds = example_feeds(
+        model, npz=npz, shapes=shapes, npz_name=npz_name, real_inputs="--inputs NPZ"
+    )
     # a feed of another rank or fixed dim than its input is named with the flag that gave it,
     # as optimize --verify names it: onnxruntime's own words ("Invalid rank for input: x Got:
     # 3 Expected: 4") named neither the file nor the flag. An input declared with no dims (a
