@@ -380,9 +380,10 @@ def _engine_feeds(
 
     if npz is not None:
         try:
-            return read_npz(npz)
+            given = read_npz(npz)
         except (OSError, ValueError) as e:
             raise BackendError(f"--inputs {shown(npz)}: cannot read input feeds: {e}") from e
+        return _engine_npz_feeds(runner, given, npz)
     inputs = [b for b in runner.bindings if b.is_input]
     unknown = sorted(set(shapes) - {b.name for b in inputs})
     if unknown:  # as example_feeds refuses them for onnxruntime: a typo was ignored
@@ -400,6 +401,33 @@ def _engine_feeds(
             )
         feeds[b.name] = synthetic_feed(tuple(dims), b.dtype, rng)
     return feeds
+
+
+def _engine_npz_feeds(runner, given: dict[str, np.ndarray], npz: str) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """`given` (the arrays of --inputs `npz`) where each names an engine input of its dtype,
+    as example_feeds checks an .npz for onnxruntime; else a `BackendError`. An array for no
+    input was ignored by the engine yet named among the timed inputs (and could set the
+    batch), and an array of another dtype was cast (float64 to float32, floats to int32)."""
+    from graphopt.errors import BackendError
+
+    label = f"--inputs {shown(npz)}"
+    inputs = {b.name: b for b in runner.bindings if b.is_input}
+    extra = [name for name in given if name not in inputs]
+    if extra:
+        raise BackendError(
+            f"{label}: {', '.join(map(shown, extra))} is no input of the engine (inputs: "
+            f"{', '.join(inputs) or 'none'})"
+        )
+    missing = [name for name in inputs if name not in given]
+    if missing:
+        raise BackendError(f"{label}: no array for engine input(s) {', '.join(missing)}")
+    for name, array in given.items():
+        if array.dtype != inputs[name].dtype:
+            raise BackendError(
+                f"{label}: {name} is {array.dtype}, but the engine's input {name} is "
+                f"{np.dtype(inputs[name].dtype)}"
+            )
+    return given
 
 
 def synthetic_feed(
