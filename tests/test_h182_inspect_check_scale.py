@@ -35,6 +35,19 @@ def _diamonds(n: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def test_step_labels_one_width():
+    # a terminal redraws the line over the last (\r): a shorter label left the last showing
+    labels = [inspect_cmd._StepBar._label(done) for done in range(len(inspect_cmd._STEPS) + 1)]
+    assert len({len(label) for label in labels}) == 1
+    assert [label.rstrip() for label in labels] == [
+        "inspect (shape facts)",
+        "inspect (post-dominators)",
+        "inspect (fusion groups)",
+        "inspect (report)",
+        "inspect (done)",
+    ]
+
+
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -47,8 +60,8 @@ def test_inspect_progress_on_a_big_model(tmp_path, capsys):
     code, out, err = _run(capsys, "inspect", str(path))
     assert code == 0
     lines = err.splitlines()  # (not a terminal: one line per drawing, as quantize's)
-    assert lines[0].startswith("inspect (shape facts) 0/4 [")
-    assert lines[-1].startswith("inspect (done) 4/4 [========================] 100%")
+    assert lines[0].startswith("inspect (shape facts)     0/4 [")
+    assert lines[-1].startswith("inspect (done)            4/4 [========================] 100%")
     assert "nodes: 12000" in out and "Relu 4000" in out
     code, quiet, err = _run(capsys, "inspect", "--no-progress", str(path))
     assert (code, quiet, err) == (0, out, "")
@@ -63,8 +76,8 @@ def test_inspect_and_check_progress_on_a_real_detector(monkeypatch, capsys):
     monkeypatch.setattr(inspect_cmd, "PROGRESS_NODES", 1000)
     code2, out2, err = _run(capsys, "inspect", path)
     assert (code2, out2) == (0, out)
-    assert err.splitlines()[0].startswith("inspect (shape facts) 0/4")
-    assert err.splitlines()[-1].startswith("inspect (done) 4/4")
+    assert err.splitlines()[0].startswith("inspect (shape facts)     0/4")
+    assert err.splitlines()[-1].startswith("inspect (done)            4/4")
     code3, check_out2, err = _run(capsys, "check", path)
     assert (code3, check_out2) == (code, check_out)
     assert err.splitlines()[0].startswith("check (TensorRT rules) 0/1 [")

@@ -123,7 +123,10 @@ class _StepBar:
 
     @staticmethod
     def _label(done: int) -> str:
-        return f"inspect ({_STEPS[done] if done < len(_STEPS) else 'done'})"
+        """`inspect (step)`, padded to the longest step: a terminal's line is redrawn over
+        the last one (`\\r`), which a shorter label left partly showing."""
+        width = max(len(s) for s in (*_STEPS, "done")) + len("inspect ()")
+        return f"inspect ({_STEPS[done] if done < len(_STEPS) else 'done'})".ljust(width)
 
     def close(self) -> None:
         if self.bar is not None:
