@@ -61,3 +61,15 @@ def test_non_tensor_input_is_named_as_it_is(tmp_path, capsys, kind, words, hint)
     err = capsys.readouterr().err.strip()
     assert "UNDEFINED" not in err and f"input 'q' {words}" in err
     assert err.endswith("--inputs NPZ") is hint
+
+
+def test_bfloat16_input_is_not_called_non_numeric(tmp_path, capsys):
+    # 982a021 said "made only for numeric and bool tensors" of a bfloat16 input (numeric)
+    t = helper.make_tensor_type_proto(TensorProto.BFLOAT16, [2])
+    path = _save(
+        tmp_path, helper.make_node("Identity", ["b"], ["y"]), helper.make_value_info("b", t), t
+    )
+    assert main(["bench", path, "--runs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "input 'b' has element type BFLOAT16" in err and "numeric" not in err
+    assert "float16, float, double, integer and bool tensors" in err

@@ -218,8 +218,9 @@ def example_feeds(
     `VerifyError`, and so, from `npz`, are a missing input, an array that is no graph input
     (overridable weights are) and an array of another dtype than its input. Those errors start
     with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line (`shown`). An
-    input that is no numeric or bool tensor (a string tensor, a sequence, an optional) is a
-    `VerifyError` naming its type, and `real_inputs` (a command's flag) where given."""
+    input that is no float, integer or bool tensor (a string tensor, a sequence, an optional) is a
+    `VerifyError` naming its type, and `real_inputs` (a command's flag) where given; so is a
+    numeric type numpy has no dtype for (bfloat16, float8)."""
     if npz is not None:
         from graphopt.arrays import load_arrays
         from graphopt.ir.model_io import special_file_kind
@@ -295,8 +296,8 @@ def example_feeds(
             fits = kind in ("tensor_type", "optional_type")
             hint = f"; give real ones with {real_inputs}" if real_inputs and fits else ""
             raise VerifyError(
-                f"input {name!r} {what}: seeded values are made only for numeric and bool "
-                f"tensors{hint}"
+                f"input {name!r} {what}: seeded values are made only for float16, float, "
+                f"double, integer and bool tensors{hint}"
             )
         try:
             feeds[name] = _seeded(rng, dtype, concrete)
