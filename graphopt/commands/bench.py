@@ -256,6 +256,14 @@ def bench_onnxruntime(
     names = [o.name for o in sess.get_outputs()]
     tick = on_run or _no_progress
     times = []
+    # a run that fails on values bench made up (an int64 input read as a shape or an index)
+    # said only onnxruntime's words, as if the model were broken
+    made_up = (
+        "; on synthetic inputs (floats standard normal, integers 0..3): give real ones with "
+        "--inputs NPZ"
+        if npz is None
+        else ""
+    )
     # only onnxruntime's errors are its own (untyped: e.g. a wrong feed shape); a failing
     # `on_run` (a progress bar with no stderr to draw on) was reported as onnxruntime failing
     # to run the model
@@ -266,7 +274,7 @@ def bench_onnxruntime(
             sess.run(names, feeds)
         except Exception as e:
             raise BackendError(
-                f"onnxruntime failed to run {shown(path)}: {run_error_text(e)}"
+                f"onnxruntime failed to run {shown(path)}: {run_error_text(e)}{made_up}"
             ) from e
         if done > warmup:
             times.append(time.perf_counter() - start)
