@@ -113,7 +113,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the GPU",
     )
     p.add_argument(
-        "--threads", type=int, default=0, help="onnxruntime intra-op threads (default 0: all)"
+        "--threads",
+        type=int,
+        default=0,
+        help="onnxruntime intra-op threads (default 0: onnxruntime's default, one per physical "
+        "core, not per logical CPU)",
     )
     p.add_argument(
         "--level",
