@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch is not None and args.batch < 1:
         raise BackendError(f"--batch must be at least 1, got {args.batch}")
     if args.threads < 0:
-        raise BackendError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+        raise BackendError(f"--threads must be 0 (one per core) or more, got {args.threads}")
     if args.threads and args.backend == "tensorrt":  # the engine runs on the GPU
         raise BackendError("--threads sets onnxruntime's CPU threads; not for --backend tensorrt")
     if args.level and args.backend == "tensorrt":

@@ -96,7 +96,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--bgr", action="store_true", help="feed images as BGR (default: the --preset's, else RGB)"
     )
     p.add_argument(
-        "--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all, the default)"
+        "--threads",
+        type=int,
+        default=0,
+        help="onnxruntime intra-op threads (default 0: onnxruntime's default, one per physical "
+        "core)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     # what graphopt.cli says on Ctrl-C / SIGTERM: the checkpoints are on disk
@@ -219,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
             if value != default:
                 raise DistillError(f"{option} applies to --logits outputs; give --logits")
     if args.threads < 0:
-        raise DistillError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+        raise DistillError(f"--threads must be 0 (one per core) or more, got {args.threads}")
     # before the teacher is loaded, named by the flags (write_targets names its arguments)
     if not 0 < args.temperature < float("inf"):
         raise DistillError(f"--temperature must be > 0 and finite, got {args.temperature}")
