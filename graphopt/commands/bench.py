@@ -51,7 +51,8 @@ class BenchResult:
     throughput: float  # samples per second at the mean latency
     shapes: dict[str, list[int]] = field(default_factory=dict)  # the timed inputs' shapes
     level: str = ""  # onnxruntime's graph optimization level ("": the backend has none)
-    synthetic: bool = False  # the inputs were made up (`synthetic_feed`), not --inputs NPZ
+    # the inputs were made up (`synthetic_feed`), not --inputs NPZ (a model without any: False)
+    synthetic: bool = False
 
     def line(self) -> str:
         timed = ", ".join(
@@ -261,11 +262,12 @@ def bench_onnxruntime(
     tick = on_run or _no_progress
     times = []
     # a run that fails on values bench made up (an int64 input read as a shape or an index)
-    # said only onnxruntime's words, as if the model were broken
+    # said only onnxruntime's words, as if the model were broken (a model without inputs has
+    # no values made up: nothing to say)
     made_up = (
         "; on synthetic inputs (floats standard normal, integers 0..3): give real ones with "
         "--inputs NPZ"
-        if npz is None
+        if npz is None and feeds
         else ""
     )
     # only onnxruntime's errors are its own (untyped: e.g. a wrong feed shape); a failing
@@ -285,7 +287,7 @@ def bench_onnxruntime(
         tick(done)
     result = summarize("onnxruntime", path, times, batch or batch_size(feeds, model), feeds)
     result.level = level
-    result.synthetic = npz is None
+    result.synthetic = npz is None and bool(feeds)  # (a model without inputs: nothing made up)
     return result
 
 
@@ -320,7 +322,7 @@ def bench_tensorrt(
     feeds = _engine_feeds(runner, shapes or {}, npz)
     times = runner.time_runs(feeds, runs, warmup, on_run)
     result = summarize("tensorrt", path, times, batch or batch_size(feeds), feeds)
-    result.synthetic = npz is None
+    result.synthetic = npz is None and bool(feeds)  # (an engine without inputs: nothing made up)
     return result
 
 
