@@ -39,7 +39,8 @@ class Progress:
         self.label = label
         self.units = units
         self.show_start = show_start
-        self.stream = stream or sys.stderr
+        # None where the process has no stderr (closed: `2>&-`, or pythonw): nothing is drawn
+        self.stream: TextIO | None = stream or sys.stderr
         self.start = time.perf_counter()
         self.last = 0.0
         self.done = 0
@@ -68,6 +69,8 @@ class Progress:
         self._write(self.line(now), end=last)
 
     def _write(self, text: str, end: bool) -> None:
+        if self.stream is None:  # (its first write raised AttributeError and failed the run)
+            return
         if self.terminal:
             self.stream.write("\r" + text + ("\n" if end else ""))
         else:
@@ -86,7 +89,7 @@ class Progress:
 
         class EndLine(logging.Filter):
             def filter(self, record: logging.LogRecord) -> bool:
-                if bar.open:
+                if bar.open and bar.stream is not None:
                     bar.stream.write("\n")
                     bar.stream.flush()
                     bar.open = False
