@@ -88,7 +88,8 @@ def load_checked(path: str | Path) -> np.ndarray | np.lib.npyio.NpzFile:
     """`np.load(path, allow_pickle=False)` after `short_of_declared`: a .npy file whose header
     declares more data than the file holds raises `DeclaredBeyondData` before numpy allocates
     what the header declares (10^12 values: a MemoryError where the kernel refuses 4 TB, a 4 TB
-    allocation and then "not a .npy file" where it overcommits, as on the GPU machine)."""
+    allocation and then "not a .npy file" where it overcommits; the GPU machine's run of the
+    suite did not see the MemoryError)."""
     try:
         with open(path, "rb") as f:
             reason = short_of_declared(f, os.fstat(f.fileno()).st_size)
