@@ -312,13 +312,7 @@ class _Partitioner:
             if self.groups[d].pattern == OpKind.TUPLE:
                 continue  # fields join a tuple only in phase 3
             if self._may_fuse(v.index, d, group.pattern, dom.pattern, phase):
-                self._fuse_within_cap(v.index, d)
-
-    def _fuse_within_cap(self, v: int, d: int) -> None:
-        """CommitFuse, unless the merged group would exceed the size cap (TVM checks the cap
-        first; `check_path`, before this, checks it too)."""
-        if self.fits(v, d):
-            self.commit_fuse(v, d)
+                self.commit_fuse(v.index, d)  # (`check_path` checked the cap)
 
     def _may_fuse(self, v: int, d: int, kind: OpKind, to_d: OpKind, phase: int) -> bool:
         """Phases 1 and 2 (`phase` 0 and 1): may node `v`, whose own group has pattern `kind`,
@@ -351,7 +345,7 @@ class _Partitioner:
             and root.pattern <= OpKind.INJECTIVE
             and self.check_path(v, d, lambda k, sink: k <= OpKind.INJECTIVE)
         ):
-            self._fuse_within_cap(v, d)
+            self.commit_fuse(v, d)  # (`check_path` checked the cap)
 
 
 def _elemwise_cond(kind: OpKind, is_sink: bool) -> bool:
