@@ -10,7 +10,6 @@ or accept with a caveat (warnings), without TensorRT or a GPU. Exit 0: clean; 1:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 from graphopt.commands._common import add_shapes_argument, shown
@@ -140,9 +139,7 @@ def _progress(args: argparse.Namespace, nodes: int) -> Progress | None:
     from graphopt.commands.inspect import PROGRESS_NODES
     from graphopt.quant.progress import Progress
 
-    # (no stderr to draw on, closed or pythonw: the bar's first write failed the run, as
-    # bench's did)
-    if args.no_progress or nodes < PROGRESS_NODES or sys.stderr is None:
+    if args.no_progress or nodes < PROGRESS_NODES:  # (no stderr: the bar draws nothing)
         return None
     bar = Progress(1, "check (TensorRT rules)", show_start=True)
     bar.update(0)

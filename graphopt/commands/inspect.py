@@ -75,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    # no bar where there is no stderr to draw it on (closed, pythonw), as bench: its first
-    # write failed the run (AttributeError) on a model of `PROGRESS_NODES` nodes or more
-    bar = _StepBar() if not args.no_progress and sys.stderr is not None else None
+    bar = _StepBar() if not args.no_progress else None  # (no stderr: the bar draws nothing)
     try:
         report = inspect_model(
             args.input,
