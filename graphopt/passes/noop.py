@@ -23,7 +23,7 @@ from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import subgraphs
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
-from graphopt.passes.constant_folding import is_default_domain
+from graphopt.passes.constant_folding import dims_in_dispute, is_default_domain
 
 Dims = tuple[int | str | None, ...]
 UNBOUNDED = 2**31 - 1  # Slice ends at or beyond this mean "to the end" for any real tensor
@@ -70,10 +70,17 @@ class LazyShapes:
         return self._facts
 
     def shape(self, tensor: str) -> Dims | None:
+        """`tensor`'s dims from shape inference; None (unknown) for a tensor computed from a
+        Range whose length onnxruntime versions count apart (`dims_in_dispute`): inference
+        gives one count, the runtime may run another, so neither its dims nor its rank (a
+        ConstantOfShape of such a Range) is a fact."""
         init = self.graph.initializers.get(tensor)
         if init is not None and not self.graph.is_graph_input(tensor):
             return tuple(init.dims)
-        return self.facts.shape(tensor)
+        dims = self.facts.shape(tensor)
+        if dims is not None and tensor in dims_in_dispute(self.graph, self.ctx):
+            return None
+        return dims
 
     def static(self, tensor: str) -> tuple[int, ...] | None:
         dims = self.shape(tensor)
