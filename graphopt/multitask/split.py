@@ -11,12 +11,18 @@ reads is collapsed (the producer writes the output directly), which undoes the I
 adds for outputs computed by shared nodes. A task output that was the task's input itself
 (merged as an `Identity` of the merged input) is that input again.
 
+The model's `training_info` is kept where it still applies: an entry whose algorithm (or
+initialization) reads a tensor the split model dropped goes, and of the others the bindings of
+dropped initializers go (an entry then binding nothing goes too); a warning says which. They
+named tensors that no longer existed (onnx.checker does not look).
+
 What it does not do: prune unused outputs of a kept multi-output node, or rename tensors other
 than the chosen outputs and (with `task`) the inputs and the local functions merge renamed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -40,6 +46,8 @@ from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
 from graphopt.multitask.merge import METADATA_KEY, prefixes_named, task_table
 from graphopt.multitask.opsets import canonical_domain
+
+log = logging.getLogger("graphopt.multitask")
 
 
 def split(
@@ -338,7 +346,77 @@ def _extract(
     }
     del result.metadata_props[:]
     onnx.helper.set_model_props(result, props)
+    _prune_training_info(result, model)
     return result
+
+
+def _prune_training_info(result: onnx.ModelProto, source: onnx.ModelProto) -> None:
+    """Keep of `result`'s training_info (copied from `source`) what the split graph can still
+    run: an entry whose algorithm or initialization reads a tensor of `source`'s graph that
+    `result` dropped goes whole; of the others, the bindings (initialization_binding,
+    update_binding) of initializers `result` dropped go, and an entry left binding nothing goes.
+    A name `source` did not define either (a label the training feeds) is no reason. Each
+    removal is one warning."""
+    if not result.training_info:
+        return
+    before, after = _graph_names(source.graph), _graph_names(result.graph)
+    weights = {t.name for t in result.graph.initializer}
+    weights |= {t.values.name for t in result.graph.sparse_initializer}
+    kept: list[onnx.TrainingInfoProto] = []
+    for k, info in enumerate(result.training_info):
+        reads: set[str] = set()
+        for g in (info.algorithm, info.initialization):
+            reads |= outer_references(g) | {i.name for i in g.input}
+        gone = sorted((reads & before) - after)
+        if gone:
+            log.warning(
+                "split: training_info[%d] dropped: it reads %s, which the split model does not "
+                "compute or hold",
+                k,
+                ", ".join(map(shown, gone[:3])) + (", ..." if len(gone) > 3 else ""),
+            )
+            continue
+        had = len(info.initialization_binding) + len(info.update_binding)
+        pruned: list[str] = []
+        for bindings in (info.initialization_binding, info.update_binding):
+            stale = [b for b in bindings if b.key not in weights]
+            for b in stale:
+                pruned.append(b.key)
+                bindings.remove(b)
+        if pruned and not (info.initialization_binding or info.update_binding):
+            log.warning(
+                "split: training_info[%d] dropped: it binds only initializers the split model "
+                "dropped (%s)",
+                k,
+                ", ".join(map(shown, pruned[:3])) + (", ..." if len(pruned) > 3 else ""),
+            )
+            continue
+        if pruned:
+            log.warning(
+                "split: training_info[%d] pruned: %d of its %d bindings named initializers the "
+                "split model dropped (%s)",
+                k,
+                len(pruned),
+                had,
+                ", ".join(map(shown, pruned[:3])) + (", ..." if len(pruned) > 3 else ""),
+            )
+        kept.append(info)
+    if len(kept) != len(result.training_info):
+        copies = [onnx.TrainingInfoProto() for _ in kept]
+        for copy, info in zip(copies, kept, strict=True):
+            copy.CopyFrom(info)
+        del result.training_info[:]
+        result.training_info.extend(copies)
+
+
+def _graph_names(graph: onnx.GraphProto) -> set[str]:
+    """The tensors `graph` holds or computes at its top level: inputs, initializers (sparse
+    ones by their values' name) and node outputs."""
+    names = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    names |= {t.values.name for t in graph.sparse_initializer}
+    names.update(o for node in graph.node for o in node.output)
+    names.discard("")
+    return names
 
 
 def _called_ops(model: onnx.ModelProto, nodes: Sequence[onnx.NodeProto]) -> set[tuple[str, str]]:
@@ -449,6 +527,12 @@ def _rename_interface(
         renames[target] = f"{target}_{k}"
         taken.add(renames[target])
     _rename_everywhere(g, renames)
+    for info in model.training_info:  # it names the inference graph's tensors too
+        for bindings in (info.initialization_binding, info.update_binding):
+            for b in bindings:
+                b.key = renames.get(b.key, b.key)
+        for body in (info.algorithm, info.initialization):
+            _rename_everywhere(body, renames)
     if aliases:
         _declare_aliases(g, aliases, order)
     _collapse_output_identities(model)
