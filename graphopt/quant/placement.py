@@ -423,8 +423,8 @@ def _reader_bounds(
                 cmin, cmax = graph.constant(r.input[1]), graph.constant(r.input[2])
                 if cmin is None or cmax is None or cmin.size != 1 or cmax.size != 1:
                     ok = False
-                else:
-                    kinds.add(("clip", float(cmin), float(cmax)))
+                else:  # (a bound of shape [1], which onnxruntime takes: float() refuses it)
+                    kinds.add(("clip", float(cmin.reshape(())), float(cmax.reshape(()))))
             else:
                 ok = False
         if not ok or not kinds:

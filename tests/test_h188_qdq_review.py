@@ -1,0 +1,69 @@
+"""Adversarial review of Q/DQ emission, session 20 (`graphopt.quant.placement`,
+`graphopt.quant.qdq`).
+
+Each test pins a defect found by the review and fails on the commit before its fix. Models are
+built in code; calibration uses the scikit-image photographs (`graphopt.realmodels`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.backends.onnxruntime import run
+from graphopt.quant.api import quantize_with_report
+from graphopt.quant.placement import plan
+from graphopt.realmodels import images, preprocess
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[dict[str, np.ndarray]]:
+    return [{"x": preprocess(im, (16, 16), scale=1 / 255.0)} for im in images(6)]
+
+
+def _clip_model(bound_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """x → Conv → Clip(0, 0.3) → Conv → y, the Clip's bounds of shape `bound_shape`."""
+    rng = np.random.default_rng(3)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float32), name)
+
+    lo = numpy_helper.from_array(np.full(bound_shape, 0.0, np.float32), "lo")
+    hi = numpy_helper.from_array(np.full(bound_shape, 0.3, np.float32), "hi")
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], name="conv1", pads=[1] * 4),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["r"], name="clip"),
+        helper.make_node("Conv", ["r", "w2", "b2"], ["y"], name="conv2", pads=[1] * 4),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "clip",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [init("w1", 8, 3, 3, 3), init("b1", 8), init("w2", 4, 8, 3, 3), init("b2", 4), lo, hi],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+def test_clip_bounds_of_shape_1_quantize_as_scalar_bounds(photos, target: str) -> None:  # type: ignore[no-untyped-def]
+    """A Clip whose min and max are 1-element 1-D tensors (which the checker and onnxruntime
+    take, and onnxruntime's quantize_static quantizes): `plan` read them with float(), which
+    numpy 2.4 refuses for a 1-D array, and quantize failed with a TypeError traceback. Now they
+    bound the Clip's input like scalar bounds: the same quantized model, close to float."""
+    model = _clip_model((1,))
+    assert plan(model, target).bounds["c"] == (0.0, pytest.approx(0.3))
+    options = {"target": target, "accuracy_target": None, "keep_stem": False}
+    q, report = quantize_with_report(model, photos, **options)
+    onnx.checker.check_model(q, full_check=True)
+    assert "conv1" in report.quantized_nodes and "conv2" in report.quantized_nodes
+    scalar, _ = quantize_with_report(_clip_model(()), photos, **options)
+    for feed in photos:
+        want, got = run(model, feed)["y"], run(q, feed)["y"]
+        assert np.abs(got - want).max() <= 0.04 * np.abs(want).max()
+        np.testing.assert_array_equal(got, run(scalar, feed)["y"])
