@@ -20,7 +20,8 @@ Two independent implementations compute the tree and must agree:
 
 What it does not do: mutate anything, or look inside subgraph bodies (an If/Loop node is one
 vertex). `dominator_tree` is the forward analogue (idom from a virtual entry that stands for
-the graph's inputs; constants, Constant nodes included, are no way in).
+the graph's inputs; constants, Constant nodes included, are no way in), found by
+`immediate_dominators` (Lengauer–Tarjan over integer vertices, near-linear on any shape).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "constant_nodes",
     "dominator_tree",
     "exit_edges",
+    "immediate_dominators",
     "ipdom_lca",
     "ipdom_networkx",
     "post_dominator_tree",
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 _EXIT = "\0exit"
-_ENTRY = "\0entry"
 
 
 # ---------------------------------------------------------------------------- post-dominators
@@ -176,25 +177,109 @@ def dominator_tree(model: ModelOrGraph) -> dict[str, str | None]:
     `Constant` node or what is computed from constants alone (`constant_nodes`) a way in for
     the nodes that read it, as the weights they are. Such a node hangs under the entry (or
     under the constant node it reads). Random ops and ops of other domains are never constant.
-    """
-    import networkx as nx  # imported on first use (see ipdom_networkx)
 
+    Found by `immediate_dominators` (Lengauer–Tarjan, O(E log V)); the tree is that of
+    `networkx.immediate_dominators` from the entry, which was quadratic where one node reads
+    every node of a long chain (its Cooper–Harvey–Kennedy intersections walk up the chain once
+    per predecessor: 4k nodes ~1 s, 8k ~4 s).
+    """
     graph = as_graph(model)
     checked_order(graph)
     constants = constant_nodes(graph)
     inputs = set(graph.graph_inputs)  # runtime values no node produces
-    fwd = nx.DiGraph()
-    fwd.add_node(_ENTRY)
-    fwd.add_nodes_from(graph.nodes)
-    for name in graph.nodes:
+    names = list(graph.nodes)
+    index = {name: i + 1 for i, name in enumerate(names)}  # 0: the entry
+    succ: list[list[int]] = [[] for _ in range(len(names) + 1)]
+    for name in names:
         preds = predecessors(graph, name)
         if name not in constants:
             preds = [p for p in preds if p not in constants]
-        fwd.add_edges_from((p, name) for p in preds)
+        v = index[name]
+        for p in preds:
+            succ[index[p]].append(v)
         if not preds or any(t in inputs for t in graph.node_inputs(graph.nodes[name])):
-            fwd.add_edge(_ENTRY, name)
-    idom = nx.immediate_dominators(fwd, _ENTRY)
-    return {u: (None if idom.get(u, _ENTRY) == _ENTRY else idom[u]) for u in graph.nodes}
+            succ[0].append(v)
+    idom = immediate_dominators(succ, 0)
+    return {
+        name: (names[idom[i + 1] - 1] if idom[i + 1] > 0 else None) for i, name in enumerate(names)
+    }
+
+
+def immediate_dominators(succ: Sequence[Sequence[int]], root: int) -> list[int]:
+    """Immediate dominators of the graph with vertices 0..len(succ)-1 and edges v → succ[v],
+    from `root`: idom[v], or -1 for the root and for a vertex the root does not reach.
+
+    Lengauer and Tarjan's algorithm ("A fast algorithm for finding dominators in a flowgraph",
+    1979), in its simple form (path compression without balancing: O(E log V)), as Appel's
+    "Modern Compiler Implementation" (19.2) writes it, with the depth-first search and the
+    path compression made loops (no recursion: a 100k-node chain is 100k deep). Vertices are
+    numbered in DFS preorder; semi(w) = the least-numbered v with a path v → w whose inner
+    vertices are all numbered above w; idom(w) = semi(w) where the least-semi vertex u on the
+    tree path semi(w) ⇝ w (semi(w) excluded) has semi(u) = semi(w), else idom(u).
+    """
+    n = len(succ)
+    num = [-1] * n  # vertex -> DFS preorder number
+    vertex: list[int] = []  # preorder number -> vertex
+    parent: list[int] = []  # preorder number -> its DFS tree parent's number
+    stack = [(root, -1)]
+    while stack:
+        v, p = stack.pop()
+        if num[v] != -1:
+            continue
+        num[v] = len(vertex)
+        vertex.append(v)
+        parent.append(p)
+        stack.extend((w, num[v]) for w in reversed(succ[v]) if num[w] == -1)
+    reached = len(vertex)
+    pred: list[list[int]] = [[] for _ in range(reached)]
+    for i, v in enumerate(vertex):
+        for w in succ[v]:
+            pred[num[w]].append(i)
+    semi = list(range(reached))
+    best = list(range(reached))
+    ancestor = [-1] * reached  # the forest linked so far (compressed)
+    idom = [-1] * reached
+    same = [-1] * reached  # idom(w) = idom(same[w]) where set
+    bucket: list[list[int]] = [[] for _ in range(reached)]
+
+    def least_semi(v: int) -> int:
+        """The vertex of least semi on the forest path from v up to (not including) its root,
+        compressing the path on the way."""
+        path = []
+        while ancestor[ancestor[v]] != -1:
+            path.append(v)
+            v = ancestor[v]
+        for u in reversed(path):
+            a = ancestor[u]
+            if semi[best[a]] < semi[best[u]]:
+                best[u] = best[a]
+            ancestor[u] = ancestor[a]
+        return best[path[0]] if path else best[v]
+
+    for w in range(reached - 1, 0, -1):
+        p = parent[w]
+        s = p
+        for v in pred[w]:
+            candidate = v if v <= w else semi[least_semi(v)]
+            if candidate < s:
+                s = candidate
+        semi[w] = s
+        bucket[s].append(w)
+        ancestor[w] = p  # link
+        for v in bucket[p]:
+            y = least_semi(v)
+            if semi[y] == semi[v]:
+                idom[v] = p
+            else:
+                same[v] = y
+        bucket[p] = []
+    for w in range(1, reached):
+        if same[w] != -1:
+            idom[w] = idom[same[w]]
+    out = [-1] * n
+    for w in range(1, reached):
+        out[vertex[w]] = vertex[idom[w]]
+    return out
 
 
 def constant_nodes(graph: Graph) -> set[str]:
