@@ -15,11 +15,13 @@ What it does not do: symbolic arithmetic on dynamic dims (e.g. proving `N*C/C ==
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
+from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import disputed_slice_end
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
@@ -33,6 +35,7 @@ from graphopt.passes.constant_folding import (
     is_default_domain,
     shape_value,
 )
+from graphopt.passes.noop import LazyShapes
 from graphopt.patterns.engine import RANK_OF_BROADCAST, RANK_OF_FIRST_INPUT
 
 Dims = tuple[int | str | None, ...]
@@ -222,14 +225,31 @@ class SimplifyShapeSubgraphs(Pass):
         element computed at run time ⇒ Reshape(x, [c₁, …, -1, …, cₖ]): numel(x) fixes d.
         (Exact whatever d is where the original runs: 0 copies x's dim, whose size the
         element count gives too.) Read from the target's nodes, never from declared shapes,
-        which exporters get wrong (ddddocr's OCR declares a rank-3 output as rank 2)."""
+        which exporters get wrong (ddddocr's OCR declares a rank-3 output as rank 2).
+
+        Where the graph has a node whose size ONNX inference may count otherwise than
+        onnxruntime (`runtime_shapes.is_suspect`: a ceil_mode pool, ...) and x's dims are
+        static in the facts (onnxruntime's count), the -1 is worked out: inference (the
+        checker's, onnxruntime's at load) fails a -1 it cannot divide out of its own count
+        (a pool's [1, 1, 3, 3] where onnxruntime gives [1, 1, 2, 2], target [2, -1])."""
         replaced = 0
+        suspects: bool | None = None
+        shapes = LazyShapes(graph, ctx)
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
                 continue
             target = _one_unknown_target(graph, node.input[1])
             if target is None:
                 continue
+            if suspects is None:
+                suspects = any(is_suspect(n) for n in graph.nodes.values())
+            dims = shapes.static(node.input[0]) if suspects else None
+            if dims is not None:
+                count, rest = math.prod(dims), -math.prod(int(v) for v in target)
+                if rest <= 0 or count % rest:
+                    ctx.note(self.name, node.name, "refused", "the element count does not divide")
+                    continue
+                target = np.where(target == -1, count // rest, target)
             shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
             graph.set_input(node, 1, shape_name)
             ctx.note(self.name, node.name, "applied", f"target {target.tolist()}")
