@@ -354,6 +354,42 @@ def has_qdq(model: onnx.ModelProto, version: int = 10) -> bool:
 
 
 FP16_MAX = 65504.0
+# A float32 constant that float16 moves by more than this, relative to its largest element,
+# stays float32 (`fp16_error`); rounding to a normal float16 moves it by 2^-11 (4.9e-4) at most.
+FP16_TOLERANCE = 1e-3
+
+
+def fp16_error(value: np.ndarray) -> float:
+    """How far onnxruntime's float16 converter moves the float32 constant `value`: the largest
+    |f16(v) - v| over its finite elements, relative to their largest |v| (inf where one is
+    beyond ±65504, which the converter clamps to 65504; 0 for no finite element or all zeros).
+
+    Rounding to a normal float16 is within 2^-11 ≈ 4.9e-4 of each element; below 6.1e-5 the
+    step is the subnormal 5.96e-8, and the converter clamps 0 < |v| < 5.96e-8 up to 5.96e-8 (a
+    weight of 1e-8 becomes 6x too big, 1e-9 60x). Measured against the tensor's largest
+    element, not element by element: a tiny element of a weight whose others are of normal
+    size moves the products no more than rounding the activations to float16 does (element by
+    element, 65, 161 and 36 tensors of common_det, layout_cdla and PP-OCRv4 det would count,
+    most of their convolution weights; against the largest element, only PP-OCRv4 det's
+    variance of 9.8e7)."""
+    from onnxruntime.transformers.float16 import convert_np_to_float16
+
+    finite = np.asarray(value, np.float64).ravel()
+    finite = finite[np.isfinite(finite)]
+    top = float(np.abs(finite).max()) if finite.size else 0.0
+    if top > FP16_MAX:
+        return float("inf")
+    if top == 0.0:
+        return 0.0
+    half = convert_np_to_float16(finite.astype(np.float32)).astype(np.float64)
+    return float(np.abs(half - finite).max()) / top
+
+
+def _fp16_unsafe(value: np.ndarray | None) -> bool:
+    """Whether a constant is float32 and float16 would move it beyond `FP16_TOLERANCE`."""
+    if value is None or value.dtype != np.float32 or value.size == 0:
+        return False
+    return fp16_error(value) > FP16_TOLERANCE
 
 
 def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -362,10 +398,23 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
     Q/DQ models move to opset 19 so that their scales, too, become float16. Kept float32
     behind Casts: the ops onnxruntime's converter blocks, and every node that reads a float
-    constant outside float16's range (e.g. an unfolded BatchNorm variance of 1e8, which would
-    become inf). Optimize with the `tensorrt` pipeline first so that such constants are folded
-    away and more of the model runs in float16. Model-local functions are inlined first
-    (`_inline_functions`), as TensorRT's parser would."""
+    constant float16 cannot hold (`fp16_error` beyond `FP16_TOLERANCE`: e.g. an unfolded
+    BatchNorm variance of 1e8, which would become 65504, or an epsilon of 1e-8, which would
+    become 5.96e-8), and a ConstantOfShape filling with such a value, with its readers; in an
+    If/Loop/Scan body, the body's nodes that read it, not the node that owns the body. A
+    float32 constant, or a graph input, that is a graph output is written there exactly. A
+    blocked node reads a graph input and writes a graph output in float32, not rounded through
+    float16 (where 1e5 was inf).
+    Optimize with the `tensorrt` pipeline first so that such constants are folded away and
+    more of the model runs in float16. Model-local functions are inlined first
+    (`_inline_functions`), as TensorRT's parser would.
+
+    What it cannot know without running the model: activations beyond ±65504 (e.g. between
+    two blocked nodes, or from a float16 node whose inputs are in range) overflow to inf, and
+    those below 6e-8 flush to 0, as in any float16 network; check the result on real inputs
+    (onnxruntime's CPU kernels compute most float16 ops in float32 and drop the Casts between
+    them, so they hide such overflow). It warns where the model itself shows one: a constant
+    float16 cannot hold that an If/Loop/Scan body outputs, which leaves the body in float16."""
     from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -376,19 +425,33 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     if copy.functions:
         copy = _inline_functions(copy)
     _float_constants_as_tensors(copy)
-    graph = Graph(copy)
     blocked_nodes: set[str] = set()
+    passed = _take_passthrough_outputs(copy)
+    _constant_outputs_as_identities(copy, blocked_nodes)
+    graph = Graph(copy)
     out_of_range: list[tuple[str, np.ndarray]] = []
+    read_in_bodies: set[str] = set()
     for name in list(graph.initializers) + [
         o for n in copy.graph.node if n.op_type == "Constant" for o in n.output
     ]:
         value = graph.constant(name)
-        if value is None or value.dtype != np.float32 or value.size == 0:
+        if not _fp16_unsafe(value):
             continue
-        finite = np.abs(value[np.isfinite(value)])
-        if finite.size and float(finite.max()) > FP16_MAX:
-            blocked_nodes.update(n.name for n in graph.consumer_nodes(name))
-            out_of_range.append((name, value))
+        assert value is not None
+        for n in graph.consumer_nodes(name):
+            if name in n.input:
+                blocked_nodes.add(n.name)
+            else:  # read in its bodies only: the readers there stay float32, not the whole node
+                read_in_bodies.add(name)
+        out_of_range.append((name, value))
+    for n in copy.graph.node:  # its attribute stays float32 where the node is blocked
+        if _fills_unsafe(n):
+            blocked_nodes.add(n.name)
+            for reader in graph.consumer_nodes(n.output[0]):
+                if n.output[0] in reader.input:
+                    blocked_nodes.add(reader.name)
+                else:
+                    read_in_bodies.add(n.output[0])
     # The converter turns every Constant node to float16 whatever blocks its consumers, but
     # leaves an initializer that only blocked nodes read in float32: move such Constants there.
     moved = {name for name, _ in out_of_range if name not in graph.initializers}
@@ -402,9 +465,13 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
             numpy_helper.from_array(value, name) for name, value in out_of_range if name in moved
         )
     _distinct_body_initializers(copy)
-    _block_out_of_range_in_bodies(copy, blocked_nodes)
+    _block_out_of_range_in_bodies(copy, blocked_nodes, read_in_bodies)
+    _warn_constant_overflow(copy)
     if blocked_nodes:
-        log.info("fp16: %d nodes read constants beyond ±65504 and stay float32", len(blocked_nodes))
+        log.info(
+            "fp16: %d nodes read constants float16 cannot hold and stay float32",
+            len(blocked_nodes),
+        )
     blocked = list(DEFAULT_OP_BLOCK_LIST)
     if has_qdq(copy):
         copy = _qdq_opset_for_fp16(copy, blocked)
@@ -418,8 +485,247 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     except Exception as e:  # the converter raises assorted errors on odd graphs
         raise BackendError(f"cannot convert the model to float16: {first_line(e)}") from e
     _casts_into_bodies(converted)
+    _float32_io_of_blocked_nodes(converted, set(blocked), blocked_nodes)
+    for at, output in passed:
+        converted.graph.output.insert(at, output)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _fills_unsafe(node: onnx.NodeProto) -> bool:
+    """Whether `node` is a ConstantOfShape filling with a float32 value float16 cannot hold."""
+    from onnx import numpy_helper
+
+    from graphopt.ir.nodes import is_default_domain
+
+    if node.op_type != "ConstantOfShape" or not is_default_domain(node):
+        return False
+    value = next((a.t for a in node.attribute if a.name == "value"), None)
+    if value is None or value.data_type != onnx.TensorProto.FLOAT:
+        return False
+    return _fp16_unsafe(numpy_helper.to_array(value))
+
+
+def _take_passthrough_outputs(model: onnx.ModelProto) -> list[tuple[int, onnx.ValueInfoProto]]:
+    """Remove the main-graph outputs that are graph inputs, as (position, output) to put back
+    after the conversion: the converter gave such an output a Cast from float16 that wrote the
+    input's name (an invalid model: 'x is a graph input and is also produced by
+    graph_output_cast0'); the input stays float32, so the output is the input, exactly."""
+    main = model.graph
+    inputs = {v.name for v in main.input}
+    taken = [(i, out) for i, out in enumerate(main.output) if out.name in inputs]
+    if not taken:
+        return []
+    kept = [out for out in main.output if out.name not in inputs]
+    saved = []
+    for i, out in taken:
+        copy = onnx.ValueInfoProto()
+        copy.CopyFrom(out)
+        saved.append((i, copy))
+    del main.output[:]
+    main.output.extend(kept)
+    return saved
+
+
+def _constant_outputs_as_identities(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """A float32 constant that is a main-graph output (an initializer, or a Constant node)
+    reaches it through a float32 Identity of its own (`blocked_nodes` gains it), reading an
+    initializer of the same value that no other node reads (it stays float32): the converter
+    made a Constant's value float16 and Cast it back (1e-8 written as 5.96e-8, 1e5 as 65504),
+    and an initializer output became an invalid model (the name both an initializer and its
+    output Cast's output). The nodes that read the constant read it under a new name, as
+    before under the old one."""
+    from onnx import numpy_helper
+
+    from graphopt.ir.graph import constant_node_value, outer_references
+    from graphopt.ir.nodes import is_default_domain, nested_bodies, subgraphs
+
+    main = model.graph
+    inits = {t.name: t for t in main.initializer}
+    inputs = {v.name for v in main.input}
+    constants = {
+        n.output[0]: n
+        for n in main.node
+        if n.op_type == "Constant" and is_default_domain(n) and len(n.output) == 1
+    }
+    found: list[tuple[str, np.ndarray]] = []
+    for out in main.output:
+        name = out.name
+        if name in inputs or any(name == f for f, _ in found):
+            continue
+        if name in inits:
+            if inits[name].data_type != onnx.TensorProto.FLOAT or inits[name].HasField("segment"):
+                continue
+            value = numpy_helper.to_array(inits[name])
+        elif name in constants:
+            held = constant_node_value(constants[name])
+            if held is None or held.dtype != np.float32:
+                continue
+            value = held
+        else:
+            continue
+        found.append((name, value))
+    if not found:
+        return
+    graphs = [main, *nested_bodies(main)]
+    taken = {n.name for g in graphs for n in g.node}
+    taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input, *g.output)}
+
+    def fresh(base: str) -> str:
+        k = 0
+        while f"{base}_{k}" in taken:
+            k += 1
+        taken.add(f"{base}_{k}")
+        return f"{base}_{k}"
+
+    read = {i for n in main.node for i in n.input}
+    read |= {r for n in main.node for sub in subgraphs(n) for r in outer_references(sub)}
+    renamed: dict[str, str] = {}
+    identities = []
+    for name, value in found:
+        source = fresh(f"{name}_fp32")
+        if name in read:  # the readers keep theirs, under a new name
+            renamed[name] = fresh(name)
+            main.initializer.append(numpy_helper.from_array(value, source))
+            if name in inits:
+                inits[name].name = renamed[name]
+            else:
+                constants[name].output[0] = renamed[name]
+        elif name in inits:
+            inits[name].name = source
+        else:  # a Constant node no other node reads: its value moves to the initializer
+            main.initializer.append(numpy_helper.from_array(value, source))
+            main.node.remove(constants[name])
+        node = onnx.helper.make_node("Identity", [source], [name], name=fresh(f"{name}_fp32_out"))
+        identities.append(node)
+        blocked_nodes.add(node.name)
+    if renamed:
+        _rename_reads(main, renamed)
+    main.node.extend(identities)
+
+
+def _float32_io_of_blocked_nodes(
+    model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
+) -> None:
+    """A blocked (float32) node of the main graph reads a graph input, or another blocked
+    node's output, as it is, and writes a graph output itself: the converter passed each
+    through Cast(float16) -> Cast(float) (`y`: blocked -> Cast(float16) -> Cast(float) -> y),
+    rounding float32 for nothing and making inf of a value beyond ±65504 (Mul(x, 1e5) blocked
+    for its constant; a TopK of an input holding 3e6; a ConstantOfShape of 1e-9 and its
+    reader, flushed to 0). The float16 Casts stay where other nodes read them. Blocked nodes in
+    If/Loop/Scan bodies keep the converter's Casts."""
+    from graphopt.ir.graph import outer_references
+    from graphopt.ir.nodes import subgraphs
+
+    main = model.graph
+    producers = {o: n for n in main.node for o in n.output}
+    readers: dict[str, int] = {}  # main-graph nodes reading a tensor, their bodies included
+    for n in main.node:
+        read = list(n.input)
+        read += [r for sub in subgraphs(n) for r in outer_references(sub)]
+        for i in read:
+            readers[i] = readers.get(i, 0) + 1
+
+    def cast_of(name: str, to: int) -> onnx.NodeProto | None:
+        node = producers.get(name)
+        if node is None or node.op_type != "Cast" or len(node.input) != 1:
+            return None
+        return node if any(a.name == "to" and a.i == to for a in node.attribute) else None
+
+    def blocked(node: onnx.NodeProto | None) -> bool:
+        return node is not None and (node.name in blocked_nodes or node.op_type in blocked_ops)
+
+    dropped: set[int] = set()
+    gone: set[str] = set()
+
+    def unread(up: onnx.NodeProto, down: onnx.NodeProto) -> None:  # `up` lost a reader
+        readers[up.output[0]] -= 1
+        if readers[up.output[0]] == 0 and id(up) not in dropped:
+            dropped.add(id(up))
+            gone.add(up.output[0])
+            readers[down.output[0]] -= 1
+            if readers[down.output[0]] == 0:
+                dropped.add(id(down))
+                gone.add(down.output[0])
+
+    inputs = {v.name for v in main.input if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    for node in main.node:
+        if not blocked(node):
+            continue
+        for i, full in enumerate(node.input):
+            up = cast_of(full, onnx.TensorProto.FLOAT)
+            down = cast_of(up.input[0], onnx.TensorProto.FLOAT16) if up is not None else None
+            if up is None or down is None:
+                continue
+            source = down.input[0]
+            if source not in inputs and not blocked(producers.get(source)):
+                continue
+            node.input[i] = source
+            readers[source] = readers.get(source, 0) + 1
+            unread(up, down)
+    for out in main.output:
+        back = cast_of(out.name, onnx.TensorProto.FLOAT)
+        down = cast_of(back.input[0], onnx.TensorProto.FLOAT16) if back is not None else None
+        if back is None or down is None or not blocked(producers.get(down.input[0])):
+            continue
+        full = down.input[0]  # the converter's name, read by its Casts and the bypasses above
+        source = producers.pop(full)
+        source.output[list(source.output).index(full)] = out.name
+        for n in main.node:
+            for i, name in enumerate(n.input):
+                if name == full:
+                    n.input[i] = out.name
+        dropped.add(id(back))
+        gone.add(full)
+        half = back.input[0]
+        readers[half] -= 1
+        if readers[half] == 0:
+            dropped.add(id(down))
+            gone.add(half)
+    if not dropped:
+        return
+    kept = [n for n in main.node if id(n) not in dropped]
+    del main.node[:]
+    main.node.extend(kept)
+    info = [v for v in main.value_info if v.name not in gone]
+    del main.value_info[:]
+    main.value_info.extend(info)
+
+
+def _warn_constant_overflow(model: onnx.ModelProto) -> None:
+    """One warning per If/Loop/Scan body output that is a float32 constant float16 cannot hold
+    (`_fp16_unsafe`): a body's outputs are float16, so it is written clamped or rounded (the
+    node that owns the body is not kept float32: its bodies would be too, and they read the
+    float16 tensors around them)."""
+    from onnx import numpy_helper
+
+    from graphopt.ir.graph import constant_node_value
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
+
+    for body in nested_bodies(model.graph):
+        outputs = {o.name for o in body.output}
+        values: list[tuple[str, np.ndarray | None]] = [
+            (t.name, numpy_helper.to_array(t)) for t in body.initializer if t.name in outputs
+        ]
+        values += [
+            (n.output[0], constant_node_value(n))
+            for n in body.node
+            if n.op_type == "Constant" and is_default_domain(n) and n.output[0] in outputs
+        ]
+        for name, value in values:
+            if value is not None and _fp16_unsafe(value):
+                log.warning(
+                    "fp16: body output %r is a constant float16 cannot hold (%s): it is "
+                    "written as float16",
+                    name,
+                    _fp16_shown(value),
+                )
+
+
+def _fp16_shown(value: np.ndarray) -> str:
+    top = np.abs(value[np.isfinite(value)])
+    return f"largest |v| {float(top.max()):g}, relative error {fp16_error(value):.2g}"
 
 
 def _float_constants_as_tensors(model: onnx.ModelProto) -> None:
@@ -476,24 +782,24 @@ def _distinct_body_initializers(model: onnx.ModelProto) -> None:
                 v.name = renamed.get(v.name, v.name)
 
 
-def _block_out_of_range_in_bodies(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
-    """The main graph's rule in If/Loop/Scan bodies: a float32 constant of a body beyond
-    ±65504 (which the converter would clamp to 65504) stays float32, and so does every node
-    of the body (or of a body inside it) that reads it: they are blocked by name
-    (`blocked_nodes` gains them; an unnamed one gets a name), and a Constant node becomes an
-    initializer of its body under a name no other graph uses (the converter converts every
+def _block_out_of_range_in_bodies(
+    model: onnx.ModelProto, blocked_nodes: set[str], outer: Iterable[str] = ()
+) -> None:
+    """The main graph's rule in If/Loop/Scan bodies: a float32 constant of a body that float16
+    cannot hold (`_fp16_unsafe`: beyond ±65504, which the converter would clamp to 65504, or
+    moved more than `FP16_TOLERANCE`, as 1e-8 clamped up to 5.96e-8) stays float32, and so
+    does every node of the body (or of a body inside it) that reads it: they are blocked by
+    name (`blocked_nodes` gains them; an unnamed one gets a name), and a Constant node becomes
+    an initializer of its body under a name no other graph uses (the converter converts every
     Constant node, but leaves an initializer that only blocked nodes read; it tracks
-    initializers by name across bodies). Not a Constant that is itself a body output."""
+    initializers by name across bodies). A ConstantOfShape filling with such a value is
+    blocked with its readers. Not a Constant that is itself a body output
+    (`_warn_constant_overflow`). `outer`: the main graph's such constants that bodies read,
+    whose readers there are blocked too."""
     from onnx import numpy_helper
 
     from graphopt.ir.graph import constant_node_value
     from graphopt.ir.nodes import is_default_domain, nested_bodies
-
-    def beyond(value: np.ndarray) -> bool:
-        if value.dtype != np.float32:
-            return False
-        finite = np.abs(value[np.isfinite(value)])
-        return bool(finite.size) and float(finite.max()) > FP16_MAX
 
     graphs = [model.graph, *nested_bodies(model.graph)]
     taken = {n.name for g in graphs for n in g.node}
@@ -507,16 +813,28 @@ def _block_out_of_range_in_bodies(model: onnx.ModelProto, blocked_nodes: set[str
         taken.add(f"{base}_{k}")
         return f"{base}_{k}"
 
+    read_outside = set(outer)
+    for body in graphs[1:]:
+        for n in body.node:
+            if read_outside.intersection(n.input):
+                n.name = n.name or fresh("fp16_kept")
+                blocked_nodes.add(n.name)
     for body in graphs[1:]:
         outputs = {o.name for o in body.output}
-        big = {t.name for t in body.initializer if beyond(numpy_helper.to_array(t))}
+        big = {t.name for t in body.initializer if _fp16_unsafe(numpy_helper.to_array(t))}
         moved: dict[str, np.ndarray] = {}
         for n in body.node:
             if n.op_type != "Constant" or not is_default_domain(n) or n.output[0] in outputs:
                 continue
             value = constant_node_value(n)
-            if value is not None and beyond(value):
+            if _fp16_unsafe(value):
+                assert value is not None
                 moved[n.output[0]] = value
+        for n in body.node:  # its attribute stays float32 where the node is blocked
+            if _fills_unsafe(n):
+                n.name = n.name or fresh("fp16_kept")
+                blocked_nodes.add(n.name)
+                big.add(n.output[0])
         if not big and not moved:
             continue
         renamed = {name: fresh(f"{name}_fp32") for name in moved}

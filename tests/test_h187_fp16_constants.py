@@ -1,0 +1,271 @@
+"""fp16_model (graphopt.backends.tensorrt) and the float32 constants float16 cannot hold.
+
+onnxruntime's float16 converter clamps a constant below the least subnormal (5.96e-8) up to it
+and one beyond ±65504 down to 65504. Such a constant stays float32 with its readers; graph
+outputs and inputs that are constants or blocked (float32) nodes' are not rounded through
+float16. Checked in onnxruntime against the float32 model (TensorRT is not needed)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.backends.onnxruntime import run
+from graphopt.backends.tensorrt import fp16_model
+
+X = np.array([1e3, 5e3, 2e4, 6e4], np.float32)
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _vec(name: str, n: int = 4, dtype: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, [n])
+
+
+def _constant(name: str, value: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node(
+        "Constant", [], [name], value=numpy_helper.from_array(np.asarray(value, np.float32))
+    )
+
+
+def _half(model: onnx.ModelProto) -> onnx.ModelProto:
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    return half
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b) / np.abs(b.astype(np.float64))))
+
+
+def test_fp16_error_is_measured_against_the_tensors_largest_element():
+    from graphopt.backends.tensorrt import FP16_TOLERANCE, fp16_error
+
+    assert fp16_error(np.float32([1e-8])) == pytest.approx(4.96, rel=1e-2)  # 5.96e-8
+    assert fp16_error(np.float32([1e-9])) == pytest.approx(58.6, rel=1e-2)
+    assert fp16_error(np.float32([1e5, 1.0])) == float("inf")
+    assert fp16_error(np.float32([0.0, 0.0])) == 0.0
+    rounding = fp16_error(np.float32([1.0, 1 / 3, 0.1, 1e-3, np.inf, np.nan]))
+    assert 0 < rounding <= 2.0**-11 < FP16_TOLERANCE
+    # a tiny element of a weight of normal size: its absolute error is 5.96e-8 at most
+    assert fp16_error(np.float32([0.5, -0.25, 1e-9])) < 2e-7
+    assert fp16_error(np.float32([3e-6, 1e-6])) > FP16_TOLERANCE  # all subnormal
+
+
+@pytest.mark.parametrize("value", [1e-8, 1e-9])
+@pytest.mark.parametrize("as_node", [False, True], ids=["initializer", "Constant"])
+def test_a_tiny_constant_keeps_its_reader_float32(value, as_node):
+    """Mul(x, 1e-8) then Relu in float16: the converter made the weight 5.96e-8, the result
+    about 6x too big (1e-9: 60x)."""
+    c = np.float32(value)
+    nodes = [
+        helper.make_node("Mul", ["x", "c"], ["p"], name="mul"),
+        helper.make_node("Relu", ["p"], ["y"], name="relu"),
+    ]
+    inits = []
+    if as_node:
+        nodes.insert(0, _constant("c", c))
+    else:
+        inits.append(numpy_helper.from_array(c, "c"))
+    model = _model(nodes, [_vec("x")], [_vec("y")], inits)
+    half = _half(model)
+    got, want = run(half, {"x": X})["y"], run(model, {"x": X})["y"]
+    assert _relative(got, want) < 1e-3  # the parent: 4.96 (1e-8), 58.6 (1e-9)
+    relu = next(n for n in half.graph.node if n.op_type == "Relu")
+    types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}
+    assert types[relu.input[0]] == TensorProto.FLOAT16  # the rest is still float16
+
+
+def test_a_tiny_constant_of_a_body_keeps_its_reader_float32():
+    then = helper.make_graph(
+        [_constant("cb", np.float32(1e-8)), helper.make_node("Mul", ["x", "cb"], ["t"])],
+        "then",
+        [],
+        [_vec("t")],
+    )
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [_vec("e")])
+    nodes = [
+        helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then, else_branch=other)
+    ]
+    model = _model(nodes, [_vec("x"), _vec("cond", 1, TensorProto.BOOL)], [_vec("y")], opset=17)
+    half = _half(model)
+    for cond in (True, False):
+        feed = {"x": X, "cond": np.array([cond])}
+        got, want = run(half, feed)["y"], run(model, feed)["y"]
+        normal = np.abs(want) > 6.1e-5  # (the body's output is float16: 1e-5 is subnormal)
+        assert _relative(got[normal], want[normal]) < 1e-3  # parent: 4.96
+
+
+@pytest.mark.parametrize("value", [1e5, 1e-8])
+def test_a_main_graph_constant_read_in_a_body_blocks_its_readers_there_not_the_if(value):
+    """The If that reads it in its branch was blocked whole: its bodies stayed float32 and read
+    the float16 tensor around them (an invalid model: 'B has inconsistent type')."""
+    then = helper.make_graph(
+        [helper.make_node("Mul", ["r", "c"], ["t"], name="tmul")], "then", [], [_vec("t")]
+    )
+    other = helper.make_graph([helper.make_node("Neg", ["r"], ["e"])], "else", [], [_vec("e")])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then, else_branch=other),
+    ]
+    inits = [numpy_helper.from_array(np.full([4], value, np.float32), "c")]
+    model = _model(nodes, [_vec("x"), _vec("cond", 1, TensorProto.BOOL)], [_vec("y")], inits)
+    half = _half(model)
+    x = X * 1e-6 if value > 1 else X  # products within float16's range
+    for cond in (True, False):
+        feed = {"x": x, "cond": np.array([cond])}
+        got, want = run(half, feed)["y"], run(model, feed)["y"]
+        normal = np.abs(want) > 6.1e-5  # (the body's output is float16: 1e-5 is subnormal)
+        assert _relative(got[normal], want[normal]) < 1e-3
+    kept = {t.name: t.data_type for t in half.graph.initializer}
+    assert kept["c"] == TensorProto.FLOAT
+
+
+@pytest.mark.parametrize("value", [1e-8, 1e5, 0.3])
+@pytest.mark.parametrize("as_node", [False, True], ids=["initializer", "Constant"])
+def test_a_constant_graph_output_is_written_exactly(value, as_node):
+    """A Constant output was made float16 and Cast back (1e-8 as 5.96e-8, 1e5 as 65504, 0.3
+    as 0.2998); an initializer output made an invalid model (LoadError: 'c' is an
+    initializer and is also produced by 'graph_output_cast1')."""
+    c = np.full([4], value, np.float32)
+    nodes = [helper.make_node("Mul", ["x", "c"], ["y"], name="mul")]
+    inits = []
+    if as_node:
+        nodes.insert(0, _constant("c", c))
+    else:
+        inits.append(numpy_helper.from_array(c, "c"))
+    model = _model(nodes, [_vec("x")], [_vec("y"), _vec("c")], inits)
+    half = _half(model)
+    assert [o.name for o in half.graph.output] == ["y", "c"]
+    x = X * 1e-3 if value > 1 else X
+    got, want = run(half, {"x": x}), run(model, {"x": x})
+    np.testing.assert_array_equal(got["c"], c)
+    assert _relative(got["y"], want["y"]) < 1e-3
+
+
+def test_a_graph_input_that_is_a_graph_output_stays_the_input():
+    """The converter gave the output a Cast writing the input's name (LoadError: 'x is a
+    graph input and is also produced by graph_output_cast0')."""
+    model = _model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [_vec("x")],
+        [_vec("x"), _vec("y")],
+    )
+    half = _half(model)
+    assert [o.name for o in half.graph.output] == ["x", "y"]
+    x = np.float32([1e5, 1.0001, -2.0, 0.5])
+    got = run(half, {"x": x})
+    np.testing.assert_array_equal(got["x"], x)
+    np.testing.assert_allclose(got["y"][1:], np.maximum(x, 0)[1:], rtol=1e-3)
+
+
+def test_a_blocked_node_reads_its_graph_input_and_writes_its_graph_output_in_float32():
+    """TopK (blocked by the converter) of an input holding 3e6 read it through float16 (inf),
+    and Mul(x, 1e5) (blocked for its constant) wrote 1e6 through float16 (inf)."""
+    model = _model(
+        [
+            helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk"),
+            helper.make_node("Mul", ["x", "big"], ["m"], name="mul"),
+        ],
+        [_vec("x")],
+        [_vec("v", 2), _vec("i", 2, TensorProto.INT64), _vec("m")],
+        [
+            numpy_helper.from_array(np.array([2], np.int64), "k"),
+            numpy_helper.from_array(np.float32(1e5), "big"),
+        ],
+    )
+    half = _half(model)
+    x = np.float32([1e5, 7.0, 3e6, 10.0])
+    got, want = run(half, {"x": x}), run(model, {"x": x})
+    for name in ("v", "i", "m"):
+        np.testing.assert_array_equal(got[name], want[name])
+    assert not any(n.op_type == "Cast" for n in half.graph.node)  # nothing goes through float16
+
+
+@pytest.mark.parametrize("fill", [1e-9, -1e9])
+def test_a_constant_of_shape_filling_beyond_float16_stays_float32_with_its_reader(fill):
+    """The converter wrote ConstantOfShape's value as 5.96e-8 (1e-9: products 60x too big) or
+    -65504 (-1e9)."""
+    model = _model(
+        [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node(
+                "ConstantOfShape",
+                ["s"],
+                ["c"],
+                value=numpy_helper.from_array(np.float32([fill])),
+            ),
+            helper.make_node("Mul" if abs(fill) < 1 else "Add", ["c", "x"], ["p"], name="use"),
+            helper.make_node("Neg", ["p"], ["y"], name="neg"),
+        ],
+        [_vec("x")],
+        [_vec("y"), _vec("p")],
+    )
+    half = _half(model)
+    got, want = run(half, {"x": X}), run(model, {"x": X})
+    np.testing.assert_array_equal(got["p"], want["p"])
+    if abs(fill) < 1:  # (-1e9 + x is beyond float16: Neg's float16 result is inf, as it must)
+        assert _relative(got["y"], want["y"]) < 1e-3
+
+
+def test_a_constant_body_output_float16_cannot_hold_is_named_in_a_warning(caplog):
+    then = helper.make_graph([_constant("cb", np.full([4], 1e5))], "then", [], [_vec("cb")])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [_vec("e")])
+    model = _model(
+        [helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then, else_branch=other)],
+        [_vec("x"), _vec("cond", 1, TensorProto.BOOL)],
+        [_vec("y")],
+    )
+    with caplog.at_level(logging.WARNING, logger="graphopt.backends.tensorrt"):
+        _half(model)
+    warned = [r.getMessage() for r in caplog.records if "fp16" in r.getMessage()]
+    assert len(warned) == 1 and "'cb'" in warned[0], warned
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("common_det", {"1099"}),  # Resize's scales, float32 by the converter's own rule
+        ("layout_cdla", set()),
+        ("ppocr_det", {"batch_norm_0.w_2"}),
+    ],
+)
+def test_real_detectors_keep_only_what_float16_cannot_hold_in_float32(real_model, name, kept):
+    """Measured element by element, 65, 161 and 36 tensors of these detectors would stay
+    float32 (most convolution weights hold some element below 6e-8); against each tensor's
+    largest element, only PP-OCRv4 det's BatchNorm variance of 9.8e7."""
+    half = fp16_model(onnx.load(str(real_model(name))))
+    left = {t.name for t in half.graph.initializer if t.data_type == TensorProto.FLOAT}
+    assert left == kept
+
+
+def test_blocked_nodes_pass_float32_between_them_and_float16_to_the_rest():
+    """Mul(x, 1e5) (blocked) writes output m, which TopK (blocked) and Relu (float16) read: m
+    and TopK's input were rounded through float16 (100.00001 written as 100)."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["": 13]>
+        g (float[4] x) => (float[4] m, float[2] v, float[4] r)
+        <float big = {100000.0}, int64[1] k = {2}> {
+            m = Mul(x, big)
+            v, i = TopK(m, k)
+            r = Relu(m)
+        }"""
+    )
+    half = _half(model)
+    x = np.float32([1.0000001e-3, 2e-2, -3e-3, 0.5])
+    got, want = run(half, {"x": x}), run(model, {"x": x})
+    np.testing.assert_array_equal(got["m"], want["m"])
+    np.testing.assert_array_equal(got["v"], want["v"])
+    np.testing.assert_allclose(got["r"], want["r"], rtol=1e-3)
+    to_half = [
+        n.input[0] for n in half.graph.node if n.op_type == "Cast" and n.attribute[0].i == 10
+    ]
+    assert to_half == ["m"]  # one float16 Cast, for Relu; none between Mul and TopK
