@@ -20,10 +20,19 @@ A model converted to a newer opset runs the newer ops' kernels, which may round 
 (AveragePool 10 -> 19: 6e-8). Model-local functions equal byte for byte are kept once; a
 function that differs from another model's function of the same name is renamed in its model,
 calls included (`functions.rename_clashing`), and `split` gives the name back. A shared
-tensor is declared in value_info only where every task reading it declared it alike (a shape
+tensor is declared in value_info only where every task reading it declared one type (a shape
 one model states for its own inputs misled another task's Shape under onnxruntime's
 optimizer); a node whose graph output an Identity cannot name (a sequence before opset 14, a
 map) is copied for the task rather than shared.
+
+Where the models agree, what their graphs state is kept as it was; where they differ, the first
+model wins: the merged graph's doc string is the first model's graph doc string (of those that
+have one), its metadata props (IR 10) are merged as the model's props are (a later model's
+other value for a key is stored as prefix + key), a quantization annotation follows its tensor
+(the scale and zero point it names come along; of two that differ on a shared tensor, the
+first model's), and a shared tensor's value_info is kept where the tasks agree on its type,
+with the first doc string and metadata props given (a merged input's too). The task table
+keeps each task's graph doc string and props, and `split(task=...)` gives them back.
 
 What it does not do: share nodes with subgraph attributes, random ops or ops of domains without
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
@@ -467,6 +476,8 @@ class _Builder:
         # merged tensor -> task -> the value_info that task's model declared for it
         self.value_info: dict[str, dict[int, onnx.ValueInfoProto]] = {}
         self.outputs: list[onnx.ValueInfoProto] = []
+        # merged tensor -> its quantization annotation (the first task's that gave one)
+        self.notes: dict[str, onnx.TensorAnnotation] = {}
         self.tensor_names: set[str] = set()
         self.node_names: set[str] = set()
         self.reserved_outputs: set[str] = set()
@@ -527,6 +538,7 @@ class _Builder:
                 if target in merged:
                     met = _meet(merged[target], vi)
                     if met is not None:
+                        _fill_annotations(met, vi)
                         merged[target] = met
                     elif vi.name in explicit:
                         raise MergeError(
@@ -641,6 +653,26 @@ class _Builder:
                 self.built.output_identities.add(ident.name)
             self.outputs.append(_renamed(out, name))
 
+        def merged_name(name: str) -> str | None:  # a graph output by its merged output name
+            if name in wanted:
+                return wanted[name]
+            return resolve(name) if name in mapping or name in inits else None
+
+        for note in graph.quantization_annotation:
+            tensor = merged_name(note.tensor_name)
+            params = [(q.key, merged_name(q.value)) for q in note.quant_parameter_tensor_names]
+            if tensor is None or any(v is None for _, v in params):
+                log.debug(
+                    "%s: quantization annotation of %r names no main-graph tensor: dropped",
+                    prefix,
+                    note.tensor_name,
+                )
+                continue
+            mine = onnx.TensorAnnotation(tensor_name=tensor)
+            for key, param in params:
+                mine.quant_parameter_tensor_names.add(key=key, value=param)
+            self.notes.setdefault(tensor, mine)  # two that differ: the first task's
+
     def _identity_cannot_name(
         self, node: onnx.NodeProto, wanted: Mapping[str, str], graph: onnx.GraphProto
     ) -> bool:
@@ -744,9 +776,13 @@ class _Builder:
             readers = users.get(name, set())
             if not readers or not readers <= set(declared):
                 continue
-            kinds = {declared[i].SerializeToString(deterministic=True) for i in readers}
-            if len(kinds) == 1:
-                agreed[name] = declared[min(readers)]
+            kinds = {declared[i].type.SerializeToString(deterministic=True) for i in readers}
+            if len(kinds) == 1:  # the type: a doc string or props of the first that gives them
+                vi = onnx.ValueInfoProto()
+                vi.CopyFrom(declared[min(readers)])
+                for i in sorted(readers):
+                    _fill_annotations(vi, declared[i])
+                agreed[name] = vi
         return agreed
 
     # result -----------------------------------------------------------------
@@ -776,6 +812,7 @@ class _Builder:
             initializer=self.initializers,
             value_info=value_info,
         )
+        graph.quantization_annotation.extend(self.notes.values())  # (make_graph takes none)
         model = onnx.helper.make_model(
             graph,
             opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in imports.items()],
@@ -852,6 +889,15 @@ def _constant_value(node: onnx.NodeProto, prefix: str = "") -> np.ndarray | None
             f"{prefix!r}: Constant node {node.name!r} has a value that cannot be read: "
             f"{first_line(e)}"
         ) from e
+
+
+def _fill_annotations(vi: onnx.ValueInfoProto, other: onnx.ValueInfoProto) -> None:
+    """Give `vi` `other`'s doc string and metadata props where it has none (of a tensor two
+    models declare alike: the first model's win)."""
+    if not vi.doc_string and other.doc_string:
+        vi.doc_string = other.doc_string
+    if not vi.metadata_props and other.metadata_props:
+        vi.metadata_props.extend(other.metadata_props)
 
 
 def _renamed(vi: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
@@ -970,22 +1016,10 @@ def _merge_metadata(
     and other model fields (`_model_fields`; `split(task=...)` gives them back), the keys its
     props were stored again under; and, where `rename_clashing` renamed some of its local
     functions, those renames."""
-    props: dict[str, str] = {}
     # as text: a key, value or doc string that is not UTF-8 comes as bytes, which neither JSON
     # (the task table: TypeError) nor set_model_props (UnicodeDecodeError) takes
     own = [{as_text(p.key): as_text(p.value) for p in proto.metadata_props} for proto in protos]
-    keys = {key for mine in own for key in mine} | {METADATA_KEY}
-    moved: list[dict[str, str]] = []  # per model: merged key → its own key
-    for given, prefix in zip(own, prefixes, strict=True):
-        mine: dict[str, str] = {}
-        for p_key, p_value in given.items():
-            if p_key not in props:
-                props[p_key] = p_value
-            elif props[p_key] != p_value:
-                key = _claim_fresh(prefix + p_key, "", keys)
-                props[key] = p_value
-                mine[key] = p_key
-        moved.append(mine)
+    props, moved = _merged_props(own, prefixes, {METADATA_KEY})
     tasks: dict[str, dict[str, Any]] = {
         prefix: {
             "source": source,
@@ -1009,6 +1043,45 @@ def _merge_metadata(
     # in the models' own order (no sort_keys): split(task=...) gives the interface back in order
     props[METADATA_KEY] = json.dumps(tasks)
     onnx.helper.set_model_props(model, props)
+    _merge_graph_fields(model.graph, protos, prefixes)
+
+
+def _merged_props(
+    own: Sequence[Mapping[str, str]], prefixes: Sequence[str], reserved: AbstractSet[str]
+) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The models' props (`own`, per model) as one: a key keeps the first model's value; a
+    later model's other value is stored again as prefix + key (or prefix + key_1, ..., where
+    that is some model's key or `reserved`). Also, per model, {merged key: its own key} for
+    the values stored again."""
+    props: dict[str, str] = {}
+    keys = {key for mine in own for key in mine} | set(reserved)
+    moved: list[dict[str, str]] = []  # per model: merged key → its own key
+    for given, prefix in zip(own, prefixes, strict=True):
+        mine: dict[str, str] = {}
+        for p_key, p_value in given.items():
+            if p_key not in props:
+                props[p_key] = p_value
+            elif props[p_key] != p_value:
+                key = _claim_fresh(prefix + p_key, "", keys)
+                props[key] = p_value
+                mine[key] = p_key
+        moved.append(mine)
+    return props, moved
+
+
+def _merge_graph_fields(
+    graph: onnx.GraphProto, protos: Sequence[onnx.ModelProto], prefixes: Sequence[str]
+) -> None:
+    """The merged graph's doc string and metadata props (IR 10) from the models' graphs: the
+    doc string of the first model whose graph has one (the task table holds each task's own,
+    which `split(task=...)` gives back), the props merged as the model props are (the first
+    model's value under its key, a later model's other value under prefix + key)."""
+    graph.doc_string = next((as_text(p.graph.doc_string) for p in protos if p.graph.doc_string), "")
+    own = [{as_text(p.key): as_text(p.value) for p in m.graph.metadata_props} for m in protos]
+    props, _ = _merged_props(own, prefixes, set())
+    del graph.metadata_props[:]
+    for key, value in props.items():
+        graph.metadata_props.add(key=key, value=value)
 
 
 MODEL_FIELDS = ("producer_name", "producer_version", "domain", "graph_name", "graph_doc_string")
@@ -1020,8 +1093,8 @@ with "model_version" (an int), `split(task=...)` gives each task its own back.""
 def _model_fields(proto: onnx.ModelProto) -> dict[str, str | int | dict[str, str]]:
     """A model's producer (recorded even when empty: a table without it predates the record),
     and its domain, model_version, graph name, graph doc string and graph metadata props where
-    set (the merged model has none: a table without them leaves split's result as the merged
-    model's)."""
+    set (the merged graph has the first model's doc string and all models' props: split(task)
+    gives the task its own back, or none)."""
     fields: dict[str, str | int | dict[str, str]] = {
         "producer_name": as_text(proto.producer_name),
         "producer_version": as_text(proto.producer_version),
@@ -1035,7 +1108,7 @@ def _model_fields(proto: onnx.ModelProto) -> dict[str, str | int | dict[str, str
         if value:
             fields[key] = value
     graph_props = {as_text(p.key): as_text(p.value) for p in proto.graph.metadata_props}
-    if graph_props:  # the graph's own metadata (IR 10); the merged graph has none
+    if graph_props:  # the graph's own metadata (IR 10)
         fields["graph_metadata_props"] = graph_props
     return fields
 

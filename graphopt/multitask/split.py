@@ -616,5 +616,14 @@ def _collapse_output_identities(model: onnx.ModelProto) -> None:
         for vi in list(g.value_info):
             if vi.name == src:
                 g.value_info.remove(vi)
+        # an annotation of src (merge keeps each task's: a shared tensor's own and the
+        # output's) names dst now, or goes where dst has its own
+        noted = {a.tensor_name for a in g.quantization_annotation}
+        for note in list(g.quantization_annotation):
+            if note.tensor_name == src:
+                if dst in noted:
+                    g.quantization_annotation.remove(note)
+                else:
+                    note.tensor_name = dst
     for node in drop:
         g.node.remove(node)
