@@ -141,3 +141,19 @@ def test_a_model_whose_training_info_all_applies_keeps_it_whole() -> None:
     source = _model()
     part = split(source, ["y1", "y2"])
     assert list(part.training_info) == list(source.training_info)
+
+
+def test_merge_says_it_does_not_keep_training_info(caplog: pytest.LogCaptureFixture) -> None:
+    """merge dropped a model's training_info without a word (its weights may be shared)."""
+    from graphopt.multitask import merge
+
+    plain = _model()
+    del plain.training_info[:]
+    with caplog.at_level(logging.WARNING, logger="graphopt.multitask"):
+        merged = merge([plain, _model()])
+    assert list(merged.training_info) == []
+    said = [r.getMessage() for r in caplog.records if "training_info" in r.getMessage()]
+    assert said == [
+        "merge: model 1 has training_info (3), which the merged model does not keep: its "
+        "weights may be shared with other tasks, which training would change too"
+    ]

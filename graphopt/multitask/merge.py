@@ -39,7 +39,8 @@ an ONNX schema (they are copied, not shared); reorder commutative inputs; keep i
 that are also graph inputs (IR < 4 defaults) overridable: they become constants. Sparse
 initializers are read as the dense tensors they stand for (as onnxruntime loads them) and stored
 dense. An initializer that is a segment of a larger tensor (`segment` set: onnx cannot read its
-value) is copied into each task as it is, never shared.
+value) is copied into each task as it is, never shared. A model's `training_info` is not kept
+(a warning says so): training a shared weight would change the other tasks.
 """
 
 from __future__ import annotations
@@ -152,6 +153,13 @@ def merge_with_report(
     named = [shown(s) for s in sources]  # as errors name them: on one line
     for where, proto in zip(named, protos, strict=True):  # before names are prefixed
         require_text_names(proto, where, MergeError)
+        if proto.training_info:  # (it went without a word)
+            log.warning(
+                "merge: %s has training_info (%d), which the merged model does not keep: "
+                "its weights may be shared with other tasks, which training would change too",
+                where,
+                len(proto.training_info),
+            )
     for proto in protos:  # copies: the merged model imports the default domain as ""
         spell_default_domain(proto)
     before = [opset_map(p).get("", 0) for p in protos]
