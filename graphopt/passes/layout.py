@@ -14,14 +14,12 @@ Conv's layout), or fold Split/Slice of constants (constant folding does that).
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.ir import Graph, values
 from graphopt.passes._folding_ops import Unsupported, node_slice_parameters, normalize_axes
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
@@ -182,7 +180,6 @@ class MergeReshapes(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         shapes = LazyShapes(graph, ctx)
         merged = 0
-        suspects: bool | None = None  # whether inference may not count as onnxruntime does
         for node in list(graph.nodes.values()):
             if graph.nodes.get(node.name) is not node:
                 continue  # an inner Reshape merged into its Unsqueeze
@@ -226,45 +223,17 @@ class MergeReshapes(Pass):
                     if copied[-1] >= len(middle):  # the original fails: nothing to merge
                         ctx.note(self.name, node.name, "refused", "a 0 copies a dim past the rank")
                         continue
-                    if suspects is None:
-                        suspects = any(is_suspect(n) for n in graph.nodes.values())
-                    static = _static_target(values, middle, suspects)
-                    if static is None:
-                        continue  # a zero-size dim, or the original fails: left as it is
+                    values = [middle[i] if v == 0 else v for i, v in enumerate(values)]
+                    if 0 in values:
+                        continue  # a genuine zero-size dim: leave the chain as it is
                     name = graph.add_initializer(
-                        f"{node.output[0]}_shape", np.array(static, np.int64)
+                        f"{node.output[0]}_shape", np.array(values, np.int64)
                     )
                     graph.set_input(node, 1, name)
             graph.set_input(node, 0, chain[-1].input[0])
             ctx.note(self.name, node.name, "applied")
             merged += 1
         return PassResult(merged > 0, {"merged": merged})
-
-
-def _static_target(
-    values: list[int], middle: tuple[int, ...], resolve_minus_one: bool
-) -> list[int] | None:
-    """The target `values` (0s at indices below len(middle)) with its 0s copied from the
-    static dims `middle` of Reshape's input, and its -1 worked out too when
-    `resolve_minus_one`. None where that has a dim of 0 (left alone) or the original fails (a
-    second -1, a negative entry, a count that does not divide).
-
-    A -1 is worked out where ONNX inference (the checker's, onnxruntime's at load) may count
-    the new input's elements otherwise than onnxruntime runs them (the graph has a node of a
-    kind `runtime_shapes.is_suspect` names: the facts hold onnxruntime's count): inference
-    fails a -1 it cannot divide out. Reshape(Flatten(y), [0, -1]) of a ceil_mode pool whose
-    output inference takes for [1, 1, 3, 3] and onnxruntime gives [1, 1, 2, 2] merged into
-    Reshape(y, [4, -1]), which neither checks nor loads."""
-    resolved = [middle[i] if v == 0 else v for i, v in enumerate(values)]
-    known = [v for v in resolved if v != -1]
-    if 0 in resolved or any(v < -1 for v in resolved) or len(resolved) - len(known) > 1:
-        return None
-    if resolve_minus_one and len(known) < len(resolved):
-        count, rest = math.prod(middle), math.prod(known)
-        if count % rest:
-            return None
-        resolved = [count // rest if v == -1 else v for v in resolved]
-    return resolved
 
 
 def _copies_dims(graph: Graph, link: onnx.NodeProto, dims: list[int]) -> bool:

@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 
 from graphopt.analysis.op_kinds import OP_KINDS, OpKind
-from graphopt.analysis.shapes import ShapeFacts
+from graphopt.analysis.runtime_shapes import inference_cuts, is_suspect
+from graphopt.analysis.shapes import ShapeFacts, light_model
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import subgraphs
@@ -78,7 +79,10 @@ class LazyShapes:
         if init is not None and not self.graph.is_graph_input(tensor):
             return tuple(init.dims)
         dims = self.facts.shape(tensor)
-        if dims is not None and tensor in dims_in_dispute(self.graph, self.ctx):
+        if dims is not None and (
+            tensor in dims_in_dispute(self.graph, self.ctx)
+            or tensor in dims_inference_counts_apart(self.graph, self.ctx)
+        ):
             return None
         return dims
 
@@ -197,6 +201,52 @@ class LazyShapes:
         if declared is not None:
             return declared.elem_type
         return self.facts.dtype(tensor)
+
+
+_APART_KEY = "dims-inference-counts-apart"
+
+
+def dims_inference_counts_apart(graph: Graph, ctx: PassContext) -> frozenset[str]:
+    """Tensors whose dims ONNX inference, which `onnx.checker` and onnxruntime's loader run,
+    counts otherwise than onnxruntime computes them (as the shape facts do): the outputs of
+    the nodes `runtime_shapes.inference_cuts` corrects (a ceil_mode pool's last window, ...)
+    and every tensor computed from them (an If reading one too).
+
+    A rewrite proven from the facts there can leave a model that neither checks nor loads:
+    a MaxPool(k 1, s 2, ceil_mode) of 4×4 is [1, 1, 2, 2] in onnxruntime, [1, 1, 3, 3] to
+    inference; bypassing Reshape(y, [1, 1, 2, 2]) hands inference's dims to its readers (a
+    MatMul by a [2, k] weight: "Incompatible dimensions"), folding Shape(y) hands them
+    onnxruntime's (Add(y, ConstantOfShape(Shape(y))) the same). Costs one more inference,
+    only in a graph holding a node of a kind `is_suspect` names (Resize, PRelu, pools with
+    ceil_mode, ...); cached in `ctx.facts` (cleared when a pass changes the graph)."""
+    cached = ctx.facts.get(_APART_KEY)
+    if isinstance(cached, frozenset):
+        return cached
+    apart: set[str] = set()
+    if any(is_suspect(node) for node in graph.nodes.values()):
+        light = light_model(graph, ShapeFacts())
+        try:
+            inferred = onnx.shape_inference.infer_shapes(
+                light, check_type=False, strict_mode=False, data_prop=True
+            )
+        except (
+            onnx.shape_inference.InferenceError,
+            onnx.checker.ValidationError,
+            RuntimeError,
+            ValueError,
+            IndexError,
+        ):
+            inferred = light  # (the facts had no more to go on: declared shapes only)
+        cuts = inference_cuts(light, inferred)
+        stack = [o for k in cuts for o in light.graph.node[k].output if o]
+        while stack:
+            tensor = stack.pop()
+            if tensor not in apart:
+                apart.add(tensor)
+                for user in graph.consumer_nodes(tensor):
+                    stack.extend(o for o in user.output if o)
+    ctx.facts[_APART_KEY] = frozen = frozenset(apart)
+    return frozen
 
 
 def can_bypass(graph: Graph, src: str, out: str) -> bool:

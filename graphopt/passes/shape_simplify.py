@@ -15,13 +15,11 @@ What it does not do: symbolic arithmetic on dynamic dims (e.g. proving `N*C/C ==
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import disputed_slice_end
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
@@ -35,7 +33,7 @@ from graphopt.passes.constant_folding import (
     is_default_domain,
     shape_value,
 )
-from graphopt.passes.noop import LazyShapes
+from graphopt.passes.noop import dims_inference_counts_apart
 from graphopt.patterns.engine import RANK_OF_BROADCAST, RANK_OF_FIRST_INPUT
 
 Dims = tuple[int | str | None, ...]
@@ -55,6 +53,8 @@ def _shape_dims(graph: Graph, ctx: PassContext, tensor: str, depth: int = 0) -> 
         dims = shape_facts(graph, ctx).shape(node.input[0])
         if dims is None or node.input[0] in dims_in_dispute(graph, ctx):
             return None
+        if node.input[0] in dims_inference_counts_apart(graph, ctx):
+            return None  # a dim the checker's inference counts otherwise
         start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
         return tuple(dims[start:end])
     if node.op_type == "Cast":
@@ -201,6 +201,10 @@ class SimplifyShapeSubgraphs(Pass):
             if node.op_type in ("Shape", "Size"):
                 if graph.is_constant(node.input[0]):
                     continue  # left to constant folding
+                if node.input[0] in dims_inference_counts_apart(graph, ctx):
+                    reason = f"ONNX inference counts the dims of {node.input[0]!r} otherwise"
+                    ctx.note(self.name, node.name, "refused", reason)
+                    continue
                 value = shape_value(graph, ctx, node)
             else:
                 value = _picked_dims(graph, ctx, node)
@@ -225,31 +229,23 @@ class SimplifyShapeSubgraphs(Pass):
         element computed at run time ⇒ Reshape(x, [c₁, …, -1, …, cₖ]): numel(x) fixes d.
         (Exact whatever d is where the original runs: 0 copies x's dim, whose size the
         element count gives too.) Read from the target's nodes, never from declared shapes,
-        which exporters get wrong (ddddocr's OCR declares a rank-3 output as rank 2).
-
-        Where the graph has a node whose size ONNX inference may count otherwise than
-        onnxruntime (`runtime_shapes.is_suspect`: a ceil_mode pool, ...) and x's dims are
-        static in the facts (onnxruntime's count), the -1 is worked out: inference (the
-        checker's, onnxruntime's at load) fails a -1 it cannot divide out of its own count
-        (a pool's [1, 1, 3, 3] where onnxruntime gives [1, 1, 2, 2], target [2, -1])."""
+        which exporters get wrong (ddddocr's OCR declares a rank-3 output as rank 2). Not for
+        an x whose element count ONNX inference takes otherwise (`dims_inference_counts_apart`:
+        after a ceil_mode pool), which the checker and onnxruntime's loader would divide the
+        -1 out of."""
         replaced = 0
-        suspects: bool | None = None
-        shapes = LazyShapes(graph, ctx)
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
                 continue
             target = _one_unknown_target(graph, node.input[1])
             if target is None:
                 continue
-            if suspects is None:
-                suspects = any(is_suspect(n) for n in graph.nodes.values())
-            dims = shapes.static(node.input[0]) if suspects else None
-            if dims is not None:
-                count, rest = math.prod(dims), -math.prod(int(v) for v in target)
-                if rest <= 0 or count % rest:
-                    ctx.note(self.name, node.name, "refused", "the element count does not divide")
-                    continue
-                target = np.where(target == -1, count // rest, target)
+            if node.input[0] in dims_inference_counts_apart(graph, ctx):
+                # (the checker's inference divides the -1 out of its own count, which may
+                # not divide: "Dimension could not be inferred: incompatible shapes")
+                reason = f"ONNX inference counts the dims of {node.input[0]!r} otherwise"
+                ctx.note(self.name, node.name, "refused", reason)
+                continue
             shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
             graph.set_input(node, 1, shape_name)
             ctx.note(self.name, node.name, "applied", f"target {target.tolist()}")
