@@ -413,8 +413,9 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     two blocked nodes, or from a float16 node whose inputs are in range) overflow to inf, and
     those below 6e-8 flush to 0, as in any float16 network; check the result on real inputs
     (onnxruntime's CPU kernels compute most float16 ops in float32 and drop the Casts between
-    them, so they hide such overflow). It warns where the model itself shows one: a constant
-    float16 cannot hold that an If/Loop/Scan body outputs, which leaves the body in float16."""
+    them, so they hide such overflow). A main-graph If/Loop/Scan whose body outputs a constant
+    float16 cannot hold stays float32, bodies and all; one in a body inside a body is only
+    named in a warning."""
     from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -466,7 +467,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         )
     _distinct_body_initializers(copy)
     _block_out_of_range_in_bodies(copy, blocked_nodes, read_in_bodies)
-    _warn_constant_overflow(copy)
+    _block_constant_body_outputs(copy, blocked_nodes)
     if blocked_nodes:
         log.info(
             "fp16: %d nodes read constants float16 cannot hold and stay float32",
@@ -485,6 +486,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     except Exception as e:  # the converter raises assorted errors on odd graphs
         raise BackendError(f"cannot convert the model to float16: {first_line(e)}") from e
     _casts_into_bodies(converted)
+    _casts_into_blocked_bodies(converted, set(blocked), blocked_nodes)
     _float32_io_of_blocked_nodes(converted, set(blocked), blocked_nodes)
     for at, output in passed:
         converted.graph.output.insert(at, output)
@@ -693,34 +695,113 @@ def _float32_io_of_blocked_nodes(
     main.value_info.extend(info)
 
 
-def _warn_constant_overflow(model: onnx.ModelProto) -> None:
-    """One warning per If/Loop/Scan body output that is a float32 constant float16 cannot hold
-    (`_fp16_unsafe`): a body's outputs are float16, so it is written clamped or rounded (the
-    node that owns the body is not kept float32: its bodies would be too, and they read the
-    float16 tensors around them)."""
+def _body_constant_outputs(body: onnx.GraphProto) -> list[tuple[str, np.ndarray]]:
+    """The outputs of `body` that are float32 constants float16 cannot hold (`_fp16_unsafe`)."""
     from onnx import numpy_helper
 
     from graphopt.ir.graph import constant_node_value
-    from graphopt.ir.nodes import is_default_domain, nested_bodies
+    from graphopt.ir.nodes import is_default_domain
 
-    for body in nested_bodies(model.graph):
-        outputs = {o.name for o in body.output}
-        values: list[tuple[str, np.ndarray | None]] = [
-            (t.name, numpy_helper.to_array(t)) for t in body.initializer if t.name in outputs
-        ]
-        values += [
-            (n.output[0], constant_node_value(n))
-            for n in body.node
-            if n.op_type == "Constant" and is_default_domain(n) and n.output[0] in outputs
-        ]
-        for name, value in values:
-            if value is not None and _fp16_unsafe(value):
-                log.warning(
-                    "fp16: body output %r is a constant float16 cannot hold (%s): it is "
-                    "written as float16",
-                    name,
-                    _fp16_shown(value),
-                )
+    outputs = {o.name for o in body.output}
+    values: list[tuple[str, np.ndarray | None]] = [
+        (t.name, numpy_helper.to_array(t)) for t in body.initializer if t.name in outputs
+    ]
+    values += [
+        (n.output[0], constant_node_value(n))
+        for n in body.node
+        if n.op_type == "Constant" and is_default_domain(n) and n.output[0] in outputs
+    ]
+    return [(name, v) for name, v in values if v is not None and _fp16_unsafe(v)]
+
+
+def _block_constant_body_outputs(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """A main-graph If/Loop/Scan one of whose bodies outputs a float32 constant float16 cannot
+    hold stays float32, bodies and all (`blocked_nodes` gains it; the converter does not
+    enter a blocked node's bodies, and `_casts_into_blocked_bodies` feeds them float32): a
+    body's outputs are float16 otherwise, the constant clamped (1e-8 written as 5.96e-8, 1e5
+    as 65504). Its float16 readers still read its output in float16 (1e5 is inf there). Such
+    a constant in a body inside a body: one warning naming it, and it stays as it was."""
+    from graphopt.ir.nodes import nested_bodies, subgraphs
+
+    for node in model.graph.node:
+        bodies = list(subgraphs(node))
+        found = [c for body in bodies for c in _body_constant_outputs(body)]
+        if found:
+            blocked_nodes.add(node.name)
+            log.info(
+                "fp16: %s %r stays float32: its body outputs %s (%s)",
+                node.op_type,
+                node.name,
+                found[0][0],
+                _fp16_shown(found[0][1]),
+            )
+        for body in bodies:
+            for inner in nested_bodies(body):
+                for name, value in _body_constant_outputs(inner):
+                    log.warning(
+                        "fp16: body output %r is a constant float16 cannot hold (%s): it is "
+                        "written as float16",
+                        name,
+                        _fp16_shown(value),
+                    )
+
+
+def _casts_into_blocked_bodies(
+    model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
+) -> None:
+    """A blocked main-graph node with If/Loop/Scan bodies (which the converter leaves float32)
+    reads each float16 main-graph tensor its bodies read through a Cast to float32 made for it
+    (the converter casts only its explicit inputs): its bodies read the float16 tensor, an
+    invalid model ('B has inconsistent type tensor(float16)')."""
+    from graphopt.ir.graph import outer_references
+    from graphopt.ir.nodes import nested_bodies, subgraphs
+
+    main = model.graph
+    owners = [
+        n
+        for n in main.node
+        if (n.name in blocked_nodes or n.op_type in blocked_ops) and any(subgraphs(n))
+    ]
+    if not owners:
+        return
+    types = {v.name: v.type.tensor_type.elem_type for v in (*main.input, *main.value_info)}
+    types.update((t.name, t.data_type) for t in main.initializer)
+    graphs = [main, *nested_bodies(main)]
+    taken = {n.name for g in graphs for n in g.node}
+    taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input, *g.output)}
+
+    def fresh(base: str) -> str:
+        k = 0
+        while f"{base}_{k}" in taken:
+            k += 1
+        taken.add(f"{base}_{k}")
+        return f"{base}_{k}"
+
+    casts: dict[str, str] = {}
+    for owner in owners:
+        for body in subgraphs(owner):
+            half = sorted(
+                r for r in outer_references(body) if types.get(r) == onnx.TensorProto.FLOAT16
+            )
+            if not half:
+                continue
+            for name in half:
+                if name not in casts:
+                    casts[name] = fresh(f"{name}_fp32")
+                    main.node.append(
+                        onnx.helper.make_node(
+                            "Cast",
+                            [name],
+                            [casts[name]],
+                            to=onnx.TensorProto.FLOAT,
+                            name=fresh(f"{name}_fp32_cast"),
+                        )
+                    )
+            renamed = {name: casts[name] for name in half}
+            _rename_reads(body, renamed)
+            for v in body.output:  # a body output read straight from the outer scope
+                v.name = renamed.get(v.name, v.name)
 
 
 def _fp16_shown(value: np.ndarray) -> str:
@@ -794,7 +875,7 @@ def _block_out_of_range_in_bodies(
     Constant node, but leaves an initializer that only blocked nodes read; it tracks
     initializers by name across bodies). A ConstantOfShape filling with such a value is
     blocked with its readers. Not a Constant that is itself a body output
-    (`_warn_constant_overflow`). `outer`: the main graph's such constants that bodies read,
+    (`_block_constant_body_outputs`). `outer`: the main graph's such constants that bodies read,
     whose readers there are blocked too."""
     from onnx import numpy_helper
 
