@@ -72,9 +72,11 @@ class LazyShapes:
 
     def shape(self, tensor: str) -> Dims | None:
         """`tensor`'s dims from shape inference; None (unknown) for a tensor computed from a
-        Range whose length onnxruntime versions count apart (`dims_in_dispute`): inference
-        gives one count, the runtime may run another, so neither its dims nor its rank (a
-        ConstantOfShape of such a Range) is a fact."""
+        Range whose length onnxruntime versions count apart (`dims_in_dispute`: inference
+        gives one count, the runtime may run another, so neither its dims nor its rank, as of
+        a ConstantOfShape of such a Range, is a fact), and for one whose dims ONNX inference
+        counts otherwise than the facts (`dims_inference_counts_apart`: a rewrite proven from
+        them may not pass the checker)."""
         init = self.graph.initializers.get(tensor)
         if init is not None and not self.graph.is_graph_input(tensor):
             return tuple(init.dims)
