@@ -129,6 +129,53 @@ FUSED_CONV_REMEDY = (
 )
 
 
+@functools.cache
+def qdq_runs(opset: int) -> bool:
+    """Whether the installed onnxruntime's CPU build runs QuantizeLinear and DequantizeLinear
+    at default-domain `opset` (uint8 per tensor, int8 per channel; True without onnxruntime:
+    nothing to judge by). onnxruntime 1.32 has no kernels for their opset-28 versions (its
+    other ops run there). Probed once per process, at the least IR version of that opset."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return True
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+        helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["dw"], axis=0),
+        helper.make_node("Add", ["d", "dw"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(0.5, np.float32), "s"),
+        numpy_helper.from_array(np.array(128, np.uint8), "z"),
+        numpy_helper.from_array(np.array([[1], [-2]], np.int8), "w"),
+        numpy_helper.from_array(np.array([0.25, 0.5], np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(2, np.int8), "wz"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1])
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        helper.make_graph(nodes, "probe", [x], [y], inits),
+        opset_imports=opsets,
+        ir_version=max(PROBE_IR_VERSION, helper.find_min_ir_version_for(opsets, True)),
+    )
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4
+    try:
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        sess.run(None, {"x": np.ones((2, 1), np.float32)})
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        log.debug("Q/DQ at opset %d do not run here: %s", opset, first_line(e))
+        return False
+    return True
+
+
 MAX_THREADS_PER_CPU = 4  # more intra-op threads than this per core only oversubscribes
 
 

@@ -71,7 +71,11 @@ _MODEL_GRAPH = 7  # field numbers in onnx.proto: ModelProto.graph, GraphProto.no
 _GRAPH_NODE = 1
 _GRAPH_INITIALIZER = 5
 _IOV_MAX = 1024  # buffers per writev call (Linux's IOV_MAX)
-SUPPORTED_OPSETS = range(7, 26)  # default-domain opsets graphopt's passes know about
+# Default-domain opsets graphopt's passes know about: 7 to 28 (onnx 1.23's newest; the changes
+# of 26-28 are new ops, new element types, Range's stash_type, Mod's float fmod=0 and
+# SpaceToDepth's mode, each checked where a pass reads those ops), and no newer than the
+# installed onnx knows (its checker and shape inference refuse the rest).
+SUPPORTED_OPSETS = range(7, min(28, onnx.defs.onnx_opset_version()) + 1)
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})  # standard ops with bodies
 
 ModelLike = (

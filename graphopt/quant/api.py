@@ -1087,6 +1087,7 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
         weights_as_constants(proto)
     if version < needed:
         proto = upgrade_opset(proto, needed)
+    _refuse_opset_without_qdq_kernels(max(version, needed))
     if target == "tensorrt":  # before optimizing: the input's own ops, said as such
         _refuse_ops_tensorrt_lacks(proto, "the model holds", "quantize the original model")
     if pipeline is False:
@@ -1107,6 +1108,28 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
             log.warning("pipeline %r unavailable (%s); trying the next", name, e)
     log.warning("no optimize pipeline could run; quantizing the model as it is")
     return proto
+
+
+def _refuse_opset_without_qdq_kernels(opset: int) -> None:
+    """QuantizeError, before any calibration, where the installed onnxruntime runs no
+    QuantizeLinear/DequantizeLinear at the model's `opset` (1.32 at opset 28): calibration
+    would run, then the quantized model would load nowhere here (quantize itself runs it)."""
+    from graphopt.backends.onnxruntime import qdq_runs
+
+    if qdq_runs(opset):
+        return
+    import onnxruntime as ort
+
+    lower = next((v for v in range(opset - 1, 12, -1) if qdq_runs(v)), None)
+    advice = (
+        f"convert the model to opset {lower} first (onnx.version_converter)"
+        if lower is not None
+        else "upgrade onnxruntime"
+    )
+    raise QuantizeError(
+        f"onnxruntime {ort.__version__} has no QuantizeLinear/DequantizeLinear at opset "
+        f"{opset}, the model's: {advice}"
+    )
 
 
 def _foreign_ops(model: onnx.ModelProto) -> dict[str, int]:
