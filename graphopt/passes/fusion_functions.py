@@ -49,6 +49,11 @@ class MaterializeFusionGroups(Pass):
         for option in ("min_size", "max_group_size"):
             if getattr(self, option) < 1:
                 raise ValueError(f"{option} must be at least 1, got {getattr(self, option)}")
+        if self.min_size > self.max_group_size:  # every group is capped below min_size
+            raise ValueError(
+                f"min_size ({self.min_size}) is more than max_group_size "
+                f"({self.max_group_size}): no group could be materialized"
+            )
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         groups = []
