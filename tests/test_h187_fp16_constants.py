@@ -343,3 +343,60 @@ def test_blocked_nodes_pass_float32_between_them_and_float16_to_the_rest():
         n.input[0] for n in half.graph.node if n.op_type == "Cast" and n.attribute[0].i == 10
     ]
     assert to_half == ["m"]  # one float16 Cast, for Relu; none between Mul and TopK
+
+
+SHAPE_CASES = {
+    "resize-13-constant": """<ir_version: 8, opset_import: ["": 13]>
+        g (float[1,1,300,300] x) => (float[1,1,?,?] y) {
+            roi = Constant<value = float[0] {}>()
+            s = Constant<value = float[4] {1.0, 1.0, 0.33333334, 0.33333334}>()
+            y = Resize<mode = "nearest">(x, roi, s)
+        }""",
+    "resize-10-constant": """<ir_version: 8, opset_import: ["": 10]>
+        g (float[1,1,300,300] x) => (float[1,1,?,?] y) {
+            s = Constant<value = float[4] {1.0, 1.0, 0.33333334, 0.33333334}>()
+            y = Resize<mode = "nearest">(x, s)
+        }""",
+    "upsample-9-constant": """<ir_version: 8, opset_import: ["": 9]>
+        g (float[1,1,300,300] x) => (float[1,1,?,?] y) {
+            s = Constant<value = float[4] {1.0, 1.0, 1.3333334, 1.3333334}>()
+            y = Upsample<mode = "nearest">(x, s)
+        }""",
+    "resize-13-computed": """<ir_version: 8, opset_import: ["": 13]>
+        g (float[1,1,300,300] x) => (float[1,1,?,?] y)
+        <float[0] roi = {}, float[2] target = {100.0, 100.0}, float[2] one = {1.0, 1.0}> {
+            r = Relu(x)
+            shape = Shape(r)
+            hw = Constant<value = int64[2] {2, 3}>()
+            dims = Gather(shape, hw)
+            size = Cast<to = 1>(dims)
+            ratio = Div(target, size)
+            s = Concat<axis = 0>(one, ratio)
+            y = Resize<mode = "nearest">(r, roi, s)
+        }""",
+    "range-constant": """<ir_version: 8, opset_import: ["": 13]>
+        g (float[1,1,300,300] x) => (float[?] y) {
+            a = Constant<value = float {0.0}>()
+            b = Constant<value = float {1.0}>()
+            d = Constant<value = float {0.1}>()
+            y = Range(a, b, d)
+        }""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHAPE_CASES))
+def test_what_sets_an_output_shape_stays_float32(case):
+    """Resize/Upsample scales and Range inputs made (or computed) in float16 changed the
+    output's shape: scales of 1/3 became 0.33325 and Resize made 99 rows of 300, not 100
+    (Upsample by 4/3: 399, not 400); Range(0, 1, 0.1) made 11 values, not 10."""
+    model = onnx.parser.parse_model(SHAPE_CASES[case])
+    half = _half(model)
+    x = np.random.default_rng(7).standard_normal((1, 1, 300, 300)).astype(np.float32)
+    got, want = run(half, {"x": x})["y"], run(model, {"x": x})["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    if case == "resize-13-computed":  # Relu stays float16, and Shape reads it with no Cast
+        types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}
+        assert types["r"] == TensorProto.FLOAT16
+        shape = next(n for n in half.graph.node if n.op_type == "Shape")
+        assert shape.input[0] == "r"

@@ -468,12 +468,14 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _distinct_body_initializers(copy)
     _block_out_of_range_in_bodies(copy, blocked_nodes, read_in_bodies)
     _block_constant_body_outputs(copy, blocked_nodes)
+    blocked = list(DEFAULT_OP_BLOCK_LIST)
+    _block_shape_arithmetic(copy, set(blocked), blocked_nodes)
     if blocked_nodes:
         log.info(
-            "fp16: %d nodes read constants float16 cannot hold and stay float32",
+            "fp16: %d nodes read constants float16 cannot hold, or compute shapes, and stay "
+            "float32",
             len(blocked_nodes),
         )
-    blocked = list(DEFAULT_OP_BLOCK_LIST)
     if has_qdq(copy):
         copy = _qdq_opset_for_fp16(copy, blocked)
     try:
@@ -492,6 +494,95 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         converted.graph.output.insert(at, output)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+def _shape_slots(node: onnx.NodeProto, opset: int) -> tuple[int, ...]:
+    """The inputs of `node` whose values set its output's shape: Resize's and Upsample's
+    scales, Range's start, limit and delta."""
+    from graphopt.ir.nodes import is_default_domain
+
+    if not is_default_domain(node):
+        return ()
+    if node.op_type == "Resize":
+        return (1,) if opset <= 10 else (2,)
+    if node.op_type == "Upsample":
+        return (1,)
+    if node.op_type == "Range":
+        return (0, 1, 2)
+    return ()
+
+
+# Ops whose outputs are never float: not kept float32 for the shapes they compute (Shape of a
+# float16 activation would read it through a Cast to float32 for nothing).
+_NOT_FLOAT_OPS = frozenset(
+    [
+        "Shape",
+        "Size",
+        "NonZero",
+        "ArgMax",
+        "ArgMin",
+        "Equal",
+        "Less",
+        "Greater",
+        "LessOrEqual",
+        "GreaterOrEqual",
+        "Not",
+        "And",
+        "Or",
+        "Xor",
+        "IsNaN",
+        "IsInf",
+    ]
+)
+
+
+def _block_shape_arithmetic(
+    model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
+) -> None:
+    """Keep float32 what computes Resize's or Upsample's scales and Range's inputs in the
+    main graph (`_shape_slots`): each node whose every output is read only there, or by nodes
+    kept for it, and each Constant node that only such nodes or blocked nodes read
+    (`blocked_nodes` gains them). The converter made such a Constant float16 whatever its
+    readers, and computed such scales in float16, which changes the output's shape: scales
+    of 1/3 became 0.33325 and Resize made 99 rows of 300, not 100 (Upsample by 4/3: 399, not
+    400); Range(0, 1, 0.1) made 11 values, not 10. Not a node with bodies or of another
+    domain."""
+    from graphopt.ir.graph import outer_references
+    from graphopt.ir.nodes import default_opset, is_default_domain, subgraphs
+
+    main = model.graph
+    opset = default_opset(model)
+    outputs = {o.name for o in main.output}
+    reads: dict[str, list[tuple[onnx.NodeProto, int | None]]] = {}  # None: read in a body
+    for n in main.node:
+        for i, name in enumerate(n.input):
+            reads.setdefault(name, []).append((n, i))
+        for sub in subgraphs(n):
+            for name in outer_references(sub):
+                reads.setdefault(name, []).append((n, None))
+    kept: set[int] = set()
+
+    def wants_float32(reader: onnx.NodeProto, slot: int | None, generic: bool) -> bool:
+        if id(reader) in kept:
+            return True
+        if slot is not None and slot in _shape_slots(reader, opset):
+            return True
+        return generic and (reader.name in blocked_nodes or reader.op_type in blocked_ops)
+
+    for n in reversed(main.node):  # (ONNX keeps nodes in topological order)
+        if not is_default_domain(n) or any(subgraphs(n)) or n.name in blocked_nodes:
+            continue
+        if n.op_type in _NOT_FLOAT_OPS or (
+            n.op_type == "Cast" and all(a.i != onnx.TensorProto.FLOAT for a in n.attribute)
+        ):
+            continue  # not float (the converter leaves it): kept, it read float16, e.g. Shape
+        constant = n.op_type == "Constant"
+        named = [o for o in n.output if o]
+        if not named or any(o in outputs or o not in reads for o in named):
+            continue
+        if all(wants_float32(r, slot, constant) for o in named for r, slot in reads[o]):
+            kept.add(id(n))
+            blocked_nodes.add(n.name)
 
 
 def _fills_unsafe(node: onnx.NodeProto) -> bool:
@@ -611,14 +702,15 @@ def _float32_io_of_blocked_nodes(
     model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
 ) -> None:
     """A blocked (float32) node of the main graph reads a graph input, or another blocked
-    node's output, as it is, and writes a graph output itself: the converter passed each
+    node's output, as it is (so do Resize's scales and the like, `_shape_slots`), and writes
+    a graph output itself: the converter passed each
     through Cast(float16) -> Cast(float) (`y`: blocked -> Cast(float16) -> Cast(float) -> y),
     rounding float32 for nothing and making inf of a value beyond ±65504 (Mul(x, 1e5) blocked
     for its constant; a TopK of an input holding 3e6; a ConstantOfShape of 1e-9 and its
     reader, flushed to 0). The float16 Casts stay where other nodes read them. Blocked nodes in
     If/Loop/Scan bodies keep the converter's Casts."""
     from graphopt.ir.graph import outer_references
-    from graphopt.ir.nodes import subgraphs
+    from graphopt.ir.nodes import default_opset, subgraphs
 
     main = model.graph
     producers = {o: n for n in main.node for o in n.output}
@@ -652,10 +744,11 @@ def _float32_io_of_blocked_nodes(
                 gone.add(down.output[0])
 
     inputs = {v.name for v in main.input if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    opset = default_opset(model)
     for node in main.node:
-        if not blocked(node):
-            continue
-        for i, full in enumerate(node.input):
+        slots = range(len(node.input)) if blocked(node) else _shape_slots(node, opset)
+        for i in slots:
+            full = node.input[i] if i < len(node.input) else ""
             up = cast_of(full, onnx.TensorProto.FLOAT)
             down = cast_of(up.input[0], onnx.TensorProto.FLOAT16) if up is not None else None
             if up is None or down is None:
