@@ -5,8 +5,11 @@ onnxruntime 1.23.2) and 2 in onnxruntime 1.32 (`range_length_disputed`). elimina
 took Slice(r, 0, 1) for a no-op (end ≥ dim 1: the Slice was dropped and the output grew to
 2 elements), transpose-to-reshape turned Transpose(Unsqueeze(r, 1)) into Reshape(·, [1, 1])
 (fails on 2 elements), merge-reshapes resolved the 0 of Reshape(Unsqueeze(r, 1), [0, -1])
-to 1 ([2, 1] became [1, 2]). Each model is run as it is and rewritten in onnxruntime
-(optimizations off): outputs must agree in dtype, shape and values.
+to 1 ([2, 1] became [1, 2]). simplify-shape-subgraphs gave Reshape(r, Concat([2], a dim of
+another input)) of Range(0.5, -0.7, -0.1) (13 elements to inference, 12 in onnxruntime
+1.32) the target [2, -1], which inference cannot divide out of 13: the checker and
+onnxruntime's loader refused the result. Each model is run as it is and rewritten in
+onnxruntime (optimizations off): outputs must agree in dtype, shape and values.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 
+import graphopt
 from tests.conftest import assert_same_outputs
 from tests.fusion_models import build, ops, run_passes
 
@@ -71,8 +75,6 @@ def test_the_pass_leaves_a_disputed_range_s_readers_alone(case: str) -> None:
 @pytest.mark.parametrize("pipeline", ["default", "ort-cpu", "tensorrt"])
 @pytest.mark.parametrize("case", sorted(BODIES))
 def test_the_pipelines_keep_the_outputs_of_a_disputed_range(case: str, pipeline: str) -> None:
-    import graphopt
-
     model = _model(DISPUTED, case)
     out = graphopt.optimize(model, pipeline)
     onnx.checker.check_model(out, full_check=True)
@@ -85,3 +87,32 @@ def test_a_range_every_runtime_counts_alike_is_still_rewritten(case: str) -> Non
     out, report = run_passes(model, [BODIES[case][0]])
     assert any(o == "applied" for _rule, _node, o, _reason in report.explain)
     assert_same_outputs(model, out, FEEDS, rtol=0, atol=0)
+
+
+def test_no_minus_one_target_for_a_disputed_range() -> None:
+    model = build(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N] w) => (float[p, q] z) {
+            r = Range(a, b, d)
+            s = Shape(w)
+            n = Gather(s, i)
+            u = Unsqueeze(n, ax)
+            t = Concat<axis=0>(c, u)
+            z = Reshape(r, t)
+        }""",
+        {
+            "a": np.array(0.5, np.float32),
+            "b": np.array(-0.7, np.float32),
+            "d": np.array(-0.1, np.float32),
+            "c": np.array([2], np.int64),
+            "i": np.array(0, np.int64),
+            "ax": np.array([0], np.int64),
+        },
+    )
+    feeds = {"w": np.zeros(6, np.float32)}  # (12 elements in onnxruntime 1.32: [2, 6])
+    for out in (
+        run_passes(model, ["simplify-shape-subgraphs"])[0],  # (checked in full)
+        graphopt.optimize(model, "default"),
+    ):
+        onnx.checker.check_model(out, full_check=True)
+        assert_same_outputs(model, out, feeds, rtol=0, atol=0)

@@ -230,9 +230,10 @@ class SimplifyShapeSubgraphs(Pass):
         (Exact whatever d is where the original runs: 0 copies x's dim, whose size the
         element count gives too.) Read from the target's nodes, never from declared shapes,
         which exporters get wrong (ddddocr's OCR declares a rank-3 output as rank 2). Not for
-        an x whose element count ONNX inference takes otherwise (`dims_inference_counts_apart`:
-        after a ceil_mode pool), which the checker and onnxruntime's loader would divide the
-        -1 out of."""
+        an x whose element count ONNX inference takes otherwise than onnxruntime
+        (`dims_inference_counts_apart`: after a ceil_mode pool; `dims_in_dispute`: from a
+        Range onnxruntime 1.32 counts apart), which the checker and onnxruntime's loader
+        would divide the -1 out of."""
         replaced = 0
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
@@ -240,10 +241,11 @@ class SimplifyShapeSubgraphs(Pass):
             target = _one_unknown_target(graph, node.input[1])
             if target is None:
                 continue
-            if node.input[0] in dims_inference_counts_apart(graph, ctx):
+            x = node.input[0]
+            if x in dims_in_dispute(graph, ctx) or x in dims_inference_counts_apart(graph, ctx):
                 # (the checker's inference divides the -1 out of its own count, which may
                 # not divide: "Dimension could not be inferred: incompatible shapes")
-                reason = f"ONNX inference counts the dims of {node.input[0]!r} otherwise"
+                reason = f"ONNX inference counts the dims of {x!r} otherwise"
                 ctx.note(self.name, node.name, "refused", reason)
                 continue
             shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
