@@ -385,11 +385,28 @@ def fp16_error(value: np.ndarray) -> float:
     return float(np.abs(half - finite).max()) / top
 
 
-def _fp16_unsafe(value: np.ndarray | None) -> bool:
-    """Whether a constant is float32 and float16 would move it beyond `FP16_TOLERANCE`."""
+# Ops that add a constant: one float16 cannot hold precisely, but within ±65504, moves their
+# result by 5.96e-8 at most, float16's own step at 0 (an epsilon: Add(variance, 1e-12)).
+_ADDING_OPS = frozenset({"Add", "Sub", "Sum"})
+
+
+def _fp16_unsafe(value: np.ndarray | None, readers: Iterable[onnx.NodeProto] | None = None) -> bool:
+    """Whether a constant is float32 and float16 would move it beyond `FP16_TOLERANCE`; not
+    one within ±65504 that `readers` (when given, at least one) only add (`_ADDING_OPS`):
+    kept float32, Add(variance, 1e-12) would write 1e-12 to float16 as 0 where the variance
+    is 0, and the Div by its Sqrt that follows would make NaN of 0 / 0, where the clamped
+    epsilon (5.96e-8) gives 0; and it would cost two Casts per decomposed LayerNorm."""
     if value is None or value.dtype != np.float32 or value.size == 0:
         return False
-    return fp16_error(value) > FP16_TOLERANCE
+    error = fp16_error(value)
+    if error <= FP16_TOLERANCE:
+        return False
+    if error == float("inf") or readers is None:
+        return True
+    from graphopt.ir.nodes import is_default_domain
+
+    adding = [n.op_type in _ADDING_OPS and is_default_domain(n) for n in readers]
+    return not (adding and all(adding))
 
 
 def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -399,8 +416,9 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     Q/DQ models move to opset 19 so that their scales, too, become float16. Kept float32
     behind Casts: the ops onnxruntime's converter blocks, and every node that reads a float
     constant float16 cannot hold (`fp16_error` beyond `FP16_TOLERANCE`: e.g. an unfolded
-    BatchNorm variance of 1e8, which would become 65504, or an epsilon of 1e-8, which would
-    become 5.96e-8), and a ConstantOfShape filling with such a value, with its readers; in an
+    BatchNorm variance of 1e8, which would become 65504, or a scale of 1e-8, which would
+    become 5.96e-8; not a tiny one that is only added, such as an epsilon, `_fp16_unsafe`),
+    and a ConstantOfShape filling with such a value, with its readers; in an
     If/Loop/Scan body, the body's nodes that read it, not the node that owns the body. A
     float32 constant, or a graph input, that is a graph output is written there exactly. A
     blocked node reads a graph input and writes a graph output in float32, not rounded through
@@ -436,7 +454,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         o for n in copy.graph.node if n.op_type == "Constant" for o in n.output
     ]:
         value = graph.constant(name)
-        if not _fp16_unsafe(value):
+        if not _fp16_unsafe(value, graph.consumer_nodes(name)):
             continue
         assert value is not None
         for n in graph.consumer_nodes(name):
@@ -446,7 +464,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
                 read_in_bodies.add(name)
         out_of_range.append((name, value))
     for n in copy.graph.node:  # its attribute stays float32 where the node is blocked
-        if _fills_unsafe(n):
+        if _fills_unsafe(n, graph.consumer_nodes(n.output[0])):
             blocked_nodes.add(n.name)
             for reader in graph.consumer_nodes(n.output[0]):
                 if n.output[0] in reader.input:
@@ -585,7 +603,7 @@ def _block_shape_arithmetic(
             blocked_nodes.add(n.name)
 
 
-def _fills_unsafe(node: onnx.NodeProto) -> bool:
+def _fills_unsafe(node: onnx.NodeProto, readers: Iterable[onnx.NodeProto]) -> bool:
     """Whether `node` is a ConstantOfShape filling with a float32 value float16 cannot hold."""
     from onnx import numpy_helper
 
@@ -596,7 +614,7 @@ def _fills_unsafe(node: onnx.NodeProto) -> bool:
     value = next((a.t for a in node.attribute if a.name == "value"), None)
     if value is None or value.data_type != onnx.TensorProto.FLOAT:
         return False
-    return _fp16_unsafe(numpy_helper.to_array(value))
+    return _fp16_unsafe(numpy_helper.to_array(value), readers)
 
 
 def _take_passthrough_outputs(model: onnx.ModelProto) -> list[tuple[int, onnx.ValueInfoProto]]:
@@ -995,17 +1013,25 @@ def _block_out_of_range_in_bodies(
                 blocked_nodes.add(n.name)
     for body in graphs[1:]:
         outputs = {o.name for o in body.output}
-        big = {t.name for t in body.initializer if _fp16_unsafe(numpy_helper.to_array(t))}
+        readers: dict[str, list[onnx.NodeProto]] = {}
+        for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
+            for name in n.input:
+                readers.setdefault(name, []).append(n)
+        big = {
+            t.name
+            for t in body.initializer
+            if _fp16_unsafe(numpy_helper.to_array(t), readers.get(t.name, []))
+        }
         moved: dict[str, np.ndarray] = {}
         for n in body.node:
             if n.op_type != "Constant" or not is_default_domain(n) or n.output[0] in outputs:
                 continue
             value = constant_node_value(n)
-            if _fp16_unsafe(value):
+            if _fp16_unsafe(value, readers.get(n.output[0], [])):
                 assert value is not None
                 moved[n.output[0]] = value
         for n in body.node:  # its attribute stays float32 where the node is blocked
-            if _fills_unsafe(n):
+            if _fills_unsafe(n, readers.get(n.output[0], [])):
                 n.name = n.name or fresh("fp16_kept")
                 blocked_nodes.add(n.name)
                 big.add(n.output[0])
