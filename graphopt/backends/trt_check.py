@@ -67,7 +67,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,11 +121,16 @@ def check_tensorrt(
     version: int | str | TrtVersion = 10,
     *,
     shapes: Mapping[str, object] | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[Finding]:
     """Findings for building `model` with TensorRT `version` (10, 11, "10.8", ...).
 
     `shapes`: names of inputs that will get an optimization profile (e.g. the keys of
     `graphopt.backends.tensorrt.parse_shapes(...)`); their dynamic dimensions are not reported.
+    `progress`: called as `progress(checked, total)` over the per-node walk of the graph's
+    `total` nodes (local functions' calls inlined; bodies not counted): (0, total) when it
+    starts, after indexing and shape inference, then every `PROGRESS_EVERY` nodes, and
+    (total, total) when the whole check is done.
     """
     ver = parse_version(version)
     proto = load_model(model, copy=False)
@@ -138,11 +143,13 @@ def check_tensorrt(
         copied.CopyFrom(proto)
         proto, nodes, given = copied, [], []
     try:
-        return _Checker(proto, ver, set(shapes or ())).run()
+        return _Checker(proto, ver, set(shapes or ()), progress=progress).run()
     finally:  # indexing names nameless nodes and renames repeated names: not the caller's model
         for node, name in zip(nodes, given, strict=True):
             node.name = name
 
+
+PROGRESS_EVERY = 128  # nodes between two calls of check_tensorrt's `progress`
 
 # the graph attributes each control-flow op requires (ONNX's schemas)
 _BODIES = {"If": ("then_branch", "else_branch"), "Loop": ("body",), "Scan": ("body",)}
@@ -164,13 +171,16 @@ class _Checker:
         outer: frozenset[str] = frozenset(),
         conditional: bool = False,
         levels: int = 0,
+        progress: Callable[[int, int], object] | None = None,
     ):
         """`parent`, `scope`, `outer`: for a body's model (`_body_model`), the checker of the
         scope around it, the path of enclosing bodies, and the names its inputs take from the
         scopes around it (not the body's own inputs). `conditional`: the body is a branch of an
         If the parser imports as an IIfConditional (its condition is no constant). `levels`:
-        the local-function calls between the body's owner and the scope around it."""
+        the local-function calls between the body's owner and the scope around it.
+        `progress`: `check_tensorrt`'s, for the main graph's checker."""
         self.model = model
+        self.progress = progress
         self.version = version
         self.profiled = profiled
         self.parent = parent
@@ -192,7 +202,9 @@ class _Checker:
         counts = Counter(self.given.values())
         self.ambiguous = {name for name, k in counts.items() if k > 1} | {""}
         self.graph = Graph(model)
-        self.facts: ShapeFacts = shape_facts(model)
+        # (inferred over this index: shape_facts(model) indexed a skeleton copy of the model
+        # again, ~1.8 s of 7.6 s on an 80k-node model, for the same facts)
+        self.facts: ShapeFacts = shape_facts(self.graph)
         self.functions = {(f.domain, f.name) for f in model.functions}
 
     def add(
@@ -363,10 +375,18 @@ class _Checker:
         if self.parent is None:  # a body has no opset of its own, and no network inputs
             self.check_opset()
             self.check_io()
-        for node in self.graph.toposort():
+        order = self.graph.toposort()
+        report = self.progress
+        if report is not None:
+            report(0, len(order))
+        for checked, node in enumerate(order, 1):
             self.check_node(node)
+            if report is not None and checked % PROGRESS_EVERY == 0 and checked < len(order):
+                report(checked, len(order))
         self.check_qdq()
         self.check_subgraphs()
+        if report is not None:
+            report(len(order), len(order))
         return self.findings
 
     # -- model level -------------------------------------------------------------------------

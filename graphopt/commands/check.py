@@ -3,8 +3,8 @@
 Reads the model and reports what TensorRT's ONNX parser of that version would refuse (errors)
 or accept with a caveat (warnings), without TensorRT or a GPU. Exit 0: clean; 1: findings
 (printed, one per line); 2: bad input. On a model of `inspect.PROGRESS_NODES` nodes or more
-(80k nodes: ~7 s) a progress line on stderr says that the check runs and when it ended
-(`--no-progress`: none).
+(80k nodes: seconds) a progress bar on stderr counts the nodes checked, once the graph is indexed
+and its shapes inferred (`--no-progress`: none).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     import onnx
 
     from graphopt.backends.trt_support import TrtVersion
-    from graphopt.quant.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -103,9 +102,10 @@ def run(args: argparse.Namespace) -> int:
     _input(args)
     version = target_version(args.target)
     shapes = parse_shapes(args.shapes)
-    from graphopt.ir import load_model
+    from graphopt.ir import load
 
-    model = load_model(args.input, copy=False)
+    loaded = load(args.input, copy=False)  # (handed to check_tensorrt as it is: not checked again)
+    model = loaded.model
     _escape_node_names(model)
     if shapes:
         from graphopt.errors import BackendError
@@ -115,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
         refuse_profiles_build_refuses(model, shapes)
     bar = _progress(args, len(model.graph.node))
     try:
-        findings = check_tensorrt(model, version, shapes=shapes)
-        if bar:
-            bar.update(1)
+        findings = check_tensorrt(
+            loaded, version, shapes=shapes, progress=bar.nodes_checked if bar else None
+        )
     finally:
         if bar:
             bar.close()
@@ -133,17 +133,39 @@ def run(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def _progress(args: argparse.Namespace, nodes: int) -> Progress | None:
-    """The bar `inspect` draws (graphopt.quant.progress), for the one step of the check, on a
-    model of `PROGRESS_NODES` nodes or more: started now, ended when the check is done."""
+_LABELS = ("check (shape facts)", "check (TensorRT rules)")
+_WIDTH = max(map(len, _LABELS))  # (one width: a terminal's redraw covers the last label)
+
+
+class _NodeBar:
+    """The bar `inspect` draws (graphopt.quant.progress) over check's nodes, on a model of
+    `PROGRESS_NODES` nodes or more: "check (shape facts)" from now while the model is indexed
+    and its shapes inferred, then "check (TensorRT rules)" counting the nodes of the per-node
+    walk (`check_tensorrt`'s `progress`), its clock restarted there (elapsed and ETA are the
+    walk's), ended when the whole check is done."""
+
+    def __init__(self, nodes: int) -> None:
+        from graphopt.quant.progress import Progress
+
+        self.bar = Progress(nodes, _LABELS[0].ljust(_WIDTH), show_start=True)
+        self.bar.update(0)
+
+    def nodes_checked(self, checked: int, total: int) -> None:
+        if checked == 0:  # the walk starts (local functions inlined: maybe another count)
+            self.bar.label = _LABELS[1].ljust(_WIDTH)
+            self.bar.total = total
+        self.bar.update(checked)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(args: argparse.Namespace, nodes: int) -> _NodeBar | None:
     from graphopt.commands.inspect import PROGRESS_NODES
-    from graphopt.quant.progress import Progress
 
     if args.no_progress or nodes < PROGRESS_NODES:  # (no stderr: the bar draws nothing)
         return None
-    bar = Progress(1, "check (TensorRT rules)", show_start=True)
-    bar.update(0)
-    return bar
+    return _NodeBar(nodes)
 
 
 def _input(args: argparse.Namespace) -> None:
