@@ -445,3 +445,39 @@ def test_a_tiny_constant_both_added_and_multiplied_keeps_all_its_readers_float32
     half = _half(model)
     assert {t.name: t.data_type for t in half.graph.initializer}["c"] == TensorProto.FLOAT
     assert _relative(run(half, {"x": X})["y"], run(model, {"x": X})["y"]) < 1e-3
+
+
+def _sparse_constant(name: str) -> onnx.NodeProto:
+    values = numpy_helper.from_array(np.float32([0.3, 2.0]), f"{name}_values")
+    indices = numpy_helper.from_array(np.int64([1, 3]), f"{name}_indices")
+    return helper.make_node(
+        "Constant", [], [name], sparse_value=helper.make_sparse_tensor(values, indices, [4])
+    )
+
+
+def test_a_sparse_float_constant_stays_float32_in_the_graph_and_in_a_body():
+    """The converter declared its output float16 and left the sparse tensor float32: an
+    invalid model ('Inferred elem type differs from existing elem type: (1) vs (10)')."""
+    then = helper.make_graph(
+        [_sparse_constant("cb"), helper.make_node("Mul", ["x", "cb"], ["t"])],
+        "then",
+        [],
+        [_vec("t")],
+    )
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [_vec("e")])
+    model = _model(
+        [
+            _sparse_constant("c"),
+            helper.make_node("Mul", ["x", "c"], ["m"], name="mul"),
+            _if(then, other),
+        ],
+        [_vec("x"), _vec("cond", 1, TensorProto.BOOL)],
+        [_vec("m"), _vec("y")],
+    )
+    half = _half(model)
+    x = np.float32([1.0, 2.0, 3.0, 4.0])
+    for cond in (True, False):
+        feed = {"x": x, "cond": np.array([cond])}
+        got, want = run(half, feed), run(model, feed)
+        for name in ("m", "y"):
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-3)

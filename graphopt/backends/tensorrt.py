@@ -486,6 +486,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _distinct_body_initializers(copy)
     _block_out_of_range_in_bodies(copy, blocked_nodes, read_in_bodies)
     _block_constant_body_outputs(copy, blocked_nodes)
+    _block_sparse_constants(copy, blocked_nodes)
     blocked = list(DEFAULT_OP_BLOCK_LIST)
     _block_shape_arithmetic(copy, set(blocked), blocked_nodes)
     if blocked_nodes:
@@ -941,6 +942,33 @@ def _float_constants_as_tensors(model: onnx.ModelProto) -> None:
             tensor = onnx.numpy_helper.from_array(values.reshape(() if scalar else (-1,)))
             del node.attribute[:]
             node.attribute.append(onnx.helper.make_attribute("value", tensor))
+
+
+def _block_sparse_constants(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """A Constant given as a float32 `sparse_value` (in any graph) stays float32 (blocked; an
+    unnamed one gets a name), its readers reading it through the converter's Cast to float16:
+    the converter declared its output float16 but left the sparse tensor float32, an invalid
+    model ('Inferred elem type differs from existing elem type: (1) vs (10)')."""
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    taken = {n.name for g in graphs for n in g.node}
+    for graph in graphs:
+        for node in graph.node:
+            if node.op_type != "Constant" or not is_default_domain(node):
+                continue
+            sparse = next(
+                (a.sparse_tensor for a in node.attribute if a.name == "sparse_value"), None
+            )
+            if sparse is None or sparse.values.data_type != onnx.TensorProto.FLOAT:
+                continue
+            if not node.name:
+                k = 0
+                while f"fp16_sparse_{k}" in taken:
+                    k += 1
+                node.name = f"fp16_sparse_{k}"
+                taken.add(node.name)
+            blocked_nodes.add(node.name)
 
 
 def _distinct_body_initializers(model: onnx.ModelProto) -> None:
