@@ -481,3 +481,32 @@ def test_a_sparse_float_constant_stays_float32_in_the_graph_and_in_a_body():
         got, want = run(half, feed), run(model, feed)
         for name in ("m", "y"):
             np.testing.assert_allclose(got[name], want[name], rtol=1e-3)
+
+
+def test_two_blocked_nodes_in_a_branch_pass_float32_between_them():
+    """Mul(x, 1e5) then Div(., 2e5), both blocked for their constants, in an If branch: the
+    converter's Cast(float) of the first's float16 result stayed in the main graph, reading a
+    name only the branch defines (onnx: 'Nodes in a graph must be topologically sorted');
+    now the branch holds no Cast between them, and 1e5..4e5 is not inf."""
+    then = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "big"], ["m"], name="mul"),
+            helper.make_node("Div", ["m", "bigger"], ["t"], name="div"),
+        ],
+        "then",
+        [],
+        [_vec("t")],
+        [
+            numpy_helper.from_array(np.float32(1e5), "big"),
+            numpy_helper.from_array(np.float32(2e5), "bigger"),
+        ],
+    )
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [_vec("e")])
+    model = _model([_if(then, other)], [_vec("x"), _vec("cond", 1, TensorProto.BOOL)], [_vec("y")])
+    half = _half(model)
+    for cond in (True, False):
+        feed = {"x": np.float32([1.0, 2.0, 3.0, 4.0]), "cond": np.array([cond])}
+        np.testing.assert_array_equal(run(half, feed)["y"], run(model, feed)["y"])
+    owner = next(n for n in half.graph.node if n.op_type == "If")
+    branch = next(a.g for a in owner.attribute if a.name == "then_branch")
+    assert [n.op_type for n in branch.node].count("Cast") == 1  # Div's result to float16

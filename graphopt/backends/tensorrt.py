@@ -720,21 +720,36 @@ def _constant_outputs_as_identities(model: onnx.ModelProto, blocked_nodes: set[s
 def _float32_io_of_blocked_nodes(
     model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
 ) -> None:
-    """A blocked (float32) node of the main graph reads a graph input, or another blocked
-    node's output, as it is (so do Resize's scales and the like, `_shape_slots`), and writes
-    a graph output itself: the converter passed each
-    through Cast(float16) -> Cast(float) (`y`: blocked -> Cast(float16) -> Cast(float) -> y),
-    rounding float32 for nothing and making inf of a value beyond ±65504 (Mul(x, 1e5) blocked
-    for its constant; a TopK of an input holding 3e6; a ConstantOfShape of 1e-9 and its
-    reader, flushed to 0). The float16 Casts stay where other nodes read them. Blocked nodes in
-    If/Loop/Scan bodies keep the converter's Casts."""
-    from graphopt.ir.graph import outer_references
-    from graphopt.ir.nodes import default_opset, subgraphs
+    """A blocked (float32) node reads another blocked node's output as it is, in the main
+    graph and in If/Loop/Scan bodies, and in the main graph reads a graph input as it is (so
+    do Resize's scales and the like, `_shape_slots`) and writes a graph output itself: the
+    converter passed each through Cast(float16) -> Cast(float) (`y`: blocked ->
+    Cast(float16) -> Cast(float) -> y), rounding float32 for nothing and making inf of a
+    value beyond ±65504 (Mul(x, 1e5) blocked for its constant; a TopK of an input holding
+    3e6; a ConstantOfShape of 1e-9 and its reader, flushed to 0). The float16 Casts stay
+    where other nodes read them."""
+    from graphopt.ir.nodes import default_opset, nested_bodies
 
-    main = model.graph
-    producers = {o: n for n in main.node for o in n.output}
-    readers: dict[str, int] = {}  # main-graph nodes reading a tensor, their bodies included
-    for n in main.node:
+    opset = default_opset(model)
+    for graph in [model.graph, *nested_bodies(model.graph)]:
+        _float32_io_in(graph, graph is model.graph, opset, blocked_ops, blocked_nodes)
+
+
+def _float32_io_in(
+    graph: onnx.GraphProto,
+    is_main: bool,
+    opset: int,
+    blocked_ops: set[str],
+    blocked_nodes: set[str],
+) -> None:
+    """`_float32_io_of_blocked_nodes` in one graph (`is_main`: the graph inputs and outputs
+    too)."""
+    from graphopt.ir.graph import outer_references
+    from graphopt.ir.nodes import subgraphs
+
+    producers = {o: n for n in graph.node for o in n.output}
+    readers: dict[str, int] = {}  # nodes reading a tensor, their bodies included
+    for n in graph.node:
         read = list(n.input)
         read += [r for sub in subgraphs(n) for r in outer_references(sub)]
         for i in read:
@@ -762,9 +777,10 @@ def _float32_io_of_blocked_nodes(
                 dropped.add(id(down))
                 gone.add(down.output[0])
 
-    inputs = {v.name for v in main.input if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
-    opset = default_opset(model)
-    for node in main.node:
+    inputs = {v.name for v in graph.input if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    if not is_main:  # (a body's inputs are float16, and its outputs float16)
+        inputs = set()
+    for node in graph.node:
         slots = range(len(node.input)) if blocked(node) else _shape_slots(node, opset)
         for i in slots:
             full = node.input[i] if i < len(node.input) else ""
@@ -778,7 +794,7 @@ def _float32_io_of_blocked_nodes(
             node.input[i] = source
             readers[source] = readers.get(source, 0) + 1
             unread(up, down)
-    for out in main.output:
+    for out in graph.output if is_main else ():
         back = cast_of(out.name, onnx.TensorProto.FLOAT)
         down = cast_of(back.input[0], onnx.TensorProto.FLOAT16) if back is not None else None
         if back is None or down is None or not blocked(producers.get(down.input[0])):
@@ -786,7 +802,7 @@ def _float32_io_of_blocked_nodes(
         full = down.input[0]  # the converter's name, read by its Casts and the bypasses above
         source = producers.pop(full)
         source.output[list(source.output).index(full)] = out.name
-        for n in main.node:
+        for n in graph.node:
             for i, name in enumerate(n.input):
                 if name == full:
                     n.input[i] = out.name
@@ -799,12 +815,12 @@ def _float32_io_of_blocked_nodes(
             gone.add(half)
     if not dropped:
         return
-    kept = [n for n in main.node if id(n) not in dropped]
-    del main.node[:]
-    main.node.extend(kept)
-    info = [v for v in main.value_info if v.name not in gone]
-    del main.value_info[:]
-    main.value_info.extend(info)
+    kept = [n for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    info = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(info)
 
 
 def _body_constant_outputs(body: onnx.GraphProto) -> list[tuple[str, np.ndarray]]:
@@ -1104,7 +1120,10 @@ def _casts_into_bodies(model: onnx.ModelProto) -> None:
     in the main graph it read a name out of its scope (a model onnx and onnxruntime refuse).
     Sibling bodies may define the same name (then/else branches); a body that already has the
     Cast's output gets no second one. Its value_info moves with it. A Cast reading a
-    main-graph tensor stays (bodies see it)."""
+    main-graph tensor stays (bodies see it). A Cast reading another moved Cast's output (two
+    blocked nodes in a row: Cast(float16) of the first's result, Cast(float) of that for the
+    second) follows it into its body: it stayed in the main graph, reading a name out of its
+    scope (onnx: 'Nodes in a graph must be topologically sorted')."""
     from graphopt.ir.nodes import nested_bodies
 
     main = model.graph
@@ -1112,6 +1131,12 @@ def _casts_into_bodies(model: onnx.ModelProto) -> None:
     scope |= {t.values.name for t in main.sparse_initializer}
     scope |= {o for n in main.node for o in n.output}
     stray = [n for n in main.node if n.op_type == "Cast" and n.input[0] not in scope]
+    while True:  # a Cast of a stray Cast's output is stray too
+        scope -= {n.output[0] for n in stray}
+        more = [n for n in main.node if n.op_type == "Cast" and n.input[0] not in scope]
+        if len(more) == len(stray):
+            break
+        stray = more
     if not stray:
         return
     homes: dict[str, list[onnx.GraphProto]] = {}
@@ -1134,6 +1159,7 @@ def _casts_into_bodies(model: onnx.ModelProto) -> None:
             home.node.extend(nodes)
             if output in info:
                 home.value_info.append(info[output])
+            homes.setdefault(output, []).append(home)  # a Cast of it may follow
         moved.add(output)
     kept = [n for n in main.node if not (n.op_type == "Cast" and n.output[0] in moved)]
     del main.node[:]
