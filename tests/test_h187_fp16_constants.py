@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.backends.onnxruntime import run
 from graphopt.backends.tensorrt import fp16_model
+from tests.conftest import xfail_unless_onnxruntime_rounds_float16_quantize
 
 X = np.array([1e3, 5e3, 2e4, 6e4], np.float32)
 
@@ -510,3 +511,26 @@ def test_two_blocked_nodes_in_a_branch_pass_float32_between_them():
     owner = next(n for n in half.graph.node if n.op_type == "If")
     branch = next(a.g for a in owner.attribute if a.name == "then_branch")
     assert [n.op_type for n in branch.node].count("Cast") == 1  # Div's result to float16
+
+
+def test_a_dequantize_with_output_dtype_float_dequantizes_to_float16():
+    """Opset 23's DequantizeLinear(output_dtype=FLOAT): the converter made its scale float16
+    and declared its output float16 but left the attribute, an invalid model ('Inferred elem
+    type differs from existing elem type: (1) vs (10)')."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 11, opset_import: ["": 23]>
+        g (float[1,2,4,4] x) => (float[1,2,4,4] y)
+        <float xs = {0.02}, int8 xz = {0}, int8[2,2,1,1] wq = {50, -25, 12, 100},
+         float ws = {0.01}> {
+            q = QuantizeLinear(x, xs, xz)
+            dq = DequantizeLinear<output_dtype = 1>(q, xs, xz)
+            w = DequantizeLinear<output_dtype = 1>(wq, ws)
+            y = Conv(dq, w)
+        }"""
+    )
+    half = _half(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}
+    assert types["dq"] == types["w"] == TensorProto.FLOAT16
+    xfail_unless_onnxruntime_rounds_float16_quantize()
+    x = np.random.default_rng(3).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], atol=2e-3)

@@ -444,6 +444,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     if copy.functions:
         copy = _inline_functions(copy)
     _float_constants_as_tensors(copy)
+    _dequantize_output_dtypes(copy)
     blocked_nodes: set[str] = set()
     passed = _take_passthrough_outputs(copy)
     _constant_outputs_as_identities(copy, blocked_nodes)
@@ -985,6 +986,38 @@ def _block_sparse_constants(model: onnx.ModelProto, blocked_nodes: set[str]) -> 
                 node.name = f"fp16_sparse_{k}"
                 taken.add(node.name)
             blocked_nodes.add(node.name)
+
+
+def _dequantize_output_dtypes(model: onnx.ModelProto) -> None:
+    """Drop `output_dtype=FLOAT` (opset 23) from a DequantizeLinear whose scale is a float32
+    constant of its graph (in any graph): the output's type is then the scale's, float32 as
+    before, and float16 where the converter makes the scale float16. The converter rewrites
+    Cast's `to` but not this attribute: the output stayed float32 where the model declares it
+    float16, an invalid model ('Inferred elem type differs from existing elem type: (1) vs
+    (10)')."""
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
+
+    for graph in (model.graph, *nested_bodies(model.graph)):
+        floats = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+        for node in graph.node:
+            if node.op_type == "Constant" and any(
+                a.name == "value" and a.t.data_type == onnx.TensorProto.FLOAT
+                for a in node.attribute
+            ):
+                floats.update(node.output)
+        for node in graph.node:
+            if node.op_type != "DequantizeLinear" or not is_default_domain(node):
+                continue
+            if len(node.input) < 2 or node.input[1] not in floats:
+                continue
+            kept = [
+                a
+                for a in node.attribute
+                if not (a.name == "output_dtype" and a.i == onnx.TensorProto.FLOAT)
+            ]
+            if len(kept) != len(node.attribute):
+                del node.attribute[:]
+                node.attribute.extend(kept)
 
 
 def _distinct_body_initializers(model: onnx.ModelProto) -> None:
