@@ -38,6 +38,7 @@ from graphopt.ir.io_names import as_text
 from graphopt.ir.nodes import is_default_domain
 from graphopt.passes.base import Instrument, PassContext, Retractable
 from graphopt.passes.constant_folding import dims_in_dispute
+from graphopt.passes.noop import dims_inference_counts_apart
 
 log = logging.getLogger("graphopt.subgraphs")
 
@@ -186,6 +187,7 @@ def _optimize_body(
     its interface is the body's; True when it did. `later`: frozen before `graph` changes."""
     outer = sorted(outer_references(body))
     disputed = dims_in_dispute(graph, ctx)
+    apart: frozenset[str] | None = None  # (one more inference: only once dims are declared)
     declared = []
     for name in outer:
         dtype = facts.dtype(name)
@@ -199,7 +201,11 @@ def _optimize_body(
             return False
         shape = facts.shape(name)
         dims = None if shape is None else [d if isinstance(d, int | str) else None for d in shape]
-        if dims is not None and name in disputed:  # (a Range onnxruntime versions count apart)
+        if dims is not None and apart is None and any(isinstance(d, int) for d in dims):
+            apart = dims_inference_counts_apart(graph, ctx)
+        # a Range onnxruntime versions count apart; dims the checker's inference counts
+        # otherwise (a ceil_mode pool's): the body is told nothing of them
+        if dims is not None and (name in disputed or (apart is not None and name in apart)):
             dims = [None] * len(dims)
         declared.append(onnx.helper.make_tensor_value_info(name, dtype, dims))
     untyped = [i.name for i in body.input if i.type.WhichOneof("value") is None]

@@ -73,7 +73,13 @@ def shape_value(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndar
         if not all(isinstance(d, int) for d in picked):
             return None
         value = np.array(picked, dtype=np.int64)
-    return None if node.input[0] in dims_in_dispute(graph, ctx) else value
+    if node.input[0] in dims_in_dispute(graph, ctx):
+        return None
+    from graphopt.passes.noop import dims_inference_counts_apart  # (noop imports this module)
+
+    if node.input[0] in dims_inference_counts_apart(graph, ctx):
+        return None  # dims the checker's inference counts otherwise (a ceil_mode pool's)
+    return value
 
 
 _DISPUTED_KEY = "dims-in-dispute"
