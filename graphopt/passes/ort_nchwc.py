@@ -428,6 +428,8 @@ class _Rewrite:
             return f"Conv at opset {g.opset_version('')} is newer than onnxruntime's transformer"
         if len(node.input) > 3 and node.input[3]:
             return "FusedConv with a Z (sum) input"
+        if empty := _empty_list_attribute(node):
+            return f"attribute {empty} is an empty list"
         weight = g.constant(node.input[1]) if len(node.input) > 1 else None
         if weight is None or weight.dtype != np.float32 or weight.ndim != 4:
             return "filter is not a constant float32 4-D tensor"
@@ -507,6 +509,8 @@ class _Rewrite:
             return f"{node.op_type} at opset {g.opset_version('')} is newer than the transformer"
         if len(node.output) > 1 and node.output[1]:
             return "MaxPool with an Indices output"
+        if empty := _empty_list_attribute(node):
+            return f"attribute {empty} is an empty list"
         if any(d != 1 for d in g.attr(node, "dilations", [1, 1])):
             return "dilated pooling"
         if g.attr(node, "ceil_mode", 0) and g.attr(node, "count_include_pad", 0):
@@ -786,6 +790,19 @@ def _activation_bound(
     return math.inf
 
 
+def _empty_list_attribute(node: onnx.NodeProto) -> str:
+    """The name of an attribute of `node` given as a list of no values, or "". The nchwc node's
+    attributes are rebuilt from their values (`_attributes`), and make_attribute infers no type
+    from an empty list: a FusedConv(activation="Relu", activation_params=[]), which onnxruntime
+    runs, made the pass raise."""
+    for a in node.attribute:
+        if a.type in (_INTS, _FLOATS, _STRINGS) and not (
+            len(a.ints) or len(a.floats) or len(a.strings)
+        ):
+            return a.name
+    return ""
+
+
 def _is_nchwc_conv(node: onnx.NodeProto) -> bool:
     return node.op_type == "Conv" and node.domain == NCHWC_DOMAIN
 
@@ -800,7 +817,7 @@ def _text(value: object) -> str:
 # identical): a nchwc Conv with 5 attributes took 23.6 µs through the helpers, 11.4 µs so.
 _INT, _INTS = onnx.AttributeProto.INT, onnx.AttributeProto.INTS
 _FLOAT_ATTR, _FLOATS = onnx.AttributeProto.FLOAT, onnx.AttributeProto.FLOATS
-_STRING = onnx.AttributeProto.STRING
+_STRING, _STRINGS = onnx.AttributeProto.STRING, onnx.AttributeProto.STRINGS
 
 
 def _node(
