@@ -534,3 +534,21 @@ def test_a_dequantize_with_output_dtype_float_dequantizes_to_float16():
     xfail_unless_onnxruntime_rounds_float16_quantize()
     x = np.random.default_rng(3).standard_normal((1, 2, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], atol=2e-3)
+
+
+def test_a_cast_to_float_writing_a_graph_output_or_feeding_a_blocked_node_stays_float32():
+    """Cast(to=FLOAT) of int64 became Cast(to=FLOAT16): 70001 was inf and 2049 was 2048 in the
+    graph output y and in CumSum's (blocked) result z."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["": 13]>
+        g (int64[4] i) => (float[4] y, float[4] z) {
+            y = Cast<to = 1>(i)
+            axis = Constant<value = int64 {0}>()
+            z = CumSum(y, axis)
+        }"""
+    )
+    half = _half(model)
+    feed = {"i": np.array([1, 70001, 3, 2049], np.int64)}
+    got, want = run(half, feed), run(model, feed)
+    for name in ("y", "z"):
+        np.testing.assert_array_equal(got[name], want[name])

@@ -561,12 +561,12 @@ def _block_shape_arithmetic(
 ) -> None:
     """Keep float32 what computes Resize's or Upsample's scales and Range's inputs in the
     main graph (`_shape_slots`): each node whose every output is read only there, or by nodes
-    kept for it, and each Constant node that only such nodes or blocked nodes read
-    (`blocked_nodes` gains them). The converter made such a Constant float16 whatever its
-    readers, and computed such scales in float16, which changes the output's shape: scales
-    of 1/3 became 0.33325 and Resize made 99 rows of 300, not 100 (Upsample by 4/3: 399, not
-    400); Range(0, 1, 0.1) made 11 values, not 10. Not a node with bodies or of another
-    domain."""
+    kept for it, and each Constant node, or Cast to float, that only such nodes or blocked
+    nodes read, or that writes a graph output (`blocked_nodes` gains them). The converter
+    made such a Constant float16 whatever its readers, and computed such scales in float16,
+    which changes the output's shape: scales of 1/3 became 0.33325 and Resize made 99 rows of
+    300, not 100 (Upsample by 4/3: 399, not 400); Range(0, 1, 0.1) made 11 values, not 10.
+    Not a node with bodies or of another domain."""
     from graphopt.ir.graph import outer_references
     from graphopt.ir.nodes import default_opset, is_default_domain, subgraphs
 
@@ -592,17 +592,33 @@ def _block_shape_arithmetic(
     for n in reversed(main.node):  # (ONNX keeps nodes in topological order)
         if not is_default_domain(n) or any(subgraphs(n)) or n.name in blocked_nodes:
             continue
-        if n.op_type in _NOT_FLOAT_OPS or (
-            n.op_type == "Cast" and all(a.i != onnx.TensorProto.FLOAT for a in n.attribute)
-        ):
+        to = next((a.i for a in n.attribute if a.name == "to"), None)
+        if n.op_type in _NOT_FLOAT_OPS or (n.op_type == "Cast" and to != onnx.TensorProto.FLOAT):
             continue  # not float (the converter leaves it): kept, it read float16, e.g. Shape
-        constant = n.op_type == "Constant"
+        # a value made here, not computed from float16 ones: also kept for a graph output or
+        # a blocked reader (Cast(to=FLOAT) of int64 70001 made inf; 2049 made 2048)
+        made = n.op_type in ("Constant", "Cast")
+
         named = [o for o in n.output if o]
-        if not named or any(o in outputs or o not in reads for o in named):
-            continue
-        if all(wants_float32(r, slot, constant) for o in named for r, slot in reads[o]):
+        if named and all(_settled(o, outputs, reads, made, wants_float32) for o in named):
             kept.add(id(n))
             blocked_nodes.add(n.name)
+
+
+def _settled(
+    name: str,
+    outputs: set[str],
+    reads: Mapping[str, list[tuple[onnx.NodeProto, int | None]]],
+    made: bool,
+    wants_float32: Any,
+) -> bool:
+    """Whether every reader of `name` wants it float32 (`_block_shape_arithmetic`); a graph
+    output counts as one where `made`."""
+    if name in outputs and not made:
+        return False
+    if name not in outputs and name not in reads:
+        return False
+    return all(wants_float32(r, slot, made) for r, slot in reads.get(name, []))
 
 
 def _fills_unsafe(node: onnx.NodeProto, readers: Iterable[onnx.NodeProto]) -> bool:
