@@ -24,7 +24,8 @@ Except:
 - a Gemm with `alpha ≠ 1` or `beta ≠ 1` (`Y = α·A·B + β·C`): an int32 bias at `s_x · s_c`
   is the accumulator's term only for α = β = 1, so the bias stays float (onnxruntime then
   leaves the Gemm unfused and exact);
-- a float16 layer keeps its float bias.
+- a float16 layer keeps its float bias (onnxruntime makes its int32 form in float16
+  arithmetic: its floor keeps b / (s_x · s_c) within float16, `_bias_floor`).
 A node whose weight is empty, not float or not finite stays float; such a constant operand of
 Add/Mul is read as it is.
 
@@ -388,15 +389,28 @@ def _quantize_constants(
 def _bias_floor(
     graph: Graph, node: onnx.NodeProto, p: NodePlan, params: dict[str, ActivationQuant]
 ) -> np.ndarray | None:
-    """The weight scale at which `node`'s float32 1-D bias b fits int32 with a 2x margin,
-    |b| / (s_x·2³⁰), per output channel; None without such a bias or a known s_x."""
+    """The weight scale at which `node`'s 1-D bias b fits the int32 form onnxruntime makes of it
+    with a 2x margin, per output channel; None without such a bias or a known s_x.
+
+    float32: |b| / (s_x·2³⁰). float16: onnxruntime's WeightBiasQuantization (basic level, on
+    a model of either target) computes s_b = s_x·s_w and round(b / s_b) in float16, then casts
+    to int32: a quotient past 65504 is inf, an s_b under float16's least (2⁻²⁴) is 0, and the
+    bias it reads back is garbage (common_det converted to float16 with onnxconverter_common,
+    target onnxruntime: output error 1.45 of the output's largest value at ORT_ENABLE_BASIC,
+    0.38 unfused). So |b| / (s_x·2¹⁵), and at least 2⁻²³ / s_x where b ≠ 0 (s_x as its
+    float16 Q/DQ holds it)."""
     x_param = params.get(node.input[0])
     if p.bias is None or x_param is None or len(node.input) <= p.bias:
         return None
     bias = graph.constant(node.input[p.bias])
-    if bias is None or bias.ndim != 1 or bias.dtype != np.float32:
+    if bias is None or bias.ndim != 1 or bias.dtype not in (np.float32, np.float16):
         return None
-    return np.abs(bias.astype(np.float64)) / (float(x_param.scale) * 2.0**30)
+    b = np.abs(bias.astype(np.float64))
+    if bias.dtype == np.float32:
+        return b / (float(x_param.scale) * 2.0**30)
+    s_x = float(scale_as(x_param.scale, np.float16, f"activation {node.input[0]!r}"))
+    with np.errstate(invalid="ignore"):  # (NaN in b stays NaN: the caller names it)
+        return np.where(b > 0, np.maximum(b / (s_x * 2.0**15), 2.0**-23 / s_x), b)
 
 
 def _int32_bias(
