@@ -552,3 +552,38 @@ def test_a_cast_to_float_writing_a_graph_output_or_feeding_a_blocked_node_stays_
     got, want = run(half, feed), run(model, feed)
     for name in ("y", "z"):
         np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_what_sets_an_output_shape_in_a_branch_stays_float32():
+    """Resize by a Constant 1/3 in an If branch made 99 rows of 300, not 100, as in the main
+    graph."""
+    then = helper.make_graph(
+        [
+            _constant("roi", np.zeros(0, np.float32)),
+            _constant("s", np.float32([1, 1, 1 / 3, 1 / 3])),
+            helper.make_node("Resize", ["x", "roi", "s"], ["t"], mode="nearest"),
+        ],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+    )
+    other = helper.make_graph(
+        [helper.make_node("MaxPool", ["x"], ["e"], kernel_shape=[3, 3], strides=[3, 3])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)],
+    )
+    model = _model(
+        [_if(then, other)],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 300, 300]),
+            _vec("cond", 1, TensorProto.BOOL),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    half = fp16_model(model)
+    feed = {"x": np.ones((1, 1, 300, 300), np.float32), "cond": np.array([True])}
+    assert run(half, feed)["y"].shape == run(model, feed)["y"].shape == (1, 1, 100, 100)
+    owner = next(n for n in half.graph.node if n.op_type == "If")
+    branch = next(a.g for a in owner.attribute if a.name == "then_branch")
+    assert not any(n.op_type == "Cast" for n in branch.node)  # the scales stay float32

@@ -559,50 +559,71 @@ _NOT_FLOAT_OPS = frozenset(
 def _block_shape_arithmetic(
     model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
 ) -> None:
-    """Keep float32 what computes Resize's or Upsample's scales and Range's inputs in the
-    main graph (`_shape_slots`): each node whose every output is read only there, or by nodes
-    kept for it, and each Constant node, or Cast to float, that only such nodes or blocked
-    nodes read, or that writes a graph output (`blocked_nodes` gains them). The converter
-    made such a Constant float16 whatever its readers, and computed such scales in float16,
-    which changes the output's shape: scales of 1/3 became 0.33325 and Resize made 99 rows of
-    300, not 100 (Upsample by 4/3: 399, not 400); Range(0, 1, 0.1) made 11 values, not 10.
-    Not a node with bodies or of another domain."""
+    """Keep float32 what computes Resize's or Upsample's scales and Range's inputs, in the
+    main graph and in If/Loop/Scan bodies (`_shape_slots`): each node whose every output is
+    read only there, or by nodes kept for it, and each Constant node, or Cast to float, that
+    only such nodes or blocked nodes read, or that writes a main-graph output
+    (`blocked_nodes` gains them; a body's node without a name of its own gets one). The
+    converter made such a Constant float16 whatever its readers, and computed such scales in
+    float16, which changes the output's shape: scales of 1/3 became 0.33325 and Resize made
+    99 rows of 300, not 100 (Upsample by 4/3: 399, not 400); Range(0, 1, 0.1) made 11 values,
+    not 10. Not a node with bodies or of another domain."""
+    from collections import Counter
+
     from graphopt.ir.graph import outer_references
-    from graphopt.ir.nodes import default_opset, is_default_domain, subgraphs
+    from graphopt.ir.nodes import default_opset, is_default_domain, nested_bodies, subgraphs
 
-    main = model.graph
     opset = default_opset(model)
-    outputs = {o.name for o in main.output}
-    reads: dict[str, list[tuple[onnx.NodeProto, int | None]]] = {}  # None: read in a body
-    for n in main.node:
-        for i, name in enumerate(n.input):
-            reads.setdefault(name, []).append((n, i))
-        for sub in subgraphs(n):
-            for name in outer_references(sub):
-                reads.setdefault(name, []).append((n, None))
-    kept: set[int] = set()
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    names = Counter(n.name for g in graphs for n in g.node)
+    taken = set(names) | {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
 
-    def wants_float32(reader: onnx.NodeProto, slot: int | None, generic: bool) -> bool:
-        if id(reader) in kept:
-            return True
-        if slot is not None and slot in _shape_slots(reader, opset):
-            return True
-        return generic and (reader.name in blocked_nodes or reader.op_type in blocked_ops)
+    def block(node: onnx.NodeProto, main: bool) -> None:
+        if not main and (not node.name or names[node.name] > 1):  # the converter blocks names
+            names[node.name] -= 1
+            k = 0
+            while f"fp16_kept_{k}" in taken:
+                k += 1
+            node.name = f"fp16_kept_{k}"
+            taken.add(node.name)
+        blocked_nodes.add(node.name)
 
-    for n in reversed(main.node):  # (ONNX keeps nodes in topological order)
-        if not is_default_domain(n) or any(subgraphs(n)) or n.name in blocked_nodes:
-            continue
-        to = next((a.i for a in n.attribute if a.name == "to"), None)
-        if n.op_type in _NOT_FLOAT_OPS or (n.op_type == "Cast" and to != onnx.TensorProto.FLOAT):
-            continue  # not float (the converter leaves it): kept, it read float16, e.g. Shape
-        # a value made here, not computed from float16 ones: also kept for a graph output or
-        # a blocked reader (Cast(to=FLOAT) of int64 70001 made inf; 2049 made 2048)
-        made = n.op_type in ("Constant", "Cast")
+    for graph in graphs:
+        main = graph is model.graph
+        outputs = {o.name for o in graph.output} if main else set()
+        reads: dict[str, list[tuple[onnx.NodeProto, int | None]]] = {}  # None: in a body
+        for n in graph.node:
+            for i, name in enumerate(n.input):
+                reads.setdefault(name, []).append((n, i))
+            for sub in subgraphs(n):
+                for name in outer_references(sub):
+                    reads.setdefault(name, []).append((n, None))
+        kept: set[int] = set()
 
-        named = [o for o in n.output if o]
-        if named and all(_settled(o, outputs, reads, made, wants_float32) for o in named):
-            kept.add(id(n))
-            blocked_nodes.add(n.name)
+        def wants_float32(
+            reader: onnx.NodeProto, slot: int | None, generic: bool, kept: set[int] = kept
+        ) -> bool:
+            if id(reader) in kept:
+                return True
+            if slot is not None and slot in _shape_slots(reader, opset):
+                return True
+            return generic and (reader.name in blocked_nodes or reader.op_type in blocked_ops)
+
+        for n in reversed(graph.node):  # (ONNX keeps nodes in topological order)
+            if not is_default_domain(n) or any(subgraphs(n)) or n.name in blocked_nodes:
+                continue
+            to = next((a.i for a in n.attribute if a.name == "to"), None)
+            if n.op_type in _NOT_FLOAT_OPS or (
+                n.op_type == "Cast" and to != onnx.TensorProto.FLOAT
+            ):
+                continue  # not float (the converter leaves it): kept, it read float16 (Shape)
+            # a value made here, not computed from float16 ones: also kept for a graph output
+            # or a blocked reader (Cast(to=FLOAT) of int64 70001 made inf; 2049 made 2048)
+            made = n.op_type in ("Constant", "Cast")
+            named = [o for o in n.output if o]
+            if named and all(_settled(o, outputs, reads, made, wants_float32) for o in named):
+                kept.add(id(n))
+                block(n, main)
 
 
 def _settled(
@@ -1195,21 +1216,28 @@ def _casts_into_bodies(model: onnx.ModelProto) -> None:
             homes.setdefault(name, []).append(body)
     info = {v.name: v for v in main.value_info}
     moved = set()
-    for cast in stray:
-        source, output = cast.input[0], cast.output[0]
-        if source not in homes:
-            continue  # no body defines it either: not the converter's doing
-        for home in homes[source]:
-            if any(output in n.output for n in home.node):
+    pending = list(stray)
+    while pending:  # (a Cast of a Cast's output may come first: moved once that one is)
+        waiting = []
+        for cast in pending:
+            source, output = cast.input[0], cast.output[0]
+            if source not in homes:
+                waiting.append(cast)  # no body defines it (yet): not the converter's doing?
                 continue
-            at = next((i + 1 for i, n in enumerate(home.node) if source in n.output), 0)
-            nodes = [*home.node[:at], cast, *home.node[at:]]
-            del home.node[:]
-            home.node.extend(nodes)
-            if output in info:
-                home.value_info.append(info[output])
-            homes.setdefault(output, []).append(home)  # a Cast of it may follow
-        moved.add(output)
+            for home in homes[source]:
+                if any(output in n.output for n in home.node):
+                    continue
+                at = next((i + 1 for i, n in enumerate(home.node) if source in n.output), 0)
+                nodes = [*home.node[:at], cast, *home.node[at:]]
+                del home.node[:]
+                home.node.extend(nodes)
+                if output in info:
+                    home.value_info.append(info[output])
+                homes.setdefault(output, []).append(home)  # a Cast of it may follow
+            moved.add(output)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
     kept = [n for n in main.node if not (n.op_type == "Cast" and n.output[0] in moved)]
     del main.node[:]
     main.node.extend(kept)
