@@ -121,3 +121,61 @@ def test_float16_bias_survives_onnxruntimes_int32_conversion(photos, target: str
         for level in ("disable", "basic", "all"):
             got = run(q, feed, level=level)["y"].astype(np.float32)
             assert np.abs(got - want).max() <= 0.03 * span, level
+
+
+def _float16_concat_model() -> onnx.ModelProto:
+    """A float16 model at opset 19 with two Concats: one of a Conv's output and its Relu, one of
+    two Slices of the input (YOLOX's Focus), each read by a Conv."""
+    rng = np.random.default_rng(6)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float16), name)
+
+    def ints(name: str, *values: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    nodes = [
+        helper.make_node("Slice", ["x", "s0", "e0", "ax"], ["x0"], name="slice0"),
+        helper.make_node("Slice", ["x", "s1", "e1", "ax"], ["x1"], name="slice1"),
+        helper.make_node("Concat", ["x0", "x1"], ["focus"], name="focus", axis=1),
+        helper.make_node("Conv", ["focus", "w1", "b1"], ["c1"], name="conv1", pads=[1] * 4),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Concat", ["r1", "c1"], ["cat"], name="cat", axis=1),
+        helper.make_node("Conv", ["cat", "w2", "b2"], ["y"], name="conv2", pads=[1] * 4),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fp16_concat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 4, 8, 16])],
+        [
+            *(ints("s0", 0), ints("e0", 8), ints("s1", 8), ints("e1", 16), ints("ax", 2)),
+            *(init("w1", 8, 6, 3, 3), init("b1", 8), init("w2", 4, 16, 3, 3), init("b2", 4)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_float16_concat_loads_in_onnxruntime_at_every_level(photos) -> None:  # type: ignore[no-untyped-def]
+    """Target onnxruntime on a float16 model: onnxruntime fuses DQ → Concat → Q (also where the
+    DQ comes before a Slice, which it moves the DQ past) into a QLinearConcat that takes no
+    float16 scale, and the session failed to load at ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL,
+    its default ("Type 'tensor(float16)' of input parameter ... of operator (QLinearConcat) ...
+    is invalid"). A float16 Concat, and the data movement before it, now read no DQ: the model
+    loads and agrees with float at every level; the Convs stay quantized."""
+    model = _float16_concat_model()
+    feeds = [{"x": f["x"].astype(np.float16)} for f in photos]
+    options = {"accuracy_target": None, "keep_stem": False, "pipeline": False}
+    q, report = quantize_with_report(model, feeds, target="onnxruntime", **options)
+    onnx.checker.check_model(q, full_check=True)
+    for feed in feeds:
+        want = run(model, feed, level="disable")["y"].astype(np.float32)
+        span = float(np.abs(want).max())
+        for level in ("disable", "basic", "extended", "all"):
+            got = run(q, feed, level=level)["y"].astype(np.float32)
+            assert np.abs(got - want).max() <= 0.03 * span, level
+    assert {"conv1", "conv2"} <= set(report.quantized_nodes)
+    assert not {"focus", "cat", "slice0", "slice1"} & set(report.quantized_nodes)

@@ -15,7 +15,8 @@ Rules (DESIGN.md, "TensorRT reality"):
   MatMul, Add, Mul, Sigmoid, Concat, pools, Resize and data movement), one Q per tensor and a
   DQ that all its readers share (onnxruntime gives each reader its own DQ copy at load time);
   the output head after the last Conv (box decode, score Concat) stays float, which keeps
-  sigmoid scores from sharing a scale with box offsets.
+  sigmoid scores from sharing a scale with box offsets; a float16 Concat stays float and reads
+  no DQ (onnxruntime's QLinearConcat takes no float16 scale, `ORT_NO_FLOAT16_FUSION`).
 Weights are per channel on the axis the target's kernels scale: the output channels of Conv,
 Gemm and MatMul(X, W); a MatMul's constant first input (Y = W·X) per tensor (no target's kernel
 scales A per row, `MATMUL_A_WEIGHT_AXIS`), its other input the activation; for ConvTranspose ([C_in, C_out/group, k...]) axis 0, the input channels, for
@@ -83,6 +84,18 @@ ORT_OPS: dict[str, tuple[int, ...] | None] = {
 
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)  # float16: Q/DQ-19
 
+# onnxruntime: ops whose Q/DQ form (every input from a DequantizeLinear, the output into a
+# QuantizeLinear) onnxruntime's QDQ fusion turns into a kernel that takes no float16 scale:
+# DQ → Concat → Q becomes QLinearConcat, and at ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL (its
+# default) the session fails to load ("Type 'tensor(float16)' of input parameter (…_scale) of
+# operator (QLinearConcat) … is invalid"; common_det converted to float16 with
+# onnxconverter_common). Such a float16 node is not quantized and reads no DQ output
+# (`Plan.raw_readers`), nor do the ops before it that onnxruntime's QDQPropagationTransformer
+# moves a DQ forward through (qdq_propagation.cc, CanNodePropagate): a DQ → Slice → Concat
+# became Slice → DQ → Concat, and the fusion followed.
+ORT_NO_FLOAT16_FUSION = ("Concat",)
+ORT_QDQ_PROPAGATING = ("MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice")
+
 
 @dataclass
 class NodePlan:
@@ -107,6 +120,9 @@ class Plan:
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     # the FuseOps partition the placement followed (node names per group); None: not known
     groups: list[list[str]] | None = None
+    # nodes that read no DequantizeLinear output, not even one made for another reader (target
+    # onnxruntime: a float16 Concat and the data movement before it, `ORT_NO_FLOAT16_FUSION`)
+    raw_readers: frozenset[str] = frozenset()
 
     def tensors(self, graph: Graph, keep_float: Collection[str] = ()) -> list[str]:
         """Activation tensors that get a Q/DQ (in node order), given nodes kept in float."""
@@ -159,9 +175,10 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
         return bool(t) and not graph.is_constant(t) and dtype(t) in FLOAT_TYPES
 
     feeds_compute = _reaches_compute(graph)
+    raw = _float16_unfusable(graph, dtype) if target == "onnxruntime" else set()
     nodes: dict[str, NodePlan] = {}
     for node in graph.toposort():
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx") or node.name in raw:
             continue
         op = node.op_type
         p = NodePlan(node.name, op)
@@ -205,7 +222,36 @@ def plan(model: onnx.ModelProto, target: str, graph: Graph | None = None) -> Pla
         _scale_groups(graph, SCALE_SHARING_OPS[target]),
         _reader_bounds(graph, lambda s: _sigmoid_output_linear(graph, s, nodes)),
         groups,
+        frozenset(raw),
     )
+
+
+def _float16_unfusable(graph: Graph, dtype: Callable[[str], int]) -> set[str]:
+    """Target onnxruntime: names of the float16 nodes of `ORT_NO_FLOAT16_FUSION` and, up their
+    inputs, of the `ORT_QDQ_PROPAGATING` ops that feed them: none may read a DQ output."""
+    fp16 = onnx.TensorProto.FLOAT16
+    stack = [
+        n
+        for n in graph.toposort()
+        if n.op_type in ORT_NO_FLOAT16_FUSION
+        and n.domain in ("", "ai.onnx")
+        and any(dtype(t) == fp16 for t in (*n.input, *n.output) if t)
+    ]
+    out: set[str] = set()
+    while stack:
+        node = stack.pop()
+        if node.name in out:
+            continue
+        out.add(node.name)
+        for t in node.input:
+            producer = graph.producer_node(t) if t else None
+            if (
+                producer is not None
+                and producer.op_type in ORT_QDQ_PROPAGATING
+                and producer.domain in ("", "ai.onnx")
+            ):
+                stack.append(producer)
+    return out
 
 
 def _plan_compute(

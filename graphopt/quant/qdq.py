@@ -178,7 +178,7 @@ def insert_qdq(
     opset = graph.opset_version("")
     if opset < 13:
         raise QuantizeError("Q/DQ insertion needs opset 13 or later; upgrade the model first")
-    skip = set(keep_float)
+    skip = set(keep_float) | plan.raw_readers  # (they read no DQ: `Plan.raw_readers`)
     planned = {n: p for n, p in plan.nodes.items() if n not in skip and n in graph.nodes}
     types = types_if_float16(model)
     # constants first: a node whose weights or bias cannot be quantized stays float entirely
