@@ -587,3 +587,24 @@ def test_what_sets_an_output_shape_in_a_branch_stays_float32():
     owner = next(n for n in half.graph.node if n.op_type == "If")
     branch = next(a.g for a in owner.attribute if a.name == "then_branch")
     assert not any(n.op_type == "Cast" for n in branch.node)  # the scales stay float32
+
+
+def test_fp16_error_is_what_the_converter_writes():
+    """fp16_error rounds with numpy and adds the converter's clamp of 0 < |v| < 2^-24 itself;
+    checked against onnxruntime's own convert_np_to_float16 on tensors of 1e-12 .. 1e5."""
+    from onnxruntime.transformers.float16 import convert_np_to_float16
+
+    from graphopt.backends.tensorrt import fp16_error
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 40))
+        v = (rng.standard_normal(n) * 10.0 ** rng.uniform(-12, 5, n)).astype(np.float32)
+        v[0] = [np.inf, 0.0, v[0]][int(rng.integers(3))]
+        finite = v[np.isfinite(v)].astype(np.float64)
+        top = float(np.abs(finite).max()) if finite.size else 0.0
+        if top > 65504:
+            assert fp16_error(v) == float("inf")
+        elif top > 0:
+            half = convert_np_to_float16(finite.astype(np.float32)).astype(np.float64)
+            assert fp16_error(v) == pytest.approx(float(np.abs(half - finite).max()) / top)

@@ -372,17 +372,32 @@ def fp16_error(value: np.ndarray) -> float:
     element, 65, 161 and 36 tensors of common_det, layout_cdla and PP-OCRv4 det would count,
     most of their convolution weights; against the largest element, only PP-OCRv4 det's
     variance of 9.8e7)."""
-    from onnxruntime.transformers.float16 import convert_np_to_float16
-
-    finite = np.asarray(value, np.float64).ravel()
-    finite = finite[np.isfinite(finite)]
-    top = float(np.abs(finite).max()) if finite.size else 0.0
+    top = _largest_finite(value)
     if top > FP16_MAX:
         return float("inf")
     if top == 0.0:
         return 0.0
-    half = convert_np_to_float16(finite.astype(np.float32)).astype(np.float64)
-    return float(np.abs(half - finite).max()) / top
+    v = np.asarray(value, np.float32).ravel()
+    v = v[np.isfinite(v)]
+    a = np.abs(v)
+    error = float(np.abs(v.astype(np.float16).astype(np.float32) - v).max())
+    tiny = (a > 0) & (a < FP16_LEAST)
+    if tiny.any():  # the converter writes them as ±5.96e-8 (numpy: 0 below 2.98e-8)
+        error = max(error, FP16_LEAST - float(a[tiny].min()))
+    return error / top
+
+
+# The least positive float16 (a subnormal, 2^-24 ≈ 5.96e-8): the converter's clamp for
+# 0 < |v| below it. A tensor whose largest |v| is at least FP16_LEAST / FP16_TOLERANCE
+# (5.96e-5) and at most 65504 is within FP16_TOLERANCE: no element moves by more than
+# max(|v| 2^-11, 5.96e-8).
+FP16_LEAST = 2.0**-24
+
+
+def _largest_finite(value: np.ndarray) -> float:
+    """The largest |v| over the finite elements of `value` (0.0 where there is none)."""
+    a = np.abs(np.asarray(value, np.float32))
+    return float(np.max(a, initial=0.0, where=np.isfinite(a)))
 
 
 # Ops that add a constant: one float16 cannot hold precisely, but within ±65504, moves their
@@ -398,6 +413,9 @@ def _fp16_unsafe(value: np.ndarray | None, readers: Iterable[onnx.NodeProto] | N
     epsilon (5.96e-8) gives 0; and it would cost two Casts per decomposed LayerNorm."""
     if value is None or value.dtype != np.float32 or value.size == 0:
         return False
+    top = _largest_finite(value)
+    if FP16_LEAST / FP16_TOLERANCE <= top <= FP16_MAX:
+        return False  # (the bound above: most weights, without rounding them)
     error = fp16_error(value)
     if error <= FP16_TOLERANCE:
         return False
