@@ -432,26 +432,28 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     float32 (Casts at the boundary), for TensorRT's strongly typed networks.
 
     Q/DQ models move to opset 19 so that their scales, too, become float16. Kept float32
-    behind Casts: the ops onnxruntime's converter blocks, and every node that reads a float
+    behind Casts: the ops onnxruntime's converter blocks; every node that reads a float
     constant float16 cannot hold (`fp16_error` beyond `FP16_TOLERANCE`: e.g. an unfolded
     BatchNorm variance of 1e8, which would become 65504, or a scale of 1e-8, which would
-    become 5.96e-8; not a tiny one that is only added, such as an epsilon, `_fp16_unsafe`),
-    and a ConstantOfShape filling with such a value, with its readers; in an
-    If/Loop/Scan body, the body's nodes that read it, not the node that owns the body. A
-    float32 constant, or a graph input, that is a graph output is written there exactly. A
-    blocked node reads a graph input and writes a graph output in float32, not rounded through
-    float16 (where 1e5 was inf).
-    Optimize with the `tensorrt` pipeline first so that such constants are folded away and
-    more of the model runs in float16. Model-local functions are inlined first
-    (`_inline_functions`), as TensorRT's parser would.
+    become 5.96e-8; not a tiny one that is only added, such as an epsilon: `_fp16_unsafe`),
+    or a ConstantOfShape filling with one, in an If/Loop/Scan body the body's nodes that read
+    it, and a main-graph If/Loop/Scan whose body outputs one, bodies and all; what sets an
+    output's shape (Resize/Upsample scales, Range inputs, and the Constants, Casts and
+    arithmetic making them: `_block_shape_arithmetic`); a Cast to float, or a Constant, that
+    only such nodes read or that writes a graph output; a sparse float Constant. Between two
+    such nodes, and from a graph input or to a graph output, values stay float32 (the
+    converter rounded them through float16: 1e5 became inf). A float32 constant, or a graph
+    input, that is a graph output is written there exactly. Optimize with the `tensorrt`
+    pipeline first so that such constants are folded away and more of the model runs in
+    float16. Model-local functions are inlined first (`_inline_functions`), as TensorRT's
+    parser would.
 
-    What it cannot know without running the model: activations beyond ±65504 (e.g. between
-    two blocked nodes, or from a float16 node whose inputs are in range) overflow to inf, and
-    those below 6e-8 flush to 0, as in any float16 network; check the result on real inputs
-    (onnxruntime's CPU kernels compute most float16 ops in float32 and drop the Casts between
-    them, so they hide such overflow). A main-graph If/Loop/Scan whose body outputs a constant
-    float16 cannot hold stays float32, bodies and all; one in a body inside a body is only
-    named in a warning."""
+    What it cannot know without running the model: activations beyond ±65504 (a float16 node
+    whose inputs are in range, or a blocked node's result that float16 nodes read) overflow
+    to inf, and those below 6e-8 flush to 0, as in any float16 network; check the result on
+    real inputs (onnxruntime's CPU kernels compute most float16 ops in float32 and drop the
+    Casts between them, so they hide such overflow). A constant float16 cannot hold that a
+    body inside a body outputs is only named in a warning."""
     from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -483,7 +485,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
                 read_in_bodies.add(name)
         out_of_range.append((name, value))
     for n in copy.graph.node:  # its attribute stays float32 where the node is blocked
-        if _fills_unsafe(n, graph.consumer_nodes(n.output[0])):
+        if n.op_type == "ConstantOfShape" and _fills_unsafe(n, graph.consumer_nodes(n.output[0])):
             blocked_nodes.add(n.name)
             for reader in graph.consumer_nodes(n.output[0]):
                 if n.output[0] in reader.input:
@@ -1163,7 +1165,7 @@ def _block_out_of_range_in_bodies(
                 assert value is not None
                 moved[n.output[0]] = value
         for n in body.node:  # its attribute stays float32 where the node is blocked
-            if _fills_unsafe(n, readers.get(n.output[0], [])):
+            if n.op_type == "ConstantOfShape" and _fills_unsafe(n, readers.get(n.output[0], [])):
                 n.name = n.name or fresh("fp16_kept")
                 blocked_nodes.add(n.name)
                 big.add(n.output[0])
