@@ -83,3 +83,64 @@ def test_fused_conv_with_an_empty_activation_params_list_is_left_as_it_is(pipeli
     for want, got in zip(expected, _outputs(out, feeds), strict=True):
         assert want.shape == got.shape
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _body_reads_conv_output() -> onnx.ModelProto:
+    """y = Conv(x, W); r = Relu(y) → Conv(r, V) → z; an If whose branches read y and W from the
+    outer scope (ReduceSum(y) / ReduceMax(W)). Relu is y's only reader in the main graph."""
+    then_branch = helper.make_graph(
+        [helper.make_node("ReduceSum", ["y"], ["t"], keepdims=0)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [])],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("ReduceMax", ["W"], ["e"], keepdims=0)],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, [])],
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["y"], "conv_y", pads=[1] * 4),
+        helper.make_node("Relu", ["y"], ["r"], "relu"),
+        helper.make_node("Conv", ["r", "V"], ["z"], "conv_z"),
+        helper.make_node(
+            "If", ["c"], ["o"], "branch", then_branch=then_branch, else_branch=else_branch
+        ),
+    ]
+    inits = {"W": _weight(16, 16, 3, 3), "V": _weight(16, 16, 1, 1)}
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 6, 6]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 16, 6, 6]),
+            helper.make_tensor_value_info("o", TensorProto.FLOAT, []),
+        ],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_nchwc
+@pytest.mark.parametrize("take_then", [True, False])
+def test_a_body_reading_a_blocked_tensor_or_a_filter_keeps_both(take_then):
+    # held: the body's reads count as uses, so Relu is not fused into y's Conv (the body would
+    # read Relu(y) through the ReorderOutput) and W, reordered for the Conv, stays for the body
+    model = _body_reads_conv_output()
+    feeds = {
+        "x": RNG.standard_normal((1, 16, 6, 6)).astype(np.float32),
+        "c": np.array(take_then),
+    }
+    expected = _outputs(model, feeds)
+    out, _ = optimize_with_report(model, "ort-cpu-native", explain=True)
+    onnx.checker.check_model(out, full_check=True)
+    convs = [n for n in out.graph.node if n.domain == NCHWC_DOMAIN and n.op_type == "Conv"]
+    assert len(convs) == 2
+    assert not any(a.name == "activation" for n in convs for a in n.attribute)
+    assert "W" in {t.name for t in out.graph.initializer}
+    for want, got in zip(expected, _outputs(out, feeds), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
