@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from onnx import version_converter
 import graphopt
 from graphopt.backends.onnxruntime import qdq_runs
 from graphopt.cli import main
-from graphopt.errors import LoadError, QuantizeError
+from graphopt.errors import BackendError, LoadError, QuantizeError
 from graphopt.ir import load
 from graphopt.ir.model_io import SUPPORTED_OPSETS
 from tests.conftest import assert_same_outputs, ort_run
@@ -74,13 +75,29 @@ def test_real_detectors_at_opset_28_keep_their_outputs(name, real_model, real_fe
         assert ops.count("HardSwish") == 94
 
 
+# GRAPHOPT_ONNX_CASES=all: every case onnxruntime runs, at every opset graphopt accepts, through
+# all three pipelines (about 1,500 cases, a minute; on 2026-11-30 nothing beyond _KNOWN and
+# float16 attention outputs an ulp apart, where onnxruntime's MatMul by a constant rounds
+# otherwise than by a computed tensor: hence two ulps for float16)
+_ALL_CASES = os.environ.get("GRAPHOPT_ONNX_CASES") == "all"
+# Known there (opset 20, so outside the bounded run): AffineGrid's 2-D expansion feeds Range
+# a 1-element 1-D limit from an If on a condition the pipelines fold; at ORT_ENABLE_ALL
+# onnxruntime then inlines the If, and its inference refuses the Range input, which ONNX
+# defines as a scalar (the original model's defect, hidden behind the If until then).
+_KNOWN = {
+    f"test_affine_grid_2d{corners}_expanded": "Input to 'Range' op should be scalars"
+    for corners in ("", "_align_corners")
+}
+
+
 def _node_cases() -> list:
     with warnings.catch_warnings():  # the case generators' own numpy overflow warnings
         warnings.simplefilter("ignore")
         from onnx.backend.test.case.node import collect_testcases
 
         cases = collect_testcases(None)
-    return [c for c in cases if c.data_sets and 26 <= _default_opset(c.model) <= 28]
+    low = SUPPORTED_OPSETS.start if _ALL_CASES else 26
+    return [c for c in cases if c.data_sets and low <= _default_opset(c.model) <= 28]
 
 
 def _same(a: object, b: object) -> bool:
@@ -90,8 +107,11 @@ def _same(a: object, b: object) -> bool:
     if a_.dtype != b_.dtype or a_.shape != b_.shape:
         return False
     if a_.dtype.kind in "fc":
+        tolerance = 2e-3 if a_.dtype == np.float16 else 1e-4  # float16: two ulps
         return bool(
-            np.allclose(a_.astype(np.float64), b_.astype(np.float64), 1e-4, 1e-5, equal_nan=True)
+            np.allclose(
+                a_.astype(np.float64), b_.astype(np.float64), tolerance, 1e-5, equal_nan=True
+            )
         )
     return bool(np.array_equal(a_, b_))
 
@@ -99,9 +119,11 @@ def _same(a: object, b: object) -> bool:
 @needs_28
 def test_onnx_node_cases_at_opsets_26_to_28_keep_their_outputs() -> None:
     """Each of onnx's node test cases at opsets 26-28 that onnxruntime runs: the `default` and
-    `ort-cpu` pipelines' results (`tensorrt` gave the same answers in a one-off run) pass the full check (where the original does) and computes what
-    onnxruntime computes on the original, on the case's own inputs."""
+    `ort-cpu` pipelines' results (`tensorrt` gave the same answers in a one-off run) pass the
+    full check (where the original does) and compute what onnxruntime computes on the
+    original, on the case's own inputs."""
     ran, problems = 0, []
+    pipelines = ("default", "ort-cpu", "tensorrt") if _ALL_CASES else ("default", "ort-cpu")
     for case in _node_cases():
         model = case.model
         feeds = {i.name: v for i, v in zip(model.graph.input, case.data_sets[0][0], strict=False)}
@@ -114,16 +136,22 @@ def test_onnx_node_cases_at_opsets_26_to_28_keep_their_outputs() -> None:
             onnx.checker.check_model(model, full_check=True)
         except Exception:
             original_checks = False
-        for pipeline in ("default", "ort-cpu"):
+        for pipeline in pipelines:
             with contextlib.redirect_stderr(io.StringIO()):
                 optimized = graphopt.optimize(model, pipeline)
             if original_checks:
                 onnx.checker.check_model(optimized, full_check=True)
-            got = list(ort_run(optimized, feeds).values())
+            try:
+                got = list(ort_run(optimized, feeds).values())
+            except BackendError as e:
+                known = _KNOWN.get(case.name)
+                if known is None or known not in str(e):
+                    problems.append(f"{case.name} ({pipeline}): {str(e)[:200]}")
+                continue
             if len(got) != len(expected) or not all(map(_same, got, expected)):
                 problems.append(f"{case.name} ({pipeline})")
         ran += 1
-    assert ran >= 150, ran  # 195 cases with onnx 1.23.2 and onnxruntime 1.32
+    assert ran >= (1400 if _ALL_CASES else 150), ran  # 195 at 26-28 (onnx 1.23.2, ORT 1.32)
     assert not problems, problems
 
 
