@@ -179,3 +179,36 @@ def test_float16_concat_loads_in_onnxruntime_at_every_level(photos) -> None:  # 
             assert np.abs(got - want).max() <= 0.03 * span, level
     assert {"conv1", "conv2"} <= set(report.quantized_nodes)
     assert not {"focus", "cat", "slice0", "slice1"} & set(report.quantized_nodes)
+
+
+def test_initializers_only_training_info_reads_are_kept(photos) -> None:  # type: ignore[no-untyped-def]
+    """Initializers the inference graph never reads but the model's training_info does (a step
+    count it updates, a learning rate) were dropped with the float weights the quantized ones
+    replace: training_info then read and bound names the model no longer defines. They stay."""
+    model = _clip_model(())
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(0.1, np.float32), "lr"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "step"),
+        ]
+    )
+    algorithm = helper.make_graph(
+        [helper.make_node("Add", ["step", "lr"], ["step_new"])],
+        "algorithm",
+        [],
+        [helper.make_tensor_value_info("step_new", TensorProto.FLOAT, [])],
+    )
+    info = onnx.TrainingInfoProto(algorithm=algorithm)
+    info.update_binding.add(key="step", value="step_new")
+    model.training_info.append(info)
+    onnx.checker.check_model(model, full_check=True)
+    for target in ("tensorrt", "onnxruntime"):
+        for pipeline in (None, False):
+            q, report = quantize_with_report(
+                model, photos, target=target, accuracy_target=None, keep_stem=False,
+                pipeline=pipeline,
+            )  # fmt: skip
+            assert {"conv1", "conv2"} <= set(report.quantized_nodes)
+            kept = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+            assert kept.get("lr") == np.float32(0.1) and kept.get("step") == np.float32(0.0)
+            assert [t.SerializeToString() for t in q.training_info] == [info.SerializeToString()]

@@ -298,7 +298,7 @@ def insert_qdq(
                 "DequantizeLinear", [cq, cs, cz], 1, name=f"{base}_DequantizeLinear"
             )
             graph.set_input(node, i, dn.output[0])
-    _drop_unused_constants(graph)
+    _drop_unused_constants(graph, trained)
     return graph.commit()
 
 
@@ -509,10 +509,11 @@ def types_if_float16(model: onnx.ModelProto) -> dict[str, int]:
     return tensor_types(model)
 
 
-def _drop_unused_constants(graph: Graph) -> None:
+def _drop_unused_constants(graph: Graph, trained: set[str]) -> None:
     """Initializers and Constant nodes that nothing reads any more (the float weights the
-    quantized ones replaced)."""
-    used = {t for n in graph for t in graph.node_inputs(n)} | set(graph.graph_outputs)
+    quantized ones replaced); those the model's training_info reads or binds (`trained`: a
+    learning rate, a step count) are kept, which the inference graph never read."""
+    used = {t for n in graph for t in graph.node_inputs(n)} | set(graph.graph_outputs) | trained
     for name in list(graph.initializers):
         if name not in used and not graph.is_graph_input(name):
             graph.remove_initializer(name)
