@@ -608,3 +608,72 @@ def test_fp16_error_is_what_the_converter_writes():
         elif top > 0:
             half = convert_np_to_float16(finite.astype(np.float32)).astype(np.float64)
             assert fp16_error(v) == pytest.approx(float(np.abs(half - finite).max()) / top)
+
+
+FLOAT32_ONLY_CASES = {
+    # Mean and InvStdDev are stash_type's type, float32
+    "layer-norm-statistics": (
+        """<ir_version: 8, opset_import: ["": 17]>
+        g (float[3,4] x) => (float[3,4] y, float[3,1] mean, float[3,1] inv) <float[4] w = {1.0,
+         2.0, 0.5, 1.0}, float[4] b = {0.0, 0.1, 0.2, 0.3}> {
+            y, mean, inv = LayerNormalization(x, w, b)
+        }""",
+        {"x": np.float32([[1, 2, 3, 4], [2, 2, 2, 3], [-1, 0, 1, 5]])},
+    ),
+    # x is float32 only
+    "dynamic-quantize": (
+        """<ir_version: 8, opset_import: ["": 11]>
+        g (float[6] x) => (uint8[6] q, float s, uint8 z) {
+            q, s, z = DynamicQuantizeLinear(x)
+        }""",
+        {"x": np.float32([0.0, 2.0, -3.0, -2.5, 1.34, 0.5])},
+    ),
+    # its output is float32 only
+    "tf-idf": (
+        """<ir_version: 8, opset_import: ["": 11]>
+        g (int32[12] x) => (float[7] y) {
+            y = TfIdfVectorizer<mode = "TF", min_gram_length = 2, max_gram_length = 2,
+             max_skip_count = 0, ngram_counts = [0, 4], ngram_indexes = [0, 1, 2, 3, 4, 5, 6],
+             pool_int64s = [2, 3, 5, 4, 5, 6, 7, 8, 6, 7]>(x)
+        }""",
+        {"x": np.int32([1, 1, 3, 3, 3, 7, 8, 6, 7, 5, 6, 8])},
+    ),
+    # float32 <-> int32 needs 32 bits on both sides
+    "bitcast": (
+        """<ir_version: 13, opset_import: ["": 26]>
+        g (float[4] x, int32[4] i) => (int32[4] y, float[4] f) {
+            y = BitCast<to = 6>(x)
+            f = BitCast<to = 1>(i)
+        }""",
+        {"x": np.float32([1.0, -2.5, 3e5, 1e-9]), "i": np.int32([1065353216, 0, -1, 7])},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT32_ONLY_CASES))
+def test_ops_that_take_or_make_float32_only_stay_float32(case):
+    """Each made an invalid model: the converter declared float16 what ONNX defines as
+    float32 only (onnx.checker: 'Inferred elem type differs', 'has unsupported type:
+    tensor(float16)', 'BitCast requires input and output types to have the same bit width')."""
+    text, feed = FLOAT32_ONLY_CASES[case]
+    model = onnx.parser.parse_model(text)
+    half = _half(model)
+    got, want = run(half, feed), run(model, feed)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_mean_variance_normalization_stays_float32():
+    """Its function body adds a float32 epsilon: onnxruntime refused the float16 model ('Type
+    parameter (T) of Optype (Add) bound to different types'). (onnx.checker's full check
+    refuses the float32 model already: not asked here.)"""
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["": 13]>
+        g (float[1,2,3,3] x) => (float[1,2,3,3] y) {
+            r = Relu(x)
+            y = MeanVarianceNormalization(r)
+        }"""
+    )
+    half = fp16_model(model)
+    x = np.random.default_rng(5).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], atol=2e-3)

@@ -508,7 +508,8 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _block_out_of_range_in_bodies(copy, blocked_nodes, read_in_bodies)
     _block_constant_body_outputs(copy, blocked_nodes)
     _block_sparse_constants(copy, blocked_nodes)
-    blocked = list(DEFAULT_OP_BLOCK_LIST)
+    blocked = [*DEFAULT_OP_BLOCK_LIST, *FLOAT32_ONLY_OPS]
+    _block_layer_norm_statistics(copy, blocked_nodes)
     _block_shape_arithmetic(copy, set(blocked), blocked_nodes)
     if blocked_nodes:
         log.info(
@@ -534,6 +535,43 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
         converted.graph.output.insert(at, output)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
+
+
+# Ops whose float inputs or outputs ONNX defines as float32 only, or that need the same bit
+# width on both sides, which onnxruntime's converter does not block: each made an invalid
+# model (onnx.checker). DynamicQuantizeLinear: x is float32 only; TfIdfVectorizer: its
+# output; BitCast: float32 <-> int32 needs 32 bits; MeanVarianceNormalization: its function
+# body adds a float32 epsilon.
+FLOAT32_ONLY_OPS = (
+    "DynamicQuantizeLinear",
+    "TfIdfVectorizer",
+    "BitCast",
+    "MeanVarianceNormalization",
+)
+
+
+def _block_layer_norm_statistics(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """A LayerNormalization that writes its Mean or InvStdDev (in any graph) stays float32
+    (blocked; a body's node without a name gets one): their type is stash_type's, float32,
+    which the converter declared float16, an invalid model ('Inferred elem type differs from
+    existing elem type')."""
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    taken = {n.name for g in graphs for n in g.node}
+    for graph in graphs:
+        for node in graph.node:
+            if node.op_type != "LayerNormalization" or not is_default_domain(node):
+                continue
+            if not any(node.output[1:]):
+                continue
+            if not node.name:
+                k = 0
+                while f"fp16_kept_{k}" in taken:
+                    k += 1
+                node.name = f"fp16_kept_{k}"
+                taken.add(node.name)
+            blocked_nodes.add(node.name)
 
 
 def _shape_slots(node: onnx.NodeProto, opset: int) -> tuple[int, ...]:
