@@ -1,9 +1,13 @@
-"""fp16_model (graphopt.backends.tensorrt) and the float32 constants float16 cannot hold.
+"""fp16_model (graphopt.backends.tensorrt): what must stay float32 in a float16 model.
 
 onnxruntime's float16 converter clamps a constant below the least subnormal (5.96e-8) up to it
 and one beyond ±65504 down to 65504. Such a constant stays float32 with its readers; graph
 outputs and inputs that are constants or blocked (float32) nodes' are not rounded through
-float16. Checked in onnxruntime against the float32 model (TensorRT is not needed)."""
+float16; nor are the values between two blocked nodes, what sets an output's shape (Resize
+scales, Range), and the inputs and outputs ONNX types as float32 only. Checked in onnxruntime
+against the float32 model (TensorRT is not needed); onnxruntime's CPU kernels compute most
+float16 ops in float32, so a test shows what the model's constants and types do, not float16
+arithmetic."""
 
 from __future__ import annotations
 
