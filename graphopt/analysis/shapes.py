@@ -60,6 +60,12 @@ class ShapeFacts:
     # Value infos not read yet, per tensor (in the order `record` would have taken them):
     # decoding every one costs more than inference itself, and passes ask about few tensors.
     _pending: dict[str, list[onnx.ValueInfoProto]] = field(default_factory=dict, repr=False)
+    # outputs of the nodes whose dims ONNX inference (the checker's, onnxruntime's loader's)
+    # counts otherwise than onnxruntime computes them, as the first inference found them (a
+    # ceil_mode pool's last window: `runtime_shapes.inference_cuts`); these facts hold
+    # onnxruntime's dims there (`graphopt.passes.noop.dims_inference_counts_apart`)
+    apart_roots: frozenset[str] = field(default_factory=frozenset)  # (no class attribute:
+    # `graphopt.subgraphs._FactsOnDemand` fills its fields on first access)
 
     def __contains__(self, name: str) -> bool:
         self._settle(name)
@@ -483,6 +489,7 @@ def _infer(graph: Graph) -> ShapeFacts:
     # node's outputs become inputs of the shapes onnxruntime gives, and inference runs again
     # from there: each round takes nodes out, so it ends.
     cuts = inference_cuts(light, inferred)
+    facts.apart_roots = frozenset(o for k in cuts for o in light.graph.node[k].output if o)
     while cuts:
         nodes = [n for k, n in enumerate(light.graph.node) if k not in cuts]
         del light.graph.node[:]
