@@ -681,3 +681,22 @@ def test_mean_variance_normalization_stays_float32():
     half = fp16_model(model)
     x = np.random.default_rng(5).standard_normal((1, 2, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], atol=2e-3)
+
+
+def test_an_output_named_twice_is_written_once_and_listed_twice():
+    """The converter gave each listing of y a Cast writing y (LoadError: "tensor 'y' is
+    produced by both 'graph_output_cast0' and 'graph_output_cast2'"); found in
+    tests/test_h127_rule_fuzz.py's models."""
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["": 13]>
+        g (float[4] x) => (float[4] y, float[4] z, float[4] y, float[4] x) {
+            y = Relu(x)
+            z = Neg(y)
+        }"""
+    )
+    half = _half(model)
+    assert [o.name for o in half.graph.output] == ["y", "z", "y", "x"]
+    x = np.float32([1.0, -2.0, 3.0, -4.0])
+    got, want = run(half, {"x": x}), run(model, {"x": x})
+    for name in ("y", "z", "x"):
+        np.testing.assert_array_equal(got[name], want[name])

@@ -715,24 +715,27 @@ def _fills_unsafe(node: onnx.NodeProto, readers: Iterable[onnx.NodeProto]) -> bo
 
 
 def _take_passthrough_outputs(model: onnx.ModelProto) -> list[tuple[int, onnx.ValueInfoProto]]:
-    """Remove the main-graph outputs that are graph inputs, as (position, output) to put back
-    after the conversion: the converter gave such an output a Cast from float16 that wrote the
-    input's name (an invalid model: 'x is a graph input and is also produced by
-    graph_output_cast0'); the input stays float32, so the output is the input, exactly."""
+    """Remove the main-graph outputs that are graph inputs, and each repeat of an output
+    named before, as (position, output) to put back after the conversion: the converter gave
+    each a Cast from float16 writing its name, the input's (an invalid model: 'x is a graph
+    input and is also produced by graph_output_cast0') or the first output's ("'y' is
+    produced by both 'graph_output_cast0' and 'graph_output_cast1'"). The input stays
+    float32, so such an output is the input, exactly; a repeat is the first one."""
     main = model.graph
-    inputs = {v.name for v in main.input}
-    taken = [(i, out) for i, out in enumerate(main.output) if out.name in inputs]
-    if not taken:
-        return []
-    kept = [out for out in main.output if out.name not in inputs]
-    saved = []
-    for i, out in taken:
-        copy = onnx.ValueInfoProto()
-        copy.CopyFrom(out)
-        saved.append((i, copy))
-    del main.output[:]
-    main.output.extend(kept)
-    return saved
+    seen = {v.name for v in main.input}
+    taken, kept = [], []
+    for i, out in enumerate(main.output):
+        if out.name in seen:
+            copy = onnx.ValueInfoProto()
+            copy.CopyFrom(out)
+            taken.append((i, copy))
+        else:
+            kept.append(out)
+            seen.add(out.name)
+    if taken:
+        del main.output[:]
+        main.output.extend(kept)
+    return taken
 
 
 def _constant_outputs_as_identities(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
