@@ -225,6 +225,20 @@ class ConstantFolder:
         return None
 
 
+def check_size_limit(size_limit: object) -> None:
+    """A fold pass's `size_limit` option: an int of 1 or more (TypeError / ValueError, which
+    the pipeline loader makes a PipelineError naming file:line). A result no larger than its
+    inputs folds at any limit, so below 1 every limit meant the same (-1 ran as 0), and 0,
+    "no limit" to other tools, refused every growing fold."""
+    if isinstance(size_limit, bool) or not isinstance(size_limit, int):
+        raise TypeError(f"size_limit must be an int, got {size_limit!r}")
+    if size_limit < 1:
+        raise ValueError(
+            f"size_limit must be 1 or more (the elements a folded result larger than its "
+            f"inputs may have; default {DEFAULT_SIZE_LIMIT}), got {size_limit}"
+        )
+
+
 @register_pass
 @dataclass
 class ConstantFolding(Pass):
@@ -243,15 +257,7 @@ class ConstantFolding(Pass):
     fold_shapes: bool = True
 
     def __post_init__(self) -> None:
-        # a result no larger than its inputs folds at any limit, so below 1 every limit means
-        # the same (-1 ran as 0), and 0 read as "no limit" elsewhere refused every growing fold
-        if isinstance(self.size_limit, bool) or not isinstance(self.size_limit, int):
-            raise TypeError(f"size_limit must be an int, got {self.size_limit!r}")
-        if self.size_limit < 1:  # (a YAML value: PipelineError naming file:line)
-            raise ValueError(
-                f"size_limit must be 1 or more (the elements a folded result larger than its "
-                f"inputs may have; default {DEFAULT_SIZE_LIMIT}), got {self.size_limit}"
-            )
+        check_size_limit(self.size_limit)
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         if not initializers_allowed(graph, ctx, self.name):

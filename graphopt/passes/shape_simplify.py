@@ -28,6 +28,7 @@ from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import (
     DEFAULT_SIZE_LIMIT,
     ConstantFolder,
+    check_size_limit,
     dims_in_dispute,
     initializers_allowed,
     is_default_domain,
@@ -181,6 +182,9 @@ class SimplifyShapeSubgraphs(Pass):
     name = "simplify-shape-subgraphs"
     opt_level = 1
     size_limit: int = DEFAULT_SIZE_LIMIT
+
+    def __post_init__(self) -> None:
+        check_size_limit(self.size_limit)  # (constant-folding's option, the same meaning)
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         readers = [
