@@ -167,11 +167,12 @@ def insert_qdq(
 ) -> onnx.ModelProto:
     """A copy of `model` with Q/DQ inserted as `plan` says, activation parameters from `params`.
 
-    Nodes in `keep_float` stay float; so does a node whose weight int8 cannot represent (empty,
-    NaN or infinity) or whose int32 bias would overflow (onnxruntime fuses a float bias into
-    QLinearConv as int32 itself, so only an unquantized node keeps that bias exact): those go
-    into `stayed_float` (node → why) when it is given, and are logged at debug level (a search
-    calls this many times; the caller reports them once)."""
+    Nodes in `keep_float` stay float (and the plan's `raw_readers` read no DQ output); so does
+    a node whose weight int8 cannot represent (empty, NaN or infinity) or whose int32 bias would
+    overflow (onnxruntime fuses a float bias into QLinearConv as int32 itself, so only an
+    unquantized node keeps that bias exact): those go into `stayed_float` (node → why) when it
+    is given, and are logged at debug level (a search calls this many times; the caller
+    reports them once)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = Graph(out)
