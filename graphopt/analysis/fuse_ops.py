@@ -50,7 +50,12 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from graphopt.analysis.dominators import ModelOrGraph, as_graph, checked_order
+from graphopt.analysis.dominators import (
+    ModelOrGraph,
+    as_graph,
+    checked_order,
+    immediate_dominators,
+)
 from graphopt.analysis.op_kinds import OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.errors import GraphoptError, OptionError
@@ -143,52 +148,68 @@ class _DomNode:
     pattern: OpKind  # combined edge pattern on the paths to the parent
 
 
+_KINDS = tuple(sorted(OpKind))  # the kinds, simplest first
+
+
 def _post_dominators(vertices: list[_Vertex], live_only: bool = False) -> list[_DomNode]:
-    """TVM's `DominatorTree::PostDom`: LCA of the consumers, in reverse topological order.
+    """TVM's `DominatorTree::PostDom`: each vertex's immediate post-dominator d and the combined
+    pattern of the ways there, without TVM's walk.
+
+    TVM walks, in reverse topological order, from the consumers up the tree built so far to
+    their least common ancestor d, combining the edges' patterns and the patterns of the tree
+    vertices it passes. That walk is quadratic on a "comb" (n vertices, each read by the first
+    and the last vertex of an n-vertex chain: each tooth's walk climbs the whole chain). Here d
+    comes from `immediate_dominators` on the reversed graph (Lengauer–Tarjan, near-linear), and
+    the pattern is what the walk combines: ELEMWISE, the consumers' edge patterns, and the
+    patterns of the vertices on the tree paths from each consumer up to d (d excluded). That
+    last part is read off `near[c][j]`, the depth of the closest vertex at or above c whose
+    pattern is at least `_KINDS[j]`: the path c ⇝ d holds one iff that depth exceeds d's. Where
+    only the exit post-dominates a vertex its pattern is OPAQUE (TVM's walk left a partial
+    combination there, which nothing reads: no vertex fuses into the exit).
 
     `live_only`: the tree of the live graph, as TVM would see it: a live vertex's dead
     consumers are left out (a dead Relu reading a Conv's output does not make the exit the
     Conv's post-dominator), and dead vertices hang under the exit. Without it, the tree of
     the whole graph (`post_dominator_tree`'s)."""
-    tree: list[_DomNode | None] = [None] * len(vertices)
-
-    def lca(a: int | None, b: int | None, pattern: list[OpKind]) -> int | None:
-        while a != b:
-            if a is None or b is None:
-                return None
-            na, nb = tree[a], tree[b]
-            assert na is not None and nb is not None
-            if na.depth < nb.depth:
-                pattern[0] = _combine(pattern[0], nb.pattern)
-                b = nb.parent
-            elif nb.depth < na.depth:
-                pattern[0] = _combine(pattern[0], na.pattern)
-                a = na.parent
-            else:
-                pattern[0] = _combine(_combine(pattern[0], na.pattern), nb.pattern)
-                a, b = na.parent, nb.parent
-        return a
-
-    for v in reversed(vertices):
-        if v.extern_ref or (live_only and v.dead):
-            tree[v.index] = _DomNode(None, 1, OpKind.OPAQUE)
-            continue
-        pattern = [OpKind.ELEMWISE]
-        parent: int | None = None
-        consumers = v.outputs
-        if live_only:
-            consumers = [(c, edge) for c, edge in consumers if not vertices[c].dead]
-        for k, (consumer, edge) in enumerate(consumers):
-            parent = consumer if k == 0 else lca(parent, consumer, pattern)
-            pattern[0] = _combine(pattern[0], edge)
-        if parent is None:
-            depth = 1
-        else:
-            pnode = tree[parent]
-            assert pnode is not None
-            depth = pnode.depth + 1
-        tree[v.index] = _DomNode(parent, depth, pattern[0])
-    return [t for t in tree if t is not None]
+    # The reversed graph, numbered: 0 the exit, i + 1 the vertex i; a vertex that writes a graph
+    # output (or is dead, in the live tree) is followed by the exit alone, as in TVM's tree.
+    consumers: list[list[tuple[int, OpKind]]] = []
+    rev: list[list[int]] = [[] for _ in range(len(vertices) + 1)]
+    for v in vertices:
+        outs: list[tuple[int, OpKind]] = []
+        if not (v.extern_ref or (live_only and v.dead)):
+            outs = [(c, e) for c, e in v.outputs if not (live_only and vertices[c].dead)]
+        consumers.append(outs)
+        if not outs:
+            rev[0].append(v.index + 1)
+        for c, _ in outs:
+            rev[c + 1].append(v.index + 1)
+    idom = immediate_dominators(rev, 0)
+    tree = [_DomNode(None, 1, OpKind.OPAQUE) for _ in vertices]
+    top = (1,) * len(_KINDS)
+    near: list[tuple[int, ...]] = [top] * len(vertices)
+    for v in reversed(vertices):  # (a post-dominator comes after the vertex, topologically)
+        d = idom[v.index + 1] - 1  # -1: the exit
+        if d < 0:
+            continue  # (parent None, depth 1, OPAQUE; near: every kind at depth 1)
+        depth = tree[d].depth
+        pattern = OpKind.ELEMWISE
+        for c, edge in consumers[v.index]:
+            if edge > pattern:
+                pattern = edge
+            reach = near[c]
+            j = len(_KINDS) - 1
+            while _KINDS[j] > pattern:
+                if reach[j] > depth:  # a vertex of kind ≥ _KINDS[j] between c and d
+                    pattern = _KINDS[j]
+                    break
+                j -= 1
+        tree[v.index] = _DomNode(d, depth + 1, pattern)
+        up = near[d]
+        near[v.index] = tuple(
+            depth + 1 if pattern >= kind else up[j] for j, kind in enumerate(_KINDS)
+        )
+    return tree
 
 
 # ---------------------------------------------------------------------------- partition
