@@ -660,6 +660,11 @@ _RANGE_DTYPES = frozenset(
 
 def _range(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     start, limit, delta = (_need(v) for v in inputs[:3])
+    if start.size != 1 or limit.size != 1 or delta.size != 1:
+        raise Unsupported
+    # as scalars: onnxruntime's kernel takes 1-element 1-D bounds too (where its inference did
+    # not see their rank), and numpy 2.4's int() / float() refuse a 1-D array
+    start, limit, delta = start.reshape(()), limit.reshape(()), delta.reshape(())
     _same_dtype(start, limit, delta)
     if start.dtype not in _RANGE_DTYPES:
         raise Unsupported
