@@ -700,3 +700,46 @@ def test_an_output_named_twice_is_written_once_and_listed_twice():
     got, want = run(half, {"x": x}), run(model, {"x": x})
     for name in ("y", "z", "x"):
         np.testing.assert_array_equal(got[name], want[name])
+
+
+TYPED_FLOAT32_CASES = {
+    "celu": (
+        """<ir_version: 8, opset_import: ["": 13]> g (float[4] x) => (float[4] y) {
+            r = Relu(x)
+            y = Celu<alpha = 2.0>(r)
+        }""",
+        {"x": np.float32([1.0, -2.0, 0.5, 4.0])},
+    ),
+    "isinf-13": (
+        """<ir_version: 8, opset_import: ["": 13]> g (float[4] x) => (bool[4] y) {
+            r = Relu(x)
+            y = IsInf(r)
+        }""",
+        {"x": np.float32([1.0, -2.0, np.inf, 7e4])},
+    ),
+    "qlinearmatmul-10": (
+        """<ir_version: 8, opset_import: ["": 10]>
+        g (float[2,2] x) => (float[2,2] y) <float s = {0.05}, uint8 z = {128},
+         uint8[2,2] w = {130, 120, 140, 128}, float ws = {0.02}, uint8 wz = {128},
+         float ys = {0.01}, uint8 yz = {128}> {
+            r = Relu(x)
+            q = QuantizeLinear(r, s, z)
+            m = QLinearMatMul(q, s, z, w, ws, wz, ys, yz)
+            y = DequantizeLinear(m, ys, yz)
+        }""",
+        {"x": np.float32([[1.0, 0.5], [0.25, 2.0]])},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TYPED_FLOAT32_CASES))
+def test_ops_whose_schema_takes_float32_only_stay_float32(case):
+    """Read from a float16 Relu, each made an invalid model ("X typestr: T, has unsupported
+    type: tensor(float16)"): Celu is float32 only, IsInf below opset 20, QLinearMatMul's
+    scales below 21 (the model moves to opset 19 for its Q/DQ, where they are still)."""
+    text, feed = TYPED_FLOAT32_CASES[case]
+    model = onnx.parser.parse_model(text)
+    half = _half(model)
+    got, want = run(half, feed), run(model, feed)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-3)

@@ -509,6 +509,9 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _block_constant_body_outputs(copy, blocked_nodes)
     _block_sparse_constants(copy, blocked_nodes)
     blocked = [*DEFAULT_OP_BLOCK_LIST, *FLOAT32_ONLY_OPS]
+    if has_qdq(copy):
+        copy = _qdq_opset_for_fp16(copy, blocked)
+    blocked += sorted(_float32_typed_ops(copy) - set(blocked))
     _block_layer_norm_statistics(copy, blocked_nodes)
     _block_shape_arithmetic(copy, set(blocked), blocked_nodes)
     if blocked_nodes:
@@ -517,8 +520,6 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
             "float32",
             len(blocked_nodes),
         )
-    if has_qdq(copy):
-        copy = _qdq_opset_for_fp16(copy, blocked)
     try:
         converted = convert_float_to_float16(
             copy,
@@ -537,17 +538,43 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return Graph(converted).commit()
 
 
-# Ops whose float inputs or outputs ONNX defines as float32 only, or that need the same bit
-# width on both sides, which onnxruntime's converter does not block: each made an invalid
-# model (onnx.checker). DynamicQuantizeLinear: x is float32 only; TfIdfVectorizer: its
-# output; BitCast: float32 <-> int32 needs 32 bits; MeanVarianceNormalization: its function
-# body adds a float32 epsilon.
-FLOAT32_ONLY_OPS = (
-    "DynamicQuantizeLinear",
-    "TfIdfVectorizer",
-    "BitCast",
-    "MeanVarianceNormalization",
-)
+# Ops that onnxruntime's converter does not block but float16 makes invalid where their
+# schema does not say so (`_float32_typed_ops` finds those it does): BitCast float32 <-> int32
+# needs 32 bits; MeanVarianceNormalization's function body adds a float32 epsilon.
+FLOAT32_ONLY_OPS = ("BitCast", "MeanVarianceNormalization")
+
+
+def _float32_typed_ops(model: onnx.ModelProto) -> set[str]:
+    """The standard ops of `model` (any graph) with an input or output that ONNX types, at the
+    model's opset, as float32 and not float16: Celu (opset 12 on), IsInf below 20,
+    DynamicQuantizeLinear's x, TfIdfVectorizer's output, QLinearConv/QLinearMatMul's scales
+    below 21, Q/DQ below 19 (`_qdq_opset_for_fp16` moves them first)... Each made an invalid
+    model in float16 ("has unsupported type: tensor(float16)"). Not Resize (the converter
+    keeps its scales float32 itself) nor LayerNormalization (only Mean/InvStdDev are float32:
+    `_block_layer_norm_statistics`)."""
+    from onnx import defs
+
+    from graphopt.ir.nodes import default_opset, is_default_domain, nested_bodies
+
+    opset = default_opset(model)
+    ops = {
+        n.op_type
+        for g in (model.graph, *nested_bodies(model.graph))
+        for n in g.node
+        if is_default_domain(n)
+    } - {"Resize", "LayerNormalization"}
+    found = set()
+    for op in ops:
+        try:
+            schema = defs.get_schema(op, opset)
+        except defs.SchemaError:  # an op onnx does not know (at this opset)
+            continue
+        allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+        for param in (*schema.inputs, *schema.outputs):
+            types = allowed.get(param.type_str, {param.type_str})
+            if "tensor(float)" in types and "tensor(float16)" not in types:
+                found.add(op)
+    return found
 
 
 def _block_layer_norm_statistics(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
