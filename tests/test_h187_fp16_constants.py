@@ -743,3 +743,26 @@ def test_ops_whose_schema_takes_float32_only_stay_float32(case):
     got, want = run(half, feed), run(model, feed)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-3)
+
+
+def test_a_branch_defining_the_graph_outputs_name_again_converts():
+    """The If writes y and its branches write y too (as tests/test_input_fuzz12.py's 'deep'
+    models do): the converter renamed every node output named y, in every graph, to its
+    output Cast's input (LoadError: 'the graph has a cycle through node if1')."""
+    inner = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "inner", [], [_vec("y")])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "other", [], [_vec("y")])
+    mid = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], name="if0", then_branch=inner, else_branch=other)],
+        "mid",
+        [],
+        [_vec("y")],
+    )
+    model = _model(
+        [helper.make_node("If", ["c"], ["y"], name="if1", then_branch=mid, else_branch=other)],
+        [_vec("x"), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [_vec("y")],
+    )
+    half = _half(model)
+    for cond in (True, False):
+        feed = {"x": np.float32([1.0, -2.0, 3.0, -4.0]), "c": np.array(cond)}
+        np.testing.assert_array_equal(run(half, feed)["y"], run(model, feed)["y"])

@@ -466,6 +466,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _float_constants_as_tensors(copy)
     _dequantize_output_dtypes(copy)
     blocked_nodes: set[str] = set()
+    _body_names_apart_from_main_io(copy)
     passed = _take_passthrough_outputs(copy)
     _constant_outputs_as_identities(copy, blocked_nodes)
     graph = Graph(copy)
@@ -739,6 +740,49 @@ def _fills_unsafe(node: onnx.NodeProto, readers: Iterable[onnx.NodeProto]) -> bo
     if value is None or value.data_type != onnx.TensorProto.FLOAT:
         return False
     return _fp16_unsafe(numpy_helper.to_array(value), readers)
+
+
+def _body_names_apart_from_main_io(model: onnx.ModelProto) -> None:
+    """Rename what an If/Loop/Scan body defines (node output, input, initializer) under the
+    name of a main-graph input or output, with its readers in that body and the bodies inside
+    it, and the body's output of that name: the converter renames every node output of such a
+    name, in every graph, to its float16 Cast's (the main graph's If writing y and its
+    branch's Relu writing y both became graph_output_cast_0: LoadError 'the graph has a cycle
+    through node ...'). A body's outputs are positional, so the renamed output means the
+    same."""
+    from graphopt.ir.nodes import nested_bodies
+
+    main = model.graph
+    io = {v.name for v in (*main.input, *main.output)}
+    bodies = list(nested_bodies(main))
+    clash = any(
+        io.intersection(o for n in b.node for o in n.output)
+        or io.intersection(v.name for v in (*b.input, *b.initializer))
+        for b in bodies
+    )
+    if not clash:
+        return
+    graphs = [main, *bodies]
+    taken = {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    taken |= {v.name for g in graphs for v in (*g.input, *g.output, *g.initializer)}
+    for body in bodies:  # (each before the bodies inside it)
+        defined = {o for n in body.node for o in n.output}
+        defined |= {v.name for v in (*body.input, *body.initializer)}
+        renamed = {}
+        for name in sorted(io & defined):
+            k = 0
+            while f"{name}_{k}" in taken:
+                k += 1
+            renamed[name] = f"{name}_{k}"
+            taken.add(renamed[name])
+        if not renamed:
+            continue
+        for n in body.node:
+            for i, o in enumerate(n.output):
+                n.output[i] = renamed.get(o, o)
+        for v in (*body.input, *body.initializer, *body.output, *body.value_info):
+            v.name = renamed.get(v.name, v.name)
+        _rename_reads(body, renamed)
 
 
 def _take_passthrough_outputs(model: onnx.ModelProto) -> list[tuple[int, onnx.ValueInfoProto]]:
