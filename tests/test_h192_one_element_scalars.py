@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import onnx.parser
 import pytest
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 import graphopt
 from graphopt.backends.onnxruntime import run
@@ -58,3 +58,48 @@ def test_range_of_one_element_bounds_folds(dtype: type, pipeline: str) -> None:
     onnx.checker.check_model(out, full_check=True)
     assert "Range" not in [n.op_type for n in out.graph.node]
     np.testing.assert_array_equal(run(out, feed, level="disable")["y"], want)
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "rule"),
+    [
+        ("Mul", "Mul", "merge-mul-mul"),
+        ("Div", "Mul", "merge-div-mul"),
+        ("Mul", "Div", "merge-mul-div"),
+        ("Add", "Add", "merge-add-add"),
+        ("Sub", "Add", "merge-sub-add"),
+        ("Add", "Sub", "merge-add-sub"),
+    ],
+)
+def test_merged_scalar_constants_stay_scalars(inner: str, outer: str, rule: str) -> None:
+    """(x ∘ a) ∘ b of a 0-d x and 0-d constants a, b is 0-d. The merge rules' `combine`
+    returned np.ascontiguousarray(a ∘ b), which numpy makes 1-D: x ∘ [a ∘ b] of shape [1],
+    and the graph output y changed from a scalar to shape [1] (every pipeline; onnxruntime
+    runs the result without complaint). The merged constant now keeps the shape of a ∘ b."""
+    model = onnx.parser.parse_model(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1] x) => (float[1] y) {{
+          t = {inner}(x, a)
+          y = {outer}(t, b)
+        }}"""
+    )
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, []))
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, []))
+    model.graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(1.5, np.float32), "a"),
+            numpy_helper.from_array(np.array(4.0, np.float32), "b"),
+        ]
+    )
+    onnx.checker.check_model(model, full_check=True)
+    feed = {"x": np.array(3.0, np.float32)}
+    want = run(model, feed, level="disable")["y"]
+    assert want.shape == ()
+    for pipeline in ("default", "tensorrt", "ort-cpu"):
+        out, report = graphopt.optimize_with_report(model, pipeline=pipeline, explain=True)
+        onnx.checker.check_model(out, full_check=True)
+        assert (rule, "applied") in {(r, o) for r, _node, o, _why in report.explain}, pipeline
+        assert len(out.graph.node) == 1, pipeline
+        got = run(out, feed, level="disable")["y"]
+        assert got.shape == (), pipeline
+        np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -722,7 +722,8 @@ def combine(m: Match, a: Any, b: Any, how: str) -> np.ndarray:
     exact = ops[how]()
     if how in ("add", "sub", "rsub"):
         _refuse_cancelling(x64, y64, exact, x.dtype)
-    merged = np.ascontiguousarray(exact.astype(x.dtype))
+    # (np.ascontiguousarray makes a 0-d array 1-D: x + [2] of a scalar x is of shape [1])
+    merged = np.ascontiguousarray(exact.astype(x.dtype)).reshape(exact.shape)
     if how in ("mul", "div", "rdiv"):  # a merged scale multiplies x: its own precision counts
         refuse_underflow(merged, lambda: exact, None, "the merged scale")
     return merged
