@@ -66,6 +66,9 @@ class ShapeFacts:
     # onnxruntime's dims there (`graphopt.passes.noop.dims_inference_counts_apart`)
     apart_roots: frozenset[str] = field(default_factory=frozenset)  # (no class attribute:
     # `graphopt.subgraphs._FactsOnDemand` fills its fields on first access)
+    # (node, input index) where a node read, where values set its output's shape
+    # (`_SHAPE_OPERANDS`), a tensor that was no constant when these facts were inferred
+    value_reads: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
     def __contains__(self, name: str) -> bool:
         self._settle(name)
@@ -180,7 +183,25 @@ def _covers(facts: ShapeFacts, graph: Graph) -> bool:
         and all(knows(name) for name in graph.initializers)
         and all(knows(name) for name in graph.graph_inputs)
         and not any(_opens(facts, graph, name) for name in graph.initializers)
+        and not any(_reads_a_constant_now(facts, graph, n, k) for n, k in facts.value_reads)
     )
+
+
+def _reads_a_constant_now(facts: ShapeFacts, graph: Graph, name: str, k: int) -> bool:
+    """Node `name` reads a constant now at input `k`, where values set its output's shape and
+    it read none when `facts` were inferred, and they leave an output's dim unknown or
+    symbolic: the constant may settle it. (A rewrite rewires readers onto constants of old
+    names, which `_opens` does not look at: eliminate-noops taking Resize(x, , Dropout(c)) to
+    Resize(x, , c) gives inference the scales, so it counts the output as it counts a
+    Resize's, otherwise than onnxruntime where `runtime_shapes.inference_cuts` says.)"""
+    node = graph.nodes.get(name)
+    if node is None or k >= len(node.input) or not graph.is_constant(node.input[k]):
+        return False
+    for out in node.output:
+        dims = facts.shape(out) if out else ()
+        if dims is None or not all(isinstance(d, int) for d in dims):
+            return True
+    return False
 
 
 # (op, input) pairs whose values, not only shapes, set the op's output shape: a constant that
@@ -490,6 +511,12 @@ def _infer(graph: Graph) -> ShapeFacts:
     # from there: each round takes nodes out, so it ends.
     cuts = inference_cuts(light, inferred)
     facts.apart_roots = frozenset(o for k in cuts for o in light.graph.node[k].output if o)
+    facts.value_reads = tuple(
+        (node.name, k)
+        for node in graph.nodes.values()
+        for k, t in enumerate(node.input)
+        if t and (node.op_type, k) in _SHAPE_OPERANDS and not graph.is_constant(t)
+    )
     while cuts:
         nodes = [n for k, n in enumerate(light.graph.node) if k not in cuts]
         del light.graph.node[:]

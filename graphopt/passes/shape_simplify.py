@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from graphopt.analysis.dominators import constant_nodes
+from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import disputed_slice_end
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
@@ -237,7 +239,8 @@ class SimplifyShapeSubgraphs(Pass):
         an x whose element count ONNX inference takes otherwise than onnxruntime
         (`dims_inference_counts_apart`: after a ceil_mode pool; `dims_in_dispute`: from a
         Range onnxruntime 1.32 counts apart), which the checker and onnxruntime's loader
-        would divide the -1 out of."""
+        would divide the -1 out of, nor where inference may come to count x so only after
+        a later pass (`counts_inference_may_learn`)."""
         replaced = 0
         for node in list(graph.nodes.values()):
             if node.op_type != "Reshape" or not is_default_domain(node) or len(node.input) != 2:
@@ -252,11 +255,57 @@ class SimplifyShapeSubgraphs(Pass):
                 reason = f"ONNX inference counts the dims of {x!r} otherwise"
                 ctx.note(self.name, node.name, "refused", reason)
                 continue
+            if x in counts_inference_may_learn(graph, ctx):
+                reason = f"ONNX inference may count the dims of {x!r} otherwise once it can"
+                ctx.note(self.name, node.name, "refused", reason)
+                continue
             shape_name = graph.add_initializer(f"{node.output[0]}_shape", target)
             graph.set_input(node, 1, shape_name)
             ctx.note(self.name, node.name, "applied", f"target {target.tolist()}")
             replaced += 1
         return replaced
+
+
+_LEARN_KEY = "counts-inference-may-learn"
+
+
+def counts_inference_may_learn(graph: Graph, ctx: PassContext) -> frozenset[str]:
+    """Tensors whose count ONNX inference may come to take otherwise than onnxruntime after a
+    later pass: those computed both from a node of a kind whose count the two may take apart
+    (`runtime_shapes.is_suspect`: Resize, ceil_mode pools, ...; or a Range) and from a value
+    computed from constants alone that is no constant yet (a Dropout of one, which constant
+    folding leaves to eliminate-noops). Once that value is a constant,
+    inference sees it: Resize(x, , Dropout(c)) has no dims to inference, Resize(x, , c) has
+    inference's (10 scaled by 0.7: 6, onnxruntime 7); `dims_inference_counts_apart` and
+    `dims_in_dispute` say so only from then on. Cached in `ctx.facts`."""
+    cached = ctx.facts.get(_LEARN_KEY)
+    if isinstance(cached, frozenset):
+        return cached
+    pending = [
+        graph.nodes[name]
+        for name in constant_nodes(graph)
+        if not all(graph.is_constant(t) for t in graph.outputs_of(name) if t)
+    ]
+    learn: set[str] = set()
+    if pending:
+        suspects = [n for n in graph.nodes.values() if is_suspect(n) or n.op_type == "Range"]
+        if suspects:
+            learn = _computed_from(graph, suspects) & _computed_from(graph, pending)
+    ctx.facts[_LEARN_KEY] = frozen = frozenset(learn)
+    return frozen
+
+
+def _computed_from(graph: Graph, nodes: list[onnx.NodeProto]) -> set[str]:
+    """The outputs of `nodes` and every tensor computed from them."""
+    stack = [o for node in nodes for o in node.output if o]
+    seen: set[str] = set()
+    while stack:
+        tensor = stack.pop()
+        if tensor not in seen:
+            seen.add(tensor)
+            for user in graph.consumer_nodes(tensor):
+                stack.extend(o for o in user.output if o)
+    return seen
 
 
 def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
