@@ -141,6 +141,20 @@ def live_nodes(graph: Graph, outputs: Iterable[str]) -> set[str]:
     return live
 
 
+def computed_from(graph: Graph, tensors: Iterable[str]) -> set[str]:
+    """`tensors` and every tensor computed from them (read by a node, or by a body of one,
+    whose outputs are then computed from them too): the forward twin of `live_nodes`."""
+    seen: set[str] = set()
+    work = list(tensors)
+    while work:
+        tensor = work.pop()
+        if tensor not in seen:
+            seen.add(tensor)
+            for user in graph.consumer_nodes(tensor):
+                work.extend(o for o in user.output if o)
+    return seen
+
+
 def writes_graph_output(graph: Graph, node: str) -> bool:
     outputs = set(graph.graph_outputs)
     return any(t in outputs for t in graph.nodes[node].output)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from graphopt.analysis.usedef import computed_from
 from graphopt.errors import BackendError
 from graphopt.ir import Graph
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
@@ -95,22 +96,15 @@ def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
     cached = ctx.facts.get(_DISPUTED_KEY)
     if isinstance(cached, frozenset):
         return cached
-    stack: list[str] = []
+    roots: list[str] = []
     for node in graph.nodes.values():
         if node.op_type != "Range" or not is_default_domain(node) or len(node.input) < 3:
             continue
         if not all(graph.is_constant(t) for t in node.input[:3]):
             continue  # inference counts only constant bounds
         if range_length_disputed([graph.constant(t) for t in node.input[:3]]):
-            stack.extend(o for o in node.output if o)
-    disputed: set[str] = set()
-    while stack:
-        tensor = stack.pop()
-        if tensor not in disputed:
-            disputed.add(tensor)
-            for user in graph.consumer_nodes(tensor):
-                stack.extend(o for o in user.output if o)
-    ctx.facts[_DISPUTED_KEY] = frozen = frozenset(disputed)
+            roots.extend(o for o in node.output if o)
+    ctx.facts[_DISPUTED_KEY] = frozen = frozenset(computed_from(graph, roots))
     return frozen
 
 

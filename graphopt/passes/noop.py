@@ -20,6 +20,7 @@ import onnx
 from graphopt.analysis.op_kinds import OP_KINDS, OpKind
 from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
+from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import subgraphs
@@ -231,13 +232,7 @@ def dims_inference_counts_apart(graph: Graph, ctx: PassContext) -> frozenset[str
         return cached
     apart: set[str] = set()
     if any(is_suspect(node) for node in graph.nodes.values()):
-        stack = list(shape_facts(graph, ctx).apart_roots)
-        while stack:
-            tensor = stack.pop()
-            if tensor not in apart:
-                apart.add(tensor)
-                for user in graph.consumer_nodes(tensor):
-                    stack.extend(o for o in user.output if o)
+        apart = computed_from(graph, shape_facts(graph, ctx).apart_roots)
     ctx.facts[_APART_KEY] = frozen = frozenset(apart)
     return frozen
 

@@ -23,6 +23,7 @@ import onnx
 from graphopt.analysis.dominators import constant_nodes
 from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import disputed_slice_end
+from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
 from graphopt.passes._folding_ops import node_slice_parameters, onnx_slice
@@ -290,22 +291,15 @@ def counts_inference_may_learn(graph: Graph, ctx: PassContext) -> frozenset[str]
     if pending:
         suspects = [n for n in graph.nodes.values() if is_suspect(n) or n.op_type == "Range"]
         if suspects:
-            learn = _computed_from(graph, suspects) & _computed_from(graph, pending)
+            learn = computed_from(graph, _outputs(suspects)) & computed_from(
+                graph, _outputs(pending)
+            )
     ctx.facts[_LEARN_KEY] = frozen = frozenset(learn)
     return frozen
 
 
-def _computed_from(graph: Graph, nodes: list[onnx.NodeProto]) -> set[str]:
-    """The outputs of `nodes` and every tensor computed from them."""
-    stack = [o for node in nodes for o in node.output if o]
-    seen: set[str] = set()
-    while stack:
-        tensor = stack.pop()
-        if tensor not in seen:
-            seen.add(tensor)
-            for user in graph.consumer_nodes(tensor):
-                stack.extend(o for o in user.output if o)
-    return seen
+def _outputs(nodes: list[onnx.NodeProto]) -> list[str]:
+    return [o for node in nodes for o in node.output if o]
 
 
 def _one_unknown_target(graph: Graph, tensor: str) -> np.ndarray | None:
