@@ -187,7 +187,9 @@ def _optimize_body(
     its interface is the body's; True when it did. `later`: frozen before `graph` changes."""
     outer = sorted(outer_references(body))
     disputed = dims_in_dispute(graph, ctx)
-    apart: frozenset[str] | None = None  # (one more inference: only once dims are declared)
+    # (read only once a dim is declared: in a graph holding a suspect node it reads the whole
+    # graph's shape facts, which makes `later` infer them now, not when a pass asks)
+    apart: frozenset[str] | None = None
     declared = []
     for name in outer:
         dtype = facts.dtype(name)
