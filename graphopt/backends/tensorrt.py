@@ -432,7 +432,8 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     float32 (Casts at the boundary), for TensorRT's strongly typed networks.
 
     Q/DQ models move to opset 19 so that their scales, too, become float16. Kept float32
-    behind Casts: the ops onnxruntime's converter blocks; every node that reads a float
+    behind Casts: the ops onnxruntime's converter blocks, those ONNX types as float32 only at
+    the model's opset (`_float32_typed_ops`) and `FLOAT32_ONLY_OPS`; every node that reads a float
     constant float16 cannot hold (`fp16_error` beyond `FP16_TOLERANCE`: e.g. an unfolded
     BatchNorm variance of 1e8, which would become 65504, or a scale of 1e-8, which would
     become 5.96e-8; not a tiny one that is only added, such as an epsilon: `_fp16_unsafe`),
@@ -541,8 +542,17 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 # Ops that onnxruntime's converter does not block but float16 makes invalid where their
 # schema does not say so (`_float32_typed_ops` finds those it does): BitCast float32 <-> int32
-# needs 32 bits; MeanVarianceNormalization's function body adds a float32 epsilon.
-FLOAT32_ONLY_OPS = ("BitCast", "MeanVarianceNormalization")
+# needs 32 bits; MeanVarianceNormalization's function body adds a float32 epsilon; the window
+# ops and MelWeightMatrix write the type of their `output_datatype` attribute (float32 by
+# default), which the converter leaves as it is while it declares the output float16.
+FLOAT32_ONLY_OPS = (
+    "BitCast",
+    "MeanVarianceNormalization",
+    "BlackmanWindow",
+    "HammingWindow",
+    "HannWindow",
+    "MelWeightMatrix",
+)
 
 
 def _float32_typed_ops(model: onnx.ModelProto) -> set[str]:
