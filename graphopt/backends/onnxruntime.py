@@ -129,16 +129,31 @@ FUSED_CONV_REMEDY = (
 )
 
 
+def probe_failure(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> str | None:
+    """Why onnxruntime's CPU build (optimizations off, fatal log lines only) does not load
+    `model` or run it on `feeds` (its error's first line), None where it does: the probes of
+    what the installed onnxruntime has. ImportError without onnxruntime."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 4
+    try:
+        sess = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        sess.run(None, feeds)
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        return first_line(e) or type(e).__name__
+    return None
+
+
 @functools.cache
 def qdq_runs(opset: int) -> bool:
     """Whether the installed onnxruntime's CPU build runs QuantizeLinear and DequantizeLinear
     at default-domain `opset` (uint8 per tensor, int8 per channel; True without onnxruntime:
     nothing to judge by). onnxruntime 1.32 has no kernels for their opset-28 versions (its
     other ops run there). Probed once per process, at the least IR version of that opset."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return True
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
@@ -162,18 +177,13 @@ def qdq_runs(opset: int) -> bool:
         opset_imports=opsets,
         ir_version=max(PROBE_IR_VERSION, helper.find_min_ir_version_for(opsets, True)),
     )
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 4
     try:
-        sess = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-        )
-        sess.run(None, {"x": np.ones((2, 1), np.float32)})
-    except Exception as e:  # onnxruntime raises its own untyped errors
-        log.debug("Q/DQ at opset %d do not run here: %s", opset, first_line(e))
-        return False
-    return True
+        failure = probe_failure(model, {"x": np.ones((2, 1), np.float32)})
+    except ImportError:
+        return True
+    if failure is not None:
+        log.debug("Q/DQ at opset %d do not run here: %s", opset, failure)
+    return failure is None
 
 
 MAX_THREADS_PER_CPU = 4  # more intra-op threads than this per core only oversubscribes
