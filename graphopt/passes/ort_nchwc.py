@@ -762,10 +762,15 @@ class _Rewrite:
             entry = props.get(BLOCK_SIZE_KEY) or g.model.metadata_props.add()
             entry.key, entry.value = BLOCK_SIZE_KEY, str(self.block)
         # the original filters and biases, and what else only replaced nodes read (Resize's
-        # roi and scales)
+        # roi and scales), initializers or Constant nodes (a pipeline without
+        # constants-to-initializers first left those, ~2x layout_cdla's file)
         for name in {name for name, _ in self.filters} | set(self.biases) | self.released:
-            if name in g.initializers and not g.use_count(name) and not g.is_graph_input(name):
+            if g.use_count(name) or g.is_graph_input(name):
+                continue
+            if name in g.initializers:
                 g.remove_initializer(name)
+            elif (node := g.producer_node(name)) is not None and _is_constant_node(node):
+                g.remove_node(node)
 
 
 _UNARY_DEFAULT = {op for domain, op in _UNARY if domain == ""}
@@ -805,6 +810,10 @@ def _empty_list_attribute(node: onnx.NodeProto) -> str:
 
 def _is_nchwc_conv(node: onnx.NodeProto) -> bool:
     return node.op_type == "Conv" and node.domain == NCHWC_DOMAIN
+
+
+def _is_constant_node(node: onnx.NodeProto) -> bool:
+    return node.op_type == "Constant" and node.domain in _DEFAULT
 
 
 def _text(value: object) -> str:
