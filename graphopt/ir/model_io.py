@@ -420,7 +420,8 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     if default is None:
         if any(n.domain in ("", "ai.onnx") for n in proto.graph.node):
             raise LoadError(
-                f"{where}: the model uses default-domain ops but imports no default opset"
+                f"{where}: the model (IR version {proto.ir_version}) uses default-domain ops "
+                "but imports no default opset"
             )
     elif default not in SUPPORTED_OPSETS:
         raise LoadError(
@@ -2053,10 +2054,8 @@ def weights_as_constants(model: onnx.ModelProto) -> None:
     dropped = [vi.name for vi in model.graph.input if vi.name in initializers]
     del model.graph.input[:]
     model.graph.input.extend(kept)
-    ir = max(
-        onnx.helper.find_min_ir_version_for(list(model.opset_import), True),
-        IR_NEEDS_INPUTS_FOR_INITIALIZERS,
-    )
+    needed = onnx.helper.find_min_ir_version_for(list(model.opset_import), True)
+    ir = max(needed, IR_NEEDS_INPUTS_FOR_INITIALIZERS)
     if dropped:
         log.warning(
             "IR %d model raised to IR %d: its %d weights (%s%s) are constants now, not inputs",
@@ -2065,5 +2064,20 @@ def weights_as_constants(model: onnx.ModelProto) -> None:
             len(dropped),
             ", ".join(map(shown, dropped[:3])),
             ", ..." if len(dropped) > 3 else "",
+        )
+    elif model.ir_version != ir:  # (H186: an IR 2 model was written at IR 8 without a word)
+        why = (
+            f"its opset imports need IR {needed}"
+            if needed == ir
+            else "below IR 4 every initializer a pass adds would have to be a graph input"
+        )
+        if model.ir_version < 3:  # onnx.checker refuses it, onnxruntime runs it
+            why += " (IR 1 and 2 have no opset imports; onnx.checker refuses a model that has)"
+        log.log(
+            logging.WARNING if model.ir_version < 3 else logging.INFO,
+            "IR %d model raised to IR %d: %s",
+            model.ir_version,
+            ir,
+            why,
         )
     model.ir_version = ir
