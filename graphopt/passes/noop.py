@@ -23,7 +23,7 @@ from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
-from graphopt.ir.nodes import subgraphs
+from graphopt.ir.nodes import nested_bodies, subgraphs
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import dims_in_dispute, is_default_domain
 
@@ -318,6 +318,40 @@ def _broadcast_keeps_shape(const: np.ndarray, shapes: LazyShapes, x: str) -> boo
     )
 
 
+BITCAST_SINCE = 26
+"""The opset from which BitCast reads a float's bits as an integer: a NaN's sign and payload
+are then values a model can output, and onnxruntime's arithmetic changes them (measured,
+1.32.0: x·1, x/1, x + (−0.0), x − 0.0, Sum(x), Mean(x) and Dropout(x) of float16 give its
+default NaN 0x7e00/0xfe00 for 0x7c01; of float32 they quiet a signalling NaN, 0x7f800001 →
+0x7fc00001)."""
+
+
+def nan_bits_observable(graph: Graph, ctx: PassContext) -> bool:
+    """Whether a NaN's bits may reach a model output as an integer: the opset is 26 or newer and
+    the model holds a BitCast (its graph, an If/Loop/Scan body, a local function), or `graph`
+    is a body at opset 26+ (the graph around it, which may hold one, is not seen from here).
+    Then x·1, x + (−0.0), Sum(x), ... are not no-ops: bypassing them keeps bits onnxruntime
+    replaces."""
+    if graph.opset_version("") < BITCAST_SINCE:
+        return False
+    if ctx.in_body:
+        return True
+    nodes = list(graph.nodes.values())
+    for function in graph.model.functions:
+        nodes.extend(function.node)
+    for node in list(nodes):
+        for body in subgraphs(node):
+            nodes.extend(body.node)
+            nodes.extend(n for b in nested_bodies(body) for n in b.node)
+    return any(n.op_type == "BitCast" and is_default_domain(n) for n in nodes)
+
+
+_NAN_BITS_REASON = (
+    "a BitCast reads a NaN's bits here (opset 26+), which onnxruntime's arithmetic changes "
+    "(a float16 NaN becomes its default NaN, a signalling float32 NaN a quiet one)"
+)
+
+
 _TWO_INPUTS = frozenset({"Tile", "Expand", "Reshape"})
 """Ops whose rule reads input 1, which the spec requires (a model without it, which loading
 lets pass, was an IndexError out of the pass)."""
@@ -338,6 +372,12 @@ class _Rules:
     ctx: PassContext
     shapes: LazyShapes
     rule: str
+    _nan_bits: bool | None = None
+
+    def nan_bits_observable(self) -> bool:
+        if self._nan_bits is None:
+            self._nan_bits = nan_bits_observable(self.graph, self.ctx)
+        return self._nan_bits
 
     def refuse(self, node: onnx.NodeProto, reason: str) -> str | None:
         self.ctx.note(self.rule, node.name, "refused", reason)
@@ -358,6 +398,8 @@ class _Rules:
 
     def _dropout(self, node: onnx.NodeProto) -> str | None:
         g = self.graph
+        if self.nan_bits_observable():
+            return self.refuse(node, _NAN_BITS_REASON)
         if len(node.output) > 1 and node.output[1] and g.use_count(node.output[1]):
             return self.refuse(node, "its mask output is used")
         opset = g.opset_version("")
@@ -401,7 +443,14 @@ class _Rules:
     def _concat(self, node: onnx.NodeProto) -> str | None:
         return node.input[0] if len(node.input) == 1 else None
 
-    _sum = _mean = _max = _min = _concat  # variadic ops of one input return it
+    _max = _min = _concat  # variadic ops of one input return it (onnxruntime copies x)
+
+    def _sum(self, node: onnx.NodeProto) -> str | None:
+        if len(node.input) == 1 and self.nan_bits_observable():
+            return self.refuse(node, _NAN_BITS_REASON)  # onnxruntime computes x + 0 there
+        return self._concat(node)
+
+    _mean = _sum
 
     def _split(self, node: onnx.NodeProto) -> str | None:
         if len(node.output) != 1:
@@ -536,6 +585,8 @@ class _Rules:
             floating = const.dtype.kind in "fc" or "float" in const.dtype.name
             if floating and not _keeps_signed_zero(node.op_type, const):
                 return self.refuse(node, _SIGNED_ZERO_REASON[node.op_type])
+            if floating and self.nan_bits_observable():
+                return self.refuse(node, _NAN_BITS_REASON)
             x = node.input[1 - pos]
             if g.is_constant(x):
                 return None  # left to constant folding
