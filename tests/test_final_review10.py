@@ -46,7 +46,7 @@ def test_upgrade_opset_keeps_a_model_with_local_functions() -> None:
 def test_fp16_qdq_opset_move_keeps_local_functions() -> None:
     """TensorRT's float16 path moves a Q/DQ model to opset 19 with the same converter: the
     model's local functions were dropped there too; now its Q/DQ stay float32 instead."""
-    from graphopt.backends.tensorrt import _qdq_opset_for_fp16
+    from graphopt.backends.fp16 import _qdq_opset_for_fp16
 
     model = onnx.parser.parse_model(_HARDSWISH_INTO_FUNCTION)
     blocked: list[str] = []
