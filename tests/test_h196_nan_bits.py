@@ -129,3 +129,28 @@ def test_noops_without_a_bitcast_are_still_removed_at_opset_28() -> None:
     )
     optimized = graphopt.optimize(model)
     assert [n.op_type for n in optimized.graph.node] == ["Relu"]
+
+
+def test_a_bitcast_in_an_if_branch_also_keeps_x_times_one() -> None:
+    branch = helper.make_graph(
+        [helper.make_node("BitCast", ["g"], ["b"], to=TensorProto.INT32)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("b", TensorProto.INT32, [4])],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("BitCast", ["x"], ["f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["f", "one"], ["g"]),
+            helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.INT32, [4]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [4])],
+        [numpy_helper.from_array(np.ones(1, np.float32), "one")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 28)], ir_version=11)
+    _assert_same_bits(model, {"x": np.array(NAN32, np.int32), "c": np.array(True)})
