@@ -20,7 +20,7 @@ bfloat16 or INT8.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -284,11 +284,7 @@ def _block_layer_norm_statistics(model: onnx.ModelProto, blocked_nodes: set[str]
             if not any(node.output[1:]):
                 continue
             if not node.name:
-                k = 0
-                while f"fp16_kept_{k}" in taken:
-                    k += 1
-                node.name = f"fp16_kept_{k}"
-                taken.add(node.name)
+                node.name = _first_free("fp16_kept", taken)
             blocked_nodes.add(node.name)
 
 
@@ -357,11 +353,7 @@ def _block_shape_arithmetic(
     def block(node: onnx.NodeProto, main: bool) -> None:
         if not main and (not node.name or names[node.name] > 1):  # the converter blocks names
             names[node.name] -= 1
-            k = 0
-            while f"fp16_kept_{k}" in taken:
-                k += 1
-            node.name = f"fp16_kept_{k}"
-            taken.add(node.name)
+            node.name = _first_free("fp16_kept", taken)
         blocked_nodes.add(node.name)
 
     for graph in graphs:
@@ -460,11 +452,7 @@ def _body_names_apart_from_main_io(model: onnx.ModelProto) -> None:
         defined |= {v.name for v in (*body.input, *body.initializer)}
         renamed = {}
         for name in sorted(io & defined):
-            k = 0
-            while f"{name}_{k}" in taken:
-                k += 1
-            renamed[name] = f"{name}_{k}"
-            taken.add(renamed[name])
+            renamed[name] = _first_free(name, taken)
         if not renamed:
             continue
         for n in body.node:
@@ -539,26 +527,16 @@ def _constant_outputs_as_identities(model: onnx.ModelProto, blocked_nodes: set[s
         found.append((name, value))
     if not found:
         return
-    graphs = [main, *nested_bodies(main)]
-    taken = {n.name for g in graphs for n in g.node}
-    taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
-    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input, *g.output)}
-
-    def fresh(base: str) -> str:
-        k = 0
-        while f"{base}_{k}" in taken:
-            k += 1
-        taken.add(f"{base}_{k}")
-        return f"{base}_{k}"
+    taken = _names_in_use([main, *nested_bodies(main)])
 
     read = {i for n in main.node for i in n.input}
     read |= {r for n in main.node for sub in subgraphs(n) for r in outer_references(sub)}
     renamed: dict[str, str] = {}
     identities = []
     for name, value in found:
-        source = fresh(f"{name}_fp32")
+        source = _first_free(f"{name}_fp32", taken)
         if name in read:  # the readers keep theirs, under a new name
-            renamed[name] = fresh(name)
+            renamed[name] = _first_free(name, taken)
             main.initializer.append(numpy_helper.from_array(value, source))
             if name in inits:
                 inits[name].name = renamed[name]
@@ -569,7 +547,9 @@ def _constant_outputs_as_identities(model: onnx.ModelProto, blocked_nodes: set[s
         else:  # a Constant node no other node reads: its value moves to the initializer
             main.initializer.append(numpy_helper.from_array(value, source))
             main.node.remove(constants[name])
-        node = onnx.helper.make_node("Identity", [source], [name], name=fresh(f"{name}_fp32_out"))
+        node = onnx.helper.make_node(
+            "Identity", [source], [name], name=_first_free(f"{name}_fp32_out", taken)
+        )
         identities.append(node)
         blocked_nodes.add(node.name)
     if renamed:
@@ -754,17 +734,7 @@ def _casts_into_blocked_bodies(
         return
     types = {v.name: v.type.tensor_type.elem_type for v in (*main.input, *main.value_info)}
     types.update((t.name, t.data_type) for t in main.initializer)
-    graphs = [main, *nested_bodies(main)]
-    taken = {n.name for g in graphs for n in g.node}
-    taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
-    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input, *g.output)}
-
-    def fresh(base: str) -> str:
-        k = 0
-        while f"{base}_{k}" in taken:
-            k += 1
-        taken.add(f"{base}_{k}")
-        return f"{base}_{k}"
+    taken = _names_in_use([main, *nested_bodies(main)])
 
     casts: dict[str, str] = {}
     for owner in owners:
@@ -776,14 +746,14 @@ def _casts_into_blocked_bodies(
                 continue
             for name in half:
                 if name not in casts:
-                    casts[name] = fresh(f"{name}_fp32")
+                    casts[name] = _first_free(f"{name}_fp32", taken)
                     main.node.append(
                         onnx.helper.make_node(
                             "Cast",
                             [name],
                             [casts[name]],
                             to=onnx.TensorProto.FLOAT,
-                            name=fresh(f"{name}_fp32_cast"),
+                            name=_first_free(f"{name}_fp32_cast", taken),
                         )
                     )
             renamed = {name: casts[name] for name in half}
@@ -839,11 +809,7 @@ def _block_sparse_constants(model: onnx.ModelProto, blocked_nodes: set[str]) -> 
             if sparse is None or sparse.values.data_type != onnx.TensorProto.FLOAT:
                 continue
             if not node.name:
-                k = 0
-                while f"fp16_sparse_{k}" in taken:
-                    k += 1
-                node.name = f"fp16_sparse_{k}"
-                taken.add(node.name)
+                node.name = _first_free("fp16_sparse", taken)
             blocked_nodes.add(node.name)
 
 
@@ -896,13 +862,9 @@ def _distinct_body_initializers(model: onnx.ModelProto) -> None:
             if t.data_type != onnx.TensorProto.FLOAT:
                 continue
             if t.name in seen:
-                k = 0
-                while f"{t.name}_{k}" in taken:
-                    k += 1
-                new = f"{t.name}_{k}"
+                new = _first_free(t.name, taken)
                 renamed[t.name] = new
                 t.name = new
-                taken.add(new)
             seen.add(t.name)
         if renamed:
             _rename_reads(body, renamed)
@@ -932,20 +894,13 @@ def _block_out_of_range_in_bodies(
     graphs = [model.graph, *nested_bodies(model.graph)]
     taken = {n.name for g in graphs for n in g.node}
     taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
-    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input)}
-
-    def fresh(base: str) -> str:
-        k = 0
-        while f"{base}_{k}" in taken:
-            k += 1
-        taken.add(f"{base}_{k}")
-        return f"{base}_{k}"
+    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input)}  # (not the outputs)
 
     read_outside = set(outer)
     for body in graphs[1:]:
         for n in body.node:
             if read_outside.intersection(n.input):
-                n.name = n.name or fresh("fp16_kept")
+                n.name = n.name or _first_free("fp16_kept", taken)
                 blocked_nodes.add(n.name)
     for body in graphs[1:]:
         outputs = {o.name for o in body.output}
@@ -968,12 +923,12 @@ def _block_out_of_range_in_bodies(
                 moved[n.output[0]] = value
         for n in body.node:  # its attribute stays float32 where the node is blocked
             if n.op_type == "ConstantOfShape" and _fills_unsafe(n, readers.get(n.output[0], [])):
-                n.name = n.name or fresh("fp16_kept")
+                n.name = n.name or _first_free("fp16_kept", taken)
                 blocked_nodes.add(n.name)
                 big.add(n.output[0])
         if not big and not moved:
             continue
-        renamed = {name: fresh(f"{name}_fp32") for name in moved}
+        renamed = {name: _first_free(f"{name}_fp32", taken) for name in moved}
         big.update(renamed.values())
         kept = [n for n in body.node if not (n.op_type == "Constant" and n.output[0] in moved)]
         del body.node[:]
@@ -982,8 +937,29 @@ def _block_out_of_range_in_bodies(
         _rename_reads(body, renamed)
         for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
             if big.intersection(n.input):
-                n.name = n.name or fresh("fp16_kept")
+                n.name = n.name or _first_free("fp16_kept", taken)
                 blocked_nodes.add(n.name)
+
+
+def _first_free(base: str, taken: set[str]) -> str:
+    """The first of `{base}_0`, `{base}_1`, ... not in `taken`, which gains it. Each caller
+    collects the names it counts as taken, and they differ: node names only (a name for an
+    unnamed node), tensor and graph names without node names, with or without the graph
+    outputs, or everything (`_names_in_use`)."""
+    k = 0
+    while f"{base}_{k}" in taken:
+        k += 1
+    taken.add(f"{base}_{k}")
+    return f"{base}_{k}"
+
+
+def _names_in_use(graphs: Sequence[onnx.GraphProto]) -> set[str]:
+    """Every name `graphs` use: node names, node inputs and outputs, and the names of
+    initializers, graph inputs and graph outputs (not value_info's)."""
+    taken = {n.name for g in graphs for n in g.node}
+    taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    taken |= {t.name for g in graphs for t in (*g.initializer, *g.input, *g.output)}
+    return taken
 
 
 def _rename_reads(graph: onnx.GraphProto, renamed: Mapping[str, str]) -> None:
