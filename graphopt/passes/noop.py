@@ -24,6 +24,7 @@ from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import nested_bodies, subgraphs
+from graphopt.passes._folding_ops import NAN_BITS_READABLE_FROM
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import dims_in_dispute, is_default_domain
 
@@ -318,21 +319,15 @@ def _broadcast_keeps_shape(const: np.ndarray, shapes: LazyShapes, x: str) -> boo
     )
 
 
-BITCAST_SINCE = 26
-"""The opset from which BitCast reads a float's bits as an integer: a NaN's sign and payload
-are then values a model can output, and onnxruntime's arithmetic changes them (measured,
-1.32.0: x·1, x/1, x + (−0.0), x − 0.0, Sum(x), Mean(x) and Dropout(x) of float16 give its
-default NaN 0x7e00/0xfe00 for 0x7c01; of float32 they quiet a signalling NaN, 0x7f800001 →
-0x7fc00001)."""
-
-
 def nan_bits_observable(graph: Graph, ctx: PassContext) -> bool:
     """Whether a NaN's bits may reach a model output as an integer: the opset is 26 or newer and
     the model holds a BitCast (its graph, an If/Loop/Scan body, a local function), or `graph`
     is a body at opset 26+ (the graph around it, which may hold one, is not seen from here).
     Then x·1, x + (−0.0), Sum(x), ... are not no-ops: bypassing them keeps bits onnxruntime
-    replaces."""
-    if graph.opset_version("") < BITCAST_SINCE:
+    replaces (measured, 1.32.0: x·1, x/1, x + (−0.0), x − 0.0, Sum(x), Mean(x) and Dropout(x)
+    of float16 give its default NaN 0x7e00/0xfe00 for 0x7c01; of float32 they quiet a
+    signalling NaN, 0x7f800001 → 0x7fc00001)."""
+    if graph.opset_version("") < NAN_BITS_READABLE_FROM:
         return False
     if ctx.in_body:
         return True
