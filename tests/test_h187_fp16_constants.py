@@ -277,8 +277,9 @@ def test_a_loop_kept_float32_reads_the_float16_tensors_its_body_uses_through_cas
     np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], rtol=1e-3)
 
 
-def test_a_constant_output_of_a_body_inside_a_body_is_named_in_a_warning(caplog):
-    """Not kept float32 (the main-graph If owning it is not blocked for it): one warning."""
+def test_a_constant_output_of_a_body_inside_a_body_keeps_the_main_graph_if_float32(caplog):
+    """Was not kept float32, only named in a warning; now the main-graph If owning it stays
+    float32, bodies and all (H199, tests/test_h199_fp16_nested_bodies.py), said at INFO."""
     inner_then = helper.make_graph(
         [_constant("cb", np.full([4], 1e5))], "inner_then", [], [_vec("cb")]
     )
@@ -302,10 +303,15 @@ def test_a_constant_output_of_a_body_inside_a_body_is_named_in_a_warning(caplog)
     )
     other = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [_vec("e")])
     model = _model([_if(then, other)], [_vec("x"), _vec("cond", 1, TensorProto.BOOL)], [_vec("y")])
-    with caplog.at_level(logging.WARNING, logger="graphopt.backends.tensorrt"):
-        _half(model)
-    warned = [r.getMessage() for r in caplog.records if "fp16" in r.getMessage()]
-    assert len(warned) == 1 and "'cb'" in warned[0], warned
+    with caplog.at_level(logging.INFO, logger="graphopt.backends.tensorrt"):
+        half = _half(model)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    said = [r.getMessage() for r in caplog.records if "its body outputs cb" in r.getMessage()]
+    assert len(said) == 1 and "'if'" in said[0], said
+    (if_node,) = [n for n in half.graph.node if n.op_type == "If"]
+    assert {a.g.output[0].type.tensor_type.elem_type for a in if_node.attribute} == {
+        TensorProto.FLOAT
+    }
 
 
 @pytest.mark.realmodel

@@ -117,8 +117,8 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     BatchNorm variance of 1e8, which would become 65504, or a scale of 1e-8, which would
     become 5.96e-8; not a tiny one that is only added, such as an epsilon: `_fp16_unsafe`),
     or a ConstantOfShape filling with one, in an If/Loop/Scan body the body's nodes that read
-    it, and a main-graph If/Loop/Scan whose body outputs one, bodies and all; what sets an
-    output's shape (Resize/Upsample scales, Range inputs, and the Constants, Casts and
+    it, and a main-graph If/Loop/Scan whose body (or a body nested in it) outputs one, bodies
+    and all; what sets an output's shape (Resize/Upsample scales, Range inputs, and the Constants, Casts and
     arithmetic making them: `_block_shape_arithmetic`); a Cast to float, or a Constant, that
     only such nodes read or that writes a graph output; a sparse float Constant. Between two
     such nodes, and from a graph input or to a graph output, values stay float32 (the
@@ -132,8 +132,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     whose inputs are in range, or a blocked node's result that float16 nodes read) overflow
     to inf, and those below 6e-8 flush to 0, as in any float16 network; check the result on
     real inputs (onnxruntime's CPU kernels compute most float16 ops in float32 and drop the
-    Casts between them, so they hide such overflow). A constant float16 cannot hold that a
-    body inside a body outputs is only named in a warning."""
+    Casts between them, so they hide such overflow)."""
     from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
@@ -683,16 +682,17 @@ def _body_constant_outputs(body: onnx.GraphProto) -> list[tuple[str, np.ndarray]
 
 
 def _block_constant_body_outputs(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
-    """A main-graph If/Loop/Scan one of whose bodies outputs a float32 constant float16 cannot
-    hold stays float32, bodies and all (`blocked_nodes` gains it; the converter does not
-    enter a blocked node's bodies, and `_casts_into_blocked_bodies` feeds them float32): a
-    body's outputs are float16 otherwise, the constant clamped (1e-8 written as 5.96e-8, 1e5
-    as 65504). Its float16 readers still read its output in float16 (1e5 is inf there). Such
-    a constant in a body inside a body: one warning naming it, and it stays as it was."""
+    """A main-graph If/Loop/Scan one of whose bodies, or a body nested in one of them (an If
+    in a Loop's body), outputs a float32 constant float16 cannot hold stays float32, bodies
+    and all (`blocked_nodes` gains it; the converter does not enter a blocked node's bodies,
+    and `_casts_into_blocked_bodies` feeds them float32): a body's outputs are float16
+    otherwise, the constant clamped (1e-8 written as 5.96e-8, 1e5 as 65504), and so are those
+    of the bodies it flows out through. Its float16 readers still read its output in float16
+    (1e5 is inf there)."""
     from graphopt.ir.nodes import nested_bodies, subgraphs
 
     for node in model.graph.node:
-        bodies = list(subgraphs(node))
+        bodies = [b for sub in subgraphs(node) for b in (sub, *nested_bodies(sub))]
         found = [c for body in bodies for c in _body_constant_outputs(body)]
         if found:
             blocked_nodes.add(node.name)
@@ -703,15 +703,6 @@ def _block_constant_body_outputs(model: onnx.ModelProto, blocked_nodes: set[str]
                 found[0][0],
                 _fp16_shown(found[0][1]),
             )
-        for body in bodies:
-            for inner in nested_bodies(body):
-                for name, value in _body_constant_outputs(inner):
-                    log.warning(
-                        "fp16: body output %r is a constant float16 cannot hold (%s): it is "
-                        "written as float16",
-                        name,
-                        _fp16_shown(value),
-                    )
 
 
 def _casts_into_blocked_bodies(
