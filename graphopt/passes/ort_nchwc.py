@@ -817,7 +817,10 @@ def _is_constant_node(node: onnx.NodeProto) -> bool:
 
 
 def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A string attribute's value as text; bytes that are not UTF-8 escaped (b"near\\xffest" →
+    "near\\xffest"), which equals no name onnxruntime accepts, so the node is refused as
+    onnxruntime refuses it (decoding raised: a PassError for the whole model)."""
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else str(value)
 
 
 # ---------------------------------------------------------------------------- protobuf builders
