@@ -93,3 +93,105 @@ def test_a_constant_output_of_a_body_nested_in_a_body_is_kept_float32(value, cap
     body_types = {v.name: v.type.tensor_type.elem_type for v in loop.attribute[0].g.output}
     assert body_types["v_out"] == TensorProto.FLOAT
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _if_dividing(source: str, nested: bool) -> onnx.ModelProto:
+    """y = If(cond, then: Div(source, 1e5), else: -Relu(x)), m = Mul(x, 1e5) also an output;
+    `source` is m (a blocked main-graph node's) or x (a main-graph input); `nested`: the If
+    is the then branch of an outer If(cond2, else: Sigmoid(Relu(x))). Div stays float32 for
+    its constant 1e5, and so does Mul."""
+    then = helper.make_graph(
+        [
+            _constant("c", np.float32(1e5)),
+            helper.make_node("Div", [source, "c"], ["t"], name="div"),
+        ],
+        "then",
+        [],
+        [_vec("t")],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["r"], ["e"], name="neg")], "else", [], [_vec("e")]
+    )
+    node = helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then, else_branch=other)
+    if nested:
+        node.output[0] = "inner_y"
+        outer_then = helper.make_graph([node], "outer_then", [], [_vec("inner_y")])
+        outer_else = helper.make_graph(
+            [helper.make_node("Sigmoid", ["r"], ["oe"], name="sigmoid")],
+            "outer_else",
+            [],
+            [_vec("oe")],
+        )
+        node = helper.make_node(
+            "If", ["cond2"], ["y"], name="outer", then_branch=outer_then, else_branch=outer_else
+        )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "big"], ["m"], name="mul"),
+            helper.make_node("Relu", ["x"], ["r"], name="relu"),
+            node,
+        ],
+        "g",
+        [_vec("x"), _scalar("cond", TensorProto.BOOL), _scalar("cond2", TensorProto.BOOL)],
+        [_vec("y"), _vec("m")],
+        [numpy_helper.from_array(np.float32(1e5), "big")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["body", "body-in-a-body"])
+@pytest.mark.parametrize("source", ["m", "x"], ids=["blocked-node", "graph-input"])
+def test_a_blocked_body_node_reads_a_float32_main_graph_tensor_as_it_is(source, nested):
+    """Div read m (or x) through the main graph's Cast(float16) -> Cast(float): m = x * 1e5
+    of x in 0.1..3 (x itself in 1e4..3e5) became inf, and y inf where the float32 model gives
+    0.1..3. A blocked main-graph node already read them as they are."""
+    model = _if_dividing(source, nested)
+    half = _half(model)
+    if source == "m":
+        x = np.linspace(0.1, 3.0, 4, dtype=np.float32)
+    else:
+        x = np.linspace(1e4, 3e5, 4, dtype=np.float32)
+    for cond in (True, False) if source == "m" else (True,):  # (-Relu(3e5) is inf in float16)
+        feeds = {"x": x, "cond": np.array(cond), "cond2": np.array(True)}
+        got, want = run(half, feeds), run(model, feeds)
+        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-3, atol=0)
+        np.testing.assert_array_equal(got["m"], want["m"])
+    # the Cast pair made for Div is gone: only the graph input's Cast to float16 is left
+    casts = [n for n in half.graph.node if n.op_type == "Cast"]
+    assert [n.input[0] for n in casts if n.attribute[0].i == TensorProto.FLOAT16] == ["x"]
+
+
+def test_a_blocked_loops_body_reads_a_float32_main_graph_tensor_as_it_is():
+    """The Loop stays float32 for its initial value 1e-8, its body reading m = Mul(x, 1e5)
+    (blocked) through Cast(float16) (the converter's, for Relu) and the Cast(float) made for
+    the body: inf where the float32 model gives 2 * x + 1e-8."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Div", ["m", "d"], ["q"], name="div"),
+            helper.make_node("Add", ["v_in", "q"], ["v_out"], name="add"),
+            helper.make_node("Identity", ["c_in"], ["c_out"], name="keep"),
+        ],
+        "body",
+        [_scalar("i", TensorProto.INT64), _scalar("c_in", TensorProto.BOOL), _vec("v_in")],
+        [_scalar("c_out", TensorProto.BOOL), _vec("v_out")],
+        [numpy_helper.from_array(np.float32(1e5), "d")],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "big"], ["m"], name="mul"),
+            helper.make_node("Loop", ["n", "", "v0"], ["y"], body=body, name="loop"),
+            helper.make_node("Relu", ["m"], ["r"], name="relu"),
+        ],
+        "g",
+        [_vec("x")],
+        [_vec("y"), _vec("r")],
+        [
+            numpy_helper.from_array(np.array(2, np.int64), "n"),
+            numpy_helper.from_array(np.full([4], 1e-8, np.float32), "v0"),
+            numpy_helper.from_array(np.float32(1e5), "big"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    half = _half(model)
+    x = np.linspace(0.1, 3.0, 4, dtype=np.float32)
+    np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], rtol=1e-6)

@@ -20,7 +20,7 @@ bfloat16 or INT8.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -213,6 +213,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _casts_into_bodies(converted)
     _casts_into_blocked_bodies(converted, set(blocked), blocked_nodes)
     _float32_io_of_blocked_nodes(converted, set(blocked), blocked_nodes)
+    _float32_outer_reads_in_bodies(converted, set(blocked), blocked_nodes)
     for at, output in passed:
         converted.graph.output.insert(at, output)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
@@ -660,6 +661,127 @@ def _float32_io_in(
     info = [v for v in graph.value_info if v.name not in gone]
     del graph.value_info[:]
     graph.value_info.extend(info)
+
+
+def _float32_outer_reads_in_bodies(
+    model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
+) -> None:
+    """A float32 node of an If/Loop/Scan body (blocked, or in the body of a blocked node, at
+    any depth) reads a float32 tensor of an enclosing graph as it is, as
+    `_float32_io_of_blocked_nodes` has a node do in its own graph: the main graph's float32
+    inputs, and what blocked nodes (or, in a float32 body, any node) write there. It read it
+    through that graph's Cast(float16) -> Cast(float), which the converter (or
+    `_casts_into_blocked_bodies`, for a blocked If/Loop/Scan's bodies) put there for it:
+    Div(m, 1e5) in an If branch, m = Mul(x, 1e5) blocked in the main graph, gave inf where
+    the float32 model gives x. Not where a body between them defines the name again. A Cast
+    no node reads any more goes, with its value_info."""
+    from graphopt.ir.nodes import default_opset, nested_bodies, subgraphs
+
+    def blocked(node: onnx.NodeProto | None) -> bool:
+        return node is not None and (node.name in blocked_nodes or node.op_type in blocked_ops)
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    float32_bodies: set[int] = set()  # the bodies the converter did not enter
+    for graph in graphs:  # (each before the bodies inside it)
+        for n in graph.node:
+            if blocked(n) or id(graph) in float32_bodies:
+                float32_bodies.update(
+                    id(b) for sub in subgraphs(n) for b in (sub, *nested_bodies(sub))
+                )
+    for graph in graphs:
+        _float32_outer_reads_of(
+            graph, graph is model.graph, id(graph) in float32_bodies, default_opset(model), blocked
+        )
+
+
+def _float32_outer_reads_of(
+    graph: onnx.GraphProto,
+    is_main: bool,
+    float32_graph: bool,
+    opset: int,
+    blocked: Callable[[onnx.NodeProto | None], bool],
+) -> None:
+    """`_float32_outer_reads_in_bodies` for the tensors of one graph (`is_main`: its float32
+    inputs too; `float32_graph`: a body the converter did not enter, all of whose nodes write
+    float32) that the bodies inside it read."""
+    from graphopt.ir.nodes import subgraphs
+
+    producers = {o: n for n in graph.node for o in n.output}
+    inputs = set()
+    if is_main:
+        inputs = {
+            v.name for v in graph.input if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        }
+
+    def cast_of(name: str, to: int) -> onnx.NodeProto | None:
+        node = producers.get(name)
+        if node is None or node.op_type != "Cast" or len(node.input) != 1:
+            return None
+        return node if any(a.name == "to" and a.i == to for a in node.attribute) else None
+
+    touched: list[onnx.NodeProto] = []
+
+    def walk(body: onnx.GraphProto, shadow: set[str], float32: bool) -> None:
+        shadow = shadow | {v.name for v in (*body.input, *body.initializer)}
+        shadow |= {o for n in body.node for o in n.output}
+        for n in body.node:
+            kept = float32 or blocked(n)
+            for i in range(len(n.input)) if kept else _shape_slots(n, opset):
+                if i >= len(n.input) or n.input[i] in shadow:
+                    continue
+                up = cast_of(n.input[i], onnx.TensorProto.FLOAT)
+                down = cast_of(up.input[0], onnx.TensorProto.FLOAT16) if up else None
+                if up is None or down is None or down.input[0] in shadow:
+                    continue
+                source = down.input[0]
+                if source in inputs or float32_graph or blocked(producers.get(source)):
+                    n.input[i] = source
+                    touched.extend((up, down))
+            for sub in subgraphs(n):
+                walk(sub, shadow, kept)
+
+    for n in graph.node:
+        for sub in subgraphs(n):
+            walk(sub, set(), float32_graph or blocked(n))
+    if touched:
+        _drop_unread_casts(graph, touched)
+
+
+def _drop_unread_casts(graph: onnx.GraphProto, casts: Sequence[onnx.NodeProto]) -> None:
+    """Remove those of `casts` (Casts of `graph`, each listed before the Cast it reads) whose
+    output no other node of `graph` (its bodies included) nor a graph output reads, and their
+    value_info."""
+    from graphopt.ir.graph import outer_references
+    from graphopt.ir.nodes import subgraphs
+
+    gone: set[str] = set()
+    for cast in casts:
+        if cast.output[0] in gone:
+            continue
+        read = {o.name for o in graph.output}
+        for n in graph.node:
+            if n.op_type == "Cast" and n.output[0] in gone:
+                continue
+            read.update(n.input)
+            for sub in subgraphs(n):
+                read |= outer_references(sub)
+        if cast.output[0] not in read:
+            gone.add(cast.output[0])
+    if not gone:
+        return
+    _remove_nodes(graph, lambda n: n.op_type == "Cast" and n.output[0] in gone)
+    info = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(info)
+
+
+def _remove_nodes(graph: onnx.GraphProto, drop: Callable[[onnx.NodeProto], bool]) -> None:
+    """Delete the nodes of `graph` that `drop` picks, in place: the bodies of those that stay
+    remain the objects a caller holds (`del graph.node[:]` and `extend` copies every node, and
+    an edit of a body taken from the old ones is then lost)."""
+    for i in reversed(range(len(graph.node))):
+        if drop(graph.node[i]):
+            del graph.node[i]
 
 
 def _body_constant_outputs(body: onnx.GraphProto) -> list[tuple[str, np.ndarray]]:
