@@ -30,7 +30,6 @@ from typing import Any
 
 import onnx
 
-from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import Shape, ShapeFacts, shape_facts, share_shape_facts
 from graphopt.analysis.usedef import computed_from, live_nodes, small_constant
 from graphopt.ir import Graph
@@ -39,7 +38,7 @@ from graphopt.ir.io_names import as_text
 from graphopt.ir.nodes import is_default_domain
 from graphopt.passes.base import Instrument, PassContext, Retractable
 from graphopt.passes.constant_folding import dims_in_dispute
-from graphopt.passes.noop import dims_inference_counts_apart
+from graphopt.passes.noop import dims_inference_counts_apart, holds_suspect
 
 log = logging.getLogger("graphopt.subgraphs")
 
@@ -271,7 +270,7 @@ def _counted_apart(
     inferences, 618 nodes, where there was 1 of 0 nodes before 33237ba)."""
     if later is None:
         return dims_inference_counts_apart(graph, ctx)
-    if not any(is_suspect(node) for node in graph.nodes.values()):
+    if not holds_suspect(graph):
         return frozenset()  # (as `dims_inference_counts_apart` decides)
     return frozenset(computed_from(graph, facts.apart_roots))
 

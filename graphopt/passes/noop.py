@@ -12,6 +12,7 @@ What it does not do: merge chains of Reshape/Transpose or rewrite one op into an
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,7 +222,9 @@ def dims_inference_counts_apart(graph: Graph, ctx: PassContext) -> frozenset[str
     inference; bypassing Reshape(y, [1, 1, 2, 2]) hands inference's dims to its readers (a
     MatMul by a [2, k] weight: "Incompatible dimensions"), folding Shape(y) hands them
     onnxruntime's (Add(y, ConstantOfShape(Shape(y))) the same). Only in a graph holding a node
-    of a kind `is_suspect` names (Resize, PRelu, pools with ceil_mode, ...), from the nodes the
+    of a kind `is_suspect` names (Resize, PRelu, pools with ceil_mode, ...) at any depth
+    (`holds_suspect`: an If or Loop holding one is cut, its outputs unknown to the facts, but
+    the checker counts them from the body), from the nodes the
     shape facts' own first inference found (`ShapeFacts.apart_roots`): the dims the rules prove
     from are those facts', which live on across rewrites that keep every tensor's value, and
     so do the places where they are not inference's (a second inference of its own after each
@@ -232,10 +235,39 @@ def dims_inference_counts_apart(graph: Graph, ctx: PassContext) -> frozenset[str
     if isinstance(cached, frozenset):
         return cached
     apart: set[str] = set()
-    if any(is_suspect(node) for node in graph.nodes.values()):
+    if holds_suspect(graph):
         apart = computed_from(graph, shape_facts(graph, ctx).apart_roots)
     ctx.facts[_APART_KEY] = frozen = frozenset(apart)
     return frozen
+
+
+def every_node(graph: Graph) -> Iterator[onnx.NodeProto]:
+    """The nodes of `graph`, of every If/Loop/Scan body in it (nested ones too) and of its
+    model's local functions (and of the bodies in those)."""
+    yield from graph.nodes.values()
+    for owner in graph.nodes_with_bodies():
+        for body in subgraphs(owner):
+            yield from body.node
+            for inner in nested_bodies(body):
+                yield from inner.node
+    for function in graph.model.functions:
+        yield from function.node
+        for node in function.node:
+            for body in subgraphs(node):
+                yield from body.node
+                for inner in nested_bodies(body):
+                    yield from inner.node
+
+
+def holds_suspect(graph: Graph) -> bool:
+    """Whether a node of `graph` or of a body or local function in it (`every_node`) is of a
+    kind whose inferred dims onnxruntime may count otherwise (`runtime_shapes.is_suspect`).
+    Not only the graph's own: an If whose branches end in a ceil_mode pool is cut from the
+    shape facts (`ShapeFacts.apart_roots`, outputs of unknown rank), where the checker's
+    inference takes the branches' counts ([1, 1, 3, 3] for onnxruntime's [1, 1, 2, 2]), so a
+    Reshape(Squeeze(y), Concat([2], d)) given a -1 failed the checker and onnxruntime's load
+    ("Dimension could not be inferred: incompatible shapes") where the original ran."""
+    return any(is_suspect(node) for node in every_node(graph))
 
 
 def can_bypass(graph: Graph, src: str, out: str) -> bool:
