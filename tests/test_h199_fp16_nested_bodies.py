@@ -195,3 +195,106 @@ def test_a_blocked_loops_body_reads_a_float32_main_graph_tensor_as_it_is():
     half = _half(model)
     x = np.linspace(0.1, 3.0, 4, dtype=np.float32)
     np.testing.assert_allclose(run(half, {"x": x})["y"], run(model, {"x": x})["y"], rtol=1e-6)
+
+
+def _loop_over(body_nodes, then_nodes, inits=(), then_inits=()) -> onnx.ModelProto:
+    """y = Loop(2 times, v = r = Relu(x), body_nodes), the body holding
+    w = If(cond, then: then_nodes writing t, else: -v_in) and v_out = w + v_in."""
+    then = helper.make_graph(then_nodes, "then", [], [_vec("t")], list(then_inits))
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["v_in"], ["e"], name="neg")], "else", [], [_vec("e")]
+    )
+    body = helper.make_graph(
+        [
+            *body_nodes,
+            helper.make_node(
+                "If", ["cond"], ["w"], name="inner", then_branch=then, else_branch=other
+            ),
+            helper.make_node("Add", ["w", "v_in"], ["v_out"], name="add"),
+            helper.make_node("Identity", ["c_in"], ["c_out"], name="keep"),
+        ],
+        "body",
+        [_scalar("i", TensorProto.INT64), _scalar("c_in", TensorProto.BOOL), _vec("v_in")],
+        [_scalar("c_out", TensorProto.BOOL), _vec("v_out")],
+        list(inits),
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], name="relu"),
+            helper.make_node("Loop", ["n", "", "r"], ["y"], body=body, name="loop"),
+        ],
+        "g",
+        [_vec("x"), _scalar("cond", TensorProto.BOOL)],
+        [_vec("y")],
+        [numpy_helper.from_array(np.array(2, np.int64), "n")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _same_in_float16(model: onnx.ModelProto) -> None:
+    half = _half(model)
+    x = np.linspace(0.1, 3.0, 4, dtype=np.float32)
+    for cond in (True, False):
+        feeds = {"x": x, "cond": np.array(cond)}
+        np.testing.assert_allclose(run(half, feeds)["y"], run(model, feeds)["y"], rtol=1e-3)
+
+
+def test_casts_into_a_body_and_a_body_inside_it_both_stay():
+    """Mul(v_in, 1e5) in the Loop's body and Div(a, 1e5) in the If's then branch inside it
+    stay float32; the converter's Casts for them went into the Loop's body, then (a copy of
+    the If's) then branch: the Cast writing the branch's output t was lost, an invalid model
+    ("Graph output 't' is not an output of any node in graph")."""
+    _same_in_float16(
+        _loop_over(
+            [helper.make_node("Mul", ["v_in", "k"], ["a"], name="mul")],
+            [helper.make_node("Div", ["a", "d"], ["t"], name="div")],
+            [numpy_helper.from_array(np.float32(1e5), "k")],
+            [numpy_helper.from_array(np.float32(1e5), "d")],
+        )
+    )
+
+
+def test_constants_of_a_body_and_of_a_body_inside_it_both_stay_float32():
+    """Constants 1e5 in the Loop's body and 1e-6 in the If's then branch inside it, read by
+    unnamed nodes: the then branch's edits (its constant made an initializer, its Mul named
+    and blocked) went to a copy of it and were lost, the Mul reading a = v_in * 1e5 in float16
+    (inf) and 1e-6 written as 1.01e-6."""
+    _same_in_float16(
+        _loop_over(
+            [_constant("k", np.float32(1e5)), helper.make_node("Mul", ["v_in", "k"], ["a"])],
+            [_constant("s", np.float32(1e-6)), helper.make_node("Mul", ["a", "s"], ["t"])],
+        )
+    )
+
+
+def test_blocked_nodes_in_a_row_in_a_body_after_a_main_graph_bypass():
+    """m = Mul(x, 1e5) and Div(m, 1e5) in the main graph, blocked, pass m float32 (their
+    Cast pair removed); Mul(r, 1e5) and Div(p, 1e5) in an If branch likewise, but that edit
+    went to a copy of the branch once the main graph's nodes were rebuilt: p through
+    float16 was inf."""
+    then = helper.make_graph(
+        [
+            helper.make_node("Mul", ["r", "kb"], ["p"], name="bmul"),
+            helper.make_node("Div", ["p", "kb"], ["t"], name="bdiv"),
+        ],
+        "then",
+        [],
+        [_vec("t")],
+        [numpy_helper.from_array(np.float32(1e5), "kb")],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["r"], ["e"], name="neg")], "else", [], [_vec("e")]
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Mul", ["x", "big"], ["m"], name="mul"),
+            helper.make_node("Div", ["m", "big"], ["q"], name="div"),
+            helper.make_node("Relu", ["q"], ["r"], name="relu"),
+            helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then, else_branch=other),
+        ],
+        "g",
+        [_vec("x"), _scalar("cond", TensorProto.BOOL)],
+        [_vec("y")],
+        [numpy_helper.from_array(np.float32(1e5), "big")],
+    )
+    _same_in_float16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))

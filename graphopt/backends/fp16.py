@@ -177,11 +177,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     # leaves an initializer that only blocked nodes read in float32: move such Constants there.
     moved = {name for name, _ in out_of_range if name not in graph.initializers}
     if moved:
-        keep = [
-            n for n in copy.graph.node if not (n.op_type == "Constant" and n.output[0] in moved)
-        ]
-        del copy.graph.node[:]
-        copy.graph.node.extend(keep)
+        _remove_constants(copy.graph, moved)
         copy.graph.initializer.extend(
             numpy_helper.from_array(value, name) for name, value in out_of_range if name in moved
         )
@@ -655,9 +651,7 @@ def _float32_io_in(
             gone.add(half)
     if not dropped:
         return
-    kept = [n for n in graph.node if id(n) not in dropped]
-    del graph.node[:]
-    graph.node.extend(kept)
+    _remove_nodes(graph, lambda n: id(n) in dropped)
     info = [v for v in graph.value_info if v.name not in gone]
     del graph.value_info[:]
     graph.value_info.extend(info)
@@ -782,6 +776,11 @@ def _remove_nodes(graph: onnx.GraphProto, drop: Callable[[onnx.NodeProto], bool]
     for i in reversed(range(len(graph.node))):
         if drop(graph.node[i]):
             del graph.node[i]
+
+
+def _remove_constants(graph: onnx.GraphProto, names: set[str]) -> None:
+    """Delete the Constant nodes of `graph` that write one of `names`, in place."""
+    _remove_nodes(graph, lambda n: n.op_type == "Constant" and n.output[0] in names)
 
 
 def _body_constant_outputs(body: onnx.GraphProto) -> list[tuple[str, np.ndarray]]:
@@ -1043,9 +1042,7 @@ def _block_out_of_range_in_bodies(
             continue
         renamed = {name: _first_free(f"{name}_fp32", taken) for name in moved}
         big.update(renamed.values())
-        kept = [n for n in body.node if not (n.op_type == "Constant" and n.output[0] in moved)]
-        del body.node[:]
-        body.node.extend(kept)
+        _remove_constants(body, set(moved))
         body.initializer.extend(numpy_helper.from_array(moved[o], n) for o, n in renamed.items())
         _rename_reads(body, renamed)
         for n in [*body.node, *(m for sub in nested_bodies(body) for m in sub.node)]:
@@ -1139,9 +1136,7 @@ def _casts_into_bodies(model: onnx.ModelProto) -> None:
                 if any(output in n.output for n in home.node):
                     continue
                 at = next((i + 1 for i, n in enumerate(home.node) if source in n.output), 0)
-                nodes = [*home.node[:at], cast, *home.node[at:]]
-                del home.node[:]
-                home.node.extend(nodes)
+                home.node.insert(at, cast)  # (in place: the bodies inside stay `homes`')
                 if output in info:
                     home.value_info.append(info[output])
                 homes.setdefault(output, []).append(home)  # a Cast of it may follow
@@ -1149,9 +1144,7 @@ def _casts_into_bodies(model: onnx.ModelProto) -> None:
         if len(waiting) == len(pending):
             break
         pending = waiting
-    kept = [n for n in main.node if not (n.op_type == "Cast" and n.output[0] in moved)]
-    del main.node[:]
-    main.node.extend(kept)
+    _remove_nodes(main, lambda n: n.op_type == "Cast" and n.output[0] in moved)
     kept_info = [v for v in main.value_info if v.name not in moved]
     del main.value_info[:]
     main.value_info.extend(kept_info)
