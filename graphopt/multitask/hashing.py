@@ -14,7 +14,8 @@ are computed by the same ops, with the same attributes, from identified inputs.
 With `tolerance > 0`, floating-point constants of equal dtype and shape are identified when
 max|a − b| ≤ tolerance · max(max|b|, tiny) (b: the first one seen), where both are weights
 (`weight_tensors`: read only as a Conv / Gemm / MatMul / normalization weight, a bias or scale
-of such an op's output, or through layout ops on the way there); integer and bool constants,
+of such an op's output, or through layout ops on the way there; not a BatchNormalization
+variance or a divisor, which rescale each element by its own change); integer and bool constants,
 and float constants read otherwise (Resize scales, Range bounds, a shape computed in float: a
 value a little off there changes a shape or an index), are always compared bitwise.
 
@@ -113,20 +114,24 @@ def _close(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
 
 
 # default-domain op -> inputs that only weight the data (the output moves by about as much as
-# they do): the constants a tolerance may identify
+# they do): the constants a tolerance may identify. Not a BatchNormalization's variance (4):
+# the output moves by the change relative to each channel's own variance, not to the largest
+# (layout_cdla's span 5.6e-45..0.12 in one layer; moved by 0.9 T of the largest, T = 1e-3, the
+# outputs moved by 264%)
 WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
     "Conv": (1, 2),
     "ConvTranspose": (1, 2),
     "Gemm": (0, 1, 2),
     "MatMul": (0, 1),
-    "BatchNormalization": (1, 2, 3, 4),
+    "BatchNormalization": (1, 2, 3),
     "InstanceNormalization": (1, 2),
     "LayerNormalization": (1, 2),
     "GroupNormalization": (1, 2),
     "PRelu": (1,),
 }
 # elementwise ops whose constant operand is a weight when the other is a WEIGHT_INPUTS op's
-# output (a bias after MatMul, a scale after Conv); elsewhere they compute shapes too
+# output (a bias after MatMul, a scale after Conv); elsewhere they compute shapes too. A Div's
+# divisor is none (as a variance: the output moves by the change relative to each element)
 ELEMENTWISE_WEIGHTS = frozenset({"Add", "Sub", "Mul", "Div"})
 # ops that hand input 0 on with its values unchanged: a weight on its way to its op
 LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"})
@@ -160,6 +165,8 @@ def weight_tensors(graph: onnx.GraphProto) -> set[str]:
         if k in WEIGHT_INPUTS.get(node.op_type, ()):
             return True
         if node.op_type in ELEMENTWISE_WEIGHTS and len(node.input) == 2:
+            if node.op_type == "Div" and k == 1:
+                return False
             other = producer.get(node.input[1 - k])
             return other is not None and default(other) and other.op_type in WEIGHT_INPUTS
         if k == 0 and (node.op_type in LAYOUT_OPS or _casts_to_float(node)):
