@@ -24,11 +24,13 @@ than its name says is left as it is then (onnxruntime runs it only outside a bra
 
 What it does not do: BatchNormalization → depthwise Conv (fold it first: `fold-batchnorm`),
 NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is not a constant,
-Add/Mul whose operand shapes are not statically known to be equal, Resize other than nearest
-(asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by integer scales, IR < 4
-models (every initializer must be a graph input there, so no reordered filter can be added),
-graphs that hold NCHWc ops already, unless the metadata says they are for this block size and
-there is no fallback to make (their filters are reordered for the block size they were made for).
+Add/Mul whose operand shapes are not statically known to be equal, FusedConv with an activation
+the installed onnxruntime's kernels lack (Silu, Elu in 1.32: no model with it loads), Resize
+other than nearest (asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by
+integer scales, IR < 4 models (every initializer must be a graph input there, so no reordered
+filter can be added), graphs that hold NCHWc ops already, unless the metadata says they are for
+this block size and there is no fallback to make (their filters are reordered for the block
+size they were made for).
 Nor does it keep non-finite values exactly as the NCHW kernels do (measured, onnxruntime 1.32,
 equal to what its own ORT_ENABLE_ALL gives): ±inf in a real channel of a Conv's input puts
 NaN (inf·0) in the padded channels of its output, so the next Conv gives NaN where the NCHW
@@ -430,6 +432,8 @@ class _Rewrite:
             return "FusedConv with a Z (sum) input"
         if empty := _empty_list_attribute(node):
             return f"attribute {empty} is an empty list"
+        if why := _refused_activation(node):
+            return why
         weight = g.constant(node.input[1]) if len(node.input) > 1 else None
         if weight is None or weight.dtype != np.float32 or weight.ndim != 4:
             return "filter is not a constant float32 4-D tensor"
@@ -783,16 +787,96 @@ def _activation_bound(
     the padded input channels a depthwise Conv multiplies by its zero filters (v = x·0 + 0)."""
     if not depthwise_input < _FINITE_PAD:
         return math.inf  # inf·0 = NaN, which every activation keeps
-    if op in ("", "Relu", "Tanh", "QuickGelu"):
-        return bound  # |relu(v)|, |tanh(v)|, |v·σ(αv)| ≤ |v|
-    if op in ("Sigmoid", "HardSigmoid"):
+    # NaN or ±inf parameters: α·0 may be NaN. Only Clip's bounds may be ±inf (max(v, −inf) = v);
+    # a NaN one gives whatever MLAS's min/max make of it
+    finite = all(map(math.isfinite, params))
+    if not finite and (op != "Clip" or any(map(math.isnan, params))):
+        return math.inf
+    if op in ("", "Relu", "Tanh", "QuickGelu", "HardSwish"):
+        return bound  # |relu(v)|, |tanh(v)|, |v·σ(αv)|, |v·clip(v/6 + ½, 0, 1)| ≤ |v|
+    if op == "Sigmoid" or (op == "HardSigmoid" and len(params) == 2):
         return 1.0 if bound < _FINITE_PAD else math.inf  # σ(NaN) = NaN
     if op == "LeakyRelu":
         alpha = params[0] if params else 0.01
         return bound * max(1.0, abs(alpha))
-    if op == "Clip" and len(params) == 2 and all(map(math.isfinite, params)):
-        return max(bound, abs(params[0]), abs(params[1]))
+    if op == "Clip" and len(params) == 2 and bound < _FINITE_PAD:
+        # min(max(v, lo), hi) is monotone: its largest |value| is at v = ±bound (a one-sided
+        # Clip's other bound is ±float32 max, which v never reaches)
+        low, high = params
+        return max(abs(min(max(v, low), high)) for v in (-bound, bound))
     return math.inf
+
+
+# FusedConv activations onnxruntime's nchwc Conv applies: those of GetFusedActivationAttr, which
+# its FusedConv shares (Relu, Tanh, Sigmoid, LeakyRelu [α], Clip [min, max], HardSigmoid [α, β]
+# and, in 1.32, HardSwish; measured alike on 1.32: both refuse Silu, Elu and Gelu; FusedConv a
+# wrong parameter count). The installed onnxruntime's FusedConv is asked, which needs no NCHWc kernels or block
+# size (a `block_size` given for another machine), so a version with more activations takes more.
+@functools.cache
+def _activation_failure(attributes: tuple[bytes, ...]) -> str:
+    """Why the installed onnxruntime refuses a FusedConv with the serialized `activation` /
+    `activation_params` attributes, or "": a one-node probe (x[1,1,1,1], W[1,1,1,1]) loaded and
+    run at ORT_DISABLE_ALL, once per process and attribute set."""
+    from onnx import helper
+
+    from graphopt.backends.onnxruntime import PROBE_IR_VERSION, probe_failure
+
+    conv = _node("FusedConv", ["x", "W"], ["y"], "activation_probe", _MS_DOMAIN)
+    for serialized in attributes:
+        conv.attribute.add().ParseFromString(serialized)
+    weight = onnx.TensorProto(name="W", dims=[1, 1, 1, 1], data_type=_FLOAT)
+    weight.raw_data = np.ones(1, np.float32).tobytes()
+    one = [helper.make_tensor_value_info(t, _FLOAT, [1, 1, 1, 1]) for t in ("x", "y")]
+    graph = helper.make_graph([conv], "activation_probe", one[:1], one[1:], [weight])
+    imports = [helper.make_opsetid("", 13), helper.make_opsetid(_MS_DOMAIN, 1)]
+    probe = helper.make_model(graph, opset_imports=imports, ir_version=PROBE_IR_VERSION)
+    try:
+        why = probe_failure(probe, {"x": np.ones((1, 1, 1, 1), np.float32)})
+    except ImportError:  # (a dependency; nothing to judge by without it)
+        return ""
+    return why or ""
+
+
+# The activations every onnxruntime graphopt supports (1.18+) applies, by the number of
+# activation_params each reads (None: reads none, takes any): no probe needed for them (a probe
+# costs ~0.8 ms once per process; ppocr_det has 4 activation attribute sets, 3 of them these)
+_ALWAYS_APPLIED: dict[bytes, int | None] = {
+    b"Relu": None,
+    b"Tanh": None,
+    b"Sigmoid": None,
+    b"LeakyRelu": 1,
+    b"Clip": 2,
+    b"HardSigmoid": 2,
+}
+
+
+def _always_applied(fused: list[onnx.AttributeProto]) -> bool:
+    """Whether the `activation` / `activation_params` attributes `fused` name an activation of
+    `_ALWAYS_APPLIED` with the float parameters it reads."""
+    by_name = {a.name: a for a in fused}
+    activation, params = by_name.get("activation"), by_name.get("activation_params")
+    if activation is None or activation.type != _STRING or activation.s not in _ALWAYS_APPLIED:
+        return False
+    count = _ALWAYS_APPLIED[activation.s]
+    return count is None or (
+        params is not None and params.type == _FLOATS and len(params.floats) == count
+    )
+
+
+def _refused_activation(node: onnx.NodeProto) -> str:
+    """Why `node`'s fused activation cannot go into an nchwc Conv, or "" (none, or one the
+    installed onnxruntime applies). The nchwc Conv takes the FusedConv's attributes as they
+    are, as onnxruntime's own transformer does; one its kernels lack is a model that does not
+    load either way, whose node is left alone rather than rewritten."""
+    fused = [a for a in node.attribute if a.name in _FUSED_ATTRS]
+    if not fused or _always_applied(fused):
+        return ""
+    why = _activation_failure(tuple(a.SerializeToString() for a in fused))
+    if not why:
+        return ""
+    activation = next((a for a in fused if a.name == "activation"), None)
+    named = "(none)" if activation is None else _text(activation.s) or "(not a string)"
+    return f"onnxruntime's FusedConv and nchwc Conv refuse activation {named}: {why}"
 
 
 def _empty_list_attribute(node: onnx.NodeProto) -> str:
