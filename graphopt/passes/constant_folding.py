@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +24,9 @@ import onnx
 from graphopt.analysis.usedef import computed_from
 from graphopt.errors import BackendError
 from graphopt.ir import Graph
+from graphopt.ir.graph import tensor_value
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
-from graphopt.ir.nodes import is_default_domain
+from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
 from graphopt.passes._folding_ops import (
     NONDETERMINISTIC,
     SIZED_BY_INFERENCE,
@@ -89,8 +90,9 @@ _DISPUTED_KEY = "dims-in-dispute"
 def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
     """Tensors whose static dims in the shape facts onnxruntime versions may not share: the
     outputs of a Range of constant inputs whose length onnxruntime 1.23.2 and 1.32.0 count
-    differently (`range_length_disputed`; ONNX inference takes 1.23.2's count), and every
-    tensor computed from them (an If reading one too). Their Shape and Size are not folded,
+    differently (`range_length_disputed`; ONNX inference takes 1.23.2's count), the outputs
+    of an If/Loop/Scan or local function call holding one (`_holds_disputed_range`), and
+    every tensor computed from them (an If reading one too). Their Shape and Size are not folded,
     as the Range itself is not. Cached in `ctx.facts` (cleared when a pass changes the graph:
     constants stay constants, so every Range the facts counted is seen)."""
     cached = ctx.facts.get(_DISPUTED_KEY)
@@ -104,8 +106,86 @@ def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
             continue  # inference counts only constant bounds
         if range_length_disputed([graph.constant(t) for t in node.input[:3]]):
             roots.extend(o for o in node.output if o)
+    functions = {(f.domain, f.name): f for f in graph.model.functions}
+    callers = (
+        [n for n in graph.nodes.values() if (n.domain, n.op_type) in functions] if functions else []
+    )
+    for node in [*graph.nodes_with_bodies(), *callers]:
+        if _holds_disputed_range(node, graph.constant, functions, set()):
+            roots.extend(o for o in node.output if o)
     ctx.facts[_DISPUTED_KEY] = frozen = frozenset(computed_from(graph, roots))
     return frozen
+
+
+Scope = Callable[[str], np.ndarray | None]
+
+
+def _holds_disputed_range(
+    node: onnx.NodeProto,
+    outer: Scope,
+    functions: dict[tuple[str, str], onnx.FunctionProto],
+    called: set[tuple[str, str]],
+) -> bool:
+    """Whether a body of `node` (at any depth) or the model-local function it calls holds a
+    Range of constant bounds (the body's own, or of a scope around it: `outer`) whose length
+    onnxruntime versions count apart (`range_length_disputed`). Inference counts it in there
+    and gives `node`'s outputs its count: Range(-0.1, 0.20000002, 0.3) in a Loop body is 1
+    element to inference, 2 in onnxruntime 1.32, and Slice(Squeeze(loop_out, [0]), 0, 1) was
+    dropped as a no-op where the original gives 1 element (the result gave 2)."""
+    key = (node.domain, node.op_type)
+    scopes: list[tuple[onnx.GraphProto | onnx.FunctionProto, Scope]] = [
+        (body, outer) for body in subgraphs(node)
+    ]
+    if key in functions and key not in called:
+        called.add(key)  # (a function sees no scope around it: its constants are its own)
+        scopes.append((functions[key], lambda _: None))
+    return any(_disputed_in(body, around, functions, called) for body, around in scopes)
+
+
+def _disputed_in(
+    body: onnx.GraphProto | onnx.FunctionProto,
+    outer: Scope,
+    functions: dict[tuple[str, str], onnx.FunctionProto],
+    called: set[tuple[str, str]],
+) -> bool:
+    """`_holds_disputed_range` for the nodes of one body (or function)."""
+    wanted = (
+        _RANGE_OR_BODIED.union(name for _, name in functions) if functions else _RANGE_OR_BODIED
+    )
+    if not any(n.op_type in wanted for n in body.node):
+        return False
+    local: dict[str, onnx.TensorProto | None] = {}  # what the body defines: None, no constant
+    for i in body.input:
+        local[i if isinstance(i, str) else i.name] = None
+    if isinstance(body, onnx.GraphProto):
+        local.update((t.name, t) for t in body.initializer)
+    for n in body.node:
+        for k, out in enumerate(n.output):
+            const = n.op_type == "Constant" and k == 0 and is_default_domain(n)
+            local[out] = constant_tensor(n) if const else None
+
+    def value(name: str) -> np.ndarray | None:
+        if name not in local:
+            return outer(name)
+        t = local[name]
+        if t is None or t.HasField("segment"):
+            return None
+        try:
+            return tensor_value(t)
+        except (ValueError, TypeError, KeyError, IndexError):
+            return None  # (not a value inference reads either)
+
+    for n in body.node:
+        if n.op_type == "Range" and is_default_domain(n) and len(n.input) >= 3:
+            bounds = [value(t) for t in n.input[:3]]
+            if all(b is not None for b in bounds) and range_length_disputed(bounds):
+                return True
+        elif _holds_disputed_range(n, value, functions, called):
+            return True
+    return False
+
+
+_RANGE_OR_BODIED = frozenset({"Range", "If", "Loop", "Scan"})
 
 
 @dataclass
