@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from graphopt._text import counted
 from graphopt.commands._common import (
@@ -20,7 +20,6 @@ from graphopt.commands._common import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
 
@@ -256,14 +255,22 @@ def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untype
                 )
 
 
-def _difference(expected: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+def _difference(expected: Any, got: Any) -> tuple[float, float]:
     """max |expected − got| (inf for another shape, a NaN on one side only, or any difference
     of a non-numeric output; equal values, NaN in both too, differ by 0), and max |expected|
-    over its finite values."""
+    over its finite values. A sequence or map output (a list, a dict: it was an
+    AttributeError traceback) is compared leaf by leaf, as `optimize --verify` does; another
+    structure is inf."""
     import numpy as np
 
-    from graphopt.backends.onnxruntime import max_difference
+    from graphopt.backends.onnxruntime import _leaves_of, max_difference
+    from graphopt.errors import VerifyError
 
+    if not isinstance(expected, np.ndarray) or not isinstance(got, np.ndarray):
+        try:
+            expected, got = _leaves_of("", expected, got)
+        except VerifyError:  # other lengths, keys or leaf shapes
+            return float("inf"), 0.0
     if expected.shape != got.shape:
         return float("inf"), 0.0
     if not np.issubdtype(expected.dtype, np.number):
