@@ -163,3 +163,37 @@ def test_activations_onnxruntime_applies_are_kept_with_their_parameters():
         attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
         assert attrs["activation"] == activation.encode()
         np.testing.assert_allclose(attrs["activation_params"], params, rtol=1e-7)
+
+
+def _unfused_chain() -> onnx.ModelProto:
+    """photo → Conv 3→20 → HardSwish → depthwise Conv 20 → Clip(min=0) → Conv 20→32 → y, as an
+    exporter writes it (opset 14): ort-fusions makes the FusedConvs the layout pass reads."""
+    nodes = [
+        helper.make_node("Conv", ["x", "W0", "B0"], ["c0"], "c0", pads=[1] * 4, strides=[2, 2]),
+        helper.make_node("HardSwish", ["c0"], ["a"], "hardswish"),
+        helper.make_node("Conv", ["a", "W1", "B1"], ["c1"], "c1", pads=[1] * 4, group=20),
+        helper.make_node("Clip", ["c1", "zero"], ["d"], "clip"),
+        helper.make_node("Conv", ["d", "W2", "B2"], ["y"], "last"),
+    ]
+    inits = {"W0": _weight(20, 3, 3, 3), "W1": _weight(20, 1, 3, 3), "W2": _weight(32, 20, 1, 1)}
+    inits |= {"B0": _weight(20, 1)[:, 0], "B1": _weight(20, 1)[:, 0], "B2": _weight(32, 1)[:, 0]}
+    inits["zero"] = np.array(0.0, np.float32)
+    model = _model(nodes, inits)
+    del model.opset_import[:]
+    model.opset_import.append(helper.make_opsetid("", 14))
+    return model
+
+
+@needs_nchwc
+@pytest.mark.realmodel
+@pytest.mark.parametrize("pipeline", ["ort-cpu-native", "ort-cpu"])
+def test_pipelines_rewrite_every_conv_after_hardswish_and_relu_clip(pipeline, photos):
+    original = _unfused_chain()
+    rewritten, report = graphopt.optimize_with_report(original, pipeline, explain=True)
+    layout = [
+        (node, outcome, why)
+        for rule, node, outcome, why in report.explain
+        if rule == "ort-nchwc-layout" and node != "(graph)"
+    ]
+    assert len(layout) == 3 and all(outcome == "applied" for _, outcome, _ in layout), layout
+    _assert_same(original, rewritten, photos)
