@@ -197,3 +197,33 @@ def test_pipelines_rewrite_every_conv_after_hardswish_and_relu_clip(pipeline, ph
     ]
     assert len(layout) == 3 and all(outcome == "applied" for _, outcome, _ in layout), layout
     _assert_same(original, rewritten, photos)
+
+
+NAN, INF = float("nan"), float("inf")
+ODD_PARAMETERS = {
+    # parameters an activation does not read bound nothing: all three Convs rewritten
+    "relu_nan_params": (("Relu", [NAN]), ("Relu", [NAN]), "applied"),
+    "hardswish_inf_params": (("HardSwish", [INF, NAN]), ("Tanh", [NAN]), "applied"),
+    "clip_unbounded": (("Clip", [-INF, INF]), ("Clip", [0.0, INF]), "applied"),
+    # HardSigmoid(0) = clip(∞·0 + ½, 0, 1) is NaN in the padded channels: before 41eedf7 it was
+    # bounded by 1 and the last Conv summed NaN·0 into every output (all NaN, the original none)
+    "hardsigmoid_inf_alpha": (("HardSigmoid", [INF, 0.5]), ("Relu",), "refused"),
+    "leakyrelu_nan_alpha": (("LeakyRelu", [NAN]), ("Relu",), "refused"),
+}
+
+
+@needs_nchwc
+@pytest.mark.realmodel
+@pytest.mark.parametrize("case", sorted(ODD_PARAMETERS))
+def test_non_finite_activation_parameters_bound_only_what_reads_them(case, photos):
+    first, middle, last = ODD_PARAMETERS[case]
+    original = _chain(first, middle)
+    rewritten, notes = _rewrite(original)
+    assert notes["a"] == notes["d"] == ("applied", "")
+    assert notes["last"][0] == last
+    before = session(original, threads=1, level="disable")
+    after = session(rewritten, threads=1, level="disable")
+    for feeds in photos:
+        (expected,), (got,) = before.run(None, feeds), after.run(None, feeds)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

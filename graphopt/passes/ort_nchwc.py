@@ -787,19 +787,21 @@ def _activation_bound(
     the padded input channels a depthwise Conv multiplies by its zero filters (v = x·0 + 0)."""
     if not depthwise_input < _FINITE_PAD:
         return math.inf  # inf·0 = NaN, which every activation keeps
-    # NaN or ±inf parameters: α·0 may be NaN. Only Clip's bounds may be ±inf (max(v, −inf) = v);
-    # a NaN one gives whatever MLAS's min/max make of it
-    finite = all(map(math.isfinite, params))
-    if not finite and (op != "Clip" or any(map(math.isnan, params))):
-        return math.inf
-    if op in ("", "Relu", "Tanh", "QuickGelu", "HardSwish"):
+    if op in ("", "Relu", "Tanh", "QuickGelu", "HardSwish"):  # (no parameters read)
         return bound  # |relu(v)|, |tanh(v)|, |v·σ(αv)|, |v·clip(v/6 + ½, 0, 1)| ≤ |v|
-    if op == "Sigmoid" or (op == "HardSigmoid" and len(params) == 2):
+    if op == "Sigmoid":
         return 1.0 if bound < _FINITE_PAD else math.inf  # σ(NaN) = NaN
-    if op == "LeakyRelu":
+    # a NaN or infinite α or β may make α·0 NaN; Clip's bounds may be ±inf (max(v, −inf) = v),
+    # not NaN (what MLAS's min/max make of one is not ours to guess)
+    finite = all(map(math.isfinite, params))
+    if op == "HardSigmoid" and len(params) == 2 and finite:
+        return 1.0 if bound < _FINITE_PAD else math.inf
+    if op == "LeakyRelu" and len(params) <= 1 and finite:
         alpha = params[0] if params else 0.01
         return bound * max(1.0, abs(alpha))
-    if op == "Clip" and len(params) == 2 and bound < _FINITE_PAD:
+    if op == "Clip" and len(params) == 2 and not any(map(math.isnan, params)):
+        if not bound < _FINITE_PAD:
+            return math.inf  # clip(NaN) is NaN or a bound, depending on the kernel
         # min(max(v, lo), hi) is monotone: its largest |value| is at v = ±bound (a one-sided
         # Clip's other bound is ±float32 max, which v never reaches)
         low, high = params
