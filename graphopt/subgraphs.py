@@ -25,7 +25,7 @@ loop-invariant code out of a `Loop`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import onnx
@@ -38,7 +38,12 @@ from graphopt.ir.io_names import as_text
 from graphopt.ir.nodes import is_default_domain
 from graphopt.passes.base import Instrument, PassContext, Retractable
 from graphopt.passes.constant_folding import dims_in_dispute
-from graphopt.passes.noop import dims_inference_counts_apart, holds_suspect
+from graphopt.passes.noop import (
+    NAN_BITS_AROUND,
+    dims_inference_counts_apart,
+    holds_suspect,
+    nan_bits_observable,
+)
 
 log = logging.getLogger("graphopt.subgraphs")
 
@@ -54,6 +59,7 @@ def optimize_bodies(
     if not owners:
         return False
     facts, later = _facts_for_bodies(graph, ctx, owners)
+    told = {NAN_BITS_AROUND: nan_bits_observable(graph, ctx)}  # (a body sees nothing around it)
     changed = False
     for node in owners:
         bodies = []
@@ -66,7 +72,7 @@ def optimize_bodies(
         for label, body in bodies:
             where = f"{node.op_type} {node.name!r} {label}"
             node_changed |= _optimize_body(
-                graph, node, body, where, facts, ctx, run, instruments, later
+                graph, node, body, where, facts, ctx, run, instruments, later, told
             )
         if node_changed:
             graph.refresh_subgraph_reads(node)
@@ -182,9 +188,11 @@ def _optimize_body(
     run: Runner,
     instruments: Sequence[Instrument],
     later: _FactsOnDemand | None = None,
+    told: Mapping[str, object] | None = None,
 ) -> bool:
     """Run `run` over `body` of `node` as the model M(B) and put the result in its place when
-    its interface is the body's; True when it did. `later`: frozen before `graph` changes."""
+    its interface is the body's; True when it did. `later`: frozen before `graph` changes.
+    `told`: what the body's context learns of the graphs around it (`ctx.lasting_facts`)."""
     outer = sorted(outer_references(body))
     disputed = dims_in_dispute(graph, ctx)
     apart: frozenset[str] | None = None  # (read only once a dim is declared)
@@ -226,6 +234,7 @@ def _optimize_body(
         # M(B) as the run gets it: `body` and `graph` change only once the run is over
         rebuild=lambda: Graph(_model_of(graph, body, inputs)),
     )
+    inner_ctx.lasting_facts.update(told or {})
     if own_facts is not None:  # inferred over this very model: not again
         share_shape_facts(inner_ctx, own_facts)
     marks = [(i, i.mark()) for i in instruments if isinstance(i, Retractable)]

@@ -351,26 +351,25 @@ def _broadcast_keeps_shape(const: np.ndarray, shapes: LazyShapes, x: str) -> boo
     )
 
 
+NAN_BITS_AROUND = "nan-bits-observable-around"
+"""`ctx.lasting_facts` key in a body's context (`graphopt.subgraphs`): whether the graphs
+around the body read a NaN's bits (`nan_bits_observable` of its owner's graph, which looks into
+every body of that graph). It holds while the body's pipeline runs: that graph waits."""
+
+
 def nan_bits_observable(graph: Graph, ctx: PassContext) -> bool:
     """Whether a NaN's bits may reach a model output as an integer: the opset is 26 or newer and
-    the model holds a BitCast (its graph, an If/Loop/Scan body, a local function), or `graph`
-    is a body at opset 26+ (the graph around it, which may hold one, is not seen from here).
-    Then x·1, x + (−0.0), Sum(x), ... are not no-ops: bypassing them keeps bits onnxruntime
-    replaces (measured, 1.32.0: x·1, x/1, x + (−0.0), x − 0.0, Sum(x), Mean(x) and Dropout(x)
-    of float16 give its default NaN 0x7e00/0xfe00 for 0x7c01; of float32 they quiet a
-    signalling NaN, 0x7f800001 → 0x7fc00001)."""
+    the model holds a BitCast (its graph, an If/Loop/Scan body, a local function: `every_node`;
+    for a body, the graphs around it, as its context was told: `NAN_BITS_AROUND`, and where it
+    was told nothing, yes). Then x·1, x + (−0.0), Sum(x), ... are not no-ops: bypassing them
+    keeps bits onnxruntime replaces (measured, 1.32.0: x·1, x/1, x + (−0.0), x − 0.0, Sum(x),
+    Mean(x) and Dropout(x) of float16 give its default NaN 0x7e00/0xfe00 for 0x7c01; of float32
+    they quiet a signalling NaN, 0x7f800001 → 0x7fc00001)."""
     if graph.opset_version("") < NAN_BITS_READABLE_FROM:
         return False
-    if ctx.in_body:
+    if ctx.in_body and ctx.lasting_facts.get(NAN_BITS_AROUND, True):
         return True
-    nodes = list(graph.nodes.values())
-    for function in graph.model.functions:
-        nodes.extend(function.node)
-    for node in list(nodes):
-        for body in subgraphs(node):
-            nodes.extend(body.node)
-            nodes.extend(n for b in nested_bodies(body) for n in b.node)
-    return any(n.op_type == "BitCast" and is_default_domain(n) for n in nodes)
+    return any(n.op_type == "BitCast" and is_default_domain(n) for n in every_node(graph))
 
 
 _NAN_BITS_REASON = (
