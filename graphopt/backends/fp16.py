@@ -118,11 +118,14 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     become 5.96e-8; not a tiny one that is only added, such as an epsilon: `_fp16_unsafe`),
     or a ConstantOfShape filling with one, in an If/Loop/Scan body the body's nodes that read
     it, and a main-graph If/Loop/Scan whose body (or a body nested in it) outputs one, bodies
-    and all; what sets an output's shape (Resize/Upsample scales, Range inputs, and the Constants, Casts and
-    arithmetic making them: `_block_shape_arithmetic`); a Cast to float, or a Constant, that
-    only such nodes read or that writes a graph output; a sparse float Constant. Between two
-    such nodes, and from a graph input or to a graph output, values stay float32 (the
-    converter rounded them through float16: 1e5 became inf). A float32 constant, or a graph
+    and all; what sets an output's shape (Resize/Upsample scales, Range inputs, and the
+    Constants, Casts and arithmetic making them: `_block_shape_arithmetic`); a Cast to float,
+    or a Constant, that only such nodes read or that writes a graph output; a sparse float
+    Constant; what carries a mask of such a constant (float32's lowest, -3.4e38, which
+    float16 makes -inf) into a Softmax or Attention's attn_mask, and that Softmax or Attention
+    (`_block_masked_softmax`: a fully masked row was NaN, or zeros). Between two such nodes,
+    and from a graph input or to a graph output, values stay float32 (the converter rounded
+    them through float16: 1e5 became inf). A float32 constant, or a graph
     input, that is a graph output is written there exactly. Optimize with the `tensorrt`
     pipeline first so that such constants are folded away and more of the model runs in
     float16. Model-local functions are inlined first (`_inline_functions`), as TensorRT's
@@ -185,6 +188,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _block_out_of_range_in_bodies(copy, blocked_nodes, read_in_bodies)
     _block_constant_body_outputs(copy, blocked_nodes)
     _block_sparse_constants(copy, blocked_nodes)
+    _block_masked_softmax(copy, blocked_nodes)
     blocked = [*DEFAULT_OP_BLOCK_LIST, *FLOAT32_ONLY_OPS]
     if imports_qdq(copy, 10):  # TensorRT 10's parser, as `tensorrt.has_qdq(copy)`
         copy = _qdq_opset_for_fp16(copy, blocked)
@@ -655,6 +659,135 @@ def _float32_io_in(
     info = [v for v in graph.value_info if v.name not in gone]
     del graph.value_info[:]
     graph.value_info.extend(info)
+
+
+# Ops that hand a value they read on as it is, or add to it, or pick it: a mask's -3.4e38
+# passes them (`_block_masked_softmax`).
+_MASK_PASSING_OPS = frozenset(
+    {
+        "Add",
+        "Sub",
+        "Mul",
+        "Neg",
+        "Where",
+        "Max",
+        "Min",
+        "Identity",
+        "Cast",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Expand",
+        "Tile",
+        "Transpose",
+        "Slice",
+        "Gather",
+        "GatherElements",
+        "Concat",
+        "Trilu",
+    }
+)
+
+
+def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """A Softmax (or LogSoftmax) of the main graph whose input, or an Attention whose
+    attn_mask, a float32 constant beyond float16's range reaches through a node kept float32
+    for it (Where(keep, 0, -3.4e38), (1 - m) * -3.4e38, ConstantOfShape(-3.4e38)) and then
+    only through `_MASK_PASSING_OPS` stays float32, and so does every node on the way
+    (`blocked_nodes` gains them; one without a name gets one). In float16 such a mask was
+    -inf: a row it masks fully was NaN in Softmax (exp(-inf - -inf)), where float32 gives a
+    uniform row (-3.4e38 + s is -3.4e38 for every s); in Attention (opset 23) it was a row of
+    zeros (the spec flushes a row of -inf to 0), not float32's mean of V (onnx's reference
+    implementation; onnxruntime gives 0 for both, computing float16 in float32). Clamping
+    the mask to -65504 instead (the converters' clamp for constants) would not do: -65504 +
+    s is -inf in float16 for s below -16. Not in If/Loop/Scan bodies."""
+    from onnx import numpy_helper
+
+    from graphopt.ir.graph import constant_node_value
+    from graphopt.ir.nodes import is_default_domain
+
+    main = model.graph
+    huge: set[str] = set()  # float32 constants with an element float16 cannot hold
+    for t in main.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT or t.data_location == onnx.TensorProto.EXTERNAL:
+            continue
+        if _largest_finite(numpy_helper.to_array(t)) > FP16_MAX:
+            huge.add(t.name)
+    for n in main.node:
+        if n.op_type != "Constant" or not is_default_domain(n):
+            continue
+        value = constant_node_value(n)
+        if value is not None and value.dtype == np.float32 and _largest_finite(value) > FP16_MAX:
+            huge.update(n.output)
+    sources = [
+        n
+        for n in main.node
+        if n.name in blocked_nodes
+        and (huge.intersection(n.input) or (n.op_type == "ConstantOfShape" and _fills_huge(n)))
+    ]
+    if not sources:
+        return
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for n in main.node:
+        for i, name in enumerate(n.input):
+            consumers.setdefault(name, []).append((n, i))
+    # forward from the sources through mask-passing ops: what carries the mask
+    carrying: dict[int, onnx.NodeProto] = {id(n): n for n in sources}
+    feeds: dict[int, list[onnx.NodeProto]] = {}  # node -> the carrying nodes it reads
+    sinks: dict[int, onnx.NodeProto] = {}
+    pending = list(sources)
+    while pending:
+        node = pending.pop()
+        for out in node.output:
+            for reader, slot in consumers.get(out, []):
+                if not is_default_domain(reader):
+                    continue
+                feeds.setdefault(id(reader), []).append(node)
+                op = reader.op_type
+                if (op in ("Softmax", "LogSoftmax") and slot == 0) or (
+                    op == "Attention" and slot == 3
+                ):
+                    sinks[id(reader)] = reader
+                elif op in _MASK_PASSING_OPS and id(reader) not in carrying:
+                    to = next((a.i for a in reader.attribute if a.name == "to"), None)
+                    if op == "Cast" and to != onnx.TensorProto.FLOAT:
+                        continue
+                    carrying[id(reader)] = reader
+                    pending.append(reader)
+    if not sinks:
+        return
+    # back from the sinks: the carrying nodes on a way to one
+    kept: dict[int, onnx.NodeProto] = dict(sinks)
+    pending = list(sinks.values())
+    while pending:
+        node = pending.pop()
+        for up in feeds.get(id(node), []):
+            if id(up) not in kept:
+                kept[id(up)] = up
+                pending.append(up)
+    taken = {n.name for n in main.node}
+    for node in main.node:
+        if id(node) in kept:
+            if not node.name:
+                node.name = _first_free("fp16_kept", taken)
+            if node.name not in blocked_nodes:
+                blocked_nodes.add(node.name)
+                log.info(
+                    "fp16: %s %r stays float32: it carries a mask float16 cannot hold",
+                    node.op_type,
+                    node.name,
+                )
+
+
+def _fills_huge(node: onnx.NodeProto) -> bool:
+    """Whether a ConstantOfShape fills with a float32 value beyond float16's range."""
+    from onnx import numpy_helper
+
+    value = next((a.t for a in node.attribute if a.name == "value"), None)
+    if value is None or value.data_type != onnx.TensorProto.FLOAT:
+        return False
+    return _largest_finite(numpy_helper.to_array(value)) > FP16_MAX
 
 
 def _float32_outer_reads_in_bodies(
