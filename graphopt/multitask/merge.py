@@ -208,6 +208,32 @@ def merge_with_report(
     return model, report
 
 
+def _refuse_joined_by_name(
+    mine: Mapping[str, str],
+    name: str,
+    target: str,
+    explicit: Mapping[str, str],
+    index: int,
+    prefix: str,
+) -> None:
+    """A `MergeError` when input `name` of model `index` would read merged input `target`,
+    which another of its inputs already reads, and one of the two gets there by its name, not
+    by `explicit` (the input_map): model 1's inputs a and x with input_map {1: {"a": "x"}}
+    both read x, and its Sub(a, x) was 0 for every feed, without a word. Two inputs the map
+    names alike are one value, as asked."""
+    other = next((n for n, t in mine.items() if t == target), None)
+    if other is None or (name in explicit and other in explicit):
+        return
+    by_name = name if name not in explicit else other
+    mapped = other if by_name == name else name
+    raise MergeError(
+        f"input {by_name!r} of {prefix!r} would read merged input {target!r} by its name, and "
+        f"input_map maps its input {mapped!r} there too: one value for two inputs; map "
+        f"{by_name!r} apart, input_map={{{index}: {{{by_name!r}: {prefix + by_name!r}}}}} "
+        f"(--input-map {index}:{by_name}={prefix}{by_name}), or to {target!r} as well"
+    )
+
+
 def _met_inputs_hint(model: onnx.ModelProto, prefixes: Sequence[str]) -> str:
     """For a merged model that fails the checker: the inputs it declares with dims another
     model gave them (a task whose own value_info holds for its own sizes only fails shape
@@ -565,6 +591,7 @@ class _Builder:
                         )
                     self.tensor_names.add(target)
                     merged[target] = _renamed(vi, target)
+                _refuse_joined_by_name(mine, vi.name, target, explicit, i, prefixes[i])
                 mine[vi.name] = target
             per_model.append(mine)
         return merged, per_model
