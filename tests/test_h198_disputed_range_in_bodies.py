@@ -71,7 +71,41 @@ def range_in_a_local_function() -> onnx.ModelProto:
     return _model(nodes, [function], [oh.make_opsetid("local", 1)])
 
 
-CASES = {"loop": range_in_a_loop_body, "function": range_in_a_local_function}
+def range_in_a_loop_in_a_loop_body() -> onnx.ModelProto:
+    """The Loop and the Slice in another Loop's body (run as a model of its own, told by the
+    main graph that a body below holds a Range), and the Slice in the main graph too."""
+    inner = oh.make_graph(
+        [oh.make_node("Identity", ["c_in"], ["c_out"]), *_range("b", "r")],
+        "inner",
+        [vi("j", I64, []), vi("c_in", BOOL, [])],
+        [vi("c_out", BOOL, []), vi("r", F32, ["p"])],
+    )
+    ints = {"t1": 1, "a0": [0], "s0": [0], "e1": [1]}
+    body = oh.make_graph(
+        [
+            oh.make_node("Identity", ["cond_in"], ["cond_out"]),
+            *[
+                oh.make_node(
+                    "Constant", [], [k], value=numpy_helper.from_array(np.array(v, np.int64))
+                )
+                for k, v in ints.items()
+            ],
+            oh.make_node("Loop", ["t1", ""], ["scanned"], body=inner),
+            oh.make_node("Squeeze", ["scanned", "a0"], ["q0"]),
+            oh.make_node("Slice", ["q0", "s0", "e1"], ["o"]),
+        ],
+        "body",
+        [vi("i", I64, []), vi("cond_in", BOOL, [])],
+        [vi("cond_out", BOOL, []), vi("o", F32, ["p"])],
+    )
+    return _model([oh.make_node("Loop", ["trips", ""], ["y"], body=body)])
+
+
+CASES = {
+    "loop": range_in_a_loop_body,
+    "function": range_in_a_local_function,
+    "loop-in-loop": range_in_a_loop_in_a_loop_body,
+}
 
 
 def _run(model: onnx.ModelProto, level) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
@@ -95,6 +129,9 @@ def test_a_slice_of_a_body_range_counted_apart_is_kept(case: str, pipeline: str)
         result = graphopt.optimize(model, pipeline)
     onnx.checker.check_model(result, full_check=True)
     assert "Slice" in [n.op_type for n in result.graph.node]
+    if case == "loop-in-loop":
+        loop = next(n for n in result.graph.node if n.op_type == "Loop")
+        assert "Slice" in [n.op_type for n in loop.attribute[0].g.node]
     for level in (
         ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL,

@@ -26,7 +26,7 @@ from graphopt.errors import BackendError
 from graphopt.ir import Graph
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
-from graphopt.ir.nodes import constant_tensor, is_default_domain, subgraphs
+from graphopt.ir.nodes import constant_tensor, is_default_domain, nested_bodies, subgraphs
 from graphopt.passes._folding_ops import (
     NONDETERMINISTIC,
     SIZED_BY_INFERENCE,
@@ -110,11 +110,31 @@ def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
     callers = (
         [n for n in graph.nodes.values() if (n.domain, n.op_type) in functions] if functions else []
     )
-    for node in [*graph.nodes_with_bodies(), *callers]:
+    owners = [] if range_free_bodies(graph, ctx) else graph.nodes_with_bodies()
+    for node in [*owners, *callers]:
         if _holds_disputed_range(node, graph.constant, functions, set()):
             roots.extend(o for o in node.output if o)
     ctx.facts[_DISPUTED_KEY] = frozen = frozenset(computed_from(graph, roots))
     return frozen
+
+
+NO_RANGE_IN_BODIES = "no-range-in-bodies"
+"""`ctx.lasting_facts` key in a body's context (`graphopt.subgraphs`): the graph around it found
+no Range in any of its bodies at any depth (`range_free_bodies`), so none in this body's own
+bodies either (no pass makes a Range): each level of nested bodies would walk all below it."""
+
+
+def range_free_bodies(graph: Graph, ctx: PassContext) -> bool:
+    """Whether no If/Loop/Scan body of `graph`, at any depth, holds a Range: as `ctx` was told
+    (`NO_RANGE_IN_BODIES`), else by a walk over their nodes."""
+    if ctx.lasting_facts.get(NO_RANGE_IN_BODIES):
+        return True
+    for owner in graph.nodes_with_bodies():
+        for body in subgraphs(owner):
+            for g in (body, *nested_bodies(body)):
+                if any(n.op_type == "Range" for n in g.node):
+                    return False
+    return True
 
 
 Scope = Callable[[str], np.ndarray | None]

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from graphopt.analysis.op_kinds import OP_KINDS, OpKind
-from graphopt.analysis.runtime_shapes import is_suspect
+from graphopt.analysis.runtime_shapes import SUSPECT_OPS, is_suspect
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
@@ -267,7 +267,7 @@ def holds_suspect(graph: Graph) -> bool:
     inference takes the branches' counts ([1, 1, 3, 3] for onnxruntime's [1, 1, 2, 2]), so a
     Reshape(Squeeze(y), Concat([2], d)) given a -1 failed the checker and onnxruntime's load
     ("Dimension could not be inferred: incompatible shapes") where the original ran."""
-    return any(is_suspect(node) for node in every_node(graph))
+    return any(node.op_type in SUSPECT_OPS and is_suspect(node) for node in every_node(graph))
 
 
 def can_bypass(graph: Graph, src: str, out: str) -> bool:
