@@ -8,8 +8,10 @@ element types but only the shapes that are certain (`_own_inputs`: no runtime ho
 inputs to what they declare); the optimized body gets back B's declarations. The pipeline
 runs over M(B) (so over B's own bodies first, recursively) with every name of the scopes
 around B reserved, and only the passes that may run in a body (`Pass.in_bodies`: no new graph
-outputs, no layout guard, no model-level functions). The result replaces B only when its
-interface is B's:
+outputs, no layout guard, no model-level functions), its context told what passes ask of
+the graphs around B (`ctx.lasting_facts`: whether they hold a BitCast, `noop.NAN_BITS_AROUND`;
+that no body of G holds a Range, `constant_folding.NO_RANGE_IN_BODIES`). The result replaces
+B only when its interface is B's:
 
     inputs(M(B)') = inputs(B) ++ outer(B),  outputs(M(B)') = outputs(B) (names and types),
     outer(B') ⊆ outer(B)

@@ -224,13 +224,13 @@ def dims_inference_counts_apart(graph: Graph, ctx: PassContext) -> frozenset[str
     onnxruntime's (Add(y, ConstantOfShape(Shape(y))) the same). Only in a graph holding a node
     of a kind `is_suspect` names (Resize, PRelu, pools with ceil_mode, ...) at any depth
     (`holds_suspect`: an If or Loop holding one is cut, its outputs unknown to the facts, but
-    the checker counts them from the body), from the nodes the
-    shape facts' own first inference found (`ShapeFacts.apart_roots`): the dims the rules prove
-    from are those facts', which live on across rewrites that keep every tensor's value, and
-    so do the places where they are not inference's (a second inference of its own after each
-    change made optimize 1.9x slower on yolov8_nudenet: 3 per default run). Cached in
-    `ctx.facts` (cleared when a pass changes the graph: the tensors computed from those roots
-    are walked again)."""
+    the checker counts them from the body), from the nodes the shape facts' own first
+    inference found (`ShapeFacts.apart_roots`): the dims the rules prove from are those
+    facts', which live on across rewrites that keep every tensor's value, and so do the
+    places where they are not inference's (a second inference of its own after each change
+    made optimize 1.9x slower on yolov8_nudenet: 3 per default run). Cached in `ctx.facts`
+    (cleared when a pass changes the graph: the tensors computed from those roots are walked
+    again)."""
     cached = ctx.facts.get(_APART_KEY)
     if isinstance(cached, frozenset):
         return cached
