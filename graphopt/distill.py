@@ -340,6 +340,12 @@ def _image_feed(
             )
     else:
         options.setdefault("scale", 1 / 255.0)
+        if not np.any(np.asarray(options["scale"], dtype=np.float64)):  # as quantize refuses
+            # it: every image became one constant, and its targets were stored for each (exit 0)
+            raise DistillError(
+                f"{shown(path)}: scale 0 makes every pixel 0 (pixels are multiplied by it), every "
+                "image the same constant; give the pixels' scale (e.g. 0.00392 for 1/255)"
+            )
     options.setdefault("gray", fit.channels == 1)
     try:
         return fit.arrange(prep(load_image(path), **options))
