@@ -331,6 +331,20 @@ def _image_feed(
     too_large = image_too_large(size[0], size[1])
     if too_large:
         raise DistillError(f"{shown(path)}: {too_large}; give a smaller size")
+    if fit.channels == 1:  # as quantize refuses them: the first mean and std were used, and
+        # bgr ignored, without a word
+        for key in ("mean", "std"):
+            values = np.atleast_1d(np.asarray(options.get(key, 0.0), dtype=np.float64))
+            if len(set(values.tolist())) > 1:
+                raise DistillError(
+                    f"{shown(path)}: input {fit.name!r} takes one gray channel: give one {key} "
+                    f"(of {values.tolist()} only the first was used)"
+                )
+        if options.get("bgr"):
+            raise DistillError(
+                f"{shown(path)}: input {fit.name!r} takes one gray channel (the images' luma): "
+                "bgr does not apply (drop it)"
+            )
     if fit.raw_pixels:
         given = sorted({"scale", "mean", "std"} & set(options))
         if given:
