@@ -1158,12 +1158,17 @@ def _record_input_shapes(
     """Record in the task table, per task, the shape each of its inputs declared where the
     merged input declares another (a dim another model declares static: `_meet`), as
     "input_shapes": {input: [dim, ...] or None (no shape)}, a dim an int, a dim_param or None
-    (unknown); `split(task=...)` declares them again."""
+    (unknown); and the doc string and metadata props each declared where the merged input
+    (the first model's that gives them) has others, as "input_notes": {input: {"doc_string":
+    ..., "metadata_props": {...}}}. `split(task=...)` declares them again."""
     table = task_table(model)
     for proto, prefix, mine in zip(protos, prefixes, model_inputs, strict=True):
         shapes: dict[str, list[int | str | None] | None] = {}
+        notes: dict[str, dict[str, Any]] = {}
         for vi in proto.graph.input:
             target = mine.get(vi.name)
+            if target is not None and _notes_of(vi) != _notes_of(inputs[target]):
+                notes[vi.name] = _notes_of(vi)  # (another model's doc string came back)
             if target is None or not vi.type.HasField("tensor_type"):
                 continue
             merged = inputs[target].type.tensor_type
@@ -1174,9 +1179,19 @@ def _record_input_shapes(
             shapes[vi.name] = None if dims is None else list(dims)
         if shapes:
             table[prefix]["input_shapes"] = shapes
+        if notes:
+            table[prefix]["input_notes"] = notes
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
             p.value = json.dumps(table)
+
+
+def _notes_of(vi: onnx.ValueInfoProto) -> dict[str, Any]:
+    """A value's doc string and metadata props, as the task table records them."""
+    return {
+        "doc_string": as_text(vi.doc_string),
+        "metadata_props": {as_text(p.key): as_text(p.value) for p in vi.metadata_props},
+    }
 
 
 def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
@@ -1186,6 +1201,8 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     and, where its local functions were renamed, "functions": [[domain, new name, old name],
     ...]; "input_shapes": {input: dims} where the model declared an input's shape otherwise
     than the merged input (dims: ints, dim_params and None for unknown; None: no shape);
+    "input_notes": {input: {"doc_string": ..., "metadata_props": {...}}} where its doc string
+    or metadata props differ from the merged input's;
     "producer_name" and "producer_version", and "domain", "model_version", "graph_name",
     "graph_doc_string" and "graph_metadata_props" ({key: value}) where the model set them.
     (Tables written before review 11 have no metadata or input shape entries, before H164 no
@@ -1269,6 +1286,16 @@ def _check_table(table: Any) -> None:
             for dims in shapes.values()
         ):
             raise fail(f"{where} 'input_shapes'", "is not a mapping of inputs to dims")
+        notes = entry.get("input_notes", {})
+        if not isinstance(notes, dict) or not all(
+            isinstance(n, dict)
+            and isinstance(n.get("doc_string"), str)
+            and str_map(n.get("metadata_props"))
+            for n in notes.values()
+        ):
+            raise fail(
+                f"{where} 'input_notes'", "is not a mapping of inputs to doc strings and props"
+            )
 
 
 # --------------------------------------------------------------------------- report

@@ -129,6 +129,7 @@ def split(
         _restore_metadata(result, proto, entry)
         _restore_model_fields(result, entry)
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
+        _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
     if task is not None and strip_prefix is None:
         restore_names(result, entry.get("functions", []))
         outputs_named = {o.name for o in result.graph.output}
@@ -245,6 +246,30 @@ def _restore_input_shapes(
         restored = True
     if restored:
         del model.graph.value_info[:]
+
+
+def _restore_input_notes(
+    model: onnx.ModelProto, entry: Mapping[str, Any], *, by_own_name: bool
+) -> None:
+    """Give the task's inputs the doc strings and metadata props its own model declared where
+    merge recorded them (the merged input has the first model's: another task's came back).
+    `by_own_name`: the inputs have their own names back (else their merged names; a merged
+    input read as two of the task's inputs is left as it is)."""
+    notes = entry.get("input_notes") or {}
+    if not by_own_name:
+        merged_of = dict(entry["inputs"])
+        merged = list(merged_of.values())
+        notes = {merged_of[k]: v for k, v in notes.items() if merged.count(merged_of[k]) == 1}
+    for vi in model.graph.input:
+        note = notes.get(vi.name)
+        if note is None:
+            continue
+        vi.ClearField("doc_string")  # (proto2: "" assigned is a field set, unlike the model's)
+        if note["doc_string"]:
+            vi.doc_string = note["doc_string"]
+        del vi.metadata_props[:]
+        for key, value in note["metadata_props"].items():
+            vi.metadata_props.add(key=key, value=value)
 
 
 def _restore_metadata(
