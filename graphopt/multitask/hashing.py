@@ -70,13 +70,19 @@ class ConstantTable:
     def __init__(self, tolerance: float = 0.0):
         self.tolerance = float(tolerance)
         self._near: dict[str, str] = {}  # digest -> identity of a weight within tolerance
-        self._buckets: dict[tuple[str, tuple[int, ...]], list[tuple[str, np.ndarray]]] = {}
+        # (dtype, shape) -> the weights others are compared with: identity, value, owner
+        self._buckets: dict[
+            tuple[str, tuple[int, ...]], list[tuple[str, np.ndarray, int | None]]
+        ] = {}
 
-    def key(self, value: np.ndarray, approximate: bool = True) -> str:
+    def key(self, value: np.ndarray, approximate: bool = True, owner: int | None = None) -> str:
         """The identity of `value`: equal for bitwise-equal values, and with `approximate`
-        (a weight: `weight_tensors`) for values within tolerance of an earlier approximate one.
-        A value that is not `approximate` keeps the identity of its own bits: a weight
-        identified with a near one never stands in for it."""
+        (a weight: `weight_tensors`) for values within tolerance of an earlier approximate one
+        of another `owner` (a model: two near weights of one model stay two, as in the model;
+        ppocr_det's MobileOne scales 0.2% apart were one at tolerance 0.01, and the model
+        merged with one it shared nothing with computed other values). A value that is not
+        `approximate` keeps the identity of its own bits: a weight identified with a near one
+        never stands in for it."""
         digest = value_digest(value)
         exact = f"const:{digest}"
         if not (approximate and self.tolerance > 0 and np.issubdtype(value.dtype, np.floating)):
@@ -87,12 +93,12 @@ class ConstantTable:
         ident = exact
         kind = f"{value.dtype.str} {value.dtype.name}"
         bucket = self._buckets.setdefault((kind, tuple(value.shape)), [])
-        for rep_ident, rep in bucket:
-            if _close(value, rep, self.tolerance):
+        for rep_ident, rep, rep_owner in bucket:
+            if (owner is None or rep_owner != owner) and _close(value, rep, self.tolerance):
                 ident = rep_ident
                 break
         else:
-            bucket.append((ident, np.array(value, copy=True)))
+            bucket.append((ident, np.array(value, copy=True), owner))
         self._near[digest] = ident
         return ident
 

@@ -745,7 +745,7 @@ class _Builder:
         node: onnx.NodeProto | None = None,
         wanted: str | None = None,
     ) -> str:
-        ident = self.consts.key(value, approximate=weight)
+        ident = self.consts.key(value, approximate=weight, owner=index)
         if not self.share:
             ident = f"{ident}@{index}"
         target = self.const_tensor.get(ident)
