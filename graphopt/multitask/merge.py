@@ -62,7 +62,7 @@ import onnx
 
 from graphopt._options import check_flag, given_text, refuse_unknown_options
 from graphopt._text import shown
-from graphopt.errors import OptionError, first_line
+from graphopt.errors import CHECKER_ERRORS, OptionError, first_line
 from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import as_text, require_text_names
@@ -164,6 +164,7 @@ def merge_with_report(
         spell_default_domain(proto)
     before = [opset_map(p).get("", 0) for p in protos]
     ops_before = [_compute_ops(p) for p in protos]  # what a conversion changed, for the report
+    originals = list(protos)
     protos, imports, ir_version = reconcile(protos, named)
     report = MergeReport()
     function_renames = rename_clashing(protos, prefixes)
@@ -192,6 +193,7 @@ def merge_with_report(
         try:
             check_model(model, "merged")
         except MergeError as e:  # (a Concat's shapes said nothing of the input behind them)
+            _refuse_failed_conversion(originals, protos, named, before, imports.get("", 0))
             raise MergeError(f"{e}{_met_inputs_hint(model, prefixes)}") from e
     _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
     for task, proto, opset, ops in zip(report.tasks, protos, before, ops_before, strict=True):
@@ -232,6 +234,36 @@ def _refuse_joined_by_name(
         f"{by_name!r} apart, input_map={{{index}: {{{by_name!r}: {prefix + by_name!r}}}}} "
         f"(--input-map {index}:{by_name}={prefix}{by_name}), or to {target!r} as well"
     )
+
+
+def _refuse_failed_conversion(
+    originals: Sequence[onnx.ModelProto],
+    converted: Sequence[onnx.ModelProto],
+    named: Sequence[str],
+    before: Sequence[int],
+    opset: int,
+) -> None:
+    """For a merged model that fails the checker: a `MergeError` naming the first model whose
+    opset conversion fails it where the model itself passes (onnx.version_converter kept a
+    Scan-8's batch axis in Scan-9, and the error blamed 'the merged model'); nothing when no
+    conversion is at fault."""
+    for name, original, proto, old in zip(named, originals, converted, before, strict=True):
+        if proto is original:
+            continue
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+            continue
+        except CHECKER_ERRORS as e:
+            why = first_line(e)
+        try:
+            onnx.checker.check_model(original, full_check=True)
+        except CHECKER_ERRORS:
+            continue  # the model fails it itself: not the conversion's doing
+        raise MergeError(
+            f"{name}: needs default opset {opset} to merge (it uses {old}) and "
+            f"onnx.version_converter's model fails onnx.checker ({why}); convert it yourself "
+            "or merge it separately"
+        )
 
 
 def _met_inputs_hint(model: onnx.ModelProto, prefixes: Sequence[str]) -> str:
