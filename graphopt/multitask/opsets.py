@@ -4,11 +4,12 @@ The merged model imports, per domain, the highest version any model imports. A m
 default-domain opset is kept as is when none of its ops changed meaning between the two versions
 (same schema `since_version`), in its graph and its local functions; otherwise it is converted
 with `onnx.version_converter` (its local functions inlined first: the converter drops them), and a
-failed conversion is a `MergeError` naming the model and the versions. Other domains are only
-raised to the highest version when every op of the domain keeps its schema. A custom domain
-without schemas is raised only for a model that calls none of its ops (its model-local
-functions aside): nothing tells whether they mean the same at the other version, so a model
-calling them at a lower version than another model's is a `MergeError`.
+failed conversion, or one onnxruntime cannot load where it loads the model, is a `MergeError`
+naming the model and the versions. Other domains are only raised to the highest version when
+every op of the domain keeps its schema. A custom domain without schemas is raised only for a
+model that calls none of its ops (its model-local functions aside): nothing tells whether they
+mean the same at the other version, so a model calling them at a lower version than another
+model's is a `MergeError`.
 
 What it does not do: lower any model's opset, or convert a local function without inlining it.
 """
@@ -166,7 +167,7 @@ def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.Mode
 
         model = inliner.inline_local_functions(model)
     try:
-        return convert_opset(model, new)
+        converted = convert_opset(model, new)
     except OpsetConversionError as e:
         why = (
             f"would change what it computes ({e.reason})"
@@ -177,3 +178,31 @@ def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.Mode
             f"{name}: needs default opset {new} to merge (it uses {old}) and "
             f"onnx.version_converter {why}; convert it yourself or merge it separately"
         ) from e
+    problem = _runtime_problem(converted, model)
+    if problem:  # (the merged model was written, exit 0, and no session could run it)
+        raise MergeError(
+            f"{name}: needs default opset {new} to merge (it uses {old}) and onnxruntime cannot "
+            f"load it converted ({problem}); merge it separately"
+        )
+    return converted
+
+
+def _runtime_problem(converted: onnx.ModelProto, original: onnx.ModelProto) -> str:
+    """Why onnxruntime cannot make a session of `converted` where it makes one of `original`
+    ("" when it can, or when it cannot make either: not the conversion's doing). onnxruntime
+    1.32 has no kernel for some ops' newest versions: a MaxRoiPool-1 or GlobalLpPool-2 model
+    merged with an opset 23 one became MaxRoiPool-22 / GlobalLpPool-22, a merged model it
+    could not load."""
+    from graphopt.backends.onnxruntime import session
+    from graphopt.errors import BackendError
+
+    try:
+        session(converted, level="disable")
+        return ""
+    except BackendError as e:
+        problem = str(e).removeprefix("onnxruntime cannot load the model: ")
+    try:
+        session(original, level="disable")
+    except BackendError:
+        return ""
+    return problem
