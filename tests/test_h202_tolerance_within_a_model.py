@@ -62,7 +62,7 @@ def test_the_table_keeps_an_owners_near_values_apart() -> None:
     x = np.linspace(1, 2, 6, dtype=np.float32)
     first = table.key(x, owner=0)
     assert table.key(x * np.float32(1.001), owner=0) != first  # its own near value
-    assert table.key(x * np.float32(1.002), owner=1) == first  # another model's
+    assert table.key(x * np.float32(1.0002), owner=1) == first  # another model's
 
 
 @pytest.mark.realmodel
