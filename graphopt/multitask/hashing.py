@@ -12,7 +12,8 @@ topological order makes this the bottom-up structural hash: two tensors are iden
 are computed by the same ops, with the same attributes, from identified inputs.
 
 With `tolerance > 0`, floating-point constants of equal dtype and shape are identified when
-max|a − b| ≤ tolerance · max(max|b|, tiny) (b: the first one seen), where both are weights
+max|a − b| ≤ tolerance · max(max|b|, tiny) (b: of the earlier weights of the other models, the
+nearest; two weights of one model are never identified), where both are weights
 (`weight_tensors`: read only as a Conv / Gemm / MatMul / normalization weight, a bias or scale
 of such an op's output, or through layout ops on the way there; not a BatchNormalization
 variance or a divisor, which rescale each element by its own change); integer and bool constants,
