@@ -120,20 +120,26 @@ def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
 
 NO_RANGE_IN_BODIES = "no-range-in-bodies"
 """`ctx.lasting_facts` key in a body's context (`graphopt.subgraphs`): the graph around it found
-no Range in any of its bodies at any depth (`range_free_bodies`), so none in this body's own
-bodies either (no pass makes a Range): each level of nested bodies would walk all below it."""
+no Range, nor a call of a model-local function, in any of its bodies at any depth
+(`range_free_bodies`), so none in this body's own bodies either (no pass that runs in a body
+makes a Range or a call): each level of nested bodies would walk all below it."""
 
 
 def range_free_bodies(graph: Graph, ctx: PassContext) -> bool:
-    """Whether no If/Loop/Scan body of `graph`, at any depth, holds a Range: as `ctx` was told
+    """Whether no If/Loop/Scan body of `graph`, at any depth, holds a Range or calls a
+    model-local function (which may hold one: `_holds_disputed_range` looks into it; a Loop
+    body's call of a function returning Range(-0.1, 0.20000002, 0.3) was not counted, and a
+    Slice of the Loop's output was dropped as a no-op): as `ctx` was told
     (`NO_RANGE_IN_BODIES`), else by a walk over their nodes."""
     if ctx.lasting_facts.get(NO_RANGE_IN_BODIES):
         return True
+    functions = {(f.domain, f.name) for f in graph.model.functions}
     for owner in graph.nodes_with_bodies():
         for body in subgraphs(owner):
             for g in (body, *nested_bodies(body)):
-                if any(n.op_type == "Range" for n in g.node):
-                    return False
+                for n in g.node:
+                    if n.op_type == "Range" or (n.domain, n.op_type) in functions:
+                        return False
     return True
 
 
