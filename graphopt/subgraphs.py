@@ -64,10 +64,12 @@ def optimize_bodies(
     if not owners:
         return False
     facts, later = _facts_for_bodies(graph, ctx, owners)
-    told = {  # (a body run as a model of its own sees nothing around it)
-        NAN_BITS_AROUND: nan_bits_observable(graph, ctx),
-        NO_RANGE_IN_BODIES: range_free_bodies(graph, ctx),
-    }
+    # (a body run as a model of its own sees nothing around it)
+    told: dict[str, object] = {NAN_BITS_AROUND: nan_bits_observable(graph, ctx)}
+    if not ctx.options.get("rule_files"):
+        # no built-in pass makes a Range in a body; a user's rule may (inside a nested body,
+        # after its owner's body was told): then every level walks its bodies again
+        told[NO_RANGE_IN_BODIES] = range_free_bodies(graph, ctx)
     changed = False
     for node in owners:
         bodies = []

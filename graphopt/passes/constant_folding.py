@@ -121,8 +121,9 @@ def dims_in_dispute(graph: Graph, ctx: PassContext) -> frozenset[str]:
 NO_RANGE_IN_BODIES = "no-range-in-bodies"
 """`ctx.lasting_facts` key in a body's context (`graphopt.subgraphs`): the graph around it found
 no Range, nor a call of a model-local function, in any of its bodies at any depth
-(`range_free_bodies`), so none in this body's own bodies either (no pass that runs in a body
-makes a Range or a call): each level of nested bodies would walk all below it."""
+(`range_free_bodies`), so none in this body's own bodies either (no built-in pass that runs
+in a body makes a Range or a call; not told where the user's rule files run, whose rewrites
+may): each level of nested bodies would walk all below it."""
 
 
 def range_free_bodies(graph: Graph, ctx: PassContext) -> bool:
