@@ -15,10 +15,32 @@ class MergeError(GraphoptError):
 
 def check_model(model: onnx.ModelProto, what: str) -> None:
     """onnx.checker (full check) on `model`; a failure is a `MergeError` with the checker's first
-    line, e.g. "the merged model fails onnx.checker: ..." for `what="merged"`."""
+    line, e.g. "the merged model fails onnx.checker: ..." for `what="merged"`. A model over
+    2 GiB, which onnx.checker cannot take in memory (protobuf's EncodeError, a traceback: two
+    1.08 GB models could not be merged), is checked from a temporary copy with external data."""
+    from graphopt.ir.model_io import _over_two_gib
+
     try:
-        onnx.checker.check_model(model, full_check=True)
+        if _over_two_gib(model):
+            _check_from_file(model)
+        else:
+            onnx.checker.check_model(model, full_check=True)
     except CHECKER_ERRORS as e:
         # (a ValueError: full_check's shape inference on an unknown element type, e.g. 99)
         first = first_line(e)
         raise MergeError(f"the {what} model fails onnx.checker: {first}") from e
+
+
+def _check_from_file(model: onnx.ModelProto) -> None:
+    """onnx.checker (full check) on `model` written with external data into a temporary folder
+    (removed after), as onnx asks of a model over 2 GiB ('call check_model with model path')."""
+    import tempfile
+    from pathlib import Path
+
+    from graphopt.ir import save_model
+    from graphopt.ir.model_io import temporary_prefix
+
+    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
+        path = Path(folder) / "model.onnx"
+        save_model(model, path, external_data=True)
+        onnx.checker.check_model(str(path), full_check=True)

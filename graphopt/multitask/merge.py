@@ -62,7 +62,7 @@ import onnx
 
 from graphopt._options import check_flag, given_text, refuse_unknown_options
 from graphopt._text import shown
-from graphopt.errors import CHECKER_ERRORS, OptionError, first_line
+from graphopt.errors import OptionError, first_line
 from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import as_text, require_text_names
@@ -251,13 +251,13 @@ def _refuse_failed_conversion(
         if proto is original:
             continue
         try:
-            onnx.checker.check_model(proto, full_check=True)
+            check_model(proto, "converted")
             continue
-        except CHECKER_ERRORS as e:
-            why = first_line(e)
+        except MergeError as e:
+            why = str(e).removeprefix("the converted model fails onnx.checker: ")
         try:
-            onnx.checker.check_model(original, full_check=True)
-        except CHECKER_ERRORS:
+            check_model(original, "given")
+        except MergeError:
             continue  # the model fails it itself: not the conversion's doing
         raise MergeError(
             f"{name}: needs default opset {opset} to merge (it uses {old}) and "
