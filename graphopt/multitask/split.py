@@ -480,7 +480,7 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
             found[t.name] = onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
     missing = [o for o in outputs if o not in found]
     if missing:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+        inferred = _inferred(model).graph
         for vi in [*inferred.value_info, *inferred.output]:
             if vi.name in missing and vi.name not in found:
                 found[vi.name] = vi
@@ -490,6 +490,28 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
             f"cannot tell the type of tensor(s) {', '.join(still)}; run shape inference"
         )
     return found
+
+
+def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with the value_info onnx's shape inference gives it (not strict). A model over
+    2 GiB, which infer_shapes cannot take in memory (protobuf's EncodeError, a traceback from
+    split --outputs of a tensor without a declared type), is inferred from a temporary copy
+    with external data (its weights are not read back)."""
+    from graphopt.ir.model_io import _over_two_gib
+
+    if not _over_two_gib(model):
+        return onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    import tempfile
+    from pathlib import Path
+
+    from graphopt.ir import save_model
+    from graphopt.ir.model_io import temporary_prefix
+
+    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
+        path = Path(folder) / "model.onnx"
+        save_model(model, path, external_data=True)
+        onnx.shape_inference.infer_shapes_path(str(path), str(path))
+        return onnx.load(str(path), load_external_data=False)
 
 
 def _output_reads_input(
