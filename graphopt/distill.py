@@ -544,7 +544,7 @@ def write_targets(
             # nothing to run; a target file removed or replaced since was 'wrote' (exit 0)
             load_targets(out)
             return manifest
-        sess = session(model, threads=threads)
+        sess = _teacher_session(model, threads, session)
         arrays: dict[str, np.memmap] = {}
         total = len(sources)
         if progress is not None:
@@ -595,6 +595,26 @@ def write_targets(
                 progress(done, total)
         assert manifest is not None
         return manifest
+
+
+def _teacher_session(model: onnx.ModelProto, threads: int, session: Callable[..., Any]) -> Any:
+    """An onnxruntime session of the teacher (hints exposed). onnxruntime takes a model over
+    2 GiB only from a file with external data ('it is over 2 GiB, which onnxruntime takes only
+    from a file', and no targets): such a teacher is written into a temporary folder first,
+    removed once the session holds its weights."""
+    from graphopt.ir.model_io import _over_two_gib
+
+    if not _over_two_gib(model):
+        return session(model, threads=threads)
+    import tempfile
+
+    from graphopt.ir import save_model
+    from graphopt.ir.model_io import temporary_prefix
+
+    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
+        path = Path(folder) / "teacher.onnx"
+        save_model(model, path, external_data=True)
+        return session(path, threads=threads)
 
 
 def _refuse_non_numbers(specs: Sequence[TargetSpec], values: Sequence[Any]) -> None:
