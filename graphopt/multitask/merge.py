@@ -244,9 +244,9 @@ def _refuse_failed_conversion(
     opset: int,
 ) -> None:
     """For a merged model that fails the checker: a `MergeError` naming the first model whose
-    opset conversion fails it where the model itself passes (onnx.version_converter kept a
-    Scan-8's batch axis in Scan-9, and the error blamed 'the merged model'); nothing when no
-    conversion is at fault."""
+    opset conversion fails it where the model itself passes (MeanVarianceNormalization-9 made
+    MVN-13, whose function body onnx's inference refuses, and the error blamed 'the merged
+    model'); nothing when no conversion is at fault."""
     for name, original, proto, old in zip(named, originals, converted, before, strict=True):
         if proto is original:
             continue
