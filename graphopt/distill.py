@@ -62,7 +62,7 @@ from graphopt._text import shown
 from graphopt.arrays import NP_LOAD_ERRORS, load_arrays
 from graphopt.errors import GraphoptError
 from graphopt.ir.io_names import require_text_io_names
-from graphopt.ir.model_io import special_file_kind
+from graphopt.ir.model_io import ModelLike, special_file_kind
 from graphopt.realmodels import IMAGE_SUFFIXES
 
 log = logging.getLogger("graphopt.distill")
@@ -384,12 +384,14 @@ class TargetSpec:
     file: str = ""
 
 
-def sha256_of(model: str | os.PathLike[str] | onnx.ModelProto | bytes) -> str:
+def sha256_of(
+    model: str | os.PathLike[str] | onnx.ModelProto | bytes | bytearray | memoryview,
+) -> str:
     """sha256 of the teacher's file (or of its serialization)."""
     h = hashlib.sha256()
     if isinstance(model, onnx.ModelProto):
         h.update(model.SerializeToString(deterministic=True))
-    elif isinstance(model, bytes):
+    elif isinstance(model, bytes | bytearray | memoryview):
         h.update(model)
     else:
         with open(model, "rb") as f:
@@ -408,7 +410,7 @@ def _external_data_sha256(files: Sequence[Path]) -> str:
 
 
 def write_targets(
-    teacher: str | os.PathLike[str] | onnx.ModelProto,
+    teacher: ModelLike,
     data: str | os.PathLike[str] | Sequence[Feed],
     out_dir: str | os.PathLike[str],
     *,
@@ -423,7 +425,8 @@ def write_targets(
     threads: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run `teacher` over `data` and store its targets in `out_dir`; return the manifest.
+    """Run `teacher` (a path, bytes, onnx.ModelProto or graphopt LoadedModel) over `data` and
+    store its targets in `out_dir`; return the manifest.
 
     `logits`: outputs to store as softmax(z / T) along `axis` (not axis 0, on which samples are
     stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw,
@@ -459,7 +462,10 @@ def write_targets(
     loaded = load(teacher)
     require_text_io_names(loaded.model, loaded.where, DistillError)
     model = loaded.model
-    digest = sha256_of(teacher if not isinstance(teacher, onnx.ModelProto) else model)
+    # a file's bytes (or the bytes given); else the model's serialization (a LoadedModel was a
+    # TypeError out of open())
+    named = isinstance(teacher, str | os.PathLike | bytes | bytearray | memoryview)
+    digest = sha256_of(teacher if named else model)
     names = [o.name for o in model.graph.output]
     chosen = list(outputs) if outputs is not None else names
     # logits are stored (as soft targets) whether or not `outputs` names them; each name once
@@ -506,7 +512,9 @@ def write_targets(
     config = {
         "format": FORMAT,
         "teacher": {
-            "path": str(teacher) if not isinstance(teacher, onnx.ModelProto) else "",
+            # a path (serialized bytes were recorded as their repr: a 16 MB manifest for a
+            # 4.7 MB teacher, rewritten at every checkpoint)
+            "path": os.fspath(teacher) if isinstance(teacher, str | os.PathLike) else "",
             "sha256": digest,
             # the weights of a teacher kept as external data are not in its file's digest
             **(
