@@ -50,8 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--tolerance",
         type=float,
         default=0.0,
-        help="share float weights that differ by at most this relative amount (default 0: "
-        "bitwise equal only)",
+        help="share a float weight with the nearest weight of another model that differs by at "
+        "most this amount relative to its largest magnitude (not a BatchNormalization variance "
+        "or a divisor; default 0: bitwise equal only)",
     )
     p.add_argument(
         "--no-share", action="store_true", help="place the models side by side, share nothing"
