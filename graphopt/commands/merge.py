@@ -236,16 +236,16 @@ def _flag_error(e: Exception) -> Exception:
 
 
 def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.backends.onnxruntime import example_feeds, run
+    from graphopt.backends.onnxruntime import example_feeds
     from graphopt.errors import VerifyError
     from graphopt.ir import load_model
 
     # from the merged inputs: their types are the ones every model accepts (static dims win)
     feeds = example_feeds(merged)
-    outputs = run(merged, feeds)
+    outputs = _run(merged, feeds)
     for path, task in zip(paths, report.tasks, strict=True):
         own = {name: feeds[merged_name] for name, merged_name in task.inputs.items()}
-        expected = run(load_model(path), own)
+        expected = _run(load_model(path), own)
         for name, value in expected.items():
             got = outputs[task.outputs[name]]
             worst, scale = _difference(value, got)
@@ -254,6 +254,27 @@ def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untype
                 raise VerifyError(
                     f"merged output {task.outputs[name]!r} differs from {shown(path)}"
                 )
+
+
+def _run(model: onnx.ModelProto, feeds: dict[str, Any]) -> dict[str, Any]:
+    """`backends.onnxruntime.run` of `model`; one over 2 GiB, which onnxruntime takes only from
+    a file with external data (merge --verify of two 1.08 GB models was refused: 'it is over
+    2 GiB, which onnxruntime takes only from a file'), is run from a temporary copy."""
+    from graphopt.backends.onnxruntime import run, session
+    from graphopt.ir.model_io import _over_two_gib
+
+    if not _over_two_gib(model):
+        return run(model, feeds)
+    import tempfile
+    from pathlib import Path
+
+    from graphopt.ir import save_model
+    from graphopt.ir.model_io import temporary_prefix
+
+    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
+        path = Path(folder) / "model.onnx"
+        save_model(model, path, external_data=True)
+        return run(session(path), feeds)
 
 
 def _difference(expected: Any, got: Any) -> tuple[float, float]:
