@@ -870,5 +870,6 @@ def _run_shapes(m: Match, tensor: str) -> ShapeFacts:
     `tensor` was made by a rewrite since)."""
     shapes = _RUN_SHAPES.get(m.facts)
     if shapes is None or not shapes.knows(tensor):
+        m.facts.write_held()  # (inference reads small constants' values)
         shapes = _RUN_SHAPES[m.facts] = shape_facts(m.graph)
     return shapes

@@ -85,6 +85,34 @@ class Facts:
         # (domain, name) of the model-local functions: a call of one is no op the rank rules
         # know, whatever it is named (a com.microsoft "Concat" that unsqueezes)
         self._functions = frozenset((f.domain, f.name) for f in graph.model.functions)
+        # initializer → (its TensorProto, the little-endian C-order array its bytes become):
+        # computed constants written over spare ones, held until `write_held` writes them into
+        # the graph (a weight folded twice is written once; a fold that reads it again reads
+        # the array, not bytes copied back out of the protobuf)
+        self._held: dict[str, tuple[onnx.TensorProto, np.ndarray]] = {}
+
+    def hold(self, tensor: str, proto: onnx.TensorProto, value: np.ndarray) -> None:
+        """Initializer `tensor` (`proto`, of `value`'s dtype and shape) holds `value` from now
+        on: what this run reads of it, and what `write_held` writes into it. `value` must be
+        C-contiguous and little-endian; what reads it here gets a read-only view."""
+        self.forget(tensor)
+        view = value.view()
+        view.flags.writeable = False
+        self._values[tensor] = view
+        self._held[tensor] = (proto, value)
+
+    def write_held(self) -> None:
+        """Write every held value (`hold`) into its initializer, when that is still the tensor
+        it was held for (one a rewrite dropped since is not written)."""
+        held = self._held
+        if not held:
+            return
+        self._held = {}
+        graph = self.graph
+        initializers = graph.initializers
+        for tensor, (proto, value) in held.items():
+            if initializers.get(tensor) is proto:
+                graph.write_raw_data(tensor, value.tobytes())
 
     def value(self, tensor: str) -> np.ndarray | None:
         """`Graph.constant(tensor)`, read once per run (raw float/int initializers directly)."""
@@ -215,6 +243,7 @@ class Facts:
         return node.op_type, node.domain
 
     def forget(self, tensor: str) -> None:
+        self._held.pop(tensor, None)
         self._values.pop(tensor, None)
         self._scalars.pop(tensor, None)
         self._ranks.pop(tensor, None)
