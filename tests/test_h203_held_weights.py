@@ -134,3 +134,38 @@ def test_ppocr_det_comes_out_the_same_with_its_weights_held(pipeline, monkeypatc
         patched.setattr(Runner, "_refoldable", lambda self, m: False)
         at_once = graphopt.optimize(path, pipeline)
     assert held.SerializeToString() == at_once.SerializeToString()
+
+
+def test_a_second_run_of_one_runner_holds_by_its_own_rules(monkeypatch):
+    """Which writes are held follows the rules of the run in progress: a runner run first
+    with fold-batchnorm-conv alone (a Conv+BN beside the affine block), then with every fold,
+    writes the affine block's W and B once each in the second run."""
+    rng = np.random.default_rng(2031)
+    base = _affine_conv()
+    text = AFFINE_CONV.format().replace(
+        "(float[1,6,5,5] out)", "(float[1,6,5,5] out, float[1,6,5,5] out2)"
+    )
+    text = text.replace(
+        "  out = Relu(w)\n",
+        "  out = Relu(w)\n  y2 = Conv(x, W3)\n  out2 = BatchNormalization(y2, g3, b3, m3, v3)\n",
+    )
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in base.graph.initializer}
+    inits["W3"] = rng.normal(size=(6, 4, 1, 1)).astype(np.float32)
+    for name in ("g3", "b3", "m3"):
+        inits[name] = rng.normal(size=6).astype(np.float32)
+    inits["v3"] = rng.uniform(0.5, 2, 6).astype(np.float32)
+    graph = Graph(build(text, inits))
+    runner = RuleRunner(graph)
+    first = runner.run(select(rule_set(), [], ["fold-batchnorm-conv"]))
+    assert first.applied == {"fold-batchnorm-conv": 1}
+    written: collections.Counter[str] = collections.Counter()
+    original = Graph.write_raw_data
+
+    def counting(self, name, raw_data):  # type: ignore[no-untyped-def]
+        written[name] += 1
+        original(self, name, raw_data)
+
+    monkeypatch.setattr(Graph, "write_raw_data", counting)
+    second = runner.run(select(rule_set(), ["batchnorm", "affine"]))
+    assert {k: second.applied[k] for k in RULES} == dict.fromkeys(RULES, 1)
+    assert written["W"] == 1 and written["B"] == 1

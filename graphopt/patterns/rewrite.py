@@ -151,7 +151,7 @@ class RuleRunner:
         if not usable:
             return self.stats
         reach = max(len(t.nodes) for r in usable for t in r.targets)
-        self._rules = usable
+        self._rules, self._refold_sites = usable, None
         index = self._index(None)
         active = usable
         for _ in range(self.max_sweeps):
