@@ -11,9 +11,11 @@ and output k of a node is the k-th output of the first node with that key. Proce
 topological order makes this the bottom-up structural hash: two tensors are identified iff they
 are computed by the same ops, with the same attributes, from identified inputs.
 
-With `tolerance > 0`, floating-point constants of equal dtype and shape are identified when
+With `tolerance > 0`, floating-point constants (float16, float32, float64: bfloat16 and the
+float8s, ml_dtypes types, are compared bitwise) of equal dtype and shape are identified when
 max|a − b| ≤ tolerance · max(max|b|, tiny) (b: of the earlier weights of the other models, the
-nearest; two weights of one model are never identified), where both are weights
+nearest; a weight is never compared with its own model's, though two of one model both
+nearest to one weight of another are both identified with it), where both are weights
 (`weight_tensors`: read only as a Conv / Gemm / MatMul / normalization weight, a bias or scale
 of such an op's output, or through layout ops on the way there; not a BatchNormalization
 variance or a divisor, which rescale each element by its own change); integer and bool constants,
@@ -78,9 +80,10 @@ class ConstantTable:
     def key(self, value: np.ndarray, approximate: bool = True, owner: int | None = None) -> str:
         """The identity of `value`: equal for bitwise-equal values, and with `approximate`
         (a weight: `weight_tensors`) for values within tolerance of an earlier approximate one
-        of another `owner` (a model: two near weights of one model stay two, as in the model;
-        ppocr_det's MobileOne scales 0.2% apart were one at tolerance 0.01, and the model
-        merged with one it shared nothing with computed other values). A value that is not
+        of another `owner` (a model: two near weights of one model are not compared, and stay
+        two unless both are within tolerance of one weight of another model; ppocr_det's
+        MobileOne scales 0.2% apart were one at tolerance 0.01, and the model merged with one
+        it shared nothing with computed other values). A value that is not
         `approximate` keeps the identity of its own bits: a weight identified with a near one
         never stands in for it."""
         digest = value_digest(value)
