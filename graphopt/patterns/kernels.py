@@ -37,7 +37,20 @@ from graphopt.patterns.rules import Literal, Rule
 if TYPE_CHECKING:
     from graphopt.patterns.rewrite import RuleRunner
 
-Kernel = Callable[["RuleRunner", Rule, str, onnx.NodeProto], "Match | None"]
+
+class Refuses:
+    """What a kernel returns where it proves that the generic engine, asked at the anchor,
+    refuses it (a structural match every precondition of which fails, or a partial match that
+    fails two or more nodes deep, which the engine counts as refused): the runner counts the
+    refusal as the engine does and skips the engine."""
+
+    def __repr__(self) -> str:
+        return "REFUSES"
+
+
+REFUSES = Refuses()
+
+Kernel = Callable[["RuleRunner", Rule, str, onnx.NodeProto], "Match | Refuses | None"]
 
 _ONNX = ("", "ai.onnx")
 
@@ -189,6 +202,73 @@ def fold_scale_shift_conv(
     return None if runner._preconditions(m) else m
 
 
+# ---------------------------------------------------------------------------- (x·c|x + c) → Conv
+
+
+def fold_input_into_conv(
+    runner: RuleRunner, rule: Rule, name: str, conv: onnx.NodeProto
+) -> Match | Refuses | None:
+    """`fold-input-add-into-conv` / `fold-input-mul-into-conv` at Conv `conv`: z = Conv(y, W,
+    optional(B), group=g), y = Add(x, c) (or Mul(x, c)) in either operand order, and every
+    precondition of the engine (`RuleRunner._preconditions`). PP-OCR det's affine blocks
+    a·x + b before a 1×1 Conv (ppocr_det: 10 of each), and the refusals: a Conv whose input a
+    Mul or Add makes of no constant (layout_cdla's 88 x·HardSigmoid(x) before a Conv) or a
+    match the preconditions refuse (a padded Conv for x + c; y read elsewhere).
+
+    The engine's search, once it has bound the Conv and the node making y (op and domain the
+    pattern's, y its first output), fails two nodes deep whatever fails next: it counts the
+    anchor refused. It tries the operand orders (x, c) = (first, second), then (second, first)
+    where the operands differ; c, W and a present B must be constants. The first order that
+    matches is its first match; where the preconditions refuse it and the other order also
+    matches, the engine is asked (it may accept that one)."""
+    graph, facts = runner.graph, runner.facts
+    pattern = rule.targets[0]
+    affine_p, conv_p = pattern.nodes
+    # First what most Convs fail on, without building their `Facts.io` entry (a kernel runs at
+    # every Conv of the first sweep): a node of the pattern's op making the data input.
+    wiring = graph.inputs_of(name)
+    p = graph.producer.get(wiring[0]) if wiring and wiring[0] else None
+    if p is None or facts.op_of(graph.nodes[p])[0] != affine_p.op:
+        return None
+    _, op, domain, inputs, outputs = facts.io(conv, name)
+    if op != "Conv" or domain not in _ONNX or not outputs or not outputs[0] or len(inputs) > 3:
+        return None  # (engine: refused one node deep, which it does not count)
+    attrs: dict[str, object] = {}
+    if attr_mismatch(conv_p, conv, attrs, domain_version(graph, domain)):
+        return None  # (a capture of the Conv's group never mismatches)
+    entry = _producer_of(runner, inputs[0], affine_p.op)
+    if entry is None:
+        return None
+    affine, affine_inputs = entry[0], entry[3]
+    if len(affine_inputs) != 2:
+        return None
+    # two nodes deep: from here on the engine counts every failure as a refusal
+    first, second = affine_inputs
+    is_constant = graph.is_constant
+    orders = []
+    if first and second and is_constant(second):
+        orders.append((first, second))
+    if first != second and first and second and is_constant(first):
+        orders.append((second, first))
+    w = inputs[1] if len(inputs) > 1 else ""
+    b = inputs[2] if len(inputs) == 3 and inputs[2] else None
+    if not orders or not w or not is_constant(w) or (b is not None and not is_constant(b)):
+        return REFUSES
+    x, c = orders[0]
+    tensors: dict[str, str | None] = {  # in the generic matcher's binding order
+        "z": outputs[0],
+        "y": inputs[0],
+        "x": x,
+        "c": c,
+        "W": w,
+        "B": b,
+    }
+    m = Match(rule, pattern, graph, facts, tensors, attrs, {1: conv, 0: affine})
+    if runner._preconditions(m):
+        return REFUSES if len(orders) == 1 else None
+    return m
+
+
 def _operand_of(
     runner: RuleRunner, inputs: tuple[str, ...], op: str
 ) -> tuple[NodeIO, str, str] | None:
@@ -290,6 +370,8 @@ KERNELS: dict[str, tuple[str, Kernel]] = {
     # rule name → (the digest of the built-in rule it was written for, kernel)
     "fold-batchnorm-conv": ("59cb66e4cf70ba5d", fold_batchnorm_conv),
     "fold-scale-shift-into-conv": ("1e42cf57221c8b6b", fold_scale_shift_conv),
+    "fold-input-add-into-conv": ("4e59c0b1ff6e0348", fold_input_into_conv),
+    "fold-input-mul-into-conv": ("9ef856104c1778cb", fold_input_into_conv),
     "hardswish": ("05a43101f5a3e376", hardswish),
     "hardswish-via-hardsigmoid": ("fd36c88823b8b84d", hardswish),
 }

@@ -64,7 +64,7 @@ from graphopt.patterns.engine import (
     needs_constant,
     op_available,
 )
-from graphopt.patterns.kernels import Kernel, kernel_for
+from graphopt.patterns.kernels import REFUSES, Kernel, Refuses, kernel_for
 from graphopt.patterns.rules import AttrRef, Call, Literal, Pattern, Rule, Var
 
 if TYPE_CHECKING:
@@ -240,7 +240,17 @@ class RuleRunner:
                     if rule.rematches and self._made_by.get(name) == (rule.name, id(node)):
                         continue  # its own result, which it would rewrite again and again
                     first_added = len(added)
-                    if kernel is not None and self._try_kernel(kernel, rule, name, node):
+                    done = kernel is not None and self._try_kernel(kernel, rule, name, node)
+                    if done is REFUSES:
+                        # the engine would refuse here (`kernels.REFUSES`): counted as it counts
+                        # it, where the input-kind screen below lets it try the anchor
+                        kinds = kinds_of.get(name)
+                        if kinds is None:
+                            kinds = kinds_of[name] = self._input_kinds(node, name)
+                        if any(need <= kinds for need in wanted):
+                            self.stats.refused[rule.name] = self.stats.refused.get(rule.name, 0) + 1
+                        continue
+                    if done:
                         changed = True
                         for t in touched:  # as after a generic rewrite (below)
                             for c in consumers.get(t, ()):
@@ -279,12 +289,17 @@ class RuleRunner:
             return None
         return kernel_for(rule)
 
-    def _try_kernel(self, kernel: Kernel, rule: Rule, name: str, anchor: onnx.NodeProto) -> bool:
+    def _try_kernel(
+        self, kernel: Kernel, rule: Rule, name: str, anchor: onnx.NodeProto
+    ) -> bool | Refuses:
         """Rewrite at `anchor` with the match `kernel` proves; False (nothing changed) where it
-        defers to the generic engine or the rule's computation refuses."""
+        defers to the generic engine or the rule's computation refuses; `REFUSES` (nothing
+        changed) where the kernel proves that the engine refuses the anchor."""
         m = kernel(self, rule, name, anchor)
         if m is None:
             return False
+        if isinstance(m, Refuses):
+            return REFUSES
         try:
             self._compute(m)
         except Refuse:
