@@ -9,9 +9,12 @@ field by field); a kernel walks the same nodes in straight-line code.
 `kernel(runner, rule, anchor name, anchor)` returns the `Match` the generic engine's first
 accepted match at that anchor would be (same nodes, bindings, captured attributes; structure,
 single use of intermediates, constness and the rule's checks all proven), ready for the
-engine's own computation and edit, or None: "ask the generic engine", never "no match". So a
-kernel can make the engine faster, never different. Every case it does not recognize, and
-every refusal, goes to the generic engine, which then says why (`--explain` uses it only).
+engine's own computation and edit; or `REFUSES` where it proves that the engine refuses the
+anchor (every match it would find is refused, or its search fails two or more nodes deep: the
+runner counts the refusal as the engine does); or None: "ask the generic engine", never "no
+match". So a kernel can make the engine faster, never different. Every case it does not
+recognize, and every refusal it does not prove, goes to the generic engine, which then says
+why (`--explain` uses it only).
 
 A kernel runs only while its rule is the built-in one it was written for: each kernel names
 the digest of its rule (`rule_digest`: targets, checks, computation, replacement); an edited
