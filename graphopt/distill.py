@@ -212,6 +212,12 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
     if isinstance(data, str | os.PathLike):
         root = Path(data)
         if root.is_file():
+            if root.suffix.lower() not in DATA_SUFFIXES:  # was an image decode error, or "holds
+                # only .npy/.npz feeds" where --size was given
+                raise DistillError(
+                    f"{shown(root)}: not a data file: give a .npy or .npz of feeds, an image "
+                    f"({', '.join(IMAGE_SUFFIXES)}) or a folder of them"
+                )
             files = [root]
         elif root.is_dir():
             # another run's targets folder inside the data holds .npy files, not samples
