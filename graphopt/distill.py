@@ -620,14 +620,9 @@ def _teacher_session(model: onnx.ModelProto, threads: int, session: Callable[...
 
     if not _over_two_gib(model):
         return session(model, threads=threads)
-    import tempfile
+    from graphopt.ir.model_io import temporary_file_with_external_data
 
-    from graphopt.ir import save_model
-    from graphopt.ir.model_io import temporary_prefix
-
-    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
-        path = Path(folder) / "teacher.onnx"
-        save_model(model, path, external_data=True)
+    with temporary_file_with_external_data(model, "teacher.onnx") as path:
         return session(path, threads=threads)
 
 

@@ -265,15 +265,9 @@ def _run(model: onnx.ModelProto, feeds: dict[str, Any]) -> dict[str, Any]:
 
     if not _over_two_gib(model):
         return run(model, feeds)
-    import tempfile
-    from pathlib import Path
+    from graphopt.ir.model_io import temporary_file_with_external_data
 
-    from graphopt.ir import save_model
-    from graphopt.ir.model_io import temporary_prefix
-
-    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
-        path = Path(folder) / "model.onnx"
-        save_model(model, path, external_data=True)
+    with temporary_file_with_external_data(model) as path:
         return run(session(path), feeds)
 
 

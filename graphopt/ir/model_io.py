@@ -1270,6 +1270,27 @@ def temporary_prefix(kind: str = "") -> str:
     return f"{_TEMPORARY}{kind}{os.getpid()}-"
 
 
+@contextlib.contextmanager
+def temporary_file_with_external_data(
+    model: onnx.ModelProto, name: str = "model.onnx"
+) -> Iterator[Path]:
+    """The path of `model` saved with external data into a fresh temporary folder (under
+    TMPDIR), removed with all in it when the block ends: a model over 2 GiB, which onnx's
+    checker and shape inference and onnxruntime take only from a file. A `SaveError` that
+    names the temporary folder where it cannot be written (a full or small TMPDIR: the error
+    named only a `.graphopt-...` path)."""
+    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
+        path = Path(folder) / name
+        try:
+            save_model(model, path, external_data=True)
+        except SaveError as e:
+            raise SaveError(
+                f"cannot write the temporary copy a model over 2 GiB is read from into "
+                f"{shown(tempfile.gettempdir())} (TMPDIR): {e}"
+            ) from e
+        yield path
+
+
 def made_by_this_user(st: os.stat_result) -> bool:
     """Whether the file whose status is `st` belongs to the user this process runs as (always,
     where the system has no user ids): the stale-temporary cleanups remove only those, so that

@@ -34,13 +34,7 @@ def check_model(model: onnx.ModelProto, what: str) -> None:
 def _check_from_file(model: onnx.ModelProto) -> None:
     """onnx.checker (full check) on `model` written with external data into a temporary folder
     (removed after), as onnx asks of a model over 2 GiB ('call check_model with model path')."""
-    import tempfile
-    from pathlib import Path
+    from graphopt.ir.model_io import temporary_file_with_external_data
 
-    from graphopt.ir import save_model
-    from graphopt.ir.model_io import temporary_prefix
-
-    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
-        path = Path(folder) / "model.onnx"
-        save_model(model, path, external_data=True)
+    with temporary_file_with_external_data(model) as path:
         onnx.checker.check_model(str(path), full_check=True)

@@ -501,15 +501,9 @@ def _inferred(model: onnx.ModelProto) -> onnx.ModelProto:
 
     if not _over_two_gib(model):
         return onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    import tempfile
-    from pathlib import Path
+    from graphopt.ir.model_io import temporary_file_with_external_data
 
-    from graphopt.ir import save_model
-    from graphopt.ir.model_io import temporary_prefix
-
-    with tempfile.TemporaryDirectory(prefix=temporary_prefix()) as folder:
-        path = Path(folder) / "model.onnx"
-        save_model(model, path, external_data=True)
+    with temporary_file_with_external_data(model) as path:
         onnx.shape_inference.infer_shapes_path(str(path), str(path))
         return onnx.load(str(path), load_external_data=False)
 
