@@ -13,16 +13,9 @@ import graphopt
 import graphopt.subgraphs as subgraphs
 from graphopt.passes.constant_folding import NO_RANGE_IN_BODIES
 from graphopt.passes.noop import NAN_BITS_AROUND
+from tests.test_patterns_engine import QUICKGELU_RULE
 
 F32 = onnx.TensorProto.FLOAT
-
-RULES = """
-rules:
-  - name: my-silu
-    doc: x·σ(x) ⇒ QuickGelu(x)
-    target: y = Mul(x, Sigmoid(x))
-    replacement: y = com.microsoft.QuickGelu(x, alpha=1.0)
-"""
 
 
 def _if_model() -> onnx.ModelProto:
@@ -68,7 +61,7 @@ def test_without_rule_files_bodies_are_told_there_is_no_range(monkeypatch):
 
 def test_with_rule_files_no_range_fact_is_told(monkeypatch, tmp_path):
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES, encoding="utf-8")
+    rules.write_text(QUICKGELU_RULE, encoding="utf-8")
     told = _told(monkeypatch, rule_files=[rules])
     assert told, "the If's branches were not optimized"
     assert all(NO_RANGE_IN_BODIES not in t for t in told)
