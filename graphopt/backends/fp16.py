@@ -691,45 +691,76 @@ _MASK_PASSING_OPS = frozenset(
 
 
 def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
-    """A Softmax (or LogSoftmax) of the main graph whose input, or an Attention whose
-    attn_mask, a float32 constant beyond float16's range reaches through a node kept float32
-    for it (Where(keep, 0, -3.4e38), (1 - m) * -3.4e38, ConstantOfShape(-3.4e38)) and then
-    only through `_MASK_PASSING_OPS` stays float32, and so does every node on the way
-    (`blocked_nodes` gains them; one without a name gets one). In float16 such a mask was
-    -inf: a row it masks fully was NaN in Softmax (exp(-inf - -inf)), where float32 gives a
-    uniform row (-3.4e38 + s is -3.4e38 for every s); in Attention (opset 23) it was a row of
-    zeros (the spec flushes a row of -inf to 0), not float32's mean of V (onnx's reference
-    implementation; onnxruntime gives 0 for both, computing float16 in float32). Clamping
-    the mask to -65504 instead (the converters' clamp for constants) would not do: -65504 +
-    s is -inf in float16 for s below -16. Not in If/Loop/Scan bodies."""
+    """A Softmax (or LogSoftmax) whose input, or an Attention whose attn_mask, a float32
+    constant beyond float16's range reaches through a node kept float32 for it (Where(keep,
+    0, -3.4e38), (1 - m) * -3.4e38, ConstantOfShape(-3.4e38)) and then only through
+    `_MASK_PASSING_OPS` stays float32, and so does every node on the way (`blocked_nodes`
+    gains them; one without a name gets one). In float16 such a mask was -inf: a row it masks
+    fully was NaN in Softmax (exp(-inf - -inf)), where float32 gives a uniform row (-3.4e38 +
+    s is -3.4e38 for every s); in Attention (opset 23) it was a row of zeros (the spec flushes
+    a row of -inf to 0), not float32's mean of V (onnx's reference implementation;
+    onnxruntime gives 0 for both, computing float16 in float32). Clamping the mask to -65504
+    instead (the converters' clamp for constants) would not do: -65504 + s is -inf in float16
+    for s below -16. In the main graph and in every If/Loop/Scan body, each on its own (a mask
+    made in one graph and softmaxed in a body of it is not followed across)."""
     from onnx import numpy_helper
 
     from graphopt.ir.graph import constant_node_value
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    huge: set[str] = set()  # float32 constants with an element float16 cannot hold
+    for g in graphs:
+        for t in g.initializer:
+            if t.data_type != onnx.TensorProto.FLOAT:
+                continue
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                continue
+            if _largest_finite(numpy_helper.to_array(t)) > FP16_MAX:
+                huge.add(t.name)
+        for n in g.node:
+            if n.op_type != "Constant" or not is_default_domain(n):
+                continue
+            value = constant_node_value(n)
+            if (
+                value is not None
+                and value.dtype == np.float32
+                and _largest_finite(value) > FP16_MAX
+            ):
+                huge.update(n.output)
+    taken = {n.name for g in graphs for n in g.node}
+    for g in graphs:
+        for node in _mask_carriers(g, huge, blocked_nodes):
+            if not node.name:
+                node.name = _first_free("fp16_kept", taken)
+            if node.name not in blocked_nodes:
+                blocked_nodes.add(node.name)
+                log.info(
+                    "fp16: %s %r stays float32: it carries a mask float16 cannot hold",
+                    node.op_type,
+                    node.name,
+                )
+
+
+def _mask_carriers(
+    graph: onnx.GraphProto, huge: set[str], blocked_nodes: set[str]
+) -> list[onnx.NodeProto]:
+    """The nodes of `graph` (its own, not its bodies') that carry a mask from a blocked node
+    reading a `huge` constant (or a ConstantOfShape filling with one) to a Softmax/LogSoftmax
+    input or an Attention attn_mask through `_MASK_PASSING_OPS`, and those sinks
+    (`_block_masked_softmax`), in graph order."""
     from graphopt.ir.nodes import is_default_domain
 
-    main = model.graph
-    huge: set[str] = set()  # float32 constants with an element float16 cannot hold
-    for t in main.initializer:
-        if t.data_type != onnx.TensorProto.FLOAT or t.data_location == onnx.TensorProto.EXTERNAL:
-            continue
-        if _largest_finite(numpy_helper.to_array(t)) > FP16_MAX:
-            huge.add(t.name)
-    for n in main.node:
-        if n.op_type != "Constant" or not is_default_domain(n):
-            continue
-        value = constant_node_value(n)
-        if value is not None and value.dtype == np.float32 and _largest_finite(value) > FP16_MAX:
-            huge.update(n.output)
     sources = [
         n
-        for n in main.node
+        for n in graph.node
         if n.name in blocked_nodes
         and (huge.intersection(n.input) or (n.op_type == "ConstantOfShape" and _fills_huge(n)))
     ]
     if not sources:
-        return
+        return []
     consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
-    for n in main.node:
+    for n in graph.node:
         for i, name in enumerate(n.input):
             consumers.setdefault(name, []).append((n, i))
     # forward from the sources through mask-passing ops: what carries the mask
@@ -756,7 +787,7 @@ def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> No
                     carrying[id(reader)] = reader
                     pending.append(reader)
     if not sinks:
-        return
+        return []
     # back from the sinks: the carrying nodes on a way to one
     kept: dict[int, onnx.NodeProto] = dict(sinks)
     pending = list(sinks.values())
@@ -766,18 +797,7 @@ def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> No
             if id(up) not in kept:
                 kept[id(up)] = up
                 pending.append(up)
-    taken = {n.name for n in main.node}
-    for node in main.node:
-        if id(node) in kept:
-            if not node.name:
-                node.name = _first_free("fp16_kept", taken)
-            if node.name not in blocked_nodes:
-                blocked_nodes.add(node.name)
-                log.info(
-                    "fp16: %s %r stays float32: it carries a mask float16 cannot hold",
-                    node.op_type,
-                    node.name,
-                )
+    return [node for node in graph.node if id(node) in kept]
 
 
 def _fills_huge(node: onnx.NodeProto) -> bool:
