@@ -957,7 +957,8 @@ def _body_constant_outputs(body: onnx.GraphProto) -> list[tuple[str, np.ndarray]
 
 def _block_constant_body_outputs(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
     """A main-graph If/Loop/Scan one of whose bodies, or a body nested in one of them (an If
-    in a Loop's body), outputs a float32 constant float16 cannot hold stays float32, bodies
+    in a Loop's body), outputs a float32 constant float16 cannot hold, or an output that a
+    node kept float32 for such a constant writes (`_blocked_body_outputs`), stays float32, bodies
     and all (`blocked_nodes` gains it; the converter does not enter a blocked node's bodies,
     and `_casts_into_blocked_bodies` feeds them float32): a body's outputs are float16
     otherwise, the constant clamped (1e-8 written as 5.96e-8, 1e5 as 65504), and so are those
@@ -977,6 +978,32 @@ def _block_constant_body_outputs(model: onnx.ModelProto, blocked_nodes: set[str]
                 found[0][0],
                 _fp16_shown(found[0][1]),
             )
+            continue
+        written = [w for body in bodies for w in _blocked_body_outputs(body, blocked_nodes)]
+        if written:
+            blocked_nodes.add(node.name)
+            log.info(
+                "fp16: %s %r stays float32: its body output %s is written by %r, kept float32 "
+                "for a constant float16 cannot hold",
+                node.op_type,
+                node.name,
+                *written[0],
+            )
+
+
+def _blocked_body_outputs(body: onnx.GraphProto, blocked_nodes: set[str]) -> list[tuple[str, str]]:
+    """(output, node) for each output of `body` that a node of it kept float32 writes (by
+    now: for a constant float16 cannot hold, `_block_out_of_range_in_bodies`): the body's
+    outputs are float16 otherwise, and Identity(1e5) in an If branch gave the If's output inf
+    where the float32 model gives 1e5 (its readers' own float16 aside, as above)."""
+    outputs = {o.name for o in body.output}
+    return [
+        (out, n.name)
+        for n in body.node
+        if n.name and n.name in blocked_nodes
+        for out in n.output
+        if out in outputs
+    ]
 
 
 def _casts_into_blocked_bodies(
