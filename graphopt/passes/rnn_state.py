@@ -7,7 +7,9 @@ ONNX defines an absent `initial_h` / `initial_c` as zeros, so such a state can s
 out, and dead-code elimination removes the subgraph that made it.
 
 What it does not do: drop a state that is not provably zero (a graph input, a value computed
-by arithmetic), or look into com.microsoft's quantized LSTMs.
+by arithmetic), drop one whose element type or shape is not shown to be the one the op takes
+(X's type; [directions, batch, hidden], or [batch, directions, hidden] with layout=1: the
+original fails on another, its default would not), or look into com.microsoft's quantized LSTMs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import onnx
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import is_default_domain
+from graphopt.passes.noop import LazyShapes
 
 # input index of initial_h (all three) and initial_c (LSTM)
 _STATE_INPUTS = {"RNN": (5,), "GRU": (5,), "LSTM": (5, 6)}
@@ -62,6 +65,7 @@ class DropZeroRnnStates(Pass):
     opt_level = 1
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        shapes = LazyShapes(graph, ctx)
         dropped = 0
         for node in list(graph.nodes.values()):
             indices = _STATE_INPUTS.get(node.op_type)
@@ -69,7 +73,36 @@ class DropZeroRnnStates(Pass):
                 continue
             for i in indices:
                 if i < len(node.input) and node.input[i] and is_all_zero(graph, node.input[i]):
+                    reason = _state_mismatch(graph, node, node.input[i], shapes)
+                    if reason:
+                        ctx.note(self.name, node.name, "refused", reason)
+                        continue
                     ctx.note(self.name, node.name, "applied", f"input {i} {node.input[i]!r} is 0")
                     graph.set_input(node, i, "")
                     dropped += 1
         return PassResult(dropped > 0, {"dropped": dropped})
+
+
+def _state_mismatch(graph: Graph, node: onnx.NodeProto, state: str, shapes: LazyShapes) -> str:
+    """Why zero `state` is not shown to be what the op takes as its initial state ("" when it
+    is): X's element type, rank 3 and, where known, [directions, batch, hidden] (batch first
+    with layout=1). A zero of another type or shape (one that would broadcast) fails the
+    original; its absent default would run."""
+    x = node.input[0]
+    if shapes.dtype(state) is None or shapes.dtype(state) != shapes.dtype(x):
+        return f"{state!r} is not known to have {x!r}'s element type"
+    dims = shapes.shape(state)
+    if dims is None or len(dims) != 3:
+        return f"{state!r} is not known to have rank 3"
+    x_dims = shapes.shape(x)
+    layout = int(graph.attr(node, "layout", 0))
+    batch = x_dims[1 - layout] if x_dims is not None and len(x_dims) == 3 else None
+    directions = (
+        2 if graph.attr(node, "direction", "forward") in ("bidirectional", b"bidirectional") else 1
+    )
+    hidden = graph.attr(node, "hidden_size")
+    wanted = (batch, directions, hidden) if layout else (directions, batch, hidden)
+    for have, want in zip(dims, wanted, strict=True):
+        if isinstance(have, int) and isinstance(want, int) and have != want:
+            return f"{state!r} has dims {list(dims)}, not [directions, batch, hidden]"
+    return ""
