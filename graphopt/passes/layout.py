@@ -456,7 +456,13 @@ class MergeConcats(Pass):
                     inputs.append(name)
             kept = [t for t in inputs if not _empty_along(graph, t, axis)]
             if kept and len(kept) < len(inputs):  # one input stays: it carries the dtype
-                inputs, changed = kept, True
+                dropped = [t for t in inputs if t not in kept]
+                misfit = next((t for t in dropped if not _fits(t, kept[0], axis, shapes)), None)
+                if misfit is None:
+                    inputs, changed = kept, True
+                else:
+                    reason = f"{misfit!r} is not shown to have {kept[0]!r}'s type and other dims"
+                    ctx.note(self.name, node.name, "refused", reason)
             if not changed:
                 continue
             out = node.output[0]
@@ -480,6 +486,22 @@ def _empty_along(graph: Graph, tensor: str, axis: int | None) -> bool:
             return False
         dims = list(value.shape)
     return -len(dims) <= axis < len(dims) and dims[axis] == 0
+
+
+def _fits(empty: str, like: str, axis: int | None, shapes: LazyShapes) -> bool:
+    """Whether the empty constant `empty` is shown to join `like` in a Concat on `axis`: the
+    same element type and rank, and every other dim equal to one of `like`'s static dims. (A
+    misfit fails the original in onnxruntime; dropped, the rewritten model would run.)"""
+    dtype, dims, like_dims = shapes.dtype(empty), shapes.shape(empty), shapes.shape(like)
+    if axis is None or dtype is None or dtype != shapes.dtype(like):
+        return False
+    if dims is None or like_dims is None or len(dims) != len(like_dims):
+        return False
+    k = axis % len(dims)
+    return all(
+        i == k or (isinstance(d, int) and d == e)
+        for i, (d, e) in enumerate(zip(like_dims, dims, strict=True))
+    )
 
 
 def _same_axis(a: int | None, b: int | None, shapes: LazyShapes, tensor: str) -> bool:
