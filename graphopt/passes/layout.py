@@ -204,6 +204,7 @@ class MergeReshapes(Pass):
             while (further := _reshape_like_producer(graph, chain[-1].input[0])) is not None:
                 chain.append(further)
             copied = [i for i, v in enumerate(values) if v == 0]
+            new_target: np.ndarray | None = None
             if copied and not graph.attr(node, "allowzero", 0):
                 middle = shapes.static(node.input[0])
                 if middle is None:
@@ -226,10 +227,17 @@ class MergeReshapes(Pass):
                     values = [middle[i] if v == 0 else v for i, v in enumerate(values)]
                     if 0 in values:
                         continue  # a genuine zero-size dim: leave the chain as it is
-                    name = graph.add_initializer(
-                        f"{node.output[0]}_shape", np.array(values, np.int64)
-                    )
-                    graph.set_input(node, 1, name)
+                    new_target = np.array(values, np.int64)
+            failing = next((n for n in chain if shapes.shape(n.output[0]) is None), None)
+            if failing is not None:
+                # inference gives no shape to a link it finds failing (Reshape(x[2, 3],
+                # [4, -1]), Squeeze of a dim 2): left out of the chain, the model would run
+                reason = f"{failing.name or failing.output[0]} is not shown to run"
+                ctx.note(self.name, node.name, "refused", reason)
+                continue
+            if new_target is not None:
+                name = graph.add_initializer(f"{node.output[0]}_shape", new_target)
+                graph.set_input(node, 1, name)
             graph.set_input(node, 0, chain[-1].input[0])
             ctx.note(self.name, node.name, "applied")
             merged += 1
