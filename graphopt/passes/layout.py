@@ -139,8 +139,12 @@ class MergeTransposes(Pass):
                     "a perm is invalid or implicit with the rank unknown, or the two differ in length",
                 )
                 continue
-            r = composed_perm(p, q)
             x = inner.input[0]
+            if shapes.rank(x) != len(p):  # (the inner one fails: left out, the model would run)
+                reason = f"{x!r} is not known to have the perms' rank {len(p)}"
+                ctx.note(self.name, node.name, "refused", reason)
+                continue
+            r = composed_perm(p, q)
             if r == list(range(len(r))):
                 if not can_bypass(graph, x, node.output[0]):
                     ctx.note(self.name, node.name, "refused", "graph output must keep its name")
