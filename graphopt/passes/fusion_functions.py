@@ -8,6 +8,12 @@ and runtimes that inline local functions (onnxruntime) compute exactly what they
 What it does not do: change any computation, fuse kernels itself, or touch groups of opaque
 nodes (control flow and custom-domain ops always form singleton groups) or dead groups (no
 node outside reads their results: a function returning nothing; dead-code elimination's job).
+
+A tensor inside a group whose value_info states dims that shape inference does not find stays
+visible, as a function output: onnxruntime inlines a function under fresh names and keeps none
+of its value_info, and its optimizer's fusions read shapes (khmer_seg, whose value_info states
+(1, seq, 192) where inference finds no dims: 2 of its 5 SkipLayerNormalizations were lost at
+ORT_ENABLE_ALL, outputs 1.4e-6 apart).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from dataclasses import dataclass
 import onnx
 
 from graphopt.analysis.fuse_ops import MAX_GROUP_SIZE, FusionGroup, fusion_groups
+from graphopt.analysis.shapes import ShapeFacts, light_model
 from graphopt.ir import Graph
+from graphopt.ir.values import declared_dims
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
 FUSED_DOMAIN = "graphopt.fused"
@@ -30,12 +38,13 @@ class MaterializeFusionGroups(Pass):
     """Replace every fusion group G with |G| ≥ min_size by a call of a local function.
 
     G = {n₁ … n_k} (topological), ins(G) = tensors its nodes read that no node of G writes,
-    outs(G) = tensors G writes that a node outside G reads or that are graph outputs:
+    outs(G) = tensors G writes that a node outside G reads, that are graph outputs, or whose
+    value_info states dims inference does not find (`_stated_only`):
         n₁ … n_k  ⇒  outs(G) = graphopt.fused.fused_<i>(ins(G)),
         fused_<i>(ins(G)) := { n₁ … n_k } returning outs(G).
     Tensor names outside the group are unchanged; the value_info of the tensors that move
-    inside goes with them (the function's value_info); the IR version is raised to 8 when lower
-    (model-local functions need it).
+    inside goes with them (the function's value_info); the IR
+    version is raised to 8 when lower (model-local functions need it).
     """
 
     name = "materialize-fusion-groups"
@@ -72,9 +81,10 @@ class MaterializeFusionGroups(Pass):
         for vi in graph.proto.value_info:
             infos.setdefault(vi.name, vi)  # the names of a function's value_info are distinct
         folded = 0
+        stated = _stated_only(graph, groups, infos)
         for group in groups:
             fname = _fresh_function_name(group, graph, taken)
-            function, call = _build(graph, group, fname, infos)
+            function, call = _build(graph, group, fname, infos, stated)
             for n in group.nodes:
                 graph.remove_node(n)
             graph.add_node(call)
@@ -94,8 +104,57 @@ def _fresh_function_name(group: FusionGroup, graph: Graph, taken: set[tuple[str,
     return f"fused_{head}_{k}"
 
 
-def _boundary(graph: Graph, group: FusionGroup) -> tuple[list[str], list[str]]:
-    """The group's input tensors (first-use order) and output tensors (production order)."""
+def _stated_only(
+    graph: Graph, groups: list[FusionGroup], infos: dict[str, onnx.ValueInfoProto]
+) -> set[str]:
+    """The tensors written in `groups` whose value_info states a dim (a size or a symbol) where
+    shape inference without the value_info's shapes (and without data propagation: taken as
+    the least onnxruntime's loader finds) finds no size and not the same symbol, or where it
+    finds no rank or another. onnxruntime merges a stated dim into the graph's only where inference finds
+    no size; inlined under fresh names, a function's tensors get the inferred dims alone."""
+    candidates = {
+        t
+        for g in groups
+        for name in g.nodes
+        for t in graph.nodes[name].output
+        if t in infos and any(d is not None for d in declared_dims(infos[t]) or ())
+    }
+    if not candidates:
+        return set()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(
+            light_model(graph, ShapeFacts()), check_type=False, strict_mode=False
+        ).graph
+        found = {vi.name: declared_dims(vi) for vi in (*inferred.value_info, *inferred.output)}
+    except (
+        onnx.shape_inference.InferenceError,
+        onnx.checker.ValidationError,
+        RuntimeError,
+        ValueError,
+        IndexError,
+    ):  # (as `shape_facts`: inference gave up, nothing found)
+        found = {}
+    out = set()
+    for t in candidates:
+        stated, dims = declared_dims(infos[t]), found.get(t)
+        if (
+            dims is None
+            or stated is None
+            or len(dims) != len(stated)
+            or any(
+                d is not None and not isinstance(e, int) and d != e
+                for d, e in zip(stated, dims, strict=True)
+            )
+        ):
+            out.add(t)
+    return out
+
+
+def _boundary(
+    graph: Graph, group: FusionGroup, keep: set[str] | frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
+    """The group's input tensors (first-use order) and output tensors (production order;
+    those in `keep` are outputs too)."""
     members = set(group.nodes)
     produced: set[str] = set()
     inputs: dict[str, None] = {}
@@ -111,19 +170,24 @@ def _boundary(graph: Graph, group: FusionGroup) -> tuple[list[str], list[str]]:
                 continue
             produced.add(t)
             readers = graph.consumers.get(t, {})
-            if t in graph_outputs or any(r not in members for r in readers):
+            if t in graph_outputs or t in keep or any(r not in members for r in readers):
                 outputs.append(t)
     return list(inputs), outputs
 
 
 def _build(
-    graph: Graph, group: FusionGroup, fname: str, infos: dict[str, onnx.ValueInfoProto]
+    graph: Graph,
+    group: FusionGroup,
+    fname: str,
+    infos: dict[str, onnx.ValueInfoProto],
+    stated: set[str],
 ) -> tuple[onnx.FunctionProto, onnx.NodeProto]:
     """The function of `group` and the node calling it; `infos`: the graph's value_info by
-    name. The value_info of the tensors that move inside (written by the group, read by none
+    name; `stated`: tensors that stay outputs of the function (`_stated_only`).
+    The value_info of the tensors that move inside (written by the group, read by none
     outside) goes with them: commit prunes it from the graph, which no longer holds them, and
     onnx.inliner gives it back from the function's."""
-    inputs, outputs = _boundary(graph, group)
+    inputs, outputs = _boundary(graph, group, stated)
     body = []
     for name in group.nodes:
         copy = onnx.NodeProto()
