@@ -70,6 +70,8 @@ def shape_value(graph: Graph, ctx: PassContext, node: onnx.NodeProto) -> np.ndar
             return None
         value = np.array(math.prod(d for d in dims if isinstance(d, int)), dtype=np.int64)
     else:
+        if graph.opset_version("") < 15 and any(a.name in ("start", "end") for a in node.attribute):
+            return None  # Shape has no start/end before opset 15: onnxruntime refuses the node
         start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
         picked = dims[start:end]
         if not all(isinstance(d, int) for d in picked):
