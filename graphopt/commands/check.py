@@ -201,9 +201,10 @@ def refuse_profiles_build_refuses(model: onnx.ModelProto, shapes: dict) -> None:
     inputs = [vi for vi in model.graph.input if vi.name not in inits]
     unknown = sorted(set(shapes) - {vi.name for vi in inputs})
     if unknown:
+        have = f"inputs: {', '.join(shown(vi.name) for vi in inputs)}" if inputs else "it has none"
         raise BackendError(
             f"--shapes names {', '.join(map(shown, unknown))}, which the model does not have "
-            f"(inputs: {', '.join(shown(vi.name) for vi in inputs)})"
+            f"({have})"
         )
     for vi in inputs:
         tensor = vi.type.tensor_type
