@@ -433,6 +433,8 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         raise LoadError(f"{where}: the graph declares no outputs, so it computes nothing")
     _refuse_unknown_ir_version(proto, where)
     _refuse_names_given_twice(proto.graph, where)
+    if proto.functions:
+        _refuse_recursive_functions(proto, where)
     if not check_nodes:
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
@@ -449,6 +451,47 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     for out in proto.graph.output:
         if out.name not in defined:
             raise undefined_output_error(where, out.name)
+
+
+def _refuse_recursive_functions(proto: onnx.ModelProto, where: str) -> None:
+    """A `LoadError` for model-local functions that call each other in a cycle (F calls G, G
+    calls F; in their bodies' If/Loop/Scan bodies too): onnx's checker refuses such a model
+    ("Model-local functions must not be recursive") and onnxruntime will not load it, but
+    optimize wrote it out as if it were fine."""
+    key = {(f.domain, f.name, f.overload): f for f in proto.functions}
+    calls: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+    for k, function in key.items():
+        nodes = [*function.node]
+        for node in function.node:
+            for body in subgraphs(node):
+                nodes += [*body.node, *(n for b in nested_bodies(body) for n in b.node)]
+        calls[k] = [c for n in nodes if (c := (n.domain, n.op_type, n.overload)) in key]
+    done: set[tuple[str, str, str]] = set()
+    for start in calls:
+        path: list[tuple[str, str, str]] = []
+        on_path: set[tuple[str, str, str]] = set()
+        stack: list[tuple[tuple[str, str, str], int]] = [(start, 0)]
+        while stack:
+            k, i = stack.pop()
+            if i == 0:
+                if k in on_path:
+                    cycle = [*path[path.index(k) :], k]
+                    shown_cycle = " -> ".join(f"{d}::{n}" if d else n for d, n, _ in cycle)
+                    raise LoadError(
+                        f"{where}: model-local functions call each other in a cycle "
+                        f"({shown_cycle}); ONNX functions must not be recursive"
+                    )
+                if k in done:
+                    continue
+                path.append(k)
+                on_path.add(k)
+            if i < len(calls[k]):
+                stack.append((k, i + 1))
+                stack.append((calls[k][i], 0))
+            else:
+                path.pop()
+                on_path.discard(k)
+                done.add(k)
 
 
 def _refuse_opset_imported_twice(proto: onnx.ModelProto, where: str) -> None:
