@@ -325,5 +325,5 @@ def _strict_inference_error(model: onnx.ModelProto) -> str | None:
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
         return first_line(e)
     except (ValueError, IndexError):  # onnx's C++ on a malformed node (a Loop with no body)
-        return None  # no verdict: no contradiction shown (shapes._inferred gives up alike)
+        return None  # no verdict: no contradiction shown (shapes.inferred_light gives up alike)
     return None

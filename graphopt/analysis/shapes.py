@@ -505,7 +505,7 @@ def _body_types_only(nodes: Any) -> None:
 def _infer(graph: Graph) -> ShapeFacts:
     facts = ShapeFacts()
     light = light_model(graph, facts)
-    inferred = _inferred(light)
+    inferred = inferred_light(light)
     # Where ONNX inference and onnxruntime disagree (a ceil-mode pool's last window), the
     # node's outputs become inputs of the shapes onnxruntime gives, and inference runs again
     # from there: each round takes nodes out, so it ends.
@@ -522,7 +522,7 @@ def _infer(graph: Graph) -> ShapeFacts:
         del light.graph.node[:]
         light.graph.node.extend(nodes)
         light.graph.input.extend(vi for outputs in cuts.values() for vi in outputs)
-        inferred = _inferred(light)
+        inferred = inferred_light(light)
         cuts = inference_cuts(light, inferred)
     g = inferred.graph
     for group in (g.input, g.value_info, g.output):
@@ -531,10 +531,12 @@ def _infer(graph: Graph) -> ShapeFacts:
     return facts
 
 
-def _inferred(light: onnx.ModelProto) -> onnx.ModelProto:
+def inferred_light(light: onnx.ModelProto, data_prop: bool = True) -> onnx.ModelProto:
+    """`light` (a `light_model`) with onnx's shape inference (not strict, no type check); `light`
+    itself, declared shapes only, where inference gives up."""
     try:
         return onnx.shape_inference.infer_shapes(
-            light, check_type=False, strict_mode=False, data_prop=True
+            light, check_type=False, strict_mode=False, data_prop=data_prop
         )
     except (
         onnx.shape_inference.InferenceError,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import onnx
 
 from graphopt.analysis.fuse_ops import MAX_GROUP_SIZE, FusionGroup, fusion_groups
-from graphopt.analysis.shapes import ShapeFacts, light_model
+from graphopt.analysis.shapes import ShapeFacts, inferred_light, light_model
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
@@ -43,8 +43,8 @@ class MaterializeFusionGroups(Pass):
         n₁ … n_k  ⇒  outs(G) = graphopt.fused.fused_<i>(ins(G)),
         fused_<i>(ins(G)) := { n₁ … n_k } returning outs(G).
     Tensor names outside the group are unchanged; the value_info of the tensors that move
-    inside goes with them (the function's value_info); the IR
-    version is raised to 8 when lower (model-local functions need it).
+    inside goes with them (the function's value_info); the IR version is raised to 8 when lower
+    (model-local functions need it).
     """
 
     name = "materialize-fusion-groups"
@@ -110,8 +110,10 @@ def _stated_only(
     """The tensors written in `groups` whose value_info states a dim (a size or a symbol) where
     shape inference without the value_info's shapes (and without data propagation: taken as
     the least onnxruntime's loader finds) finds no size and not the same symbol, or where it
-    finds no rank or another. onnxruntime merges a stated dim into the graph's only where inference finds
-    no size; inlined under fresh names, a function's tensors get the inferred dims alone."""
+    finds no rank or another (where inference gives up, `inferred_light`: all but the graph
+    outputs, which are function outputs anyway).
+    onnxruntime merges a stated dim into the graph's only where inference finds no size;
+    inlined under fresh names, a function's tensors get the inferred dims alone."""
     candidates = {
         t
         for g in groups
@@ -121,19 +123,8 @@ def _stated_only(
     }
     if not candidates:
         return set()
-    try:
-        inferred = onnx.shape_inference.infer_shapes(
-            light_model(graph, ShapeFacts()), check_type=False, strict_mode=False
-        ).graph
-        found = {vi.name: declared_dims(vi) for vi in (*inferred.value_info, *inferred.output)}
-    except (
-        onnx.shape_inference.InferenceError,
-        onnx.checker.ValidationError,
-        RuntimeError,
-        ValueError,
-        IndexError,
-    ):  # (as `shape_facts`: inference gave up, nothing found)
-        found = {}
+    inferred = inferred_light(light_model(graph, ShapeFacts()), data_prop=False).graph
+    found = {vi.name: declared_dims(vi) for vi in (*inferred.value_info, *inferred.output)}
     out = set()
     for t in candidates:
         stated, dims = declared_dims(infos[t]), found.get(t)
