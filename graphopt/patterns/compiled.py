@@ -18,7 +18,6 @@ rule's checks come after, in `rewrite`).
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from graphopt.patterns.engine import (
     domain_version,
     domains_of,
     literal_matches,
+    literal_tolerance,
     needs_constant,
 )
 from graphopt.patterns.rules import Absent, Literal, Pattern, Rule, Var
@@ -318,9 +318,8 @@ class CompiledTarget:
 
             return absent
         if isinstance(operand, Literal):
-            want, tolerance = operand.value, 1e-7 + operand.rtol * abs(operand.value)
-            if not math.isfinite(want):
-                tolerance = -1.0  # an infinite literal: only `literal_matches`'s equality
+            # -1 for an infinite or exact literal: only `literal_matches`'s equalities
+            want, tolerance = operand.value, literal_tolerance(operand)
 
             def literal(s: Search, node: onnx.NodeProto, names: Any, cont: Cont) -> bool:
                 name = names[k]

@@ -809,21 +809,33 @@ class Matcher:
 
 
 def literal_matches(v: float, dtype: np.dtype | None, literal: Literal) -> bool:
-    """A constant of value `v` and numpy `dtype` matches `literal`: within 1e-7 + rtol·|value|,
-    or, for a type narrower than float32, equal to the literal as such a type holds it (rounded
-    from it or from its float32): a float16 model's 1/6 is 0.16663 and its 1/√2 0.70703, 2e-4
-    and 1e-4 off, which float16 cannot tell apart. Not any value one ulp away: float16
-    1.000977 is not 1 (x·1.000977 is 2050 at x = 2048). NaN matches nothing; an infinite
-    literal (`inf`, `1e400`) only the same infinity (its tolerance, rtol·inf, took every
-    value), and a literal past the type's range no constant of it."""
+    """A constant of value `v` and numpy `dtype` matches `literal`: within
+    `literal_tolerance` (1e-7 + rtol·|value|), or, for a type narrower than float32, equal to
+    the literal as such a type holds it (rounded from it or from its float32): a float16
+    model's 1/6 is 0.16663 and its 1/√2 0.70703, 2e-4 and 1e-4 off, which float16 cannot tell
+    apart. Not any value one ulp away: float16 1.000977 is not 1 (x·1.000977 is 2050 at
+    x = 2048). NaN matches nothing; an infinite literal (`inf`, `1e400`) only the same infinity
+    (its tolerance, rtol·inf, took every value), and a literal past the type's range no
+    constant of it. `approx(v, 0)` matches only v as the constant's type holds it (a Pow
+    exponent: x^3.00002 is NaN for x < 0 where x³ is not, and 3.00002 was within the 1e-5)."""
     want = literal.value
     if not math.isfinite(want):
         return v == want
-    if abs(v - want) <= 1e-7 + literal.rtol * abs(want):
+    if abs(v - want) <= literal_tolerance(literal):
         return True
-    if dtype is None or dtype.kind != "f" or dtype.itemsize >= 4:
+    if dtype is None or dtype.kind != "f" or (dtype.itemsize >= 4 and literal.rtol != 0):
         return False
     return v in _held(want, dtype)
+
+
+def literal_tolerance(literal: Literal) -> float:
+    """How far from `literal`'s value a constant may be and match it (`literal_matches`):
+    1e-7 + rtol·|value|; -1 (no distance: only `literal_matches`'s equalities) for an
+    infinite literal and for an exact one, `approx(v, 0)`."""
+    want = literal.value
+    if not math.isfinite(want) or literal.rtol == 0:
+        return -1.0
+    return 1e-7 + literal.rtol * abs(want)
 
 
 def _held(value: float, dtype: np.dtype) -> tuple[float, ...]:
