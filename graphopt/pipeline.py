@@ -490,7 +490,13 @@ def _scalar(node: yaml.Node, source: str, kind: type, key: str = "") -> Any:
         raise PipelineError(f"{source}:{_line(node)}: {given}expected {what} here")
     value = _construct(node, source) if node.tag != "tag:yaml.org,2002:str" else node.value
     if kind is str:
-        return str(value)
+        # the text as written: str() of what YAML 1.1 reads made a step `- yes` "unknown pass
+        # 'True'", and an empty `name:` named the pipeline 'None'
+        if value is None:
+            raise PipelineError(
+                f"{source}:{_line(node)}: {given}expected {what}, got nothing (null)"
+            )
+        return node.value
     if not _is_instance(value, kind):
         kinds = {bool: "a boolean", float: "a float", str: "a string"}
         # a boolean as written: YAML 1.1 reads yes/no/on/off as one
@@ -523,6 +529,7 @@ def _value(node: yaml.Node, source: str) -> Any:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 
 def _construct(node: yaml.Node, source: str) -> Any:
@@ -536,6 +543,8 @@ def _construct(node: yaml.Node, source: str) -> Any:
             f"{source}:{_line(node)}: YAML merge keys (`<<`) are not supported in a pipeline: "
             "write the keys out, or give a whole mapping as an alias (*name)"
         )
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+        return None  # an empty value (`size_limit:`) serializes to no document at all
     try:
         return yaml.safe_load(yaml.serialize(node))
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as e:
@@ -587,7 +596,7 @@ def _list_steps(
             steps.append(IfChangedStep(_group(vnode, pc, "if_changed:", line), line, made_before))
             continue
         if key == "include":
-            steps.extend(_include(_scalar(vnode, source, str), pc, line))
+            steps.extend(_include(_scalar(vnode, source, str, "include"), pc, line))
             made = len(steps) - before
             continue
         options: dict[str, tuple[int, Any]] = {}
