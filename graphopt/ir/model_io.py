@@ -182,6 +182,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     external = _checked_external_tensors(proto, where)
     if external:
         _refuse_undecodable_external_data(external, where)
+        _refuse_unclear_locations(external, where)
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             for location in dict.fromkeys(info.location for _, info in stored):
@@ -218,6 +219,27 @@ def _refuse_undecodable_external_data(external: list[onnx.TensorProto], where: s
             raise LoadError(
                 f"{where}: an external-data tensor's {what} {bad!r} is not UTF-8 text "
                 "(a damaged file?)"
+            )
+
+
+def _refuse_unclear_locations(external: list[onnx.TensorProto], where: str) -> None:
+    """A `LoadError` for an external-data tensor that names no data file (no 'location'
+    entry, or an empty one: the error said the model's folder "is a folder, not a data file")
+    or names two (two 'location' entries that differ: onnx.checker reads the first, onnx's
+    loader and graphopt's the last, onnxruntime refuses the model; optimize wrote out a model
+    reading the last)."""
+    for tensor in external:
+        locations = [e.value for e in tensor.external_data if e.key == "location"]
+        if not any(locations):
+            raise LoadError(
+                f"{where}: tensor {tensor.name!r} is marked as external data but names no data "
+                "file (no 'location' entry)"
+            )
+        if len(set(locations)) > 1:
+            named = " and ".join(map(repr, dict.fromkeys(locations)))
+            raise LoadError(
+                f"{where}: tensor {tensor.name!r} names two external data files ({named}; "
+                "onnx.checker reads the first, onnx.load the last): keep one 'location' entry"
             )
 
 

@@ -1,0 +1,84 @@
+"""External data entries that name no data file, or two (review H209, session 22).
+
+- A tensor marked as external data without a 'location' entry (or with an empty one) was
+  reported as "keeps its data in '' (<the model's folder>): is a folder, not a data file".
+- A tensor with two 'location' entries that differ loaded from the last one, and optimize
+  wrote a model reading it; onnx.checker reads the first one and onnxruntime refuses the model
+  ("duplicate 'location' entries"), so which file the model means is not settled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+import graphopt
+from graphopt.cli import main
+from graphopt.errors import LoadError
+from graphopt.ir import load
+from tests.test_cli_review3 import one_line_error
+
+WEIGHT = np.arange(256, dtype=np.float32).reshape(16, 16)
+
+
+def _model_with_entries(folder: Path, entries: list[tuple[str, str]]) -> Path:
+    """y = x @ W, W kept as external data with `entries`; w.bin and v.bin both hold W's bytes
+    (v.bin doubled)."""
+    (folder / "w.bin").write_bytes(WEIGHT.tobytes())
+    (folder / "v.bin").write_bytes((2 * WEIGHT).tobytes())
+    weight = numpy_helper.from_array(WEIGHT, "W")
+    weight.ClearField("raw_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in entries:
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = folder / "m.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [[("offset", "0")], [("location", ""), ("offset", "0")]],
+    ids=["no-location", "empty-location"],
+)
+def test_a_tensor_naming_no_data_file_says_so(
+    tmp_path: Path, entries: list[tuple[str, str]]
+) -> None:
+    path = _model_with_entries(tmp_path, entries)
+    with pytest.raises(LoadError, match="'W' is marked as external data but names no data file"):
+        load(path)
+
+
+def test_two_location_entries_that_differ_are_refused(tmp_path: Path) -> None:
+    path = _model_with_entries(tmp_path, [("location", "v.bin"), ("location", "w.bin")])
+    with pytest.raises(LoadError, match=r"names two external data files \('v.bin' and 'w.bin'"):
+        graphopt.optimize(str(path))
+
+
+def test_the_cli_says_it_in_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _model_with_entries(tmp_path, [("location", "v.bin"), ("location", "w.bin")])
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(path), "-o", str(out)]) == 2
+    one_line_error(capsys, "names two external data files")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "v.bin", "w.bin"]
+
+
+def test_one_location_given_twice_alike_still_loads(tmp_path: Path) -> None:
+    path = _model_with_entries(tmp_path, [("location", "w.bin"), ("location", "w.bin")])
+    weight = load(path).model.graph.initializer[0]
+    assert np.array_equal(numpy_helper.to_array(weight), WEIGHT)
