@@ -679,6 +679,8 @@ def save_model(
     reader that opens `path` looks for it. A device or pipe (`/dev/null`, `/dev/stdout`) is
     written straight (`write_atomically`), in one piece: it has no folder for a data file.
     """
+    if not os.fspath(path):  # Path("") is ".": it said ".: is a folder", a path not given
+        raise SaveError("the model path is empty: give a file name for the model")
     if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: "out/" -> "out"
         raise SaveError(f"{shown(path)}: names a folder; give a file name for the model")
     if "\0" in os.fspath(path):  # else "cannot serialize: embedded null byte", or worse
