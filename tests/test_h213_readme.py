@@ -1,0 +1,251 @@
+"""H213: README claims checked against the code and the results files, beyond the earlier
+README tests (test_readme, test_h138_readme_python, test_h147_readme_figures,
+test_h171_readme_claims, test_s17_readme_results_render).
+
+- The fusion table's `fold-batchnorm` row says which per-channel ops fold into Conv and which
+  into ConvTranspose: Div and Sub after a ConvTranspose stay (no rule for them); the row said
+  Mul/Div/Add/Sub into both.
+- The kernels paragraph names every rule that has a kernel (`patterns.kernels.KERNELS`); it
+  named Conv+BN and HardSwish only, after kernels for Conv·c + d and the input Add/Mul folds.
+- The multi-task table is what `bench_multitask.table` renders from `results/multitask.json`
+  (all but the set's label, which the README spells out), and the sentence on how far the
+  speed-up runs above the MACs ratio quotes that file ("a few percent" was 6-13 %).
+- What the README's test command installs (`pip install -e '.[dev]'`) covers what the tests
+  and the library import unguarded; see KNOWN_UNDECLARED.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphopt
+from graphopt.patterns.kernels import KERNELS
+from tests.conftest import assert_same_outputs
+from tests.fusion_models import build, feeds, ops
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _text() -> str:
+    return " ".join(README.read_text(encoding="utf-8").split())
+
+
+# ------------------------------------------------------------------ fold-batchnorm's row
+
+AFFINE_OPS = ("Mul", "Div", "Add", "Sub")
+
+
+def _conv_then(conv: str, op: str):  # type: ignore[no-untyped-def]
+    """conv(x, W, B) then `op` by a per-output-channel constant (positive, so Div is defined)."""
+    rng = np.random.default_rng(0)
+    if conv == "Conv":
+        out, weight = "float[1,2,7,7]", rng.standard_normal((2, 4, 2, 2))
+    else:
+        out, weight = "float[1,2,9,9]", rng.standard_normal((4, 2, 2, 2))
+    return build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[1,4,8,8] x) => ({out} y) {{
+          t = {conv}(x, W, B)
+          y = {op}(t, c)
+        }}""",
+        {
+            "W": weight.astype(np.float32),
+            "B": rng.standard_normal(2).astype(np.float32),
+            "c": (rng.random((1, 2, 1, 1)) + 0.5).astype(np.float32),
+        },
+    )
+
+
+def _folded(conv: str) -> set[str]:
+    folded = set()
+    for op in AFFINE_OPS:
+        model = _conv_then(conv, op)
+        out = graphopt.optimize(model)
+        assert_same_outputs(model, out, feeds(model))
+        if ops(out) == [conv]:
+            folded.add(op)
+        else:
+            assert ops(out) == [conv, op], ops(out)
+    return folded
+
+
+def test_the_fold_batchnorm_row_says_which_per_channel_ops_fold_into_which_conv():
+    m = re.search(r"per-channel ([A-Za-z/]+) into Conv, ([A-Za-z/]+) into ConvTranspose", _text())
+    assert m, "README's fold-batchnorm row no longer says what folds into Conv and ConvTranspose"
+    stated = {"Conv": set(m.group(1).split("/")), "ConvTranspose": set(m.group(2).split("/"))}
+    assert {conv: _folded(conv) for conv in stated} == stated
+
+
+# ------------------------------------------------------------------ kernels
+
+
+def test_the_kernels_paragraph_names_every_rule_with_a_kernel():
+    text = _text()
+    start = text.index("The hottest built-in rules also have kernels")
+    paragraph = text[start : text.index("A kernel is used only while its rule is unchanged", start)]
+    named = set(re.findall(r"`([a-z]+(?:-[a-z]+)*)`", paragraph))
+    assert named == set(KERNELS)
+    assert "proves that the engine refuses the anchor" in paragraph
+
+
+# ------------------------------------------------------------------ multi-task table
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_multitask  # noqa: E402 - benchmarks/ is a folder of scripts, not a package
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _multitask_rows() -> list[dict]:
+    return json.loads((RESULTS / "multitask.json").read_text(encoding="utf-8"))
+
+
+def test_the_multitask_table_is_what_bench_multitask_renders_from_its_json():
+    rendered = bench_multitask.table(_multitask_rows()).splitlines()
+    header, rows = rendered[0], rendered[2:]
+    lines = README.read_text(encoding="utf-8").splitlines()
+    at = lines.index(header)
+    shown = lines[at + 2 : at + 2 + len(rows)]
+    assert len(shown) == len(rows) and lines[at + 2 + len(rows)].strip() == ""
+    for readme_row, row in zip(shown, rows, strict=True):
+        assert _cells(readme_row)[1:] == _cells(row)[1:]  # the set's label is spelled out
+
+
+def test_the_speedup_above_the_macs_ratio_is_quoted_from_the_json():
+    m = re.search(
+        r"\((\d+)–(\d+) % above their ratio here, as the models that share nothing gain too: "
+        r"(\d+) % in this run\)",
+        _text(),
+    )
+    assert m, "README's multi-task notes no longer quote the speed-up against the MACs ratio"
+    low, high, alone = map(int, m.groups())
+    above = {
+        r["set"]: round(100 * (r["speedup"] / (r["gmacs_separate"] / r["gmacs_merged"]) - 1))
+        for r in _multitask_rows()
+    }
+    sharing = [v for k, v in above.items() if k != "det+ocr"]
+    assert (min(sharing), max(sharing), above["det+ocr"]) == (low, high, alone)
+
+
+# ------------------------------------------------------------------ the test command's installs
+
+# Imported by the tests, not installed by `pip install -e '.[dev]'` (H213: on a fresh venv the
+# README's test command stops at collection, "No module named 'scipy'"). Reported, not fixed
+# here: pyproject.toml's dev extra or the test's import is its owner's call. Remove the entry
+# when that is done; a new entry means another fresh machine that cannot run the tests.
+KNOWN_UNDECLARED = {"scipy": "tests/test_h156_entropy_references.py"}
+
+
+def _declared() -> set[str]:
+    """The distributions `pip install -e '.[dev]'` brings: the project's dependencies and
+    extras, and (installed here) what they require in turn, extras left out."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        wanted += extra
+
+    def name(requirement: str) -> str:
+        found = re.match(r"[A-Za-z0-9._-]+", requirement)
+        assert found, requirement
+        return re.sub(r"[-_.]+", "-", found.group(0)).lower()
+
+    declared: set[str] = set()
+    while wanted:
+        dist = name(wanted.pop())
+        if dist in declared:
+            continue
+        declared.add(dist)
+        try:
+            requires = importlib.metadata.requires(dist) or []
+        except importlib.metadata.PackageNotFoundError:  # an extra not installed (tensorrt)
+            continue
+        wanted += [r for r in requires if "extra" not in r.partition(";")[2]]
+    return declared
+
+
+def _guarded(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside a `try` that catches ImportError (or wider) or under
+    `if TYPE_CHECKING:`: an absent module there is handled."""
+    handled = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        body: list[ast.stmt] = []
+        if isinstance(node, ast.Try):
+            names = {
+                n.id
+                for h in node.handlers
+                for n in ast.walk(h.type if h.type else ast.Name("BaseException"))
+                if isinstance(n, ast.Name)
+            }
+            if names & handled:
+                body = node.body
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            body = node.body
+        for stmt in body:
+            out.update(id(n) for n in ast.walk(stmt))
+    return out
+
+
+def undeclared_imports() -> dict[str, set[str]]:
+    """top-level module -> files that import it unguarded, for modules of no distribution
+    `_declared` holds (or of none installed here)."""
+    declared = _declared()
+    providers = importlib.metadata.packages_distributions()
+    local = {"graphopt", "tests", "conftest"} | {
+        p.stem for folder in ("tests", "benchmarks") for p in (ROOT / folder).glob("*.py")
+    }
+    found: dict[str, set[str]] = {}
+    for folder in ("graphopt", "tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            guarded = _guarded(tree)
+            for node in ast.walk(tree):
+                if id(node) in guarded:
+                    continue
+                if isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                else:
+                    continue
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top in sys.stdlib_module_names or top in local:
+                        continue
+                    dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(top, [])}
+                    if not dists & declared:
+                        found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_what_the_tests_import_is_what_the_readme_test_command_installs():
+    found = undeclared_imports()
+    new = {m: sorted(files) for m, files in found.items() if m not in KNOWN_UNDECLARED}
+    assert not new, f"imported without a declared distribution (pyproject.toml): {new}"
+
+
+def test_the_import_reader_finds_an_unguarded_import_and_skips_a_guarded_one(tmp_path):
+    tree = ast.parse(
+        "import numpy\ntry:\n    import scipy\nexcept ImportError:\n    scipy = None\n"
+        "if TYPE_CHECKING:\n    import torch\ndef f():\n    import onnx\n"
+    )
+    guarded = _guarded(tree)
+    imported = [
+        n.names[0].name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import) and id(n) not in guarded
+    ]
+    assert sorted(imported) == ["numpy", "onnx"]
