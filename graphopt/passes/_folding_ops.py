@@ -21,6 +21,7 @@ evaluate ops that are random, have subgraphs or come from custom domains.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,6 +62,62 @@ def node_attributes(node: onnx.NodeProto) -> Attrs:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+@functools.cache
+def _schema(op: str, opset: int) -> onnx.defs.OpSchema | None:
+    try:
+        return onnx.defs.get_schema(op, opset, "")
+    except onnx.defs.SchemaError:
+        return None
+
+
+def schema_mismatch(
+    node: onnx.NodeProto, opset: int, inputs: Sequence[Value] | None = None
+) -> str | None:
+    """Why default-domain `node` is not a node of its op's schema at `opset` (None: it is): an
+    attribute the schema does not have (Shape's `start` below opset 15, Squeeze's `axes`
+    attribute from 13, a misspelt one) or of another type, a required one missing, a count of
+    inputs the schema does not take, or an input (`inputs`, where given) of an element type
+    its type constraint does not allow (Gather's float indices). onnxruntime refuses such a
+    node when it loads the model; a kernel or rule reading it under another version's meaning
+    (or ignoring what it does not know) would make a model that runs from one that does not."""
+    schema = _schema(node.op_type, opset)
+    if schema is None:
+        return f"no {node.op_type} at opset {opset}"
+    known = schema.attributes
+    for a in node.attribute:
+        formal = known.get(a.name)
+        if formal is None:
+            return f"{node.op_type}-{schema.since_version} has no attribute {a.name!r}"
+        kind: Any = formal.type  # (an OpSchema.AttrType: AttributeProto's numbers)
+        if a.type != int(kind):
+            return f"attribute {a.name!r} is not of the type {node.op_type} takes"
+    given = {a.name for a in node.attribute}
+    missing = [name for name, formal in known.items() if formal.required and name not in given]
+    if missing:
+        return f"required attribute {missing[0]!r} is missing"
+    if not schema.min_input <= len(node.input) <= schema.max_input:
+        return f"{node.op_type}-{schema.since_version} takes no {len(node.input)} inputs"
+    if inputs is None or not schema.inputs:
+        return None
+    allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
+    bound: dict[str, np.dtype] = {}
+    for i, value in enumerate(inputs):
+        if value is None:
+            continue
+        formal_input = schema.inputs[min(i, len(schema.inputs) - 1)]
+        type_str = formal_input.type_str
+        try:
+            elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+        except (KeyError, TypeError, ValueError):
+            continue  # no ONNX type numpy names: the kernels leave it to onnxruntime
+        name = f"tensor({onnx.helper.tensor_dtype_to_string(elem).removeprefix('TensorProto.')})"
+        if name.lower() not in allowed.get(type_str, {type_str}):
+            return f"input {i} of {node.op_type} cannot be {name.lower()}"
+        if type_str in allowed and bound.setdefault(type_str, value.dtype) != value.dtype:
+            return f"inputs of {node.op_type} that share type {type_str} differ in type"
+    return None
+
+
 def evaluate(
     node: onnx.NodeProto,
     inputs: Sequence[Value],
@@ -70,9 +127,13 @@ def evaluate(
 ) -> list[np.ndarray]:
     """The outputs of default-domain `node` on `inputs` (None for an omitted optional input).
 
-    Raises `BackendError` when neither a numpy kernel nor onnxruntime can evaluate it, or the
-    result is `Undefined` (integer division by zero, a value onnxruntime versions disagree on).
+    Raises `BackendError` when neither a numpy kernel nor onnxruntime can evaluate it, the
+    result is `Undefined` (integer division by zero, a value onnxruntime versions disagree on),
+    or the node is not one of its op's schema at `opset` (`schema_mismatch`).
     """
+    mismatch = schema_mismatch(node, opset, inputs)
+    if mismatch is not None:
+        raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {mismatch}")
     kernel = KERNELS.get(node.op_type)
     try:
         if node.op_type in REDUCTIONS:
@@ -338,11 +399,24 @@ def reshape_target(
     return out
 
 
+def zero_and_inferred_dim(shape: Sequence[int], allowzero: int) -> bool:
+    """Whether Reshape's `shape` holds both a 0 and a -1 under `allowzero`, which ONNX calls
+    invalid (the -1 cannot be inferred): onnxruntime's inference refuses a constant such shape
+    (`Invalid Target shape product of 0`), its kernel gives a fed one a dim of 1."""
+    return bool(allowzero) and 0 in shape and -1 in shape
+
+
 def _reshape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data = _need(inputs[0])
     if opset < 5:
         raise Unsupported
-    target = reshape_target(data.shape, _need(inputs[1]).tolist(), attrs.get("allowzero", 0))
+    shape = _need(inputs[1]).reshape(-1).tolist()
+    if zero_and_inferred_dim(shape, attrs.get("allowzero", 0)):
+        raise Undefined(
+            "allowzero with both a 0 and a -1 in the shape (invalid in ONNX: onnxruntime refuses "
+            "it where it sees the shape, and infers a dim from a fed one)"
+        )
+    target = reshape_target(data.shape, shape, attrs.get("allowzero", 0))
     if target is None or math.prod(int(d) for d in target if d is not None) != data.size:
         raise Unsupported
     return [data.reshape([int(d) for d in target if d is not None])]

@@ -33,6 +33,7 @@ from graphopt.passes._folding_ops import (
     evaluate,
     output_elements_bound,
     range_length_disputed,
+    schema_mismatch,
 )
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
@@ -276,6 +277,9 @@ class ConstantFolder:
             return self._refuse(node, "produces a graph output")
         inputs = [self.value(i) if i else None for i in node.input]
         if node.op_type in ("Shape", "Size") and inputs and inputs[0] is None:
+            mismatch = schema_mismatch(node, graph.opset_version(""))
+            if mismatch is not None:
+                return self._refuse(node, mismatch)
             value = shape_value(graph, self.ctx, node)
             if value is None:
                 return None  # dynamic dims: nothing to fold, nothing to explain

@@ -25,7 +25,11 @@ from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import nested_bodies, subgraphs
-from graphopt.passes._folding_ops import NAN_BITS_READABLE_FROM
+from graphopt.passes._folding_ops import (
+    NAN_BITS_READABLE_FROM,
+    schema_mismatch,
+    zero_and_inferred_dim,
+)
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import dims_in_dispute, is_default_domain
 
@@ -416,6 +420,9 @@ class _Rules:
             return None
         if node.op_type in _TWO_INPUTS and len(node.input) < 2:
             return self.refuse(node, "its second input is missing (the model is invalid)")
+        mismatch = schema_mismatch(node, self.graph.opset_version(""))
+        if mismatch is not None:  # (a rule would read it under another version's meaning)
+            return self.refuse(node, mismatch)
         return method(node)
 
     # -- rules: each returns the tensor the node's output equals, or None
@@ -456,7 +463,13 @@ class _Rules:
         if perm is None:
             rank = self.shapes.rank(node.input[0])
             return node.input[0] if rank is not None and rank <= 1 else None
-        return node.input[0] if list(perm) == list(range(len(perm))) else None
+        if list(perm) != list(range(len(perm))):
+            return None
+        if self.shapes.rank(node.input[0]) != len(perm):
+            # a perm of another length than the rank (or a rank not known): onnxruntime
+            # refuses the node, the bypass would make a model that runs
+            return self.refuse(node, "perm's length is not the input's known rank")
+        return node.input[0]
 
     def _pad(self, node: onnx.NodeProto) -> str | None:
         g = self.graph
@@ -529,6 +542,8 @@ class _Rules:
         if dims is None or len(dims) != len(target):
             return None
         allowzero = self.graph.attr(node, "allowzero", 0)
+        if zero_and_inferred_dim(target, allowzero):
+            return self.refuse(node, "allowzero with both a 0 and a -1 in the shape (invalid)")
         inferred = 0
         for s, d in zip(target, dims, strict=True):
             if s == 0 and not allowzero:
