@@ -249,3 +249,124 @@ def test_the_import_reader_finds_an_unguarded_import_and_skips_a_guarded_one(tmp
         if isinstance(n, ast.Import) and id(n) not in guarded
     ]
     assert sorted(imported) == ["numpy", "onnx"]
+
+
+# ------------------------------------------------------------------ the Results prose
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import render_results  # noqa: E402
+
+
+def _peers() -> dict:
+    return json.loads((RESULTS / "peers.json").read_text(encoding="utf-8"))
+
+
+def _bench() -> dict:
+    return json.loads((RESULTS / "optimize_time.json").read_text(encoding="utf-8"))
+
+
+def _as_quoted(quoted: str, value: float) -> bool:
+    """`quoted` is `value` as written, to the quoted number's decimals."""
+    decimals = len(quoted.split(".")[1]) if "." in quoted else 0
+    return f"{value:.{decimals}f}" == quoted
+
+
+def _results_prose() -> str:
+    text = README.read_text(encoding="utf-8")
+    text = re.sub(r"<!-- results-table.*?<!-- /results-table -->", "", text, flags=re.S)
+    return " ".join(text.split("\n## Results\n", 1)[1].split("\n## ", 1)[0].split())
+
+
+def _latency(model: str, tool: str, level: str, key: str = "ratio") -> float:
+    return float(_peers()["models"][model]["tools"][tool]["latency"][level][key])
+
+
+def _quote(pattern: str) -> tuple[str, ...]:
+    m = re.search(pattern, _results_prose())
+    assert m, f"README's Results section no longer says: {pattern}"
+    return m.groups()
+
+
+def test_the_results_prose_quotes_the_peer_comparison():
+    """Every figure of the Results prose taken from peers.json is the file's (a rerun of the
+    comparison changes the rendered table; this makes the sentences around it follow)."""
+    peers = _peers()["models"]
+    graphopt_tools = [t for t in render_results.README_TOOLS if t.startswith("graphopt:")]
+    others = [t for t in render_results.README_TOOLS if t != "original" and t not in graphopt_tools]
+    (bound,) = _quote(r"Every graphopt output is within ([\d.e-]+) of the original")
+    worst = max(
+        v
+        for m in peers.values()
+        for t in graphopt_tools
+        for v in m["tools"][t]["max_diff"].values()
+    )
+    assert float(bound) == float(f"{worst:.1e}")
+    ours_lo, ours_hi, peers_lo, peers_hi = _quote(
+        r"On layout_cdla and ppocr_det graphopt's outputs run in ([\d.]+)–([\d.]+) of the "
+        r"original's time at `ORT_ENABLE_ALL`, the peers' in ([\d.]+)–([\d.]+)\."
+    )
+    ours = [_latency(m, t, "all") for m in ("layout_cdla", "ppocr_det") for t in graphopt_tools]
+    theirs = [_latency(m, t, "all") for m in ("layout_cdla", "ppocr_det") for t in others]
+    assert _as_quoted(ours_lo, min(ours)) and _as_quoted(ours_hi, max(ours))
+    assert _as_quoted(peers_lo, min(theirs)) and _as_quoted(peers_hi, max(theirs))
+    before, after = peers["common_det"]["tools"]["original"], peers["common_det"]["tools"]
+    (minus,) = _quote(r"common_det's `default` output is the original minus (\d+) nodes")
+    assert (
+        int(minus)
+        == before["nodes"]["non_constant"] - after["graphopt:default"]["nodes"]["non_constant"]
+    )
+    (basic,) = _quote(r"basic level turns the original into a (\d+)-node graph")
+    assert int(basic) == after["ort:basic"]["nodes"]["non_constant"]
+    quoted = _quote(
+        r"measured ([\d.]+) \(p25–p75 ([\d.]+)–([\d.]+)\) and ([\d.]+) \(([\d.]+)–([\d.]+)\), "
+        r"the peers ([\d.]+)–([\d.]+) \(onnxsim ([\d.]+)–([\d.]+)\)"
+    )
+    figures = [
+        _latency("common_det", t, "all", k)
+        for t in ("graphopt:default", "graphopt:tensorrt")
+        for k in ("ratio", "ratio_p25", "ratio_p75")
+    ]
+    peer_ratios = [_latency("common_det", t, "all") for t in others]
+    figures += [min(peer_ratios), max(peer_ratios)]
+    figures += [_latency("common_det", "onnxsim", "all", k) for k in ("ratio_p25", "ratio_p75")]
+    assert all(_as_quoted(q, v) for q, v in zip(quoted, figures, strict=True)), (quoted, figures)
+    ours_disable, original_disable = _quote(
+        r"`ORT_DISABLE_ALL` ([\d.]+) against the original's ([\d.]+)\."
+    )
+    assert _as_quoted(ours_disable, _latency("common_det", "graphopt:default", "disable"))
+    assert _as_quoted(original_disable, _latency("common_det", "original", "disable"))
+    (within,) = _quote(
+        r"`ort-cpu` at `ORT_DISABLE_ALL` is within ([\d.]+)× of the original at `ORT_ENABLE_ALL`"
+    )
+    assert _as_quoted(within, max(_latency(m, "graphopt:ort-cpu", "disable") for m in peers))
+    (fusions,) = _quote(r"`ort-fusions` alone \(the NCHW graph\) is ([\d.]+)× on common_det")
+    assert _as_quoted(fusions, _latency("common_det", "graphopt:ort-fusions", "disable"))
+
+
+def test_the_results_prose_quotes_optimize_time_json():
+    bench = _bench()
+    rows = {r["model"]: r["summary"] for r in bench["rows"] if r["pipeline"] == "default"}
+    models = ("common_det", "layout_cdla", "ppocr_det")
+    quoted = _quote(
+        r"`results/optimize_time.json` holds a run of ([\d-]+ [\d:]+) \((\d+) rounds, floors "
+        r"([\d.]+) / ([\d.]+) / ([\d.]+) ms on common_det / layout_cdla / ppocr_det\): `optimize` "
+        r"alone ([\d.]+)× / ([\d.]+)× / ([\d.]+)×, with the save ([\d.]+)× / ([\d.]+)× / "
+        r"([\d.]+)× \(optimize \+ save ([\d.]+), ([\d.]+) and ([\d.]+) ms\)"
+    )
+    assert bench["machine"]["date_utc"].startswith(quoted[0])
+    assert {rows[m]["runs"] for m in models} == {int(quoted[1])}
+    figures = [rows[m]["floor_median_s"] * 1e3 for m in models]
+    figures += [rows[m]["part_ratio"] for m in models]
+    figures += [rows[m]["ratio"] for m in models]
+    figures += [rows[m]["tool_median_s"] * 1e3 for m in models]
+    assert all(_as_quoted(q, v) for q, v in zip(quoted[2:], figures, strict=True)), quoted
+    per_pass = bench["per_pass_seconds"]
+    for model in ("ppocr_det", "layout_cdla"):
+        part, total = _quote(
+            model + r"[^.]*? fold-batchnorm takes ([\d.]+) of `optimize_with_report`'s ([\d.]+) ms"
+            if model == "ppocr_det"
+            else model + r" ([\d.]+) of ([\d.]+) ms \(94 Conv\+BN folds\)"
+        )
+        breakdown = per_pass[f"{model}/default"]
+        assert _as_quoted(part, breakdown["fold-batchnorm"] * 1e3)
+        assert _as_quoted(total, breakdown["(total)"] * 1e3)
