@@ -370,3 +370,48 @@ def test_the_results_prose_quotes_optimize_time_json():
         breakdown = per_pass[f"{model}/default"]
         assert _as_quoted(part, breakdown["fold-batchnorm"] * 1e3)
         assert _as_quoted(total, breakdown["(total)"] * 1e3)
+
+
+# ------------------------------------------------------------------ defaults the README states
+
+
+def test_the_defaults_the_readme_states_are_the_codes(tmp_path, capsys):
+    import inspect
+
+    import onnx.parser
+
+    from graphopt.cli import build_parser, main
+    from graphopt.quant.api import DEFAULT_ACCURACY_TARGET
+
+    text = _text()
+    assert (
+        "The default, in the CLI and the Python API alike, is `minmax` with an accuracy target "
+        "of 0.04" in text
+    )
+    assert "Targets: `tensorrt` (the default;" in text
+    assert "By default both models run at onnxruntime's `ORT_ENABLE_ALL`" in text
+    assert "`graphopt bench` times a model in onnxruntime at `ORT_ENABLE_ALL` too" in text
+    parser = build_parser()
+    quantize = parser.parse_args(["quantize", "m.onnx", "-o", "q.onnx"])
+    assert (quantize.method, quantize.accuracy_target, quantize.target) == (
+        "minmax",
+        0.04,
+        "tensorrt",
+    )
+    api = inspect.signature(graphopt.quantize).parameters
+    assert (api["method"].default, api["target"].default) == ("minmax", "tensorrt")
+    assert DEFAULT_ACCURACY_TARGET == 0.04
+    assert parser.parse_args(["optimize", "m.onnx", "-o", "o.onnx"]).verify_level == ["all"]
+    path = tmp_path / "relu.onnx"
+    onnx.save(
+        onnx.parser.parse_model(
+            '<ir_version: 8, opset_import: ["" : 13]>\n'
+            "g (float[1,4] x) => (float[1,4] y) { y = Relu(x) }"
+        ),
+        str(path),
+    )
+    capsys.readouterr()
+    assert (
+        main(["bench", str(path), "--runs", "1", "--warmup", "0", "--json", "--no-progress"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["level"] == "all"
