@@ -287,7 +287,9 @@ class ConstantFolder:
         else:
             if any(v is None for i, v in zip(node.input, inputs, strict=True) if i):
                 return None
-            consumed = sum(v.size for v in inputs if v is not None)
+            # each tensor once: Concat(c, c, …, c) reads one constant, whatever the count
+            distinct = {i: v for i, v in zip(node.input, inputs, strict=True) if v is not None}
+            consumed = sum(v.size for v in distinct.values())
             bound = output_elements_bound(node, inputs, graph.opset_version(""))
             if bound is None and node.op_type in SIZED_BY_INFERENCE:
                 bound = self._inferred_size(live_outputs)
