@@ -117,3 +117,50 @@ def test_the_exact_square_still_fuses_into_layernorm():
     out = graphopt.optimize(model)
     assert ops(out) == ["LayerNormalization"]
     _outputs_agree(model, out)
+
+
+W1 = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3, 1, 1)
+CONTRIB_SITES = {
+    "fusedconv-relu": (
+        "c = Conv(x, W)\n  y = Relu(c)",
+        {"W": W1},
+        "float[1,4,4,4] y",
+    ),
+    "quickgelu": ("s = Sigmoid(x)\n  y = Mul(x, s)", {}, "float[1,3,4,4] y"),
+    "gelu-contrib": (
+        "d = Div(x, r2)\n  e = Erf(d)\n  p = Add(e, one)\n  m = Mul(x, half)\n  y = Mul(m, p)",
+        {"r2": np.float32(math.sqrt(2)), "one": np.float32(1), "half": np.float32(0.5)},
+        "float[1,3,4,4] y",
+    ),
+}
+
+
+def _contrib_site(rule: str, contrib_version: int) -> onnx.ModelProto:
+    body, inits, output = CONTRIB_SITES[rule]
+    text = f"""<ir_version: 8, opset_import: ["" : 13, "com.microsoft" : {contrib_version}]>
+    g (float[1,3,4,4] x) => ({output}) {{
+      {body}
+    }}"""
+    return build(text, inits)
+
+
+@pytest.mark.parametrize("rule", sorted(CONTRIB_SITES))
+def test_no_contrib_op_where_the_model_imports_com_microsoft_at_another_version(rule):
+    """A model that imports com.microsoft at version 0 (onnx's checker and onnxruntime load
+    it: nothing uses the domain) got com.microsoft FusedConv / QuickGelu / Gelu under that
+    import, and onnxruntime refused the result ("com.microsoft:FusedConv(-1) is not a
+    registered function/op"): it registers its contrib ops at version 1. The ort-contrib
+    rules now refuse such a model and leave the site as it was."""
+    model = _contrib_site(rule, 0)
+    out = graphopt.optimize(model, "ort-fusions")
+    assert not any(n.domain == "com.microsoft" for n in out.graph.node), ops(out)
+    _outputs_agree(model, out)
+
+
+@pytest.mark.parametrize("rule", sorted(CONTRIB_SITES))
+def test_contrib_ops_still_fuse_under_com_microsoft_version_one(rule):
+    """The control: the same sites with com.microsoft imported at 1 fuse, outputs unchanged."""
+    model = _contrib_site(rule, 1)
+    out = graphopt.optimize(model, "ort-fusions")
+    assert [n.domain for n in out.graph.node] == ["com.microsoft"], ops(out)
+    _outputs_agree(model, out)

@@ -291,6 +291,18 @@ def float32_exact(m: Match, *vars: Var) -> str | None:
     return None
 
 
+@check("contrib_import")
+def contrib_import(m: Match) -> str | None:
+    """The model imports com.microsoft at version 1, where onnxruntime registers its contrib
+    ops, or not at all (the rewrite then imports it at 1). A model that imports it at 0 loads
+    while nothing uses the domain; a com.microsoft op under that import does not
+    ("com.microsoft:FusedConv(-1) is not a registered function/op", onnxruntime 1.32)."""
+    version = m.graph.opset.get("com.microsoft")
+    if version is None or version == 1:
+        return None
+    return f"the model imports com.microsoft at version {version}; its contrib ops are version 1"
+
+
 @check("ort_supports")
 def ort_supports(m: Match, what: str) -> str | None:
     """The installed onnxruntime runs contrib op `what` ("QuickGelu", or "FusedConv:<act>" for
