@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,8 +32,11 @@ from graphopt.pipeline import (
     VerifyInstrument,
     check_opt_level,
     load_pipeline,
+    refuse_rules_no_step_runs,
     unique_files,
 )
+
+log = logging.getLogger("graphopt.api")
 
 
 def optimize(
@@ -189,8 +193,9 @@ def make_context(
 ) -> PassContext:
     """A `PassContext` for running `pipeline` with the user's options; an option no pass
     reads, or a pass to disable that does not exist, is a `PipelineError` (a typo would
-    otherwise change nothing, silently); so is a broken rule file, or a rule or group a rule
-    pass names that no rule file defines (`fuse_patterns.check_rule_passes`)."""
+    otherwise change nothing, silently); so is a broken rule file, a rule or group a rule
+    pass names that no rule file defines (`fuse_patterns.check_rule_passes`). `rule_files`
+    whose rules no step of the pipeline runs are a warning (a pipeline's `rules:`: an error)."""
     unknown = sorted(set(pass_options) - CONTEXT_OPTIONS)
     if unknown:
         raise PipelineError(
@@ -226,6 +231,14 @@ def make_context(
         # is one file, not a list of its letters; a falsy value names no file
         given = _names("rule_files", ctx.options.get("rule_files") or None, "path", paths=True)
         ctx.options["rule_files"] = unique_files([*given, *pipeline.rule_files])
+        if given:  # rules no step runs were taken without a word
+            with_files = Pipeline(pipeline.name, pipeline.steps, pipeline.source)
+            with_files.rule_files = ctx.options["rule_files"]
+            try:
+                where = f"pipeline {pipeline.name!r}"
+                refuse_rules_no_step_runs(with_files, where, given, "rule_files")
+            except PipelineError as e:  # a warning: the API took them, and callers rely on it
+                log.warning("%s", e)
     from graphopt.passes.fuse_patterns import check_rule_passes
 
     check_rule_passes(

@@ -408,15 +408,22 @@ def _parse_pipeline(
     pipeline = Pipeline(name, steps, file, description, opt_level, unique_files(rule_files))
     if not including and pipeline.rule_files:  # the whole pipeline, its includes' steps too
         where = f"{source}:{_line(top['rules'][0]) if 'rules' in top else _line(root)}"
-        _refuse_rules_no_step_runs(pipeline, where)
+        refuse_rules_no_step_runs(pipeline, where)
     return pipeline
 
 
-def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
+def refuse_rules_no_step_runs(
+    pipeline: Pipeline,
+    where: str,
+    files: Sequence[str | os.PathLike[str]] | None = None,
+    given: str = "`rules:`",
+) -> None:
     """A `PipelineError` when the rule files of `pipeline` (its `rules:` and its includes')
     define rules that none of its rule passes selects: without a `fuse-patterns` step (which
-    runs the `user` group) they never ran, without a word. A rule file that fails to load, or
-    a rule pass naming an unknown rule, is left to `check_rule_passes`."""
+    runs the `user` group) they never ran, without a word. `files`: only the rules of these
+    (of `pipeline.rule_files`) count, as `given` names them (optimize's `rule_files=`). A rule
+    file that fails to load, or a rule pass naming an unknown rule, is left to
+    `check_rule_passes`."""
     from graphopt.passes.fuse_patterns import FusePatterns
     from graphopt.patterns import builtin_rule_files, rule_set, select
 
@@ -425,7 +432,12 @@ def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
     except PipelineError:
         return
     builtin = {str(path) for path in builtin_rule_files()}
-    theirs = [r.name for r in rules if r.source not in builtin]
+    counted = None if files is None else {str(path) for path in files}
+    theirs = [
+        r.name
+        for r in rules
+        if r.source not in builtin and (counted is None or r.source in counted)
+    ]
     if not theirs:
         return
     for step in pipeline.pass_steps():
@@ -440,7 +452,7 @@ def _refuse_rules_no_step_runs(pipeline: Pipeline, where: str) -> None:
             return
     named = ", ".join(repr(n) for n in theirs[:3]) + (" ..." if len(theirs) > 3 else "")
     raise PipelineError(
-        f"{where}: `rules:` loads {len(theirs)} rule(s) ({named}) that no step runs: add a "
+        f"{where}: {given} loads {len(theirs)} rule(s) ({named}) that no step runs: add a "
         "`fuse-patterns` step (it runs the `user` group; its `groups` option selects others), "
         "or name them in a rule pass's `rules` option"
     )
