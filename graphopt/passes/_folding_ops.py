@@ -443,11 +443,28 @@ def _int_range(dtype: np.dtype) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
+FLOAT8_TYPES = frozenset(
+    {
+        onnx.TensorProto.FLOAT8E4M3FN,
+        onnx.TensorProto.FLOAT8E4M3FNUZ,
+        onnx.TensorProto.FLOAT8E5M2,
+        onnx.TensorProto.FLOAT8E5M2FNUZ,
+    }
+)
+
+
+def saturate_allowed(to: int, saturate: int) -> bool:
+    """Whether onnxruntime takes a Cast to `to` with `saturate` (opset 19+): saturate=0 only
+    for a float8 target ("Attribute saturate is only used for cast to float 8 types", 1.32.0;
+    the ONNX checker takes it, and saturate=1, the default, anywhere)."""
+    return bool(saturate) or to in FLOAT8_TYPES
+
+
 def _cast(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data = _need(inputs[0])
     _simple(data)
     target = _CAST_TARGETS.get(attrs.get("to", 0))
-    if target is None:
+    if target is None or not saturate_allowed(attrs.get("to", 0), attrs.get("saturate", 1)):
         raise Unsupported
     to = np.dtype(target)
     if data.dtype.kind == "f" and to.kind in "iu":
@@ -819,6 +836,8 @@ def split_sizes(
     else:
         value = inputs[1] if len(inputs) > 1 else None
         split = None if value is None else value.reshape(-1).tolist()
+    if opset >= 18 and (split is None) == ("num_outputs" not in attrs):
+        return None  # Split-18 takes split or num_outputs, one of them (onnxruntime refuses)
     if split is not None:
         sizes = [int(s) for s in split]
         return sizes if sum(sizes) == dim and len(sizes) == n_outputs else None

@@ -27,6 +27,7 @@ from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import nested_bodies, subgraphs
 from graphopt.passes._folding_ops import (
     NAN_BITS_READABLE_FROM,
+    saturate_allowed,
     schema_mismatch,
     zero_and_inferred_dim,
 )
@@ -454,9 +455,12 @@ class _Rules:
         return node.input[0]
 
     def _cast(self, node: onnx.NodeProto) -> str | None:
-        if self.shapes.dtype(node.input[0]) == self.graph.attr(node, "to"):
-            return node.input[0]
-        return None
+        to = self.graph.attr(node, "to")
+        if self.shapes.dtype(node.input[0]) != to:
+            return None
+        if not saturate_allowed(to, self.graph.attr(node, "saturate", 1)):
+            return self.refuse(node, "saturate=0 on a Cast to no float8 type (onnxruntime refuses)")
+        return node.input[0]
 
     def _transpose(self, node: onnx.NodeProto) -> str | None:
         perm = self.graph.attr(node, "perm")
@@ -477,33 +481,80 @@ class _Rules:
             pads = g.attr(node, "pads")
         else:
             pads = _ints(g.constant(node.input[1])) if len(node.input) > 1 else None
-        return node.input[0] if pads is not None and not any(pads) else None
+        if pads is None or any(pads):
+            return None
+        axes: list[int] | None = None
+        if len(node.input) > 3 and node.input[3]:
+            axes = _ints(g.constant(node.input[3]))
+            if axes is None:
+                return None
+        rank = self.shapes.rank(node.input[0])
+        if rank is None or len(pads) != 2 * (rank if axes is None else len(axes)):
+            return self.refuse(node, "pads do not fit the input's known rank")
+        if not self._axes_within(axes or [], rank):
+            # (onnxruntime refuses such a Pad: bypassed, the model would run)
+            return self.refuse(node, "axes are not within the input's known rank")
+        return node.input[0]
 
-    def _concat(self, node: onnx.NodeProto) -> str | None:
+    @staticmethod
+    def _axes_within(axes: list[int], rank: int) -> bool:
+        return all(-rank <= a < rank for a in axes)
+
+    def _one_input(self, node: onnx.NodeProto) -> str | None:
         return node.input[0] if len(node.input) == 1 else None
 
-    _max = _min = _concat  # variadic ops of one input return it (onnxruntime copies x)
+    _max = _min = _one_input  # variadic ops of one input return it (onnxruntime copies x)
+
+    def _concat(self, node: onnx.NodeProto) -> str | None:
+        if len(node.input) != 1:
+            return None
+        rank = self.shapes.rank(node.input[0])
+        if rank is None or not self._axes_within([self.graph.attr(node, "axis", 0)], rank):
+            return self.refuse(node, "axis is not within the input's known rank")
+        return node.input[0]
 
     def _sum(self, node: onnx.NodeProto) -> str | None:
         if len(node.input) == 1 and self.nan_bits_observable():
             return self.refuse(node, _NAN_BITS_REASON)  # onnxruntime computes x + 0 there
-        return self._concat(node)
+        return self._one_input(node)
 
     _mean = _sum
 
     def _split(self, node: onnx.NodeProto) -> str | None:
         if len(node.output) != 1:
             return None
-        split = self.graph.attr(node, "split")
+        g = self.graph
+        split = g.attr(node, "split")
         if split is None and len(node.input) > 1 and node.input[1]:
-            split = _ints(self.graph.constant(node.input[1]))
+            split = _ints(g.constant(node.input[1]))
+            if split is None:
+                return None
         if split is not None and len(split) != 1:
             return None
-        return node.input[0]
+        parts = g.attr(node, "num_outputs")
+        if g.opset_version("") >= 18 and (
+            (split is None) == (parts is None) or parts not in (None, 1)
+        ):
+            # Split-18 takes split or num_outputs (the count of its outputs), not both
+            return self.refuse(node, "not one of split and num_outputs=1 (opset 18+)")
+        x = node.input[0]
+        rank = self.shapes.rank(x)
+        axis = g.attr(node, "axis", 0)
+        if rank is None or not self._axes_within([axis], rank):
+            return self.refuse(node, "axis is not within the input's known rank")
+        if split is not None:
+            dims = self.shapes.shape(x)
+            if dims is None or dims[axis] != split[0]:
+                return self.refuse(node, "split is not the length of the axis")
+        return x
 
     def _tile(self, node: onnx.NodeProto) -> str | None:
         repeats = _ints(self.graph.constant(node.input[1]))
-        return node.input[0] if repeats is not None and all(r == 1 for r in repeats) else None
+        if repeats is None or not all(r == 1 for r in repeats):
+            return None
+        if self.shapes.rank(node.input[0]) != len(repeats):
+            return self.refuse(node, "repeats' length is not the input's known rank")
+        return node.input[0]
 
     def _expand(self, node: onnx.NodeProto) -> str | None:
         if self._whole_shape_of(node.input[1], node.input[0]):
@@ -592,6 +643,9 @@ class _Rules:
         starts, ends, axes, steps = params
         if any(s != 1 for s in steps):
             return None
+        rank = self.shapes.rank(node.input[0])
+        if rank is None or not self._axes_within(axes, rank) or len(set(axes)) != len(axes):
+            return self.refuse(node, "axes are not distinct axes of the input's known rank")
         dims = None
         for start, end, axis in zip(starts, ends, axes, strict=True):
             needs_dims = axis < 0 or start < 0 or end < UNBOUNDED
