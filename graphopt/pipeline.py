@@ -1124,12 +1124,19 @@ class PassManager:
             raise
         except Exception as e:  # a bug in a pass must still name the pass, and the node
             node = _node_being_rewritten(e)
+            # one line: onnx's and numpy's messages run to many (the CLI printed them all)
+            text = f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
             raise PassError(
-                f"{type(e).__name__}: {e}",
+                text,
                 pass_name=pass_.name,
                 node=node.name if node is not None else "",
                 op=node.op_type if node is not None else "",
             ) from e
+        if not isinstance(result, PassResult):  # (`result.changed` was an AttributeError)
+            raise PassError(
+                f"returned {_brief(result)}, not a PassResult(changed, stats)",
+                pass_name=pass_.name,
+            )
         if result.changed:
             ctx.invalidate()
         for inst in ctx.instruments:
