@@ -5,6 +5,11 @@
   is empty.
 - A path that is a symbolic link loop (a -> b -> a) had its link `a` replaced by the model
   file, where a link's save keeps the link (and the CLI refused the loop in one line).
+- `graphopt optimize m.onnx -o /dev/stdout > out.onnx`, m.onnx with external data: /dev/stdout
+  links to /proc/self/fd/1, which links to out.onnx, a regular file, so the save wrote through
+  the link as to a file: the model renamed onto out.onnx and its data file beside the link,
+  /dev/stdout.data, where no reader of out.onnx looks (and a file left in /dev). A link to an
+  open descriptor is written straight now, in one piece, as a pipe is.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 
 from graphopt.errors import SaveError
@@ -35,3 +42,27 @@ def test_a_symbolic_link_loop_is_refused_and_kept(tmp_path: Path) -> None:
         save_model(matmul_model(), tmp_path / "a")
     assert os.readlink(tmp_path / "a") == "b" and os.readlink(tmp_path / "b") == "a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("link", ["/dev/fd/{}", "/proc/self/fd/{}"])
+def test_a_link_to_an_open_descriptor_gets_the_model_in_one_piece(
+    tmp_path: Path, link: str
+) -> None:
+    """What `-o /dev/stdout > out.onnx` writes: the descriptor's file gets the whole model,
+    its weights inline (nothing beside it, nothing beside the link)."""
+    from onnx import numpy_helper
+
+    from tests.models_util import WEIGHT
+
+    out = tmp_path / "out.onnx"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        path = Path(link.format(fd))
+        save_model(matmul_model(), path, external_data=True)
+        assert not Path(f"{path}.data").exists()
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
+    saved = onnx.load(str(out))
+    assert np.array_equal(numpy_helper.to_array(saved.graph.initializer[0]), WEIGHT)

@@ -676,8 +676,9 @@ def save_model(
 
     A `path` that is a symbolic link is written through, as `onnx.save` (and `cp`) do: the file
     it points to is replaced and the link kept; the data file goes beside `path`, where a
-    reader that opens `path` looks for it. A device or pipe (`/dev/null`, `/dev/stdout`) is
-    written straight (`write_atomically`), in one piece: it has no folder for a data file.
+    reader that opens `path` looks for it. A device or pipe (`/dev/null`), or a link to an open
+    descriptor (`/dev/stdout`, a pipe or `> file` alike: `is_stream`) is written straight
+    (`write_atomically`), in one piece: it has no folder for a data file.
     """
     if not os.fspath(path):  # Path("") is ".": it said ".: is a folder", a path not given
         raise SaveError("the model path is empty: give a file name for the model")
@@ -693,7 +694,10 @@ def save_model(
     except OSError as e:  # a name the system will not look up: ENAMETOOLONG, ELOOP
         raise SaveError(f"{shown(path)}: cannot write: {e.strerror or e}") from e
     if stream and external_data:
-        log.info("%s is a device or pipe: the model is written in one piece", shown(path))
+        log.info(
+            "%s is a device, pipe or open descriptor: the model is written in one piece",
+            shown(path),
+        )
         external_data = None  # unless it is over 2 GiB
     data: Sequence[bytes] | None = None
     if not external_data:
@@ -711,7 +715,8 @@ def save_model(
             data = None
     if data is None and stream:
         raise SaveError(
-            f"{shown(path)}: is a device or pipe, not a file: external data needs a folder beside it"
+            f"{shown(path)}: is a device, pipe or open descriptor, not a file: external data needs a "
+            "folder beside it"
         )
     try:
         if data is not None:
@@ -1824,8 +1829,29 @@ def _mode_of(path: Path) -> int | None:
 
 def is_stream(path: Path) -> bool:
     """Whether `path` (its links followed) exists and is neither a regular file nor a folder:
-    a character or block device, a pipe or a socket."""
-    return special_file_kind(path) is not None
+    a character or block device, a pipe or a socket; or is a link to a process's open file
+    (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`), whatever that file is: its reader reads
+    what the descriptor points at (`> out.onnx`), not a file beside the link. Written through
+    the link as a file, the model was renamed onto the shell's file and its data went to
+    `/dev/stdout.data`, where no reader of out.onnx looks."""
+    return special_file_kind(path) is not None or _open_file_link(path)
+
+
+_FD_FOLDER = re.compile(r"/proc/[0-9]+(/task/[0-9]+)?/fd")  # a process's open files
+
+
+def _open_file_link(path: Path) -> bool:
+    """Whether following the links from `path` passes through a process's `fd` folder."""
+    hop = os.path.abspath(path)
+    for _ in range(40):  # (the kernel's own limit on links followed)
+        if _FD_FOLDER.fullmatch(os.path.realpath(os.path.dirname(hop))):
+            return True
+        try:
+            link = os.readlink(hop)
+        except (OSError, ValueError):  # not a link (any more), or a NUL byte
+            return False
+        hop = os.path.normpath(os.path.join(os.path.dirname(hop), link))
+    return False
 
 
 def special_file_kind(path: str | os.PathLike[str]) -> str | None:
