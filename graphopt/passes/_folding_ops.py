@@ -858,6 +858,13 @@ def _split(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     axis = normalize_axes([attrs.get("axis", 0)], data.ndim)[0]
     n_outputs = attrs[N_OUTPUTS]
     sizes = split_sizes(data.shape[axis], inputs, attrs, opset, n_outputs)
+    if opset >= 18 and "num_outputs" in attrs and (sizes is None or 0 in sizes):
+        # onnxruntime 1.23.2 refuses num_outputs giving an empty part ("Invalid num_outputs
+        # value of 3" for 2 elements, "Cannot split using values in 'split'" for 4); 1.32
+        # and ONNX give [1], [1], [] (not left to the fallback, which is 1.32's)
+        raise Undefined(
+            "num_outputs leaves a part empty: onnxruntime 1.23 refuses it, 1.32 runs it"
+        )
     if sizes is None:
         raise Unsupported
     bounds = np.cumsum(sizes)[:-1]
