@@ -415,3 +415,24 @@ def test_the_defaults_the_readme_states_are_the_codes(tmp_path, capsys):
         main(["bench", str(path), "--runs", "1", "--warmup", "0", "--json", "--no-progress"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["level"] == "all"
+
+
+def test_the_results_heading_names_the_runs_date_versions_and_commit():
+    date, cores, ort, onnx_v, sim, slim, opt, commit = _quote(
+        r"Measured on ([\d-]+) on a shared (\d+)-core x86 machine in a quiet hour \(onnxruntime "
+        r"([\d.]+), onnx ([\d.]+), onnxsim ([\d.]+), onnxslim ([\d.]+), onnxoptimizer ([\d.]+); "
+        r"graphopt at ([0-9a-f]+)\)"
+    )
+    for machine in (_peers()["machine"], _bench()["machine"]):
+        versions = machine["versions"]
+        assert machine["date_utc"].startswith(date) and machine["cpu_count"] == int(cores)
+        assert machine["git_commit"] == commit
+        for quoted, tool in [
+            (ort, "onnxruntime"),
+            (onnx_v, "onnx"),
+            (sim, "onnxsim"),
+            (slim, "onnxslim"),
+            (opt, "onnxoptimizer"),
+        ]:
+            version = versions[tool].lstrip("v")
+            assert version == quoted or version.startswith(quoted + "."), (tool, version)
