@@ -2,10 +2,11 @@
 at the model's opset (H211): an attribute the op does not have there (Squeeze's `axes` from
 opset 13, Split's `num_outputs` before 18, a misspelt one), a required one missing (Concat's
 `axis`), an input of a type the op does not take (Gather's float indices), a Transpose perm of
-another length than the rank, Reshape's allowzero with both a 0 and a -1. onnxruntime refuses
-each original; the numpy kernels and the no-op rules read them under another version's meaning
-(or ignored what they did not know) and made a model that runs, or failed the pass with a
-KeyError. Each case is refused by onnxruntime before and after `optimize`, in all pipelines."""
+another length than the rank or with a negative axis (numpy takes one), Reshape's allowzero
+with both a 0 and a -1. onnxruntime refuses each original; the numpy kernels and the no-op
+rules read them under another version's meaning (or ignored what they did not know) and made
+a model that runs, or failed the pass with a KeyError. Each case is refused by onnxruntime
+before and after `optimize`, in all pipelines."""
 
 from __future__ import annotations
 
@@ -75,6 +76,12 @@ INVALID = {
         13,
         "c = Constant<value = float[2,3] {1, 2, 3, 4, 5, 6}>()\n"
         " t = Transpose<perm = [0, 1, 2]>(c)\n y = Add(x, t)",
+        "Transpose",
+    ),
+    "transpose-constant-negative-perm": (
+        13,
+        "c = Constant<value = float[3,2] {1, 2, 3, 4, 5, 6}>()\n"
+        " t = Transpose<perm = [1, -2]>(c)\n y = Add(x, t)",
         "Transpose",
     ),
     "noop-squeeze-13-axes-attribute": (13, "s = Squeeze<axes = [0]>(x)\n y = Neg(s)", "Squeeze"),

@@ -807,6 +807,8 @@ def _constant_of_shape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np
 def _transpose(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data = _need(inputs[0])
     perm = attrs.get("perm")
+    if perm is not None and sorted(perm) != list(range(data.ndim)):
+        raise Unsupported  # numpy takes a negative axis in perm, onnxruntime refuses it
     return [_contiguous(np.transpose(data, perm))]
 
 
