@@ -275,6 +275,28 @@ def _scaled_checked(
     return w2
 
 
+def _output_conv(m: Match, w: np.ndarray, transpose: bool, what: str) -> None:
+    """Refuse unless the match has one Conv (ConvTranspose where `transpose`) of the default
+    domain, reading a weight of `w`'s shape, whose output another matched node reads: the
+    layout the fold scales or sizes by (Conv W [C_out, C_in/g, k…] on axis 0, ConvTranspose
+    W [C_in, C_out/g, k…] on axis 1 across groups) and the side the constant applies on. The
+    built-in rules pair each computation with its op; a user's rule may not (a ConvTranspose
+    with C_in = C_out scaled on its input channels, a constant before the Conv folded into
+    its output channels)."""
+    want = "ConvTranspose" if transpose else "Conv"
+    convs = [n for n in m.nodes.values() if n.op_type in ("Conv", "ConvTranspose")]
+    if len(convs) != 1 or convs[0].op_type != want or convs[0].domain not in ("", "ai.onnx"):
+        found = ", ".join(f"{n.op_type} {n.name}" for n in convs) or "no Conv"
+        raise Refuse(f"{what} folds into one {want}'s output only ({found})")
+    conv = convs[0]
+    weight = m.facts.layout(conv.input[1]) if len(conv.input) > 1 else None
+    if weight is None or tuple(weight.shape) != tuple(w.shape):
+        raise Refuse(f"{conv.name} does not read the folded weight")
+    out = conv.output[0] if conv.output else ""
+    if not out or not any(n is not conv and out in n.input for n in m.nodes.values()):
+        raise Refuse(f"no matched node reads {conv.name}'s output: {what} applies after it")
+
+
 # ---------------------------------------------------------------------------- batchnorm
 
 
@@ -285,6 +307,7 @@ def fold_batchnorm_conv(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Conv(x, W, b) → BN  ⇒  Conv(x, W·s, (b − μ)·s + β),  s = γ/√(σ²+ε), per output channel."""
     w = _weight(w)
+    _output_conv(m, w, bool(transpose), "a BatchNormalization")
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     c_out = _out_channels(w, bool(transpose), int(group))
     if s.shape[0] != c_out:
@@ -381,6 +404,7 @@ def _conv_affine(
     m: Match, w: Any, b: Any, c: Any, op: str, group: int, transpose: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     w = _weight(w)
+    _output_conv(m, w, transpose, "a per-channel constant")
     c_out = _out_channels(w, transpose, int(group))
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
@@ -414,6 +438,7 @@ def _conv_bias(
 ) -> np.ndarray:
     # Reads only W's dtype, rank and shape (the computations using it say `layout_only=(0,)`).
     w = _weight(w)
+    _output_conv(m, w, transpose, "a per-channel shift")
     c_out = _out_channels(w, transpose, int(group))
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
@@ -444,6 +469,7 @@ def fold_scale_shift_conv(
     (a BatchNormalization exported as Mul and Add): the weight as `fold_affine_conv` scales it,
     the bias computed in float64 and cast once."""
     w = _weight(w)
+    _output_conv(m, w, False, "a scale and shift")
     c_out = _out_channels(w, False, int(group))
     scale = per_channel("scale", c, c_out, w.ndim, w)
     _finite_scale(scale, "the scale")
