@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     _check_opt_level(args.opt_level)
     if args.output == STDOUT and args.external_data == "yes":
         raise SaveError("--external-data yes needs a folder for the data file; -o - has none")
-    read = [("--pipeline", args.pipeline), ("--inputs", args.inputs)]
+    read = [*_pipeline_reads(args.pipeline), ("--inputs", args.inputs)]
     refuse_writing_over_read_files([("-o", args.output)], read, SaveError)
     if args.dump_dir and args.output != STDOUT and _same_path(args.dump_dir, args.output):
         # the folder was made, every pass run, and only then the save refused
@@ -329,6 +329,32 @@ def _flag_error(e: PipelineError) -> PipelineError:
     if text.startswith(_API_SHAPES):
         return PipelineError(f"--input-shape: {text[len(_API_SHAPES) :]}")
     return e
+
+
+def _pipeline_reads(pipeline: str | None) -> list[tuple[str, str | None]]:
+    """(flag, path) of every file the --pipeline `pipeline` reads: its own, and those its
+    `include:`s and `rules:` read (`graphopt.pipeline.pipeline_files`), which `-o` must not
+    name: `-o inc.yaml` wrote the model over a file the pipeline includes (exit 0, and every
+    later run refused the pipeline). A pipeline that does not parse names only itself (the
+    run says why it does not parse)."""
+    from pathlib import Path
+
+    from graphopt.errors import GraphoptError
+    from graphopt.pipeline import builtin_pipelines, pipeline_files
+
+    if pipeline == "":
+        return []
+    flag = "--pipeline" if pipeline is not None else "default pipeline"
+    pipeline = pipeline or "default"  # (the installed built-ins are files too)
+    path = builtin_pipelines().get(pipeline) or Path(pipeline)  # as load_pipeline picks
+    try:
+        if not path.is_file():
+            return [(flag, pipeline)]
+        files = pipeline_files(path)
+    except (GraphoptError, OSError, UnicodeError, RecursionError):
+        return [(flag, pipeline)]
+    role = {"pipeline": flag, "include": f"{flag}'s included", "rules": f"{flag}'s rule"}
+    return [(role[kind], str(file)) for kind, file in files]
 
 
 def _refuse_earlier_dumps(folder: str) -> None:
