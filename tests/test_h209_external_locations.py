@@ -5,6 +5,10 @@
 - A tensor with two 'location' entries that differ loaded from the last one, and optimize
   wrote a model reading it; onnx.checker reads the first one and onnxruntime refuses the model
   ("duplicate 'location' entries"), so which file the model means is not settled.
+- A location through a link, then up ('sub/../w.bin', sub a link to another folder), is read
+  by onnx as w.bin beside the model (normalized first), but `LoadedModel.data_files` named the
+  file the link's target folder's parent holds (resolved first): `-o <folder>/w.bin` was not
+  refused, and the save replaced the input's data file by the optimized model.
 """
 
 from __future__ import annotations
@@ -82,3 +86,19 @@ def test_one_location_given_twice_alike_still_loads(tmp_path: Path) -> None:
     path = _model_with_entries(tmp_path, [("location", "w.bin"), ("location", "w.bin")])
     weight = load(path).model.graph.initializer[0]
     assert np.array_equal(numpy_helper.to_array(weight), WEIGHT)
+
+
+def test_the_data_file_named_is_the_one_onnx_read_through_a_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)
+    (folder / "sub").symlink_to(tmp_path / "elsewhere" / "deeper")
+    path = _model_with_entries(folder, [("location", "sub/../w.bin")])
+    loaded = load(path)
+    assert np.array_equal(numpy_helper.to_array(loaded.model.graph.initializer[0]), WEIGHT)
+    assert loaded.data_files == ((folder / "w.bin").resolve(),)
+    assert main(["optimize", str(path), "-o", str(folder / "w.bin")]) == 2
+    one_line_error(capsys, "is an external data file of the input model")
+    assert (folder / "w.bin").read_bytes() == WEIGHT.tobytes()

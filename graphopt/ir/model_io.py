@@ -203,7 +203,12 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
             raise LoadError(f"{where}: external data could not be loaded: {first}") from e
     check_model_basics(proto, where, check_nodes)
     locations = dict.fromkeys(info.location for _, info in stored) if external else {}
-    files = tuple((path.parent / location).resolve() for location in locations)  # one per file
+    # one per file, as onnx opens it: normalized first ('sub/../w.bin' is w.bin, wherever a
+    # link 'sub' points; resolved first, the input's data file went unnamed and -o could
+    # replace it)
+    files = tuple(
+        Path(os.path.normpath(path.parent / location)).resolve() for location in locations
+    )
     return LoadedModel(proto, bool(external), path, where, files)
 
 
