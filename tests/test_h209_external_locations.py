@@ -8,11 +8,14 @@
 - A location through a link, then up ('sub/../w.bin', sub a link to another folder), is read
   by onnx as w.bin beside the model (normalized first), but `LoadedModel.data_files` named the
   file the link's target folder's parent holds (resolved first): `-o <folder>/w.bin` was not
-  refused, and the save replaced the input's data file by the optimized model.
+  refused, and the save replaced the input's data file by the optimized model. Likewise
+  `save_model` of a model whose weights were not loaded took such a location for readable
+  where the link's target folder's parent held the file, and wrote a model onnx cannot load.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +105,21 @@ def test_the_data_file_named_is_the_one_onnx_read_through_a_link(
     assert main(["optimize", str(path), "-o", str(folder / "w.bin")]) == 2
     one_line_error(capsys, "is an external data file of the input model")
     assert (folder / "w.bin").read_bytes() == WEIGHT.tobytes()
+
+
+def test_save_model_judges_an_unloaded_location_as_onnx_reads_it(tmp_path: Path) -> None:
+    from graphopt.errors import SaveError
+    from graphopt.ir import save_model
+
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)
+    source = _model_with_entries(tmp_path / "elsewhere", [("location", "w.bin")])
+    model = onnx.load(str(source), load_external_data=False)
+    model.graph.initializer[0].external_data[0].value = "sub/../w.bin"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "sub").symlink_to(tmp_path / "elsewhere" / "deeper")  # sub/.. is elsewhere
+    with pytest.raises(
+        SaveError, match=re.escape("keeps its data in external file 'sub/../w.bin'")
+    ):
+        save_model(model, folder / "m.onnx")
+    assert sorted(p.name for p in folder.iterdir()) == ["sub"]

@@ -793,7 +793,12 @@ def _refuse_unreadable_external_data(
         if tensor.data_location != external:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        readable = isinstance(location, str) and location and (parent / location).is_file()
+        # (normalized first, as onnx opens it: 'sub/../w.bin' is w.bin wherever a link 'sub' points)
+        readable = (
+            isinstance(location, str)
+            and location
+            and Path(os.path.normpath(parent / location)).is_file()
+        )
         if not readable or os.path.normpath(location) == os.path.normpath(writes):
             raise SaveError(
                 f"{shown(path)}: tensor {tensor.name!r} keeps its data in external file "
