@@ -297,6 +297,39 @@ def _output_conv(m: Match, w: np.ndarray, transpose: bool, what: str) -> None:
         raise Refuse(f"no matched node reads {conv.name}'s output: {what} applies after it")
 
 
+def _output_matmul(m: Match, w: np.ndarray, ops: tuple[str, ...], trans_b: int, beta: Any) -> None:
+    """Refuse unless the match has one Gemm or MatMul, of `ops` and the default domain,
+    reading a weight of `w`'s shape as its second input, whose output another matched node
+    reads, that the fold's layout fits: a Gemm of transB `trans_b` and, `beta` given, of
+    that β; a MatMul with trans_b 0 and a first input of rank 2 (BN's channel axis then is
+    W's column). The built-in rules capture these; a user's rule may not (a literal transB 0
+    for a square B of transB 1 scaled B's columns, a BN before the MatMul was folded into
+    W's columns)."""
+    found = [n for n in m.nodes.values() if n.op_type in ("Gemm", "MatMul")]
+    if len(found) != 1 or found[0].op_type not in ops or found[0].domain not in ("", "ai.onnx"):
+        shown = ", ".join(f"{n.op_type} {n.name}" for n in found) or "no Gemm or MatMul"
+        raise Refuse(f"a BatchNormalization folds into one {' or '.join(ops)} only ({shown})")
+    node = found[0]
+    weight = m.facts.layout(node.input[1]) if len(node.input) > 1 else None
+    if weight is None or tuple(weight.shape) != tuple(w.shape):
+        raise Refuse(f"{node.name} does not read the folded weight")
+    out = node.output[0] if node.output else ""
+    if not out or not any(n is not node and out in n.input for n in m.nodes.values()):
+        raise Refuse(f"no matched node reads {node.name}'s output: the BN applies after it")
+    if node.op_type == "Gemm":
+        have = int(m.graph.attr(node, "transB", 0))
+        if have != int(trans_b):
+            raise Refuse(f"transB {int(trans_b)} given, but {node.name} has transB {have}")
+        node_beta = np.float32(m.graph.attr(node, "beta", 1.0))
+        if beta is not None and np.float32(beta) != node_beta:
+            raise Refuse(f"beta {beta} given, but {node.name} has beta {node_beta}")
+        return
+    if int(trans_b):
+        raise Refuse(f"transB {int(trans_b)} given for MatMul {node.name}")
+    if m.facts.rank(node.input[0]) != 2:
+        raise Refuse(f"cannot prove that {node.input[0]} has rank 2 (BN's axis W's column)")
+
+
 # ---------------------------------------------------------------------------- batchnorm
 
 
@@ -338,6 +371,7 @@ def fold_batchnorm_gemm(
     w = _float("B", bw)
     if w.ndim != 2:
         raise Refuse(f"Gemm B has rank {w.ndim}")
+    _output_matmul(m, w, ("Gemm", "MatMul"), trans_b, beta_gemm)
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     n = w.shape[0] if trans_b else w.shape[1]
     if s.shape[0] != n:
@@ -364,6 +398,7 @@ def fold_batchnorm_matmul(
     w = _float("W", w)
     if w.ndim != 2:
         raise Refuse(f"MatMul weight has rank {w.ndim}, not 2")
+    _output_matmul(m, w, ("MatMul",), 0, None)
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     if s.shape[0] != w.shape[1]:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the MatMul {w.shape[1]}")
