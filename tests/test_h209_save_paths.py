@@ -66,3 +66,14 @@ def test_a_link_to_an_open_descriptor_gets_the_model_in_one_piece(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
     saved = onnx.load(str(out))
     assert np.array_equal(numpy_helper.to_array(saved.graph.initializer[0]), WEIGHT)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_a_descriptor_that_is_not_open_is_no_stream(tmp_path: Path) -> None:
+    """(the CLI's -o check passes a stream by; a closed one is said before the run)"""
+    from graphopt.ir.model_io import is_stream
+
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    os.close(fd)
+    assert not is_stream(Path(f"/dev/fd/{fd}"))
+    assert not is_stream(tmp_path / "f")

@@ -1844,7 +1844,7 @@ def is_stream(path: Path) -> bool:
     what the descriptor points at (`> out.onnx`), not a file beside the link. Written through
     the link as a file, the model was renamed onto the shell's file and its data went to
     `/dev/stdout.data`, where no reader of out.onnx looks."""
-    return special_file_kind(path) is not None or _open_file_link(path)
+    return special_file_kind(path) is not None or (os.path.exists(path) and _open_file_link(path))
 
 
 _FD_FOLDER = re.compile(r"/proc/[0-9]+(/task/[0-9]+)?/fd")  # a process's open files
