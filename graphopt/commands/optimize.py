@@ -69,7 +69,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--verify",
         action="store_true",
         help="run original and optimized in onnxruntime, report max differences, and write "
-        "nothing when an output differs by more than --atol + --tolerance",
+        "nothing when an output differs by more than --atol + --tolerance × its largest "
+        "magnitude (integer outputs must be equal)",
     )
     p.add_argument(
         "--verify-level",
@@ -115,7 +116,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="keep If/Loop/Scan bodies as they are (by default each body is optimized too)",
     )
     p.add_argument(
-        "--verify-each", action="store_true", help="run the ONNX checker after every pass"
+        "--verify-each",
+        action="store_true",
+        help="run onnx.checker (full check) after every pass that changes the model, and stop "
+        "at the first whose output fails it (an error the input has already is only warned of)",
     )
     p.add_argument(
         "--check",
