@@ -131,7 +131,7 @@ def evaluate(
     result is `Undefined` (integer division by zero, a value onnxruntime versions disagree on),
     or the node is not one of its op's schema at `opset` (`schema_mismatch`).
     """
-    mismatch = schema_mismatch(node, opset, inputs)
+    mismatch = schema_mismatch(node, opset, inputs) or parameter_rank_mismatch(node, inputs)
     if mismatch is not None:
         raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {mismatch}")
     kernel = KERNELS.get(node.op_type)
@@ -633,6 +633,8 @@ def slice_parameters(
     else:
         if len(inputs) < 3 or inputs[1] is None or inputs[2] is None:
             return None
+        if any(v is not None and v.ndim != 1 for v in inputs[1:5]):
+            return None  # onnxruntime refuses parameters that are not 1-D
         starts, ends = inputs[1].reshape(-1).tolist(), inputs[2].reshape(-1).tolist()
         axes = inputs[3].reshape(-1).tolist() if len(inputs) > 3 and inputs[3] is not None else None
         steps = (
@@ -798,6 +800,8 @@ def _constant_of_shape(inputs: list[Value], attrs: Attrs, opset: int) -> list[np
     if any(d < 0 for d in shape):
         raise Unsupported
     value = attrs.get("value")
+    if value is not None and list(value.dims) != [1]:
+        raise Unsupported  # onnxruntime takes a value of one element of shape [1] only
     fill = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
     if fill.dtype not in _SIMPLE_DTYPES:
         raise Unsupported
@@ -967,6 +971,39 @@ REDUCTIONS: dict[str, int] = {
     "ArgMin": 0,
 }
 """Reductions → the opset from which their `axes` is an input (0: one `axis` attribute)."""
+
+
+_VECTOR = (1,)
+PARAMETER_RANKS: dict[str, dict[int, tuple[int, ...]]] = {
+    "Unsqueeze": {1: (0, 1)},
+    "Squeeze": {1: _VECTOR},
+    "Reshape": {1: _VECTOR},
+    "Tile": {1: _VECTOR},
+    "Split": {1: _VECTOR},
+    "Slice": {1: _VECTOR, 2: _VECTOR, 3: _VECTOR, 4: _VECTOR},
+    "ConstantOfShape": {0: _VECTOR},
+    "Pad": {1: _VECTOR, 3: _VECTOR},
+    "TopK": {1: _VECTOR},
+    "OneHot": {1: (0, 1)},
+    **{op: {1: _VECTOR} for op, since in REDUCTIONS.items() if since},
+}
+"""Op → its parameter inputs (axes, shapes, pads, ...) → the ranks onnxruntime 1.32 takes for
+them (measured, each input as an initializer and fed: a 0-d or 2-d one is refused, Unsqueeze's
+axes and OneHot's depth may be 0-d). The numpy kernels read them flattened, and onnxruntime's
+one-node fallback (inputs fed) takes a 2-d Pad pads its inference refuses as a constant."""
+
+
+def parameter_rank_mismatch(node: onnx.NodeProto, inputs: Sequence[Value]) -> str | None:
+    """Why a parameter input of `node` has a rank onnxruntime refuses (`PARAMETER_RANKS`)."""
+    ranks = PARAMETER_RANKS.get(node.op_type)
+    if not ranks:
+        return None
+    for index, allowed in ranks.items():
+        value = inputs[index] if index < len(inputs) else None
+        if value is not None and value.ndim not in allowed:
+            return f"input {index} of {node.op_type} has rank {value.ndim}, not {allowed}"
+    return None
+
 
 _EMPTY_INTEGER_REDUCTIONS = frozenset({"ReduceMax", "ReduceMin", "ReduceLogSum", "ReduceLogSumExp"})
 

@@ -309,8 +309,13 @@ def bypass(graph: Graph, node: onnx.NodeProto, src: str, out: str) -> None:
     graph.remove_node(node)
 
 
-def _ints(value: np.ndarray | None) -> list[int] | None:
-    return None if value is None else [int(v) for v in value.reshape(-1)]
+def _ints(value: np.ndarray | None, ranks: tuple[int, ...] = (1,)) -> list[int] | None:
+    """The integers of a parameter input (axes, pads, repeats, a shape), None when it is not a
+    constant or not of a rank onnxruntime takes for it (`_folding_ops.PARAMETER_RANKS`: 1-D,
+    where a 2-D one is refused)."""
+    if value is None or value.ndim not in ranks:
+        return None
+    return [int(v) for v in value.reshape(-1)]
 
 
 MAX_IDENTITY_CONSTANT = 4096
@@ -630,7 +635,7 @@ class _Rules:
         if g.opset_version("") < 13:
             axes = g.attr(node, "axes")
         else:
-            axes = _ints(g.constant(node.input[1])) if len(node.input) > 1 else None
+            axes = _ints(g.constant(node.input[1]), (0, 1)) if len(node.input) > 1 else None
         return node.input[0] if axes is not None and len(axes) == 0 else None
 
     def _slice(self, node: onnx.NodeProto) -> str | None:
