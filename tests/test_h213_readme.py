@@ -151,7 +151,10 @@ KNOWN_UNDECLARED = {"scipy": "tests/test_h156_entropy_references.py"}
 def _declared() -> set[str]:
     """The distributions `pip install -e '.[dev]'` brings: the project's dependencies and
     extras, and (installed here) what they require in turn, extras left out."""
-    tomllib = pytest.importorskip("tomllib")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: pytest's own tomli
+        tomllib = pytest.importorskip("tomli")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = list(project["dependencies"])
     for extra in project.get("optional-dependencies", {}).values():
@@ -199,11 +202,30 @@ def _guarded(tree: ast.AST) -> set[int]:
     return out
 
 
+STDLIB = set(sys.stdlib_module_names) | {"tomllib"}  # 3.11's, imported by version on 3.10
+
+
+def _providers() -> dict[str, set[str]]:
+    """top-level module -> the installed distributions that hold it, from their file lists
+    (Python 3.10's packages_distributions reads top_level.txt, which numpy 2 has none of)."""
+    out: dict[str, set[str]] = {}
+    for dist in importlib.metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower()
+        for file in dist.files or []:
+            top = file.parts[0]
+            if top.endswith((".dist-info", ".egg-info", ".data")) or top in ("..", "__pycache__"):
+                continue
+            out.setdefault(
+                top.split(".")[0] if top.endswith((".py", ".so", ".pth")) else top, set()
+            ).add(name)
+    return out
+
+
 def undeclared_imports() -> dict[str, set[str]]:
     """top-level module -> files that import it unguarded, for modules of no distribution
     `_declared` holds (or of none installed here)."""
     declared = _declared()
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     local = {"graphopt", "tests", "conftest"} | {
         p.stem for folder in ("tests", "benchmarks") for p in (ROOT / folder).glob("*.py")
     }
@@ -223,10 +245,9 @@ def undeclared_imports() -> dict[str, set[str]]:
                     continue
                 for module in modules:
                     top = module.split(".")[0]
-                    if top in sys.stdlib_module_names or top in local:
+                    if top in STDLIB or top in local:
                         continue
-                    dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(top, [])}
-                    if not dists & declared:
+                    if not providers.get(top, set()) & declared:
                         found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
 
