@@ -548,6 +548,7 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str, group: int = 1) -> np.nd
     arr = _float("constant", c, w)
     if arr.size != 1:
         return _fold_input_channel_scale(m, w, arr, op, int(group))
+    _fed_conv(m, w)
     k = float(arr.reshape(()))
     if k == 0.0 or not np.isfinite(k):
         raise Refuse(f"scale {k} is zero or not finite")
@@ -569,6 +570,25 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str, group: int = 1) -> np.nd
         f"W·c (scale {k:g})",
     )
     return w2
+
+
+def _fed_conv(m: Match, w: np.ndarray) -> None:
+    """Refuse unless the match has one Conv or ConvTranspose of the default domain, reading a
+    weight of `w`'s shape, whose data input another matched node makes: the side a scale of
+    its input is on. A user's rule may call `fold_input_scale` for Conv(x, W, b)·c, which is
+    Conv(x, W·c, b·c), not Conv(x, W·c, b) (a one-element scale; one per channel proves its
+    side by `_prove_channels`)."""
+    convs = [n for n in m.nodes.values() if n.op_type in ("Conv", "ConvTranspose")]
+    if len(convs) != 1 or convs[0].domain not in ("", "ai.onnx") or len(convs[0].input) < 2:
+        found = ", ".join(f"{n.op_type} {n.name}" for n in convs) or "no Conv"
+        raise Refuse(f"an input scale folds into one Conv or ConvTranspose only ({found})")
+    conv = convs[0]
+    weight = m.facts.layout(conv.input[1])
+    if weight is None or tuple(weight.shape) != tuple(w.shape):
+        raise Refuse(f"{conv.name} does not read the folded weight")
+    data = conv.input[0]
+    if not data or not any(n is not conv and data in n.output for n in m.nodes.values()):
+        raise Refuse(f"no matched node makes {conv.name}'s input: the scale applies before it")
 
 
 def _fold_input_channel_scale(
