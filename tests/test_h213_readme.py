@@ -457,3 +457,100 @@ def test_the_results_heading_names_the_runs_date_versions_and_commit():
         ]:
             version = versions[tool].lstrip("v")
             assert version == quoted or version.startswith(quoted + "."), (tool, version)
+
+
+# ------------------------------------------------------------------ the INT8 table
+
+# Each row of the README's INT8 table (no script renders it: it gathers rows of several runs of
+# quantize.md), with the passages of quantize.md its figures come from: the cells must be those
+# passages' figures (peak RSS in GiB: the MiB there / 1024), and the passages must still be there.
+INT8_ROWS = [
+    (
+        "common_det, ORT MinMax",
+        ["ORT MinMax 1.10–1.12×, 484 MiB, 0.44–0.45×, 0.971"],  # run 10
+        ("1.10–1.12", "484 MiB", "0.44–0.45×", "0.971 boxes"),
+    ),
+    (
+        "common_det, graphopt default² (onnxruntime layout)",
+        [  # run 12
+            "common_det default (ort) **0.75×** budget (0.71× in a second invocation",
+            "460–463 MiB, 0.41–0.51× latency, **0.971** boxes",
+        ],
+        ("0.71–0.75", "463 MiB", "0.41–0.51×", "**0.971** boxes"),
+    ),
+    (
+        "common_det, graphopt entropy",
+        [
+            "| graphopt entropy (ort) | 2.72 | 1.31 | 500 | 0.43× | 0.846 |",
+            "| graphopt entropy (ort) | 2.92 | 0.63 | 469 | 0.48× | 0.846 (was 0.846) |",  # run 7
+        ],
+        ("1.31", "500 MiB", "0.43×", "0.846 boxes"),
+    ),
+    (
+        "ppocr_det, ORT MinMax",
+        ["ORT MinMax 1.44–1.51×, 1549 MiB, 1.06–1.14×, 0.785"],  # run 10
+        ("1.44–1.51", "1.51 GiB", "1.06–1.14×", "0.785 mask IoU"),
+    ),
+    (
+        "ppocr_det, ORT Percentile (32 images)",
+        ["| ORT Percentile (all 32 feeds) | 102.39 | 17.04 | 23018 | 1.20× | 0.799 |"],
+        ("17.0", "22.5 GiB", "1.20×", "0.799 mask IoU"),
+    ),
+    (
+        "ppocr_det, graphopt entropy",
+        [
+            "| graphopt entropy (ort) | 7.58 | 0.56 | 901 | 0.54× | 0.852 |",
+            "| graphopt entropy (ort) | 39.65 | 0.75 | 705 | 0.48× | 0.855 (was 0.852) |",  # run 7
+        ],
+        ("0.56", "0.88 GiB", "0.54×", "0.855 mask IoU"),
+    ),
+    (
+        "ppocr_det, graphopt entropy + keep-float 8 (full ranking)",
+        [
+            "| graphopt entropy (ort) keep-float 8 | 44.99 | 2.57 | 880 | 0.62× | 0.934 |",
+            "| graphopt entropy (ort) keep-float 8 | 234.85 | 4.47 | 720 | 0.70× | 0.929 (was 0.934) |",
+        ],
+        ("2.57", "0.86 GiB", "0.62×", "0.929 mask IoU"),
+    ),
+    (
+        "ppocr_det, graphopt default² (17 groups float)",
+        ["ppocr_det default (ort) **17 groups float, 0.75×, 731 MiB, 0.65×, 0.925** mask IoU"],
+        ("0.75", "0.71 GiB", "0.65×", "**0.925** mask IoU"),
+    ),
+]
+
+
+def _mib(passages: list[str]) -> float:
+    """The peak RSS in MiB the first passage gives (a table row's 4th cell, else 'N MiB')."""
+    first = passages[0]
+    if first.startswith("|"):
+        return float(_cells(first)[3])
+    found = re.search(r"(\d+)(?:–\d+)? MiB", " ".join(passages))
+    assert found, passages
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize(("label", "passages", "cells"), INT8_ROWS, ids=[r[0] for r in INT8_ROWS])
+def test_an_int8_row_is_what_quantize_md_measured(label, passages, cells):
+    source = " ".join((RESULTS / "quantize.md").read_text(encoding="utf-8").split())
+    missing = [p for p in passages if " ".join(p.split()) not in source]
+    assert not missing, f"quantize.md no longer says: {missing}"
+    rows = [_cells(line) for line in README.read_text(encoding="utf-8").splitlines()]
+    (row,) = [r[1:] for r in rows if r[0] == label]
+    assert tuple(row) == cells
+    rss, unit = cells[1].split()
+    if unit == "GiB":  # the MiB of the source / 1024, to the decimals shown
+        assert _as_quoted(rss, _mib(passages) / 1024)
+
+
+def test_the_int8_table_has_the_rows_checked_here():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    at = lines.index(
+        "| | calibration × budget¹ | peak RSS | INT8 / FP32 latency | agreement with FP32 |"
+    )
+    labels = []
+    for line in lines[at + 2 :]:
+        if not line.startswith("|"):
+            break
+        labels.append(_cells(line)[0])
+    assert labels == [r[0] for r in INT8_ROWS]
