@@ -144,3 +144,28 @@ def test_no_ops_that_fit_their_input_still_go(case: str):
     want = run(session(model, level="disable"), FEEDS)
     got = run(session(out, level="disable"), FEEDS)
     np.testing.assert_array_equal(got["y"], want["y"])
+
+
+@pytest.mark.parametrize(
+    "dims, shape, bypassed",
+    [
+        ([0, 3], [0, -1], False),  # -1 beside a copied 0: onnxruntime refuses
+        ([3, 0], [-1, 0], False),
+        ([0, 3], [-1, 3], True),
+        ([2, 0], [2, -1], True),
+    ],
+)
+def test_a_reshape_whose_minus_one_stands_beside_a_zero_is_not_bypassed(dims, shape, bypassed):
+    model = onnx.parser.parse_model(
+        f"""<ir_version: 9, opset_import: ["" : 13]>
+        g (float[{dims[0]},{dims[1]}] x) => (float[?,?] y) {{ s = Reshape(x, k)
+                                                          y = Neg(s) }}"""
+    )
+    model.graph.initializer.append(numpy_helper.from_array(np.array(shape), "k"))
+    feeds = {"x": np.zeros(dims, np.float32)}
+    refused = probe_failure(model, feeds)
+    assert (refused is None) == bypassed
+    for pipeline in PIPELINES:
+        out = graphopt.optimize(model, pipeline)
+        assert ("Reshape" not in [n.op_type for n in out.graph.node]) == bypassed
+        assert (probe_failure(out, feeds) is None) == bypassed

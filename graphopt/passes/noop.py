@@ -608,7 +608,13 @@ class _Rules:
                 inferred += 1  # equals d when every other dim matches
             elif not (isinstance(d, int) and d == s):
                 return None
-        return node.input[0] if inferred <= 1 else None
+        if inferred > 1:
+            return None
+        if inferred and any(d == 0 for s, d in zip(target, dims, strict=True) if s != -1):
+            # the -1 of a shape whose other dims hold a 0 has no value: onnxruntime refuses
+            # Reshape([0, 3] → [0, -1]); bypassed, the model would run
+            return self.refuse(node, "a -1 beside a dim of 0 (onnxruntime cannot infer it)")
+        return node.input[0]
 
     def _flatten(self, node: onnx.NodeProto) -> str | None:
         rank = self.shapes.rank(node.input[0])
