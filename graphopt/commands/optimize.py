@@ -600,9 +600,11 @@ def print_explain(report) -> None:  # type: ignore[no-untyped-def]
     for rule, events in by_rule.items():
         applied = [n for n, o, _ in events if o == "applied"]
         refused = [(n, r) for n, o, r in events if o != "applied"]
-        print(f"rule {rule}: applied {len(applied)}, refused {len(refused)}")
+        # names from the model or a rule file as `shown` writes them: a newline in a node's
+        # name started a line of its own, which read as another rule's or node's
+        print(f"rule {shown(rule)}: applied {len(applied)}, refused {len(refused)}")
         for n in applied:
-            print(f"  applied at {n}")
+            print(f"  applied at {shown(n)}")
         for n, r in refused:
-            print(f"  refused at {n}: {r}")
+            print(f"  refused at {shown(n)}: {shown(r)}")
     sys.stdout.flush()

@@ -1,0 +1,43 @@
+"""`graphopt optimize --explain` writes one line per event (H212).
+
+A node's name (from the model) was printed as it is: a name holding a newline started a line
+of its own ("k\\nrefused at z: forged" made a refusal at node z appear), and control
+characters (an ANSI colour escape) went to the terminal. Names are now written as errors
+write them (`shown`: escaped where they hold a character that is not printable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.cli import main
+
+
+def test_node_names_with_newlines_stay_on_their_line(tmp_path, capsys) -> None:
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "Constant",
+                [],
+                ["c"],
+                name="k\nrefused at z: forged",
+                value=numpy_helper.from_array(np.ones(3, np.float32)),
+            ),
+            helper.make_node("Relu", ["x"], ["y"], name="r"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [
+            helper.make_tensor_value_info("c", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [3]),
+        ],
+    )
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    assert main(["optimize", str(model), "-o", str(tmp_path / "o.onnx"), "--explain"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("rule constants-to-initializers: applied 0, refused 1")
+    assert lines[start + 1] == "  refused at 'k\\nrefused at z: forged': 'c' is a graph output"
+    assert not any(line.startswith("refused at z") for line in lines)
