@@ -11,6 +11,10 @@
   refused, and the save replaced the input's data file by the optimized model. Likewise
   `save_model` of a model whose weights were not loaded took such a location for readable
   where the link's target folder's parent held the file, and wrote a model onnx cannot load.
+- An external data entry whose key onnx does not know (a damaged 'offset': 'ofPset') was
+  ignored by onnx's loader (a UserWarning, two lines on stderr) and the tensor read from
+  offset 0, another tensor's bytes: optimize wrote them out as its weight (outputs 32 where
+  the model computes 48), while onnxruntime refuses the model ("model format error").
 """
 
 from __future__ import annotations
@@ -123,3 +127,17 @@ def test_save_model_judges_an_unloaded_location_as_onnx_reads_it(tmp_path: Path)
     ):
         save_model(model, folder / "m.onnx")
     assert sorted(p.name for p in folder.iterdir()) == ["sub"]
+
+
+def test_an_unknown_external_data_key_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _model_with_entries(
+        tmp_path, [("location", "v.bin"), ("ofPset", "1024"), ("length", "1024")]
+    )
+    (tmp_path / "v.bin").write_bytes(np.zeros(256, np.float32).tobytes() + WEIGHT.tobytes())
+    with pytest.raises(LoadError, match="external data entry 'ofPset', which is none of"):
+        load(path)
+    assert main(["optimize", str(path), "-o", str(tmp_path / "out.onnx")]) == 2
+    one_line_error(capsys, "'ofPset'")
+    assert not (tmp_path / "out.onnx").exists()

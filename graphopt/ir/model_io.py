@@ -182,7 +182,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     external = _checked_external_tensors(proto, where)
     if external:
         _refuse_undecodable_external_data(external, where)
-        _refuse_unclear_locations(external, where)
+        _refuse_unclear_entries(external, where)
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
             for location in dict.fromkeys(info.location for _, info in stored):
@@ -227,13 +227,25 @@ def _refuse_undecodable_external_data(external: list[onnx.TensorProto], where: s
             )
 
 
-def _refuse_unclear_locations(external: list[onnx.TensorProto], where: str) -> None:
+# the keys of an external data entry that onnx reads (onnx.external_data_helper.ExternalDataInfo)
+_DATA_KEYS = frozenset(("location", "offset", "length", "checksum", "basepath"))
+
+
+def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> None:
     """A `LoadError` for an external-data tensor that names no data file (no 'location'
     entry, or an empty one: the error said the model's folder "is a folder, not a data file")
     or names two (two 'location' entries that differ: onnx.checker reads the first, onnx's
     loader and graphopt's the last, onnxruntime refuses the model; optimize wrote out a model
-    reading the last)."""
+    reading the last), or has an entry onnx does not know: onnx's loader ignores it (with a
+    UserWarning) and onnxruntime refuses the model, so a damaged 'offset' key read another
+    tensor's bytes from offset 0, and optimize wrote them out as the weight."""
     for tensor in external:
+        unknown = next((e.key for e in tensor.external_data if e.key not in _DATA_KEYS), None)
+        if unknown is not None:
+            raise LoadError(
+                f"{where}: tensor {tensor.name!r} has an external data entry {unknown!r}, which "
+                f"is none of {', '.join(sorted(_DATA_KEYS))} (a damaged file?)"
+            )
         locations = [e.value for e in tensor.external_data if e.key == "location"]
         if not any(locations):
             raise LoadError(
