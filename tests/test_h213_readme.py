@@ -11,7 +11,7 @@ test_h171_readme_claims, test_s17_readme_results_render).
   (all but the set's label, which the README spells out), and the sentence on how far the
   speed-up runs above the MACs ratio quotes that file ("a few percent" was 6-13 %).
 - What the README's test command installs (`pip install -e '.[dev]'`) covers what the tests
-  and the library import unguarded; see KNOWN_UNDECLARED.
+  and the library import unguarded (scipy was missing from the dev extra).
 """
 
 from __future__ import annotations
@@ -142,10 +142,9 @@ def test_the_speedup_above_the_macs_ratio_is_quoted_from_the_json():
 # ------------------------------------------------------------------ the test command's installs
 
 # Imported by the tests, not installed by `pip install -e '.[dev]'` (H213: on a fresh venv the
-# README's test command stops at collection, "No module named 'scipy'"). Reported, not fixed
-# here: pyproject.toml's dev extra or the test's import is its owner's call. Remove the entry
-# when that is done; a new entry means another fresh machine that cannot run the tests.
-KNOWN_UNDECLARED = {"scipy": "tests/test_h156_entropy_references.py"}
+# README's test command stopped at collection, "No module named 'scipy'", until scipy joined the
+# dev extra). A new entry means another fresh machine that cannot run the tests.
+KNOWN_UNDECLARED: dict[str, str] = {}
 
 
 def _declared() -> set[str]:
