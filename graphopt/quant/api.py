@@ -595,6 +595,8 @@ def quantize_with_report(
             cache,
             header,
             report,
+            # (a cache read: its other tensors' lines too, which its TensorRT reads)
+            cache_io.with_listed(cache_text, report.scales) if cache_text is not None else None,
             sidecar_io.Sidecar(
                 model_sha256=digest,
                 cache_sha256="",  # of the text written (`_write_cache`)
@@ -946,15 +948,21 @@ def _sidecar_for(
 
 
 def _write_cache(
-    path: str | Path, header: str, report: QuantizeReport, side: sidecar_io.Sidecar
+    path: str | Path,
+    header: str,
+    report: QuantizeReport,
+    listed: dict[str, np.float32] | None,
+    side: sidecar_io.Sidecar,
 ) -> None:
-    """Write the calibration cache of `report.scales` and its sidecar (`side`, completed with
-    the cache's digest and graphopt's version), each atomically, the cache put back when the
-    sidecar fails; none beside a cache that is a stream (a pipe, /dev/stdout): there is no
-    folder to put it in."""
-    text = cache_io.dumps(report.scales, header)
+    """Write the calibration cache of `report.scales` (`listed`, when given: those and the
+    other tensors of the cache they were read from, `cache.with_listed`) and its sidecar
+    (`side`, completed with the cache's digest and graphopt's version), each atomically, the
+    cache put back when the sidecar fails; none beside a cache that is a stream (a pipe,
+    /dev/stdout): there is no folder to put it in."""
+    scales = report.scales if listed is None else listed
+    text = cache_io.dumps(scales, header)
     if is_stream(Path(path)):
-        cache_io.write(path, report.scales, header)
+        cache_io.write(path, scales, header)
         log.info("%s is a stream: no sidecar written beside it", path)
         return
     # the two as a pair: a sidecar that cannot be written (a full disk, Ctrl-C) puts the cache
@@ -968,7 +976,7 @@ def _write_cache(
     sidecar_io.refuse_unwritable(path, side)
     before = cache_io.bytes_before(path)
     missing = cache_io.missing_folders(path)  # made by the cache's write: they go with it
-    cache_io.write(path, report.scales, header)
+    cache_io.write(path, scales, header)
     try:
         sidecar_io.write(path, side)
     except BaseException:

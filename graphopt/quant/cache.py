@@ -138,8 +138,7 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
     for 0) into a cache that `loads`, and TensorRT, then refuse or misread."""
     lines = [header]
     for name in sorted(scales):
-        # splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029
-        if not name or name.splitlines() != [name] or name != name.strip():
+        if not writable_name(name):
             raise QuantizeError(f"tensor name {name!r} cannot be written to a calibration cache")
         scale = np.float32(scales[name])
         if _no_scale(scale):
@@ -153,6 +152,24 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
             )
         lines.append(f"{name}: {format_scale(scale)}")
     return "\n".join(lines) + "\n"
+
+
+def writable_name(name: str) -> bool:
+    """Whether `dumps` writes a line for tensor `name`: one that reads back as that name, on
+    one line."""
+    # splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029
+    return bool(name) and name.splitlines() == [name] and name == name.strip()
+
+
+def with_listed(text: str, scales: dict[str, np.float32]) -> dict[str, np.float32]:
+    """`scales` and every other tensor the cache text `text` lists (TensorRT's `name: 0` as
+    +0, which `dumps` writes back so), for a cache rewritten from the one read: TensorRT's
+    cache has a scale for each tensor of its network, graphopt's for those it quantizes, and
+    a TensorRT reading the rewritten cache found no scale for the rest (`quantize --cache-in
+    T --cache T` left 3 of a cache's 7 lines). A name `dumps` cannot write is left out."""
+    _, items = entries(text)
+    out = {name: parse_scale(value) for name, value in items if writable_name(name)}
+    return {**out, **scales}
 
 
 def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:

@@ -1,0 +1,95 @@
+"""H215: TensorRT calibration caches as an old deployment has them, read and rewritten.
+
+A cache TensorRT wrote lists a scale for every tensor of its network (Conv outputs, its own
+`(Unnamed Layer* N)` tensors, `name: 0` where it found no range); graphopt quantizes the inputs
+of Conv/Gemm/MatMul only. A cache rewritten from one read (`quantize --cache-in T --cache T`,
+or `from_cache=` with `cache=`) kept only the tensors graphopt quantizes: the deployment's
+`IInt8EntropyCalibrator2` reading it then found no scale for the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import graphopt
+from graphopt.cli import main
+from graphopt.quant import cache as cache_io
+
+# as TensorRT 8.6 writes it for `conv_model` (CRLF: copied through a Windows share), with a
+# tensor of its own left at 0
+TRT_CACHE = (
+    "TRT-8601-EntropyCalibration2\r\n"
+    "x: 3c010a14\r\n"
+    "c1: 3d010a14\r\n"
+    "r1: 3d010a14\r\n"
+    "(Unnamed Layer* 3) [Shuffle]_output: 0\r\n"
+    "c2: 3d810a14\r\n"
+    "r2: 3d810a14\r\n"
+    "y: 3e010a14\r\n"
+)
+
+
+def conv_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.2).astype(np.float32), "W1"),
+        numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "W2"),
+        numpy_helper.from_array((rng.standard_normal((4, 8, 1, 1)) * 0.2).astype(np.float32), "W3"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "W1"], ["c1"], name="conv1", pads=[1] * 4, strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "W2"], ["c2"], name="conv2", pads=[1] * 4, strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "W3"], ["y"], name="conv3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def _listed(text: str) -> dict[str, str]:
+    return dict(cache_io.entries(text)[1])
+
+
+def test_a_cache_rewritten_from_tensorrts_keeps_every_tensor_it_lists(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "trt.cache"
+    source.write_bytes(TRT_CACHE.encode())
+    rewritten = tmp_path / "again.cache"
+    first = graphopt.quantize(
+        conv_model(), None, from_cache=source, cache=rewritten, accuracy_target=None
+    )
+    header, _ = cache_io.read(rewritten)
+    assert header == "TRT-8601-EntropyCalibration2"
+    lines = _listed(rewritten.read_text())
+    # every tensor TensorRT listed, with its scale; its `name: 0` as TensorRT writes it
+    assert {n: cache_io.parse_scale(v) for n, v in lines.items()} == {
+        n: cache_io.parse_scale(v) for n, v in _listed(TRT_CACHE).items()
+    }
+    assert lines["(Unnamed Layer* 3) [Shuffle]_output"] == "0"
+    # and the rewritten cache (its sidecar applied) gives the same model, byte for byte
+    again = graphopt.quantize(conv_model(), None, from_cache=rewritten, accuracy_target=None)
+    assert again.SerializeToString() == first.SerializeToString()
+
+
+def test_cache_in_and_cache_naming_one_file_keep_its_lines(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_model(), model)
+    cache = tmp_path / "trt.cache"
+    cache.write_bytes(TRT_CACHE.encode())
+    out = tmp_path / "q.onnx"
+    args = ["quantize", str(model), "-o", str(out), "--no-progress", "--cache-in", str(cache)]
+    assert main([*args, "--cache", str(cache)]) == 0
+    assert set(_listed(cache.read_text())) == set(_listed(TRT_CACHE))
+    made = out.read_bytes()
+    assert main(args) == 0  # from the rewritten cache and its sidecar: the same model
+    assert out.read_bytes() == made
