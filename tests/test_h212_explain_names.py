@@ -41,3 +41,20 @@ def test_node_names_with_newlines_stay_on_their_line(tmp_path, capsys) -> None:
     start = lines.index("rule constants-to-initializers: applied 0, refused 1")
     assert lines[start + 1] == "  refused at 'k\\nrefused at z: forged': 'c' is a graph output"
     assert not any(line.startswith("refused at z") for line in lines)
+
+
+def test_verify_writes_an_output_name_with_a_newline_on_its_line(tmp_path, capsys) -> None:
+    """--verify's line per output printed the output's name as it is: a newline in it
+    made a second 'verify: ...' line for an output the model does not have."""
+    name = "y\nverify: z: max abs diff 0, max rel diff 0"
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], [name])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [3])],
+    )
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    assert main(["optimize", str(model), "-o", str(tmp_path / "o.onnx"), "--verify"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("verify")]
+    assert lines == [f"verify: {name!r}: max abs diff 0, max rel diff 0"]

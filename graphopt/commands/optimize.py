@@ -286,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
                 failed += [(d, at) for d in diffs if d.exceeds(rtol(d), args.atol)]
                 for d in diffs:
                     print(
-                        f"{label}{at}: {d.output}: max abs diff {d.max_abs:.3g}, "
+                        f"{label}{at}: {shown(d.output)}: max abs diff {d.max_abs:.3g}, "
                         f"max rel diff {d.max_rel:.3g}"
                         # (an empty output's 0 was said as if values had been compared)
                         + (" (an empty output: no values compared)" if d.empty else "")
