@@ -58,3 +58,27 @@ def test_verify_writes_an_output_name_with_a_newline_on_its_line(tmp_path, capsy
     assert main(["optimize", str(model), "-o", str(tmp_path / "o.onnx"), "--verify"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("verify")]
     assert lines == [f"verify: {name!r}: max abs diff 0, max rel diff 0"]
+
+
+def test_stats_write_a_rule_name_with_a_newline_on_its_line(tmp_path, capsys) -> None:
+    """--stats' per-pass counters name rules (rule:NAME): a user rule named 'my\\nsilu' (the
+    rule loader takes any string) broke the table's row in two."""
+    (tmp_path / "r.yaml").write_text(
+        'rules:\n  - name: "my\\nsilu"\n    target: y = Mul(x, Sigmoid(x))\n'
+        "    replacement: y = com.microsoft.QuickGelu(x, alpha=1.0)\n"
+    )
+    (tmp_path / "p.yaml").write_text("rules: [r.yaml]\npasses: [fuse-patterns]\n")
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    model = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    argv = ["optimize", str(model), "-o", str(tmp_path / "o.onnx"), "--stats"]
+    assert main([*argv, "--pipeline", str(tmp_path / "p.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (row,) = [line for line in lines if line.startswith("fuse-patterns")]
+    assert row.endswith("applied=1, 'rule:my\\nsilu'=1")
+    assert "silu=1" not in lines

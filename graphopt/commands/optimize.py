@@ -584,7 +584,7 @@ def print_stats(report) -> None:  # type: ignore[no-untyped-def]
     print(f"{'pass':32} {'runs':>4} {'ms':>8} {'removed':>8}  stats")
     for name, totals in report.totals().items():
         extra = ", ".join(
-            f"{k}={v}" for k, v in totals.items() if k not in ("runs", "nodes_removed") and v
+            f"{shown(k)}={v}" for k, v in totals.items() if k not in ("runs", "nodes_removed") and v
         )
         print(
             f"{name:32} {totals['runs']:>4} {seconds[name] * 1000:>8.1f} {totals['nodes_removed']:>8}  {extra}"
