@@ -473,6 +473,7 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     _refuse_unknown_ir_version(proto, where)
     _refuse_names_given_twice(proto.graph, where)
     if proto.functions:
+        _refuse_functions_given_twice(proto, where)
         _refuse_recursive_functions(proto, where)
     if not check_nodes:
         return
@@ -490,6 +491,24 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     for out in proto.graph.output:
         if out.name not in defined:
             raise undefined_output_error(where, out.name)
+
+
+def _refuse_functions_given_twice(proto: onnx.ModelProto, where: str) -> None:
+    """A `LoadError` for two model-local functions with one id (domain, name and overload):
+    onnx.checker ("multiple local functions with the same implementation id") and onnxruntime
+    ("Duplicate model-local function identifier") refuse the model, and which body a call
+    means is not settled; optimize wrote it out as it was."""
+    twin = _first_twin(
+        [
+            f"{f.domain}::{f.name}" + (f":{f.overload}" if f.overload else "")
+            for f in proto.functions
+        ]
+    )
+    if twin is not None:
+        raise LoadError(
+            f"{where}: model-local function {twin!r} is defined twice (onnx.checker and "
+            "onnxruntime refuse the model): keep one"
+        )
 
 
 def _refuse_recursive_functions(proto: onnx.ModelProto, where: str) -> None:
