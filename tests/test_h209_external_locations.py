@@ -15,6 +15,9 @@
   ignored by onnx's loader (a UserWarning, two lines on stderr) and the tensor read from
   offset 0, another tensor's bytes: optimize wrote them out as its weight (outputs 32 where
   the model computes 48), while onnxruntime refuses the model ("model format error").
+- A string tensor kept as external data (onnxruntime: "External data type cannot be UNDEFINED
+  or STRING") loaded with the file's bytes as its raw_data, and optimize wrote a model that
+  onnx.checker refuses too ("STRING data should not be stored in raw_data field").
 """
 
 from __future__ import annotations
@@ -141,3 +144,24 @@ def test_an_unknown_external_data_key_is_refused_not_ignored(
     assert main(["optimize", str(path), "-o", str(tmp_path / "out.onnx")]) == 2
     one_line_error(capsys, "'ofPset'")
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_a_string_tensor_kept_as_external_data_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.bin").write_bytes(b"\x01abcdefg")
+    strings = helper.make_tensor("S", onnx.TensorProto.STRING, [2], [b"a", b"bc"])
+    strings.ClearField("string_data")
+    strings.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "s.bin"), ("offset", "0"), ("length", "8")):
+        entry = strings.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["S"], ["out"], name="id")],
+        "g",
+        [],
+        [helper.make_tensor_value_info("out", onnx.TensorProto.STRING, [2])],
+        [strings],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(LoadError, match="'S' is kept as external data, which cannot hold a string"):
+        graphopt.optimize(str(path))

@@ -238,8 +238,17 @@ def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> Non
     loader and graphopt's the last, onnxruntime refuses the model; optimize wrote out a model
     reading the last), or has an entry onnx does not know: onnx's loader ignores it (with a
     UserWarning) and onnxruntime refuses the model, so a damaged 'offset' key read another
-    tensor's bytes from offset 0, and optimize wrote them out as the weight."""
+    tensor's bytes from offset 0, and optimize wrote them out as the weight. Also one of a
+    string (or undefined) element type: external data holds raw bytes, which such a tensor
+    cannot (onnxruntime refuses the model; the load put the bytes in its raw_data, and
+    optimize wrote a model onnx.checker refuses too)."""
     for tensor in external:
+        if tensor.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+            kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+            raise LoadError(
+                f"{where}: tensor {tensor.name!r} is kept as external data, which cannot hold "
+                f"a {kind} tensor (onnxruntime refuses the model): store it inline"
+            )
         unknown = next((e.key for e in tensor.external_data if e.key not in _DATA_KEYS), None)
         if unknown is not None:
             raise LoadError(
