@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
@@ -93,3 +94,33 @@ def test_cache_in_and_cache_naming_one_file_keep_its_lines(tmp_path, capsys) -> 
     made = out.read_bytes()
     assert main(args) == 0  # from the rewritten cache and its sidecar: the same model
     assert out.read_bytes() == made
+
+
+def _image_folder(folder):  # type: ignore[no-untyped-def]
+    import shutil
+
+    from graphopt import realmodels
+
+    folder.mkdir()
+    for path in realmodels.image_paths()[:2]:
+        shutil.copy(path, folder / path.name)
+    return sorted(folder.iterdir())
+
+
+@pytest.mark.parametrize("option", ["-o", "--cache"])
+def test_no_output_over_a_calibration_image(tmp_path, option: str) -> None:  # type: ignore[no-untyped-def]
+    """`-o` or `--cache` naming one of the --calib images replaced it (exit 0) once the run had
+    read it: the user's calibration set lost a photograph."""
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_model(), model)
+    images = _image_folder(tmp_path / "images")
+    kept = {path: path.read_bytes() for path in images}
+    out = {"-o": str(images[0]), "--cache": str(tmp_path / "q.onnx")}
+    args = ["quantize", str(model), "--no-progress", "--calib", str(tmp_path / "images")]
+    args += ["--size", "64", "-o", out["-o"]]
+    if option == "--cache":
+        args += ["--cache", str(images[-1])]
+    assert main(args) == 2
+    assert {path: path.read_bytes() for path in images} == kept
+    assert sorted((tmp_path / "images").iterdir()) == images  # no sidecar among them
+    assert not (tmp_path / "q.onnx").exists()

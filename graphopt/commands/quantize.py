@@ -302,6 +302,12 @@ def run(args: argparse.Namespace) -> int:
             f"--calib {shown(args.calib)}",
             QuantizeError,
         )
+        # (-o or --cache naming a calibration image replaced it once the run had read it)
+        refuse_writing_over_read_files(
+            [("-o", args.output), *written],
+            [("--calib", str(f)) for f in data.files],
+            QuantizeError,
+        )
         if not args.no_progress:  # with --cache-in the feeds only choose the search's samples
             progress = Progress(len(data), "choosing samples" if args.cache_in else "calibrating")
     # the accuracy search of unknown length: a count of the models it measured (ppocr_det, 3
