@@ -137,6 +137,7 @@ def evaluate(
     kernel = KERNELS.get(node.op_type)
     try:
         if node.op_type in REDUCTIONS:
+            noop_reduction_disputed(node.op_type, list(inputs), node_attributes(node), opset)
             empty_reduction(node.op_type, list(inputs), node_attributes(node), opset)
             integer_reduction_overflow(node.op_type, list(inputs), node_attributes(node), opset)
         if node.op_type in VERSION_DEPENDENT:
@@ -827,6 +828,9 @@ def _expand(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 def _tile(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     data, repeats = _need(inputs[0]), _need(inputs[1])
+    if data.ndim == 0:
+        # 1.32 gives the scalar back; 1.23.2 refuses it ("must be atleast 1 dimensional")
+        raise Undefined("a Tile of a 0-d tensor: onnxruntime 1.23 refuses it, 1.32 runs it")
     reps = [int(r) for r in repeats.reshape(-1)]
     if len(reps) != data.ndim or any(r < 0 for r in reps):
         raise Unsupported
@@ -1006,6 +1010,32 @@ def parameter_rank_mismatch(node: onnx.NodeProto, inputs: Sequence[Value]) -> st
 
 
 _EMPTY_INTEGER_REDUCTIONS = frozenset({"ReduceMax", "ReduceMin", "ReduceLogSum", "ReduceLogSumExp"})
+
+
+def noop_reduction_disputed(op: str, inputs: list[Value], attrs: Attrs, opset: int) -> None:
+    """Raise `Undefined` for a reduction with noop_with_empty_axes=1 and no axes that
+    onnxruntime 1.23.2 runs otherwise than 1.32.0 (which returns the input, as ONNX says;
+    measured: Sum, Mean, Max, Prod, L2 x float32, int64 x shapes [3], [2, 3], [0], [2, 0] x axes
+    absent, empty, ""): 1.23.2 refuses a node without the axes input ("Reduction on all axes,
+    output size should be 1"), and reduces an empty input all the same ([0] gives [1], ReduceMax
+    -inf), or dies of a segmentation fault where axes is "". An empty axes tensor or "" of a
+    non-empty input agrees."""
+    since = REDUCTIONS[op]
+    if not since or opset < since or not attrs.get("noop_with_empty_axes", 0):
+        return
+    if _axes(inputs, attrs, opset, since):
+        return
+    data = inputs[0] if inputs else None
+    if data is not None and not data.size:
+        raise Undefined(
+            "noop_with_empty_axes of an empty input: onnxruntime 1.23 reduces it (or dies), "
+            "1.32 returns it"
+        )
+    if len(inputs) < 2:
+        raise Undefined(
+            "noop_with_empty_axes without the axes input: onnxruntime 1.23 refuses it, 1.32 "
+            "returns the input"
+        )
 
 
 def empty_reduction(op: str, inputs: list[Value], attrs: Attrs, opset: int) -> None:

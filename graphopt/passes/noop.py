@@ -559,6 +559,8 @@ class _Rules:
             return None
         if self.shapes.rank(node.input[0]) != len(repeats):
             return self.refuse(node, "repeats' length is not the input's known rank")
+        if not repeats:  # (onnxruntime 1.23 refuses a Tile of a 0-d tensor, 1.32 runs it)
+            return self.refuse(node, "a Tile of a 0-d tensor (onnxruntime versions disagree)")
         return node.input[0]
 
     def _expand(self, node: onnx.NodeProto) -> str | None:
