@@ -390,11 +390,15 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
     body that protobuf handed over as bytes (not UTF-8 in the file: a flipped byte): shape
     inference failed on it with a UnicodeDecodeError, the subgraph passes with a TypeError (bytes
     sorted with str). Bodies are small and the walk passes them anyway; the main graph's names
-    are not walked again (its passes carry such a name through)."""
+    are not walked again (its passes carry such a name through). Also for a body giving an
+    initializer name twice or declaring an input twice, as `check_model_basics` says of the
+    main graph: onnx.checker and onnxruntime refuse such a body, and the subgraph passes folded
+    one of the twins into a model both take."""
     bodies: list[onnx.GraphProto] = []
     external = _external_tensors(proto, bodies)
     for body in bodies:
         require_text_graph_names(body, where, LoadError, nested=False)
+        _refuse_names_given_twice(body, f"{where}: body {body.name!r}", body=True)
     return external
 
 
@@ -597,7 +601,7 @@ def _refuse_unknown_ir_version(proto: onnx.ModelProto, where: str) -> None:
         raise LoadError(f"{where}: IR version {ir} is no IR version (they count from 1)")
 
 
-def _refuse_names_given_twice(graph: onnx.GraphProto, where: str) -> None:
+def _refuse_names_given_twice(graph: onnx.GraphProto, where: str, body: bool = False) -> None:
     """A `LoadError` for an initializer name given twice (sparse ones by their values' name)
     or a graph input declared twice: onnx.checker refuses both ("initializer name is not
     unique", "SSA form"), onnxruntime the input and the sparse twins, and of dense twins it
@@ -608,15 +612,17 @@ def _refuse_names_given_twice(graph: onnx.GraphProto, where: str) -> None:
     names.extend(s.values.name for s in graph.sparse_initializer)
     twin = _first_twin(names)
     if twin is not None:
-        raise LoadError(
-            f"{where}: initializer {twin!r} is given twice (onnx.checker refuses the model; "
-            "onnxruntime reads one of them): keep one"
+        refused = (
+            "onnx.checker and onnxruntime refuse the model"
+            if body
+            else "onnx.checker refuses the model; onnxruntime reads one of them"
         )
+        raise LoadError(f"{where}: initializer {twin!r} is given twice ({refused}): keep one")
     twin = _first_twin([i.name for i in graph.input])
     if twin is not None:
         raise LoadError(
-            f"{where}: graph input {twin!r} is declared twice (onnx.checker and onnxruntime "
-            "refuse the model): keep one"
+            f"{where}: {'body' if body else 'graph'} input {twin!r} is declared twice "
+            "(onnx.checker and onnxruntime refuse the model): keep one"
         )
 
 
