@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
 from graphopt.cli import main
+from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 
 # as TensorRT 8.6 writes it for `conv_model` (CRLF: copied through a Windows share), with a
@@ -124,3 +125,47 @@ def test_no_output_over_a_calibration_image(tmp_path, option: str) -> None:  # t
     assert {path: path.read_bytes() for path in images} == kept
     assert sorted((tmp_path / "images").iterdir()) == images  # no sidecar among them
     assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "over", ["model", "external data", "model as sidecar", "from_cache sidecar"]
+)
+def test_api_no_cache_over_a_file_the_run_reads(tmp_path, over: str) -> None:  # type: ignore[no-untyped-def]
+    """graphopt.quantize("m.onnx", ..., cache="m.onnx") wrote the cache over the model (and
+    its sidecar beside it), where `graphopt quantize` refuses the path; so did a cache named
+    as the model's external data file, or as the sidecar of the cache read."""
+    source = tmp_path / "trt.cache"
+    source.write_bytes(TRT_CACHE.encode())
+    sidecar = tmp_path / "trt.cache.graphopt.json"
+    model = tmp_path / ("m.onnx.graphopt.json" if over == "model as sidecar" else "m.onnx")
+    onnx.save(
+        conv_model(),
+        model,
+        save_as_external_data=over == "external data",
+        location="m.data",
+        size_threshold=0,
+        format="protobuf",  # (not JSON, as onnx takes a .json name)
+    )
+    if over == "from_cache sidecar":  # the sidecar of the cache read: written first
+        graphopt.quantize(conv_model(), None, from_cache=source, cache=source, keep_stem=False)
+    cache = {
+        "model": model,
+        "external data": tmp_path / "m.data",
+        "model as sidecar": tmp_path / "m.onnx",
+        "from_cache sidecar": sidecar,
+    }[over]
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(QuantizeError, match="this run reads"):
+        graphopt.quantize(str(model), None, from_cache=source, cache=cache, accuracy_target=None)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_api_cache_and_from_cache_naming_one_file_is_fine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_model(), model)
+    cache = tmp_path / "trt.cache"
+    cache.write_bytes(TRT_CACHE.encode())
+    first = graphopt.quantize(str(model), None, from_cache=cache, cache=cache, accuracy_target=None)
+    again = graphopt.quantize(str(model), None, from_cache=cache, cache=cache, accuracy_target=None)
+    assert first.SerializeToString() == again.SerializeToString()
+    assert set(_listed(cache.read_text())) == set(_listed(TRT_CACHE))

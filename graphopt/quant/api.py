@@ -319,6 +319,8 @@ def quantize_with_report(
     digest = None  # of the float model, for the cache's sidecar (`graphopt.quant.sidecar`)
     if cache is not None or from_cache is not None:
         loaded = load_loaded(model)  # loaded once: prepare takes it as it is
+        if cache is not None:
+            _refuse_cache_over_read_files(cache, loaded.source, loaded.data_files, from_cache)
         digest = sidecar_io.model_digest(loaded.model)
         # (before prepare, which may change it) the digest the first sidecars hold, initializers
         # in file order: `digest` itself where the file has them in name order
@@ -945,6 +947,35 @@ def _sidecar_for(
             "sidecar to take the cache's scales alone"
         )
     return side, None
+
+
+def _refuse_cache_over_read_files(
+    cache: str | Path,
+    model: Path | None,
+    data_files: Iterable[Path],
+    from_cache: str | Path | None,
+) -> None:
+    """A `QuantizeError` when the cache to write, or its sidecar, is a file the run reads: the
+    model file, one of its external data files, or `from_cache`'s sidecar (`graphopt quantize`
+    refuses the same paths): `quantize("m.onnx", feeds, cache="m.onnx")` wrote the cache over
+    the model, once calibrated. None of them: a cache that is a stream (no sidecar either)."""
+    if is_stream(Path(cache)):
+        return
+    read: list[tuple[str, str | Path | None]] = [("model", model)]
+    read += [("model's external data", path) for path in data_files]
+    side = sidecar_io.path_of(from_cache) if from_cache is not None else None
+    # (the cache's sidecar over from_cache's: the same cache rewritten, and its sidecar)
+    for what, path, also in (
+        ("cache", cache, side),
+        ("cache's sidecar", sidecar_io.path_of(cache), None),
+    ):
+        target = os.path.realpath(path)
+        for source, other in [*read, ("from_cache sidecar", also)]:
+            if other is not None and os.path.realpath(other) == target:
+                raise QuantizeError(
+                    f"cache={os.fspath(cache)!r}: the {what} {sidecar_io.shown(str(path))} is "
+                    f"the {source} file this run reads; give another cache path"
+                )
 
 
 def _write_cache(
