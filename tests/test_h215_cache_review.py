@@ -169,3 +169,24 @@ def test_api_cache_and_from_cache_naming_one_file_is_fine(tmp_path) -> None:  # 
     again = graphopt.quantize(str(model), None, from_cache=cache, cache=cache, accuracy_target=None)
     assert first.SerializeToString() == again.SerializeToString()
     assert set(_listed(cache.read_text())) == set(_listed(TRT_CACHE))
+
+
+@pytest.mark.parametrize("over", ["main.yaml", "inc.yaml"])
+def test_api_no_cache_over_the_pipeline_files(tmp_path, over: str) -> None:  # type: ignore[no-untyped-def]
+    """cache= naming the pipeline YAML (or a file it includes) replaced it with the cache once
+    the model was optimized with it."""
+    (tmp_path / "main.yaml").write_text("passes:\n  - include: inc.yaml\n")
+    (tmp_path / "inc.yaml").write_text("passes:\n  - eliminate-dead-code\n")
+    source = tmp_path / "trt.cache"
+    source.write_bytes(TRT_CACHE.encode())
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(QuantizeError, match="pipeline"):
+        graphopt.quantize(
+            conv_model(),
+            None,
+            from_cache=source,
+            cache=tmp_path / over,
+            pipeline=str(tmp_path / "main.yaml"),
+            accuracy_target=None,
+        )
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before

@@ -320,7 +320,9 @@ def quantize_with_report(
     if cache is not None or from_cache is not None:
         loaded = load_loaded(model)  # loaded once: prepare takes it as it is
         if cache is not None:
-            _refuse_cache_over_read_files(cache, loaded.source, loaded.data_files, from_cache)
+            _refuse_cache_over_read_files(
+                cache, loaded.source, loaded.data_files, from_cache, pipeline
+            )
         digest = sidecar_io.model_digest(loaded.model)
         # (before prepare, which may change it) the digest the first sidecars hold, initializers
         # in file order: `digest` itself where the file has them in name order
@@ -954,15 +956,25 @@ def _refuse_cache_over_read_files(
     model: Path | None,
     data_files: Iterable[Path],
     from_cache: str | Path | None,
+    pipeline: object = None,
 ) -> None:
     """A `QuantizeError` when the cache to write, or its sidecar, is a file the run reads: the
-    model file, one of its external data files, or `from_cache`'s sidecar (`graphopt quantize`
-    refuses the same paths): `quantize("m.onnx", feeds, cache="m.onnx")` wrote the cache over
-    the model, once calibrated. None of them: a cache that is a stream (no sidecar either)."""
+    model file, one of its external data files, `from_cache`'s sidecar, or a file of the
+    `pipeline` YAML (`graphopt quantize` refuses the same paths): `quantize("m.onnx", feeds,
+    cache="m.onnx")` wrote the cache over the model, once calibrated. None of them: a cache
+    that is a stream (no sidecar either)."""
     if is_stream(Path(cache)):
         return
     read: list[tuple[str, str | Path | None]] = [("model", model)]
     read += [("model's external data", path) for path in data_files]
+    if isinstance(pipeline, (str, os.PathLike)) and os.path.isfile(pipeline):
+        from graphopt.pipeline import pipeline_files
+
+        try:  # (its includes and rule files too)
+            for role, file in pipeline_files(os.fspath(pipeline)):
+                read.append(("pipeline" if role == "pipeline" else f"pipeline's {role}", file))
+        except (OSError, ValueError, PipelineError):  # (prepare says why, later)
+            read.append(("pipeline", os.fspath(pipeline)))
     side = sidecar_io.path_of(from_cache) if from_cache is not None else None
     # (the cache's sidecar over from_cache's: the same cache rewritten, and its sidecar)
     for what, path, also in (
