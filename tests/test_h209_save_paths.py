@@ -10,6 +10,8 @@
   the link as to a file: the model renamed onto out.onnx and its data file beside the link,
   /dev/stdout.data, where no reader of out.onnx looks (and a file left in /dev). A link to an
   open descriptor is written straight now, in one piece, as a pipe is.
+- `save_model(graphopt.ir.load(path), out)` (load returns a LoadedModel) was an AttributeError
+  traceback ("'LoadedModel' object has no attribute 'graph'"), as was any other object.
 """
 
 from __future__ import annotations
@@ -77,3 +79,18 @@ def test_a_descriptor_that_is_not_open_is_no_stream(tmp_path: Path) -> None:
     os.close(fd)
     assert not is_stream(Path(f"/dev/fd/{fd}"))
     assert not is_stream(tmp_path / "f")
+
+
+def test_what_is_no_model_proto_is_a_one_line_save_error(tmp_path: Path) -> None:
+    from graphopt.ir import load
+
+    source = tmp_path / "m.onnx"
+    save_model(matmul_model(), source)
+    out = tmp_path / "out.onnx"
+    with pytest.raises(
+        SaveError, match=r"^save_model takes an onnx.ModelProto, not LoadedModel: pass its .model$"
+    ):
+        save_model(load(source), out)
+    with pytest.raises(SaveError, match=r"not str$"):
+        save_model(str(source), out)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

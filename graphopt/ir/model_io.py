@@ -731,6 +731,9 @@ def save_model(
     descriptor (`/dev/stdout`, a pipe or `> file` alike: `is_stream`) is written straight
     (`write_atomically`), in one piece: it has no folder for a data file.
     """
+    if not isinstance(model, onnx.ModelProto):  # an AttributeError traceback ('graph')
+        hint = ": pass its .model" if isinstance(model, LoadedModel) else ""
+        raise SaveError(f"save_model takes an onnx.ModelProto, not {type(model).__name__}{hint}")
     if not os.fspath(path):  # Path("") is ".": it said ".: is a folder", a path not given
         raise SaveError("the model path is empty: give a file name for the model")
     if os.fspath(path).endswith(("/", os.sep)):  # Path() drops the slash: "out/" -> "out"
