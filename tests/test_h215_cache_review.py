@@ -190,3 +190,34 @@ def test_api_no_cache_over_the_pipeline_files(tmp_path, over: str) -> None:  # t
             accuracy_target=None,
         )
     assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def _spaced(model: onnx.ModelProto, name: str, spaced: str) -> onnx.ModelProto:
+    for node in model.graph.node:
+        node.input[:] = [spaced if n == name else n for n in node.input]
+        node.output[:] = [spaced if n == name else n for n in node.output]
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_a_tensor_named_with_spaces_around_is_written_as_tensorrt_writes_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The reader takes 'x : 3c010a14' as tensor 'x ' (TensorRT's line for it, H181), but the
+    writer refused the name: `quantize --cache` of a model with such a tensor (a valid ONNX
+    name) failed once calibrated ("tensor name ' r1' cannot be written to a calibration
+    cache", exit 2), and a cache rewritten from TensorRT's dropped the line."""
+    model = tmp_path / "m.onnx"
+    onnx.save(_spaced(conv_model(), "r1", " r1 "), model)
+    _image_folder(tmp_path / "images")
+    cache = tmp_path / "c.cache"
+    out = tmp_path / "q.onnx"
+    args = ["quantize", str(model), "-o", str(out), "--no-progress"]
+    calib = ["--calib", str(tmp_path / "images"), "--size", "64", "--cache", str(cache)]
+    assert main([*args, *calib]) == 0
+    assert " r1 : " in cache.read_text()
+    assert cache_io.read(cache)[1].keys() == {"x", " r1 ", "r2"}
+    made = out.read_bytes()
+    assert main([*args, "--cache-in", str(cache)]) == 0  # read back: the same model
+    assert out.read_bytes() == made
+    # rewritten from a cache holding such a line: kept
+    text = TRT_CACHE.replace("c1: ", "c1 : ")
+    assert "c1 " in cache_io.with_listed(text, {})

@@ -12,8 +12,9 @@ subnormal, infinite, NaN: neither TensorRT nor graphopt writes one, and a subnor
 overflows `x / s`) is a `QuantizeError` naming the tensor and its line when reading; those were
 dropped, or (subnormal) taken, without a word; `dumps` refuses the same scales when writing
 (and writes a +0 scale as TensorRT's `name: 0`). Lines are sorted by tensor name, so equal
-scales give equal bytes. A tensor name that would not read back as one line (line breaks,
-surrounding spaces) is refused when writing; a line that is not `name: <1 to 8 hex digits>` is
+scales give equal bytes. A tensor name that would not read back as one line (empty, line
+breaks) is refused when writing (spaces around it are written, as TensorRT writes them, and
+read back); a line that is not `name: <1 to 8 hex digits>` is
 a `QuantizeError` naming its line number in the file when reading, and so is a last line of
 fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
 7 digits is a normal float32, ~1e-36, and was taken), and a tensor listed twice with two
@@ -156,9 +157,11 @@ def dumps(scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> str:
 
 def writable_name(name: str) -> bool:
     """Whether `dumps` writes a line for tensor `name`: one that reads back as that name, on
-    one line."""
+    one line. Spaces around it are kept both ways ('x : 3c010a14' is tensor 'x ', as TensorRT
+    writes it): a model with such a tensor (a valid ONNX name) could not be quantized with a
+    cache, and a cache rewritten from TensorRT's lost its line."""
     # splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029
-    return bool(name) and name.splitlines() == [name] and name == name.strip()
+    return bool(name) and name.splitlines() == [name]
 
 
 def with_listed(text: str, scales: dict[str, np.float32]) -> dict[str, np.float32]:
@@ -166,9 +169,9 @@ def with_listed(text: str, scales: dict[str, np.float32]) -> dict[str, np.float3
     +0, which `dumps` writes back so), for a cache rewritten from the one read: TensorRT's
     cache has a scale for each tensor of its network, graphopt's for those it quantizes, and
     a TensorRT reading the rewritten cache found no scale for the rest (`quantize --cache-in
-    T --cache T` left 3 of a cache's 7 lines). A name `dumps` cannot write is left out."""
+    T --cache T` left 3 of a cache's 7 lines)."""
     _, items = entries(text)
-    out = {name: parse_scale(value) for name, value in items if writable_name(name)}
+    out = {name: parse_scale(value) for name, value in items}  # (each one read: writable)
     return {**out, **scales}
 
 
