@@ -14,7 +14,7 @@ Pipeline YAML (the built-ins live in `passes/*.yaml`):
       - eliminate-dead-code                      # a pass with default options
       - constant-folding: {size_limit: 1048576}  # a pass with options
       - repeat:                                  # run until nothing changes
-          max_iterations: 8
+          max_iterations: 8                      # (1 to 100; default 8)
           passes: [fold-batchnorm, eliminate-identity]
       - include: simplify                        # the steps of another pipeline (built-in
                                                  # name, or a path relative to this file)
@@ -328,6 +328,10 @@ MAX_NESTING = 32
 # x9]`, `&c [{repeat: *b} x9]`, ... made 9**k steps, an 845-byte file took 36 s, one more
 # level six minutes.
 MAX_PASS_STEPS = 2000
+# The most rounds a `repeat:` group may run (the built-ins: 4 and 8; every real model settles
+# in 2). A group stops when a round changes nothing; one that never does (two rules that
+# undo each other) ran max_iterations rounds: `max_iterations: 1000000` ran for hours.
+MAX_ITERATIONS = 100
 
 
 def parse_pipeline(
@@ -695,6 +699,12 @@ def _repeat(node: yaml.Node, pc: _Parse, line: int) -> RepeatStep:
     )
     if iterations < 1:
         raise PipelineError(f"{source}:{line}: max_iterations must be at least 1")
+    if iterations > MAX_ITERATIONS:
+        raise PipelineError(
+            f"{source}:{line}: max_iterations must be at most {MAX_ITERATIONS}, got "
+            f"{iterations}: a group still changing the graph after that many rounds does not "
+            "settle (rules that undo each other?), and one that settles stops on its own"
+        )
     return RepeatStep(_group(fields["passes"][1], pc, "repeat:", line), iterations, line, source)
 
 
