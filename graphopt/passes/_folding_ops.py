@@ -76,7 +76,8 @@ def schema_mismatch(
     """Why default-domain `node` is not a node of its op's schema at `opset` (None: it is): an
     attribute the schema does not have (Shape's `start` below opset 15, Squeeze's `axes`
     attribute from 13, a misspelt one) or of another type, a required one missing, a count of
-    inputs the schema does not take, or an input (`inputs`, where given) of an element type
+    inputs or outputs the schema does not take (Identity with two outputs: a rule bypassing it
+    left the second without a producer), or an input (`inputs`, where given) of an element type
     its type constraint does not allow (Gather's float indices). onnxruntime refuses such a
     node when it loads the model; a kernel or rule reading it under another version's meaning
     (or ignoring what it does not know) would make a model that runs from one that does not."""
@@ -97,6 +98,8 @@ def schema_mismatch(
         return f"required attribute {missing[0]!r} is missing"
     if not schema.min_input <= len(node.input) <= schema.max_input:
         return f"{node.op_type}-{schema.since_version} takes no {len(node.input)} inputs"
+    if not schema.min_output <= len(node.output) <= schema.max_output:
+        return f"{node.op_type}-{schema.since_version} has no {len(node.output)} outputs"
     if inputs is None or not schema.inputs:
         return None
     allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
