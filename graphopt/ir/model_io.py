@@ -364,6 +364,14 @@ def _parse_file(path: Path) -> onnx.ModelProto:
     and a `LoadError`."""
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode) and st.st_size >= TWO_GIB:
+                # (read whole, it said "not an ONNX model (... truncated or another format)")
+                raise LoadError(
+                    f"{shown(path)}: {st.st_size} bytes, over the 2 GiB protobuf can parse as one "
+                    "message: a model that large keeps its weights as external data (save it "
+                    "with onnx.save_model(..., save_as_external_data=True))"
+                )
             data = f.read()
     except OSError as e:
         raise LoadError(f"{shown(path)}: cannot read: {e.strerror}") from e
