@@ -221,3 +221,32 @@ def test_a_tensor_named_with_spaces_around_is_written_as_tensorrt_writes_it(tmp_
     # rewritten from a cache holding such a line: kept
     text = TRT_CACHE.replace("c1: ", "c1 : ")
     assert "c1 " in cache_io.with_listed(text, {})
+
+
+def test_no_cache_where_the_output_model_saves_its_external_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model with external data is saved so, its weights in `<-o>.data`: `--cache q.onnx.data`
+    was written, then the model's weights over it (exit 0, "wrote q.onnx and q.onnx.data"),
+    its sidecar left beside weights."""
+    rng = np.random.default_rng(1)
+    model = conv_model()
+    for tensor in model.graph.initializer:  # (int8 weights over 1 KiB: saved externally)
+        shape = list(tensor.dims)
+        shape[0] *= 8 if tensor.name != "W3" else 1
+        if tensor.name in ("W2", "W3"):
+            shape[1] *= 8
+        tensor.CopyFrom(
+            numpy_helper.from_array(
+                (rng.standard_normal(shape) * 0.1).astype(np.float32), tensor.name
+            )
+        )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    _image_folder(tmp_path / "images")
+    out = tmp_path / "q.onnx"
+    args = ["quantize", str(path), "-o", str(out), "--no-progress", "--size", "64"]
+    args += ["--calib", str(tmp_path / "images")]
+    assert main([*args, "--cache", str(tmp_path / "q.onnx.data")]) == 2
+    assert not out.exists() and not (tmp_path / "q.onnx.data").exists()
+    assert main([*args, "--cache", str(tmp_path / "q.cache")]) == 0  # (saved with its data)
+    assert (tmp_path / "q.onnx.data").stat().st_size > 1024
+    assert cache_io.read(tmp_path / "q.cache")[1]

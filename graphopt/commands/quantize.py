@@ -195,12 +195,13 @@ def run(args: argparse.Namespace) -> int:
         refuse_writing_over_data_files,
         refuse_writing_over_input_data,
         refuse_writing_over_read_files,
+        resolved,
         save_output,
     )
     from graphopt.errors import QuantizeError
     from graphopt.ir import load
     from graphopt.ir.io_names import require_text_io_names
-    from graphopt.ir.model_io import is_stream
+    from graphopt.ir.model_io import default_data_location, is_stream
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import check_values, quantize_with_report
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, parse_triple
@@ -269,6 +270,13 @@ def run(args: argparse.Namespace) -> int:
     require_text_io_names(loaded.model, args.input, QuantizeError)  # a UnicodeDecodeError
     if args.output != STDOUT and loaded.external_data:  # saved as the input: <out>.data too
         check_data_file_name(args.output)  # (its name too long was said after calibrating)
+        # (saved after the cache: its weights replaced the cache, exit 0, the sidecar beside)
+        data_file = resolved(args.output).parent / default_data_location(Path(args.output))
+        if args.cache and resolved(args.cache) == data_file:  # (a sidecar's name ends .json)
+            raise QuantizeError(
+                f"--cache {shown(args.cache)} is the external data file -o's model is saved "
+                "with; give another"
+            )
     # the model is saved as the input was (external data too): never over the input's data
     refuse_writing_over_input_data(loaded, args.output, loaded.external_data or None)
     written = [("--cache", args.cache), ("--cache's sidecar", side_out)]
