@@ -75,3 +75,16 @@ def test_two_overloads_of_one_name_still_load_and_run() -> None:
     result = graphopt.optimize(model)
     onnx.checker.check_model(result, full_check=True)
     assert_same_outputs(model, result, {"x": np.array([-1, 2, -3, 4], np.float32)})
+
+
+def test_the_id_is_shown_as_the_recursion_check_shows_it() -> None:
+    """A function of the empty domain is named without '::' (the first version of this check
+    said '::F'), an overload after a colon."""
+    model = _model(("", ""))
+    for function in model.functions:
+        function.domain = ""
+    with pytest.raises(LoadError, match=r"model-local function 'F' is defined twice"):
+        graphopt.optimize(model)
+    model = _model(("neg", "neg"))
+    with pytest.raises(LoadError, match=r"model-local function 'my::F:neg' is defined twice"):
+        graphopt.optimize(model)

@@ -519,17 +519,18 @@ def _refuse_functions_given_twice(proto: onnx.ModelProto, where: str) -> None:
     onnx.checker ("multiple local functions with the same implementation id") and onnxruntime
     ("Duplicate model-local function identifier") refuse the model, and which body a call
     means is not settled; optimize wrote it out as it was."""
-    twin = _first_twin(
-        [
-            f"{f.domain}::{f.name}" + (f":{f.overload}" if f.overload else "")
-            for f in proto.functions
-        ]
-    )
-    if twin is not None:
-        raise LoadError(
-            f"{where}: model-local function {twin!r} is defined twice (onnx.checker and "
-            "onnxruntime refuse the model): keep one"
-        )
+    seen: set[tuple[str, str, str]] = set()
+    for f in proto.functions:
+        key = (f.domain, f.name, f.overload)
+        if key in seen:
+            shown_id = (f"{f.domain}::{f.name}" if f.domain else f.name) + (
+                f":{f.overload}" if f.overload else ""
+            )
+            raise LoadError(
+                f"{where}: model-local function {shown_id!r} is defined twice (onnx.checker "
+                "and onnxruntime refuse the model): keep one"
+            )
+        seen.add(key)
 
 
 def _refuse_recursive_functions(proto: onnx.ModelProto, where: str) -> None:
