@@ -7,8 +7,11 @@ known (from `graphopt.analysis.shapes`) fold too, which is what collapses export
 
 What it does not fold: random ops, ops with subgraphs, custom domains, Q/DQ nodes (they carry
 quantization for the runtime), `Dropout` (see `eliminate-noops`), nodes producing a graph
-output, and results larger than `size_limit` elements that are also larger than their inputs
-(so folding never inflates the model, e.g. `ConstantOfShape` or `Expand` of a big shape).
+output, nodes onnxruntime refuses as they stand (not of their op's schema at the model's
+opset, or a parameter input of another rank: `_folding_ops.schema_mismatch`,
+`parameter_rank_mismatch`), and results larger than `size_limit` elements that are also
+larger than their inputs, each input counted once (so folding never inflates the model, e.g.
+`ConstantOfShape` or `Expand` of a big shape, or `Concat(c, c, …, c)`).
 """
 
 from __future__ import annotations

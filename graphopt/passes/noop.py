@@ -6,7 +6,10 @@ Each rule proves `y = x` (same values, dtype and shape) before the node is bypas
 `graphopt.analysis.shapes` and leave a node alone whenever a dim they need is unknown.
 
 What it does not do: merge chains of Reshape/Transpose or rewrite one op into another (see
-`layout.py`), or touch nodes from custom domains.
+`layout.py`), touch nodes from custom domains, or bypass a node onnxruntime refuses as it
+stands (not of its op's schema at the model's opset: `_folding_ops.schema_mismatch`; axes,
+pads or repeats that do not fit the input's known rank): the model would run where the
+original does not.
 """
 
 from __future__ import annotations
