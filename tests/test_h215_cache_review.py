@@ -223,10 +223,8 @@ def test_a_tensor_named_with_spaces_around_is_written_as_tensorrt_writes_it(tmp_
     assert "c1 " in cache_io.with_listed(text, {})
 
 
-def test_no_cache_where_the_output_model_saves_its_external_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A model with external data is saved so, its weights in `<-o>.data`: `--cache q.onnx.data`
-    was written, then the model's weights over it (exit 0, "wrote q.onnx and q.onnx.data"),
-    its sidecar left beside weights."""
+def _external_model(tmp_path):  # type: ignore[no-untyped-def]
+    """conv_model, wider, saved with its weights in m.onnx.data."""
     rng = np.random.default_rng(1)
     model = conv_model()
     for tensor in model.graph.initializer:  # (int8 weights over 1 KiB: saved externally)
@@ -241,6 +239,14 @@ def test_no_cache_where_the_output_model_saves_its_external_data(tmp_path) -> No
         )
     path = tmp_path / "m.onnx"
     onnx.save(model, path, save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    return path
+
+
+def test_no_cache_where_the_output_model_saves_its_external_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model with external data is saved so, its weights in `<-o>.data`: `--cache q.onnx.data`
+    was written, then the model's weights over it (exit 0, "wrote q.onnx and q.onnx.data"),
+    its sidecar left beside weights."""
+    path = _external_model(tmp_path)
     _image_folder(tmp_path / "images")
     out = tmp_path / "q.onnx"
     args = ["quantize", str(path), "-o", str(out), "--no-progress", "--size", "64"]
@@ -250,3 +256,15 @@ def test_no_cache_where_the_output_model_saves_its_external_data(tmp_path) -> No
     assert main([*args, "--cache", str(tmp_path / "q.cache")]) == 0  # (saved with its data)
     assert (tmp_path / "q.onnx.data").stat().st_size > 1024
     assert cache_io.read(tmp_path / "q.cache")[1]
+
+
+def test_no_output_data_file_over_the_cache_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--cache-in q.onnx.data -o q.onnx` (a model with external data): the model's weights
+    were saved over the cache read, a deployment's TensorRT cache (exit 0)."""
+    path = _external_model(tmp_path)
+    cache = tmp_path / "q.onnx.data"
+    cache.write_bytes(TRT_CACHE.encode())
+    out = tmp_path / "q.onnx"
+    args = ["quantize", str(path), "-o", str(out), "--no-progress", "--cache-in", str(cache)]
+    assert main(args) == 2
+    assert cache.read_bytes() == TRT_CACHE.encode() and not out.exists()

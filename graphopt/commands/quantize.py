@@ -271,12 +271,16 @@ def run(args: argparse.Namespace) -> int:
     if args.output != STDOUT and loaded.external_data:  # saved as the input: <out>.data too
         check_data_file_name(args.output)  # (its name too long was said after calibrating)
         # (saved after the cache: its weights replaced the cache, exit 0, the sidecar beside)
-        data_file = resolved(args.output).parent / default_data_location(Path(args.output))
-        if args.cache and resolved(args.cache) == data_file:  # (a sidecar's name ends .json)
+        beside = resolved(args.output).parent / default_data_location(Path(args.output))
+        if args.cache and resolved(args.cache) == beside:  # (a sidecar's name ends .json)
             raise QuantizeError(
                 f"--cache {shown(args.cache)} is the external data file -o's model is saved "
                 "with; give another"
             )
+        # (and over a file the run read: --cache-in's cache, a deployment's, was lost)
+        refuse_writing_over_read_files(
+            [("-o's external data file", str(beside))], read, QuantizeError
+        )
     # the model is saved as the input was (external data too): never over the input's data
     refuse_writing_over_input_data(loaded, args.output, loaded.external_data or None)
     written = [("--cache", args.cache), ("--cache's sidecar", side_out)]
