@@ -79,6 +79,7 @@ class _Vertex:
     extern_ref: bool = False
     outputs: list[tuple[int, OpKind]] = field(default_factory=list)  # (consumer, edge pattern)
     dead: bool = False  # no graph output depends on it (see `_live_nodes`)
+    position: int = 0  # the node's place in the file's (topological) order; a tuple's Concat's
 
 
 def _combine(a: OpKind, b: OpKind) -> OpKind:
@@ -97,14 +98,47 @@ def _live_nodes(graph: Graph, order: list[onnx.NodeProto]) -> set[str]:
     return live
 
 
+def _post_dfs_order(graph: Graph, order: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """The nodes in TVM's post-DFS order: depth first from the graph outputs' writers (in the
+    graph's output order), each node after the writers of what it reads (its inputs in order,
+    then its bodies' outer reads), which is how TVM's IndexedForwardGraph visits a Relay
+    function's body. The phases fuse in this order, and where two nodes compete for one
+    post-dominator (two Convs into one Add; the size cap) the first wins: in the file's order,
+    listing the same graph's nodes in another order gave other groups. The nodes no graph
+    output depends on follow, depth first from each in `order` (`order`: topological)."""
+    producer, nodes = graph.producer, graph.nodes
+    seen: set[str] = set()
+    out: list[onnx.NodeProto] = []
+    roots = [producer[t] for t in graph.graph_outputs if t in producer]
+    roots.extend(n.name for n in order)
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(graph.node_inputs(nodes[root])))]
+        while stack:
+            name, reads = stack[-1]
+            for tensor in reads:
+                p = producer.get(tensor)
+                if p is not None and p not in seen:
+                    seen.add(p)
+                    stack.append((p, iter(graph.node_inputs(nodes[p]))))
+                    break
+            else:
+                stack.pop()
+                out.append(nodes[name])
+    return out
+
+
 def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
-    """Vertices in topological order (post-DFS order in TVM's words)."""
+    """Vertices in topological order (post-DFS order in TVM's words, `_post_dfs_order`)."""
     vertices: list[_Vertex] = []
     index: dict[str, int] = {}
     outputs = set(graph.graph_outputs)
     order = checked_order(graph)  # (a body reading its node's own output is a LoadError)
     live = _live_nodes(graph, order)
-    for node in order:
+    position = {node.name: i for i, node in enumerate(order)}
+    for node in _post_dfs_order(graph, order):
         kind = node_kind(node)
         if graph.has_subgraphs(node):
             kind = OpKind.OPAQUE
@@ -113,14 +147,21 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
         target = len(vertices)
         dead = node.name not in live
         if node.op_type in TUPLE_CONSUMERS and kind == OpKind.INJECTIVE and producers:
-            tup = _Vertex(len(vertices), "", OpKind.TUPLE, dead=dead)
+            tup = _Vertex(len(vertices), "", OpKind.TUPLE, dead=dead, position=position[node.name])
             vertices.append(tup)
             for _, p in producers:
                 vertices[p].outputs.append((tup.index, OpKind.INJECTIVE))
             producers = []
             target = tup.index + 1
             tup.outputs.append((target, kind))
-        v = _Vertex(target, node.name, kind, any(o in outputs for o in node.output), dead=dead)
+        v = _Vertex(
+            target,
+            node.name,
+            kind,
+            any(o in outputs for o in node.output),
+            dead=dead,
+            position=position[node.name],
+        )
         for tensor, p in producers:
             vertices[p].outputs.append((target, _edge_pattern(kind, tensor, node.output, facts)))
         vertices.append(v)
@@ -413,6 +454,8 @@ def fusion_groups(
         members.setdefault(id(r), []).append(v.index)
         root_of[v.index] = id(r)
         roots[id(r)] = r
+    for idx in members.values():  # (each group's nodes as the file lists them, as before)
+        idx.sort(key=lambda i: vertices[i].position)
     ordered = _group_order(vertices, members, root_of)
     out = []
     for key in ordered:
@@ -461,7 +504,7 @@ def _group_order(
             if h != g:
                 deps[h].add(g)
                 users[g].add(h)
-    last = {k: max(idx) for k, idx in members.items()}
+    last = {k: max(vertices[i].position for i in idx) for k, idx in members.items()}
     ready = [(last[k], k) for k, d in deps.items() if not d]
     heapq.heapify(ready)
     order = []
