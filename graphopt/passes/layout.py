@@ -449,6 +449,8 @@ class MergeConcats(Pass):
             if node.name not in graph.nodes:
                 continue
             axis = graph.attr(node, "axis")
+            if not isinstance(axis, int):  # missing, or not an INT (axis=0.0): the original
+                continue  # fails to load; nothing here reads it as an index
             inputs: list[str] = []
             changed = False
             for name in node.input:
@@ -459,6 +461,7 @@ class MergeConcats(Pass):
                     and is_default_domain(inner)
                     and _single_reader(graph, name, node)
                     and name not in inputs  # also read through an inner Concat flattened here
+                    and isinstance(graph.attr(inner, "axis"), int)
                     and _same_axis(axis, graph.attr(inner, "axis"), shapes, name)
                 ):
                     inputs.extend(inner.input)
