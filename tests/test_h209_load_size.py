@@ -16,7 +16,7 @@ import pytest
 from graphopt.cli import main
 from graphopt.errors import LoadError
 from graphopt.ir import load
-from graphopt.ir.model_io import TWO_GIB
+from graphopt.ir.model_io import PARSE_LIMIT
 from tests.test_cli_review3 import one_line_error
 
 
@@ -27,7 +27,7 @@ def huge(tmp_path: Path) -> Path:
     head = onnx.ModelProto(ir_version=8, opset_import=[onnx.helper.make_opsetid("", 17)])
     with open(path, "wb") as f:
         f.write(head.SerializeToString())
-        f.truncate(TWO_GIB)
+        f.truncate(PARSE_LIMIT)
     return path
 
 

@@ -67,6 +67,9 @@ log = logging.getLogger("graphopt.ir")
 IR_NEEDS_INPUTS_FOR_INITIALIZERS = 4
 
 TWO_GIB = 2**31
+# the most bytes protobuf parses as one message (not TWO_GIB: tests lower that one, to take a
+# small model for one too large to save in one piece)
+PARSE_LIMIT = 2**31
 _MODEL_GRAPH = 7  # field numbers in onnx.proto: ModelProto.graph, GraphProto.node/.initializer
 _GRAPH_NODE = 1
 _GRAPH_INITIALIZER = 5
@@ -365,7 +368,7 @@ def _parse_file(path: Path) -> onnx.ModelProto:
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            if stat.S_ISREG(st.st_mode) and st.st_size >= TWO_GIB:
+            if stat.S_ISREG(st.st_mode) and st.st_size >= PARSE_LIMIT:
                 # (read whole, it said "not an ONNX model (... truncated or another format)")
                 raise LoadError(
                     f"{shown(path)}: {st.st_size} bytes, over the 2 GiB protobuf can parse as one "
