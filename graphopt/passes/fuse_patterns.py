@@ -41,6 +41,13 @@ from graphopt.patterns import RuleRunner, rule_set, select
 
 log = logging.getLogger("graphopt.passes.fuse_patterns")
 
+# The most sweeps a rule pass may run (the built-ins: 8; every real model settles in 2 or 3).
+# A pass stops after a sweep that changes nothing; two rules that undo each other (Mul(x,
+# Sigmoid(x)) to QuickGelu and back) change something in every sweep: `max_sweeps: 100000000`
+# ran for hours in one pass (H212), as `repeat: max_iterations` did before its ceiling
+# (pipeline.MAX_ITERATIONS).
+MAX_SWEEPS = 100
+
 
 @register_pass
 @dataclass
@@ -65,6 +72,8 @@ class FusePatterns(Pass):
     def __post_init__(self) -> None:
         if self.max_sweeps < 1:  # 0 ran no sweep: the pass did nothing, without a word
             raise ValueError(f"max_sweeps must be at least 1, got {self.max_sweeps}")
+        if self.max_sweeps > MAX_SWEEPS:  # two rules that undo each other ran every sweep
+            raise ValueError(f"max_sweeps must be at most {MAX_SWEEPS}, got {self.max_sweeps}")
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         extra = ctx.options.get("rule_files") or []
