@@ -436,7 +436,8 @@ def refuse_rules_no_step_runs(
     except PipelineError:
         return
     builtin = {str(path) for path in builtin_rule_files()}
-    counted = None if files is None else {str(path) for path in files}
+    # (as the rule loader names a file, `str(Path(path))`: "./r.yaml" is "r.yaml")
+    counted = None if files is None else {str(Path(path)) for path in files}
     theirs = [
         r.name
         for r in rules
