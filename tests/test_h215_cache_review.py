@@ -268,3 +268,31 @@ def test_no_output_data_file_over_the_cache_read(tmp_path) -> None:  # type: ign
     args = ["quantize", str(path), "-o", str(out), "--no-progress", "--cache-in", str(cache)]
     assert main(args) == 2
     assert cache.read_bytes() == TRT_CACHE.encode() and not out.exists()
+
+
+@pytest.mark.realmodel
+def test_layout_cdla_cache_through_tensorrt_and_back(real_model, real_feeds, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """layout_cdla calibrated on real photographs, its cache then written again as TensorRT
+    writes one (TRT 10 header, CRLF, network order, upper-case hex, its own tensors, a
+    `name: 0`): the sidecar still applies and the model from the cache is the calibrated one,
+    byte for byte; rewritten through --cache-in/--cache (one file), every line stays and the
+    model does not change."""
+    path = str(real_model("layout_cdla"))
+    cache = tmp_path / "layout.cache"
+    made = graphopt.quantize(path, real_feeds("layout_cdla", 2), cache=cache).SerializeToString()
+    assert graphopt.quantize(path, None, from_cache=cache).SerializeToString() == made
+    header, items = cache_io.entries(cache.read_text())
+    lines = [f"{name}: {value.upper()}" for name, value in reversed(items)]
+    lines[3:3] = [
+        "(Unnamed Layer* 7) [Shuffle]_output: 0",
+        "(Unnamed Layer* 8) [Scale]_output: 3C010A14",
+    ]
+    header = header.replace("TRT-8601-", "TRT-100300-")
+    cache.write_bytes(("\r\n".join([header, *lines]) + "\r\n").encode())
+    listed = set(_listed(cache.read_text()))
+    assert graphopt.quantize(path, None, from_cache=cache).SerializeToString() == made
+    again = graphopt.quantize(path, None, from_cache=cache, cache=cache).SerializeToString()
+    assert again == made
+    assert set(_listed(cache.read_text())) == listed
+    assert cache_io.read(cache)[0] == header
+    assert graphopt.quantize(path, None, from_cache=cache).SerializeToString() == made
