@@ -163,14 +163,25 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
             position=position[node.name],
         )
         for tensor, p in producers:
-            vertices[p].outputs.append((target, _edge_pattern(kind, tensor, node.output, facts)))
+            vertices[p].outputs.append((target, _edge_pattern(node, kind, tensor, facts)))
         vertices.append(v)
         index[node.name] = target
     return vertices
 
 
-def _edge_pattern(kind: OpKind, tensor: str, outs: list[str], facts: ShapeFacts) -> OpKind:
-    """A BROADCAST consumer is ELEMWISE along an input of exactly its output's shape."""
+def _edge_pattern(node: onnx.NodeProto, kind: OpKind, tensor: str, facts: ShapeFacts) -> OpKind:
+    """A BROADCAST consumer is ELEMWISE along an input of exactly its output's shape. A Clip
+    is BROADCAST along its min and max inputs (when its input is not also one): TVM's frontend
+    makes a Clip whose bounds are not constants maximum/minimum (broadcast) ops, so a MatMul
+    that computes a bound is no elementwise producer of the Clip."""
+    if (
+        kind == OpKind.ELEMWISE
+        and node.op_type == "Clip"
+        and tensor in node.input[1:]
+        and tensor != node.input[0]
+    ):
+        kind = OpKind.BROADCAST
+    outs = node.output
     if kind != OpKind.BROADCAST or not outs:
         return kind
     a, b = facts.shape(tensor), facts.shape(outs[0])

@@ -1,0 +1,58 @@
+"""H216: op kinds and edge patterns where an ONNX op is not what its table kind says along
+every input.
+
+A Clip whose min or max is computed is, in TVM's ONNX frontend, maximum/minimum: broadcast
+along the bound (a scalar against the output). The edge from the bound's writer was ELEMWISE,
+so a MatMul computing the bound fused into the Clip as its "elementwise epilogue", which TVM's
+phase 1 refuses (the combined pattern to the post-dominator is BROADCAST).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from graphopt.analysis import fuse_ops
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=18) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _vi(name: str, shape: list[int], dtype: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def _clip_with_bound_from_matmul(x_shape: list[int]) -> onnx.ModelProto:
+    # s = v·w (a scalar); y = Clip(x, s, 6): the MatMul computes the lower bound
+    w = numpy_helper.from_array(np.linspace(-1, 1, 3, dtype=np.float32), "w")
+    hi = numpy_helper.from_array(np.array(6, np.float32), "hi")
+    nodes = [
+        helper.make_node("MatMul", ["v", "w"], ["s"], name="matmul"),
+        helper.make_node("Clip", ["x", "s", "hi"], ["y"], name="clip"),
+    ]
+    return _model(nodes, [_vi("v", [3]), _vi("x", x_shape)], [_vi("y", x_shape)], [w, hi])
+
+
+def test_a_matmul_computing_a_clip_bound_is_no_elementwise_producer():
+    assert sorted(fuse_ops(_clip_with_bound_from_matmul([2, 4]))) == [["clip"], ["matmul"]]
+
+
+def test_a_clip_of_a_scalar_by_a_scalar_bound_is_elementwise_along_it():
+    # the bound has the output's shape (both scalars): an elementwise edge, as TVM refines it
+    assert fuse_ops(_clip_with_bound_from_matmul([])) == [["matmul", "clip"]]
+
+
+def test_a_clip_of_a_conv_output_keeps_its_epilogue():
+    w = numpy_helper.from_array(np.full((4, 4, 1, 1), 0.1, np.float32), "w")
+    lo = numpy_helper.from_array(np.array(0, np.float32), "lo")
+    hi = numpy_helper.from_array(np.array(6, np.float32), "hi")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="relu6"),
+    ]
+    shape = [1, 4, 5, 5]
+    model = _model(nodes, [_vi("x", shape)], [_vi("y", shape)], [w, lo, hi])
+    assert fuse_ops(model) == [["conv", "relu6"]]
