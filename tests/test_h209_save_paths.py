@@ -12,6 +12,9 @@
   open descriptor is written straight now, in one piece, as a pipe is.
 - `save_model(graphopt.ir.load(path), out)` (load returns a LoadedModel) was an AttributeError
   traceback ("'LoadedModel' object has no attribute 'graph'"), as was any other object.
+- A model saved with external data under a file name that is not UTF-8 (b'bad\xff.onnx')
+  failed with "cannot serialize: 'utf-8' codec can't encode character '\udcff' ...: surrogates
+  not allowed": the data file's name, which the model stores as text, is what cannot be.
 """
 
 from __future__ import annotations
@@ -94,3 +97,11 @@ def test_what_is_no_model_proto_is_a_one_line_save_error(tmp_path: Path) -> None
     with pytest.raises(SaveError, match=r"not str$"):
         save_model(str(source), out)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a file name of bytes that are no UTF-8")
+def test_a_data_file_name_that_is_not_utf8_is_named_as_the_problem(tmp_path: Path) -> None:
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffname.onnx"))
+    with pytest.raises(SaveError, match=r"its data file name .* is not UTF-8 text"):
+        save_model(matmul_model(), path, external_data=True)
+    assert list(tmp_path.iterdir()) == []

@@ -907,6 +907,13 @@ def _refuse_data_name(path: Path, location: str) -> None:
     256..260; onnx's own error was 'kernel rejected path'). A subfolder (`weights/m.data`) is
     fine: `_put_model_and_data` makes it. A NUL character, which no file name holds, is refused
     too (the save failed later: 'its data file a b.data went from the save's folder ...')."""
+    try:
+        location.encode("utf-8")
+    except UnicodeEncodeError:  # a name of bytes that are no UTF-8 ('\udcff' in Python)
+        raise SaveError(
+            f"{shown(path)}: its data file name {location!r} is not UTF-8 text, which a model "
+            "cannot name its data by (onnx stores the location as text); give another name"
+        ) from None
     if "\0" in location:
         raise SaveError(
             f"{shown(path)}: external data location {location!r} holds a NUL character, which "
