@@ -75,7 +75,8 @@ def schema_mismatch(
 ) -> str | None:
     """Why default-domain `node` is not a node of its op's schema at `opset` (None: it is): an
     attribute the schema does not have (Shape's `start` below opset 15, Squeeze's `axes`
-    attribute from 13, a misspelt one) or of another type, a required one missing, a count of
+    attribute from 13, a misspelt one; not one named `__…`, which onnx's checker and
+    onnxruntime take on any node) or of another type, a required one missing, a count of
     inputs or outputs the schema does not take (Identity with two outputs: a rule bypassing it
     left the second without a producer), or an input (`inputs`, where given) of an element type
     its type constraint does not allow (Gather's float indices). onnxruntime refuses such a
@@ -88,6 +89,8 @@ def schema_mismatch(
     for a in node.attribute:
         formal = known.get(a.name)
         if formal is None:
+            if a.name.startswith("__"):
+                continue  # an internal symbol: onnx's OpSchema::Verify (onnxruntime) takes any
             return f"{node.op_type}-{schema.since_version} has no attribute {a.name!r}"
         kind: Any = formal.type  # (an OpSchema.AttrType: AttributeProto's numbers)
         if a.type != int(kind):
