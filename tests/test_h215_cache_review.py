@@ -296,3 +296,19 @@ def test_layout_cdla_cache_through_tensorrt_and_back(real_model, real_feeds, tmp
     assert set(_listed(cache.read_text())) == listed
     assert cache_io.read(cache)[0] == header
     assert graphopt.quantize(path, None, from_cache=cache).SerializeToString() == made
+
+
+def test_a_tensor_name_no_cache_line_holds_is_refused_before_calibrating(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A tensor whose name breaks the line (a valid ONNX name) cannot be written to a cache:
+    quantize(..., cache=) calibrated every feed, then failed at the write."""
+    from graphopt import realmodels
+
+    model = _spaced(conv_model(), "r1", "r\u20281")
+    image = realmodels.images(1)[0][:64, :64].astype(np.float32) / 255
+    feeds = [{"x": image.transpose(2, 0, 1)[None].copy()}]
+    batches: list[int] = []
+    with pytest.raises(QuantizeError, match="cannot be named in a calibration cache"):
+        graphopt.quantize(
+            model, feeds, cache=tmp_path / "c.cache", on_batch=batches.append, accuracy_target=None
+        )
+    assert batches == []

@@ -361,6 +361,13 @@ def quantize_with_report(
             "name); name nodes as `graphopt optimize` writes them, or pass pipeline=False"
         )
     tensors = placement.calibrated(graph)
+    # (before calibrating: the cache's writer refused such a name once the model was made)
+    unwritable = [t for t in tensors if cache is not None and not cache_io.writable_name(t)]
+    if unwritable:
+        raise QuantizeError(
+            f"tensor {cache_io.shown(unwritable[0])} cannot be named in a calibration cache "
+            "(its name breaks the line); rename it, or quantize without a cache"
+        )
     cache_text = None
     side = None  # the sidecar of `from_cache` applied: the float choices of the run that wrote it
     side_note = None  # why a sidecar beside `from_cache` was not applied
