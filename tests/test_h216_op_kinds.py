@@ -1,6 +1,10 @@
 """H216: op kinds and edge patterns where an ONNX op is not what its table kind says along
 every input.
 
+A Dropout whose training_mode is a constant false is the identity (ONNX; TVM's frontend drops
+it), but every Dropout given a training_mode input was OPAQUE, so Conv -> Dropout -> Relu fell
+apart into three groups where TVM makes one.
+
 A Clip whose min or max is computed is, in TVM's ONNX frontend, maximum/minimum: broadcast
 along the bound (a scalar against the output). The edge from the bound's writer was ELEMWISE,
 so a MatMul computing the bound fused into the Clip as its "elementwise epilogue", which TVM's
@@ -14,6 +18,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis import fuse_ops
+from graphopt.backends.onnxruntime import run as ort_run
+from graphopt.ir import Graph, load_model
+from graphopt.passes.base import PassContext
+from graphopt.passes.fusion_functions import MaterializeFusionGroups
 
 
 def _model(nodes, inputs, outputs, inits=(), opset=18) -> onnx.ModelProto:
@@ -56,3 +64,44 @@ def test_a_clip_of_a_conv_output_keeps_its_epilogue():
     shape = [1, 4, 5, 5]
     model = _model(nodes, [_vi("x", shape)], [_vi("y", shape)], [w, lo, hi])
     assert fuse_ops(model) == [["conv", "relu6"]]
+
+
+def _conv_dropout_relu(training_mode: onnx.TensorProto | None) -> onnx.ModelProto:
+    # Conv -> Dropout(ratio 0.5, training_mode) -> Relu; training_mode an initializer, or a
+    # graph input (None)
+    shape = [1, 4, 5, 5]
+    w = numpy_helper.from_array(np.full((4, 4, 1, 1), 0.1, np.float32), "w")
+    ratio = numpy_helper.from_array(np.array(0.5, np.float32), "ratio")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Dropout", ["c", "ratio", "training"], ["d"], name="dropout"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+    ]
+    inputs = [_vi("x", shape)]
+    inits = [w, ratio]
+    if training_mode is None:
+        inputs.append(_vi("training", [], TensorProto.BOOL))
+    else:
+        inits.append(training_mode)
+    return _model(nodes, inputs, [_vi("y", shape)], inits)
+
+
+def test_a_dropout_whose_training_mode_is_a_constant_false_is_the_identity():
+    off = numpy_helper.from_array(np.array(False), "training")
+    model = _conv_dropout_relu(off)
+    assert fuse_ops(model) == [["conv", "dropout", "relu"]]
+    # and the materialized group computes what the model does
+    graph = Graph(load_model(model))
+    assert MaterializeFusionGroups().run(graph, PassContext()).changed
+    out = graph.commit()
+    onnx.checker.check_model(out, full_check=True)
+    feed = {"x": np.linspace(-1, 1, 100, dtype=np.float32).reshape(1, 4, 5, 5)}
+    want, got = ort_run(model, feed)["y"], ort_run(out, feed)["y"]
+    assert want.shape == (1, 4, 5, 5) and (want > 0).any()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_dropout_that_may_train_stays_opaque():
+    on = numpy_helper.from_array(np.array(True), "training")
+    assert fuse_ops(_conv_dropout_relu(on)) == [["conv"], ["dropout"], ["relu"]]
+    assert fuse_ops(_conv_dropout_relu(None)) == [["conv"], ["dropout"], ["relu"]]

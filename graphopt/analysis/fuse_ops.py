@@ -34,6 +34,8 @@ Decisions for ONNX:
   never sees dead code, so the partition of the live nodes is the one TVM would make (a dead
   Relu reading a Conv's output does not keep the Conv from its epilogue). The tree it uses is
   the live graph's; `post_dominator_tree`, which keeps dead nodes, is not changed.
+- A Dropout whose training_mode input is a constant false is the identity (ONNX), what TVM's
+  frontend makes of it: ELEMWISE, not the OPAQUE `node_kind` gives any Dropout with that input.
 - TVM's limit on a fused function's argument count (a CUDA launch limit) is not applied.
 
 What it does not do: rewrite the graph (see `graphopt.passes.fusion_functions`), or look into
@@ -56,9 +58,9 @@ from graphopt.analysis.dominators import (
     checked_order,
     immediate_dominators,
 )
-from graphopt.analysis.op_kinds import OpKind, node_kind
+from graphopt.analysis.op_kinds import DEFAULT_DOMAINS, OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
-from graphopt.errors import GraphoptError, OptionError
+from graphopt.errors import GraphoptError, LoadError, OptionError
 from graphopt.ir import Graph
 
 if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
@@ -142,6 +144,8 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
         kind = node_kind(node)
         if graph.has_subgraphs(node):
             kind = OpKind.OPAQUE
+        elif kind == OpKind.OPAQUE and _inference_dropout(graph, node):
+            kind = OpKind.ELEMWISE
         reads = graph.node_inputs(node)
         producers = [(t, index[graph.producer[t]]) for t in reads if t in graph.producer]
         target = len(vertices)
@@ -167,6 +171,17 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
         vertices.append(v)
         index[node.name] = target
     return vertices
+
+
+def _inference_dropout(graph: Graph, node: onnx.NodeProto) -> bool:
+    """A default-domain Dropout whose training_mode input is a constant false: the identity."""
+    if node.op_type != "Dropout" or node.domain not in DEFAULT_DOMAINS or len(node.input) < 3:
+        return False
+    try:
+        mode = graph.constant(node.input[2])
+    except LoadError:  # (data that does not make its shape: not known to be false)
+        return False
+    return mode is not None and mode.size == 1 and not bool(mode.reshape(-1)[0])
 
 
 def _edge_pattern(node: onnx.NodeProto, kind: OpKind, tensor: str, facts: ShapeFacts) -> OpKind:
