@@ -62,6 +62,9 @@ def node_attributes(node: onnx.NodeProto) -> Attrs:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+_OPTIONAL = onnx.defs.OpSchema.FormalParameterOption.Optional
+
+
 @functools.cache
 def _schema(op: str, opset: int) -> onnx.defs.OpSchema | None:
     try:
@@ -78,10 +81,12 @@ def schema_mismatch(
     attribute from 13, a misspelt one; not one named `__…`, which onnx's checker and
     onnxruntime take on any node) or of another type, a required one missing, a count of
     inputs or outputs the schema does not take (Identity with two outputs: a rule bypassing it
-    left the second without a producer), or an input (`inputs`, where given) of an element type
-    its type constraint does not allow (Gather's float indices). onnxruntime refuses such a
-    node when it loads the model; a kernel or rule reading it under another version's meaning
-    (or ignoring what it does not know) would make a model that runs from one that does not."""
+    left the second without a producer), an input left out ("") that is not an optional one
+    (Sum(c, ""): onnxruntime's one-node run of it dies of a segfault), or an input (`inputs`,
+    where given) of an element type its type constraint does not allow (Gather's float
+    indices). onnxruntime refuses such a node when it loads the model (or fails running it);
+    a kernel or rule reading it under another version's meaning (or ignoring what it does not
+    know) would make a model that runs from one that does not."""
     schema = _schema(node.op_type, opset)
     if schema is None:
         return f"no {node.op_type} at opset {opset}"
@@ -103,7 +108,13 @@ def schema_mismatch(
         return f"{node.op_type}-{schema.since_version} takes no {len(node.input)} inputs"
     if not schema.min_output <= len(node.output) <= schema.max_output:
         return f"{node.op_type}-{schema.since_version} has no {len(node.output)} outputs"
-    if inputs is None or not schema.inputs:
+    formals = schema.inputs
+    for i, name in enumerate(node.input):
+        if not name and formals and formals[min(i, len(formals) - 1)].option != _OPTIONAL:
+            # onnxruntime refuses a single input left out ("marked single but has an empty
+            # string"), and its one-node run of Sum/Max/Mean(c, "") dies of a segfault
+            return f"input {i} of {node.op_type} is left out, and only an optional one may be"
+    if inputs is None or not formals:
         return None
     allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
     bound: dict[str, np.dtype] = {}
