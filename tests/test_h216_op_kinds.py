@@ -5,6 +5,10 @@ A Dropout whose training_mode is a constant false is the identity (ONNX; TVM's f
 it), but every Dropout given a training_mode input was OPAQUE, so Conv -> Dropout -> Relu fell
 apart into three groups where TVM makes one.
 
+An Unsqueeze or Tile whose axes or repeats are computed at run time is TVM's dyn.expand_dims or
+dyn.tile, INJECTIVE; the table's BROADCAST (TVM's kind for constant ones) let such a node fuse
+into a reduction after it, which TVM's phases refuse an injective op.
+
 A Clip whose min or max is computed is, in TVM's ONNX frontend, maximum/minimum: broadcast
 along the bound (a scalar against the output). The edge from the bound's writer was ELEMWISE,
 so a MatMul computing the bound fused into the Clip as its "elementwise epilogue", which TVM's
@@ -105,3 +109,24 @@ def test_a_dropout_that_may_train_stays_opaque():
     on = numpy_helper.from_array(np.array(True), "training")
     assert fuse_ops(_conv_dropout_relu(on)) == [["conv"], ["dropout"], ["relu"]]
     assert fuse_ops(_conv_dropout_relu(None)) == [["conv"], ["dropout"], ["relu"]]
+
+
+def _reduce_of(op: str, second: str, constant: bool) -> onnx.ModelProto:
+    # y = ReduceSum(op(x, second)): second (axes or repeats) an initializer or a graph input
+    nodes = [
+        helper.make_node(op, ["x", second], ["u"], name="expand"),
+        helper.make_node("ReduceSum", ["u"], ["y"], name="reduce", keepdims=0),
+    ]
+    value = numpy_helper.from_array(
+        np.array([0] if op == "Unsqueeze" else [2, 1], np.int64), second
+    )
+    inputs = [_vi("x", [3, 4])]
+    if not constant:
+        inputs.append(_vi(second, [1 if op == "Unsqueeze" else 2], TensorProto.INT64))
+    return _model(nodes, inputs, [_vi("y", [])], [value] if constant else [])
+
+
+def test_unsqueeze_and_tile_computed_at_run_time_do_not_fuse_into_a_reduction():
+    for op, second in (("Unsqueeze", "axes"), ("Tile", "repeats")):
+        assert sorted(fuse_ops(_reduce_of(op, second, constant=False))) == [["expand"], ["reduce"]]
+        assert fuse_ops(_reduce_of(op, second, constant=True)) == [["expand", "reduce"]], op

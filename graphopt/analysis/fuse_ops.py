@@ -36,6 +36,9 @@ Decisions for ONNX:
   the live graph's; `post_dominator_tree`, which keeps dead nodes, is not changed.
 - A Dropout whose training_mode input is a constant false is the identity (ONNX), what TVM's
   frontend makes of it: ELEMWISE, not the OPAQUE `node_kind` gives any Dropout with that input.
+- A Tile or Unsqueeze whose repeats or axes are not constants is INJECTIVE, TVM's kind for
+  dyn.tile and dyn.expand_dims (the op kinds call both BROADCAST, TVM's kind for constant ones):
+  such a node does not fuse into a reduction after it.
 - TVM's limit on a fused function's argument count (a CUDA launch limit) is not applied.
 
 What it does not do: rewrite the graph (see `graphopt.passes.fusion_functions`), or look into
@@ -146,6 +149,8 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
             kind = OpKind.OPAQUE
         elif kind == OpKind.OPAQUE and _inference_dropout(graph, node):
             kind = OpKind.ELEMWISE
+        elif kind == OpKind.BROADCAST and _computed_at_run_time(graph, node):
+            kind = OpKind.INJECTIVE
         reads = graph.node_inputs(node)
         producers = [(t, index[graph.producer[t]]) for t in reads if t in graph.producer]
         target = len(vertices)
@@ -182,6 +187,19 @@ def _inference_dropout(graph: Graph, node: onnx.NodeProto) -> bool:
     except LoadError:  # (data that does not make its shape: not known to be false)
         return False
     return mode is not None and mode.size == 1 and not bool(mode.reshape(-1)[0])
+
+
+_DYNAMIC_BROADCASTS = frozenset({"Tile", "Unsqueeze"})  # TVM: dyn.tile, dyn.expand_dims
+
+
+def _computed_at_run_time(graph: Graph, node: onnx.NodeProto) -> bool:
+    """A Tile or Unsqueeze whose repeats or axes (its second input) are not a constant."""
+    return (
+        node.op_type in _DYNAMIC_BROADCASTS
+        and len(node.input) > 1
+        and bool(node.input[1])
+        and not graph.is_constant(node.input[1])
+    )
 
 
 def _edge_pattern(node: onnx.NodeProto, kind: OpKind, tensor: str, facts: ShapeFacts) -> OpKind:

@@ -43,7 +43,8 @@ and inputs where the node is not what the op is in general (a training-mode Batc
 or Dropout, an Einsum that sums over no index). What this module does not do: look at shapes
 or constants (the partitioner refines Broadcast edges into ElemWise edges from shapes itself;
 Tile and Unsqueeze are BROADCAST, TVM's kind for constant repeats and axes, also when those are
-computed at run time, where TVM's dyn.tile and dyn.expand_dims are INJECTIVE).
+computed at run time, where TVM's dyn.tile and dyn.expand_dims are INJECTIVE: the FuseOps
+partitioner, which sees constants, makes such nodes INJECTIVE).
 """
 
 from __future__ import annotations
