@@ -165,3 +165,15 @@ def test_a_string_tensor_kept_as_external_data_is_refused(tmp_path: Path) -> Non
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(LoadError, match="'S' is kept as external data, which cannot hold a string"):
         graphopt.optimize(str(path))
+
+
+def test_an_undefined_tensor_kept_as_external_data_is_refused(tmp_path: Path) -> None:
+    """(its first message said 'a undefined tensor')"""
+    path = _model_with_entries(tmp_path, [("location", "w.bin")])
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].data_type = onnx.TensorProto.UNDEFINED
+    onnx.save(model, str(path))
+    with pytest.raises(
+        LoadError, match="'W' is kept as external data, which cannot hold an undefined"
+    ):
+        load(path)

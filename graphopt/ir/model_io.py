@@ -250,7 +250,8 @@ def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> Non
             kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
             raise LoadError(
                 f"{where}: tensor {tensor.name!r} is kept as external data, which cannot hold "
-                f"a {kind} tensor (onnxruntime refuses the model): store it inline"
+                f"{'an' if kind == 'undefined' else 'a'} {kind} tensor (onnxruntime refuses the model): "
+                "store it inline"
             )
         unknown = next((e.key for e in tensor.external_data if e.key not in _DATA_KEYS), None)
         if unknown is not None:
