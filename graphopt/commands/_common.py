@@ -376,16 +376,24 @@ def refuse_writing_over_input_data(loaded: LoadedModel, output: str, external: b
     """Refuse an output that would overwrite an external data file the input model reads: -o
     naming that file, or (writing external data) an output whose `<name>.data` is one of them.
     The input model would be left pointing at bytes that are not its weights. Writing over the
-    input model itself is fine: its data file is then rewritten with it."""
+    input model itself is fine: its data file is then rewritten with it. Nor may the output's
+    data file be the input model's own file (`optimize net.data -o net --external-data yes`
+    wrote the weights over the model net.data, exit 0)."""
+    out = resolved(output)
+    data = _data_file_beside(output)
+    source = resolved(loaded.source) if loaded.source is not None else None
+    if external and data == source:
+        raise SaveError(
+            f"{shown(output)}: its data file {shown(data.name)} is the input model; choose "
+            "another name"
+        )
+    same_model = source is not None and out == source
     if not loaded.data_files:
         return
-    out = resolved(output)
     if out in loaded.data_files:
         raise SaveError(
             f"{shown(output)}: is an external data file of the input model; choose another"
         )
-    same_model = loaded.source is not None and out == resolved(loaded.source)
-    data = _data_file_beside(output)
     if external and not same_model and data in loaded.data_files:
         raise SaveError(
             f"{shown(output)}: its data file {shown(data.name)} is the input model's; choose "
