@@ -275,7 +275,7 @@ def _scaled_checked(
     return w2
 
 
-def _output_conv(m: Match, w: np.ndarray, transpose: bool, what: str) -> None:
+def _output_conv(m: Match, w: np.ndarray, transpose: bool, what: str) -> onnx.NodeProto:
     """Refuse unless the match has one Conv (ConvTranspose where `transpose`) of the default
     domain, reading a weight of `w`'s shape, whose output another matched node reads: the
     layout the fold scales or sizes by (Conv W [C_out, C_in/g, k…] on axis 0, ConvTranspose
@@ -295,9 +295,12 @@ def _output_conv(m: Match, w: np.ndarray, transpose: bool, what: str) -> None:
     out = conv.output[0] if conv.output else ""
     if not out or not any(n is not conv and out in n.input for n in m.nodes.values()):
         raise Refuse(f"no matched node reads {conv.name}'s output: {what} applies after it")
+    return conv
 
 
-def _output_matmul(m: Match, w: np.ndarray, ops: tuple[str, ...], trans_b: int, beta: Any) -> None:
+def _output_matmul(
+    m: Match, w: np.ndarray, ops: tuple[str, ...], trans_b: int, beta: Any
+) -> onnx.NodeProto:
     """Refuse unless the match has one Gemm or MatMul, of `ops` and the default domain,
     reading a weight of `w`'s shape as its second input, whose output another matched node
     reads, that the fold's layout fits: a Gemm of transB `trans_b` and, `beta` given, of
@@ -323,11 +326,58 @@ def _output_matmul(m: Match, w: np.ndarray, ops: tuple[str, ...], trans_b: int, 
         node_beta = np.float32(m.graph.attr(node, "beta", 1.0))
         if beta is not None and np.float32(beta) != node_beta:
             raise Refuse(f"beta {beta} given, but {node.name} has beta {node_beta}")
-        return
+        return node
     if int(trans_b):
         raise Refuse(f"transB {int(trans_b)} given for MatMul {node.name}")
     if m.facts.rank(node.input[0]) != 2:
         raise Refuse(f"cannot prove that {node.input[0]} has rank 2 (BN's axis W's column)")
+    return node
+
+
+_APPLY_OPS = {"mul": "Mul", "div": "Div", "add": "Add", "sub": "Sub"}
+
+
+def _next_to(m: Match, tensor: str, after: bool) -> onnx.NodeProto:
+    """The one matched node of the default domain that reads `tensor` (`after`) or makes it."""
+    found = [n for n in m.nodes.values() if tensor in (n.input if after else n.output)]
+    if len(found) != 1 or found[0].domain not in ("", "ai.onnx"):
+        raise Refuse(f"no one matched node {'reads' if after else 'makes'} {tensor}")
+    return found[0]
+
+
+def _applies(m: Match, tensor: str, c: Any, op: str, after: bool) -> onnx.NodeProto:
+    """Refuse unless constant `c` applies to `tensor` by `op` in the one matched node next to
+    it: `tensor` op c (or c·tensor, c + tensor), in the node reading `tensor` (a Conv's output:
+    `after`) or making it (a Conv's data input). The built-in rules match just that; a user's
+    rule may put a node between (Sigmoid(x·c) before the Conv, Relu(Conv(x))·c) or have the
+    operands the other way round (c − Conv(x), c / x), which the folds do not compute."""
+    want = _APPLY_OPS.get(op)
+    if want is None:
+        raise Refuse(f"unknown op {op}")
+    node = _next_to(m, tensor, after)
+    if node.op_type != want or len(node.input) != 2:
+        raise Refuse(f"{node.name} ({node.op_type}) is not the {want} the fold computes")
+    if after:
+        data = 0 if node.input[0] == tensor else 1
+    else:
+        constant = [i for i, t in enumerate(node.input) if t and m.graph.is_constant(t)]
+        data = 1 - constant[0] if len(constant) == 1 else -1
+    if data < 0 or node.input[1 - data] == tensor:
+        raise Refuse(f"{node.name} does not apply one constant to {tensor}")
+    if want in ("Div", "Sub") and data != 0:
+        raise Refuse(f"{node.name} computes c {op} x, not x {op} c")
+    value, arr = m.facts.value(node.input[1 - data]), np.asarray(c)
+    if value is None or value.shape != arr.shape or not np.array_equal(value, arr, equal_nan=True):
+        raise Refuse(f"{node.name} does not apply the folded constant")
+    return node
+
+
+def _batchnorm_after(m: Match, tensor: str) -> None:
+    """Refuse unless the matched node reading `tensor` is a BatchNormalization of it (not a
+    Relu or Transpose between, in a user's rule)."""
+    node = _next_to(m, tensor, True)
+    if node.op_type != "BatchNormalization" or node.input[0] != tensor:
+        raise Refuse(f"{node.name} ({node.op_type}) is not a BatchNormalization of {tensor}")
 
 
 # ---------------------------------------------------------------------------- batchnorm
@@ -340,7 +390,8 @@ def fold_batchnorm_conv(
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Conv(x, W, b) → BN  ⇒  Conv(x, W·s, (b − μ)·s + β),  s = γ/√(σ²+ε), per output channel."""
     w = _weight(w)
-    _output_conv(m, w, bool(transpose), "a BatchNormalization")
+    conv = _output_conv(m, w, bool(transpose), "a BatchNormalization")
+    _batchnorm_after(m, conv.output[0])
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     c_out = _out_channels(w, bool(transpose), int(group))
     if s.shape[0] != c_out:
@@ -371,7 +422,7 @@ def fold_batchnorm_gemm(
     w = _float("B", bw)
     if w.ndim != 2:
         raise Refuse(f"Gemm B has rank {w.ndim}")
-    _output_matmul(m, w, ("Gemm", "MatMul"), trans_b, beta_gemm)
+    _batchnorm_after(m, _output_matmul(m, w, ("Gemm", "MatMul"), trans_b, beta_gemm).output[0])
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     n = w.shape[0] if trans_b else w.shape[1]
     if s.shape[0] != n:
@@ -398,7 +449,7 @@ def fold_batchnorm_matmul(
     w = _float("W", w)
     if w.ndim != 2:
         raise Refuse(f"MatMul weight has rank {w.ndim}, not 2")
-    _output_matmul(m, w, ("MatMul",), 0, None)
+    _batchnorm_after(m, _output_matmul(m, w, ("MatMul",), 0, None).output[0])
     s, t = batchnorm_scale_shift(gamma, beta, mean, var, eps, w)
     if s.shape[0] != w.shape[1]:
         raise Refuse(f"BatchNormalization has {s.shape[0]} channels, the MatMul {w.shape[1]}")
@@ -439,7 +490,7 @@ def _conv_affine(
     m: Match, w: Any, b: Any, c: Any, op: str, group: int, transpose: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     w = _weight(w)
-    _output_conv(m, w, transpose, "a per-channel constant")
+    _applies(m, _output_conv(m, w, transpose, "a per-channel constant").output[0], c, op, True)
     c_out = _out_channels(w, transpose, int(group))
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
@@ -473,7 +524,7 @@ def _conv_bias(
 ) -> np.ndarray:
     # Reads only W's dtype, rank and shape (the computations using it say `layout_only=(0,)`).
     w = _weight(w)
-    _output_conv(m, w, transpose, "a per-channel shift")
+    _applies(m, _output_conv(m, w, transpose, "a per-channel shift").output[0], c, op, True)
     c_out = _out_channels(w, transpose, int(group))
     vec = per_channel("constant", c, c_out, w.ndim, w)
     bias = _bias(b, c_out, w)
@@ -504,7 +555,8 @@ def fold_scale_shift_conv(
     (a BatchNormalization exported as Mul and Add): the weight as `fold_affine_conv` scales it,
     the bias computed in float64 and cast once."""
     w = _weight(w)
-    _output_conv(m, w, False, "a scale and shift")
+    scaled = _applies(m, _output_conv(m, w, False, "a scale and shift").output[0], c, "mul", True)
+    _applies(m, scaled.output[0], d, "add", True)
     c_out = _out_channels(w, False, int(group))
     scale = per_channel("scale", c, c_out, w.ndim, w)
     _finite_scale(scale, "the scale")
@@ -547,8 +599,8 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str, group: int = 1) -> np.nd
     w = _weight(w)
     arr = _float("constant", c, w)
     if arr.size != 1:
-        return _fold_input_channel_scale(m, w, arr, op, int(group))
-    _fed_conv(m, w)
+        return _fold_input_channel_scale(m, w, arr, op, int(group), c)
+    _applies(m, _fed_conv(m, w).input[0], c, op, False)
     k = float(arr.reshape(()))
     if k == 0.0 or not np.isfinite(k):
         raise Refuse(f"scale {k} is zero or not finite")
@@ -572,7 +624,7 @@ def fold_input_scale(m: Match, w: Any, c: Any, op: str, group: int = 1) -> np.nd
     return w2
 
 
-def _fed_conv(m: Match, w: np.ndarray) -> None:
+def _fed_conv(m: Match, w: np.ndarray) -> onnx.NodeProto:
     """Refuse unless the match has one Conv or ConvTranspose of the default domain, reading a
     weight of `w`'s shape, whose data input another matched node makes: the side a scale of
     its input is on. A user's rule may call `fold_input_scale` for Conv(x, W, b)·c, which is
@@ -589,14 +641,15 @@ def _fed_conv(m: Match, w: np.ndarray) -> None:
     data = conv.input[0]
     if not data or not any(n is not conv and data in n.output for n in m.nodes.values()):
         raise Refuse(f"no matched node makes {conv.name}'s input: the scale applies before it")
+    return conv
 
 
 def _fold_input_channel_scale(
-    m: Match, w: np.ndarray, arr: np.ndarray, op: str, group: int
+    m: Match, w: np.ndarray, arr: np.ndarray, op: str, group: int, c: Any
 ) -> np.ndarray:
     """`fold_input_scale` for a constant of one value per input channel: W[o, j, k…]·c[i] (or
     /c[i]) computed in float64 and cast once."""
-    _input_conv(m, w, group, "a per-channel scale")
+    _applies(m, _input_conv(m, w, group, "a per-channel scale").input[0], c, op, False)
     vec = _input_channel_vector(m, w, arr, group)
     if np.any(vec == 0.0) or not np.all(np.isfinite(vec)):
         raise Refuse("a per-channel scale is zero or not finite")
@@ -626,6 +679,7 @@ def fold_input_shift(m: Match, w: Any, b: Any, c: Any, op: str, group: int = 1) 
     if not np.all(np.isfinite(arr)):
         raise Refuse("the shift is not finite")
     conv = _input_conv(m, w, int(group), "a shift")
+    _applies(m, conv.input[0], c, op, False)
     padding = conv_padding(conv, tuple(w.shape))
     if padding is not None:
         raise Refuse(padding)
