@@ -208,3 +208,73 @@ def test_the_same_computation_next_to_the_layer_still_folds(tmp_path, case):
     out = graphopt.optimize(model, _pipeline(tmp_path, target, compute, replacement))
     assert _ops(out) == ["Conv"]
     assert_same_outputs(model, out, _feeds())
+
+
+GEMM_B = np.linspace(-1.0, 1.2, 20, dtype=np.float32).reshape(4, 5)
+GEMM_C = np.linspace(0.1, 0.5, 5, dtype=np.float32)
+GEMM_BN = {
+    "gamma": np.linspace(-1.5, 2.0, 5, dtype=np.float32),
+    "beta": np.linspace(-0.2, 0.3, 5, dtype=np.float32),
+    "mean": np.linspace(-1.0, 1.0, 5, dtype=np.float32),
+    "var": np.linspace(0.5, 2.0, 5, dtype=np.float32),
+}
+GEMM_RULES = {
+    "Gemm": (
+        "y = Gemm(a, Bw, optional(C), transB=tb, beta=bg)",
+        "B2, C2 = fold_batchnorm_gemm(Bw, C, gamma, beta, mean, var, eps, tb, bg)",
+        "Gemm(a, B2, C2, **attrs_of(y), beta=1.0)",
+        "Bw, C, gamma, beta, mean, var",
+        ["a", "Bw", "C"],
+    ),
+    "MatMul": (
+        "y = MatMul(a, Bw)",
+        "B2, C2 = fold_batchnorm_matmul(Bw, gamma, beta, mean, var, eps)",
+        "Gemm(a, B2, C2)",
+        "Bw, gamma, beta, mean, var",
+        ["a", "Bw"],
+    ),
+}
+
+
+@pytest.mark.parametrize("op", sorted(GEMM_RULES))
+@pytest.mark.parametrize("between", [True, False])
+def test_a_gemm_batchnorm_fold_needs_the_batchnorm_next_to_it(tmp_path, op, between):
+    # on the parent Gemm/MatMul → Relu → BN folded: max |error| / max |output| 1.0
+    first, compute, layer, constants, inputs = GEMM_RULES[op]
+    bn_input = "r" if between else "y"
+    target = f"{first}\n" + ("r = Relu(y)\n" if between else "")
+    target += f"z = BatchNormalization({bn_input}, gamma, beta, mean, var, epsilon=eps)"
+    lines = "\n".join(f"      {line}" for line in target.splitlines())
+    (tmp_path / "rules.yaml").write_text(
+        f"""rules:
+  - name: my-fold
+    doc: a user's fold
+    target: |
+{lines}
+    checks:
+      - float_constant({constants})
+    compute: {compute}
+    replacement: z = {f"Relu({layer})" if between else layer}
+"""
+    )
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text("name: mine\nrules: [rules.yaml]\npasses:\n  - fuse-patterns\n")
+    nodes = [helper.make_node(op, inputs, ["y"])]
+    if between:
+        nodes.append(helper.make_node("Relu", ["y"], ["r"]))
+    bn_inputs = [bn_input, "gamma", "beta", "mean", "var"]
+    nodes.append(helper.make_node("BatchNormalization", bn_inputs, ["z"], epsilon=1e-5))
+    values = {"Bw": GEMM_B, "C": GEMM_C, **GEMM_BN}
+    inits = [numpy_helper.from_array(v, k) for k, v in values.items() if k != "C" or op == "Gemm"]
+    a = helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [3, 4])
+    z = helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [3, 5])
+    graph = helper.make_graph(nodes, "g", [a], [z], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    out = graphopt.optimize(model, str(pipe))
+    if between:
+        assert _ops(out) == [op, "Relu", "BatchNormalization"]
+    else:
+        assert _ops(out) == ["Gemm"]
+    feeds = {"a": np.linspace(-2.0, 2.0, 12, dtype=np.float32).reshape(3, 4)}
+    assert_same_outputs(model, out, feeds)
