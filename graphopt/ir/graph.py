@@ -293,6 +293,7 @@ class Graph:
                 op in _CONTROL_FLOW
                 or node.domain not in _DEFAULT_DOMAINS
                 or not producer.keys().isdisjoint(outputs)
+                or (len(outputs) > 1 and len(set(outputs)) < len(outputs))
             ):  # bodies to index, or an output written twice: `_register` says which
                 try:
                     register(node, name, inputs, outputs)
@@ -377,6 +378,13 @@ class Graph:
     ) -> None:
         """Index `node` (named `name`), which reads `inputs` and writes `outputs` (its own
         fields, passed in because reading them again costs a wrapper each)."""
+        if len(outputs) > 1:  # Split(x) -> [a, a]: onnx.checker and onnxruntime refuse it
+            twice = next((o for i, o in enumerate(outputs) if o and o in outputs[:i]), None)
+            if twice is not None:
+                raise LoadError(
+                    f"node {name!r} ({node.op_type}) writes tensor {twice!r} twice; ONNX graphs "
+                    "must be in SSA form"
+                )
         self.nodes[name] = node
         self._wiring[name] = (inputs, outputs)
         self._order = None

@@ -706,10 +706,10 @@ def _redefined(
             found = _redefined(sub, defined, outputs, local)
             if found is not None:
                 return found
-        for out in inner.output:
+        for out in inner.output:  # (one at a time: a node writing [a, a] is caught too)
             if out and (out in local or (out in defined and out not in outputs)):
                 return out, inner.name or inner.op_type
-        local.update(inner.output)
+            local.add(out)
     return None
 
 
