@@ -306,6 +306,11 @@ class OrtNchwcLayout(Pass):
 
         if not initializers_allowed(graph, ctx, _RULE):  # the reordered filters are initializers
             return PassResult(False)
+        version = graph.opset.get(NCHWC_DOMAIN)
+        if version not in (None, 1):  # its ops are version 1: onnxruntime refused the result
+            why = f"the model imports {NCHWC_DOMAIN} at version {version}; its ops are version 1"
+            ctx.note(_RULE, "(graph)", "refused", why)
+            return PassResult(False, {"block_size": 0})
         block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
         if block > 0:
             why = _held_layout(graph, block, self.fallback)
