@@ -176,6 +176,14 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
                     blocked_nodes.add(reader.name)
                 else:
                     read_in_bodies.add(n.output[0])
+    for n in copy.graph.node:  # a constant of another type cast to float: the same
+        if _casts_unsafe_constant(n, graph):
+            blocked_nodes.add(n.name)
+            for reader in graph.consumer_nodes(n.output[0]):
+                if n.output[0] in reader.input:
+                    blocked_nodes.add(reader.name)
+                else:
+                    read_in_bodies.add(n.output[0])
     # The converter turns every Constant node to float16 whatever blocks its consumers, but
     # leaves an initializer that only blocked nodes read in float32: move such Constants there.
     moved = {name for name, _ in out_of_range if name not in graph.initializers}
@@ -422,6 +430,28 @@ def _fills_unsafe(node: onnx.NodeProto, readers: Iterable[onnx.NodeProto]) -> bo
     if value is None or value.data_type != onnx.TensorProto.FLOAT:
         return False
     return _fp16_unsafe(numpy_helper.to_array(value), readers)
+
+
+def _casts_unsafe_constant(node: onnx.NodeProto, graph: Any) -> bool:
+    """Whether `node` is a Cast to float of a constant of another type (int64, int32, double,
+    bfloat16, ...) whose value, as float32, float16 cannot hold (`_fp16_unsafe`): the
+    converter turns it into a Cast to float16 (int64 70000 became inf, double 1e-9 became 0),
+    which `_fp16_unsafe` does not see, reading float32 constants only."""
+    from graphopt.ir.nodes import is_default_domain
+
+    if node.op_type != "Cast" or not is_default_domain(node) or not node.output[0]:
+        return False
+    to = next((a.i for a in node.attribute if a.name == "to"), None)
+    if to != onnx.TensorProto.FLOAT:
+        return False
+    value = graph.constant(node.input[0])
+    if value is None or value.dtype == np.float32:
+        return False
+    if value.dtype.kind not in "iuf" and not value.dtype.name.startswith(("bfloat16", "float8")):
+        return False  # (bool: 0 and 1; strings and others: not a Cast to float here)
+    with np.errstate(over="ignore", invalid="ignore"):
+        as_float = np.asarray(value).astype(np.float32)
+    return _fp16_unsafe(as_float, graph.consumer_nodes(node.output[0]))
 
 
 def _body_names_apart_from_main_io(model: onnx.ModelProto) -> None:
