@@ -189,6 +189,7 @@ def merge_with_report(
         ir_version,
         function_renames,
     )
+    _record_versions(model, originals, protos, prefixes)
     if check:
         try:
             check_model(model, "merged")
@@ -1218,6 +1219,25 @@ def _record_input_shapes(
             p.value = json.dumps(table)
 
 
+def _record_versions(
+    model: onnx.ModelProto,
+    originals: Sequence[onnx.ModelProto],
+    protos: Sequence[onnx.ModelProto],
+    prefixes: Sequence[str],
+) -> None:
+    """Record in the task table each task's own IR version ("ir_version") and the opsets its
+    ops are written for ("opset_import": {domain: version}; the model's own, or the default
+    opset it was converted to), which `split(task=...)` gives back where the split part's ops
+    mean the same there (the merged model imports the highest of each)."""
+    table = task_table(model)
+    for original, proto, prefix in zip(originals, protos, prefixes, strict=True):
+        table[prefix]["ir_version"] = int(original.ir_version)
+        table[prefix]["opset_import"] = opset_map(proto)
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            p.value = json.dumps(table)
+
+
 def _notes_of(vi: onnx.ValueInfoProto) -> dict[str, Any]:
     """A value's doc string and metadata props, as the task table records them."""
     return {
@@ -1237,8 +1257,11 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     or metadata props differ from the merged input's;
     "producer_name" and "producer_version", and "domain", "model_version", "graph_name",
     "graph_doc_string" and "graph_metadata_props" ({key: value}) where the model set them.
+    "ir_version" (the model's own) and "opset_import" ({domain: version} its ops are written
+    for: its own, or the default opset it was converted to).
     (Tables written before review 11 have no metadata or input shape entries, before H164 no
-    producer or other model fields, before H180 no graph metadata props.)
+    producer or other model fields, before H180 no graph metadata props, before H219 no IR
+    version or opsets.)
 
     A table that is not such JSON (edited, damaged) is a `MergeError` saying where: `split
     --task` raised KeyError, TypeError, AttributeError or JSONDecodeError from deep inside.
@@ -1306,6 +1329,18 @@ def _check_table(table: Any) -> None:
             isinstance(entry["model_version"], int) and _dim(entry["model_version"])
         ):
             raise fail(f"{where} 'model_version'", "is not an int64")
+        if "ir_version" in entry and not (
+            isinstance(entry["ir_version"], int)
+            and not isinstance(entry["ir_version"], bool)
+            and 0 < entry["ir_version"] < 2**63
+        ):
+            raise fail(f"{where} 'ir_version'", "is not a positive int64")
+        imports = entry.get("opset_import", {})
+        if not isinstance(imports, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63
+            for v in imports.values()
+        ):
+            raise fail(f"{where} 'opset_import'", "is not a mapping of domains to versions")
         functions = entry.get("functions", [])
         if not isinstance(functions, list) or not all(
             isinstance(f, list) and len(f) == 3 and all(isinstance(n, str) for n in f)

@@ -9,7 +9,9 @@ table `merge` stores in the metadata, so `split(merge([a, b]), task="m0_")` give
 with a's interface. An output that is an `Identity` of a tensor nothing else in the kept graph
 reads is collapsed (the producer writes the output directly), which undoes the Identity `merge`
 adds for outputs computed by shared nodes. A task output that was the task's input itself
-(merged as an `Identity` of the merged input) is that input again.
+(merged as an `Identity` of the merged input) is that input again. A task gets back its own IR
+version and the opsets its ops are written for (its own, or the one merge converted it to)
+where the split part's ops mean the same there, not the merged model's highest.
 
 The model's `training_info` is kept where it still applies: an entry whose algorithm (or
 initialization) reads a tensor the split model dropped goes, and of the others the bindings of
@@ -22,6 +24,7 @@ than the chosen outputs and (with `task`) the inputs and the local functions mer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,11 +44,11 @@ from graphopt.errors import OptionError
 from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
 from graphopt.ir.io_names import as_text, require_text_io_names
-from graphopt.ir.model_io import ModelLike
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
 from graphopt.multitask.merge import METADATA_KEY, prefixes_named, task_table
-from graphopt.multitask.opsets import canonical_domain
+from graphopt.multitask.opsets import canonical_domain, opset_map, unchanged_between
 
 log = logging.getLogger("graphopt.multitask")
 
@@ -125,9 +128,11 @@ def split(
     _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
     )
+    merged_versions = None
     if task is not None:
         _restore_metadata(result, proto, entry)
         _restore_model_fields(result, entry)
+        merged_versions = _restore_versions(result, entry)
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
         _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
     if task is not None and strip_prefix is None:
@@ -137,7 +142,13 @@ def split(
             if alias in outputs_named:
                 _output_reads_input(result, alias, of, declared=True)
     if check:
-        check_model(result, "split")
+        try:
+            check_model(result, "split")
+        except MergeError:
+            if merged_versions is None:
+                raise
+            _set_versions(result, *merged_versions)  # the task's own versions fail: as merged
+            check_model(result, "split")
     return result
 
 
@@ -291,6 +302,43 @@ def _restore_metadata(
     del result.metadata_props[:]
     onnx.helper.set_model_props(result, props)
     result.doc_string = entry.get("doc_string", "")
+
+
+def _restore_versions(
+    result: onnx.ModelProto, entry: Mapping[str, Any]
+) -> tuple[int, dict[str, int]] | None:
+    """Give the task back its own IR version and the opsets its ops are written for, as merge
+    recorded them (the merged model imports the highest of each: a task of IR 7, opset 12 came
+    back as IR 10, opset 17). A domain goes back only where every op of it in the split part
+    has the same schema at both versions; the IR no lower than those opsets need, nor than 4
+    (merge lists no initializer as an input). Returns the merged IR and opsets, for the caller
+    to put back should the checker refuse the task's own; None where nothing changed (a table
+    from before H219)."""
+    own = entry.get("opset_import")
+    if own is None or "ir_version" not in entry:
+        return None
+    merged = (result.ir_version, opset_map(result))
+    imports = dict(merged[1])
+    for domain, version in merged[1].items():
+        mine = own.get(domain)
+        if mine is not None and mine < version and unchanged_between(result, domain, mine, version):
+            imports[domain] = mine
+    ir = max(int(entry["ir_version"]), IR_NEEDS_INPUTS_FOR_INITIALIZERS)
+    opset_ids = [onnx.helper.make_opsetid(d, v) for d, v in imports.items()]
+    with contextlib.suppress(TypeError, ValueError):  # an unknown domain: no floor from it
+        ir = max(ir, onnx.helper.find_min_ir_version_for(opset_ids, ignore_unknown=True))
+    ir = min(ir, merged[0])
+    if (ir, imports) == merged:
+        return None
+    _set_versions(result, ir, imports)
+    return merged
+
+
+def _set_versions(result: onnx.ModelProto, ir: int, imports: Mapping[str, int]) -> None:
+    """Set `result`'s IR version and the versions of the domains it imports."""
+    result.ir_version = ir
+    for o in result.opset_import:
+        o.version = imports.get(canonical_domain(o.domain), o.version)
 
 
 def _restore_model_fields(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
