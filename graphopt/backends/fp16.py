@@ -203,6 +203,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     blocked += sorted(_float32_typed_ops(copy) - set(blocked))
     _block_layer_norm_statistics(copy, blocked_nodes)
     _block_shape_arithmetic(copy, set(blocked), blocked_nodes)
+    _block_integer_arithmetic(copy, blocked_nodes)
     if blocked_nodes:
         log.info(
             "fp16: %d nodes read constants float16 cannot hold, or compute shapes, and stay "
@@ -400,6 +401,110 @@ def _block_shape_arithmetic(
             if named and all(_settled(o, outputs, reads, made, wants_float32) for o in named):
                 kept.add(id(n))
                 block(n, main)
+
+
+# Ops that compute on integers held as floats (shape arithmetic: Shape -> Cast(float) -> Div
+# -> Floor -> Cast(int64)), or move them, without making other values of them.
+_INTEGER_ARITHMETIC_OPS = frozenset(
+    [
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Mod",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Max",
+        "Min",
+        "Abs",
+        "Neg",
+        "Clip",
+        "Concat",
+        "Gather",
+        "Squeeze",
+        "Unsqueeze",
+        "Reshape",
+        "Slice",
+        "Identity",
+        "Expand",
+    ]
+)
+_INTEGER_TYPES = frozenset(
+    [
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.INT32,
+        onnx.TensorProto.INT64,
+        onnx.TensorProto.UINT8,
+        onnx.TensorProto.UINT16,
+        onnx.TensorProto.UINT32,
+        onnx.TensorProto.UINT64,
+        onnx.TensorProto.BOOL,
+    ]
+)
+
+
+def _block_integer_arithmetic(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """Keep float32, in the main graph, the float arithmetic on integers that a Cast takes
+    back to an integer type: from a Cast to float of an integer tensor through
+    `_INTEGER_ARITHMETIC_OPS` whose other float inputs are constants, to that Cast
+    (`blocked_nodes` gains them all). The converter made it float16, which holds integers
+    exactly up to 2048 only: Reshape(x, Cast(Cast(Shape(x), float) * 0.5, int64)) of 4098
+    elements asked for 2048 columns, not 2049 (float16 computed as float16, as TensorRT
+    does; onnxruntime's CPU kernels compute it in float32). Not in If/Loop/Scan bodies."""
+    from graphopt.ir.nodes import is_default_domain, subgraphs
+
+    main = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*main.input, *main.value_info)}
+    types.update({t.name: t.data_type for t in main.initializer})
+    floats = {t.name for t in main.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    producer: dict[str, onnx.NodeProto] = {}
+    for n in main.node:
+        if not is_default_domain(n) or any(subgraphs(n)):
+            continue
+        for o in n.output:
+            producer[o] = n
+        if n.op_type == "Constant":
+            value = next((a for a in n.attribute if a.name == "value"), None)
+            if value is not None and value.t.data_type in _INTEGER_TYPES:
+                types.update((o, value.t.data_type) for o in n.output)
+            elif value is not None and value.t.data_type == onnx.TensorProto.FLOAT:
+                floats.update(n.output)
+        elif n.op_type in _NOT_FLOAT_OPS:
+            types.update((o, onnx.TensorProto.INT64) for o in n.output)  # (or bool)
+        elif n.op_type == "Cast":
+            to = next((a.i for a in n.attribute if a.name == "to"), None)
+            if to is not None:
+                types.update((o, to) for o in n.output)
+    integral: set[str] = set()  # float tensors holding integers made float
+    ends: list[onnx.NodeProto] = []
+    for n in main.node:
+        if not is_default_domain(n) or any(subgraphs(n)) or not n.input:
+            continue
+        to = next((a.i for a in n.attribute if a.name == "to"), None)
+        if n.op_type == "Cast" and to == onnx.TensorProto.FLOAT:
+            if types.get(n.input[0]) in _INTEGER_TYPES:
+                integral.update(n.output)
+        elif n.op_type == "Cast" and to in _INTEGER_TYPES:
+            if n.input[0] in integral:
+                ends.append(n)
+        elif n.op_type in _INTEGER_ARITHMETIC_OPS:
+            read = [i for i in n.input if i and (i in integral or i in floats)]
+            others = [i for i in n.input if i and i not in read]
+            if any(i in integral for i in read) and all(
+                types.get(i) in _INTEGER_TYPES for i in others
+            ):
+                integral.update(o for o in n.output if o)
+    keep: set[str] = set()
+    todo = list(ends)
+    while todo:
+        n = todo.pop()
+        if n.name in keep:
+            continue
+        keep.add(n.name)
+        todo.extend(producer[i] for i in n.input if i in integral and i in producer)
+    blocked_nodes.update(keep)
 
 
 def _settled(
