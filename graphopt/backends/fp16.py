@@ -142,6 +142,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     from graphopt.backends.trt_check import imports_qdq
     from graphopt.ir import Graph
 
+    _refuse_external_data(model)
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     if copy.functions:
@@ -242,6 +243,32 @@ FLOAT32_ONLY_OPS = (
     "HannWindow",
     "MelWeightMatrix",
 )
+
+
+def _refuse_external_data(model: onnx.ModelProto) -> None:
+    """A `BackendError` naming the first tensor (initializer, sparse initializer or Constant
+    value, in any graph or function) whose data is in an external file: `fp16_model` read it
+    from the current directory, not the model's (onnx's ValidationError '... should be stored
+    in w.bin, but it is not regular file', a traceback), and found there, the converter read
+    its float32 bytes as float16 ('cannot reshape array of size 128 into shape (64,)')."""
+    from graphopt.ir.nodes import nested_bodies
+
+    graphs = [model.graph, *(f for f in model.functions)]
+    for graph in list(graphs):
+        graphs.extend(nested_bodies(graph))
+    for graph in graphs:
+        tensors = [*getattr(graph, "initializer", ())]
+        tensors += [s.values for s in getattr(graph, "sparse_initializer", ())]
+        for n in graph.node:
+            for a in n.attribute:
+                tensors += [a.t, *a.tensors, a.sparse_tensor.values]
+        for t in tensors:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                where = next((e.value for e in t.external_data if e.key == "location"), "")
+                raise BackendError(
+                    f"cannot convert the model to float16: tensor {t.name!r} keeps its data in "
+                    f"the external file {where!r}; load the model with its external data"
+                )
 
 
 def _float32_typed_ops(model: onnx.ModelProto) -> set[str]:
