@@ -236,16 +236,31 @@ def _flag_error(e: Exception) -> Exception:
 
 
 def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.backends.onnxruntime import example_feeds
-    from graphopt.errors import VerifyError
+    from graphopt.backends.onnxruntime import describe_feeds, example_feeds
+    from graphopt.errors import BackendError, VerifyError
     from graphopt.ir import load_model
 
     # from the merged inputs: their types are the ones every model accepts (static dims win)
     feeds = example_feeds(merged)
-    outputs = _run(merged, feeds)
+    expected_all = []
     for path, task in zip(paths, report.tasks, strict=True):
         own = {name: feeds[merged_name] for name, merged_name in task.inputs.items()}
-        expected = _run(load_model(path), own)
+        try:  # (a model that fails on them itself was said as the merged model failing)
+            expected_all.append(_run(load_model(path), own))
+        except BackendError as e:
+            raise VerifyError(
+                f"--verify: {shown(path)} does not run on the seeded inputs "
+                f"({describe_feeds(own)}) itself, so they cannot verify the merge (merge "
+                f"without --verify): {e}"
+            ) from e
+    try:
+        outputs = _run(merged, feeds)
+    except BackendError as e:
+        raise VerifyError(
+            f"--verify: the merged model fails on seeded inputs every model runs "
+            f"({describe_feeds(feeds)}): {e}"
+        ) from e
+    for path, task, expected in zip(paths, report.tasks, expected_all, strict=True):
         for name, value in expected.items():
             got = outputs[task.outputs[name]]
             worst, scale = _difference(value, got)
