@@ -10,7 +10,9 @@ session time (as SpaceToDepth + Gather), TensorRT and `ORT_DISABLE_ALL` get it a
 What it does not do: block sizes other than 2, channels-last layouts, tensors other than float
 and double (onnxruntime has no SpaceToDepth kernel for int32, int64 or bool), or a Focus whose
 block order differs from SpaceToDepth's and whose Concat feeds anything but one Conv (a Gather
-to reorder the channels would cost about what the Concat did).
+to reorder the channels would cost about what the Concat did), nor a Focus of an input whose
+height and width are not known to be even (on an empty one of odd dims the Focus runs,
+SpaceToDepth fails).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import onnx
 
 from graphopt.ir import Graph
+from graphopt.ir.values import declared_dims
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed, is_default_domain
 from graphopt.passes.layout import constant_slice_params
@@ -93,6 +96,21 @@ def _static_dim(shapes: LazyShapes, tensor: str, axis: int) -> float:
     return float("inf") if dims is None else dims[axis]
 
 
+def _even_height_and_width(shapes: LazyShapes, tensor: str) -> bool:
+    """`tensor`'s dims 2 and 3 are known and even. SpaceToDepth fails on an odd one; the Focus
+    fails too while `tensor` holds elements (its blocks' odd dims differ by one), but not on
+    an empty `tensor` (batch 0: onnxruntime's Concat skips empty inputs), which it runs. A
+    graph input's dims as declared (runtimes refuse a feed of others; no inference)."""
+    graph = shapes.graph
+    declared = next((vi for vi in graph.proto.input if vi.name == tensor), None)
+    if declared is not None and tensor not in graph.initializers:
+        dims: tuple[int | str | None, ...] | None = declared_dims(declared, symbolic=False)
+    else:
+        dims = shapes.shape(tensor)
+    spatial = dims[2:4] if dims is not None and len(dims) == 4 else ()
+    return len(spatial) == 2 and all(isinstance(d, int) and d % 2 == 0 for d in spatial)
+
+
 def _conv_reading(graph: Graph, tensor: str) -> onnx.NodeProto | None:
     """The one Conv (group 1, constant weight) that is `tensor`'s only reader, as its data."""
     readers = graph.consumer_nodes(tensor)
@@ -162,6 +180,11 @@ class FocusToSpaceToDepth(Pass):
             return "the slices read different tensors"
         if shapes.dtype(blocks[0].source) not in S2D_DTYPES:
             return f"{blocks[0].source} is not known to be float or double (SpaceToDepth's kernels)"
+        if not _even_height_and_width(shapes, blocks[0].source):
+            return (
+                f"{blocks[0].source}'s height and width are not known to be even (an empty "
+                "one of odd dims runs the Focus: onnxruntime's Concat skips empty inputs)"
+            )
         order = [2 * b.dy + b.dx for b in blocks]
         if sorted(order) != [0, 1, 2, 3]:
             return f"the blocks {[(b.dy, b.dx) for b in blocks]} are not the four 2×2 phases"
