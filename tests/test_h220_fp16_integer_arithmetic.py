@@ -78,3 +78,79 @@ def test_integers_made_float_for_an_activation_stay_float16() -> None:
     half = fp16_model(_model(nodes, 8, []))
     (cast,) = [n for n in half.graph.node if n.name == "to_float"]
     assert cast.attribute[0].i == T.FLOAT16
+
+
+def _reference_same(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    want = ReferenceEvaluator(model).run(None, feeds)
+    got = ReferenceEvaluator(half).run(None, feeds)
+    for w, g in zip(want, got, strict=True):
+        assert np.asarray(g).shape == np.asarray(w).shape
+        if np.asarray(w).dtype.kind in "iu":
+            np.testing.assert_array_equal(g, w)  # integers: exact
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-3)
+
+
+def test_a_loop_bodys_index_arithmetic_stays_float32() -> None:
+    # the body writes Cast(Cast(i, float) * 0.5, int64) per iteration: 2100 for i = 4199
+    vi = h.make_tensor_value_info
+    body = h.make_graph(
+        [
+            h.make_node("Cast", ["i"], ["i_f"], to=T.FLOAT),
+            h.make_node("Mul", ["i_f", "half_b"], ["i_h"]),
+            h.make_node("Cast", ["i_h"], ["i_s"], to=T.INT64),
+            h.make_node("Unsqueeze", ["i_s", "ax"], ["i_int"]),
+            h.make_node("Identity", ["acc_in"], ["acc_out"]),
+            h.make_node("Identity", ["cond_in"], ["cond_out"]),
+        ],
+        "body",
+        [vi("i", T.INT64, []), vi("cond_in", T.BOOL, []), vi("acc_in", T.FLOAT, [1])],
+        [vi("cond_out", T.BOOL, []), vi("acc_out", T.FLOAT, [1]), vi("i_int", T.INT64, [1])],
+        initializer=[nh.from_array(np.float32(0.5), "half_b"), nh.from_array(np.int64([0]), "ax")],
+    )
+    graph = h.make_graph(
+        [h.make_node("Loop", ["trip", "c0", "acc0"], ["acc", "idx"], body=body)],
+        "g",
+        [vi("trip", T.INT64, []), vi("c0", T.BOOL, []), vi("acc0", T.FLOAT, [1])],
+        [vi("acc", T.FLOAT, [1]), vi("idx", T.INT64, [None, 1])],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    feeds = {"trip": np.array(4200, np.int64), "c0": np.array(True), "acc0": np.float32([0])}
+    _reference_same(model, feeds)
+
+
+def test_an_if_branchs_arithmetic_on_an_outer_shape_stays_float32() -> None:
+    # Slice(x, 0, Cast(Cast(Shape(x), float) * k, int64)), the Mul and Cast in the branches
+    def branch(name: str, k: float) -> onnx.GraphProto:
+        return h.make_graph(
+            [
+                h.make_node("Mul", ["sf", f"{name}_k"], [f"{name}_m"]),
+                h.make_node("Cast", [f"{name}_m"], [f"{name}_i"], to=T.INT64),
+            ],
+            name,
+            [],
+            [h.make_tensor_value_info(f"{name}_i", T.INT64, [1])],
+            initializer=[nh.from_array(np.float32([k]), f"{name}_k")],
+        )
+
+    nodes = [
+        h.make_node("Shape", ["x"], ["s"]),
+        h.make_node("Cast", ["s"], ["sf"], to=T.FLOAT),
+        h.make_node(
+            "If", ["c"], ["n"], then_branch=branch("t", 0.5), else_branch=branch("e", 0.25)
+        ),
+        h.make_node("Slice", ["x", "zero", "n"], ["y"]),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, [4099]), h.make_tensor_value_info("c", T.BOOL, [])],
+        [h.make_tensor_value_info("y", T.FLOAT, None)],
+        initializer=[nh.from_array(np.int64([0]), "zero")],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    for c in (True, False):
+        x = (np.arange(4099, dtype=np.float32) / 4099).astype(np.float32)
+        _reference_same(model, {"x": x, "c": np.array(c)})

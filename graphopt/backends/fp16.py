@@ -473,65 +473,82 @@ _INTEGER_TYPES = frozenset(
 
 
 def _block_integer_arithmetic(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
-    """Keep float32, in the main graph, the float arithmetic on integers that a Cast takes
-    back to an integer type: from a Cast to float of an integer tensor through
-    `_INTEGER_ARITHMETIC_OPS` whose other float inputs are constants, to that Cast
-    (`blocked_nodes` gains them all). The converter made it float16, which holds integers
-    exactly up to 2048 only: Reshape(x, Cast(Cast(Shape(x), float) * 0.5, int64)) of 4098
-    elements asked for 2048 columns, not 2049 (float16 computed as float16, as TensorRT
-    does; onnxruntime's CPU kernels compute it in float32). Not in If/Loop/Scan bodies."""
-    from graphopt.ir.nodes import is_default_domain, subgraphs
+    """Keep float32, in the main graph and in If/Loop/Scan bodies, the float arithmetic on
+    integers that a Cast takes back to an integer type: from a Cast to float of an integer
+    tensor through `_INTEGER_ARITHMETIC_OPS` whose other float inputs are constants, to that
+    Cast (`blocked_nodes` gains them all; a body's node without a name of its own gets one).
+    The converter made it float16, which holds integers exactly up to 2048 only:
+    Reshape(x, Cast(Cast(Shape(x), float) * 0.5, int64)) of 4098 elements asked for 2048
+    columns, not 2049, and a Loop body's Cast(Cast(i, float) * 0.5, int64) gave 2100 for
+    i = 4199, not 2099 (float16 computed as float16, as TensorRT does; onnxruntime's CPU
+    kernels compute it in float32)."""
+    from collections import Counter
 
-    main = model.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in (*main.input, *main.value_info)}
-    types.update({t.name: t.data_type for t in main.initializer})
-    floats = {t.name for t in main.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    from graphopt.ir.nodes import is_default_domain, nested_bodies, subgraphs
+
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    types: dict[str, int] = {}
+    floats: set[str] = set()  # float constants
     producer: dict[str, onnx.NodeProto] = {}
-    for n in main.node:
-        if not is_default_domain(n) or any(subgraphs(n)):
-            continue
-        for o in n.output:
-            producer[o] = n
-        if n.op_type == "Constant":
-            value = next((a for a in n.attribute if a.name == "value"), None)
-            if value is not None and value.t.data_type in _INTEGER_TYPES:
-                types.update((o, value.t.data_type) for o in n.output)
-            elif value is not None and value.t.data_type == onnx.TensorProto.FLOAT:
-                floats.update(n.output)
-        elif n.op_type in _NOT_FLOAT_OPS:
-            types.update((o, onnx.TensorProto.INT64) for o in n.output)  # (or bool)
-        elif n.op_type == "Cast":
-            to = next((a.i for a in n.attribute if a.name == "to"), None)
-            if to is not None:
-                types.update((o, to) for o in n.output)
+    main_nodes = {id(n) for n in model.graph.node}
+    for g in graphs:
+        types.update({v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.value_info)})
+        types.update({t.name: t.data_type for t in g.initializer})
+        floats.update(t.name for t in g.initializer if t.data_type == onnx.TensorProto.FLOAT)
+        for n in g.node:
+            if not is_default_domain(n) or any(subgraphs(n)):
+                continue
+            for o in n.output:
+                producer[o] = n
+            if n.op_type == "Constant":
+                value = next((a for a in n.attribute if a.name == "value"), None)
+                if value is not None and value.t.data_type in _INTEGER_TYPES:
+                    types.update((o, value.t.data_type) for o in n.output)
+                elif value is not None and value.t.data_type == onnx.TensorProto.FLOAT:
+                    floats.update(n.output)
+            elif n.op_type in _NOT_FLOAT_OPS:
+                types.update((o, onnx.TensorProto.INT64) for o in n.output)  # (or bool)
+            elif n.op_type == "Cast":
+                to = next((a.i for a in n.attribute if a.name == "to"), None)
+                if to is not None:
+                    types.update((o, to) for o in n.output)
     integral: set[str] = set()  # float tensors holding integers made float
     ends: list[onnx.NodeProto] = []
-    for n in main.node:
-        if not is_default_domain(n) or any(subgraphs(n)) or not n.input:
-            continue
-        to = next((a.i for a in n.attribute if a.name == "to"), None)
-        if n.op_type == "Cast" and to == onnx.TensorProto.FLOAT:
-            if types.get(n.input[0]) in _INTEGER_TYPES:
-                integral.update(n.output)
-        elif n.op_type == "Cast" and to in _INTEGER_TYPES:
-            if n.input[0] in integral:
-                ends.append(n)
-        elif n.op_type in _INTEGER_ARITHMETIC_OPS:
-            read = [i for i in n.input if i and (i in integral or i in floats)]
-            others = [i for i in n.input if i and i not in read]
-            if any(i in integral for i in read) and all(
-                types.get(i) in _INTEGER_TYPES for i in others
-            ):
-                integral.update(o for o in n.output if o)
-    keep: set[str] = set()
+    for g in graphs:  # (each body after the graphs holding it)
+        for n in g.node:
+            if not is_default_domain(n) or any(subgraphs(n)) or not n.input:
+                continue
+            to = next((a.i for a in n.attribute if a.name == "to"), None)
+            if n.op_type == "Cast" and to == onnx.TensorProto.FLOAT:
+                if types.get(n.input[0]) in _INTEGER_TYPES:
+                    integral.update(n.output)
+            elif n.op_type == "Cast" and to in _INTEGER_TYPES:
+                if n.input[0] in integral:
+                    ends.append(n)
+            elif n.op_type in _INTEGER_ARITHMETIC_OPS:
+                read = [i for i in n.input if i and (i in integral or i in floats)]
+                others = [i for i in n.input if i and i not in read]
+                if any(i in integral for i in read) and all(
+                    types.get(i) in _INTEGER_TYPES for i in others
+                ):
+                    integral.update(o for o in n.output if o)
+    keep: dict[int, onnx.NodeProto] = {}
     todo = list(ends)
     while todo:
         n = todo.pop()
-        if n.name in keep:
+        if id(n) in keep:
             continue
-        keep.add(n.name)
+        keep[id(n)] = n
         todo.extend(producer[i] for i in n.input if i in integral and i in producer)
-    blocked_nodes.update(keep)
+    if not keep:
+        return
+    names = Counter(n.name for g in graphs for n in g.node)
+    taken = set(names) | {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
+    for n in keep.values():
+        if id(n) not in main_nodes and (not n.name or names[n.name] > 1):
+            names[n.name] -= 1  # (the converter blocks names: a body's must be its own)
+            n.name = _first_free("fp16_kept", taken)
+        blocked_nodes.add(n.name)
 
 
 def _settled(
