@@ -872,6 +872,12 @@ def _create(
             raise DistillError(
                 f"logits {spec.source!r} have {arr.ndim} axes; there is no class axis {axis}"
             )
+        if spec.kind == "soft" and arr.dtype == np.bool_:  # softmax of a mask's True/False
+            # was stored as soft targets (exit 0)
+            raise DistillError(
+                f"logits {spec.source!r} are bool values (a mask?), not numbers: softmax(z/T) "
+                "of them is no soft target; store the output raw (leave it out of logits)"
+            )
         if spec.kind == "soft" and axis % arr.ndim == 0:
             raise DistillError(
                 f"class axis {axis} of logits {spec.source!r} is the batch axis, on which "
