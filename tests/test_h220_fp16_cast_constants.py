@@ -70,3 +70,51 @@ def test_a_cast_constant_float16_holds_still_becomes_float16() -> None:
     assert cast.attribute[0].i == T.FLOAT16
     (div,) = [n for n in half.graph.node if n.name == "div"]
     assert "cf" in div.input  # read as float16, no Cast between
+
+
+def test_a_castlike_of_a_constant_float16_cannot_hold_stays_float32() -> None:
+    # CastLike(int64 70000, x): x float16, so the converter's CastLike wrote inf
+    graph = h.make_graph(
+        [
+            h.make_node("CastLike", ["c", "x"], ["cf"], name="castlike"),
+            h.make_node("Div", ["x", "cf"], ["y"], name="div"),
+        ],
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, [3])],
+        [h.make_tensor_value_info("y", T.FLOAT, [3])],
+        initializer=[nh.from_array(np.int64([70000]), "c")],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    feeds = {"x": np.float32([1e4, 3e4, 0.5])}
+    want = ReferenceEvaluator(model).run(None, feeds)[0]
+    np.testing.assert_allclose(ReferenceEvaluator(half).run(None, feeds)[0], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("as_node", [False, True], ids=["initializer", "constant-node"])
+def test_a_cast_constant_in_an_if_branch_stays_float32(as_node: bool) -> None:
+    c = nh.from_array(np.int64([70000]), "tc")
+    nodes = [
+        h.make_node("Cast", ["tc"], ["tcf"], to=T.FLOAT),
+        h.make_node("Div", ["x", "tcf"], ["ty"]),
+    ]
+    if as_node:
+        nodes.insert(0, h.make_node("Constant", [], ["tc"], value=c))
+    vi = h.make_tensor_value_info
+    then = h.make_graph(nodes, "then", [], [vi("ty", T.FLOAT, [3])], [] if as_node else [c])
+    other = h.make_graph(
+        [h.make_node("Identity", ["x"], ["ey"])], "else", [], [vi("ey", T.FLOAT, [3])]
+    )
+    graph = h.make_graph(
+        [h.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)],
+        "g",
+        [vi("x", T.FLOAT, [3]), vi("c", T.BOOL, [])],
+        [vi("y", T.FLOAT, [3])],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    feeds = {"x": np.float32([1e4, 3e4, 0.5]), "c": np.array(True)}
+    want = ReferenceEvaluator(model).run(None, feeds)[0]
+    np.testing.assert_allclose(ReferenceEvaluator(half).run(None, feeds)[0], want, rtol=1e-6)

@@ -154,3 +154,16 @@ def test_an_if_branchs_arithmetic_on_an_outer_shape_stays_float32() -> None:
     for c in (True, False):
         x = (np.arange(4099, dtype=np.float32) / 4099).astype(np.float32)
         _reference_same(model, {"x": x, "c": np.array(c)})
+
+
+def test_a_reshape_size_castlike_to_float_stays_float32() -> None:
+    nodes = [
+        h.make_node("Shape", ["x"], ["s"]),
+        h.make_node("CastLike", ["s", "x"], ["sf"]),
+        h.make_node("Mul", ["sf", "half"], ["sh"]),
+        h.make_node("CastLike", ["sh", "two"], ["si"]),
+        h.make_node("Concat", ["two", "si"], ["shape"], axis=0),
+        h.make_node("Reshape", ["x", "shape"], ["y"]),
+    ]
+    inits = [nh.from_array(np.float32([0.5]), "half"), nh.from_array(np.int64([2]), "two")]
+    _same(_model(nodes, 4098, inits), 4098)

@@ -178,7 +178,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
                 else:
                     read_in_bodies.add(n.output[0])
     for n in copy.graph.node:  # a constant of another type cast to float: the same
-        if _casts_unsafe_constant(n, graph):
+        if _casts_unsafe_constant(n, graph.constant, graph.consumer_nodes(n.output[0])):
             blocked_nodes.add(n.name)
             for reader in graph.consumer_nodes(n.output[0]):
                 if n.output[0] in reader.input:
@@ -519,10 +519,12 @@ def _block_integer_arithmetic(model: onnx.ModelProto, blocked_nodes: set[str]) -
             if not is_default_domain(n) or any(subgraphs(n)) or not n.input:
                 continue
             to = next((a.i for a in n.attribute if a.name == "to"), None)
-            if n.op_type == "Cast" and to == onnx.TensorProto.FLOAT:
+            if n.op_type == "CastLike" and len(n.input) > 1:  # (a target of unknown type:
+                to = types.get(n.input[1], onnx.TensorProto.FLOAT)  # as float, kept float32)
+            if n.op_type in ("Cast", "CastLike") and to == onnx.TensorProto.FLOAT:
                 if types.get(n.input[0]) in _INTEGER_TYPES:
                     integral.update(n.output)
-            elif n.op_type == "Cast" and to in _INTEGER_TYPES:
+            elif n.op_type in ("Cast", "CastLike") and to in _INTEGER_TYPES:
                 if n.input[0] in integral:
                     ends.append(n)
             elif n.op_type in _INTEGER_ARITHMETIC_OPS:
@@ -581,26 +583,41 @@ def _fills_unsafe(node: onnx.NodeProto, readers: Iterable[onnx.NodeProto]) -> bo
     return _fp16_unsafe(numpy_helper.to_array(value), readers)
 
 
-def _casts_unsafe_constant(node: onnx.NodeProto, graph: Any) -> bool:
-    """Whether `node` is a Cast to float of a constant of another type (int64, int32, double,
-    bfloat16, ...) whose value, as float32, float16 cannot hold (`_fp16_unsafe`): the
-    converter turns it into a Cast to float16 (int64 70000 became inf, double 1e-9 became 0),
-    which `_fp16_unsafe` does not see, reading float32 constants only."""
+def _casts_unsafe_constant(
+    node: onnx.NodeProto,
+    value_of: Callable[[str], np.ndarray | None],
+    readers: Iterable[onnx.NodeProto],
+) -> bool:
+    """Whether `node` is a Cast to float, or a CastLike, of a constant of another type (int64,
+    int32, double, bfloat16, ...; `value_of` gives a constant's value, None for another
+    tensor) whose value, as float32, float16 cannot hold (`_fp16_unsafe`, `readers` those of
+    the node's output): the converter turns such a Cast into a Cast to float16, and a CastLike
+    of a float16 tensor writes float16 (int64 70000 became inf, double 1e-9 became 0), which
+    `_fp16_unsafe` does not see, reading float32 constants only. A CastLike whose target is
+    a constant of a type other than float; any other counts as float (kept float32, a CastLike
+    to an integer type reads and writes what it did)."""
     from graphopt.ir.nodes import is_default_domain
 
-    if node.op_type != "Cast" or not is_default_domain(node) or not node.output[0]:
+    if node.op_type not in ("Cast", "CastLike") or not is_default_domain(node):
         return False
-    to = next((a.i for a in node.attribute if a.name == "to"), None)
-    if to != onnx.TensorProto.FLOAT:
+    if not node.output or not node.output[0] or not node.input or not node.input[0]:
         return False
-    value = graph.constant(node.input[0])
+    if node.op_type == "Cast":
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if to != onnx.TensorProto.FLOAT:
+            return False
+    elif len(node.input) > 1 and node.input[1]:
+        target = value_of(node.input[1])
+        if target is not None and target.dtype != np.float32:
+            return False
+    value = value_of(node.input[0])
     if value is None or value.dtype == np.float32:
         return False
     if value.dtype.kind not in "iuf" and not value.dtype.name.startswith(("bfloat16", "float8")):
         return False  # (bool: 0 and 1; strings and others: not a Cast to float here)
     with np.errstate(over="ignore", invalid="ignore"):
         as_float = np.asarray(value).astype(np.float32)
-    return _fp16_unsafe(as_float, graph.consumer_nodes(node.output[0]))
+    return _fp16_unsafe(as_float, readers)
 
 
 def _body_names_apart_from_main_io(model: onnx.ModelProto) -> None:
@@ -1392,9 +1409,24 @@ def _block_out_of_range_in_bodies(
             if _fp16_unsafe(value, readers.get(n.output[0], [])):
                 assert value is not None
                 moved[n.output[0]] = value
+        values = {t.name: t for t in body.initializer}
+        values.update({o: n for n in body.node if n.op_type == "Constant" for o in n.output})
+
+        def value_of(name: str, values: Mapping[str, Any] = values) -> np.ndarray | None:
+            found = values.get(name)
+            if isinstance(found, onnx.TensorProto):
+                return numpy_helper.to_array(found)
+            if found is not None and is_default_domain(found):
+                return constant_node_value(found)
+            return None
+
         for n in body.node:  # its attribute stays float32 where the node is blocked
             if n.op_type == "ConstantOfShape" and _fills_unsafe(n, readers.get(n.output[0], [])):
                 n.name = n.name or _first_free("fp16_kept", taken)
+                blocked_nodes.add(n.name)
+                big.add(n.output[0])
+            elif n.output and _casts_unsafe_constant(n, value_of, readers.get(n.output[0], [])):
+                n.name = n.name or _first_free("fp16_kept", taken)  # (and its readers, below)
                 blocked_nodes.add(n.name)
                 big.add(n.output[0])
         if not big and not moved:
