@@ -111,3 +111,16 @@ def test_a_damaged_record_is_one_line(key: str, value: object) -> None:
             p.value = json.dumps(table)
     with pytest.raises(MergeError, match=f"task 'm1_' '{key}'"):
         split(merged, task="m0_")
+
+
+def test_a_model_without_an_ir_version_gets_the_one_its_opsets_need() -> None:
+    # ir_version 0 (not set, as some exporters leave it): merge recorded 0, and split called
+    # its own task table damaged
+    a = parser.parse_model(
+        '<ir_version: 8, opset_import: ["" : 14]>\n'
+        "g (float[2,3] x) => (float[2,3] y) { y = Relu(x) }"
+    )
+    a.ir_version = 0
+    back = split(merge([a, a]), task="m1_")
+    assert _versions(back) == (7, {"": 14})
+    onnx.checker.check_model(back, full_check=True)

@@ -1225,13 +1225,14 @@ def _record_versions(
     protos: Sequence[onnx.ModelProto],
     prefixes: Sequence[str],
 ) -> None:
-    """Record in the task table each task's own IR version ("ir_version") and the opsets its
-    ops are written for ("opset_import": {domain: version}; the model's own, or the default
-    opset it was converted to), which `split(task=...)` gives back where the split part's ops
+    """Record in the task table each task's own IR version ("ir_version", where set) and the
+    opsets its ops are written for ("opset_import": {domain: version}; the model's own, or the
+    default opset it was converted to), which `split(task=...)` gives back where the split part's ops
     mean the same there (the merged model imports the highest of each)."""
     table = task_table(model)
     for original, proto, prefix in zip(originals, protos, prefixes, strict=True):
-        table[prefix]["ir_version"] = int(original.ir_version)
+        if original.ir_version > 0:  # (0: not set, as some exporters leave it)
+            table[prefix]["ir_version"] = int(original.ir_version)
         table[prefix]["opset_import"] = opset_map(proto)
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
@@ -1257,7 +1258,7 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     or metadata props differ from the merged input's;
     "producer_name" and "producer_version", and "domain", "model_version", "graph_name",
     "graph_doc_string" and "graph_metadata_props" ({key: value}) where the model set them.
-    "ir_version" (the model's own) and "opset_import" ({domain: version} its ops are written
+    "ir_version" (the model's own, where set) and "opset_import" ({domain: version} its ops are written
     for: its own, or the default opset it was converted to).
     (Tables written before review 11 have no metadata or input shape entries, before H164 no
     producer or other model fields, before H180 no graph metadata props, before H219 no IR
@@ -1337,8 +1338,7 @@ def _check_table(table: Any) -> None:
             raise fail(f"{where} 'ir_version'", "is not a positive int64")
         imports = entry.get("opset_import", {})
         if not isinstance(imports, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63
-            for v in imports.values()
+            isinstance(v, int) and _dim(v) for v in imports.values()
         ):
             raise fail(f"{where} 'opset_import'", "is not a mapping of domains to versions")
         functions = entry.get("functions", [])

@@ -315,7 +315,7 @@ def _restore_versions(
     to put back should the checker refuse the task's own; None where nothing changed (a table
     from before H219)."""
     own = entry.get("opset_import")
-    if own is None or "ir_version" not in entry:
+    if own is None:
         return None
     merged = (result.ir_version, opset_map(result))
     imports = dict(merged[1])
@@ -323,7 +323,7 @@ def _restore_versions(
         mine = own.get(domain)
         if mine is not None and mine < version and unchanged_between(result, domain, mine, version):
             imports[domain] = mine
-    ir = max(int(entry["ir_version"]), IR_NEEDS_INPUTS_FOR_INITIALIZERS)
+    ir = max(int(entry.get("ir_version", 0)), IR_NEEDS_INPUTS_FOR_INITIALIZERS)
     opset_ids = [onnx.helper.make_opsetid(d, v) for d, v in imports.items()]
     with contextlib.suppress(TypeError, ValueError):  # an unknown domain: no floor from it
         ir = max(ir, onnx.helper.find_min_ir_version_for(opset_ids, ignore_unknown=True))
