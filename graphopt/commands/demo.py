@@ -147,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
             f"--images must be at most {len(IMAGE_NAMES)}, the photographs the demo has, "
             f"got {args.images}"
         )
-    if args.output:  # said before the fetch, optimization and verification, not after them
+    # said before the fetch, optimization and verification, not after them; -o '' too (it
+    # wrote nothing, exit 0: '' is no path, and the other commands say so)
+    if args.output is not None:
         from graphopt.commands._common import check_writable, refuse_writing_over_read_files
         from graphopt.errors import SaveError
 
