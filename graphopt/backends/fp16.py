@@ -198,6 +198,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _block_constant_body_outputs(copy, blocked_nodes)
     _block_sparse_constants(copy, blocked_nodes)
     _block_masked_softmax(copy, blocked_nodes)
+    _block_graph_attribute_ops(copy, blocked_nodes)
     blocked = [*DEFAULT_OP_BLOCK_LIST, *FLOAT32_ONLY_OPS]
     if imports_qdq(copy, 10):  # TensorRT 10's parser, as `tensorrt.has_qdq(copy)`
         copy = _qdq_opset_for_fp16(copy, blocked)
@@ -302,6 +303,23 @@ def _float32_typed_ops(model: onnx.ModelProto) -> set[str]:
             if "tensor(float)" in types and "tensor(float16)" not in types:
                 found.add(op)
     return found
+
+
+def _block_graph_attribute_ops(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
+    """A node of another domain than ONNX's with a graph attribute (ai.onnx.preview
+    FlexAttention's score_mod and prob_mod, in the main graph) stays float32, graph and all:
+    the converter made its inputs float16 but left the graph's float32 ('[ShapeInferenceError]
+    Attribute score_mod input(0) type mismatch. Expected 1, got 10')."""
+    from graphopt.ir.nodes import is_default_domain
+
+    for node in model.graph.node:
+        if is_default_domain(node):  # (If/Loop/Scan, SequenceMap: the converter's own way)
+            continue
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in node.attribute
+        ):
+            blocked_nodes.add(node.name)
 
 
 def _block_layer_norm_statistics(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
