@@ -392,20 +392,24 @@ def run(args: argparse.Namespace) -> int:
         held.release(drop=saving and not saved)
     # scales taken from a cache were chosen by whoever wrote it: no method of ours to name
     source = (
-        f"scales from cache {args.cache_in}"
+        f"scales from cache {shown(args.cache_in)}"
         + (
-            f", samples of {counted(report.feeds, 'feed')} from {args.calib}"
+            f", samples of {counted(report.feeds, 'feed')} from {shown(args.calib)}"
             if report.feeds
             else ""
         )
         if args.cache_in
-        else f"{args.method}, {counted(report.feeds, 'feed')} from {args.calib}"
+        else f"{args.method}, {counted(report.feeds, 'feed')} from {shown(args.calib)}"
     )
     print(
         f"{shown(args.input)}: quantized {counted(len(report.quantized_nodes), 'node')} for {args.target} "
         f"({source}); wrote {output_name(args)}"
-        + (f" and {args.cache}" if args.cache else "")
-        + (f" (float choices in {side_out})" if side_out and os.path.isfile(side_out) else "")
+        + (f" and {shown(args.cache)}" if args.cache else "")
+        + (
+            f" (float choices in {shown(side_out)})"
+            if side_out and os.path.isfile(side_out)
+            else ""
+        )
     )
     if args.report or args.keep_float or report.kept_float or report.stem or report.unscaled_nodes:
         for line in report.lines():
@@ -505,7 +509,7 @@ def refuse_calibrating_options_with_cache_in(args: argparse.Namespace) -> None:
     from graphopt.errors import QuantizeError
 
     given: set[str] = getattr(args, "given", set())
-    source = f"this run takes its scales from --cache-in {args.cache_in}"
+    source = f"this run takes its scales from --cache-in {shown(args.cache_in)}"
     if "--method" in given:
         raise QuantizeError(
             f"--method {args.method} calibrates --calib data; {source}, which the calibrator "
@@ -527,7 +531,7 @@ def refuse_measuring_without_feeds(args: argparse.Namespace) -> None:
     if not args.cache_in or args.calib:
         return
     given: set[str] = getattr(args, "given", set())
-    source = f"this run takes its scales from --cache-in {args.cache_in}"
+    source = f"this run takes its scales from --cache-in {shown(args.cache_in)}"
     if args.keep_float:
         raise QuantizeError(
             f"--keep-float {args.keep_float} ranks the groups by their error on --calib data; "
