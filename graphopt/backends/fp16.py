@@ -20,7 +20,7 @@ bfloat16 or INT8.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -924,27 +924,29 @@ def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> No
 
     graphs = [model.graph, *nested_bodies(model.graph)]
     huge: set[str] = set()  # float32 constants with an element float16 cannot hold
+    cast_huge: set[str] = set()  # the same, of another type, as a Cast to float makes them
     for g in graphs:
         for t in g.initializer:
-            if t.data_type != onnx.TensorProto.FLOAT:
-                continue
             if t.data_location == onnx.TensorProto.EXTERNAL:
                 continue
-            if _largest_finite(numpy_helper.to_array(t)) > FP16_MAX:
-                huge.add(t.name)
+            if t.data_type == onnx.TensorProto.FLOAT:
+                if _largest_finite(numpy_helper.to_array(t)) > FP16_MAX:
+                    huge.add(t.name)
+            elif _huge_as_float(numpy_helper.to_array(t)):
+                cast_huge.add(t.name)
         for n in g.node:
             if n.op_type != "Constant" or not is_default_domain(n):
                 continue
             value = constant_node_value(n)
-            if (
-                value is not None
-                and value.dtype == np.float32
-                and _largest_finite(value) > FP16_MAX
-            ):
+            if value is None:
+                continue
+            if value.dtype == np.float32 and _largest_finite(value) > FP16_MAX:
                 huge.update(n.output)
+            elif value.dtype != np.float32 and _huge_as_float(value):
+                cast_huge.update(n.output)
     taken = {n.name for g in graphs for n in g.node}
     for g in graphs:
-        for node in _mask_carriers(g, huge, blocked_nodes):
+        for node in _mask_carriers(g, huge, blocked_nodes, cast_huge):
             if not node.name:
                 node.name = _first_free("fp16_kept", taken)
             if node.name not in blocked_nodes:
@@ -956,11 +958,24 @@ def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> No
                 )
 
 
+def _huge_as_float(value: np.ndarray) -> bool:
+    """Whether a constant of another type than float32 (double, bfloat16, int64, ...) has an
+    element beyond float16's range once Cast to float32 (`_block_masked_softmax`)."""
+    if value.dtype.kind not in "iuf" and not value.dtype.name.startswith(("bfloat16", "float8")):
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _largest_finite(np.asarray(value).astype(np.float32)) > FP16_MAX
+
+
 def _mask_carriers(
-    graph: onnx.GraphProto, huge: set[str], blocked_nodes: set[str]
+    graph: onnx.GraphProto,
+    huge: set[str],
+    blocked_nodes: set[str],
+    cast_huge: Collection[str] = (),
 ) -> list[onnx.NodeProto]:
     """The nodes of `graph` (its own, not its bodies') that carry a mask from a blocked node
-    reading a `huge` constant (or a ConstantOfShape filling with one) to a Softmax/LogSoftmax
+    reading a `huge` constant (or a ConstantOfShape filling with one, or a Cast or CastLike
+    of a `cast_huge` constant of another type: double -3.4e38) to a Softmax/LogSoftmax
     input or an Attention attn_mask through `_MASK_PASSING_OPS`, and those sinks
     (`_block_masked_softmax`), in graph order."""
     from graphopt.ir.nodes import is_default_domain
@@ -969,7 +984,11 @@ def _mask_carriers(
         n
         for n in graph.node
         if n.name in blocked_nodes
-        and (huge.intersection(n.input) or (n.op_type == "ConstantOfShape" and _fills_huge(n)))
+        and (
+            huge.intersection(n.input)
+            or (n.op_type == "ConstantOfShape" and _fills_huge(n))
+            or (n.op_type in ("Cast", "CastLike") and n.input[:1] and n.input[0] in cast_huge)
+        )
     ]
     if not sources:
         return []
