@@ -8,8 +8,9 @@ out, and dead-code elimination removes the subgraph that made it.
 
 What it does not do: drop a state that is not provably zero (a graph input, a value computed
 by arithmetic), drop one whose element type or shape is not shown to be the one the op takes
-(X's type; [directions, batch, hidden], or [batch, directions, hidden] with layout=1: the
-original fails on another, its default would not), or look into com.microsoft's quantized LSTMs.
+(X's type; [directions, batch, hidden], or [batch, directions, hidden] with layout=1, a fixed
+batch only where X's is that number: the original fails on another, its default would not),
+or look into com.microsoft's quantized LSTMs.
 """
 
 from __future__ import annotations
@@ -105,4 +106,8 @@ def _state_mismatch(graph: Graph, node: onnx.NodeProto, state: str, shapes: Lazy
     for have, want in zip(dims, wanted, strict=True):
         if isinstance(have, int) and isinstance(want, int) and have != want:
             return f"{state!r} has dims {list(dims)}, not [directions, batch, hidden]"
+        if isinstance(have, int) and not isinstance(want, int):
+            # a fixed batch (a state traced at batch 1) fits only an X of that batch: the
+            # original fails on any other, the absent default would run
+            return f"{state!r} has a fixed batch {have}, {x!r}'s is not known to be {have}"
     return ""
