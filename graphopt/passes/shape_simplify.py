@@ -351,9 +351,9 @@ def _one_element(graph: Graph, tensor: str) -> bool:
 
 def _one_shape_dim(graph: Graph, node: onnx.NodeProto) -> bool:
     """`node` picks exactly one dim of a shape: Shape(x) with start/end, Slice(d) over one
-    element of a tensor of dims d of proven length (`_dims_length`), or Gather(d, [i]) (out of
-    range, the original fails). Shape(x)[1:2] of an x of unknown rank may hold no dim at all:
-    refused."""
+    element of a tensor of dims d of proven length (`_dims_length`), or Gather(d, [i]) with i
+    in range (out of range the original fails, where a -1 would run). Shape(x)[1:2] of an x of
+    unknown rank may hold no dim at all: refused."""
     if node.op_type == "Shape":
         picked = _shape_of_rank(graph, node)
         return picked is not None and len(picked) == 1
@@ -361,12 +361,11 @@ def _one_shape_dim(graph: Graph, node: onnx.NodeProto) -> bool:
         return False
     if node.op_type == "Gather" and len(node.input) == 2:
         index = graph.constant(node.input[1])
-        return (
-            index is not None
-            and index.shape == (1,)
-            and graph.attr(node, "axis", 0) == 0
-            and _dims_length(graph, node.input[0], 0) is not None  # a 1-D tensor of dims
-        )
+        if index is None or index.shape != (1,) or graph.attr(node, "axis", 0) != 0:
+            return False
+        length = _dims_length(graph, node.input[0], 0)  # a 1-D tensor of dims
+        # (an index out of range fails the original: a -1 in its place would run)
+        return length is not None and -length <= int(index[0]) < length
     if node.op_type == "Slice":
         params = node_slice_parameters(node, graph.constant, graph.opset_version(""))
         length = _dims_length(graph, node.input[0], 0)
@@ -483,13 +482,16 @@ def _is_scalar(graph: Graph, tensor: str, depth: int) -> bool:
     if node.op_type == "Gather":
         index = graph.constant(node.input[1])
         source = graph.producer_node(node.input[0])
-        return (
-            index is not None
-            and index.ndim == 0
-            and source is not None
-            and source.op_type == "Shape"
-            and is_default_domain(source)
-        )
+        if (
+            index is None
+            or index.ndim != 0
+            or source is None
+            or source.op_type != "Shape"
+            or not is_default_domain(source)
+        ):
+            return False
+        axes = _shape_of_rank(graph, source)  # (an index out of range fails the original)
+        return axes is None or -len(axes) <= int(index) < len(axes)
     if node.op_type in ("Cast", "Neg"):
         return _is_scalar(graph, node.input[0], depth + 1)
     if node.op_type in ("Add", "Sub", "Mul", "Div"):
