@@ -425,8 +425,8 @@ def _proven_rank(
     """The rank of `tensor` by what holds at run time: a graph input's declared rank (runtimes
     refuse a feed of another), a constant's, a Reshape's constant target length, Flatten's 2,
     a Conv's weight rank, its first input's through a rank-keeping op, the largest of its
-    inputs' through a broadcasting one. Never a value_info's: nothing checks those, and
-    exporters get them wrong."""
+    inputs' through a broadcasting one (PRelu too: onnxruntime broadcasts its slope both
+    ways). Never a value_info's: nothing checks those, and exporters get them wrong."""
     if memo is None:
         memo = {}
     elif tensor in memo:
@@ -460,13 +460,14 @@ def _rank_by_nodes(
         if weight is not None:
             return weight.ndim
         return _proven_rank(graph, node.input[0], depth + 1, memo)
-    if node.op_type in RANK_OF_FIRST_INPUT or node.op_type == "Concat":
-        return _proven_rank(graph, node.input[0], depth + 1, memo)
-    if node.op_type in RANK_OF_BROADCAST:
+    if node.op_type in RANK_OF_BROADCAST or node.op_type == "PRelu":
+        # (onnxruntime broadcasts PRelu's slope both ways: x[N] with a slope [2, 1] is [2, N])
         ranks = [_proven_rank(graph, t, depth + 1, memo) for t in node.input if t]
         if not ranks or any(r is None for r in ranks):
             return None
         return max(r for r in ranks if r is not None)
+    if node.op_type in RANK_OF_FIRST_INPUT or node.op_type == "Concat":
+        return _proven_rank(graph, node.input[0], depth + 1, memo)
     return None
 
 
