@@ -491,7 +491,11 @@ def format_report(r: dict[str, Any]) -> str:
         f"post-dominators: {counted(pd['under_exit'], 'node')} "
         f"{'has' if pd['under_exit'] == 1 else 'have'} only the exit as post-dominator; "
         f"deepest chain {counted(pd['deepest_chain'], 'node')}"
-        + (f" (from {pd['deepest_chain_nodes'][0]})" if pd["deepest_chain_nodes"] else "")
+        + (
+            f" (from {shown(_text(pd['deepest_chain_nodes'][0]))})"
+            if pd["deepest_chain_nodes"]
+            else ""
+        )
     )
     f = r["fusion"]
     constants, multi = f["constant_singletons"], f["multi_node_groups"]
@@ -514,7 +518,10 @@ def format_report(r: dict[str, Any]) -> str:
 def _tensor_lines(tensors: list[dict[str, Any]], what: str) -> list[str]:
     """One line per input or output, the first `LISTED` of them, then how many more (a model
     made of 54 detectors listed 54 inputs and 216 outputs)."""
-    lines = [f"  {t['name']}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in tensors]
+    # names through `shown`: a newline in one split the line (the inputs, the groups' nodes)
+    lines = [
+        f"  {shown(t['name'])}: {t['dtype'] or '?'} {_shape_text(t['shape'])}" for t in tensors
+    ]
     if len(lines) > LISTED:
         more = len(lines) - LISTED
         noun = what + "s" * (more != 1)
@@ -539,9 +546,13 @@ def _counts_text(counts: dict[str, int], sep: str = " ") -> str:
 
 def _group_line(g: dict[str, Any], indent: str, index: int | None = None) -> str:
     head = f"#{index} " if index is not None else ""
-    anchor = f" anchor {g['anchor']}" if g["anchor"] else ""
+    anchor = f" anchor {shown(g['anchor'])}" if g["anchor"] else ""
     return (
         f"{indent}{head}{counted(g['size'], 'node')} {g['pattern']}{anchor}: "
         + _ops_text(g["ops"])
-        + (f"  [{g['nodes'][0]} … {g['nodes'][-1]}]" if g["size"] > 1 else f"  [{g['nodes'][0]}]")
+        + (
+            f"  [{shown(g['nodes'][0])} … {shown(g['nodes'][-1])}]"
+            if g["size"] > 1
+            else f"  [{shown(g['nodes'][0])}]"
+        )
     )
