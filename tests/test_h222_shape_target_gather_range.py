@@ -71,3 +71,47 @@ def test_an_index_in_range_still_gets_the_minus_one(index, scalar):
     for n in (1, 3):
         want = run_at(model, x_feed(n), level="disable")["y"]
         np.testing.assert_array_equal(run_at(out, x_feed(n), level="disable")["y"], want)
+
+
+def reshape_by_picked_dims(indices: str) -> onnx.ModelProto:
+    """Reshape(x[N, 6], Concat(Gather(Shape(x), `indices`)[0:1], [6]))."""
+    return build(
+        f"""<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 6] x) => (float[a, b] y) {{
+          s = Shape(x)
+          i = Constant<value = int64[2] {{{indices}}}>()
+          g = Gather(s, i)
+          st = Constant<value = int64[1] {{0}}>()
+          en = Constant<value = int64[1] {{1}}>()
+          d = Slice(g, st, en)
+          c = Constant<value = int64[1] {{6}}>()
+          t = Concat<axis = 0>(d, c)
+          y = Reshape(x, t)
+        }}"""
+    )
+
+
+@pytest.mark.parametrize("indices", ["0, 7", "-3, 0"])
+@pytest.mark.parametrize("pipeline", ["pass", "default"])
+def test_a_slice_of_dims_gathered_out_of_range_keeps_the_target(indices, pipeline):
+    # the Slice picks one element of a tensor of dims whose length rested on the Gather
+    model = reshape_by_picked_dims(indices)
+    if pipeline == "pass":
+        out, _ = run_passes(model, ["simplify-shape-subgraphs"])
+    else:
+        out = graphopt.optimize(model, pipeline)
+    assert not target_is_constant(out)
+    for n in (1, 2):
+        with pytest.raises(Exception, match="out of data bounds"):
+            run_at(model, x_feed(n), level="disable")
+        with pytest.raises(Exception, match="out of data bounds"):
+            run_at(out, x_feed(n), level="disable")
+
+
+def test_a_slice_of_dims_gathered_in_range_still_gets_the_minus_one():
+    model = reshape_by_picked_dims("0, 1")
+    out, _ = run_passes(model, ["simplify-shape-subgraphs"])
+    assert target_is_constant(out)
+    for n in (1, 3):
+        want = run_at(model, x_feed(n), level="disable")["y"]
+        np.testing.assert_array_equal(run_at(out, x_feed(n), level="disable")["y"], want)

@@ -394,7 +394,10 @@ def _dims_length(graph: Graph, tensor: str, depth: int) -> int | None:
         index = graph.constant(node.input[1])
         if index is None or index.ndim != 1 or graph.attr(node, "axis", 0) not in (0, -1):
             return None
-        return index.size if _dims_length(graph, node.input[0], depth + 1) is not None else None
+        inner = _dims_length(graph, node.input[0], depth + 1)
+        if inner is None or np.any((index < -inner) | (index >= inner)):
+            return None  # (an index out of range fails the original)
+        return index.size
     if node.op_type == "Concat" and graph.attr(node, "axis") in (0, -1):
         total = 0
         for piece in node.input:
