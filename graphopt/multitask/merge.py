@@ -192,6 +192,7 @@ def merge_with_report(
         function_renames,
     )
     _record_versions(model, originals, protos, prefixes)
+    _record_names(model, builder, prefixes)
     if check:
         try:
             check_model(model, "merged")
@@ -551,6 +552,11 @@ class _Builder:
         self.node_names: set[str] = set()
         self.reserved_outputs: set[str] = set()
         self.built = _Built()
+        # per task: merged tensor / node name -> the task's own name for it, where they differ
+        # (graph inputs and outputs aside: the task table maps those)
+        self.own_tensors: list[dict[str, str]] = []
+        self.own_nodes: list[dict[str, str]] = []
+        self._bodies: dict[str, str] = {}  # the task being added: body tensors renamed
 
     # names ------------------------------------------------------------------
     def fresh(self, name: str, prefix: str) -> str:
@@ -643,6 +649,8 @@ class _Builder:
         # the constants a tolerance may identify with a near one (not Resize scales: a scale a
         # little off changed the output's shape)
         weights = weight_tensors(graph) if self.consts.tolerance > 0 else set()
+        own_nodes: dict[str, str] = {}
+        self._bodies = {}
 
         def resolve(name: str) -> str:
             if not name:
@@ -691,6 +699,8 @@ class _Builder:
                         if o:
                             mapping[o] = twin.output[k]
                     self.built.users[twin.name].add(index)
+                    if node.name and as_text(node.name) != twin.name:  # (bytes: not UTF-8)
+                        own_nodes.setdefault(twin.name, as_text(node.name))
                     continue
             new = onnx.NodeProto()
             new.CopyFrom(node)
@@ -704,9 +714,18 @@ class _Builder:
             for sub in subgraphs(new):
                 self._rebind_body(sub, resolve, prefix)
             self.nodes.append(new)
+            if node.name and as_text(node.name) != new.name:
+                own_nodes[new.name] = as_text(node.name)
             self.built.users[new.name] = {index}
             if key is not None:
                 self.cse.setdefault(key, new)
+        interface = set(inputs) | set(wanted)
+        own_tensors: dict[str, str] = {}
+        for own, merged in [*mapping.items(), *self._bodies.items()]:
+            if own != merged and own not in interface:
+                own_tensors.setdefault(merged, own)  # (two own constants of one value: the first)
+        self.own_tensors.append(own_tensors)
+        self.own_nodes.append(own_nodes)
         for vi in graph.value_info:
             target = mapping.get(vi.name)
             if target is not None:
@@ -824,6 +843,9 @@ class _Builder:
             for j, name in enumerate(node.output):
                 if name:
                     local[name] = node.output[j] = self.fresh(name, prefix)
+        for own, merged in local.items():
+            if own != merged:
+                self._bodies[own] = merged
         for vi in body.output:
             vi.name = lookup(vi.name)
         for vi in body.value_info:
@@ -1241,6 +1263,25 @@ def _record_versions(
             p.value = json.dumps(table)
 
 
+def _record_names(model: onnx.ModelProto, builder: _Builder, prefixes: Sequence[str]) -> None:
+    """Record in the task table, per task, the merged names of its tensors and nodes that it
+    named otherwise ("tensor_names", "node_names": {merged name: its own}; a shared tensor or
+    node has the first model's name, a clashing one the prefix), which `split(task=...)`
+    gives back (it gave the split model the merged names: a hint or quantization setting
+    naming the model's tensors found none)."""
+    table = task_table(model)
+    for prefix, tensors, nodes in zip(
+        prefixes, builder.own_tensors, builder.own_nodes, strict=True
+    ):
+        if tensors:
+            table[prefix]["tensor_names"] = tensors
+        if nodes:
+            table[prefix]["node_names"] = nodes
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            p.value = json.dumps(table)
+
+
 def _notes_of(vi: onnx.ValueInfoProto) -> dict[str, Any]:
     """A value's doc string and metadata props, as the task table records them."""
     return {
@@ -1288,7 +1329,15 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     return {}
 
 
-_STR_MAPS = ("inputs", "outputs", "metadata_props", "metadata_moved", "graph_metadata_props")
+_STR_MAPS = (
+    "inputs",
+    "outputs",
+    "metadata_props",
+    "metadata_moved",
+    "graph_metadata_props",
+    "tensor_names",
+    "node_names",
+)
 
 
 def _dim(value: Any) -> bool:

@@ -18,8 +18,13 @@ initialization) reads a tensor the split model dropped goes, and of the others t
 dropped initializers go (an entry then binding nothing goes too); a warning says which. They
 named tensors that no longer existed (onnx.checker does not look).
 
-What it does not do: prune unused outputs of a kept multi-output node, or rename tensors other
-than the chosen outputs and (with `task`) the inputs and the local functions merge renamed.
+With `task` (and no `strip_prefix`), the task's tensors and main-graph nodes get back the names
+its own model gave them where merge named them otherwise (a shared one has the first model's
+name, a clashing one the prefix), as the task table records them.
+
+What it does not do: prune unused outputs of a kept multi-output node, rename tensors other
+than the chosen outputs without `task`, or give back the constants of one value a task held
+under two names (merge keeps one of them).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import onnx
@@ -136,6 +143,7 @@ def split(
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
         _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
     if task is not None and strip_prefix is None:
+        _restore_own_names(result, entry)
         restore_names(result, entry.get("functions", []))
         outputs_named = {o.name for o in result.graph.output}
         for alias, of in aliases.items():  # output alias = Identity(of): the alias input now
@@ -332,6 +340,36 @@ def _restore_versions(
         return None
     _set_versions(result, ir, imports)
     return merged
+
+
+def _restore_own_names(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
+    """Give the task's tensors and main-graph nodes back the names its own model gave them,
+    as merge recorded them ("tensor_names", "node_names": merged → own; a shared one had the
+    first model's name, a clashing one the task's prefix), all at once (two names may swap).
+    A name that would then be taken twice stays merged: two sibling bodies (an If's
+    branches) may define one name, which the check here, over every scope, does not allow."""
+    g = result.graph
+    present = scope_names(g)
+    tensors = {m: o for m, o in (entry.get("tensor_names") or {}).items() if m in present}
+    tensors = _unclashing(tensors, present)
+    if tensors:
+        _rename_everywhere(g, tensors)
+    named = {n.name for n in g.node if n.name}
+    nodes = _unclashing({m: o for m, o in (entry.get("node_names") or {}).items()}, named)
+    for node in g.node:
+        node.name = nodes.get(node.name, node.name)
+
+
+def _unclashing(renames: Mapping[str, str], names: AbstractSet[str]) -> dict[str, str]:
+    """`renames` (of `names`) less those that would give two of `names` one name."""
+    kept = {old: new for old, new in renames.items() if old in names}
+    while True:
+        finals = Counter(kept.get(n, n) for n in names)
+        clashing = {old for old, new in kept.items() if finals[new] > 1}
+        if not clashing:
+            return kept
+        log.debug("split: names kept merged (their own would clash): %s", sorted(clashing)[:5])
+        kept = {old: new for old, new in kept.items() if old not in clashing}
 
 
 def _set_versions(result: onnx.ModelProto, ir: int, imports: Mapping[str, int]) -> None:
