@@ -93,6 +93,20 @@ def test_names_swap_back() -> None:
     assert {o for n in kept.graph.node for o in n.output} >= {"t", "m1_t"}
 
 
+def test_a_tensor_moved_out_of_an_outputs_way_gets_its_name() -> None:
+    # C's output t is merged m1_t, and its u is A's t (shared): split renamed that t out of the
+    # output's way (t_1) before the names came back
+    c = parser.parse_model(
+        '<ir_version: 8, opset_import: ["" : 17]>\n'
+        "g (float[2,3] x) => (float[2,3] t) { u = Relu(x) \n t = Sigmoid(u) }"
+    )
+    back = split(merge([A, c]), task="m1_")
+    assert [(list(n.input), list(n.output)) for n in back.graph.node] == [
+        (list(n.input), list(n.output)) for n in c.graph.node
+    ]
+    onnx.checker.check_model(back, full_check=True)
+
+
 def test_a_clash_keeps_the_merged_names() -> None:
     merged = merge([A, B])
     for p in merged.metadata_props:

@@ -132,7 +132,7 @@ def split(
         source = next((i for i, n in final.items() if n == name), None)
         if source is not None and _output_reads_input(result, output, source):
             del renames[output]
-    _rename_interface(
+    moved = _rename_interface(
         result, renames, input_renames, aliases, list(entry["inputs"]) if task is not None else ()
     )
     merged_versions = None
@@ -143,7 +143,7 @@ def split(
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
         _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
     if task is not None and strip_prefix is None:
-        _restore_own_names(result, entry)
+        _restore_own_names(result, entry, moved)
         restore_names(result, entry.get("functions", []))
         outputs_named = {o.name for o in result.graph.output}
         for alias, of in aliases.items():  # output alias = Identity(of): the alias input now
@@ -342,15 +342,19 @@ def _restore_versions(
     return merged
 
 
-def _restore_own_names(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
+def _restore_own_names(
+    result: onnx.ModelProto, entry: Mapping[str, Any], moved: Mapping[str, str]
+) -> None:
     """Give the task's tensors and main-graph nodes back the names its own model gave them,
     as merge recorded them ("tensor_names", "node_names": merged → own; a shared one had the
     first model's name, a clashing one the task's prefix), all at once (two names may swap).
     A name that would then be taken twice stays merged: two sibling bodies (an If's
-    branches) may define one name, which the check here, over every scope, does not allow."""
+    branches) may define one name, which the check here, over every scope, does not allow.
+    `moved`: the tensors the interface's renames moved out of their way (merged → now)."""
     g = result.graph
     present = scope_names(g)
-    tensors = {m: o for m, o in (entry.get("tensor_names") or {}).items() if m in present}
+    tensors = {moved.get(m, m): o for m, o in (entry.get("tensor_names") or {}).items()}
+    tensors = {m: o for m, o in tensors.items() if m in present}
     tensors = _unclashing(tensors, present)
     if tensors:
         _rename_everywhere(g, tensors)
@@ -625,12 +629,13 @@ def _rename_interface(
     inputs: Mapping[str, str],
     aliases: Mapping[str, str] | None = None,
     order: Sequence[str] = (),
-) -> None:
+) -> dict[str, str]:
     """Rename the chosen inputs and outputs. A tensor inside the model that already has a name
     they get back (a shared node's output another task named so) is renamed out of the way.
     `aliases`: input name → the (renamed) input it was merged with; each is declared again,
     with that input's type (read by nothing: the task's model read the two as one value, which
-    is what `merge`'s input_map promised); `order`: the task's input names, in its order."""
+    is what `merge`'s input_map promised); `order`: the task's input names, in its order.
+    Returns the tensors moved out of the way (their name → the one they have now)."""
     g = model.graph
     aliases = aliases or {}
     renames = {
@@ -663,6 +668,7 @@ def _rename_interface(
     if aliases:
         _declare_aliases(g, aliases, order)
     _collapse_output_identities(model)
+    return {old: new for old, new in renames.items() if old in targets and old not in interface}
 
 
 def _declare_aliases(
