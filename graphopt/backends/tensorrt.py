@@ -46,7 +46,7 @@ from graphopt.backends.fp16 import FP16_MAX as FP16_MAX
 from graphopt.backends.fp16 import FP16_TOLERANCE as FP16_TOLERANCE
 from graphopt.backends.fp16 import fp16_error as fp16_error
 from graphopt.backends.fp16 import fp16_model as fp16_model
-from graphopt.errors import BackendError
+from graphopt.errors import BackendError, first_line
 
 log = logging.getLogger("graphopt.backends.tensorrt")
 
@@ -135,10 +135,18 @@ def import_tensorrt() -> Any:
     """The `tensorrt` module, or `BackendError` (one line, with how to install it)."""
     try:
         trt = importlib.import_module("tensorrt")
-    except ImportError as e:
-        raise BackendError(f"TensorRT is not installed ({e}): {INSTALL_HINT}") from e
+    except ImportError as e:  # (its first line: a failed extension import can run to several)
+        raise BackendError(f"TensorRT is not installed ({first_line(e)}): {INSTALL_HINT}") from e
     except OSError as e:  # the bindings are there but libnvinfer is not
-        raise BackendError(f"TensorRT cannot load its libraries ({e}): {INSTALL_HINT}") from e
+        raise BackendError(
+            f"TensorRT cannot load its libraries ({first_line(e)}): {INSTALL_HINT}"
+        ) from e
+    except Exception as e:  # a package there whose import fails otherwise (a RuntimeError or
+        # ValueError of its own checks, a SyntaxError of a wheel for another Python): it was a
+        # traceback and exit 1 from build and bench --backend tensorrt
+        raise BackendError(
+            f"TensorRT cannot be imported ({type(e).__name__}: {first_line(e)}): {INSTALL_HINT}"
+        ) from e
     trt_major(trt)  # reject unsupported versions early
     return trt
 
