@@ -118,3 +118,38 @@ def test_a_cast_constant_in_an_if_branch_stays_float32(as_node: bool) -> None:
     feeds = {"x": np.float32([1e4, 3e4, 0.5]), "c": np.array(True)}
     want = ReferenceEvaluator(model).run(None, feeds)[0]
     np.testing.assert_allclose(ReferenceEvaluator(half).run(None, feeds)[0], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("as_node", [False, True], ids=["initializer", "constant-node"])
+def test_a_branchs_cast_of_a_main_graph_constant_stays_float32(as_node: bool) -> None:
+    # the then branch reads the main graph's int64 70000: Div(x, Cast(c, float))
+    vi = h.make_tensor_value_info
+    c = nh.from_array(np.int64([70000]), "c")
+    then = h.make_graph(
+        [
+            h.make_node("Cast", ["c"], ["tcf"], to=T.FLOAT),
+            h.make_node("Div", ["x", "tcf"], ["ty"]),
+        ],
+        "then",
+        [],
+        [vi("ty", T.FLOAT, [3])],
+    )
+    other = h.make_graph(
+        [h.make_node("Identity", ["x"], ["ey"])], "else", [], [vi("ey", T.FLOAT, [3])]
+    )
+    nodes = [h.make_node("If", ["b"], ["y"], then_branch=then, else_branch=other)]
+    if as_node:
+        nodes.insert(0, h.make_node("Constant", [], ["c"], value=c))
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [vi("x", T.FLOAT, [3]), vi("b", T.BOOL, [])],
+        [vi("y", T.FLOAT, [3])],
+        initializer=[] if as_node else [c],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    half = fp16_model(model)
+    onnx.checker.check_model(half, full_check=True)
+    feeds = {"x": np.float32([1e4, 3e4, 0.5]), "b": np.array(True)}
+    want = ReferenceEvaluator(model).run(None, feeds)[0]
+    np.testing.assert_allclose(ReferenceEvaluator(half).run(None, feeds)[0], want, rtol=1e-6)

@@ -1421,6 +1421,10 @@ def _block_out_of_range_in_bodies(
     taken |= {t for g in graphs for n in g.node for t in (*n.input, *n.output)}
     taken |= {t.name for g in graphs for t in (*g.initializer, *g.input)}  # (not the outputs)
 
+    main = model.graph
+    inputs = {v.name for v in main.input}  # (an initializer that is one can be overridden)
+    main_values: dict[str, Any] = {t.name: t for t in main.initializer if t.name not in inputs}
+    main_values.update({o: n for n in main.node if n.op_type == "Constant" for o in n.output})
     read_outside = set(outer)
     for body in graphs[1:]:
         for n in body.node:
@@ -1446,8 +1450,10 @@ def _block_out_of_range_in_bodies(
             if _fp16_unsafe(value, readers.get(n.output[0], [])):
                 assert value is not None
                 moved[n.output[0]] = value
-        values = {t.name: t for t in body.initializer}
+        values = dict(main_values)  # (the main graph's constants, as the body sees them)
+        values.update({t.name: t for t in body.initializer})
         values.update({o: n for n in body.node if n.op_type == "Constant" for o in n.output})
+        values.update({v.name: None for v in body.input})  # (shadowing one)
 
         def value_of(name: str, values: Mapping[str, Any] = values) -> np.ndarray | None:
             found = values.get(name)
