@@ -171,8 +171,10 @@ def save_output(
             "beside a file: give -o FILE"
         ) from e
     stream = (args.stdout if hasattr(args, "stdout") else sys.stdout).buffer
+    sent = False  # whether a piece may have gone out (a write begun)
     try:
         for piece in pieces:
+            sent = True
             stream.write(piece)
         stream.flush()
     except BrokenPipeError:  # the reader went away: graphopt.cli.main ends quietly
@@ -181,6 +183,13 @@ def save_output(
         raise SaveError(
             f"-o -: cannot write the model to standard output: {e.strerror or e}"
         ) from e
+    except BaseException:  # Ctrl-C or SIGTERM mid-model: what went out cannot be taken back
+        if sent:  # (graphopt.cli.main says this instead of "nothing was written")
+            args.interrupted = (
+                "part of the model had gone to standard output; what its reader got is not "
+                "a whole model: discard it"
+            )
+        raise
 
 
 def output_name(args: argparse.Namespace) -> str:
