@@ -167,3 +167,45 @@ def test_a_reshape_size_castlike_to_float_stays_float32() -> None:
     ]
     inits = [nh.from_array(np.float32([0.5]), "half"), nh.from_array(np.int64([2]), "two")]
     _same(_model(nodes, 4098, inits), 4098)
+
+
+def test_a_length_mask_compared_in_float_stays_float32() -> None:
+    # Where(Less(Cast(Range(0, n), float), Cast(length, float)), x, 0): a sequence mask
+    vi = h.make_tensor_value_info
+    nodes = [
+        h.make_node("Shape", ["x"], ["s"]),
+        h.make_node("Squeeze", ["s"], ["n"]),
+        h.make_node("Range", ["zero", "n", "one"], ["pos"]),
+        h.make_node("Cast", ["pos"], ["posf"], to=T.FLOAT),
+        h.make_node("Cast", ["len"], ["lenf"], to=T.FLOAT),
+        h.make_node("Less", ["posf", "lenf"], ["keep"]),
+        h.make_node("Where", ["keep", "x", "zf"], ["y"]),
+    ]
+    inits = [
+        nh.from_array(np.int64(0), "zero"),
+        nh.from_array(np.int64(1), "one"),
+        nh.from_array(np.float32(0), "zf"),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [vi("x", T.FLOAT, [2050]), vi("len", T.INT64, [])],
+        [vi("y", T.FLOAT, [2050])],
+        initializer=inits,
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    feeds = {"x": np.ones(2050, np.float32), "len": np.array(2049, np.int64)}
+    _reference_same(model, feeds)  # float16: position 2048 dropped (2049 -> 2048)
+
+
+def test_a_comparison_with_an_activation_stays_float16() -> None:
+    nodes = [
+        h.make_node("Shape", ["x"], ["s"]),
+        h.make_node("Cast", ["s"], ["sf"], to=T.FLOAT),
+        h.make_node("Less", ["x", "sf"], ["keep"], name="less"),
+        h.make_node("Where", ["keep", "x", "sf"], ["y"]),
+    ]
+    half = fp16_model(_model(nodes, 8, []))
+    (less,) = [n for n in half.graph.node if n.name == "less"]
+    to_float = [n for n in half.graph.node if n.op_type == "Cast" and n.attribute[0].i == T.FLOAT]
+    assert not any(n.output[0] in less.input for n in to_float)  # reads float16, as before

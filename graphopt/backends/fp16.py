@@ -475,6 +475,7 @@ _INTEGER_ARITHMETIC_OPS = frozenset(
         "Expand",
     ]
 )
+_COMPARING_OPS = frozenset(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
 _INTEGER_TYPES = frozenset(
     [
         onnx.TensorProto.INT8,
@@ -492,9 +493,11 @@ _INTEGER_TYPES = frozenset(
 
 def _block_integer_arithmetic(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
     """Keep float32, in the main graph and in If/Loop/Scan bodies, the float arithmetic on
-    integers that a Cast takes back to an integer type: from a Cast to float of an integer
-    tensor through `_INTEGER_ARITHMETIC_OPS` whose other float inputs are constants, to that
-    Cast (`blocked_nodes` gains them all; a body's node without a name of its own gets one).
+    integers that a Cast takes back to an integer type or a comparison to bool: from a Cast to
+    float of an integer tensor through `_INTEGER_ARITHMETIC_OPS` whose other float inputs are
+    constants, to that Cast or comparison (`_COMPARING_OPS` of such values only: Less(Cast(
+    Range(0, n), float), Cast(length, float)) made a mask that dropped position 2048 of a
+    length of 2049) (`blocked_nodes` gains them all; a body's node without a name gets one).
     The converter made it float16, which holds integers exactly up to 2048 only:
     Reshape(x, Cast(Cast(Shape(x), float) * 0.5, int64)) of 4098 elements asked for 2048
     columns, not 2049, and a Loop body's Cast(Cast(i, float) * 0.5, int64) gave 2100 for
@@ -509,6 +512,17 @@ def _block_integer_arithmetic(model: onnx.ModelProto, blocked_nodes: set[str]) -
     floats: set[str] = set()  # float constants
     producer: dict[str, onnx.NodeProto] = {}
     main_nodes = {id(n) for n in model.graph.node}
+    try:  # (what onnx infers first; what the model says, and the rules below, win)
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # a model onnx cannot infer: the rules below alone
+        inferred = None
+    if inferred is not None:
+        for g in (inferred.graph, *nested_bodies(inferred.graph)):
+            types.update(
+                (v.name, v.type.tensor_type.elem_type)
+                for v in g.value_info
+                if v.type.tensor_type.elem_type
+            )
     for g in graphs:
         types.update({v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.value_info)})
         types.update({t.name: t.data_type for t in g.initializer})
@@ -544,6 +558,12 @@ def _block_integer_arithmetic(model: onnx.ModelProto, blocked_nodes: set[str]) -
                     integral.update(n.output)
             elif n.op_type in ("Cast", "CastLike") and to in _INTEGER_TYPES:
                 if n.input[0] in integral:
+                    ends.append(n)
+            elif n.op_type in _COMPARING_OPS:  # (a bool of them: an end too)
+                read = [i for i in n.input if i]
+                if any(i in integral for i in read) and all(
+                    i in integral or i in floats for i in read
+                ):
                     ends.append(n)
             elif n.op_type in _INTEGER_ARITHMETIC_OPS:
                 read = [i for i in n.input if i and (i in integral or i in floats)]
