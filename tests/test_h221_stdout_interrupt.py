@@ -105,3 +105,41 @@ def test_a_whole_model_still_goes_out(tmp_path, monkeypatch, capsys) -> None:  #
     model = onnx.load_from_string(buffer.getvalue())
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
     assert "wrote standard output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("signal_raised", "code", "word"),
+    [(KeyboardInterrupt, 130, "interrupted"), (cli._Terminated, 143, "terminated")],
+)
+def test_an_interrupt_mid_model_into_a_pipe_path_says_so(
+    tmp_path, monkeypatch, capsys, signal_raised, code, word
+) -> None:  # type: ignore[no-untyped-def]
+    """The same through a path that is a pipe (`-o /dev/stdout` into `> q.onnx` or `| ...`, a
+    FIFO): the model is written straight, and a signal after its first piece left 16 bytes of
+    common_det's model with "nothing was written"."""
+    import os
+    import threading
+
+    import graphopt.ir.model_io as model_io
+
+    argv = _setup(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+
+    def first_piece_then_signal(f, data):  # type: ignore[no-untyped-def]
+        f.write(next(iter(data)))
+        f.flush()
+        raise signal_raised
+
+    monkeypatch.setattr(model_io, "_write", first_piece_then_signal)
+    argv[argv.index("-")] = str(fifo)
+    assert cli.main(argv) == code
+    reader.join(10)
+    assert got and len(got[0]) > 0  # the reader holds the first piece of a model
+    assert capsys.readouterr().err == (
+        f"graphopt quantize: {word}; {fifo} is a device or pipe, written straight: what it got "
+        "may be part of the model, not a whole one: discard it\n"
+    )

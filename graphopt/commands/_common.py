@@ -158,7 +158,18 @@ def save_output(
     from graphopt.ir.model_io import serialized_pieces
 
     if args.output != STDOUT:
-        save_model(model, args.output, external_data=external_data)
+        from graphopt.ir.model_io import is_stream
+
+        straight = is_stream(Path(args.output))  # a device or pipe: no file to keep whole
+        try:
+            save_model(model, args.output, external_data=external_data)
+        except BaseException:
+            if straight:  # interrupted: what went out cannot be taken back (as for `-o -`)
+                args.interrupted = (
+                    f"{shown(args.output)} is a device or pipe, written straight: what it got "
+                    "may be part of the model, not a whole one: discard it"
+                )
+            raise
         return
     if external_data:
         log.info("-o - is standard output: the model is written in one piece")
