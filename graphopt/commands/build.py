@@ -145,7 +145,16 @@ def refuse_overwriting_the_input(args: argparse.Namespace) -> None:
     engine's) left the engine written without it."""
     from graphopt.backends.tensorrt import sidecar_path
     from graphopt.errors import BackendError
+    from graphopt.ir.model_io import is_stream, special_file_kind
 
+    if is_stream(Path(args.output)):  # (as `-o -`: graphopt.cli refuses it for build)
+        # the engine was written straight to it and the sidecar beside it, as a new file:
+        # `-o /dev/null` made /dev/null.json (root), or failed there on /dev's permissions
+        kind = special_file_kind(args.output) or "a link to an open file"
+        raise BackendError(
+            f"-o {shown(args.output)} is {kind}: build writes the engine and its sidecar "
+            f"{shown(sidecar_path(args.output).name)} as files side by side; give a file path"
+        )
     taken = {Path(args.input).resolve(): "the input model"}
     written = [("-o", args.output), ("the engine's sidecar", str(sidecar_path(args.output)))]
     written += [
