@@ -227,6 +227,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _float32_outer_reads_in_bodies(converted, set(blocked), blocked_nodes)
     for at, output in passed:
         converted.graph.output.insert(at, output)
+    _refuse_casts_without_opset(converted)
     # The converter appends its input Casts at the end; TensorRT's parser wants topological order.
     return Graph(converted).commit()
 
@@ -244,6 +245,23 @@ FLOAT32_ONLY_OPS = (
     "HannWindow",
     "MelWeightMatrix",
 )
+
+
+def _refuse_casts_without_opset(model: onnx.ModelProto) -> None:
+    """A `BackendError` where the converted `model` has ONNX nodes (the converter's Casts)
+    but imports no ONNX opset, as a model of ai.onnx.preview.training ops alone (onnx's
+    test_adagrad node case): onnx's checker refuses it ("No opset import for domain ''")."""
+    from graphopt.ir.nodes import default_opset, is_default_domain, nested_bodies
+
+    if default_opset(model) or not any(
+        is_default_domain(n) for g in (model.graph, *nested_bodies(model.graph)) for n in g.node
+    ):
+        return
+    domains = ", ".join(sorted({o.domain for o in model.opset_import})) or "none"
+    raise BackendError(
+        "cannot convert the model to float16: it imports no ONNX opset (only "
+        f"{domains}), and its float16 Casts need one"
+    )
 
 
 def _refuse_external_data(model: onnx.ModelProto) -> None:
@@ -273,29 +291,33 @@ def _refuse_external_data(model: onnx.ModelProto) -> None:
 
 
 def _float32_typed_ops(model: onnx.ModelProto) -> set[str]:
-    """The standard ops of `model` (any graph) with an input or output that ONNX types, at the
-    model's opset, as float32 and not float16: Celu (opset 12 on), IsInf below 20,
+    """The ops of `model` (any graph) with an input or output that ONNX types, at the model's
+    opset for their domain (ai.onnx.ml and ai.onnx.preview.training too: Adagrad, Adam,
+    Momentum), as float32 and not float16: Celu (opset 12 on), IsInf below 20,
     DynamicQuantizeLinear's x, TfIdfVectorizer's output, QLinearConv/QLinearMatMul's scales
     below 21, Q/DQ below 19 (`_qdq_opset_for_fp16` moves them first)... Each made an invalid
-    model in float16 ("has unsupported type: tensor(float16)"). Not Resize (the converter
-    keeps its scales float32 itself) nor LayerNormalization (only Mean/InvStdDev are float32:
-    `_block_layer_norm_statistics`)."""
+    model in float16 ("has unsupported type: tensor(float16)"); blocked by op type, as the
+    converter blocks (an op of that name in another domain stays float32 too). Not Resize
+    (the converter keeps its scales float32 itself) nor LayerNormalization (only its
+    Mean/InvStdDev are float32: `_block_layer_norm_statistics`)."""
     from onnx import defs
 
     from graphopt.ir.nodes import default_opset, is_default_domain, nested_bodies
 
-    opset = default_opset(model)
+    versions = {o.domain: o.version for o in model.opset_import if o.domain}
+    versions[""] = default_opset(model)
     ops = {
-        n.op_type
+        ("" if is_default_domain(n) else n.domain, n.op_type)
         for g in (model.graph, *nested_bodies(model.graph))
         for n in g.node
-        if is_default_domain(n)
-    } - {"Resize", "LayerNormalization"}
+    } - {("", "Resize"), ("", "LayerNormalization")}
     found = set()
-    for op in ops:
+    for domain, op in ops:
+        if domain not in versions:
+            continue
         try:
-            schema = defs.get_schema(op, opset)
-        except defs.SchemaError:  # an op onnx does not know (at this opset)
+            schema = defs.get_schema(op, versions[domain], domain)
+        except defs.SchemaError:  # an op onnx does not know (at this opset, in this domain)
             continue
         allowed = {c.type_param_str: set(c.allowed_type_strs) for c in schema.type_constraints}
         for param in (*schema.inputs, *schema.outputs):
