@@ -957,8 +957,9 @@ def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> No
     a row of -inf to 0), not float32's mean of V (onnx's reference implementation;
     onnxruntime gives 0 for both, computing float16 in float32). Clamping the mask to -65504
     instead (the converters' clamp for constants) would not do: -65504 + s is -inf in float16
-    for s below -16. In the main graph and in every If/Loop/Scan body, each on its own (a mask
-    made in one graph and softmaxed in a body of it is not followed across)."""
+    for s below -16. In the main graph and in every If/Loop/Scan body, and across into a body
+    (a mask made in one graph and softmaxed in a body of it, at any depth, keeps its carriers
+    on both sides float32; the body's read it float32 from outside)."""
     from onnx import numpy_helper
 
     from graphopt.ir.graph import constant_node_value
@@ -987,8 +988,8 @@ def _block_masked_softmax(model: onnx.ModelProto, blocked_nodes: set[str]) -> No
             elif value.dtype != np.float32 and _huge_as_float(value):
                 cast_huge.update(n.output)
     taken = {n.name for g in graphs for n in g.node}
-    for g in graphs:
-        for node in _mask_carriers(g, huge, blocked_nodes, cast_huge):
+    for g in graphs[:1]:  # (the bodies through it: a mask made in a graph reaches its bodies)
+        for node in _mask_carriers(g, huge, blocked_nodes, cast_huge)[0]:
             if not node.name:
                 node.name = _first_free("fp16_kept", taken)
             if node.name not in blocked_nodes:
@@ -1014,13 +1015,16 @@ def _mask_carriers(
     huge: set[str],
     blocked_nodes: set[str],
     cast_huge: Collection[str] = (),
-) -> list[onnx.NodeProto]:
-    """The nodes of `graph` (its own, not its bodies') that carry a mask from a blocked node
-    reading a `huge` constant (or a ConstantOfShape filling with one, or a Cast or CastLike
-    of a `cast_huge` constant of another type: double -3.4e38) to a Softmax/LogSoftmax
-    input or an Attention attn_mask through `_MASK_PASSING_OPS`, and those sinks
-    (`_block_masked_softmax`), in graph order."""
-    from graphopt.ir.nodes import is_default_domain
+    outer: Collection[str] = (),
+) -> tuple[list[onnx.NodeProto], set[str]]:
+    """The nodes of `graph` and of its If/Loop/Scan bodies that carry a mask from a blocked
+    node reading a `huge` constant (or a ConstantOfShape filling with one, or a Cast or
+    CastLike of a `cast_huge` constant of another type: double -3.4e38), or from an enclosing
+    graph's tensor carrying one (`outer`), to a Softmax/LogSoftmax input or an Attention
+    attn_mask through `_MASK_PASSING_OPS`, and those sinks (`_block_masked_softmax`), each
+    graph's in its order; and the `outer` names a sink here or in a body is reached from."""
+    from graphopt.ir.graph import outer_references
+    from graphopt.ir.nodes import is_default_domain, subgraphs
 
     sources = [
         n
@@ -1032,47 +1036,67 @@ def _mask_carriers(
             or (n.op_type in ("Cast", "CastLike") and n.input[:1] and n.input[0] in cast_huge)
         )
     ]
-    if not sources:
-        return []
     consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     for n in graph.node:
         for i, name in enumerate(n.input):
             consumers.setdefault(name, []).append((n, i))
-    # forward from the sources through mask-passing ops: what carries the mask
+    # forward from the sources (and the outer carriers) through mask-passing ops
     carrying: dict[int, onnx.NodeProto] = {id(n): n for n in sources}
-    feeds: dict[int, list[onnx.NodeProto]] = {}  # node -> the carrying nodes it reads
+    feeds: dict[int, list[onnx.NodeProto | str]] = {}  # node -> the carriers it reads
     sinks: dict[int, onnx.NodeProto] = {}
+
+    def reach(out: str, source: onnx.NodeProto | str, pending: list[onnx.NodeProto]) -> None:
+        for reader, slot in consumers.get(out, []):
+            if not is_default_domain(reader):
+                continue
+            feeds.setdefault(id(reader), []).append(source)
+            op = reader.op_type
+            if (op in ("Softmax", "LogSoftmax") and slot == 0) or (op == "Attention" and slot == 3):
+                sinks[id(reader)] = reader
+            elif op in _MASK_PASSING_OPS and id(reader) not in carrying:
+                to = next((a.i for a in reader.attribute if a.name == "to"), None)
+                if op == "Cast" and to != onnx.TensorProto.FLOAT:
+                    continue
+                carrying[id(reader)] = reader
+                pending.append(reader)
+
     pending = list(sources)
+    for name in outer:
+        reach(name, name, pending)
     while pending:
         node = pending.pop()
         for out in node.output:
-            for reader, slot in consumers.get(out, []):
-                if not is_default_domain(reader):
-                    continue
-                feeds.setdefault(id(reader), []).append(node)
-                op = reader.op_type
-                if (op in ("Softmax", "LogSoftmax") and slot == 0) or (
-                    op == "Attention" and slot == 3
-                ):
-                    sinks[id(reader)] = reader
-                elif op in _MASK_PASSING_OPS and id(reader) not in carrying:
-                    to = next((a.i for a in reader.attribute if a.name == "to"), None)
-                    if op == "Cast" and to != onnx.TensorProto.FLOAT:
-                        continue
-                    carrying[id(reader)] = reader
-                    pending.append(reader)
-    if not sinks:
-        return []
-    # back from the sinks: the carrying nodes on a way to one
+            reach(out, node, pending)
+    # the bodies, with what carries a mask here (and from outside) as their outer carriers
+    made = {o: n for n in carrying.values() for o in n.output if o}
+    visible = set(outer) | set(made)
+    body_kept: list[onnx.NodeProto] = []
+    starts: list[onnx.NodeProto | str] = list(sinks.values())
+    for n in graph.node:
+        for sub in subgraphs(n):
+            read = visible & outer_references(sub)
+            kept_there, needed = _mask_carriers(sub, huge, blocked_nodes, cast_huge, read)
+            body_kept.extend(kept_there)
+            starts.extend(made.get(name, name) for name in needed)
+    if not starts and not body_kept:
+        return [], set()
+    # back from the sinks (and the carriers a body needs): the carrying nodes on a way
     kept: dict[int, onnx.NodeProto] = dict(sinks)
-    pending = list(sinks.values())
-    while pending:
-        node = pending.pop()
-        for up in feeds.get(id(node), []):
-            if id(up) not in kept:
+    needed_outer: set[str] = set()
+    todo = list(starts)
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            needed_outer.add(item)
+            continue
+        kept[id(item)] = item
+        for up in feeds.get(id(item), []):
+            if isinstance(up, str):
+                needed_outer.add(up)
+            elif id(up) not in kept:
                 kept[id(up)] = up
-                pending.append(up)
-    return [node for node in graph.node if id(node) in kept]
+                todo.append(up)
+    return [node for node in graph.node if id(node) in kept] + body_kept, needed_outer
 
 
 def _fills_huge(node: onnx.NodeProto) -> bool:
