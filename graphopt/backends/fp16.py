@@ -116,7 +116,12 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     constant float16 cannot hold (`fp16_error` beyond `FP16_TOLERANCE`: e.g. an unfolded
     BatchNorm variance of 1e8, which would become 65504, or a scale of 1e-8, which would
     become 5.96e-8; not a tiny one that is only added, such as an epsilon: `_fp16_unsafe`),
-    or a ConstantOfShape filling with one, in an If/Loop/Scan body the body's nodes that read
+    or a ConstantOfShape filling with one, or a Cast/CastLike to float of such a constant of
+    another type (int64 70000, double 1e-9: `_casts_unsafe_constant`), and the nodes reading
+    it; float arithmetic on integers that goes back to an integer type or a comparison
+    (Cast(Cast(Shape(x), float) * 0.5, int64): float16 holds integers to 2048 only,
+    `_block_integer_arithmetic`); an op of another domain with a graph attribute
+    (FlexAttention's score_mod); in an If/Loop/Scan body the body's nodes that read
     it, and a main-graph If/Loop/Scan whose body (or a body nested in it) outputs one, bodies
     and all; what sets an output's shape (Resize/Upsample scales, Range inputs, and the
     Constants, Casts and arithmetic making them: `_block_shape_arithmetic`); a Cast to float,
@@ -129,7 +134,8 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     input, that is a graph output is written there exactly. Optimize with the `tensorrt`
     pipeline first so that such constants are folded away and more of the model runs in
     float16. Model-local functions are inlined first (`_inline_functions`), as TensorRT's
-    parser would.
+    parser would. A `BackendError` for a model whose tensors keep their data in external
+    files (load it with its data) or that imports no ONNX opset for the Casts.
 
     What it cannot know without running the model: activations beyond ±65504 (a float16 node
     whose inputs are in range, or a blocked node's result that float16 nodes read) overflow
