@@ -27,6 +27,7 @@ indented line), `spaced_name` names the line.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -37,8 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from graphopt.errors import QuantizeError
+from graphopt.errors import QuantizeError, first_line
 from graphopt.ir.model_io import special_file_kind
+
+log = logging.getLogger("graphopt.quant.cache")
 
 DEFAULT_HEADER = "TRT-8601-EntropyCalibration2"
 SIDECAR = ".graphopt.json"  # a cache's sidecar's name: the cache's plus this (`sidecar.SUFFIX`)
@@ -62,6 +65,15 @@ def tensorrt_version_number(version: str | None = None) -> int:
 
             version = str(tensorrt.__version__)
         except ImportError:
+            return DEFAULT_VERSION
+        except Exception as e:  # an install whose import fails otherwise (libnvinfer missing:
+            # OSError): quantize needs no TensorRT, and this ended it in a traceback (H221)
+            log.warning(
+                "TensorRT cannot be imported (%s: %s): the cache is headed for TensorRT %s",
+                type(e).__name__,
+                first_line(e),
+                DEFAULT_VERSION,
+            )
             return DEFAULT_VERSION
     match = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", version.strip())
     if match is None:
