@@ -212,6 +212,7 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
     _block_layer_norm_statistics(copy, blocked_nodes)
     _block_shape_arithmetic(copy, set(blocked), blocked_nodes)
     _block_integer_arithmetic(copy, blocked_nodes)
+    _refuse_float32_sequences(copy, set(blocked), blocked_nodes)
     if blocked_nodes:
         log.info(
             "fp16: %d nodes read constants float16 cannot hold, or compute shapes, and stay "
@@ -251,6 +252,50 @@ FLOAT32_ONLY_OPS = (
     "HannWindow",
     "MelWeightMatrix",
 )
+
+
+def _refuse_float32_sequences(
+    model: onnx.ModelProto, blocked_ops: set[str], blocked_nodes: set[str]
+) -> None:
+    """A `BackendError` for what cannot stay float32 for being a sequence of float tensors:
+    a main-graph input or output (the converter made it a sequence of float16 tensors, so
+    float32 feeds were refused: 'TensorSeq: tensor to be added has a different data type'),
+    or the input or output of a node kept float32 (the converter put a tensor Cast on the
+    sequence, an invalid model: SequenceInsert(seq, 1e5) gave "Type 'seq(tensor(float16))' of
+    input parameter (seq) of operator (Cast) ... is invalid")."""
+    from graphopt.ir.nodes import is_default_domain
+
+    def is_float_sequence(v: onnx.ValueInfoProto) -> bool:
+        return v.type.sequence_type.elem_type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+    main = model.graph
+    for kind, values in (("input", main.input), ("output", main.output)):
+        for v in values:
+            if is_float_sequence(v):
+                raise BackendError(
+                    f"cannot convert the model to float16: graph {kind} {v.name!r} is a "
+                    "sequence of float tensors, which cannot stay float32 behind a Cast"
+                )
+    kept = [
+        n
+        for n in main.node
+        if n.name in blocked_nodes or (is_default_domain(n) and n.op_type in blocked_ops)
+    ]
+    if not kept:
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # a model onnx cannot infer: no sequence known
+        return
+    sequences = {v.name for v in inferred.graph.value_info if is_float_sequence(v)}
+    for n in kept:
+        touched = sequences.intersection([*n.input, *n.output])
+        if touched:
+            raise BackendError(
+                f"cannot convert the model to float16: node {n.name!r} ({n.op_type}) stays "
+                f"float32, but {sorted(touched)[0]!r} is a sequence of float tensors, which "
+                "cannot stay float32 behind a Cast"
+            )
 
 
 def _refuse_casts_without_opset(model: onnx.ModelProto) -> None:
