@@ -243,7 +243,9 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
 # schema does not say so (`_float32_typed_ops` finds those it does): BitCast float32 <-> int32
 # needs 32 bits; MeanVarianceNormalization's function body adds a float32 epsilon; the window
 # ops and MelWeightMatrix write the type of their `output_datatype` attribute (float32 by
-# default), which the converter leaves as it is while it declares the output float16.
+# default), which the converter leaves as it is while it declares the output float16; the
+# converter leaves optional types float32 (an optional(tensor(float)) input, OptionalGetElement
+# declared float16: "Inferred elem type differs from existing elem type: (1) vs (10)").
 FLOAT32_ONLY_OPS = (
     "BitCast",
     "MeanVarianceNormalization",
@@ -251,6 +253,9 @@ FLOAT32_ONLY_OPS = (
     "HammingWindow",
     "HannWindow",
     "MelWeightMatrix",
+    "Optional",
+    "OptionalGetElement",
+    "OptionalHasElement",
 )
 
 
@@ -262,8 +267,8 @@ def _refuse_float32_sequences(
     float32 feeds were refused: 'TensorSeq: tensor to be added has a different data type'),
     or the input or output of a node kept float32 (the converter put a tensor Cast on the
     sequence, an invalid model: SequenceInsert(seq, 1e5) gave "Type 'seq(tensor(float16))' of
-    input parameter (seq) of operator (Cast) ... is invalid")."""
-    from graphopt.ir.nodes import is_default_domain
+    input parameter (seq) of operator (Cast) ... is invalid"; in a body too)."""
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
 
     def is_float_sequence(v: onnx.ValueInfoProto) -> bool:
         return v.type.sequence_type.elem_type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -278,7 +283,8 @@ def _refuse_float32_sequences(
                 )
     kept = [
         n
-        for n in main.node
+        for g in (main, *nested_bodies(main))
+        for n in g.node
         if n.name in blocked_nodes or (is_default_domain(n) and n.op_type in blocked_ops)
     ]
     if not kept:
@@ -287,14 +293,20 @@ def _refuse_float32_sequences(
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # a model onnx cannot infer: no sequence known
         return
-    sequences = {v.name for v in inferred.graph.value_info if is_float_sequence(v)}
+    sequences = {
+        v.name
+        for g in (inferred.graph, *nested_bodies(inferred.graph))
+        for v in (*g.input, *g.output, *g.value_info)
+        if is_float_sequence(v)
+    }
     for n in kept:
         touched = sequences.intersection([*n.input, *n.output])
         if touched:
+            node = f"node {n.name!r} ({n.op_type})" if n.name else f"an unnamed {n.op_type} node"
             raise BackendError(
-                f"cannot convert the model to float16: node {n.name!r} ({n.op_type}) stays "
-                f"float32, but {sorted(touched)[0]!r} is a sequence of float tensors, which "
-                "cannot stay float32 behind a Cast"
+                f"cannot convert the model to float16: {node} stays float32, but "
+                f"{sorted(touched)[0]!r} is a sequence of float tensors, which cannot stay "
+                "float32 behind a Cast"
             )
 
 
