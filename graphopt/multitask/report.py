@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from math import prod
@@ -138,11 +139,12 @@ class MergeReport:
             for name, dims in t.narrowed_inputs.items():
                 merged = t.inputs.get(name, name)
                 shown_dims = "x".join("?" if d is None else str(d) for d in dims)
+                spec = f"{index}:{name}={t.prefix}{name}"  # quoted as a shell word, one line
                 lines.append(
                     f"{t.prefix}: input {name!r} reads merged input {merged!r} of dims "
                     f"{shown_dims} (another model's static dims): in the merged model this "
                     f"task takes those dims only; to keep it apart: --input-map "
-                    f"{index}:{name}={t.prefix}{name}"
+                    + (shlex.quote(spec) if spec.isprintable() else repr(spec))
                 )
         for t in self.tasks:
             if t.converted_from:
