@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import onnx
 
-from graphopt._text import counted
+from graphopt._text import counted, shown
 
 log = logging.getLogger("graphopt.multitask")
 
@@ -128,12 +128,13 @@ class MergeReport:
             )
         if self.renamed_inputs:
             lines.append(
-                "inputs kept apart (same name, different type): " + ", ".join(self.renamed_inputs)
+                "inputs kept apart (same name, different type): "
+                + ", ".join(shown(r) for r in self.renamed_inputs)  # (a name's newline: one line)
             )
         if self.renamed_functions:
             lines.append(
                 "local functions renamed (another model's differs): "
-                + ", ".join(self.renamed_functions)
+                + ", ".join(shown(r) for r in self.renamed_functions)
             )
         for index, t in enumerate(self.tasks):
             for name, dims in t.narrowed_inputs.items():
