@@ -381,9 +381,10 @@ class Graph:
         if len(outputs) > 1:  # Split(x) -> [a, a]: onnx.checker and onnxruntime refuse it
             twice = next((o for i, o in enumerate(outputs) if o and o in outputs[:i]), None)
             if twice is not None:
+                op = node.op_type  # (a control character escaped: the message stays one line)
                 raise LoadError(
-                    f"node {name!r} ({node.op_type}) writes tensor {twice!r} twice; ONNX graphs "
-                    "must be in SSA form"
+                    f"node {name!r} ({op if op.isprintable() else repr(op)[1:-1]}) writes "
+                    f"tensor {twice!r} twice; ONNX graphs must be in SSA form"
                 )
         self.nodes[name] = node
         self._wiring[name] = (inputs, outputs)
