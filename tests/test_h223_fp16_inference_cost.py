@@ -104,3 +104,23 @@ def test_a_sequence_kept_float32_is_still_refused(callers: list[str]) -> None:
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
     with pytest.raises(BackendError, match="sequence of float tensors"):
         fp16_model(model)
+
+
+def test_an_empty_optional_of_a_sequence_is_still_refused() -> None:
+    # Optional(type=seq) -> OptionalGetElement (kept float32) makes a sequence from no input
+    seq = h.make_sequence_type_proto(h.make_tensor_type_proto(T.FLOAT, [1]))
+    nodes = [
+        h.make_node("Optional", [], ["o"], type=seq),
+        h.make_node("OptionalGetElement", ["o"], ["s"], name="get"),
+        h.make_node("ConcatFromSequence", ["s"], ["c"], axis=0),
+        h.make_node("Add", ["c", "x"], ["y"]),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [h.make_tensor_value_info("x", T.FLOAT, [1])],
+        [h.make_tensor_value_info("y", T.FLOAT, [1])],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 18)])
+    with pytest.raises(BackendError, match=r"'get' .*sequence of float tensors"):
+        fp16_model(model)

@@ -313,7 +313,8 @@ def _refuse_float32_sequences(
 def _may_hold_sequences(model: onnx.ModelProto) -> bool:
     """Whether a tensor of `model` may be a sequence: an input of a graph or body declared a
     sequence or optional, or a node of an op that makes one from tensors (SequenceConstruct,
-    SequenceEmpty, SplitToSequence) or of another domain. Without one no sequence exists, and
+    SequenceEmpty, SplitToSequence; an empty Optional of a sequence type, which
+    OptionalGetElement reads as one) or of another domain. Without one no sequence exists, and
     `_refuse_float32_sequences` skips onnx's shape inference (20-30 ms on the detectors)."""
     from graphopt.ir.nodes import is_default_domain, nested_bodies
 
@@ -328,7 +329,9 @@ def _may_hold_sequences(model: onnx.ModelProto) -> bool:
     return False
 
 
-_SEQUENCE_MAKING_OPS = frozenset(["SequenceConstruct", "SequenceEmpty", "SplitToSequence"])
+_SEQUENCE_MAKING_OPS = frozenset(
+    ["SequenceConstruct", "SequenceEmpty", "SplitToSequence", "Optional"]  # (Optional(type=seq))
+)
 
 
 def _refuse_casts_without_opset(model: onnx.ModelProto) -> None:
