@@ -448,9 +448,9 @@ def _guard_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
 def format_report(r: dict[str, Any]) -> str:
     lines = [
         f"model: {shown(r['model'])}  (IR {r['ir_version']}"
-        + (f", producer {r['producer']}" if r["producer"] else "")
+        + (f", producer {shown(r['producer'])}" if r["producer"] else "")
         + ")",
-        "opsets: " + ", ".join(f"{d} {v}" for d, v in r["opsets"].items()),
+        "opsets: " + ", ".join(f"{shown(d)} {v}" for d, v in r["opsets"].items()),
         f"nodes: {r['nodes']}  initializers: {r['initializers']}  "
         f"parameters: {r['parameters']:,} ({_bytes_text(r['parameter_bytes'])})"
         + ("  [external data]" if r["external_data"] else "")
@@ -473,7 +473,7 @@ def format_report(r: dict[str, Any]) -> str:
     if functions:
         lines.append(
             f"local function bodies: {counted(functions['functions'], 'function')} ("
-            + ", ".join(f"{d or 'ai.onnx'} {n}" for d, n in functions["domains"].items())
+            + ", ".join(f"{shown(d or 'ai.onnx')} {n}" for d, n in functions["domains"].items())
             + f"), {counted(functions['nodes'], 'node')}, parameters {functions['parameters']:,} "
             f"({_bytes_text(functions['parameter_bytes'])}); "
             "ops: " + _counts_text(functions["ops"])
@@ -532,6 +532,7 @@ def _tensor_lines(tensors: list[dict[str, Any]], what: str) -> list[str]:
 def _ops_text(ops: list[str]) -> str:
     """A group's op sequence, ` → `-joined; past `SHOWN_OPS` ops the first 8 and the last 4
     with the count between (a 255-node group was one line of 255 ops)."""
+    ops = [shown(op) for op in ops]  # (a model's op type or domain with a newline: one line)
     if len(ops) <= SHOWN_OPS:
         return " → ".join(ops)
     head, tail = ops[:8], ops[-4:]
@@ -541,7 +542,7 @@ def _ops_text(ops: list[str]) -> str:
 
 def _counts_text(counts: dict[str, int], sep: str = " ") -> str:
     """`key n, key n, ...` ("none" for no entries: a model without nodes)."""
-    return ", ".join(f"{k}{sep}{n}" for k, n in counts.items()) or "none"
+    return ", ".join(f"{shown(str(k))}{sep}{n}" for k, n in counts.items()) or "none"
 
 
 def _group_line(g: dict[str, Any], indent: str, index: int | None = None) -> str:
