@@ -582,6 +582,10 @@ _INTEGER_ARITHMETIC_OPS = frozenset(
         "Slice",
         "Identity",
         "Expand",
+        "Sum",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceSum",
     ]
 )
 _COMPARING_OPS = frozenset(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
