@@ -264,7 +264,7 @@ def _verify(paths: list[str], merged, report) -> None:  # type: ignore[no-untype
         for name, value in expected.items():
             got = outputs[task.outputs[name]]
             worst, scale = _difference(value, got)
-            print(f"verify: {task.outputs[name]}: max abs diff {worst:.3g}")
+            print(f"verify: {shown(task.outputs[name])}: max abs diff {worst:.3g}")
             if worst > 1e-4 * max(1.0, scale):
                 raise VerifyError(
                     f"merged output {task.outputs[name]!r} differs from {shown(path)}"
@@ -342,7 +342,7 @@ def run_split(args: argparse.Namespace) -> int:
     save_output(result, args)
     print(
         f"{shown(args.input)}: kept {_node_count_text(result)} for outputs "
-        f"{', '.join(o.name for o in result.graph.output)}; wrote {output_name(args)}"
+        f"{', '.join(shown(o.name) for o in result.graph.output)}; wrote {output_name(args)}"
     )
     return 0
 
