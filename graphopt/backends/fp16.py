@@ -416,19 +416,25 @@ def _float32_typed_ops(model: onnx.ModelProto) -> set[str]:
 
 def _block_graph_attribute_ops(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
     """A node of another domain than ONNX's with a graph attribute (ai.onnx.preview
-    FlexAttention's score_mod and prob_mod, in the main graph) stays float32, graph and all:
-    the converter made its inputs float16 but left the graph's float32 ('[ShapeInferenceError]
-    Attribute score_mod input(0) type mismatch. Expected 1, got 10')."""
-    from graphopt.ir.nodes import is_default_domain
+    FlexAttention's score_mod and prob_mod, in any graph: a body's node without a name gets
+    one) stays float32, graph and all: the converter made its inputs float16 but left the
+    graph's float32 ('[ShapeInferenceError] Attribute score_mod input(0) type mismatch.
+    Expected 1, got 10')."""
+    from graphopt.ir.nodes import is_default_domain, nested_bodies
 
-    for node in model.graph.node:
-        if is_default_domain(node):  # (If/Loop/Scan, SequenceMap: the converter's own way)
-            continue
-        if any(
-            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-            for a in node.attribute
-        ):
-            blocked_nodes.add(node.name)
+    graphs = [model.graph, *nested_bodies(model.graph)]
+    taken = {n.name for g in graphs for n in g.node}
+    for graph in graphs:
+        for node in graph.node:
+            if is_default_domain(node):  # (If/Loop/Scan, SequenceMap: the converter's own way)
+                continue
+            if any(
+                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                for a in node.attribute
+            ):
+                if not node.name and graph is not model.graph:
+                    node.name = _first_free("fp16_kept", taken)
+                blocked_nodes.add(node.name)
 
 
 def _block_layer_norm_statistics(model: onnx.ModelProto, blocked_nodes: set[str]) -> None:
