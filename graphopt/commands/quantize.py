@@ -202,6 +202,7 @@ def _file_identity(path: str) -> tuple[int, int, int] | None:
 
 def run(args: argparse.Namespace) -> int:
     from graphopt.commands._common import (
+        _data_file_beside,
         check_data_file_name,
         check_writable,
         given_options,
@@ -213,10 +214,11 @@ def run(args: argparse.Namespace) -> int:
         resolved,
         save_output,
     )
+    from graphopt.commands.optimize import _pipeline_reads
     from graphopt.errors import QuantizeError
     from graphopt.ir import load
     from graphopt.ir.io_names import require_text_io_names
-    from graphopt.ir.model_io import default_data_location, is_stream
+    from graphopt.ir.model_io import is_stream
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import check_values, quantize_with_report
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, parse_triple
@@ -254,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
     side_in = str(path_of(args.cache_in)) if args.cache_in else None
     side_out = str(path_of(args.cache)) if args.cache else None
     read = [("--cache-in", args.cache_in), ("--cache-in sidecar", side_in)]
-    read += [("--preprocess", args.preprocess), ("--pipeline", args.pipeline)]
+    # (the --pipeline's includes and rule files too: -o inc.yaml replaced one, exit 0)
+    pipeline = _pipeline_reads(args.pipeline) if args.pipeline else []
+    read += [("--preprocess", args.preprocess), *pipeline]
     refuse_writing_over_read_files([("-o", args.output)], read, QuantizeError)
     # (--cache over --cache-in is fine: it rewrites the scales read, and the sidecar)
     written = [("--cache", args.cache), ("--cache's sidecar", side_out)]
@@ -286,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output != STDOUT and loaded.external_data:  # saved as the input: <out>.data too
         check_data_file_name(args.output)  # (its name too long was said after calibrating)
         # (saved after the cache: its weights replaced the cache, exit 0, the sidecar beside)
-        beside = resolved(args.output).parent / default_data_location(Path(args.output))
+        beside = _data_file_beside(args.output)  # (a link's own folder, not its target's)
         if args.cache and resolved(args.cache) == beside:  # (a sidecar's name ends .json)
             raise QuantizeError(
                 f"--cache {shown(args.cache)} is the external data file -o's model is saved "
