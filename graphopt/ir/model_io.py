@@ -185,6 +185,7 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
     external = _checked_external_tensors(proto, where)
     if external:
         _refuse_undecodable_external_data(external, where)
+        _drop_prepacked_entries(external)
         _refuse_unclear_entries(external, where)
         try:
             stored = [(t, ExternalDataInfo(t)) for t in external]  # cleared by the load
@@ -228,6 +229,17 @@ def _refuse_undecodable_external_data(external: list[onnx.TensorProto], where: s
                 f"{where}: an external-data tensor's {what} {bad!r} is not UTF-8 text "
                 "(a damaged file?)"
             )
+
+
+def _drop_prepacked_entries(external: list[onnx.TensorProto]) -> None:
+    """Drop onnxruntime's `prepacked_*` entries (a model it saved with
+    `session.save_external_prepacked_constant_initializers`: its pre-packed copies of a
+    weight, a cache it rebuilds), as the load drops every entry of the tensors it reads."""
+    for tensor in external:
+        kept = [e for e in tensor.external_data if not e.key.startswith("prepacked")]
+        if len(kept) < len(tensor.external_data):
+            del tensor.external_data[:]
+            tensor.external_data.extend(kept)
 
 
 # the keys of an external data entry that onnx reads (onnx.external_data_helper.ExternalDataInfo)
