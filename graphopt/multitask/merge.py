@@ -1238,9 +1238,7 @@ def _record_input_shapes(
             table[prefix]["input_shapes"] = shapes
         if notes:
             table[prefix]["input_notes"] = notes
-    for p in model.metadata_props:
-        if p.key == METADATA_KEY:
-            p.value = json.dumps(table)
+    _write_task_table(model, table)
 
 
 def _record_versions(
@@ -1258,9 +1256,7 @@ def _record_versions(
         if original.ir_version > 0:  # (0: not set, as some exporters leave it)
             table[prefix]["ir_version"] = int(original.ir_version)
         table[prefix]["opset_import"] = opset_map(proto)
-    for p in model.metadata_props:
-        if p.key == METADATA_KEY:
-            p.value = json.dumps(table)
+    _write_task_table(model, table)
 
 
 def _record_names(model: onnx.ModelProto, builder: _Builder, prefixes: Sequence[str]) -> None:
@@ -1277,9 +1273,7 @@ def _record_names(model: onnx.ModelProto, builder: _Builder, prefixes: Sequence[
             table[prefix]["tensor_names"] = tensors
         if nodes:
             table[prefix]["node_names"] = nodes
-    for p in model.metadata_props:
-        if p.key == METADATA_KEY:
-            p.value = json.dumps(table)
+    _write_task_table(model, table)
 
 
 def _notes_of(vi: onnx.ValueInfoProto) -> dict[str, Any]:
@@ -1288,6 +1282,13 @@ def _notes_of(vi: onnx.ValueInfoProto) -> dict[str, Any]:
         "doc_string": as_text(vi.doc_string),
         "metadata_props": {as_text(p.key): as_text(p.value) for p in vi.metadata_props},
     }
+
+
+def _write_task_table(model: onnx.ModelProto, table: dict[str, dict[str, Any]]) -> None:
+    """Store `table` (`task_table`'s, with entries added) back in `model`'s metadata."""
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            p.value = json.dumps(table)
 
 
 def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:

@@ -284,18 +284,42 @@ def _output_conv(m: Match, w: np.ndarray, transpose: bool, what: str) -> onnx.No
     with C_in = C_out scaled on its input channels, a constant before the Conv folded into
     its output channels)."""
     want = "ConvTranspose" if transpose else "Conv"
-    convs = [n for n in m.nodes.values() if n.op_type in ("Conv", "ConvTranspose")]
-    if len(convs) != 1 or convs[0].op_type != want or convs[0].domain not in ("", "ai.onnx"):
-        found = ", ".join(f"{n.op_type} {n.name}" for n in convs) or "no Conv"
-        raise Refuse(f"{what} folds into one {want}'s output only ({found})")
-    conv = convs[0]
-    weight = m.facts.layout(conv.input[1]) if len(conv.input) > 1 else None
+    return _the_layer(
+        m,
+        w,
+        ("Conv", "ConvTranspose"),
+        (want,),
+        f"{what} folds into one {want}'s output only",
+        "no Conv",
+        f"{what} applies after it",
+    )
+
+
+def _the_layer(
+    m: Match,
+    w: np.ndarray,
+    kinds: tuple[str, ...],
+    wanted: tuple[str, ...],
+    only: str,
+    none: str,
+    after: str,
+) -> onnx.NodeProto:
+    """The match's one node of the op types `kinds`, which must be of `wanted`, of the default
+    domain, read a weight of `w`'s shape as its second input and have its output read by
+    another matched node; Refuse otherwise (`only` + the nodes found, or `none`; `after`
+    where no matched node reads its output)."""
+    found = [n for n in m.nodes.values() if n.op_type in kinds]
+    if len(found) != 1 or found[0].op_type not in wanted or found[0].domain not in ("", "ai.onnx"):
+        shown = ", ".join(f"{n.op_type} {n.name}" for n in found) or none
+        raise Refuse(f"{only} ({shown})")
+    node = found[0]
+    weight = m.facts.layout(node.input[1]) if len(node.input) > 1 else None
     if weight is None or tuple(weight.shape) != tuple(w.shape):
-        raise Refuse(f"{conv.name} does not read the folded weight")
-    out = conv.output[0] if conv.output else ""
-    if not out or not any(n is not conv and out in n.input for n in m.nodes.values()):
-        raise Refuse(f"no matched node reads {conv.name}'s output: {what} applies after it")
-    return conv
+        raise Refuse(f"{node.name} does not read the folded weight")
+    out = node.output[0] if node.output else ""
+    if not out or not any(n is not node and out in n.input for n in m.nodes.values()):
+        raise Refuse(f"no matched node reads {node.name}'s output: {after}")
+    return node
 
 
 def _output_matmul(
@@ -308,17 +332,15 @@ def _output_matmul(
     W's column). The built-in rules capture these; a user's rule may not (a literal transB 0
     for a square B of transB 1 scaled B's columns, a BN before the MatMul was folded into
     W's columns)."""
-    found = [n for n in m.nodes.values() if n.op_type in ("Gemm", "MatMul")]
-    if len(found) != 1 or found[0].op_type not in ops or found[0].domain not in ("", "ai.onnx"):
-        shown = ", ".join(f"{n.op_type} {n.name}" for n in found) or "no Gemm or MatMul"
-        raise Refuse(f"a BatchNormalization folds into one {' or '.join(ops)} only ({shown})")
-    node = found[0]
-    weight = m.facts.layout(node.input[1]) if len(node.input) > 1 else None
-    if weight is None or tuple(weight.shape) != tuple(w.shape):
-        raise Refuse(f"{node.name} does not read the folded weight")
-    out = node.output[0] if node.output else ""
-    if not out or not any(n is not node and out in n.input for n in m.nodes.values()):
-        raise Refuse(f"no matched node reads {node.name}'s output: the BN applies after it")
+    node = _the_layer(
+        m,
+        w,
+        ("Gemm", "MatMul"),
+        ops,
+        f"a BatchNormalization folds into one {' or '.join(ops)} only",
+        "no Gemm or MatMul",
+        "the BN applies after it",
+    )
     if node.op_type == "Gemm":
         have = int(m.graph.attr(node, "transB", 0))
         if have != int(trans_b):
