@@ -175,18 +175,15 @@ def fp16_model(model: onnx.ModelProto) -> onnx.ModelProto:
             else:  # read in its bodies only: the readers there stay float32, not the whole node
                 read_in_bodies.add(name)
         out_of_range.append((name, value))
-    for n in copy.graph.node:  # its attribute stays float32 where the node is blocked
-        if n.op_type == "ConstantOfShape" and _fills_unsafe(n, graph.consumer_nodes(n.output[0])):
+    for n in copy.graph.node:
+        readers = graph.consumer_nodes(n.output[0]) if n.output else []
+        # a ConstantOfShape's attribute stays float32 where the node is blocked; a constant of
+        # another type cast to float: the same
+        if (n.op_type == "ConstantOfShape" and _fills_unsafe(n, readers)) or _casts_unsafe_constant(
+            n, graph.constant, readers
+        ):
             blocked_nodes.add(n.name)
-            for reader in graph.consumer_nodes(n.output[0]):
-                if n.output[0] in reader.input:
-                    blocked_nodes.add(reader.name)
-                else:
-                    read_in_bodies.add(n.output[0])
-    for n in copy.graph.node:  # a constant of another type cast to float: the same
-        if _casts_unsafe_constant(n, graph.constant, graph.consumer_nodes(n.output[0])):
-            blocked_nodes.add(n.name)
-            for reader in graph.consumer_nodes(n.output[0]):
+            for reader in readers:
                 if n.output[0] in reader.input:
                     blocked_nodes.add(reader.name)
                 else:

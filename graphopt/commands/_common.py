@@ -26,7 +26,7 @@ from onnx.external_data_helper import ExternalDataInfo
 
 from graphopt._text import shown
 from graphopt.errors import CHECKER_ERRORS, SaveError, VerifyError, first_line
-from graphopt.ir.model_io import LoadedModel, default_data_location
+from graphopt.ir.model_io import LoadedModel, default_data_location, link_loop
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,7 @@ def _check_writable(
         )
     folders = [where]
     if not folder and target.is_symlink():  # the file the link points to is replaced
-        if _link_loop(target):  # (the save's own resolve raised RuntimeError, a traceback)
+        if link_loop(target):  # (the save's own resolve raised RuntimeError, a traceback)
             raise error(f"{what} {path}: is a symbolic link loop; give a file name")
         linked = Path(os.path.realpath(target))
         if not linked.parent.is_dir():
@@ -510,17 +510,6 @@ def _check_writable(
             raise error(
                 f"{what} {path}: cannot write in folder {shown(place)} ({_reason(e)})"
             ) from e
-
-
-def _link_loop(path: Path) -> bool:
-    """Whether following the symbolic link `path` never ends (ELOOP)."""
-    import errno
-
-    try:
-        os.stat(path)
-    except OSError as e:
-        return e.errno == errno.ELOOP
-    return False
 
 
 def check_data_file_name(output: str) -> None:

@@ -912,7 +912,7 @@ def _save_target(path: Path, parent: Path) -> tuple[bool, Path]:
     if path.is_dir():
         raise SaveError(f"{shown(path)}: is a folder; give a file name for the model")
     stream = is_stream(path)
-    if path.is_symlink() and not stream and _link_loop(path):
+    if path.is_symlink() and not stream and link_loop(path):
         # realpath gives up inside the loop: the save replaced one of its links by the model
         raise SaveError(f"{shown(path)}: is a symbolic link loop; give a file name")
     target = Path(os.path.realpath(path)) if path.is_symlink() and not stream else path
@@ -921,7 +921,7 @@ def _save_target(path: Path, parent: Path) -> tuple[bool, Path]:
     return stream, target
 
 
-def _link_loop(path: Path) -> bool:
+def link_loop(path: str | os.PathLike[str]) -> bool:
     """Whether following the symbolic link `path` never ends (ELOOP)."""
     try:
         os.stat(path)
