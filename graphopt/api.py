@@ -220,6 +220,18 @@ def make_context(
         raise PipelineError(
             f"cannot disable unknown pass {missing[0]!r}; passes: {', '.join(sorted(known))}"
         )
+    # a registered pass this pipeline never runs: disabling it changes nothing, which the user
+    # did not mean (another pipeline's pass, or the one they meant is spelt another way)
+    absent = sorted(set(disable) - set(pipeline.pass_names()))
+    if absent:
+        ran = ", ".join(dict.fromkeys(pipeline.pass_names())) or "none"
+        log.warning(
+            "pipeline %r runs no %s pass: disabling %s changes nothing (its passes: %s)",
+            pipeline.name,
+            " or ".join(map(repr, absent)),
+            "it" if len(absent) == 1 else "them",
+            ran,
+        )
     ctx = PassContext(
         disabled=set(disable), options=dict(pass_options), record_explanations=explain
     )
