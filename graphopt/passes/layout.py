@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,10 @@ class MergeReshapes(Pass):
     longest run of links from R(x) back that are each a Reshape with a 0 (allowzero=0) at
     every index where s has one: each link copied those dims from its input, so x has them.
 
+    Every link left out must be shown to run for every size its input's dynamic dims may take
+    (`_runs_at_every_size`), else the chain is kept: a model that fails (at a batch of 0, say)
+    must not come back running.
+
     Unsqueeze(Reshape(x, s), axes)  ⇒  Reshape(x, s with a 1 inserted at each axis)
     when s is a constant without 0 entries and the Unsqueeze is the inner Reshape's one reader.
 
@@ -209,6 +214,7 @@ class MergeReshapes(Pass):
                 chain.append(further)
             copied = [i for i, v in enumerate(values) if v == 0]
             new_target: np.ndarray | None = None
+            same_failure: set[int] = set()  # dims of x at 0 of which the new Reshape fails too
             if copied and not graph.attr(node, "allowzero", 0):
                 middle = shapes.static(node.input[0])
                 if middle is None:
@@ -222,6 +228,8 @@ class MergeReshapes(Pass):
                         ctx.note(self.name, node.name, "refused", reason)
                         continue
                     del chain[kept:]
+                    if -1 in values:  # copies each such dim of x: P = 0 when one of them is 0
+                        same_failure = set(copied)
                 else:
                     if not initializers_allowed(graph, ctx, self.name):
                         continue
@@ -232,10 +240,12 @@ class MergeReshapes(Pass):
                     if 0 in values:
                         continue  # a genuine zero-size dim: leave the chain as it is
                     new_target = np.array(values, np.int64)
-            failing = next((n for n in chain if shapes.shape(n.output[0]) is None), None)
+            failing = next(
+                (n for n in chain if not _runs_at_every_size(graph, n, shapes, same_failure)), None
+            )
             if failing is not None:
-                # inference gives no shape to a link it finds failing (Reshape(x[2, 3],
-                # [4, -1]), Squeeze of a dim 2): left out of the chain, the model would run
+                # a link that fails (Reshape(x[2, 3], [4, -1]); Reshape(x[N, 6], [0, -1]) at
+                # N = 0): left out of the chain, the model would run
                 reason = f"{failing.name or failing.output[0]} is not shown to run"
                 ctx.note(self.name, node.name, "refused", reason)
                 continue
@@ -246,6 +256,62 @@ class MergeReshapes(Pass):
             ctx.note(self.name, node.name, "applied")
             merged += 1
         return PassResult(merged > 0, {"merged": merged})
+
+
+def _runs_at_every_size(
+    graph: Graph, link: onnx.NodeProto, shapes: LazyShapes, same_failure: AbstractSet[int]
+) -> bool:
+    """Whether reshape-like `link` runs whatever sizes its input's dynamic dims take, but for
+    a 0 in its dims at `same_failure` (indices where the Reshape that stays fails as well).
+
+    Inference gives no shape to a link it finds failing (Reshape(x[2, 3], [4, -1]), a Squeeze
+    of a dim 2), but it takes a dynamic dim to be whatever lets the node run. So a Squeeze's
+    axes must be static 1s, and a Reshape's constant target t of x (d dims, s of them
+    dynamic, S the product of the static ones) must fit every size of the s:
+    with a -1, the other entries' product P (a 0 copying a static dim of x) must be > 0
+    (onnxruntime fails a -1 beside a size 0: Reshape(x[N, 6], [0, -1]) at N = 0) and divide S;
+    without, t must copy every dynamic dim (0 at its index, allowzero=0) and the rest of t
+    multiply to S. Flatten and Unsqueeze run at any size once inference checked their axes.
+    A -1 beside a 0 copying dynamic dim k is kept when k is in `same_failure`: the chain copied
+    dim k of x all the way, and the Reshape that stays copies it beside a -1, failing alike."""
+    if shapes.shape(link.output[0]) is None:
+        return False
+    if link.op_type not in ("Reshape", "Squeeze"):
+        return True
+    dims = shapes.shape(link.input[0])
+    if dims is None:
+        return False
+    if link.op_type == "Squeeze":
+        if graph.opset_version("") >= 13:
+            given = len(link.input) > 1 and bool(link.input[1])
+            axes = graph.constant(link.input[1]) if given else None
+            if given and axes is None:
+                return False
+        else:
+            axes = graph.attr(link, "axes")
+        if axes is None:
+            return True  # squeezes the dims that are 1, whatever they are
+        try:
+            chosen = normalize_axes([int(a) for a in np.asarray(axes).reshape(-1)], len(dims))
+        except Unsupported:
+            return False
+        return all(dims[a] == 1 for a in chosen)
+    target = graph.constant(link.input[1]) if len(link.input) > 1 else None
+    if target is None or target.ndim != 1:
+        return False
+    t = [int(v) for v in target]
+    copies = set() if graph.attr(link, "allowzero", 0) else {i for i, v in enumerate(t) if v == 0}
+    if any(i >= len(dims) for i in copies):
+        return False
+    dynamic = {i for i, d in enumerate(dims) if not isinstance(d, int)}
+    static = int(np.prod([d for d in dims if isinstance(d, int)], dtype=np.int64))
+    kept = copies & dynamic  # dims copied whatever their size
+    rest = [v for i, v in enumerate(t) if v != -1 and i not in copies]
+    rest += [d for i, d in enumerate(dims) if i in copies - kept and isinstance(d, int)]
+    product = int(np.prod(rest, dtype=np.int64))
+    if -1 in t:
+        return kept <= same_failure and product > 0 and static % product == 0
+    return kept == dynamic and product == static
 
 
 def _copies_dims(graph: Graph, link: onnx.NodeProto, dims: list[int]) -> bool:
