@@ -193,15 +193,15 @@ def _load_path(path: Path, check_nodes: bool) -> LoadedModel:
                 data = Path(os.path.normpath(path.parent / location))  # as onnx opens it
                 _refuse_missing_data_file(data, location, stored, where)
                 _refuse_special_file(data, f"{where}: external data file {location!r} ")
+            # checked before the read (onnx reads `length` bytes, else the rest of the file),
+            # a missing length set to the tensor's size, as onnxruntime reads it
+            sizes: dict[str, int] = {}  # data file sizes by location (one stat each)
+            for tensor, info in stored:
+                _check_external_size(tensor, info, path, sizes)
             onnx.load_external_data_for_model(proto, str(path.parent))
             for tensor, _ in stored:  # what onnx's loader does not visit: sparse, training
                 if tensor.data_location == onnx.TensorProto.EXTERNAL:
                     load_external_data_for_tensor(tensor, str(path.parent))
-            # onnx reads `length` bytes, else the rest of the file: a data file cut short (or
-            # the wrong one) is only noticed here, before a model that cannot load is written
-            sizes: dict[str, int] = {}  # data file sizes by location (one stat each)
-            for tensor, info in stored:
-                _check_external_size(tensor, info, path, sizes)
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
             first = first_line(e)
             raise LoadError(f"{where}: external data could not be loaded: {first}") from e
@@ -324,9 +324,13 @@ def _refuse_special_file(path: Path, prefix: str, pipes: bool = False) -> None:
 def _check_external_size(
     tensor: onnx.TensorProto, info: ExternalDataInfo, path: Path, sizes: dict[str, int]
 ) -> None:
-    """A ValueError when the bytes onnx read for `tensor` (per `info`, its external data entry
-    before the load) are not what its shape and element type need. `sizes` caches the data
-    files' sizes."""
+    """A ValueError when the external data entry of `tensor` (`info`, read before the load)
+    does not give the bytes its shape and element type need: a `length` of another size, or,
+    without a `length`, a data file that holds fewer after the offset (cut short, or the wrong
+    one). Without a `length`, a data file longer than that (a tensor at an offset of a shared
+    file) is read as onnxruntime reads it: the tensor's own size from the offset (onnx's
+    loader read the rest of the file, and the load refused it). That length is put in the
+    entry, for onnx's loader. `sizes` caches the data files' sizes."""
     need = _data_bytes(tensor)
     if need is None:
         return
@@ -336,13 +340,18 @@ def _check_external_size(
         if info.location not in sizes:
             # onnx opens the location normalized (sub/../w.bin: w.bin; links are refused)
             sizes[info.location] = os.path.getsize(os.path.normpath(path.parent / info.location))
-        got = sizes[info.location] - (info.offset or 0)
+        got = max(sizes[info.location] - (info.offset or 0), 0)
+        if got >= need:
+            tensor.external_data.add(key="length", value=str(need))
+            return
     if got != need:
         dims = "x".join(map(str, tensor.dims)) or "scalar"
         kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+        held = f"holds {got}" if info.length is not None else f"holds only {got}"
+        after = f" after offset {info.offset}" if info.offset else ""
         raise ValueError(
             f"tensor {tensor.name!r} ({kind} {dims}) needs {need} bytes, but {info.location!r} "
-            f"holds {got} for it (a truncated or wrong data file)"
+            f"{held} for it{after} (a truncated or wrong data file)"
         )
 
 

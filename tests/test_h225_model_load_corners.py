@@ -1,0 +1,102 @@
+"""Corners of loading a model from a path (H225).
+
+An external-data tensor with an offset but no `length`, in a data file longer than the tensor
+(a tensor at an offset of a shared file): onnxruntime reads the tensor's own size from the
+offset and runs the model; graphopt's load refused it, because onnx's loader reads the rest of
+the file. Now it reads the tensor's size, as onnxruntime does; a file holding fewer bytes is
+still a one-line error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+from graphopt.cli import main
+from graphopt.errors import LoadError
+from graphopt.ir import load
+from graphopt.ir.model_io import save_model
+
+WEIGHT = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+X = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64)
+
+
+def _external_model(folder: Path, entries: dict[str, str], blob: bytes) -> Path:
+    """x @ w, w's data in folder/w.bin (`blob`) as the external data `entries` say."""
+    w = numpy_helper.from_array(WEIGHT, "w")
+    w.ClearField("raw_data")
+    w.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in entries.items():
+        w.external_data.add(key=key, value=value)
+    graph = oh.make_graph(
+        [oh.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        [w],
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
+    (folder / "w.bin").write_bytes(blob)
+    path = folder / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _ort(path: Path) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": X})[0]
+
+
+RAW = numpy_helper.from_array(WEIGHT).raw_data
+
+
+@pytest.mark.parametrize(
+    "entries, blob",
+    [
+        ({"location": "w.bin", "offset": "64"}, b"\1" * 64 + RAW + b"\2" * 100),
+        ({"location": "w.bin"}, RAW + b"\2" * 4),
+    ],
+    ids=["offset", "no-offset"],
+)
+def test_no_length_in_a_longer_data_file_reads_the_tensors_size(tmp_path, entries, blob):
+    src = _external_model(tmp_path, entries, blob)
+    np.testing.assert_allclose(_ort(src), X @ WEIGHT, rtol=1e-5)  # onnxruntime runs it
+    loaded = load(src)
+    np.testing.assert_array_equal(numpy_helper.to_array(loaded.model.graph.initializer[0]), WEIGHT)
+    assert loaded.external_data
+    # the save writes the tensor with its offset and length; it loads back the same
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    save_model(loaded.model, out, external_data=True)
+    entry = {
+        e.key: e.value
+        for e in onnx.load(str(out), load_external_data=False).graph.initializer[0].external_data
+    }
+    assert entry["length"] == str(WEIGHT.nbytes)
+    again = load(out).model.graph.initializer[0]
+    np.testing.assert_array_equal(numpy_helper.to_array(again), WEIGHT)
+    # and optimize writes a model onnxruntime runs to the same result
+    opt = tmp_path / "opt.onnx"
+    assert main(["optimize", str(src), "-o", str(opt)]) == 0
+    np.testing.assert_allclose(_ort(opt), _ort(src), rtol=1e-5)
+
+
+@pytest.mark.parametrize("offset, short", [(64, 4), (20000, 0)], ids=["cut-short", "past-end"])
+def test_no_length_in_a_data_file_too_short_is_one_line(tmp_path, capsys, offset, short):
+    blob = b"\1" * 64 + RAW[: len(RAW) - short]
+    src = _external_model(tmp_path, {"location": "w.bin", "offset": str(offset)}, blob)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail):
+        _ort(src)  # onnxruntime refuses it too
+    with pytest.raises(LoadError, match=r"needs 16384 bytes, but 'w\.bin' holds only") as info:
+        load(src)
+    assert "\n" not in str(info.value) and f"after offset {offset}" in str(info.value)
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(src), "-o", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()
