@@ -926,6 +926,10 @@ def domains_of(domain: str) -> tuple[str, ...]:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(b, Literal):  # `k=approx(v, rtol)`: a float attribute (float32) near v
+        if isinstance(a, bool) or not isinstance(a, int | float) or math.isnan(a):
+            return False
+        return literal_matches(float(a), np.dtype(np.float32), b)
     if isinstance(a, list) or isinstance(b, list):
         if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
             return False

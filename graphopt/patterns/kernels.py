@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from graphopt.patterns.engine import Facts, Match, NodeIO, attr_mismatch, domain_version
+from graphopt.patterns.engine import (
+    Facts,
+    Match,
+    NodeIO,
+    attr_mismatch,
+    domain_version,
+    literal_matches,
+)
 from graphopt.patterns.rules import Literal, Rule
 
 if TYPE_CHECKING:
@@ -362,11 +369,11 @@ def _producer_of(runner: RuleRunner, tensor: str, op: str) -> NodeIO | None:
 
 def _literal(facts: Facts, tensor: str, literal: object) -> bool:
     """`tensor` matches the pattern's Literal as the generic matcher compares them: a
-    one-element float constant within 1e-7 + rtol·|value| (NaN matches nothing)."""
+    one-element float constant, `literal_matches` (within 1e-7 + rtol·|value|, or exactly for
+    `approx(v, 0)`: relu6's floor; NaN matches nothing)."""
     assert isinstance(literal, Literal)
     value = facts.scalar(tensor)
-    want = literal.value
-    return value is not None and abs(value - want) <= 1e-7 + literal.rtol * abs(want)
+    return value is not None and literal_matches(value, facts.dtype(tensor), literal)
 
 
 KERNELS: dict[str, tuple[str, Kernel]] = {
@@ -375,8 +382,8 @@ KERNELS: dict[str, tuple[str, Kernel]] = {
     "fold-scale-shift-into-conv": ("1e42cf57221c8b6b", fold_scale_shift_conv),
     "fold-input-add-into-conv": ("4e59c0b1ff6e0348", fold_input_into_conv),
     "fold-input-mul-into-conv": ("9ef856104c1778cb", fold_input_into_conv),
-    "hardswish": ("05a43101f5a3e376", hardswish),
-    "hardswish-via-hardsigmoid": ("fd36c88823b8b84d", hardswish),
+    "hardswish": ("a6ceab7109e13777", hardswish),
+    "hardswish-via-hardsigmoid": ("2146b8be538afdeb", hardswish),
 }
 
 

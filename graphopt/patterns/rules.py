@@ -20,7 +20,8 @@ other domains, `a, b = Op(...)` for several outputs.
 Inputs of a target: a name (a variable; the same name twice must be the same tensor), a number
 or `approx(v, rtol)` (a floating-point constant of one element equal to v), `optional(B)` (present or absent),
 `None` (must be absent). Attributes of a target: `k=literal` constrains the attribute (floats with
-tolerance; an absent attribute takes the schema default), `k=name` captures its value.
+tolerance, or `k=approx(v, rtol)`; an absent attribute takes the schema default), `k=name`
+captures its value.
 
 Inputs of a replacement: target variables, names produced by `compute`, new intermediates and
 `None` (an input left out). It may read a target intermediate only when `multi_use` lists it.
@@ -594,6 +595,14 @@ class _PatternBuilder:
                 raise self.error(lineno, f"attribute {kw.arg}= is given twice")
             if isinstance(kw.value, ast.Name) and kw.value.id not in ("pi", "e", "inf"):
                 attrs[kw.arg] = AttrRef(kw.value.id)
+            elif (
+                self.target
+                and isinstance(kw.value, ast.Call)
+                and isinstance(kw.value.func, ast.Name)
+                and kw.value.func.id == "approx"
+            ):
+                # a float attribute within rtol (`min=approx(0, 0)`: exactly 0)
+                attrs[kw.arg] = self._approx(kw.value, lineno)
             else:
                 try:
                     attrs[kw.arg] = literal_value(kw.value)
@@ -616,6 +625,20 @@ class _PatternBuilder:
             raise self.error(lineno, "a constant input is NaN, which matches no constant")
         return Literal(value, rtol)
 
+    def _approx(self, a: ast.Call, lineno: int) -> Literal:
+        """`approx(value, rtol)` of a target, an input or a float attribute."""
+        if len(a.args) != 2:
+            raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
+        try:
+            value, rtol = (literal_value(v) for v in a.args)
+        except (ValueError, TypeError, ZeroDivisionError) as e:
+            raise self.error(lineno, "`approx(value, rtol)` takes two numbers") from e
+        if not (_is_number(value) and _is_number(rtol)):
+            raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
+        if not 0 <= rtol < math.inf:  # an infinite rtol took every constant
+            raise self.error(lineno, f"`approx(value, rtol)`: rtol {rtol!r} is not >= 0 and finite")
+        return self._literal(float(value), float(rtol), lineno)
+
     def operand(self, a: ast.expr, lineno: int) -> Operand:
         if isinstance(a, ast.Constant) and a.value is None:
             return Absent()
@@ -628,19 +651,9 @@ class _PatternBuilder:
                     raise self.error(lineno, "`optional(name)` takes one name, in a target")
                 return Var(a.args[0].id, optional=True)
             if fname == "approx":
-                if not self.target or len(a.args) != 2:
+                if not self.target:
                     raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
-                try:
-                    value, rtol = (literal_value(v) for v in a.args)
-                except (ValueError, TypeError, ZeroDivisionError) as e:
-                    raise self.error(lineno, "`approx(value, rtol)` takes two numbers") from e
-                if not (_is_number(value) and _is_number(rtol)):
-                    raise self.error(lineno, "`approx(value, rtol)` takes two numbers")
-                if not 0 <= rtol < math.inf:  # an infinite rtol took every constant
-                    raise self.error(
-                        lineno, f"`approx(value, rtol)`: rtol {rtol!r} is not >= 0 and finite"
-                    )
-                return self._literal(float(value), float(rtol), lineno)
+                return self._approx(a, lineno)
         if _is_literal(a):
             if not self.target and isinstance(a, ast.Name) and a.id in _LITERAL_NAMES:
                 # a compute output named so, or the number meant: neither can be read here
