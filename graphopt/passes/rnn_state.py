@@ -9,12 +9,14 @@ out, and dead-code elimination removes the subgraph that made it.
 What it does not do: drop a state that is not provably zero (a graph input, a value computed
 by arithmetic), drop one whose element type or shape is not shown to be the one the op takes
 (X's type; [directions, batch, hidden], or [batch, directions, hidden] with layout=1, a fixed
-batch only where X's is that number: the original fails on another, its default would not),
-or look into com.microsoft's quantized LSTMs.
+batch only where X's is that number: the original fails on another, its default would not; a
+symbolic batch only where it is X's, and not a name two graph input dims declare, which
+onnxruntime does not hold equal), or look into com.microsoft's quantized LSTMs.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,9 +88,10 @@ class DropZeroRnnStates(Pass):
 
 def _state_mismatch(graph: Graph, node: onnx.NodeProto, state: str, shapes: LazyShapes) -> str:
     """Why zero `state` is not shown to be what the op takes as its initial state ("" when it
-    is): X's element type, rank 3 and, where known, [directions, batch, hidden] (batch first
-    with layout=1). A zero of another type or shape (one that would broadcast) fails the
-    original; its absent default would run."""
+    is): X's element type, rank 3 and [directions, batch, hidden] (batch first with layout=1),
+    each dim shown equal: the same number, or the same symbolic dim with one source (see
+    `_shared_dims`). A zero of another type or shape (one that would broadcast, or a batch
+    read from another input) fails the original; its absent default would run."""
     x = node.input[0]
     if shapes.dtype(state) is None or shapes.dtype(state) != shapes.dtype(x):
         return f"{state!r} is not known to have {x!r}'s element type"
@@ -103,11 +106,43 @@ def _state_mismatch(graph: Graph, node: onnx.NodeProto, state: str, shapes: Lazy
     )
     hidden = graph.attr(node, "hidden_size")
     wanted = (batch, directions, hidden) if layout else (directions, batch, hidden)
-    for have, want in zip(dims, wanted, strict=True):
-        if isinstance(have, int) and isinstance(want, int) and have != want:
+    roles = ("batch", "directions", "hidden") if layout else ("directions", "batch", "hidden")
+    shared = _shared_dims(graph)
+    for have, want, role in zip(dims, wanted, roles, strict=True):
+        if have == want and (
+            isinstance(have, int) or (isinstance(have, str) and have not in shared)
+        ):
+            continue
+        if isinstance(have, int) and isinstance(want, int):
             return f"{state!r} has dims {list(dims)}, not [directions, batch, hidden]"
-        if isinstance(have, int) and not isinstance(want, int):
+        if role == "hidden":
+            if want is None:  # (onnxruntime refuses such a node)
+                return f"{node.op_type} has no hidden_size to check {state!r}'s dims against"
+            return f"{state!r}'s hidden dim {have!r} is not known to be {want}"
+        if role == "directions":
+            return f"{state!r}'s directions dim {have!r} is not known to be {want}"
+        if isinstance(have, int):
             # a fixed batch (a state traced at batch 1) fits only an X of that batch: the
             # original fails on any other, the absent default would run
             return f"{state!r} has a fixed batch {have}, {x!r}'s is not known to be {have}"
+        if have is not None and have == want:
+            # onnxruntime does not hold two inputs declaring one name to one size
+            return f"{state!r}'s batch {have!r} is declared by more than one input dim"
+        return f"{state!r}'s batch {have!r} is not known to be {x!r}'s ({want!r})"
     return ""
+
+
+def _shared_dims(graph: Graph) -> set[str]:
+    """The symbolic dims that more than one dim of the graph inputs declare. Such a name is a
+    promise of the caller's that onnxruntime does not check (it runs an x[T, N, 8] with an
+    h[1, N, 16] of another N), so two tensors inference gives it to are not shown equal. Any
+    other name stands for one size wherever inference puts it (as do the unk__ names it makes
+    up): it copied it from that one input dim, or from a computation it made it for."""
+    declared = Counter(
+        d.dim_param
+        for vi in graph.proto.input
+        if vi.type.HasField("tensor_type")
+        for d in vi.type.tensor_type.shape.dim
+        if d.HasField("dim_param")
+    )
+    return {name for name, count in declared.items() if count > 1}
