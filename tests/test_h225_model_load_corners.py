@@ -4,7 +4,8 @@ An external-data tensor with an offset but no `length`, in a data file longer th
 (a tensor at an offset of a shared file): onnxruntime reads the tensor's own size from the
 offset and runs the model; graphopt's load refused it, because onnx's loader reads the rest of
 the file. Now it reads the tensor's size, as onnxruntime does; a file holding fewer bytes is
-still a one-line error.
+still a one-line error. A `length` of 0 is none to onnxruntime too (onnx's loader read no
+bytes, and the load refused the model).
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ RAW = numpy_helper.from_array(WEIGHT).raw_data
     [
         ({"location": "w.bin", "offset": "64"}, b"\1" * 64 + RAW + b"\2" * 100),
         ({"location": "w.bin"}, RAW + b"\2" * 4),
+        # a length of 0 is none to onnxruntime (onnx's loader read no bytes: refused)
+        ({"location": "w.bin", "offset": "64", "length": "0"}, b"\1" * 64 + RAW + b"\2" * 100),
+        ({"location": "w.bin", "length": "0"}, RAW),
     ],
-    ids=["offset", "no-offset"],
+    ids=["offset", "no-offset", "length-0", "length-0-exact"],
 )
 def test_no_length_in_a_longer_data_file_reads_the_tensors_size(tmp_path, entries, blob):
     src = _external_model(tmp_path, entries, blob)

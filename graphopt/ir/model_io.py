@@ -327,14 +327,15 @@ def _check_external_size(
     """A ValueError when the external data entry of `tensor` (`info`, read before the load)
     does not give the bytes its shape and element type need: a `length` of another size, or,
     without a `length`, a data file that holds fewer after the offset (cut short, or the wrong
-    one). Without a `length`, a data file longer than that (a tensor at an offset of a shared
+    one). Without a `length` (or with a length of 0, which onnxruntime reads as none; onnx's
+    loader read no bytes), a data file longer than that (a tensor at an offset of a shared
     file) is read as onnxruntime reads it: the tensor's own size from the offset (onnx's
     loader read the rest of the file, and the load refused it). That length is put in the
     entry, for onnx's loader. `sizes` caches the data files' sizes."""
     need = _data_bytes(tensor)
     if need is None:
         return
-    if info.length is not None:
+    if info.length:  # onnxruntime reads a length of 0 as none (onnx's loader: 0 bytes)
         got = info.length
     else:
         if info.location not in sizes:
@@ -342,12 +343,15 @@ def _check_external_size(
             sizes[info.location] = os.path.getsize(os.path.normpath(path.parent / info.location))
         got = max(sizes[info.location] - (info.offset or 0), 0)
         if got >= need:
+            kept = [e for e in tensor.external_data if e.key != "length"]
+            del tensor.external_data[:]
+            tensor.external_data.extend(kept)
             tensor.external_data.add(key="length", value=str(need))
             return
     if got != need:
         dims = "x".join(map(str, tensor.dims)) or "scalar"
         kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
-        held = f"holds {got}" if info.length is not None else f"holds only {got}"
+        held = f"holds {got}" if info.length else f"holds only {got}"
         after = f" after offset {info.offset}" if info.offset else ""
         raise ValueError(
             f"tensor {tensor.name!r} ({kind} {dims}) needs {need} bytes, but {info.location!r} "
