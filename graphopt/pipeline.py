@@ -133,7 +133,9 @@ def builtin_pipelines() -> dict[str, Path]:
 
 
 def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
-    """`None` → the built-in `default`; a built-in name; or a path to a YAML file."""
+    """`None` → the built-in `default`; a built-in name; or a path to a YAML file. A str is a
+    built-in's name before a file's; a `pathlib.Path` (any `os.PathLike`) is always the file:
+    `Path("default")` ran the built-in even where the file `default` was there to be read."""
     if isinstance(spec, Pipeline):
         return spec
     if spec is None:
@@ -144,7 +146,13 @@ def load_pipeline(spec: str | Path | Pipeline | None) -> Pipeline:
         raise PipelineError(
             f"the pipeline name is empty: use one of {', '.join(builtins)} or a path to a YAML file"
         )
-    if text_spec in builtins:
+    if isinstance(spec, os.PathLike):
+        path = Path(spec)
+        if not path.is_file():
+            found = _no_file(path, "pipeline", "pipeline file not found")
+            named = f" (the built-in is named by the string {text_spec!r})"
+            raise PipelineError(f"{shown(path)}: {found}{named * (text_spec in builtins)}")
+    elif text_spec in builtins:
         return _parse_cached(
             builtins[text_spec].read_text(encoding="utf-8"),
             str(builtins[text_spec]),
