@@ -104,3 +104,21 @@ def test_no_length_in_a_data_file_too_short_is_one_line(tmp_path, capsys, offset
     assert main(["optimize", str(src), "-o", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key", ["source_shape", "slice_offset"])
+def test_an_external_data_key_neither_reads_is_not_called_damage(tmp_path, capsys, key):
+    """An entry of a key neither onnx nor onnxruntime reads: refused in one line that says
+    graphopt does not support the key (it said "(a damaged file?)")."""
+    src = _external_model(tmp_path, {"location": "w.bin", key: "64,64"}, RAW)
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail, match="model format error"):
+        _ort(src)  # onnxruntime 1.32 refuses the key
+    with pytest.raises(LoadError) as info:
+        load(src)
+    message = str(info.value)
+    assert f"external data entry {key!r}" in message and "\n" not in message
+    assert "graphopt does not support that key" in message and "damaged" not in message
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(src), "-o", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()

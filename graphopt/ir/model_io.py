@@ -267,9 +267,12 @@ def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> Non
             )
         unknown = next((e.key for e in tensor.external_data if e.key not in _DATA_KEYS), None)
         if unknown is not None:
+            # (a flipped byte, or a key another tool writes: either way onnxruntime 1.32
+            # refuses it, "model format error!", and onnx's loader ignores it)
             raise LoadError(
                 f"{where}: tensor {tensor.name!r} has an external data entry {unknown!r}, which "
-                f"is none of {', '.join(sorted(_DATA_KEYS))} (a damaged file?)"
+                f"is none of {', '.join(sorted(_DATA_KEYS))}: graphopt does not support that "
+                "key (nor does onnxruntime)"
             )
         locations = [e.value for e in tensor.external_data if e.key == "location"]
         if not any(locations):
