@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -30,33 +29,60 @@ def fresh_probe():  # type: ignore[no-untyped-def]
     ort_backend.fused_int8_conv_error_steps.cache_clear()
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()}
-
-
 def _version(text: str) -> tuple[int, int]:
     major, minor = re.match(r"(\d+)\.(\d+)", text).groups()  # type: ignore[union-attr]
     return int(major), int(minor)
 
 
 def test_the_probe_says_what_the_installed_onnxruntime_does(fresh_probe) -> None:
-    # 1.25 and later compute the fused int8 Conv right; 1.23.2 and 1.24 are up to ~190 steps
-    # off on a CPU with AVX-512 VNNI / AMX-INT8 (this machine class), and say so
+    # measured: 1.23.2 and 1.24 are up to ~190 steps off on a CPU with AVX-512 VNNI / AMX-INT8
+    # (#26324), 1.25 and later right there; on a CPU without VNNI (AVX-512 BW or AVX2 only)
+    # every version saturates the probe's full-range int8 weights (1.32.0: 23 steps)
     steps = ort_backend.fused_int8_conv_error_steps()
     problem = ort_backend.fused_int8_conv_problem()
     assert onnxruntime_fused_int8_conv_is_right() == (problem is None)  # conftest reuses it
-    if _version(ort.__version__) >= (1, 25):
-        assert steps <= 1.0 and problem is None, problem
-    elif {"avx512_vnni", "amx_int8"} & _cpu_flags() and _version(ort.__version__) >= (1, 23):
+    assert (problem is None) == (steps <= 1.01), (steps, problem)
+    flags = ort_backend.cpu_flags()
+    version = _version(ort.__version__)
+    if {"avx512_vnni", "amx_int8"} & flags and (1, 23) <= version < (1, 25):
         assert steps > 10, steps
         assert problem is not None and f"onnxruntime {ort.__version__} " in problem
         assert "microsoft/onnxruntime#26324" in problem
+        assert "1.25 or later" in ort_backend.fused_int8_conv_remedy()
+    elif {"avx512_vnni", "amx_int8"} & flags and version >= (1, 25):
+        assert steps <= 1.0 and problem is None, problem
+    elif flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & flags and "avx512bw" in flags:
+        assert steps > 1, steps  # saturated, in every version
+        assert problem is not None and "no VNNI" in problem and "#26324" not in problem
+        assert "reduce_range" in ort_backend.fused_int8_conv_remedy()
     else:
         pytest.skip(f"onnxruntime {ort.__version__} on this CPU: no known answer")
+
+
+def test_without_vnni_the_probe_is_right_with_seven_bit_weights(fresh_probe) -> None:
+    # the cause the message names on a CPU without VNNI: u8·s8 pairs saturating 16 bits. With
+    # the probe's weights in 7 bits (as onnxruntime's reduce_range quantizes them) it is gone.
+    flags = ort_backend.cpu_flags()
+    if not flags or {"avx512_vnni", "avx_vnni", "amx_int8"} & flags:
+        pytest.skip("a CPU with VNNI (or unknown flags): nothing saturates")
+    if ort_backend.fused_int8_conv_error_steps() <= 1.01:
+        pytest.skip("the installed onnxruntime does not saturate the probe here")
+    assert ort_backend._fused_int8_conv_probe(weight_limit=63) <= 1.01
+
+
+def test_the_cause_follows_the_cpu_flags(monkeypatch) -> None:
+    for flags, version, cause in [
+        ({"avx2", "avx512bw", "avx512_vnni"}, "1.24.1", "vnni"),
+        ({"avx2", "amx_int8"}, "1.23.2", "vnni"),
+        ({"avx2", "avx512_vnni"}, "1.32.0", ""),  # right there: a cause not known
+        ({"avx2", "avx512bw"}, "1.32.0", "saturation"),
+        ({"avx2"}, "1.20.0", "saturation"),
+        ({"sse4_2"}, "1.32.0", ""),
+        (set(), "1.32.0", ""),  # /proc/cpuinfo unreadable: say only what was measured
+    ]:
+        monkeypatch.setattr(ort_backend, "cpu_flags", lambda f=flags: frozenset(f))
+        monkeypatch.setattr(ort, "__version__", version)
+        assert ort_backend._fused_conv_cause() == cause, (flags, version)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +146,7 @@ def test_quantize_warns_once_where_onnxruntime_runs_wrong_int8_kernels(
     monkeypatch, caplog, target: str, search: bool, says: tuple[str, ...]
 ) -> None:
     monkeypatch.setattr(ort_backend, "fused_int8_conv_error_steps", lambda: 141.0)
+    monkeypatch.setattr(ort_backend, "_fused_conv_cause", lambda: "vnni")  # whatever the CPU
     options = {} if search else {"accuracy_target": None}  # the search at its default target
     with caplog.at_level(logging.WARNING, logger="graphopt"):
         _, report = quantize_with_report(

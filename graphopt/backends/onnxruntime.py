@@ -66,8 +66,9 @@ def fused_int8_conv_error_steps() -> float:
         return 0.0
 
 
-def _fused_int8_conv_probe() -> float:
-    """`fused_int8_conv_error_steps`, measured (any error its caller's)."""
+def _fused_int8_conv_probe(weight_limit: int = 127) -> float:
+    """`fused_int8_conv_error_steps`, measured (any error its caller's), with the probe's int8
+    weights drawn from [-weight_limit, weight_limit]."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -75,7 +76,9 @@ def _fused_int8_conv_probe() -> float:
     inits = [
         numpy_helper.from_array(np.array(1 / 255, np.float32), "xs"),
         numpy_helper.from_array(np.array(0, np.uint8), "xz"),
-        numpy_helper.from_array(rng.integers(-127, 128, (cout, cin, 3, 3)).astype(np.int8), "w"),
+        numpy_helper.from_array(
+            rng.integers(-weight_limit, weight_limit + 1, (cout, cin, 3, 3)).astype(np.int8), "w"
+        ),
         numpy_helper.from_array(rng.uniform(1e-3, 5e-3, cout).astype(np.float32), "ws"),
         numpy_helper.from_array(np.zeros(cout, np.int8), "wz"),
         numpy_helper.from_array(np.array(FUSED_CONV_PROBE_STEP, np.float32), "ys"),
@@ -108,25 +111,76 @@ def _fused_int8_conv_probe() -> float:
 
 def fused_int8_conv_problem() -> str | None:
     """What is wrong with the installed onnxruntime's fused int8 Conv, as the start of a
-    warning (the caller says what it means for its run), or None where it computes what the
-    unfused Q/DQ Conv computes, to one step (`fused_int8_conv_error_steps`)."""
+    warning (the caller says what it means for its run, and adds `fused_int8_conv_remedy`), or
+    None where it computes what the unfused Q/DQ Conv computes, to one step
+    (`fused_int8_conv_error_steps`)."""
     steps = fused_int8_conv_error_steps()
     if steps <= 1.01:  # one step: the two round the accumulated sum differently
         return None
     import onnxruntime as ort
 
+    cause = _fused_conv_cause()
     return (
         f"onnxruntime {ort.__version__} computes int8 Conv and MatMul wrong on this CPU: the "
         "QLinearConv (and QLinearMatMul) that its ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL "
-        f"optimizations make of Q/DQ came out up to {steps:.0f} steps off on a probe Conv (its "
-        f"AVX-512 VNNI / AMX int8 kernels, {FUSED_CONV_ISSUE})"
+        f"optimizations make of Q/DQ came out up to {steps:.0f} steps off on a probe Conv"
+        + (f" ({_FUSED_CONV_CAUSES[cause]})" if cause else "")
     )
 
 
-FUSED_CONV_REMEDY = (
-    "upgrade onnxruntime to 1.25 or later, or run the quantized model at "
-    "graph_optimization_level ORT_ENABLE_BASIC (no QLinearConv fusion)"
-)
+# Why the fused int8 kernels are off, by what the CPU has (`_fused_conv_cause`). Measured: on
+# a Xeon with AVX-512 VNNI and AMX, onnxruntime 1.23.2-1.24.4 96-191 steps (FUSED_CONV_ISSUE),
+# 1.25 and later 0; on a Xeon with AVX-512 BW and no VNNI, 1.32.0 23 steps with the probe's
+# weights over the whole int8 range and 0 with 7-bit weights: without VNNI, MLAS's u8·s8
+# kernels add two products in 16 bits (vpmaddubsw), which saturates (255·127·2 > 32767), what
+# onnxruntime's own `quantize_static(reduce_range=True)` (weights in 7 bits) is there for.
+_FUSED_CONV_CAUSES = {
+    "vnni": f"its AVX-512 VNNI / AMX int8 kernels, {FUSED_CONV_ISSUE}",
+    "saturation": (
+        "this CPU has no VNNI: onnxruntime's u8·s8 kernels add pairs of products in 16 bits, "
+        "which saturate where the int8 weights use their whole range"
+    ),
+}
+_VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (/proc/cpuinfo); empty where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(
+        flag for line in text.splitlines() if line.startswith("flags") for flag in line.split()
+    )
+
+
+def _fused_conv_cause() -> str:
+    """Which of `_FUSED_CONV_CAUSES` explains a wrong fused int8 Conv here ("" if none is
+    known: then only what was measured is said)."""
+    import onnxruntime as ort
+
+    flags = cpu_flags()
+    if not flags:
+        return ""
+    version = tuple(int(part) for part in ort.__version__.split(".")[:2] if part.isdigit())
+    if flags & _VNNI_FLAGS:
+        return "vnni" if (1, 23) <= version < (1, 25) else ""
+    return "saturation" if {"avx2", "avx512bw"} & flags else ""
+
+
+def fused_int8_conv_remedy() -> str:
+    """What a user can do about `fused_int8_conv_problem`, for its cause."""
+    basic = (
+        "run the quantized model at graph_optimization_level ORT_ENABLE_BASIC (no QLinearConv "
+        "fusion)"
+    )
+    cause = _fused_conv_cause()
+    if cause == "vnni":
+        return f"upgrade onnxruntime to 1.25 or later, or {basic}"
+    if cause == "saturation":
+        return f"quantize the weights to 7 bits (onnxruntime's reduce_range), or {basic}"
+    return basic
 
 
 def probe_failure(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> str | None:

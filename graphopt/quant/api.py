@@ -651,14 +651,14 @@ def quantize_with_report(
     # kernels are wrong (FUSED_CONV_ISSUE) runs it wrong. (The accuracy search measured at
     # ORT_ENABLE_BASIC there: `collect.run_outputs`.)
     if target == "onnxruntime":
-        from graphopt.backends.onnxruntime import FUSED_CONV_REMEDY, fused_int8_conv_problem
+        from graphopt.backends.onnxruntime import fused_int8_conv_problem, fused_int8_conv_remedy
 
         problem = fused_int8_conv_problem()
         if problem is not None:
             log.warning(
                 "%s: the quantized model computes wrong in it at its default ORT_ENABLE_ALL; %s",
                 problem,
-                FUSED_CONV_REMEDY,
+                fused_int8_conv_remedy(),
             )
     return quantized, report
 
