@@ -911,6 +911,13 @@ def _refuse_cancelling(a: np.ndarray, b: np.ndarray, merged: np.ndarray, dtype: 
 def clip_params(m: Match, lo: Any, hi: Any) -> list[float]:
     """FusedConv's activation_params for Clip: [min, max] (absent bounds → ∓float32 max)."""
     big = float(np.finfo(np.float32).max)
+    for what, bound in (("min", lo), ("max", hi)):
+        # a scalar in the spec; onnxruntime also runs [1], and refuses any other shape
+        if bound is not None and np.ndim(bound) > 1:
+            shape = list(np.shape(bound))
+            raise Refuse(
+                f"Clip's {what} has shape {shape}: not a scalar, which onnxruntime refuses to run"
+            )
     low = -big if lo is None else _one_float("Clip's min", lo)
     high = big if hi is None else _one_float("Clip's max", hi)
     return [low, high]

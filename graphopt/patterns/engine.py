@@ -50,6 +50,10 @@ RANK_OF_FIRST_INPUT = frozenset(
      # data movement that keeps the rank (else a wrong value_info's rank was taken for them)
      "Transpose", "Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth"}
 )  # fmt: skip
+# Inputs the spec makes scalars (Clip's min and max, "tensor(T)" of empty shape); onnxruntime
+# also takes shape [1] and refuses any other shape when the node runs: a rewrite that reads one
+# of rank 2 or more as a number would turn a model that fails into one that runs.
+SCALAR_INPUTS: dict[str, tuple[int, ...]] = {"Clip": (1, 2)}
 RANK_OF_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where"})
 _REDUCTIONS = frozenset(
     {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",

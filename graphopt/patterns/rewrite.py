@@ -56,6 +56,7 @@ from graphopt.patterns.checks import CHECKS
 from graphopt.patterns.compiled import CompiledTarget, Screen, compiled
 from graphopt.patterns.compute import LAYOUT_ONLY, call_raising
 from graphopt.patterns.engine import (
+    SCALAR_INPUTS,
     Facts,
     Match,
     Matcher,
@@ -564,8 +565,13 @@ class RuleRunner:
             if value is None or value.ndim == 0:
                 continue
             node = m.nodes[index]
-            inputs = io(node)[3]
+            _, op, domain, inputs, _ = io(node)
             k = inputs.index(constant)  # where the node reads it (commutative operands swap)
+            if value.ndim > 1 and domain in ("", "ai.onnx") and k in SCALAR_INPUTS.get(op, ()):
+                return (
+                    f"{op} {node.name} input {k} ({constant}) has shape {list(value.shape)}: "
+                    "not a scalar, which onnxruntime refuses to run"
+                )
             # every other operand's rank must be known, the largest at least the constant's
             highest = -1
             for i, t in enumerate(inputs):
