@@ -90,7 +90,7 @@ def optimize_with_report(
     if 0 < loaded.model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
         weights_as_constants(loaded.model)  # else nothing with a weight could fold (IR 3 zoo)
     declared = fix_input_shapes(loaded.model, input_shapes) if input_shapes else {}
-    pinned = pin_training_names(loaded.model)  # no pass may touch what training_info names
+    pinned = pin_training_names(loaded.model, loaded.where)  # no pass may touch those names
     pipe = load_pipeline(check_pipeline_spec(pipeline))
     ctx = make_context(pipe, **options)
     # checks the nodes while indexing them, and converts Constant nodes there when the
@@ -194,8 +194,10 @@ def make_context(
     """A `PassContext` for running `pipeline` with the user's options; an option no pass
     reads, or a pass to disable that does not exist, is a `PipelineError` (a typo would
     otherwise change nothing, silently); so is a broken rule file, a rule or group a rule
-    pass names that no rule file defines (`fuse_patterns.check_rule_passes`). `rule_files`
-    whose rules no step of the pipeline runs are a warning (a pipeline's `rules:`: an error)."""
+    pass names that no rule file defines (`fuse_patterns.check_rule_passes`), and `rule_files`
+    whose rules no step of the pipeline runs, as for a pipeline's `rules:` (none of the
+    built-ins has a `fuse-patterns` step: the `user` group never ran there). A pass to disable
+    that the pipeline does not run is a warning."""
     unknown = sorted(set(pass_options) - CONTEXT_OPTIONS)
     if unknown:
         raise PipelineError(
@@ -243,14 +245,14 @@ def make_context(
         # is one file, not a list of its letters; a falsy value names no file
         given = _names("rule_files", ctx.options.get("rule_files") or None, "path", paths=True)
         ctx.options["rule_files"] = unique_files([*given, *pipeline.rule_files])
-        if given:  # rules no step runs were taken without a word
+        if given:  # rules no step runs were taken with a warning, and never ran
             with_files = Pipeline(pipeline.name, pipeline.steps, pipeline.source)
             with_files.rule_files = ctx.options["rule_files"]
             try:
                 where = f"pipeline {pipeline.name!r}"
                 refuse_rules_no_step_runs(with_files, where, given, "rule_files")
-            except PipelineError as e:  # a warning: the API took them, and callers rely on it
-                log.warning("%s", e)
+            except PipelineError as e:  # as a pipeline's own `rules:` no step runs
+                raise PipelineError(f"{e}{_builtin_hint(pipeline)}") from None
     from graphopt.passes.fuse_patterns import check_rule_passes
 
     check_rule_passes(
@@ -262,6 +264,20 @@ def make_context(
     if dump_dir is not None:
         ctx.instruments.append(DumpInstrument(dump_dir))
     return ctx
+
+
+def _builtin_hint(pipeline: Pipeline) -> str:
+    """For a built-in `pipeline` (whose steps the caller cannot edit): how to run it and then
+    the caller's rules, as a pipeline file that includes it."""
+    from graphopt.pipeline import builtin_pipelines
+
+    path = builtin_pipelines().get(pipeline.name)
+    if path is None or Path(pipeline.source) != path:
+        return ""
+    return (
+        f"; to run them after the built-in, give a pipeline file of "
+        f"`passes: [{{include: {pipeline.name}}}, fuse-patterns]`"
+    )
 
 
 _MAX_DIM = 2**63 - 1  # TensorShapeProto's dim_value is an int64

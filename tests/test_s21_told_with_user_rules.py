@@ -61,7 +61,10 @@ def test_without_rule_files_bodies_are_told_there_is_no_range(monkeypatch):
 
 def test_with_rule_files_no_range_fact_is_told(monkeypatch, tmp_path):
     rules = tmp_path / "rules.yaml"
-    rules.write_text(QUICKGELU_RULE, encoding="utf-8")
+    # in a group the default pipeline runs (fuse-activations): rules no step runs are refused
+    rules.write_text(
+        QUICKGELU_RULE.replace("    doc:", "    group: activations\n    doc:"), encoding="utf-8"
+    )
     told = _told(monkeypatch, rule_files=[rules])
     assert told, "the If's branches were not optimized"
     assert all(NO_RANGE_IN_BODIES not in t for t in told)
