@@ -50,6 +50,7 @@ import logging
 import numbers
 import operator
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -263,11 +264,55 @@ def _refuse_failed_conversion(
             check_model(original, "given")
         except MergeError:
             continue  # the model fails it itself: not the conversion's doing
+        declared = _declaration_refuted(proto, why, opset)
+        if declared:
+            raise MergeError(
+                f"{name}: needs default opset {opset} to merge (it uses {old}), and there "
+                f"{declared} ({why}); the declaration is the model's, which its opset {old} "
+                "inference did not check, not the conversion's: correct it or merge the model "
+                "separately"
+            )
         raise MergeError(
             f"{name}: needs default opset {opset} to merge (it uses {old}) and "
             f"onnx.version_converter's model fails onnx.checker ({why}); convert it yourself "
             "or merge it separately"
         )
+
+
+_INFERENCE_REFUSED = re.compile(
+    r"\(op_type:(?P<op>[^,)]+)(, node name: (?P<node>[^)]*))?\): \[ShapeInferenceError\] "
+    r"Inferred shape and existing shape differ"
+)
+
+
+def _declaration_refuted(model: onnx.ModelProto, why: str, opset: int) -> str:
+    """Where the checker's `why` is the newer opset's inference of a node contradicting a shape
+    `model` declares for the node's output (a graph output or value_info): what happened, in
+    words ("" otherwise). ddddocr's common.onnx (opset 12) declares its output [1, seqlen]
+    where Reshape_101 makes a rank-3 tensor (onnxruntime runs it, warning that the shape is not
+    the declared one); Reshape-5's inference leaves the rank open, Reshape-14's counts it."""
+    found = _INFERENCE_REFUSED.search(why)
+    if found is None:
+        return ""
+    stated = {vi.name: vi for vi in (*model.graph.value_info, *model.graph.output)}
+    outputs = {o.name for o in model.graph.output}
+    named = found["node"]  # (the checker names no node that has no name)
+    declared = [
+        (node, out, dims)
+        for node in model.graph.node
+        if node.op_type == found["op"] and (named is None or node.name == named)
+        for out in node.output
+        if out in stated and (dims := declared_dims(stated[out], unknown="?")) is not None
+    ]
+    if len(declared) != 1:
+        return ""  # none, or more than one it may be
+    node, out, dims = declared[0]
+    version = since_version(node.op_type, opset, node.domain) or opset
+    which = f" (node {node.name!r})" if node.name else ""
+    return (
+        f"the inference of {node.op_type}-{version}{which} contradicts the shape the model "
+        f"declares for its {'output' if out in outputs else 'value_info'} {out!r}, {list(dims)}"
+    )
 
 
 def _met_inputs_hint(model: onnx.ModelProto, prefixes: Sequence[str]) -> str:
