@@ -316,7 +316,7 @@ class RuleRunner:
         key = (rule.name, version)
         if key not in self._opset_reasons:
             self._opset_reasons[key] = self._opset_reason(rule, version)
-        return self._opset_reasons[key][0]
+        return self._opset_reasons[key][0] or self._contrib_version(rule)
 
     def _opset_reason(self, rule: Rule, version: int) -> tuple[str, int]:
         """(why, naming the first missing op; the highest opset any missing op needs)."""
@@ -327,6 +327,24 @@ class RuleRunner:
                 reason = reason or f"{pnode.op} needs opset {need}, the model has {version}"
                 highest = max(highest, need)
         return reason, highest
+
+    def _contrib_version(self, rule: Rule) -> str:
+        """Why the replacement's com.microsoft ops cannot be emitted ("" if they can): onnxruntime
+        registers its contrib ops at com.microsoft version 1, and a node of that domain under a
+        model's import of another version does not load (0: "com.microsoft:QuickGelu(-1) is not
+        a registered function/op"; 2 and above: no model loads). `_import_domain` keeps a
+        model's import as it is, so a user rule (the built-in ones check contrib_import()) made
+        a model that loaded into one that does not."""
+        version = self.graph.opset.get(_CONTRIB)
+        if version is None or version == 1:
+            return ""
+        for pnode in rule.replacement.nodes:
+            if pnode.domain == _CONTRIB:
+                return (
+                    f"{_CONTRIB}.{pnode.op}: the model imports {_CONTRIB} at version "
+                    f"{version}; onnxruntime's contrib ops are version 1"
+                )
+        return ""
 
     # ------------------------------------------------------------------ one anchor
     def try_rule(
@@ -955,6 +973,7 @@ _TENSOR_TYPES: dict[np.dtype, int] = {
 # numpy byte orders that are little-endian here ("=" is native; `_TENSOR_TYPES` has no "|")
 _LITTLE = ("<", "=") if sys.byteorder == "little" else ("<",)
 _ONNX = ("", "ai.onnx")
+_CONTRIB = "com.microsoft"
 
 
 def root_kinds(rule: Rule, pattern: Pattern) -> frozenset[str]:
