@@ -139,6 +139,7 @@ def split(
     if task is not None:
         _restore_metadata(result, proto, entry)
         _restore_model_fields(result, entry)
+        _restore_imports(result, entry)
         merged_versions = _restore_versions(result, entry)
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
         _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
@@ -374,6 +375,23 @@ def _unclashing(renames: Mapping[str, str], names: AbstractSet[str]) -> dict[str
             return kept
         log.debug("split: names kept merged (their own would clash): %s", sorted(clashing)[:5])
         kept = {old: new for old, new in kept.items() if old not in clashing}
+
+
+def _restore_imports(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
+    """Give the task back the opset imports its own model had that its ops do not use (the
+    extraction keeps those of the domains called): at the versions merge recorded, in the
+    model's order, before any other. Nothing where merge recorded none (before H219)."""
+    own = entry.get("opset_import")
+    if not own:
+        return
+    present = {canonical_domain(o.domain): o for o in result.opset_import}
+    imports = []
+    for domain, version in own.items():
+        kept = present.pop(domain, None)
+        imports.append(onnx.helper.make_opsetid(domain, int(version)) if kept is None else kept)
+    imports += present.values()
+    del result.opset_import[:]
+    result.opset_import.extend(imports)
 
 
 def _set_versions(result: onnx.ModelProto, ir: int, imports: Mapping[str, int]) -> None:
