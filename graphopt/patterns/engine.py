@@ -45,7 +45,7 @@ RANK_OF_FIRST_INPUT = frozenset(
      "Exp", "Log", "Sqrt", "Abs", "Neg", "Erf", "Softplus", "Mish", "Gelu", "Swish", "Identity",
      "BatchNormalization", "InstanceNormalization", "LayerNormalization", "Softmax", "Cast",
      "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LRN", "Dropout", "Resize",
-     "Upsample", "PRelu", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Tan", "Sin", "Cos",
+     "Upsample", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Tan", "Sin", "Cos",
      "ThresholdedRelu", "Softsign", "Celu", "QuickGelu", "FusedConv", "LogSoftmax", "Hardmax",
      # data movement that keeps the rank (else a wrong value_info's rank was taken for them)
      "Transpose", "Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth"}
@@ -54,7 +54,12 @@ RANK_OF_FIRST_INPUT = frozenset(
 # also takes shape [1] and refuses any other shape when the node runs: a rewrite that reads one
 # of rank 2 or more as a number would turn a model that fails into one that runs.
 SCALAR_INPUTS: dict[str, tuple[int, ...]] = {"Clip": (1, 2)}
-RANK_OF_BROADCAST = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where"})
+# Ops whose output has the largest rank of their inputs. PRelu too: the spec broadcasts its
+# slope one way (the output is x's shape), but neither onnx's checker nor onnxruntime holds it to
+# that, and onnxruntime broadcasts both ways (x[2, 3], slope [1, 1, 1]: [1, 2, 3]).
+RANK_OF_BROADCAST = frozenset(
+    {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Where", "PRelu"}
+)
 _REDUCTIONS = frozenset(
     {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
      "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}
