@@ -88,5 +88,5 @@ def test_a_tensor_written_twice_is_the_same_error_checked_or_not():
         with pytest.raises(LoadError, match="produced by both") as e:
             Graph(onnx.parser.parse_model(text), check_as=check)
         messages.append(str(e.value))
-    assert messages[0] == messages[1]
+    assert messages[1] == f"m: {messages[0]}"  # checked: named as `check_as` (H225)
     assert "tensor 'y' is produced by both 'Relu_0' and 'Neg_1'" in messages[0]

@@ -36,7 +36,8 @@ def test_an_op_type_with_a_control_character_is_escaped(op: str, domain: str, sh
     with pytest.raises(LoadError) as e:
         graphopt.optimize(_model(op, domain))
     assert str(e.value) == (
-        f"node 'n' ({shown}) writes tensor 'a' twice; ONNX graphs must be in SSA form"
+        f"the given ModelProto: node 'n' ({shown}) writes tensor 'a' twice; ONNX graphs must "
+        "be in SSA form"
     )
 
 
@@ -51,5 +52,7 @@ def test_the_cli_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_a_plain_op_type_prints_as_before() -> None:
-    with pytest.raises(LoadError, match=r"^node 'n' \(Split\) writes tensor 'a' twice"):
+    with pytest.raises(
+        LoadError, match=r"^the given ModelProto: node 'n' \(Split\) writes tensor 'a' twice"
+    ):
         graphopt.optimize(_model("Split", ""))

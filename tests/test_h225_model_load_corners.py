@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
+import graphopt
 from graphopt.cli import main
 from graphopt.errors import LoadError
 from graphopt.ir import load
@@ -121,4 +122,100 @@ def test_an_external_data_key_neither_reads_is_not_called_damage(tmp_path, capsy
     out = tmp_path / "out.onnx"
     assert main(["optimize", str(src), "-o", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def _relu_neg_both_write_t() -> onnx.ModelProto:
+    graph = oh.make_graph(
+        [
+            oh.make_node("Relu", ["x"], ["t"], name="a"),
+            oh.make_node("Neg", ["x"], ["t"], name="b"),
+            oh.make_node("Relu", ["t"], ["y"], name="c"),
+        ],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+    )
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
+
+
+def _split_writes_t_twice() -> onnx.ModelProto:
+    model = _relu_neg_both_write_t()
+    del model.graph.node[:2]
+    model.graph.node.insert(0, oh.make_node("Split", ["x"], ["t", "t"], name="s", axis=0))
+    return model
+
+
+def _relu_writes_the_input() -> onnx.ModelProto:
+    model = _relu_neg_both_write_t()
+    model.graph.node[0].output[0] = "x"
+    del model.graph.node[1]
+    model.graph.node[1].input[0] = "x"
+    return model
+
+
+@pytest.mark.parametrize(
+    "make, said",
+    [
+        (_relu_neg_both_write_t, "tensor 't' is produced by both 'a' and 'b'"),
+        (_split_writes_t_twice, "node 's' (Split) writes tensor 't' twice"),
+        (_relu_writes_the_input, "tensor 'x' is a graph input and is also produced by 'a'"),
+    ],
+    ids=["two-nodes", "one-node", "an-input"],
+)
+def test_a_tensor_written_twice_names_the_models_path(tmp_path, capsys, make, said):
+    """The SSA errors said what was written twice but not in which file (optimize, inspect,
+    check: load took the model, the index refused it); every other load error names it."""
+    path = tmp_path / "m.onnx"
+    path.write_bytes(make().SerializeToString())
+    expected = f"{path}: {said}; ONNX graphs must be in SSA form"
+    for call in (lambda: load(path), lambda: graphopt.optimize(str(path))):
+        with pytest.raises(LoadError) as info:
+            call()
+        assert str(info.value) == expected
+    with pytest.raises(LoadError) as info:
+        graphopt.optimize(make())
+    assert str(info.value) == f"the given ModelProto: {said}; ONNX graphs must be in SSA form"
+    out = tmp_path / "out.onnx"
+    for argv in (
+        ["optimize", str(path), "-o", str(out)],
+        ["inspect", str(path)],
+        ["check", str(path)],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(expected) and "\n" not in err, err
+    assert not out.exists()
+
+
+def test_a_training_tensor_of_unknown_type_names_the_models_path(tmp_path, capsys):
+    """training_info reading a node output whose type nothing declares or infers (a custom
+    op's) is refused, and the refusal names the file as load's other errors do."""
+    graph = oh.make_graph(
+        [
+            oh.make_node("Foo", ["x"], ["t"], name="a", domain="my"),
+            oh.make_node("Relu", ["t"], ["y"], name="c"),
+        ],
+        "g",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+    )
+    opsets = [oh.make_opsetid("", 13), oh.make_opsetid("my", 1)]
+    model = oh.make_model(graph, opset_imports=opsets, ir_version=8)
+    algorithm = oh.make_graph(
+        [oh.make_node("Identity", ["t"], ["u"], name="i")],
+        "algorithm",
+        [],
+        [oh.make_tensor_value_info("u", onnx.TensorProto.FLOAT, [2])],
+    )
+    model.training_info.add().algorithm.CopyFrom(algorithm)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(LoadError, match="training_info reads tensor 't'") as info:
+        graphopt.optimize(str(path))
+    assert str(info.value).startswith(f"{path}: training_info reads tensor 't' of the inference")
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path}: training_info reads tensor 't'" in err and "\n" not in err
     assert not out.exists()

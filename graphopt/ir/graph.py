@@ -331,6 +331,8 @@ class Graph:
         if not_ssa is None:
             not_ssa = self._writes_a_given_name(adopted)
         if not_ssa is not None:
+            if check_as:  # named as load's own errors name the model
+                raise LoadError(f"{check_as}: {not_ssa}") from not_ssa
             raise not_ssa
         if adopted:
             self._take_tensors(adopted)

@@ -551,6 +551,7 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
     defined |= {t.values.name for t in proto.graph.sparse_initializer}
+    written_twice = False  # a tensor two nodes write, or one node twice, or an input's name
     for node in proto.graph.node:
         for name in node.input:
             if name and name not in defined:
@@ -559,10 +560,42 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
             redefined = body_redefinition_error(where, node, defined)  # (bodies: no other op)
             if redefined is not None:
                 raise redefined
-        defined.update(node.output)
+        outputs = node.output[:]
+        if not written_twice and (len(outputs) > 1 or not defined.isdisjoint(outputs)):
+            named = [o for o in outputs if o]  # ("": an optional output left out)
+            written_twice = len(set(named)) < len(named) or not defined.isdisjoint(named)
+        defined.update(outputs)
     for out in proto.graph.output:
         if out.name not in defined:
             raise undefined_output_error(where, out.name)
+    if written_twice:
+        error = _not_ssa_error(proto, where)
+        if error is not None:
+            raise error
+
+
+def _not_ssa_error(proto: onnx.ModelProto, where: str) -> LoadError | None:
+    """The error `Graph(proto, check_as=where)` raises for `proto`, whose nodes write a tensor
+    twice (two nodes, one node twice, or a graph input's or initializer's name): the same
+    words and node names (unnamed nodes named as the index names them), now for every load of
+    a path, not only optimize's (inspect, check, quantize and the analyses said it without
+    the model's path). Indexed on a copy without the weights' data."""
+    from graphopt.ir.graph import Graph  # (graph imports this module)
+
+    skeleton = onnx.ModelProto(ir_version=proto.ir_version)
+    skeleton.opset_import.extend(proto.opset_import)
+    graph, source = skeleton.graph, proto.graph
+    for field in ("input", "output", "value_info", "node"):
+        getattr(graph, field).extend(getattr(source, field))
+    for t in source.initializer:
+        graph.initializer.add(name=t.name, data_type=t.data_type, dims=t.dims)
+    for sparse in source.sparse_initializer:
+        graph.sparse_initializer.add().values.name = sparse.values.name
+    try:
+        Graph(skeleton, check_as=where)
+    except LoadError as e:
+        return e
+    return None
 
 
 def _refuse_functions_given_twice(proto: onnx.ModelProto, where: str) -> None:

@@ -47,10 +47,11 @@ def training_names(model: onnx.ModelProto) -> set[str]:
     return names
 
 
-def pin_training_names(model: onnx.ModelProto) -> Pinned:
+def pin_training_names(model: onnx.ModelProto, where: str = "") -> Pinned:
     """Make the inference-graph tensors training_info reads or binds temporary graph inputs
     (initializers) or outputs (node outputs), in place; what was added, for `unpin`.
-    LoadError when a node output it reads has no known type (a graph output needs one)."""
+    LoadError when a node output it reads has no known type (a graph output needs one),
+    naming `where` (how load's errors name the model: its path, ...) when given."""
     pinned = Pinned()
     if not model.training_info:
         return pinned
@@ -73,10 +74,11 @@ def pin_training_names(model: onnx.ModelProto) -> Pinned:
         for name in dict.fromkeys(untyped):
             info = types.get(name)
             if info is None:
+                prefix = f"{where}: " if where else ""
                 raise LoadError(
-                    f"training_info reads tensor {name!r} of the inference graph, whose type "
-                    "is not known: declare it in graph.value_info, or optimize a copy without "
-                    "training_info (del model.training_info[:])"
+                    f"{prefix}training_info reads tensor {name!r} of the inference graph, whose "
+                    "type is not known: declare it in graph.value_info, or optimize a copy "
+                    "without training_info (del model.training_info[:])"
                 )
             graph.output.append(info)
             pinned.outputs.append(name)
