@@ -161,14 +161,20 @@ def save_output(
         from graphopt.ir.model_io import is_stream
 
         straight = is_stream(Path(args.output))  # a device or pipe: no file to keep whole
+        before = file_identity(args.output)
         try:
             save_model(model, args.output, external_data=external_data)
+            args.interrupted = _written(args)
         except BaseException:
             if straight:  # interrupted: what went out cannot be taken back (as for `-o -`)
                 args.interrupted = (
                     f"{shown(args.output)} is a device or pipe, written straight: what it got "
                     "may be part of the model, not a whole one: discard it"
                 )
+            elif file_identity(args.output) != before:
+                # a signal after the save renamed the model into place (its last step), before
+                # it returned: the model is written, whole ("nothing was written" was said)
+                args.interrupted = _written(args)
             raise
         return
     if external_data:
@@ -188,6 +194,7 @@ def save_output(
             sent = True
             stream.write(piece)
         stream.flush()
+        args.interrupted = _written(args)
     except BrokenPipeError:  # the reader went away: graphopt.cli.main ends quietly
         raise
     except OSError as e:  # a full disk behind `> file`, as save_model says of a path
@@ -201,6 +208,27 @@ def save_output(
                 "a whole model: discard it"
             )
         raise
+
+
+def _written(args: argparse.Namespace) -> str:
+    """What `graphopt.cli.main` says of a run interrupted once the model is saved, until the
+    command says more (quantize: its cache): the model is whole; the rest was cut short."""
+    return f"wrote {output_name(args)}; only what came after (the report) was cut short"
+
+
+def file_identity(path: str) -> tuple[int, int, int] | None:
+    """(device, inode, mtime in ns) of the file at `path`, None when there is none or it is
+    standard output (`-`), a device or a pipe: a save renames a new file into place, so a
+    regular file's identity changes the moment the save is done, and only then."""
+    from graphopt.ir.model_io import is_stream
+
+    if path == STDOUT or is_stream(Path(path)):
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
 def output_name(args: argparse.Namespace) -> str:

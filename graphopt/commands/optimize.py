@@ -308,10 +308,9 @@ def run(args: argparse.Namespace) -> int:
                     else "nothing was written"
                 )
             )
+    # (a Ctrl-C from the rename on, the report to a slow pipe, a long --explain: save_output
+    # has the command say the model is written, not "nothing was written")
     save_output(optimized, args, external_data=external)
-    # a Ctrl-C from here on (the report to a slow pipe, a long --explain) said "interrupted;
-    # nothing was written" beside the model it had written
-    args.interrupted = f"wrote {output_name(args)}; only the report was cut short"
     nodes_after = nodes_after_text(optimized)
     print(
         f"{shown(args.input)}: {nodes_before} -> {nodes_after} with pipeline {report.pipeline!r} in {elapsed * 1000:.0f} ms; wrote {output_name(args)}"

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from graphopt._text import counted, shown
-from graphopt.commands._common import STDOUT, Given, add_model_output, output_name
+from graphopt.commands._common import (
+    STDOUT,
+    Given,
+    add_model_output,
+    file_identity,
+    output_name,
+)
 from graphopt.quant.progress import Progress
 
 if TYPE_CHECKING:
@@ -183,21 +189,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", action="store_true", help="print timings and the sensitivity report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
-
-
-def _file_identity(path: str) -> tuple[int, int, int] | None:
-    """(device, inode, mtime in ns) of the file at `path`, None when there is none or it is
-    standard output (`-`), a device or a pipe: a save renames a new file into place, so a
-    regular file's identity changes the moment the save is done, and only then."""
-    from graphopt.ir.model_io import is_stream
-
-    if path == STDOUT or is_stream(Path(path)):
-        return None
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -367,20 +358,23 @@ def run(args: argparse.Namespace) -> int:
                 on_batch=progress.update if progress else None,
                 on_search=_search_update(progress, search) if search else None,
             )
-        model_before = _file_identity(args.output)
+        model_before = file_identity(args.output)
         saving = True
+        # said from the moment the model is saved (the report after it too): see below
+        saved_text = f"it came once {output_name(args)} was saved: " + (
+            "the model, its --cache and sidecar are this run's, whole"
+            if args.cache
+            else "the model is this run's, whole"
+        )
         save_output(quantized, args, external_data=loaded.external_data or None)
+        args.interrupted = saved_text
         saved = True
     except BaseException:  # the cache may be written by now: the run is to leave nothing
-        if saving and not saved and _file_identity(args.output) != model_before:
+        if saving and not saved and file_identity(args.output) != model_before:
             # Ctrl-C or SIGTERM after the save renamed the model into place (its last step):
             # the model is this run's, so its cache and sidecar stay this run's too; put back,
             # they paired the new model with the old scales, and "nothing was written" was said
-            args.interrupted = f"it came once {output_name(args)} was saved: " + (
-                "the model, its --cache and sidecar are this run's, whole"
-                if args.cache
-                else "the model is this run's, whole"
-            )
+            args.interrupted = saved_text
             raise
         for path, before in previous.items():
             cache_io.put_back(path, before)
