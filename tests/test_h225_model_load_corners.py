@@ -219,3 +219,90 @@ def test_a_training_tensor_of_unknown_type_names_the_models_path(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert f"{path}: training_info reads tensor 't'" in err and "\n" not in err
     assert not out.exists()
+
+
+def _if_with_then(nodes: list[onnx.NodeProto], inputs=(), inits=()) -> onnx.ModelProto:
+    """y = If(c, then: `nodes` -> o, else: Identity(x)); the then body's own `inputs` and
+    `inits` as given."""
+    info = oh.make_tensor_value_info
+    then = oh.make_graph(
+        nodes, "then", list(inputs), [info("o", onnx.TensorProto.FLOAT, [2])], list(inits)
+    )
+    other = oh.make_graph(
+        [oh.make_node("Identity", ["x"], ["o2"], name="e")],
+        "else",
+        [],
+        [info("o2", onnx.TensorProto.FLOAT, [2])],
+    )
+    graph = oh.make_graph(
+        [oh.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)],
+        "g",
+        [info("c", onnx.TensorProto.BOOL, []), info("x", onnx.TensorProto.FLOAT, [2])],
+        [info("y", onnx.TensorProto.FLOAT, [2])],
+    )
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
+
+
+BODY_TWICE = {
+    "two body nodes": (
+        _if_with_then(
+            [
+                oh.make_node("Relu", ["x"], ["t"], name="r"),
+                oh.make_node("Neg", ["x"], ["t"], name="n"),
+                oh.make_node("Identity", ["t"], ["o"], name="i"),
+            ]
+        ),
+        "node 'n' in a body of 'if' (If) writes tensor 't', which node 'r' of its body writes "
+        "already",
+    ),
+    "one body node": (
+        _if_with_then(
+            [
+                oh.make_node("Split", ["x"], ["t", "t"], name="s", axis=0),
+                oh.make_node("Identity", ["x"], ["o"], name="i"),
+            ]
+        ),
+        "node 's' in a body of 'if' (If) writes tensor 't' twice",
+    ),
+    "a body initializer": (
+        _if_with_then(
+            [
+                oh.make_node("Neg", ["x"], ["k"], name="n"),
+                oh.make_node("Identity", ["k"], ["o"], name="i"),
+            ],
+            inits=[numpy_helper.from_array(np.ones(2, np.float32), "k")],
+        ),
+        "node 'n' in a body of 'if' (If) writes tensor 'k', which is an initializer of its body",
+    ),
+    "the scope around": (  # as before
+        _if_with_then(
+            [
+                oh.make_node("Neg", ["x"], ["x"], name="n"),
+                oh.make_node("Identity", ["x"], ["o"], name="i"),
+            ]
+        ),
+        "node 'n' in a body of 'if' (If) writes tensor 'x', which the scope around it defines "
+        "already",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BODY_TWICE))
+def test_a_body_writing_a_name_twice_says_who_defined_it(tmp_path, capsys, case):
+    """A body node writing a name its own body defined already was refused as writing one
+    'which the scope around it defines already': wrong for a name defined in the body."""
+    model, said = BODY_TWICE[case]
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ort.capi.onnxruntime_pybind11_state.Fail):
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = f"{path}: {said} (ONNX graphs must be in SSA form)"
+    for call in (lambda: load(path), lambda: graphopt.optimize(str(path))):
+        with pytest.raises(LoadError) as info:
+            call()
+        assert str(info.value) == expected
+    out = tmp_path / "out.onnx"
+    assert main(["optimize", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(expected) and "\n" not in err
+    assert not out.exists()

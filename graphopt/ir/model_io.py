@@ -735,41 +735,58 @@ def body_redefinition_error(
     where: str, node: onnx.NodeProto, defined: Container[str], outputs: Sequence[str] = ()
 ) -> LoadError | None:
     """The error for a node in one of `node`'s If/Loop/Scan bodies (nested ones included) that
-    writes a tensor a scope around it defines before it: in `defined` (the graph's names
-    defined up to `node`; `node`'s own `outputs` excepted, which a body may reuse) or the
-    enclosing body's inputs, initializers and earlier node outputs. onnx.checker ("SSA form")
-    and onnxruntime refuse such a model. None when there is none. A body's inputs and
-    initializers may take an outer name (both load that), as may a node writing a name the
-    outer graph defines only after `node`."""
+    writes a tensor defined before it: by a scope around it (in `defined`, the graph's names
+    defined up to `node`, `node`'s own `outputs` excepted, which a body may reuse; or an
+    enclosing body's inputs, initializers and earlier node outputs), or by its own body (an
+    input, an initializer, an earlier node's output, or the node's own output before).
+    onnx.checker ("SSA form") and onnxruntime refuse such a model. None when there is none. A
+    body's inputs and initializers may take an outer name (both load that), as may a node
+    writing a name the outer graph defines only after `node`."""
     for sub in subgraphs(node):
         found = _redefined(sub, defined, outputs, set())
         if found is not None:
-            tensor, writer = found
+            tensor, writer, before = found
             return LoadError(
                 f"{where}: node {writer!r} in a body of {node.name or node.op_type!r} "
-                f"({node.op_type}) writes tensor {tensor!r}, which the scope around it "
-                "defines already (ONNX graphs must be in SSA form)"
+                f"({node.op_type}) writes tensor {tensor!r}{before} (ONNX graphs must be in "
+                "SSA form)"
             )
     return None
 
 
 def _redefined(
     body: onnx.GraphProto, defined: Container[str], outputs: Sequence[str], around: set[str]
-) -> tuple[str, str] | None:
-    """(tensor, writer) of the first node of `body` (nested bodies first) writing a name
-    `defined` (not one of `outputs`) or `around` (the enclosing bodies' names) holds."""
-    local = set(around)
-    local.update(i.name for i in body.input)
-    local.update(t.name for t in body.initializer)
-    local.update(t.values.name for t in body.sparse_initializer)
+) -> tuple[str, str, str] | None:
+    """(tensor, writer, what defined it before, as the error's words) of the first node of
+    `body` (nested bodies first) writing a name `defined` (not one of `outputs`) or `around`
+    (the enclosing bodies' names) holds, or one `body` defines before it."""
+    own: dict[str, str] = {}  # body's names so far -> what defines them, in the error's words
+    for i in body.input:
+        own.setdefault(i.name, "is an input of its body")
+    for t in body.initializer:
+        own.setdefault(t.name, "is an initializer of its body")
+    for sparse in body.sparse_initializer:
+        own.setdefault(sparse.values.name, "is an initializer of its body")
+    local = around | own.keys()
     for inner in body.node:
         for sub in subgraphs(inner):
             found = _redefined(sub, defined, outputs, local)
             if found is not None:
                 return found
+        writer = inner.name or inner.op_type
+        mine: set[str] = set()
         for out in inner.output:  # (one at a time: a node writing [a, a] is caught too)
-            if out and (out in local or (out in defined and out not in outputs)):
-                return out, inner.name or inner.op_type
+            if not out:
+                continue
+            if out in mine:
+                return out, writer, " twice"
+            if out in own:
+                return out, writer, f", which {own[out]}"
+            if out in local or (out in defined and out not in outputs):
+                return out, writer, ", which the scope around it defines already"
+            mine.add(out)
+        for out in mine:
+            own[out] = f"node {writer!r} of its body writes already"
             local.add(out)
     return None
 
