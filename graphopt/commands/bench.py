@@ -31,6 +31,7 @@ import onnx
 from graphopt._text import counted
 from graphopt.commands._common import (
     add_shapes_argument,
+    model_strings_escaped,
     read_npz,
     require_utf8_io_names,
     shown,
@@ -251,13 +252,24 @@ def bench_onnxruntime(
     and with the runs done (warmup included) after each, outside the timed span. `batch`:
     samples per run (None: `batch_size` of the feeds)."""
     from graphopt.backends.onnxruntime import run_error_text, session
-    from graphopt.errors import BackendError
+    from graphopt.errors import BackendError, first_line
     from graphopt.ir import load_model
 
     model = load_model(path)
     require_utf8_io_names(model, shown(path), BackendError)
     feeds = _feeds(model, shapes or {}, npz)
-    sess = session(model, threads=threads, level=level)
+    try:
+        sess = session(model, threads=threads, level=level)
+    except BackendError as e:
+        # it ends in onnxruntime's first line, which a newline in one of the model's names cut
+        # short ("... in node (a"): said again with the names escaped ("in node (a\ndd)")
+        said, cause = str(e), e.__cause__
+        first = first_line(cause) if cause is not None else ""
+        fixed = model_strings_escaped(str(cause), model)
+        if not first or not said.endswith(first) or fixed == str(cause):
+            raise
+        prefix = said[: len(said) - len(first)]
+        raise BackendError(prefix + first_line(RuntimeError(fixed))) from cause
     names = [o.name for o in sess.get_outputs()]
     tick = on_run or _no_progress
     times = []
@@ -280,7 +292,9 @@ def bench_onnxruntime(
             sess.run(names, feeds)
         except Exception as e:
             raise BackendError(
-                f"onnxruntime failed to run {shown(path)}: {run_error_text(e)}{made_up}"
+                f"onnxruntime failed to run {shown(path)}: "
+                # a name's newline joined as a space ('re shape'): escaped ('re\\nshape')
+                f"{run_error_text(RuntimeError(model_strings_escaped(str(e), model)))}{made_up}"
             ) from e
         if done > warmup:
             times.append(time.perf_counter() - start)
