@@ -375,6 +375,7 @@ def run(args: argparse.Namespace) -> int:
             # the model is this run's, so its cache and sidecar stay this run's too; put back,
             # they paired the new model with the old scales, and "nothing was written" was said
             args.interrupted = saved_text
+            saved = True  # (so its held warnings are said: they are the saved model's)
             raise
         for path, before in previous.items():
             cache_io.put_back(path, before)
