@@ -11,7 +11,8 @@ by arithmetic), drop one whose element type or shape is not shown to be the one 
 (X's type; [directions, batch, hidden], or [batch, directions, hidden] with layout=1, a fixed
 batch only where X's is that number: the original fails on another, its default would not; a
 symbolic batch only where it is X's, and not a name two graph input dims declare, which
-onnxruntime does not hold equal), or look into com.microsoft's quantized LSTMs.
+onnxruntime does not hold equal, or where the nodes that make the state read X's batch dim
+itself), or look into com.microsoft's quantized LSTMs.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class DropZeroRnnStates(Pass):
 def _state_mismatch(graph: Graph, node: onnx.NodeProto, state: str, shapes: LazyShapes) -> str:
     """Why zero `state` is not shown to be what the op takes as its initial state ("" when it
     is): X's element type, rank 3 and [directions, batch, hidden] (batch first with layout=1),
-    each dim shown equal: the same number, or the same symbolic dim with one source (see
-    `_shared_dims`). A zero of another type or shape (one that would broadcast, or a batch
+    each dim shown equal: the same number, the same symbolic dim with one source (see
+    `_shared_dims`), or for the batch the same dim of one tensor by the nodes that compute both
+    (`_dim_source`, `_zero_dim_source`: inference may name neither). A zero of another type or shape (one that would broadcast, or a batch
     read from another input) fails the original; its absent default would run."""
     x = node.input[0]
     if shapes.dtype(state) is None or shapes.dtype(state) != shapes.dtype(x):
@@ -125,6 +127,10 @@ def _state_mismatch(graph: Graph, node: onnx.NodeProto, state: str, shapes: Lazy
             # a fixed batch (a state traced at batch 1) fits only an X of that batch: the
             # original fails on any other, the absent default would run
             return f"{state!r} has a fixed batch {have}, {x!r}'s is not known to be {have}"
+        axis = 1 - layout  # X's batch axis is the state's
+        source = _dim_source(graph, x, axis)
+        if source is not None and source == _zero_dim_source(graph, state, axis):
+            continue  # both sizes are one tensor's dim, whatever inference names them
         if have is not None and have == want:
             # onnxruntime does not hold two inputs declaring one name to one size
             return f"{state!r}'s batch {have!r} is declared by more than one input dim"
@@ -146,3 +152,173 @@ def _shared_dims(graph: Graph) -> set[str]:
         if d.HasField("dim_param")
     )
     return {name for name, count in declared.items() if count > 1}
+
+
+def _axes(graph: Graph, node: onnx.NodeProto) -> list[int] | None:
+    """An Unsqueeze's axes when they are constant and none negative, else None."""
+    if graph.opset_version("") >= 13:
+        value = graph.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    else:
+        value = graph.attr(node, "axes")
+    if value is None:
+        return None
+    axes = [int(a) for a in np.asarray(value).reshape(-1)]
+    return axes if all(a >= 0 for a in axes) and len(set(axes)) == len(axes) else None
+
+
+def _dim_source(graph: Graph, tensor: str, axis: int, depth: int = 0) -> tuple[str, int] | None:
+    """(t, k): the tensor and axis whose size dim `axis` of `tensor` is, followed back through
+    nodes that keep the sizes of the dims they move (Identity, Cast, Transpose, Unsqueeze);
+    None for a dim an Unsqueeze inserts (a 1, not a source)."""
+    while depth < 4 * _MAX_DEPTH:
+        depth += 1
+        node = graph.producer_node(tensor)
+        if node is None or not is_default_domain(node) or not node.input:
+            break
+        if node.op_type in ("Identity", "Cast"):
+            tensor = node.input[0]
+        elif node.op_type == "Transpose":
+            perm = graph.attr(node, "perm")
+            if perm is None or axis >= len(perm):
+                break
+            tensor, axis = node.input[0], int(perm[axis])
+        elif node.op_type == "Unsqueeze":
+            axes = _axes(graph, node)
+            if axes is None:
+                break
+            if axis in axes:
+                return None
+            tensor, axis = node.input[0], axis - sum(a < axis for a in axes)
+        else:
+            break
+    return tensor, axis
+
+
+def _zero_dim_source(graph: Graph, state: str, axis: int) -> tuple[str, int] | None:
+    """`_dim_source` of the size a zero state `state` has at `axis`, when the nodes that make it
+    show it: Identity, Cast, Unsqueeze and a Slice not on `axis` (torch's state of one layer)
+    over ConstantOfShape(s), whose element `axis` is Gather(Shape(t), k) (unsqueezed, or with
+    a 1-D index), Slice(Shape(t), [k], [e]) or Shape(t) itself in a Concat: t's dim k. None
+    where they do not. Only an equality with X's `_dim_source` proves anything: that t has a
+    dim k (so the Gather or Slice that the rewrite leaves out does not fail, and a piece of
+    the Concat whose length depends on t's rank holds that element)."""
+    for _ in range(_MAX_DEPTH):
+        node = graph.producer_node(state)
+        if node is None or not is_default_domain(node) or not node.input:
+            return None
+        if node.op_type in ("Identity", "Cast"):
+            state = node.input[0]
+        elif node.op_type == "Unsqueeze":
+            axes = _axes(graph, node)
+            if axes is None or axis in axes:
+                return None
+            state, axis = node.input[0], axis - sum(a < axis for a in axes)
+        elif node.op_type == "Slice" and graph.opset_version("") >= 10:
+            sliced = (
+                graph.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+            )
+            starts = graph.constant(node.input[1]) if len(node.input) > 1 else None
+            if sliced is None:  # (absent: the first len(starts) axes)
+                if starts is None:
+                    return None
+                sliced = np.arange(starts.size)
+            axes = [int(a) for a in np.asarray(sliced).reshape(-1)]
+            if any(a < 0 for a in axes) or axis in axes:
+                return None
+            state = node.input[0]
+        elif node.op_type == "ConstantOfShape":
+            return _element_source(graph, node.input[0], axis)
+        else:
+            return None
+    return None
+
+
+def _element_source(graph: Graph, dims: str, i: int) -> tuple[str, int] | None:
+    """`_dim_source` of the size element `i` of the 1-D tensor of dims `dims` holds (see
+    `_zero_dim_source`), or None."""
+    node = graph.producer_node(dims)
+    if node is None or not is_default_domain(node) or not node.input:
+        return None
+    if node.op_type == "Concat":
+        if graph.attr(node, "axis") not in (0, -1):
+            return None
+        for piece in node.input:
+            n = _length(graph, piece)
+            if n is None:
+                # (Slice(Shape(t), [s], [e]) or Shape(t), as long as t's rank allows): its
+                # element i, which exists where the caller finds it to be X's batch dim
+                return _element_source(graph, piece, i)
+            if i < n:
+                return _element_source(graph, piece, i)
+            i -= n
+        return None
+    if node.op_type == "Unsqueeze":  # Unsqueeze(Gather(Shape(t), k), [0]): [t's dim k]
+        gather = graph.producer_node(node.input[0])
+        if i != 0 or _axes(graph, node) != [0] or gather is None or gather.op_type != "Gather":
+            return None
+        k = _picked(graph, gather)
+        return None if k is None or np.ndim(k) != 0 else _shape_dim(graph, gather.input[0], int(k))
+    if node.op_type == "Gather":  # Gather(Shape(t), [k, ...])
+        k = _picked(graph, node)
+        if k is None or np.ndim(k) != 1 or i >= np.size(k):
+            return None
+        return _shape_dim(graph, node.input[0], int(np.asarray(k)[i]))
+    if node.op_type == "Slice" and graph.opset_version("") >= 10:  # Slice(Shape(t), [s], [e])
+        bounds = [graph.constant(t) if t else None for t in node.input[1:3]]
+        if len(bounds) < 2 or any(b is None or b.size != 1 for b in bounds):
+            return None
+        start, end = (int(np.asarray(b).reshape(-1)[0]) for b in bounds)
+        for name, wanted in zip(node.input[3:5], (0, 1), strict=False):  # axes [0], steps [1]
+            value = graph.constant(name) if name else None
+            if name and (value is None or np.asarray(value).reshape(-1).tolist() != [wanted]):
+                return None
+        if not 0 <= start + i < end:
+            return None
+        return _shape_dim(graph, node.input[0], start + i)
+    if node.op_type == "Shape":
+        start, end = graph.attr(node, "start", 0), graph.attr(node, "end")
+        if start < 0 or (end is not None and not 0 <= start + i < end):
+            return None
+        return _dim_source(graph, node.input[0], start + i)
+    return None
+
+
+def _picked(graph: Graph, gather: onnx.NodeProto) -> np.ndarray | None:
+    """A Gather's constant non-negative indices on axis 0, else None."""
+    if len(gather.input) != 2 or graph.attr(gather, "axis", 0) != 0:
+        return None
+    k = graph.constant(gather.input[1])
+    if k is None or k.dtype.kind not in "iu" or np.any(k < 0):
+        return None
+    return k
+
+
+def _shape_dim(graph: Graph, dims: str, k: int) -> tuple[str, int] | None:
+    """`_dim_source` of dim k of t where `dims` is Shape(t) (start >= 0), else None."""
+    shape = graph.producer_node(dims)
+    if shape is None or shape.op_type != "Shape" or not is_default_domain(shape):
+        return None
+    start, end = graph.attr(shape, "start", 0), graph.attr(shape, "end")
+    if start < 0 or (end is not None and not 0 <= start + k < end):
+        return None
+    return _dim_source(graph, shape.input[0], start + k)
+
+
+def _length(graph: Graph, piece: str) -> int | None:
+    """How many elements the 1-D piece `piece` of a Concat of dims has, where shown."""
+    value = graph.constant(piece)
+    if value is not None:
+        return int(value.size) if value.ndim == 1 else None
+    node = graph.producer_node(piece)
+    if node is None or not is_default_domain(node):
+        return None
+    if node.op_type == "Unsqueeze" and node.input:
+        gather = graph.producer_node(node.input[0])
+        if _axes(graph, node) == [0] and gather is not None and gather.op_type == "Gather":
+            k = _picked(graph, gather)
+            return 1 if k is not None and np.ndim(k) == 0 else None
+        return None
+    if node.op_type == "Gather":
+        k = _picked(graph, node)
+        return int(np.size(k)) if k is not None and np.ndim(k) == 1 else None
+    return None
