@@ -156,7 +156,13 @@ def trt_version(trt: Any) -> str:
 
 
 def trt_major(trt: Any) -> int:
-    """Major version of a `tensorrt` module; `BackendError` unless it is 10 or newer."""
+    """Major version of a `tensorrt` module; `BackendError` unless it is 10 or newer, or when
+    it has no version string (it was 'TensorRT 0 is too old')."""
+    from graphopt.quant.cache import installed_version_problem
+
+    problem = installed_version_problem(trt)
+    if problem is not None:
+        raise BackendError(f"{problem}: {INSTALL_HINT}")
     m = re.match(r"(\d+)", trt_version(trt))
     major = int(m.group(1)) if m else 0
     if major < 10:

@@ -62,8 +62,6 @@ def tensorrt_version_number(version: str | None = None) -> int:
     if version is None:
         try:
             import tensorrt  # type: ignore[import-not-found]
-
-            version = str(tensorrt.__version__)
         except ImportError:
             return DEFAULT_VERSION
         except Exception as e:  # an install whose import fails otherwise (libnvinfer missing:
@@ -75,12 +73,38 @@ def tensorrt_version_number(version: str | None = None) -> int:
                 DEFAULT_VERSION,
             )
             return DEFAULT_VERSION
+        problem = installed_version_problem(tensorrt)
+        if problem is not None:  # (it was 'TensorRT cannot be imported (AttributeError: ...)'
+            # for a module that imported, or a QuantizeError for a version no one gave)
+            log.warning("%s: the cache is headed for TensorRT %s", problem, DEFAULT_VERSION)
+            return DEFAULT_VERSION
+        version = tensorrt.__version__
     match = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", version.strip())
     if match is None:
         raise QuantizeError(f"TensorRT version {version!r} is not a version like 10.3.0")
     # a component that does not start with a digit ends the number ('10.x.1' was read as 10.1)
     major, minor, patch = (int(g) if g else 0 for g in match.groups())
     return major * (10000 if major >= 10 else 1000) + minor * 100 + patch
+
+
+def installed_version_problem(module: object) -> str | None:
+    """What is wrong with the `__version__` of an imported `tensorrt` module, or None when it
+    is a version string ('10.3.0'): missing (a folder named tensorrt on the Python path imports
+    as an empty namespace package; a stub), not a string, or not starting with a number."""
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "?")
+    version = getattr(module, "__version__", None)
+    if not hasattr(module, "__version__"):
+        said = "has no __version__"
+    elif not isinstance(version, str):
+        said = f"has a __version__ that is no string ({type(version).__name__})"
+    elif not re.match(r"\d", version.strip()):
+        said = f"has a __version__ {shown(version)} that is no version like 10.3.0"
+    else:
+        return None
+    return (
+        f"'import tensorrt' finds {where}, which {said}: not TensorRT's Python package, or a "
+        "broken install of it"
+    )
 
 
 def refuse_loose_trt_version(version: str | None, option: str = "--trt-version") -> None:
