@@ -25,7 +25,6 @@ from typing import Any
 
 from graphopt import __version__
 from graphopt._text import shown
-from graphopt.errors import GraphoptError
 
 # Modules that define sub-commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -85,6 +84,10 @@ _VERBOSE = re.compile(r"-v+|--verbose")  # the top-level flag, given after the c
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # (here, not at the top: importing graphopt.cli, which the `graphopt` script does before
+    # run_cli's Ctrl-C handler runs, imports neither onnx nor numpy)
+    from graphopt.errors import GraphoptError
+
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the command's parser: its usage, not the top-level one's
