@@ -131,3 +131,19 @@ def test_a_zero_state_with_another_dim_of_x_is_kept() -> None:
     for m in (model, out):  # x's dim 2 is 4, its batch 2
         with pytest.raises(Exception, match="initial_h"):
             run_at(m, feeds("other-dim", 2), level="disable")
+
+
+def test_a_zero_state_of_x_s_batch_is_dropped_beside_another_input_of_that_name() -> None:
+    """x[T, N, IN] and lengths[N]: 'N' is declared twice, which f9b93a0 refused whatever the
+    state's source (onnxruntime does not hold the two equal); a state read from Shape(x)
+    itself is x's batch however the inputs are named."""
+    model = lstm("slice")
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "N"
+    model.graph.input.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["N"]))
+    out, _ = run_passes(model, ["drop-zero-rnn-states"])
+    assert initial_h(out) == ""
+    for batch in (1, 3):
+        f = {**feeds("slice", batch), "lengths": np.full(batch, T, np.int32)}
+        np.testing.assert_array_equal(
+            run_at(out, f, level="disable")["yh"], run_at(model, f, level="disable")["yh"]
+        )
