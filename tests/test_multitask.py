@@ -519,7 +519,9 @@ def test_real_layout_heads_cut_and_reattached(real_model, real_feeds):
     a, b = split(full, cls), split(full, box)
     merged, report = merge_with_report([a, b], prefixes=["cls_", "box_"])
     # everything but the per-task tail is shared; the merged model runs the backbone once
-    assert report.params_merged - report.shared_params < 16  # only small task-only constants
+    # only small task-only constants (24 elements: each head's 12, H231 keeps them apart from
+    # the backbone's constants of the same values; 6 when merge kept those once)
+    assert report.params_merged - report.shared_params < 32
     assert report.params_merged > 1_800_000
     assert report.shared_macs == report.macs_merged > 3e9
     assert report.macs_separate == 2 * report.macs_merged

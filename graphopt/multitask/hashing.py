@@ -2,7 +2,9 @@
 
 Every tensor of the merged graph has one identity: its merged name. A constant's identity comes
 from its value, never its name: `ConstantTable.key(array)` is a digest of dtype, shape and bytes,
-so an initializer and a `Constant` node holding the same bits get the same key. A node's key is
+so an initializer and a `Constant` node holding the same bits get the same key (merge keeps two
+constants of one model apart all the same, the k-th of a key in one model shared with the k-th
+in another: `merge._Builder._constant_identity`). A node's key is
 
     key(n) = (domain, op_type, canonical attributes, (identity of each input, in order),
               (which optional outputs are requested))
@@ -15,7 +17,8 @@ With `tolerance > 0`, floating-point constants (float16, float32, float64: bfloa
 float8s, ml_dtypes types, are compared bitwise) of equal dtype and shape are identified when
 max|a − b| ≤ tolerance · max(max|b|, tiny) (b: of the earlier weights of the other models, the
 nearest; a weight is never compared with its own model's, though two of one model both
-nearest to one weight of another are both identified with it), where both are weights
+nearest to one weight of another both get its key: merge shares it with the first, the second
+keeps its own value), where both are weights
 (`weight_tensors`: read only as a Conv / Gemm / MatMul / normalization weight, a bias or scale
 of such an op's output, or through layout ops on the way there; not a BatchNormalization
 variance or a divisor, which rescale each element by its own change); integer and bool constants,

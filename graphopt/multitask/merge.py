@@ -7,7 +7,9 @@ type (or an explicit `input_map`), and their nodes added in topological order to
 node whose structural key (op, domain, attributes, identities of its inputs; see `hashing`)
 matches an already added node is not added again: its outputs become the twin's. Constants are
 identified by value, so an initializer in one model and a `Constant` node in another holding the
-same bits are one tensor. The result is the largest common computation the models share, kept
+same bits are one tensor; two constants of one model under two names stay two (its own choice,
+which `split` gives back), the k-th of a value in one model shared with the k-th in another,
+and the report counts each model's params as it holds them. The result is the largest common computation the models share, kept
 once, with each model's remaining head attached to it.
 
 Each task runs the same ops on the same values as its own model when the shared weights are
@@ -602,6 +604,7 @@ class _Builder:
         self.own_tensors: list[dict[str, str]] = []
         self.own_nodes: list[dict[str, str]] = []
         self._bodies: dict[str, str] = {}  # the task being added: body tensors renamed
+        self._own_constants: set[str] = set()  # the task being added: its constants' identities
 
     # names ------------------------------------------------------------------
     def fresh(self, name: str, prefix: str) -> str:
@@ -696,6 +699,7 @@ class _Builder:
         weights = weight_tensors(graph) if self.consts.tolerance > 0 else set()
         own_nodes: dict[str, str] = {}
         self._bodies = {}
+        self._own_constants = set()
 
         def resolve(name: str) -> str:
             if not name:
@@ -844,9 +848,7 @@ class _Builder:
         node: onnx.NodeProto | None = None,
         wanted: str | None = None,
     ) -> str:
-        ident = self.consts.key(value, approximate=weight, owner=index)
-        if not self.share:
-            ident = f"{ident}@{index}"
+        ident = self._constant_identity(index, value, weight)
         target = self.const_tensor.get(ident)
         if target is None:
             target = self._output_name(original, prefix, {original: wanted} if wanted else {})
@@ -863,6 +865,26 @@ class _Builder:
             self.built.const_size[target] = int(value.size)
         self.built.const_users.setdefault(target, set()).add(index)
         return target
+
+    def _constant_identity(self, index: int, value: np.ndarray, weight: bool) -> str:
+        """The identity of a constant of task `index` holding `value`: its value's
+        (`ConstantTable.key`), unless another constant of the task has that one already. Two
+        constants of one model under two names stay two (its W1 and W2 of one value were one
+        tensor, and split gave back W2 read by both MatMuls, W1 gone; the report counted the
+        task 4 params where its model held 8): the second takes its own bits' identity, then
+        that with #1, #2, ..., so the k-th copy of a value in one model is the k-th in another
+        (a model merged with itself still shares every constant). A weight a tolerance would
+        identify with a near one another constant of its model already stands in for is
+        shared bitwise only: its own value, not the near one twice."""
+        ident = self.consts.key(value, approximate=weight, owner=index)
+        if ident in self._own_constants:
+            exact = self.consts.key(value, approximate=False)  # its own bits
+            ident, k = exact, 0
+            while ident in self._own_constants:
+                k += 1
+                ident = f"{exact}#{k}"
+        self._own_constants.add(ident)
+        return ident if self.share else f"{ident}@{index}"
 
     def _rebind_body(self, body: onnx.GraphProto, outer: Callable[[str], str], prefix: str) -> None:
         """Rename a subgraph body into the merged namespace: its outer references through

@@ -23,8 +23,10 @@ its own model gave them where merge named them otherwise (a shared one has the f
 name, a clashing one the prefix), as the task table records them.
 
 What it does not do: prune unused outputs of a kept multi-output node, rename tensors other
-than the chosen outputs without `task`, or give back the constants of one value a task held
-under two names (merge keeps one of them).
+than the chosen outputs without `task`, or give back a node that repeats another of the task's
+model (same op, attributes and inputs: merge computes it once) or an initializer no node of the
+task read (merge keeps none). Constants of one value the task held under two names come back
+under both (merge keeps them apart).
 """
 
 from __future__ import annotations
