@@ -18,11 +18,19 @@ read back); a line that is not `name: <1 to 8 hex digits>` is
 a `QuantizeError` naming its line number in the file when reading, and so is a last line of
 fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
 7 digits is a normal float32, ~1e-36, and was taken), and a tensor listed twice with two
-scales (the last was taken; the same scale twice is fine). A name is read as written, spaces
-around it kept (TensorRT's parser is closed; the open readers, onnxruntime's TensorRT provider
-and TensorRT's samples, take all before the ':' as the name, and TensorRT writes a tensor 'x '
-so): where a model lacks such a tensor but has it without the spaces (`  x: 3c010a14`, an
-indented line), `spaced_name` names the line.
+scales (the last was taken; the same scale twice is fine). A name is all before the line's
+LAST ':' (a hex scale holds none), read as written, spaces around it kept: TensorRT writes
+`<name>: <hex>` with the name as the network has it, so tensor 'a:0' (tf2onnx names tensors
+so) is the line `a:0: 3c010a14` (DeepStream's TrafficCamNet cal_trt.bin, which TensorRT
+builds from, starts `input_1:0: 3c010a14`) and tensor 'x ' is `x : 3c010a14`; `dumps` writes
+them so too, and any name `writable_name` takes reads back as written. Where a model lacks
+such a tensor but has it without the spaces (`  x: 3c010a14`, an indented line),
+`spaced_name` names the line. (onnxruntime's TensorRT execution provider reads a TensorRT
+cache otherwise, with `trt_int8_use_native_calibration_table`: its ReadDynamicRange, in
+tensorrt_execution_provider_utils.h, takes the name up to the FIRST ':' and the scale from
+the text up to the next ':', checking neither, so it reads `a:0: 3c010a14` as tensor 'a' with
+scale 0 (a range of 2^-127·127, as its bit conversion reads 0) and gives 'a:0' none: no line
+can name 'a:0' to it. TensorRT and this module read the name up to the last ':'.)
 """
 
 from __future__ import annotations
@@ -34,7 +42,10 @@ import stat
 import string
 import struct
 from collections.abc import Sequence
+from itertools import compress, count, repeat
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -206,9 +217,7 @@ def with_listed(text: str, scales: dict[str, np.float32]) -> dict[str, np.float3
     cache has a scale for each tensor of its network, graphopt's for those it quantizes, and
     a TensorRT reading the rewritten cache found no scale for the rest (`quantize --cache-in
     T --cache T` left 3 of a cache's 7 lines)."""
-    _, items = entries(text)
-    out = {name: parse_scale(value) for name, value in items}  # (each one read: writable)
-    return {**out, **scales}
+    return {**_table(text, "calibration cache").listed, **scales}  # (each one read: writable)
 
 
 def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT_HEADER) -> None:
@@ -306,20 +315,87 @@ def put_back(path: str | Path | None, previous: bytes | None, made: Sequence[Pat
 def entries(text: str, where: str = "calibration cache") -> tuple[str, list[tuple[str, str]]]:
     """(header, [(tensor, hex digits)]) from cache text, in the file's order, every line
     checked: the digits as written (`0` for a tensor TensorRT has no scale for)."""
-    head, items = _numbered_entries(text, where)
-    return head, [(name, value) for _, name, value in items]
+    table = _table(text, where)
+    return table.head, list(zip(table.names, table.digits, strict=True))
 
 
-def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, str]]]:
-    """`entries`, each with its line number in the file."""
-    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
-    if lines and lines[0][1].startswith("\ufeffTRT-"):  # (TensorRT reads no BOM: a header
-        # '\ufeffTRT-...' is another calibrator's, and it skips the cache)
+class _Table(NamedTuple):
+    """A cache text's lines, read (`_table`)."""
+
+    head: str  # the header, stripped
+    names: list[str]  # each tensor line's name, in the file's order
+    digits: list[str]  # its hex digits as written
+    scales: np.ndarray  # its float32 scale
+    listed: dict[str, np.float32]  # tensor → its scale (a tensor listed twice: the same)
+
+
+_HEX_DIGITS = re.compile(r"[0-9A-Fa-f]*")  # (string.hexdigits, ASCII only, as parse_scale takes)
+
+
+def _table(text: str, where: str) -> _Table:
+    """Cache text read, every line checked. A name is all before the line's last ':' (the hex
+    digits hold none), as TensorRT writes it: `a:0: 3c010a14` is tensor 'a:0'.
+
+    Column by column (`_read_columns`); where a line is wrong, `_read_by_line` finds the first
+    and says what is wrong with it."""
+    lines = list(filter(str.strip, text.splitlines()))  # (blank lines skipped)
+    head = _header_line(lines[0] if lines else None, text, where)
+    read = _read_columns(lines[1:])
+    names, digits, scales, listed = read if read is not None else _read_by_line(text, where)
+    if names and not text.endswith(("\n", "\r")) and len(digits[-1]) < 8 and digits[-1] != "0":
+        # (the last line cut: '3d83edfa' as '3d83edf', a normal float32 1e-36, was taken)
+        raise QuantizeError(
+            f"{where}: line {_line_numbers(text)[-1]}: tensor {shown(names[-1])}: the file ends "
+            f"inside its scale {digits[-1]!r} ({len(digits[-1])} hex digits, no line break after "
+            "it): it was cut short; write the cache again"
+        )
+    return _Table(head, names, digits, scales, listed)
+
+
+def _read_columns(
+    body: list[str],
+) -> tuple[list[str], list[str], np.ndarray, dict[str, np.float32]] | None:
+    """(names, hex digits, float32 scales, tensor → scale) of a cache's tensor lines (`body`),
+    or None when one of them is wrong: not `name: <1 to 8 hex digits>`, or a tensor listed
+    again with another scale. Each string method is mapped over all the lines, and all their
+    digits, padded to 8, are checked by one regular expression and read by one
+    `bytes.fromhex`: a loop in Python over the lines read a million in 9 s."""
+    parts = list(map(str.rpartition, body, repeat(":")))
+    names = list(map(itemgetter(0), parts))
+    digits = list(map(str.strip, map(itemgetter(2), parts)))
+    if "" in map(itemgetter(1), parts) or "" in names or "" in digits:  # (no ':', no name)
+        return None
+    padded = "".join(map(str.zfill, digits, repeat(8)))  # (zfill never shortens: a 9th digit
+    # makes it longer)
+    if len(padded) != 8 * len(digits) or _HEX_DIGITS.fullmatch(padded) is None:
+        return None
+    scales = np.frombuffer(bytes.fromhex(padded), dtype=">f4").astype(np.float32)
+    listed = dict(zip(names, scales, strict=True))
+    if len(listed) < len(names):  # a tensor listed twice: fine with the same scale
+        first = {name: i for i, name in reversed(list(enumerate(names)))}  # its first line's
+        for i, name in enumerate(names):
+            j = first[name]
+            if j != i and digits[j] != digits[i] and scales[j] != scales[i]:
+                return None
+    return names, digits, scales, listed
+
+
+def _line_numbers(text: str) -> list[int]:
+    """The line numbers in the file of cache text's lines that are not blank: the header's,
+    then each tensor line's (`_table`'s order)."""
+    return list(compress(count(1), map(str.strip, text.splitlines())))
+
+
+def _header_line(first: str | None, text: str, where: str) -> str:
+    """The header, cache text's first line that is not blank (`first`), stripped; a
+    `QuantizeError` when it is no `TRT-` line."""
+    if first is not None and first.startswith("\ufeffTRT-"):  # (TensorRT reads no BOM: a
+        # header '\ufeffTRT-...' is another calibrator's, and it skips the cache)
         raise QuantizeError(
             f"{where}: starts with a byte order mark (U+FEFF, an editor's) before its 'TRT-' "
             "header, which TensorRT does not read as its header; save it without one"
         )
-    if not lines or not lines[0][1].startswith("TRT-"):
+    if first is None or not first.startswith("TRT-"):
         hint = ""
         if '"graphopt-calibration-sidecar"' in text[:200]:  # (a sidecar's "format", first)
             hint = "; it is graphopt's sidecar of a cache" + (
@@ -330,10 +406,20 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
         raise QuantizeError(
             f"{where}: not a TensorRT calibration cache (no 'TRT-' header line){hint}"
         )
-    out: list[tuple[int, str, str]] = []
+    return first.strip()
+
+
+def _read_by_line(
+    text: str, where: str
+) -> tuple[list[str], list[str], np.ndarray, dict[str, np.float32]]:
+    """`_read_columns` line by line, for cache text with a wrong tensor line: a `QuantizeError`
+    naming the first, its line number in the file and what is wrong with it."""
+    lines = text.splitlines()
+    names: list[str] = []
+    digits: list[str] = []
     seen: dict[str, tuple[int, str]] = {}  # tensor → (line, digits) of its first line
-    for number, line in lines[1:]:
-        name, sep, value = line.rpartition(":")
+    for number in _line_numbers(text)[1:]:
+        name, sep, value = lines[number - 1].rpartition(":")
         value = value.strip()
         if not sep or not name or not 1 <= len(value) <= 8:
             raise QuantizeError(f"{where}: line {number}: expected 'tensor: <1 to 8 hex digits>'")
@@ -348,36 +434,39 @@ def _numbered_entries(text: str, where: str) -> tuple[str, list[tuple[int, str, 
                 f"{where}: line {number}: tensor {shown(name)} is listed again with another "
                 f"scale ({value}; line {first[0]}: {first[1]}); keep one of the two lines"
             )
-        out.append((number, name, value))
-    if out and not text.endswith(("\n", "\r")) and len(out[-1][2]) < 8 and out[-1][2] != "0":
-        # (the last line cut: '3d83edfa' as '3d83edf', a normal float32 1e-36, was taken)
-        number, name, value = out[-1]
-        raise QuantizeError(
-            f"{where}: line {number}: tensor {shown(name)}: the file ends inside its scale "
-            f"{value!r} ({len(value)} hex digits, no line break after it): it was cut short; "
-            "write the cache again"
-        )
-    return lines[0][1].strip(), out
+        names.append(name)
+        digits.append(value)
+    scales = np.array([parse_scale(value) for value in digits], dtype=np.float32)
+    return names, digits, scales, dict(zip(names, scales, strict=True))
+
+
+def _usable_scales(scales: np.ndarray) -> np.ndarray:
+    """Which of `scales` are positive normal float32s (`scale_problem` None), as a mask."""
+    return np.isfinite(scales) & (scales >= TINY)
+
+
+def _no_scales(scales: np.ndarray) -> np.ndarray:
+    """Which of `scales` are TensorRT's `name: 0` (+0, not -0: `_no_scale`), as a mask."""
+    return scales.view(np.uint32) == 0
 
 
 def loads(text: str, where: str = "calibration cache") -> tuple[str, dict[str, np.float32]]:
     """(header, tensor → scale) from cache text; a tensor TensorRT has no scale for (its
     `name: 0`, a zero scale) is left out; any other scale that is no positive normal float32
     is a `QuantizeError` naming the tensor (`scale_problem`)."""
-    head, items = _numbered_entries(text, where)
-    scales: dict[str, np.float32] = {}
-    for number, name, value in items:
-        scale = parse_scale(value)
-        if _no_scale(scale):
-            continue
-        problem = scale_problem(scale)
-        if problem is not None:
-            raise QuantizeError(
-                f"{where}: line {number}: tensor {shown(name)}: {problem}; a scale is a positive "
-                "normal float32 (TensorRT writes 0 for a tensor it has no scale for)"
-            )
-        scales[name] = scale
-    return head, scales
+    table = _table(text, where)
+    usable = _usable_scales(table.scales)
+    wrong = ~(usable | _no_scales(table.scales))
+    if wrong.any():
+        i = int(np.argmax(wrong))
+        raise QuantizeError(
+            f"{where}: line {_line_numbers(text)[i + 1]}: tensor {shown(table.names[i])}: "
+            f"{scale_problem(table.scales[i])}; a scale is a positive normal float32 (TensorRT "
+            "writes 0 for a tensor it has no scale for)"
+        )
+    if usable.all():
+        return table.head, table.listed
+    return table.head, {name: table.listed[name] for name in compress(table.names, usable)}
 
 
 TINY = float(np.finfo(np.float32).tiny)  # the least normal float32: a scale below it is no scale
@@ -396,10 +485,6 @@ def scale_problem(scale: np.float32) -> str | None:
 def _no_scale(scale: np.float32) -> bool:
     """TensorRT's `name: 0`: +0, the one scale a cache may hold for "none" (not -0)."""
     return bool(scale == 0 and not np.signbit(scale))
-
-
-def _usable(scale: np.float32) -> bool:
-    return scale_problem(scale) is None
 
 
 def shown(name: str, limit: int = 80) -> str:
@@ -423,11 +508,13 @@ def spaced_name(path: str | Path, missing: set[str]) -> str | None:
     indented line, read as tensor '  x'), or None. Said only for a tensor the model lacks with
     the spaces: a model may have a tensor 'x ', which TensorRT writes as 'x : ...'."""
     try:
-        _, items = _numbered_entries(read_text_file(path, "calibration cache"), str(path))
+        text = read_text_file(path, "calibration cache")
+        names = _table(text, str(path)).names
     except QuantizeError:
         return None
-    for number, name, _ in items:
+    for i, name in enumerate(names):
         if name != name.strip() and name.strip() in missing:
+            number = _line_numbers(text)[i + 1]
             return (
                 f"{path}: line {number}: tensor name {shown(name)} has spaces before or after "
                 "it, which a cache reader keeps as part of the name, so it names no tensor "
@@ -440,11 +527,11 @@ def listed_without_scale(path: str | Path) -> set[str]:
     """The tensors a cache file lists with no usable scale (TensorRT's `name: 0`); empty when
     it cannot be read."""
     try:
-        _, items = entries(read_text_file(path, "calibration cache"), str(path))
+        table = _table(read_text_file(path, "calibration cache"), str(path))
     except QuantizeError:
         return set()
-    usable = {name for name, value in items if _usable(parse_scale(value))}
-    return {name for name, _ in items if name not in usable}
+    usable = set(compress(table.names, _usable_scales(table.scales)))
+    return {name for name in table.names if name not in usable}
 
 
 def read(path: str | Path) -> tuple[str, dict[str, np.float32]]:
