@@ -698,6 +698,7 @@ class _Builder:
         # little off changed the output's shape)
         weights = weight_tensors(graph) if self.consts.tolerance > 0 else set()
         own_nodes: dict[str, str] = {}
+        named: set[str] = set()  # merged nodes the task's own nodes named (its first names)
         self._bodies = {}
         self._own_constants = set()
 
@@ -748,8 +749,11 @@ class _Builder:
                         if o:
                             mapping[o] = twin.output[k]
                     self.built.users[twin.name].add(index)
-                    if node.name and as_text(node.name) != twin.name:  # (bytes: not UTF-8)
-                        own_nodes.setdefault(twin.name, as_text(node.name))
+                    own = as_text(node.name)  # (bytes: not UTF-8)
+                    if own == twin.name:
+                        named.add(own)
+                    elif own and twin.name not in named:  # (a repeat: the first's name stays)
+                        own_nodes.setdefault(twin.name, own)
                     continue
             new = onnx.NodeProto()
             new.CopyFrom(node)
@@ -763,16 +767,21 @@ class _Builder:
             for sub in subgraphs(new):
                 self._rebind_body(sub, resolve, prefix)
             self.nodes.append(new)
-            if node.name and as_text(node.name) != new.name:
-                own_nodes[new.name] = as_text(node.name)
+            if node.name:
+                named.add(new.name)
+                if as_text(node.name) != new.name:
+                    own_nodes[new.name] = as_text(node.name)
             self.built.users[new.name] = {index}
             if key is not None:
                 self.cse.setdefault(key, new)
         interface = set(inputs) | set(wanted)
         own_tensors: dict[str, str] = {}
+        # a tensor the task names as merged keeps that name: a repeated node's output (r2 of
+        # r1: r = Relu(x), r2: r2 = Relu(x)) named the merged r r2, and split gave r2 back
+        same = {merged for own, merged in mapping.items() if own == merged}
         for own, merged in [*mapping.items(), *self._bodies.items()]:
-            if own != merged and own not in interface:
-                own_tensors.setdefault(merged, own)  # (two own constants of one value: the first)
+            if own != merged and own not in interface and merged not in same:
+                own_tensors.setdefault(merged, own)  # (two own names of one tensor: the first)
         self.own_tensors.append(own_tensors)
         self.own_nodes.append(own_nodes)
         for vi in graph.value_info:
