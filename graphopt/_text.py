@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def counted(n: int, noun: str) -> str:
@@ -17,3 +21,44 @@ def shown(value: str | os.PathLike[str]) -> str:
     is not printable (`--prefix 'a\\nb'`: a newline in it made the error two lines)."""
     text = os.fspath(value)
     return text if text.isprintable() else repr(text)
+
+
+def escaped(text: str) -> str:
+    """`text` with each character that is not printable escaped as `repr` (and so `shown`)
+    writes it, without quotes: for a line made elsewhere that holds a model's strings
+    (TensorRT check findings, onnxruntime's errors), where a newline in a dim param, a domain
+    or a node name split the line. Printable text is left as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def model_strings_escaped(text: str, model: onnx.ModelProto) -> str:
+    """`text` (another program's message about `model`) with each of the model's node, tensor,
+    op type and domain names that is not printable, where it occurs, escaped (`escaped`): the
+    message's own line breaks stay, and cutting it to its first line no longer cuts a name.
+    (Also the dim params of inputs, outputs and value_info, and the names in the model's local
+    functions; a name that is not UTF-8 in the file, which protobuf hands over as bytes, is
+    not text the message can hold as such, and is left.)"""
+    names: set[str | bytes] = set()
+    graphs = [model.graph]
+    nodes = [node for function in model.functions for node in function.node]
+    for function in model.functions:
+        names.update((function.name, function.domain, *function.input, *function.output))
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            nodes.extend(graph.node)
+            for values in (graph.input, graph.output, graph.value_info):
+                names.update(v.name for v in values)
+                names.update(d.dim_param for v in values for d in v.type.tensor_type.shape.dim)
+            names.update(t.name for t in graph.initializer)
+            continue
+        node = nodes.pop()
+        names.update((node.name, node.op_type, node.domain, *node.input, *node.output))
+        for attribute in node.attribute:  # If/Loop/Scan bodies
+            graphs.extend([attribute.g] if attribute.HasField("g") else attribute.graphs)
+    unprintable = (n for n in names if isinstance(n, str) and n and not n.isprintable())
+    for name in sorted(unprintable, key=lambda n: (-len(n), n)):
+        text = text.replace(name, escaped(name))
+    return text

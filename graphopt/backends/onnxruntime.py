@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import onnx
-from google.protobuf.message import EncodeError
+from google.protobuf.message import DecodeError, EncodeError
 
-from graphopt._text import shown
+from graphopt._text import escaped, model_strings_escaped, shown
 from graphopt.errors import BackendError, VerifyError, first_line
 from graphopt.ir.values import declared_dims
 
@@ -279,8 +279,32 @@ def session(
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors
-        first = first_line(e)
+        first = _load_error_line(e, model)
         raise BackendError(f"onnxruntime cannot load the model: {first}") from e
+
+
+def _load_error_line(error: Exception, model: onnx.ModelProto | str | Path) -> str:
+    """onnxruntime's load `error` by its first line, the model's names in it escaped first
+    (`_text.model_strings_escaped`): a newline in a node's or tensor's name cut the message at
+    the name ("... in node (a" for node 'a\\ndd'), for every command that loads a model here.
+    A model given by path: the path escaped too, and the file read again for its names
+    (without its external data) only where the message holds a character that is not
+    printable; a file onnx cannot read: its names as they are."""
+    text = str(error)
+    if not isinstance(model, onnx.ModelProto):  # "Load model from <path> failed:..."
+        text = text.replace(os.fspath(model), escaped(os.fspath(model)))
+    if not text.isprintable():
+        try:
+            proto = (
+                model
+                if isinstance(model, onnx.ModelProto)
+                else onnx.load(os.fspath(model), load_external_data=False)
+            )
+        except (OSError, ValueError, DecodeError):
+            proto = None
+        if proto is not None:
+            text = model_strings_escaped(text, proto)
+    return first_line(RuntimeError(text)) if text.strip() else first_line(error)
 
 
 _NP_TYPES: dict[int, type] = {

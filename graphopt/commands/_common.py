@@ -210,38 +210,6 @@ def save_output(
         raise
 
 
-def escaped(text: str) -> str:
-    """`text` with each character that is not printable escaped as `repr` (and so `shown`)
-    writes it, without quotes: for a line made elsewhere that holds a model's strings
-    (TensorRT check findings, onnxruntime's errors), where a newline in a dim param, a domain
-    or a node name split the line. Printable text is left as it is."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def model_strings_escaped(text: str, model: onnx.ModelProto) -> str:
-    """`text` (another program's message about `model`) with each of the model's node, tensor,
-    op type and domain names that is not printable, where it occurs, escaped (`escaped`): the
-    message's own line breaks stay, and cutting it to its first line no longer cuts a name.
-    (Also the dim params of inputs, outputs and value_info.)"""
-    names: set[str] = set()
-    graphs = [model.graph]
-    while graphs:
-        graph = graphs.pop()
-        for node in graph.node:
-            names.update((node.name, node.op_type, node.domain, *node.input, *node.output))
-            for attribute in node.attribute:  # If/Loop/Scan bodies
-                graphs.extend([attribute.g] if attribute.HasField("g") else attribute.graphs)
-        for values in (graph.input, graph.output, graph.value_info):
-            names.update(v.name for v in values)
-            names.update(d.dim_param for v in values for d in v.type.tensor_type.shape.dim)
-        names.update(t.name for t in graph.initializer)
-    for name in sorted((n for n in names if n and not n.isprintable()), key=len, reverse=True):
-        text = text.replace(name, escaped(name))
-    return text
-
-
 def _written(args: argparse.Namespace) -> str:
     """What `graphopt.cli.main` says of a run interrupted once the model is saved, until the
     command says more (quantize: its cache): the model is whole; the rest was cut short."""

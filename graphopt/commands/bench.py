@@ -28,10 +28,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
-from graphopt._text import counted
+from graphopt._text import counted, model_strings_escaped
 from graphopt.commands._common import (
     add_shapes_argument,
-    model_strings_escaped,
     read_npz,
     require_utf8_io_names,
     shown,
@@ -252,24 +251,14 @@ def bench_onnxruntime(
     and with the runs done (warmup included) after each, outside the timed span. `batch`:
     samples per run (None: `batch_size` of the feeds)."""
     from graphopt.backends.onnxruntime import run_error_text, session
-    from graphopt.errors import BackendError, first_line
+    from graphopt.errors import BackendError
     from graphopt.ir import load_model
 
     model = load_model(path)
     require_utf8_io_names(model, shown(path), BackendError)
     feeds = _feeds(model, shapes or {}, npz)
-    try:
-        sess = session(model, threads=threads, level=level)
-    except BackendError as e:
-        # it ends in onnxruntime's first line, which a newline in one of the model's names cut
-        # short ("... in node (a"): said again with the names escaped ("in node (a\ndd)")
-        said, cause = str(e), e.__cause__
-        first = first_line(cause) if cause is not None else ""
-        fixed = model_strings_escaped(str(cause), model)
-        if not first or not said.endswith(first) or fixed == str(cause):
-            raise
-        prefix = said[: len(said) - len(first)]
-        raise BackendError(prefix + first_line(RuntimeError(fixed))) from cause
+    # (its load error escapes the model's names itself: "in node (a\ndd)", not "in node (a")
+    sess = session(model, threads=threads, level=level)
     names = [o.name for o in sess.get_outputs()]
     tick = on_run or _no_progress
     times = []

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from graphopt.commands._common import add_shapes_argument, escaped, shown
+from graphopt._text import escaped
+from graphopt.commands._common import add_shapes_argument, shown
 
 if TYPE_CHECKING:
     import onnx
