@@ -62,7 +62,10 @@ def __getattr__(name: str) -> Any:
         if name not in ("quantize", "merge", "split"):  # (as before: looked up on each use)
             globals()[name] = value
         return value
-    if not name.startswith("__"):  # a subpackage (`graphopt.ir`) as an attribute
+    if name.isidentifier() and not name.startswith("__"):  # a subpackage (`graphopt.ir`)
+        # as an attribute; not a dotted or other name no attribute has ('ir.model_io' gave
+        # the module graphopt.ir.model_io, '.x' and 'ir..x' a ModuleNotFoundError, which
+        # hasattr does not catch)
         try:
             return importlib.import_module(f"graphopt.{name}")
         except ModuleNotFoundError as e:
