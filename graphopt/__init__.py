@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # what the names below load, for type checkers
         SaveError,
         VerifyError,
     )
+    from graphopt.multitask.merge import merge
+    from graphopt.multitask.split import split
     from graphopt.quant.api import quantize
 
 # public name -> the module it is defined in
