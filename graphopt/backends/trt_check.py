@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import escaped
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
 from graphopt.backends import trt_support as table
 from graphopt.backends.trt_support import TrtVersion, parse_version
@@ -91,7 +92,9 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 @dataclass(frozen=True)
 class Finding:
-    """One reason TensorRT would refuse (`error`) or caveat (`warning`) the model."""
+    """One reason TensorRT would refuse (`error`) or caveat (`warning`) the model. `message`,
+    `op` and `scope` say the model's strings (dim params, domains, op types) escaped as `repr`
+    writes them, unquoted: `str` is one line; `node` and `output` are the names as they are."""
 
     severity: str  # "error" | "warning"
     rule: str  # short kebab-case rule id, e.g. "unsupported-op", "qdq-zero-point"
@@ -219,6 +222,11 @@ class _Checker:
         """A finding, on `node` where given. `calls`: for a node met before the graph is indexed
         (`_inline_functions`), the local-function calls it sits in; its own name then tells it
         apart unless it has none."""
+        # A dim param, a domain, an op type or a function's name is the model's string, which
+        # may hold a newline (valid ONNX): the message, the op and the scope say each one escaped
+        # (`escaped`: the text around them is printable, and a name quoted by `!r` is escaped
+        # already), so that every finding is one line. `node`, `output`: the names as they are.
+        message = escaped(message)
         if node is None:
             self.findings.append(Finding(severity, rule, message))
             return
@@ -232,7 +240,8 @@ class _Checker:
         op = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
         output = "" if distinct else next((o for o in node.output if o), "")
         # (as_text: a name that is not UTF-8 in the file comes as bytes)
-        finding = Finding(severity, rule, message, as_text(given), op, output, self._within(calls))
+        scope = escaped(self._within(calls))
+        finding = Finding(severity, rule, message, as_text(given), escaped(op), output, scope)
         self.findings.append(finding)
 
     def scope_of(self, node: onnx.NodeProto) -> str:

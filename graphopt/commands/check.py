@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from graphopt._text import escaped
 from graphopt.commands._common import add_shapes_argument, shown
 
 if TYPE_CHECKING:
@@ -128,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
         findings = [f for f in findings if f.severity == "error"]
         errors = summary(findings).split(",")[0]
         counted = f"{errors}; {hidden} warning{'s' * (hidden != 1)} not shown (--errors-only)"
-    for f in findings:  # a dim param's or domain's newline (valid ONNX) split the line
-        print(escaped(str(f)))
+    for f in findings:  # (one line each: trt_check escapes the model's strings in them)
+        print(f)
     print(f"{shown(args.input)}: TensorRT {version}: {counted}")
     return 1 if findings else 0
 
