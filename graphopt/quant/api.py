@@ -244,7 +244,7 @@ def quantize_with_report(
     trt_version: str | None = None,
     error_metric: Callable[[list[Feed], list[Feed]], float] | None = None,
     histogram_sample: int = DEFAULT_HISTOGRAM_SAMPLE,
-    pipeline: str | bool | None = None,
+    pipeline: str | os.PathLike[str] | bool | None = None,
     threads: int = 0,
     parallel_feeds: int = 1,
     on_batch: Callable[[int], None] | None = None,
@@ -383,7 +383,7 @@ def quantize_with_report(
             target,
             graph,
             tensors,
-            sidecar_io.pipeline_identity(pipeline, target),
+            sidecar_io.pipeline_identity(_pipeline_named(pipeline), target),
         )
     if side is not None and keep_stem is None:  # the stem as the writing run chose it
         report.stem = list(side.stem)
@@ -612,7 +612,7 @@ def quantize_with_report(
                 model_sha256=digest,
                 cache_sha256="",  # of the text written (`_write_cache`)
                 target=target,
-                pipeline=sidecar_io.pipeline_identity(pipeline, target),
+                pipeline=sidecar_io.pipeline_identity(_pipeline_named(pipeline), target),
                 stem=list(report.stem),
                 keep_nodes=kept_nodes,
                 search_groups=list(report.kept_float),
@@ -729,12 +729,13 @@ def check_arguments(
     parallel_feeds: object = 1,
     on_batch: object = None,
     on_search: object = None,
-) -> str | bool | None:
+) -> str | Path | bool | None:
     """An `OptionError` for a `quantize_with_report` argument of a type it does not take
     (each was a TypeError deep inside, or worse: `from_cache=5` read file descriptor 5,
     `keep_stem="no"` kept the stem, `pipeline=Path("p.yaml")` ran the default pipeline, a
     string of `keep_nodes` named its letters), or one the run would ignore; the `pipeline` to
-    run (a path given as `os.PathLike`, as a `str`). Ranges are `check_values`'."""
+    run (a path given as `os.PathLike`, as a `Path`: the file, never a built-in, as
+    `load_pipeline` reads it). Ranges are `check_values`'."""
 
     def refuse(argument: str, takes: str, value: object) -> None:
         raise OptionError(f"{argument} must be {takes}, got {given_text(value)}")
@@ -797,7 +798,8 @@ def check_arguments(
                 "default) or False (none)",
                 pipeline,
             )
-        pipeline = os.fspath(pipeline)  # type: ignore[call-overload]
+        if not isinstance(pipeline, str):  # (Path("default") ran the built-in 'default')
+            pipeline = Path(os.fspath(pipeline))  # type: ignore[call-overload]
     if trt_version is not None:
         _check_trt_version(trt_version)
         if cache is None:  # (the CLI refuses --trt-version without --cache)
@@ -806,6 +808,18 @@ def check_arguments(
                 "no cache is written: give cache"
             )
     return pipeline  # type: ignore[return-value]
+
+
+def _pipeline_named(pipeline: str | Path | bool | None) -> str | bool | None:
+    """`pipeline` as `sidecar.pipeline_identity` takes it, by a str: a `Path` (a file) whose
+    text is a built-in's name as './name', which names no built-in (its sidecar recorded the
+    built-in, and a later run compared the file's bytes with it)."""
+    if not isinstance(pipeline, Path):
+        return pipeline
+    from graphopt.pipeline import builtin_pipelines
+
+    text = str(pipeline)
+    return os.path.join(os.curdir, text) if text in builtin_pipelines() else text
 
 
 def refuse_ignored_options(
@@ -1128,7 +1142,9 @@ def _nothing_to_quantize(model: onnx.ModelProto) -> str:
     return message
 
 
-def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -> onnx.ModelProto:
+def prepare(
+    model: ModelLike, target: str, pipeline: str | Path | bool | None = None
+) -> onnx.ModelProto:
     """The model quantization starts from: opset ≥ 13 (per-channel Q/DQ), ≥ 19 when float16
     appears in it (weights, Constants, casts: Q/DQ take float16 only from opset 19), optimized."""
     proto = load_model(model)
@@ -1152,11 +1168,11 @@ def prepare(model: ModelLike, target: str, pipeline: str | bool | None = None) -
         return proto
     from graphopt.api import optimize
 
-    if isinstance(pipeline, str):
+    if isinstance(pipeline, str | Path):  # (a Path: the file, as optimize reads it)
         optimized = optimize(proto, pipeline)
         if target == "tensorrt":  # e.g. ort-fusions' FusedConv/QuickGelu: 80 check errors
             _refuse_ops_tensorrt_lacks(
-                optimized, f"pipeline {pipeline!r} writes", "leave --pipeline at its default"
+                optimized, f"pipeline {str(pipeline)!r} writes", "leave --pipeline at its default"
             )
         return optimized
     for name in ("tensorrt", "default") if target == "tensorrt" else ("default",):
