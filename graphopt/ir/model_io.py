@@ -1280,7 +1280,13 @@ class _Swap:
                 if self.old_model_id is None:  # no model was there: none is
                     self.target.unlink(missing_ok=True)
                 elif _file_id(self.target) != self.old_model_id and self.old_model is not None:
-                    _put_model_file(self.old_model, self.path, self.target)
+                    if self.target != self.path and _file_id(self.old_model) == self.old_model_id:
+                        # the kept link renamed back, the file itself (as where no link is):
+                        # its bytes written through the link made a new file, which the CLI
+                        # took for the new model (commands._common.file_identity)
+                        os.replace(self.old_model, self.target)
+                    else:
+                        _put_model_file(self.old_model, self.path, self.target)
             elif self.model_tmp.exists():
                 _put_model_file(self.model_tmp, self.path, self.target)
             spares = [self.fresh, self.own]
