@@ -48,7 +48,7 @@ FUSED_CONV_ISSUE = "microsoft/onnxruntime#26324"
 
 
 @functools.cache
-def fused_int8_conv_error_steps() -> float:
+def fused_int8_conv_error_steps(weight_max: int = 127) -> float:
     """How many output quantization steps the installed onnxruntime's fused int8 Conv (the
     QLinearConv that ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL make of a Q/DQ Conv) is off from
     the same Q/DQ Conv unfused (ORT_DISABLE_ALL), on a probe Conv; 0 where the probe cannot
@@ -58,9 +58,12 @@ def fused_int8_conv_error_steps() -> float:
     run to run), 1.24.1 187, 1.24.4 96-130, 1.25.0 and later 0; int8 activations alike, and
     the QLinearMatMul of a Q/DQ MatMul of a small inner dim (1.23.2: 147-185 steps at K = 3 or
     27, 1 at K = 64), the two kernels sharing one int8 GEMM; ORT_ENABLE_BASIC, which does not
-    fuse, 0 in all. Once per process (two sessions of a 6-node model: ~40 ms)."""
+    fuse, 0 in all. Once per process (two sessions of a 6-node model: ~40 ms). `weight_max`:
+    the probe's int8 weights are drawn from [-weight_max, weight_max] (64: as quantize's
+    `reduce_range` makes them; on a Xeon with AVX-512 BW and no VNNI, 1.32.0: 23 steps at 127,
+    0 at 64)."""
     try:
-        return _fused_int8_conv_probe()
+        return _fused_int8_conv_probe(weight_max)
     except Exception as e:  # onnxruntime's own untyped errors, and anything else of the probe
         log.debug("the fused int8 Conv probe did not run (%s): taken as right", first_line(e))
         return 0.0
@@ -109,21 +112,29 @@ def _fused_int8_conv_probe(weight_limit: int = 127) -> float:
     return steps if np.isfinite(steps) else 0.0
 
 
-def fused_int8_conv_problem() -> str | None:
+def fused_int8_conv_problem(weight_max: int = 127) -> str | None:
     """What is wrong with the installed onnxruntime's fused int8 Conv, as the start of a
     warning (the caller says what it means for its run, and adds `fused_int8_conv_remedy`), or
     None where it computes what the unfused Q/DQ Conv computes, to one step
-    (`fused_int8_conv_error_steps`)."""
-    steps = fused_int8_conv_error_steps()
+    (`fused_int8_conv_error_steps`), for int8 weights in [-weight_max, weight_max] (64:
+    quantize's `reduce_range`, which is what keeps a CPU without VNNI from saturating)."""
+    # (bare for the full range: what callers and tests put in its place takes no argument)
+    steps = (
+        fused_int8_conv_error_steps()
+        if weight_max == 127
+        else fused_int8_conv_error_steps(weight_max)
+    )
     if steps <= 1.01:  # one step: the two round the accumulated sum differently
         return None
     import onnxruntime as ort
 
-    cause = _fused_conv_cause()
+    cause = _cause_with(weight_max)
+    weights = "" if weight_max == 127 else f" with int8 weights in [-{weight_max}, {weight_max}]"
     return (
         f"onnxruntime {ort.__version__} computes int8 Conv and MatMul wrong on this CPU: the "
         "QLinearConv (and QLinearMatMul) that its ORT_ENABLE_EXTENDED and ORT_ENABLE_ALL "
         f"optimizations make of Q/DQ came out up to {steps:.0f} steps off on a probe Conv"
+        + weights
         + (f" ({_FUSED_CONV_CAUSES[cause]})" if cause else "")
     )
 
@@ -169,17 +180,30 @@ def _fused_conv_cause() -> str:
     return "saturation" if {"avx2", "avx512bw"} & flags else ""
 
 
-def fused_int8_conv_remedy() -> str:
-    """What a user can do about `fused_int8_conv_problem`, for its cause."""
+def _cause_with(weight_max: int) -> str:
+    """`_fused_conv_cause` of a wrong result with int8 weights in [-weight_max, weight_max]:
+    not saturation at 64 and under (255·64·2 ≤ 32767), so then one not known."""
+    cause = _fused_conv_cause()
+    return "" if cause == "saturation" and weight_max <= 64 else cause
+
+
+def fused_int8_conv_remedy(weight_max: int = 127) -> str:
+    """What a user can do about `fused_int8_conv_problem(weight_max)`, for its cause: where
+    the full-range weights saturate, graphopt's own `reduce_range` (`graphopt quantize
+    --reduce-range`: int8 weights in [-64, 64], as onnxruntime's `quantize_static(...,
+    reduce_range=True)` makes them)."""
     basic = (
         "run the quantized model at graph_optimization_level ORT_ENABLE_BASIC (no QLinearConv "
         "fusion)"
     )
-    cause = _fused_conv_cause()
+    cause = _cause_with(weight_max)
     if cause == "vnni":
         return f"upgrade onnxruntime to 1.25 or later, or {basic}"
     if cause == "saturation":
-        return f"quantize the weights to 7 bits (onnxruntime's reduce_range), or {basic}"
+        return (
+            "quantize the weights to 7 bits with --reduce-range (the API's reduce_range=True: "
+            f"int8 weights in [-64, 64], as onnxruntime's reduce_range makes them), or {basic}"
+        )
     return basic
 
 

@@ -181,6 +181,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--target tensorrt, whose symmetric int8 costs the image-reading stem the most)",
     )
     p.add_argument(
+        "--reduce-range",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="int8 weights in 7 bits ([-64, 64], as onnxruntime's reduce_range): for x86 CPUs "
+        "without VNNI, whose onnxruntime int8 Conv/MatMul kernels saturate on full-range "
+        "weights at its default optimization level (default: off; with --cache-in, as its "
+        "sidecar recorded)",
+    )
+    p.add_argument(
         "--pipeline",
         default=None,
         help="optimize pipeline run first, a built-in name or YAML file (default: tensorrt for "
@@ -352,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
                 keep_float=args.keep_float,
                 accuracy_target=args.accuracy_target or None,
                 keep_stem=args.keep_stem,
+                reduce_range=args.reduce_range,
                 parallel_feeds=args.parallel_feeds,
                 pipeline=args.pipeline,
                 trt_version=args.trt_version,

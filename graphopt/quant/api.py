@@ -52,7 +52,13 @@ from graphopt.quant import sidecar as sidecar_io
 from graphopt.quant.collect import Feed, choose_samples, collect
 from graphopt.quant.histogram import ENTROPY_FLOOR_PERCENTILE, METHODS, HistogramCalibrator
 from graphopt.quant.placement import COMPUTE_OPS, TARGETS, Plan, plan
-from graphopt.quant.qdq import FLOAT16_QDQ_OPSET, ActivationQuant, has_float16, insert_qdq
+from graphopt.quant.qdq import (
+    FLOAT16_QDQ_OPSET,
+    REDUCED_WEIGHT_MAX,
+    ActivationQuant,
+    has_float16,
+    insert_qdq,
+)
 from graphopt.quant.samples import SampleKeeper
 
 log = logging.getLogger("graphopt.quant")
@@ -94,6 +100,7 @@ class QuantizeReport:
     stem: list[str] = field(default_factory=list)  # stem convolutions kept float (keep_stem)
     error: float | None = None  # output error vs FP32 on the samples (`default_metric`)
     sidecar: str | None = None  # the cache sidecar whose float choices this run applied
+    reduce_range: bool = False  # int8 weights in [-64, 64] (7 bits), not [-127, 127]
     # tensors no int8 scale represents, which get no Q/DQ and no cache entry: those holding
     # NaN or infinity in calibration → where (e.g. "-inf in calibration feed 0"); the others
     # (`parameters`: empty in every feed; from_cache: a cache scale under the least one
@@ -115,7 +122,8 @@ class QuantizeReport:
         out = [
             f"target {self.target}, method {self.method}, {feeds}, "
             f"{counted(len(self.quantized_nodes), 'quantized node')}, "
-            f"{counted(len(self.scales), 'calibrated tensor')}",
+            f"{counted(len(self.scales), 'calibrated tensor')}"
+            + (", int8 weights in [-64, 64] (reduce_range)" if self.reduce_range else ""),
             "time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()),
         ]
         if self.error is not None:
@@ -204,7 +212,14 @@ def quantize(
     stacked in a feed, by a fixed prime stride through each, default 65536; 0: every value; min
     and max are always exact; the inputs stacked on a free first dim are sampled one by one,
     so batching the same inputs otherwise gives the same histograms, `collect.batch_items`),
-    `trt_version` (TensorRT version for the cache header, e.g. "10.3.0", checked as
+    `reduce_range` (int8 weights in [-64, 64] at s = max|W_c| / 64, 7 bits, as onnxruntime's
+    `quantize_static(..., reduce_range=True)` makes them; activations and the cache's scales
+    are as without it: for x86 CPUs without VNNI (AVX2, AVX-512 BW), whose onnxruntime u8·s8
+    kernels add two products in 16 bits and saturate on full-range weights at
+    ORT_ENABLE_EXTENDED and ALL, `backends.onnxruntime.fused_int8_conv_problem`; costs a bit
+    of weight precision everywhere. Default: off, or with `from_cache` what its applied
+    sidecar recorded), `trt_version` (TensorRT version for the cache header, e.g. "10.3.0",
+    checked as
     `graphopt quantize --trt-version` is; with `cache` only; default: that of the
     `from_cache` cache, else the installed one, else 8.6.1), `threads` (onnxruntime intra-op threads, 0: as many as the cores),
     `parallel_feeds` (`minmax` calibration: feeds run at once on the probe session, sharing
@@ -239,6 +254,7 @@ def quantize_with_report(
     ranking: str = "local",
     keep_nodes: Iterable[str] = (),
     keep_stem: bool | None = None,
+    reduce_range: bool | None = None,
     sample_feeds: int = 2,
     sensitivity_data: list[Feed] | None = None,
     trt_version: str | None = None,
@@ -279,6 +295,7 @@ def quantize_with_report(
         accuracy_target=accuracy_target,
         keep_nodes=keep_nodes,
         keep_stem=keep_stem,
+        reduce_range=reduce_range,
         sample_feeds=sample_feeds,
         sensitivity_data=sensitivity_data,
         trt_version=trt_version,
@@ -393,6 +410,13 @@ def quantize_with_report(
 
         report.stem = [n for n in stem_nodes(graph) if n in placement.nodes]
         fixed_float |= set(report.stem)
+    # 7-bit weights: as asked, else as the run that wrote the applied sidecar had them (its
+    # search chose its float groups for those weights), else off
+    report.reduce_range = bool(
+        reduce_range if reduce_range is not None else side is not None and side.reduce_range
+    )
+    if report.reduce_range:  # (the search's models too: they are made from the plan)
+        placement.weight_max = REDUCED_WEIGHT_MAX
     samples: list[Feed] = []
     reference: list[Feed] | None = None  # FP32 outputs of the samples, from the calibration run
     sensitivity = bool(keep_float) or accuracy_target is not None
@@ -622,6 +646,7 @@ def quantize_with_report(
                     for t in report.scales
                     if t in params and params[t].dtype is np.uint8
                 },
+                reduce_range=report.reduce_range,
             ),
         )
     # Said once the model is made: before, a damaged cache's error (or any later one) was the
@@ -648,17 +673,18 @@ def quantize_with_report(
             sidecar_io.path_of(from_cache),  # type: ignore[arg-type]
         )
     # the int8 model runs in the user's onnxruntime (target onnxruntime): one whose fused int8
-    # kernels are wrong (FUSED_CONV_ISSUE) runs it wrong. (The accuracy search measured at
+    # kernels are wrong (FUSED_CONV_ISSUE; or without VNNI, saturated by full-range weights
+    # and right with reduce_range's) runs it wrong. (The accuracy search measured at
     # ORT_ENABLE_BASIC there: `collect.run_outputs`.)
     if target == "onnxruntime":
         from graphopt.backends.onnxruntime import fused_int8_conv_problem, fused_int8_conv_remedy
 
-        problem = fused_int8_conv_problem()
+        problem = fused_int8_conv_problem(placement.weight_max)
         if problem is not None:
             log.warning(
                 "%s: the quantized model computes wrong in it at its default ORT_ENABLE_ALL; %s",
                 problem,
-                fused_int8_conv_remedy(),
+                fused_int8_conv_remedy(placement.weight_max),
             )
     return quantized, report
 
@@ -673,6 +699,7 @@ QUANTIZE_OPTIONS = (
     "ranking",
     "keep_nodes",
     "keep_stem",
+    "reduce_range",
     "sample_feeds",
     "sensitivity_data",
     "trt_version",
@@ -719,6 +746,7 @@ def check_arguments(
     accuracy_target: object = DEFAULT_ACCURACY_TARGET,
     keep_nodes: object = (),
     keep_stem: object = None,
+    reduce_range: object = None,
     sample_feeds: object = 2,
     sensitivity_data: object = None,
     trt_version: object = None,
@@ -781,8 +809,9 @@ def check_arguments(
             refuse(argument, takes, value)
     if isinstance(keep_nodes, str | bytes) or not isinstance(keep_nodes, Iterable):
         refuse("keep_nodes", "a list of node names", keep_nodes)
-    if keep_stem is not None:
-        check_flag("keep_stem", keep_stem)
+    for argument, flag in (("keep_stem", keep_stem), ("reduce_range", reduce_range)):
+        if flag is not None:  # (None: the default, or what from_cache's sidecar recorded)
+            check_flag(argument, flag)
     for argument, value in (
         ("error_metric", error_metric),
         ("on_batch", on_batch),

@@ -123,6 +123,9 @@ class Plan:
     # nodes that read no DequantizeLinear output, not even one made for another reader (target
     # onnxruntime: a float16 Concat and the data movement before it, `ORT_NO_FLOAT16_FUSION`)
     raw_readers: frozenset[str] = frozenset()
+    # the largest |q| of an int8 weight (`qdq.quantize_weight`): 127, or 64 where quantize's
+    # `reduce_range` asks for 7-bit weights (`qdq.REDUCED_WEIGHT_MAX`)
+    weight_max: int = 127
 
     def tensors(self, graph: Graph, keep_float: Collection[str] = ()) -> list[str]:
         """Activation tensors that get a Q/DQ (in node order), given nodes kept in float."""

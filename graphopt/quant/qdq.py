@@ -5,7 +5,9 @@ tensor; the readers named by the plan (all readers, for the onnxruntime target, 
 kept in float) read the DQ output. Weights: int8, symmetric, per channel on the plan's axis
 (the output channels; a ConvTranspose's input channels for TensorRT), `s_c = max|W_c| / 127`,
 `q = clip(round(W / s_c), -127, 127)`, stored as an int8 initializer read through a
-DequantizeLinear with `axis`. Bias: float for TensorRT; for onnxruntime int32 with
+DequantizeLinear with `axis`; with `Plan.weight_max` 64 (quantize's `reduce_range`)
+`s_c = max|W_c| / 64` and q in [-64, 64], what onnxruntime's `quantize_static(...,
+reduce_range=True)` makes of a symmetric int8 weight (`REDUCED_WEIGHT_MAX`). Bias: float for TensorRT; for onnxruntime int32 with
 `s = s_x · s_c` and zero point 0 (what QLinearConv wants), where `s_c` is first raised to at
 least `|b_c| / (s_x · 2³⁰)` so that the int32 bias fits (a channel whose weights are tiny next
 to its bias: pruned, or ~1e-26 as trained; `quantize_weight` bounds the error). The floor
@@ -64,6 +66,14 @@ log = logging.getLogger("graphopt.quant")
 _MIN_SCALE = np.float32(1e-12)
 _MIN_SCALE_FP16 = np.float16(2.0**-24)  # the smallest positive float16 (subnormal)
 _INT32_MAX = 2**31 - 1
+# The largest |q| of an int8 weight: 127 (symmetric int8), or with quantize's `reduce_range`
+# 64, as onnxruntime's quantizer reduces it (quant_utils.ONNX_INT_TYPE_REDUCED_RANGE, INT8:
+# (-64, 64); symmetric, so s = max|W| / 64, zero point 0). Why: on x86 without VNNI (AVX2,
+# AVX-512 BW) onnxruntime's u8·s8 kernels (QLinearConv, QLinearMatMul: what it fuses a Q/DQ
+# Conv or MatMul into at ORT_ENABLE_EXTENDED and ALL) add two products in 16 bits
+# (vpmaddubsw), 255·127·2 > 32767 saturates, 255·64·2 = 32640 does not.
+FULL_WEIGHT_MAX = 127
+REDUCED_WEIGHT_MAX = 64
 FLOAT16_QDQ_OPSET = 19  # QuantizeLinear-19 / DequantizeLinear-19 accept float16
 WeightKey = tuple[str, int | None, str]  # (weight, axis, "" or the node owning its own copy)
 
@@ -121,9 +131,12 @@ def quantize_weight(
     axis: int | None,
     scale_dtype: type = np.float32,
     bias_floor: np.ndarray | None = None,
+    weight_max: int = FULL_WEIGHT_MAX,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 weights (per channel on `axis`, or per tensor): (q, scales), scales in
-    `scale_dtype` (float32, or float16 for a float16 weight) and q computed from them.
+    `scale_dtype` (float32, or float16 for a float16 weight) and q computed from them, q in
+    [-weight_max, weight_max] (127; `REDUCED_WEIGHT_MAX` for `reduce_range`), s = amax /
+    weight_max.
 
     `bias_floor` (one value per scale, or per tensor its largest): a scale below it is raised
     to it, so that the int32 bias b / (s_x·s_w) fits (onnxruntime's quantizer does the same:
@@ -137,14 +150,15 @@ def quantize_weight(
     else:
         reduce = tuple(i for i in range(w.ndim) if i != axis)
         amax = np.abs(w64).max(axis=reduce, initial=0.0) if reduce else np.abs(w64)
-    scale64 = np.maximum(amax / 127.0, float(_MIN_SCALE))
+    scale64 = np.maximum(amax / float(weight_max), float(_MIN_SCALE))
     # an all-zero channel (pruned) quantizes exactly at any scale: without a floor (a weight
-    # several nodes read) it takes the tensor's largest (1/127 when all are zero), not 1e-12,
+    # several nodes read) it takes the tensor's largest (1/weight_max when all are zero), not 1e-12,
     # whose s_x·s_w puts a bias's int32 form (onnxruntime's, of a float bias behind Q/DQ, or
     # ours) far beyond int32
     zero = amax == 0
     if bias_floor is None and np.any(zero):
-        scale64 = np.where(zero, scale64.max() if not np.all(zero) else 1.0 / 127.0, scale64)
+        largest = scale64.max() if not np.all(zero) else 1.0 / weight_max
+        scale64 = np.where(zero, largest, scale64)
     if bias_floor is not None:
         floor = bias_floor.astype(np.float64)
         if floor.shape != amax.shape:
@@ -154,8 +168,8 @@ def quantize_weight(
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
-    q = np.clip(np.round(w64 / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
-    return q, scales
+    q = np.round(w64 / scales.astype(np.float64).reshape(shape))
+    return np.clip(q, -weight_max, weight_max).astype(np.int8), scales
 
 
 def insert_qdq(
@@ -188,9 +202,11 @@ def insert_qdq(
     biases: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # node → (int32 bias, its scale)
     trained = training_names(model)  # replaced by their int8 forms, they would dangle
     for name, p in planned.items():
-        reason = _trained_constant(
-            graph.nodes[name], p, plan.target, trained
-        ) or _quantize_constants(graph, name, p, params, plan.target, opset, weights, biases)
+        reason = _trained_constant(graph.nodes[name], p, plan.target, trained) or (
+            _quantize_constants(
+                graph, name, p, params, plan.target, opset, weights, biases, plan.weight_max
+            )
+        )
         if reason is not None:
             log.debug("%s: node %r stays float", reason, name)
             if stayed_float is not None:
@@ -325,9 +341,11 @@ def _quantize_constants(
     opset: int,
     weights: dict[WeightKey, tuple[np.ndarray, np.ndarray]],
     biases: dict[str, tuple[np.ndarray, np.ndarray]],
+    weight_max: int = FULL_WEIGHT_MAX,
 ) -> str | None:
     """Quantize node `name`'s weights into `weights` (shared by (tensor, axis), a node's own
-    copy where its bias floor raises a scale of a weight other nodes read too) and, for
+    copy where its bias floor raises a scale of a weight other nodes read too; q in
+    [-weight_max, weight_max]) and, for
     onnxruntime, its int32 bias into `biases`; the reason when the node must stay float."""
     node = graph.nodes[name]
     w_scales = None
@@ -364,12 +382,12 @@ def _quantize_constants(
         key: WeightKey = (base, axis, "")
         if all(n.name == name for n in graph.consumer_nodes(base)):
             if key not in weights:
-                weights[key] = quantize_weight(value, axis, dtype, floor)
+                weights[key] = quantize_weight(value, axis, dtype, floor, weight_max)
         else:
             if key not in weights:
-                weights[key] = quantize_weight(value, axis, dtype)
+                weights[key] = quantize_weight(value, axis, dtype, weight_max=weight_max)
             if floor is not None:
-                own = quantize_weight(value, axis, dtype, floor)
+                own = quantize_weight(value, axis, dtype, floor, weight_max)
                 if not np.array_equal(own[1], weights[key][1]):
                     key = (base, axis, name)
                     weights[key] = own

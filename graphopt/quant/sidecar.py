@@ -15,12 +15,16 @@ asymmetric `(hi - lo) / 255`). The run that writes `model.cache` therefore also 
      "pipeline_digest": 3,
      "stem": [node, ...], "keep_nodes": [node, ...],
      "accuracy_search": {"groups": [group, ...], "nodes": [node, ...]},
+     "reduce_range": true,                                        (only when the run had it)
      "activations": {tensor: [<8 hex digits: float32 scale>, <zero point>]}}   (onnxruntime)
 
 The name is the cache's plus `.graphopt.json`, beside the file a linked cache points to
 (TensorRT and polygraphy read the cache only; an engine's sidecar is `<engine>.json`,
 `graphopt.backends.tensorrt`). Per-channel weight axes are not recorded: they follow from the
-model and the target. A sidecar written for another model, beside another cache (rewritten
+model and the target. Whether the run quantized its weights to 7 bits (`reduce_range`) is: the
+cache's activation scales mean the same either way (weights are not in it), but the accuracy
+search chose its float groups for those weights, so a run reading the cache takes it unless
+it is given (as `keep_stem`); absent, as in the sidecars before it, it was off. A sidecar written for another model, beside another cache (rewritten
 since with other scales: a cache TensorRT wrote again with the same ones, under its own header,
 unpadded and with tensors of its own, is the same), for another target or after another
 optimize pipeline (`pipeline_identity`: the nodes it names are another graph's, even where the
@@ -92,6 +96,8 @@ class Sidecar:
     pipeline: tuple[str, str] | None = None
     # what that sha256 covers (`PIPELINE_DIGEST`): 1 in the first sidecars, its file alone
     pipeline_digest: int = PIPELINE_DIGEST
+    # the run's int8 weights were 7-bit (quantize's `reduce_range`); False where not recorded
+    reduce_range: bool = False
 
     def float_nodes(self) -> set[str]:
         return {*self.stem, *self.keep_nodes, *self.search_nodes}
@@ -386,6 +392,8 @@ def dumps(sidecar: Sidecar) -> str:
         "stem": sidecar.stem,
         "keep_nodes": sidecar.keep_nodes,
         "accuracy_search": {"groups": sidecar.search_groups, "nodes": sidecar.search_nodes},
+        # (only when on: a run without it writes the sidecar it wrote before the option was)
+        **({"reduce_range": True} if sidecar.reduce_range else {}),
     }
     if sidecar.activations:
         data["activations"] = {
@@ -587,6 +595,9 @@ def _checked(data: object, where: str) -> Sidecar:
     pipeline_digest = data.get("pipeline_digest", 1)  # (absent: its file alone)
     if type(pipeline_digest) is not int or pipeline_digest < 1:
         raise fail("'pipeline_digest' is not a whole number from 1")
+    reduce_range = data.get("reduce_range", False)  # (absent: off, or written before it was)
+    if type(reduce_range) is not bool:
+        raise fail("'reduce_range' is not true or false")
     digest = data.get("model_digest", 1)  # (absent in the first sidecars: file order)
     if type(digest) is not int or digest < 1:
         raise fail("'model_digest' is not a whole number from 1")
@@ -606,4 +617,5 @@ def _checked(data: object, where: str) -> Sidecar:
         search_nodes=names("accuracy_search.nodes", search.get("nodes", [])),
         activations=params,
         graphopt_version=text("graphopt", data.get("graphopt", "")),
+        reduce_range=reduce_range,
     )
