@@ -334,7 +334,15 @@ def _check_external_size(
     loader read no bytes), a data file longer than that (a tensor at an offset of a shared
     file) is read as onnxruntime reads it: the tensor's own size from the offset (onnx's
     loader read the rest of the file, and the load refused it). That length is put in the
-    entry, for onnx's loader. `sizes` caches the data files' sizes."""
+    entry, for onnx's loader. `sizes` caches the data files' sizes. A negative dim is refused
+    first (its size counted from dims, -24 bytes said the file's length was negative, or two
+    negative dims read the bytes of the positive product)."""
+    if any(d < 0 for d in tensor.dims):
+        kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+        raise ValueError(
+            f"tensor {tensor.name!r} ({kind} {'x'.join(map(str, tensor.dims))}) has a negative "
+            "dim, which no tensor has (onnx.checker and onnxruntime refuse the model)"
+        )
     need = _data_bytes(tensor)
     if need is None:
         return
@@ -362,10 +370,19 @@ def _check_external_size(
         )
 
 
-# element types stored several to a byte (onnx packs them, low bits first)
+# element types of fewer bits than a byte, packed with no gap between elements (onnx packs
+# them, low bits first): a 6-bit float's 5 elements take 4 bytes, not 5
 _PACKED_BITS = {
     getattr(onnx.TensorProto, name): bits
-    for name, bits in (("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2))
+    for name, bits in (
+        ("INT4", 4),
+        ("UINT4", 4),
+        ("FLOAT4E2M1", 4),
+        ("INT2", 2),
+        ("UINT2", 2),
+        ("FLOAT6E2M3", 6),
+        ("FLOAT6E3M2", 6),
+    )
     if hasattr(onnx.TensorProto, name)
 }
 
