@@ -340,16 +340,21 @@ class Graph:
             self._structure_changed = True  # the Constant nodes leave the node list at commit
 
     def _writes_a_given_name(self, adopted: list[tuple[str, onnx.TensorProto]]) -> LoadError | None:
-        """The error for a node that writes a graph input's or an initializer's name (None when
-        none does): those are defined before any node runs, and ONNX graphs are in SSA form
-        (onnx.checker and onnxruntime refuse such a model: "Duplicate definition of name")."""
-        given = self._input_names | self.initializers.keys()
+        """The error for a node that writes a graph input's or an initializer's name, a sparse
+        one's too (None when none does): those are defined before any node runs, and ONNX
+        graphs are in SSA form (onnx.checker and onnxruntime refuse such a model: "Duplicate
+        definition of name")."""
+        sparse = {t.values.name for t in self.proto.sparse_initializer}  # (not indexed)
+        given = self._input_names | self.initializers.keys() | sparse
         clashes = given.intersection(self.producer)
         clashes.update(out for out, _ in adopted if out in given)
         if not clashes:
             return None
         tensor = min(clashes)
-        kind = "a graph input" if tensor in self._input_names else "an initializer"
+        if tensor in self._input_names:
+            kind = "a graph input"
+        else:
+            kind = "a sparse initializer" if tensor in sparse else "an initializer"
         writer = self.producer.get(tensor) or "a Constant node"
         return LoadError(
             f"tensor {tensor!r} is {kind} and is also produced by {writer!r}; ONNX graphs "
