@@ -338,7 +338,7 @@ def _unsqueeze_into_reshape(graph: Graph, ctx: PassContext, node: onnx.NodeProto
     if graph.is_graph_output(inner.output[0]):
         return False
     target = graph.constant(inner.input[1])
-    wanted = _unsqueeze_axes(graph, node)
+    wanted = unsqueeze_axes(graph, node)
     if target is None or target.ndim != 1 or wanted is None:
         return False
     values = [int(v) for v in target]
@@ -372,7 +372,7 @@ def _merge_unsqueezes(
         return False
     if len(graph.consumer_nodes(inner.output[0])) != 1 or graph.is_graph_output(inner.output[0]):
         return False
-    first, second = _unsqueeze_axes(graph, inner), _unsqueeze_axes(graph, node)
+    first, second = unsqueeze_axes(graph, inner), unsqueeze_axes(graph, node)
     if first is None or second is None or not first or not second:
         return False
     rank = None
@@ -412,7 +412,7 @@ def _merge_unsqueezes(
     return True
 
 
-def _unsqueeze_axes(graph: Graph, node: onnx.NodeProto) -> list[int] | None:
+def unsqueeze_axes(graph: Graph, node: onnx.NodeProto) -> list[int] | None:
     """The axes of an Unsqueeze (input from opset 13, attribute before), None if not constant."""
     if graph.opset_version("") >= 13:
         value = graph.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None

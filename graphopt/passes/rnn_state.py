@@ -26,6 +26,7 @@ import onnx
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import is_default_domain
+from graphopt.passes.layout import unsqueeze_axes
 from graphopt.passes.noop import LazyShapes
 
 # input index of initial_h (all three) and initial_c (LSTM)
@@ -155,14 +156,10 @@ def _shared_dims(graph: Graph) -> set[str]:
 
 
 def _axes(graph: Graph, node: onnx.NodeProto) -> list[int] | None:
-    """An Unsqueeze's axes when they are constant and none negative, else None."""
-    if graph.opset_version("") >= 13:
-        value = graph.constant(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-    else:
-        value = graph.attr(node, "axes")
-    if value is None:
+    """An Unsqueeze's axes when they are constant, none negative and none twice, else None."""
+    axes = unsqueeze_axes(graph, node)
+    if axes is None:
         return None
-    axes = [int(a) for a in np.asarray(value).reshape(-1)]
     return axes if all(a >= 0 for a in axes) and len(set(axes)) == len(axes) else None
 
 
