@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with held, search.lines_end_before_logs("graphopt.quant") if search else nullcontext():
             quantized, report = quantize_with_report(
-                loaded.model,
+                loaded,  # (as loaded: its errors name the path, not "the given ModelProto")
                 data,
                 args.method,
                 args.cache,

@@ -102,12 +102,18 @@ def load_model(model: ModelLike, *, copy: bool = True) -> onnx.ModelProto:
     return load(model, copy=copy).model
 
 
-def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> LoadedModel:
+def load(
+    model: ModelLike, *, copy: bool = True, check_nodes: bool = True, where: str = ""
+) -> LoadedModel:
     """Like `load_model`, and also say whether the source kept its weights as external data.
 
     `check_nodes=False` skips the walk over the nodes that checks every tensor read is defined
     first and every graph output is defined; the caller must then index the model with
     `Graph(loaded.model, check_as=loaded.where)`, which checks the same in its own walk.
+
+    `where`: how errors name a model given as an object (default "the given ModelProto", ...),
+    for a caller that loaded it from a path and hands on what it made of it (quantize's
+    `prepare` optimizes its opset-upgraded copy: errors name the file).
 
     A `LoadedModel` is handed over as it is: not copied, not checked again (what its own load
     checked is what holds). The CLI uses this to load once and optimize what it loaded.
@@ -120,12 +126,12 @@ def load(model: ModelLike, *, copy: bool = True, check_nodes: bool = True) -> Lo
         if "\0" in os.fsdecode(model):  # else "no such file"
             raise LoadError(f"{shown(model)}: a path cannot hold a NUL character")
         return _load_path(Path(model), check_nodes)
-    return _load_object(model, copy, check_nodes)
+    return _load_object(model, copy, check_nodes, where)
 
 
-def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel:
+def _load_object(model: ModelLike, copy: bool, check_nodes: bool, named: str) -> LoadedModel:
     if isinstance(model, onnx.ModelProto):
-        where = "the given ModelProto"
+        where = named or "the given ModelProto"
         check_model_basics(model, where, check_nodes)
         _refuse_unlocated_external_data(model, where)
         if copy:
@@ -134,7 +140,7 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
             model = out
         return LoadedModel(model, where=where)
     if isinstance(model, bytes | bytearray | memoryview):
-        where = "the given bytes"
+        where = named or "the given bytes"
         proto = _parse(bytes(model), where)
         check_model_basics(proto, where, check_nodes)
         _refuse_unlocated_external_data(proto, where)
@@ -142,7 +148,7 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool) -> LoadedModel
     if type(model).__name__ == "Graph" and type(model).__module__.startswith("onnx_graphsurgeon"):
         import onnx_graphsurgeon as gs
 
-        where = "the given onnx_graphsurgeon.Graph"
+        where = named or "the given onnx_graphsurgeon.Graph"
         try:
             proto = gs.export_onnx(model)
         except Exception as e:  # onnx_graphsurgeon raises its own untyped errors

@@ -40,6 +40,7 @@ from graphopt.errors import (
 from graphopt.ir import Graph, load_model
 from graphopt.ir.model_io import (
     IR_NEEDS_INPUTS_FOR_INITIALIZERS,
+    LoadedModel,
     ModelLike,
     is_stream,
     weights_as_constants,
@@ -1175,8 +1176,10 @@ def prepare(
     model: ModelLike, target: str, pipeline: str | Path | bool | None = None
 ) -> onnx.ModelProto:
     """The model quantization starts from: opset ≥ 13 (per-channel Q/DQ), ≥ 19 when float16
-    appears in it (weights, Constants, casts: Q/DQ take float16 only from opset 19), optimized."""
-    proto = load_model(model)
+    appears in it (weights, Constants, casts: Q/DQ take float16 only from opset 19), optimized.
+    Optimize's errors name the model as its load does (a path: the path)."""
+    loaded = load_loaded(model)
+    proto, where = loaded.model, loaded.where
     quantized = sorted({n.op_type for n in proto.graph.node if _is_quantized_op(n)})
     if quantized:
         raise QuantizeError(
@@ -1197,8 +1200,14 @@ def prepare(
         return proto
     from graphopt.api import optimize
 
+    def named(proto: onnx.ModelProto) -> LoadedModel:
+        """A copy of `proto` for optimize to edit, as optimize(proto) loads it (its nodes are
+        checked where optimize indexes them), its errors naming the model as it was given:
+        a path's training_info refusal said 'the given ModelProto'."""
+        return load_loaded(proto, check_nodes=False, where=where)
+
     if isinstance(pipeline, str | Path):  # (a Path: the file, as optimize reads it)
-        optimized = optimize(proto, pipeline)
+        optimized = optimize(named(proto), pipeline)
         if target == "tensorrt":  # e.g. ort-fusions' FusedConv/QuickGelu: 80 check errors
             _refuse_ops_tensorrt_lacks(
                 optimized, f"pipeline {str(pipeline)!r} writes", "leave --pipeline at its default"
@@ -1206,7 +1215,7 @@ def prepare(
         return optimized
     for name in ("tensorrt", "default") if target == "tensorrt" else ("default",):
         try:
-            return optimize(proto, name)
+            return optimize(named(proto), name)
         except PipelineError as e:
             log.warning("pipeline %r unavailable (%s); trying the next", name, e)
     log.warning("no optimize pipeline could run; quantizing the model as it is")
