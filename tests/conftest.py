@@ -142,6 +142,26 @@ def onnxruntime_fused_int8_conv_is_right() -> bool:
     return fused_int8_conv_problem() is None
 
 
+def onnxruntime_int8_level() -> str:
+    """The onnxruntime optimization level a test takes an int8 Q/DQ model's values at: its
+    default "all" (the fused int8 kernels: QLinearConv, QLinearMatMul, QGemm) where
+    `onnxruntime_fused_int8_conv_is_right`, else "basic" (its rewrites that fuse no Q/DQ: what
+    the model computes as written). Where they are wrong, a test also checks "all" on a
+    `reduce_range` model where `onnxruntime_runs_seven_bit_int8_fused`: on a CPU without VNNI
+    (1.32.0, a Xeon with AVX-512 BW) the u8·s8 kernels saturate on full-range int8 weights,
+    tens of steps off, and are right with 7-bit ones."""
+    return "all" if onnxruntime_fused_int8_conv_is_right() else "basic"
+
+
+def onnxruntime_runs_seven_bit_int8_fused() -> bool:
+    """Whether the installed onnxruntime's fused int8 Conv is right, to one step, with int8
+    weights in [-64, 64] (quantize's `reduce_range`, `REDUCED_WEIGHT_MAX`)."""
+    from graphopt.backends.onnxruntime import fused_int8_conv_problem
+    from graphopt.quant.qdq import REDUCED_WEIGHT_MAX
+
+    return fused_int8_conv_problem(REDUCED_WEIGHT_MAX) is None
+
+
 @functools.cache
 def onnxruntime_reads_sparse_external_data() -> bool:
     """Whether the installed onnxruntime loads a sparse initializer whose values and indices are

@@ -14,6 +14,7 @@ from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant.api import quantize_with_report
+from tests.conftest import onnxruntime_int8_level, onnxruntime_runs_seven_bit_int8_fused
 
 
 def conv_model(opset: int = 13) -> onnx.ModelProto:
@@ -91,12 +92,21 @@ def test_quantized_model_checks_runs_and_stays_close(target: str) -> None:
     q = graphopt.quantize(model, calib, method="minmax", target=target)
     onnx.checker.check_model(q, full_check=True)
     assert [o.name for o in q.graph.output] == ["y"]
+    level = onnxruntime_int8_level()
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written;
+    # there (no VNNI: full-range weights saturate them, 5.2 % here) fused with 7-bit weights
+    seven = level != "all" and onnxruntime_runs_seven_bit_int8_fused()
+    runs = [(q, level)]
+    if seven:
+        q7 = graphopt.quantize(model, calib, method="minmax", target=target, reduce_range=True)
+        runs.append((q7, "all"))
     for f in feeds(2, seed=7):
         ref = ort_run(model, f)["y"]
-        got = ort_run(q, f)["y"]
-        assert got.shape == ref.shape
-        err = np.sqrt(np.sum((got - ref) ** 2) / np.sum(ref**2))
-        assert err < 0.05, err
+        for quantized, at in runs:
+            got = ort_run(quantized, f, level=at)["y"]
+            assert got.shape == ref.shape
+            err = np.sqrt(np.sum((got - ref) ** 2) / np.sum(ref**2))
+            assert err < 0.05, (at, err)
 
 
 @pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
@@ -125,7 +135,7 @@ def test_a_shared_weight_is_quantized_once(target: str) -> None:
     ]  # fmt: skip
     assert producer_of_input(q, "c1", 1) is producer_of_input(q, "c2", 1) is not None
     f = feeds(1, seed=7)[0]
-    ref, got = ort_run(model, f)["y"], ort_run(q, f)["y"]
+    ref, got = ort_run(model, f)["y"], ort_run(q, f, level=onnxruntime_int8_level())["y"]
     assert np.sqrt(np.sum((got - ref) ** 2) / np.sum(ref**2)) < 0.05
 
 

@@ -18,6 +18,7 @@ import graphopt
 from graphopt import realmodels
 from graphopt.backends.onnxruntime import session
 from graphopt.quant.qdq import quantize_weight
+from tests.conftest import onnxruntime_int8_level, onnxruntime_runs_seven_bit_int8_fused
 
 
 def _conv_relu_conv(w: np.ndarray, bias: np.ndarray, *, shared: bool = False) -> onnx.ModelProto:
@@ -70,13 +71,22 @@ def test_pruned_channel_bias_survives_onnxruntime(target: str, pruned: float, sh
     bias = np.array([0.1, 0.5, -0.2, 0.3], np.float32)
     model = _conv_relu_conv(_weights(pruned), bias, shared=shared)
     feeds = _feeds()
-    q = graphopt.quantize(model, feeds, target=target, accuracy_target=None, keep_stem=False)
+    options = dict(target=target, accuracy_target=None, keep_stem=False)
+    q = graphopt.quantize(model, feeds, **options)
     assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
-    ref_s, q_s = session(model), session(q)  # onnxruntime's default level: all
-    for feed in feeds:
-        for ref, got in zip(ref_s.run(None, feed), q_s.run(None, feed), strict=True):
-            span = float(ref.max() - ref.min())
-            assert np.abs(got - ref).max() <= 0.03 * span
+    # onnxruntime's default level, all, where its fused int8 kernels are right, else basic (its
+    # WeightBiasQuantization, the int32 bias of the tensorrt target, runs there too); there
+    # (no VNNI: full-range weights saturate them, 4 % here) "all" with 7-bit weights
+    level = onnxruntime_int8_level()
+    runs = [session(q, level=level)]
+    if level != "all" and onnxruntime_runs_seven_bit_int8_fused():
+        runs.append(session(graphopt.quantize(model, feeds, reduce_range=True, **options)))
+    ref_s = session(model)
+    for q_s in runs:
+        for feed in feeds:
+            for ref, got in zip(ref_s.run(None, feed), q_s.run(None, feed), strict=True):
+                span = float(ref.max() - ref.min())
+                assert np.abs(got - ref).max() <= 0.03 * span
 
 
 def test_all_zero_channels_take_an_ordinary_scale():

@@ -15,6 +15,7 @@ from graphopt.quant.local_error import local_ranking, measuring_model
 from graphopt.quant.placement import Plan, plan
 from graphopt.quant.qdq import ActivationQuant
 from graphopt.quant.sensitivity import choose_float_groups, groups
+from tests.conftest import onnxruntime_int8_level, onnxruntime_runs_seven_bit_int8_fused
 from tests.test_quant_api import conv_model, feeds
 
 
@@ -130,11 +131,19 @@ def test_common_det_default_keeps_every_group_quantized(real_model, real_feeds) 
     q, report = quantize_with_report(path, data[:4], target="onnxruntime")
     assert report.kept_float == [] and report.error is not None
     assert report.error <= DEFAULT_ACCURACY_TARGET
-    ref, got = session(path), session(q)
-    share, count = box_match(
-        [ref.run(None, f)[0] for f in data[4:]], [got.run(None, f)[0] for f in data[4:]]
-    )
-    assert count > 60 and share >= 0.9, share
+    ref = session(path)
+    boxes = [ref.run(None, f)[0] for f in data[4:]]
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written
+    # (the level the search measured at); there (no VNNI: full-range weights saturate them,
+    # 0.77 of the boxes here) "all" with 7-bit weights (measured: 0.963)
+    level = onnxruntime_int8_level()
+    runs = [session(q, level=level)]
+    if level != "all" and onnxruntime_runs_seven_bit_int8_fused():
+        seven, _ = quantize_with_report(path, data[:4], target="onnxruntime", reduce_range=True)
+        runs.append(session(seven))
+    for got in runs:
+        share, count = box_match(boxes, [got.run(None, f)[0] for f in data[4:]])
+        assert count > 60 and share >= 0.9, share
 
 
 @pytest.mark.realmodel
@@ -193,7 +202,10 @@ def test_slice_copies_match_models_quantized_in_that_slice_only(target: str) -> 
     np.testing.assert_allclose(reference["y"], ort_run(model, feed)["y"], rtol=1e-4, atol=1e-5)
     for part, outputs in zip(slices, per_slice, strict=True):
         others = {m for k in keys if k not in part for m in members[k]}
-        alone = ort_run(insert_qdq(model, placement, params, others), feed)["y"]
+        # at the level the search's measuring run takes (collect.run_outputs)
+        alone = ort_run(
+            insert_qdq(model, placement, params, others), feed, level=onnxruntime_int8_level()
+        )["y"]
         np.testing.assert_allclose(outputs["y"], alone, rtol=1e-4, atol=1e-4)
         assert not np.allclose(outputs["y"], reference["y"], rtol=1e-4, atol=1e-5)
 

@@ -9,12 +9,13 @@ import pytest
 import graphopt
 from graphopt.backends.onnxruntime import session
 from graphopt.quant.evaluate import box_match, mask_iou
+from tests.conftest import onnxruntime_int8_level, onnxruntime_runs_seven_bit_int8_fused
 
 pytestmark = pytest.mark.realmodel
 
 
-def outputs(model, feeds):  # type: ignore[no-untyped-def]
-    sess = session(model)
+def outputs(model, feeds, level="all"):  # type: ignore[no-untyped-def]
+    sess = session(model, level=level)
     return [sess.run(None, f)[0] for f in feeds]
 
 
@@ -24,9 +25,21 @@ def test_common_det_onnxruntime_keeps_boxes(real_model, real_feeds) -> None:
     q = graphopt.quantize(path, feeds[:4], method="minmax", target="onnxruntime")
     onnx.checker.check_model(q, full_check=True)
     # page.png (index 14) carries most boxes; text.png too
-    share, count = box_match(outputs(path, feeds[14:16]), outputs(q, feeds[14:16]))
-    assert count > 20
-    assert share >= 0.85, share
+    reference = outputs(path, feeds[14:16])
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written
+    # (0.91); there (no VNNI: full-range weights saturate them, 0.79) "all" with 7-bit weights
+    # (0.96)
+    level = onnxruntime_int8_level()
+    got = [outputs(q, feeds[14:16], level)]
+    if level != "all" and onnxruntime_runs_seven_bit_int8_fused():
+        seven = graphopt.quantize(
+            path, feeds[:4], method="minmax", target="onnxruntime", reduce_range=True
+        )
+        got.append(outputs(seven, feeds[14:16]))
+    for boxes in got:
+        share, count = box_match(reference, boxes)
+        assert count > 20
+        assert share >= 0.85, share
 
 
 def test_common_det_entropy_keeps_boxes(real_model, real_feeds) -> None:
