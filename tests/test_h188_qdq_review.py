@@ -16,6 +16,7 @@ from graphopt.backends.onnxruntime import run
 from graphopt.quant.api import quantize_with_report
 from graphopt.quant.placement import plan
 from graphopt.realmodels import images, preprocess
+from tests.conftest import onnxruntime_int8_level
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +64,14 @@ def test_clip_bounds_of_shape_1_quantize_as_scalar_bounds(photos, target: str) -
     onnx.checker.check_model(q, full_check=True)
     assert "conv1" in report.quantized_nodes and "conv2" in report.quantized_nodes
     scalar, _ = quantize_with_report(_clip_model(()), photos, **options)
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written:
+    # on a CPU without VNNI they saturate on full-range weights (onnxruntime's layout: 35 % off
+    # at "all"); no 7-bit check, its weights alone err 5.8 % here
+    level = onnxruntime_int8_level()
     for feed in photos:
-        want, got = run(model, feed)["y"], run(q, feed)["y"]
+        want, got = run(model, feed)["y"], run(q, feed, level=level)["y"]
         assert np.abs(got - want).max() <= 0.04 * np.abs(want).max()
-        np.testing.assert_array_equal(got, run(scalar, feed)["y"])
+        np.testing.assert_array_equal(got, run(scalar, feed, level=level)["y"])
 
 
 def _float16_conv_model(bias: float) -> onnx.ModelProto:

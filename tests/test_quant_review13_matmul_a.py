@@ -22,6 +22,7 @@ from graphopt.backends.trt_check import check_tensorrt, errors
 from graphopt.quant.api import quantize_with_report
 from graphopt.quant.placement import plan
 from graphopt.realmodels import images, preprocess
+from tests.conftest import onnxruntime_int8_level
 
 
 def weight_first_model() -> onnx.ModelProto:
@@ -92,6 +93,11 @@ def test_weight_first_matmul_is_quantized_on_photographs(photos, target: str) ->
     assert producer[act.input[0]].op_type == "QuantizeLinear"
     if target == "tensorrt":
         assert not errors(check_tensorrt(q))
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written:
+    # on a CPU without VNNI they saturate on full-range weights (onnxruntime's layout: 23 % off
+    # at "all"). No 7-bit check: with reduce_range's weights this model errs 4.2 % (tensorrt)
+    # and 3.7 % (onnxruntime) as written, at the bound on their own
+    level = onnxruntime_int8_level()
     for feed in photos:
-        want, got = ort_run(model, feed)["y"], ort_run(q, feed)["y"]
+        want, got = ort_run(model, feed)["y"], ort_run(q, feed, level=level)["y"]
         assert np.abs(got - want).max() <= 0.04 * np.abs(want).max()

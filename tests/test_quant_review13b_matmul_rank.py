@@ -24,6 +24,7 @@ from graphopt.backends.trt_check import check_tensorrt
 from graphopt.quant.api import quantize_with_report
 from graphopt.quant.placement import plan
 from graphopt.realmodels import images, preprocess
+from tests.conftest import onnxruntime_int8_level, onnxruntime_runs_seven_bit_int8_fused
 
 
 def tokens_model(rank: int) -> onnx.ModelProto:
@@ -85,9 +86,25 @@ def test_matmul_weight_per_column_at_any_activation_rank(photos, rank: int) -> N
     assert [a.i for a in dq.attribute if a.name == "axis"] == [1]
     assert producer[matmul.input[0]].op_type == "DequantizeLinear"  # X: Q → DQ
     assert not check_tensorrt(q)  # not even a warning
-    for feed in photos:
-        want, got = ort_run(model, feed)["y"], ort_run(q, feed)["y"]
-        assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
-        # the narrow column keeps its own scale: 8.2 % of its range measured, 92 % per tensor
-        narrow = np.abs(got[..., 3] - want[..., 3]).max()
-        assert narrow <= 0.2 * np.abs(want[..., 3]).max()
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written;
+    # there (no VNNI: full-range weights saturate them, 16 % off) "all" with 7-bit
+    # weights (3.1 %, the narrow column 8.5 %)
+    level = onnxruntime_int8_level()
+    runs = [(q, level)]
+    if level != "all" and onnxruntime_runs_seven_bit_int8_fused():
+        seven, _ = quantize_with_report(
+            model,
+            photos,
+            target="tensorrt",
+            accuracy_target=None,
+            keep_stem=False,
+            reduce_range=True,
+        )
+        runs.append((seven, "all"))
+    for quantized, at in runs:
+        for feed in photos:
+            want, got = ort_run(model, feed)["y"], ort_run(quantized, feed, level=at)["y"]
+            assert np.abs(got - want).max() <= 0.05 * np.abs(want).max(), at
+            # the narrow column keeps its own scale: 8.2 % of its range measured, 92 % per tensor
+            narrow = np.abs(got[..., 3] - want[..., 3]).max()
+            assert narrow <= 0.2 * np.abs(want[..., 3]).max(), at

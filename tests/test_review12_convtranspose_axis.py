@@ -19,6 +19,7 @@ from graphopt.backends.onnxruntime import run as ort_run
 from graphopt.backends.trt_check import check_tensorrt
 from graphopt.quant.api import quantize_with_report
 from graphopt.realmodels import images, preprocess
+from tests.conftest import onnxruntime_int8_level
 
 C_IN, C_MID, C_OUT = 8, 6, 1  # deconv1: 8 → 6 channels, deconv2: 6 → 1 (a DBNet head's last)
 
@@ -105,10 +106,14 @@ def assert_close_on_photographs(model: onnx.ModelProto, q: onnx.ModelProto, feed
     """Largest |INT8 − FP32| over the photographs, relative to the float output's largest value;
     asserted within 5 %. Measured (minmax, 8 photographs): tensorrt 2.0 % (group 1), 3.4 %
     (group 2), onnxruntime 1.1 %, 2.2 %; the symmetric int8 activations dominate (the parent's
-    axes: 2.0 %, 3.5 %)."""
+    axes: 2.0 %, 3.5 %). At onnxruntime's default level where its fused int8 kernels are right,
+    else as written: on a CPU without VNNI they saturate on full-range weights (onnxruntime's
+    layout: 8.8 %, 7.2 % at "all"). No 7-bit check here: onnxruntime's grouped deconv weight is
+    per tensor, and at 7 bits its 0.02 .. 1 input channels err 5.9 % as written."""
+    level = onnxruntime_int8_level()
     worst = 0.0
     for feed in feeds:
-        want, got = ort_run(model, feed)["y"], ort_run(q, feed)["y"]
+        want, got = ort_run(model, feed)["y"], ort_run(q, feed, level=level)["y"]
         worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
     assert worst <= 0.05, worst
     return worst

@@ -22,6 +22,7 @@ from graphopt.quant.api import quantize_with_report
 from graphopt.quant.placement import plan
 from graphopt.quant.qdq import insert_qdq
 from graphopt.realmodels import images, preprocess
+from tests.conftest import onnxruntime_int8_level, onnxruntime_runs_seven_bit_int8_fused
 
 
 def compute_model(opset: int = 13, deconv_group: int = 1) -> onnx.ModelProto:
@@ -97,9 +98,21 @@ def test_axes_and_int8_accuracy_on_photographs(feeds, target: str, opset: int) -
     assert max(o.version for o in q.opset_import if o.domain in ("", "ai.onnx")) >= 13
     deconv = 0 if target == "tensorrt" else 1
     assert weight_axes(q) == {"conv": 0, "deconv": deconv, "gemm": 1, "gemm_tb": 0, "matmul": 1}
-    for feed in feeds:
-        want, got = ort_run(model, feed)["y"], ort_run(q, feed)["y"]
-        assert np.abs(got - want).max() <= 0.03 * np.abs(want).max()
+    # at onnxruntime's default level where its fused int8 kernels are right, else as written;
+    # there (no VNNI: full-range weights saturate them, 24 % off for the tensorrt layout)
+    # "all" with 7-bit weights (measured: 1.4 % tensorrt, 1.0 % onnxruntime)
+    level = onnxruntime_int8_level()
+    runs = [(q, level)]
+    if level != "all" and onnxruntime_runs_seven_bit_int8_fused():
+        seven, _ = quantize_with_report(
+            model, feeds, target=target, accuracy_target=None, keep_stem=False, reduce_range=True
+        )
+        assert weight_axes(seven) == weight_axes(q)
+        runs.append((seven, "all"))
+    for quantized, at in runs:
+        for feed in feeds:
+            want, got = ort_run(model, feed)["y"], ort_run(quantized, feed, level=at)["y"]
+            assert np.abs(got - want).max() <= 0.03 * np.abs(want).max(), at
 
 
 @pytest.mark.parametrize(("target", "axis"), [("onnxruntime", None), ("tensorrt", 0)])
