@@ -344,11 +344,7 @@ def _check_external_size(
     first (its size counted from dims, -24 bytes said the file's length was negative, or two
     negative dims read the bytes of the positive product)."""
     if any(d < 0 for d in tensor.dims):
-        kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
-        raise ValueError(
-            f"tensor {tensor.name!r} ({kind} {'x'.join(map(str, tensor.dims))}) has a negative "
-            "dim, which no tensor has (onnx.checker and onnxruntime refuse the model)"
-        )
+        raise ValueError(_negative_dim(f"tensor {tensor.name!r}", tensor.data_type, tensor.dims))
     need = _data_bytes(tensor)
     if need is None:
         return
@@ -448,6 +444,15 @@ def _parse(data: bytes | memoryview, where: str) -> onnx.ModelProto:
     return proto
 
 
+def _negative_dim(what: str, data_type: int, dims: Sequence[int]) -> str:
+    """Why a tensor (`what`: "tensor 'w'", ...) with a negative dim in `dims` is refused."""
+    kind = onnx.TensorProto.DataType.Name(data_type).lower()
+    return (
+        f"{what} ({kind} {'x'.join(map(str, dims))}) has a negative dim, which no tensor has "
+        "(onnx.checker and onnxruntime refuse the model)"
+    )
+
+
 def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.TensorProto]:
     """`_external_tensors(proto)`, and a one-line `LoadError` for a tensor name in an If/Loop/Scan
     body that protobuf handed over as bytes (not UTF-8 in the file: a flipped byte): shape
@@ -459,16 +464,22 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
     one of the twins into a model both take. And for a node giving one attribute twice (main
     graph, bodies, functions): onnx.checker and onnxruntime refuse it ("appeared multiple
     times"), and constant folding took one of the values (Transpose with perm [1, 0] and
-    [0, 1] folded into a model both take)."""
+    [0, 1] folded into a model both take). And for a tensor stored in the model (initializer,
+    Constant or other attribute tensor, sparse ones; not training_info's, which neither reads)
+    with a negative dim: optimize wrote such a model, which onnx.checker and onnxruntime
+    refuse, where no pass read the tensor (an external one: `_check_external_size`)."""
     bodies: list[onnx.GraphProto] = []
     twice: list[tuple[onnx.NodeProto, str]] = []
-    external = _external_tensors(proto, bodies, twice)
+    negative: list[str] = []
+    external = _external_tensors(proto, bodies, twice, negative)
     if twice:
         node, name = twice[0]
         raise LoadError(
             f"{where}: node {node.name or node.op_type!r} ({node.op_type}) gives attribute "
             f"{name!r} twice (onnx.checker and onnxruntime refuse the model): keep one"
         )
+    if negative:
+        raise LoadError(f"{where}: {negative[0]}")
     for body in bodies:
         require_text_graph_names(body, where, LoadError, nested=False)
         _refuse_names_given_twice(body, f"{where}: body {body.name!r}", body=True)
@@ -479,22 +490,44 @@ def _external_tensors(
     proto: onnx.ModelProto,
     bodies: list[onnx.GraphProto] | None = None,
     twice: list[tuple[onnx.NodeProto, str]] | None = None,
+    negative: list[str] | None = None,
 ) -> list[onnx.TensorProto]:
     """Every initializer and attribute tensor (subgraphs, functions and training_info graphs
     included) that keeps its data in an external file, sparse ones' values and indices too
     (onnxruntime reads those; onnx's loader visits neither these nor training_info). One walk
     reading only tags: no tensor bytes are touched. `bodies` gets every If/Loop/Scan body the
     walk passes (nested ones too); `twice` each node (but training_info's) giving an attribute
-    name twice, with that name (~0.15 ms more a load of layout_cdla's 1493 nodes)."""
+    name twice, with that name (~0.15 ms more a load of layout_cdla's 1493 nodes); `negative`
+    why each tensor kept in the model (not external: `_check_external_size`; not
+    training_info's, which neither onnx.checker nor onnxruntime checks) has a negative dim.
+    That reads `dims` only, `d and min(d[:])`: upb iterates a repeated field ~3x slower than
+    it slices it (~0.7 ms more a load of layout_cdla's 878 Constants)."""
     external = onnx.TensorProto.EXTERNAL
     tensor, tensors = onnx.AttributeProto.TENSOR, onnx.AttributeProto.TENSORS
     graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
     sparse, sparses = onnx.AttributeProto.SPARSE_TENSOR, onnx.AttributeProto.SPARSE_TENSORS
     found: list[onnx.TensorProto] = []
 
-    def in_sparse(items: Any) -> None:
+    def in_sparse(items: Any, what: str = "") -> None:
         for s in items:
             found.extend(t for t in (s.values, s.indices) if t.data_location == external)
+            if negative is None:
+                continue
+            named = what or f"sparse tensor {s.values.name!r}"
+            if s.dims and min(s.dims[:]) < 0:
+                negative.append(_negative_dim(named, s.values.data_type, s.dims))
+            for part, t in (("values", s.values), ("indices", s.indices)):
+                if t.data_location != external and t.dims and min(t.dims[:]) < 0:
+                    negative.append(_negative_dim(f"the {part} of {named}", t.data_type, t.dims))
+
+    def in_attribute(node: onnx.NodeProto, a: onnx.AttributeProto, t: onnx.TensorProto) -> None:
+        """`node`'s attribute `a` holds `t`, stored in the model: its dims checked."""
+        if negative is not None:
+            d = t.dims
+            if d and min(d[:]) < 0:
+                what = f"node {node.name or node.op_type!r} ({node.op_type}): the tensor"
+                what += f" {t.name!r} of" if t.name else " of"
+                negative.append(_negative_dim(f"{what} attribute {a.name!r}", t.data_type, d))
 
     def in_nodes(nodes: Any) -> None:
         for node in nodes:
@@ -506,19 +539,28 @@ def _external_tensors(
             for a in attributes:
                 kind = a.type
                 if kind == tensor:
-                    if a.t.data_location == external:
-                        found.append(a.t)
+                    t = a.t
+                    if t.data_location == external:
+                        found.append(t)
+                    elif negative is not None:  # (inline: a Constant's tensor, on every load)
+                        d = t.dims
+                        if d and min(d[:]) < 0:
+                            in_attribute(node, a, t)
                 elif kind == tensors:
-                    found.extend(t for t in a.tensors if t.data_location == external)
+                    for t in a.tensors:
+                        if t.data_location == external:
+                            found.append(t)
+                        else:
+                            in_attribute(node, a, t)
                 elif kind == graph:
                     in_body(a.g)
                 elif kind == graphs:
                     for g in a.graphs:
                         in_body(g)
-                elif kind == sparse:
-                    in_sparse((a.sparse_tensor,))
-                elif kind == sparses:
-                    in_sparse(a.sparse_tensors)
+                elif kind in (sparse, sparses):
+                    what = f"node {node.name or node.op_type!r} ({node.op_type}): the sparse"
+                    what = f"{what} tensor of attribute {a.name!r}"
+                    in_sparse((a.sparse_tensor,) if kind == sparse else a.sparse_tensors, what)
 
     def in_body(g: onnx.GraphProto) -> None:
         if bodies is not None:
@@ -526,14 +568,24 @@ def _external_tensors(
         in_graph(g)
 
     def in_graph(g: onnx.GraphProto) -> None:
-        found.extend(t for t in g.initializer if t.data_location == external)
+        if negative is None:
+            found.extend(t for t in g.initializer if t.data_location == external)
+        else:
+            for t in g.initializer:
+                if t.data_location == external:
+                    found.append(t)
+                else:
+                    d = t.dims
+                    if d and min(d[:]) < 0:
+                        negative.append(_negative_dim(f"tensor {t.name!r}", t.data_type, d))
         in_sparse(g.sparse_initializer)
         in_nodes(g.node)
 
     in_graph(proto.graph)
     for f in proto.functions:
         in_nodes(f.node)
-    twice = None  # (training_info: onnxruntime does not read it)
+    twice = negative = None  # (training_info: onnxruntime does not read it; the checker takes
+    # its negative dims)
     for info in proto.training_info:  # onnx's loader does not visit these either
         in_graph(info.initialization)
         in_graph(info.algorithm)
