@@ -248,8 +248,12 @@ def _drop_prepacked_entries(external: list[onnx.TensorProto]) -> None:
             tensor.external_data.extend(kept)
 
 
-# the keys of an external data entry that onnx reads (onnx.external_data_helper.ExternalDataInfo)
-_DATA_KEYS = frozenset(("location", "offset", "length", "checksum", "basepath"))
+# the keys of an external data entry that onnxruntime reads (1.32: its prepacked_* aside,
+# which the load drops), and those onnx reads (onnx.external_data_helper.ExternalDataInfo),
+# graphopt's: onnxruntime refuses 'basepath' ("model format error!"), a key onnx reads and
+# its loader does not use; graphopt takes it, and saves the tensor without it
+_ORT_DATA_KEYS = ("location", "offset", "length", "checksum")
+_DATA_KEYS = frozenset((*_ORT_DATA_KEYS, "basepath"))
 
 
 def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> None:
@@ -277,8 +281,9 @@ def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> Non
             # refuses it, "model format error!", and onnx's loader ignores it)
             raise LoadError(
                 f"{where}: tensor {tensor.name!r} has an external data entry {unknown!r}, which "
-                f"is none of {', '.join(sorted(_DATA_KEYS))}: graphopt does not support that "
-                "key (nor does onnxruntime)"
+                f"is none of {', '.join(_ORT_DATA_KEYS)} (the keys onnxruntime reads) and "
+                "basepath (which onnx reads, and onnxruntime refuses): graphopt does not "
+                "support that key, nor does onnxruntime"
             )
         locations = [e.value for e in tensor.external_data if e.key == "location"]
         if not any(locations):
