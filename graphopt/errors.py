@@ -7,11 +7,26 @@ to do about it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import onnx
 
 
 class GraphoptError(Exception):
     """Base class of every error graphopt raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its `args` (the message) and attributes, rebuilt without `__init__`:
+        Exception's own way calls `type(e)(*e.args)`, which a subclass taking other arguments
+        than its message could not take (OpsetConversionError(kind, reason, message): a
+        TypeError) or took for another (NonFiniteValues(what) wrapped the whole message in a
+        second one). multiprocessing and concurrent.futures pickle a worker's error."""
+        return (_rebuilt, (type(self), self.args), self.__dict__ or None)
+
+
+def _rebuilt(cls: type[GraphoptError], args: tuple[Any, ...]) -> GraphoptError:
+    """A `cls` error holding `args`, its `__init__` not run (pickle sets its attributes)."""
+    return cls.__new__(cls, *args)  # (BaseException.__new__ sets .args)
 
 
 class LoadError(GraphoptError):
