@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import onnx
 
+from graphopt._text import model_strings_escaped
 from graphopt.errors import CHECKER_ERRORS, OpsetConversionError, PipelineError, first_line
 from graphopt.ir import Graph
 from graphopt.ir.nodes import default_opset
@@ -158,7 +159,7 @@ def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
         # some ops fails it (MeanVarianceNormalization's function body) where 12 passed
         onnx.checker.check_model(converted, full_check=True)
     except CHECKER_ERRORS as e:
-        return f"the converted model fails onnx.checker: {first_line(e)}"
+        return f"the converted model fails onnx.checker: {_first_line(e, converted)}"
     return ""
 
 
@@ -182,10 +183,19 @@ def _runtime_problem(converted: onnx.ModelProto, original: onnx.ModelProto) -> s
     return ""
 
 
+def _first_line(error: Exception, model: onnx.ModelProto) -> str:
+    """`error`'s (onnxruntime's, onnx.checker's) message about `model` by its first line, the
+    model's names in it escaped first (`_text.model_strings_escaped`, as
+    `backends.onnxruntime.session` says a load error): a newline in a node's name cut the
+    message at the name ("... node with name 'ro" for RoiAlign 'ro\\ni')."""
+    text = model_strings_escaped(str(error), model)
+    return first_line(RuntimeError(text)) if text.strip() else first_line(error)
+
+
 def _session_problem(model: onnx.ModelProto) -> str:
     """Why onnxruntime's CPU build cannot make a session of `model` (optimizations off), as
-    its first line; "" when it can, or when that cannot be tried (no onnxruntime, a model
-    past protobuf's 2 GiB)."""
+    its first line (`_first_line`); "" when it can, or when that cannot be tried (no
+    onnxruntime, a model past protobuf's 2 GiB)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -200,7 +210,7 @@ def _session_problem(model: onnx.ModelProto) -> str:
     try:
         ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors
-        return first_line(e) or type(e).__name__
+        return _first_line(e, model)
     return ""
 
 
