@@ -523,7 +523,9 @@ def _external_tensors(
                 negative.append(_negative_dim(named, s.values.data_type, s.dims))
             for part, t in (("values", s.values), ("indices", s.indices)):
                 if t.data_location != external and t.dims and min(t.dims[:]) < 0:
-                    negative.append(_negative_dim(f"the {part} of {named}", t.data_type, t.dims))
+                    negative.append(
+                        _negative_dim(f"the {part} tensor of {named}", t.data_type, t.dims)
+                    )
 
     def in_attribute(node: onnx.NodeProto, a: onnx.AttributeProto, t: onnx.TensorProto) -> None:
         """`node`'s attribute `a` holds `t`, stored in the model: its dims checked."""
