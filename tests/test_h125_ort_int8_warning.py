@@ -170,3 +170,18 @@ def test_quantize_says_nothing_of_a_right_onnxruntime(monkeypatch, caplog) -> No
     with caplog.at_level(logging.WARNING, logger="graphopt"):
         graphopt.quantize(_two_convs(), _photographs(), target="onnxruntime")
     assert _probe_warnings(caplog) == []
+
+
+def test_reduce_range_is_advised_only_where_the_seven_bit_probe_is_right(monkeypatch) -> None:
+    # the saturation cause comes from the CPU's flags; --reduce-range is advised only where the
+    # probe with 7-bit weights measured right (H238)
+    monkeypatch.setattr(ort_backend, "_fused_conv_cause", lambda: "saturation")
+    for steps_at_64, advised in [(0.0, True), (5.0, False)]:
+        monkeypatch.setattr(
+            ort_backend,
+            "fused_int8_conv_error_steps",
+            lambda weight_max=127, s=steps_at_64: 23.0 if weight_max > 64 else s,
+        )
+        remedy = ort_backend.fused_int8_conv_remedy()
+        assert ("--reduce-range" in remedy) == advised, remedy
+        assert "ORT_ENABLE_BASIC" in remedy

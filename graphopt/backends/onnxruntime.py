@@ -191,7 +191,8 @@ def fused_int8_conv_remedy(weight_max: int = 127) -> str:
     """What a user can do about `fused_int8_conv_problem(weight_max)`, for its cause: where
     the full-range weights saturate, graphopt's own `reduce_range` (`graphopt quantize
     --reduce-range`: int8 weights in [-64, 64], as onnxruntime's `quantize_static(...,
-    reduce_range=True)` makes them)."""
+    reduce_range=True)` makes them), where the probe with such weights is right (the cause
+    comes from the CPU's flags; the remedy is measured)."""
     basic = (
         "run the quantized model at graph_optimization_level ORT_ENABLE_BASIC (no QLinearConv "
         "fusion)"
@@ -199,7 +200,7 @@ def fused_int8_conv_remedy(weight_max: int = 127) -> str:
     cause = _cause_with(weight_max)
     if cause == "vnni":
         return f"upgrade onnxruntime to 1.25 or later, or {basic}"
-    if cause == "saturation":
+    if cause == "saturation" and fused_int8_conv_error_steps(64) <= 1.01:
         return (
             "quantize the weights to 7 bits with --reduce-range (the API's reduce_range=True: "
             f"int8 weights in [-64, 64], as onnxruntime's reduce_range makes them), or {basic}"
