@@ -185,7 +185,7 @@ def test_design_section_quotes_the_optimize_save_ranges_of_the_results():
 def test_the_three_times_goal_sentence_quotes_the_results():
     text = " ".join(readme_text().split())
     m = re.search(
-        r"with the save it is met on layout_cdla and ppocr_det only in runs whose floor is slow: "
+        r"with the save it was met on layout_cdla and ppocr_det only in runs whose floor was slow: "
         r"layout_cdla ([\d.]+)× and ([\d.]+)× in the two runs here \(floors ([\d.]+) and "
         r"([\d.]+) ms\), ppocr_det ([\d.]+)× in the peer comparison \(floor ([\d.]+) ms\) but "
         r"([\d.]+)× in `optimize_time.json`'s \(([\d.]+) ms\)",
