@@ -291,6 +291,7 @@ for pipeline in ("default", "simplify"):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", [2**63 - 1, 2**32, -(2**63) + 1])
 def test_a_huge_slice_step_neither_crashes_nor_hangs_shape_inference(step):
     # x[::step] runs in onnxruntime (one element, or none for a negative step); onnx 1.23's

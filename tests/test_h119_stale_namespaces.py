@@ -97,6 +97,7 @@ print([p.name for p in remove_stale_temporaries(Path(sys.argv[1]))])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare"
 )

@@ -80,6 +80,7 @@ def test_percentile_within_one_bin_of_numpy(layout_values, tensor: str) -> None:
         assert exact <= ours <= exact + calib.bin_width, (p, ours, exact, calib.bin_width)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tensor", LAYOUT_TENSORS)
 def test_mse_amax_is_near_the_best_on_the_raw_values(layout_values, tensor: str) -> None:  # type: ignore[no-untyped-def]
     x = layout_values[tensor]
@@ -108,6 +109,7 @@ PPOCR_TENSORS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sample_cap", [0, 1 << 16])
 def test_streaming_histograms_ignore_order_batching_and_merging(
     real_model,  # type: ignore[no-untyped-def]

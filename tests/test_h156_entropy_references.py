@@ -127,6 +127,7 @@ def test_entropy_is_pytorch_quantization_with_graphopts_documented_choices(
     assert kept == int(np.argmin(kl)) + 128 or kl[kept - 128] - kl.min() < 1e-12
 
 
+@pytest.mark.slow
 def test_pytorch_quantization_as_written_picks_other_thresholds(histograms) -> None:  # type: ignore[no-untyped-def]
     """Not a defect: NVIDIA's own tool makes other choices where TensorRT's description is
     silent, and moves the threshold far on real histograms; the figures in the docstring."""

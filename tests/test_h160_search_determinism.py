@@ -15,6 +15,7 @@ pytestmark = pytest.mark.realmodel
 TARGET = 0.006
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "method"), [("tensorrt", "minmax"), ("onnxruntime", "entropy")])
 def test_search_model_is_independent_of_feed_order_and_threads(
     real_model, real_feeds, tmp_path, target, method

@@ -26,6 +26,7 @@ def _reversed_outputs(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 def test_reordered_outputs_are_no_difference(real_model, real_feeds, tmp_path: Path) -> None:
     tools = {"original": compare_peers._copy, "reversed": _reversed_outputs}

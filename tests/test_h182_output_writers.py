@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from graphopt.analysis import post_dominator_tree
@@ -65,6 +66,7 @@ def test_tree_of_every_output_model() -> None:
         assert len(tree) == 2000 and set(tree.values()) == {None}  # each writes an output
 
 
+@pytest.mark.slow
 def test_80k_chain_no_recursion_limit() -> None:
     n = 80_000
     assert n > sys.getrecursionlimit() * 10

@@ -251,6 +251,7 @@ def undeclared_imports() -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow
 def test_what_the_tests_import_is_what_the_readme_test_command_installs():
     found = undeclared_imports()
     new = {m: sorted(files) for m, files in found.items() if m not in KNOWN_UNDECLARED}

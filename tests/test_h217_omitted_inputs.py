@@ -53,6 +53,7 @@ def _optimized_ops(op: str, inputs: str, pipeline: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["Sum", "Max", "Mean"])
 @pytest.mark.parametrize("pipeline", ["default", "tensorrt"])
 def test_a_variadic_input_left_out_is_not_evaluated(op: str, pipeline: str) -> None:

@@ -57,6 +57,7 @@ def _run(tmp_path: Path, monkeypatch, signal_raised: type[BaseException], after_
     return code, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signal_raised", "code", "word"),
     [(KeyboardInterrupt, 130, "interrupted"), (cli._Terminated, 143, "terminated")],

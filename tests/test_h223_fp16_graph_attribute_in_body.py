@@ -47,6 +47,7 @@ def _in_if_branch(model: onnx.ModelProto) -> onnx.ModelProto:
     return wrapped
 
 
+@pytest.mark.slow
 def test_flex_attention_with_score_mod_in_a_branch_stays_float32() -> None:
     model, inputs = _case()
     wrapped = _in_if_branch(model)

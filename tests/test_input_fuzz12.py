@@ -934,12 +934,14 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "mutation", "k"), CASES, ids=lambda v: str(v))
 def test_damaged_model(seed, mutation, k, tmp_path):
     path = make_case(seed, mutation, k, tmp_path)
     assert check_case(path, tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 @pytest.mark.parametrize(
     ("seed", "mutation", "k"),

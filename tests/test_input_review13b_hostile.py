@@ -109,6 +109,7 @@ def test_a_model_path_that_is_a_fifo_is_still_read(tmp_path):
     assert loaded.model.SerializeToString() == data
 
 
+@pytest.mark.slow
 @needs_dev_zero
 def test_dev_zero_as_the_model_is_refused_not_read_until_memory_runs_out(tmp_path):
     # in fresh processes with their address space capped: unfixed, each read /dev/zero until

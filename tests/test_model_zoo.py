@@ -33,6 +33,7 @@ PIPELINES = ("default", "tensorrt", "ort-fusions", "ort-cpu", "simplify")
 UNSHRINKABLE = {"yolov8_nudenet": ("default", "tensorrt"), "silero_vad_v6": ("default", "tensorrt")}
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_every_pipeline_keeps_the_outputs(name):
@@ -54,6 +55,7 @@ def test_every_pipeline_keeps_the_outputs(name):
                 assert not d.exceeds(1e-4, 1e-5), (pipeline, d)
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 @pytest.mark.parametrize("name", ["ddddocr_ocr", "ppocrv4_rec"])
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt"])

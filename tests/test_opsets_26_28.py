@@ -116,6 +116,7 @@ def _same(a: object, b: object) -> bool:
     return bool(np.array_equal(a_, b_))
 
 
+@pytest.mark.slow
 @needs_28
 def test_onnx_node_cases_at_opsets_26_to_28_keep_their_outputs() -> None:
     """Each of onnx's node test cases at opsets 26-28 that onnxruntime runs: the `default` and

@@ -1574,6 +1574,7 @@ def check_constants_case(
     return problems
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_pipelines_keep_outputs(seed: int) -> None:
     problems = check_case(seed)

@@ -206,6 +206,7 @@ def _outputs(model, feeds, level="all"):  # type: ignore[no-untyped-def]
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 @pytest.mark.parametrize("ranking", ["local", "full"])
 def test_search_measures_class_probabilities(real_model, real_feeds, ranking) -> None:

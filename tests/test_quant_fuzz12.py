@@ -613,6 +613,7 @@ def run_one(seed: int, chosen: tuple[str, str, dict] | None = None) -> tuple[str
 COMMITTED = [*range(39), 52]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", COMMITTED)
 def test_quantize_fuzz(seed: int) -> None:
     run_one(seed)

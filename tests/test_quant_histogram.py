@@ -55,6 +55,7 @@ def distributions() -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(distributions()))
 def test_entropy_matches_slow_reference(name: str) -> None:
     calib = HistogramCalibrator()

@@ -146,6 +146,7 @@ def test_common_det_default_keeps_every_group_quantized(real_model, real_feeds) 
         assert count > 60 and share >= 0.9, share
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 def test_ppocr_det_default_keeps_sensitive_groups_float(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
     """Max calibration misses the target on the text detector; the float groups the local

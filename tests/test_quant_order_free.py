@@ -154,6 +154,7 @@ def test_from_cache_samples_are_the_same_in_any_feed_order(tmp_path) -> None:  #
         assert model.SerializeToString() == first.SerializeToString()
 
 
+@pytest.mark.slow
 @pytest.mark.realmodel
 def test_ppocr_det_default_is_the_same_in_any_feed_order(real_model, real_feeds) -> None:  # type: ignore[no-untyped-def]
     """The review's case: the same 4 photographs reversed floated 14 groups instead of 2."""

@@ -59,6 +59,7 @@ def _which(path: Path) -> str:
     raise AssertionError(f"{path.name} reads another model's data: y[0, :3] = {y[0, :3]}")
 
 
+@pytest.mark.slow
 def test_a_save_whose_data_file_another_save_replaced_meanwhile_keeps_its_own_data(
     tmp_path, monkeypatch
 ):
