@@ -26,11 +26,13 @@ from graphopt.passes.base import CONTEXT_OPTIONS, PassContext, all_passes
 from graphopt.pipeline import (
     DumpInstrument,
     PassManager,
+    PassStep,
     Pipeline,
     RunReport,
     StatsInstrument,
     VerifyInstrument,
     check_opt_level,
+    level_of,
     load_pipeline,
     refuse_rules_no_step_runs,
     unique_files,
@@ -119,6 +121,15 @@ _POSITIONALS = ("model", "pipeline")
 _BY_NAME = "give the options by name, e.g. opt_level=1"
 
 
+def _run_level(pipeline: Pipeline, ctx: PassContext) -> int:
+    """The opt level `PassManager.run` runs `pipeline` at: the user's, else the pipeline's
+    `opt_level:` (-1 runs no pass), else the context's default. A step's own level may be
+    lower still (`level_of`: an included pipeline's `opt_level:`)."""
+    if pipeline.opt_level is not None and "opt_level" not in ctx.options:
+        return pipeline.opt_level
+    return ctx.opt_level
+
+
 def _starts_with_constants_to_initializers(
     pipeline: Pipeline, ctx: PassContext, model: onnx.ModelProto
 ) -> bool:
@@ -126,19 +137,13 @@ def _starts_with_constants_to_initializers(
     step, not disabled, at an opt level that runs it (every level from 0), on a model that
     may have initializers (IR ≥ 4, or unset: read as current)."""
     from graphopt.passes.constants import ConstantsToInitializers
-    from graphopt.pipeline import PassStep, level_of
 
     first = pipeline.steps[0] if pipeline.steps else None
-    # the level PassManager.run runs at: the user's, else the pipeline's (opt_level: -1 runs
-    # nothing, this pass included)
-    level = ctx.opt_level
-    if pipeline.opt_level is not None and "opt_level" not in ctx.options:
-        level = pipeline.opt_level
     return (
         isinstance(first, PassStep)
         and isinstance(first.pass_, ConstantsToInitializers)
         and first.pass_.name not in ctx.disabled
-        and first.pass_.opt_level <= level_of(first, level, ctx)  # an include's opt_level too
+        and first.pass_.opt_level <= level_of(first, _run_level(pipeline, ctx), ctx)
         and not 0 < model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS
     )
 
@@ -240,6 +245,26 @@ def make_context(
     if opt_level is not None:  # the user's level wins over the pipeline's (PassManager.run)
         ctx.opt_level = opt_level
         ctx.options["opt_level"] = opt_level
+    # a pass the pipeline has but runs at no step at this opt level: disabling it changes
+    # nothing either (fold-batchnorm at opt_level=0), said the same way
+    level = _run_level(pipeline, ctx)
+    skipped = sorted(
+        name
+        for name in set(disable) - set(absent)
+        if all(
+            s.pass_.opt_level > level_of(s, level, ctx)
+            for s in pipeline.pass_steps()
+            if s.pass_.name == name
+        )
+    )
+    if skipped:
+        log.warning(
+            "pipeline %r runs no %s pass at opt level %d: disabling %s changes nothing",
+            pipeline.name,
+            " or ".join(map(repr, skipped)),
+            level,
+            "it" if len(skipped) == 1 else "them",
+        )
     if "rule_files" in ctx.options or pipeline.rule_files:
         # a list of its own (the caller's grew by the pipeline's files at every call); one path
         # is one file, not a list of its letters; a falsy value names no file
