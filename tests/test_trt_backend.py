@@ -198,6 +198,16 @@ def test_old_tensorrt_is_refused(monkeypatch):
         trt_backend.import_tensorrt()
 
 
+def test_padded_version_string_reads_its_major(monkeypatch):
+    """' 10.3.0 ' passes the installed-version check; its major was read as 0 ('TensorRT
+    10.3.0 is too old')."""
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(" 10.3.0\n"))
+    trt = trt_backend.import_tensorrt()
+    assert trt_backend.trt_major(trt) == 10
+    assert trt_backend.trt_version(trt) == "10.3.0"
+    assert calibration_cache_tag(trt) == "TRT-100300-EntropyCalibration2"
+
+
 def test_no_gpu_is_one_line(monkeypatch):
     monkeypatch.setattr(trt_runtime, "cuda_device_count", lambda: (0, "no NVIDIA driver found"))
     with pytest.raises(BackendError, match="no NVIDIA GPU: no NVIDIA driver found"):

@@ -152,7 +152,9 @@ def import_tensorrt() -> Any:
 
 
 def trt_version(trt: Any) -> str:
-    return str(getattr(trt, "__version__", "0"))
+    """The module's `__version__`, stripped: `installed_version_problem` takes ' 10.3.0 ' (a
+    build's padded string), which `trt_major` read as major 0 ('TensorRT  10.3.0 is too old')."""
+    return str(getattr(trt, "__version__", "0")).strip()
 
 
 def trt_major(trt: Any) -> int:
