@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import onnx
 
-from graphopt.errors import OpsetConversionError, first_line
+from graphopt._text import escaped, model_strings_escaped
+from graphopt.errors import OpsetConversionError
 from graphopt.ir.nodes import attribute_value, default_opset, nested_bodies
 
 
@@ -54,7 +55,9 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     try:
         converted = version_converter.convert_version(_sparse_as_inputs(model), version)
     except Exception as e:  # the converter raises untyped errors from C++
-        first = first_line(e)
+        # its first line, the model's names escaped first: a newline in one cut the line there
+        text = model_strings_escaped(str(e), model).strip()
+        first = text.splitlines()[0] if text else type(e).__name__
         message = f"onnx.version_converter failed: {first}"
         raise OpsetConversionError("converter-failed", first, message) from e
     if model.graph.sparse_initializer:  # the stand-ins go, the sparse initializers come back
@@ -192,22 +195,23 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
         op = node.op_type
         mode = attribute_value(node, "mode", "nearest")
         if isinstance(mode, bytes):
-            mode = mode.decode()
+            mode = mode.decode(errors="replace")
+        # the reason is a line of the callers' errors: a newline in a node's name (or a mode)
+        # made it two
+        name, said = escaped(node.name or op), escaped(str(mode))
         if op == "Upsample" and mode != "nearest":
-            return f"{node.name or op}: Upsample in {mode} mode would become a half_pixel Resize"
+            return f"{name}: Upsample in {said} mode would become a half_pixel Resize"
         if op == "Resize" and before < 11 <= version and mode != "nearest":
-            return f"{node.name or op}: Resize-10 in {mode} mode would become a half_pixel Resize"
+            return f"{name}: Resize-10 in {said} mode would become a half_pixel Resize"
         if op == "Hardmax" and before < 13 <= version:
-            return f"{node.name or op}: Hardmax changes meaning at opset 13 (no adapter)"
+            return f"{name}: Hardmax changes meaning at opset 13 (no adapter)"
         if op == "Dropout" and before < 12 <= version and len(node.output) > 1 and node.output[1]:
             if read is None:
                 read = {i for g in graphs for n in g.node for i in n.input}
                 read.update(o.name for g in graphs for o in g.output)
             if node.output[1] not in read:
                 continue
-            return (
-                f"{node.name or op}: Dropout's mask changes at opset 12 (all False, then all True)"
-            )
+            return f"{name}: Dropout's mask changes at opset 12 (all False, then all True)"
     return ""
 
 
