@@ -49,6 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from graphopt._text import shown as text_shown
 from graphopt.errors import QuantizeError, first_line
 from graphopt.ir.model_io import special_file_kind
 
@@ -227,6 +228,7 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
 
     target = Path(path)
     data = dumps(scales, header).encode()
+    warn_of_colons(path, scales)
     made: list[Path] = []
     try:
         made = make_folders(target.parent)
@@ -236,6 +238,29 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
         if isinstance(e, OSError):
             raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
         raise
+
+
+def warn_of_colons(path: str | Path, scales: dict[str, np.float32]) -> None:
+    """One warning where a tensor name holds ':' (tf2onnx's 'input_1:0'): TensorRT and `loads`
+    read a line's name up to its last ':', onnxruntime's TensorRT execution provider (with
+    `trt_int8_use_native_calibration_table`) up to its first, so it gives such a tensor no
+    scale and another name ('input_1') a scale of 0: a cache that is right for TensorRT is
+    silently wrong there (module docstring)."""
+    colons = sorted(name for name in scales if ":" in name)
+    if colons:
+        first = colons[0]
+        log.warning(
+            "%s: %s ':' (%s%s): TensorRT reads them, but onnxruntime's TensorRT execution "
+            "provider takes a cache line's name up to its first ':' (its line for %s gives "
+            "tensor %s a wrong scale, and %s none); rename them in the model for that runtime",
+            text_shown(path),
+            "1 tensor name holds" if len(colons) == 1 else f"{len(colons)} tensor names hold",
+            shown(first),
+            ", ..." if len(colons) > 1 else "",
+            shown(first),
+            shown(first.split(":", 1)[0]),
+            shown(first),
+        )
 
 
 def missing_folders(path: str | Path) -> list[Path]:
