@@ -158,15 +158,17 @@ def save_output(
     from graphopt.ir.model_io import serialized_pieces
 
     if args.output != STDOUT:
-        from graphopt.ir.model_io import is_stream
+        from graphopt.ir.model_io import OLD_MODEL_PUT_BACK, is_stream
 
         straight = is_stream(Path(args.output))  # a device or pipe: no file to keep whole
         before = file_identity(args.output)
         try:
             save_model(model, args.output, external_data=external_data)
             args.interrupted = _written(args)
-        except BaseException:
-            if straight:  # interrupted: what went out cannot be taken back (as for `-o -`)
+        except BaseException as e:
+            if getattr(e, OLD_MODEL_PUT_BACK, False):
+                pass  # the old model is back: nothing was written, whatever its file's identity
+            elif straight:  # interrupted: what went out cannot be taken back (as for `-o -`)
                 args.interrupted = (
                     f"{shown(args.output)} is a device or pipe, written straight: what it got "
                     "may be part of the model, not a whole one: discard it"

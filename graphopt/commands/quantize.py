@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     from graphopt.errors import QuantizeError
     from graphopt.ir import load
     from graphopt.ir.io_names import require_text_io_names
-    from graphopt.ir.model_io import is_stream
+    from graphopt.ir.model_io import OLD_MODEL_PUT_BACK, is_stream
     from graphopt.quant import cache as cache_io
     from graphopt.quant.api import check_values, quantize_with_report
     from graphopt.quant.data import IMAGE_SUFFIXES, PreprocessSpec, parse_triple
@@ -379,8 +379,13 @@ def run(args: argparse.Namespace) -> int:
         save_output(quantized, args, external_data=loaded.external_data or None)
         args.interrupted = saved_text
         saved = True
-    except BaseException:  # the cache may be written by now: the run is to leave nothing
-        if saving and not saved and file_identity(args.output) != model_before:
+    except BaseException as e:  # the cache may be written by now: the run is to leave nothing
+        if (
+            saving
+            and not saved
+            and not getattr(e, OLD_MODEL_PUT_BACK, False)  # (a copy of it: a new file)
+            and file_identity(args.output) != model_before
+        ):
             # Ctrl-C or SIGTERM after the save renamed the model into place (its last step):
             # the model is this run's, so its cache and sidecar stay this run's too; put back,
             # they paired the new model with the old scales, and "nothing was written" was said

@@ -1254,8 +1254,10 @@ def _put_model_and_data(
                 ) from e
             log.warning("%s: saved with its data in %s: %s", shown(path), shown(where), why)
             return
-    except BaseException:
+    except BaseException as e:
         swap.settle()
+        if swap.put_back:  # (a copy put back is a new file: its identity says nothing)
+            setattr(e, OLD_MODEL_PUT_BACK, True)
         raise
     try:
         fresh.unlink()
@@ -1323,6 +1325,13 @@ def remove_folders(made: Sequence[Path]) -> None:
             return
 
 
+# An attribute `_put_model_and_data` sets on the exception (a Ctrl-C) that interrupted it after
+# putting the old model back: the file at the path is the old model, but where it was kept as a
+# copy (no hard links) it is a new file, and the CLI, which tells "wrote" from "nothing was
+# written" by the file's identity (commands._common.save_output), said "wrote".
+OLD_MODEL_PUT_BACK = "graphopt_old_model_put_back"
+
+
 @dataclass
 class _Swap:
     """What `_put_model_and_data` needs to leave a consistent pair, and no temporary file,
@@ -1341,6 +1350,7 @@ class _Swap:
     own: Path | None = None  # the data's own name on the warning path, once made
     tried: Path | None = None  # the own name tried last
     settled: bool = False
+    put_back: bool = False  # `settle` left the old model (or none, as before) at `path`
 
     def can_go_back(self) -> bool:
         """Whether the old pair can be put back: the old data file is still in place and the
@@ -1361,7 +1371,10 @@ class _Swap:
             if _file_id(self.final) == self.old_data_id:
                 if self.old_model_id is None:  # no model was there: none is
                     self.target.unlink(missing_ok=True)
-                elif _file_id(self.target) != self.old_model_id and self.old_model is not None:
+                    self.put_back = True
+                elif _file_id(self.target) == self.old_model_id:
+                    self.put_back = True  # (interrupted before the new model was put)
+                elif self.old_model is not None:
                     if self.target != self.path and _file_id(self.old_model) == self.old_model_id:
                         # the kept link renamed back, the file itself (as where no link is):
                         # its bytes written through the link made a new file, which the CLI
@@ -1369,6 +1382,7 @@ class _Swap:
                         os.replace(self.old_model, self.target)
                     else:
                         _put_model_file(self.old_model, self.path, self.target)
+                    self.put_back = True
             elif self.model_tmp.exists():
                 _put_model_file(self.model_tmp, self.path, self.target)
             spares = [self.fresh, self.own]
