@@ -569,7 +569,8 @@ def write_targets(
             try:
                 return list(sess.run([s.source for s in specs], feed))
             except Exception as e:  # onnxruntime raises its own untyped errors
-                first = run_error_text(e)  # every line: a wrong shape's dims come after the first
+                # every line (a wrong shape's dims come after the first), names escaped
+                first = run_error_text(e, model=model)
                 raise DistillError(f"the teacher failed on {_named(named)}: {first}") from e
 
         stacking_checked = False

@@ -484,9 +484,10 @@ def _seeded(rng: np.random.Generator, dtype: Any, shape: list[int]) -> np.ndarra
 
 
 def describe_feeds(feeds: dict[str, np.ndarray]) -> str:
-    """'x: float32 1×3×224×224, ...' for messages."""
+    """'x: float32 1×3×224×224, ...' for messages (one line: a name's newline escaped)."""
     return ", ".join(
-        f"{k}: {v.dtype} {'×'.join(map(str, v.shape)) or 'scalar'}" for k, v in feeds.items()
+        f"{escaped(k)}: {v.dtype} {'×'.join(map(str, v.shape)) or 'scalar'}"
+        for k, v in feeds.items()
     )
 
 
@@ -521,19 +522,29 @@ class Difference:
         return max(rtol, self.resolution)
 
 
-def run_error_text(error: BaseException, limit: int = 400) -> str:
+def run_error_text(
+    error: BaseException, limit: int = 400, model: onnx.ModelProto | None = None
+) -> str:
     """onnxruntime's run error as one line: its lines joined, since a wrong feed shape says
     "Got invalid dimensions for input: x for the following indices" and names the dims (got
-    and expected) only on the lines after it; cut at `limit` characters."""
-    text = " ".join(str(error).split()) or type(error).__name__
+    and expected) only on the lines after it; cut at `limit` characters. The `model`'s names
+    escaped first, where it is given (`model_strings_escaped`): joined, a name's newline read
+    as a space ('re shape' for 're\\nshape')."""
+    text = str(error) if model is None else model_strings_escaped(str(error), model)
+    text = " ".join(text.split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run(
-    model_or_session: Any, feeds: dict[str, np.ndarray], *, level: str = "all"
+    model_or_session: Any,
+    feeds: dict[str, np.ndarray],
+    *,
+    level: str = "all",
+    model: onnx.ModelProto | None = None,
 ) -> dict[str, np.ndarray]:
     """The model's outputs on `feeds`, by name; a model is run in a session at graph
-    optimization `level` (`LEVELS`)."""
+    optimization `level` (`LEVELS`). An error names the model's names escaped: those of the
+    model given, or of `model` (the session's, where one is given)."""
     sess = (
         model_or_session
         if hasattr(model_or_session, "run")
@@ -543,7 +554,10 @@ def run(
     try:
         values = sess.run(names, feeds)
     except Exception as e:  # onnxruntime raises its own untyped errors
-        raise BackendError(f"onnxruntime failed to run the model: {run_error_text(e)}") from e
+        if isinstance(model_or_session, onnx.ModelProto):
+            model = model_or_session
+        text = run_error_text(e, model=model)
+        raise BackendError(f"onnxruntime failed to run the model: {text}") from e
     return dict(zip(names, values, strict=True))
 
 
@@ -557,6 +571,7 @@ def compare(
     outputs, an output whose shape or element type changed, and the reference's outputs in
     another order or with a new one among them (new outputs after them, as `expose-tensors`
     appends, are not compared)."""
+    original = reference if isinstance(reference, onnx.ModelProto) else None  # (its names)
     try:
         reference = reference if hasattr(reference, "run") else session(reference, level=level)
     except BackendError as e:
@@ -564,7 +579,7 @@ def compare(
     if not reference.get_outputs():  # onnxruntime: "At least one output should be requested"
         raise VerifyError("the original model has no graph outputs: there is nothing to compare")
     try:
-        ref = run(reference, feeds)
+        ref = run(reference, feeds, model=original)
     except BackendError as e:
         raise VerifyError(
             f"the original model does not run on the comparison inputs ({describe_feeds(feeds)}):"

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
-from graphopt._text import counted, model_strings_escaped
+from graphopt._text import counted
 from graphopt.commands._common import (
     add_shapes_argument,
     read_npz,
@@ -283,7 +283,7 @@ def bench_onnxruntime(
             raise BackendError(
                 f"onnxruntime failed to run {shown(path)}: "
                 # a name's newline joined as a space ('re shape'): escaped ('re\\nshape')
-                f"{run_error_text(RuntimeError(model_strings_escaped(str(e), model)))}{made_up}"
+                f"{run_error_text(e, model=model)}{made_up}"
             ) from e
         if done > warmup:
             times.append(time.perf_counter() - start)
