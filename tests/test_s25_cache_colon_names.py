@@ -13,6 +13,7 @@ import onnx.parser
 import pytest
 from onnx import numpy_helper
 
+from graphopt.errors import QuantizeError
 from graphopt.quant import cache as cache_io
 from graphopt.quant.api import quantize
 
@@ -68,3 +69,13 @@ def test_several_are_counted_once(tmp_path, caplog) -> None:  # type: ignore[no-
     assert len(said) == 1
     assert ": 2 tensor names hold ':' ('a:0', ...): " in said[0]
     assert "\n" not in said[0]
+
+
+def test_no_warning_for_a_cache_that_could_not_be_written(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "c.cache").mkdir()  # a folder where the cache goes: the write fails
+    with (
+        caplog.at_level(logging.WARNING, logger="graphopt"),
+        pytest.raises(QuantizeError, match="cannot write calibration cache"),
+    ):
+        cache_io.write(tmp_path / "c.cache", {"a:0": np.float32(0.5)})
+    assert _colon_warnings(caplog) == []

@@ -85,3 +85,31 @@ def test_quantize_puts_its_cache_back_too(tmp_path, monkeypatch, capsys) -> None
     assert _weight(tmp_path) == 1.0
     assert Path("c.cache").read_bytes() == b"OLD CACHE"
     assert not Path("c.cache.graphopt.json").exists()
+
+
+def test_a_reused_inode_is_not_taken_for_the_old_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The old model kept as a copy frees its inode once the new model replaces it; a later
+    file (the new model under its data's own name) may get that inode. `settle` told "the old
+    model is still there" by (device, inode) alone: it left the new model and said it had put
+    the old one back. Now mtime and size count too, and the old model is put back."""
+    old, new = _model(1.0).SerializeToString(), _model(2.0).SerializeToString() + b"\n"
+    target = tmp_path / "o.onnx"
+    target.write_bytes(new)  # the new model, in the old model's inode (as if reused)
+    (tmp_path / "o.onnx.data").write_bytes(b"old data")
+    kept = tmp_path / "kept"
+    kept.write_bytes(old)
+    st = os.stat(target)
+    swap = model_io._Swap(
+        path=target,
+        target=target,
+        final=tmp_path / "o.onnx.data",
+        fresh=tmp_path / "fresh.data",
+        model_tmp=tmp_path / "model.tmp",
+        old_data_id=model_io._file_id(tmp_path / "o.onnx.data"),
+        old_model_id=(st.st_dev, st.st_ino),
+        old_model=kept,
+    )
+    swap.old_model_stamp = (st.st_dev, st.st_ino, st.st_mtime_ns - 10**9, len(old))
+    swap.settle()
+    assert swap.put_back
+    assert target.read_bytes() == old

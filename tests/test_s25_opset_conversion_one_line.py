@@ -45,3 +45,13 @@ def test_converter_error_keeps_the_name_whole() -> None:
     assert e.value.kind == "converter-failed"
     assert e.value.reason == "Input x\\nq is undefined!"
     assert str(e.value) == "onnx.version_converter failed: Input x\\nq is undefined!"
+
+
+def test_a_mode_that_is_not_utf8_is_no_traceback() -> None:
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
+    node = helper.make_node("Upsample", ["x", "s"], ["y"], name="up")
+    node.attribute.append(helper.make_attribute("mode", b"lin\xffear"))
+    with pytest.raises(OpsetConversionError) as e:  # (a UnicodeDecodeError before)
+        convert_opset(_model(node, 9, [scales]), 13)
+    assert e.value.kind == "misconverted"
+    assert e.value.reason == "up: Upsample in lin\ufffdear mode would become a half_pixel Resize"

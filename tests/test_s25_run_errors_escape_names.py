@@ -61,3 +61,11 @@ def test_compare_is_one_line_with_the_name_escaped() -> None:
 
 def test_describe_feeds_is_one_line() -> None:
     assert ort_backend.describe_feeds(FEEDS) == "x\\ny: float32 1×5"
+
+
+def test_a_feed_the_model_lacks_is_named_escaped() -> None:
+    model = _model()
+    feeds = {"x\ny": np.zeros((1, 4), np.float32), "a\nb": np.zeros((1, 4), np.float32)}
+    with pytest.raises(BackendError) as e:
+        ort_backend.run(model, feeds)
+    assert str(e.value).endswith("Invalid input name: a\\nb")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -523,14 +524,20 @@ class Difference:
 
 
 def run_error_text(
-    error: BaseException, limit: int = 400, model: onnx.ModelProto | None = None
+    error: BaseException,
+    limit: int = 400,
+    model: onnx.ModelProto | None = None,
+    names: Iterable[str] = (),
 ) -> str:
     """onnxruntime's run error as one line: its lines joined, since a wrong feed shape says
     "Got invalid dimensions for input: x for the following indices" and names the dims (got
-    and expected) only on the lines after it; cut at `limit` characters. The `model`'s names
-    escaped first, where it is given (`model_strings_escaped`): joined, a name's newline read
-    as a space ('re shape' for 're\\nshape')."""
+    and expected) only on the lines after it; cut at `limit` characters. The `model`'s names,
+    where it is given (`model_strings_escaped`), and `names` (the feeds': one the model lacks
+    is named too) escaped first: joined, a name's newline read as a space ('re shape' for
+    're\\nshape')."""
     text = str(error) if model is None else model_strings_escaped(str(error), model)
+    for name in sorted({n for n in names if n and not n.isprintable()}, key=lambda n: -len(n)):
+        text = text.replace(name, escaped(name))
     text = " ".join(text.split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -556,7 +563,7 @@ def run(
     except Exception as e:  # onnxruntime raises its own untyped errors
         if isinstance(model_or_session, onnx.ModelProto):
             model = model_or_session
-        text = run_error_text(e, model=model)
+        text = run_error_text(e, model=model, names=feeds)
         raise BackendError(f"onnxruntime failed to run the model: {text}") from e
     return dict(zip(names, values, strict=True))
 

@@ -1211,6 +1211,7 @@ def _put_model_and_data(
     fresh_model_tmp = tmp / ".graphopt-model-fresh"
     _write_model_file(work, fresh_model_tmp, mode)
     swap = _Swap(path, target, final, fresh, model_tmp, _file_id(final), _file_id(target))
+    swap.old_model_stamp = _file_stamp(target)
     swap.old_model = _keep_old_model(target, tmp) if swap.old_model_id else None
     try:
         os.replace(data_tmp, fresh)
@@ -1351,6 +1352,9 @@ class _Swap:
     tried: Path | None = None  # the own name tried last
     settled: bool = False
     put_back: bool = False  # `settle` left the old model (or none, as before) at `path`
+    # (device, inode, mtime, size) of the old model: an inode freed once the new model replaced
+    # it may be a later file's, so "the same file" is told by all four
+    old_model_stamp: tuple[int, int, int, int] | None = None
 
     def can_go_back(self) -> bool:
         """Whether the old pair can be put back: the old data file is still in place and the
@@ -1372,7 +1376,7 @@ class _Swap:
                 if self.old_model_id is None:  # no model was there: none is
                     self.target.unlink(missing_ok=True)
                     self.put_back = True
-                elif _file_id(self.target) == self.old_model_id:
+                elif _file_stamp(self.target) == self.old_model_stamp:
                     self.put_back = True  # (interrupted before the new model was put)
                 elif self.old_model is not None:
                     if self.target != self.path and _file_id(self.old_model) == self.old_model_id:
@@ -1535,6 +1539,15 @@ def _claim_own_name(fresh: Path, swap: _Swap) -> tuple[Path, bool]:
         swap.own = own
         return own, True
     raise OSError(f"no free name for {final.name} in {final.parent}")
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, mtime in ns, size) of the file at `path` (None: there is none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -228,7 +228,6 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
 
     target = Path(path)
     data = dumps(scales, header).encode()
-    warn_of_colons(path, scales)
     made: list[Path] = []
     try:
         made = make_folders(target.parent)
@@ -238,6 +237,7 @@ def write(path: str | Path, scales: dict[str, np.float32], header: str = DEFAULT
         if isinstance(e, OSError):
             raise QuantizeError(f"{path}: cannot write calibration cache: {e.strerror or e}") from e
         raise
+    warn_of_colons(path, scales)  # (of a cache that is there)
 
 
 def warn_of_colons(path: str | Path, scales: dict[str, np.float32]) -> None:
