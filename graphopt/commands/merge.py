@@ -283,7 +283,7 @@ def _run(model: onnx.ModelProto, feeds: dict[str, Any]) -> dict[str, Any]:
     from graphopt.ir.model_io import temporary_file_with_external_data
 
     with temporary_file_with_external_data(model) as path:
-        return run(session(path), feeds)
+        return run(session(path), feeds, model=model)  # (its names, for an error)
 
 
 def _difference(expected: Any, got: Any) -> tuple[float, float]:
