@@ -224,11 +224,12 @@ def _task_entry(model: onnx.ModelProto, task: str) -> Mapping[str, Any]:
     named = prefixes_named(task, table)
     if len(named) > 1:  # ("a_" and "a__": the first was taken, whichever was meant)
         raise MergeError(
-            f"task {task!r} names {len(named)} tasks ({', '.join(named)}); give the whole prefix"
+            f"task {task!r} names {len(named)} tasks ({', '.join(map(shown, named))}); give the "
+            "whole prefix"
         )
     if named:
         return table[named[0]]
-    raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(table)}")
+    raise MergeError(f"no task {task!r} in the merged model; tasks: {', '.join(map(shown, table))}")
 
 
 def _restore_input_shapes(
@@ -432,7 +433,7 @@ def _extract(
     known = set(graph.producer) | set(graph.graph_inputs) | set(graph.initializers)
     missing = [o for o in outputs if o not in known]
     if missing:
-        available = ", ".join(graph.graph_outputs[:12])
+        available = ", ".join(map(shown, graph.graph_outputs[:12]))
         raise MergeError(
             f"no tensor named {', '.join(map(repr, missing))} in the model; graph outputs: {available}"
         )
@@ -597,7 +598,7 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
     still = [o for o in outputs if o not in found]
     if still:
         raise MergeError(
-            f"cannot tell the type of tensor(s) {', '.join(still)}; run shape inference"
+            f"cannot tell the type of tensor(s) {', '.join(map(shown, still))}; run shape inference"
         )
     return found
 
