@@ -416,7 +416,8 @@ def _tensor_bytes(t: onnx.TensorProto) -> int:
 def _shape_text(shape: list[Any] | None) -> str:
     if shape is None:
         return "?"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    # a dim param through `shown`: a newline in one split the line
+    return "[" + ", ".join("?" if d is None else shown(str(d)) for d in shape) + "]"
 
 
 def _bytes_text(n: int) -> str:
