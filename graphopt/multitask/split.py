@@ -584,7 +584,7 @@ def _output_types(model: onnx.ModelProto, outputs: Sequence[str]) -> dict[str, o
     g = model.graph
     found: dict[str, onnx.ValueInfoProto] = {}
     for vi in [*g.output, *g.value_info, *g.input]:
-        if vi.name in outputs and vi.name not in found and vi.type.HasField("tensor_type"):
+        if vi.name in outputs and vi.name not in found and vi.type.WhichOneof("value"):
             found[vi.name] = vi
     for t in g.initializer:
         if t.name in outputs and t.name not in found:
