@@ -15,6 +15,15 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
+def not_utf8(error: UnicodeDecodeError) -> str:
+    """ "<line>: not UTF-8 text: byte 0x.. at column <c>; save it as UTF-8" for the bytes of a
+    text file that `error` refused (it names a byte position, no line)."""
+    data, at = error.object, error.start
+    line = data.count(b"\n", 0, at) + 1
+    column = at - (data.rfind(b"\n", 0, at) + 1) + 1
+    return f"{line}: not UTF-8 text: byte 0x{data[at]:02x} at column {column}; save it as UTF-8"
+
+
 def shown(value: str | os.PathLike[str]) -> str:
     """A value the user gave (a path, an option's text, a sample's name) as a one-line error
     shows it: as given, or quoted and escaped as `repr` writes it where it holds a character that

@@ -51,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from graphopt._text import not_utf8
 from graphopt.errors import PipelineError
 
 try:  # libyaml is ~10x faster than the pure-Python composer
@@ -200,13 +201,15 @@ def load_rule_file(path: str | Path) -> list[Rule]:
 def _load_cached(path: str, stamp: int) -> tuple[Rule, ...]:
     try:
         text = Path(path).read_text(encoding="utf-8")  # YAML is UTF-8
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:  # ("can't decode byte 0xff in position 32": no line)
+        raise PipelineError(f"{path}:{not_utf8(e)}") from e
+    except OSError as e:
         raise PipelineError(f"{path}: cannot read rule file: {e}") from e
     from graphopt._resources import builtin_dir
 
     # the built-in files are checked by their tests; reading ONNX's schemas costs ~16 ms
     user = Path(path).resolve().parent != builtin_dir("patterns").resolve()
-    return tuple(parse_rules(text, path, onnx_names=user))
+    return tuple(parse_rules(text, path, onnx_names=user, trusted=not user))
 
 
 def _fields(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -223,12 +226,21 @@ def _fields(node: yaml.MappingNode, source: str) -> dict[str, tuple[yaml.Node, y
     return fields
 
 
-def parse_rules(text: str, source: str = "<string>", onnx_names: bool = False) -> list[Rule]:
+def parse_rules(
+    text: str, source: str = "<string>", onnx_names: bool = False, *, trusted: bool = False
+) -> list[Rule]:
     """Parse a rule file's text; errors name `source` and the line. `onnx_names`: every
     default-domain op must be an ONNX op and every attribute one of its attributes (in some
-    opset): a misspelt op or attribute in a target otherwise never matches, without a word."""
+    opset): a misspelt op or attribute in a target otherwise never matches, without a word.
+    `trusted` (the built-in files): their nesting is not checked (`_refuse_deep_nesting`)."""
     try:
+        if not trusted:
+            _refuse_deep_nesting(text, source)
         root = yaml.compose(text, Loader=_Loader)
+    except yaml.reader.ReaderError as e:  # a control character: a position, no mark
+        line = text.count("\n", 0, e.position) + 1
+        # (its text ran on to a second line: 'in "<unicode string>", position 58')
+        raise PipelineError(f"{source}:{line}: invalid YAML: {str(e).splitlines()[0]}") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -256,6 +268,29 @@ def parse_rules(text: str, source: str = "<string>", onnx_names: bool = False) -
             )
         seen[r.name] = r.line
     return rules
+
+
+# Collections one inside another a rule file may nest (the built-in files: 4).
+MAX_YAML_NESTING = 100
+
+
+def _refuse_deep_nesting(text: str, source: str) -> None:
+    """A `PipelineError` where `text`'s YAML collections nest more than `MAX_YAML_NESTING`
+    deep. libyaml's composer recurses in C, with no recursion limit: a file of 100 000 `[`
+    crashed the process (a segmentation fault). Its parser's events come without recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_NESTING:
+                mark = event.start_mark
+                line = f":{mark.line + 1}" if mark is not None else ""
+                raise PipelineError(
+                    f"{source}{line}: invalid YAML: collections nested "
+                    f"more than {MAX_YAML_NESTING} deep"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 # Alternatives one rule's target may expand to (the built-in rules need at most 21), and
