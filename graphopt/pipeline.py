@@ -192,9 +192,11 @@ def pipeline_files(path: str | Path) -> list[tuple[str, Path]]:
 
 
 _PARSE_CACHE_SIZE = 32
-# (text, file, folder) → the parse and the text of every file it included (read at parse time).
+# (text, file, folder) → the parse, the text of every file it included (read at parse time),
+# and the text of each of its rule files (None: unreadable) once it was parsed
 _parsed: collections.OrderedDict[
-    tuple[str, str, Path], tuple[Pipeline, tuple[tuple[Path, str], ...]]
+    tuple[str, str, Path],
+    tuple[Pipeline, tuple[tuple[Path, str], ...], tuple[tuple[Path, str | None], ...]],
 ] = collections.OrderedDict()
 
 
@@ -206,8 +208,9 @@ _parsed_lock = threading.Lock()
 def _parse_cached(text: str, source: str, base_dir: Path) -> Pipeline:
     """`parse_pipeline`, remembering the parse of each (text, file) seen: YAML parsing costs
     more than small models take to optimize. A remembered parse is used only while every file
-    it included (transitively) still has the text it had then. Every call gets its own copy of
-    the passes."""
+    it included (transitively), and every rule file it names, still has the text it had then
+    (the parse refuses `rules:` no step runs: a rule file's edit can make it refuse). Every
+    call gets its own copy of the passes."""
     return _parse_cached_with_files(text, source, base_dir)[0]
 
 
@@ -218,15 +221,16 @@ def _parse_cached_with_files(
     key = (text, source, base_dir)
     with _parsed_lock:
         hit = _parsed.get(key)
-    if hit is not None and all(_read_or_none(path) == seen for path, seen in hit[1]):
+    if hit is not None and all(_read_or_none(path) == seen for path, seen in (*hit[1], *hit[2])):
         with _parsed_lock:
             if key in _parsed:
                 _parsed.move_to_end(key)
         return _copied(hit[0]), hit[1]
     included: list[tuple[Path, str]] = []
     pipeline = _parse_pipeline(text, source, base_dir, (), included)
+    rules = tuple((Path(path), _read_or_none(Path(path))) for path in pipeline.rule_files)
     with _parsed_lock:
-        _parsed[key] = (pipeline, tuple(included))
+        _parsed[key] = (pipeline, tuple(included), rules)
         _parsed.move_to_end(key)
         while len(_parsed) > _PARSE_CACHE_SIZE:
             _parsed.popitem(last=False)
