@@ -450,7 +450,7 @@ def _extract(
     out_types = _output_types(model, outputs)
     declared = {vi.name: vi for vi in model.graph.input}
     order = [n for n in dict.fromkeys(inputs or ()) if n in declared]
-    order += [n for n in declared if n in read and n not in order]
+    order += [n for n in declared if n in kept and n not in order]
     new_graph = onnx.helper.make_graph(
         nodes,
         as_text(model.graph.name),  # (not UTF-8: bytes, which make_graph cannot set)
