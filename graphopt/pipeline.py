@@ -632,7 +632,9 @@ def _list_steps(
         if isinstance(vnode, yaml.MappingNode):
             for opt, (k, v) in _mapping(vnode, source).items():
                 options[opt] = (_line(k), _value(v, source))
-        elif not (isinstance(vnode, yaml.ScalarNode) and vnode.value in ("", "~", "null")):
+        elif not (isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL_TAG):
+            # (any null, as YAML spells it: `Null` and `NULL` were refused, the string 'null'
+            # was taken for no options)
             raise PipelineError(f"{source}:{_line(vnode)}: options of {key!r} must be a mapping")
         _count_step(pc, line)
         steps.append(PassStep(_make_pass(key, options, source, line, registry), line, source))
