@@ -402,12 +402,14 @@ def _elements(t: onnx.TensorProto | onnx.SparseTensorProto) -> int:
 
 
 def _tensor_bytes(t: onnx.TensorProto) -> int:
+    """The bytes `t`'s values take stored: packed for the types of fewer bits than a byte (an
+    INT4 weight's 32 elements are 16 bytes; numpy's int4 itemsize, 1, counted 32)."""
+    from graphopt.ir.model_io import _data_bytes
+
     if t.data_type == onnx.TensorProto.STRING:
         return sum(len(s) for s in t.string_data)
-    try:
-        return _elements(t) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-    except (KeyError, ValueError, TypeError):  # undefined types
-        return len(t.raw_data)
+    stored = _data_bytes(t)
+    return stored if stored is not None else len(t.raw_data)  # (undefined types)
 
 
 # ---------------------------------------------------------------------------- text
