@@ -44,6 +44,7 @@ import inspect
 import itertools
 import math
 import operator
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,10 +192,15 @@ def load_rule_file(path: str | Path) -> list[Rule]:
     checked against ONNX's schemas (`parse_rules(..., onnx_names=True)`)."""
     p = Path(path)
     try:
-        stamp = p.stat().st_mtime_ns
+        status = p.stat()
     except OSError as e:
         raise PipelineError(f"{p}: cannot read rule file: {e}") from e
-    return list(_load_cached(str(p), stamp))
+    # (a pipeline's `rules:` refuses these; `optimize(rule_files=)` read a FIFO: it blocked)
+    if stat.S_ISDIR(status.st_mode):
+        raise PipelineError(f"{p}: is a folder, not a rule file")
+    if not stat.S_ISREG(status.st_mode):
+        raise PipelineError(f"{p}: is not a regular file (a pipe or a device); give a rule file")
+    return list(_load_cached(str(p), status.st_mtime_ns))
 
 
 @functools.lru_cache(maxsize=64)
