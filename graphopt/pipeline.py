@@ -329,6 +329,7 @@ class _Parse:
     depth: int = 0  # the `repeat:` / `if_changed:` groups and `include:`s this file sits in
     made: list[int] = field(default_factory=lambda: [0])  # pass steps made (includes' too)
     open_lists: set[int] = field(default_factory=set)  # the step lists being parsed (their ids)
+    rules_included_at: int = 0  # the line of the first `include:` that brought rule files
 
 
 # How deep `repeat:` / `if_changed:` groups and `include:`s may nest (the built-ins: 5). Every
@@ -423,8 +424,11 @@ def _parse_pipeline(
             rule_files.append(path)
     pipeline = Pipeline(name, steps, file, description, opt_level, unique_files(rule_files))
     if not including and pipeline.rule_files:  # the whole pipeline, its includes' steps too
-        where = f"{source}:{_line(top['rules'][0]) if 'rules' in top else _line(root)}"
-        refuse_rules_no_step_runs(pipeline, where)
+        if "rules" in top:
+            refuse_rules_no_step_runs(pipeline, f"{source}:{_line(top['rules'][0])}")
+        else:  # (it named line 1 and "`rules:`", which this file does not have)
+            where = f"{source}:{pc.rules_included_at}"
+            refuse_rules_no_step_runs(pipeline, where, given="the included pipeline's `rules:`")
     return pipeline
 
 
@@ -673,6 +677,8 @@ def _include(spec: str, pc: _Parse, line: int) -> list[Step]:
     sub = _parse_pipeline(
         text, str(path), path.parent, pc.including, pc.included, pc.depth + 1, pc.made
     )
+    if sub.rule_files and not pc.rules_included_at:
+        pc.rules_included_at = line
     pc.rule_files.extend(sub.rule_files)
     if sub.opt_level is not None:  # the included file's level gates its own passes
         for step in Pipeline(sub.name, sub.steps).pass_steps():
