@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,7 +68,14 @@ def model_strings_escaped(text: str, model: onnx.ModelProto) -> str:
         names.update((node.name, node.op_type, node.domain, *node.input, *node.output))
         for attribute in node.attribute:  # If/Loop/Scan bodies
             graphs.extend([attribute.g] if attribute.HasField("g") else attribute.graphs)
-    unprintable = (n for n in names if isinstance(n, str) and n and not n.isprintable())
+    return names_escaped(text, names)
+
+
+def names_escaped(text: str, names: Iterable[str | bytes]) -> str:
+    """`text` with each of `names` that is not printable, where it occurs, escaped
+    (`escaped`), the longest first (a name inside another is not escaped twice); bytes and
+    printable names are left."""
+    unprintable = {n for n in names if isinstance(n, str) and n and not n.isprintable()}
     for name in sorted(unprintable, key=lambda n: (-len(n), n)):
         text = text.replace(name, escaped(name))
     return text

@@ -88,10 +88,11 @@ class OpsetConversionError(GraphoptError):
         self.reason = reason
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of `error`'s message (its type's name when it has none): onnx,
-    onnxruntime and protobuf raise untyped errors whose messages run to many lines."""
-    text = str(error).strip()
+def first_line(error: BaseException, text: str | None = None) -> str:
+    """The first line of `error`'s message, or of `text` (the message as a caller rewrote it:
+    the model's names escaped), its type's name when it has none: onnx, onnxruntime and
+    protobuf raise untyped errors whose messages run to many lines."""
+    text = (str(error) if text is None else text).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 

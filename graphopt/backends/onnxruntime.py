@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError, EncodeError
 
-from graphopt._text import escaped, model_strings_escaped, shown
+from graphopt._text import escaped, model_strings_escaped, names_escaped, shown
 from graphopt.errors import BackendError, VerifyError, first_line
 from graphopt.ir.values import declared_dims
 
@@ -330,7 +330,7 @@ def _load_error_line(error: Exception, model: onnx.ModelProto | str | Path) -> s
             proto = None
         if proto is not None:
             text = model_strings_escaped(text, proto)
-    return first_line(RuntimeError(text)) if text.strip() else first_line(error)
+    return first_line(error, text)
 
 
 _NP_TYPES: dict[int, type] = {
@@ -536,9 +536,7 @@ def run_error_text(
     is named too) escaped first: joined, a name's newline read as a space ('re shape' for
     're\\nshape')."""
     text = str(error) if model is None else model_strings_escaped(str(error), model)
-    for name in sorted({n for n in names if n and not n.isprintable()}, key=lambda n: -len(n)):
-        text = text.replace(name, escaped(name))
-    text = " ".join(text.split()) or type(error).__name__
+    text = " ".join(names_escaped(text, names).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import onnx
 
 from graphopt._text import escaped, model_strings_escaped
-from graphopt.errors import OpsetConversionError
+from graphopt.errors import OpsetConversionError, first_line
 from graphopt.ir.nodes import attribute_value, default_opset, nested_bodies
 
 
@@ -56,8 +56,7 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         converted = version_converter.convert_version(_sparse_as_inputs(model), version)
     except Exception as e:  # the converter raises untyped errors from C++
         # its first line, the model's names escaped first: a newline in one cut the line there
-        text = model_strings_escaped(str(e), model).strip()
-        first = text.splitlines()[0] if text else type(e).__name__
+        first = first_line(e, model_strings_escaped(str(e), model))
         message = f"onnx.version_converter failed: {first}"
         raise OpsetConversionError("converter-failed", first, message) from e
     if model.graph.sparse_initializer:  # the stand-ins go, the sparse initializers come back

@@ -189,7 +189,7 @@ def _first_line(error: Exception, model: onnx.ModelProto) -> str:
     `backends.onnxruntime.session` says a load error): a newline in a node's name cut the
     message at the name ("... node with name 'ro" for RoiAlign 'ro\\ni')."""
     text = model_strings_escaped(str(error), model)
-    return first_line(RuntimeError(text)) if text.strip() else first_line(error)
+    return first_line(error, text)
 
 
 def _session_problem(model: onnx.ModelProto) -> str:
