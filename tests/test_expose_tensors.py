@@ -160,3 +160,21 @@ def test_real_detector_hint_features(real_model, real_feeds):
     for name in original:
         np.testing.assert_array_equal(got[name], base[name])
     assert got[convs[0]].shape == (1, 16, 400, 304)
+
+
+def test_an_op_type_no_node_has_is_warned_with_the_closest_op(caplog):
+    # `Reluu` for `Relu` exposed nothing and said nothing
+    with caplog.at_level("WARNING", logger="graphopt"):
+        out = expose(model(), op_types=["Reluu", "Conv", "Reluu", "LSTM"])
+    assert [o.name for o in out.graph.output] == ["y", "g", "c1", "c2"]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "expose-tensors: no node has op type 'Reluu' (did you mean 'Relu'?); it exposes nothing",
+        "expose-tensors: no node has op type 'LSTM'; it exposes nothing",
+    ]
+
+
+def test_op_types_every_node_has_warn_nothing(caplog):
+    with caplog.at_level("WARNING", logger="graphopt"):
+        expose(model(), op_types=["Conv", "Relu"])
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -11,6 +11,8 @@ from fusing through it; that is the point of asking for it.
 
 from __future__ import annotations
 
+import difflib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -19,6 +21,8 @@ import onnx
 from graphopt.errors import PassError
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
+
+log = logging.getLogger("graphopt.passes")
 
 
 @register_pass
@@ -49,9 +53,12 @@ class ExposeTensors(Pass):
         chosen = list(self.names)
         if self.op_types:
             wanted = set(self.op_types)
+            present: set[str] = set()
             for node in graph.toposort():
+                present.add(node.op_type)
                 if node.op_type in wanted:
                     chosen.extend(o for o in node.output if o)
+            _warn_unmatched(self.op_types, present)
         if self.fusion_group_outputs:
             chosen.extend(_fusion_group_outputs(graph, ctx))
         added = self._append(graph, ctx, chosen)
@@ -92,6 +99,17 @@ class ExposeTensors(Pass):
             graph.graph_outputs.append(name)
             ctx.note(self.name, name, "applied")
         return len(fresh)
+
+
+def _warn_unmatched(op_types: Iterable[str], present: set[str]) -> None:
+    """Warn of each op type no node of the graph has: it exposes nothing (`Reluu` for
+    `Relu` said nothing at all), with the graph's op it most resembles."""
+    for op in dict.fromkeys(op_types):
+        if op in present:
+            continue
+        close = difflib.get_close_matches(op, sorted(present), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        log.warning("expose-tensors: no node has op type %r%s; it exposes nothing", op, hint)
 
 
 def _known(graph: Graph, name: str) -> bool:
