@@ -410,14 +410,15 @@ def refuse_writing_over_data_files(
     external data file of one of the input `models`: merge, split, quantize (--cache) and build
     wrote over it, and the input model was left pointing at bytes that are not its weights.
     Only paths that exist can be one, so the models' headers are read only for those."""
-    existing = [(option, resolved(path)) for option, path in written if path]
-    existing = [(option, path) for option, path in existing if path.is_file()]
+    # (the path as given is named: `-o ext/ext.data` was said as `-o ext.data`)
+    existing = [(option, given, resolved(given)) for option, given in written if given]
+    existing = [(option, given, path) for option, given, path in existing if path.is_file()]
     for model in models if existing else ():
         files = _data_files_of(model)
-        for option, path in existing:
+        for option, given, path in existing:
             if path in files:
                 raise error(
-                    f"{option} {shown(path.name)}: is an external data file of the input "
+                    f"{option} {shown(given)}: is an external data file of the input "
                     f"model {shown(model)}; give another"
                 )
 
