@@ -240,8 +240,27 @@ def output_name(args: argparse.Namespace) -> str:
 
 
 def comma_list(text: str | None) -> list[str]:
-    """'a,b,,c' → ['a', 'b', 'c']; None or '' → []."""
-    return [n for n in (text or "").split(",") if n]
+    """'a,b,,c' → ['a', 'b', 'c']; None or '' → []. A name with a comma in it is written
+    with the comma escaped, `a\\,b` (and a backslash that ends a name or precedes a comma,
+    doubled: `a\\\\`): `--outputs` could not name tf2onnx's 'concat,1'."""
+    if "\\" not in (text or ""):
+        return [n for n in (text or "").split(",") if n]
+    names, name = [], []
+    chars = iter(text or "")
+    for c in chars:
+        if c == "\\":
+            following = next(chars, "")
+            if following in (",", "\\"):
+                name.append(following)
+            else:  # a backslash before anything else is itself (Windows-style names)
+                name.append(c + following)
+        elif c == ",":
+            names.append("".join(name))
+            name = []
+        else:
+            name.append(c)
+    names.append("".join(name))
+    return [n for n in names if n]
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:

@@ -82,7 +82,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("input", help="input .onnx file")
     add_model_output(s, "output .onnx file")
     what = s.add_mutually_exclusive_group(required=True)
-    what.add_argument("--outputs", default=None, help="comma-separated tensor names to keep")
+    what.add_argument(
+        "--outputs",
+        default=None,
+        help="comma-separated tensor names to keep (a comma in a name is written \\,)",
+    )
     what.add_argument(
         "--task",
         default=None,
