@@ -8,8 +8,8 @@ Times inference: latency percentiles (p50/p90/p99 by nearest rank, mean) and thr
 `--inputs NPZ`, else they are synthetic (`synthetic_feed`; the result says so, as values can
 change a model's time, e.g. the boxes an NMS keeps): floats standard normal, integers 0..3,
 booleans False/True, in the `--shapes` given for dynamic inputs (onnxruntime, without them: a
-dynamic dim is 1, or 224 for the last two dims of a 4-D input; an engine needs them). The
-result names the input shapes it timed. Throughput counts `--batch` samples per run, else the
+dynamic dim is 1, or 224 for the last two dims of a 4-D input, a dim name shared by several
+inputs one size in all; an engine needs them). The result names the input shapes it timed. Throughput counts `--batch` samples per run, else the
 batch `batch_size` reads from the inputs. A progress bar on stderr counts the runs (warmup
 included), as quantize's counts its batches (`--no-progress`: none); stdout holds
 only the result.
@@ -221,7 +221,12 @@ def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[s
     # its errors name the flag (they said "PATH: cannot read input feeds: ...", the path raw)
     npz_name = f"--inputs {shown(npz)}" if npz is not None else None
     feeds = example_feeds(
-        model, npz=npz, shapes=shapes, npz_name=npz_name, real_inputs="--inputs NPZ"
+        model,
+        npz=npz,
+        shapes=shapes,
+        dims=None if npz is not None else _shared_dims(model, shapes),
+        npz_name=npz_name,
+        real_inputs="--inputs NPZ",
     )
     # a feed of another rank or fixed dim than its input is named with the flag that gave it,
     # as optimize --verify names it: onnxruntime's own words ("Invalid rank for input: x Got:
@@ -232,6 +237,29 @@ def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[s
     checked = {name: array for name, array in feeds.items() if name not in scalars}
     _refuse_unfit_feeds(model, checked, {}, {}, npz, {} if npz is not None else shapes)
     return feeds
+
+
+def _shared_dims(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """{dim_param: size} for the synthetic feeds, so that inputs that share a named dim get one
+    size: the size `shapes` (--shapes) gives it in an input it names, else 224 where it is a
+    spatial dim (index 2 or 3) of a 4-D input, as `example_feeds` sizes those. Each input's
+    symbolic dims were sized on their own: `--shapes image:2x3x64x64` left a mask [N, H, W]
+    at 1x1x1 (onnxruntime: "Shape mismatch attempting to re-use buffer", or a broadcast timed
+    in place of the declared shapes), and so did the defaults (image 1x3x224x224)."""
+    from graphopt.ir.values import declared_dims
+
+    sizes: dict[str, int] = {}
+    declared = [(vi.name, declared_dims(vi) or ()) for vi in model.graph.input]
+    for name, dims in declared:
+        for dim, size in zip(dims, shapes.get(name, ()), strict=False):
+            if isinstance(dim, str):
+                sizes.setdefault(dim, int(size))
+    for name, dims in declared:
+        if len(dims) == 4 and name not in shapes:
+            for dim in dims[2:]:
+                if isinstance(dim, str):
+                    sizes.setdefault(dim, 224)
+    return sizes
 
 
 def bench_onnxruntime(
