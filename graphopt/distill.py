@@ -580,11 +580,20 @@ def write_targets(
             batched = _conform(_batch_feed(feeds, batch), inputs, batch[0])
             try:
                 values = teacher_run(batched, batch)
-            except DistillError:  # the batch's first sample was named, whichever failed
-                if len(batch) > 1:  # the sample that fails alone, if one does
-                    for feed, source in zip(feeds, batch, strict=True):
-                        teacher_run(feed, [source])
-                raise
+            except DistillError as e:  # the batch's first sample was named, whichever failed
+                if len(batch) < 2:
+                    raise
+                for feed, source in zip(feeds, batch, strict=True):  # the sample that fails
+                    teacher_run(feed, [source])  # alone, if one does
+                # none does: onnxruntime's words (a Reshape to a batch of 1 inside) read as
+                # the samples' fault, and batch size 1 was never said
+                cause = e.__cause__ or e
+                raise DistillError(
+                    f"the teacher failed on {_named(batch)} as one batch of {len(batch)}, though "
+                    "each of them runs alone: it does not take that batch (a fixed batch size "
+                    "inside it, or not enough memory); use batch size 1: "
+                    f"{run_error_text(cause, model=model)}"
+                ) from cause
             _refuse_non_numbers(specs, values)
             if len(batch) > 1 and not stacking_checked:
                 alone = [teacher_run(f, [s]) for f, s in zip(feeds, batch, strict=True)]
