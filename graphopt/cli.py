@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from graphopt import __version__
-from graphopt._text import shown
+from graphopt._text import escaped, shown
 
 # Modules that define sub-commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -102,10 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="graphopt: %(message)s",
-    )
+    handler = logging.StreamHandler()  # (stderr; basicConfig adds it only where none is)
+    handler.setFormatter(_OneLineFormatter("graphopt: %(message)s"))
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), handlers=[handler])
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: signals stay as they are
@@ -121,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a reader gone early shows here, not in Python's flush at exit
         return code
     except _ReportNotWritten as e:  # `> /dev/full`, a full disk: the report is not whole
-        print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
+        print(f"graphopt {args.command}: error: {escaped(str(e))}", file=sys.stderr)
         _discard_stdout(stdout)
         return 2
     except BrokenPipeError:
@@ -129,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _discard_stdout(stdout)
         return 128 + getattr(signal, "SIGPIPE", 13)  # 13 on POSIX; Windows has no SIGPIPE
     except GraphoptError as e:
-        print(f"graphopt {args.command}: error: {e}", file=sys.stderr)
+        # escaped: one line even where a path or name the message holds has a line break
+        # that no `shown` escaped (a rule file in a folder 'a\nb' split the error in two)
+        print(f"graphopt {args.command}: error: {escaped(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"graphopt {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
@@ -141,6 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = stdout
         if previous is not None:  # (None: a handler set from C, which cannot be set back)
             signal.signal(signal.SIGTERM, previous)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """A warning or progress line on stderr is one line: a path or name it holds with a line
+    break in it is escaped as `shown` writes it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escaped(super().format(record))
 
 
 class _ReportNotWritten(Exception):
