@@ -451,10 +451,19 @@ def write_targets(
         except TypeError:
             raise DistillError(f"{argument} must be an integer, got {given!r}") from None
     axis, batch_size, checkpoint = counts["axis"], counts["batch_size"], counts["checkpoint"]
+    listed: dict[str, list[str]] = {}
     for argument, names in (("logits", logits), ("hints", hints), ("outputs", outputs)):
         if isinstance(names, str | bytes):  # its letters were taken for names: outputs="ab"
             # stored outputs 'a' and 'b', logits="logits" said "no output 'l', 'o', ..."
             raise DistillError(f"{argument} must be a list of names, not the string {names!r}")
+        try:  # read once: a generator of logits was used up by the first look, and the
+            # logits were stored raw (exit 0); iter() of hints was 'no output' for them
+            listed[argument] = list(names) if names is not None else []
+        except TypeError:
+            raise DistillError(f"{argument} must be a list of names, got {names!r}") from None
+    logits, hints = listed["logits"], listed["hints"]
+    if outputs is not None:
+        outputs = listed["outputs"]
     if not isinstance(temperature, int | float | np.integer | np.floating):
         raise DistillError(f"temperature must be a number, got {temperature!r}")
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
