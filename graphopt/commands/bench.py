@@ -280,13 +280,19 @@ def bench_onnxruntime(
     samples per run (None: `batch_size` of the feeds)."""
     from graphopt.backends.onnxruntime import run_error_text, session
     from graphopt.errors import BackendError
-    from graphopt.ir import load_model
+    from graphopt.ir import load
+    from graphopt.ir.model_io import _over_two_gib
 
-    model = load_model(path)
+    loaded = load(path)
+    model = loaded.model
     require_utf8_io_names(model, shown(path), BackendError)
     feeds = _feeds(model, shapes or {}, npz)
+    # onnxruntime takes a model over 2 GiB only from a file with external data, which is what
+    # such a model's path is: from memory it was refused ("it is over 2 GiB, which onnxruntime
+    # takes only from a file with external data, not in memory")
+    source = path if loaded.external_data and _over_two_gib(model) else model
     # (its load error escapes the model's names itself: "in node (a\ndd)", not "in node (a")
-    sess = session(model, threads=threads, level=level)
+    sess = session(source, threads=threads, level=level)
     names = [o.name for o in sess.get_outputs()]
     tick = on_run or _no_progress
     times = []
