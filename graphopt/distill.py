@@ -734,10 +734,11 @@ def _refuse_uncomputed_hints(
     for hint in hints:
         if hint in outputs:
             continue
-        if hint in inputs:
-            what = "a teacher input (the samples themselves)"
-        elif hint in constants:
+        if hint in constants:  # first: an IR 3 model lists its weights as inputs too, and a
+            # weight was called 'a teacher input (the samples themselves)'
             what = "a constant of the teacher (the same for every sample)"
+        elif hint in inputs:
+            what = "a teacher input (the samples themselves)"
         else:
             continue  # computed, or unknown: expose-tensors says so
         raise DistillError(f"hint {hint!r} is {what}, not a tensor the teacher computes")
