@@ -324,7 +324,11 @@ def run(args: argparse.Namespace) -> int:
             spec.std = parse_triple(args.std, "--std")
         if args.scale is not None:
             spec.scale = args.scale
-        spec.check("--std" if args.std else "preprocessing spec")
+        # (a value the --preprocess file gave was checked as it was read, naming the file)
+        flags = {
+            key: f"--{key}" for key in ("mean", "std", "scale") if getattr(args, key) is not None
+        }
+        spec.check("preprocessing spec", flags)
         data = calibration_feeds(args.calib, loaded.model, spec, args.batch_size)
         refuse_image_options_without_images(
             image_options(args),

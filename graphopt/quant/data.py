@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -123,18 +123,24 @@ class PreprocessSpec:
         spec.check(where)
         return spec
 
-    def check(self, where: str = "preprocessing spec") -> None:
+    def check(
+        self, where: str = "preprocessing spec", options: Mapping[str, str] | None = None
+    ) -> None:
         """QuantizeError when a value cannot preprocess an image: a zero std divides by 0; a
         NaN or an infinity (--std inf made every pixel 0, and calibrated on that: exit 0). A
-        zero scale is refused where an image is preprocessed (`FolderFeeds.image`)."""
+        zero scale is refused where an image is preprocessed (`FolderFeeds.image`). The error
+        names `where` the values came from, or for a value in `options` (a key → the flag that
+        gave it, '--mean') that flag: `--mean nan --std 58` was said as '--std: mean ...'."""
         for name in ("mean", "std", "scale", "pad_value"):
             values = np.atleast_1d(np.asarray(getattr(self, name), dtype=np.float64))
             if not np.isfinite(values).all():
                 shown = values.tolist() if values.size > 1 else float(values[0])
-                raise QuantizeError(f"{where}: {name} {shown} holds a NaN or an infinity")
+                source = (options or {}).get(name, where)
+                raise QuantizeError(f"{source}: {name} {shown} holds a NaN or an infinity")
         if 0.0 in self.std:
             raise QuantizeError(
-                f"{where}: std {list(self.std)} has a zero (pixels are divided by it)"
+                f"{(options or {}).get('std', where)}: std {list(self.std)} has a zero (pixels "
+                "are divided by it)"
             )
 
 
