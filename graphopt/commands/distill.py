@@ -271,7 +271,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    for name, entry in manifest["tensors"].items():
-        print(f"{entry['kind']:5} {name}: {entry['dtype']} {entry['shape']} -> {entry['file']}")
+    for name, entry in manifest["tensors"].items():  # a newline in a name split its line
+        print(
+            f"{entry['kind']:5} {shown(name)}: {entry['dtype']} {entry['shape']} -> {entry['file']}"
+        )
     print(f"{manifest['done']}/{manifest['count']} samples; wrote {shown(args.output)}")
     return 0
