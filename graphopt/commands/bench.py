@@ -55,8 +55,9 @@ class BenchResult:
     synthetic: bool = False
 
     def line(self) -> str:
+        # (one line: an input's name is shown as the model's path is, a newline in it quoted)
         timed = ", ".join(
-            f"{k} {'x'.join(map(str, v)) or 'scalar'}" for k, v in self.shapes.items()
+            f"{shown(k)} {'x'.join(map(str, v)) or 'scalar'}" for k, v in self.shapes.items()
         )
         at = f" at level {self.level}" if self.level not in ("", "all") else ""
         return (
