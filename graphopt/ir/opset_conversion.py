@@ -66,6 +66,8 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         converted.graph.input.extend(kept)
         del converted.graph.sparse_initializer[:]
     restore_dropped(model.graph, converted.graph)
+    if not converted.configuration:  # (the converter drops the model's device configurations)
+        converted.configuration.extend(model.configuration)
     retype_adapter_constants(model, converted, before, version)
     keep_declared_io(model.graph, converted.graph)
     needed = onnx.helper.find_min_ir_version_for(list(converted.opset_import), True)
@@ -217,9 +219,11 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
 def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
     the graph's metadata_props, quantization annotations and sparse initializers, the
-    metadata_props of its nodes (by name, an unnamed one by its outputs) and the doc strings
-    and metadata_props of its initializers (by name), in its If/Loop/Scan bodies too; and its
-    value_info as declared (`keep_declared_value_info`)."""
+    metadata_props and device_configurations of its nodes (by name, an unnamed one by its
+    outputs), the doc strings of their attributes and of the tensors those hold, with those
+    tensors' metadata_props (`_restore_attribute`), and the doc strings and metadata_props
+    of its initializers (by name), in its If/Loop/Scan bodies too; and its value_info as
+    declared (`keep_declared_value_info`)."""
     keep_declared_value_info(graph, converted)
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
@@ -235,9 +239,13 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
             continue
         if before.metadata_props and not node.metadata_props:
             node.metadata_props.extend(before.metadata_props)
+        if before.device_configurations and not node.device_configurations:
+            node.device_configurations.extend(before.device_configurations)
         bodies = {a.name: a for a in before.attribute}
         for a in node.attribute:  # If/Loop/Scan bodies lose the same
             was = bodies.get(a.name)
+            if was is not None and a.type == was.type:
+                _restore_attribute(was, a)
             if was is not None and a.type == was.type == onnx.AttributeProto.GRAPH:
                 restore_dropped(was.g, a.g)
             elif was is not None and a.type == was.type == onnx.AttributeProto.GRAPHS:
@@ -252,3 +260,22 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
             tensor.doc_string = before_tensor.doc_string
         if before_tensor.metadata_props and not tensor.metadata_props:
             tensor.metadata_props.extend(before_tensor.metadata_props)
+
+
+def _restore_attribute(before: onnx.AttributeProto, after: onnx.AttributeProto) -> None:
+    """Give attribute `after` (`before` after onnx.version_converter, of the same name and type)
+    back its doc string and those of the tensors it holds, with their metadata_props: the
+    converter drops them (a Constant's value tensor came back without either)."""
+    if before.doc_string and not after.doc_string:
+        after.doc_string = before.doc_string
+    if after.type == onnx.AttributeProto.TENSOR:
+        pairs = [(before.t, after.t)]
+    elif after.type == onnx.AttributeProto.TENSORS:
+        pairs = list(zip(before.tensors, after.tensors, strict=False))
+    else:
+        return
+    for old, new in pairs:
+        if old.doc_string and not new.doc_string:
+            new.doc_string = old.doc_string
+        if old.metadata_props and not new.metadata_props:
+            new.metadata_props.extend(old.metadata_props)

@@ -1,0 +1,110 @@
+"""convert_opset gives back what onnx.version_converter drops beyond what restore_dropped
+already gave back: the model's device configurations, its nodes' device_configurations, the
+doc strings of node attributes and the doc strings and metadata_props of the tensors they hold
+(a Constant's value), in If bodies too. optimize(upgrade_opset=True), quantize, merge and the
+float16 path convert through it; no pass touches those fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import graphopt
+from graphopt.ir.opset_conversion import convert_opset
+
+
+def _value(name: str, shape: list[int] | None = None) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape or [2, 3])
+
+
+def _documented_constant(output: str, name: str) -> onnx.NodeProto:
+    tensor = numpy_helper.from_array(np.ones((1, 3), np.float32), f"{output}_value")
+    tensor.doc_string = "the tensor's doc"
+    tensor.metadata_props.add(key="tensor_key", value="tensor_value")
+    node = helper.make_node("Constant", [], [output], name=name, value=tensor)
+    node.attribute[0].doc_string = "the attribute's doc"
+    return node
+
+
+def _model() -> onnx.ModelProto:
+    then = helper.make_graph(
+        [
+            _documented_constant("tk", "then_k"),
+            helper.make_node("Add", ["x", "tk"], ["t"], name="t"),
+        ],
+        "then",
+        [],
+        [_value("t")],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["e"], name="e")], "else", [], [_value("e")]
+    )
+    custom = helper.make_node("Custom", ["b"], ["y"], name="custom", domain="com.x", f=1.5)
+    custom.attribute[0].doc_string = "the custom attribute's doc"
+    relu = helper.make_node("Relu", ["a"], ["b"], name="relu")
+    placed = relu.device_configurations.add()
+    placed.configuration_id = "two"
+    placed.sharding_spec.add(tensor_name="a").device.extend([0, 1])
+    nodes = [
+        _documented_constant("k", "k"),
+        helper.make_node("Add", ["x", "k"], ["a"], name="add"),
+        relu,
+        custom,
+        helper.make_node("If", ["cond"], ["z"], name="if", then_branch=then, else_branch=other),
+    ]
+    cond = helper.make_tensor_value_info("cond", TensorProto.BOOL, [])
+    graph = helper.make_graph(nodes, "g", [_value("x"), cond], [_value("y"), _value("z")])
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 11), helper.make_opsetid("com.x", 1)],
+        ir_version=6,
+    )
+    configuration = model.configuration.add()
+    configuration.name = "two"
+    configuration.num_devices = 2
+    configuration.device.extend(["gpu0", "gpu1"])
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_convert_opset_keeps_configurations_and_attribute_docs():
+    model = _model()
+    converted = convert_opset(model, 13)
+    assert list(converted.configuration) == list(model.configuration)
+    nodes = {n.name: n for n in converted.graph.node}
+    assert list(nodes["relu"].device_configurations) == list(
+        model.graph.node[2].device_configurations
+    )
+    assert nodes["custom"].attribute[0].doc_string == "the custom attribute's doc"
+    then = next(a.g for a in nodes["if"].attribute if a.name == "then_branch")
+    for constant in (nodes["k"], then.node[0]):
+        value = constant.attribute[0]
+        assert value.doc_string == "the attribute's doc"
+        assert value.t.doc_string == "the tensor's doc"
+        assert [(p.key, p.value) for p in value.t.metadata_props] == [
+            ("tensor_key", "tensor_value")
+        ]
+
+
+def test_optimize_upgrade_keeps_the_model_configuration():
+    """x * relu6(x + 3) / 6 at opset 13: upgrade_opset takes the model to HardSwish's 14."""
+    three = numpy_helper.from_array(np.array(3, np.float32), "three")
+    six = numpy_helper.from_array(np.array(6, np.float32), "six")
+    zero = numpy_helper.from_array(np.array(0, np.float32), "zero")
+    nodes = [
+        helper.make_node("Add", ["x", "three"], ["a"], name="add"),
+        helper.make_node("Clip", ["a", "zero", "six"], ["c"], name="clip"),
+        helper.make_node("Mul", ["x", "c"], ["m"], name="mul"),
+        helper.make_node("Div", ["m", "six"], ["y"], name="div"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [_value("x", [1, 4])], [_value("y", [1, 4])], initializer=[three, six, zero]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    configuration = model.configuration.add()
+    configuration.name = "one"
+    configuration.num_devices = 1
+    optimized = graphopt.optimize(model, upgrade_opset=True)
+    assert [n.op_type for n in optimized.graph.node] == ["HardSwish"]  # (it was upgraded)
+    assert list(optimized.configuration) == list(model.configuration)
