@@ -772,7 +772,18 @@ def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]], source: S
         value = out[name]
         want = onnx.helper.tensor_dtype_to_np_dtype(elem)
         if value.dtype != want and value.dtype.kind == "f" and want.kind == "f":
-            out[name] = value.astype(want)
+            with np.errstate(over="ignore"):
+                out[name] = value.astype(want)
+            # finite values the cast made infinite (a float32 sample of a float16 teacher,
+            # |x| > 65504) were fed as inf and their targets stored (exit 0), with numpy's
+            # overflow warning on stderr; quantize refuses them too
+            beyond = np.isinf(out[name]) & np.isfinite(value)
+            if beyond.any():
+                raise DistillError(
+                    f"{shown(source.name)}: holds values beyond {want}'s range for teacher "
+                    f"input {name!r} (|x| up to {float(np.max(np.abs(value[beyond]))):.4g}), "
+                    f"the type it reads"
+                )
         elif value.dtype != want and value.dtype.kind in "biuf" and want.kind in "biuf":
             raise DistillError(
                 f"{shown(source.name)}: holds {value.dtype} for teacher input {name!r}, which "
