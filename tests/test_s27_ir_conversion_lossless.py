@@ -108,3 +108,32 @@ def test_optimize_upgrade_keeps_the_model_configuration():
     optimized = graphopt.optimize(model, upgrade_opset=True)
     assert [n.op_type for n in optimized.graph.node] == ["HardSwish"]  # (it was upgraded)
     assert list(optimized.configuration) == list(model.configuration)
+
+
+def test_convert_opset_keeps_the_metadata_of_body_inputs_and_outputs():
+    def declared(name: str, elem: int, shape: list[int]) -> onnx.ValueInfoProto:
+        value = helper.make_tensor_value_info(name, elem, shape)
+        value.metadata_props.add(key="of", value=name)
+        return value
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Neg", ["v"], ["v2"], name="neg"),
+            helper.make_node("Identity", ["c"], ["c2"], name="keep"),
+        ],
+        "body",
+        [
+            declared("i", TensorProto.INT64, []),
+            declared("c", TensorProto.BOOL, []),
+            declared("v", TensorProto.FLOAT, [2, 3]),
+        ],
+        [declared("c2", TensorProto.BOOL, []), declared("v2", TensorProto.FLOAT, [2, 3])],
+    )
+    loop = helper.make_node("Loop", ["n", "", "x"], ["y"], name="loop", body=body)
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, [])
+    graph = helper.make_graph([loop], "g", [_value("x"), n], [_value("y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+    onnx.checker.check_model(model)
+    converted = convert_opset(model, 13).graph.node[0].attribute[0].g
+    for value in (*converted.input, *converted.output):
+        assert [(p.key, p.value) for p in value.metadata_props] == [("of", value.name)]

@@ -222,9 +222,15 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     metadata_props and device_configurations of its nodes (by name, an unnamed one by its
     outputs), the doc strings of their attributes and of the tensors those hold, with those
     tensors' metadata_props (`_restore_attribute`), and the doc strings and metadata_props
-    of its initializers (by name), in its If/Loop/Scan bodies too; and its value_info as
-    declared (`keep_declared_value_info`)."""
+    of its initializers (by name) and the metadata_props of its inputs and outputs (by name: a
+    body's; the graph's come back whole, `keep_declared_io`), in its If/Loop/Scan bodies too;
+    and its value_info as declared (`keep_declared_value_info`)."""
     keep_declared_value_info(graph, converted)
+    for declared, rewritten in ((graph.input, converted.input), (graph.output, converted.output)):
+        props = {v.name: v.metadata_props for v in declared if v.metadata_props}
+        for value in rewritten if props else ():
+            if value.name in props and not value.metadata_props:
+                value.metadata_props.extend(props[value.name])
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
     if not converted.quantization_annotation:
