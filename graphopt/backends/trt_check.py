@@ -436,8 +436,11 @@ class _Checker:
             if vi.name in inits:
                 continue
             dims = vi.type.tensor_type.shape.dim
+            # a dim_value of 0 is a fixed empty dim: the parser keeps it (convertOnnxDims,
+            # importerUtils.hpp 10.1 GA: -1 only for a dim_param, a negative dim_value, or a dim
+            # with neither), and neither --shapes (0 < min) nor the model lets a profile change it
             dynamic = [
-                i for i, d in enumerate(dims) if not (d.HasField("dim_value") and d.dim_value > 0)
+                i for i, d in enumerate(dims) if not (d.HasField("dim_value") and d.dim_value >= 0)
             ]
             if not vi.type.tensor_type.HasField("shape"):
                 dynamic = [-1]
