@@ -450,11 +450,13 @@ def calibration_feeds(
         problem = "is a file, not a folder" if root.exists() else "no such folder"
         raise QuantizeError(f"--calib {shown(folder)}: {problem}")
     try:
-        return folder_feeds(folder, model, spec, batch_size)
+        feeds = folder_feeds(folder, model, spec, batch_size)
     except QuantizeError as e:  # "DIR: no calibration files (...)"; a file's errors name it
         if str(e).startswith(f"{folder}: "):  # (the folder as given: shown on one line here)
             raise QuantizeError(f"--calib {shown(folder)}: {str(e)[len(folder) + 2 :]}") from e
         raise
+    feeds.check_image_size()  # --size 32x320 for a height fixed at 48: said before calibrating
+    return feeds
 
 
 def _search_count(stream: TextIO | None = None) -> Progress:

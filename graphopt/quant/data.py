@@ -254,6 +254,28 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
                 "time (--batch-size 1)"
             )
 
+    def check_image_size(self) -> None:
+        """QuantizeError, before any image is decoded, where the spec's size contradicts the
+        one side the image input fixes (a text recognizer's height 48, its width free): each
+        image was made at that size and refused by the calibration's feed check ('calibration
+        feed 0: input 'x' has shape [1, 3, 32, 320], ...'), naming neither file nor --size."""
+        size = self.spec.size if self.spec else None
+        if size is None or len(self.inputs) != 1:
+            return
+        if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in self.files):
+            return
+        try:
+            fit = image_input(*self.inputs[0])
+        except QuantizeError:
+            return  # said when the first image is decoded
+        height, width = fit.declared
+        if fit.size is None and (height or size[0], width or size[1]) != tuple(size):
+            raise QuantizeError(
+                f"size {size[0]}x{size[1]}: input {fit.name!r} fixes its "
+                f"{'height at ' + str(height) if height else 'width at ' + str(width)} "
+                f"({self.inputs[0][2]}); give --size {height or size[0]}x{width or size[1]}"
+            )
+
     def __len__(self) -> int:
         if self.whole_batches_only:
             return len(self.files) // self.batch_size
@@ -352,15 +374,26 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         fit = image_input(name, elem_type, dims)
         spec = self.spec or PreprocessSpec()
         size = spec.size or fit.size
+        height, width = fit.declared
         if size is None:
+            fixed = f"fixes only its {'height' if height else 'width'}" if height or width else ""
             raise QuantizeError(
-                f"input {name!r} has no fixed height and width ({dims}); give --size HxW"
+                f"input {name!r} {fixed or 'has no fixed height and width'} ({dims}); give "
+                f"--size {height or 'H'}x{width or 'W'}"
             )
         if fit.size is not None and tuple(size) != fit.size:  # said before resizing to it:
             # --size 30000x30000 ran out of memory (MemoryError) before the feed was refused
             raise QuantizeError(
                 f"size {size[0]}x{size[1]}: input {name!r} is fixed at {fit.size[0]}x"
                 f"{fit.size[1]}; drop --size (or give that)"
+            )
+        batch = dims[0] if fit.batch_axis and dims else None
+        if isinstance(batch, int) and batch > 1 and self.batch_size != batch:
+            # (--batch-size 1 on a model whose batch is fixed: each image was a feed of 1,
+            # refused as 'calibration feed 0: input 'x' has shape [1, ...]')
+            raise QuantizeError(
+                f"input {name!r} has a fixed batch of {batch} ({dims}): images feed it "
+                f"{batch} at a time; give --batch-size {batch}"
             )
         too_large = image_too_large(size[0], size[1])
         if too_large:

@@ -41,6 +41,7 @@ class ImageInput:
     channels_last: bool = False
     batch_axis: bool = True
     size: tuple[int, int] | None = None  # (H, W) the input fixes; None: symbolic
+    declared: tuple[int | None, int | None] = (None, None)  # H and W each, None: symbolic
 
     @property
     def raw_pixels(self) -> bool:
@@ -92,12 +93,10 @@ def image_input(name: str, elem_type: int, dims: list[int | str]) -> ImageInput:
         )
     if first_fits or last_fits:
         channels_last = last_fits
-        height, width = dims[-3:-1] if channels_last else dims[-2:]
-        size = None
-        if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
-            size = (height, width)
+        height, width = (_side(d) for d in (dims[-3:-1] if channels_last else dims[-2:]))
+        size = (height, width) if height is not None and width is not None else None
         channels = int(last if channels_last else first)
-        return ImageInput(name, dtype, channels, channels_last, batch_axis, size)
+        return ImageInput(name, dtype, channels, channels_last, batch_axis, size, (height, width))
     if batch_axis and isinstance(first, str) and isinstance(last, str):
         return ImageInput(name, dtype)  # NCHW, 3 channels: the default where nothing tells
     if isinstance(first, int) or isinstance(last, int):
@@ -111,6 +110,11 @@ def image_input(name: str, elem_type: int, dims: list[int | str]) -> ImageInput:
         f"input {name!r} has shape {_shape(dims)}: no axis declares 1 or 3 channels, so "
         "CHW cannot be told from HWC (or from a batch of gray images); give .npy/.npz feeds"
     )
+
+
+def _side(dim: int | str) -> int | None:
+    """An image side's declared size, None where it is symbolic (or no size: 0)."""
+    return dim if isinstance(dim, int) and dim > 0 else None
 
 
 def _shape(dims: list[int | str]) -> str:
