@@ -137,3 +137,19 @@ def test_convert_opset_keeps_the_metadata_of_body_inputs_and_outputs():
     converted = convert_opset(model, 13).graph.node[0].attribute[0].g
     for value in (*converted.input, *converted.output):
         assert [(p.key, p.value) for p in value.metadata_props] == [("of", value.name)]
+
+
+def test_convert_opset_gives_nodes_sharing_a_name_their_own_metadata():
+    """ONNX lets two nodes share a name; matched by name, the first got the second's."""
+    first = helper.make_node("Relu", ["x"], ["a"], name="r")
+    first.metadata_props.add(key="who", value="first")
+    second = helper.make_node("Relu", ["a"], ["y"], name="r")
+    second.metadata_props.add(key="who", value="second")
+    graph = helper.make_graph([first, second], "g", [_value("x")], [_value("y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+    onnx.checker.check_model(model)
+    converted = convert_opset(model, 13)
+    assert [[(p.key, p.value) for p in n.metadata_props] for n in converted.graph.node] == [
+        [("who", "first")],
+        [("who", "second")],
+    ]

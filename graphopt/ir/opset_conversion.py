@@ -219,8 +219,8 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
 def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     """Give `converted` (`graph` after onnx.version_converter) back what the converter drops:
     the graph's metadata_props, quantization annotations and sparse initializers, the
-    metadata_props and device_configurations of its nodes (by name, an unnamed one by its
-    outputs), the doc strings of their attributes and of the tensors those hold, with those
+    metadata_props and device_configurations of its nodes (by outputs, else by a name no
+    other node has), the doc strings of their attributes and of the tensors those hold, with those
     tensors' metadata_props (`_restore_attribute`), and the doc strings and metadata_props
     of its initializers (by name) and the metadata_props of its inputs and outputs (by name: a
     body's; the graph's come back whole, `keep_declared_io`), in its If/Loop/Scan bodies too;
@@ -237,10 +237,18 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
         converted.quantization_annotation.extend(graph.quantization_annotation)
     if not converted.sparse_initializer:
         converted.sparse_initializer.extend(graph.sparse_initializer)
-    # a node by its name, an unnamed one by its outputs (the converter keeps both)
-    nodes = {n.name or tuple(n.output): n for n in graph.node}
+    # a node by its outputs (the converter keeps them, and one node writes a tensor), else by
+    # its name where no other node has it: two nodes may share a name (ONNX allows it), and
+    # by name alone the first took the second's metadata_props
+    by_outputs = {tuple(n.output): n for n in graph.node if any(n.output)}
+    counts: dict[str, int] = {}
+    for n in graph.node:
+        counts[n.name] = counts.get(n.name, 0) + 1
+    by_name = {n.name: n for n in graph.node if n.name and counts[n.name] == 1}
     for node in converted.node:
-        before = nodes.get(node.name or tuple(node.output))
+        before = by_outputs.get(tuple(node.output))
+        if before is None or before.op_type != node.op_type:
+            before = by_name.get(node.name)
         if before is None or before.op_type != node.op_type:
             continue
         if before.metadata_props and not node.metadata_props:
