@@ -14,9 +14,9 @@ batch, so memory stays bounded by one batch whatever the data set size. Samples 
 axis 0: with batches of several samples, the first batch of a run (of samples not all
 alike) is also run sample by sample, and an output that is not those outputs stacked is
 refused. One run at a time writes into a folder (an advisory lock on it). Every
-`checkpoint` samples the files are flushed and `manifest.json` (teacher sha256, and its external
-data's, T, tensor names, shapes, dtypes, sample count, source files, progress) is rewritten
-atomically; a rerun with the same teacher, options and data (file names, sizes and
+`checkpoint` samples (default 64, or 1/256 of a larger data set) the files are flushed and
+`manifest.json` (teacher sha256, and its external data's, T, tensor names, shapes, dtypes,
+sample count, source files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file names, sizes and
 modification times; a feed sequence's samples by position only) resumes after the last
 checkpoint, at any batch size (the rows do not depend on it). The manifest is written (0
 samples done) before the files are made, so a run stopped before its first checkpoint leaves
@@ -68,6 +68,8 @@ from graphopt.realmodels import IMAGE_SUFFIXES
 log = logging.getLogger("graphopt.distill")
 
 FORMAT = "graphopt-distill-targets/1"
+CHECKPOINT = 64  # samples between two checkpoints by default
+MOST_CHECKPOINTS = 256  # by default: a larger data set checkpoints every 1/256 of it
 MANIFEST = "manifest.json"
 DATA_SUFFIXES = (".npy", ".npz", *IMAGE_SUFFIXES)
 
@@ -426,7 +428,7 @@ def write_targets(
     outputs: Sequence[str] | None = None,
     axis: int = -1,
     batch_size: int = 1,
-    checkpoint: int = 64,
+    checkpoint: int | None = None,
     preprocess: Mapping[str, Any] | None = None,
     threads: int = 0,
     progress: Progress | None = None,
@@ -440,17 +442,24 @@ def write_targets(
     axis 0 per run (the teacher's batch dimension must then be dynamic; the first batch of
     each run (of samples not all alike) is also run sample by sample, and an output that is
     not those outputs stacked on axis 0 is refused). A rerun with the same teacher, options
-    and data resumes where the last one stopped, at any batch size.
+    and data resumes where the last one stopped, at any batch size. `checkpoint`: flush the
+    files and record the progress every that many samples; None: every 64, or every 1/256 of
+    a data set of more than 16384 samples (at most 256 checkpoints: the manifest names every
+    sample).
     """
     # numpy numbers are taken; np.int64 axis or batch size was a TypeError when the manifest
     # was written (JSON), an axis of 1.0 one after the first batch had made the files
-    counts = {"axis": axis, "batch_size": batch_size, "checkpoint": checkpoint}
+    counts = {
+        "axis": axis,
+        "batch_size": batch_size,
+        "checkpoint": CHECKPOINT if checkpoint is None else checkpoint,
+    }
     for argument, given in counts.items():
         try:
             counts[argument] = operator.index(given)
         except TypeError:
             raise DistillError(f"{argument} must be an integer, got {given!r}") from None
-    axis, batch_size, checkpoint = counts["axis"], counts["batch_size"], counts["checkpoint"]
+    axis, batch_size, every = counts["axis"], counts["batch_size"], counts["checkpoint"]
     listed: dict[str, list[str]] = {}
     for argument, names in (("logits", logits), ("hints", hints), ("outputs", outputs)):
         if isinstance(names, str | bytes):  # its letters were taken for names: outputs="ab"
@@ -468,7 +477,7 @@ def write_targets(
         raise DistillError(f"temperature must be a number, got {temperature!r}")
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
         raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
-    for argument, size in (("batch_size", batch_size), ("checkpoint", checkpoint)):
+    for argument, size in (("batch_size", batch_size), ("checkpoint", every)):
         if size < 1:  # (it said "batch_size and checkpoint" whichever was wrong)
             raise DistillError(f"{argument} must be >= 1, got {size}")
     from graphopt.backends.onnxruntime import input_specs, run_error_text, session
@@ -510,6 +519,10 @@ def write_targets(
     if not sources:
         where = "every sample is inside the targets folder" if found else "the data holds none"
         raise DistillError(f"no samples to run the teacher on: {where}")
+    if checkpoint is None:  # the manifest names every sample and is rewritten whole at each
+        # checkpoint: every 64 samples a run wrote O(n²) bytes (ImageNet's 1.28M photographs:
+        # a 126 MB manifest, 5 s a checkpoint, 28 h in all); at most 256 checkpoints keep it O(n)
+        every = max(every, -(-len(sources) // MOST_CHECKPOINTS))
     inputs = input_specs(model)
     if not inputs:  # an image sample raised IndexError (a traceback) for want of an input
         raise DistillError("the teacher has no inputs: there is nothing to feed the samples to")
@@ -621,7 +634,7 @@ def write_targets(
                 arrays[spec.name][start * per : start * per + value.shape[0]] = value
             done = start + len(batch)
             since += len(batch)
-            if since >= checkpoint or done == total:
+            if since >= every or done == total:
                 _checkpoint(out, current, arrays, done, total)
                 since = 0
             if progress is not None:

@@ -57,9 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         type=int,
-        default=64,
+        default=None,
         metavar="N",
-        help="flush and record progress every N samples (default 64)",
+        help="flush and record progress every N samples (default 64, or 1/256 of a data set "
+        "of more than 16384 samples: the manifest, which names every sample, is rewritten at "
+        "each)",
     )
     p.add_argument(
         "--preset",
@@ -228,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.temperature < float("inf"):
         raise DistillError(f"--temperature must be > 0 and finite, got {args.temperature}")
     for option, value in (("--batch-size", args.batch_size), ("--checkpoint", args.checkpoint)):
-        if value < 1:
+        if value is not None and value < 1:
             raise DistillError(f"{option} must be 1 or more, got {value}")
     refuse_unwritable_targets(args)
     if not os.path.exists(args.data):  # named as build's --calib is (the flag, then why)
