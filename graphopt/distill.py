@@ -70,6 +70,9 @@ log = logging.getLogger("graphopt.distill")
 FORMAT = "graphopt-distill-targets/1"
 CHECKPOINT = 64  # samples between two checkpoints by default
 MOST_CHECKPOINTS = 256  # by default: a larger data set checkpoints every 1/256 of it
+# the manifest names every sample (~100 bytes each): the 256 MiB of a calibration cache, its
+# reader's default, refused the manifest of a run over ~2.9M samples, which it had written
+MANIFEST_LIMIT = 4 << 30
 MANIFEST = "manifest.json"
 DATA_SUFFIXES = (".npy", ".npz", *IMAGE_SUFFIXES)
 
@@ -257,7 +260,9 @@ def _is_targets_manifest(path: Path) -> bool:
     from graphopt.quant.cache import read_text_file
 
     try:  # (a FIFO named so blocked the read for ever)
-        text = read_text_file(path, "distillation manifest", error=DistillError)
+        text = read_text_file(
+            path, "distillation manifest", limit=MANIFEST_LIMIT, error=DistillError
+        )
         return bool(json.loads(text).get("format") == FORMAT)
     except (DistillError, ValueError, AttributeError):
         return False
@@ -1194,7 +1199,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
     path = Path(directory) / MANIFEST
     # a FIFO blocked the read for ever; bytes that are no UTF-8 were a traceback
-    text = read_text_file(path, "distillation manifest", error=DistillError)
+    text = read_text_file(path, "distillation manifest", limit=MANIFEST_LIMIT, error=DistillError)
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as e:
