@@ -73,6 +73,9 @@ class PreprocessSpec:
 
         text = read_text_file(path, "preprocessing spec", limit=1 << 20)  # not /dev/zero
         try:
+            _refuse_deep_nesting(text, path)
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            _refuse_keys_given_twice(root, path)
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:  # (its text is several lines: the problem, its mark)
             mark = getattr(e, "problem_mark", None)
@@ -142,6 +145,50 @@ class PreprocessSpec:
                 f"{(options or {}).get('std', where)}: std {list(self.std)} has a zero (pixels "
                 "are divided by it)"
             )
+
+
+# Collections one inside another a preprocessing spec may nest (its values need 1: `size: [H, W]`)
+MAX_SPEC_NESTING = 8
+
+
+def _refuse_deep_nesting(text: str, path: str | Path) -> None:
+    """A `QuantizeError` where the spec's YAML collections nest more than `MAX_SPEC_NESTING`
+    deep: PyYAML composes them recursively, and `size: [[[...` 50 000 deep ended quantize in
+    a RecursionError (a traceback, exit 1). Its parser's events come without recursion."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_SPEC_NESTING:
+                mark = event.start_mark
+                raise QuantizeError(
+                    f"{shown(path)}:{mark.line + 1 if mark else 1}: cannot read preprocessing "
+                    f"spec: collections nested more than {MAX_SPEC_NESTING} deep"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _refuse_keys_given_twice(root: Any, path: str | Path) -> None:
+    """A `QuantizeError` for a key the spec's mapping gives twice: YAML keeps the last without
+    a word (`mean:` pasted below the first: calibrated with the second), where a pipeline
+    file refuses it."""
+    import yaml
+
+    if not isinstance(root, yaml.MappingNode):
+        return
+    first: dict[str, int] = {}
+    for key, _ in root.value:
+        if isinstance(key, yaml.ScalarNode):
+            line = key.start_mark.line + 1
+            if key.value in first:
+                raise QuantizeError(
+                    f"{shown(path)}:{line}: cannot read preprocessing spec: key "
+                    f"{key.value!r} is given twice (first at line {first[key.value]}); keep one"
+                )
+            first[key.value] = line
 
 
 def parse_size(text: str) -> tuple[int, int]:
