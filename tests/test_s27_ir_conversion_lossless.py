@@ -153,3 +153,31 @@ def test_convert_opset_gives_nodes_sharing_a_name_their_own_metadata():
         [("who", "first")],
         [("who", "second")],
     ]
+
+
+def test_convert_opset_keeps_the_denotations_of_body_inputs_and_outputs():
+    def denoted(name: str) -> onnx.ValueInfoProto:
+        value = helper.make_tensor_value_info(name, TensorProto.FLOAT, [2, 3])
+        value.type.denotation = "TENSOR"
+        value.type.tensor_type.shape.dim[0].denotation = "DATA_BATCH"
+        return value
+
+    scalar = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [
+            helper.make_node("Neg", ["v"], ["v2"], name="neg"),
+            helper.make_node("Identity", ["c"], ["c2"], name="keep"),
+        ],
+        "body",
+        [scalar("i", TensorProto.INT64, []), scalar("c", TensorProto.BOOL, []), denoted("v")],
+        [scalar("c2", TensorProto.BOOL, []), denoted("v2")],
+    )
+    loop = helper.make_node("Loop", ["n", "", "x"], ["y"], name="loop", body=body)
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, [])
+    graph = helper.make_graph([loop], "g", [_value("x"), n], [_value("y")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+    onnx.checker.check_model(model)
+    converted = convert_opset(model, 13).graph.node[0].attribute[0].g
+    for value in (converted.input[2], converted.output[1]):
+        assert value.type.denotation == "TENSOR"
+        assert value.type.tensor_type.shape.dim[0].denotation == "DATA_BATCH"

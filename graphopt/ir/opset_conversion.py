@@ -222,15 +222,16 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
     metadata_props and device_configurations of its nodes (by outputs, else by a name no
     other node has), the doc strings of their attributes and of the tensors those hold, with those
     tensors' metadata_props (`_restore_attribute`), and the doc strings and metadata_props
-    of its initializers (by name) and the metadata_props of its inputs and outputs (by name: a
-    body's; the graph's come back whole, `keep_declared_io`), in its If/Loop/Scan bodies too;
-    and its value_info as declared (`keep_declared_value_info`)."""
+    of its initializers (by name) and the metadata_props and denotations of its inputs and
+    outputs (by name: a body's; the graph's come back whole, `keep_declared_io`), in its
+    If/Loop/Scan bodies too; and its value_info as declared (`keep_declared_value_info`)."""
     keep_declared_value_info(graph, converted)
     for declared, rewritten in ((graph.input, converted.input), (graph.output, converted.output)):
-        props = {v.name: v.metadata_props for v in declared if v.metadata_props}
-        for value in rewritten if props else ():
-            if value.name in props and not value.metadata_props:
-                value.metadata_props.extend(props[value.name])
+        values = {v.name: v for v in declared}
+        for value in rewritten:
+            before = values.get(value.name)
+            if before is not None:
+                _restore_value(before, value)
     if not converted.metadata_props:
         converted.metadata_props.extend(graph.metadata_props)
     if not converted.quantization_annotation:
@@ -274,6 +275,23 @@ def restore_dropped(graph: onnx.GraphProto, converted: onnx.GraphProto) -> None:
             tensor.doc_string = before_tensor.doc_string
         if before_tensor.metadata_props and not tensor.metadata_props:
             tensor.metadata_props.extend(before_tensor.metadata_props)
+
+
+def _restore_value(before: onnx.ValueInfoProto, after: onnx.ValueInfoProto) -> None:
+    """Give a body's input or output `after` (`before` after onnx.version_converter, which keeps
+    its name, type and doc string) back its metadata_props, its type's denotation and those of
+    its dims (where it has as many), which the converter drops. (The converter's inference may
+    have given it a shape `before` did not declare: that shape is kept.)"""
+    if before.metadata_props and not after.metadata_props:
+        after.metadata_props.extend(before.metadata_props)
+    if before.type.denotation and not after.type.denotation:
+        after.type.denotation = before.type.denotation
+    if before.type.WhichOneof("value") == after.type.WhichOneof("value") == "tensor_type":
+        dims, new_dims = before.type.tensor_type.shape.dim, after.type.tensor_type.shape.dim
+        if len(dims) == len(new_dims):
+            for dim, new in zip(dims, new_dims, strict=True):
+                if dim.denotation and not new.denotation:
+                    new.denotation = dim.denotation
 
 
 def _restore_attribute(before: onnx.AttributeProto, after: onnx.AttributeProto) -> None:
