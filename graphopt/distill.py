@@ -458,6 +458,8 @@ def write_targets(
         "axis": axis,
         "batch_size": batch_size,
         "checkpoint": CHECKPOINT if checkpoint is None else checkpoint,
+        "threads": threads,  # (1.5 was onnxruntime's TypeError of 5 lines, after the folder
+        # was made; None a TypeError comparing it)
     }
     for argument, given in counts.items():
         try:
@@ -465,6 +467,7 @@ def write_targets(
         except TypeError:
             raise DistillError(f"{argument} must be an integer, got {given!r}") from None
     axis, batch_size, every = counts["axis"], counts["batch_size"], counts["checkpoint"]
+    threads = counts["threads"]
     listed: dict[str, list[str]] = {}
     for argument, names in (("logits", logits), ("hints", hints), ("outputs", outputs)):
         if isinstance(names, str | bytes):  # its letters were taken for names: outputs="ab"
@@ -485,6 +488,10 @@ def write_targets(
     for argument, size in (("batch_size", batch_size), ("checkpoint", every)):
         if size < 1:  # (it said "batch_size and checkpoint" whichever was wrong)
             raise DistillError(f"{argument} must be >= 1, got {size}")
+    if threads < 0:  # as distill-targets --threads refuses it
+        raise DistillError(
+            f"threads must be 0 (onnxruntime's default, one per physical core) or more, got {threads}"
+        )
     from graphopt.backends.onnxruntime import input_specs, run_error_text, session
     from graphopt.ir import load
 
