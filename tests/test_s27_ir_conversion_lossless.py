@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
@@ -181,3 +182,64 @@ def test_convert_opset_keeps_the_denotations_of_body_inputs_and_outputs():
     for value in (converted.input[2], converted.output[1]):
         assert value.type.denotation == "TENSOR"
         assert value.type.tensor_type.shape.dim[0].denotation == "DATA_BATCH"
+
+
+def test_convert_opset_types_the_clip_and_pad_constants_it_makes_in_bodies():
+    """A float16 Clip (in an If branch) and Pad (in a Loop body in the other branch) at opset
+    10: the converter's 10 -> 11 adapters make their min/max and constant_value float32
+    Constants there too, which only the top-level graph's got retyped: the converted model
+    failed onnx's check, and quantize, merge and optimize's upgrade refused it."""
+    f16 = TensorProto.FLOAT16
+
+    def half(name: str, shape: list[int]) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, f16, shape)
+
+    then = helper.make_graph(
+        [helper.make_node("Clip", ["x"], ["t"], name="clip", min=0.5, max=6.0)],
+        "then",
+        [],
+        [half("t", [2, 3])],
+    )
+    bounds = [
+        numpy_helper.from_array(np.array([v], np.int64), n)
+        for n, v in (("start", 1), ("end", 4), ("axis", 1))
+    ]
+    body = helper.make_graph(
+        [
+            helper.make_node("Pad", ["v"], ["p"], name="pad", pads=[0, 1, 0, 1], value=2.5),
+            helper.make_node("Slice", ["p", "start", "end", "axis"], ["v2"], name="cut"),
+            helper.make_node("Identity", ["c"], ["c2"], name="keep"),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            half("v", [2, 3]),
+        ],
+        [helper.make_tensor_value_info("c2", TensorProto.BOOL, []), half("v2", [2, 3])],
+        initializer=bounds,
+    )
+    other = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "x"], ["e"], name="loop", body=body)],
+        "else",
+        [],
+        [half("e", [2, 3])],
+    )
+    node = helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then, else_branch=other)
+    inputs = [
+        half("x", [2, 3]),
+        helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("n", TensorProto.INT64, []),
+    ]
+    graph = helper.make_graph([node], "g", inputs, [half("y", [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)], ir_version=5)
+    onnx.checker.check_model(model, full_check=True)
+    converted = convert_opset(model, 13)
+    onnx.checker.check_model(converted, full_check=True)
+    x = np.array([[-1, 0.25, 7], [3, 4, -5]], np.float16)
+    for cond in (True, False):
+        feeds = {"x": x, "cond": np.array(cond), "n": np.array(2, np.int64)}
+        want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+        got = ort.InferenceSession(converted.SerializeToString()).run(None, feeds)[0]
+        assert got.dtype == np.float16
+        assert np.array_equal(want, got)

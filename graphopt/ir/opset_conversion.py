@@ -86,28 +86,31 @@ def retype_adapter_constants(
     """Give the Constants onnx.version_converter's 10 -> 11 adapters make (Clip's min/max,
     Pad's constant_value, from attributes, which are float32 at every data type) the type of
     the data they go with: a float16 or double Clip or Pad converted across opset 11 reads
-    float32 ones, an invalid model ("min has inconsistent type"). Only the top-level graph, and
-    only Constants the converter made (no tensor of that name in `model`), each read once;
-    the data's type comes from onnx's shape inference of `model`."""
+    float32 ones, an invalid model ("min has inconsistent type"). In the graph and its
+    If/Loop/Scan bodies (the converter converts those too), only Constants the converter made
+    (no tensor of that name in `model`), each read once in its graph; the data's type comes
+    from onnx's shape inference of `model` (which types a body's tensors in the body)."""
     if not before < 11 <= version:
         return
-    graph = converted.graph
-    known = {o for n in model.graph.node for o in n.output}
-    known.update(t.name for t in model.graph.initializer)
-    known.update(v.name for v in model.graph.input)
-    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
-    reads: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            reads[name] = reads.get(name, 0) + 1
-    sites = [
-        (node.input[0], constants[node.input[i]])
-        for node in graph.node
-        if node.domain in ("", "ai.onnx") and node.op_type in _ADAPTED_AT_11
-        for i in _ADAPTED_AT_11[node.op_type]
-        if i < len(node.input) and node.input[i] in constants
-        and node.input[i] not in known and reads[node.input[i]] == 1
-    ]  # fmt: skip
+    originals = (model.graph, *nested_bodies(model.graph))
+    known = {o for g in originals for n in g.node for o in n.output}
+    known.update(t.name for g in originals for t in g.initializer)
+    known.update(v.name for g in originals for v in g.input)
+    sites = []
+    for graph in (converted.graph, *nested_bodies(converted.graph)):
+        constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
+        reads: dict[str, int] = {}
+        for node in graph.node:
+            for name in node.input:
+                reads[name] = reads.get(name, 0) + 1
+        sites += [
+            (node.input[0], constants[node.input[i]])
+            for node in graph.node
+            if node.domain in ("", "ai.onnx") and node.op_type in _ADAPTED_AT_11
+            for i in _ADAPTED_AT_11[node.op_type]
+            if i < len(node.input) and node.input[i] in constants
+            and node.input[i] not in known and reads[node.input[i]] == 1
+        ]  # fmt: skip
     if not sites:
         return
     try:
@@ -116,9 +119,10 @@ def retype_adapter_constants(
         return  # nothing known: the caller's check refuses the conversion as before
     types = {
         v.name: v.type.tensor_type.elem_type
-        for v in (*inferred.input, *inferred.value_info, *inferred.output)
+        for g in (inferred, *nested_bodies(inferred))
+        for v in (*g.input, *g.value_info, *g.output)
     }
-    types.update((t.name, t.data_type) for t in model.graph.initializer)
+    types.update((t.name, t.data_type) for g in originals for t in g.initializer)
     for data, constant in sites:
         elem = types.get(data, 0)
         value = next((a for a in constant.attribute if a.name == "value"), None)
