@@ -85,7 +85,8 @@ def test_keeper_keeps_the_smallest_keys_in_order_and_drops_evicted_references() 
         refs = keeper.references
         assert refs is not None
         for ref, feed in zip(refs, keeper.feeds, strict=True):
-            i = next(k for k in range(len(data)) if data[k]["x"] is feed["x"])
+            # (the keeper holds its own copy of a kept feed: found by value)
+            i = next(k for k in range(len(data)) if np.array_equal(data[k]["x"], feed["x"]))
             np.testing.assert_array_equal(ref["y"], fp32[i]["y"])
             assert ref["y"] is not fp32[i]["y"]  # own copies
 

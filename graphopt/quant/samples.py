@@ -93,6 +93,12 @@ class ContentKey:
             self._digest, self._feed = feed_digest(self._feed), None
         return self._digest
 
+    def hold(self, feed: Feed) -> None:
+        """Take the digest, when it is still to compute, of `feed` (the keeper's own copy of
+        the feed this key was made for): the caller may refill the arrays it offered."""
+        if self._digest is None:
+            self._feed = feed
+
     def __lt__(self, other: ContentKey) -> bool:
         if self.spread != other.spread:
             return self.spread > other.spread  # most varied first
@@ -148,7 +154,7 @@ class SampleKeeper:
         return bool(self.key(index, feed, None) < self.kept[-1].key)
 
     def offer(self, index: int, feed: Feed, outputs: Mapping[str, Any] | None = None) -> bool:
-        """Keep feed `index` (with own copies of its `outputs`, copied only then) when its key
+        """Keep feed `index` (own copies of it and its `outputs`, copied only then) when its key
         is among the `count` smallest so far, evicting the largest; whether it was kept."""
         if self.count == 0:
             return False
@@ -160,7 +166,13 @@ class SampleKeeper:
         reference = (
             {o: np.array(v, copy=True) for o, v in outputs.items()} if outputs is not None else None
         )
-        bisect.insort(self.kept, KeptFeed(key, feed, reference), key=lambda k: k.key)
+        # and of the feed: a data source may refill one buffer for every feed (as a TensorRT
+        # calibrator's get_batch does), and the search then measured the last feed against
+        # the references of the ones kept
+        own = {name: np.array(value, copy=True) for name, value in feed.items()}
+        if isinstance(key, ContentKey):
+            key.hold(own)
+        bisect.insort(self.kept, KeptFeed(key, own, reference), key=lambda k: k.key)
         if len(self.kept) > self.count:
             self.kept.pop()  # the evicted feed and its reference go
         return True
