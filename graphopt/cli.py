@@ -161,7 +161,8 @@ class _ReportStream:
     other than a broken pipe (`> /dev/full`, a full disk) is `_ReportNotWritten`, which `main`
     turns into one line on stderr, exit 2 (it was a traceback). No standard output at all
     (`>&-`: sys.stdout is None) takes the report and drops it, as `print` does; it was an
-    AttributeError traceback. Anything else is the stream's."""
+    AttributeError traceback. A character its encoding cannot hold is escaped (\\u20ac), as
+    Python's stderr escapes it. Anything else is the stream's."""
 
     def __init__(self, stream: Any):
         self._stream = stream
@@ -169,7 +170,16 @@ class _ReportStream:
     def write(self, text: str) -> int:
         if self._stream is None:  # closed (`>&-`) or none (pythonw): dropped, as print drops it
             return len(text)
-        return int(self._guard(self._stream.write, text))
+        try:
+            return int(self._guard(self._stream.write, text))
+        except UnicodeEncodeError:
+            # an output encoding that cannot hold a character of the report (a path 'o€.onnx'
+            # on an ASCII or cp1252 stdout): it was a traceback, exit 1, after the model was
+            # written. The text goes out with those characters escaped, as stderr writes them.
+            encoding = getattr(self._stream, "encoding", None) or "ascii"
+            safe = text.encode(encoding, "backslashreplace").decode(encoding)
+            self._guard(self._stream.write, safe)
+            return len(text)
 
     def flush(self) -> None:
         if self._stream is not None:
