@@ -485,6 +485,7 @@ def write_targets(
         raise DistillError(f"temperature must be a number, got {temperature!r}")
     if not 0 < temperature < float("inf"):  # NaN: NaN targets; inf: softmax(0), uniform
         raise DistillError(f"temperature must be > 0 and finite, got {temperature}")
+    images = _image_options(preprocess)  # (before anything is made)
     for argument, size in (("batch_size", batch_size), ("checkpoint", every)):
         if size < 1:  # (it said "batch_size and checkpoint" whichever was wrong)
             raise DistillError(f"{argument} must be >= 1, got {size}")
@@ -610,7 +611,7 @@ def write_targets(
         stacking_checked = False
         for start in range(done, total, batch_size):
             batch = sources[start : start + batch_size]
-            feeds = [_conform(load_feed(s, inputs, preprocess), inputs, s) for s in batch]
+            feeds = [_conform(load_feed(s, inputs, images), inputs, s) for s in batch]
             batched = _conform(_batch_feed(feeds, batch), inputs, batch[0])
             try:
                 values = teacher_run(batched, batch)
@@ -653,6 +654,53 @@ def write_targets(
                 progress(done, total)
         assert manifest is not None
         return manifest
+
+
+IMAGE_OPTIONS = ("size", "mean", "std", "scale", "bgr", "letterbox", "pad_value", "gray")
+
+
+def _image_options(preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`preprocess` (keyword arguments of `graphopt.realmodels.preprocess`) checked as
+    distill-targets checks its flags, before anything is made: a std with a zero or a scale,
+    mean or std that is no finite number made NaN pixels and the teacher's NaN targets were
+    stored (exit 0); a mean or std given as one number was an IndexError at the first image,
+    an unknown option a TypeError. mean and std come back as 1 or 3 numbers, size as (H, W)."""
+    if preprocess is None:
+        return {}
+    if not isinstance(preprocess, Mapping):
+        raise DistillError(f"preprocess must be a mapping of image options, got {preprocess!r}")
+    unknown = [k for k in preprocess if k not in IMAGE_OPTIONS]
+    if unknown:
+        raise DistillError(
+            f"preprocess has no option {', '.join(map(repr, unknown))}; its options: "
+            f"{', '.join(IMAGE_OPTIONS)}"
+        )
+    options = {k: v for k, v in preprocess.items() if v is not None}  # None: the default
+    for key in ("size", "mean", "std", "scale", "pad_value"):
+        if key not in options:
+            continue
+        try:
+            values = np.atleast_1d(np.asarray(options[key], dtype=np.float64))
+        except (TypeError, ValueError):
+            values = np.array([np.nan, np.nan, np.nan, np.nan])  # (refused below)
+        if key == "size":
+            whole = values.shape == (2,) and bool(np.all((values >= 1) & (values % 1 == 0)))
+            if not whole:
+                raise DistillError(
+                    f"preprocess size must be (H, W), two whole numbers >= 1, got {options[key]!r}"
+                )
+            options[key] = (int(values[0]), int(values[1]))
+            continue
+        counts = (1, 3) if key in ("mean", "std") else (1,)
+        if values.ndim != 1 or len(values) not in counts or not np.isfinite(values).all():
+            what = "1 or 3 finite numbers" if key in ("mean", "std") else "a finite number"
+            raise DistillError(f"preprocess {key} must be {what}, got {options[key]!r}")
+        if key == "std" and not values.all():
+            raise DistillError(
+                f"preprocess std {values.tolist()} has a zero (pixels are divided by it)"
+            )
+        options[key] = tuple(values.tolist()) if key in ("mean", "std") else float(values[0])
+    return options
 
 
 def _teacher_session(model: onnx.ModelProto, threads: int, session: Callable[..., Any]) -> Any:
