@@ -300,7 +300,7 @@ def collect(
         offers = ItemOffers(samples, specs) if samples is not None else None
         count = 0
         for i, feed in enumerate(data):
-            checked = check_feed(model, feed, f"calibration feed {i}")
+            checked = check_feed(model, feed, feed_name(data, i))
             if offers is not None:  # no run: kept without outputs (the search computes them)
                 offers.offer(i, checked)
             del checked
@@ -338,6 +338,7 @@ def collect(
     def fold(i: int, values: list[Any], checked: Feed) -> None:
         """Batch i (the feed `checked`)'s probe outputs into the calibrators and, where its
         model outputs were fetched, the sample keeper (batches come in order)."""
+        where = feed_name(data, i)  # (named in an error about a tensor of it)
         if offers is not None and len(values) == len(position):
             offers.offer(i, checked, {o: values[position[o]] for o in outputs})
         elif offers is not None:
@@ -346,7 +347,7 @@ def collect(
             items = batch_items(specs, checked)
             for name, value in zip(names, values[: len(names)], strict=True):
                 if non_finite is None or name not in non_finite:
-                    with _naming(i, name, non_finite):
+                    with _naming(where, name, non_finite):
                         calibrators[name].collect(value, items)
             del value  # only one batch of activations alive at a time
         else:
@@ -363,7 +364,7 @@ def collect(
                 hi = scalars[slot.hi]
                 if slot.with_zero:
                     lo, hi = min(lo, 0.0), max(hi, 0.0)
-                with _naming(i, name, non_finite):
+                with _naming(where, name, non_finite):
                     calibrators[name].collect_range(lo, hi)
 
     def done_one() -> None:  # after the batch's arrays are dropped
@@ -379,8 +380,9 @@ def collect(
 
     if in_flight == 1:
         for i, feed in enumerate(data):
-            checked = check_feed(model, feed, f"calibration feed {i}")
-            values = _run(sess, fetch(i, checked), checked, f"calibration feed {i}")
+            where = feed_name(data, i)
+            checked = check_feed(model, feed, where)
+            values = _run(sess, fetch(i, checked), checked, where)
             fold(i, values, checked)
             del checked, values  # only one batch of activations alive at a time
             done_one()
@@ -388,13 +390,13 @@ def collect(
         pending: deque[tuple[int, Feed, Future[list[Any]]]] = deque()
         with ThreadPoolExecutor(max_workers=in_flight) as pool:
             for i, feed in enumerate(data):
-                checked = check_feed(model, feed, f"calibration feed {i}")
+                where = feed_name(data, i)
+                checked = check_feed(model, feed, where)
                 if len(pending) == in_flight:  # the oldest run finishes first in the fold
                     j, done, run = pending.popleft()
                     fold(j, run.result(), done)
                     del run, done
                     done_one()
-                where = f"calibration feed {i}"
                 run = pool.submit(_run, sess, fetch(i, checked), checked, where)
                 pending.append((i, checked, run))
                 del run, checked
@@ -412,17 +414,25 @@ def collect(
 
 
 @contextmanager
-def _naming(feed: int, tensor: str, non_finite: dict[str, str] | None = None) -> Iterator[None]:
-    """A QuantizeError raised inside (NaN or infinity) names the feed and the tensor; with
-    `non_finite`, NaN or infinity is recorded there instead (`collect`)."""
+def _naming(feed: str, tensor: str, non_finite: dict[str, str] | None = None) -> Iterator[None]:
+    """A QuantizeError raised inside (NaN or infinity) names the feed (`feed_name`) and the
+    tensor; with `non_finite`, NaN or infinity is recorded there instead (`collect`)."""
     try:
         yield
     except NonFiniteValues as e:
         if non_finite is None:
-            raise QuantizeError(f"calibration feed {feed}: tensor {tensor!r}: {e}") from e
-        non_finite.setdefault(tensor, f"{e.what} in calibration feed {feed}")
+            raise QuantizeError(f"{feed}: tensor {tensor!r}: {e}") from e
+        non_finite.setdefault(tensor, f"{e.what} in {feed}")
     except QuantizeError as e:
-        raise QuantizeError(f"calibration feed {feed}: tensor {tensor!r}: {e}") from e
+        raise QuantizeError(f"{feed}: tensor {tensor!r}: {e}") from e
+
+
+def feed_name(data: object, i: int) -> str:
+    """How a message names feed `i` of `data`: by its file, or its batch's files, where `data`
+    reads them (`FolderFeeds.feed_name`: onnxruntime's refusal of a .npy of shape [1, 3, 0,
+    64] was 'calibration feed 1', which file not said), else "calibration feed i"."""
+    name = getattr(data, "feed_name", None)
+    return str(name(i)) if callable(name) else f"calibration feed {i}"
 
 
 def _cores() -> int:
@@ -460,8 +470,9 @@ def choose_samples(
     if on_batch is not None:
         on_batch(0)
     for i, feed in enumerate(data):
-        checked = check_feed(model, feed, f"calibration feed {i}")
-        values = _run(sess, names, checked, f"calibration feed {i}")
+        where = feed_name(data, i)
+        checked = check_feed(model, feed, where)
+        values = _run(sess, names, checked, where)
         offers.offer(i, checked, dict(zip(names, values, strict=True)))
         del checked, values
         count += 1

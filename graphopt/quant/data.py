@@ -241,6 +241,11 @@ def parse_triple(value: Any, name: str) -> tuple[float, float, float]:
     return items[0], items[1], items[2]
 
 
+def _batch_files(chunk: list[Path]) -> str:
+    """A batch of files as messages name it: folder, first and last file."""
+    return f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}..{shown(chunk[-1].name)}"
+
+
 class FolderFeeds(Sequence[dict[str, np.ndarray]]):
     """Feeds decoded on demand from the files of a folder (batched along axis 0)."""
 
@@ -328,6 +333,14 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             return len(self.files) // self.batch_size
         return (len(self.files) + self.batch_size - 1) // self.batch_size
 
+    def feed_name(self, index: int) -> str:
+        """Feed `index` as a message names it (`collect.feed_name`): its file, or its batch's
+        first and last files."""
+        chunk = self.files[index * self.batch_size : (index + 1) * self.batch_size]
+        if len(chunk) == 1:
+            return shown(chunk[0])
+        return _batch_files(chunk)
+
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
         if not 0 <= index < len(self):
             raise IndexError(index)
@@ -340,7 +353,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         arrays = any(f.suffix.lower() in ARRAY_SUFFIXES for f in chunk)
         if len(feeds) == 1:
             return check_feed(self.model, feeds[0], shown(chunk[0])) if arrays else feeds[0]
-        files = f"{shown(chunk[0].parent)}: feeds {shown(chunk[0].name)}..{shown(chunk[-1].name)}"
+        files = _batch_files(chunk)
         for k, first in feeds[0].items():  # (np.concatenate promoted a uint8 file's 0..255
             # pixels to float32 beside 0..1 ones, and the batch calibrated: exit 0; floats of
             # two widths are cast to the input's as one file's are)
