@@ -1506,6 +1506,12 @@ def _constant_axes(index: int, attr: str = "axes"):  # type: ignore[no-untyped-d
             return _resolvable_axes(c, node, name, attr)
         if name and c.const(name) is None:
             newer = f" (a computed one needs TensorRT {since}+)" if since is not None else ""
+            kind, where = _build_time_value(c, name) if since is not None else ("", "")
+            if kind == "runtime":  # from `since` on it is refused as well: no upgrade helps
+                newer = (
+                    f" (a computed one needs TensorRT {since}+, and one that depends on the "
+                    f"values of {where!r} at run time no version takes)"
+                )
             return [f"{node.op_type} {attr} must be an initializer or a Constant{newer}"]
         if (
             node.op_type == "Squeeze"
