@@ -975,8 +975,12 @@ def save_model(
             # over 2 GiB: written with external data, as asked of a model that big
         location = location or default_data_location(path)
         _refuse_data_name(path, location)
+        # (a folder that cannot be removed once the pair is in place is no failed save: it
+        # said 'cannot write' of a model written whole; a later save removes it as stale)
         with (
-            tempfile.TemporaryDirectory(prefix=temporary_prefix(), dir=parent) as tmp,
+            tempfile.TemporaryDirectory(
+                prefix=temporary_prefix(), dir=parent, ignore_cleanup_errors=True
+            ) as tmp,
             hold_folder(Path(tmp)),
         ):
             (Path(tmp) / location).parent.mkdir(parents=True, exist_ok=True)  # a subfolder
