@@ -21,8 +21,8 @@ modification times; a feed sequence's samples by position only) resumes after th
 checkpoint, at any batch size (the rows do not depend on it). The manifest is written (0
 samples done) before the files are made, so a run stopped before its first checkpoint leaves
 a folder that the rerun starts over in, whatever changed (its files removed: nothing in them
-was kept; `graphopt distill-targets` removes them itself when an error stopped it,
-`remove_unkept`).
+was kept; `graphopt distill-targets` removes them itself when an error, Ctrl-C or SIGTERM
+stopped it, `remove_unkept`).
 `load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):

@@ -258,11 +258,18 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
         )
     except BaseException as e:
-        if isinstance(e, GraphoptError):  # a bad sample before the first checkpoint: the
-            # preallocated target files (a data set's size of zeros) and the manifest saying 0
-            # done stayed, for a rerun to remove; Ctrl-C keeps them, as the rerun expects
-            with contextlib.suppress(GraphoptError):  # the error that stopped the run is news
-                remove_unkept(args.output)
+        # a bad sample, Ctrl-C or SIGTERM before the first checkpoint: the preallocated target
+        # files (a data set's size of zeros, their disk blocks reserved) and the manifest saying
+        # 0 done stayed, for a rerun to remove; after Ctrl-C the message said 'the targets up to
+        # the last checkpoint are kept' of them. Nothing in them is kept: they go
+        removed = False
+        with contextlib.suppress(GraphoptError):  # the error that stopped the run is news
+            removed = remove_unkept(args.output)
+        if removed and not isinstance(e, GraphoptError):  # what graphopt.cli says of it
+            args.interrupted = (
+                "it stopped before its first checkpoint: nothing was kept (its files removed); "
+                "run the same command again to start over"
+            )
         remove_folders(made)  # a bad sample, teacher or option: nothing stored (a
         # checkpoint's files stay, and so do their folders)
         if isinstance(e, PassError) and e.pass_name == "expose-tensors" and args.hints:
