@@ -170,14 +170,21 @@ def distillation_loss(
     alpha: float = 0.5,
     axis: int = -1,
 ) -> float:
-    """α · KD(s, p_t) + (1 − α) · CE(softmax(s), labels); without labels, KD alone."""
+    """α · KD(s, p_t) + (1 − α) · CE(softmax(s), labels); without labels, KD alone. α is a
+    weight in [0, 1]: outside it one of the two terms counts negatively."""
+    # alpha=70 (a percentage) or NaN gave a loss, without a word, that training minimizes by
+    # making the cross-entropy worse (or NaN)
+    number = isinstance(alpha, int | float | np.integer | np.floating)
+    weight = float(alpha) if number else float("nan")
+    if not 0.0 <= weight <= 1.0:
+        raise DistillError(f"alpha must be a weight in [0, 1], got {alpha!r}")
     kd = kd_kl_loss(student_logits, teacher_probs, temperature, axis)
     if labels is None:
         return kd
     log_q = np.moveaxis(log_softmax(student_logits, 1.0, axis), axis, -1)
     idx = _class_indices(labels, log_q.shape)
     ce = -float(np.mean(np.take_along_axis(log_q, idx[..., None], axis=-1)))
-    return alpha * kd + (1.0 - alpha) * ce
+    return weight * kd + (1.0 - weight) * ce
 
 
 def _class_indices(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
