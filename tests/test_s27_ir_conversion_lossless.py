@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
+from graphopt.errors import OpsetConversionError
 from graphopt.ir.opset_conversion import convert_opset
 
 
@@ -243,3 +245,39 @@ def test_convert_opset_types_the_clip_and_pad_constants_it_makes_in_bodies():
         got = ort.InferenceSession(converted.SerializeToString()).run(None, feeds)[0]
         assert got.dtype == np.float16
         assert np.array_equal(want, got)
+
+
+def test_convert_opset_refuses_a_scan_8_across_opset_9():
+    """Scan-8 scans each item of a batch axis; the converter only drops its sequence_lens, so
+    the batch axis becomes the scanned one: a model onnxruntime refuses, which quantize
+    reported as a failed check of the optimized model."""
+    state = helper.make_tensor_value_info("s", TensorProto.FLOAT, [3])
+    item = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["s", "x"], ["s2"], name="add"),
+            helper.make_node("Identity", ["s2"], ["y"], name="copy"),
+        ],
+        "body",
+        [state, item],
+        [
+            helper.make_tensor_value_info("s2", TensorProto.FLOAT, [3]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [3]),
+        ],
+    )
+    scan = helper.make_node(
+        "Scan", ["", "init", "xs"], ["final", "ys"], name="scan", body=body, num_scan_inputs=1
+    )
+    graph = helper.make_graph(
+        [scan],
+        "g",
+        [_value("init", [2, 3]), _value("xs", [2, 4, 3])],
+        [_value("final", [2, 3]), _value("ys", [2, 4, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)], ir_version=4)
+    onnx.checker.check_model(model, full_check=True)
+    with pytest.raises(OpsetConversionError) as refused:
+        convert_opset(model, 13)
+    assert refused.value.kind == "misconverted"
+    assert "scan" in refused.value.reason
+    assert convert_opset(model, 8) is not None  # (no opset 9 crossed: converted as before)

@@ -191,7 +191,11 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
     Flatten/Reshape adapter, Hardmax none), and a Dropout whose mask is read (by a node or as a
     graph output, bodies included) across opset 12 (onnxruntime computes Dropout-10/11's
     inference mask all False, Dropout-12's all True); a named mask nothing reads changes
-    nothing."""
+    nothing. And a Scan across opset 9: Scan-8 runs its body over the items of a batch axis
+    (axis 0, then the sequence), Scan-9 has none, and the converter only drops its
+    sequence_lens input, so the batch axis becomes the scanned one (onnxruntime refused each
+    such model it gave: the body's ranks are one short; quantize said so only as a failed
+    check of the optimized model)."""
     graphs = [graph, *nested_bodies(graph)]
     read: set[str] | None = None  # every name a node or a graph output reads, when needed
     for node in (n for g in graphs for n in g.node):
@@ -208,6 +212,8 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
             return f"{name}: Upsample in {said} mode would become a half_pixel Resize"
         if op == "Resize" and before < 11 <= version and mode != "nearest":
             return f"{name}: Resize-10 in {said} mode would become a half_pixel Resize"
+        if op == "Scan" and before < 9 <= version:
+            return f"{name}: Scan-8's batch axis would become the scanned axis of a Scan-9"
         if op == "Hardmax" and before < 13 <= version:
             return f"{name}: Hardmax changes meaning at opset 13 (no adapter)"
         if op == "Dropout" and before < 12 <= version and len(node.output) > 1 and node.output[1]:
