@@ -26,6 +26,8 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   fold at build time from 10.7/10.8 for Squeeze, Unsqueeze and CumSum), outputs the importer
   does not make (MaxPool's Indices, ...), ...);
 - dtypes: no STRING / 16-bit integer / complex tensors; UINT8 only at the network boundary;
+  network inputs and outputs are tensors that declare their element type (no sequence,
+  optional, map or sparse tensor, no output declared by name alone);
 - Q/DQ (explicit quantization): quantized type INT8 (FP8/INT4/FP4 where that version has them),
   a constant zero point of 0 (also Constant → Cast), constant positive scales (+inf: a
   warning), per-channel scales only on constant weights (stored quantized behind a DQ, or float
@@ -435,6 +437,8 @@ class _Checker:
         for vi in self.model.graph.input:
             if vi.name in inits:
                 continue
+            if not self._check_boundary_type(vi, "input"):  # (no dims to speak of)
+                continue
             dims = vi.type.tensor_type.shape.dim
             # a dim_value of 0 is a fixed empty dim: the parser keeps it (convertOnnxDims,
             # importerUtils.hpp 10.1 GA: -1 only for a dim_param, a negative dim_value, or a dim
@@ -454,7 +458,29 @@ class _Checker:
                 )
             self._check_boundary_dtype(vi, "input")
         for vi in self.model.graph.output:
-            self._check_boundary_dtype(vi, "output")
+            if self._check_boundary_type(vi, "output"):
+                self._check_boundary_dtype(vi, "output")
+
+    def _check_boundary_type(self, vi: onnx.ValueInfoProto, kind: str) -> bool:
+        """Whether graph input or output `vi` declares a tensor of some element type; an error
+        where not: the parser makes each network input and output of the element type its
+        declaration gives (importInput, and the outputs' convertDtype in
+        ModelImporter::importModel, onnx-tensorrt 10.1 GA), and refuses one it cannot convert,
+        which a sequence, optional, map or sparse tensor, or a declaration without a type,
+        reads as (UNDEFINED: "Failed to convert ONNX date type to TensorRT data type")."""
+        which = vi.type.WhichOneof("value")
+        if which == "tensor_type" and vi.type.tensor_type.elem_type:
+            return True
+        if which in _NOT_TENSORS:
+            what = f"is {_NOT_TENSORS[which]}, not a tensor: TensorRT's network {kind}s are tensors"
+        else:
+            what = (
+                f"declares no element type: TensorRT's parser gives a network {kind} the type "
+                "its declaration names and refuses one without (declare it, e.g. with "
+                "onnx.shape_inference.infer_shapes)"
+            )
+        self.add("error", "dtype", f"graph {kind} {vi.name!r} {what}")
+        return False
 
     def _check_boundary_dtype(self, vi: onnx.ValueInfoProto, kind: str) -> None:
         name = _dtype_name(vi.type.tensor_type.elem_type)
@@ -1960,6 +1986,15 @@ def _s(value: Any) -> str:
     """A string attribute's text; bytes that are not UTF-8 (ONNX's checker lets them through)
     escaped, so they are reported as a value TensorRT does not take, not raised."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
+# the kinds of type a value can have besides a tensor (TypeProto's `value`), as said in findings
+_NOT_TENSORS = {
+    "sequence_type": "a sequence",
+    "optional_type": "an optional",
+    "map_type": "a map",
+    "sparse_tensor_type": "a sparse tensor",
+}
 
 
 def _dtype_name(elem_type: int | None) -> str:
