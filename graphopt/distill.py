@@ -789,10 +789,20 @@ def _stat(path: Path | None) -> list[int] | None:
 
 
 def _expose(model: onnx.ModelProto, hints: Sequence[str]) -> onnx.ModelProto:
+    """The teacher with the `hints` as extra graph outputs (expose-tensors). `model` is
+    write_targets' own copy: an IR < 4 teacher's weights, which it lists as graph inputs too,
+    are taken off its inputs here. optimize() does so itself but warns that the weights can no
+    longer be fed, of a model no one sees: a line on stderr of every run with --hints (a
+    successful one too), and an error after it was two lines."""
     from graphopt.api import optimize
     from graphopt.passes.expose_tensors import ExposeTensors
     from graphopt.pipeline import PassStep, Pipeline
 
+    if 0 < model.ir_version < 4:
+        weights = {t.name for t in model.graph.initializer}
+        kept = [vi for vi in model.graph.input if vi.name not in weights]
+        del model.graph.input[:]
+        model.graph.input.extend(kept)
     pipe = Pipeline("expose-hints", [PassStep(ExposeTensors(names=list(hints)))])
     return optimize(model, pipe)
 
