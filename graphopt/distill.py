@@ -50,7 +50,7 @@ import logging
 import operator
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -607,7 +607,13 @@ def write_targets(
             progress(done, total)
         since = 0
 
+        # a feed dict's arrays the teacher does not read (a label beside the image, as
+        # quantize's feeds may hold; an .npz's are left unread) were onnxruntime's 'Invalid
+        # input name: label'
+        read = {i.name for i in model.graph.input}
+
         def teacher_run(feed: Feed, named: Sequence[Source]) -> list[np.ndarray]:
+            feed = {k: v for k, v in feed.items() if k in read}
             try:
                 return list(sess.run([s.source for s in specs], feed))
             except Exception as e:  # onnxruntime raises its own untyped errors
@@ -619,7 +625,7 @@ def write_targets(
         for start in range(done, total, batch_size):
             batch = sources[start : start + batch_size]
             feeds = [_conform(load_feed(s, inputs, images), inputs, s) for s in batch]
-            batched = _conform(_batch_feed(feeds, batch), inputs, batch[0])
+            batched = _conform(_batch_feed(feeds, batch, read), inputs, batch[0])
             try:
                 values = teacher_run(batched, batch)
             except DistillError as e:  # the batch's first sample was named, whichever failed
@@ -642,7 +648,7 @@ def write_targets(
                 _check_stacking(specs, values, alone)
                 # samples all alike prove nothing (a mean over the batch is each of them): a
                 # data set that began with a duplicate had every later batch mixed (exit 0)
-                stacking_checked = not _alike(feeds)
+                stacking_checked = not _alike(feeds, read)
             if manifest is None:
                 manifest = _create(out, config, specs, values, len(batch))
             current: dict[str, Any] = manifest
@@ -882,7 +888,9 @@ def _conform(feed: Feed, inputs: Sequence[tuple[str, int, list[Any]]], source: S
     return out
 
 
-def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
+def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source], read: Set[str]) -> Feed:
+    """The samples' feeds concatenated on axis 0, of the inputs the teacher `read`s (a label
+    of another length beside each image is left as it is)."""
     if len(feeds) == 1:
         return feeds[0]
     for feed, source in zip(feeds, sources, strict=True):  # one that lacked a key of the
@@ -892,7 +900,8 @@ def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
                 f"{shown(source.name)}: feeds {sorted(feed)}, {shown(sources[0].name)} feeds "
                 f"{sorted(feeds[0])}: the samples of a batch must feed the same inputs"
             )
-    for key in feeds[0]:  # a sample of 0 rows and one of 2 (or 1 and 3 where the first
+    kept = [key for key in feeds[0] if key in read]
+    for key in kept:  # a sample of 0 rows and one of 2 (or 1 and 3 where the first
         # held 2 each) stacked into the rows the batch expects, each stored as another's
         # sample (exit 0); alone, each was refused
         first = np.shape(feeds[0][key])[:1]
@@ -905,7 +914,7 @@ def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
                     "many (their outputs stack on axis 0)"
                 )
     try:
-        return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in feeds[0]}
+        return {k: np.concatenate([f[k] for f in feeds], axis=0) for k in kept}
     except ValueError as e:
         raise DistillError(  # (at batch size 1 a teacher with dynamic dims takes them)
             f"samples {_named(sources)} do not stack: {e}; use batch size 1 for samples of "
@@ -913,9 +922,11 @@ def _batch_feed(feeds: Sequence[Feed], sources: Sequence[Source]) -> Feed:
         ) from e
 
 
-def _alike(feeds: Sequence[Feed]) -> bool:
-    """Whether the samples of a batch feed the same values (a batch of duplicates)."""
-    return all(np.array_equal(f[k], feeds[0][k]) for f in feeds[1:] for k in feeds[0])
+def _alike(feeds: Sequence[Feed], read: Set[str]) -> bool:
+    """Whether the samples of a batch feed the teacher the same values (a batch of duplicates;
+    a label it does not read may differ)."""
+    keys = [k for k in feeds[0] if k in read]
+    return all(np.array_equal(f[k], feeds[0][k]) for f in feeds[1:] for k in keys)
 
 
 def _named(sources: Sequence[Source]) -> str:
