@@ -448,11 +448,26 @@ def _engine_feeds(
     for b in inputs:
         dims = shapes.get(b.name) or tuple(runner.engine.get_tensor_shape(b.name))
         if any(d < 0 for d in dims):
+            example = "x".join(map(str, _engine_example_shape(runner, b.name, dims)))
             raise BackendError(
-                f"engine input {b.name!r} is dynamic: give --shapes {b.name}:1x3x640x640"
+                f"engine input {b.name!r} is dynamic: give --shapes {b.name}:{example}"
             )
         feeds[b.name] = synthetic_feed(tuple(dims), b.dtype, rng)
     return feeds
+
+
+def _engine_example_shape(runner, name: str, dims: Sequence[int]) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+    """A shape dynamic engine input `name` (engine dims `dims`, -1 where dynamic) takes: the
+    opt shape of the engine's profile 0, else its dims with 1 for each dynamic one. The error
+    said 1x3x640x640 whatever the input's rank (an input [-1, 4] was told to take it)."""
+    try:
+        _, opt, _ = runner.engine.get_tensor_profile_shape(name, 0)
+        shape = tuple(int(d) for d in opt)
+    except (AttributeError, TypeError, ValueError, RuntimeError):  # no profile to read
+        shape = ()
+    if len(shape) != len(dims) or any(d < 0 for d in shape):
+        shape = tuple(1 if d < 0 else int(d) for d in dims)
+    return shape
 
 
 def _engine_npz_feeds(runner, given: dict[str, np.ndarray], npz: str) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
