@@ -39,7 +39,8 @@ precision). Rules, with the table they read in `graphopt.backends.trt_support`:
   tensor in through an IIfConditionalInputLayer, and a conditional carries no quantized type
   (a Loop body reads it directly, an If on a constant is imported inline: both fine); so is a
   branch handing a Q's output out (an IIfConditionalOutputLayer);
-- dynamic input dimensions need an optimization profile (`shapes`);
+- dynamic input dimensions need an optimization profile (`shapes`), and dims several inputs
+  name alike (a dim_param) profile ranges that overlap;
 - If/Loop/Scan bodies: the parser imports each body with the same importers (`parseGraph` per
   body, onnx-tensorrt 10.1 GA), so every body is checked, recursively, with the rules above, as
   a model of its own (`_body_model`): the body's nodes and initializers, the constants it reads
@@ -132,6 +133,8 @@ def check_tensorrt(
 
     `shapes`: names of inputs that will get an optimization profile (e.g. the keys of
     `graphopt.backends.tensorrt.parse_shapes(...)`); their dynamic dimensions are not reported.
+    Given with their ranges (`parse_shapes`' result), ranges that do not overlap for a dim the
+    inputs name alike are an error (`_named_dims_apart`).
     `progress`: called as `progress(checked, total)` over the per-node walk of the graph's
     `total` nodes (local functions' calls inlined; bodies not counted): (0, total) when it
     starts, after indexing and shape inference, then every `PROGRESS_EVERY` nodes, and
@@ -148,13 +151,48 @@ def check_tensorrt(
         copied.CopyFrom(proto)
         proto, nodes, given = copied, [], []
     try:
-        return _Checker(proto, ver, set(shapes or ()), progress=progress).run()
+        findings = _Checker(proto, ver, set(shapes or ()), progress=progress).run()
+        return findings + _named_dims_apart(proto, shapes or {})
     finally:  # indexing names nameless nodes and renames repeated names: not the caller's model
         for node, name in zip(nodes, given, strict=True):
             node.name = name
 
 
 PROGRESS_EVERY = 128  # nodes between two calls of check_tensorrt's `progress`
+
+
+def _named_dims_apart(model: onnx.ModelProto, shapes: Mapping[str, object]) -> list[Finding]:
+    """Errors for a dim name several inputs share (a dim_param) whose profile ranges in
+    `shapes` (values with `min` and `max` dims, as `parse_shapes` gives them) do not overlap:
+    the parser names those dims alike (ITensor::setDimensionName, from each input's
+    dim_params) and TensorRT's builder requires their profile intervals to overlap and their
+    sizes to be equal at run time (sampleNamedDimensions, TensorRT 10.x). Profiles given as
+    names alone say nothing of ranges."""
+    if not isinstance(shapes, Mapping):  # (names only, as the API takes them too)
+        return []
+    spans: dict[str, list[tuple[str, int, int]]] = {}  # dim name -> (input, min, max)
+    for vi in model.graph.input:
+        given = shapes.get(vi.name)
+        low, high = getattr(given, "min", None), getattr(given, "max", None)
+        dims = declared_dims(vi)
+        if low is None or high is None or dims is None or len(dims) != len(low):
+            continue
+        for dim, a, b in zip(dims, low, high, strict=False):
+            if isinstance(dim, str):
+                spans.setdefault(dim, []).append((vi.name, int(a), int(b)))
+    findings = []
+    for dim, ranges in spans.items():
+        if max(a for _, a, _ in ranges) <= min(b for _, _, b in ranges):
+            continue
+        spanned = ", ".join(f"{name!r} {a}..{b}" for name, a, b in ranges)
+        message = (
+            f"inputs share dimension {dim!r}, to which the profiles give ranges that do not "
+            f"overlap ({spanned}); TensorRT's builder requires dims named alike to overlap in "
+            "the profile (and to be equal at run time): give them one range"
+        )
+        findings.append(Finding("error", "dynamic-shape", escaped(message)))
+    return findings
+
 
 # the graph attributes each control-flow op requires (ONNX's schemas)
 _BODIES = {"If": ("then_branch", "else_branch"), "Loop": ("body",), "Scan": ("body",)}
