@@ -13,16 +13,17 @@ blocks reserved, so a disk without room is said then, not met mid-run) and fille
 batch, so memory stays bounded by one batch whatever the data set size. Samples stack on
 axis 0: with batches of several samples, the first batch of a run (of samples not all
 alike) is also run sample by sample, and an output that is not those outputs stacked is
-refused. One run at a time writes into a folder (an advisory lock on it). Every
-`checkpoint` samples (default 64, or 1/256 of a larger data set) the files are flushed and
-`manifest.json` (teacher sha256, and its external data's, T, tensor names, shapes, dtypes,
-sample count, source files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file names, sizes and
-modification times; a feed sequence's samples by position only) resumes after the last
-checkpoint, at any batch size (the rows do not depend on it). The manifest is written (0
-samples done) before the files are made, so a run stopped before its first checkpoint leaves
-a folder that the rerun starts over in, whatever changed (its files removed: nothing in them
-was kept; `graphopt distill-targets` removes them itself when an error, Ctrl-C or SIGTERM
-stopped it, `remove_unkept`).
+refused. One run at a time writes into a folder (an advisory lock on it). Every `checkpoint`
+samples (default 64, or 1/256 of a larger data set) the files are flushed and `manifest.json`
+(teacher sha256, and its external data's, T, tensor names, shapes, dtypes, sample count, source
+files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file
+names, sizes and modification times; a feed sequence's samples by position only) resumes after
+the last checkpoint, at any batch size (the rows do not depend on it); samples after the last
+checkpoint (not stored yet: the bad one a run stopped at) may have been replaced, as many. The
+manifest is written (0 samples done) before the files are made, so a run stopped before its
+first checkpoint leaves a folder that the rerun starts over in, whatever changed (its files
+removed: nothing in them was kept; `graphopt distill-targets` removes them itself when an error,
+Ctrl-C or SIGTERM stopped it, `remove_unkept`).
 `load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
@@ -1152,6 +1153,21 @@ def _resume(
         # starts over whatever changed (the bad sample removed, another option)
         _remove_unkept(out, manifest)
         return None
+    done, recorded = manifest["done"], (manifest.get("sources"), manifest.get("source_stats"))
+    if (
+        not manifest.get("complete")
+        and manifest["count"] == config["count"]
+        and isinstance(recorded[0], list)
+        and isinstance(recorded[1], list)
+        and recorded[0][:done] == config["sources"][:done]
+        and recorded[1][:done] == config["source_stats"][:done]
+    ):
+        # samples after the last checkpoint were not stored: one replaced (the bad sample a
+        # run stopped at, fixed) changes no row. The rerun was refused ('data files that
+        # changed since'), the targets of every sample before it lost; as many samples (the
+        # files' rows are made for them), the ones run the same
+        manifest["sources"] = list(config["sources"])
+        manifest["source_stats"] = list(config["source_stats"])
     mine_stats, their_stats = config["source_stats"], manifest.get("source_stats")
     if their_stats != mine_stats and manifest.get("sources") == config["sources"]:
         changed = [
