@@ -550,11 +550,16 @@ class _Checker:
         elif node.domain not in table.STANDARD_DOMAINS:
             if (node.domain, node.op_type) in self.functions:
                 return  # model-local function: the parser inlines its body
-            hint = (
-                "register the TensorRT plugin"
-                if node.domain in table.PLUGIN_DOMAINS
-                else "optimize with a TensorRT pipeline (e.g. --pipeline tensorrt) instead"
-            )
+            if node.domain in table.PLUGIN_DOMAINS:
+                hint = "register the TensorRT plugin"
+            elif node.domain == "com.microsoft" or node.domain.startswith(_ORT_DOMAIN_PREFIXES):
+                # onnxruntime's ops, which graphopt's ort-* pipelines write
+                hint = "optimize with a TensorRT pipeline (e.g. --pipeline tensorrt) instead"
+            else:  # a user's op: no pipeline of graphopt's rewrites it (the advice looped)
+                hint = (
+                    f"register a TensorRT plugin named {node.op_type!r} (the parser looks one "
+                    "up by the op's name) or write the op in standard ONNX ops"
+                )
             severity = "warning" if node.domain in table.PLUGIN_DOMAINS else "error"
             self.add(
                 severity,
@@ -2025,6 +2030,9 @@ def _s(value: Any) -> str:
     escaped, so they are reported as a value TensorRT does not take, not raised."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
+
+# domains of onnxruntime's own ops (com.microsoft is one too): what an ort-* pipeline writes
+_ORT_DOMAIN_PREFIXES = ("com.microsoft.", "com.ms.")
 
 # the kinds of type a value can have besides a tensor (TypeProto's `value`), as said in findings
 _NOT_TENSORS = {
