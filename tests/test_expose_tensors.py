@@ -178,3 +178,38 @@ def test_op_types_every_node_has_warn_nothing(caplog):
     with caplog.at_level("WARNING", logger="graphopt"):
         expose(model(), op_types=["Conv", "Relu"])
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_name_only_a_body_computes_is_said_to_be_inside_it():
+    # a hint inside an If branch was "no tensor named 't' in the graph", as a typo reads
+    then = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["t"]), helper.make_node("Neg", ["t"], ["u"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("u", TensorProto.FLOAT, [2])],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Abs", ["x"], ["v"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("v", TensorProto.FLOAT, [2])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then, else_branch=other)],
+        "g",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(PassError) as info:
+        expose(m, names=["t"])
+    assert (
+        "no tensor named 't' in the graph (the If/Loop/Scan body of 'branch' computes 't'"
+        in str(info.value)
+    )
+    with pytest.raises(PassError) as info:
+        expose(m, names=["nope"])
+    assert "body" not in str(info.value)

@@ -46,8 +46,15 @@ class ExposeTensors(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         missing = [n for n in self.names if n not in graph.producer and not _known(graph, n)]
         if missing:
+            inner = _in_bodies(graph, missing)
+            where = (
+                f" (the If/Loop/Scan body of {inner[1]!r} computes {inner[0]!r}: only the "
+                "main graph's tensors can become outputs)"
+                if inner
+                else ""
+            )
             raise PassError(
-                f"no tensor named {', '.join(map(repr, missing))} in the graph",
+                f"no tensor named {', '.join(map(repr, missing))} in the graph{where}",
                 pass_name=self.name,
             )
         chosen = list(self.names)
@@ -110,6 +117,21 @@ def _warn_unmatched(op_types: Iterable[str], present: set[str]) -> None:
         close = difflib.get_close_matches(op, sorted(present), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         log.warning("expose-tensors: no node has op type %r%s; it exposes nothing", op, hint)
+
+
+def _in_bodies(graph: Graph, names: list[str]) -> tuple[str, str] | None:
+    """(tensor, main-graph node) for the first of `names` some If/Loop/Scan body inside that
+    node computes (None if none does): such a name is no missing tensor, only out of reach."""
+    from graphopt.ir.nodes import nested_bodies, subgraphs
+
+    wanted = set(names)
+    for node in graph.proto.node:
+        for body in subgraphs(node):
+            for inner in (body, *nested_bodies(body)):
+                found = wanted.intersection(o for n in inner.node for o in n.output)
+                if found:
+                    return min(found, key=names.index), node.name
+    return None
 
 
 def _known(graph: Graph, name: str) -> bool:
