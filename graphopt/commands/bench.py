@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -35,6 +36,9 @@ from graphopt.commands._common import (
     require_utf8_io_names,
     shown,
 )
+
+# what TensorRT engine files are called (graphopt build's -o, trtexec's --saveEngine)
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 @dataclass
@@ -280,11 +284,18 @@ def bench_onnxruntime(
     and with the runs done (warmup included) after each, outside the timed span. `batch`:
     samples per run (None: `batch_size` of the feeds)."""
     from graphopt.backends.onnxruntime import run_error_text, session
-    from graphopt.errors import BackendError
+    from graphopt.errors import BackendError, LoadError
     from graphopt.ir import load
     from graphopt.ir.model_io import _over_two_gib
 
-    loaded = load(path)
+    try:
+        loaded = load(path)
+    except LoadError as e:  # an engine (trtexec's and build's names): said as such
+        if os.path.splitext(path)[1].lower() not in ENGINE_SUFFIXES or not os.path.isfile(path):
+            raise
+        raise LoadError(
+            f"{e}; a TensorRT engine (graphopt build's) is timed with --backend tensorrt"
+        ) from e
     model = loaded.model
     require_utf8_io_names(model, shown(path), BackendError)
     feeds = _feeds(model, shapes or {}, npz)
@@ -345,7 +356,7 @@ def bench_tensorrt(
     from graphopt.backends.trt_runtime import EngineRunner, require_cuda_device
     from graphopt.errors import BackendError
 
-    if path.endswith(".onnx"):
+    if path.lower().endswith(".onnx"):  # (MODEL.ONNX too: it was read as an engine)
         raise BackendError(
             f"{shown(path)} is an ONNX model: build an engine first with 'graphopt build "
             f"{shown(path)} -o MODEL.plan'"
