@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         + " " * 22
         + "[--shapes NAME:DIMS [NAME:DIMS ...]] [--errors-only]\n"
         + " " * 22
+        + "[--no-progress]\n"
+        + " " * 22
         + "input",
         help="check a model against a runtime's ONNX support without running it",
         description="Static compatibility check. --target tensorrt (= tensorrt=10), tensorrt=10, "
