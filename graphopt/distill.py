@@ -223,7 +223,10 @@ class Source:
 def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
     """The samples of `data`: supported files of a folder (sorted, recursive), or feeds."""
     if isinstance(data, str | os.PathLike):
+        from graphopt.quant.data import left_out_text
+
         root = Path(data)
+        left_out = ""  # entries named as data files that are no regular file
         if root.is_file():
             if root.suffix.lower() not in DATA_SUFFIXES:  # was an image decode error, or "holds
                 # only .npy/.npz feeds" where --size was given
@@ -235,21 +238,28 @@ def data_sources(data: str | os.PathLike[str] | Sequence[Feed]) -> list[Source]:
         elif root.is_dir():
             # another run's targets folder inside the data holds .npy files, not samples
             targets = {m.parent for m in root.rglob(MANIFEST) if _is_targets_manifest(m)}
-            files = sorted(  # a folder named x.png holds samples, is none
+            named = [
                 p
                 for p in root.rglob("*")
-                if p.suffix.lower() in DATA_SUFFIXES
-                and p.is_file()
-                and not targets.intersection(p.parents)
+                if p.suffix.lower() in DATA_SUFFIXES and not targets.intersection(p.parents)
+            ]
+            files = sorted(p for p in named if p.is_file())
+            # a folder named x.png holds samples, is none; a broken link (a data set half
+            # copied) or a FIFO so named was left out without a word, which quantize warns of
+            left_out = left_out_text(
+                sorted(p for p in named if not p.is_file() and not p.is_dir()), root
             )
+            if left_out and files:
+                log.warning("%s: skipping %s: not a regular file", shown(root), left_out)
         elif kind := special_file_kind(root):  # /dev/zero, a FIFO: was "no such file or folder"
             raise DistillError(f"{shown(root)}: is not a regular file or folder ({kind})")
         else:
             raise DistillError(f"{shown(root)}: no such file or folder")
         if not files:
+            also = f"; skipped {left_out}: not a regular file" if left_out else ""
             raise DistillError(
                 f"{shown(root)}: no data files ({', '.join(DATA_SUFFIXES)}) found outside "
-                "distillation targets folders"
+                f"distillation targets folders{also}"
             )
         base = root if root.is_dir() else root.parent
         return [Source(str(p.relative_to(base)), path=p) for p in files]

@@ -554,11 +554,16 @@ def list_calibration_folder(root: Path) -> tuple[list[Path], str]:
     the OSError of a folder this user may not list, or stat in."""
     named = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + ARRAY_SUFFIXES]
     files = sorted(p for p in named if p.is_file())
-    skipped = sorted(set(named) - set(files))
-    left_out = ", ".join(f"{shown(p.name)} ({_not_a_file(p)})" for p in skipped[:5])
+    return files, left_out_text(sorted(set(named) - set(files)), root)
+
+
+def left_out_text(skipped: list[Path], root: Path) -> str:
+    """The entries named as data files but no regular file, as a warning lists them: each by
+    its path under `root` with what it is, up to five and a count ("" for none)."""
+    text = ", ".join(f"{shown(p.relative_to(root))} ({_not_a_file(p)})" for p in skipped[:5])
     if len(skipped) > 5:
-        left_out += f" and {len(skipped) - 5} more"
-    return files, left_out
+        text += f" and {len(skipped) - 5} more"
+    return text
 
 
 def _not_a_file(path: Path) -> str:
