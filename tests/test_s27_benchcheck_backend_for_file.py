@@ -2,9 +2,9 @@
 
 An engine (build's `-o m.plan`, trtexec's `--saveEngine m.engine`) given without --backend
 tensorrt was "m.plan: not an ONNX model (protobuf decode failed...)", with no word of the
-flag; the reverse (an .onnx model given --backend tensorrt) has said "build an engine first"
-since H-era, but only for a lower-case `.onnx`: MODEL.ONNX went on to TensorRT (here: "TensorRT
-is not installed"; with TensorRT: "cannot deserialize the engine")."""
+flag; the reverse (an .onnx model given --backend tensorrt) said "build an engine first",
+but only for a lower-case `.onnx`: MODEL.ONNX went on to TensorRT (here: "TensorRT is not
+installed"; with TensorRT: "cannot deserialize the engine")."""
 
 from __future__ import annotations
 
