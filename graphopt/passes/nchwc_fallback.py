@@ -195,14 +195,20 @@ def guard(graph: Graph, portable: Portable, block: int) -> None:
     then_branch = _graph_attribute(node, "then_branch")
     then_branch.node.extend(order)
     then_wiring = _wiring(graph, [n.name for n in order])
-    _as_branch(graph, then_branch, then_wiring, infos, outputs, "nchwc")
-    _as_branch(graph, else_branch, portable.wiring, infos, outputs, "nchw", clashes)
+    then_names = _as_branch(graph, then_branch, then_wiring, infos, outputs, "nchwc")
+    else_names = _as_branch(graph, else_branch, portable.wiring, infos, outputs, "nchw", clashes)
     for blocked in order:
         graph.remove_node(blocked)
-    keep_info = (set(graph.graph_inputs) | set(graph.initializers)) & described
+    # what stays in the outer scope: the inputs, the initializers and the If's outputs
+    outer = set(graph.graph_inputs) | set(graph.initializers) | set(outputs)
+    keep_info = outer & described
     for i in reversed(range(len(graph.proto.value_info))):
         if graph.proto.value_info[i].name not in keep_info:
             del graph.proto.value_info[i]  # now described inside the branches
+    if graph.proto.quantization_annotation:
+        _move_annotations(
+            graph.proto, outer, [(then_branch, then_names), (else_branch, else_names)]
+        )
 
     # each constant the model's own where it has an equal one (a second run's CSE would merge
     # ours into it); `with_block_size` gives its copies a block size of their own
@@ -249,6 +255,32 @@ def _graph_attribute(node: onnx.NodeProto, name: str) -> onnx.GraphProto:
     return attribute.g
 
 
+def _move_annotations(
+    model_graph: onnx.GraphProto,
+    outer: set[str],
+    parts: list[tuple[onnx.GraphProto, dict[str, str]]],
+) -> None:
+    """Each quantization annotation of `model_graph` naming a tensor that left it (`outer`: the
+    names it still holds) moves into the branches holding that tensor, under its name there
+    (the names of its parameter tensors too); one that names a tensor no branch holds names
+    nothing any more and goes."""
+    notes = model_graph.quantization_annotation
+    for i in reversed(range(len(notes))):
+        note = notes[i]
+        if note.tensor_name in outer:
+            continue
+        for branch, renamed in parts:
+            if note.tensor_name in renamed:
+                moved = branch.quantization_annotation.add()
+                moved.CopyFrom(note)
+                moved.tensor_name = renamed[note.tensor_name]
+                for entry in moved.quant_parameter_tensor_names:
+                    entry.value = renamed.get(entry.value, entry.value)
+        del notes[i]
+    for branch, _ in parts:  # in the model's order, as added above in reverse
+        branch.quantization_annotation.reverse()
+
+
 def _move_to_end(initializers: Any, last: list[onnx.TensorProto]) -> None:
     """Reorder the model's initializer list so that `last` ends it, in that order (the order
     adding them there would give); moves pointers only."""
@@ -276,11 +308,12 @@ def _as_branch(
     outputs: list[str],
     tag: str,
     renamed_initializers: dict[str, str] | None = None,
-) -> None:
+) -> dict[str, str]:
     """Make `branch`, holding copies of a graph's nodes in order (`wiring`: theirs), an If
     branch: every tensor they produce renamed (fresh in `graph`; its value info in `infos`
     copied), graph inputs and initializers read from the outer scope, `outputs` as its
-    outputs. Fresh names are taken in the order of the nodes' outputs, then of their names."""
+    outputs. Fresh names are taken in the order of the nodes' outputs, then of their names.
+    Returns the renaming: the graph's name of each tensor → its name in the branch."""
     renamed: dict[str, str] = dict(renamed_initializers or {})
     for _, _, produced in wiring:
         for out in produced:
@@ -306,3 +339,4 @@ def _as_branch(
             copy_info = branch.value_info.add()
             copy_info.CopyFrom(info)
             copy_info.name = renamed[info.name]
+    return renamed
