@@ -16,6 +16,16 @@ from graphopt.cli import main
 from graphopt.realmodels import image_paths
 
 
+def _setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(the teacher, a folder with one photograph, the targets folder to write)."""
+    teacher = tmp_path / "t.onnx"
+    _recognizer(teacher)
+    data = tmp_path / "photos"
+    data.mkdir()
+    (data / "a.png").write_bytes(image_paths()[0].read_bytes())
+    return teacher, data, tmp_path / "targets"
+
+
 def _recognizer(path: Path) -> None:
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["x"], ["y"], axes=[2], keepdims=0)],
@@ -43,12 +53,7 @@ def _recognizer(path: Path) -> None:
 def test_a_size_the_input_cannot_take_is_refused_before_resizing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], size: list[str], said: str
 ) -> None:
-    teacher = tmp_path / "t.onnx"
-    _recognizer(teacher)
-    data = tmp_path / "photos"
-    data.mkdir()
-    (data / "a.png").write_bytes(image_paths()[0].read_bytes())
-    out = tmp_path / "targets"
+    teacher, data, out = _setup(tmp_path)
     assert main(["distill-targets", str(teacher), "--data", str(data), "-o", str(out), *size]) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # (after the progress bar's line)
@@ -58,12 +63,7 @@ def test_a_size_the_input_cannot_take_is_refused_before_resizing(
 
 @pytest.mark.realmodel
 def test_the_size_it_takes_runs(tmp_path: Path) -> None:
-    teacher = tmp_path / "t.onnx"
-    _recognizer(teacher)
-    data = tmp_path / "photos"
-    data.mkdir()
-    (data / "a.png").write_bytes(image_paths()[0].read_bytes())
-    out = tmp_path / "targets"
+    teacher, data, out = _setup(tmp_path)
     assert (
         main(
             [
