@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -205,6 +206,28 @@ class ShapeRange:
     max: tuple[int, ...]
 
 
+def _specs(item: str) -> list[str]:
+    """The NAME:DIMS specs of one --shapes word, split at white space, a part with no ':'
+    joined to the part after it (a name with spaces: 'input 1:1x3')."""
+    parts = re.split(r"(\s+)", item.strip())  # words, with the spaces between them
+    specs: list[str] = []
+    pending = ""
+    for k in range(0, len(parts), 2):
+        pending = pending + parts[k - 1] + parts[k] if pending else parts[k]
+        if ":" in parts[k]:
+            specs.append(pending)
+            pending = ""
+    if pending:
+        specs.append(pending)  # (no ':': refused as such)
+    return specs
+
+
+def shape_spec(name: str, dims: str) -> str:
+    """NAME:DIMS as a user types it after --shapes: quoted where the name has a space or a
+    character a shell reads ('--shapes a b:MIN,OPT,MAX' gave two words)."""
+    return shlex.quote(f"{name}:{dims}")
+
+
 def parse_shapes(
     specs: Iterable[str] | str | None, option: str = "--shapes"
 ) -> dict[str, ShapeRange]:
@@ -212,13 +235,15 @@ def parse_shapes(
 
     One dims string is min = opt = max; three comma-separated ones are min, opt, max. Several
     inputs may be given in one string separated by spaces. The name is everything before the
-    last ':' (tensor names may contain ':'). Errors name `option`, the flag it came from."""
+    last ':' (tensor names may contain ':'), spaces too: a word with no ':' belongs to the next
+    one (`--shapes 'input 1:1x3'` named 'input', whose name has a space). Errors name `option`,
+    the flag it came from."""
     if specs is None:
         return {}
     if isinstance(specs, str):
         specs = [specs]
     shapes: dict[str, ShapeRange] = {}
-    for spec in (s for item in specs for s in item.split()):
+    for spec in (s for item in specs for s in _specs(item)):
         name, sep, dims_text = spec.rpartition(":")
         if not sep or not name:
             raise BackendError(
@@ -262,8 +287,8 @@ def fill_profile(name: str, declared: Sequence[int], given: ShapeRange | None) -
             shown = "x".join("?" if d < 0 else str(d) for d in declared)
             raise BackendError(
                 f"input {name!r} has dynamic dimensions ({shown}): give a profile with "
-                f"--shapes {name}:MIN,OPT,MAX (e.g. {name}:"
-                + "x".join("1" if d < 0 else str(d) for d in declared)
+                f"--shapes {shape_spec(name, 'MIN,OPT,MAX')} (e.g. "
+                + shape_spec(name, "x".join("1" if d < 0 else str(d) for d in declared))
                 + ")"
             )
         return None

@@ -487,12 +487,15 @@ class _Checker:
             if not vi.type.tensor_type.HasField("shape"):
                 dynamic = [-1]
             if dynamic and vi.name not in self.profiled:
+                from graphopt.backends.tensorrt import shape_spec
+
                 shown = ", ".join(str(d) for d in declared_dims(vi, unknown="?") or ())
                 self.add(
                     "warning",
                     "dynamic-shape",
                     f"input {vi.name!r} has dynamic dimensions [{shown or 'unknown rank'}]; the "
-                    f"engine needs an optimization profile, e.g. --shapes {vi.name}:MIN,OPT,MAX",
+                    "engine needs an optimization profile, e.g. --shapes "
+                    + shape_spec(vi.name, "MIN,OPT,MAX"),
                 )
             self._check_boundary_dtype(vi, "input")
         for vi in self.model.graph.output:
