@@ -7,7 +7,7 @@ constants of one model apart all the same, the k-th of a key in one model shared
 in another: `merge._Builder._constant_identity`). A node's key is
 
     key(n) = (domain, op_type, canonical attributes, (identity of each input, in order),
-              (which optional outputs are requested))
+              (which optional outputs are requested), (its device placements, IR 10))
 
 and output k of a node is the k-th output of the first node with that key. Processing nodes in
 topological order makes this the bottom-up structural hash: two tensors are identified iff they
@@ -47,7 +47,7 @@ from graphopt.multitask.opsets import canonical_domain
 # and Dropout (deterministic in inference, but training_mode can be an input: be safe).
 NONDETERMINISTIC = RANDOM_OPS | {"Dropout"}
 
-NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...], tuple[bool, ...]]
+NodeKey = tuple[str, str, tuple[bytes, ...], tuple[str, ...], tuple[bool, ...], tuple[bytes, ...]]
 
 
 def value_digest(value: np.ndarray) -> str:
@@ -302,4 +302,7 @@ def node_key(
     if attrs is None:
         return None
     domain = canonical_domain(node.domain)
-    return (domain, node.op_type, attrs, tuple(inputs), tuple(bool(o) for o in node.output))
+    # where it runs (a configuration, a sharding, a pipeline stage): a node of one model placed
+    # otherwise than another's twin is no twin (the shared node kept the first's placement)
+    placed = tuple(d.SerializeToString(deterministic=True) for d in node.device_configurations)
+    return (domain, node.op_type, attrs, tuple(inputs), tuple(bool(o) for o in node.output), placed)

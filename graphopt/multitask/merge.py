@@ -21,7 +21,9 @@ Resize scale, a Range bound or a shape computed in float is shared when bitwise 
 A model converted to a newer opset runs the newer ops' kernels, which may round otherwise
 (AveragePool 10 -> 19: 6e-8). Model-local functions equal byte for byte are kept once; a
 function that differs from another model's function of the same name is renamed in its model,
-calls included (`functions.rename_clashing`), and `split` gives the name back. A shared
+calls included (`functions.rename_clashing`), and `split` gives the name back; so is a device
+configuration (IR 10) that differs from another model's of that name (`devices`), and a node is
+shared only with a twin placed alike (the same configuration, sharding, pipeline stage). A shared
 tensor is declared in value_info only where every task reading it declared one type (a shape
 one model states for its own inputs misled another task's Shape under onnxruntime's
 optimizer); a node whose graph output an Identity cannot name (a sequence before opset 14, a
@@ -71,6 +73,7 @@ from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import as_text, require_text_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
+from graphopt.multitask import devices
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import rename_clashing
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key, weight_tensors
@@ -175,6 +178,9 @@ def merge_with_report(
     function_renames = rename_clashing(protos, prefixes)
     for prefix, made in zip(prefixes, function_renames, strict=True):
         report.renamed_functions += [f"{prefix}: {d}:{old} -> {d}:{new}" for d, new, old in made]
+    config_renames = devices.rename_clashing(protos, prefixes)
+    for prefix, pairs in zip(prefixes, config_renames, strict=True):
+        report.renamed_configurations += [f"{prefix}: {old} -> {new}" for new, old in pairs]
     report.converted = [
         s for s, p, b in zip(sources, protos, before, strict=True) if opset_map(p).get("", 0) != b
     ]
@@ -196,6 +202,7 @@ def merge_with_report(
     )
     _record_versions(model, originals, protos, prefixes)
     _record_names(model, builder, prefixes)
+    _record_configurations(model, protos, prefixes, config_renames)
     if check:
         try:
             check_model(model, "merged")
@@ -991,6 +998,7 @@ class _Builder:
         from graphopt import __version__
 
         model.producer_version = __version__
+        model.configuration.extend(devices.merged(protos))  # (make_model takes none)
         _merge_functions(model, protos, sources)
         _merge_metadata(model, protos, prefixes, sources, model_inputs, function_renames)
         _record_input_shapes(model, protos, prefixes, inputs, model_inputs)
@@ -1352,6 +1360,23 @@ def _record_names(model: onnx.ModelProto, builder: _Builder, prefixes: Sequence[
     _write_task_table(model, table)
 
 
+def _record_configurations(
+    model: onnx.ModelProto,
+    protos: Sequence[onnx.ModelProto],
+    prefixes: Sequence[str],
+    renames: Sequence[Sequence[tuple[str, str]]],
+) -> None:
+    """Record in the task table, per task that declares device configurations (IR 10), their
+    names ("configurations": {own name: merged name}, in the model's order; a later model's
+    configuration that differs from an earlier one's of its name is renamed,
+    `devices.rename_clashing`), which `split(task=...)` declares again under the own names."""
+    table = task_table(model)
+    for proto, prefix, made in zip(protos, prefixes, renames, strict=True):
+        if proto.configuration:
+            table[prefix]["configurations"] = devices.own_names(proto, made)
+    _write_task_table(model, table)
+
+
 def _notes_of(vi: onnx.ValueInfoProto) -> dict[str, Any]:
     """A value's doc string and metadata props, as the task table records them."""
     return {
@@ -1414,6 +1439,7 @@ _STR_MAPS = (
     "graph_metadata_props",
     "tensor_names",
     "node_names",
+    "configurations",
 )
 
 

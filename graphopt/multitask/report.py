@@ -80,6 +80,8 @@ class MergeReport:
     renamed_inputs: list[str] = field(default_factory=list)
     # local functions renamed: another model's function of that name differs
     renamed_functions: list[str] = field(default_factory=list)
+    # device configurations (IR 10) renamed: another model's of that name differs
+    renamed_configurations: list[str] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)  # models whose opset was converted
     opset: int = 0  # the merged model's default-domain opset
 
@@ -135,6 +137,11 @@ class MergeReport:
             lines.append(
                 "local functions renamed (another model's differs): "
                 + ", ".join(shown(r) for r in self.renamed_functions)
+            )
+        if self.renamed_configurations:
+            lines.append(
+                "device configurations renamed (another model's differs): "
+                + ", ".join(shown(r) for r in self.renamed_configurations)
             )
         for index, t in enumerate(self.tasks):
             for name, dims in t.narrowed_inputs.items():

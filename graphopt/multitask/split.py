@@ -11,7 +11,8 @@ reads is collapsed (the producer writes the output directly), which undoes the I
 adds for outputs computed by shared nodes. A task output that was the task's input itself
 (merged as an `Identity` of the merged input) is that input again. A task gets back its own IR
 version and the opsets its ops are written for (its own, or the one merge converted it to)
-where the split part's ops mean the same there, not the merged model's highest.
+where the split part's ops mean the same there, not the merged model's highest, and its own
+device configurations (IR 10), not the other tasks'.
 
 The model's `training_info` is kept where it still applies: an entry whose algorithm (or
 initialization) reads a tensor the split model dropped goes, and of the others the bindings of
@@ -54,6 +55,7 @@ from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
 from graphopt.ir.io_names import as_text, require_text_io_names
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike
+from graphopt.multitask import devices
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
 from graphopt.multitask.merge import METADATA_KEY, prefixes_named, task_table
@@ -80,8 +82,9 @@ def split(
     `strip_prefix=""` keeps the outputs' merged names too (the task's part of the merged model
     as it is named there; without `task`, "" renames nothing and is refused). The task's
     metadata props, doc string, producer name and version, domain, model_version, graph name,
-    graph doc string and graph metadata props, and input shapes come back either way (where
-    merge recorded them).
+    graph doc string and graph metadata props, input shapes and device configurations come back
+    either way (where merge recorded them; the configurations under their merged names with
+    `strip_prefix`).
 
     Arguments it does not take (one name as `outputs`, names one by one as positional
     arguments, an unknown option, an option of the wrong type) are an `OptionError` naming the
@@ -145,6 +148,7 @@ def split(
         merged_versions = _restore_versions(result, entry)
         _restore_input_shapes(result, entry, by_own_name=strip_prefix is None)
         _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
+        devices.restore(result, entry.get("configurations", {}), own=strip_prefix is None)
     if task is not None and strip_prefix is None:
         _restore_own_names(result, entry, moved)
         restore_names(result, entry.get("functions", []))
