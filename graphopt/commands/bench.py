@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TypeGuard
 
 import numpy as np
 import onnx
@@ -244,6 +245,27 @@ def _feeds(model, shapes: dict[str, tuple[int, ...]], npz: str | None) -> dict[s
     return feeds
 
 
+def _other_shapes(
+    model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], feeds: dict[str, np.ndarray]
+) -> str:
+    """ ", or other shapes with --shapes ..." where a dynamic input took a size bench chose (1,
+    or 224 for an image's height and width): a text recognizer fed 1x3x224x224 fails where
+    its weights fix its height, and the hint named only --inputs."""
+    from graphopt.ir.values import declared_dims
+
+    chosen = [
+        vi.name
+        for vi in model.graph.input
+        if vi.name not in shapes
+        and vi.name in feeds
+        and any(not isinstance(d, int) for d in declared_dims(vi) or ())
+    ]
+    if not chosen:
+        return ""
+    made = "x".join(map(str, feeds[chosen[0]].shape))
+    return f", or other shapes with --shapes NAME:DIMS ({shown(chosen[0])} was {made})"
+
+
 def _shared_dims(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
     """{dim_param: size} for the synthetic feeds, so that inputs that share a named dim get one
     size: the size `shapes` (--shapes) gives it in an input it names, else 224 where it is a
@@ -257,14 +279,21 @@ def _shared_dims(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> 
     declared = [(vi.name, declared_dims(vi) or ()) for vi in model.graph.input]
     for name, dims in declared:
         for dim, size in zip(dims, shapes.get(name, ()), strict=False):
-            if isinstance(dim, str):
+            if _named(dim):
                 sizes.setdefault(dim, int(size))
     for name, dims in declared:
         if len(dims) == 4 and name not in shapes:
             for dim in dims[2:]:
-                if isinstance(dim, str):
+                if _named(dim):
                     sizes.setdefault(dim, 224)
     return sizes
+
+
+def _named(dim: object) -> TypeGuard[str]:
+    """Whether a declared dim is a name inputs may share: not '?', which PaddlePaddle's
+    exporter writes for every dynamic dim (and `input_specs` for a dim of -1): sized 224 as an
+    image's height, it made ppocr's batch 224 too."""
+    return isinstance(dim, str) and dim != "?"
 
 
 def bench_onnxruntime(
@@ -313,7 +342,7 @@ def bench_onnxruntime(
     # no values made up: nothing to say)
     made_up = (
         "; on synthetic inputs (floats standard normal, integers 0..3): give real ones with "
-        "--inputs NPZ"
+        "--inputs NPZ" + _other_shapes(model, shapes or {}, feeds)
         if npz is None and feeds
         else ""
     )
