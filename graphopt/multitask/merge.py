@@ -73,7 +73,7 @@ from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import as_text, require_text_names
 from graphopt.ir.model_io import ModelLike
 from graphopt.ir.values import declared_dims
-from graphopt.multitask import devices
+from graphopt.multitask import devices, dim_params
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import rename_clashing
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key, weight_tensors
@@ -610,6 +610,9 @@ class _Builder:
         # (graph inputs and outputs aside: the task table maps those)
         self.own_tensors: list[dict[str, str]] = []
         self.own_nodes: list[dict[str, str]] = []
+        # the dim_params earlier models' dims have, and per task {merged dim_param: its own}
+        self.dim_names: set[str] = set()
+        self.own_dims: list[dict[str, str]] = []
         self._bodies: dict[str, str] = {}  # the task being added: body tensors renamed
         self._own_constants: set[str] = set()  # the task being added: its constants' identities
 
@@ -660,6 +663,7 @@ class _Builder:
                     f"input_map for {prefixes[i]!r} names {sorted(unknown)}, which are not "
                     f"inputs of that model"
                 )
+            self._scope_dims(proto, prefixes[i], inits, explicit, merged)
             mine: dict[str, str] = {}
             for vi in proto.graph.input:
                 if vi.name in inits:
@@ -691,6 +695,28 @@ class _Builder:
                 mine[vi.name] = target
             per_model.append(mine)
         return merged, per_model
+
+    def _scope_dims(
+        self,
+        proto: onnx.ModelProto,
+        prefix: str,
+        inits: AbstractSet[str],
+        explicit: Mapping[str, str],
+        merged: Mapping[str, onnx.ValueInfoProto],
+    ) -> None:
+        """Give `proto`'s dim_params, in place, the names they take in the merged model
+        (`dim_params.scoped`): an input's dim that meets an earlier model's input takes its name; a
+        name an earlier model uses for another size gets `prefix` (x [N, 3] of one model and
+        z [N, 5] of another, N unrelated, were one size N in the merged model: TensorRT
+        requires dims named alike equal at run time). Records {merged: own} for split."""
+        met = {}
+        for vi in proto.graph.input:
+            target = merged.get(explicit.get(vi.name, vi.name))
+            if vi.name not in inits and target is not None and _meet(target, vi) is not None:
+                met[vi.name] = target
+        names = dim_params.scoped(proto.graph, met, self.dim_names, prefix)
+        dim_params.rename(proto.graph, names)
+        self.own_dims.append({new: own for own, new in names.items()})
 
     # nodes ------------------------------------------------------------------
     def add_model(
@@ -1348,15 +1374,18 @@ def _record_names(model: onnx.ModelProto, builder: _Builder, prefixes: Sequence[
     named otherwise ("tensor_names", "node_names": {merged name: its own}; a shared tensor or
     node has the first model's name, a clashing one the prefix), which `split(task=...)`
     gives back (it gave the split model the merged names: a hint or quantization setting
-    naming the model's tensors found none)."""
+    naming the model's tensors found none); and the dim_params it named otherwise
+    ("dim_params", `_Builder._scope_dims`)."""
     table = task_table(model)
-    for prefix, tensors, nodes in zip(
-        prefixes, builder.own_tensors, builder.own_nodes, strict=True
+    for prefix, tensors, nodes, sizes in zip(
+        prefixes, builder.own_tensors, builder.own_nodes, builder.own_dims, strict=True
     ):
         if tensors:
             table[prefix]["tensor_names"] = tensors
         if nodes:
             table[prefix]["node_names"] = nodes
+        if sizes:
+            table[prefix]["dim_params"] = sizes
     _write_task_table(model, table)
 
 
@@ -1404,7 +1433,9 @@ def task_table(model: onnx.ModelProto | ModelLike) -> dict[str, dict[str, Any]]:
     "producer_name" and "producer_version", and "domain", "model_version", "graph_name",
     "graph_doc_string" and "graph_metadata_props" ({key: value}) where the model set them.
     "ir_version" (the model's own, where set) and "opset_import" ({domain: version} its ops are written
-    for: its own, or the default opset it was converted to).
+    for: its own, or the default opset it was converted to); "configurations": {own name: merged
+    name} of its device configurations (IR 10), where it declares some; "dim_params": {merged
+    dim_param: its own} where the merged model names its sizes otherwise.
     (Tables written before review 11 have no metadata or input shape entries, before H164 no
     producer or other model fields, before H180 no graph metadata props, before H219 no IR
     version or opsets.)
@@ -1440,6 +1471,7 @@ _STR_MAPS = (
     "tensor_names",
     "node_names",
     "configurations",
+    "dim_params",
 )
 
 

@@ -55,7 +55,7 @@ from graphopt.ir import Graph, load_model, outer_references, subgraphs
 from graphopt.ir.graph import scope_names
 from graphopt.ir.io_names import as_text, require_text_io_names
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike
-from graphopt.multitask import devices
+from graphopt.multitask import devices, dim_params
 from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import restore_names
 from graphopt.multitask.merge import METADATA_KEY, prefixes_named, task_table
@@ -151,6 +151,7 @@ def split(
         devices.restore(result, entry.get("configurations", {}), own=strip_prefix is None)
     if task is not None and strip_prefix is None:
         _restore_own_names(result, entry, moved)
+        dim_params.rename(result.graph, entry.get("dim_params", {}))
         restore_names(result, entry.get("functions", []))
         outputs_named = {o.name for o in result.graph.output}
         for alias, of in aliases.items():  # output alias = Identity(of): the alias input now
