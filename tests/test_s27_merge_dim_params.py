@@ -70,3 +70,20 @@ def test_the_named_dims_check_passes_on_the_merged_model():
     shapes = parse_shapes(["x:1x3,2x3,4x3", "z:8x5,16x5,32x5"])
     findings = check_tensorrt(merged, 10, shapes=shapes)
     assert not [f for f in findings if f.severity == "error"], findings
+
+
+def test_two_own_names_met_by_one_keep_apart():
+    """b's x [K, M] meets a's x [N, N]: K takes N, M keeps its own name (both taking N, the
+    table could give only one back, and split said [M, M])."""
+    a = parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        a (float[N, N] x) => (float[N, N] y) { y = Relu(x) }"""
+    )
+    b = parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        b (float[K, M] x) => (float[K, M] w) { w = Sigmoid(x) }"""
+    )
+    merged = graphopt.merge([a, b], prefixes=["a_", "b_"])
+    assert [_dims(vi) for vi in merged.graph.input] == [["N", "N"]]
+    back = graphopt.split(merged, task="b_")
+    assert [_dims(vi) for vi in (*back.graph.input, *back.graph.output)] == [["K", "M"]] * 2

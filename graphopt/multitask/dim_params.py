@@ -39,7 +39,9 @@ def scoped(
         if merged is None:
             continue
         for own, other in zip(_dims(vi), _dims(merged), strict=False):
-            if own.dim_param and other.dim_param and own.dim_param not in names:
+            if not (own.dim_param and other.dim_param) or own.dim_param in names:
+                continue
+            if other.dim_param not in names.values():  # (two own names for one: the first)
                 names[own.dim_param] = other.dim_param
     for name in _all_dim_params(graph):
         if name in names:
