@@ -185,10 +185,17 @@ def _named_dims_apart(model: onnx.ModelProto, shapes: Mapping[str, object]) -> l
         if max(a for _, a, _ in ranges) <= min(b for _, _, b in ranges):
             continue
         spanned = ", ".join(f"{name!r} {a}..{b}" for name, a, b in ranges)
+        # paddle2onnx's '?' for every dynamic dim: an image's height and width named alike
+        apart = (
+            ", or names of their own: the tensorrt pipeline's name-unknown-dims gives them "
+            "(graphopt optimize --pipeline tensorrt)"
+            if dim == "?"
+            else ""
+        )
         message = (
             f"inputs share dimension {dim!r}, to which the profiles give ranges that do not "
             f"overlap ({spanned}); TensorRT's builder requires dims named alike to overlap in "
-            "the profile (and to be equal at run time): give them one range"
+            f"the profile (and to be equal at run time): give them one range{apart}"
         )
         findings.append(Finding("error", "dynamic-shape", escaped(message)))
     return findings

@@ -18,6 +18,7 @@ BUILTIN_PASS_MODULES: tuple[str, ...] = (
     "graphopt.passes.cleanup",
     "graphopt.passes.expose_tensors",
     "graphopt.passes.constants",
+    "graphopt.passes.dim_names",
     "graphopt.passes.constant_folding",
     "graphopt.passes.shape_simplify",
     "graphopt.passes.rnn_state",
