@@ -208,6 +208,7 @@ def merge_with_report(
             check_model(model, "merged")
         except MergeError as e:  # (a Concat's shapes said nothing of the input behind them)
             _refuse_failed_conversion(originals, protos, named, before, imports.get("", 0))
+            _refuse_failing_model(originals, named)
             raise MergeError(f"{e}{_met_inputs_hint(model, prefixes)}") from e
     _fill_report(report, builder, model, protos, prefixes, sources, model_inputs, macs_input_shapes)
     for task, proto, opset, ops in zip(report.tasks, protos, before, ops_before, strict=True):
@@ -286,6 +287,22 @@ def _refuse_failed_conversion(
             f"onnx.version_converter's model fails onnx.checker ({why}); convert it yourself "
             "or merge it separately"
         )
+
+
+def _refuse_failing_model(models: Sequence[onnx.ModelProto], named: Sequence[str]) -> None:
+    """For a merged model that fails the checker: a `MergeError` naming the first of `models`
+    that fails it itself (an op no schema defines, a domain it does not import): the error
+    said only 'the merged model fails onnx.checker', as if the merge had broken it, naming no
+    model. Nothing when each passes."""
+    for name, model in zip(named, models, strict=True):
+        try:
+            check_model(model, "given")
+        except MergeError as e:
+            why = str(e).removeprefix("the given model fails onnx.checker: ")
+            raise MergeError(
+                f"the merged model fails onnx.checker: {why}, as {name} does itself, before "
+                "merging: correct it or merge the others without it"
+            ) from e
 
 
 _INFERENCE_REFUSED = re.compile(
