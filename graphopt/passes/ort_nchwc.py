@@ -27,10 +27,11 @@ NCHW→NHWC Transpose into ReorderOutput, convolutions whose filter or bias is n
 Add/Mul whose operand shapes are not statically known to be equal, FusedConv with an activation
 the installed onnxruntime's kernels lack (Silu, Elu in 1.32: no model with it loads), Resize
 other than nearest (asymmetric, floor) or linear (asymmetric, align_corners, half_pixel) by
-integer scales, IR < 4 models (every initializer must be a graph input there, so no reordered
-filter can be added), graphs that hold NCHWc ops already, unless the metadata says they are for
-this block size and there is no fallback to make (their filters are reordered for the block
-size they were made for).
+integer scales, MaxPool/AveragePool whose output may have a height or width of 0 (the nchwc
+pools die of SIGFPE on one), IR < 4 models (every initializer must be a graph input there, so
+no reordered filter can be added), graphs that hold NCHWc ops already, unless the metadata
+says they are for this block size and there is no fallback to make (their filters are reordered
+for the block size they were made for).
 Nor does it keep non-finite values exactly as the NCHW kernels do (measured, onnxruntime 1.32,
 equal to what its own ORT_ENABLE_ALL gives): ±inf in a real channel of a Conv's input puts
 NaN (inf·0) in the padded channels of its output, so the next Conv gives NaN where the NCHW
@@ -527,6 +528,8 @@ class _Rewrite:
             # own, not the NCHW kernel's (measured: values differ, onnxruntime 1.32)
             return "AveragePool with ceil_mode and count_include_pad"
         x = node.input[0]
+        if not needs_blocked_input and (why := self._may_be_empty(node, x)):
+            return why
         arg = self.blocked.get(x)
         if arg is not None:  # blocked tensors are float32 and 4-D by construction
             channels: object = arg.channels
@@ -543,6 +546,35 @@ class _Rewrite:
         pad = arg.pad if arg is not None else 0.0  # a window of bounded values is bounded
         self._replace(node, node.op_type, [self._blocked_input(x)], attributes, channels, pad)
         self._count("pool")
+        return ""
+
+    def _may_be_empty(self, node: onnx.NodeProto, x: str) -> str:
+        """Why MaxPool/AveragePool `node` may give an output of height or width 0 ("" where it
+        cannot): onnxruntime's nchwc pools die of SIGFPE on one (1.32, as at its own
+        ORT_ENABLE_ALL), where the NCHW kernels give an empty tensor (a 3×3 pool of a 2×2
+        input, no padding). onnxruntime counts an output dim of (d + pads − k) / s + 1,
+        rounded toward 0 (ceil_mode: up): 0 where d + pads − k ≤ −s. An input dim d of 0 fails
+        both kernels, so d ≥ 1 where it is not known; SAME padding gives ⌈d / s⌉ ≥ 1."""
+        g = self.graph
+        auto_pad = _text(g.attr(node, "auto_pad", b"NOTSET"))
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            return ""
+        kernel = [int(k) for k in g.attr(node, "kernel_shape", [])]
+        n = len(kernel)
+        strides = [int(v) for v in g.attr(node, "strides", [])] or [1] * n
+        pads = [int(v) for v in g.attr(node, "pads", [])] if auto_pad == "NOTSET" else []
+        pads = pads or [0] * (2 * n)
+        shape = self.facts.shape(x)
+        dims = list(shape[2:]) if shape is not None and len(shape) == 2 + n else [None] * n
+        if len(strides) != n or len(pads) != 2 * n:  # (the node is invalid: nothing to keep)
+            return "its strides or pads do not fit its kernel_shape"
+        for i, (k, d) in enumerate(zip(kernel, dims, strict=True)):
+            least = d if isinstance(d, int) and d > 0 else 1
+            if least + pads[i] + pads[i + n] - k <= -strides[i]:
+                return (
+                    f"its output may be empty (kernel {k}, stride {strides[i]} over a dim of "
+                    f"{d}, pads {pads}): onnxruntime's nchwc pools die of SIGFPE on one"
+                )
         return ""
 
     # ------------------------------------------------------------------ elementwise
