@@ -740,8 +740,10 @@ def _rename_everywhere(graph: onnx.GraphProto, renames: Mapping[str, str]) -> No
 
 
 def _collapse_output_identities(model: onnx.ModelProto) -> None:
-    """Identity(t) → output, with t produced by a node and read by nothing else: the producer
-    writes the output directly."""
+    """Identity(t) → output, with t produced by a node (a Constant too) or an initializer and
+    read by nothing else: the producer writes the output directly, or the initializer is the
+    output (a task's output that is a constant of its model came back as an Identity of a
+    tensor of another name, 'm0_y' of its twin in a model merged with itself, or 'c_1')."""
     g = model.graph
     outputs = {o.name for o in g.output}
     inputs = {i.name for i in g.input} | {t.name for t in g.initializer}
@@ -754,23 +756,25 @@ def _collapse_output_identities(model: onnx.ModelProto) -> None:
         for name in names:
             readers[name] = readers.get(name, 0) + 1
     producer = {o: n for n in g.node for o in n.output}
+    # an initializer no graph input names (merge writes a task output that is its model's
+    # initializer as an Identity of it)
+    weights = {t.name: t for t in g.initializer if t.name not in {i.name for i in g.input}}
     drop = []
     for node in g.node:
         if node.op_type != "Identity" or node.domain not in ("", "ai.onnx"):
             continue
         src, dst = node.input[0], node.output[0]
-        if dst not in outputs or src in outputs or src in inputs or readers.get(src, 0) != 1:
+        if dst not in outputs or src in outputs or readers.get(src, 0) != 1:
             continue
         prod_node = producer.get(src)
-        if (
-            prod_node is None
-            or prod_node.op_type == "Constant"
-            or any(True for _ in subgraphs(prod_node))
-        ):
+        if src in weights and prod_node is None:
+            weights[src].name = dst
+        elif src in inputs or prod_node is None or any(True for _ in subgraphs(prod_node)):
             continue
-        for j, name in enumerate(prod_node.output):
-            if name == src:
-                prod_node.output[j] = dst
+        else:
+            for j, name in enumerate(prod_node.output):
+                if name == src:
+                    prod_node.output[j] = dst
         drop.append(node)
         for vi in list(g.value_info):
             if vi.name == src:
