@@ -21,8 +21,10 @@ there), or guard a model whose graph outputs are not all produced by nodes (an o
 graph input or an initializer cannot become an If output) or not all of a type the If of the
 model's opset may return (a sequence before opset 13, an optional or a bfloat16 tensor before
 16: onnx.checker rejects such an If), or that has a node with a subgraph
-(If/Loop/Scan: references inside its body would not follow the renaming); the pass then leaves
-the graph unchanged (`ort-cpu` = `ort-fusions` for it).
+(If/Loop/Scan: references inside its body would not follow the renaming), or whose graph
+outputs are computed from dims ONNX inference counts otherwise than onnxruntime (a ceil_mode
+pool's last window: onnxruntime's If allocates its outputs at the inferred size and fails the
+run); the pass then leaves the graph unchanged (`ort-cpu` = `ort-fusions` for it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.passes.constants import adopt_tensor
@@ -99,6 +102,27 @@ def unguardable(graph: Graph) -> str:
     for node in graph.nodes.values():
         if graph.has_subgraphs(node):
             return f"node {node.name!r} carries a subgraph"
+    return ""
+
+
+def outputs_counted_apart(graph: Graph, apart_roots: Iterable[str]) -> str:
+    """Why an If cannot return the graph outputs, or "": one is computed from a tensor whose
+    dims ONNX inference counts otherwise than onnxruntime computes them (`apart_roots`: a
+    ceil_mode pool's last window, `ShapeFacts.apart_roots`). onnxruntime's If allocates each
+    output at the size its inference gives the If (the branches' count) and fails the run when
+    the branch computes another ("The output OrtValue provided for output ... has shape
+    {1,8,5,4} but the computed output shape for this run is {1,8,5,3}"), in both branches;
+    a graph output, outside an If, is written at the size computed."""
+    roots = list(apart_roots)
+    if not roots:
+        return ""
+    apart = computed_from(graph, roots)
+    for out in graph.graph_outputs:
+        if out in apart:
+            return (
+                f"graph output {out!r} has dims ONNX inference counts otherwise than "
+                "onnxruntime (an If returning it fails the run)"
+            )
     return ""
 
 

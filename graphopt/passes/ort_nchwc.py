@@ -315,14 +315,18 @@ class OrtNchwcLayout(Pass):
         block, why = (self.block_size, "") if self.block_size > 0 else measured_block_size()
         if block > 0:
             why = _held_layout(graph, block, self.fallback)
+        facts = None
         if block > 0 and self.fallback and not why:
             why = nchwc_fallback.unguardable(graph) or _unbranchable_constant(graph)
+            if not why:
+                facts = _shape_facts(graph, ctx)
+                why = nchwc_fallback.outputs_counted_apart(graph, facts.apart_roots)
         if why:
             ctx.note(_RULE, "(graph)", "refused", why)
             log.info("ort-nchwc-layout: %s", why)
             return PassResult(False, {"block_size": max(block, 0)})
         portable = nchwc_fallback.snapshot(graph) if self.fallback else None
-        rewrite = _Rewrite(graph, ctx, block, _shape_facts(graph, ctx))
+        rewrite = _Rewrite(graph, ctx, block, facts or _shape_facts(graph, ctx))
         for node in graph.toposort():
             if node.name in graph.nodes:
                 rewrite.visit(node)
