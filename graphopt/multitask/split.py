@@ -362,7 +362,16 @@ def _restore_own_names(
     `moved`: the tensors the interface's renames moved out of their way (merged → now)."""
     g = result.graph
     present = scope_names(g)
-    tensors = {moved.get(m, m): o for m, o in (entry.get("tensor_names") or {}).items()}
+    # a name the interface has now is the task's own input or output name, never a merged
+    # tensor the table names (that one was moved out of its way, or is not kept): m2's own
+    # output t2 took the name of m0's shared Sigmoid output t2, which m2 called t23, and came
+    # back as t23
+    interface = {vi.name for vi in (*g.input, *g.output)}
+    tensors = {
+        moved.get(m, m): o
+        for m, o in (entry.get("tensor_names") or {}).items()
+        if m in moved or m not in interface
+    }
     tensors = {m: o for m, o in tensors.items() if m in present}
     tensors = _unclashing(tensors, present)
     if tensors:
