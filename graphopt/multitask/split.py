@@ -150,6 +150,7 @@ def split(
         _restore_input_notes(result, entry, by_own_name=strip_prefix is None)
         devices.restore(result, entry.get("configurations", {}), own=strip_prefix is None)
     if task is not None and strip_prefix is None:
+        _name_shared_outputs(result, entry)
         _restore_own_names(result, entry, moved)
         dim_params.rename(result.graph, entry.get("dim_params", {}))
         restore_names(result, entry.get("functions", []))
@@ -380,6 +381,49 @@ def _restore_own_names(
     nodes = _unclashing({m: o for m, o in (entry.get("node_names") or {}).items()}, named)
     for node in g.node:
         node.name = nodes.get(node.name, node.name)
+
+
+def _name_shared_outputs(result: onnx.ModelProto, entry: Mapping[str, Any]) -> None:
+    """Give a task output that merge computed by a shared node, and that the task's nodes
+    read too, its own name back on the tensor: merge named it by an Identity of the shared
+    tensor (node named as the merged output), which `_collapse_output_identities` keeps where
+    other nodes read that tensor, so b of r = Relu(x), s = Sigmoid(r), outputs r and s, merged
+    with a's t = Relu(x), came back as t = Relu(x), s = Sigmoid(t), r = Identity(t). The
+    shared tensor takes the output's name and the Identity goes; not for a graph input or
+    output (an output that was the task's input is that input already)."""
+    g = result.graph
+    merged_of = {own: merged for own, merged in entry["outputs"].items()}
+    outputs = {o.name for o in g.output}
+    fixed = {i.name for i in g.input} | outputs
+    renames: dict[str, str] = {}
+    drop = []
+    for node in g.node:
+        if (
+            node.op_type != "Identity"
+            or node.domain not in ("", "ai.onnx")
+            or len(node.input) != 1
+            or len(node.output) != 1
+        ):
+            continue
+        src, dst = node.input[0], node.output[0]
+        if dst not in outputs or node.name != merged_of.get(dst) or src in fixed:
+            continue
+        if src in renames:  # (two outputs of one shared tensor: the first takes it)
+            continue
+        renames[src] = dst
+        drop.append(node)
+    if not renames:
+        return
+    for node in drop:
+        g.node.remove(node)
+    for vi in list(g.value_info):  # (the output declares the type)
+        if vi.name in renames:
+            g.value_info.remove(vi)
+    noted = {a.tensor_name for a in g.quantization_annotation}
+    for note in list(g.quantization_annotation):  # the output's own, or the shared one's
+        if note.tensor_name in renames and renames[note.tensor_name] in noted:
+            g.quantization_annotation.remove(note)
+    _rename_everywhere(g, renames)
 
 
 def _unclashing(renames: Mapping[str, str], names: AbstractSet[str]) -> dict[str, str]:
