@@ -14,11 +14,11 @@ not), or drop a configuration no node refers to (the model declared it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import onnx
 
-from graphopt.ir import subgraphs
+from graphopt.multitask.functions import all_nodes
 
 
 def rename_clashing(
@@ -86,7 +86,7 @@ def rename(model: onnx.ModelProto, mapping: Mapping[str, str]) -> None:
         return
     for config in model.configuration:
         config.name = mapping.get(config.name, config.name)
-    for node in _all_nodes(model):
+    for node in all_nodes(model):
         for placed in node.device_configurations:
             placed.configuration_id = mapping.get(placed.configuration_id, placed.configuration_id)
 
@@ -98,15 +98,3 @@ def _fresh(name: str, taken: set[str]) -> str:
         k += 1
     taken.add(candidate)
     return candidate
-
-
-def _all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
-    """Every node of the graph, of the functions, and of their bodies."""
-    pending: list[onnx.NodeProto] = [*model.graph.node]
-    for f in model.functions:
-        pending.extend(f.node)
-    while pending:
-        node = pending.pop()
-        yield node
-        for sub in subgraphs(node):
-            pending.extend(sub.node)

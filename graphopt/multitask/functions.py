@@ -110,13 +110,13 @@ def _rename(model: onnx.ModelProto, mapping: Mapping[FunctionKey, str]) -> None:
         new = mapping.get((f.domain, f.name, f.overload))
         if new is not None:
             f.name = new
-    for node in _all_nodes(model):
+    for node in all_nodes(model):
         new = mapping.get((node.domain, node.op_type, node.overload))
         if new is not None:
             node.op_type = new
 
 
-def _all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+def all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
     """Every node of the graph, of the functions, and of their bodies."""
     pending: list[onnx.NodeProto] = [*model.graph.node]
     for f in model.functions:
