@@ -1121,6 +1121,12 @@ class Graph:
         for i in reversed(range(len(self.proto.value_info))):
             if self.proto.value_info[i].name not in live:
                 del self.proto.value_info[i]
+        # a quantization annotation of a tensor a pass removed (an Identity's output bypassed,
+        # a Conv's output fused) named nothing in the saved model
+        notes = self.proto.quantization_annotation
+        for i in reversed(range(len(notes))):
+            if notes[i].tensor_name not in live:
+                del notes[i]
 
 
 # TensorProto's typed data fields `write_raw_data` clears (raw_data holds the value instead)
