@@ -1,12 +1,13 @@
 """Give each dynamic input dim that an exporter left as '?' a name of its own, for TensorRT.
 
-paddle2onnx writes the dim_param '?' for every dynamic dim of an input (PP-OCR's detector:
+paddle2onnx writes the dim_param '?' for every dynamic dim of an input (PP-OCRv3's detector:
 x [?, 3, ?, ?]). ONNX reads dims named alike as equal, and so does TensorRT's ONNX parser: each
 dim_param of a network input becomes a named dimension (`ITensor::setDimensionName`), and the
 builder requires dims named alike to overlap in the profile and to be equal at run time. A
 profile of 1x3x480x640 for such a detector is refused ("Condition '==' violated: 480 != 640",
 RapidOCR issue #695: only square inputs build). onnxruntime does not read the names. Named
-`<input>_<axis>` (made unique in the model), the dims keep every size they could take.
+`<input>_<axis>` (made unique among the main graph's declared dims), the dims keep every
+size they could take.
 
 What it does not do: rename any other dim name (an exporter that names two inputs' dims
 'batch' means them equal, and TensorRT may rely on it), or the dims of graph outputs,
