@@ -348,9 +348,8 @@ def _image_feed(
     height, width = fit.declared  # (a text recognizer fixes its height alone: 64, W)
     if "size" not in options:
         if fit.size is None:
-            fixed = f"fixes only its {'height' if height else 'width'}" if height or width else ""
             raise DistillError(
-                f"{shown(path)}: the model input {fixed or 'has no static H×W'} "
+                f"{shown(path)}: the model input {fit.one_side or 'has no static H×W'} "
                 f"({inputs[0][2]}); give a size to resize to (--size {height or 'H'}x{width or 'W'})"
             )
         options["size"] = fit.size
@@ -361,13 +360,9 @@ def _image_feed(
             f"size {size[0]}x{size[1]}: input {fit.name!r} is fixed at {fit.size[0]}x"
             f"{fit.size[1]}; drop --size (or give that)"
         )
-    if fit.size is None and (height or size[0], width or size[1]) != size:
-        # each image was resized to it and refused by onnxruntime ('Got: 32 Expected: 64')
-        raise DistillError(
-            f"size {size[0]}x{size[1]}: input {fit.name!r} fixes its "
-            f"{'height at ' + str(height) if height else 'width at ' + str(width)} "
-            f"({inputs[0][2]}); give --size {height or size[0]}x{width or size[1]}"
-        )
+    conflict = fit.size_conflict(size, inputs[0][2])  # (onnxruntime: 'Got: 32 Expected: 64')
+    if conflict:
+        raise DistillError(conflict)
     too_large = image_too_large(size[0], size[1])
     if too_large:
         raise DistillError(f"{shown(path)}: {too_large}; give a smaller size")

@@ -320,13 +320,9 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             fit = image_input(*self.inputs[0])
         except QuantizeError:
             return  # said when the first image is decoded
-        height, width = fit.declared
-        if fit.size is None and (height or size[0], width or size[1]) != tuple(size):
-            raise QuantizeError(
-                f"size {size[0]}x{size[1]}: input {fit.name!r} fixes its "
-                f"{'height at ' + str(height) if height else 'width at ' + str(width)} "
-                f"({self.inputs[0][2]}); give --size {height or size[0]}x{width or size[1]}"
-            )
+        conflict = fit.size_conflict(size, self.inputs[0][2])
+        if conflict:
+            raise QuantizeError(conflict)
 
     def __len__(self) -> int:
         if self.whole_batches_only:
@@ -436,9 +432,8 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         size = spec.size or fit.size
         height, width = fit.declared
         if size is None:
-            fixed = f"fixes only its {'height' if height else 'width'}" if height or width else ""
             raise QuantizeError(
-                f"input {name!r} {fixed or 'has no fixed height and width'} ({dims}); give "
+                f"input {name!r} {fit.one_side or 'has no fixed height and width'} ({dims}); give "
                 f"--size {height or 'H'}x{width or 'W'}"
             )
         if fit.size is not None and tuple(size) != fit.size:  # said before resizing to it:

@@ -44,6 +44,28 @@ class ImageInput:
     declared: tuple[int | None, int | None] = (None, None)  # H and W each, None: symbolic
 
     @property
+    def one_side(self) -> str:
+        """ "fixes only its height" (or width) for an input that fixes one side alone (a text
+        recognizer's height 48), "" otherwise: how a request for a size names it."""
+        height, width = self.declared
+        if self.size is not None or not (height or width):
+            return ""
+        return f"fixes only its {'height' if height else 'width'}"
+
+    def size_conflict(self, size: tuple[int, int], dims: object) -> str:
+        """Why `size` (H, W) cannot feed an input that fixes one side alone to another size, ""
+        where it can: quantize's and distill's images were resized to it and then refused by
+        a feed check or onnxruntime, naming neither file nor --size."""
+        height, width = self.declared
+        if self.size is not None or (height or size[0], width or size[1]) == tuple(size):
+            return ""
+        return (
+            f"size {size[0]}x{size[1]}: input {self.name!r} fixes its "
+            f"{'height at ' + str(height) if height else 'width at ' + str(width)} "
+            f"({dims}); give --size {height or size[0]}x{width or size[1]}"
+        )
+
+    @property
     def raw_pixels(self) -> bool:
         """Whether the input takes pixels as they are (uint8), not normalized."""
         return self.dtype == np.uint8
