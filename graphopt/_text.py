@@ -16,6 +16,16 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
+def fresh_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name_1`, `name_2`, ... the first that `taken` lacks; added to `taken`."""
+    candidate, k = name, 1
+    while candidate in taken:
+        candidate = f"{name}_{k}"
+        k += 1
+    taken.add(candidate)
+    return candidate
+
+
 def not_utf8(error: UnicodeDecodeError) -> str:
     """ "<line>: not UTF-8 text: byte 0x.. at column <c>; save it as UTF-8" for the bytes of a
     text file that `error` refused (it names a byte position, no line)."""

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
+from graphopt._text import fresh_name
 from graphopt.multitask.functions import all_nodes
 
 
@@ -35,7 +36,7 @@ def rename_clashing(
         for config in proto.configuration:
             data = config.SerializeToString(deterministic=True)
             if seen.get(config.name, data) != data:
-                mapping[config.name] = _fresh(prefix + config.name, taken)
+                mapping[config.name] = fresh_name(prefix + config.name, taken)
         if mapping:
             rename(proto, mapping)
         for config in proto.configuration:
@@ -89,12 +90,3 @@ def rename(model: onnx.ModelProto, mapping: Mapping[str, str]) -> None:
     for node in all_nodes(model):
         for placed in node.device_configurations:
             placed.configuration_id = mapping.get(placed.configuration_id, placed.configuration_id)
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    candidate, k = name, 1
-    while candidate in taken:
-        candidate = f"{name}_{k}"
-        k += 1
-    taken.add(candidate)
-    return candidate

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from graphopt._text import fresh_name
 from graphopt.ir import Graph
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
@@ -55,12 +56,7 @@ class NameUnknownDims(Pass):
             if dim.HasField("dim_param")
         }
         for tensor, axis, dim in unknown:
-            base = name = f"{tensor}_{axis}"
-            for n in itertools.count(1):
-                if name not in taken:
-                    break
-                name = f"{base}_{n}"
-            taken.add(name)
+            name = fresh_name(f"{tensor}_{axis}", taken)
             dim.dim_param = name
             ctx.note(self.name, tensor, "applied", f"axis {axis}: '?' -> {name!r}")
         return PassResult(True, {"named": len(unknown)})
