@@ -243,8 +243,6 @@ def comma_list(text: str | None) -> list[str]:
     """'a,b,,c' → ['a', 'b', 'c']; None or '' → []. A name with a comma in it is written
     with the comma escaped, `a\\,b` (and a backslash that ends a name or precedes a comma,
     doubled: `a\\\\`): `--outputs` could not name tf2onnx's 'concat,1'."""
-    if "\\" not in (text or ""):
-        return [n for n in (text or "").split(",") if n]
     names, name = [], []
     chars = iter(text or "")
     for c in chars:
