@@ -745,8 +745,7 @@ def _refuse_opset_imported_twice(proto: onnx.ModelProto, where: str) -> None:
     different versions: onnxruntime reads the last import of either ("" 11 then ai.onnx 13: a
     Squeeze with an `axes` attribute is refused), onnx.checker the "" one (valid to it), so
     what the model means is not settled. The default domain imported twice under one name
-    loads: both read the last import there, as the Graph's index does (`default_opset` reads
-    the first; quantize of "" 11 then "" 13 stops on onnx.version_converter's assertion)."""
+    loads: both read the last import there, as the Graph's index and `default_opset` do."""
     plain = dotted = None
     for o in proto.opset_import:
         if o.domain == "":

@@ -24,8 +24,10 @@ def is_default_domain(node: onnx.NodeProto) -> bool:
 
 
 def default_opset(model: onnx.ModelProto) -> int:
-    """The model's default-domain opset ("" or "ai.onnx"; 0 when it imports none)."""
-    return next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), 0)
+    """The model's default-domain opset ("" or "ai.onnx"; 0 when it imports none). Of a domain
+    imported twice, the last import: what onnxruntime and the Graph's index read."""
+    versions = [o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    return versions[-1] if versions else 0
 
 
 def attribute_value(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
