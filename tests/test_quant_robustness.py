@@ -664,7 +664,7 @@ def test_cache_line_with_bad_hex_names_the_line(value: str) -> None:
         cache_io.loads(text)
 
 
-@pytest.mark.parametrize("name", ["a\rb", "a\x0bb", "a\u2028b"])
+@pytest.mark.parametrize("name", ["a\nb", "a\r\nb", "\n"])  # (\r, \v, U+2028: written)
 def test_cache_refuses_names_that_would_not_read_back(name: str) -> None:
     with pytest.raises(QuantizeError, match="cannot be written"):
         cache_io.dumps({name: np.float32(0.1)})

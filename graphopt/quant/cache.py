@@ -12,9 +12,12 @@ subnormal, infinite, NaN: neither TensorRT nor graphopt writes one, and a subnor
 overflows `x / s`) is a `QuantizeError` naming the tensor and its line when reading; those were
 dropped, or (subnormal) taken, without a word; `dumps` refuses the same scales when writing
 (and writes a +0 scale as TensorRT's `name: 0`). Lines are sorted by tensor name, so equal
-scales give equal bytes. A tensor name that would not read back as one line (empty, line
-breaks) is refused when writing (spaces around it are written, as TensorRT writes them, and
-read back); a line that is not `name: <1 to 8 hex digits>` is
+scales give equal bytes. Lines end at '\\n' alone, as TensorRT reads them (a '\\r' before it,
+of a file copied through Windows, is read as space after the scale; a file whose lines end in
+'\\r' alone is refused): a tensor name may hold any other character, '\\r', '\\f', '\\x85' and
+U+2028 too, and one that would not read back as one line (empty, or holding a '\\n') is
+refused when writing (spaces around it are written, as TensorRT writes them, and read
+back); a line that is not `name: <1 to 8 hex digits>` is
 a `QuantizeError` naming its line number in the file when reading, and so is a last line of
 fewer than 8 digits with no line break after it (a file cut short inside a scale: a scale of
 7 digits is a normal float32, ~1e-36, and was taken), and a tensor listed twice with two
@@ -208,8 +211,9 @@ def writable_name(name: str) -> bool:
     one line. Spaces around it are kept both ways ('x : 3c010a14' is tensor 'x ', as TensorRT
     writes it): a model with such a tensor (a valid ONNX name) could not be quantized with a
     cache, and a cache rewritten from TensorRT's lost its line."""
-    # splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029
-    return bool(name) and name.splitlines() == [name]
+    # (TensorRT, and `_lines`, end a line at '\n' alone: '\r', '\f', '\x85' or U+2028 in a
+    # name are read back as written; they were refused, as str.splitlines() breaks at them)
+    return bool(name) and "\n" not in name
 
 
 def with_listed(text: str, scales: dict[str, np.float32]) -> dict[str, np.float32]:
@@ -363,7 +367,7 @@ def _table(text: str, where: str) -> _Table:
 
     Column by column (`_read_columns`); where a line is wrong, `_read_by_line` finds the first
     and says what is wrong with it."""
-    lines = list(filter(str.strip, text.splitlines()))  # (blank lines skipped)
+    lines = list(filter(str.strip, _lines(text)))  # (blank lines skipped)
     head = _header_line(lines[0] if lines else None, text, where)
     read = _read_columns(lines[1:])
     names, digits, scales, listed = read if read is not None else _read_by_line(text, where)
@@ -408,7 +412,15 @@ def _read_columns(
 def _line_numbers(text: str) -> list[int]:
     """The line numbers in the file of cache text's lines that are not blank: the header's,
     then each tensor line's (`_table`'s order)."""
-    return list(compress(count(1), map(str.strip, text.splitlines())))
+    return list(compress(count(1), map(str.strip, _lines(text))))
+
+
+def _lines(text: str) -> list[str]:
+    """Cache text's lines, split at '\\n' alone, as TensorRT reads them: str.splitlines() also
+    split at '\\r', '\\v', '\\f', '\\x1c'-'\\x1e', '\\x85', U+2028 and U+2029, so a tensor name
+    holding one was two lines to graphopt and one to TensorRT. A CRLF line keeps its '\\r',
+    which the scale's digits are stripped of (a name ends at the line's last ':')."""
+    return text.split("\n")
 
 
 def _header_line(first: str | None, text: str, where: str) -> str:
@@ -419,6 +431,14 @@ def _header_line(first: str | None, text: str, where: str) -> str:
         raise QuantizeError(
             f"{where}: starts with a byte order mark (U+FEFF, an editor's) before its 'TRT-' "
             "header, which TensorRT does not read as its header; save it without one"
+        )
+    if first is not None and first.startswith("TRT-") and "\r" in first.strip():
+        # (lines ending in '\r' alone, an old Mac editor's, are one line to TensorRT: the
+        # header, then the scales, were read as lines by str.splitlines())
+        raise QuantizeError(
+            f"{where}: its 'TRT-' header line holds a carriage return ('\\r'): a calibration "
+            "cache's lines end at '\\n', which TensorRT reads them by; save it with '\\n' "
+            "(or '\\r\\n') line ends"
         )
     if first is None or not first.startswith("TRT-"):
         hint = ""
@@ -439,7 +459,7 @@ def _read_by_line(
 ) -> tuple[list[str], list[str], np.ndarray, dict[str, np.float32]]:
     """`_read_columns` line by line, for cache text with a wrong tensor line: a `QuantizeError`
     naming the first, its line number in the file and what is wrong with it."""
-    lines = text.splitlines()
+    lines = _lines(text)
     names: list[str] = []
     digits: list[str] = []
     seen: dict[str, tuple[int, str]] = {}  # tensor → (line, digits) of its first line
