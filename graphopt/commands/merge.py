@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prefix",
         default=None,
-        help="comma-separated output prefixes, one per model (default: file stem + '_')",
+        help="comma-separated output prefixes, one per model (default: file stem + '_'); a "
+        "comma in a prefix is written \\, and a backslash before a comma or at a prefix's end "
+        "doubled, as in split --outputs",
     )
     p.add_argument(
         "--input-map",
@@ -44,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="I:NAME=MERGED",
         help="model I's input NAME reads merged input MERGED (repeatable), e.g. 1:x=image; I: "
-        "the model's number in the order given, from 0, or its prefix",
+        "the model's number in the order given, from 0, or its prefix; a ':' in I or an '=' "
+        "in NAME is written \\: or \\= (and a backslash before one of them, or at the end of "
+        "I or NAME, doubled), as a comma in split --outputs",
     )
     p.add_argument(
         "--tolerance",
@@ -109,16 +113,22 @@ def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]
     `models` input models: an index past the last model is a `MergeError` naming the flag
     (merge_with_report's said "input_map key 5 is neither a model index nor a prefix"), and so
     is one input of a model mapped to two merged inputs (the later one won, silently; an index
-    and a prefix naming one model are merge_with_report's to refuse)."""
+    and a prefix naming one model are merge_with_report's to refuse). A ':' in I and an '='
+    in NAME are escaped as `_escaped_fields` reads them (an input named 'a=b' could not be
+    mapped: 'a' was the name, 'b=...' the merged input)."""
     from graphopt.multitask import MergeError
 
     out: dict[int | str, dict[str, str]] = {}
     for spec in specs:
-        model, sep, rest = spec.partition(":")
-        name, eq, merged = rest.partition("=")
-        if not (sep and eq and model and name and merged):
-            raise MergeError(f"--input-map {spec!r}: expected I:NAME=MERGED, e.g. 1:x=image")
-        key: int | str = int(model) if model.isdigit() else model
+        fields = _escaped_fields(spec, ":=")
+        if len(fields) != 3 or not all(fields):
+            raise MergeError(
+                f"--input-map {spec!r}: expected I:NAME=MERGED, e.g. 1:x=image (an '=' in NAME "
+                "written \\=)"
+            )
+        model, name, merged = fields
+        # (isdigit: '²' is a digit int() refuses, a ValueError traceback)
+        key: int | str = int(model) if model.isdecimal() else model
         if isinstance(key, int) and key >= models:
             raise MergeError(
                 f"--input-map {spec!r}: there is no model {key}; the {models} models are "
@@ -132,6 +142,33 @@ def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]
             )
         mapped[name] = merged
     return out
+
+
+def _escaped_fields(text: str, separators: str, *, repeat: bool = False) -> list[str]:
+    """`text` split at the separators, in turn (`separators` ":=" splits 'I:NAME=MERGED' at
+    its first ':' and at the first '=' after it, the rest one field; `repeat` splits at every
+    one of a single separator, keeping empty fields), with the escapes resolved as `comma_list`
+    resolves them: a backslash before a separator or a backslash is that character, one before
+    anything else (or at the end) itself. 'a\\=b' is the field 'a=b'."""
+    special = {*separators, "\\"}
+    fields: list[str] = []
+    field: list[str] = []
+    following_separators = iter(separators)
+    separator = next(following_separators, None)
+    chars = iter(text)
+    for c in chars:
+        if c == "\\":
+            escaped = next(chars, "")
+            field.append(escaped if escaped in special else c + escaped)
+        elif c == separator:
+            fields.append("".join(field))
+            field = []
+            if not repeat:
+                separator = next(following_separators, None)
+        else:
+            field.append(c)
+    fields.append("".join(field))
+    return fields
 
 
 def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
@@ -184,7 +221,9 @@ def run_merge(args: argparse.Namespace) -> int:
     refuse_model_path("-o", args.output, [("input", m) for m in args.inputs], MergeError)
     if args.no_share and args.tolerance:  # nothing is shared: no weights are compared
         raise MergeError("--tolerance is for shared weights; --no-share shares none")
-    prefixes = args.prefix.split(",") if args.prefix is not None else None
+    # (split(","): a prefix could hold no comma; an empty one, which keeps a model's output
+    # names, is still one)
+    prefixes = _escaped_fields(args.prefix, ",", repeat=True) if args.prefix is not None else None
     if prefixes is not None and len(prefixes) != len(args.inputs):  # named the flag nowhere
         raise MergeError(
             f"--prefix {shown(args.prefix)}: {len(prefixes)} "

@@ -78,7 +78,13 @@ from graphopt.multitask.errors import MergeError, check_model
 from graphopt.multitask.functions import rename_clashing
 from graphopt.multitask.hashing import ConstantTable, NodeKey, node_key, weight_tensors
 from graphopt.multitask.opsets import opset_map, reconcile, since_version, spell_default_domain
-from graphopt.multitask.report import MergeReport, TaskSummary, node_macs, shapes_of
+from graphopt.multitask.report import (
+    MergeReport,
+    TaskSummary,
+    input_map_spec,
+    node_macs,
+    shapes_of,
+)
 
 log = logging.getLogger("graphopt.multitask")
 
@@ -247,7 +253,8 @@ def _refuse_joined_by_name(
         f"input {by_name!r} of {prefix!r} would read merged input {target!r} by its name, and "
         f"input_map maps its input {mapped!r} there too: one value for two inputs; map "
         f"{by_name!r} apart, input_map={{{index}: {{{by_name!r}: {prefix + by_name!r}}}}} "
-        f"(--input-map {index}:{by_name}={prefix}{by_name}), or to {target!r} as well"
+        f"(--input-map {input_map_spec(index, by_name, prefix + by_name)}), or to {target!r} "
+        "as well"
     )
 
 
@@ -359,7 +366,7 @@ def _met_inputs_hint(model: onnx.ModelProto, prefixes: Sequence[str]) -> str:
     return (
         f"; input {name!r} of {prefix!r}{more} took another model's dims as merged input "
         f"{merged!r}: to keep it apart, input_map={{{index}: {{{name!r}: {prefix + name!r}}}}} "
-        f"(--input-map {index}:{name}={prefix}{name})"
+        f"(--input-map {input_map_spec(index, name, prefix + name)})"
     )
 
 
@@ -580,7 +587,8 @@ def _model_index(key: int | str, prefixes: Sequence[str]) -> int:
         return key
     if isinstance(key, str):
         named = {prefixes.index(p) for p in prefixes_named(key, prefixes)}
-        if key not in prefixes and key.isdigit() and int(key) < len(prefixes):
+        # (isdigit: '²' is a digit int() refuses, a ValueError traceback)
+        if key not in prefixes and key.isdecimal() and int(key) < len(prefixes):
             named.add(int(key))
         if len(named) > 1:
             models = ", ".join(f"{i} ({prefixes[i]!r})" for i in sorted(named))

@@ -147,7 +147,7 @@ class MergeReport:
             for name, dims in t.narrowed_inputs.items():
                 merged = t.inputs.get(name, name)
                 shown_dims = "x".join("?" if d is None else str(d) for d in dims)
-                spec = f"{index}:{name}={t.prefix}{name}"  # quoted as a shell word, one line
+                spec = input_map_spec(index, name, t.prefix + name)  # a shell word, one line
                 lines.append(
                     f"{t.prefix}: input {name!r} reads merged input {merged!r} of dims "
                     f"{shown_dims} (another model's static dims): in the merged model this "
@@ -169,6 +169,15 @@ class MergeReport:
                     + f" ({t.source}): {_conversion_text(t)}"
                 )
         return "\n".join(lines)
+
+
+def input_map_spec(index: int, name: str, merged: str) -> str:
+    """The `--input-map` value that maps input `name` of model `index` to merged input `merged`,
+    escaped as the flag reads it (a backslash doubled, an '=' in `name` written `\\=`): the
+    advice for an input named 'a=b' mapped 'a' to 'b=...'."""
+    name = name.replace("\\", "\\\\").replace("=", "\\=")
+    merged = merged.replace("\\", "\\\\")
+    return f"{index}:{name}={merged}"
 
 
 def _ops_text(counts: Mapping[str, int]) -> str:
