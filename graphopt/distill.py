@@ -13,8 +13,11 @@ blocks reserved, so a disk without room is said then, not met mid-run) and fille
 batch, so memory stays bounded by one batch whatever the data set size. Samples stack on
 axis 0: with batches of several samples, the first batch of a run (of samples not all
 alike) is also run sample by sample, and an output that is not those outputs stacked is
-refused. One run at a time writes into a folder (an advisory lock on it). Every `checkpoint`
-samples (default 64, or 1/256 of a larger data set) the files are flushed and `manifest.json`
+refused. A data file may hold several samples (pre-batched: `samples_per_file` rows each);
+the last may hold fewer (a data set size not divisible by the batch size: its rows are
+`samples_in_last_file`, a key absent where it holds as many). One run at a time writes
+into a folder (an advisory lock on it). Every `checkpoint` samples (default 64, or 1/256 of
+a larger data set) the files are flushed and `manifest.json`
 (teacher sha256, and its external data's, T, tensor names, shapes, dtypes, sample count, source
 files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file
 names, sizes and modification times; a feed sequence's samples by position only) resumes after
@@ -636,10 +639,28 @@ def write_targets(
                 first = run_error_text(e, model=model)
                 raise DistillError(f"the teacher failed on {_named(named)}: {first}") from e
 
+        # a short last file (a data set size not divisible by the batch size of pre-batched
+        # files) runs alone, after the others; a fresh run sizes the files by it first
+        looked_at: dict[int, Feed] = {}  # samples read to tell, each read once
+
+        def feed_at(i: int, keep: bool = False) -> Feed:
+            feed = looked_at.pop(i, None)
+            if feed is None:
+                feed = _conform(load_feed(sources[i], inputs, images), inputs, sources[i])
+            if keep:
+                looked_at[i] = feed
+            return feed
+
+        last_alone = _short_last(out, manifest, sources, read, feed_at)
+        looked_at = {i: f for i, f in looked_at.items() if i >= done}
+        last_values = None
+        if last_alone and manifest is None:
+            last_values = teacher_run(feed_at(total - 1, keep=True), sources[-1:])
+            _refuse_non_numbers(specs, last_values)
         stacking_checked = False
-        for start in range(done, total, batch_size):
-            batch = sources[start : start + batch_size]
-            feeds = [_conform(load_feed(s, inputs, images), inputs, s) for s in batch]
+        for start, end in _batch_ranges(done, total, batch_size, last_alone):
+            batch = sources[start:end]
+            feeds = [feed_at(i) for i in range(start, end)]
             batched = _conform(_batch_feed(feeds, batch, read), inputs, batch[0])
             try:
                 values = teacher_run(batched, batch)
@@ -665,11 +686,13 @@ def write_targets(
                 # data set that began with a duplicate had every later batch mixed (exit 0)
                 stacking_checked = not _alike(feeds, read)
             if manifest is None:
-                manifest = _create(out, config, specs, values, len(batch))
+                manifest = _create(
+                    out, config, specs, values, len(batch), last_values, sources[-1].name
+                )
             current: dict[str, Any] = manifest
             if not arrays:
                 arrays = _open(out, current, specs)
-            rows = _rows(values, specs, temperature, axis, batch, current)
+            rows = _rows(values, specs, temperature, axis, batch, start, current)
             per = current.get("samples_per_file", 1)
             for spec, value in zip(specs, rows, strict=True):
                 arrays[spec.name][start * per : start * per + value.shape[0]] = value
@@ -944,6 +967,70 @@ def _alike(feeds: Sequence[Feed], read: Set[str]) -> bool:
     return all(np.array_equal(f[k], feeds[0][k]) for f in feeds[1:] for k in keys)
 
 
+def _short_last(
+    out: Path,
+    manifest: Mapping[str, Any] | None,
+    sources: Sequence[Source],
+    read: Set[str],
+    feed_at: Callable[[int, bool], Feed],
+) -> bool:
+    """Whether the data set's last sample is a short last batch, run alone after the others:
+    a file of pre-batched samples holding fewer rows than the first (on axis 0 of the inputs,
+    the rest of their shapes alike). A folder's manifest says so (`samples_in_last_file`); a
+    fresh run looks at the first sample and, where it holds several rows, at the last
+    (`feed_at(i, True)` reads them once, for their batch). A folder made counting the last
+    file as full (by a graphopt that refused such a file, stopped there) cannot take its
+    rows: said here."""
+    if manifest is not None and "samples_in_last_file" in manifest:
+        return True
+    if len(sources) < 2 or (manifest is not None and manifest.get("complete")):
+        return False
+    first = feed_at(0, True)
+    if all(np.ndim(first[k]) == 0 or np.shape(first[k])[0] < 2 for k in read & first.keys()):
+        return False  # one sample a file: none holds fewer (a lazy sequence is not read ahead)
+    last = feed_at(len(sources) - 1, True)
+    fewer = False
+    for key in read & first.keys() & last.keys():
+        a, b = np.shape(first[key]), np.shape(last[key])
+        if a == b:
+            continue
+        if not (len(a) == len(b) >= 1 and a[1:] == b[1:] and b[0] < a[0]):
+            return False  # other shapes: not a short batch (said where it runs)
+        fewer = True
+    if fewer and manifest is not None:
+        raise DistillError(
+            f"{shown(out)}: holds targets made counting every data file as holding "
+            f"{manifest.get('samples_per_file', 1)} sample(s), but the last, "
+            f"{shown(sources[-1].name)}, holds fewer (a short last batch); delete the folder "
+            "(or use another) to start over"
+        )
+    return fewer
+
+
+def _batch_ranges(
+    done: int, total: int, batch_size: int, last_alone: bool
+) -> Iterator[tuple[int, int]]:
+    """[start, end) of the batches of samples from `done` on; a short last sample alone."""
+    end = total - 1 if last_alone else total
+    for start in range(done, end, batch_size):
+        yield start, min(start + batch_size, end)
+    if last_alone and done < total:
+        yield total - 1, total
+
+
+def stored_rows(manifest: Mapping[str, Any], samples: int | None = None) -> int:
+    """The rows a targets folder stores for its first `samples` samples (default: all of
+    them): `samples_per_file` each, the last `samples_in_last_file` (a short last batch;
+    absent: as many as the others)."""
+    count = int(manifest["count"])
+    samples = count if samples is None else samples
+    per = int(manifest.get("samples_per_file", 1))
+    last = int(manifest.get("samples_in_last_file", per))
+    if samples < count or count == 0:
+        return samples * per
+    return (count - 1) * per + last
+
+
 def _named(sources: Sequence[Source]) -> str:
     """The samples of a batch, as errors name them: 'a.npy', or 'a.npy to d.npy'."""
     if len(sources) == 1:
@@ -957,22 +1044,26 @@ def _rows(
     temperature: float,
     axis: int,
     sources: Sequence[Source],
+    start: int,
     manifest: Mapping[str, Any],
 ) -> list[np.ndarray]:
+    """The rows to store of a batch's `values`, the samples `start` on: soft targets made,
+    each checked against the manifest's shape."""
     rows = []
     batch = len(sources)
     per = manifest.get("samples_per_file", 1)  # (1: a manifest from before it was kept)
+    want = stored_rows(manifest, start + batch) - stored_rows(manifest, start)
     for spec, value in zip(specs, values, strict=True):
         arr = np.asarray(value)
         if spec.kind == "soft":
             arr = softmax(arr, temperature, axis)  # stored as the manifest's (float) dtype
         entry = manifest["tensors"][spec.name]
         expected = tuple(entry["shape"][1:])
-        if arr.ndim == 0 or arr.shape[0] != batch * per or tuple(arr.shape[1:]) != expected:
+        if arr.ndim == 0 or arr.shape[0] != want or tuple(arr.shape[1:]) != expected:
             raise DistillError(
                 f"teacher output {spec.source!r} has shape {arr.shape} on {_named(sources)}, "
-                f"expected ({batch * per}, {', '.join(map(str, expected))}): every sample must "
-                "give the same shape"
+                f"expected ({want}, {', '.join(map(str, expected))}): every sample must "
+                "give the same shape (only the last file may hold fewer samples)"
             )
         if spec.kind == "soft" and not np.isfinite(arr).all():
             # NaN or +inf logits, or a row of -inf only: stored as NaN soft targets (exit 0),
@@ -993,7 +1084,11 @@ def _create(
     specs: Sequence[TargetSpec],
     values: Sequence[np.ndarray],
     batch: int,
+    last: Sequence[np.ndarray] | None = None,
+    last_name: str = "",
 ) -> dict[str, Any]:
+    """The manifest of a fresh run, written, and its target files made, sized by the first
+    batch's `values` (`batch` samples) and, for a short last batch, the `last` sample's."""
     shapes = [(spec.source, np.shape(value)) for spec, value in zip(specs, values, strict=True)]
     if len({shape[:1] for _, shape in shapes}) > 1:  # the first one's was taken as the batch's
         listed = ", ".join(f"{name!r} has shape {shape}" for name, shape in shapes)
@@ -1010,7 +1105,8 @@ def _create(
             f"({first.shape}): samples stack on axis 0, which must hold them"
         )
     per = first.shape[0] // batch
-    count = int(config["count"]) * per
+    last_rows = _last_rows(specs, values, last, per, last_name) if last is not None else per
+    count = (int(config["count"]) - 1) * per + last_rows
     axis = int(config["axis"])
     tensors: dict[str, dict[str, Any]] = {}
     for spec, value in zip(specs, values, strict=True):  # check before anything is written
@@ -1053,7 +1149,15 @@ def _create(
             "shape": [count, *arr.shape[1:]],
             "dtype": dtype.str,
         }
-    manifest = {**config, "samples_per_file": per, "tensors": tensors, "done": 0, "complete": False}
+    short = {"samples_in_last_file": last_rows} if last_rows != per else {}
+    manifest = {
+        **config,
+        "samples_per_file": per,
+        **short,
+        "tensors": tensors,
+        "done": 0,
+        "complete": False,
+    }
     _write_manifest(out, manifest)  # first: a rerun then knows the files below are its own
     for entry in tensors.values():
         path = out / entry["file"]
@@ -1068,6 +1172,33 @@ def _create(
                 f"({e.strerror or e}); {'free some space or ' if _full(e) else ''}give another folder"
             ) from e
     return manifest
+
+
+def _last_rows(
+    specs: Sequence[TargetSpec],
+    values: Sequence[np.ndarray],
+    last: Sequence[np.ndarray],
+    per: int,
+    name: str,
+) -> int:
+    """The rows of every output on the short last sample `name` (`last`), which must be those of
+    the first batch's `values` but fewer on axis 0 (1 to `per`), as many for every output."""
+    rows = {np.shape(v)[:1] for v in last}
+    shapes = [(np.shape(a)[1:], np.shape(b)[1:]) for a, b in zip(values, last, strict=True)]
+    if rows == {(0,)}:
+        raise DistillError(
+            f"{shown(name)}: holds no samples (the teacher gives no rows on it); remove it"
+        )
+    if len(rows) != 1 or not all(a == b for a, b in shapes) or not 0 < next(iter(rows))[0] <= per:
+        listed = ", ".join(
+            f"{spec.source!r} {np.shape(v)}" for spec, v in zip(specs, last, strict=True)
+        )
+        raise DistillError(
+            f"{shown(name)}: the last data file holds fewer samples than the others, and the "
+            f"teacher gives {listed} on it: not 1 to {per} rows of the shapes it gives on the "
+            "others; store only outputs with a batch axis (--outputs, --hints)"
+        )
+    return int(next(iter(rows))[0])
 
 
 def _size_of(entry: Mapping[str, Any]) -> int:
@@ -1356,6 +1487,10 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
     per = manifest.get("samples_per_file", 1)
     if not count(per) or per < 1:
         raise fail("'samples_per_file' is not a positive number")
+    last = manifest.get("samples_in_last_file", per)  # (a short last batch; absent: per)
+    if not count(last) or not 1 <= last <= per:
+        raise fail("'samples_in_last_file' is not a number from 1 to 'samples_per_file'")
+    rows = stored_rows(manifest)
     for key, kind in (("teacher", dict), ("sources", list), ("source_stats", list)):
         if not isinstance(manifest.get(key, kind()), kind):
             raise fail(f"{key!r} is not a {'mapping' if kind is dict else 'list'}")
@@ -1383,10 +1518,11 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
             raise fail(f"{where}: 'dtype' is not a numpy type of numbers")
         # an edited count or samples_per_file had load_targets return rows never written (0)
         # as targets, or a resume refuse every sample; write_targets makes count × per rows
-        if shape[0] != total * per:
+        if shape[0] != rows:
+            short = f", the last {last}" if last != per else ""
             raise fail(
                 f"{where}: 'shape' holds {shape[0]} rows, not count × samples_per_file "
-                f"({total} × {per})"
+                f"({total} × {per}{short})"
             )
         if file in files:  # both tensors' rows were written into one file, each over the other
             raise fail(f"tensors {files[file]!r} and {name!r} share the file {file!r}")
@@ -1401,7 +1537,7 @@ def load_targets(
     An unfinished folder is an error unless `allow_partial` (then only the written samples).
     """
     manifest = read_manifest(directory)
-    done = int(manifest["done"]) * int(manifest.get("samples_per_file", 1))
+    done = stored_rows(manifest, int(manifest["done"]))
     if not manifest.get("complete") and not allow_partial:
         raise DistillError(
             f"{shown(directory)}: targets are incomplete ({manifest['done']}/{manifest['count']} "
