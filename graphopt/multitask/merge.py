@@ -42,7 +42,9 @@ What it does not do: share nodes with subgraph attributes, random ops or ops of 
 an ONNX schema (they are copied, not shared); reorder commutative inputs; keep initializers
 that are also graph inputs (IR < 4 defaults) overridable: they become constants. Sparse
 initializers are read as the dense tensors they stand for (as onnxruntime loads them) and stored
-dense. An initializer that is a segment of a larger tensor (`segment` set: onnx cannot read its
+dense; a Constant node's sparse value is identified by its dense value too (a node holding
+it is kept as it is), and strings (`value_string(s)`, a `value` tensor, an initializer) by
+theirs. An initializer that is a segment of a larger tensor (`segment` set: onnx cannot read its
 value) is copied into each task as it is, never shared. A model's `training_info` is not kept
 (a warning says so): training a shared weight would change the other tasks.
 """
@@ -72,6 +74,7 @@ from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
 from graphopt.ir.io_names import as_text, require_text_names
 from graphopt.ir.model_io import ModelLike
+from graphopt.ir.nodes import mistyped_constant
 from graphopt.ir.values import declared_dims
 from graphopt.multitask import devices, dim_params
 from graphopt.multitask.errors import MergeError, check_model
@@ -1110,12 +1113,40 @@ def _constant_value(node: onnx.NodeProto, prefix: str = "") -> np.ndarray | None
     if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
         return None
     try:
-        return constant_node_value(node)
+        value = constant_node_value(node)
     except _UNREADABLE as e:
         raise MergeError(
             f"{prefix!r}: Constant node {node.name!r} has a value that cannot be read: "
             f"{first_line(e)}"
         ) from e
+    return value if value is not None else _sparse_or_string_value(node)
+
+
+def _sparse_or_string_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """The value of a Constant node that `constant_node_value` leaves alone: `sparse_value` read
+    as the dense tensor it stands for (as onnxruntime loads it, and as merge reads a sparse
+    initializer), `value_string` / `value_strings` as a string array of their bytes (as the
+    `value` form of strings hashes them). Such a node was shared only with a twin whose
+    attribute bytes were equal: a sparse value whose values tensor had another name, or the
+    same strings given as a `value` tensor or an initializer, stayed two. None where the
+    node is malformed or its value cannot be read densely (a sparse tensor over
+    `DENSE_LIMIT`, string values, bad indices): then it is merged as any node is."""
+    attributes = node.attribute[:]
+    if mistyped_constant(attributes):
+        return None
+    attribute = attributes[0]
+    if attribute.name == "value_string":
+        return np.array(attribute.s, dtype=object)
+    if attribute.name == "value_strings":
+        strings = np.empty(len(attribute.strings), dtype=object)
+        strings[:] = list(attribute.strings)
+        return strings
+    if attribute.name != "sparse_value":
+        return None
+    try:
+        return tensor_value(_densified(attribute.sparse_tensor, ""))
+    except (MergeError, *_UNREADABLE):
+        return None
 
 
 def _fill_annotations(vi: onnx.ValueInfoProto, other: onnx.ValueInfoProto) -> None:
@@ -1148,6 +1179,8 @@ def _densified(sparse: onnx.SparseTensorProto, prefix: str) -> onnx.TensorProto:
         indices = tensor_value(sparse.indices).astype(np.int64)
         if values.dtype.kind in "OSU":
             raise ValueError("string values")
+        if indices.size and indices.min() < 0:  # (numpy counted them from the end)
+            raise ValueError("negative indices")
         size = int(np.prod([int(d) for d in sparse.dims], dtype=object)) * values.itemsize
         if size > DENSE_LIMIT:
             raise ValueError(
