@@ -11,9 +11,10 @@
 Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` (its disk
 blocks reserved, so a disk without room is said then, not met mid-run) and filled batch by
 batch, so memory stays bounded by one batch whatever the data set size. Samples stack on
-axis 0: with batches of several samples, the first batch of a run (of samples not all
-alike) is also run sample by sample, and an output that is not those outputs stacked is
-refused. A data file may hold several samples (pre-batched: `samples_per_file` rows each);
+axis 0 (an output whose dims name the input's batch dim on another axis, [T, N, C] of a
+sequence-first teacher, has it moved there: the manifest's `batch_axis`): with batches of
+several samples, the first batch of a run (of samples not all alike) is also run sample by
+sample, and an output that is not those outputs stacked is refused. A data file may hold several samples (pre-batched: `samples_per_file` rows each);
 the last may hold fewer (a data set size not divisible by the batch size: its rows are
 `samples_in_last_file`, a key absent where it holds as many). One run at a time writes
 into a folder (an advisory lock on it). Every `checkpoint` samples (default 64, or 1/256 of
@@ -420,6 +421,9 @@ class TargetSpec:
     source: str
     kind: str  # "soft" (softmax(z/T)), "raw" (output as is) or "hint" (intermediate, as is)
     file: str = ""
+    # the teacher's axis of the samples, moved to axis 0 to be stored: 0, or another where the
+    # model proves it (`_batch_axes`: [T, N, C] of a sequence-first teacher)
+    batch_axis: int = 0
 
 
 def sha256_of(
@@ -547,6 +551,9 @@ def write_targets(
         raise DistillError("nothing to store: no teacher outputs, logits or hints chosen")
     for i, spec in enumerate(specs):
         spec.file = f"{i:03d}_{_safe(spec.name)}.npy"
+    batch_axes = _batch_axes(model)
+    for spec in specs:
+        spec.batch_axis = batch_axes.get(spec.source, 0)
     out = Path(out_dir)
     # the targets folder may sit inside the data folder: its own .npy files (in it, not in a
     # folder below) are not samples. A targets folder that holds the data (-o . --data images)
@@ -657,6 +664,7 @@ def write_targets(
         if last_alone and manifest is None:
             last_values = teacher_run(feed_at(total - 1, keep=True), sources[-1:])
             _refuse_non_numbers(specs, last_values)
+            last_values = _samples_first(specs, last_values)
         stacking_checked = False
         for start, end in _batch_ranges(done, total, batch_size, last_alone):
             batch = sources[start:end]
@@ -679,9 +687,13 @@ def write_targets(
                     f"{run_error_text(cause, model=model)}"
                 ) from cause
             _refuse_non_numbers(specs, values)
+            values = _samples_first(specs, values)
             if len(batch) > 1 and not stacking_checked:
-                alone = [teacher_run(f, [s]) for f, s in zip(feeds, batch, strict=True)]
-                _check_stacking(specs, values, alone)
+                alone = [
+                    _samples_first(specs, teacher_run(f, [s]))
+                    for f, s in zip(feeds, batch, strict=True)
+                ]
+                _check_stacking(specs, values, alone, _batch_dims(model))
                 # samples all alike prove nothing (a mean over the batch is each of them): a
                 # data set that began with a duplicate had every later batch mixed (exit 0)
                 stacking_checked = not _alike(feeds, read)
@@ -790,13 +802,17 @@ def _check_stacking(
     specs: Sequence[TargetSpec],
     values: Sequence[np.ndarray],
     alone: Sequence[Sequence[np.ndarray]],
+    batch_dims: Sequence[str] = (),
 ) -> None:
     """A `DistillError` for a stored output that, on a batch of samples (`values`), is not the
-    outputs of its samples run one at a time (`alone`) stacked on axis 0. An output whose
-    axis 0 is no batch axis ([C, N], a constant [2, 3]) or that mixes the samples of a batch
-    (a mean over axis 0) had its rows stored as the samples' (sample 0 of [C, N] held a row
-    of every sample; exit 0), and the targets changed with the batch size. Checked on the
-    first batch of each run whose samples are not all alike: its samples run twice."""
+    outputs of its samples run one at a time (`alone`) stacked on axis 0 (the values with
+    their batch axis moved there, `_samples_first`). An output whose axis 0 is no batch axis
+    ([C, N], a constant [2, 3]) or that mixes the samples of a batch (a mean over axis 0) had
+    its rows stored as the samples' (sample 0 of [C, N] held a row of every sample; exit 0),
+    and the targets changed with the batch size. Checked on the first batch of each run whose
+    samples are not all alike: its samples run twice. An output that stacks them on another
+    axis, which the model does not name (`batch_dims`: the inputs' batch dims), is told how
+    to name it."""
     for k, spec in enumerate(specs):
         batched = np.asarray(values[k])
         parts = [np.asarray(run[k]) for run in alone]
@@ -805,6 +821,17 @@ def _check_stacking(
         except ValueError:  # 0-d, or other shapes per sample
             stacked = None
         if stacked is None or stacked.shape != batched.shape:
+            other = _stacking_axis(parts, batched)
+            if other is not None:
+                raise DistillError(
+                    f"teacher output {spec.source!r} has shape {batched.shape} on a batch of "
+                    f"{len(parts)} samples, and {', '.join(str(p.shape) for p in parts)} on "
+                    f"each alone: it stacks samples on axis {other}, which the model does not "
+                    f"say is its batch axis; declare that dim of the output as the input's "
+                    f"batch dim {_dims_text(batch_dims)} (e.g. with onnx.tools.update_model_dims"
+                    ".update_inputs_outputs_dims), and samples are stored from that axis; or "
+                    "use batch size 1 (or store only outputs that stack on axis 0)"
+                )
             raise DistillError(
                 f"teacher output {spec.source!r} has shape {batched.shape} on a batch of "
                 f"{len(parts)} samples, and {', '.join(str(p.shape) for p in parts)} on each "
@@ -822,6 +849,80 @@ def _check_stacking(
                 f"up to {gap:.3g} from its samples run one at a time: it mixes the samples "
                 "of a batch; use batch size 1"
             )
+
+
+def _stacking_axis(parts: Sequence[np.ndarray], batched: np.ndarray) -> int | None:
+    """The axis other than 0 on which `parts` (a sample's output each) concatenate into
+    `batched` (the batch's), shapes and values; None where there is none."""
+    for axis in range(1, batched.ndim):
+        try:
+            stacked = np.concatenate(parts, axis=axis)
+        except ValueError:
+            continue
+        if stacked.shape == batched.shape and np.allclose(
+            stacked.astype(np.float64),
+            batched.astype(np.float64),
+            rtol=1e-3,
+            atol=1e-5,
+            equal_nan=True,
+        ):
+            return axis
+    return None
+
+
+def _dims_text(dims: Sequence[str]) -> str:
+    """The inputs' batch dims as a message names them: 'N', or a word where none is named."""
+    return " or ".join(map(repr, dims)) if dims else "(a named dim, as the input's axis 0 too)"
+
+
+def _batch_dims(model: onnx.ModelProto) -> list[str]:
+    """The named batch dims of the teacher's inputs: the dim_param of each one's axis 0
+    (not '?', which some exporters write for every unknown dim)."""
+    from graphopt.ir.values import declared_dims
+
+    weights = {t.name for t in model.graph.initializer}
+    named = []
+    for vi in model.graph.input:
+        dims = declared_dims(vi) if vi.name not in weights else None
+        if dims and isinstance(dims[0], str) and dims[0] != "?":
+            named.append(dims[0])
+    return list(dict.fromkeys(named))
+
+
+def _batch_axes(model: onnx.ModelProto) -> dict[str, int]:
+    """The batch axis of each of the teacher's outputs (hints exposed) where the model proves
+    it is not axis 0: the one axis whose dim is named as an input's batch dim ([T, N, C] of
+    an input [N, T, C]: 1). Elsewhere samples stack on axis 0, as they always did: a dim not
+    named, or named twice, proves nothing."""
+    from graphopt.ir.values import declared_dims
+
+    batch = set(_batch_dims(model))
+    axes = {}
+    for vi in model.graph.output:
+        dims = declared_dims(vi) or ()
+        named = [k for k, d in enumerate(dims) if isinstance(d, str) and d in batch]
+        if len(named) == 1 and named[0] != 0:
+            axes[vi.name] = named[0]
+    return axes
+
+
+def _samples_first(specs: Sequence[TargetSpec], values: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The teacher's `values` with each spec's batch axis moved to axis 0, as stored."""
+    return [
+        np.moveaxis(v, spec.batch_axis, 0)
+        if spec.batch_axis and np.ndim(v) > spec.batch_axis
+        else v
+        for spec, v in zip(specs, values, strict=True)
+    ]
+
+
+def _class_axis(axis: int, batch_axis: int, ndim: int) -> int:
+    """Where the teacher's axis `axis` of a tensor of `ndim` axes is once its `batch_axis` is
+    moved to axis 0 (`_samples_first`); an axis it does not have is left as given."""
+    if not batch_axis or not -ndim <= axis < ndim:
+        return axis
+    a = axis % ndim
+    return 0 if a == batch_axis else a + 1 if a < batch_axis else a
 
 
 def _stat(path: Path | None) -> list[int] | None:
@@ -1055,8 +1156,8 @@ def _rows(
     want = stored_rows(manifest, start + batch) - stored_rows(manifest, start)
     for spec, value in zip(specs, values, strict=True):
         arr = np.asarray(value)
-        if spec.kind == "soft":
-            arr = softmax(arr, temperature, axis)  # stored as the manifest's (float) dtype
+        if spec.kind == "soft":  # stored as the manifest's (float) dtype
+            arr = softmax(arr, temperature, _class_axis(axis, spec.batch_axis, arr.ndim))
         entry = manifest["tensors"][spec.name]
         expected = tuple(entry["shape"][1:])
         if arr.ndim == 0 or arr.shape[0] != want or tuple(arr.shape[1:]) != expected:
@@ -1092,9 +1193,10 @@ def _create(
     shapes = [(spec.source, np.shape(value)) for spec, value in zip(specs, values, strict=True)]
     if len({shape[:1] for _, shape in shapes}) > 1:  # the first one's was taken as the batch's
         listed = ", ".join(f"{name!r} has shape {shape}" for name, shape in shapes)
+        moved = " (samples first)" if any(spec.batch_axis for spec in specs) else ""
         raise DistillError(
-            f"teacher outputs differ on axis 0, on which samples stack ({listed} on {batch} "
-            "sample(s)); store only those with a batch axis (--outputs, --hints)"
+            f"teacher outputs differ on axis 0, on which samples stack ({listed}{moved} on "
+            f"{batch} sample(s)); store only those with a batch axis (--outputs, --hints)"
         )
     first = np.asarray(values[0])
     if first.ndim == 0 or first.shape[0] % batch:
@@ -1111,6 +1213,7 @@ def _create(
     tensors: dict[str, dict[str, Any]] = {}
     for spec, value in zip(specs, values, strict=True):  # check before anything is written
         arr = np.asarray(value)
+        classes = _class_axis(axis, spec.batch_axis, arr.ndim)  # where it is, samples first
         if spec.kind == "soft" and not -arr.ndim <= axis < arr.ndim:
             raise DistillError(
                 f"logits {spec.source!r} have {arr.ndim} axes; there is no class axis {axis}"
@@ -1121,14 +1224,14 @@ def _create(
                 f"logits {spec.source!r} are bool values (a mask?), not numbers: softmax(z/T) "
                 "of them is no soft target; store the output raw (leave it out of logits)"
             )
-        if spec.kind == "soft" and axis % arr.ndim == 0:
+        if spec.kind == "soft" and classes % arr.ndim == 0:
             raise DistillError(
                 f"class axis {axis} of logits {spec.source!r} is the batch axis, on which "
                 "samples are stacked (softmax there mixes samples); give the class axis"
             )
-        if spec.kind == "soft" and arr.shape[axis] <= 1:  # ([N, 1, H, W] along axis 1: all
-            # soft targets were 1.0, the teacher's values lost, exit 0; none: a ValueError)
-            held = "one class: softmax there is 1 everywhere" if arr.shape[axis] else "no class"
+        if spec.kind == "soft" and arr.shape[classes] <= 1:  # ([N, 1, H, W] along axis 1:
+            # all soft targets were 1.0, the teacher's values lost, exit 0; none: a ValueError)
+            held = "one class: softmax there is 1 everywhere" if arr.shape[classes] else "no class"
             raise DistillError(
                 f"class axis {axis} of logits {spec.source!r} {arr.shape} holds {held}; give the "
                 "class axis (or store the output raw)"
@@ -1148,6 +1251,8 @@ def _create(
             "kind": spec.kind,
             "shape": [count, *arr.shape[1:]],
             "dtype": dtype.str,
+            # the teacher's axis the samples were on (absent: 0); they are stored on axis 0
+            **({"batch_axis": spec.batch_axis} if spec.batch_axis else {}),
         }
     short = {"samples_in_last_file": last_rows} if last_rows != per else {}
     manifest = {
@@ -1366,6 +1471,9 @@ def _resume(
         )
     for spec in specs:
         spec.file = manifest["tensors"][spec.name]["file"]
+        # the folder's layout (a folder made before batch axes were told from the model
+        # stacked every output on axis 0, and goes on so)
+        spec.batch_axis = int(manifest["tensors"][spec.name].get("batch_axis", 0))
     log.info("resuming %s at %d/%d", out, manifest["done"], manifest["count"])
     return manifest
 
@@ -1510,6 +1618,9 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
         shape = entry.get("shape")
         if not (isinstance(shape, list) and shape and all(count(d) for d in shape)):
             raise fail(f"{where}: 'shape' is not a list of sizes")
+        batch_axis = entry.get("batch_axis", 0)
+        if not count(batch_axis) or batch_axis >= len(shape):
+            raise fail(f"{where}: 'batch_axis' is not one of its axes")
         try:
             dtype: np.dtype[Any] = np.dtype(entry.get("dtype"))
         except (TypeError, ValueError):
