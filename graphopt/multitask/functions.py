@@ -9,6 +9,9 @@ stored once. `restore_names` gives a split task its functions' own names back. A
 function named as an op onnx or onnxruntime defines (com.microsoft:Gelu) is a `MergeError`:
 onnxruntime runs its op for such a node, not the function, and would run the renamed function.
 
+`inline_keeping_placements` inlines a model's local functions (before an opset conversion: the
+converter drops them) keeping the device placements onnx's inliner drops or leaves stale.
+
 What it does not do: rename functions that do not clash, or rename attribute references inside
 function bodies (a function names no other function there, only in its nodes).
 """
@@ -126,3 +129,140 @@ def all_nodes(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
         yield node
         for sub in subgraphs(node):
             pending.extend(sub.node)
+
+
+# a sharding spec's tensor named by its place among its node's inputs or outputs while onnx's
+# inliner renames the node's tensors (NUL: no tensor name a model gives starts so)
+_POSITION = "\x00graphopt.position:"
+
+
+def inline_keeping_placements(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`onnx.inliner.inline_local_functions(model)` (a new model; `model` is not changed), with
+    the device placements (`device_configurations`, IR 10) the inliner drops or leaves stale
+    carried over. A placed call's placements go to the nodes put in its place that have none of
+    their own (`_specialize_placed_calls`): the inliner dropped them, and a call placed on a
+    configuration or pipeline stage left its nodes unplaced (merge then shared them with
+    another model's unplaced twins). A function node's sharding spec names a tensor of the
+    function: the inliner kept that name, which names nothing in the graph; it now names the
+    tensor the inlined node reads or writes in that place."""
+    from onnx import inliner
+
+    if not any(node.device_configurations for node in all_nodes(model)):
+        return inliner.inline_local_functions(model)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    _specialize_placed_calls(copy)
+    for f in copy.functions:
+        for node in _function_nodes(f):
+            _mark_positions(node)
+    inlined = inliner.inline_local_functions(copy)
+    for node in all_nodes(inlined):
+        _resolve_positions(node)
+    return inlined
+
+
+def _function_nodes(f: onnx.FunctionProto) -> Iterator[onnx.NodeProto]:
+    """The nodes of function `f` and of the bodies inside them."""
+    pending: list[onnx.NodeProto] = [*f.node]
+    while pending:
+        node = pending.pop()
+        yield node
+        for sub in subgraphs(node):
+            pending.extend(sub.node)
+
+
+def _specialize_placed_calls(model: onnx.ModelProto) -> None:
+    """In place: each call of a local function that has placements calls a copy of the
+    function (one per function and placements) whose top-level nodes without placements of
+    their own take the call's (`_inherited`); calls inside the copies likewise, so a nested
+    function's nodes take the placements of the call that placed theirs."""
+    functions = {(f.domain, f.name, f.overload): f for f in model.functions}
+    taken = {(f.domain, f.name) for f in model.functions}
+    made: dict[tuple[FunctionKey, bytes], str] = {}
+    pending = list(all_nodes(model))
+    while pending:
+        call = pending.pop()
+        key = (call.domain, call.op_type, call.overload)
+        function = functions.get(key)
+        if function is None or not call.device_configurations:
+            continue
+        inherited = _inherited(call, function)
+        data = b"".join(len(d).to_bytes(8, "little") + d for d in map(_serialized, inherited))
+        name = made.get((key, data))
+        if name is None:
+            name = _fresh(function.domain, function.name + "_placed", taken)
+            made[(key, data)] = name
+            copy = model.functions.add()
+            copy.CopyFrom(function)
+            copy.name = name
+            functions[(copy.domain, name, copy.overload)] = copy
+            for inner in copy.node:
+                if not inner.device_configurations:
+                    inner.device_configurations.extend(_for_node(inherited, inner))
+            pending.extend(_function_nodes(copy))
+        call.op_type = name
+
+
+def _serialized(message: onnx.NodeDeviceConfigurationProto) -> bytes:
+    return message.SerializeToString(deterministic=True)
+
+
+def _inherited(
+    call: onnx.NodeProto, function: onnx.FunctionProto
+) -> list[onnx.NodeDeviceConfigurationProto]:
+    """`call`'s placements as the function's nodes take them: its configuration and pipeline
+    stage, and its sharding specs of an input or output under the function's name for it (a
+    spec of a tensor the call neither reads nor writes is dropped)."""
+    names = dict(zip(call.output, function.output, strict=False))
+    names.update(zip(call.input, function.input, strict=False))
+    out = []
+    for placed in call.device_configurations:
+        copy = onnx.NodeDeviceConfigurationProto()
+        copy.CopyFrom(placed)
+        del copy.sharding_spec[:]
+        for spec in placed.sharding_spec:
+            formal = names.get(spec.tensor_name)
+            if formal:
+                copy.sharding_spec.add().CopyFrom(spec)
+                copy.sharding_spec[-1].tensor_name = formal
+        out.append(copy)
+    return out
+
+
+def _for_node(
+    inherited: Sequence[onnx.NodeDeviceConfigurationProto], node: onnx.NodeProto
+) -> list[onnx.NodeDeviceConfigurationProto]:
+    """`inherited` placements with only the sharding specs of tensors `node` reads or writes."""
+    tensors = {*node.input, *node.output} - {""}
+    out = []
+    for placed in inherited:
+        copy = onnx.NodeDeviceConfigurationProto()
+        copy.CopyFrom(placed)
+        kept = [spec for spec in placed.sharding_spec if spec.tensor_name in tensors]
+        del copy.sharding_spec[:]
+        copy.sharding_spec.extend(kept)
+        out.append(copy)
+    return out
+
+
+def _mark_positions(node: onnx.NodeProto) -> None:
+    """Name each sharding spec's tensor by its place among `node`'s inputs or outputs
+    (`_POSITION`), which the inliner keeps while it renames the tensors; a spec of a tensor
+    the node neither reads nor writes is left as it is."""
+    for placed in node.device_configurations:
+        for spec in placed.sharding_spec:
+            if spec.tensor_name in node.input:
+                spec.tensor_name = f"{_POSITION}in:{list(node.input).index(spec.tensor_name)}"
+            elif spec.tensor_name in node.output:
+                spec.tensor_name = f"{_POSITION}out:{list(node.output).index(spec.tensor_name)}"
+
+
+def _resolve_positions(node: onnx.NodeProto) -> None:
+    """Name each sharding spec's tensor that `_mark_positions` named by its place as the
+    inlined node names that tensor."""
+    for placed in node.device_configurations:
+        for spec in placed.sharding_spec:
+            if spec.tensor_name.startswith(_POSITION):
+                kind, index = spec.tensor_name.removeprefix(_POSITION).split(":")
+                names = node.input if kind == "in" else node.output
+                spec.tensor_name = names[int(index)]

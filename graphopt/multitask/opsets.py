@@ -3,7 +3,8 @@
 The merged model imports, per domain, the highest version any model imports. A model on a lower
 default-domain opset is kept as is when none of its ops changed meaning between the two versions
 (same schema `since_version`), in its graph and its local functions; otherwise it is converted
-with `onnx.version_converter` (its local functions inlined first: the converter drops them), and a
+with `onnx.version_converter` (its local functions inlined first: the converter drops them; the
+calls' device placements carried to the inlined nodes, `functions.inline_keeping_placements`), and a
 failed conversion, or one onnxruntime cannot load where it loads the model, is a `MergeError`
 naming the model and the versions. Other domains are only raised to the highest version when
 every op of the domain keeps its schema. A custom domain without schemas is raised only for a
@@ -27,6 +28,7 @@ from graphopt.ir import subgraphs
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.opset_conversion import convert_opset
 from graphopt.multitask.errors import MergeError
+from graphopt.multitask.functions import inline_keeping_placements
 
 log = logging.getLogger("graphopt.multitask")
 
@@ -163,9 +165,7 @@ def reconcile(
 def _convert(model: onnx.ModelProto, name: str, old: int, new: int) -> onnx.ModelProto:
     log.info("%s: converting from opset %d to %d", name, old, new)
     if model.functions:  # the converter drops local functions: their calls are converted inline
-        from onnx import inliner
-
-        model = inliner.inline_local_functions(model)
+        model = inline_keeping_placements(model)  # (the inliner dropped a call's placements)
     try:
         converted = convert_opset(model, new)
     except OpsetConversionError as e:
