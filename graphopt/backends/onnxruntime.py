@@ -349,6 +349,17 @@ _NP_TYPES: dict[int, type] = {
 }
 
 
+def unfed_weights(model: onnx.ModelProto) -> set[str]:
+    """The initializers `model` lists as graph inputs that onnxruntime takes no feed for: every
+    one below IR 4, where onnxruntime reads them as constants ("Invalid input name: W"; IR < 4
+    lists every weight as an input), none from IR 4 (overridable defaults; IR 0 is unset, read
+    as the current version)."""
+    if not 0 < model.ir_version < 4:
+        return set()
+    inputs = {vi.name for vi in model.graph.input}
+    return {t.name for t in model.graph.initializer if t.name in inputs}
+
+
 def input_specs(model: onnx.ModelProto) -> list[tuple[str, int, list[int | str]]]:
     """(name, elem_type, dims) of the model's real inputs (initializer-backed inputs excluded)."""
     inits = {t.name for t in model.graph.initializer}
@@ -371,17 +382,20 @@ def example_feeds(
     shapes: dict[str, tuple[int, ...]] | None = None,
     npz_name: str | None = None,
     real_inputs: str | None = None,
+    unfed_weights_note: str = "",
 ) -> dict[str, np.ndarray]:
     """Inputs for a numerical comparison: from `npz` if given, else seeded values of the declared
     types and shapes (an input named in `shapes` has that shape; a fixed dim, 0 included, its
     size; symbolic dims from `dims`, else `default_dim`; a symbolic spatial dim of a 4-D image
     input gets 224 so convolutions have room). A name in `shapes` that is no model input is a
     `VerifyError`, and so, from `npz`, are a missing input, an array that is no graph input
-    (overridable weights are) and an array of another dtype than its input. Those errors start
-    with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line (`shown`). An
-    input that is no float, integer or bool tensor (a string tensor, a sequence, an optional) is a
-    `VerifyError` naming its type, and `real_inputs` (a command's flag) where given; so is a
-    numeric type numpy has no dtype for (bfloat16, float8)."""
+    (overridable weights are, from IR 4), a weight of a model below IR 4 (`unfed_weights`; the
+    error adds `unfed_weights_note`, a command's word on its other model) and an array of
+    another dtype than its input. Those errors start with `npz_name` (a command's `--inputs
+    'PATH'`), else the path on one line (`shown`). An input that is no float, integer or bool
+    tensor (a string tensor, a sequence, an optional) is a `VerifyError` naming its type, and
+    `real_inputs` (a command's flag) where given; so is a numeric type numpy has no dtype for
+    (bfloat16, float8)."""
     if npz is not None:
         from graphopt.arrays import load_arrays
         from graphopt.ir.model_io import special_file_kind
@@ -415,6 +429,17 @@ def example_feeds(
             # (a key the file gives is shown on one line: 'y\nz' made the error two)
             given = ", ".join(map(shown, extra))
             raise VerifyError(f"{label}: {given} is no input of the model ({inputs})")
+        weights = unfed_weights(model)
+        refused = [name for name in feeds if name in weights]
+        if refused:  # onnxruntime: "Invalid input name: W", after the whole optimization
+            listed = ", ".join(map(shown, refused))
+            are = "is a weight" if len(refused) == 1 else "are weights"
+            raise VerifyError(
+                f"{label}: {listed} {are} of this IR {model.ir_version} model (an initializer it "
+                "also lists as an input, as IR < 4 lists every weight): onnxruntime feeds no "
+                f"weight of a model below IR 4{unfed_weights_note}; leave {listed} out of the "
+                "file (the model's own values are used)"
+            )
         for name, array in feeds.items():  # onnxruntime's message names no input
             elem = declared[name].type.tensor_type.elem_type
             want = _NP_TYPES.get(elem)

@@ -476,7 +476,17 @@ def _verify_feeds(
     shapes = {**input_shapes, **verify_shapes}
     # its errors name the flag: "--inputs PATH: cannot read input feeds: ..."
     npz_name = f"--inputs {shown(npz)}" if npz is not None else None
-    feeds = example_feeds(original, npz=npz, shapes=shapes, dims=symbols, npz_name=npz_name)
+    feeds = example_feeds(
+        original,
+        npz=npz,
+        shapes=shapes,
+        dims=symbols,
+        npz_name=npz_name,
+        unfed_weights_note=(
+            ", nor does the optimized model (graphopt raises such a model to IR 4 and makes "
+            "its weights constants, which passes can fold)"
+        ),
+    )
     for name, dims in input_shapes.items():
         if name in feeds and feeds[name].shape != tuple(dims):
             raise VerifyError(
