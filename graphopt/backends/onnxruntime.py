@@ -360,6 +360,54 @@ def unfed_weights(model: onnx.ModelProto) -> set[str]:
     return {t.name for t in model.graph.initializer if t.name in inputs}
 
 
+def bfloat16_feed(array: np.ndarray, what: str) -> np.ndarray:
+    """`array` as a feed of a bfloat16 input (an ml_dtypes.bfloat16 array, which `ort_feeds`
+    hands onnxruntime as its bits): float32 values rounded to the nearest bfloat16 (ties to
+    even, as ml_dtypes and onnx.numpy_helper round), or bit patterns as they are: uint16, or
+    2-byte void, which is how np.save writes an ml_dtypes.bfloat16 array (numpy has no
+    bfloat16; onnx stores it as uint16 bits). Another dtype, or no ml_dtypes (onnx's own
+    dependency since 1.17), is a one-line `VerifyError` starting with `what`."""
+    try:
+        import ml_dtypes
+    except ImportError as e:
+        raise VerifyError(
+            f"{what} is a bfloat16 input, which numpy cannot hold without the ml_dtypes "
+            "package: pip install ml_dtypes"
+        ) from e
+    bfloat16 = np.dtype(ml_dtypes.bfloat16)
+    if array.dtype == bfloat16:
+        return array
+    if array.dtype == np.float32:
+        return array.astype(bfloat16)
+    void = array.dtype.kind == "V" and array.dtype.itemsize == 2 and array.dtype.fields is None
+    if array.dtype == np.uint16 or void:  # (a structured dtype holds fields, not one value)
+        return np.ascontiguousarray(array).view(bfloat16)
+    raise VerifyError(
+        f"{what} is {array.dtype}, but the model's input is bfloat16: give float32 values "
+        "(rounded to bfloat16, ties to even) or uint16 bit patterns"
+    )
+
+
+def ort_feeds(feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+    """`feeds` as onnxruntime's `run` takes them: a bfloat16 array (`bfloat16_feed`; numpy,
+    and onnxruntime's conversion of numpy arrays, have no bfloat16) as an OrtValue of its bits
+    (which holds the array), the others as they are."""
+    if not any(a.dtype.name == "bfloat16" for a in feeds.values()):
+        return feeds
+    import onnxruntime as ort
+
+    return {
+        name: (
+            ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
+                np.ascontiguousarray(a).view(np.uint16), onnx.TensorProto.BFLOAT16
+            )
+            if a.dtype.name == "bfloat16"
+            else a
+        )
+        for name, a in feeds.items()
+    }
+
+
 def input_specs(model: onnx.ModelProto) -> list[tuple[str, int, list[int | str]]]:
     """(name, elem_type, dims) of the model's real inputs (initializer-backed inputs excluded)."""
     inits = {t.name for t in model.graph.initializer}
@@ -391,11 +439,12 @@ def example_feeds(
     `VerifyError`, and so, from `npz`, are a missing input, an array that is no graph input
     (overridable weights are, from IR 4), a weight of a model below IR 4 (`unfed_weights`; the
     error adds `unfed_weights_note`, a command's word on its other model) and an array of
-    another dtype than its input. Those errors start with `npz_name` (a command's `--inputs
-    'PATH'`), else the path on one line (`shown`). An input that is no float, integer or bool
-    tensor (a string tensor, a sequence, an optional) is a `VerifyError` naming its type, and
-    `real_inputs` (a command's flag) where given; so is a numeric type numpy has no dtype for
-    (bfloat16, float8)."""
+    another dtype than its input. A bfloat16 input is fed from float32 values (rounded to the
+    nearest bfloat16, ties to even) or from its uint16 bit patterns (`bfloat16_feed`). Those
+    errors start with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line
+    (`shown`). An input that is no float, integer or bool tensor (a string tensor, a sequence,
+    an optional) is a `VerifyError` naming its type, and `real_inputs` (a command's flag) where
+    given; so, for seeded values, is a numeric type numpy has no dtype for (bfloat16, float8)."""
     if npz is not None:
         from graphopt.arrays import load_arrays
         from graphopt.ir.model_io import special_file_kind
@@ -440,15 +489,20 @@ def example_feeds(
                 f"weight of a model below IR 4{unfed_weights_note}; leave {listed} out of the "
                 "file (the model's own values are used)"
             )
+        fed = {}
         for name, array in feeds.items():  # onnxruntime's message names no input
             elem = declared[name].type.tensor_type.elem_type
+            if elem == onnx.TensorProto.BFLOAT16:
+                fed[name] = bfloat16_feed(array, f"{label}: {shown(name)}")
+                continue
             want = _NP_TYPES.get(elem)
             if want is not None and array.dtype != want:
                 raise VerifyError(
                     f"{label}: {name} is {array.dtype}, but the model's input {name} is "
                     f"{np.dtype(want)}"
                 )
-        return feeds
+            fed[name] = array
+        return fed
     rng = np.random.default_rng(seed)
     feeds = {}
     specs = input_specs(model)
@@ -582,7 +636,7 @@ def run(
     )
     names = [o.name for o in sess.get_outputs()]
     try:
-        values = sess.run(names, feeds)
+        values = sess.run(names, ort_feeds(feeds))
     except Exception as e:  # onnxruntime raises its own untyped errors
         if isinstance(model_or_session, onnx.ModelProto):
             model = model_or_session

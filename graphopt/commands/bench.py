@@ -312,7 +312,7 @@ def bench_onnxruntime(
     onnxruntime graph optimization `level`; `on_run(done)` is called with 0 before the first
     and with the runs done (warmup included) after each, outside the timed span. `batch`:
     samples per run (None: `batch_size` of the feeds)."""
-    from graphopt.backends.onnxruntime import run_error_text, session
+    from graphopt.backends.onnxruntime import ort_feeds, run_error_text, session
     from graphopt.errors import BackendError, LoadError
     from graphopt.ir import load
     from graphopt.ir.model_io import _over_two_gib
@@ -349,11 +349,12 @@ def bench_onnxruntime(
     # only onnxruntime's errors are its own (untyped: e.g. a wrong feed shape); a failing
     # `on_run` (a progress bar with no stderr to draw on) was reported as onnxruntime failing
     # to run the model
+    timed = ort_feeds(feeds)  # (a bfloat16 feed as an OrtValue of its bits: made once)
     tick(0)
     for done in range(1, warmup + runs + 1):
         start = time.perf_counter()
         try:
-            sess.run(names, feeds)
+            sess.run(names, timed)
         except Exception as e:
             raise BackendError(
                 f"onnxruntime failed to run {shown(path)}: "

@@ -482,6 +482,7 @@ def _verify_feeds(
         shapes=shapes,
         dims=symbols,
         npz_name=npz_name,
+        real_inputs="--inputs NPZ",
         unfed_weights_note=(
             ", nor does the optimized model (graphopt raises such a model to IR 4 and makes "
             "its weights constants, which passes can fold)"
