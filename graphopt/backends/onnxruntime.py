@@ -388,11 +388,12 @@ def bfloat16_feed(array: np.ndarray, what: str) -> np.ndarray:
     )
 
 
-def ort_feeds(feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+def ort_feeds(feeds: dict[str, np.ndarray], *, all_values: bool = False) -> dict[str, Any]:
     """`feeds` as onnxruntime's `run` takes them: a bfloat16 array (`bfloat16_feed`; numpy,
     and onnxruntime's conversion of numpy arrays, have no bfloat16) as an OrtValue of its bits
-    (which holds the array), the others as they are."""
-    if not any(a.dtype.name == "bfloat16" for a in feeds.values()):
+    (which holds the array), the others as they are, or, `all_values`, as OrtValues too (what
+    `run_with_ort_values` takes)."""
+    if not all_values and not any(a.dtype.name == "bfloat16" for a in feeds.values()):
         return feeds
     import onnxruntime as ort
 
@@ -402,6 +403,8 @@ def ort_feeds(feeds: dict[str, np.ndarray]) -> dict[str, Any]:
                 np.ascontiguousarray(a).view(np.uint16), onnx.TensorProto.BFLOAT16
             )
             if a.dtype.name == "bfloat16"
+            else ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a))
+            if all_values
             else a
         )
         for name, a in feeds.items()
@@ -635,14 +638,37 @@ def run(
         else session(model_or_session, level=level)
     )
     names = [o.name for o in sess.get_outputs()]
+    # (the session's run has no numpy type for a bfloat16 output: "No corresponding Numpy type
+    # for Tensor Type. bfloat16", which --verify said as the inputs' fault)
+    bits = {o.name for o in sess.get_outputs() if o.type == "tensor(bfloat16)"}
     try:
-        values = sess.run(names, ort_feeds(feeds))
+        if bits:
+            ort_values = sess.run_with_ort_values(names, ort_feeds(feeds, all_values=True))
+            values = [
+                _bfloat16_array(v) if name in bits else v.numpy()
+                for name, v in zip(names, ort_values, strict=True)
+            ]
+        else:
+            values = sess.run(names, ort_feeds(feeds))
     except Exception as e:  # onnxruntime raises its own untyped errors
         if isinstance(model_or_session, onnx.ModelProto):
             model = model_or_session
         text = run_error_text(e, model=model, names=feeds)
         raise BackendError(f"onnxruntime failed to run the model: {text}") from e
     return dict(zip(names, values, strict=True))
+
+
+def _bfloat16_array(value: Any) -> np.ndarray:
+    """A bfloat16 tensor OrtValue on the CPU as an ml_dtypes.bfloat16 array of its values, its
+    bits copied out (OrtValue.numpy has no numpy type for it either)."""
+    import ctypes
+
+    import ml_dtypes
+
+    shape = tuple(value.shape())
+    size = value.tensor_size_in_bytes()
+    data = ctypes.string_at(value.data_ptr(), size) if size else b""
+    return np.frombuffer(data, np.uint16).view(ml_dtypes.bfloat16).reshape(shape)
 
 
 def compare(
@@ -700,6 +726,13 @@ def compare(
             raise VerifyError(f"output {name!r} changed element type: {a.dtype} -> {b.dtype}")
         if a.size == 0:
             diffs.append(Difference(name, 0.0, 0.0, empty=True))
+            continue
+        if a.dtype.name == "bfloat16":  # (ml_dtypes': no numpy number, and no numpy finfo)
+            import ml_dtypes
+
+            resolution = ROUNDING_ULPS * float(ml_dtypes.finfo(a.dtype).eps)
+            worst, scale = max_difference(a.astype(np.float32), b.astype(np.float32))
+            diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, False, resolution))
             continue
         if not np.issubdtype(a.dtype, np.number):
             differs = float(np.any(a != b))
