@@ -22,8 +22,9 @@ A model converted to a newer opset runs the newer ops' kernels, which may round 
 (AveragePool 10 -> 19: 6e-8). Model-local functions equal byte for byte are kept once; a
 function that differs from another model's function of the same name is renamed in its model,
 calls included (`functions.rename_clashing`), and `split` gives the name back; so is a device
-configuration (IR 10) that differs from another model's of that name (`devices`), and a node is
-shared only with a twin placed alike (the same configuration, sharding, pipeline stage). A shared
+configuration (IR 10) that differs from another model's of that name (`devices`), and a node (a
+Constant node too) is shared only with a twin placed alike (the same configuration, sharding,
+pipeline stage). A shared
 tensor is declared in value_info only where every task reading it declared one type (a shape
 one model states for its own inputs misled another task's Shape under onnxruntime's
 optimizer); a node whose graph output an Identity cannot name (a sequence before opset 14, a
@@ -51,6 +52,7 @@ value) is copied into each task as it is, never shared. A model's `training_info
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import numbers
@@ -918,7 +920,7 @@ class _Builder:
         node: onnx.NodeProto | None = None,
         wanted: str | None = None,
     ) -> str:
-        ident = self._constant_identity(index, value, weight)
+        ident = self._constant_identity(index, value, weight, _placement_key(node))
         target = self.const_tensor.get(ident)
         if target is None:
             target = self._output_name(original, prefix, {original: wanted} if wanted else {})
@@ -936,7 +938,9 @@ class _Builder:
         self.built.const_users.setdefault(target, set()).add(index)
         return target
 
-    def _constant_identity(self, index: int, value: np.ndarray, weight: bool) -> str:
+    def _constant_identity(
+        self, index: int, value: np.ndarray, weight: bool, placed: str = ""
+    ) -> str:
         """The identity of a constant of task `index` holding `value`: its value's
         (`ConstantTable.key`), unless another constant of the task has that one already. Two
         constants of one model under two names stay two (its W1 and W2 of one value were one
@@ -945,10 +949,13 @@ class _Builder:
         that with #1, #2, ..., so the k-th copy of a value in one model is the k-th in another
         (a model merged with itself still shares every constant). A weight a tolerance would
         identify with a near one another constant of its model already stands in for is
-        shared bitwise only: its own value, not the near one twice."""
-        ident = self.consts.key(value, approximate=weight, owner=index)
+        shared bitwise only: its own value, not the near one twice. A Constant node that has
+        device placements (`placed`, `_placement_key`) is shared only with one placed alike, as
+        any node is (it was shared with an unplaced twin: one task's placement was lost, or the
+        other task took it)."""
+        ident = self.consts.key(value, approximate=weight, owner=index) + placed
         if ident in self._own_constants:
-            exact = self.consts.key(value, approximate=False)  # its own bits
+            exact = self.consts.key(value, approximate=False) + placed  # its own bits
             ident, k = exact, 0
             while ident in self._own_constants:
                 k += 1
@@ -1057,6 +1064,19 @@ class _Builder:
         _merge_metadata(model, protos, prefixes, sources, model_inputs, function_renames)
         _record_input_shapes(model, protos, prefixes, inputs, model_inputs)
         return model
+
+
+def _placement_key(node: onnx.NodeProto | None) -> str:
+    """What a constant's identity adds for the device placements of its Constant `node`
+    (`device_configurations`, IR 10, as `hashing.node_key` keys a node by them): "" for none
+    (an initializer, an unplaced node), else a digest of them."""
+    if node is None or not node.device_configurations:
+        return ""
+    digest = hashlib.sha256()
+    for placed in node.device_configurations:
+        data = placed.SerializeToString(deterministic=True)
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return f"@placed:{digest.hexdigest()}"
 
 
 def _identity_passes(value_type: onnx.TypeProto, opset: int) -> bool:
