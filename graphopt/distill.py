@@ -6,7 +6,9 @@
 * soft targets  p = softmax(z / T) along `axis` for the outputs named as logits (computed in
   float64, stored as float32, or float64 for float64 logits),
 * raw tensors for every other output (detection heads), and
-* hint features: intermediate tensors (exposed with the `expose-tensors` pass).
+* hint features: intermediate tensors (exposed with the `expose-tensors` pass); a hint the
+  teacher computes from its constants only (no input reaches it: the same for every sample)
+  is stored once, under the manifest's `constants` (`load_constants`), not per sample.
 
 Each stored tensor is one `.npy` file preallocated with `np.lib.format.open_memmap` (its disk
 blocks reserved, so a disk without room is said then, not met mid-run) and filled batch by
@@ -424,6 +426,9 @@ class TargetSpec:
     # the teacher's axis of the samples, moved to axis 0 to be stored: 0, or another where the
     # model proves it (`_batch_axes`: [T, N, C] of a sequence-first teacher)
     batch_axis: int = 0
+    # computed from the teacher's constants only (a hint the same for every sample): stored
+    # once, under the manifest's "constants", not per sample
+    once: bool = False
 
 
 def sha256_of(
@@ -552,8 +557,11 @@ def write_targets(
     for i, spec in enumerate(specs):
         spec.file = f"{i:03d}_{_safe(spec.name)}.npy"
     batch_axes = _batch_axes(model)
+    constant = _computed_from_constants(model, [s.source for s in specs if s.source in hints])
     for spec in specs:
         spec.batch_axis = batch_axes.get(spec.source, 0)
+        spec.once = spec.source in constant
+    _refuse_constants_alone(specs)
     out = Path(out_dir)
     # the targets folder may sit inside the data folder: its own .npy files (in it, not in a
     # folder below) are not samples. A targets folder that holds the data (-o . --data images)
@@ -621,10 +629,14 @@ def write_targets(
             )
         manifest = _resume(out, config, specs)  # None: start over (a first checkpoint too)
         done = int(manifest.get("done", 0)) if manifest else 0
+        if manifest:  # a constant hint's file removed or replaced since is said now
+            load_constants(out)
         if manifest and manifest.get("complete"):
             # nothing to run; a target file removed or replaced since was 'wrote' (exit 0)
             load_targets(out)
             return manifest
+        once = [s for s in specs if s.once]  # (as the folder has them, on a resume)
+        specs = [s for s in specs if not s.once]
         sess = _teacher_session(model, threads, session)
         arrays: dict[str, np.memmap] = {}
         total = len(sources)
@@ -698,9 +710,12 @@ def write_targets(
                 # data set that began with a duplicate had every later batch mixed (exit 0)
                 stacking_checked = not _alike(feeds, read)
             if manifest is None:
+                feed = {k: v for k, v in batched.items() if k in read}
+                constants = _constant_values(sess, once, feed, model)
                 manifest = _create(
                     out, config, specs, values, len(batch), last_values, sources[-1].name
                 )
+                _store_constants(out, manifest, once, constants)
             current: dict[str, Any] = manifest
             if not arrays:
                 arrays = _open(out, current, specs)
@@ -923,6 +938,123 @@ def _class_axis(axis: int, batch_axis: int, ndim: int) -> int:
         return axis
     a = axis % ndim
     return 0 if a == batch_axis else a + 1 if a < batch_axis else a
+
+
+RANDOM_OPS = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "Dropout",
+    }
+)
+
+
+def _computed_from_constants(model: onnx.ModelProto, names: Sequence[str]) -> set[str]:
+    """Those of `names` (tensors of the main graph) that the teacher computes from its
+    constants only: no input reaches them, so they are the same for every sample. Nodes
+    that may give another value each run (random ones), read outer values (a body), or are
+    of another domain (unknown to this check) count as reading the samples."""
+    g = model.graph
+    weights = {t.name for t in g.initializer} | {t.values.name for t in g.sparse_initializer}
+    varying = {i.name for i in g.input} - weights
+    changed = True
+    while changed:  # (a fixed point: node order is not relied on)
+        changed = False
+        for node in g.node:
+            if all(o in varying for o in node.output if o):
+                continue
+            if (
+                node.domain not in ("", "ai.onnx")
+                or node.op_type in RANDOM_OPS
+                or any(
+                    a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                    for a in node.attribute
+                )
+                or any(i in varying for i in node.input if i)
+            ):
+                varying.update(o for o in node.output if o)
+                changed = True
+    produced = {o for node in g.node for o in node.output if o}
+    return {n for n in names if n in produced and n not in varying}
+
+
+def _refuse_constants_alone(specs: Sequence[TargetSpec]) -> None:
+    """A `DistillError` for constant hints given as logits (softmax of a constant is no
+    sample's target) or as the only tensors to store (nothing per sample: the run over the
+    data would store nothing)."""
+    once = [s.source for s in specs if s.once]
+    if not once:
+        return
+    named = ", ".join(map(repr, once))
+    what = "computed from the teacher's constants only: the same for every sample"
+    soft = [s.source for s in specs if s.once and s.kind == "soft"]
+    if soft:
+        raise DistillError(
+            f"logits {', '.join(map(repr, soft))} are {what}; leave them out of the logits "
+            "(as hints they are stored once)"
+        )
+    if all(s.once for s in specs):
+        raise DistillError(
+            f"hints {named} are {what}, and nothing per sample is stored with them; give an "
+            "output or a hint the samples compute (or read them from the teacher)"
+        )
+
+
+def _constant_values(
+    sess: Any, once: Sequence[TargetSpec], feed: Feed, model: onnx.ModelProto
+) -> list[np.ndarray]:
+    """The values of the constant hints `once` (run on `feed`, which they do not read)."""
+    if not once:
+        return []
+    from graphopt.backends.onnxruntime import run_error_text
+
+    try:
+        values = list(sess.run([s.source for s in once], feed))
+    except Exception as e:  # onnxruntime raises its own untyped errors
+        raise DistillError(
+            f"the teacher failed computing its constant hints: {run_error_text(e, model=model)}"
+        ) from e
+    _refuse_non_numbers(once, values)
+    return values
+
+
+def _store_constants(
+    out: Path, manifest: dict[str, Any], once: Sequence[TargetSpec], values: Sequence[np.ndarray]
+) -> None:
+    """Store each constant hint once, as its own .npy file, under the manifest's "constants"
+    (written again: the files are named there before they are made)."""
+    if not once:
+        return
+    manifest["constants"] = {
+        spec.name: {
+            "file": spec.file,
+            "source": spec.source,
+            "kind": spec.kind,
+            "shape": list(np.shape(value)),
+            "dtype": np.asarray(value).dtype.str,
+        }
+        for spec, value in zip(once, values, strict=True)
+    }
+    _write_manifest(out, manifest)
+    for spec, value in zip(once, values, strict=True):
+        path = out / spec.file
+        try:
+            with open(path, "wb") as f:
+                np.save(f, np.asarray(value))
+        except OSError as e:
+            raise DistillError(
+                f"{shown(path)}: cannot store constant hint {spec.name!r} ({e.strerror or e}); "
+                f"{'free some space or ' if _full(e) else ''}give another folder"
+            ) from e
+    log.warning(
+        "distill-targets: hint(s) %s computed from the teacher's constants only (the same for "
+        "every sample): stored once (load_constants), not per sample",
+        ", ".join(map(repr, (s.name for s in once))),
+    )
 
 
 def _stat(path: Path | None) -> list[int] | None:
@@ -1464,16 +1596,21 @@ def _resume(
                 "(or delete it) to start over"
             )
     wanted = {s.name: (s.source, s.kind) for s in specs}
-    have = {k: (v["source"], v["kind"]) for k, v in manifest["tensors"].items()}
+    constants = manifest.get("constants", {})
+    have = {k: (v["source"], v["kind"]) for k, v in {**manifest["tensors"], **constants}.items()}
     if wanted != have:
         raise DistillError(
             f"{shown(out)}: holds targets for tensors {sorted(have)}, this run asks for {sorted(wanted)}"
         )
     for spec in specs:
-        spec.file = manifest["tensors"][spec.name]["file"]
+        # as the folder stored it: once, or per sample (a folder made before constant hints
+        # were stored once has them per sample, and goes on so)
+        spec.once = spec.name in constants
+        entry = constants[spec.name] if spec.once else manifest["tensors"][spec.name]
+        spec.file = entry["file"]
         # the folder's layout (a folder made before batch axes were told from the model
         # stacked every output on axis 0, and goes on so)
-        spec.batch_axis = int(manifest["tensors"][spec.name].get("batch_axis", 0))
+        spec.batch_axis = int(entry.get("batch_axis", 0))
     log.info("resuming %s at %d/%d", out, manifest["done"], manifest["count"])
     return manifest
 
@@ -1530,7 +1667,9 @@ def _remove_unkept(out: Path, manifest: Mapping[str, Any]) -> None:
     (`manifest` is its own, done 0): they hold nothing that was kept."""
     path = out / MANIFEST
     try:
-        for entry in dict(manifest.get("tensors") or {}).values():
+        entries = [*dict(manifest.get("tensors") or {}).values()]
+        entries += dict(manifest.get("constants") or {}).values()
+        for entry in entries:
             file = str(entry.get("file", ""))
             if file and Path(file).name == file and file.endswith(".npy"):
                 (out / file).unlink(missing_ok=True)
@@ -1605,21 +1744,28 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
     tensors = manifest.get("tensors")
     if not isinstance(tensors, dict):
         raise fail("'tensors' is not a mapping")
+    constants = manifest.get("constants", {})  # (absent from a manifest without them)
+    if not isinstance(constants, dict):
+        raise fail("'constants' is not a mapping")
     files: dict[str, str] = {}
-    for name, entry in tensors.items():
-        where = f"tensor {name!r}"
+    for name, entry in [*tensors.items(), *constants.items()]:
+        once = name in constants and entry is constants[name]
+        where = f"{'constant' if once else 'tensor'} {name!r}"
         if not isinstance(entry, dict):
             raise fail(f"{where} is not a mapping")
+        if once and name in tensors:
+            raise fail(f"tensor {name!r} is among the constants too")
         file = entry.get("file")
         if not (isinstance(file, str) and file.endswith(".npy") and Path(file).name == file):
             raise fail(f"{where}: 'file' is not the name of a .npy file in the folder")
         if not isinstance(entry.get("source"), str) or entry.get("kind") not in KINDS:
             raise fail(f"{where}: 'source' or 'kind' ({', '.join(KINDS)}) is missing")
         shape = entry.get("shape")
-        if not (isinstance(shape, list) and shape and all(count(d) for d in shape)):
+        # a constant may be a scalar (no axis); a tensor has the samples' axis at least
+        if not (isinstance(shape, list) and (shape or once) and all(count(d) for d in shape)):
             raise fail(f"{where}: 'shape' is not a list of sizes")
         batch_axis = entry.get("batch_axis", 0)
-        if not count(batch_axis) or batch_axis >= len(shape):
+        if not count(batch_axis) or (batch_axis and batch_axis >= len(shape)):
             raise fail(f"{where}: 'batch_axis' is not one of its axes")
         try:
             dtype: np.dtype[Any] = np.dtype(entry.get("dtype"))
@@ -1629,7 +1775,7 @@ def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
             raise fail(f"{where}: 'dtype' is not a numpy type of numbers")
         # an edited count or samples_per_file had load_targets return rows never written (0)
         # as targets, or a resume refuse every sample; write_targets makes count × per rows
-        if shape[0] != rows:
+        if not once and shape[0] != rows:
             short = f", the last {last}" if last != per else ""
             raise fail(
                 f"{where}: 'shape' holds {shape[0]} rows, not count × samples_per_file "
@@ -1662,6 +1808,24 @@ def load_targets(
             raise DistillError(f"{shown(Path(directory) / entry['file'])}: cannot read: {e}") from e
         _check_file(Path(directory) / entry["file"], arr, entry)
         out[name] = arr[:done]
+    return out
+
+
+def load_constants(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """The hints a targets folder stored once, by name, as read-only memory-mapped arrays: those
+    the teacher computes from its constants only, the same for every sample (the manifest's
+    "constants"; none in a folder made before they were stored so, which holds them per
+    sample among the targets). Written when the folder was made, so a partial folder's too."""
+    manifest = read_manifest(directory)
+    out = {}
+    for name, entry in manifest.get("constants", {}).items():
+        path = Path(directory) / entry["file"]
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except NP_LOAD_ERRORS as e:
+            raise DistillError(f"{shown(path)}: cannot read: {e}") from e
+        _check_file(path, arr, entry)
+        out[name] = arr
     return out
 
 

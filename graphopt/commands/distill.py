@@ -284,5 +284,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{entry['kind']:5} {shown(name)}: {entry['dtype']} {entry['shape']} -> {entry['file']}"
         )
+    for name, entry in manifest.get("constants", {}).items():  # computed from constants only
+        print(
+            f"{entry['kind']:5} {shown(name)}: {entry['dtype']} {entry['shape']} -> "
+            f"{entry['file']} (once: the same for every sample)"
+        )
     print(f"{manifest['done']}/{manifest['count']} samples; wrote {shown(args.output)}")
     return 0
