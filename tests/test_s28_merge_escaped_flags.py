@@ -1,4 +1,4 @@
-"""merge's `--input-map` and `--prefix` take the escapes `split --outputs` takes (`comma_list`).
+"""merge's `--input-map`, `--prefix` and `--macs-shape` take the escapes `split --outputs` takes.
 
 `--input-map I:NAME=MERGED` split at the first '=': an input named 'a=b' (ONNX allows any
 string) could not be mapped ('a' was read as the name, 'b=x' as the merged input), and the
@@ -6,7 +6,8 @@ summary's advice for such an input gave a spec that mapped the wrong name. `--pr
 every ',': no prefix could hold a comma. Now '\\=' and '\\:' in --input-map, '\\,' in --prefix,
 and '\\\\' in both stand for the character; a backslash before anything else is itself, and an
 empty prefix still keeps a model's output names. An index given as '²' (a digit int() refuses)
-was a ValueError traceback.
+was a ValueError traceback. `--macs-shape INPUT=D0,...` split at the first '=' too: a merged
+input named 'a=b' could be given no dims; '\\=' there too.
 """
 
 from __future__ import annotations
@@ -122,3 +123,21 @@ def test_a_digit_int_refuses_is_an_error_not_a_traceback(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "neither a model index nor a prefix" in err
+
+
+def _matmul_model(input_name: str) -> onnx.ModelProto:
+    x = h.make_tensor_value_info(input_name, TensorProto.FLOAT, ["n", 4])
+    y = h.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])
+    w = onnx.numpy_helper.from_array(np.ones((4, 8), np.float32), "w")
+    graph = h.make_graph([h.make_node("MatMul", [input_name, "w"], ["y"])], "g", [x], [y], [w])
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+
+
+def test_macs_shape_gives_dims_to_an_input_with_an_equals_sign(tmp_path: Path) -> None:
+    import json
+
+    paths = _save(tmp_path, _matmul_model("a=b"))
+    report = tmp_path / "r.json"
+    argv = ["merge", *paths, "-o", str(tmp_path / "o.onnx"), "--report", str(report)]
+    assert main([*argv, "--macs-shape", "a\\=b=2,4"]) == 0
+    assert json.loads(report.read_text())["macs_merged"] == 2 * 4 * 8

@@ -67,7 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="INPUT=D0,D1,...",
         help="dims to assume for a dynamic merged input when estimating MACs (repeatable), e.g. "
-        "x=1,3,640,640 (or x:1x3x640x640, as --shapes elsewhere)",
+        "x=1,3,640,640 (or x:1x3x640x640, as --shapes elsewhere); an '=' in INPUT is written "
+        "\\= (a backslash before one, or at its end, doubled), as in --input-map",
     )
     p.add_argument("--report", default=None, metavar="JSON", help="write the sharing report here")
     p.add_argument(
@@ -184,15 +185,17 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
             except BackendError as e:
                 raise MergeError(f"--macs-shape: {e}") from e
             continue
-        name, eq, dims = spec.partition("=")
+        # (partition("="): a merged input named 'a=b' could not be given dims)
+        fields = _escaped_fields(spec, "=")
+        name, dims = fields if len(fields) == 2 else (fields[0], "")
         try:
             out[name] = [int(d) for d in dims.split(",")]
         except ValueError:
-            eq = ""
-        if not (eq and name):
+            dims = ""
+        if not (dims and name):
             raise MergeError(
                 f"--macs-shape {spec!r}: expected INPUT=D0,D1,... or INPUT:D0xD1x..., "
-                "e.g. x=1,3,640,640 or x:1x3x640x640"
+                "e.g. x=1,3,640,640 or x:1x3x640x640 (an '=' in INPUT written \\=)"
             )
     return out
 
