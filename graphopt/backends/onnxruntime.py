@@ -349,6 +349,16 @@ _NP_TYPES: dict[int, type] = {
 }
 
 
+# the element types numpy has no dtype for, nor onnxruntime's python conversion of numpy arrays
+# (ml_dtypes has some; onnx stores them as bits): float8, float6, float4 and the 4- and 2-bit
+# integers; bfloat16 is fed as its bits (`bfloat16_feed`)
+_NUMPY_LACKS = frozenset(
+    value
+    for name, value in onnx.TensorProto.DataType.items()
+    if name.startswith(("FLOAT8", "FLOAT6", "FLOAT4", "INT4", "UINT4", "INT2", "UINT2"))
+)
+
+
 def unfed_weights(model: onnx.ModelProto) -> set[str]:
     """The initializers `model` lists as graph inputs that onnxruntime takes no feed for: every
     one below IR 4, where onnxruntime reads them as constants ("Invalid input name: W"; IR < 4
@@ -443,11 +453,12 @@ def example_feeds(
     (overridable weights are, from IR 4), a weight of a model below IR 4 (`unfed_weights`; the
     error adds `unfed_weights_note`, a command's word on its other model) and an array of
     another dtype than its input. A bfloat16 input is fed from float32 values (rounded to the
-    nearest bfloat16, ties to even) or from its uint16 bit patterns (`bfloat16_feed`). Those
-    errors start with `npz_name` (a command's `--inputs 'PATH'`), else the path on one line
-    (`shown`). An input that is no float, integer or bool tensor (a string tensor, a sequence,
-    an optional) is a `VerifyError` naming its type, and `real_inputs` (a command's flag) where
-    given; so, for seeded values, is a numeric type numpy has no dtype for (bfloat16, float8)."""
+    nearest bfloat16, ties to even) or from its uint16 bit patterns (`bfloat16_feed`); an input
+    of another type numpy lacks (float8, int4) is refused by name. Those errors start with
+    `npz_name` (a command's `--inputs 'PATH'`), else the path on one line (`shown`). An input
+    that is no float, integer or bool tensor (a string tensor, a sequence, an optional) is a
+    `VerifyError` naming its type, and `real_inputs` (a command's flag) where given; so, for
+    seeded values, is a numeric type numpy has no dtype for (bfloat16, float8)."""
     if npz is not None:
         from graphopt.arrays import load_arrays
         from graphopt.ir.model_io import special_file_kind
@@ -498,6 +509,14 @@ def example_feeds(
             if elem == onnx.TensorProto.BFLOAT16:
                 fed[name] = bfloat16_feed(array, f"{label}: {shown(name)}")
                 continue
+            if elem in _NUMPY_LACKS:  # onnxruntime: "Unexpected input data type", after the
+                # whole optimization, and --verify's "give inputs it accepts" (none can be)
+                raise VerifyError(
+                    f"{label}: the model's input {shown(name)} is "
+                    f"{onnx.TensorProto.DataType.Name(elem)}, which numpy has no dtype for: "
+                    "graphopt feeds no such input from an .npz (of those types, bfloat16 only, "
+                    "from float32 values or uint16 bits)"
+                )
             want = _NP_TYPES.get(elem)
             if want is not None and array.dtype != want:
                 raise VerifyError(
