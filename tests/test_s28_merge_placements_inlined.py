@@ -169,3 +169,50 @@ def test_a_model_without_placements_inlines_as_onnx_does() -> None:
     from onnx import inliner
 
     assert _inline(model) == inliner.inline_local_functions(model)
+
+
+def test_a_calls_sharding_specs_go_to_the_nodes_reading_or_writing_their_tensors() -> None:
+    model = _function_model(call_placed=False)
+    for node in model.functions[0].node:
+        del node.device_configurations[:]
+    model.graph.node[0].device_configurations.append(_placement("cfgA", 2, "x", "y"))
+    by_op = {n.op_type: n for n in _inline(model).graph.node}
+    assert _placements(by_op["Relu"]) == [("cfgA", 2, ["x"])]  # it reads x
+    assert _placements(by_op["Reshape"]) == [("cfgA", 2, ["y"])]  # it writes y
+    assert _placements(by_op["Constant"]) == [("cfgA", 2, [])]
+
+
+def test_a_nested_functions_nodes_take_the_outer_calls_placement() -> None:
+    inner = h.make_function(
+        "local", "G", ["p"], ["q"], [h.make_node("Relu", ["p"], ["q"])], [h.make_opsetid("", 17)]
+    )
+    outer = h.make_function(
+        "local",
+        "F",
+        ["a"],
+        ["c"],
+        [h.make_node("G", ["a"], ["b"], domain="local"), h.make_node("Neg", ["b"], ["c"])],
+        [h.make_opsetid("", 17), h.make_opsetid("local", 1)],
+    )
+    call = h.make_node("F", ["x"], ["y"], domain="local")
+    call.device_configurations.append(_placement("cfgA", 4))
+    graph = h.make_graph(
+        [call],
+        "g",
+        [h.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [h.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    model = h.make_model(
+        graph,
+        opset_imports=[h.make_opsetid("", 17), h.make_opsetid("local", 1)],
+        functions=[inner, outer],
+        ir_version=11,
+    )
+    inlined = _inline(model)
+    assert not inlined.functions
+    assert {n.op_type: _placements(n) for n in inlined.graph.node} == {
+        "Relu": [("cfgA", 4, [])],
+        "Neg": [("cfgA", 4, [])],
+    }
+    x = np.array([-1.0, 2.0], np.float32)
+    np.testing.assert_array_equal(_run(inlined, x)["y"], -np.maximum(x, 0))
