@@ -671,10 +671,12 @@ def write_targets(
             return feed
 
         last_alone = _short_last(out, manifest, sources, read, feed_at)
-        looked_at = {i: f for i, f in looked_at.items() if i >= done}
+        # the first sample is kept for its batch, next; the last (a whole batch's rows, held
+        # through the run: memory stays bounded by one batch) is read again at its turn
+        looked_at = {i: f for i, f in looked_at.items() if done <= i < total - 1}
         last_values = None
         if last_alone and manifest is None:
-            last_values = teacher_run(feed_at(total - 1, keep=True), sources[-1:])
+            last_values = teacher_run(feed_at(total - 1), sources[-1:])
             _refuse_non_numbers(specs, last_values)
             last_values = _samples_first(specs, last_values)
         stacking_checked = False
