@@ -391,7 +391,7 @@ def bfloat16_feed(array: np.ndarray, what: str) -> np.ndarray:
         return array.astype(bfloat16)
     void = array.dtype.kind == "V" and array.dtype.itemsize == 2 and array.dtype.fields is None
     if array.dtype == np.uint16 or void:  # (a structured dtype holds fields, not one value)
-        return np.ascontiguousarray(array).view(bfloat16)
+        return _c_order(array).view(bfloat16)
     raise VerifyError(
         f"{what} is {array.dtype}, but the model's input is bfloat16: give float32 values "
         "(rounded to bfloat16, ties to even) or uint16 bit patterns"
@@ -410,15 +410,21 @@ def ort_feeds(feeds: dict[str, np.ndarray], *, all_values: bool = False) -> dict
     return {
         name: (
             ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
-                np.ascontiguousarray(a).view(np.uint16), onnx.TensorProto.BFLOAT16
+                _c_order(a).view(np.uint16), onnx.TensorProto.BFLOAT16
             )
             if a.dtype.name == "bfloat16"
-            else ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a))
+            else ort.OrtValue.ortvalue_from_numpy(_c_order(a))
             if all_values
             else a
         )
         for name, a in feeds.items()
     }
+
+
+def _c_order(array: np.ndarray) -> np.ndarray:
+    """`array` in C order, copied only where it is not (np.ascontiguousarray made a scalar
+    feed 1-D, which onnxruntime refuses for a scalar input)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def input_specs(model: onnx.ModelProto) -> list[tuple[str, int, list[int | str]]]:
