@@ -676,7 +676,9 @@ def write_targets(
         looked_at = {i: f for i, f in looked_at.items() if done <= i < total - 1}
         last_values = None
         if last_alone and manifest is None:
-            last_values = teacher_run(feed_at(total - 1), sources[-1:])
+            last_feed = feed_at(total - 1)
+            _refuse_short_of_fixed_batch(inputs, last_feed, sources[-1])
+            last_values = teacher_run(last_feed, sources[-1:])
             _refuse_non_numbers(specs, last_values)
             last_values = _samples_first(specs, last_values)
         stacking_checked = False
@@ -1240,6 +1242,22 @@ def _short_last(
             "(or use another) to start over"
         )
     return fewer
+
+
+def _refuse_short_of_fixed_batch(
+    inputs: Sequence[tuple[str, int, list[Any]]], feed: Feed, source: Source
+) -> None:
+    """A `DistillError` for a short last batch that a teacher of a fixed batch size cannot
+    take (onnxruntime's 'Got: 3 Expected: 4' said no more)."""
+    for name, _, dims in inputs:
+        rows = np.shape(feed[name])[:1]
+        if dims and isinstance(dims[0], int) and dims[0] > 0 and rows and rows[0] != dims[0]:
+            raise DistillError(
+                f"{shown(source.name)}: the last data file holds {rows[0]} samples, fewer than "
+                f"the others, and teacher input {name!r} takes a fixed batch of {dims[0]}: pad "
+                f"the file to {dims[0]} samples (the padding's targets are stored too) or "
+                "leave it out"
+            )
 
 
 def _batch_ranges(

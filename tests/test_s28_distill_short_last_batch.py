@@ -129,3 +129,14 @@ def test_a_folder_made_without_a_short_last_file_is_refused_clearly(tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DistillError, match=r"b3.npy.*fewer.*start over"):
         write_targets(_teacher(), data, out, checkpoint=1)
+
+
+def test_a_short_last_file_for_a_fixed_batch_teacher_is_refused_saying_so(tmp_path):
+    teacher = _teacher()
+    for vi in [*teacher.graph.input, *teacher.graph.output]:
+        vi.type.tensor_type.shape.dim[0].dim_value = 4
+    data, _ = _data(tmp_path)
+    with pytest.raises(
+        DistillError, match=r"b3.npy: the last data file holds 3 samples.*batch of 4"
+    ):
+        write_targets(teacher, data, tmp_path / "t")
