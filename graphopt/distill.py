@@ -911,17 +911,31 @@ def _batch_dims(model: onnx.ModelProto) -> list[str]:
 def _batch_axes(model: onnx.ModelProto) -> dict[str, int]:
     """The batch axis of each of the teacher's outputs (hints exposed) where the model proves
     it is not axis 0: the one axis whose dim is named as an input's batch dim ([T, N, C] of
-    an input [N, T, C]: 1). Elsewhere samples stack on axis 0, as they always did: a dim not
-    named, or named twice, proves nothing."""
+    an input [N, T, C]: 1), in the output's declared shape or, where that names none (an
+    output declared without a shape), in the shape ONNX shape inference gives it. Elsewhere
+    samples stack on axis 0, as they always did: a dim not named, or named twice, proves
+    nothing."""
     from graphopt.ir.values import declared_dims
 
     batch = set(_batch_dims(model))
+    if not batch:
+        return {}
+
+    def named(dims: Sequence[Any] | None) -> list[int]:
+        return [k for k, d in enumerate(dims or ()) if isinstance(d, str) and d in batch]
+
     axes = {}
+    facts = None
     for vi in model.graph.output:
-        dims = declared_dims(vi) or ()
-        named = [k for k, d in enumerate(dims) if isinstance(d, str) and d in batch]
-        if len(named) == 1 and named[0] != 0:
-            axes[vi.name] = named[0]
+        at = named(declared_dims(vi))
+        if not at:
+            if facts is None:
+                from graphopt.analysis.shapes import shape_facts
+
+                facts = shape_facts(model)
+            at = named(facts.shape(vi.name))
+        if len(at) == 1 and at[0] != 0:
+            axes[vi.name] = at[0]
     return axes
 
 

@@ -18,7 +18,8 @@ from graphopt.distill import DistillError, load_targets, softmax, write_targets
 
 def _teacher(named: bool = True) -> onnx.ModelProto:
     """x [n, t, 4] → seq = Transpose(x) [t, n, 4], logits = Relu(seq) · W [t, n, 3],
-    pooled = mean over t of x [n, 4]; `named`: the outputs' dims name n."""
+    pooled = mean over t of x [n, 4]; `named`: the input's and outputs' dims name n (else
+    neither does, and shape inference cannot tell either)."""
     n, t = ("n", "t") if named else (None, None)
     w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10 - 0.5
     graph = helper.make_graph(
@@ -29,7 +30,7 @@ def _teacher(named: bool = True) -> onnx.ModelProto:
             helper.make_node("ReduceMean", ["x", "axes"], ["pooled"], keepdims=0),
         ],
         "s28_seq",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "t", 4])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, "t", 4])],
         [
             helper.make_tensor_value_info("seq", TensorProto.FLOAT, [t, n, 4]),
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, [t, n, 3]),
@@ -101,7 +102,7 @@ def test_a_resume_at_another_batch_size_keeps_the_layout(tmp_path):
 
 
 def test_an_unnamed_batch_axis_is_refused_saying_how_to_name_it(tmp_path):
-    with pytest.raises(DistillError, match=r"'seq'.*stacks samples on axis 1.*batch dim 'n'"):
+    with pytest.raises(DistillError, match=r"'seq'.*stacks samples on axis 1.*batch dim \(a"):
         write_targets(_teacher(named=False), _samples(), tmp_path / "t", batch_size=2)
     # at batch size 1 it runs as before: each sample's [t, 1, 4] on axis 0, 6 rows a sample
     manifest = write_targets(
@@ -124,3 +125,15 @@ def test_a_manifest_batch_axis_is_checked(tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DistillError, match="'batch_axis' is not one of its axes"):
         load_targets(out)
+
+
+def test_an_output_declared_without_a_shape_is_told_by_shape_inference(tmp_path):
+    teacher = _teacher()
+    for vi in teacher.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    feeds = _samples()
+    manifest = write_targets(teacher, feeds, tmp_path / "t", batch_size=2)
+    assert manifest["tensors"]["seq"]["batch_axis"] == 1
+    assert "batch_axis" not in manifest["tensors"]["pooled"]
+    got = load_targets(tmp_path / "t")
+    np.testing.assert_allclose(got["seq"], _expected(feeds)["seq"], rtol=1e-6)
