@@ -475,12 +475,16 @@ def write_targets(
     """Run `teacher` (a path, bytes, onnx.ModelProto or graphopt LoadedModel) over `data` and
     store its targets in `out_dir`; return the manifest.
 
-    `logits`: outputs to store as softmax(z / T) along `axis` (not axis 0, on which samples are
-    stacked: softmax there would mix samples); other `outputs` (default: all) are stored raw,
-    `hints` (intermediate tensor names) raw too. `batch_size` samples are concatenated along
-    axis 0 per run (the teacher's batch dimension must then be dynamic; the first batch of
-    each run (of samples not all alike) is also run sample by sample, and an output that is
-    not those outputs stacked on axis 0 is refused). A rerun with the same teacher, options
+    `logits`: outputs to store as softmax(z / T) along `axis` (not the batch axis, on which
+    samples are stacked: softmax there would mix samples); other `outputs` (default: all) are
+    stored raw, `hints` (intermediate tensor names) raw too (once, where the teacher computes
+    one from its constants only: `load_constants`). `batch_size` samples are concatenated
+    along axis 0 of the inputs per run (the teacher's batch dimension must then be dynamic;
+    the first batch of each run (of samples not all alike) is also run sample by sample, and
+    an output that is not those outputs stacked on its batch axis is refused: axis 0, or the
+    axis its dims name with an input's batch dim, `batch_axis`; stored on axis 0). The last
+    data file may hold fewer samples than the others (`samples_in_last_file`); it runs alone,
+    last. A rerun with the same teacher, options
     and data resumes where the last one stopped, at any batch size. `checkpoint`: flush the
     files and record the progress every that many samples; None: every 64, or every 1/256 of
     a data set of more than 16384 samples (at most 256 checkpoints: the manifest names every
