@@ -1331,10 +1331,20 @@ def _rows(
         entry = manifest["tensors"][spec.name]
         expected = tuple(entry["shape"][1:])
         if arr.ndim == 0 or arr.shape[0] != want or tuple(arr.shape[1:]) != expected:
+            why = (
+                "every sample must give the same shape (only the last file may hold fewer samples)"
+            )
+            short = manifest.get("samples_in_last_file")
+            if short is not None and start + batch == manifest["count"] and arr.ndim:
+                # the last file replaced since the last checkpoint (which a resume takes)
+                why = (
+                    f"the targets folder was made for a last data file of {short} sample(s), "
+                    f"and {_named(sources[-1:])} gives {arr.shape[0]} rows now; delete the "
+                    "folder (or use another) to start over"
+                )
             raise DistillError(
                 f"teacher output {spec.source!r} has shape {arr.shape} on {_named(sources)}, "
-                f"expected ({want}, {', '.join(map(str, expected))}): every sample must "
-                "give the same shape (only the last file may hold fewer samples)"
+                f"expected ({want}, {', '.join(map(str, expected))}): {why}"
             )
         if spec.kind == "soft" and not np.isfinite(arr).all():
             # NaN or +inf logits, or a row of -inf only: stored as NaN soft targets (exit 0),

@@ -140,3 +140,20 @@ def test_a_short_last_file_for_a_fixed_batch_teacher_is_refused_saying_so(tmp_pa
         DistillError, match=r"b3.npy: the last data file holds 3 samples.*batch of 4"
     ):
         write_targets(teacher, data, tmp_path / "t")
+
+
+def test_a_short_last_file_replaced_since_the_checkpoint_says_to_start_over(tmp_path):
+    """Samples after the last checkpoint may be replaced (a bad one fixed) and the run
+    resumed; a short last file replaced by a full one no longer fits the files' rows."""
+    data, samples = _data(tmp_path)
+    out = tmp_path / "t"
+
+    def stop(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_targets(_teacher(), data, out, checkpoint=1, progress=stop)
+    np.save(data / "b3.npy", samples[:4])
+    with pytest.raises(DistillError, match=r"made for a last data file of 3 sample.*start over"):
+        write_targets(_teacher(), data, out)
