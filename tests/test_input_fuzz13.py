@@ -1246,16 +1246,25 @@ def test_merge_takes_a_node_name_that_is_not_utf8(tmp_path):
     assert "tr\\xff\\xfe" in names or "m0_tr\\xff\\xfe" in names, names
 
 
-def test_quantize_cache_in_failing_later_is_one_line(tmp_path):
+def test_quantize_cache_in_of_a_default_domain_imported_twice(tmp_path):
     # conv opsets 1 (the default domain imported twice, at 13 and 11): quantize --cache-in
     # printed the "holds scales only" warning, then the error "Q/DQ insertion needs opset 13
-    # or later" (two lines at exit 2)
+    # or later" (two lines at exit 2); reading the import in force (the last: 11), then the
+    # converter's assertion "initial_version does not reflect current state of model". Now
+    # the converter gets the import in force alone: the model is upgraded to 13 and quantized
     model = seed_conv()
     model.opset_import.append(onnx.helper.make_opsetid("", 11))
     path = _save(model, tmp_path)
     cache = write_cache(model, tmp_path / "in.cache")
-    argv = ["quantize", str(path), "-o", str(tmp_path / "q.onnx"), "--cache-in", str(cache)]
-    _refused(argv, tmp_path, "Q/DQ insertion needs opset 13 or later")
+    out = tmp_path / "q.onnx"
+    argv = ["quantize", str(path), "-o", str(out), "--cache-in", str(cache)]
+    with _deadline(CASE_SECONDS):
+        rc, _, err = _main(argv)
+    assert rc == 0, err
+    quantized = onnx.load(str(out))
+    assert [(o.domain, o.version) for o in quantized.opset_import] == [("", 13)]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in quantized.graph.node}
+    onnx.checker.check_model(quantized, full_check=True)
 
 
 # ---------------------------------------------------------------- the bounded fuzz

@@ -40,3 +40,35 @@ def test_default_opset_of_one_import_and_of_none() -> None:
     assert default_opset(_model(13, 13)) == 13
     empty = helper.make_model(helper.make_graph([], "g", [], []), opset_imports=[])
     assert default_opset(empty) == 0
+
+
+def test_convert_opset_takes_the_import_in_force() -> None:
+    # "" 13 then "" 11: opset 11 is in force (onnxruntime, the Graph); onnx.version_converter
+    # asserted "initial_version does not reflect current state of model" on such a model
+    from graphopt.ir.opset_conversion import convert_opset
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[
+            helper.make_opsetid("", 13),
+            helper.make_opsetid("com.example", 1),
+            helper.make_opsetid("", 11),
+        ],
+    )
+    converted = convert_opset(model, 14)
+    assert sorted((o.domain, o.version) for o in converted.opset_import) == [
+        ("", 14),
+        ("com.example", 1),
+    ]
+    assert len(model.opset_import) == 3  # the caller's model is not changed
+    session = ort.InferenceSession(
+        converted.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    x = np.array([[-1.0, 0.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], np.maximum(x, 0))

@@ -20,7 +20,7 @@ import onnx
 
 from graphopt._text import escaped, model_strings_escaped
 from graphopt.errors import OpsetConversionError, first_line
-from graphopt.ir.nodes import attribute_value, default_opset, nested_bodies
+from graphopt.ir.nodes import DEFAULT_DOMAINS, attribute_value, default_opset, nested_bodies
 
 
 def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
@@ -53,7 +53,7 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         message = f"onnx.version_converter would change what the model computes ({problem})"
         raise OpsetConversionError("misconverted", problem, message)
     try:
-        converted = version_converter.convert_version(_sparse_as_inputs(model), version)
+        converted = version_converter.convert_version(_for_converter(model), version)
     except Exception as e:  # the converter raises untyped errors from C++
         # its first line, the model's names escaped first: a newline in one cut the line there
         first = first_line(e, model_strings_escaped(str(e), model))
@@ -164,14 +164,21 @@ def keep_declared_value_info(graph: onnx.GraphProto, converted: onnx.GraphProto)
     converted.value_info.extend(kept)
 
 
-def _sparse_as_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """`model`, or where its graph has sparse initializers (which the converter does not know:
-    "Input S is undefined!") a copy with a graph input of the same type and shape standing in
-    for each."""
-    if not model.graph.sparse_initializer:
+def _for_converter(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model`, or a copy the converter can take: where its graph has sparse initializers
+    (which the converter does not know: "Input S is undefined!") a graph input of the same
+    type and shape stands in for each; where it imports the default domain more than once,
+    only the last import, the one in force (`default_opset`), is kept (the converter asserted
+    "initial_version does not reflect current state of model")."""
+    imports = [o for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    if not model.graph.sparse_initializer and len(imports) < 2:
         return model
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    if len(imports) > 1:
+        others = [o for o in copy.opset_import if o.domain not in DEFAULT_DOMAINS]
+        del copy.opset_import[:]
+        copy.opset_import.extend([*others, imports[-1]])
     for sparse in copy.graph.sparse_initializer:
         copy.graph.input.append(
             onnx.helper.make_tensor_value_info(
