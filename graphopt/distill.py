@@ -16,13 +16,13 @@ batch, so memory stays bounded by one batch whatever the data set size. Samples 
 axis 0 (an output whose dims name the input's batch dim on another axis, [T, N, C] of a
 sequence-first teacher, has it moved there: the manifest's `batch_axis`): with batches of
 several samples, the first batch of a run (of samples not all alike) is also run sample by
-sample, and an output that is not those outputs stacked is refused. A data file may hold several samples (pre-batched: `samples_per_file` rows each);
-the last may hold fewer (a data set size not divisible by the batch size: its rows are
-`samples_in_last_file`, a key absent where it holds as many). One run at a time writes
-into a folder (an advisory lock on it). Every `checkpoint` samples (default 64, or 1/256 of
-a larger data set) the files are flushed and `manifest.json`
-(teacher sha256, and its external data's, T, tensor names, shapes, dtypes, sample count, source
-files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file
+sample, and an output that is not those outputs stacked is refused. A data file may hold
+several samples (pre-batched: `samples_per_file` rows each); the last may hold fewer (a data
+set size not divisible by the batch size: its rows are `samples_in_last_file`, a key absent
+where it holds as many). One run at a time writes into a folder (an advisory lock on it).
+Every `checkpoint` samples (default 64, or 1/256 of a larger data set) the files are flushed
+and `manifest.json` (teacher sha256, and its external data's, T, tensor names, shapes, dtypes,
+sample count, source files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file
 names, sizes and modification times; a feed sequence's samples by position only) resumes after
 the last checkpoint, at any batch size (the rows do not depend on it); samples after the last
 checkpoint (not stored yet: the bad one a run stopped at) may have been replaced, as many. The
@@ -484,11 +484,10 @@ def write_targets(
     an output that is not those outputs stacked on its batch axis is refused: axis 0, or the
     axis its dims name with an input's batch dim, `batch_axis`; stored on axis 0). The last
     data file may hold fewer samples than the others (`samples_in_last_file`); it runs alone,
-    last. A rerun with the same teacher, options
-    and data resumes where the last one stopped, at any batch size. `checkpoint`: flush the
-    files and record the progress every that many samples; None: every 64, or every 1/256 of
-    a data set of more than 16384 samples (at most 256 checkpoints: the manifest names every
-    sample).
+    last. A rerun with the same teacher, options and data resumes where the last one stopped,
+    at any batch size. `checkpoint`: flush the files and record the progress every that many
+    samples; None: every 64, or every 1/256 of a data set of more than 16384 samples (at most
+    256 checkpoints: the manifest names every sample).
     """
     # numpy numbers are taken; np.int64 axis or batch size was a TypeError when the manifest
     # was written (JSON), an axis of 1.0 one after the first batch had made the files
