@@ -22,14 +22,14 @@ set size not divisible by the batch size: its rows are `samples_in_last_file`, a
 where it holds as many). One run at a time writes into a folder (an advisory lock on it).
 Every `checkpoint` samples (default 64, or 1/256 of a larger data set) the files are flushed
 and `manifest.json` (teacher sha256, and its external data's, T, tensor names, shapes, dtypes,
-sample count, source files, progress) is rewritten atomically; a rerun with the same teacher, options and data (file
-names, sizes and modification times; a feed sequence's samples by position only) resumes after
-the last checkpoint, at any batch size (the rows do not depend on it); samples after the last
-checkpoint (not stored yet: the bad one a run stopped at) may have been replaced, as many. The
-manifest is written (0 samples done) before the files are made, so a run stopped before its
-first checkpoint leaves a folder that the rerun starts over in, whatever changed (its files
-removed: nothing in them was kept; `graphopt distill-targets` removes them itself when an error,
-Ctrl-C or SIGTERM stopped it, `remove_unkept`).
+sample count, source files, progress) is rewritten atomically; a rerun with the same teacher,
+options and data (file names, sizes and modification times; a feed sequence's samples by
+position only) resumes after the last checkpoint, at any batch size (the rows do not depend on
+it); samples after the last checkpoint (not stored yet: the bad one a run stopped at) may have
+been replaced, as many. The manifest is written (0 samples done) before the files are made, so
+a run stopped before its first checkpoint leaves a folder that the rerun starts over in,
+whatever changed (its files removed: nothing in them was kept; `graphopt distill-targets`
+removes them itself when an error, Ctrl-C or SIGTERM stopped it, `remove_unkept`).
 `load_targets(dir)` returns the arrays memory-mapped.
 
 Loss reference (for users who train the student in their own framework):
