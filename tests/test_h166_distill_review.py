@@ -107,15 +107,23 @@ def _one_output(nodes, elem: int = TensorProto.FLOAT, dims=("n", 4)) -> onnx.Mod
 
 def test_an_output_whose_axis_0_is_no_batch_axis_is_refused_for_batches(tmp_path):
     # y = xᵀ [4, n]: a batch of 2 gave [4, 2], taken as 2 rows of [2] per sample, so sample 0
-    # held x0[0], x1[0] / x0[1], x1[1]: a row of both samples each (exit 0)
-    teacher = _one_output([helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0])], dims=(4, "n"))
+    # held x0[0], x1[0] / x0[1], x1[1]: a row of both samples each (exit 0). Where the output
+    # names the input's batch dim (4, n) its samples are taken from axis 1 (s28); where
+    # neither names it (nor can shape inference tell), a batch is refused
     feeds = _feeds([[0, 1, 2, 3], [10, 11, 12, 13], [20, 21, 22, 23], [30, 31, 32, 33]])
+    transpose = [helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0])]
+    unnamed = _one_output(transpose, dims=(4, None))
+    unnamed.graph.input[0].type.tensor_type.shape.dim[0].ClearField("dim_param")
     with pytest.raises(DistillError, match=r"'y' has shape \(4, 2\) on a batch of 2 samples"):
-        write_targets(teacher, feeds, tmp_path / "b2", batch_size=2)
+        write_targets(unnamed, feeds, tmp_path / "b2", batch_size=2)
     assert not (tmp_path / "b2" / "manifest.json").exists()
-    write_targets(teacher, feeds, tmp_path / "b1")  # one at a time: each its own column
+    write_targets(unnamed, feeds, tmp_path / "b1")  # one at a time: each its own column
     stored = load_targets(tmp_path / "b1")["y"]
     np.testing.assert_array_equal(stored[4:8, 0], feeds[1]["x"][0])
+    named = _one_output(transpose, dims=(4, "n"))
+    write_targets(named, feeds, tmp_path / "named", batch_size=2)
+    stored = load_targets(tmp_path / "named")["y"]
+    np.testing.assert_array_equal(stored, np.concatenate([f["x"] for f in feeds]))
 
 
 def test_an_output_that_mixes_the_samples_of_a_batch_is_refused(tmp_path):
