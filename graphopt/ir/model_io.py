@@ -1168,7 +1168,10 @@ def _put_model_and_data(
     (`_data_under_own_name`: m.onnx-1.data), and a warning says so; where that fails too, the
     old model is put back and the save is a SaveError. An interrupt (KeyboardInterrupt, or an
     error that is no OSError) between the steps puts the old model back while the old data
-    file is in place, and the new model naming the data file once it is not (`_Swap.settle`)."""
+    file is in place, and the new model naming the data file once it is not (`_Swap.settle`).
+    A fresh name that cannot be removed at the end (EIO) is moved into `tmp` (`_drop_name`),
+    else the model names the fresh file and `location` goes: a data file with two names is
+    one onnx.load refuses; where neither can go, a SaveError names the file to remove."""
     data_tmp = tmp / location
     model_tmp = tmp / ".graphopt-model"
     mode = _mode_of(target)
@@ -1245,7 +1248,7 @@ def _put_model_and_data(
                 where = _data_under_own_name(work, tmp, swap, fresh_location, mode)
             except OSError as e:
                 if not swap.can_go_back():  # the fresh file stays: the model names it
-                    _one_name(fresh, final)
+                    _one_name(fresh, final, tmp)
                     log.warning(
                         "%s: saved with its data in %s: %s", shown(path), shown(fresh.name), why
                     )
@@ -1263,10 +1266,50 @@ def _put_model_and_data(
         if swap.put_back:  # (a copy put back is a new file: its identity says nothing)
             setattr(e, OLD_MODEL_PUT_BACK, True)
         raise
+    # the model names `location` now: the fresh name is a second name of its data file, which
+    # onnx.load refuses ('multiple hard links'); it stayed where it could not be unlinked
+    if _drop_name(fresh, tmp) is None:
+        return
+    # the model names the fresh file again, and the data file `location` goes: a pair whose
+    # data file has one name, under the fresh one (as where the data file cannot be replaced)
+    _write_model_file(work, fresh_model_tmp, mode)  # (`work` names the fresh file)
+    _put_model_file(fresh_model_tmp, path, target)
+    error = _drop_name(final, tmp)
+    if error is None:
+        log.warning(
+            "%s: saved with its data in %s: its second name %s could not be removed",
+            shown(path),
+            shown(fresh.name),
+            shown(location),
+        )
+        return
+    raise SaveError(
+        f"{shown(path)}: the model is written, but its data file has two names, {shown(final)} "
+        f"and {shown(fresh)}, neither of which could be removed ({error.strerror or error}); "
+        f"onnx.load refuses such a file: remove {shown(final)}"
+    )
+
+
+def _drop_name(name: Path, tmp: Path) -> OSError | None:
+    """Remove the file name `name` (a second name of a data file, a spare hard link): unlinked,
+    tried twice, else renamed into the save's temporary folder `tmp`, which goes with the
+    save's end (a rename is another call, which may succeed where an unlink failed: EIO, EBUSY
+    on a network share). None once it is gone; else the first error. A data file whose spare
+    name stays has two links, which onnx.load refuses ('multiple hard links, indicating a
+    potential hardlink attack'), though onnxruntime reads it."""
+    first: OSError | None = None
+    for _ in range(2):
+        try:
+            name.unlink(missing_ok=True)
+            return None
+        except OSError as e:
+            first = first or e
     try:
-        fresh.unlink()
-    except OSError as e:  # the model names `location` now: the fresh name is a spare link
-        log.warning("%s: could not remove %s (%s)", shown(path), shown(fresh), e.strerror or e)
+        os.replace(name, _fresh_path(tmp / "spare"))
+        return None
+    except OSError as e:
+        log.debug("%s: could not be moved into %s either (%s)", shown(name), shown(tmp), e)
+    return first
 
 
 _TURN_WAIT = 60.0  # seconds a save waits for another save into its folder to finish
@@ -1496,24 +1539,27 @@ def _data_under_own_name(
             swap.own.unlink(missing_ok=True)
             swap.own = None
         raise
-    try:
-        fresh.unlink(missing_ok=True)
-    except OSError as e:  # the model names `own`: the fresh name is a spare link
-        log.warning("%s: could not remove %s (%s)", shown(swap.path), shown(fresh), e.strerror or e)
-    _one_name(own, swap.final)
+    error = _drop_name(fresh, tmp)
+    if error is not None:  # the model names `own`: the fresh name is a spare link
+        log.warning(
+            "%s: could not remove %s (%s)", shown(swap.path), shown(fresh), error.strerror or error
+        )
+    _one_name(own, swap.final, tmp)
     return own.name
 
 
-def _one_name(data: Path, final: Path) -> None:
+def _one_name(data: Path, final: Path, tmp: Path) -> None:
     """Remove `final` when it is another name of the data file `data` (the data file was
     replaced by a link to the new data, but the model naming it could not be put): onnx.load
     refuses a data file with two names ('multiple hard links, indicating a potential hardlink
-    attack'). The old data is gone already; no model names `final` for the new."""
+    attack'). The old data is gone already; no model names `final` for the new. (`tmp`: the
+    save's temporary folder, where a name that cannot be unlinked is moved, `_drop_name`.)"""
     if _file_id(final) == _file_id(data) is not None:
-        try:
-            final.unlink()
-        except OSError as e:
-            log.warning("%s: could not remove %s (%s)", shown(data), shown(final), e.strerror or e)
+        error = _drop_name(final, tmp)
+        if error is not None:
+            log.warning(
+                "%s: could not remove %s (%s)", shown(data), shown(final), error.strerror or error
+            )
 
 
 def _claim_own_name(fresh: Path, swap: _Swap) -> tuple[Path, bool]:
