@@ -673,7 +673,7 @@ def write_targets(
                 looked_at[i] = feed
             return feed
 
-        last_alone = _short_last(out, manifest, sources, read, feed_at)
+        last_alone = _short_last(manifest, sources, read, feed_at)
         # the first sample is kept for its batch, next; the last (a whole batch's rows, held
         # through the run: memory stays bounded by one batch) is read again at its turn
         looked_at = {i: f for i, f in looked_at.items() if done <= i < total - 1}
@@ -684,6 +684,11 @@ def write_targets(
             last_values = teacher_run(last_feed, sources[-1:])
             _refuse_non_numbers(specs, last_values)
             last_values = _samples_first(specs, last_values)
+        elif last_alone and manifest is not None and "samples_in_last_file" not in manifest:
+            last_feed = feed_at(total - 1)  # (read again at its turn)
+            counted = _samples_first(specs, teacher_run(last_feed, sources[-1:]))
+            _refuse_last_counted_full(out, manifest, counted, sources[-1])
+            del last_feed, counted
         stacking_checked = False
         for start, end in _batch_ranges(done, total, batch_size, last_alone):
             batch = sources[start:end]
@@ -1222,19 +1227,19 @@ def _alike(feeds: Sequence[Feed], read: Set[str]) -> bool:
 
 
 def _short_last(
-    out: Path,
     manifest: Mapping[str, Any] | None,
     sources: Sequence[Source],
     read: Set[str],
     feed_at: Callable[[int, bool], Feed],
 ) -> bool:
-    """Whether the data set's last sample is a short last batch, run alone after the others:
-    a file of pre-batched samples holding fewer rows than the first (on axis 0 of the inputs,
-    the rest of their shapes alike). A folder's manifest says so (`samples_in_last_file`); a
-    fresh run looks at the first sample and, where it holds several rows, at the last
-    (`feed_at(i, True)` reads them once, for their batch). A folder made counting the last
-    file as full (by a graphopt that refused such a file, stopped there) cannot take its
-    rows: said here."""
+    """Whether the data set's last sample may be a short last batch, run alone after the
+    others: a file of pre-batched samples holding fewer rows than the first (on axis 0 of the
+    inputs, the rest of their shapes alike). A folder's manifest says so (`samples_in_last_file`);
+    a run looks at the first sample and, where it holds several rows, at the last
+    (`feed_at(i, True)` reads them once, for their batch). Only the teacher's outputs tell
+    whether the last gives fewer rows (an input [T, C] without a batch axis gives one row of
+    any T): a folder whose manifest counts the last file as full is checked by
+    `_refuse_last_counted_full`."""
     if manifest is not None and "samples_in_last_file" in manifest:
         return True
     if len(sources) < 2 or (manifest is not None and manifest.get("complete")):
@@ -1251,14 +1256,25 @@ def _short_last(
         if not (len(a) == len(b) >= 1 and a[1:] == b[1:] and b[0] < a[0]):
             return False  # other shapes: not a short batch (said where it runs)
         fewer = True
-    if fewer and manifest is not None:
-        raise DistillError(
-            f"{shown(out)}: holds targets made counting every data file as holding "
-            f"{manifest.get('samples_per_file', 1)} sample(s), but the last, "
-            f"{shown(sources[-1].name)}, holds fewer (a short last batch); delete the folder "
-            "(or use another) to start over"
-        )
     return fewer
+
+
+def _refuse_last_counted_full(
+    out: Path, manifest: Mapping[str, Any], values: Sequence[np.ndarray], source: Source
+) -> None:
+    """A `DistillError` where the teacher gives fewer rows on the last data file (`values`,
+    samples first) than a folder made counting it as full (by a graphopt that refused such a
+    file, stopped there) has room for: it cannot take them, said before the run. A last file
+    whose inputs hold fewer rows yet whose outputs hold as many (an input [T, C] without a
+    batch axis: T is no count of samples) goes on as the folder was made."""
+    per = int(manifest.get("samples_per_file", 1))
+    if all(np.ndim(v) and np.shape(v)[0] == per for v in values):
+        return
+    raise DistillError(
+        f"{shown(out)}: holds targets made counting every data file as holding {per} "
+        f"sample(s), but the last, {shown(source.name)}, holds fewer (a short last batch); "
+        "delete the folder (or use another) to start over"
+    )
 
 
 def _refuse_short_of_fixed_batch(
