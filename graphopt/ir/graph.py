@@ -673,7 +673,7 @@ class Graph:
     def _implicit_readers(self, tensor: str) -> set[str]:
         return {n for n, names in self._implicit.items() if tensor in names}
 
-    def replace_all_uses(self, old: str, new: str) -> None:
+    def replace_all_uses(self, old: str, new: str, *, same_values: bool = False) -> str | None:
         """Every reader of `old` (nodes, subgraph bodies, graph outputs) reads `new` instead.
 
         In bodies the rename follows ONNX's scoping: a body (and what it nests) that defines
@@ -684,17 +684,35 @@ class Graph:
         Graph outputs keep their names: when `old` is a graph output, the producer of `new` is
         renamed to produce `old` if that is safe, otherwise an `Identity(new) -> old` is added.
         A graph output that is a graph input stays the input (no node may write its name).
+
+        `same_values`: `old` holds the values of `new` and goes (a no-op bypassed, a twin
+        merged; the caller removes its producer or initializer), so the quantization
+        annotation of the name that goes names the one that stays (`_carry_annotation`;
+        returned: a line saying which annotation was dropped instead, for the caller's debug
+        log). Never for a rewrite whose `new` holds other values (a fusion's output): the
+        annotation's scale would be wrong for them.
         """
         if old == new:
-            return
+            return None
         readers = self.consumers.pop(old, None)
         if readers:
             readers_of_new = self.consumers.setdefault(new, {})
             for user in readers:
                 self._rename_reader(user, old, new)
                 readers_of_new[user] = None
+        gone, kept = old, new
         if self.is_graph_output(old) and not self.is_graph_input(old):
-            self._keep_output_name(old, new)
+            # the producer of `new` renamed to write `old`: `new` goes; an Identity added: both
+            # stay (nothing to carry)
+            gone, kept = (new, old) if self._keep_output_name(old, new) else (old, old)
+        if (
+            same_values
+            and gone != kept
+            and not self.is_graph_input(gone)  # (a graph input stays)
+            and self.proto.quantization_annotation
+        ):
+            return self._carry_annotation(gone, kept)
+        return None
 
     def _rename_reader(self, user: str, old: str, new: str) -> None:
         """Node `user` reads `new` where it read `old` (in its subgraph bodies too); the caller
@@ -707,7 +725,9 @@ class Graph:
                 _rename_in_subgraph(sub, old, new, self._names.fresh)
             self._implicit[user] = (reads - {old}) | {new}
 
-    def _keep_output_name(self, output: str, new: str) -> None:
+    def _keep_output_name(self, output: str, new: str) -> bool:
+        """Graph output `output` is written by `new`'s producer, renamed (True), or by an added
+        `Identity(new)` (False)."""
         producer = self.producer_node(new)
         old_producer = self.producer_node(output)
         if old_producer is not None:
@@ -741,6 +761,36 @@ class Graph:
         else:
             self.make_node("Identity", [new], [output], name=f"{output}_identity")
         self._structure_changed = True
+        return renamable
+
+    def _carry_annotation(self, gone: str, kept: str) -> str | None:
+        """Tensor `gone`, merged into `kept` (the same values), goes: its quantization
+        annotation names `kept` instead, where `kept` has none of its own, and a scale or zero
+        point named `gone` (`quant_parameter_tensor_names`) is `kept`. Where `kept` has one
+        with other parameters (or `gone` two that differ), `gone`'s is dropped, and a line
+        saying so returned: no annotation is made up. (`commit` drops an annotation naming
+        nothing, so a merge lost an exporter's annotation of an Identity's output.)"""
+        notes = self.proto.quantization_annotation
+        for note in notes:
+            for entry in note.quant_parameter_tensor_names:
+                if entry.value == gone:
+                    entry.value = kept
+        moving = [i for i, note in enumerate(notes) if note.tensor_name == gone]
+        if not moving:
+            return None
+        theirs = {_annotation_parameters(notes[i]) for i in moving}
+        ours = {_annotation_parameters(note) for note in notes if note.tensor_name == kept}
+        said = None
+        if len(theirs) > 1:
+            said = f"quantization annotations of {gone!r} dropped: {len(theirs)} that differ"
+        elif not ours:
+            notes[moving[0]].tensor_name = kept
+            moving = moving[1:]  # (the same annotation again)
+        elif theirs != ours:
+            said = f"quantization annotation of {gone!r} dropped: {kept!r}, for it, has another"
+        for i in reversed(moving):
+            del notes[i]
+        return said
 
     def _rename_input(self, node: NodeProto, old: str, new: str) -> None:
         """`node` (indexed) reads `new` wherever it read `old`; its wiring follows."""
@@ -1127,6 +1177,10 @@ class Graph:
         for i in reversed(range(len(notes))):
             if notes[i].tensor_name not in live:
                 del notes[i]
+
+
+def _annotation_parameters(note: onnx.TensorAnnotation) -> frozenset[tuple[str, str]]:
+    return frozenset((entry.key, entry.value) for entry in note.quant_parameter_tensor_names)
 
 
 # TensorProto's typed data fields `write_raw_data` clears (raw_data holds the value instead)

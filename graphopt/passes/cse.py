@@ -5,7 +5,9 @@ inputs (in order); the later one's outputs are replaced by the earlier one's. Tw
 initializers are identical when dtype, dims and bytes match; equal ones are replaced by the
 one read first in node order (see `_merge_twins`), never by their order in the initializer
 list, which carries no meaning in ONNX: the result is the same whatever that order. Nodes
-are visited in topological order, so merging cascades down the graph in one run.
+are visited in topological order, so merging cascades down the graph in one run. A merge is
+value-preserving, so the quantization annotation of the tensor merged away names its twin
+(`Graph.replace_all_uses` with `same_values`), as does an annotation's scale or zero point.
 
 What it does not do: merge random ops or calls of model-local functions that hold one (or
 an op of an unknown custom domain), nodes carrying subgraphs, ops of unknown custom domains
@@ -15,6 +17,7 @@ them) or segments of a larger tensor, or commutative variants (`a+b` vs `b+a`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import onnx
@@ -26,6 +29,8 @@ from graphopt.ir.nodes import nested_bodies, subgraphs
 from graphopt.passes._folding_ops import NONDETERMINISTIC
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.noop import can_bypass, shadowed
+
+log = logging.getLogger("graphopt.passes.cse")
 
 MERGEABLE_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
 # Dropout and onnxruntime's contrib dropouts draw a mask in training mode: two are two draws
@@ -211,8 +216,10 @@ class EliminateCommonSubexpressions(Pass):
             for name in rest:
                 if is_output(name) or (bodies and shadowed(graph, name, twin)):
                     continue  # an output keeps its own name (and a twin initializer is cheap)
-                graph.replace_all_uses(name, twin)
+                dropped = graph.replace_all_uses(name, twin, same_values=True)
                 graph.remove_initializer(name)
+                if dropped:
+                    log.debug(dropped)
                 ctx.note(self.name, name, "applied", f"same value as {twin!r}")
                 merged += 1
         return merged
@@ -252,9 +259,10 @@ class EliminateCommonSubexpressions(Pass):
             if not all(can_bypass(graph, f, o) for o, f in pairs):
                 ctx.note(self.name, node.name, "refused", "graph output must keep its name")
                 continue
-            for out, kept in pairs:
-                graph.replace_all_uses(out, kept)
+            dropped = [graph.replace_all_uses(out, kept, same_values=True) for out, kept in pairs]
             graph.remove_node(node)
+            for line in filter(None, dropped):
+                log.debug(line)
             ctx.note(self.name, node.name, "applied", f"same as {first.name!r}")
             merged += 1
         return merged

@@ -3,7 +3,7 @@
 Each rule proves `y = x` (same values, dtype and shape) before the node is bypassed: readers of
 `y` read `x`, and a graph output keeps its name (its producer is renamed, see
 `Graph.replace_all_uses`), and a quantization annotation of the name that goes names the one
-that stays (`carry_annotation`). Shape-dependent rules use static shapes from
+that stays (`replace_all_uses`'s `same_values`). Shape-dependent rules use static shapes from
 `graphopt.analysis.shapes` and leave a node alone whenever a dim they need is unknown.
 
 What it does not do: merge chains of Reshape/Transpose or rewrite one op into another (see
@@ -313,48 +313,12 @@ def shadowed(graph: Graph, old: str, new: str) -> bool:
 def bypass(graph: Graph, node: onnx.NodeProto, src: str, out: str) -> None:
     """Readers of `out` (an output of `node`) read `src`; `node` is removed. A quantization
     annotation of the name that goes (`out`; `src` where `out` is a graph output, whose name
-    `src`'s producer takes) names the one that stays (`carry_annotation`)."""
-    named = graph.is_graph_output(out) and not graph.is_graph_input(out)
-    graph.replace_all_uses(out, src)
+    `src`'s producer takes) names the one that stays (`Graph.replace_all_uses` with
+    `same_values`: `out` = `src`); one dropped instead is said at debug level."""
+    dropped = graph.replace_all_uses(out, src, same_values=True)
     graph.remove_node(node)
-    gone, kept = (src, out) if named else (out, src)
-    carry_annotation(graph, gone, kept)
-
-
-def carry_annotation(graph: Graph, gone: str, kept: str) -> None:
-    """Tensor `gone`, bypassed for `kept` (the same values), no longer in `graph`: its
-    quantization annotation names `kept` instead, where `kept` has none of its own, and a
-    scale or zero point it named (`quant_parameter_tensor_names`) is `kept`'s. Where `kept`
-    has one with other parameters (or `gone` two that differ), `gone`'s is dropped and that
-    said at debug level: no annotation is made up. `Graph.commit` dropped `gone`'s (it names
-    nothing), so the default pipeline lost an exporter's annotation of an Identity's output."""
-    notes = graph.proto.quantization_annotation
-    if not notes:
-        return
-    if gone in graph.producer or graph.is_graph_input(gone) or gone in graph.initializers:
-        return  # (still there: `replace_all_uses` added an Identity to keep an output's name)
-    for note in notes:
-        for entry in note.quant_parameter_tensor_names:
-            if entry.value == gone:
-                entry.value = kept
-    moving = [i for i, note in enumerate(notes) if note.tensor_name == gone]
-    if not moving:
-        return
-    theirs = {_annotation_parameters(notes[i]) for i in moving}
-    ours = {_annotation_parameters(note) for note in notes if note.tensor_name == kept}
-    if len(theirs) > 1:
-        log.debug("quantization annotations of %r dropped: %d that differ", gone, len(theirs))
-    elif not ours:
-        notes[moving[0]].tensor_name = kept
-        moving = moving[1:]  # (the same annotation again)
-    elif theirs != ours:
-        log.debug("quantization annotation of %r dropped: %r, for it, has another", gone, kept)
-    for i in reversed(moving):
-        del notes[i]
-
-
-def _annotation_parameters(note: onnx.TensorAnnotation) -> frozenset[tuple[str, str]]:
-    return frozenset((entry.key, entry.value) for entry in note.quant_parameter_tensor_names)
+    if dropped:
+        log.debug(dropped)
 
 
 def _ints(value: np.ndarray | None, ranks: tuple[int, ...] = (1,)) -> list[int] | None:
