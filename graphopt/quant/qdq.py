@@ -531,8 +531,14 @@ def types_if_float16(model: onnx.ModelProto) -> dict[str, int]:
 def _drop_unused_constants(graph: Graph, trained: set[str]) -> None:
     """Initializers and Constant nodes that nothing reads any more (the float weights the
     quantized ones replaced); those the model's training_info reads or binds (`trained`: a
-    learning rate, a step count) are kept, which the inference graph never read."""
+    learning rate, a step count) are kept, which the inference graph never read; so are those
+    a quantization annotation of a tensor still in the graph names (its SCALE_TENSOR,
+    ZERO_POINT_TENSOR: dropping them lost the scale, the annotation naming nothing)."""
     used = {t for n in graph for t in graph.node_inputs(n)} | set(graph.graph_outputs) | trained
+    for note in graph.proto.quantization_annotation:
+        tensor = note.tensor_name
+        if tensor in used or tensor in graph.producer or graph.is_graph_input(tensor):
+            used.update(entry.value for entry in note.quant_parameter_tensor_names)
     for name in list(graph.initializers):
         if name not in used and not graph.is_graph_input(name):
             graph.remove_initializer(name)
