@@ -717,7 +717,7 @@ def write_targets(
                     _samples_first(specs, teacher_run(f, [s]))
                     for f, s in zip(feeds, batch, strict=True)
                 ]
-                _check_stacking(specs, values, alone, _batch_dims(model))
+                _check_stacking(specs, values, alone, _batch_dims(model), batch_axes)
                 # samples all alike prove nothing (a mean over the batch is each of them): a
                 # data set that began with a duplicate had every later batch mixed (exit 0)
                 stacking_checked = not _alike(feeds, read)
@@ -830,6 +830,7 @@ def _check_stacking(
     values: Sequence[np.ndarray],
     alone: Sequence[Sequence[np.ndarray]],
     batch_dims: Sequence[str] = (),
+    named_axes: Mapping[str, int] | None = None,
 ) -> None:
     """A `DistillError` for a stored output that, on a batch of samples (`values`), is not the
     outputs of its samples run one at a time (`alone`) stacked on axis 0 (the values with
@@ -839,7 +840,9 @@ def _check_stacking(
     and the targets changed with the batch size. Checked on the first batch of each run whose
     samples are not all alike: its samples run twice. An output that stacks them on another
     axis, which the model does not name (`batch_dims`: the inputs' batch dims), is told how
-    to name it."""
+    to name it; one the model names (`named_axes`, `_batch_axes`) but the targets folder stores
+    from axis 0 (made before batch axes were read from the model, at batch size 1) is told to
+    resume at batch size 1 (the model named it: declaring it was no remedy)."""
     for k, spec in enumerate(specs):
         batched = np.asarray(values[k])
         parts = [np.asarray(run[k]) for run in alone]
@@ -849,6 +852,18 @@ def _check_stacking(
             stacked = None
         if stacked is None or stacked.shape != batched.shape:
             other = _stacking_axis(parts, batched)
+            if (
+                other is not None
+                and not spec.batch_axis
+                and (named_axes or {}).get(spec.source) == other
+            ):
+                raise DistillError(
+                    f"teacher output {spec.source!r} stacks samples on axis {other}, as the "
+                    "model says, but the targets folder stores it from axis 0 as the teacher "
+                    "gives it (made by a graphopt that did not read batch axes from the model, "
+                    "at batch size 1), which a batch cannot continue; resume it at batch size "
+                    "1, or delete the folder (or use another) to start over"
+                )
             if other is not None:
                 raise DistillError(
                     f"teacher output {spec.source!r} has shape {batched.shape} on a batch of "
