@@ -89,3 +89,40 @@ def names_escaped(text: str, names: Iterable[str | bytes]) -> str:
     for name in sorted(unprintable, key=lambda n: (-len(n), n)):
         text = text.replace(name, escaped(name))
     return text
+
+
+def escaped_name(name: str, special: str) -> str:
+    """`name` as a flag that takes backslash escapes reads it back (`split_escaped`): a
+    backslash written before each backslash and each character of `special`."""
+    return "".join("\\" + c if c == "\\" or c in special else c for c in name)
+
+
+def split_escaped(
+    text: str, separator: str, special: str, *, last: bool = False
+) -> tuple[str, str] | None:
+    """`text` cut at its first (`last`: its last) `separator` that no backslash escapes: the
+    part before with its escapes resolved, the part after as written; None where every
+    `separator` is escaped, or there is none. A backslash before `separator`, a character of
+    `special` or a backslash stands for that character; one before anything else (or at the
+    end) is itself, as `commands._common.comma_list` reads a name list. 'a\\:b:1x3' cut at
+    ':' is ('a:b', '1x3')."""
+    special += separator
+    kept: list[str] = []
+    cut: tuple[int, int] | None = None  # (characters kept before it, where the rest starts)
+    at = 0
+    while at < len(text):
+        c = text[at]
+        following = text[at + 1 : at + 2]
+        if c == "\\" and following and (following == "\\" or following in special):
+            kept.append(following)
+            at += 2
+            continue
+        if c == separator:
+            cut = (len(kept), at + 1)
+            if not last:
+                break
+        kept.append(c)
+        at += 1
+    if cut is None:
+        return None
+    return "".join(kept[: cut[0]]), text[cut[1] :]

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import escaped_name, split_escaped
+
 # float16 rewriting moved to its own module; its public names stay importable from here
 from graphopt.backends.fp16 import FLOAT32_ONLY_OPS as FLOAT32_ONLY_OPS
 from graphopt.backends.fp16 import FP16_LEAST as FP16_LEAST
@@ -206,15 +208,22 @@ class ShapeRange:
     max: tuple[int, ...]
 
 
-def _specs(item: str) -> list[str]:
+# what a backslash escapes in the NAME of a NAME:DIMS spec (and a backslash), as a name list
+# escapes a comma (commands._common.comma_list): '\:' is needed where NAME has a space (a
+# ':' in any word of it but the last ended the spec there), '\,' is taken for consistency
+SPEC_ESCAPES = ":,"
+
+
+def _specs(item: str, escapes: str = SPEC_ESCAPES) -> list[str]:
     """The NAME:DIMS specs of one --shapes word, split at white space, a part with no ':'
-    joined to the part after it (a name with spaces: 'input 1:1x3')."""
+    (or with only escaped ones, `\\:`) joined to the part after it (a name with spaces:
+    'input 1:1x3', 'a\\:b c:1x3')."""
     parts = re.split(r"(\s+)", item.strip())  # words, with the spaces between them
     specs: list[str] = []
     pending = ""
     for k in range(0, len(parts), 2):
         pending = pending + parts[k - 1] + parts[k] if pending else parts[k]
-        if ":" in parts[k]:
+        if split_escaped(parts[k], ":", escapes) is not None:
             specs.append(pending)
             pending = ""
     if pending:
@@ -222,43 +231,70 @@ def _specs(item: str) -> list[str]:
     return specs
 
 
+def shape_text(name: str, dims: str) -> str:
+    """NAME:DIMS as `parse_shapes` reads it back, not quoted for a shell: each backslash in
+    the name doubled and, where the name has white space (which parts specs), each ':' in it
+    written `\\:` ('a:b c:1x3' was read as 'a' of dims 'b', then 'c')."""
+    colons = ":" if any(c.isspace() for c in name) else ""
+    return f"{escaped_name(name, colons)}:{dims}"
+
+
 def shape_spec(name: str, dims: str) -> str:
-    """NAME:DIMS as a user types it after --shapes: quoted where the name has a space or a
-    character a shell reads ('--shapes a b:MIN,OPT,MAX' gave two words)."""
-    return shlex.quote(f"{name}:{dims}")
+    """NAME:DIMS as a user types it after --shapes: escaped as `shape_text` writes it, and
+    quoted where the name has a space or a character a shell reads ('--shapes a b:MIN,OPT,MAX'
+    gave two words)."""
+    return shlex.quote(shape_text(name, dims))
 
 
 def parse_shapes(
-    specs: Iterable[str] | str | None, option: str = "--shapes"
+    specs: Iterable[str] | str | None,
+    option: str = "--shapes",
+    *,
+    escapes: str = SPEC_ESCAPES,
 ) -> dict[str, ShapeRange]:
     """`["input:1x3x640x640", "x:1x3x320x320,1x3x640x640,1x3x1280x1280"]` → {name: ShapeRange}.
 
     One dims string is min = opt = max; three comma-separated ones are min, opt, max. Several
     inputs may be given in one string separated by spaces. The name is everything before the
-    last ':' (tensor names may contain ':'), spaces too: a word with no ':' belongs to the next
-    one (`--shapes 'input 1:1x3'` named 'input', whose name has a space). Errors name `option`,
-    the flag it came from."""
+    last ':' (tensor names may contain ':', 'x:0:1x3' names 'x:0'), spaces too: a word with no
+    ':' belongs to the next one (`--shapes 'input 1:1x3'` named 'input', whose name has a
+    space). A backslash escapes a ':' in the name (`'a\\:b c:1x3'` names 'a:b c', which the
+    spaces otherwise cut after 'a:b'), a ',' and a backslash, and so does one before a
+    character of `escapes` (merge's --macs-shape: '='); one before anything else is itself. A
+    spec whose every ':' is escaped is cut at its last ':' as before (a name ending in a
+    backslash: 'a\\:1x3'). Errors name `option`, the flag it came from."""
     if specs is None:
         return {}
     if isinstance(specs, str):
         specs = [specs]
     shapes: dict[str, ShapeRange] = {}
-    for spec in (s for item in specs for s in _specs(item)):
-        name, sep, dims_text = spec.rpartition(":")
-        if not sep or not name:
-            raise BackendError(
-                f"bad {option} {spec!r}: expected NAME:1x3x640x640 or NAME:MIN,OPT,MAX"
-            )
+    for spec in (s for item in specs for s in _specs(item, escapes)):
+        cut = split_escaped(spec, ":", escapes, last=True)
+        every_colon_escaped = cut is None and ":" in spec
+        if every_colon_escaped:  # as before: a name ending in a backslash, 'a\:1x3'
+            name, _, dims_text = spec.rpartition(":")
+        else:
+            name, dims_text = cut or ("", "")
+        expected = f"bad {option} {spec!r}: expected NAME:1x3x640x640 or NAME:MIN,OPT,MAX"
+        if not name:
+            raise BackendError(expected)
+        if every_colon_escaped:  # what follows the last ':' is no dims: one escaped too many
+            expected += " (each ':' in it is escaped: \\: is a ':' in NAME)"
         groups = dims_text.split(",")
         if len(groups) not in (1, 3):
             raise BackendError(
-                f"bad {option} {spec!r}: give one shape or three (min,opt,max), not {len(groups)}"
+                expected
+                if every_colon_escaped
+                else f"bad {option} {spec!r}: give one shape or three (min,opt,max), not "
+                f"{len(groups)}"
             )
         try:
             dims = [tuple(int(d) for d in g.lower().split("x")) for g in groups]
         except ValueError:
             raise BackendError(
-                f"bad {option} {spec!r}: dimensions must be integers joined by 'x'"
+                expected
+                if every_colon_escaped
+                else f"bad {option} {spec!r}: dimensions must be integers joined by 'x'"
             ) from None
         if len(groups) == 1:
             dims = dims * 3

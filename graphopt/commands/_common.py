@@ -45,6 +45,13 @@ class Given(argparse.Action):
         namespace.given = given
 
 
+# how a NAME:DIMS flag's help says what NAME may hold (graphopt.backends.tensorrt.parse_shapes)
+SPEC_NAME_HELP = (
+    "NAME ends at the last ':'; a ':' in NAME may be written \\: (and must where NAME has a "
+    "space), a ',' \\,, and a backslash before either, or ending NAME, doubled"
+)
+
+
 def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
     """`--shapes NAME:DIMS ...`, repeatable, collected into one list (default empty).
 
@@ -64,7 +71,8 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
         action="extend",
         default=[],
         metavar="NAME:DIMS",
-        help=f"{help} (repeatable; the model may follow the values: --shapes NAME:DIMS MODEL)",
+        help=f"{help} (repeatable; the model may follow the values: --shapes NAME:DIMS MODEL; "
+        f"{SPEC_NAME_HELP})",
     )
     positionals = [action for action in parser._actions if not action.option_strings]
     if len(positionals) != 1:  # no model, or more than one positional: nothing to take

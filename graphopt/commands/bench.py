@@ -474,6 +474,7 @@ def _named_batch(model: onnx.ModelProto, name: str) -> int | None:
 def _engine_feeds(
     runner, shapes: dict[str, tuple[int, ...]], npz: str | None
 ) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    from graphopt.backends.tensorrt import shape_spec
     from graphopt.errors import BackendError
 
     if npz is not None:
@@ -496,7 +497,7 @@ def _engine_feeds(
         if any(d < 0 for d in dims):
             example = "x".join(map(str, _engine_example_shape(runner, b.name, dims)))
             raise BackendError(
-                f"engine input {b.name!r} is dynamic: give --shapes {b.name}:{example}"
+                f"engine input {b.name!r} is dynamic: give --shapes {shape_spec(b.name, example)}"
             )
         feeds[b.name] = synthetic_feed(tuple(dims), b.dtype, rng)
     return feeds

@@ -259,6 +259,7 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
     """(H, W) that calibration images of input `name` are resized to: the profile's opt shape
     when `--shapes` names the input, else the model's fixed H and W. Images make one
     1x3xHxW tensor each, so the input must be 4-D with 3 channels (a BackendError otherwise)."""
+    from graphopt.backends.tensorrt import shape_spec
     from graphopt.errors import BackendError
     from graphopt.quant.data import image_too_large
 
@@ -267,8 +268,8 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
         given = "x".join(str(d) for d in r.opt)
         if len(r.opt) != 4 or r.opt[1] != 3:
             raise BackendError(
-                f"--shapes {name}:{given}: calibration images make 1x3xHxW tensors; give a "
-                "4-D NCHW shape with 3 channels, or .npy/.npz feeds"
+                f"--shapes {shape_spec(name, given)}: calibration images make 1x3xHxW tensors; "
+                "give a 4-D NCHW shape with 3 channels, or .npy/.npz feeds"
             )
         if not r.min[0] <= 1 <= r.max[0]:
             raise BackendError(
@@ -285,8 +286,8 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
         too_large = image_too_large(height, width)
         if too_large:
             raise BackendError(
-                f"--shapes {name}:{given}: calibration images resized to it: {too_large}; give "
-                "a smaller opt shape or .npy/.npz feeds"
+                f"--shapes {shape_spec(name, given)}: calibration images resized to it: "
+                f"{too_large}; give a smaller opt shape or .npy/.npz feeds"
             )
         return height, width
     if dims and (len(dims) != 4 or (isinstance(dims[1], int) and dims[1] != 3)):
@@ -298,5 +299,6 @@ def calibration_image_size(name: str, dims: Sequence[object], shapes: dict) -> t
     if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
         return h, w
     raise BackendError(
-        f"input {name!r} has a dynamic size: give --shapes {name}:1x3xHxW for calibration"
+        f"input {name!r} has a dynamic size: give --shapes {shape_spec(name, '1x3xHxW')} for "
+        "calibration"
     )

@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="INPUT=D0,D1,...",
         help="dims to assume for a dynamic merged input when estimating MACs (repeatable), e.g. "
         "x=1,3,640,640 (or x:1x3x640x640, as --shapes elsewhere); an '=' in INPUT is written "
-        "\\= (a backslash before one, or at its end, doubled), as in --input-map",
+        "\\= (a backslash before one, or at its end, doubled), as in --input-map, and a ':' "
+        "\\: where the x: form needs it (INPUT with a space), as --shapes takes it",
     )
     p.add_argument("--report", default=None, metavar="JSON", help="write the sharing report here")
     p.add_argument(
@@ -173,21 +174,28 @@ def _escaped_fields(text: str, separators: str, *, repeat: bool = False) -> list
 
 
 def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
-    from graphopt.backends.tensorrt import parse_shapes
+    """--macs-shape's INPUT=D0,D1,... (cut at the first '=' no backslash escapes) or, with no
+    such '=', INPUT:D0xD1x... as --shapes reads it (cut at the last such ':'). In INPUT a
+    backslash before '=', ':', ',' or a backslash is that character in either form (an input
+    named 'a=b' could be given dims as 'a\\=b=1,3' but not as 'a\\=b:1x3', the form --shapes
+    takes: any '=' made it the other; 'a:b c:1x3' as 'a\\:b c:1x3', as --shapes takes it)."""
+    from graphopt._text import split_escaped
+    from graphopt.backends.tensorrt import SPEC_ESCAPES, parse_shapes
     from graphopt.errors import BackendError
     from graphopt.multitask import MergeError
 
+    escapes = SPEC_ESCAPES + "="
     out: dict[str, list[int]] = {}
     for spec in specs:
-        if "=" not in spec and ":" in spec:  # the --shapes syntax of optimize, bench and build
+        cut = split_escaped(spec, "=", escapes)
+        if cut is None and ":" in spec:  # the --shapes syntax of optimize, bench and build
             try:
-                out.update({n: list(r.opt) for n, r in parse_shapes([spec]).items()})
-            except BackendError as e:
-                raise MergeError(f"--macs-shape: {e}") from e
+                shapes = parse_shapes([spec], "--macs-shape", escapes=escapes)
+            except BackendError as e:  # ("bad --macs-shape ...")
+                raise MergeError(str(e)) from e
+            out.update({n: list(r.opt) for n, r in shapes.items()})
             continue
-        # (partition("="): a merged input named 'a=b' could not be given dims)
-        fields = _escaped_fields(spec, "=")
-        name, dims = fields if len(fields) == 2 else (fields[0], "")
+        name, dims = cut or (spec, "")
         try:
             out[name] = [int(d) for d in dims.split(",")]
         except ValueError:
@@ -195,7 +203,8 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
         if not (dims and name):
             raise MergeError(
                 f"--macs-shape {spec!r}: expected INPUT=D0,D1,... or INPUT:D0xD1x..., "
-                "e.g. x=1,3,640,640 or x:1x3x640x640 (an '=' in INPUT written \\=)"
+                "e.g. x=1,3,640,640 or x:1x3x640x640 (an '=' or ':' in INPUT written \\= or "
+                "\\:)"
             )
     return out
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from graphopt._text import counted
 from graphopt.commands._common import (
+    SPEC_NAME_HELP,
     Given,
     add_model_output,
     add_shapes_argument,
@@ -49,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME:DIMS",
         help="optimize for these input shapes only, e.g. images:1x3x640x640 (fixes dynamic "
         "dims, as onnxsim's --overwrite-input-shape, so shape subgraphs fold; --verify "
-        "feeds them unless --shapes says otherwise)",
+        f"feeds them unless --shapes says otherwise; {SPEC_NAME_HELP})",
     )
     p.add_argument(
         "--opt-level",
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     import onnx
 
     from graphopt.api import optimize_with_report
-    from graphopt.backends.tensorrt import parse_shapes
+    from graphopt.backends.tensorrt import parse_shapes, shape_text
     from graphopt.commands._common import (
         STDOUT,
         check_data_file_name,
@@ -225,9 +226,9 @@ def run(args: argparse.Namespace) -> int:
     for name, dims in verify_shapes.items():
         if name in input_shapes and dims != input_shapes[name]:
             raise VerifyError(
-                f"--shapes {shown(f'{name}:{_dims(dims)}')} differs from --input-shape "
-                f"{shown(f'{name}:{_dims(input_shapes[name])}')}: the optimized model takes only "
-                "the latter"
+                f"--shapes {shown(shape_text(name, _dims(dims)))} differs from --input-shape "
+                f"{shown(shape_text(name, _dims(input_shapes[name])))}: the optimized model "
+                "takes only the latter"
             )
     loaded = load(args.input, check_nodes=False)  # optimize's indexing walk checks the nodes
     if args.output != STDOUT and args.external_data == "auto" and loaded.external_data:
@@ -512,6 +513,7 @@ def _refuse_unfit_feeds(
     dimensions for input: x ... index: 2 Got: 8 Expected: 16") only after the whole
     optimization. An input --input-shape fixes is left out: the --shapes or --inputs that
     differ from it, and the --input-shape that contradicts the model, have their own errors."""
+    from graphopt.backends.tensorrt import shape_text
     from graphopt.ir.values import declared_dims
 
     for vi in model.graph.input:
@@ -525,7 +527,7 @@ def _refuse_unfit_feeds(
         if npz is not None:
             source = f"--inputs {shown(npz)}: {name} is {_dims(got) or 'a scalar'}, which"
         elif vi.name in verify_shapes:
-            source = f"--shapes {shown(f'{vi.name}:{_dims(got)}')}"
+            source = f"--shapes {shown(shape_text(vi.name, _dims(got)))}"
         else:  # (seeded from the declaration: it fits)
             source = f"the seeded feed {name} ({_dims(got)})"
         have = "[" + ", ".join("?" if d is None else shown(str(d)) for d in declared) + "]"
