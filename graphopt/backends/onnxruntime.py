@@ -402,10 +402,22 @@ def ort_feeds(feeds: dict[str, np.ndarray], *, all_values: bool = False) -> dict
     """`feeds` as onnxruntime's `run` takes them: a bfloat16 array (`bfloat16_feed`; numpy,
     and onnxruntime's conversion of numpy arrays, have no bfloat16) as an OrtValue of its bits
     (which holds the array), the others as they are, or, `all_values`, as OrtValues too (what
-    `run_with_ort_values` takes)."""
+    `run_with_ort_values` takes). A string feed cannot be an OrtValue (onnxruntime's Python
+    API makes none of strings): with `all_values` (a model with a bfloat16 output) it is a
+    one-line `BackendError` naming the input (bench said a RuntimeError traceback)."""
     if not all_values and not any(map(_is_bfloat16, feeds.values())):
         return feeds
     import onnxruntime as ort
+
+    strings = [name for name, a in feeds.items() if all_values and a.dtype.kind in "OSU"]
+    if strings:
+        are = "is a string tensor" if len(strings) == 1 else "are string tensors"
+        raise BackendError(
+            f"input {', '.join(map(shown, strings))} {are}, which onnxruntime's Python API "
+            "cannot pass as an OrtValue, the only way it gives a bfloat16 output "
+            "(numpy has no bfloat16) back: graphopt cannot run this model with its bfloat16 "
+            "output(s); cast them to float32 in the model, or leave them out of its outputs"
+        )
 
     return {
         name: (
