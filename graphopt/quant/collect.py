@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import counted
 from graphopt.backends.onnxruntime import fused_int8_conv_problem, input_specs, session
 from graphopt.errors import BackendError, QuantizeError, first_line
 from graphopt.ir.values import declared_dims
@@ -264,6 +265,35 @@ def _same_rows(alone: Any, rows: Any) -> bool:
     return bool(np.allclose(a, b, rtol=1e-3, atol=1e-4 * scale, equal_nan=True))
 
 
+def declared_empty(model: onnx.ModelProto) -> frozenset[str]:
+    """The inputs `model` declares with a dim fixed at 0: empty in every feed by design."""
+    return frozenset(
+        vi.name for vi in model.graph.input if 0 in (declared_dims(vi, symbolic=False) or ())
+    )
+
+
+def _note_empty(empty: list[str], feed: Feed, where: str, by_design: frozenset[str]) -> None:
+    """Count a (checked) feed whose every array is empty (a batch of 0 items) in `empty`: it
+    holds no value to calibrate on or to measure with. A feed of an input the model declares
+    empty (`by_design`, `declared_empty`) is not counted: its later tensors can hold values.
+    The first is named with its shapes."""
+    if any(value.size for value in feed.values()) or not by_design.isdisjoint(feed):
+        return
+    shapes = ", ".join(f"{name!r} of shape {list(value.shape)}" for name, value in feed.items())
+    empty.append(f"{where}: {shapes}" if not empty else where)
+
+
+def _refuse_all_empty(count: int, empty: list[str]) -> None:
+    """QuantizeError when every one of the `count` feeds read was empty (`_note_empty`): a
+    float model came back (exit 0, with a warning that nothing was quantized: every tensor
+    'empty in every calibration feed'), or from a cache, samples of no values."""
+    if count and len(empty) == count:
+        raise QuantizeError(
+            f"the calibration data is empty: every array of its {counted(count, 'feed')} holds "
+            f"no values ({empty[0]}); give feeds of at least one item"
+        )
+
+
 def collect(
     model: onnx.ModelProto,
     tensors: Sequence[str],
@@ -296,17 +326,22 @@ def collect(
         t: HistogramCalibrator(track_histogram=histograms, sample_cap=sample_cap) for t in tensors
     }
     specs = input_specs(model)
+    empty: list[str] = []  # the feeds holding no values (`_note_empty`): the first's name
+    by_design = declared_empty(model)
     if not tensors:
         offers = ItemOffers(samples, specs) if samples is not None else None
         count = 0
         for i, feed in enumerate(data):
-            checked = check_feed(model, feed, feed_name(data, i))
+            where = feed_name(data, i)
+            checked = check_feed(model, feed, where)
+            _note_empty(empty, checked, where, by_design)
             if offers is not None:  # no run: kept without outputs (the search computes them)
                 offers.offer(i, checked)
             del checked
             count += 1
         if count == 0:
             raise QuantizeError("the calibration data is empty")
+        _refuse_all_empty(count, empty)
         return calibrators, count
     slots: list[RangeSlot] = []
     if histograms:
@@ -382,6 +417,7 @@ def collect(
         for i, feed in enumerate(data):
             where = feed_name(data, i)
             checked = check_feed(model, feed, where)
+            _note_empty(empty, checked, where, by_design)
             values = _run(sess, fetch(i, checked), checked, where)
             fold(i, values, checked)
             del checked, values  # only one batch of activations alive at a time
@@ -392,6 +428,7 @@ def collect(
             for i, feed in enumerate(data):
                 where = feed_name(data, i)
                 checked = check_feed(model, feed, where)
+                _note_empty(empty, checked, where, by_design)
                 if len(pending) == in_flight:  # the oldest run finishes first in the fold
                     j, done, run = pending.popleft()
                     fold(j, run.result(), done)
@@ -407,6 +444,7 @@ def collect(
                 done_one()
     if count == 0:
         raise QuantizeError("the calibration data is empty")
+    _refuse_all_empty(count, empty)
     log.info("calibrated %d tensors over %d feeds", len(tensors), count)
     for name in non_finite or ():
         calibrators.pop(name, None)  # no scale exists for it
@@ -469,15 +507,19 @@ def choose_samples(
     count = 0
     if on_batch is not None:
         on_batch(0)
+    empty: list[str] = []
+    by_design = declared_empty(model)
     for i, feed in enumerate(data):
         where = feed_name(data, i)
         checked = check_feed(model, feed, where)
+        _note_empty(empty, checked, where, by_design)
         values = _run(sess, names, checked, where)
         offers.offer(i, checked, dict(zip(names, values, strict=True)))
         del checked, values
         count += 1
         if on_batch is not None:
             on_batch(count)
+    _refuse_all_empty(count, empty)
     return count
 
 
