@@ -1313,12 +1313,42 @@ _QUANTIZED_OPS = frozenset(
 )
 
 
+# onnxruntime's own (com.microsoft) quantized ops beyond the QLinear*, QOrdered*, Quantize*,
+# Dequantize* and DynamicQuantize* families (`_ORT_QUANTIZED_PREFIXES`): integer kernels and
+# weights stored in int8 / 4 bits / blocks (onnxruntime 1.32's contrib schemas). A model
+# holding them was quantized (MatMulNBits: onnxruntime's and Olive's 4-bit weight-only
+# quantization), not fused by an ort-* pipeline. (QuickGelu, GroupQueryAttention: no.)
+_ORT_QUANTIZED_OPS = frozenset(
+    {
+        "QGemm",
+        "QAttention",
+        "QEmbedLayerNormalization",
+        "QMoE",
+        "MatMulNBits",
+        "MatMulNBitsMlp",
+        "MatMulNBitsQLoRA",
+        "MatMulNBitsQkv",
+        "MatMulBnb4",
+        "MatMulFpQ4",
+        "MatMulBlockQuantizedFp4Weight",
+        "MatMulBlockQuantizedFp8Weight",
+        "MatMulInteger16",
+        "MatMulIntegerToFloat",
+        "MulInteger",
+        "ReduceSumInteger",
+        "GatherBlockQuantized",
+    }
+)
+_ORT_QUANTIZED_PREFIXES = ("QLinear", "QOrdered", "DynamicQuantize", "Quantize", "Dequantize")
+
+
 def _is_quantized_op(node: onnx.NodeProto) -> bool:
-    """A node of a model that is quantized already (static Q/DQ, QOperator or dynamic)."""
+    """A node of a model that is quantized already (static Q/DQ, QOperator, dynamic, or one of
+    onnxruntime's integer or block-quantized-weight kernels)."""
     if node.domain in ("", "ai.onnx"):
         return node.op_type in _QUANTIZED_OPS
     return node.domain == "com.microsoft" and (
-        node.op_type.startswith(("QLinear", "DynamicQuantize", "Quantize", "Dequantize"))
+        node.op_type in _ORT_QUANTIZED_OPS or node.op_type.startswith(_ORT_QUANTIZED_PREFIXES)
     )
 
 
