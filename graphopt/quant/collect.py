@@ -565,9 +565,43 @@ def run_outputs(model: onnx.ModelProto, feeds: Iterable[Feed], threads: int = 0)
 
 
 def _run(sess: Any, names: list[str], feed: Feed, where: str) -> list[Any]:
-    """`sess.run(names, feed)`, its failure one line naming `where`."""
+    """`sess.run(names, feed)`, its failure one line naming `where`, and the inputs whose
+    lengths disagree on a dim the model names alike (`_shared_dim_conflict`) where some do."""
     try:
         return list(sess.run(names, feed))
     except Exception as e:  # onnxruntime raises its own untyped errors
         first = first_line(e)
-        raise QuantizeError(f"{where}: onnxruntime failed: {first}") from e
+        conflict = _shared_dim_conflict(sess, feed)
+        said = f"{conflict}; " if conflict else ""
+        raise QuantizeError(f"{where}: {said}onnxruntime failed: {first}") from e
+
+
+def _shared_dim_conflict(sess: Any, feed: Feed) -> str | None:
+    """Where two arrays of `feed` have different lengths on dims their inputs declare with one
+    name (x ['N', 3, H, W] and mask ['N', H, W] fed 2 and 3 items, which each input's own
+    check lets through), what says so; else None. Asked only once onnxruntime has failed on
+    the feed: its error names a node of its optimized graph ('Mul_1') and a broadcast, not the
+    inputs (a model that names two dims alike yet runs with them apart is not refused)."""
+    seen: dict[str, tuple[str, int, int]] = {}  # dim name → (input, axis, length)
+    try:
+        inputs = [(arg.name, list(arg.shape)) for arg in sess.get_inputs()]
+    except Exception:  # (a session that cannot say: the error as onnxruntime gave it)
+        return None
+    for name, dims in inputs:
+        value = feed.get(name)
+        if value is None or len(dims) != np.ndim(value):
+            continue
+        for axis, dim in enumerate(dims):
+            if not isinstance(dim, str) or not dim:
+                continue
+            length = int(np.shape(value)[axis])
+            if dim not in seen:
+                seen[dim] = (name, axis, length)
+                continue
+            other, other_axis, other_length = seen[dim]
+            if other_length != length:
+                return (
+                    f"input {other!r} has {other_length} on axis {other_axis} and {name!r} "
+                    f"{length} on axis {axis}, dims the model names alike ({dim!r})"
+                )
+    return None
