@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import onnx
 
 from graphopt.errors import LoadError
-from graphopt.ir import Graph, check_model_basics, load_model
+from graphopt.ir import Graph, check_model_basics, load
 from graphopt.ir.io_names import as_text
 
 ModelOrGraph = Graph | onnx.ModelProto | bytes | str | os.PathLike[str]
@@ -40,7 +40,12 @@ def as_graph(model: ModelOrGraph) -> Graph:
         check_model_basics(model, where, check_nodes=False)
         return Graph(skeleton_copy(model), check_as=where)
     if isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
-        return Graph(load_model(model))
+        # indexed with load's node checks (`check_as`), as `optimize` indexes it: a node whose
+        # If/Loop/Scan body reads its own output (a cycle) is a LoadError naming the model,
+        # as for a ModelProto (a path's or bytes' got a topological order and a tree's error
+        # that named no model)
+        loaded = load(model, check_nodes=False)
+        return Graph(loaded.model, check_as=loaded.where)
     raise LoadError(
         f"cannot analyse a {type(model).__name__}: pass a Graph, an onnx.ModelProto, "
         "its bytes or a path"

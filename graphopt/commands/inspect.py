@@ -153,9 +153,10 @@ def inspect_model(
     from graphopt.ir import Graph, load
     from graphopt.passes.base import PassContext
 
-    loaded = load(path)
+    loaded = load(path, check_nodes=False)  # (the nodes are checked as they are indexed)
     model = loaded.model
-    graph = Graph(model)
+    graph = Graph(model, check_as=loaded.where)  # (a body reading its node's output: the
+    # file's one-line LoadError, which the post-dominators said naming no file)
     step(0, len(graph))
     ctx = PassContext()  # the shape facts, inferred once for the report and the fusion groups
     facts = shape_facts(graph, ctx)
