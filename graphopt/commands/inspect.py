@@ -440,13 +440,38 @@ def _guard_entry(model: onnx.ModelProto) -> dict[str, Any] | None:
     found = branches(model)
     if found is None:
         return None
-    block = next(p.value for p in model.metadata_props if p.key == BLOCK_SIZE_KEY)
     return {
-        "block_size": int(block),
+        "block_size": _guard_block_size(model, BLOCK_SIZE_KEY),
         "nchwc_nodes": len(found[0].node),
         "nchw_nodes": len(found[1].node),
         "nchwc_ops": dict(Counter(f"{n.domain}.{n.op_type}".lstrip(".") for n in found[0].node)),
     }
+
+
+def _guard_block_size(model: onnx.ModelProto, key: str) -> int | None:
+    """The block size the guard's Equal compares this CPU's with (the integer constant it
+    reads); the metadata entry `key`, which says the same in a model `ort-cpu` made, where
+    that is no such constant; None where neither is an integer (a hand-edited model: the
+    metadata's "sixteen" was a ValueError traceback)."""
+    from onnx import numpy_helper
+
+    from graphopt.ir.nodes import constant_tensor
+
+    equal = model.graph.node[3]
+    expected = equal.input[1] if equal.op_type == "Equal" and len(equal.input) > 1 else ""
+    tensor = next((t for t in model.graph.initializer if t.name == expected), None)
+    if tensor is None:
+        made = next((n for n in model.graph.node if expected and n.output[:1] == [expected]), None)
+        tensor = constant_tensor(made) if made is not None and made.op_type == "Constant" else None
+    if tensor is not None:
+        try:
+            value = numpy_helper.to_array(tensor)
+        except (ValueError, TypeError):  # (data that does not make its dims)
+            value = None
+        if value is not None and value.size == 1 and value.dtype.kind in "iu":
+            return int(value.reshape(-1)[0])
+    label = next((p.value for p in model.metadata_props if p.key == key), "")
+    return int(label) if label.strip().isdecimal() else None
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -485,8 +510,8 @@ def format_report(r: dict[str, Any]) -> str:
     guard = r.get("nchwc_guard")
     if guard:
         lines.append(
-            f"NCHWc guard: If(this CPU's block size = {guard['block_size']}) runs the NCHWc graph "
-            f"({counted(guard['nchwc_nodes'], 'node')}), else the NCHW graph "
+            f"NCHWc guard: If(this CPU's block size = {guard['block_size'] or '?'}) runs the "
+            f"NCHWc graph ({counted(guard['nchwc_nodes'], 'node')}), else the NCHW graph "
             f"({counted(guard['nchw_nodes'], 'node')}); "
             "the summary below is of the outer graph"
         )
