@@ -70,7 +70,8 @@ def output_spread(outputs: Mapping[str, Any] | None) -> float:
     for name in sorted(outputs or {}):
         value = np.asarray(outputs[name]) if outputs is not None else np.zeros(0)
         if value.size and value.dtype != np.bool_ and np.issubdtype(value.dtype, np.number):
-            std = float(np.std(value, dtype=np.float64))
+            with np.errstate(invalid="ignore", over="ignore"):  # inf − inf: NaN, said below
+                std = float(np.std(value, dtype=np.float64))
             total += std if math.isfinite(std) else 0.0
     return float(f"{total:.4g}")
 

@@ -474,14 +474,31 @@ def most_varied(outputs: list[Feed]) -> int:
     mask IoU with 14 float groups, ranked on chelsea.png (std 0.18) 0.956."""
     spans = {}
     for name in outputs[0] if outputs else {}:
-        present = [o[name] for o in outputs if o[name].size]  # empty on some feeds: NonZero, NMS
+        # empty on some feeds (NonZero, NMS); NaN and infinity left out (a log or a division
+        # of the model's own: NaN spans and spreads made every feed tie, so the first won)
+        present = [v for v in (_finite(o[name]) for o in outputs) if v.size]
         if not present:
             continue
         lo = min(float(np.min(v)) for v in present)
         hi = max(float(np.max(v)) for v in present)
         spans[name] = hi - lo if hi > lo else 1.0
-    spread = [sum(float(np.std(o[n])) / spans[n] for n in spans if o[n].size) for o in outputs]
+    spread = [
+        sum(
+            float(np.std(v, dtype=np.float64)) / spans[n]
+            for n in spans
+            if (v := _finite(o[n])).size
+        )
+        for o in outputs
+    ]
     return max(range(len(outputs)), key=lambda i: (spread[i], -i)) if outputs else 0
+
+
+def _finite(value: np.ndarray) -> np.ndarray:
+    """The finite values of a float output (flattened where any is not), others as they are."""
+    if not np.issubdtype(value.dtype, np.floating):
+        return value
+    finite = np.isfinite(value)
+    return value if finite.all() else value[finite]
 
 
 def probability_sensitivity(value: np.ndarray, kind: str = PROBABILITIES) -> float | None:
@@ -579,7 +596,10 @@ def _grow_float(
     while error > target and k < limit:
         # aim below the target: the prediction is optimistic (on ppocr_det, 8 groups predicted
         # to reach 0.8 × target measured 1.6 × target), and each miss costs a measurement
-        want = remaining[k] * (PREDICTION_MARGIN * target / error) ** 2
+        # (an infinite error, an output NaN or infinite where FP32's is not, scores groups
+        # inf: want is then NaN, no k' predicted, and k grows by a step)
+        with np.errstate(invalid="ignore"):
+            want = remaining[k] * (PREDICTION_MARGIN * target / error) ** 2
         predicted = int(np.argmax(remaining <= want))  # least k' with remaining[k'] <= want
         k = min(limit, max(predicted, k + 1, k + k // 2 if k > len(chosen) else 0))
         error = error_with([n for n, _ in order[:k]])
