@@ -273,8 +273,9 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
     Nodes that onnx's inference reads apart from onnxruntime, or crashes on, are changed in
     this copy only: a Slice's disputed end becomes unknown (`_hide_disputed_slice_ends`), its
     huge steps clamped and its computed ones unknown (`_tame_slice_steps`, which also leaves
-    out functions that could feed it huge ones), and a Squeeze's empty axes go
-    (`_drop_empty_squeeze_axes`)."""
+    out functions that could feed it huge ones), a Squeeze's empty axes go
+    (`_drop_empty_squeeze_axes`), and so does a Split's `num_outputs` that is fewer than its
+    outputs (`_drop_short_split_counts`)."""
     model = graph.model
     light = onnx.ModelProto()
     light.ir_version = max(model.ir_version, 4)
@@ -310,6 +311,7 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
     _hide_disputed_slice_ends(graph, g)  # (reads the steps as they are)
     _tame_slice_steps(graph, light)
     _drop_empty_squeeze_axes(graph, g)
+    _drop_short_split_counts(light)
     g.output.extend(graph.proto.output)
     # a constant's value_info says nothing its tensor does not: without it (and cleared of
     # its shape, inference takes the value_info over the initializer's dims: torch dynamo
@@ -470,6 +472,23 @@ def _drop_empty_squeeze_axes(graph: Graph, g: onnx.GraphProto) -> None:
             axes = graph.constant(node.input[1])
         if axes is not None and axes.size == 0:
             del node.input[1:]
+
+
+def _drop_short_split_counts(light: onnx.ModelProto) -> None:
+    """Take from the Split nodes of light model `light` (its graph, bodies and functions) a
+    `num_outputs` attribute that is positive but less than the node's outputs, and not given
+    with a split input: onnx 1.23's Split inference reads past the sizes it made for that
+    many (a failed assertion: the process aborts, as onnxruntime's loader does on such a
+    model). Without it inference gives up on the node: its outputs' dims stay unknown."""
+    for where in (light.graph, *light.functions):
+        for _, node in _slices(where, "Split"):
+            if not is_default_domain(node) or (len(node.input) > 1 and node.input[1]):
+                continue
+            for k, a in enumerate(node.attribute):
+                if a.name == "num_outputs" and a.type == onnx.AttributeProto.INT:
+                    if 0 < a.i < len(node.output):
+                        del node.attribute[k]
+                    break
 
 
 def _local_constant(g: onnx.GraphProto | onnx.FunctionProto, name: str) -> np.ndarray | None:
