@@ -93,7 +93,12 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
     for name, elem, dims in input_specs(model) + overridable:
         if name not in feed:
             raise QuantizeError(f"{where}: feed has no array for model input {name!r}")
-        value = np.asarray(feed[name])
+        try:
+            value = np.asarray(feed[name])
+        except (ValueError, TypeError) as e:  # ragged nested lists: numpy's own ValueError
+            raise QuantizeError(
+                f"{where}: input {name!r} is not an array numpy can make ({first_line(e)})"
+            ) from e
         want = _NP.get(elem)
         if want is not None and value.dtype != want:
             if np.issubdtype(value.dtype, np.floating) and np.issubdtype(want, np.floating):
