@@ -18,8 +18,9 @@ Rules (DESIGN.md, "TensorRT reality"):
   sigmoid scores from sharing a scale with box offsets; a float16 Concat stays float and reads
   no DQ (onnxruntime's QLinearConcat takes no float16 scale, `ORT_NO_FLOAT16_FUSION`).
 Weights are per channel on the axis the target's kernels scale: the output channels of Conv,
-Gemm and MatMul(X, W); a MatMul's constant first input (Y = W·X) per tensor (no target's kernel
-scales A per row, `MATMUL_A_WEIGHT_AXIS`), its other input the activation; for ConvTranspose ([C_in, C_out/group, k...]) axis 0, the input channels, for
+Gemm and MatMul(X, W); a MatMul's or Gemm's constant first input (Y = W·X) per tensor (no
+target's kernel scales A per row, `MATMUL_A_WEIGHT_AXIS`), its other input the activation (both
+inputs where both are activations); for ConvTranspose ([C_in, C_out/group, k...]) axis 0, the input channels, for
 `tensorrt` and axis 1 (per tensor when grouped) for `onnxruntime` (`convtranspose_weight_axis`).
 Add inputs inside a Conv's `graphopt.analysis.fuse_ops` group are the "fused" ones (op-type
 rules decide where the partitioner fails). `plan` indexes the model once (the `Graph` it is
@@ -262,11 +263,11 @@ def _plan_compute(
 ) -> None:
     op = node.op_type
     ins = list(node.input)
-    if op == "MatMul" and len(ins) == 2 and is_act(ins[1]) and graph.is_constant(ins[0]):
-        value = graph.constant(ins[0])  # Y = W·X: the weight is A
+    if op in ("MatMul", "Gemm") and len(ins) >= 2 and is_act(ins[1]) and graph.is_constant(ins[0]):
+        value = graph.constant(ins[0])  # Y = W·X (Gemm: α·W·X + β·C): the weight is A
         if value is not None and value.dtype in ("float32", "float16"):
             p.activations.append(1)
-            p.weights[0] = MATMUL_A_WEIGHT_AXIS
+            p.weights[0] = MATMUL_A_WEIGHT_AXIS  # (a Gemm's C, bias of no channel axis: float)
         return
     if not ins or not is_act(ins[0]):
         return
@@ -289,7 +290,7 @@ def _plan_compute(
         p.weights[1] = axis
         if op in ("Conv", "ConvTranspose", "Gemm") and len(ins) > 2 and graph.is_constant(ins[2]):
             p.bias = 2
-    elif op == "MatMul" and is_act(w):
+    elif op in ("MatMul", "Gemm") and is_act(w):  # two activations: both quantized
         p.activations.append(1)
 
 
