@@ -76,10 +76,47 @@ def _text(value: object) -> object:
     return value.decode() if isinstance(value, bytes) else value
 
 
+_INTS, _INT, _STRING, _FLOATS = (
+    onnx.AttributeProto.INTS,
+    onnx.AttributeProto.INT,
+    onnx.AttributeProto.STRING,
+    onnx.AttributeProto.FLOATS,
+)
+# the types of the attributes this module reads (of the SUSPECT_OPS)
+_ATTRIBUTE_TYPES = {
+    "kernel_shape": _INTS,
+    "strides": _INTS,
+    "pads": _INTS,
+    "dilations": _INTS,
+    "output_padding": _INTS,
+    "output_shape": _INTS,
+    "axes": _INTS,
+    "scales": _FLOATS,
+    "ceil_mode": _INT,
+    "onesided": _INT,
+    "auto_pad": _STRING,
+    "keep_aspect_ratio_policy": _STRING,
+}
+
+
+def mistyped(node: onnx.NodeProto) -> bool:
+    """`node` gives an attribute this module reads in another type than its op defines
+    (dilations=2 where a list is due): onnx.checker and onnxruntime refuse the model, and what
+    inference makes of the node is not onnxruntime's (it reads no number there)."""
+    return any(
+        a.name in _ATTRIBUTE_TYPES and not a.ref_attr_name and a.type != _ATTRIBUTE_TYPES[a.name]
+        for a in node.attribute
+    )
+
+
 def is_suspect(node: onnx.NodeProto) -> bool:
-    """`node` is of a kind whose inferred output size may not be onnxruntime's."""
+    """`node` is of a kind whose inferred output size may not be onnxruntime's (and one that
+    is `mistyped`: its outputs' dims are unknown; reading such an attribute as its op's type
+    was a TypeError in `shape_facts`, which never fails: a traceback from `graphopt inspect`)."""
     if not is_default_domain(node):
         return False
+    if node.op_type in SUSPECT_OPS and mistyped(node):
+        return True
     if any(a.ref_attr_name for a in node.attribute):  # in a function: its caller's value
         return node.op_type in SUSPECT_OPS
     if node.op_type == "ConvTranspose":
@@ -199,8 +236,8 @@ def inference_cuts(
     constants = _constants(model.graph, scales - {""})
     fixes: dict[int, list[Dim] | None] = {}  # None: every output unknown
     for k, node in suspects.items():
-        if not is_suspect(node):
-            fixes[k] = None
+        if not is_suspect(node) or mistyped(node):  # (a body or function holds one; or
+            fixes[k] = None  # the node's attributes are not its op's: nothing known)
             continue
         shape = _corrected(node, infos, constants, opset)
         if shape is not None:
