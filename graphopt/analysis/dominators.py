@@ -57,6 +57,7 @@ __all__ = [
     "dominator_tree",
     "exit_edges",
     "immediate_dominators",
+    "inference_dropout",
     "ipdom_lca",
     "ipdom_lengauer_tarjan",
     "ipdom_networkx",
@@ -317,18 +318,17 @@ def immediate_dominators(succ: Sequence[Sequence[int]], root: int) -> list[int]:
 
 
 def constant_nodes(graph: Graph) -> set[str]:
-    """The nodes that compute constants: default-domain, not random, without bodies, reading
-    only initializers that are not graph inputs and outputs of other such nodes (a `Constant`
-    node, a Reshape of a weight)."""
+    """The nodes that compute constants: default-domain, not random (a Dropout given a
+    training_mode that is not a constant false drops at random, as RandomUniform draws),
+    without bodies, reading only initializers that are not graph inputs and outputs of other
+    such nodes (a `Constant` node, a Reshape of a weight)."""
     inputs = set(graph.graph_inputs)
     producer = graph.producer
     out: set[str] = set()
     for node in graph.toposort():
-        if (
-            node.domain not in DEFAULT_DOMAINS
-            or node.op_type in RANDOM_OPS
-            or graph.has_subgraphs(node)
-        ):
+        if node.domain not in DEFAULT_DOMAINS or node.op_type in RANDOM_OPS:
+            continue
+        if graph.has_subgraphs(node) or _may_drop(graph, node):
             continue
         if all(
             t not in inputs and (t not in producer or producer[t] in out)
@@ -336,6 +336,23 @@ def constant_nodes(graph: Graph) -> set[str]:
         ):
             out.add(node.name)
     return out
+
+
+def _may_drop(graph: Graph, node: onnx.NodeProto) -> bool:
+    """A Dropout given a training_mode input that is not a constant false."""
+    given = node.op_type == "Dropout" and len(node.input) > 2 and bool(node.input[2])
+    return given and not inference_dropout(graph, node)
+
+
+def inference_dropout(graph: Graph, node: onnx.NodeProto) -> bool:
+    """A default-domain Dropout whose training_mode input is a constant false: the identity."""
+    if node.op_type != "Dropout" or node.domain not in DEFAULT_DOMAINS or len(node.input) < 3:
+        return False
+    try:
+        mode = graph.constant(node.input[2])
+    except LoadError:  # (data that does not make its shape: not known to be false)
+        return False
+    return mode is not None and mode.size == 1 and not bool(mode.reshape(-1)[0])
 
 
 def tree_depths(tree: Mapping[str, str | None]) -> dict[str, int]:

@@ -60,10 +60,11 @@ from graphopt.analysis.dominators import (
     as_graph,
     checked_order,
     immediate_dominators,
+    inference_dropout,
 )
-from graphopt.analysis.op_kinds import DEFAULT_DOMAINS, OpKind, node_kind
+from graphopt.analysis.op_kinds import OpKind, node_kind
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
-from graphopt.errors import GraphoptError, LoadError, OptionError
+from graphopt.errors import GraphoptError, OptionError
 from graphopt.ir import Graph
 
 if TYPE_CHECKING:  # (analysis does not import the pass layer at run time)
@@ -147,7 +148,7 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
         kind = node_kind(node)
         if graph.has_subgraphs(node):
             kind = OpKind.OPAQUE
-        elif kind == OpKind.OPAQUE and _inference_dropout(graph, node):
+        elif kind == OpKind.OPAQUE and inference_dropout(graph, node):
             kind = OpKind.ELEMWISE
         elif kind == OpKind.BROADCAST and _computed_at_run_time(graph, node):
             kind = OpKind.INJECTIVE
@@ -176,17 +177,6 @@ def _indexed_graph(graph: Graph, facts: ShapeFacts) -> list[_Vertex]:
         vertices.append(v)
         index[node.name] = target
     return vertices
-
-
-def _inference_dropout(graph: Graph, node: onnx.NodeProto) -> bool:
-    """A default-domain Dropout whose training_mode input is a constant false: the identity."""
-    if node.op_type != "Dropout" or node.domain not in DEFAULT_DOMAINS or len(node.input) < 3:
-        return False
-    try:
-        mode = graph.constant(node.input[2])
-    except LoadError:  # (data that does not make its shape: not known to be false)
-        return False
-    return mode is not None and mode.size == 1 and not bool(mode.reshape(-1)[0])
 
 
 _DYNAMIC_BROADCASTS = frozenset({"Tile", "Unsqueeze"})  # TVM: dyn.tile, dyn.expand_dims
