@@ -16,6 +16,19 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
+def type_name(elem_type: int, *, lower: bool = True) -> str:
+    """The name of ONNX element type `elem_type` ("float", "int64"; as onnx spells it where not
+    `lower`), or "type N" for a number ONNX does not define (a damaged file): onnx's
+    `DataType.Name` raised a ValueError there, a traceback where a message was being made."""
+    import onnx
+
+    try:
+        name = onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"type {elem_type}"
+    return name.lower() if lower else name
+
+
 def fresh_name(name: str, taken: set[str]) -> str:
     """`name`, or `name_1`, `name_2`, ... the first that `taken` lacks; added to `taken`."""
     candidate, k = name, 1

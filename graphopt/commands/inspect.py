@@ -25,7 +25,7 @@ from typing import Any
 
 import onnx
 
-from graphopt._text import counted, shown
+from graphopt._text import counted, shown, type_name
 
 PROGRESS_NODES = 10_000  # a progress bar from this many nodes on (80k nodes: ~12 s, 10k: ~2 s)
 LISTED = 20  # inputs and outputs listed in the text report; then how many more
@@ -352,10 +352,7 @@ def _text(value: str | bytes) -> str:
 
 def _dtype_name(elem_type: int) -> str:
     """ "float", "int64", ...; "type N" for a number ONNX does not define (a damaged file)."""
-    try:
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
-    except ValueError:
-        return f"type {elem_type}"
+    return type_name(elem_type)
 
 
 def _parameters(

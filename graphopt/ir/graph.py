@@ -226,6 +226,7 @@ class Graph:
         self._released: set[str] = set()
         self._readded: set[str] = set()
         self.adopted_constants = 0
+        self._where = check_as  # (named in the cycle error of a later toposort too)
         self._index(check_as, adopt_constants)
 
     # ------------------------------------------------------------------ indexing
@@ -1023,7 +1024,8 @@ class Graph:
                     if s == 2:
                         continue
                     if s == 1:
-                        raise LoadError(f"the graph has a cycle through node {dep!r}")
+                        where = f"{self._where}: " if self._where else ""
+                        raise LoadError(f"{where}the graph has a cycle through node {dep!r}")
                     state[dep] = 1
                     reads = wiring[dep][0]
                     if implicit and dep in implicit:

@@ -56,7 +56,7 @@ try:
 except ImportError:  # protobuf < 4.22: save serializes in one call
     UnknownFieldSet = None  # type: ignore[assignment,misc]
 
-from graphopt._text import shown
+from graphopt._text import shown, type_name
 from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.io_names import require_text_graph_names
 from graphopt.ir.nodes import nested_bodies, subgraphs
@@ -269,7 +269,7 @@ def _refuse_unclear_entries(external: list[onnx.TensorProto], where: str) -> Non
     optimize wrote a model onnx.checker refuses too)."""
     for tensor in external:
         if tensor.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
-            kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+            kind = type_name(tensor.data_type)
             raise LoadError(
                 f"{where}: tensor {tensor.name!r} is kept as external data, which cannot hold "
                 f"{'an' if kind == 'undefined' else 'a'} {kind} tensor (onnxruntime refuses the model): "
@@ -368,7 +368,7 @@ def _check_external_size(
             return
     if got != need:
         dims = "x".join(map(str, tensor.dims)) or "scalar"
-        kind = onnx.TensorProto.DataType.Name(tensor.data_type).lower()
+        kind = type_name(tensor.data_type)
         held = f"holds {got}" if info.length else f"holds only {got}"
         after = f" after offset {info.offset}" if info.offset else ""
         raise ValueError(
@@ -451,7 +451,7 @@ def _parse(data: bytes | memoryview, where: str) -> onnx.ModelProto:
 
 def _negative_dim(what: str, data_type: int, dims: Sequence[int]) -> str:
     """Why a tensor (`what`: "tensor 'w'", ...) with a negative dim in `dims` is refused."""
-    kind = onnx.TensorProto.DataType.Name(data_type).lower()
+    kind = type_name(data_type)
     return (
         f"{what} ({kind} {'x'.join(map(str, dims))}) has a negative dim, which no tensor has "
         "(onnx.checker and onnxruntime refuse the model)"

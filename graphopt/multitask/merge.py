@@ -70,7 +70,7 @@ import numpy as np
 import onnx
 
 from graphopt._options import check_flag, given_text, refuse_unknown_options
-from graphopt._text import shown
+from graphopt._text import shown, type_name
 from graphopt.errors import OptionError, first_line
 from graphopt.ir import LoadedModel, constant_node_value, load_model, subgraphs
 from graphopt.ir.graph import tensor_value
@@ -1228,7 +1228,7 @@ def _renamed_tensor(t: onnx.TensorProto, name: str) -> onnx.TensorProto:
 
 def _type_text(vi: onnx.ValueInfoProto) -> str:
     dims = list(declared_dims(vi, unknown="?") or ())
-    return f"{onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type)}{dims}"
+    return f"{type_name(vi.type.tensor_type.elem_type, lower=False)}{dims}"
 
 
 def _meet(a: onnx.ValueInfoProto, b: onnx.ValueInfoProto) -> onnx.ValueInfoProto | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from graphopt._text import type_name
 from graphopt.errors import QuantizeError
 
 # element types an image can feed, and the numpy type of the feed
@@ -92,7 +93,7 @@ def image_input(name: str, elem_type: int, dims: list[int | str]) -> ImageInput:
     channels, as before). A `QuantizeError` names what an image cannot feed."""
     dtype = IMAGE_DTYPES.get(elem_type)
     if dtype is None:
-        kind = onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type else "no type"
+        kind = type_name(elem_type) if elem_type else "no type"
         raise QuantizeError(
             f"input {name!r} takes {kind}: images feed float inputs (normalized pixels) or "
             "uint8 inputs (raw pixels); give .npy/.npz feeds instead"

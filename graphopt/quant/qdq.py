@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from graphopt._text import type_name
 from graphopt.errors import QuantizeError
 from graphopt.ir import Graph
 from graphopt.ir.nodes import subgraphs
@@ -488,7 +489,7 @@ def _scale_dtype(elem_type: int, opset: int, what: str) -> type:
             f"{FLOAT16_QDQ_OPSET} (the model has opset {opset}); convert it to opset "
             f"{FLOAT16_QDQ_OPSET} first"
         )
-    kind = onnx.TensorProto.DataType.Name(elem_type)
+    kind = type_name(elem_type, lower=False)
     raise QuantizeError(f"{what} is {kind}: Q/DQ is written only for FLOAT and FLOAT16 tensors")
 
 
