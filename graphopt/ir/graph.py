@@ -28,6 +28,7 @@ from onnx import numpy_helper
 from graphopt.errors import LoadError, first_line
 from graphopt.ir.model_io import (
     body_redefinition_error,
+    left_out_input_error,
     undefined_input_error,
     undefined_output_error,
 )
@@ -274,9 +275,14 @@ class Graph:
             # tuple(node.input), which iterates the field from Python (-0.5 ms, layout_cdla).
             inputs, outputs = tuple(node.input[:]), tuple(node.output[:])
             if defined is not None and not defined.issuperset(inputs):  # ("" is never defined)
-                for tensor in inputs:
+                for index, tensor in enumerate(inputs):
                     if tensor and tensor not in defined:
                         raise undefined_input_error(check_as or "", node, tensor)
+                    if not tensor:
+                        opset = self.opset.get("", 0)
+                        left_out = left_out_input_error(check_as or "", node, index, opset)
+                        if left_out is not None:
+                            raise left_out
             if not name or name in indexed or name in adopted_names:  # nameless, or given twice
                 node.name = name = fresh(f"{op}_{position}")
             if defined is not None:

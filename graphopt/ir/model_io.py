@@ -59,7 +59,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
 from graphopt._text import shown, type_name
 from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.io_names import require_text_graph_names
-from graphopt.ir.nodes import nested_bodies, subgraphs
+from graphopt.ir.nodes import default_opset, nested_bodies, subgraphs
 
 log = logging.getLogger("graphopt.ir")
 
@@ -634,10 +634,15 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
     defined |= {t.values.name for t in proto.graph.sparse_initializer}
     written_twice = False  # a tensor two nodes write, or one node twice, or an input's name
+    opset = default_opset(proto)
     for node in proto.graph.node:
-        for name in node.input:
+        for index, name in enumerate(node.input):
             if name and name not in defined:
                 raise undefined_input_error(where, node, name)
+            if not name:
+                left_out = left_out_input_error(where, node, index, opset)
+                if left_out is not None:
+                    raise left_out
         if node.op_type in _CONTROL_FLOW or node.domain not in ("", "ai.onnx"):
             redefined = body_redefinition_error(where, node, defined)  # (bodies: no other op)
             if redefined is not None:
@@ -882,6 +887,34 @@ def undefined_input_error(where: str, node: onnx.NodeProto, tensor: str) -> Load
         f"{where}: node {node.name or node.op_type!r} ({op}) reads tensor "
         f"{tensor!r}, which no node, input or initializer defines (or nodes are not in "
         "topological order)"
+    )
+
+
+def left_out_input_error(
+    where: str, node: onnx.NodeProto, index: int, opset: int
+) -> LoadError | None:
+    """The error for default-domain `node` leaving out (as "") its input `index`, which its
+    schema at `opset` requires, or None where that input is optional (Resize's roi, Clip's
+    min) or no schema says. onnxruntime refuses such a model ("input 0 is marked single but
+    has an empty string"); onnx's shape inference crashed the process on some (RegexFullMatch,
+    EyeLike: a segmentation fault in `graphopt inspect`), and optimize wrote it out."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return None
+    formal = schema.inputs
+    if index >= len(formal):
+        return None
+    param = formal[index]
+    if param.option != onnx.defs.OpSchema.FormalParameterOption.Single:
+        return None
+    op = node.op_type if node.op_type.isprintable() else repr(node.op_type)[1:-1]
+    return LoadError(
+        f"{where}: node {node.name or op!r} ({op}) leaves out its input {index} "
+        f"({param.name!r}), which {op}-{schema.since_version} requires (onnxruntime refuses "
+        "the model)"
     )
 
 
