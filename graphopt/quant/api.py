@@ -28,7 +28,7 @@ from graphopt._options import (
     refuse_extra_positionals,
     refuse_unknown_options,
 )
-from graphopt._text import counted
+from graphopt._text import counted, escaped
 from graphopt.errors import (
     CHECKER_ERRORS,
     OpsetConversionError,
@@ -1357,15 +1357,22 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     checked; QuantizeError when it cannot be converted, or when the conversion would change
     what the model computes (`misconverted`: a linear Upsample or Resize-10 would become a
     half_pixel Resize, a Hardmax would change meaning): the quantized model would not compute
-    the float one; or when the model has local functions, which the converter drops."""
+    the float one. A model with
+    local functions, which the converter drops, is converted with them inlined
+    (`_inline_functions`)."""
+    count = len(model.functions)
+    if count:
+        model = _inline_functions(model, version)
     try:
         upgraded = convert_opset(model, version)
     except OpsetConversionError as e:
         problem = e.reason
         if e.kind == "local-functions":
+            # (onnx's inliner leaves a call whose function imports another default opset)
             problem = (
-                f"onnx.version_converter drops its {len(model.functions)} local function(s); "
-                "inline them first (onnx.inliner.inline_local_functions)"
+                f"onnx.version_converter drops its {count} local function(s), and onnx's "
+                f"inliner left {len(model.functions)} of them in place: convert the model "
+                "yourself"
             )
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {problem}") from e
     try:
@@ -1374,6 +1381,38 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         first = first_line(e)
         raise QuantizeError(f"cannot upgrade the model to opset {version}: {first}") from e
     return upgraded
+
+
+def _inline_functions(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
+    """`model` with its local functions inlined (a new model), for onnx.version_converter,
+    which drops them (their calls would dangle): `multitask.functions.inline_keeping_placements`,
+    as merge's conversion does, keeping the calls' device placements. QuantizeError where a
+    called function is named as an op onnx or onnxruntime defines (com.microsoft:Gelu):
+    onnxruntime runs its op for such a call, not the function, and inlined the function's
+    body would run instead."""
+    from graphopt.multitask.functions import all_nodes, inline_keeping_placements, runtime_has_op
+
+    functions = {(f.domain, f.name, f.overload) for f in model.functions}
+    called = {
+        (node.domain, node.op_type)
+        for node in all_nodes(model)
+        if (node.domain, node.op_type, node.overload) in functions
+    }
+    shadowed = sorted(f"{d}:{name}" if d else name for d, name in called if runtime_has_op(d, name))
+    if shadowed:
+        raise QuantizeError(
+            f"cannot upgrade the model to opset {version}: onnx.version_converter drops its "
+            f"local functions, and inlining them would change what it computes: onnxruntime "
+            f"runs its own op {escaped(shadowed[0])} for a call of the local function of that "
+            "name; convert the model yourself"
+        )
+    try:
+        return inline_keeping_placements(model)
+    except Exception as e:  # the inliner raises untyped errors from C++
+        raise QuantizeError(
+            f"cannot upgrade the model to opset {version}: onnx.version_converter drops its "
+            f"local functions, and onnx's inliner failed on them: {first_line(e)}"
+        ) from e
 
 
 def parameters(
