@@ -1180,10 +1180,10 @@ def prepare(
     Optimize's errors name the model as its load does (a path: the path)."""
     loaded = load_loaded(model)
     proto, where = loaded.model, loaded.where
-    quantized = sorted({n.op_type for n in proto.graph.node if _is_quantized_op(n)})
+    quantized = _quantized_ops(proto)
     if quantized:
         raise QuantizeError(
-            f"the model is already quantized ({', '.join(quantized)}): quantize its float "
+            f"the model is already quantized ({quantized}): quantize its float "
             "original (Q/DQ would be stacked on quantized tensors)"
         )
     version = default_opset(proto)
@@ -1220,6 +1220,32 @@ def prepare(
             log.warning("pipeline %r unavailable (%s); trying the next", name, e)
     log.warning("no optimize pipeline could run; quantizing the model as it is")
     return proto
+
+
+def _quantized_ops(model: onnx.ModelProto) -> str:
+    """The quantized ops (`_is_quantized_op`) `model` holds, and where when not in its main
+    graph: "QuantizeLinear in an If/Loop/Scan body", "DequantizeLinear in local function
+    local:F"; "" when none. A body's or a function's count as the main graph's do: their
+    outputs are the tensors quantize would quantize again."""
+    from graphopt.ir.nodes import nested_bodies, subgraphs
+
+    def ops(nodes: Iterable[onnx.NodeProto]) -> str:
+        return ", ".join(sorted({n.op_type for n in nodes if _is_quantized_op(n)}))
+
+    found = ops(model.graph.node)
+    if found:
+        return found
+    found = ops(n for body in nested_bodies(model.graph) for n in body.node)
+    if found:
+        return f"{found} in an If/Loop/Scan body"
+    for function in model.functions:
+        bodies = [g for node in function.node for g in subgraphs(node)]
+        bodies += [inner for g in bodies for inner in nested_bodies(g)]
+        found = ops([*function.node, *(n for g in bodies for n in g.node)])
+        if found:
+            where = f"{function.domain}:{function.name}" if function.domain else function.name
+            return f"{found} in local function {escaped(where)}"
+    return ""
 
 
 def _refuse_opset_without_qdq_kernels(opset: int) -> None:
