@@ -2,10 +2,12 @@
 caller does it (`convert_opset`): refuse a model with local functions or training_info (the
 converter drops them) or one with an op the converter is known to convert wrongly
 (`misconverted`, found by comparing onnxruntime's outputs before and after), convert (sparse
-initializers standing in as graph inputs: the converter does not know them), give the result
-back what the converter drops (`restore_dropped`), the type of the data to the constants its
-Clip/Pad adapters make float32 (`retype_adapter_constants`) and the graph inputs and outputs
-the model declares (`keep_declared_io`), and raise its IR version to what the new opsets need. A
+initializers standing in as graph inputs: the converter does not know them), give a Hardmax
+taken across opset 13 the Flatten/Reshape adapter the converter lacks (`adapt_hardmax`), give
+the result back what the converter drops (`restore_dropped`), the type of the data to the
+constants its Clip/Pad adapters make float32 (`retype_adapter_constants`) and the graph inputs
+and outputs the model declares (`keep_declared_io`), and raise its IR version to what the new
+opsets need. A
 refusal is an `OpsetConversionError` whose `kind` each caller turns into its own policy:
 optimize's `upgrade_opset` and the TensorRT float16 path keep the opset, quantize and merge
 stop.
@@ -15,6 +17,8 @@ inline local functions, or check the converted model (the callers' checks differ
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import onnx
 
@@ -48,7 +52,8 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
             "old opset): remove it (del model.training_info[:]) to convert"
         )
         raise OpsetConversionError("training-info", reason, reason)
-    problem = misconverted(model.graph, before, version)
+    dims = _hardmax_input_dims(model) if before < 13 <= version else None
+    problem = misconverted(model.graph, before, version, dims)
     if problem:
         message = f"onnx.version_converter would change what the model computes ({problem})"
         raise OpsetConversionError("misconverted", problem, message)
@@ -59,6 +64,8 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
         first = first_line(e, model_strings_escaped(str(e), model))
         message = f"onnx.version_converter failed: {first}"
         raise OpsetConversionError("converter-failed", first, message) from e
+    if dims is not None:
+        adapt_hardmax(converted, version, dims)
     if model.graph.sparse_initializer:  # the stand-ins go, the sparse initializers come back
         standins = {s.values.name for s in model.graph.sparse_initializer}
         kept = [vi for vi in converted.graph.input if vi.name not in standins]
@@ -189,13 +196,20 @@ def _for_converter(model: onnx.ModelProto) -> onnx.ModelProto:
     return copy
 
 
-def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
+def misconverted(
+    graph: onnx.GraphProto,
+    before: int,
+    version: int,
+    dims: Mapping[str, tuple[int | None, ...]] | None = None,
+) -> str:
     """Why onnx.version_converter would change what the model computes between opsets `before`
     and `version` ("" if no op it is known to convert wrongly is there, bodies included): it
     turns Upsample and opset-10 Resize in linear mode into a Resize with the half_pixel
     coordinates of opset 11 (Upsample's and Resize-10's are asymmetric), and keeps a Hardmax
     across opset 13, where it stopped flattening to 2-D around its axis (Softmax gets a
-    Flatten/Reshape adapter, Hardmax none), and a Dropout whose mask is read (by a node or as a
+    Flatten/Reshape adapter, Hardmax none): `adapt_hardmax` gives it one, exact at opset 14+
+    and, at 13, for an input whose `dims` (inferred, by tensor name) are all known and
+    nonzero (`_hardmax_unadaptable`); and a Dropout whose mask is read (by a node or as a
     graph output, bodies included) across opset 12 (onnxruntime computes Dropout-10/11's
     inference mask all False, Dropout-12's all True); a named mask nothing reads changes
     nothing. And a Scan across opset 9: Scan-8 runs its body over the items of a batch axis
@@ -222,7 +236,9 @@ def misconverted(graph: onnx.GraphProto, before: int, version: int) -> str:
         if op == "Scan" and before < 9 <= version:
             return f"{name}: Scan-8's batch axis would become the scanned axis of a Scan-9"
         if op == "Hardmax" and before < 13 <= version:
-            return f"{name}: Hardmax changes meaning at opset 13 (no adapter)"
+            why = _hardmax_unadaptable(node, version, dims or {})
+            if why:
+                return f"{name}: Hardmax changes meaning at opset 13 ({escaped(why)})"
         if op == "Dropout" and before < 12 <= version and len(node.output) > 1 and node.output[1]:
             if read is None:
                 read = {i for g in graphs for n in g.node for i in n.input}
@@ -328,3 +344,108 @@ def _restore_attribute(before: onnx.AttributeProto, after: onnx.AttributeProto) 
             new.doc_string = old.doc_string
         if old.metadata_props and not new.metadata_props:
             new.metadata_props.extend(old.metadata_props)
+
+
+def _hardmax_axis(node: onnx.NodeProto) -> int:
+    """The axis of a Hardmax of opset < 13 (default 1; opset 13's is -1)."""
+    axis = attribute_value(node, "axis", 1)
+    return axis if isinstance(axis, int) else 1
+
+
+def _hardmax_input_dims(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
+    """The inferred dims (None: not known) of the inputs of `model`'s Hardmax nodes, bodies
+    included, by tensor name: onnx's shape inference of `model`; none where it fails."""
+    graphs = (model.graph, *nested_bodies(model.graph))
+    wanted = {n.input[0] for g in graphs for n in g.node if n.op_type == "Hardmax" and n.input}
+    if not wanted:
+        return {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except (onnx.shape_inference.InferenceError, ValueError):
+        return {}
+    out: dict[str, tuple[int | None, ...]] = {}
+    for g in (inferred, *nested_bodies(inferred)):
+        for v in (*g.input, *g.value_info, *g.output):
+            tensor = v.type.tensor_type
+            if v.name in wanted and tensor.HasField("shape"):
+                out[v.name] = tuple(
+                    d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim
+                )
+    return out
+
+
+def _hardmax_unadaptable(
+    node: onnx.NodeProto, version: int, dims: Mapping[str, tuple[int | None, ...]]
+) -> str:
+    """Why `adapt_hardmax` cannot convert `node` (a Hardmax of opset < 13) exactly to opset
+    `version` ("" if it can). Axis -1 (or the last) means the same at 13. Otherwise it becomes
+    Flatten → Hardmax → Reshape(Shape(x)), exact at 14+ (Reshape's allowzero) and at 13 only
+    where no dim of x is 0: Reshape-13 reads a 0 in the shape as "copy the input's dim", and
+    an empty x ((3, 0, 5), axis 2) was refused where Hardmax-12 gives an empty result."""
+    known = dims.get(node.input[0]) if node.input else None
+    axis = _hardmax_axis(node)
+    if axis == -1 or (known is not None and axis == len(known) - 1) or version >= 14:
+        return ""
+    if known is None or not all(known):
+        return "its input may have a 0 dim, which Reshape-13 cannot restore: convert to opset 14"
+    return ""
+
+
+def adapt_hardmax(
+    converted: onnx.ModelProto, version: int, dims: Mapping[str, tuple[int | None, ...]]
+) -> None:
+    """In place: each Hardmax of `converted` (a model onnx.version_converter took across opset
+    13 from below, where every Hardmax is one of opset < 13 with its attributes as they were),
+    bodies included, computes at `version` what it did: Hardmax-1/11 coerces x to 2-D
+    [prod(dims[:axis]), prod(dims[axis:])] and takes the hardmax of each row; Hardmax-13 takes
+    it along one axis. So Hardmax(x, axis=a) becomes Reshape(Hardmax-13(Flatten(x, a),
+    axis=-1), Shape(x)) (Reshape's allowzero=1 at 14+: an empty x keeps its shape), the
+    Hardmax keeping the node's name and the Reshape its output; one whose axis is the last
+    (-1, or rank-1 where the rank is known) gets axis=-1 only. `misconverted` has refused the
+    conversion where this is not exact (`_hardmax_unadaptable`)."""
+    graphs = [converted.graph, *nested_bodies(converted.graph)]
+    taken = {n.name for g in graphs for n in g.node}
+    taken.update(name for g in graphs for n in g.node for name in (*n.input, *n.output))
+    taken.update(t.name for g in graphs for t in g.initializer)
+    taken.update(v.name for g in graphs for v in (*g.input, *g.output))
+
+    def fresh(name: str) -> str:
+        candidate, k = name, 1
+        while candidate in taken:
+            candidate = f"{name}_{k}"
+            k += 1
+        taken.add(candidate)
+        return candidate
+
+    for graph in graphs:
+        if not any(n.op_type == "Hardmax" and n.domain in ("", "ai.onnx") for n in graph.node):
+            continue
+        nodes: list[onnx.NodeProto] = []
+        for node in graph.node:
+            if node.op_type != "Hardmax" or node.domain not in ("", "ai.onnx"):
+                nodes.append(node)
+                continue
+            axis = _hardmax_axis(node)
+            known = dims.get(node.input[0])
+            del node.attribute[:]  # (Hardmax has no attribute but axis)
+            node.attribute.append(onnx.helper.make_attribute("axis", -1))
+            if axis == -1 or (known is not None and axis == len(known) - 1):
+                nodes.append(node)
+                continue
+            x, y = node.input[0], node.output[0]
+            base = node.name or "Hardmax"
+            flat, hard, shape = fresh(y + "_flat"), fresh(y + "_hardmax"), fresh(y + "_shape")
+            nodes.append(
+                onnx.helper.make_node("Flatten", [x], [flat], fresh(base + "_flatten"), axis=axis)
+            )
+            del node.input[:]
+            node.input.append(flat)
+            node.output[0] = hard
+            nodes.append(node)
+            nodes.append(onnx.helper.make_node("Shape", [x], [shape], fresh(base + "_shape")))
+            back = onnx.helper.make_node("Reshape", [hard, shape], [y], fresh(base + "_reshape"))
+            if version >= 14:  # (an empty x keeps its shape: a 0 is a 0, not "copy")
+                back.attribute.append(onnx.helper.make_attribute("allowzero", 1))
+            nodes.append(back)
+        del graph.node[:]
+        graph.node.extend(nodes)

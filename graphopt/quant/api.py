@@ -1382,8 +1382,8 @@ def upgrade_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
     """`model` at default-domain opset `version` (`graphopt.ir.opset_conversion.convert_opset`),
     checked; QuantizeError when it cannot be converted, or when the conversion would change
     what the model computes (`misconverted`: a linear Upsample or Resize-10 would become a
-    half_pixel Resize, a Hardmax would change meaning): the quantized model would not compute
-    the float one. A model with
+    half_pixel Resize, a Hardmax whose input may hold a 0 dim would change meaning at opset 13):
+    the quantized model would not compute the float one. A model with
     local functions, which the converter drops, is converted with them inlined
     (`_inline_functions`)."""
     count = len(model.functions)
