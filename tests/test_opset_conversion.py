@@ -50,10 +50,12 @@ def test_merge_refuses_a_conversion_that_would_change_the_model():
         merge([upsample9(), relu13()])
 
 
-def test_tensorrt_fp16_keeps_the_opset_when_converting_would_change_hardmax():
+def test_tensorrt_fp16_converts_hardmax_exactly():
     """The float16 path moves a Q/DQ model to opset 19 for float16 scales; an opset-12 model
     with a Hardmax(axis=1) came back computing Hardmax over one axis instead of over the
-    flattened [1, C·H·W] (a different one-hot); now it stays at 12 with Q/DQ in float32."""
+    flattened [1, C·H·W] (a different one-hot); it then stayed at 12 with Q/DQ in float32.
+    Since ecb0339 the conversion flattens around the axis (Flatten, Hardmax, Reshape): the
+    model goes to 19 and computes the same one-hot."""
     from graphopt.backends.tensorrt import fp16_model
 
     rng = np.random.default_rng(0)
@@ -71,6 +73,6 @@ def test_tensorrt_fp16_keeps_the_opset_when_converting_would_change_hardmax():
     ]
     model = _model(nodes, inits, 12, [1, 3, 8, 8])
     half = fp16_model(model)
-    assert half.opset_import[0].version == 12
+    assert half.opset_import[0].version == 19
     x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(ort_run(half, {"x": x})["y"], ort_run(model, {"x": x})["y"])

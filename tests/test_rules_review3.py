@@ -178,8 +178,6 @@ HARDSWISH_CLIP_ATTRS = HARDSWISH.replace("Clip(a, zero, six)", "Clip<min = 0.0, 
         (7, "1,2,6,6", 'y = Upsample<mode = "linear", scales = [1.0, 1.0, 2.0, 2.0]>(h)', {}),
         (9, "1,2,6,6", 'y = Upsample<mode = "linear">(h, s)', {"s": [1, 1, 2, 2]}),
         (10, "1,2,6,6", 'y = Resize<mode = "linear">(h, s)', {"s": [1, 1, 2, 2]}),
-        # Hardmax over axis 1 of a 4-D tensor: flattened to 2-D up to opset 12, one axis at 13
-        (12, "1,2,3,3", "y = Hardmax<axis = 1>(h)", {}),
     ],
 )
 def test_opset_upgrade_refuses_ops_the_converter_changes(opset, x_shape, tail, inits):
@@ -202,6 +200,28 @@ def test_opset_upgrade_refuses_ops_the_converter_changes(opset, x_shape, tail, i
     want, got = run_at(model, x)["y"], run_at(out, x)["y"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert out.opset_import[0].version == opset
+
+
+def test_opset_upgrade_converts_a_flattening_hardmax_exactly():
+    """Hardmax over axis 1 of a 4-D tensor: flattened to 2-D up to opset 12, one axis at 13.
+    The converter kept the node (another one-hot) and the model then kept its opset; since
+    ecb0339 it is converted as Flatten, Hardmax, Reshape: the upgrade applies (HardSwish at
+    14) and the outputs are the same."""
+    consts = {"three": 3.0, "six": 6.0, "zero": 0.0}
+    model = build(
+        f"""<ir_version: 7, opset_import: ["" : 12]>
+        g (float[1,2,3,3] x) => (float[n, c, h, w] y) {{
+          {HARDSWISH}
+          y = Hardmax<axis = 1>(h)
+        }}""",
+        {k: np.asarray(v, np.float32) for k, v in consts.items()},
+    )
+    rng = np.random.default_rng(0)
+    x = {"x": rng.uniform(-4, 4, [1, 2, 3, 3]).astype(np.float32)}
+    out = graphopt.optimize(model, upgrade_opset=True)
+    np.testing.assert_array_equal(run_at(out, x)["y"], run_at(model, x)["y"])
+    assert out.opset_import[0].version == 14
+    assert "HardSwish" in {n.op_type for n in out.graph.node}
 
 
 def test_opset_upgrade_still_applies_where_the_converter_is_right():

@@ -17,8 +17,9 @@ A rule whose replacement needs a newer default-domain opset than the model's is 
 `upgrade_opset` is set (pass option, or `optimize(..., upgrade_opset=True)`): then the model is
 converted once with `onnx.version_converter` to the lowest opset the refused rules need and the
 rules run again. If the conversion fails, or would change what an op the converter is known to
-mishandle computes (linear Upsample / Resize-10, Hardmax across opset 13), or the model has local
-functions (the converter drops them), the model is left as it was.
+mishandle computes (linear Upsample / Resize-10; a Hardmax across opset 13 whose flattening
+cannot be rebuilt exactly: `opset_conversion.adapt_hardmax`), or the model has local functions
+(the converter drops them), the model is left as it was.
 """
 
 from __future__ import annotations
