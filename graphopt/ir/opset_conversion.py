@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import onnx
 
-from graphopt._text import escaped, model_strings_escaped
+from graphopt._text import escaped, fresh_name, model_strings_escaped
 from graphopt.errors import OpsetConversionError, first_line
 from graphopt.ir.nodes import DEFAULT_DOMAINS, attribute_value, default_opset, nested_bodies
 
@@ -410,12 +410,7 @@ def adapt_hardmax(
     taken.update(v.name for g in graphs for v in (*g.input, *g.output))
 
     def fresh(name: str) -> str:
-        candidate, k = name, 1
-        while candidate in taken:
-            candidate = f"{name}_{k}"
-            k += 1
-        taken.add(candidate)
-        return candidate
+        return fresh_name(name, taken)
 
     for graph in graphs:
         if not any(n.op_type == "Hardmax" and n.domain in ("", "ai.onnx") for n in graph.node):
