@@ -354,9 +354,20 @@ def _hardmax_axis(node: onnx.NodeProto) -> int:
 
 def _hardmax_input_dims(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
     """The inferred dims (None: not known) of the inputs of `model`'s Hardmax nodes, bodies
-    included, by tensor name: onnx's shape inference of `model`; none where it fails."""
+    included, by tensor name: onnx's shape inference of `model`; none where it fails. A name
+    that more than one graph defines (two If branches may each make a 't') is left out: by
+    name, one branch's dims were read for the other's Hardmax, which then kept its last axis
+    where its input had another rank (a wrong one-hot)."""
     graphs = (model.graph, *nested_bodies(model.graph))
     wanted = {n.input[0] for g in graphs for n in g.node if n.op_type == "Hardmax" and n.input}
+    defined_in: dict[str, int] = {}
+    for g in graphs:
+        names = {o for n in g.node for o in n.output}
+        names.update(v.name for v in g.input)
+        names.update(t.name for t in g.initializer)
+        for name in names & wanted:
+            defined_in[name] = defined_in.get(name, 0) + 1
+    wanted = {name for name in wanted if defined_in.get(name, 0) <= 1}
     if not wanted:
         return {}
     try:
