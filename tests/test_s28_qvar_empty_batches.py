@@ -87,3 +87,34 @@ def test_cli_folder_of_empty_batches_exits_2_without_output(tmp_path, capsys) ->
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "the calibration data is empty" in lines[0], err
     assert "a.npy: 'x' of shape [0, 3, 8, 8]" in lines[0]
+
+
+def test_a_model_without_inputs_is_no_empty_calibration() -> None:
+    # (final review of 72151eb: a feed of no arrays, all a model without inputs takes, was
+    # counted as a batch of 0 items, and such a model was refused as 'the calibration data is
+    # empty'; the parent of 72151eb quantized it)
+    import graphopt as _graphopt
+
+    weight = onnx.helper.make_tensor(
+        "W", onnx.TensorProto.FLOAT, [4, 3, 3, 3], np.linspace(-1, 1, 108, dtype=np.float32)
+    )
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node(
+                "RandomNormal",
+                [],
+                ["x"],
+                shape=[1, 3, 8, 8],
+                dtype=onnx.TensorProto.FLOAT,
+                seed=1.0,
+            ),
+            onnx.helper.make_node("Conv", ["x", "W"], ["y"]),
+        ],
+        "g",
+        [],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4, 6, 6])],
+        [weight],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    quantized = _graphopt.quantize(model, [{}, {}], target="onnxruntime", accuracy_target=None)
+    assert "QuantizeLinear" in {n.op_type for n in quantized.graph.node}

@@ -280,9 +280,10 @@ def declared_empty(model: onnx.ModelProto) -> frozenset[str]:
 def _note_empty(empty: list[str], feed: Feed, where: str, by_design: frozenset[str]) -> None:
     """Count a (checked) feed whose every array is empty (a batch of 0 items) in `empty`: it
     holds no value to calibrate on or to measure with. A feed of an input the model declares
-    empty (`by_design`, `declared_empty`) is not counted: its later tensors can hold values.
-    The first is named with its shapes."""
-    if any(value.size for value in feed.values()) or not by_design.isdisjoint(feed):
+    empty (`by_design`, `declared_empty`) is not counted: its later tensors can hold values;
+    nor is a feed of no arrays (a model without inputs, whose values come from its constants
+    and random ops). The first is named with its shapes."""
+    if not feed or any(value.size for value in feed.values()) or not by_design.isdisjoint(feed):
         return
     shapes = ", ".join(f"{name!r} of shape {list(value.shape)}" for name, value in feed.items())
     empty.append(f"{where}: {shapes}" if not empty else where)
