@@ -472,7 +472,8 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
     [0, 1] folded into a model both take). And for a tensor stored in the model (initializer,
     Constant or other attribute tensor, sparse ones; not training_info's, which neither reads)
     with a negative dim: optimize wrote such a model, which onnx.checker and onnxruntime
-    refuse, where no pass read the tensor (an external one: `_check_external_size`)."""
+    refuse, where no pass read the tensor (an external one: `_check_external_size`). And for
+    a body's node leaving out an input its op requires (`left_out_input_error`)."""
     bodies: list[onnx.GraphProto] = []
     twice: list[tuple[onnx.NodeProto, str]] = []
     negative: list[str] = []
@@ -485,9 +486,16 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
         )
     if negative:
         raise LoadError(f"{where}: {negative[0]}")
+    opset = default_opset(proto) if bodies else 0
     for body in bodies:
         require_text_graph_names(body, where, LoadError, nested=False)
         _refuse_names_given_twice(body, f"{where}: body {body.name!r}", body=True)
+        for node in body.node:  # (the main graph's: `check_model_basics`, the Graph's index)
+            if "" in node.input:
+                for index, name in enumerate(node.input):
+                    left_out = None if name else left_out_input_error(where, node, index, opset)
+                    if left_out is not None:
+                        raise left_out
     return external
 
 
