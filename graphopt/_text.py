@@ -110,6 +110,34 @@ def escaped_name(name: str, special: str) -> str:
     return "".join("\\" + c if c == "\\" or c in special else c for c in name)
 
 
+def escaped_fields(text: str, separators: str, *, repeat: bool = False) -> list[str]:
+    """`text` split at the separators, in turn (`separators` ":=" splits 'I:NAME=MERGED' at
+    its first ':' and at the first '=' after it, the rest one field; `repeat` splits at every
+    one of a single separator, keeping empty fields), with the escapes resolved (as every name
+    list reads them, `commands._common.comma_list`): a backslash before a separator or a
+    backslash is that character, one before anything else (or at the end) itself. 'a\\=b' is
+    the field 'a=b'."""
+    special = {*separators, "\\"}
+    fields: list[str] = []
+    field: list[str] = []
+    following_separators = iter(separators)
+    separator = next(following_separators, None)
+    chars = iter(text)
+    for c in chars:
+        if c == "\\":
+            following = next(chars, "")
+            field.append(following if following in special else c + following)
+        elif c == separator:
+            fields.append("".join(field))
+            field = []
+            if not repeat:
+                separator = next(following_separators, None)
+        else:
+            field.append(c)
+    fields.append("".join(field))
+    return fields
+
+
 def split_escaped(
     text: str, separator: str, special: str, *, last: bool = False
 ) -> tuple[str, str] | None:

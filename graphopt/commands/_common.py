@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx.external_data_helper import ExternalDataInfo
 
-from graphopt._text import shown
+from graphopt._text import escaped_fields, shown
 from graphopt.errors import CHECKER_ERRORS, SaveError, VerifyError, first_line
 from graphopt.ir.model_io import LoadedModel, default_data_location, link_loop
 
@@ -250,23 +250,9 @@ def output_name(args: argparse.Namespace) -> str:
 def comma_list(text: str | None) -> list[str]:
     """'a,b,,c' → ['a', 'b', 'c']; None or '' → []. A name with a comma in it is written
     with the comma escaped, `a\\,b` (and a backslash that ends a name or precedes a comma,
-    doubled: `a\\\\`): `--outputs` could not name tf2onnx's 'concat,1'."""
-    names, name = [], []
-    chars = iter(text or "")
-    for c in chars:
-        if c == "\\":
-            following = next(chars, "")
-            if following in (",", "\\"):
-                name.append(following)
-            else:  # a backslash before anything else is itself (Windows-style names)
-                name.append(c + following)
-        elif c == ",":
-            names.append("".join(name))
-            name = []
-        else:
-            name.append(c)
-    names.append("".join(name))
-    return [n for n in names if n]
+    doubled: `a\\\\`): `--outputs` could not name tf2onnx's 'concat,1'. A backslash before
+    anything else is itself (Windows-style names): `escaped_fields`."""
+    return [n for n in escaped_fields(text or "", ",", repeat=True) if n]
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from graphopt._text import counted
+from graphopt._text import counted, escaped_fields
 from graphopt.commands._common import (
     STDOUT,
     add_model_output,
@@ -116,13 +116,13 @@ def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]
     (merge_with_report's said "input_map key 5 is neither a model index nor a prefix"), and so
     is one input of a model mapped to two merged inputs (the later one won, silently; an index
     and a prefix naming one model are merge_with_report's to refuse). A ':' in I and an '='
-    in NAME are escaped as `_escaped_fields` reads them (an input named 'a=b' could not be
+    in NAME are escaped as `escaped_fields` reads them (an input named 'a=b' could not be
     mapped: 'a' was the name, 'b=...' the merged input)."""
     from graphopt.multitask import MergeError
 
     out: dict[int | str, dict[str, str]] = {}
     for spec in specs:
-        fields = _escaped_fields(spec, ":=")
+        fields = escaped_fields(spec, ":=")
         if len(fields) != 3 or not all(fields):
             raise MergeError(
                 f"--input-map {spec!r}: expected I:NAME=MERGED, e.g. 1:x=image (an '=' in NAME "
@@ -144,33 +144,6 @@ def _input_map(specs: list[str], models: int) -> dict[int | str, dict[str, str]]
             )
         mapped[name] = merged
     return out
-
-
-def _escaped_fields(text: str, separators: str, *, repeat: bool = False) -> list[str]:
-    """`text` split at the separators, in turn (`separators` ":=" splits 'I:NAME=MERGED' at
-    its first ':' and at the first '=' after it, the rest one field; `repeat` splits at every
-    one of a single separator, keeping empty fields), with the escapes resolved as `comma_list`
-    resolves them: a backslash before a separator or a backslash is that character, one before
-    anything else (or at the end) itself. 'a\\=b' is the field 'a=b'."""
-    special = {*separators, "\\"}
-    fields: list[str] = []
-    field: list[str] = []
-    following_separators = iter(separators)
-    separator = next(following_separators, None)
-    chars = iter(text)
-    for c in chars:
-        if c == "\\":
-            escaped = next(chars, "")
-            field.append(escaped if escaped in special else c + escaped)
-        elif c == separator:
-            fields.append("".join(field))
-            field = []
-            if not repeat:
-                separator = next(following_separators, None)
-        else:
-            field.append(c)
-    fields.append("".join(field))
-    return fields
 
 
 def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
@@ -235,7 +208,7 @@ def run_merge(args: argparse.Namespace) -> int:
         raise MergeError("--tolerance is for shared weights; --no-share shares none")
     # (split(","): a prefix could hold no comma; an empty one, which keeps a model's output
     # names, is still one)
-    prefixes = _escaped_fields(args.prefix, ",", repeat=True) if args.prefix is not None else None
+    prefixes = escaped_fields(args.prefix, ",", repeat=True) if args.prefix is not None else None
     if prefixes is not None and len(prefixes) != len(args.inputs):  # named the flag nowhere
         raise MergeError(
             f"--prefix {shown(args.prefix)}: {len(prefixes)} "
