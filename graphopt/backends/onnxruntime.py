@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError, EncodeError
 
 from graphopt._text import escaped, model_strings_escaped, names_escaped, shown
 from graphopt.errors import BackendError, VerifyError, first_line
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.values import declared_dims
 
 log = logging.getLogger("graphopt.backends.onnxruntime")
@@ -364,7 +365,7 @@ def unfed_weights(model: onnx.ModelProto) -> set[str]:
     one below IR 4, where onnxruntime reads them as constants ("Invalid input name: W"; IR < 4
     lists every weight as an input), none from IR 4 (overridable defaults; IR 0 is unset, read
     as the current version)."""
-    if not 0 < model.ir_version < 4:
+    if not 0 < model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:
         return set()
     inputs = {vi.name for vi in model.graph.input}
     return {t.name for t in model.graph.initializer if t.name in inputs}
