@@ -253,7 +253,7 @@ def _tensor(name: str, facts: Any, declared: onnx.ValueInfoProto) -> dict[str, A
             shape = ["?" if d is None or str(d).startswith("unk__") else d for d in shape]
     return {
         "name": _text(name),
-        "dtype": _dtype_name(dtype) if dtype else None,
+        "dtype": type_name(dtype) if dtype else None,
         "shape": list(shape) if shape is not None else None,
     }
 
@@ -266,7 +266,7 @@ def _type_text(tp: onnx.TypeProto) -> tuple[str | None, list[Any] | None]:
     kind = tp.WhichOneof("value")
     if kind in ("tensor_type", "sparse_tensor_type"):
         tensor = getattr(tp, kind)
-        dtype = _dtype_name(tensor.elem_type)
+        dtype = type_name(tensor.elem_type)
         if kind == "sparse_tensor_type":
             dtype = f"sparse {dtype}"
             dense = onnx.TypeProto()
@@ -278,7 +278,7 @@ def _type_text(tp: onnx.TypeProto) -> tuple[str | None, list[Any] | None]:
         inner, inner_dims = _type_text(getattr(tp, kind).elem_type)
         return f"{kind.split('_')[0]}({inner or '?'})", inner_dims
     if kind == "map_type":
-        key = _dtype_name(tp.map_type.key_type)
+        key = type_name(tp.map_type.key_type)
         value, _ = _type_text(tp.map_type.value_type)
         return f"map({key}, {value or '?'})", None
     return None, None
@@ -348,11 +348,6 @@ def _text(value: str | bytes) -> str:
     (`inspect --json`: TypeError) and did not sort with text (a bytes function domain beside
     a text one: TypeError in the text report too)."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
-
-
-def _dtype_name(elem_type: int) -> str:
-    """ "float", "int64", ...; "type N" for a number ONNX does not define (a damaged file)."""
-    return type_name(elem_type)
 
 
 def _parameters(
