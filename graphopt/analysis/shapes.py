@@ -17,6 +17,7 @@ ONNX does, and never fails: where inference gives up, the facts say "unknown" (N
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphopt.analysis.negative_dims import guarded_inference, onnx_inference
 from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
@@ -552,17 +554,7 @@ def _infer(graph: Graph) -> ShapeFacts:
 
 def inferred_light(light: onnx.ModelProto, data_prop: bool = True) -> onnx.ModelProto:
     """`light` (a `light_model`) with onnx's shape inference (not strict, no type check); `light`
-    itself, declared shapes only, where inference gives up."""
-    try:
-        return onnx.shape_inference.infer_shapes(
-            light, check_type=False, strict_mode=False, data_prop=data_prop
-        )
-    except (
-        onnx.shape_inference.InferenceError,
-        onnx.checker.ValidationError,
-        RuntimeError,
-        ValueError,  # a C++ std::length_error ("vector::reserve": a Loop with no body)
-        IndexError,  # a C++ std::out_of_range
-    ) as e:
-        log.info("shape inference gave up (%s); using declared shapes only", e)
-        return light
+    itself, declared shapes only, where inference gives up. A Slice that would read a negative
+    dim (onnx's inference aborts the process there) is hidden from it: its outputs stay unknown
+    (`negative_dims.guarded_inference`)."""
+    return guarded_inference(light, functools.partial(onnx_inference, data_prop=data_prop))

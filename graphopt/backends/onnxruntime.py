@@ -21,6 +21,7 @@ import onnx
 from google.protobuf.message import DecodeError, EncodeError
 
 from graphopt._text import escaped, model_strings_escaped, names_escaped, shown
+from graphopt.analysis.negative_dims import negative_slice
 from graphopt.errors import BackendError, VerifyError, first_line
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.values import declared_dims
@@ -303,6 +304,11 @@ def session(
             "onnxruntime cannot load the model: it is over 2 GiB, which onnxruntime takes only "
             "from a file with external data, not in memory"
         ) from e
+    # onnxruntime's loader aborts the process on a Slice of a negative dim (`negative_dims`);
+    # a model by path is one graphopt loaded (`load` refuses such a model) and wrote
+    negative = negative_slice(model) if isinstance(model, onnx.ModelProto) else ""
+    if negative:
+        raise BackendError(f"onnxruntime cannot load the model: {negative}")
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors

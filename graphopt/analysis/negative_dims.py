@@ -1,0 +1,381 @@
+"""Slices of tensors whose dims onnx's shape inference makes negative.
+
+onnx's Slice inference (opset 10 on; onnx 1.21 to 1.23 at least, onnx issue #8481) clamps each
+start into [0, dim − 1] with `std::clamp`, whose hardened libstdc++ build aborts the whole
+process (no exception: "Assertion '!(__hi < __lo)' failed") where that dim is negative. The
+same inference makes negative dims without a word from a window larger than its input (an
+unpadded 3×3 Conv or MaxPool of a 1×1 map, after `--input-shape` made it so), negative pads,
+a negative Resize scale, TopK k, CenterCropPad shape or RoiAlign size. onnxruntime runs that
+inference when it loads a model, so it aborts on it as well.
+
+`guarded_inference(model, infer)` runs an inference so that it cannot reach such a Slice: where
+the model holds a node that may make a negative dim (`_may_go_negative`, judged by its
+attributes and constants: the three benchmark detectors hold none) and a Slice after it, those
+Slices are hidden from inference (an op of a private domain: outputs unknown) and given back
+round by round in topological order, each once the dims it reads are final and not negative.
+A Slice that reads a negative dim stays hidden; `negative_slice(model)` names the first such
+Slice, for the callers that refuse the model (load, `--input-shape`, an onnxruntime session).
+Slices inside If/Loop/Scan bodies and local functions stay hidden in such a model (their dims
+unknown). Negative dims that data propagation computes (Shape arithmetic into a Pad) are not
+foreseen.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphopt.analysis.usedef import skeleton_copy
+from graphopt.ir.nodes import constant_tensor, subgraphs
+
+log = logging.getLogger("graphopt.analysis.shapes")
+
+_HIDDEN = "graphopt.hidden"  # a Slice of domain d hidden from inference is of `_HIDDEN + d`
+_DEFAULT = ("", "ai.onnx")
+# ops whose output dims onnx's inference computes from a window, stride and pads
+_WINDOWED = frozenset(
+    ("Conv", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool", "LpPool")
+)
+# op → the input whose constant value, when negative, onnx's inference takes into a dim
+_SIZE_INPUTS = {"Pad": 1, "CenterCropPad": 1, "Resize": 2, "Upsample": 1, "TopK": 1}
+_SIZE_ATTRS = {"Pad": "pads", "RoiAlign": "output_height", "MaxRoiPool": "pooled_shape"}
+# rounds of giving Slices back; past it the rest stay hidden (their dims unknown)
+_MAX_ROUNDS = 16
+
+Infer = Callable[[onnx.ModelProto], onnx.ModelProto]
+
+
+def guarded_inference(model: onnx.ModelProto, infer: Infer) -> onnx.ModelProto:
+    """`infer(model)` (onnx's shape inference, some way called), or where a Slice might read a
+    negative dim, the same over a copy of `model` in which the Slices that could are hidden
+    until what they read is known (module docstring); those that read a negative dim stay
+    hidden. `model` itself is not changed."""
+    return _rounds(model, infer)[0]
+
+
+def negative_slice(model: onnx.ModelProto) -> str:
+    """Why onnx's shape inference and onnxruntime would abort on `model`: the first Slice of its
+    graph that reads a negative dim, with the node that made it ("" where none does, or none
+    is foreseen). Costs one scan of the nodes, and shape inference only where some node may
+    make a negative dim and a Slice follows it."""
+    if not _at_risk(model):
+        return ""
+    return _rounds(skeleton_copy(model), onnx_inference)[1]
+
+
+def onnx_inference(model: onnx.ModelProto, data_prop: bool = True) -> onnx.ModelProto:
+    """onnx's shape inference as `graphopt.analysis.shapes` runs it (not strict, no type
+    check); `model` itself, declared shapes only, where inference gives up."""
+    try:
+        return onnx.shape_inference.infer_shapes(
+            model, check_type=False, strict_mode=False, data_prop=data_prop
+        )
+    except (
+        onnx.shape_inference.InferenceError,
+        onnx.checker.ValidationError,
+        RuntimeError,
+        ValueError,  # a C++ std::length_error ("vector::reserve": a Loop with no body)
+        IndexError,  # a C++ std::out_of_range
+    ) as e:
+        log.info("shape inference gave up (%s); using declared shapes only", e)
+        return model
+
+
+def _rounds(model: onnx.ModelProto, infer: Infer) -> tuple[onnx.ModelProto, str]:
+    """(the inferred model, why the first Slice that reads a negative dim makes it abort)."""
+    if not _at_risk(model):
+        return infer(model), ""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    for holder in (work, *work.functions):
+        holder.opset_import.add(domain=_HIDDEN, version=1)
+        holder.opset_import.add(domain=_HIDDEN + "ai.onnx", version=1)
+    nodes = list(work.graph.node)
+    waiting = _slices_after_risk(work.graph)
+    upstream = _waiting_upstream(work.graph, waiting)
+    for k in waiting:
+        nodes[k].domain = _HIDDEN + nodes[k].domain
+    for node in _nested_slices(work):  # (bodies' and functions' Slices: hidden for good)
+        node.domain = _HIDDEN + node.domain
+    reason = ""
+    for _ in range(_MAX_ROUNDS):
+        inferred = infer(work)
+        if not waiting:
+            break
+        dims = _inferred_dims(inferred)
+        ready = [k for k in sorted(waiting) if not upstream[k] & waiting]
+        for k in ready:
+            waiting.discard(k)
+            node = nodes[k]
+            read = node.input[0] if node.input else ""
+            shape = dims.get(read)
+            if shape is not None and any(d < 0 for d in shape if d is not None):
+                reason = reason or _reason(work.graph, node, read, shape, dims)
+                continue  # stays hidden: its inference would abort
+            node.domain = node.domain[len(_HIDDEN) :]
+    _unhide(inferred)
+    return inferred, reason
+
+
+def _reason(
+    graph: onnx.GraphProto,
+    node: onnx.NodeProto,
+    read: str,
+    shape: tuple[int | None, ...],
+    dims: dict[str, tuple[int | None, ...]],
+) -> str:
+    maker = _first_negative_maker(graph, dims)
+    made = f" ({_label(maker)} makes it)" if maker is not None else ""
+    shown = ", ".join("?" if d is None else str(d) for d in shape)
+    return (
+        f"{_label(node)} reads {read!r} of shape [{shown}], a negative dimension{made}: the "
+        "model cannot run (onnx's shape inference and onnxruntime abort on it)"
+    )
+
+
+def _label(node: onnx.NodeProto) -> str:
+    return f"{node.op_type} {node.name!r}" if node.name else node.op_type
+
+
+def _first_negative_maker(
+    graph: onnx.GraphProto, dims: dict[str, tuple[int | None, ...]]
+) -> onnx.NodeProto | None:
+    """The first node (in graph order) whose output has a negative dim and whose inputs have
+    none: where the negative dim came from."""
+
+    def negative(t: str) -> bool:
+        shape = dims.get(t)
+        return shape is not None and any(d is not None and d < 0 for d in shape)
+
+    for node in graph.node:
+        if any(negative(t) for t in node.output if t) and not any(
+            negative(t) for t in node.input if t
+        ):
+            return node
+    return None
+
+
+def _unhide(inferred: onnx.ModelProto) -> None:
+    """Give `inferred`'s hidden Slices their domains back and drop the imports hiding added."""
+    for holder in (inferred, *inferred.functions):
+        kept = [o for o in holder.opset_import if not o.domain.startswith(_HIDDEN)]
+        del holder.opset_import[:]
+        holder.opset_import.extend(kept)
+    for node in itertools.chain(inferred.graph.node, _nested_slices(inferred)):
+        if node.domain.startswith(_HIDDEN):
+            node.domain = node.domain[len(_HIDDEN) :]
+
+
+def _inferred_dims(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
+    """Known dims (negative ones too) of every tensor inference typed in `model`'s graph."""
+    g = model.graph
+    out: dict[str, tuple[int | None, ...]] = {}
+    for vi in itertools.chain(g.input, g.value_info, g.output):
+        if vi.type.WhichOneof("value") != "tensor_type" or not vi.type.tensor_type.HasField(
+            "shape"
+        ):
+            continue
+        out[vi.name] = tuple(
+            d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim
+        )
+    for t in g.initializer:
+        out[t.name] = tuple(t.dims)
+    return out
+
+
+# ---------------------------------------------------------------------------- which Slices
+
+
+def _at_risk(model: onnx.ModelProto) -> bool:
+    """The model has a default-domain Slice and some node that may make a negative dim (the
+    Slices looked for first: most models have none, and judging a node costs more)."""
+    graphs = list(_graphs(model))
+    if not any(n.op_type == "Slice" and n.domain in _DEFAULT for g in graphs for n in g.node):
+        return False
+    for g in graphs:
+        constants = _constants(g)
+        if any(_may_go_negative(node, constants) for node in g.node):
+            return True
+    return False
+
+
+def _graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto | onnx.FunctionProto]:
+    """The main graph, then `_nested_graphs`."""
+    yield model.graph
+    yield from _nested_graphs(model)
+
+
+def _nested_graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto | onnx.FunctionProto]:
+    """The main graph's bodies, the local functions and their bodies."""
+    yield from _bodies(model.graph)
+    for function in model.functions:
+        yield function
+        yield from _bodies(function)
+
+
+def _bodies(g: onnx.GraphProto | onnx.FunctionProto) -> Iterator[onnx.GraphProto]:
+    for node in g.node:
+        for body in subgraphs(node):
+            yield body
+            yield from _bodies(body)
+
+
+def _nested_slices(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
+    """The default-domain (or hidden) Slices of `model`'s bodies and local functions."""
+    for g in _nested_graphs(model):
+        for node in g.node:
+            if node.op_type == "Slice" and (
+                node.domain in _DEFAULT or node.domain.startswith(_HIDDEN)
+            ):
+                yield node
+
+
+def _slices_after_risk(graph: onnx.GraphProto) -> set[int]:
+    """Indices of the default-domain Slices of `graph` that read, through any nodes, what a
+    node that may make a negative dim makes (a node holding a body or calling a function
+    counts as one where those hold one: judged whole)."""
+    constants = _constants(graph)
+    tainted: set[str] = set()
+    found: set[int] = set()
+    # graph order is topological for a loaded graph; a model out of order is walked until
+    # nothing changes
+    changed = True
+    while changed:
+        changed = False
+        for k, node in enumerate(graph.node):
+            reads = any(t in tainted for t in node.input if t)
+            if reads and node.op_type == "Slice" and node.domain in _DEFAULT and k not in found:
+                found.add(k)
+                changed = True
+            if not (reads or _may_go_negative(node, constants) or _holds_risk(node)):
+                continue
+            new = [t for t in node.output if t and t not in tainted]
+            if new:
+                tainted.update(new)
+                changed = True
+    return found
+
+
+def _holds_risk(node: onnx.NodeProto) -> bool:
+    """`node` is not of the default domain (a local function's call: judged whole) or holds a
+    body with a node that may make a negative dim."""
+    if node.domain not in _DEFAULT:
+        return True
+    for body in subgraphs(node):
+        constants = _constants(body)
+        if any(_may_go_negative(n, constants) or _holds_risk(n) for n in body.node):
+            return True
+    return False
+
+
+def _waiting_upstream(graph: onnx.GraphProto, waiting: set[int]) -> dict[int, set[int]]:
+    """Per waiting Slice: the waiting Slices it reads from, through any nodes."""
+    producer = {t: k for k, node in enumerate(graph.node) for t in node.output if t}
+    out: dict[int, set[int]] = {}
+    for k in waiting:
+        seen: set[int] = set()
+        stack = [k]
+        while stack:
+            for t in graph.node[stack.pop()].input:
+                p = producer.get(t) if t else None
+                if p is not None and p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        out[k] = seen & waiting
+    return out
+
+
+def _constants(g: onnx.GraphProto | onnx.FunctionProto) -> dict[str, onnx.TensorProto]:
+    out: dict[str, onnx.TensorProto] = {}
+    if isinstance(g, onnx.GraphProto):
+        out.update((t.name, t) for t in g.initializer)
+    for node in g.node:
+        if node.op_type == "Constant" and node.domain in _DEFAULT and node.output:
+            value = constant_tensor(node)
+            if value is not None:
+                out[node.output[0]] = value
+    return out
+
+
+def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
+    """Whether onnx's inference of `node` may make a negative dim from inputs of dims ≥ 0: a
+    window that an input dim of 0 leaves no room for (out = ⌊(in + pads − window)/stride⌋ + 1,
+    negative for in = 0 unless pads + stride ≥ window), a ConvTranspose whose pads exceed what
+    it adds, or a negative constant size or attribute. A computed size is taken as it comes
+    (data propagation of a negative one is not foreseen)."""
+    if node.domain not in _DEFAULT:
+        return False
+    op = node.op_type
+    if op in _WINDOWED:
+        return not _window_fits(node, constants, transposed=False)
+    if op == "ConvTranspose":
+        return not _window_fits(node, constants, transposed=True)
+    attr = _SIZE_ATTRS.get(op)
+    if attr is not None:
+        for a in node.attribute:
+            if a.name == attr and (
+                (a.type == onnx.AttributeProto.INT and a.i < 0)
+                or (a.type == onnx.AttributeProto.INTS and any(v < 0 for v in a.ints))
+            ):
+                return True
+        if op == "RoiAlign":
+            return any(a.name == "output_width" and a.i < 0 for a in node.attribute)
+    index = _SIZE_INPUTS.get(op)
+    if index is not None and len(node.input) > index and node.input[index]:
+        value = constants.get(node.input[index])
+        if value is not None and _has_negative(value):
+            return True
+        if op == "Resize" and len(node.input) > 3 and node.input[3]:
+            sizes = constants.get(node.input[3])
+            return sizes is not None and _has_negative(sizes)
+    return False
+
+
+def _has_negative(t: onnx.TensorProto) -> bool:
+    if t.data_location == onnx.TensorProto.EXTERNAL or t.HasField("segment"):
+        return False
+    try:
+        value = numpy_helper.to_array(t)
+    except (ValueError, TypeError):
+        return False
+    return value.dtype.kind in "iuf" and bool(np.any(value < 0))
+
+
+def _window_fits(
+    node: onnx.NodeProto, constants: dict[str, onnx.TensorProto], transposed: bool
+) -> bool:
+    """Every spatial output dim of `node` (a windowed op, or a ConvTranspose) is ≥ 0 for every
+    input dim ≥ 0 by its attributes (and its weight's dims where no kernel_shape says)."""
+    attrs = {a.name: a for a in node.attribute}
+    auto = attrs["auto_pad"].s.decode(errors="replace") if "auto_pad" in attrs else "NOTSET"
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        return True  # out = ⌈in/stride⌉ (ConvTranspose: in·stride)
+    if transposed and "output_shape" in attrs:
+        return all(v >= 0 for v in attrs["output_shape"].ints)
+    kernel = list(attrs["kernel_shape"].ints) if "kernel_shape" in attrs else None
+    if kernel is None and len(node.input) > 1 and node.input[1] in constants:
+        kernel = list(constants[node.input[1]].dims[2:])
+    if not kernel:
+        return False  # a computed weight: its window is not known here
+    rank = len(kernel)
+    strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * rank
+    dilations = list(attrs["dilations"].ints) if "dilations" in attrs else [1] * rank
+    pads = list(attrs["pads"].ints) if "pads" in attrs and auto != "VALID" else [0] * 2 * rank
+    extra = list(attrs["output_padding"].ints) if "output_padding" in attrs else [0] * rank
+    if len(strides) != rank or len(dilations) != rank or len(pads) != 2 * rank:
+        return False
+    for i in range(rank):
+        window = dilations[i] * (kernel[i] - 1) + 1
+        padded = pads[i] + pads[i + rank]
+        if transposed:  # out = stride·(in − 1) + output_padding + window − pads
+            added = extra[i] if i < len(extra) else 0
+            if added + window < padded + strides[i]:
+                return False
+        elif padded + strides[i] < window:
+            return False
+    return True

@@ -1,0 +1,264 @@
+"""A Slice of a tensor whose dims onnx's shape inference makes negative.
+
+onnx's Slice inference (opset 10 on) aborts the process (libstdc++'s std::clamp assertion, onnx
+issue #8481) where the sliced tensor has a negative dim, which inference makes from a window
+larger than its input, negative pads, a negative Resize scale, TopK k, CenterCropPad shape or
+RoiAlign size; onnxruntime's loader runs the same inference. graphopt aborted with it in
+`inspect` and `optimize` (no message, exit 134). The crashing cases run in a child process here,
+so the parent's behaviour fails a test instead of killing pytest.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import graphopt
+from graphopt.analysis import negative_dims
+from graphopt.analysis.negative_dims import guarded_inference, negative_slice, onnx_inference
+from graphopt.errors import BackendError, PipelineError
+
+
+def _int64(name: str, values: list[int]) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def _float(name: str, values: np.ndarray | list[float]) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, np.float32), name)
+
+
+# producer of "p" from x [1, 3, 4, 4]: (nodes, initializers); each makes a negative dim on axis 2
+PRODUCERS = {
+    "pad": ([helper.make_node("Pad", ["x", "pads"], ["p"])], [_int64("pads", [0, 0, -3, 0] * 2)]),
+    "conv": (
+        [helper.make_node("Conv", ["x", "w"], ["p"])],
+        [_float("w", np.zeros((2, 3, 7, 7)))],
+    ),
+    "dilated_conv": (
+        [helper.make_node("Conv", ["x", "w"], ["p"], dilations=[3, 3])],
+        [_float("w", np.zeros((2, 3, 3, 3)))],
+    ),
+    "maxpool": ([helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[7, 7])], []),
+    "averagepool": ([helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[7, 7])], []),
+    "convtranspose": (
+        [helper.make_node("ConvTranspose", ["x", "wt"], ["p"], pads=[5, 5, 5, 5])],
+        [_float("wt", np.zeros((3, 2, 1, 1)))],
+    ),
+    "resize": (
+        [helper.make_node("Resize", ["x", "", "scales"], ["p"])],
+        [_float("scales", [1, 1, -1, 1])],
+    ),
+    "topk": (
+        [helper.make_node("TopK", ["x", "k"], ["p", "i"], axis=2)],
+        [_int64("k", [-2])],
+    ),
+    "centercroppad": (
+        [helper.make_node("CenterCropPad", ["x", "crop"], ["p"])],
+        [_int64("crop", [1, 3, -2, 4])],
+    ),
+    "roialign": (
+        [helper.make_node("RoiAlign", ["x", "rois", "batch"], ["p"], output_height=-2)],
+        [_float("rois", [[0, 0, 1, 1]]), _int64("batch", [0])],
+    ),
+}
+
+
+def _model(producer: str, slices: int = 1, opset: int = 18) -> onnx.ModelProto:
+    nodes, inits = PRODUCERS[producer]
+    nodes = list(nodes)
+    inits = [*inits, _int64("st", [0]), _int64("en", [1]), _int64("ax", [2])]
+    read = "p"
+    for k in range(slices):
+        out = "y" if k == slices - 1 else f"s{k}"
+        nodes.append(helper.make_node("Slice", [read, "st", "en", "ax"], [out], name=f"cut{k}"))
+        read = out
+    for k, node in enumerate(nodes):
+        node.name = node.name or f"{node.op_type.lower()}{k}"
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("producer", sorted(PRODUCERS))
+def test_shape_facts_of_a_slice_of_a_negative_dim_do_not_abort(
+    tmp_path: Path, producer: str
+) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(producer), path)
+    code = (
+        "import sys, onnx\n"
+        "from graphopt.analysis.shapes import shape_facts\n"
+        "facts = shape_facts(onnx.load(sys.argv[1]))\n"
+        "print('p', facts.shape('p'), 'y', facts.shape('y'))\n"
+    )
+    done = _child(code, str(path))
+    assert done.returncode == 0, done.stderr[-300:]
+    # the negative dim is no size to the facts, nor anything the Slice would have made of it
+    p, y = done.stdout.split(" y ")
+    assert p.startswith("p (1, ") and "None" in p and "-" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("producer", sorted(PRODUCERS))
+def test_negative_slice_names_the_slice_and_the_node_that_made_the_dim(producer: str) -> None:
+    nodes, _ = PRODUCERS[producer]
+    reason = negative_slice(_model(producer))
+    assert reason.startswith("Slice 'cut0' reads 'p' of shape [1, ")
+    assert "a negative dimension" in reason
+    assert f"({nodes[0].op_type} '{nodes[0].op_type.lower()}0' makes it)" in reason
+    assert "\n" not in reason
+
+
+def test_cli_refuses_the_model_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    onnx.save(_model("conv"), path)
+    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
+    done = _child(code, "optimize", str(path), "-o", str(out), "--verify")
+    assert done.returncode == 2, done.stderr[-300:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert "Slice 'cut0' reads 'p' of shape [1, 2, -2, -2]" in lines[0]
+    assert "(Conv 'conv0' makes it)" in lines[0]
+    assert not out.exists()
+
+
+def test_an_onnxruntime_session_of_such_a_model_is_a_backend_error() -> None:
+    from graphopt.backends.onnxruntime import session
+
+    with pytest.raises(BackendError, match=r"onnxruntime cannot load the model: Slice 'cut0'"):
+        session(_model("maxpool"))
+
+
+def _valid_at_risk(width: int | str = 8) -> onnx.ModelProto:
+    """An unpadded 3×3 Conv (a negative dim for inputs below 2) with two Slices after it, the
+    second after the first: valid at the given width (2 or more)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Slice", ["c", "st", "en", "ax"], ["s"], name="first"),
+        helper.make_node("Relu", ["s"], ["r"], name="relu"),
+        helper.make_node("Slice", ["r", "st", "en", "ax"], ["y"], name="second"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            _float("w", np.ones((2, 3, 3, 3)) * 0.1),
+            _int64("st", [0]),
+            _int64("en", [2]),
+            _int64("ax", [3]),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _dims(model: onnx.ModelProto) -> dict[str, list[int | str]]:
+    g = model.graph
+    return {
+        vi.name: [
+            d.dim_value if d.HasField("dim_value") else d.dim_param
+            for d in vi.type.tensor_type.shape.dim
+        ]
+        for vi in [*g.value_info, *g.output]
+    }
+
+
+def test_a_valid_model_at_risk_infers_every_slice_as_plain_inference_does() -> None:
+    model = _valid_at_risk()
+    before = model.SerializeToString()
+    calls: list[onnx.ModelProto] = []
+
+    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
+        calls.append(m)
+        return onnx_inference(m)
+
+    guarded = guarded_inference(model, infer)
+    assert len(calls) == 3  # both Slices hidden, then the first given back, then the second
+    assert _dims(guarded) == _dims(onnx_inference(model))
+    y = _dims(guarded)["y"]
+    assert y[:2] == [1, 2] and y[3] == 2
+    assert [n.domain for n in guarded.graph.node] == [""] * 4  # the Slices' domains given back
+    assert [o.domain for o in guarded.opset_import] == [""]
+    assert model.SerializeToString() == before  # the caller's model untouched
+    assert negative_slice(model) == ""
+
+
+def test_a_model_with_no_node_that_makes_a_negative_dim_infers_once_as_it_is() -> None:
+    model = _valid_at_risk()
+    conv = model.graph.node[0]
+    conv.attribute.append(helper.make_attribute("pads", [1, 1, 1, 1]))  # 3×3, pad 1: never < 0
+    calls: list[onnx.ModelProto] = []
+
+    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
+        calls.append(m)
+        return onnx_inference(m)
+
+    guarded_inference(model, infer)
+    assert calls == [model] and calls[0] is model
+
+
+def test_optimize_with_input_shapes_too_small_is_a_pipeline_error() -> None:
+    model = _valid_at_risk(width="w")
+    # the model optimizes at a width that fits the window, and refuses one that does not
+    graphopt.optimize(model, input_shapes={"x": [1, 3, 5, 5]}, opt_level=0)
+    with pytest.raises(PipelineError) as caught:
+        graphopt.optimize(model, input_shapes={"x": [1, 3, 1, 1]}, opt_level=0)
+    text = str(caught.value)
+    assert text.startswith("input_shapes: with the shapes of x, Slice 'first' reads 'c' of shape")
+    assert "(Conv 'conv' makes it)" in text
+
+
+def test_a_slice_in_a_body_of_a_model_at_risk_is_left_unknown_not_aborted(tmp_path: Path) -> None:
+    body_slice = helper.make_node("Slice", ["p", "st", "en", "ax"], ["b"], name="inner")
+    branch = helper.make_graph(
+        [body_slice], "then", [], [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)]
+    )
+    other = helper.make_graph(
+        [helper.make_node("Identity", ["p"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)],
+    )
+    model = _model("pad")
+    model.graph.node.pop()  # the main graph's Slice
+    model.graph.node.append(
+        helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=other, name="if")
+    )
+    model.graph.input.append(helper.make_tensor_value_info("cond", TensorProto.BOOL, []))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    code = (
+        "import sys, onnx\n"
+        "from graphopt.analysis.shapes import shape_facts\n"
+        "print(shape_facts(onnx.load(sys.argv[1])).shape('p'))\n"
+    )
+    done = _child(code, str(path))
+    assert done.returncode == 0, done.stderr[-300:]
+    assert done.stdout.strip() == "(1, 3, None, 4)"
+
+
+def test_the_three_detectors_are_not_at_risk() -> None:
+    """The benchmark detectors hold no node that may make a negative dim before a Slice: no
+    inference round and no scan of node attributes past the Slice test is added to them."""
+    from graphopt.realmodels import fetch_model
+
+    for name in ("common_det", "layout_cdla", "ppocr_det"):
+        model = onnx.load(str(fetch_model(name)), load_external_data=False)
+        assert not negative_dims._at_risk(model), name
