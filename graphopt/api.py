@@ -371,13 +371,13 @@ def refuse_contradicted_shapes(graph: Graph, declared: dict[str, onnx.ValueInfoP
     graph output or value_info declared [1, 3] where the batch is now 2, an Expand target):
     strict ONNX shape inference fails with them but not with the inputs as `declared` before.
     One inference over `graphopt.analysis.shapes`' weightless copy (YOLOv8n: 12 ms)."""
-    from graphopt.analysis.negative_dims import negative_slice
+    from graphopt.analysis.inference_aborts import negative_slice
     from graphopt.analysis.shapes import ShapeFacts, light_model
 
     light = light_model(graph, ShapeFacts(), declarations=True)  # a -1 dim is unknown there
     fixed = ", ".join(map(shown, sorted(declared)))
     # fixed dims can make a window larger than its input, and a Slice after it would abort
-    # the strict inference below (and onnxruntime) on the negative dim (`negative_dims`)
+    # the strict inference below (and onnxruntime) on the negative dim (`inference_aborts`)
     negative = negative_slice(light)
     if negative:
         raise PipelineError(f"input_shapes: with the shapes of {fixed}, {negative}")

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphopt.analysis.negative_dims import guarded_inference, onnx_inference
+from graphopt.analysis.inference_aborts import guarded_inference, is_short_split, onnx_inference
 from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
@@ -484,13 +484,10 @@ def _drop_short_split_counts(light: onnx.ModelProto) -> None:
     model). Without it inference gives up on the node: its outputs' dims stay unknown."""
     for where in (light.graph, *light.functions):
         for _, node in _slices(where, "Split"):
-            if not is_default_domain(node) or (len(node.input) > 1 and node.input[1]):
-                continue
-            for k, a in enumerate(node.attribute):
-                if a.name == "num_outputs" and a.type == onnx.AttributeProto.INT:
-                    if 0 < a.i < len(node.output):
-                        del node.attribute[k]
-                    break
+            if is_short_split(node):
+                kept = [a for a in node.attribute if a.name != "num_outputs"]
+                del node.attribute[:]
+                node.attribute.extend(kept)
 
 
 def _local_constant(g: onnx.GraphProto | onnx.FunctionProto, name: str) -> np.ndarray | None:
@@ -556,5 +553,5 @@ def inferred_light(light: onnx.ModelProto, data_prop: bool = True) -> onnx.Model
     """`light` (a `light_model`) with onnx's shape inference (not strict, no type check); `light`
     itself, declared shapes only, where inference gives up. A Slice that would read a negative
     dim (onnx's inference aborts the process there) is hidden from it: its outputs stay unknown
-    (`negative_dims.guarded_inference`)."""
+    (`inference_aborts.guarded_inference`)."""
     return guarded_inference(light, functools.partial(onnx_inference, data_prop=data_prop))

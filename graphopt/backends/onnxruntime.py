@@ -21,7 +21,7 @@ import onnx
 from google.protobuf.message import DecodeError, EncodeError
 
 from graphopt._text import escaped, model_strings_escaped, names_escaped, shown
-from graphopt.analysis.negative_dims import negative_slice
+from graphopt.analysis.inference_aborts import inference_abort
 from graphopt.errors import BackendError, VerifyError, first_line
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
 from graphopt.ir.values import declared_dims
@@ -297,6 +297,11 @@ def session(
         opts.inter_op_num_threads = 1
     if optimized_path:
         opts.optimized_model_filepath = optimized_path
+    # onnxruntime's loader aborts the process on a Slice of a negative dim or a short Split
+    # (`inference_aborts`); a model by path is one graphopt loaded (`load` refuses those) or wrote
+    aborting = inference_abort(model) if isinstance(model, onnx.ModelProto) else ""
+    if aborting:
+        raise BackendError(f"onnxruntime cannot load the model: {aborting}")
     try:
         source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     except (EncodeError, ValueError) as e:  # protobuf: over 2 GiB (a traceback from --verify)
@@ -304,11 +309,6 @@ def session(
             "onnxruntime cannot load the model: it is over 2 GiB, which onnxruntime takes only "
             "from a file with external data, not in memory"
         ) from e
-    # onnxruntime's loader aborts the process on a Slice of a negative dim (`negative_dims`);
-    # a model by path is one graphopt loaded (`load` refuses such a model) and wrote
-    negative = negative_slice(model) if isinstance(model, onnx.ModelProto) else ""
-    if negative:
-        raise BackendError(f"onnxruntime cannot load the model: {negative}")
     try:
         return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors

@@ -1,12 +1,16 @@
-"""Slices of tensors whose dims onnx's shape inference makes negative.
+"""Models on which onnx's shape inference aborts the process, and onnxruntime's loader with it.
 
-onnx's Slice inference (opset 10 on; onnx 1.21 to 1.23 at least, onnx issue #8481) clamps each
-start into [0, dim − 1] with `std::clamp`, whose hardened libstdc++ build aborts the whole
-process (no exception: "Assertion '!(__hi < __lo)' failed") where that dim is negative. The
-same inference makes negative dims without a word from a window larger than its input (an
-unpadded 3×3 Conv or MaxPool of a 1×1 map, after `--input-shape` made it so), negative pads,
-a negative Resize scale, TopK k, CenterCropPad shape or RoiAlign size. onnxruntime runs that
-inference when it loads a model, so it aborts on it as well.
+Two shapes of model make onnx 1.21 to 1.23's inference fail an assertion of its hardened
+libstdc++ build (no exception: the process ends with SIGABRT), and onnxruntime runs that
+inference when it loads a model:
+
+- A Slice (opset 10 on; onnx issue #8481) of a tensor with a negative dim: it clamps each start
+  into [0, dim − 1] with `std::clamp`. The same inference makes negative dims without a word
+  from a window larger than its input (an unpadded 3×3 Conv or MaxPool of a 1×1 map, after
+  `--input-shape` made it so), negative pads, a negative Resize scale, TopK k, CenterCropPad
+  shape or RoiAlign size.
+- A Split (opset 18 on) whose `num_outputs` is positive but below its outputs, without a split
+  input: it reads past the sizes it made (`short_split`).
 
 `guarded_inference(model, infer)` runs an inference so that it cannot reach such a Slice: where
 the model holds a node that may make a negative dim (`_may_go_negative`, judged by its
@@ -14,10 +18,10 @@ attributes and constants: the three benchmark detectors hold none) and a Slice a
 Slices are hidden from inference (an op of a private domain: outputs unknown) and given back
 round by round in topological order, each once the dims it reads are final and not negative.
 A Slice that reads a negative dim stays hidden; `negative_slice(model)` names the first such
-Slice, for the callers that refuse the model (load, `--input-shape`, an onnxruntime session).
-Slices inside If/Loop/Scan bodies and local functions stay hidden in such a model (their dims
-unknown). Negative dims that data propagation computes (Shape arithmetic into a Pad) are not
-foreseen.
+Slice, and `inference_abort(model)` either kind, for the callers that refuse the model (load,
+`--input-shape`, an onnxruntime session). Slices inside If/Loop/Scan bodies and local
+functions stay hidden in such a model (their dims unknown). Negative dims that data
+propagation computes (Shape arithmetic into a Pad) are not foreseen.
 """
 
 from __future__ import annotations
@@ -56,6 +60,39 @@ def guarded_inference(model: onnx.ModelProto, infer: Infer) -> onnx.ModelProto:
     until what they read is known (module docstring); those that read a negative dim stay
     hidden. `model` itself is not changed."""
     return _rounds(model, infer)[0]
+
+
+def inference_abort(model: onnx.ModelProto) -> str:
+    """Why onnx's shape inference and onnxruntime's loader would abort on `model` (a short
+    Split, or a Slice of a negative dim), "" where nothing foreseen makes them."""
+    return short_split(model) or negative_slice(model)
+
+
+def short_split(model: onnx.ModelProto) -> str:
+    """The first Split of `model` (its graph, bodies or local functions) that `is_short_split`,
+    said as why the model cannot run ("" where none is)."""
+    for g in _graphs(model):
+        for node in g.node:
+            if node.op_type == "Split" and is_short_split(node):
+                count = next(a.i for a in node.attribute if a.name == "num_outputs")
+                return (
+                    f"{_label(node)} splits into num_outputs={count} but has "
+                    f"{len(node.output)} outputs: the model cannot run (onnx's shape inference "
+                    "and onnxruntime abort on it)"
+                )
+    return ""
+
+
+def is_short_split(node: onnx.NodeProto) -> bool:
+    """`node` is a default-domain Split whose `num_outputs` is positive but below its outputs,
+    without a split input: onnx's Split inference (opset 18 on) reads past the sizes it made
+    for that many outputs and aborts."""
+    if node.domain not in _DEFAULT or (len(node.input) > 1 and node.input[1]):
+        return False
+    for a in node.attribute:
+        if a.name == "num_outputs" and a.type == onnx.AttributeProto.INT:
+            return 0 < a.i < len(node.output)
+    return False
 
 
 def negative_slice(model: onnx.ModelProto) -> str:

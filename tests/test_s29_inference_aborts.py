@@ -20,8 +20,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphopt
-from graphopt.analysis import negative_dims
-from graphopt.analysis.negative_dims import guarded_inference, negative_slice, onnx_inference
+from graphopt.analysis import inference_aborts
+from graphopt.analysis.inference_aborts import guarded_inference, negative_slice, onnx_inference
 from graphopt.errors import BackendError, PipelineError
 
 
@@ -111,7 +111,7 @@ def test_shape_facts_of_a_slice_of_a_negative_dim_do_not_abort(
     done = _child(code, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     # the negative dim is no size to the facts, nor anything the Slice would have made of it
-    p, y = done.stdout.split(" y ")
+    p = done.stdout.split(" y ")[0]
     assert p.startswith("p (1, ") and "None" in p and "-" not in done.stdout, done.stdout
 
 
@@ -261,4 +261,38 @@ def test_the_three_detectors_are_not_at_risk() -> None:
 
     for name in ("common_det", "layout_cdla", "ppocr_det"):
         model = onnx.load(str(fetch_model(name)), load_external_data=False)
-        assert not negative_dims._at_risk(model), name
+        assert not inference_aborts._at_risk(model), name
+
+
+def _short_split(count: int = 2, outputs: int = 3) -> onnx.ModelProto:
+    names = [f"o{i}" for i in range(outputs)]
+    graph = helper.make_graph(
+        [helper.make_node("Split", ["x"], names, axis=1, num_outputs=count, name="sp")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_a_short_split_is_named_and_refused_by_an_onnxruntime_session() -> None:
+    from graphopt.backends.onnxruntime import session
+
+    reason = inference_aborts.inference_abort(_short_split())
+    assert reason.startswith("Split 'sp' splits into num_outputs=2 but has 3 outputs")
+    with pytest.raises(BackendError, match=r"cannot load the model: Split 'sp' splits into"):
+        session(_short_split(1, 3))
+    # as many outputs as num_outputs, or more num_outputs (onnxruntime's own error): no abort
+    assert inference_aborts.inference_abort(_short_split(3, 3)) == ""
+    assert inference_aborts.inference_abort(_short_split(4, 3)) == ""
+
+
+def test_verify_of_a_short_split_is_one_line_not_an_abort(tmp_path: Path) -> None:
+    path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    onnx.save(_short_split(), path)
+    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
+    done = _child(code, "optimize", str(path), "-o", str(out), "--verify")
+    assert done.returncode == 2, done.stderr[-300:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "Split 'sp' splits into num_outputs=2 but has 3 outputs" in done.stderr
+    assert not out.exists()
