@@ -799,6 +799,38 @@ class Graph:
             del notes[i]
         return said
 
+    def annotation_parameters(self) -> set[str]:
+        """The tensors the quantization annotations of this graph's tensors still defined (a
+        node's output, an initializer, a graph input) name as their scale or zero point
+        (`quant_parameter_tensor_names`): constants no node may read, which a clean-up of
+        unread constants keeps, as `eliminate-dead-code` does; an annotation of a tensor gone
+        keeps nothing (it goes at the commit). Empty without annotations (one field read)."""
+        notes = self.proto.quantization_annotation
+        if not notes:
+            return set()
+        named: set[str] = set()
+        for note in notes:
+            tensor = note.tensor_name
+            if (
+                tensor in self.producer
+                or tensor in self.initializers
+                or self.is_graph_input(tensor)
+            ):
+                named.update(entry.value for entry in note.quant_parameter_tensor_names)
+        return named
+
+    def annotated_names(self) -> set[str]:
+        """Every name this graph's quantization annotations give, annotated tensors and their
+        parameters alike: tensors whose values a rewrite must not change under their name (an
+        annotation describes them). Empty without annotations (one field read)."""
+        notes = self.proto.quantization_annotation
+        if not notes:
+            return set()
+        names = {note.tensor_name for note in notes}
+        for note in notes:
+            names.update(entry.value for entry in note.quant_parameter_tensor_names)
+        return names
+
     def _rename_input(self, node: NodeProto, old: str, new: str) -> None:
         """`node` (indexed) reads `new` wherever it read `old`; its wiring follows."""
         inputs = node.input  # fetched once: each `node.input` builds a new wrapper

@@ -808,9 +808,11 @@ class _Rewrite:
             entry.key, entry.value = BLOCK_SIZE_KEY, str(self.block)
         # the original filters and biases, and what else only replaced nodes read (Resize's
         # roi and scales), initializers or Constant nodes (a pipeline without
-        # constants-to-initializers first left those, ~2x layout_cdla's file)
+        # constants-to-initializers first left those, ~2x layout_cdla's file); not a scale or
+        # zero point a quantization annotation names (as eliminate-dead-code keeps them)
+        noted = g.annotation_parameters()
         for name in {name for name, _ in self.filters} | set(self.biases) | self.released:
-            if g.use_count(name) or g.is_graph_input(name):
+            if g.use_count(name) or g.is_graph_input(name) or name in noted:
                 continue
             if name in g.initializers:
                 g.remove_initializer(name)

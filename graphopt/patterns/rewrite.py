@@ -823,11 +823,16 @@ class RuleRunner:
     def _spare_constants(self, tensors: Iterable[str], removed: set[str]) -> _SpareConstants:
         """Constant tensors only the removed nodes read: their storage can hold a computed
         constant of the same type and shape (saves two copies of a weight). Checked when one
-        is taken (`_SpareConstants.take`): a fold needs one or two of the five or so."""
+        is taken (`_SpareConstants.take`): a fold needs one or two of the five or so. A tensor
+        a quantization annotation names (annotated, or a scale or zero point) is none: its
+        values would change under the name the annotation gives."""
         graph = self.graph
         candidates: list[tuple[str, onnx.TensorProto]] = []
         initializers = graph.initializers
+        noted = graph.annotated_names()
         for t in sorted(tensors):
+            if t in noted:
+                continue
             proto = initializers.get(t)
             if proto is None:
                 node = graph.producer_node(t)
@@ -909,12 +914,20 @@ class RuleRunner:
         self.graph.opset[domain] = 1
 
     def _drop_dead_constants(self, tensors: Iterable[str]) -> None:
+        """Remove the constants among `tensors` that nothing reads any more, but those a
+        quantization annotation names as a scale or zero point (`annotation_parameters`: the
+        annotation reads them, as `eliminate-dead-code` keeps them)."""
         graph = self.graph
         consumers, initializers, producer = graph.consumers, graph.initializers, graph.producer
+        noted: set[str] | None = None  # (looked up once something is to go)
         for t in tensors:
             if consumers.get(t) or (t not in initializers and t not in producer):
                 continue  # still read, or produced by nothing (a removed node's output)
             if graph.is_graph_output(t) or graph.is_graph_input(t):
+                continue
+            if noted is None:
+                noted = graph.annotation_parameters()
+            if t in noted:
                 continue
             if t in initializers:
                 graph.remove_initializer(t)
