@@ -18,6 +18,7 @@ import onnx
 
 from graphopt._options import is_path, refuse_extra_positionals
 from graphopt._text import shown
+from graphopt.analysis.inference_aborts import refuse_aborting_model
 from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
 from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
@@ -102,7 +103,8 @@ def optimize_with_report(
         check_as=loaded.where or "the given LoadedModel",
         adopt_constants=_starts_with_constants_to_initializers(pipe, ctx, loaded.model),
     )
-    if declared:
+    if declared:  # (the model's own first, as it was declared: `inference_aborts`)
+        refuse_aborting_model(loaded.model, loaded.where or "the given LoadedModel", declared)
         refuse_contradicted_shapes(graph, declared)
     report = RunReport(pipe.name)
     ctx.instruments.insert(0, StatsInstrument(report))

@@ -49,6 +49,7 @@ import yaml
 
 from graphopt._resources import builtin_dir
 from graphopt._text import shown
+from graphopt.analysis.inference_aborts import full_check
 from graphopt.errors import (
     CHECKER_ERRORS,
     GraphoptError,
@@ -996,7 +997,7 @@ def _checker_error(model: onnx.ModelProto) -> str | None:
     (A ValueError is the checker's too: its C++ code raises one for a tensor of an element type
     it does not know, "Invalid tensor data type 99.", which came out as a traceback.)"""
     try:
-        onnx.checker.check_model(model, full_check=True)
+        full_check(model)
     except CHECKER_ERRORS as e:
         return first_line(e)
     return None

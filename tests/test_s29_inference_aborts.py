@@ -270,7 +270,7 @@ def _short_split(count: int = 2, outputs: int = 3) -> onnx.ModelProto:
         [helper.make_node("Split", ["x"], names, axis=1, num_outputs=count, name="sp")],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, None]) for n in names],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
@@ -296,3 +296,37 @@ def test_verify_of_a_short_split_is_one_line_not_an_abort(tmp_path: Path) -> Non
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert "Split 'sp' splits into num_outputs=2 but has 3 outputs" in done.stderr
     assert not out.exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return _child("import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))", *args)
+
+
+@pytest.mark.parametrize("kind", ["slice", "split"])
+def test_inspect_reports_and_check_of_the_output_says_why(tmp_path: Path, kind: str) -> None:
+    path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    onnx.save(_model("pad") if kind == "slice" else _short_split(), path)
+    want = "Slice 'cut0' reads 'p'" if kind == "slice" else "Split 'sp' splits into"
+    inspected = _cli("inspect", str(path))  # (a report of the model as it is)
+    assert inspected.returncode == 0, inspected.stderr[-300:]
+    assert "Slice 1" in inspected.stdout or "Split 1" in inspected.stdout
+    checked = _cli("optimize", str(path), "-o", str(out), "--check")
+    assert checked.returncode == 2, checked.stderr[-300:]
+    assert "fails onnx.checker: " + want in checked.stderr
+    assert len(checked.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_full_check_raises_the_checkers_error_with_the_reason() -> None:
+    with pytest.raises(onnx.checker.ValidationError, match="Split 'sp' splits into"):
+        inference_aborts.full_check(_short_split())
+    inference_aborts.full_check(_short_split(3, 3))  # a valid model passes
+
+
+def test_a_model_that_aborts_as_given_is_not_blamed_on_input_shapes() -> None:
+    model = _model("pad")  # x [1, 3, 4, 4] padded by -3 on both ends of axis 2
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "n"
+    # the model's own negative dim, whatever batch input_shapes fixes: named with the model,
+    # not said to come of the given input shapes
+    with pytest.raises(graphopt.GraphoptError) as caught:
+        graphopt.optimize(model, input_shapes={"x": [2, 3, 4, 4]}, opt_level=0)
+    assert str(caught.value).startswith("the given ModelProto: Slice 'cut0' reads 'p'")

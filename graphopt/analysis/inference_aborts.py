@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from graphopt.analysis.usedef import skeleton_copy
+from graphopt.errors import LoadError
 from graphopt.ir.nodes import constant_tensor, subgraphs
 
 log = logging.getLogger("graphopt.analysis.shapes")
@@ -60,6 +61,35 @@ def guarded_inference(model: onnx.ModelProto, infer: Infer) -> onnx.ModelProto:
     until what they read is known (module docstring); those that read a negative dim stay
     hidden. `model` itself is not changed."""
     return _rounds(model, infer)[0]
+
+
+def refuse_aborting_model(
+    model: onnx.ModelProto, where: str, declared: Mapping[str, onnx.ValueInfoProto] | None = None
+) -> None:
+    """A `LoadError` naming `where` and what in `model` makes onnx's shape inference and
+    onnxruntime's loader abort (`inference_abort`); `declared`: graph inputs as the model
+    declared them before `input_shapes` fixed their dims (those are judged apart, as
+    `graphopt.api.refuse_contradicted_shapes` says them). For a model whose nodes were checked
+    first (an undefined input or a required one left out crashes inference too)."""
+    if declared:
+        as_given = skeleton_copy(model)
+        for vi in as_given.graph.input:
+            if vi.name in declared:
+                vi.CopyFrom(declared[vi.name])
+        model = as_given
+    aborting = inference_abort(model)
+    if aborting:
+        raise LoadError(f"{where}: {aborting}")
+
+
+def full_check(model: onnx.ModelProto) -> None:
+    """`onnx.checker.check_model(model, full_check=True)`, whose strict shape inference aborts
+    on what `inference_abort` names: such a model raises the checker's `ValidationError`,
+    saying why, instead."""
+    aborting = inference_abort(model)
+    if aborting:
+        raise onnx.checker.ValidationError(aborting)
+    onnx.checker.check_model(model, full_check=True)
 
 
 def inference_abort(model: onnx.ModelProto) -> str:

@@ -25,6 +25,7 @@ import onnx
 from onnx.external_data_helper import ExternalDataInfo
 
 from graphopt._text import escaped_fields, shown
+from graphopt.analysis.inference_aborts import full_check
 from graphopt.errors import CHECKER_ERRORS, SaveError, VerifyError, first_line
 from graphopt.ir.model_io import LoadedModel, default_data_location, link_loop
 
@@ -293,7 +294,7 @@ def require_utf8_io_names(
 def check_model(model: onnx.ModelProto, what: str = "the optimized model") -> None:
     """`onnx.checker.check_model(full_check=True)`; a failure is a one-line `VerifyError`."""
     try:
-        onnx.checker.check_model(model, full_check=True)
+        full_check(model)
     except CHECKER_ERRORS as e:
         # (a ValueError: full_check's shape inference on an unknown element type, e.g. 99)
         raise VerifyError(f"{what} fails onnx.checker: {first_line(e)}") from e

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import onnx
 
+from graphopt.analysis.inference_aborts import full_check
 from graphopt.errors import CHECKER_ERRORS, GraphoptError, first_line
 
 
@@ -24,7 +25,7 @@ def check_model(model: onnx.ModelProto, what: str) -> None:
         if _over_two_gib(model):
             _check_from_file(model)
         else:
-            onnx.checker.check_model(model, full_check=True)
+            full_check(model)
     except CHECKER_ERRORS as e:
         # (a ValueError: full_check's shape inference on an unknown element type, e.g. 99)
         first = first_line(e)

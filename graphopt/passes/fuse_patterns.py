@@ -34,6 +34,7 @@ from typing import ClassVar
 import onnx
 
 from graphopt._text import model_strings_escaped
+from graphopt.analysis.inference_aborts import full_check
 from graphopt.errors import CHECKER_ERRORS, OpsetConversionError, PipelineError, first_line
 from graphopt.ir import Graph
 from graphopt.ir.nodes import default_opset
@@ -158,7 +159,7 @@ def _conversion_problem(converted: onnx.ModelProto, version: int) -> str:
     try:
         # the full check: the result must pass it, and at opset 13+ onnx's own inference of
         # some ops fails it (MeanVarianceNormalization's function body) where 12 passed
-        onnx.checker.check_model(converted, full_check=True)
+        full_check(converted)
     except CHECKER_ERRORS as e:
         return f"the converted model fails onnx.checker: {_first_line(e, converted)}"
     return ""

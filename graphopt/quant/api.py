@@ -29,6 +29,7 @@ from graphopt._options import (
     refuse_unknown_options,
 )
 from graphopt._text import counted, escaped
+from graphopt.analysis.inference_aborts import full_check
 from graphopt.errors import (
     CHECKER_ERRORS,
     OpsetConversionError,
@@ -1520,12 +1521,12 @@ def check(model: onnx.ModelProto, source: ModelLike | None = None, what: str = "
     on the optimized model before calibrating too (`what="optimized"`): a model that fails as
     given (PP-OCRv5 det declares a rank-0 output) cannot give a valid result."""
     try:
-        onnx.checker.check_model(model, full_check=True)
+        full_check(model)
     except CHECKER_ERRORS as e:
         first = first_line(e)
         if source is not None:
             try:
-                onnx.checker.check_model(load_model(source), full_check=True)
+                full_check(load_model(source))
             except CHECKER_ERRORS as s:
                 raise QuantizeError(
                     f"the input model fails onnx.checker ({str(s).strip().splitlines()[0]}), "
