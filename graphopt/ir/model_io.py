@@ -473,8 +473,9 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
     Constant or other attribute tensor, sparse ones; not training_info's, which neither reads)
     with a negative dim: optimize wrote such a model, which onnx.checker and onnxruntime
     refuse, where no pass read the tensor (an external one: `_check_external_size`). And for
-    a body's node leaving out an input its op requires (`left_out_input_error`)."""
-    bodies: list[onnx.GraphProto] = []
+    a body's node leaving out an input its op requires (`left_out_input_error`; a body in a
+    model-local function: `_refuse_left_out_inputs_in_functions`, at that function's opset)."""
+    bodies: list[tuple[onnx.GraphProto, bool]] = []
     twice: list[tuple[onnx.NodeProto, str]] = []
     negative: list[str] = []
     external = _external_tensors(proto, bodies, twice, negative)
@@ -487,21 +488,57 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
     if negative:
         raise LoadError(f"{where}: {negative[0]}")
     opset = default_opset(proto) if bodies else 0
-    for body in bodies:
+    for body, in_function in bodies:
         require_text_graph_names(body, where, LoadError, nested=False)
         _refuse_names_given_twice(body, f"{where}: body {body.name!r}", body=True)
-        for node in body.node:  # (the main graph's: `check_model_basics`, the Graph's index)
-            if "" in node.input:
-                for index, name in enumerate(node.input):
-                    left_out = None if name else left_out_input_error(where, node, index, opset)
-                    if left_out is not None:
-                        raise left_out
+        if not in_function:  # (the main graph's nodes: `check_model_basics`, the Graph's index)
+            _refuse_left_out_inputs(body.node, where, opset)
     return external
+
+
+def _refuse_left_out_inputs(nodes: Sequence[onnx.NodeProto], where: str, opset: int) -> None:
+    """The `left_out_input_error` of the first of `nodes` that leaves out an input its op
+    requires at default opset `opset`, raised; a schema is looked up only for a node with a
+    "" input."""
+    for node in nodes:
+        if "" in node.input:
+            for index, name in enumerate(node.input):
+                left_out = None if name else left_out_input_error(where, node, index, opset)
+                if left_out is not None:
+                    raise left_out
+
+
+def _refuse_left_out_inputs_in_functions(proto: onnx.ModelProto, where: str) -> None:
+    """`_refuse_left_out_inputs` for each model-local function's nodes and its If/Loop/Scan
+    bodies' (nested ones too), the error naming the function ("m.onnx: function 'f' (domain
+    'd'): node ..."). Read at the default opset the function imports (the last of "" and
+    "ai.onnx", as `default_opset` reads a model's; none: the model's), which onnx's shape
+    inference reads its body at: RegexFullMatch('') in a function the graph calls crashed it
+    (`graphopt inspect` died of a segmentation fault, and optimize wrote the model out), even
+    in a model importing opset 13, which has no RegexFullMatch. And at the model's, where it
+    differs (onnx.checker refuses that where an op's schema differs between the two), which
+    onnxruntime inlines the body at: Resize(x, '', scales) in a function importing 13 is
+    refused in a model importing 11. Functions the graph does not call too: onnx.checker
+    refuses them."""
+    model_opset = default_opset(proto)
+    for function in proto.functions:
+        shown_id = f"function {function.name!r} (domain {function.domain!r}"
+        shown_id += f", overload {function.overload!r})" if function.overload else ")"
+        named = f"{where}: {shown_id}"
+        versions = [o.version for o in function.opset_import if o.domain in ("", "ai.onnx")]
+        opsets = dict.fromkeys((versions[-1] if versions else model_opset, model_opset))
+        graphs: list[Sequence[onnx.NodeProto]] = [function.node]
+        for node in function.node:
+            for body in subgraphs(node):
+                graphs += [body.node, *(b.node for b in nested_bodies(body))]
+        for nodes in graphs:
+            for opset in opsets:
+                _refuse_left_out_inputs(nodes, named, opset)
 
 
 def _external_tensors(
     proto: onnx.ModelProto,
-    bodies: list[onnx.GraphProto] | None = None,
+    bodies: list[tuple[onnx.GraphProto, bool]] | None = None,
     twice: list[tuple[onnx.NodeProto, str]] | None = None,
     negative: list[str] | None = None,
 ) -> list[onnx.TensorProto]:
@@ -509,10 +546,11 @@ def _external_tensors(
     included) that keeps its data in an external file, sparse ones' values and indices too
     (onnxruntime reads those; onnx's loader visits neither these nor training_info). One walk
     reading only tags: no tensor bytes are touched. `bodies` gets every If/Loop/Scan body the
-    walk passes (nested ones too); `twice` each node (but training_info's) giving an attribute
-    name twice, with that name (~0.15 ms more a load of layout_cdla's 1493 nodes); `negative`
-    why each tensor kept in the model (not external: `_check_external_size`; not
-    training_info's, which neither onnx.checker nor onnxruntime checks) has a negative dim.
+    walk passes (nested ones too), with whether it is in a model-local function; `twice` each
+    node (but training_info's) giving an attribute name twice, with that name (~0.15 ms more
+    a load of layout_cdla's 1493 nodes); `negative` why each tensor kept in the model (not
+    external: `_check_external_size`; not training_info's, which neither onnx.checker nor
+    onnxruntime checks) has a negative dim.
     That reads `dims` only, `d and min(d[:])`: upb iterates a repeated field ~3x slower than
     it slices it (~0.7 ms more a load of layout_cdla's 878 Constants)."""
     external = onnx.TensorProto.EXTERNAL
@@ -520,6 +558,7 @@ def _external_tensors(
     graph, graphs = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
     sparse, sparses = onnx.AttributeProto.SPARSE_TENSOR, onnx.AttributeProto.SPARSE_TENSORS
     found: list[onnx.TensorProto] = []
+    in_function = False  # whether the walk is in a model-local function's nodes
 
     def in_sparse(items: Any, what: str = "") -> None:
         for s in items:
@@ -579,7 +618,7 @@ def _external_tensors(
 
     def in_body(g: onnx.GraphProto) -> None:
         if bodies is not None:
-            bodies.append(g)
+            bodies.append((g, in_function))
         in_graph(g)
 
     def in_graph(g: onnx.GraphProto) -> None:
@@ -597,8 +636,10 @@ def _external_tensors(
         in_nodes(g.node)
 
     in_graph(proto.graph)
+    in_function = True
     for f in proto.functions:
         in_nodes(f.node)
+    in_function = False
     twice = negative = None  # (training_info: onnxruntime does not read it; the checker takes
     # its negative dims)
     for info in proto.training_info:  # onnx's loader does not visit these either
@@ -612,7 +653,8 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     names `where` for a default opset graphopt does not support (or none, with default-domain
     ops), the default domain imported at two versions ("" and "ai.onnx"), a graph without
     outputs, an IR version onnx does not know, an initializer name or graph input given twice,
-    and (`check_nodes`) a tensor read or graph output that nothing defines.
+    a model-local function given twice, calling itself, or with a node leaving out an input
+    its op requires, and (`check_nodes`) a tensor read or graph output that nothing defines.
     `check_nodes=False`: all but the node walk (`Graph(..., check_as=where)` walks the nodes);
     what `load` checks of any model, and the analyses of a ModelProto they index themselves."""
     _refuse_opset_imported_twice(proto, where)
@@ -637,6 +679,7 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
     if proto.functions:
         _refuse_functions_given_twice(proto, where)
         _refuse_recursive_functions(proto, where)
+        _refuse_left_out_inputs_in_functions(proto, where)
     if not check_nodes:
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
