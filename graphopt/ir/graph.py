@@ -17,8 +17,9 @@ name never shadows one (ONNX wants one name per tensor across scopes).
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ from graphopt.ir.nodes import (
     nested_bodies,
     subgraphs,
 )
+
+log = logging.getLogger("graphopt.ir.graph")
 
 NodeProto = onnx.NodeProto
 _GRAPH = onnx.AttributeProto.GRAPH
@@ -62,19 +65,27 @@ def content_key(raw_data: bytes) -> object:
 COPY_ALL_MAX_BYTES = 1 << 20
 
 
-def outer_references(graph: onnx.GraphProto) -> set[str]:
-    """Names a (sub)graph reads that it does not define itself: its outer-scope inputs."""
+def outer_references(graph: onnx.GraphProto, noted: set[str] | None = None) -> set[str]:
+    """Names a (sub)graph reads that it does not define itself: its outer-scope inputs.
+
+    `noted`: gets the outer-scope names its quantization annotations (its nested bodies'
+    too) give as a scale or zero point (`quant_parameter_tensor_names`), which no node reads."""
     defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
     defined |= {t.values.name for t in graph.sparse_initializer}
     used: set[str] = set()
+    inner: set[str] | None = None if noted is None else set()
     for node in graph.node:
         used.update(node.input[:])  # `field[:]` builds the list in C; "" is dropped below
         if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT_DOMAINS:
             for sub in subgraphs(node):  # (no other standard op carries a graph attribute)
-                used |= outer_references(sub)
+                used |= outer_references(sub, inner)
         defined.update(node.output[:])
     used.discard("")
     used.update(o.name for o in graph.output)
+    if noted is not None and inner is not None:
+        for note in graph.quantization_annotation:
+            inner.update(entry.value for entry in note.quant_parameter_tensor_names)
+        noted |= inner - defined
     return used - defined
 
 
@@ -118,13 +129,19 @@ def _own_names(graph: onnx.GraphProto) -> set[str]:
 
 
 def _rename_in_subgraph(
-    graph: onnx.GraphProto, old: str, new: str, fresh: Callable[[str], str]
+    graph: onnx.GraphProto,
+    old: str,
+    new: str,
+    fresh: Callable[[str], str],
+    same_values: bool = True,
 ) -> None:
     """Body `graph` reads `new` wherever it read the outer tensor `old` (nested bodies too),
     with ONNX's scoping: a body that defines `old` itself (input, initializer or node output)
     reads its own, so it and its bodies are left alone; a body that defines `new` itself and
     reads the outer `old` first gives its own `new` a `fresh` name, so the reads renamed to
-    `new` cannot land on it."""
+    `new` cannot land on it. `same_values` (`old` holds `new`'s values, or is `new` renamed):
+    the body's quantization annotations naming `old` name `new` (`_carry_notes`), as
+    `Graph.replace_all_uses` carries the graph's own."""
     own = _own_names(graph)
     if old in own:
         return
@@ -136,10 +153,15 @@ def _rename_in_subgraph(
             if name == old:
                 inputs[i] = new
         for sub in subgraphs(node):
-            _rename_in_subgraph(sub, old, new, fresh)
+            _rename_in_subgraph(sub, old, new, fresh, same_values)
     for out in graph.output:
         if out.name == old:
             out.name = new
+    notes = graph.quantization_annotation
+    if same_values and notes:
+        said = _carry_notes(notes, old, new)
+        if said:
+            log.debug("in body %r: %s", graph.name, said)
 
 
 def _rename_own(graph: onnx.GraphProto, name: str, to: str, fresh: Callable[[str], str]) -> None:
@@ -227,6 +249,8 @@ class Graph:
         self._released: set[str] = set()
         self._readded: set[str] = set()
         self.adopted_constants = 0
+        # While indexing: the nodes whose bodies' annotations name outer names (`_register`)
+        self._noted_later: list[tuple[str, set[str]]] | None = None
         self._where = check_as  # (named in the cycle error of a later toposort too)
         self._index(check_as, adopt_constants)
 
@@ -237,6 +261,7 @@ class Graph:
         1493 nodes, where every read of `node.input` / `node.output` builds a new wrapper)."""
         g = self.proto
         self._added: set[int] = set()  # ids of the nodes add_node indexed since
+        self._noted_later = []
         self.initializers = {init.name: init for init in g.initializer}
         self.graph_inputs = [i.name for i in g.input]
         self._input_names = set(self.graph_inputs)
@@ -345,6 +370,9 @@ class Graph:
             self._take_tensors(adopted)
             self.adopted_constants = len(adopted)
             self._structure_changed = True  # the Constant nodes leave the node list at commit
+        noted, self._noted_later = self._noted_later, None
+        if noted:
+            self._read_noted_constants(noted)
 
     def _writes_a_given_name(self, adopted: list[tuple[str, onnx.TensorProto]]) -> LoadError | None:
         """The error for a node that writes a graph input's or an initializer's name, a sparse
@@ -421,14 +449,48 @@ class Graph:
         if node.op_type not in _CONTROL_FLOW and node.domain in _DEFAULT_DOMAINS:
             return  # no other standard op carries a graph attribute
         implicit = set()
+        noted: set[str] = set()
         for sub in subgraphs(node):
-            implicit |= outer_references(sub)
+            implicit |= outer_references(sub, noted)
             self._names.reserve(scope_names(sub))
             self._owners[name] = None
+        if noted:
+            if self._noted_later is not None:  # indexing: constants are known at its end
+                self._noted_later.append((name, noted))
+            else:
+                implicit |= self._constants_among(noted)
         if implicit:
             self._implicit[name] = implicit
             for tensor in implicit:
                 consumers.setdefault(tensor, {})[name] = None
+
+    def _constants_among(self, names: set[str]) -> set[str]:
+        """The constants (initializers, `Constant` nodes' outputs) among `names`: those the
+        quantization annotations in a node's bodies name as a scale or zero point, which the
+        node counts as read (kept, merged with a twin, renamed as a node's read would be). The
+        output of another op is not counted: the read would order the node after that one,
+        which may be a cycle."""
+        found = set()
+        for tensor in names:
+            writer = self.producer_node(tensor)
+            if tensor in self.initializers or (
+                writer is not None
+                and writer.op_type == "Constant"
+                and writer.domain in _DEFAULT_DOMAINS
+            ):
+                found.add(tensor)
+        return found
+
+    def _read_noted_constants(self, noted: list[tuple[str, set[str]]]) -> None:
+        """`_register`'s reads of annotated constants, for the nodes indexed with their
+        bodies' annotations naming outer names (`noted`, by node)."""
+        for name, names in noted:
+            constants = self._constants_among(names)
+            if not constants:
+                continue
+            self._implicit.setdefault(name, set()).update(constants)
+            for tensor in constants:
+                self.consumers.setdefault(tensor, {})[name] = None
 
     def _check_body_reads(self, where: str, node: NodeProto, outputs: Sequence[str]) -> None:
         """A node whose If/Loop/Scan body reads the node's own output: a cycle (onnxruntime:
@@ -448,9 +510,12 @@ class Graph:
         name = node.name
         old = self._implicit.pop(name, set())
         new: set[str] = set()
+        noted: set[str] = set()
         for sub in subgraphs(node):
-            new |= outer_references(sub)
+            new |= outer_references(sub, noted)
             self._names.reserve(scope_names(sub))
+        if noted:
+            new |= self._constants_among(noted)
         inputs = set(self._wiring[name][0])
         for tensor in old - new - inputs:
             users = self.consumers.get(tensor)
@@ -705,7 +770,7 @@ class Graph:
         if readers:
             readers_of_new = self.consumers.setdefault(new, {})
             for user in readers:
-                self._rename_reader(user, old, new)
+                self._rename_reader(user, old, new, same_values)
                 readers_of_new[user] = None
         gone, kept = old, new
         if self.is_graph_output(old) and not self.is_graph_input(old):
@@ -721,15 +786,16 @@ class Graph:
             return self._carry_annotation(gone, kept)
         return None
 
-    def _rename_reader(self, user: str, old: str, new: str) -> None:
-        """Node `user` reads `new` where it read `old` (in its subgraph bodies too); the caller
-        keeps the consumer lists."""
+    def _rename_reader(self, user: str, old: str, new: str, same_values: bool = True) -> None:
+        """Node `user` reads `new` where it read `old` (in its subgraph bodies too, whose
+        quantization annotations follow where `same_values`: `_rename_in_subgraph`); the
+        caller keeps the consumer lists."""
         node = self.nodes[user]
         self._rename_input(node, old, new)
         reads = self._implicit.get(user)
         if reads is not None and old in reads:  # (only its own input may read `old`)
             for sub in subgraphs(node):
-                _rename_in_subgraph(sub, old, new, self._names.fresh)
+                _rename_in_subgraph(sub, old, new, self._names.fresh, same_values)
             self._implicit[user] = (reads - {old}) | {new}
 
     def _keep_output_name(self, output: str, new: str) -> bool:
@@ -772,32 +838,9 @@ class Graph:
 
     def _carry_annotation(self, gone: str, kept: str) -> str | None:
         """Tensor `gone`, merged into `kept` (the same values), goes: its quantization
-        annotation names `kept` instead, where `kept` has none of its own, and a scale or zero
-        point named `gone` (`quant_parameter_tensor_names`) is `kept`. Where `kept` has one
-        with other parameters (or `gone` two that differ), `gone`'s is dropped, and a line
-        saying so returned: no annotation is made up. (`commit` drops an annotation naming
+        annotation names `kept` instead (`_carry_notes`). (`commit` drops an annotation naming
         nothing, so a merge lost an exporter's annotation of an Identity's output.)"""
-        notes = self.proto.quantization_annotation
-        for note in notes:
-            for entry in note.quant_parameter_tensor_names:
-                if entry.value == gone:
-                    entry.value = kept
-        moving = [i for i, note in enumerate(notes) if note.tensor_name == gone]
-        if not moving:
-            return None
-        theirs = {_annotation_parameters(notes[i]) for i in moving}
-        ours = {_annotation_parameters(note) for note in notes if note.tensor_name == kept}
-        said = None
-        if len(theirs) > 1:
-            said = f"quantization annotations of {gone!r} dropped: {len(theirs)} that differ"
-        elif not ours:
-            notes[moving[0]].tensor_name = kept
-            moving = moving[1:]  # (the same annotation again)
-        elif theirs != ours:
-            said = f"quantization annotation of {gone!r} dropped: {kept!r}, for it, has another"
-        for i in reversed(moving):
-            del notes[i]
-        return said
+        return _carry_notes(self.proto.quantization_annotation, gone, kept)
 
     def annotation_parameters(self) -> set[str]:
         """The tensors the quantization annotations of this graph's tensors still defined (a
@@ -1217,6 +1260,34 @@ class Graph:
         for i in reversed(range(len(notes))):
             if notes[i].tensor_name not in live:
                 del notes[i]
+
+
+def _carry_notes(notes: MutableSequence[onnx.TensorAnnotation], gone: str, kept: str) -> str | None:
+    """The quantization annotations `notes` (a graph's) of tensor `gone`, which holds `kept`'s
+    values and goes, name `kept` instead, where `kept` has none of its own, and a scale or
+    zero point named `gone` (`quant_parameter_tensor_names`) is `kept`. Where `kept` has one
+    with other parameters (or `gone` two that differ), `gone`'s is dropped, and a line saying
+    so returned: no annotation is made up."""
+    for note in notes:
+        for entry in note.quant_parameter_tensor_names:
+            if entry.value == gone:
+                entry.value = kept
+    moving = [i for i, note in enumerate(notes) if note.tensor_name == gone]
+    if not moving:
+        return None
+    theirs = {_annotation_parameters(notes[i]) for i in moving}
+    ours = {_annotation_parameters(note) for note in notes if note.tensor_name == kept}
+    said = None
+    if len(theirs) > 1:
+        said = f"quantization annotations of {gone!r} dropped: {len(theirs)} that differ"
+    elif not ours:
+        notes[moving[0]].tensor_name = kept
+        moving = moving[1:]  # (the same annotation again)
+    elif theirs != ours:
+        said = f"quantization annotation of {gone!r} dropped: {kept!r}, for it, has another"
+    for i in reversed(moving):
+        del notes[i]
+    return said
 
 
 def _annotation_parameters(note: onnx.TensorAnnotation) -> frozenset[tuple[str, str]]:
