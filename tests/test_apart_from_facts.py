@@ -61,10 +61,14 @@ def test_no_inference_of_its_own_after_each_change(name, inferences, real_model,
     real = onnx.shape_inference.infer_shapes
     calls = []
 
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def counted(model, *args, **kwargs):
+        calls.append(model.graph.name)
+        return real(model, *args, **kwargs)
 
     monkeypatch.setattr(onnx.shape_inference, "infer_shapes", counted)
     graphopt.optimize(model)
-    assert len(calls) == inferences  # the parent: 4 and 7
+    # (captcha_crnn's unpadded 3×3 pool could make a negative dim before its Slices: each
+    # inference first infers that pool's stem alone, `inference_aborts._risk_settles_alone`)
+    whole = [called for called in calls if called != "stem"]
+    assert len(whole) == inferences  # the parent: 4 and 7
+    assert len(calls) - len(whole) == (inferences if name == "captcha_crnn" else 0)

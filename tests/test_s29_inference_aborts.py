@@ -145,15 +145,20 @@ def test_an_onnxruntime_session_of_such_a_model_is_a_backend_error() -> None:
         session(_model("maxpool"))
 
 
-def _valid_at_risk(width: int | str = 8) -> onnx.ModelProto:
+def _valid_at_risk(width: int | str = 8, sliced_first: bool = False) -> onnx.ModelProto:
     """An unpadded 3×3 Conv (a negative dim for inputs below 2) with two Slices after it, the
-    second after the first: valid at the given width (2 or more)."""
+    second after the first: valid at the given width (2 or more). `sliced_first`: the Conv
+    reads a Slice of x (channels 0:3 of 3) too."""
     nodes = [
-        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Conv", ["x0", "w"], ["c"], name="conv"),
         helper.make_node("Slice", ["c", "st", "en", "ax"], ["s"], name="first"),
         helper.make_node("Relu", ["s"], ["r"], name="relu"),
         helper.make_node("Slice", ["r", "st", "en", "ax"], ["y"], name="second"),
     ]
+    if sliced_first:
+        nodes.insert(0, helper.make_node("Slice", ["x", "st", "three", "one"], ["x0"], name="pre"))
+    else:
+        nodes[0].input[0] = "x"
     graph = helper.make_graph(
         nodes,
         "g",
@@ -164,6 +169,8 @@ def _valid_at_risk(width: int | str = 8) -> onnx.ModelProto:
             _int64("st", [0]),
             _int64("en", [2]),
             _int64("ax", [3]),
+            _int64("three", [3]),
+            _int64("one", [1]),
         ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -180,8 +187,11 @@ def _dims(model: onnx.ModelProto) -> dict[str, list[int | str]]:
     }
 
 
-def test_a_valid_model_at_risk_infers_every_slice_as_plain_inference_does() -> None:
-    model = _valid_at_risk()
+@pytest.mark.parametrize("sliced_first", [False, True])
+def test_a_valid_model_at_risk_infers_every_slice_as_plain_inference_does(
+    sliced_first: bool,
+) -> None:
+    model = _valid_at_risk(sliced_first=sliced_first)
     before = model.SerializeToString()
     calls: list[onnx.ModelProto] = []
 
@@ -190,11 +200,15 @@ def test_a_valid_model_at_risk_infers_every_slice_as_plain_inference_does() -> N
         return onnx_inference(m)
 
     guarded = guarded_inference(model, infer)
-    assert len(calls) == 3  # both Slices hidden, then the first given back, then the second
+    if sliced_first:  # both Slices after the Conv hidden, the first given back, the second
+        assert len(calls) == 3 and all(c.graph.name == "g" for c in calls)
+    else:  # the Conv and what it reads inferred alone, then the whole model as it is
+        assert [c.graph.name for c in calls] == ["stem", "g"] and calls[1] is model
+        assert [n.name for n in calls[0].graph.node] == ["conv"]
     assert _dims(guarded) == _dims(onnx_inference(model))
     y = _dims(guarded)["y"]
     assert y[:2] == [1, 2] and y[3] == 2
-    assert [n.domain for n in guarded.graph.node] == [""] * 4  # the Slices' domains given back
+    assert [n.domain for n in guarded.graph.node] == [""] * len(model.graph.node)
     assert [o.domain for o in guarded.opset_import] == [""]
     assert model.SerializeToString() == before  # the caller's model untouched
     assert negative_slice(model) == ""

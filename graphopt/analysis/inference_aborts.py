@@ -155,7 +155,7 @@ def onnx_inference(model: onnx.ModelProto, data_prop: bool = True) -> onnx.Model
 
 def _rounds(model: onnx.ModelProto, infer: Infer) -> tuple[onnx.ModelProto, str]:
     """(the inferred model, why the first Slice that reads a negative dim makes it abort)."""
-    if not _at_risk(model):
+    if not _at_risk(model) or _risk_settles_alone(model, infer):
         return infer(model), ""
     work = onnx.ModelProto()
     work.CopyFrom(model)
@@ -269,6 +269,44 @@ def _at_risk(model: onnx.ModelProto) -> bool:
         if any(_may_go_negative(node, constants) for node in g.node):
             return True
     return False
+
+
+def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
+    """Whether every node of `model` that may make a negative dim is of its main graph, reads
+    (through any nodes) no Slice, no node holding a body and none of another domain, and makes
+    no negative dim, inferred over those nodes and what they read alone (a model's stem: a
+    part of one inference). Negative dims start only at such nodes, so then none reaches any
+    Slice: the model infers as it is."""
+    if any(_may_go_negative(node, _constants(g)) for g in _nested_graphs(model) for node in g.node):
+        return False
+    graph = model.graph
+    constants = _constants(graph)
+    risky = [k for k, node in enumerate(graph.node) if _may_go_negative(node, constants)]
+    producer = {t: k for k, node in enumerate(graph.node) for t in node.output if t}
+    kept = set(risky)
+    stack = list(risky)
+    while stack:
+        for t in graph.node[stack.pop()].input:
+            k = producer.get(t) if t else None
+            if k is None or k in kept:
+                continue
+            node = graph.node[k]
+            if node.op_type == "Slice" or node.domain not in _DEFAULT or any(subgraphs(node)):
+                return False  # (a Slice there would read what an earlier such node makes)
+            kept.add(k)
+            stack.append(k)
+    stem = onnx.ModelProto(ir_version=model.ir_version)
+    stem.opset_import.extend(model.opset_import)
+    g = stem.graph
+    g.name = "stem"
+    g.input.extend(graph.input)
+    g.initializer.extend(graph.initializer)
+    g.node.extend(graph.node[k] for k in sorted(kept))
+    made = [t for k in risky for t in graph.node[k].output if t]
+    for t in made:
+        g.output.add().name = t
+    dims = _inferred_dims(infer(stem))
+    return not any(d is not None and d < 0 for t in made for d in dims.get(t, ()))
 
 
 def _graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto | onnx.FunctionProto]:
