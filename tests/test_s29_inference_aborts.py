@@ -344,3 +344,43 @@ def test_a_model_that_aborts_as_given_is_not_blamed_on_input_shapes() -> None:
     with pytest.raises(graphopt.GraphoptError) as caught:
         graphopt.optimize(model, input_shapes={"x": [2, 3, 4, 4]}, opt_level=0)
     assert str(caught.value).startswith("the given ModelProto: Slice 'cut0' reads 'p'")
+
+
+@pytest.mark.parametrize("kind", ["slice", "split"])
+def test_load_refuses_it_and_check_says_so_in_one_line(tmp_path: Path, kind: str) -> None:
+    from graphopt.errors import LoadError
+    from graphopt.ir import load
+
+    model = _model("pad") if kind == "slice" else _short_split()
+    want = "Slice 'cut0' reads 'p'" if kind == "slice" else "Split 'sp' splits into"
+    with pytest.raises(LoadError, match=f"^the given ModelProto: {want}"):
+        load(model)
+    load(model, check_nodes=False)  # (optimize and inspect take it as it is)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    done = _cli("check", str(path))
+    assert done.returncode == 2, done.stderr[-300:]
+    assert done.stderr.strip().splitlines() == [f"graphopt check: error: {path}: " + _rest(done)]
+    assert want in done.stderr
+
+
+def _rest(done: subprocess.CompletedProcess[str]) -> str:
+    return done.stderr.strip().split(": ", 3)[-1]
+
+
+def test_loading_a_valid_model_at_risk_infers_only_its_stem(monkeypatch) -> None:
+    from graphopt.ir import load
+
+    real = onnx.shape_inference.infer_shapes
+    calls: list[str] = []
+
+    def counted(model: onnx.ModelProto, *args: object, **kwargs: object) -> onnx.ModelProto:
+        calls.append(model.graph.name)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", counted)
+    load(_valid_at_risk())
+    assert calls == ["stem"]
+    calls.clear()
+    load(_valid_at_risk(sliced_first=True))
+    assert calls == ["g", "g", "g"]  # the Slices after the Conv hidden, given back one by one

@@ -710,6 +710,11 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         error = _not_ssa_error(proto, where)
         if error is not None:
             raise error
+    # last: inference runs (where a Slice may read a negative dim) on a model whose nodes are
+    # checked (`check_nodes=False`: optimize and inspect take such a model as it is)
+    from graphopt.analysis.inference_aborts import refuse_aborting_model  # (it imports ir)
+
+    refuse_aborting_model(proto, where)
 
 
 def _not_ssa_error(proto: onnx.ModelProto, where: str) -> LoadError | None:
