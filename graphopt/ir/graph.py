@@ -853,14 +853,32 @@ class Graph:
             return set()
         named: set[str] = set()
         for note in notes:
-            tensor = note.tensor_name
-            if (
-                tensor in self.producer
-                or tensor in self.initializers
-                or self.is_graph_input(tensor)
-            ):
+            if self._defines(note.tensor_name):
                 named.update(entry.value for entry in note.quant_parameter_tensor_names)
         return named
+
+    def annotation_parameter_owners(self) -> dict[str, list[str]]:
+        """Each tensor this graph's quantization annotations name as a scale or zero point →
+        the tensors annotated with it: read once, then asked name by name
+        (`keeps_annotation_parameter`) while the annotations stay as they are (a rule run),
+        where `annotation_parameters` reads every annotation at each call. Empty without
+        annotations (one field read)."""
+        owners: dict[str, list[str]] = {}
+        for note in self.proto.quantization_annotation:
+            tensor = note.tensor_name
+            for entry in note.quant_parameter_tensor_names:
+                owners.setdefault(entry.value, []).append(tensor)
+        return owners
+
+    def keeps_annotation_parameter(self, name: str, owners: dict[str, list[str]]) -> bool:
+        """Whether `name` is among `annotation_parameters()`, asked of `owners` (the graph's
+        `annotation_parameter_owners()`, its annotations unchanged since): a tensor annotated
+        with `name` as its scale or zero point is still defined."""
+        return any(self._defines(tensor) for tensor in owners.get(name, ()))
+
+    def _defines(self, tensor: str) -> bool:
+        """Whether `tensor` is a node's output, an initializer or a graph input."""
+        return tensor in self.producer or tensor in self.initializers or self.is_graph_input(tensor)
 
     def annotated_names(self) -> set[str]:
         """Every name this graph's quantization annotations give, annotated tensors and their

@@ -134,13 +134,17 @@ class RuleRunner:
         self._holding = False
         self._rules: Sequence[Rule] = ()  # the rules `run` runs
         self._refold_sites: frozenset[tuple[str, str]] | None = None  # theirs, once needed
+        # the graph's quantization annotations, read once a run (`_annotations`)
+        self._notes: tuple[set[str], dict[str, list[str]]] | None = None
 
     def run(self, rules: Sequence[Rule]) -> RunStats:
         self._holding = True
+        self._notes = None
         try:
             return self._run(rules)
         finally:
             self._holding = False
+            self._notes = None
             self.facts.write_held()
 
     def _run(self, rules: Sequence[Rule]) -> RunStats:
@@ -829,7 +833,7 @@ class RuleRunner:
         graph = self.graph
         candidates: list[tuple[str, onnx.TensorProto]] = []
         initializers = graph.initializers
-        noted = graph.annotated_names()
+        noted = self._annotations()[0]
         for t in sorted(tensors):
             if t in noted:
                 continue
@@ -913,22 +917,36 @@ class RuleRunner:
         self.graph.model.opset_import.append(onnx.helper.make_opsetid(domain, 1))
         self.graph.opset[domain] = 1
 
+    def _annotations(self) -> tuple[set[str], dict[str, list[str]]]:
+        """The graph's `annotated_names()` and `annotation_parameter_owners()`, read once a run:
+        a rewrite changes no quantization annotation (it renames no tensor; the commit after
+        the run drops those of tensors gone), and each read walks every annotation (one a fold
+        made fold-batchnorm over 1000 annotated Conv+BN pairs 0.3 s -> 17 s)."""
+        notes = self._notes
+        if notes is None:
+            graph = self.graph
+            notes = self._notes = (graph.annotated_names(), graph.annotation_parameter_owners())
+        return notes
+
     def _drop_dead_constants(self, tensors: Iterable[str]) -> None:
         """Remove the constants among `tensors` that nothing reads any more, but those a
         quantization annotation names as a scale or zero point (`annotation_parameters`: the
         annotation reads them, as `eliminate-dead-code` keeps them)."""
         graph = self.graph
         consumers, initializers, producer = graph.consumers, graph.initializers, graph.producer
-        noted: set[str] | None = None  # (looked up once something is to go)
-        for t in tensors:
-            if consumers.get(t) or (t not in initializers and t not in producer):
-                continue  # still read, or produced by nothing (a removed node's output)
-            if graph.is_graph_output(t) or graph.is_graph_input(t):
-                continue
-            if noted is None:
-                noted = graph.annotation_parameters()
-            if t in noted:
-                continue
+        dead = [
+            t
+            for t in tensors
+            # not still read, nor produced by nothing (a removed node's output)
+            if not consumers.get(t)
+            and (t in initializers or t in producer)
+            and not graph.is_graph_output(t)
+            and not graph.is_graph_input(t)
+        ]
+        owners = self._annotations()[1] if dead else None
+        if owners:  # (each asked before any goes)
+            dead = [t for t in dead if not graph.keeps_annotation_parameter(t, owners)]
+        for t in dead:
             if t in initializers:
                 graph.remove_initializer(t)
                 self.facts.forget(t)
