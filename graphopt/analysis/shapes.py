@@ -33,6 +33,7 @@ from graphopt.analysis.runtime_shapes import inference_cuts
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.ir import Graph
 from graphopt.ir.io_names import as_text
+from graphopt.ir.model_io import check_nested
 from graphopt.ir.nodes import constant_tensor, is_default_domain, mistyped_constant, subgraphs
 from graphopt.ir.values import declared_dims
 
@@ -149,7 +150,8 @@ def shape_facts(graph: Graph | onnx.ModelProto, ctx: PassContext | None = None) 
         cached = ctx.facts.get(_FACTS_KEY)
         if isinstance(cached, ShapeFacts):
             return cached
-    if isinstance(graph, onnx.ModelProto):
+    if isinstance(graph, onnx.ModelProto):  # (a node leaving out a required input, in a
+        check_nested(graph, "the given ModelProto")  # body too, crashed inference)
         graph = Graph(skeleton_copy(graph))
     earlier = ctx.lasting_facts.get(_FACTS_KEY) if ctx is not None else None
     if isinstance(earlier, ShapeFacts) and _covers(earlier, graph):

@@ -15,6 +15,7 @@ import onnx
 from graphopt.errors import LoadError
 from graphopt.ir import Graph, check_model_basics, load
 from graphopt.ir.io_names import as_text
+from graphopt.ir.model_io import check_nested
 
 ModelOrGraph = Graph | onnx.ModelProto | bytes | str | os.PathLike[str]
 
@@ -38,6 +39,7 @@ def as_graph(model: ModelOrGraph) -> Graph:
         # LoadError, not a tree
         where = "the given ModelProto"
         check_model_basics(model, where, check_nodes=False)
+        check_nested(model, where)
         return Graph(skeleton_copy(model), check_as=where)
     if isinstance(model, str | os.PathLike | bytes | bytearray | memoryview):
         # indexed with load's node checks (`check_as`), as `optimize` indexes it: a node whose

@@ -161,6 +161,20 @@ def _load_object(model: ModelLike, copy: bool, check_nodes: bool, named: str) ->
     )
 
 
+def check_nested(proto: onnx.ModelProto, where: str) -> None:
+    """What `load` checks of a model's nodes beyond indexing them, for the analyses that index
+    a skeleton of a ModelProto themselves (`graphopt.analysis.usedef.as_graph`, `shape_facts`):
+    its If/Loop/Scan bodies and its tensors' dims (`_checked_external_tensors`), its local
+    functions (`check_model_basics`) and a main-graph node leaving out a required input.
+    RegexFullMatch('') in an If branch crashed onnx's shape inference under `fuse_ops(model)`
+    and `shape_facts(model)` (a segmentation fault) where a path, bytes or `optimize` said it
+    in one line."""
+    _checked_external_tensors(proto, where)
+    if proto.functions:
+        _refuse_left_out_inputs_in_functions(proto, where)
+    _refuse_left_out_inputs(proto.graph.node, where, default_opset(proto))
+
+
 def _refuse_unlocated_external_data(proto: onnx.ModelProto, where: str) -> None:
     """A model given as an object whose tensors still point at external data files (onnx.load
     with load_external_data=False) cannot be read: a file location is relative to the model's
