@@ -522,6 +522,38 @@ def _refuse_left_out_inputs(nodes: Sequence[onnx.NodeProto], where: str, opset: 
                     raise left_out
 
 
+def _refuse_functions_without_default_opset(proto: onnx.ModelProto, where: str) -> None:
+    """A `LoadError` for a model-local function whose nodes (its bodies' too) hold a
+    default-domain op while it imports no default opset: onnxruntime ("No opset registered for
+    domain") and onnx.checker refuse the model, which optimize wrote out."""
+    for function in proto.functions:
+        if any(o.domain in ("", "ai.onnx") for o in function.opset_import):
+            continue
+        nodes = (n for g in _function_graphs(function) for n in g)
+        op = next((n.op_type for n in nodes if n.domain in ("", "ai.onnx")), None)
+        if op is not None:
+            raise LoadError(
+                f"{where}: {_function_id(function)} uses the default-domain op {shown(op)} but "
+                "imports no default opset (onnxruntime refuses the model)"
+            )
+
+
+def _function_graphs(function: onnx.FunctionProto) -> list[Sequence[onnx.NodeProto]]:
+    """The nodes of model-local function `function` and of each If/Loop/Scan body in it."""
+    graphs: list[Sequence[onnx.NodeProto]] = [function.node]
+    for node in function.node:
+        for body in subgraphs(node):
+            graphs += [body.node, *(b.node for b in nested_bodies(body))]
+    return graphs
+
+
+def _function_id(function: onnx.FunctionProto) -> str:
+    """How errors name a model-local function: "function 'f' (domain 'd')", its overload
+    too where it has one."""
+    named = f"function {function.name!r} (domain {function.domain!r}"
+    return named + (f", overload {function.overload!r})" if function.overload else ")")
+
+
 def _refuse_left_out_inputs_in_functions(proto: onnx.ModelProto, where: str) -> None:
     """`_refuse_left_out_inputs` for each model-local function's nodes and its If/Loop/Scan
     bodies' (nested ones too), the error naming the function ("m.onnx: function 'f' (domain
@@ -536,16 +568,10 @@ def _refuse_left_out_inputs_in_functions(proto: onnx.ModelProto, where: str) -> 
     refuses them."""
     model_opset = default_opset(proto)
     for function in proto.functions:
-        shown_id = f"function {function.name!r} (domain {function.domain!r}"
-        shown_id += f", overload {function.overload!r})" if function.overload else ")"
-        named = f"{where}: {shown_id}"
+        named = f"{where}: {_function_id(function)}"
         versions = [o.version for o in function.opset_import if o.domain in ("", "ai.onnx")]
         opsets = dict.fromkeys((versions[-1] if versions else model_opset, model_opset))
-        graphs: list[Sequence[onnx.NodeProto]] = [function.node]
-        for node in function.node:
-            for body in subgraphs(node):
-                graphs += [body.node, *(b.node for b in nested_bodies(body))]
-        for nodes in graphs:
+        for nodes in _function_graphs(function):
             for opset in opsets:
                 _refuse_left_out_inputs(nodes, named, opset)
 
@@ -694,6 +720,7 @@ def check_model_basics(proto: onnx.ModelProto, where: str, check_nodes: bool = T
         _refuse_functions_given_twice(proto, where)
         _refuse_recursive_functions(proto, where)
         _refuse_left_out_inputs_in_functions(proto, where)
+        _refuse_functions_without_default_opset(proto, where)
     if not check_nodes:
         return
     defined = {i.name for i in proto.graph.input} | {t.name for t in proto.graph.initializer}
