@@ -515,7 +515,7 @@ def _refuse_left_out_inputs(nodes: Sequence[onnx.NodeProto], where: str, opset: 
     requires at default opset `opset`, raised; a schema is looked up only for a node with a
     "" input."""
     for node in nodes:
-        if "" in node.input:
+        if "" in node.input[:]:  # (sliced: a list built in C, not a Python-level walk)
             for index, name in enumerate(node.input):
                 left_out = None if name else left_out_input_error(where, node, index, opset)
                 if left_out is not None:
@@ -541,9 +541,10 @@ def _refuse_functions_without_default_opset(proto: onnx.ModelProto, where: str) 
 def _function_graphs(function: onnx.FunctionProto) -> list[Sequence[onnx.NodeProto]]:
     """The nodes of model-local function `function` and of each If/Loop/Scan body in it."""
     graphs: list[Sequence[onnx.NodeProto]] = [function.node]
-    for node in function.node:
-        for body in subgraphs(node):
-            graphs += [body.node, *(b.node for b in nested_bodies(body))]
+    for node in function.node:  # (only these hold bodies: reading attributes costs)
+        if node.op_type in _CONTROL_FLOW or node.domain not in ("", "ai.onnx"):
+            for body in subgraphs(node):
+                graphs += [body.node, *(b.node for b in nested_bodies(body))]
     return graphs
 
 
@@ -809,10 +810,7 @@ def _refuse_recursive_functions(proto: onnx.ModelProto, where: str) -> None:
     key = {(f.domain, f.name, f.overload): f for f in proto.functions}
     calls: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
     for k, function in key.items():
-        nodes = [*function.node]
-        for node in function.node:
-            for body in subgraphs(node):
-                nodes += [*body.node, *(n for b in nested_bodies(body) for n in b.node)]
+        nodes = (n for g in _function_graphs(function) for n in g)
         calls[k] = [c for n in nodes if (c := (n.domain, n.op_type, n.overload)) in key]
     done: set[tuple[str, str, str]] = set()
     for start in calls:
