@@ -48,7 +48,7 @@ _WINDOWED = frozenset(
     ("Conv", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool", "LpPool")
 )
 # op → the input whose constant value, when negative, onnx's inference takes into a dim
-_SIZE_INPUTS = {"Pad": 1, "CenterCropPad": 1, "Resize": 2, "Upsample": 1, "TopK": 1}
+_SIZE_INPUTS = {"Pad": 1, "CenterCropPad": 1, "Resize": 2, "Upsample": 1, "TopK": 1, "Split": 1}
 _SIZE_ATTRS = {"Pad": "pads", "RoiAlign": "output_height", "MaxRoiPool": "pooled_shape"}
 # rounds of giving Slices back; past it the rest stay hidden (their dims unknown)
 _MAX_ROUNDS = 16
@@ -308,6 +308,11 @@ def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
     made = [t for k in risky for t in graph.node[k].output if t]
     for t in made:
         g.output.add().name = t
+    # what the model declares of the stem's tensors, which inference merges into them
+    inside = {t for k in kept for t in graph.node[k].output if t}
+    g.value_info.extend(
+        vi for vi in itertools.chain(graph.value_info, graph.output) if vi.name in inside
+    )
     dims = _inferred_dims(infer(stem))
     return not any(d is not None and d < 0 for t in made for d in dims.get(t, ()))
 
@@ -422,8 +427,10 @@ def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto
     op = node.op_type
     if op in _WINDOWED:
         return not _window_fits(node, constants, transposed=False)
-    if op == "ConvTranspose":
+    if op in ("ConvTranspose", "MaxUnpool"):  # out = stride·(in − 1) + window − pads
         return not _window_fits(node, constants, transposed=True)
+    if op == "STFT":  # (signal − frame_length)/frame_step + 1 frames: below 0 for a short one
+        return True
     attr = _SIZE_ATTRS.get(op)
     if attr is not None:
         for a in node.attribute:
@@ -435,6 +442,8 @@ def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto
         if op == "RoiAlign":
             return any(a.name == "output_width" and a.i < 0 for a in node.attribute)
     index = _SIZE_INPUTS.get(op)
+    if op == "Resize" and len(node.input) == 2:
+        index = 1  # Resize-10: (X, scales)
     if index is not None and len(node.input) > index and node.input[index]:
         value = constants.get(node.input[index])
         if value is not None and _has_negative(value):

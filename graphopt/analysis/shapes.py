@@ -542,6 +542,12 @@ def _infer(graph: Graph) -> ShapeFacts:
         del light.graph.node[:]
         light.graph.node.extend(nodes)
         light.graph.input.extend(vi for outputs in cuts.values() for vi in outputs)
+        # (onnxruntime's dims of a window larger than its input can be negative: unknown
+        # here, as a declared one is in `light_model`; a Slice of it aborted inference)
+        for vi in light.graph.input[-sum(map(len, cuts.values())) :]:
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_value") and d.dim_value < 0:
+                    d.ClearField("dim_value")
         inferred = inferred_light(light)
         cuts = inference_cuts(light, inferred)
     g = inferred.graph

@@ -52,6 +52,13 @@ def convert_opset(model: onnx.ModelProto, version: int) -> onnx.ModelProto:
             "old opset): remove it (del model.training_info[:]) to convert"
         )
         raise OpsetConversionError("training-info", reason, reason)
+    from graphopt.analysis.inference_aborts import inference_abort  # (analysis imports ir)
+
+    aborting = inference_abort(model)  # the converter runs onnx's inference: it would abort
+    if aborting:
+        raise OpsetConversionError(
+            "converter-failed", aborting, f"onnx.version_converter cannot read it: {aborting}"
+        )
     dims = _hardmax_input_dims(model) if before < 13 <= version else None
     problem = misconverted(model.graph, before, version, dims)
     if problem:
