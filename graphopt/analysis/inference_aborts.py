@@ -7,21 +7,26 @@ inference when it loads a model:
 - A Slice (opset 10 on; onnx issue #8481) of a tensor with a negative dim: it clamps each start
   into [0, dim − 1] with `std::clamp`. The same inference makes negative dims without a word
   from a window larger than its input (an unpadded 3×3 Conv or MaxPool of a 1×1 map, after
-  `--input-shape` made it so), negative pads, a negative Resize scale, TopK k, CenterCropPad
-  shape or RoiAlign size.
+  `--input-shape` made it so; a ConvTranspose or MaxUnpool whose pads exceed what it adds; an
+  STFT frame longer than the signal), negative pads or Split sizes, a negative Resize scale,
+  TopK k, CenterCropPad shape or RoiAlign size.
 - A Split (opset 18 on) whose `num_outputs` is positive but below its outputs, without a split
   input: it reads past the sizes it made (`is_short_split`).
 
-`guarded_inference(model, infer)` runs an inference so that it cannot reach such a Slice: where
+`guarded_inference(model, infer)` runs an inference so that it cannot reach such a Slice. Where
 the model holds a node that may make a negative dim (`_may_go_negative`, judged by its
-attributes and constants: the three benchmark detectors hold none) and a Slice after it, those
-Slices are hidden from inference (an op of a private domain: outputs unknown) and given back
-round by round in topological order, each once the dims it reads are final and not negative.
-A Slice that reads a negative dim stays hidden; `negative_slice(model)` names the first such
-Slice, and `inference_abort(model)` either kind, for the callers that refuse the model (load,
-`--input-shape`, an onnxruntime session). Slices inside If/Loop/Scan bodies and local
-functions stay hidden in such a model (their dims unknown). Negative dims that data
-propagation computes (Shape arithmetic into a Pad) are not foreseen.
+attributes and constants: the three benchmark detectors hold none) and a Slice, those nodes
+and what they read are inferred alone first (`_risk_settles_alone`: a model's stem); where
+they make no negative dim, the model infers as it is. Else the Slices after them are hidden
+from inference (an op of a private domain: outputs unknown) and given back round by round in
+topological order, each once the dims it reads are final and not negative; a Slice that reads
+a negative dim stays hidden. `negative_slice(model)` names the first such Slice, and
+`inference_abort(model)` either kind, for the callers that refuse the model (load,
+`--input-shape`, an onnxruntime session, onnx.checker's full check, an opset conversion).
+Slices inside If/Loop/Scan bodies and local functions stay hidden in a model the stem does
+not settle (their dims unknown). Not foreseen: negative dims from sizes that are computed
+(Shape arithmetic, or constants through Identity or Concat that onnxruntime's constant folding
+makes a constant before its own inference runs).
 """
 
 from __future__ import annotations
