@@ -176,6 +176,38 @@ MISSED = {
         18,
         2,
     ),
+    # Split-2 to 12: the split attribute, a negative size
+    "split11": (
+        [helper.make_node("Split", ["x"], ["p", "rest"], axis=2, split=[-1, 5])],
+        [],
+        [1, 3, 4, 4],
+        11,
+        2,
+    ),
+    # DFT-17: dft_length (input 1), negative, is the output's dim on `axis`
+    "dft": (
+        [helper.make_node("DFT", ["x", "n"], ["p"], axis=1)],
+        [_int64("n", -2)],
+        [1, 4, 2],
+        17,
+        1,
+    ),
+    # Col2Im: image_shape (input 1), negative, is the output's spatial dims
+    "col2im": (
+        [helper.make_node("Col2Im", ["x", "image", "block"], ["p"])],
+        [_int64("image", [-3, 5]), _int64("block", [1, 1])],
+        [1, 3, 15],
+        18,
+        2,
+    ),
+    # AffineGrid: size (input 1), negative, is the grid's spatial dims
+    "affinegrid": (
+        [helper.make_node("AffineGrid", ["theta", "size"], ["p"])],
+        [_float("theta", np.zeros((1, 2, 3))), _int64("size", [1, 3, -4, 4])],
+        [1, 3, 4, 4],
+        20,
+        1,
+    ),
     # STFT: (signal − frame_length)/frame_step + 1 frames: negative for a frame longer than
     # the signal (a short clip after --input-shape)
     "stft": (

@@ -53,8 +53,23 @@ _WINDOWED = frozenset(
     ("Conv", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool", "LpPool")
 )
 # op → the input whose constant value, when negative, onnx's inference takes into a dim
-_SIZE_INPUTS = {"Pad": 1, "CenterCropPad": 1, "Resize": 2, "Upsample": 1, "TopK": 1, "Split": 1}
-_SIZE_ATTRS = {"Pad": "pads", "RoiAlign": "output_height", "MaxRoiPool": "pooled_shape"}
+_SIZE_INPUTS = {
+    "Pad": 1,
+    "CenterCropPad": 1,
+    "Resize": 2,
+    "Upsample": 1,
+    "TopK": 1,
+    "Split": 1,
+    "DFT": 1,  # dft_length
+    "Col2Im": 1,  # image_shape
+    "AffineGrid": 1,  # size
+}
+_SIZE_ATTRS = {
+    "Pad": "pads",
+    "RoiAlign": "output_height",
+    "MaxRoiPool": "pooled_shape",
+    "Split": "split",  # (opset 2 to 12)
+}
 # rounds of giving Slices back; past it the rest stay hidden (their dims unknown)
 _MAX_ROUNDS = 16
 
