@@ -384,3 +384,19 @@ def test_loading_a_valid_model_at_risk_infers_only_its_stem(monkeypatch) -> None
     calls.clear()
     load(_valid_at_risk(sliced_first=True))
     assert calls == ["g", "g", "g"]  # the Slices after the Conv hidden, given back one by one
+
+
+def test_a_stem_inference_gives_up_on_settles_nothing() -> None:
+    """Where inference gives up on the stem (`onnx_inference` hands the model back), its
+    declared dims prove nothing: the Slices after the Conv are hidden and given back one by
+    one, as without a stem."""
+    model = _valid_at_risk()
+    calls: list[str] = []
+
+    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
+        calls.append(m.graph.name)
+        return m if m.graph.name == "stem" else onnx_inference(m)
+
+    guarded = guarded_inference(model, infer)
+    assert calls == ["stem", "g", "g", "g"]
+    assert _dims(guarded) == _dims(onnx_inference(model))

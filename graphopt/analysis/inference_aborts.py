@@ -333,7 +333,10 @@ def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
     g.value_info.extend(
         vi for vi in itertools.chain(graph.value_info, graph.output) if vi.name in inside
     )
-    dims = _inferred_dims(infer(stem))
+    inferred = infer(stem)
+    if inferred is stem:  # inference gave up on it: nothing is settled
+        return False
+    dims = _inferred_dims(inferred)
     return not any(d is not None and d < 0 for t in made for d in dims.get(t, ()))
 
 
