@@ -224,7 +224,7 @@ def _reason(
     shown = ", ".join("?" if d is None else str(d) for d in shape)
     return (
         f"{_label(node)} reads {read!r} of shape [{shown}], a negative dimension{made}: the "
-        "model cannot run (onnx's shape inference and onnxruntime abort on it)"
+        "model cannot run (onnx's shape inference and onnxruntime's loader can abort on it)"
     )
 
 
