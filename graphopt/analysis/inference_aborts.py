@@ -300,8 +300,10 @@ def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
     no negative dim, inferred over those nodes and what they read alone (a model's stem: a
     part of one inference). Negative dims start only at such nodes, so then none reaches any
     Slice: the model infers as it is."""
-    if any(_may_go_negative(node, _constants(g)) for g in _nested_graphs(model) for node in g.node):
-        return False
+    for nested in _nested_graphs(model):
+        constants = _constants(nested)  # (once a graph, not once a node)
+        if any(_may_go_negative(node, constants) for node in nested.node):
+            return False
     graph = model.graph
     constants = _constants(graph)
     risky = [k for k, node in enumerate(graph.node) if _may_go_negative(node, constants)]
