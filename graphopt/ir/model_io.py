@@ -510,14 +510,18 @@ def _checked_external_tensors(proto: onnx.ModelProto, where: str) -> list[onnx.T
     return external
 
 
-def _refuse_left_out_inputs(nodes: Sequence[onnx.NodeProto], where: str, opset: int) -> None:
+def _refuse_left_out_inputs(
+    nodes: Sequence[onnx.NodeProto], where: str, opset: int, refused_by: str = "onnxruntime"
+) -> None:
     """The `left_out_input_error` of the first of `nodes` that leaves out an input its op
     requires at default opset `opset`, raised; a schema is looked up only for a node with a
     "" input."""
     for node in nodes:
         if "" in node.input[:]:  # (sliced: a list built in C, not a Python-level walk)
             for index, name in enumerate(node.input):
-                left_out = None if name else left_out_input_error(where, node, index, opset)
+                left_out = (
+                    None if name else left_out_input_error(where, node, index, opset, refused_by)
+                )
                 if left_out is not None:
                     raise left_out
 
@@ -574,7 +578,7 @@ def _refuse_left_out_inputs_in_functions(proto: onnx.ModelProto, where: str) -> 
         opsets = dict.fromkeys((versions[-1] if versions else model_opset, model_opset))
         for nodes in _function_graphs(function):
             for opset in opsets:
-                _refuse_left_out_inputs(nodes, named, opset)
+                _refuse_left_out_inputs(nodes, named, opset, "onnx.checker")
 
 
 def _external_tensors(
@@ -986,13 +990,16 @@ def undefined_input_error(where: str, node: onnx.NodeProto, tensor: str) -> Load
 
 
 def left_out_input_error(
-    where: str, node: onnx.NodeProto, index: int, opset: int
+    where: str, node: onnx.NodeProto, index: int, opset: int, refused_by: str = "onnxruntime"
 ) -> LoadError | None:
     """The error for default-domain `node` leaving out (as "") its input `index`, which its
     schema at `opset` requires, or None where that input is optional (Resize's roi, Clip's
     min) or no schema says. onnxruntime refuses such a model ("input 0 is marked single but
     has an empty string"); onnx's shape inference crashed the process on some (RegexFullMatch,
-    EyeLike: a segmentation fault in `graphopt inspect`), and optimize wrote it out."""
+    EyeLike: a segmentation fault in `graphopt inspect`), and optimize wrote it out.
+    `refused_by`: who the message says refuses it (in a model-local function, onnx.checker:
+    onnxruntime runs a function the graph does not call, or one whose opset alone requires
+    the input)."""
     if node.domain not in ("", "ai.onnx"):
         return None
     try:
@@ -1008,7 +1015,7 @@ def left_out_input_error(
     op = node.op_type if node.op_type.isprintable() else repr(node.op_type)[1:-1]
     return LoadError(
         f"{where}: node {node.name or op!r} ({op}) leaves out its input {index} "
-        f"({param.name!r}), which {op}-{schema.since_version} requires (onnxruntime refuses "
+        f"({param.name!r}), which {op}-{schema.since_version} requires ({refused_by} refuses "
         "the model)"
     )
 
