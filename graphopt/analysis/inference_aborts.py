@@ -41,13 +41,12 @@ from onnx import numpy_helper
 
 from graphopt.analysis.usedef import skeleton_copy
 from graphopt.errors import LoadError
-from graphopt.ir.nodes import constant_tensor, subgraphs
+from graphopt.ir.nodes import constant_tensor, nested_bodies, subgraphs
 
 log = logging.getLogger("graphopt.analysis.shapes")
 
 _HIDDEN = "graphopt.hidden"  # a Slice of domain d hidden from inference is of `_HIDDEN + d`
 _DEFAULT = ("", "ai.onnx")
-_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})  # the standard ops with bodies
 # ops whose output dims onnx's inference computes from a window, stride and pads
 _WINDOWED = frozenset(
     ("Conv", "ConvInteger", "QLinearConv", "DeformConv", "MaxPool", "AveragePool", "LpPool")
@@ -350,18 +349,10 @@ def _graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto | onnx.FunctionP
 
 def _nested_graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto | onnx.FunctionProto]:
     """The main graph's bodies, the local functions and their bodies."""
-    yield from _bodies(model.graph)
+    yield from nested_bodies(model.graph, holders_only=True)
     for function in model.functions:
         yield function
-        yield from _bodies(function)
-
-
-def _bodies(g: onnx.GraphProto | onnx.FunctionProto) -> Iterator[onnx.GraphProto]:
-    for node in g.node:
-        if node.op_type in _CONTROL_FLOW or node.domain not in _DEFAULT:  # (else none: cheap)
-            for body in subgraphs(node):
-                yield body
-                yield from _bodies(body)
+        yield from nested_bodies(function, holders_only=True)
 
 
 def _nested_slices(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:

@@ -848,14 +848,8 @@ class Graph:
         (`quant_parameter_tensor_names`): constants no node may read, which a clean-up of
         unread constants keeps, as `eliminate-dead-code` does; an annotation of a tensor gone
         keeps nothing (it goes at the commit). Empty without annotations (one field read)."""
-        notes = self.proto.quantization_annotation
-        if not notes:
-            return set()
-        named: set[str] = set()
-        for note in notes:
-            if self._defines(note.tensor_name):
-                named.update(entry.value for entry in note.quant_parameter_tensor_names)
-        return named
+        owners = self.annotation_parameter_owners()
+        return {name for name in owners if self.keeps_annotation_parameter(name, owners)}
 
     def annotation_parameter_owners(self) -> dict[str, list[str]]:
         """Each tensor this graph's quantization annotations name as a scale or zero point →

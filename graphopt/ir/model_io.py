@@ -544,12 +544,7 @@ def _refuse_functions_without_default_opset(proto: onnx.ModelProto, where: str) 
 
 def _function_graphs(function: onnx.FunctionProto) -> list[Sequence[onnx.NodeProto]]:
     """The nodes of model-local function `function` and of each If/Loop/Scan body in it."""
-    graphs: list[Sequence[onnx.NodeProto]] = [function.node]
-    for node in function.node:  # (only these hold bodies: reading attributes costs)
-        if node.op_type in _CONTROL_FLOW or node.domain not in ("", "ai.onnx"):
-            for body in subgraphs(node):
-                graphs += [body.node, *(b.node for b in nested_bodies(body))]
-    return graphs
+    return [function.node, *(b.node for b in nested_bodies(function, holders_only=True))]
 
 
 def _function_id(function: onnx.FunctionProto) -> str:

@@ -103,9 +103,20 @@ def subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
             yield from attr.graphs
 
 
-def nested_bodies(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """Every If/Loop/Scan body inside `graph`, nested ones included (each before its own)."""
+# the standard ops with graph attributes (bodies)
+BODY_HOLDERS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
+def nested_bodies(
+    graph: onnx.GraphProto | onnx.FunctionProto, holders_only: bool = False
+) -> Iterator[onnx.GraphProto]:
+    """Every If/Loop/Scan body inside `graph` (or a function), nested ones included (each
+    before its own). `holders_only`: only the attributes of `BODY_HOLDERS` and of other
+    domains' nodes are read (no other standard op carries a graph; reading every node's
+    attributes costs: layout_cdla's 878 Constants)."""
     for node in graph.node:
+        if holders_only and node.op_type not in BODY_HOLDERS and node.domain in ("", "ai.onnx"):
+            continue
         for sub in subgraphs(node):
             yield sub
-            yield from nested_bodies(sub)
+            yield from nested_bodies(sub, holders_only)
