@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import prod
 from typing import TYPE_CHECKING, Any
@@ -331,11 +332,18 @@ def light_model(graph: Graph, facts: ShapeFacts, declarations: bool = False) -> 
                 vi.type.tensor_type.ClearField("shape")
         if graph.nodes_with_bodies():
             _body_types_only(g.node)  # the light model's copies of the nodes
-    for vi in itertools.chain(g.input, g.output, g.value_info):
-        for d in vi.type.tensor_type.shape.dim:  # older paddle2onnx's -1: unknown, no size
+    _negative_dims_unknown(itertools.chain(g.input, g.output, g.value_info))
+    return light
+
+
+def _negative_dims_unknown(infos: Iterable[onnx.ValueInfoProto]) -> None:
+    """Clear every negative `dim_value` of `infos` (older paddle2onnx's -1, or onnxruntime's
+    dims of a window larger than its input): unknown, no size, and no Slice inference aborts
+    on it."""
+    for vi in infos:
+        for d in vi.type.tensor_type.shape.dim:
             if d.HasField("dim_value") and d.dim_value < 0:
                 d.ClearField("dim_value")
-    return light
 
 
 # onnx 1.23's Slice inference crashes (2^31) or loops for ever (2^32) on a step that large,
@@ -544,10 +552,7 @@ def _infer(graph: Graph) -> ShapeFacts:
         light.graph.input.extend(vi for outputs in cuts.values() for vi in outputs)
         # (onnxruntime's dims of a window larger than its input can be negative: unknown
         # here, as a declared one is in `light_model`; a Slice of it aborted inference)
-        for vi in light.graph.input[-sum(map(len, cuts.values())) :]:
-            for d in vi.type.tensor_type.shape.dim:
-                if d.HasField("dim_value") and d.dim_value < 0:
-                    d.ClearField("dim_value")
+        _negative_dims_unknown(light.graph.input[-sum(map(len, cuts.values())) :])
         inferred = inferred_light(light)
         cuts = inference_cuts(light, inferred)
     g = inferred.graph
