@@ -183,7 +183,9 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     from google.protobuf.message import DecodeError
 
     from graphopt.backends.onnxruntime import input_specs
+    from graphopt.commands.check import refuse_profiles_build_refuses
     from graphopt.errors import BackendError, first_line
+    from graphopt.ir.values import declared_dims
     from graphopt.realmodels import load_image, preprocess
 
     try:
@@ -191,8 +193,23 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     except (OSError, DecodeError) as e:
         raise BackendError(f"{shown(model_path)}: cannot read the model: {first_line(e)}") from e
     specs = input_specs(model)
+    files = calibration_files(folder)[:count]
+    size = None  # (H, W) of the images, said before any is decoded
+    if len(specs) == 1 and any(p.suffix.lower() not in (".npy", ".npz") for p in files):
+        name, _, dims = specs[0]
+        vi = next(vi for vi in model.graph.input if vi.name == name)
+        if declared_dims(vi) == ():  # (input_specs gives no dims for an unknown rank too)
+            raise BackendError(
+                f"input {name!r} is a scalar: calibration images make 1x3xHxW tensors; give "
+                ".npy/.npz feeds"
+            )
+        size = calibration_image_size(name, dims, shapes)
+    # a profile the build refuses (a rank or a fixed dim the input's declaration contradicts:
+    # a 2-D input given --shapes x:1x3x8x8) is said before a file is read, as `graphopt check`
+    # says it: images were decoded and resized to it, and only TensorRT's build refused it
+    refuse_profiles_build_refuses(model, shapes)
     feeds = []
-    for path in calibration_files(folder)[:count]:
+    for path in files:
         suffix = path.suffix.lower()
         if suffix != ".npz" and len(specs) != 1:  # an .npz names its inputs; these feed one
             kind = "a .npy array" if suffix == ".npy" else "an image"
@@ -206,9 +223,8 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
             except (OSError, ValueError) as e:
                 raise BackendError(f"--calib {shown(path)}: cannot read: {e}") from e
         else:
-            name, _, dims = specs[0]
-            size = calibration_image_size(name, dims, shapes)
-            feeds.append({name: preprocess(load_image(path), size, scale=1 / 255.0)})
+            assert size is not None  # (one input, and an image among the files)
+            feeds.append({specs[0][0]: preprocess(load_image(path), size, scale=1 / 255.0)})
     return feeds
 
 
