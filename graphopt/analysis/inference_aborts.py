@@ -22,7 +22,9 @@ from inference (an op of a private domain: outputs unknown) and given back round
 topological order, each once the dims it reads are final and not negative; a Slice that reads
 a negative dim stays hidden. `negative_slice(model)` names the first such Slice, and
 `inference_abort(model)` either kind, for the callers that refuse the model (load,
-`--input-shape`, an onnxruntime session, onnx.checker's full check, an opset conversion).
+`--input-shape`, an onnxruntime session, onnx.checker's full check, an opset conversion);
+it judges a copy of the model whose sparse initializers are dense, as onnxruntime loads them
+(onnx's inference types no tensor from one: a Conv's sparse weight makes no dim there).
 Slices inside If/Loop/Scan bodies and local functions stay hidden in a model the stem does
 not settle (their dims unknown). Not foreseen: negative dims from sizes that are computed
 (Shape arithmetic, or constants through Identity or Concat that onnxruntime's constant folding
@@ -39,7 +41,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphopt.analysis.usedef import skeleton_copy
+from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.errors import LoadError
 from graphopt.ir.nodes import constant_tensor, nested_bodies, subgraphs
 
@@ -153,9 +155,39 @@ def negative_slice(model: onnx.ModelProto) -> str:
     if not _at_risk(model):
         return ""
     skeleton = skeleton_copy(model)
+    _densify_sparse(skeleton.graph, model.graph)
     if _risk_settles_alone(skeleton, onnx_inference):
         return ""
     return _rounds(skeleton, onnx_inference)[1]
+
+
+def _densify_sparse(graph: onnx.GraphProto, source: onnx.GraphProto) -> None:
+    """Make `graph`'s sparse initializers (`source`'s, without data) dense ones, as onnxruntime
+    loads them before its inference, which then reads their dims (a Conv's weight) and
+    values (a Pad's pads: a small one's are taken from `source`); onnx's inference types no
+    tensor from a sparse initializer."""
+    for sparse in source.sparse_initializer:
+        graph.initializer.append(_dense(sparse))
+    del graph.sparse_initializer[:]
+
+
+def _dense(sparse: onnx.SparseTensorProto) -> onnx.TensorProto:
+    """`sparse` as a dense tensor: its values where it is `small_constant` and they are
+    readable, else its name, type and dims alone."""
+    shell = onnx.TensorProto(name=sparse.values.name, data_type=sparse.values.data_type)
+    shell.dims.extend(sparse.dims)
+    if not small_constant(shell):
+        return shell
+    try:
+        values = numpy_helper.to_array(sparse.values)
+        indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+        if indices.ndim == 2:  # one row of coordinates per value
+            indices = np.ravel_multi_index(tuple(indices.T), tuple(sparse.dims))
+        flat = np.zeros(int(np.prod(sparse.dims)), values.dtype)
+        flat[indices] = values
+    except (ValueError, TypeError, IndexError):
+        return shell
+    return numpy_helper.from_array(flat.reshape(tuple(sparse.dims)), shell.name)
 
 
 def onnx_inference(model: onnx.ModelProto, data_prop: bool = True) -> onnx.ModelProto:
@@ -421,8 +453,10 @@ def _waiting_upstream(graph: onnx.GraphProto, waiting: set[int]) -> dict[int, se
 
 
 def _constants(g: onnx.GraphProto | onnx.FunctionProto) -> dict[str, onnx.TensorProto]:
+    """`g`'s initializers (sparse ones made dense: `_dense`) and Constant nodes' values."""
     out: dict[str, onnx.TensorProto] = {}
     if isinstance(g, onnx.GraphProto):
+        out.update((t.values.name, _dense(t)) for t in g.sparse_initializer)
         out.update((t.name, t) for t in g.initializer)
     for node in g.node:
         if node.op_type == "Constant" and node.domain in _DEFAULT and node.output:
