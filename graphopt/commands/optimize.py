@@ -552,8 +552,22 @@ def _refuse_unfit_feeds(
             wrong.append(f"index {axis} is {what} (Got: {size} Expected: {expected})")
             fitting[axis] = expected
         if wrong:
-            fix = "" if npz is not None else f"; give {shown(f'{vi.name}:{_dims(fitting)}')}"
-            raise VerifyError(f"{fits}: {', '.join(wrong)}{fix}")
+            raise VerifyError(f"{fits}: {', '.join(wrong)}{_fitting_hint(vi.name, fitting, npz)}")
+
+
+def _fitting_hint(name: str, fitting: list[int], npz: str | None) -> str:
+    """What `_refuse_unfit_feeds` tells a --shapes user to give for input `name`, whose dims
+    fit as `fitting`: that NAME:DIMS, or, where a dim is 0 (declared so), to leave the input
+    to its seeded feed, since --shapes takes no 0 (it said "give x:0x3", which --shapes then
+    refused as "need 0 < min"); nothing for an --inputs file."""
+    if npz is not None:
+        return ""
+    if 0 in fitting:
+        return (
+            f"; leave {shown(name)} out of --shapes (--shapes takes no 0-size dim): its seeded "
+            "feed has the declared dims"
+        )
+    return f"; give {shown(f'{name}:{_dims(fitting)}')}"
 
 
 def _fixed_symbols(
