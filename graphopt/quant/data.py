@@ -266,6 +266,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         self.batch_size = batch_size
         # a model with a fixed batch B > 1 gets full batches of B files; the rest is dropped
         self.whole_batches_only = False
+        refuse_unfeedable_inputs(self.inputs)
         if batch_size < 1:
             raise QuantizeError(f"batch size must be at least 1, got {batch_size}")
         if batch_size > 1:
@@ -493,6 +494,26 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"{shown(path)}: not enough memory for a {size[0]}x{size[1]} image; give a smaller --size"
             ) from e
+
+
+def refuse_unfeedable_inputs(inputs: Sequence[tuple[str, int, Sequence[int | str]]]) -> None:
+    """A `QuantizeError` naming the first of `inputs` ((name, elem_type, dims)) whose type the
+    calibration cannot feed from any file: bfloat16, float8, int4 and the other types numpy
+    has no dtype for (ml_dtypes' arrays of them are saved as raw bytes, '|V1'), which
+    onnxruntime's run takes no numpy array of. Each .npz was refused by onnxruntime, after the
+    file was read, as "Unexpected input data type. Actual: (tensor(string))" (or float, uint8:
+    whatever the file held), and images with the advice to give .npy/.npz feeds instead."""
+    from graphopt._text import type_name
+    from graphopt.backends.onnxruntime import _NUMPY_LACKS
+
+    for name, elem, _ in inputs:
+        if elem == onnx.TensorProto.BFLOAT16 or elem in _NUMPY_LACKS:
+            kind = type_name(elem, lower=False)
+            raise QuantizeError(
+                f"input {shown(name)} is {kind}, which calibration cannot feed (onnxruntime's "
+                f"run takes no numpy array of it, from .npy/.npz or images): calibrate a copy "
+                f"of the model whose input is float32, cast to {kind} inside it"
+            )
 
 
 def image_too_large(height: int, width: int) -> str | None:
