@@ -596,6 +596,16 @@ class _Checker:
                 node,
             )
         self._check_dtypes(node)
+        mistyped = _mistyped_attribute(node)
+        if mistyped is not None:  # (the rules below read the attribute as its ONNX type)
+            self.add(
+                "error",
+                "onnx-invalid",
+                f"{mistyped}: the model is not valid ONNX (onnx.checker refuses it); give the "
+                "attribute its ONNX type",
+                node,
+            )
+            return
         rule = _ATTRIBUTE_RULES.get(node.op_type)
         if rule is not None:
             for found in rule(self, node):  # a message (an error) or (severity, message)
@@ -1045,6 +1055,17 @@ class _Checker:
         for node in self.graph.toposort():
             if node.op_type not in QDQ_OPS or not self.imports_as_onnx(node):
                 continue
+            if _mistyped_attribute(node) is not None:  # check_node (or the renamed-domain check)
+                continue
+            if not node.output or not node.output[0]:
+                self.add(
+                    "error",
+                    "onnx-invalid",
+                    f"{node.op_type} has no output: the model is not valid ONNX (onnx.checker "
+                    "refuses it)",
+                    node,
+                )
+                continue
             self._check_quant_type(node)
             self._check_zero_point(node)
             self._check_scale(node)
@@ -1119,6 +1140,8 @@ class _Checker:
                 f"zero point {zp!r} is not a constant; TensorRT needs a constant zero point of 0",
                 node,
             )
+        elif not _numeric(value):
+            return  # (a STRING zero point: its quantized type is refused, _check_quant_type)
         elif np.any(value.astype(np.float64) != 0):
             self.add(
                 "error",
@@ -1135,6 +1158,16 @@ class _Checker:
                 "error",
                 "qdq-scale",
                 f"scale {scale_name!r} is not a constant; TensorRT needs build-time scales",
+                node,
+            )
+            return
+        if not _numeric(scale) or scale.size == 0:
+            what = "holds no value" if _numeric(scale) else "is a string tensor"
+            self.add(
+                "error",
+                "qdq-scale",
+                f"scale {scale_name!r} {what}; TensorRT needs float scales, one per tensor or "
+                "one per channel",
                 node,
             )
             return
@@ -1360,7 +1393,7 @@ def _resize_outer_scales(
         return []
     name = c.input(node, 2 if opset >= 11 else 1)
     scales = c.const(name) if name else None
-    if scales is None or scales.size == 0:
+    if scales is None or scales.size == 0 or not _numeric(scales):
         return []
     given = [float(v) for v in np.asarray(scales, dtype=np.float64).ravel()]
     full = given
@@ -1392,7 +1425,7 @@ def _upsample(c: _Checker, node: onnx.NodeProto) -> list[str]:
         return []
     name = c.input(node, 1)
     scales = c.const(name) if name else c.graph.attr(node, "scales")
-    if scales is None:
+    if scales is None or not _numeric(np.asarray(scales)):
         return []
     given = [float(v) for v in np.asarray(scales, dtype=np.float64).ravel()]
     return _outer_scales(node, mode, given, given, table.RESIZE_INNERMOST_AXES["linear"])
@@ -1449,7 +1482,10 @@ def _topk(c: _Checker, node: onnx.NodeProto) -> list[str | tuple[str, str]]:
     k = c.const(k_name)  # a computed K is fine: the parser feeds it to the TopK layer as a tensor
     if k is not None:
         values = np.asarray(k).ravel()
-        if values.size != 1:
+        if values.dtype.kind not in "iu":  # (a float K, NaN too, or a string: int() raised)
+            kind = _dtype_name(c.facts.dtype(k_name)) or str(values.dtype)
+            out.append(f"TopK K {k_name!r} is {kind}: ONNX's TopK takes an INT64 K")
+        elif values.size != 1:
             out.append(f"TopK K must be one value; the constant {k_name!r} has {values.size}")
         elif int(values[0]) > table.TOPK_MAX_K:  # see table.TOPK_MAX_K: 3840 itself is fine
             out.append(
@@ -1857,6 +1893,30 @@ def _onnx_misfit(node: onnx.NodeProto) -> str | None:
     if written > outputs:
         return f"it has {written} outputs and {onnx_op} at most {outputs}"
     return None
+
+
+def _mistyped_attribute(node: onnx.NodeProto) -> str | None:
+    """What attribute of `node` has a type no version of the ONNX op of its type gives it (a
+    STRING `axis`, a FLOAT `sorted`), else None. The rules read each attribute as its ONNX type:
+    `int(b'a')` was a ValueError, a traceback from `graphopt check`. Attributes ONNX's op has not
+    are left to the other rules (`_onnx_misfit` for another domain's op)."""
+    signature = _onnx_signature(node.op_type)
+    if signature is None:
+        return None
+    attributes = signature[0]
+    for a in node.attribute:
+        kinds = attributes.get(a.name)
+        if kinds is None:
+            continue
+        kind = onnx.AttributeProto.AttributeType.Name(a.type)
+        if kind not in kinds:
+            return f"attribute {a.name!r} is {kind}, ONNX {node.op_type}'s {' or '.join(sorted(kinds))}"
+    return None
+
+
+def _numeric(value: np.ndarray) -> bool:
+    """Whether a constant's values are numbers (a STRING initializer's are Python strings)."""
+    return value.dtype.kind not in "OSU"
 
 
 def _up_to_last_named(names: Sequence[str]) -> int:
