@@ -231,12 +231,6 @@ def test_a_producer_that_makes_a_negative_dim_is_foreseen(tmp_path, producer: st
     assert inference_abort(model).startswith("Slice 'cut' reads 'p' of shape ["), producer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: pads computed from constants are no constant to inference_aborts (nor to "
-    "onnx's inference), but onnxruntime's constant folding makes them one before its own "
-    "inference aborts on the Slice; foreseeing it would need a fold of the model's copy",
-)
 @pytest.mark.parametrize("computed", ["identity", "concat"])
 def test_a_session_of_pads_onnxruntime_folds_is_refused(tmp_path, computed: str) -> None:
     if computed == "identity":

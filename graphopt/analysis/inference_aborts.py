@@ -26,15 +26,17 @@ a negative dim stays hidden. `negative_slice(model)` names the first such Slice,
 it judges a copy of the model whose sparse initializers are dense, as onnxruntime loads them
 (onnx's inference types no tensor from one: a Conv's sparse weight makes no dim there).
 Slices inside If/Loop/Scan bodies and local functions stay hidden in a model the stem does
-not settle (their dims unknown). Not foreseen: negative dims from sizes that are computed
-(Shape arithmetic, or constants through Identity or Concat that onnxruntime's constant folding
-makes a constant before its own inference runs).
+not settle (their dims unknown). Sizes computed from small constants alone (pads through
+Identity or Concat), which onnxruntime's constant folding makes constants before its own
+inference runs, are judged by value (`_computed_sizes`). Not foreseen: sizes computed from
+Shape of a tensor whose dims are known (onnxruntime folds those too), or through other ops.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
@@ -152,10 +154,12 @@ def negative_slice(model: onnx.ModelProto) -> str:
     graph that reads a negative dim, with the node that made it ("" where none does, or none
     is foreseen). Costs one scan of the nodes, and shape inference only where some node may
     make a negative dim and a Slice follows it."""
-    if not _at_risk(model):
+    if not _at_risk(model, folded=True):
         return ""
     skeleton = skeleton_copy(model)
     _densify_sparse(skeleton.graph, model.graph)
+    for g in _graphs(skeleton):
+        _fold_sizes(g, _opsets(skeleton, g))
     if _risk_settles_alone(skeleton, onnx_inference):
         return ""
     return _rounds(skeleton, onnx_inference)[1]
@@ -312,15 +316,20 @@ def _inferred_dims(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
 # ---------------------------------------------------------------------------- which Slices
 
 
-def _at_risk(model: onnx.ModelProto) -> bool:
+def _at_risk(model: onnx.ModelProto, folded: bool = False) -> bool:
     """The model has a default-domain Slice and some node that may make a negative dim (the
-    Slices looked for first: most models have none, and judging a node costs more)."""
+    Slices looked for first: most models have none, and judging a node costs more); `folded`:
+    judging sizes computed from constants by value too (`_computed_sizes`)."""
     graphs = list(_graphs(model))
     if not any(n.op_type == "Slice" and n.domain in _DEFAULT for g in graphs for n in g.node):
         return False
     for g in graphs:
         constants = _constants(g)
         if any(_may_go_negative(node, constants) for node in g.node):
+            return True
+        if folded and any(
+            _has_negative(v) for v in _computed_sizes(g, constants, _opsets(model, g)).values()
+        ):
             return True
     return False
 
@@ -466,6 +475,183 @@ def _constants(g: onnx.GraphProto | onnx.FunctionProto) -> dict[str, onnx.Tensor
     return out
 
 
+def _opsets(
+    model: onnx.ModelProto, g: onnx.GraphProto | onnx.FunctionProto
+) -> list[onnx.OperatorSetIdProto]:
+    """The opsets `g`'s nodes are of: a function's own, else the model's."""
+    if isinstance(g, onnx.FunctionProto) and g.opset_import:
+        return list(g.opset_import)
+    return list(model.opset_import)
+
+
+def _computed_sizes(
+    g: onnx.GraphProto | onnx.FunctionProto,
+    constants: Mapping[str, onnx.TensorProto],
+    opsets: list[onnx.OperatorSetIdProto],
+) -> dict[str, onnx.TensorProto]:
+    """The `_size_inputs` of `g`'s nodes that are no constant but are computed from constants
+    alone, by value: onnxruntime's constant folding makes them constants before its inference,
+    which then takes a negative one into a dim (pads through Identity or Concat), where onnx's
+    inference of the model sees none. Only `_FOLDABLE` ops of small constants are evaluated
+    (`_evaluated`); what they do not make stays unknown."""
+    out: dict[str, onnx.TensorProto] = {}
+    producer: dict[str, onnx.NodeProto] | None = None  # (built for the first computed size)
+    for node in g.node:
+        if node.op_type not in _SIZE_INPUTS or node.domain not in _DEFAULT:
+            continue
+        for name in _size_inputs(node):
+            if name in constants or name in out:
+                continue
+            if producer is None:
+                producer = {t: n for n in g.node for t in n.output if t}
+            value = _evaluated(name, producer, constants, opsets)
+            if value is not None:
+                out[name] = value
+    return out
+
+
+# ops whose outputs hold no more values than the inputs (broadcasts checked apart) and whose
+# value is one: what `_computed_sizes` evaluates
+_FOLDABLE = frozenset(
+    (
+        "Identity", "Concat", "Cast", "CastLike", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
+        "Transpose", "Slice", "Gather", "Shape", "Size", "Neg", "Abs", "Sign", "Floor", "Ceil",
+        "Round", "Relu", "Clip", "Add", "Sub", "Mul", "Div", "Mod", "Min", "Max", "Where",
+        "ConstantOfShape",
+    )
+)  # fmt: skip
+_BROADCAST = frozenset(("Add", "Sub", "Mul", "Div", "Mod", "Min", "Max", "Where"))
+_MAX_FOLDED_NODES = 64
+_MAX_FOLDED_VALUES = 4096
+
+
+def _evaluated(
+    name: str,
+    producer: Mapping[str, onnx.NodeProto],
+    constants: Mapping[str, onnx.TensorProto],
+    opsets: list[onnx.OperatorSetIdProto],
+) -> onnx.TensorProto | None:
+    """The value of tensor `name` where the nodes that make it are `_FOLDABLE` default-domain
+    ones reading small constants alone (at most `_MAX_FOLDED_NODES` of them, no value past
+    `_MAX_FOLDED_VALUES`), by onnx's reference evaluator, one node at a time; else None."""
+    chain: list[onnx.NodeProto] = []
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        t = stack.pop()
+        if t in seen or t in constants:
+            continue
+        seen.add(t)
+        node = producer.get(t)
+        if (
+            node is None
+            or node.domain not in _DEFAULT
+            or node.op_type not in _FOLDABLE
+            or len(chain) >= _MAX_FOLDED_NODES
+        ):
+            return None
+        chain.append(node)
+        stack.extend(i for i in node.input if i)
+    values: dict[str, np.ndarray] = {}
+    for t in {i for node in chain for i in node.input if i}:
+        if t in constants:
+            value = _small_value(constants[t])
+            if value is None:
+                return None
+            values[t] = value
+    order = {id(n): k for k, n in enumerate(producer.values())}
+    for node in sorted({id(n): n for n in chain}.values(), key=lambda n: order[id(n)]):
+        if not _evaluate(node, values, opsets):
+            return None
+    return numpy_helper.from_array(values[name], name) if name in values else None
+
+
+def _small_value(t: onnx.TensorProto) -> np.ndarray | None:
+    if t.data_location == onnx.TensorProto.EXTERNAL or t.HasField("segment"):
+        return None
+    if math.prod(t.dims) > _MAX_FOLDED_VALUES:
+        return None
+    try:
+        value = numpy_helper.to_array(t)
+    except (ValueError, TypeError):  # (a tensor without its data: `skeleton_copy`'s)
+        return None
+    return value if value.dtype.kind in "biuf" else None
+
+
+def _evaluate(
+    node: onnx.NodeProto, values: dict[str, np.ndarray], opsets: list[onnx.OperatorSetIdProto]
+) -> bool:
+    """Put `node`'s outputs into `values` (which hold its inputs); False where it makes too
+    many values or the reference evaluator fails on it."""
+    from onnx.reference import ReferenceEvaluator  # (only for a model at risk)
+
+    inputs = [values[i] for i in node.input if i]
+    if node.op_type == "ConstantOfShape" and (
+        not inputs or math.prod(int(d) for d in inputs[0].ravel()) > _MAX_FOLDED_VALUES
+    ):
+        return False
+    if node.op_type in ("Div", "Mod") and any(
+        v.dtype.kind in "biu" and not v.all() for v in inputs[1:]
+    ):
+        return False  # (an integer division by 0: no value the runtimes agree on)
+    if node.op_type in _BROADCAST:
+        try:
+            shape = np.broadcast_shapes(*(v.shape for v in inputs))
+        except ValueError:
+            return False
+        if math.prod(shape) > _MAX_FOLDED_VALUES:
+            return False
+    feeds = {i: values[i] for i in node.input if i}
+    graph = onnx.helper.make_graph(
+        [node],
+        "fold",
+        [onnx.helper.make_tensor_value_info(i, onnx.TensorProto.UNDEFINED, None) for i in feeds],
+        [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
+         for o in node.output if o],
+    )  # fmt: skip
+    model = onnx.helper.make_model(graph, opset_imports=opsets)
+    try:
+        with np.errstate(all="ignore"):
+            results = ReferenceEvaluator(model).run(None, feeds)
+    except Exception as e:  # (the evaluator raises what its numpy kernels raise)
+        log.debug("not folded: %s %r (%s)", node.op_type, node.name, e)
+        return False
+    made = [o for o in node.output if o]
+    for o, result in zip(made, results, strict=False):
+        value = np.asarray(result)
+        if value.size > _MAX_FOLDED_VALUES or value.dtype.kind not in "biuf":
+            return False
+        values[o] = value
+    return True
+
+
+def _fold_sizes(
+    g: onnx.GraphProto | onnx.FunctionProto, opsets: list[onnx.OperatorSetIdProto]
+) -> None:
+    """Make each of `g`'s `_computed_sizes` read by its node from a Constant node of its value
+    put first (onnx's inference then reads it, as onnxruntime's after its constant folding)."""
+    folded = _computed_sizes(g, _constants(g), opsets)
+    if not folded:
+        return
+    taken = {t for node in g.node for t in itertools.chain(node.input, node.output)}
+    constant_of: dict[str, str] = {}
+    made: list[onnx.NodeProto] = []
+    for name, value in folded.items():
+        fresh = next(n for k in itertools.count() if (n := f"{name}:folded{k or ''}") not in taken)
+        taken.add(fresh)
+        constant_of[name] = fresh
+        made.append(onnx.helper.make_node("Constant", [], [fresh], value=value))
+    for node in g.node:
+        if node.domain in _DEFAULT:
+            for name in _size_inputs(node):
+                if name in constant_of:
+                    at = list(node.input).index(name)
+                    node.input[at] = constant_of[name]
+    nodes = [*made, *g.node]
+    del g.node[:]
+    g.node.extend(nodes)
+
+
 def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
     """Whether onnx's inference of `node` may make a negative dim from inputs of dims ≥ 0: a
     window that an input dim of 0 leaves no room for (out = ⌊(in + pads − window)/stride⌋ + 1,
@@ -491,17 +677,24 @@ def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto
                 return True
         if op == "RoiAlign":
             return any(a.name == "output_width" and a.i < 0 for a in node.attribute)
-    index = _SIZE_INPUTS.get(op)
-    if op == "Resize" and len(node.input) == 2:
-        index = 1  # Resize-10: (X, scales)
-    if index is not None and len(node.input) > index and node.input[index]:
-        value = constants.get(node.input[index])
+    for name in _size_inputs(node):
+        value = constants.get(name)
         if value is not None and _has_negative(value):
             return True
-        if op == "Resize" and len(node.input) > 3 and node.input[3]:
-            sizes = constants.get(node.input[3])
-            return sizes is not None and _has_negative(sizes)
     return False
+
+
+def _size_inputs(node: onnx.NodeProto) -> list[str]:
+    """The inputs of default-domain `node` whose values onnx's inference takes into its output
+    dims (`_SIZE_INPUTS`; Resize's sizes too)."""
+    op = node.op_type
+    index = _SIZE_INPUTS.get(op)
+    if index is None:
+        return []
+    at = [index]
+    if op == "Resize":
+        at = [1] if len(node.input) == 2 else [2, 3]  # Resize-10: (X, scales)
+    return [node.input[k] for k in at if k < len(node.input) and node.input[k]]
 
 
 def _has_negative(t: onnx.TensorProto) -> bool:
