@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -59,8 +60,9 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
     The command's model, its one positional argument (added before), may come after the
     values: `build --shapes x:1x3x640x640 model.onnx` failed with "the following arguments
     are required: input", --shapes (nargs +) having taken the model as one more NAME:DIMS.
-    The parser (`_ModelAfterShapes`) now takes the one --shapes value with no ':' (no NAME:DIMS
-    has one) as the model when none was given otherwise (`--shapes a:1 m.onnx`, or
+    The parser (`_ModelAfterShapes`) now takes the one --shapes value that is no NAME:DIMS (no
+    ':', or an existing path whose last ':' is followed by no dims: `_no_shape`) as the model
+    when none was given otherwise (`--shapes a:1 m.onnx`, or
     `--shapes a:1 m.onnx --shapes b:2`); several such values are an error naming them, since
     which one is the model cannot be told (the last was taken, the others called "bad --shapes":
     `--shapes x:1 m.onnx b` said "bad --shapes 'm.onnx'"). A model given otherwise leaves such
@@ -105,7 +107,7 @@ class _ModelAfterShapes(argparse.ArgumentParser):
         finally:
             model.nargs, model.required = self.model_declared
         shapes = getattr(parsed, "shapes", None) or []
-        loose = [value for value in shapes if ":" not in value]
+        loose = [value for value in shapes if _no_shape(value)]
         if getattr(parsed, model.dest, None) is None and loose:
             # the one value that is no NAME:DIMS, last or between two --shapes
             # (`--shapes a:1 m.onnx --shapes b:2`); of several, none is taken for the model
@@ -139,6 +141,20 @@ class _ModelAfterShapes(argparse.ArgumentParser):
             yield
         finally:
             model.nargs, model.required = now
+
+
+# what follows a NAME:DIMS spec's last ':' (dims, or MIN,OPT,MAX)
+_DIMS_TEXT = re.compile(r"[0-9xX,\s]*")
+
+
+def _no_shape(value: str) -> bool:
+    """Whether the --shapes value `value` is no NAME:DIMS, and so may be the model: it has no
+    ':', or it is an existing path whose text after its last ':' is no dims (a model in a
+    folder named with a colon, 'runs:3/m.onnx', or Windows' 'C:\\m.onnx': taken as a shape,
+    it left the command without its model, "the following arguments are required")."""
+    if ":" not in value:
+        return True
+    return not _DIMS_TEXT.fullmatch(value.rpartition(":")[2]) and os.path.exists(value)
 
 
 def add_model_output(parser: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
