@@ -26,7 +26,8 @@ a negative dim stays hidden. `negative_slice(model)` names the first such Slice,
 it judges a copy of the model whose sparse initializers are dense, as onnxruntime loads them
 (onnx's inference types no tensor from one: a Conv's sparse weight makes no dim there).
 Slices inside If/Loop/Scan bodies and local functions stay hidden in a model the stem does
-not settle (their dims unknown). Sizes computed from small constants alone (pads through
+not settle (their dims unknown); a call of a local function is judged whole, in the default
+domain too. Sizes computed from small constants alone (pads through
 Identity or Concat), which onnxruntime's constant folding makes constants before its own
 inference runs, are judged by value (`_computed_sizes`). Not foreseen: sizes computed from
 Shape of a tensor whose dims are known (onnxruntime folds those too), or through other ops.
@@ -221,7 +222,7 @@ def _rounds(model: onnx.ModelProto, infer: Infer) -> tuple[onnx.ModelProto, str]
         holder.opset_import.add(domain=_HIDDEN, version=1)
         holder.opset_import.add(domain=_HIDDEN + "ai.onnx", version=1)
     nodes = list(work.graph.node)
-    waiting = _slices_after_risk(work.graph)
+    waiting = _slices_after_risk(work.graph, _calls(work))
     upstream = _waiting_upstream(work.graph, waiting)
     for k in waiting:
         nodes[k].domain = _HIDDEN + nodes[k].domain
@@ -346,6 +347,7 @@ def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
             return False
     graph = model.graph
     constants = _constants(graph)
+    calls = _calls(model)
     risky = [k for k, node in enumerate(graph.node) if _may_go_negative(node, constants)]
     producer = {t: k for k, node in enumerate(graph.node) for t in node.output if t}
     kept = set(risky)
@@ -356,7 +358,12 @@ def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
             if k is None or k in kept:
                 continue
             node = graph.node[k]
-            if node.op_type == "Slice" or node.domain not in _DEFAULT or any(subgraphs(node)):
+            if (
+                node.op_type == "Slice"
+                or node.domain not in _DEFAULT
+                or (node.domain, node.op_type) in calls
+                or any(subgraphs(node))
+            ):
                 return False  # (a Slice there would read what an earlier such node makes)
             kept.add(k)
             stack.append(k)
@@ -406,10 +413,10 @@ def _nested_slices(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
                 yield node
 
 
-def _slices_after_risk(graph: onnx.GraphProto) -> set[int]:
+def _slices_after_risk(graph: onnx.GraphProto, calls: frozenset[tuple[str, str]]) -> set[int]:
     """Indices of the default-domain Slices of `graph` that read, through any nodes, what a
     node that may make a negative dim makes (a node holding a body or calling a function
-    counts as one where those hold one: judged whole)."""
+    counts as one where those hold one: judged whole); `calls`: `_calls`."""
     constants = _constants(graph)
     tainted: set[str] = set()
     found: set[int] = set()
@@ -423,7 +430,7 @@ def _slices_after_risk(graph: onnx.GraphProto) -> set[int]:
             if reads and node.op_type == "Slice" and node.domain in _DEFAULT and k not in found:
                 found.add(k)
                 changed = True
-            if not (reads or _may_go_negative(node, constants) or _holds_risk(node)):
+            if not (reads or _may_go_negative(node, constants) or _holds_risk(node, calls)):
                 continue
             new = [t for t in node.output if t and t not in tainted]
             if new:
@@ -432,16 +439,21 @@ def _slices_after_risk(graph: onnx.GraphProto) -> set[int]:
     return found
 
 
-def _holds_risk(node: onnx.NodeProto) -> bool:
-    """`node` is not of the default domain (a local function's call: judged whole) or holds a
-    body with a node that may make a negative dim."""
-    if node.domain not in _DEFAULT:
+def _holds_risk(node: onnx.NodeProto, calls: frozenset[tuple[str, str]]) -> bool:
+    """`node` is not of the default domain or calls a local function (`calls`: judged whole,
+    a default-domain one too) or holds a body with a node that may make a negative dim."""
+    if node.domain not in _DEFAULT or (node.domain, node.op_type) in calls:
         return True
     for body in subgraphs(node):
         constants = _constants(body)
-        if any(_may_go_negative(n, constants) or _holds_risk(n) for n in body.node):
+        if any(_may_go_negative(n, constants) or _holds_risk(n, calls) for n in body.node):
             return True
     return False
+
+
+def _calls(model: onnx.ModelProto) -> frozenset[tuple[str, str]]:
+    """(domain, op) of the calls to `model`'s local functions."""
+    return frozenset((f.domain, f.name) for f in model.functions)
 
 
 def _waiting_upstream(graph: onnx.GraphProto, waiting: set[int]) -> dict[int, set[int]]:
