@@ -23,11 +23,12 @@ topological order, each once the dims it reads are final and not negative; a Sli
 a negative dim stays hidden. `negative_slice(model)` names the first such Slice, and
 `inference_abort(model)` either kind, for the callers that refuse the model (load,
 `--input-shape`, an onnxruntime session, onnx.checker's full check, an opset conversion);
-it judges a copy of the model whose sparse initializers are dense, as onnxruntime loads them
-(onnx's inference types no tensor from one: a Conv's sparse weight makes no dim there).
-Slices inside If/Loop/Scan bodies and local functions stay hidden in a model the stem does
-not settle (their dims unknown); a call of a local function is judged whole, in the default
-domain too. Sizes computed from small constants alone (pads through
+it judges a copy of the model as onnxruntime's loader sees it: sparse initializers dense
+(onnx's inference types no tensor from one: a Conv's sparse weight makes no dim there) and
+local functions inlined (`_inlined`: a Slice in one is judged as the graph's). Slices inside
+If/Loop/Scan bodies, and guarded_inference's in local functions, stay hidden in a model the
+stem does not settle (their dims unknown); a call of a local function is judged whole, in
+the default domain too. Sizes computed from small constants alone (pads through
 Identity or Concat), which onnxruntime's constant folding makes constants before its own
 inference runs, are judged by value (`_computed_sizes`). Not foreseen: sizes computed from
 Shape of a tensor whose dims are known (onnxruntime folds those too), or through other ops.
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import numpy_helper
 
 from graphopt.analysis.usedef import skeleton_copy, small_constant
@@ -159,11 +161,41 @@ def negative_slice(model: onnx.ModelProto) -> str:
         return ""
     skeleton = skeleton_copy(model)
     _densify_sparse(skeleton.graph, model.graph)
+    if skeleton.functions:
+        skeleton = _inlined(skeleton)
     for g in _graphs(skeleton):
         _fold_sizes(g, _opsets(skeleton, g))
     if _risk_settles_alone(skeleton, onnx_inference):
         return ""
     return _rounds(skeleton, onnx_inference)[1]
+
+
+_INLINED = "graphopt.inlined#"  # a function's node k is named `_INLINED + k + ":"` for inlining
+
+
+def _inlined(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with its local functions' calls replaced by their nodes (onnx's inliner), as
+    onnxruntime inlines them before its inference runs: a Slice inside a function is judged as
+    one of the graph, named "<function>/<its name or op>"; `model` where the inliner refuses
+    it (a recursive function)."""
+    marked = onnx.ModelProto()
+    marked.CopyFrom(model)
+    names: list[str] = []
+    for function in marked.functions:
+        for node in function.node:
+            node.name, name = f"{_INLINED}{len(names)}:", node.name
+            names.append(f"{function.name}/{name or node.op_type}")
+    try:
+        out = onnx.inliner.inline_local_functions(marked)
+    except (onnx.checker.ValidationError, RuntimeError, ValueError) as e:
+        log.info("local functions not inlined (%s)", e)
+        return model
+    for g in _graphs(out):
+        for node in g.node:
+            if node.name.startswith(_INLINED):
+                k = node.name[len(_INLINED) :].partition(":")[0]
+                node.name = names[int(k)] if k.isdigit() and int(k) < len(names) else ""
+    return out
 
 
 def _densify_sparse(graph: onnx.GraphProto, source: onnx.GraphProto) -> None:
