@@ -77,6 +77,14 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
         help=f"{help} (repeatable; the model may follow the values: --shapes NAME:DIMS MODEL; "
         f"{SPEC_NAME_HELP})",
     )
+    model_may_follow(parser, "--shapes")
+
+
+def model_may_follow(parser: argparse.ArgumentParser, option: str) -> None:
+    """Let the command's model, its one positional argument (added before), come after the
+    values of `option`, a NAME:DIMS flag of nargs + added before (`add_shapes_argument`'s
+    --shapes, optimize's --input-shape): its one value that is no NAME:DIMS is taken as the
+    model (`_ModelAfterShapes`). A parser without exactly one positional is left as it is."""
     positionals = [action for action in parser._actions if not action.option_strings]
     if len(positionals) != 1:  # no model, or more than one positional: nothing to take
         return
@@ -84,17 +92,23 @@ def add_shapes_argument(parser: argparse.ArgumentParser, help: str) -> None:
         base = type(parser)  # (the CLI's own parser class: its one-line errors)
         parser.__class__ = type(base.__name__, (_ModelAfterShapes, base), {})
     assert isinstance(parser, _ModelAfterShapes)
+    if not hasattr(parser, "spec_options"):
+        parser.spec_options = []
     parser.model_argument = positionals[0]
     parser.model_declared = (positionals[0].nargs, positionals[0].required)
+    spec = next(action for action in parser._actions if option in action.option_strings)
+    parser.spec_options.append((option, spec.dest))
 
 
 class _ModelAfterShapes(argparse.ArgumentParser):
     """A command's parser whose model (`model_argument`, declared `model_declared`: its
-    nargs and required) may be the last value of `--shapes`, or its one value that is no
-    NAME:DIMS (`add_shapes_argument`)."""
+    nargs and required) may be the last value of one of its NAME:DIMS flags
+    (`spec_options`: (option, dest)), or their one value that is no NAME:DIMS
+    (`model_may_follow`)."""
 
     model_argument: argparse.Action
     model_declared: tuple[Any, bool]
+    spec_options: list[tuple[str, str]]
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -106,19 +120,31 @@ class _ModelAfterShapes(argparse.ArgumentParser):
             parsed, extras = super().parse_known_args(args, namespace)
         finally:
             model.nargs, model.required = self.model_declared
-        shapes = getattr(parsed, "shapes", None) or []
-        loose = [value for value in shapes if _no_shape(value)]
+        loose = [
+            (option, values, value)
+            for option, dest in self.spec_options
+            for values in [getattr(parsed, dest, None) or []]
+            for value in values
+            if _no_shape(value)
+        ]
         if getattr(parsed, model.dest, None) is None and loose:
             # the one value that is no NAME:DIMS, last or between two --shapes
             # (`--shapes a:1 m.onnx --shapes b:2`); of several, none is taken for the model
             if len(loose) > 1:
-                self.error(
-                    f"--shapes {', '.join(map(repr, loose))}: {len(loose)} values are no "
-                    "NAME:DIMS and no model was given otherwise, so which one is the model "
-                    "cannot be told; give the model before --shapes, each shape as NAME:DIMS"
+                options = list(dict.fromkeys(option for option, _, _ in loose))
+                given = ", ".join(  # ("--input-shape 'a', --shapes 'b', 'c'")
+                    f"{option} "
+                    + ", ".join(repr(value) for each, _, value in loose if each == option)
+                    for option in options
                 )
-            shapes.remove(loose[0])
-            setattr(parsed, model.dest, loose[0])
+                self.error(
+                    f"{given}: {len(loose)} values are no NAME:DIMS and no model was given "
+                    "otherwise, so which one is the model cannot be told; give the model "
+                    f"before {' and '.join(options)}, each shape as NAME:DIMS"
+                )
+            _, values, value = loose[0]
+            values.remove(value)
+            setattr(parsed, model.dest, value)
         if getattr(parsed, model.dest, None) is None and model.required:
             # argparse's own words for it (exit 2, one line)
             self.error(f"the following arguments are required: {model.metavar or model.dest}")

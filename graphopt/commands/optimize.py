@@ -14,6 +14,7 @@ from graphopt.commands._common import (
     Given,
     add_model_output,
     add_shapes_argument,
+    model_may_follow,
     output_name,
     shown,
 )
@@ -50,8 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME:DIMS",
         help="optimize for these input shapes only, e.g. images:1x3x640x640 (fixes dynamic "
         "dims, as onnxsim's --overwrite-input-shape, so shape subgraphs fold; --verify "
-        f"feeds them unless --shapes says otherwise; {SPEC_NAME_HELP})",
+        "feeds them unless --shapes says otherwise; the model may follow the values: "
+        f"--input-shape NAME:DIMS MODEL; {SPEC_NAME_HELP})",
     )
+    model_may_follow(p, "--input-shape")
     p.add_argument(
         "--opt-level",
         type=int,
