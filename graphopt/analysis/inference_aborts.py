@@ -28,10 +28,12 @@ it judges a copy of the model as onnxruntime's loader sees it: sparse initialize
 local functions inlined (`_inlined`: a Slice in one is judged as the graph's). Slices inside
 If/Loop/Scan bodies, and guarded_inference's in local functions, stay hidden in a model the
 stem does not settle (their dims unknown); a call of a local function is judged whole, in
-the default domain too. Sizes computed from small constants alone (pads through
-Identity or Concat), which onnxruntime's constant folding makes constants before its own
-inference runs, are judged by value (`_computed_sizes`). Not foreseen: sizes computed from
-Shape of a tensor whose dims are known (onnxruntime folds those too), or through other ops.
+the default domain too. Sizes computed from small constants alone (pads through Identity or
+Concat), which onnxruntime's constant folding makes constants before its own inference runs,
+are judged by value (`_computed_sizes`), and so, once an inference of the copy knows the dims
+they measure, are sizes computed from Shapes and Sizes of tensors (`_shape_sized`: onnxruntime
+folds a Shape of known dims too). Not foreseen: sizes computed through other ops than
+`_FOLDABLE` ones, or from Shapes inside If/Loop/Scan bodies.
 """
 
 from __future__ import annotations
@@ -165,9 +167,22 @@ def negative_slice(model: onnx.ModelProto) -> str:
         skeleton = _inlined(skeleton)
     for g in _graphs(skeleton):
         _fold_sizes(g, _opsets(skeleton, g))
-    if _risk_settles_alone(skeleton, onnx_inference):
+    reason = _judged(skeleton)
+    for _ in range(_MAX_ROUNDS):  # sizes from Shapes of tensors whose dims inference knows
+        if reason or not _shape_sized(skeleton.graph, _constants(skeleton.graph)):
+            break
+        dims = _inferred_dims(guarded_inference(skeleton, onnx_inference))
+        if not _fold_sizes(skeleton.graph, _opsets(skeleton, skeleton.graph), dims):
+            break
+        reason = _judged(skeleton)
+    return reason
+
+
+def _judged(model: onnx.ModelProto) -> str:
+    """`negative_slice` of `model`, a copy prepared for it."""
+    if not _at_risk(model) or _risk_settles_alone(model, onnx_inference):
         return ""
-    return _rounds(skeleton, onnx_inference)[1]
+    return _rounds(model, onnx_inference)[1]
 
 
 _INLINED = "graphopt.inlined#"  # a function's node k is named `_INLINED + k + ":"` for inlining
@@ -358,11 +373,18 @@ def _at_risk(model: onnx.ModelProto, folded: bool = False) -> bool:
         return False
     for g in graphs:
         constants = _constants(g)
-        if any(_may_go_negative(node, constants) for node in g.node):
+        sized: list[onnx.NodeProto] = []  # (the nodes with `_size_inputs`, for `folded`)
+        for node in g.node:
+            if _may_go_negative(node, constants):
+                return True
+            if node.op_type in _SIZE_INPUTS:
+                sized.append(node)
+        if not (folded and sized):
+            continue
+        computed = _computed_sizes(g, constants, _opsets(model, g), sized=sized)
+        if any(_has_negative(v) for v in computed.values()):
             return True
-        if folded and any(
-            _has_negative(v) for v in _computed_sizes(g, constants, _opsets(model, g)).values()
-        ):
+        if g is model.graph and _shape_sized(g, constants, sized):
             return True
     return False
 
@@ -528,19 +550,25 @@ def _opsets(
     return list(model.opset_import)
 
 
+Dims = Mapping[str, tuple[int | None, ...]]
+
+
 def _computed_sizes(
     g: onnx.GraphProto | onnx.FunctionProto,
     constants: Mapping[str, onnx.TensorProto],
     opsets: list[onnx.OperatorSetIdProto],
+    dims: Dims | None = None,
+    sized: list[onnx.NodeProto] | None = None,
 ) -> dict[str, onnx.TensorProto]:
     """The `_size_inputs` of `g`'s nodes that are no constant but are computed from constants
-    alone, by value: onnxruntime's constant folding makes them constants before its inference,
-    which then takes a negative one into a dim (pads through Identity or Concat), where onnx's
-    inference of the model sees none. Only `_FOLDABLE` ops of small constants are evaluated
-    (`_evaluated`); what they do not make stays unknown."""
+    alone (and Shapes of tensors whose `dims` are known), by value: onnxruntime's constant
+    folding makes them constants before its inference, which then takes a negative one into a
+    dim (pads through Identity or Concat), where onnx's inference of the model sees none. Only
+    `_FOLDABLE` ops of small constants are evaluated (`_evaluated`); what they do not make
+    stays unknown. `sized`: `g`'s nodes of `_SIZE_INPUTS` ops, where the caller has them."""
     out: dict[str, onnx.TensorProto] = {}
     producer: dict[str, onnx.NodeProto] | None = None  # (built for the first computed size)
-    for node in g.node:
+    for node in g.node if sized is None else sized:
         if node.op_type not in _SIZE_INPUTS or node.domain not in _DEFAULT:
             continue
         for name in _size_inputs(node):
@@ -548,10 +576,38 @@ def _computed_sizes(
                 continue
             if producer is None:
                 producer = {t: n for n in g.node for t in n.output if t}
-            value = _evaluated(name, producer, constants, opsets)
+            value = _evaluated(name, producer, constants, opsets, dims)
             if value is not None:
                 out[name] = value
     return out
+
+
+def _shape_sized(
+    g: onnx.GraphProto,
+    constants: Mapping[str, onnx.TensorProto],
+    sized: list[onnx.NodeProto] | None = None,
+) -> bool:
+    """Whether a `_size_inputs` of `g`'s nodes is computed by `_FOLDABLE` ops from `constants`
+    and Shapes (or Sizes) of tensors that are not constant: onnxruntime folds it where
+    inference knows those tensors' dims. `sized`: as `_computed_sizes` takes it."""
+    producer: dict[str, onnx.NodeProto] | None = None
+    for node in g.node if sized is None else sized:
+        if node.op_type not in _SIZE_INPUTS or node.domain not in _DEFAULT:
+            continue
+        for name in _size_inputs(node):
+            if name in constants:
+                continue
+            if producer is None:
+                producer = {t: n for n in g.node for t in n.output if t}
+            chain = _chain(name, producer, constants, lambda t: True)
+            if chain is not None and any(_measures(n, constants) for n in chain):
+                return True
+    return False
+
+
+def _measures(node: onnx.NodeProto, constants: Mapping[str, onnx.TensorProto]) -> bool:
+    """`node` is a Shape or Size of a tensor that is not constant."""
+    return node.op_type in ("Shape", "Size") and bool(node.input) and node.input[0] not in constants
 
 
 # ops whose outputs hold no more values than the inputs (broadcasts checked apart) and whose
@@ -569,16 +625,16 @@ _MAX_FOLDED_NODES = 64
 _MAX_FOLDED_VALUES = 4096
 
 
-def _evaluated(
+def _chain(
     name: str,
     producer: Mapping[str, onnx.NodeProto],
     constants: Mapping[str, onnx.TensorProto],
-    opsets: list[onnx.OperatorSetIdProto],
-) -> onnx.TensorProto | None:
-    """The value of tensor `name` where the nodes that make it are `_FOLDABLE` default-domain
-    ones reading small constants alone (at most `_MAX_FOLDED_NODES` of them, no value past
-    `_MAX_FOLDED_VALUES`), by onnx's reference evaluator, one node at a time; else None."""
-    chain: list[onnx.NodeProto] = []
+    measured: Callable[[str], bool] | None = None,
+) -> list[onnx.NodeProto] | None:
+    """The nodes that make tensor `name`, in graph order, where they are at most
+    `_MAX_FOLDED_NODES` `_FOLDABLE` default-domain ones reading constants, or Shapes and Sizes
+    of tensors that `measured` accepts; else None."""
+    chain: dict[int, onnx.NodeProto] = {}
     seen: set[str] = set()
     stack = [name]
     while stack:
@@ -594,8 +650,33 @@ def _evaluated(
             or len(chain) >= _MAX_FOLDED_NODES
         ):
             return None
-        chain.append(node)
+        chain[id(node)] = node
+        if measured is not None and _measures(node, constants) and measured(node.input[0]):
+            continue  # (its value is the dims of its input, not the input's)
         stack.extend(i for i in node.input if i)
+    order = {id(n): k for k, n in enumerate(producer.values())}
+    return sorted(chain.values(), key=lambda n: order[id(n)])
+
+
+def _evaluated(
+    name: str,
+    producer: Mapping[str, onnx.NodeProto],
+    constants: Mapping[str, onnx.TensorProto],
+    opsets: list[onnx.OperatorSetIdProto],
+    dims: Dims | None = None,
+) -> onnx.TensorProto | None:
+    """The value of tensor `name` where the nodes that make it are `_FOLDABLE` default-domain
+    ones reading small constants alone, or Shapes and Sizes of tensors whose `dims` are known
+    (`_chain`; no value past `_MAX_FOLDED_VALUES`), by onnx's reference evaluator, one node at
+    a time; else None."""
+
+    def known(t: str) -> bool:
+        shape = dims.get(t) if dims is not None else None
+        return shape is not None and all(d is not None and d >= 0 for d in shape)
+
+    chain = _chain(name, producer, constants, known if dims is not None else None)
+    if chain is None:
+        return None
     values: dict[str, np.ndarray] = {}
     for t in {i for node in chain for i in node.input if i}:
         if t in constants:
@@ -603,11 +684,24 @@ def _evaluated(
             if value is None:
                 return None
             values[t] = value
-    order = {id(n): k for k, n in enumerate(producer.values())}
-    for node in sorted({id(n): n for n in chain}.values(), key=lambda n: order[id(n)]):
-        if not _evaluate(node, values, opsets):
+    for node in chain:
+        if dims is not None and _measures(node, constants) and known(node.input[0]):
+            values[node.output[0]] = _measured(node, dims[node.input[0]])
+        elif not _evaluate(node, values, opsets):
             return None
     return numpy_helper.from_array(values[name], name) if name in values else None
+
+
+def _measured(node: onnx.NodeProto, shape: tuple[int | None, ...]) -> np.ndarray:
+    """The value of Shape or Size `node` of a tensor of dims `shape` (all known)."""
+    known = [int(d or 0) for d in shape]
+    if node.op_type == "Size":
+        return np.array(math.prod(known), np.int64)
+    rank = len(known)
+    bounds = {a.name: a.i for a in node.attribute if a.name in ("start", "end")}
+    start, end = bounds.get("start", 0), bounds.get("end", rank)
+    start, end = (min(max(v + rank if v < 0 else v, 0), rank) for v in (start, end))
+    return np.array(known[start:end], np.int64)
 
 
 def _small_value(t: onnx.TensorProto) -> np.ndarray | None:
@@ -670,13 +764,16 @@ def _evaluate(
 
 
 def _fold_sizes(
-    g: onnx.GraphProto | onnx.FunctionProto, opsets: list[onnx.OperatorSetIdProto]
-) -> None:
+    g: onnx.GraphProto | onnx.FunctionProto,
+    opsets: list[onnx.OperatorSetIdProto],
+    dims: Dims | None = None,
+) -> bool:
     """Make each of `g`'s `_computed_sizes` read by its node from a Constant node of its value
-    put first (onnx's inference then reads it, as onnxruntime's after its constant folding)."""
-    folded = _computed_sizes(g, _constants(g), opsets)
+    put first (onnx's inference then reads it, as onnxruntime's after its constant folding);
+    whether there was one."""
+    folded = _computed_sizes(g, _constants(g), opsets, dims)
     if not folded:
-        return
+        return False
     taken = {t for node in g.node for t in itertools.chain(node.input, node.output)}
     constant_of: dict[str, str] = {}
     made: list[onnx.NodeProto] = []
@@ -694,6 +791,7 @@ def _fold_sizes(
     nodes = [*made, *g.node]
     del g.node[:]
     g.node.extend(nodes)
+    return True
 
 
 def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
