@@ -775,6 +775,8 @@ def _fold_sizes(
     if not folded:
         return False
     taken = {t for node in g.node for t in itertools.chain(node.input, node.output)}
+    if isinstance(g, onnx.GraphProto):
+        taken.update(t.name for t in itertools.chain(g.input, g.initializer))
     constant_of: dict[str, str] = {}
     made: list[onnx.NodeProto] = []
     for name, value in folded.items():
