@@ -365,6 +365,16 @@ _NUMPY_LACKS = frozenset(
     if name.startswith(("FLOAT8", "FLOAT6", "FLOAT4", "INT4", "UINT4", "INT2", "UINT2"))
 )
 
+# onnxruntime's names of the output types its session's `run` gives no numpy array of ("No
+# corresponding Numpy type for Tensor Type. Int4x2", said by --verify as the inputs' fault) or
+# gives as raw bytes (float8e4m3fn as uint8, compared bit pattern by bit pattern): `run` copies
+# their bits out and decodes them to ml_dtypes arrays (`_decoded_array`), by onnx element type
+_BITS_OUTPUTS = {
+    f"tensor({name.lower()})": value
+    for name, value in onnx.TensorProto.DataType.items()
+    if value == onnx.TensorProto.BFLOAT16 or value in _NUMPY_LACKS
+}
+
 
 def unfed_weights(model: onnx.ModelProto) -> set[str]:
     """The initializers `model` lists as graph inputs that onnxruntime takes no feed for: every
@@ -410,8 +420,9 @@ def ort_feeds(feeds: dict[str, np.ndarray], *, all_values: bool = False) -> dict
     and onnxruntime's conversion of numpy arrays, have no bfloat16) as an OrtValue of its bits
     (which holds the array), the others as they are, or, `all_values`, as OrtValues too (what
     `run_with_ort_values` takes). A string feed cannot be an OrtValue (onnxruntime's Python
-    API makes none of strings): with `all_values` (a model with a bfloat16 output) it is a
-    one-line `BackendError` naming the input (bench said a RuntimeError traceback)."""
+    API makes none of strings): with `all_values` (a model with a bfloat16, float8 or int4
+    output: `_BITS_OUTPUTS`) it is a one-line `BackendError` naming the input (bench said a
+    RuntimeError traceback)."""
     if not all_values and not any(map(_is_bfloat16, feeds.values())):
         return feeds
     import onnxruntime as ort
@@ -421,9 +432,9 @@ def ort_feeds(feeds: dict[str, np.ndarray], *, all_values: bool = False) -> dict
         are = "is a string tensor" if len(strings) == 1 else "are string tensors"
         raise BackendError(
             f"input {', '.join(map(shown, strings))} {are}, which onnxruntime's Python API "
-            "cannot pass as an OrtValue, the only way it gives a bfloat16 output "
-            "(numpy has no bfloat16) back: graphopt cannot run this model with its bfloat16 "
-            "output(s); cast them to float32 in the model, or leave them out of its outputs"
+            "cannot pass as an OrtValue, the only way it gives a bfloat16 output (or a "
+            "float8 or int4 one: types numpy lacks) back: graphopt cannot run this model with "
+            "such output(s); cast them to float32 in the model, or leave them out of its outputs"
         )
 
     return {
@@ -689,14 +700,15 @@ def run(
     )
     outputs = sess.get_outputs()
     names = [o.name for o in outputs]
-    # (the session's run has no numpy type for a bfloat16 output: "No corresponding Numpy type
-    # for Tensor Type. bfloat16", which --verify said as the inputs' fault)
-    bits = {o.name for o in outputs if o.type == "tensor(bfloat16)"}
+    # (the session's run has no numpy type for a bfloat16, int4 or float8 output: "No
+    # corresponding Numpy type for Tensor Type. bfloat16", which --verify said as the inputs'
+    # fault; float8e4m3fn came back as its bytes, uint8)
+    bits = {o.name: _BITS_OUTPUTS[o.type] for o in outputs if o.type in _BITS_OUTPUTS}
     try:
         if bits:
             ort_values = sess.run_with_ort_values(names, ort_feeds(feeds, all_values=True))
             values = [
-                _bfloat16_array(v) if name in bits else v.numpy()
+                _decoded_array(v, bits[name]) if name in bits else v.numpy()
                 for name, v in zip(names, ort_values, strict=True)
             ]
         else:
@@ -709,17 +721,19 @@ def run(
     return dict(zip(names, values, strict=True))
 
 
-def _bfloat16_array(value: Any) -> np.ndarray:
-    """A bfloat16 tensor OrtValue on the CPU as an ml_dtypes.bfloat16 array of its values, its
-    bits copied out (OrtValue.numpy has no numpy type for it either)."""
+def _decoded_array(value: Any, elem: int) -> np.ndarray:
+    """A tensor OrtValue on the CPU of onnx element type `elem` (bfloat16, a float8, int4, ...:
+    `_BITS_OUTPUTS`) as the ml_dtypes array onnx reads such a tensor as, its bits copied out
+    (OrtValue.numpy has no numpy type for them either) and unpacked as onnx stores them (two
+    int4 to a byte, low nibble first)."""
     import ctypes
 
-    import ml_dtypes
+    from onnx import numpy_helper
 
-    shape = tuple(value.shape())
     size = value.tensor_size_in_bytes()
     data = ctypes.string_at(value.data_ptr(), size) if size else b""
-    return np.frombuffer(data, np.uint16).view(ml_dtypes.bfloat16).reshape(shape)
+    tensor = onnx.TensorProto(data_type=elem, dims=value.shape(), raw_data=data)
+    return numpy_helper.to_array(tensor)
 
 
 def compare(
@@ -778,13 +792,9 @@ def compare(
         if a.size == 0:
             diffs.append(Difference(name, 0.0, 0.0, empty=True))
             continue
-        if a.dtype.name == "bfloat16":  # (ml_dtypes': no numpy number, and no numpy finfo)
-            import ml_dtypes
-
-            resolution = ROUNDING_ULPS * float(ml_dtypes.finfo(a.dtype).eps)
-            worst, scale = max_difference(a.astype(np.float32), b.astype(np.float32))
-            diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, False, resolution))
-            continue
+        least = None
+        if a.dtype.type.__module__ == "ml_dtypes":  # (no numpy number, and no numpy finfo)
+            a, b, least = _ml_dtypes_compared(a, b)
         if not np.issubdtype(a.dtype, np.number):
             differs = float(np.any(a != b))
             diffs.append(Difference(name, differs, differs, exact=True))
@@ -792,8 +802,28 @@ def compare(
         worst, scale = max_difference(a, b)
         exact = not np.issubdtype(a.dtype, np.inexact)
         resolution = 0.0 if exact else ROUNDING_ULPS * float(np.finfo(a.dtype).eps)
+        resolution = resolution if least is None else least
         diffs.append(Difference(name, worst, worst / (scale or 1.0), scale, exact, resolution))
     return diffs
+
+
+def _ml_dtypes_compared(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Two arrays of one ml_dtypes type (bfloat16, a float8 or float4, int4, int2: what `run`
+    decodes such outputs to) in the numpy type they are compared in, every value exact: floats
+    as float32, integers as int8 or uint8; and the output's `Difference.resolution`: bfloat16's
+    ROUNDING_ULPS × its machine epsilon, as float16's; a float8's or float4's one step (its
+    epsilon: ROUNDING_ULPS of them is its whole value): onnxruntime computes in neither (Cast and
+    QuantizeLinear make them), so a rewrite's rounding before them moves a value to the next
+    one at most; 0 for integers, which must be equal. float8 came back as its bytes and was
+    compared bit pattern by bit pattern: any rounding was "integer values must be equal"."""
+    import ml_dtypes
+
+    if a.dtype.name.startswith(("int", "uint")):
+        wide = np.int8 if ml_dtypes.iinfo(a.dtype).min < 0 else np.uint8
+        return a.astype(wide), b.astype(wide), 0.0
+    eps = float(ml_dtypes.finfo(a.dtype).eps)
+    resolution = ROUNDING_ULPS * eps if a.dtype.name == "bfloat16" else eps
+    return a.astype(np.float32), b.astype(np.float32), resolution
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
