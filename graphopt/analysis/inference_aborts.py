@@ -384,7 +384,9 @@ def _at_risk(model: onnx.ModelProto, folded: bool = False) -> bool:
         computed = _computed_sizes(g, constants, _opsets(model, g), sized=sized)
         if any(_has_negative(v) for v in computed.values()):
             return True
-        if g is model.graph and _shape_sized(g, constants, sized):
+        # (dims come from the main graph's inference: functions are inlined into it first)
+        main = g is model.graph or isinstance(g, onnx.FunctionProto)
+        if main and _shape_sized(g, constants, sized):
             return True
     return False
 
@@ -583,7 +585,7 @@ def _computed_sizes(
 
 
 def _shape_sized(
-    g: onnx.GraphProto,
+    g: onnx.GraphProto | onnx.FunctionProto,
     constants: Mapping[str, onnx.TensorProto],
     sized: list[onnx.NodeProto] | None = None,
 ) -> bool:
