@@ -80,7 +80,14 @@ def with_outputs(model: onnx.ModelProto, tensors: Sequence[str]) -> onnx.ModelPr
 def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
     """`feed` as a dict of arrays of the model's inputs; QuantizeError naming what is wrong.
     An initializer-backed input (an overridable default) is optional: where the feed gives it,
-    its array is checked and kept (calibrating with the default instead mis-scaled it)."""
+    its array is checked and kept (calibrating with the default instead mis-scaled it).
+    A model input of a type calibration cannot feed (bfloat16, float8, int4: numpy has no dtype
+    for them) is refused first, as `quantize --calib` refuses it (`refuse_unfeedable_inputs`):
+    onnxruntime said "Numpy_type 259 can't be converted to MLDataType" of an ml_dtypes array."""
+    from graphopt.quant.data import refuse_unfeedable_inputs  # (data imports this module)
+
+    specs = input_specs(model)
+    refuse_unfeedable_inputs(specs)
     if not isinstance(feed, dict):
         raise QuantizeError(f"{where}: calibration data must be dicts of input name → array")
     checked: Feed = {}
@@ -90,7 +97,7 @@ def check_feed(model: onnx.ModelProto, feed: Any, where: str) -> Feed:
         for vi in model.graph.input
         if vi.name in inits and vi.name in feed
     ]
-    for name, elem, dims in input_specs(model) + overridable:
+    for name, elem, dims in specs + overridable:
         if name not in feed:
             raise QuantizeError(f"{where}: feed has no array for model input {name!r}")
         try:
