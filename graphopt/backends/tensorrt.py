@@ -246,6 +246,18 @@ def shape_spec(name: str, dims: str) -> str:
     return shlex.quote(shape_text(name, dims))
 
 
+_INT64_MAX = 2**63 - 1  # the largest dim ONNX's TensorShapeProto and TensorRT's Dims64 hold
+_DIM_TEXT = re.compile(r"-?[0-9]+")  # a dim as NAME:DIMS gives it ([0-9]: ASCII digits only)
+
+
+def _beyond_int64(digits: str) -> bool:
+    """Whether the decimal `digits` (ASCII, maybe after a '-') are a number whose size is above
+    `_INT64_MAX`, told without int() of a long string (Python refuses one over 4300 digits, a
+    ValueError)."""
+    digits = digits.lstrip("-").lstrip("0")
+    return len(digits) > 19 or int(digits or "0") > _INT64_MAX
+
+
 def parse_shapes(
     specs: Iterable[str] | str | None,
     option: str = "--shapes",
@@ -262,7 +274,8 @@ def parse_shapes(
     spaces otherwise cut after 'a:b'), a ',' and a backslash, and so does one before a
     character of `escapes` (merge's --macs-shape: '='); one before anything else is itself. A
     spec whose every ':' is escaped is cut at its last ':' as before (a name ending in a
-    backslash: 'a\\:1x3'). Errors name `option`, the flag it came from."""
+    backslash: 'a\\:1x3'). A dim is ASCII decimal digits, at most 2**63 - 1 (an int64). Errors
+    name `option`, the flag it came from."""
     if specs is None:
         return {}
     if isinstance(specs, str):
@@ -288,14 +301,22 @@ def parse_shapes(
                 else f"bad {option} {spec!r}: give one shape or three (min,opt,max), not "
                 f"{len(groups)}"
             )
-        try:
-            dims = [tuple(int(d) for d in g.lower().split("x")) for g in groups]
-        except ValueError:
+        texts = [g.lower().split("x") for g in groups]
+        # ASCII digits only (a '-' before them is told below: no dim is below 1): int() also
+        # took '1_0' (as 10), '+1', ' 1' and other scripts' digits ('１')
+        if not all(_DIM_TEXT.fullmatch(d) for t in texts for d in t):
             raise BackendError(
                 expected
                 if every_colon_escaped
-                else f"bad {option} {spec!r}: dimensions must be integers joined by 'x'"
-            ) from None
+                else f"bad {option} {spec!r}: dimensions must be integers (digits 0-9) joined by 'x'"
+            )
+        beyond = next((d for t in texts for d in t if _beyond_int64(d)), None)
+        if beyond is not None:  # (graphopt check said "0 errors" of x:9999999999999999999999)
+            raise BackendError(
+                f"bad {option} {spec!r}: dimension {beyond} is too large: dims must be below "
+                "2**63 (an int64, in ONNX and TensorRT alike)"
+            )
+        dims = [tuple(int(d) for d in t) for t in texts]
         if len(groups) == 1:
             dims = dims * 3
         lo, opt, hi = dims
