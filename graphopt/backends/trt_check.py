@@ -531,8 +531,17 @@ class _Checker:
         return False
 
     def _check_boundary_dtype(self, vi: onnx.ValueInfoProto, kind: str) -> None:
-        name = _dtype_name(vi.type.tensor_type.elem_type)
-        if name in table.UNSUPPORTED_DTYPES:
+        elem = vi.type.tensor_type.elem_type
+        name = _dtype_name(elem)
+        if elem not in _ONNX_DTYPES:  # (99: "0 errors"; onnx.checker: "Invalid tensor data type")
+            self.add(
+                "error",
+                "onnx-invalid",
+                f"graph {kind} {vi.name!r} has element type {elem}, which ONNX does not define: "
+                "the model is not valid ONNX (onnx.checker refuses it); declare one of "
+                "onnx.TensorProto.DataType",
+            )
+        elif name in table.UNSUPPORTED_DTYPES:
             self.add(
                 "error",
                 "dtype",
@@ -2111,6 +2120,9 @@ _NOT_TENSORS = {
     "map_type": "a map",
     "sparse_tensor_type": "a sparse tensor",
 }
+
+
+_ONNX_DTYPES = frozenset(onnx.TensorProto.DataType.values())  # (UNDEFINED 0 too)
 
 
 def _dtype_name(elem_type: int | None) -> str:
