@@ -327,10 +327,9 @@ def fix_input_shapes(
         inputs.pop(init.name, None)  # an overridable default, not a model input
     for name, dims in shapes.items():
         vi = inputs.get(name)
-        if vi is None:
-            raise PipelineError(
-                f"input_shapes: the model has no input {name!r}; inputs: {', '.join(map(shown, inputs))}"
-            )
+        if vi is None:  # (a model without inputs was said as "inputs: " and nothing)
+            listed = f"inputs: {', '.join(map(shown, inputs))}" if inputs else "it has no inputs"
+            raise PipelineError(f"input_shapes: the model has no input {name!r}; {listed}")
         try:
             # 2.5 or "2" is no dim (int() took them), nor True (operator.index reads it as 1)
             wanted = [operator.index(d) for d in dims]
