@@ -723,8 +723,6 @@ def _evaluate(
 ) -> bool:
     """Put `node`'s outputs into `values` (which hold its inputs); False where it makes too
     many values or the reference evaluator fails on it."""
-    from onnx.reference import ReferenceEvaluator  # (only for a model at risk)
-
     inputs = [values[i] for i in node.input if i]
     if node.op_type == "ConstantOfShape" and (
         not inputs or math.prod(int(d) for d in inputs[0].ravel()) > _MAX_FOLDED_VALUES
@@ -741,7 +739,26 @@ def _evaluate(
             return False
         if math.prod(shape) > _MAX_FOLDED_VALUES:
             return False
-    feeds = {i: values[i] for i in node.input if i}
+    results = _quick(node, [values[i] if i else None for i in node.input], opsets)
+    if results is None:
+        results = _reference(node, {i: values[i] for i in node.input if i}, opsets)
+    if results is None:
+        return False
+    made = [o for o in node.output if o]
+    for o, result in zip(made, results, strict=False):
+        value = np.asarray(result)
+        if value.size > _MAX_FOLDED_VALUES or value.dtype.kind not in "biuf":
+            return False
+        values[o] = value
+    return True
+
+
+def _reference(
+    node: onnx.NodeProto, feeds: dict[str, np.ndarray], opsets: list[onnx.OperatorSetIdProto]
+) -> list[np.ndarray] | None:
+    """`node`'s outputs by onnx's reference evaluator (a few ms), None where it fails."""
+    from onnx.reference import ReferenceEvaluator  # (only for a model at risk)
+
     graph = onnx.helper.make_graph(
         [node],
         "fold",
@@ -752,17 +769,101 @@ def _evaluate(
     model = onnx.helper.make_model(graph, opset_imports=opsets)
     try:
         with np.errstate(all="ignore"):
-            results = ReferenceEvaluator(model).run(None, feeds)
+            return list(ReferenceEvaluator(model).run(None, feeds))
     except Exception as e:  # (the evaluator raises what its numpy kernels raise)
         log.debug("not folded: %s %r (%s)", node.op_type, node.name, e)
-        return False
-    made = [o for o in node.output if o]
-    for o, result in zip(made, results, strict=False):
-        value = np.asarray(result)
-        if value.size > _MAX_FOLDED_VALUES or value.dtype.kind not in "biuf":
-            return False
-        values[o] = value
-    return True
+        return None
+
+
+_CASTS = {
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+}
+
+
+def _quick(
+    node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: list[onnx.OperatorSetIdProto]
+) -> list[np.ndarray] | None:
+    """`node`'s outputs in numpy for the ops exporters compute sizes with (PyTorch's F.pad:
+    ConstantOfShape, Concat, Reshape, a reversing Slice, Transpose, Cast), as ONNX defines
+    them; None for any other op or case (`_reference` evaluates it)."""
+    op = node.op_type
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    version = next((o.version for o in opsets if o.domain in _DEFAULT), 0)
+    x = inputs[0] if inputs else None
+    try:
+        if op == "ConstantOfShape" and x is not None:
+            fill = numpy_helper.to_array(attrs["value"]) if "value" in attrs else None
+            if fill is None:
+                return [np.zeros(tuple(int(d) for d in x), np.float32)]
+            return [np.full(tuple(int(d) for d in x), fill.reshape(-1)[0], fill.dtype)]
+        if x is None or any(i is None for i in inputs):
+            return None  # (an optional input left out)
+        args = [i for i in inputs if i is not None]
+        if op == "Identity":
+            return [x]
+        if op == "Concat" and len({a.dtype for a in args}) == 1:
+            return [np.concatenate(args, axis=int(attrs.get("axis", 0)))]
+        if op in ("Add", "Sub", "Mul") and len(args) == 2 and args[0].dtype == args[1].dtype:
+            with np.errstate(all="ignore"):
+                ufunc = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op]
+                return [np.asarray(ufunc(args[0], args[1]), args[0].dtype)]
+        if op == "Neg" and x.dtype.kind in "if":
+            with np.errstate(all="ignore"):
+                return [np.negative(x)]
+        if op == "Transpose":
+            return [np.transpose(x, attrs.get("perm") or None)]
+        if op == "Cast" and attrs.get("to") in _CASTS and x.dtype.kind in "biu":
+            return [x.astype(_CASTS[attrs["to"]])]
+        if op == "Unsqueeze":
+            axes = list(attrs["axes"]) if version < 13 else [int(a) for a in args[1].ravel()]
+            rank = x.ndim + len(axes)
+            at = sorted(a + rank if a < 0 else a for a in axes)
+            if len(set(at)) != len(at) or not all(0 <= a < rank for a in at):
+                return None
+            return [np.expand_dims(x, tuple(at))]
+        if op == "Reshape" and len(args) == 2:
+            shape = [int(d) for d in args[1].ravel()]
+            if not attrs.get("allowzero", 0):
+                shape = [x.shape[k] if d == 0 and k < x.ndim else d for k, d in enumerate(shape)]
+            return [np.reshape(x, shape)]
+        if op == "Gather" and args[1].dtype.kind in "iu":
+            return [np.take(x, args[1].astype(np.int64), axis=int(attrs.get("axis", 0)))]
+        if op == "Slice" and version >= 10:
+            return _sliced(x, args[1:])
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+    return None
+
+
+def _sliced(x: np.ndarray, bounds: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Slice-10 on (x, starts, ends[, axes[, steps]]) with ONNX's clamping; None for a case
+    onnxruntime and ONNX differ on (an end past the axis with a negative step)."""
+    starts, ends = (b.astype(np.int64).ravel() for b in bounds[:2])
+    axes = bounds[2].ravel() if len(bounds) > 2 else np.arange(len(starts))
+    steps = bounds[3].ravel() if len(bounds) > 3 else np.ones(len(starts), np.int64)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        return None
+    index: list[slice] = [slice(None)] * x.ndim
+    for k in range(len(starts)):
+        axis, step = int(axes[k]), int(steps[k])
+        axis += x.ndim if axis < 0 else 0
+        if not 0 <= axis < x.ndim or step == 0:
+            return None
+        dim = x.shape[axis]
+        start, end = int(starts[k]), int(ends[k])
+        start, end = start + (dim if start < 0 else 0), end + (dim if end < 0 else 0)
+        if step > 0:
+            start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+            index[axis] = slice(start, end, step)
+        else:
+            if end >= dim:
+                return None
+            start, end = min(max(start, 0), dim - 1), max(end, -1)
+            index[axis] = slice(start, end if end >= 0 else None, step)
+    return [x[tuple(index)]]
 
 
 def _fold_sizes(
