@@ -669,8 +669,8 @@ def _evaluated(
 ) -> onnx.TensorProto | None:
     """The value of tensor `name` where the nodes that make it are `_FOLDABLE` default-domain
     ones reading small constants alone, or Shapes and Sizes of tensors whose `dims` are known
-    (`_chain`; no value past `_MAX_FOLDED_VALUES`), by onnx's reference evaluator, one node at
-    a time; else None."""
+    (`_chain`; no value past `_MAX_FOLDED_VALUES`), one node at a time (`_evaluate`); else
+    None."""
 
     def known(t: str) -> bool:
         shape = dims.get(t) if dims is not None else None
@@ -721,8 +721,8 @@ def _small_value(t: onnx.TensorProto) -> np.ndarray | None:
 def _evaluate(
     node: onnx.NodeProto, values: dict[str, np.ndarray], opsets: list[onnx.OperatorSetIdProto]
 ) -> bool:
-    """Put `node`'s outputs into `values` (which hold its inputs); False where it makes too
-    many values or the reference evaluator fails on it."""
+    """Put `node`'s outputs into `values` (which hold its inputs), by `_quick` or else onnx's
+    reference evaluator; False where it makes too many values or neither evaluates it."""
     inputs = [values[i] for i in node.input if i]
     if node.op_type == "ConstantOfShape" and (
         not inputs or math.prod(int(d) for d in inputs[0].ravel()) > _MAX_FOLDED_VALUES
