@@ -276,8 +276,13 @@ def test_refuses_what_onnxruntime_refuses(case):
         original = model([conv("x", "W", "y")], [1, 22, 6, 6], {"W": weight(16, 22, 1, 1)})
     elif case == "depthwise_channels_not_multiple_of_4":
         original = model([conv("x", "W", "y", group=18)], [1, 18, 6, 6], {"W": weight(18, 1, 3, 3)})
-    elif case == "grouped_unaligned":  # 24 output channels per group
-        original = model([conv("x", "W", "y", group=2)], [1, 48, 6, 6], {"W": weight(48, 24, 1, 1)})
+    elif case == "grouped_unaligned":  # 1.5 blocks of channels per group (24 where b is 16)
+        per_group = BLOCK + BLOCK // 2  # (24 per group is aligned to an AVX2 CPU's block of 8)
+        original = model(
+            [conv("x", "W", "y", group=2)],
+            [1, 2 * per_group, 6, 6],
+            {"W": weight(2 * per_group, per_group, 1, 1)},
+        )
     elif case == "weight_is_input":
         original = model([conv("x", "x", "y")], [16, 16, 1, 1], {})
     else:
