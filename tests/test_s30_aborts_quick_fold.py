@@ -86,3 +86,12 @@ def test_pytorch_pads_are_evaluated_without_the_reference_evaluator(monkeypatch)
     reason = inference_aborts.inference_abort(_padded(_torch_pads(-5), []))
     assert reason.startswith("Slice 'cut' reads 'p' of shape [1, 3, -6, 4]"), reason
     assert calls == []
+
+
+def test_concat_1_without_an_axis_joins_on_axis_1() -> None:
+    # Concat-1's axis was optional, default 1 (the reference evaluator refuses it)
+    node = helper.make_node("Concat", ["a", "b"], ["out"])
+    x = np.arange(6, dtype=np.int64).reshape(2, 3)
+    quick = _quick(node, [x, x], [helper.make_opsetid("", 1)])
+    assert quick is not None
+    np.testing.assert_array_equal(quick[0], np.concatenate([x, x], axis=1))

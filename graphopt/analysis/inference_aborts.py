@@ -805,7 +805,8 @@ def _quick(
         if op == "Identity":
             return [x]
         if op == "Concat" and len({a.dtype for a in args}) == 1:
-            return [np.concatenate(args, axis=int(attrs.get("axis", 0)))]
+            axis = attrs.get("axis", 1 if version < 4 else 0)  # (Concat-1's default: 1)
+            return [np.concatenate(args, axis=int(axis))]
         if op in ("Add", "Sub", "Mul") and len(args) == 2 and args[0].dtype == args[1].dtype:
             with np.errstate(all="ignore"):
                 ufunc = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op]
