@@ -596,9 +596,24 @@ def example_feeds(
                 what = f"is {_TYPE_KINDS[kind]}, not a tensor"
             else:
                 what = "has no type"
+            if kind == "tensor_type" and (elem == onnx.TensorProto.UNDEFINED or elem == named):
+                # no feed fits: it was "...; give real ones with --inputs NPZ"
+                what = (
+                    "declares no element type"
+                    if elem == onnx.TensorProto.UNDEFINED
+                    else f"has element type {elem}, which ONNX does not define"
+                )
+                raise VerifyError(
+                    f"input {name!r} {what}: the model's input type is invalid (onnx.checker's "
+                    "full check refuses it), and no values, seeded or given, can be fed to it; "
+                    "declare its element type"
+                )
             # an .npz holds arrays: a tensor's, or an optional tensor's, not a sequence or map
             fits = kind in ("tensor_type", "optional_type")
             hint = f"; give real ones with {real_inputs}" if real_inputs and fits else ""
+            if kind == "tensor_type" and elem in _NUMPY_LACKS and real_inputs:
+                # (an .npz entry for it is refused too: numpy has no dtype for it)
+                hint = f", nor taken from {real_inputs} for {named}, which numpy has no dtype for"
             raise VerifyError(
                 f"input {name!r} {what}: seeded values are made only for float16, float, "
                 f"double, integer and bool tensors{hint}"

@@ -538,7 +538,7 @@ class _Checker:
                 "error",
                 "onnx-invalid",
                 f"graph {kind} {vi.name!r} has element type {elem}, which ONNX does not define: "
-                "the model is not valid ONNX (onnx.checker refuses it); declare one of "
+                "the model is not valid ONNX (onnx.checker's full check refuses it); declare one of "
                 "onnx.TensorProto.DataType",
             )
         elif name in table.UNSUPPORTED_DTYPES:
