@@ -369,7 +369,7 @@ _NUMPY_LACKS = frozenset(
 # corresponding Numpy type for Tensor Type. Int4x2", said by --verify as the inputs' fault) or
 # gives as raw bytes (float8e4m3fn as uint8, compared bit pattern by bit pattern): `run` copies
 # their bits out and decodes them to ml_dtypes arrays (`_decoded_array`), by onnx element type
-_BITS_OUTPUTS = {
+BITS_OUTPUTS = {
     f"tensor({name.lower()})": value
     for name, value in onnx.TensorProto.DataType.items()
     if value == onnx.TensorProto.BFLOAT16 or value in _NUMPY_LACKS
@@ -421,7 +421,7 @@ def ort_feeds(feeds: dict[str, np.ndarray], *, all_values: bool = False) -> dict
     (which holds the array), the others as they are, or, `all_values`, as OrtValues too (what
     `run_with_ort_values` takes). A string feed cannot be an OrtValue (onnxruntime's Python
     API makes none of strings): with `all_values` (a model with a bfloat16, float8 or int4
-    output: `_BITS_OUTPUTS`) it is a one-line `BackendError` naming the input (bench said a
+    output: `BITS_OUTPUTS`) it is a one-line `BackendError` naming the input (bench said a
     RuntimeError traceback)."""
     if not all_values and not any(map(_is_bfloat16, feeds.values())):
         return feeds
@@ -718,7 +718,7 @@ def run(
     # (the session's run has no numpy type for a bfloat16, int4 or float8 output: "No
     # corresponding Numpy type for Tensor Type. bfloat16", which --verify said as the inputs'
     # fault; float8e4m3fn came back as its bytes, uint8)
-    bits = {o.name: _BITS_OUTPUTS[o.type] for o in outputs if o.type in _BITS_OUTPUTS}
+    bits = {o.name: BITS_OUTPUTS[o.type] for o in outputs if o.type in BITS_OUTPUTS}
     try:
         if bits:
             ort_values = sess.run_with_ort_values(names, ort_feeds(feeds, all_values=True))
@@ -738,7 +738,7 @@ def run(
 
 def _decoded_array(value: Any, elem: int) -> np.ndarray:
     """A tensor OrtValue on the CPU of onnx element type `elem` (bfloat16, a float8, int4, ...:
-    `_BITS_OUTPUTS`) as the ml_dtypes array onnx reads such a tensor as, its bits copied out
+    `BITS_OUTPUTS`) as the ml_dtypes array onnx reads such a tensor as, its bits copied out
     (OrtValue.numpy has no numpy type for them either) and unpacked as onnx stores them (two
     int4 to a byte, low nibble first)."""
     import ctypes

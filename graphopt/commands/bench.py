@@ -312,7 +312,7 @@ def bench_onnxruntime(
     onnxruntime graph optimization `level`; `on_run(done)` is called with 0 before the first
     and with the runs done (warmup included) after each, outside the timed span. `batch`:
     samples per run (None: `batch_size` of the feeds)."""
-    from graphopt.backends.onnxruntime import ort_feeds, run_error_text, session
+    from graphopt.backends.onnxruntime import BITS_OUTPUTS, ort_feeds, run_error_text, session
     from graphopt.errors import BackendError, LoadError
     from graphopt.ir import load
     from graphopt.ir.model_io import _over_two_gib
@@ -349,10 +349,11 @@ def bench_onnxruntime(
     # only onnxruntime's errors are its own (untyped: e.g. a wrong feed shape); a failing
     # `on_run` (a progress bar with no stderr to draw on) was reported as onnxruntime failing
     # to run the model
-    # a bfloat16 feed as an OrtValue of its bits, made once; a model with a bfloat16 output is
-    # run for OrtValues (the session's run has no numpy type for it: "No corresponding Numpy
-    # type for Tensor Type. bfloat16", said as if the inputs were at fault)
-    bits = any(o.type == "tensor(bfloat16)" for o in sess.get_outputs())
+    # a bfloat16 feed as an OrtValue of its bits, made once; a model with an output numpy has
+    # no type for (bfloat16, int4, float8: `BITS_OUTPUTS`) is run for OrtValues (the session's
+    # run: "No corresponding Numpy type for Tensor Type. Int4x2", said as if the inputs were
+    # at fault)
+    bits = any(o.type in BITS_OUTPUTS for o in sess.get_outputs())
     timed = ort_feeds(feeds, all_values=bits)
     run_once = sess.run_with_ort_values if bits else sess.run
     tick(0)
