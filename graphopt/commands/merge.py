@@ -169,9 +169,12 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
             out.update({n: list(r.opt) for n, r in shapes.items()})
             continue
         name, dims = cut or (spec, "")
-        try:
-            out[name] = [int(d) for d in dims.split(",")]
-        except ValueError:
+        # ASCII decimal digits within an int64, as --shapes reads them: int() also took
+        # '1_0' (10), '+1', full-width digits and sizes past 2**63
+        values = dims.split(",")
+        if all(v.isascii() and v.isdigit() and len(v) < 20 and int(v) < 2**63 for v in values):
+            out[name] = [int(v) for v in values]
+        else:
             dims = ""
         if not (dims and name):
             raise MergeError(
