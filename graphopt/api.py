@@ -21,7 +21,12 @@ from graphopt._text import shown
 from graphopt.analysis.inference_aborts import refuse_aborting_model
 from graphopt.errors import PipelineError, first_line
 from graphopt.ir import Graph, load
-from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS, ModelLike, weights_as_constants
+from graphopt.ir.model_io import (
+    IR_NEEDS_INPUTS_FOR_INITIALIZERS,
+    ModelLike,
+    refuse_undefined_element_types,
+    weights_as_constants,
+)
 from graphopt.ir.training import pin_training_names, unpin_training_names
 from graphopt.passes.base import CONTEXT_OPTIONS, PassContext, all_passes
 from graphopt.pipeline import (
@@ -90,6 +95,7 @@ def optimize_with_report(
     start = time.perf_counter()
     input_shapes = options.pop("input_shapes", None)
     loaded = load(model, check_nodes=False)
+    refuse_undefined_element_types(loaded.model.graph, loaded.where or "the given LoadedModel")
     if 0 < loaded.model.ir_version < IR_NEEDS_INPUTS_FOR_INITIALIZERS:  # 0: unset, read as current
         weights_as_constants(loaded.model)  # else nothing with a weight could fold (IR 3 zoo)
     declared = fix_input_shapes(loaded.model, input_shapes) if input_shapes else {}

@@ -71,5 +71,11 @@ def test_the_commands_say_it_in_one_line(tmp_path, capsys, command: str) -> None
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert "the model's input type is invalid" in err and "--inputs" not in err, err
+    # (optimize refuses such a model before it optimizes it: test_s30_optimize_undefined_type)
+    said = (
+        "has element type 99, which ONNX does not define"
+        if command == "optimize"
+        else ("the model's input type is invalid")
+    )
+    assert said in err and "--inputs" not in err, err
     assert not (tmp_path / "o.onnx").exists()

@@ -874,6 +874,24 @@ def _refuse_unknown_ir_version(proto: onnx.ModelProto, where: str) -> None:
         raise LoadError(f"{where}: IR version {ir} is no IR version (they count from 1)")
 
 
+_ELEMENT_TYPES = frozenset(onnx.TensorProto.DataType.values())
+
+
+def refuse_undefined_element_types(graph: onnx.GraphProto, where: str) -> None:
+    """A `LoadError` for a graph input or output whose tensor element type ONNX does not define
+    (99, -5: a damaged file), which onnx.checker's full check refuses: what `optimize` refuses
+    before it writes such a model back (UNDEFINED, 0, is a type left to inference, not
+    refused). Not `load`'s: `graphopt check` reports it as one of its findings."""
+    for kind, values in (("input", graph.input), ("output", graph.output)):
+        for vi in values:
+            elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
+            if elem not in _ELEMENT_TYPES:
+                raise LoadError(
+                    f"{where}: graph {kind} {vi.name!r} has element type {elem}, which ONNX "
+                    "does not define (onnx.checker's full check refuses the model)"
+                )
+
+
 def _refuse_names_given_twice(graph: onnx.GraphProto, where: str, body: bool = False) -> None:
     """A `LoadError` for an initializer name given twice (sparse ones by their values' name)
     or a graph input declared twice: onnx.checker refuses both ("initializer name is not
