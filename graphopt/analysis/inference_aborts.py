@@ -30,10 +30,11 @@ If/Loop/Scan bodies, and guarded_inference's in local functions, stay hidden in 
 stem does not settle (their dims unknown); a call of a local function is judged whole, in
 the default domain too. Sizes computed from small constants alone (pads through Identity or
 Concat), which onnxruntime's constant folding makes constants before its own inference runs,
-are judged by value (`_computed_sizes`), and so, once an inference of the copy knows the dims
-they measure, are sizes computed from Shapes and Sizes of tensors (`_shape_sized`: onnxruntime
-folds a Shape of known dims too). Not foreseen: sizes computed through other ops than
-`_FOLDABLE` ones, or from Shapes inside If/Loop/Scan bodies.
+are judged by value (`_computed_sizes`; the copy's inference reads them, and the other values
+that folding gives it, a Reshape's target: `_read_values`), and so, once an inference of the
+copy knows the dims they measure, are sizes computed from Shapes and Sizes of tensors
+(`_shape_sized`: onnxruntime folds a Shape of known dims too). Not foreseen: sizes computed
+through other ops than `_FOLDABLE` ones, or from Shapes inside If/Loop/Scan bodies.
 """
 
 from __future__ import annotations
@@ -561,19 +562,21 @@ def _computed_sizes(
     opsets: list[onnx.OperatorSetIdProto],
     dims: Dims | None = None,
     sized: list[onnx.NodeProto] | None = None,
+    reads: Callable[[onnx.NodeProto], list[str]] | None = None,
 ) -> dict[str, onnx.TensorProto]:
     """The `_size_inputs` of `g`'s nodes that are no constant but are computed from constants
     alone (and Shapes of tensors whose `dims` are known), by value: onnxruntime's constant
     folding makes them constants before its inference, which then takes a negative one into a
     dim (pads through Identity or Concat), where onnx's inference of the model sees none. Only
     `_FOLDABLE` ops of small constants are evaluated (`_evaluated`); what they do not make
-    stays unknown. `sized`: `g`'s nodes of `_SIZE_INPUTS` ops, where the caller has them."""
+    stays unknown. `sized`: `g`'s nodes of `_SIZE_INPUTS` ops, where the caller has them;
+    `reads`: other inputs than `_size_inputs` (`_read_values`)."""
     out: dict[str, onnx.TensorProto] = {}
     producer: dict[str, onnx.NodeProto] | None = None  # (built for the first computed size)
     for node in g.node if sized is None else sized:
-        if node.op_type not in _SIZE_INPUTS or node.domain not in _DEFAULT:
+        if node.domain not in _DEFAULT or (reads is None and node.op_type not in _SIZE_INPUTS):
             continue
-        for name in _size_inputs(node):
+        for name in (reads or _size_inputs)(node):
             if name in constants or name in out:
                 continue
             if producer is None:
@@ -872,10 +875,10 @@ def _fold_sizes(
     opsets: list[onnx.OperatorSetIdProto],
     dims: Dims | None = None,
 ) -> bool:
-    """Make each of `g`'s `_computed_sizes` read by its node from a Constant node of its value
-    put first (onnx's inference then reads it, as onnxruntime's after its constant folding);
-    whether there was one."""
-    folded = _computed_sizes(g, _constants(g), opsets, dims)
+    """Make each of `g`'s `_computed_sizes` (of `_read_values`) read by its node from a Constant
+    node of its value put first (onnx's inference then reads it, as onnxruntime's after its
+    constant folding); whether there was one."""
+    folded = _computed_sizes(g, _constants(g), opsets, dims, reads=_read_values)
     if not folded:
         return False
     taken = {t for node in g.node for t in itertools.chain(node.input, node.output)}
@@ -890,7 +893,7 @@ def _fold_sizes(
         made.append(onnx.helper.make_node("Constant", [], [fresh], value=value))
     for node in g.node:
         if node.domain in _DEFAULT:
-            for name in _size_inputs(node):
+            for name in _read_values(node):
                 if name in constant_of:
                     at = list(node.input).index(name)
                     node.input[at] = constant_of[name]
@@ -943,6 +946,31 @@ def _size_inputs(node: onnx.NodeProto) -> list[str]:
     if op == "Resize":
         at = [1] if len(node.input) == 2 else [2, 3]  # Resize-10: (X, scales)
     return [node.input[k] for k in at if k < len(node.input) and node.input[k]]
+
+
+# op → the inputs besides `_SIZE_INPUTS` whose values onnx's inference reads into its output
+# dims (where it cannot make a negative one from them): folded in the judged copy too
+_VALUE_INPUTS = {
+    "Reshape": (1,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "Slice": (1, 2, 3, 4),
+    "Unsqueeze": (1,),
+    "Squeeze": (1,),
+    "ConstantOfShape": (0,),
+    "Range": (0, 1, 2),
+    "OneHot": (1,),
+    **{f"Reduce{op}": (1,) for op in ("Sum", "Mean", "Max", "Min", "Prod", "L1", "L2")},
+    **{f"Reduce{op}": (1,) for op in ("LogSum", "LogSumExp", "SumSquare")},
+}
+
+
+def _read_values(node: onnx.NodeProto) -> list[str]:
+    """`_size_inputs` and `_VALUE_INPUTS` of default-domain `node`: what onnxruntime's constant
+    folding makes known to its inference."""
+    at = _VALUE_INPUTS.get(node.op_type, ())
+    values = [node.input[k] for k in at if k < len(node.input) and node.input[k]]
+    return _size_inputs(node) + values
 
 
 def _has_negative(t: onnx.TensorProto) -> bool:
