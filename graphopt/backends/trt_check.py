@@ -85,7 +85,7 @@ from graphopt.errors import LoadError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.graph import outer_references, tensor_value
 from graphopt.ir.io_names import as_text
-from graphopt.ir.model_io import ModelLike
+from graphopt.ir.model_io import ELEMENT_TYPES, ModelLike, undefined_element_types
 from graphopt.ir.nodes import constant_tensor, subgraphs
 from graphopt.ir.values import declared_dims
 from graphopt.subgraphs import model_header
@@ -508,6 +508,15 @@ class _Checker:
         for vi in self.model.graph.output:
             if self._check_boundary_type(vi, "output"):
                 self._check_boundary_dtype(vi, "output")
+        for kind, name, elem in undefined_element_types(self.model.graph):
+            if kind == "value_info":  # (the inputs' and outputs' are said above)
+                self.add(
+                    "error",
+                    "onnx-invalid",
+                    f"value_info {name!r} has element type {elem}, which ONNX does not define: "
+                    "the model is not valid ONNX (onnx.checker's full check refuses it); "
+                    "declare one of onnx.TensorProto.DataType, or drop the entry",
+                )
 
     def _check_boundary_type(self, vi: onnx.ValueInfoProto, kind: str) -> bool:
         """Whether graph input or output `vi` declares a tensor of some element type; an error
@@ -533,7 +542,7 @@ class _Checker:
     def _check_boundary_dtype(self, vi: onnx.ValueInfoProto, kind: str) -> None:
         elem = vi.type.tensor_type.elem_type
         name = _dtype_name(elem)
-        if elem not in _ONNX_DTYPES:  # (99: "0 errors"; onnx.checker: "Invalid tensor data type")
+        if elem not in ELEMENT_TYPES:  # (99: "0 errors"; onnx.checker: "Invalid tensor data type")
             self.add(
                 "error",
                 "onnx-invalid",
@@ -2120,9 +2129,6 @@ _NOT_TENSORS = {
     "map_type": "a map",
     "sparse_tensor_type": "a sparse tensor",
 }
-
-
-_ONNX_DTYPES = frozenset(onnx.TensorProto.DataType.values())  # (UNDEFINED 0 too)
 
 
 def _dtype_name(elem_type: int | None) -> str:

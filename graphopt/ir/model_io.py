@@ -874,22 +874,32 @@ def _refuse_unknown_ir_version(proto: onnx.ModelProto, where: str) -> None:
         raise LoadError(f"{where}: IR version {ir} is no IR version (they count from 1)")
 
 
-_ELEMENT_TYPES = frozenset(onnx.TensorProto.DataType.values())
+ELEMENT_TYPES = frozenset(onnx.TensorProto.DataType.values())  # (UNDEFINED, 0, too)
+
+
+def undefined_element_types(graph: onnx.GraphProto) -> list[tuple[str, str, int]]:
+    """(kind, name, element type) of each tensor `graph` declares, as a graph input or output
+    or in its value_info, whose element type ONNX does not define (99, -5: a damaged file),
+    which onnx.checker's full check and onnxruntime refuse ("Invalid tensor data type 99")."""
+    declared = (("input", graph.input), ("output", graph.output), ("value_info", graph.value_info))
+    return [
+        (kind, vi.name, vi.type.tensor_type.elem_type)
+        for kind, values in declared
+        for vi in values
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type not in ELEMENT_TYPES
+    ]
 
 
 def refuse_undefined_element_types(graph: onnx.GraphProto, where: str) -> None:
-    """A `LoadError` for a graph input or output whose tensor element type ONNX does not define
-    (99, -5: a damaged file), which onnx.checker's full check refuses: what `optimize` refuses
-    before it writes such a model back (UNDEFINED, 0, is a type left to inference, not
-    refused). Not `load`'s: `graphopt check` reports it as one of its findings."""
-    for kind, values in (("input", graph.input), ("output", graph.output)):
-        for vi in values:
-            elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
-            if elem not in _ELEMENT_TYPES:
-                raise LoadError(
-                    f"{where}: graph {kind} {vi.name!r} has element type {elem}, which ONNX "
-                    "does not define (onnx.checker's full check refuses the model)"
-                )
+    """A `LoadError` for the first tensor of `undefined_element_types` (a graph input, output
+    or value_info): what `optimize` refuses before it writes such a model back (UNDEFINED, 0,
+    is a type left to inference, not refused). Not `load`'s: `graphopt check` reports it as
+    one of its findings."""
+    for kind, name, elem in undefined_element_types(graph)[:1]:
+        raise LoadError(
+            f"{where}: graph {kind} {name!r} has element type {elem}, which ONNX does not "
+            "define (onnx.checker's full check refuses the model)"
+        )
 
 
 def _refuse_names_given_twice(graph: onnx.GraphProto, where: str, body: bool = False) -> None:
