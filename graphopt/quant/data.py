@@ -192,12 +192,12 @@ def _refuse_keys_given_twice(root: Any, path: str | Path) -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' (H×W) or '640' (square)."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError as e:
-        raise QuantizeError(f"size {text!r} is not HxW (e.g. 640x640)") from e
+    """'640x480' (H×W) or '640' (square): ASCII decimal digits (int() also took '1_0' as 10,
+    '+8' and other scripts' digits, '８'), spaces around them as int() took them."""
+    parts = [p.strip() for p in text.lower().replace("×", "x").split("x")]
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise QuantizeError(f"size {text!r} is not HxW (e.g. 640x640)")
+    values = [int(p) for p in parts]
     if len(values) == 1:
         values = values * 2
     if len(values) != 2 or min(values) <= 0:
