@@ -740,13 +740,14 @@ def test_an_unknown_element_type_is_one_line_from_every_command(tmp_path):
     path = _save(model, tmp_path)
     calib = write_calib(seed_model("function"), tmp_path / "calib")
     out = str(tmp_path / "o.onnx")
-    checker = "onnx.checker"  # quantize: "the input model fails onnx.checker (Invalid ...)"
+    # quantize and optimize refuse it after load since 29e7038, before onnx.checker runs
+    undefined = "graph input 'x' has element type 99, which ONNX does not define"
     quantize = ["quantize", str(path), "-o", out, "--calib", str(calib), "--no-progress"]
-    _refused(quantize, tmp_path, "fails onnx.checker (Invalid tensor data type 99.)")
+    _refused(quantize, tmp_path, undefined)
     checker = "fails onnx.checker: Invalid tensor data type 99."
     _refused(["merge", str(path), str(path), "-o", out], tmp_path, checker)
     _refused(["split", str(path), "-o", out, "--outputs", "y"], tmp_path, checker)
-    _refused(["optimize", str(path), "-o", out, "--check"], tmp_path, checker)
+    _refused(["optimize", str(path), "-o", out, "--check"], tmp_path, undefined)
     _refused(["bench", str(path), "--no-progress"], tmp_path, "input 'x' has element type 99")
 
 
