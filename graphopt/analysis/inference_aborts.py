@@ -769,7 +769,9 @@ def _reference(
         [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
          for o in node.output if o],
     )  # fmt: skip
-    model = onnx.helper.make_model(graph, opset_imports=opsets)
+    # (the IR its opsets need: onnx's newest by default, which no runtime here reads anyway)
+    ir_version = onnx.helper.find_min_ir_version_for(list(opsets), True)
+    model = onnx.helper.make_model(graph, opset_imports=opsets, ir_version=ir_version)
     try:
         with np.errstate(all="ignore"):
             return list(ReferenceEvaluator(model).run(None, feeds))
