@@ -258,6 +258,15 @@ def _beyond_int64(digits: str) -> bool:
     return len(digits) > 19 or int(digits or "0") > _INT64_MAX
 
 
+def dim_value(text: str) -> int | None:
+    """The dim `text` as NAME:DIMS reads it (`parse_shapes`), for another form of dims (merge's
+    --macs-shape INPUT=D0,D1,...): ASCII decimal digits, maybe after a '-' (no dim is below 1,
+    which the caller says), at most 2**63 - 1 in size; else None."""
+    if not _DIM_TEXT.fullmatch(text) or _beyond_int64(text):
+        return None
+    return int(text)
+
+
 def parse_shapes(
     specs: Iterable[str] | str | None,
     option: str = "--shapes",

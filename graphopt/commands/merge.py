@@ -153,7 +153,7 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
     named 'a=b' could be given dims as 'a\\=b=1,3' but not as 'a\\=b:1x3', the form --shapes
     takes: any '=' made it the other; 'a:b c:1x3' as 'a\\:b c:1x3', as --shapes takes it)."""
     from graphopt._text import split_escaped
-    from graphopt.backends.tensorrt import SPEC_ESCAPES, parse_shapes
+    from graphopt.backends.tensorrt import SPEC_ESCAPES, dim_value, parse_shapes
     from graphopt.errors import BackendError
     from graphopt.multitask import MergeError
 
@@ -169,11 +169,12 @@ def _macs_shapes(specs: list[str]) -> dict[str, list[int]]:
             out.update({n: list(r.opt) for n, r in shapes.items()})
             continue
         name, dims = cut or (spec, "")
-        # ASCII decimal digits within an int64, as --shapes reads them: int() also took
-        # '1_0' (10), '+1', full-width digits and sizes past 2**63
-        values = dims.split(",")
-        if all(v.isascii() and v.isdigit() and len(v) < 20 and int(v) < 2**63 for v in values):
-            out[name] = [int(v) for v in values]
+        # ASCII decimal digits within an int64, as --shapes reads them (dim_value): int() also
+        # took '1_0' (10), '+1', full-width digits and sizes past 2**63; a '-' is read, for
+        # merge's "every dim must be 1 or more"
+        values = [dim_value(v) for v in dims.split(",")]
+        if all(v is not None for v in values):
+            out[name] = [v for v in values if v is not None]
         else:
             dims = ""
         if not (dims and name):
