@@ -622,7 +622,7 @@ _FOLDABLE = frozenset(
         "Identity", "Concat", "Cast", "CastLike", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
         "Transpose", "Slice", "Gather", "Shape", "Size", "Neg", "Abs", "Sign", "Floor", "Ceil",
         "Round", "Relu", "Clip", "Add", "Sub", "Mul", "Div", "Mod", "Min", "Max", "Where",
-        "ConstantOfShape",
+        "ConstantOfShape", "Tile", "Expand",
     )
 )  # fmt: skip
 _BROADCAST = frozenset(("Add", "Sub", "Mul", "Div", "Mod", "Min", "Max", "Where"))
@@ -731,6 +731,8 @@ def _evaluate(
         not inputs or math.prod(int(d) for d in inputs[0].ravel()) > _MAX_FOLDED_VALUES
     ):
         return False
+    if node.op_type in ("Tile", "Expand") and not _grows_little(node.op_type, inputs):
+        return False
     if node.op_type in ("Div", "Mod") and any(
         v.dtype.kind in "biu" and not v.all() for v in inputs[1:]
     ):
@@ -754,6 +756,22 @@ def _evaluate(
             return False
         values[o] = value
     return True
+
+
+def _grows_little(op: str, inputs: list[np.ndarray]) -> bool:
+    """Whether Tile or Expand of `inputs` makes at most `_MAX_FOLDED_VALUES` values."""
+    if len(inputs) != 2 or inputs[1].dtype.kind not in "iu" or inputs[1].ndim != 1:
+        return False
+    sizes = [int(d) for d in inputs[1]]
+    if any(d < 0 for d in sizes):
+        return False
+    if op == "Tile":
+        return inputs[0].size * math.prod(sizes) <= _MAX_FOLDED_VALUES
+    try:  # (Expand: numpy's broadcast, a 1 in the shape keeping the input's dim)
+        shape = np.broadcast_shapes(inputs[0].shape, tuple(sizes))
+    except ValueError:
+        return False
+    return math.prod(shape) <= _MAX_FOLDED_VALUES
 
 
 def _reference(
