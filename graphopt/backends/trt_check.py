@@ -624,6 +624,16 @@ class _Checker:
                 node,
             )
             return
+        undefined = _undefined_type_attribute(node)
+        if undefined is not None:  # (Cast to=99: "0 errors", and onnxruntime refuses the model)
+            self.add(
+                "error",
+                "onnx-invalid",
+                f"{undefined}, which ONNX does not define: the model is not valid ONNX "
+                "(onnx.checker's full check refuses it); give one of onnx.TensorProto.DataType",
+                node,
+            )
+            return
         rule = _ATTRIBUTE_RULES.get(node.op_type)
         if rule is not None:
             for found in rule(self, node):  # a message (an error) or (severity, message)
@@ -1929,6 +1939,27 @@ def _mistyped_attribute(node: onnx.NodeProto) -> str | None:
         kind = onnx.AttributeProto.AttributeType.Name(a.type)
         if kind not in kinds:
             return f"attribute {a.name!r} is {kind}, ONNX {node.op_type}'s {' or '.join(sorted(kinds))}"
+    return None
+
+
+# the attributes of ONNX ops that name an element type (Cast's to; EyeLike's and the Random
+# ops' dtype; QuantizeLinear's output_dtype, where 0 is "the zero point's")
+_TYPE_ATTRIBUTES = frozenset({"to", "dtype", "output_dtype"})
+
+
+def _undefined_type_attribute(node: onnx.NodeProto) -> str | None:
+    """What type-naming INT attribute (`_TYPE_ATTRIBUTES`) of ONNX op `node` names an element
+    type ONNX does not define (Cast to=99), else None: onnx's inference ("Attribute to does
+    not specify a valid type") and onnxruntime refuse the model."""
+    if _onnx_signature(node.op_type) is None:
+        return None
+    for a in node.attribute:
+        if (
+            a.name in _TYPE_ATTRIBUTES
+            and a.type == onnx.AttributeProto.INT
+            and a.i not in ELEMENT_TYPES
+        ):
+            return f"attribute {a.name!r} names element type {a.i}"
     return None
 
 
