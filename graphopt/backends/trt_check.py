@@ -85,7 +85,12 @@ from graphopt.errors import LoadError
 from graphopt.ir import Graph, load_model
 from graphopt.ir.graph import outer_references, tensor_value
 from graphopt.ir.io_names import as_text
-from graphopt.ir.model_io import ELEMENT_TYPES, ModelLike, undefined_element_types
+from graphopt.ir.model_io import (
+    ELEMENT_TYPES,
+    TYPE_ATTRIBUTES,
+    ModelLike,
+    undefined_element_types,
+)
 from graphopt.ir.nodes import constant_tensor, subgraphs
 from graphopt.ir.values import declared_dims
 from graphopt.subgraphs import model_header
@@ -1942,20 +1947,15 @@ def _mistyped_attribute(node: onnx.NodeProto) -> str | None:
     return None
 
 
-# the attributes of ONNX ops that name an element type (Cast's to; EyeLike's and the Random
-# ops' dtype; QuantizeLinear's output_dtype, where 0 is "the zero point's")
-_TYPE_ATTRIBUTES = frozenset({"to", "dtype", "output_dtype"})
-
-
 def _undefined_type_attribute(node: onnx.NodeProto) -> str | None:
-    """What type-naming INT attribute (`_TYPE_ATTRIBUTES`) of ONNX op `node` names an element
+    """What type-naming INT attribute (`model_io.TYPE_ATTRIBUTES`) of ONNX op `node` names an element
     type ONNX does not define (Cast to=99), else None: onnx's inference ("Attribute to does
     not specify a valid type") and onnxruntime refuse the model."""
     if _onnx_signature(node.op_type) is None:
         return None
     for a in node.attribute:
         if (
-            a.name in _TYPE_ATTRIBUTES
+            a.name in TYPE_ATTRIBUTES
             and a.type == onnx.AttributeProto.INT
             and a.i not in ELEMENT_TYPES
         ):

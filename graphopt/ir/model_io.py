@@ -890,15 +890,45 @@ def undefined_element_types(graph: onnx.GraphProto) -> list[tuple[str, str, int]
     ]
 
 
+# the attributes of default-domain ops that name an element type (Cast's to; EyeLike's and
+# the Random ops' dtype; QuantizeLinear's output_dtype, where 0 is "the zero point's")
+TYPE_ATTRIBUTES = frozenset({"to", "dtype", "output_dtype"})
+
+
+def undefined_type_attributes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.NodeProto, str, int]]:
+    """(node, attribute, element type) of each INT `TYPE_ATTRIBUTES` attribute of a
+    default-domain node of `graph` or its bodies that names an element type ONNX does not
+    define (Cast to=99): onnx's inference ("Attribute to does not specify a valid type") and
+    onnxruntime refuse the model."""
+    for node in graph.node:
+        for body in subgraphs(node):
+            yield from undefined_type_attributes(body)
+        for a in node.attribute:
+            if (
+                node.domain in ("", "ai.onnx")
+                and a.name in TYPE_ATTRIBUTES
+                and a.type == onnx.AttributeProto.INT
+                and a.i not in ELEMENT_TYPES
+            ):
+                yield node, a.name, a.i
+
+
 def refuse_undefined_element_types(graph: onnx.GraphProto, where: str) -> None:
     """A `LoadError` for the first tensor of `undefined_element_types` (a graph input, output
-    or value_info): what `optimize` refuses before it writes such a model back (UNDEFINED, 0,
-    is a type left to inference, not refused). Not `load`'s: `graphopt check` reports it as
-    one of its findings."""
+    or value_info) or node attribute of `undefined_type_attributes`: what `optimize` refuses
+    before it writes such a model back (UNDEFINED, 0, is a type left to inference, not
+    refused). Not `load`'s: `graphopt check` reports it as one of its findings."""
     for kind, name, elem in undefined_element_types(graph)[:1]:
         raise LoadError(
             f"{where}: graph {kind} {name!r} has element type {elem}, which ONNX does not "
             "define (onnx.checker's full check refuses the model)"
+        )
+    for node, attribute, elem in undefined_type_attributes(graph):
+        written = ", ".join(repr(o) for o in node.output if o) or "nothing"
+        raise LoadError(
+            f"{where}: {node.op_type} node {node.name or '(unnamed)'!r} writing {written}: "
+            f"attribute {attribute!r} names element type {elem}, which ONNX does not define "
+            "(onnx.checker's full check refuses the model)"
         )
 
 
