@@ -238,7 +238,7 @@ def _dense(sparse: onnx.SparseTensorProto) -> onnx.TensorProto:
             indices = np.ravel_multi_index(tuple(indices.T), tuple(sparse.dims))
         flat = np.zeros(int(np.prod(sparse.dims)), values.dtype)
         flat[indices] = values
-    except (ValueError, TypeError, IndexError):
+    except (ValueError, TypeError, IndexError, KeyError):  # (KeyError: element type 99)
         return shell
     return numpy_helper.from_array(flat.reshape(tuple(sparse.dims)), shell.name)
 
@@ -716,7 +716,7 @@ def _small_value(t: onnx.TensorProto) -> np.ndarray | None:
         return None
     try:
         value = numpy_helper.to_array(t)
-    except (ValueError, TypeError):  # (a tensor without its data: `skeleton_copy`'s)
+    except (ValueError, TypeError, KeyError):  # (no data: `skeleton_copy`'s; KeyError: type 99)
         return None
     return value if value.dtype.kind in "biuf" else None
 
@@ -998,7 +998,7 @@ def _has_negative(t: onnx.TensorProto) -> bool:
         return False
     try:
         value = numpy_helper.to_array(t)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, KeyError):  # (KeyError: an element type ONNX lacks, 99)
         return False
     return value.dtype.kind in "iuf" and bool(np.any(value < 0))
 
