@@ -726,9 +726,13 @@ def _evaluate(
 ) -> bool:
     """Put `node`'s outputs into `values` (which hold its inputs), by `_quick` or else onnx's
     reference evaluator; False where it makes too many values or neither evaluates it."""
+    if any(i and i not in values for i in node.input):
+        return False  # (made by a later node: a graph out of order)
     inputs = [values[i] for i in node.input if i]
     if node.op_type == "ConstantOfShape" and (
-        not inputs or math.prod(int(d) for d in inputs[0].ravel()) > _MAX_FOLDED_VALUES
+        not inputs
+        or inputs[0].dtype.kind not in "iu"  # (a float shape: NaN and inf have no int)
+        or math.prod(int(d) for d in inputs[0].ravel()) > _MAX_FOLDED_VALUES
     ):
         return False
     if node.op_type in ("Tile", "Expand") and not _grows_little(node.op_type, inputs):
