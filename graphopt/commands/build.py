@@ -193,6 +193,12 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
     except (OSError, DecodeError) as e:
         raise BackendError(f"{shown(model_path)}: cannot read the model: {first_line(e)}") from e
     specs = input_specs(model)
+    # a profile the build refuses (a name the model has not, a rank or a fixed dim the input's
+    # declaration contradicts: a 2-D input given --shapes x:1x3x8x8) is said before a file is
+    # read, as `graphopt check` says it (images were decoded and resized to it, and only
+    # TensorRT's build refused it), and before the image size, which took a misspelt name for
+    # none given ("input 'x' has a dynamic size: give --shapes x:1x3xHxW")
+    refuse_profiles_build_refuses(model, shapes)
     files = calibration_files(folder)[:count]
     size = None  # (H, W) of the images, said before any is decoded
     if len(specs) == 1 and any(p.suffix.lower() not in (".npy", ".npz") for p in files):
@@ -204,10 +210,6 @@ def calibration_feeds(model_path: str, folder: str, count: int, shapes: dict) ->
                 ".npy/.npz feeds"
             )
         size = calibration_image_size(name, dims, shapes)
-    # a profile the build refuses (a rank or a fixed dim the input's declaration contradicts:
-    # a 2-D input given --shapes x:1x3x8x8) is said before a file is read, as `graphopt check`
-    # says it: images were decoded and resized to it, and only TensorRT's build refused it
-    refuse_profiles_build_refuses(model, shapes)
     feeds = []
     for path in files:
         suffix = path.suffix.lower()
