@@ -168,22 +168,25 @@ def negative_slice(model: onnx.ModelProto) -> str:
         skeleton = _inlined(skeleton)
     for g in _graphs(skeleton):
         _fold_sizes(g, _opsets(skeleton, g))
-    reason = _judged(skeleton)
+    reason, inferred = _judged(skeleton)
     for _ in range(_MAX_ROUNDS):  # sizes from Shapes of tensors whose dims inference knows
         if reason or not _shape_sized(skeleton.graph, _constants(skeleton.graph)):
             break
-        dims = _inferred_dims(guarded_inference(skeleton, onnx_inference))
+        # (guarded_inference's: `_judged` made it where the model is at risk)
+        dims = _inferred_dims(inferred if inferred is not None else onnx_inference(skeleton))
         if not _fold_sizes(skeleton.graph, _opsets(skeleton, skeleton.graph), dims):
             break
-        reason = _judged(skeleton)
+        reason, inferred = _judged(skeleton)
     return reason
 
 
-def _judged(model: onnx.ModelProto) -> str:
-    """`negative_slice` of `model`, a copy prepared for it."""
+def _judged(model: onnx.ModelProto) -> tuple[str, onnx.ModelProto | None]:
+    """(`negative_slice` of `model`, a copy prepared for it; `guarded_inference` of it where
+    that hid Slices, else None: it infers as it is)."""
     if not _at_risk(model) or _risk_settles_alone(model, onnx_inference):
-        return ""
-    return _rounds(model, onnx_inference)[1]
+        return "", None
+    inferred, reason = _rounds(model, onnx_inference)
+    return reason, inferred
 
 
 _INLINED = "graphopt.inlined#"  # a function's node k is named `_INLINED + k + ":"` for inlining
