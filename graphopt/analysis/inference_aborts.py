@@ -727,9 +727,8 @@ def _small_value(t: onnx.TensorProto) -> np.ndarray | None:
 def _evaluate(
     node: onnx.NodeProto, values: dict[str, np.ndarray], opsets: list[onnx.OperatorSetIdProto]
 ) -> bool:
-    """Put `node`'s outputs into `values` (which hold its inputs), by `_quick`, else constant
-    folding's numpy kernels (`_folded_by_kernel`), else onnx's reference evaluator; False where
-    it makes too many values, has none the runtimes agree on, or none evaluates it."""
+    """Put `node`'s outputs into `values` (which hold its inputs), by `_quick` or else onnx's
+    reference evaluator; False where it makes too many values or neither evaluates it."""
     if any(i and i not in values for i in node.input):
         return False  # (made by a later node: a graph out of order)
     inputs = [values[i] for i in node.input if i]
@@ -752,15 +751,12 @@ def _evaluate(
             return False
         if math.prod(shape) > _MAX_FOLDED_VALUES:
             return False
-    given = [values[i] if i else None for i in node.input]
-    results = _quick(node, given, opsets)
-    if results is None:
-        results = _folded_by_kernel(node, given, opsets)
+    results = _quick(node, [values[i] if i else None for i in node.input], opsets)
     if results is None:
         results = _reference(node, {i: values[i] for i in node.input if i}, opsets)
-    made = [o for o in node.output if o]
-    if results is None or len(results) < len(made):
+    if results is None:
         return False
+    made = [o for o in node.output if o]
     for o, result in zip(made, results, strict=False):
         value = np.asarray(result)
         if value.size > _MAX_FOLDED_VALUES or value.dtype.kind not in "biuf":
@@ -783,35 +779,6 @@ def _grows_little(op: str, inputs: list[np.ndarray]) -> bool:
     except ValueError:
         return False
     return math.prod(shape) <= _MAX_FOLDED_VALUES
-
-
-def _folded_by_kernel(
-    node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: list[onnx.OperatorSetIdProto]
-) -> list[np.ndarray] | None:
-    """`node`'s outputs by constant folding's numpy kernels (`_folding_ops.KERNELS`: Squeeze,
-    Shape, Div, Where, Min, ... which `_quick` has not), for a node of its op's schema; [] where
-    they have no value the runtimes agree on (`Undefined`: Div(INT_MIN, −1)); None where no
-    kernel takes it. (Imported here: `passes` sit above `analysis`; onnx's reference evaluator
-    costs ~0.4 s to import and set up, which a slanet paid at each first judging.)"""
-    from graphopt.passes import _folding_ops as folding
-
-    kernel = folding.KERNELS.get(node.op_type)
-    version = next((o.version for o in opsets if o.domain in _DEFAULT), 0)
-    if kernel is None or not version:
-        return None
-    try:
-        if folding.schema_mismatch(node, version, inputs) or folding.parameter_rank_mismatch(
-            node, inputs
-        ):
-            return None
-        attrs = folding.node_attributes(node)
-        attrs[folding.N_OUTPUTS] = len(node.output)
-        with np.errstate(all="ignore"):
-            return [np.asarray(o) for o in kernel(list(inputs), attrs, version)]
-    except folding.Undefined:
-        return []
-    except (folding.Unsupported, ArithmeticError, ValueError, TypeError, IndexError, KeyError):
-        return None
 
 
 def _reference(
