@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import math
 import os
@@ -59,7 +60,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
 from graphopt._text import shown, type_name
 from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.io_names import require_text_graph_names
-from graphopt.ir.nodes import default_opset, nested_bodies, subgraphs
+from graphopt.ir.nodes import BODY_HOLDERS, default_opset, nested_bodies, subgraphs
 
 log = logging.getLogger("graphopt.ir")
 
@@ -899,8 +900,13 @@ def undefined_type_attributes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.Nod
     """(node, attribute, element type) of each INT `TYPE_ATTRIBUTES` attribute of a
     default-domain node of `graph` or its bodies that names an element type ONNX does not
     define (Cast to=99): onnx's inference ("Attribute to does not specify a valid type") and
-    onnxruntime refuse the model."""
+    onnxruntime refuse the model. The attributes of an op ONNX defines without such an
+    attribute or a body are not read (layout_cdla: 8.8 -> 1.4 ms, its 878 Constants)."""
+    untyped = _untyped_ops()
     for node in graph.node:
+        op = node.op_type
+        if op in untyped and node.domain in ("", "ai.onnx"):
+            continue
         for body in subgraphs(node):
             yield from undefined_type_attributes(body)
         for a in node.attribute:
@@ -911,6 +917,20 @@ def undefined_type_attributes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.Nod
                 and a.i not in ELEMENT_TYPES
             ):
                 yield node, a.name, a.i
+
+
+@functools.cache
+def _untyped_ops() -> frozenset[str]:
+    """The default-domain ops that, at every opset ONNX defines them, have no
+    `TYPE_ATTRIBUTES` attribute and no body (`BODY_HOLDERS`)."""
+    typed = set(BODY_HOLDERS)
+    known = set()
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain in ("", "ai.onnx"):
+            known.add(schema.name)
+            if not TYPE_ATTRIBUTES.isdisjoint(schema.attributes):
+                typed.add(schema.name)
+    return frozenset(known - typed)
 
 
 def refuse_undefined_element_types(graph: onnx.GraphProto, where: str) -> None:
