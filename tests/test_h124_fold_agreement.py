@@ -46,7 +46,7 @@ def _range_inputs(dtype, start, limit, delta):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("case", RANGE_LENGTHS, ids=RANGE_IDS)
 def test_range_counts_model_both_onnxruntime_versions(case) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes._folding_ops import _range_counts
+    from graphopt.analysis.fold_kernels import _range_counts
 
     dtype, start, limit, delta, n_new, n_old = case
     assert _range_counts(*_range_inputs(dtype, start, limit, delta)) == (n_new, n_old)
@@ -54,7 +54,7 @@ def test_range_counts_model_both_onnxruntime_versions(case) -> None:  # type: ig
 
 @pytest.mark.parametrize("case", RANGE_LENGTHS, ids=RANGE_IDS)
 def test_the_installed_onnxruntime_counts_as_measured(case) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes._folding_ops import evaluate_with_onnxruntime
+    from graphopt.analysis.fold_kernels import evaluate_with_onnxruntime
 
     dtype, start, limit, delta, n_new, n_old = case
     version = tuple(int(p) for p in onnxruntime.__version__.split(".")[:2])
@@ -99,7 +99,7 @@ def test_a_range_is_folded_only_where_onnxruntime_versions_agree(case) -> None: 
 
 
 def test_output_elements_bound_of_a_range_is_its_length() -> None:
-    from graphopt.passes._folding_ops import output_elements_bound
+    from graphopt.analysis.fold_kernels import output_elements_bound
 
     node = helper.make_node("Range", ["s", "l", "d"], ["y"])
     assert output_elements_bound(node, _range_inputs(F32, -3.4053657, 23.894634, 0.7)) == 40
@@ -129,17 +129,17 @@ EMPTY_REFUSED = [
 
 @pytest.mark.parametrize("case", EMPTY_REFUSED, ids=lambda c: f"{c[0]}-{c[3][0].shape}-{c[2]}")
 def test_an_empty_reduction_the_runtimes_disagree_on_is_not_evaluated(case, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes import _folding_ops
+    from graphopt.analysis import fold_kernels
 
     op, opset, attrs, inputs, says = case
 
     def no_onnxruntime(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("handed to onnxruntime, which decides by its version")
 
-    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", no_onnxruntime)
+    monkeypatch.setattr(fold_kernels, "evaluate_with_onnxruntime", no_onnxruntime)
     node = helper.make_node(op, [f"i{k}" for k in range(len(inputs))], ["o"], name="r", **attrs)
     with pytest.raises(BackendError, match=says):
-        _folding_ops.evaluate(node, inputs, opset)
+        fold_kernels.evaluate(node, inputs, opset)
 
 
 # (op, opset, attributes, inputs, the value 1.23.2 and 1.32 both give)
@@ -158,7 +158,7 @@ EMPTY_AGREED = [
 
 @pytest.mark.parametrize("case", EMPTY_AGREED, ids=lambda c: f"{c[0]}-{c[3][0].shape}-{c[2]}")
 def test_an_empty_reduction_the_runtimes_agree_on_is_evaluated(case) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes._folding_ops import evaluate
+    from graphopt.analysis.fold_kernels import evaluate
 
     op, opset, attrs, inputs, want = case
     node = helper.make_node(op, [f"i{k}" for k in range(len(inputs))], ["o"], **attrs)
@@ -210,20 +210,20 @@ def test_constant_folding_folds_an_empty_reduction_the_runtimes_agree_on() -> No
 @pytest.mark.parametrize("dtype", [I32, I64])
 def test_integer_division_overflow_is_not_evaluated(dtype, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # onnxruntime (1.23.2 and 1.32.0) dies of SIGFPE on it: it must never be handed over
-    from graphopt.passes import _folding_ops
+    from graphopt.analysis import fold_kernels
 
     def no_onnxruntime(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("handed to onnxruntime, which dies of SIGFPE on it")
 
-    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", no_onnxruntime)
+    monkeypatch.setattr(fold_kernels, "evaluate_with_onnxruntime", no_onnxruntime)
     low = np.iinfo(dtype).min
     node = helper.make_node("Div", ["a", "b"], ["q"], name="div")
     inputs = [np.array([7, low], dtype), np.array([-1, -1], dtype)]
     with pytest.raises(BackendError, match="integer division overflows"):
-        _folding_ops.evaluate(node, inputs, 13)
+        fold_kernels.evaluate(node, inputs, 13)
     # one step away it is defined and still folds: (INT_MIN + 1) / -1 = INT_MAX
     inputs = [np.array([7, low + 1], dtype), np.array([-1, -1], dtype)]
-    (q,) = _folding_ops.evaluate(node, inputs, 13)
+    (q,) = fold_kernels.evaluate(node, inputs, 13)
     np.testing.assert_array_equal(q, np.array([-7, np.iinfo(dtype).max], dtype))
 
 
@@ -249,7 +249,7 @@ def test_constant_folding_keeps_an_overflowing_integer_division() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float16, F32, np.float64])
 def test_where_gives_a_negative_zero_picked_from_x_as_onnxruntime_does(dtype) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes._folding_ops import evaluate, evaluate_with_onnxruntime
+    from graphopt.analysis.fold_kernels import evaluate, evaluate_with_onnxruntime
 
     node = helper.make_node("Where", ["c", "a", "b"], ["y"])
     inputs = [
@@ -267,19 +267,19 @@ def test_where_gives_a_negative_zero_picked_from_x_as_onnxruntime_does(dtype) ->
 
 @pytest.mark.parametrize("end", [2**63 - 1, 2**31 - 1])
 def test_a_slice_to_int_max_with_a_negative_step_is_not_evaluated(end, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes import _folding_ops
+    from graphopt.analysis import fold_kernels
 
     x = np.arange(4, dtype=F32)
     node = helper.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])
     params = [np.array([v], I64) for v in (-1, end, 0)]
     # a positive step reads INT_MAX as the end of the axis everywhere: folded
-    (got,) = _folding_ops.evaluate(node, [x, *params, np.array([1], I64)], 13)
+    (got,) = fold_kernels.evaluate(node, [x, *params, np.array([1], I64)], 13)
     np.testing.assert_array_equal(got, [3.0])
     # a negative one: onnxruntime (1.23.2 and 1.32.0) gives [3, 2, 1, 0], ONNX's reference and
     # shape inference [] (the end clamps to the last index)
-    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", None)
+    monkeypatch.setattr(fold_kernels, "evaluate_with_onnxruntime", None)
     with pytest.raises(BackendError, match="INT_MAX with a negative step"):
-        _folding_ops.evaluate(node, [x, *params, np.array([-1], I64)], 13)
+        fold_kernels.evaluate(node, [x, *params, np.array([-1], I64)], 13)
 
 
 def test_constant_folding_keeps_a_slice_onnxruntime_and_onnx_disagree_on() -> None:
@@ -303,18 +303,18 @@ def test_constant_folding_keeps_a_slice_onnxruntime_and_onnx_disagree_on() -> No
 
 @pytest.mark.parametrize("dtype", [I64, np.uint64])
 def test_a_64_bit_fmod_past_2_53_is_not_evaluated(dtype, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes import _folding_ops
+    from graphopt.analysis import fold_kernels
 
     node = helper.make_node("Mod", ["a", "b"], ["y"], fmod=1)
     # within 2^53 both versions agree with the exact answer: folded
     inputs = [np.array([2**53, 7, 2**53 - 1], dtype), np.array([3, 2, 2**52 + 1], dtype)]
-    (got,) = _folding_ops.evaluate(node, inputs, 13)
+    (got,) = fold_kernels.evaluate(node, inputs, 13)
     np.testing.assert_array_equal(got, np.array([2**53 % 3, 1, 2**52 - 2], dtype))
     # fmod(2^63 - 1, 2): 1 in onnxruntime 1.32, 0 in 1.23.2 (through double)
-    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", None)
+    monkeypatch.setattr(fold_kernels, "evaluate_with_onnxruntime", None)
     inputs = [np.array([2**63 - 1, 7], dtype), np.array([2, 2], dtype)]
     with pytest.raises(BackendError, match="past 2\\^53"):
-        _folding_ops.evaluate(node, inputs, 13)
+        fold_kernels.evaluate(node, inputs, 13)
 
 
 # ---------------------------------------------------------------- ops handed to onnxruntime
@@ -346,18 +346,18 @@ VERSION_DEPENDENT_CASES = [
     "case", VERSION_DEPENDENT_CASES, ids=lambda c: f"{c[0]}-{c[2][0].shape}-{c[2][0].ravel()[:2]}"
 )
 def test_what_onnxruntime_versions_evaluate_differently_is_not_evaluated(case, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes import _folding_ops
+    from graphopt.analysis import fold_kernels
 
     op, attrs, inputs = case
 
     def no_onnxruntime(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("handed to onnxruntime, whose answer depends on its version")
 
-    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", no_onnxruntime)
+    monkeypatch.setattr(fold_kernels, "evaluate_with_onnxruntime", no_onnxruntime)
     n_out = 2 if op == "TopK" else 1
     node = helper.make_node(op, [f"i{k}" for k in range(len(inputs))], ["o", "p"][:n_out], **attrs)
     with pytest.raises(BackendError, match=r"onnxruntime 1\.23"):
-        _folding_ops.evaluate(node, inputs, 18)
+        fold_kernels.evaluate(node, inputs, 18)
 
 
 VERSION_AGREED_CASES = [
@@ -372,7 +372,7 @@ VERSION_AGREED_CASES = [
 
 @pytest.mark.parametrize("case", VERSION_AGREED_CASES, ids=lambda c: c[0])
 def test_what_onnxruntime_versions_agree_on_is_evaluated(case) -> None:  # type: ignore[no-untyped-def]
-    from graphopt.passes._folding_ops import evaluate
+    from graphopt.analysis.fold_kernels import evaluate
 
     op, attrs, inputs, want = case
     node = helper.make_node(op, [f"i{k}" for k in range(len(inputs))], ["o"], **attrs)

@@ -16,8 +16,8 @@ def test_a_float32_range_whose_difference_overflows_warns_nothing() -> None:
     # overflow there is inf (the length undefined in 1.23: not folded), and no RuntimeWarning
     # on the user's stderr (`graphopt optimize` printed "RuntimeWarning: overflow encountered
     # in subtract" and the source line: the bound runs outside the kernels' np.errstate)
+    from graphopt.analysis.fold_kernels import output_elements_bound
     from graphopt.api import optimize
-    from graphopt.passes._folding_ops import output_elements_bound
 
     big = float(np.finfo(F32).max)
     values = {"s": -big, "l": big, "d": big / 30}

@@ -8,9 +8,9 @@ import onnx.parser
 import pytest
 from onnx import helper
 
+from graphopt.analysis.fold_kernels import KERNELS, evaluate, evaluate_with_onnxruntime
 from graphopt.api import optimize_with_report
 from graphopt.errors import BackendError
-from graphopt.passes._folding_ops import KERNELS, evaluate, evaluate_with_onnxruntime
 from graphopt.passes.constant_folding import ConstantFolding
 from graphopt.passes.constants import ConstantsToInitializers
 from graphopt.pipeline import make_pipeline
@@ -423,12 +423,12 @@ def test_integer_division_by_zero_is_refused_not_crashing():
 def test_integer_division_by_zero_never_reaches_onnxruntime(monkeypatch, op, dtype, fmod):
     """onnxruntime 1.23.2 (the newest for Python 3.10) and 1.24.1 kill the process with SIGFPE
     on an integer Div or Mod by zero (1.25+ raise); the fold handed it every such node."""
-    from graphopt.passes import _folding_ops
+    from graphopt.analysis import fold_kernels
 
     def no_session(*args, **kwargs):
         raise AssertionError("integer division by zero was handed to onnxruntime")
 
-    monkeypatch.setattr(_folding_ops, "evaluate_with_onnxruntime", no_session)
+    monkeypatch.setattr(fold_kernels, "evaluate_with_onnxruntime", no_session)
     attrs = f" <fmod = {fmod}>" if op == "Mod" else ""
     model = parse(
         f"""

@@ -225,8 +225,8 @@ def _range_counts_differ(start: float, limit: float, delta: float) -> bool:
 def test_range_kernel_is_bitwise_onnxruntime(start, limit, delta, dtype):
     from onnx import helper
 
+    from graphopt.analysis.fold_kernels import evaluate, evaluate_with_onnxruntime
     from graphopt.errors import BackendError
-    from graphopt.passes._folding_ops import evaluate, evaluate_with_onnxruntime
 
     node = helper.make_node("Range", ["s", "l", "d"], ["y"])
     inputs = [np.array(v, dtype) for v in (start, limit, delta)]
@@ -242,7 +242,7 @@ def test_range_kernel_is_bitwise_onnxruntime(start, limit, delta, dtype):
 
 
 def test_constant_folding_of_a_float_range_matches_onnxruntime():
-    from graphopt.passes._folding_ops import output_elements_bound
+    from graphopt.analysis.fold_kernels import output_elements_bound
 
     m = build(
         """<ir_version: 8, opset_import: ["" : 13]>

@@ -420,7 +420,7 @@ def disputed_slice_end(end: int, step: int) -> bool:
     read differently: onnxruntime slices to the start of the axis (Slice(arange(4), [-1],
     [INT64_MAX], [0], [-1]) = [3, 2, 1, 0]); ONNX's definition, reference and shape inference
     clamp the end to the last index ([]). No shape, dim or value is derived from such a Slice
-    (constant folding leaves it to the runtime too: `_folding_ops._slice`)."""
+    (constant folding leaves it to the runtime too: `fold_kernels._slice`)."""
     return step < 0 and end in _DISPUTED_ENDS
 
 

@@ -1,6 +1,6 @@
 """Constant folding: nodes whose inputs are all constants become initializers.
 
-Evaluation uses the numpy kernels of `_folding_ops` for shape arithmetic and onnxruntime (one
+Evaluation uses the numpy kernels of `fold_kernels` for shape arithmetic and onnxruntime (one
 node, no optimizations) for anything else. `Shape`/`Size` of a tensor whose dims are statically
 known (from `graphopt.analysis.shapes`) fold too, which is what collapses exporter-generated
 `Shape → Gather → Unsqueeze → Concat → Reshape` chains on static-shape models.
@@ -8,7 +8,7 @@ known (from `graphopt.analysis.shapes`) fold too, which is what collapses export
 What it does not fold: random ops, ops with subgraphs, custom domains, Q/DQ nodes (they carry
 quantization for the runtime), `Dropout` (see `eliminate-noops`), nodes producing a graph
 output, nodes onnxruntime refuses as they stand (not of their op's schema at the model's
-opset, or a parameter input of another rank: `_folding_ops.schema_mismatch`,
+opset, or a parameter input of another rank: `fold_kernels.schema_mismatch`,
 `parameter_rank_mismatch`), and results larger than `size_limit` elements that are also
 larger than their inputs, each input counted once (so folding never inflates the model, e.g.
 `ConstantOfShape` or `Expand` of a big shape, or `Concat(c, c, …, c)`).
@@ -24,13 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from graphopt.analysis.usedef import computed_from
-from graphopt.errors import BackendError
-from graphopt.ir import Graph
-from graphopt.ir.graph import tensor_value
-from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
-from graphopt.ir.nodes import constant_tensor, is_default_domain, nested_bodies, subgraphs
-from graphopt.passes._folding_ops import (
+from graphopt.analysis.fold_kernels import (
     NONDETERMINISTIC,
     SIZED_BY_INFERENCE,
     evaluate,
@@ -38,6 +32,12 @@ from graphopt.passes._folding_ops import (
     range_length_disputed,
     schema_mismatch,
 )
+from graphopt.analysis.usedef import computed_from
+from graphopt.errors import BackendError
+from graphopt.ir import Graph
+from graphopt.ir.graph import tensor_value
+from graphopt.ir.model_io import IR_NEEDS_INPUTS_FOR_INITIALIZERS
+from graphopt.ir.nodes import constant_tensor, is_default_domain, nested_bodies, subgraphs
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 
 DEFAULT_SIZE_LIMIT = 1 << 20

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import onnx
 from onnx import numpy_helper
 
+from graphopt.analysis.fold_kernels import NONDETERMINISTIC
 from graphopt.ir import Graph
 from graphopt.ir.graph import content_key
 from graphopt.ir.nodes import nested_bodies, subgraphs
-from graphopt.passes._folding_ops import NONDETERMINISTIC
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.noop import can_bypass, shadowed
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from graphopt.analysis.fold_kernels import Unsupported, node_slice_parameters, normalize_axes
 from graphopt.ir import Graph, values
-from graphopt.passes._folding_ops import Unsupported, node_slice_parameters, normalize_axes
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import initializers_allowed, is_default_domain
 from graphopt.passes.noop import LazyShapes, bypass, can_bypass

@@ -8,7 +8,7 @@ that stays (`replace_all_uses`'s `same_values`). Shape-dependent rules use stati
 
 What it does not do: merge chains of Reshape/Transpose or rewrite one op into another (see
 `layout.py`), touch nodes from custom domains, or bypass a node onnxruntime refuses as it
-stands (not of its op's schema at the model's opset: `_folding_ops.schema_mismatch`; axes,
+stands (not of its op's schema at the model's opset: `fold_kernels.schema_mismatch`; axes,
 pads or repeats that do not fit the input's known rank): the model would run where the
 original does not.
 """
@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from graphopt.analysis.fold_kernels import (
+    NAN_BITS_READABLE_FROM,
+    saturate_allowed,
+    schema_mismatch,
+    zero_and_inferred_dim,
+)
 from graphopt.analysis.op_kinds import OP_KINDS, OpKind
 from graphopt.analysis.runtime_shapes import SUSPECT_OPS, is_suspect
 from graphopt.analysis.shapes import ShapeFacts, shape_facts
@@ -30,12 +36,6 @@ from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.graph import scope_names
 from graphopt.ir.nodes import nested_bodies, subgraphs
-from graphopt.passes._folding_ops import (
-    NAN_BITS_READABLE_FROM,
-    saturate_allowed,
-    schema_mismatch,
-    zero_and_inferred_dim,
-)
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import dims_in_dispute, is_default_domain
 
@@ -323,7 +323,7 @@ def bypass(graph: Graph, node: onnx.NodeProto, src: str, out: str) -> None:
 
 def _ints(value: np.ndarray | None, ranks: tuple[int, ...] = (1,)) -> list[int] | None:
     """The integers of a parameter input (axes, pads, repeats, a shape), None when it is not a
-    constant or not of a rank onnxruntime takes for it (`_folding_ops.PARAMETER_RANKS`: 1-D,
+    constant or not of a rank onnxruntime takes for it (`fold_kernels.PARAMETER_RANKS`: 1-D,
     where a 2-D one is refused)."""
     if value is None or value.ndim not in ranks:
         return None
@@ -659,7 +659,7 @@ class _Rules:
         return node.input[0] if axes is not None and len(axes) == 0 else None
 
     def _slice(self, node: onnx.NodeProto) -> str | None:
-        from graphopt.passes._folding_ops import node_slice_parameters
+        from graphopt.analysis.fold_kernels import node_slice_parameters
 
         g = self.graph
         params = node_slice_parameters(node, g.constant, g.opset_version(""))

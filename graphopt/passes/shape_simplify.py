@@ -21,12 +21,12 @@ import numpy as np
 import onnx
 
 from graphopt.analysis.dominators import constant_nodes
+from graphopt.analysis.fold_kernels import node_slice_parameters, onnx_slice
 from graphopt.analysis.runtime_shapes import is_suspect
 from graphopt.analysis.shapes import disputed_slice_end
 from graphopt.analysis.usedef import computed_from
 from graphopt.ir import Graph
 from graphopt.ir.values import declared_dims
-from graphopt.passes._folding_ops import node_slice_parameters, onnx_slice
 from graphopt.passes.base import Pass, PassContext, PassResult, register_pass
 from graphopt.passes.constant_folding import (
     DEFAULT_SIZE_LIMIT,

@@ -387,8 +387,12 @@ class Facts:
             indices = self.value(inputs[1])
             return indices.size if indices is not None and indices.ndim == 1 else None
         if op == "Slice":
+            from graphopt.analysis.fold_kernels import (
+                Unsupported,
+                node_slice_parameters,
+                onnx_slice,
+            )
             from graphopt.analysis.shapes import disputed_slice_end
-            from graphopt.passes._folding_ops import Unsupported, node_slice_parameters, onnx_slice
 
             params = node_slice_parameters(node, self.value, graph.opset_version(""))
             if params is None or len(params[0]) != 1 or params[2][0] not in (0, -1):

@@ -15,8 +15,12 @@ leaves undefined or onnxruntime versions disagree on (`empty_reduction`), an int
 reduction that may overflow (`integer_reduction_overflow`), a 64-bit integer
 fmod past 2^53, a Slice end of INT_MAX with a negative step (onnxruntime and ONNX differ).
 
-What it does not do: decide whether a node may be folded (see `constant_folding.py`), or
-evaluate ops that are random, have subgraphs or come from custom domains.
+Its users: constant folding (`graphopt.passes.constant_folding`, which decides whether a
+node may be folded), and the passes and rules that read Slice parameters or a node's schema as
+the kernels do. It reads and never mutates a graph, so it sits in `analysis`.
+
+What it does not do: decide whether a node may be folded, or evaluate ops that are random,
+have subgraphs or come from custom domains.
 """
 
 from __future__ import annotations
