@@ -436,6 +436,7 @@ class _Checker:
         if self.parent is None:  # a body has no opset of its own, and no network inputs
             self.check_opset()
             self.check_io()
+            self.check_initializers(self.model.graph)
         order = self.graph.toposort()
         report = self.progress
         if report is not None:
@@ -521,6 +522,26 @@ class _Checker:
                     f"value_info {name!r} has element type {elem}, which ONNX does not define: "
                     "the model is not valid ONNX (onnx.checker's full check refuses it); "
                     "declare one of onnx.TensorProto.DataType, or drop the entry",
+                )
+
+    def check_initializers(self, graph: onnx.GraphProto) -> None:
+        """An onnx-invalid error for each initializer of `graph` (this checker's graph, or the
+        body it was made from: not the constants `_body_model` lends it from around), dense or
+        sparse, whose element type ONNX does not define (99: "0 errors", where onnx.checker's
+        full check says "Invalid tensor data type 99" and onnxruntime "Tensor 'w' does not have
+        valid data type") or is UNDEFINED (onnx.checker: "UNDEFINED is not allowed")."""
+        dense = [(t.name, t.data_type) for t in graph.initializer]
+        sparse = [(t.values.name, t.values.data_type) for t in graph.sparse_initializer]
+        for kind, tensors in (("initializer", dense), ("sparse initializer", sparse)):
+            for name, elem in tensors:
+                if _tensor_type_defined(elem):
+                    continue
+                message = (
+                    f"{kind} {name!r} has {_undefined_tensor_type(elem)}: the model is not "
+                    "valid ONNX; store it as one of onnx.TensorProto.DataType, or drop it"
+                )
+                self.findings.append(
+                    Finding("error", "onnx-invalid", escaped(message), scope=escaped(self.scope))
                 )
 
     def _check_boundary_type(self, vi: onnx.ValueInfoProto, kind: str) -> bool:
@@ -636,6 +657,16 @@ class _Checker:
                 "onnx-invalid",
                 f"{undefined}, which ONNX does not define: the model is not valid ONNX "
                 "(onnx.checker's full check refuses it); give one of onnx.TensorProto.DataType",
+                node,
+            )
+            return
+        untyped = _undefined_tensor_attribute(node)
+        if untyped is not None:  # (Constant value of type 99: "0 errors")
+            self.add(
+                "error",
+                "onnx-invalid",
+                f"{untyped}: the model is not valid ONNX; store the tensor as one of "
+                "onnx.TensorProto.DataType",
                 node,
             )
             return
@@ -781,6 +812,7 @@ class _Checker:
                     continue
                 sub = self._body_checker(node, label, body, conditional=len(chosen) == 2)
                 if sub is not None:
+                    sub.check_initializers(body)
                     self.findings.extend(sub.run())
                     checked[label] = sub
                     if node.op_type == "Loop":
@@ -1961,6 +1993,44 @@ def _undefined_type_attribute(node: onnx.NodeProto) -> str | None:
         ):
             return f"attribute {a.name!r} names element type {a.i}"
     return None
+
+
+def _undefined_tensor_attribute(node: onnx.NodeProto) -> str | None:
+    """Which tensor attribute of ONNX op `node` (Constant's value, ConstantOfShape's, sparse
+    or not) holds a tensor of an element type ONNX does not define (99) or UNDEFINED, else
+    None: onnx's inference ("Invalid tensor data type 99") and onnxruntime refuse the model."""
+    if _onnx_signature(node.op_type) is None:
+        return None
+    kinds = onnx.AttributeProto
+    for a in node.attribute:
+        tensors = {
+            kinds.TENSOR: [a.t],
+            kinds.TENSORS: list(a.tensors),
+            kinds.SPARSE_TENSOR: [a.sparse_tensor.values],
+            kinds.SPARSE_TENSORS: [s.values for s in a.sparse_tensors],
+        }.get(a.type, [])
+        for t in tensors:
+            if not _tensor_type_defined(t.data_type):
+                return (
+                    f"attribute {a.name!r} holds a tensor of {_undefined_tensor_type(t.data_type)}"
+                )
+    return None
+
+
+def _tensor_type_defined(elem: int) -> bool:
+    """Whether a stored tensor's element type is one ONNX defines, UNDEFINED (0) not included."""
+    return elem != onnx.TensorProto.UNDEFINED and elem in ELEMENT_TYPES
+
+
+def _undefined_tensor_type(elem: int) -> str:
+    """'element type 99, which ONNX does not define (...)', or what UNDEFINED (0) is, with who
+    refuses it."""
+    if elem == onnx.TensorProto.UNDEFINED:
+        return (
+            "element type 0 (UNDEFINED), which a stored tensor may not have (onnx.checker "
+            "refuses it)"
+        )
+    return f"element type {elem}, which ONNX does not define (onnxruntime refuses it)"
 
 
 def _numeric(value: np.ndarray) -> bool:
