@@ -7,13 +7,13 @@ Run in a child process: on the parent the process dies."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
 import pytest
 from onnx import TensorProto, helper
+
+from tests.child_process import run_code
 
 
 def _regex_in_branch() -> onnx.ModelProto:
@@ -70,9 +70,7 @@ def test_an_analysis_of_a_modelproto_refuses_a_left_out_input(
         "except LoadError as e:\n"
         "    print(e)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
-    )
+    done = run_code(code, str(path))
     assert done.returncode == 0, (done.returncode, done.stderr[-300:])
     assert done.stdout.startswith(
         "the given ModelProto: node 'bad' (RegexFullMatch) leaves out its input 0 ('X')"

@@ -11,7 +11,6 @@ so the parent's behaviour fails a test instead of killing pytest.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import graphopt
 from graphopt.analysis import inference_aborts
 from graphopt.analysis.inference_aborts import guarded_inference, negative_slice, onnx_inference
 from graphopt.errors import BackendError, PipelineError
+from tests.child_process import one_line_refusal, run_cli, run_code
 
 
 def _int64(name: str, values: list[int]) -> onnx.TensorProto:
@@ -90,12 +90,6 @@ def _model(producer: str, slices: int = 1, opset: int = 18) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
-
-
 @pytest.mark.parametrize("producer", sorted(PRODUCERS))
 def test_shape_facts_of_a_slice_of_a_negative_dim_do_not_abort(
     tmp_path: Path, producer: str
@@ -108,7 +102,7 @@ def test_shape_facts_of_a_slice_of_a_negative_dim_do_not_abort(
         "facts = shape_facts(onnx.load(sys.argv[1]))\n"
         "print('p', facts.shape('p'), 'y', facts.shape('y'))\n"
     )
-    done = _child(code, str(path))
+    done = run_code(code, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     # the negative dim is no size to the facts, nor anything the Slice would have made of it
     p = done.stdout.split(" y ")[0]
@@ -128,15 +122,13 @@ def test_negative_slice_names_the_slice_and_the_node_that_made_the_dim(producer:
 def test_cli_refuses_the_model_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
     path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
     onnx.save(_model("conv"), path)
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    done = _child(code, "optimize", str(path), "-o", str(out), "--verify")
-    assert done.returncode == 2, done.stderr[-300:]
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr
-    assert "Slice 'cut0' reads 'p' of shape [1, 2, -2, -2]" in lines[0]
-    assert "(Conv 'conv0' makes it)" in lines[0]
+    done = run_cli("optimize", str(path), "-o", str(out), "--verify")
+    line = one_line_refusal(done)
+    assert "Traceback" not in done.stderr
+    assert "Slice 'cut0' reads 'p' of shape [1, 2, -2, -2]" in line
+    assert "(Conv 'conv0' makes it)" in line
     # (a Slice of another axis than the negative one, or of computed starts, aborts neither)
-    assert lines[0].endswith("(onnx's shape inference and onnxruntime's loader can abort on it)")
+    assert line.endswith("(onnx's shape inference and onnxruntime's loader can abort on it)")
     assert not out.exists()
 
 
@@ -265,7 +257,7 @@ def test_a_slice_in_a_body_of_a_model_at_risk_is_left_unknown_not_aborted(tmp_pa
         "from graphopt.analysis.shapes import shape_facts\n"
         "print(shape_facts(onnx.load(sys.argv[1])).shape('p'))\n"
     )
-    done = _child(code, str(path))
+    done = run_code(code, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     assert done.stdout.strip() == "(1, 3, None, 4)"
 
@@ -306,16 +298,11 @@ def test_a_short_split_is_named_and_refused_by_an_onnxruntime_session() -> None:
 def test_verify_of_a_short_split_is_one_line_not_an_abort(tmp_path: Path) -> None:
     path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
     onnx.save(_short_split(), path)
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    done = _child(code, "optimize", str(path), "-o", str(out), "--verify")
-    assert done.returncode == 2, done.stderr[-300:]
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    done = run_cli("optimize", str(path), "-o", str(out), "--verify")
+    one_line_refusal(done)
+    assert "Traceback" not in done.stderr
     assert "Split 'sp' splits into num_outputs=2 but has 3 outputs" in done.stderr
     assert not out.exists()
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return _child("import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))", *args)
 
 
 @pytest.mark.parametrize("kind", ["slice", "split"])
@@ -323,13 +310,12 @@ def test_inspect_reports_and_check_of_the_output_says_why(tmp_path: Path, kind: 
     path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
     onnx.save(_model("pad") if kind == "slice" else _short_split(), path)
     want = "Slice 'cut0' reads 'p'" if kind == "slice" else "Split 'sp' splits into"
-    inspected = _cli("inspect", str(path))  # (a report of the model as it is)
+    inspected = run_cli("inspect", str(path))  # (a report of the model as it is)
     assert inspected.returncode == 0, inspected.stderr[-300:]
     assert "Slice 1" in inspected.stdout or "Split 1" in inspected.stdout
-    checked = _cli("optimize", str(path), "-o", str(out), "--check")
-    assert checked.returncode == 2, checked.stderr[-300:]
-    assert "fails onnx.checker: " + want in checked.stderr
-    assert len(checked.stderr.strip().splitlines()) == 1 and not out.exists()
+    checked = run_cli("optimize", str(path), "-o", str(out), "--check")
+    assert "fails onnx.checker: " + want in one_line_refusal(checked)
+    assert not out.exists()
 
 
 def test_full_check_raises_the_checkers_error_with_the_reason() -> None:
@@ -360,7 +346,7 @@ def test_load_refuses_it_and_check_says_so_in_one_line(tmp_path: Path, kind: str
     load(model, check_nodes=False)  # (optimize and inspect take it as it is)
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    done = _cli("check", str(path))
+    done = run_cli("check", str(path))
     assert done.returncode == 2, done.stderr[-300:]
     assert done.stderr.strip().splitlines() == [f"graphopt check: error: {path}: " + _rest(done)]
     assert want in done.stderr

@@ -4,8 +4,6 @@ onnxruntime ("No opset registered for domain") and onnx.checker refuse the model
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import onnx
@@ -14,6 +12,7 @@ from onnx import TensorProto, helper
 
 import graphopt
 from graphopt.errors import LoadError
+from tests.child_process import run_python
 
 
 def _model(function_opsets: list[onnx.OperatorSetIdProto], op: str = "Relu") -> onnx.ModelProto:
@@ -44,12 +43,7 @@ def test_a_function_using_default_ops_without_importing_them_is_refused() -> Non
 def test_the_cli_says_it_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
     path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
     onnx.save(_model([]), path)
-    done = subprocess.run(
-        [sys.executable, "-m", "graphopt", "optimize", str(path), "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_python("-m", "graphopt", "optimize", str(path), "-o", str(out))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"graphopt optimize: error: {path}: function 'f' (domain 'd') uses the default-domain "

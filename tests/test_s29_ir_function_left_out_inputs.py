@@ -9,9 +9,6 @@ input left out (Resize's roi, Clip's min) loads as before."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -22,6 +19,7 @@ import graphopt
 from graphopt import cli
 from graphopt.errors import LoadError
 from graphopt.ir.model_io import load
+from tests.child_process import run_python
 
 _FEEDS = {"x": np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2), "c": np.array(True)}
 
@@ -138,9 +136,8 @@ def test_inspect_and_the_analyses_of_such_a_model_say_one_line_not_crash(tmp_pat
     # (in child processes: on the parent both died of a segmentation fault)
     path = tmp_path / "m.onnx"
     path.write_bytes(_regex().SerializeToString())
-    inspect = [sys.executable, "-m", "graphopt", "inspect", str(path)]
+    inspect = ["-m", "graphopt", "inspect", str(path)]
     analyse = [
-        sys.executable,
         "-c",
         "import sys, onnx, graphopt.analysis as a\n"
         "from graphopt.errors import LoadError\n"
@@ -151,7 +148,7 @@ def test_inspect_and_the_analyses_of_such_a_model_say_one_line_not_crash(tmp_pat
         str(path),
     ]
     for argv in (inspect, analyse):
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        done = run_python(*argv, timeout=120)
         assert done.returncode in (1, 2), (argv[-1], done.returncode, done.stderr)
         assert "function 'f' (domain 'd'): node 'bad' (RegexFullMatch) leaves out its input 0" in (
             done.stderr

@@ -21,15 +21,13 @@ Everything that may abort runs in a child process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis.inference_aborts import inference_abort
+from tests.child_process import run_cli, run_code
 
 
 def _int64(name: str, values: list[int] | int) -> onnx.TensorProto:
@@ -66,12 +64,6 @@ def _sliced(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
-
-
 _FACTS = (
     "import sys, onnx\n"
     "from graphopt.analysis.shapes import shape_facts\n"
@@ -100,7 +92,7 @@ def test_a_ceil_mode_pool_larger_than_its_input_does_not_abort_shape_facts(tmp_p
     path = tmp_path / "m.onnx"
     onnx.save(_ceil_pool(), path)
     assert "a negative dimension (MaxPool 'maxpool0' makes it)" in inference_abort(_ceil_pool())
-    done = _child(_FACTS, str(path))
+    done = run_code(_FACTS, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     assert "-" not in done.stdout, done.stdout
 
@@ -108,8 +100,7 @@ def test_a_ceil_mode_pool_larger_than_its_input_does_not_abort_shape_facts(tmp_p
 def test_inspect_of_a_ceil_mode_pool_larger_than_its_input_does_not_abort(tmp_path) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_ceil_pool(), path)
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    done = _child(code, "inspect", str(path))
+    done = run_cli("inspect", str(path))
     assert done.returncode in (0, 2), done.stderr[-300:]
 
 
@@ -143,7 +134,7 @@ def test_a_session_of_a_model_whose_declared_shapes_make_the_dim_is_refused(
 ) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_declared(where), path)
-    done = _child(_SESSION, str(path))
+    done = run_code(_SESSION, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     assert done.stdout.startswith("refused: onnxruntime cannot load the model: Slice 'cut'")
 
@@ -226,7 +217,7 @@ def test_a_producer_that_makes_a_negative_dim_is_foreseen(tmp_path, producer: st
     model = _sliced(nodes, inits, x, opset=opset, axis=axis)
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    done = _child(_FACTS, str(path))
+    done = run_code(_FACTS, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     assert inference_abort(model).startswith("Slice 'cut' reads 'p' of shape ["), producer
 
@@ -242,7 +233,7 @@ def test_a_session_of_pads_onnxruntime_folds_is_refused(tmp_path, computed: str)
     model = _sliced([*nodes, helper.make_node("Pad", ["x", "pads"], ["p"])], inits, [1, 3, 4, 4])
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    done = _child(_SESSION, str(path))
+    done = run_code(_SESSION, str(path))
     assert done.returncode == 0, done.stderr[-300:]
     assert done.stdout.startswith("refused: onnxruntime cannot load the model: Slice 'cut'")
 
@@ -270,6 +261,6 @@ _UPGRADE = (
 def test_the_opset_upgrade_of_such_a_model_is_refused_not_an_abort() -> None:
     # x·σ(x) asks for Swish's opset 24; the converter would infer the Slice of the Pad's [1, 4,
     # −12, 8]
-    done = _child(_UPGRADE)
+    done = run_code(_UPGRADE)
     assert done.returncode == 0, done.stderr[-300:]
     assert done.stdout.strip() == "[13]"

@@ -8,8 +8,7 @@ process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.child_process import stdout_of
 
 _JUDGE = """
 import numpy as np, onnx
@@ -38,10 +37,7 @@ print(inference_abort(helper.make_model(graph, opset_imports=[helper.make_opseti
 
 
 def test_a_fresh_name_is_fresh_of_the_initializers_too() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _JUDGE], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-300:]
-    assert done.stdout.startswith(
+    judged = stdout_of(_JUDGE)
+    assert judged.startswith(
         "Slice 'cut' reads 'p' of shape [1, 3, -6, 4], a negative dimension (Pad 'pad' makes it)"
-    ), done.stdout
+    ), judged

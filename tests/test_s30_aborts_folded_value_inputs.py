@@ -9,15 +9,13 @@ bounds, ...) too. Every load runs in a child process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis.inference_aborts import inference_abort
+from tests.child_process import bench_once, one_line_refusal
 
 
 def _int64(name: str, values: list[int]) -> onnx.TensorProto:
@@ -44,16 +42,6 @@ def _reshaped(target: list[int]) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def _bench(path: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, "bench", "--runs", "1", "--warmup", "0", path],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_a_reshape_target_through_identity_is_folded() -> None:
     reason = inference_abort(_reshaped([1, 48, 1, 1]))
     assert reason.startswith(
@@ -69,11 +57,10 @@ def test_bench_refuses_it_in_one_line_not_an_abort(
     model = _reshaped(target)
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    done = _bench(str(path))
+    done = bench_once(path)
     if not refused:  # [1, 3, 2, 2]
         assert inference_abort(model) == ""
         assert done.returncode == 0, done.stderr[-300:]
         return
-    assert done.returncode == 2, (done.returncode, done.stderr[-300:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Slice 'cut' reads 'p' of shape [1, 48, -1, -1]" in lines[0], lines
+    line = one_line_refusal(done)
+    assert "Slice 'cut' reads 'p' of shape [1, 48, -1, -1]" in line, line

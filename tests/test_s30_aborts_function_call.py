@@ -8,15 +8,13 @@ process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis.inference_aborts import inference_abort
+from tests.child_process import one_line_refusal, run_cli, run_code
 
 
 def _int64(name: str, values: list[int]) -> onnx.TensorProto:
@@ -52,13 +50,6 @@ def _called(h: int) -> onnx.ModelProto:
     )
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
-
-
 _FACTS = (
     "import sys, onnx\n"
     "from graphopt.analysis.shapes import shape_facts\n"
@@ -70,9 +61,7 @@ _FACTS = (
 def test_shape_facts_of_a_slice_after_such_a_call_do_not_abort(tmp_path) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_called(-5), path)
-    done = subprocess.run(
-        [sys.executable, "-c", _FACTS, str(path)], capture_output=True, text=True, timeout=300
-    )
+    done = run_code(_FACTS, str(path))
     assert done.returncode == 0, (done.returncode, done.stderr[-300:])
     assert "-" not in done.stdout, done.stdout
 
@@ -84,18 +73,15 @@ def test_inspect_and_optimize_do_not_abort(tmp_path, command: str) -> None:
     args = [command, str(path)] + (
         ["-o", str(tmp_path / "o.onnx")] if command == "optimize" else []
     )
-    done = _cli(*args)
+    done = run_cli(*args)
     assert done.returncode in (0, 2), (done.returncode, done.stderr[-300:])
 
 
 def test_check_refuses_it_in_one_line(tmp_path) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_called(-5), path)
-    done = _cli("check", str(path))
-    assert done.returncode == 2, (done.returncode, done.stderr[-300:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert "Slice 'cut' reads 'p' of shape [1, 3, -6, 4], a negative dimension" in lines[0]
+    line = one_line_refusal(run_cli("check", str(path)))
+    assert "Slice 'cut' reads 'p' of shape [1, 3, -6, 4], a negative dimension" in line
     assert inference_abort(_called(-5)).startswith("Slice 'cut' reads 'p' of shape [1, 3, -6, 4]")
 
 

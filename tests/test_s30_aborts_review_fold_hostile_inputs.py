@@ -7,11 +7,11 @@ node makes: KeyError) are left unevaluated. Judged in child processes (the infer
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.child_process import run_python, stdout_of
 
 _MODEL = r"""
 import sys
@@ -47,29 +47,17 @@ print("judged:", repr(inference_abort(onnx.load(sys.argv[1]))))
 
 def _model(case: str, tmp_path: Path) -> Path:
     path = tmp_path / f"{case}.onnx"
-    subprocess.run([sys.executable, "-c", _MODEL, case, str(path)], check=True, timeout=120)
+    stdout_of(_MODEL, case, str(path), timeout=120)
     return path
 
 
 @pytest.mark.parametrize("case", ["nan", "inf", "out_of_order"])
 def test_inference_abort_leaves_the_size_unknown(case: str, tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", _JUDGE, str(_model(case, tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "judged: ''" in run.stdout
+    assert "judged: ''" in stdout_of(_JUDGE, str(_model(case, tmp_path)), timeout=120)
 
 
 @pytest.mark.parametrize("case", ["nan", "inf"])
 def test_graphopt_check_says_no_traceback(case: str, tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "graphopt", "check", str(_model(case, tmp_path))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_python("-m", "graphopt", "check", str(_model(case, tmp_path)), timeout=120)
     assert "Traceback" not in run.stderr, run.stderr[-2000:]
     assert run.returncode in (0, 2), run.stderr[-2000:]

@@ -8,8 +8,7 @@ inferences are counted in a child process (they may abort); the verdicts stay th
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.child_process import stdout_of
 
 _CHILD = r"""
 import sys
@@ -48,11 +47,7 @@ print("repeated inferences:", len(seen) - len(set(seen)))
 
 
 def _judge(shift: int) -> tuple[str, int]:
-    run = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(shift)], capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    lines = run.stdout.splitlines()
+    lines = stdout_of(_CHILD, str(shift), timeout=120).splitlines()
     return lines[0], int(lines[1].split()[-1])
 
 

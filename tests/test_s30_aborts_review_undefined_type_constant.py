@@ -7,10 +7,9 @@ directly, or sparse. Each model is judged in a child process (the judged inferen
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+from tests.child_process import stdout_of
 
 _CHILD = r"""
 import sys
@@ -43,8 +42,4 @@ print("judged:", repr(inference_abort(m)))
 
 @pytest.mark.parametrize("case", ["computed", "direct", "sparse"])
 def test_a_constant_of_element_type_99_is_judged_unknown(case: str) -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", _CHILD, case], capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "judged: ''" in run.stdout
+    assert "judged: ''" in stdout_of(_CHILD, case, timeout=120)

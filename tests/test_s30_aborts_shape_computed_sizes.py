@@ -9,15 +9,13 @@ inference found. Every load runs in a child process.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis.inference_aborts import inference_abort
+from tests.child_process import bench_once, one_line_refusal, run_cli
 
 
 def _int64(name: str, values: list[int]) -> onnx.TensorProto:
@@ -65,13 +63,6 @@ def _shape_padded(x: list[int | str], less: int = 0, measure: str = "Shape") -> 
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_pads_from_a_shape_of_known_dims_are_foreseen() -> None:
     # x [1, 3, 4, 4]: pads [0, 0, −4, −4] twice: 4 − 8 = −4
     reason = inference_abort(_shape_padded([1, 3, 4, 4]))
@@ -89,19 +80,16 @@ def test_pads_from_a_size_of_known_dims_are_foreseen() -> None:
 def test_bench_of_such_a_model_is_refused_not_an_abort(tmp_path) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_shape_padded([1, 3, 4, 4]), path)
-    done = _cli("bench", "--runs", "1", "--warmup", "0", str(path))
-    assert done.returncode == 2, (done.returncode, done.stderr[-300:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Slice 'cut' reads 'p' of shape [1, 3, -4, -4]" in lines[0], lines
+    line = one_line_refusal(bench_once(path))
+    assert "Slice 'cut' reads 'p' of shape [1, 3, -4, -4]" in line, line
 
 
 def test_optimize_input_shape_that_makes_it_is_refused(tmp_path) -> None:
     path, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
     onnx.save(_shape_padded([1, 3, "h", "w"]), path)
-    done = _cli("optimize", str(path), "-o", str(out), "--input-shape", "x:1x3x4x4")
-    assert done.returncode == 2, (done.returncode, done.stderr[-300:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--input-shape" in lines[0] and "[1, 3, -4, -4]" in lines[0]
+    done = run_cli("optimize", str(path), "-o", str(out), "--input-shape", "x:1x3x4x4")
+    line = one_line_refusal(done)
+    assert "--input-shape" in line and "[1, 3, -4, -4]" in line, line
     assert not out.exists()
 
 
@@ -120,5 +108,5 @@ def test_pads_that_fit_or_are_unknown_are_not_refused(
     if isinstance(x[2], int):
         path = tmp_path / "m.onnx"
         onnx.save(model, path)
-        done = _cli("bench", "--runs", "1", "--warmup", "0", str(path))
+        done = bench_once(path)
         assert done.returncode == 0, done.stderr[-300:]

@@ -7,15 +7,13 @@ saw nothing, and `graphopt bench` died with it. Every load runs in a child proce
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphopt.analysis.inference_aborts import inference_abort
+from tests.child_process import bench_once, one_line_refusal
 
 
 def _int64(name: str, values: list[int] | list[list[int]]) -> onnx.TensorProto:
@@ -57,16 +55,6 @@ ABORTING = {
 }
 
 
-def _bench(path: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys\nfrom graphopt import cli\nsys.exit(cli.main(sys.argv[1:]))"
-    return subprocess.run(
-        [sys.executable, "-c", code, "bench", "--runs", "1", "--warmup", "0", path],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize("case", sorted(ABORTING))
 def test_a_negative_dim_from_a_sparse_initializer_is_foreseen(case: str) -> None:
     model, shape, maker = ABORTING[case]
@@ -81,10 +69,8 @@ def test_a_negative_dim_from_a_sparse_initializer_is_foreseen(case: str) -> None
 def test_bench_of_such_a_model_is_refused_not_an_abort(tmp_path, case: str) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(ABORTING[case][0], path)
-    done = _bench(str(path))
-    assert done.returncode == 2, (done.returncode, done.stderr[-300:])
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Slice 'cut' reads 'p'" in lines[0], done.stderr
+    line = one_line_refusal(bench_once(path))
+    assert "Slice 'cut' reads 'p'" in line, line
 
 
 def test_a_sparse_weight_whose_window_fits_is_not_refused(tmp_path) -> None:
@@ -92,5 +78,5 @@ def test_a_sparse_weight_whose_window_fits_is_not_refused(tmp_path) -> None:
     assert inference_abort(model) == ""
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    done = _bench(str(path))
+    done = bench_once(path)
     assert done.returncode == 0, done.stderr[-300:]
