@@ -365,6 +365,12 @@ _NUMPY_LACKS = frozenset(
     if name.startswith(("FLOAT8", "FLOAT6", "FLOAT4", "INT4", "UINT4", "INT2", "UINT2"))
 )
 
+# the element types numpy holds no array of: those above and bfloat16 (ml_dtypes has arrays of
+# them), of which onnxruntime's Python API takes no numpy feed and gives no numpy output (its
+# outputs are decoded from their bits: `BITS_OUTPUTS`; calibration feeds none of them:
+# `quant.data.refuse_unfeedable_inputs`)
+NO_NUMPY_ARRAY = _NUMPY_LACKS | {onnx.TensorProto.BFLOAT16}
+
 # onnxruntime's names of the output types its session's `run` gives no numpy array of ("No
 # corresponding Numpy type for Tensor Type. Int4x2", said by --verify as the inputs' fault) or
 # gives as raw bytes (float8e4m3fn as uint8, compared bit pattern by bit pattern): `run` copies
@@ -372,7 +378,7 @@ _NUMPY_LACKS = frozenset(
 BITS_OUTPUTS = {
     f"tensor({name.lower()})": value
     for name, value in onnx.TensorProto.DataType.items()
-    if value == onnx.TensorProto.BFLOAT16 or value in _NUMPY_LACKS
+    if value in NO_NUMPY_ARRAY
 }
 
 

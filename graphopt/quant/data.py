@@ -42,7 +42,7 @@ from graphopt.arrays import (
     native_byte_order,
     unreadable_reason,
 )
-from graphopt.backends.onnxruntime import input_specs
+from graphopt.backends.onnxruntime import NO_NUMPY_ARRAY, input_specs
 from graphopt.errors import GraphoptError, QuantizeError
 from graphopt.quant.collect import check_feed
 from graphopt.quant.image_input import image_input
@@ -504,10 +504,9 @@ def refuse_unfeedable_inputs(inputs: Sequence[tuple[str, int, Sequence[int | str
     file was read, as "Unexpected input data type. Actual: (tensor(string))" (or float, uint8:
     whatever the file held), and images with the advice to give .npy/.npz feeds instead."""
     from graphopt._text import type_name
-    from graphopt.backends.onnxruntime import _NUMPY_LACKS
 
     for name, elem, _ in inputs:
-        if elem == onnx.TensorProto.BFLOAT16 or elem in _NUMPY_LACKS:
+        if elem in NO_NUMPY_ARRAY:
             kind = type_name(elem, lower=False)
             raise QuantizeError(
                 f"input {shown(name)} is {kind}, which calibration cannot feed (onnxruntime's "
