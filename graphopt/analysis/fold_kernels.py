@@ -16,8 +16,9 @@ reduction that may overflow (`integer_reduction_overflow`), a 64-bit integer
 fmod past 2^53, a Slice end of INT_MAX with a negative step (onnxruntime and ONNX differ).
 
 Its users: constant folding (`graphopt.passes.constant_folding`, which decides whether a
-node may be folded), and the passes and rules that read Slice parameters or a node's schema as
-the kernels do. It reads and never mutates a graph, so it sits in `analysis`.
+node may be folded), `inference_aborts` (the sizes onnxruntime's own folding makes known, by
+the kernels alone: `kernel_outputs`), and the passes and rules that read Slice parameters or a
+node's schema as the kernels do. It reads and never mutates a graph, so it sits in `analysis`.
 
 What it does not do: decide whether a node may be folded, or evaluate ops that are random,
 have subgraphs or come from custom domains.
@@ -196,28 +197,43 @@ def evaluate(
     mismatch = schema_mismatch(node, opset, inputs) or parameter_rank_mismatch(node, inputs)
     if mismatch is not None:
         raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {mismatch}")
-    kernel = KERNELS.get(node.op_type)
     try:
-        if node.op_type in REDUCTIONS:
-            noop_reduction_disputed(node.op_type, list(inputs), node_attributes(node), opset)
-            empty_reduction(node.op_type, list(inputs), node_attributes(node), opset)
-            integer_reduction_overflow(node.op_type, list(inputs), node_attributes(node), opset)
-        if node.op_type in VERSION_DEPENDENT:
-            version_dependent(node.op_type, list(inputs), node_attributes(node), opset)
-        if kernel is not None:
-            try:
-                with np.errstate(all="ignore"):
-                    attrs = node_attributes(node)
-                    attrs[N_OUTPUTS] = len(node.output)
-                    outs = [np.asarray(o) for o in kernel(list(inputs), attrs, opset)]
-                if opset < NAN_BITS_READABLE_FROM or not any(map(_holds_nan, outs)):
-                    return outs
-                # a NaN whose bits a BitCast can read: onnxruntime's, not numpy's (below)
-            except (Unsupported, ArithmeticError, ValueError):
-                pass  # a kernel that fails (Range to inf: OverflowError) leaves it to onnxruntime
+        outs = kernel_outputs(node, inputs, opset)
     except Undefined as e:
         raise BackendError(f"cannot evaluate {node.op_type} node {node.name!r}: {e}") from None
+    if outs is not None:
+        return outs
     return evaluate_with_onnxruntime(node, inputs, opset, ir_version=ir_version)
+
+
+def kernel_outputs(
+    node: onnx.NodeProto, inputs: Sequence[Value], opset: int
+) -> list[np.ndarray] | None:
+    """The outputs of default-domain `node` (one of its op's schema at `opset`: the caller
+    checks `schema_mismatch` and `parameter_rank_mismatch`) on `inputs` by its numpy kernel
+    alone; None where no kernel takes the op or the case (`Unsupported`, a kernel that fails:
+    a Range to inf, OverflowError; a NaN from `NAN_BITS_READABLE_FROM` on), which `evaluate`
+    leaves to onnxruntime. Raises `Undefined` where the result has no value the runtimes agree
+    on, for the ops without a kernel too (`VERSION_DEPENDENT`, `REDUCTIONS`)."""
+    attrs = node_attributes(node)
+    if node.op_type in REDUCTIONS:
+        noop_reduction_disputed(node.op_type, list(inputs), attrs, opset)
+        empty_reduction(node.op_type, list(inputs), attrs, opset)
+        integer_reduction_overflow(node.op_type, list(inputs), attrs, opset)
+    if node.op_type in VERSION_DEPENDENT:
+        version_dependent(node.op_type, list(inputs), attrs, opset)
+    kernel = KERNELS.get(node.op_type)
+    if kernel is None:
+        return None
+    attrs[N_OUTPUTS] = len(node.output)
+    try:
+        with np.errstate(all="ignore"):
+            outs = [np.asarray(o) for o in kernel(list(inputs), attrs, opset)]
+    except (Unsupported, ArithmeticError, ValueError):
+        return None
+    if opset >= NAN_BITS_READABLE_FROM and any(map(_holds_nan, outs)):
+        return None  # a NaN whose bits a BitCast can read: onnxruntime's, not numpy's (below)
+    return outs
 
 
 NAN_BITS_READABLE_FROM = 26
@@ -422,7 +438,8 @@ def _squeeze(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
 def _concat(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     parts = [_need(v) for v in inputs]
     _same_dtype(*parts)
-    axis = normalize_axes([attrs["axis"]], parts[0].ndim)[0] if parts[0].ndim else 0
+    given = attrs.get("axis", 1) if opset < 4 else attrs["axis"]  # (Concat-1's default: 1)
+    axis = normalize_axes([given], parts[0].ndim)[0] if parts[0].ndim else 0
     return [np.concatenate(parts, axis=axis)]
 
 

@@ -49,6 +49,14 @@ import onnx
 import onnx.inliner
 from onnx import numpy_helper
 
+from graphopt.analysis.fold_kernels import (
+    Undefined,
+    kernel_outputs,
+    node_attributes,
+    parameter_rank_mismatch,
+    schema_mismatch,
+    slice_parameters,
+)
 from graphopt.analysis.usedef import skeleton_copy, small_constant
 from graphopt.errors import LoadError
 from graphopt.ir.nodes import constant_tensor, nested_bodies, subgraphs
@@ -728,7 +736,8 @@ def _evaluate(
     node: onnx.NodeProto, values: dict[str, np.ndarray], opsets: list[onnx.OperatorSetIdProto]
 ) -> bool:
     """Put `node`'s outputs into `values` (which hold its inputs), by `_quick` or else onnx's
-    reference evaluator; False where it makes too many values or neither evaluates it."""
+    reference evaluator; False where it makes too many values, has none the runtimes agree on
+    (`Undefined`: Div(INT_MIN, −1)), or neither evaluates it."""
     if any(i and i not in values for i in node.input):
         return False  # (made by a later node: a graph out of order)
     inputs = [values[i] for i in node.input if i]
@@ -751,7 +760,10 @@ def _evaluate(
             return False
         if math.prod(shape) > _MAX_FOLDED_VALUES:
             return False
-    results = _quick(node, [values[i] if i else None for i in node.input], opsets)
+    try:
+        results = _quick(node, [values[i] if i else None for i in node.input], opsets)
+    except Undefined:
+        return False
     if results is None:
         results = _reference(node, {i: values[i] for i in node.input if i}, opsets)
     if results is None:
@@ -805,96 +817,45 @@ def _reference(
         return None
 
 
-_CASTS = {
-    onnx.TensorProto.INT64: np.int64,
-    onnx.TensorProto.INT32: np.int32,
-    onnx.TensorProto.FLOAT: np.float32,
-    onnx.TensorProto.DOUBLE: np.float64,
-}
-
-
 def _quick(
     node: onnx.NodeProto, inputs: list[np.ndarray | None], opsets: list[onnx.OperatorSetIdProto]
 ) -> list[np.ndarray] | None:
-    """`node`'s outputs in numpy for the ops exporters compute sizes with (PyTorch's F.pad:
-    ConstantOfShape, Concat, Reshape, a reversing Slice, Transpose, Cast), as ONNX defines
-    them; None for any other op or case (`_reference` evaluates it)."""
-    op = node.op_type
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    """`node`'s outputs by constant folding's numpy kernels (`fold_kernels.kernel_outputs`: the
+    ops exporters compute sizes with, PyTorch's F.pad chain, Squeeze, Shape, Div, Where, Min,
+    Max, ...), as ONNX defines them at the model's opset; None where they take no such node
+    or case (`_reference` evaluates it): a node not of its op's schema (its attributes and
+    inputs; the element types are the kernels' to check: a Concat-1 of int64 sizes is joined,
+    as onnx's inference reads it), or a Slice end past its axis with a negative step
+    (`_reversed_past_the_end`). Raises `Undefined` where the value is none the runtimes agree
+    on."""
     version = next((o.version for o in opsets if o.domain in _DEFAULT), 0)
-    x = inputs[0] if inputs else None
+    if not version:
+        return None
     try:
-        if op == "ConstantOfShape" and x is not None:
-            fill = numpy_helper.to_array(attrs["value"]) if "value" in attrs else None
-            if fill is None:
-                return [np.zeros(tuple(int(d) for d in x), np.float32)]
-            return [np.full(tuple(int(d) for d in x), fill.reshape(-1)[0], fill.dtype)]
-        if x is None or any(i is None for i in inputs):
-            return None  # (an optional input left out)
-        args = [i for i in inputs if i is not None]
-        if op == "Identity":
-            return [x]
-        if op == "Concat" and len({a.dtype for a in args}) == 1:
-            axis = attrs.get("axis", 1 if version < 4 else 0)  # (Concat-1's default: 1)
-            return [np.concatenate(args, axis=int(axis))]
-        if op in ("Add", "Sub", "Mul") and len(args) == 2 and args[0].dtype == args[1].dtype:
-            with np.errstate(all="ignore"):
-                ufunc = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op]
-                return [np.asarray(ufunc(args[0], args[1]), args[0].dtype)]
-        if op == "Neg" and x.dtype.kind in "if":
-            with np.errstate(all="ignore"):
-                return [np.negative(x)]
-        if op == "Transpose":
-            return [np.transpose(x, attrs.get("perm") or None)]
-        if op == "Cast" and attrs.get("to") in _CASTS and x.dtype.kind in "biu":
-            return [x.astype(_CASTS[attrs["to"]])]
-        if op == "Unsqueeze":
-            axes = list(attrs["axes"]) if version < 13 else [int(a) for a in args[1].ravel()]
-            rank = x.ndim + len(axes)
-            at = sorted(a + rank if a < 0 else a for a in axes)
-            if len(set(at)) != len(at) or not all(0 <= a < rank for a in at):
-                return None
-            return [np.expand_dims(x, tuple(at))]
-        if op == "Reshape" and len(args) == 2:
-            shape = [int(d) for d in args[1].ravel()]
-            if not attrs.get("allowzero", 0):
-                shape = [x.shape[k] if d == 0 and k < x.ndim else d for k, d in enumerate(shape)]
-            return [np.reshape(x, shape)]
-        if op == "Gather" and args[1].dtype.kind in "iu":
-            return [np.take(x, args[1].astype(np.int64), axis=int(attrs.get("axis", 0)))]
-        if op == "Slice" and version >= 10:
-            return _sliced(x, args[1:])
-    except (ValueError, TypeError, IndexError, KeyError):
-        return None
-    return None
-
-
-def _sliced(x: np.ndarray, bounds: list[np.ndarray]) -> list[np.ndarray] | None:
-    """Slice-10 on (x, starts, ends[, axes[, steps]]) with ONNX's clamping; None for a case
-    onnxruntime and ONNX differ on (an end past the axis with a negative step)."""
-    starts, ends = (b.astype(np.int64).ravel() for b in bounds[:2])
-    axes = bounds[2].ravel() if len(bounds) > 2 else np.arange(len(starts))
-    steps = bounds[3].ravel() if len(bounds) > 3 else np.ones(len(starts), np.int64)
-    if not len(starts) == len(ends) == len(axes) == len(steps):
-        return None
-    index: list[slice] = [slice(None)] * x.ndim
-    for k in range(len(starts)):
-        axis, step = int(axes[k]), int(steps[k])
-        axis += x.ndim if axis < 0 else 0
-        if not 0 <= axis < x.ndim or step == 0:
+        if schema_mismatch(node, version) or parameter_rank_mismatch(node, inputs):
             return None
-        dim = x.shape[axis]
-        start, end = int(starts[k]), int(ends[k])
-        start, end = start + (dim if start < 0 else 0), end + (dim if end < 0 else 0)
-        if step > 0:
-            start, end = min(max(start, 0), dim), min(max(end, 0), dim)
-            index[axis] = slice(start, end, step)
-        else:
-            if end >= dim:
-                return None
-            start, end = min(max(start, 0), dim - 1), max(end, -1)
-            index[axis] = slice(start, end if end >= 0 else None, step)
-    return [x[tuple(index)]]
+        if node.op_type == "Slice" and _reversed_past_the_end(node, inputs, version):
+            return None
+        return kernel_outputs(node, inputs, version)
+    except (TypeError, IndexError, KeyError):  # (hostile inputs the schema lets through)
+        return None
+
+
+def _reversed_past_the_end(
+    node: onnx.NodeProto, inputs: list[np.ndarray | None], version: int
+) -> bool:
+    """Whether Slice `node` of `inputs` has an end at or past its axis's length with a negative
+    step: onnxruntime and ONNX differ on such ends (the kernels on INT_MAX alone)."""
+    params = slice_parameters(inputs, node_attributes(node), version)
+    x = inputs[0] if inputs else None
+    if params is None or x is None:
+        return False  # (the kernel refuses it)
+    for end, axis, step in zip(*params[1:], strict=True):
+        if step < 0 and -x.ndim <= axis < x.ndim:
+            dim = x.shape[axis]
+            if end + (dim if end < 0 else 0) >= dim:
+                return True
+    return False
 
 
 def _fold_sizes(
