@@ -42,9 +42,9 @@ from graphopt.arrays import (
     native_byte_order,
     unreadable_reason,
 )
-from graphopt.backends.onnxruntime import NO_NUMPY_ARRAY, input_specs
+from graphopt.backends.onnxruntime import NO_NUMPY_ARRAY
 from graphopt.errors import GraphoptError, QuantizeError
-from graphopt.quant.collect import check_feed
+from graphopt.quant.collect import FeedChecker
 from graphopt.quant.image_input import image_input
 from graphopt.realmodels import IMAGE_SUFFIXES
 
@@ -258,7 +258,10 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
     ):
         self.files = files
         self.model = model
-        self.inputs = input_specs(model)
+        # the inputs, their unfeedable types refused (before any file is read), and the check
+        # of array files against them
+        self.checker = FeedChecker(model)
+        self.inputs = self.checker.specs
         # initializer-backed inputs (overridable defaults): an .npz array of that name is fed
         initializers = {t.name for t in model.graph.initializer}
         self.overridable = [i.name for i in model.graph.input if i.name in initializers]
@@ -266,7 +269,6 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         self.batch_size = batch_size
         # a model with a fixed batch B > 1 gets full batches of B files; the rest is dropped
         self.whole_batches_only = False
-        refuse_unfeedable_inputs(self.inputs)
         if batch_size < 1:
             raise QuantizeError(f"batch size must be at least 1, got {batch_size}")
         if batch_size > 1:
@@ -349,7 +351,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
         # (`image_input`), their size checked by `image`
         arrays = any(f.suffix.lower() in ARRAY_SUFFIXES for f in chunk)
         if len(feeds) == 1:
-            return check_feed(self.model, feeds[0], shown(chunk[0])) if arrays else feeds[0]
+            return self.checker.check(feeds[0], shown(chunk[0])) if arrays else feeds[0]
         files = _batch_files(chunk)
         for k, first in feeds[0].items():  # (np.concatenate promoted a uint8 file's 0..255
             # pixels to float32 beside 0..1 ones, and the batch calibrated: exit 0; floats of
@@ -366,7 +368,7 @@ class FolderFeeds(Sequence[dict[str, np.ndarray]]):
             raise QuantizeError(
                 f"{files} do not stack into one batch ({e}); use --batch-size 1"
             ) from e
-        return check_feed(self.model, batch, files) if arrays else batch
+        return self.checker.check(batch, files) if arrays else batch
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
