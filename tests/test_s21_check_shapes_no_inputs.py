@@ -24,4 +24,4 @@ def test_a_model_without_inputs_says_it_has_none(tmp_path, capsys) -> None:
     assert main(["check", str(path), "--shapes", "x:1x4"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "--shapes names x, which the model does not have (it has none)" in err
+    assert "--shapes names x, which the model does not have (it has no inputs)" in err

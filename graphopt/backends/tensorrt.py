@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphopt._text import escaped_name, split_escaped
+from graphopt._text import escaped_name, shown, split_escaped
 
 # float16 rewriting moved to its own module; its public names stay importable from here
 from graphopt.backends.fp16 import FLOAT32_ONLY_OPS as FLOAT32_ONLY_OPS
@@ -342,6 +342,20 @@ def parse_shapes(
             raise BackendError(f"{option} gives {name!r} twice, with different shapes")
         shapes[name] = given
     return shapes
+
+
+def unknown_profiles_error(
+    unknown: Iterable[str], inputs: Iterable[str], holder: str
+) -> BackendError:
+    """The error for `--shapes` naming `unknown`, which the model or network (`holder`) whose
+    inputs are `inputs` does not have: the names there are, or that there are none (the
+    build said "(inputs: )" for a network without inputs)."""
+    names = [shown(name) for name in inputs]
+    have = f"inputs: {', '.join(names)}" if names else "it has no inputs"
+    return BackendError(
+        f"--shapes names {', '.join(map(shown, unknown))}, which the {holder} does not have "
+        f"({have})"
+    )
 
 
 def fill_profile(name: str, declared: Sequence[int], given: ShapeRange | None) -> ShapeRange | None:
@@ -825,10 +839,7 @@ def build_engine(
     known = {t.name for t in network_inputs}
     unknown = sorted(set(profiles) - known)
     if unknown:
-        raise BackendError(
-            f"--shapes names {', '.join(unknown)}, which the network does not have "
-            f"(inputs: {', '.join(sorted(known))})"
-        )
+        raise unknown_profiles_error(unknown, sorted(known), "network")
     for tensor in network_inputs:
         chosen = fill_profile(tensor.name, tuple(tensor.shape), profiles.get(tensor.name))
         if chosen is not None:

@@ -196,18 +196,13 @@ def refuse_profiles_build_refuses(model: onnx.ModelProto, shapes: dict) -> None:
     """The `BackendError` `graphopt build` raises for these `--shapes`: a name that is no
     model input, or a rank or fixed dim the input's declaration contradicts (check said
     "0 errors" for them, and the build then failed)."""
-    from graphopt.backends.tensorrt import fill_profile
-    from graphopt.errors import BackendError
+    from graphopt.backends.tensorrt import fill_profile, unknown_profiles_error
 
     inits = {t.name for t in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in inits]
     unknown = sorted(set(shapes) - {vi.name for vi in inputs})
     if unknown:
-        have = f"inputs: {', '.join(shown(vi.name) for vi in inputs)}" if inputs else "it has none"
-        raise BackendError(
-            f"--shapes names {', '.join(map(shown, unknown))}, which the model does not have "
-            f"({have})"
-        )
+        raise unknown_profiles_error(unknown, [vi.name for vi in inputs], "model")
     for vi in inputs:
         tensor = vi.type.tensor_type
         if vi.name in shapes and tensor.HasField("shape"):
