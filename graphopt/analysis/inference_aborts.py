@@ -98,9 +98,12 @@ def guarded_inference(model: onnx.ModelProto, infer: Infer) -> onnx.ModelProto:
     negative dim, the same over a copy of `model` in which the Slices that could are hidden
     until what they read is known (module docstring); those that read a negative dim stay
     hidden. `model` itself is not changed."""
-    if not _at_risk(model) or _risk_settles_alone(model, infer):
+    if not _at_risk(model):
         return infer(model)
-    return _rounds(model, infer)[0]
+    constants = _constants(model.graph)
+    if _risk_settles_alone(model, infer, constants):
+        return infer(model)
+    return _rounds(model, infer, constants)[0]
 
 
 def refuse_aborting_model(
@@ -174,26 +177,33 @@ def negative_slice(model: onnx.ModelProto) -> str:
     _densify_sparse(skeleton.graph, model.graph)
     if skeleton.functions:
         skeleton = _inlined(skeleton)
-    for g in _graphs(skeleton):
+    graph, opsets = skeleton.graph, _opsets(skeleton, skeleton.graph)
+    constants = _constants(graph)  # (the main graph's, kept up to date by `_fold_sizes`)
+    _fold_sizes(graph, opsets, constants=constants)
+    for g in _nested_graphs(skeleton):
         _fold_sizes(g, _opsets(skeleton, g))
-    reason, inferred = _judged(skeleton)
+    reason, inferred = _judged(skeleton, constants)
     for _ in range(_MAX_ROUNDS):  # sizes from Shapes of tensors whose dims inference knows
-        if reason or not _shape_sized(skeleton.graph, _constants(skeleton.graph)):
+        if reason or not _shape_sized(graph, constants):
             break
         # (guarded_inference's: `_judged` made it where the model is at risk)
         dims = _inferred_dims(inferred if inferred is not None else onnx_inference(skeleton))
-        if not _fold_sizes(skeleton.graph, _opsets(skeleton, skeleton.graph), dims):
+        if not _fold_sizes(graph, opsets, dims, constants):
             break
-        reason, inferred = _judged(skeleton)
+        reason, inferred = _judged(skeleton, constants)
     return reason
 
 
-def _judged(model: onnx.ModelProto) -> tuple[str, onnx.ModelProto | None]:
+def _judged(
+    model: onnx.ModelProto, constants: Mapping[str, onnx.TensorProto]
+) -> tuple[str, onnx.ModelProto | None]:
     """(`negative_slice` of `model`, a copy prepared for it; `guarded_inference` of it where
-    that hid Slices, else None: it infers as it is)."""
-    if not _at_risk(model) or _risk_settles_alone(model, onnx_inference):
+    that hid Slices, else None: it infers as it is); `constants`: `_constants(model.graph)`."""
+    if not _at_risk(model, constants=constants) or _risk_settles_alone(
+        model, onnx_inference, constants
+    ):
         return "", None
-    inferred, reason = _rounds(model, onnx_inference)
+    inferred, reason = _rounds(model, onnx_inference, constants)
     return reason, inferred
 
 
@@ -272,16 +282,19 @@ def onnx_inference(model: onnx.ModelProto, data_prop: bool = True) -> onnx.Model
         return model
 
 
-def _rounds(model: onnx.ModelProto, infer: Infer) -> tuple[onnx.ModelProto, str]:
+def _rounds(
+    model: onnx.ModelProto, infer: Infer, constants: Mapping[str, onnx.TensorProto]
+) -> tuple[onnx.ModelProto, str]:
     """(the inferred model, why the first Slice that reads a negative dim makes it abort), the
-    Slices after a node that may make a negative dim hidden and given back round by round."""
+    Slices after a node that may make a negative dim hidden and given back round by round;
+    `constants`: `_constants(model.graph)` (the copy hides Slices, and keeps every constant)."""
     work = onnx.ModelProto()
     work.CopyFrom(model)
     for holder in (work, *work.functions):
         holder.opset_import.add(domain=_HIDDEN, version=1)
         holder.opset_import.add(domain=_HIDDEN + "ai.onnx", version=1)
     nodes = list(work.graph.node)
-    waiting = _slices_after_risk(work.graph, _calls(work))
+    waiting = _slices_after_risk(work.graph, _calls(work), constants)
     upstream = _waiting_upstream(work.graph, waiting)
     for k in waiting:
         nodes[k].domain = _HIDDEN + nodes[k].domain
@@ -376,45 +389,51 @@ def _inferred_dims(model: onnx.ModelProto) -> dict[str, tuple[int | None, ...]]:
 # ---------------------------------------------------------------------------- which Slices
 
 
-def _at_risk(model: onnx.ModelProto, folded: bool = False) -> bool:
+def _at_risk(
+    model: onnx.ModelProto,
+    folded: bool = False,
+    constants: Mapping[str, onnx.TensorProto] | None = None,
+) -> bool:
     """The model has a default-domain Slice and some node that may make a negative dim (the
     Slices looked for first: most models have none, and judging a node costs more); `folded`:
-    judging sizes computed from constants by value too (`_computed_sizes`)."""
+    judging sizes computed from constants by value too (`_computed_sizes`); `constants`:
+    `_constants(model.graph)` where the caller has it."""
     graphs = list(_graphs(model))
     if not any(n.op_type == "Slice" and n.domain in _DEFAULT for g in graphs for n in g.node):
         return False
     for g in graphs:
-        constants = _constants(g)
+        known = constants if g is model.graph and constants is not None else _constants(g)
         sized: list[onnx.NodeProto] = []  # (the nodes with `_size_inputs`, for `folded`)
         for node in g.node:
-            if _may_go_negative(node, constants):
+            if _may_go_negative(node, known):
                 return True
             if node.op_type in _SIZE_INPUTS:
                 sized.append(node)
         if not (folded and sized):
             continue
-        computed = _computed_sizes(g, constants, _opsets(model, g), sized=sized)
+        computed = _computed_sizes(g, known, _opsets(model, g), sized=sized)
         if any(_has_negative(v) for v in computed.values()):
             return True
         # (dims come from the main graph's inference: functions are inlined into it first)
         main = g is model.graph or isinstance(g, onnx.FunctionProto)
-        if main and _shape_sized(g, constants, sized):
+        if main and _shape_sized(g, known, sized):
             return True
     return False
 
 
-def _risk_settles_alone(model: onnx.ModelProto, infer: Infer) -> bool:
+def _risk_settles_alone(
+    model: onnx.ModelProto, infer: Infer, constants: Mapping[str, onnx.TensorProto]
+) -> bool:
     """Whether every node of `model` that may make a negative dim is of its main graph, reads
     (through any nodes) no Slice, no node holding a body and none of another domain, and makes
     no negative dim, inferred over those nodes and what they read alone (a model's stem: a
     part of one inference). Negative dims start only at such nodes, so then none reaches any
-    Slice: the model infers as it is."""
+    Slice: the model infers as it is. `constants`: `_constants(model.graph)`."""
     for nested in _nested_graphs(model):
-        constants = _constants(nested)  # (once a graph, not once a node)
-        if any(_may_go_negative(node, constants) for node in nested.node):
+        own = _constants(nested)  # (once a graph, not once a node)
+        if any(_may_go_negative(node, own) for node in nested.node):
             return False
     graph = model.graph
-    constants = _constants(graph)
     calls = _calls(model)
     risky = [k for k, node in enumerate(graph.node) if _may_go_negative(node, constants)]
     producer = {t: k for k, node in enumerate(graph.node) for t in node.output if t}
@@ -481,11 +500,15 @@ def _nested_slices(model: onnx.ModelProto) -> Iterator[onnx.NodeProto]:
                 yield node
 
 
-def _slices_after_risk(graph: onnx.GraphProto, calls: frozenset[tuple[str, str]]) -> set[int]:
+def _slices_after_risk(
+    graph: onnx.GraphProto,
+    calls: frozenset[tuple[str, str]],
+    constants: Mapping[str, onnx.TensorProto],
+) -> set[int]:
     """Indices of the default-domain Slices of `graph` that read, through any nodes, what a
     node that may make a negative dim makes (a node holding a body or calling a function
-    counts as one where those hold one: judged whole); `calls`: `_calls`."""
-    constants = _constants(graph)
+    counts as one where those hold one: judged whole); `calls`: `_calls`; `constants`:
+    `_constants(graph)`."""
     tainted: set[str] = set()
     found: set[int] = set()
     # graph order is topological for a loaded graph; a model out of order is walked until
@@ -862,11 +885,15 @@ def _fold_sizes(
     g: onnx.GraphProto | onnx.FunctionProto,
     opsets: list[onnx.OperatorSetIdProto],
     dims: Dims | None = None,
+    constants: dict[str, onnx.TensorProto] | None = None,
 ) -> bool:
     """Make each of `g`'s `_computed_sizes` (of `_read_values`) read by its node from a Constant
     node of its value put first (onnx's inference then reads it, as onnxruntime's after its
-    constant folding); whether there was one."""
-    folded = _computed_sizes(g, _constants(g), opsets, dims, reads=_read_values)
+    constant folding); whether there was one. `constants`: `_constants(g)` where the caller
+    keeps it (the Constants made are added to it)."""
+    if constants is None:
+        constants = _constants(g)
+    folded = _computed_sizes(g, constants, opsets, dims, reads=_read_values)
     if not folded:
         return False
     taken = {t for node in g.node for t in itertools.chain(node.input, node.output)}
@@ -879,6 +906,7 @@ def _fold_sizes(
         taken.add(fresh)
         constant_of[name] = fresh
         made.append(onnx.helper.make_node("Constant", [], [fresh], value=value))
+        constants[fresh] = value
     for node in g.node:
         if node.domain in _DEFAULT:
             for name in _read_values(node):
@@ -891,7 +919,7 @@ def _fold_sizes(
     return True
 
 
-def _may_go_negative(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
+def _may_go_negative(node: onnx.NodeProto, constants: Mapping[str, onnx.TensorProto]) -> bool:
     """Whether onnx's inference of `node` may make a negative dim from inputs of dims ≥ 0: a
     window that an input dim of 0 leaves no room for (out = ⌊(in + pads − window)/stride⌋ + 1,
     negative for in = 0 unless pads + stride ≥ window), a ConvTranspose whose pads exceed what
@@ -972,7 +1000,7 @@ def _has_negative(t: onnx.TensorProto) -> bool:
 
 
 def _window_fits(
-    node: onnx.NodeProto, constants: dict[str, onnx.TensorProto], transposed: bool
+    node: onnx.NodeProto, constants: Mapping[str, onnx.TensorProto], transposed: bool
 ) -> bool:
     """Every spatial output dim of `node` (a windowed op, or a ConvTranspose) is ≥ 0 for every
     input dim ≥ 0 by its attributes (and its weight's dims where no kernel_shape says)."""
