@@ -1,23 +1,13 @@
-"""`undefined_type_attributes` (what optimize refuses before writing a model back) reads the
-attributes of a node only where its op can name an element type or hold a body: an op ONNX
-defines without either (Constant, Conv: layout_cdla's 1493 nodes) is passed by its op type.
-What it finds stays what it found."""
+"""`undefined_type_attributes` (what optimize refuses before writing a model back) walks the
+attributes by their type, reading a name only for an INT (layout_cdla's 1493 nodes: 8.8 ->
+~1.3 ms). What it finds stays what it found, in the same order: a node's bodies first."""
 
 from __future__ import annotations
 
 import onnx
 from onnx import TensorProto, helper
 
-from graphopt.ir.model_io import _untyped_op, undefined_type_attributes
-
-
-def test_ops_without_type_attributes_or_bodies_are_skipped():
-    for op in ("Constant", "Conv", "Relu", "Add", "BatchNormalization"):
-        assert _untyped_op(op), op
-    typed = ("Cast", "EyeLike", "RandomNormal", "QuantizeLinear", "DequantizeLinear", "Bernoulli")
-    bodies = ("If", "Loop", "Scan", "SequenceMap")
-    for op in (*typed, *bodies, "NotAnOnnxOp"):
-        assert not _untyped_op(op), op
+from graphopt.ir.model_io import undefined_type_attributes
 
 
 def _cast(name: str, to: int) -> onnx.NodeProto:
@@ -57,3 +47,24 @@ def test_an_op_onnx_does_not_define_is_still_read():
     odd = helper.make_node("NotAnOnnxOp", ["x"], ["y"], name="odd", to=99)
     graph = helper.make_graph([odd], "g", [], [])
     assert [(n.name, a, e) for n, a, e in undefined_type_attributes(graph)] == [("odd", "to", 99)]
+
+
+def test_a_body_comes_before_its_nodes_own_attribute():
+    odd = helper.make_node(
+        "If",
+        ["c"],
+        ["y"],
+        name="outer",
+        to=98,
+        then_branch=_body(_cast("deep", 99)),
+        else_branch=_body(_cast("fine", TensorProto.FLOAT)),
+    )
+    graph = helper.make_graph([odd], "g", [], [])
+    found = [(n.name, a, e) for n, a, e in undefined_type_attributes(graph)]
+    assert found == [("deep", "to", 99), ("outer", "to", 98)]
+
+
+def test_a_foreign_nodes_own_type_attribute_is_not_read():
+    foreign = helper.make_node("Cast", ["x"], ["y"], name="mine", domain="custom", to=99)
+    graph = helper.make_graph([foreign], "g", [], [])
+    assert list(undefined_type_attributes(graph)) == []
