@@ -7,7 +7,7 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from graphopt.ir.model_io import undefined_type_attributes
+from graphopt.ir.model_io import undefined_stored_types, undefined_type_attributes
 
 
 def _cast(name: str, to: int) -> onnx.NodeProto:
@@ -68,3 +68,18 @@ def test_a_foreign_nodes_own_type_attribute_is_not_read():
     foreign = helper.make_node("Cast", ["x"], ["y"], name="mine", domain="custom", to=99)
     graph = helper.make_graph([foreign], "g", [], [])
     assert list(undefined_type_attributes(graph)) == []
+
+
+def test_stored_types_are_found_in_the_same_walk_in_any_body():
+    """`undefined_stored_types` shares the walk: a Constant of type 99 in a body carried by a
+    Relu (off its schema) is found too (the walk of 166e892 followed If/Loop/Scan bodies
+    only), after the graph's own initializers."""
+    bad = onnx.TensorProto(name="w", data_type=99, dims=[1], raw_data=b"\0" * 4)
+    const = helper.make_node("Constant", [], ["k"], name="k99", value=bad)
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu", body=_body(const))
+    init = onnx.TensorProto(name="i0", data_type=0, dims=[1], raw_data=b"\0" * 4)
+    graph = helper.make_graph([relu], "g", [], [], initializer=[init])
+    assert [what for what, _ in undefined_stored_types(graph)] == [
+        "initializer 'i0'",
+        "Constant node 'k99' writing 'k': the tensor its attribute 'value' holds",
+    ]

@@ -59,7 +59,7 @@ except ImportError:  # protobuf < 4.22: save serializes in one call
 from graphopt._text import shown, type_name
 from graphopt.errors import LoadError, SaveError, first_line
 from graphopt.ir.io_names import require_text_graph_names
-from graphopt.ir.nodes import BODY_HOLDERS, default_opset, nested_bodies, subgraphs
+from graphopt.ir.nodes import default_opset, nested_bodies, subgraphs
 
 log = logging.getLogger("graphopt.ir")
 
@@ -900,33 +900,8 @@ def undefined_type_attributes(graph: onnx.GraphProto) -> Iterator[tuple[onnx.Nod
     default-domain node of `graph` or its bodies that names an element type ONNX does not
     define (Cast to=99; a Relu carrying one off its schema too): onnx's inference ("Attribute
     to does not specify a valid type") and onnxruntime refuse the model. A node's bodies come
-    before its own attributes. Driven by each attribute's type, read once from a list built
-    in C: a name is read only for an INT (layout_cdla's 1493 nodes: 8.8 -> ~1.3 ms, where
-    every attribute's name was read)."""
-    for node in graph.node:
-        attributes = node.attribute[:]
-        if not attributes:
-            continue
-        own: list[tuple[onnx.NodeProto, str, int]] = []
-        for a in attributes:
-            kind = a.type
-            if kind == _INT:
-                if a.name in TYPE_ATTRIBUTES and a.i not in ELEMENT_TYPES:
-                    own.append((node, a.name, a.i))
-            elif kind == _GRAPH:
-                yield from undefined_type_attributes(a.g)
-            elif kind == _GRAPHS:
-                for body in a.graphs:
-                    yield from undefined_type_attributes(body)
-        if own and node.domain in ("", "ai.onnx"):
-            yield from own
-
-
-_INT, _GRAPH, _GRAPHS = (
-    onnx.AttributeProto.INT,
-    onnx.AttributeProto.GRAPH,
-    onnx.AttributeProto.GRAPHS,
-)
+    before its own attributes."""
+    return iter(_undefined_in_nodes(graph)[0])
 
 
 # the default-domain ops that store a tensor in an attribute: Constant's value (sparse_value),
@@ -938,38 +913,67 @@ def undefined_stored_types(graph: onnx.GraphProto) -> Iterator[tuple[str, int]]:
     """(what, element type) of each tensor `graph` or its bodies store, an initializer (dense
     or sparse) or a Constant's or ConstantOfShape's value, whose element type ONNX does not
     define (99) or is UNDEFINED (0): onnxruntime refuses the model ("Tensor 'w' does not have
-    valid data type"), onnx.checker too (its full check for 99). One walk over the nodes, bodies
-    followed where `nested_bodies(holders_only=True)` follows them (layout_cdla's 878
-    Constants: ~2 ms)."""
+    valid data type"), onnx.checker too (its full check for 99)."""
+    return iter(_undefined_in_nodes(graph)[1])
+
+
+_Named = tuple[onnx.NodeProto, str, int]
+
+
+def _undefined_in_nodes(
+    graph: onnx.GraphProto,
+    named: list[_Named] | None = None,
+    stored: list[tuple[str, int]] | None = None,
+) -> tuple[list[_Named], list[tuple[str, int]]]:
+    """`undefined_type_attributes` and `undefined_stored_types` of `graph`, in one walk driven
+    by each attribute's type, read once from a list built in C (a name read only for an INT,
+    a tensor's type only for a Constant's or ConstantOfShape's): layout_cdla's 1493 nodes
+    ~1.5 ms, where two walks reading every attribute's name took ~13. Every GRAPH/GRAPHS
+    attribute is followed (a body on any node)."""
+    named = [] if named is None else named
+    stored = [] if stored is None else stored
     for t in graph.initializer:
         if not _stored_type_defined(t.data_type):
-            yield f"initializer {t.name!r}", t.data_type
+            stored.append((f"initializer {t.name!r}", t.data_type))
     for s in graph.sparse_initializer:
         if not _stored_type_defined(s.values.data_type):
-            yield f"sparse initializer {s.values.name!r}", s.values.data_type
+            stored.append((f"sparse initializer {s.values.name!r}", s.values.data_type))
     for node in graph.node:
-        op = node.op_type
-        if op not in _TENSOR_HOLDERS and op not in BODY_HOLDERS:
-            if node.domain in ("", "ai.onnx"):
-                continue
-        elif op in _TENSOR_HOLDERS and node.domain in ("", "ai.onnx"):
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.TENSOR:
-                    elem = a.t.data_type
-                elif a.type == onnx.AttributeProto.SPARSE_TENSOR:
-                    elem = a.sparse_tensor.values.data_type
-                else:
+        attributes = node.attribute[:]
+        if not attributes:
+            continue
+        own: list[_Named] = []
+        for a in attributes:
+            kind = a.type
+            if kind == _INT:
+                if a.name in TYPE_ATTRIBUTES and a.i not in ELEMENT_TYPES:
+                    own.append((node, a.name, a.i))
+            elif kind in (_TENSOR, _SPARSE_TENSOR):
+                op = node.op_type
+                if op not in _TENSOR_HOLDERS or node.domain not in ("", "ai.onnx"):
                     continue
+                elem = a.t.data_type if kind == _TENSOR else a.sparse_tensor.values.data_type
                 if not _stored_type_defined(elem):
                     written = ", ".join(repr(o) for o in node.output if o) or "nothing"
-                    yield (
-                        f"{op} node {node.name or '(unnamed)'!r} writing {written}: the tensor "
-                        f"its attribute {a.name!r} holds",
-                        elem,
-                    )
-            continue
-        for body in subgraphs(node):
-            yield from undefined_stored_types(body)
+                    what = f"{op} node {node.name or '(unnamed)'!r} writing {written}: the tensor"
+                    stored.append((f"{what} its attribute {a.name!r} holds", elem))
+            elif kind == _GRAPH:
+                _undefined_in_nodes(a.g, named, stored)
+            elif kind == _GRAPHS:
+                for body in a.graphs:
+                    _undefined_in_nodes(body, named, stored)
+        if own and node.domain in ("", "ai.onnx"):
+            named.extend(own)
+    return named, stored
+
+
+_INT, _TENSOR, _SPARSE_TENSOR, _GRAPH, _GRAPHS = (
+    onnx.AttributeProto.INT,
+    onnx.AttributeProto.TENSOR,
+    onnx.AttributeProto.SPARSE_TENSOR,
+    onnx.AttributeProto.GRAPH,
+    onnx.AttributeProto.GRAPHS,
+)
 
 
 def _stored_type_defined(elem: int) -> bool:
@@ -989,14 +993,15 @@ def refuse_undefined_element_types(graph: onnx.GraphProto, where: str) -> None:
             f"{where}: graph {kind} {name!r} has element type {elem}, which ONNX does not "
             "define (onnx.checker's full check refuses the model)"
         )
-    for node, attribute, elem in undefined_type_attributes(graph):
+    named, stored = _undefined_in_nodes(graph)
+    for node, attribute, elem in named[:1]:
         written = ", ".join(repr(o) for o in node.output if o) or "nothing"
         raise LoadError(
             f"{where}: {node.op_type} node {node.name or '(unnamed)'!r} writing {written}: "
             f"attribute {attribute!r} names element type {elem}, which ONNX does not define "
             "(onnx.checker's full check refuses the model)"
         )
-    for what, elem in undefined_stored_types(graph):
+    for what, elem in stored[:1]:
         said = (
             "element type 0 (UNDEFINED), which a stored tensor may not have (onnx.checker "
             "refuses the model)"
