@@ -860,8 +860,8 @@ def _quick(
         if node.op_type == "Slice" and _reversed_past_the_end(node, inputs, version):
             return None
         return kernel_outputs(node, inputs, version)
-    except (TypeError, IndexError, KeyError):  # (hostile inputs the schema lets through)
-        return None
+    except (ValueError, ArithmeticError, TypeError, IndexError, KeyError):
+        return None  # (hostile inputs the schema lets through: a Slice's NaN start)
 
 
 def _reversed_past_the_end(
