@@ -842,6 +842,20 @@ class _Checker:
 
     def _check_dtypes(self, node: onnx.NodeProto) -> None:
         boundary = self.boundary()
+        # an initializer has no producer to judge its type (a STRING one read: "0 errors");
+        # Q/DQ's quantized types are check_qdq's
+        weights = () if node.op_type in QDQ_OPS else dict.fromkeys(node.input)
+        for read in weights:
+            if read and read in self.graph.initializers:
+                name = _dtype_name(self.graph.initializers[read].data_type)
+                if name in table.UNSUPPORTED_DTYPES:
+                    self.add(
+                        "error",
+                        "dtype",
+                        f"input {read!r}, an initializer, is {name}, which TensorRT has no type "
+                        "for",
+                        node,
+                    )
         for out in node.output:
             if not out:
                 continue
