@@ -606,6 +606,7 @@ class _Checker:
         inits = set(self.graph.initializers)
         for vi in self.model.graph.input:
             if vi.name in inits:
+                self._check_declared_default(vi, self.graph.initializers[vi.name])
                 continue
             if not self._check_boundary_type(vi, "input"):  # (no dims to speak of)
                 continue
@@ -642,6 +643,38 @@ class _Checker:
                     "the model is not valid ONNX (onnx.checker's full check refuses it); "
                     "declare one of onnx.TensorProto.DataType, or drop the entry",
                 )
+
+    def _check_declared_default(self, vi: onnx.ValueInfoProto, init: onnx.TensorProto) -> None:
+        """An onnx-invalid error where graph input `vi`, which initializer `init` gives a
+        default value (IR < 4 exports, `keep_initializers_as_inputs`), declares another element
+        type, rank or fixed dim than the initializer has: onnxruntime refuses the model ("Data
+        in initializer 'w' has element type tensor(float) but usage of initializer in graph
+        expects tensor(int64)", "Shape of initializer w does not match. {3} != {2}"), and check
+        said "0 errors" (TensorRT's parser imports the initializer and reads no declaration)."""
+        if not vi.type.HasField("tensor_type") or not _tensor_type_defined(init.data_type):
+            return
+        tensor = vi.type.tensor_type
+        stored = (
+            f"its initializer is {type_name(init.data_type)} [{', '.join(map(str, init.dims))}]"
+        )
+        said = ""
+        if tensor.elem_type != init.data_type:
+            said = f"element type {type_name(tensor.elem_type)}"
+        elif tensor.HasField("shape"):  # (a dim_param, or a negative dim, fits any size)
+            dims = tensor.shape.dim
+            if len(dims) != len(init.dims) or any(
+                d.HasField("dim_value") and 0 <= d.dim_value != n
+                for d, n in zip(dims, init.dims, strict=False)
+            ):
+                said = f"shape [{', '.join(map(str, declared_dims(vi, unknown='?') or ()))}]"
+        if said:
+            self.add(
+                "error",
+                "onnx-invalid",
+                f"graph input {vi.name!r} declares {said}, but {stored} (its default value): "
+                "onnxruntime refuses the model; declare the initializer's element type and "
+                "shape",
+            )
 
     def check_initializers(self, graph: onnx.GraphProto) -> None:
         """An onnx-invalid error for each initializer of `graph` (this checker's graph, or the
