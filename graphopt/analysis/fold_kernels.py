@@ -913,6 +913,8 @@ def _tile(inputs: list[Value], attrs: Attrs, opset: int) -> list[np.ndarray]:
     reps = [int(r) for r in repeats.reshape(-1)]
     if len(reps) != data.ndim or any(r < 0 for r in reps):
         raise Unsupported
+    if 0 in reps:  # empty: np.tile would build each axis before the 0 whole (reps [2^40, 0])
+        return [np.zeros([d * r for d, r in zip(data.shape, reps, strict=True)], data.dtype)]
     return [np.tile(data, reps)]
 
 
