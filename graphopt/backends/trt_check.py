@@ -812,6 +812,15 @@ class _Checker:
                 node,
             )
             return
+        misfit = _constant_of_shape_misfit(self, node)
+        if misfit is not None:  # ("0 errors", and onnxruntime refuses the model)
+            self.add(
+                "error",
+                "onnx-invalid",
+                f"{misfit}: the model is not valid ONNX (onnxruntime refuses it)",
+                node,
+            )
+            return
         untyped = _undefined_tensor_attribute(node)
         if untyped is not None:  # (Constant value of type 99: "0 errors")
             self.add(
@@ -2158,6 +2167,26 @@ def _undefined_type_attribute(node: onnx.NodeProto) -> str | None:
             and a.i not in ELEMENT_TYPES
         ):
             return f"attribute {a.name!r} names element type {a.i}"
+    return None
+
+
+def _constant_of_shape_misfit(c: _Checker, node: onnx.NodeProto) -> str | None:
+    """What of ConstantOfShape `node` ONNX's op does not allow, else None: a `value` of other
+    than one element and one dim (onnxruntime: "The value attribute of ConstantOfShape must be
+    a single-element tensor", "Attribute expected to have a one-dim tensor"), or a constant shape with a negative size ("shape input tensor
+    must have non-negative elements"). Both refused by onnxruntime; check said "0 errors"."""
+    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+        return None
+    for a in node.attribute:
+        if a.name == "value" and a.type == onnx.AttributeProto.TENSOR and a.t.dims != [1]:
+            return (
+                f"attribute 'value' has shape [{', '.join(map(str, a.t.dims))}], where ONNX's "
+                "ConstantOfShape takes a tensor of one element and one dim (shape [1])"
+            )
+    shape = c.const(c.input(node, 0))
+    if shape is not None and shape.dtype.kind in "iu" and (shape < 0).any():
+        sizes = ", ".join(map(str, shape.reshape(-1).tolist()))
+        return f"its shape {c.input(node, 0)!r} is [{sizes}], a negative size"
     return None
 
 
