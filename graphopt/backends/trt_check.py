@@ -186,6 +186,10 @@ def _refuse_damaged_tensors(graph: onnx.GraphProto, where: str, owner: str = "")
         damage = _damaged_data(t)
         if damage is not None:
             raise LoadError(f"{at}tensor {t.name!r} {damage}")
+    for s in graph.sparse_initializer:
+        misfit = _sparse_misfit(s)
+        if misfit is not None:
+            raise LoadError(f"{at}sparse initializer {s.values.name!r} {misfit}")
     for node in graph.node:
         default = node.domain in ("", "ai.onnx")
         if default and node.op_type in ("Constant", "ConstantOfShape"):
@@ -206,6 +210,33 @@ def _refuse_damaged_tensors(graph: onnx.GraphProto, where: str, owner: str = "")
         elif node.op_type in BODY_HOLDERS or not default:
             for body in subgraphs(node):
                 _refuse_damaged_tensors(body, where, f"{node.op_type} {node.name or '(unnamed)'!r}")
+
+
+def _sparse_misfit(s: onnx.SparseTensorProto) -> str | None:
+    """How sparse tensor `s`'s values and indices (each whole: `_damaged_data`) do not make a
+    sparse tensor of its dims, else None: values that are not one-dim, indices of another type
+    than int64 or of another shape than [NNZ] (linear) or [NNZ, rank], an index out of range.
+    onnxruntime refuses each ("indices outer dimension should match the number of non-zero
+    values", "index is out of bounds"), onnx.checker too; check said "0 errors". Reads the
+    indices (a sparse tensor's are few)."""
+    values, indices, dims = s.values, s.indices, list(s.dims)
+    if len(values.dims) != 1:
+        return f"has values of shape {list(values.dims)}, where ONNX takes one-dim values"
+    nnz = values.dims[0]
+    if indices.data_type != onnx.TensorProto.INT64:
+        return f"has {type_name(indices.data_type)} indices, where ONNX takes int64"
+    if list(indices.dims) not in ([nnz], [nnz, len(dims)]):
+        return (
+            f"has indices of shape {list(indices.dims)}, where its {nnz} values need "
+            f"[{nnz}] or [{nnz}, {len(dims)}]"
+        )
+    if _kept_elsewhere(indices) or nnz == 0:
+        return None
+    index = tensor_value(indices).reshape(nnz, -1)
+    bounds = [math.prod(dims)] if index.shape[1] == 1 else dims
+    if ((index < 0) | (index >= np.asarray(bounds, dtype=np.int64))).any():
+        return f"has an index out of its dims {dims} (a damaged model)"
+    return None
 
 
 # the typed field each element type keeps its values in, and how many numbers an element takes
