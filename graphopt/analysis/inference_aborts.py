@@ -849,8 +849,9 @@ def _quick(
     or case (`_reference` evaluates it): a node not of its op's schema (its attributes and
     inputs; the element types are the kernels' to check: a Concat-1 of int64 sizes is joined,
     as onnx's inference reads it), or a Slice end past its axis with a negative step
-    (`_reversed_past_the_end`). Raises `Undefined` where the value is none the runtimes agree
-    on."""
+    (`_reversed_past_the_end`). A Squeeze given empty axes squeezes every dim of 1, as
+    onnxruntime's folding does (`_no_axes_given`). Raises `Undefined` where the value is none
+    the runtimes agree on."""
     version = next((o.version for o in opsets if o.domain in _DEFAULT), 0)
     if not version:
         return None
@@ -859,9 +860,20 @@ def _quick(
             return None
         if node.op_type == "Slice" and _reversed_past_the_end(node, inputs, version):
             return None
+        x = inputs[0] if inputs else None
+        if node.op_type == "Squeeze" and x is not None and _no_axes_given(inputs, version):
+            return [np.squeeze(x)]  # (the kernels leave it to onnxruntime)
         return kernel_outputs(node, inputs, version)
     except (ValueError, ArithmeticError, TypeError, IndexError, KeyError):
         return None  # (hostile inputs the schema lets through: a Slice's NaN start)
+
+
+def _no_axes_given(inputs: list[np.ndarray | None], version: int) -> bool:
+    """Whether Squeeze (opset 13 on) of `inputs` is given an empty axes tensor, of which
+    onnxruntime's folding squeezes every dim of 1 and onnx's reference evaluator none (pads
+    [[0, 0, -5, ...]] squeezed so made a negative dim that aborted the loader, judged '')."""
+    axes = inputs[1] if version >= 13 and len(inputs) > 1 else None
+    return axes is not None and axes.size == 0
 
 
 def _reversed_past_the_end(
