@@ -849,7 +849,8 @@ def _quick(
     or case (`_reference` evaluates it): a node not of its op's schema (its attributes and
     inputs; the element types are the kernels' to check: a Concat-1 of int64 sizes is joined,
     as onnx's inference reads it), or a Slice end past its axis with a negative step
-    (`_reversed_past_the_end`). A Squeeze given empty axes squeezes every dim of 1, as
+    (`_reversed_past_the_end`; an end of INT_MAX is read as onnxruntime's folding reads it
+    first: `_ends_as_onnxruntime_reads`). A Squeeze given empty axes squeezes every dim of 1, as
     onnxruntime's folding does (`_no_axes_given`). Raises `Undefined` where the value is none
     the runtimes agree on."""
     version = next((o.version for o in opsets if o.domain in _DEFAULT), 0)
@@ -858,14 +859,39 @@ def _quick(
     try:
         if schema_mismatch(node, version) or parameter_rank_mismatch(node, inputs):
             return None
-        if node.op_type == "Slice" and _reversed_past_the_end(node, inputs, version):
-            return None
+        if node.op_type == "Slice":
+            inputs = _ends_as_onnxruntime_reads(inputs, version)
+            if _reversed_past_the_end(node, inputs, version):
+                return None
         x = inputs[0] if inputs else None
         if node.op_type == "Squeeze" and x is not None and _no_axes_given(inputs, version):
             return [np.squeeze(x)]  # (the kernels leave it to onnxruntime)
         return kernel_outputs(node, inputs, version)
     except (ValueError, ArithmeticError, TypeError, IndexError, KeyError):
         return None  # (hostile inputs the schema lets through: a Slice's NaN start)
+
+
+_INT_MAXES = (2**31 - 1, 2**63 - 1)
+
+
+def _ends_as_onnxruntime_reads(
+    inputs: list[np.ndarray | None], version: int
+) -> list[np.ndarray | None]:
+    """`inputs` of Slice (opset 10 on) with each end of INT_MAX (`_INT_MAXES`, of either width)
+    on an axis of a negative step made the ends' type's minimum: onnxruntime's folding reads
+    such an end as "to the start" (Slice(c, [-1], [INT_MAX], [0], [-1]) is c reversed whole),
+    ONNX's definition and its reference evaluator as the axis's last index (nothing), which
+    judged reversed negative pads '' where the loader aborted."""
+    if version < 10 or len(inputs) < 5:
+        return inputs
+    ends, steps = inputs[2], inputs[4]
+    if ends is None or steps is None or ends.dtype.kind != "i" or ends.shape != steps.shape:
+        return inputs  # (the kernel refuses what is not a Slice)
+    to_start = np.isin(ends, _INT_MAXES) & (steps < 0)
+    if not to_start.any():
+        return inputs
+    ends = np.where(to_start, np.iinfo(ends.dtype).min, ends).astype(ends.dtype)
+    return [*inputs[:2], ends, *inputs[3:]]
 
 
 def _no_axes_given(inputs: list[np.ndarray | None], version: int) -> bool:
